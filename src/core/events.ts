@@ -1,0 +1,132 @@
+// The engine's input: what happened, as plain values. Readers in src/ingest turn event lines and Meta's
+// webhooks into these; the engine never sees JSON or files.
+
+/** A template's category at the time it was sent; `null` is a non-template (free-form) message. */
+export type TemplateCategory = 'marketing' | 'utility' | 'authentication';
+
+export type DeliveryStatus = 'sent' | 'delivered' | 'read' | 'failed';
+
+/** Meta's own words about a message, kept verbatim as evidence for reconciliation (never an input). */
+export interface MetaPricingEvidence {
+  billable?: boolean;
+  pricing_model?: string;
+  category?: string;
+  type?: string;
+}
+export interface MetaConversationEvidence {
+  id?: string;
+  expiration_timestamp?: string | number;
+  origin?: { type?: string };
+}
+
+export interface InboundEvent {
+  kind: 'inbound';
+  atMs: number;
+  waba: string;
+  business: string;
+  user: string;
+  id: string;
+  /** The message came through a click-to-WhatsApp ad or a Page call-to-action. */
+  hasReferral: boolean;
+  /** Country of the user from `contacts[].profile.country_code`, when Meta sent it. */
+  userCountryHint?: string;
+}
+
+export interface OutboundEvent {
+  kind: 'outbound';
+  atMs: number;
+  waba: string;
+  business: string;
+  user: string;
+  id: string;
+  template: TemplateCategory | null;
+  /** The template's name, when the sender's log has it (used with template_category_update). */
+  templateName?: string;
+  /** The sender's own log already knows the message was delivered at this instant. */
+  deliveredAtMs?: number;
+  /** The sender's own log already knows the message failed. */
+  isFailed?: boolean;
+}
+
+export interface StatusEvent {
+  kind: 'status';
+  atMs: number;
+  id: string;
+  /** Meta's status word; unknown words (e.g. `played`) are kept but decide nothing. */
+  status: DeliveryStatus | (string & {});
+  waba?: string;
+  business?: string;
+  user?: string;
+  userCountryHint?: string;
+  pricing?: MetaPricingEvidence;
+  conversation?: MetaConversationEvidence;
+}
+
+/** Meta's account_update / template_category_update facts that change how a WABA is billed. */
+export interface AccountUpdateEvent {
+  kind: 'account_update';
+  atMs: number;
+  waba: string;
+  /** VOLUME_BASED_PRICING_TIER_UPDATE, AUTH_INTL_PRICE_ELIGIBILITY_UPDATE, BUSINESS_PRIMARY_LOCATION_COUNTRY_UPDATE, … */
+  event: string;
+  /** Primary business location (BUSINESS_PRIMARY_LOCATION_COUNTRY_UPDATE). */
+  primaryCountry?: string;
+  /** Authentication-international eligibility (AUTH_INTL_PRICE_ELIGIBILITY_UPDATE). */
+  authInternational?: AuthInternationalEligibility;
+  /** Meta's statement of the tier the portfolio reached (informational, used by reconciliation). */
+  volumeTier?: { tier: string; category: string; region?: string; effectiveMonth?: string };
+}
+
+export interface TemplateCategoryUpdateEvent {
+  kind: 'template_category_update';
+  atMs: number;
+  waba: string;
+  templateName: string;
+  templateId?: string;
+  previousCategory?: string;
+  newCategory: string;
+}
+
+export type CoreEvent =
+  | InboundEvent
+  | OutboundEvent
+  | StatusEvent
+  | AccountUpdateEvent
+  | TemplateCategoryUpdateEvent;
+
+export interface AuthInternationalEligibility {
+  /** From this instant the business pays international rates to eligible countries. */
+  startMs: number;
+  /** Per-country start instants that override `startMs` (ISO country → epoch ms). */
+  exceptionsMs: Record<string, number>;
+}
+
+/** What wameter knows about a WABA (accounts file, contract §2, plus account_update webhooks). */
+export interface Account {
+  waba: string;
+  timeZone: string;
+  currency: string;
+  portfolio: string;
+  /** ISO country of the business's primary location (authentication-international). */
+  primaryCountry?: string;
+  authInternational?: AuthInternationalEligibility;
+}
+
+export function defaultAccount(waba: string): Account {
+  return { waba, timeZone: 'UTC', currency: 'USD', portfolio: waba };
+}
+
+/** The idempotency key of an event: same kind + id + status is the same event. */
+export function eventKey(event: CoreEvent): string {
+  switch (event.kind) {
+    case 'inbound':
+    case 'outbound':
+      return `${event.kind}:${event.id}`;
+    case 'status':
+      return `status:${event.id}:${event.status}`;
+    case 'account_update':
+      return `account_update:${event.waba}:${event.event}:${event.atMs}`;
+    case 'template_category_update':
+      return `template_category_update:${event.waba}:${event.templateName}:${event.atMs}`;
+  }
+}

@@ -1,0 +1,34 @@
+import { describe, expect, it } from 'vitest';
+import { addMicros, formatMicros, parseMicros } from './money.js';
+
+describe('money', () => {
+  it('parses rate strings exactly, without floats', () => {
+    expect(parseMicros('0.0014')).toEqual({ ok: true, value: 1400 });
+    expect(parseMicros('0.1')).toEqual({ ok: true, value: 100_000 });
+    expect(parseMicros('12')).toEqual({ ok: true, value: 12_000_000 });
+    expect(parseMicros('0.123456')).toEqual({ ok: true, value: 123_456 });
+    expect(parseMicros('0.12345600')).toEqual({ ok: true, value: 123_456 });
+    expect(parseMicros('-0.5')).toEqual({ ok: true, value: -500_000 });
+  });
+
+  it('refuses what is not an exact decimal', () => {
+    for (const bad of ['', 'abc', '1e-3', '0.1234567', '1,5', '$0.01']) {
+      const parsed = parseMicros(bad);
+      expect(parsed.ok, bad).toBe(false);
+    }
+  });
+
+  it('prints the shortest exact decimal', () => {
+    expect(formatMicros(1400)).toBe('0.0014');
+    expect(formatMicros(0)).toBe('0');
+    expect(formatMicros(2_500_000)).toBe('2.5');
+    expect(formatMicros(-1)).toBe('-0.000001');
+  });
+
+  it('round-trips and sums exactly where floats would drift', () => {
+    let total = 0;
+    for (let i = 0; i < 10; i++) total = addMicros(total, 100_000);
+    expect(formatMicros(total)).toBe('1');
+    expect(() => addMicros(Number.MAX_SAFE_INTEGER, 1)).toThrow();
+  });
+});
