@@ -1,0 +1,147 @@
+// The public JSON shapes of contract.md §4: units, pending messages, totals and findings as users script
+// against them (snake_case, decimal strings for money, ISO instants). Pure formatting, no rating here.
+
+import { formatInstant } from './calendar.js';
+import { addMicros, formatMicros } from './money.js';
+import type { BillableUnit, Finding, PendingMessage, RatingResult } from './units.js';
+
+export interface UnitJson {
+  id: string;
+  unit: BillableUnit['unit'];
+  pricing_model: BillableUnit['pricingModel'];
+  era: BillableUnit['era'];
+  waba: string;
+  business: string;
+  user: string;
+  country: string | null;
+  market: string | null;
+  category: BillableUnit['category'];
+  type: BillableUnit['type'];
+  opened_at: string;
+  expires_at: string | null;
+  closed_at?: string;
+  messages: string[];
+  rate: string | null;
+  amount: string | null;
+  currency: string;
+  rate_card: string | null;
+  tier?: { count: number; band: string; month: string };
+  market_inferred?: boolean;
+  rule: string;
+}
+
+export interface TotalsJson {
+  [currency: string]: {
+    amount: string;
+    units: number;
+    by_category: Record<string, { units: number; amount: string }>;
+  };
+}
+
+export interface PendingJson {
+  id: string;
+  waba: string;
+  business: string;
+  user: string;
+  sent_at: string;
+}
+
+export interface RatingJson {
+  units: UnitJson[];
+  pending: PendingJson[];
+  totals: TotalsJson;
+  findings: Finding[];
+}
+
+export function unitToJson(unit: BillableUnit): UnitJson {
+  const json: UnitJson = {
+    id: unit.id,
+    unit: unit.unit,
+    pricing_model: unit.pricingModel,
+    era: unit.era,
+    waba: unit.waba,
+    business: unit.business,
+    user: unit.user,
+    country: unit.country,
+    market: unit.market,
+    category: unit.category,
+    type: unit.type,
+    opened_at: formatInstant(unit.openedAtMs),
+    expires_at: unit.expiresAtMs === null ? null : formatInstant(unit.expiresAtMs),
+    messages: unit.messages,
+    rate: unit.rateMicros === null ? null : formatMicros(unit.rateMicros),
+    amount: unit.amountMicros === null ? null : formatMicros(unit.amountMicros),
+    currency: unit.currency,
+    rate_card: unit.rateCard,
+    rule: unit.rule,
+  };
+  if (unit.closedAtMs !== undefined) json.closed_at = formatInstant(unit.closedAtMs);
+  if (unit.tier) json.tier = { ...unit.tier };
+  if (unit.isMarketInferred) json.market_inferred = true;
+  return json;
+}
+
+export function pendingToJson(pending: PendingMessage): PendingJson {
+  return {
+    id: pending.id,
+    waba: pending.waba,
+    business: pending.business,
+    user: pending.user,
+    sent_at: formatInstant(pending.sentAtMs),
+  };
+}
+
+/** Running totals per currency in micros; units that could not be priced count as units but add nothing. */
+export class TotalsAccumulator {
+  private readonly byCurrency = new Map<
+    string,
+    { amountMicros: number; units: number; byCategory: Map<string, { units: number; amountMicros: number }> }
+  >();
+
+  add(unit: BillableUnit): void {
+    let currency = this.byCurrency.get(unit.currency);
+    if (!currency) {
+      currency = { amountMicros: 0, units: 0, byCategory: new Map() };
+      this.byCurrency.set(unit.currency, currency);
+    }
+    const amountMicros = unit.amountMicros ?? 0;
+    currency.units += 1;
+    currency.amountMicros = addMicros(currency.amountMicros, amountMicros);
+    let category = currency.byCategory.get(unit.category);
+    if (!category) {
+      category = { units: 0, amountMicros: 0 };
+      currency.byCategory.set(unit.category, category);
+    }
+    category.units += 1;
+    category.amountMicros = addMicros(category.amountMicros, amountMicros);
+  }
+
+  toJson(): TotalsJson {
+    const json: TotalsJson = {};
+    for (const currency of [...this.byCurrency.keys()].sort()) {
+      const totals = this.byCurrency.get(currency)!;
+      const byCategory: Record<string, { units: number; amount: string }> = {};
+      for (const category of [...totals.byCategory.keys()].sort()) {
+        const entry = totals.byCategory.get(category)!;
+        byCategory[category] = { units: entry.units, amount: formatMicros(entry.amountMicros) };
+      }
+      json[currency] = { amount: formatMicros(totals.amountMicros), units: totals.units, by_category: byCategory };
+    }
+    return json;
+  }
+}
+
+export function totalsOf(units: Iterable<BillableUnit>): TotalsJson {
+  const accumulator = new TotalsAccumulator();
+  for (const unit of units) accumulator.add(unit);
+  return accumulator.toJson();
+}
+
+export function ratingToJson(result: RatingResult): RatingJson {
+  return {
+    units: result.units.map(unitToJson),
+    pending: result.pending.map(pendingToJson),
+    totals: totalsOf(result.units),
+    findings: result.findings,
+  };
+}

@@ -1,0 +1,138 @@
+// The one storage interface. sqlite/ and postgres/ implement it; everything outside those folders is
+// engine-agnostic. A contract suite (store.contract.ts) runs unchanged against both real engines.
+
+import type { CoreEvent } from '../core/events.js';
+import type { BillableUnit, Finding, PendingMessage, PricingType, UnitCategory } from '../core/units.js';
+
+/** A webhook POST body exactly as received: the only evidence Meta ever gives, so it is kept verbatim. */
+export interface RawWebhookInput {
+  receivedAtMs: number;
+  /** The exact bytes Meta signed. */
+  body: Uint8Array;
+  /** Hex SHA-256 of `body`: an identical redelivery is recognised by it. */
+  sha256: string;
+  /** Why the body could not be read (bad JSON…), or null. Such bodies are kept for inspection. */
+  parseError: string | null;
+}
+
+export interface StoredRawWebhook extends RawWebhookInput {
+  id: number;
+}
+
+export interface EventInput {
+  /** Idempotency key (`eventKey` in core/events.ts): the same key twice is stored once. */
+  key: string;
+  event: CoreEvent;
+  receivedAtMs: number;
+  /** Where it came from: `webhook:<raw id>`, `api:<key name>`, `import:<file>`. */
+  source: string;
+}
+
+export interface IngestOutcome {
+  /** Events newly stored. */
+  inserted: CoreEvent[];
+  /** Events whose key was already stored (changed nothing). */
+  duplicates: number;
+}
+
+export interface UnitFilter {
+  /** The WABAs the caller may read; `undefined` = all (a `*` key). Always applied. */
+  wabas?: readonly string[];
+  waba?: string;
+  business?: string;
+  user?: string;
+  category?: UnitCategory;
+  type?: PricingType;
+  market?: string;
+  /** Units opened at or after this instant. */
+  fromMs?: number;
+  /** Units opened before this instant. */
+  toMs?: number;
+}
+
+export interface UnitPage {
+  units: BillableUnit[];
+  /** Opaque; pass back as `cursor` for the next page; null at the end. */
+  nextCursor: string | null;
+}
+
+/** Totals per currency, as contract §4 `totals` but in micros. */
+export interface CurrencyTotals {
+  amountMicros: number;
+  units: number;
+  byCategory: Record<string, { units: number; amountMicros: number }>;
+}
+
+export type Granularity = 'HALF_HOUR' | 'DAILY' | 'MONTHLY';
+export type AnalyticsDimension = 'waba' | 'business' | 'country' | 'market' | 'category' | 'type' | 'currency';
+
+export interface AnalyticsQuery extends UnitFilter {
+  granularity: Granularity;
+  dimensions: readonly AnalyticsDimension[];
+  /** Time zone in which DAILY / MONTHLY buckets are cut (default UTC). */
+  timeZone?: string;
+}
+
+export interface AnalyticsPoint {
+  startMs: number;
+  endMs: number;
+  units: number;
+  amountMicros: number;
+  /** Values of the asked dimensions. */
+  dimensions: Partial<Record<AnalyticsDimension, string | null>>;
+}
+
+/** One run of the rater over a scope, kept as history (what was rated, under which rules and cards). */
+export interface RatingRecord {
+  id: string;
+  ratedAtMs: number;
+  /** `live`, `rerate`, … */
+  reason: string;
+  /** WABAs whose units this rating replaced. */
+  wabas: string[];
+  /** The era forced with --as-of-rules, or null for the rules of each date. */
+  asOfRules: string | null;
+  rateCards: string[];
+  /** Totals of the scope after this rating, per currency. */
+  totals: Record<string, CurrencyTotals>;
+  /** For a re-rate: what changed (old vs new per unit and in total). */
+  changes?: unknown;
+}
+
+export interface Store {
+  /** Creates or upgrades the schema. Runs at start; safe to run again. */
+  migrate(): Promise<void>;
+  /** Cheap round trip to check the store is reachable (/healthz). */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+
+  /**
+   * Stores a webhook body and the events read from it in ONE transaction, durable when the promise
+   * resolves (answer 200 only after). An identical body already stored → `isDuplicate`, nothing written.
+   */
+  ingestWebhook(raw: RawWebhookInput, events: EventInput[]): Promise<IngestOutcome & { rawId: number; isDuplicate: boolean }>;
+  /** Stores events (API, imports) idempotently, in one transaction. */
+  ingestEvents(events: EventInput[]): Promise<IngestOutcome>;
+  getRawWebhook(id: number): Promise<StoredRawWebhook | undefined>;
+  /** Raw bodies kept with a parse error, newest first. */
+  listUnreadableWebhooks(limit: number): Promise<StoredRawWebhook[]>;
+
+  /** Every stored event of these WABAs (all when undefined), in any order. */
+  listEvents(wabas?: readonly string[]): Promise<CoreEvent[]>;
+  /** WABAs that have events. */
+  listWabas(): Promise<string[]>;
+
+  /** Replaces, in one transaction, the current units, pending messages and findings of `rating.wabas`. */
+  replaceRating(
+    rating: RatingRecord,
+    result: { units: BillableUnit[]; pending: PendingMessage[]; findings: Finding[] },
+  ): Promise<void>;
+  listRatings(limit: number): Promise<RatingRecord[]>;
+
+  queryUnits(filter: UnitFilter, page: { limit: number; cursor?: string }): Promise<UnitPage>;
+  /** Aggregated in the store, never by loading every unit. */
+  totals(filter: UnitFilter): Promise<Record<string, CurrencyTotals>>;
+  analytics(query: AnalyticsQuery): Promise<AnalyticsPoint[]>;
+  listPending(filter: UnitFilter): Promise<PendingMessage[]>;
+  listFindings(filter: { wabas?: readonly string[] }): Promise<Finding[]>;
+}
