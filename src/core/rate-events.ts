@@ -1,7 +1,32 @@
-// PLACEHOLDER — the rater is being written; this file fixes its public signature so other modules compile.
-import type { Account, CoreEvent } from './events.js';
+// The rating engine: events in (any order, duplicates allowed), billable units out, exactly as Meta's rules
+// define them for the date each message was delivered. One code path serves a whole file (batch) and an
+// endless stream with bounded lateness: batch is the stream whose horizon stays closed until the end.
+
+import { DAY_MS, HOUR_MS } from './calendar.js';
+import { PENDING_TTL_MS } from './eras.js';
+import type {
+  Account,
+  AccountUpdateEvent,
+  CoreEvent,
+  MetaConversationEvidence,
+  MetaPricingEvidence,
+  OutboundEvent,
+  StatusEvent,
+  TemplateCategory,
+  TemplateCategoryUpdateEvent,
+} from './events.js';
+import { PairMachine, comparePairItems, type PairItem, type PairTraceEntry, type UnitDraft } from './pair-machine.js';
+import { FindingCollector, UnitPricer } from './price-unit.js';
 import type { MarketResolver, RateBook } from './pricing-context.js';
-import type { Era, MessageDecision, RatingResult } from './units.js';
+import type {
+  BillableUnit,
+  Era,
+  Finding,
+  MessageDecision,
+  PendingMessage,
+  RatingResult,
+  TimelineEntry,
+} from './units.js';
 
 export interface RatingOptions {
   /** The WABA's settings (time zone, currency, portfolio…); `defaultAccount(waba)` for unknown ones. */
@@ -12,15 +37,627 @@ export interface RatingOptions {
   asOfRules?: Era;
   /** Apply rules marked (reported) in pricing-rules.md: the PMP-2026-10 era. Default true. */
   isReportedRulesEnabled?: boolean;
-  /** Also return one decision per delivered business message (for explain). */
+  /** Also return one decision per delivered business message (explain, reconciliation). */
   withDecisions?: boolean;
+  /** Also return the story of one user (and business number), for explain. */
+  trace?: { user: string; business?: string };
+  /**
+   * Streaming: events older than the newest event seen minus this are late and are refused (counted in a
+   * LATE_EVENT finding); units are emitted as soon as they are final. Omit for a batch (any order).
+   */
+  maxLatenessMs?: number;
+}
+
+export interface RatingSink {
+  unit(unit: BillableUnit): void;
+  pending(message: PendingMessage): void;
+}
+
+export interface RaterStats {
+  events: number;
+  duplicates: number;
+  late: number;
+  units: number;
+  pending: number;
+}
+
+export interface RaterSummary {
+  findings: Finding[];
+  decisions: MessageDecision[];
+  timeline: TimelineEntry[];
+  stats: RaterStats;
 }
 
 export interface RatingOutput extends RatingResult {
   decisions: MessageDecision[];
+  timeline: TimelineEntry[];
+  stats: RaterStats;
 }
 
 /** Rates a whole set of events (any order, duplicates allowed) and returns every unit, sorted. */
-export function rateEvents(_events: Iterable<CoreEvent>, _options: RatingOptions): RatingOutput {
-  throw new Error('rateEvents: not implemented yet');
+export function rateEvents(events: Iterable<CoreEvent>, options: RatingOptions): RatingOutput {
+  const units: BillableUnit[] = [];
+  const pending: PendingMessage[] = [];
+  const rater = new Rater(options, { unit: (u) => units.push(u), pending: (p) => pending.push(p) });
+  for (const event of events) rater.add(event);
+  const summary = rater.finish();
+  return { units, pending, ...summary };
 }
+
+// How long, in event time, ids of rated messages are remembered so that a late read receipt or a
+// redelivered status is recognised instead of being taken for a new message (streaming only).
+const TOMBSTONE_MS = 7 * DAY_MS;
+const FLUSH_EVERY_EVENTS = 50_000;
+const SWEEP_EVERY_FLUSHES = 4;
+
+interface MessageRecord {
+  id: string;
+  waba?: string;
+  business?: string;
+  user?: string;
+  countryHint?: string;
+  sentAtMs: number;
+  template: TemplateCategory | null | undefined;
+  templateName?: string;
+  hasOutbound: boolean;
+  deliveredAtMs: number;
+  failedAtMs: number;
+  pricing?: MetaPricingEvidence;
+  conversation?: MetaConversationEvidence;
+  evidenceRank: number;
+  pair?: PairState;
+  isQueued: boolean;
+}
+
+interface PairState {
+  key: string;
+  machine: PairMachine;
+  inbounds: PairItem[];
+  queued: MessageRecord[];
+  /** Records attached to this pair that are neither delivered nor failed yet. */
+  waiting: Set<MessageRecord>;
+  countryHint?: string;
+}
+
+const EVIDENCE_RANK: Record<string, number> = { delivered: 4, read: 3, sent: 2, failed: 1 };
+
+export class Rater {
+  private readonly isStreaming: boolean;
+  private readonly latenessMs: number;
+  private readonly isReportedRulesEnabled: boolean;
+  private readonly records = new Map<string, MessageRecord>();
+  private readonly pairs = new Map<string, PairState>();
+  private readonly dirty = new Set<PairState>();
+  private readonly tombstones = new Map<string, number>();
+  private readonly accountOverrides = new Map<string, Partial<Account>>();
+  private readonly accountCache = new Map<string, Account>();
+  private readonly categoryUpdates = new Map<string, { atMs: number; category: string }[]>();
+  private readonly findings = new FindingCollector();
+  private readonly pricer: UnitPricer;
+  private readonly emitQueue: UnitDraft[] = [];
+  private emitHead = 0;
+  private readonly decisions: MessageDecision[] = [];
+  private readonly timeline: TimelineEntry[] = [];
+  private readonly stats: RaterStats = { events: 0, duplicates: 0, late: 0, units: 0, pending: 0 };
+  private watermarkMs = -Infinity;
+  private horizonMs = -Infinity;
+  private eventsSinceFlush = 0;
+  private flushes = 0;
+  private isFinished = false;
+
+  constructor(
+    private readonly options: RatingOptions,
+    private readonly sink: RatingSink,
+  ) {
+    this.isStreaming = options.maxLatenessMs !== undefined;
+    this.latenessMs = options.maxLatenessMs ?? Infinity;
+    this.isReportedRulesEnabled = options.isReportedRulesEnabled ?? true;
+    this.pricer = new UnitPricer({
+      accountFor: (waba) => this.accountFor(waba),
+      rateBook: options.rateBook,
+      markets: options.markets,
+      findings: this.findings,
+    });
+  }
+
+  accountFor(waba: string): Account {
+    let account = this.accountCache.get(waba);
+    if (!account) {
+      account = { ...this.options.accountFor(waba), ...this.accountOverrides.get(waba) };
+      this.accountCache.set(waba, account);
+    }
+    return account;
+  }
+
+  add(event: CoreEvent): void {
+    if (this.isFinished) throw new Error('Rater.add after finish');
+    this.stats.events += 1;
+    if (this.isStreaming && event.atMs > this.watermarkMs) this.watermarkMs = event.atMs;
+    switch (event.kind) {
+      case 'inbound':
+        if (this.isLate(event.atMs)) return;
+        this.addInbound(event.waba, event.business, event.user, event.id, event.atMs, event.hasReferral, event.userCountryHint);
+        break;
+      case 'outbound':
+        this.addOutbound(event);
+        break;
+      case 'status':
+        this.addStatus(event);
+        break;
+      case 'account_update':
+        this.applyAccountUpdate(event);
+        break;
+      case 'template_category_update':
+        this.addCategoryUpdate(event);
+        break;
+    }
+    if (this.isStreaming && ++this.eventsSinceFlush >= FLUSH_EVERY_EVENTS) {
+      this.eventsSinceFlush = 0;
+      this.flush(this.watermarkMs - this.latenessMs);
+    }
+  }
+
+  /** Rates everything still open and returns what was found. The sink has received every unit after this. */
+  finish(): RaterSummary {
+    if (this.isFinished) throw new Error('Rater.finish called twice');
+    this.flush(Infinity);
+    this.isFinished = true;
+    const leftovers = [...this.records.values()].sort((a, b) => a.sentAtMs - b.sentAtMs || compareIds(a.id, b.id));
+    for (const record of leftovers) this.retire(record, Infinity);
+    if (this.stats.late > 0) {
+      this.findings.add('LATE_EVENT', () => ({
+        code: 'LATE_EVENT',
+        message: `${this.stats.late} event(s) arrived more than ${formatDuration(this.latenessMs)} after newer ones and were not rated: rate without --stream, or raise --max-lateness`,
+      }));
+    }
+    return {
+      findings: this.findings.list(),
+      decisions: this.decisions,
+      timeline: this.timeline.sort((a, b) => a.atMs - b.atMs),
+      stats: this.stats,
+    };
+  }
+
+  private isLate(atMs: number): boolean {
+    if (atMs >= this.horizonMs) return false;
+    this.stats.late += 1;
+    return true;
+  }
+
+  private pairFor(waba: string, business: string, user: string): PairState {
+    const key = `${business}\u0000${user}`;
+    let pair = this.pairs.get(key);
+    if (!pair) {
+      const account = this.accountFor(waba);
+      const trace = this.traceFor(business, user);
+      pair = {
+        key,
+        machine: new PairMachine(
+          waba,
+          business,
+          user,
+          {
+            timeZone: account.timeZone,
+            isReportedRulesEnabled: this.isReportedRulesEnabled,
+            ...(this.options.asOfRules ? { asOfRules: this.options.asOfRules } : {}),
+          },
+          trace,
+        ),
+        inbounds: [],
+        queued: [],
+        waiting: new Set(),
+      };
+      this.pairs.set(key, pair);
+    }
+    return pair;
+  }
+
+  private traceFor(business: string, user: string): ((entry: PairTraceEntry) => void) | undefined {
+    const wanted = this.options.trace;
+    const isTraced = wanted !== undefined && wanted.user === user && (!wanted.business || wanted.business === business);
+    if (!isTraced && !this.options.withDecisions) return undefined;
+    return (entry) => {
+      if (isTraced) {
+        const line: TimelineEntry = { atMs: entry.atMs, kind: entry.kind, business, messageId: entry.messageId, reason: entry.reason };
+        if (entry.unitId) line.unitId = entry.unitId;
+        if (entry.era) line.era = entry.era;
+        if (entry.rule) line.rule = entry.rule;
+        this.timeline.push(line);
+      }
+      if (this.options.withDecisions && entry.kind === 'message') {
+        const record = this.records.get(entry.messageId);
+        const decision: MessageDecision = {
+          messageId: entry.messageId,
+          waba: record?.waba ?? '',
+          business,
+          user,
+          deliveredAtMs: entry.atMs,
+          template: entry.template ?? null,
+          era: entry.era!,
+          unitId: entry.unitId!,
+          rule: entry.rule!,
+          reason: entry.reason,
+        };
+        if (record?.pricing || record?.conversation) {
+          decision.meta = {};
+          if (record.pricing) decision.meta.pricing = { ...record.pricing };
+          if (record.conversation) decision.meta.conversation = { ...record.conversation };
+        }
+        this.decisions.push(decision);
+      }
+    };
+  }
+
+  private addInbound(
+    waba: string,
+    business: string,
+    user: string,
+    id: string,
+    atMs: number,
+    hasReferral: boolean,
+    countryHint: string | undefined,
+  ): void {
+    const pair = this.pairFor(waba, business, user);
+    if (countryHint && !pair.countryHint) pair.countryHint = countryHint;
+    pair.inbounds.push({ atMs, id, hasReferral });
+    this.dirty.add(pair);
+  }
+
+  private recordFor(id: string): MessageRecord | undefined {
+    if (this.tombstones.has(id)) {
+      this.stats.duplicates += 1;
+      return undefined;
+    }
+    let record = this.records.get(id);
+    if (!record) {
+      record = {
+        id,
+        sentAtMs: Infinity,
+        template: undefined,
+        hasOutbound: false,
+        deliveredAtMs: Infinity,
+        failedAtMs: Infinity,
+        evidenceRank: 0,
+        isQueued: false,
+      };
+      this.records.set(id, record);
+    }
+    return record;
+  }
+
+  private addOutbound(event: OutboundEvent): void {
+    if (this.isLate(event.atMs)) return;
+    const record = this.recordFor(event.id);
+    if (!record) return;
+    if (record.hasOutbound) {
+      this.stats.duplicates += 1;
+      return;
+    }
+    record.hasOutbound = true;
+    record.waba = event.waba;
+    record.business = event.business;
+    record.user = event.user;
+    record.sentAtMs = event.atMs;
+    record.template = event.template;
+    if (event.templateName) record.templateName = event.templateName;
+    if (event.isFailed) record.failedAtMs = Math.min(record.failedAtMs, event.atMs);
+    if (event.deliveredAtMs !== undefined) this.markDelivered(record, event.deliveredAtMs);
+    this.place(record, true);
+  }
+
+  private addStatus(event: StatusEvent): void {
+    const record = this.recordFor(event.id);
+    if (!record) return;
+    const isDelivery = event.status === 'delivered' || event.status === 'read';
+    if (isDelivery && this.isLate(event.atMs)) return;
+    if (!record.hasOutbound) {
+      if (event.waba && !record.waba) record.waba = event.waba;
+      if (event.business && !record.business) record.business = event.business;
+      if (event.user && !record.user) record.user = event.user;
+      if (event.userCountryHint && !record.countryHint) record.countryHint = event.userCountryHint;
+      if (event.atMs < record.sentAtMs) record.sentAtMs = event.atMs;
+    }
+    if (event.pricing || event.conversation) {
+      const rank = EVIDENCE_RANK[event.status] ?? 0;
+      if (rank > record.evidenceRank) {
+        record.evidenceRank = rank;
+        if (event.pricing) record.pricing = event.pricing;
+        if (event.conversation) record.conversation = event.conversation;
+      }
+    }
+    if (isDelivery) this.markDelivered(record, event.atMs);
+    else if (event.status === 'failed') record.failedAtMs = Math.min(record.failedAtMs, event.atMs);
+    this.place(record, false);
+  }
+
+  private markDelivered(record: MessageRecord, atMs: number): void {
+    if (atMs < record.deliveredAtMs) record.deliveredAtMs = atMs;
+  }
+
+  /** Attaches a record to its pair once the pair is known, and queues it once it is delivered. */
+  private place(record: MessageRecord, isFromOutbound: boolean): void {
+    if (record.pair && isFromOutbound && record.pair.key !== `${record.business}\u0000${record.user}`) {
+      // A status named another pair before the sender's log arrived: the log wins.
+      record.pair.waiting.delete(record);
+      const index = record.pair.queued.indexOf(record);
+      if (index >= 0) record.pair.queued.splice(index, 1);
+      record.pair = undefined;
+      record.isQueued = false;
+    }
+    if (!record.pair) {
+      if (record.business === undefined || record.user === undefined || !record.user) return;
+      record.pair = this.pairFor(record.waba ?? record.business, record.business, record.user);
+      if (record.countryHint && !record.pair.countryHint) record.pair.countryHint = record.countryHint;
+    }
+    const pair = record.pair;
+    if (record.deliveredAtMs !== Infinity) {
+      pair.waiting.delete(record);
+      if (!record.isQueued) {
+        record.isQueued = true;
+        pair.queued.push(record);
+        this.dirty.add(pair);
+      }
+    } else if (record.failedAtMs === Infinity) {
+      pair.waiting.add(record);
+    } else {
+      pair.waiting.delete(record);
+    }
+  }
+
+  private applyAccountUpdate(event: AccountUpdateEvent): void {
+    const override = this.accountOverrides.get(event.waba) ?? {};
+    if (event.primaryCountry) override.primaryCountry = event.primaryCountry;
+    if (event.authInternational) override.authInternational = event.authInternational;
+    this.accountOverrides.set(event.waba, override);
+    this.accountCache.delete(event.waba);
+  }
+
+  private addCategoryUpdate(event: TemplateCategoryUpdateEvent): void {
+    const key = `${event.waba}|${event.templateName}`;
+    const list = this.categoryUpdates.get(key) ?? [];
+    if (!list.some((u) => u.atMs === event.atMs && u.category === event.newCategory)) {
+      list.push({ atMs: event.atMs, category: event.newCategory });
+      list.sort((a, b) => a.atMs - b.atMs);
+    }
+    this.categoryUpdates.set(key, list);
+  }
+
+  /** Rates every pair's items that happened before `horizonMs`, then prices and emits what became final. */
+  private flush(horizonMs: number): void {
+    if (horizonMs <= this.horizonMs) return;
+    this.horizonMs = horizonMs;
+    const opened: UnitDraft[] = [];
+    for (const pair of this.dirty) {
+      this.advancePair(pair, horizonMs, opened);
+      if (pair.inbounds.length === 0 && pair.queued.length === 0) this.dirty.delete(pair);
+    }
+    opened.sort((a, b) => a.openedAtMs - b.openedAtMs || compareIds(a.id, b.id));
+    for (const draft of opened) {
+      this.pricer.price(draft);
+      this.emitQueue.push(draft);
+    }
+    this.emitFinal(horizonMs);
+    if (horizonMs !== Infinity && ++this.flushes % SWEEP_EVERY_FLUSHES === 0) this.sweep(horizonMs);
+  }
+
+  private advancePair(pair: PairState, horizonMs: number, opened: UnitDraft[]): void {
+    const items: PairItem[] = [];
+    if (pair.inbounds.length > 0) {
+      const kept: PairItem[] = [];
+      for (const inbound of pair.inbounds) (inbound.atMs < horizonMs ? items : kept).push(inbound);
+      pair.inbounds = kept;
+    }
+    if (pair.queued.length > 0) {
+      const kept: MessageRecord[] = [];
+      for (const record of pair.queued) {
+        if (record.deliveredAtMs < horizonMs) {
+          const template = this.templateOf(record);
+          if (template === undefined) continue;
+          items.push({
+            atMs: record.deliveredAtMs,
+            id: record.id,
+            message: { id: record.id, template, isCategoryFromWebhook: !record.hasOutbound },
+          });
+          if (record.failedAtMs !== Infinity) {
+            this.findings.add(`DELIVERED_AND_FAILED:${record.id}`, () => ({
+              code: 'DELIVERED_AND_FAILED',
+              message: `message ${record.id} was reported both delivered and failed: rated as delivered`,
+              message_id: record.id,
+              waba: record.waba,
+            }));
+          }
+        } else kept.push(record);
+      }
+      pair.queued = kept;
+    }
+    if (items.length === 0) return;
+    items.sort(comparePairItems);
+    const before = opened.length;
+    pair.machine.apply(items, opened);
+    for (let i = before; i < opened.length; i++) {
+      const draft = opened[i]!;
+      if (pair.countryHint) draft.countryHint = pair.countryHint;
+    }
+    for (const item of items) {
+      if (item.message) this.retireRated(item.id, horizonMs);
+    }
+  }
+
+  /** The category that counts: the template's category when it was sent (Meta may recategorise it). */
+  private templateOf(record: MessageRecord): TemplateCategory | null | undefined {
+    let template = record.template;
+    if (template === undefined) {
+      template = categoryFromEvidence(record);
+      if (template === undefined) {
+        this.findings.add(`UNKNOWN_CATEGORY:${record.waba}`, () => ({
+          code: 'UNKNOWN_CATEGORY',
+          message: `WABA ${record.waba ?? '?'}: delivered messages with no outbound line and no pricing in Meta's webhook cannot be rated (first: ${record.id}); feed the send log too`,
+          message_id: record.id,
+          waba: record.waba,
+        }));
+        this.retireRated(record.id, this.horizonMs);
+        return undefined;
+      }
+    }
+    if (record.templateName && record.waba) {
+      const updates = this.categoryUpdates.get(`${record.waba}|${record.templateName}`);
+      let current: string | undefined;
+      for (const update of updates ?? []) if (update.atMs <= record.sentAtMs) current = update.category;
+      if (current && isTemplateCategory(current) && current !== template) {
+        const logged = template;
+        this.findings.add(`TEMPLATE_RECATEGORISED:${record.waba}:${record.templateName}`, () => ({
+          code: 'TEMPLATE_RECATEGORISED',
+          message: `template "${record.templateName}" was ${current} when sent (Meta recategorised it), not ${logged ?? 'a non-template'} as the send log says: rated as ${current}`,
+          template: record.templateName,
+          waba: record.waba,
+        }));
+        template = current;
+      }
+    }
+    return template;
+  }
+
+  private retireRated(id: string, horizonMs: number): void {
+    const record = this.records.get(id);
+    if (!record) return;
+    this.records.delete(id);
+    record.pair?.waiting.delete(record);
+    if (this.isStreaming) this.tombstones.set(id, horizonMs === Infinity ? Infinity : record.deliveredAtMs + TOMBSTONE_MS);
+  }
+
+  private emitFinal(horizonMs: number): void {
+    const queue = this.emitQueue;
+    while (this.emitHead < queue.length) {
+      const draft = queue[this.emitHead]!;
+      const endsAtMs = draft.closedAtMs ?? draft.expiresAtMs ?? draft.openedAtMs;
+      if (draft.unit === 'conversation' && endsAtMs > horizonMs) break;
+      this.sink.unit(toUnit(draft));
+      this.stats.units += 1;
+      queue[this.emitHead++] = undefined as unknown as UnitDraft;
+    }
+    if (this.emitHead > 10_000 && this.emitHead * 2 > queue.length) {
+      queue.splice(0, this.emitHead);
+      this.emitHead = 0;
+    }
+  }
+
+  /** Forgets what can no longer change: quiet pairs, expired pending messages, old tombstones. */
+  private sweep(horizonMs: number): void {
+    for (const record of this.records.values()) {
+      if (record.pair && record.deliveredAtMs !== Infinity) continue; // queued: rated at its time
+      const lastChanceMs = record.failedAtMs !== Infinity ? record.failedAtMs : record.sentAtMs + PENDING_TTL_MS;
+      if (!record.pair && record.sentAtMs < horizonMs) {
+        this.retire(record, horizonMs);
+      } else if (lastChanceMs < horizonMs) {
+        this.retire(record, horizonMs);
+      }
+    }
+    for (const [key, pair] of this.pairs) {
+      if (
+        pair.inbounds.length === 0 &&
+        pair.queued.length === 0 &&
+        pair.waiting.size === 0 &&
+        pair.machine.isQuiescentAt(horizonMs)
+      ) {
+        this.pairs.delete(key);
+        this.dirty.delete(pair);
+      }
+    }
+    for (const [id, expiresAtMs] of this.tombstones) if (expiresAtMs < horizonMs) this.tombstones.delete(id);
+  }
+
+  /** A message that will never be rated: failed, still pending, or impossible to place. */
+  private retire(record: MessageRecord, horizonMs: number): void {
+    this.records.delete(record.id);
+    record.pair?.waiting.delete(record);
+    if (this.isStreaming && horizonMs !== Infinity) this.tombstones.set(record.id, record.sentAtMs + PENDING_TTL_MS);
+    if (record.deliveredAtMs !== Infinity && !record.pair) {
+      this.findings.add(`STATUS_WITHOUT_USER`, () => ({
+        code: 'STATUS_WITHOUT_USER',
+        message: `delivered message ${record.id} has no outbound line and its status names no user or business number: feed the send log or Meta's full webhook`,
+        message_id: record.id,
+      }));
+      return;
+    }
+    if (record.failedAtMs !== Infinity || record.deliveredAtMs !== Infinity) return;
+    if (!record.pair) {
+      this.findings.add(`STATUS_WITHOUT_USER`, () => ({
+        code: 'STATUS_WITHOUT_USER',
+        message: `message ${record.id} has only statuses that name no user or business number: feed the send log or Meta's full webhook`,
+        message_id: record.id,
+      }));
+      return;
+    }
+    this.stats.pending += 1;
+    this.sink.pending({
+      id: record.id,
+      waba: record.waba ?? record.business ?? '',
+      business: record.business ?? '',
+      user: record.user ?? '',
+      sentAtMs: record.sentAtMs,
+    });
+  }
+}
+
+function toUnit(draft: UnitDraft): BillableUnit {
+  const unit: BillableUnit = {
+    id: draft.id,
+    unit: draft.unit,
+    pricingModel: draft.pricingModel,
+    era: draft.era,
+    waba: draft.waba,
+    business: draft.business,
+    user: draft.user,
+    country: draft.country,
+    market: draft.market,
+    category: draft.category,
+    type: draft.type,
+    openedAtMs: draft.openedAtMs,
+    expiresAtMs: draft.expiresAtMs,
+    messages: draft.messages,
+    rateMicros: draft.rateMicros,
+    amountMicros: draft.amountMicros,
+    currency: draft.currency,
+    rateCard: draft.rateCard,
+    rule: draft.rule,
+  };
+  if (draft.closedAtMs !== undefined) unit.closedAtMs = draft.closedAtMs;
+  if (draft.tier) unit.tier = draft.tier;
+  if (draft.isMarketInferred) unit.isMarketInferred = true;
+  return unit;
+}
+
+const WEBHOOK_CATEGORIES: Readonly<Record<string, TemplateCategory | null>> = {
+  marketing: 'marketing',
+  marketing_lite: 'marketing',
+  utility: 'utility',
+  authentication: 'authentication',
+  authentication_international: 'authentication',
+  'authentication-international': 'authentication',
+  service: null,
+  user_initiated: null,
+  customer_initiated: null,
+  referral_conversion: null,
+  // CBP-2022 only told business-initiated (a template) from user-initiated.
+  business_initiated: 'marketing',
+};
+
+function categoryFromEvidence(record: MessageRecord): TemplateCategory | null | undefined {
+  const word = record.pricing?.category ?? record.conversation?.origin?.type;
+  if (word === undefined) return undefined;
+  const category = WEBHOOK_CATEGORIES[word.toLowerCase()];
+  return category;
+}
+
+function isTemplateCategory(value: string): value is TemplateCategory {
+  return value === 'marketing' || value === 'utility' || value === 'authentication';
+}
+
+function compareIds(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+function formatDuration(ms: number): string {
+  return ms % DAY_MS === 0 ? `${ms / DAY_MS} d` : ms % HOUR_MS === 0 ? `${ms / HOUR_MS} h` : `${ms / 1000} s`;
+}
+

@@ -111,6 +111,20 @@ export interface MessageDecision {
   rule: string;
   /** The rule in words. */
   reason: string;
+  /** What Meta's status webhooks said about this message (pricing, conversation), verbatim. */
+  meta?: { pricing?: Record<string, unknown>; conversation?: Record<string, unknown> };
+}
+
+/** One line of a user's story, for `explain`: a user's message, or a business message and its verdict. */
+export interface TimelineEntry {
+  atMs: number;
+  kind: 'inbound' | 'message';
+  business: string;
+  messageId: string;
+  unitId?: string;
+  era?: Era;
+  rule?: string;
+  reason: string;
 }
 
 export interface RatingResult {

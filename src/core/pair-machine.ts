@@ -1,0 +1,381 @@
+// The billing rules of one (business number, user) pair: walks inbound messages and delivered business
+// messages in time order and decides which unit each business message opens or rides on (phase 1).
+// Knows nothing of prices, allowances or tiers: those need every pair of a WABA (price-unit.ts).
+
+import { formatInstant, localDate } from './calendar.js';
+import {
+  CONVERSATION_MS,
+  FEP_ANSWER_MS,
+  LONGEST_WINDOW_MS,
+  SERVICE_WINDOW_MS,
+  eraOn,
+  fepWindowMs,
+  isConversationEra,
+  pricingModelOf,
+} from './eras.js';
+import type { TemplateCategory } from './events.js';
+import type { BillableUnit, Era, PricingType, RateCategory, UnitCategory } from './units.js';
+
+/** A monthly free allowance a unit may draw on; decided in global time order by price-unit.ts. */
+export type Allowance = 'none' | 'free-conversations' | 'free-service-messages';
+
+/** A unit being built: the public fields plus what pricing needs. Mutated until it is final. */
+export interface UnitDraft extends BillableUnit {
+  allowance: Allowance;
+  /** Rate-card column; `authentication` may become `authentication_international` when priced. */
+  rateCategory: RateCategory;
+  /** Counts toward (and is priced by) volume tiers when charged. */
+  isTiered: boolean;
+  isCategoryFromWebhook: boolean;
+  countryHint?: string;
+  /** A free entry point conversation or window: nothing else opens while it lasts. */
+  isFreeEntryPoint: boolean;
+}
+
+export interface PairItem {
+  atMs: number;
+  id: string;
+  /** Inbound: came through an ad / Page CTA. */
+  hasReferral?: boolean;
+  /** Outbound (delivered business message) when set; `undefined` for an inbound message. */
+  message?: DeliveredMessage;
+}
+
+export interface DeliveredMessage {
+  id: string;
+  template: TemplateCategory | null;
+  isCategoryFromWebhook: boolean;
+}
+
+export interface PairRules {
+  timeZone: string;
+  isReportedRulesEnabled: boolean;
+  asOfRules?: Era;
+}
+
+export interface PairTraceEntry {
+  atMs: number;
+  kind: 'inbound' | 'message';
+  messageId: string;
+  unitId?: string;
+  era?: Era;
+  rule?: string;
+  reason: string;
+  template?: TemplateCategory | null;
+}
+
+interface OpenConversation {
+  draft: UnitDraft;
+  /** `any` for CBP-2022 conversations (they cover every message), else the category. */
+  slot: 'any' | 'marketing' | 'utility' | 'authentication' | 'service';
+}
+
+/** Items come first ordered by time; at the same instant a user's message precedes a business message. */
+export function comparePairItems(a: PairItem, b: PairItem): number {
+  if (a.atMs !== b.atMs) return a.atMs - b.atMs;
+  const aIsInbound = a.message === undefined ? 0 : 1;
+  const bIsInbound = b.message === undefined ? 0 : 1;
+  if (aIsInbound !== bIsInbound) return aIsInbound - bIsInbound;
+  return a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
+}
+
+export class PairMachine {
+  private lastInboundMs = -Infinity;
+  private referralAtMs = -Infinity;
+  private isReferralAnswered = true;
+  private fep: { draft: UnitDraft; expiresAtMs: number } | null = null;
+  private open: OpenConversation[] = [];
+  private lastSeenInboundId: string | undefined;
+
+  constructor(
+    readonly waba: string,
+    readonly business: string,
+    readonly user: string,
+    private readonly rules: PairRules,
+    private readonly trace?: (entry: PairTraceEntry) => void,
+  ) {}
+
+  /** Nothing is open after `atMs`: the pair's state can be forgotten without changing any verdict. */
+  isQuiescentAt(atMs: number): boolean {
+    return (
+      this.lastInboundMs + LONGEST_WINDOW_MS <= atMs &&
+      (this.fep === null || this.fep.expiresAtMs <= atMs) &&
+      this.open.every((c) => c.draft.expiresAtMs! <= atMs)
+    );
+  }
+
+  /** Applies items already sorted with comparePairItems; returns the units they opened. */
+  apply(items: readonly PairItem[], opened: UnitDraft[]): void {
+    for (const item of items) {
+      if (item.message) this.decide(item.atMs, item.message, opened);
+      else this.receive(item);
+    }
+  }
+
+  private receive(item: PairItem): void {
+    if (item.id === this.lastSeenInboundId) return; // the same inbound message twice
+    this.lastSeenInboundId = item.id;
+    this.lastInboundMs = item.atMs;
+    if (item.hasReferral) {
+      this.referralAtMs = item.atMs;
+      this.isReferralAnswered = false;
+    }
+    this.trace?.({
+      atMs: item.atMs,
+      kind: 'inbound',
+      messageId: item.id,
+      reason:
+        `user wrote: customer service window open until ${formatInstant(item.atMs + SERVICE_WINDOW_MS)}` +
+        (item.hasReferral
+          ? `; came through an ad / Page CTA, so the business's first answer before ${formatInstant(item.atMs + FEP_ANSWER_MS)} opens a free entry point`
+          : ''),
+    });
+  }
+
+  private decide(deliveredAtMs: number, message: DeliveredMessage, opened: UnitDraft[]): void {
+    const date = localDate(deliveredAtMs, this.rules.timeZone);
+    const era = this.rules.asOfRules ?? eraOn(date, this.rules.isReportedRulesEnabled);
+    const isInServiceWindow = deliveredAtMs < this.lastInboundMs + SERVICE_WINDOW_MS;
+    const isFepEligible = !this.isReferralAnswered && deliveredAtMs < this.referralAtMs + FEP_ANSWER_MS;
+    this.isReferralAnswered = true; // any business message after the ad click is the answer
+    if (this.fep && deliveredAtMs >= this.fep.expiresAtMs) this.fep = null;
+    if (this.open.length > 0) this.open = this.open.filter((c) => deliveredAtMs < c.draft.expiresAtMs!);
+
+    const ride = (draft: UnitDraft, rule: string, reason: string) => {
+      // The unit keeps the rule that opened it; the riding message's own rule is in the trace.
+      draft.messages.push(message.id);
+      this.note(deliveredAtMs, message, era, draft.id, rule, reason);
+    };
+    const start = (draft: UnitDraft, rule: string, reason: string) => {
+      draft.rule = rule;
+      opened.push(draft);
+      this.note(deliveredAtMs, message, era, draft.id, rule, reason);
+      return draft;
+    };
+    const what = describe(message);
+
+    // Free entry point (all eras since CBP-2022): a window in which every business message is free.
+    if (this.fep) {
+      if (this.fep.draft.unit === 'conversation') {
+        ride(
+          this.fep.draft,
+          'FEP_RIDE',
+          `${what} inside the free entry point conversation (until ${formatInstant(this.fep.expiresAtMs)}): free`,
+        );
+      } else {
+        start(
+          this.draft(era, 'message', deliveredAtMs, null, message, 'referral_conversion', 'free_entry_point', 'service'),
+          'FEP_WINDOW',
+          `${what} inside the free entry point window (until ${formatInstant(this.fep.expiresAtMs)}): free`,
+        ).isFreeEntryPoint = true;
+      }
+      return;
+    }
+    if (isFepEligible && era !== 'NBP') {
+      const expiresAtMs = deliveredAtMs + fepWindowMs(date);
+      const isConversation = isConversationEra(era);
+      const draft = this.draft(
+        era,
+        isConversation ? 'conversation' : 'message',
+        deliveredAtMs,
+        isConversation ? expiresAtMs : null,
+        message,
+        'referral_conversion',
+        'free_entry_point',
+        'service',
+      );
+      draft.isFreeEntryPoint = true;
+      const closed = this.open.filter((c) => c.draft.unit === 'conversation');
+      for (const conversation of closed) conversation.draft.closedAtMs = deliveredAtMs;
+      this.open = [];
+      this.fep = { draft, expiresAtMs };
+      start(
+        draft,
+        'FEP_OPEN',
+        `${what} is the first answer within 24 h to the user's ad / Page CTA message of ${formatInstant(this.referralAtMs)}: ` +
+          `free entry point opens until ${formatInstant(expiresAtMs)}, everything in it free` +
+          (closed.length > 0 ? `; it closes ${closed.map((c) => c.draft.id).join(', ')}` : ''),
+      );
+      return;
+    }
+
+    if (era === 'NBP') {
+      if (message.template) {
+        start(
+          this.draft(era, 'message', deliveredAtMs, null, message, message.template, 'regular', message.template),
+          'NBP_TEMPLATE',
+          `${what}: charged per delivered template (notification pricing, before 2022-02-01)`,
+        );
+      } else {
+        start(
+          this.draft(era, 'message', deliveredAtMs, null, message, 'service', 'free_customer_service', 'service'),
+          'NBP_REPLY',
+          `${what}: free reply (notification pricing, before 2022-02-01)`,
+        );
+      }
+      return;
+    }
+
+    if (isConversationEra(era)) {
+      const legacy = this.open.find((c) => c.slot === 'any');
+      if (legacy) {
+        ride(legacy.draft, 'CBP_RIDE', `${what} inside open conversation ${legacy.draft.id}: covered`);
+        return;
+      }
+      if (era === 'CBP-2022') {
+        const category: UnitCategory = isInServiceWindow ? 'user_initiated' : 'business_initiated';
+        const draft = this.draft(era, 'conversation', deliveredAtMs, deliveredAtMs + CONVERSATION_MS, message, category, 'regular', category);
+        draft.allowance = 'free-conversations';
+        this.open.push({ draft, slot: 'any' });
+        start(
+          draft,
+          isInServiceWindow ? 'CBP2022_USER_INITIATED' : 'CBP2022_BUSINESS_INITIATED',
+          `${what} with no conversation open: ${category.replace('_', '-')} conversation opens (${
+            isInServiceWindow ? 'within 24 h of the user\u2019s last message' : 'outside the customer service window'
+          }) until ${formatInstant(deliveredAtMs + CONVERSATION_MS)}`,
+        );
+        return;
+      }
+      if (message.template) {
+        const category = message.template;
+        const existing = this.open.find((c) => c.slot === category);
+        if (existing) {
+          ride(existing.draft, 'CBP_RIDE', `${what} inside open ${category} conversation ${existing.draft.id}: no charge`);
+          return;
+        }
+        const draft = this.draft(era, 'conversation', deliveredAtMs, deliveredAtMs + CONVERSATION_MS, message, category, 'regular', category);
+        this.open.push({ draft, slot: category });
+        start(
+          draft,
+          'CBP_OPEN',
+          `${what} with no ${category} conversation open: a ${category} conversation opens until ${formatInstant(deliveredAtMs + CONVERSATION_MS)}`,
+        );
+        return;
+      }
+      const any = this.open[0];
+      if (any) {
+        ride(any.draft, 'CBP_RIDE', `${what} inside open ${any.draft.category} conversation ${any.draft.id}: no charge`);
+        return;
+      }
+      const isAlwaysFree = era === 'CBP-2024-11';
+      const draft = this.draft(
+        era,
+        'conversation',
+        deliveredAtMs,
+        deliveredAtMs + CONVERSATION_MS,
+        message,
+        'service',
+        isAlwaysFree ? 'free_customer_service' : 'regular',
+        'service',
+      );
+      if (!isAlwaysFree) draft.allowance = 'free-conversations';
+      this.open.push({ draft, slot: 'service' });
+      start(
+        draft,
+        isAlwaysFree ? 'CBP_SERVICE_FREE' : 'CBP_OPEN_SERVICE',
+        `${what} with no conversation open: a service conversation opens until ${formatInstant(deliveredAtMs + CONVERSATION_MS)}` +
+          (isAlwaysFree ? ' (free: every service conversation is free from 2024-11-01)' : ''),
+      );
+      return;
+    }
+
+    // Per-message pricing.
+    if (message.template === 'utility') {
+      const carried = this.open.find((c) => c.slot === 'utility');
+      if (carried) {
+        ride(
+          carried.draft,
+          'CBP_UTILITY_CARRYOVER',
+          `${what} inside utility conversation ${carried.draft.id} opened before per-message pricing: free`,
+        );
+        return;
+      }
+    }
+    const template = message.template;
+    if (template === 'marketing' || template === 'authentication') {
+      start(
+        this.draft(era, 'message', deliveredAtMs, null, message, template, 'regular', template),
+        'PMP_CHARGED',
+        `${what}: charged per delivered message`,
+      ).isTiered = template === 'authentication';
+      return;
+    }
+    if (template === 'utility') {
+      const isFree = isInServiceWindow && era === 'PMP-2025';
+      const draft = this.draft(era, 'message', deliveredAtMs, null, message, 'utility', isFree ? 'free_customer_service' : 'regular', 'utility');
+      draft.isTiered = !isFree;
+      start(
+        draft,
+        isFree ? 'PMP_UTILITY_IN_CSW' : isInServiceWindow ? 'PMP2026_UTILITY_IN_CSW' : 'PMP_CHARGED',
+        isFree
+          ? `${what} inside the customer service window (user wrote ${formatInstant(this.lastInboundMs)}): free`
+          : isInServiceWindow
+            ? `${what} inside the customer service window: charged from 2026-10-01 (reported rule)`
+            : `${what} outside any customer service window: charged`,
+      );
+      return;
+    }
+    if (era === 'PMP-2026-10') {
+      const draft = this.draft(era, 'message', deliveredAtMs, null, message, 'service', 'regular', 'utility');
+      draft.allowance = 'free-service-messages';
+      start(
+        draft,
+        'PMP2026_SERVICE',
+        `${what}: service messages are charged at the market's utility rate from 2026-10-01 (reported rule)`,
+      );
+      return;
+    }
+    start(
+      this.draft(era, 'message', deliveredAtMs, null, message, 'service', 'free_customer_service', 'service'),
+      'PMP_SERVICE_FREE',
+      `${what}: non-template messages are free under per-message pricing`,
+    );
+  }
+
+  private draft(
+    era: Era,
+    unit: 'conversation' | 'message',
+    openedAtMs: number,
+    expiresAtMs: number | null,
+    message: DeliveredMessage,
+    category: UnitCategory,
+    type: PricingType,
+    rateCategory: RateCategory,
+  ): UnitDraft {
+    return {
+      id: `u_${message.id}`,
+      unit,
+      pricingModel: pricingModelOf(era),
+      era,
+      waba: this.waba,
+      business: this.business,
+      user: this.user,
+      country: null,
+      market: null,
+      category,
+      type,
+      openedAtMs,
+      expiresAtMs,
+      messages: [message.id],
+      rateMicros: null,
+      amountMicros: null,
+      currency: '',
+      rateCard: null,
+      rule: '',
+      allowance: 'none',
+      rateCategory,
+      isTiered: false,
+      isCategoryFromWebhook: message.isCategoryFromWebhook,
+      isFreeEntryPoint: false,
+    };
+  }
+
+  private note(atMs: number, message: DeliveredMessage, era: Era, unitId: string, rule: string, reason: string) {
+    if (!this.trace) return;
+    this.trace({ atMs, kind: 'message', messageId: message.id, unitId, era, rule, reason, template: message.template });
+  }
+}
+
+function describe(message: DeliveredMessage): string {
+  return message.template ? `${message.template} template ${message.id}` : `non-template message ${message.id}`;
+}

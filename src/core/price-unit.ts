@@ -1,0 +1,160 @@
+// Phase 2 of rating: puts a price on units in global time order. Monthly free allowances and volume
+// tiers count across every pair of a WABA or portfolio, so units must arrive here sorted by opening time.
+
+import { localDate } from './calendar.js';
+import { FREE_CONVERSATIONS_PER_MONTH, FREE_SERVICE_MESSAGES_PER_MONTH, hasAuthInternationalRate } from './eras.js';
+import type { Account } from './events.js';
+import type { UnitDraft } from './pair-machine.js';
+import type { MarketResolver, RateBook, RateCard, TierBand } from './pricing-context.js';
+import type { Finding, RateCategory } from './units.js';
+
+export interface PricingContext {
+  accountFor(waba: string): Account;
+  rateBook: RateBook;
+  markets: MarketResolver;
+  findings: FindingCollector;
+}
+
+/** Findings, each said once per distinct key, with a count of how often it applied. */
+export class FindingCollector {
+  private readonly byKey = new Map<string, Finding & { count: number }>();
+
+  add(key: string, make: () => Finding): void {
+    const existing = this.byKey.get(key);
+    if (existing) existing.count += 1;
+    else this.byKey.set(key, { ...make(), count: 1 });
+  }
+
+  list(): Finding[] {
+    return [...this.byKey.values()];
+  }
+}
+
+export class UnitPricer {
+  /** (WABA or business number) × month → units that drew on a free allowance so far. */
+  private readonly allowanceCounts = new Map<string, number>();
+  /** portfolio × market × category × month → charged messages so far (volume tiers). */
+  private readonly tierCounts = new Map<string, number>();
+
+  constructor(private readonly context: PricingContext) {}
+
+  /** Fills in market, category refinements, type and price. Call in (openedAtMs, id) order. */
+  price(draft: UnitDraft): void {
+    const { findings } = this.context;
+    const account = this.context.accountFor(draft.waba);
+    const date = localDate(draft.openedAtMs, account.timeZone);
+    const month = date.slice(0, 7);
+
+    const place = this.context.markets.resolve(draft.user, date, draft.countryHint);
+    draft.country = place.country;
+    draft.market = place.market;
+    if (place.finding) {
+      const finding = place.finding;
+      findings.add(`${finding.code}:${draft.user}`, () => ({ ...finding, waba: draft.waba }));
+      if (finding.code !== 'UNKNOWN_RECIPIENT') draft.isMarketInferred = true;
+    }
+    if (draft.isCategoryFromWebhook) {
+      findings.add(`CATEGORY_FROM_WEBHOOK:${draft.waba}`, () => ({
+        code: 'CATEGORY_FROM_WEBHOOK',
+        message: `WABA ${draft.waba}: some messages had no outbound line; their template category was taken from Meta's status webhook`,
+        waba: draft.waba,
+      }));
+    }
+
+    if (draft.category === 'authentication' && this.isAuthInternational(account, draft.country, date, draft.openedAtMs)) {
+      draft.category = 'authentication_international';
+      draft.rateCategory = 'authentication_international';
+      draft.rule += '+AUTH_INTERNATIONAL';
+    }
+
+    draft.currency = account.currency;
+    const card = this.context.rateBook.cardInForce(account.currency, date);
+    draft.rateCard = card?.id ?? null;
+    const listRateMicros = card && draft.market ? card.rates.get(draft.market)?.[draft.rateCategory] : undefined;
+    draft.rateMicros = listRateMicros ?? null;
+
+    if (draft.allowance !== 'none' && draft.type === 'regular') {
+      const scope = draft.allowance === 'free-conversations' ? draft.waba : draft.business;
+      const key = `${draft.allowance}|${scope}|${month}`;
+      const used = (this.allowanceCounts.get(key) ?? 0) + 1;
+      this.allowanceCounts.set(key, used);
+      const limit =
+        draft.allowance === 'free-conversations' ? FREE_CONVERSATIONS_PER_MONTH : FREE_SERVICE_MESSAGES_PER_MONTH;
+      if (used <= limit) {
+        draft.type = 'free_tier';
+        draft.rule += `+FREE_TIER(${used}/${limit})`;
+      }
+    }
+
+    if (draft.type !== 'regular') {
+      draft.amountMicros = 0;
+      return;
+    }
+
+    if (draft.isTiered && card && draft.market) {
+      const countCategory = draft.category === 'authentication_international' ? 'authentication' : draft.category;
+      const key = `${account.portfolio}|${draft.market}|${countCategory}|${month}`;
+      const count = (this.tierCounts.get(key) ?? 0) + 1;
+      this.tierCounts.set(key, count);
+      const bands = card.tiers.get(`${draft.market}|${draft.rateCategory}`);
+      const band = bands ? bandFor(bands, count) : undefined;
+      if (band) {
+        draft.rateMicros = band.rateMicros;
+        draft.tier = { count, band: `${band.fromCount}:${band.toCount ?? ''}`, month };
+      }
+    }
+
+    if (draft.market === null) {
+      draft.amountMicros = null; // UNKNOWN_RECIPIENT already names the number
+      return;
+    }
+    if (!card) {
+      draft.amountMicros = null;
+      findings.add(`NO_RATE_CARD:${account.currency}:${month}`, () => ({
+        code: 'NO_RATE_CARD',
+        message: `no ${account.currency} rate card is in force on ${date}: import Meta's rate card for that date (--rate-cards)`,
+        currency: account.currency,
+        date,
+        waba: draft.waba,
+      }));
+      return;
+    }
+    if (draft.rateMicros === null) {
+      draft.amountMicros = null;
+      findings.add(`NO_RATE:${card.id}:${draft.market}:${draft.rateCategory}`, () =>
+        noRateFinding(card, draft.market!, draft.rateCategory, date, draft.waba),
+      );
+      return;
+    }
+    draft.amountMicros = draft.rateMicros;
+  }
+
+  private isAuthInternational(account: Account, country: string | null, date: string, atMs: number): boolean {
+    const eligibility = account.authInternational;
+    if (!eligibility || country === null) return false;
+    if (account.primaryCountry === country) return false; // a business always pays its own country's rate
+    if (!hasAuthInternationalRate(country, date)) return false;
+    const startMs = eligibility.exceptionsMs[country] ?? eligibility.startMs;
+    return atMs >= startMs;
+  }
+}
+
+function bandFor(bands: readonly TierBand[], count: number): TierBand | undefined {
+  for (const band of bands) {
+    if (count >= band.fromCount && (band.toCount === null || count <= band.toCount)) return band;
+  }
+  return undefined;
+}
+
+function noRateFinding(card: RateCard, market: string, category: RateCategory, date: string, waba: string): Finding {
+  return {
+    code: 'NO_RATE',
+    message: `no ${category} rate for market "${market}" on ${date} in rate card ${card.id} (${card.currency}, effective ${card.effectiveDate}): add the rate or import Meta's full card`,
+    market,
+    category,
+    date,
+    rate_card: card.id,
+    waba,
+  };
+}
+

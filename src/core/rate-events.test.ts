@@ -1,0 +1,386 @@
+// Meta's worked examples (pricing-rules.md §10) and the rules around them, rated with the bundled cards.
+import { describe, expect, it } from 'vitest';
+import { INDIA, at, hours, inbound, rate, send } from '../../test/support/engine.js';
+import type { CoreEvent } from './events.js';
+import type { BillableUnit } from './units.js';
+
+const DAY = '2024-03-01T00:00:00Z'; // CBP-2023, card usd-2023-06-01-partial (India: marketing 0.0099, utility 0.0042)
+
+function brief(units: BillableUnit[]) {
+  return units.map((u) => ({
+    category: u.category,
+    type: u.type,
+    amount: u.amountMicros,
+    messages: u.messages,
+  }));
+}
+
+describe('conversation-based pricing, four categories (CBP-2023)', () => {
+  it('§10.1 marketing then two utility templates: one marketing and one utility conversation', async () => {
+    const result = await rate([
+      ...send(hours(DAY, 0), 'm0', 'marketing'),
+      ...send(hours(DAY, 4), 'u4', 'utility'),
+      ...send(hours(DAY, 10), 'u10', 'utility'),
+    ]);
+    expect(brief(result.units)).toEqual([
+      { category: 'marketing', type: 'regular', amount: 9900, messages: ['m0'] },
+      { category: 'utility', type: 'regular', amount: 4200, messages: ['u4', 'u10'] },
+    ]);
+    expect(result.units[0]).toMatchObject({
+      unit: 'conversation',
+      era: 'CBP-2023',
+      pricingModel: 'CBP',
+      market: 'India',
+      country: 'IN',
+      rateCard: 'usd-2023-06-01-partial',
+      openedAtMs: hours(DAY, 0) + 1000,
+      expiresAtMs: hours(DAY, 24) + 1000,
+    });
+  });
+
+  it('§10.2 a non-template rides on marketing; after it expires a service conversation opens', async () => {
+    const result = await rate([
+      ...send(hours(DAY, 0), 'm0', 'marketing'),
+      inbound(hours(DAY, 4), 'in4'),
+      ...send(hours(DAY, 5), 'i5', null),
+      ...send(hours(DAY, 25), 't25', null),
+      ...send(hours(DAY, 26), 't26', null),
+    ]);
+    expect(brief(result.units)).toEqual([
+      { category: 'marketing', type: 'regular', amount: 9900, messages: ['m0', 'i5'] },
+      // the first 1,000 service conversations of the month are free (free tier)
+      { category: 'service', type: 'free_tier', amount: 0, messages: ['t25', 't26'] },
+    ]);
+    expect(result.units[1]!.rateMicros).toBe(4000); // the rate it would have cost
+  });
+
+  it('§10.3 an answer to a click-to-WhatsApp ad opens a free 72 h entry point', async () => {
+    const result = await rate([
+      inbound(at('2024-03-01T10:00:00Z'), 'ad', {}, true),
+      ...send(at('2024-03-01T22:00:00Z'), 'tpl', 'marketing'),
+      ...send(at('2024-03-03T09:00:00Z'), 'later', 'marketing'),
+    ]);
+    expect(result.units).toHaveLength(1);
+    expect(result.units[0]).toMatchObject({
+      category: 'referral_conversion',
+      type: 'free_entry_point',
+      amountMicros: 0,
+      openedAtMs: at('2024-03-01T22:00:01Z'),
+      expiresAtMs: at('2024-03-04T22:00:01Z'),
+      messages: ['tpl', 'later'],
+    });
+  });
+
+  it('§10.4 authentication rides its open conversation; marketing opens a concurrent one', async () => {
+    const result = await rate([
+      ...send(hours(DAY, 0), 'a0', 'authentication'),
+      ...send(hours(DAY, 3), 'a3', 'authentication'),
+      ...send(hours(DAY, 5), 'm5', 'marketing'),
+    ]);
+    expect(brief(result.units)).toEqual([
+      { category: 'authentication', type: 'regular', amount: 4200, messages: ['a0', 'a3'] },
+      { category: 'marketing', type: 'regular', amount: 9900, messages: ['m5'] },
+    ]);
+  });
+
+  it('§10.5 a free entry point closes the open utility conversation and blocks new ones until it ends', async () => {
+    const result = await rate([
+      ...send(hours(DAY, 0), 'u0', 'utility'),
+      inbound(hours(DAY, 2), 'ad', {}, true),
+      ...send(hours(DAY, 3), 'reply', null),
+      ...send(hours(DAY, 10), 'm10', 'marketing'),
+      ...send(hours(DAY, 76), 'm76', 'marketing'),
+    ]);
+    expect(brief(result.units)).toEqual([
+      { category: 'utility', type: 'regular', amount: 4200, messages: ['u0'] },
+      { category: 'referral_conversion', type: 'free_entry_point', amount: 0, messages: ['reply', 'm10'] },
+      { category: 'marketing', type: 'regular', amount: 9900, messages: ['m76'] },
+    ]);
+    expect(result.units[0]!.closedAtMs).toBe(hours(DAY, 3) + 1000);
+    expect(result.units[1]!.expiresAtMs).toBe(hours(DAY, 75) + 1000);
+  });
+
+  it('§10.6 a failed template opens nothing and costs nothing', async () => {
+    const result = await rate(send(hours(DAY, 0), 'f0', 'marketing', {}, 'failed'));
+    expect(result.units).toEqual([]);
+    expect(result.pending).toEqual([]);
+  });
+
+  it('§10.7 a WABA with two numbers: the 1,000th service conversation is free, the 1,001st charged', async () => {
+    const events: CoreEvent[] = [];
+    for (let i = 0; i < 1001; i++) {
+      const party = { business: i % 2 === 0 ? 'PN1' : 'PN2', user: `9198765${String(i).padStart(5, '0')}` };
+      events.push(...send(at('2024-03-02T00:00:00Z') + i * 60_000, `s${i}`, null, party));
+    }
+    const result = await rate(events);
+    expect(result.units).toHaveLength(1001);
+    expect(result.units[999]).toMatchObject({ type: 'free_tier', amountMicros: 0, messages: ['s999'] });
+    expect(result.units[1000]).toMatchObject({ type: 'regular', amountMicros: 4000, messages: ['s1000'] });
+  });
+
+  it('the free tier restarts each month in the WABA time zone', async () => {
+    const events: CoreEvent[] = [];
+    for (let i = 0; i < 1001; i++) {
+      events.push(...send(at('2024-03-02T00:00:00Z') + i * 60_000, `mar${i}`, null, { user: `9198765${String(i).padStart(5, '0')}` }));
+    }
+    // 2024-03-31T20:00Z is already April in Kolkata (+05:30): free again
+    events.push(...send(at('2024-03-31T20:00:00Z'), 'apr', null, { user: '919800000001' }));
+    const result = await rate(events, {
+      accounts: [{ waba: 'W1', timeZone: 'Asia/Kolkata', currency: 'USD', portfolio: 'W1' }],
+    });
+    const april = result.units.find((u) => u.messages[0] === 'apr')!;
+    expect(april.type).toBe('free_tier');
+    expect(result.units.filter((u) => u.type === 'regular')).toHaveLength(1);
+  });
+
+  it('a service conversation opens only when nothing is open', async () => {
+    const result = await rate([
+      inbound(hours(DAY, 0), 'in0'),
+      ...send(hours(DAY, 1), 'u1', 'utility'),
+      ...send(hours(DAY, 2), 'txt', null),
+    ]);
+    expect(brief(result.units)).toEqual([{ category: 'utility', type: 'regular', amount: 4200, messages: ['u1', 'txt'] }]);
+  });
+});
+
+describe('delivery is what counts', () => {
+  it('a pending message is reported, never charged', async () => {
+    const result = await rate(send(hours(DAY, 0), 'p0', 'marketing', {}, 'pending'));
+    expect(result.units).toEqual([]);
+    expect(result.pending).toEqual([{ id: 'p0', waba: 'W1', business: 'PN1', user: INDIA, sentAtMs: hours(DAY, 0) }]);
+  });
+
+  it('a late delivery opens its conversation at delivery time', async () => {
+    const result = await rate([
+      ...send(hours(DAY, 0), 'late', 'marketing', {}, 'pending'),
+      { kind: 'status', atMs: hours(DAY, 50), id: 'late', status: 'delivered' },
+    ]);
+    expect(result.units[0]).toMatchObject({ openedAtMs: hours(DAY, 50), expiresAtMs: hours(DAY, 74) });
+  });
+
+  it('read without delivered counts as delivered, at the read time', async () => {
+    const result = await rate(send(hours(DAY, 0), 'r0', 'utility', {}, 'read'));
+    expect(result.units).toHaveLength(1);
+    expect(result.units[0]!.openedAtMs).toBe(hours(DAY, 0) + 1000);
+  });
+
+  it('the earliest of delivered and read is the delivery; a delivered_at in the send log counts', async () => {
+    const result = await rate([
+      { kind: 'outbound', atMs: hours(DAY, 0), id: 'x', waba: 'W1', business: 'PN1', user: INDIA, template: 'utility', deliveredAtMs: hours(DAY, 1) },
+      { kind: 'status', atMs: hours(DAY, 2), id: 'x', status: 'read' },
+    ]);
+    expect(result.units[0]!.openedAtMs).toBe(hours(DAY, 1));
+  });
+
+  it('a status with no outbound line is rated from the category in Meta’s webhook, with a finding', async () => {
+    const result = await rate([
+      {
+        kind: 'status',
+        atMs: hours(DAY, 0),
+        id: 'w1',
+        status: 'delivered',
+        waba: 'W1',
+        business: 'PN1',
+        user: INDIA,
+        pricing: { pricing_model: 'CBP', category: 'utility', billable: true },
+      },
+    ]);
+    expect(brief(result.units)).toEqual([{ category: 'utility', type: 'regular', amount: 4200, messages: ['w1'] }]);
+    expect(result.findings.map((f) => f.code)).toContain('CATEGORY_FROM_WEBHOOK');
+  });
+});
+
+describe('per-message pricing (PMP-2025)', () => {
+  const PMP = '2025-10-15T00:00:00Z'; // card usd-2025-10-01 (India: marketing 0.0107, utility 0.0014)
+
+  it('§10.9 / §5.2 Meta’s example: four business messages, two charges', async () => {
+    const result = await rate([
+      ...send(hours(PMP, 0), 'h0', 'marketing'),
+      inbound(hours(PMP, 2), 'in2'),
+      ...send(hours(PMP, 3), 'h3', null),
+      ...send(hours(PMP, 4), 'h4', 'utility'),
+      ...send(hours(PMP, 30), 'h30', 'utility'),
+    ]);
+    expect(brief(result.units)).toEqual([
+      { category: 'marketing', type: 'regular', amount: 10700, messages: ['h0'] },
+      { category: 'service', type: 'free_customer_service', amount: 0, messages: ['h3'] },
+      { category: 'utility', type: 'free_customer_service', amount: 0, messages: ['h4'] },
+      { category: 'utility', type: 'regular', amount: 1400, messages: ['h30'] },
+    ]);
+    expect(result.units.every((u) => u.unit === 'message' && u.era === 'PMP-2025')).toBe(true);
+  });
+
+  it('§10.8 a utility conversation opened before 2025-07-01 carries utility templates after the switch', async () => {
+    const result = await rate([
+      ...send(at('2025-06-30T20:00:00Z'), 'open', 'utility'),
+      ...send(at('2025-07-01T08:00:00Z'), 'u8', 'utility'),
+      ...send(at('2025-07-01T15:00:00Z'), 'u15', 'utility'),
+      ...send(at('2025-07-01T21:00:00Z'), 'u21', 'utility'),
+    ]);
+    expect(result.units.map((u) => [u.unit, u.era, u.type, u.amountMicros, u.messages])).toEqual([
+      ['conversation', 'CBP-2024-11', 'regular', 1400, ['open', 'u8', 'u15']],
+      ['message', 'PMP-2025', 'regular', 1400, ['u21']],
+    ]);
+  });
+
+  it('a free entry point window makes every message free for 72 h', async () => {
+    const result = await rate([
+      inbound(hours(PMP, 0), 'ad', {}, true),
+      ...send(hours(PMP, 1), 'r1', 'marketing'),
+      ...send(hours(PMP, 50), 'r50', 'marketing'),
+      ...send(hours(PMP, 74), 'r74', 'marketing'),
+    ]);
+    expect(result.units.map((u) => [u.category, u.type])).toEqual([
+      ['referral_conversion', 'free_entry_point'],
+      ['referral_conversion', 'free_entry_point'],
+      ['marketing', 'regular'],
+    ]);
+  });
+
+  it('§10.10 authentication-international applies only when eligible, abroad and past the start time', async () => {
+    const events = [...send(hours(PMP, 0), 'a0', 'authentication'), ...send(hours(PMP, 48), 'a48', 'authentication')];
+    const domestic = await rate(events, {
+      accounts: [{ waba: 'W1', timeZone: 'UTC', currency: 'USD', portfolio: 'W1', primaryCountry: 'ID' }],
+    });
+    expect(domestic.units.map((u) => [u.category, u.amountMicros])).toEqual([
+      ['authentication', 1400],
+      ['authentication', 1400],
+    ]);
+    const eligible = await rate(events, {
+      accounts: [
+        {
+          waba: 'W1',
+          timeZone: 'UTC',
+          currency: 'USD',
+          portfolio: 'W1',
+          primaryCountry: 'ID',
+          authInternational: { startMs: hours(PMP, 24), exceptionsMs: {} },
+        },
+      ],
+    });
+    expect(eligible.units.map((u) => [u.category, u.amountMicros])).toEqual([
+      ['authentication', 1400],
+      ['authentication_international', 28000],
+    ]);
+    const ownCountry = await rate(events, {
+      accounts: [
+        {
+          waba: 'W1',
+          timeZone: 'UTC',
+          currency: 'USD',
+          portfolio: 'W1',
+          primaryCountry: 'IN',
+          authInternational: { startMs: 0, exceptionsMs: {} },
+        },
+      ],
+    });
+    expect(ownCountry.units.every((u) => u.category === 'authentication')).toBe(true);
+  });
+
+  it('a per-country exception start time overrides the general one', async () => {
+    const events = send(hours(PMP, 10), 'a10', 'authentication');
+    const result = await rate(events, {
+      accounts: [
+        {
+          waba: 'W1',
+          timeZone: 'UTC',
+          currency: 'USD',
+          portfolio: 'W1',
+          primaryCountry: 'ID',
+          authInternational: { startMs: 0, exceptionsMs: { IN: hours(PMP, 20) } },
+        },
+      ],
+    });
+    expect(result.units[0]!.category).toBe('authentication');
+  });
+});
+
+describe('era boundaries follow the WABA time zone', () => {
+  it('the same instant is CBP in New York and PMP in Kolkata', async () => {
+    const instant = at('2025-06-30T20:00:00Z'); // 01:30 on July 1 in Kolkata, 16:00 on June 30 in New York
+    const result = await rate(
+      [
+        ...send(instant, 'ny', 'marketing', { waba: 'NY', business: 'PNNY' }),
+        ...send(instant, 'in', 'marketing', { waba: 'IN', business: 'PNIN' }),
+      ],
+      {
+        accounts: [
+          { waba: 'NY', timeZone: 'America/New_York', currency: 'USD', portfolio: 'P' },
+          { waba: 'IN', timeZone: 'Asia/Kolkata', currency: 'USD', portfolio: 'P' },
+        ],
+      },
+    );
+    const byWaba = Object.fromEntries(result.units.map((u) => [u.waba, u.era]));
+    expect(byWaba).toEqual({ NY: 'CBP-2024-11', IN: 'PMP-2025' });
+  });
+
+  it('CBP-2022: user-initiated inside the window, business-initiated outside, 1,000 free of any kind', async () => {
+    const day = '2022-06-01T00:00:00Z'; // card usd-2022-02-01-partial (India: 0.0066 / 0.0040)
+    const result = await rate([
+      ...send(hours(day, 0), 'b0', 'marketing'),
+      inbound(hours(day, 30), 'in30'),
+      ...send(hours(day, 31), 'r31', null),
+    ]);
+    expect(result.units.map((u) => [u.category, u.type, u.rateMicros])).toEqual([
+      ['business_initiated', 'free_tier', 6600],
+      ['user_initiated', 'free_tier', 4000],
+    ]);
+  });
+
+  it('free entry point lasts 24 h before 2023-03-01 and 72 h from it', async () => {
+    const before = await rate([inbound(at('2023-02-10T00:00:00Z'), 'ad', {}, true), ...send(at('2023-02-10T01:00:00Z'), 'r', null)]);
+    expect(before.units[0]!.expiresAtMs! - before.units[0]!.openedAtMs).toBe(24 * 3_600_000);
+    const after = await rate([inbound(at('2023-03-10T00:00:00Z'), 'ad', {}, true), ...send(at('2023-03-10T01:00:00Z'), 'r', null)]);
+    expect(after.units[0]!.expiresAtMs! - after.units[0]!.openedAtMs).toBe(72 * 3_600_000);
+  });
+
+  it('CBP-2024-11: every service conversation is free', async () => {
+    const result = await rate(send(at('2025-01-10T00:00:00Z'), 's', null));
+    expect(result.units[0]).toMatchObject({ category: 'service', type: 'free_customer_service', amountMicros: 0 });
+  });
+
+  it('PMP-2026-10 (reported): service and in-window utility are charged; switchable off', async () => {
+    const day = '2026-10-05T00:00:00Z';
+    const events = [inbound(hours(day, 0), 'in0'), ...send(hours(day, 1), 'txt', null), ...send(hours(day, 2), 'util', 'utility')];
+    const reported = await rate(events);
+    expect(reported.units.map((u) => [u.era, u.category, u.type, u.rateMicros])).toEqual([
+      ['PMP-2026-10', 'service', 'free_tier', 1400],
+      ['PMP-2026-10', 'utility', 'regular', 1400],
+    ]);
+    const official = await rate(events, { isReportedRulesEnabled: false });
+    expect(official.units.map((u) => [u.era, u.type])).toEqual([
+      ['PMP-2025', 'free_customer_service'],
+      ['PMP-2025', 'free_customer_service'],
+    ]);
+  });
+
+  it('--as-of-rules re-rates the same traffic under another era', async () => {
+    const events = [
+      ...send(hours(DAY, 0), 'm0', 'marketing'),
+      ...send(hours(DAY, 4), 'u4', 'utility'),
+      ...send(hours(DAY, 10), 'u10', 'utility'),
+    ];
+    const asPmp = await rate(events, { asOfRules: 'PMP-2025' });
+    expect(asPmp.units.map((u) => [u.unit, u.category, u.amountMicros])).toEqual([
+      ['message', 'marketing', 9900],
+      ['message', 'utility', 4200],
+      ['message', 'utility', 4200],
+    ]);
+  });
+});
+
+describe('findings instead of silent guesses', () => {
+  it('an unknown number is a finding naming it, and the unit stays unpriced', async () => {
+    const result = await rate(send(hours(DAY, 0), 'x', 'marketing', { user: '999123456' }));
+    expect(result.units[0]).toMatchObject({ market: null, amountMicros: null });
+    const finding = result.findings.find((f) => f.code === 'UNKNOWN_RECIPIENT');
+    expect(finding?.message).toContain('999123456');
+  });
+
+  it('a market with no rate on the card is a NO_RATE finding naming market, category and date', async () => {
+    const result = await rate(send(hours(DAY, 0), 'x', 'marketing', { user: '447700900123' })); // UK: not on the partial 2023 card
+    expect(result.units[0]!.amountMicros).toBeNull();
+    const finding = result.findings.find((f) => f.code === 'NO_RATE');
+    expect(finding).toMatchObject({ market: 'United Kingdom', category: 'marketing', date: '2024-03-01' });
+  });
+});
