@@ -20,7 +20,10 @@ describe('calendar', () => {
   });
 
   it('reads ISO instants with offsets and Unix seconds as number or string', () => {
-    expect(parseInstant('2024-03-01T10:00:00Z')).toEqual({ ok: true, value: Date.parse('2024-03-01T10:00:00Z') });
+    expect(parseInstant('2024-03-01T10:00:00Z')).toEqual({
+      ok: true,
+      value: Date.parse('2024-03-01T10:00:00Z'),
+    });
     expect(parseInstant('2024-03-01T15:30:00+05:30')).toEqual({
       ok: true,
       value: Date.parse('2024-03-01T10:00:00Z'),

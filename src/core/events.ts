@@ -88,11 +88,7 @@ export interface TemplateCategoryUpdateEvent {
 }
 
 export type CoreEvent =
-  | InboundEvent
-  | OutboundEvent
-  | StatusEvent
-  | AccountUpdateEvent
-  | TemplateCategoryUpdateEvent;
+  InboundEvent | OutboundEvent | StatusEvent | AccountUpdateEvent | TemplateCategoryUpdateEvent;
 
 export interface AuthInternationalEligibility {
   /** From this instant the business pays international rates to eligible countries. */

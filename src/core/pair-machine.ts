@@ -164,7 +164,16 @@ export class PairMachine {
         );
       } else {
         start(
-          this.draft(era, 'message', deliveredAtMs, null, message, 'referral_conversion', 'free_entry_point', 'service'),
+          this.draft(
+            era,
+            'message',
+            deliveredAtMs,
+            null,
+            message,
+            'referral_conversion',
+            'free_entry_point',
+            message.template ?? 'service',
+          ),
           'FEP_WINDOW',
           `${what} inside the free entry point window (until ${formatInstant(this.fep.expiresAtMs)}): free`,
         ).isFreeEntryPoint = true;
@@ -182,7 +191,7 @@ export class PairMachine {
         message,
         'referral_conversion',
         'free_entry_point',
-        'service',
+        message.template ?? 'service', // the rate it would have cost
       );
       draft.isFreeEntryPoint = true;
       const closed = this.open.filter((c) => c.draft.unit === 'conversation');
@@ -202,13 +211,31 @@ export class PairMachine {
     if (era === 'NBP') {
       if (message.template) {
         start(
-          this.draft(era, 'message', deliveredAtMs, null, message, message.template, 'regular', message.template),
+          this.draft(
+            era,
+            'message',
+            deliveredAtMs,
+            null,
+            message,
+            message.template,
+            'regular',
+            message.template,
+          ),
           'NBP_TEMPLATE',
           `${what}: charged per delivered template (notification pricing, before 2022-02-01)`,
         );
       } else {
         start(
-          this.draft(era, 'message', deliveredAtMs, null, message, 'service', 'free_customer_service', 'service'),
+          this.draft(
+            era,
+            'message',
+            deliveredAtMs,
+            null,
+            message,
+            'service',
+            'free_customer_service',
+            'service',
+          ),
           'NBP_REPLY',
           `${what}: free reply (notification pricing, before 2022-02-01)`,
         );
@@ -224,14 +251,25 @@ export class PairMachine {
       }
       if (era === 'CBP-2022') {
         const category: UnitCategory = isInServiceWindow ? 'user_initiated' : 'business_initiated';
-        const draft = this.draft(era, 'conversation', deliveredAtMs, deliveredAtMs + CONVERSATION_MS, message, category, 'regular', category);
+        const draft = this.draft(
+          era,
+          'conversation',
+          deliveredAtMs,
+          deliveredAtMs + CONVERSATION_MS,
+          message,
+          category,
+          'regular',
+          category,
+        );
         draft.allowance = 'free-conversations';
         this.open.push({ draft, slot: 'any' });
         start(
           draft,
           isInServiceWindow ? 'CBP2022_USER_INITIATED' : 'CBP2022_BUSINESS_INITIATED',
           `${what} with no conversation open: ${category.replace('_', '-')} conversation opens (${
-            isInServiceWindow ? 'within 24 h of the user\u2019s last message' : 'outside the customer service window'
+            isInServiceWindow
+              ? 'within 24 h of the user\u2019s last message'
+              : 'outside the customer service window'
           }) until ${formatInstant(deliveredAtMs + CONVERSATION_MS)}`,
         );
         return;
@@ -240,10 +278,23 @@ export class PairMachine {
         const category = message.template;
         const existing = this.open.find((c) => c.slot === category);
         if (existing) {
-          ride(existing.draft, 'CBP_RIDE', `${what} inside open ${category} conversation ${existing.draft.id}: no charge`);
+          ride(
+            existing.draft,
+            'CBP_RIDE',
+            `${what} inside open ${category} conversation ${existing.draft.id}: no charge`,
+          );
           return;
         }
-        const draft = this.draft(era, 'conversation', deliveredAtMs, deliveredAtMs + CONVERSATION_MS, message, category, 'regular', category);
+        const draft = this.draft(
+          era,
+          'conversation',
+          deliveredAtMs,
+          deliveredAtMs + CONVERSATION_MS,
+          message,
+          category,
+          'regular',
+          category,
+        );
         this.open.push({ draft, slot: category });
         start(
           draft,
@@ -254,7 +305,11 @@ export class PairMachine {
       }
       const any = this.open[0];
       if (any) {
-        ride(any.draft, 'CBP_RIDE', `${what} inside open ${any.draft.category} conversation ${any.draft.id}: no charge`);
+        ride(
+          any.draft,
+          'CBP_RIDE',
+          `${what} inside open ${any.draft.category} conversation ${any.draft.id}: no charge`,
+        );
         return;
       }
       const isAlwaysFree = era === 'CBP-2024-11';
@@ -302,7 +357,16 @@ export class PairMachine {
     }
     if (template === 'utility') {
       const isFree = isInServiceWindow && era === 'PMP-2025';
-      const draft = this.draft(era, 'message', deliveredAtMs, null, message, 'utility', isFree ? 'free_customer_service' : 'regular', 'utility');
+      const draft = this.draft(
+        era,
+        'message',
+        deliveredAtMs,
+        null,
+        message,
+        'utility',
+        isFree ? 'free_customer_service' : 'regular',
+        'utility',
+      );
       draft.isTiered = !isFree;
       start(
         draft,
@@ -370,12 +434,30 @@ export class PairMachine {
     };
   }
 
-  private note(atMs: number, message: DeliveredMessage, era: Era, unitId: string, rule: string, reason: string) {
+  private note(
+    atMs: number,
+    message: DeliveredMessage,
+    era: Era,
+    unitId: string,
+    rule: string,
+    reason: string,
+  ) {
     if (!this.trace) return;
-    this.trace({ atMs, kind: 'message', messageId: message.id, unitId, era, rule, reason, template: message.template });
+    this.trace({
+      atMs,
+      kind: 'message',
+      messageId: message.id,
+      unitId,
+      era,
+      rule,
+      reason,
+      template: message.template,
+    });
   }
 }
 
 function describe(message: DeliveredMessage): string {
-  return message.template ? `${message.template} template ${message.id}` : `non-template message ${message.id}`;
+  return message.template
+    ? `${message.template} template ${message.id}`
+    : `non-template message ${message.id}`;
 }

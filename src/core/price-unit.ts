@@ -2,7 +2,11 @@
 // tiers count across every pair of a WABA or portfolio, so units must arrive here sorted by opening time.
 
 import { localDate } from './calendar.js';
-import { FREE_CONVERSATIONS_PER_MONTH, FREE_SERVICE_MESSAGES_PER_MONTH, hasAuthInternationalRate } from './eras.js';
+import {
+  FREE_CONVERSATIONS_PER_MONTH,
+  FREE_SERVICE_MESSAGES_PER_MONTH,
+  hasAuthInternationalRate,
+} from './eras.js';
 import type { Account } from './events.js';
 import type { UnitDraft } from './pair-machine.js';
 import type { MarketResolver, RateBook, RateCard, TierBand } from './pricing-context.js';
@@ -61,7 +65,10 @@ export class UnitPricer {
       }));
     }
 
-    if (draft.category === 'authentication' && this.isAuthInternational(account, draft.country, date, draft.openedAtMs)) {
+    if (
+      draft.category === 'authentication' &&
+      this.isAuthInternational(account, draft.country, date, draft.openedAtMs)
+    ) {
       draft.category = 'authentication_international';
       draft.rateCategory = 'authentication_international';
       draft.rule += '+AUTH_INTERNATIONAL';
@@ -70,7 +77,8 @@ export class UnitPricer {
     draft.currency = account.currency;
     const card = this.context.rateBook.cardInForce(account.currency, date);
     draft.rateCard = card?.id ?? null;
-    const listRateMicros = card && draft.market ? card.rates.get(draft.market)?.[draft.rateCategory] : undefined;
+    const listRateMicros =
+      card && draft.market ? card.rates.get(draft.market)?.[draft.rateCategory] : undefined;
     draft.rateMicros = listRateMicros ?? null;
 
     if (draft.allowance !== 'none' && draft.type === 'regular') {
@@ -79,7 +87,9 @@ export class UnitPricer {
       const used = (this.allowanceCounts.get(key) ?? 0) + 1;
       this.allowanceCounts.set(key, used);
       const limit =
-        draft.allowance === 'free-conversations' ? FREE_CONVERSATIONS_PER_MONTH : FREE_SERVICE_MESSAGES_PER_MONTH;
+        draft.allowance === 'free-conversations'
+          ? FREE_CONVERSATIONS_PER_MONTH
+          : FREE_SERVICE_MESSAGES_PER_MONTH;
       if (used <= limit) {
         draft.type = 'free_tier';
         draft.rule += `+FREE_TIER(${used}/${limit})`;
@@ -92,7 +102,8 @@ export class UnitPricer {
     }
 
     if (draft.isTiered && card && draft.market) {
-      const countCategory = draft.category === 'authentication_international' ? 'authentication' : draft.category;
+      const countCategory =
+        draft.category === 'authentication_international' ? 'authentication' : draft.category;
       const key = `${account.portfolio}|${draft.market}|${countCategory}|${month}`;
       const count = (this.tierCounts.get(key) ?? 0) + 1;
       this.tierCounts.set(key, count);
@@ -146,7 +157,13 @@ function bandFor(bands: readonly TierBand[], count: number): TierBand | undefine
   return undefined;
 }
 
-function noRateFinding(card: RateCard, market: string, category: RateCategory, date: string, waba: string): Finding {
+function noRateFinding(
+  card: RateCard,
+  market: string,
+  category: RateCategory,
+  date: string,
+  waba: string,
+): Finding {
   return {
     code: 'NO_RATE',
     message: `no ${category} rate for market "${market}" on ${date} in rate card ${card.id} (${card.currency}, effective ${card.effectiveDate}): add the rate or import Meta's full card`,
@@ -157,4 +174,3 @@ function noRateFinding(card: RateCard, market: string, category: RateCategory, d
     waba,
   };
 }
-

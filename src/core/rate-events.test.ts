@@ -121,7 +121,11 @@ describe('conversation-based pricing, four categories (CBP-2023)', () => {
   it('the free tier restarts each month in the WABA time zone', async () => {
     const events: CoreEvent[] = [];
     for (let i = 0; i < 1001; i++) {
-      events.push(...send(at('2024-03-02T00:00:00Z') + i * 60_000, `mar${i}`, null, { user: `9198765${String(i).padStart(5, '0')}` }));
+      events.push(
+        ...send(at('2024-03-02T00:00:00Z') + i * 60_000, `mar${i}`, null, {
+          user: `9198765${String(i).padStart(5, '0')}`,
+        }),
+      );
     }
     // 2024-03-31T20:00Z is already April in Kolkata (+05:30): free again
     events.push(...send(at('2024-03-31T20:00:00Z'), 'apr', null, { user: '919800000001' }));
@@ -139,7 +143,9 @@ describe('conversation-based pricing, four categories (CBP-2023)', () => {
       ...send(hours(DAY, 1), 'u1', 'utility'),
       ...send(hours(DAY, 2), 'txt', null),
     ]);
-    expect(brief(result.units)).toEqual([{ category: 'utility', type: 'regular', amount: 4200, messages: ['u1', 'txt'] }]);
+    expect(brief(result.units)).toEqual([
+      { category: 'utility', type: 'regular', amount: 4200, messages: ['u1', 'txt'] },
+    ]);
   });
 });
 
@@ -147,7 +153,9 @@ describe('delivery is what counts', () => {
   it('a pending message is reported, never charged', async () => {
     const result = await rate(send(hours(DAY, 0), 'p0', 'marketing', {}, 'pending'));
     expect(result.units).toEqual([]);
-    expect(result.pending).toEqual([{ id: 'p0', waba: 'W1', business: 'PN1', user: INDIA, sentAtMs: hours(DAY, 0) }]);
+    expect(result.pending).toEqual([
+      { id: 'p0', waba: 'W1', business: 'PN1', user: INDIA, sentAtMs: hours(DAY, 0) },
+    ]);
   });
 
   it('a late delivery opens its conversation at delivery time', async () => {
@@ -166,7 +174,16 @@ describe('delivery is what counts', () => {
 
   it('the earliest of delivered and read is the delivery; a delivered_at in the send log counts', async () => {
     const result = await rate([
-      { kind: 'outbound', atMs: hours(DAY, 0), id: 'x', waba: 'W1', business: 'PN1', user: INDIA, template: 'utility', deliveredAtMs: hours(DAY, 1) },
+      {
+        kind: 'outbound',
+        atMs: hours(DAY, 0),
+        id: 'x',
+        waba: 'W1',
+        business: 'PN1',
+        user: INDIA,
+        template: 'utility',
+        deliveredAtMs: hours(DAY, 1),
+      },
       { kind: 'status', atMs: hours(DAY, 2), id: 'x', status: 'read' },
     ]);
     expect(result.units[0]!.openedAtMs).toBe(hours(DAY, 1));
@@ -185,7 +202,9 @@ describe('delivery is what counts', () => {
         pricing: { pricing_model: 'CBP', category: 'utility', billable: true },
       },
     ]);
-    expect(brief(result.units)).toEqual([{ category: 'utility', type: 'regular', amount: 4200, messages: ['w1'] }]);
+    expect(brief(result.units)).toEqual([
+      { category: 'utility', type: 'regular', amount: 4200, messages: ['w1'] },
+    ]);
     expect(result.findings.map((f) => f.code)).toContain('CATEGORY_FROM_WEBHOOK');
   });
 });
@@ -238,7 +257,10 @@ describe('per-message pricing (PMP-2025)', () => {
   });
 
   it('§10.10 authentication-international applies only when eligible, abroad and past the start time', async () => {
-    const events = [...send(hours(PMP, 0), 'a0', 'authentication'), ...send(hours(PMP, 48), 'a48', 'authentication')];
+    const events = [
+      ...send(hours(PMP, 0), 'a0', 'authentication'),
+      ...send(hours(PMP, 48), 'a48', 'authentication'),
+    ];
     const domestic = await rate(events, {
       accounts: [{ waba: 'W1', timeZone: 'UTC', currency: 'USD', portfolio: 'W1', primaryCountry: 'ID' }],
     });
@@ -328,20 +350,34 @@ describe('era boundaries follow the WABA time zone', () => {
   });
 
   it('free entry point lasts 24 h before 2023-03-01 and 72 h from it', async () => {
-    const before = await rate([inbound(at('2023-02-10T00:00:00Z'), 'ad', {}, true), ...send(at('2023-02-10T01:00:00Z'), 'r', null)]);
+    const before = await rate([
+      inbound(at('2023-02-10T00:00:00Z'), 'ad', {}, true),
+      ...send(at('2023-02-10T01:00:00Z'), 'r', null),
+    ]);
     expect(before.units[0]!.expiresAtMs! - before.units[0]!.openedAtMs).toBe(24 * 3_600_000);
-    const after = await rate([inbound(at('2023-03-10T00:00:00Z'), 'ad', {}, true), ...send(at('2023-03-10T01:00:00Z'), 'r', null)]);
+    const after = await rate([
+      inbound(at('2023-03-10T00:00:00Z'), 'ad', {}, true),
+      ...send(at('2023-03-10T01:00:00Z'), 'r', null),
+    ]);
     expect(after.units[0]!.expiresAtMs! - after.units[0]!.openedAtMs).toBe(72 * 3_600_000);
   });
 
   it('CBP-2024-11: every service conversation is free', async () => {
     const result = await rate(send(at('2025-01-10T00:00:00Z'), 's', null));
-    expect(result.units[0]).toMatchObject({ category: 'service', type: 'free_customer_service', amountMicros: 0 });
+    expect(result.units[0]).toMatchObject({
+      category: 'service',
+      type: 'free_customer_service',
+      amountMicros: 0,
+    });
   });
 
   it('PMP-2026-10 (reported): service and in-window utility are charged; switchable off', async () => {
     const day = '2026-10-05T00:00:00Z';
-    const events = [inbound(hours(day, 0), 'in0'), ...send(hours(day, 1), 'txt', null), ...send(hours(day, 2), 'util', 'utility')];
+    const events = [
+      inbound(hours(day, 0), 'in0'),
+      ...send(hours(day, 1), 'txt', null),
+      ...send(hours(day, 2), 'util', 'utility'),
+    ];
     const reported = await rate(events);
     expect(reported.units.map((u) => [u.era, u.category, u.type, u.rateMicros])).toEqual([
       ['PMP-2026-10', 'service', 'free_tier', 1400],

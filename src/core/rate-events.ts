@@ -15,7 +15,13 @@ import type {
   TemplateCategory,
   TemplateCategoryUpdateEvent,
 } from './events.js';
-import { PairMachine, comparePairItems, type PairItem, type PairTraceEntry, type UnitDraft } from './pair-machine.js';
+import {
+  PairMachine,
+  comparePairItems,
+  type PairItem,
+  type PairTraceEntry,
+  type UnitDraft,
+} from './pair-machine.js';
 import { FindingCollector, UnitPricer } from './price-unit.js';
 import type { MarketResolver, RateBook } from './pricing-context.js';
 import type {
@@ -131,6 +137,7 @@ export class Rater {
   private readonly tombstones = new Map<string, number>();
   private readonly accountOverrides = new Map<string, Partial<Account>>();
   private readonly accountCache = new Map<string, Account>();
+  private readonly accountFactTimes = new Map<string, number>();
   private readonly categoryUpdates = new Map<string, { atMs: number; category: string }[]>();
   private readonly findings = new FindingCollector();
   private readonly pricer: UnitPricer;
@@ -176,7 +183,15 @@ export class Rater {
     switch (event.kind) {
       case 'inbound':
         if (this.isLate(event.atMs)) return;
-        this.addInbound(event.waba, event.business, event.user, event.id, event.atMs, event.hasReferral, event.userCountryHint);
+        this.addInbound(
+          event.waba,
+          event.business,
+          event.user,
+          event.id,
+          event.atMs,
+          event.hasReferral,
+          event.userCountryHint,
+        );
         break;
       case 'outbound':
         this.addOutbound(event);
@@ -202,7 +217,9 @@ export class Rater {
     if (this.isFinished) throw new Error('Rater.finish called twice');
     this.flush(Infinity);
     this.isFinished = true;
-    const leftovers = [...this.records.values()].sort((a, b) => a.sentAtMs - b.sentAtMs || compareIds(a.id, b.id));
+    const leftovers = [...this.records.values()].sort(
+      (a, b) => a.sentAtMs - b.sentAtMs || compareIds(a.id, b.id),
+    );
     for (const record of leftovers) this.retire(record, Infinity);
     if (this.stats.late > 0) {
       this.findings.add('LATE_EVENT', () => ({
@@ -254,11 +271,18 @@ export class Rater {
 
   private traceFor(business: string, user: string): ((entry: PairTraceEntry) => void) | undefined {
     const wanted = this.options.trace;
-    const isTraced = wanted !== undefined && wanted.user === user && (!wanted.business || wanted.business === business);
+    const isTraced =
+      wanted !== undefined && wanted.user === user && (!wanted.business || wanted.business === business);
     if (!isTraced && !this.options.withDecisions) return undefined;
     return (entry) => {
       if (isTraced) {
-        const line: TimelineEntry = { atMs: entry.atMs, kind: entry.kind, business, messageId: entry.messageId, reason: entry.reason };
+        const line: TimelineEntry = {
+          atMs: entry.atMs,
+          kind: entry.kind,
+          business,
+          messageId: entry.messageId,
+          reason: entry.reason,
+        };
         if (entry.unitId) line.unitId = entry.unitId;
         if (entry.era) line.era = entry.era;
         if (entry.rule) line.rule = entry.rule;
@@ -404,10 +428,19 @@ export class Rater {
     }
   }
 
+  /** Meta's newest statement of each fact wins, whatever order the webhooks arrive in. */
   private applyAccountUpdate(event: AccountUpdateEvent): void {
     const override = this.accountOverrides.get(event.waba) ?? {};
-    if (event.primaryCountry) override.primaryCountry = event.primaryCountry;
-    if (event.authInternational) override.authInternational = event.authInternational;
+    const isNewer = (fact: string) => {
+      const key = `${event.waba}\u0000${fact}`;
+      const previous = this.accountFactTimes.get(key);
+      if (previous !== undefined && previous > event.atMs) return false;
+      this.accountFactTimes.set(key, event.atMs);
+      return true;
+    };
+    if (event.primaryCountry && isNewer('primary_country')) override.primaryCountry = event.primaryCountry;
+    if (event.authInternational && isNewer('auth_international'))
+      override.authInternational = event.authInternational;
     this.accountOverrides.set(event.waba, override);
     this.accountCache.delete(event.waba);
   }
@@ -522,7 +555,8 @@ export class Rater {
     if (!record) return;
     this.records.delete(id);
     record.pair?.waiting.delete(record);
-    if (this.isStreaming) this.tombstones.set(id, horizonMs === Infinity ? Infinity : record.deliveredAtMs + TOMBSTONE_MS);
+    if (this.isStreaming)
+      this.tombstones.set(id, horizonMs === Infinity ? Infinity : record.deliveredAtMs + TOMBSTONE_MS);
   }
 
   private emitFinal(horizonMs: number): void {
@@ -545,7 +579,8 @@ export class Rater {
   private sweep(horizonMs: number): void {
     for (const record of this.records.values()) {
       if (record.pair && record.deliveredAtMs !== Infinity) continue; // queued: rated at its time
-      const lastChanceMs = record.failedAtMs !== Infinity ? record.failedAtMs : record.sentAtMs + PENDING_TTL_MS;
+      const lastChanceMs =
+        record.failedAtMs !== Infinity ? record.failedAtMs : record.sentAtMs + PENDING_TTL_MS;
       if (!record.pair && record.sentAtMs < horizonMs) {
         this.retire(record, horizonMs);
       } else if (lastChanceMs < horizonMs) {
@@ -570,7 +605,8 @@ export class Rater {
   private retire(record: MessageRecord, horizonMs: number): void {
     this.records.delete(record.id);
     record.pair?.waiting.delete(record);
-    if (this.isStreaming && horizonMs !== Infinity) this.tombstones.set(record.id, record.sentAtMs + PENDING_TTL_MS);
+    if (this.isStreaming && horizonMs !== Infinity)
+      this.tombstones.set(record.id, record.sentAtMs + PENDING_TTL_MS);
     if (record.deliveredAtMs !== Infinity && !record.pair) {
       this.findings.add(`STATUS_WITHOUT_USER`, () => ({
         code: 'STATUS_WITHOUT_USER',
@@ -660,4 +696,3 @@ function compareIds(a: string, b: string): number {
 function formatDuration(ms: number): string {
   return ms % DAY_MS === 0 ? `${ms / DAY_MS} d` : ms % HOUR_MS === 0 ? `${ms / HOUR_MS} h` : `${ms / 1000} s`;
 }
-

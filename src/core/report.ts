@@ -125,7 +125,11 @@ export class TotalsAccumulator {
         const entry = totals.byCategory.get(category)!;
         byCategory[category] = { units: entry.units, amount: formatMicros(entry.amountMicros) };
       }
-      json[currency] = { amount: formatMicros(totals.amountMicros), units: totals.units, by_category: byCategory };
+      json[currency] = {
+        amount: formatMicros(totals.amountMicros),
+        units: totals.units,
+        by_category: byCategory,
+      };
     }
     return json;
   }

@@ -1,7 +1,12 @@
 // Builds the real pricing context (bundled market table and rate cards) and readable event builders for
 // rating tests. No doubles: the rater is always tested with the data users get.
 
-import { defaultAccount, type Account, type CoreEvent, type TemplateCategory } from '../../src/core/events.js';
+import {
+  defaultAccount,
+  type Account,
+  type CoreEvent,
+  type TemplateCategory,
+} from '../../src/core/events.js';
 import { createMarketResolver } from '../../src/core/market.js';
 import { createRateBook } from '../../src/core/rate-card.js';
 import type { RateCard } from '../../src/core/pricing-context.js';

@@ -1,0 +1,22 @@
+// Exit codes of every wameter command, documented in the README. Scripts branch on them.
+
+export const EXIT = {
+  /** Everything read, rated and priced. */
+  OK: 0,
+  /** Nothing done: a bad flag, an unreadable accounts file or rate card, a store that cannot be opened. */
+  USAGE: 1,
+  /** Done, but some input lines were malformed or a source unreadable (each named on stderr). */
+  BAD_INPUT: 2,
+  /** Done, but some charged units have no price (unknown market, no rate, no rate card): see findings. */
+  UNPRICED: 3,
+} as const;
+
+/** An error the user can act on: printed as one message, never with a stack trace. */
+export class CliError extends Error {
+  constructor(
+    message: string,
+    readonly exitCode: number = EXIT.USAGE,
+  ) {
+    super(message);
+  }
+}

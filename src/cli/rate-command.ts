@@ -1,0 +1,132 @@
+// `wameter rate`: rates event files (or stdin) and prints the billable units and totals.
+
+import { Command } from 'commander';
+import type { BillableUnit, PendingMessage } from '../core/units.js';
+import { loadRatingSetup } from '../use-cases/load-rating-setup.js';
+import { rateSources } from '../use-cases/rate-sources.js';
+import { CliError, EXIT } from './exit-codes.js';
+import { choice, collect, parseDuration, parseEra } from './options.js';
+import { createSourceErrorReporter } from './source-errors.js';
+import { OUTPUT_FORMATS, createUnitWriter, type OutputFormat } from './unit-writers.js';
+import type { Era } from '../core/units.js';
+import type { CliIo } from './io.js';
+
+interface RateFlags {
+  accounts?: string;
+  rateCards?: string[];
+  format: OutputFormat;
+  asOfRules?: Era;
+  reported: boolean;
+  stream?: boolean;
+  maxLateness?: number;
+  allowUnpriced?: boolean;
+}
+
+const DEFAULT_LATENESS_MS = 24 * 3_600_000;
+
+export function registerRateCommand(program: Command, io: CliIo): void {
+  program
+    .command('rate')
+    .description("rebuild every billable unit from traffic and price it under Meta's rules for its date")
+    .argument('[sources...]', 'event files, folders of .json/.ndjson files, or - for stdin', [])
+    .option('--accounts <file>', 'accounts file: time zone, currency, portfolio of each WABA (contract §2)')
+    .option(
+      '--rate-cards <path>',
+      'rate card CSV file or folder (repeatable); default: the bundled cards',
+      collect,
+    )
+    .option('--format <format>', 'table, json or csv', choice(OUTPUT_FORMATS), 'table')
+    .option(
+      '--as-of-rules <era>',
+      're-rate everything under one era: NBP, CBP-2022, CBP-2023, CBP-2024-11, PMP-2025, PMP-2026-10',
+      parseEra,
+    )
+    .option(
+      '--no-reported',
+      'do not apply rules only reported by third parties (the PMP-2026-10 era and market splits)',
+    )
+    .option('--stream', 'rate in one pass with bounded memory: for large, roughly time-ordered input')
+    .option(
+      '--max-lateness <duration>',
+      'with --stream: how far out of order events may come (default 24h)',
+      parseDuration,
+    )
+    .option(
+      '--allow-unpriced',
+      'exit 0 even when some charged units have no price (they are listed in findings)',
+    )
+    .addHelpText(
+      'after',
+      `
+Input: NDJSON event lines (inbound, outbound, status) and whole Meta webhook bodies, mixed freely.
+Order does not matter and duplicates are ignored (without --stream).
+
+Exit codes: 0 ok; 1 nothing rated (bad flag, unreadable accounts or rate card); 2 some input lines
+malformed (each named on stderr, the rest rated); 3 some charged units could not be priced.
+
+Examples:
+  wameter rate examples/month/events.ndjson --accounts examples/month/accounts.json
+  wameter rate webhooks/ --format json > bill.json
+  cat events.ndjson | wameter rate - --format csv
+  wameter rate events.ndjson --as-of-rules PMP-2025     # what would this traffic cost per message?
+  wameter rate huge.ndjson --stream --max-lateness 36h --format json > units.json`,
+    )
+    .action(async (sources: string[], flags: RateFlags) => {
+      io.exitCode = await runRate(sources, flags, io);
+    });
+}
+
+export async function runRate(sources: string[], flags: RateFlags, io: CliIo): Promise<number> {
+  if (sources.length === 0) {
+    if (io.isStdinTty)
+      throw new CliError('give event files or folders to rate, or - to read stdin (see wameter rate --help)');
+    sources = ['-'];
+  }
+  if (flags.maxLateness !== undefined && !flags.stream) {
+    throw new CliError('--max-lateness only applies with --stream');
+  }
+  const setup = await loadRatingSetup({
+    accountsPath: flags.accounts,
+    rateCardPaths: flags.rateCards,
+    isReportedRulesEnabled: flags.reported,
+  });
+  if (!setup.ok) throw new CliError(setup.error.message);
+
+  const writer = createUnitWriter(flags.format, io.writeOut);
+  const errors = createSourceErrorReporter(io.writeError);
+  const pending: PendingMessage[] = [];
+  let unpriced = 0;
+  const result = await rateSources(
+    sources,
+    setup.value,
+    {
+      unit(unit: BillableUnit) {
+        if (unit.amountMicros === null && unit.type === 'regular') unpriced += 1;
+        writer.unit(unit);
+      },
+      pending(message) {
+        pending.push(message);
+      },
+    },
+    {
+      ...(flags.asOfRules ? { asOfRules: flags.asOfRules } : {}),
+      ...(flags.stream ? { maxLatenessMs: flags.maxLateness ?? DEFAULT_LATENESS_MS } : {}),
+      onSourceError: (error) => errors.report(error),
+      ...(io.stdin ? { stdin: io.stdin } : {}),
+    },
+  );
+  pending.sort((a, b) => a.sentAtMs - b.sentAtMs || (a.id < b.id ? -1 : 1));
+  writer.end(pending, result.findings);
+  errors.summarise();
+  io.writeError(
+    `wameter: read ${result.read.events} event(s) from ${result.read.files.length} source(s): ${result.stats.units} unit(s), ${result.stats.pending} pending, ${result.findings.length} finding(s)\n`,
+  );
+  if (errors.count > 0) return EXIT.BAD_INPUT;
+  if (unpriced > 0 && !flags.allowUnpriced) {
+    io.writeError(
+      `wameter: ${unpriced} charged unit(s) could not be priced (see findings: unknown number, no rate or no rate card); pass --allow-unpriced to accept\n`,
+    );
+    return EXIT.UNPRICED;
+  }
+  return EXIT.OK;
+}

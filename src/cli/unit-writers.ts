@@ -1,0 +1,179 @@
+// Writers of rated units for the terminal: the contract's JSON document (streamed, so millions of units
+// never sit in memory), CSV, and a human table. Each takes units as they come, then the closing parts.
+
+import { formatInstant } from '../core/calendar.js';
+import { formatMicros } from '../core/money.js';
+import { TotalsAccumulator, pendingToJson, unitToJson } from '../core/report.js';
+import type { BillableUnit, Finding, PendingMessage } from '../core/units.js';
+
+export type OutputFormat = 'table' | 'json' | 'csv';
+export const OUTPUT_FORMATS: readonly OutputFormat[] = ['table', 'json', 'csv'];
+
+export interface UnitWriter {
+  unit(unit: BillableUnit): void;
+  end(pending: PendingMessage[], findings: Finding[]): void;
+}
+
+/** Buffers output into large writes; stdout to a file or pipe is synchronous on Linux, so memory stays flat. */
+class Output {
+  private chunks: string[] = [];
+  private size = 0;
+  constructor(private readonly write: (text: string) => void) {}
+  push(text: string): void {
+    this.chunks.push(text);
+    this.size += text.length;
+    if (this.size > 1 << 16) this.flush();
+  }
+  flush(): void {
+    if (this.chunks.length === 0) return;
+    this.write(this.chunks.join(''));
+    this.chunks = [];
+    this.size = 0;
+  }
+}
+
+export function createUnitWriter(format: OutputFormat, write: (text: string) => void): UnitWriter {
+  const out = new Output(write);
+  const totals = new TotalsAccumulator();
+  switch (format) {
+    case 'json': {
+      let isFirst = true;
+      out.push('{"units":[');
+      return {
+        unit(unit) {
+          totals.add(unit);
+          out.push(`${isFirst ? '\n' : ',\n'}${JSON.stringify(unitToJson(unit))}`);
+          isFirst = false;
+        },
+        end(pending, findings) {
+          out.push(`\n],"pending":${JSON.stringify(pending.map(pendingToJson))}`);
+          out.push(`,"totals":${JSON.stringify(totals.toJson())}`);
+          out.push(`,"findings":${JSON.stringify(findings)}}\n`);
+          out.flush();
+        },
+      };
+    }
+    case 'csv': {
+      out.push(`${CSV_COLUMNS.join(',')}\n`);
+      return {
+        unit(unit) {
+          totals.add(unit);
+          out.push(`${unitCsvRow(unit)}\n`);
+        },
+        end() {
+          out.flush();
+        },
+      };
+    }
+    case 'table': {
+      out.push(`${TABLE_HEADER}\n`);
+      let count = 0;
+      return {
+        unit(unit) {
+          totals.add(unit);
+          count += 1;
+          out.push(`${tableRow(unit)}\n`);
+        },
+        end(pending, findings) {
+          if (count === 0) out.push('  (no billable units)\n');
+          out.push('\nTotals\n');
+          const json = totals.toJson();
+          for (const [currency, total] of Object.entries(json)) {
+            out.push(`  ${currency}  ${total.amount.padStart(12)}  over ${total.units} unit(s)\n`);
+            for (const [category, entry] of Object.entries(total.by_category)) {
+              out.push(
+                `    ${category.padEnd(28)} ${String(entry.units).padStart(8)} unit(s)  ${entry.amount.padStart(12)}\n`,
+              );
+            }
+          }
+          if (Object.keys(json).length === 0) out.push('  nothing charged\n');
+          if (pending.length > 0) {
+            out.push(`\nPending (sent, not delivered: never charged until delivered): ${pending.length}\n`);
+            for (const message of pending.slice(0, 20)) {
+              out.push(`  ${message.id}  to ${message.user}  sent ${formatInstant(message.sentAtMs)}\n`);
+            }
+            if (pending.length > 20)
+              out.push(`  … and ${pending.length - 20} more (use --format json for all)\n`);
+          }
+          if (findings.length > 0) {
+            out.push(`\nFindings\n`);
+            for (const finding of findings) {
+              const count =
+                typeof finding.count === 'number' && finding.count > 1 ? ` (×${finding.count})` : '';
+              out.push(`  ${finding.code}: ${finding.message}${count}\n`);
+            }
+          }
+          out.flush();
+        },
+      };
+    }
+  }
+}
+
+export const CSV_COLUMNS = [
+  'id',
+  'unit',
+  'pricing_model',
+  'era',
+  'waba',
+  'business',
+  'user',
+  'country',
+  'market',
+  'category',
+  'type',
+  'opened_at',
+  'expires_at',
+  'closed_at',
+  'messages',
+  'rate',
+  'amount',
+  'currency',
+  'rate_card',
+  'rule',
+] as const;
+
+export function csvField(value: string | number | null | undefined): string {
+  if (value === null || value === undefined) return '';
+  const text = String(value);
+  return /[",\n\r]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
+}
+
+export function unitCsvRow(unit: BillableUnit): string {
+  const json = unitToJson(unit);
+  return CSV_COLUMNS.map((column) => {
+    const value = json[column as keyof typeof json];
+    if (column === 'messages') return csvField(json.messages.join(' '));
+    return csvField(value as string | number | null | undefined);
+  }).join(',');
+}
+
+const TABLE_HEADER = [
+  'opened (UTC)'.padEnd(20),
+  'waba'.padEnd(12),
+  'user'.padEnd(15),
+  'market'.padEnd(22),
+  'category'.padEnd(28),
+  'type'.padEnd(21),
+  'amount'.padStart(10),
+  ' cur',
+  ' msgs',
+].join(' ');
+
+function tableRow(unit: BillableUnit): string {
+  return [
+    formatInstant(unit.openedAtMs).padEnd(20),
+    clip(unit.waba, 12),
+    clip(unit.user, 15),
+    clip(unit.market ?? '?', 22),
+    clip(`${unit.category}${unit.unit === 'conversation' ? ' conv.' : ''}`, 28),
+    clip(unit.type, 21),
+    (unit.amountMicros === null ? 'unpriced' : formatMicros(unit.amountMicros)).padStart(10),
+    ` ${unit.currency}`,
+    String(unit.messages.length).padStart(5),
+  ].join(' ');
+}
+
+function clip(text: string, width: number): string {
+  return text.length > width ? `${text.slice(0, width - 1)}…` : text.padEnd(width);
+}

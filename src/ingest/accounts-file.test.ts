@@ -1,0 +1,213 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Account, AccountUpdateEvent } from '../core/events.js';
+import { createAccountBook, loadAccountsFile, parseAccounts } from './accounts-file.js';
+
+const CONTRACT_EXAMPLE = `{"accounts":[{"waba":"W1","timezone":"Asia/Kolkata","currency":"USD","portfolio":"P1",
+  "primary_country":"IN","auth_international":{"start":"2024-07-01T00:00:00Z","exceptions":{"ID":"2024-08-01T00:00:00Z"}}}]}`;
+
+function accountsOf(text: string): Account[] {
+  const result = parseAccounts(text, 'accounts.json');
+  if (!result.ok) throw new Error(result.error.message);
+  return result.value;
+}
+
+function problemOf(accounts: unknown): string {
+  const result = parseAccounts(JSON.stringify(accounts), 'accounts.json');
+  if (result.ok) throw new Error(`expected an error, got ${JSON.stringify(result.value)}`);
+  expect(result.error).toMatchObject({ code: 'BAD_ACCOUNTS', file: 'accounts.json' });
+  return result.error.message;
+}
+
+describe('parseAccounts', () => {
+  it("reads the contract's example", () => {
+    expect(accountsOf(CONTRACT_EXAMPLE)).toEqual([
+      {
+        waba: 'W1',
+        timeZone: 'Asia/Kolkata',
+        currency: 'USD',
+        portfolio: 'P1',
+        primaryCountry: 'IN',
+        authInternational: {
+          startMs: Date.parse('2024-07-01T00:00:00Z'),
+          exceptionsMs: { ID: Date.parse('2024-08-01T00:00:00Z') },
+        },
+      },
+    ]);
+  });
+
+  it('fills the defaults: UTC, USD, portfolio = the WABA', () => {
+    expect(accountsOf('{"accounts":[{"waba":"W2"}]}')).toEqual([
+      { waba: 'W2', timeZone: 'UTC', currency: 'USD', portfolio: 'W2' },
+    ]);
+    expect(accountsOf('{"accounts":[]}')).toEqual([]);
+  });
+
+  it('accepts Unix seconds for instants', () => {
+    const [account] = accountsOf('{"accounts":[{"waba":"W1","auth_international":{"start":1719792000}}]}');
+    expect(account!.authInternational).toEqual({ startMs: 1719792000000, exceptionsMs: {} });
+  });
+
+  it.each([
+    [{ timezone: 'India/Delhi' }, 'account 0 (waba W1) "timezone" must be an IANA time zone'],
+    [{ timezone: 5.5 }, '"timezone" must be an IANA time zone'],
+    [{ currency: 'usd' }, 'account 0 (waba W1) "currency" must be a three-letter ISO 4217 code'],
+    [{ currency: 'DOLLAR' }, '"currency" must be a three-letter'],
+    [{ portfolio: '' }, '"portfolio" must be a non-empty string'],
+    [{ primary_country: 'IND' }, '"primary_country" must be a two-letter country code'],
+    [{ auth_international: '2024-07-01' }, '"auth_international" must be an object'],
+    [{ auth_international: {} }, '"auth_international" needs "start"'],
+    [
+      { auth_international: { start: '2024-07-01' } },
+      '"auth_international" needs "start": "2024-07-01" is not an instant',
+    ],
+    [
+      { auth_international: { start: 0, exceptions: { id: 0 } } },
+      '"exceptions" key "id" must be a two-letter',
+    ],
+    [
+      { auth_international: { start: 0, exceptions: { ID: 'later' } } },
+      '"exceptions"."ID": "later" is not an instant',
+    ],
+    [{ auth_international: { start: 0, exceptions: [] } }, '"exceptions" must be an object of country'],
+    [{ auth_international: { start: 0, until: 1 } }, 'has unknown field "until"'],
+    [{ time_zone: 'UTC' }, 'account 0 has unknown field "time_zone" (allowed: waba, timezone,'],
+  ])('a bad field is named: %j', (fields, message) => {
+    expect(problemOf({ accounts: [{ waba: 'W1', ...fields }] })).toContain(message);
+  });
+
+  it('an account without waba, or that is not an object, is named by index', () => {
+    expect(problemOf({ accounts: [{ waba: 'W1' }, { timezone: 'UTC' }] })).toContain(
+      'account 1 needs "waba" (the WhatsApp Business Account id, a string)',
+    );
+    expect(problemOf({ accounts: [{ waba: 123 }] })).toContain('account 0 needs "waba"');
+    expect(problemOf({ accounts: ['W1'] })).toContain('account 0 must be an object');
+  });
+
+  it('a WABA listed twice is an error', () => {
+    expect(problemOf({ accounts: [{ waba: 'W1' }, { waba: 'W1', currency: 'EUR' }] })).toContain(
+      'account 1 repeats waba "W1" of account 0',
+    );
+  });
+
+  it('lists every problem at once', () => {
+    const message = problemOf({
+      accounts: [
+        { waba: 'W1', currency: 'x' },
+        { waba: 'W2', timezone: 'Mars/Base' },
+      ],
+    });
+    expect(message).toContain('account 0 (waba W1) "currency"');
+    expect(message).toContain('account 1 (waba W2) "timezone"');
+  });
+
+  it('a file that is not JSON, or not {"accounts":[…]}', () => {
+    const broken = parseAccounts('{"accounts":[', 'a.json');
+    expect(broken.ok).toBe(false);
+    if (!broken.ok) expect(broken.error.message).toContain('a.json is not valid JSON');
+    expect(problemOf([{ waba: 'W1' }])).toContain('must be an object with an "accounts" array');
+    expect(problemOf({ account: [] })).toContain('must be an object with an "accounts" array');
+  });
+});
+
+describe('loadAccountsFile', () => {
+  let dir: string;
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'wameter-accounts-'));
+  });
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('reads a file from disk', async () => {
+    const path = join(dir, 'accounts.json');
+    await writeFile(path, CONTRACT_EXAMPLE);
+    const result = await loadAccountsFile(path);
+    expect(result.ok && result.value[0]!.timeZone).toBe('Asia/Kolkata');
+  });
+
+  it('a bad file names itself', async () => {
+    const path = join(dir, 'bad.json');
+    await writeFile(path, '{"accounts":[{"waba":"W1","currency":"usd"}]}');
+    expect(await loadAccountsFile(path)).toEqual({
+      ok: false,
+      error: { code: 'BAD_ACCOUNTS', file: path, message: expect.stringContaining(`${path}: account 0`) },
+    });
+  });
+
+  it('a missing file or a directory is UNREADABLE_SOURCE', async () => {
+    const missing = join(dir, 'nope.json');
+    expect(await loadAccountsFile(missing)).toEqual({
+      ok: false,
+      error: { code: 'UNREADABLE_SOURCE', file: missing, message: expect.stringContaining('no such file') },
+    });
+    expect(await loadAccountsFile(dir)).toEqual({
+      ok: false,
+      error: { code: 'UNREADABLE_SOURCE', file: dir, message: expect.stringContaining('is a directory') },
+    });
+  });
+});
+
+describe('createAccountBook', () => {
+  const update = (fields: Partial<AccountUpdateEvent>): AccountUpdateEvent => ({
+    kind: 'account_update',
+    atMs: 1_000,
+    waba: 'W1',
+    event: 'BUSINESS_PRIMARY_LOCATION_COUNTRY_UPDATE',
+    ...fields,
+  });
+
+  it('answers the listed account, and defaults (the same object each time) for an unknown WABA', () => {
+    const book = createAccountBook(accountsOf(CONTRACT_EXAMPLE));
+    expect(book.accountFor('W1').timeZone).toBe('Asia/Kolkata');
+    const unknown = book.accountFor('W9');
+    expect(unknown).toEqual({ waba: 'W9', timeZone: 'UTC', currency: 'USD', portfolio: 'W9' });
+    expect(book.accountFor('W9')).toBe(unknown);
+  });
+
+  it("merges Meta's primary country and authentication-international eligibility", () => {
+    const book = createAccountBook([]);
+    book.apply(update({ primaryCountry: 'IN' }));
+    book.apply(
+      update({
+        event: 'AUTH_INTL_PRICE_ELIGIBILITY_UPDATE',
+        authInternational: { startMs: 5_000, exceptionsMs: { ID: 9_000 } },
+      }),
+    );
+    book.apply(
+      update({ event: 'VOLUME_BASED_PRICING_TIER_UPDATE', volumeTier: { tier: '1:2', category: 'utility' } }),
+    );
+    expect(book.accountFor('W1')).toEqual({
+      waba: 'W1',
+      timeZone: 'UTC',
+      currency: 'USD',
+      portfolio: 'W1',
+      primaryCountry: 'IN',
+      authInternational: { startMs: 5_000, exceptionsMs: { ID: 9_000 } },
+    });
+  });
+
+  it("Meta's update overrides the file; an older update arriving late does not undo a newer one", () => {
+    const book = createAccountBook(accountsOf(CONTRACT_EXAMPLE));
+    book.apply(update({ atMs: 2_000, primaryCountry: 'BR' }));
+    book.apply(update({ atMs: 1_000, primaryCountry: 'MX' }));
+    expect(book.accountFor('W1').primaryCountry).toBe('BR');
+    expect(book.accountFor('W1').timeZone).toBe('Asia/Kolkata');
+  });
+
+  it("never changes the caller's account objects", () => {
+    const accounts = accountsOf(CONTRACT_EXAMPLE);
+    const book = createAccountBook(accounts);
+    book.apply(update({ primaryCountry: 'BR' }));
+    book.apply(
+      update({
+        event: 'AUTH_INTL_PRICE_ELIGIBILITY_UPDATE',
+        authInternational: { startMs: 1, exceptionsMs: {} },
+      }),
+    );
+    expect(accounts[0]!.primaryCountry).toBe('IN');
+    expect(accounts[0]!.authInternational!.exceptionsMs).toEqual({ ID: Date.parse('2024-08-01T00:00:00Z') });
+  });
+});

@@ -1,0 +1,238 @@
+// Reads the accounts file (contract.md §2: each WABA's time zone, currency, portfolio, primary country and
+// authentication-international eligibility) and keeps the account book that account_update webhooks amend.
+// A typo must never silently fall back to a default: unknown fields and bad values are errors.
+
+import { readFile } from 'node:fs/promises';
+import { isValidTimeZone, parseInstant } from '../core/calendar.js';
+import {
+  defaultAccount,
+  type Account,
+  type AccountUpdateEvent,
+  type AuthInternationalEligibility,
+} from '../core/events.js';
+import { err, ok, type Result } from '../core/result.js';
+
+export interface AccountsError {
+  code: 'BAD_ACCOUNTS';
+  message: string;
+  file: string;
+}
+
+export interface AccountsFileError {
+  code: 'BAD_ACCOUNTS' | 'UNREADABLE_SOURCE';
+  message: string;
+  file: string;
+}
+
+const ACCOUNT_FIELDS = ['waba', 'timezone', 'currency', 'portfolio', 'primary_country', 'auth_international'];
+const CURRENCY = /^[A-Z]{3}$/;
+const COUNTRY = /^[A-Z]{2}$/;
+const EXAMPLE = '{"accounts":[{"waba":"W1","timezone":"Asia/Kolkata","currency":"USD"}]}';
+
+type Rec = Record<string, unknown>;
+
+function isRecord(value: unknown): value is Rec {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** Parses the accounts file; every problem found is listed in one message, each naming account and field. */
+export function parseAccounts(text: string, fileName: string): Result<Account[], AccountsError> {
+  const fail = (message: string) => err<AccountsError>({ code: 'BAD_ACCOUNTS', message, file: fileName });
+  let document: unknown;
+  try {
+    document = JSON.parse(text.charCodeAt(0) === 0xfeff ? text.slice(1) : text);
+  } catch (error) {
+    return fail(`${fileName} is not valid JSON: ${(error as Error).message}; expected ${EXAMPLE}`);
+  }
+  if (!isRecord(document) || !Array.isArray(document.accounts)) {
+    return fail(`${fileName} must be an object with an "accounts" array, e.g. ${EXAMPLE}`);
+  }
+  const problems: string[] = [];
+  const accounts: Account[] = [];
+  const seen = new Map<string, number>();
+  document.accounts.forEach((raw: unknown, index: number) => {
+    const before = problems.length;
+    const account = parseAccount(raw, `account ${index}`, problems);
+    if (account === undefined || problems.length > before) return;
+    const first = seen.get(account.waba);
+    if (first !== undefined) {
+      problems.push(
+        `account ${index} repeats waba "${account.waba}" of account ${first}: merge them into one`,
+      );
+      return;
+    }
+    seen.set(account.waba, index);
+    accounts.push(account);
+  });
+  if (problems.length > 0) return fail(`${fileName}: ${problems.join('; ')}`);
+  return ok(accounts);
+}
+
+function parseAccount(raw: unknown, where: string, problems: string[]): Account | undefined {
+  if (!isRecord(raw)) {
+    problems.push(`${where} must be an object like {"waba":"W1"}`);
+    return undefined;
+  }
+  for (const key of Object.keys(raw)) {
+    if (!ACCOUNT_FIELDS.includes(key))
+      problems.push(`${where} has unknown field "${key}" (allowed: ${ACCOUNT_FIELDS.join(', ')})`);
+  }
+  const waba = raw.waba;
+  if (typeof waba !== 'string' || waba === '') {
+    problems.push(`${where} needs "waba" (the WhatsApp Business Account id, a string)`);
+    return undefined;
+  }
+  const where2 = `${where} (waba ${waba})`;
+  const account = defaultAccount(waba);
+
+  if (raw.timezone !== undefined) {
+    if (typeof raw.timezone !== 'string' || !isValidTimeZone(raw.timezone))
+      problems.push(`${where2} "timezone" must be an IANA time zone such as "Asia/Kolkata" or "UTC"`);
+    else account.timeZone = raw.timezone;
+  }
+  if (raw.currency !== undefined) {
+    if (typeof raw.currency !== 'string' || !CURRENCY.test(raw.currency))
+      problems.push(`${where2} "currency" must be a three-letter ISO 4217 code in capitals, such as "USD"`);
+    else account.currency = raw.currency;
+  }
+  if (raw.portfolio !== undefined) {
+    if (typeof raw.portfolio !== 'string' || raw.portfolio === '')
+      problems.push(`${where2} "portfolio" must be a non-empty string (the business portfolio id)`);
+    else account.portfolio = raw.portfolio;
+  }
+  if (raw.primary_country !== undefined) {
+    if (typeof raw.primary_country !== 'string' || !COUNTRY.test(raw.primary_country))
+      problems.push(
+        `${where2} "primary_country" must be a two-letter country code in capitals, such as "IN"`,
+      );
+    else account.primaryCountry = raw.primary_country;
+  }
+  if (raw.auth_international !== undefined) {
+    const eligibility = parseEligibility(raw.auth_international, `${where2} "auth_international"`, problems);
+    if (eligibility !== undefined) account.authInternational = eligibility;
+  }
+  return account;
+}
+
+function parseEligibility(
+  raw: unknown,
+  where: string,
+  problems: string[],
+): AuthInternationalEligibility | undefined {
+  if (!isRecord(raw)) {
+    problems.push(`${where} must be an object like {"start":"2024-07-01T00:00:00Z","exceptions":{}}`);
+    return undefined;
+  }
+  for (const key of Object.keys(raw)) {
+    if (key !== 'start' && key !== 'exceptions')
+      problems.push(`${where} has unknown field "${key}" (allowed: start, exceptions)`);
+  }
+  const start = parseInstant(raw.start);
+  if (!start.ok) {
+    problems.push(`${where} needs "start": ${start.error.message}`);
+    return undefined;
+  }
+  const exceptionsMs: Record<string, number> = {};
+  if (raw.exceptions !== undefined) {
+    if (!isRecord(raw.exceptions)) {
+      problems.push(
+        `${where} "exceptions" must be an object of country → instant, like {"ID":"2024-08-01T00:00:00Z"}`,
+      );
+      return undefined;
+    }
+    for (const [country, instant] of Object.entries(raw.exceptions)) {
+      if (!COUNTRY.test(country)) {
+        problems.push(`${where} "exceptions" key "${country}" must be a two-letter country code in capitals`);
+        continue;
+      }
+      const parsed = parseInstant(instant);
+      if (!parsed.ok) problems.push(`${where} "exceptions"."${country}": ${parsed.error.message}`);
+      else exceptionsMs[country] = parsed.value;
+    }
+  }
+  return { startMs: start.value, exceptionsMs };
+}
+
+/** Reads and parses an accounts file; an unreadable path is an `UNREADABLE_SOURCE` error, not a throw. */
+export async function loadAccountsFile(path: string): Promise<Result<Account[], AccountsFileError>> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    const why =
+      code === 'ENOENT'
+        ? 'no such file: check the --accounts path'
+        : code === 'EACCES' || code === 'EPERM'
+          ? 'permission denied: make it readable for this user'
+          : code === 'EISDIR'
+            ? 'is a directory: give the accounts JSON file itself'
+            : (error as Error).message;
+    return err({
+      code: 'UNREADABLE_SOURCE',
+      message: `cannot read accounts file ${path}: ${why}`,
+      file: path,
+    });
+  }
+  return parseAccounts(text, path);
+}
+
+export interface AccountBook {
+  /** The account of a WABA; an unknown WABA gets the contract's defaults (UTC, USD, portfolio = WABA). */
+  accountFor(waba: string): Account;
+  /** Merges Meta's account_update facts (primary country, authentication-international eligibility). */
+  apply(update: AccountUpdateEvent): void;
+}
+
+/**
+ * The accounts known from the file, amended by account_update webhooks. Meta's latest statement wins over
+ * the file (it is newer information); an update older than one already applied is ignored, so the order in
+ * which webhooks arrive does not matter.
+ */
+export function createAccountBook(accounts: readonly Account[]): AccountBook {
+  const book = new Map<string, Account>();
+  for (const account of accounts) book.set(account.waba, copyAccount(account));
+  const appliedAtMs = new Map<string, number>();
+
+  const accountFor = (waba: string): Account => {
+    let account = book.get(waba);
+    if (account === undefined) {
+      account = defaultAccount(waba);
+      book.set(waba, account);
+    }
+    return account;
+  };
+
+  const isNewest = (waba: string, fact: string, atMs: number): boolean => {
+    const key = `${waba}\u0000${fact}`;
+    const previous = appliedAtMs.get(key);
+    if (previous !== undefined && previous > atMs) return false;
+    appliedAtMs.set(key, atMs);
+    return true;
+  };
+
+  const apply = (update: AccountUpdateEvent): void => {
+    if (update.primaryCountry !== undefined && isNewest(update.waba, 'primary_country', update.atMs)) {
+      accountFor(update.waba).primaryCountry = update.primaryCountry;
+    }
+    if (update.authInternational !== undefined && isNewest(update.waba, 'auth_international', update.atMs)) {
+      accountFor(update.waba).authInternational = {
+        startMs: update.authInternational.startMs,
+        exceptionsMs: { ...update.authInternational.exceptionsMs },
+      };
+    }
+  };
+
+  return { accountFor, apply };
+}
+
+function copyAccount(account: Account): Account {
+  const copy: Account = { ...account };
+  if (account.authInternational !== undefined) {
+    copy.authInternational = {
+      startMs: account.authInternational.startMs,
+      exceptionsMs: { ...account.authInternational.exceptionsMs },
+    };
+  }
+  return copy;
+}

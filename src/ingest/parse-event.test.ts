@@ -1,0 +1,521 @@
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import type { CoreEvent } from '../core/events.js';
+import { IGNORED, parseEventValue, type ParsedItem } from './parse-event.js';
+
+const FIXTURES = new URL('../../test/fixtures/webhooks/', import.meta.url);
+
+function fixture(path: string): unknown {
+  return JSON.parse(readFileSync(new URL(path, FIXTURES), 'utf8'));
+}
+
+function parsed(value: unknown): ParsedItem {
+  const result = parseEventValue(value);
+  if (!result.ok) throw new Error(`expected events, got ${result.error.message}`);
+  return result.value;
+}
+
+function events(value: unknown): CoreEvent[] {
+  const item = parsed(value);
+  expect(item.rejected).toEqual([]);
+  return item.events;
+}
+
+function errorOf(value: unknown): string {
+  const result = parseEventValue(value);
+  if (result.ok) throw new Error(`expected an error, got ${JSON.stringify(result.value)}`);
+  expect(result.error.code).toBe('BAD_EVENT');
+  return result.error.message;
+}
+
+const AT = '2024-03-01T10:00:00Z';
+const AT_MS = Date.parse(AT);
+const outbound = {
+  kind: 'outbound',
+  at: AT,
+  waba: 'W1',
+  business: 'PN1',
+  user: '919876543210',
+  id: 'wamid.o1',
+};
+
+describe('contract event lines', () => {
+  it('an inbound line with a referral object came from an ad', () => {
+    expect(
+      events({
+        kind: 'inbound',
+        at: AT,
+        waba: 'W1',
+        business: 'PN1',
+        user: 'U1',
+        id: 'in1',
+        referral: { source_type: 'ad' },
+      }),
+    ).toEqual([
+      { kind: 'inbound', atMs: AT_MS, waba: 'W1', business: 'PN1', user: 'U1', id: 'in1', hasReferral: true },
+    ]);
+  });
+
+  it('an inbound line without referral (or with null) has no referral', () => {
+    const line = { kind: 'inbound', at: AT, waba: 'W1', business: 'PN1', user: 'U1', id: 'in1' };
+    expect(events(line)[0]).toMatchObject({ hasReferral: false });
+    expect(events({ ...line, referral: null })[0]).toMatchObject({ hasReferral: false });
+  });
+
+  it('an outbound line keeps its template category, name, delivery and failure', () => {
+    expect(
+      events({ ...outbound, template: 'utility', template_name: 'order_update', delivered_at: 1709287503 }),
+    ).toEqual([
+      {
+        kind: 'outbound',
+        atMs: AT_MS,
+        waba: 'W1',
+        business: 'PN1',
+        user: '919876543210',
+        id: 'wamid.o1',
+        template: 'utility',
+        templateName: 'order_update',
+        deliveredAtMs: 1709287503000,
+      },
+    ]);
+    expect(events({ ...outbound, template: 'marketing', failed: true })[0]).toMatchObject({
+      template: 'marketing',
+      isFailed: true,
+    });
+    expect(events({ ...outbound, failed: false })[0]).not.toHaveProperty('isFailed');
+  });
+
+  it('an outbound line with template null or absent is a non-template message', () => {
+    expect(events({ ...outbound, template: null })[0]).toMatchObject({ template: null });
+    expect(events(outbound)[0]).toMatchObject({ template: null });
+  });
+
+  it('"at" may be ISO-8601 with an offset, Unix seconds, or Unix seconds as a string', () => {
+    expect(events({ ...outbound, at: '2024-03-01T15:30:00+05:30' })[0]!.atMs).toBe(AT_MS);
+    expect(events({ ...outbound, at: AT_MS / 1000 })[0]!.atMs).toBe(AT_MS);
+    expect(events({ ...outbound, at: String(AT_MS / 1000) })[0]!.atMs).toBe(AT_MS);
+  });
+
+  it('a status line keeps unknown status words and Meta evidence verbatim', () => {
+    const pricing = {
+      billable: true,
+      pricing_model: 'PMP',
+      category: 'marketing',
+      type: 'regular',
+      extra: 1,
+    };
+    const conversation = { id: 'c1', origin: { type: 'marketing' } };
+    const [event] = events({
+      kind: 'status',
+      at: AT,
+      id: 'wamid.o1',
+      status: 'played',
+      pricing,
+      conversation,
+    });
+    expect(event).toEqual({
+      kind: 'status',
+      atMs: AT_MS,
+      id: 'wamid.o1',
+      status: 'played',
+      pricing,
+      conversation,
+    });
+  });
+
+  it('a status line may name waba, business and user', () => {
+    expect(
+      events({
+        kind: 'status',
+        at: AT,
+        id: 'o1',
+        status: 'delivered',
+        waba: 'W1',
+        business: 'PN1',
+        user: 'U1',
+      })[0],
+    ).toEqual({
+      kind: 'status',
+      atMs: AT_MS,
+      id: 'o1',
+      status: 'delivered',
+      waba: 'W1',
+      business: 'PN1',
+      user: 'U1',
+    });
+  });
+});
+
+describe('bad contract lines are errors that name the field', () => {
+  it('an outbound line without user', () => {
+    const { user: _user, ...line } = outbound;
+    expect(errorOf(line)).toBe('outbound line needs "user" (the recipient\'s wa_id)');
+  });
+
+  it('every required field of each kind is named when missing', () => {
+    const inbound = { kind: 'inbound', at: AT, waba: 'W1', business: 'PN1', user: 'U1', id: 'in1' };
+    for (const field of ['at', 'waba', 'business', 'user', 'id']) {
+      const { [field]: _dropped, ...line } = inbound as Record<string, unknown>;
+      expect(errorOf(line)).toContain(`inbound line needs "${field}"`);
+      const { [field]: _gone, ...out } = outbound as Record<string, unknown>;
+      expect(errorOf(out)).toContain(`outbound line needs "${field}"`);
+    }
+    expect(errorOf({ kind: 'status', at: AT, status: 'sent' })).toContain('status line needs "id"');
+    expect(errorOf({ kind: 'status', at: AT, id: 'o1' })).toContain('status line needs "status"');
+    expect(errorOf({ kind: 'status', id: 'o1', status: 'sent' })).toContain('status line needs "at"');
+  });
+
+  it('an unknown template category lists the allowed ones', () => {
+    expect(errorOf({ ...outbound, template: 'service' })).toBe(
+      'outbound line "template" must be marketing, utility, authentication, or null for a non-template message; got "service"',
+    );
+  });
+
+  it('an id written as a JSON number is refused with the reason', () => {
+    expect(errorOf({ ...outbound, user: 919876543210 })).toContain('write ids as JSON strings');
+  });
+
+  it('a bad instant quotes the value and the accepted formats', () => {
+    expect(errorOf({ ...outbound, at: '01/03/2024' })).toContain(
+      'outbound line "at": "01/03/2024" is not an instant',
+    );
+    expect(errorOf({ ...outbound, at: '2024-03-01T10:00:00' })).toContain('with an offset');
+    expect(errorOf({ ...outbound, delivered_at: 'soon' })).toContain('outbound line "delivered_at"');
+    expect(errorOf({ ...outbound, at: -5 })).toContain('is not an instant');
+  });
+
+  it('wrongly typed optional fields', () => {
+    expect(errorOf({ ...outbound, failed: 'yes' })).toContain('"failed" must be true or false');
+    expect(errorOf({ ...outbound, template_name: 7 })).toContain(
+      '"template_name" must be a non-empty string',
+    );
+    expect(errorOf({ kind: 'status', at: AT, id: 'o1', status: 'sent', pricing: 'PMP' })).toContain(
+      '"pricing" must be an object',
+    );
+    expect(errorOf({ kind: 'status', at: AT, id: 'o1', status: 'sent', waba: '' })).toContain('"waba"');
+    expect(
+      errorOf({ kind: 'inbound', at: AT, waba: 'W', business: 'B', user: 'U', id: 'i', referral: 'ad' }),
+    ).toContain('"referral" must be an object');
+  });
+
+  it('an unknown kind lists the known ones', () => {
+    expect(errorOf({ kind: 'message', at: AT })).toBe(
+      '"kind" must be "inbound", "outbound" or "status", not "message"',
+    );
+  });
+
+  it('values that are neither an event line nor a webhook body', () => {
+    expect(errorOf(null)).toContain('not null');
+    expect(errorOf(42)).toContain('not 42');
+    expect(errorOf('text')).toContain('not "text"');
+    expect(errorOf([])).toContain('not an array');
+    expect(errorOf({ hello: 'world' })).toContain('not an event line');
+    expect(errorOf(fixture('meta-docs/analytics_conversation_half_hour_by_category.json'))).toContain(
+      'a Meta analytics export',
+    );
+    expect(errorOf(fixture('meta-docs-snippets/pricing_pmp_authentication_international.json'))).toContain(
+      'a fragment of a webhook',
+    );
+  });
+
+  it('a body of another Meta product, or without entries', () => {
+    expect(errorOf({ object: 'page', entry: [] })).toContain('"object": "page"');
+    expect(errorOf({ object: 'whatsapp_business_account' })).toBe(
+      'webhook body needs "entry" (an array of entries)',
+    );
+  });
+});
+
+describe('Meta webhook bodies', () => {
+  it('a sent status keeps pricing and conversation as evidence', () => {
+    expect(events(fixture('meta-docs/status_sent_marketing_pmp_with_conversation.json'))).toEqual([
+      {
+        kind: 'status',
+        atMs: 1750030073000,
+        id: 'wamid.HBgLMTY1MDM4Nzk0MzkVAgASGBQzQUFERjg0NDEzNDdFODU3MUMxMAA=',
+        status: 'sent',
+        waba: '102290129340398',
+        business: '106540352242922',
+        user: '16505551234',
+        conversation: {
+          id: '72b14d6bd5407799e66f64d1b338e567',
+          expiration_timestamp: '1750116480',
+          origin: { type: 'marketing' },
+        },
+        pricing: { billable: true, pricing_model: 'PMP', type: 'regular', category: 'marketing' },
+      },
+    ]);
+  });
+
+  it('an inbound message from a click-to-WhatsApp ad has a referral', () => {
+    expect(events(fixture('meta-docs/incoming_text_ctwa_referral.json'))).toEqual([
+      {
+        kind: 'inbound',
+        atMs: 1750275992000,
+        waba: '102290129340398',
+        business: '106540352242922',
+        user: '16505551234',
+        id: 'wamid.HBgLMTY1MDM4Nzk0MzkVAgASGBQzQUQ0N0VFMDA2MTQ0RkJFNkNDNAA=',
+        hasReferral: true,
+      },
+    ]);
+    expect(events(fixture('pywa/incoming_text_ctwa_referral.json'))[0]).toMatchObject({ hasReferral: true });
+    expect(events(fixture('meta-docs/incoming_text_basic.json'))[0]).toMatchObject({ hasReferral: false });
+  });
+
+  it('a status with an empty recipient_id takes the business-scoped user id and the contact country', () => {
+    expect(
+      events(fixture('meta-docs/status_delivered_marketing_pmp_bsuid_only_empty_recipient.json')),
+    ).toEqual([
+      {
+        kind: 'status',
+        atMs: 1750030073000,
+        id: 'wamid.HBgLMTY1MDM4Nzk0MzkVAgASGBQzQUFERjg0NDEzNDdFODU3MUMxMAA=',
+        status: 'delivered',
+        waba: '102290129340398',
+        business: '106540352242922',
+        user: 'user.9373795779eb6441c8adb2eaee5b848e7dd174ddd302d7db62142f4722d574b6',
+        userCountryHint: 'US',
+        pricing: { billable: true, pricing_model: 'PMP', type: 'regular', category: 'marketing' },
+      },
+    ]);
+    expect(events(fixture('meta-docs/status_delivered_marketing_pmp_bsuid_contacts.json'))[0]).toMatchObject({
+      user: '16505551234',
+      userCountryHint: 'US',
+    });
+  });
+
+  it('an inbound message with an empty from takes from_user_id and the contact country', () => {
+    expect(events(fixture('meta-docs/incoming_text_bsuid.json'))[0]).toMatchObject({
+      kind: 'inbound',
+      user: 'user.93737...',
+      userCountryHint: 'US',
+    });
+  });
+
+  it('a failed status and an unknown status word are kept', () => {
+    expect(events(fixture('meta-docs/status_failed_131049_ecosystem.json'))[0]).toMatchObject({
+      status: 'failed',
+    });
+    expect(events(fixture('pywa/status_played.json'))[0]).toMatchObject({ status: 'played' });
+  });
+
+  it('a volume tier update becomes an account update with the tier', () => {
+    expect(events(fixture('pywa/account_update_volume_tier_update.json'))).toEqual([
+      {
+        kind: 'account_update',
+        atMs: 1743451903000,
+        waba: '102290129340398',
+        event: 'VOLUME_BASED_PRICING_TIER_UPDATE',
+        volumeTier: {
+          tier: '25000001:50000000',
+          category: 'utility',
+          region: 'India',
+          effectiveMonth: '2025-11',
+        },
+      },
+    ]);
+  });
+
+  it('an authentication-international eligibility update carries its start and exceptions', () => {
+    expect(events(fixture('pywa/account_update_auth_intl_eligibility.json'))).toEqual([
+      {
+        kind: 'account_update',
+        atMs: 1743451903000,
+        waba: '102290129340398',
+        event: 'AUTH_INTL_PRICE_ELIGIBILITY_UPDATE',
+        authInternational: { startMs: 1748780624000, exceptionsMs: { ID: 1751347424000 } },
+      },
+    ]);
+  });
+
+  it('a primary business location update carries the country', () => {
+    expect(events(fixture('pywa/account_update_primary_business_location.json'))).toEqual([
+      {
+        kind: 'account_update',
+        atMs: 1743138982000,
+        waba: '102290129340398',
+        event: 'BUSINESS_PRIMARY_LOCATION_COUNTRY_UPDATE',
+        primaryCountry: 'IN',
+      },
+    ]);
+  });
+
+  it('an account update with no billing fact is ignored, not rejected', () => {
+    const item = parsed(fixture('meta-docs/account_update_whatsapp_business_accounts_example.json'));
+    expect(item.events).toEqual([]);
+    expect(item.ignored).toEqual([
+      { reason: 'account_update ACCOUNT_VIOLATION (no billing fact)', count: 1 },
+    ]);
+  });
+
+  it('a template category change is lower-cased', () => {
+    expect(events(fixture('meta-docs/template_category_update_changed.json'))).toEqual([
+      {
+        kind: 'template_category_update',
+        atMs: 1746169200000,
+        waba: '102290129340398',
+        templateName: 'welcome_template',
+        templateId: '278077987957091',
+        previousCategory: 'utility',
+        newCategory: 'marketing',
+      },
+    ]);
+    expect(events(fixture('pywa/template_category_update_marketing.json'))[0]).toMatchObject({
+      newCategory: 'marketing',
+      templateName: 'my_message_template',
+    });
+  });
+
+  it('a notice of a future category change is ignored (the change arrives in its own webhook)', () => {
+    const item = parsed(fixture('meta-docs/template_category_update_pending_correct_category.json'));
+    expect(item.events).toEqual([]);
+    expect(item.ignored).toEqual([{ reason: IGNORED.pendingCategoryNotice, count: 1 }]);
+  });
+
+  it.each([
+    ['pywa/status_group.json', IGNORED.groupStatus],
+    ['meta-docs/incoming_text_group.json', IGNORED.groupMessage],
+    ['meta-docs/incoming_system_user_changed_number.json', IGNORED.systemMessage],
+    ['pywa/system_identity_change.json', IGNORED.systemMessage],
+    ['pywa/smb_message_echoes_text.json', 'field "smb_message_echoes" (not a billing event)'],
+    ['meta-docs/value_errors_130429_rate_limit.json', IGNORED.valueErrors],
+  ])('%s is counted as ignored, not rejected', (path, reason) => {
+    const item = parsed(fixture(path));
+    expect(item.events).toEqual([]);
+    expect(item.rejected).toEqual([]);
+    expect(item.ignored).toEqual([{ reason, count: 1 }]);
+  });
+
+  it('a message beside errors[] is still read', () => {
+    const item = parsed(fixture('pywa/incoming_interactive_with_error.json'));
+    expect(item.events).toHaveLength(1);
+    expect(item.ignored).toEqual([{ reason: IGNORED.valueErrors, count: 1 }]);
+  });
+
+  it('a messages value with neither messages nor statuses is fine', () => {
+    const item = parsed(
+      body([{ field: 'messages', value: { messaging_product: 'whatsapp', metadata: META } }]),
+    );
+    expect(item).toEqual({ events: [], ignored: [], rejected: [] });
+  });
+
+  it('numbers as timestamps are read like strings', () => {
+    const [event] = events(
+      body([{ field: 'messages', value: { metadata: META, statuses: [status({ timestamp: 1750030073 })] } }]),
+    );
+    expect(event!.atMs).toBe(1750030073000);
+  });
+
+  it('a batched body gives every event, and one bad item costs only itself', () => {
+    const statuses = [
+      status({ id: 's1' }),
+      status({ id: '' }),
+      status({ id: 's3', timestamp: 'TIMESTAMP' }),
+      status({ id: 's4' }),
+    ];
+    const messages = [
+      { from: 'U2', id: 'm1', timestamp: '1750030000', type: 'text' },
+      { id: 'm2', timestamp: '1750030000' },
+    ];
+    const item = parsed(
+      body(
+        [
+          { field: 'messages', value: { metadata: META, statuses, messages } },
+          { field: 'message_template_status_update', value: { event: 'APPROVED' } },
+          { field: 'message_template_status_update', value: { event: 'REJECTED' } },
+        ],
+        [
+          {
+            id: 'W2',
+            changes: [{ field: 'messages', value: { metadata: META, statuses: [status({ id: 's5' })] } }],
+          },
+        ],
+      ),
+    );
+    expect(item.events.map((e) => ('id' in e ? e.id : e.kind))).toEqual(['m1', 's1', 's4', 's5']);
+    expect(item.rejected.map((e) => e.message)).toEqual([
+      'entry[0].changes[0].value.messages[1] needs "from" (the user\'s wa_id) or "from_user_id" (business-scoped id)',
+      'entry[0].changes[0].value.statuses[1] "id" must be a non-empty string (the business message\'s wamid), not ""',
+      'entry[0].changes[0].value.statuses[2] "timestamp": "TIMESTAMP" is not an instant: use ISO-8601 with an offset (2024-03-01T10:00:00Z) or Unix seconds',
+    ]);
+    expect(item.ignored).toEqual([
+      { reason: 'field "message_template_status_update" (not a billing event)', count: 2 },
+    ]);
+  });
+
+  it('Meta placeholders instead of values are rejected with the field named', () => {
+    const item = parsed(fixture('meta-docs/incoming_text_ctwa_referral_with_ref_placeholders.json'));
+    expect(item.events).toEqual([]);
+    expect(item.rejected[0]!.message).toContain('messages[0] "timestamp": "TIMESTAMP" is not an instant');
+  });
+
+  it('an inbound message needs its WABA and business number; a status does not need the number', () => {
+    const message = { from: 'U1', id: 'm1', timestamp: '1750030000' };
+    const noWaba = parsed({
+      object: 'whatsapp_business_account',
+      entry: [{ changes: [{ field: 'messages', value: { metadata: META, messages: [message] } }] }],
+    });
+    expect(noWaba.rejected[0]!.message).toContain('needs "id" (the WhatsApp Business Account id)');
+    const noBusiness = parsed(
+      body([{ field: 'messages', value: { messages: [message], statuses: [status({})] } }]),
+    );
+    expect(noBusiness.rejected[0]!.message).toContain('metadata.phone_number_id');
+    expect(noBusiness.events).toEqual([expect.objectContaining({ kind: 'status', waba: 'W1' })]);
+    expect(noBusiness.events[0]).not.toHaveProperty('business');
+  });
+
+  it('malformed entries and changes are rejected one by one', () => {
+    const item = parsed({
+      object: 'whatsapp_business_account',
+      entry: ['x', { id: 'W1' }, { id: 'W1', changes: [null, { field: 'messages' }] }],
+    });
+    expect(item.rejected.map((e) => e.message)).toEqual([
+      'entry[0] must be an object, not "x"',
+      'entry[1] needs "changes" (an array)',
+      'entry[2].changes[0] must be an object with "field" and "value" (an object)',
+      'entry[2].changes[1] must be an object with "field" and "value" (an object)',
+    ]);
+  });
+
+  it('account updates missing their facts are rejected with the field named', () => {
+    const update = (value: object, time: number | 'none' = 1743451903) =>
+      parsed({
+        object: 'whatsapp_business_account',
+        entry: [
+          {
+            id: 'W1',
+            time: time === 'none' ? undefined : time,
+            changes: [{ field: 'account_update', value }],
+          },
+        ],
+      }).rejected.map((e) => e.message);
+    expect(update({ event: 'BUSINESS_PRIMARY_LOCATION_COUNTRY_UPDATE', country: 'India' })[0]).toContain(
+      'needs "country"',
+    );
+    expect(update({ event: 'VOLUME_BASED_PRICING_TIER_UPDATE' })[0]).toContain('needs "volume_tier_info"');
+    expect(
+      update({ event: 'AUTH_INTL_PRICE_ELIGIBILITY_UPDATE', auth_international_rate_eligibility: {} })[0],
+    ).toContain('needs "start_time"');
+    expect(update({ country: 'IN' })[0]).toContain('needs "event"');
+    expect(update({ event: 'BUSINESS_PRIMARY_LOCATION_COUNTRY_UPDATE', country: 'IN' }, 'none')[0]).toContain(
+      'its entry needs "time"',
+    );
+  });
+});
+
+const META = { display_phone_number: '15550783881', phone_number_id: 'PN1' };
+
+function status(fields: Record<string, unknown>): Record<string, unknown> {
+  return {
+    id: 'wamid.s',
+    status: 'delivered',
+    timestamp: '1750030073',
+    recipient_id: '16505551234',
+    ...fields,
+  };
+}
+
+function body(changes: object[], moreEntries: object[] = []): object {
+  return { object: 'whatsapp_business_account', entry: [{ id: 'W1', changes }, ...moreEntries] };
+}

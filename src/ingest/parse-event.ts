@@ -1,0 +1,620 @@
+// Turns one parsed JSON value — a contract event line (contract.md §1) or a whole Meta webhook body
+// (webhooks.md) — into core events. Pure and hot (runs once per line of multi-million-line files): no I/O,
+// no regexes per field, no object spreading. It never throws for bad input; it answers with a Result.
+
+import { parseInstant } from '../core/calendar.js';
+import type {
+  AccountUpdateEvent,
+  CoreEvent,
+  InboundEvent,
+  MetaConversationEvidence,
+  MetaPricingEvidence,
+  OutboundEvent,
+  StatusEvent,
+  TemplateCategory,
+  TemplateCategoryUpdateEvent,
+} from '../core/events.js';
+import { err, ok, type Result } from '../core/result.js';
+
+/** A value (or one item inside a webhook body) that cannot become an event; the message names the field. */
+export interface ParseError {
+  code: 'BAD_EVENT';
+  message: string;
+}
+
+/** Items that are valid but are not billing events (group statuses, system messages, unknown fields…). */
+export interface IgnoredCount {
+  reason: string;
+  count: number;
+}
+
+export interface ParsedItem {
+  events: CoreEvent[];
+  /** What was skipped on purpose, counted by reason. */
+  ignored: readonly IgnoredCount[];
+  /**
+   * Items of a webhook body that could not be read (e.g. one status without an id). The rest of the body is
+   * still in `events`: one bad item never costs the others. Always empty for a contract event line.
+   */
+  rejected: readonly ParseError[];
+}
+
+/** Stable reasons for `ParsedItem.ignored`. */
+export const IGNORED = {
+  groupStatus: 'status of a message to a group (groups are not billed as 1:1 messages)',
+  groupMessage: 'message written in a group (does not open a 1:1 customer service window)',
+  systemMessage: 'system message (e.g. the user changed number): not a message from the user',
+  valueErrors: 'errors[] in a messages value (Meta reports a problem; it is not a billing event)',
+  pendingCategoryNotice:
+    'template_category_update announcing a future change (correct_category): the change comes in its own webhook',
+} as const;
+
+const EMPTY: readonly never[] = Object.freeze([]);
+const TEMPLATE_CATEGORIES = 'marketing, utility, authentication, or null for a non-template message';
+const LINE_KINDS = '"inbound", "outbound" or "status"';
+
+type Rec = Record<string, unknown>;
+
+function isRecord(value: unknown): value is Rec {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function bad(message: string): ParseError {
+  return { code: 'BAD_EVENT', message };
+}
+
+function describe(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  if (typeof value === 'object') return 'an object';
+  const text = JSON.stringify(value);
+  return text.length > 60 ? `${text.slice(0, 57)}...` : text;
+}
+
+/** A required field was missing or of the wrong type: say which, what it is, and what was there. */
+function needField(where: string, field: string, what: string, actual: unknown): ParseError {
+  if (actual === undefined) return bad(`${where} needs "${field}" (${what})`);
+  const hint = typeof actual === 'number' ? ': write ids as JSON strings, numbers lose digits beyond 15' : '';
+  return bad(`${where} "${field}" must be a non-empty string (${what}), not ${describe(actual)}${hint}`);
+}
+
+function nonEmptyString(value: unknown): string | undefined {
+  return typeof value === 'string' && value !== '' ? value : undefined;
+}
+
+/** Epoch ms, or the error naming the field. Numbers and digit strings (Meta's timestamps) skip the regex. */
+function instantField(where: string, field: string, value: unknown): number | ParseError {
+  if (typeof value === 'number' && Number.isFinite(value) && value >= 0) return Math.round(value * 1000);
+  if (value === undefined) return bad(`${where} needs "${field}" (ISO-8601 with an offset, or Unix seconds)`);
+  const parsed = parseInstant(value);
+  return parsed.ok ? parsed.value : bad(`${where} "${field}": ${parsed.error.message}`);
+}
+
+function addIgnored(list: IgnoredCount[], reason: string, count = 1): void {
+  for (let i = 0; i < list.length; i++) {
+    const item = list[i]!;
+    if (item.reason === reason) {
+      item.count += count;
+      return;
+    }
+  }
+  list.push({ reason, count });
+}
+
+/**
+ * One parsed JSON value → core events. A contract event line gives one event; a webhook body gives as many
+ * as it batches (possibly none). Values that are neither are a `BAD_EVENT` error naming what is wrong.
+ */
+export function parseEventValue(value: unknown): Result<ParsedItem, ParseError> {
+  if (!isRecord(value)) {
+    return err(
+      bad(
+        `expected an event line ({"kind":…}) or a webhook body ({"object":"whatsapp_business_account",…}), not ${describe(value)}`,
+      ),
+    );
+  }
+  const kind = value.kind;
+  if (kind !== undefined) {
+    let event: CoreEvent | ParseError;
+    if (kind === 'status') event = parseStatusLine(value);
+    else if (kind === 'outbound') event = parseOutboundLine(value);
+    else if (kind === 'inbound') event = parseInboundLine(value);
+    else return err(bad(`"kind" must be ${LINE_KINDS}, not ${describe(kind)}`));
+    if ('code' in event) return err(event);
+    return ok({ events: [event], ignored: EMPTY, rejected: EMPTY });
+  }
+  if (value.object !== undefined || value.entry !== undefined) return parseWebhookBody(value);
+  return err(
+    bad(
+      `${whatIsIt(value)}not an event line (needs "kind": ${LINE_KINDS}) nor a webhook body (needs "object":"whatsapp_business_account")`,
+    ),
+  );
+}
+
+/** Names the look-alikes people feed by mistake (only on the error path). */
+function whatIsIt(value: Rec): string {
+  if (
+    value.conversation_analytics !== undefined ||
+    value.pricing_analytics !== undefined ||
+    Array.isArray(value.data)
+  )
+    return 'a Meta analytics export (use it with `wameter reconcile --analytics`), ';
+  if (
+    value.pricing !== undefined ||
+    value.conversation !== undefined ||
+    value.statuses !== undefined ||
+    value.messages !== undefined
+  )
+    return 'a fragment of a webhook (send the whole body, {"object":"whatsapp_business_account","entry":[…]}), ';
+  return '';
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Contract event lines (contract.md §1)
+
+function parseInboundLine(line: Rec): InboundEvent | ParseError {
+  const where = 'inbound line';
+  const atMs = instantField(where, 'at', line.at);
+  if (typeof atMs !== 'number') return atMs;
+  const waba = nonEmptyString(line.waba);
+  if (waba === undefined) return needField(where, 'waba', 'the WhatsApp Business Account id', line.waba);
+  const business = nonEmptyString(line.business);
+  if (business === undefined)
+    return needField(where, 'business', "the business number's phone_number_id", line.business);
+  const user = nonEmptyString(line.user);
+  if (user === undefined) return needField(where, 'user', "the sender's wa_id", line.user);
+  const id = nonEmptyString(line.id);
+  if (id === undefined) return needField(where, 'id', "the message's wamid", line.id);
+  const referral = line.referral;
+  if (referral !== undefined && referral !== null && !isRecord(referral)) {
+    return bad(
+      `inbound line "referral" must be an object (Meta's referral, verbatim), not ${describe(referral)}`,
+    );
+  }
+  return { kind: 'inbound', atMs, waba, business, user, id, hasReferral: isRecord(referral) };
+}
+
+function parseOutboundLine(line: Rec): OutboundEvent | ParseError {
+  const where = 'outbound line';
+  const atMs = instantField(where, 'at', line.at);
+  if (typeof atMs !== 'number') return atMs;
+  const waba = nonEmptyString(line.waba);
+  if (waba === undefined) return needField(where, 'waba', 'the WhatsApp Business Account id', line.waba);
+  const business = nonEmptyString(line.business);
+  if (business === undefined)
+    return needField(where, 'business', "the sending number's phone_number_id", line.business);
+  const user = nonEmptyString(line.user);
+  if (user === undefined) return needField(where, 'user', "the recipient's wa_id", line.user);
+  const id = nonEmptyString(line.id);
+  if (id === undefined) return needField(where, 'id', "the message's wamid", line.id);
+
+  const rawTemplate = line.template;
+  let template: TemplateCategory | null;
+  if (rawTemplate === undefined || rawTemplate === null) template = null;
+  else if (rawTemplate === 'marketing' || rawTemplate === 'utility' || rawTemplate === 'authentication')
+    template = rawTemplate;
+  else return bad(`outbound line "template" must be ${TEMPLATE_CATEGORIES}; got ${describe(rawTemplate)}`);
+
+  const event: OutboundEvent = { kind: 'outbound', atMs, waba, business, user, id, template };
+  const templateName = line.template_name;
+  if (templateName !== undefined && templateName !== null) {
+    if (typeof templateName !== 'string' || templateName === '')
+      return bad(`outbound line "template_name" must be a non-empty string, not ${describe(templateName)}`);
+    event.templateName = templateName;
+  }
+  if (line.delivered_at !== undefined && line.delivered_at !== null) {
+    const deliveredAtMs = instantField(where, 'delivered_at', line.delivered_at);
+    if (typeof deliveredAtMs !== 'number') return deliveredAtMs;
+    event.deliveredAtMs = deliveredAtMs;
+  }
+  const failed = line.failed;
+  if (failed !== undefined && failed !== null) {
+    if (typeof failed !== 'boolean')
+      return bad(`outbound line "failed" must be true or false, not ${describe(failed)}`);
+    if (failed) event.isFailed = true;
+  }
+  return event;
+}
+
+function parseStatusLine(line: Rec): StatusEvent | ParseError {
+  const where = 'status line';
+  const atMs = instantField(where, 'at', line.at);
+  if (typeof atMs !== 'number') return atMs;
+  const id = nonEmptyString(line.id);
+  if (id === undefined) return needField(where, 'id', "the business message's wamid", line.id);
+  const status = nonEmptyString(line.status);
+  if (status === undefined) return needField(where, 'status', 'sent, delivered, read or failed', line.status);
+  const event: StatusEvent = { kind: 'status', atMs, id, status };
+  // waba, business and user may be omitted on a status: the outbound line with the same id links them.
+  if (line.waba !== undefined && line.waba !== null) {
+    const waba = nonEmptyString(line.waba);
+    if (waba === undefined)
+      return needField(where, 'waba', 'optional: omit it or give the WABA id', line.waba);
+    event.waba = waba;
+  }
+  if (line.business !== undefined && line.business !== null) {
+    const business = nonEmptyString(line.business);
+    if (business === undefined)
+      return needField(where, 'business', 'optional: omit it or give the phone_number_id', line.business);
+    event.business = business;
+  }
+  if (line.user !== undefined && line.user !== null) {
+    const user = nonEmptyString(line.user);
+    if (user === undefined)
+      return needField(where, 'user', "optional: omit it or give the recipient's wa_id", line.user);
+    event.user = user;
+  }
+  const evidenceError = readEvidence(where, line, event);
+  return evidenceError ?? event;
+}
+
+/** Copies Meta's `pricing` / `conversation` objects by reference (verbatim evidence, never an input). */
+function readEvidence(where: string, source: Rec, event: StatusEvent): ParseError | undefined {
+  const pricing = source.pricing;
+  if (pricing !== undefined && pricing !== null) {
+    if (!isRecord(pricing))
+      return bad(`${where} "pricing" must be an object (Meta's pricing, verbatim), not ${describe(pricing)}`);
+    event.pricing = pricing as MetaPricingEvidence;
+  }
+  const conversation = source.conversation;
+  if (conversation !== undefined && conversation !== null) {
+    if (!isRecord(conversation))
+      return bad(
+        `${where} "conversation" must be an object (Meta's conversation, verbatim), not ${describe(conversation)}`,
+      );
+    event.conversation = conversation as MetaConversationEvidence;
+  }
+  return undefined;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Meta webhook bodies (webhooks.md)
+
+interface BodyOutput {
+  events: CoreEvent[];
+  ignored: IgnoredCount[];
+  rejected: ParseError[];
+}
+
+function parseWebhookBody(body: Rec): Result<ParsedItem, ParseError> {
+  if (body.object !== 'whatsapp_business_account') {
+    return err(
+      bad(
+        `webhook body has "object": ${describe(body.object)}; wameter reads WhatsApp Business Account webhooks ("object":"whatsapp_business_account")`,
+      ),
+    );
+  }
+  const entries = body.entry;
+  if (!Array.isArray(entries)) return err(bad('webhook body needs "entry" (an array of entries)'));
+  const out: BodyOutput = { events: [], ignored: [], rejected: [] };
+  for (let i = 0; i < entries.length; i++) {
+    const entry: unknown = entries[i];
+    if (!isRecord(entry)) {
+      out.rejected.push(bad(`entry[${i}] must be an object, not ${describe(entry)}`));
+      continue;
+    }
+    const changes = entry.changes;
+    if (!Array.isArray(changes)) {
+      out.rejected.push(bad(`entry[${i}] needs "changes" (an array)`));
+      continue;
+    }
+    const waba = nonEmptyString(entry.id);
+    for (let j = 0; j < changes.length; j++) {
+      const change: unknown = changes[j];
+      const path = `entry[${i}].changes[${j}]`;
+      if (!isRecord(change) || !isRecord(change.value)) {
+        out.rejected.push(bad(`${path} must be an object with "field" and "value" (an object)`));
+        continue;
+      }
+      const field = change.field;
+      if (field === 'messages') {
+        readMessagesValue(out, change.value, waba, entry.id, path);
+      } else if (field === 'account_update') {
+        readAccountUpdate(out, change.value, waba, entry, path);
+      } else if (field === 'template_category_update') {
+        readTemplateCategoryUpdate(out, change.value, waba, entry, path);
+      } else {
+        addIgnored(
+          out.ignored,
+          `field "${typeof field === 'string' ? field : describe(field)}" (not a billing event)`,
+        );
+      }
+    }
+  }
+  return ok(out);
+}
+
+function wabaError(path: string, actual: unknown): ParseError {
+  return needField(`${path}: its entry`, 'id', 'the WhatsApp Business Account id', actual);
+}
+
+/** `contacts[].profile.country_code` of the contact whose wa_id or user_id is `user`. */
+function countryHint(contacts: unknown, user: string): string | undefined {
+  if (!Array.isArray(contacts)) return undefined;
+  for (let i = 0; i < contacts.length; i++) {
+    const contact: unknown = contacts[i];
+    if (!isRecord(contact) || (contact.wa_id !== user && contact.user_id !== user)) continue;
+    const profile = contact.profile;
+    if (!isRecord(profile)) return undefined;
+    const country = profile.country_code;
+    return typeof country === 'string' && country.length === 2 ? country : undefined;
+  }
+  return undefined;
+}
+
+function readMessagesValue(
+  out: BodyOutput,
+  value: Rec,
+  waba: string | undefined,
+  rawWaba: unknown,
+  path: string,
+): void {
+  const metadata = value.metadata;
+  const business = isRecord(metadata) ? nonEmptyString(metadata.phone_number_id) : undefined;
+  const contacts = value.contacts;
+
+  const messages = value.messages;
+  if (Array.isArray(messages)) {
+    for (let k = 0; k < messages.length; k++) {
+      const where = `${path}.value.messages[${k}]`;
+      const message: unknown = messages[k];
+      if (!isRecord(message)) {
+        out.rejected.push(bad(`${where} must be an object, not ${describe(message)}`));
+        continue;
+      }
+      if (message.type === 'system' || message.system !== undefined) {
+        addIgnored(out.ignored, IGNORED.systemMessage);
+        continue;
+      }
+      if (message.group_id !== undefined) {
+        addIgnored(out.ignored, IGNORED.groupMessage);
+        continue;
+      }
+      const id = nonEmptyString(message.id);
+      if (id === undefined) {
+        out.rejected.push(needField(where, 'id', "the message's wamid", message.id));
+        continue;
+      }
+      const atMs = instantField(where, 'timestamp', message.timestamp);
+      if (typeof atMs !== 'number') {
+        out.rejected.push(atMs);
+        continue;
+      }
+      const user = nonEmptyString(message.from) ?? nonEmptyString(message.from_user_id);
+      if (user === undefined) {
+        out.rejected.push(
+          bad(`${where} needs "from" (the user's wa_id) or "from_user_id" (business-scoped id)`),
+        );
+        continue;
+      }
+      if (waba === undefined) {
+        out.rejected.push(wabaError(where, rawWaba));
+        continue;
+      }
+      if (business === undefined) {
+        out.rejected.push(
+          bad(
+            `${where} needs "metadata.phone_number_id" in its value (the business number that received it)`,
+          ),
+        );
+        continue;
+      }
+      const event: InboundEvent = {
+        kind: 'inbound',
+        atMs,
+        waba,
+        business,
+        user,
+        id,
+        hasReferral: isRecord(message.referral),
+      };
+      const country = countryHint(contacts, user);
+      if (country !== undefined) event.userCountryHint = country;
+      out.events.push(event);
+    }
+  }
+
+  const statuses = value.statuses;
+  if (Array.isArray(statuses)) {
+    for (let k = 0; k < statuses.length; k++) {
+      const where = `${path}.value.statuses[${k}]`;
+      const status: unknown = statuses[k];
+      if (!isRecord(status)) {
+        out.rejected.push(bad(`${where} must be an object, not ${describe(status)}`));
+        continue;
+      }
+      if (status.recipient_type === 'group') {
+        addIgnored(out.ignored, IGNORED.groupStatus);
+        continue;
+      }
+      const id = nonEmptyString(status.id);
+      if (id === undefined) {
+        out.rejected.push(needField(where, 'id', "the business message's wamid", status.id));
+        continue;
+      }
+      const word = nonEmptyString(status.status);
+      if (word === undefined) {
+        out.rejected.push(needField(where, 'status', 'sent, delivered, read, failed…', status.status));
+        continue;
+      }
+      const atMs = instantField(where, 'timestamp', status.timestamp);
+      if (typeof atMs !== 'number') {
+        out.rejected.push(atMs);
+        continue;
+      }
+      const event: StatusEvent = { kind: 'status', atMs, id, status: word };
+      if (waba !== undefined) event.waba = waba;
+      if (business !== undefined) event.business = business;
+      const user = nonEmptyString(status.recipient_id) ?? nonEmptyString(status.recipient_user_id);
+      if (user !== undefined) {
+        event.user = user;
+        const country = countryHint(contacts, user);
+        if (country !== undefined) event.userCountryHint = country;
+      }
+      const evidenceError = readEvidence(where, status, event);
+      if (evidenceError !== undefined) {
+        out.rejected.push(evidenceError);
+        continue;
+      }
+      out.events.push(event);
+    }
+  }
+
+  const errors = value.errors;
+  if (Array.isArray(errors) && errors.length > 0) addIgnored(out.ignored, IGNORED.valueErrors, errors.length);
+}
+
+function readAccountUpdate(
+  out: BodyOutput,
+  value: Rec,
+  waba: string | undefined,
+  entry: Rec,
+  path: string,
+): void {
+  const where = `${path}.value`;
+  const name = nonEmptyString(value.event);
+  if (name === undefined) {
+    out.rejected.push(needField(where, 'event', "the account_update's kind", value.event));
+    return;
+  }
+  if (
+    name !== 'VOLUME_BASED_PRICING_TIER_UPDATE' &&
+    name !== 'AUTH_INTL_PRICE_ELIGIBILITY_UPDATE' &&
+    name !== 'BUSINESS_PRIMARY_LOCATION_COUNTRY_UPDATE'
+  ) {
+    addIgnored(out.ignored, `account_update ${name} (no billing fact)`);
+    return;
+  }
+  if (waba === undefined) {
+    out.rejected.push(wabaError(where, entry.id));
+    return;
+  }
+  const tierInfo = value.volume_tier_info;
+  // The fact's own time when Meta gives one, else the entry's notification time.
+  const ownTime =
+    isRecord(tierInfo) && tierInfo.tier_update_time !== undefined ? tierInfo.tier_update_time : undefined;
+  const atMs =
+    ownTime !== undefined
+      ? instantField(`${where}.volume_tier_info`, 'tier_update_time', ownTime)
+      : entry.time !== undefined || value.time === undefined
+        ? instantField(`${path}: its entry`, 'time', entry.time)
+        : instantField(where, 'time', value.time);
+  if (typeof atMs !== 'number') {
+    out.rejected.push(atMs);
+    return;
+  }
+  const event: AccountUpdateEvent = { kind: 'account_update', atMs, waba, event: name };
+
+  if (name === 'VOLUME_BASED_PRICING_TIER_UPDATE') {
+    if (!isRecord(tierInfo)) {
+      out.rejected.push(bad(`${where} needs "volume_tier_info" (an object) for ${name}`));
+      return;
+    }
+    const tier = nonEmptyString(tierInfo.tier);
+    const category = nonEmptyString(tierInfo.pricing_category);
+    if (tier === undefined || category === undefined) {
+      out.rejected.push(bad(`${where}.volume_tier_info needs "tier" and "pricing_category" (strings)`));
+      return;
+    }
+    const volumeTier: NonNullable<AccountUpdateEvent['volumeTier']> = {
+      tier,
+      category: category.toLowerCase(),
+    };
+    const region = nonEmptyString(tierInfo.region);
+    if (region !== undefined) volumeTier.region = region;
+    const month = nonEmptyString(tierInfo.effective_month);
+    if (month !== undefined) volumeTier.effectiveMonth = month;
+    event.volumeTier = volumeTier;
+  } else if (name === 'AUTH_INTL_PRICE_ELIGIBILITY_UPDATE') {
+    const eligibility = value.auth_international_rate_eligibility;
+    const eligibilityWhere = `${where}.auth_international_rate_eligibility`;
+    if (!isRecord(eligibility)) {
+      out.rejected.push(bad(`${where} needs "auth_international_rate_eligibility" (an object) for ${name}`));
+      return;
+    }
+    const startMs = instantField(eligibilityWhere, 'start_time', eligibility.start_time);
+    if (typeof startMs !== 'number') {
+      out.rejected.push(startMs);
+      return;
+    }
+    const exceptionsMs: Record<string, number> = {};
+    const exceptions = eligibility.exception_countries;
+    if (exceptions !== undefined && exceptions !== null) {
+      if (!Array.isArray(exceptions)) {
+        out.rejected.push(bad(`${eligibilityWhere} "exception_countries" must be an array`));
+        return;
+      }
+      for (let k = 0; k < exceptions.length; k++) {
+        const exception: unknown = exceptions[k];
+        const exceptionWhere = `${eligibilityWhere}.exception_countries[${k}]`;
+        const country = isRecord(exception) ? exception.country_code : undefined;
+        if (!isRecord(exception) || typeof country !== 'string' || country.length !== 2) {
+          out.rejected.push(bad(`${exceptionWhere} needs "country_code" (two letters, e.g. "ID")`));
+          return;
+        }
+        const exceptionMs = instantField(exceptionWhere, 'start_time', exception.start_time);
+        if (typeof exceptionMs !== 'number') {
+          out.rejected.push(exceptionMs);
+          return;
+        }
+        exceptionsMs[country.toUpperCase()] = exceptionMs;
+      }
+    }
+    event.authInternational = { startMs, exceptionsMs };
+  } else {
+    const country = value.country;
+    if (typeof country !== 'string' || country.length !== 2) {
+      out.rejected.push(bad(`${where} needs "country" (two letters, e.g. "IN") for ${name}`));
+      return;
+    }
+    event.primaryCountry = country.toUpperCase();
+  }
+  out.events.push(event);
+}
+
+function readTemplateCategoryUpdate(
+  out: BodyOutput,
+  value: Rec,
+  waba: string | undefined,
+  entry: Rec,
+  path: string,
+): void {
+  const where = `${path}.value`;
+  if (value.correct_category !== undefined) {
+    addIgnored(out.ignored, IGNORED.pendingCategoryNotice);
+    return;
+  }
+  const templateName = nonEmptyString(value.message_template_name);
+  if (templateName === undefined) {
+    out.rejected.push(
+      needField(where, 'message_template_name', "the template's name", value.message_template_name),
+    );
+    return;
+  }
+  const newCategory = nonEmptyString(value.new_category);
+  if (newCategory === undefined) {
+    out.rejected.push(needField(where, 'new_category', 'e.g. "MARKETING"', value.new_category));
+    return;
+  }
+  if (waba === undefined) {
+    out.rejected.push(wabaError(where, entry.id));
+    return;
+  }
+  const atMs = instantField(`${path}: its entry`, 'time', entry.time);
+  if (typeof atMs !== 'number') {
+    out.rejected.push(atMs);
+    return;
+  }
+  const event: TemplateCategoryUpdateEvent = {
+    kind: 'template_category_update',
+    atMs,
+    waba,
+    templateName,
+    newCategory: newCategory.toLowerCase(),
+  };
+  const templateId = value.message_template_id;
+  if (typeof templateId === 'string' || typeof templateId === 'number') event.templateId = String(templateId);
+  const previous = nonEmptyString(value.previous_category);
+  if (previous !== undefined) event.previousCategory = previous.toLowerCase();
+  out.events.push(event);
+}

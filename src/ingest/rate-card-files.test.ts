@@ -1,0 +1,166 @@
+import { mkdtemp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { tierRate } from '../core/rate-card.js';
+import {
+  isVolumeTierFile,
+  loadBundledMarketTable,
+  loadBundledRateCards,
+  loadMarketTableFile,
+  loadRateCards,
+  packageRoot,
+} from './rate-card-files.js';
+
+const CARD = [
+  'Cost per delivered message in USD, effective October 1, 2025',
+  'Market,Currency,Marketing,Utility,Authentication,Authentication-International,Service',
+  'India,$US,0.0107,0.0014,0.0014,0.0280,0.0000',
+  'Brazil,$US,0.0625,0.0068,0.0068,n/a,0.0000',
+].join('\n');
+
+const TIERS = [
+  'Volume tiers in USD, effective October 1, 2025',
+  'Market,Currency,Category,From,To,Rate',
+  'India,$US,Utility,1,100000,0.0014',
+  'India,$US,Utility,100001,,0.0012',
+].join('\n');
+
+let folder: string;
+
+beforeEach(async () => {
+  folder = await mkdtemp(join(tmpdir(), 'wameter-rate-cards-'));
+});
+
+afterEach(async () => {
+  await rm(folder, { recursive: true, force: true });
+});
+
+async function write(name: string, text: string): Promise<string> {
+  const path = join(folder, name);
+  await writeFile(path, text);
+  return path;
+}
+
+describe('packageRoot', () => {
+  it('is the folder holding wameter’s package.json', async () => {
+    const manifest = JSON.parse(await readFile(join(packageRoot(), 'package.json'), 'utf8')) as {
+      name: string;
+    };
+    expect(manifest.name).toBe('wameter');
+  });
+});
+
+describe('loadBundledRateCards', () => {
+  it('reads the four community cards', async () => {
+    const result = await loadBundledRateCards();
+    if (!result.ok) throw new Error(result.error.message);
+    expect(result.value.map((c) => c.id).sort()).toEqual([
+      'usd-2022-02-01-partial',
+      'usd-2023-06-01-partial',
+      'usd-2024-11-01',
+      'usd-2025-10-01',
+    ]);
+    const november2024 = result.value.find((c) => c.id === 'usd-2024-11-01');
+    expect(november2024?.rates.get('India')?.utility).toBe(1400);
+    expect(november2024?.rates.get('Argentina')?.authentication_international).toBeUndefined();
+    expect(november2024?.provenance).toMatch(/^Provenance: community transcription/);
+  });
+});
+
+describe('loadRateCards', () => {
+  it('reads every .csv of a directory and attaches tier files to their card', async () => {
+    await write('usd-2025-10-01.csv', CARD);
+    await write('usd-2025-10-01-tiers.csv', TIERS);
+    await write('README.txt', 'not a card');
+    const result = await loadRateCards([folder]);
+    if (!result.ok) throw new Error(result.error.message);
+    expect(result.value).toHaveLength(1);
+    const card = result.value[0];
+    if (!card) throw new Error('no card');
+    expect(tierRate(card, 'India', 'utility', 100001)).toEqual({ band: '100001:', rateMicros: 1200 });
+  });
+
+  it('mixes files and directories, reading a file given twice once', async () => {
+    const single = await write('usd-2025-10-01.csv', CARD);
+    const sub = join(folder, 'older');
+    await mkdir(sub);
+    await writeFile(join(sub, 'usd-2024-11-01.csv'), CARD.replace('October 1, 2025', 'November 1, 2024'));
+    const result = await loadRateCards([single, sub, single]);
+    if (!result.ok) throw new Error(result.error.message);
+    expect(result.value.map((c) => c.effectiveDate)).toEqual(['2025-10-01', '2024-11-01']);
+  });
+
+  it('refuses a path that does not exist, naming it', async () => {
+    const missing = join(folder, 'nope.csv');
+    const result = await loadRateCards([missing]);
+    expect(result).toEqual({
+      ok: false,
+      error: {
+        code: 'UNREADABLE_SOURCE',
+        message: `cannot read rate cards ${missing}: no such file or directory`,
+        file: missing,
+      },
+    });
+  });
+
+  it('refuses a directory without .csv files', async () => {
+    const result = await loadRateCards([folder]);
+    expect(result.ok || result.error).toMatchObject({ code: 'UNREADABLE_SOURCE', file: folder });
+  });
+
+  it('refuses an empty list of paths', async () => {
+    expect((await loadRateCards([])).ok).toBe(false);
+  });
+
+  it('passes on a bad card’s error, naming the file and line', async () => {
+    const path = await write('usd-2025-10-01.csv', CARD.replace('0.0068,n/a', '0,0068,n/a'));
+    const result = await loadRateCards([path]);
+    expect(result.ok || result.error).toMatchObject({ code: 'BAD_RATE_CARD', file: path, line: 4 });
+  });
+
+  it('refuses a tier file without its card, naming both', async () => {
+    await write('usd-2024-11-01.csv', CARD.replace('October 1, 2025', 'November 1, 2024'));
+    const tiers = await write('usd-2025-10-01-tiers.csv', TIERS);
+    const result = await loadRateCards([folder]);
+    expect(result.ok || result.error).toMatchObject({ code: 'TIERS_WITHOUT_CARD', file: tiers });
+    expect(result.ok || result.error.message).toMatch(/usd-2025-10-01-tiers .* cards given: usd-2024-11-01/);
+  });
+
+  it('refuses two cards of one currency and date, naming the second file', async () => {
+    await write('a.csv', CARD);
+    const second = await write('b.csv', CARD);
+    const result = await loadRateCards([folder]);
+    expect(result.ok || result.error).toMatchObject({ code: 'DUPLICATE_RATE_CARD', file: second });
+    expect(result.ok || result.error.message).toMatch(/a and b are both USD cards effective 2025-10-01/);
+  });
+
+  it('tells tier files from cards by name', () => {
+    expect(isVolumeTierFile('/x/usd-2025-10-01-tiers.csv')).toBe(true);
+    expect(isVolumeTierFile('/tiers/usd-2025-10-01.csv')).toBe(false);
+  });
+});
+
+describe('market table files', () => {
+  it('reads the bundled market table', async () => {
+    const result = await loadBundledMarketTable();
+    if (!result.ok) throw new Error(result.error.message);
+    expect(result.value.marketOf('IN', '2025-01-01')).toBe('India');
+  });
+
+  it('refuses a malformed table, naming the file and line', async () => {
+    const path = await write(
+      'markets.csv',
+      'country,calling_code,area_codes,market,valid_from,valid_to,source\nIN,91,,India,,,\n',
+    );
+    const result = await loadMarketTableFile(path);
+    expect(result.ok || result.error).toMatchObject({ code: 'BAD_MARKET_TABLE', file: path });
+    expect(result.ok || result.error.message).toContain(`${path}: market table line 2`);
+  });
+
+  it('refuses a missing file', async () => {
+    const path = join(folder, 'missing.csv');
+    const result = await loadMarketTableFile(path);
+    expect(result.ok || result.error).toMatchObject({ code: 'UNREADABLE_SOURCE', file: path });
+  });
+});

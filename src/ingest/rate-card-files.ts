@@ -1,0 +1,172 @@
+// Reading rate cards, volume-tier files and the market table from disk (the I/O side of core/rate-card.ts and
+// core/market.ts), including the copies bundled with the package. Parsing and validation stay in core.
+
+import { existsSync } from 'node:fs';
+import { readdir, readFile, stat } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseMarketTable, type MarketTable } from '../core/market.js';
+import type { RateCard } from '../core/pricing-context.js';
+import { err, ok, type Result } from '../core/result.js';
+import {
+  attachVolumeTiers,
+  createRateBook,
+  parseRateCardCsv,
+  parseVolumeTierCsv,
+  type RateCardError,
+  type VolumeTierFile,
+} from '../core/rate-card.js';
+
+export interface RateCardFileError {
+  code: RateCardError['code'] | 'UNREADABLE_SOURCE';
+  message: string;
+  file: string;
+  line?: number;
+}
+
+export interface MarketTableFileError {
+  code: 'BAD_MARKET_TABLE' | 'UNREADABLE_SOURCE';
+  message: string;
+  file: string;
+}
+
+let cachedRoot: string | undefined;
+
+/**
+ * The folder holding wameter's package.json, found by walking up from this module, so it is the same from
+ * `src/ingest` (tests, tsx) and from `dist/src/ingest` (the built package). Throws if there is none: the
+ * package is broken.
+ */
+export function packageRoot(): string {
+  if (cachedRoot !== undefined) return cachedRoot;
+  let folder = dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    if (existsSync(join(folder, 'package.json'))) {
+      cachedRoot = folder;
+      return folder;
+    }
+    const parent = dirname(folder);
+    if (parent === folder) throw new Error(`no package.json above ${fileURLToPath(import.meta.url)}`);
+    folder = parent;
+  }
+}
+
+/** A tier file is one whose name contains "tiers" (e.g. usd-2025-10-01-tiers.csv); see docs/rate-cards.md. */
+export function isVolumeTierFile(path: string): boolean {
+  return basename(path).toLowerCase().includes('tiers');
+}
+
+function unreadable(file: string, error: unknown, what: string): { ok: false; error: RateCardFileError } {
+  const code = (error as NodeJS.ErrnoException).code;
+  const why =
+    code === 'ENOENT'
+      ? 'no such file or directory'
+      : code === 'EACCES'
+        ? 'permission denied'
+        : code === 'EISDIR'
+          ? 'is a directory'
+          : (error as Error).message;
+  return err({ code: 'UNREADABLE_SOURCE', message: `cannot read ${what} ${file}: ${why}`, file });
+}
+
+/** The CSV files a path stands for: the file itself, or every `*.csv` in a directory (sorted by name). */
+async function csvFilesOf(path: string): Promise<Result<string[], RateCardFileError>> {
+  let isDirectory: boolean;
+  try {
+    isDirectory = (await stat(path)).isDirectory();
+  } catch (error) {
+    return unreadable(path, error, 'rate cards');
+  }
+  if (!isDirectory) return ok([path]);
+  let names: string[];
+  try {
+    names = await readdir(path);
+  } catch (error) {
+    return unreadable(path, error, 'rate card directory');
+  }
+  const files = names.filter((name) => name.toLowerCase().endsWith('.csv')).sort();
+  if (files.length === 0) {
+    return err({
+      code: 'UNREADABLE_SOURCE',
+      message: `rate card directory ${path} holds no .csv file; give Meta's rate card CSVs or a directory of them`,
+      file: path,
+    });
+  }
+  return ok(files.map((name) => join(path, name)));
+}
+
+/**
+ * Reads rate cards from files and directories (a directory: every `*.csv` in it). Files whose name contains
+ * "tiers" are volume-tier files, attached to the card of the same currency and effective date. The cards are
+ * checked together (no two of one currency and date). Errors name the file.
+ */
+export async function loadRateCards(
+  paths: readonly string[],
+): Promise<Result<RateCard[], RateCardFileError>> {
+  const files: string[] = [];
+  for (const path of paths) {
+    const found = await csvFilesOf(path);
+    if (!found.ok) return found;
+    for (const file of found.value) if (!files.includes(file)) files.push(file);
+  }
+  if (files.length === 0) {
+    return err({ code: 'UNREADABLE_SOURCE', message: 'no rate card files were given', file: '' });
+  }
+
+  let cards: RateCard[] = [];
+  const tierFiles: VolumeTierFile[] = [];
+  for (const file of files) {
+    let text: string;
+    try {
+      text = await readFile(file, 'utf8');
+    } catch (error) {
+      return unreadable(file, error, 'rate card');
+    }
+    if (isVolumeTierFile(file)) {
+      const parsed = parseVolumeTierCsv(text, file);
+      if (!parsed.ok) return parsed;
+      tierFiles.push(parsed.value);
+    } else {
+      const parsed = parseRateCardCsv(text, file);
+      if (!parsed.ok) return parsed;
+      cards.push(parsed.value);
+    }
+  }
+
+  const book = createRateBook(cards);
+  if (!book.ok) {
+    const file = files.find((f) => basename(f).replace(/\.csv$/i, '') === book.error.file) ?? book.error.file;
+    return err({ ...book.error, file });
+  }
+  for (const tierFile of tierFiles) {
+    const attached = attachVolumeTiers(cards, tierFile);
+    if (!attached.ok) return attached;
+    cards = attached.value;
+  }
+  return ok(cards);
+}
+
+/** The community rate cards shipped in `<package root>/data/rate-cards` (see docs/rate-cards.md). */
+export function loadBundledRateCards(): Promise<Result<RateCard[], RateCardFileError>> {
+  return loadRateCards([join(packageRoot(), 'data', 'rate-cards')]);
+}
+
+/** Reads and parses a market table CSV (data/markets.csv layout); errors name the file. */
+export async function loadMarketTableFile(path: string): Promise<Result<MarketTable, MarketTableFileError>> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (error) {
+    const failure = unreadable(path, error, 'market table');
+    return err({ code: 'UNREADABLE_SOURCE', message: failure.error.message, file: path });
+  }
+  const parsed = parseMarketTable(text);
+  if (!parsed.ok)
+    return err({ code: 'BAD_MARKET_TABLE', message: `${path}: ${parsed.error.message}`, file: path });
+  return parsed;
+}
+
+/** The market table shipped in `<package root>/data/markets.csv`. */
+export function loadBundledMarketTable(): Promise<Result<MarketTable, MarketTableFileError>> {
+  return loadMarketTableFile(join(packageRoot(), 'data', 'markets.csv'));
+}

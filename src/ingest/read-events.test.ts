@@ -1,0 +1,463 @@
+import { chmod, mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, relative } from 'node:path';
+import { Readable } from 'node:stream';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { CoreEvent } from '../core/events.js';
+import { IGNORED } from './parse-event.js';
+import {
+  readEventSources,
+  STDIN_NAME,
+  type IgnoredNote,
+  type ReadOptions,
+  type ReadSummary,
+  type SourceError,
+} from './read-events.js';
+
+const FIXTURES = fileURLToPath(new URL('../../test/fixtures/webhooks/', import.meta.url));
+
+interface Collected {
+  events: CoreEvent[];
+  errors: SourceError[];
+  ignored: IgnoredNote[];
+  batches: number;
+  summary: ReadSummary;
+}
+
+async function collect(sources: string[], options?: ReadOptions): Promise<Collected> {
+  const events: CoreEvent[] = [];
+  const errors: SourceError[] = [];
+  const ignored: IgnoredNote[] = [];
+  let batches = 0;
+  const summary = await readEventSources(
+    sources,
+    {
+      onEvents: (batch) => {
+        batches++;
+        for (const event of batch) events.push(event);
+      },
+      onError: (error) => errors.push(error),
+      onIgnored: (note) => ignored.push(note),
+    },
+    options,
+  );
+  return { events, errors, ignored, batches, summary };
+}
+
+let dir: string;
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'wameter-read-events-'));
+});
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+async function write(name: string, content: string | Buffer): Promise<string> {
+  const path = join(dir, name);
+  await mkdir(join(path, '..'), { recursive: true });
+  await writeFile(path, content);
+  return path;
+}
+
+const inbound = (id: string, user = 'U1') =>
+  JSON.stringify({ kind: 'inbound', at: '2024-03-01T10:00:00Z', waba: 'W1', business: 'PN1', user, id });
+const outbound = (id: string) =>
+  JSON.stringify({
+    kind: 'outbound',
+    at: '2024-03-01T10:05:00Z',
+    waba: 'W1',
+    business: 'PN1',
+    user: 'U1',
+    id,
+    template: 'utility',
+  });
+const delivered = (id: string) =>
+  JSON.stringify({ kind: 'status', at: '2024-03-01T10:05:03Z', id, status: 'delivered' });
+
+const ids = (events: CoreEvent[]) => events.map((event) => ('id' in event ? event.id : event.kind));
+
+describe('every webhook fixture', () => {
+  // Files under test/fixtures/webhooks that are not webhook bodies, and the one sample that keeps Meta's
+  // placeholders instead of values. Each must give exactly the error named here, and nothing else may fail.
+  const KNOWN_NOT_BODIES: Record<string, string> = {
+    'meta-docs/analytics_conversation_half_hour_by_category.json': 'a Meta analytics export',
+    'meta-docs/analytics_conversation_half_hour_by_category_and_type.json': 'a Meta analytics export',
+    'meta-docs/analytics_conversation_monthly_all_dimensions.json': 'a Meta analytics export',
+    'meta-docs/analytics_conversation_monthly_by_type_unwrapped.json': 'a Meta analytics export',
+    'meta-docs/analytics_pricing_daily_tier_category_type_country.json': 'a Meta analytics export',
+    'meta-docs/incoming_text_ctwa_referral_with_ref_placeholders.json':
+      '"timestamp": "TIMESTAMP" is not an instant',
+    'meta-docs-snippets/SOURCES.json': 'not an event line',
+    'meta-docs-snippets/pricing_pmp_authentication_international.json': 'a fragment of a webhook',
+    'meta-docs-snippets/pricing_pmp_free_customer_service_service.json': 'a fragment of a webhook',
+    'meta-docs-snippets/pricing_pmp_free_customer_service_utility.json': 'a fragment of a webhook',
+    'meta-docs-snippets/status_fragment_mm_lite_marketing_lite.json': 'a fragment of a webhook',
+  };
+
+  it('is read from the directory without error, except the named non-bodies', async () => {
+    const { errors, summary, events } = await collect([FIXTURES]);
+    const jsonFiles = (await readdir(FIXTURES, { recursive: true })).filter((f) => f.endsWith('.json'));
+    expect(summary.files).toHaveLength(jsonFiles.length);
+    const byFile = Object.fromEntries(errors.map((e) => [relative(FIXTURES, e.file), e]));
+    expect(Object.keys(byFile).sort()).toEqual(Object.keys(KNOWN_NOT_BODIES).sort());
+    for (const [file, expected] of Object.entries(KNOWN_NOT_BODIES)) {
+      expect(byFile[file]).toMatchObject({ code: 'BAD_EVENT', line: 1 });
+      expect(byFile[file]!.message).toContain(expected);
+    }
+    expect(summary.errors).toBe(errors.length);
+    expect(summary.events).toBe(events.length);
+    expect(events.length).toBeGreaterThan(30);
+  });
+
+  it('files sorted by name are read in that order', async () => {
+    const { summary } = await collect([FIXTURES]);
+    const files = summary.files.map((f) => relative(FIXTURES, f.file));
+    expect(files[0]).toBe('meta-docs/account_update_whatsapp_business_accounts_example.json');
+    expect(files.indexOf('meta-docs-snippets/SOURCES.json')).toBeGreaterThan(
+      files.indexOf('meta-docs/value_errors_130429_rate_limit.json'),
+    );
+    expect(files.at(-1)).toBe('pywa/template_category_update_marketing.json');
+  });
+
+  it('a pretty-printed status body gives a sent status with pricing evidence', async () => {
+    const { events, errors, summary } = await collect([
+      join(FIXTURES, 'meta-docs/status_sent_marketing_pmp_with_conversation.json'),
+    ]);
+    expect(errors).toEqual([]);
+    expect(events).toEqual([
+      expect.objectContaining({
+        kind: 'status',
+        status: 'sent',
+        atMs: 1750030073000,
+        user: '16505551234',
+        pricing: { billable: true, pricing_model: 'PMP', type: 'regular', category: 'marketing' },
+        conversation: expect.objectContaining({ id: '72b14d6bd5407799e66f64d1b338e567' }),
+      }),
+    ]);
+    expect(summary.lines).toBe(41);
+  });
+
+  it.each([
+    [
+      'meta-docs/incoming_text_ctwa_referral.json',
+      { kind: 'inbound', hasReferral: true, user: '16505551234' },
+    ],
+    [
+      'meta-docs/status_delivered_marketing_pmp_bsuid_only_empty_recipient.json',
+      {
+        kind: 'status',
+        user: 'user.9373795779eb6441c8adb2eaee5b848e7dd174ddd302d7db62142f4722d574b6',
+        userCountryHint: 'US',
+      },
+    ],
+    [
+      'pywa/account_update_volume_tier_update.json',
+      { kind: 'account_update', event: 'VOLUME_BASED_PRICING_TIER_UPDATE' },
+    ],
+    [
+      'pywa/account_update_auth_intl_eligibility.json',
+      { kind: 'account_update', event: 'AUTH_INTL_PRICE_ELIGIBILITY_UPDATE' },
+    ],
+    ['pywa/account_update_primary_business_location.json', { kind: 'account_update', primaryCountry: 'IN' }],
+    [
+      'meta-docs/template_category_update_changed.json',
+      { kind: 'template_category_update', previousCategory: 'utility', newCategory: 'marketing' },
+    ],
+  ])('%s', async (path, expected) => {
+    const { events, errors } = await collect([join(FIXTURES, path)]);
+    expect(errors).toEqual([]);
+    expect(events).toEqual([expect.objectContaining(expected)]);
+  });
+
+  it('ignored items are reported with file, line and reason', async () => {
+    const { ignored, summary, errors } = await collect([join(FIXTURES, 'pywa/status_group.json')]);
+    expect(errors).toEqual([]);
+    expect(ignored).toEqual([
+      { file: join(FIXTURES, 'pywa/status_group.json'), line: 1, reason: IGNORED.groupStatus, count: 1 },
+    ]);
+    expect(summary.ignored).toBe(1);
+  });
+});
+
+describe('NDJSON files', () => {
+  it('mixed contract lines and a one-line webhook body, CRLF, blank lines and a malformed line in the middle', async () => {
+    const body = JSON.stringify(
+      JSON.parse(
+        await readFile(
+          join(FIXTURES, 'meta-docs/status_delivered_marketing_pmp_bsuid_contacts.json'),
+          'utf8',
+        ),
+      ),
+    );
+    const lines = [
+      inbound('in1'),
+      outbound('o1'),
+      '',
+      '{"kind":"status","at":',
+      body,
+      '   ',
+      delivered('o1'),
+      outbound('o2'),
+    ];
+    const file = await write('mixed.ndjson', lines.join('\r\n'));
+    const { events, errors, summary } = await collect([file]);
+    expect(ids(events)).toEqual([
+      'in1',
+      'o1',
+      'wamid.HBgLMTY1MDM4Nzk0MzkVAgASGBQzQUFERjg0NDEzNDdFODU3MUMxMAA=',
+      'o1',
+      'o2',
+    ]);
+    expect(errors).toEqual([
+      {
+        code: 'MALFORMED_LINE',
+        file,
+        line: 4,
+        message: expect.stringMatching(/^line 4 is not valid JSON: Unexpected end of JSON input/),
+      },
+    ]);
+    expect(summary).toEqual({
+      lines: 8,
+      events: 5,
+      errors: 1,
+      ignored: 0,
+      files: [{ file, lines: 8, events: 5, errors: 1, ignored: 0 }],
+    });
+  });
+
+  it("a malformed line's error carries JSON's parse position", async () => {
+    const file = await write(
+      'position.ndjson',
+      `${inbound('in1')}\n{"kind": "inbound", "at" 1}\n${inbound('in2')}\n`,
+    );
+    const { events, errors } = await collect([file]);
+    expect(ids(events)).toEqual(['in1', 'in2']);
+    expect(errors[0]).toMatchObject({ code: 'MALFORMED_LINE', file, line: 2 });
+    expect(errors[0]!.message).toContain('at position 25 (column 26)');
+  });
+
+  it('a valid JSON line that is not a good event is BAD_EVENT with its line; the rest is kept', async () => {
+    const badTemplate = outbound('o9').replace('"utility"', '"promo"');
+    const file = await write(
+      'bad-event.jsonl',
+      [inbound('in1'), badTemplate, '[1,2]', delivered('o1')].join('\n'),
+    );
+    const { events, errors } = await collect([file]);
+    expect(ids(events)).toEqual(['in1', 'o1']);
+    expect(errors).toEqual([
+      {
+        code: 'BAD_EVENT',
+        file,
+        line: 2,
+        message:
+          'outbound line "template" must be marketing, utility, authentication, or null for a non-template message; got "promo"',
+      },
+      {
+        code: 'BAD_EVENT',
+        file,
+        line: 3,
+        message: expect.stringContaining('the array[0]: expected an event line'),
+      },
+      {
+        code: 'BAD_EVENT',
+        file,
+        line: 3,
+        message: expect.stringContaining('the array[1]: expected an event line'),
+      },
+    ]);
+  });
+
+  it('one bad status inside a webhook body line costs only that status', async () => {
+    const bodyLine = JSON.stringify({
+      object: 'whatsapp_business_account',
+      entry: [
+        {
+          id: 'W1',
+          changes: [
+            {
+              field: 'messages',
+              value: {
+                metadata: { phone_number_id: 'PN1' },
+                statuses: [
+                  { id: 's1', status: 'sent', timestamp: '1750030073', recipient_id: 'U1' },
+                  { status: 'sent', timestamp: '1750030073', recipient_id: 'U1' },
+                ],
+              },
+            },
+          ],
+        },
+      ],
+    });
+    const file = await write('partial.ndjson', `${bodyLine}\n${delivered('s1')}\n`);
+    const { events, errors } = await collect([file]);
+    expect(ids(events)).toEqual(['s1', 's1']);
+    expect(errors).toEqual([
+      {
+        code: 'BAD_EVENT',
+        file,
+        line: 1,
+        message: 'entry[0].changes[0].value.statuses[1] needs "id" (the business message\'s wamid)',
+      },
+    ]);
+  });
+
+  it('a final line without newline, a byte-order mark and an empty file', async () => {
+    const file = await write('bom.ndjson', `\uFEFF${inbound('in1')}\n${inbound('in2')}`);
+    expect(ids((await collect([file])).events)).toEqual(['in1', 'in2']);
+    const empty = await write('empty.ndjson', '');
+    expect(await collect([empty])).toMatchObject({ events: [], errors: [], summary: { lines: 0 } });
+  });
+
+  it('whose first line is broken are still read line by line', async () => {
+    const file = await write(
+      'first-broken.ndjson',
+      `{"kind":"inbound",\n${inbound('in1')}\n${inbound('in2')}\n`,
+    );
+    const { events, errors } = await collect([file]);
+    expect(ids(events)).toEqual(['in1', 'in2']);
+    expect(errors).toEqual([expect.objectContaining({ code: 'MALFORMED_LINE', line: 1 })]);
+  });
+
+  it('a first line that is not JSON at all does not stop the others', async () => {
+    const file = await write('garbage-first.ndjson', `hello\n${inbound('in1')}\n`);
+    const { events, errors } = await collect([file]);
+    expect(ids(events)).toEqual(['in1']);
+    expect(errors).toEqual([expect.objectContaining({ code: 'MALFORMED_LINE', line: 1 })]);
+  });
+
+  it('many events arrive in batches, in file order', async () => {
+    const count = 10_000;
+    const lines: string[] = [];
+    for (let i = 0; i < count; i++) lines.push(inbound(`in${i}`));
+    const file = await write('many.ndjson', lines.join('\n') + '\n');
+    const { events, batches, summary } = await collect([file]);
+    expect(events).toHaveLength(count);
+    expect(ids(events)[count - 1]).toBe(`in${count - 1}`);
+    expect(batches).toBeGreaterThan(1);
+    expect(summary.lines).toBe(count);
+  });
+});
+
+describe('single-document files', () => {
+  it('an array of webhook bodies and event lines, pretty-printed', async () => {
+    const body = JSON.parse(await readFile(join(FIXTURES, 'pywa/status_read.json'), 'utf8'));
+    const file = await write(
+      'array.json',
+      JSON.stringify([body, JSON.parse(outbound('o1')), { kind: 'nope' }], null, 2),
+    );
+    const { events, errors } = await collect([file]);
+    expect(ids(events)).toEqual(['wamid.xyzxyz', 'o1']);
+    expect(errors).toEqual([
+      expect.objectContaining({
+        code: 'BAD_EVENT',
+        line: 1,
+        message: expect.stringContaining('the document[2]: "kind"'),
+      }),
+    ]);
+  });
+
+  it('a pretty-printed document that does not parse reports its line and column', async () => {
+    const text = '{\n  "object": "whatsapp_business_account",\n  "entry": [\n    {"id": "W1",}\n  ]\n}\n';
+    const file = await write('broken-body.json', text);
+    const { events, errors } = await collect([file]);
+    expect(events).toEqual([]);
+    expect(errors).toEqual([
+      {
+        code: 'MALFORMED_LINE',
+        file,
+        line: 4,
+        message: expect.stringMatching(/does not parse: .*at position \d+ \(line 4, column 17\)$/),
+      },
+    ]);
+  });
+
+  it('a document over the size cap is refused with what to do', async () => {
+    const file = await write('huge.json', `{\n  "entry": [\n${'    "x",\n'.repeat(200)}  ]\n}\n`);
+    const { errors } = await collect([file], { maxDocumentBytes: 1000 });
+    expect(errors).toEqual([
+      { code: 'DOCUMENT_TOO_LARGE', file, message: expect.stringContaining('write it as NDJSON') },
+    ]);
+  });
+});
+
+describe('sources', () => {
+  it('stdin is read for "-", split across chunk boundaries inside a character', async () => {
+    const text = Buffer.from(`${inbound('in1', 'Zoë 😀')}\r\n${delivered('o1')}`, 'utf8');
+    const emoji = text.indexOf(Buffer.from('😀')) + 2;
+    const stdin = Readable.from([text.subarray(0, emoji), text.subarray(emoji)]);
+    const { events, errors, summary } = await collect(['-'], { stdin });
+    expect(errors).toEqual([]);
+    expect(events).toEqual([
+      expect.objectContaining({ user: 'Zoë 😀' }),
+      expect.objectContaining({ id: 'o1' }),
+    ]);
+    expect(summary.files[0]!.file).toBe(STDIN_NAME);
+  });
+
+  it('a pretty-printed body on stdin', async () => {
+    const text = await readFile(join(FIXTURES, 'meta-docs/incoming_text_basic.json'));
+    const stdin = Readable.from([text.subarray(0, 100), text.subarray(100)]);
+    const { events, errors } = await collect(['-'], { stdin });
+    expect(errors).toEqual([]);
+    expect(events).toEqual([expect.objectContaining({ kind: 'inbound', user: '16505551234' })]);
+  });
+
+  it('a directory is read recursively, files sorted by name, other extensions skipped', async () => {
+    const root = join(dir, 'tree');
+    await write('tree/b.ndjson', inbound('b'));
+    await write('tree/a/z.jsonl', inbound('az'));
+    await write('tree/a/c.JSON', inbound('ac'));
+    await write('tree/notes.txt', 'not events');
+    await write('tree/.hidden/x.json', inbound('hidden'));
+    const { events, errors, summary } = await collect([root]);
+    expect(errors).toEqual([]);
+    expect(ids(events)).toEqual(['ac', 'az', 'b']);
+    expect(summary.files.map((f) => relative(root, f.file))).toEqual(['a/c.JSON', 'a/z.jsonl', 'b.ndjson']);
+  });
+
+  it('several sources are read in the order given, and one unreadable source loses nothing else', async () => {
+    const first = await write('first.ndjson', inbound('first'));
+    const last = await write('last.ndjson', inbound('last'));
+    const missing = join(dir, 'missing.ndjson');
+    const { events, errors, summary } = await collect([first, missing, last]);
+    expect(ids(events)).toEqual(['first', 'last']);
+    expect(errors).toEqual([
+      { code: 'UNREADABLE_SOURCE', file: missing, message: 'no such file or directory: check the path' },
+    ]);
+    expect(summary.files.map((f) => f.errors)).toEqual([0, 1, 0]);
+  });
+
+  it('a directory with no event files is unreadable', async () => {
+    const empty = join(dir, 'no-events');
+    await write('no-events/readme.md', '# nothing');
+    const { errors } = await collect([empty]);
+    expect(errors).toEqual([
+      {
+        code: 'UNREADABLE_SOURCE',
+        file: empty,
+        message: expect.stringContaining('directory holds no event files'),
+      },
+    ]);
+  });
+
+  it('a stream that fails midway keeps what was read and says where it stopped', async () => {
+    const stdin = new Readable({ read() {} });
+    stdin.push(`${inbound('in1')}\n${inbound('in2')}\n`);
+    setImmediate(() => stdin.destroy(new Error('connection reset')));
+    const { events, errors } = await collect(['-'], { stdin });
+    expect(ids(events)).toEqual(['in1', 'in2']);
+    expect(errors).toEqual([
+      { code: 'UNREADABLE_SOURCE', file: STDIN_NAME, message: 'connection reset (stopped after line 2)' },
+    ]);
+  });
+
+  it.skipIf(process.getuid?.() === 0)('a file without read permission is unreadable', async () => {
+    const file = await write('secret.ndjson', inbound('in1'));
+    await chmod(file, 0o000);
+    const { errors } = await collect([file]);
+    expect(errors).toEqual([
+      { code: 'UNREADABLE_SOURCE', file, message: 'permission denied: make the file readable for this user' },
+    ]);
+  });
+});

@@ -1,0 +1,58 @@
+// Builds what the rater needs from files: accounts, rate cards (bundled or given) and the market table.
+// Shared by the command line and the service so that both price with exactly the same inputs.
+
+import type { Account } from '../core/events.js';
+import { createMarketResolver } from '../core/market.js';
+import type { MarketResolver, RateBook, RateCard } from '../core/pricing-context.js';
+import { createRateBook } from '../core/rate-card.js';
+import { err, ok, type Result } from '../core/result.js';
+import { createAccountBook, loadAccountsFile, type AccountBook } from '../ingest/accounts-file.js';
+import { loadBundledMarketTable, loadBundledRateCards, loadRateCards } from '../ingest/rate-card-files.js';
+
+export interface RatingSetupInput {
+  accountsPath?: string;
+  /** Files or directories of rate cards; the bundled cards when empty or absent. */
+  rateCardPaths?: readonly string[];
+  isReportedRulesEnabled?: boolean;
+}
+
+export interface RatingSetup {
+  accounts: Account[];
+  accountBook: AccountBook;
+  cards: RateCard[];
+  rateBook: RateBook;
+  markets: MarketResolver;
+  isReportedRulesEnabled: boolean;
+}
+
+export interface SetupError {
+  code: string;
+  message: string;
+}
+
+export async function loadRatingSetup(input: RatingSetupInput): Promise<Result<RatingSetup, SetupError>> {
+  let accounts: Account[] = [];
+  if (input.accountsPath) {
+    const loaded = await loadAccountsFile(input.accountsPath);
+    if (!loaded.ok) return err(loaded.error);
+    accounts = loaded.value;
+  }
+  const cards =
+    input.rateCardPaths && input.rateCardPaths.length > 0
+      ? await loadRateCards([...input.rateCardPaths])
+      : await loadBundledRateCards();
+  if (!cards.ok) return err(cards.error);
+  const rateBook = createRateBook(cards.value);
+  if (!rateBook.ok) return err(rateBook.error);
+  const table = await loadBundledMarketTable();
+  if (!table.ok) return err(table.error);
+  const isReportedRulesEnabled = input.isReportedRulesEnabled ?? true;
+  return ok({
+    accounts,
+    accountBook: createAccountBook(accounts),
+    cards: cards.value,
+    rateBook: rateBook.value,
+    markets: createMarketResolver(table.value, { isReportedRulesEnabled }),
+    isReportedRulesEnabled,
+  });
+}

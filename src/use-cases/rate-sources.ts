@@ -1,0 +1,63 @@
+// Reads event sources and rates them in one pass: the use-case behind `wameter rate`, `explain`,
+// `estimate --events` and `reconcile`. Units stream to the sink as they become final.
+
+import { defaultAccount } from '../core/events.js';
+import { Rater, type RaterSummary, type RatingOptions, type RatingSink } from '../core/rate-events.js';
+import type { Era } from '../core/units.js';
+import {
+  readEventSources,
+  type IgnoredNote,
+  type ReadSummary,
+  type SourceError,
+} from '../ingest/read-events.js';
+import type { RatingSetup } from './load-rating-setup.js';
+
+export interface RateSourcesOptions {
+  asOfRules?: Era;
+  maxLatenessMs?: number;
+  withDecisions?: boolean;
+  trace?: { user: string; business?: string };
+  onSourceError?(error: SourceError): void;
+  onIgnored?(note: IgnoredNote): void;
+  stdin?: NodeJS.ReadableStream;
+}
+
+export interface RateSourcesResult extends RaterSummary {
+  read: ReadSummary;
+}
+
+export async function rateSources(
+  sources: readonly string[],
+  setup: RatingSetup,
+  sink: RatingSink,
+  options: RateSourcesOptions = {},
+): Promise<RateSourcesResult> {
+  const accounts = new Map(setup.accounts.map((a) => [a.waba, a]));
+  const ratingOptions: RatingOptions = {
+    accountFor: (waba) => accounts.get(waba) ?? defaultAccount(waba),
+    rateBook: setup.rateBook,
+    markets: setup.markets,
+    isReportedRulesEnabled: setup.isReportedRulesEnabled,
+  };
+  if (options.asOfRules) ratingOptions.asOfRules = options.asOfRules;
+  if (options.maxLatenessMs !== undefined) ratingOptions.maxLatenessMs = options.maxLatenessMs;
+  if (options.withDecisions) ratingOptions.withDecisions = true;
+  if (options.trace) ratingOptions.trace = options.trace;
+  const rater = new Rater(ratingOptions, sink);
+  const read = await readEventSources(
+    sources,
+    {
+      onEvents(events) {
+        for (const event of events) rater.add(event);
+      },
+      onError(error) {
+        options.onSourceError?.(error);
+      },
+      onIgnored(note) {
+        options.onIgnored?.(note);
+      },
+    },
+    options.stdin ? { stdin: options.stdin } : {},
+  );
+  return { ...rater.finish(), read };
+}
