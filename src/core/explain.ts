@@ -93,7 +93,8 @@ export function explainUser(
   };
 }
 
-function costInWords(unit: BillableUnit): string {
+/** What a unit cost, and why, in words. */
+export function costInWords(unit: BillableUnit): string {
   const where = [
     unit.market ?? 'unknown market',
     unit.rateCard ? `rate card ${unit.rateCard}` : 'no rate card',

@@ -95,6 +95,30 @@ export class PairMachine {
     private readonly trace?: (entry: PairTraceEntry) => void,
   ) {}
 
+  /**
+   * An independent copy of the pair's state, for what-if questions (the estimator): deciding on the copy
+   * never touches this pair's units.
+   */
+  fork(trace?: (entry: PairTraceEntry) => void): PairMachine {
+    const copy = new PairMachine(this.waba, this.business, this.user, this.rules, trace);
+    const copies = new Map<UnitDraft, UnitDraft>();
+    const copyDraft = (draft: UnitDraft): UnitDraft => {
+      let cloned = copies.get(draft);
+      if (!cloned) {
+        cloned = { ...draft, messages: [...draft.messages] };
+        copies.set(draft, cloned);
+      }
+      return cloned;
+    };
+    copy.lastInboundMs = this.lastInboundMs;
+    copy.referralAtMs = this.referralAtMs;
+    copy.isReferralAnswered = this.isReferralAnswered;
+    copy.lastSeenInboundId = this.lastSeenInboundId;
+    copy.fep = this.fep ? { draft: copyDraft(this.fep.draft), expiresAtMs: this.fep.expiresAtMs } : null;
+    copy.open = this.open.map((c) => ({ draft: copyDraft(c.draft), slot: c.slot }));
+    return copy;
+  }
+
   /** Nothing is open after `atMs`: the pair's state can be forgotten without changing any verdict. */
   isQuiescentAt(atMs: number): boolean {
     return (

@@ -42,6 +42,14 @@ export class UnitPricer {
 
   constructor(private readonly context: PricingContext) {}
 
+  /** A copy whose counters start where this one's are, reporting to other findings (what-if pricing). */
+  fork(findings: FindingCollector): UnitPricer {
+    const copy = new UnitPricer({ ...this.context, findings });
+    for (const [key, value] of this.allowanceCounts) copy.allowanceCounts.set(key, value);
+    for (const [key, value] of this.tierCounts) copy.tierCounts.set(key, value);
+    return copy;
+  }
+
   /** Fills in market, category refinements, type and price. Call in (openedAtMs, id) order. */
   price(draft: UnitDraft): void {
     const { findings } = this.context;

@@ -420,3 +420,64 @@ describe('findings instead of silent guesses', () => {
     expect(finding).toMatchObject({ market: 'United Kingdom', category: 'marketing', date: '2024-03-01' });
   });
 });
+
+describe('quotes for sends that have not happened (the estimator)', () => {
+  it('prices a send against open windows, conversations and allowances without changing the rating', async () => {
+    const { Rater } = await import('./rate-events.js');
+    const { loadPricing } = await import('../../test/support/engine.js');
+    const { createRateBook } = await import('./rate-card.js');
+    const { defaultAccount } = await import('./events.js');
+    const pricing = await loadPricing();
+    const book = createRateBook(pricing.cards);
+    if (!book.ok) throw new Error(book.error.message);
+    const units: BillableUnit[] = [];
+    const rater = new Rater(
+      { accountFor: defaultAccount, rateBook: book.value, markets: pricing.markets },
+      { unit: (u) => units.push(u), pending: () => {} },
+    );
+    const PMP = '2025-10-15T00:00:00Z';
+    for (const event of [inbound(hours(PMP, 0), 'in0'), ...send(hours(PMP, 1), 'm1', 'marketing')])
+      rater.add(event);
+    rater.finish();
+    const base = { waba: 'W1', business: 'PN1' };
+    const quotes = rater.quote([
+      { ...base, id: 'q1', user: INDIA, template: 'utility', atMs: hours(PMP, 2) },
+      { ...base, id: 'q2', user: '919800000002', template: 'utility', atMs: hours(PMP, 2) },
+      { ...base, id: 'q3', user: INDIA, template: 'marketing', atMs: hours(PMP, 2) },
+    ]);
+    expect(quotes.map((q) => [q.id, q.isFree, q.amountMicros])).toEqual([
+      ['q1', true, 0],
+      ['q2', false, 1400],
+      ['q3', false, 10700],
+    ]);
+    expect(quotes[0]!.reason).toContain('customer service window');
+    expect(units).toHaveLength(1);
+    expect(units[0]!.messages).toEqual(['m1']);
+  });
+
+  it('a send into an open conversation rides it for free', async () => {
+    const { Rater } = await import('./rate-events.js');
+    const { loadPricing } = await import('../../test/support/engine.js');
+    const { createRateBook } = await import('./rate-card.js');
+    const { defaultAccount } = await import('./events.js');
+    const pricing = await loadPricing();
+    const book = createRateBook(pricing.cards);
+    if (!book.ok) throw new Error(book.error.message);
+    const rater = new Rater(
+      { accountFor: defaultAccount, rateBook: book.value, markets: pricing.markets },
+      { unit: () => {}, pending: () => {} },
+    );
+    for (const event of send(hours(DAY, 0), 'm0', 'marketing')) rater.add(event);
+    rater.finish();
+    const [quote] = rater.quote([
+      { id: 'q', waba: 'W1', business: 'PN1', user: INDIA, template: 'marketing', atMs: hours(DAY, 3) },
+    ]);
+    expect(quote).toMatchObject({
+      unit: null,
+      isFree: true,
+      amountMicros: 0,
+      market: 'India',
+      rule: 'CBP_RIDE',
+    });
+  });
+});

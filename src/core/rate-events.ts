@@ -2,7 +2,8 @@
 // define them for the date each message was delivered. One code path serves a whole file (batch) and an
 // endless stream with bounded lateness: batch is the stream whose horizon stays closed until the end.
 
-import { DAY_MS, HOUR_MS } from './calendar.js';
+import { DAY_MS, HOUR_MS, localDate } from './calendar.js';
+import { costInWords } from './explain.js';
 import { PENDING_TTL_MS } from './eras.js';
 import type {
   Account,
@@ -72,6 +73,30 @@ export interface RaterSummary {
   decisions: MessageDecision[];
   timeline: TimelineEntry[];
   stats: RaterStats;
+}
+
+export interface QuoteRequest {
+  id: string;
+  waba: string;
+  business: string;
+  user: string;
+  template: TemplateCategory | null;
+  atMs: number;
+}
+
+export interface Quote {
+  id: string;
+  /** The unit the send would open; `null` when it rides on an open conversation. */
+  unit: BillableUnit | null;
+  isFree: boolean;
+  amountMicros: number | null;
+  rateMicros: number | null;
+  currency: string;
+  country: string | null;
+  market: string | null;
+  rule: string;
+  /** In words: open window, free entry point, allowance, tier, open conversation… */
+  reason: string;
 }
 
 export interface RatingOutput extends RatingResult {
@@ -233,6 +258,92 @@ export class Rater {
       timeline: this.timeline.sort((a, b) => a.atMs - b.atMs),
       stats: this.stats,
     };
+  }
+
+  /**
+   * After finish(): prices hypothetical sends against the state the events left (open windows, free entry
+   * points, open conversations, monthly allowances and tier counts). Changes nothing in the rater. Sends are
+   * quoted in order, so a campaign moves through volume tiers and allowances as it would for real.
+   */
+  quote(sends: readonly QuoteRequest[]): Quote[] {
+    if (!this.isFinished) throw new Error('Rater.quote before finish');
+    const pricer = this.pricer.fork(new FindingCollector());
+    const machines = new Map<string, { machine: PairMachine; countryHint?: string }>();
+    let lastEntry: PairTraceEntry | undefined;
+    const capture = (entry: PairTraceEntry) => {
+      lastEntry = entry;
+    };
+    return sends.map((send) => {
+      const key = `${send.business}\u0000${send.user}`;
+      let forked = machines.get(key);
+      if (!forked) {
+        const pair = this.pairs.get(key);
+        const account = this.accountFor(send.waba);
+        const machine = pair
+          ? pair.machine.fork(capture)
+          : new PairMachine(
+              send.waba,
+              send.business,
+              send.user,
+              {
+                timeZone: account.timeZone,
+                isReportedRulesEnabled: this.isReportedRulesEnabled,
+                ...(this.options.asOfRules ? { asOfRules: this.options.asOfRules } : {}),
+              },
+              capture,
+            );
+        forked = pair?.countryHint ? { machine, countryHint: pair.countryHint } : { machine };
+        machines.set(key, forked);
+      }
+      const opened: UnitDraft[] = [];
+      lastEntry = undefined;
+      forked.machine.apply(
+        [
+          {
+            atMs: send.atMs,
+            id: send.id,
+            message: { id: send.id, template: send.template, isCategoryFromWebhook: false },
+          },
+        ],
+        opened,
+      );
+      const draft = opened[0];
+      const entry = lastEntry as PairTraceEntry | undefined;
+      if (!draft) {
+        const place = this.options.markets.resolve(
+          send.user,
+          localDate(send.atMs, this.accountFor(send.waba).timeZone),
+          forked.countryHint,
+        );
+        return {
+          id: send.id,
+          unit: null,
+          isFree: true,
+          amountMicros: 0,
+          rateMicros: null,
+          currency: this.accountFor(send.waba).currency,
+          country: place.country,
+          market: place.market,
+          rule: entry?.rule ?? 'RIDE',
+          reason: entry?.reason ?? 'rides on an open conversation',
+        };
+      }
+      if (forked.countryHint) draft.countryHint = forked.countryHint;
+      pricer.price(draft);
+      const unit = toUnit(draft);
+      return {
+        id: send.id,
+        unit,
+        isFree: unit.type !== 'regular',
+        amountMicros: unit.amountMicros,
+        rateMicros: unit.rateMicros,
+        currency: unit.currency,
+        country: unit.country,
+        market: unit.market,
+        rule: unit.rule,
+        reason: `${entry?.reason ?? unit.rule} \u2014 ${costInWords(unit)}`,
+      };
+    });
   }
 
   private isLate(atMs: number): boolean {
