@@ -64,7 +64,8 @@ export interface CurrencyTotals {
 }
 
 export type Granularity = 'HALF_HOUR' | 'DAILY' | 'MONTHLY';
-export type AnalyticsDimension = 'waba' | 'business' | 'country' | 'market' | 'category' | 'type' | 'currency';
+export type AnalyticsDimension =
+  'waba' | 'business' | 'country' | 'market' | 'category' | 'type' | 'currency';
 
 export interface AnalyticsQuery extends UnitFilter {
   granularity: Granularity;
@@ -110,7 +111,10 @@ export interface Store {
    * Stores a webhook body and the events read from it in ONE transaction, durable when the promise
    * resolves (answer 200 only after). An identical body already stored → `isDuplicate`, nothing written.
    */
-  ingestWebhook(raw: RawWebhookInput, events: EventInput[]): Promise<IngestOutcome & { rawId: number; isDuplicate: boolean }>;
+  ingestWebhook(
+    raw: RawWebhookInput,
+    events: EventInput[],
+  ): Promise<IngestOutcome & { rawId: number; isDuplicate: boolean }>;
   /** Stores events (API, imports) idempotently, in one transaction. */
   ingestEvents(events: EventInput[]): Promise<IngestOutcome>;
   getRawWebhook(id: number): Promise<StoredRawWebhook | undefined>;
@@ -135,4 +139,18 @@ export interface Store {
   analytics(query: AnalyticsQuery): Promise<AnalyticsPoint[]>;
   listPending(filter: UnitFilter): Promise<PendingMessage[]>;
   listFindings(filter: { wabas?: readonly string[] }): Promise<Finding[]>;
+}
+
+/**
+ * A caller's input the store cannot use (a cursor it did not issue, an unknown time zone): the caller's
+ * mistake, not the store's, so the server answers 400 with `code`.
+ */
+export class StoreInputError extends Error {
+  constructor(
+    readonly code: 'BAD_CURSOR' | 'BAD_TIME_ZONE' | 'BAD_LIMIT',
+    message: string,
+  ) {
+    super(message);
+    this.name = 'StoreInputError';
+  }
 }

@@ -1,0 +1,72 @@
+// Runs the Store contract against a real PostgreSQL server, each store in its own fresh schema (dropped
+// afterwards) so parallel runs never meet. No server is a failure, not a skip.
+
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openStore } from '../open-store.js';
+import { runStoreContract } from '../store.contract.js';
+import { openPostgresStore } from './postgres-store.js';
+
+const DATABASE_URL = process.env.WAMETER_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+const START_HINT = 'pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start';
+
+const schemas: string[] = [];
+let admin: pg.Client | undefined;
+
+function freshSchema(): string {
+  const schema = `wameter_test_${randomBytes(6).toString('hex')}`;
+  schemas.push(schema);
+  return schema;
+}
+
+beforeAll(async () => {
+  const client = new pg.Client({ connectionString: DATABASE_URL, connectionTimeoutMillis: 5_000 });
+  try {
+    await client.connect();
+    await client.query('SELECT 1');
+  } catch (error) {
+    await client.end().catch(() => {});
+    throw new Error(
+      `PostgreSQL is not reachable at ${DATABASE_URL} (${(error as Error).message}). ` +
+        `Start it with: ${START_HINT} (or set WAMETER_TEST_POSTGRES_URL)`,
+    );
+  }
+  admin = client;
+});
+
+afterAll(async () => {
+  if (!admin) return;
+  for (const schema of schemas) await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+  await admin.end();
+});
+
+runStoreContract('PostgreSQL', () => openPostgresStore(DATABASE_URL, { schema: freshSchema() }));
+
+describe('PostgreSQL specifics', () => {
+  it('lets two processes starting together migrate one schema once', async () => {
+    const schema = freshSchema();
+    const stores = await Promise.all([1, 2, 3].map(() => openPostgresStore(DATABASE_URL, { schema })));
+    const { rows } = await admin!.query(`SELECT version FROM ${schema}.schema_migrations`);
+    expect(rows).toEqual([{ version: 1 }]);
+    await Promise.all(stores.map((store) => store.close()));
+  });
+
+  it('is opened by openStore from a postgres:// URL, search_path in its options', async () => {
+    const schema = freshSchema();
+    await admin!.query(`CREATE SCHEMA ${schema}`);
+    const url = new URL(DATABASE_URL);
+    url.searchParams.set('options', `-c search_path=${schema}`);
+    const store = await openStore(url.toString());
+    await store.ping();
+    const { rows } = await admin!.query(`SELECT version FROM ${schema}.schema_migrations`);
+    expect(rows).toEqual([{ version: 1 }]);
+    await store.close();
+  });
+
+  it('refuses a schema name that is not a plain identifier', async () => {
+    await expect(openPostgresStore(DATABASE_URL, { schema: 'x; DROP TABLE units' })).rejects.toThrow(
+      /identifier/,
+    );
+  });
+});

@@ -1,0 +1,778 @@
+// The Store on PostgreSQL (pg Pool): the same tables as SQLite in PostgreSQL's dialect (bytea bodies,
+// bigint instants, jsonb payloads). It must never answer for a webhook before its transaction committed,
+// and never aggregate units in JavaScript that SQL can aggregate.
+
+import { createHash } from 'node:crypto';
+import pg from 'pg';
+import { isValidTimeZone } from '../../core/calendar.js';
+import type { CoreEvent } from '../../core/events.js';
+import { addMicros } from '../../core/money.js';
+import type { BillableUnit, Finding, PendingMessage } from '../../core/units.js';
+import {
+  StoreInputError,
+  type AnalyticsDimension,
+  type AnalyticsPoint,
+  type AnalyticsQuery,
+  type CurrencyTotals,
+  type EventInput,
+  type IngestOutcome,
+  type RatingRecord,
+  type RawWebhookInput,
+  type Store,
+  type StoredRawWebhook,
+  type UnitFilter,
+  type UnitPage,
+} from '../store.js';
+
+type Row = Record<string, unknown>;
+type Queryable = pg.Pool | pg.PoolClient;
+
+export interface PostgresStoreOptions {
+  /** Schema holding wameter's tables (created by migrate); default: the connection's search_path. */
+  schema?: string;
+}
+
+interface Migration {
+  version: number;
+  name: string;
+  sql: string;
+}
+
+/** Numbered, append-only: a released migration is never edited, a change is a new number. */
+const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    name: 'initial schema',
+    sql: `
+      -- Webhook bodies exactly as Meta signed them: the only evidence of what was billed.
+      CREATE TABLE raw_webhooks (
+        id             bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, -- events name it in their source
+        received_at_ms bigint NOT NULL,
+        body           bytea  NOT NULL,
+        sha256         text   NOT NULL UNIQUE,                          -- finds an identical redelivery
+        parse_error    text
+      );
+      CREATE INDEX raw_webhooks_unreadable ON raw_webhooks (id) WHERE parse_error IS NOT NULL;
+
+      -- Core events, one per idempotency key; payload is the CoreEvent.
+      CREATE TABLE events (
+        key            text   PRIMARY KEY,
+        kind           text   NOT NULL,
+        waba           text,             -- NULL only for a status event that did not name its WABA
+        message_id     text,             -- inbound/outbound/status: links a status to its message
+        at_ms          bigint NOT NULL,
+        payload        jsonb  NOT NULL,
+        received_at_ms bigint NOT NULL,
+        source         text   NOT NULL
+      );
+      CREATE INDEX events_waba ON events (waba);
+      CREATE INDEX events_message ON events (message_id);
+
+      -- History of ratings: what was rated, when, under which rules and cards.
+      CREATE TABLE ratings (
+        seq         bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        id          text   NOT NULL UNIQUE,
+        rated_at_ms bigint NOT NULL,
+        reason      text   NOT NULL,
+        wabas       jsonb  NOT NULL,
+        as_of_rules text,
+        rate_cards  jsonb  NOT NULL,
+        totals      jsonb  NOT NULL,
+        changes     jsonb             -- NULL when the rating recorded none
+      );
+
+      -- The current units of every WABA (replaced per WABA by each rating). Ids compare byte-wise
+      -- (COLLATE "C"), as in SQLite, so both engines page in the same order.
+      CREATE TABLE units (
+        id                 text COLLATE "C" PRIMARY KEY,
+        waba               text    NOT NULL,
+        business           text    NOT NULL,
+        user_id            text    NOT NULL,
+        unit               text    NOT NULL,
+        pricing_model      text    NOT NULL,
+        era                text    NOT NULL,
+        country            text,
+        market             text,
+        category           text    NOT NULL,
+        type               text    NOT NULL,
+        opened_at_ms       bigint  NOT NULL,
+        expires_at_ms      bigint,
+        closed_at_ms       bigint,
+        messages           jsonb   NOT NULL, -- array of message ids
+        rate_micros        bigint,
+        amount_micros      bigint,           -- NULL: could not be priced
+        currency           text    NOT NULL,
+        rate_card          text,
+        tier               jsonb,            -- TierPosition, or NULL
+        is_market_inferred boolean,          -- NULL when the rater did not say
+        rule               text    NOT NULL,
+        rating_id          text    NOT NULL
+      );
+      CREATE INDEX units_opened ON units (opened_at_ms, id);
+      CREATE INDEX units_waba_opened ON units (waba, opened_at_ms, id);
+      CREATE INDEX units_business_user ON units (business, user_id, opened_at_ms);
+      CREATE INDEX units_user ON units (user_id, opened_at_ms);
+      CREATE INDEX units_category ON units (category, opened_at_ms);
+      CREATE INDEX units_type ON units (type, opened_at_ms);
+      CREATE INDEX units_market ON units (market, opened_at_ms);
+
+      CREATE TABLE pending_messages (
+        id         text   PRIMARY KEY,
+        waba       text   NOT NULL,
+        business   text   NOT NULL,
+        user_id    text   NOT NULL,
+        sent_at_ms bigint NOT NULL,
+        rating_id  text   NOT NULL
+      );
+      CREATE INDEX pending_messages_waba ON pending_messages (waba, sent_at_ms);
+
+      CREATE TABLE findings (
+        seq       bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        rating_id text   NOT NULL,
+        waba      text,             -- the finding's own "waba" field; NULL when it names none
+        code      text   NOT NULL,
+        payload   jsonb  NOT NULL
+      );
+      CREATE INDEX findings_waba ON findings (waba);
+      CREATE INDEX findings_rating ON findings (rating_id);
+    `,
+  },
+];
+
+/** First key of the migration advisory lock ("wame"); the second is the schema's hash. */
+const MIGRATION_LOCK = 0x77616d65;
+/** Rows per INSERT statement in batches (each column travels as one array parameter). */
+const BATCH_ROWS = 5_000;
+const HALF_HOUR_MS = 30 * 60_000;
+const DIMENSION_COLUMNS: Record<AnalyticsDimension, string> = {
+  waba: 'waba',
+  business: 'business',
+  country: 'country',
+  market: 'market',
+  category: 'category',
+  type: 'type',
+  currency: 'currency',
+};
+
+/**
+ * bigint (epoch ms, micros, counts) and numeric (sums of bigint) come back as JS numbers, refusing any
+ * value that a number cannot hold exactly.
+ */
+const TYPES: pg.CustomTypesConfig = {
+  getTypeParser: ((oid: number, format?: 'text' | 'binary') => {
+    if (oid === pg.types.builtins.INT8 || oid === pg.types.builtins.NUMERIC) return parseExactInteger;
+    return pg.types.getTypeParser(oid, format);
+  }) as pg.CustomTypesConfig['getTypeParser'],
+};
+
+function parseExactInteger(text: string): number {
+  const value = Number(text);
+  if (!Number.isSafeInteger(value)) throw new Error(`PostgreSQL returned ${text}, not an exact integer`);
+  return value;
+}
+
+export async function openPostgresStore(url: string, options: PostgresStoreOptions = {}): Promise<Store> {
+  const { schema } = options;
+  if (schema !== undefined && !/^[a-z_][a-z0-9_]{0,62}$/.test(schema)) {
+    throw new Error(`schema "${schema}" must be a lower-case SQL identifier (letters, digits, _)`);
+  }
+  const pool = new pg.Pool({
+    connectionString: schema === undefined ? url : withSearchPath(url, schema),
+    types: TYPES,
+    connectionTimeoutMillis: 10_000,
+  });
+  // An idle client losing its connection must not crash the process; the next query reports it.
+  pool.on('error', () => {});
+  const store = new PostgresStore(pool, schema);
+  try {
+    await store.migrate();
+  } catch (error) {
+    await pool.end();
+    throw error;
+  }
+  return store;
+}
+
+/** Adds `-c search_path=SCHEMA` to the URL's `options` (the URL wins over pg's config object). */
+function withSearchPath(url: string, schema: string): string {
+  const parsed = new URL(url);
+  const existing = parsed.searchParams.get('options');
+  parsed.searchParams.set('options', [existing, `-c search_path=${schema}`].filter(Boolean).join(' '));
+  return parsed.toString();
+}
+
+class PostgresStore implements Store {
+  constructor(
+    private readonly pool: pg.Pool,
+    private readonly schema: string | undefined,
+  ) {}
+
+  async migrate(): Promise<void> {
+    await this.transaction(async (client) => {
+      // Two processes starting together: the second waits here, then finds every migration applied.
+      await client.query(
+        "SELECT pg_advisory_xact_lock($1, hashtext(coalesce($2::text, current_schema(), '')))",
+        [MIGRATION_LOCK, this.schema ?? null],
+      );
+      if (this.schema !== undefined) await client.query(`CREATE SCHEMA IF NOT EXISTS ${this.schema}`);
+      await client.query(`CREATE TABLE IF NOT EXISTS schema_migrations (
+        version       integer PRIMARY KEY,
+        name          text    NOT NULL,
+        applied_at_ms bigint  NOT NULL
+      )`);
+      const applied = new Set(
+        (await client.query('SELECT version FROM schema_migrations')).rows.map((row: Row) =>
+          Number(row.version),
+        ),
+      );
+      for (const migration of MIGRATIONS) {
+        if (applied.has(migration.version)) continue;
+        await client.query(migration.sql);
+        await client.query(
+          'INSERT INTO schema_migrations (version, name, applied_at_ms) VALUES ($1, $2, $3)',
+          [migration.version, migration.name, Date.now()],
+        );
+      }
+    });
+  }
+
+  async ping(): Promise<void> {
+    await this.pool.query('SELECT 1');
+  }
+
+  async close(): Promise<void> {
+    if (!this.pool.ended) await this.pool.end();
+  }
+
+  async ingestWebhook(
+    raw: RawWebhookInput,
+    events: EventInput[],
+  ): Promise<IngestOutcome & { rawId: number; isDuplicate: boolean }> {
+    assertSha256(raw);
+    return this.transaction(async (client) => {
+      // A concurrent delivery of the same body waits on the unique index, then inserts nothing.
+      const inserted = await client.query(
+        `INSERT INTO raw_webhooks (received_at_ms, body, sha256, parse_error) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (sha256) DO NOTHING RETURNING id`,
+        [raw.receivedAtMs, toBuffer(raw.body), raw.sha256, raw.parseError],
+      );
+      const row = inserted.rows[0] as Row | undefined;
+      if (row === undefined) {
+        const existing = await client.query('SELECT id FROM raw_webhooks WHERE sha256 = $1', [raw.sha256]);
+        // Stored before together with its events, in one transaction: all of them are already here.
+        return {
+          rawId: Number(existing.rows[0].id),
+          isDuplicate: true,
+          inserted: [],
+          duplicates: events.length,
+        };
+      }
+      return { rawId: Number(row.id), isDuplicate: false, ...(await insertEvents(client, events)) };
+    });
+  }
+
+  async ingestEvents(events: EventInput[]): Promise<IngestOutcome> {
+    return this.transaction((client) => insertEvents(client, events));
+  }
+
+  async getRawWebhook(id: number): Promise<StoredRawWebhook | undefined> {
+    const { rows } = await this.pool.query('SELECT * FROM raw_webhooks WHERE id = $1', [id]);
+    const row = rows[0] as Row | undefined;
+    return row && rawFromRow(row);
+  }
+
+  async listUnreadableWebhooks(limit: number): Promise<StoredRawWebhook[]> {
+    const { rows } = await this.pool.query(
+      'SELECT * FROM raw_webhooks WHERE parse_error IS NOT NULL ORDER BY id DESC LIMIT $1',
+      [checkLimit(limit)],
+    );
+    return rows.map(rawFromRow);
+  }
+
+  async listEvents(wabas?: readonly string[]): Promise<CoreEvent[]> {
+    // A status that did not name its WABA belongs to the WABA of the message it reports on.
+    const { rows } =
+      wabas === undefined
+        ? await this.pool.query('SELECT payload FROM events ORDER BY at_ms, key')
+        : await this.pool.query(
+            `SELECT payload FROM events
+             WHERE waba = ANY($1::text[])
+                OR (waba IS NULL AND kind = 'status' AND message_id IN (
+                      SELECT message_id FROM events
+                      WHERE kind IN ('inbound', 'outbound') AND waba = ANY($1::text[])))
+             ORDER BY at_ms, key`,
+            [[...wabas]],
+          );
+    return rows.map((row: Row) => row.payload as CoreEvent);
+  }
+
+  async listWabas(): Promise<string[]> {
+    const { rows } = await this.pool.query(
+      'SELECT DISTINCT waba FROM events WHERE waba IS NOT NULL ORDER BY waba',
+    );
+    return rows.map((row: Row) => String(row.waba));
+  }
+
+  async replaceRating(
+    rating: RatingRecord,
+    result: { units: BillableUnit[]; pending: PendingMessage[]; findings: Finding[] },
+  ): Promise<void> {
+    assertInScope(rating, result);
+    const scope = [...rating.wabas];
+    await this.transaction(async (client) => {
+      await client.query(
+        `INSERT INTO ratings (id, rated_at_ms, reason, wabas, as_of_rules, rate_cards, totals, changes)
+         VALUES ($1, $2, $3, $4::jsonb, $5, $6::jsonb, $7::jsonb, $8::jsonb)`,
+        [
+          rating.id,
+          rating.ratedAtMs,
+          rating.reason,
+          JSON.stringify(rating.wabas),
+          rating.asOfRules,
+          JSON.stringify(rating.rateCards),
+          JSON.stringify(rating.totals),
+          rating.changes === undefined ? null : JSON.stringify(rating.changes),
+        ],
+      );
+      await client.query('DELETE FROM units WHERE waba = ANY($1::text[])', [scope]);
+      await client.query('DELETE FROM pending_messages WHERE waba = ANY($1::text[])', [scope]);
+      await client.query('DELETE FROM findings WHERE waba = ANY($1::text[])', [scope]);
+      // Findings that name no WABA belong to the rating that produced them: a later rating whose scope
+      // covers that whole earlier scope replaces them (jsonb <@: every element of the left is in the right).
+      await client.query(
+        `DELETE FROM findings
+         WHERE waba IS NULL AND rating_id IN (SELECT id FROM ratings WHERE id <> $1 AND wabas <@ $2::jsonb)`,
+        [rating.id, JSON.stringify(scope)],
+      );
+      for (const units of chunks(result.units)) {
+        await client.query(
+          `INSERT INTO units (id, waba, business, user_id, unit, pricing_model, era, country, market, category,
+             type, opened_at_ms, expires_at_ms, closed_at_ms, messages, rate_micros, amount_micros, currency,
+             rate_card, tier, is_market_inferred, rule, rating_id)
+           SELECT *, $23::text FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+             $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::bigint[], $13::bigint[],
+             $14::bigint[], $15::jsonb[], $16::bigint[], $17::bigint[], $18::text[], $19::text[], $20::jsonb[],
+             $21::boolean[], $22::text[])`,
+          [
+            units.map((u) => u.id),
+            units.map((u) => u.waba),
+            units.map((u) => u.business),
+            units.map((u) => u.user),
+            units.map((u) => u.unit),
+            units.map((u) => u.pricingModel),
+            units.map((u) => u.era),
+            units.map((u) => u.country),
+            units.map((u) => u.market),
+            units.map((u) => u.category),
+            units.map((u) => u.type),
+            units.map((u) => u.openedAtMs),
+            units.map((u) => u.expiresAtMs),
+            units.map((u) => u.closedAtMs ?? null),
+            units.map((u) => JSON.stringify(u.messages)),
+            units.map((u) => u.rateMicros),
+            units.map((u) => u.amountMicros),
+            units.map((u) => u.currency),
+            units.map((u) => u.rateCard),
+            units.map((u) => (u.tier === undefined ? null : JSON.stringify(u.tier))),
+            units.map((u) => u.isMarketInferred ?? null),
+            units.map((u) => u.rule),
+            rating.id,
+          ],
+        );
+      }
+      for (const pending of chunks(result.pending)) {
+        await client.query(
+          `INSERT INTO pending_messages (id, waba, business, user_id, sent_at_ms, rating_id)
+           SELECT *, $6::text FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[])`,
+          [
+            pending.map((p) => p.id),
+            pending.map((p) => p.waba),
+            pending.map((p) => p.business),
+            pending.map((p) => p.user),
+            pending.map((p) => p.sentAtMs),
+            rating.id,
+          ],
+        );
+      }
+      for (const findings of chunks(result.findings)) {
+        // WITH ORDINALITY keeps the findings' order in their sequence numbers.
+        await client.query(
+          `INSERT INTO findings (rating_id, waba, code, payload)
+           SELECT $4::text, f.waba, f.code, f.payload
+           FROM unnest($1::text[], $2::text[], $3::jsonb[]) WITH ORDINALITY AS f (waba, code, payload, n)
+           ORDER BY f.n`,
+          [
+            findings.map(findingWaba),
+            findings.map((f) => f.code),
+            findings.map((f) => JSON.stringify(f)),
+            rating.id,
+          ],
+        );
+      }
+    });
+  }
+
+  async listRatings(limit: number): Promise<RatingRecord[]> {
+    const { rows } = await this.pool.query(
+      'SELECT * FROM ratings ORDER BY rated_at_ms DESC, seq DESC LIMIT $1',
+      [checkLimit(limit)],
+    );
+    return rows.map((row: Row) => {
+      const rating: RatingRecord = {
+        id: String(row.id),
+        ratedAtMs: Number(row.rated_at_ms),
+        reason: String(row.reason),
+        wabas: row.wabas as string[],
+        asOfRules: row.as_of_rules === null ? null : String(row.as_of_rules),
+        rateCards: row.rate_cards as string[],
+        totals: row.totals as Record<string, CurrencyTotals>,
+      };
+      if (row.changes !== null) rating.changes = row.changes;
+      return rating;
+    });
+  }
+
+  async queryUnits(filter: UnitFilter, page: { limit: number; cursor?: string }): Promise<UnitPage> {
+    const limit = checkLimit(page.limit);
+    const params = new Params();
+    const clauses = unitClauses(filter, params);
+    if (page.cursor !== undefined) {
+      const [openedAtMs, id] = decodeCursor(page.cursor);
+      clauses.push(`(opened_at_ms, id) > (${params.add(openedAtMs)}::bigint, ${params.add(id)}::text)`);
+    }
+    const { rows } = await this.pool.query(
+      `SELECT * FROM units ${whereSql(clauses)} ORDER BY opened_at_ms, id LIMIT ${params.add(limit + 1)}`,
+      params.values,
+    );
+    const units = rows.slice(0, limit).map(unitFromRow);
+    const last = units.at(-1);
+    return { units, nextCursor: rows.length > limit && last ? encodeCursor(last.openedAtMs, last.id) : null };
+  }
+
+  async totals(filter: UnitFilter): Promise<Record<string, CurrencyTotals>> {
+    const params = new Params();
+    const { rows } = await this.pool.query(
+      `SELECT currency, category, count(*) AS units, coalesce(sum(amount_micros), 0) AS amount_micros
+       FROM units ${whereSql(unitClauses(filter, params))}
+       GROUP BY currency, category
+       ORDER BY currency, category`,
+      params.values,
+    );
+    return foldTotals(rows);
+  }
+
+  async analytics(query: AnalyticsQuery): Promise<AnalyticsPoint[]> {
+    const timeZone = checkTimeZone(query.timeZone ?? 'UTC');
+    const dimensions = query.dimensions.map((d) => [d, dimensionColumn(d)] as const);
+    const select = dimensions.map(([d, column]) => `, u.${column} AS d_${d}`).join('');
+    const group = dimensions.map(([, column]) => `, u.${column}`).join('');
+    const params = new Params();
+    let sql: string;
+    if (query.granularity === 'HALF_HOUR') {
+      // Half hours are cut in UTC, as in SQLite (Meta's half-hour buckets are UTC-aligned).
+      sql = `SELECT u.opened_at_ms - u.opened_at_ms % ${HALF_HOUR_MS} AS start_ms,
+                    u.opened_at_ms - u.opened_at_ms % ${HALF_HOUR_MS} + ${HALF_HOUR_MS} AS end_ms,
+                    count(*) AS units, coalesce(sum(u.amount_micros), 0) AS amount_micros ${select}
+             FROM units u ${whereSql(unitClauses(query, params, 'u.'))}
+             GROUP BY 1${group}`;
+    } else {
+      // Local day or month of each unit in the query's time zone; its start and end back to UTC instants
+      // (a 23 h or 25 h day across a DST change).
+      const tz = params.add(timeZone);
+      const field = params.add(query.granularity === 'DAILY' ? 'day' : 'month');
+      const step = params.add(query.granularity === 'DAILY' ? '1 day' : '1 month');
+      const where = whereSql(unitClauses(query, params));
+      sql = `SELECT (extract(epoch FROM u.bucket AT TIME ZONE ${tz}::text) * 1000)::bigint AS start_ms,
+                    (extract(epoch FROM (u.bucket + ${step}::interval) AT TIME ZONE ${tz}::text) * 1000)::bigint
+                      AS end_ms,
+                    count(*) AS units, coalesce(sum(u.amount_micros), 0) AS amount_micros ${select}
+             FROM (
+               SELECT *, date_trunc(${field}::text,
+                        (timestamptz 'epoch' + opened_at_ms * interval '1 millisecond') AT TIME ZONE ${tz}::text)
+                        AS bucket
+               FROM units ${where}) u
+             GROUP BY u.bucket${group}`;
+    }
+    const { rows } = await this.pool.query(sql, params.values);
+    return sortPoints(
+      rows.map((row: Row) => ({
+        startMs: Number(row.start_ms),
+        endMs: Number(row.end_ms),
+        units: Number(row.units),
+        amountMicros: Number(row.amount_micros),
+        dimensions: Object.fromEntries(
+          query.dimensions.map((d) => [d, row[`d_${d}`] === null ? null : String(row[`d_${d}`])]),
+        ),
+      })),
+      query.dimensions,
+    );
+  }
+
+  async listPending(filter: UnitFilter): Promise<PendingMessage[]> {
+    // Pending messages have no category, type or market yet: those filters do not apply to them.
+    const params = new Params();
+    const { rows } = await this.pool.query(
+      `SELECT * FROM pending_messages ${whereSql(commonClauses(filter, params, '', 'sent_at_ms'))}
+       ORDER BY sent_at_ms, id`,
+      params.values,
+    );
+    return rows.map((row: Row) => ({
+      id: String(row.id),
+      waba: String(row.waba),
+      business: String(row.business),
+      user: String(row.user_id),
+      sentAtMs: Number(row.sent_at_ms),
+    }));
+  }
+
+  async listFindings(filter: { wabas?: readonly string[] }): Promise<Finding[]> {
+    // A caller limited to some WABAs sees only findings that name one of them.
+    const { rows } =
+      filter.wabas === undefined
+        ? await this.pool.query('SELECT payload FROM findings ORDER BY seq')
+        : await this.pool.query('SELECT payload FROM findings WHERE waba = ANY($1::text[]) ORDER BY seq', [
+            [...filter.wabas],
+          ]);
+    return rows.map((row: Row) => row.payload as Finding);
+  }
+
+  private async transaction<T>(work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+    const client = await this.pool.connect();
+    let broken: Error | undefined;
+    try {
+      await client.query('BEGIN');
+      const result = await work(client);
+      await client.query('COMMIT');
+      return result;
+    } catch (error) {
+      await client.query('ROLLBACK').catch((rollbackError: Error) => {
+        broken = rollbackError; // the connection is unusable: the pool must not hand it out again
+      });
+      throw error;
+    } finally {
+      client.release(broken);
+    }
+  }
+}
+
+/** Inside a transaction: each key stored once, the first of a batch wins, later ones are duplicates. */
+async function insertEvents(client: Queryable, events: EventInput[]): Promise<IngestOutcome> {
+  const firsts = new Map<string, EventInput>();
+  for (const input of events) if (!firsts.has(input.key)) firsts.set(input.key, input);
+  const storedKeys = new Set<string>();
+  for (const batch of chunks([...firsts.values()])) {
+    const { rows } = await client.query(
+      `INSERT INTO events (key, kind, waba, message_id, at_ms, payload, received_at_ms, source)
+       SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::jsonb[],
+                            $7::bigint[], $8::text[])
+       ON CONFLICT (key) DO NOTHING
+       RETURNING key`,
+      [
+        batch.map((e) => e.key),
+        batch.map((e) => e.event.kind),
+        batch.map((e) => e.event.waba ?? null),
+        batch.map((e) => ('id' in e.event ? e.event.id : null)),
+        batch.map((e) => e.event.atMs),
+        batch.map((e) => JSON.stringify(e.event)),
+        batch.map((e) => e.receivedAtMs),
+        batch.map((e) => e.source),
+      ],
+    );
+    for (const row of rows as Row[]) storedKeys.add(String(row.key));
+  }
+  const inserted = [...firsts.values()].filter((e) => storedKeys.has(e.key)).map((e) => e.event);
+  return { inserted, duplicates: events.length - inserted.length };
+}
+
+// ---- filters ---------------------------------------------------------------------------------------------
+
+/** Numbered parameters ($1, $2, …) in the order the clauses use them. */
+class Params {
+  readonly values: unknown[] = [];
+  add(value: unknown): string {
+    this.values.push(value);
+    return `$${this.values.length}`;
+  }
+}
+
+function whereSql(clauses: string[]): string {
+  return clauses.length === 0 ? '' : `WHERE ${clauses.join(' AND ')}`;
+}
+
+/** The filters units and pending messages share: scope, WABA, business, user and a time range. */
+function commonClauses(filter: UnitFilter, params: Params, prefix: string, timeColumn: string): string[] {
+  const clauses: string[] = [];
+  if (filter.wabas !== undefined)
+    clauses.push(`${prefix}waba = ANY(${params.add([...filter.wabas])}::text[])`);
+  if (filter.waba !== undefined) clauses.push(`${prefix}waba = ${params.add(filter.waba)}`);
+  if (filter.business !== undefined) clauses.push(`${prefix}business = ${params.add(filter.business)}`);
+  if (filter.user !== undefined) clauses.push(`${prefix}user_id = ${params.add(filter.user)}`);
+  if (filter.fromMs !== undefined)
+    clauses.push(`${prefix}${timeColumn} >= ${params.add(filter.fromMs)}::bigint`);
+  if (filter.toMs !== undefined) clauses.push(`${prefix}${timeColumn} < ${params.add(filter.toMs)}::bigint`);
+  return clauses;
+}
+
+function unitClauses(filter: UnitFilter, params: Params, prefix = ''): string[] {
+  const clauses = commonClauses(filter, params, prefix, 'opened_at_ms');
+  if (filter.category !== undefined) clauses.push(`${prefix}category = ${params.add(filter.category)}`);
+  if (filter.type !== undefined) clauses.push(`${prefix}type = ${params.add(filter.type)}`);
+  if (filter.market !== undefined) clauses.push(`${prefix}market = ${params.add(filter.market)}`);
+  return clauses;
+}
+
+// ---- rows ------------------------------------------------------------------------------------------------
+
+function unitFromRow(row: Row): BillableUnit {
+  const unit: BillableUnit = {
+    id: String(row.id),
+    unit: row.unit as BillableUnit['unit'],
+    pricingModel: row.pricing_model as BillableUnit['pricingModel'],
+    era: row.era as BillableUnit['era'],
+    waba: String(row.waba),
+    business: String(row.business),
+    user: String(row.user_id),
+    country: row.country as string | null,
+    market: row.market as string | null,
+    category: row.category as BillableUnit['category'],
+    type: row.type as BillableUnit['type'],
+    openedAtMs: Number(row.opened_at_ms),
+    expiresAtMs: row.expires_at_ms as number | null,
+    messages: row.messages as string[],
+    rateMicros: row.rate_micros as number | null,
+    amountMicros: row.amount_micros as number | null,
+    currency: String(row.currency),
+    rateCard: row.rate_card as string | null,
+    rule: String(row.rule),
+  };
+  if (row.closed_at_ms !== null) unit.closedAtMs = Number(row.closed_at_ms);
+  if (row.tier !== null) unit.tier = row.tier as BillableUnit['tier'];
+  if (row.is_market_inferred !== null) unit.isMarketInferred = Boolean(row.is_market_inferred);
+  return unit;
+}
+
+function rawFromRow(row: Row): StoredRawWebhook {
+  return {
+    id: Number(row.id),
+    receivedAtMs: Number(row.received_at_ms),
+    body: new Uint8Array(row.body as Buffer),
+    sha256: String(row.sha256),
+    parseError: row.parse_error as string | null,
+  };
+}
+
+function toBuffer(bytes: Uint8Array): Buffer {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
+function findingWaba(finding: Finding): string | null {
+  return typeof finding.waba === 'string' ? finding.waba : null;
+}
+
+function* chunks<T>(items: readonly T[]): Generator<T[]> {
+  for (let start = 0; start < items.length; start += BATCH_ROWS) yield items.slice(start, start + BATCH_ROWS);
+}
+
+/** Folds (currency, category) sums from SQL into totals per currency; exact integers throughout. */
+function foldTotals(rows: Row[]): Record<string, CurrencyTotals> {
+  const totals: Record<string, CurrencyTotals> = {};
+  for (const row of rows) {
+    const currency = String(row.currency);
+    const units = Number(row.units);
+    const amountMicros = Number(row.amount_micros);
+    const entry = (totals[currency] ??= { amountMicros: 0, units: 0, byCategory: {} });
+    entry.units += units;
+    entry.amountMicros = addMicros(entry.amountMicros, amountMicros);
+    entry.byCategory[String(row.category)] = { units, amountMicros };
+  }
+  return totals;
+}
+
+// ---- checks shared by the methods ------------------------------------------------------------------------
+
+function assertSha256(raw: RawWebhookInput): void {
+  const actual = createHash('sha256').update(raw.body).digest('hex');
+  if (actual !== raw.sha256.toLowerCase()) {
+    throw new Error(`raw webhook sha256 ${raw.sha256} does not match its body (${actual})`);
+  }
+}
+
+/** A rating may only write rows of the WABAs it replaces; anything else would survive the next rating. */
+function assertInScope(
+  rating: RatingRecord,
+  result: { units: BillableUnit[]; pending: PendingMessage[]; findings: Finding[] },
+): void {
+  const scope = new Set(rating.wabas);
+  const outside =
+    result.units.find((u) => !scope.has(u.waba))?.waba ??
+    result.pending.find((p) => !scope.has(p.waba))?.waba ??
+    result.findings.map(findingWaba).find((w) => w !== null && !scope.has(w));
+  if (outside !== undefined) {
+    throw new Error(
+      `rating ${rating.id} writes rows of WABA ${outside}, outside its scope [${rating.wabas.join(', ')}]`,
+    );
+  }
+}
+
+function checkLimit(limit: number): number {
+  if (!Number.isSafeInteger(limit) || limit < 1) {
+    throw new StoreInputError('BAD_LIMIT', `limit must be a positive integer, got ${limit}`);
+  }
+  return limit;
+}
+
+function checkTimeZone(timeZone: string): string {
+  if (!isValidTimeZone(timeZone)) {
+    throw new StoreInputError(
+      'BAD_TIME_ZONE',
+      `"${timeZone}" is not an IANA time zone (e.g. UTC, Asia/Kolkata)`,
+    );
+  }
+  return timeZone;
+}
+
+function dimensionColumn(dimension: AnalyticsDimension): string {
+  const column = DIMENSION_COLUMNS[dimension];
+  if (column === undefined) throw new Error(`unknown analytics dimension ${String(dimension)}`);
+  return column;
+}
+
+// ---- cursor ----------------------------------------------------------------------------------------------
+
+/** The last unit of a page, (openedAtMs, id): the next page starts strictly after it. */
+function encodeCursor(openedAtMs: number, id: string): string {
+  return Buffer.from(JSON.stringify([openedAtMs, id])).toString('base64url');
+}
+
+function decodeCursor(cursor: string): [number, string] {
+  try {
+    const value: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
+    if (
+      Array.isArray(value) &&
+      value.length === 2 &&
+      Number.isSafeInteger(value[0]) &&
+      typeof value[1] === 'string'
+    ) {
+      return [value[0] as number, value[1]];
+    }
+  } catch {
+    // falls through to the error below
+  }
+  throw new StoreInputError(
+    'BAD_CURSOR',
+    'cursor is not one this API returned: pass next_cursor back unchanged',
+  );
+}
+
+function sortPoints(points: AnalyticsPoint[], dimensions: readonly AnalyticsDimension[]): AnalyticsPoint[] {
+  const compare = (a: string | null | undefined, b: string | null | undefined) =>
+    a === b ? 0 : a == null ? -1 : b == null ? 1 : a < b ? -1 : 1;
+  return points.sort((a, b) => {
+    if (a.startMs !== b.startMs) return a.startMs - b.startMs;
+    for (const d of dimensions) {
+      const order = compare(a.dimensions[d], b.dimensions[d]);
+      if (order !== 0) return order;
+    }
+    return 0;
+  });
+}

@@ -1,0 +1,67 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { afterAll, describe, expect, it } from 'vitest';
+import { openStore } from '../open-store.js';
+import { runStoreContract } from '../store.contract.js';
+import { openSqliteStore } from './sqlite-store.js';
+
+runStoreContract('SQLite (:memory:)', () => openSqliteStore(':memory:'));
+
+describe('SQLite on disk', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'wameter-sqlite-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('writes in WAL mode and fsyncs every commit', async () => {
+    const path = join(dir, 'durable.db');
+    const store = await openSqliteStore(path);
+    const db = new Database(path, { readonly: true });
+    try {
+      expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
+      const migrations = db.prepare('SELECT version, name FROM schema_migrations').all();
+      expect(migrations).toEqual([{ version: 1, name: 'initial schema' }]);
+    } finally {
+      db.close();
+      await store.close();
+    }
+  });
+
+  it('keeps what was stored across a reopen, and two stores on one file migrate once', async () => {
+    const path = join(dir, 'reopen.db');
+    const [a, b] = await Promise.all([openSqliteStore(path), openSqliteStore(path)]);
+    const event = {
+      kind: 'inbound',
+      atMs: 1,
+      waba: 'W1',
+      business: 'PN1',
+      user: '1',
+      id: 'm1',
+      hasReferral: false,
+    } as const;
+    await a.ingestEvents([{ key: 'inbound:m1', event, receivedAtMs: 2, source: 'api:test' }]);
+    expect(await b.listEvents()).toEqual([event]);
+    await Promise.all([a.close(), b.close()]);
+    const reopened = await openStore(`sqlite:${path}`);
+    expect(await reopened.listEvents()).toEqual([event]);
+    await reopened.close();
+  });
+});
+
+describe('openStore', () => {
+  it('opens SQLite from sqlite:PATH and a bare path', async () => {
+    for (const url of ['sqlite::memory:', ':memory:']) {
+      const store = await openStore(url);
+      await store.ping();
+      await store.close();
+    }
+  });
+
+  it('refuses an unknown scheme without repeating the rest of the URL', async () => {
+    await expect(openStore('mysql://root:secret@db/wameter')).rejects.toThrow(
+      /^unsupported database URL scheme "mysql:"/,
+    );
+    await expect(openStore('mysql://root:secret@db/wameter')).rejects.not.toThrow(/secret/);
+    await expect(openStore('')).rejects.toThrow(/no database given/);
+  });
+});

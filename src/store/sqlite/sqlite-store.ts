@@ -1,0 +1,759 @@
+// The Store on SQLite (better-sqlite3): one file, WAL, every commit fsynced before the promise resolves.
+// It must never answer for a webhook before its body is on disk, and never aggregate units in JavaScript
+// that SQL can aggregate.
+
+import { createHash } from 'node:crypto';
+import Database from 'better-sqlite3';
+import { isValidTimeZone, localDate } from '../../core/calendar.js';
+import type { CoreEvent } from '../../core/events.js';
+import { addMicros } from '../../core/money.js';
+import type { BillableUnit, Finding, PendingMessage } from '../../core/units.js';
+import {
+  StoreInputError,
+  type AnalyticsDimension,
+  type AnalyticsPoint,
+  type AnalyticsQuery,
+  type CurrencyTotals,
+  type EventInput,
+  type IngestOutcome,
+  type RatingRecord,
+  type RawWebhookInput,
+  type Store,
+  type StoredRawWebhook,
+  type UnitFilter,
+  type UnitPage,
+} from '../store.js';
+
+type Db = Database.Database;
+type Row = Record<string, unknown>;
+
+interface Migration {
+  version: number;
+  name: string;
+  sql: string;
+}
+
+/** Numbered, append-only: a released migration is never edited, a change is a new number. */
+const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    name: 'initial schema',
+    sql: `
+      -- Webhook bodies exactly as Meta signed them: the only evidence of what was billed.
+      CREATE TABLE raw_webhooks (
+        id             INTEGER PRIMARY KEY AUTOINCREMENT, -- never reused: events name it in their source
+        received_at_ms INTEGER NOT NULL,
+        body           BLOB    NOT NULL,
+        sha256         TEXT    NOT NULL UNIQUE,           -- an identical redelivery is found by it
+        parse_error    TEXT
+      ) STRICT;
+      CREATE INDEX raw_webhooks_unreadable ON raw_webhooks (id) WHERE parse_error IS NOT NULL;
+
+      -- Core events, one per idempotency key; payload is the CoreEvent as JSON.
+      CREATE TABLE events (
+        key            TEXT    PRIMARY KEY,
+        kind           TEXT    NOT NULL,
+        waba           TEXT,             -- NULL only for a status event that did not name its WABA
+        message_id     TEXT,             -- inbound/outbound/status: links a status to its message
+        at_ms          INTEGER NOT NULL,
+        payload        TEXT    NOT NULL,
+        received_at_ms INTEGER NOT NULL,
+        source         TEXT    NOT NULL
+      ) STRICT;
+      CREATE INDEX events_waba ON events (waba);
+      CREATE INDEX events_message ON events (message_id);
+
+      -- History of ratings: what was rated, when, under which rules and cards.
+      CREATE TABLE ratings (
+        seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+        id          TEXT    NOT NULL UNIQUE,
+        rated_at_ms INTEGER NOT NULL,
+        reason      TEXT    NOT NULL,
+        wabas       TEXT    NOT NULL, -- JSON array
+        as_of_rules TEXT,
+        rate_cards  TEXT    NOT NULL, -- JSON array
+        totals      TEXT    NOT NULL, -- JSON
+        changes     TEXT              -- JSON, or NULL when the rating recorded none
+      ) STRICT;
+
+      -- The current units of every WABA (replaced per WABA by each rating).
+      CREATE TABLE units (
+        id                 TEXT    PRIMARY KEY,
+        waba               TEXT    NOT NULL,
+        business           TEXT    NOT NULL,
+        user_id            TEXT    NOT NULL,
+        unit               TEXT    NOT NULL,
+        pricing_model      TEXT    NOT NULL,
+        era                TEXT    NOT NULL,
+        country            TEXT,
+        market             TEXT,
+        category           TEXT    NOT NULL,
+        type               TEXT    NOT NULL,
+        opened_at_ms       INTEGER NOT NULL,
+        expires_at_ms      INTEGER,
+        closed_at_ms       INTEGER,
+        messages           TEXT    NOT NULL, -- JSON array of message ids
+        rate_micros        INTEGER,
+        amount_micros      INTEGER,          -- NULL: could not be priced
+        currency           TEXT    NOT NULL,
+        rate_card          TEXT,
+        tier               TEXT,             -- JSON TierPosition, or NULL
+        is_market_inferred INTEGER,          -- NULL when the rater did not say
+        rule               TEXT    NOT NULL,
+        rating_id          TEXT    NOT NULL
+      ) STRICT;
+      CREATE INDEX units_opened ON units (opened_at_ms, id);
+      CREATE INDEX units_waba_opened ON units (waba, opened_at_ms, id);
+      CREATE INDEX units_business_user ON units (business, user_id, opened_at_ms);
+      CREATE INDEX units_user ON units (user_id, opened_at_ms);
+      CREATE INDEX units_category ON units (category, opened_at_ms);
+      CREATE INDEX units_type ON units (type, opened_at_ms);
+      CREATE INDEX units_market ON units (market, opened_at_ms);
+
+      CREATE TABLE pending_messages (
+        id         TEXT    PRIMARY KEY,
+        waba       TEXT    NOT NULL,
+        business   TEXT    NOT NULL,
+        user_id    TEXT    NOT NULL,
+        sent_at_ms INTEGER NOT NULL,
+        rating_id  TEXT    NOT NULL
+      ) STRICT;
+      CREATE INDEX pending_messages_waba ON pending_messages (waba, sent_at_ms);
+
+      CREATE TABLE findings (
+        seq       INTEGER PRIMARY KEY AUTOINCREMENT,
+        rating_id TEXT    NOT NULL,
+        waba      TEXT,             -- the finding's own "waba" field; NULL when it names none
+        code      TEXT    NOT NULL,
+        payload   TEXT    NOT NULL  -- the Finding as JSON
+      ) STRICT;
+      CREATE INDEX findings_waba ON findings (waba);
+      CREATE INDEX findings_rating ON findings (rating_id);
+    `,
+  },
+];
+
+const HALF_HOUR_MS = 30 * 60_000;
+/** Column of each analytics dimension (a fixed list: user input never becomes SQL). */
+const DIMENSION_COLUMNS: Record<AnalyticsDimension, string> = {
+  waba: 'waba',
+  business: 'business',
+  country: 'country',
+  market: 'market',
+  category: 'category',
+  type: 'type',
+  currency: 'currency',
+};
+
+export async function openSqliteStore(path: string): Promise<Store> {
+  const db = new Database(path);
+  // WAL lets readers run during a write; synchronous=FULL fsyncs the WAL at every commit, so a body that
+  // got a 200 survives SIGKILL and power loss. busy_timeout waits for another process's write.
+  db.pragma('journal_mode = WAL');
+  db.pragma('synchronous = FULL');
+  db.pragma('busy_timeout = 5000');
+  const store = new SqliteStore(db);
+  await store.migrate();
+  return store;
+}
+
+class SqliteStore implements Store {
+  /** Prepared once per SQL text (filters combine into a bounded set of texts). */
+  private readonly statements = new Map<string, Database.Statement>();
+
+  constructor(private readonly db: Db) {}
+
+  private statement(sql: string): Database.Statement {
+    let statement = this.statements.get(sql);
+    if (!statement) {
+      statement = this.db.prepare(sql);
+      this.statements.set(sql, statement);
+    }
+    return statement;
+  }
+
+  async migrate(): Promise<void> {
+    // IMMEDIATE takes the write lock first, so two processes opening one file migrate one after the other.
+    this.db
+      .transaction(() => {
+        this.db.exec(`CREATE TABLE IF NOT EXISTS schema_migrations (
+          version       INTEGER PRIMARY KEY,
+          name          TEXT    NOT NULL,
+          applied_at_ms INTEGER NOT NULL
+        ) STRICT`);
+        const applied = new Set(
+          this.db
+            .prepare('SELECT version FROM schema_migrations')
+            .pluck()
+            .all()
+            .map((v) => Number(v)),
+        );
+        const record = this.db.prepare(
+          'INSERT INTO schema_migrations (version, name, applied_at_ms) VALUES (?, ?, ?)',
+        );
+        for (const migration of MIGRATIONS) {
+          if (applied.has(migration.version)) continue;
+          this.db.exec(migration.sql);
+          record.run(migration.version, migration.name, Date.now());
+        }
+      })
+      .immediate();
+  }
+
+  async ping(): Promise<void> {
+    this.statement('SELECT 1').get();
+  }
+
+  async close(): Promise<void> {
+    if (this.db.open) this.db.close();
+  }
+
+  async ingestWebhook(
+    raw: RawWebhookInput,
+    events: EventInput[],
+  ): Promise<IngestOutcome & { rawId: number; isDuplicate: boolean }> {
+    assertSha256(raw);
+    return this.db
+      .transaction(() => {
+        const existing = this.statement('SELECT id FROM raw_webhooks WHERE sha256 = ?')
+          .pluck()
+          .get(raw.sha256);
+        if (existing !== undefined) {
+          // Stored before together with its events, in one transaction: all of them are already here.
+          return { rawId: Number(existing), isDuplicate: true, inserted: [], duplicates: events.length };
+        }
+        const result = this.statement(
+          'INSERT INTO raw_webhooks (received_at_ms, body, sha256, parse_error) VALUES (?, ?, ?, ?)',
+        ).run(raw.receivedAtMs, toBuffer(raw.body), raw.sha256, raw.parseError);
+        return { rawId: Number(result.lastInsertRowid), isDuplicate: false, ...this.insertEvents(events) };
+      })
+      .immediate();
+  }
+
+  async ingestEvents(events: EventInput[]): Promise<IngestOutcome> {
+    return this.db.transaction(() => this.insertEvents(events)).immediate();
+  }
+
+  /** Inside a transaction: each key stored once, the first of a batch wins, later ones are duplicates. */
+  private insertEvents(events: EventInput[]): IngestOutcome {
+    const insert = this.statement(
+      `INSERT INTO events (key, kind, waba, message_id, at_ms, payload, received_at_ms, source)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT (key) DO NOTHING`,
+    );
+    const inserted: CoreEvent[] = [];
+    let duplicates = 0;
+    for (const input of events) {
+      const { event } = input;
+      const changes = insert.run(
+        input.key,
+        event.kind,
+        event.waba ?? null,
+        'id' in event ? event.id : null,
+        event.atMs,
+        JSON.stringify(event),
+        input.receivedAtMs,
+        input.source,
+      ).changes;
+      if (changes === 1) inserted.push(event);
+      else duplicates += 1;
+    }
+    return { inserted, duplicates };
+  }
+
+  async getRawWebhook(id: number): Promise<StoredRawWebhook | undefined> {
+    const row = this.statement('SELECT * FROM raw_webhooks WHERE id = ?').get(id) as Row | undefined;
+    return row && rawFromRow(row);
+  }
+
+  async listUnreadableWebhooks(limit: number): Promise<StoredRawWebhook[]> {
+    const rows = this.statement(
+      'SELECT * FROM raw_webhooks WHERE parse_error IS NOT NULL ORDER BY id DESC LIMIT ?',
+    ).all(checkLimit(limit)) as Row[];
+    return rows.map(rawFromRow);
+  }
+
+  async listEvents(wabas?: readonly string[]): Promise<CoreEvent[]> {
+    // A status that did not name its WABA belongs to the WABA of the message it reports on.
+    const rows =
+      wabas === undefined
+        ? this.statement('SELECT payload FROM events ORDER BY at_ms, key').pluck().all()
+        : this.statement(
+            `WITH scope AS (SELECT value AS waba FROM json_each(?))
+               SELECT payload FROM events
+               WHERE waba IN scope
+                  OR (waba IS NULL AND kind = 'status' AND message_id IN (
+                        SELECT message_id FROM events
+                        WHERE kind IN ('inbound', 'outbound') AND waba IN scope))
+               ORDER BY at_ms, key`,
+          )
+            .pluck()
+            .all(JSON.stringify(wabas));
+    return rows.map((payload) => JSON.parse(String(payload)) as CoreEvent);
+  }
+
+  async listWabas(): Promise<string[]> {
+    return this.statement('SELECT DISTINCT waba FROM events WHERE waba IS NOT NULL ORDER BY waba')
+      .pluck()
+      .all()
+      .map(String);
+  }
+
+  async replaceRating(
+    rating: RatingRecord,
+    result: { units: BillableUnit[]; pending: PendingMessage[]; findings: Finding[] },
+  ): Promise<void> {
+    assertInScope(rating, result);
+    const scope = JSON.stringify(rating.wabas);
+    const db = this.db;
+    const insertUnit = this.statement(
+      `INSERT INTO units (id, waba, business, user_id, unit, pricing_model, era, country, market, category, type,
+         opened_at_ms, expires_at_ms, closed_at_ms, messages, rate_micros, amount_micros, currency, rate_card,
+         tier, is_market_inferred, rule, rating_id)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    );
+    const insertPending = this.statement(
+      'INSERT INTO pending_messages (id, waba, business, user_id, sent_at_ms, rating_id) VALUES (?, ?, ?, ?, ?, ?)',
+    );
+    const insertFinding = this.statement(
+      'INSERT INTO findings (rating_id, waba, code, payload) VALUES (?, ?, ?, ?)',
+    );
+    db.transaction(() => {
+      this.statement(
+        `INSERT INTO ratings (id, rated_at_ms, reason, wabas, as_of_rules, rate_cards, totals, changes)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+      ).run(
+        rating.id,
+        rating.ratedAtMs,
+        rating.reason,
+        JSON.stringify(rating.wabas),
+        rating.asOfRules,
+        JSON.stringify(rating.rateCards),
+        JSON.stringify(rating.totals),
+        rating.changes === undefined ? null : JSON.stringify(rating.changes),
+      );
+      this.statement('DELETE FROM units WHERE waba IN (SELECT value FROM json_each(?))').run(scope);
+      this.statement('DELETE FROM pending_messages WHERE waba IN (SELECT value FROM json_each(?))').run(
+        scope,
+      );
+      this.statement('DELETE FROM findings WHERE waba IN (SELECT value FROM json_each(?))').run(scope);
+      // Findings that name no WABA belong to the rating that produced them: a later rating whose scope
+      // covers that whole earlier scope replaces them.
+      this.statement(
+        `DELETE FROM findings
+         WHERE waba IS NULL AND rating_id IN (
+           SELECT r.id FROM ratings r
+           WHERE r.id <> ? AND NOT EXISTS (
+             SELECT 1 FROM json_each(r.wabas) w WHERE w.value NOT IN (SELECT value FROM json_each(?))))`,
+      ).run(rating.id, scope);
+      for (const u of result.units) {
+        insertUnit.run(
+          u.id,
+          u.waba,
+          u.business,
+          u.user,
+          u.unit,
+          u.pricingModel,
+          u.era,
+          u.country,
+          u.market,
+          u.category,
+          u.type,
+          u.openedAtMs,
+          u.expiresAtMs,
+          u.closedAtMs ?? null,
+          JSON.stringify(u.messages),
+          u.rateMicros,
+          u.amountMicros,
+          u.currency,
+          u.rateCard,
+          u.tier === undefined ? null : JSON.stringify(u.tier),
+          u.isMarketInferred === undefined ? null : Number(u.isMarketInferred),
+          u.rule,
+          rating.id,
+        );
+      }
+      for (const p of result.pending)
+        insertPending.run(p.id, p.waba, p.business, p.user, p.sentAtMs, rating.id);
+      for (const f of result.findings)
+        insertFinding.run(rating.id, findingWaba(f), f.code, JSON.stringify(f));
+    }).immediate();
+  }
+
+  async listRatings(limit: number): Promise<RatingRecord[]> {
+    const rows = this.statement('SELECT * FROM ratings ORDER BY rated_at_ms DESC, seq DESC LIMIT ?').all(
+      checkLimit(limit),
+    ) as Row[];
+    return rows.map((row) => {
+      const rating: RatingRecord = {
+        id: String(row.id),
+        ratedAtMs: Number(row.rated_at_ms),
+        reason: String(row.reason),
+        wabas: JSON.parse(String(row.wabas)) as string[],
+        asOfRules: row.as_of_rules === null ? null : String(row.as_of_rules),
+        rateCards: JSON.parse(String(row.rate_cards)) as string[],
+        totals: JSON.parse(String(row.totals)) as Record<string, CurrencyTotals>,
+      };
+      if (row.changes !== null) rating.changes = JSON.parse(String(row.changes));
+      return rating;
+    });
+  }
+
+  async queryUnits(filter: UnitFilter, page: { limit: number; cursor?: string }): Promise<UnitPage> {
+    const limit = checkLimit(page.limit);
+    const where = unitWhere(filter);
+    if (page.cursor !== undefined) {
+      const [openedAtMs, id] = decodeCursor(page.cursor);
+      where.clauses.push('(opened_at_ms, id) > (?, ?)');
+      where.params.push(openedAtMs, id);
+    }
+    const rows = this.statement(
+      `SELECT * FROM units ${whereSql(where)} ORDER BY opened_at_ms, id LIMIT ?`,
+    ).all(...where.params, limit + 1) as Row[];
+    const units = rows.slice(0, limit).map(unitFromRow);
+    const last = units.at(-1);
+    return { units, nextCursor: rows.length > limit && last ? encodeCursor(last.openedAtMs, last.id) : null };
+  }
+
+  async totals(filter: UnitFilter): Promise<Record<string, CurrencyTotals>> {
+    const where = unitWhere(filter);
+    const rows = this.statement(
+      `SELECT currency, category, count(*) AS units, coalesce(sum(amount_micros), 0) AS amount_micros
+         FROM units ${whereSql(where)}
+         GROUP BY currency, category
+         ORDER BY currency, category`,
+    ).all(...where.params) as Row[];
+    return foldTotals(rows);
+  }
+
+  async analytics(query: AnalyticsQuery): Promise<AnalyticsPoint[]> {
+    const timeZone = checkTimeZone(query.timeZone ?? 'UTC');
+    const dimensions = query.dimensions.map((d) => [d, dimensionColumn(d)] as const);
+    const select = dimensions.map(([d, column]) => `u.${column} AS d_${d}`).join(', ');
+    const group = dimensions.map(([, column]) => `, u.${column}`).join('');
+    const where = unitWhere(query, 'u.');
+    let rows: Row[];
+    if (query.granularity === 'HALF_HOUR') {
+      // Half hours are cut in UTC: every offset in use is a multiple of 15 minutes, and Meta's half-hour
+      // buckets are UTC-aligned.
+      rows = this.statement(
+        `SELECT u.opened_at_ms - u.opened_at_ms % ${HALF_HOUR_MS} AS start_ms,
+                  u.opened_at_ms - u.opened_at_ms % ${HALF_HOUR_MS} + ${HALF_HOUR_MS} AS end_ms,
+                  count(*) AS units, coalesce(sum(u.amount_micros), 0) AS amount_micros
+                  ${select ? `, ${select}` : ''}
+           FROM units u ${whereSql(where)}
+           GROUP BY 1${group}`,
+      ).all(...where.params) as Row[];
+    } else {
+      // SQLite knows no time zones: the local day (or month) boundaries of the queried span are computed
+      // here, in UTC instants, and SQL groups each unit into the bucket that contains it.
+      const span = this.statement(
+        `SELECT min(u.opened_at_ms) AS first, max(u.opened_at_ms) AS last FROM units u ${whereSql(where)}`,
+      ).get(...where.params) as Row;
+      if (span.first === null) return [];
+      const buckets = localBuckets(Number(span.first), Number(span.last), query.granularity, timeZone);
+      where.clauses.unshift('u.opened_at_ms >= b.start_ms AND u.opened_at_ms < b.end_ms');
+      // CROSS JOIN keeps the bucket list as the outer loop: one index range scan of units per bucket.
+      rows = this.statement(
+        `WITH b AS (
+             SELECT json_extract(value, '$[0]') AS start_ms, json_extract(value, '$[1]') AS end_ms
+             FROM json_each(?))
+           SELECT b.start_ms AS start_ms, b.end_ms AS end_ms,
+                  count(*) AS units, coalesce(sum(u.amount_micros), 0) AS amount_micros
+                  ${select ? `, ${select}` : ''}
+           FROM b CROSS JOIN units u ${whereSql(where)}
+           GROUP BY b.start_ms, b.end_ms${group}`,
+      ).all(JSON.stringify(buckets), ...where.params) as Row[];
+    }
+    return sortPoints(
+      rows.map((row) => ({
+        startMs: Number(row.start_ms),
+        endMs: Number(row.end_ms),
+        units: Number(row.units),
+        amountMicros: Number(row.amount_micros),
+        dimensions: Object.fromEntries(
+          query.dimensions.map((d) => [d, row[`d_${d}`] === null ? null : String(row[`d_${d}`])]),
+        ),
+      })),
+      query.dimensions,
+    );
+  }
+
+  async listPending(filter: UnitFilter): Promise<PendingMessage[]> {
+    // Pending messages have no category, type or market yet: those filters do not apply to them.
+    const where = commonWhere(filter, '', 'sent_at_ms');
+    const rows = this.statement(
+      `SELECT * FROM pending_messages ${whereSql(where)} ORDER BY sent_at_ms, id`,
+    ).all(...where.params) as Row[];
+    return rows.map((row) => ({
+      id: String(row.id),
+      waba: String(row.waba),
+      business: String(row.business),
+      user: String(row.user_id),
+      sentAtMs: Number(row.sent_at_ms),
+    }));
+  }
+
+  async listFindings(filter: { wabas?: readonly string[] }): Promise<Finding[]> {
+    // A caller limited to some WABAs sees only findings that name one of them.
+    const rows =
+      filter.wabas === undefined
+        ? this.statement('SELECT payload FROM findings ORDER BY seq').pluck().all()
+        : this.statement(
+            'SELECT payload FROM findings WHERE waba IN (SELECT value FROM json_each(?)) ORDER BY seq',
+          )
+            .pluck()
+            .all(JSON.stringify(filter.wabas));
+    return rows.map((payload) => JSON.parse(String(payload)) as Finding);
+  }
+}
+
+// ---- filters ---------------------------------------------------------------------------------------------
+
+interface Where {
+  clauses: string[];
+  params: unknown[];
+}
+
+function whereSql(where: Where): string {
+  return where.clauses.length === 0 ? '' : `WHERE ${where.clauses.join(' AND ')}`;
+}
+
+/** The filters units and pending messages share: scope, WABA, business, user and a time range. */
+function commonWhere(filter: UnitFilter, prefix: string, timeColumn: string): Where {
+  const where: Where = { clauses: [], params: [] };
+  const add = (clause: string, param: unknown) => {
+    where.clauses.push(clause);
+    where.params.push(param);
+  };
+  if (filter.wabas !== undefined)
+    add(`${prefix}waba IN (SELECT value FROM json_each(?))`, JSON.stringify(filter.wabas));
+  if (filter.waba !== undefined) add(`${prefix}waba = ?`, filter.waba);
+  if (filter.business !== undefined) add(`${prefix}business = ?`, filter.business);
+  if (filter.user !== undefined) add(`${prefix}user_id = ?`, filter.user);
+  if (filter.fromMs !== undefined) add(`${prefix}${timeColumn} >= ?`, filter.fromMs);
+  if (filter.toMs !== undefined) add(`${prefix}${timeColumn} < ?`, filter.toMs);
+  return where;
+}
+
+function unitWhere(filter: UnitFilter, prefix = ''): Where {
+  const where = commonWhere(filter, prefix, 'opened_at_ms');
+  const add = (clause: string, param: unknown) => {
+    where.clauses.push(clause);
+    where.params.push(param);
+  };
+  if (filter.category !== undefined) add(`${prefix}category = ?`, filter.category);
+  if (filter.type !== undefined) add(`${prefix}type = ?`, filter.type);
+  if (filter.market !== undefined) add(`${prefix}market = ?`, filter.market);
+  return where;
+}
+
+// ---- rows ------------------------------------------------------------------------------------------------
+
+function unitFromRow(row: Row): BillableUnit {
+  const unit: BillableUnit = {
+    id: String(row.id),
+    unit: row.unit as BillableUnit['unit'],
+    pricingModel: row.pricing_model as BillableUnit['pricingModel'],
+    era: row.era as BillableUnit['era'],
+    waba: String(row.waba),
+    business: String(row.business),
+    user: String(row.user_id),
+    country: nullableString(row.country),
+    market: nullableString(row.market),
+    category: row.category as BillableUnit['category'],
+    type: row.type as BillableUnit['type'],
+    openedAtMs: Number(row.opened_at_ms),
+    expiresAtMs: nullableNumber(row.expires_at_ms),
+    messages: JSON.parse(String(row.messages)) as string[],
+    rateMicros: nullableNumber(row.rate_micros),
+    amountMicros: nullableNumber(row.amount_micros),
+    currency: String(row.currency),
+    rateCard: nullableString(row.rate_card),
+    rule: String(row.rule),
+  };
+  if (row.closed_at_ms !== null) unit.closedAtMs = Number(row.closed_at_ms);
+  if (row.tier !== null) unit.tier = JSON.parse(String(row.tier)) as BillableUnit['tier'];
+  if (row.is_market_inferred !== null) unit.isMarketInferred = row.is_market_inferred === 1;
+  return unit;
+}
+
+function rawFromRow(row: Row): StoredRawWebhook {
+  const body = row.body as Buffer;
+  return {
+    id: Number(row.id),
+    receivedAtMs: Number(row.received_at_ms),
+    body: new Uint8Array(body),
+    sha256: String(row.sha256),
+    parseError: nullableString(row.parse_error),
+  };
+}
+
+function nullableString(value: unknown): string | null {
+  return value === null ? null : String(value);
+}
+
+function nullableNumber(value: unknown): number | null {
+  return value === null ? null : Number(value);
+}
+
+function toBuffer(bytes: Uint8Array): Buffer {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
+function findingWaba(finding: Finding): string | null {
+  return typeof finding.waba === 'string' ? finding.waba : null;
+}
+
+/** Folds (currency, category) sums from SQL into totals per currency; exact integers throughout. */
+function foldTotals(rows: Row[]): Record<string, CurrencyTotals> {
+  const totals: Record<string, CurrencyTotals> = {};
+  for (const row of rows) {
+    const currency = String(row.currency);
+    const units = Number(row.units);
+    const amountMicros = Number(row.amount_micros);
+    if (!Number.isSafeInteger(amountMicros))
+      throw new Error(`money out of exact range: ${String(row.amount_micros)}`);
+    const entry = (totals[currency] ??= { amountMicros: 0, units: 0, byCategory: {} });
+    entry.units += units;
+    entry.amountMicros = addMicros(entry.amountMicros, amountMicros);
+    entry.byCategory[String(row.category)] = { units, amountMicros };
+  }
+  return totals;
+}
+
+// ---- checks shared by the methods ------------------------------------------------------------------------
+
+function assertSha256(raw: RawWebhookInput): void {
+  const actual = createHash('sha256').update(raw.body).digest('hex');
+  if (actual !== raw.sha256.toLowerCase()) {
+    throw new Error(`raw webhook sha256 ${raw.sha256} does not match its body (${actual})`);
+  }
+}
+
+/** A rating may only write rows of the WABAs it replaces; anything else would survive the next rating. */
+function assertInScope(
+  rating: RatingRecord,
+  result: { units: BillableUnit[]; pending: PendingMessage[]; findings: Finding[] },
+): void {
+  const scope = new Set(rating.wabas);
+  const outside =
+    result.units.find((u) => !scope.has(u.waba))?.waba ??
+    result.pending.find((p) => !scope.has(p.waba))?.waba ??
+    result.findings.map(findingWaba).find((w) => w !== null && !scope.has(w));
+  if (outside !== undefined) {
+    throw new Error(
+      `rating ${rating.id} writes rows of WABA ${outside}, outside its scope [${rating.wabas.join(', ')}]`,
+    );
+  }
+}
+
+function checkLimit(limit: number): number {
+  if (!Number.isSafeInteger(limit) || limit < 1) {
+    throw new StoreInputError('BAD_LIMIT', `limit must be a positive integer, got ${limit}`);
+  }
+  return limit;
+}
+
+function checkTimeZone(timeZone: string): string {
+  if (!isValidTimeZone(timeZone)) {
+    throw new StoreInputError(
+      'BAD_TIME_ZONE',
+      `"${timeZone}" is not an IANA time zone (e.g. UTC, Asia/Kolkata)`,
+    );
+  }
+  return timeZone;
+}
+
+function dimensionColumn(dimension: AnalyticsDimension): string {
+  const column = DIMENSION_COLUMNS[dimension];
+  if (column === undefined) throw new Error(`unknown analytics dimension ${String(dimension)}`);
+  return column;
+}
+
+// ---- cursor ----------------------------------------------------------------------------------------------
+
+/** The last unit of a page, (openedAtMs, id): the next page starts strictly after it. */
+function encodeCursor(openedAtMs: number, id: string): string {
+  return Buffer.from(JSON.stringify([openedAtMs, id])).toString('base64url');
+}
+
+function decodeCursor(cursor: string): [number, string] {
+  try {
+    const value: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
+    if (
+      Array.isArray(value) &&
+      value.length === 2 &&
+      Number.isSafeInteger(value[0]) &&
+      typeof value[1] === 'string'
+    ) {
+      return [value[0] as number, value[1]];
+    }
+  } catch {
+    // falls through to the error below
+  }
+  throw new StoreInputError(
+    'BAD_CURSOR',
+    'cursor is not one this API returned: pass next_cursor back unchanged',
+  );
+}
+
+// ---- analytics buckets -----------------------------------------------------------------------------------
+
+/** [start, end) of every local day or month from the one holding `firstMs` to the one holding `lastMs`. */
+function localBuckets(
+  firstMs: number,
+  lastMs: number,
+  granularity: 'DAILY' | 'MONTHLY',
+  timeZone: string,
+): Array<[number, number]> {
+  const step = granularity === 'DAILY' ? 'day' : 'month';
+  let date = localDate(firstMs, timeZone);
+  if (step === 'month') date = `${date.slice(0, 7)}-01`;
+  let startMs = startOfLocalDate(date, timeZone);
+  const buckets: Array<[number, number]> = [];
+  while (startMs <= lastMs) {
+    date = nextDate(date, step);
+    const endMs = startOfLocalDate(date, timeZone);
+    buckets.push([startMs, endMs]);
+    startMs = endMs;
+  }
+  return buckets;
+}
+
+/** The next calendar date: "2024-03-31" + day → "2024-04-01"; "2024-03-01" + month → "2024-04-01". */
+function nextDate(date: string, step: 'day' | 'month'): string {
+  const [year, month, day] = date.split('-').map(Number) as [number, number, number];
+  const next = step === 'day' ? Date.UTC(year, month - 1, day + 1) : Date.UTC(year, month, 1);
+  return new Date(next).toISOString().slice(0, 10);
+}
+
+/**
+ * The first instant whose local date is `date` (local midnight, or the first instant after a DST gap that
+ * skips midnight). Offsets lie within ±15 h of UTC, so the answer lies in that window around UTC midnight;
+ * local dates only move forward with time, so a binary search over milliseconds finds it exactly.
+ */
+function startOfLocalDate(date: string, timeZone: string): number {
+  const utcMidnight = Date.parse(`${date}T00:00:00Z`);
+  let low = utcMidnight - 15 * 3_600_000; // local date still before `date`
+  let high = utcMidnight + 15 * 3_600_000; // local date already `date` or later
+  while (high - low > 1) {
+    const middle = Math.floor((low + high) / 2);
+    if (localDate(middle, timeZone) >= date) high = middle;
+    else low = middle;
+  }
+  return high;
+}
+
+function sortPoints(points: AnalyticsPoint[], dimensions: readonly AnalyticsDimension[]): AnalyticsPoint[] {
+  const compare = (a: string | null | undefined, b: string | null | undefined) =>
+    a === b ? 0 : a == null ? -1 : b == null ? 1 : a < b ? -1 : 1;
+  return points.sort((a, b) => {
+    if (a.startMs !== b.startMs) return a.startMs - b.startMs;
+    for (const d of dimensions) {
+      const order = compare(a.dimensions[d], b.dimensions[d]);
+      if (order !== 0) return order;
+    }
+    return 0;
+  });
+}

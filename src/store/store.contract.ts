@@ -1,0 +1,653 @@
+// The contract every Store engine must pass, run unchanged against real SQLite and real PostgreSQL (no
+// mocks). `open` must give a fresh, empty, migrated store each time it is called.
+
+import { createHash } from 'node:crypto';
+import { afterEach, describe, expect, it } from 'vitest';
+import {
+  eventKey,
+  type CoreEvent,
+  type InboundEvent,
+  type OutboundEvent,
+  type StatusEvent,
+} from '../core/events.js';
+import type { BillableUnit, Finding, PendingMessage } from '../core/units.js';
+import {
+  StoreInputError,
+  type EventInput,
+  type RatingRecord,
+  type RawWebhookInput,
+  type Store,
+} from './store.js';
+
+const T0 = Date.parse('2024-03-01T00:00:00Z');
+const MINUTE = 60_000;
+
+function at(iso: string): number {
+  return Date.parse(iso);
+}
+
+function inbound(id: string, waba = 'W1', atMs = T0): InboundEvent {
+  return { kind: 'inbound', atMs, waba, business: 'PN1', user: '919876543210', id, hasReferral: false };
+}
+
+function outbound(id: string, waba = 'W1', atMs = T0): OutboundEvent {
+  return { kind: 'outbound', atMs, waba, business: 'PN1', user: '919876543210', id, template: 'utility' };
+}
+
+function input(event: CoreEvent, source = 'api:test'): EventInput {
+  return { key: eventKey(event), event, receivedAtMs: T0 + 5 * MINUTE, source };
+}
+
+function raw(body: Uint8Array | string, parseError: string | null = null): RawWebhookInput {
+  const bytes = typeof body === 'string' ? new TextEncoder().encode(body) : body;
+  return {
+    receivedAtMs: T0 + MINUTE,
+    body: bytes,
+    sha256: createHash('sha256').update(bytes).digest('hex'),
+    parseError,
+  };
+}
+
+function unit(id: string, overrides: Partial<BillableUnit> = {}): BillableUnit {
+  return {
+    id,
+    unit: 'conversation',
+    pricingModel: 'CBP',
+    era: 'CBP-2023',
+    waba: 'W1',
+    business: 'PN1',
+    user: '919876543210',
+    country: 'IN',
+    market: 'India',
+    category: 'utility',
+    type: 'regular',
+    openedAtMs: T0,
+    expiresAtMs: T0 + 24 * 60 * MINUTE,
+    messages: [`wamid.${id}`],
+    rateMicros: 1400,
+    amountMicros: 1400,
+    currency: 'USD',
+    rateCard: 'usd-2024-11-01',
+    rule: 'CBP_OPEN_CONVERSATION',
+    ...overrides,
+  };
+}
+
+function rating(id: string, wabas: string[], ratedAtMs = T0): RatingRecord {
+  return { id, ratedAtMs, reason: 'live', wabas, asOfRules: null, rateCards: ['usd-2024-11-01'], totals: {} };
+}
+
+const EMPTY = { units: [], pending: [], findings: [] };
+
+export function runStoreContract(name: string, open: () => Promise<Store>): void {
+  describe(`Store contract: ${name}`, () => {
+    const opened: Store[] = [];
+    async function fresh(): Promise<Store> {
+      const store = await open();
+      opened.push(store);
+      return store;
+    }
+    afterEach(async () => {
+      await Promise.all(opened.splice(0).map((store) => store.close()));
+    });
+
+    describe('lifecycle', () => {
+      it('migrating again changes nothing and keeps the data', async () => {
+        const store = await fresh();
+        await store.ingestEvents([input(inbound('wamid.i1'))]);
+        await store.migrate();
+        await store.migrate();
+        expect(await store.listEvents()).toEqual([inbound('wamid.i1')]);
+      });
+
+      it('answers ping and closes', async () => {
+        const store = await fresh();
+        await expect(store.ping()).resolves.toBeUndefined();
+        await store.close();
+        await store.close(); // a second close is harmless
+      });
+    });
+
+    describe('webhooks', () => {
+      it('keeps the body byte for byte, emoji, NUL and invalid UTF-8 included', async () => {
+        const store = await fresh();
+        const text = new TextEncoder().encode('{"entry":[{"text":"olá 😀 ✓"}]}');
+        const body = new Uint8Array([...text, 0x00, 0xff, 0xfe, 0xc3, 0x28, 0xed, 0xa0, 0x80, 0x0a]);
+        const webhook = raw(body, 'Unexpected token in JSON');
+        const outcome = await store.ingestWebhook(webhook, []);
+        expect(outcome.isDuplicate).toBe(false);
+        const stored = await store.getRawWebhook(outcome.rawId);
+        expect(stored).toEqual({ ...webhook, id: outcome.rawId });
+        expect(Buffer.from(stored!.body).equals(Buffer.from(body))).toBe(true);
+        expect(await store.getRawWebhook(outcome.rawId + 1000)).toBeUndefined();
+      });
+
+      it('stores the body and its events together', async () => {
+        const store = await fresh();
+        const events = [inbound('wamid.i1'), outbound('wamid.o1')];
+        const outcome = await store.ingestWebhook(
+          raw('{"a":1}'),
+          events.map((e) => input(e, 'webhook:1')),
+        );
+        expect(outcome).toEqual({
+          rawId: outcome.rawId,
+          isDuplicate: false,
+          inserted: events,
+          duplicates: 0,
+        });
+        expect(await store.listEvents()).toEqual(events);
+      });
+
+      it('stores nothing, neither body nor events, when one event cannot be stored', async () => {
+        const store = await fresh();
+        const broken = { ...inbound('wamid.bad'), atMs: 1.5 }; // not an integer instant: the insert fails
+        const webhook = raw('{"b":2}');
+        await expect(
+          store.ingestWebhook(webhook, [input(inbound('wamid.i1')), input(broken)]),
+        ).rejects.toThrow();
+        expect(await store.listEvents()).toEqual([]);
+        const retry = await store.ingestWebhook(webhook, [input(inbound('wamid.i1'))]);
+        expect(retry.isDuplicate).toBe(false);
+        expect(retry.inserted).toEqual([inbound('wamid.i1')]);
+      });
+
+      it('recognises an identical body and stores nothing new', async () => {
+        const store = await fresh();
+        const events = [input(inbound('wamid.i1'))];
+        const first = await store.ingestWebhook(raw('{"same":true}'), events);
+        const again = await store.ingestWebhook({ ...raw('{"same":true}'), receivedAtMs: T0 + 60 * MINUTE }, [
+          ...events,
+          input(inbound('wamid.i2')),
+        ]);
+        expect(again.isDuplicate).toBe(true);
+        expect(again.rawId).toBe(first.rawId);
+        expect(again.inserted).toEqual([]);
+        expect(await store.listEvents()).toEqual([inbound('wamid.i1')]);
+        expect((await store.getRawWebhook(first.rawId))?.receivedAtMs).toBe(T0 + MINUTE);
+      });
+
+      it('refuses a sha256 that is not the body’s', async () => {
+        const store = await fresh();
+        await expect(store.ingestWebhook({ ...raw('{"x":1}'), sha256: 'ab'.repeat(32) }, [])).rejects.toThrow(
+          /sha256/,
+        );
+      });
+
+      it('keeps unreadable bodies and lists them newest first', async () => {
+        const store = await fresh();
+        const bad1 = await store.ingestWebhook(raw('not json', 'Unexpected token o'), []);
+        await store.ingestWebhook(raw('{"fine":1}'), []);
+        const bad2 = await store.ingestWebhook(raw('{"cut', 'Unterminated string'), []);
+        const listed = await store.listUnreadableWebhooks(10);
+        expect(listed.map((w) => w.id)).toEqual([bad2.rawId, bad1.rawId]);
+        expect(listed[0]).toEqual({ ...raw('{"cut', 'Unterminated string'), id: bad2.rawId });
+        expect((await store.listUnreadableWebhooks(1)).map((w) => w.id)).toEqual([bad2.rawId]);
+      });
+    });
+
+    describe('events', () => {
+      it('stores a key once, within one batch and across batches', async () => {
+        const store = await fresh();
+        const first = inbound('wamid.i1');
+        const sameKey = { ...inbound('wamid.i1'), atMs: T0 + MINUTE };
+        const batch1 = await store.ingestEvents([input(first), input(sameKey), input(outbound('wamid.o1'))]);
+        expect(batch1).toEqual({ inserted: [first, outbound('wamid.o1')], duplicates: 1 });
+        const batch2 = await store.ingestEvents([input(outbound('wamid.o1')), input(inbound('wamid.i2'))]);
+        expect(batch2).toEqual({ inserted: [inbound('wamid.i2')], duplicates: 1 });
+        const fromWebhook = await store.ingestWebhook(raw('{"c":3}'), [input(first)]);
+        expect(fromWebhook).toMatchObject({ isDuplicate: false, inserted: [], duplicates: 1 });
+        expect(await store.listEvents()).toHaveLength(3);
+        expect(await store.listEvents()).toContainEqual(first);
+      });
+
+      it('gives back every kind of event deep-equal, filtered by WABA', async () => {
+        const store = await fresh();
+        const events: CoreEvent[] = [
+          { ...inbound('wamid.i1'), hasReferral: true, userCountryHint: 'IN' },
+          {
+            ...outbound('wamid.o1'),
+            templateName: 'order_update',
+            deliveredAtMs: T0 + 2000,
+            isFailed: false,
+          },
+          outbound('wamid.o2', 'W2', T0 + 1000),
+          {
+            kind: 'status',
+            atMs: T0 + 3000,
+            id: 'wamid.o1',
+            status: 'delivered',
+            waba: 'W1',
+            pricing: { billable: true, pricing_model: 'CBP', category: 'utility' },
+            conversation: { id: 'c1', expiration_timestamp: '1709337903', origin: { type: 'utility' } },
+          },
+          {
+            kind: 'account_update',
+            atMs: T0,
+            waba: 'W2',
+            event: 'AUTH_INTL_PRICE_ELIGIBILITY_UPDATE',
+            authInternational: { startMs: T0, exceptionsMs: { IN: T0 + 1 } },
+          },
+          {
+            kind: 'template_category_update',
+            atMs: T0,
+            waba: 'W1',
+            templateName: 'promo',
+            previousCategory: 'UTILITY',
+            newCategory: 'MARKETING',
+          },
+        ];
+        await store.ingestEvents(events.map((e) => input(e)));
+        const all = await store.listEvents();
+        expect(all).toHaveLength(events.length);
+        for (const event of events) expect(all).toContainEqual(event);
+        const w2 = await store.listEvents(['W2']);
+        expect(w2).toHaveLength(2);
+        expect(w2).toContainEqual(events[2]);
+        expect(w2).toContainEqual(events[4]);
+        expect(await store.listEvents([])).toEqual([]);
+        expect(await store.listWabas()).toEqual(['W1', 'W2']);
+      });
+
+      it('lists a status that names no WABA with the WABA of its message', async () => {
+        const store = await fresh();
+        const status: StatusEvent = { kind: 'status', atMs: T0 + 1, id: 'wamid.o2', status: 'read' };
+        const orphan: StatusEvent = { kind: 'status', atMs: T0 + 2, id: 'wamid.nowhere', status: 'sent' };
+        await store.ingestEvents([
+          input(outbound('wamid.o1')),
+          input(outbound('wamid.o2', 'W2')),
+          input(status),
+          input(orphan),
+        ]);
+        const w2 = await store.listEvents(['W2']);
+        expect(w2).toHaveLength(2);
+        expect(w2).toContainEqual(status);
+        expect(await store.listEvents(['W1'])).toEqual([outbound('wamid.o1')]);
+        expect(await store.listEvents()).toHaveLength(4);
+        expect(await store.listWabas()).toEqual(['W1', 'W2']);
+      });
+    });
+
+    describe('ratings', () => {
+      it('gives back units with every field as stored', async () => {
+        const store = await fresh();
+        const units: BillableUnit[] = [
+          unit('u_full', {
+            closedAtMs: T0 + MINUTE,
+            tier: { count: 100_001, band: '100001:', month: '2024-03' },
+            isMarketInferred: true,
+            messages: ['wamid.a', 'wamid.b', 'wamid.c'],
+          }),
+          unit('u_bare', {
+            unit: 'message',
+            pricingModel: 'PMP',
+            era: 'PMP-2025',
+            country: null,
+            market: null,
+            expiresAtMs: null,
+            rateMicros: null,
+            amountMicros: null,
+            rateCard: null,
+            isMarketInferred: false,
+            openedAtMs: T0 + 1,
+          }),
+          unit('u_big', { amountMicros: 2 ** 52, rateMicros: 2 ** 52, openedAtMs: 4_102_444_800_000 }),
+        ];
+        await store.replaceRating(rating('r1', ['W1']), { units, pending: [], findings: [] });
+        const page = await store.queryUnits({}, { limit: 10 });
+        expect(page).toStrictEqual({ units, nextCursor: null });
+      });
+
+      it('replaces exactly the rated WABAs and keeps the others', async () => {
+        const store = await fresh();
+        const pending = (id: string, waba: string): PendingMessage => ({
+          id,
+          waba,
+          business: 'PN1',
+          user: '1',
+          sentAtMs: T0,
+        });
+        const finding = (waba: string): Finding => ({ code: 'NO_RATE', message: `no rate in ${waba}`, waba });
+        await store.replaceRating(rating('r1', ['W1', 'W2']), {
+          units: [unit('a1'), unit('b1', { waba: 'W2' })],
+          pending: [pending('p1', 'W1'), pending('p2', 'W2')],
+          findings: [finding('W1'), finding('W2')],
+        });
+        await store.replaceRating(rating('r2', ['W1', 'W3'], T0 + 1), {
+          units: [unit('a2'), unit('a3', { openedAtMs: T0 + 1 })],
+          pending: [pending('p3', 'W1')],
+          findings: [{ ...finding('W1'), message: 'again' }],
+        });
+        const units = (await store.queryUnits({}, { limit: 10 })).units;
+        expect(units.map((u) => u.id)).toEqual(['a2', 'b1', 'a3']);
+        expect((await store.listPending({})).map((p) => p.id)).toEqual(['p2', 'p3']);
+        expect(await store.listFindings({})).toEqual([finding('W2'), { ...finding('W1'), message: 'again' }]);
+        // Replacing with nothing empties the scope.
+        await store.replaceRating(rating('r3', ['W2'], T0 + 2), EMPTY);
+        expect((await store.queryUnits({}, { limit: 10 })).units.map((u) => u.id)).toEqual(['a2', 'a3']);
+        expect(await store.listFindings({ wabas: ['W2'] })).toEqual([]);
+      });
+
+      it('keeps the history of ratings, newest first', async () => {
+        const store = await fresh();
+        const first: RatingRecord = {
+          ...rating('r1', ['W1'], T0),
+          totals: {
+            USD: { amountMicros: 1400, units: 1, byCategory: { utility: { units: 1, amountMicros: 1400 } } },
+          },
+        };
+        const second: RatingRecord = {
+          ...rating('r2', ['W1', 'W2'], T0 + 10),
+          reason: 'rerate',
+          asOfRules: 'PMP-2025',
+          rateCards: ['usd-2025-07-01', 'inr-2025-07-01'],
+          changes: { units: [{ id: 'u1', old: '0.0014', new: '0.0011' }], total: { USD: '-0.0003' } },
+        };
+        const third = rating('r3', ['W2'], T0 + 10); // same instant as r2: the later write is newer
+        await store.replaceRating(first, { units: [unit('u1')], pending: [], findings: [] });
+        await store.replaceRating(second, EMPTY);
+        await store.replaceRating(third, EMPTY);
+        expect(await store.listRatings(10)).toStrictEqual([third, second, first]);
+        expect(await store.listRatings(1)).toStrictEqual([third]);
+      });
+
+      it('refuses a rating that writes rows outside its WABAs', async () => {
+        const store = await fresh();
+        await expect(
+          store.replaceRating(rating('r1', ['W1']), {
+            units: [unit('x', { waba: 'W9' })],
+            pending: [],
+            findings: [],
+          }),
+        ).rejects.toThrow(/W9/);
+        expect(await store.listRatings(10)).toEqual([]);
+      });
+
+      it('stores ratings of many thousands of units in batches', async () => {
+        const store = await fresh();
+        const count = 12_345;
+        const units = Array.from({ length: count }, (_, i) =>
+          unit(`u_${String(i).padStart(6, '0')}`, {
+            openedAtMs: T0 + i * 1000,
+            category: i % 3 === 0 ? 'marketing' : 'utility',
+            amountMicros: i % 7 === 0 ? null : 1000 + i,
+          }),
+        );
+        await store.replaceRating(rating('r1', ['W1']), { units, pending: [], findings: [] });
+        await store.replaceRating(rating('r2', ['W1']), { units, pending: [], findings: [] });
+        const totals = await store.totals({});
+        expect(totals.USD?.units).toBe(count);
+        expect(totals.USD?.amountMicros).toBe(units.reduce((sum, u) => sum + (u.amountMicros ?? 0), 0));
+        const page = await store.queryUnits({ fromMs: T0 + 12_000 * 1000 }, { limit: 1000 });
+        expect(page.units.map((u) => u.id)).toEqual(units.slice(12_000).map((u) => u.id));
+      });
+    });
+
+    describe('units', () => {
+      const units = [
+        unit('u1', { openedAtMs: T0 }),
+        unit('u2', {
+          openedAtMs: T0 + 1,
+          waba: 'W2',
+          business: 'PN2',
+          category: 'marketing',
+          amountMicros: 7000,
+        }),
+        unit('u3', { openedAtMs: T0 + 2, user: '447700900000', market: 'United Kingdom', country: 'GB' }),
+        unit('u4', {
+          openedAtMs: T0 + 3,
+          type: 'free_entry_point',
+          category: 'referral_conversion',
+          amountMicros: 0,
+        }),
+        unit('u5', { openedAtMs: T0 + 4, waba: 'W3', currency: 'INR', amountMicros: 115_000 }),
+      ];
+      async function seeded(): Promise<Store> {
+        const store = await fresh();
+        await store.replaceRating(rating('r1', ['W1', 'W2', 'W3']), { units, pending: [], findings: [] });
+        return store;
+      }
+      const ids = async (store: Store, filter: Parameters<Store['queryUnits']>[0]) =>
+        (await store.queryUnits(filter, { limit: 100 })).units.map((u) => u.id);
+
+      it('filters by each field and by time', async () => {
+        const store = await seeded();
+        expect(await ids(store, {})).toEqual(['u1', 'u2', 'u3', 'u4', 'u5']);
+        expect(await ids(store, { waba: 'W2' })).toEqual(['u2']);
+        expect(await ids(store, { business: 'PN2' })).toEqual(['u2']);
+        expect(await ids(store, { user: '447700900000' })).toEqual(['u3']);
+        expect(await ids(store, { category: 'marketing' })).toEqual(['u2']);
+        expect(await ids(store, { type: 'free_entry_point' })).toEqual(['u4']);
+        expect(await ids(store, { market: 'United Kingdom' })).toEqual(['u3']);
+        expect(await ids(store, { fromMs: T0 + 1, toMs: T0 + 3 })).toEqual(['u2', 'u3']);
+        expect(await ids(store, { waba: 'W1', category: 'utility', fromMs: T0 + 1 })).toEqual(['u3']);
+      });
+
+      it('never leaks a unit outside the caller’s WABAs', async () => {
+        const store = await seeded();
+        expect(await ids(store, { wabas: ['W1'] })).toEqual(['u1', 'u3', 'u4']);
+        expect(await ids(store, { wabas: ['W1', 'W3'] })).toEqual(['u1', 'u3', 'u4', 'u5']);
+        expect(await ids(store, { wabas: ['W1'], waba: 'W2' })).toEqual([]);
+        expect(await ids(store, { wabas: [] })).toEqual([]);
+        expect(await store.totals({ wabas: ['W2'] })).toEqual({
+          USD: { amountMicros: 7000, units: 1, byCategory: { marketing: { units: 1, amountMicros: 7000 } } },
+        });
+        expect(await store.totals({ wabas: [] })).toEqual({});
+      });
+
+      it('visits every unit exactly once across pages, in (openedAtMs, id) order, even at equal instants', async () => {
+        const store = await fresh();
+        const names = ['a', 'B', 'c', 'D', 'e10', 'e9', 'Z', 'z', '0', '_', 'é', 'ä'];
+        const many = names.flatMap((name, i) =>
+          [0, 1, 2].map((j) => unit(`u_${name}_${j}`, { openedAtMs: T0 + ((i + j) % 3) * MINUTE })),
+        );
+        await store.replaceRating(rating('r1', ['W1']), {
+          units: [...many].reverse(),
+          pending: [],
+          findings: [],
+        });
+        const expected = [...many]
+          .sort((a, b) => a.openedAtMs - b.openedAtMs || compareBytes(a.id, b.id))
+          .map((u) => u.id);
+        for (const limit of [1, 4, 5, many.length, many.length + 1]) {
+          const seen: string[] = [];
+          let cursor: string | undefined;
+          let pages = 0;
+          do {
+            const page = await store.queryUnits(
+              { wabas: ['W1'] },
+              cursor === undefined ? { limit } : { limit, cursor },
+            );
+            expect(page.units.length).toBeLessThanOrEqual(limit);
+            seen.push(...page.units.map((u) => u.id));
+            cursor = page.nextCursor ?? undefined;
+            pages += 1;
+          } while (cursor !== undefined && pages < 100);
+          expect(seen).toEqual(expected);
+        }
+      });
+
+      it('refuses a cursor it did not issue and a limit that is not positive', async () => {
+        const store = await seeded();
+        await expect(store.queryUnits({}, { limit: 2, cursor: 'not-a-cursor' })).rejects.toBeInstanceOf(
+          StoreInputError,
+        );
+        await expect(store.queryUnits({}, { limit: 0 })).rejects.toMatchObject({ code: 'BAD_LIMIT' });
+      });
+
+      it('totals each currency and category exactly; an unpriced unit counts but adds nothing', async () => {
+        const store = await fresh();
+        const priced = [
+          unit('t1', { amountMicros: 9_007_199_254 }),
+          unit('t2', { amountMicros: 1 }),
+          unit('t3', { amountMicros: null, rateMicros: null }),
+          unit('t4', { category: 'marketing', amountMicros: 3_000_000_000_000 }),
+          unit('t5', { currency: 'INR', amountMicros: 785_000 }),
+          unit('t6', { currency: 'INR', amountMicros: 0, type: 'free_tier', category: 'service' }),
+        ];
+        await store.replaceRating(rating('r1', ['W1']), { units: priced, pending: [], findings: [] });
+        expect(await store.totals({})).toEqual({
+          USD: {
+            amountMicros: 3_009_007_199_255,
+            units: 4,
+            byCategory: {
+              utility: { units: 3, amountMicros: 9_007_199_255 },
+              marketing: { units: 1, amountMicros: 3_000_000_000_000 },
+            },
+          },
+          INR: {
+            amountMicros: 785_000,
+            units: 2,
+            byCategory: {
+              utility: { units: 1, amountMicros: 785_000 },
+              service: { units: 1, amountMicros: 0 },
+            },
+          },
+        });
+        expect(await store.totals({ category: 'marketing' })).toEqual({
+          USD: {
+            amountMicros: 3_000_000_000_000,
+            units: 1,
+            byCategory: { marketing: { units: 1, amountMicros: 3_000_000_000_000 } },
+          },
+        });
+      });
+
+      it('lists pending messages by scope, user and time', async () => {
+        const store = await fresh();
+        const pending: PendingMessage[] = [
+          { id: 'p1', waba: 'W1', business: 'PN1', user: '1', sentAtMs: T0 + 2 },
+          { id: 'p2', waba: 'W2', business: 'PN2', user: '2', sentAtMs: T0 + 1 },
+          { id: 'p3', waba: 'W1', business: 'PN1', user: '3', sentAtMs: T0 + 3 },
+        ];
+        await store.replaceRating(rating('r1', ['W1', 'W2']), { units: [], pending, findings: [] });
+        expect(await store.listPending({})).toEqual([pending[1], pending[0], pending[2]]);
+        expect(await store.listPending({ wabas: ['W1'] })).toEqual([pending[0], pending[2]]);
+        expect(await store.listPending({ user: '3' })).toEqual([pending[2]]);
+        expect(await store.listPending({ fromMs: T0 + 2, toMs: T0 + 3 })).toEqual([pending[0]]);
+      });
+    });
+
+    describe('findings', () => {
+      it('shows a caller only the findings of its WABAs; one naming no WABA only to an unrestricted caller', async () => {
+        const store = await fresh();
+        const w1: Finding = { code: 'NO_RATE', message: 'no rate for India', waba: 'W1', unit: 'u1' };
+        const w2: Finding = { code: 'MARKET_INFERRED', message: 'market from calling code', waba: 'W2' };
+        const global: Finding = {
+          code: 'STATUS_WITHOUT_USER',
+          message: 'status for an unknown message',
+          id: 'x',
+        };
+        await store.replaceRating(rating('r1', ['W1', 'W2']), {
+          units: [],
+          pending: [],
+          findings: [w1, w2, global],
+        });
+        expect(await store.listFindings({})).toEqual([w1, w2, global]);
+        expect(await store.listFindings({ wabas: ['W1'] })).toEqual([w1]);
+        expect(await store.listFindings({ wabas: [] })).toEqual([]);
+        // A rating of W1 alone does not cover r1's scope: the finding naming no WABA stays.
+        await store.replaceRating(rating('r2', ['W1']), EMPTY);
+        expect(await store.listFindings({})).toEqual([w2, global]);
+        // A rating covering W1 and W2 replaces it.
+        await store.replaceRating(rating('r3', ['W1', 'W2', 'W3']), { units: [], pending: [], findings: [] });
+        expect(await store.listFindings({})).toEqual([]);
+      });
+    });
+
+    describe('analytics', () => {
+      const units = [
+        unit('a1', { openedAtMs: at('2024-03-09T12:10:00Z'), amountMicros: 1000 }),
+        unit('a2', { openedAtMs: at('2024-03-09T12:20:00Z'), amountMicros: 2000, category: 'marketing' }),
+        unit('a3', { openedAtMs: at('2024-03-10T03:30:00Z'), amountMicros: null, country: null }),
+        unit('a4', { openedAtMs: at('2024-03-10T12:00:00Z'), amountMicros: 500, waba: 'W2' }),
+        unit('a5', { openedAtMs: at('2024-04-01T02:00:00Z'), amountMicros: 40 }),
+      ];
+      async function seeded(): Promise<Store> {
+        const store = await fresh();
+        await store.replaceRating(rating('r1', ['W1', 'W2']), { units, pending: [], findings: [] });
+        return store;
+      }
+      const point = (start: string, end: string, count: number, amountMicros: number, dimensions = {}) => ({
+        startMs: at(start),
+        endMs: at(end),
+        units: count,
+        amountMicros,
+        dimensions,
+      });
+
+      it('cuts half hours', async () => {
+        const store = await seeded();
+        expect(await store.analytics({ granularity: 'HALF_HOUR', dimensions: [] })).toEqual([
+          point('2024-03-09T12:00:00Z', '2024-03-09T12:30:00Z', 2, 3000),
+          point('2024-03-10T03:30:00Z', '2024-03-10T04:00:00Z', 1, 0),
+          point('2024-03-10T12:00:00Z', '2024-03-10T12:30:00Z', 1, 500),
+          point('2024-04-01T02:00:00Z', '2024-04-01T02:30:00Z', 1, 40),
+        ]);
+      });
+
+      it('cuts days and months in UTC by default, with dimensions', async () => {
+        const store = await seeded();
+        expect(await store.analytics({ granularity: 'DAILY', dimensions: ['waba', 'category'] })).toEqual([
+          point('2024-03-09T00:00:00Z', '2024-03-10T00:00:00Z', 1, 2000, {
+            waba: 'W1',
+            category: 'marketing',
+          }),
+          point('2024-03-09T00:00:00Z', '2024-03-10T00:00:00Z', 1, 1000, { waba: 'W1', category: 'utility' }),
+          point('2024-03-10T00:00:00Z', '2024-03-11T00:00:00Z', 1, 0, { waba: 'W1', category: 'utility' }),
+          point('2024-03-10T00:00:00Z', '2024-03-11T00:00:00Z', 1, 500, { waba: 'W2', category: 'utility' }),
+          point('2024-04-01T00:00:00Z', '2024-04-02T00:00:00Z', 1, 40, { waba: 'W1', category: 'utility' }),
+        ]);
+        expect(await store.analytics({ granularity: 'MONTHLY', dimensions: ['country'] })).toEqual([
+          point('2024-03-01T00:00:00Z', '2024-04-01T00:00:00Z', 1, 0, { country: null }),
+          point('2024-03-01T00:00:00Z', '2024-04-01T00:00:00Z', 3, 3500, { country: 'IN' }),
+          point('2024-04-01T00:00:00Z', '2024-05-01T00:00:00Z', 1, 40, { country: 'IN' }),
+        ]);
+      });
+
+      it('cuts days and months in the asked time zone, across a DST change', async () => {
+        const store = await seeded();
+        const tz = 'America/New_York'; // 2024-03-10 has 23 hours there
+        expect(await store.analytics({ granularity: 'DAILY', dimensions: [], timeZone: tz })).toEqual([
+          point('2024-03-09T05:00:00Z', '2024-03-10T05:00:00Z', 3, 3000),
+          point('2024-03-10T05:00:00Z', '2024-03-11T04:00:00Z', 1, 500),
+          point('2024-03-31T04:00:00Z', '2024-04-01T04:00:00Z', 1, 40),
+        ]);
+        expect(await store.analytics({ granularity: 'MONTHLY', dimensions: [], timeZone: tz })).toEqual([
+          point('2024-03-01T05:00:00Z', '2024-04-01T04:00:00Z', 5, 3540),
+        ]);
+        expect(
+          await store.analytics({
+            granularity: 'DAILY',
+            dimensions: ['waba'],
+            timeZone: 'Asia/Kolkata',
+            wabas: ['W2'],
+          }),
+        ).toEqual([point('2024-03-09T18:30:00Z', '2024-03-10T18:30:00Z', 1, 500, { waba: 'W2' })]);
+      });
+
+      it('applies the filters and refuses an unknown time zone', async () => {
+        const store = await seeded();
+        expect(
+          await store.analytics({
+            granularity: 'MONTHLY',
+            dimensions: ['currency'],
+            wabas: ['W1'],
+            fromMs: at('2024-03-10T00:00:00Z'),
+          }),
+        ).toEqual([
+          point('2024-03-01T00:00:00Z', '2024-04-01T00:00:00Z', 1, 0, { currency: 'USD' }),
+          point('2024-04-01T00:00:00Z', '2024-05-01T00:00:00Z', 1, 40, { currency: 'USD' }),
+        ]);
+        expect(await store.analytics({ granularity: 'DAILY', dimensions: [], wabas: [] })).toEqual([]);
+        await expect(
+          store.analytics({ granularity: 'DAILY', dimensions: [], timeZone: 'Mars/Olympus' }),
+        ).rejects.toMatchObject({ code: 'BAD_TIME_ZONE' });
+      });
+    });
+  });
+}
+
+/** Byte-wise (UTF-8) order of ids, the order both engines sort them in. */
+function compareBytes(a: string, b: string): number {
+  return Buffer.compare(Buffer.from(a), Buffer.from(b));
+}
