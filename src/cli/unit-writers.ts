@@ -150,8 +150,8 @@ export function unitCsvRow(unit: BillableUnit): string {
 
 const TABLE_HEADER = [
   'opened (UTC)'.padEnd(20),
-  'waba'.padEnd(12),
-  'user'.padEnd(15),
+  'waba'.padEnd(16),
+  'user'.padEnd(16),
   'market'.padEnd(22),
   'category'.padEnd(28),
   'type'.padEnd(21),
@@ -163,8 +163,8 @@ const TABLE_HEADER = [
 function tableRow(unit: BillableUnit): string {
   return [
     formatInstant(unit.openedAtMs).padEnd(20),
-    clip(unit.waba, 12),
-    clip(unit.user, 15),
+    clip(unit.waba, 16),
+    clip(unit.user, 16),
     clip(unit.market ?? '?', 22),
     clip(`${unit.category}${unit.unit === 'conversation' ? ' conv.' : ''}`, 28),
     clip(unit.type, 21),

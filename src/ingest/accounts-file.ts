@@ -87,7 +87,9 @@ function parseAccount(raw: unknown, where: string, problems: string[]): Account 
 
   if (raw.timezone !== undefined) {
     if (typeof raw.timezone !== 'string' || !isValidTimeZone(raw.timezone))
-      problems.push(`${where2} "timezone" must be an IANA time zone such as "Asia/Kolkata" or "UTC"`);
+      problems.push(
+        `${where2} "timezone" is ${JSON.stringify(raw.timezone)}: use an IANA time zone such as "Asia/Kolkata" or "UTC"`,
+      );
     else account.timeZone = raw.timezone;
   }
   if (raw.currency !== undefined) {

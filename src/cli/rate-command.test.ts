@@ -1,0 +1,206 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { describe, expect, it } from 'vitest';
+import type { CliIo } from './io.js';
+import { runCli } from './main.js';
+
+const ROOT = join(import.meta.dirname, '..', '..');
+const EXAMPLE = join(ROOT, 'examples', 'month', 'events.ndjson');
+const EXAMPLE_ACCOUNTS = join(ROOT, 'examples', 'month', 'accounts.json');
+const FIXTURES = join(ROOT, 'test', 'fixtures', 'webhooks');
+
+async function run(args: string[], stdin?: string) {
+  let out = '';
+  let error = '';
+  const io: CliIo = {
+    writeOut: (text) => (out += text),
+    writeError: (text) => (error += text),
+    isStdinTty: stdin === undefined,
+    exitCode: 0,
+  };
+  if (stdin !== undefined) io.stdin = Readable.from([stdin]);
+  const code = await runCli(args, io);
+  return { code, out, error };
+}
+
+function tempFile(name: string, text: string): string {
+  const dir = mkdtempSync(join(tmpdir(), 'wameter-cli-'));
+  const path = join(dir, name);
+  writeFileSync(path, text);
+  return path;
+}
+
+const LINES = [
+  '{"kind":"inbound","at":"2024-03-01T10:00:00Z","waba":"W1","business":"PN1","user":"919876543210","id":"wamid.in1"}',
+  '{"kind":"outbound","at":"2024-03-01T10:05:00Z","waba":"W1","business":"PN1","user":"919876543210","id":"wamid.o1","template":"utility"}',
+  '{"kind":"status","at":"2024-03-01T10:05:03Z","id":"wamid.o1","status":"delivered"}',
+];
+
+describe('wameter rate', () => {
+  it('prints the contract JSON document with exact decimal amounts', async () => {
+    const { code, out } = await run(['rate', tempFile('e.ndjson', LINES.join('\n')), '--format', 'json']);
+    expect(code).toBe(0);
+    const document = JSON.parse(out);
+    expect(document.units).toHaveLength(1);
+    expect(document.units[0]).toMatchObject({
+      id: 'u_wamid.o1',
+      unit: 'conversation',
+      pricing_model: 'CBP',
+      era: 'CBP-2023',
+      market: 'India',
+      category: 'utility',
+      type: 'regular',
+      opened_at: '2024-03-01T10:05:03Z',
+      expires_at: '2024-03-02T10:05:03Z',
+      messages: ['wamid.o1'],
+      rate: '0.0042',
+      amount: '0.0042',
+      currency: 'USD',
+      rate_card: 'usd-2023-06-01-partial',
+    });
+    expect(document.totals).toEqual({
+      USD: { amount: '0.0042', units: 1, by_category: { utility: { units: 1, amount: '0.0042' } } },
+    });
+    expect(document.pending).toEqual([]);
+    expect(document.findings).toEqual([]);
+  });
+
+  it('reads stdin with -', async () => {
+    const { code, out } = await run(['rate', '-', '--format', 'csv'], LINES.join('\n'));
+    expect(code).toBe(0);
+    const [header, row, ...rest] = out.trim().split('\n');
+    expect(header).toContain('id,unit,pricing_model');
+    expect(row).toContain('u_wamid.o1,conversation,CBP,CBP-2023');
+    expect(rest).toEqual([]);
+  });
+
+  it('names the file and line of a malformed line, rates everything else and exits 2', async () => {
+    const path = tempFile('bad.ndjson', [LINES[0], '{"kind":"outbound",', LINES[1], LINES[2]].join('\n'));
+    const { code, out, error } = await run(['rate', path, '--format', 'json']);
+    expect(code).toBe(2);
+    expect(error).toContain(`${path}:2:`);
+    expect(error).not.toMatch(/\n\s+at /); // no stack trace
+    expect(JSON.parse(out).units).toHaveLength(1);
+  });
+
+  it('refuses an unreadable file with a message, not a stack trace', async () => {
+    const { code, error } = await run(['rate', '/nonexistent/events.ndjson']);
+    expect(code).toBe(2);
+    expect(error).toContain('/nonexistent/events.ndjson');
+    expect(error).not.toMatch(/\n\s+at /);
+  });
+
+  it('exits 3 and names market, category and date when a charged unit has no rate', async () => {
+    const uk = LINES.map((line) => line.replace('919876543210', '447700123456'));
+    const { code, out, error } = await run([
+      'rate',
+      tempFile('uk.ndjson', uk.join('\n')),
+      '--format',
+      'json',
+    ]);
+    expect(code).toBe(3);
+    const finding = JSON.parse(out).findings.find((f: { code: string }) => f.code === 'NO_RATE');
+    expect(finding.message).toContain('United Kingdom');
+    expect(finding.message).toContain('2024-03-01');
+    expect(finding.message).toContain('utility');
+    expect(error).toContain('--allow-unpriced');
+    const allowed = await run(['rate', tempFile('uk.ndjson', uk.join('\n')), '--allow-unpriced']);
+    expect(allowed.code).toBe(0);
+  });
+
+  it('explains flag mistakes', async () => {
+    const era = await run(['rate', EXAMPLE, '--as-of-rules', 'PMP-2030']);
+    expect(era.code).toBe(1);
+    expect(era.error).toContain('not an era');
+    const format = await run(['rate', EXAMPLE, '--format', 'xml']);
+    expect(format.code).toBe(1);
+    expect(format.error).toContain('table, json, csv');
+    const lateness = await run(['rate', EXAMPLE, '--max-lateness', '24h']);
+    expect(lateness.code).toBe(1);
+    expect(lateness.error).toContain('--stream');
+    const accounts = await run([
+      'rate',
+      EXAMPLE,
+      '--accounts',
+      tempFile('a.json', '{"accounts":[{"waba":"W1","timezone":"Mars/Olympus"}]}'),
+    ]);
+    expect(accounts.code).toBe(1);
+    expect(accounts.error).toContain('Mars/Olympus');
+  });
+
+  it('rates the bundled example month, and --stream gives the same units in one pass', async () => {
+    const batch = await run(['rate', EXAMPLE, '--accounts', EXAMPLE_ACCOUNTS, '--format', 'json']);
+    expect(batch.code).toBe(0);
+    const stream = await run([
+      'rate',
+      EXAMPLE,
+      '--accounts',
+      EXAMPLE_ACCOUNTS,
+      '--format',
+      'json',
+      '--stream',
+    ]);
+    expect(stream.code).toBe(0);
+    const a = JSON.parse(batch.out);
+    const b = JSON.parse(stream.out);
+    expect(a.units.length).toBeGreaterThan(500);
+    expect(b.units).toEqual(a.units);
+    expect(b.totals).toEqual(a.totals);
+    expect(b.pending).toEqual(a.pending);
+  });
+
+  it('reads every real webhook sample; only Meta’s own broken example is reported', async () => {
+    const { out, error } = await run([
+      'rate',
+      join(FIXTURES, 'pywa'),
+      join(FIXTURES, 'meta-docs'),
+      '--format',
+      'json',
+      '--allow-unpriced',
+    ]);
+    const problems = error.split('\n').filter((line) => /MALFORMED_LINE|BAD_EVENT|UNREADABLE/.test(line));
+    const files = problems.map((line) =>
+      line
+        .replace(/^wameter: ([^:]+):.*$/, '$1')
+        .split('/')
+        .pop(),
+    );
+    // analytics exports are not webhooks (reconcile --analytics reads them); one Meta example has a placeholder timestamp
+    expect(
+      files.every(
+        (f) => f?.startsWith('analytics_') || f === 'incoming_text_ctwa_referral_with_ref_placeholders.json',
+      ),
+    ).toBe(true);
+    const document = JSON.parse(out);
+    expect(document.units.length).toBeGreaterThan(0);
+  });
+});
+
+describe('wameter explain', () => {
+  it('tells a user’s timeline in words', async () => {
+    const { code, out } = await run([
+      'explain',
+      tempFile('e.ndjson', LINES.join('\n')),
+      '--user',
+      '919876543210',
+    ]);
+    expect(code).toBe(0);
+    expect(out).toContain('user wrote: customer service window open until 2024-03-02T10:00:00Z');
+    expect(out).toContain('utility template wamid.o1 with no utility conversation open');
+    expect(out).toContain('charged 0.0042 USD');
+    expect(out).toContain('Total: 0.0042 USD over 1 unit(s)');
+  });
+
+  it('says so when the user is not in the input', async () => {
+    const { error } = await run(['explain', tempFile('e.ndjson', LINES.join('\n')), '--user', '1555']);
+    expect(error).toContain('no messages of user 1555');
+  });
+
+  it('needs --user', async () => {
+    const { code, error } = await run(['explain', EXAMPLE]);
+    expect(code).toBe(1);
+    expect(error).toContain('--user');
+  });
+});

@@ -1,0 +1,71 @@
+// `wameter serve`: runs the metering service (contract.md §5). Flags win over the --config file, the file
+// over the environment. Exits 1 (EXIT.USAGE) with a list of what to fix when the configuration is wrong.
+
+import type { Command } from 'commander';
+import { loadServiceConfig } from '../server/config.js';
+import { runUntilSignalled } from '../server/main.js';
+import { EXIT } from './exit-codes.js';
+
+interface ServeFlags {
+  db?: string;
+  port?: string;
+  host?: string;
+  config?: string;
+  logLevel?: string;
+}
+
+export function registerServeCommand(program: Command): Command {
+  return program
+    .command('serve')
+    .description('run the metering service: signed Meta webhooks in, the live bill out over an HTTP API')
+    .option(
+      '--db <url>',
+      'database: sqlite:PATH or postgres://… (env WAMETER_DB / DATABASE_URL; default sqlite:./wameter.db)',
+    )
+    .option('--port <n>', 'port to listen on, 0 = any free port (env PORT; default 8080)')
+    .option('--host <address>', 'address to listen on (env WAMETER_HOST; default 0.0.0.0)')
+    .option('--config <file>', 'JSON configuration file (see docs/service.md)')
+    .option('--log-level <level>', 'debug, info, warn, error or silent (env WAMETER_LOG_LEVEL; default info)')
+    .addHelpText(
+      'after',
+      `
+Settings from the environment (a --config file may hold the same as JSON):
+  WAMETER_APP_SECRETS   Meta app secrets, comma-separated (none: every webhook POST is refused)
+  WAMETER_VERIFY_TOKEN  token of Meta's GET handshake (none: the handshake is refused)
+  WAMETER_API_KEYS      API keys and the WABAs each may read: key1=W1+W2,key2=* (none: /v1 refused)
+  WAMETER_ACCOUNTS      accounts file (contract §2); WAMETER_RATE_CARDS rate card files/folders
+  WAMETER_BODY_LIMIT    largest request body in bytes (default 4194304)
+  WAMETER_RATE_LIMIT    requests per second per client IP, "N", "N/BURST" or "off" (default 100/200)
+
+Examples:
+  $ WAMETER_APP_SECRETS=… WAMETER_VERIFY_TOKEN=… WAMETER_API_KEYS='s3cret=*' wameter serve
+  $ wameter serve --db postgres://wameter@127.0.0.1:5432/wameter --port 9000
+  $ wameter serve --config /etc/wameter.json
+Endpoints: GET /openapi.json describes them; docs/service.md explains the security model and metrics.`,
+    )
+    .action(async (flags: ServeFlags) => {
+      const config = loadServiceConfig({
+        flags: {
+          ...(flags.db === undefined ? {} : { db: flags.db }),
+          ...(flags.port === undefined ? {} : { port: flags.port }),
+          ...(flags.host === undefined ? {} : { host: flags.host }),
+          ...(flags.logLevel === undefined ? {} : { logLevel: flags.logLevel }),
+        },
+        env: process.env,
+        ...(flags.config === undefined ? {} : { configFile: flags.config }),
+      });
+      if (!config.ok) {
+        process.stderr.write(
+          `wameter serve: the configuration needs fixing:\n  - ${config.error.problems.join('\n  - ')}\n`,
+        );
+        process.exitCode = EXIT.USAGE;
+        return;
+      }
+      try {
+        await runUntilSignalled(config.value);
+      } catch (error) {
+        process.stderr.write(`wameter serve: cannot start: ${(error as Error).message}\n`);
+        process.exitCode = EXIT.USAGE;
+      }
+    });
+}
