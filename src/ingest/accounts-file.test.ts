@@ -51,8 +51,8 @@ describe('parseAccounts', () => {
   });
 
   it.each([
-    [{ timezone: 'India/Delhi' }, 'account 0 (waba W1) "timezone" must be an IANA time zone'],
-    [{ timezone: 5.5 }, '"timezone" must be an IANA time zone'],
+    [{ timezone: 'India/Delhi' }, 'account 0 (waba W1) "timezone" is "India/Delhi": use an IANA time zone'],
+    [{ timezone: 5.5 }, '"timezone" is 5.5: use an IANA time zone'],
     [{ currency: 'usd' }, 'account 0 (waba W1) "currency" must be a three-letter ISO 4217 code'],
     [{ currency: 'DOLLAR' }, '"currency" must be a three-letter'],
     [{ portfolio: '' }, '"portfolio" must be a non-empty string'],
