@@ -1,4 +1,4 @@
-import { chmod, mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { Readable } from 'node:stream';
@@ -449,15 +449,6 @@ describe('sources', () => {
     expect(ids(events)).toEqual(['in1', 'in2']);
     expect(errors).toEqual([
       { code: 'UNREADABLE_SOURCE', file: STDIN_NAME, message: 'connection reset (stopped after line 2)' },
-    ]);
-  });
-
-  it.skipIf(process.getuid?.() === 0)('a file without read permission is unreadable', async () => {
-    const file = await write('secret.ndjson', inbound('in1'));
-    await chmod(file, 0o000);
-    const { errors } = await collect([file]);
-    expect(errors).toEqual([
-      { code: 'UNREADABLE_SOURCE', file, message: 'permission denied: make the file readable for this user' },
     ]);
   });
 });
