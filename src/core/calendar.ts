@@ -76,8 +76,14 @@ export function parseInstant(value: unknown): Result<number, InstantError> {
   if (typeof value === 'number') {
     if (Number.isFinite(value) && value >= 0) return ok(Math.round(value * 1000));
   } else if (typeof value === 'string') {
-    if (/^\d{1,12}(\.\d+)?$/.test(value)) return ok(Math.round(Number(value) * 1000));
-    if (ISO_WITH_OFFSET.test(value)) {
+    if (isUnixSeconds(value)) return ok(Math.round(Number(value) * 1000));
+    // Cheap shape checks first (this runs once per event); the full pattern only confirms.
+    if (
+      value.length >= 17 &&
+      value.charCodeAt(10) === 84 /* T */ &&
+      hasOffset(value) &&
+      ISO_WITH_OFFSET.test(value)
+    ) {
       const ms = Date.parse(value);
       if (Number.isFinite(ms)) return ok(ms);
     }
@@ -86,6 +92,25 @@ export function parseInstant(value: unknown): Result<number, InstantError> {
     code: 'BAD_TIMESTAMP',
     message: `${JSON.stringify(value)} is not an instant: use ISO-8601 with an offset (2024-03-01T10:00:00Z) or Unix seconds`,
   });
+}
+
+function isUnixSeconds(value: string): boolean {
+  if (value.length === 0 || value.length > 20) return false;
+  let dots = 0;
+  for (let i = 0; i < value.length; i++) {
+    const code = value.charCodeAt(i);
+    if (code === 46 /* . */ && i > 0 && dots === 0) dots += 1;
+    else if (code < 48 || code > 57) return false;
+  }
+  return value.charCodeAt(value.length - 1) !== 46;
+}
+
+function hasOffset(value: string): boolean {
+  const last = value.charCodeAt(value.length - 1);
+  if (last === 90 /* Z */) return true;
+  const sign = value.charCodeAt(value.length - 6);
+  const compactSign = value.charCodeAt(value.length - 5);
+  return sign === 43 || sign === 45 || compactSign === 43 || compactSign === 45;
 }
 
 /** Epoch milliseconds → "2024-03-01T10:05:03Z" (milliseconds shown only when present). */

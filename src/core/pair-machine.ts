@@ -165,26 +165,28 @@ export class PairMachine {
     if (this.fep && deliveredAtMs >= this.fep.expiresAtMs) this.fep = null;
     if (this.open.length > 0) this.open = this.open.filter((c) => deliveredAtMs < c.draft.expiresAtMs!);
 
-    const ride = (draft: UnitDraft, rule: string, reason: string) => {
+    const ride = (draft: UnitDraft, rule: string, reason: () => string) => {
       // The unit keeps the rule that opened it; the riding message's own rule is in the trace.
       draft.messages.push(message.id);
       this.note(deliveredAtMs, message, era, draft.id, rule, reason);
     };
-    const start = (draft: UnitDraft, rule: string, reason: string) => {
+    const start = (draft: UnitDraft, rule: string, reason: () => string) => {
       draft.rule = rule;
       opened.push(draft);
       this.note(deliveredAtMs, message, era, draft.id, rule, reason);
       return draft;
     };
-    const what = describe(message);
+    const what = this.trace ? describe(message) : '';
 
     // Free entry point (all eras since CBP-2022): a window in which every business message is free.
-    if (this.fep) {
-      if (this.fep.draft.unit === 'conversation') {
+    const fep = this.fep;
+    if (fep) {
+      if (fep.draft.unit === 'conversation') {
         ride(
-          this.fep.draft,
+          fep.draft,
           'FEP_RIDE',
-          `${what} inside the free entry point conversation (until ${formatInstant(this.fep.expiresAtMs)}): free`,
+          () =>
+            `${what} inside the free entry point conversation (until ${formatInstant(fep.expiresAtMs)}): free`,
         );
       } else {
         start(
@@ -199,7 +201,7 @@ export class PairMachine {
             message.template ?? 'service',
           ),
           'FEP_WINDOW',
-          `${what} inside the free entry point window (until ${formatInstant(this.fep.expiresAtMs)}): free`,
+          () => `${what} inside the free entry point window (until ${formatInstant(fep.expiresAtMs)}): free`,
         ).isFreeEntryPoint = true;
       }
       return;
@@ -225,7 +227,8 @@ export class PairMachine {
       start(
         draft,
         'FEP_OPEN',
-        `${what} is the first answer within 24 h to the user's ad / Page CTA message of ${formatInstant(this.referralAtMs)}: ` +
+        () =>
+          `${what} is the first answer within 24 h to the user's ad / Page CTA message of ${formatInstant(this.referralAtMs)}: ` +
           `free entry point opens until ${formatInstant(expiresAtMs)}, everything in it free` +
           (closed.length > 0 ? `; it closes ${closed.map((c) => c.draft.id).join(', ')}` : ''),
       );
@@ -246,7 +249,7 @@ export class PairMachine {
             message.template,
           ),
           'NBP_TEMPLATE',
-          `${what}: charged per delivered template (notification pricing, before 2022-02-01)`,
+          () => `${what}: charged per delivered template (notification pricing, before 2022-02-01)`,
         );
       } else {
         start(
@@ -261,7 +264,7 @@ export class PairMachine {
             'service',
           ),
           'NBP_REPLY',
-          `${what}: free reply (notification pricing, before 2022-02-01)`,
+          () => `${what}: free reply (notification pricing, before 2022-02-01)`,
         );
       }
       return;
@@ -270,7 +273,7 @@ export class PairMachine {
     if (isConversationEra(era)) {
       const legacy = this.open.find((c) => c.slot === 'any');
       if (legacy) {
-        ride(legacy.draft, 'CBP_RIDE', `${what} inside open conversation ${legacy.draft.id}: covered`);
+        ride(legacy.draft, 'CBP_RIDE', () => `${what} inside open conversation ${legacy.draft.id}: covered`);
         return;
       }
       if (era === 'CBP-2022') {
@@ -290,11 +293,12 @@ export class PairMachine {
         start(
           draft,
           isInServiceWindow ? 'CBP2022_USER_INITIATED' : 'CBP2022_BUSINESS_INITIATED',
-          `${what} with no conversation open: ${category.replace('_', '-')} conversation opens (${
-            isInServiceWindow
-              ? 'within 24 h of the user\u2019s last message'
-              : 'outside the customer service window'
-          }) until ${formatInstant(deliveredAtMs + CONVERSATION_MS)}`,
+          () =>
+            `${what} with no conversation open: ${category.replace('_', '-')} conversation opens (${
+              isInServiceWindow
+                ? 'within 24 h of the user\u2019s last message'
+                : 'outside the customer service window'
+            }) until ${formatInstant(deliveredAtMs + CONVERSATION_MS)}`,
         );
         return;
       }
@@ -305,7 +309,7 @@ export class PairMachine {
           ride(
             existing.draft,
             'CBP_RIDE',
-            `${what} inside open ${category} conversation ${existing.draft.id}: no charge`,
+            () => `${what} inside open ${category} conversation ${existing.draft.id}: no charge`,
           );
           return;
         }
@@ -323,7 +327,8 @@ export class PairMachine {
         start(
           draft,
           'CBP_OPEN',
-          `${what} with no ${category} conversation open: a ${category} conversation opens until ${formatInstant(deliveredAtMs + CONVERSATION_MS)}`,
+          () =>
+            `${what} with no ${category} conversation open: a ${category} conversation opens until ${formatInstant(deliveredAtMs + CONVERSATION_MS)}`,
         );
         return;
       }
@@ -332,7 +337,7 @@ export class PairMachine {
         ride(
           any.draft,
           'CBP_RIDE',
-          `${what} inside open ${any.draft.category} conversation ${any.draft.id}: no charge`,
+          () => `${what} inside open ${any.draft.category} conversation ${any.draft.id}: no charge`,
         );
         return;
       }
@@ -352,7 +357,8 @@ export class PairMachine {
       start(
         draft,
         isAlwaysFree ? 'CBP_SERVICE_FREE' : 'CBP_OPEN_SERVICE',
-        `${what} with no conversation open: a service conversation opens until ${formatInstant(deliveredAtMs + CONVERSATION_MS)}` +
+        () =>
+          `${what} with no conversation open: a service conversation opens until ${formatInstant(deliveredAtMs + CONVERSATION_MS)}` +
           (isAlwaysFree ? ' (free: every service conversation is free from 2024-11-01)' : ''),
       );
       return;
@@ -365,7 +371,8 @@ export class PairMachine {
         ride(
           carried.draft,
           'CBP_UTILITY_CARRYOVER',
-          `${what} inside utility conversation ${carried.draft.id} opened before per-message pricing: free`,
+          () =>
+            `${what} inside utility conversation ${carried.draft.id} opened before per-message pricing: free`,
         );
         return;
       }
@@ -375,7 +382,7 @@ export class PairMachine {
       start(
         this.draft(era, 'message', deliveredAtMs, null, message, template, 'regular', template),
         'PMP_CHARGED',
-        `${what}: charged per delivered message`,
+        () => `${what}: charged per delivered message`,
       ).isTiered = template === 'authentication';
       return;
     }
@@ -395,11 +402,12 @@ export class PairMachine {
       start(
         draft,
         isFree ? 'PMP_UTILITY_IN_CSW' : isInServiceWindow ? 'PMP2026_UTILITY_IN_CSW' : 'PMP_CHARGED',
-        isFree
-          ? `${what} inside the customer service window (user wrote ${formatInstant(this.lastInboundMs)}): free`
-          : isInServiceWindow
-            ? `${what} inside the customer service window: charged from 2026-10-01 (reported rule)`
-            : `${what} outside any customer service window: charged`,
+        () =>
+          isFree
+            ? `${what} inside the customer service window (user wrote ${formatInstant(this.lastInboundMs)}): free`
+            : isInServiceWindow
+              ? `${what} inside the customer service window: charged from 2026-10-01 (reported rule)`
+              : `${what} outside any customer service window: charged`,
       );
       return;
     }
@@ -409,14 +417,15 @@ export class PairMachine {
       start(
         draft,
         'PMP2026_SERVICE',
-        `${what}: service messages are charged at the market's utility rate from 2026-10-01 (reported rule)`,
+        () =>
+          `${what}: service messages are charged at the market's utility rate from 2026-10-01 (reported rule)`,
       );
       return;
     }
     start(
       this.draft(era, 'message', deliveredAtMs, null, message, 'service', 'free_customer_service', 'service'),
       'PMP_SERVICE_FREE',
-      `${what}: non-template messages are free under per-message pricing`,
+      () => `${what}: non-template messages are free under per-message pricing`,
     );
   }
 
@@ -464,7 +473,7 @@ export class PairMachine {
     era: Era,
     unitId: string,
     rule: string,
-    reason: string,
+    reason: () => string,
   ) {
     if (!this.trace) return;
     this.trace({
@@ -474,7 +483,7 @@ export class PairMachine {
       unitId,
       era,
       rule,
-      reason,
+      reason: reason(),
       template: message.template,
     });
   }

@@ -1,0 +1,736 @@
+// Reconciliation with Meta (contract §7): wameter's verdict per message against what Meta's status webhook
+// said, and wameter's totals per day × country × category against a Meta analytics export. Pure: it only
+// compares values it is given, and never changes a verdict — a difference is reported, not resolved.
+
+import { DAY_MS, HOUR_MS, formatInstant, localDate } from './calendar.js';
+import { eraOn, pricingModelOf } from './eras.js';
+import { formatMicros } from './money.js';
+import { err, ok, type Result } from './result.js';
+import type { BillableUnit, Finding, MessageDecision } from './units.js';
+
+// ---------------------------------------------------------------------------------------------------------
+// Causes
+
+/** The likely cause of a difference, as a stable code (docs/estimate-and-reconcile.md says what to do). */
+export type DifferenceCause =
+  /** Meta billed another template category than the send log says: Meta recategorised the template. */
+  | 'TEMPLATE_RECATEGORISED'
+  /** The WABA's time zone in the accounts file differs from Meta's: a message falls on another day or era. */
+  | 'TIME_ZONE_DAY_EDGE'
+  /** Around a switch of pricing model (CBP → PMP…) Meta applied the other model. */
+  | 'ERA_BOUNDARY'
+  /** Meta gave a free entry point where wameter charged: the user's ad / Page CTA message is missing. */
+  | 'FREE_ENTRY_POINT_MISSED'
+  /** A status webhook (or a send log line) never reached wameter; or Meta counts units wameter never saw. */
+  | 'MISSING_WEBHOOK'
+  /** wameter has units it could not price (no rate, no rate card, unknown number). */
+  | 'UNKNOWN_RATE'
+  /** Same count, different cost: the rate card wameter used is not the one Meta billed with. */
+  | 'COST_DIFFERS'
+  /** wameter counts units Meta does not: the input holds messages Meta did not bill (or the export is partial). */
+  | 'META_COUNTS_FEWER'
+  /** Any other difference of verdict (customer service window, conversation, category). */
+  | 'CATEGORY_MISMATCH';
+
+const WHAT_TO_DO: Record<DifferenceCause, string> = {
+  TEMPLATE_RECATEGORISED:
+    "Meta billed the template's category at send time: feed Meta's template_category_update webhooks (or fix the send log's category) and re-rate",
+  TIME_ZONE_DAY_EDGE:
+    "the day (or era) cut differs by the time zone: set the WABA's time zone in the accounts file to the one in Meta Business Manager",
+  ERA_BOUNDARY:
+    'the message sits at a switch of pricing model: check which model Meta applied to this WABA at the switch',
+  FREE_ENTRY_POINT_MISSED:
+    "Meta opened a free entry point: feed the user's inbound message that came through the ad / Page CTA (with its referral)",
+  MISSING_WEBHOOK:
+    'one side has a message or unit the other never saw: feed every webhook and send log line of the period (Meta keeps no history)',
+  UNKNOWN_RATE:
+    'wameter could not price some units: see the NO_RATE / NO_RATE_CARD / UNKNOWN_RECIPIENT findings of `wameter rate`',
+  COST_DIFFERS:
+    "same units, different cost: import Meta's official rate card (and volume tiers) in force for that date",
+  META_COUNTS_FEWER:
+    'wameter counts units Meta does not: check for messages Meta did not deliver or an export filtered to fewer numbers',
+  CATEGORY_MISMATCH:
+    "the verdicts differ: run `wameter explain --user …` to see the windows, and check the user's inbound messages",
+};
+
+// ---------------------------------------------------------------------------------------------------------
+// Meta's words, normalised
+
+/** Meta's category words of every era, in wameter's vocabulary (contract §4); `undefined` when unknown. */
+export function normaliseMetaCategory(word: string | undefined): string | undefined {
+  if (word === undefined || word === '') return undefined;
+  const lower = word.toLowerCase().replace(/-/g, '_');
+  switch (lower) {
+    case 'marketing_lite': // Marketing Messages Lite API: billed as marketing
+      return 'marketing';
+    case 'customer_initiated': // CBP-2022 spelling
+      return 'user_initiated';
+    case 'unknown':
+      return undefined;
+    default:
+      return lower;
+  }
+}
+
+export function normaliseMetaType(word: string | undefined): string | undefined {
+  if (word === undefined || word === '') return undefined;
+  const lower = word.toLowerCase();
+  return lower === 'unknown' ? undefined : lower;
+}
+
+const TEMPLATE_FAMILY: Readonly<Record<string, string>> = {
+  marketing: 'marketing',
+  utility: 'utility',
+  authentication: 'authentication',
+  authentication_international: 'authentication',
+};
+
+// ---------------------------------------------------------------------------------------------------------
+// Inputs
+
+/** What the input contained about each message besides the verdicts (collected while reading events). */
+export interface MessageEvidenceIndex {
+  /** Business messages that have an outbound line (the sender's log). */
+  sentIds: ReadonlySet<string>;
+  /** Business messages named by at least one status webhook (with or without pricing). */
+  statusIds: ReadonlySet<string>;
+  /** WABAs for which some outbound line was given: a message without one is missing from the log. */
+  wabasWithSendLog: ReadonlySet<string>;
+  /** WABAs for which some status carried Meta's pricing: a message without any status lost its webhook. */
+  wabasWithPricedStatuses: ReadonlySet<string>;
+}
+
+export interface ReconcileInput {
+  /** One per delivered business message (`withDecisions`), carrying Meta's evidence in `meta`. */
+  decisions: readonly MessageDecision[];
+  units: readonly BillableUnit[];
+  findings?: readonly Finding[];
+  evidence: MessageEvidenceIndex;
+  timeZoneOf(waba: string): string;
+  isReportedRulesEnabled?: boolean;
+  /** A Meta analytics export and the WABA it describes. */
+  analytics?: { export: AnalyticsExport; waba: string };
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Output (contract §7)
+
+export interface VerdictJson {
+  pricing_model?: string;
+  category?: string;
+  type?: string;
+  /** CBP: the message opened a conversation or rode on one. */
+  conversation?: 'opened' | 'rode';
+  conversation_id?: string;
+  unit?: string;
+  rule?: string;
+  send_log?: boolean;
+}
+
+export interface MessageDifference {
+  message: string;
+  waba: string;
+  business: string;
+  user: string;
+  delivered_at: string;
+  ours: VerdictJson | null;
+  meta: VerdictJson | null;
+  /** The fields that differ: pricing_model, category, type, conversation, webhook, send_log. */
+  differs: string[];
+  cause: DifferenceCause;
+  note: string;
+}
+
+export interface BucketJson {
+  waba: string;
+  /** Local day in the WABA's time zone, or `FROM..TO` for a point longer than a day (a month). */
+  day: string;
+  /** ISO country, or `*` when the export has no country dimension. */
+  country: string;
+  /** wameter's category word, or `*` when the export has no category dimension. */
+  category: string;
+}
+
+export interface BucketTotalsJson {
+  units: number;
+  amount: string;
+  currency?: string;
+  /** Charged units wameter could not price (they add nothing to `amount`). */
+  unpriced_units?: number;
+}
+
+export interface BucketDifference {
+  bucket: BucketJson;
+  ours: BucketTotalsJson;
+  meta: BucketTotalsJson;
+  cause: DifferenceCause;
+  note: string;
+  /** Message differences that account for this bucket's difference in count. */
+  messages?: string[];
+}
+
+export type Difference = MessageDifference | BucketDifference;
+
+export interface ReconciliationJson {
+  differences: Difference[];
+  checked: {
+    /** Delivered business messages looked at. */
+    messages: number;
+    /** Of those, messages whose webhook carried no pricing (API v24+, or only a status without it). */
+    unverifiable: number;
+    /** Buckets of the analytics export (and of wameter's units in its period) compared. */
+    buckets: number;
+  };
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Analytics exports
+
+export interface AnalyticsPoint {
+  startMs: number;
+  endMs: number;
+  /** Conversations (conversation_analytics) or messages (pricing_analytics). */
+  count: number;
+  costMicros: number;
+  country?: string;
+  /** Normalised (see analyticsCategory). */
+  category?: string;
+  type?: string;
+}
+
+export interface AnalyticsExport {
+  kind: 'conversation_analytics' | 'pricing_analytics';
+  /** The WABA id when the export carries one (`id`). */
+  waba?: string;
+  points: AnalyticsPoint[];
+}
+
+export type AnalyticsError = { code: 'UNRECOGNISED_ANALYTICS'; message: string };
+
+type Rec = Record<string, unknown>;
+const isRecord = (value: unknown): value is Rec =>
+  typeof value === 'object' && value !== null && !Array.isArray(value);
+
+/**
+ * Reads Meta's `conversation_analytics` / `pricing_analytics` answer: the Graph API document
+ * (`{"conversation_analytics":{"data":[{"data_points":[…]}]},"id":…}`) or its unwrapped `{"data":[…]}`.
+ */
+export function parseAnalyticsExport(value: unknown): Result<AnalyticsExport, AnalyticsError> {
+  const fail = (message: string) => err({ code: 'UNRECOGNISED_ANALYTICS' as const, message });
+  if (!isRecord(value)) return fail('an analytics export is a JSON object');
+  let kind: AnalyticsExport['kind'] | undefined;
+  let body: unknown = value;
+  if (isRecord(value.conversation_analytics)) {
+    kind = 'conversation_analytics';
+    body = value.conversation_analytics;
+  } else if (isRecord(value.pricing_analytics)) {
+    kind = 'pricing_analytics';
+    body = value.pricing_analytics;
+  }
+  if (!isRecord(body) || !Array.isArray(body.data)) {
+    return fail(
+      'not a Meta analytics export: expected {"conversation_analytics":{"data":[…]}}, {"pricing_analytics":{"data":[…]}} or {"data":[{"data_points":[…]}]}',
+    );
+  }
+  const points: AnalyticsPoint[] = [];
+  for (let i = 0; i < body.data.length; i++) {
+    const entry: unknown = body.data[i];
+    if (!isRecord(entry) || !Array.isArray(entry.data_points)) {
+      return fail(`data[${i}] has no data_points array`);
+    }
+    for (let j = 0; j < entry.data_points.length; j++) {
+      const where = `data[${i}].data_points[${j}]`;
+      const point: unknown = entry.data_points[j];
+      if (!isRecord(point)) return fail(`${where} is not an object`);
+      const startMs = secondsField(point.start);
+      const endMs = secondsField(point.end);
+      if (startMs === undefined || endMs === undefined || endMs <= startMs) {
+        return fail(`${where} needs "start" and "end" in Unix seconds, end after start`);
+      }
+      const pointKind =
+        typeof point.volume === 'number'
+          ? 'pricing_analytics'
+          : typeof point.conversation === 'number'
+            ? 'conversation_analytics'
+            : undefined;
+      if (pointKind === undefined) {
+        return fail(
+          `${where} has neither "conversation" (conversation_analytics) nor "volume" (pricing_analytics)`,
+        );
+      }
+      kind ??= pointKind;
+      if (pointKind !== kind) return fail(`${where} mixes ${pointKind} into a ${kind} export`);
+      const count = (pointKind === 'pricing_analytics' ? point.volume : point.conversation) as number;
+      if (!Number.isSafeInteger(count) || count < 0)
+        return fail(`${where} has a count that is not a whole number`);
+      const cost = point.cost ?? 0;
+      if (typeof cost !== 'number' || !Number.isFinite(cost))
+        return fail(`${where} has a "cost" that is not a number`);
+      const parsed: AnalyticsPoint = { startMs, endMs, count, costMicros: metaCostToMicros(cost) };
+      if (typeof point.country === 'string' && point.country !== '')
+        parsed.country = point.country.toUpperCase();
+      const category = analyticsCategory(
+        stringField(point.conversation_category ?? point.pricing_category),
+        stringField(point.conversation_type ?? point.pricing_type),
+        stringField(point.conversation_direction),
+      );
+      if (category !== undefined) parsed.category = category;
+      const type = normaliseMetaType(stringField(point.conversation_type ?? point.pricing_type));
+      if (type !== undefined) parsed.type = type;
+      points.push(parsed);
+    }
+  }
+  if (kind === undefined) return fail('the export has no data points');
+  const result: AnalyticsExport = { kind, points };
+  if (typeof value.id === 'string' && value.id !== '') result.waba = value.id;
+  return ok(result);
+}
+
+function secondsField(value: unknown): number | undefined {
+  const seconds = typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : value;
+  return typeof seconds === 'number' && Number.isSafeInteger(seconds) ? seconds * 1000 : undefined;
+}
+
+function stringField(value: unknown): string | undefined {
+  return typeof value === 'string' ? value : undefined;
+}
+
+/**
+ * THE rounding point of reconciliation: Meta's analytics give `cost` as a JSON number (a binary float). It
+ * becomes micros from its shortest decimal form (what Meta wrote, e.g. 0.0432), rounded half up to 6 decimals.
+ */
+export function metaCostToMicros(cost: number): number {
+  const sign = cost < 0 ? -1 : 1;
+  let text = String(Math.abs(cost));
+  const exponent = /^(\d+)(?:\.(\d+))?e([+-]\d+)$/.exec(text);
+  if (exponent) {
+    const digits = `${exponent[1]}${exponent[2] ?? ''}`;
+    const point = exponent[1]!.length + Number(exponent[3]);
+    text =
+      point <= 0
+        ? `0.${'0'.repeat(-point)}${digits}`
+        : point >= digits.length
+          ? digits + '0'.repeat(point - digits.length)
+          : `${digits.slice(0, point)}.${digits.slice(point)}`;
+  }
+  const [whole = '0', fraction = ''] = text.split('.');
+  const kept = Number(fraction.slice(0, 6).padEnd(6, '0'));
+  const roundsUp = (fraction[6] ?? '0') >= '5';
+  const micros = Number(whole) * 1_000_000 + kept + (roundsUp ? 1 : 0);
+  if (!Number.isSafeInteger(micros)) throw new Error(`analytics cost out of exact range: ${cost}`);
+  return sign * micros;
+}
+
+/**
+ * The category an analytics bucket is kept under. Meta files free entry points under SERVICE in its analytics
+ * (see the FREE_ENTRY_POINT points of its examples), so wameter's `referral_conversion` units go there too.
+ * CBP-2022 exports name only a direction (BUSINESS_INITIATED / USER_INITIATED), which are that era's categories.
+ */
+export function analyticsCategory(
+  category: string | undefined,
+  type: string | undefined,
+  direction?: string,
+): string | undefined {
+  if (normaliseMetaType(type) === 'free_entry_point') return 'service';
+  const normalised = normaliseMetaCategory(category);
+  if (normalised === 'referral_conversion') return 'service';
+  if (normalised !== undefined) return normalised;
+  const way = normaliseMetaCategory(direction);
+  return way === 'business_initiated' || way === 'user_initiated' ? way : undefined;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Per message
+
+interface MessageVerdicts {
+  decision: MessageDecision;
+  unit: BillableUnit | undefined;
+  ours: VerdictJson;
+  meta: VerdictJson | null;
+  /** The message opened a unit on Meta's side (counted in Meta's analytics). */
+  isMetaOpening: boolean;
+  isOurOpening: boolean;
+}
+
+const ERA_SWITCH_DAYS = ['2022-02-01', '2023-06-01', '2024-11-01', '2025-07-01', '2026-10-01'] as const;
+const ERA_BOUNDARY_MS = 31 * DAY_MS;
+/** The largest distance between two time zones' midnights (UTC−12 … UTC+14). */
+const TIME_ZONE_SPREAD_MS = 14 * HOUR_MS;
+
+export function reconcile(input: ReconcileInput): ReconciliationJson {
+  const unitsById = new Map(input.units.map((u) => [u.id, u]));
+  const recategorised = new Set(
+    (input.findings ?? []).filter((f) => f.code === 'TEMPLATE_RECATEGORISED').map((f) => String(f.waba)),
+  );
+  const decisions = [...input.decisions].sort(
+    (a, b) => a.deliveredAtMs - b.deliveredAtMs || (a.messageId < b.messageId ? -1 : 1),
+  );
+
+  const differences: Difference[] = [];
+  const messageDiffs: { difference: MessageDifference; verdicts: MessageVerdicts }[] = [];
+  let unverifiable = 0;
+  // CBP: Meta's conversation ids against wameter's units, in delivery order.
+  const unitOfMetaConversation = new Map<string, string>();
+  const metaConversationOfUnit = new Map<string, string>();
+
+  for (const decision of decisions) {
+    const unit = unitsById.get(decision.unitId);
+    const isOurOpening = unit !== undefined && unit.messages[0] === decision.messageId;
+    const ours: VerdictJson = {
+      pricing_model: unit?.pricingModel ?? pricingModelOf(decision.era),
+      category: unit?.category ?? '?',
+      type: unit?.type ?? '?',
+      unit: decision.unitId,
+      rule: decision.rule,
+    };
+    if (unit?.unit === 'conversation') ours.conversation = isOurOpening ? 'opened' : 'rode';
+    const hasSendLog = input.evidence.sentIds.has(decision.messageId);
+    const base = {
+      message: decision.messageId,
+      waba: decision.waba,
+      business: decision.business,
+      user: decision.user,
+      delivered_at: formatInstant(decision.deliveredAtMs),
+    };
+    const pricing = decision.meta?.pricing;
+    const conversation = decision.meta?.conversation;
+
+    if (!pricing && !conversation) {
+      const hasStatus = input.evidence.statusIds.has(decision.messageId);
+      if (!hasStatus && input.evidence.wabasWithPricedStatuses.has(decision.waba)) {
+        const difference: MessageDifference = {
+          ...base,
+          ours,
+          meta: null,
+          differs: ['webhook'],
+          cause: 'MISSING_WEBHOOK',
+          note: `delivered per the send log, but no status webhook of Meta's for it reached wameter: ${WHAT_TO_DO.MISSING_WEBHOOK}`,
+        };
+        differences.push(difference);
+        messageDiffs.push({
+          difference,
+          verdicts: { decision, unit, ours, meta: null, isMetaOpening: isOurOpening, isOurOpening },
+        });
+      } else {
+        unverifiable += 1;
+      }
+      continue;
+    }
+
+    const meta: VerdictJson = {};
+    const model =
+      typeof pricing?.pricing_model === 'string' ? pricing.pricing_model.toUpperCase() : undefined;
+    if (model) meta.pricing_model = model;
+    const category = normaliseMetaCategory(
+      typeof pricing?.category === 'string'
+        ? pricing.category
+        : isRecord(conversation?.origin) && typeof conversation.origin.type === 'string'
+          ? conversation.origin.type
+          : undefined,
+    );
+    if (category) meta.category = category;
+    const type = normaliseMetaType(typeof pricing?.type === 'string' ? pricing.type : undefined);
+    if (type) meta.type = type;
+    const conversationId = typeof conversation?.id === 'string' ? conversation.id : undefined;
+    if (conversationId) meta.conversation_id = conversationId;
+
+    if (category?.startsWith('group_') || type === 'free_group_customer_service') {
+      unverifiable += 1; // group messages are not 1:1 billing units
+      continue;
+    }
+
+    // Whether the message opened a unit on Meta's side: every message under PMP; under CBP the first
+    // message of each of Meta's conversation ids (or, without ids, the same as ours).
+    const isMetaPmp = (meta.pricing_model ?? ours.pricing_model) !== 'CBP';
+    let isMetaOpening = isMetaPmp ? true : isOurOpening;
+    const differs: string[] = [];
+    if (meta.pricing_model && meta.pricing_model !== ours.pricing_model) differs.push('pricing_model');
+
+    const isOurFep = ours.type === 'free_entry_point';
+    const isMetaFep = type === 'free_entry_point' || category === 'referral_conversion';
+    if (isOurFep !== isMetaFep) differs.push('type');
+    else if (!isOurFep) {
+      if (category && category !== ours.category) differs.push('category');
+      // The monthly free allowance is decided at billing time; the webhook's type knows nothing of it.
+      const ourType = ours.type === 'free_tier' ? 'regular' : ours.type;
+      if (type && type !== ourType) differs.push('type');
+    }
+
+    if (!isMetaPmp && ours.pricing_model === 'CBP' && conversationId) {
+      const knownUnit = unitOfMetaConversation.get(conversationId);
+      isMetaOpening = knownUnit === undefined;
+      const ourMetaId = metaConversationOfUnit.get(decision.unitId);
+      if (knownUnit === undefined) unitOfMetaConversation.set(conversationId, decision.unitId);
+      if (ourMetaId === undefined) metaConversationOfUnit.set(decision.unitId, conversationId);
+      const isSame =
+        (knownUnit === undefined || knownUnit === decision.unitId) &&
+        (ourMetaId === undefined || ourMetaId === conversationId) &&
+        isMetaOpening === isOurOpening;
+      if (!isSame) differs.push('conversation');
+      meta.conversation = isMetaOpening ? 'opened' : 'rode';
+    }
+
+    const isLogMissing = !hasSendLog && input.evidence.wabasWithSendLog.has(decision.waba);
+    if (differs.length === 0 && !isLogMissing) continue;
+
+    let cause: DifferenceCause;
+    let note: string;
+    if (isLogMissing) {
+      differs.push('send_log');
+      ours.send_log = false;
+      cause = 'MISSING_WEBHOOK';
+      note = `Meta reported this message but the send log has no outbound line for it (rated from Meta's category): ${WHAT_TO_DO.MISSING_WEBHOOK}`;
+    } else {
+      cause = messageCause(decision, ours, meta, differs, input);
+      note = WHAT_TO_DO[cause];
+      if (cause === 'TEMPLATE_RECATEGORISED' && recategorised.has(decision.waba)) {
+        note = `a TEMPLATE_RECATEGORISED finding names a template of this WABA; ${note}`;
+      }
+    }
+    const difference: MessageDifference = { ...base, ours, meta, differs, cause, note };
+    differences.push(difference);
+    messageDiffs.push({
+      difference,
+      verdicts: { decision, unit, ours, meta, isMetaOpening, isOurOpening },
+    });
+  }
+
+  let buckets = 0;
+  if (input.analytics) {
+    const compared = compareBuckets(input, input.analytics, messageDiffs);
+    buckets = compared.checked;
+    differences.push(...compared.differences);
+  }
+  return { differences, checked: { messages: decisions.length, unverifiable, buckets } };
+}
+
+function messageCause(
+  decision: MessageDecision,
+  ours: VerdictJson,
+  meta: VerdictJson,
+  differs: readonly string[],
+  input: ReconcileInput,
+): DifferenceCause {
+  if (differs.includes('pricing_model')) {
+    const timeZone = input.timeZoneOf(decision.waba);
+    const isReported = input.isReportedRulesEnabled ?? true;
+    const modelAt = (atMs: number) => pricingModelOf(eraOn(localDate(atMs, timeZone), isReported));
+    if (
+      modelAt(decision.deliveredAtMs - TIME_ZONE_SPREAD_MS) === meta.pricing_model ||
+      modelAt(decision.deliveredAtMs + TIME_ZONE_SPREAD_MS) === meta.pricing_model
+    ) {
+      return 'TIME_ZONE_DAY_EDGE';
+    }
+    if (decision.rule === 'CBP_UTILITY_CARRYOVER' || isNearEraSwitch(decision.deliveredAtMs))
+      return 'ERA_BOUNDARY';
+    return 'CATEGORY_MISMATCH';
+  }
+  if (meta.type === 'free_entry_point' || meta.category === 'referral_conversion') {
+    if (ours.type !== 'free_entry_point') return 'FREE_ENTRY_POINT_MISSED';
+  }
+  if (differs.includes('category') && meta.category && ours.category) {
+    const metaFamily = TEMPLATE_FAMILY[meta.category];
+    const ourFamily = TEMPLATE_FAMILY[ours.category];
+    if (metaFamily && ourFamily && metaFamily !== ourFamily && decision.template !== null) {
+      return 'TEMPLATE_RECATEGORISED';
+    }
+  }
+  return 'CATEGORY_MISMATCH';
+}
+
+function isNearEraSwitch(atMs: number): boolean {
+  return ERA_SWITCH_DAYS.some((day) => Math.abs(atMs - Date.parse(`${day}T00:00:00Z`)) <= ERA_BOUNDARY_MS);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Per day × country × category
+
+interface BucketTally {
+  bucket: BucketJson;
+  ours: { units: number; amountMicros: number; unpriced: number; currency?: string };
+  meta: { units: number; amountMicros: number };
+  /** Meta's count minus ours expected from the message differences that fall in this bucket. */
+  explainedDelta: number;
+  explainedBy: MessageDifference[];
+}
+
+interface Period {
+  label: string;
+  startMs: number;
+  endMs: number;
+}
+
+function compareBuckets(
+  input: ReconcileInput,
+  analytics: { export: AnalyticsExport; waba: string },
+  messageDiffs: readonly { difference: MessageDifference; verdicts: MessageVerdicts }[],
+): { differences: BucketDifference[]; checked: number } {
+  const { waba } = analytics;
+  const points = analytics.export.points;
+  const timeZone = input.timeZoneOf(waba);
+  const hasCountry = points.some((p) => p.country !== undefined);
+  const hasCategory = points.some((p) => p.category !== undefined);
+
+  // A point of a day or less is cut into the WABA's local days (half-hour points add up); a longer point
+  // (a month) stays one period of its own.
+  const longPeriods: Period[] = [];
+  let dayStartMs = Infinity;
+  let dayEndMs = -Infinity;
+  const periodOf = (point: AnalyticsPoint): string => {
+    if (point.endMs - point.startMs <= DAY_MS + HOUR_MS) {
+      dayStartMs = Math.min(dayStartMs, point.startMs);
+      dayEndMs = Math.max(dayEndMs, point.endMs);
+      return localDate(point.startMs, timeZone);
+    }
+    let period = longPeriods.find((p) => p.startMs === point.startMs && p.endMs === point.endMs);
+    if (!period) {
+      period = {
+        label: `${localDate(point.startMs, timeZone)}..${localDate(point.endMs - 1, timeZone)}`,
+        startMs: point.startMs,
+        endMs: point.endMs,
+      };
+      longPeriods.push(period);
+    }
+    return period.label;
+  };
+  const periodAt = (atMs: number): string | undefined => {
+    const long = longPeriods.find((p) => atMs >= p.startMs && atMs < p.endMs);
+    if (long) return long.label;
+    return atMs >= dayStartMs && atMs < dayEndMs ? localDate(atMs, timeZone) : undefined;
+  };
+
+  const tallies = new Map<string, BucketTally>();
+  const tallyFor = (day: string, country: string | null | undefined, category: string | undefined) => {
+    const bucket: BucketJson = {
+      waba,
+      day,
+      country: hasCountry ? (country ?? '?') : '*',
+      category: hasCategory ? (category ?? '?') : '*',
+    };
+    const key = `${bucket.day}|${bucket.country}|${bucket.category}`;
+    let tally = tallies.get(key);
+    if (!tally) {
+      tally = {
+        bucket,
+        ours: { units: 0, amountMicros: 0, unpriced: 0 },
+        meta: { units: 0, amountMicros: 0 },
+        explainedDelta: 0,
+        explainedBy: [],
+      };
+      tallies.set(key, tally);
+    }
+    return tally;
+  };
+
+  for (const point of points) {
+    const tally = tallyFor(periodOf(point), point.country, point.category);
+    tally.meta.units += point.count;
+    tally.meta.amountMicros += point.costMicros;
+  }
+  const ourCategory = (unit: BillableUnit) => (unit.type === 'free_entry_point' ? 'service' : unit.category);
+  for (const unit of input.units) {
+    if (unit.waba !== waba) continue;
+    const day = periodAt(unit.openedAtMs);
+    if (day === undefined) continue;
+    const tally = tallyFor(day, unit.country, ourCategory(unit));
+    tally.ours.units += 1;
+    tally.ours.currency ??= unit.currency;
+    if (unit.amountMicros === null) tally.ours.unpriced += unit.type === 'regular' ? 1 : 0;
+    else tally.ours.amountMicros += unit.amountMicros;
+  }
+
+  // What the message differences predict: a unit Meta opened moves Meta's count in Meta's bucket, a unit
+  // wameter opened moves wameter's in its own; either way the bucket's difference is accounted for.
+  for (const { difference, verdicts } of messageDiffs) {
+    const { decision, unit, meta, ours } = verdicts;
+    if (decision.waba !== waba || !unit || !meta) continue;
+    if (ours.send_log === false) continue;
+    if (verdicts.isMetaOpening) {
+      const day = periodAt(decision.deliveredAtMs);
+      if (day !== undefined) {
+        const tally = tallyFor(
+          day,
+          unit.country,
+          analyticsCategory(meta.category, meta.type) ?? ourCategory(unit),
+        );
+        tally.explainedDelta += 1;
+        if (!tally.explainedBy.includes(difference)) tally.explainedBy.push(difference);
+      }
+    }
+    if (verdicts.isOurOpening) {
+      const day = periodAt(unit.openedAtMs);
+      if (day !== undefined) {
+        const tally = tallyFor(day, unit.country, ourCategory(unit));
+        tally.explainedDelta -= 1;
+        if (!tally.explainedBy.includes(difference)) tally.explainedBy.push(difference);
+      }
+    }
+  }
+
+  const residual = (tally: BucketTally) => tally.meta.units - tally.ours.units - tally.explainedDelta;
+  const neighbour = (tally: BucketTally, days: number) => {
+    if (!/^\d{4}-\d{2}-\d{2}$/.test(tally.bucket.day)) return undefined;
+    const day = new Date(Date.parse(`${tally.bucket.day}T00:00:00Z`) + days * DAY_MS)
+      .toISOString()
+      .slice(0, 10);
+    return tallies.get(`${day}|${tally.bucket.country}|${tally.bucket.category}`);
+  };
+
+  const differences: BucketDifference[] = [];
+  const sorted = [...tallies.values()].sort((a, b) =>
+    a.bucket.day !== b.bucket.day
+      ? a.bucket.day < b.bucket.day
+        ? -1
+        : 1
+      : `${a.bucket.country}|${a.bucket.category}` < `${b.bucket.country}|${b.bucket.category}`
+        ? -1
+        : 1,
+  );
+  for (const tally of sorted) {
+    const isSameCount = tally.meta.units === tally.ours.units;
+    const isSameCost = tally.meta.amountMicros === tally.ours.amountMicros && tally.ours.unpriced === 0;
+    if (isSameCount && isSameCost) continue;
+    let cause: DifferenceCause;
+    let messages: string[] | undefined;
+    const left = residual(tally);
+    if (isSameCount) {
+      cause = tally.ours.unpriced > 0 ? 'UNKNOWN_RATE' : 'COST_DIFFERS';
+    } else if (left === 0 && tally.explainedBy.length > 0) {
+      messages = tally.explainedBy.map((d) => d.message);
+      cause = tally.explainedBy[0]!.cause;
+    } else if (
+      [-1, 1].some((days) => {
+        const other = neighbour(tally, days);
+        return other !== undefined && residual(other) === -left;
+      })
+    ) {
+      cause = 'TIME_ZONE_DAY_EDGE';
+    } else if (left > 0) {
+      cause = 'MISSING_WEBHOOK';
+    } else {
+      cause = tally.ours.unpriced > 0 ? 'UNKNOWN_RATE' : 'META_COUNTS_FEWER';
+    }
+    const currency = tally.ours.currency ?? input.units.find((u) => u.waba === waba)?.currency;
+    const difference: BucketDifference = {
+      bucket: tally.bucket,
+      ours: {
+        units: tally.ours.units,
+        amount: formatMicros(tally.ours.amountMicros),
+        ...(currency ? { currency } : {}),
+        ...(tally.ours.unpriced > 0 ? { unpriced_units: tally.ours.unpriced } : {}),
+      },
+      meta: {
+        units: tally.meta.units,
+        amount: formatMicros(tally.meta.amountMicros),
+        ...(currency ? { currency } : {}),
+      },
+      cause,
+      note: messages
+        ? `accounted for by the message difference(s) listed: ${WHAT_TO_DO[cause]}`
+        : WHAT_TO_DO[cause],
+    };
+    if (messages) difference.messages = messages;
+    differences.push(difference);
+  }
+  return { differences, checked: tallies.size };
+}
