@@ -138,10 +138,12 @@ interface MessageRecord {
   evidenceRank: number;
   pair?: PairState;
   isQueued: boolean;
+  isRated?: boolean;
 }
 
 interface PairState {
-  key: string;
+  business: string;
+  user: string;
   machine: PairMachine;
   inbounds: PairItem[];
   queued: MessageRecord[];
@@ -157,7 +159,8 @@ export class Rater {
   private readonly latenessMs: number;
   private readonly isReportedRulesEnabled: boolean;
   private readonly records = new Map<string, MessageRecord>();
-  private readonly pairs = new Map<string, PairState>();
+  /** business number → user → pair (nested, so that no key string is built per event). */
+  private readonly pairs = new Map<string, Map<string, PairState>>();
   private readonly dirty = new Set<PairState>();
   private readonly tombstones = new Map<string, number>();
   private readonly accountOverrides = new Map<string, Partial<Account>>();
@@ -242,9 +245,9 @@ export class Rater {
     if (this.isFinished) throw new Error('Rater.finish called twice');
     this.flush(Infinity);
     this.isFinished = true;
-    const leftovers = [...this.records.values()].sort(
-      (a, b) => a.sentAtMs - b.sentAtMs || compareIds(a.id, b.id),
-    );
+    const leftovers = [...this.records.values()]
+      .filter((record) => !record.isRated)
+      .sort((a, b) => a.sentAtMs - b.sentAtMs || compareIds(a.id, b.id));
     for (const record of leftovers) this.retire(record, Infinity);
     if (this.stats.late > 0) {
       this.findings.add('LATE_EVENT', () => ({
@@ -277,7 +280,7 @@ export class Rater {
       const key = `${send.business}\u0000${send.user}`;
       let forked = machines.get(key);
       if (!forked) {
-        const pair = this.pairs.get(key);
+        const pair = this.pairs.get(send.business)?.get(send.user);
         const account = this.accountFor(send.waba);
         const machine = pair
           ? pair.machine.fork(capture)
@@ -353,13 +356,18 @@ export class Rater {
   }
 
   private pairFor(waba: string, business: string, user: string): PairState {
-    const key = `${business}\u0000${user}`;
-    let pair = this.pairs.get(key);
+    let users = this.pairs.get(business);
+    if (!users) {
+      users = new Map();
+      this.pairs.set(business, users);
+    }
+    let pair = users.get(user);
     if (!pair) {
       const account = this.accountFor(waba);
       const trace = this.traceFor(business, user);
       pair = {
-        key,
+        business,
+        user,
         machine: new PairMachine(
           waba,
           business,
@@ -375,7 +383,7 @@ export class Rater {
         queued: [],
         waiting: new Set(),
       };
-      this.pairs.set(key, pair);
+      users.set(user, pair);
     }
     return pair;
   }
@@ -439,7 +447,7 @@ export class Rater {
   }
 
   private recordFor(id: string): MessageRecord | undefined {
-    if (this.tombstones.has(id)) {
+    if (this.isStreaming && this.tombstones.has(id)) {
       this.stats.duplicates += 1;
       return undefined;
     }
@@ -511,7 +519,11 @@ export class Rater {
 
   /** Attaches a record to its pair once the pair is known, and queues it once it is delivered. */
   private place(record: MessageRecord, isFromOutbound: boolean): void {
-    if (record.pair && isFromOutbound && record.pair.key !== `${record.business}\u0000${record.user}`) {
+    if (
+      record.pair &&
+      isFromOutbound &&
+      (record.pair.business !== record.business || record.pair.user !== record.user)
+    ) {
       // A status named another pair before the sender's log arrived: the log wins.
       record.pair.waiting.delete(record);
       const index = record.pair.queued.indexOf(record);
@@ -664,10 +676,13 @@ export class Rater {
   private retireRated(id: string, horizonMs: number): void {
     const record = this.records.get(id);
     if (!record) return;
+    if (!this.isStreaming) {
+      record.isRated = true; // a batch forgets nothing before the end: one flag is cheaper than a delete
+      return;
+    }
     this.records.delete(id);
     record.pair?.waiting.delete(record);
-    if (this.isStreaming)
-      this.tombstones.set(id, horizonMs === Infinity ? Infinity : record.deliveredAtMs + TOMBSTONE_MS);
+    this.tombstones.set(id, horizonMs === Infinity ? Infinity : record.deliveredAtMs + TOMBSTONE_MS);
   }
 
   private emitFinal(horizonMs: number): void {
@@ -698,16 +713,19 @@ export class Rater {
         this.retire(record, horizonMs);
       }
     }
-    for (const [key, pair] of this.pairs) {
-      if (
-        pair.inbounds.length === 0 &&
-        pair.queued.length === 0 &&
-        pair.waiting.size === 0 &&
-        pair.machine.isQuiescentAt(horizonMs)
-      ) {
-        this.pairs.delete(key);
-        this.dirty.delete(pair);
+    for (const [business, users] of this.pairs) {
+      for (const [user, pair] of users) {
+        if (
+          pair.inbounds.length === 0 &&
+          pair.queued.length === 0 &&
+          pair.waiting.size === 0 &&
+          pair.machine.isQuiescentAt(horizonMs)
+        ) {
+          users.delete(user);
+          this.dirty.delete(pair);
+        }
       }
+      if (users.size === 0) this.pairs.delete(business);
     }
     for (const [id, expiresAtMs] of this.tombstones) if (expiresAtMs < horizonMs) this.tombstones.delete(id);
   }
