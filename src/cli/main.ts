@@ -7,6 +7,8 @@ import { CliError, EXIT } from './exit-codes.js';
 import { processIo, type CliIo } from './io.js';
 import { registerExplainCommand } from './explain-command.js';
 import { registerRateCommand } from './rate-command.js';
+import { registerRerateCommand } from './rerate-command.js';
+import { registerServeCommand } from './serve-command.js';
 
 export function buildProgram(io: CliIo): Command {
   const program = new Command();
@@ -19,6 +21,8 @@ export function buildProgram(io: CliIo): Command {
     .exitOverride();
   registerRateCommand(program, io);
   registerExplainCommand(program, io);
+  registerServeCommand(program);
+  registerRerateCommand(program);
   return program;
 }
 

@@ -1,0 +1,763 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { eventKey } from '../core/events.js';
+import { rateEvents } from '../core/rate-events.js';
+import { ratingToJson } from '../core/report.js';
+import { parseEventValue } from '../ingest/parse-event.js';
+import { signMetaBody } from '../ingest/signature.js';
+import {
+  conversationLines,
+  createTestService,
+  fixture,
+  KEY_ALL,
+  KEY_W1,
+  KEY_W2,
+  OTHER_SECRET,
+  SECRET,
+  VERIFY_TOKEN,
+  webhookFixtures,
+  type TestService,
+} from '../../test/server-kit.js';
+import { loadPricingSetup } from './pricing-setup.js';
+import { accountBookFor } from './rating-service.js';
+import { openApiDocument } from './openapi.js';
+
+let service: TestService;
+
+afterEach(async () => {
+  await service?.close();
+});
+
+async function json(response: Response): Promise<Record<string, unknown>> {
+  return (await response.json()) as Record<string, unknown>;
+}
+
+/** `wameter rate` over the same lines: the batch answer the live service must equal. */
+async function batchRating(lines: readonly object[]) {
+  const pricing = await loadPricingSetup({ accountsPath: null, rateCardPaths: [] });
+  if (!pricing.ok) throw new Error(pricing.error);
+  const events = lines.flatMap((line) => {
+    const parsed = parseEventValue(line);
+    if (!parsed.ok) throw new Error(parsed.error.message);
+    return parsed.value.events;
+  });
+  return ratingToJson(
+    rateEvents(events, {
+      accountFor: accountBookFor(pricing.value.accounts, events).accountFor,
+      rateBook: pricing.value.rateBook,
+      markets: pricing.value.markets,
+    }),
+  );
+}
+
+describe('GET /webhooks/whatsapp (verification handshake)', () => {
+  beforeEach(async () => {
+    service = await createTestService();
+  });
+
+  it('echoes the challenge when the verify token matches', async () => {
+    const response = await service.get(
+      `/webhooks/whatsapp?hub.mode=subscribe&hub.verify_token=${VERIFY_TOKEN}&hub.challenge=1158201444`,
+    );
+    expect(response.status).toBe(200);
+    expect(await response.text()).toBe('1158201444');
+  });
+
+  it('refuses a wrong verify token with 403 WRONG_VERIFY_TOKEN', async () => {
+    const response = await service.get(
+      '/webhooks/whatsapp?hub.mode=subscribe&hub.verify_token=nope&hub.challenge=1',
+    );
+    expect(response.status).toBe(403);
+    expect(await json(response)).toMatchObject({ error: { code: 'WRONG_VERIFY_TOKEN' } });
+  });
+
+  it('answers 400 BAD_QUERY when the handshake parameters are missing', async () => {
+    const response = await service.get(`/webhooks/whatsapp?hub.verify_token=${VERIFY_TOKEN}`);
+    expect(response.status).toBe(400);
+    expect(await json(response)).toMatchObject({ error: { code: 'BAD_QUERY' } });
+  });
+
+  it('refuses every handshake when no verify token is configured', async () => {
+    await service.close();
+    service = await createTestService({ verifyToken: null });
+    const response = await service.get(
+      '/webhooks/whatsapp?hub.mode=subscribe&hub.verify_token=&hub.challenge=1',
+    );
+    expect(response.status).toBe(403);
+    expect(JSON.stringify(await json(response))).toContain('WAMETER_VERIFY_TOKEN');
+  });
+});
+
+describe('POST /webhooks/whatsapp', () => {
+  beforeEach(async () => {
+    service = await createTestService();
+  });
+
+  it('accepts every real webhook payload of the fixtures, signed, and stores each raw body', async () => {
+    const fixtures = webhookFixtures();
+    expect(fixtures.length).toBeGreaterThan(40);
+    let events = 0;
+    for (const { name, body } of fixtures) {
+      const response = await service.postWebhook(body);
+      expect(response.status, name).toBe(200);
+      const answer = await json(response);
+      expect(answer.duplicate, name).toBe(false);
+      events += answer.events as number;
+    }
+    expect(events).toBeGreaterThan(20);
+    expect(service.metrics.value('webhooks_received_total')).toBe(fixtures.length);
+    expect((await service.store.listEvents()).length).toBe(events);
+  });
+
+  it('stores account_update and template_category_update as events', async () => {
+    for (const name of [
+      'pywa/account_update_auth_intl_eligibility.json',
+      'pywa/account_update_primary_business_location.json',
+      'meta-docs/template_category_update_changed.json',
+    ]) {
+      expect((await service.postWebhook(fixture(name))).status).toBe(200);
+    }
+    const kinds = new Set((await service.store.listEvents()).map((event) => event.kind));
+    expect(kinds).toEqual(new Set(['account_update', 'template_category_update']));
+  });
+
+  it('accepts a body signed with any of the configured app secrets', async () => {
+    const response = await service.postWebhook(fixture('pywa/status_sent.json'), { secret: OTHER_SECRET });
+    expect(response.status).toBe(200);
+  });
+
+  it('checks the signature over the exact raw bytes (escaped unicode is not re-serialised)', async () => {
+    const body = fixture('meta-docs/incoming_text_basic.json')
+      .toString('utf8')
+      .replace(/"body":\s*"[^"]*"/, '"body": "Ol\\u00e1 \\ud83d\\ude00 caf\u00e9"');
+    expect(body).toContain('\\u00e1');
+    const response = await service.postWebhook(Buffer.from(body, 'utf8'));
+    expect(response.status).toBe(200);
+    const [raw] = await Promise.all([service.store.getRawWebhook(1)]);
+    expect(Buffer.from(raw!.body).toString('utf8')).toBe(body);
+  });
+
+  it('refuses a bad signature with 401 BAD_SIGNATURE and stores nothing', async () => {
+    const body = fixture('pywa/status_delivered.json');
+    const response = await service.postWebhook(body, { signature: signMetaBody(body, 'not-the-secret') });
+    expect(response.status).toBe(401);
+    expect(await json(response)).toMatchObject({ error: { code: 'BAD_SIGNATURE' } });
+    expect(await service.store.listEvents()).toEqual([]);
+    expect(await service.store.getRawWebhook(1)).toBeUndefined();
+    expect(service.metrics.value('webhooks_rejected_total', { reason: 'bad_signature' })).toBe(1);
+  });
+
+  it('refuses a body altered after signing', async () => {
+    const body = fixture('pywa/status_delivered.json');
+    const signature = signMetaBody(body, SECRET);
+    const altered = Buffer.from(body.toString('utf8').replace('delivered', 'read'));
+    const response = await service.postWebhook(altered, { signature });
+    expect(response.status).toBe(401);
+  });
+
+  it('refuses a missing signature with 401 MISSING_SIGNATURE and stores nothing', async () => {
+    const response = await service.postWebhook(fixture('pywa/status_delivered.json'), { signature: null });
+    expect(response.status).toBe(401);
+    expect(await json(response)).toMatchObject({ error: { code: 'MISSING_SIGNATURE' } });
+    expect(await service.store.getRawWebhook(1)).toBeUndefined();
+  });
+
+  it('refuses every POST with 503 when no app secret is configured (Meta will retry)', async () => {
+    await service.close();
+    service = await createTestService({ appSecrets: [] });
+    const response = await service.postWebhook(fixture('pywa/status_delivered.json'));
+    expect(response.status).toBe(503);
+    expect(await json(response)).toMatchObject({ error: { code: 'WEBHOOK_NOT_CONFIGURED' } });
+  });
+
+  it('refuses an oversized body with 413 BODY_TOO_LARGE and stores nothing', async () => {
+    await service.close();
+    service = await createTestService({ bodyLimitBytes: 512 });
+    const body = fixture('pywa/status_sent.json');
+    expect(body.byteLength).toBeGreaterThan(512);
+    const response = await service.postWebhook(body);
+    expect(response.status).toBe(413);
+    expect(await json(response)).toMatchObject({ error: { code: 'BODY_TOO_LARGE' } });
+    expect(await service.store.getRawWebhook(1)).toBeUndefined();
+  });
+
+  it('refuses an oversized body even without Content-Length (streamed)', async () => {
+    await service.close();
+    service = await createTestService({ bodyLimitBytes: 512 });
+    const bytes = fixture('pywa/status_sent.json');
+    const stream = new ReadableStream<Uint8Array>({
+      start(controller) {
+        controller.enqueue(bytes.subarray(0, 400));
+        controller.enqueue(bytes.subarray(400));
+        controller.close();
+      },
+    });
+    const response = await service.app.request('/webhooks/whatsapp', {
+      method: 'POST',
+      headers: { 'X-Hub-Signature-256': signMetaBody(bytes, SECRET) },
+      body: stream,
+      duplex: 'half',
+    } as RequestInit);
+    expect(response.status).toBe(413);
+  });
+
+  it('keeps the raw bytes of malformed JSON with a valid signature and answers 400 MALFORMED_JSON', async () => {
+    const body = Buffer.from('{"object":"whatsapp_business_account","entry":[{"id": 1,,}]}');
+    const response = await service.postWebhook(body);
+    expect(response.status).toBe(400);
+    const answer = await json(response);
+    expect(answer).toMatchObject({ error: { code: 'MALFORMED_JSON' } });
+    const [kept] = await service.store.listUnreadableWebhooks(10);
+    expect(Buffer.from(kept!.body).equals(body)).toBe(true);
+    expect(kept!.parseError).toBeTruthy();
+    expect(await service.store.listEvents()).toEqual([]);
+  });
+
+  it('keeps JSON that is not a webhook and answers 400 MALFORMED_WEBHOOK', async () => {
+    const response = await service.postWebhook('[1,2,3]');
+    expect(response.status).toBe(400);
+    expect(await json(response)).toMatchObject({ error: { code: 'MALFORMED_WEBHOOK' } });
+    expect(await service.store.listUnreadableWebhooks(10)).toHaveLength(1);
+  });
+
+  it('answers a duplicate delivery 200 and changes nothing', async () => {
+    const body = fixture('meta-docs/status_delivered_marketing_pmp_bsuid_contacts.json');
+    const first = await json(await service.postWebhook(body));
+    expect(first).toMatchObject({ duplicate: false });
+    const unitsBefore = await json(await service.get('/v1/units', KEY_ALL));
+    const eventsBefore = await service.store.listEvents();
+    const second = await service.postWebhook(body);
+    expect(second.status).toBe(200);
+    expect(await json(second)).toMatchObject({ duplicate: true, events: 0 });
+    expect(await service.store.listEvents()).toEqual(eventsBefore);
+    expect(await json(await service.get('/v1/units', KEY_ALL))).toEqual(unitsBefore);
+    expect(service.metrics.value('webhooks_duplicate_total')).toBe(1);
+  });
+
+  it('accepts a batch of 1,000 statuses in one POST', async () => {
+    const template = JSON.parse(fixture('pywa/status_delivered.json').toString('utf8')) as {
+      entry: { changes: { value: { statuses: Record<string, unknown>[] } }[] }[];
+    };
+    const value = template.entry[0]!.changes[0]!.value;
+    const status = value.statuses[0]!;
+    value.statuses = Array.from({ length: 1000 }, (_, i) => ({ ...status, id: `wamid.batch${i}` }));
+    const body = JSON.stringify(template);
+    expect(body.length).toBeGreaterThan(100_000);
+    const response = await service.postWebhook(body);
+    expect(response.status).toBe(200);
+    expect(await json(response)).toMatchObject({ events: 1000 });
+  });
+
+  it('rates webhook statuses: the units appear in /v1/units', async () => {
+    await service.postWebhook(fixture('meta-docs/status_delivered_marketing_pmp_bsuid_contacts.json'));
+    await service.postWebhook(fixture('pywa/status_delivered.json'));
+    const answer = await json(await service.get('/v1/units', KEY_ALL));
+    expect((answer.units as unknown[]).length).toBeGreaterThan(0);
+  });
+});
+
+describe('POST /v1/events', () => {
+  beforeEach(async () => {
+    service = await createTestService();
+  });
+
+  it('stores event lines idempotently: a second post is all duplicates', async () => {
+    const lines = conversationLines('W1', 'PN1', '919876543210', 'wamid.a');
+    const first = await service.postEvents(lines);
+    expect(first.status).toBe(200);
+    expect(await json(first)).toEqual({ accepted: lines.length, duplicates: 0, ignored: 0, rejected: [] });
+    const second = await json(await service.postEvents(lines));
+    expect(second).toMatchObject({ accepted: 0, duplicates: lines.length, rejected: [] });
+    expect(await service.store.listEvents()).toHaveLength(lines.length);
+  });
+
+  it('rejects bad lines by number and keeps the good ones', async () => {
+    const good = JSON.stringify(conversationLines('W1', 'PN1', '919876543210', 'wamid.b')[0]);
+    const body = [good, '{not json', '{"kind":"outbound"}', '', '{"kind":"teleport","at":1}'].join('\n');
+    const answer = await json(await service.postEvents(body));
+    expect(answer.accepted).toBe(1);
+    const rejected = answer.rejected as { line: number; code: string; error: string }[];
+    expect(rejected.map((r) => [r.line, r.code])).toEqual([
+      [2, 'MALFORMED_JSON'],
+      [3, 'BAD_EVENT'],
+      [5, 'BAD_EVENT'],
+    ]);
+    expect(rejected[1]!.error).toMatch(/outbound/);
+  });
+
+  it('accepts whole Meta webhook bodies as lines', async () => {
+    const line = JSON.stringify(JSON.parse(fixture('pywa/status_read.json').toString('utf8')));
+    const answer = await json(await service.postEvents(line));
+    expect(answer.accepted).toBe(1);
+  });
+
+  it('refuses a request without an API key (401 UNAUTHENTICATED)', async () => {
+    const response = await service.app.request('/v1/events', { method: 'POST', body: '{}' });
+    expect(response.status).toBe(401);
+    expect(response.headers.get('WWW-Authenticate')).toContain('Bearer');
+    expect(await json(response)).toMatchObject({ error: { code: 'UNAUTHENTICATED' } });
+  });
+
+  it('refuses an unknown API key', async () => {
+    const response = await service.postEvents(
+      conversationLines('W1', 'PN1', '1', 'x'),
+      'key-that-does-not-exist',
+    );
+    expect(response.status).toBe(401);
+    expect(await service.store.listEvents()).toEqual([]);
+  });
+
+  it("rejects lines for a WABA the key may not write, and stores the key's own", async () => {
+    const lines = [
+      ...conversationLines('W1', 'PN1', '919876543210', 'wamid.c').slice(0, 1),
+      ...conversationLines('W2', 'PN2', '919876543211', 'wamid.d').slice(0, 1),
+    ];
+    const answer = await json(await service.postEvents(lines, KEY_W1));
+    expect(answer.accepted).toBe(1);
+    expect(answer.rejected).toEqual([expect.objectContaining({ line: 2, code: 'FORBIDDEN_WABA' })]);
+    expect((await service.store.listEvents()).map((e) => e.waba)).toEqual(['W1']);
+  });
+
+  it('refuses an oversized body with 413', async () => {
+    await service.close();
+    service = await createTestService({ bodyLimitBytes: 100 });
+    const response = await service.postEvents(conversationLines('W1', 'PN1', '919876543210', 'wamid.e'));
+    expect(response.status).toBe(413);
+  });
+
+  it('answers 400 for a body with no lines', async () => {
+    const response = await service.postEvents('\n\n');
+    expect(response.status).toBe(400);
+  });
+});
+
+describe('query API: units, totals, CSV, explain, analytics', () => {
+  const linesW1 = conversationLines('W1', 'PN1', '919876543210', 'wamid.w1');
+  const linesW2 = conversationLines('W2', 'PN2', '5511987654321', 'wamid.w2');
+
+  beforeEach(async () => {
+    service = await createTestService();
+    await service.postEvents([...linesW1, ...linesW2]);
+  });
+
+  it('the live bill equals `wameter rate` over the same events (units and totals)', async () => {
+    const expected = await batchRating([...linesW1, ...linesW2]);
+    const units = await json(await service.get('/v1/units?limit=1000', KEY_ALL));
+    const sortById = (list: { id: string }[]) => [...list].sort((a, b) => a.id.localeCompare(b.id));
+    expect(sortById(units.units as { id: string }[])).toEqual(sortById(expected.units));
+    expect(await json(await service.get('/v1/totals', KEY_ALL))).toEqual({ totals: expected.totals });
+  });
+
+  it('events arriving in reverse order, late, give the same bill', async () => {
+    await service.close();
+    service = await createTestService();
+    for (const line of [...linesW1, ...linesW2].reverse()) await service.postEvents([line]);
+    const expected = await batchRating([...linesW1, ...linesW2]);
+    expect(await json(await service.get('/v1/totals', KEY_ALL))).toEqual({ totals: expected.totals });
+  });
+
+  it('pages units with limit and cursor', async () => {
+    const all = (await json(await service.get('/v1/units?limit=1000', KEY_ALL))).units as { id: string }[];
+    expect(all.length).toBeGreaterThan(2);
+    const seen: string[] = [];
+    let cursor: string | null = null;
+    do {
+      const page = await json(
+        await service.get(
+          `/v1/units?limit=2${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`,
+          KEY_ALL,
+        ),
+      );
+      seen.push(...(page.units as { id: string }[]).map((u) => u.id));
+      cursor = page.next_cursor as string | null;
+    } while (cursor);
+    expect(seen.sort()).toEqual(all.map((u) => u.id).sort());
+  });
+
+  it('filters units by waba, user, category and period', async () => {
+    const byWaba = await json(await service.get('/v1/units?waba=W2', KEY_ALL));
+    expect((byWaba.units as { waba: string }[]).every((u) => u.waba === 'W2')).toBe(true);
+    const byCategory = await json(await service.get('/v1/units?category=marketing', KEY_ALL));
+    expect((byCategory.units as { category: string }[]).map((u) => u.category)).toEqual([
+      'marketing',
+      'marketing',
+    ]);
+    const byPeriod = await json(
+      await service.get(
+        '/v1/units?from=2025-07-12T00:00:00Z&to=2025-07-13T00:00:00Z&user=919876543210',
+        KEY_ALL,
+      ),
+    );
+    expect((byPeriod.units as unknown[]).length).toBe(1);
+  });
+
+  it.each([
+    ['limit=0', 'limit'],
+    ['limit=1001', 'limit'],
+    ['category=gold', 'category'],
+    ['type=cheap', 'type'],
+    ['from=yesterday', 'from'],
+    ['from=2025-07-13T00:00:00Z&to=2025-07-12T00:00:00Z', 'before'],
+    ['cursor=not-a-cursor', 'cursor'],
+  ])('answers 400 BAD_QUERY for %s', async (query, mention) => {
+    const response = await service.get(`/v1/units?${query}`, KEY_ALL);
+    expect(response.status).toBe(400);
+    const answer = await json(response);
+    expect(answer).toMatchObject({ error: { code: 'BAD_QUERY' } });
+    expect(JSON.stringify(answer).toLowerCase()).toContain(mention);
+  });
+
+  it('exports the same units as CSV', async () => {
+    const response = await service.get('/v1/units.csv?waba=W1', KEY_ALL);
+    expect(response.status).toBe(200);
+    expect(response.headers.get('Content-Type')).toContain('text/csv');
+    const rows = (await response.text()).trim().split('\r\n');
+    expect(rows[0]).toBe(
+      'id,unit,pricing_model,era,waba,business,user,country,market,category,type,opened_at,expires_at,messages,rate,amount,currency,rate_card,rule',
+    );
+    const units = (await json(await service.get('/v1/units?waba=W1', KEY_ALL))).units as { id: string }[];
+    expect(rows.length - 1).toBe(units.length);
+    expect(rows.slice(1).every((row) => row.split(',')[4] === 'W1')).toBe(true);
+  });
+
+  it("explains a user's timeline with one decision per delivered business message", async () => {
+    const answer = await json(await service.get('/v1/explain?user=919876543210&business=PN1', KEY_ALL));
+    const decisions = answer.decisions as { message_id: string; rule: string; reason: string }[];
+    expect(decisions.map((d) => d.message_id).sort()).toEqual(['wamid.w1.o1', 'wamid.w1.o2', 'wamid.w1.o3']);
+    expect(decisions.every((d) => d.rule !== '' && d.reason !== '')).toBe(true);
+    expect((answer.units as unknown[]).length).toBeGreaterThan(0);
+    expect(answer.timeline).toBeInstanceOf(Array);
+  });
+
+  it('explain needs a user (400)', async () => {
+    const response = await service.get('/v1/explain', KEY_ALL);
+    expect(response.status).toBe(400);
+  });
+
+  it("answers analytics in the shape of Meta's conversation_analytics", async () => {
+    const start = Date.parse('2025-07-01T00:00:00Z') / 1000;
+    const end = Date.parse('2025-08-01T00:00:00Z') / 1000;
+    const answer = await json(
+      await service.get(
+        `/v1/analytics?start=${start}&end=${end}&granularity=DAILY&dimensions=CONVERSATION_CATEGORY,COUNTRY`,
+        KEY_ALL,
+      ),
+    );
+    const points = (answer.data as { data_points: Record<string, unknown>[] }[])[0]!.data_points;
+    expect(points.length).toBeGreaterThan(0);
+    for (const point of points) {
+      expect(point).toEqual(
+        expect.objectContaining({
+          start: expect.any(Number),
+          end: expect.any(Number),
+          conversation: expect.any(Number),
+          cost: expect.any(Number),
+          conversation_category: expect.stringMatching(/^[A-Z_]+$/),
+          country: expect.any(String),
+        }),
+      );
+      expect((point.end as number) - (point.start as number)).toBe(86_400);
+    }
+    const total = points.reduce((sum, p) => sum + (p.conversation as number), 0);
+    const units = (await json(await service.get('/v1/units?limit=1000', KEY_ALL))).units as unknown[];
+    expect(total).toBe(units.length);
+  });
+
+  it('answers pricing_analytics shape with volume and pricing_* names', async () => {
+    const answer = await json(
+      await service.get(
+        '/v1/analytics?start=1751328000&end=1754006400&granularity=MONTHLY&metric=pricing&dimensions=PRICING_CATEGORY,PRICING_TYPE',
+        KEY_ALL,
+      ),
+    );
+    const point = (answer.data as { data_points: Record<string, unknown>[] }[])[0]!.data_points[0]!;
+    expect(point).toHaveProperty('volume');
+    expect(point).toHaveProperty('pricing_category');
+    expect(point).toHaveProperty('pricing_type');
+  });
+
+  it.each([
+    ['start=1&granularity=DAILY', 'end'],
+    ['start=10&end=5', 'end'],
+    ['start=1&end=2&granularity=WEEKLY', 'granularity'],
+    ['start=1&end=2&dimensions=MOOD', 'MOOD'],
+  ])('analytics answers 400 for %s', async (query, mention) => {
+    const response = await service.get(`/v1/analytics?${query}`, KEY_ALL);
+    expect(response.status).toBe(400);
+    expect(JSON.stringify(await json(response))).toContain(mention);
+  });
+});
+
+describe('API keys are scoped to WABAs: one client never reads another', () => {
+  beforeEach(async () => {
+    service = await createTestService();
+    await service.postEvents([
+      ...conversationLines('W1', 'PN1', '919876543210', 'wamid.k1'),
+      ...conversationLines('W2', 'PN2', '919876543210', 'wamid.k2'),
+    ]);
+  });
+
+  it('units, CSV and totals of a W1 key hold W1 only', async () => {
+    const units = (await json(await service.get('/v1/units?limit=1000', KEY_W1))).units as { waba: string }[];
+    expect(units.length).toBeGreaterThan(0);
+    expect(units.every((u) => u.waba === 'W1')).toBe(true);
+    const csv = await (await service.get('/v1/units.csv', KEY_W1)).text();
+    expect(csv).not.toContain('W2');
+    const all = await json(await service.get('/v1/totals', KEY_ALL));
+    const mine = await json(await service.get('/v1/totals', KEY_W1));
+    const theirs = await json(await service.get('/v1/totals', KEY_W2));
+    const count = (t: Record<string, unknown>) =>
+      Object.values(t.totals as Record<string, { units: number }>).reduce((s, c) => s + c.units, 0);
+    expect(count(mine) + count(theirs)).toBe(count(all));
+    expect(count(mine)).toBe(units.length);
+  });
+
+  it.each([
+    '/v1/units?waba=W2',
+    '/v1/units.csv?waba=W2',
+    '/v1/totals?waba=W2',
+    '/v1/explain?user=919876543210&waba=W2',
+  ])('asking for another WABA explicitly is 403 FORBIDDEN_WABA: %s', async (path) => {
+    const response = await service.get(path, KEY_W1);
+    expect(response.status).toBe(403);
+    expect(await json(response)).toMatchObject({ error: { code: 'FORBIDDEN_WABA' } });
+  });
+
+  it("explain for a user both clients share shows only the key's own messages", async () => {
+    const answer = await json(await service.get('/v1/explain?user=919876543210', KEY_W1));
+    const decisions = answer.decisions as { waba: string; message_id: string }[];
+    expect(decisions.length).toBe(3);
+    expect(decisions.every((d) => d.waba === 'W1')).toBe(true);
+    expect(JSON.stringify(answer)).not.toContain('wamid.k2');
+    expect(JSON.stringify(answer)).not.toContain('PN2');
+  });
+
+  it("analytics of a W1 key count W1's units only", async () => {
+    const answer = await json(
+      await service.get(
+        '/v1/analytics?start=1751328000&end=1754006400&granularity=MONTHLY&dimensions=WABA',
+        KEY_W1,
+      ),
+    );
+    const points = (answer.data as { data_points: Record<string, unknown>[] }[])[0]!.data_points;
+    expect(points.length).toBeGreaterThan(0);
+    expect(points.every((p) => p.waba === 'W1')).toBe(true);
+    const forbidden = await service.get('/v1/analytics?start=1&end=2&waba=W2', KEY_W1);
+    expect(forbidden.status).toBe(403);
+  });
+
+  it("a W1 key cannot re-rate W2, and its re-rate reports W1's units only", async () => {
+    const refused = await service.app.request('/v1/rerate', {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${KEY_W1}` },
+      body: JSON.stringify({ wabas: ['W2'] }),
+    });
+    expect(refused.status).toBe(403);
+    const answer = await json(
+      await service.app.request('/v1/rerate', {
+        method: 'POST',
+        headers: { Authorization: `Bearer ${KEY_W1}` },
+        body: JSON.stringify({ as_of_rules: 'CBP-2023', dry_run: true }),
+      }),
+    );
+    expect(answer.wabas).toEqual(['W1']);
+    expect(JSON.stringify(answer)).not.toContain('W2');
+  });
+
+  it("rating history shown to a W1 key covers W1's ratings only", async () => {
+    const ratings = (await json(await service.get('/v1/ratings', KEY_W1))).ratings as { wabas: string[] }[];
+    expect(ratings.length).toBeGreaterThan(0);
+    expect(ratings.every((r) => r.wabas.every((w) => w === 'W1'))).toBe(true);
+  });
+});
+
+describe('POST /v1/rerate and GET /v1/ratings', () => {
+  beforeEach(async () => {
+    service = await createTestService();
+    await service.postEvents(conversationLines('W1', 'PN1', '919876543210', 'wamid.r'));
+  });
+
+  const rerate = (body: unknown, key = KEY_ALL) =>
+    service.app.request('/v1/rerate', {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${key}`, 'Content-Type': 'application/json' },
+      body: JSON.stringify(body),
+    });
+
+  it('re-rating under another era reports old vs new per unit and in total, and keeps history', async () => {
+    const before = await json(await service.get('/v1/totals', KEY_ALL));
+    const response = await rerate({
+      as_of_rules: 'CBP-2023',
+      from: '2025-07-01T00:00:00Z',
+      to: '2025-08-01T00:00:00Z',
+    });
+    expect(response.status).toBe(200);
+    const answer = await json(response);
+    expect(answer.rating_id).toMatch(/^rating_/);
+    expect((answer.changed as unknown[]).length).toBeGreaterThan(0);
+    const change = (answer.changed as { old: { era: string } | null; new: { era: string } | null }[]).find(
+      (c) => c.new !== null,
+    )!;
+    expect(change.new!.era).toBe('CBP-2023');
+    expect((answer.totals as { old: unknown }).old).toEqual(before.totals);
+    const ratings = (await json(await service.get('/v1/ratings', KEY_ALL))).ratings as {
+      reason: string;
+      as_of_rules: string | null;
+    }[];
+    expect(ratings[0]).toMatchObject({ reason: 'rerate', as_of_rules: 'CBP-2023' });
+    expect(ratings.some((r) => r.reason === 'live')).toBe(true);
+  });
+
+  it('a dry run changes nothing and records nothing', async () => {
+    const historyBefore = (await json(await service.get('/v1/ratings', KEY_ALL))).ratings as unknown[];
+    const answer = await json(await rerate({ as_of_rules: 'CBP-2023', dry_run: true }));
+    expect(answer.rating_id).toBeNull();
+    const historyAfter = (await json(await service.get('/v1/ratings', KEY_ALL))).ratings as unknown[];
+    expect(historyAfter).toEqual(historyBefore);
+  });
+
+  it('re-rating under the same rules changes nothing', async () => {
+    const answer = await json(await rerate({}));
+    expect(answer.changed).toEqual([]);
+    expect(answer.unchanged).toBeGreaterThan(0);
+  });
+
+  it.each([
+    [{ as_of_rules: 'CBP-1999' }, 'as_of_rules'],
+    [{ from: 'last week' }, 'from'],
+    [{ wabas: 'W1' }, 'wabas'],
+    [{ rate_cards: ['/etc/passwd'] }, 'rate-cards'],
+  ])('answers 400 for %j', async (body, mention) => {
+    const response = await rerate(body);
+    expect(response.status).toBe(400);
+    expect(JSON.stringify(await json(response))).toContain(mention);
+  });
+
+  it('answers 400 MALFORMED_JSON for a body that is not JSON', async () => {
+    const response = await service.app.request('/v1/rerate', {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${KEY_ALL}` },
+      body: '{as_of_rules:',
+    });
+    expect(response.status).toBe(400);
+    expect(await json(response)).toMatchObject({ error: { code: 'MALFORMED_JSON' } });
+  });
+});
+
+describe('operations: health, metrics, OpenAPI, rate limit, logs', () => {
+  it('GET /healthz is 200 with a reachable store and 503 without', async () => {
+    service = await createTestService();
+    const ok = await service.get('/healthz');
+    expect(ok.status).toBe(200);
+    expect(await json(ok)).toMatchObject({ status: 'ok' });
+    await service.store.close();
+    const down = await service.get('/healthz');
+    expect(down.status).toBe(503);
+    expect(await json(down)).toMatchObject({ error: { code: 'STORE_UNAVAILABLE' } });
+    service.store.close = async () => undefined;
+  });
+
+  it('a store that fails during a webhook is 503 STORE_UNAVAILABLE (Meta retries), counted in metrics', async () => {
+    service = await createTestService();
+    await service.store.close();
+    const response = await service.postWebhook(fixture('pywa/status_sent.json'));
+    expect(response.status).toBe(503);
+    expect(await json(response)).toMatchObject({ error: { code: 'STORE_UNAVAILABLE' } });
+    expect(service.metrics.value('store_errors_total')).toBeGreaterThan(0);
+    service.store.close = async () => undefined;
+  });
+
+  it('GET /metrics exposes the service counters in Prometheus text', async () => {
+    service = await createTestService();
+    await service.postWebhook(fixture('pywa/status_sent.json'));
+    await service.postWebhook(fixture('pywa/status_sent.json'));
+    await service.postWebhook(fixture('pywa/status_sent.json'), { signature: 'sha256=00' });
+    const text = await (await service.get('/metrics')).text();
+    expect(text).toContain('webhooks_received_total 1');
+    expect(text).toContain('webhooks_duplicate_total 1');
+    expect(text).toContain('webhooks_rejected_total{reason="bad_signature"} 1');
+    expect(text).toContain('events_ingested_total{source="webhook"} 1');
+    expect(text).toMatch(/rating_lag_seconds \d/);
+    expect(text).toContain('store_errors_total 0');
+    expect(text).toContain(
+      'http_request_duration_seconds_bucket{method="POST",route="/webhooks/whatsapp",status="200",le="+Inf"} 2',
+    );
+  });
+
+  it('GET /openapi.json describes every route the app registers', async () => {
+    service = await createTestService();
+    const document = (await json(await service.get('/openapi.json'))) as typeof openApiDocument;
+    expect(document.openapi).toBe('3.1.0');
+    const paths = document.paths as Record<string, Record<string, unknown>>;
+    const routes = service.app.routes.filter((route) => route.method !== 'ALL' && !route.path.includes('*'));
+    expect(routes.length).toBeGreaterThan(10);
+    for (const route of routes) {
+      expect(paths[route.path], route.path).toBeDefined();
+      expect(paths[route.path]![route.method.toLowerCase()], `${route.method} ${route.path}`).toBeDefined();
+    }
+  });
+
+  it('limits requests per client IP with 429 and Retry-After', async () => {
+    service = await createTestService({ rateLimit: { perSecond: 1, burst: 2 } });
+    expect((await service.get('/v1/totals', KEY_ALL)).status).toBe(200);
+    expect((await service.get('/v1/totals', KEY_ALL)).status).toBe(200);
+    const limited = await service.get('/v1/totals', KEY_ALL);
+    expect(limited.status).toBe(429);
+    expect(limited.headers.get('Retry-After')).toBe('1');
+    expect(await json(limited)).toMatchObject({ error: { code: 'RATE_LIMITED' } });
+    expect((await service.postWebhook(fixture('pywa/status_sent.json'))).status).toBe(429);
+    expect((await service.get('/healthz')).status).toBe(200);
+    service.clock.nowMs += 1000;
+    expect((await service.get('/v1/totals', KEY_ALL)).status).toBe(200);
+  });
+
+  it('unknown paths are 404 NOT_FOUND in the error format', async () => {
+    service = await createTestService();
+    const response = await service.get('/v2/everything');
+    expect(response.status).toBe(404);
+    expect(await json(response)).toMatchObject({ error: { code: 'NOT_FOUND' } });
+  });
+
+  it('logs one JSON line per request, never a secret, key, verify token or body', async () => {
+    service = await createTestService();
+    const body = fixture('pywa/status_sent.json');
+    await service.postWebhook(body);
+    await service.postWebhook(body, { signature: 'sha256=' + 'ab'.repeat(32) });
+    await service.postWebhook('{oops');
+    await service.get(
+      `/webhooks/whatsapp?hub.mode=subscribe&hub.verify_token=${VERIFY_TOKEN}&hub.challenge=42`,
+    );
+    await service.postEvents(conversationLines('W1', 'PN1', '919876543210', 'wamid.log'), KEY_W1);
+    await service.get('/v1/units', KEY_ALL);
+    await service.get('/v1/units', 'some-wrong-key-123');
+    const requests = service.logs
+      .map((line) => JSON.parse(line) as Record<string, unknown>)
+      .filter((l) => l.msg === 'request');
+    expect(requests.length).toBe(7);
+    for (const line of requests)
+      expect(Object.keys(line).sort()).toEqual(['at', 'level', 'method', 'ms', 'msg', 'path', 'status']);
+    const all = service.logs.join('\n');
+    for (const secret of [
+      SECRET,
+      VERIFY_TOKEN,
+      KEY_ALL,
+      KEY_W1,
+      'some-wrong-key-123',
+      'wamid.HBgL',
+      '{oops',
+    ]) {
+      expect(all).not.toContain(secret);
+    }
+  });
+});
+
+describe('idempotency keys', () => {
+  it('a webhook status and the same status in an event line are one event', async () => {
+    service = await createTestService();
+    await service.postWebhook(fixture('pywa/status_read.json'));
+    const line = JSON.parse(fixture('pywa/status_read.json').toString('utf8')) as object;
+    const answer = await json(await service.postEvents([line]));
+    expect(answer).toMatchObject({ accepted: 0, duplicates: 1 });
+    const events = await service.store.listEvents();
+    expect(new Set(events.map(eventKey)).size).toBe(events.length);
+  });
+});

@@ -1,0 +1,766 @@
+// The HTTP face of wameter (contract.md §5): Meta's webhook receiver, the event ingest API, the query API,
+// health and metrics. A Hono app built from injected parts (store, clock, logger, rating), so every route
+// runs in-process in tests. It never logs bodies, secrets or keys, and never answers 200 to a webhook
+// before its raw bytes are durably stored.
+
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { Hono, type Context, type MiddlewareHandler } from 'hono';
+import { routePath } from 'hono/route';
+import { parseInstant } from '../core/calendar.js';
+import { eventKey, type CoreEvent } from '../core/events.js';
+import { formatMicros } from '../core/money.js';
+import { unitToJson, type TotalsJson, type UnitJson } from '../core/report.js';
+import { ERAS, type Era, type PricingType, type UnitCategory } from '../core/units.js';
+import { parseEventValue } from '../ingest/parse-event.js';
+import { verifyMetaSignature } from '../ingest/signature.js';
+import {
+  StoreInputError,
+  type AnalyticsDimension,
+  type CurrencyTotals,
+  type EventInput,
+  type Granularity,
+  type RatingRecord,
+  type Store,
+  type UnitFilter,
+} from '../store/store.js';
+import type { ApiKey, ServiceConfig } from './config.js';
+import { errorBody, errorResponse, ERRORS, type ErrorCode } from './errors.js';
+import { errorFields, type Logger } from './logger.js';
+import { Metrics } from './metrics.js';
+import { openApiDocument } from './openapi.js';
+import { createRateLimiter } from './rate-limit.js';
+import type { RatingService } from './rating-service.js';
+
+export interface AppDeps {
+  store: Store;
+  config: ServiceConfig;
+  clock: () => number;
+  logger: Logger;
+  rating: RatingService;
+  /** Shared with main (gauges) and tests (reading counters); a fresh registry when omitted. */
+  metrics?: Metrics;
+  /** The client's address for rate limiting (default: the socket's remote address, never a header). */
+  clientIp?: (c: Context) => string;
+}
+
+type Env = { Variables: { apiKey: ApiKey } };
+
+const UNIT_CATEGORIES: readonly UnitCategory[] = [
+  'marketing',
+  'utility',
+  'authentication',
+  'authentication_international',
+  'service',
+  'referral_conversion',
+  'business_initiated',
+  'user_initiated',
+];
+const PRICING_TYPES: readonly PricingType[] = [
+  'regular',
+  'free_tier',
+  'free_entry_point',
+  'free_customer_service',
+];
+const GRANULARITIES: readonly Granularity[] = ['HALF_HOUR', 'DAILY', 'MONTHLY'];
+const MAX_PAGE = 1000;
+const DEFAULT_PAGE = 100;
+
+/** Thrown around store calls so the error handler can tell "database down" from a bug. */
+class StoreUnavailable extends Error {
+  constructor(override readonly cause: unknown) {
+    super('store unavailable');
+  }
+}
+
+class QueryError extends Error {
+  constructor(
+    readonly code: ErrorCode,
+    readonly detail: string,
+  ) {
+    super(detail);
+  }
+}
+
+function sha256(data: Uint8Array | string): Buffer {
+  return createHash('sha256').update(data).digest();
+}
+
+function constantTimeEquals(a: string, b: string): boolean {
+  return timingSafeEqual(sha256(a), sha256(b));
+}
+
+type BodyRead = { ok: true; bytes: Uint8Array } | { ok: false };
+
+/** The exact request bytes, refusing (without buffering the rest) anything beyond `limit`. */
+async function readRawBody(request: Request, limit: number): Promise<BodyRead> {
+  const declared = request.headers.get('content-length');
+  if (declared !== null && Number(declared) > limit) return { ok: false };
+  if (!request.body) return { ok: true, bytes: new Uint8Array(0) };
+  const reader = request.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    total += value.byteLength;
+    if (total > limit) {
+      await reader.cancel().catch(() => undefined);
+      return { ok: false };
+    }
+    chunks.push(value);
+  }
+  if (chunks.length === 1) return { ok: true, bytes: chunks[0]! };
+  const bytes = new Uint8Array(total);
+  let offset = 0;
+  for (const chunk of chunks) {
+    bytes.set(chunk, offset);
+    offset += chunk.byteLength;
+  }
+  return { ok: true, bytes };
+}
+
+function wabasOf(events: readonly CoreEvent[]): Set<string> {
+  const wabas = new Set<string>();
+  for (const event of events) if (event.waba !== undefined) wabas.add(event.waba);
+  return wabas;
+}
+
+export function totalsToJson(totals: Record<string, CurrencyTotals>): TotalsJson {
+  const json: TotalsJson = {};
+  for (const currency of Object.keys(totals).sort()) {
+    const entry = totals[currency]!;
+    const byCategory: Record<string, { units: number; amount: string }> = {};
+    for (const category of Object.keys(entry.byCategory).sort()) {
+      const item = entry.byCategory[category]!;
+      byCategory[category] = { units: item.units, amount: formatMicros(item.amountMicros) };
+    }
+    json[currency] = {
+      amount: formatMicros(entry.amountMicros),
+      units: entry.units,
+      by_category: byCategory,
+    };
+  }
+  return json;
+}
+
+function ratingToJson(record: RatingRecord) {
+  return {
+    id: record.id,
+    rated_at: new Date(record.ratedAtMs).toISOString(),
+    reason: record.reason,
+    wabas: record.wabas,
+    as_of_rules: record.asOfRules,
+    rate_cards: record.rateCards,
+    totals: totalsToJson(record.totals),
+    ...(record.changes === undefined ? {} : { changes: record.changes }),
+  };
+}
+
+const CSV_COLUMNS: readonly (keyof UnitJson)[] = [
+  'id',
+  'unit',
+  'pricing_model',
+  'era',
+  'waba',
+  'business',
+  'user',
+  'country',
+  'market',
+  'category',
+  'type',
+  'opened_at',
+  'expires_at',
+  'messages',
+  'rate',
+  'amount',
+  'currency',
+  'rate_card',
+  'rule',
+];
+
+function csvCell(value: unknown): string {
+  if (value === null || value === undefined) return '';
+  const text = Array.isArray(value) ? value.join(' ') : String(value);
+  return /[",\r\n]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
+}
+
+export function unitCsvRow(unit: UnitJson): string {
+  return CSV_COLUMNS.map((column) => csvCell(unit[column])).join(',');
+}
+
+/** Meta's analytics dimension names (and wameter's own) → the store's dimension. */
+const ANALYTICS_DIMENSIONS: Record<string, AnalyticsDimension> = {
+  CONVERSATION_CATEGORY: 'category',
+  PRICING_CATEGORY: 'category',
+  CATEGORY: 'category',
+  CONVERSATION_TYPE: 'type',
+  PRICING_TYPE: 'type',
+  TYPE: 'type',
+  COUNTRY: 'country',
+  PHONE: 'business',
+  PHONE_NUMBER: 'business',
+  BUSINESS: 'business',
+  WABA: 'waba',
+  MARKET: 'market',
+  CURRENCY: 'currency',
+};
+
+type AnalyticsKind = 'conversation' | 'pricing';
+
+/** The field name Meta uses for a dimension in each kind of analytics. */
+function analyticsFieldName(kind: AnalyticsKind, dimension: AnalyticsDimension): string {
+  switch (dimension) {
+    case 'category':
+      return kind === 'conversation' ? 'conversation_category' : 'pricing_category';
+    case 'type':
+      return kind === 'conversation' ? 'conversation_type' : 'pricing_type';
+    case 'business':
+      return kind === 'conversation' ? 'phone_number' : 'phone';
+    default:
+      return dimension;
+  }
+}
+
+export function createApp(deps: AppDeps): Hono<Env> {
+  const { store, config, clock, logger, rating } = deps;
+  const metrics = deps.metrics ?? new Metrics();
+  metrics.gauge('rating_lag_seconds', 'Seconds the oldest stored but not yet rated arrival has waited.', () =>
+    rating.lagSeconds(),
+  );
+  const app = new Hono<Env>();
+  const keysByHash = new Map(config.apiKeys.map((apiKey) => [sha256(apiKey.key).toString('hex'), apiKey]));
+  const limiter = config.rateLimit ? createRateLimiter(config.rateLimit, clock) : null;
+  const clientIp =
+    deps.clientIp ??
+    ((c: Context) => {
+      const env = c.env as { incoming?: { socket?: { remoteAddress?: string } } } | undefined;
+      return env?.incoming?.socket?.remoteAddress ?? 'unknown';
+    });
+
+  async function fromStore<T>(operation: Promise<T>): Promise<T> {
+    try {
+      return await operation;
+    } catch (error) {
+      if (error instanceof StoreInputError) throw error;
+      throw new StoreUnavailable(error);
+    }
+  }
+
+  // --- cross-cutting: request log + duration metric, errors, rate limit -------------------------------
+
+  app.use('*', async (c, next) => {
+    const startMs = clock();
+    await next();
+    const ms = clock() - startMs;
+    const route = routePath(c, -1);
+    metrics.observeRequest(c.req.method, route.endsWith('*') ? 'unmatched' : route, c.res.status, ms / 1000);
+    // The path only: a query string can hold hub.verify_token.
+    logger.info('request', { method: c.req.method, path: c.req.path, status: c.res.status, ms });
+  });
+
+  app.onError((error, c) => {
+    if (error instanceof QueryError) return errorResponse(c, error.code, error.detail);
+    if (error instanceof StoreInputError) return errorResponse(c, 'BAD_QUERY', error.message);
+    if (error instanceof StoreUnavailable) {
+      metrics.inc('store_errors_total');
+      logger.error('store error', errorFields(error.cause));
+      return errorResponse(c, 'STORE_UNAVAILABLE', undefined, { 'Retry-After': '5' });
+    }
+    logger.error('unexpected error', errorFields(error));
+    return errorResponse(c, 'INTERNAL');
+  });
+
+  app.notFound((c) => errorResponse(c, 'NOT_FOUND'));
+
+  const rateLimit: MiddlewareHandler<Env> = async (c, next) => {
+    if (limiter) {
+      const verdict = limiter.take(clientIp(c));
+      if (!verdict.isAllowed) {
+        metrics.inc('rate_limited_total');
+        if (c.req.path.startsWith('/webhooks'))
+          metrics.inc('webhooks_rejected_total', { reason: 'rate_limited' });
+        return errorResponse(c, 'RATE_LIMITED', undefined, {
+          'Retry-After': String(verdict.retryAfterSeconds),
+        });
+      }
+    }
+    await next();
+  };
+  app.use('/webhooks/*', rateLimit);
+  app.use('/v1/*', rateLimit);
+
+  // --- Meta webhooks ---------------------------------------------------------------------------------
+
+  app.get('/webhooks/whatsapp', (c) => {
+    const mode = c.req.query('hub.mode');
+    const token = c.req.query('hub.verify_token');
+    const challenge = c.req.query('hub.challenge');
+    if (config.verifyToken === null) {
+      return errorResponse(
+        c,
+        'WRONG_VERIFY_TOKEN',
+        'No verify token is configured: set WAMETER_VERIFY_TOKEN.',
+      );
+    }
+    if (mode !== 'subscribe' || challenge === undefined) {
+      return errorResponse(
+        c,
+        'BAD_QUERY',
+        'Expected hub.mode=subscribe, hub.verify_token and hub.challenge.',
+      );
+    }
+    if (token === undefined || !constantTimeEquals(token, config.verifyToken)) {
+      return errorResponse(c, 'WRONG_VERIFY_TOKEN');
+    }
+    return c.text(challenge, 200);
+  });
+
+  app.post('/webhooks/whatsapp', async (c) => {
+    const reject = (reason: string, code: ErrorCode, detail?: string) => {
+      metrics.inc('webhooks_rejected_total', { reason });
+      return errorResponse(c, code, detail);
+    };
+    if (config.appSecrets.length === 0) return reject('not_configured', 'WEBHOOK_NOT_CONFIGURED');
+    const body = await readRawBody(c.req.raw, config.bodyLimitBytes);
+    if (!body.ok)
+      return reject('body_too_large', 'BODY_TOO_LARGE', `The limit is ${config.bodyLimitBytes} bytes.`);
+    const raw = body.bytes;
+    const verdict = verifyMetaSignature(raw, c.req.header('x-hub-signature-256'), config.appSecrets);
+    if (!verdict.ok) {
+      if (verdict.error.code === 'MISSING_SIGNATURE') return reject('missing_signature', 'MISSING_SIGNATURE');
+      if (verdict.error.code === 'NO_APP_SECRET') return reject('not_configured', 'WEBHOOK_NOT_CONFIGURED');
+      return reject('bad_signature', 'BAD_SIGNATURE');
+    }
+
+    const receivedAtMs = clock();
+    const digest = sha256(raw).toString('hex');
+    let value: unknown;
+    let parseError: string | null = null;
+    try {
+      value = JSON.parse(new TextDecoder('utf-8').decode(raw));
+    } catch (error) {
+      parseError = (error as Error).message;
+    }
+    let events: CoreEvent[] = [];
+    let ignored = 0;
+    let unreadableItems = 0;
+    let malformedCode: ErrorCode | null = parseError === null ? null : 'MALFORMED_JSON';
+    if (parseError === null) {
+      const parsed = parseEventValue(value);
+      if (parsed.ok) {
+        events = parsed.value.events;
+        ignored = parsed.value.ignored.reduce((sum, item) => sum + item.count, 0);
+        unreadableItems = parsed.value.rejected.length;
+      } else {
+        parseError = parsed.error.message;
+        malformedCode = 'MALFORMED_WEBHOOK';
+      }
+    }
+    const inputs: EventInput[] = events.map((event) => ({
+      key: eventKey(event),
+      event,
+      receivedAtMs,
+      source: 'webhook',
+    }));
+    const outcome = await fromStore(
+      store.ingestWebhook({ receivedAtMs, body: raw, sha256: digest, parseError }, inputs),
+    );
+    // Durable from here on: only now may Meta hear a 200.
+    if (malformedCode !== null) {
+      metrics.inc('webhooks_rejected_total', {
+        reason: malformedCode === 'MALFORMED_JSON' ? 'malformed_json' : 'malformed_webhook',
+      });
+      logger.warn('unreadable webhook kept', { rawId: outcome.rawId, bytes: raw.byteLength });
+      return errorResponse(
+        c,
+        malformedCode,
+        `${parseError} The raw body is kept as webhook #${outcome.rawId}.`,
+      );
+    }
+    if (outcome.isDuplicate) {
+      metrics.inc('webhooks_duplicate_total');
+    } else {
+      metrics.inc('webhooks_received_total');
+      metrics.inc('events_ingested_total', { source: 'webhook' }, outcome.inserted.length);
+      if (outcome.inserted.length > 0) rating.markDirty(wabasOf(outcome.inserted));
+    }
+    if (unreadableItems > 0)
+      logger.warn('webhook items unreadable', { rawId: outcome.rawId, items: unreadableItems });
+    return c.json({
+      received: true,
+      duplicate: outcome.isDuplicate,
+      events: outcome.inserted.length,
+      ignored,
+      unreadable: unreadableItems,
+    });
+  });
+
+  // --- /v1: API key, scoped to WABAs -----------------------------------------------------------------
+
+  app.use('/v1/*', async (c, next) => {
+    const header = c.req.header('authorization') ?? '';
+    const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
+    const apiKey = match ? keysByHash.get(sha256(match[1]!).toString('hex')) : undefined;
+    if (!apiKey) {
+      const detail =
+        config.apiKeys.length === 0
+          ? 'No API key is configured on this server: set WAMETER_API_KEYS.'
+          : undefined;
+      return errorResponse(c, 'UNAUTHENTICATED', detail, { 'WWW-Authenticate': 'Bearer realm="wameter"' });
+    }
+    c.set('apiKey', apiKey);
+    await next();
+  });
+
+  /** The WABAs the caller may see; undefined = every WABA. */
+  function scopeOf(c: Context<Env>): readonly string[] | undefined {
+    const { wabas } = c.get('apiKey');
+    return wabas === '*' ? undefined : wabas;
+  }
+
+  function mayAccess(c: Context<Env>, waba: string): boolean {
+    const scope = scopeOf(c);
+    return scope === undefined || scope.includes(waba);
+  }
+
+  function instantParam(c: Context<Env>, name: string): number | undefined {
+    const text = c.req.query(name);
+    if (text === undefined || text === '') return undefined;
+    const parsed = parseInstant(text);
+    if (!parsed.ok) throw new QueryError('BAD_QUERY', `"${name}": ${parsed.error.message}.`);
+    return parsed.value;
+  }
+
+  function unitFilterOf(c: Context<Env>): UnitFilter {
+    const filter: UnitFilter = {};
+    const scope = scopeOf(c);
+    if (scope !== undefined) filter.wabas = scope;
+    const waba = c.req.query('waba');
+    if (waba) {
+      if (!mayAccess(c, waba))
+        throw new QueryError('FORBIDDEN_WABA', `WABA ${JSON.stringify(waba)} is not one of this key's.`);
+      filter.waba = waba;
+    }
+    for (const name of ['business', 'user', 'market'] as const) {
+      const value = c.req.query(name);
+      if (value) filter[name] = value;
+    }
+    const category = c.req.query('category');
+    if (category) {
+      if (!(UNIT_CATEGORIES as readonly string[]).includes(category)) {
+        throw new QueryError('BAD_QUERY', `"category" must be one of ${UNIT_CATEGORIES.join(', ')}.`);
+      }
+      filter.category = category as UnitCategory;
+    }
+    const type = c.req.query('type');
+    if (type) {
+      if (!(PRICING_TYPES as readonly string[]).includes(type)) {
+        throw new QueryError('BAD_QUERY', `"type" must be one of ${PRICING_TYPES.join(', ')}.`);
+      }
+      filter.type = type as PricingType;
+    }
+    const fromMs = instantParam(c, 'from');
+    const toMs = instantParam(c, 'to');
+    if (fromMs !== undefined) filter.fromMs = fromMs;
+    if (toMs !== undefined) filter.toMs = toMs;
+    if (fromMs !== undefined && toMs !== undefined && toMs < fromMs) {
+      throw new QueryError('BAD_QUERY', '"to" is before "from".');
+    }
+    return filter;
+  }
+
+  function limitOf(c: Context<Env>, fallback: number): number {
+    const text = c.req.query('limit');
+    if (text === undefined || text === '') return fallback;
+    const limit = /^\d+$/.test(text) ? Number(text) : NaN;
+    if (!Number.isInteger(limit) || limit < 1 || limit > MAX_PAGE) {
+      throw new QueryError('BAD_QUERY', `"limit" must be a whole number from 1 to ${MAX_PAGE}.`);
+    }
+    return limit;
+  }
+
+  app.post('/v1/events', async (c) => {
+    const body = await readRawBody(c.req.raw, config.bodyLimitBytes);
+    if (!body.ok) return errorResponse(c, 'BODY_TOO_LARGE', `The limit is ${config.bodyLimitBytes} bytes.`);
+    const apiKey = c.get('apiKey');
+    const scope = scopeOf(c);
+    const receivedAtMs = clock();
+    const lines = new TextDecoder('utf-8').decode(body.bytes).split('\n');
+    const rejected: { line: number; code: string; error: string }[] = [];
+    const inputs: EventInput[] = [];
+    let ignored = 0;
+    let lineCount = 0;
+    lines.forEach((text, index) => {
+      const line = index + 1;
+      if (text.trim() === '') return;
+      lineCount += 1;
+      let value: unknown;
+      try {
+        value = JSON.parse(text);
+      } catch (error) {
+        rejected.push({ line, code: 'MALFORMED_JSON', error: (error as Error).message });
+        return;
+      }
+      const parsed = parseEventValue(value);
+      if (!parsed.ok) {
+        rejected.push({ line, code: parsed.error.code, error: parsed.error.message });
+        return;
+      }
+      for (const item of parsed.value.rejected) rejected.push({ line, code: item.code, error: item.message });
+      ignored += parsed.value.ignored.reduce((sum, item) => sum + item.count, 0);
+      const lineEvents: CoreEvent[] = [];
+      for (const event of parsed.value.events) {
+        if (event.waba === undefined) {
+          // A status may omit its WABA; a key limited to WABAs must say (or imply) which one it writes.
+          if (scope === undefined) lineEvents.push(event);
+          else if (scope.length === 1) lineEvents.push({ ...event, waba: scope[0]! });
+          else {
+            rejected.push({
+              line,
+              code: 'FORBIDDEN_WABA',
+              error: 'this key writes several WABAs: give "waba" on status lines',
+            });
+            return;
+          }
+        } else if (scope !== undefined && !scope.includes(event.waba)) {
+          rejected.push({
+            line,
+            code: 'FORBIDDEN_WABA',
+            error: `this API key may not write WABA ${JSON.stringify(event.waba)}`,
+          });
+          return;
+        } else {
+          lineEvents.push(event);
+        }
+      }
+      for (const event of lineEvents) {
+        inputs.push({ key: eventKey(event), event, receivedAtMs, source: `api:${apiKey.name}` });
+      }
+    });
+    if (lineCount === 0) {
+      return errorResponse(c, 'BAD_QUERY', 'The body has no event lines (NDJSON: one JSON object per line).');
+    }
+    const outcome =
+      inputs.length === 0 ? { inserted: [], duplicates: 0 } : await fromStore(store.ingestEvents(inputs));
+    metrics.inc('events_ingested_total', { source: 'api' }, outcome.inserted.length);
+    if (outcome.inserted.length > 0) rating.markDirty(wabasOf(outcome.inserted));
+    return c.json({ accepted: outcome.inserted.length, duplicates: outcome.duplicates, ignored, rejected });
+  });
+
+  app.get('/v1/units', async (c) => {
+    const filter = unitFilterOf(c);
+    const limit = limitOf(c, DEFAULT_PAGE);
+    const cursor = c.req.query('cursor');
+    await rating.settled();
+    const page = await fromStore(store.queryUnits(filter, { limit, ...(cursor ? { cursor } : {}) }));
+    return c.json({ units: page.units.map(unitToJson), next_cursor: page.nextCursor });
+  });
+
+  app.get('/v1/units.csv', async (c) => {
+    const filter = unitFilterOf(c);
+    await rating.settled();
+    const rows: string[] = [CSV_COLUMNS.join(',')];
+    let cursor: string | undefined;
+    for (;;) {
+      const page = await fromStore(
+        store.queryUnits(filter, { limit: MAX_PAGE, ...(cursor ? { cursor } : {}) }),
+      );
+      for (const unit of page.units) rows.push(unitCsvRow(unitToJson(unit)));
+      if (page.nextCursor === null) break;
+      cursor = page.nextCursor;
+    }
+    return c.body(`${rows.join('\r\n')}\r\n`, 200, {
+      'Content-Type': 'text/csv; charset=utf-8',
+      'Content-Disposition': 'attachment; filename="wameter-units.csv"',
+    });
+  });
+
+  app.get('/v1/totals', async (c) => {
+    const filter = unitFilterOf(c);
+    await rating.settled();
+    const totals = await fromStore(store.totals(filter));
+    return c.json({ totals: totalsToJson(totals) });
+  });
+
+  app.get('/v1/explain', async (c) => {
+    const user = c.req.query('user');
+    if (!user) throw new QueryError('BAD_QUERY', '"user" (the WhatsApp id of the user) is required.');
+    const business = c.req.query('business') || undefined;
+    const waba = c.req.query('waba');
+    if (waba && !mayAccess(c, waba)) {
+      throw new QueryError('FORBIDDEN_WABA', `WABA ${JSON.stringify(waba)} is not one of this key's.`);
+    }
+    const scope = scopeOf(c);
+    const visibleWabas = waba ? [waba] : scope;
+    const report = await fromStore(
+      rating.explain({ user, ...(business ? { business } : {}), ...(visibleWabas ? { visibleWabas } : {}) }),
+    );
+    return c.json(report);
+  });
+
+  app.get('/v1/analytics', async (c) => {
+    const filter = unitFilterOf(c);
+    const start = c.req.query('start');
+    const end = c.req.query('end');
+    if (!start || !end || !/^\d+$/.test(start) || !/^\d+$/.test(end) || Number(end) <= Number(start)) {
+      throw new QueryError('BAD_QUERY', '"start" and "end" are required Unix seconds, with end after start.');
+    }
+    const granularity = (c.req.query('granularity') ?? 'DAILY').toUpperCase();
+    if (!(GRANULARITIES as readonly string[]).includes(granularity)) {
+      throw new QueryError('BAD_QUERY', `"granularity" must be one of ${GRANULARITIES.join(', ')}.`);
+    }
+    const kindText = c.req.query('metric') ?? 'conversation';
+    if (kindText !== 'conversation' && kindText !== 'pricing') {
+      throw new QueryError(
+        'BAD_QUERY',
+        '"metric" must be conversation (conversation_analytics) or pricing (pricing_analytics).',
+      );
+    }
+    const kind: AnalyticsKind = kindText;
+    const asked: AnalyticsDimension[] = [];
+    for (const name of (c.req.query('dimensions') ?? '').split(',').map((d) => d.trim().toUpperCase())) {
+      if (name === '') continue;
+      const dimension = ANALYTICS_DIMENSIONS[name];
+      if (!dimension) {
+        throw new QueryError(
+          'BAD_QUERY',
+          `unknown dimension "${name}"; known: ${Object.keys(ANALYTICS_DIMENSIONS).join(', ')}.`,
+        );
+      }
+      if (!asked.includes(dimension)) asked.push(dimension);
+    }
+    // Amounts of different currencies never add up: always split by currency.
+    const dimensions: AnalyticsDimension[] = asked.includes('currency') ? asked : [...asked, 'currency'];
+    const timeZone = c.req.query('time_zone');
+    filter.fromMs = Math.max(filter.fromMs ?? 0, Number(start) * 1000);
+    filter.toMs = Math.min(filter.toMs ?? Infinity, Number(end) * 1000);
+    await rating.settled();
+    const points = await fromStore(
+      store.analytics({
+        ...filter,
+        granularity: granularity as Granularity,
+        dimensions,
+        ...(timeZone ? { timeZone } : {}),
+      }),
+    );
+    const countField = kind === 'conversation' ? 'conversation' : 'volume';
+    const dataPoints = points.map((point) => {
+      const json: Record<string, unknown> = {
+        start: Math.floor(point.startMs / 1000),
+        end: Math.floor(point.endMs / 1000),
+        [countField]: point.units,
+      };
+      for (const dimension of dimensions) {
+        const value = point.dimensions[dimension] ?? null;
+        const isMetaWord = dimension === 'category' || dimension === 'type';
+        json[analyticsFieldName(kind, dimension)] =
+          value !== null && isMetaWord ? value.toUpperCase() : value;
+      }
+      json.cost = Number(formatMicros(point.amountMicros));
+      return json;
+    });
+    return c.json({ data: [{ data_points: dataPoints }] });
+  });
+
+  app.post('/v1/rerate', async (c) => {
+    const body = await readRawBody(c.req.raw, 64 * 1024);
+    if (!body.ok) return errorResponse(c, 'BODY_TOO_LARGE');
+    let request: Record<string, unknown> = {};
+    if (body.bytes.byteLength > 0) {
+      try {
+        const value: unknown = JSON.parse(new TextDecoder().decode(body.bytes));
+        if (typeof value !== 'object' || value === null || Array.isArray(value))
+          throw new Error('not an object');
+        request = value as Record<string, unknown>;
+      } catch {
+        return errorResponse(
+          c,
+          'MALFORMED_JSON',
+          'Send a JSON object: {"from","to","wabas","as_of_rules","dry_run"}.',
+        );
+      }
+    }
+    const instant = (name: string): number | undefined => {
+      if (request[name] === undefined || request[name] === null) return undefined;
+      const parsed = parseInstant(request[name]);
+      if (!parsed.ok) throw new QueryError('BAD_QUERY', `"${name}": ${parsed.error.message}.`);
+      return parsed.value;
+    };
+    const fromMs = instant('from');
+    const toMs = instant('to');
+    let wabas: string[] | undefined;
+    if (request.wabas !== undefined) {
+      if (!Array.isArray(request.wabas) || !request.wabas.every((w) => typeof w === 'string' && w !== '')) {
+        throw new QueryError('BAD_QUERY', '"wabas" must be a list of WABA ids.');
+      }
+      wabas = request.wabas as string[];
+      const refused = wabas.find((waba) => !mayAccess(c, waba));
+      if (refused !== undefined) {
+        throw new QueryError('FORBIDDEN_WABA', `WABA ${JSON.stringify(refused)} is not one of this key's.`);
+      }
+    }
+    const era = request.as_of_rules;
+    if (era !== undefined && era !== null && !(ERAS as readonly unknown[]).includes(era)) {
+      throw new QueryError('BAD_QUERY', `"as_of_rules" must be one of ${ERAS.join(', ')}.`);
+    }
+    if (request.rate_cards !== undefined) {
+      throw new QueryError(
+        'BAD_QUERY',
+        'Other rate cards are given to `wameter rerate --rate-cards`, not over HTTP.',
+      );
+    }
+    const scope = scopeOf(c);
+    const result = await fromStore(
+      rating.rerate({
+        ...(wabas ? { wabas } : {}),
+        ...(scope ? { visibleWabas: scope } : {}),
+        ...(fromMs === undefined ? {} : { fromMs }),
+        ...(toMs === undefined ? {} : { toMs }),
+        ...(typeof era === 'string' ? { asOfRules: era as Era } : {}),
+        isDryRun: request.dry_run === true,
+      }),
+    );
+    if (!result.ok) throw new QueryError('BAD_QUERY', result.error.message);
+    const report = result.value;
+    return c.json({
+      rating_id: report.ratingId,
+      wabas: report.wabas,
+      changed: report.changed,
+      unchanged: report.unchanged,
+      totals: report.totals,
+    });
+  });
+
+  app.get('/v1/ratings', async (c) => {
+    const limit = limitOf(c, 50);
+    const scope = scopeOf(c);
+    await rating.settled();
+    const records = await fromStore(store.listRatings(scope === undefined ? limit : MAX_PAGE));
+    // A rating is shown to a limited key only when every WABA it covers is the key's.
+    const visible = records.filter(
+      (record) => scope === undefined || record.wabas.every((w) => scope.includes(w)),
+    );
+    return c.json({ ratings: visible.slice(0, limit).map(ratingToJson) });
+  });
+
+  // --- operations ------------------------------------------------------------------------------------
+
+  app.get('/healthz', async (c) => {
+    try {
+      await store.ping();
+      return c.json({ status: 'ok', rating_lag_seconds: rating.lagSeconds() });
+    } catch (error) {
+      metrics.inc('store_errors_total');
+      logger.error('health check failed', errorFields(error));
+      return c.json(errorBody('STORE_UNAVAILABLE'), ERRORS.STORE_UNAVAILABLE.status);
+    }
+  });
+
+  app.get('/metrics', (c) =>
+    c.body(metrics.render(), 200, { 'Content-Type': 'text/plain; version=0.0.4; charset=utf-8' }),
+  );
+
+  app.get('/openapi.json', (c) => c.json(openApiDocument));
+
+  return app;
+}

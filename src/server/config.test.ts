@@ -1,0 +1,175 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { apiKeyName, describeConfig, loadServiceConfig, parseApiKeySpec } from './config.js';
+import { createJsonLogger } from './logger.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'wameter-config-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+function writeJson(name: string, value: unknown): string {
+  const path = join(dir, name);
+  writeFileSync(path, typeof value === 'string' ? value : JSON.stringify(value));
+  return path;
+}
+
+describe('loadServiceConfig', () => {
+  it('uses the contract defaults with an empty environment', () => {
+    const result = loadServiceConfig({ env: {} });
+    expect(result).toMatchObject({
+      ok: true,
+      value: {
+        db: 'sqlite:./wameter.db',
+        port: 8080,
+        appSecrets: [],
+        verifyToken: null,
+        apiKeys: [],
+        accountsPath: null,
+        rateCardPaths: [],
+        bodyLimitBytes: 4 * 1024 * 1024,
+        logLevel: 'info',
+      },
+    });
+  });
+
+  it('reads every setting from the environment', () => {
+    const accounts = writeJson('accounts.json', { accounts: [] });
+    const result = loadServiceConfig({
+      env: {
+        DATABASE_URL: 'postgres://postgres@127.0.0.1:5432/test',
+        PORT: '9090',
+        WAMETER_APP_SECRETS: 'secret-a, secret-b',
+        WAMETER_VERIFY_TOKEN: 'tok',
+        WAMETER_API_KEYS: 'k1=W1+W2,k2=*',
+        WAMETER_ACCOUNTS: accounts,
+        WAMETER_RATE_LIMIT: '10/20',
+        WAMETER_BODY_LIMIT: '1000',
+      },
+    });
+    expect(result.ok).toBe(true);
+    if (!result.ok) return;
+    expect(result.value).toMatchObject({
+      db: 'postgres://postgres@127.0.0.1:5432/test',
+      port: 9090,
+      appSecrets: ['secret-a', 'secret-b'],
+      verifyToken: 'tok',
+      accountsPath: accounts,
+      rateLimit: { perSecond: 10, burst: 20 },
+      bodyLimitBytes: 1000,
+    });
+    expect(result.value.apiKeys).toEqual([
+      { name: apiKeyName('k1'), key: 'k1', wabas: ['W1', 'W2'] },
+      { name: apiKeyName('k2'), key: 'k2', wabas: '*' },
+    ]);
+  });
+
+  it('WAMETER_DB wins over DATABASE_URL; the file wins over both; flags win over the file', () => {
+    const env = { WAMETER_DB: 'sqlite:env.db', DATABASE_URL: 'sqlite:url.db', PORT: '1111' };
+    expect(loadServiceConfig({ env })).toMatchObject({ value: { db: 'sqlite:env.db', port: 1111 } });
+    const file = writeJson('precedence.json', { db: 'sqlite:file.db', port: 2222 });
+    expect(loadServiceConfig({ env, configFile: file })).toMatchObject({
+      value: { db: 'sqlite:file.db', port: 2222 },
+    });
+    expect(
+      loadServiceConfig({ env, configFile: file, flags: { db: 'sqlite:flag.db', port: '3333' } }),
+    ).toMatchObject({
+      value: { db: 'sqlite:flag.db', port: 3333 },
+    });
+  });
+
+  it('reads API keys from the config file as a list with names', () => {
+    const file = writeJson('keys.json', { apiKeys: [{ name: 'acme', key: 'acme-secret', wabas: ['W1'] }] });
+    expect(loadServiceConfig({ env: {}, configFile: file })).toMatchObject({
+      value: { apiKeys: [{ name: 'acme', key: 'acme-secret', wabas: ['W1'] }] },
+    });
+  });
+
+  it('turns the rate limit off with "off"', () => {
+    expect(loadServiceConfig({ env: { WAMETER_RATE_LIMIT: 'off' } })).toMatchObject({
+      value: { rateLimit: null },
+    });
+  });
+
+  it.each([
+    [{ PORT: 'eighty' }, 'port must be a whole number'],
+    [{ PORT: '70000' }, 'port must be a whole number'],
+    [{ WAMETER_API_KEYS: 'justakey' }, 'WAMETER_API_KEYS: item 1 is not KEY=WABA+WABA'],
+    [{ WAMETER_API_KEYS: 'k=W1+' }, 'empty WABA'],
+    [{ WAMETER_API_KEYS: 'k=W1,k=W2' }, 'listed twice'],
+    [
+      { WAMETER_ACCOUNTS: '/nonexistent/accounts.json' },
+      'accounts file "/nonexistent/accounts.json" cannot be read',
+    ],
+    [{ WAMETER_RATE_CARDS: '/nonexistent/cards' }, 'rate card path'],
+    [{ WAMETER_DB: 'mysql://x' }, 'database must be sqlite:PATH or postgres://'],
+    [{ WAMETER_RATE_LIMIT: 'fast' }, 'WAMETER_RATE_LIMIT must be "off"'],
+    [{ WAMETER_LOG_LEVEL: 'loud' }, 'WAMETER_LOG_LEVEL must be one of'],
+    [{ WAMETER_BODY_LIMIT: '-1' }, 'WAMETER_BODY_LIMIT must be a positive whole number'],
+  ])('refuses %j with a message that says what to fix', (env, message) => {
+    const result = loadServiceConfig({ env });
+    expect(result.ok).toBe(false);
+    if (result.ok) return;
+    expect(result.error.code).toBe('BAD_CONFIG');
+    expect(result.error.problems.join('\n')).toContain(message);
+  });
+
+  it('lists every problem at once', () => {
+    const result = loadServiceConfig({ env: { PORT: 'x', WAMETER_LOG_LEVEL: 'y' } });
+    expect(result.ok ? [] : result.error.problems).toHaveLength(2);
+  });
+
+  it('refuses an unreadable, invalid or unknown-keyed config file', () => {
+    const missing = loadServiceConfig({ env: {}, configFile: join(dir, 'nope.json') });
+    expect(missing.ok ? '' : missing.error.problems[0]).toContain('cannot be read');
+    const invalid = loadServiceConfig({ env: {}, configFile: writeJson('bad.json', '{port: 1') });
+    expect(invalid.ok ? '' : invalid.error.problems[0]).toContain('not valid JSON');
+    const unknown = loadServiceConfig({ env: {}, configFile: writeJson('unknown.json', { prot: 1 }) });
+    expect(unknown.ok ? '' : unknown.error.problems[0]).toContain('unknown setting "prot"');
+  });
+
+  it('never quotes a secret in its problems', () => {
+    const result = loadServiceConfig({ env: { WAMETER_API_KEYS: 'supersecretkey', PORT: 'x' } });
+    expect(JSON.stringify(result)).not.toContain('supersecretkey');
+  });
+});
+
+describe('parseApiKeySpec', () => {
+  it('parses KEY=W1+W2 and KEY=*', () => {
+    const problems: string[] = [];
+    expect(parseApiKeySpec('a=W1+W2, b=*', 'test', problems).map((k) => k.wabas)).toEqual([
+      ['W1', 'W2'],
+      '*',
+    ]);
+    expect(problems).toEqual([]);
+  });
+});
+
+describe('describeConfig (what the service logs at start)', () => {
+  it('holds no secret, key, verify token or database password', () => {
+    const result = loadServiceConfig({
+      env: {
+        WAMETER_DB: 'postgres://wameter:db-password-1@db:5432/prod',
+        WAMETER_APP_SECRETS: 'app-secret-1,app-secret-2',
+        WAMETER_VERIFY_TOKEN: 'verify-token-1',
+        WAMETER_API_KEYS: 'api-key-1=W1,api-key-2=*',
+      },
+    });
+    if (!result.ok) throw new Error(result.error.problems.join('\n'));
+    const lines: string[] = [];
+    const logger = createJsonLogger({ level: 'info', clock: () => 0, write: (line) => lines.push(line) });
+    logger.info('configuration', describeConfig(result.value));
+    const logged = lines.join('\n');
+    for (const secret of [
+      'db-password-1',
+      'app-secret-1',
+      'app-secret-2',
+      'verify-token-1',
+      'api-key-1',
+      'api-key-2',
+    ]) {
+      expect(logged).not.toContain(secret);
+    }
+    expect(logged).toContain('postgres://wameter:***@db:5432/prod');
+  });
+});

@@ -1,0 +1,436 @@
+// The service's settings (contract.md §5), read ONCE at start from flags, a JSON config file and the
+// environment (flags win over the file, the file over the environment), validated into one typed value.
+// It never logs: secrets live only in the returned value; `describeConfig` is the loggable view.
+
+import { accessSync, constants, readFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { err, ok, type Result } from '../core/result.js';
+
+export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'silent';
+const LOG_LEVELS: readonly LogLevel[] = ['debug', 'info', 'warn', 'error', 'silent'];
+
+export interface ApiKey {
+  /** A loggable name for the key (never the key): from the config file, else `key_<8 hex of its SHA-256>`. */
+  name: string;
+  /** The secret bearer token. */
+  key: string;
+  /** The WABAs this key may read and write; `'*'` = every WABA. */
+  wabas: readonly string[] | '*';
+}
+
+export interface RateLimitConfig {
+  /** Sustained requests per second per client IP. */
+  perSecond: number;
+  /** Requests a client may send at once before being limited. */
+  burst: number;
+}
+
+export interface ServiceConfig {
+  /** `sqlite:PATH` or `postgres://…`. */
+  db: string;
+  port: number;
+  host: string;
+  appSecrets: readonly string[];
+  verifyToken: string | null;
+  apiKeys: readonly ApiKey[];
+  accountsPath: string | null;
+  /** Rate card files or folders; empty = the bundled cards. */
+  rateCardPaths: readonly string[];
+  /** Largest request body accepted (webhooks and /v1/events). */
+  bodyLimitBytes: number;
+  /** Per-IP token bucket on /webhooks and /v1; `null` = no limit. */
+  rateLimit: RateLimitConfig | null;
+  logLevel: LogLevel;
+  /** How long live re-rating waits to batch arrivals. */
+  ratingDebounceMs: number;
+}
+
+/** What the command line gave (every field optional; undefined = not given). */
+export interface ServiceFlags {
+  db?: string;
+  port?: string | number;
+  host?: string;
+  logLevel?: string;
+}
+
+export interface ConfigError {
+  code: 'BAD_CONFIG';
+  /** One line per problem, each saying what to fix. */
+  problems: string[];
+}
+
+export const DEFAULT_DB = 'sqlite:./wameter.db';
+export const DEFAULT_PORT = 8080;
+/** Meta batches up to ~1,000 statuses in one POST: 4 MiB leaves a wide margin. */
+export const DEFAULT_BODY_LIMIT_BYTES = 4 * 1024 * 1024;
+export const DEFAULT_RATE_LIMIT: RateLimitConfig = { perSecond: 100, burst: 200 };
+
+/** The JSON config file (`--config FILE`); every field optional. */
+interface ConfigFile {
+  db?: unknown;
+  port?: unknown;
+  host?: unknown;
+  appSecrets?: unknown;
+  verifyToken?: unknown;
+  apiKeys?: unknown;
+  accounts?: unknown;
+  rateCards?: unknown;
+  bodyLimitBytes?: unknown;
+  rateLimit?: unknown;
+  logLevel?: unknown;
+  ratingDebounceMs?: unknown;
+}
+
+const FILE_KEYS = new Set([
+  'db',
+  'port',
+  'host',
+  'appSecrets',
+  'verifyToken',
+  'apiKeys',
+  'accounts',
+  'rateCards',
+  'bodyLimitBytes',
+  'rateLimit',
+  'logLevel',
+  'ratingDebounceMs',
+]);
+
+export function apiKeyName(key: string): string {
+  return `key_${createHash('sha256').update(key).digest('hex').slice(0, 8)}`;
+}
+
+/** `key1=W1+W2,key2=*` → keys; problems never quote the key itself. */
+export function parseApiKeySpec(spec: string, where: string, problems: string[]): ApiKey[] {
+  const keys: ApiKey[] = [];
+  const items = spec
+    .split(',')
+    .map((item) => item.trim())
+    .filter((item) => item !== '');
+  items.forEach((item, index) => {
+    const eq = item.indexOf('=');
+    const key = eq < 0 ? '' : item.slice(0, eq).trim();
+    const scope = eq < 0 ? '' : item.slice(eq + 1).trim();
+    if (key === '' || scope === '') {
+      problems.push(
+        `${where}: item ${index + 1} is not KEY=WABA+WABA or KEY=* (example: WAMETER_API_KEYS="s3cret=102290129340398,admin=*")`,
+      );
+      return;
+    }
+    const wabas = scope === '*' ? '*' : scope.split('+').map((w) => w.trim());
+    if (wabas !== '*' && wabas.some((w) => w === '' || w === '*')) {
+      problems.push(`${where}: item ${index + 1} has an empty WABA or mixes * with WABAs; use W1+W2 or *`);
+      return;
+    }
+    keys.push({ name: apiKeyName(key), key, wabas });
+  });
+  return keys;
+}
+
+function parseApiKeysFromFile(value: unknown, problems: string[]): ApiKey[] | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value === 'string') return parseApiKeySpec(value, 'config file "apiKeys"', problems);
+  if (!Array.isArray(value)) {
+    problems.push('config file "apiKeys" must be "KEY=W1+W2,…" or a list of {"key", "wabas", "name"?}');
+    return undefined;
+  }
+  const keys: ApiKey[] = [];
+  value.forEach((item: unknown, index) => {
+    const where = `config file "apiKeys"[${index}]`;
+    if (typeof item !== 'object' || item === null) {
+      problems.push(`${where} must be an object {"key", "wabas": ["W1"] or "*", "name"?}`);
+      return;
+    }
+    const { key, wabas, name } = item as { key?: unknown; wabas?: unknown; name?: unknown };
+    if (typeof key !== 'string' || key === '') {
+      problems.push(`${where}."key" must be a non-empty string`);
+      return;
+    }
+    let scope: readonly string[] | '*';
+    if (wabas === '*') scope = '*';
+    else if (
+      Array.isArray(wabas) &&
+      wabas.length > 0 &&
+      wabas.every((w) => typeof w === 'string' && w !== '')
+    ) {
+      scope = wabas as string[];
+    } else {
+      problems.push(`${where}."wabas" must be "*" or a non-empty list of WABA ids`);
+      return;
+    }
+    if (name !== undefined && (typeof name !== 'string' || name === '')) {
+      problems.push(`${where}."name" must be a non-empty string`);
+      return;
+    }
+    keys.push({ name: typeof name === 'string' ? name : apiKeyName(key), key, wabas: scope });
+  });
+  return keys;
+}
+
+function stringList(value: unknown, where: string, problems: string[]): string[] | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value === 'string') return splitList(value);
+  if (Array.isArray(value) && value.every((v) => typeof v === 'string')) return value as string[];
+  problems.push(`${where} must be a string (comma-separated) or a list of strings`);
+  return undefined;
+}
+
+function splitList(text: string): string[] {
+  return text
+    .split(',')
+    .map((part) => part.trim())
+    .filter((part) => part !== '');
+}
+
+function optionalString(value: unknown, where: string, problems: string[]): string | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value === 'string' && value !== '') return value;
+  problems.push(`${where} must be a non-empty string`);
+  return undefined;
+}
+
+function parsePort(value: unknown, where: string, problems: string[]): number | undefined {
+  if (value === undefined) return undefined;
+  const text = String(value).trim();
+  const port = /^\d+$/.test(text) ? Number(text) : NaN;
+  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+    problems.push(
+      `${where}: port must be a whole number from 0 to 65535 (0 = any free port), not ${JSON.stringify(value)}`,
+    );
+    return undefined;
+  }
+  return port;
+}
+
+function parsePositiveInt(
+  value: unknown,
+  where: string,
+  problems: string[],
+  what: string,
+): number | undefined {
+  if (value === undefined) return undefined;
+  const text = String(value).trim();
+  const number = /^\d+$/.test(text) ? Number(text) : NaN;
+  if (!Number.isSafeInteger(number) || number <= 0) {
+    problems.push(`${where} must be a positive whole number (${what}), not ${JSON.stringify(value)}`);
+    return undefined;
+  }
+  return number;
+}
+
+/** `off`, `N` (per second, burst 2N) or `N/BURST`; or the file's `{perSecond, burst}` / `false`. */
+function parseRateLimit(
+  value: unknown,
+  where: string,
+  problems: string[],
+): RateLimitConfig | null | undefined {
+  if (value === undefined) return undefined;
+  if (value === false || value === null || value === 'off') return null;
+  if (typeof value === 'object') {
+    const { perSecond, burst } = value as { perSecond?: unknown; burst?: unknown };
+    const rate = parsePositiveInt(perSecond, `${where}.perSecond`, problems, 'requests per second');
+    const size =
+      burst === undefined ? rate && rate * 2 : parsePositiveInt(burst, `${where}.burst`, problems, 'burst');
+    return rate && size ? { perSecond: rate, burst: size } : undefined;
+  }
+  const match = /^(\d+)(?:\/(\d+))?$/.exec(String(value).trim());
+  if (!match || Number(match[1]) <= 0 || (match[2] !== undefined && Number(match[2]) <= 0)) {
+    problems.push(
+      `${where} must be "off", "N" or "N/BURST" (requests per second per client IP), not ${JSON.stringify(value)}`,
+    );
+    return undefined;
+  }
+  const perSecond = Number(match[1]);
+  return { perSecond, burst: match[2] === undefined ? perSecond * 2 : Number(match[2]) };
+}
+
+function parseLogLevel(value: unknown, where: string, problems: string[]): LogLevel | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value === 'string' && (LOG_LEVELS as readonly string[]).includes(value))
+    return value as LogLevel;
+  problems.push(`${where} must be one of ${LOG_LEVELS.join(', ')}, not ${JSON.stringify(value)}`);
+  return undefined;
+}
+
+function checkDb(db: string, problems: string[]): void {
+  if (db.startsWith('sqlite:')) {
+    if (db.length === 'sqlite:'.length)
+      problems.push('database: "sqlite:" needs a path, e.g. sqlite:./wameter.db');
+    return;
+  }
+  if (/^postgres(ql)?:\/\//.test(db)) return;
+  // Anything else with a scheme is a mistake; a bare path is a SQLite file (open-store.ts).
+  if (/^[a-z][a-z0-9+.-]+:/i.test(db) && !/^[a-z]:[\\/]/i.test(db)) {
+    problems.push(
+      'database must be sqlite:PATH or postgres://USER@HOST:PORT/DB (set --db, WAMETER_DB or DATABASE_URL)',
+    );
+  }
+}
+
+function checkReadable(path: string, what: string, problems: string[]): void {
+  try {
+    accessSync(path, constants.R_OK);
+  } catch {
+    problems.push(`${what} ${JSON.stringify(path)} cannot be read: check the path and its permissions`);
+  }
+}
+
+function readConfigFile(path: string, problems: string[]): ConfigFile {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch {
+    problems.push(`config file ${JSON.stringify(path)} cannot be read: check the --config path`);
+    return {};
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (error) {
+    problems.push(`config file ${JSON.stringify(path)} is not valid JSON: ${(error as Error).message}`);
+    return {};
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    problems.push(`config file ${JSON.stringify(path)} must hold a JSON object`);
+    return {};
+  }
+  for (const key of Object.keys(value)) {
+    if (!FILE_KEYS.has(key)) {
+      problems.push(`config file: unknown setting "${key}" (known: ${[...FILE_KEYS].join(', ')})`);
+    }
+  }
+  return value as ConfigFile;
+}
+
+function envValue(env: Record<string, string | undefined>, name: string): string | undefined {
+  const value = env[name];
+  return value === undefined || value.trim() === '' ? undefined : value;
+}
+
+/**
+ * Reads and validates every setting once. `configFile` is the `--config` path. The error lists every
+ * problem at once, each naming the setting and how to fix it; it never quotes a secret.
+ */
+export function loadServiceConfig(input: {
+  flags?: ServiceFlags;
+  env?: Record<string, string | undefined>;
+  configFile?: string;
+}): Result<ServiceConfig, ConfigError> {
+  const flags = input.flags ?? {};
+  const env = input.env ?? {};
+  const problems: string[] = [];
+  const file = input.configFile === undefined ? {} : readConfigFile(input.configFile, problems);
+
+  const db =
+    optionalString(flags.db, '--db', problems) ??
+    optionalString(file.db, 'config file "db"', problems) ??
+    envValue(env, 'WAMETER_DB') ??
+    envValue(env, 'DATABASE_URL') ??
+    DEFAULT_DB;
+  checkDb(db, problems);
+
+  const port =
+    parsePort(flags.port, '--port', problems) ??
+    parsePort(file.port, 'config file "port"', problems) ??
+    parsePort(envValue(env, 'PORT'), 'PORT', problems) ??
+    DEFAULT_PORT;
+
+  const host =
+    optionalString(flags.host, '--host', problems) ??
+    optionalString(file.host, 'config file "host"', problems) ??
+    envValue(env, 'WAMETER_HOST') ??
+    '0.0.0.0';
+
+  const appSecrets =
+    stringList(file.appSecrets, 'config file "appSecrets"', problems) ??
+    splitList(envValue(env, 'WAMETER_APP_SECRETS') ?? '');
+
+  const verifyToken =
+    optionalString(file.verifyToken, 'config file "verifyToken"', problems) ??
+    envValue(env, 'WAMETER_VERIFY_TOKEN') ??
+    null;
+
+  const envKeys = envValue(env, 'WAMETER_API_KEYS');
+  const apiKeys =
+    parseApiKeysFromFile(file.apiKeys, problems) ??
+    (envKeys === undefined ? [] : parseApiKeySpec(envKeys, 'WAMETER_API_KEYS', problems));
+  const seen = new Set<string>();
+  for (const apiKey of apiKeys) {
+    if (seen.has(apiKey.key)) problems.push(`API key "${apiKey.name}" is listed twice; give each key once`);
+    seen.add(apiKey.key);
+  }
+
+  const accountsPath =
+    optionalString(file.accounts, 'config file "accounts"', problems) ??
+    envValue(env, 'WAMETER_ACCOUNTS') ??
+    null;
+  if (accountsPath !== null) checkReadable(accountsPath, 'accounts file', problems);
+
+  const rateCardPaths =
+    stringList(file.rateCards, 'config file "rateCards"', problems) ??
+    splitList(envValue(env, 'WAMETER_RATE_CARDS') ?? '');
+  for (const path of rateCardPaths) checkReadable(path, 'rate card path', problems);
+
+  const bodyLimitBytes =
+    parsePositiveInt(file.bodyLimitBytes, 'config file "bodyLimitBytes"', problems, 'bytes') ??
+    parsePositiveInt(envValue(env, 'WAMETER_BODY_LIMIT'), 'WAMETER_BODY_LIMIT', problems, 'bytes') ??
+    DEFAULT_BODY_LIMIT_BYTES;
+
+  // `null` (off) is an answer, not a missing value: only `undefined` falls through.
+  const fileRateLimit = parseRateLimit(file.rateLimit, 'config file "rateLimit"', problems);
+  const envRateLimit = parseRateLimit(envValue(env, 'WAMETER_RATE_LIMIT'), 'WAMETER_RATE_LIMIT', problems);
+  const rateLimit =
+    fileRateLimit !== undefined
+      ? fileRateLimit
+      : envRateLimit !== undefined
+        ? envRateLimit
+        : DEFAULT_RATE_LIMIT;
+
+  const logLevel =
+    parseLogLevel(flags.logLevel, '--log-level', problems) ??
+    parseLogLevel(file.logLevel, 'config file "logLevel"', problems) ??
+    parseLogLevel(envValue(env, 'WAMETER_LOG_LEVEL'), 'WAMETER_LOG_LEVEL', problems) ??
+    'info';
+
+  const ratingDebounceMs =
+    parsePositiveInt(file.ratingDebounceMs, 'config file "ratingDebounceMs"', problems, 'milliseconds') ??
+    100;
+
+  if (problems.length > 0) return err({ code: 'BAD_CONFIG', problems });
+  return ok({
+    db,
+    port,
+    host,
+    appSecrets,
+    verifyToken,
+    apiKeys,
+    accountsPath,
+    rateCardPaths,
+    bodyLimitBytes,
+    rateLimit,
+    logLevel,
+    ratingDebounceMs,
+  });
+}
+
+/** The configuration as it may be logged: secrets counted, never shown; the database password masked. */
+export function describeConfig(config: ServiceConfig): Record<string, unknown> {
+  return {
+    db: redactUrl(config.db),
+    port: config.port,
+    host: config.host,
+    appSecrets: config.appSecrets.length,
+    verifyToken: config.verifyToken === null ? 'none' : 'set',
+    apiKeys: config.apiKeys.map((k) => ({ name: k.name, wabas: k.wabas })),
+    accounts: config.accountsPath,
+    rateCards: config.rateCardPaths.length === 0 ? 'bundled' : config.rateCardPaths,
+    bodyLimitBytes: config.bodyLimitBytes,
+    rateLimit: config.rateLimit ?? 'off',
+    logLevel: config.logLevel,
+  };
+}
+
+/** `postgres://user:pw@host/db` → `postgres://user:***@host/db`. */
+export function redactUrl(url: string): string {
+  return url.replace(/^(postgres(?:ql)?:\/\/[^:/@]*:)[^@]*@/, '$1***@');
+}

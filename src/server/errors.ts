@@ -1,0 +1,93 @@
+// The service's one catalogue of errors (after Fastify's lib/errors.js): every refusal the HTTP API can
+// give, with a stable code, its HTTP status and a message that says what to do next. Routes never invent
+// a status or a code of their own; they name an entry here.
+
+import type { Context } from 'hono';
+import type { ContentfulStatusCode } from 'hono/utils/http-status';
+
+interface CatalogueEntry {
+  status: ContentfulStatusCode;
+  message: string;
+}
+
+export const ERRORS = {
+  MISSING_SIGNATURE: {
+    status: 401,
+    message: 'The X-Hub-Signature-256 header is missing: Meta signs every webhook POST; nothing was stored.',
+  },
+  BAD_SIGNATURE: {
+    status: 401,
+    message:
+      'X-Hub-Signature-256 does not match the body under any configured app secret (check WAMETER_APP_SECRETS); nothing was stored.',
+  },
+  WEBHOOK_NOT_CONFIGURED: {
+    status: 503,
+    message: 'No Meta app secret is configured, so no webhook can be verified: set WAMETER_APP_SECRETS.',
+  },
+  WRONG_VERIFY_TOKEN: {
+    status: 403,
+    message: 'hub.verify_token does not match the configured verify token (WAMETER_VERIFY_TOKEN).',
+  },
+  UNAUTHENTICATED: {
+    status: 401,
+    message: 'Send a valid API key as "Authorization: Bearer <key>" (keys are set with WAMETER_API_KEYS).',
+  },
+  FORBIDDEN_WABA: {
+    status: 403,
+    message: 'This API key may not read or write that WABA.',
+  },
+  BODY_TOO_LARGE: {
+    status: 413,
+    message: 'The request body is larger than the configured limit (bodyLimitBytes); nothing was stored.',
+  },
+  MALFORMED_JSON: {
+    status: 400,
+    message: 'The body is not valid JSON.',
+  },
+  MALFORMED_WEBHOOK: {
+    status: 400,
+    message: 'The body is JSON but not a WhatsApp Business Account webhook.',
+  },
+  RATE_LIMITED: {
+    status: 429,
+    message: 'Too many requests from this client: retry after the number of seconds in Retry-After.',
+  },
+  BAD_QUERY: {
+    status: 400,
+    message: 'A query parameter or request field is invalid.',
+  },
+  NOT_FOUND: {
+    status: 404,
+    message: 'No such endpoint: GET /openapi.json lists them all.',
+  },
+  STORE_UNAVAILABLE: {
+    status: 503,
+    message: 'The database cannot be reached right now; retry later (webhooks are retried by Meta).',
+  },
+  INTERNAL: {
+    status: 500,
+    message: 'Something unexpected failed inside wameter; the log has the details.',
+  },
+} as const satisfies Record<string, CatalogueEntry>;
+
+export type ErrorCode = keyof typeof ERRORS;
+
+export interface ErrorBody {
+  error: { code: ErrorCode; message: string };
+}
+
+/** `{error: {code, message}}`; `detail` (when given) is appended to the catalogue message. */
+export function errorBody(code: ErrorCode, detail?: string): ErrorBody {
+  const base = ERRORS[code].message;
+  return { error: { code, message: detail ? `${base} ${detail}` : base } };
+}
+
+/** The JSON error response for a catalogue entry. */
+export function errorResponse(
+  c: Context,
+  code: ErrorCode,
+  detail?: string,
+  headers?: Record<string, string>,
+): Response {
+  return c.json(errorBody(code, detail), ERRORS[code].status, headers);
+}

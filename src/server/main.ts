@@ -1,0 +1,139 @@
+// The service's entry point: the one place that reads configuration and builds adapters (store, pricing,
+// clock, logger), starts the HTTP server, and shuts it down gracefully (stop accepting, finish in-flight
+// requests and pending ratings, close the store). Run directly, it reads the environment (contract §5).
+
+import { realpathSync } from 'node:fs';
+import type { Server } from 'node:http';
+import { pathToFileURL } from 'node:url';
+import { serve } from '@hono/node-server';
+import { openStore } from '../store/open-store.js';
+import { createApp } from './app.js';
+import { describeConfig, loadServiceConfig, type ServiceConfig } from './config.js';
+import { createJsonLogger, errorFields, type Logger } from './logger.js';
+import { Metrics } from './metrics.js';
+import { loadPricingSetup, loadRateBook } from './pricing-setup.js';
+import { createRatingService } from './rating-service.js';
+
+export interface RunningServer {
+  /** `http://host:port` (a loopback address when listening on every interface). */
+  url: string;
+  port: number;
+  /** Stops accepting, finishes in-flight requests and pending ratings, closes the store. */
+  close(): Promise<void>;
+}
+
+export interface StartOptions {
+  logger?: Logger;
+  clock?: () => number;
+  /** How long close() lets in-flight requests finish before cutting connections. */
+  shutdownGraceMs?: number;
+}
+
+export async function startServer(config: ServiceConfig, options: StartOptions = {}): Promise<RunningServer> {
+  const clock = options.clock ?? Date.now;
+  const logger = options.logger ?? createJsonLogger({ level: config.logLevel, clock });
+  logger.info('starting', describeConfig(config));
+
+  const pricing = await loadPricingSetup({
+    accountsPath: config.accountsPath,
+    rateCardPaths: config.rateCardPaths,
+  });
+  if (!pricing.ok) throw new Error(pricing.error);
+  // openStore runs the schema migrations.
+  const store = await openStore(config.db);
+  const metrics = new Metrics();
+  const rating = createRatingService({
+    store,
+    pricing: pricing.value,
+    clock,
+    logger,
+    loadRateBook,
+    debounceMs: config.ratingDebounceMs,
+    onStoreError: () => metrics.inc('store_errors_total'),
+  });
+  const app = createApp({ store, config, clock, logger, rating, metrics });
+
+  let server: Server;
+  const port = await new Promise<number>((resolve, reject) => {
+    server = serve({ fetch: app.fetch, port: config.port, hostname: config.host }, (info) =>
+      resolve(info.port),
+    ) as Server;
+    server.once('error', reject);
+  }).catch(async (error: unknown) => {
+    await store.close();
+    throw error;
+  });
+  const host = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host;
+  const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  logger.info('listening', { url });
+
+  // A crash may have stored arrivals without rating them: bring the whole bill up to date (reads wait).
+  void rating.rateAll().catch((error: unknown) => logger.error('initial rating failed', errorFields(error)));
+
+  let closing: Promise<void> | undefined;
+  const close = () => {
+    closing ??= (async () => {
+      logger.info('shutting down');
+      await new Promise<void>((resolve) => {
+        const deadline = setTimeout(() => server.closeAllConnections(), options.shutdownGraceMs ?? 10_000);
+        // Keep-alive connections become idle as their last request finishes: close them as they do.
+        const sweeper = setInterval(() => server.closeIdleConnections(), 50);
+        server.close(() => {
+          clearTimeout(deadline);
+          clearInterval(sweeper);
+          resolve();
+        });
+        server.closeIdleConnections();
+      });
+      await rating.close();
+      await store.close();
+      logger.info('stopped');
+    })();
+    return closing;
+  };
+  return { url, port, close };
+}
+
+/** Starts the server and closes it gracefully on SIGTERM / SIGINT. Resolves once it is stopped. */
+export async function runUntilSignalled(config: ServiceConfig, options: StartOptions = {}): Promise<void> {
+  const running = await startServer(config, options);
+  await new Promise<void>((resolve) => {
+    const stop = () => {
+      process.off('SIGTERM', stop);
+      process.off('SIGINT', stop);
+      running.close().then(resolve, resolve);
+    };
+    process.on('SIGTERM', stop);
+    process.on('SIGINT', stop);
+  });
+}
+
+function isMainModule(): boolean {
+  const script = process.argv[1];
+  if (!script) return false;
+  try {
+    return import.meta.url === pathToFileURL(realpathSync(script)).href;
+  } catch {
+    return false;
+  }
+}
+
+if (isMainModule()) {
+  const config = loadServiceConfig({
+    env: process.env,
+    ...(process.env.WAMETER_CONFIG ? { configFile: process.env.WAMETER_CONFIG } : {}),
+  });
+  if (!config.ok) {
+    process.stderr.write(
+      `wameter: the configuration needs fixing:\n  - ${config.error.problems.join('\n  - ')}\n`,
+    );
+    process.exit(1);
+  }
+  runUntilSignalled(config.value).then(
+    () => process.exit(0),
+    (error: unknown) => {
+      process.stderr.write(`wameter: cannot start: ${(error as Error).message}\n`);
+      process.exit(1);
+    },
+  );
+}

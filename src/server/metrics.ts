@@ -1,0 +1,110 @@
+// A small Prometheus registry: counters, gauges and one latency histogram, rendered as the text exposition
+// format (version 0.0.4). Hand-written because the service needs six series, not a metrics framework.
+
+type Labels = Record<string, string>;
+
+function labelKey(labels: Labels | undefined): string {
+  if (!labels) return '';
+  const names = Object.keys(labels).sort();
+  if (names.length === 0) return '';
+  return `{${names.map((name) => `${name}="${escapeLabel(labels[name]!)}"`).join(',')}}`;
+}
+
+function escapeLabel(value: string): string {
+  return value.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"');
+}
+
+interface Series {
+  help: string;
+  type: 'counter' | 'gauge';
+  values: Map<string, number>;
+}
+
+/** Request duration buckets in seconds (Meta wants answers well under a second). */
+const DURATION_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
+
+interface Histogram {
+  counts: number[];
+  sum: number;
+  count: number;
+}
+
+export class Metrics {
+  private readonly series = new Map<string, Series>();
+  private readonly gauges = new Map<string, { help: string; read: () => number }>();
+  private readonly durations = new Map<string, Histogram>();
+
+  constructor() {
+    this.define('webhooks_received_total', 'Webhook POSTs whose signature was valid and body was stored.');
+    this.define('webhooks_rejected_total', 'Webhook POSTs refused, by reason.');
+    this.define('webhooks_duplicate_total', 'Webhook POSTs identical to one already stored (answered 200).');
+    this.define('events_ingested_total', 'Events newly stored, by source (webhook, api).');
+    this.define('store_errors_total', 'Store operations that failed (the database unreachable or refusing).');
+    this.define('rate_limited_total', 'Requests refused by the per-client rate limit.');
+    // Zero-valued series exist from the start so dashboards see them before the first event.
+    this.inc('webhooks_received_total', undefined, 0);
+    this.inc('webhooks_duplicate_total', undefined, 0);
+    this.inc('store_errors_total', undefined, 0);
+  }
+
+  private define(name: string, help: string): void {
+    this.series.set(name, { help, type: 'counter', values: new Map() });
+  }
+
+  inc(name: string, labels?: Labels, by = 1): void {
+    const series = this.series.get(name);
+    if (!series) throw new Error(`unknown metric ${name}`);
+    const key = labelKey(labels);
+    series.values.set(key, (series.values.get(key) ?? 0) + by);
+  }
+
+  /** A gauge read when /metrics is scraped. */
+  gauge(name: string, help: string, read: () => number): void {
+    this.gauges.set(name, { help, read });
+  }
+
+  observeRequest(method: string, route: string, status: number, seconds: number): void {
+    const key = labelKey({ method, route, status: String(status) });
+    let histogram = this.durations.get(key);
+    if (!histogram) {
+      histogram = { counts: DURATION_BUCKETS.map(() => 0), sum: 0, count: 0 };
+      this.durations.set(key, histogram);
+    }
+    DURATION_BUCKETS.forEach((bound, i) => {
+      if (seconds <= bound) histogram.counts[i]! += 1;
+    });
+    histogram.sum += seconds;
+    histogram.count += 1;
+  }
+
+  /** Current value of a counter series (tests, and the operator's eye). */
+  value(name: string, labels?: Labels): number {
+    return this.series.get(name)?.values.get(labelKey(labels)) ?? 0;
+  }
+
+  render(): string {
+    const lines: string[] = [];
+    for (const [name, series] of this.series) {
+      lines.push(`# HELP ${name} ${series.help}`, `# TYPE ${name} ${series.type}`);
+      for (const [key, value] of series.values) lines.push(`${name}${key} ${value}`);
+    }
+    for (const [name, gauge] of this.gauges) {
+      lines.push(`# HELP ${name} ${gauge.help}`, `# TYPE ${name} gauge`, `${name} ${gauge.read()}`);
+    }
+    const histogramName = 'http_request_duration_seconds';
+    lines.push(
+      `# HELP ${histogramName} HTTP request durations by route and status.`,
+      `# TYPE ${histogramName} histogram`,
+    );
+    for (const [key, histogram] of this.durations) {
+      const inner = key.slice(1, -1);
+      DURATION_BUCKETS.forEach((bound, i) => {
+        lines.push(`${histogramName}_bucket{${inner},le="${bound}"} ${histogram.counts[i]}`);
+      });
+      lines.push(`${histogramName}_bucket{${inner},le="+Inf"} ${histogram.count}`);
+      lines.push(`${histogramName}_sum${key} ${histogram.sum}`);
+      lines.push(`${histogramName}_count${key} ${histogram.count}`);
+    }
+    return `${lines.join('\n')}\n`;
+  }
+}

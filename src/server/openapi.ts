@@ -1,0 +1,437 @@
+// The hand-written OpenAPI 3.1 description of every route of app.ts, served at /openapi.json. A test checks
+// that every route the app registers appears here, so the document cannot silently fall behind.
+
+const errorResponse = (description: string) => ({
+  description,
+  content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } },
+});
+
+const unitFilterParameters = [
+  {
+    name: 'waba',
+    in: 'query',
+    schema: { type: 'string' },
+    description: 'One WABA (must be one of the key’s).',
+  },
+  { name: 'business', in: 'query', schema: { type: 'string' }, description: 'Business phone number id.' },
+  { name: 'user', in: 'query', schema: { type: 'string' }, description: 'User WhatsApp id.' },
+  { name: 'category', in: 'query', schema: { $ref: '#/components/schemas/Category' } },
+  { name: 'type', in: 'query', schema: { $ref: '#/components/schemas/PricingType' } },
+  {
+    name: 'market',
+    in: 'query',
+    schema: { type: 'string' },
+    description: 'Meta pricing market, e.g. India.',
+  },
+  {
+    name: 'from',
+    in: 'query',
+    schema: { type: 'string' },
+    description: 'Units opened at or after (ISO-8601 with offset, or Unix seconds).',
+  },
+  { name: 'to', in: 'query', schema: { type: 'string' }, description: 'Units opened before (same format).' },
+];
+
+const authErrors = {
+  '400': errorResponse('BAD_QUERY: a parameter is invalid.'),
+  '401': errorResponse('UNAUTHENTICATED: missing or unknown API key.'),
+  '403': errorResponse('FORBIDDEN_WABA: the key may not read that WABA.'),
+  '429': errorResponse('RATE_LIMITED (see Retry-After).'),
+  '503': errorResponse('STORE_UNAVAILABLE.'),
+};
+
+const json = (schema: unknown, description = 'OK') => ({
+  description,
+  content: { 'application/json': { schema } },
+});
+
+export const openApiDocument = {
+  openapi: '3.1.0',
+  info: {
+    title: 'wameter',
+    version: '1',
+    description:
+      'Meters and prices WhatsApp Business Platform traffic. Every /v1 call needs "Authorization: Bearer <key>"; ' +
+      'a key only ever sees the WABAs it is scoped to. Errors are {"error":{"code","message"}} with stable codes.',
+  },
+  components: {
+    securitySchemes: { apiKey: { type: 'http', scheme: 'bearer' } },
+    schemas: {
+      Error: {
+        type: 'object',
+        required: ['error'],
+        properties: {
+          error: {
+            type: 'object',
+            required: ['code', 'message'],
+            properties: {
+              code: {
+                type: 'string',
+                enum: [
+                  'MISSING_SIGNATURE',
+                  'BAD_SIGNATURE',
+                  'WEBHOOK_NOT_CONFIGURED',
+                  'WRONG_VERIFY_TOKEN',
+                  'UNAUTHENTICATED',
+                  'FORBIDDEN_WABA',
+                  'BODY_TOO_LARGE',
+                  'MALFORMED_JSON',
+                  'MALFORMED_WEBHOOK',
+                  'RATE_LIMITED',
+                  'BAD_QUERY',
+                  'NOT_FOUND',
+                  'STORE_UNAVAILABLE',
+                  'INTERNAL',
+                ],
+              },
+              message: { type: 'string' },
+            },
+          },
+        },
+      },
+      Category: {
+        type: 'string',
+        enum: [
+          'marketing',
+          'utility',
+          'authentication',
+          'authentication_international',
+          'service',
+          'referral_conversion',
+          'business_initiated',
+          'user_initiated',
+        ],
+      },
+      PricingType: {
+        type: 'string',
+        enum: ['regular', 'free_tier', 'free_entry_point', 'free_customer_service'],
+      },
+      Unit: {
+        type: 'object',
+        description: 'A billable unit as in contract.md §4 (money as exact decimal strings).',
+        required: [
+          'id',
+          'unit',
+          'pricing_model',
+          'era',
+          'waba',
+          'business',
+          'user',
+          'category',
+          'type',
+          'opened_at',
+        ],
+        properties: {
+          id: { type: 'string' },
+          unit: { type: 'string', enum: ['conversation', 'message'] },
+          pricing_model: { type: 'string', enum: ['NBP', 'CBP', 'PMP'] },
+          era: { type: 'string' },
+          waba: { type: 'string' },
+          business: { type: 'string' },
+          user: { type: 'string' },
+          country: { type: ['string', 'null'] },
+          market: { type: ['string', 'null'] },
+          category: { $ref: '#/components/schemas/Category' },
+          type: { $ref: '#/components/schemas/PricingType' },
+          opened_at: { type: 'string', format: 'date-time' },
+          expires_at: { type: ['string', 'null'], format: 'date-time' },
+          closed_at: { type: 'string', format: 'date-time' },
+          messages: { type: 'array', items: { type: 'string' } },
+          rate: { type: ['string', 'null'] },
+          amount: { type: ['string', 'null'] },
+          currency: { type: 'string' },
+          rate_card: { type: ['string', 'null'] },
+          rule: { type: 'string' },
+        },
+      },
+      Totals: {
+        type: 'object',
+        description: 'Per currency: {amount, units, by_category: {category: {units, amount}}}.',
+        additionalProperties: {
+          type: 'object',
+          properties: {
+            amount: { type: 'string' },
+            units: { type: 'integer' },
+            by_category: { type: 'object', additionalProperties: { type: 'object' } },
+          },
+        },
+      },
+    },
+  },
+  security: [{ apiKey: [] }],
+  paths: {
+    '/webhooks/whatsapp': {
+      get: {
+        summary: "Meta's verification handshake",
+        security: [],
+        parameters: [
+          { name: 'hub.mode', in: 'query', required: true, schema: { const: 'subscribe' } },
+          { name: 'hub.verify_token', in: 'query', required: true, schema: { type: 'string' } },
+          { name: 'hub.challenge', in: 'query', required: true, schema: { type: 'string' } },
+        ],
+        responses: {
+          '200': { description: 'The challenge, echoed as text/plain.', content: { 'text/plain': {} } },
+          '400': errorResponse('BAD_QUERY'),
+          '403': errorResponse('WRONG_VERIFY_TOKEN'),
+        },
+      },
+      post: {
+        summary: "Meta's signed webhooks",
+        description:
+          'X-Hub-Signature-256 is checked over the exact raw bytes against every configured app secret. The raw ' +
+          'body is stored durably before 200; an identical redelivery is 200 and changes nothing.',
+        security: [],
+        parameters: [
+          { name: 'X-Hub-Signature-256', in: 'header', required: true, schema: { type: 'string' } },
+        ],
+        requestBody: { required: true, content: { 'application/json': { schema: { type: 'object' } } } },
+        responses: {
+          '200': json({
+            type: 'object',
+            properties: {
+              received: { type: 'boolean' },
+              duplicate: { type: 'boolean' },
+              events: { type: 'integer' },
+              ignored: { type: 'integer' },
+              unreadable: { type: 'integer' },
+            },
+          }),
+          '400': errorResponse('MALFORMED_JSON / MALFORMED_WEBHOOK (the raw body is kept).'),
+          '401': errorResponse('MISSING_SIGNATURE / BAD_SIGNATURE (nothing stored).'),
+          '413': errorResponse('BODY_TOO_LARGE'),
+          '429': errorResponse('RATE_LIMITED'),
+          '503': errorResponse('WEBHOOK_NOT_CONFIGURED / STORE_UNAVAILABLE (Meta retries).'),
+        },
+      },
+    },
+    '/v1/events': {
+      post: {
+        summary: 'Ingest event lines (NDJSON), idempotently',
+        requestBody: { required: true, content: { 'application/x-ndjson': { schema: { type: 'string' } } } },
+        responses: {
+          '200': json({
+            type: 'object',
+            properties: {
+              accepted: { type: 'integer' },
+              duplicates: { type: 'integer' },
+              ignored: { type: 'integer' },
+              rejected: {
+                type: 'array',
+                items: {
+                  type: 'object',
+                  properties: {
+                    line: { type: 'integer' },
+                    code: { type: 'string' },
+                    error: { type: 'string' },
+                  },
+                },
+              },
+            },
+          }),
+          '413': errorResponse('BODY_TOO_LARGE'),
+          ...authErrors,
+        },
+      },
+    },
+    '/v1/units': {
+      get: {
+        summary: 'Billable units, filtered, with cursor pagination',
+        parameters: [
+          ...unitFilterParameters,
+          {
+            name: 'limit',
+            in: 'query',
+            schema: { type: 'integer', minimum: 1, maximum: 1000, default: 100 },
+          },
+          { name: 'cursor', in: 'query', schema: { type: 'string' } },
+        ],
+        responses: {
+          '200': json({
+            type: 'object',
+            properties: {
+              units: { type: 'array', items: { $ref: '#/components/schemas/Unit' } },
+              next_cursor: { type: ['string', 'null'] },
+            },
+          }),
+          ...authErrors,
+        },
+      },
+    },
+    '/v1/units.csv': {
+      get: {
+        summary: 'The same units as CSV',
+        parameters: unitFilterParameters,
+        responses: {
+          '200': { description: 'CSV with a header row.', content: { 'text/csv': {} } },
+          ...authErrors,
+        },
+      },
+    },
+    '/v1/totals': {
+      get: {
+        summary: 'Totals per currency and category',
+        parameters: unitFilterParameters,
+        responses: {
+          '200': json({ type: 'object', properties: { totals: { $ref: '#/components/schemas/Totals' } } }),
+          ...authErrors,
+        },
+      },
+    },
+    '/v1/explain': {
+      get: {
+        summary: "One user's timeline: why each business message was free or charged",
+        parameters: [
+          { name: 'user', in: 'query', required: true, schema: { type: 'string' } },
+          { name: 'business', in: 'query', schema: { type: 'string' } },
+          { name: 'waba', in: 'query', schema: { type: 'string' } },
+        ],
+        responses: {
+          '200': json({
+            type: 'object',
+            properties: {
+              user: { type: 'string' },
+              business: { type: ['string', 'null'] },
+              decisions: { type: 'array', items: { type: 'object' } },
+              units: { type: 'array', items: { $ref: '#/components/schemas/Unit' } },
+              pending: { type: 'array', items: { type: 'object' } },
+            },
+          }),
+          ...authErrors,
+        },
+      },
+    },
+    '/v1/analytics': {
+      get: {
+        summary: "Shaped like Meta's conversation_analytics / pricing_analytics",
+        parameters: [
+          {
+            name: 'start',
+            in: 'query',
+            required: true,
+            schema: { type: 'integer' },
+            description: 'Unix seconds.',
+          },
+          {
+            name: 'end',
+            in: 'query',
+            required: true,
+            schema: { type: 'integer' },
+            description: 'Unix seconds.',
+          },
+          {
+            name: 'granularity',
+            in: 'query',
+            schema: { enum: ['HALF_HOUR', 'DAILY', 'MONTHLY'], default: 'DAILY' },
+          },
+          {
+            name: 'dimensions',
+            in: 'query',
+            schema: { type: 'string' },
+            description:
+              'Comma list: CONVERSATION_CATEGORY, CONVERSATION_TYPE, PRICING_CATEGORY, PRICING_TYPE, COUNTRY, ' +
+              'PHONE, WABA, MARKET, CURRENCY.',
+          },
+          {
+            name: 'metric',
+            in: 'query',
+            schema: { enum: ['conversation', 'pricing'], default: 'conversation' },
+            description: 'conversation → "conversation" counts (conversation_analytics); pricing → "volume".',
+          },
+          {
+            name: 'time_zone',
+            in: 'query',
+            schema: { type: 'string' },
+            description: 'IANA zone for DAILY/MONTHLY.',
+          },
+          ...unitFilterParameters,
+        ],
+        responses: {
+          '200': json({
+            type: 'object',
+            properties: {
+              data: {
+                type: 'array',
+                items: {
+                  type: 'object',
+                  properties: { data_points: { type: 'array', items: { type: 'object' } } },
+                },
+              },
+            },
+          }),
+          ...authErrors,
+        },
+      },
+    },
+    '/v1/rerate': {
+      post: {
+        summary: 'Re-rate a period under another era; reports old vs new per unit and in total',
+        requestBody: {
+          content: {
+            'application/json': {
+              schema: {
+                type: 'object',
+                properties: {
+                  from: { type: 'string' },
+                  to: { type: 'string' },
+                  wabas: { type: 'array', items: { type: 'string' } },
+                  as_of_rules: {
+                    enum: ['NBP', 'CBP-2022', 'CBP-2023', 'CBP-2024-11', 'PMP-2025', 'PMP-2026-10'],
+                  },
+                  dry_run: { type: 'boolean', default: false },
+                },
+              },
+            },
+          },
+        },
+        responses: {
+          '200': json({
+            type: 'object',
+            properties: {
+              rating_id: { type: ['string', 'null'] },
+              wabas: { type: 'array', items: { type: 'string' } },
+              changed: { type: 'array', items: { type: 'object' } },
+              unchanged: { type: 'integer' },
+              totals: {
+                type: 'object',
+                properties: {
+                  old: { $ref: '#/components/schemas/Totals' },
+                  new: { $ref: '#/components/schemas/Totals' },
+                },
+              },
+            },
+          }),
+          ...authErrors,
+        },
+      },
+    },
+    '/v1/ratings': {
+      get: {
+        summary: 'History of ratings (live and re-rates), newest first',
+        parameters: [
+          { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 1000, default: 50 } },
+        ],
+        responses: {
+          '200': json({ type: 'object', properties: { ratings: { type: 'array' } } }),
+          ...authErrors,
+        },
+      },
+    },
+    '/healthz': {
+      get: {
+        summary: 'Health: the store is reachable',
+        security: [],
+        responses: { '200': json({ type: 'object' }), '503': errorResponse('STORE_UNAVAILABLE') },
+      },
+    },
+    '/metrics': {
+      get: {
+        summary: 'Prometheus metrics (text exposition format)',
+        security: [],
+        responses: { '200': { description: 'Metrics', content: { 'text/plain': {} } } },
+      },
+    },
+    '/openapi.json': {
+      get: { summary: 'This document', security: [], responses: { '200': json({ type: 'object' }) } },
+    },
+  },
+} as const;

@@ -1,0 +1,186 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { eventKey, type CoreEvent } from '../core/events.js';
+import { parseEventValue } from '../ingest/parse-event.js';
+import { openSqliteStore } from '../store/sqlite/sqlite-store.js';
+import type { Store } from '../store/store.js';
+import { conversationLines } from '../../test/server-kit.js';
+import { createMemoryLogger } from './logger.js';
+import { loadPricingSetup, loadRateBook } from './pricing-setup.js';
+import { accountBookFor, createRatingService, type RatingService } from './rating-service.js';
+
+let dir: string;
+let store: Store;
+let rating: RatingService;
+let nowMs: number;
+const logger = createMemoryLogger();
+
+function events(lines: readonly object[]): CoreEvent[] {
+  return lines.flatMap((line) => {
+    const parsed = parseEventValue(line);
+    if (!parsed.ok) throw new Error(parsed.error.message);
+    return parsed.value.events;
+  });
+}
+
+async function ingest(lines: readonly object[]): Promise<void> {
+  const inserted = await store.ingestEvents(
+    events(lines).map((event) => ({ key: eventKey(event), event, receivedAtMs: nowMs, source: 'test' })),
+  );
+  rating.markDirty(inserted.inserted.map((event) => event.waba ?? ''));
+}
+
+async function makeService(accounts?: object): Promise<void> {
+  let accountsPath: string | null = null;
+  if (accounts) {
+    accountsPath = join(dir, 'accounts.json');
+    writeFileSync(accountsPath, JSON.stringify(accounts));
+  }
+  const pricing = await loadPricingSetup({ accountsPath, rateCardPaths: [] });
+  if (!pricing.ok) throw new Error(pricing.error);
+  rating = createRatingService({
+    store,
+    pricing: pricing.value,
+    clock: () => nowMs,
+    logger,
+    loadRateBook,
+    debounceMs: 50,
+  });
+}
+
+beforeEach(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'wameter-rating-'));
+  store = await openSqliteStore(join(dir, 'rating.db'));
+  nowMs = Date.parse('2025-08-01T00:00:00Z');
+});
+
+afterEach(async () => {
+  await rating?.close();
+  await store.close().catch(() => undefined);
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('live re-rating', () => {
+  it('a status delivered before its message was sent still ends in the batch result', async () => {
+    await makeService();
+    const lines = conversationLines('W1', 'PN1', '919876543210', 'wamid.l');
+    const statuses = lines.filter((l) => (l as { kind: string }).kind === 'status');
+    const others = lines.filter((l) => (l as { kind: string }).kind !== 'status');
+    await ingest(statuses);
+    await rating.settled();
+    expect((await store.queryUnits({}, { limit: 100 })).units).toEqual([]);
+    await ingest(others);
+    await rating.settled();
+    const live = (await store.queryUnits({}, { limit: 100 })).units;
+    expect(live.length).toBe(3);
+    expect(
+      live
+        .map((u) => u.messages)
+        .flat()
+        .sort(),
+    ).toEqual(['wamid.l.o1', 'wamid.l.o2', 'wamid.l.o3']);
+  });
+
+  it('debounces arrivals and reports the rating lag until the bill is current', async () => {
+    await makeService();
+    await ingest(conversationLines('W1', 'PN1', '919876543210', 'wamid.m').slice(0, 3));
+    nowMs += 2000;
+    expect(rating.lagSeconds()).toBe(2);
+    await rating.settled();
+    expect(rating.lagSeconds()).toBe(0);
+  });
+
+  it('rates the WABAs of one portfolio together and records one history entry for them', async () => {
+    await makeService({
+      accounts: [
+        { waba: 'W1', timezone: 'UTC', currency: 'USD', portfolio: 'P1' },
+        { waba: 'W2', timezone: 'UTC', currency: 'USD', portfolio: 'P1' },
+      ],
+    });
+    await ingest(conversationLines('W1', 'PN1', '919876543210', 'wamid.p1'));
+    await rating.settled();
+    await ingest(conversationLines('W2', 'PN2', '919876543211', 'wamid.p2'));
+    await rating.settled();
+    const [latest] = await store.listRatings(1);
+    expect(latest!.wabas).toEqual(['W1', 'W2']);
+    expect(latest!.reason).toBe('live');
+  });
+
+  it('rateAll rates what a crash left unrated', async () => {
+    await makeService();
+    await store.ingestEvents(
+      events(conversationLines('W9', 'PN9', '919876543219', 'wamid.c')).map((event) => ({
+        key: eventKey(event),
+        event,
+        receivedAtMs: nowMs,
+        source: 'test',
+      })),
+    );
+    await rating.rateAll();
+    expect((await store.queryUnits({}, { limit: 100 })).units.length).toBe(3);
+  });
+
+  it('a failing store is logged, counted and retried, and settled() still returns', async () => {
+    let failures = 0;
+    const pricing = await loadPricingSetup({ accountsPath: null, rateCardPaths: [] });
+    if (!pricing.ok) throw new Error(pricing.error);
+    rating = createRatingService({
+      store,
+      pricing: pricing.value,
+      clock: () => nowMs,
+      logger,
+      onStoreError: () => (failures += 1),
+    });
+    await store.close();
+    rating.markDirty(['W1']);
+    await rating.settled();
+    expect(failures).toBe(1);
+    expect(rating.lagSeconds()).toBeGreaterThanOrEqual(0);
+    expect(logger.lines.some((line) => line.includes('live rating failed'))).toBe(true);
+  });
+});
+
+describe('re-rate', () => {
+  it('re-rates under other rate cards (CLI paths) and reports the change', async () => {
+    await makeService();
+    await ingest(conversationLines('W1', 'PN1', '919876543210', 'wamid.rr'));
+    const result = await rating.rerate({
+      rateCardPaths: ['data/rate-cards/usd-2024-11-01.csv'],
+      isDryRun: true,
+    });
+    expect(result.ok).toBe(true);
+    if (!result.ok) return;
+    expect(result.value.ratingId).toBeNull();
+    expect(result.value.totals.old).not.toEqual({});
+  });
+
+  it('refuses unreadable rate cards with a message naming them', async () => {
+    await makeService();
+    const result = await rating.rerate({ rateCardPaths: ['/nonexistent/card.csv'] });
+    expect(result.ok).toBe(false);
+    if (result.ok) return;
+    expect(result.error.message).toContain('/nonexistent/card.csv');
+  });
+});
+
+describe('accountBookFor', () => {
+  it("applies account_update facts over the accounts file, Meta's latest statement winning", () => {
+    const update = (atMs: number, country: string): CoreEvent => ({
+      kind: 'account_update',
+      atMs,
+      waba: 'W1',
+      event: 'BUSINESS_PRIMARY_LOCATION_COUNTRY_UPDATE',
+      primaryCountry: country,
+    });
+    const file = [{ waba: 'W1', timeZone: 'UTC', currency: 'USD', portfolio: 'W1', primaryCountry: 'US' }];
+    expect(accountBookFor(file, []).accountFor('W1').primaryCountry).toBe('US');
+    expect(accountBookFor(file, [update(2, 'IN'), update(1, 'BR')]).accountFor('W1').primaryCountry).toBe(
+      'IN',
+    );
+    expect(accountBookFor(file, [update(1, 'BR'), update(2, 'IN')]).accountFor('W1').primaryCountry).toBe(
+      'IN',
+    );
+  });
+});

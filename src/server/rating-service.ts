@@ -1,0 +1,450 @@
+// Live re-rating: after every arrival the affected portfolios are rated again from ALL their stored events
+// (the same `rateEvents` call as `wameter rate`), so the stored bill always equals the batch result. Also the
+// re-rate (what-if / new cards) and explain use-cases. It never rates a subset of a portfolio's events:
+// volume tiers and free allowances count across the whole portfolio.
+
+import { randomUUID } from 'node:crypto';
+import type { Account, CoreEvent } from '../core/events.js';
+import { addMicros } from '../core/money.js';
+import type { MarketResolver, RateBook } from '../core/pricing-context.js';
+import { rateEvents, type RatingOutput } from '../core/rate-events.js';
+import {
+  pendingToJson,
+  totalsOf,
+  unitToJson,
+  type PendingJson,
+  type TotalsJson,
+  type UnitJson,
+} from '../core/report.js';
+import { err, ok, type Result } from '../core/result.js';
+import { formatInstant } from '../core/calendar.js';
+import type { BillableUnit, Era, MessageDecision, TimelineEntry } from '../core/units.js';
+import { createAccountBook, type AccountBook } from '../ingest/accounts-file.js';
+import type { CurrencyTotals, RatingRecord, Store } from '../store/store.js';
+import { errorFields, type Logger } from './logger.js';
+
+/** Everything the rater needs besides events; built once at start from the accounts file and rate cards. */
+export interface PricingSetup {
+  /** The accounts file (contract §2); unknown WABAs get the defaults. */
+  accounts: readonly Account[];
+  rateBook: RateBook;
+  markets: MarketResolver;
+  /** Rate card ids in use (recorded in the rating history). */
+  rateCardIds: readonly string[];
+  isReportedRulesEnabled?: boolean;
+}
+
+export interface RerateRequest {
+  /** WABAs to re-rate; undefined = every WABA the caller may see (`visibleWabas`). */
+  wabas?: readonly string[];
+  /** The caller's scope: undefined = all. */
+  visibleWabas?: readonly string[];
+  /** Only units opened in [fromMs, toMs) are compared and reported. */
+  fromMs?: number;
+  toMs?: number;
+  asOfRules?: Era;
+  /** Other rate cards (CLI only: paths on the machine running wameter). */
+  rateCardPaths?: readonly string[];
+  /** Report what would change without storing anything. */
+  isDryRun?: boolean;
+  reason?: string;
+}
+
+export interface UnitChange {
+  unit: string;
+  old: UnitJson | null;
+  new: UnitJson | null;
+}
+
+export interface RerateReport {
+  ratingId: string | null;
+  wabas: string[];
+  changed: UnitChange[];
+  unchanged: number;
+  totals: { old: TotalsJson; new: TotalsJson };
+}
+
+export interface RerateError {
+  code: 'BAD_RATE_CARDS';
+  message: string;
+}
+
+export interface DecisionJson {
+  message_id: string;
+  waba: string;
+  business: string;
+  user: string;
+  delivered_at: string;
+  template: string | null;
+  era: Era;
+  unit_id: string;
+  rule: string;
+  reason: string;
+}
+
+export interface TimelineJson {
+  at: string;
+  kind: TimelineEntry['kind'];
+  business: string;
+  message_id: string;
+  unit_id?: string;
+  era?: Era;
+  rule?: string;
+  reason: string;
+}
+
+export interface ExplainReport {
+  user: string;
+  business: string | null;
+  /** The user's story in order: messages, windows opened, charges (the rater's trace). */
+  timeline: TimelineJson[];
+  decisions: DecisionJson[];
+  units: UnitJson[];
+  pending: PendingJson[];
+}
+
+export interface RatingService {
+  /** Arrivals for these WABAs: rate their portfolios again soon (debounced). */
+  markDirty(wabas: Iterable<string>): void;
+  /** Runs any pending re-rate now and resolves when none is running (reads call it first). */
+  settled(): Promise<void>;
+  /** Rates every WABA in the store (at start: a crash may have left arrivals unrated). */
+  rateAll(): Promise<void>;
+  /** Seconds the oldest unrated arrival has waited (0 when the bill is current). */
+  lagSeconds(): number;
+  rerate(request: RerateRequest): Promise<Result<RerateReport, RerateError>>;
+  explain(query: {
+    user: string;
+    business?: string;
+    visibleWabas?: readonly string[];
+  }): Promise<ExplainReport>;
+  /** Finishes pending ratings and stops timers. */
+  close(): Promise<void>;
+}
+
+export interface RatingServiceDeps {
+  store: Store;
+  pricing: PricingSetup;
+  clock: () => number;
+  logger: Logger;
+  /** Loads other rate cards for a re-rate (wired to the rate card files reader in main). */
+  loadRateBook?: (paths: readonly string[]) => Promise<Result<{ rateBook: RateBook; ids: string[] }, string>>;
+  debounceMs?: number;
+  /** Called when a rating fails (metrics). */
+  onStoreError?: () => void;
+}
+
+const RETRY_MS = 1000;
+
+/**
+ * The account book for one rating: the accounts file, amended by every `account_update` among the events
+ * (Meta's latest statement wins, whatever the arrival order). Built fresh per rating so the result depends
+ * only on the stored events, exactly like a batch `wameter rate`.
+ */
+export function accountBookFor(accounts: readonly Account[], events: readonly CoreEvent[]): AccountBook {
+  const book = createAccountBook(accounts);
+  for (const event of events) if (event.kind === 'account_update') book.apply(event);
+  return book;
+}
+
+export function currencyTotalsOf(units: readonly BillableUnit[]): Record<string, CurrencyTotals> {
+  const totals: Record<string, CurrencyTotals> = {};
+  for (const unit of units) {
+    const currency = (totals[unit.currency] ??= { amountMicros: 0, units: 0, byCategory: {} });
+    const amountMicros = unit.amountMicros ?? 0;
+    currency.units += 1;
+    currency.amountMicros = addMicros(currency.amountMicros, amountMicros);
+    const category = (currency.byCategory[unit.category] ??= { units: 0, amountMicros: 0 });
+    category.units += 1;
+    category.amountMicros = addMicros(category.amountMicros, amountMicros);
+  }
+  return totals;
+}
+
+export function decisionToJson(decision: MessageDecision): DecisionJson {
+  return {
+    message_id: decision.messageId,
+    waba: decision.waba,
+    business: decision.business,
+    user: decision.user,
+    delivered_at: formatInstant(decision.deliveredAtMs),
+    template: decision.template,
+    era: decision.era,
+    unit_id: decision.unitId,
+    rule: decision.rule,
+    reason: decision.reason,
+  };
+}
+
+export function timelineToJson(entry: TimelineEntry): TimelineJson {
+  return {
+    at: formatInstant(entry.atMs),
+    kind: entry.kind,
+    business: entry.business,
+    message_id: entry.messageId,
+    ...(entry.unitId === undefined ? {} : { unit_id: entry.unitId }),
+    ...(entry.era === undefined ? {} : { era: entry.era }),
+    ...(entry.rule === undefined ? {} : { rule: entry.rule }),
+    reason: entry.reason,
+  };
+}
+
+export function createRatingService(deps: RatingServiceDeps): RatingService {
+  const { store, pricing, clock, logger } = deps;
+  /** Portfolios come from the accounts file only (account_update never moves a WABA). */
+  const baseBook = createAccountBook(pricing.accounts);
+  const debounceMs = deps.debounceMs ?? 100;
+  /** WABA → when its oldest unrated arrival came. */
+  let dirty = new Map<string, number>();
+  let runningSinceMs: number | null = null;
+  let debounceTimer: ReturnType<typeof setTimeout> | undefined;
+  let retryTimer: ReturnType<typeof setTimeout> | undefined;
+  let chain: Promise<void> = Promise.resolve();
+
+  /** The WABAs of each portfolio touched by `wabas` (tiers and allowances count per portfolio). */
+  async function portfolioGroups(wabas: Iterable<string>): Promise<string[][]> {
+    const groups = new Map<string, Set<string>>();
+    for (const waba of wabas) {
+      const portfolio = baseBook.accountFor(waba).portfolio;
+      let group = groups.get(portfolio);
+      if (!group) groups.set(portfolio, (group = new Set()));
+      group.add(waba);
+    }
+    for (const waba of await store.listWabas()) groups.get(baseBook.accountFor(waba).portfolio)?.add(waba);
+    return [...groups.values()].map((group) => [...group].sort());
+  }
+
+  /** The WABAs sharing a portfolio with any of `wabas`. */
+  async function portfolioScope(wabas: Iterable<string>): Promise<string[]> {
+    return (await portfolioGroups(wabas)).flat().sort();
+  }
+
+  async function rateScope(
+    scope: readonly string[],
+    options: {
+      asOfRules?: Era;
+      rateBook?: RateBook;
+      withDecisions?: boolean;
+      trace?: { user: string; business?: string };
+      events?: readonly CoreEvent[];
+    },
+  ): Promise<RatingOutput> {
+    const events = options.events ?? (await store.listEvents(scope));
+    return rateEvents(events, {
+      accountFor: accountBookFor(pricing.accounts, events).accountFor,
+      rateBook: options.rateBook ?? pricing.rateBook,
+      markets: pricing.markets,
+      ...(options.asOfRules ? { asOfRules: options.asOfRules } : {}),
+      ...(pricing.isReportedRulesEnabled === undefined
+        ? {}
+        : { isReportedRulesEnabled: pricing.isReportedRulesEnabled }),
+      ...(options.withDecisions ? { withDecisions: true } : {}),
+      ...(options.trace ? { trace: options.trace } : {}),
+    });
+  }
+
+  function newRecord(
+    reason: string,
+    scope: string[],
+    result: RatingOutput,
+    extra: { asOfRules?: Era; rateCards?: readonly string[]; changes?: unknown },
+  ): RatingRecord {
+    return {
+      id: `rating_${randomUUID()}`,
+      ratedAtMs: clock(),
+      reason,
+      wabas: scope,
+      asOfRules: extra.asOfRules ?? null,
+      rateCards: [...(extra.rateCards ?? pricing.rateCardIds)],
+      totals: currencyTotalsOf(result.units),
+      ...(extra.changes === undefined ? {} : { changes: extra.changes }),
+    };
+  }
+
+  async function runOnce(): Promise<void> {
+    if (dirty.size === 0) return;
+    const batch = dirty;
+    dirty = new Map();
+    runningSinceMs = Math.min(...batch.values());
+    try {
+      // One rating (and one history record) per portfolio: portfolios never share a unit or a tier.
+      for (const scope of await portfolioGroups(batch.keys())) {
+        const result = await rateScope(scope, {});
+        await store.replaceRating(newRecord('live', scope, result, {}), result);
+        for (const waba of scope) batch.delete(waba);
+        logger.debug('rated', { wabas: scope.length, units: result.units.length });
+      }
+    } catch (error) {
+      deps.onStoreError?.();
+      logger.error('live rating failed; will retry', { ...errorFields(error), wabas: batch.size });
+      for (const [waba, sinceMs] of batch) dirty.set(waba, Math.min(sinceMs, dirty.get(waba) ?? Infinity));
+      if (!retryTimer) {
+        retryTimer = setTimeout(() => {
+          retryTimer = undefined;
+          enqueue();
+        }, RETRY_MS);
+        retryTimer.unref?.();
+      }
+    } finally {
+      runningSinceMs = null;
+    }
+  }
+
+  function enqueue(): Promise<void> {
+    chain = chain.then(runOnce);
+    return chain;
+  }
+
+  function markDirty(wabas: Iterable<string>): void {
+    const nowMs = clock();
+    for (const waba of wabas) if (!dirty.has(waba)) dirty.set(waba, nowMs);
+    if (dirty.size > 0 && !debounceTimer) {
+      debounceTimer = setTimeout(() => {
+        debounceTimer = undefined;
+        void enqueue();
+      }, debounceMs);
+    }
+  }
+
+  async function settled(): Promise<void> {
+    if (debounceTimer) {
+      clearTimeout(debounceTimer);
+      debounceTimer = undefined;
+    }
+    if (dirty.size > 0 && !retryTimer) void enqueue();
+    await chain;
+  }
+
+  async function listAllUnits(filter: { wabas: readonly string[]; fromMs?: number; toMs?: number }) {
+    const units: BillableUnit[] = [];
+    let cursor: string | undefined;
+    for (;;) {
+      const page = await store.queryUnits(filter, { limit: 1000, ...(cursor ? { cursor } : {}) });
+      units.push(...page.units);
+      if (page.nextCursor === null) return units;
+      cursor = page.nextCursor;
+    }
+  }
+
+  async function rerate(request: RerateRequest): Promise<Result<RerateReport, RerateError>> {
+    await settled();
+    let rateBook: RateBook | undefined;
+    let rateCards: readonly string[] | undefined;
+    if (request.rateCardPaths && request.rateCardPaths.length > 0) {
+      if (!deps.loadRateBook)
+        return err({ code: 'BAD_RATE_CARDS', message: 'other rate cards are not available here' });
+      const loaded = await deps.loadRateBook(request.rateCardPaths);
+      if (!loaded.ok) return err({ code: 'BAD_RATE_CARDS', message: loaded.error });
+      rateBook = loaded.value.rateBook;
+      rateCards = loaded.value.ids;
+    }
+    const stored = await store.listWabas();
+    const visible = request.visibleWabas ? new Set(request.visibleWabas) : undefined;
+    const asked = (request.wabas ?? stored).filter((waba) => !visible || visible.has(waba));
+    const scope = await portfolioScope(asked);
+    const reported = new Set(visible ? scope.filter((waba) => visible.has(waba)) : scope);
+    const isInPeriod = (unit: BillableUnit) =>
+      reported.has(unit.waba) &&
+      (request.fromMs === undefined || unit.openedAtMs >= request.fromMs) &&
+      (request.toMs === undefined || unit.openedAtMs < request.toMs);
+
+    const oldUnits = (await listAllUnits({ wabas: [...reported] })).filter(isInPeriod);
+    const result = await rateScope(scope, {
+      ...(request.asOfRules ? { asOfRules: request.asOfRules } : {}),
+      ...(rateBook ? { rateBook } : {}),
+    });
+    const newUnits = result.units.filter(isInPeriod);
+
+    const oldById = new Map(oldUnits.map((unit) => [unit.id, unitToJson(unit)]));
+    const newById = new Map(newUnits.map((unit) => [unit.id, unitToJson(unit)]));
+    const changed: UnitChange[] = [];
+    let unchanged = 0;
+    for (const id of [...new Set([...oldById.keys(), ...newById.keys()])].sort()) {
+      const before = oldById.get(id) ?? null;
+      const after = newById.get(id) ?? null;
+      if (before && after && JSON.stringify(before) === JSON.stringify(after)) unchanged += 1;
+      else changed.push({ unit: id, old: before, new: after });
+    }
+    const totals = { old: totalsOf(oldUnits), new: totalsOf(newUnits) };
+    let ratingId: string | null = null;
+    if (!request.isDryRun) {
+      const record = newRecord(request.reason ?? 'rerate', scope, result, {
+        ...(request.asOfRules ? { asOfRules: request.asOfRules } : {}),
+        ...(rateCards ? { rateCards } : {}),
+        changes: {
+          period: { fromMs: request.fromMs ?? null, toMs: request.toMs ?? null },
+          changed: changed.length,
+          unchanged,
+          totals,
+          units: changed,
+        },
+      });
+      await store.replaceRating(record, result);
+      ratingId = record.id;
+      logger.info('re-rated', { ratingId, wabas: scope.length, changed: changed.length });
+    }
+    return ok({ ratingId, wabas: [...reported].sort(), changed, unchanged, totals });
+  }
+
+  async function explain(query: {
+    user: string;
+    business?: string;
+    visibleWabas?: readonly string[];
+  }): Promise<ExplainReport> {
+    await settled();
+    const visible = query.visibleWabas ? new Set(query.visibleWabas) : undefined;
+    const candidates = (await store.listWabas()).filter((waba) => !visible || visible.has(waba));
+    const scope = candidates.length === 0 ? [] : await portfolioScope(candidates);
+    const trace = { user: query.user, ...(query.business === undefined ? {} : { business: query.business }) };
+    const events = scope.length === 0 ? [] : await store.listEvents(scope);
+    const result =
+      scope.length === 0
+        ? { units: [], pending: [], decisions: [], timeline: [], findings: [] }
+        : await rateScope(scope, { withDecisions: true, trace, events });
+    // Timeline entries name a business number, not a WABA: a limited key sees its WABAs' numbers only.
+    const visibleBusinesses = new Set<string>();
+    for (const event of events) {
+      if ((event.kind === 'inbound' || event.kind === 'outbound') && (!visible || visible.has(event.waba))) {
+        visibleBusinesses.add(event.business);
+      }
+    }
+    const isAsked = (item: { waba: string; business: string; user: string }) =>
+      item.user === query.user &&
+      (query.business === undefined || item.business === query.business) &&
+      (!visible || visible.has(item.waba));
+    return {
+      user: query.user,
+      business: query.business ?? null,
+      // The trace follows one user across every WABA of the scope: keep only what the caller may see.
+      timeline: result.timeline
+        .filter((entry) => visibleBusinesses.has(entry.business))
+        .filter((entry) => query.business === undefined || entry.business === query.business)
+        .map(timelineToJson),
+      decisions: result.decisions.filter(isAsked).map(decisionToJson),
+      units: result.units.filter(isAsked).map(unitToJson),
+      pending: result.pending.filter(isAsked).map(pendingToJson),
+    };
+  }
+
+  return {
+    markDirty,
+    settled,
+    async rateAll() {
+      markDirty(await store.listWabas());
+      await settled();
+    },
+    lagSeconds() {
+      const oldest = Math.min(runningSinceMs ?? Infinity, ...dirty.values());
+      return oldest === Infinity ? 0 : Math.max(0, (clock() - oldest) / 1000);
+    },
+    rerate,
+    explain,
+    async close() {
+      if (retryTimer) {
+        clearTimeout(retryTimer);
+        retryTimer = undefined;
+      }
+      await settled();
+    },
+  };
+}

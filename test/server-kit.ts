@@ -1,0 +1,188 @@
+// Shared set-up for the service's tests: a real store (SQLite temp file by default), real pricing data,
+// the app in-process, and helpers that sign webhooks with a known secret. Not a mock of anything.
+
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { signMetaBody } from '../src/ingest/signature.js';
+import { createApp } from '../src/server/app.js';
+import { DEFAULT_BODY_LIMIT_BYTES, type ServiceConfig } from '../src/server/config.js';
+import { createMemoryLogger } from '../src/server/logger.js';
+import { Metrics } from '../src/server/metrics.js';
+import { loadPricingSetup, loadRateBook } from '../src/server/pricing-setup.js';
+import { createRatingService } from '../src/server/rating-service.js';
+import { openSqliteStore } from '../src/store/sqlite/sqlite-store.js';
+import type { Store } from '../src/store/store.js';
+
+export const SECRET = 'test-app-secret-1';
+export const OTHER_SECRET = 'test-app-secret-2';
+export const VERIFY_TOKEN = 'verify-token-xyz';
+export const KEY_ALL = 'key-admin-all-wabas';
+export const KEY_W1 = 'key-client-one-w1';
+export const KEY_W2 = 'key-client-two-w2';
+export const FIXTURES = join(import.meta.dirname, 'fixtures', 'webhooks');
+
+/** Every real webhook body in the fixtures (analytics exports are not webhooks). */
+export function webhookFixtures(): { name: string; body: Buffer }[] {
+  const bodies: { name: string; body: Buffer }[] = [];
+  for (const folder of ['meta-docs', 'pywa']) {
+    for (const file of readdirSync(join(FIXTURES, folder)).sort()) {
+      if (!file.endsWith('.json') || file.startsWith('analytics_')) continue;
+      bodies.push({ name: `${folder}/${file}`, body: readFileSync(join(FIXTURES, folder, file)) });
+    }
+  }
+  return bodies;
+}
+
+export function fixture(name: string): Buffer {
+  return readFileSync(join(FIXTURES, name));
+}
+
+export function testConfig(overrides: Partial<ServiceConfig> = {}): ServiceConfig {
+  return {
+    db: 'sqlite:unused',
+    port: 0,
+    host: '127.0.0.1',
+    appSecrets: [SECRET, OTHER_SECRET],
+    verifyToken: VERIFY_TOKEN,
+    apiKeys: [
+      { name: 'admin', key: KEY_ALL, wabas: '*' },
+      { name: 'client-one', key: KEY_W1, wabas: ['W1'] },
+      { name: 'client-two', key: KEY_W2, wabas: ['W2'] },
+    ],
+    accountsPath: null,
+    rateCardPaths: [],
+    bodyLimitBytes: DEFAULT_BODY_LIMIT_BYTES,
+    rateLimit: null,
+    logLevel: 'debug',
+    ratingDebounceMs: 5,
+    ...overrides,
+  };
+}
+
+export interface TestService {
+  app: ReturnType<typeof createApp>;
+  store: Store;
+  metrics: Metrics;
+  logs: string[];
+  rating: ReturnType<typeof createRatingService>;
+  clock: { nowMs: number };
+  postWebhook(
+    body: string | Uint8Array,
+    options?: { secret?: string; signature?: string | null },
+  ): Promise<Response>;
+  get(path: string, key?: string): Promise<Response>;
+  postEvents(lines: string | readonly object[], key?: string): Promise<Response>;
+  close(): Promise<void>;
+}
+
+export async function createTestService(
+  overrides: Partial<ServiceConfig> = {},
+  options: { store?: Store; clientIp?: string } = {},
+): Promise<TestService> {
+  const dir = mkdtempSync(join(tmpdir(), 'wameter-server-'));
+  const store = options.store ?? (await openSqliteStore(join(dir, 'test.db')));
+  const config = testConfig(overrides);
+  const clock = { nowMs: Date.parse('2025-08-01T12:00:00Z') };
+  const now = () => clock.nowMs;
+  const logger = createMemoryLogger(now);
+  const metrics = new Metrics();
+  const pricing = await loadPricingSetup({
+    accountsPath: config.accountsPath,
+    rateCardPaths: config.rateCardPaths,
+  });
+  if (!pricing.ok) throw new Error(pricing.error);
+  const rating = createRatingService({
+    store,
+    pricing: pricing.value,
+    clock: now,
+    logger,
+    loadRateBook,
+    debounceMs: config.ratingDebounceMs,
+  });
+  const app = createApp({
+    store,
+    config,
+    clock: now,
+    logger,
+    rating,
+    metrics,
+    clientIp: () => options.clientIp ?? '203.0.113.7',
+  });
+  const bearer = (key: string | undefined): Record<string, string> =>
+    key === undefined ? {} : { Authorization: `Bearer ${key}` };
+  return {
+    app,
+    store,
+    metrics,
+    logs: logger.lines,
+    rating,
+    clock,
+    postWebhook(body, postOptions = {}) {
+      const headers: Record<string, string> = { 'Content-Type': 'application/json' };
+      const signature =
+        postOptions.signature === undefined
+          ? signMetaBody(body, postOptions.secret ?? SECRET)
+          : postOptions.signature;
+      if (signature !== null) headers['X-Hub-Signature-256'] = signature;
+      return Promise.resolve(
+        app.request('/webhooks/whatsapp', { method: 'POST', headers, body: body as BodyInit }),
+      );
+    },
+    get(path, key) {
+      return Promise.resolve(app.request(path, { headers: bearer(key) }));
+    },
+    postEvents(lines, key = KEY_ALL) {
+      const body = typeof lines === 'string' ? lines : lines.map((line) => JSON.stringify(line)).join('\n');
+      return Promise.resolve(
+        app.request('/v1/events', {
+          method: 'POST',
+          headers: { 'Content-Type': 'application/x-ndjson', ...bearer(key) },
+          body,
+        }),
+      );
+    },
+    async close() {
+      await rating.close();
+      if (!options.store) await store.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** A small day of traffic for one WABA: a user writes, the business answers with a utility template. */
+export function conversationLines(waba: string, business: string, user: string, prefix: string): object[] {
+  return [
+    { kind: 'inbound', at: '2025-07-10T09:00:00Z', waba, business, user, id: `${prefix}.in1` },
+    {
+      kind: 'outbound',
+      at: '2025-07-10T09:01:00Z',
+      waba,
+      business,
+      user,
+      id: `${prefix}.o1`,
+      template: null,
+    },
+    { kind: 'status', at: '2025-07-10T09:01:05Z', waba, id: `${prefix}.o1`, status: 'delivered' },
+    {
+      kind: 'outbound',
+      at: '2025-07-12T10:00:00Z',
+      waba,
+      business,
+      user,
+      id: `${prefix}.o2`,
+      template: 'marketing',
+    },
+    { kind: 'status', at: '2025-07-12T10:00:04Z', waba, id: `${prefix}.o2`, status: 'delivered' },
+    {
+      kind: 'outbound',
+      at: '2025-07-13T10:00:00Z',
+      waba,
+      business,
+      user,
+      id: `${prefix}.o3`,
+      template: 'utility',
+    },
+    { kind: 'status', at: '2025-07-13T10:00:04Z', waba, id: `${prefix}.o3`, status: 'read' },
+  ];
+}
