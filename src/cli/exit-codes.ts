@@ -9,6 +9,8 @@ export const EXIT = {
   BAD_INPUT: 2,
   /** Done, but some charged units have no price (unknown market, no rate, no rate card): see findings. */
   UNPRICED: 3,
+  /** `reconcile`: wameter and Meta disagree somewhere (each difference listed with its likely cause). */
+  DIFFERENCES: 4,
 } as const;
 
 /** An error the user can act on: printed as one message, never with a stack trace. */

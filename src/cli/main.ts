@@ -5,8 +5,11 @@
 import { Command, CommanderError } from 'commander';
 import { CliError, EXIT } from './exit-codes.js';
 import { processIo, type CliIo } from './io.js';
+import { registerEstimateCommand } from './estimate-command.js';
 import { registerExplainCommand } from './explain-command.js';
+import { registerImportCommand } from './import-command.js';
 import { registerRateCommand } from './rate-command.js';
+import { registerReconcileCommand } from './reconcile-command.js';
 import { registerRerateCommand } from './rerate-command.js';
 import { registerServeCommand } from './serve-command.js';
 
@@ -21,7 +24,10 @@ export function buildProgram(io: CliIo): Command {
     .exitOverride();
   registerRateCommand(program, io);
   registerExplainCommand(program, io);
+  registerEstimateCommand(program, io);
+  registerReconcileCommand(program, io);
   registerServeCommand(program);
+  registerImportCommand(program, io);
   registerRerateCommand(program);
   return program;
 }

@@ -1,0 +1,98 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Command, CommanderError } from 'commander';
+import { describe, expect, it } from 'vitest';
+import { registerEstimateCommand } from './estimate-command.js';
+import { CliError, EXIT } from './exit-codes.js';
+import type { CliIo } from './io.js';
+
+const NOW = Date.parse('2025-10-15T12:00:00Z');
+
+async function cli(args: string[]): Promise<{ code: number; out: string; err: string }> {
+  let out = '';
+  let errText = '';
+  const io: CliIo = {
+    writeOut: (t) => void (out += t),
+    writeError: (t) => void (errText += t),
+    isStdinTty: true,
+    exitCode: 0,
+  };
+  const program = new Command()
+    .exitOverride()
+    .configureOutput({ writeOut: io.writeOut, writeErr: io.writeError });
+  registerEstimateCommand(program, io, { now: () => NOW });
+  try {
+    await program.parseAsync(['estimate', ...args], { from: 'user' });
+    return { code: io.exitCode, out, err: errText };
+  } catch (error) {
+    if (error instanceof CliError) return { code: error.exitCode, out, err: errText + error.message };
+    if (error instanceof CommanderError)
+      return { code: error.exitCode === 0 ? 0 : EXIT.USAGE, out, err: errText };
+    throw error;
+  }
+}
+
+const dir = mkdtempSync(join(tmpdir(), 'wameter-estimate-'));
+const events = join(dir, 'events.ndjson');
+writeFileSync(
+  events,
+  `${JSON.stringify({ kind: 'inbound', at: '2025-10-15T10:00:00Z', waba: 'W1', business: 'PN1', user: '919876543210', id: 'in1' })}\n`,
+);
+const recipients = join(dir, 'recipients.csv');
+writeFileSync(recipients, 'name,phone\nAsha,+91 98765 43210\nRavi,919800000001\nNobody,not-a-number\n');
+
+describe('wameter estimate', () => {
+  it('prints the contract document with --format json, at the injected clock by default', async () => {
+    const result = await cli([recipients, '--template', 'utility', '--events', events, '--format', 'json']);
+    expect(result.code).toBe(EXIT.OK);
+    const json = JSON.parse(result.out);
+    expect(Object.keys(json)).toEqual(['lines', 'invalid', 'totals']);
+    expect(json.lines).toEqual([
+      expect.objectContaining({ phone: '919876543210', name: 'Asha', free: true, market: 'India' }),
+      expect.objectContaining({ phone: '919800000001', name: 'Ravi', free: false, currency: 'USD' }),
+    ]);
+    expect(json.invalid).toEqual([expect.objectContaining({ line: 4, phone: 'not-a-number' })]);
+    expect(json.totals).toMatchObject({ count: 2, free: 1, charged: 1 });
+  });
+
+  it('--at moves the send: after the window closes the utility template is charged', async () => {
+    const result = await cli([
+      recipients,
+      '--template',
+      'utility',
+      '--events',
+      events,
+      '--at',
+      '2025-10-16T11:00:00Z',
+      '--format',
+      'json',
+    ]);
+    expect(JSON.parse(result.out).totals).toMatchObject({ free: 0, charged: 2 });
+  });
+
+  it('table and csv formats; invalid numbers named on stderr', async () => {
+    const table = await cli([recipients, '--template', 'marketing', '--events', events]);
+    expect(table.out).toContain('Totals: 2 recipient(s)');
+    expect(table.err).toContain('recipients.csv:4: invalid number');
+    const csv = await cli([recipients, '--template', 'marketing', '--events', events, '--format', 'csv']);
+    expect(csv.out.split('\n')[0]).toBe('phone,country,market,price,currency,free,reason,name');
+  });
+
+  it('without events and without --waba it asks for the sender', async () => {
+    const result = await cli([recipients, '--template', 'marketing']);
+    expect(result.code).toBe(EXIT.USAGE);
+    expect(result.err).toContain('--waba');
+  });
+
+  it('a bad --template or --at is refused', async () => {
+    expect((await cli([recipients, '--template', 'promo'])).code).toBe(EXIT.USAGE);
+    expect((await cli([recipients, '--template', 'utility', '--at', 'tomorrow'])).code).toBe(EXIT.USAGE);
+  });
+
+  it('--help explains with examples', async () => {
+    const result = await cli(['--help']);
+    expect(result.out).toContain('Examples:');
+    expect(result.out).toContain('--db <url>');
+  });
+});

@@ -1,0 +1,51 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { openStore } from '../store/open-store.js';
+import type { CliIo } from './io.js';
+import { runCli } from './main.js';
+
+const EXAMPLE = join(import.meta.dirname, '..', '..', 'examples', 'month', 'events.ndjson');
+
+async function run(args: string[]) {
+  let out = '';
+  let error = '';
+  const io: CliIo = {
+    writeOut: (t) => (out += t),
+    writeError: (t) => (error += t),
+    isStdinTty: true,
+    exitCode: 0,
+  };
+  const code = await runCli(args, io);
+  return { code, out, error };
+}
+
+describe('wameter import', () => {
+  it('stores and rates event files once, however often they are imported; the bill equals wameter rate', async () => {
+    const db = `sqlite:${join(mkdtempSync(join(tmpdir(), 'wameter-import-')), 'w.db')}`;
+    const first = await run(['import', EXAMPLE, '--db', db]);
+    expect(first.code).toBe(0);
+    expect(first.error).toMatch(/stored \d+ new event\(s\)/);
+    const second = await run(['import', EXAMPLE, '--db', db]);
+    expect(second.error).toContain('stored 0 new event(s)');
+
+    const rated = await run(['rate', EXAMPLE, '--format', 'json', '--allow-unpriced']);
+    const expected = JSON.parse(rated.out).totals.USD;
+    const store = await openStore(db);
+    try {
+      const totals = await store.totals({});
+      expect(totals.USD!.units).toBe(expected.units);
+      expect(totals.USD!.amountMicros).toBe(Math.round(Number(expected.amount) * 1_000_000));
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('names a file that cannot be read', async () => {
+    const db = `sqlite:${join(mkdtempSync(join(tmpdir(), 'wameter-import-')), 'w.db')}`;
+    const { code, error } = await run(['import', '/nonexistent.ndjson', '--db', db]);
+    expect(code).toBe(2);
+    expect(error).toContain('/nonexistent.ndjson');
+  });
+});

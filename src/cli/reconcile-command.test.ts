@@ -1,0 +1,91 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Command, CommanderError } from 'commander';
+import { describe, expect, it } from 'vitest';
+import { CliError, EXIT } from './exit-codes.js';
+import type { CliIo } from './io.js';
+import { registerReconcileCommand } from './reconcile-command.js';
+
+const FIXTURES = join(import.meta.dirname, '../../test/fixtures/webhooks');
+
+async function cli(args: string[]): Promise<{ code: number; out: string; err: string }> {
+  let out = '';
+  let errText = '';
+  const io: CliIo = {
+    writeOut: (t) => void (out += t),
+    writeError: (t) => void (errText += t),
+    isStdinTty: true,
+    exitCode: 0,
+  };
+  const program = new Command()
+    .exitOverride()
+    .configureOutput({ writeOut: io.writeOut, writeErr: io.writeError });
+  registerReconcileCommand(program, io);
+  try {
+    await program.parseAsync(['reconcile', ...args], { from: 'user' });
+    return { code: io.exitCode, out, err: errText };
+  } catch (error) {
+    if (error instanceof CliError) return { code: error.exitCode, out, err: errText + error.message };
+    if (error instanceof CommanderError)
+      return { code: error.exitCode === 0 ? 0 : EXIT.USAGE, out, err: errText };
+    throw error;
+  }
+}
+
+const dir = mkdtempSync(join(tmpdir(), 'wameter-reconcile-'));
+const sendLog = join(dir, 'sends.ndjson');
+writeFileSync(
+  sendLog,
+  `${JSON.stringify({ kind: 'outbound', at: 1698266940, waba: '5467539754836534', business: '1122334455667', user: '972987654321', id: 'wamid.xyzxyz', template: null })}\n`,
+);
+
+describe('wameter reconcile', () => {
+  it('exits 0 and says so when wameter and Meta agree', async () => {
+    const result = await cli([sendLog, join(FIXTURES, 'pywa/status_delivered.json')]);
+    expect(result.code).toBe(EXIT.OK);
+    expect(result.out).toContain('agree');
+  });
+
+  it('exits 4 and lists the difference with its cause when they disagree', async () => {
+    const utility = join(dir, 'utility.ndjson');
+    writeFileSync(
+      utility,
+      `${JSON.stringify({ kind: 'outbound', at: '2025-10-08T06:00:00Z', waba: 'W1', business: 'PN1', user: '919876543210', id: 'm1', template: 'utility' })}\n` +
+        `${JSON.stringify({ kind: 'status', at: '2025-10-08T06:00:03Z', id: 'm1', status: 'delivered', pricing: { pricing_model: 'PMP', category: 'marketing', type: 'regular' } })}\n`,
+    );
+    const result = await cli([utility, '--format', 'json']);
+    expect(result.code).toBe(EXIT.DIFFERENCES);
+    const json = JSON.parse(result.out);
+    expect(json.differences).toEqual([
+      expect.objectContaining({ message: 'm1', cause: 'TEMPLATE_RECATEGORISED' }),
+    ]);
+    expect(json.checked).toEqual({ messages: 1, unverifiable: 0, buckets: 0 });
+    const table = await cli([utility]);
+    expect(table.out).toContain('TEMPLATE_RECATEGORISED  message m1');
+  });
+
+  it('an analytics file that is not an export is refused with a clear error (exit 1)', async () => {
+    const bogus = join(dir, 'bogus.json');
+    writeFileSync(bogus, '{"units":[]}');
+    const result = await cli([sendLog, '--analytics', bogus]);
+    expect(result.code).toBe(EXIT.USAGE);
+    expect(result.err).toContain('UNRECOGNISED_ANALYTICS');
+    const missing = await cli([sendLog, '--analytics', join(dir, 'nope.json')]);
+    expect(missing.err).toContain('ANALYTICS_UNREADABLE');
+  });
+
+  it("Meta's analytics example reads, and the buckets it has that wameter lacks are reported", async () => {
+    const result = await cli([
+      sendLog,
+      '--analytics',
+      join(FIXTURES, 'meta-docs/analytics_pricing_daily_tier_category_type_country.json'),
+      '--format',
+      'json',
+    ]);
+    const json = JSON.parse(result.out);
+    expect(json.checked.buckets).toBeGreaterThan(0);
+    expect(json.differences.every((d: { cause: string }) => d.cause === 'MISSING_WEBHOOK')).toBe(true);
+    expect(result.code).toBe(EXIT.DIFFERENCES);
+  });
+});

@@ -1,0 +1,132 @@
+// `wameter reconcile`: wameter's verdict per message against Meta's status webhooks, and its totals per
+// day × country × category against a Meta analytics export; each difference with its likely cause.
+
+import { Command } from 'commander';
+import type { Difference, ReconciliationJson } from '../core/reconcile.js';
+import { loadRatingSetup } from '../use-cases/load-rating-setup.js';
+import { reconcileSources } from '../use-cases/reconcile.js';
+import { CliError, EXIT } from './exit-codes.js';
+import type { CliIo } from './io.js';
+import { choice, collect } from './options.js';
+import { createSourceErrorReporter } from './source-errors.js';
+
+interface ReconcileFlags {
+  analytics?: string;
+  waba?: string;
+  accounts?: string;
+  rateCards?: string[];
+  format: 'table' | 'json';
+  reported: boolean;
+}
+
+export function registerReconcileCommand(program: Command, io: CliIo): void {
+  program
+    .command('reconcile')
+    .description("compare wameter's verdicts and totals with what Meta's webhooks and analytics say")
+    .argument('[sources...]', 'event files (send logs and Meta webhooks), folders, or - for stdin', [])
+    .option(
+      '--analytics <file>',
+      "Meta's conversation_analytics or pricing_analytics answer, saved as JSON (DAILY granularity is best)",
+    )
+    .option('--waba <id>', 'the WABA the analytics export describes (default: its "id", or the only WABA)')
+    .option('--accounts <file>', 'accounts file: time zone, currency, portfolio of each WABA (contract §2)')
+    .option(
+      '--rate-cards <path>',
+      'rate card CSV file or folder (repeatable); default: the bundled cards',
+      collect,
+    )
+    .option('--format <format>', 'table or json', choice(['table', 'json'] as const), 'table')
+    .option('--no-reported', 'do not apply rules only reported by third parties')
+    .addHelpText(
+      'after',
+      `
+Per message: feed the send log (outbound lines) together with Meta's status webhooks; wameter's verdict
+(pricing model, category, type, conversation) is compared with each status's "pricing" and "conversation".
+Per bucket: with --analytics, wameter's units and cost per day (in the WABA's time zone) x country x
+category are compared with Meta's export. Agreement prints nothing; each difference names a likely cause:
+TEMPLATE_RECATEGORISED, TIME_ZONE_DAY_EDGE, ERA_BOUNDARY, FREE_ENTRY_POINT_MISSED, MISSING_WEBHOOK,
+UNKNOWN_RATE, COST_DIFFERS, META_COUNTS_FEWER, CATEGORY_MISMATCH (docs/estimate-and-reconcile.md).
+
+Exit codes: 0 everything agrees; 4 differences found; 2 some input lines malformed; 1 nothing done
+(bad flag, unreadable or unrecognised analytics export, accounts file or rate card).
+
+Examples:
+  wameter reconcile sends.ndjson webhooks/ --accounts accounts.json
+  wameter reconcile sends.ndjson webhooks/ --analytics june-pricing-analytics.json --format json
+  curl "https://graph.facebook.com/v21.0/$WABA?fields=pricing_analytics.start(1748736000).end(1751328000).granularity(DAILY).dimensions(COUNTRY,PRICING_CATEGORY,PRICING_TYPE)" > meta.json
+  wameter reconcile events.ndjson --analytics meta.json --waba $WABA`,
+    )
+    .action(async (sources: string[], flags: ReconcileFlags) => {
+      io.exitCode = await runReconcile(sources, flags, io);
+    });
+}
+
+async function runReconcile(sources: string[], flags: ReconcileFlags, io: CliIo): Promise<number> {
+  if (sources.length === 0) {
+    if (io.isStdinTty)
+      throw new CliError('give event files or folders, or - to read stdin (see wameter reconcile --help)');
+    sources = ['-'];
+  }
+  const setup = await loadRatingSetup({
+    accountsPath: flags.accounts,
+    rateCardPaths: flags.rateCards,
+    isReportedRulesEnabled: flags.reported,
+  });
+  if (!setup.ok) throw new CliError(setup.error.message);
+  const errors = createSourceErrorReporter(io.writeError);
+  const outcome = await reconcileSources(sources, setup.value, {
+    ...(flags.analytics !== undefined ? { analyticsPath: flags.analytics } : {}),
+    ...(flags.waba !== undefined ? { analyticsWaba: flags.waba } : {}),
+    onSourceError: (error) => errors.report(error),
+    ...(io.stdin ? { stdin: io.stdin } : {}),
+  });
+  if (!outcome.ok) throw new CliError(`${outcome.error.code}: ${outcome.error.message}`);
+  const { reconciliation } = outcome.value;
+  if (flags.format === 'json') io.writeOut(`${JSON.stringify(reconciliation)}\n`);
+  else io.writeOut(formatReconciliation(reconciliation));
+  errors.summarise();
+  const { checked, differences } = reconciliation;
+  io.writeError(
+    `wameter: checked ${checked.messages} message(s) (${checked.unverifiable} without Meta's pricing) and ${checked.buckets} bucket(s): ${differences.length} difference(s)\n`,
+  );
+  if (errors.count > 0) return EXIT.BAD_INPUT;
+  return differences.length > 0 ? EXIT.DIFFERENCES : EXIT.OK;
+}
+
+/** The reconciliation for a terminal: one block per difference, then what was checked. */
+export function formatReconciliation(reconciliation: ReconciliationJson): string {
+  const lines: string[] = [];
+  const { differences, checked } = reconciliation;
+  if (differences.length === 0) lines.push('wameter and Meta agree on everything checked.');
+  for (const difference of differences) lines.push(...describeDifference(difference), '');
+  lines.push(
+    `Checked: ${checked.messages} message(s), ${checked.unverifiable} without Meta's pricing (unverifiable), ${checked.buckets} analytics bucket(s).`,
+  );
+  return `${lines.join('\n')}\n`;
+}
+
+function describeDifference(difference: Difference): string[] {
+  const show = (value: object | null) =>
+    value === null
+      ? 'nothing'
+      : Object.entries(value)
+          .map(([key, field]) => `${key}=${String(field)}`)
+          .join(' ');
+  if ('message' in difference) {
+    return [
+      `${difference.cause}  message ${difference.message} to ${difference.user} (${difference.business}), delivered ${difference.delivered_at}`,
+      `  wameter: ${show(difference.ours)}`,
+      `  Meta:    ${show(difference.meta)}`,
+      `  differs: ${difference.differs.join(', ')}`,
+      `  what to do: ${difference.note}`,
+    ];
+  }
+  const { bucket } = difference;
+  return [
+    `${difference.cause}  ${bucket.day} ${bucket.country} ${bucket.category} (WABA ${bucket.waba})`,
+    `  wameter: ${show(difference.ours)}`,
+    `  Meta:    ${show(difference.meta)}`,
+    ...(difference.messages ? [`  messages: ${difference.messages.join(', ')}`] : []),
+    `  what to do: ${difference.note}`,
+  ];
+}

@@ -1,0 +1,226 @@
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { CoreEvent, TemplateCategory } from '../core/events.js';
+import { parseMicros } from '../core/money.js';
+import {
+  estimateRecipients,
+  normalisePhone,
+  parseRecipientsCsv,
+  type EstimateJson,
+  type EstimateRequest,
+} from './estimate.js';
+import { loadRatingSetup, type RatingSetup } from './load-rating-setup.js';
+
+const at = (iso: string) => Date.parse(iso);
+const HOUR = 3_600_000;
+const W = 'W1';
+const PN = 'PN1';
+
+function inbound(atMs: number, user: string, id: string, hasReferral = false): CoreEvent {
+  return { kind: 'inbound', atMs, waba: W, business: PN, user, id, hasReferral };
+}
+function delivered(atMs: number, user: string, id: string, template: TemplateCategory | null): CoreEvent {
+  return { kind: 'outbound', atMs, waba: W, business: PN, user, id, template, deliveredAtMs: atMs + 2000 };
+}
+
+let setup: RatingSetup;
+beforeAll(async () => {
+  const loaded = await loadRatingSetup({});
+  if (!loaded.ok) throw new Error(loaded.error.message);
+  setup = loaded.value;
+});
+
+async function estimate(
+  csv: string,
+  events: CoreEvent[],
+  request: Partial<EstimateRequest> & Pick<EstimateRequest, 'template' | 'atMs'>,
+): Promise<EstimateJson> {
+  const outcome = await estimateRecipients(
+    csv,
+    async (add) => {
+      for (const event of events) add(event);
+    },
+    setup,
+    { waba: W, business: PN, ...request },
+  );
+  if (!outcome.ok) throw new Error(outcome.error.message);
+  return outcome.value.estimate;
+}
+
+function rateOf(market: string, category: 'marketing' | 'utility', date: string): string {
+  const card = setup.rateBook.cardInForce('USD', date);
+  const micros = card?.rates.get(market)?.[category];
+  if (micros === undefined) throw new Error(`no ${category} rate for ${market} on ${date}`);
+  return String(micros / 1_000_000);
+}
+
+function sumOfLines(result: EstimateJson): Record<string, number> {
+  const sums: Record<string, number> = {};
+  for (const line of result.lines) {
+    if (line.free || line.price === null) continue;
+    const micros = parseMicros(line.price);
+    if (!micros.ok) throw new Error(micros.error.message);
+    sums[line.currency] = (sums[line.currency] ?? 0) + micros.value;
+  }
+  return sums;
+}
+
+const PMP_NOW = at('2025-10-15T12:00:00Z');
+const IN_WINDOW = '919876543210';
+const IN_FEP = '919876543211';
+const OUTSIDE = '919876543212';
+
+describe('estimate: per-message pricing (PMP-2025)', () => {
+  const events = () => [
+    inbound(PMP_NOW - 2 * HOUR, IN_WINDOW, 'in-csw'),
+    inbound(PMP_NOW - 5 * HOUR, IN_FEP, 'in-ad', true),
+    delivered(PMP_NOW - 4 * HOUR, IN_FEP, 'answer-ad', null),
+  ];
+
+  it('a utility template to a recipient inside an open customer service window is free', async () => {
+    const result = await estimate(`phone\n+${IN_WINDOW}\n`, events(), { template: 'utility', atMs: PMP_NOW });
+    expect(result.lines[0]).toMatchObject({ phone: IN_WINDOW, country: 'IN', market: 'India', free: true });
+    expect(result.lines[0]!.price).toBe('0');
+    expect(result.lines[0]!.reason).toContain('customer service window');
+  });
+
+  it('a marketing template inside an open free entry point window is free', async () => {
+    const result = await estimate(`phone\n${IN_FEP}\n`, events(), { template: 'marketing', atMs: PMP_NOW });
+    expect(result.lines[0]).toMatchObject({ free: true, price: '0', market: 'India' });
+    expect(result.lines[0]!.reason).toContain('free entry point');
+  });
+
+  it('a recipient outside every window pays the market rate', async () => {
+    const result = await estimate(`phone\n${OUTSIDE}\n`, events(), { template: 'utility', atMs: PMP_NOW });
+    expect(result.lines[0]).toMatchObject({
+      free: false,
+      currency: 'USD',
+      price: rateOf('India', 'utility', '2025-10-15'),
+    });
+    expect(result.lines[0]!.reason).toContain('outside any customer service window');
+    const marketing = await estimate(`phone\n${IN_WINDOW}\n`, events(), {
+      template: 'marketing',
+      atMs: PMP_NOW,
+    });
+    expect(marketing.lines[0]!.price).toBe(rateOf('India', 'marketing', '2025-10-15'));
+  });
+
+  it('the window closes: the same recipient a day later pays', async () => {
+    const result = await estimate(`phone\n${IN_WINDOW}\n`, events(), {
+      template: 'utility',
+      atMs: PMP_NOW + 23 * HOUR,
+    });
+    expect(result.lines[0]!.free).toBe(false);
+  });
+
+  it('a bad number is listed in invalid with its line, and the others are still quoted', async () => {
+    const csv = `name,phone\nAsha,${IN_WINDOW}\nBad,hello\nShort,12345\nNowhere,+999 123 4567\n"Ravi, Jr.",00${OUTSIDE}\n`;
+    const result = await estimate(csv, events(), { template: 'utility', atMs: PMP_NOW });
+    expect(result.invalid.map((i) => [i.line, i.phone])).toEqual([
+      [3, 'hello'],
+      [4, '12345'],
+      [5, '+999 123 4567'],
+    ]);
+    expect(result.invalid.every((i) => i.error.length > 0)).toBe(true);
+    expect(result.lines.map((l) => [l.phone, l.name])).toEqual([
+      [IN_WINDOW, 'Asha'],
+      [OUTSIDE, 'Ravi, Jr.'],
+    ]);
+  });
+
+  it('totals equal the sum of the lines', async () => {
+    const csv = ['phone', IN_WINDOW, IN_FEP, OUTSIDE, '919800000001', '14155550123', '447700900123'].join(
+      '\n',
+    );
+    const result = await estimate(csv, events(), { template: 'utility', atMs: PMP_NOW });
+    const { totals } = result;
+    expect(totals.count).toBe(result.lines.length);
+    expect(totals.free).toBe(result.lines.filter((l) => l.free).length);
+    expect(totals.charged).toBe(result.lines.filter((l) => !l.free).length);
+    expect(totals.free + totals.charged).toBe(totals.count);
+    const sums = sumOfLines(result);
+    for (const [currency, entry] of Object.entries(totals.by_currency)) {
+      const amount = parseMicros(entry.amount);
+      expect(amount.ok && amount.value).toBe(sums[currency] ?? 0);
+    }
+    expect(totals.free).toBe(2);
+    expect(totals.charged).toBe(4);
+  });
+
+  it('a 5,000-recipient CSV is quoted', async () => {
+    const rows = ['phone,segment'];
+    for (let i = 0; i < 5000; i++) rows.push(`+91 98${String(i).padStart(8, '0')},s${i % 7}`);
+    const result = await estimate(rows.join('\n'), events(), { template: 'marketing', atMs: PMP_NOW });
+    expect(result.lines).toHaveLength(5000);
+    expect(result.invalid).toEqual([]);
+    expect(result.totals.count).toBe(5000);
+    const sums = sumOfLines(result);
+    const amount = parseMicros(result.totals.by_currency.USD!.amount);
+    expect(amount.ok && amount.value).toBe(sums.USD);
+  });
+});
+
+describe('estimate: conversation-based pricing', () => {
+  it('a recipient with an open marketing conversation is free for another marketing template', async () => {
+    const now = at('2024-03-12T12:00:00Z');
+    const events = [delivered(now - 3 * HOUR, IN_WINDOW, 'promo', 'marketing')];
+    const result = await estimate(`phone\n${IN_WINDOW}\n${OUTSIDE}\n`, events, {
+      template: 'marketing',
+      atMs: now,
+    });
+    expect(result.lines[0]).toMatchObject({ free: true, price: '0', market: 'India' });
+    expect(result.lines[0]!.reason).toContain('open marketing conversation');
+    expect(result.lines[1]!.free).toBe(false);
+  });
+
+  it('the monthly free allowance shows up as the reason, and the 1,001st conversation is charged', async () => {
+    const now = at('2022-06-15T12:00:00Z'); // CBP-2022: 1,000 free conversations per WABA per month
+    const rows = ['phone'];
+    for (let i = 0; i < 1001; i++) rows.push(`9198${String(i).padStart(8, '0')}`);
+    const result = await estimate(rows.join('\n'), [], { template: 'marketing', atMs: now });
+    expect(result.lines[0]!.free).toBe(true);
+    expect(result.lines[0]!.reason).toContain('monthly free allowance');
+    expect(result.lines[999]!.free).toBe(true);
+    expect(result.lines[1000]!.free).toBe(false);
+    expect(result.totals).toMatchObject({ count: 1001, free: 1000, charged: 1 });
+  });
+});
+
+describe('recipients', () => {
+  it('normalises numbers as people write them', () => {
+    expect(normalisePhone('+91 98765-43210')).toEqual({ ok: true, value: '919876543210' });
+    expect(normalisePhone('0091 (98765) 43210')).toEqual({ ok: true, value: '919876543210' });
+    expect(normalisePhone('1.415.555.0123')).toEqual({ ok: true, value: '14155550123' });
+    expect(normalisePhone('+91 98765 4321O').ok).toBe(false);
+  });
+
+  it('a CSV without a phone column is refused with the columns it has', () => {
+    const parsed = parseRecipientsCsv('name,mobile\nAsha,9198\n');
+    expect(parsed).toMatchObject({ ok: false, error: { code: 'NO_PHONE_COLUMN' } });
+    expect(!parsed.ok && parsed.error.message).toContain('name, mobile');
+  });
+
+  it('several WABAs in the events and no --waba: an error asking for it', async () => {
+    const events: CoreEvent[] = [
+      inbound(PMP_NOW, IN_WINDOW, 'a'),
+      { ...(inbound(PMP_NOW, IN_WINDOW, 'b') as object), waba: 'W2' } as CoreEvent,
+    ];
+    const outcome = await estimateRecipients(
+      `phone\n${IN_WINDOW}\n`,
+      async (add) => events.forEach(add),
+      setup,
+      { template: 'utility', atMs: PMP_NOW },
+    );
+    expect(outcome).toMatchObject({ ok: false, error: { code: 'WABA_REQUIRED' } });
+  });
+
+  it('one WABA and one number in the events: they are the default sender', async () => {
+    const outcome = await estimateRecipients(
+      `phone\n${IN_WINDOW}\n`,
+      async (add) => add(inbound(PMP_NOW - HOUR, IN_WINDOW, 'a')),
+      setup,
+      { template: 'utility', atMs: PMP_NOW },
+    );
+    expect(outcome.ok && [outcome.value.waba, outcome.value.business]).toEqual([W, PN]);
+    expect(outcome.ok && outcome.value.estimate.lines[0]!.free).toBe(true);
+  });
+});

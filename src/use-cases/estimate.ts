@@ -1,0 +1,342 @@
+// The estimator (contract §6): what a send to each recipient of a list would cost at a given moment, priced
+// against the real state the events left (open windows, free entry points, conversations, allowances, tiers).
+// Never fatal for a bad recipient: it is listed in `invalid` and the others are quoted.
+
+import { defaultAccount, type CoreEvent, type TemplateCategory } from '../core/events.js';
+import { localDate } from '../core/calendar.js';
+import { addMicros, formatMicros, parseMicros } from '../core/money.js';
+import { Rater, type Quote, type QuoteRequest, type RatingOptions } from '../core/rate-events.js';
+import { err, ok, type Result } from '../core/result.js';
+import type { RatingSetup } from './load-rating-setup.js';
+
+export type EstimateErrorCode =
+  /** The CSV has no header row with a `phone` column. */
+  | 'NO_PHONE_COLUMN'
+  /** The events hold several WABAs (or none): the estimate needs `--waba`. */
+  | 'WABA_REQUIRED'
+  /** The WABA has several business numbers (or none in the events): the estimate needs `--business`. */
+  | 'BUSINESS_REQUIRED';
+
+export interface EstimateError {
+  code: EstimateErrorCode;
+  message: string;
+}
+
+export interface EstimateLine {
+  phone: string;
+  country: string | null;
+  market: string | null;
+  /** What the send would cost, as an exact decimal string; `null` when no price is known. */
+  price: string | null;
+  currency: string;
+  free: boolean;
+  reason: string;
+  /** The CSV's other columns, echoed. */
+  [column: string]: string | number | boolean | null;
+}
+
+export interface InvalidRecipient {
+  line: number;
+  phone: string;
+  error: string;
+}
+
+export interface EstimateTotals {
+  count: number;
+  free: number;
+  charged: number;
+  /** Charged sends with no known price (they add nothing to the amounts). */
+  unpriced: number;
+  by_currency: Record<string, { count: number; free: number; charged: number; amount: string }>;
+}
+
+export interface EstimateJson {
+  lines: EstimateLine[];
+  invalid: InvalidRecipient[];
+  totals: EstimateTotals;
+}
+
+export interface EstimateRequest {
+  template: TemplateCategory;
+  atMs: number;
+  waba?: string;
+  business?: string;
+}
+
+export interface EstimateOutcome {
+  estimate: EstimateJson;
+  waba: string;
+  business: string;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Recipients
+
+export interface Recipient {
+  line: number;
+  phone: string;
+  /** The number as written in the CSV (shown when it cannot be quoted). */
+  written: string;
+  columns: Record<string, string>;
+}
+
+export interface RecipientList {
+  recipients: Recipient[];
+  invalid: InvalidRecipient[];
+}
+
+/** Phone numbers as people write them → wa_id digits: no '+', spaces, dashes, dots, brackets or leading 00. */
+export function normalisePhone(text: string): Result<string, string> {
+  const compact = text.trim().replace(/[\s\-.()\u00a0]/g, '');
+  if (compact === '') return err('no phone number');
+  const digits = compact.startsWith('+')
+    ? compact.slice(1)
+    : compact.startsWith('00')
+      ? compact.slice(2)
+      : compact;
+  if (!/^\d+$/.test(digits)) return err(`"${text}" is not a phone number: only digits, +, spaces and dashes`);
+  if (digits.length < 7) return err(`"${text}" is too short for a number with its country code`);
+  if (digits.length > 15) return err(`"${text}" is longer than the 15 digits of an international number`);
+  return ok(digits);
+}
+
+/** Reads a recipients CSV (RFC 4180: quoted fields, "" escapes; a BOM and blank lines are ignored). */
+export function parseRecipientsCsv(text: string): Result<RecipientList, EstimateError> {
+  const rows = parseCsv(text.replace(/^\uFEFF/, ''));
+  const header = rows.find((row) => row.fields.some((f) => f.trim() !== ''));
+  const names = header?.fields.map((f) => f.trim()) ?? [];
+  const phoneIndex = names.findIndex((name) => name.toLowerCase() === 'phone');
+  if (!header || phoneIndex < 0) {
+    return err({
+      code: 'NO_PHONE_COLUMN',
+      message: `the recipients CSV needs a header row with a "phone" column${names.length > 0 ? ` (found: ${names.join(', ')})` : ''}`,
+    });
+  }
+  const recipients: Recipient[] = [];
+  const invalid: InvalidRecipient[] = [];
+  for (const row of rows) {
+    if (row === header || row.fields.every((f) => f.trim() === '')) continue;
+    const raw = row.fields[phoneIndex] ?? '';
+    const phone = normalisePhone(raw);
+    if (!phone.ok) {
+      invalid.push({ line: row.line, phone: raw, error: phone.error });
+      continue;
+    }
+    const columns: Record<string, string> = {};
+    names.forEach((name, index) => {
+      if (index !== phoneIndex && name !== '') columns[name] = row.fields[index] ?? '';
+    });
+    recipients.push({ line: row.line, phone: phone.value, written: raw, columns });
+  }
+  return ok({ recipients, invalid });
+}
+
+function parseCsv(text: string): { line: number; fields: string[] }[] {
+  const rows: { line: number; fields: string[] }[] = [];
+  let fields: string[] = [];
+  let field = '';
+  let isQuoted = false;
+  let line = 1;
+  let rowLine = 1;
+  for (let i = 0; i < text.length; i++) {
+    const char = text[i]!;
+    if (isQuoted) {
+      if (char === '"') {
+        if (text[i + 1] === '"') {
+          field += '"';
+          i += 1;
+        } else isQuoted = false;
+      } else {
+        if (char === '\n') line += 1;
+        field += char;
+      }
+    } else if (char === '"' && field === '') {
+      isQuoted = true;
+    } else if (char === ',') {
+      fields.push(field);
+      field = '';
+    } else if (char === '\n' || char === '\r') {
+      if (char === '\r' && text[i + 1] === '\n') i += 1;
+      fields.push(field);
+      rows.push({ line: rowLine, fields });
+      fields = [];
+      field = '';
+      line += 1;
+      rowLine = line;
+    } else {
+      field += char;
+    }
+  }
+  if (field !== '' || fields.length > 0) {
+    fields.push(field);
+    rows.push({ line: rowLine, fields });
+  }
+  return rows;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Estimating
+
+/** Which WABAs and business numbers the events mention: the defaults of `--waba` and `--business`. */
+export class SendersSeen {
+  private readonly businessesByWaba = new Map<string, Set<string>>();
+
+  add(event: CoreEvent): void {
+    if (event.kind === 'inbound' || event.kind === 'outbound') this.note(event.waba, event.business);
+    else if (event.kind === 'status' && event.waba && event.business) this.note(event.waba, event.business);
+  }
+
+  private note(waba: string, business: string): void {
+    let set = this.businessesByWaba.get(waba);
+    if (!set) {
+      set = new Set();
+      this.businessesByWaba.set(waba, set);
+    }
+    set.add(business);
+  }
+
+  /** The WABA and business number to quote for: the given ones, else the only ones in the events. */
+  choose(waba?: string, business?: string): Result<{ waba: string; business: string }, EstimateError> {
+    let chosenWaba = waba;
+    if (chosenWaba === undefined && business !== undefined) {
+      chosenWaba = [...this.businessesByWaba].find(([, numbers]) => numbers.has(business))?.[0];
+    }
+    if (chosenWaba === undefined) {
+      const wabas = [...this.businessesByWaba.keys()].sort();
+      if (wabas.length !== 1) {
+        return err({
+          code: 'WABA_REQUIRED',
+          message:
+            wabas.length === 0
+              ? 'the events name no WABA: pass --waba (and --business) for the sending account'
+              : `the events hold ${wabas.length} WABAs (${wabas.slice(0, 5).join(', ')}${wabas.length > 5 ? ', …' : ''}): pass --waba`,
+        });
+      }
+      chosenWaba = wabas[0]!;
+    }
+    if (business !== undefined) return ok({ waba: chosenWaba, business });
+    const numbers = [...(this.businessesByWaba.get(chosenWaba) ?? [])].sort();
+    if (numbers.length !== 1) {
+      return err({
+        code: 'BUSINESS_REQUIRED',
+        message:
+          numbers.length === 0
+            ? `the events name no business number of WABA ${chosenWaba}: pass --business (the phone_number_id that sends)`
+            : `WABA ${chosenWaba} has ${numbers.length} business numbers (${numbers.slice(0, 5).join(', ')}): pass --business`,
+      });
+    }
+    return ok({ waba: chosenWaba, business: numbers[0]! });
+  }
+}
+
+/** Rates the events (for the state they leave), then quotes a send to each recipient in list order. */
+export class EstimateSession {
+  private readonly rater: Rater;
+  private readonly senders = new SendersSeen();
+
+  constructor(private readonly setup: RatingSetup) {
+    const accounts = new Map(setup.accounts.map((a) => [a.waba, a]));
+    const options: RatingOptions = {
+      accountFor: (waba) => accounts.get(waba) ?? defaultAccount(waba),
+      rateBook: setup.rateBook,
+      markets: setup.markets,
+      isReportedRulesEnabled: setup.isReportedRulesEnabled,
+    };
+    this.rater = new Rater(options, { unit: () => {}, pending: () => {} });
+  }
+
+  add(event: CoreEvent): void {
+    this.senders.add(event);
+    this.rater.add(event);
+  }
+
+  finish(list: RecipientList, request: EstimateRequest): Result<EstimateOutcome, EstimateError> {
+    const sender = this.senders.choose(request.waba, request.business);
+    if (!sender.ok) return sender;
+    const { waba, business } = sender.value;
+    this.rater.finish();
+    const account = this.setup.accounts.find((a) => a.waba === waba) ?? defaultAccount(waba);
+    const date = localDate(request.atMs, account.timeZone);
+    const invalid = [...list.invalid];
+    const quoted: Recipient[] = [];
+    const sends: QuoteRequest[] = [];
+    for (const recipient of list.recipients) {
+      const place = this.setup.markets.resolve(recipient.phone, date);
+      if (place.country === null) {
+        invalid.push({
+          line: recipient.line,
+          phone: recipient.written,
+          error: `no country uses the calling code at the start of ${recipient.phone}: write the number with its country code`,
+        });
+        continue;
+      }
+      quoted.push(recipient);
+      sends.push({
+        id: `line-${recipient.line}`,
+        waba,
+        business,
+        user: recipient.phone,
+        template: request.template,
+        atMs: request.atMs,
+      });
+    }
+    const quotes = this.rater.quote(sends);
+    const lines = quoted.map((recipient, index) => toLine(recipient, quotes[index]!));
+    invalid.sort((a, b) => a.line - b.line);
+    return ok({ estimate: { lines, invalid, totals: totalsOf(lines) }, waba, business });
+  }
+}
+
+function toLine(recipient: Recipient, quote: Quote): EstimateLine {
+  return {
+    ...recipient.columns,
+    phone: recipient.phone,
+    country: quote.country,
+    market: quote.market,
+    price: quote.amountMicros === null ? null : formatMicros(quote.amountMicros),
+    currency: quote.currency,
+    free: quote.isFree,
+    reason: quote.reason,
+  };
+}
+
+/** Totals are computed from the lines themselves, so they always equal the sum of the lines. */
+export function totalsOf(lines: readonly EstimateLine[]): EstimateTotals {
+  const totals: EstimateTotals = { count: 0, free: 0, charged: 0, unpriced: 0, by_currency: {} };
+  const amounts = new Map<string, number>();
+  for (const line of lines) {
+    totals.count += 1;
+    const currency = (totals.by_currency[line.currency] ??= { count: 0, free: 0, charged: 0, amount: '0' });
+    currency.count += 1;
+    if (line.free) {
+      totals.free += 1;
+      currency.free += 1;
+      continue;
+    }
+    totals.charged += 1;
+    currency.charged += 1;
+    if (line.price === null) {
+      totals.unpriced += 1;
+      continue;
+    }
+    const micros = parseMicros(line.price);
+    if (!micros.ok) throw new Error(`estimate line with a malformed price: ${line.price}`);
+    amounts.set(line.currency, addMicros(amounts.get(line.currency) ?? 0, micros.value));
+  }
+  for (const [currency, micros] of amounts) totals.by_currency[currency]!.amount = formatMicros(micros);
+  return totals;
+}
+
+/** One estimate from a recipients CSV and a stream of events (files or a store). */
+export async function estimateRecipients(
+  csvText: string,
+  feed: (add: (event: CoreEvent) => void) => Promise<void>,
+  setup: RatingSetup,
+  request: EstimateRequest,
+): Promise<Result<EstimateOutcome, EstimateError>> {
+  const list = parseRecipientsCsv(csvText);
+  if (!list.ok) return list;
+  const session = new EstimateSession(setup);
+  await feed((event) => session.add(event));
+  return session.finish(list.value, request);
+}

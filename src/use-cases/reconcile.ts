@@ -1,0 +1,187 @@
+// Reconciliation with Meta, from files: rates the events with one decision per message (each carrying what
+// Meta's status webhook said), notes which messages had a send log line or a webhook, reads an optional
+// analytics export, and hands everything to core/reconcile. Used by `wameter reconcile` and the service.
+
+import { readFile } from 'node:fs/promises';
+import { defaultAccount, type CoreEvent } from '../core/events.js';
+import { Rater, type RatingOptions } from '../core/rate-events.js';
+import {
+  parseAnalyticsExport,
+  reconcile,
+  type AnalyticsExport,
+  type ReconciliationJson,
+} from '../core/reconcile.js';
+import { err, ok, type Result } from '../core/result.js';
+import type { BillableUnit } from '../core/units.js';
+import { readEventSources, type ReadSummary, type SourceError } from '../ingest/read-events.js';
+import type { RatingSetup } from './load-rating-setup.js';
+
+export type ReconcileErrorCode =
+  /** The analytics file cannot be read (missing, not permitted). */
+  | 'ANALYTICS_UNREADABLE'
+  /** The analytics file is not JSON, or not a conversation_analytics / pricing_analytics export. */
+  | 'UNRECOGNISED_ANALYTICS'
+  /** The export names no WABA of the events, and the events have several: say which one it describes. */
+  | 'ANALYTICS_WABA_UNKNOWN';
+
+export interface ReconcileError {
+  code: ReconcileErrorCode;
+  message: string;
+}
+
+/** Reads Meta's analytics answer saved as JSON, with errors that name the file and what is wrong. */
+export async function loadAnalyticsExport(path: string): Promise<Result<AnalyticsExport, ReconcileError>> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    return err({
+      code: 'ANALYTICS_UNREADABLE',
+      message: `cannot read analytics export ${path}${code ? ` (${code})` : ''}: check the path`,
+    });
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(text.replace(/^\uFEFF/, ''));
+  } catch (error) {
+    return err({
+      code: 'UNRECOGNISED_ANALYTICS',
+      message: `${path} is not JSON (${(error as Error).message}): save Meta's Graph API answer as it came`,
+    });
+  }
+  const parsed = parseAnalyticsExport(value);
+  if (!parsed.ok) return err({ code: 'UNRECOGNISED_ANALYTICS', message: `${path}: ${parsed.error.message}` });
+  return ok(parsed.value);
+}
+
+/** Feeds events to a rater that keeps decisions, and remembers the evidence reconciliation needs. */
+export class ReconcileSession {
+  private readonly rater: Rater;
+  private readonly units: BillableUnit[] = [];
+  private readonly sentIds = new Set<string>();
+  private readonly statusIds = new Set<string>();
+  private readonly wabasWithSendLog = new Set<string>();
+  private readonly wabasWithPricedStatuses = new Set<string>();
+  private readonly wabaOfStatus = new Map<string, string>();
+  private readonly wabas = new Set<string>();
+
+  constructor(private readonly setup: RatingSetup) {
+    const accounts = new Map(setup.accounts.map((a) => [a.waba, a]));
+    const options: RatingOptions = {
+      accountFor: (waba) => accounts.get(waba) ?? defaultAccount(waba),
+      rateBook: setup.rateBook,
+      markets: setup.markets,
+      isReportedRulesEnabled: setup.isReportedRulesEnabled,
+      withDecisions: true,
+    };
+    this.rater = new Rater(options, { unit: (u) => this.units.push(u), pending: () => {} });
+  }
+
+  add(event: CoreEvent): void {
+    if (event.kind === 'outbound') {
+      this.sentIds.add(event.id);
+      this.wabasWithSendLog.add(event.waba);
+      this.wabas.add(event.waba);
+    } else if (event.kind === 'status') {
+      this.statusIds.add(event.id);
+      if (event.pricing && event.waba) this.wabasWithPricedStatuses.add(event.waba);
+      else if (event.pricing) this.wabaOfStatus.set(event.id, '');
+      if (event.waba) this.wabas.add(event.waba);
+    } else if (event.kind === 'inbound') {
+      this.wabas.add(event.waba);
+    }
+    this.rater.add(event);
+  }
+
+  /** Rates what was added and compares it with Meta; `analyticsWaba` overrides the export's own id. */
+  finish(
+    analytics?: AnalyticsExport,
+    analyticsWaba?: string,
+  ): Result<{ reconciliation: ReconciliationJson; wabas: string[] }, ReconcileError> {
+    const summary = this.rater.finish();
+    // A priced status line that named no WABA belongs to its message's WABA (known once rated).
+    if (this.wabaOfStatus.size > 0) {
+      for (const decision of summary.decisions) {
+        if (this.wabaOfStatus.has(decision.messageId) && decision.waba)
+          this.wabasWithPricedStatuses.add(decision.waba);
+      }
+    }
+    for (const unit of this.units) this.wabas.add(unit.waba);
+    const wabas = [...this.wabas].filter((w) => w !== '').sort();
+    let target: { export: AnalyticsExport; waba: string } | undefined;
+    if (analytics) {
+      const named = analyticsWaba ?? analytics.waba;
+      let waba: string | undefined;
+      if (named !== undefined && (analyticsWaba !== undefined || wabas.includes(named))) waba = named;
+      else if (wabas.length === 1) waba = wabas[0];
+      if (waba === undefined) {
+        return err({
+          code: 'ANALYTICS_WABA_UNKNOWN',
+          message: `the analytics export ${analytics.waba ? `names WABA ${analytics.waba}, which is not in the events` : 'names no WABA'} and the events hold ${wabas.length} WABAs (${wabas.slice(0, 5).join(', ')}): pass --waba to say which one it describes`,
+        });
+      }
+      target = { export: analytics, waba };
+    }
+    const accounts = new Map(this.setup.accounts.map((a) => [a.waba, a]));
+    const reconciliation = reconcile({
+      decisions: summary.decisions,
+      units: this.units,
+      findings: summary.findings,
+      evidence: {
+        sentIds: this.sentIds,
+        statusIds: this.statusIds,
+        wabasWithSendLog: this.wabasWithSendLog,
+        wabasWithPricedStatuses: this.wabasWithPricedStatuses,
+      },
+      timeZoneOf: (waba) => (accounts.get(waba) ?? defaultAccount(waba)).timeZone,
+      isReportedRulesEnabled: this.setup.isReportedRulesEnabled,
+      ...(target ? { analytics: target } : {}),
+    });
+    return ok({ reconciliation, wabas });
+  }
+}
+
+export interface ReconcileSourcesOptions {
+  analyticsPath?: string;
+  /** The WABA the analytics export describes, when it does not say or the events hold several. */
+  analyticsWaba?: string;
+  onSourceError?(error: SourceError): void;
+  stdin?: NodeJS.ReadableStream;
+}
+
+export interface ReconcileOutcome {
+  reconciliation: ReconciliationJson;
+  read: ReadSummary;
+  wabas: string[];
+}
+
+/** Reads event files (and an optional analytics export) and reconciles them with Meta's view. */
+export async function reconcileSources(
+  sources: readonly string[],
+  setup: RatingSetup,
+  options: ReconcileSourcesOptions = {},
+): Promise<Result<ReconcileOutcome, ReconcileError>> {
+  let analytics: AnalyticsExport | undefined;
+  if (options.analyticsPath !== undefined) {
+    const loaded = await loadAnalyticsExport(options.analyticsPath);
+    if (!loaded.ok) return loaded;
+    analytics = loaded.value;
+  }
+  const session = new ReconcileSession(setup);
+  const read = await readEventSources(
+    sources,
+    {
+      onEvents(events) {
+        for (const event of events) session.add(event);
+      },
+      onError(error) {
+        options.onSourceError?.(error);
+      },
+    },
+    options.stdin ? { stdin: options.stdin } : {},
+  );
+  const finished = session.finish(analytics, options.analyticsWaba);
+  if (!finished.ok) return finished;
+  return ok({ ...finished.value, read });
+}
