@@ -1,0 +1,1060 @@
+// `npm run bench`: wameter's benchmarks on seeded traffic, printed as tables with the machine and Node
+// version, each figure next to a baseline measured in the same run (machines are noisy; ratios travel).
+// Results also go to bench/out/last-run.json. Never part of `npm test`; nothing here asserts a timing.
+//
+//   node --expose-gc dist/bench/main.js [--quick] [--events N] [--memory-events N] [--only engine,memory,server]
+
+import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { createReadStream, existsSync, readFileSync } from 'node:fs';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import os from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { StringDecoder } from 'node:string_decoder';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { parseArgs } from 'node:util';
+import { createRequire } from 'node:module';
+import {
+  describeUser,
+  describeWabas,
+  Rng,
+  type TrafficOptions,
+  type WabaProfile,
+} from './generate-traffic.js';
+import { accountsPathFor, trafficFileName, writeTraffic } from './write-traffic.js';
+
+// ---------------------------------------------------------------------------------------------------------
+// Where things are. The compiled file is dist/bench/main.js (tsconfig.build.json: rootDir ".", outDir dist),
+// so the package root is two levels up; run from sources (bench/main.ts) it is one level up.
+
+const HERE = dirname(fileURLToPath(import.meta.url));
+const ROOT = findPackageRoot(HERE);
+const OUT_DIR = join(ROOT, 'bench', 'out');
+/** The compiled project next to this file: dist/src/… when compiled, src/… when run from sources. */
+const COMPILED_SRC = join(HERE, '..', 'src');
+
+function findPackageRoot(from: string): string {
+  let dir = from;
+  for (;;) {
+    if (existsSync(join(dir, 'package.json'))) return dir;
+    const parent = dirname(dir);
+    if (parent === dir) return from;
+    dir = parent;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Arguments.
+
+type Section = 'engine' | 'memory' | 'server' | 'dashboard';
+const SECTIONS: readonly Section[] = ['engine', 'memory', 'server', 'dashboard'];
+
+interface BenchArgs {
+  isQuick: boolean;
+  seed: number;
+  events: number;
+  memoryEvents: number;
+  runs: number;
+  sections: Set<Section>;
+  /** 'auto': PostgreSQL when reachable; 'yes': required; 'no': SQLite only. */
+  postgres: 'auto' | 'yes' | 'no';
+  postgresUrl: string;
+  serverSeconds: number;
+  connections: number;
+}
+
+const USAGE = `usage: npm run bench -- [options]      (or: node --expose-gc dist/bench/main.js [options])
+  --quick               small smoke run of the harness (200k events, 1M for the memory run, 3 s load)
+  --events N            events in the engine-vs-parse file (default 1000000)
+  --memory-events N     time-ordered events for the peak-RSS run (default 10000000)
+  --seed N              traffic seed (default 42)
+  --runs N              repetitions of the engine and parse-only runs; the median is reported (default 3)
+  --only LIST           comma-separated sections: ${SECTIONS.join(',')} (default all)
+  --pg / --no-pg        require PostgreSQL / SQLite only (default: PostgreSQL too when reachable)
+  --pg-url URL          PostgreSQL server (default postgres://postgres@127.0.0.1:5432/test; a fresh schema is used)
+  --server-seconds N    duration of each load run (default 10)
+  --connections N       concurrent connections of the load runs (default 10)`;
+
+function parseBenchArgs(argv: string[]): BenchArgs {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      quick: { type: 'boolean' },
+      events: { type: 'string' },
+      'memory-events': { type: 'string' },
+      seed: { type: 'string' },
+      runs: { type: 'string' },
+      only: { type: 'string' },
+      pg: { type: 'boolean' },
+      'no-pg': { type: 'boolean' },
+      'pg-url': { type: 'string' },
+      'server-seconds': { type: 'string' },
+      connections: { type: 'string' },
+      help: { type: 'boolean' },
+    },
+    strict: true,
+  });
+  if (values.help) {
+    process.stdout.write(USAGE + '\n');
+    process.exit(0);
+  }
+  const isQuick = values.quick === true;
+  const int = (name: string, text: string | undefined, fallback: number): number => {
+    if (text === undefined) return fallback;
+    const value = Number(text.replace(/_/g, ''));
+    if (!Number.isInteger(value) || value <= 0)
+      throw new Error(`--${name} must be a positive integer, got "${text}"`);
+    return value;
+  };
+  const sections = new Set<Section>();
+  for (const name of (values.only ?? SECTIONS.join(',')).split(',')) {
+    const section = name.trim() as Section;
+    if (!SECTIONS.includes(section))
+      throw new Error(`--only: unknown section "${name}" (use ${SECTIONS.join(', ')})`);
+    sections.add(section);
+  }
+  return {
+    isQuick,
+    seed: int('seed', values.seed, 42),
+    events: int('events', values.events, isQuick ? 200_000 : 1_000_000),
+    memoryEvents: int('memory-events', values['memory-events'], isQuick ? 1_000_000 : 10_000_000),
+    runs: int('runs', values.runs, 3),
+    sections,
+    postgres: values.pg ? 'yes' : values['no-pg'] ? 'no' : 'auto',
+    postgresUrl:
+      values['pg-url'] ?? process.env.WAMETER_BENCH_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test',
+    serverSeconds: int('server-seconds', values['server-seconds'], isQuick ? 3 : 10),
+    connections: int('connections', values.connections, 10),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Printing.
+
+function formatInt(value: number): string {
+  return Math.round(value).toLocaleString('en-US');
+}
+function formatMiB(bytes: number): string {
+  return `${(bytes / 2 ** 20).toFixed(0)} MiB`;
+}
+
+/** A Markdown table, so a run's output can be pasted into docs/benchmarks.md as it is. */
+function printTable(title: string, headers: string[], rows: string[][], notes: string[] = []): void {
+  const widths = headers.map((header, i) =>
+    Math.max(header.length, ...rows.map((row) => (row[i] ?? '').length)),
+  );
+  const line = (cells: string[]) =>
+    `| ${cells.map((cell, i) => cell.padEnd(widths[i] as number)).join(' | ')} |`;
+  const out = [
+    '',
+    `### ${title}`,
+    '',
+    line(headers),
+    `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`,
+    ...rows.map(line),
+  ];
+  if (notes.length > 0) out.push('', ...notes.map((note) => `- ${note}`));
+  process.stdout.write(out.join('\n') + '\n');
+}
+
+function progress(message: string): void {
+  process.stderr.write(`[bench] ${message}\n`);
+}
+
+interface MachineInfo {
+  date: string;
+  node: string;
+  platform: string;
+  cpuModel: string;
+  cores: number;
+  memoryBytes: number;
+  commit: string | null;
+}
+
+function describeMachine(): MachineInfo {
+  const cpus = os.cpus();
+  let commit: string | null = null;
+  try {
+    commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], {
+      cwd: ROOT,
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+    }).trim();
+  } catch {
+    commit = null;
+  }
+  return {
+    date: new Date().toISOString(),
+    node: process.version,
+    platform: `${os.platform()} ${os.arch()} ${os.release()}`,
+    cpuModel: cpus[0]?.model.trim() ?? 'unknown',
+    cores: cpus.length,
+    memoryBytes: os.totalmem(),
+    commit,
+  };
+}
+
+function printHeader(machine: MachineInfo, args: BenchArgs): void {
+  process.stdout.write(
+    [
+      `## wameter benchmarks — ${machine.date}${args.isQuick ? ' (--quick: harness smoke run, not figures to publish)' : ''}`,
+      '',
+      `- machine: ${machine.cores} cores × ${machine.cpuModel}, ${(machine.memoryBytes / 2 ** 30).toFixed(1)} GiB RAM, ${machine.platform}`,
+      `- Node ${machine.node}${typeof globalThis.gc === 'function' ? ' (--expose-gc: collected between runs)' : ''}; commit ${machine.commit ?? 'unknown'}`,
+      `- traffic: seed ${args.seed}, bench/generate-traffic.ts`,
+    ].join('\n') + '\n',
+  );
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 === 1
+    ? (sorted[mid] as number)
+    : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
+}
+
+function collectGarbage(): void {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  if (typeof gc === 'function') gc();
+}
+
+/** Imports a module of the compiled project by its path under src/ (e.g. `ingest/read-events.js`). */
+async function importProject<T>(pathUnderSrc: string): Promise<T> {
+  const file = join(COMPILED_SRC, pathUnderSrc);
+  if (!existsSync(file)) throw new Error(`${file} is missing: build first (npm run build)`);
+  return (await import(pathToFileURL(file).href)) as T;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Traffic files, generated once per parameter set and reused.
+
+async function ensureTrafficFile(options: TrafficOptions): Promise<{ path: string; accountsPath: string }> {
+  const path = join(OUT_DIR, trafficFileName(options));
+  const accountsPath = accountsPathFor(path);
+  if (existsSync(path) && existsSync(accountsPath)) {
+    progress(`reusing ${path}`);
+    return { path, accountsPath };
+  }
+  progress(`generating ${path} …`);
+  const startedMs = performance.now();
+  const summary = await writeTraffic(options, path, (lines) => progress(`  ${formatInt(lines)} lines`));
+  progress(
+    `  ${formatInt(summary.lines)} lines, ${formatMiB(summary.bytes)} in ${((performance.now() - startedMs) / 1000).toFixed(1)} s`,
+  );
+  return { path, accountsPath };
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Table 1: the engine against a bare JSON.parse loop over the same file.
+
+interface ParseOnlyRun {
+  lines: number;
+  seconds: number;
+}
+
+/** The baseline: read the file in 1 MiB chunks, split lines, JSON.parse each. Nothing else. */
+async function parseOnly(path: string): Promise<ParseOnlyRun> {
+  const startedMs = performance.now();
+  const decoder = new StringDecoder('utf8');
+  let rest = '';
+  let lines = 0;
+  let objects = 0;
+  for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) {
+    const text = rest + decoder.write(chunk as Buffer);
+    let from = 0;
+    for (let newline = text.indexOf('\n'); newline !== -1; newline = text.indexOf('\n', from)) {
+      if (newline > from) {
+        const value: unknown = JSON.parse(text.slice(from, newline));
+        if (typeof value === 'object') objects++;
+        lines++;
+      }
+      from = newline + 1;
+    }
+    rest = text.slice(from);
+  }
+  if (rest.trim() !== '') {
+    JSON.parse(rest);
+    lines++;
+  }
+  if (objects !== lines) throw new Error('parse-only: a line is not an object');
+  return { lines, seconds: (performance.now() - startedMs) / 1000 };
+}
+
+interface EngineRun {
+  seconds: number;
+  eventsRead: number;
+  units: number;
+  pending: number;
+  findings: number;
+  sourceErrors: number;
+}
+
+interface RatingSetupModule {
+  loadRatingSetup(input: {
+    accountsPath?: string;
+  }): Promise<{ ok: true; value: unknown } | { ok: false; error: { message: string } }>;
+}
+interface RateSourcesModule {
+  rateSources(
+    sources: readonly string[],
+    setup: unknown,
+    sink: { unit(unit: unknown): void; pending(message: unknown): void },
+    options?: { maxLatenessMs?: number; onSourceError?(error: unknown): void },
+  ): Promise<{ read: { events: number }; findings: unknown[]; stats: { units: number; pending: number } }>;
+}
+
+/**
+ * The engine end to end, as `wameter rate` runs it: load accounts, bundled rate cards and the market table,
+ * read the file (readEventSources: NDJSON and webhook bodies), rate every event (Rater, batch mode). Units go
+ * to a counting sink: output formatting is not measured.
+ */
+async function engineRun(path: string, accountsPath: string): Promise<EngineRun> {
+  const { loadRatingSetup } = await importProject<RatingSetupModule>('use-cases/load-rating-setup.js');
+  const { rateSources } = await importProject<RateSourcesModule>('use-cases/rate-sources.js');
+  const startedMs = performance.now();
+  const setup = await loadRatingSetup({ accountsPath });
+  if (!setup.ok) throw new Error(`engine setup failed: ${setup.error.message}`);
+  let units = 0;
+  let pending = 0;
+  let sourceErrors = 0;
+  const result = await rateSources(
+    [path],
+    setup.value,
+    {
+      unit: () => {
+        units++;
+      },
+      pending: () => {
+        pending++;
+      },
+    },
+    { onSourceError: () => sourceErrors++ },
+  );
+  return {
+    seconds: (performance.now() - startedMs) / 1000,
+    eventsRead: result.read.events,
+    units,
+    pending,
+    findings: result.findings.length,
+    sourceErrors,
+  };
+}
+
+interface EngineResult {
+  file: string;
+  lines: number;
+  runs: number;
+  parseOnlySeconds: number[];
+  engineSeconds: number[];
+  parseOnlyEventsPerSecond: number;
+  engineEventsPerSecond: number;
+  ratio: number;
+  target: number;
+  units: number;
+  pending: number;
+  findings: number;
+  sourceErrors: number;
+  maxRssBytesOfBenchProcess: number;
+}
+
+async function benchEngine(args: BenchArgs): Promise<EngineResult> {
+  const options: TrafficOptions = {
+    seed: args.seed,
+    eventsTarget: args.events,
+    users: Math.max(1_000, Math.round(args.events / 20)),
+  };
+  const { path, accountsPath } = await ensureTrafficFile(options);
+  const parseSeconds: number[] = [];
+  const engineSeconds: number[] = [];
+  let lines = 0;
+  let last: EngineRun | undefined;
+  // Interleaved so that a slow moment of the machine hits both sides alike.
+  for (let run = 1; run <= args.runs; run++) {
+    collectGarbage();
+    const parsed = await parseOnly(path);
+    lines = parsed.lines;
+    parseSeconds.push(parsed.seconds);
+    progress(`parse-only run ${run}: ${formatInt(parsed.lines / parsed.seconds)} events/s`);
+    collectGarbage();
+    last = await engineRun(path, accountsPath);
+    engineSeconds.push(last.seconds);
+    progress(
+      `engine run ${run}: ${formatInt(lines / last.seconds)} events/s (${formatInt(last.units)} units)`,
+    );
+  }
+  const parseRate = lines / median(parseSeconds);
+  const engineRate = lines / median(engineSeconds);
+  const result: EngineResult = {
+    file: path,
+    lines,
+    runs: args.runs,
+    parseOnlySeconds: parseSeconds,
+    engineSeconds,
+    parseOnlyEventsPerSecond: parseRate,
+    engineEventsPerSecond: engineRate,
+    ratio: engineRate / parseRate,
+    target: 0.5,
+    units: last?.units ?? 0,
+    pending: last?.pending ?? 0,
+    findings: last?.findings ?? 0,
+    sourceErrors: last?.sourceErrors ?? 0,
+    maxRssBytesOfBenchProcess: process.resourceUsage().maxRSS * 1024,
+  };
+  printTable(
+    `1. Engine vs parse-only — ${formatInt(lines)} lines, median of ${args.runs}`,
+    ['run', 'median s', 'events/s', 'ratio to parse-only', 'target'],
+    [
+      ['bare JSON.parse loop', median(parseSeconds).toFixed(2), formatInt(parseRate), '1.00', ''],
+      [
+        'wameter read + rate (batch)',
+        median(engineSeconds).toFixed(2),
+        formatInt(engineRate),
+        result.ratio.toFixed(2),
+        `≥ 0.50 ${result.ratio >= 0.5 ? '✓' : '✗'}`,
+      ],
+    ],
+    [
+      `file: ${path.replace(ROOT + '/', '')} (${formatInt(lines)} lines; events read by the engine: ${formatInt(last?.eventsRead ?? 0)})`,
+      `engine output: ${formatInt(result.units)} units, ${formatInt(result.pending)} pending, ${result.findings} findings, ${result.sourceErrors} unreadable lines`,
+      `the engine time includes loading accounts, rate cards and market table; units go to a counting sink (no JSON output)`,
+    ],
+  );
+  return result;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Table 2: 10 million time-ordered events rated by `wameter rate --stream` in a child; its peak RSS.
+
+interface MemoryResult {
+  file: string;
+  lines: number | null;
+  command: string;
+  exitCode: number | null;
+  seconds: number;
+  eventsPerSecond: number | null;
+  peakRssBytes: number | null;
+  peakRssSource: 'resourceUsage' | '/proc VmHWM' | null;
+  targetBytes: number;
+  stderrTail: string;
+}
+
+/** Written into the child with --import: reports the child's own peak RSS when it exits. */
+const PEAK_RSS_HOOK =
+  "import { writeFileSync } from 'node:fs';" +
+  'const out = process.env.WAMETER_BENCH_RSS_FILE;' +
+  "process.on('exit', () => { if (out) writeFileSync(out, JSON.stringify({ maxRSSKiB: process.resourceUsage().maxRSS })); });";
+
+function findCli(): string | null {
+  for (const candidate of [join(COMPILED_SRC, 'cli', 'main.js'), join(ROOT, 'dist', 'cli', 'main.js')]) {
+    if (existsSync(candidate)) return candidate;
+  }
+  return null;
+}
+
+function readVmHwmBytes(pid: number): number | null {
+  try {
+    const match = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return match ? Number(match[1]) * 1024 : null;
+  } catch {
+    return null;
+  }
+}
+
+async function countLines(path: string): Promise<number> {
+  let lines = 0;
+  for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) {
+    const buffer = chunk as Buffer;
+    for (let i = buffer.indexOf(10); i !== -1; i = buffer.indexOf(10, i + 1)) lines++;
+  }
+  return lines;
+}
+
+async function benchMemory(args: BenchArgs): Promise<MemoryResult> {
+  const options: TrafficOptions = {
+    seed: args.seed,
+    eventsTarget: args.memoryEvents,
+    users: Math.max(1_000, Math.round(args.memoryEvents / 20)),
+    timeOrdered: true,
+  };
+  const { path, accountsPath } = await ensureTrafficFile(options);
+  const lines = await countLines(path);
+  const cli = findCli();
+  const cliArgs = [
+    'rate',
+    path,
+    '--stream',
+    '--accounts',
+    accountsPath,
+    '--format',
+    'json',
+    '--allow-unpriced',
+  ];
+  const result: MemoryResult = {
+    file: path,
+    lines,
+    command: `node ${cli ?? 'dist/src/cli/main.js'} ${cliArgs.join(' ')} > /dev/null`.replaceAll(
+      ROOT + '/',
+      '',
+    ),
+    exitCode: null,
+    seconds: 0,
+    eventsPerSecond: null,
+    peakRssBytes: null,
+    peakRssSource: null,
+    targetBytes: 2 ** 30,
+    stderrTail: '',
+  };
+  if (cli === null) {
+    result.stderrTail = 'the CLI is not built (dist/src/cli/main.js missing): run npm run build';
+  } else {
+    const rssFile = join(OUT_DIR, `peak-rss-${process.pid}.json`);
+    await rm(rssFile, { force: true });
+    progress(`memory run: ${result.command}`);
+    const startedMs = performance.now();
+    const child = spawn(
+      process.execPath,
+      ['--import', `data:text/javascript,${encodeURIComponent(PEAK_RSS_HOOK)}`, cli, ...cliArgs],
+      { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, WAMETER_BENCH_RSS_FILE: rssFile } },
+    );
+    let stderr = '';
+    child.stderr?.setEncoding('utf8');
+    child.stderr?.on('data', (text: string) => {
+      stderr = (stderr + text).slice(-4000);
+    });
+    // A second witness in case the hook cannot run (e.g. the child is killed): the kernel's high-water mark.
+    let polledPeak = 0;
+    const poll = setInterval(() => {
+      if (child.pid !== undefined) polledPeak = Math.max(polledPeak, readVmHwmBytes(child.pid) ?? 0);
+    }, 100);
+    const exitCode = await new Promise<number | null>((resolvePromise) =>
+      child.on('close', (code) => resolvePromise(code)),
+    );
+    clearInterval(poll);
+    result.seconds = (performance.now() - startedMs) / 1000;
+    result.exitCode = exitCode;
+    result.stderrTail = stderr.trim().split('\n').slice(-3).join('\n');
+    try {
+      const reported = JSON.parse(await readFile(rssFile, 'utf8')) as { maxRSSKiB: number };
+      result.peakRssBytes = reported.maxRSSKiB * 1024;
+      result.peakRssSource = 'resourceUsage';
+    } catch {
+      if (polledPeak > 0) {
+        result.peakRssBytes = polledPeak;
+        result.peakRssSource = '/proc VmHWM';
+      }
+    }
+    await rm(rssFile, { force: true });
+    if (exitCode === 0) result.eventsPerSecond = lines / result.seconds;
+  }
+  const isOk = result.exitCode === 0 && result.peakRssBytes !== null;
+  printTable(
+    `2. ${formatInt(lines)} time-ordered events, wameter rate --stream, peak RSS`,
+    ['run', 'exit', 'wall s', 'events/s', 'peak RSS', 'target'],
+    [
+      [
+        'wameter rate --stream --format json',
+        String(result.exitCode ?? 'not run'),
+        result.seconds.toFixed(1),
+        result.eventsPerSecond === null ? '—' : formatInt(result.eventsPerSecond),
+        result.peakRssBytes === null ? '—' : formatMiB(result.peakRssBytes),
+        isOk
+          ? `< 1024 MiB ${(result.peakRssBytes as number) < result.targetBytes ? '✓' : '✗'}`
+          : '< 1024 MiB (no figure)',
+      ],
+    ],
+    [
+      `command: ${result.command}`,
+      `peak RSS from ${result.peakRssSource ?? 'nowhere'} of the child process; the file is reused across runs with the same parameters`,
+      ...(result.exitCode !== 0 && result.stderrTail
+        ? [`child stderr: ${result.stderrTail.replace(/\n/g, ' ⏎ ')}`]
+        : []),
+      ...(result.exitCode === 0 && result.stderrTail
+        ? [`child summary: ${result.stderrTail.split('\n').at(-1)}`]
+        : []),
+    ],
+  );
+  return result;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Table 3: the service under load — signed webhook bodies vs a no-op request on the same server.
+
+interface LoadRow {
+  store: 'sqlite' | 'postgres';
+  route: string;
+  requestsPerSecond: number;
+  statusesPerSecond: number | null;
+  p50Ms: number;
+  p99Ms: number;
+  non2xx: number;
+  errors: number;
+  requests: number;
+  /** CPU used by the server process during the run, % of one core. */
+  serverCpuPercent: number | null;
+  /** CPU used by the bench process (autocannon, body generation, signing), % of one core. */
+  benchCpuPercent: number;
+}
+
+interface ServerResult {
+  rows: LoadRow[];
+  notes: string[];
+}
+
+const BENCH_APP_SECRET = 'wameter-bench-app-secret';
+/** No route in the service is a true no-op (GET /healthz pings the store): an unknown path answers 404
+ * through the same middleware (request log, metrics, routing) and is the closest to one. */
+const NOOP_PATH = '/__bench/noop';
+
+/** CPU seconds (user + system) a process has used so far, from /proc (Linux); null elsewhere. */
+function cpuSecondsOf(pid: number): number | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // Fields 14 and 15 of /proc/PID/stat (utime, stime), in clock ticks of 1/100 s on Linux.
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return null;
+  }
+}
+
+/** Runs autocannon and measures how busy the server and this process were meanwhile (% of one core). */
+async function measured(
+  autocannon: Autocannon,
+  options: Record<string, unknown>,
+  serverPid: number | undefined,
+): Promise<{ result: AutocannonResult; serverCpuPercent: number | null; benchCpuPercent: number }> {
+  const serverBefore = serverPid === undefined ? null : cpuSecondsOf(serverPid);
+  const benchBefore = process.cpuUsage();
+  const startedMs = performance.now();
+  const result = await autocannon(options);
+  const seconds = (performance.now() - startedMs) / 1000;
+  const serverAfter = serverPid === undefined ? null : cpuSecondsOf(serverPid);
+  const bench = process.cpuUsage(benchBefore);
+  return {
+    result,
+    serverCpuPercent:
+      serverBefore === null || serverAfter === null ? null : (100 * (serverAfter - serverBefore)) / seconds,
+    benchCpuPercent: (100 * (bench.user + bench.system)) / 1e6 / seconds,
+  };
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address !== null ? address.port : 0;
+      server.close(() => resolvePort(port));
+    });
+  });
+}
+
+/** Realistic status webhook bodies: 1–50 statuses (mostly few), distinct ids, signed like Meta. */
+class WebhookBodies {
+  private readonly rng: Rng;
+  private readonly wabas: WabaProfile[];
+  private readonly users: { phone: string; waba: number }[] = [];
+  private counter = 0;
+  statuses = 0;
+  constructor(
+    seed: number,
+    private readonly runTag: string,
+  ) {
+    this.rng = new Rng(seed);
+    const options: TrafficOptions = { seed, users: 5_000 };
+    this.wabas = describeWabas(options);
+    for (let index = 0; index < 5_000; index++) {
+      const user = describeUser(options, index);
+      if (user.country !== null) this.users.push({ phone: user.phone, waba: user.wabaIndex });
+    }
+  }
+  next(): string {
+    const rng = this.rng;
+    const user = rng.pick(this.users);
+    const waba = this.wabas[user.waba] as WabaProfile;
+    const number = rng.pick(waba.numbers);
+    const count = 1 + Math.floor(50 * rng.next() ** 2);
+    const baseSecond = 1_759_300_000 + rng.int(30 * 86_400);
+    const words = ['sent', 'delivered', 'read'] as const;
+    const categories = ['marketing', 'utility', 'authentication', 'service'] as const;
+    const statuses: string[] = [];
+    for (let i = 0; i < count; i++) {
+      const status = words[i % 3] as string;
+      const id = `wamid.bench${this.runTag}${(this.counter++).toString(36)}`;
+      const category = rng.pick(categories);
+      const pricing =
+        status === 'read'
+          ? ''
+          : `,"pricing":{"billable":${category !== 'service'},"pricing_model":"PMP","category":"${category}","type":"${category === 'service' ? 'free_customer_service' : 'regular'}"}`;
+      statuses.push(
+        `{"id":"${id}","status":"${status}","timestamp":"${baseSecond + i}","recipient_id":"${rng.pick(this.users).phone}"${pricing}}`,
+      );
+    }
+    this.statuses += count;
+    return (
+      `{"object":"whatsapp_business_account","entry":[{"id":"${waba.waba}","changes":[{"field":"messages","value":` +
+      `{"messaging_product":"whatsapp","metadata":{"display_phone_number":"${number.displayPhoneNumber}",` +
+      `"phone_number_id":"${number.phoneNumberId}"},"statuses":[${statuses.join(',')}]}}]}]}`
+    );
+  }
+}
+
+interface AutocannonResult {
+  requests: { average: number; total: number };
+  latency: { p50: number; p99: number };
+  non2xx: number;
+  errors: number;
+  timeouts: number;
+  duration: number;
+  ['2xx']: number;
+}
+type Autocannon = (options: Record<string, unknown>) => Promise<AutocannonResult>;
+
+function loadAutocannon(): Autocannon {
+  const require = createRequire(import.meta.url);
+  return require('autocannon') as Autocannon;
+}
+
+async function waitForHealth(baseUrl: string, child: ChildProcess, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let lastError = '';
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`the server exited with code ${child.exitCode}`);
+    try {
+      const response = await fetch(`${baseUrl}/healthz`);
+      if (response.ok) return;
+      lastError = `GET /healthz answered ${response.status}`;
+    } catch (error) {
+      lastError = (error as Error).message;
+    }
+    await new Promise((resolveWait) => setTimeout(resolveWait, 200));
+  }
+  throw new Error(`the server did not become healthy in ${timeoutMs / 1000} s: ${lastError}`);
+}
+
+async function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.pid === undefined) return;
+  const closed = new Promise<void>((resolveClose) => child.once('close', () => resolveClose()));
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+  await closed;
+  clearTimeout(timer);
+}
+
+interface PgClient {
+  connect(): Promise<void>;
+  query(sql: string): Promise<unknown>;
+  end(): Promise<void>;
+}
+
+async function postgresAdmin(url: string): Promise<PgClient | null> {
+  const require = createRequire(import.meta.url);
+  const pg = require('pg') as { Client: new (options: object) => PgClient };
+  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 3_000 });
+  try {
+    await client.connect();
+    await client.query('SELECT 1');
+    return client;
+  } catch {
+    await client.end().catch(() => undefined);
+    return null;
+  }
+}
+
+/** One server (a child process running startServer) on one store, loaded with webhooks then the no-op. */
+async function loadOneStore(
+  args: BenchArgs,
+  store: 'sqlite' | 'postgres',
+  db: string,
+  workDir: string,
+): Promise<LoadRow[]> {
+  const port = await freePort();
+  const configPath = join(workDir, `config-${store}.json`);
+  await writeFile(
+    configPath,
+    JSON.stringify(
+      { db, port, host: '127.0.0.1', appSecrets: [BENCH_APP_SECRET], rateLimit: 'off', logLevel: 'warn' },
+      null,
+      2,
+    ),
+  );
+  const child = spawn(process.execPath, [fileURLToPath(import.meta.url), '--serve-child', configPath], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr?.setEncoding('utf8');
+  child.stderr?.on('data', (text: string) => {
+    stderr = (stderr + text).slice(-4000);
+  });
+  const baseUrl = `http://127.0.0.1:${port}`;
+  try {
+    await waitForHealth(baseUrl, child, 60_000);
+  } catch (error) {
+    await stopChild(child);
+    throw new Error(
+      `${(error as Error).message}${stderr ? `; server stderr: ${stderr.trim().slice(-600)}` : ''}`,
+    );
+  }
+  const autocannon = loadAutocannon();
+  const { signMetaBody } = await importProject<{ signMetaBody(body: string, secret: string): string }>(
+    'ingest/signature.js',
+  );
+  const bodies = new WebhookBodies(args.seed, `${store}${Date.now().toString(36)}`);
+  const rows: LoadRow[] = [];
+  try {
+    progress(`load ${store}: POST /webhooks/whatsapp for ${args.serverSeconds} s`);
+    const webhooks = await measured(
+      autocannon,
+      {
+        url: baseUrl,
+        connections: args.connections,
+        duration: args.serverSeconds,
+        requests: [
+          {
+            method: 'POST',
+            path: '/webhooks/whatsapp',
+            setupRequest: (request: Record<string, unknown>) => {
+              const body = bodies.next();
+              return {
+                ...request,
+                body,
+                headers: {
+                  'content-type': 'application/json',
+                  'x-hub-signature-256': signMetaBody(body, BENCH_APP_SECRET),
+                },
+              };
+            },
+          },
+        ],
+      },
+      child.pid,
+    );
+    rows.push(loadRow(store, 'POST /webhooks/whatsapp (signed, 1–50 statuses)', webhooks, bodies.statuses));
+    for (const [route, path] of [
+      [`GET ${NOOP_PATH} (no-op: 404 through the middleware)`, NOOP_PATH],
+      ['GET /healthz (pings the store)', '/healthz'],
+    ] as const) {
+      progress(`load ${store}: ${route} for ${args.serverSeconds} s`);
+      const result = await measured(
+        autocannon,
+        { url: baseUrl + path, connections: args.connections, duration: args.serverSeconds },
+        child.pid,
+      );
+      rows.push(loadRow(store, route, result, null));
+    }
+  } finally {
+    await stopChild(child);
+  }
+  return rows;
+}
+
+function loadRow(
+  store: LoadRow['store'],
+  route: string,
+  run: Awaited<ReturnType<typeof measured>>,
+  statuses: number | null,
+): LoadRow {
+  const { result } = run;
+  return {
+    serverCpuPercent: run.serverCpuPercent,
+    benchCpuPercent: run.benchCpuPercent,
+    store,
+    route,
+    requestsPerSecond: result.requests.average,
+    statusesPerSecond: statuses === null ? null : statuses / result.duration,
+    p50Ms: result.latency.p50,
+    p99Ms: result.latency.p99,
+    non2xx: result.non2xx,
+    errors: result.errors + result.timeouts,
+    requests: result.requests.total,
+  };
+}
+
+async function benchServer(args: BenchArgs): Promise<ServerResult> {
+  const notes: string[] = [];
+  const rows: LoadRow[] = [];
+  if (!existsSync(join(COMPILED_SRC, 'server', 'main.js'))) {
+    notes.push('src/server/main.ts (startServer) is not built yet: the load test did not run');
+    printTable('3. Service under load', ['store', 'route'], [], notes);
+    return { rows, notes };
+  }
+  const workDir = await mkdtemp(join(os.tmpdir(), 'wameter-bench-'));
+  try {
+    const stores: { store: 'sqlite' | 'postgres'; db: string; cleanup?: () => Promise<void> }[] = [
+      { store: 'sqlite', db: `sqlite:${join(workDir, 'bench.db')}` },
+    ];
+    if (args.postgres !== 'no') {
+      const admin = await postgresAdmin(args.postgresUrl);
+      if (admin === null) {
+        const message = `PostgreSQL not reachable at ${args.postgresUrl}`;
+        if (args.postgres === 'yes') throw new Error(message);
+        notes.push(`${message}: SQLite only`);
+      } else {
+        const schema = `wameter_bench_${process.pid}_${Date.now().toString(36)}`;
+        await admin.query(`CREATE SCHEMA ${schema}`);
+        const url = new URL(args.postgresUrl);
+        url.searchParams.set('options', `-c search_path=${schema}`);
+        stores.push({
+          store: 'postgres',
+          db: url.toString(),
+          cleanup: async () => {
+            await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+            await admin.end();
+          },
+        });
+      }
+    }
+    for (const { store, db, cleanup } of stores) {
+      try {
+        rows.push(...(await loadOneStore(args, store, db, workDir)));
+      } catch (error) {
+        notes.push(`${store}: ${(error as Error).message}`);
+      } finally {
+        await cleanup?.();
+      }
+    }
+  } finally {
+    await rm(workDir, { recursive: true, force: true });
+  }
+  const table: string[][] = [];
+  for (const store of ['sqlite', 'postgres'] as const) {
+    const storeRows = rows.filter((row) => row.store === store);
+    const webhook = storeRows[0];
+    const noop = storeRows[1];
+    for (const row of storeRows) {
+      const isWebhook = row === webhook;
+      const ratio = isWebhook && noop ? row.requestsPerSecond / noop.requestsPerSecond : null;
+      table.push([
+        store,
+        row.route,
+        formatInt(row.requestsPerSecond),
+        row.statusesPerSecond === null ? '' : formatInt(row.statusesPerSecond),
+        String(row.p50Ms),
+        String(row.p99Ms),
+        `${row.non2xx}/${row.errors}`,
+        `${row.serverCpuPercent === null ? '—' : row.serverCpuPercent.toFixed(0)} / ${row.benchCpuPercent.toFixed(0)}`,
+        ratio === null ? '' : `${ratio.toFixed(2)} ${ratio >= 0.5 ? '✓' : '✗'} (≥ 0.50)`,
+        isWebhook ? `${row.p99Ms < 250 ? '✓' : '✗'} (< 250 ms)` : '',
+      ]);
+    }
+  }
+  printTable(
+    `3. Service under load — ${args.connections} connections, ${args.serverSeconds} s per route, loopback`,
+    [
+      'store',
+      'route',
+      'req/s',
+      'statuses/s',
+      'p50 ms',
+      'p99 ms',
+      'non-2xx/errors',
+      'CPU % server / bench',
+      'ratio to no-op',
+      'p99 target',
+    ],
+    table,
+    [
+      'server: runUntilSignalled / startServer (src/server/main.ts) in a child process; autocannon in the bench process; rate limit off; log level warn',
+      'CPU %: share of one core used by the server process / by the bench process (autocannon, body generation, signing) during the run',
+      `no-op: the service has no no-op route, so ${NOOP_PATH} (404 through the full middleware) is the baseline; non-2xx there is expected`,
+      ...notes,
+    ],
+  );
+  return { rows, notes };
+}
+
+/** Child mode: `main.js --serve-child CONFIG.json` runs the real service until SIGTERM. */
+async function serveChild(configPath: string): Promise<void> {
+  const { loadServiceConfig } = await importProject<{
+    loadServiceConfig(input: {
+      configFile: string;
+      env: Record<string, string | undefined>;
+    }): { ok: true; value: unknown } | { ok: false; error: { problems: string[] } };
+  }>('server/config.js');
+  const config = loadServiceConfig({ configFile: configPath, env: {} });
+  if (!config.ok) throw new Error(`bench server config: ${config.error.problems.join('; ')}`);
+  const server = await importProject<{ runUntilSignalled(config: unknown): Promise<void> }>('server/main.js');
+  // The service's own lifecycle: graceful close on SIGTERM (finishes in-flight requests, closes the store).
+  await server.runUntilSignalled(config.value);
+  process.exit(0);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Table 4: the dashboard API (issue 4).
+//
+// TODO(lead): fill in. Suggested shape, matching the tables above:
+//   - generate a month of traffic that yields ~500,000 units (e.g. ensureTrafficFile({ seed, eventsTarget:
+//     2_500_000, users: 400_000, days: 30 })), load it into a fresh store through the service
+//     (POST /v1/events in NDJSON batches) and wait until GET /healthz reports rating_lag_seconds 0;
+//   - time with autocannon (bounded, like table 3) the API calls the dashboard makes: GET /v1/totals for the
+//     month, GET /v1/analytics?granularity=DAILY, GET /v1/units?limit=100 (first page and a cursor page),
+//     GET /v1/explain for a busy user; baseline: the no-op request on the same server;
+//   - print req/s, p50, p99 per call and the ratio to the no-op; add the figures to last-run.json.
+
+interface DashboardResult {
+  status: 'not implemented';
+}
+
+async function benchDashboard(): Promise<DashboardResult> {
+  printTable(
+    '4. Dashboard API',
+    ['call', 'req/s', 'p50 ms', 'p99 ms'],
+    [],
+    ['not implemented yet (see the TODO in bench/main.ts)'],
+  );
+  return { status: 'not implemented' };
+}
+
+// ---------------------------------------------------------------------------------------------------------
+
+async function main(argv: string[]): Promise<number> {
+  if (argv[0] === '--serve-child') {
+    await serveChild(argv[1] ?? '');
+    return -1; // keep running: the server holds the event loop
+  }
+  let args: BenchArgs;
+  try {
+    args = parseBenchArgs(argv);
+  } catch (error) {
+    process.stderr.write(`${(error as Error).message}\n${USAGE}\n`);
+    return 2;
+  }
+  await mkdir(OUT_DIR, { recursive: true });
+  const machine = describeMachine();
+  printHeader(machine, args);
+  const results: Record<string, unknown> = { machine, args: { ...args, sections: [...args.sections] } };
+  const failures: string[] = [];
+  const section = async (name: Section, run: () => Promise<unknown>) => {
+    if (!args.sections.has(name)) return;
+    try {
+      results[name] = await run();
+    } catch (error) {
+      failures.push(`${name}: ${(error as Error).message}`);
+      results[name] = { error: (error as Error).message };
+      process.stdout.write(`\n### ${name}: failed — ${(error as Error).message}\n`);
+    }
+    await writeFile(join(OUT_DIR, 'last-run.json'), JSON.stringify(results, null, 2) + '\n');
+  };
+  await section('engine', () => benchEngine(args));
+  await section('memory', () => benchMemory(args));
+  await section('server', () => benchServer(args));
+  await section('dashboard', () => benchDashboard());
+  await writeFile(join(OUT_DIR, 'last-run.json'), JSON.stringify(results, null, 2) + '\n');
+  process.stdout.write(`\nresults: ${join(OUT_DIR, 'last-run.json').replace(ROOT + '/', '')}\n`);
+  if (failures.length > 0) process.stderr.write(`[bench] failed sections:\n  ${failures.join('\n  ')}\n`);
+  return failures.length > 0 ? 1 : 0;
+}
+
+if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  main(process.argv.slice(2)).then(
+    (code) => {
+      if (code >= 0) process.exit(code);
+    },
+    (error: unknown) => {
+      process.stderr.write(`bench: ${(error as Error).stack ?? String(error)}\n`);
+      process.exit(1);
+    },
+  );
+}
