@@ -24,6 +24,7 @@ import {
   type UnitDraft,
 } from './pair-machine.js';
 import { FindingCollector, UnitPricer } from './price-unit.js';
+import { RecentIds } from './recent-ids.js';
 import type { MarketResolver, RateBook } from './pricing-context.js';
 import type {
   BillableUnit,
@@ -138,6 +139,8 @@ interface MessageRecord {
   evidenceRank: number;
   pair?: PairState;
   isQueued: boolean;
+  /** Counted in its pair's `waitingCount`. */
+  isWaiting: boolean;
   isRated?: boolean;
 }
 
@@ -148,7 +151,7 @@ interface PairState {
   inbounds: PairItem[];
   queued: MessageRecord[];
   /** Records attached to this pair that are neither delivered nor failed yet. */
-  waiting: Set<MessageRecord>;
+  waitingCount: number;
   countryHint?: string;
 }
 
@@ -162,7 +165,7 @@ export class Rater {
   /** business number → user → pair (nested, so that no key string is built per event). */
   private readonly pairs = new Map<string, Map<string, PairState>>();
   private readonly dirty = new Set<PairState>();
-  private readonly tombstones = new Map<string, number>();
+  private readonly tombstones = new RecentIds(TOMBSTONE_MS, DAY_MS);
   private readonly accountOverrides = new Map<string, Partial<Account>>();
   private readonly accountCache = new Map<string, Account>();
   private readonly accountFactTimes = new Map<string, number>();
@@ -381,7 +384,7 @@ export class Rater {
         ),
         inbounds: [],
         queued: [],
-        waiting: new Set(),
+        waitingCount: 0,
       };
       users.set(user, pair);
     }
@@ -462,6 +465,7 @@ export class Rater {
         failedAtMs: Infinity,
         evidenceRank: 0,
         isQueued: false,
+        isWaiting: false,
       };
       this.records.set(id, record);
     }
@@ -525,7 +529,7 @@ export class Rater {
       (record.pair.business !== record.business || record.pair.user !== record.user)
     ) {
       // A status named another pair before the sender's log arrived: the log wins.
-      record.pair.waiting.delete(record);
+      setWaiting(record, false);
       const index = record.pair.queued.indexOf(record);
       if (index >= 0) record.pair.queued.splice(index, 1);
       record.pair = undefined;
@@ -538,16 +542,14 @@ export class Rater {
     }
     const pair = record.pair;
     if (record.deliveredAtMs !== Infinity) {
-      pair.waiting.delete(record);
+      setWaiting(record, false);
       if (!record.isQueued) {
         record.isQueued = true;
         pair.queued.push(record);
         this.dirty.add(pair);
       }
-    } else if (record.failedAtMs === Infinity) {
-      pair.waiting.add(record);
     } else {
-      pair.waiting.delete(record);
+      setWaiting(record, record.failedAtMs === Infinity);
     }
   }
 
@@ -681,8 +683,8 @@ export class Rater {
       return;
     }
     this.records.delete(id);
-    record.pair?.waiting.delete(record);
-    this.tombstones.set(id, horizonMs === Infinity ? Infinity : record.deliveredAtMs + TOMBSTONE_MS);
+    setWaiting(record, false);
+    if (horizonMs !== Infinity) this.tombstones.add(id, record.deliveredAtMs);
   }
 
   private emitFinal(horizonMs: number): void {
@@ -718,7 +720,7 @@ export class Rater {
         if (
           pair.inbounds.length === 0 &&
           pair.queued.length === 0 &&
-          pair.waiting.size === 0 &&
+          pair.waitingCount === 0 &&
           pair.machine.isQuiescentAt(horizonMs)
         ) {
           users.delete(user);
@@ -727,15 +729,14 @@ export class Rater {
       }
       if (users.size === 0) this.pairs.delete(business);
     }
-    for (const [id, expiresAtMs] of this.tombstones) if (expiresAtMs < horizonMs) this.tombstones.delete(id);
+    this.tombstones.forgetBefore(horizonMs);
   }
 
   /** A message that will never be rated: failed, still pending, or impossible to place. */
   private retire(record: MessageRecord, horizonMs: number): void {
     this.records.delete(record.id);
-    record.pair?.waiting.delete(record);
-    if (this.isStreaming && horizonMs !== Infinity)
-      this.tombstones.set(record.id, record.sentAtMs + PENDING_TTL_MS);
+    setWaiting(record, false);
+    if (this.isStreaming && horizonMs !== Infinity) this.tombstones.add(record.id, horizonMs);
     if (record.deliveredAtMs !== Infinity && !record.pair) {
       this.findings.add(`STATUS_WITHOUT_USER`, () => ({
         code: 'STATUS_WITHOUT_USER',
@@ -762,6 +763,12 @@ export class Rater {
       sentAtMs: record.sentAtMs,
     });
   }
+}
+
+function setWaiting(record: MessageRecord, isWaiting: boolean): void {
+  if (record.isWaiting === isWaiting || !record.pair) return;
+  record.isWaiting = isWaiting;
+  record.pair.waitingCount += isWaiting ? 1 : -1;
 }
 
 function toUnit(draft: UnitDraft): BillableUnit {

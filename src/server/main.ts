@@ -7,6 +7,7 @@ import type { Server } from 'node:http';
 import { pathToFileURL } from 'node:url';
 import { serve } from '@hono/node-server';
 import { openStore } from '../store/open-store.js';
+import { registerDashboardRoutes } from './dashboard-routes.js';
 import { createApp } from './app.js';
 import { describeConfig, loadServiceConfig, type ServiceConfig } from './config.js';
 import { createJsonLogger, errorFields, type Logger } from './logger.js';
@@ -52,6 +53,7 @@ export async function startServer(config: ServiceConfig, options: StartOptions =
     onStoreError: () => metrics.inc('store_errors_total'),
   });
   const app = createApp({ store, config, clock, logger, rating, metrics });
+  registerDashboardRoutes(app, { store, config, clock, logger, rating, pricing: pricing.value });
 
   let server: Server;
   const port = await new Promise<number>((resolve, reject) => {

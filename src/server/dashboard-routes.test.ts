@@ -1,0 +1,411 @@
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import {
+  conversationLines,
+  createTestService,
+  KEY_ALL,
+  KEY_W1,
+  KEY_W2,
+  type TestService,
+} from '../../test/server-kit.js';
+import { registerDashboardRoutes, resolveStaticFile } from './dashboard-routes.js';
+import { createMemoryLogger } from './logger.js';
+import { loadPricingSetup } from './pricing-setup.js';
+import { packageRoot } from '../ingest/rate-card-files.js';
+import type { ServiceConfig } from './config.js';
+
+let service: TestService;
+
+/** The service of the other route tests, with the dashboard's routes mounted the way main does it. */
+async function createDashboardService(options: { webRoot?: string } = {}): Promise<TestService> {
+  const created = await createTestService();
+  const pricing = await loadPricingSetup({ accountsPath: null, rateCardPaths: [] });
+  if (!pricing.ok) throw new Error(pricing.error);
+  const clock = () => created.clock.nowMs;
+  registerDashboardRoutes(created.app, {
+    store: created.store,
+    config: { bodyLimitBytes: 1024 * 1024 } as ServiceConfig,
+    clock,
+    logger: createMemoryLogger(clock),
+    rating: created.rating,
+    pricing: pricing.value,
+    ...(options.webRoot ? { webRoot: options.webRoot } : {}),
+  });
+  return created;
+}
+
+function post(path: string, body: unknown, key?: string): Promise<Response> {
+  return Promise.resolve(
+    service.app.request(path, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', ...(key ? { Authorization: `Bearer ${key}` } : {}) },
+      body: typeof body === 'string' ? body : JSON.stringify(body),
+    }),
+  );
+}
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- answers are read loosely; the shapes are asserted
+async function json(response: Response): Promise<any> {
+  return response.json();
+}
+
+/** A service conversation in March 2024 (CBP-2023: counts toward the WABA's 1,000 free ones). */
+function serviceConversation(waba: string, business: string, user: string, prefix: string): object[] {
+  return [
+    { kind: 'inbound', at: '2024-03-05T09:00:00Z', waba, business, user, id: `${prefix}.in` },
+    {
+      kind: 'outbound',
+      at: '2024-03-05T09:01:00Z',
+      waba,
+      business,
+      user,
+      id: `${prefix}.out`,
+      template: null,
+    },
+    { kind: 'status', at: '2024-03-05T09:01:04Z', waba, id: `${prefix}.out`, status: 'delivered' },
+  ];
+}
+
+afterEach(async () => {
+  await service?.close();
+});
+
+describe('dashboard static files', () => {
+  beforeEach(async () => {
+    service = await createDashboardService();
+  });
+
+  it('serves the dashboard page at / with its content type and a strict content security policy', async () => {
+    const response = await service.get('/');
+    expect(response.status).toBe(200);
+    expect(response.headers.get('content-type')).toBe('text/html; charset=utf-8');
+    expect(response.headers.get('content-security-policy')).toContain("script-src 'self'");
+    expect(response.headers.get('x-content-type-options')).toBe('nosniff');
+    const html = await response.text();
+    expect(html).toContain('<script type="module" src="/js/app.js">');
+  });
+
+  it('serves scripts, styles and images with the right content types', async () => {
+    expect((await service.get('/js/app.js')).headers.get('content-type')).toBe(
+      'text/javascript; charset=utf-8',
+    );
+    expect((await service.get('/js/pages/overview.js')).headers.get('content-type')).toBe(
+      'text/javascript; charset=utf-8',
+    );
+    expect((await service.get('/style.css')).headers.get('content-type')).toBe('text/css; charset=utf-8');
+    expect((await service.get('/favicon.svg')).headers.get('content-type')).toBe('image/svg+xml');
+  });
+
+  it('refuses every directory traversal attempt with a 404 and never leaks a file outside web/', async () => {
+    const attempts = [
+      '/../package.json',
+      '/%2e%2e/package.json',
+      '/%2E%2E/package.json',
+      '/js/%2e%2e/%2e%2e/package.json',
+      '/..%2fpackage.json',
+      '/%2e%2e%2fpackage.json',
+      '/.%2e/package.json',
+      '/js/..%5c..%5cpackage.json',
+      '/%2e%2e%2f%2e%2e%2fetc%2fpasswd',
+      '/..%252fpackage.json',
+      '/js//app.js',
+      '/index.html%00.js',
+      '/.gitignore',
+      '/%2egitignore',
+      '/js/',
+      '/js',
+      '/%',
+    ];
+    for (const path of attempts) {
+      const response = await service.get(path);
+      const body = await response.text();
+      expect(response.status, path).toBe(404);
+      expect(body, path).not.toContain('"devDependencies"');
+      expect(body, path).not.toContain('root:');
+    }
+  });
+
+  it('refuses a symbolic link inside web/ that points outside it', async () => {
+    await service.close();
+    const root = mkdtempSync(join(tmpdir(), 'wameter-web-'));
+    try {
+      mkdirSync(join(root, 'web'));
+      writeFileSync(join(root, 'web', 'index.html'), '<!doctype html><title>ok</title>');
+      writeFileSync(join(root, 'secret.txt'), 'top secret');
+      symlinkSync(join(root, 'secret.txt'), join(root, 'web', 'leak.txt'));
+      service = await createDashboardService({ webRoot: join(root, 'web') });
+      expect((await service.get('/')).status).toBe(200);
+      const response = await service.get('/leak.txt');
+      expect(response.status).toBe(404);
+      expect(await response.text()).not.toContain('top secret');
+      expect(await resolveStaticFile(join(root, 'web'), '/leak.txt')).toBeNull();
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
+
+  it('serves only files of known types, so a stray file in web/ is not exposed', async () => {
+    expect(await resolveStaticFile(join(packageRoot(), 'web'), '/index.html')).not.toBeNull();
+    expect(await resolveStaticFile(packageRoot(), '/package-lock.lock')).toBeNull();
+    expect(await resolveStaticFile(packageRoot(), '/src/server/app.ts')).toBeNull();
+  });
+
+  it('keeps unknown API paths as JSON 404s, not dashboard pages', async () => {
+    const response = await service.get('/v1/dashboard/nothing-here', KEY_ALL);
+    expect(response.status).toBe(404);
+    expect((await json(response)).error.code).toBe('NOT_FOUND');
+  });
+});
+
+describe('dashboard API: authentication and WABA scope', () => {
+  beforeEach(async () => {
+    service = await createDashboardService();
+    await service.postEvents([
+      ...conversationLines('W1', 'PN1', '919876543210', 'w1'),
+      ...conversationLines('W2', 'PN2', '5511912345678', 'w2'),
+    ]);
+  });
+
+  const READ_PATHS = [
+    '/v1/dashboard/accounts',
+    '/v1/dashboard/overview',
+    '/v1/dashboard/allowances',
+    '/v1/rate-cards',
+    '/v1/findings',
+    '/v1/reconciliation',
+  ];
+
+  it('answers 401 with a Bearer challenge when the key is missing or wrong', async () => {
+    for (const path of READ_PATHS) {
+      const missing = await service.get(path);
+      expect(missing.status, path).toBe(401);
+      expect(missing.headers.get('www-authenticate'), path).toContain('Bearer');
+      expect((await json(missing)).error.code).toBe('UNAUTHENTICATED');
+      expect((await service.get(path, 'not-a-key')).status, path).toBe(401);
+    }
+    expect((await post('/v1/estimate', { phones: ['919876543210'], template: 'utility' })).status).toBe(401);
+  });
+
+  it("refuses 403 when a client asks for another client's WABA", async () => {
+    for (const path of [
+      '/v1/dashboard/overview?waba=W2',
+      '/v1/dashboard/allowances?waba=W2',
+      '/v1/findings?waba=W2',
+      '/v1/reconciliation?waba=W2',
+    ]) {
+      const response = await service.get(path, KEY_W1);
+      expect(response.status, path).toBe(403);
+      expect((await json(response)).error.code).toBe('FORBIDDEN_WABA');
+    }
+    const estimate = await post(
+      '/v1/estimate',
+      { phones: ['919876543210'], template: 'utility', waba: 'W2' },
+      KEY_W1,
+    );
+    expect(estimate.status).toBe(403);
+  });
+
+  it("filters every answer to the key's WABAs", async () => {
+    const accounts = await json(await service.get('/v1/dashboard/accounts', KEY_W1));
+    expect(accounts.accounts.map((a: { waba: string }) => a.waba)).toEqual(['W1']);
+    const all = await json(await service.get('/v1/dashboard/accounts', KEY_ALL));
+    expect(all.accounts.map((a: { waba: string }) => a.waba)).toEqual(['W1', 'W2']);
+
+    const overview = await json(await service.get('/v1/dashboard/overview?by=waba', KEY_W1));
+    const keys = overview.currencies.flatMap((c: { keys: string[] }) => c.keys);
+    expect(keys).toEqual(['W1']);
+    const ownTotals = await json(await service.get('/v1/totals?waba=W1', KEY_ALL));
+    expect(overview.totals).toEqual(ownTotals.totals);
+
+    const reconciliation = await json(await service.get('/v1/reconciliation', KEY_W2));
+    expect(reconciliation.wabas).toEqual(['W2']);
+    for (const difference of reconciliation.differences) {
+      expect(difference.waba ?? difference.bucket.waba).toBe('W2');
+    }
+  });
+});
+
+describe('dashboard API: what the pages show', () => {
+  beforeEach(async () => {
+    service = await createDashboardService();
+  });
+
+  it('overview: buckets by day add up exactly to /v1/totals, with free and charged units apart', async () => {
+    await service.postEvents([
+      ...conversationLines('W1', 'PN1', '919876543210', 'a'),
+      ...conversationLines('W1', 'PN1', '919812345678', 'b'),
+      ...conversationLines('W1', 'PN9', '5511912345678', 'c'),
+    ]);
+    const response = await service.get('/v1/dashboard/overview?granularity=DAILY&by=market', KEY_ALL);
+    expect(response.status).toBe(200);
+    const overview = await json(response);
+    const totals = await json(await service.get('/v1/totals', KEY_ALL));
+    expect(overview.totals).toEqual(totals.totals);
+    const usd = overview.currencies.find((c: { currency: string }) => c.currency === 'USD');
+    expect(usd.keys.sort()).toEqual(['Brazil', 'India']);
+    expect(usd.totals.amount).toBe(totals.totals.USD.amount);
+    expect(usd.totals.charged_units + usd.totals.free_units).toBe(totals.totals.USD.units);
+    expect(usd.totals.free_units).toBeGreaterThan(0);
+    expect(usd.totals.charged_units).toBeGreaterThan(0);
+    // 2025-07-10 … 2025-07-13: four days, the empty 11th shown as empty rather than skipped.
+    expect(usd.buckets.map((b: { label: string }) => b.label)).toEqual([
+      '2025-07-10',
+      '2025-07-11',
+      '2025-07-12',
+      '2025-07-13',
+    ]);
+    expect(usd.buckets[1]).toMatchObject({ amount: '0', charged_units: 0, free_units: 0 });
+
+    const monthly = await json(
+      await service.get('/v1/dashboard/overview?granularity=MONTHLY&by=category', KEY_ALL),
+    );
+    expect(monthly.currencies[0].buckets).toHaveLength(1);
+    expect(monthly.currencies[0].buckets[0].amount).toBe(totals.totals.USD.amount);
+  });
+
+  it('overview: refuses an unknown breakdown or time step with a clear 400', async () => {
+    const by = await service.get('/v1/dashboard/overview?by=colour', KEY_ALL);
+    expect(by.status).toBe(400);
+    expect((await json(by)).error.message).toContain('"by" must be one of category, market, business, waba');
+    expect((await service.get('/v1/dashboard/overview?granularity=HOURLY', KEY_ALL)).status).toBe(400);
+    expect((await service.get('/v1/dashboard/overview?from=yesterday', KEY_ALL)).status).toBe(400);
+  });
+
+  it('allowances: counts free service conversations of a CBP-2023 month per WABA against 1,000', async () => {
+    await service.postEvents([
+      ...serviceConversation('W1', 'PN1', '919876543210', 's1'),
+      ...serviceConversation('W1', 'PN2', '919812345678', 's2'),
+      ...serviceConversation('W2', 'PN3', '5511912345678', 's3'),
+    ]);
+    const response = await service.get('/v1/dashboard/allowances?month=2024-03', KEY_ALL);
+    expect(response.status).toBe(200);
+    const body = await json(response);
+    expect(body.era).toBe('CBP-2023');
+    expect(body.allowance).toMatchObject({ per: 'waba', limit: 1000 });
+    expect(body.allowance.rows).toEqual([
+      { waba: 'W1', used: 2, limit: 1000, remaining: 998 },
+      { waba: 'W2', used: 1, limit: 1000, remaining: 999 },
+    ]);
+    const scoped = await json(await service.get('/v1/dashboard/allowances?month=2024-03', KEY_W2));
+    expect(scoped.allowance.rows).toEqual([{ waba: 'W2', used: 1, limit: 1000, remaining: 999 }]);
+  });
+
+  it('allowances: lists charged utility messages per portfolio × market × category in a PMP month', async () => {
+    await service.postEvents([
+      ...conversationLines('W1', 'PN1', '919876543210', 'a'),
+      ...conversationLines('W1', 'PN1', '919812345678', 'b'),
+    ]);
+    const body = await json(await service.get('/v1/dashboard/allowances?month=2025-07', KEY_ALL));
+    expect(body.era).toBe('PMP-2025');
+    expect(body.allowance.limit).toBeNull();
+    expect(body.allowance.what).toContain('no monthly allowance');
+    const utility = body.tiers.find((t: { category: string }) => t.category === 'utility');
+    expect(utility).toMatchObject({ portfolio: 'W1', market: 'India', charged_this_month: 2, wabas: ['W1'] });
+    expect((await service.get('/v1/dashboard/allowances?month=2025-13', KEY_ALL)).status).toBe(400);
+  });
+
+  it('rate cards: every loaded card with its dates, the one in force marked, and its rates on demand', async () => {
+    const body = await json(await service.get('/v1/rate-cards', KEY_W1));
+    expect(body.today).toBe('2025-08-01');
+    const ids = body.rate_cards.map((card: { id: string }) => card.id);
+    expect(ids).toContain('usd-2024-11-01');
+    const inForce = body.rate_cards.filter((card: { in_force: boolean }) => card.in_force);
+    expect(inForce.map((card: { id: string }) => card.id)).toEqual(['usd-2024-11-01']);
+    expect(inForce[0]).toMatchObject({ currency: 'USD', effective_date: '2024-11-01', until: '2025-10-01' });
+    const card = await json(await service.get('/v1/rate-cards/usd-2024-11-01', KEY_W1));
+    expect(card.rates.find((row: { market: string }) => row.market === 'India').rates.marketing).toMatch(
+      /^0\.\d+$/,
+    );
+    expect((await service.get('/v1/rate-cards/nope', KEY_W1)).status).toBe(404);
+  });
+
+  it('findings: counted per code, paged, and limited to the key', async () => {
+    await service.postEvents([
+      ...conversationLines('W1', 'PN1', '999000111222', 'bad'),
+      ...conversationLines('W2', 'PN2', '999000111333', 'bad2'),
+    ]);
+    const all = await json(await service.get('/v1/findings', KEY_ALL));
+    expect(all.total).toBeGreaterThan(0);
+    const own = await json(await service.get('/v1/findings?limit=1', KEY_W1));
+    expect(own.total).toBeLessThan(all.total);
+    expect(own.findings).toHaveLength(1);
+    expect(Object.values(own.counts as Record<string, number>).reduce((a, b) => a + b, 0)).toBe(own.total);
+    expect(JSON.stringify(own.findings)).not.toContain('999000111333');
+  });
+
+  it('estimate: quotes each pasted phone, lists a bad number, and totals equal the lines', async () => {
+    await service.postEvents(conversationLines('W1', 'PN1', '919876543210', 'a'));
+    const response = await post(
+      '/v1/estimate',
+      {
+        phones: ['+91 98765 43210', '+91 98123 45678', 'not a number'],
+        template: 'marketing',
+        at: '2025-07-20T10:00:00Z',
+      },
+      KEY_W1,
+    );
+    expect(response.status).toBe(200);
+    const body = await json(response);
+    expect(body.lines).toHaveLength(2);
+    expect(body.invalid).toHaveLength(1);
+    expect(body.invalid[0].phone).toBe('not a number');
+    expect(body.lines.every((line: { market: string }) => line.market === 'India')).toBe(true);
+    expect(body.totals.count).toBe(2);
+    const charged = body.lines.filter((line: { free: boolean }) => !line.free);
+    expect(body.totals.charged).toBe(charged.length);
+    expect(body.waba).toBe('W1');
+  });
+
+  it('estimate: refuses a bad template or an ambiguous WABA with a message that says what to send', async () => {
+    await service.postEvents([
+      ...conversationLines('W1', 'PN1', '919876543210', 'a'),
+      ...conversationLines('W2', 'PN2', '919876543210', 'b'),
+    ]);
+    const template = await post('/v1/estimate', { phones: ['919876543210'], template: 'promo' }, KEY_ALL);
+    expect(template.status).toBe(400);
+    expect((await json(template)).error.message).toContain(
+      '"template" must be marketing, utility or authentication',
+    );
+    const ambiguous = await post('/v1/estimate', { phones: ['919876543210'], template: 'utility' }, KEY_ALL);
+    expect(ambiguous.status).toBe(400);
+    expect((await json(ambiguous)).error.message).toContain('"waba"');
+    expect((await post('/v1/estimate', '{not json', KEY_ALL)).status).toBe(400);
+  });
+
+  it('reconciliation: agreement gives no differences; an analytics export is compared per bucket', async () => {
+    await service.postEvents(conversationLines('W1', 'PN1', '919876543210', 'a'));
+    const plain = await json(await service.get('/v1/reconciliation', KEY_W1));
+    expect(plain.differences).toEqual([]);
+    expect(plain.checked.messages).toBeGreaterThan(0);
+    const exported = {
+      conversation_analytics: {
+        data: [
+          {
+            data_points: [
+              {
+                start: Date.parse('2025-07-12T00:00:00Z') / 1000,
+                end: Date.parse('2025-07-13T00:00:00Z') / 1000,
+                conversation: 5,
+                conversation_category: 'MARKETING',
+                country: 'IN',
+                cost: 0.5,
+              },
+            ],
+          },
+        ],
+      },
+      id: 'W1',
+    };
+    const response = await post('/v1/reconciliation', { analytics: exported }, KEY_W1);
+    expect(response.status).toBe(200);
+    const body = await json(response);
+    expect(body.checked.buckets).toBeGreaterThan(0);
+    expect(body.differences.some((d: { bucket?: unknown }) => d.bucket !== undefined)).toBe(true);
+    const foreign = await post('/v1/reconciliation', { analytics: { ...exported, id: 'W2' } }, KEY_W1);
+    expect(foreign.status).toBe(403);
+    const unreadable = await post('/v1/reconciliation', { analytics: { hello: 1 } }, KEY_W1);
+    expect(unreadable.status).toBe(400);
+  });
+});

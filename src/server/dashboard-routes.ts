@@ -1,0 +1,937 @@
+// The dashboard's side of the service: its static files (web/) at `/`, and the JSON the pages need that the
+// query API lacks, under /v1/ behind the same API key and WABA scope. Every figure is aggregated in the
+// store (`analytics`, `totals`); nothing here loads a month of units into memory, and no file outside web/
+// is ever served.
+
+import { realpath, readFile, stat } from 'node:fs/promises';
+import { extname, join, sep } from 'node:path';
+import type { Context, Hono } from 'hono';
+import { localDate, parseInstant } from '../core/calendar.js';
+import { eraOn } from '../core/eras.js';
+import { FREE_CONVERSATIONS_PER_MONTH, FREE_SERVICE_MESSAGES_PER_MONTH } from '../core/eras.js';
+import { addMicros, formatMicros } from '../core/money.js';
+import { tierRate } from '../core/rate-card.js';
+import type { Era, PricingType, RateCategory, UnitCategory } from '../core/units.js';
+import { createAccountBook } from '../ingest/accounts-file.js';
+import { packageRoot } from '../ingest/rate-card-files.js';
+import { estimateRecipients, type EstimateRequest } from '../use-cases/estimate.js';
+import type { RatingSetup } from '../use-cases/load-rating-setup.js';
+import { ReconcileSession } from '../use-cases/reconcile.js';
+import { parseAnalyticsExport, type AnalyticsExport, type Difference } from '../core/reconcile.js';
+import type { TemplateCategory } from '../core/events.js';
+import {
+  StoreInputError,
+  type AnalyticsDimension,
+  type AnalyticsPoint,
+  type Store,
+  type UnitFilter,
+} from '../store/store.js';
+import { totalsToJson } from './app.js';
+import type { ApiKey, ServiceConfig } from './config.js';
+import { errorResponse, type ErrorCode } from './errors.js';
+import { errorFields, type Logger } from './logger.js';
+import type { PricingSetup, RatingService } from './rating-service.js';
+
+export interface DashboardDeps {
+  store: Store;
+  config: ServiceConfig;
+  clock: () => number;
+  logger: Logger;
+  rating: RatingService;
+  /** The accounts and rate cards the server rates with (time zones, portfolios, cards, tiers). */
+  pricing: PricingSetup;
+  /** Folder of the dashboard's files; `<package root>/web` when omitted. */
+  webRoot?: string;
+}
+
+type Env = { Variables: { apiKey: ApiKey } };
+
+const UNIT_CATEGORIES: readonly UnitCategory[] = [
+  'marketing',
+  'utility',
+  'authentication',
+  'authentication_international',
+  'service',
+  'referral_conversion',
+  'business_initiated',
+  'user_initiated',
+];
+const PRICING_TYPES: readonly PricingType[] = [
+  'regular',
+  'free_tier',
+  'free_entry_point',
+  'free_customer_service',
+];
+const OVERVIEW_DIMENSIONS = ['category', 'market', 'business', 'waba'] as const;
+type OverviewDimension = (typeof OVERVIEW_DIMENSIONS)[number];
+/** Categories counted for volume tiers (Meta, per-message pricing from 2025-07-01). */
+const TIERED_CATEGORIES: readonly RateCategory[] = [
+  'utility',
+  'authentication',
+  'authentication_international',
+];
+const MAX_BUCKETS = 1500;
+const DEFAULT_FINDINGS_PAGE = 200;
+const MAX_FINDINGS_PAGE = 1000;
+
+/** The dashboard's static files: extension → content type. Anything else is not served. */
+const CONTENT_TYPES: Readonly<Record<string, string>> = {
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
+  '.svg': 'image/svg+xml',
+  '.png': 'image/png',
+  '.ico': 'image/x-icon',
+  '.json': 'application/json; charset=utf-8',
+  '.txt': 'text/plain; charset=utf-8',
+};
+
+// Everything the dashboard needs is local: no CDN, no inline script, no frames.
+const CONTENT_SECURITY_POLICY =
+  "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; " +
+  "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'";
+
+/** A refusal with a catalogue code, thrown inside a route and answered by `guarded`. */
+class DashboardQueryError extends Error {
+  constructor(
+    readonly code: ErrorCode,
+    readonly detail: string,
+  ) {
+    super(detail);
+  }
+}
+
+/**
+ * Adds the dashboard's routes to the service's app. The app's `/v1/*` middleware (API key → `apiKey`) runs
+ * first for every route here; each route also refuses to run without it, so a mistake in mounting fails
+ * closed.
+ */
+export function registerDashboardRoutes(app: Hono<Env>, deps: DashboardDeps): void {
+  const { store, clock, logger, rating, pricing } = deps;
+  const webRoot = deps.webRoot ?? join(packageRoot(), 'web');
+  const isReportedRulesEnabled = pricing.isReportedRulesEnabled ?? true;
+  const accountBook = () => createAccountBook(pricing.accounts);
+
+  type Handler = (c: Context<Env>, apiKey: ApiKey) => Promise<Response>;
+
+  /** Authenticated, with the service's error shapes: bad input → 400, store down → 503, bug → 500. */
+  const guarded =
+    (handler: Handler) =>
+    async (c: Context<Env>): Promise<Response> => {
+      const apiKey = c.get('apiKey') as ApiKey | undefined;
+      if (!apiKey)
+        return errorResponse(c, 'UNAUTHENTICATED', undefined, {
+          'WWW-Authenticate': 'Bearer realm="wameter"',
+        });
+      try {
+        return await handler(c, apiKey);
+      } catch (error) {
+        if (error instanceof DashboardQueryError) return errorResponse(c, error.code, error.detail);
+        if (error instanceof StoreInputError) return errorResponse(c, 'BAD_QUERY', error.message);
+        logger.error('dashboard route failed', errorFields(error));
+        return errorResponse(c, 'STORE_UNAVAILABLE', undefined, { 'Retry-After': '5' });
+      }
+    };
+
+  /** The WABAs a key may see; undefined = every WABA. */
+  const scopeOf = (apiKey: ApiKey): readonly string[] | undefined =>
+    apiKey.wabas === '*' ? undefined : apiKey.wabas;
+
+  const mayAccess = (apiKey: ApiKey, waba: string): boolean => {
+    const scope = scopeOf(apiKey);
+    return scope === undefined || scope.includes(waba);
+  };
+
+  /** The stored WABAs this key may see, sorted. */
+  async function visibleWabas(apiKey: ApiKey): Promise<string[]> {
+    const scope = scopeOf(apiKey);
+    return (await store.listWabas()).filter((waba) => scope === undefined || scope.includes(waba)).sort();
+  }
+
+  function instantParam(c: Context<Env>, name: string): number | undefined {
+    const text = c.req.query(name);
+    if (text === undefined || text === '') return undefined;
+    const parsed = parseInstant(text);
+    if (!parsed.ok) throw new DashboardQueryError('BAD_QUERY', `"${name}": ${parsed.error.message}.`);
+    return parsed.value;
+  }
+
+  /** The units filters of GET /v1/units (same names, same checks), always limited to the key's WABAs. */
+  function filterOf(c: Context<Env>, apiKey: ApiKey): UnitFilter {
+    const filter: UnitFilter = {};
+    const scope = scopeOf(apiKey);
+    if (scope !== undefined) filter.wabas = scope;
+    const waba = c.req.query('waba');
+    if (waba) {
+      if (!mayAccess(apiKey, waba)) {
+        throw new DashboardQueryError(
+          'FORBIDDEN_WABA',
+          `WABA ${JSON.stringify(waba)} is not one of this key's.`,
+        );
+      }
+      filter.waba = waba;
+    }
+    for (const name of ['business', 'user', 'market'] as const) {
+      const value = c.req.query(name);
+      if (value) filter[name] = value;
+    }
+    const category = c.req.query('category');
+    if (category) {
+      if (!(UNIT_CATEGORIES as readonly string[]).includes(category)) {
+        throw new DashboardQueryError(
+          'BAD_QUERY',
+          `"category" must be one of ${UNIT_CATEGORIES.join(', ')}.`,
+        );
+      }
+      filter.category = category as UnitCategory;
+    }
+    const type = c.req.query('type');
+    if (type) {
+      if (!(PRICING_TYPES as readonly string[]).includes(type)) {
+        throw new DashboardQueryError('BAD_QUERY', `"type" must be one of ${PRICING_TYPES.join(', ')}.`);
+      }
+      filter.type = type as PricingType;
+    }
+    const fromMs = instantParam(c, 'from');
+    const toMs = instantParam(c, 'to');
+    if (fromMs !== undefined) filter.fromMs = fromMs;
+    if (toMs !== undefined) filter.toMs = toMs;
+    if (fromMs !== undefined && toMs !== undefined && toMs < fromMs) {
+      throw new DashboardQueryError('BAD_QUERY', '"to" is before "from".');
+    }
+    return filter;
+  }
+
+  // --- accounts: the WABAs a key sees, with the settings the pages label things with ---------------------
+
+  app.get(
+    '/v1/dashboard/accounts',
+    guarded(async (c, apiKey) => {
+      const book = accountBook();
+      const wabas = await visibleWabas(apiKey);
+      return c.json({
+        accounts: wabas.map((waba) => {
+          const account = book.accountFor(waba);
+          return {
+            waba,
+            time_zone: account.timeZone,
+            currency: account.currency,
+            portfolio: account.portfolio,
+          };
+        }),
+      });
+    }),
+  );
+
+  // --- overview: spend over time by one dimension, free vs charged, per currency -------------------------
+
+  app.get(
+    '/v1/dashboard/overview',
+    guarded(async (c, apiKey) => {
+      const filter = filterOf(c, apiKey);
+      const granularity = (c.req.query('granularity') ?? 'DAILY').toUpperCase();
+      if (granularity !== 'DAILY' && granularity !== 'MONTHLY') {
+        throw new DashboardQueryError('BAD_QUERY', '"granularity" must be DAILY or MONTHLY.');
+      }
+      const by = (c.req.query('by') ?? 'category') as OverviewDimension;
+      if (!OVERVIEW_DIMENSIONS.includes(by)) {
+        throw new DashboardQueryError('BAD_QUERY', `"by" must be one of ${OVERVIEW_DIMENSIONS.join(', ')}.`);
+      }
+      // Days are cut in the chosen WABA's time zone (its bill's days), else in the asked one, else UTC.
+      const timeZone =
+        c.req.query('time_zone') || (filter.waba ? accountBook().accountFor(filter.waba).timeZone : 'UTC');
+      await rating.settled();
+      const dimensions: AnalyticsDimension[] = [by, 'type', 'currency'];
+      const [points, totals] = await Promise.all([
+        store.analytics({ ...filter, granularity, dimensions, timeZone }),
+        store.totals(filter),
+      ]);
+      return c.json({
+        granularity,
+        by,
+        time_zone: timeZone,
+        currencies: overviewByCurrency(points, by, granularity, timeZone),
+        // Exactly what GET /v1/totals answers for the same filters.
+        totals: totalsToJson(totals),
+      });
+    }),
+  );
+
+  // --- allowances: free tier used this month, volume-tier position ---------------------------------------
+
+  app.get(
+    '/v1/dashboard/allowances',
+    guarded(async (c, apiKey) => {
+      const monthText = c.req.query('month');
+      if (monthText !== undefined && monthText !== '' && !/^\d{4}-(0[1-9]|1[0-2])$/.test(monthText)) {
+        throw new DashboardQueryError('BAD_QUERY', '"month" must be YYYY-MM.');
+      }
+      const waba = c.req.query('waba');
+      if (waba && !mayAccess(apiKey, waba)) {
+        throw new DashboardQueryError(
+          'FORBIDDEN_WABA',
+          `WABA ${JSON.stringify(waba)} is not one of this key's.`,
+        );
+      }
+      const month = monthText || new Date(clock()).toISOString().slice(0, 7);
+      const era = eraOn(`${month}-01`, isReportedRulesEnabled);
+      const book = accountBook();
+      const wabas = waba
+        ? (await visibleWabas(apiKey)).filter((w) => w === waba)
+        : await visibleWabas(apiKey);
+
+      // A month is the WABA's calendar month: one store query per time zone in use.
+      const byTimeZone = new Map<string, string[]>();
+      for (const w of wabas) {
+        const timeZone = book.accountFor(w).timeZone;
+        byTimeZone.set(timeZone, [...(byTimeZone.get(timeZone) ?? []), w]);
+      }
+      await rating.settled();
+      const points: AnalyticsPoint[] = [];
+      for (const [timeZone, group] of byTimeZone) {
+        const fromMs = startOfLocalDate(`${month}-01`, timeZone);
+        const toMs = startOfLocalDate(nextMonth(month), timeZone);
+        points.push(
+          ...(await store.analytics({
+            wabas: group,
+            fromMs,
+            toMs,
+            granularity: 'MONTHLY',
+            dimensions: ['waba', 'business', 'market', 'category', 'type', 'currency'],
+            timeZone,
+          })),
+        );
+      }
+
+      const allowance = allowanceOf(era);
+      const used = new Map<string, { waba: string; business: string | null; used: number }>();
+      if (allowance.per !== null) {
+        for (const point of points) {
+          if (point.dimensions.type !== 'free_tier') continue;
+          const pointWaba = point.dimensions.waba ?? '';
+          const business = allowance.per === 'business' ? (point.dimensions.business ?? '') : null;
+          const key = `${pointWaba}\u0000${business ?? ''}`;
+          const entry = used.get(key) ?? { waba: pointWaba, business, used: 0 };
+          entry.used += point.units;
+          used.set(key, entry);
+        }
+        // Every WABA (or number) in scope is listed, even with nothing used yet.
+        for (const point of points) {
+          const pointWaba = point.dimensions.waba ?? '';
+          const business = allowance.per === 'business' ? (point.dimensions.business ?? '') : null;
+          const key = `${pointWaba}\u0000${business ?? ''}`;
+          if (!used.has(key)) used.set(key, { waba: pointWaba, business, used: 0 });
+        }
+      }
+
+      // Volume tiers count charged messages per portfolio × market × category × month.
+      const tiers = new Map<
+        string,
+        {
+          portfolio: string;
+          wabas: Set<string>;
+          market: string;
+          category: RateCategory;
+          currency: string;
+          count: number;
+        }
+      >();
+      for (const point of points) {
+        const category = point.dimensions.category as RateCategory | null | undefined;
+        const market = point.dimensions.market;
+        if (
+          point.dimensions.type !== 'regular' ||
+          !category ||
+          !TIERED_CATEGORIES.includes(category) ||
+          !market
+        ) {
+          continue;
+        }
+        const pointWaba = point.dimensions.waba ?? '';
+        const portfolio = book.accountFor(pointWaba).portfolio;
+        const currency = point.dimensions.currency ?? '';
+        const key = [portfolio, market, category, currency].join('\u0000');
+        const entry = tiers.get(key) ?? {
+          portfolio,
+          wabas: new Set<string>(),
+          market,
+          category,
+          currency,
+          count: 0,
+        };
+        entry.wabas.add(pointWaba);
+        entry.count += point.units;
+        tiers.set(key, entry);
+      }
+      const today = new Date(clock()).toISOString().slice(0, 10);
+      const lastDay = lastDayOf(month);
+      const cardDate = today < lastDay ? today : lastDay;
+      const tierRows = [...tiers.values()]
+        .sort((a, b) =>
+          a.portfolio !== b.portfolio
+            ? a.portfolio < b.portfolio
+              ? -1
+              : 1
+            : b.count - a.count || (a.market < b.market ? -1 : a.market > b.market ? 1 : 0),
+        )
+        .map((entry) => {
+          const card = pricing.rateBook.cardInForce(entry.currency, cardDate);
+          const position = card
+            ? tierRate(card, entry.market, entry.category, Math.max(1, entry.count))
+            : undefined;
+          const bands = card?.tiers.get(`${entry.market}|${entry.category}`);
+          const next = bands?.find((band) => band.fromCount > entry.count);
+          return {
+            portfolio: entry.portfolio,
+            wabas: [...entry.wabas].sort(),
+            market: entry.market,
+            category: entry.category,
+            currency: entry.currency,
+            charged_this_month: entry.count,
+            band: position?.band ?? null,
+            band_rate: position ? formatMicros(position.rateMicros) : null,
+            next_band_from: next?.fromCount ?? null,
+            rate_card: card?.id ?? null,
+          };
+        });
+
+      return c.json({
+        month,
+        era,
+        allowance: {
+          per: allowance.per,
+          limit: allowance.limit,
+          what: allowance.what,
+          rows: [...used.values()]
+            .sort((a, b) =>
+              a.waba !== b.waba
+                ? a.waba < b.waba
+                  ? -1
+                  : 1
+                : (a.business ?? '') < (b.business ?? '')
+                  ? -1
+                  : 1,
+            )
+            .map((row) => ({
+              waba: row.waba,
+              ...(row.business === null ? {} : { business: row.business }),
+              used: row.used,
+              limit: allowance.limit,
+              remaining: allowance.limit === null ? null : Math.max(0, allowance.limit - row.used),
+            })),
+        },
+        tiers: tierRows,
+      });
+    }),
+  );
+
+  // --- rate cards in force and their history ---------------------------------------------------------------
+
+  app.get(
+    '/v1/rate-cards',
+    guarded(async (c) => {
+      const today = new Date(clock()).toISOString().slice(0, 10);
+      const cards = [...pricing.rateBook.cards].sort((a, b) =>
+        a.currency !== b.currency
+          ? a.currency < b.currency
+            ? -1
+            : 1
+          : a.effectiveDate < b.effectiveDate
+            ? 1
+            : -1,
+      );
+      return c.json({
+        today,
+        rate_cards: cards.map((card) => {
+          const successor = cards
+            .filter((other) => other.currency === card.currency && other.effectiveDate > card.effectiveDate)
+            .sort((a, b) => (a.effectiveDate < b.effectiveDate ? -1 : 1))[0];
+          return {
+            id: card.id,
+            currency: card.currency,
+            effective_date: card.effectiveDate,
+            until: successor?.effectiveDate ?? null,
+            in_force: pricing.rateBook.cardInForce(card.currency, today)?.id === card.id,
+            title: card.title,
+            provenance: card.provenance,
+            markets: card.rates.size,
+            has_volume_tiers: card.tiers.size > 0,
+          };
+        }),
+      });
+    }),
+  );
+
+  app.get(
+    '/v1/rate-cards/:id',
+    guarded(async (c) => {
+      const card = pricing.rateBook.cards.find((candidate) => candidate.id === c.req.param('id'));
+      if (!card)
+        return errorResponse(c, 'NOT_FOUND', `No rate card ${JSON.stringify(c.req.param('id'))} is loaded.`);
+      const rates = [...card.rates.entries()]
+        .sort(([a], [b]) => (a < b ? -1 : 1))
+        .map(([market, byCategory]) => ({
+          market,
+          rates: Object.fromEntries(
+            Object.entries(byCategory).map(([category, micros]) => [category, formatMicros(micros)]),
+          ),
+        }));
+      const tiers = [...card.tiers.entries()].map(([key, bands]) => ({
+        market: key.split('|')[0],
+        category: key.split('|')[1],
+        bands: bands.map((band) => ({
+          from: band.fromCount,
+          to: band.toCount,
+          rate: formatMicros(band.rateMicros),
+        })),
+      }));
+      return c.json({
+        id: card.id,
+        currency: card.currency,
+        effective_date: card.effectiveDate,
+        title: card.title,
+        provenance: card.provenance,
+        rates,
+        tiers,
+      });
+    }),
+  );
+
+  // --- findings --------------------------------------------------------------------------------------------
+
+  app.get(
+    '/v1/findings',
+    guarded(async (c, apiKey) => {
+      const waba = c.req.query('waba');
+      if (waba && !mayAccess(apiKey, waba)) {
+        throw new DashboardQueryError(
+          'FORBIDDEN_WABA',
+          `WABA ${JSON.stringify(waba)} is not one of this key's.`,
+        );
+      }
+      const scope = waba ? [waba] : scopeOf(apiKey);
+      const code = c.req.query('code') || undefined;
+      const limit = wholeNumber(c.req.query('limit'), 'limit', DEFAULT_FINDINGS_PAGE, 1, MAX_FINDINGS_PAGE);
+      const offset = wholeNumber(c.req.query('offset'), 'offset', 0, 0, Number.MAX_SAFE_INTEGER);
+      await rating.settled();
+      const all = await store.listFindings(scope === undefined ? {} : { wabas: scope });
+      const counts: Record<string, number> = {};
+      for (const finding of all) counts[finding.code] = (counts[finding.code] ?? 0) + 1;
+      const selected = code === undefined ? all : all.filter((finding) => finding.code === code);
+      return c.json({
+        counts,
+        total: selected.length,
+        findings: selected.slice(offset, offset + limit),
+        next_offset: offset + limit < selected.length ? offset + limit : null,
+      });
+    }),
+  );
+
+  // --- estimate (contract §6) --------------------------------------------------------------------------------
+
+  /** The rater's inputs as the use-cases take them: the very accounts, cards and markets the server rates with. */
+  const ratingSetup = (): RatingSetup => ({
+    accounts: [...pricing.accounts],
+    accountBook: accountBook(),
+    cards: [...pricing.rateBook.cards],
+    rateBook: pricing.rateBook,
+    markets: pricing.markets,
+    isReportedRulesEnabled,
+  });
+
+  /** The WABAs whose events decide `wabas`' state: tiers and allowances count across a whole portfolio. */
+  async function portfolioOf(wabas: readonly string[]): Promise<string[]> {
+    const book = accountBook();
+    const portfolios = new Set(wabas.map((waba) => book.accountFor(waba).portfolio));
+    const stored = await store.listWabas();
+    return [
+      ...new Set([...wabas, ...stored.filter((waba) => portfolios.has(book.accountFor(waba).portfolio))]),
+    ].sort();
+  }
+
+  async function jsonBody(c: Context<Env>, hint: string): Promise<Record<string, unknown>> {
+    const declared = Number(c.req.header('content-length') ?? '0');
+    if (declared > deps.config.bodyLimitBytes) {
+      throw new DashboardQueryError('BODY_TOO_LARGE', `The limit is ${deps.config.bodyLimitBytes} bytes.`);
+    }
+    const text = await c.req.text();
+    if (Buffer.byteLength(text) > deps.config.bodyLimitBytes) {
+      throw new DashboardQueryError('BODY_TOO_LARGE', `The limit is ${deps.config.bodyLimitBytes} bytes.`);
+    }
+    let value: unknown;
+    try {
+      value = JSON.parse(text);
+    } catch {
+      throw new DashboardQueryError('MALFORMED_JSON', `Send a JSON object: ${hint}.`);
+    }
+    if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+      throw new DashboardQueryError('MALFORMED_JSON', `Send a JSON object: ${hint}.`);
+    }
+    return value as Record<string, unknown>;
+  }
+
+  app.post(
+    '/v1/estimate',
+    guarded(async (c, apiKey) => {
+      const hint = '{"phones": [...] or "csv": "phone\\n…", "template", "at"?, "waba"?, "business"?}';
+      const body = await jsonBody(c, hint);
+      const template = body.template;
+      if (template !== 'marketing' && template !== 'utility' && template !== 'authentication') {
+        throw new DashboardQueryError(
+          'BAD_QUERY',
+          '"template" must be marketing, utility or authentication.',
+        );
+      }
+      let csv: string;
+      if (typeof body.csv === 'string' && body.phones === undefined) {
+        csv = body.csv;
+      } else if (Array.isArray(body.phones) && body.csv === undefined) {
+        if (!body.phones.every((phone) => typeof phone === 'string' || typeof phone === 'number')) {
+          throw new DashboardQueryError('BAD_QUERY', '"phones" must be a list of phone numbers (strings).');
+        }
+        // A CSV cell never needs quoting here: a comma or quote in a "phone" makes it invalid anyway.
+        csv = ['phone', ...body.phones.map((phone) => String(phone).replace(/[\r\n",]/g, ' '))].join('\n');
+      } else {
+        throw new DashboardQueryError('BAD_QUERY', `Give either "phones" or "csv": ${hint}.`);
+      }
+      let atMs = clock();
+      if (body.at !== undefined && body.at !== null && body.at !== '') {
+        const parsed = parseInstant(body.at);
+        if (!parsed.ok) throw new DashboardQueryError('BAD_QUERY', `"at": ${parsed.error.message}.`);
+        atMs = parsed.value;
+      }
+      const request: EstimateRequest = { template: template as TemplateCategory, atMs };
+      const visible = await visibleWabas(apiKey);
+      if (body.waba !== undefined && body.waba !== null && body.waba !== '') {
+        if (typeof body.waba !== 'string' || !mayAccess(apiKey, body.waba)) {
+          throw new DashboardQueryError(
+            'FORBIDDEN_WABA',
+            `WABA ${JSON.stringify(body.waba)} is not one of this key's.`,
+          );
+        }
+        request.waba = body.waba;
+      } else if (visible.length === 1) {
+        request.waba = visible[0]!;
+      } else {
+        throw new DashboardQueryError(
+          'BAD_QUERY',
+          `Say which WABA would send ("waba"): this key sees ${visible.length}.`,
+        );
+      }
+      if (typeof body.business === 'string' && body.business !== '') request.business = body.business;
+      await rating.settled();
+      const events = await store.listEvents(await portfolioOf([request.waba!]));
+      const outcome = await estimateRecipients(
+        csv,
+        async (add) => {
+          for (const event of events) add(event);
+        },
+        ratingSetup(),
+        request,
+      );
+      if (!outcome.ok)
+        throw new DashboardQueryError('BAD_QUERY', `${outcome.error.code}: ${outcome.error.message}`);
+      return c.json({
+        ...outcome.value.estimate,
+        waba: outcome.value.waba,
+        business: outcome.value.business,
+      });
+    }),
+  );
+
+  // --- reconciliation (contract §7) --------------------------------------------------------------------------
+
+  async function reconcileFor(
+    c: Context<Env>,
+    apiKey: ApiKey,
+    analytics?: { export: AnalyticsExport; waba?: string },
+  ) {
+    const waba = c.req.query('waba') || analytics?.waba;
+    if (waba && !mayAccess(apiKey, waba)) {
+      throw new DashboardQueryError(
+        'FORBIDDEN_WABA',
+        `WABA ${JSON.stringify(waba)} is not one of this key's.`,
+      );
+    }
+    const visible = waba ? [waba] : await visibleWabas(apiKey);
+    await rating.settled();
+    const session = new ReconcileSession(ratingSetup());
+    if (visible.length > 0)
+      for (const event of await store.listEvents(await portfolioOf(visible))) session.add(event);
+    const finished = session.finish(analytics?.export, analytics?.export ? waba : undefined);
+    if (!finished.ok)
+      throw new DashboardQueryError('BAD_QUERY', `${finished.error.code}: ${finished.error.message}`);
+    // Portfolio mates were rated for their shared tiers and allowances; only the key's WABAs are reported.
+    const isVisible = (difference: Difference) =>
+      visible.includes('message' in difference ? difference.waba : difference.bucket.waba);
+    const { differences, checked } = finished.value.reconciliation;
+    return c.json({ differences: differences.filter(isVisible), checked, wabas: visible });
+  }
+
+  app.get(
+    '/v1/reconciliation',
+    guarded((c, apiKey) => reconcileFor(c, apiKey)),
+  );
+
+  app.post(
+    '/v1/reconciliation',
+    guarded(async (c, apiKey) => {
+      const body = await jsonBody(
+        c,
+        '{"analytics": <Meta\'s conversation_analytics / pricing_analytics answer>, "waba"?}',
+      );
+      const parsed = parseAnalyticsExport(body.analytics ?? body);
+      if (!parsed.ok) throw new DashboardQueryError('BAD_QUERY', parsed.error.message);
+      const waba = typeof body.waba === 'string' && body.waba !== '' ? body.waba : parsed.value.waba;
+      return reconcileFor(c, apiKey, { export: parsed.value, ...(waba ? { waba } : {}) });
+    }),
+  );
+
+  // --- static files ----------------------------------------------------------------------------------------
+
+  app.get('/*', async (c) => {
+    const path = c.req.path;
+    // The API's and the webhook's unknown paths stay JSON 404s.
+    if (path.startsWith('/v1/') || path.startsWith('/webhooks/')) return errorResponse(c, 'NOT_FOUND');
+    const file = await resolveStaticFile(webRoot, path === '/' ? '/index.html' : path);
+    if (file === null) return errorResponse(c, 'NOT_FOUND', 'The dashboard has no such file.');
+    const body = await readFile(file.path);
+    return c.body(body, 200, {
+      'Content-Type': file.contentType,
+      'Cache-Control': 'no-cache',
+      'X-Content-Type-Options': 'nosniff',
+      'Content-Security-Policy': CONTENT_SECURITY_POLICY,
+      'Referrer-Policy': 'no-referrer',
+    });
+  });
+}
+
+function wholeNumber(
+  text: string | undefined,
+  name: string,
+  fallback: number,
+  min: number,
+  max: number,
+): number {
+  if (text === undefined || text === '') return fallback;
+  const value = /^\d{1,15}$/.test(text) ? Number(text) : NaN;
+  if (!(value >= min && value <= max)) {
+    throw new DashboardQueryError('BAD_QUERY', `"${name}" must be a whole number from ${min} to ${max}.`);
+  }
+  return value;
+}
+
+/**
+ * The file under `root` a URL path names, or null: only plain names of known types, never a dot-file, a
+ * `..` segment, a backslash or a NUL, and never a file whose real path (symlinks followed) leaves `root`.
+ */
+export async function resolveStaticFile(
+  root: string,
+  urlPath: string,
+): Promise<{ path: string; contentType: string } | null> {
+  let decoded: string;
+  try {
+    decoded = decodeURIComponent(urlPath);
+  } catch {
+    return null;
+  }
+  if (!decoded.startsWith('/') || /[\\\0]/.test(decoded)) return null;
+  const segments = decoded.slice(1).split('/');
+  if (segments.some((segment) => segment === '' || segment.startsWith('.') || !/^[\w.-]+$/.test(segment))) {
+    return null;
+  }
+  const contentType = CONTENT_TYPES[extname(decoded).toLowerCase()];
+  if (contentType === undefined) return null;
+  try {
+    const realRoot = await realpath(root);
+    const realFile = await realpath(join(realRoot, ...segments));
+    if (!realFile.startsWith(realRoot + sep)) return null;
+    if (!(await stat(realFile)).isFile()) return null;
+    return { path: realFile, contentType };
+  } catch {
+    return null;
+  }
+}
+
+// --- overview shaping --------------------------------------------------------------------------------------
+
+interface BucketSlice {
+  amount_micros: number;
+  charged_units: number;
+  free_units: number;
+}
+
+/** Analytics points (by × type × currency) → per currency: buckets (gaps filled), series keys, totals. */
+function overviewByCurrency(
+  points: readonly AnalyticsPoint[],
+  by: OverviewDimension,
+  granularity: 'DAILY' | 'MONTHLY',
+  timeZone: string,
+) {
+  const currencies = new Map<string, Map<number, { endMs: number; slices: Map<string, BucketSlice> }>>();
+  for (const point of points) {
+    const currency = point.dimensions.currency ?? '';
+    const buckets = currencies.get(currency) ?? new Map();
+    currencies.set(currency, buckets);
+    const bucket = buckets.get(point.startMs) ?? {
+      endMs: point.endMs,
+      slices: new Map<string, BucketSlice>(),
+    };
+    buckets.set(point.startMs, bucket);
+    const key = point.dimensions[by] ?? '(unknown)';
+    const slice = bucket.slices.get(key) ?? { amount_micros: 0, charged_units: 0, free_units: 0 };
+    bucket.slices.set(key, slice);
+    slice.amount_micros = addMicros(slice.amount_micros, point.amountMicros);
+    if (point.dimensions.type === 'regular') slice.charged_units += point.units;
+    else slice.free_units += point.units;
+  }
+  return [...currencies.keys()].sort().map((currency) => {
+    const buckets = currencies.get(currency)!;
+    const starts = [...buckets.keys()].sort((a, b) => a - b);
+    const keyTotals = new Map<string, number>();
+    const total: BucketSlice = { amount_micros: 0, charged_units: 0, free_units: 0 };
+    for (const bucket of buckets.values()) {
+      for (const [key, slice] of bucket.slices) {
+        keyTotals.set(key, addMicros(keyTotals.get(key) ?? 0, slice.amount_micros));
+        total.amount_micros = addMicros(total.amount_micros, slice.amount_micros);
+        total.charged_units += slice.charged_units;
+        total.free_units += slice.free_units;
+      }
+    }
+    const keys = [...keyTotals.entries()]
+      .sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1))
+      .map(([key]) => key);
+    // Empty days (or months) between the first and the last are shown as empty, not skipped.
+    const spans = fillBuckets(starts[0]!, buckets.get(starts.at(-1)!)!.endMs, granularity, timeZone, buckets);
+    return {
+      currency,
+      keys,
+      totals: {
+        amount: formatMicros(total.amount_micros),
+        charged_units: total.charged_units,
+        free_units: total.free_units,
+      },
+      buckets: spans.map(([startMs, endMs]) => {
+        const bucket = buckets.get(startMs);
+        let amountMicros = 0;
+        let charged = 0;
+        let free = 0;
+        const byKey: Record<string, { amount: string; charged_units: number; free_units: number }> = {};
+        for (const [key, slice] of bucket?.slices ?? []) {
+          amountMicros = addMicros(amountMicros, slice.amount_micros);
+          charged += slice.charged_units;
+          free += slice.free_units;
+          byKey[key] = {
+            amount: formatMicros(slice.amount_micros),
+            charged_units: slice.charged_units,
+            free_units: slice.free_units,
+          };
+        }
+        return {
+          start: new Date(startMs).toISOString(),
+          end: new Date(endMs).toISOString(),
+          label: localDate(startMs, timeZone).slice(0, granularity === 'DAILY' ? 10 : 7),
+          amount: formatMicros(amountMicros),
+          charged_units: charged,
+          free_units: free,
+          by: byKey,
+        };
+      }),
+    };
+  });
+}
+
+/** [start, end) of every local day (month) from `firstMs` up to `endMs`, reusing the store's buckets. */
+function fillBuckets(
+  firstMs: number,
+  endMs: number,
+  granularity: 'DAILY' | 'MONTHLY',
+  timeZone: string,
+  known: ReadonlyMap<number, { endMs: number }>,
+): Array<[number, number]> {
+  const spans: Array<[number, number]> = [];
+  let startMs = firstMs;
+  while (startMs < endMs && spans.length < MAX_BUCKETS) {
+    const bucketEnd = known.get(startMs)?.endMs ?? nextBoundary(startMs, granularity, timeZone);
+    spans.push([startMs, bucketEnd]);
+    startMs = bucketEnd;
+  }
+  return spans;
+}
+
+function nextBoundary(startMs: number, granularity: 'DAILY' | 'MONTHLY', timeZone: string): number {
+  const date = localDate(startMs, timeZone);
+  const [year, month, day] = date.split('-').map(Number) as [number, number, number];
+  const next =
+    granularity === 'DAILY'
+      ? new Date(Date.UTC(year, month - 1, day + 1))
+      : new Date(Date.UTC(year, month, 1));
+  return startOfLocalDate(next.toISOString().slice(0, 10), timeZone);
+}
+
+// --- calendar: local months --------------------------------------------------------------------------------
+
+/**
+ * The first instant whose local date in `timeZone` is `date`. Offsets lie within ±15 h of UTC and local
+ * dates only move forward, so a binary search over that window finds it to the millisecond (DST-safe).
+ */
+export function startOfLocalDate(date: string, timeZone: string): number {
+  const utcMidnight = Date.parse(`${date}T00:00:00Z`);
+  let low = utcMidnight - 15 * 3_600_000;
+  let high = utcMidnight + 15 * 3_600_000;
+  while (high - low > 1) {
+    const middle = Math.floor((low + high) / 2);
+    if (localDate(middle, timeZone) >= date) high = middle;
+    else low = middle;
+  }
+  return high;
+}
+
+function nextMonth(month: string): string {
+  const [year, m] = month.split('-').map(Number) as [number, number];
+  return new Date(Date.UTC(year, m, 1)).toISOString().slice(0, 10);
+}
+
+function lastDayOf(month: string): string {
+  const [year, m] = month.split('-').map(Number) as [number, number];
+  return new Date(Date.UTC(year, m, 0)).toISOString().slice(0, 10);
+}
+
+// --- free allowances (pricing-rules.md §3–§6) --------------------------------------------------------------
+
+function allowanceOf(era: Era): { per: 'waba' | 'business' | null; limit: number | null; what: string } {
+  switch (era) {
+    case 'CBP-2022':
+      return {
+        per: 'waba',
+        limit: FREE_CONVERSATIONS_PER_MONTH,
+        what: 'free conversations (any kind) per WABA per month',
+      };
+    case 'CBP-2023':
+      return {
+        per: 'waba',
+        limit: FREE_CONVERSATIONS_PER_MONTH,
+        what: 'free service conversations per WABA per month',
+      };
+    case 'PMP-2026-10':
+      return {
+        per: 'business',
+        limit: FREE_SERVICE_MESSAGES_PER_MONTH,
+        what: '(reported) free service messages per business number per month',
+      };
+    case 'CBP-2024-11':
+      return {
+        per: null,
+        limit: null,
+        what: 'no monthly allowance: service conversations are free for everyone',
+      };
+    case 'PMP-2025':
+      return {
+        per: null,
+        limit: null,
+        what: 'no monthly allowance: service messages are free, templates are charged',
+      };
+    case 'NBP':
+      return { per: null, limit: null, what: 'no monthly allowance in notification-based pricing' };
+  }
+}

@@ -1,0 +1,315 @@
+// The dashboard end to end, as a person uses it: the real server (`startServer`, on a loopback port) with
+// each store engine, a month of generated traffic sent through POST /v1/events, and Debian's Chromium driven
+// by playwright-core — overview, units filter and CSV export, a user's timeline, an estimate, reconciliation.
+// Screenshots land in test-results/dashboard/ (git-ignored) for a reviewer to look at.
+
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pg from 'pg';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { generateAccounts, generateTraffic, type TrafficOptions } from '../bench/generate-traffic.js';
+import { DEFAULT_BODY_LIMIT_BYTES, type ServiceConfig } from '../src/server/config.js';
+import { createMemoryLogger } from '../src/server/logger.js';
+import { startServer, type RunningServer } from '../src/server/main.js';
+
+const CHROMIUM = process.env.WAMETER_CHROMIUM ?? '/usr/bin/chromium';
+const POSTGRES_URL = process.env.WAMETER_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+const KEY = 'dashboard-e2e-admin-key';
+const SHOTS = join(import.meta.dirname, '..', 'test-results', 'dashboard');
+const TRAFFIC: TrafficOptions = {
+  seed: 20251001,
+  users: 600,
+  wabas: 3,
+  start: '2025-10-01T00:00:00Z',
+  days: 30,
+  eventsTarget: 6_000,
+};
+
+const dir = mkdtempSync(join(tmpdir(), 'wameter-dashboard-e2e-'));
+const accountsPath = join(dir, 'accounts.json');
+const schemas: string[] = [];
+let browser: Browser;
+let admin: pg.Client | undefined;
+
+beforeAll(async () => {
+  if (!existsSync(CHROMIUM)) {
+    throw new Error(
+      `Chromium is not installed at ${CHROMIUM}: the dashboard tests need a real browser. ` +
+        'Install Debian\'s package with "apt-get update && apt-get install -y chromium" ' +
+        '(or set WAMETER_CHROMIUM to its path). Never download a browser through playwright.',
+    );
+  }
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: [
+      '--no-sandbox',
+      '--disable-background-networking',
+      '--disable-gpu',
+      '--disable-component-update',
+      '--no-first-run',
+    ],
+  });
+  mkdirSync(SHOTS, { recursive: true });
+  writeFileSync(accountsPath, JSON.stringify(generateAccounts(TRAFFIC)));
+}, 60_000);
+
+afterAll(async () => {
+  await browser?.close();
+  if (admin) {
+    for (const schema of schemas) await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+    await admin.end();
+  }
+  rmSync(dir, { recursive: true, force: true });
+});
+
+async function freshPostgresUrl(): Promise<string> {
+  if (!admin) {
+    const client = new pg.Client({ connectionString: POSTGRES_URL, connectionTimeoutMillis: 5_000 });
+    try {
+      await client.connect();
+    } catch (error) {
+      await client.end().catch(() => {});
+      throw new Error(
+        `PostgreSQL is not reachable at ${POSTGRES_URL}: ${(error as Error).message} (start it, or set WAMETER_TEST_POSTGRES_URL)`,
+      );
+    }
+    admin = client;
+  }
+  const schema = `wameter_dash_${randomBytes(5).toString('hex')}`;
+  schemas.push(schema);
+  await admin.query(`CREATE SCHEMA ${schema}`);
+  const url = new URL(POSTGRES_URL);
+  url.searchParams.set('options', `-c search_path=${schema}`);
+  return url.toString();
+}
+
+function serviceConfig(db: string): ServiceConfig {
+  return {
+    db,
+    port: 0,
+    host: '127.0.0.1',
+    appSecrets: [],
+    verifyToken: null,
+    apiKeys: [{ name: 'admin', key: KEY, wabas: '*' }],
+    accountsPath,
+    rateCardPaths: [],
+    bodyLimitBytes: DEFAULT_BODY_LIMIT_BYTES,
+    rateLimit: null,
+    logLevel: 'silent',
+    ratingDebounceMs: 20,
+  };
+}
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- answers are read loosely; the shapes are asserted
+async function api(server: RunningServer, path: string, init: RequestInit = {}): Promise<any> {
+  const response = await fetch(server.url + path, {
+    ...init,
+    headers: { Authorization: `Bearer ${KEY}`, ...(init.headers ?? {}) },
+  });
+  if (!response.ok) throw new Error(`${path}: ${response.status} ${await response.text()}`);
+  return response.json();
+}
+
+/** A month of traffic through the ingest API, in bodies of 1,500 lines. */
+async function loadTraffic(server: RunningServer): Promise<number> {
+  const lines = [...generateTraffic(TRAFFIC)];
+  for (let start = 0; start < lines.length; start += 1500) {
+    const answer = await api(server, '/v1/events', {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/x-ndjson' },
+      body: lines.slice(start, start + 1500).join('\n'),
+    });
+    expect(answer.rejected).toEqual([]);
+  }
+  return lines.length;
+}
+
+async function shot(page: Page, name: string): Promise<void> {
+  await page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: false });
+}
+
+function runDashboardScenario(engine: 'sqlite' | 'postgres') {
+  describe(`the dashboard on ${engine === 'sqlite' ? 'SQLite' : 'PostgreSQL'}`, () => {
+    let server: RunningServer;
+    let page: Page;
+
+    beforeAll(async () => {
+      const db = engine === 'sqlite' ? `sqlite:${join(dir, 'dashboard.db')}` : await freshPostgresUrl();
+      server = await startServer(serviceConfig(db), { logger: createMemoryLogger(Date.now) });
+      const home = await fetch(`${server.url}/`);
+      if (!(home.headers.get('content-type') ?? '').startsWith('text/html')) {
+        throw new Error(
+          'startServer does not serve the dashboard: call registerDashboardRoutes(app, { store, config, clock, ' +
+            'logger, rating, pricing: pricing.value }) after createApp in src/server/main.ts',
+        );
+      }
+      const lines = await loadTraffic(server);
+      expect(lines).toBeGreaterThan(4000);
+      const context = await browser.newContext({
+        viewport: { width: 1280, height: 800 },
+        acceptDownloads: true,
+      });
+      page = await context.newPage();
+      page.on('pageerror', (error) => {
+        throw new Error(`the dashboard threw: ${error.message}`);
+      });
+    }, 180_000);
+
+    afterAll(async () => {
+      await page?.context().close();
+      await server?.close();
+    });
+
+    it('is served at / and asks for the API key, then shows a readable error for a wrong one', async () => {
+      await page.goto(`${server.url}/`);
+      await expect(page.getByRole('heading', { name: 'Overview' }).isVisible()).resolves.toBe(true);
+      await expect(page.locator('#notice').textContent()).resolves.toContain('Enter your API key');
+      await page.getByLabel('API key').fill('not-the-key');
+      await page.getByRole('button', { name: 'Use key' }).click();
+      const error = page.locator('.error-box').first();
+      await error.waitFor();
+      await expect(error.textContent()).resolves.toMatch(/valid API key.*UNAUTHENTICATED, HTTP 401/);
+    });
+
+    it('overview: the total a person reads equals /v1/totals, with the spend chart drawn', async () => {
+      await page.getByLabel('API key').fill(KEY);
+      await page.getByRole('button', { name: 'Use key' }).click();
+      const total = page.locator('[data-currency="USD"] [data-stat="total-amount"]');
+      await total.waitFor();
+      const totals = (await api(server, '/v1/totals')).totals;
+      expect(Number(totals.USD.amount)).toBeGreaterThan(0);
+      await expect(total.textContent()).resolves.toBe(`${totals.USD.amount} USD`);
+      await expect(
+        page.locator('[data-currency="USD"] [data-stat="total-units"]').textContent(),
+      ).resolves.toBe(totals.USD.units.toLocaleString('en-US'));
+      const chart = page.locator('#spend-chart-USD');
+      await expect(chart.getAttribute('aria-label')).resolves.toMatch(
+        /^Spend by category in USD: 3\d bars from 2025-\d\d-\d\d/,
+      );
+      expect(await chart.locator('rect').count()).toBeGreaterThan(30);
+      await page.locator('#tier-table').waitFor();
+      expect(await page.locator('#tier-table tbody tr').count()).toBeGreaterThan(0);
+      await shot(page, `${engine}-1-overview`);
+
+      await page.getByRole('button', { name: 'Month' }).click();
+      await page.waitForFunction(() =>
+        /: [12] bars/.test(document.querySelector('#spend-chart-USD')?.getAttribute('aria-label') ?? ''),
+      );
+      await page.getByLabel('Break down by').selectOption('market');
+      await page.waitForFunction(() =>
+        document.querySelector('#spend-chart-USD')?.getAttribute('aria-label')?.startsWith('Spend by market'),
+      );
+      await expect(total.textContent()).resolves.toBe(`${totals.USD.amount} USD`);
+      await shot(page, `${engine}-2-overview-monthly-by-market`);
+    });
+
+    it('units: filtering by category shows only that category, pages on, and exports exactly the filter as CSV', async () => {
+      await page.getByRole('link', { name: 'Units' }).click();
+      await page.locator('#units-table').waitFor();
+      await page.getByLabel('Category').selectOption('marketing');
+      await page.getByRole('button', { name: 'Apply filters' }).click();
+      await page.waitForFunction(() => location.hash.includes('category=marketing'));
+      await page.locator('#units-status').filter({ hasText: 'Page 1' }).waitFor();
+      const categories = await page.locator('#units-table tbody tr td:nth-child(6)').allTextContents();
+      expect(categories.length).toBe(50);
+      expect(new Set(categories)).toEqual(new Set(['marketing']));
+      const firstPageIds = await page.locator('#units-table tbody tr td:nth-child(10)').allTextContents();
+      await page.getByRole('button', { name: 'Next page' }).click();
+      await page.locator('#units-status').filter({ hasText: 'Page 2' }).waitFor();
+      const secondPageIds = await page.locator('#units-table tbody tr td:nth-child(10)').allTextContents();
+      expect(secondPageIds.some((id) => firstPageIds.includes(id))).toBe(false);
+      await shot(page, `${engine}-3-units-marketing`);
+
+      const [download] = await Promise.all([
+        page.waitForEvent('download'),
+        page.getByRole('button', { name: 'Export CSV' }).click(),
+      ]);
+      const csv = readFileSync((await download.path())!, 'utf8')
+        .trim()
+        .split('\r\n');
+      const marketingUnits = (await api(server, '/v1/totals?category=marketing')).totals.USD.units;
+      expect(csv.length - 1).toBe(marketingUnits);
+      expect(csv.slice(1).every((row) => row.split(',')[9] === 'marketing')).toBe(true);
+    });
+
+    it('"Why was I charged?": a user picked from the units table gets a timeline with the rule text', async () => {
+      await page.getByRole('button', { name: 'First page' }).click();
+      await page.locator('#units-status').filter({ hasText: 'Page 1' }).waitFor();
+      const link = page.locator('#units-table tbody tr td:nth-child(4) a').first();
+      const user = (await link.textContent())!;
+      await link.click();
+      await page.locator('#timeline-chart').waitFor();
+      await expect(page.getByRole('heading', { level: 2 }).first().textContent()).resolves.toContain(
+        `User ${user}`,
+      );
+      const report = await api(server, `/v1/explain?user=${encodeURIComponent(user)}`);
+      const business = report.timeline.find((entry: { kind: string }) => entry.kind === 'message');
+      expect(business).toBeDefined();
+      const reasons = await page.locator('#explain-entries .reason').allTextContents();
+      expect(reasons).toContain(business.reason);
+      await expect(page.locator('#explain-entries').textContent()).resolves.toContain(business.rule);
+      expect(await page.locator('#timeline-chart .marker').count()).toBe(report.timeline.length);
+      expect(await page.locator('#timeline-chart .unit-bar').count()).toBe(report.units.length);
+      await page.locator('#timeline-chart .marker').last().click();
+      await expect(page.locator('#explain-entries li.selected').count()).resolves.toBe(1);
+      await page.evaluate(() => {
+        window.scrollTo(0, 0);
+        document.querySelector('.timeline-wrap')?.scrollTo(0, 0);
+      });
+      await shot(page, `${engine}-4-why-charged`);
+    });
+
+    it('estimate: pasted phones get a market, a price or a free reason, and a bad number is listed', async () => {
+      const firstUnit = (await api(server, '/v1/units?limit=1')).units[0];
+      const indian = (await api(server, '/v1/units?market=India&limit=1')).units[0];
+      await page.getByRole('link', { name: 'Estimate' }).click();
+      await page.getByLabel('Sending WABA').selectOption(firstUnit.waba);
+      await page.getByLabel('Business number').fill(firstUnit.business);
+      await page.getByLabel('Template category').selectOption('marketing');
+      await page
+        .getByLabel('Phone numbers, one per line')
+        .fill(`+${indian.user}\n+55 11 91234-5678\nnot-a-phone`);
+      await page.getByRole('button', { name: 'Estimate', exact: true }).click();
+      await page.locator('#estimate-lines').waitFor();
+      const rows = page.locator('#estimate-lines tbody tr');
+      expect(await rows.count()).toBe(2);
+      await expect(rows.first().textContent()).resolves.toContain('India');
+      await expect(rows.nth(1).textContent()).resolves.toContain('Brazil');
+      await expect(page.locator('#estimate-invalid').textContent()).resolves.toContain('not-a-phone');
+      await shot(page, `${engine}-5-estimate`);
+    });
+
+    it('reconciliation: opens with what was checked and any difference with its cause', async () => {
+      await page.getByRole('link', { name: 'Reconciliation' }).click();
+      const summary = page.locator('#reconciliation-summary');
+      await summary.waitFor();
+      const answer = await api(server, '/v1/reconciliation');
+      await expect(summary.textContent()).resolves.toContain(
+        `Checked ${answer.checked.messages.toLocaleString('en-US')} delivered messages`,
+      );
+      if (answer.differences.length === 0)
+        await expect(summary.textContent()).resolves.toContain('no differences');
+      else
+        await expect(summary.textContent()).resolves.toContain(
+          `${answer.differences.length.toLocaleString('en-US')} difference`,
+        );
+      await shot(page, `${engine}-6-reconciliation`);
+    });
+
+    it('rate cards and findings: the card in force is marked and findings are counted by code', async () => {
+      await page.getByRole('link', { name: 'Rate cards & findings' }).click();
+      await page.locator('#rate-card-table').waitFor();
+      await expect(page.locator('#rate-card-table').textContent()).resolves.toContain('usd-2025-10-01');
+      expect(await page.locator('#rate-card-table .chip', { hasText: 'in force' }).count()).toBe(1);
+      await page.getByRole('heading', { name: 'Findings', exact: true }).waitFor();
+      await page.getByRole('group', { name: 'Filter findings by code' }).waitFor();
+      await shot(page, `${engine}-7-rate-cards-findings`);
+    });
+  });
+}
+
+runDashboardScenario('sqlite');
+runDashboardScenario('postgres');

@@ -1,0 +1,146 @@
+// Small DOM helpers: elements are built with textContent only (data from webhooks is never parsed as HTML).
+
+const SVG_NS = 'http://www.w3.org/2000/svg';
+
+/** h('td', {class: 'num'}, 'text', child…): an element; `on*` attributes become listeners. */
+export function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  setAttrs(el, attrs);
+  append(el, children);
+  return el;
+}
+
+/** The same for SVG elements. */
+export function s(tag, attrs = {}, ...children) {
+  const el = document.createElementNS(SVG_NS, tag);
+  setAttrs(el, attrs);
+  append(el, children);
+  return el;
+}
+
+function setAttrs(el, attrs) {
+  for (const [name, value] of Object.entries(attrs ?? {})) {
+    if (value === undefined || value === null || value === false) continue;
+    if (name.startsWith('on') && typeof value === 'function') el.addEventListener(name.slice(2), value);
+    else if (name === 'value' && 'value' in el) el.value = value;
+    else el.setAttribute(name, value === true ? '' : String(value));
+  }
+}
+
+function append(el, children) {
+  for (const child of children.flat(Infinity)) {
+    if (child === undefined || child === null || child === false) continue;
+    el.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+}
+
+/** A labelled form field: <label class="field">Text<input …></label>. */
+export function field(labelText, control) {
+  return h('label', { class: 'field' }, labelText, control);
+}
+
+export function select(name, options, value) {
+  return h(
+    'select',
+    { name, id: `f-${name}` },
+    options.map(([optionValue, text]) =>
+      h('option', { value: optionValue, selected: optionValue === (value ?? '') }, text),
+    ),
+  );
+}
+
+/** A table with a caption, header cells with scope and the given rows (arrays of cells or <td>s). */
+export function table(caption, headers, rows, attrs = {}) {
+  return h(
+    'table',
+    attrs,
+    caption ? h('caption', {}, caption) : null,
+    h(
+      'thead',
+      {},
+      h(
+        'tr',
+        {},
+        headers.map((head) => (head instanceof Node ? head : h('th', { scope: 'col' }, head))),
+      ),
+    ),
+    h(
+      'tbody',
+      {},
+      rows.map((cells) =>
+        h(
+          'tr',
+          {},
+          cells.map((cell) =>
+            cell instanceof HTMLElement && cell.tagName === 'TD' ? cell : h('td', {}, cell),
+          ),
+        ),
+      ),
+    ),
+  );
+}
+
+export function numCell(value) {
+  return h('td', { class: 'num' }, value);
+}
+
+/** A readable error box for a failed call: the server's message and code, never a silent failure. */
+export function errorBox(error, what) {
+  const code = error && error.code ? ` (${error.code}${error.status ? `, HTTP ${error.status}` : ''})` : '';
+  return h(
+    'div',
+    { class: 'error-box', role: 'alert' },
+    h('strong', {}, what ? `Could not ${what}.` : 'Something went wrong.'),
+    `${error && error.message ? error.message : String(error)}${code}`,
+  );
+}
+
+export function loading(text = 'Loading…') {
+  return h('p', { class: 'muted', role: 'status' }, text);
+}
+
+/** Decimal string amount with its currency, e.g. "12.345 USD" (never rounded or summed as floats here). */
+export function money(amount, currency) {
+  if (amount === null || amount === undefined) return 'unpriced';
+  return `${amount} ${currency ?? ''}`.trim();
+}
+
+export function int(n) {
+  return Number(n ?? 0).toLocaleString('en-US');
+}
+
+/** "2025-10-03T10:05:03.000Z" → "2025-10-03 10:05:03 UTC". */
+export function instant(iso) {
+  if (!iso) return '';
+  return `${iso.slice(0, 10)} ${iso.slice(11, 19)} UTC`;
+}
+
+/** <input type="datetime-local"> value (read as UTC) → ISO instant, or '' when empty. */
+export function localInputToIso(value) {
+  if (!value) return '';
+  return `${value.length === 16 ? `${value}:00` : value}Z`;
+}
+
+export function isoToLocalInput(iso) {
+  return iso ? iso.slice(0, 16) : '';
+}
+
+/** Distinct colours for chart series (colour-blind-friendly order). */
+export const PALETTE = [
+  '#0f766e',
+  '#d97706',
+  '#2563eb',
+  '#db2777',
+  '#7c3aed',
+  '#65a30d',
+  '#0891b2',
+  '#dc2626',
+  '#a16207',
+  '#4f46e5',
+  '#059669',
+  '#9333ea',
+  '#ea580c',
+  '#0284c7',
+  '#be123c',
+  '#4d7c0f',
+];

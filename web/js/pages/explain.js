@@ -1,0 +1,386 @@
+// "Why was I charged?": one user's story on a time axis — customer service windows, conversations or
+// charged messages, free-entry-point windows, every message as a marker — and the rule text that decided
+// each one (GET /v1/explain).
+
+import { getJson } from '../api.js';
+import { legend } from '../charts.js';
+import { errorBox, field, h, instant, loading, money, s, table } from '../dom.js';
+
+const HOUR_MS = 3_600_000;
+const WINDOW_MS = 24 * HOUR_MS;
+const FEP_WINDOW_MS = 72 * HOUR_MS;
+const COLORS = {
+  window: '#93c5fd',
+  charged: '#dc2626',
+  free: '#16a34a',
+  fep: '#f59e0b',
+  inbound: '#2563eb',
+  pending: '#9aa5b1',
+};
+
+export async function render(main, params, ctx) {
+  main.append(h('h1', {}, 'Why was I charged?'));
+  let known = [];
+  try {
+    known = JSON.parse(sessionStorage.getItem('wameter.users') ?? '[]');
+  } catch {
+    known = [];
+  }
+  const userInput = h('input', {
+    type: 'search',
+    id: 'f-user',
+    name: 'user',
+    list: 'known-users',
+    value: params.user ?? '',
+    placeholder: 'WhatsApp id, e.g. 919876543210',
+    required: true,
+    size: 24,
+  });
+  const businessInput = h('input', {
+    id: 'f-business',
+    name: 'business',
+    value: params.business ?? '',
+    placeholder: 'all numbers',
+  });
+  const form = h(
+    'form',
+    { class: 'card row', role: 'search', 'aria-label': 'Find a user' },
+    field('User (wa_id)', userInput),
+    h(
+      'datalist',
+      { id: 'known-users' },
+      known.map((user) => h('option', { value: user })),
+    ),
+    field('Business number (optional)', businessInput),
+    h('button', { type: 'submit' }, 'Show timeline'),
+    h('p', { class: 'hint' }, 'Tip: every user in the Units table links here.'),
+  );
+  const result = h('div', { id: 'explain-result' });
+  main.append(form, result);
+  form.addEventListener('submit', (event) => {
+    event.preventDefault();
+    ctx.navigate('explain', { user: userInput.value.trim(), business: businessInput.value.trim() });
+  });
+  if (!params.user) {
+    result.append(
+      h(
+        'p',
+        { class: 'muted' },
+        'Pick a user to see every window, conversation and charge, with the rule that decided it.',
+      ),
+    );
+    return;
+  }
+  result.append(loading());
+  let report;
+  try {
+    report = await getJson('/v1/explain', { user: params.user, business: params.business });
+  } catch (error) {
+    result.replaceChildren(errorBox(error, `explain user ${params.user}`));
+    return;
+  }
+  result.replaceChildren(...renderReport(report));
+}
+
+function renderReport(report) {
+  const who = `User ${report.user}${report.business ? ` with business number ${report.business}` : ''}`;
+  if (report.timeline.length === 0 && report.units.length === 0) {
+    return [
+      h(
+        'p',
+        { class: 'muted', id: 'explain-empty' },
+        `${who}: no messages are stored for this user (or not for this API key’s WABAs).`,
+      ),
+    ];
+  }
+  const unitsById = new Map(report.units.map((unit) => [unit.id, unit]));
+  const list = h('ol', { class: 'entries', id: 'explain-entries', 'aria-label': 'Timeline in words' });
+  report.timeline.forEach((entry, index) => {
+    const unit = entry.unit_id ? unitsById.get(entry.unit_id) : undefined;
+    const isFirst = unit && unit.messages[0] === entry.message_id;
+    const cost =
+      entry.kind === 'inbound'
+        ? ''
+        : unit
+          ? isFirst
+            ? money(unit.amount, unit.currency)
+            : `0 ${unit.currency} (rides ${unit.id})`
+          : 'pending';
+    list.append(
+      h(
+        'li',
+        { id: `entry-${index}`, 'data-message': entry.message_id, tabindex: -1 },
+        h('span', { class: 'mono' }, instant(entry.at)),
+        h('span', {}, entry.kind === 'inbound' ? 'User wrote' : 'Business sent'),
+        h(
+          'span',
+          {},
+          h('span', { class: 'reason' }, entry.reason),
+          entry.rule
+            ? h('span', { class: 'rule' }, `${entry.rule}${entry.era ? ` · ${entry.era}` : ''}`)
+            : null,
+        ),
+        h('span', { class: 'num' }, cost),
+      ),
+    );
+  });
+  const chart = timelineChart(report, unitsById, (index) => {
+    for (const li of list.children) li.classList.remove('selected');
+    const li = list.children[index];
+    if (li) {
+      li.classList.add('selected');
+      li.focus();
+      li.scrollIntoView({ block: 'nearest' });
+    }
+  });
+  const totals = totalsOf(report.units);
+  return [
+    h('h2', {}, who),
+    h(
+      'p',
+      {},
+      `${report.timeline.length} messages, ${report.units.length} units; total `,
+      h('strong', { id: 'explain-total' }, totals.length ? totals.join(' + ') : '0'),
+      report.pending.length ? `; ${report.pending.length} pending (no delivery yet, not charged)` : '',
+      '.',
+    ),
+    chart,
+    legend([
+      { key: 'customer service window (24 h after the user writes)', color: COLORS.window },
+      { key: 'charged conversation / message', color: COLORS.charged },
+      { key: 'free conversation / message', color: COLORS.free },
+      { key: 'free entry point window', color: COLORS.fep },
+      { key: 'user message', color: COLORS.inbound },
+    ]),
+    h('h3', {}, 'What happened, and the rule that decided'),
+    list,
+    h('h3', {}, 'Units'),
+    h(
+      'div',
+      { class: 'table-wrap' },
+      table(
+        null,
+        ['Unit', 'Kind', 'Category', 'Type', 'Opened', 'Ends', 'Amount', 'Rule'],
+        report.units.map((unit) => [
+          h('td', { class: 'mono' }, unit.id),
+          unit.unit,
+          unit.category,
+          h(
+            'td',
+            {},
+            h('span', { class: `chip ${unit.type === 'regular' ? 'charged' : 'free'}` }, unit.type),
+          ),
+          h('td', { class: 'nowrap' }, instant(unit.opened_at)),
+          h('td', { class: 'nowrap' }, instant(unit.closed_at ?? unit.expires_at)),
+          h('td', { class: 'nowrap' }, money(unit.amount, unit.currency)),
+          h('td', { class: 'mono' }, unit.rule),
+        ]),
+      ),
+    ),
+  ];
+}
+
+/** Sums decimal-string amounts per currency exactly (as integers of 10⁻⁶). */
+function totalsOf(units) {
+  const micros = new Map();
+  for (const unit of units) {
+    if (unit.amount === null) continue;
+    const [whole, fraction = ''] = unit.amount.split('.');
+    const value =
+      BigInt(whole) * 1_000_000n +
+      BigInt((fraction + '000000').slice(0, 6)) * (whole.startsWith('-') ? -1n : 1n);
+    micros.set(unit.currency, (micros.get(unit.currency) ?? 0n) + value);
+  }
+  return [...micros.entries()].map(([currency, value]) => {
+    const whole = value / 1_000_000n;
+    const fraction = (value % 1_000_000n).toString().padStart(6, '0').replace(/0+$/, '');
+    return `${whole}${fraction ? `.${fraction}` : ''} ${currency}`;
+  });
+}
+
+function timelineChart(report, unitsById, onSelect) {
+  const times = [];
+  const windows = [];
+  for (const entry of report.timeline) {
+    const atMs = Date.parse(entry.at);
+    times.push(atMs);
+    if (entry.kind === 'inbound') {
+      const last = windows.at(-1);
+      if (last && atMs <= last.endMs) last.endMs = atMs + WINDOW_MS;
+      else windows.push({ startMs: atMs, endMs: atMs + WINDOW_MS });
+    }
+  }
+  const spans = report.units.map((unit) => ({
+    unit,
+    startMs: Date.parse(unit.opened_at),
+    endMs: unit.closed_at ? Date.parse(unit.closed_at) : unit.expires_at ? Date.parse(unit.expires_at) : null,
+  }));
+  // Per-message eras: a free entry point opened by a message (FEP_OPEN) keeps every message free for 72 h
+  // (Meta, free entry points since 2023-03-01); its window is drawn from that message.
+  const fepWindows = report.units
+    .filter((unit) => unit.unit === 'message' && unit.rule === 'FEP_OPEN')
+    .map((unit) => ({
+      startMs: Date.parse(unit.opened_at),
+      endMs: Date.parse(unit.opened_at) + FEP_WINDOW_MS,
+    }));
+  for (const span of spans) times.push(span.startMs, span.endMs ?? span.startMs);
+  for (const window of fepWindows) times.push(window.endMs);
+  for (const window of windows) times.push(window.endMs);
+  const minMs = Math.min(...times) - 2 * HOUR_MS;
+  const maxMs = Math.max(...times) + 2 * HOUR_MS;
+  const hours = (maxMs - minMs) / HOUR_MS;
+  const left = 12;
+  const width = Math.round(Math.max(1040, Math.min(16000, left + hours * 10)));
+  const x = (ms) => left + ((ms - minMs) / (maxMs - minMs)) * (width - left - 20);
+  const lanes = [
+    'Customer service windows',
+    'Conversations / charges',
+    'Free entry point windows',
+    'Messages',
+  ];
+  const laneY = (i) => 34 + i * 44;
+  const height = laneY(lanes.length) + 6;
+  const svg = s('svg', {
+    class: 'timeline',
+    id: 'timeline-chart',
+    width,
+    height,
+    viewBox: `0 0 ${width} ${height}`,
+    role: 'img',
+    'aria-label': `Timeline of user ${report.user} from ${instant(new Date(minMs).toISOString())} to ${instant(new Date(maxMs).toISOString())}`,
+  });
+  // Day ticks (UTC midnights), and 6-hour ticks on short spans.
+  const tickMs = hours <= 96 ? 6 * HOUR_MS : 24 * HOUR_MS;
+  for (let t = Math.ceil(minMs / tickMs) * tickMs; t <= maxMs; t += tickMs) {
+    const isDay = t % (24 * HOUR_MS) === 0;
+    svg.append(
+      s('line', { x1: x(t), x2: x(t), y1: 18, y2: height, stroke: isDay ? '#cbd2d9' : '#eef2f6' }),
+      s(
+        'text',
+        { x: x(t) + 3, y: 13 },
+        isDay ? new Date(t).toISOString().slice(0, 10) : new Date(t).toISOString().slice(11, 16),
+      ),
+    );
+  }
+  // Lane names stay in view while the time axis scrolls.
+  const labels = s('svg', { class: 'timeline lane-labels', width: 200, height, 'aria-hidden': 'true' });
+  lanes.forEach((name, i) => {
+    labels.append(
+      s('rect', { x: 0, y: laneY(i) - 4, width: 196, height: 36, fill: '#f8fafc' }),
+      s('text', { class: 'lane-label', x: 8, y: laneY(i) + 17 }, name),
+    );
+    svg.prepend(s('rect', { x: 0, y: laneY(i) - 4, width, height: 36, fill: i % 2 ? '#ffffff' : '#f6f8fa' }));
+  });
+  for (const window of windows) {
+    svg.append(
+      s(
+        'rect',
+        {
+          x: x(window.startMs),
+          y: laneY(0),
+          width: Math.max(2, x(window.endMs) - x(window.startMs)),
+          height: 26,
+          rx: 4,
+          fill: COLORS.window,
+          class: 'window-bar',
+        },
+        s(
+          'title',
+          {},
+          `Customer service window open ${instant(new Date(window.startMs).toISOString())} → ${instant(new Date(window.endMs).toISOString())}`,
+        ),
+      ),
+    );
+  }
+  for (const window of fepWindows) {
+    svg.append(
+      s(
+        'rect',
+        {
+          x: x(window.startMs),
+          y: laneY(2) + 6,
+          width: Math.max(2, x(window.endMs) - x(window.startMs)),
+          height: 14,
+          rx: 4,
+          fill: COLORS.fep,
+          'fill-opacity': 0.35,
+          class: 'fep-window',
+        },
+        s(
+          'title',
+          {},
+          `Free entry point window ${instant(new Date(window.startMs).toISOString())} → ${instant(new Date(window.endMs).toISOString())}`,
+        ),
+      ),
+    );
+  }
+  for (const { unit, startMs, endMs } of spans) {
+    const isFep = unit.type === 'free_entry_point' || unit.category === 'referral_conversion';
+    const lane = isFep ? 2 : 1;
+    const color = isFep ? COLORS.fep : unit.type === 'regular' ? COLORS.charged : COLORS.free;
+    const label = `${unit.unit} ${unit.id}: ${unit.category}, ${unit.type}, ${money(unit.amount, unit.currency)} — rule ${unit.rule}`;
+    if (endMs !== null && endMs > startMs) {
+      svg.append(
+        s(
+          'rect',
+          {
+            x: x(startMs),
+            y: laneY(lane) + 3,
+            width: Math.max(3, x(endMs) - x(startMs)),
+            height: 20,
+            rx: 4,
+            fill: color,
+            'fill-opacity': 0.85,
+            class: 'unit-bar',
+            'data-unit': unit.id,
+          },
+          s('title', {}, label),
+        ),
+      );
+    } else {
+      const cx = x(startMs);
+      const cy = laneY(lane) + 13;
+      svg.append(
+        s(
+          'path',
+          {
+            d: `M${cx} ${cy - 8}L${cx + 7} ${cy}L${cx} ${cy + 8}L${cx - 7} ${cy}Z`,
+            fill: color,
+            class: 'unit-bar',
+            'data-unit': unit.id,
+          },
+          s('title', {}, label),
+        ),
+      );
+    }
+  }
+  report.timeline.forEach((entry, index) => {
+    const cx = x(Date.parse(entry.at));
+    const cy = laneY(3) + 13;
+    const unit = entry.unit_id ? unitsById.get(entry.unit_id) : undefined;
+    const isCharged = unit && unit.type === 'regular' && unit.messages[0] === entry.message_id;
+    const text = `${instant(entry.at)} — ${entry.kind === 'inbound' ? 'user wrote' : 'business sent'}: ${entry.reason}${entry.rule ? ` [${entry.rule}]` : ''}`;
+    const shape =
+      entry.kind === 'inbound'
+        ? s('circle', { cx, cy: cy - 5, r: 6, fill: COLORS.inbound })
+        : s('path', {
+            d: `M${cx} ${cy - 2}L${cx + 7} ${cy + 11}L${cx - 7} ${cy + 11}Z`,
+            fill: isCharged ? COLORS.charged : unit ? COLORS.free : COLORS.pending,
+          });
+    const marker = s(
+      'g',
+      { class: 'marker', tabindex: 0, role: 'button', 'aria-label': text, 'data-index': index },
+      shape,
+      s('title', {}, text),
+    );
+    marker.addEventListener('click', () => onSelect(index));
+    marker.addEventListener('keydown', (event) => {
+      if (event.key === 'Enter' || event.key === ' ') {
+        event.preventDefault();
+        onSelect(index);
+      }
+    });
+    svg.append(marker);
+  });
+  return h('div', { class: 'timeline-frame' }, labels, h('div', { class: 'timeline-wrap' }, svg));
+}

@@ -1,0 +1,343 @@
+// Overview: spend over time by a chosen dimension (free vs charged units beside it), per currency; the
+// free allowance used in a month and the volume-tier position per portfolio × market × category.
+
+import { getJson } from '../api.js';
+import { meter, stackedBars } from '../charts.js';
+import {
+  errorBox,
+  field,
+  h,
+  int,
+  loading,
+  localInputToIso,
+  money,
+  numCell,
+  PALETTE,
+  select,
+  table,
+} from '../dom.js';
+
+const BY = [
+  ['category', 'Category'],
+  ['market', 'Market'],
+  ['business', 'Business number'],
+  ['waba', 'WABA'],
+];
+
+export async function render(main, params, ctx) {
+  const state = {
+    granularity: params.granularity === 'MONTHLY' ? 'MONTHLY' : 'DAILY',
+    by: BY.some(([value]) => value === params.by) ? params.by : 'category',
+    waba: params.waba ?? '',
+    from: params.from ?? '',
+    to: params.to ?? '',
+    month: params.month ?? '',
+  };
+  main.append(h('h1', {}, 'Overview'));
+  const accounts = await ctx.accounts().catch((error) => {
+    main.append(errorBox(error, 'list your WABAs'));
+    return null;
+  });
+  if (accounts === null) return;
+
+  const toggle = h(
+    'div',
+    { class: 'toggle', role: 'group', 'aria-label': 'Time step' },
+    [
+      ['DAILY', 'Day'],
+      ['MONTHLY', 'Month'],
+    ].map(([value, text]) =>
+      h(
+        'button',
+        {
+          type: 'button',
+          'aria-pressed': String(state.granularity === value),
+          'data-granularity': value,
+          onclick: () => {
+            state.granularity = value;
+            refresh();
+          },
+        },
+        text,
+      ),
+    ),
+  );
+  const bySelect = select('by', BY, state.by);
+  const wabaSelect = select(
+    'waba',
+    [['', 'All WABAs'], ...accounts.map((a) => [a.waba, `${a.waba} (${a.time_zone})`])],
+    state.waba,
+  );
+  const fromInput = h('input', {
+    type: 'datetime-local',
+    name: 'from',
+    id: 'f-from',
+    value: state.from.slice(0, 16),
+  });
+  const toInput = h('input', {
+    type: 'datetime-local',
+    name: 'to',
+    id: 'f-to',
+    value: state.to.slice(0, 16),
+  });
+  for (const control of [bySelect, wabaSelect, fromInput, toInput])
+    control.addEventListener('change', () => refresh());
+  main.append(
+    h(
+      'form',
+      { class: 'card row', 'aria-label': 'Overview options', onsubmit: (e) => e.preventDefault() },
+      h('div', { class: 'field' }, h('span', { class: 'muted' }, 'Step'), toggle),
+      field('Break down by', bySelect),
+      field('WABA', wabaSelect),
+      field('From (UTC)', fromInput),
+      field('To (UTC)', toInput),
+    ),
+  );
+  const spendArea = h(
+    'section',
+    { 'aria-labelledby': 'spend-title' },
+    h('h2', { id: 'spend-title' }, 'Spend over time'),
+  );
+  const allowanceArea = h('section', { 'aria-labelledby': 'allowance-title' });
+  main.append(spendArea, allowanceArea);
+
+  async function refresh() {
+    state.by = bySelect.value;
+    state.waba = wabaSelect.value;
+    state.from = localInputToIso(fromInput.value);
+    state.to = localInputToIso(toInput.value);
+    for (const button of toggle.querySelectorAll('button')) {
+      button.setAttribute('aria-pressed', String(button.dataset.granularity === state.granularity));
+    }
+    ctx.remember('overview', state);
+    const body = spendArea.appendChild(h('div', { id: 'spend-body' }, loading()));
+    spendArea.replaceChildren(spendArea.firstChild, body);
+    let overview;
+    try {
+      overview = await getJson('/v1/dashboard/overview', {
+        granularity: state.granularity,
+        by: state.by,
+        waba: state.waba,
+        from: state.from,
+        to: state.to,
+      });
+    } catch (error) {
+      body.replaceChildren(errorBox(error, 'load the overview'));
+      return;
+    }
+    body.replaceChildren(...renderSpend(overview, state));
+    const lastLabel = overview.currencies
+      .flatMap((c) => c.buckets.map((b) => b.start))
+      .sort()
+      .at(-1);
+    await renderAllowances(allowanceArea, state, lastLabel ? lastLabel.slice(0, 7) : '', ctx);
+  }
+  await refresh();
+}
+
+function renderSpend(overview, state) {
+  const byName = BY.find(([value]) => value === overview.by)?.[1] ?? overview.by;
+  if (overview.currencies.length === 0) {
+    return [
+      h(
+        'p',
+        { class: 'muted', id: 'no-units' },
+        'No units for these filters yet. Send events to POST /v1/events or point Meta’s webhooks at this server.',
+      ),
+    ];
+  }
+  return overview.currencies.map((cur) => {
+    const totals = overview.totals[cur.currency] ?? {
+      amount: cur.totals.amount,
+      units: cur.totals.charged_units + cur.totals.free_units,
+    };
+    const labels = cur.buckets.map((b) => b.label);
+    const keys = cur.keys.slice(0, 12);
+    const others = cur.keys.slice(12);
+    const series = keys.map((key, i) => ({
+      key,
+      color: PALETTE[i % PALETTE.length],
+      values: cur.buckets.map((b) => Number(b.by[key]?.amount ?? 0)),
+      formatted: cur.buckets.map((b) => money(b.by[key]?.amount ?? '0', cur.currency)),
+    }));
+    if (others.length > 0) {
+      series.push({
+        key: `${others.length} others`,
+        color: '#9aa5b1',
+        values: cur.buckets.map((b) => others.reduce((sum, key) => sum + Number(b.by[key]?.amount ?? 0), 0)),
+      });
+    }
+    const unitSeries = [
+      { key: 'charged units', color: '#b42318', values: cur.buckets.map((b) => b.charged_units) },
+      { key: 'free units', color: '#12b76a', values: cur.buckets.map((b) => b.free_units) },
+    ];
+    return h(
+      'section',
+      { class: 'card currency', 'data-currency': cur.currency, 'aria-label': `Spend in ${cur.currency}` },
+      h('h3', {}, `${cur.currency}`),
+      h(
+        'div',
+        { class: 'stats' },
+        stat('Total spend', money(totals.amount, cur.currency), 'total-amount'),
+        stat('Units', int(totals.units), 'total-units'),
+        stat('Charged units', int(cur.totals.charged_units), 'charged-units'),
+        stat('Free units', int(cur.totals.free_units), 'free-units'),
+      ),
+      h(
+        'h4',
+        {},
+        `Spend per ${state.granularity === 'DAILY' ? 'day' : 'month'} by ${byName.toLowerCase()} (${cur.currency})`,
+      ),
+      stackedBars({
+        title: `Spend by ${byName.toLowerCase()} in ${cur.currency}`,
+        labels,
+        series,
+        format: (n) => formatAxis(n),
+        id: `spend-chart-${cur.currency}`,
+      }),
+      h('h4', {}, 'Charged vs free units'),
+      stackedBars({
+        title: `Charged and free units (${cur.currency})`,
+        labels,
+        series: unitSeries,
+        format: (n) => int(Math.round(n)),
+        height: 170,
+      }),
+      byTable(cur, byName),
+    );
+  });
+}
+
+function byTable(cur, byName) {
+  const rows = cur.keys.map((key) => {
+    let charged = 0;
+    let free = 0;
+    for (const bucket of cur.buckets) {
+      charged += bucket.by[key]?.charged_units ?? 0;
+      free += bucket.by[key]?.free_units ?? 0;
+    }
+    return [key, numCell(int(charged)), numCell(int(free))];
+  });
+  return h(
+    'details',
+    {},
+    h('summary', {}, `Units per ${byName.toLowerCase()}`),
+    table(
+      null,
+      [
+        byName,
+        h('th', { scope: 'col', class: 'num' }, 'Charged units'),
+        h('th', { scope: 'col', class: 'num' }, 'Free units'),
+      ],
+      rows,
+    ),
+  );
+}
+
+function formatAxis(n) {
+  if (n === 0) return '0';
+  if (n >= 1000) return `${(n / 1000).toLocaleString('en-US', { maximumFractionDigits: 1 })}k`;
+  return n.toLocaleString('en-US', { maximumFractionDigits: 4 });
+}
+
+function stat(label, value, id) {
+  return h(
+    'div',
+    { class: 'stat' },
+    h('div', { class: 'label' }, label),
+    h('div', { class: 'value', 'data-stat': id }, value),
+  );
+}
+
+async function renderAllowances(area, state, defaultMonth, ctx) {
+  const month = state.month || defaultMonth;
+  const monthInput = h('input', { type: 'month', id: 'f-month', name: 'month', value: month });
+  const body = h('div', {}, loading());
+  area.replaceChildren(
+    h('h2', { id: 'allowance-title' }, 'Free allowance and volume tiers'),
+    h('div', { class: 'row' }, field('Month', monthInput)),
+    body,
+  );
+  monthInput.addEventListener('change', () => {
+    state.month = monthInput.value;
+    ctx.remember('overview', state);
+    renderAllowances(area, state, defaultMonth, ctx);
+  });
+  let data;
+  try {
+    data = await getJson('/v1/dashboard/allowances', { month, waba: state.waba });
+  } catch (error) {
+    body.replaceChildren(errorBox(error, 'load the allowances'));
+    return;
+  }
+  const parts = [
+    h(
+      'p',
+      {},
+      `Rules of ${data.month}: ${data.era}. `,
+      h('span', { class: 'muted' }, capitalise(data.allowance.what)),
+      '.',
+    ),
+  ];
+  if (data.allowance.limit !== null) {
+    const perBusiness = data.allowance.per === 'business';
+    parts.push(
+      data.allowance.rows.length === 0
+        ? h('p', { class: 'muted' }, 'No units this month.')
+        : table(
+            `Free allowance used in ${data.month} (limit ${int(data.allowance.limit)} per ${perBusiness ? 'business number' : 'WABA'})`,
+            [
+              'WABA',
+              ...(perBusiness ? ['Business number'] : []),
+              'Used / limit',
+              h('th', { scope: 'col', class: 'num' }, 'Remaining'),
+            ],
+            data.allowance.rows.map((row) => [
+              row.waba,
+              ...(perBusiness ? [row.business] : []),
+              h('td', {}, meter(row.used, row.limit), ` ${int(row.used)} / ${int(row.limit)}`),
+              numCell(int(row.remaining)),
+            ]),
+            { id: 'allowance-table' },
+          ),
+    );
+  }
+  parts.push(
+    h('h3', {}, `Volume-tier position in ${data.month}`),
+    data.tiers.length === 0
+      ? h('p', { class: 'muted' }, 'No charged utility or authentication messages this month.')
+      : h(
+          'div',
+          { class: 'table-wrap' },
+          table(
+            'Charged messages per portfolio × market × category; the band is read from the rate card in force',
+            [
+              'Portfolio',
+              'Market',
+              'Category',
+              h('th', { scope: 'col', class: 'num' }, 'Charged this month'),
+              'Band',
+              'Band rate',
+              'Next band from',
+              'Rate card',
+            ],
+            data.tiers.map((row) => [
+              row.portfolio,
+              row.market,
+              row.category,
+              numCell(int(row.charged_this_month)),
+              row.band ?? 'no tiers on card',
+              row.band_rate ? money(row.band_rate, row.currency) : '—',
+              row.next_band_from ? int(row.next_band_from) : '—',
+              h('td', { class: 'mono' }, row.rate_card ?? '—'),
+            ]),
+            { id: 'tier-table' },
+          ),
+        ),
+  );
+  body.replaceChildren(...parts);
+}
+
+function capitalise(text) {
+  return text ? text[0].toUpperCase() + text.slice(1) : '';
+}

@@ -1,0 +1,165 @@
+// Reconciliation (contract §7): where wameter's verdict per message differs from Meta's status webhooks,
+// and — with an uploaded analytics export — where day × country × category totals differ, with causes.
+
+import { getJson, postJson } from '../api.js';
+import { errorBox, field, h, instant, int, loading, select, table } from '../dom.js';
+
+export async function render(main, params, ctx) {
+  main.append(h('h1', {}, 'Reconciliation with Meta'));
+  const accounts = await ctx.accounts().catch((error) => {
+    main.append(errorBox(error, 'list your WABAs'));
+    return null;
+  });
+  if (accounts === null) return;
+  const waba = select('waba', [['', 'All WABAs'], ...accounts.map((a) => [a.waba, a.waba])], params.waba);
+  const file = h('input', {
+    type: 'file',
+    id: 'f-analytics',
+    name: 'analytics',
+    accept: '.json,application/json',
+  });
+  const result = h('div', { id: 'reconciliation-result', 'aria-live': 'polite' });
+  const form = h(
+    'form',
+    { class: 'card row', 'aria-label': 'Reconciliation options' },
+    field('WABA', waba),
+    field('Meta analytics export (optional JSON)', file),
+    h('button', { type: 'submit', id: 'run-reconciliation' }, 'Compare'),
+  );
+  main.append(
+    h(
+      'p',
+      { class: 'muted' },
+      'Each business message’s verdict (pricing model, category, type, conversation) is compared with what Meta’s status webhooks said. Upload a conversation_analytics or pricing_analytics answer to compare totals per day, country and category too.',
+    ),
+    form,
+    result,
+  );
+  async function run() {
+    ctx.remember('reconciliation', { waba: waba.value });
+    result.replaceChildren(loading('Comparing with Meta…'));
+    try {
+      let data;
+      if (file.files && file.files[0]) {
+        let analytics;
+        try {
+          analytics = JSON.parse(await file.files[0].text());
+        } catch (error) {
+          throw {
+            message: `${file.files[0].name} is not JSON (${error.message}). Save Meta's Graph API answer as it came.`,
+          };
+        }
+        data = await postJson(
+          `/v1/reconciliation${waba.value ? `?waba=${encodeURIComponent(waba.value)}` : ''}`,
+          { analytics },
+        );
+      } else {
+        data = await getJson('/v1/reconciliation', { waba: waba.value });
+      }
+      result.replaceChildren(...renderReconciliation(data));
+    } catch (error) {
+      result.replaceChildren(errorBox(error, 'reconcile'));
+    }
+  }
+  form.addEventListener('submit', (event) => {
+    event.preventDefault();
+    run();
+  });
+  await run();
+}
+
+function renderReconciliation(data) {
+  const messages = data.differences.filter((d) => 'message' in d);
+  const buckets = data.differences.filter((d) => 'bucket' in d);
+  const causes = {};
+  for (const difference of data.differences) causes[difference.cause] = (causes[difference.cause] ?? 0) + 1;
+  const parts = [
+    h(
+      'p',
+      { id: 'reconciliation-summary' },
+      `Checked ${int(data.checked.messages)} delivered messages (${int(data.checked.unverifiable)} without Meta pricing to compare) and ${int(data.checked.buckets)} analytics buckets: `,
+      h(
+        'strong',
+        {},
+        data.differences.length === 0
+          ? 'no differences — wameter and Meta agree.'
+          : `${int(data.differences.length)} difference${data.differences.length === 1 ? '' : 's'}.`,
+      ),
+    ),
+  ];
+  if (data.differences.length > 0) {
+    parts.push(
+      h(
+        'ul',
+        { class: 'legend', 'aria-label': 'Differences by cause' },
+        Object.entries(causes).map(([cause, n]) =>
+          h('li', {}, h('span', { class: 'chip charged' }, cause), int(n)),
+        ),
+      ),
+    );
+  }
+  if (messages.length > 0) {
+    parts.push(
+      h('h2', {}, 'Messages'),
+      h(
+        'div',
+        { class: 'table-wrap' },
+        table(
+          null,
+          ['Message', 'Delivered', 'User', 'Differs in', 'wameter', 'Meta', 'Likely cause'],
+          messages.map((d) => [
+            h('td', { class: 'mono' }, d.message),
+            instant(d.delivered_at),
+            h(
+              'td',
+              {},
+              h(
+                'a',
+                {
+                  href: `#/explain?user=${encodeURIComponent(d.user)}&business=${encodeURIComponent(d.business)}`,
+                },
+                d.user,
+              ),
+            ),
+            d.differs.join(', '),
+            h('td', { class: 'mono' }, verdict(d.ours)),
+            h('td', { class: 'mono' }, verdict(d.meta)),
+            h('td', {}, h('strong', {}, d.cause), h('div', { class: 'muted' }, d.note)),
+          ]),
+          { id: 'message-differences' },
+        ),
+      ),
+    );
+  }
+  if (buckets.length > 0) {
+    parts.push(
+      h('h2', {}, 'Analytics buckets'),
+      h(
+        'div',
+        { class: 'table-wrap' },
+        table(
+          null,
+          ['WABA', 'Day', 'Country', 'Category', 'wameter', 'Meta', 'Likely cause'],
+          buckets.map((d) => [
+            d.bucket.waba,
+            d.bucket.day,
+            d.bucket.country,
+            d.bucket.category,
+            `${int(d.ours.units)} units, ${d.ours.amount}${d.ours.currency ? ` ${d.ours.currency}` : ''}`,
+            `${int(d.meta.units)} units, ${d.meta.amount}${d.meta.currency ? ` ${d.meta.currency}` : ''}`,
+            h('td', {}, h('strong', {}, d.cause), h('div', { class: 'muted' }, d.note)),
+          ]),
+          { id: 'bucket-differences' },
+        ),
+      ),
+    );
+  }
+  return parts;
+}
+
+function verdict(value) {
+  if (!value) return '—';
+  return Object.entries(value)
+    .map(([key, v]) => `${key}: ${v}`)
+    .join('\n');
+}
