@@ -304,7 +304,7 @@ export function createMarketResolver(
 
   return {
     resolve(waId: string, localDate: string, countryHint?: string): MarketResolution {
-      if (!/^\+?\d+$/.test(waId)) return resolveByHint(waId, localDate, countryHint, activeTable);
+      if (!isDigits(waId)) return resolveByHint(waId, localDate, countryHint, activeTable);
       const placed = place(waId);
       if (placed.country === null) return { country: null, market: null, finding: placed.finding };
       const market = activeTable.marketOf(placed.country, localDate);
@@ -390,4 +390,14 @@ function resolveByHint(
       country,
     },
   };
+}
+
+/** `+`? then digits only: a phone number, not a business-scoped user id (checked per unit: no regex). */
+function isDigits(text: string): boolean {
+  if (text.length === 0) return false;
+  for (let i = text.charCodeAt(0) === 43 ? 1 : 0; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    if (code < 48 || code > 57) return false;
+  }
+  return text.length > (text.charCodeAt(0) === 43 ? 1 : 0);
 }

@@ -30,6 +30,8 @@ export interface UnitDraft extends BillableUnit {
   countryHint?: string;
   /** A free entry point conversation or window: nothing else opens while it lasts. */
   isFreeEntryPoint: boolean;
+  /** Local date of the opening in the WABA's time zone (already needed to pick the era). */
+  openedOnLocalDate: string;
 }
 
 export interface PairItem {
@@ -217,7 +219,8 @@ export class PairMachine {
         message,
         'referral_conversion',
         'free_entry_point',
-        message.template ?? 'service', // the rate it would have cost
+        // The rate it would have cost: an answer within 24 h of the user's message is user-initiated in 2022.
+        era === 'CBP-2022' ? 'user_initiated' : (message.template ?? 'service'),
       );
       draft.isFreeEntryPoint = true;
       const closed = this.open.filter((c) => c.draft.unit === 'conversation');
@@ -464,6 +467,7 @@ export class PairMachine {
       isTiered: false,
       isCategoryFromWebhook: message.isCategoryFromWebhook,
       isFreeEntryPoint: false,
+      openedOnLocalDate: localDate(openedAtMs, this.rules.timeZone),
     };
   }
 

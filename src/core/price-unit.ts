@@ -1,7 +1,6 @@
 // Phase 2 of rating: puts a price on units in global time order. Monthly free allowances and volume
 // tiers count across every pair of a WABA or portfolio, so units must arrive here sorted by opening time.
 
-import { localDate } from './calendar.js';
 import {
   FREE_CONVERSATIONS_PER_MONTH,
   FREE_SERVICE_MESSAGES_PER_MONTH,
@@ -54,7 +53,7 @@ export class UnitPricer {
   price(draft: UnitDraft): void {
     const { findings } = this.context;
     const account = this.context.accountFor(draft.waba);
-    const date = localDate(draft.openedAtMs, account.timeZone);
+    const date = draft.openedOnLocalDate;
     const month = date.slice(0, 7);
 
     const place = this.context.markets.resolve(draft.user, date, draft.countryHint);

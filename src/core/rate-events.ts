@@ -600,10 +600,16 @@ export class Rater {
 
   private advancePair(pair: PairState, horizonMs: number, opened: UnitDraft[]): void {
     const items: PairItem[] = [];
+    const rated: MessageRecord[] = [];
     if (pair.inbounds.length > 0) {
-      const kept: PairItem[] = [];
-      for (const inbound of pair.inbounds) (inbound.atMs < horizonMs ? items : kept).push(inbound);
-      pair.inbounds = kept;
+      if (horizonMs === Infinity) {
+        for (const inbound of pair.inbounds) items.push(inbound);
+        pair.inbounds = [];
+      } else {
+        const kept: PairItem[] = [];
+        for (const inbound of pair.inbounds) (inbound.atMs < horizonMs ? items : kept).push(inbound);
+        pair.inbounds = kept;
+      }
     }
     if (pair.queued.length > 0) {
       const kept: MessageRecord[] = [];
@@ -616,6 +622,7 @@ export class Rater {
             id: record.id,
             message: { id: record.id, template, isCategoryFromWebhook: !record.hasOutbound },
           });
+          rated.push(record);
           if (record.failedAtMs !== Infinity) {
             this.findings.add(`DELIVERED_AND_FAILED:${record.id}`, () => ({
               code: 'DELIVERED_AND_FAILED',
@@ -629,16 +636,13 @@ export class Rater {
       pair.queued = kept;
     }
     if (items.length === 0) return;
-    items.sort(comparePairItems);
+    if (items.length > 1) items.sort(comparePairItems);
     const before = opened.length;
     pair.machine.apply(items, opened);
-    for (let i = before; i < opened.length; i++) {
-      const draft = opened[i]!;
-      if (pair.countryHint) draft.countryHint = pair.countryHint;
+    if (pair.countryHint) {
+      for (let i = before; i < opened.length; i++) opened[i]!.countryHint = pair.countryHint;
     }
-    for (const item of items) {
-      if (item.message) this.retireRated(item.id, horizonMs);
-    }
+    for (const record of rated) this.retireRated(record, horizonMs);
   }
 
   /** The category that counts: the template's category when it was sent (Meta may recategorise it). */
@@ -653,7 +657,7 @@ export class Rater {
           message_id: record.id,
           waba: record.waba,
         }));
-        this.retireRated(record.id, this.horizonMs);
+        this.retireRated(record, this.horizonMs);
         return undefined;
       }
     }
@@ -675,16 +679,14 @@ export class Rater {
     return template;
   }
 
-  private retireRated(id: string, horizonMs: number): void {
-    const record = this.records.get(id);
-    if (!record) return;
+  private retireRated(record: MessageRecord, horizonMs: number): void {
     if (!this.isStreaming) {
       record.isRated = true; // a batch forgets nothing before the end: one flag is cheaper than a delete
       return;
     }
-    this.records.delete(id);
+    this.records.delete(record.id);
     setWaiting(record, false);
-    if (horizonMs !== Infinity) this.tombstones.add(id, record.deliveredAtMs);
+    if (horizonMs !== Infinity) this.tombstones.add(record.id, record.deliveredAtMs);
   }
 
   private emitFinal(horizonMs: number): void {
