@@ -4,6 +4,7 @@
 //
 //   node --expose-gc dist/bench/main.js [--quick] [--events N] [--memory-events N] [--only engine,memory,server]
 
+import { benchDashboardApi, type DashboardBenchResult } from './dashboard-bench.js';
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { createReadStream, existsSync, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -61,6 +62,10 @@ interface BenchArgs {
   postgresUrl: string;
   serverSeconds: number;
   connections: number;
+  /** Table 3 diagnostics: the server child's CPU profile goes to this folder (node --cpu-prof). */
+  serverCpuProfDir: string | null;
+  /** Table 3 diagnostics: the server child's JSON log (level debug: rating timings) goes to this file. */
+  serverLogPath: string | null;
 }
 
 const USAGE = `usage: npm run bench -- [options]      (or: node --expose-gc dist/bench/main.js [options])
@@ -73,7 +78,9 @@ const USAGE = `usage: npm run bench -- [options]      (or: node --expose-gc dist
   --pg / --no-pg        require PostgreSQL / SQLite only (default: PostgreSQL too when reachable)
   --pg-url URL          PostgreSQL server (default postgres://postgres@127.0.0.1:5432/test; a fresh schema is used)
   --server-seconds N    duration of each load run (default 10)
-  --connections N       concurrent connections of the load runs (default 10)`;
+  --connections N       concurrent connections of the load runs (default 10)
+  --server-cpu-prof DIR write the load-test server's CPU profile (node --cpu-prof) into DIR
+  --server-log FILE     write the load-test server's JSON log at level debug (rating timings) to FILE`;
 
 function parseBenchArgs(argv: string[]): BenchArgs {
   const { values } = parseArgs({
@@ -90,6 +97,8 @@ function parseBenchArgs(argv: string[]): BenchArgs {
       'pg-url': { type: 'string' },
       'server-seconds': { type: 'string' },
       connections: { type: 'string' },
+      'server-cpu-prof': { type: 'string' },
+      'server-log': { type: 'string' },
       help: { type: 'boolean' },
     },
     strict: true,
@@ -125,6 +134,8 @@ function parseBenchArgs(argv: string[]): BenchArgs {
       values['pg-url'] ?? process.env.WAMETER_BENCH_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test',
     serverSeconds: int('server-seconds', values['server-seconds'], isQuick ? 3 : 10),
     connections: int('connections', values.connections, 10),
+    serverCpuProfDir: values['server-cpu-prof'] ?? null,
+    serverLogPath: values['server-log'] ?? null,
   };
 }
 
@@ -602,9 +613,8 @@ interface ServerResult {
 }
 
 const BENCH_APP_SECRET = 'wameter-bench-app-secret';
-/** No route in the service is a true no-op (GET /healthz pings the store): an unknown path answers 404
- * through the same middleware (request log, metrics, routing) and is the closest to one. */
-const NOOP_PATH = '/__bench/noop';
+/** The true no-op route: liveness answers 204 through the same middleware, touching nothing else. */
+const NOOP_PATH = '/healthz/live';
 
 /** CPU seconds (user + system) a process has used so far, from /proc (Linux); null elsewhere. */
 function cpuSecondsOf(pid: number): number | null {
@@ -775,14 +785,29 @@ async function loadOneStore(
   await writeFile(
     configPath,
     JSON.stringify(
-      { db, port, host: '127.0.0.1', appSecrets: [BENCH_APP_SECRET], rateLimit: 'off', logLevel: 'warn' },
+      {
+        db,
+        port,
+        host: '127.0.0.1',
+        appSecrets: [BENCH_APP_SECRET],
+        rateLimit: 'off',
+        logLevel: args.serverLogPath === null ? 'warn' : 'debug',
+      },
       null,
       2,
     ),
   );
-  const child = spawn(process.execPath, [fileURLToPath(import.meta.url), '--serve-child', configPath], {
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
+  const nodeFlags =
+    args.serverCpuProfDir === null
+      ? []
+      : ['--cpu-prof', `--cpu-prof-dir=${args.serverCpuProfDir}`, `--cpu-prof-name=server-${store}.cpuprofile`];
+  const logFd = args.serverLogPath === null ? 'ignore' : openSync(`${args.serverLogPath}.${store}`, 'w');
+  const child = spawn(
+    process.execPath,
+    [...nodeFlags, fileURLToPath(import.meta.url), '--serve-child', configPath],
+    { stdio: ['ignore', logFd, 'pipe'] },
+  );
+  if (typeof logFd === 'number') closeSync(logFd);
   let stderr = '';
   child.stderr?.setEncoding('utf8');
   child.stderr?.on('data', (text: string) => {
@@ -833,7 +858,7 @@ async function loadOneStore(
     );
     rows.push(loadRow(store, 'POST /webhooks/whatsapp (signed, 1–50 statuses)', webhooks, bodies.statuses));
     for (const [route, path] of [
-      [`GET ${NOOP_PATH} (no-op: 404 through the middleware)`, NOOP_PATH],
+      [`GET ${NOOP_PATH} (no-op: liveness, 204)`, NOOP_PATH],
       ['GET /healthz (pings the store)', '/healthz'],
     ] as const) {
       progress(`load ${store}: ${route} for ${args.serverSeconds} s`);
@@ -958,7 +983,7 @@ async function benchServer(args: BenchArgs): Promise<ServerResult> {
     [
       'server: runUntilSignalled / startServer (src/server/main.ts) in a child process; autocannon in the bench process; rate limit off; log level warn',
       'CPU %: share of one core used by the server process / by the bench process (autocannon, body generation, signing) during the run',
-      `no-op: the service has no no-op route, so ${NOOP_PATH} (404 through the full middleware) is the baseline; non-2xx there is expected`,
+      `no-op: GET ${NOOP_PATH} (liveness: 204 through the full middleware — request log, metrics, routing — touching nothing else) is the baseline`,
       ...notes,
     ],
   );
@@ -982,29 +1007,44 @@ async function serveChild(configPath: string): Promise<void> {
 }
 
 // ---------------------------------------------------------------------------------------------------------
-// Table 4: the dashboard API (issue 4).
-//
-// TODO(lead): fill in. Suggested shape, matching the tables above:
-//   - generate a month of traffic that yields ~500,000 units (e.g. ensureTrafficFile({ seed, eventsTarget:
-//     2_500_000, users: 400_000, days: 30 })), load it into a fresh store through the service
-//     (POST /v1/events in NDJSON batches) and wait until GET /healthz reports rating_lag_seconds 0;
-//   - time with autocannon (bounded, like table 3) the API calls the dashboard makes: GET /v1/totals for the
-//     month, GET /v1/analytics?granularity=DAILY, GET /v1/units?limit=100 (first page and a cursor page),
-//     GET /v1/explain for a busy user; baseline: the no-op request on the same server;
-//   - print req/s, p50, p99 per call and the ratio to the no-op; add the figures to last-run.json.
+// Table 4: the dashboard API (issue 4) — bench/dashboard-bench.ts does the work.
 
-interface DashboardResult {
-  status: 'not implemented';
-}
-
-async function benchDashboard(): Promise<DashboardResult> {
+async function benchDashboard(args: BenchArgs): Promise<DashboardBenchResult> {
+  let postgresUrl: string | null = null;
+  if (args.postgres !== 'no') {
+    const admin = await postgresAdmin(args.postgresUrl);
+    if (admin) {
+      await admin.end();
+      postgresUrl = args.postgresUrl;
+    } else if (args.postgres === 'yes') throw new Error(`PostgreSQL not reachable at ${args.postgresUrl}`);
+  }
+  const units = args.isQuick ? 50_000 : 500_000;
+  const result = await benchDashboardApi({
+    seed: args.seed,
+    units,
+    runs: 5,
+    postgresUrl,
+    log: (line) => process.stdout.write(`${line}\n`),
+  });
   printTable(
-    '4. Dashboard API',
-    ['call', 'req/s', 'p50 ms', 'p99 ms'],
-    [],
-    ['not implemented yet (see the TODO in bench/main.ts)'],
+    `4. Dashboard API over ${result.units.toLocaleString('en-US')} stored units (in-process requests)`,
+    ['store', 'call', 'status', 'first ms', 'median ms'],
+    result.calls.map((call) => [
+      call.store,
+      call.call,
+      String(call.status),
+      call.coldMs.toFixed(1),
+      call.medianMs.toFixed(1),
+    ]),
+    [
+      `units rated from ${result.events.toLocaleString('en-US')} generated events in ${result.rateSeconds.toFixed(1)} s; ` +
+        `stored in ${Object.entries(result.writeSeconds)
+          .map(([store, seconds]) => `${store} ${seconds.toFixed(1)} s`)
+          .join(', ')}`,
+      'median of 5 runs after the first; aggregation happens in the store (SQL), never in the browser',
+    ],
   );
-  return { status: 'not implemented' };
+  return result;
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -1040,7 +1080,7 @@ async function main(argv: string[]): Promise<number> {
   await section('engine', () => benchEngine(args));
   await section('memory', () => benchMemory(args));
   await section('server', () => benchServer(args));
-  await section('dashboard', () => benchDashboard());
+  await section('dashboard', () => benchDashboard(args));
   await writeFile(join(OUT_DIR, 'last-run.json'), JSON.stringify(results, null, 2) + '\n');
   process.stdout.write(`\nresults: ${join(OUT_DIR, 'last-run.json').replace(ROOT + '/', '')}\n`);
   if (failures.length > 0) process.stderr.write(`[bench] failed sections:\n  ${failures.join('\n  ')}\n`);
