@@ -1,23 +1,18 @@
-// Builds the rater's pricing inputs (accounts, rate cards, market table) once at start, from the paths in
-// the service configuration; the bundled cards and market table when none are given. Errors name the file.
+// The service's pricing inputs (accounts, rate cards, market table), built once at start from the paths in
+// its configuration by the same use-case as the command line, so both price with exactly the same inputs.
 
-import { createMarketResolver } from '../core/market.js';
 import type { RateBook } from '../core/pricing-context.js';
-import { createRateBook } from '../core/rate-card.js';
 import { err, ok, type Result } from '../core/result.js';
-import { loadAccountsFile } from '../ingest/accounts-file.js';
-import { loadBundledMarketTable, loadBundledRateCards, loadRateCards } from '../ingest/rate-card-files.js';
+import { loadRateBook as loadCards, loadRatingSetup } from '../use-cases/load-rating-setup.js';
 import type { PricingSetup } from './rating-service.js';
 
 /** Rate cards from paths (or the bundled ones) as a book, with their ids for the rating history. */
 export async function loadRateBook(
   paths: readonly string[],
 ): Promise<Result<{ rateBook: RateBook; ids: string[] }, string>> {
-  const cards = paths.length === 0 ? await loadBundledRateCards() : await loadRateCards(paths);
-  if (!cards.ok) return err(cards.error.message);
-  const book = createRateBook(cards.value);
-  if (!book.ok) return err(book.error.message);
-  return ok({ rateBook: book.value, ids: cards.value.map((card) => card.id) });
+  const rates = await loadCards(paths);
+  if (!rates.ok) return err(rates.error.message);
+  return ok({ rateBook: rates.value.rateBook, ids: rates.value.cards.map((card) => card.id) });
 }
 
 export async function loadPricingSetup(input: {
@@ -25,18 +20,19 @@ export async function loadPricingSetup(input: {
   rateCardPaths: readonly string[];
   isReportedRulesEnabled?: boolean;
 }): Promise<Result<PricingSetup, string>> {
-  const accounts = input.accountsPath === null ? ok([]) : await loadAccountsFile(input.accountsPath);
-  if (!accounts.ok) return err(accounts.error.message);
-  const rates = await loadRateBook(input.rateCardPaths);
-  if (!rates.ok) return rates;
-  const table = await loadBundledMarketTable();
-  if (!table.ok) return err(table.error.message);
-  const isReportedRulesEnabled = input.isReportedRulesEnabled ?? true;
+  const setup = await loadRatingSetup({
+    ...(input.accountsPath === null ? {} : { accountsPath: input.accountsPath }),
+    rateCardPaths: input.rateCardPaths,
+    ...(input.isReportedRulesEnabled === undefined
+      ? {}
+      : { isReportedRulesEnabled: input.isReportedRulesEnabled }),
+  });
+  if (!setup.ok) return err(setup.error.message);
   return ok({
-    accounts: accounts.value,
-    rateBook: rates.value.rateBook,
-    rateCardIds: rates.value.ids,
-    markets: createMarketResolver(table.value, { isReportedRulesEnabled }),
-    isReportedRulesEnabled,
+    accounts: setup.value.accounts,
+    rateBook: setup.value.rateBook,
+    rateCardIds: setup.value.cards.map((card) => card.id),
+    markets: setup.value.markets,
+    isReportedRulesEnabled: setup.value.isReportedRulesEnabled,
   });
 }

@@ -30,6 +30,17 @@ export interface SetupError {
   message: string;
 }
 
+/** Rate cards from files and folders (the bundled cards when none are given), as a book. */
+export async function loadRateBook(
+  paths: readonly string[],
+): Promise<Result<{ cards: RateCard[]; rateBook: RateBook }, SetupError>> {
+  const cards = paths.length > 0 ? await loadRateCards([...paths]) : await loadBundledRateCards();
+  if (!cards.ok) return err(cards.error);
+  const rateBook = createRateBook(cards.value);
+  if (!rateBook.ok) return err(rateBook.error);
+  return ok({ cards: cards.value, rateBook: rateBook.value });
+}
+
 export async function loadRatingSetup(input: RatingSetupInput): Promise<Result<RatingSetup, SetupError>> {
   let accounts: Account[] = [];
   if (input.accountsPath) {
@@ -37,21 +48,16 @@ export async function loadRatingSetup(input: RatingSetupInput): Promise<Result<R
     if (!loaded.ok) return err(loaded.error);
     accounts = loaded.value;
   }
-  const cards =
-    input.rateCardPaths && input.rateCardPaths.length > 0
-      ? await loadRateCards([...input.rateCardPaths])
-      : await loadBundledRateCards();
-  if (!cards.ok) return err(cards.error);
-  const rateBook = createRateBook(cards.value);
-  if (!rateBook.ok) return err(rateBook.error);
+  const rates = await loadRateBook(input.rateCardPaths ?? []);
+  if (!rates.ok) return rates;
   const table = await loadBundledMarketTable();
   if (!table.ok) return err(table.error);
   const isReportedRulesEnabled = input.isReportedRulesEnabled ?? true;
   return ok({
     accounts,
     accountBook: createAccountBook(accounts),
-    cards: cards.value,
-    rateBook: rateBook.value,
+    cards: rates.value.cards,
+    rateBook: rates.value.rateBook,
     markets: createMarketResolver(table.value, { isReportedRulesEnabled }),
     isReportedRulesEnabled,
   });
