@@ -204,3 +204,23 @@ describe('wameter explain', () => {
     expect(error).toContain('--user');
   });
 });
+
+describe('the heap cap of a streaming run', () => {
+  it('applies to rate --stream only, unless a cap was already chosen', async () => {
+    const { streamingHeapCap } = await import('./main.js');
+    expect(streamingHeapCap(['rate', 'f.ndjson', '--stream'], {}, [])).toBe(640);
+    expect(streamingHeapCap(['rate', 'f.ndjson', '--stream'], { WAMETER_STREAM_HEAP_MB: '1024' }, [])).toBe(
+      1024,
+    );
+    expect(streamingHeapCap(['rate', 'f.ndjson', '--stream'], { WAMETER_STREAM_HEAP_MB: 'lots' }, [])).toBe(
+      640,
+    );
+    expect(streamingHeapCap(['rate', 'f.ndjson'], {}, [])).toBeUndefined();
+    expect(streamingHeapCap(['serve'], {}, [])).toBeUndefined();
+    expect(streamingHeapCap(['rate', '--stream'], {}, ['--max-old-space-size=2048'])).toBeUndefined();
+    expect(
+      streamingHeapCap(['rate', '--stream'], { NODE_OPTIONS: '--max-old-space-size=300' }, []),
+    ).toBeUndefined();
+    expect(streamingHeapCap(['rate', '--stream'], { WAMETER_HEAP_CAPPED: '1' }, [])).toBeUndefined();
+  });
+});
