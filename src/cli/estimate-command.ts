@@ -12,7 +12,7 @@ import { CliError, EXIT } from './exit-codes.js';
 import type { CliIo } from './io.js';
 import { choice, collect } from './options.js';
 import { createSourceErrorReporter } from './source-errors.js';
-import { csvField } from './unit-writers.js';
+import { csvField } from '../core/report.js';
 
 const TEMPLATES = ['marketing', 'utility', 'authentication'] as const;
 const FORMATS = ['table', 'json', 'csv'] as const;

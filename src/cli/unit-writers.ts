@@ -3,7 +3,7 @@
 
 import { formatInstant } from '../core/calendar.js';
 import { formatMicros } from '../core/money.js';
-import { TotalsAccumulator, pendingToJson, unitToJson } from '../core/report.js';
+import { CSV_COLUMNS, TotalsAccumulator, pendingToJson, unitCsvRow, unitToJson } from '../core/report.js';
 import type { BillableUnit, Finding, PendingMessage } from '../core/units.js';
 
 export type OutputFormat = 'table' | 'json' | 'csv';
@@ -108,44 +108,6 @@ export function createUnitWriter(format: OutputFormat, write: (text: string) => 
       };
     }
   }
-}
-
-export const CSV_COLUMNS = [
-  'id',
-  'unit',
-  'pricing_model',
-  'era',
-  'waba',
-  'business',
-  'user',
-  'country',
-  'market',
-  'category',
-  'type',
-  'opened_at',
-  'expires_at',
-  'closed_at',
-  'messages',
-  'rate',
-  'amount',
-  'currency',
-  'rate_card',
-  'rule',
-] as const;
-
-export function csvField(value: string | number | null | undefined): string {
-  if (value === null || value === undefined) return '';
-  const text = String(value);
-  return /[",\n\r]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
-}
-
-export function unitCsvRow(unit: BillableUnit): string {
-  const json = unitToJson(unit);
-  return CSV_COLUMNS.map((column) => {
-    const value = json[column as keyof typeof json];
-    if (column === 'messages') return csvField(json.messages.join(' '));
-    return csvField(value as string | number | null | undefined);
-  }).join(',');
 }
 
 const TABLE_HEADER = [

@@ -117,22 +117,42 @@ export class TotalsAccumulator {
   }
 
   toJson(): TotalsJson {
-    const json: TotalsJson = {};
-    for (const currency of [...this.byCurrency.keys()].sort()) {
-      const totals = this.byCurrency.get(currency)!;
-      const byCategory: Record<string, { units: number; amount: string }> = {};
-      for (const category of [...totals.byCategory.keys()].sort()) {
-        const entry = totals.byCategory.get(category)!;
-        byCategory[category] = { units: entry.units, amount: formatMicros(entry.amountMicros) };
-      }
-      json[currency] = {
-        amount: formatMicros(totals.amountMicros),
+    const plain: Record<string, MicrosTotals> = {};
+    for (const [currency, totals] of this.byCurrency) {
+      plain[currency] = {
+        amountMicros: totals.amountMicros,
         units: totals.units,
-        by_category: byCategory,
+        byCategory: Object.fromEntries(totals.byCategory),
       };
     }
-    return json;
+    return totalsToJson(plain);
   }
+}
+
+/** Totals per currency in micros (what the store aggregates), before formatting. */
+export interface MicrosTotals {
+  amountMicros: number;
+  units: number;
+  byCategory: Record<string, { units: number; amountMicros: number }>;
+}
+
+/** Contract §4 `totals`: currencies and categories sorted, amounts as exact decimal strings. */
+export function totalsToJson(totals: Record<string, MicrosTotals>): TotalsJson {
+  const json: TotalsJson = {};
+  for (const currency of Object.keys(totals).sort()) {
+    const entry = totals[currency]!;
+    const byCategory: Record<string, { units: number; amount: string }> = {};
+    for (const category of Object.keys(entry.byCategory).sort()) {
+      const item = entry.byCategory[category]!;
+      byCategory[category] = { units: item.units, amount: formatMicros(item.amountMicros) };
+    }
+    json[currency] = {
+      amount: formatMicros(entry.amountMicros),
+      units: entry.units,
+      by_category: byCategory,
+    };
+  }
+  return json;
 }
 
 export function totalsOf(units: Iterable<BillableUnit>): TotalsJson {
@@ -148,4 +168,43 @@ export function ratingToJson(result: RatingResult): RatingJson {
     totals: totalsOf(result.units),
     findings: result.findings,
   };
+}
+
+/** Columns of a unit as a CSV row (the same fields as contract §4, messages space-separated). */
+export const CSV_COLUMNS = [
+  'id',
+  'unit',
+  'pricing_model',
+  'era',
+  'waba',
+  'business',
+  'user',
+  'country',
+  'market',
+  'category',
+  'type',
+  'opened_at',
+  'expires_at',
+  'closed_at',
+  'messages',
+  'rate',
+  'amount',
+  'currency',
+  'rate_card',
+  'rule',
+] as const satisfies readonly (keyof UnitJson)[];
+
+export function csvField(value: string | number | boolean | null | undefined): string {
+  if (value === null || value === undefined) return '';
+  const text = String(value);
+  return /[",\n\r]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
+}
+
+export function unitCsvRow(unit: BillableUnit): string {
+  const json = unitToJson(unit);
+  return CSV_COLUMNS.map((column) =>
+    column === 'messages'
+      ? csvField(json.messages.join(' '))
+      : csvField(json[column] as string | null | undefined),
+  ).join(',');
 }
