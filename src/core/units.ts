@@ -16,7 +16,24 @@ export type UnitCategory =
   | 'business_initiated'
   | 'user_initiated';
 
+export const UNIT_CATEGORIES: readonly UnitCategory[] = [
+  'marketing',
+  'utility',
+  'authentication',
+  'authentication_international',
+  'service',
+  'referral_conversion',
+  'business_initiated',
+  'user_initiated',
+];
+
 export type PricingType = 'regular' | 'free_tier' | 'free_entry_point' | 'free_customer_service';
+export const PRICING_TYPES: readonly PricingType[] = [
+  'regular',
+  'free_tier',
+  'free_entry_point',
+  'free_customer_service',
+];
 
 /** The rate-card column a unit is priced from (a unit's category, or `utility` for PMP-2026-10 service). */
 export type RateCategory =
