@@ -285,6 +285,21 @@ describe('Meta webhook bodies', () => {
     });
   });
 
+  it('a business-scoped user id whose phone number the same body gives is keyed by the number', () => {
+    const body = fixture('meta-docs/status_delivered_marketing_pmp_bsuid_contacts.json') as {
+      entry: {
+        changes: { value: { contacts: Record<string, string>[]; statuses: Record<string, string>[] } }[];
+      }[];
+    };
+    const value = body.entry[0]!.changes[0]!.value;
+    const scopedId = value.contacts[0]!.user_id!;
+    value.statuses[0]!.recipient_id = '';
+    value.statuses[0]!.recipient_user_id = scopedId;
+    expect(events(body)[0]).toMatchObject({ user: '16505551234', userCountryHint: 'US' });
+    value.contacts[0]!.wa_id = '';
+    expect(events(body)[0]).toMatchObject({ user: scopedId, userCountryHint: 'US' });
+  });
+
   it('an inbound message with an empty from takes from_user_id and the contact country', () => {
     expect(events(fixture('meta-docs/incoming_text_bsuid.json'))[0]).toMatchObject({
       kind: 'inbound',

@@ -328,6 +328,18 @@ function wabaError(path: string, actual: unknown): ParseError {
   return needField(`${path}: its entry`, 'id', 'the WhatsApp Business Account id', actual);
 }
 
+/**
+ * The phone number (wa_id) of a business-scoped user id, when the same body's `contacts[]` gives both: the
+ * market comes from the number (pricing-rules.md §7), so the number is the better user key.
+ */
+function phoneOfScopedUser(contacts: unknown, scopedId: string | undefined): string | undefined {
+  if (scopedId === undefined || !Array.isArray(contacts)) return undefined;
+  for (const contact of contacts as unknown[]) {
+    if (isRecord(contact) && contact.user_id === scopedId) return nonEmptyString(contact.wa_id);
+  }
+  return undefined;
+}
+
 /** `contacts[].profile.country_code` of the contact whose wa_id or user_id is `user`. */
 function countryHint(contacts: unknown, user: string): string | undefined {
   if (!Array.isArray(contacts)) return undefined;
@@ -380,7 +392,8 @@ function readMessagesValue(
         out.rejected.push(atMs);
         continue;
       }
-      const user = nonEmptyString(message.from) ?? nonEmptyString(message.from_user_id);
+      const scopedId = nonEmptyString(message.from_user_id);
+      const user = nonEmptyString(message.from) ?? phoneOfScopedUser(value.contacts, scopedId) ?? scopedId;
       if (user === undefined) {
         out.rejected.push(
           bad(`${where} needs "from" (the user's wa_id) or "from_user_id" (business-scoped id)`),
@@ -445,7 +458,8 @@ function readMessagesValue(
       const event: StatusEvent = { kind: 'status', atMs, id, status: word };
       if (waba !== undefined) event.waba = waba;
       if (business !== undefined) event.business = business;
-      const user = nonEmptyString(status.recipient_id) ?? nonEmptyString(status.recipient_user_id);
+      const scopedId = nonEmptyString(status.recipient_user_id);
+      const user = nonEmptyString(status.recipient_id) ?? phoneOfScopedUser(contacts, scopedId) ?? scopedId;
       if (user !== undefined) {
         event.user = user;
         const country = countryHint(contacts, user);
