@@ -644,6 +644,15 @@ describe('POST /v1/rerate and GET /v1/ratings', () => {
 });
 
 describe('operations: health, metrics, OpenAPI, rate limit, logs', () => {
+  it('GET /healthz/live is 204 without touching the store, even when it is down', async () => {
+    service = await createTestService();
+    await service.store.close();
+    const live = await service.get('/healthz/live');
+    expect(live.status).toBe(204);
+    expect(await live.text()).toBe('');
+    service.store.close = async () => undefined;
+  });
+
   it('GET /healthz is 200 with a reachable store and 503 without', async () => {
     service = await createTestService();
     const ok = await service.get('/healthz');

@@ -745,6 +745,10 @@ export function createApp(deps: AppDeps): Hono<Env> {
 
   // --- operations ------------------------------------------------------------------------------------
 
+  // Liveness (like a Kubernetes liveness probe): the process answers; touches nothing, not even the store.
+  // Readiness — the store is reachable — is GET /healthz.
+  app.get('/healthz/live', (c) => c.body(null, 204));
+
   app.get('/healthz', async (c) => {
     try {
       await store.ping();

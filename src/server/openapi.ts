@@ -423,6 +423,13 @@ export const openApiDocument = {
         responses: { '200': json({ type: 'object' }), '503': errorResponse('STORE_UNAVAILABLE') },
       },
     },
+    '/healthz/live': {
+      get: {
+        summary: 'Liveness: the process answers (touches nothing, not even the store)',
+        security: [],
+        responses: { '204': { description: 'Alive' } },
+      },
+    },
     '/metrics': {
       get: {
         summary: 'Prometheus metrics (text exposition format)',

@@ -9,7 +9,14 @@ import type { Store } from '../store/store.js';
 import { conversationLines } from '../../test/server-kit.js';
 import { createMemoryLogger } from './logger.js';
 import { loadPricingSetup, loadRateBook } from './pricing-setup.js';
-import { accountBookFor, createRatingService, type RatingService } from './rating-service.js';
+import {
+  accountBookFor,
+  createRatingService,
+  diffRating,
+  sameRecord,
+  type RatingService,
+} from './rating-service.js';
+import type { BillableUnit } from '../core/units.js';
 
 let dir: string;
 let store: Store;
@@ -32,7 +39,7 @@ async function ingest(lines: readonly object[]): Promise<void> {
   rating.markDirty(inserted.inserted.map((event) => event.waba ?? ''));
 }
 
-async function makeService(accounts?: object): Promise<void> {
+async function makeService(accounts?: object, throttleFactor?: number): Promise<void> {
   let accountsPath: string | null = null;
   if (accounts) {
     accountsPath = join(dir, 'accounts.json');
@@ -47,6 +54,7 @@ async function makeService(accounts?: object): Promise<void> {
     logger,
     loadRateBook,
     debounceMs: 50,
+    ...(throttleFactor === undefined ? {} : { throttleFactor }),
   });
 }
 
@@ -139,6 +147,117 @@ describe('live re-rating', () => {
     expect(failures).toBe(1);
     expect(rating.lagSeconds()).toBeGreaterThanOrEqual(0);
     expect(logger.lines.some((line) => line.includes('live rating failed'))).toBe(true);
+  });
+});
+
+describe('live re-rating writes only what changed, and is throttled', () => {
+  it('after the first rating, writes diffs that leave exactly the batch result', async () => {
+    const calls: string[] = [];
+    const replaceRating = store.replaceRating.bind(store);
+    const applyRatingDiff = store.applyRatingDiff.bind(store);
+    store.replaceRating = (record, result) => {
+      calls.push('replace');
+      return replaceRating(record, result);
+    };
+    store.applyRatingDiff = (record, diff) => {
+      calls.push(`diff:${diff.units.upsert.length}/${diff.units.delete.length}`);
+      return applyRatingDiff(record, diff);
+    };
+    await makeService();
+    await ingest(conversationLines('W1', 'PN1', '919876543210', 'wamid.d1'));
+    await rating.settled();
+    await ingest(conversationLines('W1', 'PN1', '919876543211', 'wamid.d2'));
+    await rating.settled();
+    rating.markDirty(['W1']); // nothing new: an empty diff
+    await rating.settled();
+    expect(calls).toEqual(['replace', 'diff:3/0', 'diff:0/0']);
+    // The stored bill is what a full rating gives now: a dry-run re-rate finds nothing to change.
+    const check = await rating.rerate({ isDryRun: true });
+    expect(check.ok && check.value.changed).toEqual([]);
+    expect(check.ok && check.value.unchanged).toBe(6);
+  });
+
+  it('waits a multiple of the last rating time before the next live one; settled() does not wait', async () => {
+    const applyRatingDiff = store.applyRatingDiff.bind(store);
+    const replaceRating = store.replaceRating.bind(store);
+    const slow = () => new Promise((resolve) => setTimeout(resolve, 60));
+    store.replaceRating = async (record, result) => {
+      await slow();
+      return replaceRating(record, result);
+    };
+    store.applyRatingDiff = async (record, diff) => {
+      await slow();
+      return applyRatingDiff(record, diff);
+    };
+    await makeService(undefined, 20); // next live rating ≥ 20 × 60 ms after the last
+    await ingest(conversationLines('W1', 'PN1', '919876543210', 'wamid.t1'));
+    await rating.settled();
+    await ingest(conversationLines('W1', 'PN1', '919876543211', 'wamid.t2'));
+    await new Promise((resolve) => setTimeout(resolve, 400)); // debounce (50 ms) long past
+    expect(await store.listRatings(10)).toHaveLength(1);
+    await rating.settled();
+    expect(await store.listRatings(10)).toHaveLength(2);
+    expect((await store.queryUnits({}, { limit: 100 })).units).toHaveLength(6);
+  });
+});
+
+describe('diffRating', () => {
+  const unit = (id: string, overrides: Partial<BillableUnit> = {}): BillableUnit => ({
+    id,
+    unit: 'message',
+    pricingModel: 'PMP',
+    era: 'PMP-2025',
+    waba: 'W1',
+    business: 'PN1',
+    user: '1',
+    country: 'IN',
+    market: 'India',
+    category: 'utility',
+    type: 'regular',
+    openedAtMs: 1,
+    expiresAtMs: null,
+    messages: [`wamid.${id}`],
+    rateMicros: 10,
+    amountMicros: 10,
+    currency: 'USD',
+    rateCard: 'c',
+    rule: 'R',
+    ...overrides,
+  });
+
+  it('upserts new and changed units by content, deletes vanished ones, keeps findings unless changed', () => {
+    const before = {
+      units: new Map([
+        ['a', unit('a')],
+        ['b', unit('b')],
+        ['c', unit('c', { tier: { count: 1, band: '1:', month: '2025-08' } })],
+      ]),
+      pending: new Map([['p1', { id: 'p1', waba: 'W1', business: 'PN1', user: '1', sentAtMs: 1 }]]),
+      findings: '[]',
+    };
+    const diff = diffRating(before, {
+      units: [unit('a'), unit('c', { tier: { count: 2, band: '1:', month: '2025-08' } }), unit('d')],
+      pending: [{ id: 'p1', waba: 'W1', business: 'PN1', user: '1', sentAtMs: 1 }],
+      findings: [],
+    });
+    expect(diff.units.upsert.map((u) => u.id)).toEqual(['c', 'd']);
+    expect(diff.units.delete).toEqual(['b']);
+    expect(diff.pending).toEqual({ upsert: [], delete: [] });
+    expect(diff.findings).toBeUndefined();
+    expect(
+      diffRating(before, { units: [], pending: [], findings: [{ code: 'NO_RATE', message: 'y' }] }).findings,
+    ).toEqual([{ code: 'NO_RATE', message: 'y' }]);
+  });
+
+  it('compares every field, arrays and objects by value, an absent field equal to undefined', () => {
+    expect(sameRecord(unit('a'), unit('a'))).toBe(true);
+    expect(sameRecord(unit('a'), unit('a', { messages: ['wamid.a', 'wamid.x'] }))).toBe(false);
+    expect(sameRecord(unit('a'), unit('a', { closedAtMs: 5 }))).toBe(false);
+    expect(sameRecord(unit('a', { closedAtMs: 5 }), unit('a'))).toBe(false);
+    expect(sameRecord(unit('a'), { ...unit('a'), isMarketInferred: undefined })).toBe(true);
+    expect(sameRecord(unit('a', { isMarketInferred: true }), unit('a', { isMarketInferred: false }))).toBe(
+      false,
+    );
   });
 });
 

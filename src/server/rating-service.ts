@@ -18,9 +18,16 @@ import {
 } from '../core/report.js';
 import { err, ok, type Result } from '../core/result.js';
 import { formatInstant } from '../core/calendar.js';
-import type { BillableUnit, Era, MessageDecision, TimelineEntry } from '../core/units.js';
+import type {
+  BillableUnit,
+  Era,
+  Finding,
+  MessageDecision,
+  PendingMessage,
+  TimelineEntry,
+} from '../core/units.js';
 import { createAccountBook, type AccountBook } from '../ingest/accounts-file.js';
-import type { CurrencyTotals, RatingRecord, Store } from '../store/store.js';
+import type { CurrencyTotals, RatingDiff, RatingRecord, Store } from '../store/store.js';
 import { errorFields, type Logger } from './logger.js';
 
 /** Everything the rater needs besides events; built once at start from the accounts file and rate cards. */
@@ -130,11 +137,78 @@ export interface RatingServiceDeps {
   /** Loads other rate cards for a re-rate (wired to the rate card files reader in main). */
   loadRateBook?: (paths: readonly string[]) => Promise<Result<{ rateBook: RateBook; ids: string[] }, string>>;
   debounceMs?: number;
+  /**
+   * Adaptive throttle: a live re-rate starts no sooner than this many times the last one's duration after it
+   * ended, so live rating takes at most 1 / (1 + factor) of the time however big the portfolios grow (reads
+   * still get a current bill: `settled()` rates at once). Default 3; 0 = debounce only.
+   */
+  throttleFactor?: number;
   /** Called when a rating fails (metrics). */
   onStoreError?: () => void;
 }
 
 const RETRY_MS = 1000;
+
+/** What a scope's last stored rating wrote, kept to diff the next rating against without reading it back. */
+interface StoredRating {
+  units: Map<string, BillableUnit>;
+  pending: Map<string, PendingMessage>;
+  findings: string;
+}
+
+function sameValue(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (Array.isArray(a) && Array.isArray(b)) return a.length === b.length && a.every((x, i) => x === b[i]);
+  if (typeof a === 'object' && typeof b === 'object' && a !== null && b !== null)
+    return JSON.stringify(a) === JSON.stringify(b);
+  return false;
+}
+
+/** Same content, field by field (every field of either, so a field added to units is compared too). */
+export function sameRecord(a: object, b: object): boolean {
+  const left = a as Record<string, unknown>;
+  const right = b as Record<string, unknown>;
+  for (const key in left) if (!sameValue(left[key], right[key])) return false;
+  for (const key in right) if (!(key in left) && right[key] !== undefined) return false;
+  return true;
+}
+
+function storedRatingOf(result: {
+  units: readonly BillableUnit[];
+  pending: readonly PendingMessage[];
+  findings: readonly Finding[];
+}): StoredRating {
+  return {
+    units: new Map(result.units.map((unit) => [unit.id, unit])),
+    pending: new Map(result.pending.map((item) => [item.id, item])),
+    findings: JSON.stringify(result.findings),
+  };
+}
+
+/** The rows to write so that what `before` stored becomes `after`: new or changed ids, and vanished ids. */
+export function diffRating(
+  before: StoredRating,
+  after: { units: readonly BillableUnit[]; pending: readonly PendingMessage[]; findings: readonly Finding[] },
+): RatingDiff {
+  const diffById = <T extends { id: string }>(old: Map<string, T>, next: readonly T[]) => {
+    const upsert: T[] = [];
+    const seen = new Set<string>();
+    for (const item of next) {
+      seen.add(item.id);
+      const previous = old.get(item.id);
+      if (!previous || !sameRecord(previous, item)) upsert.push(item);
+    }
+    const removed: string[] = [];
+    for (const id of old.keys()) if (!seen.has(id)) removed.push(id);
+    return { upsert, delete: removed };
+  };
+  const findings = JSON.stringify(after.findings);
+  return {
+    units: diffById(before.units, after.units),
+    pending: diffById(before.pending, after.pending),
+    ...(findings === before.findings ? {} : { findings: [...after.findings] }),
+  };
+}
 
 /**
  * The account book for one rating: the accounts file, amended by every `account_update` among the events
@@ -194,6 +268,11 @@ export function createRatingService(deps: RatingServiceDeps): RatingService {
   /** Portfolios come from the accounts file only (account_update never moves a WABA). */
   const baseBook = createAccountBook(pricing.accounts);
   const debounceMs = deps.debounceMs ?? 100;
+  const throttleFactor = deps.throttleFactor ?? 3;
+  /** Scope (its WABAs, sorted, joined) → what its last live rating stored; absent = unknown, rewrite all. */
+  const storedRatings = new Map<string, StoredRating>();
+  /** The next live re-rate starts no sooner than this, in performance.now() time (adaptive throttle). */
+  let notBeforeMs = 0;
   /** WABA → when its oldest unrated arrival came. */
   let dirty = new Map<string, number>();
   let runningSinceMs: number | null = null;
@@ -261,18 +340,53 @@ export function createRatingService(deps: RatingServiceDeps): RatingService {
     };
   }
 
+  /**
+   * Rates one portfolio and stores the result: only the rows that changed when its last stored rating is
+   * known (kept in memory), everything otherwise (first rating after start, after a failure or a re-rate).
+   */
+  async function rateAndStore(scope: string[]): Promise<void> {
+    const key = scope.join('\n');
+    const startedMs = performance.now();
+    const result = await rateScope(scope, {});
+    const ratedMs = performance.now();
+    const record = newRecord('live', scope, result, {});
+    const before = storedRatings.get(key);
+    storedRatings.delete(key); // unknown until the write below commits
+    let written: number;
+    if (before) {
+      const diff = diffRating(before, result);
+      await store.applyRatingDiff(record, diff);
+      written =
+        diff.units.upsert.length +
+        diff.units.delete.length +
+        diff.pending.upsert.length +
+        diff.pending.delete.length;
+    } else {
+      await store.replaceRating(record, result);
+      written = result.units.length + result.pending.length;
+    }
+    storedRatings.set(key, storedRatingOf(result));
+    logger.debug('rated', {
+      wabas: scope.length,
+      units: result.units.length,
+      rows_written: written,
+      is_diff: before !== undefined,
+      rate_ms: Math.round(ratedMs - startedMs),
+      write_ms: Math.round(performance.now() - ratedMs),
+    });
+  }
+
   async function runOnce(): Promise<void> {
     if (dirty.size === 0) return;
     const batch = dirty;
     dirty = new Map();
     runningSinceMs = Math.min(...batch.values());
+    const startedMs = performance.now();
     try {
       // One rating (and one history record) per portfolio: portfolios never share a unit or a tier.
       for (const scope of await portfolioGroups(batch.keys())) {
-        const result = await rateScope(scope, {});
-        await store.replaceRating(newRecord('live', scope, result, {}), result);
+        await rateAndStore(scope);
         for (const waba of scope) batch.delete(waba);
-        logger.debug('rated', { wabas: scope.length, units: result.units.length });
       }
     } catch (error) {
       deps.onStoreError?.();
@@ -287,6 +401,10 @@ export function createRatingService(deps: RatingServiceDeps): RatingService {
       }
     } finally {
       runningSinceMs = null;
+      const tookMs = performance.now() - startedMs;
+      notBeforeMs = performance.now() + throttleFactor * tookMs;
+      // Arrivals during the rating wait for the throttle, not only the debounce.
+      if (dirty.size > 0 && !debounceTimer && !retryTimer) schedule();
     }
   }
 
@@ -295,15 +413,18 @@ export function createRatingService(deps: RatingServiceDeps): RatingService {
     return chain;
   }
 
+  function schedule(): void {
+    const delayMs = Math.max(debounceMs, notBeforeMs - performance.now());
+    debounceTimer = setTimeout(() => {
+      debounceTimer = undefined;
+      void enqueue();
+    }, delayMs);
+  }
+
   function markDirty(wabas: Iterable<string>): void {
     const nowMs = clock();
     for (const waba of wabas) if (!dirty.has(waba)) dirty.set(waba, nowMs);
-    if (dirty.size > 0 && !debounceTimer) {
-      debounceTimer = setTimeout(() => {
-        debounceTimer = undefined;
-        void enqueue();
-      }, debounceMs);
-    }
+    if (dirty.size > 0 && !debounceTimer && runningSinceMs === null) schedule();
   }
 
   async function settled(): Promise<void> {
@@ -379,7 +500,14 @@ export function createRatingService(deps: RatingServiceDeps): RatingService {
           units: changed,
         },
       });
-      await store.replaceRating(record, result);
+      // In the live ratings' chain, so that none writes meanwhile; afterwards the stored units are no longer
+      // what live ratings last wrote (other cards or rules): the next live rating rewrites its scope.
+      const write = chain.then(async () => {
+        storedRatings.clear();
+        await store.replaceRating(record, result);
+      });
+      chain = write.catch(() => undefined);
+      await write;
       ratingId = record.id;
       logger.info('re-rated', { ratingId, wabas: scope.length, changed: changed.length });
     }
@@ -445,6 +573,10 @@ export function createRatingService(deps: RatingServiceDeps): RatingService {
         retryTimer = undefined;
       }
       await settled();
+      if (debounceTimer) {
+        clearTimeout(debounceTimer);
+        debounceTimer = undefined;
+      }
     },
   };
 }

@@ -267,6 +267,189 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
       });
     });
 
+    describe('group commit', () => {
+      it('ingestBatch gives each item the outcome it would get alone, in order', async () => {
+        const store = await fresh();
+        const before = await store.ingestWebhook(raw('{"old":1}'), [input(inbound('wamid.old'), 'webhook')]);
+        const outcomes = await store.ingestBatch([
+          {
+            raw: raw('{"a":1}'),
+            events: [input(inbound('wamid.a1'), 'webhook'), input(outbound('wamid.a2'))],
+          },
+          { raw: raw('{"old":1}'), events: [input(inbound('wamid.old'), 'webhook')] }, // stored before
+          { raw: null, events: [input(outbound('wamid.a2')), input(outbound('wamid.b1'))] }, // a2 taken above
+          { raw: raw('{"a":1}'), events: [input(inbound('wamid.a1'), 'webhook')] }, // repeated in the group
+          { raw: raw('{"c":1}', 'Unexpected token'), events: [] },
+        ]);
+        expect(outcomes).toEqual([
+          {
+            rawId: outcomes[0]!.rawId,
+            isDuplicate: false,
+            inserted: [inbound('wamid.a1'), outbound('wamid.a2')],
+            duplicates: 0,
+          },
+          { rawId: before.rawId, isDuplicate: true, inserted: [], duplicates: 1 },
+          { rawId: null, isDuplicate: false, inserted: [outbound('wamid.b1')], duplicates: 1 },
+          { rawId: outcomes[0]!.rawId, isDuplicate: true, inserted: [], duplicates: 1 },
+          { rawId: outcomes[4]!.rawId, isDuplicate: false, inserted: [], duplicates: 0 },
+        ]);
+        expect(new Set(outcomes.map((o) => o.rawId)).size).toBe(4); // before, a, null, c
+        expect((await store.getRawWebhook(outcomes[4]!.rawId!))?.parseError).toBe('Unexpected token');
+        expect(await store.listEvents()).toHaveLength(4);
+        expect(await store.listUnreadableWebhooks(10)).toHaveLength(1);
+        expect(await store.ingestBatch([])).toEqual([]);
+      });
+
+      it('commits concurrent ingests together, each exactly as if alone', async () => {
+        const store = await fresh();
+        const count = 60;
+        const results = await Promise.all(
+          Array.from({ length: count }, (_, i) =>
+            i % 3 === 2
+              ? store.ingestEvents([input(outbound(`wamid.e${i}`)), input(inbound(`wamid.w${i - 2}`))])
+              : store.ingestWebhook(raw(`{"n":${i % 3 === 1 ? i - 1 : i}}`), [input(inbound(`wamid.w${i}`))]),
+          ),
+        );
+        results.forEach((result, i) => {
+          if (i % 3 === 0) expect(result).toMatchObject({ isDuplicate: false, duplicates: 0 });
+          if (i % 3 === 1) {
+            // Same body as the request before it: a duplicate, whatever group each landed in.
+            expect(result).toMatchObject({ isDuplicate: true, inserted: [], duplicates: 1 });
+            expect(result).toHaveProperty('rawId', (results[i - 1] as unknown as { rawId: number }).rawId);
+          }
+          if (i % 3 === 2) {
+            expect(result).toEqual({ inserted: [outbound(`wamid.e${i}`)], duplicates: 1 });
+          }
+        });
+        expect(await store.listEvents()).toHaveLength((2 * count) / 3);
+      });
+
+      it('refuses a body whose sha256 does not match, without failing the others', async () => {
+        const store = await fresh();
+        const bad = { ...raw('{"x":1}'), sha256: '0'.repeat(64) };
+        const [good, refused] = await Promise.allSettled([
+          store.ingestWebhook(raw('{"y":1}'), [input(inbound('wamid.y'))]),
+          store.ingestWebhook(bad, [input(inbound('wamid.x'))]),
+        ]);
+        expect(good.status).toBe('fulfilled');
+        expect(refused.status).toBe('rejected');
+        await expect(store.ingestBatch([{ raw: bad, events: [] }])).rejects.toThrow(/sha256/);
+        expect(await store.listEvents()).toEqual([inbound('wamid.y')]);
+      });
+    });
+
+    describe('rating diffs', () => {
+      const pendingOf = (id: string, waba = 'W1', sentAtMs = T0): PendingMessage => ({
+        id,
+        waba,
+        business: 'PN1',
+        user: '1',
+        sentAtMs,
+      });
+      const finding = (waba: string | null, message = 'x'): Finding =>
+        waba === null ? { code: 'NO_RATE', message } : { code: 'NO_RATE', message, waba };
+
+      async function snapshot(store: Store) {
+        return {
+          units: (await store.queryUnits({}, { limit: 1000 })).units,
+          pending: await store.listPending({}),
+          findings: await store.listFindings({}),
+          totals: await store.totals({}),
+        };
+      }
+
+      it('leaves exactly what replaceRating would store for the new rating', async () => {
+        const old = {
+          units: [unit('u1'), unit('u2', { amountMicros: 5 }), unit('u3', { waba: 'W2' })],
+          pending: [pendingOf('p1'), pendingOf('p2', 'W2')],
+          findings: [finding('W1', 'old'), finding(null, 'old')],
+        };
+        const next = {
+          units: [
+            unit('u1'),
+            unit('u2', { amountMicros: 7, tier: { count: 2, band: '1:', month: '2024-03' } }),
+            unit('u4', { waba: 'W2', openedAtMs: T0 + 1 }),
+          ],
+          pending: [pendingOf('p2', 'W2', T0 + 5), pendingOf('p3')],
+          findings: [finding('W2', 'new'), finding(null, 'new')],
+        };
+        const viaReplace = await fresh();
+        await viaReplace.replaceRating(rating('r1', ['W1', 'W2']), old);
+        await viaReplace.replaceRating(rating('r2', ['W1', 'W2'], T0 + 1), next);
+
+        const viaDiff = await fresh();
+        await viaDiff.replaceRating(rating('r1', ['W1', 'W2']), old);
+        await viaDiff.applyRatingDiff(rating('r2', ['W1', 'W2'], T0 + 1), {
+          units: { upsert: [next.units[1]!, next.units[2]!], delete: ['u3'] },
+          pending: { upsert: [next.pending[0]!, next.pending[1]!], delete: ['p1'] },
+          findings: next.findings,
+        });
+        expect(await snapshot(viaDiff)).toStrictEqual(await snapshot(viaReplace));
+        expect((await viaDiff.listRatings(10)).map((r) => r.id)).toEqual(['r2', 'r1']);
+      });
+
+      it('an empty diff records the rating and changes no row; findings stay unless given', async () => {
+        const store = await fresh();
+        await store.replaceRating(rating('r1', ['W1']), {
+          units: [unit('u1')],
+          pending: [pendingOf('p1')],
+          findings: [finding('W1'), finding(null)],
+        });
+        const before = await snapshot(store);
+        await store.applyRatingDiff(rating('r2', ['W1'], T0 + 1), {
+          units: { upsert: [], delete: [] },
+          pending: { upsert: [], delete: [] },
+        });
+        expect(await snapshot(store)).toStrictEqual(before);
+        expect((await store.listRatings(10)).map((r) => r.id)).toEqual(['r2', 'r1']);
+        await store.applyRatingDiff(rating('r3', ['W1'], T0 + 2), {
+          units: { upsert: [], delete: [] },
+          pending: { upsert: [], delete: [] },
+          findings: [],
+        });
+        expect(await store.listFindings({})).toEqual([]);
+      });
+
+      it('never touches rows outside its WABAs', async () => {
+        const store = await fresh();
+        await store.replaceRating(rating('r1', ['W1', 'W2']), {
+          units: [unit('u1'), unit('u2', { waba: 'W2' })],
+          pending: [pendingOf('p2', 'W2')],
+          findings: [],
+        });
+        // Deleting ids of another WABA's rows does nothing.
+        await store.applyRatingDiff(rating('r2', ['W1'], T0 + 1), {
+          units: { upsert: [], delete: ['u2'] },
+          pending: { upsert: [], delete: ['p2'] },
+        });
+        expect((await store.queryUnits({}, { limit: 10 })).units.map((u) => u.id)).toEqual(['u1', 'u2']);
+        expect((await store.listPending({})).map((p) => p.id)).toEqual(['p2']);
+        // Writing a row of another WABA is refused, and nothing of that rating is stored.
+        await expect(
+          store.applyRatingDiff(rating('r3', ['W1'], T0 + 2), {
+            units: { upsert: [unit('u9', { waba: 'W9' })], delete: [] },
+            pending: { upsert: [], delete: [] },
+          }),
+        ).rejects.toThrow(/W9/);
+        expect((await store.listRatings(10)).map((r) => r.id)).toEqual(['r2', 'r1']);
+      });
+
+      it('applies diffs of many thousands of rows', async () => {
+        const store = await fresh();
+        const units = Array.from({ length: 9_000 }, (_, i) =>
+          unit(`u_${String(i).padStart(5, '0')}`, { openedAtMs: T0 + i, amountMicros: 100 }),
+        );
+        await store.replaceRating(rating('r1', ['W1']), { units, pending: [], findings: [] });
+        const changed = units.slice(0, 6_000).map((u) => ({ ...u, amountMicros: 200 }));
+        await store.applyRatingDiff(rating('r2', ['W1'], T0 + 1), {
+          units: { upsert: changed, delete: units.slice(8_000).map((u) => u.id) },
+          pending: { upsert: [], delete: [] },
+        });
+        const totals = await store.totals({});
+        expect(totals.USD).toMatchObject({ units: 8_000, amountMicros: 6_000 * 200 + 2_000 * 100 });
+      });
+    });
+
     describe('ratings', () => {
       it('gives back units with every field as stored', async () => {
         const store = await fresh();

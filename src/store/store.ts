@@ -35,6 +35,32 @@ export interface IngestOutcome {
   duplicates: number;
 }
 
+/**
+ * One ingest among a group committed together: a webhook body with the events read from it, or events alone
+ * (`raw: null`: the API, imports).
+ */
+export interface IngestItem {
+  raw: RawWebhookInput | null;
+  events: EventInput[];
+}
+
+export interface IngestItemOutcome extends IngestOutcome {
+  /** The stored (or already stored) body's id; null for events alone. */
+  rawId: number | null;
+  /** The body was already stored: nothing was written for this item. */
+  isDuplicate: boolean;
+}
+
+/**
+ * What changed between the stored rating of a scope and a new one: only these rows are written. Ids are
+ * unit / pending message ids; `findings` is the scope's full list when it changed (undefined: unchanged).
+ */
+export interface RatingDiff {
+  units: { upsert: BillableUnit[]; delete: string[] };
+  pending: { upsert: PendingMessage[]; delete: string[] };
+  findings?: Finding[];
+}
+
 export interface UnitFilter {
   /** The WABAs the caller may read; `undefined` = all (a `*` key). Always applied. */
   wabas?: readonly string[];
@@ -117,6 +143,13 @@ export interface Store {
   ): Promise<IngestOutcome & { rawId: number; isDuplicate: boolean }>;
   /** Stores events (API, imports) idempotently, in one transaction. */
   ingestEvents(events: EventInput[]): Promise<IngestOutcome>;
+  /**
+   * Group commit: stores every item in ONE transaction, durable when the promise resolves, with the outcome
+   * of each (in order) exactly as if each had been ingested alone, one after the other (a body or event key
+   * repeated within the group is a duplicate of its first occurrence). `ingestWebhook` and `ingestEvents`
+   * queue their calls and commit whatever is queued together through this.
+   */
+  ingestBatch(items: readonly IngestItem[]): Promise<IngestItemOutcome[]>;
   getRawWebhook(id: number): Promise<StoredRawWebhook | undefined>;
   /** Raw bodies kept with a parse error, newest first. */
   listUnreadableWebhooks(limit: number): Promise<StoredRawWebhook[]>;
@@ -131,6 +164,13 @@ export interface Store {
     rating: RatingRecord,
     result: { units: BillableUnit[]; pending: PendingMessage[]; findings: Finding[] },
   ): Promise<void>;
+  /**
+   * Records `rating` and, in one transaction, applies only what changed since the stored rating of
+   * `rating.wabas`: units and pending messages upserted by id or deleted by id (ids outside the scope are
+   * left alone), findings replaced when given. Applied to what `replaceRating` stored for the old result,
+   * it leaves exactly what `replaceRating` would store for the new one.
+   */
+  applyRatingDiff(rating: RatingRecord, diff: RatingDiff): Promise<void>;
   listRatings(limit: number): Promise<RatingRecord[]>;
 
   queryUnits(filter: UnitFilter, page: { limit: number; cursor?: string }): Promise<UnitPage>;

@@ -8,6 +8,7 @@ import { isValidTimeZone } from '../../core/calendar.js';
 import type { CoreEvent } from '../../core/events.js';
 import { addMicros } from '../../core/money.js';
 import type { BillableUnit, Finding, PendingMessage } from '../../core/units.js';
+import { GroupCommitQueue } from '../group-commit.js';
 import {
   StoreInputError,
   type AnalyticsDimension,
@@ -15,7 +16,10 @@ import {
   type AnalyticsQuery,
   type CurrencyTotals,
   type EventInput,
+  type IngestItem,
+  type IngestItemOutcome,
   type IngestOutcome,
+  type RatingDiff,
   type RatingRecord,
   type RawWebhookInput,
   type Store,
@@ -202,6 +206,11 @@ function withSearchPath(url: string, schema: string): string {
 }
 
 class PostgresStore implements Store {
+  /** Concurrent ingests share one transaction: one round of statements and one WAL flush (group commit). */
+  private readonly ingests = new GroupCommitQueue((items) =>
+    this.transaction((client) => ingestGroup(client, items)),
+  );
+
   constructor(
     private readonly pool: pg.Pool,
     private readonly schema: string | undefined,
@@ -241,6 +250,7 @@ class PostgresStore implements Store {
   }
 
   async close(): Promise<void> {
+    await this.ingests.idle();
     if (!this.pool.ended) await this.pool.end();
   }
 
@@ -249,30 +259,18 @@ class PostgresStore implements Store {
     events: EventInput[],
   ): Promise<IngestOutcome & { rawId: number; isDuplicate: boolean }> {
     assertSha256(raw);
-    return this.transaction(async (client) => {
-      // A concurrent delivery of the same body waits on the unique index, then inserts nothing.
-      const inserted = await client.query(
-        `INSERT INTO raw_webhooks (received_at_ms, body, sha256, parse_error) VALUES ($1, $2, $3, $4)
-         ON CONFLICT (sha256) DO NOTHING RETURNING id`,
-        [raw.receivedAtMs, toBuffer(raw.body), raw.sha256, raw.parseError],
-      );
-      const row = inserted.rows[0] as Row | undefined;
-      if (row === undefined) {
-        const existing = await client.query('SELECT id FROM raw_webhooks WHERE sha256 = $1', [raw.sha256]);
-        // Stored before together with its events, in one transaction: all of them are already here.
-        return {
-          rawId: Number(existing.rows[0].id),
-          isDuplicate: true,
-          inserted: [],
-          duplicates: events.length,
-        };
-      }
-      return { rawId: Number(row.id), isDuplicate: false, ...(await insertEvents(client, events)) };
-    });
+    const outcome = await this.ingests.submit({ raw, events });
+    return { ...outcome, rawId: outcome.rawId! };
   }
 
   async ingestEvents(events: EventInput[]): Promise<IngestOutcome> {
-    return this.transaction((client) => insertEvents(client, events));
+    const { inserted, duplicates } = await this.ingests.submit({ raw: null, events });
+    return { inserted, duplicates };
+  }
+
+  async ingestBatch(items: readonly IngestItem[]): Promise<IngestItemOutcome[]> {
+    for (const item of items) if (item.raw) assertSha256(item.raw);
+    return this.transaction((client) => ingestGroup(client, items));
   }
 
   async getRawWebhook(id: number): Promise<StoredRawWebhook | undefined> {
@@ -320,95 +318,39 @@ class PostgresStore implements Store {
     assertInScope(rating, result);
     const scope = [...rating.wabas];
     await this.transaction(async (client) => {
-      await client.query(
-        `INSERT INTO ratings (id, rated_at_ms, reason, wabas, as_of_rules, rate_cards, totals, changes)
-         VALUES ($1, $2, $3, $4::jsonb, $5, $6::jsonb, $7::jsonb, $8::jsonb)`,
-        [
-          rating.id,
-          rating.ratedAtMs,
-          rating.reason,
-          JSON.stringify(rating.wabas),
-          rating.asOfRules,
-          JSON.stringify(rating.rateCards),
-          JSON.stringify(rating.totals),
-          rating.changes === undefined ? null : JSON.stringify(rating.changes),
-        ],
-      );
+      await insertRating(client, rating);
       await client.query('DELETE FROM units WHERE waba = ANY($1::text[])', [scope]);
       await client.query('DELETE FROM pending_messages WHERE waba = ANY($1::text[])', [scope]);
-      await client.query('DELETE FROM findings WHERE waba = ANY($1::text[])', [scope]);
-      // Findings that name no WABA belong to the rating that produced them: a later rating whose scope
-      // covers that whole earlier scope replaces them (jsonb <@: every element of the left is in the right).
-      await client.query(
-        `DELETE FROM findings
-         WHERE waba IS NULL AND rating_id IN (SELECT id FROM ratings WHERE id <> $1 AND wabas <@ $2::jsonb)`,
-        [rating.id, JSON.stringify(scope)],
-      );
-      for (const units of chunks(result.units)) {
+      await replaceFindings(client, rating, result.findings);
+      await upsertUnits(client, result.units, rating.id, false);
+      await upsertPending(client, result.pending, rating.id, false);
+    });
+  }
+
+  async applyRatingDiff(rating: RatingRecord, diff: RatingDiff): Promise<void> {
+    assertInScope(rating, {
+      units: diff.units.upsert,
+      pending: diff.pending.upsert,
+      findings: diff.findings ?? [],
+    });
+    const scope = [...rating.wabas];
+    await this.transaction(async (client) => {
+      await insertRating(client, rating);
+      for (const ids of chunks(diff.units.delete)) {
+        await client.query('DELETE FROM units WHERE id = ANY($1::text[]) AND waba = ANY($2::text[])', [
+          ids,
+          scope,
+        ]);
+      }
+      for (const ids of chunks(diff.pending.delete)) {
         await client.query(
-          `INSERT INTO units (id, waba, business, user_id, unit, pricing_model, era, country, market, category,
-             type, opened_at_ms, expires_at_ms, closed_at_ms, messages, rate_micros, amount_micros, currency,
-             rate_card, tier, is_market_inferred, rule, rating_id)
-           SELECT *, $23::text FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
-             $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::bigint[], $13::bigint[],
-             $14::bigint[], $15::jsonb[], $16::bigint[], $17::bigint[], $18::text[], $19::text[], $20::jsonb[],
-             $21::boolean[], $22::text[])`,
-          [
-            units.map((u) => u.id),
-            units.map((u) => u.waba),
-            units.map((u) => u.business),
-            units.map((u) => u.user),
-            units.map((u) => u.unit),
-            units.map((u) => u.pricingModel),
-            units.map((u) => u.era),
-            units.map((u) => u.country),
-            units.map((u) => u.market),
-            units.map((u) => u.category),
-            units.map((u) => u.type),
-            units.map((u) => u.openedAtMs),
-            units.map((u) => u.expiresAtMs),
-            units.map((u) => u.closedAtMs ?? null),
-            units.map((u) => JSON.stringify(u.messages)),
-            units.map((u) => u.rateMicros),
-            units.map((u) => u.amountMicros),
-            units.map((u) => u.currency),
-            units.map((u) => u.rateCard),
-            units.map((u) => (u.tier === undefined ? null : JSON.stringify(u.tier))),
-            units.map((u) => u.isMarketInferred ?? null),
-            units.map((u) => u.rule),
-            rating.id,
-          ],
+          'DELETE FROM pending_messages WHERE id = ANY($1::text[]) AND waba = ANY($2::text[])',
+          [ids, scope],
         );
       }
-      for (const pending of chunks(result.pending)) {
-        await client.query(
-          `INSERT INTO pending_messages (id, waba, business, user_id, sent_at_ms, rating_id)
-           SELECT *, $6::text FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[])`,
-          [
-            pending.map((p) => p.id),
-            pending.map((p) => p.waba),
-            pending.map((p) => p.business),
-            pending.map((p) => p.user),
-            pending.map((p) => p.sentAtMs),
-            rating.id,
-          ],
-        );
-      }
-      for (const findings of chunks(result.findings)) {
-        // WITH ORDINALITY keeps the findings' order in their sequence numbers.
-        await client.query(
-          `INSERT INTO findings (rating_id, waba, code, payload)
-           SELECT $4::text, f.waba, f.code, f.payload
-           FROM unnest($1::text[], $2::text[], $3::jsonb[]) WITH ORDINALITY AS f (waba, code, payload, n)
-           ORDER BY f.n`,
-          [
-            findings.map(findingWaba),
-            findings.map((f) => f.code),
-            findings.map((f) => JSON.stringify(f)),
-            rating.id,
-          ],
-        );
-      }
+      if (diff.findings !== undefined) await replaceFindings(client, rating, diff.findings);
+      await upsertUnits(client, diff.units.upsert, rating.id, true);
+      await upsertPending(client, diff.pending.upsert, rating.id, true);
     });
   }
 
@@ -555,10 +497,17 @@ class PostgresStore implements Store {
   }
 }
 
-/** Inside a transaction: each key stored once, the first of a batch wins, later ones are duplicates. */
-async function insertEvents(client: Queryable, events: EventInput[]): Promise<IngestOutcome> {
+/**
+ * Inside a transaction: each key stored once, the first wins — within a group and across the groups, in
+ * order (a key taken by an earlier group is a duplicate) — the others are counted as duplicates.
+ */
+async function insertEventGroups(
+  client: Queryable,
+  groups: readonly EventInput[][],
+): Promise<IngestOutcome[]> {
   const firsts = new Map<string, EventInput>();
-  for (const input of events) if (!firsts.has(input.key)) firsts.set(input.key, input);
+  for (const events of groups)
+    for (const input of events) if (!firsts.has(input.key)) firsts.set(input.key, input);
   const storedKeys = new Set<string>();
   for (const batch of chunks([...firsts.values()])) {
     const { rows } = await client.query(
@@ -580,8 +529,201 @@ async function insertEvents(client: Queryable, events: EventInput[]): Promise<In
     );
     for (const row of rows as Row[]) storedKeys.add(String(row.key));
   }
-  const inserted = [...firsts.values()].filter((e) => storedKeys.has(e.key)).map((e) => e.event);
-  return { inserted, duplicates: events.length - inserted.length };
+  return groups.map((events) => {
+    const inserted: CoreEvent[] = [];
+    for (const input of events) {
+      // The group holding a key's first occurrence takes it; each key counts once.
+      if (firsts.get(input.key) === input && storedKeys.has(input.key)) inserted.push(input.event);
+    }
+    return { inserted, duplicates: events.length - inserted.length };
+  });
+}
+
+async function insertRating(client: Queryable, rating: RatingRecord): Promise<void> {
+  await client.query(
+    `INSERT INTO ratings (id, rated_at_ms, reason, wabas, as_of_rules, rate_cards, totals, changes)
+     VALUES ($1, $2, $3, $4::jsonb, $5, $6::jsonb, $7::jsonb, $8::jsonb)`,
+    [
+      rating.id,
+      rating.ratedAtMs,
+      rating.reason,
+      JSON.stringify(rating.wabas),
+      rating.asOfRules,
+      JSON.stringify(rating.rateCards),
+      JSON.stringify(rating.totals),
+      rating.changes === undefined ? null : JSON.stringify(rating.changes),
+    ],
+  );
+}
+
+/** Inside a transaction: the scope's findings become `findings` (of the rating `rating.id`). */
+async function replaceFindings(client: Queryable, rating: RatingRecord, findings: readonly Finding[]) {
+  const scope = [...rating.wabas];
+  await client.query('DELETE FROM findings WHERE waba = ANY($1::text[])', [scope]);
+  // Findings that name no WABA belong to the rating that produced them: a later rating whose scope
+  // covers that whole earlier scope replaces them (jsonb <@: every element of the left is in the right).
+  await client.query(
+    `DELETE FROM findings
+     WHERE waba IS NULL AND rating_id IN (SELECT id FROM ratings WHERE id <> $1 AND wabas <@ $2::jsonb)`,
+    [rating.id, JSON.stringify(scope)],
+  );
+  for (const batch of chunks(findings)) {
+    // WITH ORDINALITY keeps the findings' order in their sequence numbers.
+    await client.query(
+      `INSERT INTO findings (rating_id, waba, code, payload)
+       SELECT $4::text, f.waba, f.code, f.payload
+       FROM unnest($1::text[], $2::text[], $3::jsonb[]) WITH ORDINALITY AS f (waba, code, payload, n)
+       ORDER BY f.n`,
+      [batch.map(findingWaba), batch.map((f) => f.code), batch.map((f) => JSON.stringify(f)), rating.id],
+    );
+  }
+}
+
+const UNIT_COLUMNS = `id, waba, business, user_id, unit, pricing_model, era, country, market, category, type,
+  opened_at_ms, expires_at_ms, closed_at_ms, messages, rate_micros, amount_micros, currency, rate_card, tier,
+  is_market_inferred, rule, rating_id`;
+
+/** `isUpsert`: a unit whose id is already stored is overwritten. */
+async function upsertUnits(
+  client: Queryable,
+  all: readonly BillableUnit[],
+  ratingId: string,
+  isUpsert: boolean,
+): Promise<void> {
+  const onConflict = isUpsert
+    ? `ON CONFLICT (id) DO UPDATE SET ${UNIT_COLUMNS.split(',')
+        .map((column) => column.trim())
+        .filter((column) => column !== 'id')
+        .map((column) => `${column} = EXCLUDED.${column}`)
+        .join(', ')}`
+    : '';
+  for (const units of chunks(all)) {
+    await client.query(
+      `INSERT INTO units (${UNIT_COLUMNS})
+       SELECT *, $23::text FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+         $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::bigint[], $13::bigint[],
+         $14::bigint[], $15::jsonb[], $16::bigint[], $17::bigint[], $18::text[], $19::text[], $20::jsonb[],
+         $21::boolean[], $22::text[])
+       ${onConflict}`,
+      [
+        units.map((u) => u.id),
+        units.map((u) => u.waba),
+        units.map((u) => u.business),
+        units.map((u) => u.user),
+        units.map((u) => u.unit),
+        units.map((u) => u.pricingModel),
+        units.map((u) => u.era),
+        units.map((u) => u.country),
+        units.map((u) => u.market),
+        units.map((u) => u.category),
+        units.map((u) => u.type),
+        units.map((u) => u.openedAtMs),
+        units.map((u) => u.expiresAtMs),
+        units.map((u) => u.closedAtMs ?? null),
+        units.map((u) => JSON.stringify(u.messages)),
+        units.map((u) => u.rateMicros),
+        units.map((u) => u.amountMicros),
+        units.map((u) => u.currency),
+        units.map((u) => u.rateCard),
+        units.map((u) => (u.tier === undefined ? null : JSON.stringify(u.tier))),
+        units.map((u) => u.isMarketInferred ?? null),
+        units.map((u) => u.rule),
+        ratingId,
+      ],
+    );
+  }
+}
+
+async function upsertPending(
+  client: Queryable,
+  all: readonly PendingMessage[],
+  ratingId: string,
+  isUpsert: boolean,
+): Promise<void> {
+  const onConflict = isUpsert
+    ? `ON CONFLICT (id) DO UPDATE SET waba = EXCLUDED.waba, business = EXCLUDED.business,
+         user_id = EXCLUDED.user_id, sent_at_ms = EXCLUDED.sent_at_ms, rating_id = EXCLUDED.rating_id`
+    : '';
+  for (const pending of chunks(all)) {
+    await client.query(
+      `INSERT INTO pending_messages (id, waba, business, user_id, sent_at_ms, rating_id)
+       SELECT *, $6::text FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[])
+       ${onConflict}`,
+      [
+        pending.map((p) => p.id),
+        pending.map((p) => p.waba),
+        pending.map((p) => p.business),
+        pending.map((p) => p.user),
+        pending.map((p) => p.sentAtMs),
+        ratingId,
+      ],
+    );
+  }
+}
+
+/**
+ * One transaction for a group: bodies inserted together (a body repeated in the group, or already stored,
+ * is a duplicate), then the events of every item that is not a duplicate, the first of each key winning.
+ */
+async function ingestGroup(client: Queryable, items: readonly IngestItem[]): Promise<IngestItemOutcome[]> {
+  const firstBySha = new Map<string, number>();
+  items.forEach((item, index) => {
+    if (item.raw && !firstBySha.has(item.raw.sha256)) firstBySha.set(item.raw.sha256, index);
+  });
+  const idBySha = new Map<string, number>();
+  const newShas = new Set<string>();
+  if (firstBySha.size > 0) {
+    const firsts = [...firstBySha.values()].map((index) => items[index]!.raw!);
+    // A concurrent delivery of the same body (another process) waits on the unique index, then inserts nothing.
+    const { rows } = await client.query(
+      `INSERT INTO raw_webhooks (received_at_ms, body, sha256, parse_error)
+       SELECT r.received_at_ms, r.body, r.sha256, r.parse_error
+       FROM unnest($1::bigint[], $2::bytea[], $3::text[], $4::text[])
+         WITH ORDINALITY AS r (received_at_ms, body, sha256, parse_error, n)
+       ORDER BY r.n
+       ON CONFLICT (sha256) DO NOTHING RETURNING id, sha256`,
+      [
+        firsts.map((r) => r.receivedAtMs),
+        firsts.map((r) => toBuffer(r.body)),
+        firsts.map((r) => r.sha256),
+        firsts.map((r) => r.parseError),
+      ],
+    );
+    for (const row of rows as Row[]) {
+      idBySha.set(String(row.sha256), Number(row.id));
+      newShas.add(String(row.sha256));
+    }
+    const missing = firsts.map((r) => r.sha256).filter((sha) => !idBySha.has(sha));
+    if (missing.length > 0) {
+      const existing = await client.query(
+        'SELECT id, sha256 FROM raw_webhooks WHERE sha256 = ANY($1::text[])',
+        [missing],
+      );
+      for (const row of existing.rows as Row[]) idBySha.set(String(row.sha256), Number(row.id));
+    }
+  }
+  // Items whose events are written: events alone, and the first occurrence of each newly stored body.
+  const isWritten = items.map(
+    (item, index) =>
+      item.raw === null || (newShas.has(item.raw.sha256) && firstBySha.get(item.raw.sha256) === index),
+  );
+  const outcomes = await insertEventGroups(
+    client,
+    items.map((item, index) => (isWritten[index] ? item.events : [])),
+  );
+  return items.map((item, index) => {
+    if (item.raw === null) return { rawId: null, isDuplicate: false, ...outcomes[index]! };
+    if (!isWritten[index]) {
+      // Stored before together with its events, in one transaction: all of them are already here.
+      return {
+        rawId: idBySha.get(item.raw.sha256)!,
+        isDuplicate: true,
+        inserted: [],
+        duplicates: item.events.length,
+      };
+    }
+    return { rawId: idBySha.get(item.raw.sha256)!, isDuplicate: false, ...outcomes[index]! };
+  });
 }
 
 // ---- filters ---------------------------------------------------------------------------------------------

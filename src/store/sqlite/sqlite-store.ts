@@ -8,6 +8,7 @@ import { isValidTimeZone, localDate } from '../../core/calendar.js';
 import type { CoreEvent } from '../../core/events.js';
 import { addMicros } from '../../core/money.js';
 import type { BillableUnit, Finding, PendingMessage } from '../../core/units.js';
+import { GroupCommitQueue } from '../group-commit.js';
 import {
   StoreInputError,
   type AnalyticsDimension,
@@ -15,7 +16,10 @@ import {
   type AnalyticsQuery,
   type CurrencyTotals,
   type EventInput,
+  type IngestItem,
+  type IngestItemOutcome,
   type IngestOutcome,
+  type RatingDiff,
   type RatingRecord,
   type RawWebhookInput,
   type Store,
@@ -134,6 +138,26 @@ const MIGRATIONS: readonly Migration[] = [
 ];
 
 const HALF_HOUR_MS = 30 * 60_000;
+/**
+ * Rows read or written between two yields to the event loop in long operations (listing a portfolio's events,
+ * writing a rating): better-sqlite3 is synchronous, so without yields a 300k-unit rating would stall every
+ * webhook request for seconds.
+ */
+const CHUNK_ROWS = 2_000;
+
+function yieldToEventLoop(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
+
+/** Serialises the store's writes: a rating written in chunks keeps its transaction open across yields. */
+class WriteLock {
+  private tail: Promise<unknown> = Promise.resolve();
+  run<T>(work: () => T | Promise<T>): Promise<T> {
+    const result = this.tail.then(work);
+    this.tail = result.catch(() => undefined);
+    return result;
+  }
+}
 /** Column of each analytics dimension (a fixed list: user input never becomes SQL). */
 const DIMENSION_COLUMNS: Record<AnalyticsDimension, string> = {
   waba: 'waba',
@@ -160,8 +184,29 @@ export async function openSqliteStore(path: string): Promise<Store> {
 class SqliteStore implements Store {
   /** Prepared once per SQL text (filters combine into a bounded set of texts). */
   private readonly statements = new Map<string, Database.Statement>();
+  /**
+   * Every write goes through this lock: one connection, so a transaction kept open across yields (a rating
+   * written in chunks) must never take in another caller's statements.
+   */
+  private readonly writes = new WriteLock();
+  /** Concurrent ingests share one transaction, so one fsync (group commit). */
+  private readonly ingests = new GroupCommitQueue((items) => this.writes.run(() => this.ingestGroup(items)));
 
   constructor(private readonly db: Db) {}
+
+  /** Runs `work` in one IMMEDIATE transaction under the write lock; `work` may yield between chunks. */
+  private chunkedTransaction(work: () => Promise<void>): Promise<void> {
+    return this.writes.run(async () => {
+      this.db.exec('BEGIN IMMEDIATE');
+      try {
+        await work();
+        this.db.exec('COMMIT');
+      } catch (error) {
+        if (this.db.inTransaction) this.db.exec('ROLLBACK');
+        throw error;
+      }
+    });
+  }
 
   private statement(sql: string): Database.Statement {
     let statement = this.statements.get(sql);
@@ -205,6 +250,8 @@ class SqliteStore implements Store {
   }
 
   async close(): Promise<void> {
+    await this.ingests.idle();
+    await this.writes.run(() => undefined);
     if (this.db.open) this.db.close();
   }
 
@@ -213,25 +260,41 @@ class SqliteStore implements Store {
     events: EventInput[],
   ): Promise<IngestOutcome & { rawId: number; isDuplicate: boolean }> {
     assertSha256(raw);
-    return this.db
-      .transaction(() => {
-        const existing = this.statement('SELECT id FROM raw_webhooks WHERE sha256 = ?')
-          .pluck()
-          .get(raw.sha256);
-        if (existing !== undefined) {
-          // Stored before together with its events, in one transaction: all of them are already here.
-          return { rawId: Number(existing), isDuplicate: true, inserted: [], duplicates: events.length };
-        }
-        const result = this.statement(
-          'INSERT INTO raw_webhooks (received_at_ms, body, sha256, parse_error) VALUES (?, ?, ?, ?)',
-        ).run(raw.receivedAtMs, toBuffer(raw.body), raw.sha256, raw.parseError);
-        return { rawId: Number(result.lastInsertRowid), isDuplicate: false, ...this.insertEvents(events) };
-      })
-      .immediate();
+    const outcome = await this.ingests.submit({ raw, events });
+    return { ...outcome, rawId: outcome.rawId! };
   }
 
   async ingestEvents(events: EventInput[]): Promise<IngestOutcome> {
-    return this.db.transaction(() => this.insertEvents(events)).immediate();
+    const { inserted, duplicates } = await this.ingests.submit({ raw: null, events });
+    return { inserted, duplicates };
+  }
+
+  async ingestBatch(items: readonly IngestItem[]): Promise<IngestItemOutcome[]> {
+    for (const item of items) if (item.raw) assertSha256(item.raw);
+    return this.writes.run(() => this.ingestGroup(items));
+  }
+
+  /** One transaction (one fsync) for the whole group; each item as if ingested alone, in order. */
+  private ingestGroup(items: readonly IngestItem[]): IngestItemOutcome[] {
+    return this.db
+      .transaction(() =>
+        items.map((item): IngestItemOutcome => {
+          const { raw, events } = item;
+          if (raw === null) return { rawId: null, isDuplicate: false, ...this.insertEvents(events) };
+          const existing = this.statement('SELECT id FROM raw_webhooks WHERE sha256 = ?')
+            .pluck()
+            .get(raw.sha256);
+          if (existing !== undefined) {
+            // Stored before together with its events, in one transaction: all of them are already here.
+            return { rawId: Number(existing), isDuplicate: true, inserted: [], duplicates: events.length };
+          }
+          const result = this.statement(
+            'INSERT INTO raw_webhooks (received_at_ms, body, sha256, parse_error) VALUES (?, ?, ?, ?)',
+          ).run(raw.receivedAtMs, toBuffer(raw.body), raw.sha256, raw.parseError);
+          return { rawId: Number(result.lastInsertRowid), isDuplicate: false, ...this.insertEvents(events) };
+        }),
+      )
+      .immediate();
   }
 
   /** Inside a transaction: each key stored once, the first of a batch wins, later ones are duplicates. */
@@ -274,22 +337,38 @@ class SqliteStore implements Store {
   }
 
   async listEvents(wabas?: readonly string[]): Promise<CoreEvent[]> {
-    // A status that did not name its WABA belongs to the WABA of the message it reports on.
-    const rows =
+    // In chunks by rowid (no sort: the rater takes any order), yielding between chunks.
+    const page =
       wabas === undefined
-        ? this.statement('SELECT payload FROM events ORDER BY at_ms, key').pluck().all()
+        ? this.statement('SELECT rowid, payload FROM events WHERE rowid > ? ORDER BY rowid LIMIT ?').raw()
         : this.statement(
-            `WITH scope AS (SELECT value AS waba FROM json_each(?))
-               SELECT payload FROM events
-               WHERE waba IN scope
-                  OR (waba IS NULL AND kind = 'status' AND message_id IN (
-                        SELECT message_id FROM events
-                        WHERE kind IN ('inbound', 'outbound') AND waba IN scope))
-               ORDER BY at_ms, key`,
-          )
-            .pluck()
-            .all(JSON.stringify(wabas));
-    return rows.map((payload) => JSON.parse(String(payload)) as CoreEvent);
+            `SELECT rowid, payload FROM events
+             WHERE rowid > ? AND waba IN (SELECT value FROM json_each(?))
+             ORDER BY rowid LIMIT ?`,
+          ).raw();
+    const scope = wabas === undefined ? [] : [JSON.stringify(wabas)];
+    const events: CoreEvent[] = [];
+    for (let after = 0; ;) {
+      const rows = page.all(after, ...scope, CHUNK_ROWS * 5) as [number, string][];
+      for (const [, payload] of rows) events.push(JSON.parse(payload) as CoreEvent);
+      if (rows.length < CHUNK_ROWS * 5) break;
+      after = rows.at(-1)![0];
+      await yieldToEventLoop();
+    }
+    if (wabas !== undefined) {
+      // A status that did not name its WABA belongs to the WABA of the message it reports on.
+      const orphans = this.statement(
+        `SELECT payload FROM events s
+         WHERE s.waba IS NULL AND s.kind = 'status' AND EXISTS (
+           SELECT 1 FROM events m
+           WHERE m.message_id = s.message_id AND m.kind IN ('inbound', 'outbound')
+             AND m.waba IN (SELECT value FROM json_each(?)))`,
+      )
+        .pluck()
+        .all(scope[0]);
+      for (const payload of orphans) events.push(JSON.parse(String(payload)) as CoreEvent);
+    }
+    return events;
   }
 
   async listWabas(): Promise<string[]> {
@@ -305,79 +384,133 @@ class SqliteStore implements Store {
   ): Promise<void> {
     assertInScope(rating, result);
     const scope = JSON.stringify(rating.wabas);
-    const db = this.db;
-    const insertUnit = this.statement(
-      `INSERT INTO units (id, waba, business, user_id, unit, pricing_model, era, country, market, category, type,
-         opened_at_ms, expires_at_ms, closed_at_ms, messages, rate_micros, amount_micros, currency, rate_card,
-         tier, is_market_inferred, rule, rating_id)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-    );
-    const insertPending = this.statement(
-      'INSERT INTO pending_messages (id, waba, business, user_id, sent_at_ms, rating_id) VALUES (?, ?, ?, ?, ?, ?)',
-    );
-    const insertFinding = this.statement(
-      'INSERT INTO findings (rating_id, waba, code, payload) VALUES (?, ?, ?, ?)',
-    );
-    db.transaction(() => {
-      this.statement(
-        `INSERT INTO ratings (id, rated_at_ms, reason, wabas, as_of_rules, rate_cards, totals, changes)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-      ).run(
-        rating.id,
-        rating.ratedAtMs,
-        rating.reason,
-        JSON.stringify(rating.wabas),
-        rating.asOfRules,
-        JSON.stringify(rating.rateCards),
-        JSON.stringify(rating.totals),
-        rating.changes === undefined ? null : JSON.stringify(rating.changes),
-      );
+    await this.chunkedTransaction(async () => {
+      this.insertRating(rating);
       this.statement('DELETE FROM units WHERE waba IN (SELECT value FROM json_each(?))').run(scope);
       this.statement('DELETE FROM pending_messages WHERE waba IN (SELECT value FROM json_each(?))').run(
         scope,
       );
-      this.statement('DELETE FROM findings WHERE waba IN (SELECT value FROM json_each(?))').run(scope);
-      // Findings that name no WABA belong to the rating that produced them: a later rating whose scope
-      // covers that whole earlier scope replaces them.
-      this.statement(
-        `DELETE FROM findings
-         WHERE waba IS NULL AND rating_id IN (
-           SELECT r.id FROM ratings r
-           WHERE r.id <> ? AND NOT EXISTS (
-             SELECT 1 FROM json_each(r.wabas) w WHERE w.value NOT IN (SELECT value FROM json_each(?))))`,
-      ).run(rating.id, scope);
-      for (const u of result.units) {
-        insertUnit.run(
-          u.id,
-          u.waba,
-          u.business,
-          u.user,
-          u.unit,
-          u.pricingModel,
-          u.era,
-          u.country,
-          u.market,
-          u.category,
-          u.type,
-          u.openedAtMs,
-          u.expiresAtMs,
-          u.closedAtMs ?? null,
-          JSON.stringify(u.messages),
-          u.rateMicros,
-          u.amountMicros,
-          u.currency,
-          u.rateCard,
-          u.tier === undefined ? null : JSON.stringify(u.tier),
-          u.isMarketInferred === undefined ? null : Number(u.isMarketInferred),
-          u.rule,
-          rating.id,
-        );
+      this.replaceFindings(rating, result.findings);
+      await this.upsertUnits(result.units, rating.id, false);
+      await this.upsertPending(result.pending, rating.id, false);
+    });
+  }
+
+  async applyRatingDiff(rating: RatingRecord, diff: RatingDiff): Promise<void> {
+    assertInScope(rating, {
+      units: diff.units.upsert,
+      pending: diff.pending.upsert,
+      findings: diff.findings ?? [],
+    });
+    const scope = JSON.stringify(rating.wabas);
+    await this.chunkedTransaction(async () => {
+      this.insertRating(rating);
+      const deleteUnit = this.statement(
+        'DELETE FROM units WHERE id = ? AND waba IN (SELECT value FROM json_each(?))',
+      );
+      const deletePending = this.statement(
+        'DELETE FROM pending_messages WHERE id = ? AND waba IN (SELECT value FROM json_each(?))',
+      );
+      let count = 0;
+      for (const [ids, statement] of [
+        [diff.units.delete, deleteUnit],
+        [diff.pending.delete, deletePending],
+      ] as const) {
+        for (const id of ids) {
+          statement.run(id, scope);
+          if (++count % CHUNK_ROWS === 0) await yieldToEventLoop();
+        }
       }
-      for (const p of result.pending)
-        insertPending.run(p.id, p.waba, p.business, p.user, p.sentAtMs, rating.id);
-      for (const f of result.findings)
-        insertFinding.run(rating.id, findingWaba(f), f.code, JSON.stringify(f));
-    }).immediate();
+      if (diff.findings !== undefined) this.replaceFindings(rating, diff.findings);
+      await this.upsertUnits(diff.units.upsert, rating.id, true);
+      await this.upsertPending(diff.pending.upsert, rating.id, true);
+    });
+  }
+
+  private insertRating(rating: RatingRecord): void {
+    this.statement(
+      `INSERT INTO ratings (id, rated_at_ms, reason, wabas, as_of_rules, rate_cards, totals, changes)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+    ).run(
+      rating.id,
+      rating.ratedAtMs,
+      rating.reason,
+      JSON.stringify(rating.wabas),
+      rating.asOfRules,
+      JSON.stringify(rating.rateCards),
+      JSON.stringify(rating.totals),
+      rating.changes === undefined ? null : JSON.stringify(rating.changes),
+    );
+  }
+
+  /** Inside a transaction: the scope's findings become `findings` (of the rating `rating.id`). */
+  private replaceFindings(rating: RatingRecord, findings: readonly Finding[]): void {
+    const scope = JSON.stringify(rating.wabas);
+    this.statement('DELETE FROM findings WHERE waba IN (SELECT value FROM json_each(?))').run(scope);
+    // Findings that name no WABA belong to the rating that produced them: a later rating whose scope
+    // covers that whole earlier scope replaces them.
+    this.statement(
+      `DELETE FROM findings
+       WHERE waba IS NULL AND rating_id IN (
+         SELECT r.id FROM ratings r
+         WHERE r.id <> ? AND NOT EXISTS (
+           SELECT 1 FROM json_each(r.wabas) w WHERE w.value NOT IN (SELECT value FROM json_each(?))))`,
+    ).run(rating.id, scope);
+    const insertFinding = this.statement(
+      'INSERT INTO findings (rating_id, waba, code, payload) VALUES (?, ?, ?, ?)',
+    );
+    for (const f of findings) insertFinding.run(rating.id, findingWaba(f), f.code, JSON.stringify(f));
+  }
+
+  /** Inside a transaction, yielding every CHUNK_ROWS rows; `isUpsert`: an existing id is overwritten. */
+  private async upsertUnits(units: readonly BillableUnit[], ratingId: string, isUpsert: boolean) {
+    const insertUnit = this.statement(
+      `INSERT ${isUpsert ? 'OR REPLACE ' : ''}INTO units (id, waba, business, user_id, unit, pricing_model, era,
+         country, market, category, type, opened_at_ms, expires_at_ms, closed_at_ms, messages, rate_micros,
+         amount_micros, currency, rate_card, tier, is_market_inferred, rule, rating_id)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    );
+    let count = 0;
+    for (const u of units) {
+      insertUnit.run(
+        u.id,
+        u.waba,
+        u.business,
+        u.user,
+        u.unit,
+        u.pricingModel,
+        u.era,
+        u.country,
+        u.market,
+        u.category,
+        u.type,
+        u.openedAtMs,
+        u.expiresAtMs,
+        u.closedAtMs ?? null,
+        JSON.stringify(u.messages),
+        u.rateMicros,
+        u.amountMicros,
+        u.currency,
+        u.rateCard,
+        u.tier === undefined ? null : JSON.stringify(u.tier),
+        u.isMarketInferred === undefined ? null : Number(u.isMarketInferred),
+        u.rule,
+        ratingId,
+      );
+      if (++count % CHUNK_ROWS === 0) await yieldToEventLoop();
+    }
+  }
+
+  private async upsertPending(pending: readonly PendingMessage[], ratingId: string, isUpsert: boolean) {
+    const insertPending = this.statement(
+      `INSERT ${isUpsert ? 'OR REPLACE ' : ''}INTO pending_messages (id, waba, business, user_id, sent_at_ms,
+         rating_id) VALUES (?, ?, ?, ?, ?, ?)`,
+    );
+    let count = 0;
+    for (const p of pending) {
+      insertPending.run(p.id, p.waba, p.business, p.user, p.sentAtMs, ratingId);
+      if (++count % CHUNK_ROWS === 0) await yieldToEventLoop();
+    }
   }
 
   async listRatings(limit: number): Promise<RatingRecord[]> {

@@ -1,0 +1,104 @@
+// Group commit: concurrent ingests (one per webhook / API request) queue here and one transaction commits a
+// whole group — one fsync (SQLite) or one round of statements and one WAL flush (PostgreSQL) for many
+// requests. Each caller's promise resolves only once its group has committed, so "200 only once durable"
+// holds for every request of the group.
+
+import type { IngestItem, IngestItemOutcome } from './store.js';
+
+export interface GroupCommitOptions {
+  /** Most items in one group. */
+  maxItems?: number;
+  /** Most events in one group (a group closes at the item that reaches it; a bigger item goes alone). */
+  maxEvents?: number;
+}
+
+interface Waiting {
+  item: IngestItem;
+  resolve: (outcome: IngestItemOutcome) => void;
+  reject: (error: unknown) => void;
+}
+
+/**
+ * Commits queued items in groups through `commit` (one transaction per call, outcomes in order), one group
+ * at a time: items submitted while a group commits form the next group. A group that fails is retried item
+ * by item, so one item's failure is that item's alone.
+ */
+export class GroupCommitQueue {
+  private readonly queue: Waiting[] = [];
+  private isDraining = false;
+  private draining: Promise<void> = Promise.resolve();
+  private readonly maxItems: number;
+  private readonly maxEvents: number;
+  /** Groups committed and items in them (tests, metrics). */
+  readonly stats = { groups: 0, items: 0 };
+
+  constructor(
+    private readonly commit: (items: readonly IngestItem[]) => Promise<IngestItemOutcome[]>,
+    options: GroupCommitOptions = {},
+  ) {
+    this.maxItems = options.maxItems ?? 500;
+    this.maxEvents = options.maxEvents ?? 20_000;
+  }
+
+  submit(item: IngestItem): Promise<IngestItemOutcome> {
+    return new Promise<IngestItemOutcome>((resolve, reject) => {
+      this.queue.push({ item, resolve, reject });
+      if (!this.isDraining) {
+        this.isDraining = true;
+        this.draining = this.drain();
+      }
+    });
+  }
+
+  /** Resolves when everything submitted so far has been committed (or has failed). */
+  async idle(): Promise<void> {
+    while (this.isDraining) await this.draining;
+  }
+
+  private takeGroup(): Waiting[] {
+    const group: Waiting[] = [];
+    let events = 0;
+    while (this.queue.length > 0 && group.length < this.maxItems) {
+      const next = this.queue[0]!;
+      if (group.length > 0 && events + next.item.events.length > this.maxEvents) break;
+      group.push(this.queue.shift()!);
+      events += next.item.events.length;
+    }
+    return group;
+  }
+
+  private async drain(): Promise<void> {
+    // setImmediate: every request whose body was read in this turn of the event loop joins the group.
+    await new Promise<void>((resolveWait) => setImmediate(resolveWait));
+    for (;;) {
+      // Checked and cleared in one synchronous step: a later submit always finds a drain running or starts one.
+      if (this.queue.length === 0) {
+        this.isDraining = false;
+        return;
+      }
+      const group = this.takeGroup();
+      try {
+        const outcomes = await this.commit(group.map((waiting) => waiting.item));
+        this.stats.groups += 1;
+        this.stats.items += group.length;
+        group.forEach((waiting, index) => waiting.resolve(outcomes[index]!));
+      } catch (error) {
+        if (group.length === 1) group[0]!.reject(error);
+        else {
+          // Nothing of the group was committed: each item alone, so that one bad item fails alone.
+          for (const waiting of group) {
+            try {
+              waiting.resolve((await this.commit([waiting.item]))[0]!);
+            } catch (itemError) {
+              waiting.reject(itemError);
+            }
+          }
+        }
+      }
+      // Let the requests that arrived meanwhile be read, so they join the next group.
+      if (this.queue.length > 0 && this.queue.length < this.maxItems) {
+        await new Promise<void>((resolveWait) => setImmediate(resolveWait));
+      }
+    }
+  }
+}
