@@ -9,14 +9,13 @@ import { routePath } from 'hono/route';
 import { parseInstant } from '../core/calendar.js';
 import { eventKey, type CoreEvent } from '../core/events.js';
 import { formatMicros } from '../core/money.js';
-import { unitToJson, type TotalsJson, type UnitJson } from '../core/report.js';
-import { ERAS, type Era, type PricingType, type UnitCategory } from '../core/units.js';
+import { CSV_COLUMNS, totalsToJson, unitCsvRow, unitToJson } from '../core/report.js';
+import { ERAS, type Era } from '../core/units.js';
 import { parseEventValue } from '../ingest/parse-event.js';
 import { verifyMetaSignature } from '../ingest/signature.js';
 import {
   StoreInputError,
   type AnalyticsDimension,
-  type CurrencyTotals,
   type EventInput,
   type Granularity,
   type RatingRecord,
@@ -30,6 +29,7 @@ import { Metrics } from './metrics.js';
 import { openApiDocument } from './openapi.js';
 import { createRateLimiter } from './rate-limit.js';
 import type { RatingService } from './rating-service.js';
+import { parseUnitFilter } from './unit-filter.js';
 
 export interface AppDeps {
   store: Store;
@@ -45,22 +45,6 @@ export interface AppDeps {
 
 type Env = { Variables: { apiKey: ApiKey } };
 
-const UNIT_CATEGORIES: readonly UnitCategory[] = [
-  'marketing',
-  'utility',
-  'authentication',
-  'authentication_international',
-  'service',
-  'referral_conversion',
-  'business_initiated',
-  'user_initiated',
-];
-const PRICING_TYPES: readonly PricingType[] = [
-  'regular',
-  'free_tier',
-  'free_entry_point',
-  'free_customer_service',
-];
 const GRANULARITIES: readonly Granularity[] = ['HALF_HOUR', 'DAILY', 'MONTHLY'];
 const MAX_PAGE = 1000;
 const DEFAULT_PAGE = 100;
@@ -125,24 +109,6 @@ function wabasOf(events: readonly CoreEvent[]): Set<string> {
   return wabas;
 }
 
-export function totalsToJson(totals: Record<string, CurrencyTotals>): TotalsJson {
-  const json: TotalsJson = {};
-  for (const currency of Object.keys(totals).sort()) {
-    const entry = totals[currency]!;
-    const byCategory: Record<string, { units: number; amount: string }> = {};
-    for (const category of Object.keys(entry.byCategory).sort()) {
-      const item = entry.byCategory[category]!;
-      byCategory[category] = { units: item.units, amount: formatMicros(item.amountMicros) };
-    }
-    json[currency] = {
-      amount: formatMicros(entry.amountMicros),
-      units: entry.units,
-      by_category: byCategory,
-    };
-  }
-  return json;
-}
-
 function ratingToJson(record: RatingRecord) {
   return {
     id: record.id,
@@ -154,38 +120,6 @@ function ratingToJson(record: RatingRecord) {
     totals: totalsToJson(record.totals),
     ...(record.changes === undefined ? {} : { changes: record.changes }),
   };
-}
-
-const CSV_COLUMNS: readonly (keyof UnitJson)[] = [
-  'id',
-  'unit',
-  'pricing_model',
-  'era',
-  'waba',
-  'business',
-  'user',
-  'country',
-  'market',
-  'category',
-  'type',
-  'opened_at',
-  'expires_at',
-  'messages',
-  'rate',
-  'amount',
-  'currency',
-  'rate_card',
-  'rule',
-];
-
-function csvCell(value: unknown): string {
-  if (value === null || value === undefined) return '';
-  const text = Array.isArray(value) ? value.join(' ') : String(value);
-  return /[",\r\n]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
-}
-
-export function unitCsvRow(unit: UnitJson): string {
-  return CSV_COLUMNS.map((column) => csvCell(unit[column])).join(',');
 }
 
 /** Meta's analytics dimension names (and wameter's own) → the store's dimension. */
@@ -423,50 +357,10 @@ export function createApp(deps: AppDeps): Hono<Env> {
     return scope === undefined || scope.includes(waba);
   }
 
-  function instantParam(c: Context<Env>, name: string): number | undefined {
-    const text = c.req.query(name);
-    if (text === undefined || text === '') return undefined;
-    const parsed = parseInstant(text);
-    if (!parsed.ok) throw new QueryError('BAD_QUERY', `"${name}": ${parsed.error.message}.`);
-    return parsed.value;
-  }
-
   function unitFilterOf(c: Context<Env>): UnitFilter {
-    const filter: UnitFilter = {};
-    const scope = scopeOf(c);
-    if (scope !== undefined) filter.wabas = scope;
-    const waba = c.req.query('waba');
-    if (waba) {
-      if (!mayAccess(c, waba))
-        throw new QueryError('FORBIDDEN_WABA', `WABA ${JSON.stringify(waba)} is not one of this key's.`);
-      filter.waba = waba;
-    }
-    for (const name of ['business', 'user', 'market'] as const) {
-      const value = c.req.query(name);
-      if (value) filter[name] = value;
-    }
-    const category = c.req.query('category');
-    if (category) {
-      if (!(UNIT_CATEGORIES as readonly string[]).includes(category)) {
-        throw new QueryError('BAD_QUERY', `"category" must be one of ${UNIT_CATEGORIES.join(', ')}.`);
-      }
-      filter.category = category as UnitCategory;
-    }
-    const type = c.req.query('type');
-    if (type) {
-      if (!(PRICING_TYPES as readonly string[]).includes(type)) {
-        throw new QueryError('BAD_QUERY', `"type" must be one of ${PRICING_TYPES.join(', ')}.`);
-      }
-      filter.type = type as PricingType;
-    }
-    const fromMs = instantParam(c, 'from');
-    const toMs = instantParam(c, 'to');
-    if (fromMs !== undefined) filter.fromMs = fromMs;
-    if (toMs !== undefined) filter.toMs = toMs;
-    if (fromMs !== undefined && toMs !== undefined && toMs < fromMs) {
-      throw new QueryError('BAD_QUERY', '"to" is before "from".');
-    }
-    return filter;
+    const filter = parseUnitFilter((name) => c.req.query(name), c.get('apiKey'));
+    if (!filter.ok) throw new QueryError(filter.error.code, filter.error.message);
+    return filter.value;
   }
 
   function limitOf(c: Context<Env>, fallback: number): number {
@@ -565,7 +459,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
       const page = await fromStore(
         store.queryUnits(filter, { limit: MAX_PAGE, ...(cursor ? { cursor } : {}) }),
       );
-      for (const unit of page.units) rows.push(unitCsvRow(unitToJson(unit)));
+      for (const unit of page.units) rows.push(unitCsvRow(unit));
       if (page.nextCursor === null) break;
       cursor = page.nextCursor;
     }

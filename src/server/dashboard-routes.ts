@@ -11,7 +11,7 @@ import { eraOn } from '../core/eras.js';
 import { FREE_CONVERSATIONS_PER_MONTH, FREE_SERVICE_MESSAGES_PER_MONTH } from '../core/eras.js';
 import { addMicros, formatMicros } from '../core/money.js';
 import { tierRate } from '../core/rate-card.js';
-import type { Era, PricingType, RateCategory, UnitCategory } from '../core/units.js';
+import type { Era, RateCategory } from '../core/units.js';
 import { createAccountBook } from '../ingest/accounts-file.js';
 import { packageRoot } from '../ingest/rate-card-files.js';
 import { estimateRecipients, type EstimateRequest } from '../use-cases/estimate.js';
@@ -26,7 +26,8 @@ import {
   type Store,
   type UnitFilter,
 } from '../store/store.js';
-import { totalsToJson } from './app.js';
+import { totalsToJson } from '../core/report.js';
+import { mayKeyAccess, parseUnitFilter, scopeOfKey } from './unit-filter.js';
 import type { ApiKey, ServiceConfig } from './config.js';
 import { errorResponse, type ErrorCode } from './errors.js';
 import { errorFields, type Logger } from './logger.js';
@@ -46,22 +47,6 @@ export interface DashboardDeps {
 
 type Env = { Variables: { apiKey: ApiKey } };
 
-const UNIT_CATEGORIES: readonly UnitCategory[] = [
-  'marketing',
-  'utility',
-  'authentication',
-  'authentication_international',
-  'service',
-  'referral_conversion',
-  'business_initiated',
-  'user_initiated',
-];
-const PRICING_TYPES: readonly PricingType[] = [
-  'regular',
-  'free_tier',
-  'free_entry_point',
-  'free_customer_service',
-];
 const OVERVIEW_DIMENSIONS = ['category', 'market', 'business', 'waba'] as const;
 type OverviewDimension = (typeof OVERVIEW_DIMENSIONS)[number];
 /** Categories counted for volume tiers (Meta, per-message pricing from 2025-07-01). */
@@ -133,14 +118,8 @@ export function registerDashboardRoutes(app: Hono<Env>, deps: DashboardDeps): vo
       }
     };
 
-  /** The WABAs a key may see; undefined = every WABA. */
-  const scopeOf = (apiKey: ApiKey): readonly string[] | undefined =>
-    apiKey.wabas === '*' ? undefined : apiKey.wabas;
-
-  const mayAccess = (apiKey: ApiKey, waba: string): boolean => {
-    const scope = scopeOf(apiKey);
-    return scope === undefined || scope.includes(waba);
-  };
+  const scopeOf = scopeOfKey;
+  const mayAccess = mayKeyAccess;
 
   /** The stored WABAs this key may see, sorted. */
   async function visibleWabas(apiKey: ApiKey): Promise<string[]> {
@@ -148,58 +127,11 @@ export function registerDashboardRoutes(app: Hono<Env>, deps: DashboardDeps): vo
     return (await store.listWabas()).filter((waba) => scope === undefined || scope.includes(waba)).sort();
   }
 
-  function instantParam(c: Context<Env>, name: string): number | undefined {
-    const text = c.req.query(name);
-    if (text === undefined || text === '') return undefined;
-    const parsed = parseInstant(text);
-    if (!parsed.ok) throw new DashboardQueryError('BAD_QUERY', `"${name}": ${parsed.error.message}.`);
-    return parsed.value;
-  }
-
   /** The units filters of GET /v1/units (same names, same checks), always limited to the key's WABAs. */
   function filterOf(c: Context<Env>, apiKey: ApiKey): UnitFilter {
-    const filter: UnitFilter = {};
-    const scope = scopeOf(apiKey);
-    if (scope !== undefined) filter.wabas = scope;
-    const waba = c.req.query('waba');
-    if (waba) {
-      if (!mayAccess(apiKey, waba)) {
-        throw new DashboardQueryError(
-          'FORBIDDEN_WABA',
-          `WABA ${JSON.stringify(waba)} is not one of this key's.`,
-        );
-      }
-      filter.waba = waba;
-    }
-    for (const name of ['business', 'user', 'market'] as const) {
-      const value = c.req.query(name);
-      if (value) filter[name] = value;
-    }
-    const category = c.req.query('category');
-    if (category) {
-      if (!(UNIT_CATEGORIES as readonly string[]).includes(category)) {
-        throw new DashboardQueryError(
-          'BAD_QUERY',
-          `"category" must be one of ${UNIT_CATEGORIES.join(', ')}.`,
-        );
-      }
-      filter.category = category as UnitCategory;
-    }
-    const type = c.req.query('type');
-    if (type) {
-      if (!(PRICING_TYPES as readonly string[]).includes(type)) {
-        throw new DashboardQueryError('BAD_QUERY', `"type" must be one of ${PRICING_TYPES.join(', ')}.`);
-      }
-      filter.type = type as PricingType;
-    }
-    const fromMs = instantParam(c, 'from');
-    const toMs = instantParam(c, 'to');
-    if (fromMs !== undefined) filter.fromMs = fromMs;
-    if (toMs !== undefined) filter.toMs = toMs;
-    if (fromMs !== undefined && toMs !== undefined && toMs < fromMs) {
-      throw new DashboardQueryError('BAD_QUERY', '"to" is before "from".');
-    }
-    return filter;
+    const filter = parseUnitFilter((name) => c.req.query(name), apiKey);
+    if (!filter.ok) throw new DashboardQueryError(filter.error.code, filter.error.message);
+    return filter.value;
   }
 
   // --- accounts: the WABAs a key sees, with the settings the pages label things with ---------------------

@@ -1,0 +1,84 @@
+// The units filters of the query API (`waba, business, user, category, type, market, from, to`), read once
+// for every route that takes them, always limited to the WABAs the caller's key may read.
+
+import { parseInstant } from '../core/calendar.js';
+import { err, ok, type Result } from '../core/result.js';
+import { PRICING_TYPES, UNIT_CATEGORIES, type PricingType, type UnitCategory } from '../core/units.js';
+import type { UnitFilter } from '../store/store.js';
+import type { ApiKey } from './config.js';
+import type { ErrorCode } from './errors.js';
+
+export interface FilterProblem {
+  code: Extract<ErrorCode, 'BAD_QUERY' | 'FORBIDDEN_WABA'>;
+  message: string;
+}
+
+/** The WABAs a key may read; `undefined` = every WABA. */
+export function scopeOfKey(apiKey: ApiKey): readonly string[] | undefined {
+  return apiKey.wabas === '*' ? undefined : apiKey.wabas;
+}
+
+export function mayKeyAccess(apiKey: ApiKey, waba: string): boolean {
+  const scope = scopeOfKey(apiKey);
+  return scope === undefined || scope.includes(waba);
+}
+
+/** An optional instant parameter (ISO-8601 with offset or Unix seconds). */
+export function instantQuery(
+  query: (name: string) => string | undefined,
+  name: string,
+): Result<number | undefined, FilterProblem> {
+  const text = query(name);
+  if (text === undefined || text === '') return ok(undefined);
+  const parsed = parseInstant(text);
+  return parsed.ok
+    ? ok(parsed.value)
+    : err({ code: 'BAD_QUERY', message: `"${name}": ${parsed.error.message}.` });
+}
+
+export function parseUnitFilter(
+  query: (name: string) => string | undefined,
+  apiKey: ApiKey,
+): Result<UnitFilter, FilterProblem> {
+  const filter: UnitFilter = {};
+  const scope = scopeOfKey(apiKey);
+  if (scope !== undefined) filter.wabas = scope;
+  const waba = query('waba');
+  if (waba) {
+    if (!mayKeyAccess(apiKey, waba)) {
+      return err({
+        code: 'FORBIDDEN_WABA',
+        message: `WABA ${JSON.stringify(waba)} is not one of this key's.`,
+      });
+    }
+    filter.waba = waba;
+  }
+  for (const name of ['business', 'user', 'market'] as const) {
+    const value = query(name);
+    if (value) filter[name] = value;
+  }
+  const category = query('category');
+  if (category) {
+    if (!(UNIT_CATEGORIES as readonly string[]).includes(category)) {
+      return err({ code: 'BAD_QUERY', message: `"category" must be one of ${UNIT_CATEGORIES.join(', ')}.` });
+    }
+    filter.category = category as UnitCategory;
+  }
+  const type = query('type');
+  if (type) {
+    if (!(PRICING_TYPES as readonly string[]).includes(type)) {
+      return err({ code: 'BAD_QUERY', message: `"type" must be one of ${PRICING_TYPES.join(', ')}.` });
+    }
+    filter.type = type as PricingType;
+  }
+  const from = instantQuery(query, 'from');
+  if (!from.ok) return from;
+  const to = instantQuery(query, 'to');
+  if (!to.ok) return to;
+  if (from.value !== undefined) filter.fromMs = from.value;
+  if (to.value !== undefined) filter.toMs = to.value;
+  if (from.value !== undefined && to.value !== undefined && to.value < from.value) {
+    return err({ code: 'BAD_QUERY', message: '"to" is before "from".' });
+  }
+  return ok(filter);
+}
