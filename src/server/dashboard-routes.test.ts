@@ -409,3 +409,20 @@ describe('dashboard API: what the pages show', () => {
     expect(unreadable.status).toBe(400);
   });
 });
+
+describe('the OpenAPI document', () => {
+  it('describes every dashboard route', async () => {
+    const { openApiDocument } = await import('./openapi.js');
+    const service = await createDashboardService();
+    const paths = openApiDocument.paths as Record<string, Record<string, unknown>>;
+    const routes = service.app.routes.filter(
+      (route) => route.method !== 'ALL' && route.path.startsWith('/v1/') && !route.path.includes('*'),
+    );
+    expect(routes.some((route) => route.path.startsWith('/v1/dashboard/'))).toBe(true);
+    for (const route of routes) {
+      const path = route.path.replace(/:(\w+)/g, '{$1}');
+      expect(paths[path]?.[route.method.toLowerCase()], `${route.method} ${route.path}`).toBeDefined();
+    }
+    await service.close();
+  });
+});

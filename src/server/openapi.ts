@@ -416,6 +416,106 @@ export const openApiDocument = {
         },
       },
     },
+    '/v1/dashboard/accounts': {
+      get: {
+        summary:
+          "The WABAs this key may read, with their time zone, currency and portfolio (the dashboard's labels)",
+        responses: { '200': json({ type: 'object' }), ...authErrors },
+      },
+    },
+    '/v1/dashboard/overview': {
+      get: {
+        summary:
+          'Spend over time by category, market, business number or WABA, free vs charged (aggregated in the store)',
+        parameters: [
+          { name: 'granularity', in: 'query', schema: { type: 'string', enum: ['DAILY', 'MONTHLY'] } },
+          {
+            name: 'by',
+            in: 'query',
+            schema: { type: 'string', enum: ['category', 'market', 'business', 'waba'] },
+          },
+          {
+            name: 'time_zone',
+            in: 'query',
+            schema: { type: 'string' },
+            description: 'IANA zone the days are cut in',
+          },
+          ...unitFilterParameters,
+        ],
+        responses: { '200': json({ type: 'object' }), ...authErrors },
+      },
+    },
+    '/v1/dashboard/allowances': {
+      get: {
+        summary: 'Free allowance used in a month and volume-tier positions per market and category',
+        parameters: [
+          { name: 'month', in: 'query', schema: { type: 'string', pattern: '^\\d{4}-\\d{2}$' } },
+          { name: 'waba', in: 'query', schema: { type: 'string' } },
+        ],
+        responses: { '200': json({ type: 'object' }), ...authErrors },
+      },
+    },
+    '/v1/rate-cards': {
+      get: {
+        summary: 'Rate cards the service prices with, the one in force marked, with provenance',
+        responses: { '200': json({ type: 'object' }), ...authErrors },
+      },
+    },
+    '/v1/rate-cards/{id}': {
+      get: {
+        summary: "One rate card's rates per market and category, and its volume-tier bands",
+        parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }],
+        responses: { '200': json({ type: 'object' }), '404': errorResponse('NOT_FOUND'), ...authErrors },
+      },
+    },
+    '/v1/findings': {
+      get: {
+        summary: 'Findings of the current rating (unknown numbers, missing rates, categories from webhooks…)',
+        parameters: [
+          { name: 'waba', in: 'query', schema: { type: 'string' } },
+          { name: 'code', in: 'query', schema: { type: 'string' } },
+          { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 1000 } },
+          { name: 'offset', in: 'query', schema: { type: 'integer', minimum: 0 } },
+        ],
+        responses: { '200': json({ type: 'object' }), ...authErrors },
+      },
+    },
+    '/v1/estimate': {
+      post: {
+        summary: 'What sending a template to each recipient would cost now, and why (contract §6)',
+        requestBody: {
+          required: true,
+          content: {
+            'application/json': {
+              schema: {
+                type: 'object',
+                properties: {
+                  phones: { type: 'array', items: { type: 'string' } },
+                  csv: { type: 'string' },
+                  template: { type: 'string', enum: ['marketing', 'utility', 'authentication'] },
+                  at: { type: 'string' },
+                  waba: { type: 'string' },
+                  business: { type: 'string' },
+                },
+              },
+            },
+          },
+        },
+        responses: { '200': json({ type: 'object' }), ...authErrors },
+      },
+    },
+    '/v1/reconciliation': {
+      get: {
+        summary: "Differences between wameter's verdicts and Meta's status webhooks (contract §7)",
+        parameters: [{ name: 'waba', in: 'query', schema: { type: 'string' } }],
+        responses: { '200': json({ type: 'object' }), ...authErrors },
+      },
+      post: {
+        summary: 'The same, also compared with an uploaded Meta analytics export ({analytics, waba?})',
+        requestBody: { required: true, content: { 'application/json': { schema: { type: 'object' } } } },
+        responses: { '200': json({ type: 'object' }), ...authErrors },
+      },
+    },
     '/healthz': {
       get: {
         summary: 'Health: the store is reachable',
