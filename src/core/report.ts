@@ -116,7 +116,8 @@ export class TotalsAccumulator {
     category.amountMicros = addMicros(category.amountMicros, amountMicros);
   }
 
-  toJson(): TotalsJson {
+  /** Totals per currency in micros, the shape the store aggregates. */
+  toMicros(): Record<string, MicrosTotals> {
     const plain: Record<string, MicrosTotals> = {};
     for (const [currency, totals] of this.byCurrency) {
       plain[currency] = {
@@ -125,7 +126,11 @@ export class TotalsAccumulator {
         byCategory: Object.fromEntries(totals.byCategory),
       };
     }
-    return totalsToJson(plain);
+    return plain;
+  }
+
+  toJson(): TotalsJson {
+    return totalsToJson(this.toMicros());
   }
 }
 

@@ -5,10 +5,10 @@
 
 import { randomUUID } from 'node:crypto';
 import type { Account, CoreEvent } from '../core/events.js';
-import { addMicros } from '../core/money.js';
 import type { MarketResolver, RateBook } from '../core/pricing-context.js';
 import { rateEvents, type RatingOutput } from '../core/rate-events.js';
 import {
+  TotalsAccumulator,
   pendingToJson,
   totalsOf,
   unitToJson,
@@ -222,17 +222,9 @@ export function accountBookFor(accounts: readonly Account[], events: readonly Co
 }
 
 export function currencyTotalsOf(units: readonly BillableUnit[]): Record<string, CurrencyTotals> {
-  const totals: Record<string, CurrencyTotals> = {};
-  for (const unit of units) {
-    const currency = (totals[unit.currency] ??= { amountMicros: 0, units: 0, byCategory: {} });
-    const amountMicros = unit.amountMicros ?? 0;
-    currency.units += 1;
-    currency.amountMicros = addMicros(currency.amountMicros, amountMicros);
-    const category = (currency.byCategory[unit.category] ??= { units: 0, amountMicros: 0 });
-    category.units += 1;
-    category.amountMicros = addMicros(category.amountMicros, amountMicros);
-  }
-  return totals;
+  const totals = new TotalsAccumulator();
+  for (const unit of units) totals.add(unit);
+  return totals.toMicros();
 }
 
 export function decisionToJson(decision: MessageDecision): DecisionJson {

@@ -2,15 +2,23 @@
 // bigint instants, jsonb payloads). It must never answer for a webhook before its transaction committed,
 // and never aggregate units in JavaScript that SQL can aggregate.
 
-import { createHash } from 'node:crypto';
 import pg from 'pg';
-import { isValidTimeZone } from '../../core/calendar.js';
 import type { CoreEvent } from '../../core/events.js';
 import { addMicros } from '../../core/money.js';
 import type { BillableUnit, Finding, PendingMessage } from '../../core/units.js';
+import {
+  assertInScope,
+  assertSha256,
+  checkLimit,
+  checkTimeZone,
+  decodeCursor,
+  encodeCursor,
+  findingWaba,
+  sortPoints,
+  toBuffer,
+} from '../engine-checks.js';
 import { GroupCommitQueue } from '../group-commit.js';
 import {
-  StoreInputError,
   type AnalyticsDimension,
   type AnalyticsPoint,
   type AnalyticsQuery,
@@ -803,14 +811,6 @@ function rawFromRow(row: Row): StoredRawWebhook {
   };
 }
 
-function toBuffer(bytes: Uint8Array): Buffer {
-  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-}
-
-function findingWaba(finding: Finding): string | null {
-  return typeof finding.waba === 'string' ? finding.waba : null;
-}
-
 function* chunks<T>(items: readonly T[]): Generator<T[]> {
   for (let start = 0; start < items.length; start += BATCH_ROWS) yield items.slice(start, start + BATCH_ROWS);
 }
@@ -832,47 +832,6 @@ function foldTotals(rows: Row[]): Record<string, CurrencyTotals> {
 
 // ---- checks shared by the methods ------------------------------------------------------------------------
 
-function assertSha256(raw: RawWebhookInput): void {
-  const actual = createHash('sha256').update(raw.body).digest('hex');
-  if (actual !== raw.sha256.toLowerCase()) {
-    throw new Error(`raw webhook sha256 ${raw.sha256} does not match its body (${actual})`);
-  }
-}
-
-/** A rating may only write rows of the WABAs it replaces; anything else would survive the next rating. */
-function assertInScope(
-  rating: RatingRecord,
-  result: { units: BillableUnit[]; pending: PendingMessage[]; findings: Finding[] },
-): void {
-  const scope = new Set(rating.wabas);
-  const outside =
-    result.units.find((u) => !scope.has(u.waba))?.waba ??
-    result.pending.find((p) => !scope.has(p.waba))?.waba ??
-    result.findings.map(findingWaba).find((w) => w !== null && !scope.has(w));
-  if (outside !== undefined) {
-    throw new Error(
-      `rating ${rating.id} writes rows of WABA ${outside}, outside its scope [${rating.wabas.join(', ')}]`,
-    );
-  }
-}
-
-function checkLimit(limit: number): number {
-  if (!Number.isSafeInteger(limit) || limit < 1) {
-    throw new StoreInputError('BAD_LIMIT', `limit must be a positive integer, got ${limit}`);
-  }
-  return limit;
-}
-
-function checkTimeZone(timeZone: string): string {
-  if (!isValidTimeZone(timeZone)) {
-    throw new StoreInputError(
-      'BAD_TIME_ZONE',
-      `"${timeZone}" is not an IANA time zone (e.g. UTC, Asia/Kolkata)`,
-    );
-  }
-  return timeZone;
-}
-
 function dimensionColumn(dimension: AnalyticsDimension): string {
   const column = DIMENSION_COLUMNS[dimension];
   if (column === undefined) throw new Error(`unknown analytics dimension ${String(dimension)}`);
@@ -880,41 +839,3 @@ function dimensionColumn(dimension: AnalyticsDimension): string {
 }
 
 // ---- cursor ----------------------------------------------------------------------------------------------
-
-/** The last unit of a page, (openedAtMs, id): the next page starts strictly after it. */
-function encodeCursor(openedAtMs: number, id: string): string {
-  return Buffer.from(JSON.stringify([openedAtMs, id])).toString('base64url');
-}
-
-function decodeCursor(cursor: string): [number, string] {
-  try {
-    const value: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
-    if (
-      Array.isArray(value) &&
-      value.length === 2 &&
-      Number.isSafeInteger(value[0]) &&
-      typeof value[1] === 'string'
-    ) {
-      return [value[0] as number, value[1]];
-    }
-  } catch {
-    // falls through to the error below
-  }
-  throw new StoreInputError(
-    'BAD_CURSOR',
-    'cursor is not one this API returned: pass next_cursor back unchanged',
-  );
-}
-
-function sortPoints(points: AnalyticsPoint[], dimensions: readonly AnalyticsDimension[]): AnalyticsPoint[] {
-  const compare = (a: string | null | undefined, b: string | null | undefined) =>
-    a === b ? 0 : a == null ? -1 : b == null ? 1 : a < b ? -1 : 1;
-  return points.sort((a, b) => {
-    if (a.startMs !== b.startMs) return a.startMs - b.startMs;
-    for (const d of dimensions) {
-      const order = compare(a.dimensions[d], b.dimensions[d]);
-      if (order !== 0) return order;
-    }
-    return 0;
-  });
-}

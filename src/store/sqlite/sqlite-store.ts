@@ -2,15 +2,24 @@
 // It must never answer for a webhook before its body is on disk, and never aggregate units in JavaScript
 // that SQL can aggregate.
 
-import { createHash } from 'node:crypto';
 import Database from 'better-sqlite3';
-import { isValidTimeZone, localDate } from '../../core/calendar.js';
+import { localDate } from '../../core/calendar.js';
 import type { CoreEvent } from '../../core/events.js';
 import { addMicros } from '../../core/money.js';
 import type { BillableUnit, Finding, PendingMessage } from '../../core/units.js';
+import {
+  assertInScope,
+  assertSha256,
+  checkLimit,
+  checkTimeZone,
+  decodeCursor,
+  encodeCursor,
+  findingWaba,
+  sortPoints,
+  toBuffer,
+} from '../engine-checks.js';
 import { GroupCommitQueue } from '../group-commit.js';
 import {
-  StoreInputError,
   type AnalyticsDimension,
   type AnalyticsPoint,
   type AnalyticsQuery,
@@ -730,14 +739,6 @@ function nullableNumber(value: unknown): number | null {
   return value === null ? null : Number(value);
 }
 
-function toBuffer(bytes: Uint8Array): Buffer {
-  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-}
-
-function findingWaba(finding: Finding): string | null {
-  return typeof finding.waba === 'string' ? finding.waba : null;
-}
-
 /** Folds (currency, category) sums from SQL into totals per currency; exact integers throughout. */
 function foldTotals(rows: Row[]): Record<string, CurrencyTotals> {
   const totals: Record<string, CurrencyTotals> = {};
@@ -757,47 +758,6 @@ function foldTotals(rows: Row[]): Record<string, CurrencyTotals> {
 
 // ---- checks shared by the methods ------------------------------------------------------------------------
 
-function assertSha256(raw: RawWebhookInput): void {
-  const actual = createHash('sha256').update(raw.body).digest('hex');
-  if (actual !== raw.sha256.toLowerCase()) {
-    throw new Error(`raw webhook sha256 ${raw.sha256} does not match its body (${actual})`);
-  }
-}
-
-/** A rating may only write rows of the WABAs it replaces; anything else would survive the next rating. */
-function assertInScope(
-  rating: RatingRecord,
-  result: { units: BillableUnit[]; pending: PendingMessage[]; findings: Finding[] },
-): void {
-  const scope = new Set(rating.wabas);
-  const outside =
-    result.units.find((u) => !scope.has(u.waba))?.waba ??
-    result.pending.find((p) => !scope.has(p.waba))?.waba ??
-    result.findings.map(findingWaba).find((w) => w !== null && !scope.has(w));
-  if (outside !== undefined) {
-    throw new Error(
-      `rating ${rating.id} writes rows of WABA ${outside}, outside its scope [${rating.wabas.join(', ')}]`,
-    );
-  }
-}
-
-function checkLimit(limit: number): number {
-  if (!Number.isSafeInteger(limit) || limit < 1) {
-    throw new StoreInputError('BAD_LIMIT', `limit must be a positive integer, got ${limit}`);
-  }
-  return limit;
-}
-
-function checkTimeZone(timeZone: string): string {
-  if (!isValidTimeZone(timeZone)) {
-    throw new StoreInputError(
-      'BAD_TIME_ZONE',
-      `"${timeZone}" is not an IANA time zone (e.g. UTC, Asia/Kolkata)`,
-    );
-  }
-  return timeZone;
-}
-
 function dimensionColumn(dimension: AnalyticsDimension): string {
   const column = DIMENSION_COLUMNS[dimension];
   if (column === undefined) throw new Error(`unknown analytics dimension ${String(dimension)}`);
@@ -805,31 +765,6 @@ function dimensionColumn(dimension: AnalyticsDimension): string {
 }
 
 // ---- cursor ----------------------------------------------------------------------------------------------
-
-/** The last unit of a page, (openedAtMs, id): the next page starts strictly after it. */
-function encodeCursor(openedAtMs: number, id: string): string {
-  return Buffer.from(JSON.stringify([openedAtMs, id])).toString('base64url');
-}
-
-function decodeCursor(cursor: string): [number, string] {
-  try {
-    const value: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
-    if (
-      Array.isArray(value) &&
-      value.length === 2 &&
-      Number.isSafeInteger(value[0]) &&
-      typeof value[1] === 'string'
-    ) {
-      return [value[0] as number, value[1]];
-    }
-  } catch {
-    // falls through to the error below
-  }
-  throw new StoreInputError(
-    'BAD_CURSOR',
-    'cursor is not one this API returned: pass next_cursor back unchanged',
-  );
-}
 
 // ---- analytics buckets -----------------------------------------------------------------------------------
 
@@ -876,17 +811,4 @@ function startOfLocalDate(date: string, timeZone: string): number {
     else low = middle;
   }
   return high;
-}
-
-function sortPoints(points: AnalyticsPoint[], dimensions: readonly AnalyticsDimension[]): AnalyticsPoint[] {
-  const compare = (a: string | null | undefined, b: string | null | undefined) =>
-    a === b ? 0 : a == null ? -1 : b == null ? 1 : a < b ? -1 : 1;
-  return points.sort((a, b) => {
-    if (a.startMs !== b.startMs) return a.startMs - b.startMs;
-    for (const d of dimensions) {
-      const order = compare(a.dimensions[d], b.dimensions[d]);
-      if (order !== 0) return order;
-    }
-    return 0;
-  });
 }

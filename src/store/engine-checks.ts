@@ -1,0 +1,95 @@
+// Checks and encodings every store engine shares (cursor, limits, scope, hashes), so that SQLite and
+// PostgreSQL refuse the same inputs with the same errors and page the same way.
+
+import { createHash } from 'node:crypto';
+import { isValidTimeZone } from '../core/calendar.js';
+import type { BillableUnit, Finding, PendingMessage } from '../core/units.js';
+import {
+  StoreInputError,
+  type AnalyticsDimension,
+  type AnalyticsPoint,
+  type RatingRecord,
+  type RawWebhookInput,
+} from './store.js';
+
+/** A rating may only write rows of the WABAs it replaces; anything else would survive the next rating. */
+export function assertInScope(
+  rating: RatingRecord,
+  result: { units: BillableUnit[]; pending: PendingMessage[]; findings: Finding[] },
+): void {
+  const scope = new Set(rating.wabas);
+  const outside =
+    result.units.find((u) => !scope.has(u.waba))?.waba ??
+    result.pending.find((p) => !scope.has(p.waba))?.waba ??
+    result.findings.map(findingWaba).find((w) => w !== null && !scope.has(w));
+  if (outside !== undefined) {
+    throw new Error(
+      `rating ${rating.id} writes rows of WABA ${outside}, outside its scope [${rating.wabas.join(', ')}]`,
+    );
+  }
+}
+export function assertSha256(raw: RawWebhookInput): void {
+  const actual = createHash('sha256').update(raw.body).digest('hex');
+  if (actual !== raw.sha256.toLowerCase()) {
+    throw new Error(`raw webhook sha256 ${raw.sha256} does not match its body (${actual})`);
+  }
+}
+export function checkLimit(limit: number): number {
+  if (!Number.isSafeInteger(limit) || limit < 1) {
+    throw new StoreInputError('BAD_LIMIT', `limit must be a positive integer, got ${limit}`);
+  }
+  return limit;
+}
+export function checkTimeZone(timeZone: string): string {
+  if (!isValidTimeZone(timeZone)) {
+    throw new StoreInputError(
+      'BAD_TIME_ZONE',
+      `"${timeZone}" is not an IANA time zone (e.g. UTC, Asia/Kolkata)`,
+    );
+  }
+  return timeZone;
+}
+export function decodeCursor(cursor: string): [number, string] {
+  try {
+    const value: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
+    if (
+      Array.isArray(value) &&
+      value.length === 2 &&
+      Number.isSafeInteger(value[0]) &&
+      typeof value[1] === 'string'
+    ) {
+      return [value[0] as number, value[1]];
+    }
+  } catch {
+    // falls through to the error below
+  }
+  throw new StoreInputError(
+    'BAD_CURSOR',
+    'cursor is not one this API returned: pass next_cursor back unchanged',
+  );
+}
+/** The last unit of a page, (openedAtMs, id): the next page starts strictly after it. */
+export function encodeCursor(openedAtMs: number, id: string): string {
+  return Buffer.from(JSON.stringify([openedAtMs, id])).toString('base64url');
+}
+export function findingWaba(finding: Finding): string | null {
+  return typeof finding.waba === 'string' ? finding.waba : null;
+}
+export function sortPoints(
+  points: AnalyticsPoint[],
+  dimensions: readonly AnalyticsDimension[],
+): AnalyticsPoint[] {
+  const compare = (a: string | null | undefined, b: string | null | undefined) =>
+    a === b ? 0 : a == null ? -1 : b == null ? 1 : a < b ? -1 : 1;
+  return points.sort((a, b) => {
+    if (a.startMs !== b.startMs) return a.startMs - b.startMs;
+    for (const d of dimensions) {
+      const order = compare(a.dimensions[d], b.dimensions[d]);
+      if (order !== 0) return order;
+    }
+    return 0;
+  });
+}
+export function toBuffer(bytes: Uint8Array): Buffer {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
