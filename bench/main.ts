@@ -446,15 +446,25 @@ interface MemoryResult {
   eventsPerSecond: number | null;
   peakRssBytes: number | null;
   peakRssSource: 'resourceUsage' | '/proc VmHWM' | null;
+  /** Processes of the run (2 when `rate --stream` re-ran itself with a heap cap) and the launcher's peak. */
+  processes?: number;
+  launcherRssBytes?: number;
   targetBytes: number;
   stderrTail: string;
 }
 
-/** Written into the child with --import: reports the child's own peak RSS when it exits. */
+/**
+ * Written into the child with --import: reports the child's own peak RSS when it exits. `rate --stream`
+ * runs itself again with a heap cap (the hook is inherited with the flags), so each process of the run
+ * records its peak and the largest is kept: the rating process's, not its small launcher's.
+ */
 const PEAK_RSS_HOOK =
-  "import { writeFileSync } from 'node:fs';" +
+  "import { readFileSync, writeFileSync } from 'node:fs';" +
   'const out = process.env.WAMETER_BENCH_RSS_FILE;' +
-  "process.on('exit', () => { if (out) writeFileSync(out, JSON.stringify({ maxRSSKiB: process.resourceUsage().maxRSS })); });";
+  "process.on('exit', () => { if (!out) return; let seen = { maxRSSKiB: 0, processes: 0 };" +
+  ' try { seen = JSON.parse(readFileSync(out, "utf8")); } catch {}' +
+  ' writeFileSync(out, JSON.stringify({ maxRSSKiB: Math.max(seen.maxRSSKiB, process.resourceUsage().maxRSS),' +
+  ' processes: seen.processes + 1, launcherKiB: seen.processes > 0 ? process.resourceUsage().maxRSS : 0 })); });';
 
 function findCli(): string | null {
   for (const candidate of [join(COMPILED_SRC, 'cli', 'main.js'), join(ROOT, 'dist', 'cli', 'main.js')]) {
@@ -546,8 +556,14 @@ async function benchMemory(args: BenchArgs): Promise<MemoryResult> {
     result.exitCode = exitCode;
     result.stderrTail = stderr.trim().split('\n').slice(-3).join('\n');
     try {
-      const reported = JSON.parse(await readFile(rssFile, 'utf8')) as { maxRSSKiB: number };
+      const reported = JSON.parse(await readFile(rssFile, 'utf8')) as {
+        maxRSSKiB: number;
+        processes: number;
+        launcherKiB: number;
+      };
       result.peakRssBytes = reported.maxRSSKiB * 1024;
+      result.processes = reported.processes;
+      result.launcherRssBytes = reported.launcherKiB * 1024;
       result.peakRssSource = 'resourceUsage';
     } catch {
       if (polledPeak > 0) {
@@ -576,7 +592,11 @@ async function benchMemory(args: BenchArgs): Promise<MemoryResult> {
     ],
     [
       `command: ${result.command}`,
-      `peak RSS from ${result.peakRssSource ?? 'nowhere'} of the child process; the file is reused across runs with the same parameters`,
+      `peak RSS from ${result.peakRssSource ?? 'nowhere'}: the largest of the run's ${result.processes ?? 1} process(es)` +
+        (result.launcherRssBytes
+          ? ` (rate --stream re-runs itself with a heap cap; its launcher peaked at ${formatMiB(result.launcherRssBytes)})`
+          : ''),
+      'the file is reused across runs with the same parameters',
       ...(result.exitCode !== 0 && result.stderrTail
         ? [`child stderr: ${result.stderrTail.replace(/\n/g, ' ⏎ ')}`]
         : []),
@@ -1057,17 +1077,18 @@ async function benchDashboard(args: BenchArgs): Promise<DashboardBenchResult> {
   });
   printTable(
     `4. Dashboard API over ${result.units.toLocaleString('en-US')} stored units (in-process requests)`,
-    ['store', 'call', 'status', 'first ms', 'median ms'],
+    ['store', 'call', 'status', 'bytes', 'first ms', 'median ms'],
     result.calls.map((call) => [
       call.store,
       call.call,
       String(call.status),
+      formatInt(call.bytes),
       call.coldMs.toFixed(1),
       call.medianMs.toFixed(1),
     ]),
     [
       `units rated from ${result.events.toLocaleString('en-US')} generated events in ${result.rateSeconds.toFixed(1)} s; ` +
-        `stored in ${Object.entries(result.writeSeconds)
+        `events and units stored in ${Object.entries(result.writeSeconds)
           .map(([store, seconds]) => `${store} ${seconds.toFixed(1)} s`)
           .join(', ')}`,
       'median of 5 runs after the first; aggregation happens in the store (SQL), never in the browser',
