@@ -6,8 +6,8 @@ import { Command, InvalidArgumentError } from 'commander';
 import { parseInstant } from '../core/calendar.js';
 import type { CoreEvent, TemplateCategory } from '../core/events.js';
 import { estimateRecipients, type EstimateJson } from '../use-cases/estimate.js';
-import { loadRatingSetup } from '../use-cases/load-rating-setup.js';
 import { readEventSources } from '../ingest/read-events.js';
+import { ratingSetupFrom } from './rating-inputs.js';
 import { CliError, EXIT } from './exit-codes.js';
 import type { CliIo } from './io.js';
 import { choice, collect } from './options.js';
@@ -107,12 +107,7 @@ async function runEstimate(
     const code = (error as NodeJS.ErrnoException).code;
     throw new CliError(`cannot read recipients ${recipientsPath}${code ? ` (${code})` : ''}: check the path`);
   }
-  const setup = await loadRatingSetup({
-    accountsPath: flags.accounts,
-    rateCardPaths: flags.rateCards,
-    isReportedRulesEnabled: flags.reported,
-  });
-  if (!setup.ok) throw new CliError(setup.error.message);
+  const setup = await ratingSetupFrom(flags);
   const errors = createSourceErrorReporter(io.writeError);
 
   const feed = async (add: (event: CoreEvent) => void): Promise<void> => {
@@ -140,7 +135,7 @@ async function runEstimate(
     });
   };
 
-  const outcome = await estimateRecipients(csvText, feed, setup.value, {
+  const outcome = await estimateRecipients(csvText, feed, setup, {
     template: flags.template,
     atMs: flags.at ?? now(),
     ...(flags.waba !== undefined ? { waba: flags.waba } : {}),

@@ -4,9 +4,9 @@
 import { Command } from 'commander';
 import { explainUser, formatExplanation } from '../core/explain.js';
 import type { BillableUnit, Era } from '../core/units.js';
-import { loadRatingSetup } from '../use-cases/load-rating-setup.js';
 import { rateSources } from '../use-cases/rate-sources.js';
-import { CliError, EXIT } from './exit-codes.js';
+import { ratingSetupFrom, sourcesOrStdin } from './rating-inputs.js';
+import { EXIT } from './exit-codes.js';
 import type { CliIo } from './io.js';
 import { choice, collect, parseEra } from './options.js';
 import { createSourceErrorReporter } from './source-errors.js';
@@ -51,22 +51,13 @@ Example:
 }
 
 async function runExplain(sources: string[], flags: ExplainFlags, io: CliIo): Promise<number> {
-  if (sources.length === 0) {
-    if (io.isStdinTty)
-      throw new CliError('give event files or folders, or - to read stdin (see wameter explain --help)');
-    sources = ['-'];
-  }
-  const setup = await loadRatingSetup({
-    accountsPath: flags.accounts,
-    rateCardPaths: flags.rateCards,
-    isReportedRulesEnabled: flags.reported,
-  });
-  if (!setup.ok) throw new CliError(setup.error.message);
+  sources = sourcesOrStdin(sources, io, 'explain');
+  const setup = await ratingSetupFrom(flags);
   const errors = createSourceErrorReporter(io.writeError);
   const units: BillableUnit[] = [];
   const result = await rateSources(
     sources,
-    setup.value,
+    setup,
     {
       unit(unit) {
         if (unit.user === flags.user) units.push(unit);

@@ -2,8 +2,8 @@
 
 import { Command } from 'commander';
 import type { BillableUnit, PendingMessage } from '../core/units.js';
-import { loadRatingSetup } from '../use-cases/load-rating-setup.js';
 import { rateSources } from '../use-cases/rate-sources.js';
+import { ratingSetupFrom, sourcesOrStdin } from './rating-inputs.js';
 import { CliError, EXIT } from './exit-codes.js';
 import { choice, collect, parseDuration, parseEra } from './options.js';
 import { createSourceErrorReporter } from './source-errors.js';
@@ -77,20 +77,11 @@ Examples:
 }
 
 export async function runRate(sources: string[], flags: RateFlags, io: CliIo): Promise<number> {
-  if (sources.length === 0) {
-    if (io.isStdinTty)
-      throw new CliError('give event files or folders to rate, or - to read stdin (see wameter rate --help)');
-    sources = ['-'];
-  }
+  sources = sourcesOrStdin(sources, io, 'rate');
   if (flags.maxLateness !== undefined && !flags.stream) {
     throw new CliError('--max-lateness only applies with --stream');
   }
-  const setup = await loadRatingSetup({
-    accountsPath: flags.accounts,
-    rateCardPaths: flags.rateCards,
-    isReportedRulesEnabled: flags.reported,
-  });
-  if (!setup.ok) throw new CliError(setup.error.message);
+  const setup = await ratingSetupFrom(flags);
 
   const writer = createUnitWriter(flags.format, io.writeOut);
   const errors = createSourceErrorReporter(io.writeError);
@@ -98,7 +89,7 @@ export async function runRate(sources: string[], flags: RateFlags, io: CliIo): P
   let unpriced = 0;
   const result = await rateSources(
     sources,
-    setup.value,
+    setup,
     {
       unit(unit: BillableUnit) {
         if (unit.amountMicros === null && unit.type === 'regular') unpriced += 1;

@@ -3,8 +3,8 @@
 
 import { Command } from 'commander';
 import type { Difference, ReconciliationJson } from '../core/reconcile.js';
-import { loadRatingSetup } from '../use-cases/load-rating-setup.js';
 import { reconcileSources } from '../use-cases/reconcile.js';
+import { ratingSetupFrom, sourcesOrStdin } from './rating-inputs.js';
 import { CliError, EXIT } from './exit-codes.js';
 import type { CliIo } from './io.js';
 import { choice, collect } from './options.js';
@@ -62,19 +62,10 @@ Examples:
 }
 
 async function runReconcile(sources: string[], flags: ReconcileFlags, io: CliIo): Promise<number> {
-  if (sources.length === 0) {
-    if (io.isStdinTty)
-      throw new CliError('give event files or folders, or - to read stdin (see wameter reconcile --help)');
-    sources = ['-'];
-  }
-  const setup = await loadRatingSetup({
-    accountsPath: flags.accounts,
-    rateCardPaths: flags.rateCards,
-    isReportedRulesEnabled: flags.reported,
-  });
-  if (!setup.ok) throw new CliError(setup.error.message);
+  sources = sourcesOrStdin(sources, io, 'reconcile');
+  const setup = await ratingSetupFrom(flags);
   const errors = createSourceErrorReporter(io.writeError);
-  const outcome = await reconcileSources(sources, setup.value, {
+  const outcome = await reconcileSources(sources, setup, {
     ...(flags.analytics !== undefined ? { analyticsPath: flags.analytics } : {}),
     ...(flags.waba !== undefined ? { analyticsWaba: flags.waba } : {}),
     onSourceError: (error) => errors.report(error),
