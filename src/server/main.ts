@@ -34,6 +34,18 @@ export async function startServer(config: ServiceConfig, options: StartOptions =
   const clock = options.clock ?? Date.now;
   const logger = options.logger ?? createJsonLogger({ level: config.logLevel, clock });
   logger.info('starting', describeConfig(config));
+  // Zero configuration starts, but says what stays closed until it is configured.
+  if (config.appSecrets.length === 0) {
+    logger.warn('no Meta app secret: every webhook POST will be refused; set WAMETER_APP_SECRETS');
+  }
+  if (config.verifyToken === null) {
+    logger.warn("no verify token: Meta's subscription handshake will be refused; set WAMETER_VERIFY_TOKEN");
+  }
+  if (config.apiKeys.length === 0) {
+    logger.warn(
+      'no API key: the query API and the dashboard are closed; set WAMETER_API_KEYS (e.g. admin=*)',
+    );
+  }
 
   const pricing = await loadPricingSetup({
     accountsPath: config.accountsPath,
