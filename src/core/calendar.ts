@@ -74,9 +74,9 @@ const ISO_WITH_OFFSET = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[
  */
 export function parseInstant(value: unknown): Result<number, InstantError> {
   if (typeof value === 'number') {
-    if (Number.isFinite(value) && value >= 0) return ok(Math.round(value * 1000));
+    if (Number.isFinite(value) && value >= 0) return ok(secondsToMs(value));
   } else if (typeof value === 'string') {
-    if (isUnixSeconds(value)) return ok(Math.round(Number(value) * 1000));
+    if (isUnixSeconds(value)) return ok(secondsToMs(Number(value)));
     // Cheap shape checks first (this runs once per event); the full pattern only confirms.
     if (
       value.length >= 17 &&
@@ -117,4 +117,9 @@ function hasOffset(value: string): boolean {
 export function formatInstant(atMs: number): string {
   const iso = new Date(atMs).toISOString();
   return iso.endsWith('.000Z') ? `${iso.slice(0, 19)}Z` : iso;
+}
+
+/** Unix seconds (possibly fractional) → epoch milliseconds, to the nearest millisecond. */
+function secondsToMs(seconds: number): number {
+  return Math.floor(seconds * 1000 + 0.5);
 }

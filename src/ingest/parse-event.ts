@@ -152,41 +152,57 @@ function whatIsIt(value: Rec): string {
 // ---------------------------------------------------------------------------------------------------------
 // Contract event lines (contract.md §1)
 
-function parseInboundLine(line: Rec): InboundEvent | ParseError {
-  const where = 'inbound line';
+interface MessageHeader {
+  atMs: number;
+  waba: string;
+  business: string;
+  user: string;
+  id: string;
+}
+
+/** The fields every inbound and outbound line has, each refused by name when missing. */
+function parseMessageHeader(
+  line: Rec,
+  where: string,
+  roles: { business: string; user: string },
+): MessageHeader | ParseError {
   const atMs = instantField(where, 'at', line.at);
   if (typeof atMs !== 'number') return atMs;
   const waba = nonEmptyString(line.waba);
   if (waba === undefined) return needField(where, 'waba', 'the WhatsApp Business Account id', line.waba);
   const business = nonEmptyString(line.business);
-  if (business === undefined)
-    return needField(where, 'business', "the business number's phone_number_id", line.business);
+  if (business === undefined) return needField(where, 'business', roles.business, line.business);
   const user = nonEmptyString(line.user);
-  if (user === undefined) return needField(where, 'user', "the sender's wa_id", line.user);
+  if (user === undefined) return needField(where, 'user', roles.user, line.user);
   const id = nonEmptyString(line.id);
   if (id === undefined) return needField(where, 'id', "the message's wamid", line.id);
+  return { atMs, waba, business, user, id };
+}
+
+function parseInboundLine(line: Rec): InboundEvent | ParseError {
+  const header = parseMessageHeader(line, 'inbound line', {
+    business: "the business number's phone_number_id",
+    user: "the sender's wa_id",
+  });
+  if ('code' in header) return header;
   const referral = line.referral;
   if (referral !== undefined && referral !== null && !isRecord(referral)) {
     return bad(
       `inbound line "referral" must be an object (Meta's referral, verbatim), not ${describe(referral)}`,
     );
   }
+  const { atMs, waba, business, user, id } = header;
   return { kind: 'inbound', atMs, waba, business, user, id, hasReferral: isRecord(referral) };
 }
 
 function parseOutboundLine(line: Rec): OutboundEvent | ParseError {
   const where = 'outbound line';
-  const atMs = instantField(where, 'at', line.at);
-  if (typeof atMs !== 'number') return atMs;
-  const waba = nonEmptyString(line.waba);
-  if (waba === undefined) return needField(where, 'waba', 'the WhatsApp Business Account id', line.waba);
-  const business = nonEmptyString(line.business);
-  if (business === undefined)
-    return needField(where, 'business', "the sending number's phone_number_id", line.business);
-  const user = nonEmptyString(line.user);
-  if (user === undefined) return needField(where, 'user', "the recipient's wa_id", line.user);
-  const id = nonEmptyString(line.id);
-  if (id === undefined) return needField(where, 'id', "the message's wamid", line.id);
+  const header = parseMessageHeader(line, where, {
+    business: "the sending number's phone_number_id",
+    user: "the recipient's wa_id",
+  });
+  if ('code' in header) return header;
+  const { atMs, waba, business, user, id } = header;
 
   const rawTemplate = line.template;
   let template: TemplateCategory | null;
