@@ -274,13 +274,12 @@ export class PairMachine {
     }
 
     if (isConversationEra(era)) {
-      const legacy = this.open.find((c) => c.slot === 'any');
-      if (legacy) {
-        ride(legacy.draft, 'CBP_RIDE', () => `${what} inside open conversation ${legacy.draft.id}: covered`);
-        return;
-      }
-      if (era === 'CBP-2022') {
-        const category: UnitCategory = isInServiceWindow ? 'user_initiated' : 'business_initiated';
+      const openConversation = (
+        category: RateCategory & UnitCategory,
+        type: PricingType,
+        slot: OpenConversation['slot'],
+        allowance: Allowance,
+      ): UnitDraft => {
         const draft = this.draft(
           era,
           'conversation',
@@ -288,13 +287,22 @@ export class PairMachine {
           deliveredAtMs + CONVERSATION_MS,
           message,
           category,
-          'regular',
-          category,
+          type,
+          category, // the rate-card column is the conversation's category
         );
-        draft.allowance = 'free-conversations';
-        this.open.push({ draft, slot: 'any' });
+        draft.allowance = allowance;
+        this.open.push({ draft, slot });
+        return draft;
+      };
+      const legacy = this.open.find((c) => c.slot === 'any');
+      if (legacy) {
+        ride(legacy.draft, 'CBP_RIDE', () => `${what} inside open conversation ${legacy.draft.id}: covered`);
+        return;
+      }
+      if (era === 'CBP-2022') {
+        const category: UnitCategory = isInServiceWindow ? 'user_initiated' : 'business_initiated';
         start(
-          draft,
+          openConversation(category, 'regular', 'any', 'free-conversations'),
           isInServiceWindow ? 'CBP2022_USER_INITIATED' : 'CBP2022_BUSINESS_INITIATED',
           () =>
             `${what} with no conversation open: ${category.replace('_', '-')} conversation opens (${
@@ -316,19 +324,8 @@ export class PairMachine {
           );
           return;
         }
-        const draft = this.draft(
-          era,
-          'conversation',
-          deliveredAtMs,
-          deliveredAtMs + CONVERSATION_MS,
-          message,
-          category,
-          'regular',
-          category,
-        );
-        this.open.push({ draft, slot: category });
         start(
-          draft,
+          openConversation(category, 'regular', category, 'none'),
           'CBP_OPEN',
           () =>
             `${what} with no ${category} conversation open: a ${category} conversation opens until ${formatInstant(deliveredAtMs + CONVERSATION_MS)}`,
@@ -345,20 +342,13 @@ export class PairMachine {
         return;
       }
       const isAlwaysFree = era === 'CBP-2024-11';
-      const draft = this.draft(
-        era,
-        'conversation',
-        deliveredAtMs,
-        deliveredAtMs + CONVERSATION_MS,
-        message,
-        'service',
-        isAlwaysFree ? 'free_customer_service' : 'regular',
-        'service',
-      );
-      if (!isAlwaysFree) draft.allowance = 'free-conversations';
-      this.open.push({ draft, slot: 'service' });
       start(
-        draft,
+        openConversation(
+          'service',
+          isAlwaysFree ? 'free_customer_service' : 'regular',
+          'service',
+          isAlwaysFree ? 'none' : 'free-conversations',
+        ),
         isAlwaysFree ? 'CBP_SERVICE_FREE' : 'CBP_OPEN_SERVICE',
         () =>
           `${what} with no conversation open: a service conversation opens until ${formatInstant(deliveredAtMs + CONVERSATION_MS)}` +
