@@ -481,3 +481,69 @@ describe('quotes for sends that have not happened (the estimator)', () => {
     });
   });
 });
+
+describe('streaming with bounded lateness', () => {
+  const STREAM = { maxLatenessMs: 3_600_000, flushEveryEvents: 1 };
+
+  it('emits units before the end, and the same units as a batch', async () => {
+    const events: CoreEvent[] = [];
+    for (let day = 0; day < 10; day++) {
+      events.push(...send(hours(DAY, day * 24), `m${day}`, 'marketing'));
+    }
+    const { Rater } = await import('./rate-events.js');
+    const { loadPricing } = await import('../../test/support/engine.js');
+    const { createRateBook } = await import('./rate-card.js');
+    const { defaultAccount } = await import('./events.js');
+    const pricing = await loadPricing();
+    const book = createRateBook(pricing.cards);
+    if (!book.ok) throw new Error(book.error.message);
+    const seenBeforeEnd: string[] = [];
+    let isFinishing = false;
+    const rater = new Rater(
+      { accountFor: defaultAccount, rateBook: book.value, markets: pricing.markets, ...STREAM },
+      { unit: (u) => (isFinishing ? undefined : seenBeforeEnd.push(u.id)), pending: () => {} },
+    );
+    for (const event of events) rater.add(event);
+    isFinishing = true;
+    rater.finish();
+    expect(seenBeforeEnd.length).toBeGreaterThan(5); // conversations that ended long before the last event
+    const streamed = await rate(events, STREAM);
+    const batch = await rate(events);
+    expect(streamed.units).toEqual(batch.units);
+  });
+
+  it('refuses an event older than the allowed lateness, says so in a finding, and rates the rest', async () => {
+    const events = [
+      ...send(hours(DAY, 0), 'early', 'marketing'),
+      ...send(hours(DAY, 10), 'later', 'marketing', { user: '919800000002' }),
+      ...send(hours(DAY, 5), 'too-late', 'marketing', { user: '919800000003' }), // 5 h behind, 1 h allowed
+    ];
+    const result = await rate(events, STREAM);
+    expect(result.units.map((u) => u.messages[0])).toEqual(['early', 'later']);
+    const finding = result.findings.find((f) => f.code === 'LATE_EVENT');
+    expect(finding?.message).toMatch(/^2 event\(s\) arrived more than 1 h after newer ones/);
+    expect(result.stats.late).toBe(2);
+  });
+
+  it('a read receipt that comes after its message was rated is not taken for a new message', async () => {
+    const events: CoreEvent[] = [
+      ...send(hours(DAY, 0), 'm0', 'marketing'),
+      ...send(hours(DAY, 30), 'm30', 'utility', { user: '919800000002' }),
+      // Meta's webhook for the read of m0, a day and a half later, with the user and business it names
+      {
+        kind: 'status',
+        atMs: hours(DAY, 36),
+        id: 'm0',
+        status: 'read',
+        waba: 'W1',
+        business: 'PN1',
+        user: INDIA,
+        pricing: { pricing_model: 'CBP', category: 'marketing', billable: true },
+      },
+    ];
+    const result = await rate(events, STREAM);
+    expect(result.units.map((u) => u.messages)).toEqual([['m0'], ['m30']]);
+    expect(result.stats.duplicates).toBe(1);
+    expect(result.findings).toEqual([]);
+  });
+});

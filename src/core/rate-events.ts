@@ -54,6 +54,8 @@ export interface RatingOptions {
    * LATE_EVENT finding); units are emitted as soon as they are final. Omit for a batch (any order).
    */
   maxLatenessMs?: number;
+  /** Streaming: rate what has become old enough every this many events (default 50,000). */
+  flushEveryEvents?: number;
 }
 
 export interface RatingSink {
@@ -237,7 +239,10 @@ export class Rater {
         this.addCategoryUpdate(event);
         break;
     }
-    if (this.isStreaming && ++this.eventsSinceFlush >= FLUSH_EVERY_EVENTS) {
+    if (
+      this.isStreaming &&
+      ++this.eventsSinceFlush >= (this.options.flushEveryEvents ?? FLUSH_EVERY_EVENTS)
+    ) {
       this.eventsSinceFlush = 0;
       this.flush(this.watermarkMs - this.latenessMs);
     }
