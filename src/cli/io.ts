@@ -4,6 +4,8 @@ export interface CliIo {
   writeOut(text: string): void;
   writeError(text: string): void;
   isStdinTty: boolean;
+  /** Progress lines are for a person watching a terminal, not for logs. */
+  isStderrTty?: boolean;
   stdin?: NodeJS.ReadableStream;
   exitCode: number;
 }
@@ -13,6 +15,7 @@ export function processIo(): CliIo {
     writeOut: (text) => process.stdout.write(text),
     writeError: (text) => process.stderr.write(text),
     isStdinTty: Boolean(process.stdin.isTTY),
+    isStderrTty: Boolean(process.stderr.isTTY),
     exitCode: 0,
   };
 }

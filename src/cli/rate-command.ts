@@ -23,6 +23,8 @@ interface RateFlags {
 }
 
 const DEFAULT_LATENESS_MS = 24 * 3_600_000;
+/** Past this many events without --stream, say that --stream exists. */
+const LARGE_BATCH_EVENTS = 5_000_000;
 
 export function registerRateCommand(program: Command, io: CliIo): void {
   program
@@ -103,6 +105,14 @@ export async function runRate(sources: string[], flags: RateFlags, io: CliIo): P
       ...(flags.asOfRules ? { asOfRules: flags.asOfRules } : {}),
       ...(flags.stream ? { maxLatenessMs: flags.maxLateness ?? DEFAULT_LATENESS_MS } : {}),
       onSourceError: (error) => errors.report(error),
+      onProgress: (events) => {
+        if (io.isStderrTty) io.writeError(`wameter: ${events.toLocaleString('en-US')} events read…\n`);
+        if (events === LARGE_BATCH_EVENTS && !flags.stream) {
+          io.writeError(
+            `wameter: a large batch keeps every event in memory until the end; --stream rates in one pass with memory that follows active users\n`,
+          );
+        }
+      },
       ...(io.stdin ? { stdin: io.stdin } : {}),
     },
   );

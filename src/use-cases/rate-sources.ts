@@ -19,6 +19,9 @@ export interface RateSourcesOptions {
   trace?: { user: string; business?: string };
   onSourceError?(error: SourceError): void;
   onIgnored?(note: IgnoredNote): void;
+  /** Called every `progressEvery` events (default 1,000,000) with the count so far. */
+  onProgress?(events: number): void;
+  progressEvery?: number;
   stdin?: NodeJS.ReadableStream;
 }
 
@@ -44,11 +47,16 @@ export async function rateSources(
   if (options.withDecisions) ratingOptions.withDecisions = true;
   if (options.trace) ratingOptions.trace = options.trace;
   const rater = new Rater(ratingOptions, sink);
+  const progressEvery = options.progressEvery ?? 1_000_000;
+  let added = 0;
   const read = await readEventSources(
     sources,
     {
       onEvents(events) {
-        for (const event of events) rater.add(event);
+        for (const event of events) {
+          rater.add(event);
+          if (++added % progressEvery === 0) options.onProgress?.(added);
+        }
       },
       onError(error) {
         options.onSourceError?.(error);
