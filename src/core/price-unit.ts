@@ -16,6 +16,43 @@ export interface PricingContext {
   rateBook: RateBook;
   markets: MarketResolver;
   findings: FindingCollector;
+  /** Meta's own statements of the tier a portfolio reached (account_update webhooks). */
+  tierStatements?: TierStatements;
+}
+
+/**
+ * Meta's `VOLUME_BASED_PRICING_TIER_UPDATE` webhooks: from `atMs` on, portfolio × market × category × month
+ * has reached the band starting at `fromCount`. Meta counts every message of the portfolio, including traffic
+ * wameter is not fed (other numbers, other providers), so its statement is a floor for wameter's own count.
+ */
+export class TierStatements {
+  private readonly byKey = new Map<string, { atMs: number; fromCount: number; tier: string }[]>();
+
+  add(
+    key: { portfolio: string; market: string; category: string; month: string },
+    atMs: number,
+    tier: string,
+  ): void {
+    const fromCount = Number(tier.split(':')[0]);
+    if (!Number.isSafeInteger(fromCount) || fromCount < 1) return;
+    const id = `${key.portfolio}|${key.market}|${key.category}|${key.month}`;
+    const list = this.byKey.get(id) ?? [];
+    if (!list.some((s) => s.atMs === atMs && s.fromCount === fromCount)) list.push({ atMs, fromCount, tier });
+    this.byKey.set(id, list);
+  }
+
+  /** The highest band start Meta stated at or before `atMs`, or undefined. */
+  floorAt(
+    key: { portfolio: string; market: string; category: string; month: string },
+    atMs: number,
+  ): { fromCount: number; tier: string } | undefined {
+    let best: { fromCount: number; tier: string } | undefined;
+    for (const statement of this.byKey.get(`${key.portfolio}|${key.market}|${key.category}|${key.month}`) ??
+      []) {
+      if (statement.atMs <= atMs && (!best || statement.fromCount > best.fromCount)) best = statement;
+    }
+    return best;
+  }
 }
 
 /** Findings, each said once per distinct key, with a count of how often it applied. */
@@ -112,7 +149,25 @@ export class UnitPricer {
       const countCategory =
         draft.category === 'authentication_international' ? 'authentication' : draft.category;
       const key = `${account.portfolio}|${draft.market}|${countCategory}|${month}`;
-      const count = (this.tierCounts.get(key) ?? 0) + 1;
+      let count = (this.tierCounts.get(key) ?? 0) + 1;
+      const stated = this.context.tierStatements?.floorAt(
+        { portfolio: account.portfolio, market: draft.market, category: countCategory, month },
+        draft.openedAtMs,
+      );
+      if (stated && stated.fromCount > count) {
+        const counted = count;
+        findings.add(`META_TIER_AHEAD:${key}:${stated.tier}`, () => ({
+          code: 'META_TIER_AHEAD',
+          message: `Meta says portfolio ${account.portfolio} reached tier ${stated.tier} for ${countCategory} in ${draft.market!} in ${month}, but wameter counted ${counted}: some of the portfolio's traffic is not fed to wameter; later messages are priced from Meta's tier`,
+          portfolio: account.portfolio,
+          market: draft.market,
+          category: countCategory,
+          month,
+          tier: stated.tier,
+          waba: draft.waba,
+        }));
+        count = stated.fromCount;
+      }
       this.tierCounts.set(key, count);
       const bands = card.tiers.get(`${draft.market}|${draft.rateCategory}`);
       const band = bands ? bandFor(bands, count) : undefined;

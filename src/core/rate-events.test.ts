@@ -547,3 +547,48 @@ describe('streaming with bounded lateness', () => {
     expect(result.findings).toEqual([]);
   });
 });
+
+describe("Meta's tier statements (account_update VOLUME_BASED_PRICING_TIER_UPDATE)", () => {
+  it('price later messages at least at the tier Meta says the portfolio reached, with a finding', async () => {
+    const { parseRateCardCsv, parseVolumeTierCsv, attachVolumeTiers } = await import('./rate-card.js');
+    const card = parseRateCardCsv(
+      'TEST DATA, effective October 1, 2025\nMarket,Currency,Marketing,Utility,Authentication,Authentication-International,Service\nIndia,$US,0.0107,0.0014,0.0014,0.0280,0.0000\n',
+      'test-usd-2025-10-01.csv',
+    );
+    const tiers = parseVolumeTierCsv(
+      'TEST DATA tiers, effective October 1, 2025\nMarket,Currency,Category,From,To,Rate\nIndia,USD,Utility,1,3,0.0014\nIndia,USD,Utility,4,5,0.0010\nIndia,USD,Utility,6,,0.0005\n',
+      'test-usd-2025-10-01-tiers.csv',
+    );
+    if (!card.ok || !tiers.ok) throw new Error('test card');
+    const cards = attachVolumeTiers([card.value], tiers.value);
+    if (!cards.ok) throw new Error(cards.error.message);
+    const day = '2025-10-15T00:00:00Z';
+    const events: CoreEvent[] = [
+      ...send(hours(day, 0), 'u0', 'utility'),
+      {
+        kind: 'account_update',
+        atMs: hours(day, 1),
+        waba: 'W1',
+        event: 'VOLUME_BASED_PRICING_TIER_UPDATE',
+        volumeTier: { tier: '4:5', category: 'utility', region: 'India', effectiveMonth: '2025-10' },
+      },
+      ...send(hours(day, 2), 'u2', 'utility', { user: '919800000002' }),
+      ...send(hours(day, 3), 'u3', 'utility', { user: '919800000003' }),
+    ];
+    const result = await rate(events, { cards: cards.value });
+    expect(result.units.map((u) => [u.messages[0], u.tier?.count, u.tier?.band, u.amountMicros])).toEqual([
+      ['u0', 1, '1:3', 1400],
+      ['u2', 4, '4:5', 1000], // our own count would be 2: Meta's statement wins
+      ['u3', 5, '4:5', 1000],
+    ]);
+    const finding = result.findings.find((f) => f.code === 'META_TIER_AHEAD');
+    expect(finding?.message).toContain(
+      'reached tier 4:5 for utility in India in 2025-10, but wameter counted 2',
+    );
+    const without = await rate(
+      events.filter((e) => e.kind !== 'account_update'),
+      { cards: cards.value },
+    );
+    expect(without.units.map((u) => u.tier?.count)).toEqual([1, 2, 3]);
+  });
+});

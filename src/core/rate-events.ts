@@ -23,7 +23,7 @@ import {
   type PairTraceEntry,
   type UnitDraft,
 } from './pair-machine.js';
-import { FindingCollector, UnitPricer } from './price-unit.js';
+import { FindingCollector, TierStatements, UnitPricer } from './price-unit.js';
 import { RecentIds } from './recent-ids.js';
 import type { MarketResolver, RateBook } from './pricing-context.js';
 import type {
@@ -173,6 +173,7 @@ export class Rater {
   private readonly accountFactTimes = new Map<string, number>();
   private readonly categoryUpdates = new Map<string, { atMs: number; category: string }[]>();
   private readonly findings = new FindingCollector();
+  private readonly tierStatements = new TierStatements();
   private readonly pricer: UnitPricer;
   private readonly emitQueue: UnitDraft[] = [];
   private emitHead = 0;
@@ -197,6 +198,7 @@ export class Rater {
       rateBook: options.rateBook,
       markets: options.markets,
       findings: this.findings,
+      tierStatements: this.tierStatements,
     });
   }
 
@@ -571,6 +573,25 @@ export class Rater {
     if (event.primaryCountry && isNewer('primary_country')) override.primaryCountry = event.primaryCountry;
     if (event.authInternational && isNewer('auth_international'))
       override.authInternational = event.authInternational;
+    const statement = event.volumeTier;
+    if (statement?.region && statement.effectiveMonth) {
+      // Meta words the category in capitals; authentication-international shares the authentication count.
+      const word = statement.category.toLowerCase();
+      const category = word.startsWith('authentication')
+        ? 'authentication'
+        : word === 'utility'
+          ? word
+          : null;
+      if (category) {
+        const key = {
+          portfolio: this.accountFor(event.waba).portfolio,
+          market: statement.region,
+          category,
+          month: statement.effectiveMonth,
+        };
+        this.tierStatements.add(key, event.atMs, statement.tier);
+      }
+    }
     this.accountOverrides.set(event.waba, override);
     this.accountCache.delete(event.waba);
   }

@@ -106,6 +106,7 @@ export type FindingCode =
   | 'LATE_EVENT'
   | 'TEMPLATE_RECATEGORISED'
   | 'META_DISAGREES'
+  | 'META_TIER_AHEAD'
   | 'ERA_NOT_SUPPORTED';
 
 export interface Finding {
