@@ -30,6 +30,8 @@ export interface InboundEvent {
   hasReferral: boolean;
   /** Country of the user from `contacts[].profile.country_code`, when Meta sent it. */
   userCountryHint?: string;
+  /** Meta's business-scoped id of the same user, when the event also gives the number (`user`). */
+  scopedUserId?: string;
 }
 
 export interface OutboundEvent {
@@ -58,6 +60,8 @@ export interface StatusEvent {
   business?: string;
   user?: string;
   userCountryHint?: string;
+  /** Meta's business-scoped id of the same user, when the status also gives the number (`user`). */
+  scopedUserId?: string;
   pricing?: MetaPricingEvidence;
   conversation?: MetaConversationEvidence;
 }

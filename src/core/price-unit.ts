@@ -18,6 +18,8 @@ export interface PricingContext {
   findings: FindingCollector;
   /** Meta's own statements of the tier a portfolio reached (account_update webhooks). */
   tierStatements?: TierStatements;
+  /** The phone number seen with a business-scoped user id, if any (its market is the number's). */
+  phoneOfScopedUser?(user: string): string | undefined;
 }
 
 /**
@@ -93,7 +95,17 @@ export class UnitPricer {
     const date = draft.openedOnLocalDate;
     const month = date.slice(0, 7);
 
-    const place = this.context.markets.resolve(draft.user, date, draft.countryHint);
+    const phone = this.context.phoneOfScopedUser?.(draft.user);
+    const place = this.context.markets.resolve(phone ?? draft.user, date, draft.countryHint);
+    if (phone !== undefined && place.market !== null) {
+      findings.add(`MARKET_INFERRED:${draft.user}`, () => ({
+        code: 'MARKET_INFERRED',
+        message: `business-scoped user ${draft.user} is priced at the market of the number Meta gave for it elsewhere (${phone})`,
+        number: phone,
+        waba: draft.waba,
+      }));
+      draft.isMarketInferred = true;
+    }
     draft.country = place.country;
     draft.market = place.market;
     if (place.finding) {

@@ -592,3 +592,63 @@ describe("Meta's tier statements (account_update VOLUME_BASED_PRICING_TIER_UPDAT
     expect(without.units.map((u) => u.tier?.count)).toEqual([1, 2, 3]);
   });
 });
+
+describe('business-scoped user ids', () => {
+  const PMP = '2025-10-15T00:00:00Z';
+  const SCOPED = 'user.9373795779eb6441';
+
+  it('a scoped id whose number Meta gives elsewhere in the input joins that number (one service window)', async () => {
+    const events: CoreEvent[] = [
+      inbound(hours(PMP, 0), 'in0', { user: SCOPED }),
+      {
+        kind: 'outbound',
+        atMs: hours(PMP, 1),
+        id: 'u1',
+        waba: 'W1',
+        business: 'PN1',
+        user: INDIA,
+        template: 'utility',
+      },
+      {
+        kind: 'status',
+        atMs: hours(PMP, 1) + 1000,
+        id: 'u1',
+        status: 'delivered',
+        user: INDIA,
+        scopedUserId: SCOPED,
+      },
+    ];
+    const joined = await rate(events);
+    expect(joined.units.map((u) => [u.user, u.type, u.amountMicros])).toEqual([
+      [INDIA, 'free_customer_service', 0],
+    ]);
+    const apart = await rate(
+      events.map((e) => (e.kind === 'status' ? { ...e, scopedUserId: undefined } : e)),
+    );
+    expect(apart.units.map((u) => [u.user, u.type, u.amountMicros])).toEqual([[INDIA, 'regular', 1400]]);
+  });
+
+  it('a scoped id with no number anywhere is priced from the contact country, flagged as inferred', async () => {
+    const events: CoreEvent[] = [
+      {
+        kind: 'status',
+        atMs: hours(PMP, 1),
+        id: 'm1',
+        status: 'delivered',
+        waba: 'W1',
+        business: 'PN1',
+        user: SCOPED,
+        userCountryHint: 'IN',
+        pricing: { pricing_model: 'PMP', category: 'marketing', type: 'regular' },
+      },
+    ];
+    const result = await rate(events);
+    expect(result.units[0]).toMatchObject({
+      user: SCOPED,
+      market: 'India',
+      amountMicros: 10700,
+      isMarketInferred: true,
+    });
+    expect(result.findings.map((f) => f.code).sort()).toEqual(['CATEGORY_FROM_WEBHOOK', 'MARKET_INFERRED']);
+  });
+});

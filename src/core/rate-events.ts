@@ -174,6 +174,8 @@ export class Rater {
   private readonly categoryUpdates = new Map<string, { atMs: number; category: string }[]>();
   private readonly findings = new FindingCollector();
   private readonly tierStatements = new TierStatements();
+  /** Business-scoped user id → the phone number Meta gave with it somewhere in the input. */
+  private readonly phoneByScopedId = new Map<string, string>();
   private readonly pricer: UnitPricer;
   private readonly emitQueue: UnitDraft[] = [];
   private emitHead = 0;
@@ -199,6 +201,7 @@ export class Rater {
       markets: options.markets,
       findings: this.findings,
       tierStatements: this.tierStatements,
+      phoneOfScopedUser: (user) => this.phoneByScopedId.get(user),
     });
   }
 
@@ -215,6 +218,9 @@ export class Rater {
     if (this.isFinished) throw new Error('Rater.add after finish');
     this.stats.events += 1;
     if (this.isStreaming && event.atMs > this.watermarkMs) this.watermarkMs = event.atMs;
+    if ((event.kind === 'inbound' || event.kind === 'status') && event.scopedUserId && event.user) {
+      this.phoneByScopedId.set(event.scopedUserId, event.user);
+    }
     switch (event.kind) {
       case 'inbound':
         if (this.isLate(event.atMs)) return;
@@ -609,6 +615,7 @@ export class Rater {
   /** Rates every pair's items that happened before `horizonMs`, then prices and emits what became final. */
   private flush(horizonMs: number): void {
     if (horizonMs <= this.horizonMs) return;
+    if (!this.isStreaming) this.mergeScopedUsers();
     this.horizonMs = horizonMs;
     const opened: UnitDraft[] = [];
     for (const pair of this.dirty) {
@@ -622,6 +629,39 @@ export class Rater {
     }
     this.emitFinal(horizonMs);
     if (horizonMs !== Infinity && ++this.flushes % SWEEP_EVERY_FLUSHES === 0) this.sweep(horizonMs);
+  }
+
+  /**
+   * A batch learns, anywhere in its input, which phone number a business-scoped user id stands for; before
+   * rating, the id's messages join the number's (one customer service window, one set of conversations).
+   * A stream cannot merge after the fact: there the number only gives the market.
+   */
+  private mergeScopedUsers(): void {
+    if (this.phoneByScopedId.size === 0) return;
+    const moved = new Map<PairState, PairState>();
+    for (const [business, users] of this.pairs) {
+      for (const [user, pair] of users) {
+        const phone = this.phoneByScopedId.get(user);
+        if (phone === undefined || phone === user) continue;
+        const target = this.pairFor(pair.machine.waba, business, phone);
+        for (const inbound of pair.inbounds) target.inbounds.push(inbound);
+        for (const record of pair.queued) target.queued.push(record);
+        target.waitingCount += pair.waitingCount;
+        if (pair.countryHint && !target.countryHint) target.countryHint = pair.countryHint;
+        users.delete(user);
+        this.dirty.delete(pair);
+        this.dirty.add(target);
+        moved.set(pair, target);
+      }
+    }
+    if (moved.size === 0) return;
+    for (const record of this.records.values()) {
+      const target = record.pair && moved.get(record.pair);
+      if (target) {
+        record.pair = target;
+        record.user = target.user;
+      }
+    }
   }
 
   private advancePair(pair: PairState, horizonMs: number, opened: UnitDraft[]): void {

@@ -282,6 +282,8 @@ describe('Meta webhook bodies', () => {
     expect(events(fixture('meta-docs/status_delivered_marketing_pmp_bsuid_contacts.json'))[0]).toMatchObject({
       user: '16505551234',
       userCountryHint: 'US',
+      // the contact's business-scoped id, so that a later body giving only that id joins this number
+      scopedUserId: 'user.9373795779eb6441c8adb2eaee5b848e7dd174ddd302d7db62142f4722d574b6',
     });
   });
 

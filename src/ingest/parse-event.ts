@@ -356,6 +356,15 @@ function phoneOfScopedUser(contacts: unknown, scopedId: string | undefined): str
   return undefined;
 }
 
+/** The business-scoped id `contacts[]` gives for a phone number, if any. */
+function scopedIdOfPhone(contacts: unknown, phone: string): string | undefined {
+  if (!Array.isArray(contacts)) return undefined;
+  for (const contact of contacts as unknown[]) {
+    if (isRecord(contact) && contact.wa_id === phone) return nonEmptyString(contact.user_id);
+  }
+  return undefined;
+}
+
 /** `contacts[].profile.country_code` of the contact whose wa_id or user_id is `user`. */
 function countryHint(contacts: unknown, user: string): string | undefined {
   if (!Array.isArray(contacts)) return undefined;
@@ -437,6 +446,8 @@ function readMessagesValue(
         id,
         hasReferral: isRecord(message.referral),
       };
+      const scopedAlias = scopedId ?? scopedIdOfPhone(contacts, user);
+      if (scopedAlias !== undefined && scopedAlias !== user) event.scopedUserId = scopedAlias;
       const country = countryHint(contacts, user);
       if (country !== undefined) event.userCountryHint = country;
       out.events.push(event);
@@ -480,6 +491,8 @@ function readMessagesValue(
         event.user = user;
         const country = countryHint(contacts, user);
         if (country !== undefined) event.userCountryHint = country;
+        const scopedAlias = scopedId ?? scopedIdOfPhone(contacts, user);
+        if (scopedAlias !== undefined && scopedAlias !== user) event.scopedUserId = scopedAlias;
       }
       const evidenceError = readEvidence(where, status, event);
       if (evidenceError !== undefined) {
