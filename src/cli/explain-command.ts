@@ -2,7 +2,7 @@
 // unit, what it cost and why.
 
 import { Command } from 'commander';
-import { explainUser, formatExplanation } from '../core/explain.js';
+import { explainUser, explanationCsv, formatExplanation } from '../core/explain.js';
 import type { BillableUnit, Era } from '../core/units.js';
 import { rateSources } from '../use-cases/rate-sources.js';
 import { ratingSetupFrom, sourcesOrStdin } from './rating-inputs.js';
@@ -16,7 +16,7 @@ interface ExplainFlags {
   business?: string;
   accounts?: string;
   rateCards?: string[];
-  format: 'text' | 'json';
+  format: 'table' | 'text' | 'json' | 'csv';
   asOfRules?: Era;
   reported: boolean;
 }
@@ -34,7 +34,12 @@ export function registerExplainCommand(program: Command, io: CliIo): void {
       'rate card CSV file or folder (repeatable); default: the bundled cards',
       collect,
     )
-    .option('--format <format>', 'text or json', choice(['text', 'json'] as const), 'text')
+    .option(
+      '--format <format>',
+      'table (the story in words; also: text), json or csv (one row per line of the story)',
+      choice(['table', 'text', 'json', 'csv'] as const),
+      'table',
+    )
     .option('--as-of-rules <era>', 'explain under one era’s rules', parseEra)
     .option('--no-reported', 'do not apply rules only reported by third parties')
     .addHelpText(
@@ -73,6 +78,7 @@ async function runExplain(sources: string[], flags: ExplainFlags, io: CliIo): Pr
   );
   const explanation = explainUser(flags.user, flags.business, result.timeline, units);
   if (flags.format === 'json') io.writeOut(`${JSON.stringify(explanation, null, 2)}\n`);
+  else if (flags.format === 'csv') io.writeOut(explanationCsv(explanation));
   else io.writeOut(`${formatExplanation(explanation)}\n`);
   errors.summarise();
   if (explanation.entries.length === 0) {

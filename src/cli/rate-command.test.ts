@@ -193,6 +193,24 @@ describe('wameter explain', () => {
     expect(out).toContain('Total: 0.0042 USD over 1 unit(s)');
   });
 
+  it('gives the same story as CSV, one row per line', async () => {
+    const { code, out } = await run([
+      'explain',
+      tempFile('e.ndjson', LINES.join('\n')),
+      '--user',
+      '919876543210',
+      '--format',
+      'csv',
+    ]);
+    expect(code).toBe(0);
+    const rows = out.trim().split('\n');
+    expect(rows[0]).toBe('at,kind,business,message_id,unit_id,era,rule,cost,text');
+    expect(rows[1]).toMatch(/^2024-03-01T10:00:00Z,inbound,PN1,wamid\.in1,/);
+    expect(rows[2]).toMatch(
+      /^2024-03-01T10:05:03Z,message,PN1,wamid\.o1,u_wamid\.o1,CBP-2023,CBP_OPEN,0\.0042 USD,/,
+    );
+  });
+
   it('says so when the user is not in the input', async () => {
     const { error } = await run(['explain', tempFile('e.ndjson', LINES.join('\n')), '--user', '1555']);
     expect(error).toContain('no messages of user 1555');

@@ -3,7 +3,7 @@
 
 import { formatInstant } from './calendar.js';
 import { formatMicros } from './money.js';
-import { totalsOf, unitToJson, type TotalsJson, type UnitJson } from './report.js';
+import { csvField, totalsOf, unitToJson, type TotalsJson, type UnitJson } from './report.js';
 import type { BillableUnit, TimelineEntry } from './units.js';
 
 export interface ExplanationEntry {
@@ -132,4 +132,25 @@ export function formatExplanation(explanation: Explanation): string {
     lines.push(`Total: ${totals.amount} ${currency} over ${totals.units} unit(s)`);
   }
   return lines.join('\n');
+}
+
+const EXPLANATION_COLUMNS = [
+  'at',
+  'kind',
+  'business',
+  'message_id',
+  'unit_id',
+  'era',
+  'rule',
+  'cost',
+  'text',
+] as const;
+
+/** The story as CSV: one row per line, the same fields as the JSON entries. */
+export function explanationCsv(explanation: Explanation): string {
+  const rows = [EXPLANATION_COLUMNS.join(',')];
+  for (const entry of explanation.entries) {
+    rows.push(EXPLANATION_COLUMNS.map((column) => csvField(entry[column])).join(','));
+  }
+  return `${rows.join('\n')}\n`;
 }
