@@ -23,6 +23,10 @@ import {
   type WabaProfile,
 } from './generate-traffic.js';
 import { accountsPathFor, trafficFileName, writeTraffic } from './write-traffic.js';
+import type { CoreEvent } from '../src/core/events.js';
+import { readEventSources } from '../src/ingest/read-events.js';
+import { EstimateSession, parseRecipientsCsv } from '../src/use-cases/estimate.js';
+import { loadRatingSetup } from '../src/use-cases/load-rating-setup.js';
 
 // ---------------------------------------------------------------------------------------------------------
 // Where things are. The compiled file is dist/bench/main.js (tsconfig.build.json: rootDir ".", outDir dist),
@@ -47,8 +51,8 @@ function findPackageRoot(from: string): string {
 // ---------------------------------------------------------------------------------------------------------
 // Arguments.
 
-type Section = 'engine' | 'memory' | 'server' | 'dashboard';
-const SECTIONS: readonly Section[] = ['engine', 'memory', 'server', 'dashboard'];
+type Section = 'engine' | 'memory' | 'server' | 'dashboard' | 'estimator';
+const SECTIONS: readonly Section[] = ['engine', 'memory', 'server', 'dashboard', 'estimator'];
 
 interface BenchArgs {
   isQuick: boolean;
@@ -1099,6 +1103,75 @@ async function benchDashboard(args: BenchArgs): Promise<DashboardBenchResult> {
 
 // ---------------------------------------------------------------------------------------------------------
 
+// ---------------------------------------------------------------------------------------------------------
+// Table 5: the estimator (issue 4): thousands of recipients quoted against a month of traffic.
+
+interface EstimatorResult {
+  recipients: number;
+  events: number;
+  rateMs: number;
+  quoteMs: number;
+  charged: number;
+  free: number;
+}
+
+async function benchEstimator(args: BenchArgs): Promise<EstimatorResult> {
+  const setup = await loadRatingSetup({ accountsPath: join(ROOT, 'examples', 'month', 'accounts.json') });
+  if (!setup.ok) throw new Error(setup.error.message);
+  const events: CoreEvent[] = [];
+  await readEventSources([join(ROOT, 'examples', 'month', 'events.ndjson')], {
+    onEvents: (batch) => events.push(...batch),
+    onError: (error) => {
+      throw new Error(error.message);
+    },
+  });
+  const recipients = args.isQuick ? 1000 : 5000;
+  const rng = new Rng(args.seed);
+  const lines = ['phone'];
+  // Indian and Brazilian mobiles (the example month's main markets), a few of them users already in it.
+  const users = [...new Set(events.flatMap((e) => (e.kind === 'inbound' ? [e.user] : [])))];
+  for (let i = 0; i < recipients; i++) {
+    if (i % 10 === 0 && users.length > 0) lines.push(users[rng.int(users.length)]!);
+    else if (i % 2 === 0) lines.push(`919${String(rng.int(1_000_000_000)).padStart(9, '0')}`);
+    else lines.push(`55119${String(rng.int(100_000_000)).padStart(8, '0')}`);
+  }
+  const session = new EstimateSession(setup.value);
+  const rateStarted = performance.now();
+  for (const event of events) session.add(event);
+  const quoteStarted = performance.now();
+  const list = parseRecipientsCsv(lines.join('\n'));
+  if (!list.ok) throw new Error(list.error.message);
+  const outcome = session.finish(list.value, {
+    template: 'marketing',
+    atMs: Date.parse('2025-10-31T12:00:00Z'),
+    waba: '291612946114990',
+    business: '563377404979206',
+  });
+  const quoteMs = performance.now() - quoteStarted;
+  if (!outcome.ok) throw new Error(outcome.error.message);
+  const { totals } = outcome.value.estimate;
+  const result: EstimatorResult = {
+    recipients,
+    events: events.length,
+    rateMs: quoteStarted - rateStarted,
+    quoteMs,
+    charged: totals.charged,
+    free: totals.free,
+  };
+  printTable(
+    `5. Estimator — ${formatInt(recipients)} recipients against the example month (${formatInt(events.length)} events)`,
+    ['step', 'ms'],
+    [
+      ["add the month's events", result.rateMs.toFixed(1)],
+      ['rate, then quote every recipient (marketing template)', quoteMs.toFixed(1)],
+    ],
+    [
+      `${formatInt(totals.charged)} charged, ${formatInt(totals.free)} free; target: thousands of recipients well under a second`,
+    ],
+  );
+  return result;
+}
+
 async function main(argv: string[]): Promise<number> {
   if (argv[0] === '--serve-child') {
     await serveChild(argv[1] ?? '');
@@ -1131,6 +1204,7 @@ async function main(argv: string[]): Promise<number> {
   await section('memory', () => benchMemory(args));
   await section('server', () => benchServer(args));
   await section('dashboard', () => benchDashboard(args));
+  await section('estimator', () => benchEstimator(args));
   await writeFile(join(OUT_DIR, 'last-run.json'), JSON.stringify(results, null, 2) + '\n');
   process.stdout.write(`\nresults: ${join(OUT_DIR, 'last-run.json').replace(ROOT + '/', '')}\n`);
   if (failures.length > 0) process.stderr.write(`[bench] failed sections:\n  ${failures.join('\n  ')}\n`);
