@@ -10,7 +10,12 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { generateAccounts, generateTraffic, type TrafficOptions } from '../bench/generate-traffic.js';
+import {
+  describeWabas,
+  generateAccounts,
+  generateTraffic,
+  type TrafficOptions,
+} from '../bench/generate-traffic.js';
 import { DEFAULT_BODY_LIMIT_BYTES, type ServiceConfig } from '../src/server/config.js';
 import { createMemoryLogger } from '../src/server/logger.js';
 import { startServer, type RunningServer } from '../src/server/main.js';
@@ -113,9 +118,34 @@ async function api(server: RunningServer, path: string, init: RequestInit = {}):
   return response.json();
 }
 
+/**
+ * One planted disagreement: the send log says utility, Meta's status webhook priced it as marketing (what a
+ * template recategorised by Meta looks like). Reconciliation must show it, and nothing else.
+ */
+function plantedDisagreement(): string[] {
+  const [waba] = describeWabas(TRAFFIC);
+  const party = { waba: waba!.waba, business: waba!.numbers[0]!.phoneNumberId, user: '919800077001' };
+  return [
+    JSON.stringify({
+      kind: 'outbound',
+      at: '2025-10-20T12:00:00Z',
+      ...party,
+      id: 'wamid.planted',
+      template: 'utility',
+    }),
+    JSON.stringify({
+      kind: 'status',
+      at: '2025-10-20T12:00:02Z',
+      id: 'wamid.planted',
+      status: 'delivered',
+      pricing: { billable: true, pricing_model: 'PMP', category: 'marketing', type: 'regular' },
+    }),
+  ];
+}
+
 /** A month of traffic through the ingest API, in bodies of 1,500 lines. */
 async function loadTraffic(server: RunningServer): Promise<number> {
-  const lines = [...generateTraffic(TRAFFIC)];
+  const lines = [...generateTraffic(TRAFFIC), ...plantedDisagreement()];
   for (let start = 0; start < lines.length; start += 1500) {
     const answer = await api(server, '/v1/events', {
       method: 'POST',
@@ -290,12 +320,11 @@ function runDashboardScenario(engine: 'sqlite' | 'postgres') {
       await expect(summary.textContent()).resolves.toContain(
         `Checked ${answer.checked.messages.toLocaleString('en-US')} delivered messages`,
       );
-      if (answer.differences.length === 0)
-        await expect(summary.textContent()).resolves.toContain('no differences');
-      else
-        await expect(summary.textContent()).resolves.toContain(
-          `${answer.differences.length.toLocaleString('en-US')} difference`,
-        );
+      // exactly the planted disagreement, with its cause, and nothing invented
+      expect(answer.differences.map((d: { message?: string }) => d.message)).toEqual(['wamid.planted']);
+      await expect(summary.textContent()).resolves.toContain('1 difference');
+      await expect(page.locator('main').textContent()).resolves.toContain('wamid.planted');
+      await expect(page.locator('main').textContent()).resolves.toContain(answer.differences[0].cause);
       await shot(page, `${engine}-6-reconciliation`);
     });
 
