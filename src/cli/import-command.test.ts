@@ -1,4 +1,4 @@
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -8,13 +8,14 @@ import { runCli } from './main.js';
 
 const EXAMPLE = join(import.meta.dirname, '..', '..', 'examples', 'month', 'events.ndjson');
 
-async function run(args: string[]) {
+async function run(args: string[], isStderrTty = false) {
   let out = '';
   let error = '';
   const io: CliIo = {
     writeOut: (t) => (out += t),
     writeError: (t) => (error += t),
     isStdinTty: true,
+    isStderrTty,
     exitCode: 0,
   };
   const code = await runCli(args, io);
@@ -48,4 +49,14 @@ describe('wameter import', () => {
     expect(code).toBe(2);
     expect(error).toContain('/nonexistent.ndjson');
   });
+
+  it('shows progress on a terminal every 100,000 events', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'wameter-import-'));
+    const file = join(dir, 'traffic.ndjson');
+    const { generateTraffic } = await import('../../bench/generate-traffic.js');
+    writeFileSync(file, [...generateTraffic({ seed: 7, eventsTarget: 105_000, users: 3000 })].join('\n'));
+    const { code, error } = await run(['import', file, '--db', `sqlite:${join(dir, 'w.db')}`], true);
+    expect(code).toBe(0);
+    expect(error).toContain('wameter import: 100,000 events read…');
+  }, 60_000);
 });

@@ -16,6 +16,7 @@ import type { CliIo } from './io.js';
 import { createSourceErrorReporter } from './source-errors.js';
 
 const BATCH = 5000;
+const PROGRESS_EVERY = 100_000;
 
 interface ImportFlags {
   db?: string;
@@ -59,6 +60,7 @@ async function runImport(sources: string[], flags: ImportFlags, io: CliIo): Prom
   const store = await openStore(config.value.db);
   const errors = createSourceErrorReporter(io.writeError);
   let inserted = 0;
+  let read = 0;
   let duplicates = 0;
   try {
     let batch: EventInput[] = [];
@@ -81,6 +83,9 @@ async function runImport(sources: string[], flags: ImportFlags, io: CliIo): Prom
         onEvents(events: CoreEvent[]) {
           for (const event of events) {
             batch.push({ key: eventKey(event), event, receivedAtMs, source: 'import' });
+            if (++read % PROGRESS_EVERY === 0 && io.isStderrTty) {
+              io.writeError(`wameter import: ${read.toLocaleString('en-US')} events read…\n`);
+            }
             if (batch.length >= BATCH) flush();
           }
         },
