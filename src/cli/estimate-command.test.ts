@@ -1,36 +1,14 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Command, CommanderError } from 'commander';
 import { describe, expect, it } from 'vitest';
-import { registerEstimateCommand } from './estimate-command.js';
-import { CliError, EXIT } from './exit-codes.js';
-import type { CliIo } from './io.js';
+import { runWameter } from '../../test/support/cli.js';
+import { EXIT } from './exit-codes.js';
 
 const NOW = Date.parse('2025-10-15T12:00:00Z');
 
-async function cli(args: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let errText = '';
-  const io: CliIo = {
-    writeOut: (t) => void (out += t),
-    writeError: (t) => void (errText += t),
-    isStdinTty: true,
-    exitCode: 0,
-  };
-  const program = new Command()
-    .exitOverride()
-    .configureOutput({ writeOut: io.writeOut, writeErr: io.writeError });
-  registerEstimateCommand(program, io, { now: () => NOW });
-  try {
-    await program.parseAsync(['estimate', ...args], { from: 'user' });
-    return { code: io.exitCode, out, err: errText };
-  } catch (error) {
-    if (error instanceof CliError) return { code: error.exitCode, out, err: errText + error.message };
-    if (error instanceof CommanderError)
-      return { code: error.exitCode === 0 ? 0 : EXIT.USAGE, out, err: errText };
-    throw error;
-  }
+function cli(args: string[]) {
+  return runWameter(['estimate', ...args], { now: () => NOW });
 }
 
 const dir = mkdtempSync(join(tmpdir(), 'wameter-estimate-'));

@@ -2,24 +2,14 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { runWameter } from '../../test/support/cli.js';
 import { openStore } from '../store/open-store.js';
-import type { CliIo } from './io.js';
-import { runCli } from './main.js';
 
 const EXAMPLE = join(import.meta.dirname, '..', '..', 'examples', 'month', 'events.ndjson');
 
 async function run(args: string[], isStderrTty = false) {
-  let out = '';
-  let error = '';
-  const io: CliIo = {
-    writeOut: (t) => (out += t),
-    writeError: (t) => (error += t),
-    isStdinTty: true,
-    isStderrTty,
-    exitCode: 0,
-  };
-  const code = await runCli(args, io);
-  return { code, out, error };
+  const { code, out, err } = await runWameter(args, { isStderrTty });
+  return { code, out, error: err };
 }
 
 describe('wameter import', () => {

@@ -14,7 +14,12 @@ import { registerReconcileCommand } from './reconcile-command.js';
 import { registerRerateCommand } from './rerate-command.js';
 import { registerServeCommand } from './serve-command.js';
 
-export function buildProgram(io: CliIo): Command {
+export interface ProgramOptions {
+  /** The clock `estimate` uses when no --at is given (tests pin it). */
+  now?: () => number;
+}
+
+export function buildProgram(io: CliIo, options: ProgramOptions = {}): Command {
   const program = new Command();
   program
     .name('wameter')
@@ -25,7 +30,7 @@ export function buildProgram(io: CliIo): Command {
     .exitOverride();
   registerRateCommand(program, io);
   registerExplainCommand(program, io);
-  registerEstimateCommand(program, io);
+  registerEstimateCommand(program, io, options.now ? { now: options.now } : {});
   registerReconcileCommand(program, io);
   registerServeCommand(program);
   registerImportCommand(program, io);
@@ -33,8 +38,8 @@ export function buildProgram(io: CliIo): Command {
   return program;
 }
 
-export async function runCli(argv: string[], io: CliIo): Promise<number> {
-  const program = buildProgram(io);
+export async function runCli(argv: string[], io: CliIo, options: ProgramOptions = {}): Promise<number> {
+  const program = buildProgram(io, options);
   try {
     await program.parseAsync(argv, { from: 'user' });
     return io.exitCode;

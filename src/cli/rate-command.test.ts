@@ -1,10 +1,8 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import type { CliIo } from './io.js';
-import { runCli } from './main.js';
+import { runWameter } from '../../test/support/cli.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const EXAMPLE = join(ROOT, 'examples', 'month', 'events.ndjson');
@@ -12,17 +10,8 @@ const EXAMPLE_ACCOUNTS = join(ROOT, 'examples', 'month', 'accounts.json');
 const FIXTURES = join(ROOT, 'test', 'fixtures', 'webhooks');
 
 async function run(args: string[], stdin?: string) {
-  let out = '';
-  let error = '';
-  const io: CliIo = {
-    writeOut: (text) => (out += text),
-    writeError: (text) => (error += text),
-    isStdinTty: stdin === undefined,
-    exitCode: 0,
-  };
-  if (stdin !== undefined) io.stdin = Readable.from([stdin]);
-  const code = await runCli(args, io);
-  return { code, out, error };
+  const { code, out, err } = await runWameter(args, stdin === undefined ? {} : { stdin });
+  return { code, out, error: err };
 }
 
 function tempFile(name: string, text: string): string {

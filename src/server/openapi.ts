@@ -1,6 +1,8 @@
 // The hand-written OpenAPI 3.1 description of every route of app.ts, served at /openapi.json. A test checks
 // that every route the app registers appears here, so the document cannot silently fall behind.
 
+import { ERAS, PRICING_TYPES, UNIT_CATEGORIES } from '../core/units.js';
+
 const errorResponse = (description: string) => ({
   description,
   content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } },
@@ -89,23 +91,8 @@ export const openApiDocument = {
           },
         },
       },
-      Category: {
-        type: 'string',
-        enum: [
-          'marketing',
-          'utility',
-          'authentication',
-          'authentication_international',
-          'service',
-          'referral_conversion',
-          'business_initiated',
-          'user_initiated',
-        ],
-      },
-      PricingType: {
-        type: 'string',
-        enum: ['regular', 'free_tier', 'free_entry_point', 'free_customer_service'],
-      },
+      Category: { type: 'string', enum: [...UNIT_CATEGORIES] },
+      PricingType: { type: 'string', enum: [...PRICING_TYPES] },
       Unit: {
         type: 'object',
         description: 'A billable unit as in contract.md §4 (money as exact decimal strings).',
@@ -375,7 +362,7 @@ export const openApiDocument = {
                   to: { type: 'string' },
                   wabas: { type: 'array', items: { type: 'string' } },
                   as_of_rules: {
-                    enum: ['NBP', 'CBP-2022', 'CBP-2023', 'CBP-2024-11', 'PMP-2025', 'PMP-2026-10'],
+                    enum: [...ERAS],
                   },
                   dry_run: { type: 'boolean', default: false },
                 },
