@@ -3,6 +3,7 @@
 // duplicates, end with the same units and totals as `wameter rate` over the same events.
 
 import { randomBytes } from 'node:crypto';
+import { request as httpRequest } from 'node:http';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,6 +13,7 @@ import { rateEvents } from '../src/core/rate-events.js';
 import { ratingToJson } from '../src/core/report.js';
 import { parseEventValue } from '../src/ingest/parse-event.js';
 import { signMetaBody } from '../src/ingest/signature.js';
+import { DEFAULT_BODY_LIMIT_BYTES } from '../src/server/config.js';
 import { createMemoryLogger } from '../src/server/logger.js';
 import { startServer, type RunningServer } from '../src/server/main.js';
 import { loadPricingSetup } from '../src/server/pricing-setup.js';
@@ -122,6 +124,66 @@ describe.each(engines)('the real server over HTTP on %s', (_engine, makeDbUrl) =
       body: new Uint8Array(body instanceof Buffer ? body : Buffer.from(body)),
       headers,
     });
+
+  /** A POST whose body goes out as separate chunks (Transfer-Encoding: chunked, no Content-Length). */
+  const postChunked = (path: string, chunks: readonly Buffer[], headers: Record<string, string>) =>
+    new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const outgoing = httpRequest(`${server.url}${path}`, { method: 'POST', headers }, (response) => {
+        let text = '';
+        response.setEncoding('utf8');
+        response.on('data', (part: string) => (text += part));
+        response.on('end', () => resolve({ status: response.statusCode ?? 0, body: text }));
+      });
+      // The server may answer (413) and close before the last chunk: that is not this helper's error.
+      outgoing.on('error', (error: NodeJS.ErrnoException) => {
+        if (error.code !== 'EPIPE' && error.code !== 'ECONNRESET') reject(error);
+      });
+      const writeNext = (index: number) => {
+        if (index === chunks.length) {
+          outgoing.end();
+          return;
+        }
+        outgoing.write(chunks[index], () => setImmediate(() => writeNext(index + 1)));
+      };
+      writeNext(0);
+    });
+
+  it('reads a webhook sent in many small chunks byte for byte (the signature covers the exact bytes)', async () => {
+    const body = webhookFixtures()[0]!.body;
+    const chunks: Buffer[] = [];
+    for (let at = 0; at < body.length; at += 97) chunks.push(body.subarray(at, at + 97));
+    expect(chunks.length).toBeGreaterThan(3);
+    const response = await postChunked('/webhooks/whatsapp', chunks, {
+      'Content-Type': 'application/json',
+      'X-Hub-Signature-256': signMetaBody(body, SECRET),
+    });
+    expect(response.status, response.body).toBe(200);
+    expect(JSON.parse(response.body)).toMatchObject({ received: true });
+  });
+
+  it('refuses a streamed body over the limit with 413 and keeps none of it', async () => {
+    const metric = async () =>
+      Number(
+        /webhooks_rejected_total\{reason="body_too_large"\} (\d+)/.exec(
+          await (await fetch(`${server.url}/metrics`)).text(),
+        )?.[1] ?? 0,
+      );
+    const before = await metric();
+    const chunk = Buffer.alloc(256 * 1024, 0x20);
+    const chunks = Array.from(
+      { length: Math.ceil(DEFAULT_BODY_LIMIT_BYTES / chunk.length) + 1 },
+      () => chunk,
+    );
+    const response = await postChunked('/webhooks/whatsapp', chunks, {
+      'Content-Type': 'application/json',
+      'X-Hub-Signature-256': signMetaBody('irrelevant', SECRET),
+    });
+    expect(response.status).toBe(413);
+    expect(JSON.parse(response.body)).toMatchObject({ error: { code: 'BODY_TOO_LARGE' } });
+    expect(await metric()).toBe(before + 1);
+    // The server still answers on new connections.
+    expect((await fetch(`${server.url}/healthz/live`)).status).toBe(204);
+  });
 
   it('answers the verification handshake and health', async () => {
     const handshake = await fetch(

@@ -332,7 +332,7 @@ class PostgresStore implements Store {
       await replaceFindings(client, rating, result.findings);
       await upsertUnits(client, result.units, rating.id, false);
       await upsertPending(client, result.pending, rating.id, false);
-    });
+    }, rating);
   }
 
   async applyRatingDiff(rating: RatingRecord, diff: RatingDiff): Promise<void> {
@@ -359,7 +359,7 @@ class PostgresStore implements Store {
       if (diff.findings !== undefined) await replaceFindings(client, rating, diff.findings);
       await upsertUnits(client, diff.units.upsert, rating.id, true);
       await upsertPending(client, diff.pending.upsert, rating.id, true);
-    });
+    }, rating);
   }
 
   async listRatings(limit: number): Promise<RatingRecord[]> {
@@ -486,11 +486,20 @@ class PostgresStore implements Store {
     return rows.map((row: Row) => row.payload as Finding);
   }
 
-  private async transaction<T>(work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+  /**
+   * `work` in one transaction. A live rating is derived data (recomputed from the events at every start): it
+   * commits without waiting for the WAL flush (synchronous_commit off), so a crash can lose only the last
+   * such commits, never an event; everything else waits for the flush.
+   */
+  private async transaction<T>(
+    work: (client: pg.PoolClient) => Promise<T>,
+    rating?: RatingRecord,
+  ): Promise<T> {
     const client = await this.pool.connect();
     let broken: Error | undefined;
     try {
       await client.query('BEGIN');
+      if (rating?.reason === 'live') await client.query('SET LOCAL synchronous_commit = off');
       const result = await work(client);
       await client.query('COMMIT');
       return result;

@@ -27,6 +27,76 @@ describe('SQLite on disk', () => {
     }
   });
 
+  it('commits a live rating without its own fsync, and everything else with one', async () => {
+    const path = join(dir, 'durability.db');
+    const statements: string[] = [];
+    const store = await openSqliteStore(path, { verbose: (sql) => statements.push(String(sql)) });
+    const pragmas = () => statements.filter((sql) => /synchronous/i.test(sql));
+    const rating = (id: string, reason: string) => ({
+      id,
+      ratedAtMs: 1,
+      reason,
+      wabas: ['W1'],
+      asOfRules: null,
+      rateCards: [],
+      totals: {},
+    });
+    const empty = { units: [], pending: [], findings: [] };
+    try {
+      statements.length = 0;
+      await store.ingestEvents([
+        {
+          key: 'inbound:m1',
+          event: {
+            kind: 'inbound',
+            atMs: 1,
+            waba: 'W1',
+            business: 'PN1',
+            user: '1',
+            id: 'm1',
+            hasReferral: false,
+          },
+          receivedAtMs: 2,
+          source: 'api:test',
+        },
+      ]);
+      await store.replaceRating(rating('r-rerate', 'rerate'), empty);
+      expect(pragmas()).toEqual([]);
+      await store.replaceRating(rating('r-live', 'live'), empty);
+      await store.applyRatingDiff(rating('r-live-2', 'live'), {
+        units: { upsert: [], delete: [] },
+        pending: { upsert: [], delete: [] },
+      });
+      expect(pragmas()).toEqual([
+        'PRAGMA synchronous = NORMAL',
+        'PRAGMA synchronous = FULL',
+        'PRAGMA synchronous = NORMAL',
+        'PRAGMA synchronous = FULL',
+      ]);
+      // Ingestion after a live rating is synced again: no pragma, the connection's FULL applies.
+      statements.length = 0;
+      await store.ingestEvents([
+        {
+          key: 'inbound:m2',
+          event: {
+            kind: 'inbound',
+            atMs: 3,
+            waba: 'W1',
+            business: 'PN1',
+            user: '1',
+            id: 'm2',
+            hasReferral: false,
+          },
+          receivedAtMs: 4,
+          source: 'api:test',
+        },
+      ]);
+      expect(pragmas()).toEqual([]);
+    } finally {
+      await store.close();
+    }
+  });
+
   it('keeps what was stored across a reopen, and two stores on one file migrate once', async () => {
     const path = join(dir, 'reopen.db');
     const [a, b] = await Promise.all([openSqliteStore(path), openSqliteStore(path)]);

@@ -178,8 +178,9 @@ const DIMENSION_COLUMNS: Record<AnalyticsDimension, string> = {
   currency: 'currency',
 };
 
-export async function openSqliteStore(path: string): Promise<Store> {
-  const db = new Database(path);
+/** `options` go to better-sqlite3 (tests pass `verbose` to see the statements run). */
+export async function openSqliteStore(path: string, options: Database.Options = {}): Promise<Store> {
+  const db = new Database(path, options);
   // WAL lets readers run during a write; synchronous=FULL fsyncs the WAL at every commit, so a body that
   // got a 200 survives SIGKILL and power loss. busy_timeout waits for another process's write.
   db.pragma('journal_mode = WAL');
@@ -188,6 +189,13 @@ export async function openSqliteStore(path: string): Promise<Store> {
   const store = new SqliteStore(db);
   await store.migrate();
   return store;
+}
+
+type Durability = 'synced' | 'derived';
+
+/** Live ratings are derived data (rateAll recomputes them at start); everything else is synced. */
+function durabilityOf(rating: RatingRecord): Durability {
+  return rating.reason === 'live' ? 'derived' : 'synced';
 }
 
 class SqliteStore implements Store {
@@ -203,16 +211,26 @@ class SqliteStore implements Store {
 
   constructor(private readonly db: Db) {}
 
-  /** Runs `work` in one IMMEDIATE transaction under the write lock; `work` may yield between chunks. */
-  private chunkedTransaction(work: () => Promise<void>): Promise<void> {
+  /**
+   * Runs `work` in one IMMEDIATE transaction under the write lock; `work` may yield between chunks. A
+   * `derived` write (a live rating, recomputed from the events at every start) commits without its own fsync
+   * (synchronous=NORMAL): the next ingest's fsync makes it durable, and a power loss can only lose a suffix
+   * of such writes, never an event.
+   */
+  private chunkedTransaction(work: () => Promise<void>, durability: Durability): Promise<void> {
     return this.writes.run(async () => {
-      this.db.exec('BEGIN IMMEDIATE');
+      if (durability === 'derived') this.db.pragma('synchronous = NORMAL');
       try {
-        await work();
-        this.db.exec('COMMIT');
-      } catch (error) {
-        if (this.db.inTransaction) this.db.exec('ROLLBACK');
-        throw error;
+        this.db.exec('BEGIN IMMEDIATE');
+        try {
+          await work();
+          this.db.exec('COMMIT');
+        } catch (error) {
+          if (this.db.inTransaction) this.db.exec('ROLLBACK');
+          throw error;
+        }
+      } finally {
+        if (durability === 'derived') this.db.pragma('synchronous = FULL');
       }
     });
   }
@@ -402,7 +420,7 @@ class SqliteStore implements Store {
       this.replaceFindings(rating, result.findings);
       await this.upsertUnits(result.units, rating.id, false);
       await this.upsertPending(result.pending, rating.id, false);
-    });
+    }, durabilityOf(rating));
   }
 
   async applyRatingDiff(rating: RatingRecord, diff: RatingDiff): Promise<void> {
@@ -433,7 +451,7 @@ class SqliteStore implements Store {
       if (diff.findings !== undefined) this.replaceFindings(rating, diff.findings);
       await this.upsertUnits(diff.units.upsert, rating.id, true);
       await this.upsertPending(diff.pending.upsert, rating.id, true);
-    });
+    }, durabilityOf(rating));
   }
 
   private insertRating(rating: RatingRecord): void {
