@@ -627,7 +627,7 @@ interface LoadRow {
   requests: number;
   /** CPU used by the server process during the run, % of one core. */
   serverCpuPercent: number | null;
-  /** CPU used by the bench process (autocannon, body generation, signing), % of one core. */
+  /** CPU used by the bench process (autocannon; the bodies are made and signed before the run), % of one core. */
   benchCpuPercent: number;
 }
 
@@ -1075,7 +1075,7 @@ async function benchServer(args: BenchArgs): Promise<ServerResult> {
     table,
     [
       'server: runUntilSignalled / startServer (src/server/main.ts) in a child process; autocannon in the bench process; rate limit off; log level warn',
-      'CPU %: share of one core used by the server process / by the bench process (autocannon, body generation, signing) during the run',
+      'CPU %: share of one core used by the server process / by the bench process (autocannon) during the run; webhook bodies are made and signed before it',
       `no-op: GET ${NOOP_PATH} (liveness: 204 through the full middleware — request log, metrics, routing — touching nothing else) is the baseline, run once the live rating has caught up`,
       ...lags,
       ...notes,
