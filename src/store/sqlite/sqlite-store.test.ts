@@ -42,24 +42,18 @@ describe('SQLite on disk', () => {
       totals: {},
     });
     const empty = { units: [], pending: [], findings: [] };
-    try {
-      statements.length = 0;
-      await store.ingestEvents([
+    const ingestInbound = (id: string, atMs: number) =>
+      store.ingestEvents([
         {
-          key: 'inbound:m1',
-          event: {
-            kind: 'inbound',
-            atMs: 1,
-            waba: 'W1',
-            business: 'PN1',
-            user: '1',
-            id: 'm1',
-            hasReferral: false,
-          },
-          receivedAtMs: 2,
+          key: `inbound:${id}`,
+          event: { kind: 'inbound', atMs, waba: 'W1', business: 'PN1', user: '1', id, hasReferral: false },
+          receivedAtMs: atMs + 1,
           source: 'api:test',
         },
       ]);
+    try {
+      statements.length = 0;
+      await ingestInbound('m1', 1);
       await store.replaceRating(rating('r-rerate', 'rerate'), empty);
       expect(pragmas()).toEqual([]);
       await store.replaceRating(rating('r-live', 'live'), empty);
@@ -75,22 +69,7 @@ describe('SQLite on disk', () => {
       ]);
       // Ingestion after a live rating is synced again: no pragma, the connection's FULL applies.
       statements.length = 0;
-      await store.ingestEvents([
-        {
-          key: 'inbound:m2',
-          event: {
-            kind: 'inbound',
-            atMs: 3,
-            waba: 'W1',
-            business: 'PN1',
-            user: '1',
-            id: 'm2',
-            hasReferral: false,
-          },
-          receivedAtMs: 4,
-          source: 'api:test',
-        },
-      ]);
+      await ingestInbound('m2', 3);
       expect(pragmas()).toEqual([]);
     } finally {
       await store.close();
