@@ -1,7 +1,7 @@
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'node_modules/**', 'web/vendor/**', 'test-results/**'] },
+  { ignores: ['dist/**', 'node_modules/**', 'web/vendor/**', 'test-results/**', '.tmp/**', 'bench/out/**'] },
   ...tseslint.configs.recommended,
   {
     rules: {
