@@ -2,7 +2,7 @@
 // while a client streams signed webhooks. After a restart on the same file, every webhook that got a 200
 // is present and each of its messages is rated exactly once.
 
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,6 +10,7 @@ import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { signMetaBody } from '../src/ingest/signature.js';
 import { openSqliteStore } from '../src/store/sqlite/sqlite-store.js';
+import { compileSources } from './support/build-server.js';
 
 const ROOT = join(import.meta.dirname, '..');
 // Inside the repository (git-ignored) so the built modules find the package's data/ folder.
@@ -23,18 +24,9 @@ const DB = join(dir, 'crash.db');
 const children: ChildProcess[] = [];
 
 beforeAll(() => {
-  // Compile only the server's import graph: the test does not depend on every file of the repo compiling.
-  const result = spawnSync(
-    process.execPath,
-    [
-      join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'),
-      join(ROOT, 'src', 'server', 'main.ts'),
-      ...['--outDir', BUILD, '--rootDir', ROOT, '--module', 'nodenext', '--moduleResolution', 'nodenext'],
-      ...['--target', 'es2022', '--skipLibCheck', '--types', 'node', '--esModuleInterop', '--strict'],
-    ],
-    { encoding: 'utf8' },
-  );
-  if (result.status !== 0) throw new Error(`cannot build the server: ${result.stdout}${result.stderr}`);
+  // Only the server's import graph and its live-rating worker: the test does not depend on every file of the
+  // repo compiling.
+  compileSources(BUILD, ['src/server/main.ts', 'src/server/rating-worker.ts']);
 }, 120_000);
 
 afterAll(() => {

@@ -26,13 +26,19 @@ import {
   VERIFY_TOKEN,
   webhookFixtures,
 } from './server-kit.js';
+import { buildRatingWorker } from './support/build-server.js';
 
+const ROOT = join(import.meta.dirname, '..');
 const POSTGRES_URL = process.env.WAMETER_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const dir = mkdtempSync(join(tmpdir(), 'wameter-e2e-'));
 const schemas: string[] = [];
 let admin: pg.Client;
 
+/** The live-rating worker thread, compiled from these sources (a worker thread cannot run TypeScript). */
+let ratingWorkerScript: string;
+
 beforeAll(async () => {
+  ratingWorkerScript = buildRatingWorker(join(ROOT, '.tmp', 'server-e2e-worker-build'));
   admin = new pg.Client({ connectionString: POSTGRES_URL, connectionTimeoutMillis: 5_000 });
   try {
     await admin.connect();
@@ -41,7 +47,7 @@ beforeAll(async () => {
       `PostgreSQL is not reachable at ${POSTGRES_URL}: ${(error as Error).message} (set WAMETER_TEST_POSTGRES_URL)`,
     );
   }
-});
+}, 120_000);
 
 afterAll(async () => {
   for (const schema of schemas) await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
@@ -104,13 +110,12 @@ const engines: [string, () => Promise<string>][] = [
 
 describe.each(engines)('the real server over HTTP on %s', (_engine, makeDbUrl) => {
   let server: RunningServer;
+  const logger = createMemoryLogger();
 
   beforeAll(async () => {
     server = await startServer(
       testConfig({ db: await makeDbUrl(), port: 0, host: '127.0.0.1', ratingDebounceMs: 20 }),
-      {
-        logger: createMemoryLogger(),
-      },
+      { logger, ratingWorkerScript },
     );
   });
 
@@ -233,6 +238,12 @@ describe.each(engines)('the real server over HTTP on %s', (_engine, makeDbUrl) =
     expect(await (await fetch(`${server.url}/v1/totals`, { headers: auth })).json()).toEqual({
       totals: expected.totals,
     });
+    // Those live ratings ran in the worker thread, with its own connection to the store.
+    const ratings = logger.lines.map((line) => JSON.parse(line) as Record<string, unknown>);
+    expect(ratings.filter((line) => line.msg === 'rated').map((line) => line.where)).toContain(
+      'worker thread',
+    );
+    expect(ratings.some((line) => line.msg === 'rated' && line.where !== 'worker thread')).toBe(false);
   });
 
   it('serves metrics and the OpenAPI document', async () => {
@@ -248,9 +259,7 @@ describe('graceful shutdown', () => {
   it('finishes an in-flight webhook, then refuses new connections', async () => {
     const server = await startServer(
       testConfig({ db: `sqlite:${join(dir, 'shutdown.db')}`, port: 0, host: '127.0.0.1' }),
-      {
-        logger: createMemoryLogger(),
-      },
+      { logger: createMemoryLogger(), ratingWorkerScript },
     );
     const body = webhookFixtures()[0]!.body;
     let release!: () => void;

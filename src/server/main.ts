@@ -14,6 +14,7 @@ import { createJsonLogger, errorFields, type Logger } from './logger.js';
 import { Metrics } from './metrics.js';
 import { loadPricingSetup, loadRateBook } from './pricing-setup.js';
 import { createRatingService } from './rating-service.js';
+import { createWorkerLiveRater, isSharedDatabase, ratingWorkerScript } from './live-rater.js';
 
 export interface RunningServer {
   /** `http://host:port` (a loopback address when listening on every interface). */
@@ -28,6 +29,11 @@ export interface StartOptions {
   clock?: () => number;
   /** How long close() lets in-flight requests finish before cutting connections. */
   shutdownGraceMs?: number;
+  /**
+   * The compiled rating-worker.js that runs live ratings (default: the one next to this module, when it is
+   * compiled JavaScript); `null` rates in the server's thread.
+   */
+  ratingWorkerScript?: string | null;
 }
 
 export async function startServer(config: ServiceConfig, options: StartOptions = {}): Promise<RunningServer> {
@@ -55,7 +61,24 @@ export async function startServer(config: ServiceConfig, options: StartOptions =
   // openStore runs the schema migrations.
   const store = await openStore(config.db);
   const metrics = new Metrics();
+  // Live rating in a worker thread with its own connection, so that a long rating never holds up webhooks;
+  // in this thread when no second connection sees the data (in-memory SQLite) or when run from sources.
+  const workerScript =
+    options.ratingWorkerScript === undefined ? ratingWorkerScript() : options.ratingWorkerScript;
+  const liveRater =
+    workerScript !== null && isSharedDatabase(config.db)
+      ? createWorkerLiveRater(
+          workerScript,
+          {
+            db: config.db,
+            pricing: { accountsPath: config.accountsPath, rateCardPaths: config.rateCardPaths },
+          },
+          logger,
+        )
+      : undefined;
+  logger.info('live rating', { runs_in: liveRater ? 'worker thread' : 'server thread' });
   const rating = createRatingService({
+    liveRater,
     store,
     pricing: pricing.value,
     clock,

@@ -4,11 +4,10 @@
 // volume tiers and free allowances count across the whole portfolio.
 
 import { randomUUID } from 'node:crypto';
-import type { Account, CoreEvent } from '../core/events.js';
-import type { MarketResolver, RateBook } from '../core/pricing-context.js';
-import { rateEvents, type RatingOutput } from '../core/rate-events.js';
+import type { CoreEvent } from '../core/events.js';
+import type { RateBook } from '../core/pricing-context.js';
+import type { RatingOutput } from '../core/rate-events.js';
 import {
-  TotalsAccumulator,
   pendingToJson,
   totalsOf,
   unitToJson,
@@ -18,28 +17,19 @@ import {
 } from '../core/report.js';
 import { err, ok, type Result } from '../core/result.js';
 import { formatInstant } from '../core/calendar.js';
-import type {
-  BillableUnit,
-  Era,
-  Finding,
-  MessageDecision,
-  PendingMessage,
-  TimelineEntry,
-} from '../core/units.js';
-import { createAccountBook, type AccountBook } from '../ingest/accounts-file.js';
-import type { CurrencyTotals, RatingDiff, RatingRecord, Store } from '../store/store.js';
+import type { BillableUnit, Era, MessageDecision, TimelineEntry } from '../core/units.js';
+import { createAccountBook } from '../ingest/accounts-file.js';
+import type { CurrencyTotals, RatingRecord, Store } from '../store/store.js';
+import {
+  createInProcessLiveRater,
+  currencyTotalsOf,
+  rateWithPricing,
+  type LiveRater,
+  type PricingSetup,
+} from './live-rater.js';
 import { errorFields, type Logger } from './logger.js';
 
-/** Everything the rater needs besides events; built once at start from the accounts file and rate cards. */
-export interface PricingSetup {
-  /** The accounts file (contract §2); unknown WABAs get the defaults. */
-  accounts: readonly Account[];
-  rateBook: RateBook;
-  markets: MarketResolver;
-  /** Rate card ids in use (recorded in the rating history). */
-  rateCardIds: readonly string[];
-  isReportedRulesEnabled?: boolean;
-}
+export { accountBookFor, currencyTotalsOf, diffRating, sameRecord, type PricingSetup } from './live-rater.js';
 
 export interface RerateRequest {
   /** WABAs to re-rate; undefined = every WABA the caller may see (`visibleWabas`). */
@@ -145,87 +135,11 @@ export interface RatingServiceDeps {
   throttleFactor?: number;
   /** Called when a rating fails (metrics). */
   onStoreError?: () => void;
+  /** Where live ratings run (default: in this thread); closed by the service's close(). */
+  liveRater?: LiveRater;
 }
 
 const RETRY_MS = 1000;
-
-/** What a scope's last stored rating wrote, kept to diff the next rating against without reading it back. */
-interface StoredRating {
-  units: Map<string, BillableUnit>;
-  pending: Map<string, PendingMessage>;
-  findings: string;
-}
-
-function sameValue(a: unknown, b: unknown): boolean {
-  if (a === b) return true;
-  if (Array.isArray(a) && Array.isArray(b)) return a.length === b.length && a.every((x, i) => x === b[i]);
-  if (typeof a === 'object' && typeof b === 'object' && a !== null && b !== null)
-    return JSON.stringify(a) === JSON.stringify(b);
-  return false;
-}
-
-/** Same content, field by field (every field of either, so a field added to units is compared too). */
-export function sameRecord(a: object, b: object): boolean {
-  const left = a as Record<string, unknown>;
-  const right = b as Record<string, unknown>;
-  for (const key in left) if (!sameValue(left[key], right[key])) return false;
-  for (const key in right) if (!(key in left) && right[key] !== undefined) return false;
-  return true;
-}
-
-function storedRatingOf(result: {
-  units: readonly BillableUnit[];
-  pending: readonly PendingMessage[];
-  findings: readonly Finding[];
-}): StoredRating {
-  return {
-    units: new Map(result.units.map((unit) => [unit.id, unit])),
-    pending: new Map(result.pending.map((item) => [item.id, item])),
-    findings: JSON.stringify(result.findings),
-  };
-}
-
-/** The rows to write so that what `before` stored becomes `after`: new or changed ids, and vanished ids. */
-export function diffRating(
-  before: StoredRating,
-  after: { units: readonly BillableUnit[]; pending: readonly PendingMessage[]; findings: readonly Finding[] },
-): RatingDiff {
-  const diffById = <T extends { id: string }>(old: Map<string, T>, next: readonly T[]) => {
-    const upsert: T[] = [];
-    const seen = new Set<string>();
-    for (const item of next) {
-      seen.add(item.id);
-      const previous = old.get(item.id);
-      if (!previous || !sameRecord(previous, item)) upsert.push(item);
-    }
-    const removed: string[] = [];
-    for (const id of old.keys()) if (!seen.has(id)) removed.push(id);
-    return { upsert, delete: removed };
-  };
-  const findings = JSON.stringify(after.findings);
-  return {
-    units: diffById(before.units, after.units),
-    pending: diffById(before.pending, after.pending),
-    ...(findings === before.findings ? {} : { findings: [...after.findings] }),
-  };
-}
-
-/**
- * The account book for one rating: the accounts file, amended by every `account_update` among the events
- * (Meta's latest statement wins, whatever the arrival order). Built fresh per rating so the result depends
- * only on the stored events, exactly like a batch `wameter rate`.
- */
-export function accountBookFor(accounts: readonly Account[], events: readonly CoreEvent[]): AccountBook {
-  const book = createAccountBook(accounts);
-  for (const event of events) if (event.kind === 'account_update') book.apply(event);
-  return book;
-}
-
-export function currencyTotalsOf(units: readonly BillableUnit[]): Record<string, CurrencyTotals> {
-  const totals = new TotalsAccumulator();
-  for (const unit of units) totals.add(unit);
-  return totals.toMicros();
-}
 
 export function decisionToJson(decision: MessageDecision): DecisionJson {
   return {
@@ -261,8 +175,7 @@ export function createRatingService(deps: RatingServiceDeps): RatingService {
   const baseBook = createAccountBook(pricing.accounts);
   const debounceMs = deps.debounceMs ?? 100;
   const throttleFactor = deps.throttleFactor ?? 3;
-  /** Scope (its WABAs, sorted, joined) → what its last live rating stored; absent = unknown, rewrite all. */
-  const storedRatings = new Map<string, StoredRating>();
+  const liveRater = deps.liveRater ?? createInProcessLiveRater(store, pricing);
   /** The next live re-rate starts no sooner than this, in performance.now() time (adaptive throttle). */
   let notBeforeMs = 0;
   /** WABA → when its oldest unrated arrival came. */
@@ -300,24 +213,14 @@ export function createRatingService(deps: RatingServiceDeps): RatingService {
       events?: readonly CoreEvent[];
     },
   ): Promise<RatingOutput> {
-    const events = options.events ?? (await store.listEvents(scope));
-    return rateEvents(events, {
-      accountFor: accountBookFor(pricing.accounts, events).accountFor,
-      rateBook: options.rateBook ?? pricing.rateBook,
-      markets: pricing.markets,
-      ...(options.asOfRules ? { asOfRules: options.asOfRules } : {}),
-      ...(pricing.isReportedRulesEnabled === undefined
-        ? {}
-        : { isReportedRulesEnabled: pricing.isReportedRulesEnabled }),
-      ...(options.withDecisions ? { withDecisions: true } : {}),
-      ...(options.trace ? { trace: options.trace } : {}),
-    });
+    const { events, ...rest } = options;
+    return rateWithPricing(pricing, events ?? (await store.listEvents(scope)), rest);
   }
 
   function newRecord(
     reason: string,
     scope: string[],
-    result: RatingOutput,
+    totals: Record<string, CurrencyTotals>,
     extra: { asOfRules?: Era; rateCards?: readonly string[]; changes?: unknown },
   ): RatingRecord {
     return {
@@ -327,43 +230,47 @@ export function createRatingService(deps: RatingServiceDeps): RatingService {
       wabas: scope,
       asOfRules: extra.asOfRules ?? null,
       rateCards: [...(extra.rateCards ?? pricing.rateCardIds)],
-      totals: currencyTotalsOf(result.units),
+      totals,
       ...(extra.changes === undefined ? {} : { changes: extra.changes }),
     };
   }
 
   /**
    * Rates one portfolio and stores the result: only the rows that changed when its last stored rating is
-   * known (kept in memory), everything otherwise (first rating after start, after a failure or a re-rate).
+   * known, everything otherwise (first rating after start, after a failure or a re-rate).
    */
   async function rateAndStore(scope: string[]): Promise<void> {
-    const key = scope.join('\n');
     const startedMs = performance.now();
-    const result = await rateScope(scope, {});
+    const rating = await liveRater.rate(scope);
     const ratedMs = performance.now();
-    const record = newRecord('live', scope, result, {});
-    const before = storedRatings.get(key);
-    storedRatings.delete(key); // unknown until the write below commits
+    const record = newRecord('live', scope, rating.totals, {});
     let written: number;
-    if (before) {
-      const diff = diffRating(before, result);
-      await store.applyRatingDiff(record, diff);
-      written =
-        diff.units.upsert.length +
-        diff.units.delete.length +
-        diff.pending.upsert.length +
-        diff.pending.delete.length;
-    } else {
-      await store.replaceRating(record, result);
-      written = result.units.length + result.pending.length;
+    try {
+      if (rating.diff) {
+        const { diff } = rating;
+        await store.applyRatingDiff(record, diff);
+        written =
+          diff.units.upsert.length +
+          diff.units.delete.length +
+          diff.pending.upsert.length +
+          diff.pending.delete.length;
+      } else {
+        await store.replaceRating(record, rating.full!);
+        written = rating.units + rating.pending;
+      }
+    } catch (error) {
+      liveRater.settle(scope, false);
+      throw error;
     }
-    storedRatings.set(key, storedRatingOf(result));
+    liveRater.settle(scope, true);
     logger.debug('rated', {
       wabas: scope.length,
-      units: result.units.length,
+      units: rating.units,
       rows_written: written,
-      is_diff: before !== undefined,
-      rate_ms: Math.round(ratedMs - startedMs),
+      is_diff: rating.diff !== null,
+      where: liveRater.where,
+      rate_ms: Math.round(rating.rateMs),
+      wait_ms: Math.round(ratedMs - startedMs - rating.rateMs),
       write_ms: Math.round(performance.now() - ratedMs),
     });
   }
@@ -481,7 +388,7 @@ export function createRatingService(deps: RatingServiceDeps): RatingService {
     const totals = { old: totalsOf(oldUnits), new: totalsOf(newUnits) };
     let ratingId: string | null = null;
     if (!request.isDryRun) {
-      const record = newRecord(request.reason ?? 'rerate', scope, result, {
+      const record = newRecord(request.reason ?? 'rerate', scope, currencyTotalsOf(result.units), {
         ...(request.asOfRules ? { asOfRules: request.asOfRules } : {}),
         ...(rateCards ? { rateCards } : {}),
         changes: {
@@ -495,7 +402,7 @@ export function createRatingService(deps: RatingServiceDeps): RatingService {
       // In the live ratings' chain, so that none writes meanwhile; afterwards the stored units are no longer
       // what live ratings last wrote (other cards or rules): the next live rating rewrites its scope.
       const write = chain.then(async () => {
-        storedRatings.clear();
+        liveRater.forgetAll();
         await store.replaceRating(record, result);
       });
       chain = write.catch(() => undefined);
@@ -569,6 +476,7 @@ export function createRatingService(deps: RatingServiceDeps): RatingService {
         clearTimeout(debounceTimer);
         debounceTimer = undefined;
       }
+      await liveRater.close();
     },
   };
 }

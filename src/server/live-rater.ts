@@ -1,0 +1,319 @@
+// Live rating of one portfolio: read its stored events, rate them all (the same `rateEvents` as `wameter
+// rate`), and say what to write — only the rows that changed since the last rating that was stored, or
+// everything when that is not known. Runs in the server's process, or in a worker thread with its own store
+// connection (rating-worker.ts) so that a long rating never blocks the webhook endpoint's event loop.
+
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import type { Account, CoreEvent } from '../core/events.js';
+import type { MarketResolver, RateBook } from '../core/pricing-context.js';
+import { rateEvents, type RatingOutput } from '../core/rate-events.js';
+import { TotalsAccumulator } from '../core/report.js';
+import type { BillableUnit, Era, Finding, PendingMessage } from '../core/units.js';
+import { createAccountBook, type AccountBook } from '../ingest/accounts-file.js';
+import type { CurrencyTotals, RatingDiff, Store } from '../store/store.js';
+import { errorFields, type Logger } from './logger.js';
+
+/** Everything the rater needs besides events; built once at start from the accounts file and rate cards. */
+export interface PricingSetup {
+  /** The accounts file (contract §2); unknown WABAs get the defaults. */
+  accounts: readonly Account[];
+  rateBook: RateBook;
+  markets: MarketResolver;
+  /** Rate card ids in use (recorded in the rating history). */
+  rateCardIds: readonly string[];
+  isReportedRulesEnabled?: boolean;
+}
+
+/** The files a PricingSetup is loaded from (a worker thread loads its own copy from them). */
+export interface PricingInput {
+  accountsPath: string | null;
+  rateCardPaths: readonly string[];
+}
+
+export interface RatingResultRows {
+  units: BillableUnit[];
+  pending: PendingMessage[];
+  findings: Finding[];
+}
+
+/** One live rating of a scope, ready to be written. */
+export interface LiveRating {
+  totals: Record<string, CurrencyTotals>;
+  units: number;
+  pending: number;
+  /** The rows that changed since the scope's last stored rating; `null` when that is not known. */
+  diff: RatingDiff | null;
+  /** Every row, when `diff` is `null`. */
+  full: RatingResultRows | null;
+  rateMs: number;
+}
+
+/**
+ * Rates scopes and remembers, per scope, what the last rating stored, so the next one can be written as a
+ * diff. After writing a rating the caller says whether the write committed (`settle`).
+ */
+export interface LiveRater {
+  readonly where: 'worker thread' | 'server thread';
+  rate(scope: readonly string[]): Promise<LiveRating>;
+  /** The write of the last rating of `scope` committed (`true`) or failed (`false`: rewrite it all next time). */
+  settle(scope: readonly string[], isCommitted: boolean): void;
+  /** The stored units no longer are what live ratings wrote (a re-rate): the next ones rewrite everything. */
+  forgetAll(): void;
+  close(): Promise<void>;
+}
+
+/** What a scope's last stored rating wrote, kept to diff the next rating against without reading it back. */
+export interface StoredRating {
+  units: Map<string, BillableUnit>;
+  pending: Map<string, PendingMessage>;
+  findings: string;
+}
+
+function sameValue(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (Array.isArray(a) && Array.isArray(b)) return a.length === b.length && a.every((x, i) => x === b[i]);
+  if (typeof a === 'object' && typeof b === 'object' && a !== null && b !== null)
+    return JSON.stringify(a) === JSON.stringify(b);
+  return false;
+}
+
+/** Same content, field by field (every field of either, so a field added to units is compared too). */
+export function sameRecord(a: object, b: object): boolean {
+  const left = a as Record<string, unknown>;
+  const right = b as Record<string, unknown>;
+  for (const key in left) if (!sameValue(left[key], right[key])) return false;
+  for (const key in right) if (!(key in left) && right[key] !== undefined) return false;
+  return true;
+}
+
+export function storedRatingOf(result: {
+  units: readonly BillableUnit[];
+  pending: readonly PendingMessage[];
+  findings: readonly Finding[];
+}): StoredRating {
+  return {
+    units: new Map(result.units.map((unit) => [unit.id, unit])),
+    pending: new Map(result.pending.map((item) => [item.id, item])),
+    findings: JSON.stringify(result.findings),
+  };
+}
+
+/** The rows to write so that what `before` stored becomes `after`: new or changed ids, and vanished ids. */
+export function diffRating(
+  before: StoredRating,
+  after: { units: readonly BillableUnit[]; pending: readonly PendingMessage[]; findings: readonly Finding[] },
+): RatingDiff {
+  const diffById = <T extends { id: string }>(old: Map<string, T>, next: readonly T[]) => {
+    const upsert: T[] = [];
+    const seen = new Set<string>();
+    for (const item of next) {
+      seen.add(item.id);
+      const previous = old.get(item.id);
+      if (!previous || !sameRecord(previous, item)) upsert.push(item);
+    }
+    const removed: string[] = [];
+    for (const id of old.keys()) if (!seen.has(id)) removed.push(id);
+    return { upsert, delete: removed };
+  };
+  const findings = JSON.stringify(after.findings);
+  return {
+    units: diffById(before.units, after.units),
+    pending: diffById(before.pending, after.pending),
+    ...(findings === before.findings ? {} : { findings: [...after.findings] }),
+  };
+}
+
+/**
+ * The account book for one rating: the accounts file, amended by every `account_update` among the events
+ * (Meta's latest statement wins, whatever the arrival order). Built fresh per rating so the result depends
+ * only on the stored events, exactly like a batch `wameter rate`.
+ */
+export function accountBookFor(accounts: readonly Account[], events: readonly CoreEvent[]): AccountBook {
+  const book = createAccountBook(accounts);
+  for (const event of events) if (event.kind === 'account_update') book.apply(event);
+  return book;
+}
+
+export function currencyTotalsOf(units: readonly BillableUnit[]): Record<string, CurrencyTotals> {
+  const totals = new TotalsAccumulator();
+  for (const unit of units) totals.add(unit);
+  return totals.toMicros();
+}
+
+/** Rates a scope's events with the service's pricing: the one rating call of live, re-rate and explain. */
+export function rateWithPricing(
+  pricing: PricingSetup,
+  events: readonly CoreEvent[],
+  options: {
+    asOfRules?: Era;
+    rateBook?: RateBook;
+    withDecisions?: boolean;
+    trace?: { user: string; business?: string };
+  } = {},
+): RatingOutput {
+  return rateEvents(events, {
+    accountFor: accountBookFor(pricing.accounts, events).accountFor,
+    rateBook: options.rateBook ?? pricing.rateBook,
+    markets: pricing.markets,
+    ...(options.asOfRules ? { asOfRules: options.asOfRules } : {}),
+    ...(pricing.isReportedRulesEnabled === undefined
+      ? {}
+      : { isReportedRulesEnabled: pricing.isReportedRulesEnabled }),
+    ...(options.withDecisions ? { withDecisions: true } : {}),
+    ...(options.trace ? { trace: options.trace } : {}),
+  });
+}
+
+const CLOSE_GRACE_MS = 5_000;
+
+const scopeKey = (scope: readonly string[]) => scope.join('\n');
+
+/** Live rating on the calling thread: the server's, or the worker's (which runs this one inside). */
+export function createInProcessLiveRater(store: Store, pricing: PricingSetup): LiveRater {
+  /** Scope → what its last committed live rating stored; absent = unknown, rewrite all. */
+  const stored = new Map<string, StoredRating>();
+  /** Scope → its last rating, until the caller says whether its write committed. */
+  const unsettled = new Map<string, StoredRating>();
+  return {
+    where: 'server thread',
+    async rate(scope) {
+      const key = scopeKey(scope);
+      const startedMs = performance.now();
+      const result = rateWithPricing(pricing, await store.listEvents(scope));
+      const before = stored.get(key);
+      stored.delete(key); // unknown until the write of this rating commits
+      unsettled.set(key, storedRatingOf(result));
+      return {
+        totals: currencyTotalsOf(result.units),
+        units: result.units.length,
+        pending: result.pending.length,
+        diff: before ? diffRating(before, result) : null,
+        full: before ? null : { units: result.units, pending: result.pending, findings: result.findings },
+        rateMs: performance.now() - startedMs,
+      };
+    },
+    settle(scope, isCommitted) {
+      const key = scopeKey(scope);
+      const rating = unsettled.get(key);
+      unsettled.delete(key);
+      if (isCommitted && rating) stored.set(key, rating);
+    },
+    forgetAll() {
+      stored.clear();
+      unsettled.clear();
+    },
+    async close() {},
+  };
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// The worker thread's side of the conversation (rating-worker.ts answers).
+
+export interface WorkerSetup {
+  db: string;
+  pricing: PricingInput;
+}
+
+export type WorkerRequest =
+  | { type: 'rate'; id: number; scope: readonly string[] }
+  | { type: 'settle'; scope: readonly string[]; isCommitted: boolean }
+  | { type: 'forgetAll' }
+  | { type: 'close' };
+
+export type WorkerReply =
+  | { type: 'ready' }
+  | { type: 'failed'; message: string }
+  | { type: 'rated'; id: number; rating: LiveRating }
+  | { type: 'error'; id: number; message: string };
+
+/** The compiled worker script next to this module; `null` when running from TypeScript sources (tests). */
+export function ratingWorkerScript(): string | null {
+  const url = new URL('./rating-worker.js', import.meta.url);
+  if (!import.meta.url.endsWith('.js')) return null;
+  const path = fileURLToPath(url);
+  return existsSync(path) ? path : null;
+}
+
+/** Whether a second connection to `db` sees the same data (not so for an in-memory SQLite database). */
+export function isSharedDatabase(db: string): boolean {
+  return !/(^|:)(\/\/)?:memory:/i.test(db) && !/^sqlite:(\/\/)?$/i.test(db);
+}
+
+/**
+ * Live rating in a worker thread that opens its own connection to `setup.db` and loads its own pricing from
+ * the same files. A worker that dies fails the ratings it had (the service retries them) and is replaced
+ * at the next rating.
+ */
+export function createWorkerLiveRater(script: string, setup: WorkerSetup, logger: Logger): LiveRater {
+  let worker: Worker | null = null;
+  let ready: Promise<void> | null = null;
+  let nextId = 1;
+  const waiting = new Map<
+    number,
+    { resolve: (rating: LiveRating) => void; reject: (error: Error) => void }
+  >();
+
+  function start(): Promise<void> {
+    const thread = new Worker(script, { workerData: setup });
+    worker = thread;
+    ready = new Promise<void>((resolve, reject) => {
+      thread.on('message', (reply: WorkerReply) => {
+        if (reply.type === 'ready') resolve();
+        else if (reply.type === 'failed') reject(new Error(`rating worker cannot start: ${reply.message}`));
+        else {
+          const caller = waiting.get(reply.id);
+          waiting.delete(reply.id);
+          if (reply.type === 'rated') caller?.resolve(reply.rating);
+          else caller?.reject(new Error(reply.message));
+        }
+      });
+      thread.on('error', (error) => {
+        logger.error('rating worker failed', errorFields(error));
+        reject(error);
+      });
+      thread.on('exit', (code) => {
+        if (worker === thread) worker = null;
+        const error = new Error(`rating worker exited (code ${code})`);
+        for (const caller of waiting.values()) caller.reject(error);
+        waiting.clear();
+        reject(error);
+      });
+    });
+    return ready;
+  }
+
+  function post(request: WorkerRequest): void {
+    worker?.postMessage(request);
+  }
+
+  return {
+    where: 'worker thread',
+    async rate(scope) {
+      if (!worker) await start();
+      else await ready;
+      const id = nextId++;
+      return new Promise<LiveRating>((resolve, reject) => {
+        waiting.set(id, { resolve, reject });
+        post({ type: 'rate', id, scope });
+      });
+    },
+    settle(scope, isCommitted) {
+      post({ type: 'settle', scope, isCommitted });
+    },
+    forgetAll() {
+      post({ type: 'forgetAll' });
+    },
+    async close() {
+      const thread = worker;
+      if (!thread) return;
+      const exited = new Promise<void>((resolve) => thread.once('exit', () => resolve()));
+      post({ type: 'close' });
+      // The worker closes its store and ends; one that does not within the grace is stopped.
+      const grace = setTimeout(() => void thread.terminate(), CLOSE_GRACE_MS);
+      await exited;
+      clearTimeout(grace);
+    },
+  };
+}

@@ -1,0 +1,63 @@
+// The live-rating worker thread: its own store connection and its own copy of the pricing inputs, so that
+// reading a portfolio's events and rating them runs beside the webhook endpoint, not in its event loop.
+// It only reads the store; the server's thread writes what it answers (live-rater.ts).
+
+import { parentPort, workerData } from 'node:worker_threads';
+import { openStore } from '../store/open-store.js';
+import type { Store } from '../store/store.js';
+import {
+  createInProcessLiveRater,
+  type LiveRater,
+  type WorkerReply,
+  type WorkerRequest,
+  type WorkerSetup,
+} from './live-rater.js';
+import { loadPricingSetup } from './pricing-setup.js';
+
+async function main(port: NonNullable<typeof parentPort>, setup: WorkerSetup): Promise<void> {
+  const reply = (message: WorkerReply) => port.postMessage(message);
+  let store: Store;
+  let rater: LiveRater;
+  try {
+    const pricing = await loadPricingSetup(setup.pricing);
+    if (!pricing.ok) throw new Error(pricing.error);
+    store = await openStore(setup.db);
+    rater = createInProcessLiveRater(store, pricing.value);
+  } catch (error) {
+    reply({ type: 'failed', message: error instanceof Error ? error.message : String(error) });
+    port.close();
+    return;
+  }
+  // One request at a time, in order: a settle always follows the rating it settles.
+  let queue: Promise<void> = Promise.resolve();
+  port.on('message', (request: WorkerRequest) => {
+    queue = queue.then(async () => {
+      switch (request.type) {
+        case 'rate':
+          try {
+            reply({ type: 'rated', id: request.id, rating: await rater.rate(request.scope) });
+          } catch (error) {
+            reply({
+              type: 'error',
+              id: request.id,
+              message: error instanceof Error ? error.message : String(error),
+            });
+          }
+          break;
+        case 'settle':
+          rater.settle(request.scope, request.isCommitted);
+          break;
+        case 'forgetAll':
+          rater.forgetAll();
+          break;
+        case 'close':
+          await store.close();
+          port.close();
+          break;
+      }
+    });
+  });
+  reply({ type: 'ready' });
+}
+
+if (parentPort) void main(parentPort, workerData as WorkerSetup);
