@@ -165,37 +165,36 @@ export class PairMachine {
     const isFepEligible = !this.isReferralAnswered && deliveredAtMs < this.referralAtMs + FEP_ANSWER_MS;
     this.isReferralAnswered = true; // any business message after the ad click is the answer
     if (this.fep && deliveredAtMs >= this.fep.expiresAtMs) this.fep = null;
-    if (this.open.length > 0) this.open = this.open.filter((c) => deliveredAtMs < c.draft.expiresAtMs!);
-
-    const ride = (draft: UnitDraft, rule: string, reason: () => string) => {
-      // The unit keeps the rule that opened it; the riding message's own rule is in the trace.
-      draft.messages.push(message.id);
-      this.note(deliveredAtMs, message, era, draft.id, rule, reason);
-    };
-    const start = (draft: UnitDraft, rule: string, reason: () => string) => {
-      draft.rule = rule;
-      opened.push(draft);
-      this.note(deliveredAtMs, message, era, draft.id, rule, reason);
-      return draft;
-    };
-    const what = this.trace ? describe(message) : '';
+    this.closeExpired(deliveredAtMs);
+    // Reasons are words for the trace: without a trace, no reason (nor its closure) is made.
+    const isTraced = this.trace !== undefined;
+    const what = isTraced ? describe(message) : '';
 
     // Free entry point (all eras since CBP-2022): a window in which every business message is free.
     const fep = this.fep;
     if (fep) {
       if (fep.draft.unit === 'conversation') {
-        ride(
+        this.ride(
+          deliveredAtMs,
+          message,
+          era,
           fep.draft,
           'FEP_RIDE',
-          () =>
-            `${what} inside the free entry point conversation (until ${formatInstant(fep.expiresAtMs)}): free`,
+          isTraced &&
+            (() =>
+              `${what} inside the free entry point conversation (until ${formatInstant(fep.expiresAtMs)}): free`),
         );
       } else {
-        start(
+        this.start(
+          deliveredAtMs,
+          message,
+          era,
+          opened,
           this.draft(
             era,
             'message',
             deliveredAtMs,
+            date,
             null,
             message,
             'referral_conversion',
@@ -203,7 +202,9 @@ export class PairMachine {
             message.template ?? 'service',
           ),
           'FEP_WINDOW',
-          () => `${what} inside the free entry point window (until ${formatInstant(fep.expiresAtMs)}): free`,
+          isTraced &&
+            (() =>
+              `${what} inside the free entry point window (until ${formatInstant(fep.expiresAtMs)}): free`),
         ).isFreeEntryPoint = true;
       }
       return;
@@ -215,6 +216,7 @@ export class PairMachine {
         era,
         isConversation ? 'conversation' : 'message',
         deliveredAtMs,
+        date,
         isConversation ? expiresAtMs : null,
         message,
         'referral_conversion',
@@ -227,24 +229,34 @@ export class PairMachine {
       for (const conversation of closed) conversation.draft.closedAtMs = deliveredAtMs;
       this.open = [];
       this.fep = { draft, expiresAtMs };
-      start(
+      this.start(
+        deliveredAtMs,
+        message,
+        era,
+        opened,
         draft,
         'FEP_OPEN',
-        () =>
-          `${what} is the first answer within 24 h to the user's ad / Page CTA message of ${formatInstant(this.referralAtMs)}: ` +
-          `free entry point opens until ${formatInstant(expiresAtMs)}, everything in it free` +
-          (closed.length > 0 ? `; it closes ${closed.map((c) => c.draft.id).join(', ')}` : ''),
+        isTraced &&
+          (() =>
+            `${what} is the first answer within 24 h to the user's ad / Page CTA message of ${formatInstant(this.referralAtMs)}: ` +
+            `free entry point opens until ${formatInstant(expiresAtMs)}, everything in it free` +
+            (closed.length > 0 ? `; it closes ${closed.map((c) => c.draft.id).join(', ')}` : '')),
       );
       return;
     }
 
     if (era === 'NBP') {
       if (message.template) {
-        start(
+        this.start(
+          deliveredAtMs,
+          message,
+          era,
+          opened,
           this.draft(
             era,
             'message',
             deliveredAtMs,
+            date,
             null,
             message,
             message.template,
@@ -252,14 +264,20 @@ export class PairMachine {
             message.template,
           ),
           'NBP_TEMPLATE',
-          () => `${what}: charged per delivered template (notification pricing, before 2022-02-01)`,
+          isTraced &&
+            (() => `${what}: charged per delivered template (notification pricing, before 2022-02-01)`),
         );
       } else {
-        start(
+        this.start(
+          deliveredAtMs,
+          message,
+          era,
+          opened,
           this.draft(
             era,
             'message',
             deliveredAtMs,
+            date,
             null,
             message,
             'service',
@@ -267,7 +285,7 @@ export class PairMachine {
             'service',
           ),
           'NBP_REPLY',
-          () => `${what}: free reply (notification pricing, before 2022-02-01)`,
+          isTraced && (() => `${what}: free reply (notification pricing, before 2022-02-01)`),
         );
       }
       return;
@@ -284,6 +302,7 @@ export class PairMachine {
           era,
           'conversation',
           deliveredAtMs,
+          date,
           deliveredAtMs + CONVERSATION_MS,
           message,
           category,
@@ -296,20 +315,32 @@ export class PairMachine {
       };
       const legacy = this.open.find((c) => c.slot === 'any');
       if (legacy) {
-        ride(legacy.draft, 'CBP_RIDE', () => `${what} inside open conversation ${legacy.draft.id}: covered`);
+        this.ride(
+          deliveredAtMs,
+          message,
+          era,
+          legacy.draft,
+          'CBP_RIDE',
+          isTraced && (() => `${what} inside open conversation ${legacy.draft.id}: covered`),
+        );
         return;
       }
       if (era === 'CBP-2022') {
         const category: UnitCategory = isInServiceWindow ? 'user_initiated' : 'business_initiated';
-        start(
+        this.start(
+          deliveredAtMs,
+          message,
+          era,
+          opened,
           openConversation(category, 'regular', 'any', 'free-conversations'),
           isInServiceWindow ? 'CBP2022_USER_INITIATED' : 'CBP2022_BUSINESS_INITIATED',
-          () =>
-            `${what} with no conversation open: ${category.replace('_', '-')} conversation opens (${
-              isInServiceWindow
-                ? 'within 24 h of the user\u2019s last message'
-                : 'outside the customer service window'
-            }) until ${formatInstant(deliveredAtMs + CONVERSATION_MS)}`,
+          isTraced &&
+            (() =>
+              `${what} with no conversation open: ${category.replace('_', '-')} conversation opens (${
+                isInServiceWindow
+                  ? 'within 24 h of the user\u2019s last message'
+                  : 'outside the customer service window'
+              }) until ${formatInstant(deliveredAtMs + CONVERSATION_MS)}`),
         );
         return;
       }
@@ -317,32 +348,49 @@ export class PairMachine {
         const category = message.template;
         const existing = this.open.find((c) => c.slot === category);
         if (existing) {
-          ride(
+          this.ride(
+            deliveredAtMs,
+            message,
+            era,
             existing.draft,
             'CBP_RIDE',
-            () => `${what} inside open ${category} conversation ${existing.draft.id}: no charge`,
+            isTraced &&
+              (() => `${what} inside open ${category} conversation ${existing.draft.id}: no charge`),
           );
           return;
         }
-        start(
+        this.start(
+          deliveredAtMs,
+          message,
+          era,
+          opened,
           openConversation(category, 'regular', category, 'none'),
           'CBP_OPEN',
-          () =>
-            `${what} with no ${category} conversation open: a ${category} conversation opens until ${formatInstant(deliveredAtMs + CONVERSATION_MS)}`,
+          isTraced &&
+            (() =>
+              `${what} with no ${category} conversation open: a ${category} conversation opens until ${formatInstant(deliveredAtMs + CONVERSATION_MS)}`),
         );
         return;
       }
       const any = this.open[0];
       if (any) {
-        ride(
+        this.ride(
+          deliveredAtMs,
+          message,
+          era,
           any.draft,
           'CBP_RIDE',
-          () => `${what} inside open ${any.draft.category} conversation ${any.draft.id}: no charge`,
+          isTraced &&
+            (() => `${what} inside open ${any.draft.category} conversation ${any.draft.id}: no charge`),
         );
         return;
       }
       const isAlwaysFree = era === 'CBP-2024-11';
-      start(
+      this.start(
+        deliveredAtMs,
+        message,
+        era,
+        opened,
         openConversation(
           'service',
           isAlwaysFree ? 'free_customer_service' : 'regular',
@@ -350,9 +398,10 @@ export class PairMachine {
           isAlwaysFree ? 'none' : 'free-conversations',
         ),
         isAlwaysFree ? 'CBP_SERVICE_FREE' : 'CBP_OPEN_SERVICE',
-        () =>
-          `${what} with no conversation open: a service conversation opens until ${formatInstant(deliveredAtMs + CONVERSATION_MS)}` +
-          (isAlwaysFree ? ' (free: every service conversation is free from 2024-11-01)' : ''),
+        isTraced &&
+          (() =>
+            `${what} with no conversation open: a service conversation opens until ${formatInstant(deliveredAtMs + CONVERSATION_MS)}` +
+            (isAlwaysFree ? ' (free: every service conversation is free from 2024-11-01)' : '')),
       );
       return;
     }
@@ -361,21 +410,29 @@ export class PairMachine {
     if (message.template === 'utility') {
       const carried = this.open.find((c) => c.slot === 'utility');
       if (carried) {
-        ride(
+        this.ride(
+          deliveredAtMs,
+          message,
+          era,
           carried.draft,
           'CBP_UTILITY_CARRYOVER',
-          () =>
-            `${what} inside utility conversation ${carried.draft.id} opened before per-message pricing: free`,
+          isTraced &&
+            (() =>
+              `${what} inside utility conversation ${carried.draft.id} opened before per-message pricing: free`),
         );
         return;
       }
     }
     const template = message.template;
     if (template === 'marketing' || template === 'authentication') {
-      start(
-        this.draft(era, 'message', deliveredAtMs, null, message, template, 'regular', template),
+      this.start(
+        deliveredAtMs,
+        message,
+        era,
+        opened,
+        this.draft(era, 'message', deliveredAtMs, date, null, message, template, 'regular', template),
         'PMP_CHARGED',
-        () => `${what}: charged per delivered message`,
+        isTraced && (() => `${what}: charged per delivered message`),
       ).isTiered = template === 'authentication';
       return;
     }
@@ -385,6 +442,7 @@ export class PairMachine {
         era,
         'message',
         deliveredAtMs,
+        date,
         null,
         message,
         'utility',
@@ -392,33 +450,67 @@ export class PairMachine {
         'utility',
       );
       draft.isTiered = !isFree;
-      start(
+      this.start(
+        deliveredAtMs,
+        message,
+        era,
+        opened,
         draft,
         isFree ? 'PMP_UTILITY_IN_CSW' : isInServiceWindow ? 'PMP2026_UTILITY_IN_CSW' : 'PMP_CHARGED',
-        () =>
-          isFree
-            ? `${what} inside the customer service window (user wrote ${formatInstant(this.lastInboundMs)}): free`
-            : isInServiceWindow
-              ? `${what} inside the customer service window: charged from 2026-10-01 (reported rule)`
-              : `${what} outside any customer service window: charged`,
+        isTraced &&
+          (() =>
+            isFree
+              ? `${what} inside the customer service window (user wrote ${formatInstant(this.lastInboundMs)}): free`
+              : isInServiceWindow
+                ? `${what} inside the customer service window: charged from 2026-10-01 (reported rule)`
+                : `${what} outside any customer service window: charged`),
       );
       return;
     }
     if (era === 'PMP-2026-10') {
-      const draft = this.draft(era, 'message', deliveredAtMs, null, message, 'service', 'regular', 'utility');
+      const draft = this.draft(
+        era,
+        'message',
+        deliveredAtMs,
+        date,
+        null,
+        message,
+        'service',
+        'regular',
+        'utility',
+      );
       draft.allowance = 'free-service-messages';
-      start(
+      this.start(
+        deliveredAtMs,
+        message,
+        era,
+        opened,
         draft,
         'PMP2026_SERVICE',
-        () =>
-          `${what}: service messages are charged at the market's utility rate from 2026-10-01 (reported rule)`,
+        isTraced &&
+          (() =>
+            `${what}: service messages are charged at the market's utility rate from 2026-10-01 (reported rule)`),
       );
       return;
     }
-    start(
-      this.draft(era, 'message', deliveredAtMs, null, message, 'service', 'free_customer_service', 'service'),
+    this.start(
+      deliveredAtMs,
+      message,
+      era,
+      opened,
+      this.draft(
+        era,
+        'message',
+        deliveredAtMs,
+        date,
+        null,
+        message,
+        'service',
+        'free_customer_service',
+        'service',
+      ),
       'PMP_SERVICE_FREE',
-      () => `${what}: non-template messages are free under per-message pricing`,
+      isTraced && (() => `${what}: non-template messages are free under per-message pricing`),
     );
   }
 
@@ -426,6 +518,7 @@ export class PairMachine {
     era: Era,
     unit: 'conversation' | 'message',
     openedAtMs: number,
+    openedOnLocalDate: string,
     expiresAtMs: number | null,
     message: DeliveredMessage,
     category: UnitCategory,
@@ -457,8 +550,48 @@ export class PairMachine {
       isTiered: false,
       isCategoryFromWebhook: message.isCategoryFromWebhook,
       isFreeEntryPoint: false,
-      openedOnLocalDate: localDate(openedAtMs, this.rules.timeZone),
+      openedOnLocalDate,
     };
+  }
+
+  /** The message rides on an open unit, which keeps the rule that opened it (the message's own is traced). */
+  private ride(
+    atMs: number,
+    message: DeliveredMessage,
+    era: Era,
+    draft: UnitDraft,
+    rule: string,
+    reason: (() => string) | false,
+  ): void {
+    draft.messages.push(message.id);
+    this.note(atMs, message, era, draft.id, rule, reason);
+  }
+
+  /** The message opens `draft`. */
+  private start(
+    atMs: number,
+    message: DeliveredMessage,
+    era: Era,
+    opened: UnitDraft[],
+    draft: UnitDraft,
+    rule: string,
+    reason: (() => string) | false,
+  ): UnitDraft {
+    draft.rule = rule;
+    opened.push(draft);
+    this.note(atMs, message, era, draft.id, rule, reason);
+    return draft;
+  }
+
+  /** Forgets the conversations that have expired by `atMs` (builds a new list only when one has). */
+  private closeExpired(atMs: number): void {
+    const open = this.open;
+    for (let i = 0; i < open.length; i++) {
+      if (atMs >= open[i]!.draft.expiresAtMs!) {
+        this.open = open.filter((c) => atMs < c.draft.expiresAtMs!);
+        return;
+      }
+    }
   }
 
   private note(
@@ -467,9 +600,9 @@ export class PairMachine {
     era: Era,
     unitId: string,
     rule: string,
-    reason: () => string,
+    reason: (() => string) | false,
   ) {
-    if (!this.trace) return;
+    if (!this.trace || !reason) return;
     this.trace({
       atMs,
       kind: 'message',

@@ -37,24 +37,26 @@ export class TierStatements {
   ): void {
     const fromCount = Number(tier.split(':')[0]);
     if (!Number.isSafeInteger(fromCount) || fromCount < 1) return;
-    const id = `${key.portfolio}|${key.market}|${key.category}|${key.month}`;
+    const id = tierKey(key.portfolio, key.market, key.category, key.month);
     const list = this.byKey.get(id) ?? [];
     if (!list.some((s) => s.atMs === atMs && s.fromCount === fromCount)) list.push({ atMs, fromCount, tier });
     this.byKey.set(id, list);
   }
 
-  /** The highest band start Meta stated at or before `atMs`, or undefined. */
-  floorAt(
-    key: { portfolio: string; market: string; category: string; month: string },
-    atMs: number,
-  ): { fromCount: number; tier: string } | undefined {
+  /** The highest band start Meta stated at or before `atMs` for a `tierKey`, or undefined. */
+  floorAt(key: string, atMs: number): { fromCount: number; tier: string } | undefined {
+    if (this.byKey.size === 0) return undefined; // the common case: Meta sent no tier webhook
     let best: { fromCount: number; tier: string } | undefined;
-    for (const statement of this.byKey.get(`${key.portfolio}|${key.market}|${key.category}|${key.month}`) ??
-      []) {
+    for (const statement of this.byKey.get(key) ?? []) {
       if (statement.atMs <= atMs && (!best || statement.fromCount > best.fromCount)) best = statement;
     }
     return best;
   }
+}
+
+/** The counter key of a volume tier: portfolio × market × category × month. */
+function tierKey(portfolio: string, market: string, category: string, month: string): string {
+  return `${portfolio}|${market}|${category}|${month}`;
 }
 
 /** Findings, each said once per distinct key, with a count of how often it applied. */
@@ -160,12 +162,9 @@ export class UnitPricer {
     if (draft.isTiered && card && draft.market) {
       const countCategory =
         draft.category === 'authentication_international' ? 'authentication' : draft.category;
-      const key = `${account.portfolio}|${draft.market}|${countCategory}|${month}`;
+      const key = tierKey(account.portfolio, draft.market, countCategory, month);
       let count = (this.tierCounts.get(key) ?? 0) + 1;
-      const stated = this.context.tierStatements?.floorAt(
-        { portfolio: account.portfolio, market: draft.market, category: countCategory, month },
-        draft.openedAtMs,
-      );
+      const stated = this.context.tierStatements?.floorAt(key, draft.openedAtMs);
       if (stated && stated.fromCount > count) {
         const counted = count;
         findings.add(`META_TIER_AHEAD:${key}:${stated.tier}`, () => ({

@@ -124,26 +124,27 @@ const TOMBSTONE_MS = 7 * DAY_MS;
 const FLUSH_EVERY_EVENTS = 50_000;
 const SWEEP_EVERY_FLUSHES = 4;
 
+// Every field is set when a record is created (recordFor), so that all records share one object shape.
 interface MessageRecord {
   id: string;
-  waba?: string;
-  business?: string;
-  user?: string;
-  countryHint?: string;
+  waba: string | undefined;
+  business: string | undefined;
+  user: string | undefined;
+  countryHint: string | undefined;
   sentAtMs: number;
   template: TemplateCategory | null | undefined;
-  templateName?: string;
+  templateName: string | undefined;
   hasOutbound: boolean;
   deliveredAtMs: number;
   failedAtMs: number;
-  pricing?: MetaPricingEvidence;
-  conversation?: MetaConversationEvidence;
+  pricing: MetaPricingEvidence | undefined;
+  conversation: MetaConversationEvidence | undefined;
   evidenceRank: number;
-  pair?: PairState;
+  pair: PairState | undefined;
   isQueued: boolean;
   /** Counted in its pair's `waitingCount`. */
   isWaiting: boolean;
-  isRated?: boolean;
+  isRated: boolean;
 }
 
 interface PairState {
@@ -154,7 +155,7 @@ interface PairState {
   queued: MessageRecord[];
   /** Records attached to this pair that are neither delivered nor failed yet. */
   waitingCount: number;
-  countryHint?: string;
+  countryHint: string | undefined;
 }
 
 const EVIDENCE_RANK: Record<string, number> = { delivered: 4, read: 3, sent: 2, failed: 1 };
@@ -398,6 +399,7 @@ export class Rater {
         inbounds: [],
         queued: [],
         waitingCount: 0,
+        countryHint: undefined,
       };
       users.set(user, pair);
     }
@@ -471,14 +473,23 @@ export class Rater {
     if (!record) {
       record = {
         id,
+        waba: undefined,
+        business: undefined,
+        user: undefined,
+        countryHint: undefined,
         sentAtMs: Infinity,
         template: undefined,
+        templateName: undefined,
         hasOutbound: false,
         deliveredAtMs: Infinity,
         failedAtMs: Infinity,
+        pricing: undefined,
+        conversation: undefined,
         evidenceRank: 0,
+        pair: undefined,
         isQueued: false,
         isWaiting: false,
+        isRated: false,
       };
       this.records.set(id, record);
     }
@@ -552,6 +563,10 @@ export class Rater {
       if (record.business === undefined || record.user === undefined || !record.user) return;
       record.pair = this.pairFor(record.waba ?? record.business, record.business, record.user);
       if (record.countryHint && !record.pair.countryHint) record.pair.countryHint = record.countryHint;
+      // Keep the pair's copies of equal strings: the event's own copies then die young (cheaper GC).
+      record.business = record.pair.business;
+      record.user = record.pair.user;
+      if (record.waba === record.pair.machine.waba) record.waba = record.pair.machine.waba;
     }
     const pair = record.pair;
     if (record.deliveredAtMs !== Infinity) {

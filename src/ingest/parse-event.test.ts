@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import type { CoreEvent } from '../core/events.js';
-import { IGNORED, parseEventValue, type ParsedItem } from './parse-event.js';
+import { IGNORED, parseContractLine, parseEventValue, type ParsedItem } from './parse-event.js';
 
 const FIXTURES = new URL('../../test/fixtures/webhooks/', import.meta.url);
 
@@ -216,6 +216,28 @@ describe('bad contract lines are errors that name the field', () => {
     expect(errorOf(fixture('meta-docs-snippets/pricing_pmp_authentication_international.json'))).toContain(
       'a fragment of a webhook',
     );
+  });
+
+  it("the reader's fast path for contract lines answers as parseEventValue does, and leaves the rest to it", () => {
+    const line = { kind: 'inbound', at: AT, waba: 'W', business: 'B', user: 'U', id: 'i1' };
+    expect([parseContractLine(line)]).toEqual(events(line));
+    expect(parseContractLine({ kind: 'message', at: AT })).toEqual({
+      code: 'BAD_EVENT',
+      message: errorOf({ kind: 'message', at: AT }),
+    });
+    expect(parseContractLine({ kind: 'outbound', at: AT })).toEqual({
+      code: 'BAD_EVENT',
+      message: errorOf({ kind: 'outbound', at: AT }),
+    });
+    for (const other of [
+      null,
+      42,
+      [],
+      { hello: 'world' },
+      { object: 'whatsapp_business_account', entry: [] },
+    ]) {
+      expect(parseContractLine(other)).toBeUndefined();
+    }
   });
 
   it('a body of another Meta product, or without entries', () => {

@@ -113,15 +113,10 @@ export function parseEventValue(value: unknown): Result<ParsedItem, ParseError> 
       ),
     );
   }
-  const kind = value.kind;
-  if (kind !== undefined) {
-    let event: CoreEvent | ParseError;
-    if (kind === 'status') event = parseStatusLine(value);
-    else if (kind === 'outbound') event = parseOutboundLine(value);
-    else if (kind === 'inbound') event = parseInboundLine(value);
-    else return err(bad(`"kind" must be ${LINE_KINDS}, not ${describe(kind)}`));
-    if ('code' in event) return err(event);
-    return ok({ events: [event], ignored: EMPTY, rejected: EMPTY });
+  const line = parseContractLine(value);
+  if (line !== undefined) {
+    if ('code' in line) return err(line);
+    return ok({ events: [line], ignored: EMPTY, rejected: EMPTY });
   }
   if (value.object !== undefined || value.entry !== undefined) return parseWebhookBody(value);
   return err(
@@ -129,6 +124,21 @@ export function parseEventValue(value: unknown): Result<ParsedItem, ParseError> 
       `${whatIsIt(value)}not an event line (needs "kind": ${LINE_KINDS}) nor a webhook body (needs "object":"whatsapp_business_account")`,
     ),
   );
+}
+
+/**
+ * A contract event line (a value with "kind") → its one event, or the error naming the field; `undefined`
+ * when the value is not a contract line (use parseEventValue). The file reader's fast path: most lines are
+ * contract lines, and this answers them without parseEventValue's Result and ParsedItem wrappers.
+ */
+export function parseContractLine(value: unknown): CoreEvent | ParseError | undefined {
+  if (!isRecord(value)) return undefined;
+  const kind = value.kind;
+  if (kind === undefined) return undefined;
+  if (kind === 'status') return parseStatusLine(value);
+  if (kind === 'outbound') return parseOutboundLine(value);
+  if (kind === 'inbound') return parseInboundLine(value);
+  return bad(`"kind" must be ${LINE_KINDS}, not ${describe(kind)}`);
 }
 
 /** Names the look-alikes people feed by mistake (only on the error path). */

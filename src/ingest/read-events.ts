@@ -7,7 +7,7 @@ import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { StringDecoder } from 'node:string_decoder';
 import type { CoreEvent } from '../core/events.js';
-import { parseEventValue } from './parse-event.js';
+import { parseContractLine, parseEventValue } from './parse-event.js';
 
 /** How stdin is named in errors and summaries. */
 export const STDIN_NAME = '<stdin>';
@@ -342,6 +342,17 @@ class SourceReader {
   }
 
   private readOne(value: unknown, lineNo: number, prefix: string): void {
+    const line = parseContractLine(value);
+    if (line !== undefined) {
+      if ('code' in line) {
+        this.fail({ code: 'BAD_EVENT', file: this.file, line: lineNo, message: prefix + line.message });
+        return;
+      }
+      this.batch.push(line);
+      this.summary.events += 1;
+      if (this.batch.length >= BATCH_SIZE) this.flush();
+      return;
+    }
     const parsed = parseEventValue(value);
     if (!parsed.ok) {
       this.fail({ code: 'BAD_EVENT', file: this.file, line: lineNo, message: prefix + parsed.error.message });
