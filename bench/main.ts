@@ -84,7 +84,7 @@ const USAGE = `usage: npm run bench -- [options]      (or: node --expose-gc dist
   --server-seconds N    duration of each load run (default 10)
   --connections N       concurrent connections of the load runs (default 10)
   --server-cpu-prof DIR write the load-test server's CPU profile (node --cpu-prof) into DIR
-  --server-log FILE     write the load-test server's JSON log at level debug (rating timings) to FILE`;
+  --server-log FILE     write each load-test server's JSON log at level debug (rating timings) to FILE.sqlite / FILE.postgres`;
 
 function parseBenchArgs(argv: string[]): BenchArgs {
   const { values } = parseArgs({
