@@ -12,6 +12,8 @@ import {
   createWorkerLiveRater,
   isSharedDatabase,
   type LiveRater,
+  type PricingSetup,
+  type WorkerSetup,
 } from './live-rater.js';
 import { createMemoryLogger } from './logger.js';
 import { loadPricingSetup } from './pricing-setup.js';
@@ -49,13 +51,19 @@ describe('isSharedDatabase', () => {
 
 describe('live rating in a worker thread', () => {
   const logger = createMemoryLogger();
-  const setup = { db: `sqlite:${DB}`, pricing: { accountsPath: null, rateCardPaths: [] } };
+  let setup: WorkerSetup;
+  let pricing: PricingSetup;
+
+  beforeAll(async () => {
+    const loaded = await loadPricingSetup({ accountsPath: null, rateCardPaths: [] });
+    if (!loaded.ok) throw new Error(loaded.error);
+    pricing = loaded.value;
+    setup = { db: `sqlite:${DB}`, accounts: [], cards: pricing.cards, isReportedRulesEnabled: true };
+  });
 
   it('rates like the in-process rater, then answers with diffs once a write is settled', async () => {
-    const pricing = await loadPricingSetup(setup.pricing);
-    if (!pricing.ok) throw new Error(pricing.error);
     const store = await openSqliteStore(DB);
-    const local = createInProcessLiveRater(store, pricing.value);
+    const local = createInProcessLiveRater(store, pricing);
     const worker = createWorkerLiveRater(script, setup, logger);
     try {
       const expected = await local.rate([WABA]);
@@ -76,6 +84,33 @@ describe('live rating in a worker thread', () => {
       expect((await worker.rate([WABA])).diff).toBeNull();
     } finally {
       await worker.close();
+      await store.close();
+    }
+  });
+
+  it("prices with the cards it is given (the server's), not with what the files hold now", async () => {
+    // Every rate doubled: what a card edited on disk after the server started would look like.
+    const doubled = pricing.cards.map((card) => ({
+      ...card,
+      rates: new Map(
+        [...card.rates].map(([market, rates]) => [
+          market,
+          Object.fromEntries(Object.entries(rates).map(([category, micros]) => [category, micros * 2])),
+        ]),
+      ),
+    }));
+    const store = await openSqliteStore(DB);
+    const worker = createWorkerLiveRater(script, setup, logger);
+    const edited = createWorkerLiveRater(script, { ...setup, cards: doubled }, logger);
+    try {
+      const normal = await worker.rate([WABA]);
+      const twice = await edited.rate([WABA]);
+      const [currency, totals] = Object.entries(normal.totals)[0]!;
+      expect(totals.amountMicros).toBeGreaterThan(0);
+      expect(twice.totals[currency]!.amountMicros).toBe(totals.amountMicros * 2);
+    } finally {
+      await worker.close();
+      await edited.close();
       await store.close();
     }
   });

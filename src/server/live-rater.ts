@@ -7,7 +7,7 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { Account, CoreEvent } from '../core/events.js';
-import type { MarketResolver, RateBook } from '../core/pricing-context.js';
+import type { MarketResolver, RateBook, RateCard } from '../core/pricing-context.js';
 import { rateEvents, type RatingOutput } from '../core/rate-events.js';
 import { TotalsAccumulator } from '../core/report.js';
 import type { BillableUnit, Era, Finding, PendingMessage } from '../core/units.js';
@@ -21,15 +21,11 @@ export interface PricingSetup {
   accounts: readonly Account[];
   rateBook: RateBook;
   markets: MarketResolver;
+  /** The rate cards of `rateBook` (a worker thread builds its own book from them). */
+  cards: readonly RateCard[];
   /** Rate card ids in use (recorded in the rating history). */
   rateCardIds: readonly string[];
   isReportedRulesEnabled?: boolean;
-}
-
-/** The files a PricingSetup is loaded from (a worker thread loads its own copy from them). */
-export interface PricingInput {
-  accountsPath: string | null;
-  rateCardPaths: readonly string[];
 }
 
 export interface RatingResultRows {
@@ -211,9 +207,15 @@ export function createInProcessLiveRater(store: Store, pricing: PricingSetup): L
 // ---------------------------------------------------------------------------------------------------------
 // The worker thread's side of the conversation (rating-worker.ts answers).
 
+/**
+ * What the worker thread starts from: the store's URL, and the pricing inputs as the server loaded them at
+ * start (plain data), so that both threads price with the same accounts and cards even if the files change.
+ */
 export interface WorkerSetup {
   db: string;
-  pricing: PricingInput;
+  accounts: readonly Account[];
+  cards: readonly RateCard[];
+  isReportedRulesEnabled: boolean;
 }
 
 export type WorkerRequest =
@@ -242,8 +244,8 @@ export function isSharedDatabase(db: string): boolean {
 }
 
 /**
- * Live rating in a worker thread that opens its own connection to `setup.db` and loads its own pricing from
- * the same files. A worker that dies fails the ratings it had (the service retries them) and is replaced
+ * Live rating in a worker thread that opens its own connection to `setup.db` and builds its pricing from
+ * the same accounts and rate cards as the server's. A worker that dies fails the ratings it had (the service retries them) and is replaced
  * at the next rating.
  */
 export function createWorkerLiveRater(script: string, setup: WorkerSetup, logger: Logger): LiveRater {

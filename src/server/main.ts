@@ -71,7 +71,9 @@ export async function startServer(config: ServiceConfig, options: StartOptions =
           workerScript,
           {
             db: config.db,
-            pricing: { accountsPath: config.accountsPath, rateCardPaths: config.rateCardPaths },
+            accounts: pricing.value.accounts,
+            cards: pricing.value.cards,
+            isReportedRulesEnabled: pricing.value.isReportedRulesEnabled ?? true,
           },
           logger,
         )

@@ -1,7 +1,11 @@
 // The service's pricing inputs (accounts, rate cards, market table), built once at start from the paths in
 // its configuration by the same use-case as the command line, so both price with exactly the same inputs.
 
-import type { RateBook } from '../core/pricing-context.js';
+import type { Account } from '../core/events.js';
+import { createMarketResolver } from '../core/market.js';
+import type { RateBook, RateCard } from '../core/pricing-context.js';
+import { createRateBook } from '../core/rate-card.js';
+import { loadBundledMarketTable } from '../ingest/rate-card-files.js';
 import { err, ok, type Result } from '../core/result.js';
 import { loadRateBook as loadCards, loadRatingSetup } from '../use-cases/load-rating-setup.js';
 import type { PricingSetup } from './rating-service.js';
@@ -31,8 +35,29 @@ export async function loadPricingSetup(input: {
   return ok({
     accounts: setup.value.accounts,
     rateBook: setup.value.rateBook,
+    cards: setup.value.cards,
     rateCardIds: setup.value.cards.map((card) => card.id),
     markets: setup.value.markets,
     isReportedRulesEnabled: setup.value.isReportedRulesEnabled,
+  });
+}
+
+/** A PricingSetup from accounts and cards already loaded (a worker thread's copy of the server's). */
+export async function pricingSetupFrom(input: {
+  accounts: readonly Account[];
+  cards: readonly RateCard[];
+  isReportedRulesEnabled: boolean;
+}): Promise<Result<PricingSetup, string>> {
+  const rateBook = createRateBook([...input.cards]);
+  if (!rateBook.ok) return err(rateBook.error.message);
+  const table = await loadBundledMarketTable();
+  if (!table.ok) return err(table.error.message);
+  return ok({
+    accounts: input.accounts,
+    rateBook: rateBook.value,
+    cards: input.cards,
+    rateCardIds: input.cards.map((card) => card.id),
+    markets: createMarketResolver(table.value, { isReportedRulesEnabled: input.isReportedRulesEnabled }),
+    isReportedRulesEnabled: input.isReportedRulesEnabled,
   });
 }

@@ -1,4 +1,4 @@
-// The live-rating worker thread: its own store connection and its own copy of the pricing inputs, so that
+// The live-rating worker thread: its own store connection and its own copy of the server's pricing, so that
 // reading a portfolio's events and rating them runs beside the webhook endpoint, not in its event loop.
 // It only reads the store; the server's thread writes what it answers (live-rater.ts).
 
@@ -12,14 +12,14 @@ import {
   type WorkerRequest,
   type WorkerSetup,
 } from './live-rater.js';
-import { loadPricingSetup } from './pricing-setup.js';
+import { pricingSetupFrom } from './pricing-setup.js';
 
 async function main(port: NonNullable<typeof parentPort>, setup: WorkerSetup): Promise<void> {
   const reply = (message: WorkerReply) => port.postMessage(message);
   let store: Store;
   let rater: LiveRater;
   try {
-    const pricing = await loadPricingSetup(setup.pricing);
+    const pricing = await pricingSetupFrom(setup);
     if (!pricing.ok) throw new Error(pricing.error);
     store = await openStore(setup.db);
     rater = createInProcessLiveRater(store, pricing.value);
