@@ -3,6 +3,8 @@
 
 type Labels = Record<string, string>;
 
+const NEEDS_ESCAPE = /[\\\n"]/;
+
 function labelKey(labels: Labels | undefined): string {
   if (!labels) return '';
   const names = Object.keys(labels).sort();
@@ -11,6 +13,7 @@ function labelKey(labels: Labels | undefined): string {
 }
 
 function escapeLabel(value: string): string {
+  if (!NEEDS_ESCAPE.test(value)) return value;
   return value.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"');
 }
 
@@ -33,6 +36,8 @@ export class Metrics {
   private readonly series = new Map<string, Series>();
   private readonly gauges = new Map<string, { help: string; read: () => number }>();
   private readonly durations = new Map<string, Histogram>();
+  /** method, route and status joined → its histogram: one look-up per request, no label text built. */
+  private readonly durationsByRequest = new Map<string, Histogram>();
 
   constructor() {
     this.define('webhooks_received_total', 'Webhook POSTs whose signature was valid and body was stored.');
@@ -64,15 +69,15 @@ export class Metrics {
   }
 
   observeRequest(method: string, route: string, status: number, seconds: number): void {
-    const key = labelKey({ method, route, status: String(status) });
-    let histogram = this.durations.get(key);
+    const requestKey = `${method} ${status} ${route}`;
+    let histogram = this.durationsByRequest.get(requestKey);
     if (!histogram) {
       histogram = { counts: DURATION_BUCKETS.map(() => 0), sum: 0, count: 0 };
-      this.durations.set(key, histogram);
+      this.durationsByRequest.set(requestKey, histogram);
+      this.durations.set(labelKey({ method, route, status: String(status) }), histogram);
     }
-    DURATION_BUCKETS.forEach((bound, i) => {
-      if (seconds <= bound) histogram.counts[i]! += 1;
-    });
+    for (let i = 0; i < DURATION_BUCKETS.length; i++)
+      if (seconds <= DURATION_BUCKETS[i]!) histogram.counts[i]! += 1;
     histogram.sum += seconds;
     histogram.count += 1;
   }
