@@ -6,6 +6,7 @@
 
 import { benchDashboardApi, type DashboardBenchResult } from './dashboard-bench.js';
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { closeSync, createReadStream, existsSync, openSync, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
@@ -51,8 +52,8 @@ function findPackageRoot(from: string): string {
 // ---------------------------------------------------------------------------------------------------------
 // Arguments.
 
-type Section = 'engine' | 'memory' | 'server' | 'dashboard' | 'estimator';
-const SECTIONS: readonly Section[] = ['engine', 'memory', 'server', 'dashboard', 'estimator'];
+type Section = 'engine' | 'memory' | 'server' | 'dashboard' | 'estimator' | 'ingest';
+const SECTIONS: readonly Section[] = ['engine', 'memory', 'server', 'dashboard', 'estimator', 'ingest'];
 
 interface BenchArgs {
   isQuick: boolean;
@@ -1213,6 +1214,116 @@ async function benchEstimator(args: BenchArgs): Promise<EstimatorResult> {
   return result;
 }
 
+// ---------------------------------------------------------------------------------------------------------
+// Table 6: what storing webhooks costs the SQLite store, without HTTP: the group commits of the service
+// (10 webhook bodies of 17 statuses per transaction, fsync on), into a growing file.
+
+interface IngestSlice {
+  eventsFrom: number;
+  eventsTo: number;
+  seconds: number;
+}
+
+interface IngestResult {
+  webhooksPerGroup: number;
+  eventsPerWebhook: number;
+  withEvents: IngestSlice[];
+  rawOnly: IngestSlice[];
+}
+
+interface SqliteStoreModule {
+  openSqliteStore(path: string): Promise<{
+    ingestBatch(items: readonly unknown[]): Promise<unknown[]>;
+    close(): Promise<void>;
+  }>;
+}
+
+async function benchIngest(args: BenchArgs): Promise<IngestResult> {
+  const { openSqliteStore } = await importProject<SqliteStoreModule>('store/sqlite/sqlite-store.js');
+  const { eventKey } = await importProject<{ eventKey(event: CoreEvent): string }>('core/events.js');
+  const webhooksPerGroup = 10;
+  const eventsPerWebhook = 17;
+  const totalEvents = args.isQuick ? 60_000 : 300_000;
+  const sliceEvents = totalEvents / 3;
+  const rng = new Rng(args.seed);
+  const dir = await mkdtemp(join(os.tmpdir(), 'wameter-bench-ingest-'));
+  /** One group commit's items: bodies with their events (or the bodies alone). */
+  const group = (n: number, isRawOnly: boolean) =>
+    Array.from({ length: webhooksPerGroup }, (_, w) => {
+      const events = Array.from({ length: eventsPerWebhook }, (_, i): CoreEvent => ({
+        kind: 'status',
+        atMs: 1_759_276_800_000 + n * 1000 + i,
+        id: `wamid.${rng.int(2 ** 30).toString(36)}${rng.int(2 ** 30).toString(36)}.${n}.${w}.${i}`,
+        status: 'delivered',
+        waba: `10229012934039${rng.int(10)}`,
+        business: '106540352242922',
+        user: `9198${String(rng.int(100_000_000)).padStart(8, '0')}`,
+        pricing: { billable: true, pricing_model: 'PMP', category: 'marketing', type: 'regular' },
+      }));
+      const body = Buffer.from(JSON.stringify(events));
+      return {
+        raw: {
+          receivedAtMs: 1,
+          body,
+          sha256: createHash('sha256').update(body).digest('hex'),
+          parseError: null,
+        },
+        events: isRawOnly
+          ? []
+          : events.map((event) => ({ key: eventKey(event), event, receivedAtMs: 1, source: 'webhook:1' })),
+      };
+    });
+  const run = async (isRawOnly: boolean): Promise<IngestSlice[]> => {
+    const store = await openSqliteStore(join(dir, isRawOnly ? 'raw-only.db' : 'with-events.db'));
+    const slices: IngestSlice[] = [];
+    const perGroup = webhooksPerGroup * eventsPerWebhook;
+    let measured = 0;
+    try {
+      for (let done = 0, n = 0; done < totalEvents; done += perGroup, n++) {
+        const items = group(n, isRawOnly);
+        const t = performance.now();
+        await store.ingestBatch(items);
+        measured += performance.now() - t; // making the bodies is not the store's time
+        if (done + perGroup >= sliceEvents * (slices.length + 1)) {
+          slices.push({
+            eventsFrom: slices.at(-1)?.eventsTo ?? 0,
+            eventsTo: done + perGroup,
+            seconds: measured / 1000,
+          });
+          measured = 0;
+        }
+      }
+    } finally {
+      await store.close();
+    }
+    return slices;
+  };
+  try {
+    progress(`ingest: ${formatInt(totalEvents)} events into a SQLite file, then the same bodies alone`);
+    const withEvents = await run(false);
+    const rawOnly = await run(true);
+    const rate = (slice: IngestSlice) =>
+      (slice.eventsTo - slice.eventsFrom) / eventsPerWebhook / slice.seconds;
+    printTable(
+      `6. SQLite ingestion without HTTP — groups of ${webhooksPerGroup} webhooks × ${eventsPerWebhook} statuses, fsync on`,
+      ['stored events so far', 'webhooks/s with their events', 'webhooks/s bodies only', 'ratio'],
+      withEvents.map((slice, i) => [
+        `${formatInt(slice.eventsFrom)}–${formatInt(slice.eventsTo)}`,
+        formatInt(rate(slice)),
+        formatInt(rate(rawOnly[i]!)),
+        (rate(slice) / rate(rawOnly[i]!)).toFixed(2),
+      ]),
+      [
+        'store.ingestBatch of the SQLite store (one transaction and fsync per group), bodies made outside the timing',
+        'bodies only: the same raw webhooks with no events (what a store-the-body-first design would pay in the request)',
+      ],
+    );
+    return { webhooksPerGroup, eventsPerWebhook, withEvents, rawOnly };
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
 async function main(argv: string[]): Promise<number> {
   if (argv[0] === '--serve-child') {
     await serveChild(argv[1] ?? '');
@@ -1246,6 +1357,7 @@ async function main(argv: string[]): Promise<number> {
   await section('server', () => benchServer(args));
   await section('dashboard', () => benchDashboard(args));
   await section('estimator', () => benchEstimator(args));
+  await section('ingest', () => benchIngest(args));
   await writeFile(join(OUT_DIR, 'last-run.json'), JSON.stringify(results, null, 2) + '\n');
   process.stdout.write(`\nresults: ${join(OUT_DIR, 'last-run.json').replace(ROOT + '/', '')}\n`);
   if (failures.length > 0) process.stderr.write(`[bench] failed sections:\n  ${failures.join('\n  ')}\n`);

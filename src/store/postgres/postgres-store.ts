@@ -149,6 +149,12 @@ const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX findings_rating ON findings (rating_id);
     `,
   },
+  {
+    version: 2,
+    name: 'events without the message_id index',
+    // A second index of random keys on every event, for one query that the primary key serves as well.
+    sql: `DROP INDEX IF EXISTS events_message;`,
+  },
 ];
 
 /** First key of the migration advisory lock ("wame"); the second is the schema's hash. */
@@ -296,16 +302,18 @@ class PostgresStore implements Store {
   }
 
   async listEvents(wabas?: readonly string[]): Promise<CoreEvent[]> {
-    // A status that did not name its WABA belongs to the WABA of the message it reports on.
+    // A status that did not name its WABA belongs to the WABA of the message it reports on, found by the
+    // message's idempotency key (eventKey: "outbound:ID" or "inbound:ID"; the primary key's index).
     const { rows } =
       wabas === undefined
         ? await this.pool.query('SELECT payload FROM events ORDER BY at_ms, key')
         : await this.pool.query(
             `SELECT payload FROM events
              WHERE waba = ANY($1::text[])
-                OR (waba IS NULL AND kind = 'status' AND message_id IN (
-                      SELECT message_id FROM events
-                      WHERE kind IN ('inbound', 'outbound') AND waba = ANY($1::text[])))
+                OR (waba IS NULL AND kind = 'status' AND EXISTS (
+                      SELECT 1 FROM events m
+                      WHERE m.key IN ('outbound:' || events.message_id, 'inbound:' || events.message_id)
+                        AND m.waba = ANY($1::text[])))
              ORDER BY at_ms, key`,
             [[...wabas]],
           );

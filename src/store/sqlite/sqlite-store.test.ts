@@ -20,7 +20,44 @@ describe('SQLite on disk', () => {
     try {
       expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
       const migrations = db.prepare('SELECT version, name FROM schema_migrations').all();
-      expect(migrations).toEqual([{ version: 1, name: 'initial schema' }]);
+      expect(migrations).toEqual([
+        { version: 1, name: 'initial schema' },
+        { version: 2, name: 'events without the message_id index' },
+      ]);
+    } finally {
+      db.close();
+      await store.close();
+    }
+  });
+
+  it('upgrades a version 1 database: the message_id index goes, orphan statuses are found by key', async () => {
+    const path = join(dir, 'upgrade.db');
+    await (await openSqliteStore(path)).close();
+    // Back to what version 1 left.
+    const old = new Database(path);
+    old.exec(
+      'CREATE INDEX events_message ON events (message_id); DELETE FROM schema_migrations WHERE version = 2',
+    );
+    old.close();
+    const statements: string[] = [];
+    const store = await openSqliteStore(path, { verbose: (sql) => statements.push(String(sql)) });
+    const db = new Database(path, { readonly: true });
+    try {
+      const indexes = db.prepare(
+        "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'events'",
+      );
+      expect(indexes.pluck().all()).not.toContain('events_message');
+      expect(db.prepare('SELECT max(version) FROM schema_migrations').pluck().get()).toBe(2);
+      // The store's own query for orphan statuses looks their message up through the primary key.
+      await store.listEvents(['W1']);
+      const orphanQuery = statements.find((sql) => sql.includes("s.kind = 'status'"));
+      expect(orphanQuery).toBeDefined();
+      const plan = db
+        .prepare(`EXPLAIN QUERY PLAN ${orphanQuery!}`)
+        .all()
+        .map((row) => (row as { detail: string }).detail);
+      expect(plan.join('\n')).toMatch(/SEARCH m (EXISTS )?USING INDEX sqlite_autoindex_events_1 \(key=\?\)/);
+      expect(plan.join('\n')).not.toMatch(/SCAN m\b/);
     } finally {
       db.close();
       await store.close();
