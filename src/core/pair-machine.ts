@@ -66,6 +66,16 @@ export interface PairTraceEntry {
   template?: TemplateCategory | null;
 }
 
+/** One delivered business message being decided: when, on which local date, under which era. */
+interface Delivery {
+  atMs: number;
+  date: string;
+  era: Era;
+  message: DeliveredMessage;
+  /** Where the units it opens go. */
+  opened: UnitDraft[];
+}
+
 interface OpenConversation {
   draft: UnitDraft;
   /** `any` for CBP-2022 conversations (they cover every message), else the category. */
@@ -169,15 +179,14 @@ export class PairMachine {
     // Reasons are words for the trace: without a trace, no reason (nor its closure) is made.
     const isTraced = this.trace !== undefined;
     const what = isTraced ? describe(message) : '';
+    const d: Delivery = { atMs: deliveredAtMs, date, era, message, opened };
 
     // Free entry point (all eras since CBP-2022): a window in which every business message is free.
     const fep = this.fep;
     if (fep) {
       if (fep.draft.unit === 'conversation') {
         this.ride(
-          deliveredAtMs,
-          message,
-          era,
+          d,
           fep.draft,
           'FEP_RIDE',
           isTraced &&
@@ -186,17 +195,11 @@ export class PairMachine {
         );
       } else {
         this.start(
-          deliveredAtMs,
-          message,
-          era,
-          opened,
+          d,
           this.draft(
-            era,
+            d,
             'message',
-            deliveredAtMs,
-            date,
             null,
-            message,
             'referral_conversion',
             'free_entry_point',
             message.template ?? 'service',
@@ -213,12 +216,9 @@ export class PairMachine {
       const expiresAtMs = deliveredAtMs + fepWindowMs(date);
       const isConversation = isConversationEra(era);
       const draft = this.draft(
-        era,
+        d,
         isConversation ? 'conversation' : 'message',
-        deliveredAtMs,
-        date,
         isConversation ? expiresAtMs : null,
-        message,
         'referral_conversion',
         'free_entry_point',
         // The rate it would have cost: an answer within 24 h of the user's message is user-initiated in 2022.
@@ -230,10 +230,7 @@ export class PairMachine {
       this.open = [];
       this.fep = { draft, expiresAtMs };
       this.start(
-        deliveredAtMs,
-        message,
-        era,
-        opened,
+        d,
         draft,
         'FEP_OPEN',
         isTraced &&
@@ -248,42 +245,16 @@ export class PairMachine {
     if (era === 'NBP') {
       if (message.template) {
         this.start(
-          deliveredAtMs,
-          message,
-          era,
-          opened,
-          this.draft(
-            era,
-            'message',
-            deliveredAtMs,
-            date,
-            null,
-            message,
-            message.template,
-            'regular',
-            message.template,
-          ),
+          d,
+          this.draft(d, 'message', null, message.template, 'regular', message.template),
           'NBP_TEMPLATE',
           isTraced &&
             (() => `${what}: charged per delivered template (notification pricing, before 2022-02-01)`),
         );
       } else {
         this.start(
-          deliveredAtMs,
-          message,
-          era,
-          opened,
-          this.draft(
-            era,
-            'message',
-            deliveredAtMs,
-            date,
-            null,
-            message,
-            'service',
-            'free_customer_service',
-            'service',
-          ),
+          d,
+          this.draft(d, 'message', null, 'service', 'free_customer_service', 'service'),
           'NBP_REPLY',
           isTraced && (() => `${what}: free reply (notification pricing, before 2022-02-01)`),
         );
@@ -299,12 +270,9 @@ export class PairMachine {
         allowance: Allowance,
       ): UnitDraft => {
         const draft = this.draft(
-          era,
+          d,
           'conversation',
-          deliveredAtMs,
-          date,
           deliveredAtMs + CONVERSATION_MS,
-          message,
           category,
           type,
           category, // the rate-card column is the conversation's category
@@ -316,9 +284,7 @@ export class PairMachine {
       const legacy = this.open.find((c) => c.slot === 'any');
       if (legacy) {
         this.ride(
-          deliveredAtMs,
-          message,
-          era,
+          d,
           legacy.draft,
           'CBP_RIDE',
           isTraced && (() => `${what} inside open conversation ${legacy.draft.id}: covered`),
@@ -328,10 +294,7 @@ export class PairMachine {
       if (era === 'CBP-2022') {
         const category: UnitCategory = isInServiceWindow ? 'user_initiated' : 'business_initiated';
         this.start(
-          deliveredAtMs,
-          message,
-          era,
-          opened,
+          d,
           openConversation(category, 'regular', 'any', 'free-conversations'),
           isInServiceWindow ? 'CBP2022_USER_INITIATED' : 'CBP2022_BUSINESS_INITIATED',
           isTraced &&
@@ -349,9 +312,7 @@ export class PairMachine {
         const existing = this.open.find((c) => c.slot === category);
         if (existing) {
           this.ride(
-            deliveredAtMs,
-            message,
-            era,
+            d,
             existing.draft,
             'CBP_RIDE',
             isTraced &&
@@ -360,10 +321,7 @@ export class PairMachine {
           return;
         }
         this.start(
-          deliveredAtMs,
-          message,
-          era,
-          opened,
+          d,
           openConversation(category, 'regular', category, 'none'),
           'CBP_OPEN',
           isTraced &&
@@ -375,9 +333,7 @@ export class PairMachine {
       const any = this.open[0];
       if (any) {
         this.ride(
-          deliveredAtMs,
-          message,
-          era,
+          d,
           any.draft,
           'CBP_RIDE',
           isTraced &&
@@ -387,10 +343,7 @@ export class PairMachine {
       }
       const isAlwaysFree = era === 'CBP-2024-11';
       this.start(
-        deliveredAtMs,
-        message,
-        era,
-        opened,
+        d,
         openConversation(
           'service',
           isAlwaysFree ? 'free_customer_service' : 'regular',
@@ -411,9 +364,7 @@ export class PairMachine {
       const carried = this.open.find((c) => c.slot === 'utility');
       if (carried) {
         this.ride(
-          deliveredAtMs,
-          message,
-          era,
+          d,
           carried.draft,
           'CBP_UTILITY_CARRYOVER',
           isTraced &&
@@ -426,11 +377,8 @@ export class PairMachine {
     const template = message.template;
     if (template === 'marketing' || template === 'authentication') {
       this.start(
-        deliveredAtMs,
-        message,
-        era,
-        opened,
-        this.draft(era, 'message', deliveredAtMs, date, null, message, template, 'regular', template),
+        d,
+        this.draft(d, 'message', null, template, 'regular', template),
         'PMP_CHARGED',
         isTraced && (() => `${what}: charged per delivered message`),
       ).isTiered = template === 'authentication';
@@ -439,22 +387,16 @@ export class PairMachine {
     if (template === 'utility') {
       const isFree = isInServiceWindow && era === 'PMP-2025';
       const draft = this.draft(
-        era,
+        d,
         'message',
-        deliveredAtMs,
-        date,
         null,
-        message,
         'utility',
         isFree ? 'free_customer_service' : 'regular',
         'utility',
       );
       draft.isTiered = !isFree;
       this.start(
-        deliveredAtMs,
-        message,
-        era,
-        opened,
+        d,
         draft,
         isFree ? 'PMP_UTILITY_IN_CSW' : isInServiceWindow ? 'PMP2026_UTILITY_IN_CSW' : 'PMP_CHARGED',
         isTraced &&
@@ -468,23 +410,10 @@ export class PairMachine {
       return;
     }
     if (era === 'PMP-2026-10') {
-      const draft = this.draft(
-        era,
-        'message',
-        deliveredAtMs,
-        date,
-        null,
-        message,
-        'service',
-        'regular',
-        'utility',
-      );
+      const draft = this.draft(d, 'message', null, 'service', 'regular', 'utility');
       draft.allowance = 'free-service-messages';
       this.start(
-        deliveredAtMs,
-        message,
-        era,
-        opened,
+        d,
         draft,
         'PMP2026_SERVICE',
         isTraced &&
@@ -494,33 +423,17 @@ export class PairMachine {
       return;
     }
     this.start(
-      deliveredAtMs,
-      message,
-      era,
-      opened,
-      this.draft(
-        era,
-        'message',
-        deliveredAtMs,
-        date,
-        null,
-        message,
-        'service',
-        'free_customer_service',
-        'service',
-      ),
+      d,
+      this.draft(d, 'message', null, 'service', 'free_customer_service', 'service'),
       'PMP_SERVICE_FREE',
       isTraced && (() => `${what}: non-template messages are free under per-message pricing`),
     );
   }
 
   private draft(
-    era: Era,
+    { atMs: openedAtMs, date: openedOnLocalDate, era, message }: Delivery,
     unit: 'conversation' | 'message',
-    openedAtMs: number,
-    openedOnLocalDate: string,
     expiresAtMs: number | null,
-    message: DeliveredMessage,
     category: UnitCategory,
     type: PricingType,
     rateCategory: RateCategory,
@@ -555,31 +468,16 @@ export class PairMachine {
   }
 
   /** The message rides on an open unit, which keeps the rule that opened it (the message's own is traced). */
-  private ride(
-    atMs: number,
-    message: DeliveredMessage,
-    era: Era,
-    draft: UnitDraft,
-    rule: string,
-    reason: (() => string) | false,
-  ): void {
-    draft.messages.push(message.id);
-    this.note(atMs, message, era, draft.id, rule, reason);
+  private ride(d: Delivery, draft: UnitDraft, rule: string, reason: (() => string) | false): void {
+    draft.messages.push(d.message.id);
+    this.note(d, draft.id, rule, reason);
   }
 
   /** The message opens `draft`. */
-  private start(
-    atMs: number,
-    message: DeliveredMessage,
-    era: Era,
-    opened: UnitDraft[],
-    draft: UnitDraft,
-    rule: string,
-    reason: (() => string) | false,
-  ): UnitDraft {
+  private start(d: Delivery, draft: UnitDraft, rule: string, reason: (() => string) | false): UnitDraft {
     draft.rule = rule;
-    opened.push(draft);
-    this.note(atMs, message, era, draft.id, rule, reason);
+    d.opened.push(draft);
+    this.note(d, draft.id, rule, reason);
     return draft;
   }
 
@@ -595,9 +493,7 @@ export class PairMachine {
   }
 
   private note(
-    atMs: number,
-    message: DeliveredMessage,
-    era: Era,
+    { atMs, era, message }: Delivery,
     unitId: string,
     rule: string,
     reason: (() => string) | false,
