@@ -238,7 +238,23 @@ describe.each(engines)('the real server over HTTP on %s', (_engine, makeDbUrl) =
     expect(await (await fetch(`${server.url}/v1/totals`, { headers: auth })).json()).toEqual({
       totals: expected.totals,
     });
-    // Those live ratings ran in the worker thread, with its own connection to the store.
+    // Explain and a re-rate rate the portfolio again, in the worker too: the same units.
+    const explained = (await (
+      await fetch(`${server.url}/v1/explain?user=16505551234`, { headers: auth })
+    ).json()) as { units: { id: string; user: string }[]; timeline: unknown[] };
+    const expectedUnits = expected.units as { id: string; user: string }[];
+    expect(byId(explained.units)).toEqual(byId(expectedUnits.filter((unit) => unit.user === '16505551234')));
+    expect(explained.units.length).toBeGreaterThan(0);
+    expect(explained.timeline.length).toBeGreaterThan(0);
+    const rerated = (await (
+      await fetch(`${server.url}/v1/rerate`, {
+        method: 'POST',
+        headers: { ...auth, 'Content-Type': 'application/json' },
+        body: JSON.stringify({ dry_run: true }),
+      })
+    ).json()) as { changed: unknown[]; unchanged: number };
+    expect(rerated).toMatchObject({ changed: [], unchanged: expected.units.length });
+    // Those ratings ran in the worker thread, with its own connection to the store.
     const ratings = logger.lines.map((line) => JSON.parse(line) as Record<string, unknown>);
     expect(ratings.filter((line) => line.msg === 'rated').map((line) => line.where)).toContain(
       'worker thread',

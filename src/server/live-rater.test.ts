@@ -115,6 +115,29 @@ describe('live rating in a worker thread', () => {
     }
   });
 
+  it('rates whole scopes for re-rates and explanations like the in-process rater', async () => {
+    const store = await openSqliteStore(DB);
+    const local = createInProcessLiveRater(store, pricing);
+    const worker = createWorkerLiveRater(script, setup, logger);
+    try {
+      const explain = { withDecisions: true, trace: { user: '16505551234' } };
+      const expected = await local.rateScope([WABA], explain);
+      const answered = await worker.rateScope([WABA], explain);
+      expect(expected.output.decisions.length).toBeGreaterThan(0);
+      expect(expected.output.timeline.length).toBeGreaterThan(0);
+      expect(answered).toEqual(expected);
+      expect(answered.businessesByWaba).toEqual({ [WABA]: ['106540352242922'] });
+      // Other cards and another era: the re-rate's what-if.
+      const whatIf = { asOfRules: 'CBP-2023' as const, cards: pricing.cards };
+      const rerated = await worker.rateScope([WABA], whatIf);
+      expect(rerated).toEqual(await local.rateScope([WABA], whatIf));
+      expect(rerated.output.units.every((unit) => unit.era === 'CBP-2023')).toBe(true);
+    } finally {
+      await worker.close();
+      await store.close();
+    }
+  });
+
   it('fails a rating with the reason when the worker cannot start, and tries again at the next one', async () => {
     const missing = join(dir, 'no-such-folder', 'x.db');
     const worker: LiveRater = createWorkerLiveRater(script, { ...setup, db: `sqlite:${missing}` }, logger);

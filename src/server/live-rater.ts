@@ -9,6 +9,7 @@ import { Worker } from 'node:worker_threads';
 import type { Account, CoreEvent } from '../core/events.js';
 import type { MarketResolver, RateBook, RateCard } from '../core/pricing-context.js';
 import { rateEvents, type RatingOutput } from '../core/rate-events.js';
+import { createRateBook } from '../core/rate-card.js';
 import { TotalsAccumulator } from '../core/report.js';
 import type { BillableUnit, Era, Finding, PendingMessage } from '../core/units.js';
 import { createAccountBook, type AccountBook } from '../ingest/accounts-file.js';
@@ -46,13 +47,31 @@ export interface LiveRating {
   rateMs: number;
 }
 
+/** A whole rating of a scope for a re-rate (other cards or era) or an explanation (decisions, a trace). */
+export interface ScopeRatingOptions {
+  asOfRules?: Era;
+  /** Other rate cards than the service's. */
+  cards?: readonly RateCard[];
+  withDecisions?: boolean;
+  trace?: { user: string; business?: string };
+}
+
+export interface ScopeRating {
+  output: RatingOutput;
+  /** WABA → the business numbers its inbound and outbound events name (what a WABA's key may see). */
+  businessesByWaba: Record<string, string[]>;
+}
+
 /**
- * Rates scopes and remembers, per scope, what the last rating stored, so the next one can be written as a
- * diff. After writing a rating the caller says whether the write committed (`settle`).
+ * Rates the service's scopes (portfolios). Live: remembers, per scope, what the last rating stored, so the
+ * next one can be written as a diff; after writing it the caller says whether the write committed
+ * (`settle`). Whole ratings for re-rates and explanations go through it too, so that no rating of a large
+ * portfolio runs in the webhook endpoint's thread.
  */
 export interface LiveRater {
   readonly where: 'worker thread' | 'server thread';
   rate(scope: readonly string[]): Promise<LiveRating>;
+  rateScope(scope: readonly string[], options: ScopeRatingOptions): Promise<ScopeRating>;
   /** The write of the last rating of `scope` committed (`true`) or failed (`false`: rewrite it all next time). */
   settle(scope: readonly string[], isCommitted: boolean): void;
   /** The stored units no longer are what live ratings wrote (a re-rate): the next ones rewrite everything. */
@@ -190,6 +209,19 @@ export function createInProcessLiveRater(store: Store, pricing: PricingSetup): L
         rateMs: performance.now() - startedMs,
       };
     },
+    async rateScope(scope, { cards, ...options }) {
+      const events = await store.listEvents(scope);
+      let rateBook: RateBook | undefined;
+      if (cards) {
+        const book = createRateBook(cards);
+        if (!book.ok) throw new Error(book.error.message);
+        rateBook = book.value;
+      }
+      return {
+        output: rateWithPricing(pricing, events, { ...options, ...(rateBook ? { rateBook } : {}) }),
+        businessesByWaba: businessesByWaba(events),
+      };
+    },
     settle(scope, isCommitted) {
       const key = scopeKey(scope);
       const rating = unsettled.get(key);
@@ -202,6 +234,17 @@ export function createInProcessLiveRater(store: Store, pricing: PricingSetup): L
     },
     async close() {},
   };
+}
+
+function businessesByWaba(events: readonly CoreEvent[]): Record<string, string[]> {
+  const byWaba = new Map<string, Set<string>>();
+  for (const event of events) {
+    if (event.kind !== 'inbound' && event.kind !== 'outbound') continue;
+    let businesses = byWaba.get(event.waba);
+    if (!businesses) byWaba.set(event.waba, (businesses = new Set()));
+    businesses.add(event.business);
+  }
+  return Object.fromEntries([...byWaba].map(([waba, businesses]) => [waba, [...businesses]]));
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -220,6 +263,7 @@ export interface WorkerSetup {
 
 export type WorkerRequest =
   | { type: 'rate'; id: number; scope: readonly string[] }
+  | { type: 'rateScope'; id: number; scope: readonly string[]; options: ScopeRatingOptions }
   | { type: 'settle'; scope: readonly string[]; isCommitted: boolean }
   | { type: 'forgetAll' }
   | { type: 'close' };
@@ -228,6 +272,7 @@ export type WorkerReply =
   | { type: 'ready' }
   | { type: 'failed'; message: string }
   | { type: 'rated'; id: number; rating: LiveRating }
+  | { type: 'ratedScope'; id: number; rating: ScopeRating }
   | { type: 'error'; id: number; message: string };
 
 /** The compiled worker script next to this module; `null` when running from TypeScript sources (tests). */
@@ -252,10 +297,8 @@ export function createWorkerLiveRater(script: string, setup: WorkerSetup, logger
   let worker: Worker | null = null;
   let ready: Promise<void> | null = null;
   let nextId = 1;
-  const waiting = new Map<
-    number,
-    { resolve: (rating: LiveRating) => void; reject: (error: Error) => void }
-  >();
+  /** Request id → its caller (each resolves with the answer type its request asked for). */
+  const waiting = new Map<number, { resolve: (rating: unknown) => void; reject: (error: Error) => void }>();
 
   function start(): Promise<void> {
     const thread = new Worker(script, { workerData: setup });
@@ -267,8 +310,8 @@ export function createWorkerLiveRater(script: string, setup: WorkerSetup, logger
         else {
           const caller = waiting.get(reply.id);
           waiting.delete(reply.id);
-          if (reply.type === 'rated') caller?.resolve(reply.rating);
-          else caller?.reject(new Error(reply.message));
+          if (reply.type === 'error') caller?.reject(new Error(reply.message));
+          else caller?.resolve(reply.rating);
         }
       });
       thread.on('error', (error) => {
@@ -290,16 +333,24 @@ export function createWorkerLiveRater(script: string, setup: WorkerSetup, logger
     worker?.postMessage(request);
   }
 
+  /** Sends a request that the worker answers (starting the worker if none runs). */
+  async function ask<T>(request: (id: number) => WorkerRequest): Promise<T> {
+    if (!worker) await start();
+    else await ready;
+    const id = nextId++;
+    return new Promise<T>((resolve, reject) => {
+      waiting.set(id, { resolve: resolve as (rating: unknown) => void, reject });
+      post(request(id));
+    });
+  }
+
   return {
     where: 'worker thread',
-    async rate(scope) {
-      if (!worker) await start();
-      else await ready;
-      const id = nextId++;
-      return new Promise<LiveRating>((resolve, reject) => {
-        waiting.set(id, { resolve, reject });
-        post({ type: 'rate', id, scope });
-      });
+    rate(scope) {
+      return ask<LiveRating>((id) => ({ type: 'rate', id, scope }));
+    },
+    rateScope(scope, options) {
+      return ask<ScopeRating>((id) => ({ type: 'rateScope', id, scope, options }));
     },
     settle(scope, isCommitted) {
       post({ type: 'settle', scope, isCommitted });

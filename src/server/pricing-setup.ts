@@ -13,10 +13,14 @@ import type { PricingSetup } from './rating-service.js';
 /** Rate cards from paths (or the bundled ones) as a book, with their ids for the rating history. */
 export async function loadRateBook(
   paths: readonly string[],
-): Promise<Result<{ rateBook: RateBook; ids: string[] }, string>> {
+): Promise<Result<{ rateBook: RateBook; ids: string[]; cards: RateCard[] }, string>> {
   const rates = await loadCards(paths);
   if (!rates.ok) return err(rates.error.message);
-  return ok({ rateBook: rates.value.rateBook, ids: rates.value.cards.map((card) => card.id) });
+  return ok({
+    rateBook: rates.value.rateBook,
+    ids: rates.value.cards.map((card) => card.id),
+    cards: rates.value.cards,
+  });
 }
 
 export async function loadPricingSetup(input: {

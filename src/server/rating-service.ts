@@ -4,9 +4,7 @@
 // volume tiers and free allowances count across the whole portfolio.
 
 import { randomUUID } from 'node:crypto';
-import type { CoreEvent } from '../core/events.js';
-import type { RateBook } from '../core/pricing-context.js';
-import type { RatingOutput } from '../core/rate-events.js';
+import type { RateBook, RateCard } from '../core/pricing-context.js';
 import {
   pendingToJson,
   totalsOf,
@@ -23,7 +21,6 @@ import type { CurrencyTotals, RatingRecord, Store } from '../store/store.js';
 import {
   createInProcessLiveRater,
   currencyTotalsOf,
-  rateWithPricing,
   type LiveRater,
   type PricingSetup,
 } from './live-rater.js';
@@ -125,7 +122,9 @@ export interface RatingServiceDeps {
   clock: () => number;
   logger: Logger;
   /** Loads other rate cards for a re-rate (wired to the rate card files reader in main). */
-  loadRateBook?: (paths: readonly string[]) => Promise<Result<{ rateBook: RateBook; ids: string[] }, string>>;
+  loadRateBook?: (
+    paths: readonly string[],
+  ) => Promise<Result<{ rateBook: RateBook; ids: string[]; cards: readonly RateCard[] }, string>>;
   debounceMs?: number;
   /**
    * Adaptive throttle: a live re-rate starts no sooner than this many times the last one's duration after it
@@ -201,20 +200,6 @@ export function createRatingService(deps: RatingServiceDeps): RatingService {
   /** The WABAs sharing a portfolio with any of `wabas`. */
   async function portfolioScope(wabas: Iterable<string>): Promise<string[]> {
     return (await portfolioGroups(wabas)).flat().sort();
-  }
-
-  async function rateScope(
-    scope: readonly string[],
-    options: {
-      asOfRules?: Era;
-      rateBook?: RateBook;
-      withDecisions?: boolean;
-      trace?: { user: string; business?: string };
-      events?: readonly CoreEvent[];
-    },
-  ): Promise<RatingOutput> {
-    const { events, ...rest } = options;
-    return rateWithPricing(pricing, events ?? (await store.listEvents(scope)), rest);
   }
 
   function newRecord(
@@ -348,14 +333,14 @@ export function createRatingService(deps: RatingServiceDeps): RatingService {
 
   async function rerate(request: RerateRequest): Promise<Result<RerateReport, RerateError>> {
     await settled();
-    let rateBook: RateBook | undefined;
+    let cards: readonly RateCard[] | undefined;
     let rateCards: readonly string[] | undefined;
     if (request.rateCardPaths && request.rateCardPaths.length > 0) {
       if (!deps.loadRateBook)
         return err({ code: 'BAD_RATE_CARDS', message: 'other rate cards are not available here' });
       const loaded = await deps.loadRateBook(request.rateCardPaths);
       if (!loaded.ok) return err({ code: 'BAD_RATE_CARDS', message: loaded.error });
-      rateBook = loaded.value.rateBook;
+      cards = loaded.value.cards;
       rateCards = loaded.value.ids;
     }
     const stored = await store.listWabas();
@@ -369,9 +354,9 @@ export function createRatingService(deps: RatingServiceDeps): RatingService {
       (request.toMs === undefined || unit.openedAtMs < request.toMs);
 
     const oldUnits = (await listAllUnits({ wabas: [...reported] })).filter(isInPeriod);
-    const result = await rateScope(scope, {
+    const { output: result } = await liveRater.rateScope(scope, {
       ...(request.asOfRules ? { asOfRules: request.asOfRules } : {}),
-      ...(rateBook ? { rateBook } : {}),
+      ...(cards ? { cards } : {}),
     });
     const newUnits = result.units.filter(isInPeriod);
 
@@ -423,17 +408,17 @@ export function createRatingService(deps: RatingServiceDeps): RatingService {
     const candidates = (await store.listWabas()).filter((waba) => !visible || visible.has(waba));
     const scope = candidates.length === 0 ? [] : await portfolioScope(candidates);
     const trace = { user: query.user, ...(query.business === undefined ? {} : { business: query.business }) };
-    const events = scope.length === 0 ? [] : await store.listEvents(scope);
-    const result =
+    const { output: result, businessesByWaba } =
       scope.length === 0
-        ? { units: [], pending: [], decisions: [], timeline: [], findings: [] }
-        : await rateScope(scope, { withDecisions: true, trace, events });
+        ? {
+            output: { units: [], pending: [], decisions: [], timeline: [], findings: [] },
+            businessesByWaba: {},
+          }
+        : await liveRater.rateScope(scope, { withDecisions: true, trace });
     // Timeline entries name a business number, not a WABA: a limited key sees its WABAs' numbers only.
     const visibleBusinesses = new Set<string>();
-    for (const event of events) {
-      if ((event.kind === 'inbound' || event.kind === 'outbound') && (!visible || visible.has(event.waba))) {
-        visibleBusinesses.add(event.business);
-      }
+    for (const [waba, businesses] of Object.entries(businessesByWaba)) {
+      if (!visible || visible.has(waba)) for (const business of businesses) visibleBusinesses.add(business);
     }
     const isAsked = (item: { waba: string; business: string; user: string }) =>
       item.user === query.user &&

@@ -44,6 +44,21 @@ async function main(port: NonNullable<typeof parentPort>, setup: WorkerSetup): P
             });
           }
           break;
+        case 'rateScope':
+          try {
+            reply({
+              type: 'ratedScope',
+              id: request.id,
+              rating: await rater.rateScope(request.scope, request.options),
+            });
+          } catch (error) {
+            reply({
+              type: 'error',
+              id: request.id,
+              message: error instanceof Error ? error.message : String(error),
+            });
+          }
+          break;
         case 'settle':
           rater.settle(request.scope, request.isCommitted);
           break;
