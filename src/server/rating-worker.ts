@@ -28,36 +28,32 @@ async function main(port: NonNullable<typeof parentPort>, setup: WorkerSetup): P
     port.close();
     return;
   }
+  /** Replies with what `work` answers, or with its error's message. */
+  const answer = async (id: number, work: () => Promise<WorkerReply>) => {
+    try {
+      reply(await work());
+    } catch (error) {
+      reply({ type: 'error', id, message: error instanceof Error ? error.message : String(error) });
+    }
+  };
   // One request at a time, in order: a settle always follows the rating it settles.
   let queue: Promise<void> = Promise.resolve();
   port.on('message', (request: WorkerRequest) => {
     queue = queue.then(async () => {
       switch (request.type) {
         case 'rate':
-          try {
-            reply({ type: 'rated', id: request.id, rating: await rater.rate(request.scope) });
-          } catch (error) {
-            reply({
-              type: 'error',
-              id: request.id,
-              message: error instanceof Error ? error.message : String(error),
-            });
-          }
+          await answer(request.id, async () => ({
+            type: 'rated',
+            id: request.id,
+            rating: await rater.rate(request.scope),
+          }));
           break;
         case 'rateScope':
-          try {
-            reply({
-              type: 'ratedScope',
-              id: request.id,
-              rating: await rater.rateScope(request.scope, request.options),
-            });
-          } catch (error) {
-            reply({
-              type: 'error',
-              id: request.id,
-              message: error instanceof Error ? error.message : String(error),
-            });
-          }
+          await answer(request.id, async () => ({
+            type: 'ratedScope',
+            id: request.id,
+            rating: await rater.rateScope(request.scope, request.options),
+          }));
           break;
         case 'settle':
           rater.settle(request.scope, request.isCommitted);
