@@ -16,7 +16,7 @@ import { loadServiceConfig } from '../src/server/config.js';
 import { registerDashboardRoutes } from '../src/server/dashboard-routes.js';
 import { createMemoryLogger } from '../src/server/logger.js';
 import { Metrics } from '../src/server/metrics.js';
-import { loadPricingSetup, loadRateBook } from '../src/server/pricing-setup.js';
+import { loadPricingSetup, loadRateCards } from '../src/server/pricing-setup.js';
 import { createRatingService } from '../src/server/rating-service.js';
 import { currencyTotalsOf } from '../src/server/rating-service.js';
 import { openPostgresStore } from '../src/store/postgres/postgres-store.js';
@@ -143,7 +143,7 @@ export async function benchDashboardApi(options: DashboardBenchOptions): Promise
             reason: 'bench',
             wabas,
             asOfRules: null,
-            rateCards: [...pricing.value.rateCardIds],
+            rateCards: pricing.value.cards.map((card) => card.id),
             totals: currencyTotalsOf(units),
           },
           { units, pending, findings: findings.filter((f): f is Finding => typeof f.waba === 'string') },
@@ -156,7 +156,7 @@ export async function benchDashboardApi(options: DashboardBenchOptions): Promise
           pricing: pricing.value,
           clock: Date.now,
           logger,
-          loadRateBook,
+          loadRateCards,
         });
         const app = createApp({
           store,

@@ -9,7 +9,7 @@ import { createApp } from '../src/server/app.js';
 import { DEFAULT_BODY_LIMIT_BYTES, type ServiceConfig } from '../src/server/config.js';
 import { createMemoryLogger } from '../src/server/logger.js';
 import { Metrics } from '../src/server/metrics.js';
-import { loadPricingSetup, loadRateBook } from '../src/server/pricing-setup.js';
+import { loadPricingSetup, loadRateCards } from '../src/server/pricing-setup.js';
 import { createRatingService } from '../src/server/rating-service.js';
 import { openSqliteStore } from '../src/store/sqlite/sqlite-store.js';
 import type { Store } from '../src/store/store.js';
@@ -97,7 +97,7 @@ export async function createTestService(
     pricing: pricing.value,
     clock: now,
     logger,
-    loadRateBook,
+    loadRateCards,
     debounceMs: config.ratingDebounceMs,
   });
   const app = createApp({

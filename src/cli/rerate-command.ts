@@ -8,7 +8,7 @@ import { ERAS, type Era } from '../core/units.js';
 import { EXIT } from './exit-codes.js';
 import { loadServiceConfig } from '../server/config.js';
 import { createJsonLogger } from '../server/logger.js';
-import { loadPricingSetup, loadRateBook } from '../server/pricing-setup.js';
+import { loadPricingSetup, loadRateCards } from '../server/pricing-setup.js';
 import { createRatingService, type RerateReport } from '../server/rating-service.js';
 import { openStore } from '../store/open-store.js';
 
@@ -143,7 +143,7 @@ WAMETER_RATE_CARDS and restart it.`,
             clock: Date.now,
             write: (line) => process.stderr.write(`${line}\n`),
           }),
-          loadRateBook,
+          loadRateCards,
         });
         const result = await rating.rerate({
           ...(flags.waba ? { wabas: flags.waba } : {}),

@@ -22,10 +22,8 @@ export interface PricingSetup {
   accounts: readonly Account[];
   rateBook: RateBook;
   markets: MarketResolver;
-  /** The rate cards of `rateBook` (a worker thread builds its own book from them). */
+  /** The cards of `rateBook`: their ids go in the rating history; a worker thread builds its book from them. */
   cards: readonly RateCard[];
-  /** Rate card ids in use (recorded in the rating history). */
-  rateCardIds: readonly string[];
   isReportedRulesEnabled?: boolean;
 }
 
@@ -72,7 +70,7 @@ export interface LiveRater {
   readonly where: 'worker thread' | 'server thread';
   rate(scope: readonly string[]): Promise<LiveRating>;
   rateScope(scope: readonly string[], options: ScopeRatingOptions): Promise<ScopeRating>;
-  /** The write of the last rating of `scope` committed (`true`) or failed (`false`: rewrite it all next time). */
+  /** The write of the last rating of `scope` committed (`true`) or failed (`false`: rewrite all next time). */
   settle(scope: readonly string[], isCommitted: boolean): void;
   /** The stored units no longer are what live ratings wrote (a re-rate): the next ones rewrite everything. */
   forgetAll(): void;
@@ -289,9 +287,9 @@ export function isSharedDatabase(db: string): boolean {
 }
 
 /**
- * Live rating in a worker thread that opens its own connection to `setup.db` and builds its pricing from
- * the same accounts and rate cards as the server's. A worker that dies fails the ratings it had (the service retries them) and is replaced
- * at the next rating.
+ * Ratings in a worker thread that opens its own connection to `setup.db` and builds its pricing from the
+ * same accounts and rate cards as the server's. A worker that dies fails the ratings it had (the service
+ * retries them) and is replaced at the next rating.
  */
 export function createWorkerLiveRater(script: string, setup: WorkerSetup, logger: Logger): LiveRater {
   let worker: Worker | null = null;

@@ -12,7 +12,7 @@ import { createApp } from './app.js';
 import { describeConfig, loadServiceConfig, type ServiceConfig } from './config.js';
 import { createJsonLogger, errorFields, type Logger } from './logger.js';
 import { Metrics } from './metrics.js';
-import { loadPricingSetup, loadRateBook } from './pricing-setup.js';
+import { loadPricingSetup, loadRateCards } from './pricing-setup.js';
 import { createRatingService } from './rating-service.js';
 import { createWorkerLiveRater, isSharedDatabase, ratingWorkerScript } from './live-rater.js';
 
@@ -85,7 +85,7 @@ export async function startServer(config: ServiceConfig, options: StartOptions =
     pricing: pricing.value,
     clock,
     logger,
-    loadRateBook,
+    loadRateCards,
     debounceMs: config.ratingDebounceMs,
     onStoreError: () => metrics.inc('store_errors_total'),
   });

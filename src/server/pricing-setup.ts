@@ -3,24 +3,18 @@
 
 import type { Account } from '../core/events.js';
 import { createMarketResolver } from '../core/market.js';
-import type { RateBook, RateCard } from '../core/pricing-context.js';
+import type { RateCard } from '../core/pricing-context.js';
 import { createRateBook } from '../core/rate-card.js';
 import { loadBundledMarketTable } from '../ingest/rate-card-files.js';
 import { err, ok, type Result } from '../core/result.js';
 import { loadRateBook as loadCards, loadRatingSetup } from '../use-cases/load-rating-setup.js';
 import type { PricingSetup } from './rating-service.js';
 
-/** Rate cards from paths (or the bundled ones) as a book, with their ids for the rating history. */
-export async function loadRateBook(
-  paths: readonly string[],
-): Promise<Result<{ rateBook: RateBook; ids: string[]; cards: RateCard[] }, string>> {
+/** Rate cards from paths (or the bundled ones), checked to form a book (no two in force on one day). */
+export async function loadRateCards(paths: readonly string[]): Promise<Result<RateCard[], string>> {
   const rates = await loadCards(paths);
   if (!rates.ok) return err(rates.error.message);
-  return ok({
-    rateBook: rates.value.rateBook,
-    ids: rates.value.cards.map((card) => card.id),
-    cards: rates.value.cards,
-  });
+  return ok(rates.value.cards);
 }
 
 export async function loadPricingSetup(input: {
@@ -40,7 +34,6 @@ export async function loadPricingSetup(input: {
     accounts: setup.value.accounts,
     rateBook: setup.value.rateBook,
     cards: setup.value.cards,
-    rateCardIds: setup.value.cards.map((card) => card.id),
     markets: setup.value.markets,
     isReportedRulesEnabled: setup.value.isReportedRulesEnabled,
   });
@@ -60,7 +53,6 @@ export async function pricingSetupFrom(input: {
     accounts: input.accounts,
     rateBook: rateBook.value,
     cards: input.cards,
-    rateCardIds: input.cards.map((card) => card.id),
     markets: createMarketResolver(table.value, { isReportedRulesEnabled: input.isReportedRulesEnabled }),
     isReportedRulesEnabled: input.isReportedRulesEnabled,
   });

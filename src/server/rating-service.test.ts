@@ -8,7 +8,7 @@ import { openSqliteStore } from '../store/sqlite/sqlite-store.js';
 import type { Store } from '../store/store.js';
 import { conversationLines } from '../../test/server-kit.js';
 import { createMemoryLogger } from './logger.js';
-import { loadPricingSetup, loadRateBook } from './pricing-setup.js';
+import { loadPricingSetup, loadRateCards } from './pricing-setup.js';
 import {
   accountBookFor,
   createRatingService,
@@ -52,7 +52,7 @@ async function makeService(accounts?: object, throttleFactor?: number): Promise<
     pricing: pricing.value,
     clock: () => nowMs,
     logger,
-    loadRateBook,
+    loadRateCards,
     debounceMs: 50,
     ...(throttleFactor === undefined ? {} : { throttleFactor }),
   });

@@ -4,7 +4,7 @@
 // volume tiers and free allowances count across the whole portfolio.
 
 import { randomUUID } from 'node:crypto';
-import type { RateBook, RateCard } from '../core/pricing-context.js';
+import type { RateCard } from '../core/pricing-context.js';
 import {
   pendingToJson,
   totalsOf,
@@ -122,9 +122,7 @@ export interface RatingServiceDeps {
   clock: () => number;
   logger: Logger;
   /** Loads other rate cards for a re-rate (wired to the rate card files reader in main). */
-  loadRateBook?: (
-    paths: readonly string[],
-  ) => Promise<Result<{ rateBook: RateBook; ids: string[]; cards: readonly RateCard[] }, string>>;
+  loadRateCards?: (paths: readonly string[]) => Promise<Result<readonly RateCard[], string>>;
   debounceMs?: number;
   /**
    * Adaptive throttle: a live re-rate starts no sooner than this many times the last one's duration after it
@@ -214,7 +212,7 @@ export function createRatingService(deps: RatingServiceDeps): RatingService {
       reason,
       wabas: scope,
       asOfRules: extra.asOfRules ?? null,
-      rateCards: [...(extra.rateCards ?? pricing.rateCardIds)],
+      rateCards: [...(extra.rateCards ?? pricing.cards.map((card) => card.id))],
       totals,
       ...(extra.changes === undefined ? {} : { changes: extra.changes }),
     };
@@ -336,12 +334,12 @@ export function createRatingService(deps: RatingServiceDeps): RatingService {
     let cards: readonly RateCard[] | undefined;
     let rateCards: readonly string[] | undefined;
     if (request.rateCardPaths && request.rateCardPaths.length > 0) {
-      if (!deps.loadRateBook)
+      if (!deps.loadRateCards)
         return err({ code: 'BAD_RATE_CARDS', message: 'other rate cards are not available here' });
-      const loaded = await deps.loadRateBook(request.rateCardPaths);
+      const loaded = await deps.loadRateCards(request.rateCardPaths);
       if (!loaded.ok) return err({ code: 'BAD_RATE_CARDS', message: loaded.error });
-      cards = loaded.value.cards;
-      rateCards = loaded.value.ids;
+      cards = loaded.value;
+      rateCards = cards.map((card) => card.id);
     }
     const stored = await store.listWabas();
     const visible = request.visibleWabas ? new Set(request.visibleWabas) : undefined;
