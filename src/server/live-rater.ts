@@ -22,7 +22,7 @@ export interface PricingSetup {
   accounts: readonly Account[];
   rateBook: RateBook;
   markets: MarketResolver;
-  /** The cards of `rateBook`: their ids go in the rating history; a worker thread builds its book from them. */
+  /** The cards of `rateBook`: their ids go in the rating history; a worker builds its book from them. */
   cards: readonly RateCard[];
   isReportedRulesEnabled?: boolean;
 }
@@ -70,7 +70,7 @@ export interface LiveRater {
   readonly where: 'worker thread' | 'server thread';
   rate(scope: readonly string[]): Promise<LiveRating>;
   rateScope(scope: readonly string[], options: ScopeRatingOptions): Promise<ScopeRating>;
-  /** The write of the last rating of `scope` committed (`true`) or failed (`false`: rewrite all next time). */
+  /** The last rating of `scope` was written (`true`) or its write failed (`false`: rewrite all next time). */
   settle(scope: readonly string[], isCommitted: boolean): void;
   /** The stored units no longer are what live ratings wrote (a re-rate): the next ones rewrite everything. */
   forgetAll(): void;
