@@ -1,0 +1,185 @@
+// Table 3b: how fast the webhook route could possibly be on this machine. Two bounds, both measured in the
+// same run as table 3, without HTTP:
+//
+// - Waiting: a webhook is answered only once its body and events are committed (fsync). With C connections
+//   at most C webhooks are in flight, so at most C share one commit, and commits of one store follow one
+//   another: the route cannot exceed C ÷ (time to commit a group of C), whatever else it does.
+// - Work: the load generator, the server and the store share this machine's cores. At half the no-op's rate
+//   each webhook may use at most cores ÷ rate of CPU time; the HTTP exchange alone (client and server, as
+//   measured on the no-op route) takes part of that; storing the webhook must fit in what is left, before
+//   verifying, parsing and rating it.
+//
+// Both are measured for the bodies alone (what the issue requires to be durable before the 200) and for the
+// bodies with their events (what this store keeps). When storing the bodies alone breaks a bound, no design
+// that keeps the issue's rule reaches the target on this machine: the question is then the machine, not the
+// code. (The waiting bound holds for every design only where the store has one writer: SQLite.)
+
+import { createHash } from 'node:crypto';
+import { closeSync, fdatasyncSync, openSync, readFileSync, writeSync } from 'node:fs';
+import type { IngestItem } from '../src/store/store.js';
+import { eventKey } from '../src/core/events.js';
+import { parseEventValue } from '../src/ingest/parse-event.js';
+
+/** Busy CPU seconds of the whole machine so far (all cores, all processes), from /proc/stat; null elsewhere. */
+export function machineBusySeconds(): number | null {
+  try {
+    const line = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0] ?? '';
+    if (!line.startsWith('cpu ')) return null;
+    // cpu  user nice system idle iowait irq softirq steal …, in ticks of 1/100 s.
+    const [user, nice, system, , , irq, softirq, steal] = line.trim().split(/\s+/).slice(1).map(Number);
+    const busy = [user, nice, system, irq, softirq, steal].reduce(
+      (sum: number, value) => sum + (value ?? 0),
+      0,
+    );
+    return Number.isFinite(busy) ? busy / 100 : null;
+  } catch {
+    return null;
+  }
+}
+
+/** What the server stores for each body (src/server/app.ts, POST /webhooks/whatsapp), made the same way. */
+export function ingestItemsFor(bodies: readonly string[], receivedAtMs: number): IngestItem[] {
+  return bodies.map((text) => {
+    const body = Buffer.from(text);
+    const parsed = parseEventValue(JSON.parse(text));
+    if (!parsed.ok) throw new Error(`bench webhook body unreadable: ${parsed.error.message}`);
+    return {
+      raw: { receivedAtMs, body, sha256: createHash('sha256').update(body).digest('hex'), parseError: null },
+      events: parsed.value.events.map((event) => ({
+        key: eventKey(event),
+        event,
+        receivedAtMs,
+        source: 'webhook',
+      })),
+    };
+  });
+}
+
+export interface StorageAloneRun {
+  groupSize: number;
+  webhooks: number;
+  webhooksPerSecond: number;
+  /** Mean wall time of one group's commit. */
+  groupMs: number;
+  /** CPU of this process per webhook (the whole store for SQLite; only the client side for PostgreSQL). */
+  processCpuMicros: number;
+  /** CPU of the whole machine per webhook, less what it uses when idle; null without /proc/stat. */
+  machineCpuMicros: number | null;
+}
+
+/** Commits `items` in groups of `groupSize`, one after another, as the server's group commit does under load. */
+export async function measureStorageAlone(
+  ingestBatch: (items: readonly IngestItem[]) => Promise<unknown>,
+  items: readonly IngestItem[],
+  groupSize: number,
+  idleMs = 1_000,
+): Promise<StorageAloneRun> {
+  // What the machine does when this process does nothing (the database server idling, other daemons).
+  const idleBefore = machineBusySeconds();
+  const idleStartedMs = performance.now();
+  await new Promise((resolveWait) => setTimeout(resolveWait, idleMs));
+  const idleAfter = machineBusySeconds();
+  const idlePerSecond =
+    idleBefore === null || idleAfter === null
+      ? null
+      : (idleAfter - idleBefore) / ((performance.now() - idleStartedMs) / 1000);
+
+  const machineBefore = machineBusySeconds();
+  const cpuBefore = process.cpuUsage();
+  const startedMs = performance.now();
+  let groups = 0;
+  for (let from = 0; from < items.length; from += groupSize) {
+    await ingestBatch(items.slice(from, from + groupSize));
+    groups++;
+  }
+  const seconds = (performance.now() - startedMs) / 1000;
+  const cpu = process.cpuUsage(cpuBefore);
+  const machineAfter = machineBusySeconds();
+  const machineCpuMicros =
+    machineBefore === null || machineAfter === null || idlePerSecond === null
+      ? null
+      : (Math.max(0, machineAfter - machineBefore - idlePerSecond * seconds) * 1e6) / items.length;
+  return {
+    groupSize,
+    webhooks: items.length,
+    webhooksPerSecond: items.length / seconds,
+    groupMs: (seconds * 1000) / groups,
+    processCpuMicros: (cpu.user + cpu.system) / items.length,
+    machineCpuMicros,
+  };
+}
+
+/**
+ * The floor under any store: the same bodies appended to a plain file, one write and one fdatasync per group,
+ * no index (so no duplicate detection) and no events. No store the issue asks for can commit faster. The
+ * file is left for the caller to remove.
+ */
+export async function measureBareFile(
+  path: string,
+  items: readonly IngestItem[],
+  groupSize: number,
+  idleMs = 1_000,
+): Promise<StorageAloneRun> {
+  const fd = openSync(path, 'a');
+  try {
+    return await measureStorageAlone(
+      async (group) => {
+        writeSync(fd, Buffer.concat(group.map((item) => item.raw?.body ?? Buffer.alloc(0))));
+        fdatasyncSync(fd);
+      },
+      items,
+      groupSize,
+      idleMs,
+    );
+  } finally {
+    closeSync(fd);
+  }
+}
+
+type Stored = 'bodies' | 'bodies and events' | 'bodies, bare file';
+
+export interface Ceiling {
+  /** Half the no-op route's requests per second: the rate the target asks of the webhook route. */
+  targetPerSecond: number;
+  /** CPU per webhook the machine has at the target rate, less the no-op's HTTP exchange (client + server). */
+  budgetMicros: number;
+  /** Verdicts for the bodies alone and for bodies with their events. */
+  verdicts: {
+    stored: Stored;
+    run: StorageAloneRun;
+    cpuMicros: number;
+    breaks: string[];
+  }[];
+}
+
+/**
+ * `noopCpuMicros`: CPU per no-op request of the server and the load generator together (a GET without a
+ * body — less than any webhook's exchange, so the budget this leaves is generous). `isOneWriter`: the store
+ * commits one group at a time whatever the design (SQLite), so the waiting bound holds for any design.
+ */
+export function ceilingOf(
+  noopPerSecond: number,
+  noopCpuMicros: number,
+  cores: number,
+  isOneWriter: boolean,
+  runs: { bodies: StorageAloneRun; withEvents: StorageAloneRun; bareFile?: StorageAloneRun },
+): Ceiling {
+  const targetPerSecond = noopPerSecond / 2;
+  const budgetMicros = (cores * 1e6) / targetPerSecond - noopCpuMicros;
+  const verdict = (stored: Stored, run: StorageAloneRun) => {
+    const cpuMicros = run.machineCpuMicros ?? run.processCpuMicros;
+    const breaks: string[] = [];
+    if (cpuMicros > budgetMicros) breaks.push('work');
+    if (isOneWriter && run.webhooksPerSecond < targetPerSecond) breaks.push('waiting');
+    return { stored, run, cpuMicros, breaks };
+  };
+  return {
+    targetPerSecond,
+    budgetMicros,
+    verdicts: [
+      verdict('bodies', runs.bodies),
+      verdict('bodies and events', runs.withEvents),
+      ...(runs.bareFile === undefined ? [] : [verdict('bodies, bare file', runs.bareFile)]),
+    ],
+  };
+}
