@@ -1177,7 +1177,8 @@ function printCeilingTable(args: BenchArgs, ceilings: ServerResult['ceilings']):
       `waiting: with ${args.connections} connections at most ${args.connections} webhooks share a commit; a one-writer store (SQLite) cannot answer faster than it commits groups of ${args.connections}, whatever the design`,
       `work: ${os.availableParallelism()} cores ÷ target rate, less the CPU of one no-op request (server + load generator, measured in table 3): what storing, verifying, parsing and rating a webhook must fit in`,
       "CPU µs storing took: the whole machine's busy time (so PostgreSQL's own processes count), less its idle rate, ÷ webhooks",
-      'bodies: what the issue requires to be durable before the 200; bodies and events: what this store keeps. Bodies alone out of reach ⇒ no design that keeps that rule reaches the target on this machine',
+      'bodies: what the issue requires to be durable before the 200; bodies and events: what the store keeps. Bodies alone out of reach ⇒ no server design on that store reaches the target on this machine',
+      'bare file: the same bodies appended to a plain file, one fdatasync a group, no index and no events — the floor under any store',
     ],
   );
 }

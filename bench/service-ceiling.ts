@@ -136,7 +136,7 @@ export async function measureBareFile(
   }
 }
 
-type Stored = 'bodies' | 'bodies and events' | 'bodies, bare file';
+type Stored = 'bodies' | 'bodies and events' | 'bodies, bare file (floor)';
 
 export interface Ceiling {
   /** Half the no-op route's requests per second: the rate the target asks of the webhook route. */
@@ -179,7 +179,7 @@ export function ceilingOf(
     verdicts: [
       verdict('bodies', runs.bodies),
       verdict('bodies and events', runs.withEvents),
-      ...(runs.bareFile === undefined ? [] : [verdict('bodies, bare file', runs.bareFile)]),
+      ...(runs.bareFile === undefined ? [] : [verdict('bodies, bare file (floor)', runs.bareFile)]),
     ],
   };
 }
