@@ -87,7 +87,7 @@ const USAGE = `usage: npm run bench -- [options]      (or: node --expose-gc dist
   --pg / --no-pg        require PostgreSQL / SQLite only (default: PostgreSQL too when reachable)
   --pg-url URL          PostgreSQL server (default postgres://postgres@127.0.0.1:5432/test; a fresh schema is used)
   --server-seconds N    duration of each load run (default 10)
-  --connections N       concurrent connections of the load runs (default 10)
+  --connections N       concurrent connections of the load runs, and the group size of table 3b (default 10)
   --server-cpu-prof DIR write the load-test server's CPU profile (node --cpu-prof) into DIR
   --server-log FILE     write each load-test server's JSON log at level debug (rating timings) to FILE.sqlite / FILE.postgres`;
 
