@@ -71,7 +71,7 @@ interface BenchArgs {
   postgresUrl: string;
   serverSeconds: number;
   connections: number;
-  /** Table 3 diagnostics: the server child's CPU profile goes to this folder (node --cpu-prof). */
+  /** Table 3 diagnostics: the server child's CPU profiles go under this folder (node --cpu-prof), one per thread. */
   serverCpuProfDir: string | null;
   /** Table 3 diagnostics: the server child's JSON log (level debug: rating timings) goes to this file. */
   serverLogPath: string | null;
@@ -88,7 +88,7 @@ const USAGE = `usage: npm run bench -- [options]      (or: node --expose-gc dist
   --pg-url URL          PostgreSQL server (default postgres://postgres@127.0.0.1:5432/test; a fresh schema is used)
   --server-seconds N    duration of each load run (default 10)
   --connections N       concurrent connections of the load runs, and the group size of table 3b (default 10)
-  --server-cpu-prof DIR write the load-test server's CPU profile (node --cpu-prof) into DIR
+  --server-cpu-prof DIR write the load-test server's CPU profiles (node --cpu-prof), one per thread, into DIR/server-STORE
   --server-log FILE     write each load-test server's JSON log at level debug (rating timings) to FILE.sqlite / FILE.postgres`;
 
 function parseBenchArgs(argv: string[]): BenchArgs {
@@ -804,8 +804,9 @@ async function loadOneStore(
       ? []
       : [
           '--cpu-prof',
-          `--cpu-prof-dir=${args.serverCpuProfDir}`,
-          `--cpu-prof-name=server-${store}.cpuprofile`,
+          // No fixed file name: every thread writes its own profile (CPU.<date>.<time>.<pid>.<thread>.<n>, thread 0
+          // the main one); with one name the rating worker's profile would overwrite the main thread's.
+          `--cpu-prof-dir=${join(args.serverCpuProfDir, `server-${store}`)}`,
         ];
   const logFd = args.serverLogPath === null ? 'ignore' : openSync(`${args.serverLogPath}.${store}`, 'w');
   const child = spawn(
