@@ -35,7 +35,8 @@ Settings from the environment (a --config file may hold the same as JSON):
   WAMETER_API_KEYS      API keys and the WABAs each may read: key1=W1+W2,key2=* (none: /v1 refused)
   WAMETER_ACCOUNTS      accounts file (contract §2); WAMETER_RATE_CARDS rate card files/folders
   WAMETER_BODY_LIMIT    largest request body in bytes (default 4194304)
-  WAMETER_RATE_LIMIT    requests per second per client IP, "N", "N/BURST" or "off" (default 100/200)
+  WAMETER_RATE_LIMIT    requests per second per client IP, "N", "N/BURST" or "off" (default 100/200);
+                        on the webhook only failed POSTs count: Meta's signed deliveries are never limited
 
 Examples:
   $ WAMETER_APP_SECRETS=… WAMETER_VERIFY_TOKEN=… WAMETER_API_KEYS='s3cret=*' wameter serve

@@ -705,7 +705,7 @@ describe('operations: health, metrics, OpenAPI, rate limit, logs', () => {
     }
   });
 
-  it('limits requests per client IP with 429 and Retry-After', async () => {
+  it('limits /v1 requests per client IP with 429 and Retry-After; signed webhooks still pass', async () => {
     service = await createTestService({ rateLimit: { perSecond: 1, burst: 2 } });
     expect((await service.get('/v1/totals', KEY_ALL)).status).toBe(200);
     expect((await service.get('/v1/totals', KEY_ALL)).status).toBe(200);
@@ -713,10 +713,53 @@ describe('operations: health, metrics, OpenAPI, rate limit, logs', () => {
     expect(limited.status).toBe(429);
     expect(limited.headers.get('Retry-After')).toBe('1');
     expect(await json(limited)).toMatchObject({ error: { code: 'RATE_LIMITED' } });
-    expect((await service.postWebhook(fixture('pywa/status_sent.json'))).status).toBe(429);
+    // Meta's deliveries are never refused for the rate of other requests from the same address.
+    expect((await service.postWebhook(fixture('pywa/status_sent.json'))).status).toBe(200);
     expect((await service.get('/healthz')).status).toBe(200);
+    // The verification handshake counts as an ordinary request.
+    const handshake = `/webhooks/whatsapp?hub.mode=subscribe&hub.verify_token=${VERIFY_TOKEN}&hub.challenge=7`;
+    expect((await service.get(handshake)).status).toBe(429);
     service.clock.nowMs += 1000;
     expect((await service.get('/v1/totals', KEY_ALL)).status).toBe(200);
+  });
+
+  it('never rate-limits signed webhooks: a burst of real payloads far over the limit is all stored', async () => {
+    service = await createTestService({ rateLimit: { perSecond: 1, burst: 2 } });
+    const fixtures = webhookFixtures();
+    for (const { name, body } of fixtures) {
+      expect((await service.postWebhook(body)).status, name).toBe(200);
+    }
+    expect(service.metrics.value('webhooks_received_total')).toBe(fixtures.length);
+    expect(service.metrics.value('rate_limited_total')).toBe(0);
+  });
+
+  it('refuses a client whose webhook POSTs keep failing, before reading its body, until its bucket refills', async () => {
+    service = await createTestService({ rateLimit: { perSecond: 1, burst: 2 } });
+    const body = fixture('pywa/status_sent.json');
+    expect((await service.postWebhook(body, { signature: 'sha256=' + 'ab'.repeat(32) })).status).toBe(401);
+    expect((await service.postWebhook(body, { signature: null })).status).toBe(401);
+    // Two failures used the bucket: even a correctly signed body from that address now waits.
+    const limited = await service.postWebhook(body);
+    expect(limited.status).toBe(429);
+    expect(limited.headers.get('Retry-After')).toBe('1');
+    expect(await json(limited)).toMatchObject({ error: { code: 'RATE_LIMITED' } });
+    expect(service.metrics.value('webhooks_rejected_total', { reason: 'rate_limited' })).toBe(1);
+    expect(await service.store.listEvents()).toEqual([]);
+    // Meta retries; once the bucket has a token again the same delivery is stored, not a duplicate.
+    service.clock.nowMs += 1000;
+    const retried = await service.postWebhook(body);
+    expect(retried.status).toBe(200);
+    expect(await json(retried)).toMatchObject({ duplicate: false, events: 1 });
+    // /v1 has its own bucket: the failed webhooks did not spend it.
+    expect((await service.get('/v1/totals', KEY_ALL)).status).toBe(200);
+  });
+
+  it('counts an oversized webhook body as a failure', async () => {
+    service = await createTestService({ rateLimit: { perSecond: 1, burst: 1 }, bodyLimitBytes: 64 });
+    expect((await service.postWebhook('x'.repeat(65))).status).toBe(413);
+    expect((await service.postWebhook('{}')).status).toBe(429);
+    // Refused before its body is read: an oversized body now gets 429, not 413.
+    expect((await service.postWebhook('x'.repeat(65))).status).toBe(429);
   });
 
   it('unknown paths are 404 NOT_FOUND in the error format', async () => {

@@ -28,7 +28,7 @@ import { errorBody, errorResponse, ERRORS, type ErrorCode } from './errors.js';
 import { errorFields, type Logger } from './logger.js';
 import { Metrics } from './metrics.js';
 import { openApiDocument } from './openapi.js';
-import { createRateLimiter } from './rate-limit.js';
+import { createRateLimiter, type RateLimitVerdict } from './rate-limit.js';
 import type { RatingService } from './rating-service.js';
 import { parseUnitFilter } from './unit-filter.js';
 
@@ -216,6 +216,10 @@ export function createApp(deps: AppDeps): Hono<Env> {
   const app = new Hono<Env>();
   const keysByHash = new Map(config.apiKeys.map((apiKey) => [sha256(apiKey.key).toString('hex'), apiKey]));
   const limiter = config.rateLimit ? createRateLimiter(config.rateLimit, clock) : null;
+  // Webhook POSTs count only when they fail (bad or missing signature, oversized body): Meta's signed
+  // deliveries come from a few addresses, often far faster than any per-IP request limit, and must never be
+  // refused for it. A client whose failures used up its bucket is refused before its body is read.
+  const webhookFailures = config.rateLimit ? createRateLimiter(config.rateLimit, clock) : null;
   const clientIp =
     deps.clientIp ??
     ((c: Context) => {
@@ -258,21 +262,24 @@ export function createApp(deps: AppDeps): Hono<Env> {
 
   app.notFound((c) => errorResponse(c, 'NOT_FOUND'));
 
+  const refuseOverLimit = (c: Context, verdict: RateLimitVerdict) => {
+    metrics.inc('rate_limited_total');
+    if (c.req.path.startsWith('/webhooks'))
+      metrics.inc('webhooks_rejected_total', { reason: 'rate_limited' });
+    return errorResponse(c, 'RATE_LIMITED', undefined, { 'Retry-After': String(verdict.retryAfterSeconds) });
+  };
   const rateLimit: MiddlewareHandler<Env> = async (c, next) => {
-    if (limiter) {
-      const verdict = limiter.take(clientIp(c));
-      if (!verdict.isAllowed) {
-        metrics.inc('rate_limited_total');
-        if (c.req.path.startsWith('/webhooks'))
-          metrics.inc('webhooks_rejected_total', { reason: 'rate_limited' });
-        return errorResponse(c, 'RATE_LIMITED', undefined, {
-          'Retry-After': String(verdict.retryAfterSeconds),
-        });
-      }
-    }
+    const verdict = limiter?.take(clientIp(c));
+    if (verdict && !verdict.isAllowed) return refuseOverLimit(c, verdict);
     await next();
   };
-  app.use('/webhooks/*', rateLimit);
+  const webhookRateLimit: MiddlewareHandler<Env> = async (c, next) => {
+    if (c.req.method !== 'POST') return rateLimit(c, next);
+    const verdict = webhookFailures?.check(clientIp(c));
+    if (verdict && !verdict.isAllowed) return refuseOverLimit(c, verdict);
+    await next();
+  };
+  app.use('/webhooks/*', webhookRateLimit);
   app.use('/v1/*', rateLimit);
 
   // --- Meta webhooks ---------------------------------------------------------------------------------
@@ -306,16 +313,26 @@ export function createApp(deps: AppDeps): Hono<Env> {
       metrics.inc('webhooks_rejected_total', { reason });
       return errorResponse(c, code, detail);
     };
+    /** A refusal the client could have avoided: it counts against the client's webhook rate limit. */
+    const rejectFailure = (reason: string, code: ErrorCode, detail?: string) => {
+      webhookFailures?.take(clientIp(c));
+      return reject(reason, code, detail);
+    };
     if (config.appSecrets.length === 0) return reject('not_configured', 'WEBHOOK_NOT_CONFIGURED');
     const body = await readRawBody(c, config.bodyLimitBytes);
     if (!body.ok)
-      return reject('body_too_large', 'BODY_TOO_LARGE', `The limit is ${config.bodyLimitBytes} bytes.`);
+      return rejectFailure(
+        'body_too_large',
+        'BODY_TOO_LARGE',
+        `The limit is ${config.bodyLimitBytes} bytes.`,
+      );
     const raw = body.bytes;
     const verdict = verifyMetaSignature(raw, c.req.header('x-hub-signature-256'), config.appSecrets);
     if (!verdict.ok) {
-      if (verdict.error.code === 'MISSING_SIGNATURE') return reject('missing_signature', 'MISSING_SIGNATURE');
+      if (verdict.error.code === 'MISSING_SIGNATURE')
+        return rejectFailure('missing_signature', 'MISSING_SIGNATURE');
       if (verdict.error.code === 'NO_APP_SECRET') return reject('not_configured', 'WEBHOOK_NOT_CONFIGURED');
-      return reject('bad_signature', 'BAD_SIGNATURE');
+      return rejectFailure('bad_signature', 'BAD_SIGNATURE');
     }
 
     const receivedAtMs = clock();

@@ -186,7 +186,9 @@ export const openApiDocument = {
           '400': errorResponse('MALFORMED_JSON / MALFORMED_WEBHOOK (the raw body is kept).'),
           '401': errorResponse('MISSING_SIGNATURE / BAD_SIGNATURE (nothing stored).'),
           '413': errorResponse('BODY_TOO_LARGE'),
-          '429': errorResponse('RATE_LIMITED'),
+          '429': errorResponse(
+            'RATE_LIMITED: this address sent too many failing POSTs (bad or missing signature, oversized body); signed deliveries are never limited.',
+          ),
           '503': errorResponse('WEBHOOK_NOT_CONFIGURED / STORE_UNAVAILABLE (Meta retries).'),
         },
       },

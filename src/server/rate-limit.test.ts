@@ -1,0 +1,47 @@
+import { describe, expect, it } from 'vitest';
+import { createRateLimiter } from './rate-limit.js';
+
+describe('createRateLimiter', () => {
+  const clock = { nowMs: 0 };
+  const now = () => clock.nowMs;
+
+  it('allows a burst, then refuses with the seconds until the next token', () => {
+    clock.nowMs = 0;
+    const limiter = createRateLimiter({ perSecond: 2, burst: 3 }, now);
+    expect([1, 2, 3].map(() => limiter.take('a').isAllowed)).toEqual([true, true, true]);
+    expect(limiter.take('a')).toEqual({ isAllowed: false, retryAfterSeconds: 1 });
+    clock.nowMs += 500; // one token back at 2 a second
+    expect(limiter.take('a').isAllowed).toBe(true);
+    expect(limiter.take('a').isAllowed).toBe(false);
+  });
+
+  it('keeps one bucket per client', () => {
+    clock.nowMs = 0;
+    const limiter = createRateLimiter({ perSecond: 1, burst: 1 }, now);
+    expect(limiter.take('a').isAllowed).toBe(true);
+    expect(limiter.take('a').isAllowed).toBe(false);
+    expect(limiter.take('b').isAllowed).toBe(true);
+  });
+
+  it('says whether a client has a token left without spending it', () => {
+    clock.nowMs = 0;
+    const limiter = createRateLimiter({ perSecond: 1, burst: 2 }, now);
+    expect(limiter.check('new')).toEqual({ isAllowed: true, retryAfterSeconds: 0 });
+    for (let i = 0; i < 5; i++) expect(limiter.check('a').isAllowed).toBe(true);
+    limiter.take('a');
+    limiter.take('a');
+    expect(limiter.check('a')).toEqual({ isAllowed: false, retryAfterSeconds: 1 });
+    clock.nowMs += 1000;
+    expect(limiter.check('a').isAllowed).toBe(true);
+    expect(limiter.take('a').isAllowed).toBe(true);
+    expect(limiter.check('a').isAllowed).toBe(false);
+  });
+
+  it('never refills past the burst', () => {
+    clock.nowMs = 0;
+    const limiter = createRateLimiter({ perSecond: 10, burst: 2 }, now);
+    limiter.take('a');
+    clock.nowMs += 60_000;
+    expect([1, 2, 3].map(() => limiter.take('a').isAllowed)).toEqual([true, true, false]);
+  });
+});
