@@ -16,8 +16,9 @@ export interface SignedBody {
 
 /**
  * - `one`: one status per body, as Meta sends them — every status-carrying body in
- *   ../shared/fixtures/webhooks/ and every example in Meta's documentation holds exactly one, with an id of
- *   Meta's length. The realistic shape: the issue's target is judged on it.
+ *   ../shared/fixtures/webhooks/ and every example in Meta's documentation holds exactly one — with an id of
+ *   Meta's length and `conversation` and `pricing` objects: 390–620 bytes (median ≈ 575), where the
+ *   fixtures' status bodies, compacted, are 388–788. The realistic shape: the issue's target is judged on it.
  * - `batched`: 1–50 statuses per body (17.7 on average), a heavy stress shape kept from earlier runs so that
  *   their figures stay comparable.
  */
@@ -77,8 +78,13 @@ export class WebhookBodies {
         status === 'read'
           ? ''
           : `,"pricing":{"billable":${category !== 'service'},"pricing_model":"PMP","category":"${category}","type":"${category === 'service' ? 'free_customer_service' : 'regular'}"}`;
+      // Meta's bodies carry a conversation object beside pricing (10 of the 13 status fixtures, PMP ones too).
+      const conversation =
+        this.shape === 'one' && status !== 'read'
+          ? `,"conversation":{"id":"${this.conversationId()}",${status === 'sent' ? `"expiration_timestamp":"${baseSecond + i + 86_400}",` : ''}"origin":{"type":"${category}"}}`
+          : '';
       statuses.push(
-        `{"id":"${id}","status":"${status}","timestamp":"${baseSecond + i}","recipient_id":"${rng.pick(this.users).phone}"${pricing}}`,
+        `{"id":"${id}","status":"${status}","timestamp":"${baseSecond + i}","recipient_id":"${rng.pick(this.users).phone}"${conversation}${pricing}}`,
       );
     }
     this.statuses += count;
@@ -87,6 +93,17 @@ export class WebhookBodies {
       `{"messaging_product":"whatsapp","metadata":{"display_phone_number":"${number.displayPhoneNumber}",` +
       `"phone_number_id":"${number.phoneNumberId}"},"statuses":[${statuses.join(',')}]}}]}]}`
     );
+  }
+
+  /** 32 hex digits, as Meta's conversation ids. */
+  private conversationId(): string {
+    let id = '';
+    for (let i = 0; i < 4; i++)
+      id += this.rng
+        .int(2 ** 32)
+        .toString(16)
+        .padStart(8, '0');
+    return id;
   }
 
   private messageId(n: number): string {

@@ -51,6 +51,22 @@ describe('WebhookBodies', () => {
     expect(ids.every((id) => id.length === 'wamid.'.length + 56)).toBe(true);
     for (const item of signed) {
       expect(verifyMetaSignature(Buffer.from(item.body), item.signature, ['secret']).ok).toBe(true);
+      // The size of Meta's own status bodies (the fixtures, compacted: 388–788 bytes).
+      expect(item.body.length).toBeGreaterThanOrEqual(380);
+      expect(item.body.length).toBeLessThanOrEqual(800);
+      const status = (
+        JSON.parse(item.body) as {
+          entry: {
+            changes: {
+              value: { statuses: { status: string; conversation?: unknown; pricing?: unknown }[] };
+            }[];
+          }[];
+        }
+      ).entry[0]!.changes[0]!.value.statuses[0]!;
+      // Like Meta's: pricing and a conversation on sent and delivered, neither on read.
+      const hasObjects = status.status !== 'read';
+      expect(status.conversation !== undefined, status.status).toBe(hasObjects);
+      expect(status.pricing !== undefined, status.status).toBe(hasObjects);
     }
   });
 
