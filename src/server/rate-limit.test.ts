@@ -1,13 +1,16 @@
-import { describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { createRateLimiter } from './rate-limit.js';
 
 describe('createRateLimiter', () => {
   const clock = { nowMs: 0 };
-  const now = () => clock.nowMs;
+  const limiterOf = (perSecond: number, burst: number) =>
+    createRateLimiter({ perSecond, burst }, () => clock.nowMs);
+  beforeEach(() => {
+    clock.nowMs = 0;
+  });
 
   it('allows a burst, then refuses with the seconds until the next token', () => {
-    clock.nowMs = 0;
-    const limiter = createRateLimiter({ perSecond: 2, burst: 3 }, now);
+    const limiter = limiterOf(2, 3);
     expect([1, 2, 3].map(() => limiter.take('a').isAllowed)).toEqual([true, true, true]);
     expect(limiter.take('a')).toEqual({ isAllowed: false, retryAfterSeconds: 1 });
     clock.nowMs += 500; // one token back at 2 a second
@@ -16,16 +19,14 @@ describe('createRateLimiter', () => {
   });
 
   it('keeps one bucket per client', () => {
-    clock.nowMs = 0;
-    const limiter = createRateLimiter({ perSecond: 1, burst: 1 }, now);
+    const limiter = limiterOf(1, 1);
     expect(limiter.take('a').isAllowed).toBe(true);
     expect(limiter.take('a').isAllowed).toBe(false);
     expect(limiter.take('b').isAllowed).toBe(true);
   });
 
   it('says whether a client has a token left without spending it', () => {
-    clock.nowMs = 0;
-    const limiter = createRateLimiter({ perSecond: 1, burst: 2 }, now);
+    const limiter = limiterOf(1, 2);
     expect(limiter.check('new')).toEqual({ isAllowed: true, retryAfterSeconds: 0 });
     for (let i = 0; i < 5; i++) expect(limiter.check('a').isAllowed).toBe(true);
     limiter.take('a');
@@ -38,8 +39,7 @@ describe('createRateLimiter', () => {
   });
 
   it('never refills past the burst', () => {
-    clock.nowMs = 0;
-    const limiter = createRateLimiter({ perSecond: 10, burst: 2 }, now);
+    const limiter = limiterOf(10, 2);
     limiter.take('a');
     clock.nowMs += 60_000;
     expect([1, 2, 3].map(() => limiter.take('a').isAllowed)).toEqual([true, true, false]);
