@@ -21,6 +21,7 @@ import {
   ceilingOf,
   ingestItemsFor,
   measureBareFile,
+  measureCheckAndParse,
   measureStorageAlone,
   type Ceiling,
   type StorageAloneRun,
@@ -622,8 +623,8 @@ async function benchMemory(args: BenchArgs): Promise<MemoryResult> {
 
 interface LoadRow {
   store: 'sqlite' | 'postgres';
-  /** The webhook runs by body shape, the no-op baseline, and the store-pinging health check. */
-  kind: BodyShape | 'noop' | 'healthz';
+  /** The webhook runs by body shape, the echo route, the no-op baseline, and the store-pinging health check. */
+  kind: BodyShape | 'echo' | 'noop' | 'healthz';
   route: string;
   requestsPerSecond: number;
   statusesPerSecond: number | null;
@@ -647,6 +648,10 @@ interface ServerResult {
 const BENCH_APP_SECRET = 'wameter-bench-app-secret';
 /** The true no-op route: liveness answers 204 through the same middleware, touching nothing else. */
 const NOOP_PATH = '/healthz/live';
+/** A route the bench adds to its server (StartOptions.extraRoutes): the HTTP exchange of a webhook alone. */
+const ECHO_PATH = '/bench/echo';
+/** Distinct bodies the echo run cycles through (nothing is stored, so they may repeat). */
+const ECHO_BODIES = 1_000;
 
 /** CPU seconds (user + system) a process has used so far, from /proc (Linux); null elsewhere. */
 function cpuSecondsOf(pid: number): number | null {
@@ -906,9 +911,41 @@ async function loadOneStore(
       `${store}, ${shape}: the live rating was ${catchUpMs === null ? 'still behind after 120' : (catchUpMs / 1000).toFixed(1)} s behind at the end of the webhook run`,
     );
   };
+  const echoRun = async (): Promise<void> => {
+    const bodies = new WebhookBodies(args.seed, `${store}echo`, 'one');
+    const pool = Array.from({ length: ECHO_BODIES }, () => bodies.nextSigned(signMetaBody, BENCH_APP_SECRET));
+    let sent = 0;
+    const route = `POST ${ECHO_PATH} (reads the body, answers like the webhook route; nothing checked or stored)`;
+    progress(`load ${store}: ${route} for ${args.serverSeconds} s`);
+    const result = await measured(
+      autocannon,
+      {
+        url: baseUrl,
+        connections: args.connections,
+        duration: args.serverSeconds,
+        requests: [
+          {
+            method: 'POST',
+            path: ECHO_PATH,
+            setupRequest: (request: Record<string, unknown>) => {
+              const item = pool[sent++ % pool.length]!;
+              return {
+                ...request,
+                body: item.body,
+                headers: { 'content-type': 'application/json', 'x-hub-signature-256': item.signature },
+              };
+            },
+          },
+        ],
+      },
+      child.pid,
+    );
+    rows.push(loadRow(store, 'echo', route, result, null));
+  };
   try {
     await webhookRun('one');
     await webhookRun('batched');
+    await echoRun();
     for (const [kind, route, path] of [
       ['noop', `GET ${NOOP_PATH} (no-op: liveness, 204)`, NOOP_PATH],
       ['healthz', 'GET /healthz (pings the store)', '/healthz'],
@@ -1018,12 +1055,16 @@ async function benchServer(args: BenchArgs): Promise<ServerResult> {
         const storeRows = await loadOneStore(args, store, db, workDir, lags);
         rows.push(...storeRows);
         const noop = storeRows.find((row) => row.kind === 'noop');
-        if (noop !== undefined && noop.serverCpuPercent !== null) {
-          // CPU of one no-op request: the server's and the load generator's.
-          const cpuMicros =
-            ((noop.serverCpuPercent + noop.benchCpuPercent) / 100 / noop.requestsPerSecond) * 1e6;
-          const noopCost = { requestsPerSecond: noop.requestsPerSecond, cpuMicros };
-          ceilings.push({ store, ceiling: await measureCeiling(args, benchStore, noopCost, workDir) });
+        const echo = storeRows.find((row) => row.kind === 'echo');
+        if (noop !== undefined && echo !== undefined && echo.serverCpuPercent !== null) {
+          // CPU of one webhook's HTTP exchange alone (the echo route): the server's and the load generator's.
+          const perRequest = (percent: number) => (percent / 100 / echo.requestsPerSecond) * 1e6;
+          const costs = {
+            noopPerSecond: noop.requestsPerSecond,
+            exchangeCpuMicros: perRequest(echo.serverCpuPercent + echo.benchCpuPercent),
+            exchangeServerMicros: perRequest(echo.serverCpuPercent),
+          };
+          ceilings.push({ store, ceiling: await measureCeiling(args, benchStore, costs, workDir) });
         }
       } catch (error) {
         notes.push(`${store}: ${(error as Error).message}`);
@@ -1045,8 +1086,8 @@ function printLoadTable(args: BenchArgs, rows: LoadRow[], notes: string[]): void
     const storeRows = rows.filter((row) => row.store === store);
     const noop = storeRows.find((row) => row.kind === 'noop');
     for (const row of storeRows) {
-      const isWebhook = row.kind === 'one' || row.kind === 'batched';
-      const ratio = isWebhook && noop ? row.requestsPerSecond / noop.requestsPerSecond : null;
+      const isCompared = row.kind === 'one' || row.kind === 'batched' || row.kind === 'echo';
+      const ratio = isCompared && noop ? row.requestsPerSecond / noop.requestsPerSecond : null;
       // The targets are judged on realistic bodies (one status each); the batched shape is shown beside them.
       const isTargetRow = row.kind === 'one';
       table.push([
@@ -1096,7 +1137,7 @@ function printLoadTable(args: BenchArgs, rows: LoadRow[], notes: string[]): void
 async function measureCeiling(
   args: BenchArgs,
   benchStore: BenchStore,
-  noop: { requestsPerSecond: number; cpuMicros: number },
+  costs: { noopPerSecond: number; exchangeCpuMicros: number; exchangeServerMicros: number },
   workDir: string,
 ): Promise<Ceiling> {
   const count = args.isQuick ? 4_000 : 20_000;
@@ -1132,12 +1173,21 @@ async function measureCeiling(
           }
         : {}),
     };
+    const signer = new WebhookBodies(args.seed, `${benchStore.store}check`, 'one');
+    const { signMetaBody } = await importProject<{ signMetaBody(body: string, secret: string): string }>(
+      'ingest/signature.js',
+    );
+    const signed = Array.from({ length: count }, () => signer.nextSigned(signMetaBody, BENCH_APP_SECRET));
     return ceilingOf(
-      noop.requestsPerSecond,
-      noop.cpuMicros,
+      costs.noopPerSecond,
+      costs.exchangeCpuMicros,
       os.availableParallelism(),
       benchStore.store === 'sqlite',
       runs,
+      {
+        exchangeMicros: costs.exchangeServerMicros,
+        checkParseMicros: measureCheckAndParse(signed, BENCH_APP_SECRET),
+      },
     );
   } finally {
     await store.close();
@@ -1146,7 +1196,15 @@ async function measureCeiling(
 
 function printCeilingTable(args: BenchArgs, ceilings: ServerResult['ceilings']): void {
   const table: string[][] = [];
+  const oneThreadNotes: string[] = [];
   for (const { store, ceiling } of ceilings) {
+    const { oneThread } = ceiling;
+    if (oneThread !== null) {
+      const isOut = oneThread.perSecond < ceiling.targetPerSecond;
+      oneThreadNotes.push(
+        `${store}, one thread: the HTTP exchange (${oneThread.exchangeMicros.toFixed(1)} µs of server CPU, echo route) and checking and parsing (${oneThread.checkParseMicros.toFixed(1)} µs) allow at most ${formatInt(oneThread.perSecond)} webhooks/s with storing and rating free — ${isOut ? 'below' : 'above'} the ${formatInt(ceiling.targetPerSecond)} asked${isOut ? ': out of reach for a server doing its HTTP work on one thread' : ''}`,
+      );
+    }
     for (const verdict of ceiling.verdicts) {
       const run: StorageAloneRun = verdict.run;
       table.push([
@@ -1156,6 +1214,7 @@ function printCeilingTable(args: BenchArgs, ceilings: ServerResult['ceilings']):
         `${formatInt(run.webhooksPerSecond)} (${run.groupMs.toFixed(2)} ms a group)`,
         ceiling.budgetMicros.toFixed(1),
         verdict.cpuMicros.toFixed(1),
+        verdict.workMicros.toFixed(1),
         verdict.breaks.length === 0
           ? 'not excluded by these bounds'
           : `out of reach here (${verdict.breaks.join(', ')})`,
@@ -1171,15 +1230,17 @@ function printCeilingTable(args: BenchArgs, ceilings: ServerResult['ceilings']):
       'storing alone: webhooks/s',
       'CPU µs a webhook may use',
       'CPU µs storing took',
+      '+ checking and parsing',
       'verdict',
     ],
     table,
     [
       `waiting: with ${args.connections} connections at most ${args.connections} webhooks share a commit; a one-writer store (SQLite) cannot answer faster than it commits groups of ${args.connections}, whatever the design`,
-      `work: ${os.availableParallelism()} cores ÷ target rate, less the CPU of one no-op request (server + load generator, measured in table 3): what storing, verifying, parsing and rating a webhook must fit in`,
+      `work: ${os.availableParallelism()} cores ÷ target rate, less the CPU of one echo request (server + load generator, table 3: a webhook's HTTP exchange alone): what storing, checking, parsing and rating a webhook must fit in; the verdict compares storing + checking and parsing (signature, SHA-256, JSON.parse, events: measured in this process), rating left out`,
       "CPU µs storing took: the whole machine's busy time (so PostgreSQL's own processes count), less its idle rate, ÷ webhooks",
       'bodies: what the issue requires to be durable before the 200; bodies and events: what the store keeps. Bodies alone out of reach ⇒ no server design on that store reaches the target on this machine',
       'bare file: the same bodies appended to a plain file, one fdatasync a group, no index and no events — the floor under any store',
+      ...oneThreadNotes,
     ],
   );
 }
@@ -1194,10 +1255,32 @@ async function serveChild(configPath: string): Promise<void> {
   }>('server/config.js');
   const config = loadServiceConfig({ configFile: configPath, env: {} });
   if (!config.ok) throw new Error(`bench server config: ${config.error.problems.join('; ')}`);
-  const server = await importProject<{ runUntilSignalled(config: unknown): Promise<void> }>('server/main.js');
+  const server = await importProject<{
+    runUntilSignalled(config: unknown, options: { extraRoutes(app: EchoApp): void }): Promise<void>;
+  }>('server/main.js');
+  const { readRawBody } = await importProject<{
+    readRawBody(c: unknown, limit: number): Promise<{ ok: boolean }>;
+  }>('server/app.js');
+  const bodyLimit = (config.value as { bodyLimitBytes: number }).bodyLimitBytes;
   // The service's own lifecycle: graceful close on SIGTERM (finishes in-flight requests, closes the store).
-  await server.runUntilSignalled(config.value);
+  await server.runUntilSignalled(config.value, {
+    // The HTTP exchange of a webhook alone: its body read as the webhook route reads it, its answer shaped
+    // like the webhook's — nothing verified, parsed or stored. Same middleware as every route.
+    extraRoutes: (app) =>
+      app.post(ECHO_PATH, async (c) => {
+        const body = await readRawBody(c, bodyLimit);
+        if (!body.ok) return c.json({ error: 'too large' }, 413);
+        return c.json({ received: true, duplicate: false, events: 1, ignored: 0, unreadable: 0 });
+      }),
+  });
   process.exit(0);
+}
+
+interface EchoContext {
+  json(body: unknown, status?: number): Response;
+}
+interface EchoApp {
+  post(path: string, handler: (c: EchoContext) => Promise<Response>): unknown;
 }
 
 // ---------------------------------------------------------------------------------------------------------

@@ -19,6 +19,8 @@ import { closeSync, fdatasyncSync, openSync, readFileSync, writeSync } from 'nod
 import type { IngestItem } from '../src/store/store.js';
 import { eventKey } from '../src/core/events.js';
 import { parseEventValue } from '../src/ingest/parse-event.js';
+import { verifyMetaSignature } from '../src/ingest/signature.js';
+import type { SignedBody } from './webhook-bodies.js';
 
 /** Busy CPU seconds of the whole machine so far (all cores, all processes), from /proc/stat; null elsewhere. */
 export function machineBusySeconds(): number | null {
@@ -138,44 +140,79 @@ export async function measureBareFile(
 
 type Stored = 'bodies' | 'bodies and events' | 'bodies, bare file (floor)';
 
+/**
+ * CPU µs per body of what the webhook route does between reading a body and storing it: checking the
+ * signature, hashing the body, parsing it and turning it into keyed events (src/server/app.ts).
+ */
+export function measureCheckAndParse(bodies: readonly SignedBody[], secret: string): number {
+  const started = process.cpuUsage();
+  let events = 0;
+  for (const { body, signature } of bodies) {
+    const raw = Buffer.from(body);
+    if (!verifyMetaSignature(raw, signature, [secret]).ok) throw new Error('bench body: bad signature');
+    createHash('sha256').update(raw).digest('hex');
+    const parsed = parseEventValue(JSON.parse(new TextDecoder('utf-8').decode(raw)));
+    if (parsed.ok) for (const event of parsed.value.events) events += eventKey(event).length > 0 ? 1 : 0;
+  }
+  const cpu = process.cpuUsage(started);
+  if (events === 0) throw new Error('bench bodies: no events');
+  return (cpu.user + cpu.system) / bodies.length;
+}
+
 export interface Ceiling {
   /** Half the no-op route's requests per second: the rate the target asks of the webhook route. */
   targetPerSecond: number;
-  /** CPU per webhook the machine has at the target rate, less the no-op's HTTP exchange (client + server). */
+  /** CPU per webhook the machine has at the target rate, less the HTTP exchange's (client + server). */
   budgetMicros: number;
+  /**
+   * The most one thread can serve when it does a webhook's HTTP exchange (the echo route's server CPU) and
+   * checks and parses it, with storing and rating free; null without an echo run.
+   */
+  oneThread: { perSecond: number; exchangeMicros: number; checkParseMicros: number } | null;
   /** Verdicts for the bodies alone and for bodies with their events. */
+  /** `cpuMicros`: storing alone; `workMicros`: storing, checking and parsing (what the budget must hold). */
   verdicts: {
     stored: Stored;
     run: StorageAloneRun;
     cpuMicros: number;
+    workMicros: number;
     breaks: string[];
   }[];
 }
 
 /**
- * `noopCpuMicros`: CPU per no-op request of the server and the load generator together (a GET without a
- * body — less than any webhook's exchange, so the budget this leaves is generous). `isOneWriter`: the store
- * commits one group at a time whatever the design (SQLite), so the waiting bound holds for any design.
+ * `exchangeCpuMicros`: CPU per request of the server and the load generator together for the HTTP exchange
+ * alone (the echo route: a webhook's body read and a webhook's answer; without one, a no-op request — less
+ * than any webhook's exchange, so the budget left is generous either way). `isOneWriter`: the store commits
+ * one group at a time whatever the design (SQLite), so the waiting bound holds for any design.
+ * `oneThread`: the server's own CPU per echo request and per check-and-parse of a body.
  */
 export function ceilingOf(
   noopPerSecond: number,
-  noopCpuMicros: number,
+  exchangeCpuMicros: number,
   cores: number,
   isOneWriter: boolean,
   runs: { bodies: StorageAloneRun; withEvents: StorageAloneRun; bareFile?: StorageAloneRun },
+  oneThread: { exchangeMicros: number; checkParseMicros: number } | null = null,
 ): Ceiling {
   const targetPerSecond = noopPerSecond / 2;
-  const budgetMicros = (cores * 1e6) / targetPerSecond - noopCpuMicros;
+  const budgetMicros = (cores * 1e6) / targetPerSecond - exchangeCpuMicros;
   const verdict = (stored: Stored, run: StorageAloneRun) => {
     const cpuMicros = run.machineCpuMicros ?? run.processCpuMicros;
+    // Checking the signature and parsing the body are part of every webhook's work too.
+    const workMicros = cpuMicros + (oneThread?.checkParseMicros ?? 0);
     const breaks: string[] = [];
-    if (cpuMicros > budgetMicros) breaks.push('work');
+    if (workMicros > budgetMicros) breaks.push('work');
     if (isOneWriter && run.webhooksPerSecond < targetPerSecond) breaks.push('waiting');
-    return { stored, run, cpuMicros, breaks };
+    return { stored, run, cpuMicros, workMicros, breaks };
   };
   return {
     targetPerSecond,
     budgetMicros,
+    oneThread:
+      oneThread === null
+        ? null
+        : { ...oneThread, perSecond: 1e6 / (oneThread.exchangeMicros + oneThread.checkParseMicros) },
     verdicts: [
       verdict('bodies', runs.bodies),
       verdict('bodies and events', runs.withEvents),

@@ -15,6 +15,7 @@ import { parseEventValue } from '../src/ingest/parse-event.js';
 import { signMetaBody } from '../src/ingest/signature.js';
 import { DEFAULT_BODY_LIMIT_BYTES } from '../src/server/config.js';
 import { createMemoryLogger } from '../src/server/logger.js';
+import { readRawBody } from '../src/server/app.js';
 import { startServer, type RunningServer } from '../src/server/main.js';
 import { loadPricingSetup } from '../src/server/pricing-setup.js';
 import { accountBookFor } from '../src/server/rating-service.js';
@@ -268,6 +269,34 @@ describe.each(engines)('the real server over HTTP on %s', (_engine, makeDbUrl) =
     expect(metrics).toMatch(/webhooks_duplicate_total [1-9]/);
     const openapi = (await (await fetch(`${server.url}/openapi.json`)).json()) as { openapi: string };
     expect(openapi.openapi).toBe('3.1.0');
+  });
+});
+
+describe('extra routes (StartOptions.extraRoutes, for diagnostics such as the bench echo route)', () => {
+  it('serves them behind the same middleware: counted in the metrics, the body read as webhooks read it', async () => {
+    const server = await startServer(
+      testConfig({ db: `sqlite:${join(dir, 'extra.db')}`, port: 0, host: '127.0.0.1' }),
+      {
+        logger: createMemoryLogger(),
+        ratingWorkerScript,
+        extraRoutes: (app) =>
+          app.post('/extra/echo', async (c) => {
+            const body = await readRawBody(c, 16);
+            return body.ok ? c.json({ bytes: body.bytes.byteLength }) : c.json({ error: 'too large' }, 413);
+          }),
+      },
+    );
+    try {
+      const post = (body: string) => fetch(`${server.url}/extra/echo`, { method: 'POST', body });
+      expect(await (await post('0123456789')).json()).toEqual({ bytes: 10 });
+      expect((await post('x'.repeat(17))).status).toBe(413);
+      // The service's own routes are untouched.
+      expect((await fetch(`${server.url}/healthz/live`)).status).toBe(204);
+      const metrics = await (await fetch(`${server.url}/metrics`)).text();
+      expect(metrics).toMatch(/route="\/extra\/echo"[^\n]*status="200"/);
+    } finally {
+      await server.close();
+    }
   });
 });
 

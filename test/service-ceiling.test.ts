@@ -10,6 +10,7 @@ import {
   ingestItemsFor,
   machineBusySeconds,
   measureBareFile,
+  measureCheckAndParse,
   measureStorageAlone,
   type StorageAloneRun,
 } from '../bench/service-ceiling.js';
@@ -146,6 +147,15 @@ describe('storing alone', () => {
   });
 });
 
+describe('measureCheckAndParse', () => {
+  it('checks and parses signed bodies, and refuses a body whose signature does not match', () => {
+    const bodies = new WebhookBodies(9, 'c', 'one');
+    const signed = Array.from({ length: 50 }, () => bodies.nextSigned(signMetaBody, 'secret'));
+    expect(measureCheckAndParse(signed, 'secret')).toBeGreaterThan(0);
+    expect(() => measureCheckAndParse(signed, 'another secret')).toThrow(/bad signature/);
+  });
+});
+
 describe('ceilingOf', () => {
   const run = (
     webhooksPerSecond: number,
@@ -188,6 +198,28 @@ describe('ceilingOf', () => {
       [],
       [],
     ]);
+  });
+
+  it('counts checking and parsing into the work, and bounds one thread by the exchange plus them', () => {
+    // Budget 30 µs: storing 20 alone fits, with 12 µs of checking and parsing it does not.
+    const ceiling = ceilingOf(
+      80_000,
+      20,
+      2,
+      false,
+      { bodies: run(50_000, 20), withEvents: run(50_000, 5) },
+      {
+        exchangeMicros: 13,
+        checkParseMicros: 12,
+      },
+    );
+    expect(
+      ceiling.verdicts.map((verdict) => [verdict.cpuMicros, verdict.workMicros, verdict.breaks]),
+    ).toEqual([
+      [20, 32, ['work']],
+      [5, 17, []],
+    ]);
+    expect(ceiling.oneThread).toEqual({ exchangeMicros: 13, checkParseMicros: 12, perSecond: 40_000 });
   });
 
   it("falls back to this process's CPU where the machine's cannot be read", () => {

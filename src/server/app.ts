@@ -44,7 +44,7 @@ export interface AppDeps {
   clientIp?: (c: Context) => string;
 }
 
-type Env = { Variables: { apiKey: ApiKey } };
+export type Env = { Variables: { apiKey: ApiKey } };
 
 const GRANULARITIES: readonly Granularity[] = ['HALF_HOUR', 'DAILY', 'MONTHLY'];
 const MAX_PAGE = 1000;
@@ -74,14 +74,14 @@ function constantTimeEquals(a: string, b: string): boolean {
   return timingSafeEqual(sha256(a), sha256(b));
 }
 
-type BodyRead = { ok: true; bytes: Uint8Array } | { ok: false };
+export type BodyRead = { ok: true; bytes: Uint8Array } | { ok: false };
 
 /**
  * The exact request bytes, refusing (without buffering the rest) anything beyond `limit`. On the Node server
  * the bytes come straight from Node's request: turning it into a web stream first (c.req.raw.body) costs
  * more than verifying and parsing a whole webhook. Elsewhere (app.request in tests), from the web Request.
  */
-async function readRawBody(c: Context, limit: number): Promise<BodyRead> {
+export async function readRawBody(c: Context, limit: number): Promise<BodyRead> {
   const declared = c.req.header('content-length');
   if (declared !== undefined && Number(declared) > limit) return { ok: false };
   const incoming = (c.env as { incoming?: IncomingMessage } | undefined)?.incoming;

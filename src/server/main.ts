@@ -34,6 +34,11 @@ export interface StartOptions {
    * compiled JavaScript); `null` rates in the server's thread.
    */
   ratingWorkerScript?: string | null;
+  /**
+   * Adds routes after the service's own, behind the same middleware (request log, metrics, errors). For
+   * diagnostics only: the benchmark's echo route (bench table 3) measures the HTTP exchange alone this way.
+   */
+  extraRoutes?: (app: ReturnType<typeof createApp>) => void;
 }
 
 export async function startServer(config: ServiceConfig, options: StartOptions = {}): Promise<RunningServer> {
@@ -91,6 +96,7 @@ export async function startServer(config: ServiceConfig, options: StartOptions =
   });
   const app = createApp({ store, config, clock, logger, rating, metrics });
   registerDashboardRoutes(app, { store, config, clock, logger, rating, pricing: pricing.value });
+  options.extraRoutes?.(app);
 
   let server: Server;
   const port = await new Promise<number>((resolve, reject) => {
