@@ -839,6 +839,31 @@ async function loadOneStore(
     'ingest/signature.js',
   );
   const rows: LoadRow[] = [];
+  /** autocannon POSTing signed bodies to `path` for the run's duration, `next()` giving each request's. */
+  const postLoad = (path: string, next: () => SignedBody) =>
+    measured(
+      autocannon,
+      {
+        url: baseUrl,
+        connections: args.connections,
+        duration: args.serverSeconds,
+        requests: [
+          {
+            method: 'POST',
+            path,
+            setupRequest: (request: Record<string, unknown>) => {
+              const item = next();
+              return {
+                ...request,
+                body: item.body,
+                headers: { 'content-type': 'application/json', 'x-hub-signature-256': item.signature },
+              };
+            },
+          },
+        ],
+      },
+      child.pid,
+    );
   /** One run of signed webhooks of one shape, then the wait until the live rating has caught up. */
   const webhookRun = async (shape: BodyShape): Promise<void> => {
     const bodies = new WebhookBodies(args.seed, `${store}${shape}${Date.now().toString(36)}`, shape);
@@ -855,40 +880,18 @@ async function loadOneStore(
     let statusesSent = 0;
     let madeDuringRun = 0;
     progress(`load ${store}: POST /webhooks/whatsapp (${BODY_SHAPES[shape]}) for ${args.serverSeconds} s`);
-    const webhooks = await measured(
-      autocannon,
-      {
-        url: baseUrl,
-        connections: args.connections,
-        duration: args.serverSeconds,
-        requests: [
-          {
-            method: 'POST',
-            path: '/webhooks/whatsapp',
-            setupRequest: (request: Record<string, unknown>) => {
-              let item = pool[sent];
-              if (item === undefined) {
-                item = bodies.nextSigned(signMetaBody, BENCH_APP_SECRET);
-                madeDuringRun++;
-              } else {
-                pool[sent] = undefined; // sent once: let it be collected
-              }
-              sent++;
-              statusesSent += item.statuses;
-              return {
-                ...request,
-                body: item.body,
-                headers: {
-                  'content-type': 'application/json',
-                  'x-hub-signature-256': item.signature,
-                },
-              };
-            },
-          },
-        ],
-      },
-      child.pid,
-    );
+    const webhooks = await postLoad('/webhooks/whatsapp', () => {
+      let item = pool[sent];
+      if (item === undefined) {
+        item = bodies.nextSigned(signMetaBody, BENCH_APP_SECRET);
+        madeDuringRun++;
+      } else {
+        pool[sent] = undefined; // sent once: let it be collected
+      }
+      sent++;
+      statusesSent += item.statuses;
+      return item;
+    });
     pool.length = 0;
     if (madeDuringRun > 0) {
       lags.push(
@@ -917,29 +920,7 @@ async function loadOneStore(
     let sent = 0;
     const route = `POST ${ECHO_PATH} (reads the body, answers like the webhook route; nothing checked or stored)`;
     progress(`load ${store}: ${route} for ${args.serverSeconds} s`);
-    const result = await measured(
-      autocannon,
-      {
-        url: baseUrl,
-        connections: args.connections,
-        duration: args.serverSeconds,
-        requests: [
-          {
-            method: 'POST',
-            path: ECHO_PATH,
-            setupRequest: (request: Record<string, unknown>) => {
-              const item = pool[sent++ % pool.length]!;
-              return {
-                ...request,
-                body: item.body,
-                headers: { 'content-type': 'application/json', 'x-hub-signature-256': item.signature },
-              };
-            },
-          },
-        ],
-      },
-      child.pid,
-    );
+    const result = await postLoad(ECHO_PATH, () => pool[sent++ % pool.length]!);
     rows.push(loadRow(store, 'echo', route, result, null));
   };
   try {
