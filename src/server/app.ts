@@ -44,7 +44,7 @@ export interface AppDeps {
   clientIp?: (c: Context) => string;
 }
 
-export type Env = { Variables: { apiKey: ApiKey } };
+type Env = { Variables: { apiKey: ApiKey } };
 
 const GRANULARITIES: readonly Granularity[] = ['HALF_HOUR', 'DAILY', 'MONTHLY'];
 const MAX_PAGE = 1000;
