@@ -779,7 +779,7 @@ async function postgresAdmin(url: string): Promise<PgClient | null> {
   }
 }
 
-/** One server (a child process running startServer) on one store, loaded with webhooks then the no-op. */
+/** One server (a child process running startServer) on one store, loaded with webhooks, the echo, then the no-op. */
 async function loadOneStore(
   args: BenchArgs,
   store: 'sqlite' | 'postgres',
