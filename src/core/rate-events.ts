@@ -124,27 +124,28 @@ const TOMBSTONE_MS = 7 * DAY_MS;
 const FLUSH_EVERY_EVENTS = 50_000;
 const SWEEP_EVERY_FLUSHES = 4;
 
-// Every field is set when a record is created (recordFor), so that all records share one object shape.
-interface MessageRecord {
-  id: string;
-  waba: string | undefined;
-  business: string | undefined;
-  user: string | undefined;
-  countryHint: string | undefined;
-  sentAtMs: number;
-  template: TemplateCategory | null | undefined;
-  templateName: string | undefined;
-  hasOutbound: boolean;
-  deliveredAtMs: number;
-  failedAtMs: number;
-  pricing: MetaPricingEvidence | undefined;
-  conversation: MetaConversationEvidence | undefined;
-  evidenceRank: number;
-  pair: PairState | undefined;
-  isQueued: boolean;
+/** What is known of one business message, from its outbound line and its statuses in any order. */
+class MessageRecord {
+  waba: string | undefined = undefined;
+  business: string | undefined = undefined;
+  user: string | undefined = undefined;
+  countryHint: string | undefined = undefined;
+  sentAtMs = Infinity;
+  template: TemplateCategory | null | undefined = undefined;
+  templateName: string | undefined = undefined;
+  hasOutbound = false;
+  deliveredAtMs = Infinity;
+  failedAtMs = Infinity;
+  pricing: MetaPricingEvidence | undefined = undefined;
+  conversation: MetaConversationEvidence | undefined = undefined;
+  evidenceRank = 0;
+  pair: PairState | undefined = undefined;
+  isQueued = false;
   /** Counted in its pair's `waitingCount`. */
-  isWaiting: boolean;
-  isRated: boolean;
+  isWaiting = false;
+  isRated = false;
+
+  constructor(readonly id: string) {}
 }
 
 interface PairState {
@@ -471,26 +472,7 @@ export class Rater {
     }
     let record = this.records.get(id);
     if (!record) {
-      record = {
-        id,
-        waba: undefined,
-        business: undefined,
-        user: undefined,
-        countryHint: undefined,
-        sentAtMs: Infinity,
-        template: undefined,
-        templateName: undefined,
-        hasOutbound: false,
-        deliveredAtMs: Infinity,
-        failedAtMs: Infinity,
-        pricing: undefined,
-        conversation: undefined,
-        evidenceRank: 0,
-        pair: undefined,
-        isQueued: false,
-        isWaiting: false,
-        isRated: false,
-      };
+      record = new MessageRecord(id);
       this.records.set(id, record);
     }
     return record;
