@@ -116,8 +116,23 @@ export function defaultAccount(waba: string): Account {
   return { waba, timeZone: 'UTC', currency: 'USD', portfolio: waba };
 }
 
-/** The idempotency key of an event: same kind + id + status is the same event. */
+/**
+ * The idempotency key of an event: the same kind + id + status (contract §1) **within one WABA** is the same
+ * event. The WABA leads the key, so that events written for one WABA (one client's API key) can never make
+ * another WABA's event look like a duplicate. Layout: the WABA with `\` and `:` escaped (`\\`, `\:`), `:`,
+ * then the kind's own key; an event that names no WABA (a status may omit it) starts with `:`, which an
+ * escaped WABA never does. The stores' migration 3 builds the same keys in SQL (keep the two in step).
+ */
 export function eventKey(event: CoreEvent): string {
+  const waba = event.waba === undefined ? '' : escapeKeyPart(event.waba);
+  return `${waba}:${kindKey(event)}`;
+}
+
+function escapeKeyPart(value: string): string {
+  return value.replaceAll('\\', '\\\\').replaceAll(':', '\\:');
+}
+
+function kindKey(event: CoreEvent): string {
   switch (event.kind) {
     case 'inbound':
     case 'outbound':

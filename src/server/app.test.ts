@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { eventKey } from '../core/events.js';
 import { rateEvents } from '../core/rate-events.js';
@@ -567,6 +570,89 @@ describe('API keys are scoped to WABAs: one client never reads another', () => {
     const ratings = (await json(await service.get('/v1/ratings', KEY_W1))).ratings as { wabas: string[] }[];
     expect(ratings.length).toBeGreaterThan(0);
     expect(ratings.every((r) => r.wabas.every((w) => w === 'W1'))).toBe(true);
+  });
+});
+
+describe("one client's writes never change another client's bill", () => {
+  const unitsOf = async (key: string, waba: string) =>
+    ((await json(await service.get(`/v1/units?waba=${waba}&limit=1000`, key))).units as object[]).map((u) =>
+      JSON.stringify(u),
+    );
+  const rerate = (key: string, body: object) =>
+    service.app.request('/v1/rerate', {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${key}` },
+      body: JSON.stringify(body),
+    });
+
+  it("a status posted first under another WABA does not make Meta's real webhook a duplicate", async () => {
+    service = await createTestService();
+    const body = fixture('pywa/status_read.json');
+    const real = JSON.parse(body.toString('utf8')) as {
+      entry: { id: string; changes: { value: { statuses: { id: string; status: string }[] } }[] }[];
+    };
+    const status = real.entry[0]!.changes[0]!.value.statuses[0]!;
+    const forged = { kind: 'status', at: '2023-07-15T00:20:58Z', id: status.id, status: status.status };
+    expect(await json(await service.postEvents([forged], KEY_W1))).toMatchObject({ accepted: 1 });
+    const answer = await json(await service.postWebhook(body));
+    expect(answer).toMatchObject({ duplicate: false, events: 1 });
+    const wabas = (await service.store.listEvents()).map((event) => event.waba);
+    expect(wabas.sort()).toEqual(['W1', real.entry[0]!.id].sort());
+  });
+
+  it('an outbound posted first under another WABA with the same id neither hides nor bills the real one', async () => {
+    service = await createTestService();
+    const theirs = conversationLines('W2', 'PN2', '919876543210', 'wamid.k2');
+    await service.postEvents(theirs, KEY_W2);
+    const billAlone = await unitsOf(KEY_W2, 'W2');
+    expect(billAlone.length).toBeGreaterThan(0);
+    await service.close();
+
+    service = await createTestService();
+    const forged = theirs.map((line) => ({ ...line, waba: 'W1', business: 'PN9' }));
+    expect(await json(await service.postEvents(forged, KEY_W1))).toMatchObject({ duplicates: 0 });
+    expect(await json(await service.postEvents(theirs, KEY_W2))).toMatchObject({
+      accepted: theirs.length,
+      duplicates: 0,
+    });
+    expect(await unitsOf(KEY_W2, 'W2')).toEqual(billAlone);
+    // An administrator re-rating everything rates each portfolio on its own: still the same bill.
+    expect((await rerate(KEY_ALL, {})).status).toBe(200);
+    expect(await unitsOf(KEY_W2, 'W2')).toEqual(billAlone);
+  });
+
+  it("a key cannot re-rate a portfolio that holds another key's WABA (403), and nothing changes", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'wameter-accounts-'));
+    const accountsPath = join(dir, 'accounts.json');
+    writeFileSync(
+      accountsPath,
+      JSON.stringify({
+        accounts: [
+          { waba: 'W1', portfolio: 'P1' },
+          { waba: 'W2', portfolio: 'P1' },
+        ],
+      }),
+    );
+    try {
+      service = await createTestService({ accountsPath });
+      await service.postEvents([
+        ...conversationLines('W1', 'PN1', '919876543210', 'wamid.k1'),
+        ...conversationLines('W2', 'PN2', '919876543210', 'wamid.k2'),
+      ]);
+      const before = await unitsOf(KEY_ALL, 'W2');
+      for (const body of [{ as_of_rules: 'CBP-2023' }, { wabas: ['W1'], as_of_rules: 'CBP-2023' }]) {
+        const refused = await rerate(KEY_W1, body);
+        expect(refused.status).toBe(403);
+        const error = (await json(refused)).error as { code: string; message: string };
+        expect(error.code).toBe('FORBIDDEN_WABA');
+        expect(error.message).toContain('W2');
+      }
+      expect(await unitsOf(KEY_ALL, 'W2')).toEqual(before);
+      const allowed = await json(await rerate(KEY_ALL, { wabas: ['W1'], as_of_rules: 'CBP-2023' }));
+      expect(allowed.wabas).toEqual(['W1', 'W2']);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 

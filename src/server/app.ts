@@ -683,7 +683,12 @@ export function createApp(deps: AppDeps): Hono<Env> {
         isDryRun: request.dry_run === true,
       }),
     );
-    if (!result.ok) throw new QueryError('BAD_QUERY', result.error.message);
+    if (!result.ok) {
+      throw new QueryError(
+        result.error.code === 'FORBIDDEN_WABA' ? 'FORBIDDEN_WABA' : 'BAD_QUERY',
+        result.error.message,
+      );
+    }
     const report = result.value;
     return c.json({
       rating_id: report.ratingId,

@@ -23,6 +23,7 @@ import {
   currencyTotalsOf,
   type LiveRater,
   type PricingSetup,
+  type RatingResultRows,
 } from './live-rater.js';
 import { errorFields, type Logger } from './logger.js';
 
@@ -59,7 +60,7 @@ export interface RerateReport {
 }
 
 export interface RerateError {
-  code: 'BAD_RATE_CARDS';
+  code: 'BAD_RATE_CARDS' | 'FORBIDDEN_WABA';
   message: string;
 }
 
@@ -344,18 +345,35 @@ export function createRatingService(deps: RatingServiceDeps): RatingService {
     const stored = await store.listWabas();
     const visible = request.visibleWabas ? new Set(request.visibleWabas) : undefined;
     const asked = (request.wabas ?? stored).filter((waba) => !visible || visible.has(waba));
-    const scope = await portfolioScope(asked);
-    const reported = new Set(visible ? scope.filter((waba) => visible.has(waba)) : scope);
+    const groups = await portfolioGroups(asked);
+    const scope = groups.flat().sort();
+    const hidden = visible ? scope.filter((waba) => !visible.has(waba)) : [];
+    if (hidden.length > 0) {
+      // A re-rate rewrites whole portfolios (tiers and allowances count across them): a key may only start
+      // one when it may write every WABA of them.
+      return err({
+        code: 'FORBIDDEN_WABA',
+        message: `re-rating ${asked.join(', ')} re-rates the whole portfolio, which also holds ${hidden.join(', ')}, not one of this key's WABAs: re-rate with a key for all of them`,
+      });
+    }
+    const reported = new Set(scope);
     const isInPeriod = (unit: BillableUnit) =>
       reported.has(unit.waba) &&
       (request.fromMs === undefined || unit.openedAtMs >= request.fromMs) &&
       (request.toMs === undefined || unit.openedAtMs < request.toMs);
 
     const oldUnits = (await listAllUnits({ wabas: [...reported] })).filter(isInPeriod);
-    const { output: result } = await liveRater.rateScope(scope, {
-      ...(request.asOfRules ? { asOfRules: request.asOfRules } : {}),
-      ...(cards ? { cards } : {}),
-    });
+    // Each portfolio rated on its own, as live ratings do: one client's events never meet another's.
+    const result: RatingResultRows = { units: [], pending: [], findings: [] };
+    for (const group of groups) {
+      const { output } = await liveRater.rateScope(group, {
+        ...(request.asOfRules ? { asOfRules: request.asOfRules } : {}),
+        ...(cards ? { cards } : {}),
+      });
+      result.units.push(...output.units);
+      result.pending.push(...output.pending);
+      result.findings.push(...output.findings);
+    }
     const newUnits = result.units.filter(isInPeriod);
 
     const oldById = new Map(oldUnits.map((unit) => [unit.id, unitToJson(unit)]));

@@ -49,16 +49,17 @@ export function checkTimeZone(timeZone: string): string {
   }
   return timeZone;
 }
-export function decodeCursor(cursor: string): [number, string] {
+export function decodeCursor(cursor: string): [number, string, string] {
   try {
     const value: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
     if (
       Array.isArray(value) &&
-      value.length === 2 &&
+      value.length === 3 &&
       Number.isSafeInteger(value[0]) &&
-      typeof value[1] === 'string'
+      typeof value[1] === 'string' &&
+      typeof value[2] === 'string'
     ) {
-      return [value[0] as number, value[1]];
+      return [value[0] as number, value[1], value[2]];
     }
   } catch {
     // falls through to the error below
@@ -68,9 +69,9 @@ export function decodeCursor(cursor: string): [number, string] {
     'cursor is not one this API returned: pass next_cursor back unchanged',
   );
 }
-/** The last unit of a page, (openedAtMs, id): the next page starts strictly after it. */
-export function encodeCursor(openedAtMs: number, id: string): string {
-  return Buffer.from(JSON.stringify([openedAtMs, id])).toString('base64url');
+/** The last unit of a page, (openedAtMs, id, waba): the next page starts strictly after it. */
+export function encodeCursor(openedAtMs: number, id: string, waba: string): string {
+  return Buffer.from(JSON.stringify([openedAtMs, id, waba])).toString('base64url');
 }
 export function findingWaba(finding: Finding): string | null {
   return typeof finding.waba === 'string' ? finding.waba : null;

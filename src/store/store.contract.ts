@@ -200,6 +200,33 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
         expect(await store.listEvents()).toContainEqual(first);
       });
 
+      it('keys events per WABA: another WABA’s event with the same id and status is not a duplicate', async () => {
+        const store = await fresh();
+        const mine = outbound('wamid.shared', 'W1');
+        const theirs = outbound('wamid.shared', 'W2');
+        const status = (waba: string): StatusEvent => ({
+          kind: 'status',
+          atMs: T0 + 1,
+          id: 'wamid.shared',
+          status: 'delivered',
+          waba,
+        });
+        expect(await store.ingestEvents([input(mine), input(status('W1'))])).toEqual({
+          inserted: [mine, status('W1')],
+          duplicates: 0,
+        });
+        expect(await store.ingestEvents([input(theirs), input(status('W2')), input(status('W1'))])).toEqual({
+          inserted: [theirs, status('W2')],
+          duplicates: 1,
+        });
+        expect(await store.listEvents(['W2'])).toEqual(expect.arrayContaining([theirs, status('W2')]));
+        expect(await store.listEvents(['W2'])).toHaveLength(2);
+        expect(eventKey(mine)).not.toBe(eventKey(theirs));
+        // WABA ids are free text: an escaped ":" or "\\" cannot make two WABAs' keys meet.
+        expect(eventKey(outbound('x', 'a:outbound:b'))).not.toBe(eventKey(outbound('b:outbound:x', 'a')));
+        expect(eventKey(outbound('x', 'a\\'))).not.toBe(eventKey(outbound('\\:x', 'a')));
+      });
+
       it('gives back every kind of event deep-equal, filtered by WABA', async () => {
         const store = await fresh();
         const events: CoreEvent[] = [
@@ -264,6 +291,16 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
         expect(await store.listEvents(['W1'])).toEqual([outbound('wamid.o1')]);
         expect(await store.listEvents()).toHaveLength(4);
         expect(await store.listWabas()).toEqual(['W1', 'W2']);
+      });
+
+      it('finds the message of a status that names no WABA when the WABA id needs escaping', async () => {
+        const store = await fresh();
+        const odd = 'W:\\9';
+        const status: StatusEvent = { kind: 'status', atMs: T0 + 1, id: 'wamid.o9', status: 'read' };
+        await store.ingestEvents([input(outbound('wamid.o9', odd)), input(status)]);
+        const listed = await store.listEvents([odd]);
+        expect(listed).toHaveLength(2);
+        expect(listed).toContainEqual(status);
       });
     });
 
@@ -478,6 +515,48 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
         await store.replaceRating(rating('r1', ['W1']), { units, pending: [], findings: [] });
         const page = await store.queryUnits({}, { limit: 10 });
         expect(page).toStrictEqual({ units, nextCursor: null });
+      });
+
+      it('keeps units and pending messages of equal ids apart per WABA, pages and diffs included', async () => {
+        const store = await fresh();
+        const pending = (waba: string): PendingMessage => ({
+          id: 'p_same',
+          waba,
+          business: 'PN1',
+          user: '1',
+          sentAtMs: T0,
+        });
+        const mine = unit('u_same', { waba: 'W1', amountMicros: 1 });
+        const theirs = unit('u_same', { waba: 'W2', amountMicros: 2 });
+        await store.replaceRating(rating('r1', ['W1']), {
+          units: [mine],
+          pending: [pending('W1')],
+          findings: [],
+        });
+        await store.replaceRating(rating('r2', ['W2']), {
+          units: [theirs],
+          pending: [pending('W2')],
+          findings: [],
+        });
+        const first = await store.queryUnits({}, { limit: 1 });
+        const second = await store.queryUnits({}, { limit: 1, cursor: first.nextCursor! });
+        expect([...first.units, ...second.units]).toEqual([mine, theirs]);
+        expect(second.nextCursor).toBeNull();
+        expect(await store.listPending({})).toHaveLength(2);
+        await store.applyRatingDiff(rating('r3', ['W2'], T0 + 1), {
+          units: { upsert: [{ ...theirs, amountMicros: 3 }], delete: [] },
+          pending: { upsert: [], delete: ['p_same'] },
+        });
+        expect((await store.queryUnits({ waba: 'W1' }, { limit: 10 })).units).toEqual([mine]);
+        expect((await store.queryUnits({ waba: 'W2' }, { limit: 10 })).units).toEqual([
+          { ...theirs, amountMicros: 3 },
+        ]);
+        expect(await store.listPending({})).toEqual([pending('W1')]);
+        await store.applyRatingDiff(rating('r4', ['W2'], T0 + 2), {
+          units: { upsert: [], delete: ['u_same'] },
+          pending: { upsert: [], delete: [] },
+        });
+        expect((await store.queryUnits({}, { limit: 10 })).units).toEqual([mine]);
       });
 
       it('replaces exactly the rated WABAs and keeps the others', async () => {

@@ -15,6 +15,14 @@ export interface RawWebhookInput {
   parseError: string | null;
 }
 
+/**
+ * SQL, the same in SQLite and PostgreSQL, for a WABA column escaped as `eventKey` (core/events.ts) escapes it
+ * at the head of an idempotency key: `\` → `\\`, then `:` → `\:`.
+ */
+export function escapedWabaSql(column: string): string {
+  return `replace(replace(${column}, '\\', '\\\\'), ':', '\\:')`;
+}
+
 export interface StoredRawWebhook extends RawWebhookInput {
   id: number;
 }

@@ -4,6 +4,7 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { eventKey, type OutboundEvent, type StatusEvent } from '../../core/events.js';
 import { openStore } from '../open-store.js';
 import { runStoreContract } from '../store.contract.js';
 import { openPostgresStore } from './postgres-store.js';
@@ -48,7 +49,7 @@ describe('PostgreSQL specifics', () => {
     const schema = freshSchema();
     const stores = await Promise.all([1, 2, 3].map(() => openPostgresStore(DATABASE_URL, { schema })));
     const { rows } = await admin!.query(`SELECT version FROM ${schema}.schema_migrations`);
-    expect(rows).toEqual([{ version: 1 }, { version: 2 }]);
+    expect(rows).toEqual([{ version: 1 }, { version: 2 }, { version: 3 }, { version: 4 }]);
     await Promise.all(stores.map((store) => store.close()));
   });
 
@@ -60,8 +61,42 @@ describe('PostgreSQL specifics', () => {
     const store = await openStore(url.toString());
     await store.ping();
     const { rows } = await admin!.query(`SELECT version FROM ${schema}.schema_migrations`);
-    expect(rows).toEqual([{ version: 1 }, { version: 2 }]);
+    expect(rows).toEqual([{ version: 1 }, { version: 2 }, { version: 3 }, { version: 4 }]);
     await store.close();
+  });
+
+  it('upgrades version 2 keys to keys per WABA: stored events stay duplicates of themselves', async () => {
+    const schema = freshSchema();
+    const sent: OutboundEvent = {
+      kind: 'outbound',
+      atMs: 1,
+      waba: 'W:\\1',
+      business: 'PN1',
+      user: '919876543210',
+      id: 'wamid.k1',
+      template: 'utility',
+    };
+    const orphan: StatusEvent = { kind: 'status', atMs: 2, id: 'wamid.k1', status: 'delivered' };
+    const inputs = (receivedAtMs: number) =>
+      [sent, orphan].map((event) => ({ key: eventKey(event), event, receivedAtMs, source: 'api:test' }));
+    const before = await openPostgresStore(DATABASE_URL, { schema });
+    await before.ingestEvents(inputs(3));
+    await before.close();
+    // Back to what version 2 stored: keys without their WABA.
+    await admin!.query(
+      `UPDATE ${schema}.events SET key = substr(key, strpos(key, 'outbound:')) WHERE kind = 'outbound';
+       UPDATE ${schema}.events SET key = substr(key, 2) WHERE waba IS NULL;
+       DELETE FROM ${schema}.schema_migrations WHERE version = 3`,
+    );
+    const { rows } = await admin!.query(`SELECT key FROM ${schema}.events ORDER BY key`);
+    expect(rows).toEqual([{ key: 'outbound:wamid.k1' }, { key: 'status:wamid.k1:delivered' }]);
+    const store = await openPostgresStore(DATABASE_URL, { schema });
+    try {
+      expect(await store.ingestEvents(inputs(4))).toEqual({ inserted: [], duplicates: 2 });
+      expect(await store.listEvents([sent.waba])).toEqual(expect.arrayContaining([sent, orphan]));
+    } finally {
+      await store.close();
+    }
   });
 
   it('refuses a schema name that is not a plain identifier', async () => {

@@ -34,6 +34,7 @@ import {
   type StoredRawWebhook,
   type UnitFilter,
   type UnitPage,
+  escapedWabaSql,
 } from '../store.js';
 
 type Row = Record<string, unknown>;
@@ -154,6 +155,30 @@ const MIGRATIONS: readonly Migration[] = [
     name: 'events without the message_id index',
     // A second index of random keys on every event, for one query that the primary key serves as well.
     sql: `DROP INDEX IF EXISTS events_message;`,
+  },
+  {
+    version: 3,
+    name: 'idempotency keys per WABA',
+    // eventKey (core/events.ts) now leads with the event's WABA (escaped) or, when it names none, ':' alone,
+    // so that one WABA's events never make another's look like duplicates. Same expression as eventKey.
+    sql: `UPDATE events SET key = CASE
+            WHEN waba IS NULL THEN ':' || key
+            ELSE ${escapedWabaSql('waba')} || ':' || key
+          END;`,
+  },
+  {
+    version: 4,
+    name: 'unit and pending ids per WABA',
+    // A unit's id is its first message's (u_<wamid>): ids Meta never repeats, but a client's API key could
+    // write another client's message id under its own WABA. Keyed per WABA, its unit can never take the
+    // place of the other client's. WABAs compare byte-wise too: they break ties between equal ids in pages.
+    sql: `
+      ALTER TABLE units ALTER COLUMN waba TYPE text COLLATE "C";
+      ALTER TABLE units DROP CONSTRAINT units_pkey, ADD PRIMARY KEY (waba, id);
+      DROP INDEX units_opened;
+      CREATE INDEX units_opened ON units (opened_at_ms, id, waba);
+      ALTER TABLE pending_messages DROP CONSTRAINT pending_messages_pkey, ADD PRIMARY KEY (waba, id);
+    `,
   },
 ];
 
@@ -303,7 +328,8 @@ class PostgresStore implements Store {
 
   async listEvents(wabas?: readonly string[]): Promise<CoreEvent[]> {
     // A status that did not name its WABA belongs to the WABA of the message it reports on, found by the
-    // message's idempotency key (eventKey: "outbound:ID" or "inbound:ID"; the primary key's index).
+    // message's idempotency key in each WABA of the scope (eventKey: "WABA:outbound:ID" or "WABA:inbound:ID",
+    // the WABA escaped as migration 3 does; the primary key's index).
     const { rows } =
       wabas === undefined
         ? await this.pool.query('SELECT payload FROM events ORDER BY at_ms, key')
@@ -311,9 +337,9 @@ class PostgresStore implements Store {
             `SELECT payload FROM events
              WHERE waba = ANY($1::text[])
                 OR (waba IS NULL AND kind = 'status' AND EXISTS (
-                      SELECT 1 FROM events m
-                      WHERE m.key IN ('outbound:' || events.message_id, 'inbound:' || events.message_id)
-                        AND m.waba = ANY($1::text[])))
+                      SELECT 1 FROM unnest($1::text[]) AS w(waba), events m
+                      WHERE m.key IN (${escapedWabaSql('w.waba')} || ':outbound:' || events.message_id,
+                                      ${escapedWabaSql('w.waba')} || ':inbound:' || events.message_id)))
              ORDER BY at_ms, key`,
             [[...wabas]],
           );
@@ -395,16 +421,21 @@ class PostgresStore implements Store {
     const params = new Params();
     const clauses = unitClauses(filter, params);
     if (page.cursor !== undefined) {
-      const [openedAtMs, id] = decodeCursor(page.cursor);
-      clauses.push(`(opened_at_ms, id) > (${params.add(openedAtMs)}::bigint, ${params.add(id)}::text)`);
+      const [openedAtMs, id, waba] = decodeCursor(page.cursor);
+      clauses.push(
+        `(opened_at_ms, id, waba) > (${params.add(openedAtMs)}::bigint, ${params.add(id)}::text, ${params.add(waba)}::text)`,
+      );
     }
     const { rows } = await this.pool.query(
-      `SELECT * FROM units ${whereSql(clauses)} ORDER BY opened_at_ms, id LIMIT ${params.add(limit + 1)}`,
+      `SELECT * FROM units ${whereSql(clauses)} ORDER BY opened_at_ms, id, waba LIMIT ${params.add(limit + 1)}`,
       params.values,
     );
     const units = rows.slice(0, limit).map(unitFromRow);
     const last = units.at(-1);
-    return { units, nextCursor: rows.length > limit && last ? encodeCursor(last.openedAtMs, last.id) : null };
+    return {
+      units,
+      nextCursor: rows.length > limit && last ? encodeCursor(last.openedAtMs, last.id, last.waba) : null,
+    };
   }
 
   async totals(filter: UnitFilter): Promise<Record<string, CurrencyTotals>> {
@@ -616,9 +647,9 @@ async function upsertUnits(
   isUpsert: boolean,
 ): Promise<void> {
   const onConflict = isUpsert
-    ? `ON CONFLICT (id) DO UPDATE SET ${UNIT_COLUMNS.split(',')
+    ? `ON CONFLICT (waba, id) DO UPDATE SET ${UNIT_COLUMNS.split(',')
         .map((column) => column.trim())
-        .filter((column) => column !== 'id')
+        .filter((column) => column !== 'id' && column !== 'waba')
         .map((column) => `${column} = EXCLUDED.${column}`)
         .join(', ')}`
     : '';
@@ -666,7 +697,7 @@ async function upsertPending(
   isUpsert: boolean,
 ): Promise<void> {
   const onConflict = isUpsert
-    ? `ON CONFLICT (id) DO UPDATE SET waba = EXCLUDED.waba, business = EXCLUDED.business,
+    ? `ON CONFLICT (waba, id) DO UPDATE SET business = EXCLUDED.business,
          user_id = EXCLUDED.user_id, sent_at_ms = EXCLUDED.sent_at_ms, rating_id = EXCLUDED.rating_id`
     : '';
   for (const pending of chunks(all)) {

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
+import { eventKey, type OutboundEvent, type StatusEvent } from '../../core/events.js';
 import { openStore } from '../open-store.js';
 import { runStoreContract } from '../store.contract.js';
 import { openSqliteStore } from './sqlite-store.js';
@@ -23,6 +24,8 @@ describe('SQLite on disk', () => {
       expect(migrations).toEqual([
         { version: 1, name: 'initial schema' },
         { version: 2, name: 'events without the message_id index' },
+        { version: 3, name: 'idempotency keys per WABA' },
+        { version: 4, name: 'unit and pending ids per WABA' },
       ]);
     } finally {
       db.close();
@@ -36,7 +39,7 @@ describe('SQLite on disk', () => {
     // Back to what version 1 left.
     const old = new Database(path);
     old.exec(
-      'CREATE INDEX events_message ON events (message_id); DELETE FROM schema_migrations WHERE version = 2',
+      'CREATE INDEX events_message ON events (message_id); DELETE FROM schema_migrations WHERE version >= 2',
     );
     old.close();
     const statements: string[] = [];
@@ -47,7 +50,7 @@ describe('SQLite on disk', () => {
         "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'events'",
       );
       expect(indexes.pluck().all()).not.toContain('events_message');
-      expect(db.prepare('SELECT max(version) FROM schema_migrations').pluck().get()).toBe(2);
+      expect(db.prepare('SELECT max(version) FROM schema_migrations').pluck().get()).toBe(4);
       // The store's own query for orphan statuses looks their message up through the primary key.
       await store.listEvents(['W1']);
       const orphanQuery = statements.find((sql) => sql.includes("s.kind = 'status'"));
@@ -56,10 +59,53 @@ describe('SQLite on disk', () => {
         .prepare(`EXPLAIN QUERY PLAN ${orphanQuery!}`)
         .all()
         .map((row) => (row as { detail: string }).detail);
-      expect(plan.join('\n')).toMatch(/SEARCH m (EXISTS )?USING INDEX sqlite_autoindex_events_1 \(key=\?\)/);
+      expect(plan.join('\n')).toMatch(
+        /SEARCH m (EXISTS )?USING (COVERING )?INDEX sqlite_autoindex_events_1 \(key=\?\)/,
+      );
       expect(plan.join('\n')).not.toMatch(/SCAN m\b/);
     } finally {
       db.close();
+      await store.close();
+    }
+  });
+
+  it('upgrades version 2 keys to keys per WABA: stored events stay duplicates of themselves', async () => {
+    const path = join(dir, 'keys.db');
+    const store2 = await openSqliteStore(path);
+    const sent: OutboundEvent = {
+      kind: 'outbound',
+      atMs: 1,
+      waba: 'W:1',
+      business: 'PN1',
+      user: '919876543210',
+      id: 'wamid.k1',
+      template: 'utility',
+    };
+    const orphan: StatusEvent = { kind: 'status', atMs: 2, id: 'wamid.k1', status: 'delivered' };
+    await store2.ingestEvents(
+      [sent, orphan].map((event) => ({ key: eventKey(event), event, receivedAtMs: 3, source: 'api:test' })),
+    );
+    await store2.close();
+    // Back to what version 2 stored: keys without their WABA.
+    const old = new Database(path);
+    old.exec(
+      "UPDATE events SET key = substr(key, instr(key, 'outbound:')) WHERE kind = 'outbound';" +
+        'UPDATE events SET key = substr(key, 2) WHERE waba IS NULL;' +
+        'DELETE FROM schema_migrations WHERE version = 3',
+    );
+    expect(old.prepare('SELECT key FROM events ORDER BY key').pluck().all()).toEqual([
+      'outbound:wamid.k1',
+      'status:wamid.k1:delivered',
+    ]);
+    old.close();
+    const store = await openSqliteStore(path);
+    try {
+      const again = await store.ingestEvents(
+        [sent, orphan].map((event) => ({ key: eventKey(event), event, receivedAtMs: 4, source: 'api:test' })),
+      );
+      expect(again).toEqual({ inserted: [], duplicates: 2 });
+      expect(await store.listEvents(['W:1'])).toEqual(expect.arrayContaining([sent, orphan]));
+    } finally {
       await store.close();
     }
   });

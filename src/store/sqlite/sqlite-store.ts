@@ -35,6 +35,7 @@ import {
   type StoredRawWebhook,
   type UnitFilter,
   type UnitPage,
+  escapedWabaSql,
 } from '../store.js';
 
 type Db = Database.Database;
@@ -151,6 +152,75 @@ const MIGRATIONS: readonly Migration[] = [
     // index page it touched: the second index nearly doubled ingestion's cost. Its one query (a status
     // that names no WABA finds its message) looks the message up by its key instead.
     sql: `DROP INDEX IF EXISTS events_message;`,
+  },
+  {
+    version: 3,
+    name: 'idempotency keys per WABA',
+    // eventKey (core/events.ts) now leads with the event's WABA (escaped) or, when it names none, ':' alone,
+    // so that one WABA's events never make another's look like duplicates. Same expression as eventKey.
+    sql: `UPDATE events SET key = CASE
+            WHEN waba IS NULL THEN ':' || key
+            ELSE ${escapedWabaSql('waba')} || ':' || key
+          END;`,
+  },
+  {
+    version: 4,
+    name: 'unit and pending ids per WABA',
+    // A unit's id is its first message's (u_<wamid>): ids Meta never repeats, but a client's API key could
+    // write another client's message id under its own WABA. Keyed per WABA, its unit can never take the
+    // place of the other client's.
+    sql: `
+      CREATE TABLE units_by_waba (
+        id                 TEXT    NOT NULL,
+        waba               TEXT    NOT NULL,
+        business           TEXT    NOT NULL,
+        user_id            TEXT    NOT NULL,
+        unit               TEXT    NOT NULL,
+        pricing_model      TEXT    NOT NULL,
+        era                TEXT    NOT NULL,
+        country            TEXT,
+        market             TEXT,
+        category           TEXT    NOT NULL,
+        type               TEXT    NOT NULL,
+        opened_at_ms       INTEGER NOT NULL,
+        expires_at_ms      INTEGER,
+        closed_at_ms       INTEGER,
+        messages           TEXT    NOT NULL, -- JSON array of message ids
+        rate_micros        INTEGER,
+        amount_micros      INTEGER,          -- NULL: could not be priced
+        currency           TEXT    NOT NULL,
+        rate_card          TEXT,
+        tier               TEXT,             -- JSON TierPosition, or NULL
+        is_market_inferred INTEGER,          -- NULL when the rater did not say
+        rule               TEXT    NOT NULL,
+        rating_id          TEXT    NOT NULL,
+        PRIMARY KEY (waba, id)
+      ) STRICT;
+      INSERT INTO units_by_waba SELECT * FROM units;
+      DROP TABLE units;
+      ALTER TABLE units_by_waba RENAME TO units;
+      CREATE INDEX units_opened ON units (opened_at_ms, id, waba);
+      CREATE INDEX units_waba_opened ON units (waba, opened_at_ms, id);
+      CREATE INDEX units_business_user ON units (business, user_id, opened_at_ms);
+      CREATE INDEX units_user ON units (user_id, opened_at_ms);
+      CREATE INDEX units_category ON units (category, opened_at_ms);
+      CREATE INDEX units_type ON units (type, opened_at_ms);
+      CREATE INDEX units_market ON units (market, opened_at_ms);
+
+      CREATE TABLE pending_by_waba (
+        id         TEXT    NOT NULL,
+        waba       TEXT    NOT NULL,
+        business   TEXT    NOT NULL,
+        user_id    TEXT    NOT NULL,
+        sent_at_ms INTEGER NOT NULL,
+        rating_id  TEXT    NOT NULL,
+        PRIMARY KEY (waba, id)
+      ) STRICT;
+      INSERT INTO pending_by_waba SELECT * FROM pending_messages;
+      DROP TABLE pending_messages;
+      ALTER TABLE pending_by_waba RENAME TO pending_messages;
+      CREATE INDEX pending_messages_waba ON pending_messages (waba, sent_at_ms);
+    `,
   },
 ];
 
@@ -392,13 +462,14 @@ class SqliteStore implements Store {
     }
     if (wabas !== undefined) {
       // A status that did not name its WABA belongs to the WABA of the message it reports on, found by
-      // the message's idempotency key (eventKey: "outbound:ID" or "inbound:ID"; the primary key's index).
+      // the message's idempotency key in each WABA of the scope (eventKey: "WABA:outbound:ID" or
+      // "WABA:inbound:ID", the WABA escaped as migration 3 does; the primary key's index).
       const orphans = this.statement(
         `SELECT payload FROM events s
          WHERE s.waba IS NULL AND s.kind = 'status' AND EXISTS (
-           SELECT 1 FROM events m
-           WHERE m.key IN ('outbound:' || s.message_id, 'inbound:' || s.message_id)
-             AND m.waba IN (SELECT value FROM json_each(?)))`,
+           SELECT 1 FROM json_each(?) w, events m
+           WHERE m.key IN (${escapedWabaSql('w.value')} || ':outbound:' || s.message_id,
+                           ${escapedWabaSql('w.value')} || ':inbound:' || s.message_id))`,
       )
         .pluck()
         .all(scope[0]);
@@ -572,16 +643,19 @@ class SqliteStore implements Store {
     const limit = checkLimit(page.limit);
     const where = unitWhere(filter);
     if (page.cursor !== undefined) {
-      const [openedAtMs, id] = decodeCursor(page.cursor);
-      where.clauses.push('(opened_at_ms, id) > (?, ?)');
-      where.params.push(openedAtMs, id);
+      const [openedAtMs, id, waba] = decodeCursor(page.cursor);
+      where.clauses.push('(opened_at_ms, id, waba) > (?, ?, ?)');
+      where.params.push(openedAtMs, id, waba);
     }
     const rows = this.statement(
-      `SELECT * FROM units ${whereSql(where)} ORDER BY opened_at_ms, id LIMIT ?`,
+      `SELECT * FROM units ${whereSql(where)} ORDER BY opened_at_ms, id, waba LIMIT ?`,
     ).all(...where.params, limit + 1) as Row[];
     const units = rows.slice(0, limit).map(unitFromRow);
     const last = units.at(-1);
-    return { units, nextCursor: rows.length > limit && last ? encodeCursor(last.openedAtMs, last.id) : null };
+    return {
+      units,
+      nextCursor: rows.length > limit && last ? encodeCursor(last.openedAtMs, last.id, last.waba) : null,
+    };
   }
 
   async totals(filter: UnitFilter): Promise<Record<string, CurrencyTotals>> {
