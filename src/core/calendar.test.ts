@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { formatInstant, localDate, localMonth, parseInstant } from './calendar.js';
+import { formatInstant, instantMs, localDate, localMonth, MAX_INSTANT_MS, parseInstant } from './calendar.js';
 
 describe('calendar', () => {
   it('places an instant on the local date of the WABA time zone', () => {
@@ -93,5 +93,97 @@ describe('ISO-8601 instants, parsed by hand', () => {
       ok: true,
       value: Date.parse('2024-02-29T23:59:59.999Z'),
     });
+  });
+});
+
+describe('the range of instants wameter reads (1970-01-01 to 9999-12-31; Unix seconds below 1e11)', () => {
+  const messageOf = (value: unknown): string => {
+    const parsed = parseInstant(value);
+    if (parsed.ok) throw new Error(`expected ${String(value)} to be refused, got ${parsed.value}`);
+    expect(parsed.error.code).toBe('BAD_TIMESTAMP');
+    return parsed.error.message;
+  };
+
+  it('accepts both ends of the range, in every form', () => {
+    expect(parseInstant(0)).toEqual({ ok: true, value: 0 });
+    expect(parseInstant('0')).toEqual({ ok: true, value: 0 });
+    expect(parseInstant('1970-01-01T00:00:00Z')).toEqual({ ok: true, value: 0 });
+    expect(parseInstant('1970-01-01T05:30:00+05:30')).toEqual({ ok: true, value: 0 });
+    expect(parseInstant('9999-12-31T23:59:59.999Z')).toEqual({ ok: true, value: MAX_INSTANT_MS });
+    expect(MAX_INSTANT_MS).toBe(Date.parse('9999-12-31T23:59:59.999Z'));
+    expect(parseInstant(99_999_999_999)).toEqual({ ok: true, value: 99_999_999_999_000 });
+    expect(parseInstant('99999999999.5')).toEqual({ ok: true, value: 99_999_999_999_500 });
+  });
+
+  it('refuses instants before 1970 or after 9999, and says what range is accepted', () => {
+    for (const bad of [
+      -1,
+      -0.001,
+      1e20,
+      1e400, // JSON.parse('1e400') is Infinity
+      -Infinity,
+      NaN,
+      '100000000000000000000',
+      '1969-12-31T23:59:59.999Z',
+      '1970-01-01T00:30:00+01:00', // 1969-12-31T23:30:00Z
+      '9999-12-31T23:59:59-00:01', // 10000-01-01T00:00:59Z
+      '0001-01-01T00:00:00Z',
+    ]) {
+      expect(messageOf(bad), String(bad)).toContain(
+        'is outside the range of instants wameter reads (accepted: 1970-01-01T00:00:00Z to 9999-12-31T23:59:59Z, or Unix seconds from 0 to 99999999999)',
+      );
+    }
+    expect(messageOf(1e20)).toMatch(/^100000000000000000000 is outside/);
+    expect(messageOf(Infinity)).toMatch(/^Infinity is outside/);
+    expect(messageOf('1969-12-31T23:59:59.999Z')).toMatch(/^"1969-12-31T23:59:59.999Z" is outside/);
+  });
+
+  it('a number of seconds from 1e11 up whose thousandth is an instant is milliseconds, refused with the hint', () => {
+    expect(messageOf(1709287560000)).toBe(
+      '1709287560000 looks like milliseconds; timestamps here take Unix seconds: write 1709287560 (2024-03-01T10:06:00Z) or an ISO-8601 instant',
+    );
+    expect(messageOf('1709287560123')).toBe(
+      '"1709287560123" looks like milliseconds; timestamps here take Unix seconds: write 1709287560.123 (2024-03-01T10:06:00.123Z) or an ISO-8601 instant',
+    );
+    expect(messageOf(100_000_000_000)).toContain('looks like milliseconds');
+    expect(messageOf(1e17)).toContain('is outside the range'); // not milliseconds either
+  });
+
+  it('text that is no instant at all keeps its own message, huge-year ISO forms included', () => {
+    for (const bad of [
+      '1e20',
+      'NaN',
+      'Infinity',
+      '',
+      '-5',
+      '+275760-09-13T00:00:00Z',
+      '10000-01-01T00:00:00Z',
+    ]) {
+      expect(messageOf(bad), bad).toContain('is not an instant: use ISO-8601 with an offset');
+    }
+    expect(messageOf('x'.repeat(500)).length).toBeLessThan(200);
+  });
+
+  it('whatever is accepted, formatInstant prints and localDate places (seeded sweep)', () => {
+    let seed = 20251002;
+    const random = () => {
+      seed = (seed * 1103515245 + 12345) % 2147483648;
+      return seed / 2147483648;
+    };
+    const candidates: unknown[] = [0, MAX_INSTANT_MS, 99_999_999_999, 100_000_000_000];
+    for (let i = 0; i < 2000; i++) {
+      const magnitude = 10 ** Math.floor(random() * 22);
+      candidates.push(random() * magnitude, -random() * magnitude, String(Math.floor(random() * magnitude)));
+    }
+    for (const value of candidates) {
+      const ms = instantMs(value);
+      const parsed = parseInstant(value);
+      expect(parsed.ok, `seed 20251002, value ${String(value)}`).toBe(ms !== undefined);
+      if (ms === undefined) continue;
+      expect(ms).toBeGreaterThanOrEqual(0);
+      expect(ms).toBeLessThanOrEqual(MAX_INSTANT_MS);
+      expect(parseInstant(formatInstant(ms)), `value ${String(value)}`).toEqual({ ok: true, value: ms });
+      expect(localDate(ms, 'Asia/Kolkata')).toMatch(/^\d{4}-\d{2}-\d{2}$/);
+    }
   });
 });

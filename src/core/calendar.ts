@@ -67,25 +67,81 @@ export function localMonth(atMs: number, timeZone: string): string {
 export type InstantError = { code: 'BAD_TIMESTAMP'; message: string };
 
 /**
- * An instant as epoch milliseconds, from an ISO-8601 string with an offset, Unix seconds (number), or
- * Unix seconds as a string of digits (how Meta's webhooks write them).
+ * The instants wameter accepts, whatever their form: 1970-01-01T00:00:00Z to 9999-12-31T23:59:59.999Z, the
+ * years formatInstant (ISO-8601) can print and core's calendar can place. Outside them a timestamp is a bad
+ * input, refused where it enters (a later `new Date(…).toISOString()` would throw instead).
  */
-export function parseInstant(value: unknown): Result<number, InstantError> {
+export const MIN_INSTANT_MS = 0;
+export const MAX_INSTANT_MS = 253_402_300_799_999; // 9999-12-31T23:59:59.999Z
+/**
+ * Unix seconds must be below this (1e11 s is 5138-11-16): a larger number is almost surely milliseconds
+ * (1e11 ms is 1973-03-03), so it is refused with that hint rather than read as a date thousands of years ahead.
+ */
+export const MAX_UNIX_SECONDS = 100_000_000_000;
+
+const ACCEPTED_RANGE =
+  'accepted: 1970-01-01T00:00:00Z to 9999-12-31T23:59:59Z, or Unix seconds from 0 to 99999999999';
+
+/**
+ * An instant as epoch milliseconds, from an ISO-8601 string with an offset, Unix seconds (number), or
+ * Unix seconds as a string of digits (how Meta's webhooks write them); `undefined` when `value` is not an
+ * instant or is outside the accepted range (parseInstant says which). The one rule for every instant that
+ * enters wameter; allocation-free, for the per-event path.
+ */
+export function instantMs(value: unknown): number | undefined {
+  let ms: number | undefined;
   if (typeof value === 'number') {
-    if (Number.isFinite(value) && value >= 0) return ok(secondsToMs(value));
+    ms = unixSecondsToMs(value);
   } else if (typeof value === 'string') {
-    if (isUnixSeconds(value)) return ok(secondsToMs(Number(value)));
-    const ms = parseIsoWithOffset(value);
-    if (ms !== undefined) return ok(ms);
+    ms = isUnixSeconds(value) ? unixSecondsToMs(Number(value)) : parseIsoWithOffset(value);
   }
-  return err({
-    code: 'BAD_TIMESTAMP',
-    message: `${JSON.stringify(value)} is not an instant: use ISO-8601 with an offset (2024-03-01T10:00:00Z) or Unix seconds`,
-  });
+  return ms !== undefined && ms >= MIN_INSTANT_MS && ms <= MAX_INSTANT_MS ? ms : undefined;
+}
+
+/** instantMs as a Result whose error says what is wrong: not an instant, milliseconds, or out of range. */
+export function parseInstant(value: unknown): Result<number, InstantError> {
+  const ms = instantMs(value);
+  if (ms !== undefined) return ok(ms);
+  return err({ code: 'BAD_TIMESTAMP', message: whyNotAnInstant(value) });
+}
+
+/** Unix seconds in range → epoch ms, to the nearest millisecond; NaN, ±Infinity and the rest → undefined. */
+function unixSecondsToMs(seconds: number): number | undefined {
+  return seconds >= 0 && seconds < MAX_UNIX_SECONDS ? Math.floor(seconds * 1000 + 0.5) : undefined;
+}
+
+/** What is wrong with a value instantMs refuses: not an instant, milliseconds, or out of range (error paths). */
+export function whyNotAnInstant(value: unknown): string {
+  const shown = quote(value);
+  const number =
+    typeof value === 'number'
+      ? value
+      : typeof value === 'string' && isUnixSeconds(value)
+        ? Number(value)
+        : NaN;
+  if (number >= MAX_UNIX_SECONDS && unixSecondsToMs(number / 1000) !== undefined) {
+    return (
+      `${shown} looks like milliseconds; timestamps here take Unix seconds: ` +
+      `write ${String(number / 1000)} (${formatInstant(Math.floor(number + 0.5))}) or an ISO-8601 instant`
+    );
+  }
+  const isOutOfRange =
+    typeof value === 'number' ||
+    !Number.isNaN(number) ||
+    (typeof value === 'string' && parseIsoWithOffset(value) !== undefined);
+  if (isOutOfRange) return `${shown} is outside the range of instants wameter reads (${ACCEPTED_RANGE})`;
+  return `${shown} is not an instant: use ISO-8601 with an offset (2024-03-01T10:00:00Z) or Unix seconds`;
+}
+
+/** A value as JSON for a message, shortened; numbers as JavaScript prints them (Infinity, not null). */
+function quote(value: unknown): string {
+  if (typeof value === 'number') return String(value);
+  const text = JSON.stringify(value) ?? String(value);
+  return text.length > 60 ? `${text.slice(0, 57)}...` : text;
 }
 
 function isUnixSeconds(value: string): boolean {
-  if (value.length === 0 || value.length > 20) return false;
+  if (value.length === 0) return false;
   let dots = 0;
   for (let i = 0; i < value.length; i++) {
     const code = value.charCodeAt(i);
@@ -153,14 +209,7 @@ function parseIsoWithOffset(text: string): number | undefined {
   const isLeap = year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0);
   const monthDays = month === 2 && isLeap ? 29 : DAYS_IN_MONTH[month - 1];
   // NaN (a non-digit) fails every comparison below.
-  if (!(
-    year >= 1000 &&
-    month >= 1 &&
-    month <= 12 &&
-    day >= 1 &&
-    monthDays !== undefined &&
-    day <= monthDays
-  )) {
+  if (!(year >= 0 && month >= 1 && month <= 12 && day >= 1 && monthDays !== undefined && day <= monthDays)) {
     return undefined;
   }
   if (!(hour <= 23 && minute <= 59 && second <= 59)) return undefined;
@@ -191,9 +240,4 @@ function twoDigitsAt(text: string, at: number): number {
 export function formatInstant(atMs: number): string {
   const iso = new Date(atMs).toISOString();
   return iso.endsWith('.000Z') ? `${iso.slice(0, 19)}Z` : iso;
-}
-
-/** Unix seconds (possibly fractional) → epoch milliseconds, to the nearest millisecond. */
-function secondsToMs(seconds: number): number {
-  return Math.floor(seconds * 1000 + 0.5);
 }

@@ -96,7 +96,7 @@ describe('contract event lines', () => {
     expect(events({ ...outbound, at: String(AT_MS / 1000) })[0]!.atMs).toBe(AT_MS);
   });
 
-  it('a status line keeps unknown status words and Meta evidence verbatim', () => {
+  it('a status line keeps Meta evidence verbatim', () => {
     const pricing = {
       billable: true,
       pricing_model: 'PMP',
@@ -109,7 +109,7 @@ describe('contract event lines', () => {
       kind: 'status',
       at: AT,
       id: 'wamid.o1',
-      status: 'played',
+      status: 'delivered',
       pricing,
       conversation,
     });
@@ -117,10 +117,27 @@ describe('contract event lines', () => {
       kind: 'status',
       atMs: AT_MS,
       id: 'wamid.o1',
-      status: 'played',
+      status: 'delivered',
       pricing,
       conversation,
     });
+  });
+
+  it('a status line takes each of the four words of contract §1', () => {
+    for (const word of ['sent', 'delivered', 'read', 'failed']) {
+      expect(events({ kind: 'status', at: AT, id: 'o1', status: word })[0]).toMatchObject({ status: word });
+    }
+  });
+
+  it('"at" and "delivered_at" take the ends of the accepted range', () => {
+    expect(events({ ...outbound, at: 0, delivered_at: '1970-01-01T00:00:00Z' })[0]).toMatchObject({
+      atMs: 0,
+      deliveredAtMs: 0,
+    });
+    expect(events({ ...outbound, at: 99_999_999_999 })[0]!.atMs).toBe(99_999_999_999_000);
+    expect(events({ ...outbound, at: '9999-12-31T23:59:59Z' })[0]!.atMs).toBe(
+      Date.parse('9999-12-31T23:59:59Z'),
+    );
   });
 
   it('a status line may name waba, business and user', () => {
@@ -181,7 +198,59 @@ describe('bad contract lines are errors that name the field', () => {
     );
     expect(errorOf({ ...outbound, at: '2024-03-01T10:00:00' })).toContain('with an offset');
     expect(errorOf({ ...outbound, delivered_at: 'soon' })).toContain('outbound line "delivered_at"');
-    expect(errorOf({ ...outbound, at: -5 })).toContain('is not an instant');
+    expect(errorOf({ ...outbound, at: -5 })).toContain('outbound line "at": -5 is outside the range');
+  });
+
+  it('an instant outside 1970..9999 is refused with the accepted range, in every field of every kind', () => {
+    const range =
+      'is outside the range of instants wameter reads (accepted: 1970-01-01T00:00:00Z to 9999-12-31T23:59:59Z, or Unix seconds from 0 to 99999999999)';
+    // JSON.parse, as the reader does: 1e400 is Infinity.
+    const huge = JSON.parse('1e400') as number;
+    for (const at of [1e20, huge, -1, '100000000000000000000', '1969-12-31T23:59:59Z']) {
+      expect(errorOf({ ...outbound, at }), String(at)).toContain(`outbound line "at": `);
+      expect(errorOf({ ...outbound, at }), String(at)).toContain(range);
+      expect(errorOf({ ...outbound, delivered_at: at }), String(at)).toContain(
+        `outbound line "delivered_at": `,
+      );
+      expect(errorOf({ kind: 'status', at, id: 'o1', status: 'sent' })).toContain(`status line "at": `);
+      expect(errorOf({ kind: 'inbound', at, waba: 'W', business: 'B', user: 'U', id: 'i' })).toContain(range);
+    }
+    expect(errorOf({ ...outbound, at: 1e20 })).toBe(`outbound line "at": 100000000000000000000 ${range}`);
+    expect(errorOf({ ...outbound, at: huge })).toBe(`outbound line "at": Infinity ${range}`);
+    expect(errorOf({ ...outbound, at: '+275760-09-13T00:00:00Z' })).toContain('is not an instant');
+  });
+
+  it('a numeric "at" in milliseconds is refused with the hint, not read as the year 56135', () => {
+    expect(errorOf({ kind: 'status', at: 1709287560000, id: 'o1', status: 'delivered' })).toBe(
+      'status line "at": 1709287560000 looks like milliseconds; timestamps here take Unix seconds: write 1709287560 (2024-03-01T10:06:00Z) or an ISO-8601 instant',
+    );
+    expect(errorOf({ ...outbound, at: '1709287560000' })).toContain('looks like milliseconds');
+    expect(errorOf({ ...outbound, delivered_at: 1709287563000 })).toContain(
+      'outbound line "delivered_at": 1709287563000 looks like milliseconds',
+    );
+  });
+
+  it('a status word outside sent, delivered, read and failed is refused, naming the allowed words', () => {
+    const statusLine = (status: unknown) => ({ kind: 'status', at: AT, id: 'o1', status });
+    expect(errorOf(statusLine('deliverd'))).toBe(
+      'status line "status" must be sent, delivered, read or failed (in lower case), not "deliverd"; did you mean "delivered"?',
+    );
+    expect(errorOf(statusLine('DELIVERED'))).toBe(
+      'status line "status" must be sent, delivered, read or failed (in lower case), not "DELIVERED"; write it in lower case: "delivered"',
+    );
+    expect(errorOf(statusLine('Read'))).toContain('write it in lower case: "read"');
+    expect(errorOf(statusLine('played'))).toBe(
+      'status line "status" must be sent, delivered, read or failed (in lower case), not "played"',
+    );
+    expect(errorOf(statusLine('delivered '))).toContain('did you mean "delivered"?');
+    expect(errorOf(statusLine(''))).toContain(
+      '"status" must be a non-empty string (sent, delivered, read or failed)',
+    );
+    expect(errorOf(statusLine(2))).toContain('"status" must be a non-empty string');
+    expect(parseContractLine(statusLine('deliverd'))).toEqual({
+      code: 'BAD_EVENT',
+      message: errorOf(statusLine('deliverd')),
+    });
   });
 
   it('wrongly typed optional fields', () => {
@@ -480,6 +549,96 @@ describe('Meta webhook bodies', () => {
     ]);
     expect(item.ignored).toEqual([
       { reason: 'field "message_template_status_update" (not a billing event)', count: 2 },
+    ]);
+  });
+
+  it('a webhook timestamp out of range or in milliseconds costs only its item, with the path named', () => {
+    const item = parsed(
+      body([
+        {
+          field: 'messages',
+          value: {
+            metadata: META,
+            statuses: [
+              status({ id: 's1', timestamp: '1750030073000' }),
+              status({ id: 's2', timestamp: 1e20 }),
+              status({ id: 's3' }),
+            ],
+            messages: [
+              { from: 'U2', id: 'm1', timestamp: '100000000000000000000', type: 'text' },
+              { from: 'U2', id: 'm2', timestamp: '1750030000', type: 'text' },
+            ],
+          },
+        },
+      ]),
+    );
+    expect(item.events.map((e) => ('id' in e ? e.id : e.kind))).toEqual(['m2', 's3']);
+    expect(item.rejected.map((e) => e.message)).toEqual([
+      'entry[0].changes[0].value.messages[0] "timestamp": "100000000000000000000" is outside the range of instants wameter reads (accepted: 1970-01-01T00:00:00Z to 9999-12-31T23:59:59Z, or Unix seconds from 0 to 99999999999)',
+      'entry[0].changes[0].value.statuses[0] "timestamp": "1750030073000" looks like milliseconds; timestamps here take Unix seconds: write 1750030073 (2025-06-15T23:27:53Z) or an ISO-8601 instant',
+      'entry[0].changes[0].value.statuses[1] "timestamp": 100000000000000000000 is outside the range of instants wameter reads (accepted: 1970-01-01T00:00:00Z to 9999-12-31T23:59:59Z, or Unix seconds from 0 to 99999999999)',
+    ]);
+  });
+
+  it('account and template category updates refuse out-of-range times with the field named', () => {
+    const rejected = (value: object, time: unknown = 1743451903, field = 'account_update') =>
+      parsed({
+        object: 'whatsapp_business_account',
+        entry: [{ id: 'W1', time, changes: [{ field, value }] }],
+      }).rejected.map((e) => e.message);
+    const country = { event: 'BUSINESS_PRIMARY_LOCATION_COUNTRY_UPDATE', country: 'IN' };
+    expect(rejected(country, 1743451903000)).toEqual([
+      'entry[0].changes[0]: its entry "time": 1743451903000 looks like milliseconds; timestamps here take Unix seconds: write 1743451903 (2025-03-31T20:11:43Z) or an ISO-8601 instant',
+    ]);
+    expect(rejected(country, -1)[0]).toContain('its entry "time": -1 is outside the range');
+    expect(
+      rejected({
+        event: 'VOLUME_BASED_PRICING_TIER_UPDATE',
+        volume_tier_info: { tier: '1:2', pricing_category: 'UTILITY', tier_update_time: 1e20 },
+      })[0],
+    ).toContain('value.volume_tier_info "tier_update_time": 100000000000000000000 is outside the range');
+    expect(
+      rejected({
+        event: 'AUTH_INTL_PRICE_ELIGIBILITY_UPDATE',
+        auth_international_rate_eligibility: { start_time: 1748780624000 },
+      })[0],
+    ).toContain('auth_international_rate_eligibility "start_time": 1748780624000 looks like milliseconds');
+    expect(
+      rejected({
+        event: 'AUTH_INTL_PRICE_ELIGIBILITY_UPDATE',
+        auth_international_rate_eligibility: {
+          start_time: 1748780624,
+          exception_countries: [{ country_code: 'ID', start_time: '99999999999999999999999' }],
+        },
+      })[0],
+    ).toContain('exception_countries[0] "start_time": "99999999999999999999999" is outside the range');
+    expect(
+      rejected(
+        { message_template_name: 't', new_category: 'MARKETING', previous_category: 'UTILITY' },
+        1e20,
+        'template_category_update',
+      ),
+    ).toEqual([
+      'entry[0].changes[0]: its entry "time": 100000000000000000000 is outside the range of instants wameter reads (accepted: 1970-01-01T00:00:00Z to 9999-12-31T23:59:59Z, or Unix seconds from 0 to 99999999999)',
+    ]);
+  });
+
+  it('unknown and upper-case status words in webhook bodies are kept (Meta may send other words)', () => {
+    const item = parsed(
+      body([
+        {
+          field: 'messages',
+          value: {
+            metadata: META,
+            statuses: [status({ status: 'played' }), status({ status: 'DELIVERED' })],
+          },
+        },
+      ]),
+    );
+    expect(item.rejected).toEqual([]);
+    expect(item.events.map((e) => (e.kind === 'status' ? e.status : e.kind))).toEqual([
+      'played',
+      'DELIVERED',
     ]);
   });
 

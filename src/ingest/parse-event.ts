@@ -2,10 +2,11 @@
 // (webhooks.md) — into core events. Pure and hot (runs once per line of multi-million-line files): no I/O,
 // no regexes per field, no object spreading. It never throws for bad input; it answers with a Result.
 
-import { parseInstant } from '../core/calendar.js';
+import { instantMs, whyNotAnInstant } from '../core/calendar.js';
 import type {
   AccountUpdateEvent,
   CoreEvent,
+  DeliveryStatus,
   InboundEvent,
   MetaConversationEvidence,
   MetaPricingEvidence,
@@ -52,6 +53,9 @@ export const IGNORED = {
 const EMPTY: readonly never[] = Object.freeze([]);
 const TEMPLATE_CATEGORIES = 'marketing, utility, authentication, or null for a non-template message';
 const LINE_KINDS = '"inbound", "outbound" or "status"';
+/** The status words of a contract status line (contract.md §1). */
+const DELIVERY_STATUSES: readonly DeliveryStatus[] = ['sent', 'delivered', 'read', 'failed'];
+const STATUS_WORDS = 'sent, delivered, read or failed';
 
 type Rec = Record<string, unknown>;
 
@@ -82,12 +86,12 @@ function nonEmptyString(value: unknown): string | undefined {
   return typeof value === 'string' && value !== '' ? value : undefined;
 }
 
-/** Epoch ms, or the error naming the field. Numbers and digit strings (Meta's timestamps) skip the regex. */
+/** Epoch ms, or the error naming the field. calendar's instantMs is the one rule for every instant. */
 function instantField(where: string, field: string, value: unknown): number | ParseError {
-  if (typeof value === 'number' && Number.isFinite(value) && value >= 0) return Math.round(value * 1000);
+  const atMs = instantMs(value);
+  if (atMs !== undefined) return atMs;
   if (value === undefined) return bad(`${where} needs "${field}" (ISO-8601 with an offset, or Unix seconds)`);
-  const parsed = parseInstant(value);
-  return parsed.ok ? parsed.value : bad(`${where} "${field}": ${parsed.error.message}`);
+  return bad(`${where} "${field}": ${whyNotAnInstant(value)}`);
 }
 
 function addIgnored(list: IgnoredCount[], reason: string, count = 1): void {
@@ -248,8 +252,9 @@ function parseStatusLine(line: Rec): StatusEvent | ParseError {
   if (typeof atMs !== 'number') return atMs;
   const id = nonEmptyString(line.id);
   if (id === undefined) return needField(where, 'id', "the business message's wamid", line.id);
-  const status = nonEmptyString(line.status);
-  if (status === undefined) return needField(where, 'status', 'sent, delivered, read or failed', line.status);
+  const status = line.status;
+  if (status !== 'sent' && status !== 'delivered' && status !== 'read' && status !== 'failed')
+    return statusWordError(where, status);
   const event: StatusEvent = { kind: 'status', atMs, id, status };
   // waba, business and user may be omitted on a status: the outbound line with the same id links them.
   if (line.waba !== undefined && line.waba !== null) {
@@ -272,6 +277,37 @@ function parseStatusLine(line: Rec): StatusEvent | ParseError {
   }
   const evidenceError = readEvidence(where, line, event);
   return evidenceError ?? event;
+}
+
+/**
+ * A status line's word is one of contract.md §1's four, exactly: a misspelt or upper-case word would be kept
+ * yet decide nothing, leaving its message pending without a word. (Webhook bodies keep Meta's other words.)
+ */
+function statusWordError(where: string, actual: unknown): ParseError {
+  const word = nonEmptyString(actual);
+  if (word === undefined) return needField(where, 'status', STATUS_WORDS, actual);
+  const lower = word.toLowerCase();
+  let hint = '';
+  for (const known of DELIVERY_STATUSES) {
+    if (lower === known) hint = `; write it in lower case: "${known}"`;
+    else if (hint === '' && editDistanceAtMost2(lower, known)) hint = `; did you mean "${known}"?`;
+  }
+  return bad(`${where} "status" must be ${STATUS_WORDS} (in lower case), not ${describe(word)}${hint}`);
+}
+
+/** Whether `a` becomes `b` with at most two inserted, deleted or replaced characters (error path only). */
+function editDistanceAtMost2(a: string, b: string): boolean {
+  if (Math.abs(a.length - b.length) > 2) return false;
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j++) {
+      const replace = previous[j - 1]! + (a.charCodeAt(i - 1) === b.charCodeAt(j - 1) ? 0 : 1);
+      current.push(Math.min(replace, previous[j]! + 1, current[j - 1]! + 1));
+    }
+    previous = current;
+  }
+  return previous[b.length]! <= 2;
 }
 
 /** Copies Meta's `pricing` / `conversation` objects by reference (verbatim evidence, never an input). */

@@ -268,6 +268,96 @@ describe('NDJSON files', () => {
     ]);
   });
 
+  it('an instant out of range or in milliseconds, or a misspelt status word, is BAD_EVENT with its line; the rest is rated', async () => {
+    const status = (at: string, word = 'delivered') =>
+      `{"kind":"status","at":${at},"id":"o1","status":"${word}"}`;
+    const webhookInMs = JSON.stringify({
+      object: 'whatsapp_business_account',
+      entry: [
+        {
+          id: 'W1',
+          changes: [
+            {
+              field: 'messages',
+              value: {
+                metadata: { phone_number_id: 'PN1' },
+                statuses: [
+                  { id: 's1', status: 'sent', timestamp: '1750030073000', recipient_id: 'U1' },
+                  { id: 's2', status: 'sent', timestamp: '1750030073', recipient_id: 'U1' },
+                ],
+              },
+            },
+          ],
+        },
+      ],
+    });
+    const lines = [
+      outbound('o1'),
+      status('1e20'),
+      status('1709287560000'),
+      status('"+275760-09-13T00:00:00Z"'),
+      status('"2024-03-01T10:05:03Z"', 'deliverd'),
+      status('"2024-03-01T10:05:03Z"', 'DELIVERED'),
+      webhookInMs,
+      delivered('o1'),
+    ];
+    const file = await write('bad-instants.ndjson', lines.join('\n') + '\n');
+    const { events, errors, summary } = await collect([file]);
+    expect(ids(events)).toEqual(['o1', 's2', 'o1']);
+    expect(events[2]).toEqual({
+      kind: 'status',
+      atMs: Date.parse('2024-03-01T10:05:03Z'),
+      id: 'o1',
+      status: 'delivered',
+    });
+    const range =
+      '(accepted: 1970-01-01T00:00:00Z to 9999-12-31T23:59:59Z, or Unix seconds from 0 to 99999999999)';
+    expect(errors).toEqual([
+      {
+        code: 'BAD_EVENT',
+        file,
+        line: 2,
+        message: `status line "at": 100000000000000000000 is outside the range of instants wameter reads ${range}`,
+      },
+      {
+        code: 'BAD_EVENT',
+        file,
+        line: 3,
+        message:
+          'status line "at": 1709287560000 looks like milliseconds; timestamps here take Unix seconds: write 1709287560 (2024-03-01T10:06:00Z) or an ISO-8601 instant',
+      },
+      {
+        code: 'BAD_EVENT',
+        file,
+        line: 4,
+        message: expect.stringContaining('status line "at": "+275760-09-13T00:00:00Z" is not an instant'),
+      },
+      {
+        code: 'BAD_EVENT',
+        file,
+        line: 5,
+        message:
+          'status line "status" must be sent, delivered, read or failed (in lower case), not "deliverd"; did you mean "delivered"?',
+      },
+      {
+        code: 'BAD_EVENT',
+        file,
+        line: 6,
+        message:
+          'status line "status" must be sent, delivered, read or failed (in lower case), not "DELIVERED"; write it in lower case: "delivered"',
+      },
+      {
+        code: 'BAD_EVENT',
+        file,
+        line: 7,
+        message: expect.stringContaining(
+          'entry[0].changes[0].value.statuses[0] "timestamp": "1750030073000" looks like milliseconds',
+        ),
+      },
+    ]);
+    expect(summary).toMatchObject({ lines: 8, events: 3, errors: 6 });
+  });
+
   it('one bad status inside a webhook body line costs only that status', async () => {
     const bodyLine = JSON.stringify({
       object: 'whatsapp_business_account',
