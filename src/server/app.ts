@@ -218,7 +218,8 @@ export function createApp(deps: AppDeps): Hono<Env> {
   const limiter = config.rateLimit ? createRateLimiter(config.rateLimit, clock) : null;
   // Webhook POSTs count only when they fail (bad or missing signature, oversized body): Meta's signed
   // deliveries come from a few addresses, often far faster than any per-IP request limit, and must never be
-  // refused for it. A client whose failures used up its bucket is refused before its body is read.
+  // refused for it — not even when others behind the same address (a proxy) keep failing. So every POST is
+  // read (up to the size limit) and checked; a failure beyond the bucket is answered 429 instead of 401/413.
   const webhookFailures = config.rateLimit ? createRateLimiter(config.rateLimit, clock) : null;
   const clientIp =
     deps.clientIp ??
@@ -275,8 +276,6 @@ export function createApp(deps: AppDeps): Hono<Env> {
   };
   const webhookRateLimit: MiddlewareHandler<Env> = async (c, next) => {
     if (c.req.method !== 'POST') return rateLimit(c, next);
-    const verdict = webhookFailures?.check(clientIp(c));
-    if (verdict && !verdict.isAllowed) return refuseOverLimit(c, verdict);
     await next();
   };
   app.use('/webhooks/*', webhookRateLimit);
@@ -315,7 +314,8 @@ export function createApp(deps: AppDeps): Hono<Env> {
     };
     /** A refusal the client could have avoided: it counts against the client's webhook rate limit. */
     const rejectFailure = (reason: string, code: ErrorCode, detail?: string) => {
-      webhookFailures?.take(clientIp(c));
+      const limited = webhookFailures?.take(clientIp(c));
+      if (limited && !limited.isAllowed) return refuseOverLimit(c, limited);
       return reject(reason, code, detail);
     };
     if (config.appSecrets.length === 0) return reject('not_configured', 'WEBHOOK_NOT_CONFIGURED');

@@ -25,19 +25,6 @@ describe('createRateLimiter', () => {
     expect(limiter.take('b').isAllowed).toBe(true);
   });
 
-  it('says whether a client has a token left without spending it', () => {
-    const limiter = limiterOf(1, 2);
-    expect(limiter.check('new')).toEqual({ isAllowed: true, retryAfterSeconds: 0 });
-    for (let i = 0; i < 5; i++) expect(limiter.check('a').isAllowed).toBe(true);
-    limiter.take('a');
-    limiter.take('a');
-    expect(limiter.check('a')).toEqual({ isAllowed: false, retryAfterSeconds: 1 });
-    clock.nowMs += 1000;
-    expect(limiter.check('a').isAllowed).toBe(true);
-    expect(limiter.take('a').isAllowed).toBe(true);
-    expect(limiter.check('a').isAllowed).toBe(false);
-  });
-
   it('never refills past the burst', () => {
     const limiter = limiterOf(10, 2);
     limiter.take('a');

@@ -27,11 +27,6 @@ export function createRateLimiter(config: RateLimitConfig, clock: () => number) 
     }
   }
 
-  function verdictFor(tokens: number): RateLimitVerdict {
-    if (tokens >= 1) return { isAllowed: true, retryAfterSeconds: 0 };
-    return { isAllowed: false, retryAfterSeconds: Math.max(1, Math.ceil((1 - tokens) / config.perSecond)) };
-  }
-
   return {
     /** Counts one request of `client`: allowed while its bucket holds a token. */
     take(client: string): RateLimitVerdict {
@@ -44,16 +39,12 @@ export function createRateLimiter(config: RateLimitConfig, clock: () => number) 
       } else {
         refill(bucket, nowMs);
       }
-      const verdict = verdictFor(bucket.tokens);
-      if (verdict.isAllowed) bucket.tokens -= 1;
-      return verdict;
-    },
-    /** Whether `client` has a token left, without counting anything (a client never seen has a full bucket). */
-    check(client: string): RateLimitVerdict {
-      const bucket = buckets.get(client);
-      if (!bucket) return verdictFor(config.burst);
-      refill(bucket, clock());
-      return verdictFor(bucket.tokens);
+      if (bucket.tokens >= 1) {
+        bucket.tokens -= 1;
+        return { isAllowed: true, retryAfterSeconds: 0 };
+      }
+      const retryAfterSeconds = Math.max(1, Math.ceil((1 - bucket.tokens) / config.perSecond));
+      return { isAllowed: false, retryAfterSeconds };
     },
   };
 }
