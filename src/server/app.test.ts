@@ -727,6 +727,24 @@ describe('POST /v1/rerate and GET /v1/ratings', () => {
     expect(response.status).toBe(400);
     expect(await json(response)).toMatchObject({ error: { code: 'MALFORMED_JSON' } });
   });
+
+  it.each([
+    [{ dry_run: 'yes' }, 'dry_run'],
+    [{ dry_run: 1 }, 'dry_run'],
+    [{ as_of_rules: 'CBP-2023', dryrun: true }, 'dryrun'],
+  ])('refuses %j with 400 BAD_QUERY naming the field, and re-rates nothing', async (body, field) => {
+    const before = await json(await service.get('/v1/ratings', KEY_ALL));
+    const response = await service.app.request('/v1/rerate', {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${KEY_ALL}` },
+      body: JSON.stringify(body),
+    });
+    expect(response.status).toBe(400);
+    const error = (await json(response)).error as { code: string; message: string };
+    expect(error.code).toBe('BAD_QUERY');
+    expect(error.message).toContain(field);
+    expect(await json(await service.get('/v1/ratings', KEY_ALL))).toEqual(before);
+  });
 });
 
 describe('operations: health, metrics, OpenAPI, rate limit, logs', () => {

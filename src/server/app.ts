@@ -6,7 +6,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { Hono, type Context, type MiddlewareHandler } from 'hono';
-import { routePath } from 'hono/route';
+import { matchedRoutes } from 'hono/route';
 import { parseInstant } from '../core/calendar.js';
 import { eventKey, type CoreEvent } from '../core/events.js';
 import { formatMicros } from '../core/money.js';
@@ -207,6 +207,19 @@ function analyticsFieldName(kind: AnalyticsKind, dimension: AnalyticsDimension):
   }
 }
 
+/**
+ * The route pattern that answered, for metrics labels: the first matched route that is not middleware
+ * (registered with `use`, method ALL). A catch-all (`/*`: 404s, the dashboard's pages) is `unmatched`, so
+ * that no label ever holds a path a client made up.
+ */
+function routeLabel(c: Context): string {
+  const handler = matchedRoutes(c).find((route) => route.method !== 'ALL');
+  return handler === undefined || handler.path.endsWith('*') ? 'unmatched' : handler.path;
+}
+
+/** The fields of a POST /v1/rerate body (`rate_cards` is refused with its own message). */
+const RERATE_FIELDS: readonly string[] = ['from', 'to', 'wabas', 'as_of_rules', 'dry_run', 'rate_cards'];
+
 export function createApp(deps: AppDeps): Hono<Env> {
   const { store, config, clock, logger, rating } = deps;
   const metrics = deps.metrics ?? new Metrics();
@@ -243,8 +256,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
     const startMs = clock();
     await next();
     const ms = clock() - startMs;
-    const route = routePath(c, -1);
-    metrics.observeRequest(c.req.method, route.endsWith('*') ? 'unmatched' : route, c.res.status, ms / 1000);
+    metrics.observeRequest(c.req.method, routeLabel(c), c.res.status, ms / 1000);
     // The path only: a query string can hold hub.verify_token.
     logger.info('request', { method: c.req.method, path: c.req.path, status: c.res.status, ms });
   });
@@ -642,6 +654,16 @@ export function createApp(deps: AppDeps): Hono<Env> {
           'Send a JSON object: {"from","to","wabas","as_of_rules","dry_run"}.',
         );
       }
+    }
+    const unknown = Object.keys(request).find((name) => !RERATE_FIELDS.includes(name));
+    if (unknown !== undefined) {
+      throw new QueryError(
+        'BAD_QUERY',
+        `Unknown field ${JSON.stringify(unknown)}: a re-rate takes ${RERATE_FIELDS.map((f) => `"${f}"`).join(', ')}.`,
+      );
+    }
+    if (request.dry_run !== undefined && typeof request.dry_run !== 'boolean') {
+      throw new QueryError('BAD_QUERY', '"dry_run" must be true or false (a JSON boolean).');
     }
     const instant = (name: string): number | undefined => {
       if (request[name] === undefined || request[name] === null) return undefined;

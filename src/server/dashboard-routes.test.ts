@@ -6,6 +6,7 @@ import {
   conversationLines,
   createTestService,
   KEY_ALL,
+  VERIFY_TOKEN,
   KEY_W1,
   KEY_W2,
   type TestService,
@@ -424,5 +425,28 @@ describe('the OpenAPI document', () => {
       expect(paths[path]?.[route.method.toLowerCase()], `${route.method} ${route.path}`).toBeDefined();
     }
     await service.close();
+  });
+});
+
+describe('metrics with every route mounted', () => {
+  it('with the dashboard mounted (its catch-all last), metrics label each request with the route that answered', async () => {
+    service = await createDashboardService();
+    await service.get('/v1/units', KEY_ALL);
+    await service.get('/v1/explain?user=1', KEY_ALL);
+    await service.get('/healthz');
+    await service.get(
+      `/webhooks/whatsapp?hub.mode=subscribe&hub.verify_token=${VERIFY_TOKEN}&hub.challenge=7`,
+    );
+    await service.get('/no/such/path');
+    const text = await (await service.get('/metrics')).text();
+    for (const series of [
+      '{method="GET",route="/v1/units",status="200"}',
+      '{method="GET",route="/v1/explain",status="200"}',
+      '{method="GET",route="/healthz",status="200"}',
+      '{method="GET",route="/webhooks/whatsapp",status="200"}',
+      '{method="GET",route="unmatched",status="404"}',
+    ]) {
+      expect(text).toContain(`http_request_duration_seconds_count${series} 1`);
+    }
   });
 });
