@@ -10,7 +10,8 @@ import { readEventSources } from '../ingest/read-events.js';
 import { ratingSetupFrom } from './rating-inputs.js';
 import { CliError, EXIT } from './exit-codes.js';
 import type { CliIo } from './io.js';
-import { choice, collect } from './options.js';
+import { RATE_CARDS_HELP, choice, collectPaths, pathArgument } from './options.js';
+import { openCommandStore } from './open-command-store.js';
 import { createSourceErrorReporter } from './source-errors.js';
 import { csvField } from '../core/report.js';
 
@@ -59,14 +60,22 @@ export function registerEstimateCommand(
       'when the send would happen: ISO-8601 with offset or Unix seconds (default: now)',
       parseAt,
     )
-    .option('--events <files...>', 'event files or folders that give the current state of every window')
-    .option('--db <url>', 'read the events from the store instead (sqlite:PATH or postgres://…)')
-    .option('--accounts <file>', 'accounts file: time zone, currency, portfolio of each WABA (contract §2)')
     .option(
-      '--rate-cards <path>',
-      'rate card CSV file or folder (repeatable); default: the bundled cards',
-      collect,
+      '--events <files...>',
+      'event files or folders that give the current state of every window',
+      collectPaths,
     )
+    .option(
+      '--db <url>',
+      'read the events from the store instead (sqlite:PATH of an existing file, or postgres://…)',
+      pathArgument,
+    )
+    .option(
+      '--accounts <file>',
+      'accounts file: time zone, currency, portfolio of each WABA (contract §2)',
+      pathArgument,
+    )
+    .option('--rate-cards <path>', RATE_CARDS_HELP, collectPaths)
     .option('--waba <id>', 'the sending WABA (default: the only one in the events)')
     .option('--business <phone_number_id>', 'the sending business number (default: the only one of the WABA)')
     .option('--format <format>', 'table, json or csv', choice(FORMATS), 'table')
@@ -86,7 +95,15 @@ Examples:
   wameter estimate customers.csv --template utility --at 2025-10-01T09:00:00Z --events logs/ --format json
   wameter estimate list.csv --template authentication --db sqlite:./wameter.db --waba W1 --business PN1`,
     )
-    .action(async (recipients: string, flags: EstimateFlags) => {
+    // Extra arguments get a message of our own: they are most often a second rate card.
+    .allowExcessArguments()
+    .action(async (recipients: string, flags: EstimateFlags, command: Command) => {
+      const extra = command.args.slice(1);
+      if (extra.length > 0) {
+        throw new CliError(
+          `one recipients file only, not also ${extra.join(' ')}: for several rate cards repeat the flag: --rate-cards … --rate-cards ${extra[0]}`,
+        );
+      }
       io.exitCode = await runEstimate(recipients, flags, io, options.now ?? (() => Date.now()));
     });
 }
@@ -112,13 +129,7 @@ async function runEstimate(
 
   const feed = async (add: (event: CoreEvent) => void): Promise<void> => {
     if (flags.db !== undefined) {
-      const { openStore } = await import('../store/open-store.js');
-      let store;
-      try {
-        store = await openStore(flags.db);
-      } catch (error) {
-        throw new CliError(`cannot open the store: ${(error as Error).message}`);
-      }
+      const store = await openCommandStore(flags.db, { mode: 'read' });
       try {
         for (const event of await store.listEvents(flags.waba ? [flags.waba] : undefined)) add(event);
       } finally {

@@ -8,7 +8,7 @@ import { rateSources } from '../use-cases/rate-sources.js';
 import { ratingSetupFrom, sourcesOrStdin } from './rating-inputs.js';
 import { EXIT } from './exit-codes.js';
 import type { CliIo } from './io.js';
-import { choice, collect, parseEra } from './options.js';
+import { RATE_CARDS_HELP, choice, collectPaths, pathArgument, parseEra } from './options.js';
 import { createSourceErrorReporter } from './source-errors.js';
 
 interface ExplainFlags {
@@ -28,12 +28,8 @@ export function registerExplainCommand(program: Command, io: CliIo): void {
     .argument('[sources...]', 'event files, folders, or - for stdin', [])
     .requiredOption('--user <wa_id>', "the user's WhatsApp id (phone number digits, no +)")
     .option('--business <phone_number_id>', 'only this business number')
-    .option('--accounts <file>', 'accounts file (contract §2)')
-    .option(
-      '--rate-cards <path>',
-      'rate card CSV file or folder (repeatable); default: the bundled cards',
-      collect,
-    )
+    .option('--accounts <file>', 'accounts file (contract §2)', pathArgument)
+    .option('--rate-cards <path>', RATE_CARDS_HELP, collectPaths)
     .option(
       '--format <format>',
       'table (the story in words; also: text), json or csv (one row per line of the story)',

@@ -9,10 +9,11 @@ import { loadServiceConfig } from '../server/config.js';
 import { createJsonLogger } from '../server/logger.js';
 import { loadPricingSetup } from '../server/pricing-setup.js';
 import { createRatingService } from '../server/rating-service.js';
-import { openStore } from '../store/open-store.js';
 import type { EventInput } from '../store/store.js';
 import { CliError, EXIT } from './exit-codes.js';
 import type { CliIo } from './io.js';
+import { openCommandStore } from './open-command-store.js';
+import { pathArgument } from './options.js';
 import { createSourceErrorReporter } from './source-errors.js';
 
 const BATCH = 5000;
@@ -30,9 +31,14 @@ export function registerImportCommand(program: Command, io: CliIo): void {
     .argument('<sources...>', 'event files, folders of .json/.ndjson files, or - for stdin')
     .option(
       '--db <url>',
-      'database: sqlite:PATH or postgres://… (env WAMETER_DB / DATABASE_URL; default sqlite:./wameter.db)',
+      'database: sqlite:PATH (created if missing) or postgres://… (env WAMETER_DB / DATABASE_URL; default sqlite:./wameter.db)',
+      pathArgument,
     )
-    .option('--config <file>', 'the service configuration file (accounts and rate cards are read from it)')
+    .option(
+      '--config <file>',
+      'the service configuration file (accounts and rate cards are read from it)',
+      pathArgument,
+    )
     .addHelpText(
       'after',
       `
@@ -57,7 +63,10 @@ async function runImport(sources: string[], flags: ImportFlags, io: CliIo): Prom
     rateCardPaths: config.value.rateCardPaths,
   });
   if (!pricing.ok) throw new CliError(pricing.error);
-  const store = await openStore(config.value.db);
+  const store = await openCommandStore(config.value.db, {
+    mode: 'create',
+    setBy: '--db, WAMETER_DB or DATABASE_URL',
+  });
   const errors = createSourceErrorReporter(io.writeError);
   let inserted = 0;
   let read = 0;

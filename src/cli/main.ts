@@ -5,7 +5,7 @@
 import { spawnSync } from 'node:child_process';
 import { Command, CommanderError } from 'commander';
 import { CliError, EXIT } from './exit-codes.js';
-import { processIo, type CliIo } from './io.js';
+import { endQuietlyWhenOutputCloses, processIo, type CliIo } from './io.js';
 import { registerEstimateCommand } from './estimate-command.js';
 import { registerExplainCommand } from './explain-command.js';
 import { registerImportCommand } from './import-command.js';
@@ -32,9 +32,9 @@ export function buildProgram(io: CliIo, options: ProgramOptions = {}): Command {
   registerExplainCommand(program, io);
   registerEstimateCommand(program, io, options.now ? { now: options.now } : {});
   registerReconcileCommand(program, io);
-  registerServeCommand(program);
+  registerServeCommand(program, io);
   registerImportCommand(program, io);
-  registerRerateCommand(program);
+  registerRerateCommand(program, io);
   return program;
 }
 
@@ -91,6 +91,7 @@ function runAsEntryPoint(): void {
     else process.exitCode = child.status ?? EXIT.USAGE;
     return;
   }
+  endQuietlyWhenOutputCloses();
   runCli(argv, processIo()).then(
     (code) => {
       process.exitCode = code;

@@ -30,6 +30,27 @@ export function choice<T extends string>(allowed: readonly T[]) {
   };
 }
 
-export function collect(value: string, previous: string[] = []): string[] {
-  return [...previous, value];
+/**
+ * A file or folder given to a flag. An option takes the next word whatever it is, so `--rate-cards --format
+ * csv` would read a rate card named "--format": a value that starts with `--` is a forgotten value instead.
+ */
+export function pathArgument(value: string): string {
+  if (value.startsWith('--')) {
+    throw new InvalidArgumentError(
+      `"${value}" is an option, not a file or folder: the flag needs a path before the next option`,
+    );
+  }
+  return value;
 }
+
+/**
+ * Paths of a repeatable flag (`--rate-cards a.csv --rate-cards tiers/`), each checked by `pathArgument`.
+ * Repeating the flag, rather than listing paths after it, keeps the positional event sources unambiguous.
+ */
+export function collectPaths(value: string, previous: string[] = []): string[] {
+  return [...previous, pathArgument(value)];
+}
+
+/** The help line of `--rate-cards` on every rating command. */
+export const RATE_CARDS_HELP =
+  'rate card CSV file or folder; repeat the flag for several (--rate-cards a.csv --rate-cards tiers/); default: the bundled cards';

@@ -5,7 +5,7 @@ import type { BillableUnit, PendingMessage } from '../core/units.js';
 import { rateSources } from '../use-cases/rate-sources.js';
 import { ratingSetupFrom, sourcesOrStdin } from './rating-inputs.js';
 import { CliError, EXIT } from './exit-codes.js';
-import { choice, collect, parseDuration, parseEra } from './options.js';
+import { RATE_CARDS_HELP, choice, collectPaths, pathArgument, parseDuration, parseEra } from './options.js';
 import { createSourceErrorReporter } from './source-errors.js';
 import { OUTPUT_FORMATS, createUnitWriter, type OutputFormat } from './unit-writers.js';
 import type { Era } from '../core/units.js';
@@ -31,12 +31,12 @@ export function registerRateCommand(program: Command, io: CliIo): void {
     .command('rate')
     .description("rebuild every billable unit from traffic and price it under Meta's rules for its date")
     .argument('[sources...]', 'event files, folders of .json/.ndjson files, or - for stdin', [])
-    .option('--accounts <file>', 'accounts file: time zone, currency, portfolio of each WABA (contract §2)')
     .option(
-      '--rate-cards <path>',
-      'rate card CSV file or folder (repeatable); default: the bundled cards',
-      collect,
+      '--accounts <file>',
+      'accounts file: time zone, currency, portfolio of each WABA (contract §2)',
+      pathArgument,
     )
+    .option('--rate-cards <path>', RATE_CARDS_HELP, collectPaths)
     .option('--format <format>', 'table, json or csv', choice(OUTPUT_FORMATS), 'table')
     .option(
       '--as-of-rules <era>',
@@ -71,6 +71,7 @@ Examples:
   wameter rate webhooks/ --format json > bill.json
   cat events.ndjson | wameter rate - --format csv
   wameter rate events.ndjson --as-of-rules PMP-2025     # what would this traffic cost per message?
+  wameter rate events.ndjson --rate-cards cards/usd-2025-07-01.csv --rate-cards cards/usd-2025-10-01.csv
   wameter rate huge.ndjson --stream --max-lateness 36h --format json > units.json`,
     )
     .action(async (sources: string[], flags: RateFlags) => {

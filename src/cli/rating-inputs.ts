@@ -13,6 +13,14 @@ export interface PricingFlags {
 }
 
 export function sourcesOrStdin(sources: string[], io: CliIo, command: string): string[] {
+  // Events are JSON (contract §1), never CSV: a CSV source is almost always a second rate card given
+  // after one --rate-cards flag, which would otherwise be read as malformed event lines.
+  const csv = sources.find((source) => /\.csv$/i.test(source));
+  if (csv !== undefined) {
+    throw new CliError(
+      `${csv} is a CSV file, not events (event files are .json, .ndjson or .jsonl): for several rate cards repeat the flag: --rate-cards … --rate-cards ${csv}`,
+    );
+  }
   if (sources.length > 0) return sources;
   if (io.isStdinTty) {
     throw new CliError(`give event files or folders, or - to read stdin (see wameter ${command} --help)`);

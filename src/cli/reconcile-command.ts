@@ -7,7 +7,7 @@ import { reconcileSources } from '../use-cases/reconcile.js';
 import { ratingSetupFrom, sourcesOrStdin } from './rating-inputs.js';
 import { CliError, EXIT } from './exit-codes.js';
 import type { CliIo } from './io.js';
-import { choice, collect } from './options.js';
+import { RATE_CARDS_HELP, choice, collectPaths, pathArgument } from './options.js';
 import { createSourceErrorReporter } from './source-errors.js';
 
 interface ReconcileFlags {
@@ -27,14 +27,15 @@ export function registerReconcileCommand(program: Command, io: CliIo): void {
     .option(
       '--analytics <file>',
       "Meta's conversation_analytics or pricing_analytics answer, saved as JSON (DAILY granularity is best)",
+      pathArgument,
     )
     .option('--waba <id>', 'the WABA the analytics export describes (default: its "id", or the only WABA)')
-    .option('--accounts <file>', 'accounts file: time zone, currency, portfolio of each WABA (contract §2)')
     .option(
-      '--rate-cards <path>',
-      'rate card CSV file or folder (repeatable); default: the bundled cards',
-      collect,
+      '--accounts <file>',
+      'accounts file: time zone, currency, portfolio of each WABA (contract §2)',
+      pathArgument,
     )
+    .option('--rate-cards <path>', RATE_CARDS_HELP, collectPaths)
     .option('--format <format>', 'table or json', choice(['table', 'json'] as const), 'table')
     .option('--no-reported', 'do not apply rules only reported by third parties')
     .addHelpText(

@@ -1,13 +1,14 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Command } from 'commander';
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { eventKey } from '../core/events.js';
 import { parseEventValue } from '../ingest/parse-event.js';
 import { openSqliteStore } from '../store/sqlite/sqlite-store.js';
 import { conversationLines } from '../../test/server-kit.js';
-import { registerRerateCommand } from './rerate-command.js';
+import { runWameter } from '../../test/support/cli.js';
+import { processIo } from './io.js';
 import { registerServeCommand } from './serve-command.js';
 
 let dir: string;
@@ -25,30 +26,20 @@ beforeEach(async () => {
     events.map((event) => ({ key: eventKey(event), event, receivedAtMs: 0, source: 'test' })),
   );
   await store.close();
-  process.exitCode = undefined;
 });
 
 afterEach(() => {
-  vi.restoreAllMocks();
-  process.exitCode = undefined;
   rmSync(dir, { recursive: true, force: true });
 });
 
-async function run(args: string[]): Promise<{ stdout: string; stderr: string }> {
-  let stdout = '';
-  let stderr = '';
-  vi.spyOn(process.stdout, 'write').mockImplementation((chunk) => ((stdout += String(chunk)), true));
-  vi.spyOn(process.stderr, 'write').mockImplementation((chunk) => ((stderr += String(chunk)), true));
-  const program = new Command().exitOverride();
-  registerRerateCommand(program);
-  await program.parseAsync(['node', 'wameter', 'rerate', ...args]);
-  vi.restoreAllMocks();
-  return { stdout, stderr };
+async function run(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const { code, out, err } = await runWameter(['rerate', ...args]);
+  return { code, stdout: out, stderr: err };
 }
 
 describe('wameter rerate', () => {
   it('re-rates under another era and prints old vs new as JSON', async () => {
-    const { stdout } = await run(['--db', db, '--as-of-rules', 'CBP-2023', '--format', 'json']);
+    const { code, stdout } = await run(['--db', db, '--as-of-rules', 'CBP-2023', '--format', 'json']);
     const report = JSON.parse(stdout) as {
       rating_id: string;
       changed: unknown[];
@@ -56,7 +47,7 @@ describe('wameter rerate', () => {
     };
     expect(report.rating_id).toMatch(/^rating_/);
     expect(report.changed.length).toBeGreaterThan(0);
-    expect(process.exitCode).toBeUndefined();
+    expect(code).toBe(0);
   });
 
   it('prints a table with the totals before (never rated: none) and after', async () => {
@@ -66,28 +57,54 @@ describe('wameter rerate', () => {
   });
 
   it('refuses an unknown era with a message listing the eras (exit 1)', async () => {
-    const { stderr } = await run(['--db', db, '--as-of-rules', 'CBP-1999']);
+    const { code, stderr } = await run(['--db', db, '--as-of-rules', 'CBP-1999']);
     expect(stderr).toContain('--as-of-rules must be one of NBP, CBP-2022');
-    expect(process.exitCode).toBe(1);
+    expect(code).toBe(1);
+  });
+});
+
+describe('wameter rerate and serve exit 1 on every refusal, with their message', () => {
+  it.each([
+    [['rerate', '--as-of-rules', 'XYZ'], '--as-of-rules must be one of NBP'],
+    [['rerate', '--db', 'mysql://x'], 'database must be sqlite:PATH or postgres://'],
+    [['rerate', '--format', 'yaml'], '--format must be table or json'],
+    [['rerate', '--from', 'yesterday'], '--from:'],
+    [['serve', '--port', 'abc'], 'port must be a whole number from 0 to 65535'],
+    [['serve', '--log-level', 'loud'], '--log-level must be one of debug, info, warn, error, silent'],
+    [['serve', '--db', 'sqlite:/nope/x.db'], 'the folder /nope does not exist'],
+  ])('%j', async (args, message) => {
+    const { code, err } = await runWameter(args);
+    expect(err).toContain(message);
+    expect(err).not.toMatch(/\n\s+at /);
+    expect(code).toBe(1);
+  });
+
+  it('serve refuses a --config file with an unknown setting', async () => {
+    const config = join(dir, 'bad.json');
+    writeFileSync(config, JSON.stringify({ port: 0, loudness: 11 }));
+    const { code, err } = await runWameter(['serve', '--config', config]);
+    expect(err).toContain('config file: unknown setting "loudness"');
+    expect(code).toBe(1);
+  });
+
+  it('rerate refuses rate cards it cannot read (exit 1)', async () => {
+    const { code, err } = await runWameter(['rerate', '--db', db, '--rate-cards', join(dir, 'nope.csv')]);
+    expect(err).toContain('nope.csv');
+    expect(code).toBe(1);
   });
 });
 
 describe('wameter serve', () => {
   it('refuses a bad configuration with what to fix, without starting (exit 1)', async () => {
-    let stderr = '';
-    vi.spyOn(process.stderr, 'write').mockImplementation((chunk) => ((stderr += String(chunk)), true));
-    const program = new Command().exitOverride();
-    registerServeCommand(program);
-    await program.parseAsync(['node', 'wameter', 'serve', '--port', 'eighty', '--db', 'mysql://nope']);
-    vi.restoreAllMocks();
-    expect(stderr).toContain('port must be a whole number');
-    expect(stderr).toContain('database must be sqlite:PATH or postgres://');
-    expect(process.exitCode).toBe(1);
+    const { code, err } = await runWameter(['serve', '--port', 'eighty', '--db', 'mysql://nope']);
+    expect(err).toContain('port must be a whole number');
+    expect(err).toContain('database must be sqlite:PATH or postgres://');
+    expect(code).toBe(1);
   });
 
   it('has help text with examples', () => {
     const program = new Command();
-    const serve = registerServeCommand(program);
+    const serve = registerServeCommand(program, processIo());
     expect(serve.helpInformation()).toContain('--db <url>');
     let help = '';
     serve.configureOutput({ writeOut: (text) => (help += text) });

@@ -6,11 +6,13 @@ import type { Command } from 'commander';
 import { parseInstant } from '../core/calendar.js';
 import { ERAS, type Era } from '../core/units.js';
 import { EXIT } from './exit-codes.js';
+import type { CliIo } from './io.js';
+import { openCommandStore } from './open-command-store.js';
+import { collectPaths, pathArgument } from './options.js';
 import { loadServiceConfig } from '../server/config.js';
 import { createJsonLogger } from '../server/logger.js';
 import { loadPricingSetup, loadRateCards } from '../server/pricing-setup.js';
 import { createRatingService, type RerateReport } from '../server/rating-service.js';
-import { openStore } from '../store/open-store.js';
 
 interface RerateFlags {
   db?: string;
@@ -22,11 +24,6 @@ interface RerateFlags {
   rateCards?: string[];
   format: string;
   dryRun?: boolean;
-}
-
-function fail(message: string, exitCode: number = EXIT.USAGE): void {
-  process.stderr.write(`wameter rerate: ${message}\n`);
-  process.exitCode = exitCode;
 }
 
 function pad(text: string, width: number): string {
@@ -66,106 +63,123 @@ export function formatRerateTable(report: RerateReport): string {
   return `${lines.join('\n')}\n`;
 }
 
-export function registerRerateCommand(program: Command): Command {
-  return program
-    .command('rerate')
-    .description(
-      're-rate stored traffic under other rate cards or another era; print what changed and keep it in the history',
-    )
-    .option(
-      '--db <url>',
-      'database: sqlite:PATH or postgres://… (env WAMETER_DB / DATABASE_URL; default sqlite:./wameter.db)',
-    )
-    .option('--config <file>', 'the service configuration file (accounts, rate cards, database)')
-    .option(
-      '--from <instant>',
-      'only report units opened at or after (ISO-8601 with offset, or Unix seconds)',
-    )
-    .option('--to <instant>', 'only report units opened before')
-    .option('--waba <id...>', 'only these WABAs (and the WABAs sharing their portfolios)')
-    .option('--as-of-rules <era>', `rate everything under one era's rules: ${ERAS.join(', ')}`)
-    .option(
-      '--rate-cards <path...>',
-      'other rate card files or folders (default: the configured or bundled cards)',
-    )
-    .option('--format <format>', 'table or json', 'table')
-    .option('--dry-run', 'report what would change without storing anything')
-    .addHelpText(
-      'after',
-      `
+export function registerRerateCommand(program: Command, io: CliIo): Command {
+  const fail = (message: string): void => {
+    io.writeError(`wameter rerate: ${message}\n`);
+    io.exitCode = EXIT.USAGE;
+  };
+  return (
+    program
+      .command('rerate')
+      .description(
+        're-rate stored traffic under other rate cards or another era; print what changed and keep it in the history',
+      )
+      .option(
+        '--db <url>',
+        'database: sqlite:PATH of an existing file, or postgres://… (env WAMETER_DB / DATABASE_URL; default sqlite:./wameter.db)',
+        pathArgument,
+      )
+      .option(
+        '--config <file>',
+        'the service configuration file (accounts, rate cards, database)',
+        pathArgument,
+      )
+      .option(
+        '--from <instant>',
+        'only report units opened at or after (ISO-8601 with offset, or Unix seconds)',
+      )
+      .option('--to <instant>', 'only report units opened before')
+      .option('--waba <id...>', 'only these WABAs (and the WABAs sharing their portfolios)')
+      .option('--as-of-rules <era>', `rate everything under one era's rules: ${ERAS.join(', ')}`)
+      // No positional arguments here, so several paths after one flag are unambiguous; repeating it works too.
+      .option(
+        '--rate-cards <path...>',
+        'other rate card files or folders: several after one flag, or the flag repeated (default: the configured or bundled cards)',
+        collectPaths,
+      )
+      .option('--format <format>', 'table or json', 'table')
+      .option('--dry-run', 'report what would change without storing anything')
+      .addHelpText(
+        'after',
+        `
 Examples:
   $ wameter rerate --db sqlite:./wameter.db --rate-cards ./cards/usd-2025-10-01.csv
   $ wameter rerate --from 2025-07-01T00:00:00Z --to 2025-08-01T00:00:00Z --as-of-rules CBP-2023 --dry-run
   $ wameter rerate --waba 102290129340398 --format json
 A running service re-rates live arrivals with its own configured cards: to change them for good, change
 WAMETER_RATE_CARDS and restart it.`,
-    )
-    .action(async (flags: RerateFlags) => {
-      if (flags.format !== 'table' && flags.format !== 'json') return fail('--format must be table or json');
-      if (flags.asOfRules !== undefined && !(ERAS as readonly string[]).includes(flags.asOfRules)) {
-        return fail(`--as-of-rules must be one of ${ERAS.join(', ')}, not "${flags.asOfRules}"`);
-      }
-      const instant = (name: string, text: string | undefined): number | undefined | null => {
-        if (text === undefined) return undefined;
-        const parsed = parseInstant(text);
-        if (parsed.ok) return parsed.value;
-        fail(`--${name}: ${parsed.error.message}`);
-        return null;
-      };
-      const fromMs = instant('from', flags.from);
-      const toMs = instant('to', flags.to);
-      if (fromMs === null || toMs === null) return;
-      const config = loadServiceConfig({
-        flags: flags.db === undefined ? {} : { db: flags.db },
-        env: process.env,
-        ...(flags.config === undefined ? {} : { configFile: flags.config }),
-      });
-      if (!config.ok)
-        return fail(`the configuration needs fixing:\n  - ${config.error.problems.join('\n  - ')}`);
-      const pricing = await loadPricingSetup({
-        accountsPath: config.value.accountsPath,
-        rateCardPaths: config.value.rateCardPaths,
-      });
-      if (!pricing.ok) return fail(pricing.error);
-      let store;
-      try {
-        store = await openStore(config.value.db);
-      } catch (error) {
-        return fail(`cannot open the database: ${(error as Error).message}`, EXIT.USAGE);
-      }
-      try {
-        const rating = createRatingService({
-          store,
-          pricing: pricing.value,
-          clock: Date.now,
-          logger: createJsonLogger({
-            level: 'warn',
+      )
+      .action(async (flags: RerateFlags) => {
+        if (flags.format !== 'table' && flags.format !== 'json')
+          return fail('--format must be table or json');
+        if (flags.asOfRules !== undefined && !(ERAS as readonly string[]).includes(flags.asOfRules)) {
+          return fail(`--as-of-rules must be one of ${ERAS.join(', ')}, not "${flags.asOfRules}"`);
+        }
+        const instant = (name: string, text: string | undefined): number | undefined | null => {
+          if (text === undefined) return undefined;
+          const parsed = parseInstant(text);
+          if (parsed.ok) return parsed.value;
+          fail(`--${name}: ${parsed.error.message}`);
+          return null;
+        };
+        const fromMs = instant('from', flags.from);
+        const toMs = instant('to', flags.to);
+        if (fromMs === null || toMs === null) return;
+        const config = loadServiceConfig({
+          flags: flags.db === undefined ? {} : { db: flags.db },
+          env: process.env,
+          ...(flags.config === undefined ? {} : { configFile: flags.config }),
+        });
+        if (!config.ok)
+          return fail(`the configuration needs fixing:\n  - ${config.error.problems.join('\n  - ')}`);
+        const pricing = await loadPricingSetup({
+          accountsPath: config.value.accountsPath,
+          rateCardPaths: config.value.rateCardPaths,
+        });
+        if (!pricing.ok) return fail(pricing.error);
+        let store;
+        try {
+          store = await openCommandStore(config.value.db, {
+            mode: 'read',
+            setBy: '--db, WAMETER_DB or DATABASE_URL',
+          });
+        } catch (error) {
+          return fail((error as Error).message);
+        }
+        try {
+          const rating = createRatingService({
+            store,
+            pricing: pricing.value,
             clock: Date.now,
-            write: (line) => process.stderr.write(`${line}\n`),
-          }),
-          loadRateCards,
-        });
-        const result = await rating.rerate({
-          ...(flags.waba ? { wabas: flags.waba } : {}),
-          ...(fromMs === undefined ? {} : { fromMs }),
-          ...(toMs === undefined ? {} : { toMs }),
-          ...(flags.asOfRules ? { asOfRules: flags.asOfRules as Era } : {}),
-          ...(flags.rateCards ? { rateCardPaths: flags.rateCards } : {}),
-          isDryRun: flags.dryRun === true,
-          reason: 'rerate (cli)',
-        });
-        await rating.close();
-        if (!result.ok) return fail(result.error.message);
-        const report = result.value;
-        process.stdout.write(
-          flags.format === 'json'
-            ? `${JSON.stringify({ rating_id: report.ratingId, wabas: report.wabas, changed: report.changed, unchanged: report.unchanged, totals: report.totals }, null, 2)}\n`
-            : formatRerateTable(report),
-        );
-      } catch (error) {
-        fail(`re-rating failed: ${(error as Error).message}`, EXIT.USAGE);
-      } finally {
-        await store.close();
-      }
-    });
+            logger: createJsonLogger({
+              level: 'warn',
+              clock: Date.now,
+              write: (line) => io.writeError(`${line}\n`),
+            }),
+            loadRateCards,
+          });
+          const result = await rating.rerate({
+            ...(flags.waba ? { wabas: flags.waba } : {}),
+            ...(fromMs === undefined ? {} : { fromMs }),
+            ...(toMs === undefined ? {} : { toMs }),
+            ...(flags.asOfRules ? { asOfRules: flags.asOfRules as Era } : {}),
+            ...(flags.rateCards ? { rateCardPaths: flags.rateCards } : {}),
+            isDryRun: flags.dryRun === true,
+            reason: 'rerate (cli)',
+          });
+          await rating.close();
+          if (!result.ok) return fail(result.error.message);
+          const report = result.value;
+          io.writeOut(
+            flags.format === 'json'
+              ? `${JSON.stringify({ rating_id: report.ratingId, wabas: report.wabas, changed: report.changed, unchanged: report.unchanged, totals: report.totals }, null, 2)}\n`
+              : formatRerateTable(report),
+          );
+        } catch (error) {
+          fail(`re-rating failed: ${(error as Error).message}`);
+        } finally {
+          await store.close();
+        }
+      })
+  );
 }

@@ -4,7 +4,10 @@
 import type { Command } from 'commander';
 import { loadServiceConfig } from '../server/config.js';
 import { runUntilSignalled } from '../server/main.js';
-import { EXIT } from './exit-codes.js';
+import { CliError, EXIT } from './exit-codes.js';
+import type { CliIo } from './io.js';
+import { checkSqliteLocation } from './open-command-store.js';
+import { pathArgument } from './options.js';
 
 interface ServeFlags {
   db?: string;
@@ -14,17 +17,18 @@ interface ServeFlags {
   logLevel?: string;
 }
 
-export function registerServeCommand(program: Command): Command {
+export function registerServeCommand(program: Command, io: CliIo): Command {
   return program
     .command('serve')
     .description('run the metering service: signed Meta webhooks in, the live bill out over an HTTP API')
     .option(
       '--db <url>',
-      'database: sqlite:PATH or postgres://… (env WAMETER_DB / DATABASE_URL; default sqlite:./wameter.db)',
+      'database: sqlite:PATH (created if missing) or postgres://… (env WAMETER_DB / DATABASE_URL; default sqlite:./wameter.db)',
+      pathArgument,
     )
     .option('--port <n>', 'port to listen on, 0 = any free port (env PORT; default 8080)')
     .option('--host <address>', 'address to listen on (env WAMETER_HOST; default 0.0.0.0)')
-    .option('--config <file>', 'JSON configuration file (see docs/service.md)')
+    .option('--config <file>', 'JSON configuration file (see docs/service.md)', pathArgument)
     .option('--log-level <level>', 'debug, info, warn, error or silent (env WAMETER_LOG_LEVEL; default info)')
     .addHelpText(
       'after',
@@ -56,17 +60,20 @@ Endpoints: GET /openapi.json describes them; docs/service.md explains the securi
         ...(flags.config === undefined ? {} : { configFile: flags.config }),
       });
       if (!config.ok) {
-        process.stderr.write(
+        io.writeError(
           `wameter serve: the configuration needs fixing:\n  - ${config.error.problems.join('\n  - ')}\n`,
         );
-        process.exitCode = EXIT.USAGE;
+        io.exitCode = EXIT.USAGE;
         return;
       }
       try {
+        // A SQLite file is created at start, but not its folder: say so before the start-up log.
+        checkSqliteLocation(config.value.db, { mode: 'create', setBy: '--db, WAMETER_DB or DATABASE_URL' });
         await runUntilSignalled(config.value);
       } catch (error) {
-        process.stderr.write(`wameter serve: cannot start: ${(error as Error).message}\n`);
-        process.exitCode = EXIT.USAGE;
+        const reason = (error as Error).message;
+        io.writeError(`wameter serve: ${error instanceof CliError ? reason : `cannot start: ${reason}`}\n`);
+        io.exitCode = EXIT.USAGE;
       }
     });
 }

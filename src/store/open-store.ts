@@ -6,6 +6,17 @@ import { openSqliteStore } from './sqlite/sqlite-store.js';
 import type { Store } from './store.js';
 
 /**
+ * The SQLite file a database URL names (`sqlite:PATH`, `sqlite://PATH`, a bare path), `:memory:` for an
+ * in-memory database, `''` for `sqlite:` alone; `undefined` for PostgreSQL and for other schemes.
+ */
+export function sqlitePathOf(url: string): string | undefined {
+  if (/^postgres(ql)?:\/\//i.test(url)) return undefined;
+  if (/^sqlite:/i.test(url)) return url.replace(/^sqlite:(\/\/)?/i, '');
+  // A Windows drive ("C:\…") is a path, not a scheme.
+  return /^[a-z][a-z0-9+.-]+:/i.test(url) ? undefined : url;
+}
+
+/**
  * Opens (and migrates) the store a URL names:
  * - `postgres://…` or `postgresql://…` → PostgreSQL;
  * - `sqlite:PATH` (also `sqlite://PATH`, `sqlite::memory:`) → SQLite;
@@ -13,20 +24,17 @@ import type { Store } from './store.js';
  */
 export async function openStore(url: string): Promise<Store> {
   if (/^postgres(ql)?:\/\//i.test(url)) return openPostgresStore(url);
-  if (/^sqlite:/i.test(url)) {
-    const path = url.replace(/^sqlite:(\/\/)?/i, '');
-    if (path === '') throw new Error('database URL "sqlite:" names no file: use sqlite:./wameter.db');
-    return openSqliteStore(path);
-  }
-  // A Windows drive ("C:\…") is a path, not a scheme.
-  const scheme = /^([a-z][a-z0-9+.-]+):/i.exec(url)?.[1];
-  if (scheme !== undefined) {
+  const path = sqlitePathOf(url);
+  if (path === undefined) {
     // Only the scheme is repeated: the rest of a URL may hold a password.
+    const scheme = /^([a-z][a-z0-9+.-]+):/i.exec(url)?.[1] ?? '';
     throw new Error(
       `unsupported database URL scheme "${scheme}:": use sqlite:PATH, a file path, or postgres://user@host:5432/db`,
     );
   }
-  if (url.trim() === '')
+  if (/^sqlite:/i.test(url) && path === '')
+    throw new Error('database URL "sqlite:" names no file: use sqlite:./wameter.db');
+  if (path.trim() === '')
     throw new Error('no database given: use sqlite:./wameter.db or postgres://user@host:5432/db');
-  return openSqliteStore(url);
+  return openSqliteStore(path);
 }

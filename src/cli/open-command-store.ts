@@ -1,0 +1,63 @@
+// Opens the store for a command, turning every way that can fail into one line that says what to do.
+// Commands that only read it (estimate, rerate) never create a SQLite file: an empty store would only lead
+// to a misleading answer later.
+
+import { existsSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { redactUrl } from '../server/config.js';
+import { openStore, sqlitePathOf } from '../store/open-store.js';
+import type { Store } from '../store/store.js';
+import { CliError } from './exit-codes.js';
+
+export interface OpenCommandStoreOptions {
+  /** `read`: the SQLite file must exist already. `create`: it is created (its folder must exist). */
+  mode: 'read' | 'create';
+  /** Where the URL can be set, for the message: `--db` by default. */
+  setBy?: string;
+}
+
+/**
+ * The SQLite file a database URL names, as `openStore` reads it; undefined for PostgreSQL, other schemes
+ * (openStore refuses them) and in-memory databases.
+ */
+export function sqliteFileOf(url: string): string | undefined {
+  const path = sqlitePathOf(url);
+  return path === undefined || path.trim() === '' || path === ':memory:' ? undefined : path;
+}
+
+export async function openCommandStore(url: string, options: OpenCommandStoreOptions): Promise<Store> {
+  const setBy = options.setBy ?? '--db';
+  checkSqliteLocation(url, options);
+  try {
+    return await openStore(url);
+  } catch (error) {
+    throw new CliError(`cannot open the database ${redactUrl(url)}: ${whatWentWrong(error, setBy)}`);
+  }
+}
+
+/** Throws the CliError `openCommandStore` would for a SQLite file that is missing (read) or cannot be made. */
+export function checkSqliteLocation(url: string, options: OpenCommandStoreOptions): void {
+  const setBy = options.setBy ?? '--db';
+  const file = sqliteFileOf(url);
+  if (file !== undefined && options.mode === 'read' && !existsSync(file)) {
+    throw new CliError(
+      `no such database file: ${file} (run \`wameter import\` or \`wameter serve\` first, or check ${setBy})`,
+    );
+  }
+  if (file !== undefined && options.mode === 'create' && !existsSync(dirname(resolve(file)))) {
+    throw new CliError(
+      `cannot create the database ${file}: the folder ${dirname(resolve(file))} does not exist (create it, or check ${setBy})`,
+    );
+  }
+}
+
+/** The driver's reason, with what to do for the common ones; never a stack (the URL's password is masked). */
+function whatWentWrong(error: unknown, setBy: string): string {
+  // Node may try several addresses for one host name and reject with all of them (an AggregateError).
+  const first = error instanceof AggregateError && error.errors.length > 0 ? error.errors[0] : error;
+  const { code, message } = first as NodeJS.ErrnoException;
+  if (code === 'ECONNREFUSED') return `nothing is listening there: is PostgreSQL running? (check ${setBy})`;
+  if (code === 'ENOTFOUND') return `unknown host: check ${setBy}`;
+  const reason = message?.trim() || code || String(first);
+  return `${reason} (check ${setBy})`;
+}

@@ -1,0 +1,84 @@
+// The command line as a real process: the exit code the shell sees (not only what runCli returns) and the
+// behaviour when the reader of stdout goes away (`wameter rate … | head -1`).
+
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { compileSources } from './support/build-server.js';
+
+const ROOT = join(import.meta.dirname, '..');
+// Inside the repository (git-ignored) so the built modules find the package's data/ folder.
+const BUILD = join(ROOT, '.tmp', 'cli-process-build');
+const ENTRY = join(BUILD, 'src', 'cli', 'main.js');
+const EXAMPLE = join(ROOT, 'examples', 'month', 'events.ndjson');
+const dir = mkdtempSync(join(tmpdir(), 'wameter-cli-process-'));
+
+beforeAll(() => {
+  compileSources(BUILD, ['src/cli/main.ts']);
+}, 120_000);
+
+afterAll(() => {
+  rmSync(dir, { recursive: true, force: true });
+});
+
+/** Runs `wameter ARGS` in a scratch folder; the timeout ends a command that would wrongly keep running. */
+function wameter(args: string[]) {
+  const env = { ...process.env };
+  delete env.WAMETER_DB;
+  delete env.DATABASE_URL;
+  const result = spawnSync(process.execPath, [ENTRY, ...args], {
+    cwd: dir,
+    encoding: 'utf8',
+    timeout: 20_000,
+    env,
+  });
+  return { code: result.status, signal: result.signal, stderr: result.stderr, stdout: result.stdout };
+}
+
+describe('exit codes seen by the shell', () => {
+  const config = join(dir, 'bad.json');
+  writeFileSync(config, JSON.stringify({ loudness: 11 }));
+
+  it.each([
+    [['rerate', '--as-of-rules', 'XYZ'], '--as-of-rules must be one of'],
+    [['rerate', '--db', 'mysql://x'], 'database must be sqlite:PATH'],
+    [['serve', '--port', 'abc'], 'port must be a whole number'],
+    [['serve', '--log-level', 'loud'], '--log-level must be one of'],
+    [['serve', '--db', 'sqlite:/nope/x.db'], 'the folder /nope does not exist'],
+    [['serve', '--config', config], 'unknown setting "loudness"'],
+    [['import', EXAMPLE, '--db', 'sqlite:/nope/x.db'], 'the folder /nope does not exist'],
+    [['import', EXAMPLE, '--db', 'postgres://u@127.0.0.1:1/x'], 'is PostgreSQL running?'],
+    [['rate', EXAMPLE, '--rate-cards', '--format', 'csv'], '"--format" is an option'],
+  ])('%j exits 1 with its message and no stack trace', (args, message) => {
+    const { code, signal, stderr } = wameter(args);
+    expect(signal).toBeNull();
+    expect(stderr).toContain(message);
+    expect(stderr).not.toMatch(/\n\s+at /);
+    expect(stderr).not.toContain('internal error');
+    expect(code).toBe(1);
+  });
+});
+
+describe('a reader that stops reading', () => {
+  it('ends `rate --format csv` quietly with exit 0 when stdout closes early', async () => {
+    const child = spawn(process.execPath, [ENTRY, 'rate', EXAMPLE, '--format', 'csv', '--allow-unpriced'], {
+      cwd: dir,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    let header = '';
+    // Like `head -1`: read the first chunk, then close the pipe while the command is still writing.
+    child.stdout.once('data', (chunk: Buffer) => {
+      header = chunk.toString().split('\n')[0]!;
+      child.stdout.destroy();
+    });
+    const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+    expect(header).toMatch(/^id,unit,pricing_model/);
+    expect(stderr).not.toContain('EPIPE');
+    expect(stderr).not.toMatch(/\n\s+at /);
+    expect(code).toBe(0);
+  });
+});
