@@ -543,15 +543,31 @@ describe('properties of rating (fast-check, fixed seed)', () => {
         const totals = totalsOf(units);
         const sums = new Map<
           string,
-          { amount: bigint; units: number; categories: Map<string, [number, bigint]> }
+          {
+            amount: bigint;
+            units: number;
+            unpriced: number;
+            categories: Map<string, [number, number, bigint]>;
+          }
         >();
         for (const unit of units) {
-          const entry = sums.get(unit.currency) ?? { amount: 0n, units: 0, categories: new Map() };
+          const entry = sums.get(unit.currency) ?? {
+            amount: 0n,
+            units: 0,
+            unpriced: 0,
+            categories: new Map(),
+          };
           const amount = BigInt(unit.amountMicros ?? 0);
+          const unpriced = unit.amountMicros === null ? 1 : 0;
           entry.amount += amount;
           entry.units += 1;
-          const category = entry.categories.get(unit.category) ?? [0, 0n];
-          entry.categories.set(unit.category, [category[0] + 1, category[1] + amount]);
+          entry.unpriced += unpriced;
+          const category = entry.categories.get(unit.category) ?? [0, 0, 0n];
+          entry.categories.set(unit.category, [
+            category[0] + 1,
+            category[1] + unpriced,
+            category[2] + amount,
+          ]);
           sums.set(unit.currency, entry);
         }
         expect(Object.keys(totals).sort()).toEqual([...sums.keys()].sort());
@@ -559,8 +575,13 @@ describe('properties of rating (fast-check, fixed seed)', () => {
           const total = totals[currency]!;
           expect(total.amount).toBe(formatMicros(Number(entry.amount)));
           expect(total.units).toBe(entry.units);
+          // Units that could not be priced are counted apart: the amount is then a floor, and says so.
+          expect(total.unpriced ?? 0).toBe(entry.unpriced);
           const byCategory = Object.fromEntries(
-            [...entry.categories].map(([c, [n, a]]) => [c, { units: n, amount: formatMicros(Number(a)) }]),
+            [...entry.categories].map(([c, [n, u, a]]) => [
+              c,
+              { units: n, ...(u > 0 ? { unpriced: u } : {}), amount: formatMicros(Number(a)) },
+            ]),
           );
           expect(total.by_category).toEqual(byCategory);
         }

@@ -95,8 +95,20 @@ describe('wameter rate', () => {
     expect(finding.message).toContain('2024-03-01');
     expect(finding.message).toContain('utility');
     expect(error).toContain('--allow-unpriced');
+    // The total does not pass the unpriced unit off as free: it counts it apart.
+    expect(JSON.parse(out).totals).toEqual({
+      USD: {
+        amount: '0',
+        units: 1,
+        unpriced: 1,
+        by_category: { utility: { units: 1, unpriced: 1, amount: '0' } },
+      },
+    });
     const allowed = await run(['rate', tempFile('uk.ndjson', uk.join('\n')), '--allow-unpriced']);
     expect(allowed.code).toBe(0);
+    expect(allowed.out).toContain(
+      'USD             0  over 1 unit(s) (1 not priced, not in the amount: see findings)',
+    );
   });
 
   it('explains flag mistakes', async () => {

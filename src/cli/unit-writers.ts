@@ -3,7 +3,14 @@
 
 import { formatInstant } from '../core/calendar.js';
 import { formatMicros } from '../core/money.js';
-import { CSV_COLUMNS, TotalsAccumulator, pendingToJson, unitCsvRow, unitToJson } from '../core/report.js';
+import {
+  CSV_COLUMNS,
+  TotalsAccumulator,
+  pendingToJson,
+  unitCsvRow,
+  unitToJson,
+  unpricedNote,
+} from '../core/report.js';
 import type { BillableUnit, Finding, PendingMessage } from '../core/units.js';
 
 export type OutputFormat = 'table' | 'json' | 'csv';
@@ -79,10 +86,12 @@ export function createUnitWriter(format: OutputFormat, write: (text: string) => 
           out.push('\nTotals\n');
           const json = totals.toJson();
           for (const [currency, total] of Object.entries(json)) {
-            out.push(`  ${currency}  ${total.amount.padStart(12)}  over ${total.units} unit(s)\n`);
+            out.push(
+              `  ${currency}  ${total.amount.padStart(12)}  over ${total.units} unit(s)${unpricedNote(total.unpriced)}\n`,
+            );
             for (const [category, entry] of Object.entries(total.by_category)) {
               out.push(
-                `    ${category.padEnd(28)} ${String(entry.units).padStart(8)} unit(s)  ${entry.amount.padStart(12)}\n`,
+                `    ${category.padEnd(28)} ${String(entry.units).padStart(8)} unit(s)  ${entry.amount.padStart(12)}${unpricedNote(entry.unpriced)}\n`,
               );
             }
           }

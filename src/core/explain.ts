@@ -3,7 +3,7 @@
 
 import { formatInstant } from './calendar.js';
 import { formatMicros } from './money.js';
-import { csvField, totalsOf, unitToJson, type TotalsJson, type UnitJson } from './report.js';
+import { csvField, totalsOf, unitToJson, unpricedNote, type TotalsJson, type UnitJson } from './report.js';
 import type { BillableUnit, TimelineEntry } from './units.js';
 
 export interface ExplanationEntry {
@@ -129,7 +129,9 @@ export function formatExplanation(explanation: Explanation): string {
   }
   lines.push('');
   for (const [currency, totals] of Object.entries(explanation.totals)) {
-    lines.push(`Total: ${totals.amount} ${currency} over ${totals.units} unit(s)`);
+    lines.push(
+      `Total: ${totals.amount} ${currency} over ${totals.units} unit(s)${unpricedNote(totals.unpriced)}`,
+    );
   }
   return lines.join('\n');
 }

@@ -34,7 +34,9 @@ export interface TotalsJson {
   [currency: string]: {
     amount: string;
     units: number;
-    by_category: Record<string, { units: number; amount: string }>;
+    /** Units that could not be priced (see findings): counted in `units`, nothing in `amount`. Only when > 0. */
+    unpriced?: number;
+    by_category: Record<string, { units: number; unpriced?: number; amount: string }>;
   };
 }
 
@@ -91,28 +93,39 @@ export function pendingToJson(pending: PendingMessage): PendingJson {
   };
 }
 
-/** Running totals per currency in micros; units that could not be priced count as units but add nothing. */
+/**
+ * Running totals per currency in micros; units that could not be priced count as units and as `unpriced`,
+ * but add nothing (a total with unpriced units is a floor, not the bill).
+ */
 export class TotalsAccumulator {
   private readonly byCurrency = new Map<
     string,
-    { amountMicros: number; units: number; byCategory: Map<string, { units: number; amountMicros: number }> }
+    {
+      amountMicros: number;
+      units: number;
+      unpriced: number;
+      byCategory: Map<string, Required<CategoryTotals>>;
+    }
   >();
 
   add(unit: BillableUnit): void {
     let currency = this.byCurrency.get(unit.currency);
     if (!currency) {
-      currency = { amountMicros: 0, units: 0, byCategory: new Map() };
+      currency = { amountMicros: 0, units: 0, unpriced: 0, byCategory: new Map() };
       this.byCurrency.set(unit.currency, currency);
     }
     const amountMicros = unit.amountMicros ?? 0;
+    const unpriced = unit.amountMicros === null ? 1 : 0;
     currency.units += 1;
+    currency.unpriced += unpriced;
     currency.amountMicros = addMicros(currency.amountMicros, amountMicros);
     let category = currency.byCategory.get(unit.category);
     if (!category) {
-      category = { units: 0, amountMicros: 0 };
+      category = { units: 0, unpriced: 0, amountMicros: 0 };
       currency.byCategory.set(unit.category, category);
     }
     category.units += 1;
+    category.unpriced += unpriced;
     category.amountMicros = addMicros(category.amountMicros, amountMicros);
   }
 
@@ -123,6 +136,7 @@ export class TotalsAccumulator {
       plain[currency] = {
         amountMicros: totals.amountMicros,
         units: totals.units,
+        unpriced: totals.unpriced,
         byCategory: Object.fromEntries(totals.byCategory),
       };
     }
@@ -134,11 +148,20 @@ export class TotalsAccumulator {
   }
 }
 
+export interface CategoryTotals {
+  units: number;
+  /** Of `units`, those that could not be priced (amount null); absent in ratings stored before it was counted. */
+  unpriced?: number;
+  amountMicros: number;
+}
+
 /** Totals per currency in micros (what the store aggregates), before formatting. */
 export interface MicrosTotals {
   amountMicros: number;
   units: number;
-  byCategory: Record<string, { units: number; amountMicros: number }>;
+  /** Of `units`, those that could not be priced (amount null): `amountMicros` holds nothing for them. */
+  unpriced?: number;
+  byCategory: Record<string, CategoryTotals>;
 }
 
 /** Contract §4 `totals`: currencies and categories sorted, amounts as exact decimal strings. */
@@ -146,14 +169,19 @@ export function totalsToJson(totals: Record<string, MicrosTotals>): TotalsJson {
   const json: TotalsJson = {};
   for (const currency of Object.keys(totals).sort()) {
     const entry = totals[currency]!;
-    const byCategory: Record<string, { units: number; amount: string }> = {};
+    const byCategory: TotalsJson[string]['by_category'] = {};
     for (const category of Object.keys(entry.byCategory).sort()) {
       const item = entry.byCategory[category]!;
-      byCategory[category] = { units: item.units, amount: formatMicros(item.amountMicros) };
+      byCategory[category] = {
+        units: item.units,
+        ...(item.unpriced ? { unpriced: item.unpriced } : {}),
+        amount: formatMicros(item.amountMicros),
+      };
     }
     json[currency] = {
       amount: formatMicros(entry.amountMicros),
       units: entry.units,
+      ...(entry.unpriced ? { unpriced: entry.unpriced } : {}),
       by_category: byCategory,
     };
   }
@@ -212,4 +240,9 @@ export function unitCsvRow(unit: BillableUnit): string {
       ? csvField(json.messages.join(' '))
       : csvField(json[column] as string | null | undefined),
   ).join(',');
+}
+
+/** Words after a total that holds unpriced units: the amount is a floor, and the findings say why. */
+export function unpricedNote(unpriced: number | undefined): string {
+  return unpriced ? ` (${unpriced} not priced, not in the amount: see findings)` : '';
 }

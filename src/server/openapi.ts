@@ -133,12 +133,14 @@ export const openApiDocument = {
       },
       Totals: {
         type: 'object',
-        description: 'Per currency: {amount, units, by_category: {category: {units, amount}}}.',
+        description:
+          'Per currency: {amount, units, unpriced?, by_category: {category: {units, unpriced?, amount}}}. `unpriced` (present only when > 0) counts units that could not be priced (see findings): they are in `units` but not in `amount`.',
         additionalProperties: {
           type: 'object',
           properties: {
             amount: { type: 'string' },
             units: { type: 'integer' },
+            unpriced: { type: 'integer', minimum: 1 },
             by_category: { type: 'object', additionalProperties: { type: 'object' } },
           },
         },

@@ -3,11 +3,13 @@
 
 import { createHash } from 'node:crypto';
 import { isValidTimeZone } from '../core/calendar.js';
+import { addMicros } from '../core/money.js';
 import type { BillableUnit, Finding, PendingMessage } from '../core/units.js';
 import {
   StoreInputError,
   type AnalyticsDimension,
   type AnalyticsPoint,
+  type CurrencyTotals,
   type RatingRecord,
   type RawWebhookInput,
 } from './store.js';
@@ -93,4 +95,26 @@ export function sortPoints(
 }
 export function toBuffer(bytes: Uint8Array): Buffer {
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
+/**
+ * Folds (currency, category) rows from SQL — `units`, `unpriced`, `amount_micros` — into totals per currency;
+ * exact integers throughout (a sum beyond 2^53 is an error, never a rounded amount).
+ */
+export function foldTotals(rows: readonly Record<string, unknown>[]): Record<string, CurrencyTotals> {
+  const totals: Record<string, CurrencyTotals> = {};
+  for (const row of rows) {
+    const currency = String(row.currency);
+    const units = Number(row.units);
+    const unpriced = Number(row.unpriced);
+    const amountMicros = Number(row.amount_micros);
+    if (!Number.isSafeInteger(amountMicros))
+      throw new Error(`money out of exact range: ${String(row.amount_micros)}`);
+    const entry = (totals[currency] ??= { amountMicros: 0, units: 0, unpriced: 0, byCategory: {} });
+    entry.units += units;
+    entry.unpriced = (entry.unpriced ?? 0) + unpriced;
+    entry.amountMicros = addMicros(entry.amountMicros, amountMicros);
+    entry.byCategory[String(row.category)] = { units, unpriced, amountMicros };
+  }
+  return totals;
 }

@@ -3,6 +3,7 @@
 
 import { createHash } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
+import { TotalsAccumulator } from '../core/report.js';
 import {
   eventKey,
   type CoreEvent,
@@ -691,7 +692,12 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
         expect(await ids(store, { wabas: ['W1'], waba: 'W2' })).toEqual([]);
         expect(await ids(store, { wabas: [] })).toEqual([]);
         expect(await store.totals({ wabas: ['W2'] })).toEqual({
-          USD: { amountMicros: 7000, units: 1, byCategory: { marketing: { units: 1, amountMicros: 7000 } } },
+          USD: {
+            amountMicros: 7000,
+            units: 1,
+            unpriced: 0,
+            byCategory: { marketing: { units: 1, unpriced: 0, amountMicros: 7000 } },
+          },
         });
         expect(await store.totals({ wabas: [] })).toEqual({});
       });
@@ -751,17 +757,19 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
           USD: {
             amountMicros: 3_009_007_199_255,
             units: 4,
+            unpriced: 1,
             byCategory: {
-              utility: { units: 3, amountMicros: 9_007_199_255 },
-              marketing: { units: 1, amountMicros: 3_000_000_000_000 },
+              utility: { units: 3, unpriced: 1, amountMicros: 9_007_199_255 },
+              marketing: { units: 1, unpriced: 0, amountMicros: 3_000_000_000_000 },
             },
           },
           INR: {
             amountMicros: 785_000,
             units: 2,
+            unpriced: 0,
             byCategory: {
-              utility: { units: 1, amountMicros: 785_000 },
-              service: { units: 1, amountMicros: 0 },
+              utility: { units: 1, unpriced: 0, amountMicros: 785_000 },
+              service: { units: 1, unpriced: 0, amountMicros: 0 },
             },
           },
         });
@@ -769,9 +777,14 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
           USD: {
             amountMicros: 3_000_000_000_000,
             units: 1,
-            byCategory: { marketing: { units: 1, amountMicros: 3_000_000_000_000 } },
+            unpriced: 0,
+            byCategory: { marketing: { units: 1, unpriced: 0, amountMicros: 3_000_000_000_000 } },
           },
         });
+        // What a live rating of the same units totals (the rater's accumulator) is what the store sums.
+        const accumulator = new TotalsAccumulator();
+        for (const item of priced) accumulator.add(item);
+        expect(await store.totals({})).toEqual(accumulator.toMicros());
       });
 
       it('lists pending messages by scope, user and time', async () => {

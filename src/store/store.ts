@@ -2,6 +2,7 @@
 // engine-agnostic. A contract suite (store.contract.ts) runs unchanged against both real engines.
 
 import type { CoreEvent } from '../core/events.js';
+import type { MicrosTotals } from '../core/report.js';
 import type { BillableUnit, Finding, PendingMessage, PricingType, UnitCategory } from '../core/units.js';
 
 /** A webhook POST body exactly as received: the only evidence Meta ever gives, so it is kept verbatim. */
@@ -90,12 +91,8 @@ export interface UnitPage {
   nextCursor: string | null;
 }
 
-/** Totals per currency, as contract §4 `totals` but in micros. */
-export interface CurrencyTotals {
-  amountMicros: number;
-  units: number;
-  byCategory: Record<string, { units: number; amountMicros: number }>;
-}
+/** Totals per currency, as contract §4 `totals` but in micros (`unpriced`: units with no amount). */
+export type CurrencyTotals = MicrosTotals;
 
 export type Granularity = 'HALF_HOUR' | 'DAILY' | 'MONTHLY';
 export type AnalyticsDimension =

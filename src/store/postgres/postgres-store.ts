@@ -4,7 +4,6 @@
 
 import pg from 'pg';
 import type { CoreEvent } from '../../core/events.js';
-import { addMicros } from '../../core/money.js';
 import type { BillableUnit, Finding, PendingMessage } from '../../core/units.js';
 import {
   assertInScope,
@@ -13,6 +12,7 @@ import {
   checkTimeZone,
   decodeCursor,
   encodeCursor,
+  foldTotals,
   findingWaba,
   sortPoints,
   toBuffer,
@@ -441,7 +441,8 @@ class PostgresStore implements Store {
   async totals(filter: UnitFilter): Promise<Record<string, CurrencyTotals>> {
     const params = new Params();
     const { rows } = await this.pool.query(
-      `SELECT currency, category, count(*) AS units, coalesce(sum(amount_micros), 0) AS amount_micros
+      `SELECT currency, category, count(*) AS units, count(*) - count(amount_micros) AS unpriced,
+              coalesce(sum(amount_micros), 0) AS amount_micros
        FROM units ${whereSql(unitClauses(filter, params))}
        GROUP BY currency, category
        ORDER BY currency, category`,
@@ -861,21 +862,6 @@ function rawFromRow(row: Row): StoredRawWebhook {
 
 function* chunks<T>(items: readonly T[]): Generator<T[]> {
   for (let start = 0; start < items.length; start += BATCH_ROWS) yield items.slice(start, start + BATCH_ROWS);
-}
-
-/** Folds (currency, category) sums from SQL into totals per currency; exact integers throughout. */
-function foldTotals(rows: Row[]): Record<string, CurrencyTotals> {
-  const totals: Record<string, CurrencyTotals> = {};
-  for (const row of rows) {
-    const currency = String(row.currency);
-    const units = Number(row.units);
-    const amountMicros = Number(row.amount_micros);
-    const entry = (totals[currency] ??= { amountMicros: 0, units: 0, byCategory: {} });
-    entry.units += units;
-    entry.amountMicros = addMicros(entry.amountMicros, amountMicros);
-    entry.byCategory[String(row.category)] = { units, amountMicros };
-  }
-  return totals;
 }
 
 // ---- checks shared by the methods ------------------------------------------------------------------------

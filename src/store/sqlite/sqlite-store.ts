@@ -5,7 +5,6 @@
 import Database from 'better-sqlite3';
 import { localDate } from '../../core/calendar.js';
 import type { CoreEvent } from '../../core/events.js';
-import { addMicros } from '../../core/money.js';
 import type { BillableUnit, Finding, PendingMessage } from '../../core/units.js';
 import {
   assertInScope,
@@ -14,6 +13,7 @@ import {
   checkTimeZone,
   decodeCursor,
   encodeCursor,
+  foldTotals,
   findingWaba,
   sortPoints,
   toBuffer,
@@ -661,7 +661,8 @@ class SqliteStore implements Store {
   async totals(filter: UnitFilter): Promise<Record<string, CurrencyTotals>> {
     const where = unitWhere(filter);
     const rows = this.statement(
-      `SELECT currency, category, count(*) AS units, coalesce(sum(amount_micros), 0) AS amount_micros
+      `SELECT currency, category, count(*) AS units, count(*) - count(amount_micros) AS unpriced,
+              coalesce(sum(amount_micros), 0) AS amount_micros
          FROM units ${whereSql(where)}
          GROUP BY currency, category
          ORDER BY currency, category`,
@@ -838,23 +839,6 @@ function nullableString(value: unknown): string | null {
 
 function nullableNumber(value: unknown): number | null {
   return value === null ? null : Number(value);
-}
-
-/** Folds (currency, category) sums from SQL into totals per currency; exact integers throughout. */
-function foldTotals(rows: Row[]): Record<string, CurrencyTotals> {
-  const totals: Record<string, CurrencyTotals> = {};
-  for (const row of rows) {
-    const currency = String(row.currency);
-    const units = Number(row.units);
-    const amountMicros = Number(row.amount_micros);
-    if (!Number.isSafeInteger(amountMicros))
-      throw new Error(`money out of exact range: ${String(row.amount_micros)}`);
-    const entry = (totals[currency] ??= { amountMicros: 0, units: 0, byCategory: {} });
-    entry.units += units;
-    entry.amountMicros = addMicros(entry.amountMicros, amountMicros);
-    entry.byCategory[String(row.category)] = { units, amountMicros };
-  }
-  return totals;
 }
 
 // ---- checks shared by the methods ------------------------------------------------------------------------
