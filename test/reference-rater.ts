@@ -210,7 +210,8 @@ export function rateByReference(events: readonly CoreEvent[], options: Reference
       units.push(draft);
       return draft;
     };
-    const wouldCost: RateCategory = message.template ?? 'service';
+    // What it would cost outside a free window: from PMP-2026-10 (§6, reported) service is billed as utility.
+    const wouldCost: RateCategory = message.template ?? (era === 'PMP-2026-10' ? 'utility' : 'service');
 
     // An open free entry point covers everything (§3, §4, §5.1).
     if (fepOpen) {

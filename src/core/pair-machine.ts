@@ -202,7 +202,7 @@ export class PairMachine {
             null,
             'referral_conversion',
             'free_entry_point',
-            message.template ?? 'service',
+            rateCategoryOf(era, message.template),
           ),
           'FEP_WINDOW',
           isTraced &&
@@ -222,7 +222,7 @@ export class PairMachine {
         'referral_conversion',
         'free_entry_point',
         // The rate it would have cost: an answer within 24 h of the user's message is user-initiated in 2022.
-        era === 'CBP-2022' ? 'user_initiated' : (message.template ?? 'service'),
+        era === 'CBP-2022' ? 'user_initiated' : rateCategoryOf(era, message.template),
       );
       draft.isFreeEntryPoint = true;
       const closed = this.open.filter((c) => c.draft.unit === 'conversation');
@@ -516,4 +516,13 @@ function describe(message: DeliveredMessage): string {
   return message.template
     ? `${message.template} template ${message.id}`
     : `non-template message ${message.id}`;
+}
+
+/**
+ * The rate-card column a message would be charged from outside any free window: its template's category, or
+ * for a non-template `service` — except from PMP-2026-10 (reported), when service messages are charged at the
+ * market's utility rate. A free unit shows the rate it would have cost (contract §4).
+ */
+function rateCategoryOf(era: Era, template: TemplateCategory | null): RateCategory {
+  return template ?? (era === 'PMP-2026-10' ? 'utility' : 'service');
 }

@@ -390,6 +390,14 @@ describe('era boundaries follow the WABA time zone', () => {
     ]);
   });
 
+  it('PMP-2026-10 (reported): a free entry point reply shows the utility rate it would have cost', async () => {
+    const day = '2026-10-07T00:00:00Z';
+    const result = await rate([inbound(hours(day, 0), 'ad', {}, true), ...send(hours(day, 1), 'f1', null)]);
+    expect(result.units.map((u) => [u.category, u.type, u.rateMicros, u.amountMicros])).toEqual([
+      ['referral_conversion', 'free_entry_point', 1400, 0],
+    ]);
+  });
+
   it('--as-of-rules re-rates the same traffic under another era', async () => {
     const events = [
       ...send(hours(DAY, 0), 'm0', 'marketing'),
