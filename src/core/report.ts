@@ -227,9 +227,15 @@ export const CSV_COLUMNS = [
   'rule',
 ] as const satisfies readonly (keyof UnitJson)[];
 
+/**
+ * One CSV cell (RFC 4180 quoting). Text that a spreadsheet would run as a formula (it starts with `=`, `+`,
+ * `-`, `@`, a tab or a carriage return: a business name or id a client wrote) is kept as text with a leading
+ * `'` (OWASP's CSV-injection advice); numbers are written as they are.
+ */
 export function csvField(value: string | number | boolean | null | undefined): string {
   if (value === null || value === undefined) return '';
-  const text = String(value);
+  const plain = String(value);
+  const text = typeof value === 'string' && /^[=+\-@\t\r]/.test(plain) ? `'${plain}` : plain;
   return /[",\n\r]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
 }
 

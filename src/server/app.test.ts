@@ -210,6 +210,9 @@ describe('POST /webhooks/whatsapp', () => {
     const answer = await json(response);
     expect(answer).toMatchObject({ error: { code: 'MALFORMED_JSON' } });
     const [kept] = await service.store.listUnreadableWebhooks(10);
+    const { message } = (answer as { error: { message: string } }).error;
+    expect(message).toMatch(/\. The raw body is kept as webhook #\d+\.$/);
+    expect(message).not.toMatch(/\.\. The raw/);
     expect(Buffer.from(kept!.body).equals(body)).toBe(true);
     expect(kept!.parseError).toBeTruthy();
     expect(await service.store.listEvents()).toEqual([]);
@@ -420,6 +423,26 @@ describe('query API: units, totals, CSV, explain, analytics', () => {
     const units = (await json(await service.get('/v1/units?waba=W1', KEY_ALL))).units as { id: string }[];
     expect(rows.length - 1).toBe(units.length);
     expect(rows.slice(1).every((row) => row.split(',')[4] === 'W1')).toBe(true);
+  });
+
+  it('exports text a client wrote that a spreadsheet would run as a formula as plain text', async () => {
+    const formula = '=HYPERLINK("http://evil.example","open")';
+    await service.postEvents(conversationLines('W1', formula, '919876543210', 'wamid.csv'), KEY_W1);
+    const csv = await (await service.get('/v1/units.csv?waba=W1', KEY_ALL)).text();
+    expect(csv).toContain(`,"'=HYPERLINK(""http://evil.example"",""open"")",`);
+    expect(csv).not.toMatch(/,"?=HYPERLINK/);
+  });
+
+  it.each([
+    '/v1/units?waba=W1&waba=W2',
+    '/v1/totals?user=1&user=2',
+    `/webhooks/whatsapp?hub.mode=subscribe&hub.verify_token=${VERIFY_TOKEN}&hub.verify_token=x&hub.challenge=1`,
+  ])('refuses a query parameter given twice with 400 BAD_QUERY naming it: %s', async (path) => {
+    const response = await service.get(path, KEY_ALL);
+    expect(response.status).toBe(400);
+    const error = (await json(response)).error as { code: string; message: string };
+    expect(error.code).toBe('BAD_QUERY');
+    expect(error.message).toMatch(/"(waba|user|hub\.verify_token)" is given more than once/);
   });
 
   it("explains a user's timeline with one decision per delivered business message", async () => {
@@ -791,6 +814,7 @@ describe('operations: health, metrics, OpenAPI, rate limit, logs', () => {
     expect(text).toContain('events_ingested_total{source="webhook"} 1');
     expect(text).toMatch(/rating_lag_seconds \d/);
     expect(text).toContain('store_errors_total 0');
+    expect(text).toContain('rate_limited_total 0');
     expect(text).toContain(
       'http_request_duration_seconds_bucket{method="POST",route="/webhooks/whatsapp",status="200",le="+Inf"} 2',
     );

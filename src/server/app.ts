@@ -275,9 +275,22 @@ export function createApp(deps: AppDeps): Hono<Env> {
 
   app.notFound((c) => errorResponse(c, 'NOT_FOUND'));
 
+  // Every query parameter is read once: a second copy (`?waba=W1&waba=W2`, a second hub.verify_token) would
+  // otherwise be silently ignored, and the caller would get an answer to a question it did not ask.
+  app.use('*', async (c, next) => {
+    const seen = new Set<string>();
+    for (const name of new URL(c.req.url).searchParams.keys()) {
+      if (seen.has(name)) {
+        return errorResponse(c, 'BAD_QUERY', `"${name}" is given more than once: give each parameter once.`);
+      }
+      seen.add(name);
+    }
+    await next();
+  });
+
   const refuseOverLimit = (c: Context, verdict: RateLimitVerdict) => {
     metrics.inc('rate_limited_total');
-    if (c.req.path.startsWith('/webhooks'))
+    if (c.req.method === 'POST' && c.req.path.startsWith('/webhooks'))
       metrics.inc('webhooks_rejected_total', { reason: 'rate_limited' });
     return errorResponse(c, 'RATE_LIMITED', undefined, { 'Retry-After': String(verdict.retryAfterSeconds) });
   };
@@ -389,7 +402,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
       return errorResponse(
         c,
         malformedCode,
-        `${parseError} The raw body is kept as webhook #${outcome.rawId}.`,
+        `${parseError}${/[.!?]$/.test(parseError ?? '') ? '' : '.'} The raw body is kept as webhook #${outcome.rawId}.`,
       );
     }
     if (outcome.isDuplicate) {

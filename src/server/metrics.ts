@@ -40,7 +40,10 @@ export class Metrics {
   private readonly durationsByRequest = new Map<string, Histogram>();
 
   constructor() {
-    this.define('webhooks_received_total', 'Webhook POSTs whose signature was valid and body was stored.');
+    this.define(
+      'webhooks_received_total',
+      'Webhook POSTs whose signature was valid and body was stored and read (a signed body that does not parse is kept, counted in webhooks_rejected_total as malformed_json or malformed_webhook).',
+    );
     this.define('webhooks_rejected_total', 'Webhook POSTs refused, by reason.');
     this.define('webhooks_duplicate_total', 'Webhook POSTs identical to one already stored (answered 200).');
     this.define('events_ingested_total', 'Events newly stored, by source (webhook, api).');
@@ -50,6 +53,7 @@ export class Metrics {
     this.inc('webhooks_received_total', undefined, 0);
     this.inc('webhooks_duplicate_total', undefined, 0);
     this.inc('store_errors_total', undefined, 0);
+    this.inc('rate_limited_total', undefined, 0);
   }
 
   private define(name: string, help: string): void {
