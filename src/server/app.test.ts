@@ -901,6 +901,23 @@ describe('operations: health, metrics, OpenAPI, rate limit, logs', () => {
     expect(await json(response)).toMatchObject({ error: { code: 'NOT_FOUND' } });
   });
 
+  it('stores the good items of a body with a bad one, answers how many were unreadable and logs where', async () => {
+    service = await createTestService();
+    const body = JSON.parse(fixture('pywa/status_sent.json').toString('utf8')) as {
+      entry: { changes: { value: { statuses: Record<string, unknown>[] } }[] }[];
+    };
+    const statuses = body.entry[0]!.changes[0]!.value.statuses;
+    statuses.push({ ...statuses[0]!, id: 'wamid.bad-time', timestamp: 'abc' });
+    const answer = await json(await service.postWebhook(JSON.stringify(body)));
+    expect(answer).toMatchObject({ received: true, events: 1, unreadable: 1 });
+    const warning = service.logs
+      .map((line) => JSON.parse(line) as Record<string, unknown>)
+      .find((line) => line.msg === 'webhook items unreadable');
+    expect(warning).toMatchObject({ items: 1 });
+    expect(JSON.stringify(warning!.reasons)).toContain('statuses[1]');
+    expect(JSON.stringify(warning!.reasons)).toContain('abc');
+  });
+
   it('logs one JSON line per request, never a secret, key, verify token or body', async () => {
     service = await createTestService();
     const body = fixture('pywa/status_sent.json');

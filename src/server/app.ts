@@ -372,6 +372,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
     let events: CoreEvent[] = [];
     let ignored = 0;
     let unreadableItems = 0;
+    let unreadableReasons: string[] = [];
     let malformedCode: ErrorCode | null = parseError === null ? null : 'MALFORMED_JSON';
     if (parseError === null) {
       const parsed = parseEventValue(value);
@@ -379,6 +380,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
         events = parsed.value.events;
         ignored = parsed.value.ignored.reduce((sum, item) => sum + item.count, 0);
         unreadableItems = parsed.value.rejected.length;
+        unreadableReasons = parsed.value.rejected.slice(0, 5).map((item) => item.message);
       } else {
         parseError = parsed.error.message;
         malformedCode = 'MALFORMED_WEBHOOK';
@@ -412,8 +414,15 @@ export function createApp(deps: AppDeps): Hono<Env> {
       metrics.inc('events_ingested_total', { source: 'webhook' }, outcome.inserted.length);
       if (outcome.inserted.length > 0) rating.markDirty(wabasOf(outcome.inserted));
     }
-    if (unreadableItems > 0)
-      logger.warn('webhook items unreadable', { rawId: outcome.rawId, items: unreadableItems });
+    if (unreadableItems > 0) {
+      // Each reason names the item's path in the body (entry[0].changes[0].value.statuses[2]…) and the field;
+      // the body itself is kept (GET it by rawId from the store) — the rest of it was stored as events.
+      logger.warn('webhook items unreadable', {
+        rawId: outcome.rawId,
+        items: unreadableItems,
+        reasons: unreadableReasons,
+      });
+    }
     return c.json({
       received: true,
       duplicate: outcome.isDuplicate,
