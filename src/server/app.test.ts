@@ -488,6 +488,30 @@ describe('query API: units, totals, CSV, explain, analytics', () => {
     expect(total).toBe(units.length);
   });
 
+  it("answers the CONVERSATION_DIRECTION dimension with Meta's words", async () => {
+    const start = Date.parse('2025-07-01T00:00:00Z') / 1000;
+    const end = Date.parse('2025-08-01T00:00:00Z') / 1000;
+    const answer = await json(
+      await service.get(
+        `/v1/analytics?start=${start}&end=${end}&granularity=MONTHLY&dimensions=CONVERSATION_DIRECTION`,
+        KEY_ALL,
+      ),
+    );
+    const points = (answer.data as { data_points: Record<string, unknown>[] }[])[0]!.data_points;
+    const units = (await json(await service.get('/v1/units?limit=1000', KEY_ALL))).units as {
+      category: string;
+    }[];
+    const userInitiated = units.filter((u) => ['service', 'referral_conversion'].includes(u.category)).length;
+    const counted = (direction: string) =>
+      points
+        .filter((p) => p.conversation_direction === direction)
+        .reduce((n, p) => n + (p.conversation as number), 0);
+    expect(counted('USER_INITIATED')).toBe(userInitiated);
+    expect(counted('BUSINESS_INITIATED')).toBe(units.length - userInitiated);
+    expect(userInitiated).toBeGreaterThan(0);
+    expect(units.length - userInitiated).toBeGreaterThan(0);
+  });
+
   it('answers pricing_analytics shape with volume and pricing_* names', async () => {
     const answer = await json(
       await service.get(

@@ -189,6 +189,8 @@ const ANALYTICS_DIMENSIONS: Record<string, AnalyticsDimension> = {
   WABA: 'waba',
   MARKET: 'market',
   CURRENCY: 'currency',
+  CONVERSATION_DIRECTION: 'direction',
+  DIRECTION: 'direction',
 };
 
 type AnalyticsKind = 'conversation' | 'pricing';
@@ -202,6 +204,8 @@ function analyticsFieldName(kind: AnalyticsKind, dimension: AnalyticsDimension):
       return kind === 'conversation' ? 'conversation_type' : 'pricing_type';
     case 'business':
       return kind === 'conversation' ? 'phone_number' : 'phone';
+    case 'direction':
+      return 'conversation_direction';
     default:
       return dimension;
   }

@@ -282,6 +282,12 @@ export const openApiDocument = {
             properties: {
               user: { type: 'string' },
               business: { type: ['string', 'null'] },
+              timeline: {
+                type: 'array',
+                description:
+                  'The story in order: {at, kind (inbound | message), business, message_id, unit_id?, era?, rule?, reason}.',
+                items: { type: 'object' },
+              },
               decisions: { type: 'array', items: { type: 'object' } },
               units: { type: 'array', items: { $ref: '#/components/schemas/Unit' } },
               pending: { type: 'array', items: { type: 'object' } },
@@ -313,14 +319,16 @@ export const openApiDocument = {
             name: 'granularity',
             in: 'query',
             schema: { enum: ['HALF_HOUR', 'DAILY', 'MONTHLY'], default: 'DAILY' },
+            description: 'Any letter case (daily = DAILY).',
           },
           {
             name: 'dimensions',
             in: 'query',
             schema: { type: 'string' },
             description:
-              'Comma list: CONVERSATION_CATEGORY, CONVERSATION_TYPE, PRICING_CATEGORY, PRICING_TYPE, COUNTRY, ' +
-              'PHONE, WABA, MARKET, CURRENCY.',
+              'Comma list: CONVERSATION_CATEGORY, CONVERSATION_TYPE, CONVERSATION_DIRECTION (BUSINESS_INITIATED: ' +
+              'templates; USER_INITIATED: service, user-initiated, free entry point), PRICING_CATEGORY, PRICING_TYPE, ' +
+              'COUNTRY, PHONE, WABA, MARKET, CURRENCY.',
           },
           {
             name: 'metric',

@@ -118,3 +118,24 @@ export function foldTotals(rows: readonly Record<string, unknown>[]): Record<str
   }
   return totals;
 }
+
+/**
+ * The SQL (SQLite and PostgreSQL alike) of an analytics dimension over units aliased `u`. `direction` is
+ * Meta's conversation_direction: user-initiated for what the user opened (service, CBP-2022 user-initiated,
+ * a free entry point after the user's ad click), business-initiated for templates.
+ */
+export function dimensionSql(dimension: AnalyticsDimension): string {
+  switch (dimension) {
+    case 'waba':
+    case 'business':
+    case 'country':
+    case 'market':
+    case 'category':
+    case 'type':
+    case 'currency':
+      return `u.${dimension}`;
+    case 'direction':
+      return `(CASE WHEN u.category IN ('service', 'user_initiated', 'referral_conversion') THEN 'USER_INITIATED' ELSE 'BUSINESS_INITIATED' END)`;
+  }
+  throw new Error(`unknown analytics dimension ${String(dimension)}`);
+}

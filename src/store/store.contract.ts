@@ -879,6 +879,29 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
         ]);
       });
 
+      it("groups by Meta's conversation direction: templates are business-initiated, the rest user-initiated", async () => {
+        const store = await fresh();
+        await store.replaceRating(rating('r1', ['W1']), {
+          units: [
+            unit('d1', { category: 'marketing', amountMicros: 10 }),
+            unit('d2', { category: 'authentication_international', amountMicros: 20 }),
+            unit('d3', { category: 'business_initiated', amountMicros: 30 }),
+            unit('d4', { category: 'service', amountMicros: 0 }),
+            unit('d5', { category: 'user_initiated', amountMicros: 40 }),
+            unit('d6', { category: 'referral_conversion', amountMicros: 0 }),
+          ],
+          pending: [],
+          findings: [],
+        });
+        expect(await store.analytics({ granularity: 'MONTHLY', dimensions: ['direction'] })).toEqual([
+          point('2024-03-01T00:00:00Z', '2024-04-01T00:00:00Z', 3, 60, { direction: 'BUSINESS_INITIATED' }),
+          point('2024-03-01T00:00:00Z', '2024-04-01T00:00:00Z', 3, 40, { direction: 'USER_INITIATED' }),
+        ]);
+        expect(await store.analytics({ granularity: 'HALF_HOUR', dimensions: ['direction'] })).toHaveLength(
+          2,
+        );
+      });
+
       it('cuts days and months in the asked time zone, across a DST change', async () => {
         const store = await seeded();
         const tz = 'America/New_York'; // 2024-03-10 has 23 hours there

@@ -96,7 +96,7 @@ export type CurrencyTotals = MicrosTotals;
 
 export type Granularity = 'HALF_HOUR' | 'DAILY' | 'MONTHLY';
 export type AnalyticsDimension =
-  'waba' | 'business' | 'country' | 'market' | 'category' | 'type' | 'currency';
+  'waba' | 'business' | 'country' | 'market' | 'category' | 'type' | 'currency' | 'direction';
 
 export interface AnalyticsQuery extends UnitFilter {
   granularity: Granularity;

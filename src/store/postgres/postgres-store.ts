@@ -11,6 +11,7 @@ import {
   checkLimit,
   checkTimeZone,
   decodeCursor,
+  dimensionSql,
   encodeCursor,
   foldTotals,
   findingWaba,
@@ -19,7 +20,6 @@ import {
 } from '../engine-checks.js';
 import { GroupCommitQueue } from '../group-commit.js';
 import {
-  type AnalyticsDimension,
   type AnalyticsPoint,
   type AnalyticsQuery,
   type CurrencyTotals,
@@ -187,15 +187,6 @@ const MIGRATION_LOCK = 0x77616d65;
 /** Rows per INSERT statement in batches (each column travels as one array parameter). */
 const BATCH_ROWS = 5_000;
 const HALF_HOUR_MS = 30 * 60_000;
-const DIMENSION_COLUMNS: Record<AnalyticsDimension, string> = {
-  waba: 'waba',
-  business: 'business',
-  country: 'country',
-  market: 'market',
-  category: 'category',
-  type: 'type',
-  currency: 'currency',
-};
 
 /**
  * bigint (epoch ms, micros, counts) and numeric (sums of bigint) come back as JS numbers, refusing any
@@ -453,9 +444,9 @@ class PostgresStore implements Store {
 
   async analytics(query: AnalyticsQuery): Promise<AnalyticsPoint[]> {
     const timeZone = checkTimeZone(query.timeZone ?? 'UTC');
-    const dimensions = query.dimensions.map((d) => [d, dimensionColumn(d)] as const);
-    const select = dimensions.map(([d, column]) => `, u.${column} AS d_${d}`).join('');
-    const group = dimensions.map(([, column]) => `, u.${column}`).join('');
+    const dimensions = query.dimensions.map((d) => [d, dimensionSql(d)] as const);
+    const select = dimensions.map(([d, sql]) => `, ${sql} AS d_${d}`).join('');
+    const group = dimensions.map(([, sql]) => `, ${sql}`).join('');
     const params = new Params();
     let sql: string;
     if (query.granularity === 'HALF_HOUR') {
@@ -865,11 +856,5 @@ function* chunks<T>(items: readonly T[]): Generator<T[]> {
 }
 
 // ---- checks shared by the methods ------------------------------------------------------------------------
-
-function dimensionColumn(dimension: AnalyticsDimension): string {
-  const column = DIMENSION_COLUMNS[dimension];
-  if (column === undefined) throw new Error(`unknown analytics dimension ${String(dimension)}`);
-  return column;
-}
 
 // ---- cursor ----------------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ import {
   checkLimit,
   checkTimeZone,
   decodeCursor,
+  dimensionSql,
   encodeCursor,
   foldTotals,
   findingWaba,
@@ -20,7 +21,6 @@ import {
 } from '../engine-checks.js';
 import { GroupCommitQueue } from '../group-commit.js';
 import {
-  type AnalyticsDimension,
   type AnalyticsPoint,
   type AnalyticsQuery,
   type CurrencyTotals,
@@ -246,15 +246,6 @@ class WriteLock {
   }
 }
 /** Column of each analytics dimension (a fixed list: user input never becomes SQL). */
-const DIMENSION_COLUMNS: Record<AnalyticsDimension, string> = {
-  waba: 'waba',
-  business: 'business',
-  country: 'country',
-  market: 'market',
-  category: 'category',
-  type: 'type',
-  currency: 'currency',
-};
 
 /** `options` go to better-sqlite3 (tests pass `verbose` to see the statements run). */
 export async function openSqliteStore(path: string, options: Database.Options = {}): Promise<Store> {
@@ -672,9 +663,9 @@ class SqliteStore implements Store {
 
   async analytics(query: AnalyticsQuery): Promise<AnalyticsPoint[]> {
     const timeZone = checkTimeZone(query.timeZone ?? 'UTC');
-    const dimensions = query.dimensions.map((d) => [d, dimensionColumn(d)] as const);
-    const select = dimensions.map(([d, column]) => `u.${column} AS d_${d}`).join(', ');
-    const group = dimensions.map(([, column]) => `, u.${column}`).join('');
+    const dimensions = query.dimensions.map((d) => [d, dimensionSql(d)] as const);
+    const select = dimensions.map(([d, sql]) => `${sql} AS d_${d}`).join(', ');
+    const group = dimensions.map(([, sql]) => `, ${sql}`).join('');
     const where = unitWhere(query, 'u.');
     let rows: Row[];
     if (query.granularity === 'HALF_HOUR') {
@@ -842,12 +833,6 @@ function nullableNumber(value: unknown): number | null {
 }
 
 // ---- checks shared by the methods ------------------------------------------------------------------------
-
-function dimensionColumn(dimension: AnalyticsDimension): string {
-  const column = DIMENSION_COLUMNS[dimension];
-  if (column === undefined) throw new Error(`unknown analytics dimension ${String(dimension)}`);
-  return column;
-}
 
 // ---- cursor ----------------------------------------------------------------------------------------------
 
