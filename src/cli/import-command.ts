@@ -6,13 +6,11 @@ import type { Command } from 'commander';
 import { eventKey, type CoreEvent } from '../core/events.js';
 import { readEventSources } from '../ingest/read-events.js';
 import { loadServiceConfig } from '../server/config.js';
-import { createJsonLogger } from '../server/logger.js';
 import { loadPricingSetup } from '../server/pricing-setup.js';
-import { createRatingService } from '../server/rating-service.js';
 import type { EventInput } from '../store/store.js';
 import { CliError, EXIT } from './exit-codes.js';
 import type { CliIo } from './io.js';
-import { openCommandStore } from './open-command-store.js';
+import { commandRatingService, openCommandStore } from './open-command-store.js';
 import { pathArgument } from './options.js';
 import { createSourceErrorReporter } from './source-errors.js';
 
@@ -105,16 +103,7 @@ async function runImport(sources: string[], flags: ImportFlags, io: CliIo): Prom
     flush();
     await Promise.all(writes);
     io.writeError(`wameter import: stored ${inserted} new event(s), ${duplicates} already stored; rating…\n`);
-    const rating = createRatingService({
-      store,
-      pricing: pricing.value,
-      clock: Date.now,
-      logger: createJsonLogger({
-        level: 'warn',
-        clock: Date.now,
-        write: (line) => io.writeError(`${line}\n`),
-      }),
-    });
+    const rating = commandRatingService(store, pricing.value, io);
     await rating.rateAll();
     await rating.close();
     const totals = await store.totals({});

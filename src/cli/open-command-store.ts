@@ -7,7 +7,15 @@ import { dirname, resolve } from 'node:path';
 import { redactUrl } from '../server/config.js';
 import { openStore, sqlitePathOf } from '../store/open-store.js';
 import type { Store } from '../store/store.js';
+import { createJsonLogger } from '../server/logger.js';
+import {
+  createRatingService,
+  type PricingSetup,
+  type RatingService,
+  type RatingServiceDeps,
+} from '../server/rating-service.js';
 import { CliError } from './exit-codes.js';
+import type { CliIo } from './io.js';
 
 export interface OpenCommandStoreOptions {
   /** `read`: the SQLite file must exist already. `create`: it is created (its folder must exist). */
@@ -60,4 +68,23 @@ function whatWentWrong(error: unknown, setBy: string): string {
   if (code === 'ENOTFOUND') return `unknown host: check ${setBy}`;
   const reason = message?.trim() || code || String(first);
   return `${reason} (check ${setBy})`;
+}
+
+/**
+ * The service's rating over a command's store (import, rerate): its log — warnings and errors only, as JSON
+ * lines — goes to stderr, next to the command's own messages.
+ */
+export function commandRatingService(
+  store: Store,
+  pricing: PricingSetup,
+  io: CliIo,
+  extra: Pick<RatingServiceDeps, 'loadRateCards'> = {},
+): RatingService {
+  return createRatingService({
+    store,
+    pricing,
+    clock: Date.now,
+    logger: createJsonLogger({ level: 'warn', clock: Date.now, write: (line) => io.writeError(`${line}\n`) }),
+    ...extra,
+  });
 }

@@ -7,12 +7,11 @@ import { parseInstant } from '../core/calendar.js';
 import { ERAS, type Era } from '../core/units.js';
 import { EXIT } from './exit-codes.js';
 import type { CliIo } from './io.js';
-import { openCommandStore } from './open-command-store.js';
+import { commandRatingService, openCommandStore } from './open-command-store.js';
 import { collectPaths, pathArgument } from './options.js';
 import { loadServiceConfig } from '../server/config.js';
-import { createJsonLogger } from '../server/logger.js';
 import { loadPricingSetup, loadRateCards } from '../server/pricing-setup.js';
-import { createRatingService, type RerateReport } from '../server/rating-service.js';
+import type { RerateReport } from '../server/rating-service.js';
 
 interface RerateFlags {
   db?: string;
@@ -147,17 +146,7 @@ WAMETER_RATE_CARDS and restart it.`,
           return fail((error as Error).message);
         }
         try {
-          const rating = createRatingService({
-            store,
-            pricing: pricing.value,
-            clock: Date.now,
-            logger: createJsonLogger({
-              level: 'warn',
-              clock: Date.now,
-              write: (line) => io.writeError(`${line}\n`),
-            }),
-            loadRateCards,
-          });
+          const rating = commandRatingService(store, pricing.value, io, { loadRateCards });
           const result = await rating.rerate({
             ...(flags.waba ? { wabas: flags.waba } : {}),
             ...(fromMs === undefined ? {} : { fromMs }),

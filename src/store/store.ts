@@ -24,6 +24,15 @@ export function escapedWabaSql(column: string): string {
   return `replace(replace(${column}, '\\', '\\\\'), ':', '\\:')`;
 }
 
+/**
+ * Migration 3 of both stores: stored idempotency keys rewritten as `eventKey` now builds them (the event's
+ * WABA, escaped, leads; `:` alone when it names none), so a redelivery after the upgrade is still a duplicate.
+ */
+export const EVENT_KEYS_PER_WABA_SQL = `UPDATE events SET key = CASE
+  WHEN waba IS NULL THEN ':' || key
+  ELSE ${escapedWabaSql('waba')} || ':' || key
+END;`;
+
 export interface StoredRawWebhook extends RawWebhookInput {
   id: number;
 }

@@ -34,6 +34,7 @@ import {
   type StoredRawWebhook,
   type UnitFilter,
   type UnitPage,
+  EVENT_KEYS_PER_WABA_SQL,
   escapedWabaSql,
 } from '../store.js';
 
@@ -159,12 +160,8 @@ const MIGRATIONS: readonly Migration[] = [
   {
     version: 3,
     name: 'idempotency keys per WABA',
-    // eventKey (core/events.ts) now leads with the event's WABA (escaped) or, when it names none, ':' alone,
-    // so that one WABA's events never make another's look like duplicates. Same expression as eventKey.
-    sql: `UPDATE events SET key = CASE
-            WHEN waba IS NULL THEN ':' || key
-            ELSE ${escapedWabaSql('waba')} || ':' || key
-          END;`,
+    // One WABA's events must never make another's look like duplicates (see EVENT_KEYS_PER_WABA_SQL).
+    sql: EVENT_KEYS_PER_WABA_SQL,
   },
   {
     version: 4,
