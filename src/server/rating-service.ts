@@ -376,15 +376,17 @@ export function createRatingService(deps: RatingServiceDeps): RatingService {
     }
     const newUnits = result.units.filter(isInPeriod);
 
-    const oldById = new Map(oldUnits.map((unit) => [unit.id, unitToJson(unit)]));
-    const newById = new Map(newUnits.map((unit) => [unit.id, unitToJson(unit)]));
+    // Units are compared per (WABA, id): two clients' units may share an id (store migration 4).
+    const keyOf = (unit: BillableUnit) => JSON.stringify([unit.id, unit.waba]);
+    const oldByKey = new Map(oldUnits.map((unit) => [keyOf(unit), unitToJson(unit)]));
+    const newByKey = new Map(newUnits.map((unit) => [keyOf(unit), unitToJson(unit)]));
     const changed: UnitChange[] = [];
     let unchanged = 0;
-    for (const id of [...new Set([...oldById.keys(), ...newById.keys()])].sort()) {
-      const before = oldById.get(id) ?? null;
-      const after = newById.get(id) ?? null;
+    for (const key of [...new Set([...oldByKey.keys(), ...newByKey.keys()])].sort()) {
+      const before = oldByKey.get(key) ?? null;
+      const after = newByKey.get(key) ?? null;
       if (before && after && JSON.stringify(before) === JSON.stringify(after)) unchanged += 1;
-      else changed.push({ unit: id, old: before, new: after });
+      else changed.push({ unit: (before ?? after)!.id, old: before, new: after });
     }
     const totals = { old: totalsOf(oldUnits), new: totalsOf(newUnits) };
     let ratingId: string | null = null;
