@@ -73,4 +73,37 @@ describe('wameter estimate', () => {
     expect(result.out).toContain('Examples:');
     expect(result.out).toContain('--db <url>');
   });
+
+  it('--events is repeatable and leaves the recipients file after it unambiguous', async () => {
+    const more = join(dir, 'more.ndjson');
+    writeFileSync(
+      more,
+      `${JSON.stringify({ kind: 'inbound', at: '2025-10-15T11:00:00Z', waba: 'W1', business: 'PN1', user: '919800000001', id: 'in2' })}\n`,
+    );
+    const first = await cli(['--events', events, recipients, '--template', 'utility', '--format', 'json']);
+    expect(first.code).toBe(EXIT.OK);
+    expect(JSON.parse(first.out).totals).toMatchObject({ count: 2, free: 1, charged: 1 });
+    const both = await cli([
+      '--events',
+      events,
+      '--events',
+      more,
+      recipients,
+      '--template',
+      'utility',
+      '--format',
+      'json',
+    ]);
+    expect(both.code).toBe(EXIT.OK);
+    expect(JSON.parse(both.out).totals).toMatchObject({ count: 2, free: 2, charged: 0 });
+  });
+
+  it('several event files after one --events: says to repeat the flag', async () => {
+    const result = await cli(['--events', events, events, recipients, '--template', 'utility']);
+    expect(result.code).toBe(EXIT.USAGE);
+    expect(result.err).toContain(`for several event files repeat the flag: --events … --events ${events}`);
+    const help = await cli(['--help']);
+    expect(help.out).toContain('--events <path>');
+    expect(help.out).toContain('repeat the flag');
+  });
 });

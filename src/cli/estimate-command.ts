@@ -61,8 +61,8 @@ export function registerEstimateCommand(
       parseAt,
     )
     .option(
-      '--events <files...>',
-      'event files or folders that give the current state of every window',
+      '--events <path>',
+      'event file or folder that gives the current state of every window; repeat the flag for several (--events a.ndjson --events logs/)',
       collectPaths,
     )
     .option(
@@ -88,10 +88,14 @@ service window, anything inside a free entry point window, or a send riding an o
 the monthly free allowance and volume tiers move as the campaign goes. Numbers are normalised (+, spaces,
 dashes, leading 00); a bad number is listed under "invalid" and never stops the estimate.
 
+Several event sources: repeat --events (--events sends.ndjson --events webhooks/); the recipients CSV
+may then come before or after the flags.
+
 Exit codes: 0 estimated; 2 some event lines malformed (each named on stderr); 1 nothing done.
 
 Examples:
   wameter estimate customers.csv --template marketing --events events.ndjson
+  wameter estimate --events sends.ndjson --events webhooks/ customers.csv --template utility
   wameter estimate customers.csv --template utility --at 2025-10-01T09:00:00Z --events logs/ --format json
   wameter estimate list.csv --template authentication --db sqlite:./wameter.db --waba W1 --business PN1`,
     )
@@ -100,8 +104,12 @@ Examples:
     .action(async (recipients: string, flags: EstimateFlags, command: Command) => {
       const extra = command.args.slice(1);
       if (extra.length > 0) {
+        // Most often a second event file or rate card written after one flag: say which flag to repeat.
+        const events = [recipients, ...extra].filter((path) => /\.(json|ndjson|jsonl)$/i.test(path));
         throw new CliError(
-          `one recipients file only, not also ${extra.join(' ')}: for several rate cards repeat the flag: --rate-cards … --rate-cards ${extra[0]}`,
+          events.length > 0
+            ? `one recipients file only, not also ${extra.join(' ')}: for several event files repeat the flag: --events … ${events.map((path) => `--events ${path}`).join(' ')}`
+            : `one recipients file only, not also ${extra.join(' ')}: for several rate cards repeat the flag: --rate-cards … --rate-cards ${extra[0]}`,
         );
       }
       io.exitCode = await runEstimate(recipients, flags, io, options.now ?? (() => Date.now()));

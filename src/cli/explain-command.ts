@@ -1,9 +1,18 @@
 // `wameter explain`: a user's timeline in words — windows opened and closed, which message opened which
-// unit, what it cost and why.
+// unit, what it cost and why, and the messages never charged (pending, failed: found in the events, which
+// the rater keeps to itself).
 
 import { Command } from 'commander';
-import { explainUser, explanationCsv, formatExplanation } from '../core/explain.js';
+import {
+  UserSendLog,
+  explainUser,
+  explanationCsv,
+  formatExplanation,
+  type Explanation,
+  type UnratedMessage,
+} from '../core/explain.js';
 import type { BillableUnit, Era } from '../core/units.js';
+import { normalisePhone } from '../use-cases/estimate.js';
 import { rateSources } from '../use-cases/rate-sources.js';
 import { ratingSetupFrom, sourcesOrStdin } from './rating-inputs.js';
 import { EXIT } from './exit-codes.js';
@@ -26,7 +35,10 @@ export function registerExplainCommand(program: Command, io: CliIo): void {
     .command('explain')
     .description("tell, in words, why a user's messages cost what they cost")
     .argument('[sources...]', 'event files, folders, or - for stdin', [])
-    .requiredOption('--user <wa_id>', "the user's WhatsApp id (phone number digits, no +)")
+    .requiredOption(
+      '--user <wa_id>',
+      "the user's WhatsApp id: the phone number with country code (+, spaces, dashes and a leading 00 are ignored)",
+    )
     .option('--business <phone_number_id>', 'only this business number')
     .option('--accounts <file>', 'accounts file (contract §2)', pathArgument)
     .option('--rate-cards <path>', RATE_CARDS_HELP, collectPaths)
@@ -41,7 +53,10 @@ export function registerExplainCommand(program: Command, io: CliIo): void {
     .addHelpText(
       'after',
       `
-The whole input is rated (monthly allowances and tiers depend on every user), then the user's story is told.
+The whole input is rated (monthly allowances and tiers depend on every user), then the user's story is told:
+messages delivered, windows and units, and the business messages never charged (pending: sent but never
+delivered; failed). When the user (or the --business number) is not in the input, stderr says which; the
+exit code stays 0.
 
 Example:
   wameter explain examples/month/events.ndjson --user 919876543210`,
@@ -55,32 +70,83 @@ async function runExplain(sources: string[], flags: ExplainFlags, io: CliIo): Pr
   sources = sourcesOrStdin(sources, io, 'explain');
   const setup = await ratingSetupFrom(flags);
   const errors = createSourceErrorReporter(io.writeError);
+  // The same number as `estimate` reads it; anything else (a business-scoped user id) is taken as given.
+  const given = flags.user.trim();
+  const phone = normalisePhone(given);
+  const user = phone.ok ? phone.value : given;
   const units: BillableUnit[] = [];
-  const result = await rateSources(
+  const pending: UnratedMessage[] = [];
+  // The rater says nothing of failed messages (they are never charged): they are read from the events.
+  const sends = new UserSendLog(user);
+  // The user is traced with every business number, so that a wrong --business can be told from a wrong user.
+  const { timeline } = await rateSources(
     sources,
     setup,
     {
       unit(unit) {
-        if (unit.user === flags.user) units.push(unit);
+        if (unit.user === user) units.push(unit);
       },
-      pending() {},
+      pending(message) {
+        if (message.user === user) pending.push({ ...message });
+      },
     },
     {
-      trace: { user: flags.user, ...(flags.business ? { business: flags.business } : {}) },
+      trace: { user },
       ...(flags.asOfRules ? { asOfRules: flags.asOfRules } : {}),
+      onEvent: (event) => sends.observe(event),
       onSourceError: (error) => errors.report(error),
       ...(io.stdin ? { stdin: io.stdin } : {}),
     },
   );
-  const explanation = explainUser(flags.user, flags.business, result.timeline, units);
+  for (const message of pending) {
+    const template = sends.templateOf(message.id);
+    if (template !== undefined) message.template = template;
+  }
+  const rated = new Set(timeline.flatMap((line) => (line.kind === 'message' ? [line.messageId] : [])));
+  const unrated = [...pending, ...sends.failed(rated)];
+  const explanation = explainUser(user, flags.business, timeline, units, unrated);
   if (flags.format === 'json') io.writeOut(`${JSON.stringify(explanation, null, 2)}\n`);
   else if (flags.format === 'csv') io.writeOut(explanationCsv(explanation));
   else io.writeOut(`${formatExplanation(explanation)}\n`);
   errors.summarise();
-  if (explanation.entries.length === 0) {
-    io.writeError(
-      `wameter: no messages of user ${flags.user} in the input: check the number (digits only, no +)\n`,
+  const missing = whatIsMissing(explanation, flags.business, {
+    userBusinesses: new Set([
+      ...timeline.map((line) => line.business),
+      ...unrated.map((message) => message.business),
+    ]),
+    inputBusinesses: sends.businesses,
+  });
+  for (const line of missing) io.writeError(`wameter: ${line}\n`);
+  // Nothing found is an answer, not a failure (the input was read and rated): the exit code stays 0.
+  return errors.count > 0 ? EXIT.BAD_INPUT : EXIT.OK;
+}
+
+/** When the story is empty: which of the user and the business number the input does not have. */
+function whatIsMissing(
+  explanation: Explanation,
+  business: string | undefined,
+  seen: { userBusinesses: ReadonlySet<string>; inputBusinesses: ReadonlySet<string> },
+): string[] {
+  if (explanation.entries.length > 0) return [];
+  const { user } = explanation;
+  const list = (numbers: ReadonlySet<string>) => {
+    const sorted = [...numbers].sort();
+    return `${sorted.slice(0, 5).join(', ')}${sorted.length > 5 ? `, … (${sorted.length} in all)` : ''}`;
+  };
+  const lines: string[] = [];
+  if (business !== undefined && !seen.inputBusinesses.has(business)) {
+    lines.push(
+      `business number ${business} is not in the input${seen.inputBusinesses.size > 0 ? ` (it has ${list(seen.inputBusinesses)})` : ''}: check --business (the phone number id)`,
     );
   }
-  return errors.count > 0 ? EXIT.BAD_INPUT : EXIT.OK;
+  if (seen.userBusinesses.size === 0) {
+    lines.push(
+      `no messages of user ${user} in the input: check the number (with its country code, e.g. 919876543210)`,
+    );
+  } else if (business !== undefined && seen.inputBusinesses.has(business)) {
+    lines.push(
+      `user ${user} has no messages with business number ${business} in the input, only with ${list(seen.userBusinesses)}`,
+    );
+  }
+  return lines;
 }

@@ -66,4 +66,61 @@ describe('wameter reconcile', () => {
     expect(json.differences.every((d: { cause: string }) => d.cause === 'MISSING_WEBHOOK')).toBe(true);
     expect(result.code).toBe(EXIT.DIFFERENCES);
   });
+
+  it('nothing verifiable: says so and why on stderr, claims no agreement, exits 1', async () => {
+    const unpriced = join(dir, 'unpriced.ndjson');
+    writeFileSync(
+      unpriced,
+      `${JSON.stringify({ kind: 'outbound', at: '2025-10-08T06:00:00Z', waba: 'W1', business: 'PN1', user: '919876543210', id: 'm1', template: 'utility' })}\n` +
+        `${JSON.stringify({ kind: 'status', at: '2025-10-08T06:00:03Z', id: 'm1', status: 'delivered' })}\n`,
+    );
+    const table = await cli([unpriced]);
+    expect(table.code).toBe(EXIT.USAGE);
+    expect(table.out).not.toContain('agree on');
+    expect(table.out).toContain('no agreement is claimed');
+    expect(table.err).toContain('nothing could be checked against Meta');
+    expect(table.err).toContain(
+      "none of the 1 delivered message(s) has a status webhook with Meta's pricing",
+    );
+    expect(table.err).toContain('no --analytics export was given');
+    const json = await cli([unpriced, '--format', 'json']);
+    expect(json.code).toBe(EXIT.USAGE);
+    expect(JSON.parse(json.out)).toEqual({
+      differences: [],
+      checked: { messages: 1, unverifiable: 1, buckets: 0 },
+    });
+    const empty = join(dir, 'empty.ndjson');
+    writeFileSync(empty, '\n');
+    const none = await cli([empty]);
+    expect(none.code).toBe(EXIT.USAGE);
+    expect(none.err).toContain('the input holds no delivered business message');
+  });
+
+  it('differences win over malformed lines (exit 4), and the malformed lines are still named', async () => {
+    const mixed = join(dir, 'mixed.ndjson');
+    writeFileSync(
+      mixed,
+      `${JSON.stringify({ kind: 'outbound', at: '2025-10-08T06:00:00Z', waba: 'W1', business: 'PN1', user: '919876543210', id: 'm1', template: 'utility' })}\n` +
+        `{"kind":"outbound",\n` +
+        `${JSON.stringify({ kind: 'status', at: '2025-10-08T06:00:03Z', id: 'm1', status: 'delivered', pricing: { pricing_model: 'PMP', category: 'marketing', type: 'regular' } })}\n`,
+    );
+    const result = await cli([mixed, '--format', 'json']);
+    expect(result.code).toBe(EXIT.DIFFERENCES);
+    expect(result.err).toContain(`${mixed}:2: MALFORMED_LINE`);
+    expect(JSON.parse(result.out).differences).toHaveLength(1);
+  });
+
+  it('malformed lines and everything checked agrees: exit 2', async () => {
+    const agreeing = join(dir, 'agreeing.ndjson');
+    writeFileSync(
+      agreeing,
+      `${JSON.stringify({ kind: 'outbound', at: '2025-10-08T06:00:00Z', waba: 'W1', business: 'PN1', user: '919876543210', id: 'm1', template: 'utility' })}\n` +
+        `not json\n` +
+        `${JSON.stringify({ kind: 'status', at: '2025-10-08T06:00:03Z', id: 'm1', status: 'delivered', pricing: { pricing_model: 'PMP', category: 'utility', type: 'regular' } })}\n`,
+    );
+    const result = await cli([agreeing]);
+    expect(result.code).toBe(EXIT.BAD_INPUT);
+    expect(result.out).toContain('agree');
+    expect(result.err).toContain(`${agreeing}:2: MALFORMED_LINE`);
+  });
 });

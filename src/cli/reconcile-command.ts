@@ -3,7 +3,7 @@
 
 import { Command } from 'commander';
 import type { Difference, ReconciliationJson } from '../core/reconcile.js';
-import { reconcileSources } from '../use-cases/reconcile.js';
+import { reconcileSources, whyNothingWasChecked } from '../use-cases/reconcile.js';
 import { ratingSetupFrom, sourcesOrStdin } from './rating-inputs.js';
 import { CliError, EXIT } from './exit-codes.js';
 import type { CliIo } from './io.js';
@@ -48,8 +48,10 @@ category are compared with Meta's export. Agreement prints nothing; each differe
 TEMPLATE_RECATEGORISED, TIME_ZONE_DAY_EDGE, ERA_BOUNDARY, FREE_ENTRY_POINT_MISSED, MISSING_WEBHOOK,
 UNKNOWN_RATE, COST_DIFFERS, META_COUNTS_FEWER, CATEGORY_MISMATCH (docs/estimate-and-reconcile.md).
 
-Exit codes: 0 everything agrees; 4 differences found; 2 some input lines malformed; 1 nothing done
-(bad flag, unreadable or unrecognised analytics export, accounts file or rate card).
+Exit codes: 0 everything checked agrees; 4 differences found (even when some input lines were malformed:
+they are still named on stderr); 1 nothing done: a bad flag, an unreadable or unrecognised analytics export,
+accounts file or rate card, or nothing could be checked (no status webhook carried Meta's pricing and no
+--analytics bucket was compared: agreement is not claimed); 2 some input lines malformed, no differences.
 
 Examples:
   wameter reconcile sends.ndjson webhooks/ --accounts accounts.json
@@ -74,22 +76,32 @@ async function runReconcile(sources: string[], flags: ReconcileFlags, io: CliIo)
   });
   if (!outcome.ok) throw new CliError(`${outcome.error.code}: ${outcome.error.message}`);
   const { reconciliation } = outcome.value;
+  const nothingChecked = whyNothingWasChecked(reconciliation, flags.analytics !== undefined);
   if (flags.format === 'json') io.writeOut(`${JSON.stringify(reconciliation)}\n`);
-  else io.writeOut(formatReconciliation(reconciliation));
+  else io.writeOut(formatReconciliation(reconciliation, nothingChecked));
   errors.summarise();
   const { checked, differences } = reconciliation;
   io.writeError(
     `wameter: checked ${checked.messages} message(s) (${checked.unverifiable} without Meta's pricing) and ${checked.buckets} bucket(s): ${differences.length} difference(s)\n`,
   );
-  if (errors.count > 0) return EXIT.BAD_INPUT;
-  return differences.length > 0 ? EXIT.DIFFERENCES : EXIT.OK;
+  if (nothingChecked !== undefined) io.writeError(`wameter: ${nothingChecked}\n`);
+  // Differences are the answer a script branches on: malformed lines (named above) do not hide them.
+  if (differences.length > 0) return EXIT.DIFFERENCES;
+  // No verdict at all, whether or not some lines were malformed: never pass it off as agreement.
+  if (nothingChecked !== undefined) return EXIT.USAGE;
+  return errors.count > 0 ? EXIT.BAD_INPUT : EXIT.OK;
 }
 
-/** The reconciliation for a terminal: one block per difference, then what was checked. */
-export function formatReconciliation(reconciliation: ReconciliationJson): string {
+/**
+ * The reconciliation for a terminal: one block per difference, then what was checked. `nothingChecked` is
+ * why nothing could be compared (whyNothingWasChecked): then agreement is not claimed.
+ */
+export function formatReconciliation(reconciliation: ReconciliationJson, nothingChecked?: string): string {
   const lines: string[] = [];
   const { differences, checked } = reconciliation;
-  if (differences.length === 0) lines.push('wameter and Meta agree on everything checked.');
+  if (nothingChecked !== undefined)
+    lines.push('Nothing could be checked against Meta, so no agreement is claimed (why: on stderr).');
+  else if (differences.length === 0) lines.push('wameter and Meta agree on everything checked.');
   for (const difference of differences) lines.push(...describeDifference(difference), '');
   lines.push(
     `Checked: ${checked.messages} message(s), ${checked.unverifiable} without Meta's pricing (unverifiable), ${checked.buckets} analytics bucket(s).`,

@@ -1,14 +1,25 @@
 // Turns a traced rating into a user's story in words: each message of the user and of the business, the
-// window or unit it opened or rode on, and what it cost and why. Pure: formatting only.
+// window or unit it opened or rode on, and what it cost and why — and the business messages that were never
+// charged (pending, failed). Pure: no I/O.
 
 import { formatInstant } from './calendar.js';
+import type { CoreEvent, TemplateCategory } from './events.js';
 import { formatMicros } from './money.js';
-import { csvField, totalsOf, unitToJson, unpricedNote, type TotalsJson, type UnitJson } from './report.js';
+import {
+  csvField,
+  totalsOf,
+  unitToJson,
+  unpricedNote,
+  type PendingJson,
+  type TotalsJson,
+  type UnitJson,
+} from './report.js';
 import type { BillableUnit, TimelineEntry } from './units.js';
 
 export interface ExplanationEntry {
   at: string;
-  kind: 'inbound' | 'message' | 'closed' | 'expired';
+  /** `pending`: sent, never delivered; `failed`: Meta or the send log said it failed. Neither is charged. */
+  kind: 'inbound' | 'message' | 'closed' | 'expired' | 'pending' | 'failed';
   business: string;
   message_id?: string;
   unit_id?: string;
@@ -18,12 +29,33 @@ export interface ExplanationEntry {
   text: string;
 }
 
+export interface FailedJson extends PendingJson {
+  failed_at: string;
+}
+
 export interface Explanation {
   user: string;
   business: string | null;
   entries: ExplanationEntry[];
   units: UnitJson[];
   totals: TotalsJson;
+  /** The user's business messages sent but never delivered: reported, never charged (contract §1). */
+  pending: PendingJson[];
+  /** The user's business messages that failed (and were never delivered): never charged. */
+  failed: FailedJson[];
+}
+
+/** A business message of the user that no unit covers: sent but never delivered, or failed. */
+export interface UnratedMessage {
+  id: string;
+  waba: string;
+  business: string;
+  user: string;
+  sentAtMs: number;
+  /** Its category as sent; `null` a non-template; `undefined` when no send log line says. */
+  template?: TemplateCategory | null;
+  /** When it failed; absent for a pending message. */
+  failedAtMs?: number;
 }
 
 export function explainUser(
@@ -31,11 +63,15 @@ export function explainUser(
   business: string | undefined,
   timeline: readonly TimelineEntry[],
   allUnits: readonly BillableUnit[],
+  unrated: readonly UnratedMessage[] = [],
 ): Explanation {
-  const units = allUnits.filter((u) => u.user === user && (!business || u.business === business));
+  const isShown = (of: { user: string; business: string }) =>
+    of.user === user && (!business || of.business === business);
+  const units = allUnits.filter(isShown);
   const unitById = new Map(units.map((u) => [u.id, u]));
   const entries: (ExplanationEntry & { atMs: number; order: number })[] = [];
   for (const line of timeline) {
+    if (business && line.business !== business) continue;
     const entry: ExplanationEntry & { atMs: number; order: number } = {
       atMs: line.atMs,
       order: 1,
@@ -83,14 +119,159 @@ export function explainUser(
       });
     }
   }
+  const shownUnrated = unrated
+    .filter(isShown)
+    .sort((a, b) => a.sentAtMs - b.sentAtMs || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  for (const message of shownUnrated) {
+    // Told at its send time: it never reached the user, so it opened and rode on nothing.
+    entries.push({
+      atMs: message.sentAtMs,
+      order: 1,
+      at: formatInstant(message.sentAtMs),
+      kind: message.failedAtMs === undefined ? 'pending' : 'failed',
+      business: message.business,
+      message_id: message.id,
+      text: unratedInWords(message),
+    });
+  }
   entries.sort((a, b) => a.atMs - b.atMs || a.order - b.order);
+  const toJson = (message: UnratedMessage): PendingJson => ({
+    id: message.id,
+    waba: message.waba,
+    business: message.business,
+    user: message.user,
+    sent_at: formatInstant(message.sentAtMs),
+  });
   return {
     user,
     business: business ?? null,
     entries: entries.map(({ atMs: _atMs, order: _order, ...entry }) => entry),
     units: units.map(unitToJson),
     totals: totalsOf(units),
+    pending: shownUnrated.filter((m) => m.failedAtMs === undefined).map(toJson),
+    failed: shownUnrated.flatMap((m) =>
+      m.failedAtMs === undefined ? [] : [{ ...toJson(m), failed_at: formatInstant(m.failedAtMs) }],
+    ),
   };
+}
+
+/** Why a business message of the user cost nothing although it was sent, in words. */
+function unratedInWords(message: UnratedMessage): string {
+  const what =
+    message.template === undefined
+      ? `message ${message.id}`
+      : message.template === null
+        ? `non-template message ${message.id}`
+        : `${message.template} template ${message.id}`;
+  if (message.failedAtMs === undefined) return `${what} sent, never delivered: not charged`;
+  return `${what} failed at ${formatInstant(message.failedAtMs)}: never charged`;
+}
+
+interface SendOfUser {
+  waba: string;
+  business: string;
+  sentAtMs: number;
+  template: TemplateCategory | null | undefined;
+  hasOutbound: boolean;
+  isDelivered: boolean;
+}
+
+/**
+ * Watches the events for one user's business messages that failed. The rater charges a failed message
+ * nothing and reports nothing of it, but the user's story must tell it. Keeps the user's own sends and the
+ * failures (few), never the whole input; mirrors the rater: the send log's line wins over a status's names,
+ * a message sent only as statuses was sent at its first status.
+ */
+export class UserSendLog {
+  private readonly sends = new Map<string, SendOfUser>();
+  private readonly failedAtMs = new Map<string, number>();
+  /** Every business number the input names, whoever the user (to tell a wrong --business from a wrong user). */
+  readonly businesses = new Set<string>();
+
+  constructor(readonly user: string) {}
+
+  observe(event: CoreEvent): void {
+    switch (event.kind) {
+      case 'inbound':
+        this.businesses.add(event.business);
+        return;
+      case 'outbound': {
+        this.businesses.add(event.business);
+        if (event.isFailed) this.noteFailure(event.id, event.atMs);
+        const known = this.sends.get(event.id);
+        if (known?.hasOutbound) return; // a duplicate: the first line counts, as in the rater
+        if (event.user !== this.user) {
+          if (known) this.sends.delete(event.id); // a status named this user, the send log another
+          return;
+        }
+        this.sends.set(event.id, {
+          waba: event.waba,
+          business: event.business,
+          sentAtMs: event.atMs,
+          template: event.template,
+          hasOutbound: true,
+          isDelivered: event.deliveredAtMs !== undefined || (known?.isDelivered ?? false),
+        });
+        return;
+      }
+      case 'status': {
+        if (event.business) this.businesses.add(event.business);
+        if (event.status === 'failed') this.noteFailure(event.id, event.atMs);
+        const isDelivery = event.status === 'delivered' || event.status === 'read';
+        let known = this.sends.get(event.id);
+        if (!known && event.user === this.user && event.business) {
+          known = {
+            waba: event.waba ?? event.business,
+            business: event.business,
+            sentAtMs: event.atMs,
+            template: undefined,
+            hasOutbound: false,
+            isDelivered: false,
+          };
+          this.sends.set(event.id, known);
+        }
+        if (!known) return;
+        if (!known.hasOutbound && event.atMs < known.sentAtMs) known.sentAtMs = event.atMs;
+        if (isDelivery) known.isDelivered = true;
+        return;
+      }
+      default:
+        return;
+    }
+  }
+
+  /** The category a message of the user was sent as, when its send log line was seen. */
+  templateOf(id: string): TemplateCategory | null | undefined {
+    return this.sends.get(id)?.template;
+  }
+
+  /**
+   * After every event: the user's messages that failed and were never delivered nor rated. `ratedIds` (the
+   * messages of the traced timeline) settles a delivery this log could not attribute: one whose status named
+   * no user and came before the send log line.
+   */
+  failed(ratedIds: ReadonlySet<string>): UnratedMessage[] {
+    const failed: UnratedMessage[] = [];
+    for (const [id, send] of this.sends) {
+      const failedAtMs = this.failedAtMs.get(id);
+      if (failedAtMs === undefined || send.isDelivered || ratedIds.has(id)) continue;
+      failed.push({
+        id,
+        waba: send.waba,
+        business: send.business,
+        user: this.user,
+        sentAtMs: send.sentAtMs,
+        template: send.template,
+        failedAtMs,
+      });
+    }
+    return failed;
+  }
+
+  private noteFailure(id: string, atMs: number): void {
+    const previous = this.failedAtMs.get(id);
+    if (previous === undefined || atMs < previous) this.failedAtMs.set(id, atMs);
+  }
 }
 
 /** What a unit cost, and why, in words. */
@@ -122,12 +303,24 @@ export function formatExplanation(explanation: Explanation): string {
   lines.push(
     `Timeline of user ${explanation.user}${explanation.business ? ` with business number ${explanation.business}` : ''}`,
   );
-  if (explanation.entries.length === 0) lines.push('  (no messages for this user in the input)');
+  if (explanation.entries.length === 0) {
+    lines.push(
+      explanation.business
+        ? '  (no messages between this user and this business number in the input)'
+        : '  (no messages for this user in the input)',
+    );
+  }
   for (const entry of explanation.entries) {
     const who = explanation.business ? '' : ` [${entry.business}]`;
     lines.push(`  ${entry.at}${who}  ${entry.text}`);
   }
   lines.push('');
+  const { pending, failed } = explanation;
+  if (pending.length > 0 || failed.length > 0) {
+    lines.push(
+      `Not charged: ${pending.length} message(s) sent but never delivered (pending), ${failed.length} failed`,
+    );
+  }
   for (const [currency, totals] of Object.entries(explanation.totals)) {
     lines.push(
       `Total: ${totals.amount} ${currency} over ${totals.units} unit(s)${unpricedNote(totals.unpriced)}`,

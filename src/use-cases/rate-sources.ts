@@ -1,7 +1,7 @@
 // Reads event sources and rates them in one pass: the use-case behind `wameter rate`, `explain`,
 // `estimate --events` and `reconcile`. Units stream to the sink as they become final.
 
-import { defaultAccount } from '../core/events.js';
+import { defaultAccount, type CoreEvent } from '../core/events.js';
 import { Rater, type RaterSummary, type RatingOptions, type RatingSink } from '../core/rate-events.js';
 import type { Era } from '../core/units.js';
 import {
@@ -19,6 +19,8 @@ export interface RateSourcesOptions {
   trace?: { user: string; business?: string };
   onSourceError?(error: SourceError): void;
   onIgnored?(note: IgnoredNote): void;
+  /** Sees every event as it is read, before the rater (explain finds failed messages this way). */
+  onEvent?(event: CoreEvent): void;
   /** Called every `progressEvery` events (default 1,000,000) with the count so far. */
   onProgress?(events: number): void;
   progressEvery?: number;
@@ -54,6 +56,7 @@ export async function rateSources(
     {
       onEvents(events) {
         for (const event of events) {
+          options.onEvent?.(event);
           rater.add(event);
           if (++added % progressEvery === 0) options.onProgress?.(added);
         }

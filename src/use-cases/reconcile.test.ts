@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { loadRatingSetup, type RatingSetup } from './load-rating-setup.js';
-import { ReconcileSession } from './reconcile.js';
+import { ReconcileSession, whyNothingWasChecked } from './reconcile.js';
 import { parseEventValue } from '../ingest/parse-event.js';
 import { formatMicros } from '../core/money.js';
 import { localDate } from '../core/calendar.js';
@@ -396,5 +396,37 @@ describe(`generated traffic with planted disagreements (seed ${SEED})`, () => {
     const agreeing = planted.events.filter((e) => !('id' in e) || !String(e.id).startsWith('p-'));
     const result = run(agreeing, { setup: planted.setup });
     expect(result.differences).toEqual([]);
+  });
+});
+
+describe('whyNothingWasChecked', () => {
+  const json = (checked: ReconciliationJson['checked']): ReconciliationJson => ({ differences: [], checked });
+
+  it('is silent when a message or a bucket was compared', () => {
+    expect(whyNothingWasChecked(json({ messages: 2, unverifiable: 1, buckets: 0 }), false)).toBeUndefined();
+    expect(whyNothingWasChecked(json({ messages: 0, unverifiable: 0, buckets: 3 }), true)).toBeUndefined();
+  });
+
+  it('names what was missing: Meta’s pricing on the statuses, and an analytics export', () => {
+    const why = whyNothingWasChecked(json({ messages: 2, unverifiable: 2, buckets: 0 }), false);
+    expect(why).toContain("none of the 2 delivered message(s) has a status webhook with Meta's pricing");
+    expect(why).toContain('no --analytics export was given');
+    const withExport = whyNothingWasChecked(json({ messages: 0, unverifiable: 0, buckets: 0 }), true);
+    expect(withExport).toContain('the input holds no delivered business message');
+    expect(withExport).toContain('the analytics export has no day × country × category bucket');
+  });
+
+  it('a send log alone, rated and reconciled, checks nothing', () => {
+    const sent: CoreEvent = {
+      kind: 'outbound',
+      atMs: at('2025-10-08T06:00:00Z'),
+      waba: 'W1',
+      business: 'PN1',
+      user: '919876543210',
+      id: 'm1',
+      template: 'utility',
+      deliveredAtMs: at('2025-10-08T06:00:03Z'),
+    };
+    expect(whyNothingWasChecked(run([sent]), false)).toContain('nothing could be checked against Meta');
   });
 });

@@ -142,6 +142,28 @@ export class ReconcileSession {
   }
 }
 
+/**
+ * Why nothing could be compared with Meta, or `undefined` when something was. With no message carrying Meta's
+ * pricing and no analytics bucket compared, "no differences" is no evidence of agreement and must not pass for it.
+ */
+export function whyNothingWasChecked(
+  reconciliation: ReconciliationJson,
+  hasAnalytics: boolean,
+): string | undefined {
+  const { checked, differences } = reconciliation;
+  if (differences.length > 0 || checked.messages > checked.unverifiable || checked.buckets > 0) {
+    return undefined;
+  }
+  const messages =
+    checked.messages === 0
+      ? 'the input holds no delivered business message'
+      : `none of the ${checked.messages} delivered message(s) has a status webhook with Meta's pricing or conversation (a send log alone has none; Graph API v24+ webhooks carry no pricing)`;
+  const buckets = hasAnalytics
+    ? "the analytics export has no day × country × category bucket in the events' period"
+    : 'no --analytics export was given';
+  return `nothing could be checked against Meta: ${messages}, and ${buckets}. Feed Meta's status webhooks with their pricing, or pass Meta's pricing_analytics export with --analytics`;
+}
+
 export interface ReconcileSourcesOptions {
   analyticsPath?: string;
   /** The WABA the analytics export describes, when it does not say or the events hold several. */
