@@ -11,7 +11,7 @@ import {
   type Explanation,
   type UnratedMessage,
 } from '../core/explain.js';
-import type { BillableUnit, Era } from '../core/units.js';
+import { ERAS, type BillableUnit, type Era } from '../core/units.js';
 import { normalisePhone } from '../use-cases/estimate.js';
 import { rateSources } from '../use-cases/rate-sources.js';
 import { ratingSetupFrom, sourcesOrStdin } from './rating-inputs.js';
@@ -48,7 +48,7 @@ export function registerExplainCommand(program: Command, io: CliIo): void {
       choice(['table', 'text', 'json', 'csv'] as const),
       'table',
     )
-    .option('--as-of-rules <era>', 'explain under one era’s rules', parseEra)
+    .option('--as-of-rules <era>', `explain under one era’s rules: ${ERAS.join(', ')}`, parseEra)
     .option('--no-reported', 'do not apply rules only reported by third parties')
     .addHelpText(
       'after',

@@ -26,7 +26,10 @@ export function registerImportCommand(program: Command, io: CliIo): void {
   program
     .command('import')
     .description("load event files into the service's store and rate them (idempotent)")
-    .argument('<sources...>', 'event files, folders of .json/.ndjson files, or - for stdin')
+    .argument(
+      '<sources...>',
+      'event files, folders of .json/.ndjson/.jsonl files (read recursively), or - for stdin',
+    )
     .option(
       '--db <url>',
       'database: sqlite:PATH (created if missing) or postgres://… (env WAMETER_DB / DATABASE_URL; default sqlite:./wameter.db)',
@@ -40,8 +43,11 @@ export function registerImportCommand(program: Command, io: CliIo): void {
     .addHelpText(
       'after',
       `
+The accounts (time zones, currencies, portfolios) and rate cards come from the service's configuration:
+--config FILE, or WAMETER_ACCOUNTS and WAMETER_RATE_CARDS — give the same to serve and rerate.
+
 Examples:
-  wameter import examples/month/events.ndjson          # then: WAMETER_API_KEYS=demo=* wameter serve
+  WAMETER_ACCOUNTS=examples/month/accounts.json wameter import examples/month/events.ndjson
   wameter import logs/ --db postgres://postgres@127.0.0.1:5432/wameter`,
     )
     .action(async (sources: string[], flags: ImportFlags) => {

@@ -129,6 +129,19 @@ describe('wameter rate', () => {
     ]);
     expect(accounts.code).toBe(1);
     expect(accounts.error).toContain('Mars/Olympus');
+    for (const command of ['rate', 'explain']) {
+      const extra = command === 'explain' ? ['--user', '919876543210'] : [];
+      const conflict = await run([
+        command,
+        EXAMPLE,
+        ...extra,
+        '--as-of-rules',
+        'PMP-2026-10',
+        '--no-reported',
+      ]);
+      expect(conflict.code, command).toBe(1);
+      expect(conflict.error, command).toContain('drop one of the two');
+    }
   });
 
   it('rates the bundled example month, and --stream gives the same units in one pass', async () => {

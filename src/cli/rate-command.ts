@@ -30,7 +30,11 @@ export function registerRateCommand(program: Command, io: CliIo): void {
   program
     .command('rate')
     .description("rebuild every billable unit from traffic and price it under Meta's rules for its date")
-    .argument('[sources...]', 'event files, folders of .json/.ndjson files, or - for stdin', [])
+    .argument(
+      '[sources...]',
+      'event files, folders of .json/.ndjson/.jsonl files (read recursively), or - for stdin',
+      [],
+    )
     .option(
       '--accounts <file>',
       'accounts file: time zone, currency, portfolio of each WABA (contract §2)',

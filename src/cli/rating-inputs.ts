@@ -1,6 +1,7 @@
 // What every rating command reads from its flags: the event sources (stdin when none are given and stdin is
 // not a terminal) and the pricing inputs (accounts, rate cards, reported rules), with errors that say what to do.
 
+import type { Era } from '../core/units.js';
 import { loadRatingSetup, type RatingSetup } from '../use-cases/load-rating-setup.js';
 import { CliError } from './exit-codes.js';
 import type { CliIo } from './io.js';
@@ -10,6 +11,8 @@ export interface PricingFlags {
   rateCards?: string[];
   /** `--no-reported` sets it to false. */
   reported: boolean;
+  /** `--as-of-rules`, on the commands that have it. */
+  asOfRules?: Era;
 }
 
 export function sourcesOrStdin(sources: string[], io: CliIo, command: string): string[] {
@@ -29,6 +32,11 @@ export function sourcesOrStdin(sources: string[], io: CliIo, command: string): s
 }
 
 export async function ratingSetupFrom(flags: PricingFlags): Promise<RatingSetup> {
+  if (flags.asOfRules === 'PMP-2026-10' && !flags.reported) {
+    throw new CliError(
+      '--as-of-rules PMP-2026-10 applies rules only reported by third parties, which --no-reported switches off: drop one of the two',
+    );
+  }
   const setup = await loadRatingSetup({
     ...(flags.accounts === undefined ? {} : { accountsPath: flags.accounts }),
     ...(flags.rateCards === undefined ? {} : { rateCardPaths: flags.rateCards }),

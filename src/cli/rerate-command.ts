@@ -105,6 +105,9 @@ Examples:
   $ wameter rerate --db sqlite:./wameter.db --rate-cards ./cards/usd-2025-10-01.csv
   $ wameter rerate --from 2025-07-01T00:00:00Z --to 2025-08-01T00:00:00Z --as-of-rules CBP-2023 --dry-run
   $ wameter rerate --waba 102290129340398 --format json
+The accounts (time zones, currencies, portfolios) come from the service's configuration — --config FILE or
+WAMETER_ACCOUNTS — as for \`wameter import\` and \`wameter serve\`: give the same as when the traffic was
+imported, or every WABA is rated in UTC and USD as its own portfolio.
 A running service re-rates live arrivals with its own configured cards: to change them for good, change
 WAMETER_RATE_CARDS and restart it.`,
       )
