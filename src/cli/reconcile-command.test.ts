@@ -82,7 +82,7 @@ describe('wameter reconcile', () => {
     expect(table.err).toContain(
       "none of the 1 delivered message(s) has a status webhook with Meta's pricing",
     );
-    expect(table.err).toContain('no --analytics export was given');
+    expect(table.err).toContain('no analytics export was given (--analytics)');
     const json = await cli([unpriced, '--format', 'json']);
     expect(json.code).toBe(EXIT.USAGE);
     expect(JSON.parse(json.out)).toEqual({

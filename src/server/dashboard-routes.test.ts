@@ -375,11 +375,15 @@ describe('dashboard API: what the pages show', () => {
     expect((await post('/v1/estimate', '{not json', KEY_ALL)).status).toBe(400);
   });
 
-  it('reconciliation: agreement gives no differences; an analytics export is compared per bucket', async () => {
+  it('reconciliation: with nothing to compare it claims no agreement; an analytics export is compared per bucket', async () => {
     await service.postEvents(conversationLines('W1', 'PN1', '919876543210', 'a'));
     const plain = await json(await service.get('/v1/reconciliation', KEY_W1));
     expect(plain.differences).toEqual([]);
     expect(plain.checked.messages).toBeGreaterThan(0);
+    // The send log's statuses carry no Meta pricing and no export was given: nothing was compared.
+    expect(plain.checked.unverifiable).toBe(plain.checked.messages);
+    expect(plain.nothing_checked).toContain('nothing could be checked against Meta');
+    expect(plain.nothing_checked).toContain('upload it on this page');
     const exported = {
       conversation_analytics: {
         data: [
@@ -403,6 +407,7 @@ describe('dashboard API: what the pages show', () => {
     expect(response.status).toBe(200);
     const body = await json(response);
     expect(body.checked.buckets).toBeGreaterThan(0);
+    expect(body.nothing_checked).toBeNull();
     expect(body.differences.some((d: { bucket?: unknown }) => d.bucket !== undefined)).toBe(true);
     const foreign = await post('/v1/reconciliation', { analytics: { ...exported, id: 'W2' } }, KEY_W1);
     expect(foreign.status).toBe(403);

@@ -16,7 +16,7 @@ import { createAccountBook } from '../ingest/accounts-file.js';
 import { packageRoot } from '../ingest/rate-card-files.js';
 import { estimateRecipients, type EstimateRequest } from '../use-cases/estimate.js';
 import type { RatingSetup } from '../use-cases/load-rating-setup.js';
-import { ReconcileSession } from '../use-cases/reconcile.js';
+import { ReconcileSession, whyNothingWasChecked } from '../use-cases/reconcile.js';
 import { parseAnalyticsExport, type AnalyticsExport, type Difference } from '../core/reconcile.js';
 import type { TemplateCategory } from '../core/events.js';
 import {
@@ -597,7 +597,19 @@ export function registerDashboardRoutes(app: Hono<Env>, deps: DashboardDeps): vo
     const isVisible = (difference: Difference) =>
       visible.includes('message' in difference ? difference.waba : difference.bucket.waba);
     const { differences, checked } = finished.value.reconciliation;
-    return c.json({ differences: differences.filter(isVisible), checked, wabas: visible });
+    // Nothing compared is not agreement: say why, so that the page never claims it.
+    const nothingChecked =
+      whyNothingWasChecked(
+        finished.value.reconciliation,
+        analytics !== undefined,
+        'upload it on this page',
+      ) ?? null;
+    return c.json({
+      differences: differences.filter(isVisible),
+      checked,
+      wabas: visible,
+      nothing_checked: nothingChecked,
+    });
   }
 
   app.get(

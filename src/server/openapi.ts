@@ -505,7 +505,8 @@ export const openApiDocument = {
     },
     '/v1/reconciliation': {
       get: {
-        summary: "Differences between wameter's verdicts and Meta's status webhooks (contract §7)",
+        summary:
+          "Differences between wameter's verdicts and Meta's status webhooks (contract §7), with `nothing_checked`: null, or why nothing could be compared",
         parameters: [{ name: 'waba', in: 'query', schema: { type: 'string' } }],
         responses: { '200': json({ type: 'object' }), ...authErrors },
       },

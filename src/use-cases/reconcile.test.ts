@@ -410,7 +410,7 @@ describe('whyNothingWasChecked', () => {
   it('names what was missing: Meta’s pricing on the statuses, and an analytics export', () => {
     const why = whyNothingWasChecked(json({ messages: 2, unverifiable: 2, buckets: 0 }), false);
     expect(why).toContain("none of the 2 delivered message(s) has a status webhook with Meta's pricing");
-    expect(why).toContain('no --analytics export was given');
+    expect(why).toContain('no analytics export was given (--analytics)');
     const withExport = whyNothingWasChecked(json({ messages: 0, unverifiable: 0, buckets: 0 }), true);
     expect(withExport).toContain('the input holds no delivered business message');
     expect(withExport).toContain('the analytics export has no day × country × category bucket');

@@ -149,6 +149,8 @@ export class ReconcileSession {
 export function whyNothingWasChecked(
   reconciliation: ReconciliationJson,
   hasAnalytics: boolean,
+  /** How this caller takes Meta's analytics export (the CLI's flag, the dashboard's upload). */
+  analyticsInput = '--analytics',
 ): string | undefined {
   const { checked, differences } = reconciliation;
   if (differences.length > 0 || checked.messages > checked.unverifiable || checked.buckets > 0) {
@@ -160,8 +162,8 @@ export function whyNothingWasChecked(
       : `none of the ${checked.messages} delivered message(s) has a status webhook with Meta's pricing or conversation (a send log alone has none; Graph API v24+ webhooks carry no pricing)`;
   const buckets = hasAnalytics
     ? "the analytics export has no day × country × category bucket in the events' period"
-    : 'no --analytics export was given';
-  return `nothing could be checked against Meta: ${messages}, and ${buckets}. Feed Meta's status webhooks with their pricing, or pass Meta's pricing_analytics export with --analytics`;
+    : `no analytics export was given (${analyticsInput})`;
+  return `nothing could be checked against Meta: ${messages}, and ${buckets}. Feed Meta's status webhooks with their pricing, or give Meta's pricing_analytics export (${analyticsInput})`;
 }
 
 export interface ReconcileSourcesOptions {

@@ -81,9 +81,11 @@ function renderReconciliation(data) {
       h(
         'strong',
         {},
-        data.differences.length === 0
-          ? 'no differences — wameter and Meta agree.'
-          : `${int(data.differences.length)} difference${data.differences.length === 1 ? '' : 's'}.`,
+        data.differences.length > 0
+          ? `${int(data.differences.length)} difference${data.differences.length === 1 ? '' : 's'}.`
+          : data.nothing_checked
+            ? `nothing could be compared, so no agreement is claimed: ${data.nothing_checked.replace(/^nothing could be checked against Meta: /, '')}`
+            : 'no differences — wameter and Meta agree.',
       ),
     ),
   ];
