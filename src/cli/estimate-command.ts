@@ -151,6 +151,7 @@ async function runEstimate(
         for (const event of events) add(event);
       },
       onError: (error) => errors.report(error),
+      onIgnored: (note) => errors.notice(note),
     });
   };
 

@@ -95,6 +95,7 @@ async function runExplain(sources: string[], flags: ExplainFlags, io: CliIo): Pr
       ...(flags.asOfRules ? { asOfRules: flags.asOfRules } : {}),
       onEvent: (event) => sends.observe(event),
       onSourceError: (error) => errors.report(error),
+      onIgnored: (note) => errors.notice(note),
       ...(io.stdin ? { stdin: io.stdin } : {}),
     },
   );

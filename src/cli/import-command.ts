@@ -103,6 +103,7 @@ async function runImport(sources: string[], flags: ImportFlags, io: CliIo): Prom
           }
         },
         onError: (error) => errors.report(error),
+        onIgnored: (note) => errors.notice(note),
       },
       io.stdin ? { stdin: io.stdin } : {},
     );

@@ -74,6 +74,16 @@ describe('wameter rate', () => {
     expect(JSON.parse(out).units).toHaveLength(1);
   });
 
+  it('warns about an empty file by name and rates the others (exit 0: an empty file is not bad input)', async () => {
+    const empty = tempFile('empty.ndjson', '\n\n');
+    const good = tempFile('good.ndjson', LINES.join('\n'));
+    const { code, out, error } = await run(['rate', empty, good, '--format', 'json']);
+    expect(code).toBe(0);
+    expect(JSON.parse(out).units).toHaveLength(1);
+    expect(error).toContain(`wameter: ${empty}: warning: no events: the source is empty`);
+    expect(error).not.toContain(good);
+  });
+
   it('refuses an unreadable file with a message, not a stack trace', async () => {
     const { code, error } = await run(['rate', '/nonexistent/events.ndjson']);
     expect(code).toBe(2);

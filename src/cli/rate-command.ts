@@ -110,6 +110,7 @@ export async function runRate(sources: string[], flags: RateFlags, io: CliIo): P
       ...(flags.asOfRules ? { asOfRules: flags.asOfRules } : {}),
       ...(flags.stream ? { maxLatenessMs: flags.maxLateness ?? DEFAULT_LATENESS_MS } : {}),
       onSourceError: (error) => errors.report(error),
+      onIgnored: (note) => errors.notice(note),
       onProgress: (events) => {
         if (io.isStderrTty) io.writeError(`wameter: ${events.toLocaleString('en-US')} events read…\n`);
         if (events === LARGE_BATCH_EVENTS && !flags.stream) {

@@ -72,6 +72,7 @@ async function runReconcile(sources: string[], flags: ReconcileFlags, io: CliIo)
     ...(flags.analytics !== undefined ? { analyticsPath: flags.analytics } : {}),
     ...(flags.waba !== undefined ? { analyticsWaba: flags.waba } : {}),
     onSourceError: (error) => errors.report(error),
+    onIgnored: (note) => errors.notice(note),
     ...(io.stdin ? { stdin: io.stdin } : {}),
   });
   if (!outcome.ok) throw new CliError(`${outcome.error.code}: ${outcome.error.message}`);

@@ -3,10 +3,12 @@ import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
+import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CoreEvent } from '../core/events.js';
 import { IGNORED } from './parse-event.js';
 import {
+  EMPTY_SOURCE_REASON,
   readEventSources,
   STDIN_NAME,
   type IgnoredNote,
@@ -539,6 +541,306 @@ describe('sources', () => {
     expect(ids(events)).toEqual(['in1', 'in2']);
     expect(errors).toEqual([
       { code: 'UNREADABLE_SOURCE', file: STDIN_NAME, message: 'connection reset (stopped after line 2)' },
+    ]);
+  });
+});
+
+const fixture = (path: string) => readFile(join(FIXTURES, path), 'utf8');
+/** A one-line webhook body carrying one sent status for `id`. */
+const statusBody = (id: string) => ({
+  object: 'whatsapp_business_account',
+  entry: [
+    {
+      id: 'W1',
+      changes: [
+        {
+          field: 'messages',
+          value: {
+            metadata: { phone_number_id: 'PN1' },
+            statuses: [{ id, status: 'sent', timestamp: '1750030073', recipient_id: 'U1' }],
+          },
+        },
+      ],
+    },
+  ],
+});
+const pretty = (value: unknown) => JSON.stringify(value, null, 2);
+const lineCount = (text: string) => text.split('\n').length;
+/** A pretty-printed body whose fourth line has a trailing comma: `{"id": "W1",}` (line 4, column 17). */
+const BROKEN_BODY = '{\n  "object": "whatsapp_business_account",\n  "entry": [\n    {"id": "W1",}\n  ]\n}';
+
+describe('several JSON documents in one file', () => {
+  it('pretty-printed bodies concatenated (cat a.json b.json) are each read, in order', async () => {
+    const a = await fixture('meta-docs/status_sent_marketing_pmp_with_conversation.json');
+    const b = await fixture('meta-docs/incoming_text_basic.json');
+    const file = await write('concat.json', a + b);
+    const { events, errors, summary } = await collect([file]);
+    expect(errors).toEqual([]);
+    expect(events).toEqual([
+      expect.objectContaining({ kind: 'status', status: 'sent', atMs: 1750030073000 }),
+      expect.objectContaining({ kind: 'inbound', user: '16505551234' }),
+    ]);
+    expect(summary.lines).toBe(lineCount(a + b.trimEnd()));
+  });
+
+  it('documents glued on one line ("}{"), an array of bodies among them, a blank line between', async () => {
+    const file = await write(
+      'glued.json',
+      pretty(statusBody('s1')) +
+        pretty([statusBody('s2'), JSON.parse(delivered('s2'))]) +
+        '\n\n' +
+        pretty(statusBody('s3')),
+    );
+    const { events, errors } = await collect([file]);
+    expect(errors).toEqual([]);
+    expect(ids(events)).toEqual(['s1', 's2', 's2', 's3']);
+  });
+
+  it('a broken document is reported with its lines, line and column; those before and after are read', async () => {
+    const before = pretty(statusBody('s1'));
+    const after = pretty(statusBody('s2'));
+    const file = await write('concat-broken.json', `${before}\n${BROKEN_BODY}\n${after}\n`);
+    const { events, errors, summary } = await collect([file]);
+    expect(ids(events)).toEqual(['s1', 's2']);
+    const first = lineCount(before) + 1;
+    expect(errors).toEqual([
+      {
+        code: 'MALFORMED_LINE',
+        file,
+        line: first + 3,
+        message:
+          `the JSON document at lines ${first}–${first + 5} (one of several in this file) does not parse: ` +
+          `Expected double-quoted property name in JSON (line ${first + 3}, column 17); ` +
+          'the documents before and after it were read',
+      },
+    ]);
+    expect(summary).toMatchObject({ events: 2, errors: 1 });
+  });
+
+  it('a document left open (a missing closing brace) does not swallow the next one', async () => {
+    const open = pretty(statusBody('s1')).replace(/\n}$/, '');
+    const file = await write('unclosed.json', `${open}\n${pretty(statusBody('s2'))}\n`);
+    const { events, errors } = await collect([file]);
+    expect(ids(events)).toEqual(['s2']);
+    expect(errors).toEqual([
+      expect.objectContaining({
+        code: 'MALFORMED_LINE',
+        message: expect.stringMatching(/^the JSON document at lines 1–\d+ \(one of several in this file\)/),
+      }),
+    ]);
+  });
+
+  it('text after a body is reported with its line; the body is read', async () => {
+    const body = pretty(statusBody('s1'));
+    const file = await write('trailing.json', `${body}\nthat was the body\n`);
+    const { events, errors } = await collect([file]);
+    expect(ids(events)).toEqual(['s1']);
+    expect(errors).toEqual([
+      expect.objectContaining({
+        code: 'MALFORMED_LINE',
+        line: lineCount(body) + 1,
+        message: expect.stringContaining(`the JSON document at line ${lineCount(body) + 1}`),
+      }),
+    ]);
+  });
+
+  it('on stdin too', async () => {
+    const text = Buffer.from(pretty(statusBody('s1')) + '\n' + pretty(statusBody('s2')));
+    const stdin = Readable.from([text.subarray(0, 50), text.subarray(50)]);
+    const { events, errors } = await collect(['-'], { stdin });
+    expect(errors).toEqual([]);
+    expect(ids(events)).toEqual(['s1', 's2']);
+  });
+});
+
+describe('a document spread over several lines inside NDJSON', () => {
+  it('a pretty-printed webhook body between event lines is read as one document, at its first line', async () => {
+    const body = await fixture('meta-docs/status_sent_marketing_pmp_with_conversation.json');
+    const file = await write('embedded.ndjson', `${inbound('in1')}\n${body.trimEnd()}\n${delivered('o1')}\n`);
+    const { events, errors, summary } = await collect([file]);
+    expect(errors).toEqual([]);
+    expect(events).toEqual([
+      expect.objectContaining({ id: 'in1' }),
+      expect.objectContaining({ kind: 'status', status: 'sent', atMs: 1750030073000 }),
+      expect.objectContaining({ id: 'o1', status: 'delivered' }),
+    ]);
+    expect(summary.lines).toBe(lineCount(body.trimEnd()) + 2);
+  });
+
+  it('two pretty-printed bodies in a row, CRLF, a blank line inside, and a one-line body after', async () => {
+    const a = pretty(statusBody('s1')).replace('"entry": [', '"entry": [\n');
+    const lines = [inbound('in1'), a, pretty(statusBody('s2')), JSON.stringify(statusBody('s3'))];
+    const file = await write('two-embedded.ndjson', lines.join('\n').replaceAll('\n', '\r\n'));
+    const { events, errors } = await collect([file]);
+    expect(errors).toEqual([]);
+    expect(ids(events)).toEqual(['in1', 's1', 's2', 's3']);
+  });
+
+  it('a pretty-printed body that does not parse: one error naming its lines and what to do; the rest is read', async () => {
+    const file = await write(
+      'embedded-broken.ndjson',
+      `${inbound('in1')}\n${BROKEN_BODY}\n${inbound('in2')}\n`,
+    );
+    const { events, errors, summary } = await collect([file]);
+    expect(ids(events)).toEqual(['in1', 'in2']);
+    expect(errors).toEqual([
+      {
+        code: 'MALFORMED_LINE',
+        file,
+        line: 5,
+        message:
+          'lines 2–7 look like one JSON document spread over several lines (e.g. a pretty-printed webhook body) ' +
+          'and it does not parse: Expected double-quoted property name in JSON (line 5, column 17); ' +
+          'write it on one line, or put it in its own .json file',
+      },
+    ]);
+    expect(summary).toMatchObject({ lines: 8, events: 2, errors: 1 });
+  });
+
+  it('cut lines stay one error each and never swallow the lines after them', async () => {
+    const file = await write(
+      'cut-lines.ndjson',
+      [
+        inbound('in1'),
+        '{"kind":"status","at":',
+        '{"kind":"inbound",',
+        inbound('in2'),
+        '[1,',
+        inbound('in3'),
+      ].join('\n'),
+    );
+    const { events, errors } = await collect([file]);
+    expect(ids(events)).toEqual(['in1', 'in2', 'in3']);
+    expect(errors.map((e) => ['line' in e && e.line, e.message])).toEqual([
+      [2, expect.stringMatching(/^line 2 is not valid JSON: Unexpected end of JSON input/)],
+      [3, expect.stringMatching(/^line 3 is not valid JSON: /)],
+      [5, expect.stringMatching(/^line 5 is not valid JSON: /)],
+    ]);
+  });
+
+  it('an indented line after a cut line joins it (as inside a pretty-printed body): one error for both', async () => {
+    const file = await write(
+      'cut-indented.ndjson',
+      [inbound('in1'), '{"kind":"status","at":', '  {"kind":"inbound",', inbound('in2')].join('\n'),
+    );
+    const { events, errors } = await collect([file]);
+    expect(ids(events)).toEqual(['in1', 'in2']);
+    expect(errors).toEqual([
+      expect.objectContaining({
+        line: 3,
+        message: expect.stringMatching(/^lines 2–3 look like one JSON document spread over several lines/),
+      }),
+    ]);
+  });
+});
+
+describe('files that are not text', () => {
+  const notText = (file: string, evidence: string) => ({
+    code: 'UNREADABLE_SOURCE',
+    file,
+    message: expect.stringMatching(
+      new RegExp(
+        `^not a text file: its first bytes look binary \\(.*${evidence}.*\\); if it is compressed, decompress it first`,
+      ),
+    ),
+  });
+
+  it('a gzip-compressed NDJSON file named .json is one error, and the next source is still read', async () => {
+    const lines: string[] = [];
+    for (let i = 0; i < 20_000; i++) lines.push(inbound(`in${i}`, `U${i % 97}`));
+    const gzipped = await write('events.json', gzipSync(lines.join('\n')));
+    const next = await write('after-gzip.ndjson', inbound('next'));
+    const { events, errors, summary } = await collect([gzipped, next]);
+    expect(ids(events)).toEqual(['next']);
+    expect(errors).toEqual([notText(gzipped, 'gzip signature, NUL bytes, invalid UTF-8')]);
+    expect(errors[0]!.message).toContain('(gzip: gunzip -k FILE)');
+    expect(summary.files[0]).toEqual({ file: gzipped, lines: 0, events: 0, errors: 1, ignored: 0 });
+  });
+
+  it('a PNG image, bytes that are not UTF-8, and a NUL-padded file are one error each', async () => {
+    const png = await write(
+      'image.json',
+      Buffer.from('89504e470d0a1a0a0000000d4948445200000010000000100806000000', 'hex'),
+    );
+    const noise = Buffer.alloc(300);
+    for (let i = 0; i < noise.length; i++) noise[i] = 0x80 + ((i * 37) % 0x7f);
+    const latin = await write('noise.ndjson', noise);
+    const zeros = await write('zeros.ndjson', Buffer.alloc(4096));
+    const { events, errors } = await collect([png, latin, zeros]);
+    expect(events).toEqual([]);
+    expect(errors).toEqual([
+      notText(png, 'PNG image signature, NUL bytes'),
+      notText(latin, 'invalid UTF-8'),
+      notText(zeros, 'NUL bytes'),
+    ]);
+  });
+
+  it('binary bytes on stdin', async () => {
+    const stdin = Readable.from([gzipSync(inbound('in1'))]);
+    const { errors } = await collect(['-'], { stdin });
+    expect(errors).toEqual([notText(STDIN_NAME, 'gzip signature')]);
+  });
+
+  it('UTF-16 text (e.g. written by PowerShell) is refused with how to convert it', async () => {
+    const file = await write('utf16.ndjson', Buffer.from(`\uFEFF${inbound('in1')}\n`, 'utf16le'));
+    const { events, errors } = await collect([file]);
+    expect(events).toEqual([]);
+    expect(errors).toEqual([
+      {
+        code: 'UNREADABLE_SOURCE',
+        file,
+        message: expect.stringContaining('UTF-16 byte-order mark; convert it to UTF-8 first'),
+      },
+    ]);
+  });
+
+  it('a few Latin-1 bytes, or NUL bytes late in a text file, do not make it binary: the good lines are read', async () => {
+    const latin1 = Buffer.from(`${inbound('in1', 'Zo\u00eb')}\n${inbound('in2')}\n`, 'latin1');
+    const padded = Buffer.concat([
+      Buffer.from(`${inbound('in3')}\n`.repeat(8)),
+      Buffer.alloc(64),
+      Buffer.from('\n'),
+    ]);
+    const first = await write('latin1.ndjson', latin1);
+    const second = await write('nul-tail.ndjson', padded);
+    const { events, errors } = await collect([first, second]);
+    expect(events).toHaveLength(10);
+    expect(events[0]).toEqual(expect.objectContaining({ id: 'in1', user: 'Zo\uFFFD' }));
+    expect(errors).toEqual([expect.objectContaining({ code: 'MALFORMED_LINE', file: second, line: 9 })]);
+  });
+});
+
+describe('empty sources', () => {
+  it('an empty file or one of blank lines is named in a note (not an error); nothing else is said', async () => {
+    const empty = await write('nothing.ndjson', '');
+    const blank = await write('blank.json', '\n  \r\n\t\n');
+    const full = await write('something.ndjson', inbound('in1'));
+    const { events, errors, ignored, summary } = await collect([empty, blank, full]);
+    expect(ids(events)).toEqual(['in1']);
+    expect(errors).toEqual([]);
+    expect(ignored).toEqual([
+      {
+        file: empty,
+        line: 0,
+        count: 0,
+        reason: `${EMPTY_SOURCE_REASON} (it has no bytes); check that it is the file you meant`,
+      },
+      {
+        file: blank,
+        line: 0,
+        count: 0,
+        reason: `${EMPTY_SOURCE_REASON} (its 3 line(s) are all blank); check that it is the file you meant`,
+      },
+    ]);
+    expect(summary).toMatchObject({ events: 1, errors: 0, ignored: 0 });
+  });
+
+  it('empty stdin, and a file holding only a byte-order mark', async () => {
+    const bom = await write('bom-only.json', '\uFEFF');
+    const { ignored } = await collect(['-', bom], { stdin: Readable.from([]) });
+    expect(ignored.map((note) => [note.file, note.reason.startsWith(EMPTY_SOURCE_REASON)])).toEqual([
+      [STDIN_NAME, true],
+      [bom, true],
     ]);
   });
 });

@@ -1,6 +1,7 @@
 // Reads event sources (files, directories, stdin) as streams and hands their core events to a sink.
 // A bad line is reported with its file and line, then reading goes on: one bad line never costs the others.
 // Duplicates are not this module's business (the engine dedupes); it never throws for bad input.
+// The per-line fast path is one JSON.parse per NDJSON line: extra work happens once per file or on error paths.
 
 import { createReadStream } from 'node:fs';
 import { readdir, stat } from 'node:fs/promises';
@@ -17,6 +18,8 @@ const EVENT_FILE_EXTENSIONS = ['.json', '.ndjson', '.jsonl'];
 /** Bytes read from a file at a time (the bench's parse-only baseline reads in the same chunks). */
 export const READ_CHUNK_BYTES = 64 * 1024;
 const BATCH_SIZE = 4096;
+/** How an empty source's note begins (`IgnoredNote.reason`). */
+export const EMPTY_SOURCE_REASON = 'no events: the source is empty';
 
 export type SourceError =
   | {
@@ -27,14 +30,23 @@ export type SourceError =
       message: string;
     }
   | {
-      /** UNREADABLE_SOURCE: missing, not permitted, or a directory without event files. */
+      /**
+       * UNREADABLE_SOURCE: missing, not permitted, not text (binary or compressed bytes, UTF-16), or a directory
+       * without event files. Nothing is read from such a source.
+       */
       code: 'UNREADABLE_SOURCE' | 'DOCUMENT_TOO_LARGE';
       file: string;
       message: string;
     };
 
+/**
+ * Something read that bills nothing, told so that it is not lost silently. Besides ignored items, a source
+ * with nothing in it — an empty file or one of blank lines only — gives one note with `line: 0` (the whole
+ * file), `count: 0` and a reason starting with `EMPTY_SOURCE_REASON`: a warning, not an input error.
+ */
 export interface IgnoredNote {
   file: string;
+  /** The line the item was on (a document's first line); 0 for a note about the whole source. */
   line: number;
   reason: string;
   count: number;
@@ -44,7 +56,7 @@ export interface EventSink {
   /** Events in file order, in batches; the array is the sink's to keep. */
   onEvents(events: CoreEvent[]): void;
   onError(error: SourceError): void;
-  /** Valid items that are not billing events (group statuses, system messages, unknown fields…). */
+  /** Valid items that are not billing events (group statuses, system messages…), and empty sources. */
   onIgnored?(note: IgnoredNote): void;
 }
 
@@ -190,9 +202,23 @@ function jsonErrorMessage(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
-type Mode = 'undecided' | 'lines' | 'document';
+/**
+ * `lines`: NDJSON, one JSON.parse per line (the fast path). `run`: NDJSON lines that failed alone and may be
+ * one document spread over several lines, held until it is clear. `document`: the whole file held as JSON.
+ */
+type Mode = 'undecided' | 'lines' | 'run' | 'document';
 
-/** Reads one file or stream: NDJSON line by line, or one JSON document (pretty-printed body or array). */
+/** Consecutive NDJSON lines that fail alone, the first opening an object or array left open at its end. */
+interface BrokenRun {
+  firstLine: number;
+  /** The physical lines from `firstLine` on (blank ones as ''), without line ends. */
+  lines: string[];
+  chars: number;
+  /** Brackets still open at the end of the last line. */
+  depth: number;
+}
+
+/** Reads one file or stream: NDJSON line by line, or JSON documents (pretty-printed bodies, arrays). */
 class SourceReader {
   readonly summary: SourceSummary;
   private batch: CoreEvent[] = [];
@@ -201,6 +227,7 @@ class SourceReader {
   private held: string[] = [];
   private heldLength = 0;
   private lineNo = 0;
+  private run: BrokenRun | undefined;
 
   constructor(
     private readonly file: string,
@@ -213,23 +240,32 @@ class SourceReader {
   async read(open: () => NodeJS.ReadableStream): Promise<void> {
     const decoder = new StringDecoder('utf8');
     let carry = '';
+    let isSniffed = false;
     try {
       for await (const chunk of open()) {
+        if (!isSniffed && chunk.length > 0) {
+          // Once per file: a compressed or binary file would otherwise give one error per "line" of noise.
+          isSniffed = true;
+          const notText = describeNotText(chunk as Buffer | string);
+          if (notText !== undefined) return this.notText(notText);
+        }
         const chunkText = typeof chunk === 'string' ? chunk : decoder.write(chunk);
-        if (this.mode !== 'lines') {
+        const isHolding = this.mode === 'undecided' || this.mode === 'document';
+        if (isHolding) {
           // Held until the first line tells NDJSON from one document (sizes counted in UTF-16 units).
           this.held.push(chunkText);
           this.heldLength += chunkText.length;
         }
         if (this.mode !== 'document') carry = this.splitLines(carry === '' ? chunkText : carry + chunkText);
         if (carry.length > this.maxDocumentBytes) return this.tooLarge();
-        if (this.mode !== 'lines' && this.heldLength > this.maxDocumentBytes) return this.tooLarge();
+        if (isHolding && this.heldLength > this.maxDocumentBytes) return this.tooLarge();
         this.flush();
       }
       const tail = decoder.end();
       if (this.mode === 'document') this.held.push(tail);
       else carry += tail;
     } catch (error) {
+      if (this.mode === 'run') this.resolveRun();
       this.flush();
       const where = this.lineNo > 0 ? ` (stopped after line ${this.lineNo})` : '';
       this.fail({ code: 'UNREADABLE_SOURCE', file: this.file, message: describeFsError(error) + where });
@@ -237,9 +273,21 @@ class SourceReader {
     }
     if (this.mode !== 'document' && carry !== '') this.acceptLine(carry);
     if (this.mode === 'document') this.readDocument(this.held.join(''));
+    if (this.mode === 'run') this.resolveRun();
     this.held = [];
     this.summary.lines = this.lineNo;
     this.flush();
+    // Still undecided at the end: not one non-blank line. Likely the wrong file, so say so, as a note — an
+    // empty file is not malformed input (README's exit codes), and nothing in it can be billed.
+    if (this.mode === 'undecided') {
+      const what = this.lineNo === 0 ? 'it has no bytes' : `its ${this.lineNo} line(s) are all blank`;
+      this.sink.onIgnored?.({
+        file: this.file,
+        line: 0,
+        reason: `${EMPTY_SOURCE_REASON} (${what}); check that it is the file you meant`,
+        count: 0,
+      });
+    }
   }
 
   /** Handles every complete line of `text`; returns the unfinished rest. */
@@ -260,6 +308,10 @@ class SourceReader {
     if (line.length === 0) return;
     if (this.mode === 'lines') {
       this.readLine(line, this.lineNo);
+      return;
+    }
+    if (this.mode === 'run') {
+      this.continueRun(line, this.lineNo);
       return;
     }
     // Undecided: the first non-blank line tells NDJSON from one JSON document spread over lines.
@@ -290,17 +342,66 @@ class SourceReader {
       value = JSON.parse(line);
     } catch (error) {
       if (isBlank(line)) return;
-      const position = parsePosition(error);
-      const column = position === undefined ? '' : ` (column ${position + 1})`;
-      this.fail({
-        code: 'MALFORMED_LINE',
-        file: this.file,
-        line: lineNo,
-        message: `line ${lineNo} is not valid JSON: ${jsonErrorMessage(error)}${column}; fix or remove that line`,
-      });
+      // A line that opens an object or array and leaves it open may be the first line of a document spread
+      // over several lines (a pretty-printed webhook body pasted into NDJSON): hold it and see.
+      if (opensDocument(line)) {
+        this.run = { firstLine: lineNo, lines: [line], chars: line.length, depth: bracketDepth(line, 0) };
+        this.mode = 'run';
+        return;
+      }
+      this.malformedLine(line, lineNo, error);
       return;
     }
     this.readValue(value, lineNo, '');
+  }
+
+  /**
+   * The next line while a broken run is held. The run goes on while its brackets are open, except at a line
+   * that starts with `{` or `[` in column 1: that is the next NDJSON line or document (a pretty-printer
+   * indents what is inside), so one truncated line never swallows the lines after it.
+   */
+  private continueRun(line: string, lineNo: number): void {
+    const run = this.run!;
+    const first = line.charCodeAt(0);
+    const isNewDocument = first === OPEN_BRACE || first === OPEN_BRACKET;
+    if (isNewDocument || run.depth <= 0 || run.chars > this.maxDocumentBytes) {
+      this.resolveRun();
+      this.readLine(line, lineNo);
+      return;
+    }
+    while (run.firstLine + run.lines.length < lineNo) run.lines.push('');
+    run.lines.push(line);
+    run.chars += line.length + 1;
+    run.depth = bracketDepth(line, run.depth);
+  }
+
+  /**
+   * Decision: a run of lines that fail alone but parse together is read, as the documents they spell. That
+   * is safe because JSON ignores line breaks between tokens, so the lines can only join into the value they
+   * were written as; a break inside a string (a cut line) never parses, and is reported. What does not parse
+   * is reported once for the whole run, naming its lines, with what to do.
+   */
+  private resolveRun(): void {
+    const run = this.run!;
+    this.run = undefined;
+    this.mode = 'lines';
+    if (run.lines.length === 1) {
+      this.malformedLine(run.lines[0]!, run.firstLine);
+      return;
+    }
+    const text = run.lines.join('\n');
+    this.readSequence(text, splitDocuments(text), run.firstLine, 'lines');
+  }
+
+  private malformedLine(line: string, lineNo: number, error: unknown = parseError(line)): void {
+    const position = parsePosition(error);
+    const column = position === undefined ? '' : ` (column ${position + 1})`;
+    this.fail({
+      code: 'MALFORMED_LINE',
+      file: this.file,
+      line: lineNo,
+      message: `line ${lineNo} is not valid JSON: ${jsonErrorMessage(error)}${column}; fix or remove that line`,
+    });
   }
 
   /** The whole file as one JSON document (a webhook body pretty-printed, or an array of bodies/lines). */
@@ -319,6 +420,12 @@ class SourceReader {
         if (rest !== '') this.acceptLine(rest);
         return;
       }
+      // Several documents one after the other (`cat a.json b.json`): each is read on its own.
+      const documents = splitDocuments(text);
+      if (documents.length > 1) {
+        this.readSequence(text, documents, 1, 'document');
+        return;
+      }
       const position = parsePosition(error);
       const at = position === undefined ? undefined : lineAndColumn(text, position);
       const where = at === undefined ? '' : ` (line ${at.line}, column ${at.column})`;
@@ -331,6 +438,60 @@ class SourceReader {
       return;
     }
     this.readValue(value, firstNonBlankLine(text), 'the document');
+  }
+
+  /**
+   * `text` (starting at line `firstLine` of the file) as a sequence of JSON documents: each one that parses
+   * is read; each one that does not is reported with its lines, line and column, and costs nothing else.
+   */
+  private readSequence(
+    text: string,
+    documents: ReadonlyArray<{ start: number; end: number }>,
+    firstLine: number,
+    context: 'document' | 'lines',
+  ): void {
+    const cursor = new LineCursor(text, firstLine);
+    let lastReportedLine = 0;
+    for (const { start, end } of documents) {
+      const startLine = cursor.locate(start).line;
+      let value: unknown;
+      try {
+        value = JSON.parse(text.slice(start, end));
+      } catch (error) {
+        const endLine = cursor.locate(lastNonBlank(text, start, end)).line;
+        if (context === 'lines' && startLine === endLine) {
+          // One NDJSON line that is simply broken: the usual message, once per line.
+          if (startLine !== lastReportedLine) {
+            lastReportedLine = startLine;
+            this.malformedLine(
+              text.slice(text.lastIndexOf('\n', start) + 1, lineEnd(text, start)),
+              startLine,
+            );
+          }
+          continue;
+        }
+        // The engine's "at position N" counts from the document's start: say line and column instead.
+        const position = parsePosition(error);
+        const at = position === undefined ? undefined : cursor.locate(start + position);
+        const why =
+          jsonErrorMessage(error).replace(/ at position \d+/, '') +
+          (at === undefined ? '' : ` (line ${at.line}, column ${at.column})`);
+        const lines = startLine === endLine ? `line ${startLine}` : `lines ${startLine}–${endLine}`;
+        this.fail({
+          code: 'MALFORMED_LINE',
+          file: this.file,
+          line: at?.line ?? startLine,
+          message:
+            context === 'lines'
+              ? `${lines} look like one JSON document spread over several lines (e.g. a pretty-printed webhook ` +
+                `body) and it does not parse: ${why}; write it on one line, or put it in its own .json file`
+              : `the JSON document at ${lines} (one of several in this file) does not parse: ${why}; ` +
+                `the documents before and after it were read`,
+        });
+        continue;
+      }
+      this.readValue(value, startLine, context === 'document' ? 'the document' : '');
+    }
   }
 
   private readValue(value: unknown, lineNo: number, what: string): void {
@@ -374,6 +535,7 @@ class SourceReader {
   }
 
   private tooLarge(): void {
+    if (this.mode === 'run') this.resolveRun();
     this.held = [];
     this.summary.lines = this.lineNo;
     const mib = Math.round(this.maxDocumentBytes / (1024 * 1024));
@@ -384,6 +546,10 @@ class SourceReader {
         `a single JSON document or line over ${mib} MiB cannot be read whole; ` +
         `write it as NDJSON, one event or webhook body per line (e.g. jq -c '.[]' FILE)`,
     });
+  }
+
+  private notText(message: string): void {
+    this.fail({ code: 'UNREADABLE_SOURCE', file: this.file, message });
   }
 
   private fail(error: SourceError): void {
@@ -448,4 +614,221 @@ function secondValueStandsAlone(text: string): boolean {
     }
   }
   return false;
+}
+
+function parseError(text: string): unknown {
+  try {
+    JSON.parse(text);
+  } catch (error) {
+    return error;
+  }
+  return undefined;
+}
+
+const OPEN_BRACE = 0x7b;
+const OPEN_BRACKET = 0x5b;
+const CLOSE_BRACE = 0x7d;
+const CLOSE_BRACKET = 0x5d;
+const QUOTE = 0x22;
+const BACKSLASH = 0x5c;
+const NEWLINE = 0x0a;
+
+/** Whether `line` starts an object or array and leaves it open: maybe the first line of a longer document. */
+function opensDocument(line: string): boolean {
+  const first = firstNonBlankChar(line);
+  return (first === '{' || first === '[') && bracketDepth(line, 0) > 0;
+}
+
+/**
+ * `depth` plus the brackets `line` opens minus those it closes, outside strings. A string still open at the
+ * end of the line ends there: JSON strings cannot hold a raw line break.
+ */
+function bracketDepth(line: string, depth: number): number {
+  let isInString = false;
+  for (let i = 0; i < line.length; i++) {
+    const c = line.charCodeAt(i);
+    if (isInString) {
+      if (c === BACKSLASH) i++;
+      else if (c === QUOTE) isInString = false;
+    } else if (c === QUOTE) isInString = true;
+    else if (c === OPEN_BRACE || c === OPEN_BRACKET) depth++;
+    else if (c === CLOSE_BRACE || c === CLOSE_BRACKET) depth--;
+  }
+  return depth;
+}
+
+/**
+ * Cuts `text` into consecutive JSON documents, as [start, end) offsets of their non-blank text. A document
+ * that is an object or array ends at the bracket that closes its first one. One left open ends where a line
+ * starts with `{` or `[` in column 1 (the next document: pretty-printers indent what is inside); so does
+ * text that is neither, so that one broken document never costs the ones after it.
+ */
+function splitDocuments(text: string): Array<{ start: number; end: number }> {
+  const documents: Array<{ start: number; end: number }> = [];
+  let at = skipBlank(text, 0);
+  while (at < text.length) {
+    const end = documentEnd(text, at);
+    documents.push({ start: at, end });
+    at = skipBlank(text, end);
+  }
+  return documents;
+}
+
+function documentEnd(text: string, start: number): number {
+  const opener = text.charCodeAt(start);
+  const isContainer = opener === OPEN_BRACE || opener === OPEN_BRACKET;
+  let depth = 0;
+  let isInString = false;
+  for (let i = start; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === NEWLINE) {
+      isInString = false;
+      const next = text.charCodeAt(i + 1);
+      if (next === OPEN_BRACE || next === OPEN_BRACKET) return i + 1;
+    } else if (!isContainer) {
+      continue;
+    } else if (isInString) {
+      if (c === BACKSLASH && text.charCodeAt(i + 1) !== NEWLINE) i++;
+      else if (c === QUOTE) isInString = false;
+    } else if (c === QUOTE) {
+      isInString = true;
+    } else if (c === OPEN_BRACE || c === OPEN_BRACKET) {
+      depth++;
+    } else if (c === CLOSE_BRACE || c === CLOSE_BRACKET) {
+      if (--depth === 0) return i + 1;
+    }
+  }
+  return text.length;
+}
+
+function skipBlank(text: string, from: number): number {
+  let at = from;
+  while (at < text.length) {
+    const c = text.charCodeAt(at);
+    if (c !== 0x20 && c !== 0x09 && c !== 0x0a && c !== 0x0d && c !== 0xfeff) break;
+    at++;
+  }
+  return at;
+}
+
+/** The offset of the last non-blank character in [start, end). */
+function lastNonBlank(text: string, start: number, end: number): number {
+  let at = end - 1;
+  while (at > start && isBlank(text.charAt(at))) at--;
+  return at;
+}
+
+function lineEnd(text: string, from: number): number {
+  const newline = text.indexOf('\n', from);
+  return newline === -1 ? text.length : newline;
+}
+
+/** Line and column of offsets in `text`; asked mostly in increasing order, each costs only the text since the last. */
+class LineCursor {
+  private offset = 0;
+  private line: number;
+  private lineStart = 0;
+
+  constructor(
+    private readonly text: string,
+    private readonly firstLine: number,
+  ) {
+    this.line = firstLine;
+  }
+
+  locate(offset: number): { line: number; column: number } {
+    if (offset < this.offset) {
+      this.offset = 0;
+      this.line = this.firstLine;
+      this.lineStart = 0;
+    }
+    for (let at = this.text.indexOf('\n', this.offset); at !== -1 && at < offset;) {
+      this.line++;
+      this.lineStart = at + 1;
+      at = this.text.indexOf('\n', at + 1);
+    }
+    this.offset = offset;
+    return { line: this.line, column: offset - this.lineStart + 1 };
+  }
+}
+
+/** Bytes looked at to tell text from binary: enough for any file signature and a fair sample. */
+const SNIFF_BYTES = 512;
+
+/** Signatures of files mistaken for event files (compressed logs, images), and how to open the compressed. */
+const BINARY_SIGNATURES: ReadonlyArray<{ name: string; bytes: readonly number[]; decompress?: string }> = [
+  { name: 'gzip', bytes: [0x1f, 0x8b], decompress: 'gunzip -k FILE' },
+  { name: 'zstd', bytes: [0x28, 0xb5, 0x2f, 0xfd], decompress: 'unzstd FILE' },
+  { name: 'xz', bytes: [0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00], decompress: 'unxz -k FILE' },
+  { name: 'zip', bytes: [0x50, 0x4b, 0x03, 0x04], decompress: 'unzip FILE' },
+  { name: 'PNG image', bytes: [0x89, 0x50, 0x4e, 0x47] },
+  { name: 'JPEG image', bytes: [0xff, 0xd8, 0xff] },
+];
+
+/**
+ * Why the first chunk of a source is not UTF-8 text, or undefined when it is. Binary means: a known
+ * signature, a NUL byte (never in JSON text), or a quarter of the sample not UTF-8. A few stray Latin-1
+ * bytes are not enough: such a file is still read, and its lines with bad bytes are reported one by one.
+ */
+function describeNotText(chunk: Buffer | string): string | undefined {
+  if (typeof chunk === 'string') {
+    const sample = chunk.slice(0, SNIFF_BYTES);
+    let replaced = 0;
+    for (let i = 0; i < sample.length; i++) if (sample.charCodeAt(i) === 0xfffd) replaced++;
+    const evidence = [];
+    if (sample.includes('\u0000')) evidence.push('NUL bytes');
+    if (replaced * 4 > sample.length) evidence.push('invalid UTF-8');
+    return evidence.length === 0 ? undefined : notTextMessage(evidence);
+  }
+  const sample = chunk.subarray(0, SNIFF_BYTES);
+  if ((sample[0] === 0xff && sample[1] === 0xfe) || (sample[0] === 0xfe && sample[1] === 0xff)) {
+    return 'not a UTF-8 text file: it starts with a UTF-16 byte-order mark; convert it to UTF-8 first (e.g. iconv -f UTF-16 -t UTF-8 FILE)';
+  }
+  const signature = BINARY_SIGNATURES.find(({ bytes }) => bytes.every((byte, i) => sample[i] === byte));
+  const evidence = signature === undefined ? [] : [`${signature.name} signature`];
+  if (sample.includes(0)) evidence.push('NUL bytes');
+  if (invalidUtf8Bytes(sample) * 4 > sample.length) evidence.push('invalid UTF-8');
+  if (evidence.length === 0) return undefined;
+  const how = signature?.decompress === undefined ? '' : ` (${signature.name}: ${signature.decompress})`;
+  return notTextMessage(evidence) + how;
+}
+
+function notTextMessage(evidence: string[]): string {
+  return (
+    `not a text file: its first bytes look binary (${evidence.join(', ')}); ` +
+    `if it is compressed, decompress it first`
+  );
+}
+
+/** Bytes of `bytes` that are not part of a well-formed UTF-8 sequence (a sequence cut by the end is fine). */
+function invalidUtf8Bytes(bytes: Uint8Array): number {
+  let invalid = 0;
+  let i = 0;
+  while (i < bytes.length) {
+    const lead = bytes[i]!;
+    const length =
+      lead < 0x80
+        ? 1
+        : lead >= 0xc2 && lead <= 0xdf
+          ? 2
+          : lead >= 0xe0 && lead <= 0xef
+            ? 3
+            : lead >= 0xf0 && lead <= 0xf4
+              ? 4
+              : 0;
+    if (length === 0) {
+      invalid++;
+      i++;
+      continue;
+    }
+    let k = 1;
+    while (k < length && i + k < bytes.length && (bytes[i + k]! & 0xc0) === 0x80) k++;
+    if (k < length && i + k < bytes.length) {
+      invalid++;
+      i++;
+      continue;
+    }
+    i += k;
+  }
+  return invalid;
 }

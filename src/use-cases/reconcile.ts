@@ -13,7 +13,12 @@ import {
 } from '../core/reconcile.js';
 import { err, ok, type Result } from '../core/result.js';
 import type { BillableUnit } from '../core/units.js';
-import { readEventSources, type ReadSummary, type SourceError } from '../ingest/read-events.js';
+import {
+  readEventSources,
+  type IgnoredNote,
+  type ReadSummary,
+  type SourceError,
+} from '../ingest/read-events.js';
 import type { RatingSetup } from './load-rating-setup.js';
 
 export type ReconcileErrorCode =
@@ -171,6 +176,8 @@ export interface ReconcileSourcesOptions {
   /** The WABA the analytics export describes, when it does not say or the events hold several. */
   analyticsWaba?: string;
   onSourceError?(error: SourceError): void;
+  /** Notes of the reader (an empty source…), as rateSources passes them. */
+  onIgnored?(note: IgnoredNote): void;
   stdin?: NodeJS.ReadableStream;
 }
 
@@ -201,6 +208,9 @@ export async function reconcileSources(
       },
       onError(error) {
         options.onSourceError?.(error);
+      },
+      onIgnored(note) {
+        options.onIgnored?.(note);
       },
     },
     options.stdin ? { stdin: options.stdin } : {},
