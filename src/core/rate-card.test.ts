@@ -6,10 +6,12 @@ import {
   createRateBook,
   currencyOfToken,
   effectiveDateFromTitle,
+  effectiveDateInTitle,
   parseRateCardCsv,
   parseVolumeTierCsv,
   readCsvRecords,
   tierRate,
+  type KnownMarkets,
   type RateCardError,
   type VolumeTierFile,
 } from './rate-card.js';
@@ -222,10 +224,37 @@ describe('parseRateCardCsv refuses bad input', () => {
     expect(error.message).toMatch(/put "effective June 1, 2023" in the title line/);
   });
 
-  it('an impossible effective date', () => {
-    expect(cardError(`effective February 30, 2025\n${HEADER}\nIndia,$US,1,1,1,1,0\n`, 'c.csv').code).toBe(
-      'NO_EFFECTIVE_DATE',
+  it('an impossible effective date, naming it, the file and the line', () => {
+    const error = cardError(
+      `Rates in USD\nCost in USD, effective Feb 30, 2024\n${HEADER}\nIndia,$US,1,1,1,1,0\n`,
+      'c.csv',
     );
+    expect(error).toEqual({
+      code: 'BAD_EFFECTIVE_DATE',
+      file: 'c.csv',
+      line: 2,
+      message:
+        'c.csv line 2: effective date Feb 30, 2024 is not a calendar date; correct it in the title line ' +
+        '(e.g. "effective June 1, 2023")',
+    });
+    expect(cardError(`effective 2025-02-29\n${HEADER}\nIndia,$US,1,1,1,1,0\n`).message).toMatch(
+      /line 1: effective date 2025-02-29 is not a calendar date/,
+    );
+    expect(cardError(`effective Jnue 1, 2024\n${HEADER}\nIndia,$US,1,1,1,1,0\n`).message).toMatch(
+      /effective date Jnue 1, 2024 is not a calendar date/,
+    );
+  });
+
+  it('an impossible title date even when the file name has a date (the title is not silently replaced)', () => {
+    const error = cardError(
+      `effective February 30, 2025\n${HEADER}\nIndia,$US,1,1,1,1,0\n`,
+      'usd-2025-03-01.csv',
+    );
+    expect(error).toMatchObject({ code: 'BAD_EFFECTIVE_DATE', file: 'usd-2025-03-01.csv', line: 1 });
+  });
+
+  it('accepts a leap day', () => {
+    expect(card(`effective Feb 29, 2024\n${HEADER}\nIndia,$US,1,1,1,1,0\n`).effectiveDate).toBe('2024-02-29');
   });
 
   it('a market listed twice, an empty market, a row longer than the header', () => {
@@ -248,9 +277,23 @@ describe('effectiveDateFromTitle and currencyOfToken', () => {
     ['effective Sept 30th, 2024', '2024-09-30'],
     ['effective 2026-01-01', '2026-01-01'],
     ['effective Ma 1, 2024', undefined],
+    ['effective Feb 30, 2024', undefined],
     ['prices from June 1, 2023', undefined],
   ])('%s → %s', (title, date) => {
     expect(effectiveDateFromTitle(title)).toBe(date);
+  });
+
+  it.each([
+    [
+      'Cost per conversation in USD, effective June 1, 2023',
+      { isCalendarDate: true, date: '2023-06-01', text: 'June 1, 2023' },
+    ],
+    ['Cost in USD, effective Feb 30, 2024', { isCalendarDate: false, text: 'Feb 30, 2024' }],
+    ['effective as of 2023-13-01', { isCalendarDate: false, text: '2023-13-01' }],
+    ['effective Ma 1, 2024', { isCalendarDate: false, text: 'Ma 1, 2024' }],
+    ['Rates in USD', undefined],
+  ])('effectiveDateInTitle(%s)', (title, found) => {
+    expect(effectiveDateInTitle(title)).toEqual(found);
   });
 
   it.each([
@@ -266,6 +309,148 @@ describe('effectiveDateFromTitle and currencyOfToken', () => {
     ['ABC', undefined],
   ])('%s → %s', (token, code) => {
     expect(currencyOfToken(token)).toBe(code);
+  });
+});
+
+describe('parseRateCardCsv with the markets of the market table', () => {
+  const KNOWN: KnownMarkets = {
+    names: [
+      'India',
+      'Indonesia',
+      'Iraq',
+      'Israel',
+      'Rest of Africa',
+      'Saudi Arabia',
+      'United Arab Emirates',
+      'Other',
+    ],
+    source: 'the market table (markets.csv)',
+  };
+  const withMarkets = (rows: string[], fileName = 'usd.csv') =>
+    parseRateCardCsv([TITLE, HEADER, ...rows].join('\n'), fileName, { knownMarkets: KNOWN });
+
+  it('refuses a misspelt market, naming file, line, the name and the closest known one', () => {
+    const typo = withMarkets(['Israel,$US,1,1,1,n/a,0', 'Indai,$US,0.0107,0.0014,0.0014,0.0280,0']);
+    expect(typo.ok || typo.error).toMatchObject({ code: 'UNKNOWN_MARKET', file: 'usd.csv', line: 4 });
+    expect(typo.ok || typo.error.message).toBe(
+      'usd.csv line 4: unknown market "Indai" (did you mean India?): the market table (markets.csv) has no ' +
+        'market of that name, so no recipient would ever be priced with this row. Correct the name; if Meta ' +
+        'has added this market, the market table must list it before this card can be used',
+    );
+  });
+
+  it('suggests several close names, and names a market from a part of it', () => {
+    const israel = withMarkets(['Isral,$US,1,1,1,n/a,0']);
+    expect(israel.ok || israel.error.message).toMatch(/unknown market "Isral" \(did you mean Israel\?\)/);
+    const iraq = withMarkets(['Irak,$US,1,1,1,n/a,0']);
+    expect(iraq.ok || iraq.error.message).toMatch(/\(did you mean Iraq\?\)/);
+    const saudi = withMarkets(['Saudi,$US,1,1,1,n/a,0']);
+    expect(saudi.ok || saudi.error.message).toMatch(/\(did you mean Saudi Arabia\?\)/);
+    const emirates = withMarkets(['Emirates,$US,1,1,1,n/a,0']);
+    expect(emirates.ok || emirates.error.message).toMatch(/\(did you mean United Arab Emirates\?\)/);
+    const arab = withMarkets(['Arab,$US,1,1,1,n/a,0']);
+    expect(arab.ok || arab.error.message).toMatch(/\(did you mean Saudi Arabia or United Arab Emirates\?\)/);
+  });
+
+  it('refuses a name far from every known market without guessing one', () => {
+    const result = withMarkets(['Atlantis,$US,1,1,1,n/a,0']);
+    expect(result.ok || result.error).toMatchObject({ code: 'UNKNOWN_MARKET', line: 3 });
+    expect(result.ok || result.error.message).toMatch(/unknown market "Atlantis": the market table/);
+    expect(result.ok || result.error.message).not.toMatch(/did you mean/);
+  });
+
+  it('refuses a real market the table lacks (one Meta added later), saying the table must list it', () => {
+    const result = withMarkets(['India,$US,1,1,1,n/a,0', 'Brazil,$US,1,1,1,n/a,0']);
+    expect(result.ok || result.error).toMatchObject({ code: 'UNKNOWN_MARKET', file: 'usd.csv', line: 4 });
+    expect(result.ok || result.error.message).toMatch(
+      /if Meta has added this market, the market table must list it before this card can be used/,
+    );
+  });
+
+  it('reads names that differ from the table only in case or spacing, under the table’s spelling', () => {
+    const result = withMarkets([
+      ' india ,$US,0.0107,0.0014,0.0014,0.0280,0',
+      'REST OF  AFRICA,$US,1,1,1,n/a,0',
+      'other,$US,2,2,2,n/a,0',
+    ]);
+    if (!result.ok) throw new Error(result.error.message);
+    expect([...result.value.rates.keys()]).toEqual(['India', 'Rest of Africa', 'Other']);
+    expect(result.value.rates.get('India')?.utility).toBe(1400);
+  });
+
+  it('refuses one market written twice in different case', () => {
+    const result = withMarkets(['India,$US,1,1,1,n/a,0', 'INDIA,$US,1,1,1,n/a,0']);
+    expect(result.ok || result.error).toMatchObject({ code: 'BAD_RATE_CARD', line: 4 });
+    expect(result.ok || result.error.message).toMatch(
+      /market "India" \(as "INDIA"\) is listed twice \(also line 3\)/,
+    );
+  });
+
+  it('refuses a name that matches two table markets once case and spacing are ignored', () => {
+    const result = parseRateCardCsv([TITLE, HEADER, 'north america,$US,1,1,1,n/a,0'].join('\n'), 'usd.csv', {
+      knownMarkets: { names: ['North America', 'NorthAmerica'], source: 'the table' },
+    });
+    expect(result.ok || result.error).toMatchObject({ code: 'UNKNOWN_MARKET', line: 3 });
+    expect(result.ok || result.error.message).toMatch(/could be North America or NorthAmerica/);
+  });
+
+  it('accepts every market of the bundled cards against the bundled market table', () => {
+    const table = readFileSync(new URL('../../data/markets.csv', import.meta.url), 'utf8');
+    const names = [
+      ...new Set(
+        table
+          .trim()
+          .split('\n')
+          .slice(1)
+          .map((line) => line.split(',')[3] as string),
+      ),
+    ];
+    for (const name of [
+      'usd-2022-02-01-partial',
+      'usd-2023-06-01-partial',
+      'usd-2024-11-01',
+      'usd-2025-10-01',
+    ]) {
+      const parsed = parseRateCardCsv(bundled(name), `${name}.csv`, {
+        knownMarkets: { names, source: 'data/markets.csv' },
+      });
+      expect(parsed.ok || parsed.error.message).toBe(true);
+    }
+  });
+
+  it('checks the markets of a volume-tier file too', () => {
+    const text = [
+      'effective October 1, 2025',
+      'Market,Currency,Category,From,To,Rate',
+      'Indai,$US,Utility,1,,0.0014',
+    ].join('\n');
+    const result = parseVolumeTierCsv(text, 'usd-2025-10-01-tiers.csv', { knownMarkets: KNOWN });
+    expect(result.ok || result.error).toMatchObject({
+      code: 'UNKNOWN_MARKET',
+      file: 'usd-2025-10-01-tiers.csv',
+      line: 3,
+    });
+    expect(result.ok || result.error.message).toMatch(/unknown market "Indai" \(did you mean India\?\)/);
+    const lower = parseVolumeTierCsv(text.replace('Indai', 'india'), 'usd-2025-10-01-tiers.csv', {
+      knownMarkets: KNOWN,
+    });
+    expect(lower.ok && [...lower.value.tiers.keys()]).toEqual(['India|utility']);
+  });
+
+  it('keeps any name as written when no market table is given', () => {
+    expect(card([TITLE, HEADER, 'Indai,$US,1,1,1,n/a,0'].join('\n')).rates.has('Indai')).toBe(true);
+  });
+});
+
+describe('parseVolumeTierCsv and effective dates', () => {
+  it('refuses an impossible effective date, naming file and line', () => {
+    const error = tierError(
+      'Tiers, effective Feb 30, 2024\nMarket,Currency,Category,From,To,Rate\nIndia,$US,Utility,1,,0.0014',
+    );
+    expect(error).toMatchObject({ code: 'BAD_EFFECTIVE_DATE', file: 'usd-2025-10-01-tiers.csv', line: 1 });
+    expect(error.message).toMatch(
+      /usd-2025-10-01-tiers\.csv line 1: effective date Feb 30, 2024 is not a calendar date/,
+    );
   });
 });
 

@@ -10,6 +10,8 @@ export type RateCardErrorCode =
   | 'BAD_RATE_CARD'
   | 'BAD_RATE'
   | 'NO_EFFECTIVE_DATE'
+  | 'BAD_EFFECTIVE_DATE'
+  | 'UNKNOWN_MARKET'
   | 'UNKNOWN_CURRENCY'
   | 'MIXED_CURRENCY'
   | 'BAD_VOLUME_TIERS'
@@ -126,24 +128,42 @@ const MONTHS = [
 ];
 
 // Meta writes "… effective June 1, 2023"; "effective as of Jul 1 2025" and "effective 2025-07-01" also occur.
+// The first group is the date as written, for messages.
 const EFFECTIVE_WORDS =
-  /\beffective\s+(?:as\s+of\s+|from\s+|on\s+)?([a-z]+)\.?\s+(\d{1,2})(?:st|nd|rd|th)?,?\s+(\d{4})\b/i;
+  /\beffective\s+(?:as\s+of\s+|from\s+|on\s+)?(([a-z]+)\.?\s+(\d{1,2})(?:st|nd|rd|th)?,?\s+(\d{4}))\b/i;
 const EFFECTIVE_ISO = /\beffective\s+(?:as\s+of\s+|from\s+|on\s+)?(\d{4}-\d{2}-\d{2})\b/i;
 const DATE_IN_NAME = /(\d{4}-\d{2}-\d{2})/;
 
-/** The effective date written in a title ("effective June 1, 2023" → "2023-06-01"), if any and real. */
-export function effectiveDateFromTitle(title: string): string | undefined {
-  const iso = EFFECTIVE_ISO.exec(title);
-  if (iso?.[1] && isLocalDate(iso[1])) return iso[1];
+/**
+ * The effective date a title states: a calendar date ("effective June 1, 2023" → "2023-06-01"), or the text
+ * of a written date that is none ("Feb 30, 2024", "Jnue 1, 2024"), or `undefined` when the title states none.
+ */
+export type TitleEffectiveDate =
+  { isCalendarDate: true; date: string; text: string } | { isCalendarDate: false; text: string };
+
+export function effectiveDateInTitle(title: string): TitleEffectiveDate | undefined {
+  const iso = EFFECTIVE_ISO.exec(title)?.[1];
+  if (iso !== undefined) {
+    return isLocalDate(iso)
+      ? { isCalendarDate: true, date: iso, text: iso }
+      : { isCalendarDate: false, text: iso };
+  }
   const words = EFFECTIVE_WORDS.exec(title);
   if (!words) return undefined;
-  const [, monthName = '', day = '', year = ''] = words;
+  const [, text = '', monthName = '', day = '', year = ''] = words;
   const name = monthName.toLowerCase();
   // A full name or an abbreviation of at least three letters ("Jun", "Sept").
   const monthIndex = name.length >= 3 ? MONTHS.findIndex((month) => month.startsWith(name)) : -1;
-  if (monthIndex < 0) return undefined;
   const date = `${year}-${String(monthIndex + 1).padStart(2, '0')}-${day.padStart(2, '0')}`;
-  return isLocalDate(date) ? date : undefined;
+  return monthIndex >= 0 && isLocalDate(date)
+    ? { isCalendarDate: true, date, text }
+    : { isCalendarDate: false, text };
+}
+
+/** The effective date written in a title ("effective June 1, 2023" → "2023-06-01"), if any and real. */
+export function effectiveDateFromTitle(title: string): string | undefined {
+  const found = effectiveDateInTitle(title);
+  return found?.isCalendarDate ? found.date : undefined;
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -228,9 +248,14 @@ type Rates = Partial<Record<RateCategory, number>>;
 
 /**
  * Reads one of Meta's rate-card CSVs: title line(s), a header row starting with `Market`, one row per market,
- * then notes (after a blank line, or any one-cell line) kept as `provenance`. See docs/rate-cards.md.
+ * then notes (after a blank line, or any one-cell line) kept as `provenance`. With `knownMarkets`, a market
+ * the table lacks is refused (UNKNOWN_MARKET). See docs/rate-cards.md.
  */
-export function parseRateCardCsv(text: string, fileName: string): Result<RateCard, RateCardError> {
+export function parseRateCardCsv(
+  text: string,
+  fileName: string,
+  options: RateCardParseOptions = {},
+): Result<RateCard, RateCardError> {
   const fail = (code: RateCardErrorCode, message: string, line?: number) =>
     err<RateCardError>(
       line === undefined ? { code, message, file: fileName } : { code, message, file: fileName, line },
@@ -250,11 +275,9 @@ export function parseRateCardCsv(text: string, fileName: string): Result<RateCar
     );
   }
   const header = records[headerIndex] as CsvRecord;
-  const titleLines = records
-    .slice(0, headerIndex)
-    .map(recordText)
-    .filter((t) => t !== '');
-  const title = titleLines.length > 0 ? titleLines.join('\n') : null;
+  const titleRecords = records.slice(0, headerIndex);
+  const title = titleOf(titleRecords);
+  const matchMarket = marketMatcher(options.knownMarkets);
 
   // Columns
   let currencyColumn = -1;
@@ -328,8 +351,11 @@ export function parseRateCardCsv(text: string, fileName: string): Result<RateCar
       continue;
     }
     const where = `${fileName} line ${record.line}`;
-    const market = (record.cells[0] ?? '').trim();
-    if (market === '') return fail('BAD_RATE_CARD', `${where}: the Market cell is empty`, record.line);
+    const written = (record.cells[0] ?? '').trim();
+    if (written === '') return fail('BAD_RATE_CARD', `${where}: the Market cell is empty`, record.line);
+    const matched = matchMarket(written);
+    if ('problem' in matched) return fail('UNKNOWN_MARKET', `${where}: ${matched.problem}`, record.line);
+    const market = matched.market;
     const extra = record.cells.slice(header.cells.length).find((c) => c.trim() !== '');
     if (extra !== undefined) {
       return fail(
@@ -340,9 +366,10 @@ export function parseRateCardCsv(text: string, fileName: string): Result<RateCar
     }
     const previousLine = marketLines.get(market);
     if (previousLine !== undefined) {
+      const as = written === market ? '' : ` (as "${written}")`;
       return fail(
         'BAD_RATE_CARD',
-        `${where}: market "${market}" is listed twice (also line ${previousLine})`,
+        `${where}: market "${market}"${as} is listed twice (also line ${previousLine})`,
         record.line,
       );
     }
@@ -387,24 +414,30 @@ export function parseRateCardCsv(text: string, fileName: string): Result<RateCar
   if (!currency)
     return fail('BAD_RATE_CARD', `${fileName} has a header but no market rows below it`, header.line);
 
-  const effectiveDate = effectiveDateOf(title, fileName);
-  if (!effectiveDate) {
-    return fail(
-      'NO_EFFECTIVE_DATE',
-      `${fileName}: no effective date; put "effective June 1, 2023" in the title line above the header, ` +
-        `or a YYYY-MM-DD date in the file name (e.g. usd-2023-06-01.csv)`,
-    );
+  const effectiveDate = effectiveDateOf(titleRecords, fileName, {
+    title: 'June 1, 2023',
+    fileName: 'usd-2023-06-01.csv',
+  });
+  if (!effectiveDate.ok) {
+    const { code, message, line } = effectiveDate.error;
+    return fail(code, message, line);
   }
 
   return ok({
     id: rateCardId(fileName),
     currency: currency.code,
-    effectiveDate,
+    effectiveDate: effectiveDate.value,
     title,
     provenance: notes.length > 0 ? notes.join('\n') : null,
     rates,
     tiers: new Map(),
   });
+}
+
+/** The title lines above the header as text, or `null` when there are none. */
+function titleOf(titleRecords: readonly CsvRecord[]): string | null {
+  const lines = titleRecords.map(recordText).filter((t) => t !== '');
+  return lines.length > 0 ? lines.join('\n') : null;
 }
 
 /** A title/notes line as text: its non-empty cells, trimmed, joined again with ", " (titles contain commas). */
@@ -415,11 +448,140 @@ function recordText(record: CsvRecord): string {
     .join(', ');
 }
 
-function effectiveDateOf(title: string | null, fileName: string): string | undefined {
-  const fromTitle = title === null ? undefined : effectiveDateFromTitle(title);
-  if (fromTitle) return fromTitle;
+/**
+ * A file's effective date: from the first title line that states one, else from a `YYYY-MM-DD` in the file
+ * name. A title date that is not a calendar date is refused even when the name has a date: the title is
+ * what Meta wrote, and a typo there must not be replaced silently. `example` shows the title to write.
+ */
+function effectiveDateOf(
+  titleRecords: readonly CsvRecord[],
+  fileName: string,
+  example: { title: string; fileName: string },
+): Result<string, { code: RateCardErrorCode; message: string; line?: number }> {
+  for (const record of titleRecords) {
+    const found = effectiveDateInTitle(recordText(record));
+    if (!found) continue;
+    if (found.isCalendarDate) return ok(found.date);
+    return err({
+      code: 'BAD_EFFECTIVE_DATE',
+      message:
+        `${fileName} line ${record.line}: effective date ${found.text} is not a calendar date; ` +
+        `correct it in the title line (e.g. "effective ${example.title}")`,
+      line: record.line,
+    });
+  }
   const fromName = DATE_IN_NAME.exec(rateCardId(fileName))?.[1];
-  return fromName && isLocalDate(fromName) ? fromName : undefined;
+  if (fromName && isLocalDate(fromName)) return ok(fromName);
+  return err({
+    code: 'NO_EFFECTIVE_DATE',
+    message:
+      `${fileName}: no effective date; put "effective ${example.title}" in the title line above the header, ` +
+      `or a YYYY-MM-DD date in the file name (e.g. ${example.fileName})`,
+  });
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Market names
+
+/**
+ * The markets a card may name: those of the market table the cards are priced with (docs/rate-cards.md).
+ * A row under any other name would never price a recipient, since recipients are only ever placed in the
+ * table's markets.
+ */
+export interface KnownMarkets {
+  /** Every market name the table uses, in its spelling ("India", "Rest of Africa", "Other"). */
+  names: readonly string[];
+  /** The table, as messages name it ("wameter's market table (data/markets.csv)"). */
+  source: string;
+}
+
+export interface RateCardParseOptions {
+  /** When given, every row's market must be one of these (case and spacing aside); it is stored as spelt there. */
+  knownMarkets?: KnownMarkets;
+}
+
+/** "Rest of  africa" → "restofafrica": names that differ only in case or spacing are one market. */
+function marketKey(name: string): string {
+  return name.toLowerCase().replace(/\s+/g, '');
+}
+
+type MarketMatcher = (name: string) => { market: string } | { problem: string };
+
+/** Matches a card's market name to the known markets; without any, every name stands as written. */
+function marketMatcher(known: KnownMarkets | undefined): MarketMatcher {
+  if (!known) return (name) => ({ market: name });
+  const byKey = new Map<string, Set<string>>();
+  for (const name of known.names) {
+    const key = marketKey(name);
+    byKey.set(key, (byKey.get(key) ?? new Set()).add(name));
+  }
+  return (name) => {
+    const key = marketKey(name);
+    const matches = [...(byKey.get(key) ?? [])];
+    if (matches.length === 1) return { market: matches[0] as string };
+    if (matches.length > 1) {
+      return {
+        problem: `market "${name}" could be ${orList(matches)} in ${known.source}; write it exactly as one of them`,
+      };
+    }
+    const closest = closestMarkets(key, byKey);
+    const hint = closest.length > 0 ? ` (did you mean ${orList(closest)}?)` : '';
+    return {
+      problem:
+        `unknown market "${name}"${hint}: ${known.source} has no market of that name, so no recipient would ever ` +
+        `be priced with this row. Correct the name; if Meta has added this market, the market table must list ` +
+        `it before this card can be used`,
+    };
+  };
+}
+
+/** Up to three known names nearest to an unknown one: a typo away, or containing it ("Emirates"). */
+function closestMarkets(key: string, byKey: ReadonlyMap<string, ReadonlySet<string>>): string[] {
+  const limit = Math.max(1, Math.floor(key.length / 3));
+  const scored: { name: string; distance: number }[] = [];
+  for (const [knownKey, names] of byKey) {
+    let distance = editDistance(key, knownKey);
+    const isPart = key.length >= 4 && (knownKey.includes(key) || key.includes(knownKey));
+    if (distance > limit && !isPart) continue;
+    if (isPart) distance = Math.min(distance, limit);
+    for (const name of names) scored.push({ name, distance });
+  }
+  scored.sort((a, b) => a.distance - b.distance || (a.name < b.name ? -1 : 1));
+  return scored.slice(0, 3).map((s) => s.name);
+}
+
+/** Edits (insert, delete, substitute, swap two neighbours) from one text to another: "indai" → "india" is 1. */
+function editDistance(a: string, b: string): number {
+  const rows: number[][] = [];
+  for (let i = 0; i <= a.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= b.length; j++) {
+      if (i === 0) {
+        row.push(j);
+        continue;
+      }
+      const previous = rows[i - 1] as number[];
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      let best = Math.min(
+        (previous[j] as number) + 1,
+        (row[j - 1] as number) + 1,
+        (previous[j - 1] as number) + cost,
+      );
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) {
+        best = Math.min(best, ((rows[i - 2] as number[])[j - 2] as number) + 1);
+      }
+      row.push(best);
+    }
+    rows.push(row);
+  }
+  return (rows[a.length] as number[])[b.length] as number;
+}
+
+/** ["India"] → "India"; ["Iraq", "Israel"] → "Iraq or Israel"; three → "A, B or C". */
+function orList(names: readonly string[]): string {
+  return names.length <= 1
+    ? names.join('')
+    : `${names.slice(0, -1).join(', ')} or ${names[names.length - 1]}`;
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -454,7 +616,11 @@ const COUNT = /^(\d+|\d{1,3}(,\d{3})+)$/;
  * per band. Per market and category the bands must start at 1, follow each other without gap or overlap, and
  * end with an open band (empty To).
  */
-export function parseVolumeTierCsv(text: string, fileName: string): Result<VolumeTierFile, RateCardError> {
+export function parseVolumeTierCsv(
+  text: string,
+  fileName: string,
+  options: RateCardParseOptions = {},
+): Result<VolumeTierFile, RateCardError> {
   const fail = (code: RateCardErrorCode, message: string, line?: number) =>
     err<RateCardError>(
       line === undefined ? { code, message, file: fileName } : { code, message, file: fileName, line },
@@ -491,11 +657,9 @@ export function parseVolumeTierCsv(text: string, fileName: string): Result<Volum
   }
   const column = (record: CsvRecord, name: (typeof TIER_COLUMNS)[number]) =>
     (record.cells[columns.get(name) as number] ?? '').trim();
-  const titleLines = records
-    .slice(0, headerIndex)
-    .map(recordText)
-    .filter((t) => t !== '');
-  const title = titleLines.length > 0 ? titleLines.join('\n') : null;
+  const titleRecords = records.slice(0, headerIndex);
+  const title = titleOf(titleRecords);
+  const matchMarket = marketMatcher(options.knownMarkets);
 
   type Band = TierBand & { line: number };
   const bands = new Map<string, Band[]>();
@@ -503,8 +667,11 @@ export function parseVolumeTierCsv(text: string, fileName: string): Result<Volum
   for (const record of records.slice(headerIndex + 1)) {
     if (isBlankRecord(record)) break; // notes follow
     const where = `${fileName} line ${record.line}`;
-    const market = column(record, 'market');
-    if (market === '') return fail('BAD_VOLUME_TIERS', `${where}: the Market cell is empty`, record.line);
+    const written = column(record, 'market');
+    if (written === '') return fail('BAD_VOLUME_TIERS', `${where}: the Market cell is empty`, record.line);
+    const matched = matchMarket(written);
+    if ('problem' in matched) return fail('UNKNOWN_MARKET', `${where}: ${matched.problem}`, record.line);
+    const market = matched.market;
 
     const token = column(record, 'currency');
     const code = currencyOfToken(token);
@@ -626,19 +793,19 @@ export function parseVolumeTierCsv(text: string, fileName: string): Result<Volum
     lines.set(key, first.line);
   }
 
-  const effectiveDate = effectiveDateOf(title, fileName);
-  if (!effectiveDate) {
-    return fail(
-      'NO_EFFECTIVE_DATE',
-      `${fileName}: no effective date; put "effective October 1, 2025" in the title line above the header, ` +
-        `or a YYYY-MM-DD date in the file name (e.g. usd-2025-10-01-tiers.csv)`,
-    );
+  const effectiveDate = effectiveDateOf(titleRecords, fileName, {
+    title: 'October 1, 2025',
+    fileName: 'usd-2025-10-01-tiers.csv',
+  });
+  if (!effectiveDate.ok) {
+    const { code, message, line } = effectiveDate.error;
+    return fail(code, message, line);
   }
   return ok({
     id: rateCardId(fileName),
     fileName,
     currency: currency.code,
-    effectiveDate,
+    effectiveDate: effectiveDate.value,
     title,
     tiers,
     lines,

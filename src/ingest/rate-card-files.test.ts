@@ -3,8 +3,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { tierRate } from '../core/rate-card.js';
+import { loadRateBook, loadRatingSetup } from '../use-cases/load-rating-setup.js';
 import {
+  BUNDLED_MARKET_TABLE_NAME,
   isVolumeTierFile,
+  knownMarketsOf,
   loadBundledMarketTable,
   loadBundledRateCards,
   loadMarketTableFile,
@@ -91,22 +94,37 @@ describe('loadRateCards', () => {
     expect(result.value.map((c) => c.effectiveDate)).toEqual(['2025-10-01', '2024-11-01']);
   });
 
-  it('refuses a path that does not exist, naming it', async () => {
+  it('refuses a path that does not exist, naming it and saying what to give instead', async () => {
     const missing = join(folder, 'nope.csv');
     const result = await loadRateCards([missing]);
     expect(result).toEqual({
       ok: false,
       error: {
         code: 'UNREADABLE_SOURCE',
-        message: `cannot read rate cards ${missing}: no such file or directory`,
+        message:
+          `cannot read rate cards ${missing}: no such file or directory; check the path: give a rate card CSV ` +
+          `in Meta's layout (Market,Currency,Marketing,Utility,…) or a folder of them, or leave out ` +
+          `--rate-cards (WAMETER_RATE_CARDS for the service) to price with the bundled cards`,
         file: missing,
       },
     });
   });
 
-  it('refuses a directory without .csv files', async () => {
+  it('says what to give for a path inside a file, too', async () => {
+    const card = await write('usd-2025-10-01.csv', CARD);
+    const result = await loadRateCards([join(card, 'nested.csv')]);
+    expect(result.ok || result.error).toMatchObject({ code: 'UNREADABLE_SOURCE' });
+    expect(result.ok || result.error.message).toMatch(
+      /no such file or directory; check the path: give a rate card CSV/,
+    );
+  });
+
+  it('refuses a directory without .csv files, saying what to give', async () => {
     const result = await loadRateCards([folder]);
     expect(result.ok || result.error).toMatchObject({ code: 'UNREADABLE_SOURCE', file: folder });
+    expect(result.ok || result.error.message).toMatch(
+      /holds no \.csv file; give a rate card CSV in Meta's layout/,
+    );
   });
 
   it('refuses an empty list of paths', async () => {
@@ -138,6 +156,108 @@ describe('loadRateCards', () => {
   it('tells tier files from cards by name', () => {
     expect(isVolumeTierFile('/x/usd-2025-10-01-tiers.csv')).toBe(true);
     expect(isVolumeTierFile('/tiers/usd-2025-10-01.csv')).toBe(false);
+  });
+});
+
+describe('loadRateCards with the market table', () => {
+  async function bundledTable() {
+    const table = await loadBundledMarketTable();
+    if (!table.ok) throw new Error(table.error.message);
+    return { table: table.value, name: BUNDLED_MARKET_TABLE_NAME };
+  }
+
+  it('refuses a misspelt market, naming file, line, the name and the closest market', async () => {
+    const path = await write('usd-2025-10-01.csv', CARD.replace('India,', 'Indai,'));
+    const result = await loadRateCards([path], await bundledTable());
+    expect(result.ok || result.error).toMatchObject({ code: 'UNKNOWN_MARKET', file: path, line: 3 });
+    expect(result.ok || result.error.message).toMatch(
+      new RegExp(
+        `^${path.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} line 3: unknown market "Indai" \\(did you mean India\\?\\): wameter's market table \\(data/markets\\.csv\\) has no market of that name`,
+      ),
+    );
+  });
+
+  it('reads names differing only in case or spacing, under the table’s spelling, tiers included', async () => {
+    await write('usd-2025-10-01.csv', CARD.replace('India,', ' INDIA ,').replace('Brazil,', 'brazil,'));
+    await write('usd-2025-10-01-tiers.csv', TIERS.replaceAll('India,', 'india,'));
+    const result = await loadRateCards([folder], await bundledTable());
+    if (!result.ok) throw new Error(result.error.message);
+    const card = result.value[0];
+    if (!card) throw new Error('no card');
+    expect([...card.rates.keys()]).toEqual(['India', 'Brazil']);
+    expect(tierRate(card, 'India', 'utility', 100001)).toEqual({ band: '100001:', rateMicros: 1200 });
+  });
+
+  it('refuses a misspelt market in a tier file', async () => {
+    await write('usd-2025-10-01.csv', CARD);
+    const tiers = await write('usd-2025-10-01-tiers.csv', TIERS.replaceAll('India,', 'Inida,'));
+    const result = await loadRateCards([folder], await bundledTable());
+    expect(result.ok || result.error).toMatchObject({ code: 'UNKNOWN_MARKET', file: tiers, line: 3 });
+  });
+
+  it('accepts every market of the bundled cards, Meta’s “Rest of …” regions and Other included', async () => {
+    const result = await loadBundledRateCards(await bundledTable());
+    if (!result.ok) throw new Error(result.error.message);
+    const markets = new Set(result.value.flatMap((card) => [...card.rates.keys()]));
+    expect(markets).toContain('Other');
+    expect(markets).toContain('Rest of Central & Eastern Europe');
+  });
+
+  it('knows every market of the table, and Other', async () => {
+    const known = knownMarketsOf(await bundledTable());
+    expect(known.names).toContain('India');
+    expect(known.names).toContain('Rest of Africa');
+    expect(known.names).toContain('Other');
+    expect(new Set(known.names).size).toBe(known.names.length);
+  });
+});
+
+describe('loadRateBook and loadRatingSetup (what the command line and the service print)', () => {
+  it('check the cards against the bundled market table and lead the message with the error code', async () => {
+    const path = await write('usd-2025-10-01.csv', CARD.replace('India,', 'Indai,'));
+    const book = await loadRateBook([path]);
+    expect(book.ok || book.error).toMatchObject({ code: 'UNKNOWN_MARKET', file: path, line: 3 });
+    expect(book.ok || book.error.message).toMatch(
+      /^UNKNOWN_MARKET: .* line 3: unknown market "Indai" \(did you mean India\?\)/,
+    );
+    const setup = await loadRatingSetup({ rateCardPaths: [path] });
+    expect(setup.ok || setup.error.message).toMatch(/^UNKNOWN_MARKET: /);
+  });
+
+  it.each([
+    ['BAD_RATE', CARD.replace('0.0068,n/a', '0.00x8,n/a'), 4],
+    ['BAD_RATE_CARD', CARD.replace('0.0068,n/a', '0,0068,n/a'), 4],
+    ['UNKNOWN_CURRENCY', CARD.replace('Brazil,$US', 'Brazil,dollars'), 4],
+    ['MIXED_CURRENCY', CARD.replace('Brazil,$US', 'Brazil,€'), 4],
+    ['BAD_EFFECTIVE_DATE', CARD.replace('October 1, 2025', 'Feb 30, 2024'), 1],
+  ])('every rate card error reaches the user with its code: %s', async (code, text, line) => {
+    const path = await write('usd-latest.csv', text);
+    const setup = await loadRatingSetup({ rateCardPaths: [path] });
+    expect(setup.ok || setup.error).toMatchObject({ code, file: path, line });
+    expect(setup.ok || setup.error.message).toMatch(
+      new RegExp(`^${code}: .*usd-latest\\.csv line ${line}\\b`),
+    );
+  });
+
+  it('names the code of errors without a line too', async () => {
+    const missing = await loadRatingSetup({ rateCardPaths: [join(folder, 'nosuch')] });
+    expect(missing.ok || missing.error.message).toMatch(
+      /^UNREADABLE_SOURCE: cannot read rate cards .*nosuch: no such file or directory; check the path/,
+    );
+    const undated = await write('usd-latest.csv', CARD.replace(', effective October 1, 2025', ''));
+    const setup = await loadRatingSetup({ rateCardPaths: [undated] });
+    expect(setup.ok || setup.error.message).toMatch(
+      /^NO_EFFECTIVE_DATE: .*usd-latest\.csv: no effective date/,
+    );
+    await write('a.csv', CARD);
+    await write('b.csv', CARD);
+    const twins = await loadRateBook([join(folder, 'a.csv'), join(folder, 'b.csv')]);
+    expect(twins.ok || twins.error.message).toMatch(/^DUPLICATE_RATE_CARD: rate cards a and b/);
+  });
+
+  it('loads the bundled cards with the bundled market table', async () => {
+    const setup = await loadRatingSetup({});
+    expect(setup.ok && setup.value.cards.length).toBe(4);
   });
 });
 

@@ -5,7 +5,7 @@ import { existsSync } from 'node:fs';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseMarketTable, type MarketTable } from '../core/market.js';
+import { OTHER_MARKET, parseMarketTable, type MarketTable } from '../core/market.js';
 import type { RateCard } from '../core/pricing-context.js';
 import { err, ok, type Result } from '../core/result.js';
 import {
@@ -13,6 +13,7 @@ import {
   createRateBook,
   parseRateCardCsv,
   parseVolumeTierCsv,
+  type KnownMarkets,
   type RateCardError,
   type VolumeTierFile,
 } from '../core/rate-card.js';
@@ -56,15 +57,26 @@ export function isVolumeTierFile(path: string): boolean {
   return basename(path).toLowerCase().includes('tiers');
 }
 
-function unreadable(file: string, error: unknown, what: string): { ok: false; error: RateCardFileError } {
+/** What to give instead of a rate card path that cannot be read. */
+const RATE_CARDS_WANTED =
+  "give a rate card CSV in Meta's layout (Market,Currency,Marketing,Utility,…) or a folder of them, " +
+  'or leave out --rate-cards (WAMETER_RATE_CARDS for the service) to price with the bundled cards';
+
+/** An unreadable path as an error that says why and what to do (`nextStep`) when the path itself is wrong. */
+function unreadable(
+  file: string,
+  error: unknown,
+  what: string,
+  nextStep: string,
+): { ok: false; error: RateCardFileError } {
   const code = (error as NodeJS.ErrnoException).code;
   const why =
-    code === 'ENOENT'
-      ? 'no such file or directory'
-      : code === 'EACCES'
-        ? 'permission denied'
+    code === 'ENOENT' || code === 'ENOTDIR'
+      ? `no such file or directory; check the path: ${nextStep}`
+      : code === 'EACCES' || code === 'EPERM'
+        ? 'permission denied; make it readable by the user running wameter'
         : code === 'EISDIR'
-          ? 'is a directory'
+          ? `is a directory; ${nextStep}`
           : (error as Error).message;
   return err({ code: 'UNREADABLE_SOURCE', message: `cannot read ${what} ${file}: ${why}`, file });
 }
@@ -75,34 +87,51 @@ async function csvFilesOf(path: string): Promise<Result<string[], RateCardFileEr
   try {
     isDirectory = (await stat(path)).isDirectory();
   } catch (error) {
-    return unreadable(path, error, 'rate cards');
+    return unreadable(path, error, 'rate cards', RATE_CARDS_WANTED);
   }
   if (!isDirectory) return ok([path]);
   let names: string[];
   try {
     names = await readdir(path);
   } catch (error) {
-    return unreadable(path, error, 'rate card directory');
+    return unreadable(path, error, 'rate card directory', RATE_CARDS_WANTED);
   }
   const files = names.filter((name) => name.toLowerCase().endsWith('.csv')).sort();
   if (files.length === 0) {
     return err({
       code: 'UNREADABLE_SOURCE',
-      message: `rate card directory ${path} holds no .csv file; give Meta's rate card CSVs or a directory of them`,
+      message: `rate card directory ${path} holds no .csv file; ${RATE_CARDS_WANTED}`,
       file: path,
     });
   }
   return ok(files.map((name) => join(path, name)));
 }
 
+/** The market table the cards will be priced with, and how messages name it. */
+export interface MarketTableSource {
+  table: MarketTable;
+  /** e.g. "wameter's market table (data/markets.csv)". */
+  name: string;
+}
+
+/** The markets a card may name: every market of the table, and `Other` (countries the table does not list). */
+export function knownMarketsOf(source: MarketTableSource): KnownMarkets {
+  const names = new Set(source.table.rows.map((row) => row.market));
+  names.add(OTHER_MARKET);
+  return { names: [...names], source: source.name };
+}
+
 /**
  * Reads rate cards from files and directories (a directory: every `*.csv` in it). Files whose name contains
  * "tiers" are volume-tier files, attached to the card of the same currency and effective date. The cards are
- * checked together (no two of one currency and date). Errors name the file.
+ * checked together (no two of one currency and date). With `markets`, every market a card or tier file names
+ * must be one of the table's (UNKNOWN_MARKET otherwise). Errors name the file.
  */
 export async function loadRateCards(
   paths: readonly string[],
+  markets?: MarketTableSource,
 ): Promise<Result<RateCard[], RateCardFileError>> {
+  const options = markets ? { knownMarkets: knownMarketsOf(markets) } : {};
   const files: string[] = [];
   for (const path of paths) {
     const found = await csvFilesOf(path);
@@ -120,14 +149,14 @@ export async function loadRateCards(
     try {
       text = await readFile(file, 'utf8');
     } catch (error) {
-      return unreadable(file, error, 'rate card');
+      return unreadable(file, error, 'rate card', RATE_CARDS_WANTED);
     }
     if (isVolumeTierFile(file)) {
-      const parsed = parseVolumeTierCsv(text, file);
+      const parsed = parseVolumeTierCsv(text, file, options);
       if (!parsed.ok) return parsed;
       tierFiles.push(parsed.value);
     } else {
-      const parsed = parseRateCardCsv(text, file);
+      const parsed = parseRateCardCsv(text, file, options);
       if (!parsed.ok) return parsed;
       cards.push(parsed.value);
     }
@@ -147,8 +176,10 @@ export async function loadRateCards(
 }
 
 /** The community rate cards shipped in `<package root>/data/rate-cards` (see docs/rate-cards.md). */
-export function loadBundledRateCards(): Promise<Result<RateCard[], RateCardFileError>> {
-  return loadRateCards([join(packageRoot(), 'data', 'rate-cards')]);
+export function loadBundledRateCards(
+  markets?: MarketTableSource,
+): Promise<Result<RateCard[], RateCardFileError>> {
+  return loadRateCards([join(packageRoot(), 'data', 'rate-cards')], markets);
 }
 
 /** Reads and parses a market table CSV (data/markets.csv layout); errors name the file. */
@@ -157,7 +188,12 @@ export async function loadMarketTableFile(path: string): Promise<Result<MarketTa
   try {
     text = await readFile(path, 'utf8');
   } catch (error) {
-    const failure = unreadable(path, error, 'market table');
+    const failure = unreadable(
+      path,
+      error,
+      'market table',
+      'give a CSV with the columns of data/markets.csv',
+    );
     return err({ code: 'UNREADABLE_SOURCE', message: failure.error.message, file: path });
   }
   const parsed = parseMarketTable(text);
@@ -165,6 +201,9 @@ export async function loadMarketTableFile(path: string): Promise<Result<MarketTa
     return err({ code: 'BAD_MARKET_TABLE', message: `${path}: ${parsed.error.message}`, file: path });
   return parsed;
 }
+
+/** How messages name the bundled market table. */
+export const BUNDLED_MARKET_TABLE_NAME = "wameter's market table (data/markets.csv)";
 
 /** The market table shipped in `<package root>/data/markets.csv`. */
 export function loadBundledMarketTable(): Promise<Result<MarketTable, MarketTableFileError>> {

@@ -7,7 +7,13 @@ import type { MarketResolver, RateBook, RateCard } from '../core/pricing-context
 import { createRateBook } from '../core/rate-card.js';
 import { err, ok, type Result } from '../core/result.js';
 import { createAccountBook, loadAccountsFile, type AccountBook } from '../ingest/accounts-file.js';
-import { loadBundledMarketTable, loadBundledRateCards, loadRateCards } from '../ingest/rate-card-files.js';
+import {
+  BUNDLED_MARKET_TABLE_NAME,
+  loadBundledMarketTable,
+  loadBundledRateCards,
+  loadRateCards,
+  type MarketTableSource,
+} from '../ingest/rate-card-files.js';
 
 export interface RatingSetupInput {
   accountsPath?: string;
@@ -30,14 +36,34 @@ export interface SetupError {
   message: string;
 }
 
-/** Rate cards from files and folders (the bundled cards when none are given), as a book. */
+/**
+ * A rate card or market table problem as the user reads it: the command line and the service print the
+ * message as is, so it leads with the documented code (docs/rate-cards.md), e.g. "BAD_RATE: usd.csv line 4: …".
+ */
+function withCode(error: SetupError): SetupError {
+  return { ...error, message: `${error.code}: ${error.message}` };
+}
+
+/**
+ * Rate cards from files and folders (the bundled cards when none are given), as a book. The cards are checked
+ * against the market table they will be priced with (the bundled one unless given), so a misspelt market
+ * stops loading instead of leaving that market unpriced.
+ */
 export async function loadRateBook(
   paths: readonly string[],
+  marketTable?: MarketTableSource,
 ): Promise<Result<{ cards: RateCard[]; rateBook: RateBook }, SetupError>> {
-  const cards = paths.length > 0 ? await loadRateCards([...paths]) : await loadBundledRateCards();
-  if (!cards.ok) return err(cards.error);
+  let markets = marketTable;
+  if (!markets) {
+    const loaded = await loadBundledMarketTable();
+    if (!loaded.ok) return err(withCode(loaded.error));
+    markets = { table: loaded.value, name: BUNDLED_MARKET_TABLE_NAME };
+  }
+  const cards =
+    paths.length > 0 ? await loadRateCards([...paths], markets) : await loadBundledRateCards(markets);
+  if (!cards.ok) return err(withCode(cards.error));
   const rateBook = createRateBook(cards.value);
-  if (!rateBook.ok) return err(rateBook.error);
+  if (!rateBook.ok) return err(withCode(rateBook.error));
   return ok({ cards: cards.value, rateBook: rateBook.value });
 }
 
@@ -48,10 +74,13 @@ export async function loadRatingSetup(input: RatingSetupInput): Promise<Result<R
     if (!loaded.ok) return err(loaded.error);
     accounts = loaded.value;
   }
-  const rates = await loadRateBook(input.rateCardPaths ?? []);
-  if (!rates.ok) return rates;
   const table = await loadBundledMarketTable();
-  if (!table.ok) return err(table.error);
+  if (!table.ok) return err(withCode(table.error));
+  const rates = await loadRateBook(input.rateCardPaths ?? [], {
+    table: table.value,
+    name: BUNDLED_MARKET_TABLE_NAME,
+  });
+  if (!rates.ok) return rates;
   const isReportedRulesEnabled = input.isReportedRulesEnabled ?? true;
   return ok({
     accounts,
