@@ -273,26 +273,9 @@ describe('NDJSON files', () => {
   it('an instant out of range or in milliseconds, or a misspelt status word, is BAD_EVENT with its line; the rest is rated', async () => {
     const status = (at: string, word = 'delivered') =>
       `{"kind":"status","at":${at},"id":"o1","status":"${word}"}`;
-    const webhookInMs = JSON.stringify({
-      object: 'whatsapp_business_account',
-      entry: [
-        {
-          id: 'W1',
-          changes: [
-            {
-              field: 'messages',
-              value: {
-                metadata: { phone_number_id: 'PN1' },
-                statuses: [
-                  { id: 's1', status: 'sent', timestamp: '1750030073000', recipient_id: 'U1' },
-                  { id: 's2', status: 'sent', timestamp: '1750030073', recipient_id: 'U1' },
-                ],
-              },
-            },
-          ],
-        },
-      ],
-    });
+    const webhookInMs = JSON.stringify(
+      statusBody('s1', [sentStatus('s1', '1750030073000'), sentStatus('s2')]),
+    );
     const lines = [
       outbound('o1'),
       status('1e20'),
@@ -361,26 +344,9 @@ describe('NDJSON files', () => {
   });
 
   it('one bad status inside a webhook body line costs only that status', async () => {
-    const bodyLine = JSON.stringify({
-      object: 'whatsapp_business_account',
-      entry: [
-        {
-          id: 'W1',
-          changes: [
-            {
-              field: 'messages',
-              value: {
-                metadata: { phone_number_id: 'PN1' },
-                statuses: [
-                  { id: 's1', status: 'sent', timestamp: '1750030073', recipient_id: 'U1' },
-                  { status: 'sent', timestamp: '1750030073', recipient_id: 'U1' },
-                ],
-              },
-            },
-          ],
-        },
-      ],
-    });
+    const bodyLine = JSON.stringify(
+      statusBody('s1', [sentStatus('s1'), { status: 'sent', timestamp: '1750030073', recipient_id: 'U1' }]),
+    );
     const file = await write('partial.ndjson', `${bodyLine}\n${delivered('s1')}\n`);
     const { events, errors } = await collect([file]);
     expect(ids(events)).toEqual(['s1', 's1']);
@@ -546,24 +512,21 @@ describe('sources', () => {
 });
 
 const fixture = (path: string) => readFile(join(FIXTURES, path), 'utf8');
-/** A one-line webhook body carrying one sent status for `id`. */
-const statusBody = (id: string) => ({
-  object: 'whatsapp_business_account',
-  entry: [
-    {
-      id: 'W1',
-      changes: [
-        {
-          field: 'messages',
-          value: {
-            metadata: { phone_number_id: 'PN1' },
-            statuses: [{ id, status: 'sent', timestamp: '1750030073', recipient_id: 'U1' }],
-          },
-        },
-      ],
-    },
-  ],
-});
+/** A webhook body of WABA W1's number PN1 carrying `statuses` (by default one sent status for `id`). */
+function statusBody(id: string, statuses: object[] = [sentStatus(id)]) {
+  return {
+    object: 'whatsapp_business_account',
+    entry: [
+      {
+        id: 'W1',
+        changes: [{ field: 'messages', value: { metadata: { phone_number_id: 'PN1' }, statuses } }],
+      },
+    ],
+  };
+}
+function sentStatus(id: string, timestamp = '1750030073'): object {
+  return { id, status: 'sent', timestamp, recipient_id: 'U1' };
+}
 const pretty = (value: unknown) => JSON.stringify(value, null, 2);
 const lineCount = (text: string) => text.split('\n').length;
 /** A pretty-printed body whose fourth line has a trailing comma: `{"id": "W1",}` (line 4, column 17). */
