@@ -206,6 +206,10 @@ describe('delivery is what counts', () => {
       { category: 'utility', type: 'regular', amount: 4200, messages: ['w1'] },
     ]);
     expect(result.findings.map((f) => f.code)).toContain('CATEGORY_FROM_WEBHOOK');
+    // The unit itself says so (contract §1: the unit carries the finding).
+    expect(result.units[0]!.isCategoryFromWebhook).toBe(true);
+    const logged = await rate(send(hours(DAY, 0), 'o1', 'utility'));
+    expect(logged.units[0]!.isCategoryFromWebhook).toBeUndefined();
   });
 });
 

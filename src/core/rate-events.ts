@@ -861,6 +861,7 @@ function toUnit(draft: UnitDraft): BillableUnit {
   if (draft.closedAtMs !== undefined) unit.closedAtMs = draft.closedAtMs;
   if (draft.tier) unit.tier = draft.tier;
   if (draft.isMarketInferred) unit.isMarketInferred = true;
+  if (draft.isCategoryFromWebhook) unit.isCategoryFromWebhook = true;
   return unit;
 }
 

@@ -27,6 +27,8 @@ export interface UnitJson {
   rate_card: string | null;
   tier?: { count: number; band: string; month: string };
   market_inferred?: boolean;
+  /** The category came from Meta's status webhook, not from a send log line (finding CATEGORY_FROM_WEBHOOK). */
+  category_from_webhook?: boolean;
   rule: string;
 }
 
@@ -80,6 +82,7 @@ export function unitToJson(unit: BillableUnit): UnitJson {
   if (unit.closedAtMs !== undefined) json.closed_at = formatInstant(unit.closedAtMs);
   if (unit.tier) json.tier = { ...unit.tier };
   if (unit.isMarketInferred) json.market_inferred = true;
+  if (unit.isCategoryFromWebhook) json.category_from_webhook = true;
   return json;
 }
 

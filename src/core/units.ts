@@ -81,6 +81,11 @@ export interface BillableUnit {
   tier?: TierPosition;
   /** The market came from a fallback (calling code, earlier number, contacts' country). */
   isMarketInferred?: boolean;
+  /**
+   * The template category came from Meta's status webhook (`pricing.category` / `conversation.origin.type`):
+   * no outbound line was fed for the message that opened the unit (contract §1, `CATEGORY_FROM_WEBHOOK`).
+   */
+  isCategoryFromWebhook?: boolean;
   /** The rule that decided the unit's category and price, as a stable code (see explain). */
   rule: string;
 }

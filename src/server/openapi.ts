@@ -128,6 +128,19 @@ export const openApiDocument = {
           amount: { type: ['string', 'null'] },
           currency: { type: 'string' },
           rate_card: { type: ['string', 'null'] },
+          tier: {
+            type: 'object',
+            description: 'Volume-tier position of a tiered charge: {count, band, month}.',
+          },
+          market_inferred: {
+            type: 'boolean',
+            description: 'Present (true) when the market came from a fallback.',
+          },
+          category_from_webhook: {
+            type: 'boolean',
+            description:
+              "Present (true) when the category came from Meta's status webhook, not a send log line (finding CATEGORY_FROM_WEBHOOK).",
+          },
           rule: { type: 'string' },
         },
       },

@@ -496,6 +496,7 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
             closedAtMs: T0 + MINUTE,
             tier: { count: 100_001, band: '100001:', month: '2024-03' },
             isMarketInferred: true,
+            isCategoryFromWebhook: true,
             messages: ['wamid.a', 'wamid.b', 'wamid.c'],
           }),
           unit('u_bare', {

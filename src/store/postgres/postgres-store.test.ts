@@ -49,7 +49,7 @@ describe('PostgreSQL specifics', () => {
     const schema = freshSchema();
     const stores = await Promise.all([1, 2, 3].map(() => openPostgresStore(DATABASE_URL, { schema })));
     const { rows } = await admin!.query(`SELECT version FROM ${schema}.schema_migrations`);
-    expect(rows).toEqual([{ version: 1 }, { version: 2 }, { version: 3 }, { version: 4 }]);
+    expect(rows).toEqual([{ version: 1 }, { version: 2 }, { version: 3 }, { version: 4 }, { version: 5 }]);
     await Promise.all(stores.map((store) => store.close()));
   });
 
@@ -61,7 +61,7 @@ describe('PostgreSQL specifics', () => {
     const store = await openStore(url.toString());
     await store.ping();
     const { rows } = await admin!.query(`SELECT version FROM ${schema}.schema_migrations`);
-    expect(rows).toEqual([{ version: 1 }, { version: 2 }, { version: 3 }, { version: 4 }]);
+    expect(rows).toEqual([{ version: 1 }, { version: 2 }, { version: 3 }, { version: 4 }, { version: 5 }]);
     await store.close();
   });
 

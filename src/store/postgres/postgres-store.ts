@@ -177,6 +177,11 @@ const MIGRATIONS: readonly Migration[] = [
       ALTER TABLE pending_messages DROP CONSTRAINT pending_messages_pkey, ADD PRIMARY KEY (waba, id);
     `,
   },
+  {
+    version: 5,
+    name: 'units say when their category came from the webhook',
+    sql: `ALTER TABLE units ADD COLUMN is_category_from_webhook boolean; -- true, or NULL: from the send log`,
+  },
 ];
 
 /** First key of the migration advisory lock ("wame"); the second is the schema's hash. */
@@ -626,7 +631,7 @@ async function replaceFindings(client: Queryable, rating: RatingRecord, findings
 
 const UNIT_COLUMNS = `id, waba, business, user_id, unit, pricing_model, era, country, market, category, type,
   opened_at_ms, expires_at_ms, closed_at_ms, messages, rate_micros, amount_micros, currency, rate_card, tier,
-  is_market_inferred, rule, rating_id`;
+  is_market_inferred, is_category_from_webhook, rule, rating_id`;
 
 /** `isUpsert`: a unit whose id is already stored is overwritten. */
 async function upsertUnits(
@@ -645,10 +650,10 @@ async function upsertUnits(
   for (const units of chunks(all)) {
     await client.query(
       `INSERT INTO units (${UNIT_COLUMNS})
-       SELECT *, $23::text FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+       SELECT *, $24::text FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
          $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::bigint[], $13::bigint[],
          $14::bigint[], $15::jsonb[], $16::bigint[], $17::bigint[], $18::text[], $19::text[], $20::jsonb[],
-         $21::boolean[], $22::text[])
+         $21::boolean[], $22::boolean[], $23::text[])
        ${onConflict}`,
       [
         units.map((u) => u.id),
@@ -672,6 +677,7 @@ async function upsertUnits(
         units.map((u) => u.rateCard),
         units.map((u) => (u.tier === undefined ? null : JSON.stringify(u.tier))),
         units.map((u) => u.isMarketInferred ?? null),
+        units.map((u) => (u.isCategoryFromWebhook ? true : null)),
         units.map((u) => u.rule),
         ratingId,
       ],
@@ -835,6 +841,7 @@ function unitFromRow(row: Row): BillableUnit {
   if (row.closed_at_ms !== null) unit.closedAtMs = Number(row.closed_at_ms);
   if (row.tier !== null) unit.tier = row.tier as BillableUnit['tier'];
   if (row.is_market_inferred !== null) unit.isMarketInferred = Boolean(row.is_market_inferred);
+  if (row.is_category_from_webhook === true) unit.isCategoryFromWebhook = true;
   return unit;
 }
 

@@ -26,6 +26,7 @@ describe('SQLite on disk', () => {
         { version: 2, name: 'events without the message_id index' },
         { version: 3, name: 'idempotency keys per WABA' },
         { version: 4, name: 'unit and pending ids per WABA' },
+        { version: 5, name: 'units say when their category came from the webhook' },
       ]);
     } finally {
       db.close();
@@ -39,7 +40,8 @@ describe('SQLite on disk', () => {
     // Back to what version 1 left.
     const old = new Database(path);
     old.exec(
-      'CREATE INDEX events_message ON events (message_id); DELETE FROM schema_migrations WHERE version >= 2',
+      'CREATE INDEX events_message ON events (message_id); ALTER TABLE units DROP COLUMN is_category_from_webhook;' +
+        'DELETE FROM schema_migrations WHERE version >= 2',
     );
     old.close();
     const statements: string[] = [];
@@ -50,7 +52,7 @@ describe('SQLite on disk', () => {
         "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'events'",
       );
       expect(indexes.pluck().all()).not.toContain('events_message');
-      expect(db.prepare('SELECT max(version) FROM schema_migrations').pluck().get()).toBe(4);
+      expect(db.prepare('SELECT max(version) FROM schema_migrations').pluck().get()).toBe(5);
       // The store's own query for orphan statuses looks their message up through the primary key.
       await store.listEvents(['W1']);
       const orphanQuery = statements.find((sql) => sql.includes("s.kind = 'status'"));

@@ -219,6 +219,11 @@ const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX pending_messages_waba ON pending_messages (waba, sent_at_ms);
     `,
   },
+  {
+    version: 5,
+    name: 'units say when their category came from the webhook',
+    sql: `ALTER TABLE units ADD COLUMN is_category_from_webhook INTEGER; -- 1, or NULL: from the send log`,
+  },
 ];
 
 const HALF_HOUR_MS = 30 * 60_000;
@@ -562,8 +567,8 @@ class SqliteStore implements Store {
     const insertUnit = this.statement(
       `INSERT ${isUpsert ? 'OR REPLACE ' : ''}INTO units (id, waba, business, user_id, unit, pricing_model, era,
          country, market, category, type, opened_at_ms, expires_at_ms, closed_at_ms, messages, rate_micros,
-         amount_micros, currency, rate_card, tier, is_market_inferred, rule, rating_id)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+         amount_micros, currency, rate_card, tier, is_market_inferred, is_category_from_webhook, rule, rating_id)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     );
     let count = 0;
     for (const u of units) {
@@ -589,6 +594,7 @@ class SqliteStore implements Store {
         u.rateCard,
         u.tier === undefined ? null : JSON.stringify(u.tier),
         u.isMarketInferred === undefined ? null : Number(u.isMarketInferred),
+        u.isCategoryFromWebhook ? 1 : null,
         u.rule,
         ratingId,
       );
@@ -807,6 +813,7 @@ function unitFromRow(row: Row): BillableUnit {
   if (row.closed_at_ms !== null) unit.closedAtMs = Number(row.closed_at_ms);
   if (row.tier !== null) unit.tier = JSON.parse(String(row.tier)) as BillableUnit['tier'];
   if (row.is_market_inferred !== null) unit.isMarketInferred = row.is_market_inferred === 1;
+  if (row.is_category_from_webhook === 1) unit.isCategoryFromWebhook = true;
   return unit;
 }
 
