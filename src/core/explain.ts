@@ -149,9 +149,19 @@ export function explainUser(
     units: units.map(unitToJson),
     totals: totalsOf(units),
     pending: shownUnrated.filter((m) => m.failedAtMs === undefined).map(toJson),
-    failed: shownUnrated.flatMap((m) =>
-      m.failedAtMs === undefined ? [] : [{ ...toJson(m), failed_at: formatInstant(m.failedAtMs) }],
-    ),
+    failed: shownUnrated.flatMap((m) => (m.failedAtMs === undefined ? [] : [failedToJson(m)])),
+  };
+}
+
+/** A failed message of the user as explain's JSON lists it (`failed`). */
+export function failedToJson(message: UnratedMessage): FailedJson {
+  return {
+    id: message.id,
+    waba: message.waba,
+    business: message.business,
+    user: message.user,
+    sent_at: formatInstant(message.sentAtMs),
+    failed_at: formatInstant(message.failedAtMs ?? message.sentAtMs),
   };
 }
 

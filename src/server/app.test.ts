@@ -454,6 +454,41 @@ describe('query API: units, totals, CSV, explain, analytics', () => {
     expect(answer.timeline).toBeInstanceOf(Array);
   });
 
+  it('explain lists the user’s failed and pending messages (never charged), for keys that may see them', async () => {
+    const user = '919812345678';
+    const sent = (id: string) => ({
+      kind: 'outbound',
+      at: '2025-07-20T10:00:00Z',
+      waba: 'W1',
+      business: 'PN1',
+      user,
+      id,
+      template: 'marketing',
+    });
+    await service.postEvents([
+      sent('wamid.fail1'),
+      { kind: 'status', at: '2025-07-20T10:00:09Z', waba: 'W1', id: 'wamid.fail1', status: 'failed' },
+      sent('wamid.pend1'),
+      { kind: 'status', at: '2025-07-20T10:00:05Z', waba: 'W1', id: 'wamid.pend1', status: 'sent' },
+    ]);
+    const answer = await json(await service.get(`/v1/explain?user=${user}`, KEY_ALL));
+    expect(answer.failed).toEqual([
+      {
+        id: 'wamid.fail1',
+        waba: 'W1',
+        business: 'PN1',
+        user,
+        sent_at: '2025-07-20T10:00:00Z',
+        failed_at: '2025-07-20T10:00:09Z',
+      },
+    ]);
+    expect((answer.pending as { id: string }[]).map((p) => p.id)).toEqual(['wamid.pend1']);
+    expect(answer.units).toEqual([]);
+    const other = await json(await service.get(`/v1/explain?user=${user}`, KEY_W2));
+    expect(other.failed).toEqual([]);
+    expect(other.pending).toEqual([]);
+  });
+
   it('explain needs a user (400)', async () => {
     const response = await service.get('/v1/explain', KEY_ALL);
     expect(response.status).toBe(400);

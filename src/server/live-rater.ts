@@ -7,6 +7,7 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { Account, CoreEvent } from '../core/events.js';
+import { UserSendLog, type UnratedMessage } from '../core/explain.js';
 import type { MarketResolver, RateBook, RateCard } from '../core/pricing-context.js';
 import { rateEvents, type RatingOutput } from '../core/rate-events.js';
 import { createRateBook } from '../core/rate-card.js';
@@ -58,6 +59,8 @@ export interface ScopeRating {
   output: RatingOutput;
   /** WABA → the business numbers its inbound and outbound events name (what a WABA's key may see). */
   businessesByWaba: Record<string, string[]>;
+  /** With a trace: the traced user's business messages that failed (never charged; the rater keeps them). */
+  failed?: UnratedMessage[];
 }
 
 /**
@@ -215,9 +218,11 @@ export function createInProcessLiveRater(store: Store, pricing: PricingSetup): L
         if (!book.ok) throw new Error(book.error.message);
         rateBook = book.value;
       }
+      const output = rateWithPricing(pricing, events, { ...options, ...(rateBook ? { rateBook } : {}) });
       return {
-        output: rateWithPricing(pricing, events, { ...options, ...(rateBook ? { rateBook } : {}) }),
+        output,
         businessesByWaba: businessesByWaba(events),
+        ...(options.trace ? { failed: failedOf(options.trace.user, events, output) } : {}),
       };
     },
     settle(scope, isCommitted) {
@@ -232,6 +237,14 @@ export function createInProcessLiveRater(store: Store, pricing: PricingSetup): L
     },
     async close() {},
   };
+}
+
+/** The user's failed business messages, as the CLI's explain finds them (core/explain.ts UserSendLog). */
+function failedOf(user: string, events: readonly CoreEvent[], output: RatingOutput): UnratedMessage[] {
+  const sends = new UserSendLog(user);
+  for (const event of events) sends.observe(event);
+  const rated = new Set(output.timeline.flatMap((line) => (line.kind === 'message' ? [line.messageId] : [])));
+  return sends.failed(rated);
 }
 
 function businessesByWaba(events: readonly CoreEvent[]): Record<string, string[]> {

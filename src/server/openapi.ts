@@ -304,6 +304,12 @@ export const openApiDocument = {
               decisions: { type: 'array', items: { type: 'object' } },
               units: { type: 'array', items: { $ref: '#/components/schemas/Unit' } },
               pending: { type: 'array', items: { type: 'object' } },
+              failed: {
+                type: 'array',
+                description:
+                  "The user's business messages that failed (never charged): {id, waba, business, user, sent_at, failed_at}.",
+                items: { type: 'object' },
+              },
             },
           }),
           ...authErrors,

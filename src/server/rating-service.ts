@@ -16,6 +16,7 @@ import {
 import { err, ok, type Result } from '../core/result.js';
 import { formatInstant } from '../core/calendar.js';
 import type { BillableUnit, Era, MessageDecision, TimelineEntry } from '../core/units.js';
+import { failedToJson, type FailedJson } from '../core/explain.js';
 import { createAccountBook } from '../ingest/accounts-file.js';
 import type { CurrencyTotals, RatingRecord, Store } from '../store/store.js';
 import {
@@ -96,6 +97,8 @@ export interface ExplainReport {
   decisions: DecisionJson[];
   units: UnitJson[];
   pending: PendingJson[];
+  /** The user's business messages that failed: never charged. */
+  failed: FailedJson[];
 }
 
 export interface RatingService {
@@ -426,13 +429,16 @@ export function createRatingService(deps: RatingServiceDeps): RatingService {
     const candidates = (await store.listWabas()).filter((waba) => !visible || visible.has(waba));
     const scope = candidates.length === 0 ? [] : await portfolioScope(candidates);
     const trace = { user: query.user, ...(query.business === undefined ? {} : { business: query.business }) };
-    const { output: result, businessesByWaba } =
-      scope.length === 0
-        ? {
-            output: { units: [], pending: [], decisions: [], timeline: [], findings: [] },
-            businessesByWaba: {},
-          }
-        : await liveRater.rateScope(scope, { withDecisions: true, trace });
+    const {
+      output: result,
+      businessesByWaba,
+      failed,
+    } = scope.length === 0
+      ? {
+          output: { units: [], pending: [], decisions: [], timeline: [], findings: [] },
+          businessesByWaba: {},
+        }
+      : await liveRater.rateScope(scope, { withDecisions: true, trace });
     // Timeline entries name a business number, not a WABA: a limited key sees its WABAs' numbers only.
     const visibleBusinesses = new Set<string>();
     for (const [waba, businesses] of Object.entries(businessesByWaba)) {
@@ -453,6 +459,7 @@ export function createRatingService(deps: RatingServiceDeps): RatingService {
       decisions: result.decisions.filter(isAsked).map(decisionToJson),
       units: result.units.filter(isAsked).map(unitToJson),
       pending: result.pending.filter(isAsked).map(pendingToJson),
+      failed: (failed ?? []).filter(isAsked).map(failedToJson),
     };
   }
 
