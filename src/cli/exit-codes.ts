@@ -3,7 +3,10 @@
 export const EXIT = {
   /** Everything read, rated and priced. */
   OK: 0,
-  /** Nothing done: a bad flag, an unreadable accounts file or rate card, a store that cannot be opened. */
+  /**
+   * Nothing done: a bad flag, an unreadable accounts file or rate card, a store that cannot be opened; for
+   * `reconcile`, nothing could be checked against Meta (no agreement is claimed).
+   */
   USAGE: 1,
   /** Done, but some input lines were malformed or a source unreadable (each named on stderr). */
   BAD_INPUT: 2,
