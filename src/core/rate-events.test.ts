@@ -213,6 +213,48 @@ describe('delivery is what counts', () => {
   });
 });
 
+describe('one message id named by two WABAs', () => {
+  it('a status of another WABA never delivers a message, in either order; each WABA is rated apart', async () => {
+    const [outbound] = send(hours(DAY, 0), 'm1', 'marketing', { waba: 'W2', business: 'PN2' }, 'pending');
+    const foreign: CoreEvent = {
+      kind: 'status',
+      atMs: hours(DAY, 0) + 5000,
+      id: 'm1',
+      status: 'delivered',
+      waba: 'W1',
+    };
+    for (const events of [
+      [outbound!, foreign],
+      [foreign, outbound!],
+    ]) {
+      const result = await rate(events);
+      // W2's message was never delivered as far as W2's own events say: pending, never charged.
+      expect(result.units).toEqual([]);
+      expect(result.pending.map((p) => [p.id, p.waba])).toEqual([['m1', 'W2']]);
+      const codes = result.findings.map((f) => f.code);
+      expect(codes).toContain('MESSAGE_OF_TWO_WABAS');
+      // W1's status alone names no user or business number: it cannot become a unit either.
+      expect(codes).toContain('STATUS_WITHOUT_USER');
+    }
+  });
+
+  it('statuses that name no WABA, or the same WABA, still join the message by id', async () => {
+    const [outbound] = send(hours(DAY, 0), 'm1', 'utility', { waba: 'W2', business: 'PN2' }, 'pending');
+    for (const waba of [undefined, 'W2']) {
+      const status: CoreEvent = {
+        kind: 'status',
+        atMs: hours(DAY, 0) + 5000,
+        id: 'm1',
+        status: 'delivered',
+        ...(waba ? { waba } : {}),
+      };
+      const result = await rate([status, outbound!]);
+      expect(result.units.map((u) => [u.id, u.waba, u.category])).toEqual([['u_m1', 'W2', 'utility']]);
+      expect(result.findings.map((f) => f.code)).not.toContain('MESSAGE_OF_TWO_WABAS');
+    }
+  });
+});
+
 describe('per-message pricing (PMP-2025)', () => {
   const PMP = '2025-10-15T00:00:00Z'; // card usd-2025-10-01 (India: marketing 0.0107, utility 0.0014)
 

@@ -145,7 +145,14 @@ class MessageRecord {
   isWaiting = false;
   isRated = false;
 
-  constructor(readonly id: string) {}
+  /**
+   * `key`: its key in `Rater.records` — the id, or, when events of a second WABA name the same id, that
+   * WABA and the id (Rater.recordFor).
+   */
+  constructor(
+    readonly id: string,
+    readonly key: string = id,
+  ) {}
 }
 
 interface PairState {
@@ -465,7 +472,13 @@ export class Rater {
     this.dirty.add(pair);
   }
 
-  private recordFor(id: string): MessageRecord | undefined {
+  /**
+   * The record of message `id` as the events of `waba` know it. Meta's ids are unique, so events of two
+   * WABAs naming one id (a client's key writing another client's message id, or a send log naming the wrong
+   * WABA) are each rated with their own WABA's: a status never makes another WABA's message delivered, in
+   * whatever order the events come. A status that names no WABA joins the message by id alone.
+   */
+  private recordFor(id: string, waba: string | undefined): MessageRecord | undefined {
     if (this.isStreaming && this.tombstones.has(id)) {
       this.stats.duplicates += 1;
       return undefined;
@@ -474,13 +487,32 @@ export class Rater {
     if (!record) {
       record = new MessageRecord(id);
       this.records.set(id, record);
+      return record;
     }
-    return record;
+    if (waba === undefined || record.waba === undefined || record.waba === waba) return record;
+    const key = `${waba}\u0000${id}`;
+    if (this.isStreaming && this.tombstones.has(key)) {
+      this.stats.duplicates += 1;
+      return undefined;
+    }
+    let claimed = this.records.get(key);
+    if (!claimed) {
+      claimed = new MessageRecord(id, key);
+      this.records.set(key, claimed);
+      const first = record.waba;
+      this.findings.add(`MESSAGE_OF_TWO_WABAS:${id}`, () => ({
+        code: 'MESSAGE_OF_TWO_WABAS',
+        message: `message ${id} is named by events of WABA ${first} and of WABA ${waba}; Meta's ids are unique, so one of them is wrong: each WABA's events were rated apart`,
+        message_id: id,
+        waba,
+      }));
+    }
+    return claimed;
   }
 
   private addOutbound(event: OutboundEvent): void {
     if (this.isLate(event.atMs)) return;
-    const record = this.recordFor(event.id);
+    const record = this.recordFor(event.id, event.waba);
     if (!record) return;
     if (record.hasOutbound) {
       this.stats.duplicates += 1;
@@ -499,7 +531,7 @@ export class Rater {
   }
 
   private addStatus(event: StatusEvent): void {
-    const record = this.recordFor(event.id);
+    const record = this.recordFor(event.id, event.waba);
     if (!record) return;
     const isDelivery = event.status === 'delivered' || event.status === 'read';
     if (isDelivery && this.isLate(event.atMs)) return;
@@ -747,9 +779,9 @@ export class Rater {
       record.isRated = true; // a batch forgets nothing before the end: one flag is cheaper than a delete
       return;
     }
-    this.records.delete(record.id);
+    this.records.delete(record.key);
     setWaiting(record, false);
-    if (horizonMs !== Infinity) this.tombstones.add(record.id, record.deliveredAtMs);
+    if (horizonMs !== Infinity) this.tombstones.add(record.key, record.deliveredAtMs);
   }
 
   private emitFinal(horizonMs: number): void {
@@ -799,9 +831,9 @@ export class Rater {
 
   /** A message that will never be rated: failed, still pending, or impossible to place. */
   private retire(record: MessageRecord, horizonMs: number): void {
-    this.records.delete(record.id);
+    this.records.delete(record.key);
     setWaiting(record, false);
-    if (this.isStreaming && horizonMs !== Infinity) this.tombstones.add(record.id, horizonMs);
+    if (this.isStreaming && horizonMs !== Infinity) this.tombstones.add(record.key, horizonMs);
     if (record.deliveredAtMs !== Infinity && !record.pair) {
       this.findings.add(`STATUS_WITHOUT_USER`, () => ({
         code: 'STATUS_WITHOUT_USER',

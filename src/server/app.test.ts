@@ -703,6 +703,49 @@ describe("one client's writes never change another client's bill", () => {
     expect(await unitsOf(KEY_W2, 'W2')).toEqual(billAlone);
   });
 
+  it("inside one portfolio, a key's status for the other WABA's message delivers nothing there", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'wameter-accounts-'));
+    const accountsPath = join(dir, 'accounts.json');
+    writeFileSync(
+      accountsPath,
+      JSON.stringify({
+        accounts: [
+          { waba: 'W1', portfolio: 'P1' },
+          { waba: 'W2', portfolio: 'P1' },
+        ],
+      }),
+    );
+    try {
+      service = await createTestService({ accountsPath });
+      const pendingOfW2 = {
+        kind: 'outbound',
+        at: '2025-07-20T10:00:00Z',
+        waba: 'W2',
+        business: 'PN2',
+        user: '919876543210',
+        id: 'wamid.w2.pending',
+        template: 'marketing',
+      };
+      await service.postEvents([pendingOfW2], KEY_W2);
+      const before = await json(await service.get('/v1/totals?waba=W2', KEY_ALL));
+      // W1's key writes a status naming no WABA: it takes W1's, so it can only ever join W1's messages.
+      const forged = {
+        kind: 'status',
+        at: '2025-07-20T10:00:05Z',
+        id: 'wamid.w2.pending',
+        status: 'delivered',
+      };
+      expect(await json(await service.postEvents([forged], KEY_W1))).toMatchObject({ accepted: 1 });
+      expect(await json(await service.get('/v1/totals?waba=W2', KEY_ALL))).toEqual(before);
+      expect(await unitsOf(KEY_ALL, 'W2')).toEqual([]);
+      await service.rating.settled();
+      const findings = await service.store.listFindings({});
+      expect(findings.map((f) => f.code)).toContain('MESSAGE_OF_TWO_WABAS');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it("a key cannot re-rate a portfolio that holds another key's WABA (403), and nothing changes", async () => {
     const dir = mkdtempSync(join(tmpdir(), 'wameter-accounts-'));
     const accountsPath = join(dir, 'accounts.json');
