@@ -236,6 +236,26 @@ function runDashboardScenario(engine: 'sqlite' | 'postgres') {
       await shot(page, `${engine}-2-overview-monthly-by-market`);
     });
 
+    it('overview: a WABA east of UTC gets the allowance of its own calendar month, not the UTC one', async () => {
+      // All traffic is in October; Asia/Kolkata's October starts at 2025-09-30T18:30Z.
+      const kolkata = describeWabas(TRAFFIC).find((profile) => profile.timeZone === 'Asia/Kolkata')!;
+      expect(kolkata).toBeDefined();
+      await page.goto('about:blank'); // a fresh load: nothing of the previous overview is left on the page
+      await page.goto(`${server.url}/#/overview?waba=${kolkata.waba}&granularity=MONTHLY`);
+      await expect(page.locator('#f-waba').inputValue()).resolves.toBe(kolkata.waba);
+      await page.waitForFunction(() =>
+        /: 1 bars? from 2025-10/.test(
+          document.querySelector('#spend-chart-USD')?.getAttribute('aria-label') ?? '',
+        ),
+      );
+      const allowances = page.locator('section[aria-labelledby="allowance-title"]');
+      await allowances.getByText('Rules of 2025-10').waitFor({ timeout: 10_000 });
+      await expect(page.locator('#f-month').inputValue()).resolves.toBe('2025-10');
+      await page.locator('#tier-table').waitFor();
+      expect(await page.locator('#tier-table tbody tr').count()).toBeGreaterThan(0);
+      await expect(allowances.textContent()).resolves.not.toContain('No charged utility');
+    });
+
     it('units: filtering by category shows only that category, pages on, and exports exactly the filter as CSV', async () => {
       await page.getByRole('link', { name: 'Units' }).click();
       await page.locator('#units-table').waitFor();

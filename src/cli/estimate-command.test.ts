@@ -106,4 +106,75 @@ describe('wameter estimate', () => {
     expect(help.out).toContain('--events <path>');
     expect(help.out).toContain('repeat the flag');
   });
+  it('a past --at is quoted against the events up to it, not against what came after', async () => {
+    // examples/month: 918461283671 writes to 827790422848843 at 2025-10-31T23:22:34Z, 22 minutes after --at.
+    const month = join(import.meta.dirname, '..', '..', 'examples', 'month');
+    const list = join(dir, 'late-writer.csv');
+    writeFileSync(list, 'phone\n918461283671\n');
+    const args = [
+      list,
+      '--template',
+      'utility',
+      '--events',
+      join(month, 'events.ndjson'),
+      '--accounts',
+      join(month, 'accounts.json'),
+      '--waba',
+      '953306147105484',
+      '--business',
+      '827790422848843',
+      '--format',
+      'json',
+    ];
+    const before = await cli([...args, '--at', '2025-10-31T23:00:00Z']);
+    expect(before.code).toBe(EXIT.OK);
+    const [line] = JSON.parse(before.out).lines;
+    expect(line.free).toBe(false);
+    expect(line.reason).not.toContain('2025-10-31T23:22:34Z');
+    const after = await cli([...args, '--at', '2025-10-31T23:30:00Z']);
+    expect(JSON.parse(after.out).lines[0]).toMatchObject({ free: true });
+    expect(JSON.parse(after.out).lines[0].reason).toContain('user wrote 2025-10-31T23:22:34Z');
+  });
+
+  it("--business of another WABA is refused with BUSINESS_NOT_OF_WABA, naming the WABA's own numbers", async () => {
+    const two = join(dir, 'two-wabas.ndjson');
+    writeFileSync(
+      two,
+      [
+        {
+          kind: 'inbound',
+          at: '2025-10-15T10:00:00Z',
+          waba: 'W1',
+          business: 'PN1',
+          user: '919800000002',
+          id: 'a',
+        },
+        {
+          kind: 'inbound',
+          at: '2025-10-15T10:00:00Z',
+          waba: 'W2',
+          business: 'PN2',
+          user: '919876543210',
+          id: 'b',
+        },
+      ]
+        .map((event) => JSON.stringify(event))
+        .join('\n'),
+    );
+    const result = await cli([
+      recipients,
+      '--template',
+      'utility',
+      '--events',
+      two,
+      '--waba',
+      'W1',
+      '--business',
+      'PN2',
+    ]);
+    expect(result.code).toBe(EXIT.USAGE);
+    expect(result.out).toBe('');
+    expect(result.err).toContain('BUSINESS_NOT_OF_WABA');
+    expect(result.err).toContain('--business (PN1)');
+  });
 });

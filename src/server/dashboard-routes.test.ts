@@ -20,9 +20,11 @@ import type { ServiceConfig } from './config.js';
 let service: TestService;
 
 /** The service of the other route tests, with the dashboard's routes mounted the way main does it. */
-async function createDashboardService(options: { webRoot?: string } = {}): Promise<TestService> {
+async function createDashboardService(
+  options: { webRoot?: string; accountsPath?: string } = {},
+): Promise<TestService> {
   const created = await createTestService();
-  const pricing = await loadPricingSetup({ accountsPath: null, rateCardPaths: [] });
+  const pricing = await loadPricingSetup({ accountsPath: options.accountsPath ?? null, rateCardPaths: [] });
   if (!pricing.ok) throw new Error(pricing.error);
   const clock = () => created.clock.nowMs;
   registerDashboardRoutes(created.app, {
@@ -413,6 +415,114 @@ describe('dashboard API: what the pages show', () => {
     expect(foreign.status).toBe(403);
     const unreadable = await post('/v1/reconciliation', { analytics: { hello: 1 } }, KEY_W1);
     expect(unreadable.status).toBe(400);
+  });
+});
+
+describe('dashboard API: the estimate quotes only what the key may read', () => {
+  // W1 and W2 share a portfolio (their events are rated together for tiers); each client sees only its own.
+  const accountsDir = mkdtempSync(join(tmpdir(), 'wameter-dashboard-accounts-'));
+  const accountsPath = join(accountsDir, 'accounts.json');
+  writeFileSync(
+    accountsPath,
+    JSON.stringify({
+      accounts: [
+        { waba: 'W1', timezone: 'UTC', currency: 'USD', portfolio: 'P1' },
+        { waba: 'W2', timezone: 'UTC', currency: 'USD', portfolio: 'P1' },
+      ],
+    }),
+  );
+  const W2_USER = '919876543210';
+  const AT = '2025-07-10T12:00:00Z'; // three hours after W2's user wrote to PN2
+
+  beforeEach(async () => {
+    service = await createDashboardService({ accountsPath });
+    await service.postEvents([
+      ...conversationLines('W1', 'PN1', '919800000001', 'w1'),
+      ...conversationLines('W2', 'PN2', W2_USER, 'w2'),
+    ]);
+  });
+
+  it('refuses 403 a business number of a WABA the key may not read, revealing nothing of its users', async () => {
+    for (const body of [
+      { phones: [W2_USER], template: 'utility', at: AT, waba: 'W1', business: 'PN2' },
+      { phones: [W2_USER], template: 'utility', at: AT, business: 'PN2' },
+      { csv: `phone\n${W2_USER}\n`, template: 'utility', at: AT, waba: 'W1', business: 'PN2' },
+    ]) {
+      const response = await post('/v1/estimate', body, KEY_W1);
+      const text = await response.text();
+      expect(response.status, JSON.stringify(body)).toBe(403);
+      expect(JSON.parse(text).error.code).toBe('FORBIDDEN_WABA');
+      expect(text).not.toContain('user wrote');
+      expect(text).not.toContain('W2');
+    }
+  });
+
+  it("refuses 400 another readable WABA's number, or a number the store never shows for the WABA", async () => {
+    const other = await post(
+      '/v1/estimate',
+      { phones: [W2_USER], template: 'utility', at: AT, waba: 'W1', business: 'PN2' },
+      KEY_ALL,
+    );
+    expect(other.status).toBe(400);
+    const message = (await json(other)).error.message;
+    expect(message).toContain('BUSINESS_NOT_OF_WABA');
+    expect(message).toContain('pass one of its numbers with "business" (PN1)');
+    const unknown = await post(
+      '/v1/estimate',
+      { phones: [W2_USER], template: 'utility', at: AT, business: 'PN-ELSEWHERE' },
+      KEY_W1,
+    );
+    expect(unknown.status).toBe(400);
+    expect((await json(unknown)).error.message).toContain('BUSINESS_NOT_OF_WABA');
+    // The WABA's own number is quoted as before.
+    const own = await post(
+      '/v1/estimate',
+      { phones: [W2_USER], template: 'utility', at: AT, business: 'PN2' },
+      KEY_W2,
+    );
+    expect(own.status).toBe(200);
+    expect((await json(own)).lines[0].reason).toContain('user wrote');
+  });
+
+  it("the overview's business filter never shows another WABA's units", async () => {
+    const overview = await json(await service.get('/v1/dashboard/overview?business=PN2', KEY_W1));
+    expect(overview.currencies).toEqual([]);
+    expect(overview.totals).toEqual({});
+  });
+
+  it('a past "at" is quoted against the events up to it', async () => {
+    const before = await post(
+      '/v1/estimate',
+      { phones: [W2_USER], template: 'utility', at: '2025-07-10T08:59:00Z' },
+      KEY_W2,
+    );
+    expect(before.status).toBe(200);
+    const line = (await json(before)).lines[0];
+    expect(line.free).toBe(false);
+    expect(line.reason).not.toContain('user wrote');
+  });
+
+  it('numbers "phones" entries from 1, lists a blank one as invalid, and asks for "business" in API words', async () => {
+    const response = await post(
+      '/v1/estimate',
+      { phones: ['bad', W2_USER, ''], template: 'utility', at: AT, business: 'PN2' },
+      KEY_W2,
+    );
+    expect(response.status).toBe(200);
+    const body = await json(response);
+    expect(body.invalid.map((i: { line: number; phone: string }) => [i.line, i.phone])).toEqual([
+      [1, 'bad'],
+      [3, ''],
+    ]);
+    expect(body.lines).toHaveLength(1);
+
+    await service.postEvents(conversationLines('W2', 'PN3', '919800000003', 'w2b'));
+    const ambiguous = await post('/v1/estimate', { phones: [W2_USER], template: 'utility', at: AT }, KEY_W2);
+    expect(ambiguous.status).toBe(400);
+    const message = (await json(ambiguous)).error.message;
+    expect(message).toContain('BUSINESS_REQUIRED');
+    expect(message).toContain('pass "business"');
+    expect(message).not.toContain('--business');
   });
 });
 

@@ -14,7 +14,13 @@ import { tierRate } from '../core/rate-card.js';
 import type { Era, RateCategory } from '../core/units.js';
 import { createAccountBook } from '../ingest/accounts-file.js';
 import { packageRoot } from '../ingest/rate-card-files.js';
-import { estimateRecipients, type EstimateRequest } from '../use-cases/estimate.js';
+import {
+  estimateList,
+  parseRecipientsCsv,
+  recipientsFromPhones,
+  type EstimateRequest,
+  type RecipientList,
+} from '../use-cases/estimate.js';
 import type { RatingSetup } from '../use-cases/load-rating-setup.js';
 import { ReconcileSession, whyNothingWasChecked } from '../use-cases/reconcile.js';
 import { parseAnalyticsExport, type AnalyticsExport, type Difference } from '../core/reconcile.js';
@@ -514,15 +520,17 @@ export function registerDashboardRoutes(app: Hono<Env>, deps: DashboardDeps): vo
           '"template" must be marketing, utility or authentication.',
         );
       }
-      let csv: string;
+      let recipients: RecipientList;
       if (typeof body.csv === 'string' && body.phones === undefined) {
-        csv = body.csv;
+        const parsed = parseRecipientsCsv(body.csv);
+        if (!parsed.ok) throw new DashboardQueryError('BAD_QUERY', `"csv": ${parsed.error.message}.`);
+        recipients = parsed.value;
       } else if (Array.isArray(body.phones) && body.csv === undefined) {
         if (!body.phones.every((phone) => typeof phone === 'string' || typeof phone === 'number')) {
           throw new DashboardQueryError('BAD_QUERY', '"phones" must be a list of phone numbers (strings).');
         }
-        // A CSV cell never needs quoting here: a comma or quote in a "phone" makes it invalid anyway.
-        csv = ['phone', ...body.phones.map((phone) => String(phone).replace(/[\r\n",]/g, ' '))].join('\n');
+        // Each entry is a recipient, line = its position from 1; a blank one is listed as invalid.
+        recipients = recipientsFromPhones(body.phones.map(String));
       } else {
         throw new DashboardQueryError('BAD_QUERY', `Give either "phones" or "csv": ${hint}.`);
       }
@@ -532,7 +540,13 @@ export function registerDashboardRoutes(app: Hono<Env>, deps: DashboardDeps): vo
         if (!parsed.ok) throw new DashboardQueryError('BAD_QUERY', `"at": ${parsed.error.message}.`);
         atMs = parsed.value;
       }
-      const request: EstimateRequest = { template: template as TemplateCategory, atMs };
+      const request: EstimateRequest = {
+        template: template as TemplateCategory,
+        atMs,
+        // Only a number the stored events show for the WABA: another WABA's number would quote its users.
+        isUnknownBusinessAccepted: false,
+        senderNames: { waba: '"waba"', business: '"business"' },
+      };
       const visible = await visibleWabas(apiKey);
       if (body.waba !== undefined && body.waba !== null && body.waba !== '') {
         if (typeof body.waba !== 'string' || !mayAccess(apiKey, body.waba)) {
@@ -550,19 +564,33 @@ export function registerDashboardRoutes(app: Hono<Env>, deps: DashboardDeps): vo
           `Say which WABA would send ("waba"): this key sees ${visible.length}.`,
         );
       }
-      if (typeof body.business === 'string' && body.business !== '') request.business = body.business;
+      if (body.business !== undefined && body.business !== null && body.business !== '') {
+        if (typeof body.business !== 'string') {
+          throw new DashboardQueryError('BAD_QUERY', '"business" must be a phone_number_id (a string).');
+        }
+        request.business = body.business;
+      }
       await rating.settled();
       const events = await store.listEvents(await portfolioOf([request.waba!]));
-      const outcome = await estimateRecipients(
-        csv,
+      const outcome = await estimateList(
+        recipients,
         async (add) => {
           for (const event of events) add(event);
         },
         ratingSetup(),
         request,
       );
-      if (!outcome.ok)
-        throw new DashboardQueryError('BAD_QUERY', `${outcome.error.code}: ${outcome.error.message}`);
+      if (!outcome.ok) {
+        const { code, message, owners = [] } = outcome.error;
+        // Another WABA's number, of a WABA this key may not read: say no more than that.
+        if (code === 'BUSINESS_NOT_OF_WABA' && owners.some((owner) => !mayAccess(apiKey, owner))) {
+          throw new DashboardQueryError(
+            'FORBIDDEN_WABA',
+            `Business number ${JSON.stringify(request.business)} is not one of WABA ${request.waba}'s: it sends for a WABA this key may not read.`,
+          );
+        }
+        throw new DashboardQueryError('BAD_QUERY', `${code}: ${message}.`);
+      }
       return c.json({
         ...outcome.value.estimate,
         waba: outcome.value.waba,

@@ -513,7 +513,11 @@ export const openApiDocument = {
                   template: { type: 'string', enum: ['marketing', 'utility', 'authentication'] },
                   at: { type: 'string' },
                   waba: { type: 'string' },
-                  business: { type: 'string' },
+                  business: {
+                    type: 'string',
+                    description:
+                      "A phone_number_id the stored events show sending for `waba` (one of another WABA's: 403 when the key may not read it, else 400).",
+                  },
                 },
               },
             },

@@ -2,9 +2,12 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import type { CoreEvent, TemplateCategory } from '../core/events.js';
 import { parseMicros } from '../core/money.js';
 import {
+  EstimateSession,
+  estimateList,
   estimateRecipients,
   normalisePhone,
   parseRecipientsCsv,
+  recipientsFromPhones,
   type EstimateJson,
   type EstimateRequest,
 } from './estimate.js';
@@ -222,5 +225,118 @@ describe('recipients', () => {
     );
     expect(outcome.ok && [outcome.value.waba, outcome.value.business]).toEqual([W, PN]);
     expect(outcome.ok && outcome.value.estimate.lines[0]!.free).toBe(true);
+  });
+});
+
+describe('estimate: the state at the send time', () => {
+  it('a user who writes after a past send time does not open a window for it', async () => {
+    const sendAt = at('2025-10-31T23:00:00Z');
+    const events = [inbound(sendAt + 22 * 60_000, IN_WINDOW, 'later')];
+    const result = await estimate(`phone\n${IN_WINDOW}\n`, events, { template: 'utility', atMs: sendAt });
+    expect(result.lines[0]).toMatchObject({ free: false, price: rateOf('India', 'utility', '2025-10-31') });
+    expect(result.lines[0]!.reason).not.toContain('user wrote');
+    // The same events, a send after the user wrote: the window is open.
+    const later = await estimate(`phone\n${IN_WINDOW}\n`, events, {
+      template: 'utility',
+      atMs: sendAt + HOUR,
+    });
+    expect(later.lines[0]!.free).toBe(true);
+  });
+
+  it('a delivery known only after the send time has not opened a conversation yet (CBP)', async () => {
+    const now = at('2024-03-12T12:00:00Z');
+    const sentBefore: CoreEvent = {
+      kind: 'outbound',
+      atMs: now - 10 * 60_000,
+      waba: W,
+      business: PN,
+      user: IN_WINDOW,
+      id: 'promo',
+      template: 'marketing',
+      deliveredAtMs: now + 10 * 60_000,
+    };
+    const result = await estimate(`phone\n${IN_WINDOW}\n`, [sentBefore], {
+      template: 'marketing',
+      atMs: now,
+    });
+    expect(result.lines[0]!.reason).not.toContain('open marketing conversation');
+    expect(result.lines[0]!.free).toBe(false);
+    const after = await estimate(`phone\n${IN_WINDOW}\n`, [sentBefore], {
+      template: 'marketing',
+      atMs: now + HOUR,
+    });
+    expect(after.lines[0]!.reason).toContain('open marketing conversation');
+  });
+
+  it('a session told the send time later (no time up front) ignores the later events too', () => {
+    const sendAt = at('2025-10-31T23:00:00Z');
+    const session = new EstimateSession(setup);
+    session.add(inbound(sendAt + 22 * 60_000, IN_WINDOW, 'later'));
+    const outcome = session.finish(recipientsFromPhones([IN_WINDOW]), {
+      template: 'utility',
+      atMs: sendAt,
+      waba: W,
+      business: PN,
+    });
+    expect(outcome.ok && outcome.value.estimate.lines[0]!.free).toBe(false);
+  });
+});
+
+describe('estimate: the sending business number belongs to the sending WABA', () => {
+  const otherWaba = (event: CoreEvent): CoreEvent => ({ ...event, waba: 'W2', business: 'PN2' }) as CoreEvent;
+  const events = () => [
+    inbound(PMP_NOW - HOUR, OUTSIDE, 'own'),
+    otherWaba(inbound(PMP_NOW - HOUR, IN_WINDOW, 'theirs')),
+  ];
+
+  it("another WABA's number is refused, never quoted against that WABA's users", async () => {
+    const outcome = await estimateRecipients(
+      `phone\n${IN_WINDOW}\n`,
+      async (add) => events().forEach(add),
+      setup,
+      { template: 'utility', atMs: PMP_NOW, waba: W, business: 'PN2' },
+    );
+    expect(outcome).toMatchObject({ ok: false, error: { code: 'BUSINESS_NOT_OF_WABA', owners: ['W2'] } });
+    expect(!outcome.ok && outcome.error.message).toContain('pass one of its numbers with --business (PN1)');
+  });
+
+  it('a number the events never show is quoted with no state by default, and refused when asked', async () => {
+    const feed = async (add: (event: CoreEvent) => void) => events().forEach(add);
+    const request = { template: 'utility' as const, atMs: PMP_NOW, waba: W, business: 'PN-NEW' };
+    const accepted = await estimateRecipients(`phone\n${IN_WINDOW}\n`, feed, setup, request);
+    expect(accepted.ok && accepted.value.estimate.lines[0]!.free).toBe(false);
+    const refused = await estimateRecipients(`phone\n${IN_WINDOW}\n`, feed, setup, {
+      ...request,
+      isUnknownBusinessAccepted: false,
+    });
+    expect(refused).toMatchObject({ ok: false, error: { code: 'BUSINESS_NOT_OF_WABA', owners: [] } });
+  });
+
+  it('messages name the inputs the way the caller does', async () => {
+    const twoNumbers = [
+      inbound(PMP_NOW, IN_WINDOW, 'a'),
+      { ...inbound(PMP_NOW, OUTSIDE, 'b'), business: 'PN9' } as CoreEvent,
+    ];
+    const outcome = await estimateList(
+      recipientsFromPhones([IN_WINDOW]),
+      async (add) => twoNumbers.forEach(add),
+      setup,
+      { template: 'utility', atMs: PMP_NOW, senderNames: { waba: '"waba"', business: '"business"' } },
+    );
+    expect(outcome).toMatchObject({ ok: false, error: { code: 'BUSINESS_REQUIRED' } });
+    expect(!outcome.ok && outcome.error.message).toContain('pass "business"');
+    expect(!outcome.ok && outcome.error.message).not.toContain('--');
+  });
+});
+
+describe('recipients from a list of phones', () => {
+  it('numbers entries from 1 and lists a blank entry as invalid instead of dropping it', () => {
+    const list = recipientsFromPhones(['+91 98765 43210', '', 'nope', '  ']);
+    expect(list.recipients.map((r) => [r.line, r.phone])).toEqual([[1, '919876543210']]);
+    expect(list.invalid.map((i) => [i.line, i.phone, i.error])).toEqual([
+      [2, '', 'no phone number'],
+      [3, 'nope', expect.stringContaining('not a phone number')],
+      [4, '  ', 'no phone number'],
+    ]);
   });
 });

@@ -15,11 +15,19 @@ export type EstimateErrorCode =
   /** The events hold several WABAs (or none): the estimate needs `--waba`. */
   | 'WABA_REQUIRED'
   /** The WABA has several business numbers (or none in the events): the estimate needs `--business`. */
-  | 'BUSINESS_REQUIRED';
+  | 'BUSINESS_REQUIRED'
+  /**
+   * The business number is not one of the WABA's: the events show it sending for another WABA (`owners`), or
+   * (when unknown numbers are refused) not at all. Quoting it would price the WABA's sends against another
+   * WABA's customers.
+   */
+  | 'BUSINESS_NOT_OF_WABA';
 
 export interface EstimateError {
   code: EstimateErrorCode;
   message: string;
+  /** BUSINESS_NOT_OF_WABA: the WABAs the events show the number under (empty when none). */
+  owners?: string[];
 }
 
 export interface EstimateLine {
@@ -58,10 +66,25 @@ export interface EstimateJson {
 
 export interface EstimateRequest {
   template: TemplateCategory;
+  /** When the sends would happen; the state quoted against is what the events up to this instant left. */
   atMs: number;
   waba?: string;
   business?: string;
+  /**
+   * May `business` be a number the events never mention (a new number of the WABA)? Default true (the CLI);
+   * the service refuses it, so that only numbers the store shows for the WABA are quoted.
+   */
+  isUnknownBusinessAccepted?: boolean;
+  /** How the caller names the sender's two inputs in messages: `--waba` / `--business` by default (CLI). */
+  senderNames?: SenderNames;
 }
+
+export interface SenderNames {
+  waba: string;
+  business: string;
+}
+
+const CLI_SENDER_NAMES: SenderNames = { waba: '--waba', business: '--business' };
 
 export interface EstimateOutcome {
   estimate: EstimateJson;
@@ -98,6 +121,21 @@ export function normalisePhone(text: string): Result<string, string> {
   if (digits.length < 7) return err(`"${text}" is too short for a number with its country code`);
   if (digits.length > 15) return err(`"${text}" is longer than the 15 digits of an international number`);
   return ok(digits);
+}
+
+/**
+ * A list of phone numbers (the service's `phones`) → recipients; an entry's line is its position from 1, and
+ * a blank or malformed entry is listed under `invalid`, never dropped.
+ */
+export function recipientsFromPhones(phones: readonly string[]): RecipientList {
+  const recipients: Recipient[] = [];
+  const invalid: InvalidRecipient[] = [];
+  phones.forEach((written, index) => {
+    const phone = normalisePhone(written);
+    if (phone.ok) recipients.push({ line: index + 1, phone: phone.value, written, columns: {} });
+    else invalid.push({ line: index + 1, phone: written, error: phone.error });
+  });
+  return { recipients, invalid };
 }
 
 /** Reads a recipients CSV (RFC 4180: quoted fields, "" escapes; a BOM and blank lines are ignored). */
@@ -196,11 +234,15 @@ export class SendersSeen {
   }
 
   /** The WABA and business number to quote for: the given ones, else the only ones in the events. */
-  choose(waba?: string, business?: string): Result<{ waba: string; business: string }, EstimateError> {
+  choose(
+    waba?: string,
+    business?: string,
+    options: { isUnknownBusinessAccepted?: boolean; names?: SenderNames } = {},
+  ): Result<{ waba: string; business: string }, EstimateError> {
+    const names = options.names ?? CLI_SENDER_NAMES;
+    const owners = business === undefined ? [] : this.ownersOf(business);
     let chosenWaba = waba;
-    if (chosenWaba === undefined && business !== undefined) {
-      chosenWaba = [...this.businessesByWaba].find(([, numbers]) => numbers.has(business))?.[0];
-    }
+    if (chosenWaba === undefined && owners.length === 1) chosenWaba = owners[0];
     if (chosenWaba === undefined) {
       const wabas = [...this.businessesByWaba.keys()].sort();
       if (wabas.length !== 1) {
@@ -208,33 +250,75 @@ export class SendersSeen {
           code: 'WABA_REQUIRED',
           message:
             wabas.length === 0
-              ? 'the events name no WABA: pass --waba (and --business) for the sending account'
-              : `the events hold ${wabas.length} WABAs (${wabas.slice(0, 5).join(', ')}${wabas.length > 5 ? ', …' : ''}): pass --waba`,
+              ? `the events name no WABA: pass ${names.waba} (and ${names.business}) for the sending account`
+              : `the events hold ${wabas.length} WABAs (${listed(wabas)}): pass ${names.waba}`,
         });
       }
       chosenWaba = wabas[0]!;
     }
-    if (business !== undefined) return ok({ waba: chosenWaba, business });
     const numbers = [...(this.businessesByWaba.get(chosenWaba) ?? [])].sort();
+    if (business !== undefined) {
+      if (numbers.includes(business)) return ok({ waba: chosenWaba, business });
+      // A number the events show for another WABA would be quoted against that WABA's users' windows.
+      if (owners.length > 0 || options.isUnknownBusinessAccepted === false) {
+        return err({
+          code: 'BUSINESS_NOT_OF_WABA',
+          message:
+            `business number ${business} is not one of WABA ${chosenWaba}'s` +
+            (owners.length > 0
+              ? ` (the events show it for WABA ${listed(owners)})`
+              : ' (the events never show it sending)') +
+            (numbers.length > 0
+              ? `: pass one of its numbers with ${names.business} (${listed(numbers)})`
+              : `: the events name no number of WABA ${chosenWaba}`),
+          owners,
+        });
+      }
+      return ok({ waba: chosenWaba, business });
+    }
     if (numbers.length !== 1) {
       return err({
         code: 'BUSINESS_REQUIRED',
         message:
           numbers.length === 0
-            ? `the events name no business number of WABA ${chosenWaba}: pass --business (the phone_number_id that sends)`
-            : `WABA ${chosenWaba} has ${numbers.length} business numbers (${numbers.slice(0, 5).join(', ')}): pass --business`,
+            ? `the events name no business number of WABA ${chosenWaba}: pass ${names.business} (the phone_number_id that sends)`
+            : `WABA ${chosenWaba} has ${numbers.length} business numbers (${listed(numbers)}): pass ${names.business}`,
       });
     }
     return ok({ waba: chosenWaba, business: numbers[0]! });
   }
+
+  /** The WABAs the events show sending from this business number, sorted. */
+  private ownersOf(business: string): string[] {
+    return [...this.businessesByWaba]
+      .filter(([, numbers]) => numbers.has(business))
+      .map(([waba]) => waba)
+      .sort();
+  }
 }
 
-/** Rates the events (for the state they leave), then quotes a send to each recipient in list order. */
+function listed(values: readonly string[]): string {
+  return `${values.slice(0, 5).join(', ')}${values.length > 5 ? ', …' : ''}`;
+}
+
+/**
+ * Rates the events (for the state they leave), then quotes a send to each recipient in list order.
+ *
+ * The state is the one at the send time: an event after it (a user writing 20 minutes later, a delivery not
+ * yet known) has not happened then and is ignored — else a past `at` would be quoted against the future.
+ * Give the send time to the constructor to rate as the events come; without it the events are kept until
+ * `finish` says when the sends happen.
+ */
 export class EstimateSession {
   private readonly rater: Rater;
   private readonly senders = new SendersSeen();
+  /** Events kept for `finish` when the send time was not known up front. */
+  private readonly held: CoreEvent[] | undefined;
 
-  constructor(private readonly setup: RatingSetup) {
+  constructor(
+    private readonly setup: RatingSetup,
+    private readonly asOfMs?: number,
+  ) {
     const accounts = new Map(setup.accounts.map((a) => [a.waba, a]));
     const options: RatingOptions = {
       accountFor: (waba) => accounts.get(waba) ?? defaultAccount(waba),
@@ -243,17 +327,42 @@ export class EstimateSession {
       isReportedRulesEnabled: setup.isReportedRulesEnabled,
     };
     this.rater = new Rater(options, { unit: () => {}, pending: () => {} });
+    this.held = asOfMs === undefined ? [] : undefined;
   }
 
   add(event: CoreEvent): void {
+    // Every number the events show (whenever) says which WABA it belongs to.
     this.senders.add(event);
+    if (this.held) this.held.push(event);
+    else this.rateUpTo(event, this.asOfMs!);
+  }
+
+  /** Rates what of the event had happened at `asOfMs`: nothing after it, and no delivery known only later. */
+  private rateUpTo(event: CoreEvent, asOfMs: number): void {
+    if (event.atMs > asOfMs) return;
+    if (event.kind === 'outbound' && event.deliveredAtMs !== undefined && event.deliveredAtMs > asOfMs) {
+      const { deliveredAtMs: _later, ...sentOnly } = event;
+      this.rater.add(sentOnly);
+      return;
+    }
     this.rater.add(event);
   }
 
   finish(list: RecipientList, request: EstimateRequest): Result<EstimateOutcome, EstimateError> {
-    const sender = this.senders.choose(request.waba, request.business);
+    if (this.asOfMs !== undefined && this.asOfMs !== request.atMs) {
+      throw new Error(
+        `EstimateSession rated the state at ${this.asOfMs} but was asked to quote at ${request.atMs}`,
+      );
+    }
+    const sender = this.senders.choose(request.waba, request.business, {
+      ...(request.isUnknownBusinessAccepted !== undefined
+        ? { isUnknownBusinessAccepted: request.isUnknownBusinessAccepted }
+        : {}),
+      ...(request.senderNames ? { names: request.senderNames } : {}),
+    });
     if (!sender.ok) return sender;
     const { waba, business } = sender.value;
+    for (const event of this.held ?? []) this.rateUpTo(event, request.atMs);
     this.rater.finish();
     const account = this.setup.accounts.find((a) => a.waba === waba) ?? defaultAccount(waba);
     const date = localDate(request.atMs, account.timeZone);
@@ -336,7 +445,17 @@ export async function estimateRecipients(
 ): Promise<Result<EstimateOutcome, EstimateError>> {
   const list = parseRecipientsCsv(csvText);
   if (!list.ok) return list;
-  const session = new EstimateSession(setup);
+  return estimateList(list.value, feed, setup, request);
+}
+
+/** One estimate from recipients already read (a CSV or a list of phones) and a stream of events. */
+export async function estimateList(
+  list: RecipientList,
+  feed: (add: (event: CoreEvent) => void) => Promise<void>,
+  setup: RatingSetup,
+  request: EstimateRequest,
+): Promise<Result<EstimateOutcome, EstimateError>> {
+  const session = new EstimateSession(setup, request.atMs);
   await feed((event) => session.add(event));
-  return session.finish(list.value, request);
+  return session.finish(list, request);
 }

@@ -126,13 +126,20 @@ export async function render(main, params, ctx) {
       return;
     }
     body.replaceChildren(...renderSpend(overview, state));
-    const lastLabel = overview.currencies
-      .flatMap((c) => c.buckets.map((b) => b.start))
-      .sort()
-      .at(-1);
-    await renderAllowances(allowanceArea, state, lastLabel ? lastLabel.slice(0, 7) : '', ctx);
+    await renderAllowances(allowanceArea, state, latestMonthOf(overview), ctx);
   }
   await refresh();
+}
+
+/**
+ * The month (YYYY-MM) of the latest bucket with data, as the WABA's calendar reads it: the bucket's label is
+ * its local date, whereas its `start` is UTC (`2025-09-30T18:30Z` is October 1st in Asia/Kolkata).
+ */
+export function latestMonthOf(overview) {
+  const latest = overview.currencies
+    .flatMap((c) => c.buckets)
+    .reduce((last, bucket) => (last === null || bucket.start > last.start ? bucket : last), null);
+  return latest ? latest.label.slice(0, 7) : '';
 }
 
 function renderSpend(overview, state) {
