@@ -655,6 +655,23 @@ describe('API keys are scoped to WABAs: one client never reads another', () => {
   });
 });
 
+/** A service whose accounts put W1 and W2 (two keys' WABAs) in one portfolio, P1. */
+async function withSharedPortfolio(test: () => Promise<void>): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'wameter-accounts-'));
+  const accountsPath = join(dir, 'accounts.json');
+  const accounts = [
+    { waba: 'W1', portfolio: 'P1' },
+    { waba: 'W2', portfolio: 'P1' },
+  ];
+  writeFileSync(accountsPath, JSON.stringify({ accounts }));
+  try {
+    service = await createTestService({ accountsPath });
+    await test();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 describe("one client's writes never change another client's bill", () => {
   const unitsOf = async (key: string, waba: string) =>
     ((await json(await service.get(`/v1/units?waba=${waba}&limit=1000`, key))).units as object[]).map((u) =>
@@ -704,19 +721,7 @@ describe("one client's writes never change another client's bill", () => {
   });
 
   it("inside one portfolio, a key's status for the other WABA's message delivers nothing there", async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'wameter-accounts-'));
-    const accountsPath = join(dir, 'accounts.json');
-    writeFileSync(
-      accountsPath,
-      JSON.stringify({
-        accounts: [
-          { waba: 'W1', portfolio: 'P1' },
-          { waba: 'W2', portfolio: 'P1' },
-        ],
-      }),
-    );
-    try {
-      service = await createTestService({ accountsPath });
+    await withSharedPortfolio(async () => {
       const pendingOfW2 = {
         kind: 'outbound',
         at: '2025-07-20T10:00:00Z',
@@ -741,25 +746,11 @@ describe("one client's writes never change another client's bill", () => {
       await service.rating.settled();
       const findings = await service.store.listFindings({});
       expect(findings.map((f) => f.code)).toContain('MESSAGE_OF_TWO_WABAS');
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    });
   });
 
   it("a key cannot re-rate a portfolio that holds another key's WABA (403), and nothing changes", async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'wameter-accounts-'));
-    const accountsPath = join(dir, 'accounts.json');
-    writeFileSync(
-      accountsPath,
-      JSON.stringify({
-        accounts: [
-          { waba: 'W1', portfolio: 'P1' },
-          { waba: 'W2', portfolio: 'P1' },
-        ],
-      }),
-    );
-    try {
-      service = await createTestService({ accountsPath });
+    await withSharedPortfolio(async () => {
       await service.postEvents([
         ...conversationLines('W1', 'PN1', '919876543210', 'wamid.k1'),
         ...conversationLines('W2', 'PN2', '919876543210', 'wamid.k2'),
@@ -775,9 +766,7 @@ describe("one client's writes never change another client's bill", () => {
       expect(await unitsOf(KEY_ALL, 'W2')).toEqual(before);
       const allowed = await json(await rerate(KEY_ALL, { wabas: ['W1'], as_of_rules: 'CBP-2023' }));
       expect(allowed.wabas).toEqual(['W1', 'W2']);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    });
   });
 });
 
