@@ -71,17 +71,15 @@ describe('commands that create the store (import, serve)', () => {
   });
 });
 
+/** `wameter estimate` of the test's recipients against the store at `db`. */
+function estimateFrom(db: string) {
+  return runWameter(['estimate', recipients, '--template', 'utility', '--db', db]);
+}
+
 describe('commands that only read the store (estimate, rerate)', () => {
   it('estimate refuses a SQLite file that does not exist, and does not create it', async () => {
     const file = join(dir, 'none.db');
-    const { code, err } = await runWameter([
-      'estimate',
-      recipients,
-      '--template',
-      'utility',
-      '--db',
-      `sqlite:${file}`,
-    ]);
+    const { code, err } = await estimateFrom(`sqlite:${file}`);
     expect(code).toBe(EXIT.USAGE);
     expect(err).toBe(
       `wameter: no such database file: ${file} (run \`wameter import\` or \`wameter serve\` first, or check --db)\n`,
@@ -101,14 +99,7 @@ describe('commands that only read the store (estimate, rerate)', () => {
   });
 
   it('estimate says nothing listens at a PostgreSQL URL and exits 1', async () => {
-    const { code, err } = await runWameter([
-      'estimate',
-      recipients,
-      '--template',
-      'utility',
-      '--db',
-      NOBODY_LISTENING,
-    ]);
+    const { code, err } = await estimateFrom(NOBODY_LISTENING);
     expect(code).toBe(EXIT.USAGE);
     expect(err).toContain('is PostgreSQL running? (check --db)');
     expectOneClearLine(err);

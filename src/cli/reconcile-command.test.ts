@@ -18,6 +18,24 @@ writeFileSync(
   `${JSON.stringify({ kind: 'outbound', at: 1698266940, waba: '5467539754836534', business: '1122334455667', user: '972987654321', id: 'wamid.xyzxyz', template: null })}\n`,
 );
 
+/** A utility template as the send log says it was sent, and Meta's status pricing it as marketing. */
+const UTILITY_SENT = JSON.stringify({
+  kind: 'outbound',
+  at: '2025-10-08T06:00:00Z',
+  waba: 'W1',
+  business: 'PN1',
+  user: '919876543210',
+  id: 'm1',
+  template: 'utility',
+});
+const PRICED_AS_MARKETING = JSON.stringify({
+  kind: 'status',
+  at: '2025-10-08T06:00:03Z',
+  id: 'm1',
+  status: 'delivered',
+  pricing: { pricing_model: 'PMP', category: 'marketing', type: 'regular' },
+});
+
 describe('wameter reconcile', () => {
   it('exits 0 and says so when wameter and Meta agree', async () => {
     const result = await cli([sendLog, join(FIXTURES, 'pywa/status_delivered.json')]);
@@ -27,11 +45,7 @@ describe('wameter reconcile', () => {
 
   it('exits 4 and lists the difference with its cause when they disagree', async () => {
     const utility = join(dir, 'utility.ndjson');
-    writeFileSync(
-      utility,
-      `${JSON.stringify({ kind: 'outbound', at: '2025-10-08T06:00:00Z', waba: 'W1', business: 'PN1', user: '919876543210', id: 'm1', template: 'utility' })}\n` +
-        `${JSON.stringify({ kind: 'status', at: '2025-10-08T06:00:03Z', id: 'm1', status: 'delivered', pricing: { pricing_model: 'PMP', category: 'marketing', type: 'regular' } })}\n`,
-    );
+    writeFileSync(utility, `${UTILITY_SENT}\n` + `${PRICED_AS_MARKETING}\n`);
     const result = await cli([utility, '--format', 'json']);
     expect(result.code).toBe(EXIT.DIFFERENCES);
     const json = JSON.parse(result.out);
@@ -71,7 +85,7 @@ describe('wameter reconcile', () => {
     const unpriced = join(dir, 'unpriced.ndjson');
     writeFileSync(
       unpriced,
-      `${JSON.stringify({ kind: 'outbound', at: '2025-10-08T06:00:00Z', waba: 'W1', business: 'PN1', user: '919876543210', id: 'm1', template: 'utility' })}\n` +
+      `${UTILITY_SENT}\n` +
         `${JSON.stringify({ kind: 'status', at: '2025-10-08T06:00:03Z', id: 'm1', status: 'delivered' })}\n`,
     );
     const table = await cli([unpriced]);
@@ -98,12 +112,7 @@ describe('wameter reconcile', () => {
 
   it('differences win over malformed lines (exit 4), and the malformed lines are still named', async () => {
     const mixed = join(dir, 'mixed.ndjson');
-    writeFileSync(
-      mixed,
-      `${JSON.stringify({ kind: 'outbound', at: '2025-10-08T06:00:00Z', waba: 'W1', business: 'PN1', user: '919876543210', id: 'm1', template: 'utility' })}\n` +
-        `{"kind":"outbound",\n` +
-        `${JSON.stringify({ kind: 'status', at: '2025-10-08T06:00:03Z', id: 'm1', status: 'delivered', pricing: { pricing_model: 'PMP', category: 'marketing', type: 'regular' } })}\n`,
-    );
+    writeFileSync(mixed, `${UTILITY_SENT}\n` + `{"kind":"outbound",\n` + `${PRICED_AS_MARKETING}\n`);
     const result = await cli([mixed, '--format', 'json']);
     expect(result.code).toBe(EXIT.DIFFERENCES);
     expect(result.err).toContain(`${mixed}:2: MALFORMED_LINE`);
@@ -114,7 +123,7 @@ describe('wameter reconcile', () => {
     const agreeing = join(dir, 'agreeing.ndjson');
     writeFileSync(
       agreeing,
-      `${JSON.stringify({ kind: 'outbound', at: '2025-10-08T06:00:00Z', waba: 'W1', business: 'PN1', user: '919876543210', id: 'm1', template: 'utility' })}\n` +
+      `${UTILITY_SENT}\n` +
         `not json\n` +
         `${JSON.stringify({ kind: 'status', at: '2025-10-08T06:00:03Z', id: 'm1', status: 'delivered', pricing: { pricing_model: 'PMP', category: 'utility', type: 'regular' } })}\n`,
     );
