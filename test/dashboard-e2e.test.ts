@@ -321,14 +321,18 @@ function runDashboardScenario(engine: 'sqlite' | 'postgres') {
       await page.getByLabel('Template category').selectOption('marketing');
       await page
         .getByLabel('Phone numbers, one per line')
-        .fill(`+${indian.user}\n+55 11 91234-5678\nnot-a-phone`);
+        .fill(`+${indian.user}\n\n+55 11 91234-5678\n\nnot-a-phone\n`);
       await page.getByRole('button', { name: 'Estimate', exact: true }).click();
       await page.locator('#estimate-lines').waitFor();
       const rows = page.locator('#estimate-lines tbody tr');
       expect(await rows.count()).toBe(2);
       await expect(rows.first().textContent()).resolves.toContain('India');
       await expect(rows.nth(1).textContent()).resolves.toContain('Brazil');
-      await expect(page.locator('#estimate-invalid').textContent()).resolves.toContain('not-a-phone');
+      // Blank lines are skipped, and the bad number keeps the line it was pasted on.
+      const invalid = page.locator('#estimate-invalid tbody tr');
+      expect(await invalid.count()).toBe(1);
+      await expect(invalid.locator('td').first().textContent()).resolves.toBe('5');
+      await expect(invalid.textContent()).resolves.toContain('not-a-phone');
       await shot(page, `${engine}-5-estimate`);
     });
 

@@ -77,13 +77,18 @@ export async function render(main, params, ctx) {
       waba: waba.value || undefined,
       business: business.value.trim() || undefined,
     };
+    // Blank pasted lines are not recipients; the pasted line of each one sent is kept for the invalid list.
+    let pastedLines = null;
     if (file.files && file.files[0]) {
       body.csv = await file.files[0].text();
     } else {
-      body.phones = phones.value
-        .split(/\r?\n/)
-        .map((line) => line.trim())
-        .filter(Boolean);
+      body.phones = [];
+      pastedLines = [];
+      phones.value.split(/\r?\n/).forEach((line, index) => {
+        if (line.trim() === '') return;
+        body.phones.push(line.trim());
+        pastedLines.push(index + 1);
+      });
       if (body.phones.length === 0) {
         result.replaceChildren(
           errorBox({ message: 'Paste at least one phone number or choose a CSV file.' }, 'estimate'),
@@ -94,6 +99,9 @@ export async function render(main, params, ctx) {
     result.replaceChildren(loading('Estimating…'));
     try {
       const estimate = await postJson('/v1/estimate', body);
+      if (pastedLines) {
+        for (const item of estimate.invalid) item.line = pastedLines[item.line - 1] ?? item.line;
+      }
       result.replaceChildren(...renderEstimate(estimate));
     } catch (error) {
       result.replaceChildren(errorBox(error, 'estimate'));
