@@ -221,7 +221,7 @@ export function rateByReference(events: readonly CoreEvent[], options: Reference
     }
     // The first answer within 24 h to an ad / Page CTA message opens one (not before 2022-02-01).
     if (era !== 'NBP' && isFirstAnswer && d < latestReferralMs + FEP_ANSWER_MS) {
-      const windowMs = fepWindowMs(date);
+      const windowMs = fepWindowMs(date, era);
       for (const conversation of open) conversation.closedAtMs = d;
       // Decision (not in the engine): a CBP-2022 free entry point "would have cost" a user-initiated
       // conversation, since it is by definition an answer inside the 24 h window.

@@ -10,7 +10,10 @@ export const EXIT = {
   USAGE: 1,
   /** Done, but some input lines were malformed or a source unreadable (each named on stderr). */
   BAD_INPUT: 2,
-  /** Done, but some charged units have no price (unknown market, no rate, no rate card): see findings. */
+  /**
+   * Done, but some charged units have no price (unknown market, no rate, no rate card), or some delivered
+   * messages could not be rated (no category, no user or business number): see findings.
+   */
   UNPRICED: 3,
   /** `reconcile`: wameter and Meta disagree somewhere (each difference listed with its likely cause). */
   DIFFERENCES: 4,

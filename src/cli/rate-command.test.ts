@@ -121,6 +121,25 @@ describe('wameter rate', () => {
     );
   });
 
+  it('exits 3 when a delivered message could not be rated (no category anywhere), 0 with --allow-unpriced', async () => {
+    // A status alone, its category unknown to wameter, and no outbound line.
+    const status = JSON.stringify({
+      kind: 'status',
+      at: '2024-03-01T10:05:03Z',
+      id: 'wamid.x',
+      status: 'delivered',
+      waba: 'W1',
+      business: 'PN1',
+      user: '919876543210',
+    });
+    const file = tempFile('status.ndjson', status);
+    const { code, out, error } = await run(['rate', file, '--format', 'json']);
+    expect(code).toBe(3);
+    expect(JSON.parse(out).findings.map((f: { code: string }) => f.code)).toContain('UNKNOWN_CATEGORY');
+    expect(error).toContain('1 delivered message(s) could not be rated');
+    expect((await run(['rate', file, '--allow-unpriced'])).code).toBe(0);
+  });
+
   it('explains flag mistakes', async () => {
     const era = await run(['rate', EXAMPLE, '--as-of-rules', 'PMP-2030']);
     expect(era.code).toBe(1);

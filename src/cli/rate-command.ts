@@ -59,7 +59,7 @@ export function registerRateCommand(program: Command, io: CliIo): void {
     )
     .option(
       '--allow-unpriced',
-      'exit 0 even when some charged units have no price (they are listed in findings)',
+      'exit 0 even when some charged units have no price, or delivered messages could not be rated (they are listed in findings)',
     )
     .addHelpText(
       'after',
@@ -129,10 +129,18 @@ export async function runRate(sources: string[], flags: RateFlags, io: CliIo): P
     `wameter: read ${result.read.events} event(s) from ${result.read.files.length} source(s): ${result.stats.units} unit(s), ${result.stats.pending} pending, ${result.findings.length} finding(s)\n`,
   );
   if (errors.count > 0) return EXIT.BAD_INPUT;
-  if (unpriced > 0 && !flags.allowUnpriced) {
-    io.writeError(
-      `wameter: ${unpriced} charged unit(s) could not be priced (see findings: unknown number, no rate or no rate card); pass --allow-unpriced to accept\n`,
-    );
+  const unrated = result.stats.unrated;
+  if ((unpriced > 0 || unrated > 0) && !flags.allowUnpriced) {
+    if (unpriced > 0) {
+      io.writeError(
+        `wameter: ${unpriced} charged unit(s) could not be priced (see findings: unknown number, no rate or no rate card); pass --allow-unpriced to accept\n`,
+      );
+    }
+    if (unrated > 0) {
+      io.writeError(
+        `wameter: ${unrated} delivered message(s) could not be rated (see findings UNKNOWN_CATEGORY and STATUS_WITHOUT_USER: feed the send log too); pass --allow-unpriced to accept\n`,
+      );
+    }
     return EXIT.UNPRICED;
   }
   return EXIT.OK;

@@ -41,9 +41,14 @@ export const FEP_ANSWER_MS = 24 * HOUR_MS;
 /** Meta retries undelivered messages for at most 30 days (template time-to-live). */
 export const PENDING_TTL_MS = 30 * DAY_MS;
 
-/** Free entry point window: 24 h until 2023-02-28, 72 h from 2023-03-01 (Meta, CBP changelog). */
-export function fepWindowMs(localDate: string): number {
-  return localDate >= '2023-03-01' ? 72 * HOUR_MS : 24 * HOUR_MS;
+/**
+ * Free entry point window: 24 h until 2023-02-28, 72 h from 2023-03-01 (Meta, CBP changelog) — a change
+ * inside CBP-2022, so the eras after it always have 72 h, also when chosen with --as-of-rules for older
+ * traffic.
+ */
+export function fepWindowMs(localDate: string, era: Era): number {
+  const is72h = localDate >= '2023-03-01' || (era !== 'NBP' && era !== 'CBP-2022');
+  return is72h ? 72 * HOUR_MS : 24 * HOUR_MS;
 }
 
 /** The longest any window stays open: a pair idle this long has nothing open. */

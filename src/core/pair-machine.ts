@@ -39,6 +39,8 @@ export interface PairItem {
   id: string;
   /** Inbound: came through an ad / Page CTA. */
   hasReferral?: boolean;
+  /** Inbound: not in the input, inferred from Meta's webhook saying a message opened a free entry point. */
+  isInferred?: boolean;
   /** Outbound (delivered business message) when set; `undefined` for an inbound message. */
   message?: DeliveredMessage;
 }
@@ -149,6 +151,19 @@ export class PairMachine {
   }
 
   private receive(item: PairItem): void {
+    if (item.isInferred) {
+      // Only the ad click is inferred: when the user's message came (the window) is not known.
+      this.referralAtMs = item.atMs;
+      this.isReferralAnswered = false;
+      this.trace?.({
+        atMs: item.atMs,
+        kind: 'inbound',
+        messageId: item.id,
+        reason:
+          "Meta's webhook says the next message is part of a free entry point: the user came through an ad / Page CTA (that message is not in the input)",
+      });
+      return;
+    }
     if (item.id === this.lastSeenInboundId) return; // the same inbound message twice
     this.lastSeenInboundId = item.id;
     this.lastInboundMs = item.atMs;
@@ -213,7 +228,7 @@ export class PairMachine {
       return;
     }
     if (isFepEligible && era !== 'NBP') {
-      const expiresAtMs = deliveredAtMs + fepWindowMs(date);
+      const expiresAtMs = deliveredAtMs + fepWindowMs(date, era);
       const isConversation = isConversationEra(era);
       const draft = this.draft(
         d,

@@ -1,7 +1,7 @@
 // Meta's worked examples (pricing-rules.md §10) and the rules around them, rated with the bundled cards.
 import { describe, expect, it } from 'vitest';
 import { INDIA, at, hours, inbound, rate, send } from '../../test/support/engine.js';
-import type { CoreEvent } from './events.js';
+import type { CoreEvent, MetaPricingEvidence } from './events.js';
 import type { BillableUnit } from './units.js';
 
 const DAY = '2024-03-01T00:00:00Z'; // CBP-2023, card usd-2023-06-01-partial (India: marketing 0.0099, utility 0.0042)
@@ -189,6 +189,30 @@ describe('delivery is what counts', () => {
     expect(result.units[0]!.openedAtMs).toBe(hours(DAY, 1));
   });
 
+  it('a delivered report decides the delivery even when a read receipt says an earlier time', async () => {
+    const pmp = '2025-11-02T00:00:00Z';
+    const result = await rate([
+      inbound(at('2025-11-02T11:30:00Z'), 'in1'),
+      ...send(at('2025-11-03T11:10:00Z'), 'u1', 'utility', {}, 'pending'),
+      { kind: 'status', atMs: at('2025-11-03T11:40:00Z'), id: 'u1', status: 'delivered' },
+      { kind: 'status', atMs: at('2025-11-03T11:20:00Z'), id: 'u1', status: 'read' },
+    ]);
+    // Delivered at 11:40, after the service window closed at 11:30: charged (India utility 0.0014).
+    expect(result.units.map((u) => [u.openedAtMs, u.type, u.amountMicros])).toEqual([
+      [at('2025-11-03T11:40:00Z'), 'regular', 1400],
+    ]);
+    expect(Date.parse(pmp)).toBeLessThan(result.units[0]!.openedAtMs);
+  });
+
+  it('played (a voice message played on the phone) implies delivery, as read does', async () => {
+    const result = await rate([
+      ...send(hours(DAY, 0), 'v1', 'marketing', {}, 'pending'),
+      { kind: 'status', atMs: hours(DAY, 3), id: 'v1', status: 'played' },
+    ]);
+    expect(result.units.map((u) => [u.openedAtMs, u.amountMicros])).toEqual([[hours(DAY, 3), 9900]]);
+    expect(result.pending).toEqual([]);
+  });
+
   it('a status with no outbound line is rated from the category in Meta’s webhook, with a finding', async () => {
     const result = await rate([
       {
@@ -210,6 +234,86 @@ describe('delivery is what counts', () => {
     expect(result.units[0]!.isCategoryFromWebhook).toBe(true);
     const logged = await rate(send(hours(DAY, 0), 'o1', 'utility'));
     expect(logged.units[0]!.isCategoryFromWebhook).toBeUndefined();
+  });
+});
+
+describe("categories only Meta's webhook gives", () => {
+  const webhookStatus = (
+    id: string,
+    atMs: number,
+    pricing: Record<string, unknown>,
+    user = INDIA,
+  ): CoreEvent => ({
+    kind: 'status',
+    atMs,
+    id,
+    status: 'delivered',
+    waba: 'W1',
+    business: 'PN1',
+    user,
+    pricing: pricing as MetaPricingEvidence,
+  });
+
+  it('referral_conversion opens a free 72 h entry point and uses no free-tier conversation', async () => {
+    // 1,001 users whose only traffic is a status saying "free entry point": none counts toward the 1,000.
+    const events: CoreEvent[] = [];
+    for (let i = 0; i < 1001; i++) {
+      const user = `9198000${String(i).padStart(5, '0')}`;
+      events.push(
+        webhookStatus(
+          `r${i}`,
+          hours(DAY, 0),
+          { pricing_model: 'CBP', category: 'referral_conversion' },
+          user,
+        ),
+      );
+    }
+    const result = await rate(events);
+    expect(new Set(result.units.map((u) => `${u.category}/${u.type}/${u.amountMicros}`))).toEqual(
+      new Set(['referral_conversion/free_entry_point/0']),
+    );
+    expect(result.units[0]!.expiresAtMs! - result.units[0]!.openedAtMs).toBe(72 * 3_600_000);
+    // A service conversation after it, the same month, still gets the free tier (none was used).
+    const service = await rate([
+      ...events.slice(0, 1),
+      inbound(hours(DAY, 100), 'in'),
+      ...send(hours(DAY, 101), 's', null),
+    ]);
+    expect(service.units.map((u) => [u.category, u.type])).toEqual([
+      ['referral_conversion', 'free_entry_point'],
+      ['service', 'free_tier'],
+    ]);
+  });
+
+  it('per-message pricing: type free_entry_point makes a template free', async () => {
+    const pmp = '2025-10-15T00:00:00Z';
+    const result = await rate([
+      webhookStatus('t1', hours(pmp, 0), {
+        pricing_model: 'PMP',
+        category: 'marketing',
+        type: 'free_entry_point',
+      }),
+    ]);
+    expect(result.units.map((u) => [u.category, u.type, u.amountMicros])).toEqual([
+      ['referral_conversion', 'free_entry_point', 0],
+    ]);
+  });
+
+  it('an unknown category word is named in the finding and the message counted as unrated', async () => {
+    const result = await rate([
+      webhookStatus('x1', hours(DAY, 0), { pricing_model: 'CBP', category: 'marketing_carousel' }),
+    ]);
+    expect(result.units).toEqual([]);
+    const finding = result.findings.find((f) => f.code === 'UNKNOWN_CATEGORY');
+    expect(finding).toMatchObject({ category: 'marketing_carousel', message_id: 'x1' });
+    expect(finding!.message).toContain('"marketing_carousel"');
+    expect(result.stats.unrated).toBe(1);
+  });
+
+  it('a category that is not a string (stored by an older reader) is no category, never a crash', async () => {
+    const result = await rate([webhookStatus('n1', hours(DAY, 0), { category: 5 })]);
+    expect(result.units).toEqual([]);
+    expect(result.findings.map((f) => f.code)).toContain('UNKNOWN_CATEGORY');
   });
 });
 
@@ -252,6 +356,58 @@ describe('one message id named by two WABAs', () => {
       expect(result.units.map((u) => [u.id, u.waba, u.category])).toEqual([['u_m1', 'W2', 'utility']]);
       expect(result.findings.map((f) => f.code)).not.toContain('MESSAGE_OF_TWO_WABAS');
     }
+  });
+});
+
+describe('each message is billed to its own WABA', () => {
+  const accounts = [
+    { waba: 'WK', timeZone: 'Asia/Kolkata', currency: 'USD', portfolio: 'P1' },
+    { waba: 'WN', timeZone: 'America/New_York', currency: 'USD', portfolio: 'P1' },
+  ];
+
+  it("a status naming no WABA before its outbound line: the outbound's WABA decides, in either order", async () => {
+    // 02:00 UTC on 2024-11-01 is still 2024-10-31 in New York: CBP-2023, India utility 0.0042.
+    const status: CoreEvent = {
+      kind: 'status',
+      atMs: at('2024-11-01T02:00:00Z'),
+      id: 'm1',
+      status: 'delivered',
+      business: 'PN',
+      user: INDIA,
+    };
+    const [outbound] = send(
+      at('2024-11-01T01:59:00Z'),
+      'm1',
+      'utility',
+      { waba: 'WN', business: 'PN' },
+      'pending',
+    );
+    for (const events of [
+      [status, outbound!],
+      [outbound!, status],
+    ]) {
+      const result = await rate(events, { accounts });
+      expect(result.units.map((u) => [u.waba, u.era, u.amountMicros])).toEqual([['WN', 'CBP-2023', 4200]]);
+      expect(result.findings.map((f) => f.code)).not.toContain('NUMBER_OF_TWO_WABAS');
+    }
+  });
+
+  it('a business number moved to another WABA: later messages are billed to the new WABA, with a finding', async () => {
+    const result = await rate(
+      [
+        ...send(at('2024-10-01T10:00:00Z'), 'old1', 'marketing', { waba: 'WN', business: 'PX' }),
+        // 00:30 on 2024-11-01 in Kolkata: CBP-2024-11, India utility 0.0014 (0.0042 the day before).
+        ...send(at('2024-10-31T19:00:00Z'), 'new1', 'utility', { waba: 'WK', business: 'PX' }),
+      ],
+      { accounts },
+    );
+    expect(result.units.map((u) => [u.messages[0], u.waba, u.era, u.amountMicros])).toEqual([
+      ['old1', 'WN', 'CBP-2023', 9900],
+      ['new1', 'WK', 'CBP-2024-11', 1400],
+    ]);
+    const finding = result.findings.find((f) => f.code === 'NUMBER_OF_TWO_WABAS');
+    expect(finding).toMatchObject({ business: 'PX', waba: 'WK' });
+    expect(finding!.message).toContain('WABA WN and for WABA WK');
   });
 });
 
@@ -441,6 +597,25 @@ describe('era boundaries follow the WABA time zone', () => {
     const result = await rate([inbound(hours(day, 0), 'ad', {}, true), ...send(hours(day, 1), 'f1', null)]);
     expect(result.units.map((u) => [u.category, u.type, u.rateMicros, u.amountMicros])).toEqual([
       ['referral_conversion', 'free_entry_point', 1400, 0],
+    ]);
+  });
+
+  it('--as-of-rules: a free entry point lasts 72 h under the eras after CBP-2022, whatever the date', async () => {
+    const events = [
+      inbound(at('2023-02-10T10:00:00Z'), 'ad', {}, true),
+      ...send(at('2023-02-10T11:00:00Z'), 'a1', null),
+      ...send(at('2023-02-12T11:00:00Z'), 'a2', 'marketing'),
+    ];
+    for (const era of ['CBP-2023', 'PMP-2025'] as const) {
+      const result = await rate(events, { asOfRules: era });
+      expect(result.units.every((u) => u.type === 'free_entry_point')).toBe(true);
+      expect(result.units.flatMap((u) => u.messages)).toEqual(['a1', 'a2']);
+    }
+    // Its own era, CBP-2022 before 2023-03-01: 24 h, so the marketing template 48 h later is charged.
+    const real = await rate(events, { asOfRules: 'CBP-2022' });
+    expect(real.units.map((u) => [u.messages[0], u.type])).toEqual([
+      ['a1', 'free_entry_point'],
+      ['a2', 'free_tier'],
     ]);
   });
 

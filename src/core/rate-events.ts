@@ -69,6 +69,8 @@ export interface RaterStats {
   late: number;
   units: number;
   pending: number;
+  /** Delivered messages that could not be rated (no category, or no user or business number): see findings. */
+  unrated: number;
 }
 
 export interface RaterSummary {
@@ -134,7 +136,10 @@ class MessageRecord {
   template: TemplateCategory | null | undefined = undefined;
   templateName: string | undefined = undefined;
   hasOutbound = false;
+  /** The delivery (pricing-rules §1): the earliest `delivered` report, else the earliest `read`. */
   deliveredAtMs = Infinity;
+  /** `deliveredAtMs` comes from a read receipt (or a `played`): any `delivered` report replaces it. */
+  isDeliveryFromRead = false;
   failedAtMs = Infinity;
   pricing: MetaPricingEvidence | undefined = undefined;
   conversation: MetaConversationEvidence | undefined = undefined;
@@ -173,7 +178,11 @@ export class Rater {
   private readonly latenessMs: number;
   private readonly isReportedRulesEnabled: boolean;
   private readonly records = new Map<string, MessageRecord>();
-  /** business number → user → pair (nested, so that no key string is built per event). */
+  /**
+   * business number → user → pair (nested, so that no key string is built per event). The pair of the first
+   * WABA seen with that number and user is under the user; the same number and user under another WABA (a
+   * number moved between WABAs) is under `waba \0 user` (pairKey).
+   */
   private readonly pairs = new Map<string, Map<string, PairState>>();
   private readonly dirty = new Set<PairState>();
   private readonly tombstones = new RecentIds(TOMBSTONE_MS, DAY_MS);
@@ -190,7 +199,14 @@ export class Rater {
   private emitHead = 0;
   private readonly decisions: MessageDecision[] = [];
   private readonly timeline: TimelineEntry[] = [];
-  private readonly stats: RaterStats = { events: 0, duplicates: 0, late: 0, units: 0, pending: 0 };
+  private readonly stats: RaterStats = {
+    events: 0,
+    duplicates: 0,
+    late: 0,
+    units: 0,
+    pending: 0,
+    unrated: 0,
+  };
   private watermarkMs = -Infinity;
   private horizonMs = -Infinity;
   private eventsSinceFlush = 0;
@@ -302,10 +318,10 @@ export class Rater {
       lastEntry = entry;
     };
     return sends.map((send) => {
-      const key = `${send.business}\u0000${send.user}`;
+      const key = `${send.waba}\u0000${send.business}\u0000${send.user}`;
       let forked = machines.get(key);
       if (!forked) {
-        const pair = this.pairs.get(send.business)?.get(send.user);
+        const pair = this.findPair(send.waba, send.business, send.user);
         const account = this.accountFor(send.waba);
         const machine = pair
           ? pair.machine.fork(capture)
@@ -380,38 +396,73 @@ export class Rater {
     return true;
   }
 
-  private pairFor(waba: string, business: string, user: string): PairState {
+  /**
+   * The pair of `business` and `user` under `waba`; with no WABA (a status line that names none), the pair of
+   * the first WABA seen with them.
+   */
+  private findPair(waba: string | undefined, business: string, user: string): PairState | undefined {
+    const users = this.pairs.get(business);
+    const pair = users?.get(user);
+    if (!pair || waba === undefined || pair.machine.waba === waba) return pair;
+    return users!.get(pairKey(waba, user));
+  }
+
+  /**
+   * Finds or makes the pair. Each WABA's messages are rated with its own time zone, allowances, tiers and
+   * currency: a business number moved to another WABA starts a new pair there (nothing carries over).
+   */
+  private pairFor(waba: string | undefined, business: string, user: string): PairState {
     let users = this.pairs.get(business);
     if (!users) {
       users = new Map();
       this.pairs.set(business, users);
     }
     let pair = users.get(user);
-    if (!pair) {
-      const account = this.accountFor(waba);
-      const trace = this.traceFor(business, user);
-      pair = {
-        business,
-        user,
-        machine: new PairMachine(
-          waba,
-          business,
-          user,
-          {
-            timeZone: account.timeZone,
-            isReportedRulesEnabled: this.isReportedRulesEnabled,
-            ...(this.options.asOfRules ? { asOfRules: this.options.asOfRules } : {}),
-          },
-          trace,
-        ),
-        inbounds: [],
-        queued: [],
-        waitingCount: 0,
-        countryHint: undefined,
-      };
+    if (pair && waba !== undefined && pair.machine.waba !== waba) {
+      const first = pair.machine.waba;
+      const key = pairKey(waba, user);
+      pair = users.get(key);
+      if (!pair) {
+        pair = this.newPair(waba, business, user);
+        users.set(key, pair);
+        // A status that named no WABA made the first pair under the business number itself: not a WABA.
+        if (first !== business) {
+          this.findings.add(`NUMBER_OF_TWO_WABAS:${business}:${first}:${waba}`, () => ({
+            code: 'NUMBER_OF_TWO_WABAS',
+            message: `business number ${business} sends for WABA ${first} and for WABA ${waba} (a number moved between WABAs?): each message is billed to its own WABA, and windows and conversations do not carry over from one to the other`,
+            business,
+            waba,
+          }));
+        }
+      }
+    } else if (!pair) {
+      pair = this.newPair(waba ?? business, business, user);
       users.set(user, pair);
     }
     return pair;
+  }
+
+  private newPair(waba: string, business: string, user: string): PairState {
+    const account = this.accountFor(waba);
+    return {
+      business,
+      user,
+      machine: new PairMachine(
+        waba,
+        business,
+        user,
+        {
+          timeZone: account.timeZone,
+          isReportedRulesEnabled: this.isReportedRulesEnabled,
+          ...(this.options.asOfRules ? { asOfRules: this.options.asOfRules } : {}),
+        },
+        this.traceFor(business, user),
+      ),
+      inbounds: [],
+      queued: [],
+      waitingCount: 0,
+      countryHint: undefined,
+    };
   }
 
   private traceFor(business: string, user: string): ((entry: PairTraceEntry) => void) | undefined {
@@ -526,14 +577,15 @@ export class Rater {
     record.template = event.template;
     if (event.templateName) record.templateName = event.templateName;
     if (event.isFailed) record.failedAtMs = Math.min(record.failedAtMs, event.atMs);
-    if (event.deliveredAtMs !== undefined) this.markDelivered(record, event.deliveredAtMs);
+    if (event.deliveredAtMs !== undefined) this.markDelivered(record, event.deliveredAtMs, false);
     this.place(record, true);
   }
 
   private addStatus(event: StatusEvent): void {
     const record = this.recordFor(event.id, event.waba);
     if (!record) return;
-    const isDelivery = event.status === 'delivered' || event.status === 'read';
+    // `played` (a voice message played on the phone) implies delivery as `read` does.
+    const isDelivery = event.status === 'delivered' || event.status === 'read' || event.status === 'played';
     if (isDelivery && this.isLate(event.atMs)) return;
     if (!record.hasOutbound) {
       if (event.waba && !record.waba) record.waba = event.waba;
@@ -550,13 +602,25 @@ export class Rater {
         if (event.conversation) record.conversation = event.conversation;
       }
     }
-    if (isDelivery) this.markDelivered(record, event.atMs);
+    if (isDelivery) this.markDelivered(record, event.atMs, event.status !== 'delivered');
     else if (event.status === 'failed') record.failedAtMs = Math.min(record.failedAtMs, event.atMs);
     this.place(record, false);
   }
 
-  private markDelivered(record: MessageRecord, atMs: number): void {
-    if (atMs < record.deliveredAtMs) record.deliveredAtMs = atMs;
+  /**
+   * Delivery is the moment Meta reports `delivered`; a read receipt counts only when no `delivered` came
+   * (pricing-rules §1), even when its clock says it came first.
+   */
+  private markDelivered(record: MessageRecord, atMs: number, isRead: boolean): void {
+    if (isRead) {
+      if (record.deliveredAtMs === Infinity || (record.isDeliveryFromRead && atMs < record.deliveredAtMs)) {
+        record.deliveredAtMs = atMs;
+        record.isDeliveryFromRead = true;
+      }
+    } else if (record.isDeliveryFromRead || atMs < record.deliveredAtMs) {
+      record.deliveredAtMs = atMs;
+      record.isDeliveryFromRead = false;
+    }
   }
 
   /** Attaches a record to its pair once the pair is known, and queues it once it is delivered. */
@@ -564,9 +628,11 @@ export class Rater {
     if (
       record.pair &&
       isFromOutbound &&
-      (record.pair.business !== record.business || record.pair.user !== record.user)
+      (record.pair.business !== record.business ||
+        record.pair.user !== record.user ||
+        record.pair.machine.waba !== record.waba)
     ) {
-      // A status named another pair before the sender's log arrived: the log wins.
+      // A status named another pair (or no WABA) before the sender's log arrived: the log wins.
       setWaiting(record, false);
       const index = record.pair.queued.indexOf(record);
       if (index >= 0) record.pair.queued.splice(index, 1);
@@ -575,7 +641,7 @@ export class Rater {
     }
     if (!record.pair) {
       if (record.business === undefined || record.user === undefined || !record.user) return;
-      record.pair = this.pairFor(record.waba ?? record.business, record.business, record.user);
+      record.pair = this.pairFor(record.waba, record.business, record.user);
       if (record.countryHint && !record.pair.countryHint) record.pair.countryHint = record.countryHint;
       // Keep the pair's copies of equal strings: the event's own copies then die young (cheaper GC).
       record.business = record.pair.business;
@@ -669,15 +735,15 @@ export class Rater {
     if (this.phoneByScopedId.size === 0) return;
     const moved = new Map<PairState, PairState>();
     for (const [business, users] of this.pairs) {
-      for (const [user, pair] of users) {
-        const phone = this.phoneByScopedId.get(user);
-        if (phone === undefined || phone === user) continue;
+      for (const [key, pair] of users) {
+        const phone = this.phoneByScopedId.get(pair.user);
+        if (phone === undefined || phone === pair.user) continue;
         const target = this.pairFor(pair.machine.waba, business, phone);
         for (const inbound of pair.inbounds) target.inbounds.push(inbound);
         for (const record of pair.queued) target.queued.push(record);
         target.waitingCount += pair.waitingCount;
         if (pair.countryHint && !target.countryHint) target.countryHint = pair.countryHint;
-        users.delete(user);
+        users.delete(key);
         this.dirty.delete(pair);
         this.dirty.add(target);
         moved.set(pair, target);
@@ -712,6 +778,16 @@ export class Rater {
         if (record.deliveredAtMs < horizonMs) {
           const template = this.templateOf(record);
           if (template === undefined) continue;
+          if (!record.hasOutbound && isFreeEntryPointEvidence(record)) {
+            // Only Meta's webhook tells of this message, and it says the user came through an ad: the ad
+            // message itself is not in the input, so it is taken to be just before (a free entry point opens).
+            items.push({
+              atMs: record.deliveredAtMs,
+              id: `${record.id}#ad`,
+              hasReferral: true,
+              isInferred: true,
+            });
+          }
           items.push({
             atMs: record.deliveredAtMs,
             id: record.id,
@@ -746,12 +822,24 @@ export class Rater {
     if (template === undefined) {
       template = categoryFromEvidence(record);
       if (template === undefined) {
-        this.findings.add(`UNKNOWN_CATEGORY:${record.waba}`, () => ({
-          code: 'UNKNOWN_CATEGORY',
-          message: `WABA ${record.waba ?? '?'}: delivered messages with no outbound line and no pricing in Meta's webhook cannot be rated (first: ${record.id}); feed the send log too`,
-          message_id: record.id,
-          waba: record.waba,
-        }));
+        const word = evidenceWord(record);
+        if (word === undefined) {
+          this.findings.add(`UNKNOWN_CATEGORY:${record.waba}`, () => ({
+            code: 'UNKNOWN_CATEGORY',
+            message: `WABA ${record.waba ?? '?'}: delivered messages with no outbound line and no pricing in Meta's webhook cannot be rated (first: ${record.id}); feed the send log too`,
+            message_id: record.id,
+            waba: record.waba,
+          }));
+        } else {
+          this.findings.add(`UNKNOWN_CATEGORY:${record.waba}:${word}`, () => ({
+            code: 'UNKNOWN_CATEGORY',
+            message: `WABA ${record.waba ?? '?'}: Meta's webhook gives delivered messages the category "${word}", which wameter does not know, and they have no outbound line: they cannot be rated (first: ${record.id}); feed the send log too`,
+            message_id: record.id,
+            waba: record.waba,
+            category: word,
+          }));
+        }
+        this.stats.unrated += 1;
         this.retireRated(record, this.horizonMs);
         return undefined;
       }
@@ -835,6 +923,7 @@ export class Rater {
     setWaiting(record, false);
     if (this.isStreaming && horizonMs !== Infinity) this.tombstones.add(record.key, horizonMs);
     if (record.deliveredAtMs !== Infinity && !record.pair) {
+      this.stats.unrated += 1;
       this.findings.add(`STATUS_WITHOUT_USER`, () => ({
         code: 'STATUS_WITHOUT_USER',
         message: `delivered message ${record.id} has no outbound line and its status names no user or business number: feed the send log or Meta's full webhook`,
@@ -860,6 +949,10 @@ export class Rater {
       sentAtMs: record.sentAtMs,
     });
   }
+}
+
+function pairKey(waba: string, user: string): string {
+  return `${waba}\u0000${user}`;
 }
 
 function setWaiting(record: MessageRecord, isWaiting: boolean): void {
@@ -913,10 +1006,25 @@ const WEBHOOK_CATEGORIES: Readonly<Record<string, TemplateCategory | null>> = {
 };
 
 function categoryFromEvidence(record: MessageRecord): TemplateCategory | null | undefined {
-  const word = record.pricing?.category ?? record.conversation?.origin?.type;
-  if (word === undefined) return undefined;
-  const category = WEBHOOK_CATEGORIES[word.toLowerCase()];
-  return category;
+  const word = evidenceWord(record);
+  return word === undefined ? undefined : WEBHOOK_CATEGORIES[word.toLowerCase()];
+}
+
+/** The category word of Meta's webhook for the message: `pricing.category`, else the conversation's origin. */
+function evidenceWord(record: MessageRecord): string | undefined {
+  const word: unknown = record.pricing?.category ?? record.conversation?.origin?.type;
+  return typeof word === 'string' ? word : undefined; // the reader keeps only strings; stored data may be older
+}
+
+/**
+ * Meta's webhook says the message was free as part of a free entry point (category `referral_conversion`,
+ * or type `free_entry_point` under per-message pricing): the user came through an ad or a Page CTA.
+ */
+function isFreeEntryPointEvidence(record: MessageRecord): boolean {
+  return (
+    evidenceWord(record)?.toLowerCase() === 'referral_conversion' ||
+    record.pricing?.type === 'free_entry_point'
+  );
 }
 
 function isTemplateCategory(value: string): value is TemplateCategory {
