@@ -4,6 +4,7 @@
 
 import { spawnSync } from 'node:child_process';
 import { Command, CommanderError } from 'commander';
+import { MoneyRangeError } from '../core/money.js';
 import { CliError, EXIT } from './exit-codes.js';
 import { endQuietlyWhenOutputCloses, processIo, type CliIo } from './io.js';
 import { registerEstimateCommand } from './estimate-command.js';
@@ -50,6 +51,10 @@ export async function runCli(argv: string[], io: CliIo, options: ProgramOptions 
     if (error instanceof CliError) {
       io.writeError(`wameter: ${error.message}\n`);
       return error.exitCode;
+    }
+    if (error instanceof MoneyRangeError) {
+      io.writeError(`wameter: ${error.message}; the output above is incomplete\n`);
+      return EXIT.USAGE;
     }
     throw error;
   }

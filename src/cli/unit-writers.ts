@@ -64,7 +64,6 @@ export function createUnitWriter(format: OutputFormat, write: (text: string) => 
       out.push(`${CSV_COLUMNS.join(',')}\n`);
       return {
         unit(unit) {
-          totals.add(unit);
           out.push(`${unitCsvRow(unit)}\n`);
         },
         end() {

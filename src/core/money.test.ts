@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { addMicros, formatMicros, parseMicros } from './money.js';
+import { MoneyRangeError, addMicros, formatMicros, parseMicros } from './money.js';
 
 describe('money', () => {
   it('parses rate strings exactly, without floats', () => {
@@ -23,12 +23,15 @@ describe('money', () => {
     expect(formatMicros(0)).toBe('0');
     expect(formatMicros(2_500_000)).toBe('2.5');
     expect(formatMicros(-1)).toBe('-0.000001');
+    expect(formatMicros(10_000_000_000_000_800n)).toBe('10000000000.0008');
+    expect(formatMicros(-2_500_000n)).toBe('-2.5');
+    expect(formatMicros(0n)).toBe('0');
   });
 
   it('round-trips and sums exactly where floats would drift', () => {
     let total = 0;
     for (let i = 0; i < 10; i++) total = addMicros(total, 100_000);
     expect(formatMicros(total)).toBe('1');
-    expect(() => addMicros(Number.MAX_SAFE_INTEGER, 1)).toThrow();
+    expect(() => addMicros(Number.MAX_SAFE_INTEGER, 1)).toThrow(MoneyRangeError);
   });
 });

@@ -27,8 +27,20 @@ export function parseMicros(text: string): Result<number, MoneyError> {
   return ok(sign ? -micros : micros);
 }
 
-/** Prints micros as the shortest exact decimal string: 1400 → "0.0014", 0 → "0", 2_500_000 → "2.5". */
-export function formatMicros(micros: number): string {
+/**
+ * Prints micros as the shortest exact decimal string: 1400 → "0.0014", 0 → "0", 2_500_000 → "2.5". Sums
+ * beyond 2^53 micros are bigints (TotalsAccumulator).
+ */
+export function formatMicros(micros: number | bigint): string {
+  if (typeof micros === 'bigint') {
+    const sign = micros < 0n ? '-' : '';
+    const abs = micros < 0n ? -micros : micros;
+    const fraction = String(abs % 1_000_000n)
+      .padStart(6, '0')
+      .replace(/0+$/, '');
+    const whole = String(abs / 1_000_000n);
+    return fraction ? `${sign}${whole}.${fraction}` : `${sign}${whole}`;
+  }
   if (!Number.isSafeInteger(micros)) throw new Error(`money out of exact range: ${micros}`);
   const sign = micros < 0 ? '-' : '';
   const abs = Math.abs(micros);
@@ -39,9 +51,24 @@ export function formatMicros(micros: number): string {
   return fraction ? `${sign}${whole}.${fraction}` : `${sign}${whole}`;
 }
 
+/** The largest amount wameter holds exactly: 9,007,199,254.740991 currency units (2^53 − 1 micros). */
+export const MAX_EXACT_AMOUNT = formatMicros(Number.MAX_SAFE_INTEGER);
+
+/** A sum of money beyond MAX_EXACT_AMOUNT: refused rather than rounded. */
+export class MoneyRangeError extends Error {
+  constructor() {
+    super(
+      `a total exceeds ${MAX_EXACT_AMOUNT} currency units, the largest amount wameter's service and store ` +
+        'add exactly (a month of millions of messages billed in a currency such as IDR can reach it): ' +
+        'ask for fewer WABAs or a shorter period at a time (`wameter rate` prints any total exactly)',
+    );
+    this.name = 'MoneyRangeError';
+  }
+}
+
 /** Adds micros, refusing to leave the range where integers are exact. */
 export function addMicros(a: number, b: number): number {
   const sum = a + b;
-  if (!Number.isSafeInteger(sum)) throw new Error(`money sum out of exact range: ${a} + ${b}`);
+  if (!Number.isSafeInteger(sum)) throw new MoneyRangeError();
   return sum;
 }

@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { csvField } from './report.js';
+import { MoneyRangeError } from './money.js';
+import { TotalsAccumulator, csvField } from './report.js';
+import type { BillableUnit } from './units.js';
 
 describe('csvField', () => {
   it('quotes commas, quotes and line breaks (RFC 4180)', () => {
@@ -23,5 +25,46 @@ describe('csvField', () => {
     expect(csvField(-5)).toBe('-5');
     expect(csvField(12)).toBe('12');
     expect(csvField(true)).toBe('true');
+  });
+});
+
+describe('TotalsAccumulator', () => {
+  const unit = (amountMicros: number | null): BillableUnit => ({
+    id: `u_${String(amountMicros)}`,
+    unit: 'message',
+    pricingModel: 'PMP',
+    era: 'PMP-2025',
+    waba: 'W1',
+    business: 'PN1',
+    user: '6281234567890',
+    country: 'ID',
+    market: 'Indonesia',
+    category: 'marketing',
+    type: 'regular',
+    openedAtMs: 0,
+    expiresAtMs: null,
+    messages: ['m'],
+    rateMicros: amountMicros,
+    amountMicros,
+    currency: 'IDR',
+    rateCard: 'idr',
+    rule: 'PMP_TEMPLATE',
+  });
+
+  it('adds exactly past 2^53 micros (9 billion IDR in a month), and the store shape refuses to round', () => {
+    const totals = new TotalsAccumulator();
+    totals.add(unit(5_000_000_000_000_800));
+    totals.add(unit(5_000_000_000_000_000));
+    totals.add(unit(null));
+    expect(totals.toJson()).toEqual({
+      IDR: {
+        amount: '10000000000.0008',
+        units: 3,
+        unpriced: 1,
+        by_category: { marketing: { units: 3, unpriced: 1, amount: '10000000000.0008' } },
+      },
+    });
+    expect(() => totals.toMicros()).toThrow(MoneyRangeError);
+    expect(() => totals.toMicros()).toThrow(/fewer WABAs or a shorter period/);
   });
 });

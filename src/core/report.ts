@@ -2,7 +2,7 @@
 // against them (snake_case, decimal strings for money, ISO instants). Pure formatting, no rating here.
 
 import { formatInstant } from './calendar.js';
-import { addMicros, formatMicros } from './money.js';
+import { MoneyRangeError, formatMicros } from './money.js';
 import type { BillableUnit, Finding, PendingMessage, RatingResult } from './units.js';
 
 export interface UnitJson {
@@ -101,54 +101,73 @@ export function pendingToJson(pending: PendingMessage): PendingJson {
  * but add nothing (a total with unpriced units is a floor, not the bill).
  */
 export class TotalsAccumulator {
+  // Sums are bigints: a month of millions of messages in a currency such as IDR passes 2^53 micros.
   private readonly byCurrency = new Map<
     string,
     {
-      amountMicros: number;
+      amountMicros: bigint;
       units: number;
       unpriced: number;
-      byCategory: Map<string, Required<CategoryTotals>>;
+      byCategory: Map<string, { units: number; unpriced: number; amountMicros: bigint }>;
     }
   >();
 
   add(unit: BillableUnit): void {
     let currency = this.byCurrency.get(unit.currency);
     if (!currency) {
-      currency = { amountMicros: 0, units: 0, unpriced: 0, byCategory: new Map() };
+      currency = { amountMicros: 0n, units: 0, unpriced: 0, byCategory: new Map() };
       this.byCurrency.set(unit.currency, currency);
     }
-    const amountMicros = unit.amountMicros ?? 0;
+    const amountMicros = BigInt(unit.amountMicros ?? 0);
     const unpriced = unit.amountMicros === null ? 1 : 0;
     currency.units += 1;
     currency.unpriced += unpriced;
-    currency.amountMicros = addMicros(currency.amountMicros, amountMicros);
+    currency.amountMicros += amountMicros;
     let category = currency.byCategory.get(unit.category);
     if (!category) {
-      category = { units: 0, unpriced: 0, amountMicros: 0 };
+      category = { units: 0, unpriced: 0, amountMicros: 0n };
       currency.byCategory.set(unit.category, category);
     }
     category.units += 1;
     category.unpriced += unpriced;
-    category.amountMicros = addMicros(category.amountMicros, amountMicros);
+    category.amountMicros += amountMicros;
   }
 
-  /** Totals per currency in micros, the shape the store aggregates. */
+  /** Totals per currency in micros, the shape the store aggregates (MoneyRangeError past 2^53 micros). */
   toMicros(): Record<string, MicrosTotals> {
     const plain: Record<string, MicrosTotals> = {};
     for (const [currency, totals] of this.byCurrency) {
+      const byCategory: Record<string, CategoryTotals> = {};
+      for (const [category, entry] of totals.byCategory) {
+        byCategory[category] = { ...entry, amountMicros: exactNumber(entry.amountMicros) };
+      }
       plain[currency] = {
-        amountMicros: totals.amountMicros,
+        amountMicros: exactNumber(totals.amountMicros),
         units: totals.units,
         unpriced: totals.unpriced,
-        byCategory: Object.fromEntries(totals.byCategory),
+        byCategory,
       };
     }
     return plain;
   }
 
   toJson(): TotalsJson {
-    return totalsToJson(this.toMicros());
+    return totalsToJson(
+      Object.fromEntries(
+        [...this.byCurrency].map(([currency, totals]) => [
+          currency,
+          { ...totals, byCategory: Object.fromEntries(totals.byCategory) },
+        ]),
+      ),
+    );
   }
+}
+
+function exactNumber(micros: bigint): number {
+  if (micros > BigInt(Number.MAX_SAFE_INTEGER) || micros < -BigInt(Number.MAX_SAFE_INTEGER)) {
+    throw new MoneyRangeError();
+  }
+  return Number(micros);
 }
 
 export interface CategoryTotals {
@@ -167,8 +186,15 @@ export interface MicrosTotals {
   byCategory: Record<string, CategoryTotals>;
 }
 
+type Exact<T> = Omit<T, 'amountMicros'> & { amountMicros: number | bigint };
+
 /** Contract §4 `totals`: currencies and categories sorted, amounts as exact decimal strings. */
-export function totalsToJson(totals: Record<string, MicrosTotals>): TotalsJson {
+export function totalsToJson(
+  totals: Record<
+    string,
+    Exact<Omit<MicrosTotals, 'byCategory'>> & { byCategory: Record<string, Exact<CategoryTotals>> }
+  >,
+): TotalsJson {
   const json: TotalsJson = {};
   for (const currency of Object.keys(totals).sort()) {
     const entry = totals[currency]!;

@@ -9,7 +9,7 @@ import { Hono, type Context, type MiddlewareHandler } from 'hono';
 import { matchedRoutes } from 'hono/route';
 import { parseInstant } from '../core/calendar.js';
 import { eventKey, type CoreEvent } from '../core/events.js';
-import { formatMicros } from '../core/money.js';
+import { MoneyRangeError, formatMicros } from '../core/money.js';
 import { CSV_COLUMNS, totalsToJson, unitCsvRow, unitToJson } from '../core/report.js';
 import { ERAS, type Era } from '../core/units.js';
 import { parseEventValue } from '../ingest/parse-event.js';
@@ -268,6 +268,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
   app.onError((error, c) => {
     if (error instanceof QueryError) return errorResponse(c, error.code, error.detail);
     if (error instanceof StoreInputError) return errorResponse(c, 'BAD_QUERY', error.message);
+    if (error instanceof MoneyRangeError) return errorResponse(c, 'BAD_QUERY', error.message);
     if (error instanceof StoreUnavailable) {
       metrics.inc('store_errors_total');
       logger.error('store error', errorFields(error.cause));

@@ -3,7 +3,7 @@
 
 import { createHash } from 'node:crypto';
 import { isValidTimeZone } from '../core/calendar.js';
-import { addMicros } from '../core/money.js';
+import { MoneyRangeError, addMicros } from '../core/money.js';
 import type { BillableUnit, Finding, PendingMessage } from '../core/units.js';
 import {
   StoreInputError,
@@ -108,8 +108,7 @@ export function foldTotals(rows: readonly Record<string, unknown>[]): Record<str
     const units = Number(row.units);
     const unpriced = Number(row.unpriced);
     const amountMicros = Number(row.amount_micros);
-    if (!Number.isSafeInteger(amountMicros))
-      throw new Error(`money out of exact range: ${String(row.amount_micros)}`);
+    if (!Number.isSafeInteger(amountMicros)) throw new MoneyRangeError();
     const entry = (totals[currency] ??= { amountMicros: 0, units: 0, unpriced: 0, byCategory: {} });
     entry.units += units;
     entry.unpriced = (entry.unpriced ?? 0) + unpriced;

@@ -3,6 +3,7 @@
 
 import { createHash } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
+import { MoneyRangeError } from '../core/money.js';
 import { TotalsAccumulator } from '../core/report.js';
 import {
   eventKey,
@@ -786,6 +787,27 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
         const accumulator = new TotalsAccumulator();
         for (const item of priced) accumulator.add(item);
         expect(await store.totals({})).toEqual(accumulator.toMicros());
+      });
+
+      it('refuses a total past 2^53 micros with MoneyRangeError instead of rounding it', async () => {
+        const store = await fresh();
+        const huge = [
+          unit('h1', {
+            currency: 'IDR',
+            rateMicros: 5_000_000_000_000_800,
+            amountMicros: 5_000_000_000_000_800,
+          }),
+          unit('h2', {
+            currency: 'IDR',
+            user: '6281234567890',
+            rateMicros: 5_000_000_000_000_000,
+            amountMicros: 5_000_000_000_000_000,
+          }),
+        ];
+        await store.replaceRating(rating('r1', ['W1']), { units: huge, pending: [], findings: [] });
+        await expect(store.totals({})).rejects.toThrow(MoneyRangeError);
+        // One unit alone is in range.
+        expect((await store.totals({ user: '6281234567890' })).IDR?.amountMicros).toBe(5_000_000_000_000_000);
       });
 
       it('lists pending messages by scope, user and time', async () => {

@@ -3,6 +3,7 @@
 // and never aggregate units in JavaScript that SQL can aggregate.
 
 import pg from 'pg';
+import { MoneyRangeError } from '../../core/money.js';
 import type { CoreEvent } from '../../core/events.js';
 import type { BillableUnit, Finding, PendingMessage } from '../../core/units.js';
 import {
@@ -203,7 +204,11 @@ const TYPES: pg.CustomTypesConfig = {
 
 function parseExactInteger(text: string): number {
   const value = Number(text);
-  if (!Number.isSafeInteger(value)) throw new Error(`PostgreSQL returned ${text}, not an exact integer`);
+  // Past 2^53 only a sum of money gets (counts and instants never do): refused, never rounded.
+  if (!Number.isSafeInteger(value)) {
+    if (/^-?\d+$/.test(text)) throw new MoneyRangeError();
+    throw new Error(`PostgreSQL returned ${text}, not an exact integer`);
+  }
   return value;
 }
 
