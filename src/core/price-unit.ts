@@ -91,6 +91,17 @@ export class UnitPricer {
   }
 
   /** Fills in market, category refinements, type and price. Call in (openedAtMs, id) order. */
+  /** When no card of the WABA's currency exists at all, the currency is the likelier mistake than the date. */
+  private currencyHint(currency: string, waba: string): string {
+    const cards = this.context.rateBook.cards;
+    if (cards.some((card) => card.currency === currency)) return '';
+    const loaded = [...new Set(cards.map((card) => card.currency))].sort().join(', ');
+    return (
+      `; no ${currency} card is loaded at all (loaded: ${loaded || 'none'}): WABA ${waba} is billed in ${currency} ` +
+      `by the accounts file, or by default (USD) when the file does not list it — check its "currency"`
+    );
+  }
+
   price(draft: UnitDraft): void {
     const { findings } = this.context;
     const account = this.context.accountFor(draft.waba);
@@ -196,7 +207,7 @@ export class UnitPricer {
       draft.amountMicros = null;
       findings.add(`NO_RATE_CARD:${account.currency}:${month}`, () => ({
         code: 'NO_RATE_CARD',
-        message: `no ${account.currency} rate card is in force on ${date}: import Meta's rate card for that date (--rate-cards)`,
+        message: `no ${account.currency} rate card is in force on ${date}: import Meta's rate card for that date (--rate-cards)${this.currencyHint(account.currency, draft.waba)}`,
         currency: account.currency,
         date,
         waba: draft.waba,

@@ -648,6 +648,21 @@ describe('findings instead of silent guesses', () => {
     const finding = result.findings.find((f) => f.code === 'NO_RATE');
     expect(finding).toMatchObject({ market: 'United Kingdom', category: 'marketing', date: '2024-03-01' });
   });
+
+  it('NO_RATE_CARD says when no card of the WABA currency is loaded at all, and where the currency comes from', async () => {
+    const inr = await rate(send(hours(DAY, 0), 'x', 'marketing'), {
+      accounts: [{ waba: 'W1', timeZone: 'UTC', currency: 'INR', portfolio: 'W1' }],
+    });
+    const finding = inr.findings.find((f) => f.code === 'NO_RATE_CARD');
+    expect(finding!.message).toContain('no INR card is loaded at all (loaded: USD)');
+    expect(finding!.message).toContain('WABA W1 is billed in INR by the accounts file');
+    // A USD card exists, just not for that date: the message is about the date only.
+    const early = await rate(send(at('2021-06-01T00:00:00Z'), 'y', 'marketing'));
+    const dated = early.findings.find((f) => f.code === 'NO_RATE_CARD');
+    expect(dated!.message).toBe(
+      "no USD rate card is in force on 2021-06-01: import Meta's rate card for that date (--rate-cards)",
+    );
+  });
 });
 
 describe('quotes for sends that have not happened (the estimator)', () => {

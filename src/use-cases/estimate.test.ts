@@ -130,8 +130,17 @@ describe('estimate: per-message pricing (PMP-2025)', () => {
     ]);
   });
 
+  it('a national number without its country code is listed as invalid, not quoted as another country', async () => {
+    // 9876543210 is an Indian mobile written without +91: by its first digits, +98 (Iran), priced as Other.
+    const csv = `phone\n9876543210\n${OUTSIDE}\n`;
+    const result = await estimate(csv, events(), { template: 'marketing', atMs: PMP_NOW });
+    expect(result.invalid.map((i) => [i.line, i.phone])).toEqual([[2, '9876543210']]);
+    expect(result.invalid[0]!.error).toContain('with its country code');
+    expect(result.lines.map((l) => l.phone)).toEqual([OUTSIDE]);
+  });
+
   it('totals equal the sum of the lines', async () => {
-    const csv = ['phone', IN_WINDOW, IN_FEP, OUTSIDE, '919800000001', '14155550123', '447700900123'].join(
+    const csv = ['phone', IN_WINDOW, IN_FEP, OUTSIDE, '919800000001', '14155550123', '447400123456'].join(
       '\n',
     );
     const result = await estimate(csv, events(), { template: 'utility', atMs: PMP_NOW });

@@ -379,6 +379,16 @@ export class EstimateSession {
         });
         continue;
       }
+      if (place.finding?.code === 'MARKET_FROM_CALLING_CODE') {
+        // A rating prices such a number by its calling code with a finding; a plan had better fix it first:
+        // it is most often a national number written without its country code (9876543210 read as +98, Iran).
+        invalid.push({
+          line: recipient.line,
+          phone: recipient.written,
+          error: `${recipient.phone} is not a valid number of any country (by its first digits it would be priced as ${place.country}): write the number with its country code, e.g. +91 98765 43210`,
+        });
+        continue;
+      }
       quoted.push(recipient);
       sends.push({
         id: `line-${recipient.line}`,
