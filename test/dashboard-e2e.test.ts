@@ -319,6 +319,8 @@ function runDashboardScenario(engine: 'sqlite' | 'postgres') {
       await page.getByLabel('Sending WABA').selectOption(firstUnit.waba);
       await page.getByLabel('Business number').fill(firstUnit.business);
       await page.getByLabel('Template category').selectOption('marketing');
+      // Long after the newest bundled card: the quote warns that the card is likely out of date.
+      await page.getByLabel('Send time (UTC, empty = now)').fill('2030-01-01T12:00');
       await page
         .getByLabel('Phone numbers, one per line')
         .fill(`+${indian.user}\n\n+55 11 91234-5678\n\nnot-a-phone\n`);
@@ -328,6 +330,9 @@ function runDashboardScenario(engine: 'sqlite' | 'postgres') {
       expect(await rows.count()).toBe(2);
       await expect(rows.first().textContent()).resolves.toContain('India');
       await expect(rows.nth(1).textContent()).resolves.toContain('Brazil');
+      await expect(page.locator('[data-warning]').textContent()).resolves.toContain(
+        'days older than the send date 2030-01-01',
+      );
       // Blank lines are skipped, and the bad number keeps the line it was pasted on.
       const invalid = page.locator('#estimate-invalid tbody tr');
       expect(await invalid.count()).toBe(1);

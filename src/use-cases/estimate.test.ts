@@ -139,6 +139,18 @@ describe('estimate: per-message pricing (PMP-2025)', () => {
     expect(result.lines.map((l) => l.phone)).toEqual([OUTSIDE]);
   });
 
+  it('warns when the rate card in force is more than half a year older than the send date', async () => {
+    const fresh = await estimate(`phone\n${OUTSIDE}\n`, events(), { template: 'marketing', atMs: PMP_NOW });
+    expect(fresh.warnings).toBeUndefined();
+    const later = await estimate(`phone\n${OUTSIDE}\n`, events(), {
+      template: 'marketing',
+      atMs: at('2026-12-02T12:00:00Z'),
+    });
+    expect(later.warnings).toEqual([
+      expect.stringContaining('usd-2025-10-01, effective 2025-10-01) is 427 days older than the send date'),
+    ]);
+  });
+
   it('totals equal the sum of the lines', async () => {
     const csv = ['phone', IN_WINDOW, IN_FEP, OUTSIDE, '919800000001', '14155550123', '447400123456'].join(
       '\n',

@@ -3,7 +3,7 @@
 // Never fatal for a bad recipient: it is listed in `invalid` and the others are quoted.
 
 import { defaultAccount, type CoreEvent, type TemplateCategory } from '../core/events.js';
-import { localDate } from '../core/calendar.js';
+import { DAY_MS, localDate } from '../core/calendar.js';
 import { addMicros, formatMicros, parseMicros } from '../core/money.js';
 import { Rater, type Quote, type QuoteRequest, type RatingOptions } from '../core/rate-events.js';
 import { err, ok, type Result } from '../core/result.js';
@@ -62,7 +62,12 @@ export interface EstimateJson {
   lines: EstimateLine[];
   invalid: InvalidRecipient[];
   totals: EstimateTotals;
+  /** What makes the quote doubtful (e.g. an old rate card); present only when there is something to say. */
+  warnings?: string[];
 }
+
+/** Meta has changed its rates every three to six months: a card older than this is likely out of date. */
+export const STALE_CARD_DAYS = 183;
 
 export interface EstimateRequest {
   template: TemplateCategory;
@@ -402,7 +407,15 @@ export class EstimateSession {
     const quotes = this.rater.quote(sends);
     const lines = quoted.map((recipient, index) => toLine(recipient, quotes[index]!));
     invalid.sort((a, b) => a.line - b.line);
-    return ok({ estimate: { lines, invalid, totals: totalsOf(lines) }, waba, business });
+    const estimate: EstimateJson = { lines, invalid, totals: totalsOf(lines) };
+    const card = this.setup.rateBook.cardInForce(account.currency, date);
+    const ageDays = card ? (Date.parse(date) - Date.parse(card.effectiveDate)) / DAY_MS : 0;
+    if (card && ageDays > STALE_CARD_DAYS) {
+      estimate.warnings = [
+        `the newest ${account.currency} rate card loaded (${card.id}, effective ${card.effectiveDate}) is ${Math.floor(ageDays)} days older than the send date ${date}: Meta changes its rates every few months, so import its current card (--rate-cards) before trusting these prices`,
+      ];
+    }
+    return ok({ estimate, waba, business });
   }
 }
 

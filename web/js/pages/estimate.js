@@ -113,6 +113,9 @@ function renderEstimate(estimate) {
   const totals = estimate.totals;
   const parts = [
     h('h2', {}, 'Estimate'),
+    ...(estimate.warnings ?? []).map((warning) =>
+      h('p', { class: 'warning-box', role: 'note', 'data-warning': '' }, warning),
+    ),
     h(
       'div',
       { class: 'stats' },
