@@ -219,6 +219,14 @@ describe('wameter rate', () => {
     const document = JSON.parse(out);
     expect(document.units.length).toBeGreaterThan(0);
   });
+
+  it('tells how many items it skipped as not billing events, by reason, without failing', async () => {
+    const { code, error } = await run(['rate', join(FIXTURES, 'pywa'), '--format', 'json']);
+    expect(code).toBe(0);
+    expect(error).toContain('skipped, not billing events: 1 × status of a message to a group');
+    expect(error).toContain('skipped, not billing events: 1 × field "smb_message_echoes"');
+    expect(error).toMatch(/skipped, not billing events: 2 × system message/);
+  });
 });
 
 describe('wameter explain', () => {

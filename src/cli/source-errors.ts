@@ -1,5 +1,6 @@
-// Prints input problems to stderr as `file:line: message`, a bounded number of them, then a count; and
-// warnings about whole sources (an empty file).
+// Prints input problems to stderr as `file:line: message`, a bounded number of them, then a count;
+// warnings about whole sources (an empty file); and how many items were skipped as not billing events, by
+// reason.
 
 import type { IgnoredNote, SourceError } from '../ingest/read-events.js';
 
@@ -7,6 +8,8 @@ const SHOWN = 20;
 
 export function createSourceErrorReporter(writeError: (text: string) => void) {
   let count = 0;
+  /** Items that are not billing events (group statuses, echoes, unknown fields…): counted by reason. */
+  const skipped = new Map<string, number>();
   return {
     report(error: SourceError): void {
       count += 1;
@@ -17,11 +20,16 @@ export function createSourceErrorReporter(writeError: (text: string) => void) {
     /** A note about a whole source (an empty file): a warning on stderr, not an input problem. */
     notice(note: IgnoredNote): void {
       if (note.line === 0) writeError(`wameter: ${note.file}: warning: ${note.reason}\n`);
+      else skipped.set(note.reason, (skipped.get(note.reason) ?? 0) + note.count);
     },
     get count(): number {
       return count;
     },
     summarise(): void {
+      // Told, so that nothing is skipped silently; not an input problem (exit code unchanged).
+      for (const [reason, times] of [...skipped].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1))) {
+        writeError(`wameter: skipped, not billing events: ${times} × ${reason}\n`);
+      }
       if (count > SHOWN) writeError(`wameter: … and ${count - SHOWN} more input problem(s)\n`);
       if (count > 0) writeError(`wameter: ${count} input problem(s); every other line was read and rated\n`);
     },
