@@ -100,6 +100,8 @@ export class PairMachine {
   private fep: { draft: UnitDraft; expiresAtMs: number } | null = null;
   private open: OpenConversation[] = [];
   private lastSeenInboundId: string | undefined;
+  /** Non-templates delivered with no window open that the input shows (Meta refuses to send those). */
+  private outsideWindow: { count: number; firstId: string } | null = null;
 
   constructor(
     readonly waba: string,
@@ -131,6 +133,16 @@ export class PairMachine {
     copy.fep = this.fep ? { draft: copyDraft(this.fep.draft), expiresAtMs: this.fep.expiresAtMs } : null;
     copy.open = this.open.map((c) => ({ draft: copyDraft(c.draft), slot: c.slot }));
     return copy;
+  }
+
+  /**
+   * The non-templates delivered outside any customer service window since the last call (then forgotten):
+   * Meta sends those only inside one, so the user's messages are missing from the input.
+   */
+  takeOutsideWindow(): { count: number; firstId: string } | null {
+    const taken = this.outsideWindow;
+    this.outsideWindow = null;
+    return taken;
   }
 
   /** Nothing is open after `atMs`: the pair's state can be forgotten without changing any verdict. */
@@ -191,6 +203,10 @@ export class PairMachine {
     this.isReferralAnswered = true; // any business message after the ad click is the answer
     if (this.fep && deliveredAtMs >= this.fep.expiresAtMs) this.fep = null;
     this.closeExpired(deliveredAtMs);
+    if (message.template === null && !isInServiceWindow && !isFepEligible && !this.fep && era !== 'NBP') {
+      if (this.outsideWindow) this.outsideWindow.count += 1;
+      else this.outsideWindow = { count: 1, firstId: message.id };
+    }
     // Reasons are words for the trace: without a trace, no reason (nor its closure) is made.
     const isTraced = this.trace !== undefined;
     const what = isTraced ? describe(message) : '';

@@ -649,6 +649,23 @@ describe('findings instead of silent guesses', () => {
     expect(finding).toMatchObject({ market: 'United Kingdom', category: 'marketing', date: '2024-03-01' });
   });
 
+  it('non-templates delivered with no window in the input: the user messages are missing, a finding says so', async () => {
+    const pmp = '2025-10-15T00:00:00Z';
+    const alone = await rate([...send(hours(pmp, 0), 't1', null), ...send(hours(pmp, 1), 't2', null)]);
+    const finding = alone.findings.find((f) => f.code === 'NO_WINDOW_IN_INPUT');
+    expect(finding).toMatchObject({ waba: 'W1', count: 2, message_id: 't1' });
+    expect(finding!.message).toContain('feed the inbound webhooks too');
+    // Inside the user's window (or an ad's free entry point) nothing is said.
+    const answered = await rate([inbound(hours(pmp, 0), 'in'), ...send(hours(pmp, 1), 't1', null)]);
+    const fromAd = await rate([
+      inbound(hours(pmp, 0), 'ad', {}, true),
+      ...send(hours(pmp, 30), 'u', 'utility'),
+    ]);
+    for (const result of [answered, fromAd]) {
+      expect(result.findings.map((f) => f.code)).not.toContain('NO_WINDOW_IN_INPUT');
+    }
+  });
+
   it('NO_RATE_CARD says when no card of the WABA currency is loaded at all, and where the currency comes from', async () => {
     const inr = await rate(send(hours(DAY, 0), 'x', 'marketing'), {
       accounts: [{ waba: 'W1', timeZone: 'UTC', currency: 'INR', portfolio: 'W1' }],

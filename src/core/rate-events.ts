@@ -810,10 +810,23 @@ export class Rater {
     if (items.length > 1) items.sort(comparePairItems);
     const before = opened.length;
     pair.machine.apply(items, opened);
+    const outside = pair.machine.takeOutsideWindow();
+    if (outside) this.noteOutsideWindow(pair.machine.waba, outside);
     if (pair.countryHint) {
       for (let i = before; i < opened.length; i++) opened[i]!.countryHint = pair.countryHint;
     }
     for (const record of rated) this.retireRated(record, horizonMs);
+  }
+
+  /** One finding per WABA, counting the messages (the collector counts each add). */
+  private noteOutsideWindow(waba: string, outside: { count: number; firstId: string }): void {
+    const make = () => ({
+      code: 'NO_WINDOW_IN_INPUT' as const,
+      message: `WABA ${waba}: non-template messages were delivered with no customer service window open in the input (first: ${outside.firstId}); Meta sends those only inside one, so the users' messages are probably missing — feed the inbound webhooks too: without them, utility templates inside windows are charged here but free at Meta (from 2025-07-01)`,
+      waba,
+      message_id: outside.firstId,
+    });
+    for (let i = 0; i < outside.count; i++) this.findings.add(`NO_WINDOW_IN_INPUT:${waba}`, make);
   }
 
   /** The category that counts: the template's category when it was sent (Meta may recategorise it). */
