@@ -1,4 +1,4 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -138,6 +138,23 @@ describe('wameter rate', () => {
     expect(JSON.parse(out).findings.map((f: { code: string }) => f.code)).toContain('UNKNOWN_CATEGORY');
     expect(error).toContain('1 delivered message(s) could not be rated');
     expect((await run(['rate', file, '--allow-unpriced'])).code).toBe(0);
+  });
+
+  it('with --no-reported, a card naming a market only the reported rules split off is refused', async () => {
+    const bundled = readFileSync(join(ROOT, 'data', 'rate-cards', 'usd-2025-10-01.csv'), 'utf8');
+    const card = bundled
+      .replace('effective October 1, 2025', 'effective October 1, 2026')
+      .replace(/(\nMarket,[^\n]*\n)/, '$1Bangladesh,$US,0.0500,0.0100,0.0100,n/a,0.0000\n');
+    const dir = mkdtempSync(join(tmpdir(), 'wameter-bd-'));
+    writeFileSync(join(dir, 'usd-2026-10-01.csv'), card);
+    const events = tempFile('e.ndjson', LINES.join('\n'));
+    const refused = await run(['rate', events, '--rate-cards', dir, '--no-reported']);
+    expect(refused.code).toBe(1);
+    expect(refused.error).toContain('MARKET_NOT_IN_FORCE');
+    expect(refused.error).toContain('Bangladesh');
+    // Under the reported rules Bangladesh is its own market from 2026-10-01: the card loads (the 2024 events
+    // then have no card in force, hence --allow-unpriced).
+    expect((await run(['rate', events, '--rate-cards', dir, '--allow-unpriced'])).code).toBe(0);
   });
 
   it('explains flag mistakes', async () => {

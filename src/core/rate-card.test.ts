@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import { parseMarketTable, type MarketTable } from './market.js';
 import type { RateCard } from './pricing-context.js';
 import {
   attachVolumeTiers,
@@ -101,8 +102,10 @@ describe('parseRateCardCsv on the bundled cards', () => {
     expect(parsed.provenance).toContain('tiers are in a separate file');
   });
 
-  it('dates a card from its title even when the file name holds another date', () => {
-    expect(card(bundled('usd-2023-06-01-partial'), 'usd-2099-01-01.csv').effectiveDate).toBe('2023-06-01');
+  it('dates a card from its title when the file name holds the same date', () => {
+    expect(card(bundled('usd-2023-06-01-partial'), 'usd-2023-06-01-copy.csv').effectiveDate).toBe(
+      '2023-06-01',
+    );
   });
 
   it('maps the CBP-2022 columns to business_initiated and user_initiated', () => {
@@ -200,9 +203,21 @@ describe('parseRateCardCsv refuses bad input', () => {
   it('a negative rate, a rate with a currency sign, a rate with more than 6 decimals', () => {
     expect(cardError(`${TITLE}\n${HEADER}\nIndia,$US,-0.01,,,,\n`).code).toBe('BAD_RATE');
     expect(cardError(`${TITLE}\n${HEADER}\nIndia,$US,$0.01,,,,\n`).code).toBe('BAD_RATE');
-    expect(cardError(`${TITLE}\n${HEADER}\nIndia,$US,0.0000001,,,,\n`).message).toMatch(
-      /more than 6 decimals/,
+    expect(cardError(`${TITLE}\n${HEADER}\nIndia,$US,0.0000001,,,,\n`).message).toMatch(/has 7 decimals/);
+  });
+
+  it('a rate with more than 6 decimals, stating the limit and that wameter does not round', () => {
+    const error = cardError(`${TITLE}\n${HEADER}\nIndia,$US,0.00123456,,,,\n`, 'inr.csv');
+    expect(error).toMatchObject({ code: 'BAD_RATE', file: 'inr.csv', line: 3 });
+    expect(error.message).toBe(
+      'inr.csv line 3: market "India", column "Marketing": "0.00123456" has 8 decimals; wameter holds money ' +
+        'exactly in millionths of the currency, so a rate can have at most 6. wameter does not round rates: ' +
+        'write the rate Meta charges with at most 6 decimals (0.001235 rounded half up), or, if Meta charges ' +
+        'more decimals, this card cannot be priced exactly',
     );
+    expect(card(`${TITLE}\n${HEADER}\nIndia,$US,0.1234560,,,,\n`).rates.get('India')).toEqual({
+      marketing: 123456,
+    });
   });
 
   it('an unknown currency token', () => {
@@ -221,7 +236,7 @@ describe('parseRateCardCsv refuses bad input', () => {
   it('no effective date in the title or the file name', () => {
     const error = cardError(`Rates in USD\n${HEADER}\nIndia,$US,1,1,1,1,0\n`, 'usd-latest.csv');
     expect(error).toMatchObject({ code: 'NO_EFFECTIVE_DATE', file: 'usd-latest.csv' });
-    expect(error.message).toMatch(/put "effective June 1, 2023" in the title line/);
+    expect(error.message).toMatch(/add a title line such as "effective June 1, 2023" above the header/);
   });
 
   it('an impossible effective date, naming it, the file and the line', () => {
@@ -270,6 +285,256 @@ describe('parseRateCardCsv refuses bad input', () => {
   });
 });
 
+describe('parseRateCardCsv reads a cell only under a named column', () => {
+  // A spreadsheet export's trailing comma gives the header an empty last column; an unquoted decimal comma
+  // ("0,0107") then fits into it and shifts every price of the row one column to the right.
+  const SHIFTED = [
+    'Cost per delivered message in USD, effective October 1, 2025,,,,,,,',
+    `${HEADER},`,
+    'India,$US,0,0107,0.0014,0.0014,0.0280,0.0000',
+    'Indonesia,$US,0.0411,0.0250,0.0250,0.1360,0.0000,',
+  ].join('\n');
+
+  it('refuses a decimal comma that fits into the empty column a trailing comma adds to the header', () => {
+    const error = cardError(SHIFTED, 'usd-shift.csv');
+    expect(error).toMatchObject({ code: 'BAD_RATE_CARD', file: 'usd-shift.csv', line: 3 });
+    expect(error.message).toBe(
+      'usd-shift.csv line 3 (India): more cells than the header has columns ("0.0000" after "Service", the ' +
+        'last column); quote cells that contain commas, and write decimals with a point (0.0107, not 0,0107)',
+    );
+  });
+
+  it('refuses it with several empty header cells too', () => {
+    const text = [TITLE, `${HEADER},,`, 'India,INR,0,7846,0.1150,0.1150,n/a,0.0000'].join('\n');
+    expect(cardError(text)).toMatchObject({ code: 'BAD_RATE_CARD', line: 3 });
+  });
+
+  it('still reads rows that end with the empty cells of a trailing comma', () => {
+    const parsed = card(SHIFTED.replace('India,$US,0,0107', 'India,$US,0.0107'));
+    expect(parsed.rates.get('India')?.utility).toBe(1400);
+    expect(parsed.rates.get('Indonesia')?.service).toBe(0);
+  });
+
+  it('refuses a row with fewer cells than the header, naming market and the missing columns', () => {
+    const error = cardError(`${TITLE}\n${HEADER}\nIndia,$US,0.0107,0.0014,0.0014,0.0280\n`, 'usd.csv');
+    expect(error).toMatchObject({ code: 'BAD_RATE_CARD', file: 'usd.csv', line: 3 });
+    expect(error.message).toBe(
+      'usd.csv line 3 (India): the row has no cell for "Service"; a missing cell is neither 0 nor n/a: write ' +
+        'the rate, or n/a where Meta has none (and quote cells that contain commas)',
+    );
+    expect(cardError(`${TITLE}\n${HEADER}\nIndia,$US,0.0107,0.0014\n`).message).toMatch(
+      /\(India\): the row has no cell for "Authentication", "Authentication-International" and "Service"/,
+    );
+  });
+
+  it('refuses a cell under a header cell with no name, and ignores such a column when it is empty', () => {
+    const header = 'Market,Currency,Marketing,,Utility';
+    const error = cardError(`${TITLE}\n${header}\nIndia,$US,0.0107,0.0014,0.0014\n`);
+    expect(error).toMatchObject({ code: 'BAD_RATE_CARD', line: 3 });
+    expect(error.message).toMatch(
+      /line 3 \(India\): "0\.0014" is in column 4, which has no name in the header \(between "Marketing" and "Utility"\)/,
+    );
+    expect(card(`${TITLE}\n${header}\nIndia,$US,0.0107,,0.0014\n`).rates.get('India')).toEqual({
+      marketing: 10700,
+      utility: 1400,
+    });
+  });
+
+  it('refuses a rate whose whole part starts with 0 (the decimals of a decimal comma)', () => {
+    const error = cardError(`${TITLE}\nMarket,Currency,Marketing,Utility\nIndia,$US,0,0107\n`);
+    expect(error).toMatchObject({ code: 'BAD_RATE', line: 3 });
+    expect(error.message).toMatch(
+      /column "Utility": "0107" is not a rate \(a leading 0: the decimals of "0,0107"\?/,
+    );
+  });
+
+  it('reads a quoted grouped amount but not a quoted decimal comma', () => {
+    const cards = (cell: string) => `${TITLE}\nMarket,Currency,Marketing\nIndonesia,Rp,"${cell}"\n`;
+    expect(card(cards('1,062.50')).rates.get('Indonesia')).toEqual({ marketing: 1_062_500_000 });
+    expect(cardError(cards('0,785'))).toMatchObject({ code: 'BAD_RATE', line: 3 });
+    expect(cardError(cards('1,0625')).message).toMatch(/write decimals with a point/);
+  });
+});
+
+describe('parseRateCardCsv and the effective date', () => {
+  const ROWS = `${HEADER}\nIndia,$US,0.0107,0.0014,0.0014,0.0280,0\n`;
+
+  it('reads the date of a title written "effective 1 October 2025" instead of the file name’s', () => {
+    expect(
+      card(`Cost per delivered message in USD, effective 1 October 2025\n${ROWS}`, 'usd.csv').effectiveDate,
+    ).toBe('2025-10-01');
+  });
+
+  it('refuses a title date that differs from the date in the file name, naming both', () => {
+    const error = cardError(
+      `Cost per delivered message in USD, effective 1 October 2025\n${ROWS}`,
+      'cards/usd-2025-07-01.csv',
+    );
+    expect(error).toEqual({
+      code: 'CONFLICTING_EFFECTIVE_DATE',
+      file: 'cards/usd-2025-07-01.csv',
+      line: 1,
+      message:
+        'cards/usd-2025-07-01.csv line 1: the title says effective 1 October 2025 (2025-10-01) but the file ' +
+        'name says 2025-07-01; the title is what Meta wrote: rename the file (usd-2025-10-01.csv), or correct ' +
+        'the title if it is the one that is wrong',
+    });
+    expect(cardError(`effective 2025-10-01\n${ROWS}`, 'usd-2025-07-01.csv').code).toBe(
+      'CONFLICTING_EFFECTIVE_DATE',
+    );
+  });
+
+  it('refuses two title lines with different effective dates', () => {
+    const error = cardError(`effective October 1, 2025\nEffective date: 2025-07-01\n${ROWS}`);
+    expect(error).toMatchObject({ code: 'CONFLICTING_EFFECTIVE_DATE', line: 2 });
+    expect(error.message).toMatch(/effective 2025-07-01 but line 1 says October 1, 2025 \(2025-10-01\)/);
+  });
+
+  it('refuses an ambiguous numeric date, giving both readings, even when the file name has a date', () => {
+    const error = cardError(`Rates in USD, effective 10/01/2025\n${ROWS}`, 'usd-2025-10-01.csv');
+    expect(error).toEqual({
+      code: 'BAD_EFFECTIVE_DATE',
+      file: 'usd-2025-10-01.csv',
+      line: 1,
+      message:
+        'usd-2025-10-01.csv line 1: effective date 10/01/2025 is ambiguous: October 1, 2025 (MM/DD/YYYY) or ' +
+        "January 10, 2025 (DD/MM/YYYY); write the right one in the title line with the month's name or as " +
+        'YYYY-MM-DD (e.g. "effective October 1, 2025" or "effective 2025-10-01")',
+    });
+  });
+
+  it('refuses a title that says effective without a readable date instead of using the file name', () => {
+    const error = cardError(`Rates effective Q4 2025\n${ROWS}`, 'usd-2025-10-01.csv');
+    expect(error).toEqual({
+      code: 'BAD_EFFECTIVE_DATE',
+      file: 'usd-2025-10-01.csv',
+      line: 1,
+      message:
+        'usd-2025-10-01.csv line 1: the title "Rates effective Q4 2025" says effective but no date can be read ' +
+        'after it; write it as "effective June 1, 2023", "effective 1 June 2023" or "effective 2023-06-01" ' +
+        '(the file name is not used when the title says effective)',
+    });
+  });
+
+  it('says what to add when neither a title line nor the file name has a date, quoting the title', () => {
+    const error = cardError(`Cost per delivered message in USD\n${ROWS}`, 'usd-latest.csv');
+    expect(error).toEqual({
+      code: 'NO_EFFECTIVE_DATE',
+      file: 'usd-latest.csv',
+      message:
+        'usd-latest.csv: no effective date: no title line says "effective …" (the title reads "Cost per ' +
+        'delivered message in USD") and the file name has no YYYY-MM-DD date; add a title line such as ' +
+        '"effective June 1, 2023" above the header, or put the date in the file name (e.g. usd-2023-06-01.csv)',
+    });
+  });
+
+  it('applies the same rules to volume-tier files', () => {
+    const text = (title: string) =>
+      `${title}\nMarket,Currency,Category,From,To,Rate\nIndia,$US,Utility,1,,0.0014\n`;
+    expect(tiers(text('Tiers, effective 1 October 2025'), 'tiers.csv').effectiveDate).toBe('2025-10-01');
+    expect(tierError(text('Tiers, effective 1 October 2025'), 'usd-2025-07-01-tiers.csv').code).toBe(
+      'CONFLICTING_EFFECTIVE_DATE',
+    );
+    expect(tierError(text('Tiers effective 10/01/2025')).code).toBe('BAD_EFFECTIVE_DATE');
+  });
+});
+
+describe('parseRateCardCsv and markets not in force on the card’s date', () => {
+  let bundledTable: MarketTable | undefined;
+  function table(): MarketTable {
+    if (bundledTable) return bundledTable;
+    const parsed = parseMarketTable(readFileSync(new URL('../../data/markets.csv', import.meta.url), 'utf8'));
+    if (!parsed.ok) throw new Error(parsed.error.message);
+    bundledTable = parsed.value;
+    return bundledTable;
+  }
+  function known(isReportedRulesEnabled: boolean): KnownMarkets {
+    const names = [...new Set(table().rows.map((row) => row.market)), 'Other'];
+    return {
+      names,
+      source: 'the market table (markets.csv)',
+      inForce: { table: table(), isReportedRulesEnabled, otherMarket: 'Other' },
+    };
+  }
+  const withBangladesh = (date: string) =>
+    [
+      `Cost per delivered message in USD, effective ${date}`,
+      HEADER,
+      'India,$US,0.0107,0.0014,0.0014,0.0280,0.0000',
+      'Bangladesh,$US,0.0500,0.0100,0.0100,n/a,0.0000',
+      'Rest of Asia Pacific,$US,0.0732,0.0113,0.0113,n/a,0.0000',
+      'Other,$US,0.0604,0.0080,0.0080,n/a,0.0000',
+    ].join('\n');
+
+  it('refuses a market that splits off only after the card’s effective date, naming where its countries are', () => {
+    const result = parseRateCardCsv(withBangladesh('October 1, 2025'), 'usd-2025-10-01.csv', {
+      knownMarkets: known(true),
+    });
+    expect(result.ok || result.error).toEqual({
+      code: 'MARKET_NOT_IN_FORCE',
+      file: 'usd-2025-10-01.csv',
+      line: 4,
+      message:
+        'usd-2025-10-01.csv line 4: market "Bangladesh" holds no country on 2025-10-01, the card\'s effective ' +
+        'date: in the market table (markets.csv) BD is in Rest of Asia Pacific that day, and in Bangladesh only ' +
+        'from 2026-10-01. This row would never price anything, and those numbers would be charged the rate of ' +
+        "Rest of Asia Pacific. Check the card's effective date; if Meta prices Bangladesh on its own from " +
+        '2025-10-01, the market table must say so before this card can be used',
+    });
+  });
+
+  it('accepts the market from the day it holds a country, and Other on any day', () => {
+    const result = parseRateCardCsv(withBangladesh('October 1, 2026'), 'usd-2026-10-01.csv', {
+      knownMarkets: known(true),
+    });
+    expect(result.ok && [...result.value.rates.keys()]).toEqual([
+      'India',
+      'Bangladesh',
+      'Rest of Asia Pacific',
+      'Other',
+    ]);
+  });
+
+  it('refuses a reported market when reported rules are off, saying how to price it', () => {
+    const result = parseRateCardCsv(withBangladesh('October 1, 2026'), 'usd-2026-10-01.csv', {
+      knownMarkets: known(false),
+    });
+    expect(result.ok || result.error).toMatchObject({ code: 'MARKET_NOT_IN_FORCE', line: 4 });
+    expect(result.ok || result.error.message).toBe(
+      'usd-2026-10-01.csv line 4: market "Bangladesh" holds no country on 2026-10-01, the card\'s effective ' +
+        'date, with reported rules switched off: the market table (markets.csv) has Bangladesh only in rows ' +
+        'reported by third parties (source "reported"), so BD stays in Rest of Asia Pacific. This row would ' +
+        'never price anything, and those numbers would be charged the rate of Rest of Asia Pacific. A card from ' +
+        'Meta that lists Bangladesh confirms the split: price with reported rules on (without --no-reported)',
+    );
+  });
+
+  it('does not suggest reported rules for a date before the reported split', () => {
+    const result = parseRateCardCsv(withBangladesh('October 1, 2025'), 'usd-2025-10-01.csv', {
+      knownMarkets: known(false),
+    });
+    expect(result.ok || result.error.message).toMatch(
+      /BD is in Rest of Asia Pacific that day, and in Bangladesh only from 2026-10-01 \(a split only reported by third parties, and reported rules are switched off\)\. .* Check the card's effective date/,
+    );
+  });
+
+  it('accepts every bundled card with reported rules on and off', () => {
+    for (const name of [
+      'usd-2022-02-01-partial',
+      'usd-2023-06-01-partial',
+      'usd-2024-11-01',
+      'usd-2025-10-01',
+    ]) {
+      for (const isReportedRulesEnabled of [true, false]) {
+        const parsed = parseRateCardCsv(bundled(name), `${name}.csv`, {
+          knownMarkets: known(isReportedRulesEnabled),
+        });
+        expect(parsed.ok || parsed.error.message).toBe(true);
+      }
+    }
+  });
+});
+
 describe('effectiveDateFromTitle and currencyOfToken', () => {
   it.each([
     ['Cost per conversation in USD, effective June 1, 2023', '2023-06-01'],
@@ -286,14 +551,51 @@ describe('effectiveDateFromTitle and currencyOfToken', () => {
   it.each([
     [
       'Cost per conversation in USD, effective June 1, 2023',
-      { isCalendarDate: true, date: '2023-06-01', text: 'June 1, 2023' },
+      { kind: 'date', date: '2023-06-01', text: 'June 1, 2023' },
     ],
-    ['Cost in USD, effective Feb 30, 2024', { isCalendarDate: false, text: 'Feb 30, 2024' }],
-    ['effective as of 2023-13-01', { isCalendarDate: false, text: '2023-13-01' }],
-    ['effective Ma 1, 2024', { isCalendarDate: false, text: 'Ma 1, 2024' }],
+    ['Cost in USD, effective Feb 30, 2024', { kind: 'not-a-date', text: 'Feb 30, 2024' }],
+    ['effective as of 2023-13-01', { kind: 'not-a-date', text: '2023-13-01' }],
+    ['effective Ma 1, 2024', { kind: 'not-a-date', text: 'Ma 1, 2024' }],
     ['Rates in USD', undefined],
+    ['Cost-effective messaging, rates in USD', undefined],
   ])('effectiveDateInTitle(%s)', (title, found) => {
     expect(effectiveDateInTitle(title)).toEqual(found);
+  });
+
+  // Forms seen in the finance review (titles of real exports), and Meta's own.
+  it.each([
+    ['Cost per message in USD, Effective: October 1, 2025', '2025-10-01', 'October 1, 2025'],
+    ['Rates effective from 01 Oct 2025', '2025-10-01', '01 Oct 2025'],
+    ['Effective date 2025-10-01', '2025-10-01', '2025-10-01'],
+    ['Effective date: 2025-10-01', '2025-10-01', '2025-10-01'],
+    ['Cost per delivered message in USD, effective 1 October 2025', '2025-10-01', '1 October 2025'],
+    ['effective on 1st October, 2025', '2025-10-01', '1st October, 2025'],
+    ['EFFECTIVE AS OF OCT. 1, 2025', '2025-10-01', 'OCT. 1, 2025'],
+    ['Effective rates, effective October 1, 2025', '2025-10-01', 'October 1, 2025'],
+    ['effective 13/10/2025', '2025-10-13', '13/10/2025'],
+    ['effective 10/13/2025', '2025-10-13', '10/13/2025'],
+    ['effective 01/01/2026', '2026-01-01', '01/01/2026'],
+  ])('reads %s as %s', (title, date, text) => {
+    expect(effectiveDateInTitle(title)).toEqual({ kind: 'date', date, text });
+  });
+
+  it('calls a numeric date ambiguous when both its first parts could be the month', () => {
+    expect(effectiveDateInTitle('effective 10/01/2025')).toEqual({
+      kind: 'ambiguous',
+      text: '10/01/2025',
+      monthFirst: '2025-10-01',
+      dayFirst: '2025-01-10',
+    });
+    expect(effectiveDateInTitle('effective 31/02/2025')).toEqual({ kind: 'not-a-date', text: '31/02/2025' });
+  });
+
+  it.each([
+    'Effective rates for WhatsApp',
+    'effective 10/01/25',
+    'Rates effective Q4 2025',
+    'effective for messages delivered from October 1, 2025',
+  ])('finds no readable date in %s', (title) => {
+    expect(effectiveDateInTitle(title)).toEqual({ kind: 'unreadable' });
   });
 
   it.each([
@@ -542,6 +844,39 @@ describe('parseVolumeTierCsv', () => {
     expect(error).toMatchObject({ code: 'BAD_RATE', line: 3 });
     expect(error.message).toMatch(/market "India", category "Utility", band 1:: "cheap" is not a rate/);
     expect(bad(['India,$US,Utility,1,,n/a']).code).toBe('BAD_RATE');
+  });
+
+  it('refuses a cell beyond the header and a row that is short of a column', () => {
+    const shifted = bad(['India,$US,Utility,1,,0,0014']);
+    expect(shifted).toMatchObject({ code: 'BAD_VOLUME_TIERS', line: 3 });
+    expect(shifted.message).toMatch(
+      /line 3 \(India\): more cells than the header has columns \("0014" after "Rate"/,
+    );
+    const short = bad(['India,$US,Utility,1,']);
+    expect(short).toMatchObject({ code: 'BAD_VOLUME_TIERS', line: 3 });
+    expect(short.message).toMatch(/line 3 \(India\): the row has no cell for "Rate"/);
+  });
+
+  it('refuses a rate split at a decimal comma whose decimals land in the ignored Discount column', () => {
+    const error = tierError(
+      [
+        'effective October 1, 2025',
+        'Market,Currency,Category,From,To,Rate,Discount',
+        'India,$US,Utility,1,,0,0014',
+      ].join('\n'),
+    );
+    expect(error).toMatchObject({ code: 'BAD_RATE', line: 3 });
+    expect(error.message).toMatch(
+      /Discount "0014" looks like the decimals of a rate written with a decimal comma \("0,0014" read as 0\); write the rate with a point \(0\.0014\)/,
+    );
+  });
+
+  it('refuses a band rate with more than 6 decimals, stating the limit', () => {
+    const error = bad(['India,$US,Utility,1,,0.00123456']);
+    expect(error).toMatchObject({ code: 'BAD_RATE', line: 3 });
+    expect(error.message).toMatch(
+      /"0\.00123456" has 8 decimals; .* at most 6\. wameter does not round rates/,
+    );
   });
 
   it('refuses mixed and unknown currencies', () => {

@@ -1,7 +1,8 @@
 // Rate cards (Meta's per-market price lists) and their volume-tier files: parsing Meta's CSV layout, exactly,
 // and choosing the card in force on a local date. Pure: text in, values out; never reads files or the clock.
 
-import { formatMicros, parseMicros } from './money.js';
+import type { MarketTable } from './market.js';
+import { formatMicros, MICROS_PER_UNIT, parseMicros } from './money.js';
 import type { RateBook, RateCard, TierBand } from './pricing-context.js';
 import { err, ok, type Result } from './result.js';
 import type { RateCategory } from './units.js';
@@ -11,7 +12,9 @@ export type RateCardErrorCode =
   | 'BAD_RATE'
   | 'NO_EFFECTIVE_DATE'
   | 'BAD_EFFECTIVE_DATE'
+  | 'CONFLICTING_EFFECTIVE_DATE'
   | 'UNKNOWN_MARKET'
+  | 'MARKET_NOT_IN_FORCE'
   | 'UNKNOWN_CURRENCY'
   | 'MIXED_CURRENCY'
   | 'BAD_VOLUME_TIERS'
@@ -93,6 +96,42 @@ function isBlankRecord(record: CsvRecord): boolean {
   return record.cells.every((cell) => cell.trim() === '');
 }
 
+/**
+ * Why a row does not fit its header, or `undefined`. A row must have a cell for every named column, and may
+ * hold text only under a named column. A header's empty cells (a spreadsheet's trailing comma) are not
+ * columns: an unquoted decimal comma ("0,0107") that shifts a row into them is refused, never read.
+ * `missingAdvice` says what to write in a missing cell.
+ */
+function rowShapeProblem(header: CsvRecord, record: CsvRecord, missingAdvice: string): string | undefined {
+  const names = header.cells.map((cell) => cell.trim());
+  let last = names.length - 1;
+  while (last > 0 && names[last] === '') last--;
+  const missing = names.slice(record.cells.length, last + 1).filter((name) => name !== '');
+  if (missing.length > 0) {
+    return `the row has no cell for ${andList(missing.map((name) => `"${name}"`))}; ${missingAdvice}`;
+  }
+  for (const [index, written] of record.cells.entries()) {
+    const cell = written.trim();
+    if (cell === '' || (names[index] ?? '') !== '') continue;
+    if (index > last) {
+      return (
+        `more cells than the header has columns ("${cell}" after "${names[last]}", the last column); quote ` +
+        `cells that contain commas, and write decimals with a point (0.0107, not 0,0107)`
+      );
+    }
+    const before = names
+      .slice(0, index)
+      .reverse()
+      .find((name) => name !== '');
+    const after = names.slice(index + 1).find((name) => name !== '');
+    return (
+      `"${cell}" is in column ${index + 1}, which has no name in the header (between "${before}" and ` +
+      `"${after}"); name the column, or leave its cells empty`
+    );
+  }
+  return undefined;
+}
+
 // ---------------------------------------------------------------------------------------------------------
 // Dates
 
@@ -127,43 +166,95 @@ const MONTHS = [
   'december',
 ];
 
-// Meta writes "… effective June 1, 2023"; "effective as of Jul 1 2025" and "effective 2025-07-01" also occur.
-// The first group is the date as written, for messages.
-const EFFECTIVE_WORDS =
-  /\beffective\s+(?:as\s+of\s+|from\s+|on\s+)?(([a-z]+)\.?\s+(\d{1,2})(?:st|nd|rd|th)?,?\s+(\d{4}))\b/i;
-const EFFECTIVE_ISO = /\beffective\s+(?:as\s+of\s+|from\s+|on\s+)?(\d{4}-\d{2}-\d{2})\b/i;
-const DATE_IN_NAME = /(\d{4}-\d{2}-\d{2})/;
+// Meta writes "… effective June 1, 2023"; exports and hand-made cards also write "Effective: October 1, 2025",
+// "effective as of Jul 1 2025", "Rates effective from 01 Oct 2025", "Effective date 2025-10-01" and
+// "effective 10/01/2025" (docs/rate-cards.md). The word, not "cost-effective":
+const EFFECTIVE = /(?<![\w-])effective\b/gi;
+/** The words that may stand between "effective" and its date. */
+const EFFECTIVE_LEAD = /^(?:\s*(?::|date\b|as\s+of\b|from\b|on\b))*\s*/i;
+const ISO_DATE = /^(\d{4}-\d{2}-\d{2})\b/;
+const MONTH_DAY_YEAR = /^(([a-z]+)\.?\s+(\d{1,2})(?:st|nd|rd|th)?,?\s+(\d{4}))\b/i;
+const DAY_MONTH_YEAR = /^((\d{1,2})(?:st|nd|rd|th)?\s+([a-z]+)\.?,?\s+(\d{4}))\b/i;
+const NUMERIC_DATE = /^((\d{1,2})([/.-])(\d{1,2})\3(\d{4}))\b/;
+const DATE_IN_NAME = /\d{4}-\d{2}-\d{2}/g;
 
 /**
- * The effective date a title states: a calendar date ("effective June 1, 2023" → "2023-06-01"), or the text
- * of a written date that is none ("Feb 30, 2024", "Jnue 1, 2024"), or `undefined` when the title states none.
+ * The effective date a title line states, `text` being the date as written:
+ * - `date`: a calendar date ("effective June 1, 2023" → "2023-06-01");
+ * - `not-a-date`: a written date that is none ("Feb 30, 2024", "Jnue 1, 2024");
+ * - `ambiguous`: a numeric date that reads as two days ("10/01/2025": October 1 or January 10);
+ * - `unreadable`: the line says "effective" but no date follows it in a form wameter reads;
+ * or `undefined` when the line does not say "effective".
  */
 export type TitleEffectiveDate =
-  { isCalendarDate: true; date: string; text: string } | { isCalendarDate: false; text: string };
+  | { kind: 'date'; date: string; text: string }
+  | { kind: 'not-a-date'; text: string }
+  | { kind: 'ambiguous'; text: string; monthFirst: string; dayFirst: string }
+  | { kind: 'unreadable' };
 
 export function effectiveDateInTitle(title: string): TitleEffectiveDate | undefined {
-  const iso = EFFECTIVE_ISO.exec(title)?.[1];
-  if (iso !== undefined) {
-    return isLocalDate(iso)
-      ? { isCalendarDate: true, date: iso, text: iso }
-      : { isCalendarDate: false, text: iso };
+  let saysEffective = false;
+  // "Effective rates, effective October 1, 2025": the first "effective" followed by a date counts.
+  for (const match of title.matchAll(EFFECTIVE)) {
+    saysEffective = true;
+    const rest = title.slice((match.index ?? 0) + match[0].length).replace(EFFECTIVE_LEAD, '');
+    const found = writtenDate(rest);
+    if (found) return found;
   }
-  const words = EFFECTIVE_WORDS.exec(title);
-  if (!words) return undefined;
-  const [, text = '', monthName = '', day = '', year = ''] = words;
-  const name = monthName.toLowerCase();
-  // A full name or an abbreviation of at least three letters ("Jun", "Sept").
-  const monthIndex = name.length >= 3 ? MONTHS.findIndex((month) => month.startsWith(name)) : -1;
-  const date = `${year}-${String(monthIndex + 1).padStart(2, '0')}-${day.padStart(2, '0')}`;
-  return monthIndex >= 0 && isLocalDate(date)
-    ? { isCalendarDate: true, date, text }
-    : { isCalendarDate: false, text };
+  return saysEffective ? { kind: 'unreadable' } : undefined;
+}
+
+/** The date at the start of `text`, in one of the forms of docs/rate-cards.md, or `undefined`. */
+function writtenDate(text: string): Exclude<TitleEffectiveDate, { kind: 'unreadable' }> | undefined {
+  const iso = ISO_DATE.exec(text)?.[1];
+  if (iso !== undefined) return calendarDate(iso, iso);
+  const monthFirst = MONTH_DAY_YEAR.exec(text);
+  if (monthFirst) {
+    const [, written = '', month = '', day = '', year = ''] = monthFirst;
+    return calendarDate(isoDate(year, monthNumber(month), day), written);
+  }
+  const dayFirst = DAY_MONTH_YEAR.exec(text);
+  if (dayFirst) {
+    const [, written = '', day = '', month = '', year = ''] = dayFirst;
+    return calendarDate(isoDate(year, monthNumber(month), day), written);
+  }
+  const numeric = NUMERIC_DATE.exec(text);
+  if (numeric) {
+    const [, written = '', first = '', , second = '', year = ''] = numeric;
+    const asMonthFirst = isoDate(year, Number(first), second);
+    const asDayFirst = isoDate(year, Number(second), first);
+    const readings = [asMonthFirst, asDayFirst].filter(isLocalDate);
+    // 01/01/2026 is one day either way; 13/10/2025 has only one reading. 10/01/2025 has two.
+    if (readings.length === 2 && asMonthFirst !== asDayFirst) {
+      return { kind: 'ambiguous', text: written, monthFirst: asMonthFirst, dayFirst: asDayFirst };
+    }
+    const date = readings[0];
+    return date === undefined ? { kind: 'not-a-date', text: written } : { kind: 'date', date, text: written };
+  }
+  return undefined;
+}
+
+function calendarDate(
+  date: string,
+  text: string,
+): { kind: 'date'; date: string; text: string } | { kind: 'not-a-date'; text: string } {
+  return isLocalDate(date) ? { kind: 'date', date, text } : { kind: 'not-a-date', text };
+}
+
+/** "June", "Jun", "Sept", "oct" → 6, 6, 9, 10; 0 when the word is not a month (three letters at least). */
+function monthNumber(word: string): number {
+  const name = word.toLowerCase();
+  return name.length >= 3 ? MONTHS.findIndex((month) => month.startsWith(name)) + 1 : 0;
+}
+
+function isoDate(year: string, month: number, day: string): string {
+  return `${year}-${String(month).padStart(2, '0')}-${day.padStart(2, '0')}`;
 }
 
 /** The effective date written in a title ("effective June 1, 2023" → "2023-06-01"), if any and real. */
 export function effectiveDateFromTitle(title: string): string | undefined {
   const found = effectiveDateInTitle(title);
-  return found?.isCalendarDate ? found.date : undefined;
+  return found?.kind === 'date' ? found.date : undefined;
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -221,18 +312,61 @@ export function currencyOfToken(token: string): string | undefined {
 }
 
 const NO_RATE = new Set(['', 'n/a', 'na', '-', '—']);
-const GROUPED_DECIMAL = /^\d{1,3}(,\d{3})+(\.\d+)?$/;
+// A thousands group never starts with 0: "0,785" is a decimal comma, not 785.
+const GROUPED_DECIMAL = /^[1-9]\d{0,2}(,\d{3})+(\.\d+)?$/;
+const DECIMAL_PARTS = /^(\d+)\.(\d+)$/;
+/** Decimals money can hold: it is integer micros (money.ts). */
+const MAX_DECIMALS = String(MICROS_PER_UNIT).length - 1;
 
-/** A rate cell → micros, `null` for "no rate" (`n/a`, empty), or a reason it is not a rate. */
-function parseRateCell(cell: string): { micros: number | null } | { problem: string } {
+/**
+ * A rate cell → micros, `null` for "no rate" (`n/a`, empty), or why it is not a rate and what to write
+ * instead (`orNoRate`: ", or n/a" where a card may say Meta has no rate).
+ */
+function parseRateCell(cell: string, orNoRate: string): { micros: number | null } | { problem: string } {
   const trimmed = cell.trim();
   if (NO_RATE.has(trimmed.toLowerCase())) return { micros: null };
   // A quoted "1,062.50" (IDR) is a grouped number, not two cells.
   const plain = GROUPED_DECIMAL.test(trimmed) ? trimmed.replace(/,/g, '') : trimmed;
+  const notARate = (why: string, write = `write a decimal like 0.0014${orNoRate}`) => ({
+    problem: `is not a rate (${why}); ${write}`,
+  });
+  if (/^0\d/.test(plain)) {
+    // "0,0107" unquoted is two cells, "0" and "0107": nobody writes a price with a leading 0.
+    return notARate(
+      `a leading 0: the decimals of "0,${plain}"? an unquoted decimal comma splits a number in two`,
+      `write decimals with a point (0.${plain})${orNoRate}`,
+    );
+  }
+  if (plain.includes(',')) {
+    return notARate(
+      'a comma that does not group thousands',
+      `write decimals with a point and group thousands with commas ("1,062.50")${orNoRate}`,
+    );
+  }
+  const decimals = (DECIMAL_PARTS.exec(plain)?.[2] ?? '').replace(/0+$/, '');
+  if (decimals.length > MAX_DECIMALS) {
+    return {
+      problem:
+        `has ${decimals.length} decimals; wameter holds money exactly in millionths of the currency, so a rate ` +
+        `can have at most ${MAX_DECIMALS}. wameter does not round rates: write the rate Meta charges with at ` +
+        `most ${MAX_DECIMALS} decimals (${roundedHalfUp(plain)} rounded half up), or, if Meta charges more ` +
+        `decimals, this card cannot be priced exactly`,
+    };
+  }
   const parsed = parseMicros(plain);
-  if (!parsed.ok) return { problem: parsed.error.message };
-  if (parsed.value < 0) return { problem: 'a rate cannot be negative' };
+  if (!parsed.ok) return notARate(parsed.error.message);
+  if (parsed.value < 0) return notARate('a rate cannot be negative');
   return { micros: parsed.value };
+}
+
+/** "0.00123456" → "0.001235": a suggestion for the user to check, never applied by wameter. */
+function roundedHalfUp(decimal: string): string {
+  const [whole = '0', fraction = ''] = decimal.split('.');
+  const kept = BigInt(`${whole}${fraction.slice(0, MAX_DECIMALS).padEnd(MAX_DECIMALS, '0')}`);
+  const micros = (fraction[MAX_DECIMALS] ?? '0') >= '5' ? kept + 1n : kept;
+  const digits = micros.toString().padStart(MAX_DECIMALS + 1, '0');
+  const rounded = `${digits.slice(0, -MAX_DECIMALS)}.${digits.slice(-MAX_DECIMALS)}`;
+  return rounded.replace(/\.?0+$/, '');
 }
 
 /** The card's id: the file name without directory and `.csv`. */
@@ -356,14 +490,13 @@ export function parseRateCardCsv(
     const matched = matchMarket(written);
     if ('problem' in matched) return fail('UNKNOWN_MARKET', `${where}: ${matched.problem}`, record.line);
     const market = matched.market;
-    const extra = record.cells.slice(header.cells.length).find((c) => c.trim() !== '');
-    if (extra !== undefined) {
-      return fail(
-        'BAD_RATE_CARD',
-        `${where} (${market}): more cells than the header has columns ("${extra.trim()}"); quote cells that contain commas`,
-        record.line,
-      );
-    }
+    const shape = rowShapeProblem(
+      header,
+      record,
+      'a missing cell is neither 0 nor n/a: write the rate, or n/a where Meta has none (and quote cells that ' +
+        'contain commas)',
+    );
+    if (shape !== undefined) return fail('BAD_RATE_CARD', `${where} (${market}): ${shape}`, record.line);
     const previousLine = marketLines.get(market);
     if (previousLine !== undefined) {
       const as = written === market ? '' : ` (as "${written}")`;
@@ -398,12 +531,11 @@ export function parseRateCardCsv(
     const marketRates: Rates = {};
     for (const column of categoryColumns) {
       const cell = record.cells[column.index] ?? '';
-      const parsed = parseRateCell(cell);
+      const parsed = parseRateCell(cell, ', or n/a');
       if ('problem' in parsed) {
         return fail(
           'BAD_RATE',
-          `${where}: market "${market}", column "${column.name}": "${cell.trim()}" is not a rate (${parsed.problem}); ` +
-            `write a decimal like 0.0014, or n/a`,
+          `${where}: market "${market}", column "${column.name}": "${cell.trim()}" ${parsed.problem}`,
           record.line,
         );
       }
@@ -415,12 +547,23 @@ export function parseRateCardCsv(
     return fail('BAD_RATE_CARD', `${fileName} has a header but no market rows below it`, header.line);
 
   const effectiveDate = effectiveDateOf(titleRecords, fileName, {
-    title: 'June 1, 2023',
+    date: '2023-06-01',
     fileName: 'usd-2023-06-01.csv',
   });
   if (!effectiveDate.ok) {
     const { code, message, line } = effectiveDate.error;
     return fail(code, message, line);
+  }
+  const known = options.knownMarkets;
+  if (known?.inForce) {
+    const { table, isReportedRulesEnabled } = known.inForce;
+    const activeTable = isReportedRulesEnabled ? table : table.withoutReportedRows();
+    for (const [market, line] of marketLines) {
+      const problem = marketOutOfForce(market, effectiveDate.value, known, known.inForce, activeTable);
+      if (problem !== undefined) {
+        return fail('MARKET_NOT_IN_FORCE', `${fileName} line ${line}: ${problem}`, line);
+      }
+    }
   }
 
   return ok({
@@ -448,36 +591,123 @@ function recordText(record: CsvRecord): string {
     .join(', ');
 }
 
+/** How a card or tier file shows the title to write: the same date in each form wameter reads. */
+interface DateExample {
+  /** A date in force, "YYYY-MM-DD". */
+  date: string;
+  /** A file name holding it. */
+  fileName: string;
+}
+
+/** "2023-06-01" → "June 1, 2023", as Meta writes it. */
+function monthDayYear(date: string): string {
+  const { month, day, year } = dateWords(date);
+  return `${month} ${day}, ${year}`;
+}
+
+/** The forms of `date` a title may use: "effective June 1, 2023", "effective 1 June 2023", "effective 2023-06-01". */
+function writtenForms(date: string): string {
+  const { month, day, year } = dateWords(date);
+  return `"effective ${month} ${day}, ${year}", "effective ${day} ${month} ${year}" or "effective ${date}"`;
+}
+
+/** "2023-06-01" → { month: "June", day: "1", year: "2023" }. */
+function dateWords(date: string): { month: string; day: string; year: string } {
+  const [year = '', month = '', day = ''] = date.split('-');
+  const name = MONTHS[Number(month) - 1] ?? '';
+  return { month: `${name.charAt(0).toUpperCase()}${name.slice(1)}`, day: String(Number(day)), year };
+}
+
+/** "1 October 2025 (2025-10-01)"; "2025-10-01" when written so. */
+function written(found: { date: string; text: string }): string {
+  return found.text === found.date ? found.date : `${found.text} (${found.date})`;
+}
+
+type EffectiveDateError = { code: RateCardErrorCode; message: string; line?: number };
+
 /**
- * A file's effective date: from the first title line that states one, else from a `YYYY-MM-DD` in the file
- * name. A title date that is not a calendar date is refused even when the name has a date: the title is
- * what Meta wrote, and a typo there must not be replaced silently. `example` shows the title to write.
+ * A file's effective date: what its title lines say after "effective", else a `YYYY-MM-DD` in the file name.
+ * The title is what Meta wrote, so it is never silently replaced: a title that says "effective" with a date
+ * that is not a calendar date, is ambiguous (10/01/2025) or cannot be read is refused, and so is a title date
+ * that differs from the file name's (or from another title line's). See docs/rate-cards.md.
  */
 function effectiveDateOf(
   titleRecords: readonly CsvRecord[],
   fileName: string,
-  example: { title: string; fileName: string },
-): Result<string, { code: RateCardErrorCode; message: string; line?: number }> {
+  example: DateExample,
+): Result<string, EffectiveDateError> {
+  const fail = (code: RateCardErrorCode, message: string, line?: number) =>
+    err<EffectiveDateError>(line === undefined ? { code, message } : { code, message, line });
+  let stated: { date: string; text: string; line: number } | undefined;
   for (const record of titleRecords) {
-    const found = effectiveDateInTitle(recordText(record));
+    const title = recordText(record);
+    const found = effectiveDateInTitle(title);
     if (!found) continue;
-    if (found.isCalendarDate) return ok(found.date);
-    return err({
-      code: 'BAD_EFFECTIVE_DATE',
-      message:
-        `${fileName} line ${record.line}: effective date ${found.text} is not a calendar date; ` +
-        `correct it in the title line (e.g. "effective ${example.title}")`,
-      line: record.line,
-    });
+    const where = `${fileName} line ${record.line}`;
+    switch (found.kind) {
+      case 'not-a-date':
+        return fail(
+          'BAD_EFFECTIVE_DATE',
+          `${where}: effective date ${found.text} is not a calendar date; correct it in the title line ` +
+            `(e.g. "effective ${monthDayYear(example.date)}")`,
+          record.line,
+        );
+      case 'ambiguous':
+        return fail(
+          'BAD_EFFECTIVE_DATE',
+          `${where}: effective date ${found.text} is ambiguous: ${monthDayYear(found.monthFirst)} (MM/DD/YYYY) ` +
+            `or ${monthDayYear(found.dayFirst)} (DD/MM/YYYY); write the right one in the title line with the ` +
+            `month's name or as YYYY-MM-DD (e.g. "effective ${monthDayYear(found.monthFirst)}" or ` +
+            `"effective ${found.monthFirst}")`,
+          record.line,
+        );
+      case 'unreadable':
+        return fail(
+          'BAD_EFFECTIVE_DATE',
+          `${where}: the title "${title}" says effective but no date can be read after it; write it as ` +
+            `${writtenForms(example.date)} (the file name is not used when the title says effective)`,
+          record.line,
+        );
+      case 'date':
+        if (stated && stated.date !== found.date) {
+          return fail(
+            'CONFLICTING_EFFECTIVE_DATE',
+            `${where}: the title says effective ${written(found)} but line ${stated.line} says ` +
+              `${written(stated)}; keep the one Meta wrote`,
+            record.line,
+          );
+        }
+        stated ??= { date: found.date, text: found.text, line: record.line };
+    }
   }
-  const fromName = DATE_IN_NAME.exec(rateCardId(fileName))?.[1];
-  if (fromName && isLocalDate(fromName)) return ok(fromName);
-  return err({
-    code: 'NO_EFFECTIVE_DATE',
-    message:
-      `${fileName}: no effective date; put "effective ${example.title}" in the title line above the header, ` +
-      `or a YYYY-MM-DD date in the file name (e.g. ${example.fileName})`,
-  });
+  const base = fileName.split(/[\\/]/).pop() ?? fileName;
+  const namedDates = [...rateCardId(base).matchAll(DATE_IN_NAME)].map((m) => m[0]).filter(isLocalDate);
+  if (stated) {
+    const named = namedDates[0];
+    if (named !== undefined && !namedDates.includes(stated.date)) {
+      return fail(
+        'CONFLICTING_EFFECTIVE_DATE',
+        `${fileName} line ${stated.line}: the title says effective ${written(stated)} but the file ` +
+          `name says ${named}; the title is what Meta wrote: rename the file (${base.replace(named, stated.date)}), ` +
+          `or correct the title if it is the one that is wrong`,
+        stated.line,
+      );
+    }
+    return ok(stated.date);
+  }
+  const named = namedDates[0];
+  if (named !== undefined) return ok(named);
+  const title = titleRecords
+    .map(recordText)
+    .filter((t) => t !== '')
+    .join(' / ');
+  return fail(
+    'NO_EFFECTIVE_DATE',
+    `${fileName}: no effective date: no title line says "effective …" ` +
+      (title === '' ? '(there is no title line above the header)' : `(the title reads "${title}")`) +
+      ` and the file name has no YYYY-MM-DD date; add a title line such as "effective ${monthDayYear(example.date)}" ` +
+      `above the header, or put the date in the file name (e.g. ${example.fileName})`,
+  );
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -493,6 +723,22 @@ export interface KnownMarkets {
   names: readonly string[];
   /** The table, as messages name it ("wameter's market table (data/markets.csv)"). */
   source: string;
+  /**
+   * When given, a card's market must hold at least one country on the card's effective date under the rules
+   * in use (MARKET_NOT_IN_FORCE otherwise): recipients are placed by that table, so a row for a market that
+   * holds none would never price anything, and its numbers would be charged their region's rate unnoticed.
+   */
+  inForce?: MarketsInForce;
+}
+
+/** The market table and rule set cards are priced with, to check each market is in force on a card's date. */
+export interface MarketsInForce {
+  /** The whole table, `reported` rows included. */
+  table: MarketTable;
+  /** Whether the table's `reported` rows apply, exactly as for the rater (`createMarketResolver`). */
+  isReportedRulesEnabled: boolean;
+  /** The market of every country the table does not list ("Other"): it always holds countries. */
+  otherMarket: string;
 }
 
 export interface RateCardParseOptions {
@@ -535,6 +781,82 @@ function marketMatcher(known: KnownMarkets | undefined): MarketMatcher {
   };
 }
 
+/**
+ * Why a card row for `market` would never price a recipient from the card's effective date `date`, or
+ * `undefined` when the table under the rules in use (`activeTable`) places at least one country in it that
+ * day. Recipients are only ever placed by that table, so such a row is dead and its numbers are charged the
+ * rate of the market their countries are in instead.
+ */
+function marketOutOfForce(
+  market: string,
+  date: string,
+  known: KnownMarkets,
+  inForce: MarketsInForce,
+  activeTable: MarketTable,
+): string | undefined {
+  if (market === inForce.otherMarket) return undefined;
+  const countries = [
+    ...new Set(inForce.table.rows.filter((row) => row.market === market).map((row) => row.country)),
+  ];
+  if (countries.length === 0) return undefined; // not a market of the table: the name check's business
+  if (countries.some((country) => activeTable.marketOf(country, date) === market)) return undefined;
+
+  // Where its countries are that day: "BD is in Rest of Asia Pacific".
+  const byMarket = new Map<string, string[]>();
+  for (const country of countries) {
+    const current = activeTable.marketOf(country, date);
+    byMarket.set(current, [...(byMarket.get(current) ?? []), country]);
+  }
+  const placed = (verb: 'is' | 'stays') =>
+    [...byMarket]
+      .map(([current, list]) => {
+        const plural = list.length > 1;
+        const names = list.length > 6 ? [...list.slice(0, 6), `${list.length - 6} more`] : list;
+        const verbForm = verb === 'is' ? (plural ? 'are' : 'is') : plural ? 'stay' : 'stays';
+        return `${andList(names)} ${verbForm} in ${current}`;
+      })
+      .join('; ');
+  const consequence =
+    `This row would never price anything, and those numbers would be charged the rate of ` +
+    `${orList([...byMarket.keys()])}.`;
+  const isHeldUnderReportedRules =
+    !inForce.isReportedRulesEnabled &&
+    countries.some((country) => inForce.table.marketOf(country, date) === market);
+  if (isHeldUnderReportedRules) {
+    return (
+      `market "${market}" holds no country on ${date}, the card's effective date, with reported rules switched ` +
+      `off: ${known.source} has ${market} only in rows reported by third parties (source "reported"), so ` +
+      `${placed('stays')}. ${consequence} A card from Meta that lists ${market} confirms the split: price with ` +
+      `reported rules on (without --no-reported)`
+    );
+  }
+  const rows = inForce.table.rows.filter((row) => row.market === market);
+  const from = rows
+    .map((row) => row.validFrom)
+    .filter((day): day is string => day !== null && day > date)
+    .sort()[0];
+  const until = rows
+    .map((row) => row.validTo)
+    .filter((day): day is string => day !== null && day <= date)
+    .sort()
+    .pop();
+  // With reported rules off, the rows the table in use lacks are the reported ones.
+  const isReportedOnly =
+    !inForce.isReportedRulesEnabled && activeTable.rows.every((row) => row.market !== market);
+  const when =
+    (from !== undefined
+      ? `, and in ${market} only from ${from}`
+      : until !== undefined
+        ? `, and in ${market} only before ${until}`
+        : '') +
+    (isReportedOnly ? ' (a split only reported by third parties, and reported rules are switched off)' : '');
+  return (
+    `market "${market}" holds no country on ${date}, the card's effective date: in ${known.source} ` +
+    `${placed('is')} that day${when}. ${consequence} Check the card's effective date; if Meta prices ${market} ` +
+    `on its own from ${date}, the market table must say so before this card can be used`
+  );
+}
+
 /** Up to three known names nearest to an unknown one: a typo away, or containing it ("Emirates"). */
 function closestMarkets(key: string, byKey: ReadonlyMap<string, ReadonlySet<string>>): string[] {
   const limit = Math.max(1, Math.floor(key.length / 3));
@@ -575,6 +897,13 @@ function editDistance(a: string, b: string): number {
     rows.push(row);
   }
   return (rows[a.length] as number[])[b.length] as number;
+}
+
+/** ["BD"] → "BD"; ["IQ", "KW", "OM"] → "IQ, KW and OM". */
+function andList(names: readonly string[]): string {
+  return names.length <= 1
+    ? names.join('')
+    : `${names.slice(0, -1).join(', ')} and ${names[names.length - 1]}`;
 }
 
 /** ["India"] → "India"; ["Iraq", "Israel"] → "Iraq or Israel"; three → "A, B or C". */
@@ -672,6 +1001,12 @@ export function parseVolumeTierCsv(
     const matched = matchMarket(written);
     if ('problem' in matched) return fail('UNKNOWN_MARKET', `${where}: ${matched.problem}`, record.line);
     const market = matched.market;
+    const shape = rowShapeProblem(
+      header,
+      record,
+      'write every cell, leaving To empty only for the open last band (and quote cells that contain commas)',
+    );
+    if (shape !== undefined) return fail('BAD_VOLUME_TIERS', `${where} (${market}): ${shape}`, record.line);
 
     const token = column(record, 'currency');
     const code = currencyOfToken(token);
@@ -726,12 +1061,25 @@ export function parseVolumeTierCsv(
       );
     }
     const rateCell = column(record, 'rate');
-    const rate = parseRateCell(rateCell);
+    const rate = parseRateCell(rateCell, '');
     if ('problem' in rate || rate.micros === null) {
       return fail(
         'BAD_RATE',
         `${where}: market "${market}", category "${categoryCell}", band ${fromCount}:${toCount ?? ''}: ` +
-          `"${rateCell}" is not a rate${'problem' in rate ? ` (${rate.problem})` : ''}; write a decimal like 0.0014`,
+          `"${rateCell}" ${'problem' in rate ? rate.problem : 'is not a rate; write a decimal like 0.0014'}`,
+        record.line,
+      );
+    }
+    // The Discount column is ignored, so it can hide the decimals of a Rate split at an unquoted decimal
+    // comma ("0,0014" → Rate "0", Discount "0014"); no discount is written with a leading 0.
+    const discountIndex = columns.get('discount');
+    const discount = discountIndex === undefined ? '' : (record.cells[discountIndex] ?? '').trim();
+    if (/^0\d/.test(discount)) {
+      return fail(
+        'BAD_RATE',
+        `${where}: market "${market}", category "${categoryCell}", band ${fromCount}:${toCount ?? ''}: ` +
+          `Discount "${discount}" looks like the decimals of a rate written with a decimal comma ` +
+          `("${rateCell},${discount}" read as ${rateCell}); write the rate with a point (${rateCell}.${discount})`,
         record.line,
       );
     }
@@ -794,7 +1142,7 @@ export function parseVolumeTierCsv(
   }
 
   const effectiveDate = effectiveDateOf(titleRecords, fileName, {
-    title: 'October 1, 2025',
+    date: '2025-10-01',
     fileName: 'usd-2025-10-01-tiers.csv',
   });
   if (!effectiveDate.ok) {

@@ -203,12 +203,73 @@ describe('loadRateCards with the market table', () => {
     expect(markets).toContain('Rest of Central & Eastern Europe');
   });
 
+  const BANGLADESH = 'Bangladesh,$US,0.0500,0.0100,0.0100,n/a,0.0000';
+
+  it('refuses a market that holds no country on the card’s effective date (it splits off later)', async () => {
+    const path = await write('usd-2025-10-01.csv', `${CARD}\n${BANGLADESH}`);
+    const result = await loadRateCards([path], await bundledTable());
+    expect(result.ok || result.error).toMatchObject({ code: 'MARKET_NOT_IN_FORCE', file: path, line: 5 });
+    expect(result.ok || result.error.message).toMatch(
+      /line 5: market "Bangladesh" holds no country on 2025-10-01, the card's effective date: in wameter's market table \(data\/markets\.csv\) BD is in Rest of Asia Pacific that day/,
+    );
+  });
+
+  it('checks markets under the rule set it is given: reported rules on by default, off when told', async () => {
+    const path = await write('usd-2026-10-01.csv', `${CARD.replace('2025', '2026')}\n${BANGLADESH}`);
+    const table = await bundledTable();
+    const withReported = await loadRateCards([path], table);
+    expect(withReported.ok && [...(withReported.value[0]?.rates.keys() ?? [])]).toEqual([
+      'India',
+      'Brazil',
+      'Bangladesh',
+    ]);
+    const withoutReported = await loadRateCards([path], { ...table, isReportedRulesEnabled: false });
+    expect(withoutReported.ok || withoutReported.error).toMatchObject({
+      code: 'MARKET_NOT_IN_FORCE',
+      line: 5,
+    });
+    expect(withoutReported.ok || withoutReported.error.message).toMatch(/with reported rules switched off/);
+  });
+
   it('knows every market of the table, and Other', async () => {
     const known = knownMarketsOf(await bundledTable());
     expect(known.names).toContain('India');
     expect(known.names).toContain('Rest of Africa');
     expect(known.names).toContain('Other');
     expect(new Set(known.names).size).toBe(known.names.length);
+  });
+});
+
+describe('loadRateCards on the finance review’s files', () => {
+  it('refuses a row shifted by a decimal comma under a header that ends with a comma', async () => {
+    const path = await write(
+      'usd-shift.csv',
+      [
+        'Cost per delivered message in USD, effective October 1, 2025,,,,,,,',
+        'Market,Currency,Marketing,Utility,Authentication,Authentication-International,Service,',
+        'India,$US,0,0107,0.0014,0.0014,0.0280,0.0000',
+        'Indonesia,$US,0.0411,0.0250,0.0250,0.1360,0.0000,',
+      ].join('\n'),
+    );
+    const result = await loadRateCards([path]);
+    expect(result.ok || result.error).toMatchObject({ code: 'BAD_RATE_CARD', file: path, line: 3 });
+    expect(result.ok || result.error.message).toMatch(/\(India\): more cells than the header has columns/);
+  });
+
+  it('refuses a card named for July whose title says October, naming both dates', async () => {
+    const path = await write(
+      'usd-2025-07-01.csv',
+      CARD.replace('effective October 1, 2025', 'Effective: 1 October 2025'),
+    );
+    const result = await loadRateCards([path]);
+    expect(result.ok || result.error).toMatchObject({
+      code: 'CONFLICTING_EFFECTIVE_DATE',
+      file: path,
+      line: 1,
+    });
+    expect(result.ok || result.error.message).toMatch(
+      /the title says effective 1 October 2025 \(2025-10-01\) but the file name says 2025-07-01/,
+    );
   });
 });
 
@@ -230,6 +291,8 @@ describe('loadRateBook and loadRatingSetup (what the command line and the servic
     ['UNKNOWN_CURRENCY', CARD.replace('Brazil,$US', 'Brazil,dollars'), 4],
     ['MIXED_CURRENCY', CARD.replace('Brazil,$US', 'Brazil,€'), 4],
     ['BAD_EFFECTIVE_DATE', CARD.replace('October 1, 2025', 'Feb 30, 2024'), 1],
+    ['BAD_EFFECTIVE_DATE', CARD.replace('October 1, 2025', '10/01/2025'), 1],
+    ['BAD_RATE_CARD', CARD.replace(',0.0000\nBrazil', '\nBrazil'), 3],
   ])('every rate card error reaches the user with its code: %s', async (code, text, line) => {
     const path = await write('usd-latest.csv', text);
     const setup = await loadRatingSetup({ rateCardPaths: [path] });

@@ -112,20 +112,37 @@ export interface MarketTableSource {
   table: MarketTable;
   /** e.g. "wameter's market table (data/markets.csv)". */
   name: string;
+  /**
+   * Whether the table's `reported` rows apply when pricing (`--no-reported` switches them off). Cards are
+   * checked under the same rules, so give the rater's setting; absent, the rater's default (on) is assumed.
+   */
+  isReportedRulesEnabled?: boolean;
 }
 
-/** The markets a card may name: every market of the table, and `Other` (countries the table does not list). */
+/**
+ * The markets a card may name: every market of the table, and `Other` (countries the table does not list);
+ * each must also hold a country on the card's effective date under the table's rules (MARKET_NOT_IN_FORCE).
+ */
 export function knownMarketsOf(source: MarketTableSource): KnownMarkets {
   const names = new Set(source.table.rows.map((row) => row.market));
   names.add(OTHER_MARKET);
-  return { names: [...names], source: source.name };
+  return {
+    names: [...names],
+    source: source.name,
+    inForce: {
+      table: source.table,
+      isReportedRulesEnabled: source.isReportedRulesEnabled ?? true,
+      otherMarket: OTHER_MARKET,
+    },
+  };
 }
 
 /**
  * Reads rate cards from files and directories (a directory: every `*.csv` in it). Files whose name contains
  * "tiers" are volume-tier files, attached to the card of the same currency and effective date. The cards are
  * checked together (no two of one currency and date). With `markets`, every market a card or tier file names
- * must be one of the table's (UNKNOWN_MARKET otherwise). Errors name the file.
+ * must be one of the table's (UNKNOWN_MARKET otherwise), and every market of a card must hold a country on
+ * the card's effective date under `markets.isReportedRulesEnabled` (MARKET_NOT_IN_FORCE). Errors name the file.
  */
 export async function loadRateCards(
   paths: readonly string[],

@@ -76,12 +76,14 @@ export async function loadRatingSetup(input: RatingSetupInput): Promise<Result<R
   }
   const table = await loadBundledMarketTable();
   if (!table.ok) return err(withCode(table.error));
+  const isReportedRulesEnabled = input.isReportedRulesEnabled ?? true;
+  // Cards are checked under the rules they will price with (a market split only reported: MARKET_NOT_IN_FORCE).
   const rates = await loadRateBook(input.rateCardPaths ?? [], {
     table: table.value,
     name: BUNDLED_MARKET_TABLE_NAME,
+    isReportedRulesEnabled,
   });
   if (!rates.ok) return rates;
-  const isReportedRulesEnabled = input.isReportedRulesEnabled ?? true;
   return ok({
     accounts,
     accountBook: createAccountBook(accounts),
