@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { runWameter } from '../../test/support/cli.js';
+import { localDate } from '../core/calendar.js';
 import { EXIT } from './exit-codes.js';
 
 const FIXTURES = join(import.meta.dirname, '../../test/fixtures/webhooks');
@@ -131,5 +132,160 @@ describe('wameter reconcile', () => {
     expect(result.code).toBe(EXIT.BAD_INPUT);
     expect(result.out).toContain('agree');
     expect(result.err).toContain(`${agreeing}:2: MALFORMED_LINE`);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------------------
+// The month example against Meta-shaped exports built from wameter's own units (as Meta would answer for
+// WABA 291612946114990, whose days are cut in Asia/Kolkata)
+
+const MONTH = join(import.meta.dirname, '../../examples/month');
+const MONTH_WABA = '291612946114990';
+const month = [join(MONTH, 'events.ndjson'), '--accounts', join(MONTH, 'accounts.json')];
+
+interface RatedUnit {
+  waba: string;
+  opened_at: string;
+  country: string;
+  category: string;
+  type: string;
+  amount: string | null;
+}
+
+/** Meta's DAILY pricing_analytics answer for the month WABA, from wameter's units (costs × `factor`). */
+async function monthExport(
+  name: string,
+  options: { skipDays?: string[]; factor?: number } = {},
+): Promise<string> {
+  const rated = await runWameter(['rate', ...month, '--format', 'json']);
+  const units = (JSON.parse(rated.out) as { units: RatedUnit[] }).units;
+  const points = new Map<string, { day: string; volume: number; micros: number; [k: string]: unknown }>();
+  for (const unit of units) {
+    if (unit.waba !== MONTH_WABA) continue;
+    const day = localDate(Date.parse(unit.opened_at), 'Asia/Kolkata');
+    if (options.skipDays?.includes(day)) continue;
+    const category = unit.type === 'free_entry_point' ? 'SERVICE' : unit.category.toUpperCase();
+    const key = `${day}|${unit.country}|${category}|${unit.type}`;
+    const point = points.get(key) ?? {
+      day,
+      volume: 0,
+      micros: 0,
+      country: unit.country,
+      pricing_category: category,
+      pricing_type: unit.type.toUpperCase(),
+    };
+    point.volume += 1;
+    point.micros += Math.round(Number(unit.amount ?? 0) * 1_000_000);
+    points.set(key, point);
+  }
+  const factor = options.factor ?? 1;
+  const data_points = [...points.values()].map(({ day, micros, ...rest }) => ({
+    ...rest,
+    start: Date.parse(`${day}T00:00:00+05:30`) / 1000,
+    end: Date.parse(`${day}T00:00:00+05:30`) / 1000 + 86_400,
+    cost: Number(((micros * factor) / 1_000_000).toFixed(6)),
+  }));
+  const path = join(dir, name);
+  writeFileSync(path, JSON.stringify({ pricing_analytics: { data: [{ data_points }] }, id: MONTH_WABA }));
+  return path;
+}
+
+describe('wameter reconcile --analytics: the period, what is compared, totals, currency', () => {
+  it("an export without its last or first day: wameter's units of that day are differences (exit 4)", async () => {
+    for (const day of ['2025-10-31', '2025-10-01']) {
+      const exported = await monthExport(`no-${day}.json`, { skipDays: [day] });
+      const table = await cli([...month, '--analytics', exported]);
+      expect(table.code, day).toBe(EXIT.DIFFERENCES);
+      expect(table.out, day).not.toContain('agree on everything');
+      expect(table.out, day).toContain(`META_COUNTS_FEWER  ${day} `);
+      expect(table.out, day).toContain('2025-10-01..2025-10-31');
+      const json = JSON.parse((await cli([...month, '--analytics', exported, '--format', 'json'])).out);
+      expect(json.analytics.period).toMatchObject({
+        from: '2025-10-01',
+        to: '2025-10-31',
+        time_zone: 'Asia/Kolkata',
+      });
+      const days = json.differences.map((d: { bucket?: { day: string } }) => d.bucket?.day);
+      expect(new Set(days), day).toEqual(new Set([day]));
+    }
+  });
+
+  it('the whole month agrees (exit 0); --from/--to narrow the period and say what was left out', async () => {
+    const exported = await monthExport('whole.json');
+    const whole = await cli([...month, '--analytics', exported]);
+    expect(whole.code).toBe(EXIT.OK);
+    expect(whole.out).toContain('agree on everything checked');
+    const narrow = await cli([
+      ...month,
+      '--analytics',
+      exported,
+      '--from',
+      '2025-10-10',
+      '--to',
+      '2025-10-20',
+      '--format',
+      'json',
+    ]);
+    expect(narrow.code).toBe(EXIT.OK);
+    const json = JSON.parse(narrow.out);
+    expect(json.analytics.period).toMatchObject({ from: '2025-10-10', to: '2025-10-20', basis: 'requested' });
+    expect(json.analytics.not_compared.outside_period.units).toBeGreaterThan(0);
+    expect(json.analytics.not_compared.meta_outside_period.units).toBe(
+      json.analytics.not_compared.outside_period.units,
+    );
+  });
+
+  it('bad --from/--to values are refused (exit 1)', async () => {
+    const exported = await monthExport('flags.json');
+    for (const args of [
+      ['--from', '2025-13-01'],
+      ['--from', '2025-10-20', '--to', '2025-10-10'],
+    ]) {
+      const result = await cli([...month, '--analytics', exported, ...args]);
+      expect(result.code, args.join(' ')).toBe(EXIT.USAGE);
+    }
+    const withoutExport = await cli([...month, '--from', '2025-10-01']);
+    expect(withoutExport.code).toBe(EXIT.USAGE);
+    expect(withoutExport.err).toContain('--analytics');
+  });
+
+  it('counts only what was compared, and the units of the WABAs the export does not describe', async () => {
+    const exported = await monthExport('count.json');
+    const table = await cli([...month, '--analytics', exported]);
+    expect(table.out).not.toMatch(/Checked: 936 message/);
+    expect(table.out).toContain('0 of 936 delivered message(s)');
+    expect(table.out).toContain(`420 unit(s) of WABA ${MONTH_WABA}`);
+    expect(table.out).toMatch(/Not compared: +516 unit\(s\) of 2 other WABA\(s\)/);
+    const json = JSON.parse((await cli([...month, '--analytics', exported, '--format', 'json'])).out);
+    expect(json.checked).toMatchObject({ messages: 936, unverifiable: 936 });
+    expect(json.analytics.units).toBe(420);
+    expect(json.analytics.not_compared.other_wabas).toMatchObject({ wabas: 2, units: 516 });
+  });
+
+  it("Meta's amounts claim no currency; one ratio across the cost differences points at the currency", async () => {
+    const exported = await monthExport('inr.json', { factor: 88 });
+    const table = await cli([...month, '--analytics', exported]);
+    expect(table.code).toBe(EXIT.DIFFERENCES);
+    expect(table.out).not.toMatch(/Meta: +units=\d+ amount=[\d.]+ currency=USD/);
+    expect(table.out).toContain(
+      "no currency in Meta's export; wameter bills this WABA in USD per the accounts file",
+    );
+    expect(table.out).toContain('CURRENCY_MISMATCH');
+    expect(table.out).not.toContain('COST_DIFFERS');
+    expect(table.out).not.toContain("import Meta's official rate card");
+    const json = JSON.parse((await cli([...month, '--analytics', exported, '--format', 'json'])).out);
+    expect(json.analytics.currency_ratio.meta_per_wameter).toBe('88');
+  });
+
+  it("prints wameter's total, Meta's total and the difference for the WABA", async () => {
+    const exported = await monthExport('short.json', { skipDays: ['2025-10-31'] });
+    const json = JSON.parse((await cli([...month, '--analytics', exported, '--format', 'json'])).out);
+    const [totals] = json.analytics.totals;
+    expect(totals).toMatchObject({ waba: MONTH_WABA, currency: 'USD', ours: { units: 420 } });
+    expect(totals.meta.units).toBeLessThan(420);
+    expect(totals.difference.units).toBe(totals.meta.units - 420);
+    const table = await cli([...month, '--analytics', exported]);
+    expect(table.out).toMatch(/wameter: +420 unit\(s\), [\d.]+ USD/);
+    expect(table.out).toMatch(/Meta − wameter: +-\d+ unit\(s\), -[\d.]+ \(Meta's amount read as USD\)/);
   });
 });

@@ -1,8 +1,14 @@
 // `wameter reconcile`: wameter's verdict per message against Meta's status webhooks, and its totals per
 // day × country × category against a Meta analytics export; each difference with its likely cause.
 
-import { Command } from 'commander';
-import type { Difference, ReconciliationJson } from '../core/reconcile.js';
+import { Command, InvalidArgumentError } from 'commander';
+import {
+  isCalendarDate,
+  type AnalyticsComparisonJson,
+  type ByCurrencyJson,
+  type Difference,
+  type ReconciliationJson,
+} from '../core/reconcile.js';
 import { reconcileSources, whyNothingWasChecked } from '../use-cases/reconcile.js';
 import { ratingSetupFrom, sourcesOrStdin } from './rating-inputs.js';
 import { CliError, EXIT } from './exit-codes.js';
@@ -13,6 +19,8 @@ import { createSourceErrorReporter } from './source-errors.js';
 interface ReconcileFlags {
   analytics?: string;
   waba?: string;
+  from?: string;
+  to?: string;
   accounts?: string;
   rateCards?: string[];
   format: 'table' | 'json';
@@ -31,6 +39,16 @@ export function registerReconcileCommand(program: Command, io: CliIo): void {
     )
     .option('--waba <id>', 'the WABA the analytics export describes (default: its "id", or the only WABA)')
     .option(
+      '--from <date>',
+      "first day compared with --analytics, YYYY-MM-DD in the WABA's time zone (default: the first day of the first month Meta's data points touch)",
+      calendarDate,
+    )
+    .option(
+      '--to <date>',
+      "last day compared with --analytics, inclusive (default: the last day of the last month Meta's data points touch)",
+      calendarDate,
+    )
+    .option(
       '--accounts <file>',
       'accounts file: time zone, currency, portfolio of each WABA (contract §2)',
       pathArgument,
@@ -44,33 +62,56 @@ export function registerReconcileCommand(program: Command, io: CliIo): void {
 Per message: feed the send log (outbound lines) together with Meta's status webhooks; wameter's verdict
 (pricing model, category, type, conversation) is compared with each status's "pricing" and "conversation".
 Per bucket: with --analytics, wameter's units and cost per day (in the WABA's time zone) x country x
-category are compared with Meta's export. Agreement prints nothing; each difference names a likely cause:
-TEMPLATE_RECATEGORISED, TIME_ZONE_DAY_EDGE, ERA_BOUNDARY, FREE_ENTRY_POINT_MISSED, MISSING_WEBHOOK,
-UNKNOWN_RATE, COST_DIFFERS, META_COUNTS_FEWER, CATEGORY_MISMATCH (docs/estimate-and-reconcile.md).
+category are compared with Meta's export, over whole calendar months (whole days for a HALF_HOUR export):
+Meta's answer states no period and lists no day without traffic, so wameter's units on a day Meta does not
+list are differences. --from/--to choose the days instead (the period asked of Meta, or a narrower one).
+The WABA's units outside the period, and other WABAs' units, are counted as not compared. Meta's export
+states no currency: its amounts are read in the WABA's currency of the accounts file. Each difference names
+a likely cause: TEMPLATE_RECATEGORISED, TIME_ZONE_DAY_EDGE, ERA_BOUNDARY, FREE_ENTRY_POINT_MISSED,
+MISSING_WEBHOOK, UNKNOWN_RATE, COST_DIFFERS, CURRENCY_MISMATCH, META_COUNTS_FEWER, CATEGORY_MISMATCH
+(docs/estimate-and-reconcile.md).
 
 Exit codes: 0 everything checked agrees; 4 differences found (even when some input lines were malformed:
-they are still named on stderr); 1 nothing done: a bad flag, an unreadable or unrecognised analytics export,
-accounts file or rate card, or nothing could be checked (no status webhook carried Meta's pricing and no
---analytics bucket was compared: agreement is not claimed); 2 some input lines malformed, no differences.
+they are still named on stderr); 1 nothing done: a bad flag (or --from/--to that cut one of Meta's data
+points), an unreadable or unrecognised analytics export, accounts file or rate card, or nothing could be
+checked (no status webhook carried Meta's pricing and no --analytics bucket was compared: agreement is not
+claimed); 2 some input lines malformed, no differences.
 
 Examples:
   wameter reconcile sends.ndjson webhooks/ --accounts accounts.json
   wameter reconcile sends.ndjson webhooks/ --analytics june-pricing-analytics.json --format json
   curl "https://graph.facebook.com/v21.0/$WABA?fields=pricing_analytics.start(1748736000).end(1751328000).granularity(DAILY).dimensions(COUNTRY,PRICING_CATEGORY,PRICING_TYPE)" > meta.json
-  wameter reconcile events.ndjson --analytics meta.json --waba $WABA`,
+  wameter reconcile events.ndjson --analytics meta.json --waba $WABA --from 2025-06-01 --to 2025-06-30`,
     )
     .action(async (sources: string[], flags: ReconcileFlags) => {
       io.exitCode = await runReconcile(sources, flags, io);
     });
 }
 
+/** A `--from` / `--to` value: a calendar date, read in the WABA's time zone. */
+function calendarDate(value: string): string {
+  if (!isCalendarDate(value)) {
+    throw new InvalidArgumentError(`"${value}" is not a date: write YYYY-MM-DD, e.g. 2025-10-01`);
+  }
+  return value;
+}
+
 async function runReconcile(sources: string[], flags: ReconcileFlags, io: CliIo): Promise<number> {
+  if ((flags.from !== undefined || flags.to !== undefined) && flags.analytics === undefined) {
+    throw new CliError(
+      '--from/--to choose the days compared with an analytics export: give it with --analytics',
+    );
+  }
   sources = sourcesOrStdin(sources, io, 'reconcile');
   const setup = await ratingSetupFrom(flags);
   const errors = createSourceErrorReporter(io.writeError);
   const outcome = await reconcileSources(sources, setup, {
     ...(flags.analytics !== undefined ? { analyticsPath: flags.analytics } : {}),
     ...(flags.waba !== undefined ? { analyticsWaba: flags.waba } : {}),
+    period: {
+      ...(flags.from !== undefined ? { from: flags.from } : {}),
+      ...(flags.to !== undefined ? { to: flags.to } : {}),
+    },
     onSourceError: (error) => errors.report(error),
     onIgnored: (note) => errors.notice(note),
     ...(io.stdin ? { stdin: io.stdin } : {}),
@@ -81,9 +122,12 @@ async function runReconcile(sources: string[], flags: ReconcileFlags, io: CliIo)
   if (flags.format === 'json') io.writeOut(`${JSON.stringify(reconciliation)}\n`);
   else io.writeOut(formatReconciliation(reconciliation, nothingChecked));
   errors.summarise();
-  const { checked, differences } = reconciliation;
+  const { checked, differences, analytics } = reconciliation;
+  const analyticsSummary = analytics
+    ? ` and ${analytics.units} unit(s) of WABA ${analytics.waba} (${analytics.period.from}..${analytics.period.to}, ${checked.buckets} bucket(s)) with Meta's analytics; not compared: ${analytics.not_compared.other_wabas.units} unit(s) of other WABA(s), ${analytics.not_compared.outside_period.units} outside the period`
+    : '';
   io.writeError(
-    `wameter: checked ${checked.messages} message(s) (${checked.unverifiable} without Meta's pricing) and ${checked.buckets} bucket(s): ${differences.length} difference(s)\n`,
+    `wameter: compared ${checked.messages - checked.unverifiable} of ${checked.messages} message(s) with Meta's webhooks${analyticsSummary}: ${differences.length} difference(s)\n`,
   );
   if (nothingChecked !== undefined) io.writeError(`wameter: ${nothingChecked}\n`);
   // Differences are the answer a script branches on: malformed lines (named above) do not hide them.
@@ -94,23 +138,47 @@ async function runReconcile(sources: string[], flags: ReconcileFlags, io: CliIo)
 }
 
 /**
- * The reconciliation for a terminal: one block per difference, then what was checked. `nothingChecked` is
- * why nothing could be compared (whyNothingWasChecked): then agreement is not claimed.
+ * The reconciliation for a terminal: one block per difference, the analytics comparison (period, totals, what
+ * was left out), then what was checked. `nothingChecked` is why nothing could be compared
+ * (whyNothingWasChecked): then agreement is not claimed.
  */
 export function formatReconciliation(reconciliation: ReconciliationJson, nothingChecked?: string): string {
   const lines: string[] = [];
-  const { differences, checked } = reconciliation;
+  const { differences, checked, analytics } = reconciliation;
   if (nothingChecked !== undefined)
     lines.push('Nothing could be checked against Meta, so no agreement is claimed (why: on stderr).');
-  else if (differences.length === 0) lines.push('wameter and Meta agree on everything checked.');
-  for (const difference of differences) lines.push(...describeDifference(difference), '');
+  else if (differences.length === 0) {
+    const left = analytics
+      ? analytics.not_compared.outside_period.units + analytics.not_compared.other_wabas.units
+      : 0;
+    lines.push(
+      `wameter and Meta agree on everything checked.${left > 0 ? ` ${left} unit(s) were not compared: see below.` : ''}`,
+    );
+  }
+  for (const difference of differences) lines.push(...describeDifference(difference, analytics), '');
+  if (analytics) lines.push(...describeAnalytics(analytics, checked.buckets), '');
+  const compared = checked.messages - checked.unverifiable;
   lines.push(
-    `Checked: ${checked.messages} message(s), ${checked.unverifiable} without Meta's pricing (unverifiable), ${checked.buckets} analytics bucket(s).`,
+    `Checked: ${compared} of ${checked.messages} delivered message(s) against Meta's status webhooks (${checked.unverifiable} without Meta's pricing: unverifiable); ${
+      analytics
+        ? `${analytics.units} unit(s) of WABA ${analytics.waba} in ${checked.buckets} analytics bucket(s).`
+        : 'no analytics export (--analytics).'
+    }`,
   );
   return `${lines.join('\n')}\n`;
 }
 
-function describeDifference(difference: Difference): string[] {
+/** Where Meta's amounts get their currency from: not from Meta, whose export states none. */
+function metaCurrencyWords(analytics: AnalyticsComparisonJson | undefined): string {
+  if (!analytics) return "no currency in Meta's export";
+  const where =
+    analytics.currency_source === 'accounts'
+      ? 'per the accounts file'
+      : 'by default (the WABA is not in the accounts file)';
+  return `no currency in Meta's export; wameter bills this WABA in ${analytics.currency} ${where}`;
+}
+
+function describeDifference(difference: Difference, analytics?: AnalyticsComparisonJson): string[] {
   const show = (value: object | null) =>
     value === null
       ? 'nothing'
@@ -127,11 +195,65 @@ function describeDifference(difference: Difference): string[] {
     ];
   }
   const { bucket } = difference;
+  // Meta's side shows no currency of its own: the one in the JSON is wameter's, assumed (currency_stated).
+  const { currency: _assumed, currency_stated: _stated, ...meta } = difference.meta;
   return [
     `${difference.cause}  ${bucket.day} ${bucket.country} ${bucket.category} (WABA ${bucket.waba})`,
     `  wameter: ${show(difference.ours)}`,
-    `  Meta:    ${show(difference.meta)}`,
+    `  Meta:    ${show(meta)} (${metaCurrencyWords(analytics)})`,
     ...(difference.messages ? [`  messages: ${difference.messages.join(', ')}`] : []),
     `  what to do: ${difference.note}`,
   ];
+}
+
+const BASIS_WORDS: Record<AnalyticsComparisonJson['period']['basis'], string> = {
+  export_months:
+    "the whole calendar months of Meta's data points: its export states no period; --from/--to to choose",
+  export_days: "the whole days of Meta's half-hour data points; --from/--to to choose",
+  requested: '--from/--to',
+};
+
+function amounts(byCurrency: ByCurrencyJson): string {
+  const parts = Object.entries(byCurrency).map(([currency, { amount }]) => `${amount} ${currency}`);
+  return parts.length > 0 ? ` (${parts.join(', ')})` : '';
+}
+
+function describeAnalytics(analytics: AnalyticsComparisonJson, buckets: number): string[] {
+  const { period, not_compared: left } = analytics;
+  const lines = [
+    `Compared with Meta's ${analytics.kind} export: WABA ${analytics.waba}, ${period.from}..${period.to} (local days in ${period.time_zone}; ${BASIS_WORDS[period.basis]}), ${analytics.units} unit(s) of wameter in ${buckets} bucket(s).`,
+  ];
+  for (const total of analytics.totals) {
+    const unpriced = total.ours.unpriced_units
+      ? ` (${total.ours.unpriced_units} charged unit(s) not priced: the amount is a floor)`
+      : '';
+    lines.push(
+      `  wameter:        ${total.ours.units} unit(s), ${total.ours.amount} ${total.currency}${unpriced}`,
+    );
+    if (total.meta && total.difference) {
+      lines.push(
+        `  Meta:           ${total.meta.units} unit(s), ${total.meta.amount} (${metaCurrencyWords(analytics)})`,
+        `  Meta − wameter: ${total.difference.units} unit(s), ${total.difference.amount} (Meta's amount read as ${total.currency})`,
+      );
+    } else {
+      lines.push(
+        `  Meta:           not set against ${total.currency}: wameter's units of this WABA carry several currencies`,
+      );
+    }
+  }
+  if (analytics.currency_ratio) {
+    const ratio = analytics.currency_ratio;
+    lines.push(
+      `  Meta/wameter:   ${ratio.meta_per_wameter} in ${ratio.matching} of ${ratio.cost_differences} cost difference(s): likely the currency, not the rates (CURRENCY_MISMATCH)`,
+    );
+  }
+  lines.push(
+    `  Not compared:   ${left.other_wabas.units} unit(s) of ${left.other_wabas.wabas} other WABA(s)${amounts(left.other_wabas.by_currency)}, which the export does not describe; ${left.outside_period.units} unit(s) of this WABA outside the period${amounts(left.outside_period.by_currency)}`,
+  );
+  if (left.meta_outside_period.units > 0 || left.meta_outside_period.amount !== '0') {
+    lines.push(
+      `  Not compared:   ${left.meta_outside_period.units} unit(s) of Meta's, ${left.meta_outside_period.amount}, in data points outside the period`,
+    );
+  }
+  return lines;
 }

@@ -1,7 +1,19 @@
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { analyticsCategory, metaCostToMicros, parseAnalyticsExport } from './reconcile.js';
+import {
+  analyticsCategory,
+  comparedPeriod,
+  metaCostToMicros,
+  parseAnalyticsExport,
+  reconcile,
+  type AnalyticsExport,
+  type BucketDifference,
+  type ComparedPeriod,
+  type ReconcileInput,
+  type ReconciliationJson,
+} from './reconcile.js';
+import type { BillableUnit } from './units.js';
 
 const FIXTURES = join(import.meta.dirname, '../../test/fixtures/webhooks');
 
@@ -83,5 +95,286 @@ describe("Meta's words and numbers", () => {
     expect(analyticsCategory('authentication-international', undefined)).toBe('authentication_international');
     expect(analyticsCategory('SERVICE', 'FREE_ENTRY_POINT')).toBe('service');
     expect(analyticsCategory(undefined, undefined, 'USER_INITIATED')).toBe('user_initiated');
+  });
+});
+
+// ---------------------------------------------------------------------------------------------------------
+// Analytics: the compared period, what is left out, totals, Meta's currency
+
+const TZ = 'Asia/Kolkata';
+/** Unix seconds of local midnight in Kolkata (UTC+05:30, no DST). */
+const kolkataMidnight = (day: string) => Date.parse(`${day}T00:00:00+05:30`) / 1000;
+
+function unitAt(id: string, openedAt: string, over: Partial<BillableUnit> = {}): BillableUnit {
+  return {
+    id,
+    unit: 'message',
+    pricingModel: 'PMP',
+    era: 'PMP-2025',
+    waba: 'W1',
+    business: 'PN1',
+    user: '919876543210',
+    country: 'IN',
+    market: 'India',
+    category: 'utility',
+    type: 'regular',
+    openedAtMs: Date.parse(openedAt),
+    expiresAtMs: null,
+    messages: [id],
+    rateMicros: 1400,
+    amountMicros: 1400,
+    currency: 'USD',
+    rateCard: 'usd-2025-10-01',
+    rule: 'PMP_CHARGED',
+    ...over,
+  };
+}
+
+interface PointSpec {
+  day: string;
+  volume: number;
+  cost: number;
+  country?: string;
+  category?: string;
+  seconds?: number;
+}
+
+function dailyExport(points: PointSpec[], waba = 'W1'): AnalyticsExport {
+  const parsed = parseAnalyticsExport({
+    pricing_analytics: {
+      data: [
+        {
+          data_points: points.map((p) => ({
+            start: kolkataMidnight(p.day),
+            end: kolkataMidnight(p.day) + (p.seconds ?? 86_400),
+            volume: p.volume,
+            cost: p.cost,
+            country: p.country ?? 'IN',
+            pricing_category: p.category ?? 'UTILITY',
+            pricing_type: 'REGULAR',
+          })),
+        },
+      ],
+    },
+    id: waba,
+  });
+  if (!parsed.ok) throw new Error(parsed.error.message);
+  return parsed.value;
+}
+
+function reconcileUnits(
+  units: BillableUnit[],
+  exported: AnalyticsExport,
+  extra: Partial<ReconcileInput> & { period?: ComparedPeriod } = {},
+): ReconciliationJson {
+  const { period, ...rest } = extra;
+  return reconcile({
+    decisions: [],
+    units,
+    evidence: {
+      sentIds: new Set(),
+      statusIds: new Set(),
+      wabasWithSendLog: new Set(),
+      wabasWithPricedStatuses: new Set(),
+    },
+    timeZoneOf: () => TZ,
+    billingCurrencyOf: () => ({ currency: 'USD', source: 'accounts' }),
+    analytics: { export: exported, waba: 'W1', ...(period ? { period } : {}) },
+    ...rest,
+  });
+}
+
+const bucketsOf = (result: ReconciliationJson) =>
+  result.differences
+    .filter((d): d is BucketDifference => 'bucket' in d)
+    .map((d) => [d.bucket.day, d.cause, d.ours.units, d.meta.units]);
+
+describe('the period compared with an analytics export', () => {
+  // 05:30 UTC is 11:00 in Kolkata: each unit sits well inside its local day.
+  const units = [
+    unitAt('first', '2025-10-01T05:30:00Z'),
+    unitAt('middle', '2025-10-15T05:30:00Z'),
+    unitAt('last', '2025-10-31T05:30:00Z'),
+  ];
+
+  it("wameter's units on the first and last days Meta does not list are differences, not left out", () => {
+    const result = reconcileUnits(units, dailyExport([{ day: '2025-10-15', volume: 1, cost: 0.0014 }]));
+    expect(bucketsOf(result)).toEqual([
+      ['2025-10-01', 'META_COUNTS_FEWER', 1, 0],
+      ['2025-10-31', 'META_COUNTS_FEWER', 1, 0],
+    ]);
+    expect(result.analytics?.period).toEqual({
+      from: '2025-10-01',
+      to: '2025-10-31',
+      time_zone: TZ,
+      basis: 'export_months',
+    });
+    expect(result.analytics?.units).toBe(3);
+  });
+
+  it('a missing middle day is a difference too (as before)', () => {
+    const result = reconcileUnits(
+      units,
+      dailyExport([
+        { day: '2025-10-01', volume: 1, cost: 0.0014 },
+        { day: '2025-10-31', volume: 1, cost: 0.0014 },
+      ]),
+    );
+    expect(bucketsOf(result)).toEqual([['2025-10-15', 'META_COUNTS_FEWER', 1, 0]]);
+  });
+
+  it("units outside the period, and other WABAs' units, are counted as not compared with their amounts", () => {
+    const result = reconcileUnits(
+      [
+        ...units,
+        unitAt('november', '2025-10-31T19:00:00Z'), // 00:30 on 1 November in Kolkata
+        unitAt('other', '2025-10-15T05:30:00Z', { waba: 'W2', amountMicros: 25_000 }),
+        unitAt('other-2', '2025-10-16T05:30:00Z', { waba: 'W3', currency: 'BRL', amountMicros: 5_000 }),
+      ],
+      dailyExport([
+        { day: '2025-10-01', volume: 1, cost: 0.0014 },
+        { day: '2025-10-15', volume: 1, cost: 0.0014 },
+        { day: '2025-10-31', volume: 1, cost: 0.0014 },
+      ]),
+    );
+    expect(result.differences).toEqual([]);
+    expect(result.analytics?.units).toBe(3);
+    expect(result.analytics?.not_compared).toEqual({
+      outside_period: { units: 1, by_currency: { USD: { units: 1, amount: '0.0014' } } },
+      other_wabas: {
+        wabas: 2,
+        units: 2,
+        by_currency: { BRL: { units: 1, amount: '0.005' }, USD: { units: 1, amount: '0.025' } },
+      },
+      meta_outside_period: { units: 0, amount: '0' },
+    });
+  });
+
+  it('--from/--to choose the period: what lies outside is not compared, on either side', () => {
+    const exported = dailyExport([
+      { day: '2025-10-15', volume: 1, cost: 0.0014 },
+      { day: '2025-10-25', volume: 2, cost: 0.0028 },
+    ]);
+    const period = comparedPeriod(exported, TZ, { from: '2025-10-10', to: '2025-10-20' });
+    expect(period).toEqual({
+      ok: true,
+      value: { from: '2025-10-10', to: '2025-10-20', basis: 'requested' },
+    });
+    if (!period.ok) return;
+    const result = reconcileUnits(units, exported, { period: period.value });
+    expect(result.differences).toEqual([]);
+    expect(result.analytics?.units).toBe(1);
+    expect(result.analytics?.not_compared.outside_period.units).toBe(2);
+    expect(result.analytics?.not_compared.meta_outside_period).toEqual({ units: 2, amount: '0.0028' });
+  });
+
+  it('a period that cuts a monthly data point, ends before it starts, or is unknown is refused', () => {
+    const monthly = dailyExport([{ day: '2025-10-01', volume: 3, cost: 0.0042, seconds: 31 * 86_400 }]);
+    expect(comparedPeriod(monthly, TZ, { from: '2025-10-10' })).toMatchObject({
+      ok: false,
+      error: { code: 'ANALYTICS_PERIOD_CUTS_POINT' },
+    });
+    expect(comparedPeriod(monthly, TZ, { from: '2025-10-10', to: '2025-10-01' })).toMatchObject({
+      ok: false,
+      error: { code: 'BAD_PERIOD' },
+    });
+    const empty = parseAnalyticsExport({ pricing_analytics: { data: [{ data_points: [] }] } });
+    if (!empty.ok) throw new Error(empty.error.message);
+    expect(comparedPeriod(empty.value, TZ)).toMatchObject({
+      ok: false,
+      error: { code: 'ANALYTICS_PERIOD_UNKNOWN' },
+    });
+    expect(comparedPeriod(empty.value, TZ, { from: '2025-10-01', to: '2025-10-31' })).toMatchObject({
+      ok: true,
+      value: { basis: 'requested' },
+    });
+    expect(comparedPeriod(monthly, TZ)).toEqual({
+      ok: true,
+      value: { from: '2025-10-01', to: '2025-10-31', basis: 'export_months' },
+    });
+  });
+
+  it('a half-hour export is compared over the whole days it spans', () => {
+    const halfHour = dailyExport([{ day: '2025-10-15', volume: 1, cost: 0.0014, seconds: 1800 }]);
+    const result = reconcileUnits(units, halfHour);
+    expect(result.analytics?.period).toMatchObject({
+      from: '2025-10-15',
+      to: '2025-10-15',
+      basis: 'export_days',
+    });
+    expect(result.differences).toEqual([]);
+    expect(result.analytics?.not_compared.outside_period.units).toBe(2);
+  });
+});
+
+describe('totals and currency of an analytics comparison', () => {
+  it("prints wameter's total, Meta's total and the difference for the WABA", () => {
+    const result = reconcileUnits(
+      [
+        unitAt('a', '2025-10-02T05:30:00Z'),
+        unitAt('b', '2025-10-02T06:30:00Z'),
+        unitAt('c', '2025-10-03T05:30:00Z', { amountMicros: null }),
+      ],
+      dailyExport([
+        { day: '2025-10-02', volume: 2, cost: 0.0028 },
+        { day: '2025-10-03', volume: 2, cost: 0.0107 },
+      ]),
+    );
+    expect(result.analytics?.totals).toEqual([
+      {
+        waba: 'W1',
+        currency: 'USD',
+        ours: { units: 3, amount: '0.0028', unpriced_units: 1 },
+        meta: { units: 4, amount: '0.0135', currency_stated: false },
+        difference: { units: 1, amount: '0.0107' },
+      },
+    ]);
+  });
+
+  it("Meta's side of a bucket says its export states no currency", () => {
+    const result = reconcileUnits(
+      [unitAt('a', '2025-10-02T05:30:00Z')],
+      dailyExport([{ day: '2025-10-02', volume: 1, cost: 0.002 }]),
+    );
+    const [difference] = result.differences as BucketDifference[];
+    expect(difference?.cause).toBe('COST_DIFFERS');
+    expect(difference?.meta).toMatchObject({ amount: '0.002', currency_stated: false });
+    expect(result.analytics).toMatchObject({ currency: 'USD', currency_source: 'accounts' });
+    expect(result.analytics?.currency_ratio).toBeUndefined();
+  });
+
+  it('one ratio Meta/wameter across the cost differences, far from 1, is blamed on the currency, not the rates', () => {
+    const days = ['2025-10-02', '2025-10-03', '2025-10-04', '2025-10-05'];
+    const result = reconcileUnits(
+      days.map((day, i) =>
+        unitAt(`u${i}`, `${day}T05:30:00Z`, { amountMicros: 1400 * (i + 1), rateMicros: 1400 * (i + 1) }),
+      ),
+      // Meta's amounts are in INR: 88 times wameter's USD amounts (to the rounding of its export).
+      dailyExport(days.map((day, i) => ({ day, volume: 1, cost: Number((0.1232 * (i + 1)).toFixed(4)) }))),
+    );
+    const causes = result.differences.map((d) => d.cause);
+    expect(causes).toEqual([
+      'CURRENCY_MISMATCH',
+      'CURRENCY_MISMATCH',
+      'CURRENCY_MISMATCH',
+      'CURRENCY_MISMATCH',
+    ]);
+    expect(result.differences[0]!.note).toContain('currency');
+    expect(result.differences[0]!.note).not.toContain("import Meta's official rate card");
+    expect(result.analytics?.currency_ratio).toEqual({
+      meta_per_wameter: '88',
+      cost_differences: 4,
+      matching: 4,
+    });
+  });
+
+  it('cost differences without one common ratio stay COST_DIFFERS', () => {
+    const days = ['2025-10-02', '2025-10-03', '2025-10-04'];
+    const result = reconcileUnits(
+      days.map((day, i) => unitAt(`u${i}`, `${day}T05:30:00Z`)),
+      dailyExport(days.map((day, i) => ({ day, volume: 1, cost: [0.0028, 0.0107, 0.0042][i]! }))),
+    );
+    expect(result.differences.map((d) => d.cause)).toEqual(['COST_DIFFERS', 'COST_DIFFERS', 'COST_DIFFERS']);
+    expect(result.analytics?.currency_ratio).toBeUndefined();
   });
 });

@@ -4,7 +4,8 @@
 
 import { DAY_MS, HOUR_MS, formatInstant, localDate } from './calendar.js';
 import { eraOn, pricingModelOf } from './eras.js';
-import { formatMicros } from './money.js';
+import { defaultAccount } from './events.js';
+import { addMicros, formatMicros } from './money.js';
 import { err, ok, type Result } from './result.js';
 import type { BillableUnit, Finding, MessageDecision } from './units.js';
 
@@ -27,6 +28,11 @@ export type DifferenceCause =
   | 'UNKNOWN_RATE'
   /** Same count, different cost: the rate card wameter used is not the one Meta billed with. */
   | 'COST_DIFFERS'
+  /**
+   * Same count, different cost, by one ratio Meta/wameter across (nearly) all of a WABA's cost differences:
+   * Meta bills the WABA in another currency than wameter does (accounts file), or a card of another currency.
+   */
+  | 'CURRENCY_MISMATCH'
   /** wameter counts units Meta does not: the input holds messages Meta did not bill (or the export is partial). */
   | 'META_COUNTS_FEWER'
   /** Any other difference of verdict (customer service window, conversation, category). */
@@ -46,9 +52,11 @@ const WHAT_TO_DO: Record<DifferenceCause, string> = {
   UNKNOWN_RATE:
     'wameter could not price some units: see the NO_RATE / NO_RATE_CARD / UNKNOWN_RECIPIENT findings of `wameter rate`',
   COST_DIFFERS:
-    "same units, different cost: import Meta's official rate card (and volume tiers) in force for that date",
+    "same units, different cost: the rate card wameter used is not the one Meta billed with; import Meta's official rate card (and volume tiers) in force for that date, in the currency Meta bills this WABA in",
+  CURRENCY_MISMATCH:
+    "Meta likely bills this WABA in another currency than wameter does: set the WABA's currency in the accounts file to the one of its invoices in Meta Business Manager and give a rate card in that currency (a card of another currency gives the same pattern); the rates themselves are not the cause",
   META_COUNTS_FEWER:
-    'wameter counts units Meta does not: check for messages Meta did not deliver or an export filtered to fewer numbers',
+    'wameter counts units Meta does not: check for messages Meta did not deliver, an export filtered to fewer numbers, or one asked for fewer days than the period compared (choose the period with --from/--to)',
   CATEGORY_MISMATCH:
     "the verdicts differ: run `wameter explain --user …` to see the windows, and check the user's inbound messages",
 };
@@ -108,9 +116,19 @@ export interface ReconcileInput {
   evidence: MessageEvidenceIndex;
   timeZoneOf(waba: string): string;
   isReportedRulesEnabled?: boolean;
-  /** A Meta analytics export and the WABA it describes. */
-  analytics?: { export: AnalyticsExport; waba: string };
+  /**
+   * A Meta analytics export, the WABA it describes, and the local days compared (`comparedPeriod`; by
+   * default the whole months its data points span).
+   */
+  analytics?: { export: AnalyticsExport; waba: string; period?: ComparedPeriod };
+  /**
+   * The currency wameter bills a WABA in, and where that comes from (its accounts entry, or wameter's default
+   * for a WABA the accounts file lacks). Meta's exports state no currency: their amounts are read in this one.
+   */
+  billingCurrencyOf?(waba: string): { currency: string; source: CurrencySource };
 }
+
+export type CurrencySource = 'accounts' | 'default';
 
 // ---------------------------------------------------------------------------------------------------------
 // Output (contract §7)
@@ -154,7 +172,13 @@ export interface BucketJson {
 export interface BucketTotalsJson {
   units: number;
   amount: string;
+  /**
+   * wameter's currency for the WABA. On Meta's side it is **assumed** (`currency_stated: false`): Meta's
+   * analytics carry no currency, so its amount is read in the currency wameter bills the WABA in.
+   */
   currency?: string;
+  /** Meta's side only: `false`, its export states no currency (`currency` is wameter's, not Meta's). */
+  currency_stated?: false;
   /** Charged units wameter could not price (they add nothing to `amount`). */
   unpriced_units?: number;
 }
@@ -174,13 +198,60 @@ export type Difference = MessageDifference | BucketDifference;
 export interface ReconciliationJson {
   differences: Difference[];
   checked: {
-    /** Delivered business messages looked at. */
+    /** Delivered business messages looked at, of every WABA (each is compared with its own webhook). */
     messages: number;
     /** Of those, messages whose webhook carried no pricing (API v24+, or only a status without it). */
     unverifiable: number;
     /** Buckets of the analytics export (and of wameter's units in its period) compared. */
     buckets: number;
   };
+  /** With an analytics export: what was compared with it, the totals of both sides, what was left out. */
+  analytics?: AnalyticsComparisonJson;
+}
+
+/** Units and amount per currency (an amount of wameter's, so always in a currency it knows). */
+export type ByCurrencyJson = Record<string, { units: number; amount: string }>;
+
+export interface AnalyticsComparisonJson {
+  /** The WABA the export describes: only its units are compared. */
+  waba: string;
+  kind: AnalyticsExport['kind'];
+  period: {
+    /** First and last local day compared (inclusive), in `time_zone` (the WABA's, accounts file). */
+    from: string;
+    to: string;
+    time_zone: string;
+    basis: ComparedPeriod['basis'];
+  };
+  /** The currency wameter bills the WABA in; Meta's amounts are read in it, since Meta's export states none. */
+  currency: string;
+  /** `accounts`: the WABA's entry in the accounts file; `default`: the WABA is not in it. */
+  currency_source: CurrencySource;
+  /** wameter's units of the WABA inside the period: every one of them was compared. */
+  units: number;
+  /** Per WABA and currency of wameter's units: both totals over the period and Meta − wameter. */
+  totals: AnalyticsTotalsJson[];
+  /** What lies outside the comparison, so that nothing is left out silently. */
+  not_compared: {
+    /** wameter's units of the WABA opened outside the period. */
+    outside_period: { units: number; by_currency: ByCurrencyJson };
+    /** wameter's units of the other WABAs of the input: the export describes one WABA. */
+    other_wabas: { wabas: number; units: number; by_currency: ByCurrencyJson };
+    /** Meta's data points outside the period (only a requested period leaves some out). */
+    meta_outside_period: { units: number; amount: string };
+  };
+  /** Set when (nearly) every cost difference has one ratio Meta/wameter far from 1: see CURRENCY_MISMATCH. */
+  currency_ratio?: { meta_per_wameter: string; cost_differences: number; matching: number };
+}
+
+export interface AnalyticsTotalsJson {
+  waba: string;
+  currency: string;
+  ours: { units: number; amount: string; unpriced_units?: number };
+  /** `null` when wameter's units of the WABA span several currencies: Meta's one total cannot be split. */
+  meta: { units: number; amount: string; currency_stated: false } | null;
+  /** Meta minus wameter (`null` with `meta`). */
+  difference: { units: number; amount: string } | null;
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -340,6 +411,122 @@ export function analyticsCategory(
 }
 
 // ---------------------------------------------------------------------------------------------------------
+// The period compared with an export
+
+/**
+ * The local days (in the WABA's time zone) over which wameter's units are compared with an analytics export.
+ * Meta's answer states no period — only its data points' start and end — and lists no point for a day without
+ * traffic, so a period taken from the points would silently leave out wameter's units of a first or last day
+ * Meta does not list. By default it is therefore the whole calendar months the points span (`export_months`),
+ * or the whole days for a half-hour export (`export_days`); `requested` is a period the user gives
+ * (`--from` / `--to`: the period asked of Meta, or a narrower one).
+ */
+export interface ComparedPeriod {
+  /** First local day compared, YYYY-MM-DD. */
+  from: string;
+  /** Last local day compared, inclusive. */
+  to: string;
+  basis: 'export_months' | 'export_days' | 'requested';
+}
+
+export type PeriodError = {
+  code: 'BAD_PERIOD' | 'ANALYTICS_PERIOD_CUTS_POINT' | 'ANALYTICS_PERIOD_UNKNOWN';
+  message: string;
+};
+
+/** A real calendar date written YYYY-MM-DD. */
+export function isCalendarDate(text: string): boolean {
+  if (!/^\d{4}-\d{2}-\d{2}$/.test(text)) return false;
+  const atMs = Date.parse(`${text}T00:00:00Z`);
+  return !Number.isNaN(atMs) && new Date(atMs).toISOString().slice(0, 10) === text;
+}
+
+/** Half a day: how far the account's time zone may be off Meta's and a point still fall on its own days. */
+const HALF_DAY_MS = 12 * HOUR_MS;
+
+/**
+ * The first and last local day a data point covers. Its edges are moved inwards by up to half a day, so that a
+ * point cut in another time zone than the accounts file's (a midnight off by some hours) keeps its own days.
+ */
+function daysOfPoint(point: AnalyticsPoint, timeZone: string): { first: string; last: string } {
+  const inset = Math.min(HALF_DAY_MS, Math.floor((point.endMs - point.startMs) / 2));
+  return {
+    first: localDate(point.startMs + inset, timeZone),
+    last: localDate(point.endMs - inset, timeZone),
+  };
+}
+
+function lastDayOfMonth(day: string): string {
+  const [year, month] = day.split('-').map(Number) as [number, number];
+  return new Date(Date.UTC(year, month, 0)).toISOString().slice(0, 10);
+}
+
+/**
+ * The period compared with `exported` (see ComparedPeriod). A requested bound replaces the default one; a
+ * period that holds only part of a data point (a MONTHLY point and a mid-month bound) is refused, since
+ * Meta's count for the point cannot be split by day.
+ */
+export function comparedPeriod(
+  exported: AnalyticsExport,
+  timeZone: string,
+  requested: { from?: string; to?: string } = {},
+): Result<ComparedPeriod, PeriodError> {
+  for (const [flag, day] of [
+    ['from', requested.from],
+    ['to', requested.to],
+  ] as const) {
+    if (day !== undefined && !isCalendarDate(day)) {
+      return err({
+        code: 'BAD_PERIOD',
+        message: `${flag} "${day}" is not a date: write YYYY-MM-DD (a day in the WABA's time zone)`,
+      });
+    }
+  }
+  const spans = exported.points.map((point) => daysOfPoint(point, timeZone));
+  let from = requested.from;
+  let to = requested.to;
+  if (spans.length === 0 && (from === undefined || to === undefined)) {
+    return err({
+      code: 'ANALYTICS_PERIOD_UNKNOWN',
+      message:
+        "Meta's export has no data points, so it says nothing of the period it covers: give the period asked of Meta (--from and --to)",
+    });
+  }
+  const isHalfHourly = exported.points.every((point) => point.endMs - point.startMs <= HOUR_MS);
+  if (from === undefined) {
+    const first = spans.map((span) => span.first).sort()[0]!;
+    from = isHalfHourly ? first : `${first.slice(0, 7)}-01`;
+  }
+  if (to === undefined) {
+    const last = spans
+      .map((span) => span.last)
+      .sort()
+      .at(-1)!;
+    to = isHalfHourly ? last : lastDayOfMonth(last);
+  }
+  if (to < from) {
+    return err({ code: 'BAD_PERIOD', message: `the period ends (${to}) before it starts (${from})` });
+  }
+  for (const span of spans) {
+    const isOutside = span.last < from || span.first > to;
+    const isInside = span.first >= from && span.last <= to;
+    if (!isOutside && !isInside) {
+      return err({
+        code: 'ANALYTICS_PERIOD_CUTS_POINT',
+        message: `the period ${from}..${to} holds only part of Meta's data point ${span.first}..${span.last}, whose count cannot be split by day: choose a period that holds whole points (whole months for a MONTHLY export)`,
+      });
+    }
+  }
+  const basis =
+    requested.from !== undefined || requested.to !== undefined
+      ? 'requested'
+      : isHalfHourly
+        ? 'export_days'
+        : 'export_months';
+  return ok({ from, to, basis });
+}
+
+// ---------------------------------------------------------------------------------------------------------
 // Per message
 
 interface MessageVerdicts {
@@ -495,13 +682,17 @@ export function reconcile(input: ReconcileInput): ReconciliationJson {
     });
   }
 
-  let buckets = 0;
+  const result: ReconciliationJson = {
+    differences,
+    checked: { messages: decisions.length, unverifiable, buckets: 0 },
+  };
   if (input.analytics) {
     const compared = compareBuckets(input, input.analytics, messageDiffs);
-    buckets = compared.checked;
+    result.checked.buckets = compared.checked;
     differences.push(...compared.differences);
+    result.analytics = compared.comparison;
   }
-  return { differences, checked: { messages: decisions.length, unverifiable, buckets } };
+  return result;
 }
 
 function messageCause(
@@ -554,49 +745,133 @@ interface BucketTally {
   explainedBy: MessageDifference[];
 }
 
-interface Period {
+interface LongPoint {
   label: string;
   startMs: number;
   endMs: number;
 }
 
+/** Units and micros per currency, summed exactly. */
+class CurrencyTotals {
+  units = 0;
+  private readonly byCurrency = new Map<string, { units: number; micros: number; unpriced: number }>();
+
+  add(unit: BillableUnit): void {
+    this.units += 1;
+    const entry = this.byCurrency.get(unit.currency) ?? { units: 0, micros: 0, unpriced: 0 };
+    entry.units += 1;
+    if (unit.amountMicros !== null) entry.micros = addMicros(entry.micros, unit.amountMicros);
+    else if (unit.type === 'regular') entry.unpriced += 1;
+    this.byCurrency.set(unit.currency, entry);
+  }
+
+  currencies(): string[] {
+    return [...this.byCurrency.keys()].sort();
+  }
+
+  of(currency: string): { units: number; micros: number; unpriced: number } {
+    return this.byCurrency.get(currency) ?? { units: 0, micros: 0, unpriced: 0 };
+  }
+
+  toJson(): ByCurrencyJson {
+    const json: ByCurrencyJson = {};
+    for (const currency of this.currencies()) {
+      const { units, micros } = this.of(currency);
+      json[currency] = { units, amount: formatMicros(micros) };
+    }
+    return json;
+  }
+}
+
+/**
+ * When Meta/wameter is one ratio for (nearly) every cost difference of a WABA, and that ratio is far from 1,
+ * the amounts are in two currencies (Meta bills the WABA in its own currency; its export never says which):
+ * a wrong rate would move some buckets, not all of them by one factor. Thresholds of the finance review.
+ */
+const CURRENCY_RATIO = {
+  /** Least cost differences for a pattern: one or two could be a wrong rate that happens to be far off. */
+  minDifferences: 3,
+  /** Share of the cost differences that must have the ratio ("nearly every"). */
+  minShare: 0.9,
+  /** How close to the common ratio a bucket's ratio must be (relative). */
+  tolerance: 0.01,
+  /** A ratio between these is a rate question, not a currency one. */
+  below: 0.67,
+  above: 1.5,
+} as const;
+
+function commonCostRatio(
+  tallies: readonly BucketTally[],
+): { ratio: number; matching: Set<BucketTally> } | undefined {
+  if (tallies.length < CURRENCY_RATIO.minDifferences) return undefined;
+  // Ratios of amounts (not money: a heuristic), only where both sides have one.
+  const ratios = tallies
+    .filter((t) => t.ours.amountMicros > 0 && t.meta.amountMicros > 0)
+    .map((t) => ({ tally: t, ratio: t.meta.amountMicros / t.ours.amountMicros }))
+    .sort((a, b) => a.ratio - b.ratio);
+  if (ratios.length === 0) return undefined;
+  const median = ratios[Math.floor(ratios.length / 2)]!.ratio;
+  const matching = new Set(
+    ratios.filter((r) => Math.abs(r.ratio / median - 1) <= CURRENCY_RATIO.tolerance).map((r) => r.tally),
+  );
+  const isCommon = matching.size >= CURRENCY_RATIO.minShare * tallies.length;
+  const isFarFromOne = median > CURRENCY_RATIO.above || median < CURRENCY_RATIO.below;
+  return isCommon && isFarFromOne ? { ratio: median, matching } : undefined;
+}
+
+/** A ratio for people: four significant digits (88, 0.01136). */
+const formatRatio = (ratio: number) => String(Number(ratio.toPrecision(4)));
+
 function compareBuckets(
   input: ReconcileInput,
-  analytics: { export: AnalyticsExport; waba: string },
+  analytics: { export: AnalyticsExport; waba: string; period?: ComparedPeriod },
   messageDiffs: readonly { difference: MessageDifference; verdicts: MessageVerdicts }[],
-): { differences: BucketDifference[]; checked: number } {
+): { differences: BucketDifference[]; checked: number; comparison: AnalyticsComparisonJson } {
   const { waba } = analytics;
   const points = analytics.export.points;
   const timeZone = input.timeZoneOf(waba);
   const hasCountry = points.some((p) => p.country !== undefined);
   const hasCategory = points.some((p) => p.category !== undefined);
+  const billing = input.billingCurrencyOf?.(waba) ?? {
+    currency: input.units.find((u) => u.waba === waba)?.currency ?? defaultAccount(waba).currency,
+    source: 'default' as const,
+  };
+  let period = analytics.period;
+  if (period === undefined) {
+    const chosen = comparedPeriod(analytics.export, timeZone);
+    // An export without data points states no period: the caller must give one (comparedPeriod says so).
+    if (!chosen.ok) throw new Error(`reconcile: ${chosen.error.message}`);
+    period = chosen.value;
+  }
+  const { from, to } = period;
+  const isInPeriod = (day: string) => day >= from && day <= to;
 
   // A point of a day or less is cut into the WABA's local days (half-hour points add up); a longer point
-  // (a month) stays one period of its own.
-  const longPeriods: Period[] = [];
-  let dayStartMs = Infinity;
-  let dayEndMs = -Infinity;
-  const periodOf = (point: AnalyticsPoint): string => {
-    if (point.endMs - point.startMs <= DAY_MS + HOUR_MS) {
-      dayStartMs = Math.min(dayStartMs, point.startMs);
-      dayEndMs = Math.max(dayEndMs, point.endMs);
-      return localDate(point.startMs, timeZone);
-    }
-    let period = longPeriods.find((p) => p.startMs === point.startMs && p.endMs === point.endMs);
-    if (!period) {
-      period = {
+  // (a month) stays one bucket of its own. Points outside the period (a requested one) are not compared.
+  const longPoints: LongPoint[] = [];
+  const metaOutside = { units: 0, micros: 0 };
+  const labelOf = (point: AnalyticsPoint): string | undefined => {
+    const span = daysOfPoint(point, timeZone);
+    if (!isInPeriod(span.first) || !isInPeriod(span.last)) return undefined;
+    if (point.endMs - point.startMs <= DAY_MS + HOUR_MS) return localDate(point.startMs, timeZone);
+    let long = longPoints.find((p) => p.startMs === point.startMs && p.endMs === point.endMs);
+    if (!long) {
+      long = {
         label: `${localDate(point.startMs, timeZone)}..${localDate(point.endMs - 1, timeZone)}`,
         startMs: point.startMs,
         endMs: point.endMs,
       };
-      longPeriods.push(period);
+      longPoints.push(long);
     }
-    return period.label;
+    return long.label;
   };
-  const periodAt = (atMs: number): string | undefined => {
-    const long = longPeriods.find((p) => atMs >= p.startMs && atMs < p.endMs);
+  // wameter's side: inside a long point of the period, that point's bucket; else its local day, when that day
+  // is in the period.
+  const bucketAt = (atMs: number): string | undefined => {
+    const long = longPoints.find((p) => atMs >= p.startMs && atMs < p.endMs);
     if (long) return long.label;
-    return atMs >= dayStartMs && atMs < dayEndMs ? localDate(atMs, timeZone) : undefined;
+    const day = localDate(atMs, timeZone);
+    return isInPeriod(day) ? day : undefined;
   };
 
   const tallies = new Map<string, BucketTally>();
@@ -622,21 +897,42 @@ function compareBuckets(
     return tally;
   };
 
+  const metaTotal = { units: 0, micros: 0 };
   for (const point of points) {
-    const tally = tallyFor(periodOf(point), point.country, point.category);
+    const label = labelOf(point);
+    if (label === undefined) {
+      metaOutside.units += point.count;
+      metaOutside.micros = addMicros(metaOutside.micros, point.costMicros);
+      continue;
+    }
+    const tally = tallyFor(label, point.country, point.category);
     tally.meta.units += point.count;
-    tally.meta.amountMicros += point.costMicros;
+    tally.meta.amountMicros = addMicros(tally.meta.amountMicros, point.costMicros);
+    metaTotal.units += point.count;
+    metaTotal.micros = addMicros(metaTotal.micros, point.costMicros);
   }
   const ourCategory = (unit: BillableUnit) => (unit.type === 'free_entry_point' ? 'service' : unit.category);
+  const compared = new CurrencyTotals();
+  const outsidePeriod = new CurrencyTotals();
+  const otherWabas = new CurrencyTotals();
+  const otherWabaIds = new Set<string>();
   for (const unit of input.units) {
-    if (unit.waba !== waba) continue;
-    const day = periodAt(unit.openedAtMs);
-    if (day === undefined) continue;
+    if (unit.waba !== waba) {
+      otherWabas.add(unit);
+      otherWabaIds.add(unit.waba);
+      continue;
+    }
+    const day = bucketAt(unit.openedAtMs);
+    if (day === undefined) {
+      outsidePeriod.add(unit);
+      continue;
+    }
+    compared.add(unit);
     const tally = tallyFor(day, unit.country, ourCategory(unit));
     tally.ours.units += 1;
     tally.ours.currency ??= unit.currency;
     if (unit.amountMicros === null) tally.ours.unpriced += unit.type === 'regular' ? 1 : 0;
-    else tally.ours.amountMicros += unit.amountMicros;
+    else tally.ours.amountMicros = addMicros(tally.ours.amountMicros, unit.amountMicros);
   }
 
   // What the message differences predict: a unit Meta opened moves Meta's count in Meta's bucket, a unit
@@ -646,7 +942,7 @@ function compareBuckets(
     if (decision.waba !== waba || !unit || !meta) continue;
     if (ours.send_log === false) continue;
     if (verdicts.isMetaOpening) {
-      const day = periodAt(decision.deliveredAtMs);
+      const day = bucketAt(decision.deliveredAtMs);
       if (day !== undefined) {
         const tally = tallyFor(
           day,
@@ -658,7 +954,7 @@ function compareBuckets(
       }
     }
     if (verdicts.isOurOpening) {
-      const day = periodAt(unit.openedAtMs);
+      const day = bucketAt(unit.openedAtMs);
       if (day !== undefined) {
         const tally = tallyFor(day, unit.country, ourCategory(unit));
         tally.explainedDelta -= 1;
@@ -676,7 +972,6 @@ function compareBuckets(
     return tallies.get(`${day}|${tally.bucket.country}|${tally.bucket.category}`);
   };
 
-  const differences: BucketDifference[] = [];
   const sorted = [...tallies.values()].sort((a, b) =>
     a.bucket.day !== b.bucket.day
       ? a.bucket.day < b.bucket.day
@@ -686,6 +981,7 @@ function compareBuckets(
         ? -1
         : 1,
   );
+  const found: { tally: BucketTally; cause: DifferenceCause; messages?: string[] }[] = [];
   for (const tally of sorted) {
     const isSameCount = tally.meta.units === tally.ours.units;
     const isSameCost = tally.meta.amountMicros === tally.ours.amountMicros && tally.ours.unpriced === 0;
@@ -710,27 +1006,92 @@ function compareBuckets(
     } else {
       cause = tally.ours.unpriced > 0 ? 'UNKNOWN_RATE' : 'META_COUNTS_FEWER';
     }
-    const currency = tally.ours.currency ?? input.units.find((u) => u.waba === waba)?.currency;
+    found.push({ tally, cause, ...(messages ? { messages } : {}) });
+  }
+
+  const costDifferences = found.filter((f) => f.cause === 'COST_DIFFERS').map((f) => f.tally);
+  const common = commonCostRatio(costDifferences);
+  const currencyWords = `wameter bills this WABA in ${billing.currency} ${billing.source === 'accounts' ? 'per the accounts file' : 'by default (the WABA is not in the accounts file)'}, and Meta's export states no currency`;
+
+  const differences: BucketDifference[] = found.map(({ tally, cause: likely, messages }) => {
+    let cause = likely;
+    let note = messages
+      ? `accounted for by the message difference(s) listed: ${WHAT_TO_DO[cause]}`
+      : WHAT_TO_DO[cause];
+    if (common?.matching.has(tally)) {
+      cause = 'CURRENCY_MISMATCH';
+      note = `Meta's amount is ${formatRatio(common.ratio)} times wameter's, as in ${common.matching.size} of the ${costDifferences.length} cost differences of WABA ${waba} (${currencyWords}): ${WHAT_TO_DO.CURRENCY_MISMATCH}`;
+    } else if (cause === 'COST_DIFFERS') {
+      note = `${note} (${currencyWords})`;
+    }
     const difference: BucketDifference = {
       bucket: tally.bucket,
       ours: {
         units: tally.ours.units,
         amount: formatMicros(tally.ours.amountMicros),
-        ...(currency ? { currency } : {}),
+        currency: tally.ours.currency ?? billing.currency,
         ...(tally.ours.unpriced > 0 ? { unpriced_units: tally.ours.unpriced } : {}),
       },
       meta: {
         units: tally.meta.units,
         amount: formatMicros(tally.meta.amountMicros),
-        ...(currency ? { currency } : {}),
+        currency: billing.currency,
+        currency_stated: false,
       },
       cause,
-      note: messages
-        ? `accounted for by the message difference(s) listed: ${WHAT_TO_DO[cause]}`
-        : WHAT_TO_DO[cause],
+      note,
     };
     if (messages) difference.messages = messages;
-    differences.push(difference);
+    return difference;
+  });
+
+  // Totals per currency of wameter's units (one: a WABA's units carry its currency). Meta's one total is set
+  // against them only when there is one currency to set it against.
+  const currencies = compared.currencies();
+  if (currencies.length === 0) currencies.push(billing.currency);
+  const isOneCurrency = currencies.length === 1;
+  const totals: AnalyticsTotalsJson[] = currencies.map((currency) => {
+    const ours = compared.of(currency);
+    return {
+      waba,
+      currency,
+      ours: {
+        units: ours.units,
+        amount: formatMicros(ours.micros),
+        ...(ours.unpriced > 0 ? { unpriced_units: ours.unpriced } : {}),
+      },
+      meta: isOneCurrency
+        ? { units: metaTotal.units, amount: formatMicros(metaTotal.micros), currency_stated: false }
+        : null,
+      difference: isOneCurrency
+        ? {
+            units: metaTotal.units - ours.units,
+            amount: formatMicros(addMicros(metaTotal.micros, -ours.micros)),
+          }
+        : null,
+    };
+  });
+
+  const comparison: AnalyticsComparisonJson = {
+    waba,
+    kind: analytics.export.kind,
+    period: { from, to, time_zone: timeZone, basis: period.basis },
+    currency: billing.currency,
+    currency_source: billing.source,
+    units: compared.units,
+    totals,
+    not_compared: {
+      outside_period: { units: outsidePeriod.units, by_currency: outsidePeriod.toJson() },
+      other_wabas: { wabas: otherWabaIds.size, units: otherWabas.units, by_currency: otherWabas.toJson() },
+      meta_outside_period: { units: metaOutside.units, amount: formatMicros(metaOutside.micros) },
+    },
+  };
+  if (common) {
+    comparison.currency_ratio = {
+      meta_per_wameter: formatRatio(common.ratio),
+      cost_differences: costDifferences.length,
+      matching: common.matching.size,
+    };
   }
-  return { differences, checked: tallies.size };
+  return { differences, checked: tallies.size, comparison };
 }

@@ -430,3 +430,87 @@ describe('whyNothingWasChecked', () => {
     expect(whyNothingWasChecked(run([sent]), false)).toContain('nothing could be checked against Meta');
   });
 });
+
+describe('an analytics export compared over a period', () => {
+  const sent = (waba: string, id: string, atIso: string): CoreEvent => ({
+    kind: 'outbound',
+    atMs: at(atIso),
+    waba,
+    business: `PN-${waba}`,
+    user: '919876543210',
+    id,
+    template: 'utility',
+    deliveredAtMs: at(atIso) + 3000,
+  });
+  const exportOf = (waba: string, days: string[], seconds = 86_400): AnalyticsExport => {
+    const parsed = parseAnalyticsExport({
+      pricing_analytics: {
+        data: [
+          {
+            data_points: days.map((day) => ({
+              start: Date.parse(`${day}T00:00:00+05:30`) / 1000,
+              end: Date.parse(`${day}T00:00:00+05:30`) / 1000 + seconds,
+              volume: 1,
+              cost: 0.0014,
+              country: 'IN',
+              pricing_category: 'UTILITY',
+              pricing_type: 'REGULAR',
+            })),
+          },
+        ],
+      },
+      id: waba,
+    });
+    if (!parsed.ok) throw new Error(parsed.error.message);
+    return parsed.value;
+  };
+  const setup = (): RatingSetup => ({
+    ...bundled,
+    accounts: [{ waba: 'W1', timeZone: TZ, currency: 'USD', portfolio: 'W1' }],
+  });
+  const events = [
+    sent('W1', 'a', '2025-10-01T05:30:00Z'),
+    sent('W1', 'b', '2025-10-15T05:30:00Z'),
+    sent('W1', 'c', '2025-10-31T05:30:00Z'),
+    sent('W9', 'z', '2025-10-15T05:30:00Z'),
+  ];
+
+  it("the last day Meta's export lacks is compared, and the WABA's currency is the accounts file's", () => {
+    const result = run(events, { setup: setup(), analytics: exportOf('W1', ['2025-10-01', '2025-10-15']) });
+    expect(result.analytics).toMatchObject({
+      waba: 'W1',
+      period: { from: '2025-10-01', to: '2025-10-31', time_zone: TZ, basis: 'export_months' },
+      currency: 'USD',
+      currency_source: 'accounts',
+      units: 3,
+      not_compared: { other_wabas: { wabas: 1, units: 1 } },
+    });
+    expect(result.differences).toEqual([
+      expect.objectContaining({
+        bucket: expect.objectContaining({ day: '2025-10-31' }),
+        cause: 'META_COUNTS_FEWER',
+      }),
+    ]);
+  });
+
+  it('a WABA missing from the accounts file is billed in the default currency, and says so', () => {
+    const result = run(events, { setup: setup(), analytics: exportOf('W9', ['2025-10-15']) });
+    expect(result.analytics).toMatchObject({ waba: 'W9', currency: 'USD', currency_source: 'default' });
+  });
+
+  it('takes a requested period, and refuses one that cuts a monthly data point', () => {
+    const session = new ReconcileSession(setup());
+    for (const event of events) session.add(event);
+    const finished = session.finish(exportOf('W1', ['2025-10-15']), undefined, {
+      from: '2025-10-10',
+      to: '2025-10-20',
+    });
+    expect(finished.ok && finished.value.reconciliation.differences).toEqual([]);
+    expect(finished.ok && finished.value.reconciliation.analytics?.period.basis).toBe('requested');
+    const monthly = new ReconcileSession(setup());
+    for (const event of events) monthly.add(event);
+    expect(
+      monthly.finish(exportOf('W1', ['2025-10-01'], 31 * 86_400), undefined, { to: '2025-10-20' }),
+    ).toMatchObject({ ok: false, error: { code: 'ANALYTICS_PERIOD_CUTS_POINT' } });
+  });
+});

@@ -6,6 +6,7 @@ import { readFile } from 'node:fs/promises';
 import { defaultAccount, type CoreEvent } from '../core/events.js';
 import { Rater, type RatingOptions } from '../core/rate-events.js';
 import {
+  comparedPeriod,
   parseAnalyticsExport,
   reconcile,
   type AnalyticsExport,
@@ -27,7 +28,21 @@ export type ReconcileErrorCode =
   /** The analytics file is not JSON, or not a conversation_analytics / pricing_analytics export. */
   | 'UNRECOGNISED_ANALYTICS'
   /** The export names no WABA of the events, and the events have several: say which one it describes. */
-  | 'ANALYTICS_WABA_UNKNOWN';
+  | 'ANALYTICS_WABA_UNKNOWN'
+  /** A requested period (`--from` / `--to`) is not a pair of dates, or ends before it starts. */
+  | 'BAD_PERIOD'
+  /** A requested period holds only part of one of Meta's data points (a MONTHLY point, a mid-month bound). */
+  | 'ANALYTICS_PERIOD_CUTS_POINT'
+  /** The export has no data points (so no period of its own) and no period was requested. */
+  | 'ANALYTICS_PERIOD_UNKNOWN';
+
+/** The local days to compare with an analytics export, when not the whole months its data points span. */
+export interface RequestedPeriod {
+  /** First local day (YYYY-MM-DD, in the WABA's time zone). */
+  from?: string;
+  /** Last local day, inclusive. */
+  to?: string;
+}
 
 export interface ReconcileError {
   code: ReconcileErrorCode;
@@ -99,10 +114,14 @@ export class ReconcileSession {
     this.rater.add(event);
   }
 
-  /** Rates what was added and compares it with Meta; `analyticsWaba` overrides the export's own id. */
+  /**
+   * Rates what was added and compares it with Meta; `analyticsWaba` overrides the export's own id, `period`
+   * the days compared with the export (by default the whole months its data points span).
+   */
   finish(
     analytics?: AnalyticsExport,
     analyticsWaba?: string,
+    period: RequestedPeriod = {},
   ): Result<{ reconciliation: ReconciliationJson; wabas: string[] }, ReconcileError> {
     const summary = this.rater.finish();
     // A priced status line that named no WABA belongs to its message's WABA (known once rated).
@@ -114,7 +133,9 @@ export class ReconcileSession {
     }
     for (const unit of this.units) this.wabas.add(unit.waba);
     const wabas = [...this.wabas].filter((w) => w !== '').sort();
-    let target: { export: AnalyticsExport; waba: string } | undefined;
+    const accounts = new Map(this.setup.accounts.map((a) => [a.waba, a]));
+    const accountOf = (waba: string) => accounts.get(waba) ?? defaultAccount(waba);
+    let target: Parameters<typeof reconcile>[0]['analytics'];
     if (analytics) {
       const named = analyticsWaba ?? analytics.waba;
       let waba: string | undefined;
@@ -126,9 +147,10 @@ export class ReconcileSession {
           message: `the analytics export ${analytics.waba ? `names WABA ${analytics.waba}, which is not in the events` : 'names no WABA'} and the events hold ${wabas.length} WABAs (${wabas.slice(0, 5).join(', ')}): pass --waba to say which one it describes`,
         });
       }
-      target = { export: analytics, waba };
+      const chosen = comparedPeriod(analytics, accountOf(waba).timeZone, period);
+      if (!chosen.ok) return chosen;
+      target = { export: analytics, waba, period: chosen.value };
     }
-    const accounts = new Map(this.setup.accounts.map((a) => [a.waba, a]));
     const reconciliation = reconcile({
       decisions: summary.decisions,
       units: this.units,
@@ -139,7 +161,11 @@ export class ReconcileSession {
         wabasWithSendLog: this.wabasWithSendLog,
         wabasWithPricedStatuses: this.wabasWithPricedStatuses,
       },
-      timeZoneOf: (waba) => (accounts.get(waba) ?? defaultAccount(waba)).timeZone,
+      timeZoneOf: (waba) => accountOf(waba).timeZone,
+      billingCurrencyOf: (waba) => ({
+        currency: accountOf(waba).currency,
+        source: accounts.has(waba) ? 'accounts' : 'default',
+      }),
       isReportedRulesEnabled: this.setup.isReportedRulesEnabled,
       ...(target ? { analytics: target } : {}),
     });
@@ -175,6 +201,8 @@ export interface ReconcileSourcesOptions {
   analyticsPath?: string;
   /** The WABA the analytics export describes, when it does not say or the events hold several. */
   analyticsWaba?: string;
+  /** The local days compared with the analytics export (default: the whole months its points span). */
+  period?: RequestedPeriod;
   onSourceError?(error: SourceError): void;
   /** Notes of the reader (an empty source…), as rateSources passes them. */
   onIgnored?(note: IgnoredNote): void;
@@ -215,7 +243,7 @@ export async function reconcileSources(
     },
     options.stdin ? { stdin: options.stdin } : {},
   );
-  const finished = session.finish(analytics, options.analyticsWaba);
+  const finished = session.finish(analytics, options.analyticsWaba, options.period);
   if (!finished.ok) return finished;
   return ok({ ...finished.value, read });
 }
