@@ -1,9 +1,10 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { runWameter } from '../../test/support/cli.js';
 import { openStore } from '../store/open-store.js';
+import { acquireWriterLock } from '../store/writer-lock.js';
 
 const EXAMPLE = join(import.meta.dirname, '..', '..', 'examples', 'month', 'events.ndjson');
 
@@ -31,6 +32,29 @@ describe('wameter import', () => {
     } finally {
       await store.close();
     }
+  });
+
+  it('refuses while a serve rates the database (exit 1, naming it), and stores nothing', async () => {
+    const db = `sqlite:${join(mkdtempSync(join(tmpdir(), 'wameter-import-')), 'w.db')}`;
+    const lock = await acquireWriterLock(db, { command: 'serve' });
+    try {
+      const { code, error } = await run(['import', EXAMPLE, '--db', db]);
+      expect(error).toContain(`wameter: a wameter serve (pid ${process.pid} on ${hostname()}, since `);
+      expect(error).toContain(
+        'is rating this database: send the events to its POST /v1/events (it rates them), or stop it first',
+      );
+      expect(error).not.toContain('stored');
+      expect(code).toBe(1);
+    } finally {
+      await lock.release();
+    }
+    const store = await openStore(db);
+    try {
+      expect(await store.listWabas()).toEqual([]);
+    } finally {
+      await store.close();
+    }
+    expect((await run(['import', EXAMPLE, '--db', db])).code).toBe(0);
   });
 
   it('names a file that cannot be read', async () => {

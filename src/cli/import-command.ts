@@ -45,6 +45,8 @@ export function registerImportCommand(program: Command, io: CliIo): void {
       `
 The accounts (time zones, currencies, portfolios) and rate cards come from the service's configuration:
 --config FILE, or WAMETER_ACCOUNTS and WAMETER_RATE_CARDS — give the same to serve and rerate.
+One process writes ratings to a database at a time: while \`wameter serve\` runs on it, send the events to
+its POST /v1/events (it rates them), or stop it first.
 
 Examples:
   WAMETER_ACCOUNTS=examples/month/accounts.json wameter import examples/month/events.ndjson
@@ -67,9 +69,12 @@ async function runImport(sources: string[], flags: ImportFlags, io: CliIo): Prom
     rateCardPaths: config.value.rateCardPaths,
   });
   if (!pricing.ok) throw new CliError(pricing.error);
+  // Import rates what it stored, so it takes the writer lock: not beside a running serve (docs/storage.md).
   const store = await openCommandStore(config.value.db, {
     mode: 'create',
     setBy: '--db, WAMETER_DB or DATABASE_URL',
+    writer: 'import',
+    onNotice: (message) => io.writeError(`wameter import: ${message}\n`),
   });
   const errors = createSourceErrorReporter(io.writeError);
   let inserted = 0;

@@ -1,12 +1,13 @@
 // Opens the store for a command, turning every way that can fail into one line that says what to do.
 // Commands that only read it (estimate, rerate) never create a SQLite file: an empty store would only lead
-// to a misleading answer later.
+// to a misleading answer later. Commands that write ratings (import, rerate) take the single-writer lock.
 
 import { existsSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { redactUrl } from '../server/config.js';
 import { openStore, sqlitePathOf } from '../store/open-store.js';
 import type { Store } from '../store/store.js';
+import { openWriterStore, WriterLockHeldError } from '../store/writer-lock.js';
 import { createJsonLogger } from '../server/logger.js';
 import {
   createRatingService,
@@ -22,6 +23,13 @@ export interface OpenCommandStoreOptions {
   mode: 'read' | 'create';
   /** Where the URL can be set, for the message: `--db` by default. */
   setBy?: string;
+  /**
+   * The command, when it writes ratings (import, rerate): it takes the database's single-writer lock, held
+   * until the store is closed, and is refused while another process (a running serve) holds it.
+   */
+  writer?: string;
+  /** Told when the lock of a process that no longer runs is taken over. */
+  onNotice?: (message: string) => void;
 }
 
 /**
@@ -37,8 +45,15 @@ export async function openCommandStore(url: string, options: OpenCommandStoreOpt
   const setBy = options.setBy ?? '--db';
   checkSqliteLocation(url, options);
   try {
-    return await openStore(url);
+    if (options.writer === undefined) return await openStore(url);
+    return await openWriterStore(
+      url,
+      options.writer,
+      options.onNotice === undefined ? {} : { onNotice: options.onNotice },
+    );
   } catch (error) {
+    // Says who writes there and what to do instead (docs/storage.md, "One writer per database").
+    if (error instanceof WriterLockHeldError) throw new CliError(error.message);
     throw new CliError(`cannot open the database ${redactUrl(url)}: ${whatWentWrong(error, setBy)}`);
   }
 }

@@ -1,12 +1,19 @@
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Command } from 'commander';
+import pg from 'pg';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { eventKey } from '../core/events.js';
+import { eventKey, type CoreEvent } from '../core/events.js';
 import { parseEventValue } from '../ingest/parse-event.js';
+import { openStore } from '../store/open-store.js';
 import { openSqliteStore } from '../store/sqlite/sqlite-store.js';
-import { conversationLines } from '../../test/server-kit.js';
+import type { Store } from '../store/store.js';
+import { acquireWriterLock } from '../store/writer-lock.js';
+import { createMemoryLogger } from '../server/logger.js';
+import { startServer } from '../server/main.js';
+import { conversationLines, testConfig } from '../../test/server-kit.js';
 import { runWameter } from '../../test/support/cli.js';
 import { processIo } from './io.js';
 import { registerServeCommand } from './serve-command.js';
@@ -14,11 +21,8 @@ import { registerServeCommand } from './serve-command.js';
 let dir: string;
 let db: string;
 
-beforeEach(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'wameter-rerate-cli-'));
-  db = `sqlite:${join(dir, 'cli.db')}`;
-  const store = await openSqliteStore(join(dir, 'cli.db'));
-  const events = conversationLines('W1', 'PN1', '919876543210', 'wamid.cli').flatMap((line) => {
+async function storeConversationAndClose(store: Store): Promise<void> {
+  const events: CoreEvent[] = conversationLines('W1', 'PN1', '919876543210', 'wamid.cli').flatMap((line) => {
     const parsed = parseEventValue(line);
     return parsed.ok ? parsed.value.events : [];
   });
@@ -26,6 +30,12 @@ beforeEach(async () => {
     events.map((event) => ({ key: eventKey(event), event, receivedAtMs: 0, source: 'test' })),
   );
   await store.close();
+}
+
+beforeEach(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'wameter-rerate-cli-'));
+  db = `sqlite:${join(dir, 'cli.db')}`;
+  await storeConversationAndClose(await openSqliteStore(join(dir, 'cli.db')));
 });
 
 afterEach(() => {
@@ -111,5 +121,105 @@ describe('wameter serve', () => {
     serve.outputHelp();
     expect(help).toContain('WAMETER_API_KEYS');
     expect(help).toContain('Examples:');
+  });
+});
+
+/** The refusal while `wameter serve` (this process, here) holds the database's writer lock. */
+const HELD_BY_SERVE = new RegExp(
+  `a wameter serve \\(pid ${process.pid} on ${hostname()}, since \\d{4}-\\d\\d-\\d\\dT[\\d:]+Z\\) ` +
+    'is rating this database: ',
+);
+
+describe('one process writes ratings to a database (the writer lock)', () => {
+  it('rerate refuses while a serve rates the database, says to use its POST /v1/rerate, and stores nothing', async () => {
+    const lock = await acquireWriterLock(db, { command: 'serve' });
+    try {
+      const { code, stderr, stdout } = await run(['--db', db, '--as-of-rules', 'CBP-2023']);
+      expect(stderr).toMatch(
+        new RegExp(
+          `^wameter rerate: ${HELD_BY_SERVE.source}re-rate through its POST /v1/rerate, or stop it first`,
+        ),
+      );
+      expect(stderr).not.toMatch(/\n\s+at /);
+      expect(stdout).toBe('');
+      expect(code).toBe(1);
+    } finally {
+      await lock.release();
+    }
+    const store = await openStore(db);
+    expect(await store.listRatings(10)).toEqual([]);
+    await store.close();
+    // Released: the same re-rate now runs and is kept.
+    expect((await run(['--db', db, '--as-of-rules', 'CBP-2023'])).code).toBe(0);
+  });
+
+  it('a running service holds the lock from its start to its close', async () => {
+    const server = await startServer(testConfig({ db, port: 0, host: '127.0.0.1' }), {
+      logger: createMemoryLogger(),
+      ratingWorkerScript: null,
+    });
+    try {
+      const { code, stderr } = await run(['--db', db, '--as-of-rules', 'CBP-2023']);
+      expect(stderr).toMatch(new RegExp(`^wameter rerate: ${HELD_BY_SERVE.source}re-rate through its POST`));
+      expect(code).toBe(1);
+    } finally {
+      await server.close();
+    }
+    expect((await run(['--db', db, '--as-of-rules', 'CBP-2023'])).code).toBe(0);
+  });
+
+  it('a dry run stores nothing, so it runs beside a serve', async () => {
+    const lock = await acquireWriterLock(db, { command: 'serve' });
+    try {
+      const { code, stdout } = await run(['--db', db, '--dry-run']);
+      expect(stdout).toContain('Dry run: nothing stored.');
+      expect(code).toBe(0);
+    } finally {
+      await lock.release();
+    }
+  });
+
+  it('serve does not start while another serve rates the database (exit 1, naming it)', async () => {
+    const lock = await acquireWriterLock(db, { command: 'serve' });
+    try {
+      const { code, err } = await runWameter([
+        'serve',
+        ...['--db', db, '--port', '0', '--host', '127.0.0.1', '--log-level', 'silent'],
+      ]);
+      expect(err).toMatch(
+        new RegExp(`^wameter serve: cannot start: ${HELD_BY_SERVE.source}run one wameter serve per database`),
+      );
+      expect(code).toBe(1);
+    } finally {
+      await lock.release();
+    }
+  });
+
+  it('on PostgreSQL too: rerate refuses while a serve holds the schema, and runs once it is released', async () => {
+    const server = process.env.WAMETER_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+    const admin = new pg.Client({ connectionString: server, connectionTimeoutMillis: 5_000 });
+    await admin.connect();
+    const schema = `wameter_rerate_${randomBytes(5).toString('hex')}`;
+    try {
+      await admin.query(`CREATE SCHEMA ${schema}`);
+      const url = new URL(server);
+      url.searchParams.set('options', `-c search_path=${schema}`);
+      const pgDb = url.toString();
+      await storeConversationAndClose(await openStore(pgDb));
+      const lock = await acquireWriterLock(pgDb, { command: 'serve' });
+      try {
+        const { code, stderr } = await run(['--db', pgDb, '--as-of-rules', 'CBP-2023']);
+        expect(stderr).toMatch(
+          new RegExp(`^wameter rerate: ${HELD_BY_SERVE.source}re-rate through its POST /v1/rerate`),
+        );
+        expect(code).toBe(1);
+      } finally {
+        await lock.release();
+      }
+      expect((await run(['--db', pgDb, '--as-of-rules', 'CBP-2023'])).code).toBe(0);
+    } finally {
+      await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+      await admin.end();
+    }
   });
 });

@@ -109,7 +109,9 @@ The accounts (time zones, currencies, portfolios) come from the service's config
 WAMETER_ACCOUNTS — as for \`wameter import\` and \`wameter serve\`: give the same as when the traffic was
 imported, or every WABA is rated in UTC and USD as its own portfolio.
 A running service re-rates live arrivals with its own configured cards: to change them for good, change
-WAMETER_RATE_CARDS and restart it.`,
+WAMETER_RATE_CARDS and restart it.
+One process writes ratings to a database at a time: while \`wameter serve\` runs on it, re-rate through
+its POST /v1/rerate, or stop it first (--dry-run stores nothing and may run beside it).`,
       )
       .action(async (flags: RerateFlags) => {
         if (flags.format !== 'table' && flags.format !== 'json')
@@ -144,6 +146,9 @@ WAMETER_RATE_CARDS and restart it.`,
           store = await openCommandStore(config.value.db, {
             mode: 'read',
             setBy: '--db, WAMETER_DB or DATABASE_URL',
+            // A dry run stores nothing: it may look while a service rates the database.
+            ...(flags.dryRun === true ? {} : { writer: 'rerate' }),
+            onNotice: (message) => io.writeError(`wameter rerate: ${message}\n`),
           });
         } catch (error) {
           return fail((error as Error).message);

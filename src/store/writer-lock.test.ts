@@ -1,0 +1,363 @@
+// The single-writer lock on real engines: a SQLite lock file and a PostgreSQL advisory lock, each held by
+// this process, by another live process, and by a process killed with SIGKILL.
+
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import {
+  existsSync,
+  mkdtempSync,
+  readFileSync,
+  realpathSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
+import { hostname, tmpdir } from 'node:os';
+import { basename, join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { pathToFileURL } from 'node:url';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { compileSources } from '../../test/support/build-server.js';
+import { acquireWriterLock, openWriterStore, WriterLockHeldError, type WriterLock } from './writer-lock.js';
+
+const ROOT = join(import.meta.dirname, '..', '..');
+const BUILD = join(ROOT, '.tmp', 'writer-lock-build');
+const DATABASE_URL = process.env.WAMETER_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+const dir = realpathSync(mkdtempSync(join(tmpdir(), 'wameter-writer-lock-')));
+const children: ChildProcess[] = [];
+const schemas: string[] = [];
+let admin: pg.Client;
+
+beforeAll(async () => {
+  admin = new pg.Client({ connectionString: DATABASE_URL, connectionTimeoutMillis: 5_000 });
+  try {
+    await admin.connect();
+  } catch (error) {
+    throw new Error(
+      `PostgreSQL is not reachable at ${DATABASE_URL}: ${(error as Error).message} (set WAMETER_TEST_POSTGRES_URL)`,
+    );
+  }
+});
+
+afterAll(async () => {
+  for (const child of children) if (child.exitCode === null) child.kill('SIGKILL');
+  for (const schema of schemas) await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+  await admin.end();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+/** The refusal `acquire` ends with (it must refuse). */
+async function refusal(acquire: Promise<WriterLock>): Promise<WriterLockHeldError> {
+  const error = await acquire.then(
+    async (lock) => {
+      await lock.release();
+      throw new Error('the lock was granted twice');
+    },
+    (reason: unknown) => reason,
+  );
+  expect(error).toBeInstanceOf(WriterLockHeldError);
+  return error as WriterLockHeldError;
+}
+
+/** A pid that names no process any more: a child that has exited. */
+function deadPid(): number {
+  const child = spawnSync(process.execPath, ['-e', '']);
+  return child.pid!;
+}
+
+/** A child process that takes the lock with the compiled module, says so, then waits to be killed. */
+async function childHoldingLock(url: string): Promise<ChildProcess> {
+  const script = `
+    const { acquireWriterLock } = await import(process.argv[1]);
+    await acquireWriterLock(process.argv[2], { command: 'serve' });
+    console.log('locked');
+    setInterval(() => {}, 1000);`;
+  const module = pathToFileURL(join(BUILD, 'src', 'store', 'writer-lock.js')).href;
+  const child = spawn(process.execPath, ['--input-type=module', '-e', script, module, url], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  children.push(child);
+  let stderr = '';
+  child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  await new Promise<void>((resolve, reject) => {
+    createInterface({ input: child.stdout! }).on('line', (line) => line === 'locked' && resolve());
+    child.once('exit', (code) => reject(new Error(`the child exited (${code}): ${stderr}`)));
+  });
+  return child;
+}
+
+async function killed(child: ChildProcess): Promise<void> {
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  child.kill('SIGKILL');
+  await exited;
+}
+
+describe('the writer lock on SQLite (a lock file beside the database)', () => {
+  const db = (name: string) => `sqlite:${join(dir, `${name}.db`)}`;
+  const lockFile = (name: string) => join(dir, `${name}.db.writer-lock`);
+
+  it('refuses a second acquirer, naming the holder: command, pid, host and since when', async () => {
+    const lock = await acquireWriterLock(db('twice'), { command: 'serve' });
+    try {
+      const error = await refusal(acquireWriterLock(db('twice'), { command: 'rerate' }));
+      expect(error.message).toMatch(
+        new RegExp(
+          `^a wameter serve \\(pid ${process.pid} on ${hostname()}, since \\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\dZ\\) ` +
+            'is rating this database: re-rate through its POST /v1/rerate, or stop it first',
+        ),
+      );
+      expect(error.message).toContain(`delete ${lockFile('twice')}`);
+      expect(error.holder).toMatchObject({ command: 'serve', pid: process.pid, hostname: hostname() });
+      expect(JSON.parse(readFileSync(lockFile('twice'), 'utf8'))).toMatchObject({
+        command: 'serve',
+        pid: process.pid,
+        hostname: hostname(),
+      });
+    } finally {
+      await lock.release();
+    }
+  });
+
+  it('tells each command what to do instead: import through POST /v1/events, a second serve elsewhere', async () => {
+    const lock = await acquireWriterLock(db('advice'), { command: 'serve' });
+    try {
+      expect((await refusal(acquireWriterLock(db('advice'), { command: 'import' }))).message).toContain(
+        'send the events to its POST /v1/events (it rates them), or stop it first',
+      );
+      expect((await refusal(acquireWriterLock(db('advice'), { command: 'serve' }))).message).toContain(
+        'run one wameter serve per database',
+      );
+    } finally {
+      await lock.release();
+    }
+    const rerate = await acquireWriterLock(db('advice'), { command: 'rerate' });
+    try {
+      expect((await refusal(acquireWriterLock(db('advice'), { command: 'serve' }))).message).toMatch(
+        /^a wameter rerate \(pid \d+ on .*\) is rating this database: wait for it to finish, or stop it first/,
+      );
+    } finally {
+      await rerate.release();
+    }
+  });
+
+  it('can be taken again once released, and the lock file is gone', async () => {
+    const first = await acquireWriterLock(db('again'), { command: 'serve' });
+    await first.release();
+    await first.release(); // twice is harmless
+    expect(existsSync(lockFile('again'))).toBe(false);
+    const second = await acquireWriterLock(db('again'), { command: 'rerate' });
+    expect(existsSync(lockFile('again'))).toBe(true);
+    await second.release();
+  });
+
+  it('takes over the lock file of a process that no longer runs, and says so', async () => {
+    const pid = deadPid();
+    writeFileSync(
+      lockFile('dead'),
+      JSON.stringify({ command: 'serve', pid, hostname: hostname(), startedAtMs: 1_754_000_000_000 }),
+    );
+    const notices: string[] = [];
+    const lock = await acquireWriterLock(
+      db('dead'),
+      { command: 'rerate' },
+      { onNotice: (message) => notices.push(message) },
+    );
+    try {
+      expect(notices).toEqual([
+        `took over the writer lock ${lockFile('dead')}: a wameter serve (pid ${pid} on ${hostname()}, since 2025-07-31T22:13:20Z) no longer runs`,
+      ]);
+      expect(JSON.parse(readFileSync(lockFile('dead'), 'utf8'))).toMatchObject({
+        command: 'rerate',
+        pid: process.pid,
+      });
+    } finally {
+      await lock.release();
+    }
+  });
+
+  it('refuses the lock file of a live process, and of a process on another host (which it cannot check)', async () => {
+    const sleeper = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'], { stdio: 'ignore' });
+    children.push(sleeper);
+    writeFileSync(
+      lockFile('live'),
+      JSON.stringify({ command: 'serve', pid: sleeper.pid, hostname: hostname(), startedAtMs: 0 }),
+    );
+    expect((await refusal(acquireWriterLock(db('live'), { command: 'rerate' }))).holder?.pid).toBe(
+      sleeper.pid,
+    );
+    writeFileSync(
+      lockFile('elsewhere'),
+      JSON.stringify({ command: 'serve', pid: deadPid(), hostname: 'another-host', startedAtMs: 0 }),
+    );
+    expect((await refusal(acquireWriterLock(db('elsewhere'), { command: 'rerate' }))).message).toContain(
+      'on another-host',
+    );
+    sleeper.kill('SIGKILL');
+  });
+
+  it('refuses a damaged lock file rather than guess, saying which file to delete', async () => {
+    writeFileSync(lockFile('damaged'), '');
+    const error = await refusal(acquireWriterLock(db('damaged'), { command: 'import' }));
+    expect(error.holder).toBeNull();
+    expect(error.message).toContain(`another process (lock file ${lockFile('damaged')}) is rating`);
+    expect(error.message).toContain(`delete ${lockFile('damaged')}`);
+  });
+
+  it('is one lock for one file, however it is named (a symbolic link, a relative path)', async () => {
+    const store = await openWriterStore(db('linked'), 'serve');
+    try {
+      symlinkSync(join(dir, 'linked.db'), join(dir, 'link.db'));
+      await refusal(acquireWriterLock(`sqlite:${join(dir, 'link.db')}`, { command: 'rerate' }));
+      await refusal(acquireWriterLock(join(dir, '..', basename(dir), 'linked.db'), { command: 'rerate' }));
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('needs no lock for an in-memory database (no other process can open it)', async () => {
+    const locks = await Promise.all([
+      acquireWriterLock('sqlite::memory:', { command: 'serve' }),
+      acquireWriterLock(':memory:', { command: 'serve' }),
+    ]);
+    await Promise.all(locks.map((lock) => lock.release()));
+  });
+
+  it('openWriterStore holds the lock until the store is closed; a refused one closes what it opened', async () => {
+    const store = await openWriterStore(db('store'), 'serve');
+    await store.ping();
+    expect(await store.listWabas()).toEqual([]);
+    await expect(openWriterStore(db('store'), 'import')).rejects.toThrow(/is rating this database/);
+    await store.close();
+    expect(existsSync(lockFile('store'))).toBe(false);
+    const next = await openWriterStore(db('store'), 'import');
+    await next.close();
+  });
+});
+
+describe('the writer lock on PostgreSQL (a session advisory lock)', () => {
+  async function freshUrl(): Promise<string> {
+    const schema = `wameter_lock_${randomBytes(5).toString('hex')}`;
+    schemas.push(schema);
+    await admin.query(`CREATE SCHEMA ${schema}`);
+    const url = new URL(DATABASE_URL);
+    url.searchParams.set('options', `-c search_path=${schema}`);
+    return url.toString();
+  }
+
+  it('refuses a second acquirer, naming the holder and its PostgreSQL session', async () => {
+    const url = await freshUrl();
+    const lock = await acquireWriterLock(url, { command: 'serve' });
+    try {
+      const error = await refusal(acquireWriterLock(url, { command: 'rerate' }));
+      expect(error.message).toMatch(
+        new RegExp(
+          `^a wameter serve \\(pid ${process.pid} on ${hostname()}, since \\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\dZ\\) ` +
+            'is rating this database: re-rate through its POST /v1/rerate, or stop it first',
+        ),
+      );
+      expect(error.message).toMatch(/SELECT pg_terminate_backend\(\d+\) ends it/);
+      expect(error.holder).toMatchObject({ command: 'serve', pid: process.pid, hostname: hostname() });
+      expect(Math.abs(error.holder!.startedAtMs - Date.now())).toBeLessThan(60_000);
+    } finally {
+      await lock.release();
+    }
+  });
+
+  it('can be taken again once released', async () => {
+    const url = await freshUrl();
+    const first = await acquireWriterLock(url, { command: 'serve' });
+    await first.release();
+    await first.release();
+    const second = await acquireWriterLock(url, { command: 'rerate' });
+    await second.release();
+  });
+
+  it('two schemas of one database are two stores: their locks never block each other', async () => {
+    const [one, two] = [await freshUrl(), await freshUrl()];
+    const locks = [
+      await acquireWriterLock(one, { command: 'serve' }),
+      await acquireWriterLock(two, { command: 'serve' }),
+    ];
+    await refusal(acquireWriterLock(one, { command: 'rerate' }));
+    await refusal(acquireWriterLock(two, { command: 'rerate' }));
+    await Promise.all(locks.map((lock) => lock.release()));
+  });
+
+  it('refuses a search_path naming no existing schema (open the store first)', async () => {
+    const url = new URL(DATABASE_URL);
+    url.searchParams.set('options', `-c search_path=wameter_missing_${randomBytes(5).toString('hex')}`);
+    await expect(acquireWriterLock(url.toString(), { command: 'serve' })).rejects.toThrow(
+      'no schema of the search_path exists: open the store first',
+    );
+  });
+
+  it('says when the lock is lost: its session was ended from outside', async () => {
+    const url = await freshUrl();
+    let lost: Error | undefined;
+    const lock = await acquireWriterLock(url, { command: 'serve' }, { onLost: (error) => (lost = error) });
+    await admin.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1`, [
+      `wameter serve pid ${process.pid} on ${hostname()}`.slice(0, 63),
+    ]);
+    const deadline = Date.now() + 5_000;
+    while (!lost && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(lost).toBeInstanceOf(Error);
+    await lock.release();
+    const again = await acquireWriterLock(url, { command: 'serve' });
+    await again.release();
+  });
+
+  it('openWriterStore migrates the schema and holds the lock until the store is closed', async () => {
+    const url = await freshUrl();
+    const store = await openWriterStore(url, 'serve');
+    expect(await store.listWabas()).toEqual([]);
+    await expect(openWriterStore(url, 'rerate')).rejects.toThrow(/^a wameter serve \(pid/);
+    await store.close();
+    await (await openWriterStore(url, 'rerate')).close();
+  });
+});
+
+describe('a process killed with SIGKILL holds no lock', () => {
+  beforeAll(() => {
+    compileSources(BUILD, ['src/store/writer-lock.ts']);
+  }, 120_000);
+
+  it('SQLite: its lock file names a dead process and is taken over', async () => {
+    const url = `sqlite:${join(dir, 'killed.db')}`;
+    const child = await childHoldingLock(url);
+    await refusal(acquireWriterLock(url, { command: 'rerate' }));
+    await killed(child);
+    const notices: string[] = [];
+    const lock = await acquireWriterLock(
+      url,
+      { command: 'rerate' },
+      { onNotice: (message) => notices.push(message) },
+    );
+    expect(notices[0]).toContain(`a wameter serve (pid ${child.pid} on ${hostname()}`);
+    await lock.release();
+  });
+
+  it('PostgreSQL: the server ends its session and its advisory lock with it', async () => {
+    const schema = `wameter_lock_${randomBytes(5).toString('hex')}`;
+    schemas.push(schema);
+    await admin.query(`CREATE SCHEMA ${schema}`);
+    const url = new URL(DATABASE_URL);
+    url.searchParams.set('options', `-c search_path=${schema}`);
+    const child = await childHoldingLock(url.toString());
+    const error = await refusal(acquireWriterLock(url.toString(), { command: 'rerate' }));
+    expect(error.holder?.pid).toBe(child.pid);
+    await killed(child);
+    // The server notices the closed socket at once; allow it a moment.
+    const deadline = Date.now() + 10_000;
+    for (;;) {
+      try {
+        const lock = await acquireWriterLock(url.toString(), { command: 'rerate' });
+        await lock.release();
+        break;
+      } catch (reason) {
+        if (!(reason instanceof WriterLockHeldError) || Date.now() > deadline) throw reason;
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+    }
+  });
+});

@@ -1,0 +1,393 @@
+// The single-writer lock: at most one process writes ratings to a database at a time (docs/storage.md, "One
+// writer per database"). A live rater writes only the difference against what it stored last, so a second
+// writer's rows would survive its diffs and bill messages twice. It never waits: a held lock is refused at
+// once, naming its holder. Readers (rate, explain, estimate, reconcile, a dry-run re-rate) take no lock.
+
+import { randomBytes } from 'node:crypto';
+import {
+  existsSync,
+  linkSync,
+  readFileSync,
+  realpathSync,
+  renameSync,
+  unlinkSync,
+  writeFileSync,
+} from 'node:fs';
+import { hostname } from 'node:os';
+import { resolve } from 'node:path';
+import pg from 'pg';
+import { openStore, sqlitePathOf } from './open-store.js';
+import type { Store } from './store.js';
+
+/** Who holds (or asks for) the lock: what the refusal names. */
+export interface WriterLockHolder {
+  /** The wameter command: `serve`, `rerate`, `import`. */
+  command: string;
+  pid: number;
+  hostname: string;
+  startedAtMs: number;
+}
+
+export interface WriterLock {
+  /** Where the lock lives, for logs: the lock file, or the PostgreSQL database and schema. */
+  readonly where: string;
+  /** Gives the lock up; safe to call again. */
+  release(): Promise<void>;
+}
+
+export interface WriterLockOptions {
+  /** Something worth telling the operator: a dead process's lock file was taken over. */
+  onNotice?: (message: string) => void;
+  /**
+   * The lock was lost while held: the PostgreSQL connection holding it ended, so another process may now
+   * take it. Called at most once; never after `release()`.
+   */
+  onLost?: (error: Error) => void;
+}
+
+/** The lock is held by another process (or another acquirer in this one). */
+export class WriterLockHeldError extends Error {
+  readonly code = 'WRITER_LOCK_HELD';
+  constructor(
+    message: string,
+    /** Null when the holder cannot be read (a PostgreSQL session of another role, a damaged lock file). */
+    readonly holder: WriterLockHolder | null,
+  ) {
+    super(message);
+    this.name = 'WriterLockHeldError';
+  }
+}
+
+/**
+ * Takes the writer lock of the database `url` names for `holder.command` (this process's pid, host and the
+ * current time fill the rest), or throws a `WriterLockHeldError` naming who holds it:
+ * - PostgreSQL: a session advisory lock on a connection of its own, keyed by the schema unqualified tables
+ *   resolve to (`current_schema()`, so two schemas of one database are two stores and never block each
+ *   other; advisory locks are per database already). The server drops it when the session ends, so a
+ *   process killed with SIGKILL holds nothing. The schema must exist: open the store first.
+ * - SQLite: the file `PATH.writer-lock`, created exclusively, holding the holder as JSON. A lock file of a
+ *   process of this host that no longer runs is taken over (`onNotice` says so); one of a live process, or
+ *   of another host (whose processes cannot be checked from here), is refused. Removed at release or at exit.
+ * - In-memory SQLite: nothing to lock (no other process can open it).
+ */
+export async function acquireWriterLock(
+  url: string,
+  holder: { command: string },
+  options: WriterLockOptions = {},
+): Promise<WriterLock> {
+  const self: WriterLockHolder = {
+    command: holder.command,
+    pid: process.pid,
+    hostname: hostname(),
+    startedAtMs: Date.now(),
+  };
+  if (/^postgres(ql)?:\/\//i.test(url)) return acquireAdvisoryLock(url, self, options);
+  const path = sqlitePathOf(url);
+  if (path === undefined || path.trim() === '') throw new Error('no SQLite file or PostgreSQL URL to lock');
+  if (path === ':memory:') return { where: 'in-memory database (nothing to lock)', release: async () => {} };
+  // The real path: two processes naming one file through different links or relative paths share a lock.
+  const file = existsSync(path) ? realpathSync(path) : resolve(path);
+  return acquireFileLock(`${file}.writer-lock`, self, options);
+}
+
+/**
+ * Opens the store `url` names (migrating it) and takes its writer lock for `command`: the store's `close()`
+ * releases the lock. If the lock is held, the store is closed again and the `WriterLockHeldError` thrown.
+ */
+export async function openWriterStore(
+  url: string,
+  command: string,
+  options: WriterLockOptions = {},
+): Promise<Store> {
+  // The store first: a PostgreSQL schema named in the URL exists only once the store is migrated.
+  const store = await openStore(url);
+  let lock: WriterLock;
+  try {
+    lock = await acquireWriterLock(url, { command }, options);
+  } catch (error) {
+    await store.close();
+    throw error;
+  }
+  return new StoreHoldingWriterLock(store, lock);
+}
+
+/** A store that holds the writer lock until it is closed. Every other method is the store's own. */
+class StoreHoldingWriterLock implements Store {
+  constructor(
+    private readonly store: Store,
+    private readonly lock: WriterLock,
+  ) {}
+
+  async close(): Promise<void> {
+    try {
+      await this.store.close();
+    } finally {
+      await this.lock.release();
+    }
+  }
+
+  migrate: Store['migrate'] = () => this.store.migrate();
+  ping: Store['ping'] = () => this.store.ping();
+  ingestWebhook: Store['ingestWebhook'] = (raw, events) => this.store.ingestWebhook(raw, events);
+  ingestEvents: Store['ingestEvents'] = (events) => this.store.ingestEvents(events);
+  ingestBatch: Store['ingestBatch'] = (items) => this.store.ingestBatch(items);
+  getRawWebhook: Store['getRawWebhook'] = (id) => this.store.getRawWebhook(id);
+  listUnreadableWebhooks: Store['listUnreadableWebhooks'] = (limit) =>
+    this.store.listUnreadableWebhooks(limit);
+  listEvents: Store['listEvents'] = (wabas) => this.store.listEvents(wabas);
+  listWabas: Store['listWabas'] = () => this.store.listWabas();
+  replaceRating: Store['replaceRating'] = (rating, result) => this.store.replaceRating(rating, result);
+  applyRatingDiff: Store['applyRatingDiff'] = (rating, diff) => this.store.applyRatingDiff(rating, diff);
+  listRatings: Store['listRatings'] = (limit) => this.store.listRatings(limit);
+  queryUnits: Store['queryUnits'] = (filter, page) => this.store.queryUnits(filter, page);
+  totals: Store['totals'] = (filter) => this.store.totals(filter);
+  analytics: Store['analytics'] = (query) => this.store.analytics(query);
+  listPending: Store['listPending'] = (filter) => this.store.listPending(filter);
+  listFindings: Store['listFindings'] = (filter) => this.store.listFindings(filter);
+}
+
+/** The refusal: who holds the lock, and what the asking command can do instead. */
+function heldMessage(asker: string, holder: WriterLockHolder | null, who: string, hint: string): string {
+  return `${who} is rating this database: ${advice(asker, holder?.command)} (${hint})`;
+}
+
+function describeHolder(holder: WriterLockHolder): string {
+  return `a wameter ${holder.command} (pid ${holder.pid} on ${holder.hostname}, since ${isoSeconds(holder.startedAtMs)})`;
+}
+
+function advice(asker: string, holderCommand: string | undefined): string {
+  if (holderCommand === 'serve') {
+    if (asker === 'rerate') return 're-rate through its POST /v1/rerate, or stop it first';
+    if (asker === 'import') return 'send the events to its POST /v1/events (it rates them), or stop it first';
+    return 'run one wameter serve per database: stop it first, or give this one another database';
+  }
+  return 'wait for it to finish, or stop it first';
+}
+
+function isoSeconds(ms: number): string {
+  return new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
+}
+
+// --- SQLite: a lock file beside the database ---------------------------------------------------------------
+
+function acquireFileLock(lockPath: string, self: WriterLockHolder, options: WriterLockOptions): WriterLock {
+  const content = `${JSON.stringify({ ...self, startedAt: new Date(self.startedAtMs).toISOString() })}\n`;
+  // A few rounds: each lost race (a lock released or taken over meanwhile) is one more.
+  for (let round = 0; round < 5; round++) {
+    try {
+      writeFileSync(lockPath, content, { flag: 'wx' });
+      return fileLock(lockPath, content);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    }
+    let existing: string;
+    try {
+      existing = readFileSync(lockPath, 'utf8');
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') continue; // released meanwhile
+      throw error;
+    }
+    const holder = parseHolder(existing);
+    const deleteHint = `if no such process runs any more, delete ${lockPath}`;
+    if (holder === null) {
+      // Empty while its creator writes it, or damaged: never guessed to be stale.
+      throw new WriterLockHeldError(
+        heldMessage(self.command, null, `another process (lock file ${lockPath})`, deleteHint),
+        null,
+      );
+    }
+    if (holder.hostname !== self.hostname || isProcessAlive(holder.pid)) {
+      throw new WriterLockHeldError(
+        heldMessage(self.command, holder, describeHolder(holder), deleteHint),
+        holder,
+      );
+    }
+    if (takeOver(lockPath, existing)) {
+      options.onNotice?.(`took over the writer lock ${lockPath}: ${describeHolder(holder)} no longer runs`);
+    }
+  }
+  throw new Error(`cannot take the writer lock ${lockPath}: other processes keep changing it`);
+}
+
+/** True unless `pid` surely names no process (EPERM: it runs, as another user). */
+function isProcessAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code !== 'ESRCH';
+  }
+}
+
+/**
+ * Removes a dead process's lock file, unless another process replaced it since it was read: the file is
+ * first renamed aside (atomic), and put back if it is not the one read.
+ */
+function takeOver(lockPath: string, staleContent: string): boolean {
+  const aside = `${lockPath}.stale-${process.pid}-${randomBytes(4).toString('hex')}`;
+  try {
+    renameSync(lockPath, aside);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    throw error;
+  }
+  try {
+    if (readFileSync(aside, 'utf8') === staleContent) return true;
+    // A live lock, taken over by another process between our read and our rename: put it back (a link
+    // fails if yet another lock appeared meanwhile; that one stands).
+    try {
+      linkSync(aside, lockPath);
+    } catch {
+      // Someone holds the path again: theirs stands.
+    }
+    return false;
+  } finally {
+    unlinkSync(aside);
+  }
+}
+
+function fileLock(lockPath: string, content: string): WriterLock {
+  let isReleased = false;
+  const releaseNow = () => {
+    if (isReleased) return;
+    isReleased = true;
+    process.off('exit', releaseNow);
+    try {
+      // Only our own file: never a lock another process holds now.
+      if (readFileSync(lockPath, 'utf8') === content) unlinkSync(lockPath);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+    }
+  };
+  // A normal exit removes it; after SIGKILL, the next acquirer finds the process gone and takes it over.
+  process.on('exit', releaseNow);
+  return { where: lockPath, release: async () => releaseNow() };
+}
+
+function parseHolder(text: string): WriterLockHolder | null {
+  try {
+    const value = JSON.parse(text) as Partial<WriterLockHolder>;
+    if (
+      typeof value.command === 'string' &&
+      Number.isSafeInteger(value.pid) &&
+      typeof value.hostname === 'string' &&
+      Number.isSafeInteger(value.startedAtMs)
+    ) {
+      return {
+        command: value.command,
+        pid: value.pid!,
+        hostname: value.hostname,
+        startedAtMs: value.startedAtMs!,
+      };
+    }
+  } catch {
+    // Not JSON: not a lock this module wrote completely.
+  }
+  return null;
+}
+
+// --- PostgreSQL: a session advisory lock -------------------------------------------------------------------
+
+/** First key of the writer advisory lock ("wrtr"); the second is the schema's hash (hashtext). */
+const WRITER_LOCK = 0x77727472;
+/** Holder as the lock's session names itself (application_name, at most 63 bytes: the host may be cut). */
+const APPLICATION_NAME = /^wameter (\S+) pid (\d+) on (.*)$/;
+
+async function acquireAdvisoryLock(
+  url: string,
+  self: WriterLockHolder,
+  options: WriterLockOptions,
+): Promise<WriterLock> {
+  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 10_000, keepAlive: true });
+  let isReleased = false;
+  let isLost = false;
+  const lost = (error: Error) => {
+    if (isReleased || isLost) return;
+    isLost = true;
+    options.onLost?.(error);
+  };
+  // A dropped connection is an 'error' event; unhandled, it would crash the process.
+  client.on('error', lost);
+  client.on('end', () => lost(new Error('the PostgreSQL connection holding the writer lock ended')));
+  await client.connect();
+  let schema: string;
+  try {
+    // What a refusal elsewhere names; backend_start gives "since" (this connection is the lock's own).
+    await client.query("SELECT set_config('application_name', $1, false)", [
+      `wameter ${self.command} pid ${self.pid} on ${self.hostname}`,
+    ]);
+    const current = (await client.query<{ schema: string | null }>('SELECT current_schema() AS schema'))
+      .rows[0]?.schema;
+    if (current === null || current === undefined) {
+      throw new Error('no schema of the search_path exists: open the store first, which creates it');
+    }
+    schema = current;
+    const { rows } = await client.query<{ ok: boolean }>(
+      'SELECT pg_try_advisory_lock($1, hashtext($2)) AS ok',
+      [WRITER_LOCK, schema],
+    );
+    if (rows[0]?.ok !== true) {
+      const found = await advisoryLockHolder(client, schema);
+      throw new WriterLockHeldError(
+        heldMessage(
+          self.command,
+          found.holder,
+          found.holder ? describeHolder(found.holder) : found.who,
+          `PostgreSQL session ${found.backendPid ?? '?'}, schema ${schema}; if that process is gone, ` +
+            `SELECT pg_terminate_backend(${found.backendPid ?? 'PID'}) ends it`,
+        ),
+        found.holder,
+      );
+    }
+  } catch (error) {
+    isReleased = true;
+    await client.end().catch(() => {});
+    throw error;
+  }
+  return {
+    where: `PostgreSQL advisory lock (schema ${schema})`,
+    async release() {
+      if (isReleased) return;
+      isReleased = true;
+      // Ending the session releases its advisory locks.
+      await client.end().catch(() => {});
+    },
+  };
+}
+
+async function advisoryLockHolder(
+  client: pg.Client,
+  schema: string,
+): Promise<{ holder: WriterLockHolder | null; who: string; backendPid: number | null }> {
+  // Two int4 keys: classid and objid hold them as unsigned 32-bit numbers, objsubid is 2.
+  const { rows } = await client.query<{
+    pid: number;
+    application_name: string | null;
+    since_ms: string | null;
+  }>(
+    `SELECT l.pid, a.application_name, (extract(epoch FROM a.backend_start) * 1000)::bigint::text AS since_ms
+     FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid
+     WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2
+       AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+       AND l.classid::bigint = $1 AND l.objid::bigint = (hashtext($2)::bigint & 4294967295)
+     LIMIT 1`,
+    [WRITER_LOCK, schema],
+  );
+  const row = rows[0];
+  if (!row) return { holder: null, who: 'another process', backendPid: null };
+  const named = APPLICATION_NAME.exec(row.application_name ?? '');
+  if (named && row.since_ms !== null) {
+    return {
+      holder: {
+        command: named[1]!,
+        pid: Number(named[2]),
+        hostname: named[3]!,
+        startedAtMs: Number(row.since_ms),
+      },
+      who: '',
+      backendPid: row.pid,
+    };
+  }
+  const name = row.application_name ? ` "${row.application_name}"` : '';
+  return { holder: null, who: `another process${name}`, backendPid: row.pid };
+}
