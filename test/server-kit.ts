@@ -11,6 +11,7 @@ import { createMemoryLogger } from '../src/server/logger.js';
 import { Metrics } from '../src/server/metrics.js';
 import { loadPricingSetup, loadRateCards } from '../src/server/pricing-setup.js';
 import { createRatingService } from '../src/server/rating-service.js';
+import { createStoreHealth } from '../src/server/store-health.js';
 import { openSqliteStore } from '../src/store/sqlite/sqlite-store.js';
 import type { Store } from '../src/store/store.js';
 
@@ -92,6 +93,8 @@ export async function createTestService(
     rateCardPaths: config.rateCardPaths,
   });
   if (!pricing.ok) throw new Error(pricing.error);
+  // As in main: failed writes of ingestion and of ratings both make readiness fail.
+  const storeHealth = createStoreHealth({ clock: now });
   const rating = createRatingService({
     store,
     pricing: pricing.value,
@@ -99,6 +102,7 @@ export async function createTestService(
     logger,
     loadRateCards,
     debounceMs: config.ratingDebounceMs,
+    storeHealth,
   });
   const app = createApp({
     store,
@@ -107,6 +111,7 @@ export async function createTestService(
     logger,
     rating,
     metrics,
+    storeHealth,
     clientIp: () => options.clientIp ?? '203.0.113.7',
   });
   const bearer = (key: string | undefined): Record<string, string> =>

@@ -1,6 +1,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { eventKey } from '../core/events.js';
 import { rateEvents } from '../core/rate-events.js';
@@ -23,6 +24,7 @@ import {
 import { loadPricingSetup } from './pricing-setup.js';
 import { accountBookFor } from './rating-service.js';
 import { openApiDocument } from './openapi.js';
+import { openSqliteStore } from '../store/sqlite/sqlite-store.js';
 
 let service: TestService;
 
@@ -1051,5 +1053,114 @@ describe('idempotency keys', () => {
     expect(answer).toMatchObject({ accepted: 0, duplicates: 1 });
     const events = await service.store.listEvents();
     expect(new Set(events.map(eventKey)).size).toBe(events.length);
+  });
+});
+
+describe('reads never show a stale bill while live rating keeps failing', () => {
+  it('answers 503 RATING_BEHIND with Retry-After, then the current bill once rating catches up', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'wameter-behind-'));
+    const file = join(dir, 'behind.db');
+    const store = await openSqliteStore(file);
+    service = await createTestService({}, { store });
+    const other = new Database(file);
+    try {
+      // Rating writes fail (as on a full disk); arrivals are still stored and acknowledged.
+      other.exec(
+        "CREATE TRIGGER no_ratings BEFORE INSERT ON ratings BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END",
+      );
+      const lines = conversationLines('W1', 'PN1', '919876543210', 'wamid.behind');
+      expect(await json(await service.postEvents(lines))).toMatchObject({ accepted: lines.length });
+      for (const path of ['/v1/totals', '/v1/units', '/v1/units.csv', '/v1/ratings']) {
+        const response = await service.get(path, KEY_ALL);
+        expect(response.status, path).toBe(503);
+        expect(response.headers.get('Retry-After'), path).toBe('1');
+        expect(await json(response), path).toMatchObject({ error: { code: 'RATING_BEHIND' } });
+      }
+      // A key whose portfolio is current still reads.
+      expect((await service.get('/v1/totals', KEY_W2)).status).toBe(200);
+      // Readiness says the store refuses writes.
+      expect((await service.get('/healthz')).status).toBe(503);
+
+      other.exec('DROP TRIGGER no_ratings');
+      await new Promise((resolve) => setTimeout(resolve, 1_300)); // the retry, every second
+      const totals = await service.get('/v1/totals', KEY_ALL);
+      expect(totals.status).toBe(200);
+      expect(await json(totals)).toEqual({ totals: (await batchRating(lines)).totals });
+      expect((await service.get('/healthz')).status).toBe(200);
+    } finally {
+      other.close();
+      await service.close();
+      await store.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('explain over webhook-only traffic', () => {
+  it('gives the timeline of a user whose messages arrived only as statuses (business from metadata)', async () => {
+    service = await createTestService();
+    const body = fixture('meta-docs/status_delivered_service_cbp_legacy.json');
+    expect((await service.postWebhook(body)).status).toBe(200);
+    const answer = await json(await service.get('/v1/explain?user=16505551234', KEY_ALL));
+    expect((answer.timeline as unknown[]).length).toBeGreaterThan(0);
+    expect(answer.timeline).toEqual(
+      expect.arrayContaining([expect.objectContaining({ business: '106540352242922' })]),
+    );
+    // A key for another WABA still sees nothing of it.
+    const other = await json(await service.get('/v1/explain?user=16505551234', KEY_W1));
+    expect(other.timeline).toEqual([]);
+  });
+});
+
+describe('unknown query parameters are refused, never ignored', () => {
+  beforeEach(async () => {
+    service = await createTestService();
+  });
+
+  it.each([
+    ['/v1/totals?country=IN', 'country'],
+    ['/v1/totals?catgory=marketing', 'catgory'],
+    ['/v1/units.csv?wabas=999', 'wabas'],
+    ['/v1/units?waba=W1&limt=5', 'limt'],
+    ['/v1/ratings?offset=3', 'offset'],
+  ])('%s → 400 naming %s and listing what the route takes', async (path, name) => {
+    const response = await service.get(path, KEY_ALL);
+    expect(response.status).toBe(400);
+    const { error } = (await response.json()) as { error: { code: string; message: string } };
+    expect(error.code).toBe('BAD_QUERY');
+    expect(error.message).toContain(`"${name}"`);
+    expect(error.message).toMatch(/accepts|takes/);
+  });
+
+  it('accepts every query parameter the OpenAPI document lists for each route, and nothing else', async () => {
+    const paths = openApiDocument.paths as unknown as Record<
+      string,
+      Record<string, { parameters?: readonly { name: string; in: string }[] }>
+    >;
+    const routes = service.app.routes.filter(
+      (route) => route.method !== 'ALL' && !route.path.includes('*') && !route.path.startsWith('/webhooks'),
+    );
+    expect(routes.length).toBeGreaterThan(10);
+    for (const route of routes) {
+      const operation = paths[route.path]?.[route.method.toLowerCase()];
+      expect(operation, `${route.method} ${route.path}`).toBeDefined();
+      const names = (operation!.parameters ?? []).filter((p) => p.in === 'query').map((p) => p.name);
+      const path = route.path.replace(':id', 'no-such-card');
+      for (const name of names) {
+        const response = await service.app.request(`${path}?${encodeURIComponent(name)}=`, {
+          method: route.method,
+          headers: { Authorization: `Bearer ${KEY_ALL}` },
+        });
+        const text = await response.text();
+        expect(text, `${route.method} ${route.path} ?${name}`).not.toMatch(/Unknown query parameter/);
+      }
+      const refused = await service.app.request(`${path}?not_a_parameter=1`, {
+        method: route.method,
+        headers: { Authorization: `Bearer ${KEY_ALL}` },
+      });
+      expect(refused.status, `${route.method} ${route.path}`).toBe(400);
+      const { error } = (await refused.json()) as { error: { message: string } };
+      expect(error.message).toMatch(/Unknown query parameter "not_a_parameter"/);
+    }
   });
 });

@@ -24,12 +24,13 @@ import {
   type UnitFilter,
 } from '../store/store.js';
 import type { ApiKey, ServiceConfig } from './config.js';
-import { errorBody, errorResponse, ERRORS, type ErrorCode } from './errors.js';
+import { errorBody, errorResponse, ERRORS, ratingBehindResponse, type ErrorCode } from './errors.js';
 import { errorFields, type Logger } from './logger.js';
 import { Metrics } from './metrics.js';
-import { openApiDocument } from './openapi.js';
+import { openApiDocument, queryParametersOf } from './openapi.js';
 import { createRateLimiter, type RateLimitVerdict } from './rate-limit.js';
-import type { RatingService } from './rating-service.js';
+import { RatingBehindError, type RatingService } from './rating-service.js';
+import { createStoreHealth, type StoreHealth } from './store-health.js';
 import { parseUnitFilter } from './unit-filter.js';
 
 export interface AppDeps {
@@ -42,6 +43,8 @@ export interface AppDeps {
   metrics?: Metrics;
   /** The client's address for rate limiting (default: the socket's remote address, never a header). */
   clientIp?: (c: Context) => string;
+  /** Readiness beyond a ping (failed writes, a replaced SQLite file); shared with the rating service. */
+  storeHealth?: StoreHealth;
 }
 
 type Env = { Variables: { apiKey: ApiKey } };
@@ -245,12 +248,26 @@ export function createApp(deps: AppDeps): Hono<Env> {
       return env?.incoming?.socket?.remoteAddress ?? 'unknown';
     });
 
+  const storeHealth = deps.storeHealth ?? createStoreHealth({ clock });
+
   async function fromStore<T>(operation: Promise<T>): Promise<T> {
     try {
       return await operation;
     } catch (error) {
       if (error instanceof StoreInputError) throw error;
       throw new StoreUnavailable(error);
+    }
+  }
+
+  /** A write: as fromStore, and its outcome tells readiness whether the store takes writes. */
+  async function writeToStore<T>(operation: Promise<T>): Promise<T> {
+    try {
+      const result = await operation;
+      storeHealth.writeSucceeded();
+      return result;
+    } catch (error) {
+      if (!(error instanceof StoreInputError)) storeHealth.writeFailed(error);
+      throw error;
     }
   }
 
@@ -269,6 +286,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
     if (error instanceof QueryError) return errorResponse(c, error.code, error.detail);
     if (error instanceof StoreInputError) return errorResponse(c, 'BAD_QUERY', error.message);
     if (error instanceof MoneyRangeError) return errorResponse(c, 'BAD_QUERY', error.message);
+    if (error instanceof RatingBehindError) return ratingBehindResponse(c, error);
     if (error instanceof StoreUnavailable) {
       metrics.inc('store_errors_total');
       logger.error('store error', errorFields(error.cause));
@@ -398,7 +416,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
       source: 'webhook',
     }));
     const outcome = await fromStore(
-      store.ingestWebhook({ receivedAtMs, body: raw, sha256: digest, parseError }, inputs),
+      writeToStore(store.ingestWebhook({ receivedAtMs, body: raw, sha256: digest, parseError }, inputs)),
     );
     // Durable from here on: only now may Meta hear a 200.
     if (malformedCode !== null) {
@@ -451,6 +469,31 @@ export function createApp(deps: AppDeps): Hono<Env> {
       return errorResponse(c, 'UNAUTHENTICATED', detail, { 'WWW-Authenticate': 'Bearer realm="wameter"' });
     }
     c.set('apiKey', apiKey);
+    await next();
+  });
+
+  // Every route's query parameters are those its OpenAPI description lists: an unknown one (a typo, a filter
+  // the route does not have) is 400, never silently ignored — the answer would be to another question.
+  // Not on the webhook: Meta's callback URL may carry parameters of the operator's own (registered above,
+  // it answers before this runs). Routes the document does not describe (the dashboard's files) are not
+  // checked.
+  app.use('*', async (c, next) => {
+    const route = matchedRoutes(c).find((candidate) => candidate.method !== 'ALL');
+    const accepted = route && queryParametersOf(c.req.method, route.path);
+    if (accepted !== undefined) {
+      const unknown = [...new URL(c.req.url).searchParams.keys()].find((name) => !accepted.includes(name));
+      if (unknown !== undefined) {
+        const takes =
+          accepted.length === 0
+            ? 'takes no query parameters'
+            : `takes ${accepted.map((name) => `"${name}"`).join(', ')}`;
+        return errorResponse(
+          c,
+          'BAD_QUERY',
+          `Unknown query parameter ${JSON.stringify(unknown)}: ${c.req.method} ${route!.path} ${takes}.`,
+        );
+      }
+    }
     await next();
   });
 
@@ -543,7 +586,9 @@ export function createApp(deps: AppDeps): Hono<Env> {
       return errorResponse(c, 'BAD_QUERY', 'The body has no event lines (NDJSON: one JSON object per line).');
     }
     const outcome =
-      inputs.length === 0 ? { inserted: [], duplicates: 0 } : await fromStore(store.ingestEvents(inputs));
+      inputs.length === 0
+        ? { inserted: [], duplicates: 0 }
+        : await fromStore(writeToStore(store.ingestEvents(inputs)));
     metrics.inc('events_ingested_total', { source: 'api' }, outcome.inserted.length);
     if (outcome.inserted.length > 0) rating.markDirty(wabasOf(outcome.inserted));
     return c.json({ accepted: outcome.inserted.length, duplicates: outcome.duplicates, ignored, rejected });
@@ -553,14 +598,14 @@ export function createApp(deps: AppDeps): Hono<Env> {
     const filter = unitFilterOf(c);
     const limit = limitOf(c, DEFAULT_PAGE);
     const cursor = c.req.query('cursor');
-    await rating.settled();
+    await rating.current(scopeOf(c));
     const page = await fromStore(store.queryUnits(filter, { limit, ...(cursor ? { cursor } : {}) }));
     return c.json({ units: page.units.map(unitToJson), next_cursor: page.nextCursor });
   });
 
   app.get('/v1/units.csv', async (c) => {
     const filter = unitFilterOf(c);
-    await rating.settled();
+    await rating.current(scopeOf(c));
     const rows: string[] = [CSV_COLUMNS.join(',')];
     let cursor: string | undefined;
     for (;;) {
@@ -579,7 +624,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
 
   app.get('/v1/totals', async (c) => {
     const filter = unitFilterOf(c);
-    await rating.settled();
+    await rating.current(scopeOf(c));
     const totals = await fromStore(store.totals(filter));
     return c.json({ totals: totalsToJson(totals) });
   });
@@ -636,7 +681,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
     const timeZone = c.req.query('time_zone');
     filter.fromMs = Math.max(filter.fromMs ?? 0, Number(start) * 1000);
     filter.toMs = Math.min(filter.toMs ?? Infinity, Number(end) * 1000);
-    await rating.settled();
+    await rating.current(scopeOf(c));
     const points = await fromStore(
       store.analytics({
         ...filter,
@@ -751,7 +796,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
   app.get('/v1/ratings', async (c) => {
     const limit = limitOf(c, 50);
     const scope = scopeOf(c);
-    await rating.settled();
+    await rating.current(scopeOf(c));
     const records = await fromStore(store.listRatings(scope === undefined ? limit : MAX_PAGE));
     // A rating is shown to a limited key only when every WABA it covers is the key's.
     const visible = records.filter(
@@ -768,12 +813,17 @@ export function createApp(deps: AppDeps): Hono<Env> {
 
   app.get('/healthz', async (c) => {
     try {
-      await store.ping();
-      return c.json({ status: 'ok', rating_lag_seconds: rating.lagSeconds() });
+      const verdict = await storeHealth.check(() => store.ping());
+      if (verdict.isReady) return c.json({ status: 'ok', rating_lag_seconds: rating.lagSeconds() });
+      logger.warn('not ready', { reason: verdict.reason });
+      return c.json(errorBody('STORE_UNAVAILABLE', verdict.reason), ERRORS.STORE_UNAVAILABLE.status);
     } catch (error) {
       metrics.inc('store_errors_total');
       logger.error('health check failed', errorFields(error));
-      return c.json(errorBody('STORE_UNAVAILABLE'), ERRORS.STORE_UNAVAILABLE.status);
+      return c.json(
+        errorBody('STORE_UNAVAILABLE', `The ping failed: ${errorFields(error).error as string}`),
+        ERRORS.STORE_UNAVAILABLE.status,
+      );
     }
   });
 

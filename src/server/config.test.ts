@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { apiKeyName, describeConfig, loadServiceConfig, parseApiKeySpec } from './config.js';
+import { apiKeyName, describeConfig, loadServiceConfig, parseApiKeySpec, redactUrl } from './config.js';
 import { createJsonLogger } from './logger.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'wameter-config-'));
@@ -142,6 +142,89 @@ describe('parseApiKeySpec', () => {
       '*',
     ]);
     expect(problems).toEqual([]);
+  });
+
+  it('splits key and WABAs at the LAST "=": base64 keys end in padding', () => {
+    const problems: string[] = [];
+    const keys = parseApiKeySpec('dGVzdGtleQ===111,YWJj=W1+W2,eHl6==*', 'test', problems);
+    expect(problems).toEqual([]);
+    expect(keys.map((k) => [k.key, k.wabas])).toEqual([
+      ['dGVzdGtleQ==', ['111']],
+      ['YWJj', ['W1', 'W2']],
+      ['eHl6=', '*'],
+    ]);
+  });
+
+  it('refuses WABA ids that are empty or hold spaces, and * mixed with WABAs', () => {
+    for (const spec of ['k=W1+', 'k=W 1', 'k=*+W1', 'k==', 'k=W1+ +W2']) {
+      const problems: string[] = [];
+      expect(parseApiKeySpec(spec, 'WAMETER_API_KEYS', problems), spec).toEqual([]);
+      expect(problems, spec).toHaveLength(1);
+    }
+  });
+});
+
+describe('the config file takes what the environment takes, with the same checks', () => {
+  it('refuses an empty app secret instead of counting it as configured', () => {
+    const result = loadServiceConfig({
+      env: {},
+      configFile: writeJson('empty-secret.json', { appSecrets: [''] }),
+    });
+    expect(result.ok).toBe(false);
+    if (!result.ok) expect(result.error.problems.join('\n')).toMatch(/appSecrets.*empty/);
+    const spaces = loadServiceConfig({
+      env: {},
+      configFile: writeJson('blank-secret.json', { appSecrets: ['a', ' '] }),
+    });
+    expect(spaces.ok).toBe(false);
+  });
+
+  it('reads ["*"] as every WABA, and refuses * mixed with WABAs or ids with spaces', () => {
+    const all = loadServiceConfig({
+      env: {},
+      configFile: writeJson('star.json', { apiKeys: [{ key: 'k1', wabas: ['*'] }] }),
+    });
+    expect(all).toMatchObject({ ok: true, value: { apiKeys: [{ key: 'k1', wabas: '*' }] } });
+    for (const wabas of [['*', 'W1'], ['W 1'], [' W1']]) {
+      const result = loadServiceConfig({
+        env: {},
+        configFile: writeJson('mixed.json', { apiKeys: [{ key: 'k1', wabas }] }),
+      });
+      expect(result.ok, JSON.stringify(wabas)).toBe(false);
+    }
+    const spec = loadServiceConfig({
+      env: {},
+      configFile: writeJson('spec.json', { apiKeys: 'dGVzdGtleQ===111' }),
+    });
+    expect(spec).toMatchObject({ ok: true, value: { apiKeys: [{ key: 'dGVzdGtleQ==', wabas: ['111'] }] } });
+  });
+});
+
+describe('redactUrl (every place a database URL is logged or put in a message)', () => {
+  it('masks the password in the user info, even one holding "@"', () => {
+    expect(redactUrl('postgres://postgres:p@ss@host/db')).toBe('postgres://postgres:***@host/db');
+    expect(redactUrl('postgres://u:pw@h:5432/db')).toBe('postgres://u:***@h:5432/db');
+    expect(redactUrl('postgres://u@h:5432/db')).toBe('postgres://u@h:5432/db');
+  });
+
+  it('masks query parameters that can hold secrets, and keeps the others', () => {
+    const redacted = redactUrl(
+      'postgres://postgres@127.0.0.1:5432/db?password=QuerySecretPw&sslpassword=KeyPw&sslkey=/k.pem&PGPASSWORD=x2&sslmode=require',
+    );
+    for (const secret of ['QuerySecretPw', 'KeyPw', '/k.pem', 'x2']) expect(redacted).not.toContain(secret);
+    expect(redacted).toContain('sslmode=require');
+    expect(redacted).toContain('password=***');
+  });
+
+  it('prints only the scheme of a URL it cannot parse', () => {
+    const redacted = redactUrl('postgres://u:secret@[bad-host/db');
+    expect(redacted).not.toContain('secret');
+    expect(redacted).toMatch(/^postgres:/);
+  });
+
+  it('leaves SQLite paths as they are', () => {
+    expect(redactUrl('sqlite:./wameter.db')).toBe('sqlite:./wameter.db');
+    expect(redactUrl('/var/lib/wameter.db')).toBe('/var/lib/wameter.db');
   });
 });
 

@@ -100,7 +100,34 @@ export function apiKeyName(key: string): string {
   return `key_${createHash('sha256').update(key).digest('hex').slice(0, 8)}`;
 }
 
-/** `key1=W1+W2,key2=*` → keys; problems never quote the key itself. */
+/** A WABA id as a key's scope may name it: Meta's ids are digits; at least never empty, `*`, `=` or spaces. */
+function isWabaId(text: string): boolean {
+  return /^[^\s=*]+$/.test(text);
+}
+
+/**
+ * A key's WABAs: `*` alone = every WABA; otherwise WABA ids. The environment and the config file give them
+ * the same meaning and the same checks. Problems never quote the key.
+ */
+function scopeOf(
+  wabas: readonly string[],
+  where: string,
+  problems: string[],
+): readonly string[] | '*' | undefined {
+  if (wabas.length === 1 && wabas[0] === '*') return '*';
+  if (wabas.length === 0 || !wabas.every(isWabaId)) {
+    problems.push(
+      `${where}: has an empty WABA, a WABA with spaces or =, or mixes * (every WABA) with WABAs; use W1+W2 (in a file: ["W1","W2"]) or *`,
+    );
+    return undefined;
+  }
+  return wabas;
+}
+
+/**
+ * `key1=W1+W2,key2=*` → keys. Key and WABAs are split at the LAST `=`: a key may end in base64 padding
+ * (`dGVzdGtleQ===W1`), a WABA id never holds `=`. Problems never quote the key itself.
+ */
 export function parseApiKeySpec(spec: string, where: string, problems: string[]): ApiKey[] {
   const keys: ApiKey[] = [];
   const items = spec
@@ -108,20 +135,21 @@ export function parseApiKeySpec(spec: string, where: string, problems: string[])
     .map((item) => item.trim())
     .filter((item) => item !== '');
   items.forEach((item, index) => {
-    const eq = item.indexOf('=');
+    const eq = item.lastIndexOf('=');
     const key = eq < 0 ? '' : item.slice(0, eq).trim();
-    const scope = eq < 0 ? '' : item.slice(eq + 1).trim();
-    if (key === '' || scope === '') {
+    const scopeText = eq < 0 ? '' : item.slice(eq + 1).trim();
+    if (key === '' || scopeText === '') {
       problems.push(
         `${where}: item ${index + 1} is not KEY=WABA+WABA or KEY=* (example: WAMETER_API_KEYS="s3cret=102290129340398,admin=*")`,
       );
       return;
     }
-    const wabas = scope === '*' ? '*' : scope.split('+').map((w) => w.trim());
-    if (wabas !== '*' && wabas.some((w) => w === '' || w === '*')) {
-      problems.push(`${where}: item ${index + 1} has an empty WABA or mixes * with WABAs; use W1+W2 or *`);
-      return;
-    }
+    const wabas = scopeOf(
+      scopeText.split('+').map((w) => w.trim()),
+      `${where}: item ${index + 1}`,
+      problems,
+    );
+    if (wabas === undefined) return;
     keys.push({ name: apiKeyName(key), key, wabas });
   });
   return keys;
@@ -146,14 +174,11 @@ function parseApiKeysFromFile(value: unknown, problems: string[]): ApiKey[] | un
       problems.push(`${where}."key" must be a non-empty string`);
       return;
     }
-    let scope: readonly string[] | '*';
+    let scope: readonly string[] | '*' | undefined;
     if (wabas === '*') scope = '*';
-    else if (
-      Array.isArray(wabas) &&
-      wabas.length > 0 &&
-      wabas.every((w) => typeof w === 'string' && w !== '')
-    ) {
-      scope = wabas as string[];
+    else if (Array.isArray(wabas) && wabas.every((w) => typeof w === 'string')) {
+      scope = scopeOf(wabas as string[], `${where}."wabas"`, problems);
+      if (scope === undefined) return;
     } else {
       problems.push(`${where}."wabas" must be "*" or a non-empty list of WABA ids`);
       return;
@@ -341,8 +366,14 @@ export function loadServiceConfig(input: {
     envValue(env, 'WAMETER_HOST') ??
     '0.0.0.0';
 
+  const fileSecrets = stringList(file.appSecrets, 'config file "appSecrets"', problems);
+  // An empty secret would verify nothing yet count as configured (and silence the start-up warning).
+  fileSecrets?.forEach((secret, index) => {
+    if (secret.trim() === '')
+      problems.push(`config file "appSecrets"[${index}] is empty: give the app secret or remove it`);
+  });
   const appSecrets =
-    stringList(file.appSecrets, 'config file "appSecrets"', problems) ??
+    fileSecrets?.filter((secret) => secret.trim() !== '') ??
     splitList(envValue(env, 'WAMETER_APP_SECRETS') ?? '');
 
   const verifyToken =
@@ -430,7 +461,26 @@ export function describeConfig(config: ServiceConfig): Record<string, unknown> {
   };
 }
 
-/** `postgres://user:pw@host/db` → `postgres://user:***@host/db`. */
+/** Query parameters of a database URL that can hold a secret (libpq's `password`, `sslpassword`, …). */
+const SECRET_PARAMETER = /pass|pwd|secret|token|sslkey|sslcert/i;
+
+/**
+ * A database URL as it may be logged or put in a message, read with the WHATWG URL parser (as the driver
+ * reads it): the password of the user info and every query parameter that can hold a secret become `***`.
+ * A URL with `//` that cannot be parsed is shown by its scheme only; SQLite paths hold no secret.
+ */
 export function redactUrl(url: string): string {
-  return url.replace(/^(postgres(?:ql)?:\/\/[^:/@]*:)[^@]*@/, '$1***@');
+  const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(url)?.[1];
+  if (scheme === undefined) return url;
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return `${scheme}://(a URL that cannot be parsed; not shown)`;
+  }
+  if (parsed.password !== '') parsed.password = '***';
+  for (const name of [...new Set(parsed.searchParams.keys())]) {
+    if (SECRET_PARAMETER.test(name)) parsed.searchParams.set(name, '***');
+  }
+  return parsed.toString();
 }

@@ -35,9 +35,9 @@ import {
 import { totalsToJson } from '../core/report.js';
 import { mayKeyAccess, parseUnitFilter, scopeOfKey } from './unit-filter.js';
 import type { ApiKey, ServiceConfig } from './config.js';
-import { errorResponse, type ErrorCode } from './errors.js';
+import { errorResponse, ratingBehindResponse, type ErrorCode } from './errors.js';
 import { errorFields, type Logger } from './logger.js';
-import type { PricingSetup, RatingService } from './rating-service.js';
+import { RatingBehindError, type PricingSetup, type RatingService } from './rating-service.js';
 
 export interface DashboardDeps {
   store: Store;
@@ -119,6 +119,7 @@ export function registerDashboardRoutes(app: Hono<Env>, deps: DashboardDeps): vo
       } catch (error) {
         if (error instanceof DashboardQueryError) return errorResponse(c, error.code, error.detail);
         if (error instanceof StoreInputError) return errorResponse(c, 'BAD_QUERY', error.message);
+        if (error instanceof RatingBehindError) return ratingBehindResponse(c, error);
         logger.error('dashboard route failed', errorFields(error));
         return errorResponse(c, 'STORE_UNAVAILABLE', undefined, { 'Retry-After': '5' });
       }
@@ -178,7 +179,7 @@ export function registerDashboardRoutes(app: Hono<Env>, deps: DashboardDeps): vo
       // Days are cut in the chosen WABA's time zone (its bill's days), else in the asked one, else UTC.
       const timeZone =
         c.req.query('time_zone') || (filter.waba ? accountBook().accountFor(filter.waba).timeZone : 'UTC');
-      await rating.settled();
+      await rating.current(scopeOf(apiKey));
       const dimensions: AnalyticsDimension[] = [by, 'type', 'currency'];
       const [points, totals] = await Promise.all([
         store.analytics({ ...filter, granularity, dimensions, timeZone }),
@@ -224,7 +225,7 @@ export function registerDashboardRoutes(app: Hono<Env>, deps: DashboardDeps): vo
         const timeZone = book.accountFor(w).timeZone;
         byTimeZone.set(timeZone, [...(byTimeZone.get(timeZone) ?? []), w]);
       }
-      await rating.settled();
+      await rating.current(scopeOf(apiKey));
       const points: AnalyticsPoint[] = [];
       for (const [timeZone, group] of byTimeZone) {
         const fromMs = startOfLocalDate(`${month}-01`, timeZone);
@@ -451,7 +452,7 @@ export function registerDashboardRoutes(app: Hono<Env>, deps: DashboardDeps): vo
       const code = c.req.query('code') || undefined;
       const limit = wholeNumber(c.req.query('limit'), 'limit', DEFAULT_FINDINGS_PAGE, 1, MAX_FINDINGS_PAGE);
       const offset = wholeNumber(c.req.query('offset'), 'offset', 0, 0, Number.MAX_SAFE_INTEGER);
-      await rating.settled();
+      await rating.current(scopeOf(apiKey));
       const all = await store.listFindings(scope === undefined ? {} : { wabas: scope });
       const counts: Record<string, number> = {};
       for (const finding of all) counts[finding.code] = (counts[finding.code] ?? 0) + 1;

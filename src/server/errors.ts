@@ -64,6 +64,11 @@ export const ERRORS = {
     status: 503,
     message: 'The database cannot be reached right now; retry later (webhooks are retried by Meta).',
   },
+  RATING_BEHIND: {
+    status: 503,
+    message:
+      'The bill is not current: events already acknowledged could not be rated yet. Nothing is lost; retry after Retry-After seconds',
+  },
   INTERNAL: {
     status: 500,
     message: 'Something unexpected failed inside wameter; the log has the details.',
@@ -90,4 +95,14 @@ export function errorResponse(
   headers?: Record<string, string>,
 ): Response {
   return c.json(errorBody(code, detail), ERRORS[code].status, headers);
+}
+
+/** 503 RATING_BEHIND: the stored bill is older than acknowledged arrivals (their rating keeps failing). */
+export function ratingBehindResponse(
+  c: Context,
+  behind: { message: string; retryAfterSeconds: number },
+): Response {
+  return errorResponse(c, 'RATING_BEHIND', `(${behind.message}; the log says why.)`, {
+    'Retry-After': String(behind.retryAfterSeconds),
+  });
 }

@@ -247,10 +247,15 @@ function failedOf(user: string, events: readonly CoreEvent[], output: RatingOutp
   return sends.failed(rated);
 }
 
+/**
+ * WABA → the business numbers its events name. Statuses count: at a webhook endpoint the business's own
+ * messages arrive only as statuses, whose business number comes from the webhook's metadata.phone_number_id.
+ */
 function businessesByWaba(events: readonly CoreEvent[]): Record<string, string[]> {
   const byWaba = new Map<string, Set<string>>();
   for (const event of events) {
-    if (event.kind !== 'inbound' && event.kind !== 'outbound') continue;
+    if (event.kind !== 'inbound' && event.kind !== 'outbound' && event.kind !== 'status') continue;
+    if (event.waba === undefined || event.business === undefined) continue;
     let businesses = byWaba.get(event.waba);
     if (!businesses) byWaba.set(event.waba, (businesses = new Set()));
     businesses.add(event.business);

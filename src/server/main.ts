@@ -4,9 +4,12 @@
 
 import { realpathSync } from 'node:fs';
 import type { Server } from 'node:http';
+import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { serve } from '@hono/node-server';
-import { openStore } from '../store/open-store.js';
+import { sqlitePathOf } from '../store/open-store.js';
+import { openWriterStore } from '../store/writer-lock.js';
+import { trackConnections, type ConnectionDrain } from './connection-drain.js';
 import { registerDashboardRoutes } from './dashboard-routes.js';
 import { createApp } from './app.js';
 import { describeConfig, loadServiceConfig, type ServiceConfig } from './config.js';
@@ -14,6 +17,8 @@ import { createJsonLogger, errorFields, type Logger } from './logger.js';
 import { Metrics } from './metrics.js';
 import { loadPricingSetup, loadRateCards } from './pricing-setup.js';
 import { createRatingService } from './rating-service.js';
+import { explainStartError } from './start-errors.js';
+import { createStoreHealth } from './store-health.js';
 import { createWorkerLiveRater, isSharedDatabase, ratingWorkerScript } from './live-rater.js';
 
 export interface RunningServer {
@@ -41,7 +46,19 @@ export interface StartOptions {
   extraRoutes?: (app: ReturnType<typeof createApp>) => void;
 }
 
+/**
+ * Starts the service. A failure to open the database is reported with what failed and what to do (the
+ * host and port or the SQLite path, never a password; the driver's error as `cause`).
+ */
 export async function startServer(config: ServiceConfig, options: StartOptions = {}): Promise<RunningServer> {
+  try {
+    return await startService(config, options);
+  } catch (error) {
+    throw explainStartError(config.db, error);
+  }
+}
+
+async function startService(config: ServiceConfig, options: StartOptions): Promise<RunningServer> {
   const clock = options.clock ?? Date.now;
   const logger = options.logger ?? createJsonLogger({ level: config.logLevel, clock });
   logger.info('starting', describeConfig(config));
@@ -63,9 +80,18 @@ export async function startServer(config: ServiceConfig, options: StartOptions =
     rateCardPaths: config.rateCardPaths,
   });
   if (!pricing.ok) throw new Error(pricing.error);
-  // openStore runs the schema migrations.
-  const store = await openStore(config.db);
+  // Runs the schema migrations, then takes the single-writer lock (docs/storage.md, "One writer per
+  // database"), refusing to start beside another writer; store.close() releases it.
+  const store = await openWriterStore(config.db, 'serve', {
+    onNotice: (message) => logger.warn(message),
+    onLost: (error) =>
+      logger.error(
+        'writer lock lost: another process may now write ratings to this database; restart this service',
+        errorFields(error),
+      ),
+  });
   const metrics = new Metrics();
+  const storeHealth = createStoreHealth({ clock, ...sqliteFileOption(config.db) });
   // Live rating in a worker thread with its own connection, so that a long rating never holds up webhooks;
   // in this thread when no second connection sees the data (in-memory SQLite) or when run from sources.
   const workerScript =
@@ -90,19 +116,21 @@ export async function startServer(config: ServiceConfig, options: StartOptions =
     pricing: pricing.value,
     clock,
     logger,
-    loadRateCards,
+    loadRateCards: (paths) => loadRateCards(paths, pricing.value.isReportedRulesEnabled),
     debounceMs: config.ratingDebounceMs,
     onStoreError: () => metrics.inc('store_errors_total'),
+    storeHealth,
   });
-  const app = createApp({ store, config, clock, logger, rating, metrics });
+  const app = createApp({ store, config, clock, logger, rating, metrics, storeHealth });
   registerDashboardRoutes(app, { store, config, clock, logger, rating, pricing: pricing.value });
   options.extraRoutes?.(app);
 
-  let server: Server;
+  let connections: ConnectionDrain;
   const port = await new Promise<number>((resolve, reject) => {
-    server = serve({ fetch: app.fetch, port: config.port, hostname: config.host }, (info) =>
+    const server = serve({ fetch: app.fetch, port: config.port, hostname: config.host }, (info) =>
       resolve(info.port),
     ) as Server;
+    connections = trackConnections(server);
     server.once('error', reject);
   }).catch(async (error: unknown) => {
     await store.close();
@@ -119,17 +147,9 @@ export async function startServer(config: ServiceConfig, options: StartOptions =
   const close = () => {
     closing ??= (async () => {
       logger.info('shutting down');
-      await new Promise<void>((resolve) => {
-        const deadline = setTimeout(() => server.closeAllConnections(), options.shutdownGraceMs ?? 10_000);
-        // Keep-alive connections become idle as their last request finishes: close them as they do.
-        const sweeper = setInterval(() => server.closeIdleConnections(), 50);
-        server.close(() => {
-          clearTimeout(deadline);
-          clearInterval(sweeper);
-          resolve();
-        });
-        server.closeIdleConnections();
-      });
+      // Every response from now on says Connection: close; idle keep-alive sockets end now, busy ones once
+      // their response is sent; whatever is still open after the grace is cut.
+      await connections.drain(options.shutdownGraceMs ?? 10_000);
       await rating.close();
       await store.close();
       logger.info('stopped');
@@ -137,6 +157,12 @@ export async function startServer(config: ServiceConfig, options: StartOptions =
     return closing;
   };
   return { url, port, close };
+}
+
+/** The SQLite file a database URL names, for readiness to notice it vanish or be replaced. */
+function sqliteFileOption(db: string): { sqliteFile?: string } {
+  const path = sqlitePathOf(db);
+  return path === undefined || path.trim() === '' || path === ':memory:' ? {} : { sqliteFile: resolve(path) };
 }
 
 /** Starts the server and closes it gracefully on SIGTERM / SIGINT. Resolves once it is stopped. */

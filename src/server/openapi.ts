@@ -35,11 +35,15 @@ const unitFilterParameters = [
 ];
 
 const authErrors = {
-  '400': errorResponse('BAD_QUERY: a parameter is invalid.'),
+  '400': errorResponse(
+    'BAD_QUERY: a parameter is invalid, or not one the route takes (named in the message).',
+  ),
   '401': errorResponse('UNAUTHENTICATED: missing or unknown API key.'),
   '403': errorResponse('FORBIDDEN_WABA: the key may not read that WABA.'),
   '429': errorResponse('RATE_LIMITED (see Retry-After).'),
-  '503': errorResponse('STORE_UNAVAILABLE.'),
+  '503': errorResponse(
+    'STORE_UNAVAILABLE; or RATING_BEHIND: acknowledged events could not be rated yet, so the stored bill is not current (retry after Retry-After).',
+  ),
 };
 
 const json = (schema: unknown, description = 'OK') => ({
@@ -541,9 +545,13 @@ export const openApiDocument = {
     },
     '/healthz': {
       get: {
-        summary: 'Health: the store is reachable',
+        summary:
+          'Readiness: the store answers, its last write did not fail, and (SQLite) its file is still the one opened',
         security: [],
-        responses: { '200': json({ type: 'object' }), '503': errorResponse('STORE_UNAVAILABLE') },
+        responses: {
+          '200': json({ type: 'object' }),
+          '503': errorResponse('STORE_UNAVAILABLE, with the reason in the message'),
+        },
       },
     },
     '/healthz/live': {
@@ -565,3 +573,17 @@ export const openApiDocument = {
     },
   },
 } as const;
+
+type OpenApiOperation = { parameters?: readonly { name: string; in: string }[] };
+
+/**
+ * The query parameters each route takes, from the document above — the one list the app checks requests
+ * against (an unknown parameter is 400, never ignored). `undefined`: the document does not describe it.
+ */
+export function queryParametersOf(method: string, honoPath: string): readonly string[] | undefined {
+  const path = honoPath.replace(/:([A-Za-z_][A-Za-z0-9_]*)/g, '{$1}');
+  const operations = (openApiDocument.paths as Record<string, Record<string, OpenApiOperation>>)[path];
+  const operation = operations?.[method.toLowerCase()];
+  if (operation === undefined) return undefined;
+  return (operation.parameters ?? []).filter((p) => p.in === 'query').map((p) => p.name);
+}

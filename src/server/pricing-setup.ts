@@ -5,14 +5,26 @@ import type { Account } from '../core/events.js';
 import { createMarketResolver } from '../core/market.js';
 import type { RateCard } from '../core/pricing-context.js';
 import { createRateBook } from '../core/rate-card.js';
-import { loadBundledMarketTable } from '../ingest/rate-card-files.js';
+import { BUNDLED_MARKET_TABLE_NAME, loadBundledMarketTable } from '../ingest/rate-card-files.js';
 import { err, ok, type Result } from '../core/result.js';
 import { loadRateBook as loadCards, loadRatingSetup } from '../use-cases/load-rating-setup.js';
 import type { PricingSetup } from './rating-service.js';
 
-/** Rate cards from paths (or the bundled ones), checked to form a book (no two in force on one day). */
-export async function loadRateCards(paths: readonly string[]): Promise<Result<RateCard[], string>> {
-  const rates = await loadCards(paths);
+/**
+ * Rate cards from paths (or the bundled ones), checked to form a book (no two in force on one day) and against
+ * the market table under the service's rules (a market only the reported rules split off: MARKET_NOT_IN_FORCE).
+ */
+export async function loadRateCards(
+  paths: readonly string[],
+  isReportedRulesEnabled = true,
+): Promise<Result<RateCard[], string>> {
+  const table = await loadBundledMarketTable();
+  if (!table.ok) return err(table.error.message);
+  const rates = await loadCards(paths, {
+    table: table.value,
+    name: BUNDLED_MARKET_TABLE_NAME,
+    isReportedRulesEnabled,
+  });
   if (!rates.ok) return err(rates.error.message);
   return ok(rates.value.cards);
 }

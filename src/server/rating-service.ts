@@ -27,6 +27,7 @@ import {
   type RatingResultRows,
 } from './live-rater.js';
 import { errorFields, type Logger } from './logger.js';
+import type { StoreHealth } from './store-health.js';
 
 export { accountBookFor, currencyTotalsOf, diffRating, sameRecord, type PricingSetup } from './live-rater.js';
 
@@ -104,8 +105,14 @@ export interface ExplainReport {
 export interface RatingService {
   /** Arrivals for these WABAs: rate their portfolios again soon (debounced). */
   markDirty(wabas: Iterable<string>): void;
-  /** Runs any pending re-rate now and resolves when none is running (reads call it first). */
+  /** Runs any pending re-rate now and resolves when none is running. */
   settled(): Promise<void>;
+  /**
+   * What reads of the stored bill call first: `settled()`, then throws `RatingBehindError` when the rating of
+   * acknowledged arrivals for these WABAs' portfolios (undefined = any) has failed and not caught up since —
+   * the stored bill would be older than the last 200.
+   */
+  current(wabas?: readonly string[]): Promise<void>;
   /** Rates every WABA in the store (at start: a crash may have left arrivals unrated). */
   rateAll(): Promise<void>;
   /** Seconds the oldest unrated arrival has waited (0 when the bill is current). */
@@ -136,11 +143,23 @@ export interface RatingServiceDeps {
   throttleFactor?: number;
   /** Called when a rating fails (metrics). */
   onStoreError?: () => void;
+  /** Told whether each rating's write committed (readiness: a store that refuses writes is not ready). */
+  storeHealth?: Pick<StoreHealth, 'writeSucceeded' | 'writeFailed'>;
   /** Where live ratings run (default: in this thread); closed by the service's close(). */
   liveRater?: LiveRater;
 }
 
 const RETRY_MS = 1000;
+
+/** The stored bill is older than acknowledged arrivals: their live rating failed and is being retried. */
+export class RatingBehindError extends Error {
+  readonly retryAfterSeconds = Math.ceil(RETRY_MS / 1000);
+  constructor(readonly wabas: readonly string[]) {
+    super(
+      `the rating of events already acknowledged for ${wabas.length === 1 ? 'WABA' : 'WABAs'} ${wabas.join(', ')} failed and is retried every second`,
+    );
+  }
+}
 
 export function decisionToJson(decision: MessageDecision): DecisionJson {
   return {
@@ -185,6 +204,8 @@ export function createRatingService(deps: RatingServiceDeps): RatingService {
   let debounceTimer: ReturnType<typeof setTimeout> | undefined;
   let retryTimer: ReturnType<typeof setTimeout> | undefined;
   let chain: Promise<void> = Promise.resolve();
+  /** WABAs whose live rating failed and has not succeeded since (their stored bill is behind). */
+  const behind = new Set<string>();
 
   /** The WABAs of each portfolio touched by `wabas` (tiers and allowances count per portfolio). */
   async function portfolioGroups(wabas: Iterable<string>): Promise<string[][]> {
@@ -247,9 +268,11 @@ export function createRatingService(deps: RatingServiceDeps): RatingService {
       }
     } catch (error) {
       liveRater.settle(scope, false);
+      deps.storeHealth?.writeFailed(error);
       throw error;
     }
     liveRater.settle(scope, true);
+    deps.storeHealth?.writeSucceeded();
     logger.debug('rated', {
       wabas: scope.length,
       units: rating.units,
@@ -272,11 +295,15 @@ export function createRatingService(deps: RatingServiceDeps): RatingService {
       // One rating (and one history record) per portfolio: portfolios never share a unit or a tier.
       for (const scope of await portfolioGroups(batch.keys())) {
         await rateAndStore(scope);
-        for (const waba of scope) batch.delete(waba);
+        for (const waba of scope) {
+          batch.delete(waba);
+          behind.delete(waba);
+        }
       }
     } catch (error) {
       deps.onStoreError?.();
       logger.error('live rating failed; will retry', { ...errorFields(error), wabas: batch.size });
+      for (const waba of batch.keys()) behind.add(waba);
       for (const [waba, sinceMs] of batch) dirty.set(waba, Math.min(sinceMs, dirty.get(waba) ?? Infinity));
       if (!retryTimer) {
         retryTimer = setTimeout(() => {
@@ -320,6 +347,16 @@ export function createRatingService(deps: RatingServiceDeps): RatingService {
     }
     if (dirty.size > 0 && !retryTimer) void enqueue();
     await chain;
+  }
+
+  async function current(wabas?: readonly string[]): Promise<void> {
+    await settled();
+    if (behind.size === 0) return;
+    const portfolios = wabas && new Set(wabas.map((waba) => baseBook.accountFor(waba).portfolio));
+    const late = [...behind].filter(
+      (waba) => !portfolios || portfolios.has(baseBook.accountFor(waba).portfolio),
+    );
+    if (late.length > 0) throw new RatingBehindError(late.sort());
   }
 
   async function listAllUnits(filter: { wabas: readonly string[]; fromMs?: number; toMs?: number }) {
@@ -466,6 +503,7 @@ export function createRatingService(deps: RatingServiceDeps): RatingService {
   return {
     markDirty,
     settled,
+    current,
     async rateAll() {
       markDirty(await store.listWabas());
       await settled();

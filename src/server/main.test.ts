@@ -1,0 +1,233 @@
+// The real server (startServer) on a loopback port with a real SQLite file: graceful shutdown seen from raw
+// keep-alive sockets, start-up errors that say what to fix, and readiness that fails when the store cannot
+// take writes. Live rating runs in the server's thread here (no compiled worker needed).
+
+import { mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { connect, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { afterAll, describe, expect, it } from 'vitest';
+import { signMetaBody } from '../ingest/signature.js';
+import { SECRET, testConfig, webhookFixtures } from '../../test/server-kit.js';
+import type { ServiceConfig } from './config.js';
+import { createMemoryLogger } from './logger.js';
+import { startServer, type RunningServer } from './main.js';
+import { createStoreHealth } from './store-health.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'wameter-main-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+let dbCount = 0;
+function start(overrides: Partial<ServiceConfig> = {}): Promise<RunningServer> {
+  dbCount += 1;
+  return startServer(
+    testConfig({ db: `sqlite:${join(dir, `main-${dbCount}.db`)}`, port: 0, host: '127.0.0.1', ...overrides }),
+    { logger: createMemoryLogger(), ratingWorkerScript: null },
+  );
+}
+
+/** A raw HTTP/1.1 client socket that collects what the server sends and notices when it closes. */
+class RawConnection {
+  readonly socket: Socket;
+  received = '';
+  isClosed = false;
+  readonly closed: Promise<void>;
+
+  constructor(port: number) {
+    this.socket = connect(port, '127.0.0.1');
+    this.socket.setEncoding('utf8');
+    this.socket.on('data', (text: string) => (this.received += text));
+    this.socket.on('error', () => undefined);
+    this.closed = new Promise((resolve) =>
+      this.socket.on('close', () => {
+        this.isClosed = true;
+        resolve();
+      }),
+    );
+  }
+
+  /** Resolves with the head and body of the `n`th complete response (1-based) once it has arrived. */
+  async response(n: number, timeoutMs = 5_000): Promise<{ head: string; body: string }> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const responses = completeResponses(this.received);
+      if (responses.length >= n) return responses[n - 1]!;
+      if (this.isClosed || Date.now() > deadline) {
+        throw new Error(`response ${n} never came complete; received: ${JSON.stringify(this.received)}`);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+  }
+}
+
+/** The complete responses (Content-Length framed, as the service answers) in `text`. */
+function completeResponses(text: string): { head: string; body: string }[] {
+  const responses: { head: string; body: string }[] = [];
+  let rest = text;
+  for (;;) {
+    const end = rest.indexOf('\r\n\r\n');
+    if (end < 0) return responses;
+    const head = rest.slice(0, end);
+    const length = Number(/\r\ncontent-length:\s*(\d+)/i.exec(head)?.[1] ?? 0);
+    if (rest.length < end + 4 + length) return responses;
+    responses.push({ head, body: rest.slice(end + 4, end + 4 + length) });
+    rest = rest.slice(end + 4 + length);
+  }
+}
+
+function webhookRequestHead(body: Buffer): string {
+  return [
+    'POST /webhooks/whatsapp HTTP/1.1',
+    'Host: localhost',
+    'Connection: keep-alive',
+    'Content-Type: application/json',
+    `X-Hub-Signature-256: ${signMetaBody(body, SECRET)}`,
+    `Content-Length: ${body.length}`,
+    '',
+    '',
+  ].join('\r\n');
+}
+
+describe('graceful shutdown with keep-alive connections', () => {
+  it('closes idle keep-alive sockets, and answers an in-flight request in full with Connection: close', async () => {
+    const server = await start();
+    const idle = new RawConnection(server.port);
+    idle.socket.write('GET /healthz/live HTTP/1.1\r\nHost: localhost\r\nConnection: keep-alive\r\n\r\n');
+    expect((await idle.response(1)).head).toMatch(/^HTTP\/1\.1 204/);
+    expect(idle.isClosed).toBe(false);
+
+    // A webhook whose body is still arriving when the shutdown starts.
+    const body = webhookFixtures()[0]!.body;
+    const busy = new RawConnection(server.port);
+    busy.socket.write(webhookRequestHead(body));
+    busy.socket.write(body.subarray(0, 20));
+    await new Promise((resolve) => setTimeout(resolve, 100));
+
+    const closing = server.close();
+    await idle.closed; // the idle socket is closed at once, not left for the client to reuse
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    expect(busy.isClosed).toBe(false);
+    busy.socket.write(body.subarray(20));
+    const answer = await busy.response(1);
+    expect(answer.head).toMatch(/^HTTP\/1\.1 200/);
+    expect(answer.head).toMatch(/\r\nconnection: close/i);
+    expect(JSON.parse(answer.body)).toMatchObject({ received: true });
+    await busy.closed;
+    await closing;
+  });
+});
+
+describe('readiness (GET /healthz) fails when the store cannot keep what it acknowledges', () => {
+  it('is 503, with the reason, after a write failed, and ready again once a write succeeds', async () => {
+    const file = join(dir, 'write-fails.db');
+    const server = await start({ db: `sqlite:${file}` });
+    try {
+      expect((await fetch(`${server.url}/healthz`)).status).toBe(200);
+      // Another connection makes every webhook insert fail, as a full disk would; reads still work.
+      const other = new Database(file);
+      other.exec(
+        "CREATE TRIGGER full_disk BEFORE INSERT ON raw_webhooks BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END",
+      );
+      const body = webhookFixtures()[0]!.body;
+      const post = () =>
+        fetch(`${server.url}/webhooks/whatsapp`, {
+          method: 'POST',
+          body: new Uint8Array(body),
+          headers: { 'X-Hub-Signature-256': signMetaBody(body, SECRET) },
+        });
+      expect((await post()).status).toBe(503);
+      const health = await fetch(`${server.url}/healthz`);
+      expect(health.status).toBe(503);
+      expect(JSON.stringify(await health.json())).toMatch(/last write failed.*disk is full/);
+
+      other.exec('DROP TRIGGER full_disk');
+      other.close();
+      expect((await post()).status).toBe(200);
+      expect((await fetch(`${server.url}/healthz`)).status).toBe(200);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('is 503 when the SQLite file was deleted (its folder removed) or replaced by another file', async () => {
+    const folder = mkdtempSync(join(dir, 'vanishing-'));
+    const file = join(folder, 'wameter.db');
+    const server = await start({ db: `sqlite:${file}` });
+    try {
+      expect((await fetch(`${server.url}/healthz`)).status).toBe(200);
+      renameSync(file, `${file}.moved`);
+      writeFileSync(file, '');
+      const replaced = await fetch(`${server.url}/healthz`);
+      expect(replaced.status).toBe(503);
+      expect(JSON.stringify(await replaced.json())).toMatch(/no longer the SQLite file/);
+      rmSync(folder, { recursive: true, force: true });
+      const gone = await fetch(`${server.url}/healthz`);
+      expect(gone.status).toBe(503);
+      expect(JSON.stringify(await gone.json())).toMatch(/no longer exists/);
+    } finally {
+      await server.close().catch(() => undefined);
+    }
+  });
+});
+
+describe('createStoreHealth (the half-open retry after a failed write)', () => {
+  it('lets a ping make it ready again only when no write has failed for retryAfterMs', async () => {
+    const clock = { nowMs: 0 };
+    const health = createStoreHealth({ clock: () => clock.nowMs, retryAfterMs: 30_000 });
+    const ping = () => Promise.resolve();
+    expect(await health.check(ping)).toEqual({ isReady: true });
+    health.writeFailed(new Error('database or disk is full'));
+    clock.nowMs = 29_000;
+    expect(await health.check(ping)).toMatchObject({ isReady: false });
+    clock.nowMs = 31_000;
+    expect(await health.check(ping)).toEqual({ isReady: true });
+    health.writeFailed(new Error('again'));
+    health.writeSucceeded();
+    expect(await health.check(ping)).toEqual({ isReady: true });
+  });
+});
+
+describe('start-up errors say what failed and what to do', () => {
+  const startWith = (db: string) =>
+    startServer(testConfig({ db, port: 0, host: '127.0.0.1' }), {
+      logger: createMemoryLogger(),
+      ratingWorkerScript: null,
+    });
+
+  it('names the PostgreSQL host and port it could not reach, never the password', async () => {
+    const error = await startWith('postgres://postgres:Hush-Pw@127.0.0.1:5499/test?password=QueryPw').then(
+      () => null,
+      (e: Error) => e,
+    );
+    expect(error?.message).toMatch(/PostgreSQL database at 127\.0\.0\.1:5499/);
+    expect(error?.message).toMatch(/ECONNREFUSED/);
+    expect(error?.message).not.toMatch(/Hush-Pw|QueryPw/);
+  });
+
+  it('names the SQLite path and the likely cause', async () => {
+    const missingFolder = join(dir, 'no-such-folder', 'wameter.db');
+    await expect(startWith(`sqlite:${missingFolder}`)).rejects.toThrow(
+      new RegExp(`${escape(missingFolder)}.*folder .*does not exist`),
+    );
+    const folder = mkdtempSync(join(dir, 'a-folder-'));
+    await expect(startWith(`sqlite:${folder}`)).rejects.toThrow(new RegExp(`${escape(folder)} is a folder`));
+    const notDb = join(dir, 'not-a-database.db');
+    writeFileSync(notDb, 'this is not SQLite, but it is long enough to have a header of sorts.'.repeat(20));
+    await expect(startWith(`sqlite:${notDb}`)).rejects.toThrow(
+      new RegExp(`${escape(notDb)} is not a SQLite database`),
+    );
+  });
+
+  it('names a search_path schema that does not exist, and how to create it', async () => {
+    const url = new URL(process.env.WAMETER_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test');
+    url.searchParams.set('options', '-c search_path=wameter_no_such_schema');
+    await expect(startWith(url.toString())).rejects.toThrow(
+      /schema "wameter_no_such_schema".*does not exist.*CREATE SCHEMA wameter_no_such_schema/,
+    );
+  });
+});
+
+function escape(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}

@@ -1,0 +1,105 @@
+// Start-up failures explained: a driver's bare "connect ECONNREFUSED" or "unable to open database file"
+// becomes one line naming the database (host and port, or the SQLite path — never a password) and what to
+// do. Errors it does not recognise are returned unchanged.
+
+import { existsSync, statSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { sqlitePathOf } from '../store/open-store.js';
+import { redactUrl } from './config.js';
+
+const SET_BY = '--db, WAMETER_DB or DATABASE_URL';
+
+const NETWORK_CODES: Record<string, string> = {
+  ECONNREFUSED: 'nothing listens there: is PostgreSQL running, on that port?',
+  ENOTFOUND: 'the host name is unknown',
+  EAI_AGAIN: 'the host name could not be resolved',
+  ETIMEDOUT: 'the connection timed out (a firewall, or the wrong host?)',
+  EHOSTUNREACH: 'the host cannot be reached',
+  ENETUNREACH: 'the network cannot be reached',
+  ECONNRESET: 'the server closed the connection (TLS required? see sslmode)',
+};
+
+/** The first cause with a code: Node may try several addresses and reject with all (an AggregateError). */
+function firstCause(error: unknown): NodeJS.ErrnoException & { code?: string } {
+  const first = error instanceof AggregateError && error.errors.length > 0 ? error.errors[0] : error;
+  return (first instanceof Error ? first : new Error(String(first))) as NodeJS.ErrnoException;
+}
+
+/** `-c search_path=a,b` in the URL's `options` → `a` (where tables are created), else undefined. */
+function searchPathSchema(url: URL): string | undefined {
+  const options = url.searchParams.get('options') ?? '';
+  const match = /(?:^|\s)-c\s*search_path\s*=\s*("?)([^,\s"]+)\1/.exec(options);
+  return match?.[2];
+}
+
+function explainPostgres(db: string, error: unknown): string | undefined {
+  let url: URL;
+  try {
+    url = new URL(db);
+  } catch {
+    return undefined;
+  }
+  const where = `the PostgreSQL database at ${url.hostname}:${url.port || '5432'}${url.pathname}`;
+  const cause = firstCause(error);
+  const code = cause.code ?? '';
+  if (code in NETWORK_CODES) {
+    return `cannot connect to ${where} (${code}: ${NETWORK_CODES[code]}); check ${SET_BY}`;
+  }
+  if (code === '3F000' || /no schema has been selected to create in/.test(cause.message)) {
+    const schema = searchPathSchema(url);
+    return schema === undefined
+      ? `${where} has no schema to create wameter's tables in (search_path names none that exists): create one, or fix options=-c search_path=… in ${SET_BY}`
+      : `the schema "${schema}" named by search_path in ${SET_BY} does not exist in ${where}: create it (psql -c 'CREATE SCHEMA ${schema}') or fix the URL's options=-c search_path=…`;
+  }
+  // PostgreSQL's own refusals (authentication, unknown database, permissions) carry a SQLSTATE.
+  if (/^\d\d[0-9A-Z]{3}$/.test(code)) return `${where} refused: ${cause.message} (check ${SET_BY})`;
+  return undefined;
+}
+
+function explainSqlite(path: string, error: unknown): string | undefined {
+  const file = resolve(path);
+  const cause = firstCause(error);
+  const message = cause.message;
+  if (/directory does not exist/i.test(message)) {
+    return `cannot open the SQLite database ${file}: its folder ${dirname(file)} does not exist; create it, or check ${SET_BY}`;
+  }
+  const cannotOpen = cause.code === 'SQLITE_CANTOPEN' || /unable to open database file/i.test(message);
+  if (cannotOpen && existsSync(file) && statSync(file).isDirectory()) {
+    return `cannot open the SQLite database ${file}: ${file} is a folder, not a file; give a file path such as ${file}/wameter.db (${SET_BY})`;
+  }
+  if (cannotOpen && !existsSync(dirname(file))) {
+    return `cannot open the SQLite database ${file}: its folder ${dirname(file)} does not exist; create it, or check ${SET_BY}`;
+  }
+  if (cause.code === 'SQLITE_NOTADB' || /file is not a database/i.test(message)) {
+    return `${file} is not a SQLite database (another kind of file, or damaged): check ${SET_BY}, or move the file away`;
+  }
+  if (cannotOpen) {
+    return `cannot open the SQLite database ${file}: the folder ${dirname(file)} or the file is not writable by this user (check permissions), or the path is wrong (check ${SET_BY})`;
+  }
+  if (/^SQLITE_(READONLY|PERM|AUTH)/.test(cause.code ?? '')) {
+    return `cannot write the SQLite database ${file} (${cause.code}): check its permissions and those of ${dirname(file)}`;
+  }
+  return undefined;
+}
+
+/**
+ * The error `startServer` should report for `error`: explained when it comes from opening the database the
+ * URL names (the original kept as `cause`), else `error` itself. Never holds the URL's password.
+ */
+export function explainStartError(db: string, error: unknown): unknown {
+  const isPostgres = /^postgres(ql)?:\/\//i.test(db);
+  const sqlitePath = isPostgres ? undefined : sqlitePathOf(db);
+  const explained = isPostgres
+    ? explainPostgres(db, error)
+    : sqlitePath === undefined || sqlitePath === '' || sqlitePath === ':memory:'
+      ? undefined
+      : explainSqlite(sqlitePath, error);
+  if (explained === undefined) {
+    // Unrecognised: still never let a driver's message repeat the URL with its password.
+    if (error instanceof Error && error.message.includes(db)) {
+      return new Error(error.message.split(db).join(redactUrl(db)), { cause: error });
+    }
+    return error;
+  }
+  return new Error(explained, { cause: error });
+}

@@ -1,0 +1,83 @@
+// Readiness of the store, beyond "it answers a ping": the last write failed (disk full, read-only file), or
+// the SQLite file is no longer the one that was opened (deleted, or replaced) — cases where a ping still
+// succeeds but nothing acknowledged would survive. It never writes anything itself.
+
+import { statSync } from 'node:fs';
+
+export type StoreHealthVerdict = { isReady: true } | { isReady: false; reason: string };
+
+export interface StoreHealth {
+  /** A write (ingest, rating) committed: the store takes writes again. */
+  writeSucceeded(): void;
+  /** A write failed; readiness fails until a write succeeds, or a ping does after `retryAfterMs`. */
+  writeFailed(error: unknown): void;
+  /**
+   * The verdict for GET /healthz: `ping` is the store's read round trip. After a write failure the verdict
+   * stays "not ready" while writes keep failing; once `retryAfterMs` has passed without a failed write, a
+   * successful ping lets traffic back in to try (a circuit breaker's half-open state) — with no traffic, no
+   * write could ever prove the store healthy again.
+   */
+  check(ping: () => Promise<void>): Promise<StoreHealthVerdict>;
+}
+
+export interface StoreHealthOptions {
+  clock: () => number;
+  /** The SQLite file the store opened (undefined: PostgreSQL or in-memory). */
+  sqliteFile?: string;
+  retryAfterMs?: number;
+}
+
+/** The identity of a file (device and inode), or null when it does not exist. */
+function fileIdentity(path: string): { dev: number; ino: number } | null {
+  try {
+    const stat = statSync(path);
+    return { dev: stat.dev, ino: stat.ino };
+  } catch {
+    return null;
+  }
+}
+
+export const WRITE_RETRY_AFTER_MS = 30_000;
+
+export function createStoreHealth(options: StoreHealthOptions): StoreHealth {
+  const { clock, sqliteFile } = options;
+  const retryAfterMs = options.retryAfterMs ?? WRITE_RETRY_AFTER_MS;
+  const opened = sqliteFile === undefined ? null : fileIdentity(sqliteFile);
+  let lastFailure: { atMs: number; message: string } | null = null;
+
+  function fileProblem(): string | null {
+    if (sqliteFile === undefined || opened === null) return null;
+    const now = fileIdentity(sqliteFile);
+    if (now === null) {
+      return `the SQLite database file ${sqliteFile} no longer exists (deleted, or its folder removed): writes would go to a deleted file and be lost at restart; restore the file and restart wameter`;
+    }
+    if (now.dev !== opened.dev || now.ino !== opened.ino) {
+      return `${sqliteFile} is no longer the SQLite file wameter opened (replaced or moved): writes go to the old file; restart wameter to open the new one`;
+    }
+    return null;
+  }
+
+  return {
+    writeSucceeded() {
+      lastFailure = null;
+    },
+    writeFailed(error) {
+      lastFailure = { atMs: clock(), message: error instanceof Error ? error.message : String(error) };
+    },
+    async check(ping) {
+      const file = fileProblem();
+      if (file !== null) return { isReady: false, reason: file };
+      await ping();
+      if (lastFailure !== null) {
+        if (clock() - lastFailure.atMs < retryAfterMs) {
+          return {
+            isReady: false,
+            reason: `the last write failed ${Math.round((clock() - lastFailure.atMs) / 1000)} s ago: ${lastFailure.message} (disk full? read-only?); ready again once a write succeeds`,
+          };
+        }
+        lastFailure = null;
+      }
+      return { isReady: true };
+    },
+  };
+}
