@@ -1,6 +1,9 @@
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import type { CoreEvent } from '../core/events.js';
+import type { CoreEvent, StatusEvent } from '../core/events.js';
 import { IGNORED, parseContractLine, parseEventValue, type ParsedItem } from './parse-event.js';
 
 const FIXTURES = new URL('../../test/fixtures/webhooks/', import.meta.url);
@@ -648,19 +651,52 @@ describe('Meta webhook bodies', () => {
     expect(item.rejected[0]!.message).toContain('messages[0] "timestamp": "TIMESTAMP" is not an instant');
   });
 
-  it('an inbound message needs its WABA and business number; a status does not need the number', () => {
+  it('an inbound message and a status need their WABA and business number (a status used to be read without them)', () => {
     const message = { from: 'U1', id: 'm1', timestamp: '1750030000' };
     const noWaba = parsed({
       object: 'whatsapp_business_account',
-      entry: [{ changes: [{ field: 'messages', value: { metadata: META, messages: [message] } }] }],
+      entry: [
+        {
+          changes: [
+            { field: 'messages', value: { metadata: META, messages: [message], statuses: [status({})] } },
+          ],
+        },
+      ],
     });
-    expect(noWaba.rejected[0]!.message).toContain('needs "id" (the WhatsApp Business Account id)');
+    expect(noWaba.events).toEqual([]);
+    expect(noWaba.rejected.map((e) => e.message)).toEqual([
+      'entry[0].changes[0].value.messages[0]: its entry needs "id" (the WhatsApp Business Account id)',
+      'entry[0].changes[0].value.statuses[0]: its entry needs "id" (the WhatsApp Business Account id)',
+    ]);
     const noBusiness = parsed(
       body([{ field: 'messages', value: { messages: [message], statuses: [status({})] } }]),
     );
-    expect(noBusiness.rejected[0]!.message).toContain('metadata.phone_number_id');
-    expect(noBusiness.events).toEqual([expect.objectContaining({ kind: 'status', waba: 'W1' })]);
-    expect(noBusiness.events[0]).not.toHaveProperty('business');
+    expect(noBusiness.events).toEqual([]);
+    expect(noBusiness.rejected.map((e) => e.message)).toEqual([
+      'entry[0].changes[0].value.messages[0]: its value needs "metadata.phone_number_id" (the business number)',
+      'entry[0].changes[0].value.statuses[0]: its value needs "metadata.phone_number_id" (the business number)',
+    ]);
+  });
+
+  it('a status that names no user at all is refused; an empty recipient_id with recipient_user_id is read', () => {
+    const item = parsed(
+      body([
+        {
+          field: 'messages',
+          value: {
+            metadata: META,
+            statuses: [
+              status({ recipient_id: undefined }),
+              status({ id: 'wamid.b', recipient_id: '', recipient_user_id: 'US.1349' }),
+            ],
+          },
+        },
+      ]),
+    );
+    expect(item.rejected.map((e) => e.message)).toEqual([
+      'entry[0].changes[0].value.statuses[0] needs "recipient_id" (the user\'s wa_id) or "recipient_user_id" (business-scoped id)',
+    ]);
+    expect(item.events).toEqual([expect.objectContaining({ id: 'wamid.b', user: 'US.1349' })]);
   });
 
   it('malformed entries and changes are rejected one by one', () => {
@@ -716,4 +752,326 @@ function status(fields: Record<string, unknown>): Record<string, unknown> {
 
 function body(changes: object[], moreEntries: object[] = []): object {
   return { object: 'whatsapp_business_account', entry: [{ id: 'W1', changes }, ...moreEntries] };
+}
+
+/** What CoreEvent (src/core/events.ts) declares for the fields a status carries, as a list of what is not so. */
+function typeProblems(event: CoreEvent): string[] {
+  const problems: string[] = [];
+  const expectType = (what: string, value: unknown, ...types: string[]) => {
+    if (value !== undefined && !types.includes(typeof value)) problems.push(`${what}: ${typeof value}`);
+  };
+  if (typeof event.atMs !== 'number' || !Number.isFinite(event.atMs)) problems.push('atMs');
+  expectType('waba', event.waba, 'string');
+  if (event.kind === 'account_update' || event.kind === 'template_category_update') return problems;
+  expectType('id', event.id, 'string');
+  expectType('user', event.user, 'string');
+  expectType('business', event.business, 'string');
+  if (event.kind !== 'status') return problems;
+  expectType('status', event.status, 'string');
+  const pricing = event.pricing;
+  if (pricing !== undefined) {
+    expectType('pricing.billable', pricing.billable, 'boolean');
+    expectType('pricing.pricing_model', pricing.pricing_model, 'string');
+    expectType('pricing.category', pricing.category, 'string');
+    expectType('pricing.type', pricing.type, 'string');
+  }
+  const conversation = event.conversation;
+  if (conversation !== undefined) {
+    expectType('conversation.id', conversation.id, 'string');
+    expectType('conversation.expiration_timestamp', conversation.expiration_timestamp, 'string', 'number');
+    const origin: unknown = conversation.origin;
+    if (origin !== undefined && (typeof origin !== 'object' || origin === null || Array.isArray(origin)))
+      problems.push('conversation.origin');
+    else expectType('conversation.origin.type', conversation.origin?.type, 'string');
+  }
+  return problems;
+}
+
+describe("Meta's evidence keeps the types CoreEvent declares", () => {
+  const withEvidence = (pricing: unknown, conversation?: unknown) =>
+    body([
+      {
+        field: 'messages',
+        value: { metadata: META, statuses: [status({ pricing, conversation })] },
+      },
+    ]);
+
+  it('a pricing field that is not a string (or billable not a boolean) is dropped; the status and the rest are kept', () => {
+    const [event] = events(
+      withEvidence({ billable: 'yes', pricing_model: 7, category: 5, type: { name: 'regular' }, extra: 1 }),
+    );
+    expect(event).toMatchObject({ kind: 'status', id: 'wamid.s', status: 'delivered', user: '16505551234' });
+    expect((event as StatusEvent).pricing).toEqual({ extra: 1 });
+    const [objectCategory] = events(withEvidence({ category: { name: 'marketing' }, type: 'regular' }));
+    expect((objectCategory as StatusEvent).pricing).toEqual({ type: 'regular' });
+    const [nullCategory] = events(withEvidence({ billable: true, category: null, type: ['regular'] }));
+    expect((nullCategory as StatusEvent).pricing).toEqual({ billable: true });
+    // JSON.parse keeps "__proto__" as a plain field; the copy must not take it as its prototype.
+    const [proto] = events(withEvidence(JSON.parse('{"category":5,"__proto__":{"category":{}}}')));
+    expect((proto as StatusEvent).pricing!.category).toBeUndefined();
+  });
+
+  it('a conversation origin type, id or expiration of the wrong type is dropped; the rest is kept', () => {
+    const [event] = events(withEvidence(undefined, { id: 'c', origin: { type: 7 } }));
+    expect((event as StatusEvent).conversation).toEqual({ id: 'c', origin: {} });
+    const [stringOrigin] = events(
+      withEvidence(undefined, { id: 5, expiration_timestamp: {}, origin: 'marketing' }),
+    );
+    expect((stringOrigin as StatusEvent).conversation).toEqual({});
+    const [kept] = events(withEvidence(undefined, { id: 'c', expiration_timestamp: 1750116480 }));
+    expect((kept as StatusEvent).conversation).toEqual({ id: 'c', expiration_timestamp: 1750116480 });
+  });
+
+  it('well-typed evidence is kept as Meta wrote it, unknown fields included', () => {
+    const pricing = { billable: true, pricing_model: 'PMP', category: 'marketing', type: 'regular', x: 1 };
+    const conversation = { id: 'c', origin: { type: 'marketing', y: 2 } };
+    const [event] = events(withEvidence(pricing, conversation));
+    expect((event as StatusEvent).pricing).toBe(pricing);
+    expect((event as StatusEvent).conversation).toBe(conversation);
+  });
+
+  it('a contract status line is held to the same types', () => {
+    const [event] = events({
+      kind: 'status',
+      at: AT,
+      id: 'o1',
+      status: 'delivered',
+      pricing: { category: 5, type: 'regular' },
+      conversation: { origin: { type: 7 } },
+    });
+    expect(event).toEqual({
+      kind: 'status',
+      atMs: AT_MS,
+      id: 'o1',
+      status: 'delivered',
+      pricing: { type: 'regular' },
+      conversation: { origin: {} },
+    });
+  });
+});
+
+describe('a body or change missing its envelope fields is an item error, never a crash', () => {
+  const statusChange = { field: 'messages', value: { metadata: META, statuses: [status({})] } };
+
+  it('a body with entries but no "object" is refused, saying what is missing', () => {
+    expect(errorOf({ entry: [{ id: 'W1', changes: [statusChange] }] })).toBe(
+      'webhook body needs "object": "whatsapp_business_account" (Meta sends it on every body); send the body exactly as Meta posted it',
+    );
+    expect(errorOf({ object: 7, entry: [] })).toContain('webhook body has "object": 7');
+  });
+
+  it('a body wrapped in another "entry" says so', () => {
+    expect(errorOf({ entry: [body([statusChange])] })).toBe(
+      'webhook body needs "object": "whatsapp_business_account"; its "entry" holds whole webhook bodies: give those bodies themselves (one per line, or an array of them)',
+    );
+  });
+
+  it('a change without "field", or with a field that is not a word, is rejected alone', () => {
+    const { field: _field, ...noField } = statusChange;
+    const item = parsed(body([noField, { ...statusChange, field: 7 }, statusChange]));
+    expect(item.rejected.map((e) => e.message)).toEqual([
+      'entry[0].changes[0] needs "field" (e.g. "messages")',
+      'entry[0].changes[1] "field" must be a string (e.g. "messages"), not 7',
+    ]);
+    expect(item.events).toHaveLength(1);
+  });
+
+  it('"messages" or "statuses" that is not an array is rejected, not read as nothing', () => {
+    const item = parsed(
+      body([
+        { field: 'messages', value: { metadata: META, statuses: status({}) } },
+        { field: 'messages', value: { metadata: META, messages: 'hi' } },
+      ]),
+    );
+    expect(item.rejected.map((e) => e.message)).toEqual([
+      'entry[0].changes[0].value "statuses" must be an array, not an object',
+      'entry[0].changes[1].value "messages" must be an array, not "hi"',
+    ]);
+  });
+});
+
+describe('ids written as JSON numbers, or missing, are refused at the item', () => {
+  const hint = 'write ids as JSON strings, numbers lose digits beyond 15';
+  const statusBody = (entryId: unknown, value: Record<string, unknown>) => ({
+    object: 'whatsapp_business_account',
+    entry: [{ id: entryId, changes: [{ field: 'messages', value }] }],
+  });
+
+  it('a status whose entry "id" is a number or missing is refused like an inbound message', () => {
+    const numeric = parsed(statusBody(102290129340398, { metadata: META, statuses: [status({})] }));
+    expect(numeric.events).toEqual([]);
+    expect(numeric.rejected.map((e) => e.message)).toEqual([
+      `entry[0].changes[0].value.statuses[0]: its entry "id" must be a non-empty string (the WhatsApp Business Account id), not 102290129340398: ${hint}`,
+    ]);
+    const missing = parsed(statusBody(undefined, { metadata: META, statuses: [status({})] }));
+    expect(missing.rejected.map((e) => e.message)).toEqual([
+      'entry[0].changes[0].value.statuses[0]: its entry needs "id" (the WhatsApp Business Account id)',
+    ]);
+  });
+
+  it('a status whose recipient_id or phone_number_id is a number, or without metadata, is refused', () => {
+    const rejected = (value: Record<string, unknown>) => {
+      const item = parsed(statusBody('W1', value));
+      expect(item.events).toEqual([]);
+      return item.rejected.map((e) => e.message);
+    };
+    expect(rejected({ metadata: META, statuses: [status({ recipient_id: 919876543210 })] })).toEqual([
+      `entry[0].changes[0].value.statuses[0] "recipient_id" must be a non-empty string (the user's wa_id), not 919876543210: ${hint}`,
+    ]);
+    expect(rejected({ metadata: { phone_number_id: 106540352242922 }, statuses: [status({})] })).toEqual([
+      `entry[0].changes[0].value.statuses[0]: its value's "metadata.phone_number_id" must be a non-empty string (the business number), not 106540352242922: ${hint}`,
+    ]);
+    expect(rejected({ statuses: [status({})] })).toEqual([
+      'entry[0].changes[0].value.statuses[0]: its value needs "metadata.phone_number_id" (the business number)',
+    ]);
+  });
+
+  it('an inbound message whose "from" is a number gets the same hint', () => {
+    const item = parsed(
+      statusBody('W1', {
+        metadata: META,
+        messages: [{ from: 919876543210, id: 'wamid.in', timestamp: 1760000000, type: 'text' }],
+      }),
+    );
+    expect(item.rejected.map((e) => e.message)).toEqual([
+      `entry[0].changes[0].value.messages[0] "from" must be a non-empty string (the user's wa_id), not 919876543210: ${hint}`,
+    ]);
+    const business = parsed(
+      statusBody('W1', {
+        metadata: { phone_number_id: 106540352242922 },
+        messages: [{ from: '919876543210', id: 'wamid.in', timestamp: 1760000000, type: 'text' }],
+      }),
+    );
+    expect(business.rejected[0]!.message).toContain(hint);
+  });
+});
+
+describe('users of event lines written as phone numbers', () => {
+  it('"+", spaces, dashes and a leading 00 are dropped, as Meta writes a wa_id', () => {
+    for (const written of ['+919876543210', '+91 98765-43210', '0091 98765 43210', '(91) 98765.43210']) {
+      expect(events({ ...outbound, user: written })[0], written).toMatchObject({ user: '919876543210' });
+      expect(
+        events({ kind: 'inbound', at: AT, waba: 'W1', business: 'PN1', user: written, id: 'i1' })[0],
+      ).toMatchObject({ user: '919876543210' });
+      expect(events({ kind: 'status', at: AT, id: 'o1', status: 'sent', user: written })[0]).toMatchObject({
+        user: '919876543210',
+      });
+    }
+  });
+
+  it('business-scoped ids and other names that are not clearly phone numbers are kept as written', () => {
+    for (const user of [
+      '919876543210',
+      'US.13491208655302741918',
+      'user.abc123',
+      'U1',
+      '+12',
+      '+1234567890123456',
+      'Zoë 😀',
+    ]) {
+      expect(events({ ...outbound, user })[0], user).toMatchObject({ user });
+    }
+  });
+});
+
+describe('the parser never throws (fast-check, fixed seed)', () => {
+  const SEED = 20251202;
+  const bodies = listFixtures(new URL('.', FIXTURES)).map((path) => ({
+    path,
+    value: JSON.parse(readFileSync(path, 'utf8')) as unknown,
+  }));
+  const lines: unknown[] = [
+    { ...outbound, template: 'utility', delivered_at: AT, template_name: 't', failed: false },
+    { kind: 'inbound', at: AT, waba: 'W1', business: 'PN1', user: 'U1', id: 'i1', referral: {} },
+    {
+      kind: 'status',
+      at: AT,
+      id: 'o1',
+      status: 'delivered',
+      waba: 'W1',
+      business: 'PN1',
+      user: 'U1',
+      pricing: { billable: true, pricing_model: 'PMP', category: 'marketing', type: 'regular' },
+      conversation: { id: 'c', expiration_timestamp: '1750116480', origin: { type: 'marketing' } },
+    },
+  ];
+  const replacement = fc.oneof(
+    fc.constant(undefined),
+    fc.constant(null),
+    fc.integer(),
+    fc.double(),
+    fc.boolean(),
+    fc.string({ maxLength: 8 }),
+    fc.constantFrom('', '__proto__', 'constructor', 'messages', 'whatsapp_business_account', '1750030073'),
+    fc.array(fc.jsonValue({ maxDepth: 2 }), { maxLength: 3 }),
+    fc.dictionary(fc.string({ maxLength: 6 }), fc.jsonValue({ maxDepth: 2 }), { maxKeys: 3 }),
+  );
+  const mutation = fc.record({ at: fc.nat(), value: replacement });
+
+  it('feeding it mutated real fixture bodies and event lines (fields deleted or replaced)', () => {
+    const samples = [...bodies.map((b) => b.value), ...lines];
+    fc.assert(
+      fc.property(
+        fc.nat({ max: samples.length - 1 }),
+        fc.array(mutation, { maxLength: 6 }),
+        (pick, mutations) => {
+          const value = structuredClone(samples[pick]);
+          for (const { at, value: replaced } of mutations) mutate(value, at, replaced);
+          let result: ReturnType<typeof parseEventValue>;
+          try {
+            result = parseEventValue(value);
+            parseContractLine(value);
+          } catch (error) {
+            throw new Error(`threw on ${JSON.stringify(value)}: ${String(error)}`);
+          }
+          if (result.ok) {
+            for (const event of result.value.events)
+              expect(typeProblems(event), JSON.stringify(event)).toEqual([]);
+          } else {
+            expect(result.error.code).toBe('BAD_EVENT');
+          }
+        },
+      ),
+      { seed: SEED, numRuns: 3000 },
+    );
+  });
+});
+
+/** Every .json under `folder`, sorted. */
+function listFixtures(folder: URL): string[] {
+  const paths: string[] = [];
+  const walk = (dir: string) => {
+    for (const entry of readdirSync(dir, { withFileTypes: true }).sort((a, b) =>
+      a.name < b.name ? -1 : 1,
+    )) {
+      const path = join(dir, entry.name);
+      if (entry.isDirectory()) walk(path);
+      else if (entry.name.endsWith('.json')) paths.push(path);
+    }
+  };
+  walk(fileURLToPath(folder));
+  return paths;
+}
+
+/** Replaces (or deletes, for `undefined`) the `at`-th field of `root`, counting depth first. */
+function mutate(root: unknown, at: number, replacement: unknown): void {
+  const slots: Array<{ holder: Record<string, unknown> | unknown[]; key: string | number }> = [];
+  const walk = (node: unknown) => {
+    if (Array.isArray(node)) {
+      node.forEach((child, i) => {
+        slots.push({ holder: node, key: i });
+        walk(child);
+      });
+    } else if (typeof node === 'object' && node !== null) {
+      for (const [key, child] of Object.entries(node)) {
+        slots.push({ holder: node as Record<string, unknown>, key });
+        walk(child);
+      }
+    }
+  };
+  walk(root);
+  if (slots.length === 0) return;
+  const { holder, key } = slots[at % slots.length]!;
+  if (replacement === undefined && !Array.isArray(holder)) delete holder[key as string];
+  else (holder as Record<string | number, unknown>)[key] = replacement;
 }

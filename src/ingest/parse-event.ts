@@ -1,6 +1,7 @@
 // Turns one parsed JSON value — a contract event line (contract.md §1) or a whole Meta webhook body
 // (webhooks.md) — into core events. Pure and hot (runs once per line of multi-million-line files): no I/O,
-// no regexes per field, no object spreading. It never throws for bad input; it answers with a Result.
+// no regexes per field, no object spreading. It never throws for bad input; it answers with a Result (a
+// seeded property test feeds it mutated real bodies to keep that true).
 
 import { instantMs, whyNotAnInstant } from '../core/calendar.js';
 import type {
@@ -69,17 +70,26 @@ function bad(message: string): ParseError {
 
 function describe(value: unknown): string {
   if (value === null) return 'null';
+  if (value === undefined) return 'nothing';
   if (Array.isArray(value)) return 'an array';
   if (typeof value === 'object') return 'an object';
-  const text = JSON.stringify(value);
+  // Strings quoted; anything else as JavaScript prints it (JSON.stringify would fail on a BigInt).
+  const text = typeof value === 'string' ? JSON.stringify(value) : String(value as number);
   return text.length > 60 ? `${text.slice(0, 57)}...` : text;
 }
+
+const NUMBER_ID_HINT = ': write ids as JSON strings, numbers lose digits beyond 15';
 
 /** A required field was missing or of the wrong type: say which, what it is, and what was there. */
 function needField(where: string, field: string, what: string, actual: unknown): ParseError {
   if (actual === undefined) return bad(`${where} needs "${field}" (${what})`);
-  const hint = typeof actual === 'number' ? ': write ids as JSON strings, numbers lose digits beyond 15' : '';
+  const hint = typeof actual === 'number' ? NUMBER_ID_HINT : '';
   return bad(`${where} "${field}" must be a non-empty string (${what}), not ${describe(actual)}${hint}`);
+}
+
+/** Whether an optional id field holds something other than a string (absent, null and "" are "not given"). */
+function isMistypedId(value: unknown): boolean {
+  return value !== undefined && value !== null && typeof value !== 'string';
 }
 
 function nonEmptyString(value: unknown): string | undefined {
@@ -190,7 +200,7 @@ function parseMessageHeader(
   if (user === undefined) return needField(where, 'user', roles.user, line.user);
   const id = nonEmptyString(line.id);
   if (id === undefined) return needField(where, 'id', "the message's wamid", line.id);
-  return { atMs, waba, business, user, id };
+  return { atMs, waba, business, user: waIdOf(user), id };
 }
 
 function parseInboundLine(line: Rec): InboundEvent | ParseError {
@@ -273,11 +283,44 @@ function parseStatusLine(line: Rec): StatusEvent | ParseError {
     const user = nonEmptyString(line.user);
     if (user === undefined)
       return needField(where, 'user', "optional: omit it or give the recipient's wa_id", line.user);
-    event.user = user;
+    event.user = waIdOf(user);
   }
   const evidenceError = readEvidence(where, line, event);
   return evidenceError ?? event;
 }
+
+/**
+ * A contract line's user as Meta's webhooks name the same person: a phone number written the way people write
+ * it ("+91 98765-43210", "0091…") becomes the digits-only wa_id, so that a send log and a webhook meet on
+ * one user. The rule is the one `wameter explain --user` and `estimate` apply (normalisePhone in
+ * src/use-cases/estimate.ts, which ingest may not import): drop spaces, dashes, dots and brackets, then a
+ * leading "+" or "00"; what is left must be 7 to 15 digits. Anything else — a business-scoped id
+ * ("US.1349…"), a name — is not clearly a phone number and is kept as written. Hot path: a wa_id already in
+ * Meta's form is answered after one look at each character, with no allocation.
+ */
+function waIdOf(user: string): string {
+  let isDigitsOnly = true;
+  for (let i = 0; i < user.length; i++) {
+    const c = user.charCodeAt(i);
+    if (c >= 0x30 && c <= 0x39) continue;
+    isDigitsOnly = false;
+    // An ASCII letter or other sign no phone number is written with: not a phone number, taken as given.
+    if (c < 0x80 && !PHONE_PUNCTUATION.includes(c)) return user;
+  }
+  if (isDigitsOnly && user.charCodeAt(0) !== 0x30) return user;
+  const compact = user.trim().replace(/[\s\-.()\u00a0]/g, '');
+  const digits = compact.startsWith('+')
+    ? compact.slice(1)
+    : compact.startsWith('00')
+      ? compact.slice(2)
+      : compact;
+  return /^\d{7,15}$/.test(digits) ? digits : user;
+}
+
+/** `+ - . ( )` and ASCII white space: what people write phone numbers with besides digits. */
+const PHONE_PUNCTUATION: readonly number[] = [
+  0x2b, 0x2d, 0x2e, 0x28, 0x29, 0x20, 0x09, 0x0a, 0x0b, 0x0c, 0x0d,
+];
 
 /**
  * A status line's word is one of contract.md §1's four, exactly: a misspelt or upper-case word would be kept
@@ -310,13 +353,27 @@ function editDistanceAtMost2(a: string, b: string): boolean {
   return previous[b.length]! <= 2;
 }
 
-/** Copies Meta's `pricing` / `conversation` objects by reference (verbatim evidence, never an input). */
+/**
+ * Keeps Meta's `pricing` / `conversation` objects as evidence (never an input to the verdict, but the rater
+ * takes a webhook-only message's category from them, and reconciliation compares them).
+ *
+ * Decision: the objects are kept by reference, unknown fields included, when their known fields have the
+ * types CoreEvent declares (MetaPricingEvidence, MetaConversationEvidence) — Meta's always do. A known field
+ * of another type (`"category": 5`, `"origin": {"type": 7}`, `"billable": "yes"`) is left out of a copy, and
+ * the status is kept: its id, word and time still say what happened to the message, and refusing it would
+ * leave that message pending (never charged) for want of a piece of evidence. Without the dropped word the
+ * rater falls back to the other evidence or the send log, or reports UNKNOWN_CATEGORY: never a crash, never
+ * a guess. `pricing` or `conversation` that is not an object at all is still refused (the line misreads
+ * the format).
+ */
 function readEvidence(where: string, source: Rec, event: StatusEvent): ParseError | undefined {
   const pricing = source.pricing;
   if (pricing !== undefined && pricing !== null) {
     if (!isRecord(pricing))
       return bad(`${where} "pricing" must be an object (Meta's pricing, verbatim), not ${describe(pricing)}`);
-    event.pricing = pricing as MetaPricingEvidence;
+    event.pricing = isWellTypedPricing(pricing)
+      ? (pricing as MetaPricingEvidence)
+      : wellTypedPricing(pricing);
   }
   const conversation = source.conversation;
   if (conversation !== undefined && conversation !== null) {
@@ -324,9 +381,81 @@ function readEvidence(where: string, source: Rec, event: StatusEvent): ParseErro
       return bad(
         `${where} "conversation" must be an object (Meta's conversation, verbatim), not ${describe(conversation)}`,
       );
-    event.conversation = conversation as MetaConversationEvidence;
+    event.conversation = isWellTypedConversation(conversation)
+      ? (conversation as MetaConversationEvidence)
+      : wellTypedConversation(conversation);
   }
   return undefined;
+}
+
+function isOptionalString(value: unknown): boolean {
+  return value === undefined || typeof value === 'string';
+}
+
+function isWellTypedPricing(pricing: Rec): boolean {
+  return (
+    (pricing.billable === undefined || typeof pricing.billable === 'boolean') &&
+    isOptionalString(pricing.pricing_model) &&
+    isOptionalString(pricing.category) &&
+    isOptionalString(pricing.type)
+  );
+}
+
+/**
+ * `pricing` without its known fields of the wrong type (error path: a copy, unknown fields kept). A
+ * "__proto__" key (JSON.parse keeps it as a plain field) is not copied: assigning it would set the copy's
+ * prototype, through which a dropped field could come back.
+ */
+function wellTypedPricing(pricing: Rec): MetaPricingEvidence {
+  const copy: Rec = {};
+  for (const key of Object.keys(pricing)) {
+    if (key === '__proto__') continue;
+    const value = pricing[key];
+    const isWellTyped =
+      key === 'billable'
+        ? typeof value === 'boolean'
+        : key === 'pricing_model' || key === 'category' || key === 'type'
+          ? typeof value === 'string'
+          : true;
+    if (isWellTyped) copy[key] = value;
+  }
+  return copy as MetaPricingEvidence;
+}
+
+function isWellTypedConversation(conversation: Rec): boolean {
+  const origin = conversation.origin;
+  const expiry = conversation.expiration_timestamp;
+  return (
+    isOptionalString(conversation.id) &&
+    (expiry === undefined || typeof expiry === 'string' || typeof expiry === 'number') &&
+    (origin === undefined || (isRecord(origin) && isOptionalString(origin.type)))
+  );
+}
+
+/** `conversation` without its known fields of the wrong type (as wellTypedPricing copies). */
+function wellTypedConversation(conversation: Rec): MetaConversationEvidence {
+  const copy: Rec = {};
+  for (const key of Object.keys(conversation)) {
+    if (key === '__proto__') continue;
+    const value = conversation[key];
+    if (key === 'id') {
+      if (typeof value === 'string') copy.id = value;
+    } else if (key === 'expiration_timestamp') {
+      if (typeof value === 'string' || typeof value === 'number') copy.expiration_timestamp = value;
+    } else if (key === 'origin') {
+      if (!isRecord(value)) continue;
+      if (isOptionalString(value.type)) copy.origin = value;
+      else {
+        const origin: Rec = {};
+        for (const originKey of Object.keys(value))
+          if (originKey !== 'type' && originKey !== '__proto__') origin[originKey] = value[originKey];
+        copy.origin = origin;
+      }
+    } else {
+      copy[key] = value;
+    }
+  }
+  return copy as MetaConversationEvidence;
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -339,6 +468,21 @@ interface BodyOutput {
 }
 
 function parseWebhookBody(body: Rec): Result<ParsedItem, ParseError> {
+  // Decision: a body without "object" is refused, even when its changes look like WhatsApp's: Meta sends
+  // "object" on every body, so one without it was cut or rebuilt by hand, and other Meta products
+  // (Instagram, Pages) post the same "entry"/"changes" envelope.
+  if (body.object === undefined) {
+    const entries = body.entry;
+    const holdsBodies =
+      Array.isArray(entries) && entries.some((entry) => isRecord(entry) && entry.object !== undefined);
+    return err(
+      bad(
+        holdsBodies
+          ? 'webhook body needs "object": "whatsapp_business_account"; its "entry" holds whole webhook bodies: give those bodies themselves (one per line, or an array of them)'
+          : 'webhook body needs "object": "whatsapp_business_account" (Meta sends it on every body); send the body exactly as Meta posted it',
+      ),
+    );
+  }
   if (body.object !== 'whatsapp_business_account') {
     return err(
       bad(
@@ -369,6 +513,14 @@ function parseWebhookBody(body: Rec): Result<ParsedItem, ParseError> {
         continue;
       }
       const field = change.field;
+      if (typeof field !== 'string') {
+        out.rejected.push(
+          field === undefined
+            ? bad(`${path} needs "field" (e.g. "messages")`)
+            : bad(`${path} "field" must be a string (e.g. "messages"), not ${describe(field)}`),
+        );
+        continue;
+      }
       if (field === 'messages') {
         readMessagesValue(out, change.value, waba, entry.id, path);
       } else if (field === 'account_update') {
@@ -376,10 +528,7 @@ function parseWebhookBody(body: Rec): Result<ParsedItem, ParseError> {
       } else if (field === 'template_category_update') {
         readTemplateCategoryUpdate(out, change.value, waba, entry, path);
       } else {
-        addIgnored(
-          out.ignored,
-          `field "${typeof field === 'string' ? field : describe(field)}" (not a billing event)`,
-        );
+        addIgnored(out.ignored, `field "${field}" (not a billing event)`);
       }
     }
   }
@@ -388,6 +537,14 @@ function parseWebhookBody(body: Rec): Result<ParsedItem, ParseError> {
 
 function wabaError(path: string, actual: unknown): ParseError {
   return needField(`${path}: its entry`, 'id', 'the WhatsApp Business Account id', actual);
+}
+
+/** The business number (`metadata.phone_number_id` of the change's value) is missing or not a string. */
+function businessError(path: string, metadata: unknown): ParseError {
+  const id = isRecord(metadata) ? metadata.phone_number_id : undefined;
+  if (id === undefined)
+    return bad(`${path}: its value needs "metadata.phone_number_id" (the business number)`);
+  return needField(`${path}: its value's`, 'metadata.phone_number_id', 'the business number', id);
 }
 
 /**
@@ -437,6 +594,9 @@ function readMessagesValue(
   const contacts = value.contacts;
 
   const messages = value.messages;
+  if (messages !== undefined && messages !== null && !Array.isArray(messages)) {
+    out.rejected.push(bad(`${path}.value "messages" must be an array, not ${describe(messages)}`));
+  }
   if (Array.isArray(messages)) {
     for (let k = 0; k < messages.length; k++) {
       const where = `${path}.value.messages[${k}]`;
@@ -463,6 +623,17 @@ function readMessagesValue(
         out.rejected.push(atMs);
         continue;
       }
+      // An id written as a number is refused by name, before it could be mistaken for a missing one.
+      if (isMistypedId(message.from)) {
+        out.rejected.push(needField(where, 'from', "the user's wa_id", message.from));
+        continue;
+      }
+      if (isMistypedId(message.from_user_id)) {
+        out.rejected.push(
+          needField(where, 'from_user_id', 'the business-scoped user id', message.from_user_id),
+        );
+        continue;
+      }
       const scopedId = nonEmptyString(message.from_user_id);
       const user = nonEmptyString(message.from) ?? phoneOfScopedUser(value.contacts, scopedId) ?? scopedId;
       if (user === undefined) {
@@ -476,11 +647,7 @@ function readMessagesValue(
         continue;
       }
       if (business === undefined) {
-        out.rejected.push(
-          bad(
-            `${where} needs "metadata.phone_number_id" in its value (the business number that received it)`,
-          ),
-        );
+        out.rejected.push(businessError(where, metadata));
         continue;
       }
       const event: InboundEvent = {
@@ -501,6 +668,9 @@ function readMessagesValue(
   }
 
   const statuses = value.statuses;
+  if (statuses !== undefined && statuses !== null && !Array.isArray(statuses)) {
+    out.rejected.push(bad(`${path}.value "statuses" must be an array, not ${describe(statuses)}`));
+  }
   if (Array.isArray(statuses)) {
     for (let k = 0; k < statuses.length; k++) {
       const where = `${path}.value.statuses[${k}]`;
@@ -528,18 +698,40 @@ function readMessagesValue(
         out.rejected.push(atMs);
         continue;
       }
-      const event: StatusEvent = { kind: 'status', atMs, id, status: word };
-      if (waba !== undefined) event.waba = waba;
-      if (business !== undefined) event.business = business;
+      // A status names its WABA, business number and user as an inbound message does: Meta always sends
+      // them, and without them a message known only from webhooks could not be rated (STATUS_WITHOUT_USER),
+      // or would be filed under another WABA. Refused here, at the body's file and line, instead.
+      if (waba === undefined) {
+        out.rejected.push(wabaError(where, rawWaba));
+        continue;
+      }
+      if (business === undefined) {
+        out.rejected.push(businessError(where, metadata));
+        continue;
+      }
+      if (isMistypedId(status.recipient_id)) {
+        out.rejected.push(needField(where, 'recipient_id', "the user's wa_id", status.recipient_id));
+        continue;
+      }
+      if (isMistypedId(status.recipient_user_id)) {
+        out.rejected.push(
+          needField(where, 'recipient_user_id', 'the business-scoped user id', status.recipient_user_id),
+        );
+        continue;
+      }
       const scopedId = nonEmptyString(status.recipient_user_id);
       const user = nonEmptyString(status.recipient_id) ?? phoneOfScopedUser(contacts, scopedId) ?? scopedId;
-      if (user !== undefined) {
-        event.user = user;
-        const country = countryHint(contacts, user);
-        if (country !== undefined) event.userCountryHint = country;
-        const scopedAlias = scopedId ?? scopedIdOfPhone(contacts, user);
-        if (scopedAlias !== undefined && scopedAlias !== user) event.scopedUserId = scopedAlias;
+      if (user === undefined) {
+        out.rejected.push(
+          bad(`${where} needs "recipient_id" (the user's wa_id) or "recipient_user_id" (business-scoped id)`),
+        );
+        continue;
       }
+      const event: StatusEvent = { kind: 'status', atMs, id, status: word, waba, business, user };
+      const country = countryHint(contacts, user);
+      if (country !== undefined) event.userCountryHint = country;
+      const scopedAlias = scopedId ?? scopedIdOfPhone(contacts, user);
+      if (scopedAlias !== undefined && scopedAlias !== user) event.scopedUserId = scopedAlias;
       const evidenceError = readEvidence(where, status, event);
       if (evidenceError !== undefined) {
         out.rejected.push(evidenceError);

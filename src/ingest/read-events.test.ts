@@ -807,3 +807,150 @@ describe('empty sources', () => {
     ]);
   });
 });
+
+describe('one bad line never costs a file its good lines', () => {
+  const many = (count: number) => Array.from({ length: count }, (_, i) => outbound(`o${i}`));
+  const TRAILING_COMMA = outbound('bad').replace(/}$/, ',}');
+
+  it('a broken first line of an NDJSON file larger than the document cap: that line is an error, the rest is read', async () => {
+    for (const first of [TRAILING_COMMA, '{"kind":"outbound","at":', '[{"kind":"outbound",']) {
+      const text = [first, ...many(300)].join('\n') + '\n';
+      expect(text.length).toBeGreaterThan(15 * 2000);
+      const file = await write('bad-first-line-large.ndjson', text);
+      const { events, errors, summary } = await collect([file], { maxDocumentBytes: 2000 });
+      expect(errors, first).toEqual([
+        {
+          code: 'MALFORMED_LINE',
+          file,
+          line: 1,
+          message: expect.stringMatching(/^line 1 is not valid JSON: /),
+        },
+      ]);
+      expect(ids(events)).toEqual(many(300).map((_, i) => `o${i}`));
+      expect(summary).toMatchObject({ lines: 301, events: 300, errors: 1 });
+    }
+  });
+
+  it('the same on stdin, arriving in small chunks, after a few more bad lines and a byte-order mark', async () => {
+    const text = Buffer.from(
+      ['\uFEFF' + TRAILING_COMMA, 'oops', '', TRAILING_COMMA, ...many(300)].join('\n'),
+      'utf8',
+    );
+    const chunks: Buffer[] = [];
+    for (let at = 0; at < text.length; at += 97) chunks.push(text.subarray(at, at + 97));
+    const { events, errors, summary } = await collect(['-'], {
+      stdin: Readable.from(chunks),
+      maxDocumentBytes: 2000,
+    });
+    expect(errors.map((e) => ['line' in e && e.line, e.code])).toEqual([
+      [1, 'MALFORMED_LINE'],
+      [2, 'MALFORMED_LINE'],
+      [4, 'MALFORMED_LINE'],
+    ]);
+    expect(events).toHaveLength(300);
+    expect(summary.lines).toBe(304);
+  });
+
+  it('a pretty-printed body whose lines are all short is still read as one document', async () => {
+    const text = pretty([statusBody('s1'), statusBody('s2')]);
+    const file = await write('pretty-array.json', text);
+    const { events, errors } = await collect([file], { maxDocumentBytes: 100_000 });
+    expect(errors).toEqual([]);
+    expect(ids(events)).toEqual(['s1', 's2']);
+  });
+});
+
+describe('line ends and byte-order marks', () => {
+  it('a byte-order mark at the start of a later line (two files concatenated) is skipped, silently', async () => {
+    const file = await write(
+      'cat-bom.ndjson',
+      `\uFEFF${inbound('in1')}\n\uFEFF${inbound('in2')}\n\uFEFF${pretty(statusBody('s1'))}\n${inbound('in3')}\n`,
+    );
+    const { events, errors } = await collect([file]);
+    expect(errors).toEqual([]);
+    expect(ids(events)).toEqual(['in1', 'in2', 's1', 'in3']);
+  });
+
+  it('CR alone ends lines (old Mac files): a bad line is reported at its own line', async () => {
+    const file = await write(
+      'cr-only.ndjson',
+      [
+        inbound('in1'),
+        '{"kind":"status","at":',
+        inbound('in2'),
+        outbound('o9').replace('"utility"', '"x"'),
+      ].join('\r'),
+    );
+    const { events, errors, summary } = await collect([file]);
+    expect(ids(events)).toEqual(['in1', 'in2']);
+    expect(errors.map((e) => ['line' in e && e.line, e.code])).toEqual([
+      [2, 'MALFORMED_LINE'],
+      [4, 'BAD_EVENT'],
+    ]);
+    expect(summary.lines).toBe(4);
+  });
+
+  it('pretty-printed bodies with CR line ends: a broken second body is reported at its line and column', async () => {
+    const before = pretty(statusBody('s1'));
+    const text = `${before}\n${BROKEN_BODY}\n`.replaceAll('\n', '\r');
+    const file = await write('cr-only.json', text);
+    const { events, errors } = await collect([file]);
+    expect(ids(events)).toEqual(['s1']);
+    const first = lineCount(before) + 1;
+    expect(errors).toEqual([
+      expect.objectContaining({
+        code: 'MALFORMED_LINE',
+        line: first + 3,
+        message: expect.stringContaining(`(line ${first + 3}, column 17)`),
+      }),
+    ]);
+  });
+
+  it('CRLF split between two stdin chunks is one line end, not two', async () => {
+    const stdin = Readable.from([`${inbound('in1')}\r`, `\n${inbound('in2')}\r\n{oops\r\n${inbound('in3')}`]);
+    const { events, errors, summary } = await collect(['-'], { stdin });
+    expect(ids(events)).toEqual(['in1', 'in2', 'in3']);
+    expect(errors.map((e) => 'line' in e && e.line)).toEqual([3]);
+    expect(summary.lines).toBe(4);
+  });
+});
+
+describe('an array written one element per line', () => {
+  const element = (id: string) => JSON.stringify(statusBody(id));
+
+  it('one broken element is one error at its line; the other elements are read', async () => {
+    const broken = element('s3').replace('"status":"sent"', '"status":"sent",,');
+    const text = ['[', `${element('s1')},`, `${element('s2')},`, `${broken},`, element('s4'), ']'].join('\n');
+    const file = await write('array-lines.json', text + '\n');
+    const { events, errors } = await collect([file]);
+    expect(ids(events)).toEqual(['s1', 's2', 's4']);
+    expect(errors).toEqual([
+      {
+        code: 'MALFORMED_LINE',
+        file,
+        line: 4,
+        message: expect.stringMatching(
+          /^line 4 \(element 2 of the array at lines 1–6\) is not valid JSON: .* \(column \d+\); the other elements were read$/,
+        ),
+      },
+    ]);
+  });
+
+  it('a missing or extra comma between elements is named; the elements are read', async () => {
+    const text = ['[', element('s1'), `${element('s2')},`, `${element('s3')},`, ']'].join('\n');
+    const file = await write('array-commas.json', text);
+    const { events, errors } = await collect([file]);
+    expect(ids(events)).toEqual(['s1', 's2', 's3']);
+    expect(errors.map((e) => ['line' in e && e.line, e.message])).toEqual([
+      [2, expect.stringContaining('a comma is missing after the array element on line 2')],
+      [4, expect.stringContaining('a comma after the last element of the array')],
+    ]);
+  });
+
+  it('a valid array written that way is one document, with no error', async () => {
+    const text = ['[', `${element('s1')},`, element('s2'), ']'].join('\n');
+    const { events, errors } = await collect([await write('array-ok.json', text)]);
+    expect(errors).toEqual([]);
+    expect(ids(events)).toEqual(['s1', 's2']);
+  });
+});

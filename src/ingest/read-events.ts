@@ -204,7 +204,9 @@ function jsonErrorMessage(error: unknown): string {
 
 /**
  * `lines`: NDJSON, one JSON.parse per line (the fast path). `run`: NDJSON lines that failed alone and may be
- * one document spread over several lines, held until it is clear. `document`: the whole file held as JSON.
+ * one document spread over several lines, held until it is clear. `document`: the whole file held as JSON,
+ * because its first line opens an object or array without closing it — until two lines in a row that are
+ * whole JSON values on their own prove it is NDJSON after all (see `peekDocumentLine`).
  */
 type Mode = 'undecided' | 'lines' | 'run' | 'document';
 
@@ -228,6 +230,12 @@ class SourceReader {
   private heldLength = 0;
   private lineNo = 0;
   private run: BrokenRun | undefined;
+  /** In `document` mode: non-blank lines in a row, just seen, that are each a whole JSON object or array. */
+  private valuesInARow = 0;
+  /** Set by `peekDocumentLine`: the text held so far is to be read again, as NDJSON, from its first line. */
+  private isReplaying = false;
+  /** How lines end, decided once per source from its first line end (see `lineEndsOf`). */
+  private lineEnds: LineEnds = 'unknown';
 
   constructor(
     private readonly file: string,
@@ -249,14 +257,27 @@ class SourceReader {
           const notText = describeNotText(chunk as Buffer | string);
           if (notText !== undefined) return this.notText(notText);
         }
-        const chunkText = typeof chunk === 'string' ? chunk : decoder.write(chunk);
+        let chunkText = typeof chunk === 'string' ? chunk : decoder.write(chunk);
+        if (this.lineEnds !== 'lf') {
+          // Until decided, and in a file whose lines end with CR alone: every CR becomes a line end, so that
+          // lines are counted (and errors placed) as the user's editor shows them. A raw CR inside a JSON
+          // string is invalid JSON anyway, so no valid value changes.
+          if (this.lineEnds === 'unknown') {
+            this.lineEnds = lineEndsOf(chunkText);
+            if (this.lineEnds === 'cr') {
+              carry = carry.replaceAll('\r', '\n');
+              this.held = this.held.map((text) => text.replaceAll('\r', '\n'));
+            }
+          }
+          if (this.lineEnds === 'cr') chunkText = chunkText.replaceAll('\r', '\n');
+        }
         const isHolding = this.mode === 'undecided' || this.mode === 'document';
         if (isHolding) {
           // Held until the first line tells NDJSON from one document (sizes counted in UTF-16 units).
           this.held.push(chunkText);
           this.heldLength += chunkText.length;
         }
-        if (this.mode !== 'document') carry = this.splitLines(carry === '' ? chunkText : carry + chunkText);
+        carry = this.splitLines(carry === '' ? chunkText : carry + chunkText);
         if (carry.length > this.maxDocumentBytes) return this.tooLarge();
         if (isHolding && this.heldLength > this.maxDocumentBytes) return this.tooLarge();
         this.flush();
@@ -298,7 +319,7 @@ class SourceReader {
       if (newline === -1) return text.slice(start);
       this.acceptLine(text.slice(start, newline));
       start = newline + 1;
-      if (this.mode === 'document') return '';
+      if (this.isReplaying) return this.replayAsLines();
     }
   }
 
@@ -314,8 +335,12 @@ class SourceReader {
       this.continueRun(line, this.lineNo);
       return;
     }
+    if (this.mode === 'document') {
+      this.peekDocumentLine(line);
+      return;
+    }
     // Undecided: the first non-blank line tells NDJSON from one JSON document spread over lines.
-    if (this.lineNo === 1 && line.charCodeAt(0) === 0xfeff) line = line.slice(1);
+    if (line.charCodeAt(0) === 0xfeff) line = line.slice(1);
     if (isBlank(line)) return;
     let value: unknown;
     try {
@@ -324,6 +349,7 @@ class SourceReader {
       const first = firstNonBlankChar(line);
       if (first === '{' || first === '[') {
         this.mode = 'document';
+        this.valuesInARow = 0;
         return;
       }
       this.mode = 'lines';
@@ -336,11 +362,45 @@ class SourceReader {
     this.readValue(value, this.lineNo, '');
   }
 
+  /**
+   * A line of a file held as one document. Two non-blank lines in a row that are each a whole JSON object or
+   * array prove the file is not one document — JSON never puts two values side by side, and no token spans
+   * a line break — so it is NDJSON whose first line is broken: it is read again line by line from the start,
+   * and the rest is no longer held (a large NDJSON file never meets the document cap for one bad line).
+   * Whenever the whole file could still be one document, nothing changes. Cheap: a line of a pretty-printed
+   * document rarely starts with a bracket and ends with one, and only such a line is parsed.
+   */
+  private peekDocumentLine(line: string): void {
+    let start = 0;
+    let end = line.length - 1;
+    while (start <= end && isJsonSpace(line.charCodeAt(start))) start++;
+    if (start > end) return;
+    while (isJsonSpace(line.charCodeAt(end))) end--;
+    if (!isWholeValue(line, start, end)) this.valuesInARow = 0;
+    else if (++this.valuesInARow >= 2) this.isReplaying = true;
+  }
+
+  /** Reads everything held so far as NDJSON, from line 1; returns the unfinished rest (the new carry). */
+  private replayAsLines(): string {
+    const text = this.held.join('');
+    this.isReplaying = false;
+    this.held = [];
+    this.heldLength = 0;
+    this.mode = 'lines';
+    this.lineNo = 0;
+    return this.splitLines(text);
+  }
+
   private readLine(line: string, lineNo: number): void {
     let value: unknown;
     try {
       value = JSON.parse(line);
     } catch (error) {
+      // A byte-order mark at the start of a line (files concatenated with `cat`) is no content: skipped.
+      if (line.charCodeAt(0) === 0xfeff) {
+        this.readLine(line.slice(1), lineNo);
+        return;
+      }
       if (isBlank(line)) return;
       // A line that opens an object or array and leaves it open may be the first line of a document spread
       // over several lines (a pretty-printed webhook body pasted into NDJSON): hold it and see.
@@ -362,6 +422,7 @@ class SourceReader {
    */
   private continueRun(line: string, lineNo: number): void {
     const run = this.run!;
+    if (line.charCodeAt(0) === 0xfeff) line = line.slice(1);
     const first = line.charCodeAt(0);
     const isNewDocument = first === OPEN_BRACE || first === OPEN_BRACKET;
     if (isNewDocument || run.depth <= 0 || run.chars > this.maxDocumentBytes) {
@@ -412,6 +473,7 @@ class SourceReader {
     try {
       value = JSON.parse(text);
     } catch (error) {
+      if (this.readArrayOfLines(text)) return;
       // NDJSON whose first line is broken: the other lines stand alone, so read it line by line.
       if (secondValueStandsAlone(text)) {
         this.mode = 'lines';
@@ -438,6 +500,65 @@ class SourceReader {
       return;
     }
     this.readValue(value, firstNonBlankLine(text), 'the document');
+  }
+
+  /**
+   * A document that does not parse but is an array written one element per line — `[`, then lines that each
+   * start with `{` or `[` (one element, and its comma), then `]` — is read element by element, so that one
+   * broken element is one error at its line and costs nothing else. Answers false, reading nothing, when
+   * `text` is not shaped so (a pretty-printed element spreads over lines that start otherwise).
+   */
+  private readArrayOfLines(text: string): boolean {
+    const lines = text.split('\n');
+    let first = 0;
+    while (first < lines.length && isBlank(lines[first]!)) first++;
+    let last = lines.length - 1;
+    while (last > first && isBlank(lines[last]!)) last--;
+    if (first >= last || lines[first]!.trim() !== '[' || lines[last]!.trim() !== ']') return false;
+    const elements: Array<{ lineNo: number; text: string; indent: number }> = [];
+    for (let i = first + 1; i < last; i++) {
+      const element = lines[i]!.trim();
+      if (element === '') continue;
+      if (element.charAt(0) !== '{' && element.charAt(0) !== '[') return false;
+      elements.push({
+        lineNo: i + 1,
+        text: element,
+        indent: lines[i]!.length - lines[i]!.trimStart().length,
+      });
+    }
+    if (elements.length === 0) return false;
+    const array = `the array at lines ${first + 1}–${last + 1}`;
+    for (let k = 0; k < elements.length; k++) {
+      const { lineNo, text: element, indent } = elements[k]!;
+      const hasComma = element.endsWith(',');
+      let value: unknown;
+      try {
+        value = JSON.parse(hasComma ? element.slice(0, -1) : element);
+      } catch (error) {
+        const position = parsePosition(error);
+        const column = position === undefined ? '' : ` (column ${indent + position + 1})`;
+        const why = jsonErrorMessage(error).replace(/ at position \d+/, '');
+        this.fail({
+          code: 'MALFORMED_LINE',
+          file: this.file,
+          line: lineNo,
+          message: `line ${lineNo} (element ${k} of ${array}) is not valid JSON: ${why}${column}; the other elements were read`,
+        });
+        continue;
+      }
+      this.readOne(value, lineNo, `the document[${k}]: `);
+      const isLast = k === elements.length - 1;
+      if (hasComma === !isLast) continue;
+      this.fail({
+        code: 'MALFORMED_LINE',
+        file: this.file,
+        line: lineNo,
+        message: isLast
+          ? `line ${lineNo}: a comma after the last element of ${array} (JSON allows none); the element was read`
+          : `line ${lineNo}: a comma is missing after the array element on line ${lineNo} (${array}); the element was read`,
+      });
+    }
+    return true;
   }
 
   /**
@@ -614,6 +735,43 @@ function secondValueStandsAlone(text: string): boolean {
     }
   }
   return false;
+}
+
+/** Whether `line[start..end]` is a JSON object or array on its own; parses only what is bracketed at both ends. */
+function isWholeValue(line: string, start: number, end: number): boolean {
+  const first = line.charCodeAt(start);
+  const last = line.charCodeAt(end);
+  if (!((first === OPEN_BRACE && last === CLOSE_BRACE) || (first === OPEN_BRACKET && last === CLOSE_BRACKET)))
+    return false;
+  try {
+    JSON.parse(line.slice(start, end + 1));
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** JSON's white space, and a byte-order mark (files concatenated with `cat`). */
+function isJsonSpace(c: number): boolean {
+  return c === 0x20 || c === 0x09 || c === 0x0d || c === 0x0a || c === 0xfeff;
+}
+
+/**
+ * `lf`: lines end with LF (or CRLF: the CR is dropped with the line end). `cr`: with CR alone (classic Mac
+ * OS, some exporters). `unknown`: no line end seen yet.
+ */
+type LineEnds = 'unknown' | 'lf' | 'cr';
+
+/**
+ * Decided from the first text that shows a line end: any LF means `lf`; a CR followed by something other
+ * than LF, with no LF anywhere in that text, means `cr`. (Misjudged only for a first line longer than a read
+ * chunk that holds a CR as white space between JSON tokens and no LF: not a file anyone writes.) A CR at the
+ * very end of the text may be the first half of a CRLF: still undecided.
+ */
+function lineEndsOf(text: string): LineEnds {
+  if (text.includes('\n')) return 'lf';
+  const cr = text.indexOf('\r');
+  return cr !== -1 && cr < text.length - 1 ? 'cr' : 'unknown';
 }
 
 function parseError(text: string): unknown {
