@@ -12,7 +12,7 @@ import {
   type UnratedMessage,
 } from '../core/explain.js';
 import { ERAS, type BillableUnit, type Era } from '../core/units.js';
-import { normalisePhone } from '../use-cases/estimate.js';
+import { normalisePhone } from '../core/phone.js';
 import { rateSources } from '../use-cases/rate-sources.js';
 import { ratingSetupFrom, sourcesOrStdin } from './rating-inputs.js';
 import { EXIT } from './exit-codes.js';

@@ -17,6 +17,7 @@ import type {
   TemplateCategoryUpdateEvent,
 } from '../core/events.js';
 import { err, ok, type Result } from '../core/result.js';
+import { normalisePhone } from '../core/phone.js';
 
 /** A value (or one item inside a webhook body) that cannot become an event; the message names the field. */
 export interface ParseError {
@@ -293,8 +294,8 @@ function parseStatusLine(line: Rec): StatusEvent | ParseError {
  * A contract line's user as Meta's webhooks name the same person: a phone number written the way people write
  * it ("+91 98765-43210", "0091…") becomes the digits-only wa_id, so that a send log and a webhook meet on
  * one user. The rule is the one `wameter explain --user` and `estimate` apply (normalisePhone in
- * src/use-cases/estimate.ts, which ingest may not import): drop spaces, dashes, dots and brackets, then a
- * leading "+" or "00"; what is left must be 7 to 15 digits. Anything else — a business-scoped id
+ * src/core/phone.ts): drop spaces, dashes, dots and brackets, then a leading "+" or "00"; what is left must
+ * be 7 to 15 digits. Anything else — a business-scoped id
  * ("US.1349…"), a name — is not clearly a phone number and is kept as written. Hot path: a wa_id already in
  * Meta's form is answered after one look at each character, with no allocation.
  */
@@ -308,13 +309,8 @@ function waIdOf(user: string): string {
     if (c < 0x80 && !PHONE_PUNCTUATION.includes(c)) return user;
   }
   if (isDigitsOnly && user.charCodeAt(0) !== 0x30) return user;
-  const compact = user.trim().replace(/[\s\-.()\u00a0]/g, '');
-  const digits = compact.startsWith('+')
-    ? compact.slice(1)
-    : compact.startsWith('00')
-      ? compact.slice(2)
-      : compact;
-  return /^\d{7,15}$/.test(digits) ? digits : user;
+  const phone = normalisePhone(user);
+  return phone.ok ? phone.value : user;
 }
 
 /** `+ - . ( )` and ASCII white space: what people write phone numbers with besides digits. */

@@ -1,11 +1,11 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { CoreEvent, TemplateCategory } from '../core/events.js';
 import { parseMicros } from '../core/money.js';
+import { normalisePhone } from '../core/phone.js';
 import {
   EstimateSession,
   estimateList,
   estimateRecipients,
-  normalisePhone,
   parseRecipientsCsv,
   recipientsFromPhones,
   type EstimateJson,

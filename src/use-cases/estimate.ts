@@ -4,6 +4,7 @@
 
 import { defaultAccount, type CoreEvent, type TemplateCategory } from '../core/events.js';
 import { DAY_MS, localDate } from '../core/calendar.js';
+import { normalisePhone } from '../core/phone.js';
 import { addMicros, formatMicros, parseMicros } from '../core/money.js';
 import { Rater, type Quote, type QuoteRequest, type RatingOptions } from '../core/rate-events.js';
 import { err, ok, type Result } from '../core/result.js';
@@ -111,21 +112,6 @@ export interface Recipient {
 export interface RecipientList {
   recipients: Recipient[];
   invalid: InvalidRecipient[];
-}
-
-/** Phone numbers as people write them → wa_id digits: no '+', spaces, dashes, dots, brackets or leading 00. */
-export function normalisePhone(text: string): Result<string, string> {
-  const compact = text.trim().replace(/[\s\-.()\u00a0]/g, '');
-  if (compact === '') return err('no phone number');
-  const digits = compact.startsWith('+')
-    ? compact.slice(1)
-    : compact.startsWith('00')
-      ? compact.slice(2)
-      : compact;
-  if (!/^\d+$/.test(digits)) return err(`"${text}" is not a phone number: only digits, +, spaces and dashes`);
-  if (digits.length < 7) return err(`"${text}" is too short for a number with its country code`);
-  if (digits.length > 15) return err(`"${text}" is longer than the 15 digits of an international number`);
-  return ok(digits);
 }
 
 /**
