@@ -16,6 +16,8 @@ import { startServer } from '../server/main.js';
 import { conversationLines, testConfig } from '../../test/server-kit.js';
 import { runWameter } from '../../test/support/cli.js';
 import { processIo } from './io.js';
+import type { RerateReport } from '../server/rating-service.js';
+import { formatRerateTable } from './rerate-command.js';
 import { registerServeCommand } from './serve-command.js';
 
 let dir: string;
@@ -64,6 +66,27 @@ describe('wameter rerate', () => {
     const { stdout } = await run(['--db', db, '--dry-run']);
     expect(stdout).toContain('Dry run: nothing stored.');
     expect(stdout).toMatch(/USD: [\d.]+ \(0 units\) → [\d.]+ \(3 units\)/);
+  });
+
+  it('tells apart units whose amount changed from free units that only show another rate', () => {
+    const unit = (amount: string, rate: string) => ({
+      category: 'referral_conversion',
+      type: 'free_entry_point',
+      amount,
+      rate,
+      currency: 'USD',
+    });
+    const text = formatRerateTable({
+      ratingId: null,
+      wabas: ['W1'],
+      changed: [
+        { unit: 'u_a', old: unit('0.0107', '0.0107'), new: unit('0.0118', '0.0118') },
+        { unit: 'u_b', old: unit('0', '0.0107'), new: unit('0', '0.0118') },
+      ] as unknown as RerateReport['changed'],
+      unchanged: 3,
+      totals: { old: {}, new: {} },
+    });
+    expect(text).toContain('2 units changed (1 in amount, 1 only in another field');
   });
 
   it('refuses an unknown era with a message listing the eras (exit 1)', async () => {

@@ -36,8 +36,17 @@ export function formatRerateTable(report: RerateReport): string {
       ? 'Dry run: nothing stored.'
       : `Rating ${report.ratingId} stored in the history.`,
   );
+  // A free unit shows the rate it would have cost: a new card changes it though the amount stays 0.
+  const inAmount = report.changed.filter(
+    (change) => change.old?.amount !== change.new?.amount || change.old?.currency !== change.new?.currency,
+  ).length;
+  const rateOnly = report.changed.length - inAmount;
   lines.push(
-    `WABAs: ${report.wabas.join(', ') || '(none)'}; ${report.changed.length} units changed, ${report.unchanged} unchanged.`,
+    `WABAs: ${report.wabas.join(', ') || '(none)'}; ${report.changed.length} units changed` +
+      (rateOnly > 0
+        ? ` (${inAmount} in amount, ${rateOnly} only in another field, such as the rate a free unit would have cost)`
+        : '') +
+      `, ${report.unchanged} unchanged.`,
   );
   if (report.changed.length > 0) {
     lines.push('', `${pad('unit', 44)} ${pad('old', 34)} new`);

@@ -45,6 +45,11 @@ describe('parseAccounts', () => {
     expect(accountsOf('{"accounts":[]}')).toEqual([]);
   });
 
+  it('reads a currency in any case, as rate cards may write it, and keeps it in capitals', () => {
+    expect(accountsOf('{"accounts":[{"waba":"W1","currency":"inr"}]}')[0]!.currency).toBe('INR');
+    expect(accountsOf('{"accounts":[{"waba":"W1","currency":" Idr "}]}')[0]!.currency).toBe('IDR');
+  });
+
   it('accepts Unix seconds for instants', () => {
     const [account] = accountsOf('{"accounts":[{"waba":"W1","auth_international":{"start":1719792000}}]}');
     expect(account!.authInternational).toEqual({ startMs: 1719792000000, exceptionsMs: {} });
@@ -53,7 +58,7 @@ describe('parseAccounts', () => {
   it.each([
     [{ timezone: 'India/Delhi' }, 'account 0 (waba W1) "timezone" is "India/Delhi": use an IANA time zone'],
     [{ timezone: 5.5 }, '"timezone" is 5.5: use an IANA time zone'],
-    [{ currency: 'usd' }, 'account 0 (waba W1) "currency" must be a three-letter ISO 4217 code'],
+    [{ currency: 'dollar' }, 'account 0 (waba W1) "currency" must be a three-letter ISO 4217 code'],
     [{ currency: 'DOLLAR' }, '"currency" must be a three-letter'],
     [{ portfolio: '' }, '"portfolio" must be a non-empty string'],
     [{ primary_country: 'IND' }, '"primary_country" must be a two-letter country code'],
@@ -130,7 +135,7 @@ describe('loadAccountsFile', () => {
 
   it('a bad file names itself', async () => {
     const path = join(dir, 'bad.json');
-    await writeFile(path, '{"accounts":[{"waba":"W1","currency":"usd"}]}');
+    await writeFile(path, '{"accounts":[{"waba":"W1","currency":"US"}]}');
     expect(await loadAccountsFile(path)).toEqual({
       ok: false,
       error: { code: 'BAD_ACCOUNTS', file: path, message: expect.stringContaining(`${path}: account 0`) },

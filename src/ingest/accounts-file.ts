@@ -93,9 +93,11 @@ function parseAccount(raw: unknown, where: string, problems: string[]): Account 
     else account.timeZone = raw.timezone;
   }
   if (raw.currency !== undefined) {
-    if (typeof raw.currency !== 'string' || !CURRENCY.test(raw.currency))
-      problems.push(`${where2} "currency" must be a three-letter ISO 4217 code in capitals, such as "USD"`);
-    else account.currency = raw.currency;
+    // Written in any case, as rate cards may be ("usd"); kept in capitals, as cards and totals name it.
+    const code = typeof raw.currency === 'string' ? raw.currency.trim().toUpperCase() : undefined;
+    if (code === undefined || !CURRENCY.test(code))
+      problems.push(`${where2} "currency" must be a three-letter ISO 4217 code, such as "USD"`);
+    else account.currency = code;
   }
   if (raw.portfolio !== undefined) {
     if (typeof raw.portfolio !== 'string' || raw.portfolio === '')
