@@ -259,10 +259,15 @@ export function createApp(deps: AppDeps): Hono<Env> {
     }
   }
 
-  /** A write: as fromStore, and its outcome tells readiness whether the store takes writes. */
-  async function writeToStore<T>(operation: Promise<T>): Promise<T> {
+  /**
+   * A write: as fromStore, and its outcome tells readiness whether the store takes writes. Never started
+   * while the SQLite file is gone or replaced: a 200 would acknowledge what a restart loses (503: Meta retries).
+   */
+  async function writeToStore<T>(write: () => Promise<T>): Promise<T> {
+    const blocker = storeHealth.writeBlocker();
+    if (blocker !== null) throw new Error(blocker);
     try {
-      const result = await operation;
+      const result = await write();
       storeHealth.writeSucceeded();
       return result;
     } catch (error) {
@@ -416,7 +421,9 @@ export function createApp(deps: AppDeps): Hono<Env> {
       source: 'webhook',
     }));
     const outcome = await fromStore(
-      writeToStore(store.ingestWebhook({ receivedAtMs, body: raw, sha256: digest, parseError }, inputs)),
+      writeToStore(() =>
+        store.ingestWebhook({ receivedAtMs, body: raw, sha256: digest, parseError }, inputs),
+      ),
     );
     // Durable from here on: only now may Meta hear a 200.
     if (malformedCode !== null) {
@@ -588,7 +595,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
     const outcome =
       inputs.length === 0
         ? { inserted: [], duplicates: 0 }
-        : await fromStore(writeToStore(store.ingestEvents(inputs)));
+        : await fromStore(writeToStore(() => store.ingestEvents(inputs)));
     metrics.inc('events_ingested_total', { source: 'api' }, outcome.inserted.length);
     if (outcome.inserted.length > 0) rating.markDirty(wabasOf(outcome.inserted));
     return c.json({ accepted: outcome.inserted.length, duplicates: outcome.duplicates, ignored, rejected });

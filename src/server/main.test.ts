@@ -161,6 +161,15 @@ describe('readiness (GET /healthz) fails when the store cannot keep what it ackn
       const replaced = await fetch(`${server.url}/healthz`);
       expect(replaced.status).toBe(503);
       expect(JSON.stringify(await replaced.json())).toMatch(/no longer the SQLite file/);
+      // Nor is a webhook acknowledged into the old file: 503, so that Meta delivers it again later.
+      const body = webhookFixtures()[0]!.body;
+      const webhook = await fetch(`${server.url}/webhooks/whatsapp`, {
+        method: 'POST',
+        body: new Uint8Array(body),
+        headers: { 'X-Hub-Signature-256': signMetaBody(body, SECRET) },
+      });
+      expect(webhook.status).toBe(503);
+      expect(webhook.headers.get('retry-after')).toBe('5');
       rmSync(folder, { recursive: true, force: true });
       const gone = await fetch(`${server.url}/healthz`);
       expect(gone.status).toBe(503);

@@ -18,6 +18,11 @@ export interface StoreHealth {
    * write could ever prove the store healthy again.
    */
   check(ping: () => Promise<void>): Promise<StoreHealthVerdict>;
+  /**
+   * Why no write may be acknowledged now, or null: the SQLite file is gone or replaced, so what is written
+   * goes to a file that will not be there after a restart. Looked at once a second at most (one stat call).
+   */
+  writeBlocker(): string | null;
 }
 
 export interface StoreHealthOptions {
@@ -44,6 +49,7 @@ export function createStoreHealth(options: StoreHealthOptions): StoreHealth {
   const retryAfterMs = options.retryAfterMs ?? WRITE_RETRY_AFTER_MS;
   const opened = sqliteFile === undefined ? null : fileIdentity(sqliteFile);
   let lastFailure: { atMs: number; message: string } | null = null;
+  let fileChecked: { atMs: number; problem: string | null } | null = null;
 
   function fileProblem(): string | null {
     if (sqliteFile === undefined || opened === null) return null;
@@ -58,6 +64,14 @@ export function createStoreHealth(options: StoreHealthOptions): StoreHealth {
   }
 
   return {
+    writeBlocker() {
+      if (sqliteFile === undefined) return null;
+      const nowMs = clock();
+      if (fileChecked === null || nowMs - fileChecked.atMs >= 1000) {
+        fileChecked = { atMs: nowMs, problem: fileProblem() };
+      }
+      return fileChecked.problem;
+    },
     writeSucceeded() {
       lastFailure = null;
     },
