@@ -7,6 +7,7 @@ import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
+import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import { signMetaBody } from '../ingest/signature.js';
 import { SECRET, testConfig, webhookFixtures } from '../../test/server-kit.js';
@@ -176,6 +177,49 @@ describe('readiness (GET /healthz) fails when the store cannot keep what it ackn
       expect(JSON.stringify(await gone.json())).toMatch(/no longer exists/);
     } finally {
       await server.close().catch(() => undefined);
+    }
+  });
+});
+
+describe('a serve that lost its single-writer lock', () => {
+  it('stores nothing more and is not ready (PostgreSQL: its lock session ended from outside)', async () => {
+    const base = process.env.WAMETER_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+    const schema = `wameter_lost_lock_${process.pid}_${Date.now()}`;
+    const admin = new pg.Client({ connectionString: base });
+    await admin.connect();
+    await admin.query(`CREATE SCHEMA ${schema}`);
+    const url = new URL(base);
+    url.searchParams.set('options', `-c search_path=${schema}`);
+    const logger = createMemoryLogger();
+    const server = await startServer(testConfig({ db: url.toString(), port: 0, host: '127.0.0.1' }), {
+      logger,
+      ratingWorkerScript: null,
+    });
+    try {
+      expect((await fetch(`${server.url}/healthz`)).status).toBe(200);
+      await admin.query(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name LIKE 'wameter serve pid %' AND pid <> pg_backend_pid() AND application_name LIKE $1",
+        [`wameter serve pid ${process.pid} %`],
+      );
+      const deadline = Date.now() + 5_000;
+      let health = await fetch(`${server.url}/healthz`);
+      while (health.status === 200 && Date.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        health = await fetch(`${server.url}/healthz`);
+      }
+      expect(health.status).toBe(503);
+      expect(JSON.stringify(await health.json())).toMatch(/single-writer lock was lost/);
+      const body = webhookFixtures()[0]!.body;
+      const webhook = await fetch(`${server.url}/webhooks/whatsapp`, {
+        method: 'POST',
+        body: new Uint8Array(body),
+        headers: { 'X-Hub-Signature-256': signMetaBody(body, SECRET) },
+      });
+      expect(webhook.status).toBe(503);
+    } finally {
+      await server.close().catch(() => undefined);
+      await admin.query(`DROP SCHEMA ${schema} CASCADE`);
+      await admin.end();
     }
   });
 });

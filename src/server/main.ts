@@ -84,14 +84,16 @@ async function startService(config: ServiceConfig, options: StartOptions): Promi
   // database"), refusing to start beside another writer; store.close() releases it.
   const store = await openWriterStore(config.db, 'serve', {
     onNotice: (message) => logger.warn(message),
-    onLost: (error) =>
-      logger.error(
-        'writer lock lost: another process may now write ratings to this database; restart this service',
-        errorFields(error),
-      ),
+    onLost: (error) => {
+      const reason =
+        'the single-writer lock was lost (its database connection ended): another process may now write ratings to this database, so this one stores nothing more; restart this service';
+      logger.error(reason, errorFields(error));
+      storeHealth.block(reason); // assigned below, long before a lock can be lost
+    },
   });
-  const metrics = new Metrics();
+  // After the store opened it: the SQLite file's identity is the one the store holds.
   const storeHealth = createStoreHealth({ clock, ...sqliteFileOption(config.db) });
+  const metrics = new Metrics();
   // Live rating in a worker thread with its own connection, so that a long rating never holds up webhooks;
   // in this thread when no second connection sees the data (in-memory SQLite) or when run from sources.
   const workerScript =

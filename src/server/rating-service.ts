@@ -144,7 +144,7 @@ export interface RatingServiceDeps {
   /** Called when a rating fails (metrics). */
   onStoreError?: () => void;
   /** Told whether each rating's write committed (readiness: a store that refuses writes is not ready). */
-  storeHealth?: Pick<StoreHealth, 'writeSucceeded' | 'writeFailed'>;
+  storeHealth?: Pick<StoreHealth, 'writeSucceeded' | 'writeFailed' | 'writeBlocker'>;
   /** Where live ratings run (default: in this thread); closed by the service's close(). */
   liveRater?: LiveRater;
 }
@@ -254,6 +254,9 @@ export function createRatingService(deps: RatingServiceDeps): RatingService {
     const record = newRecord('live', scope, rating.totals, {});
     let written: number;
     try {
+      // The writer lock lost, the SQLite file gone: nothing is written (a retry will find it still so).
+      const blocker = deps.storeHealth?.writeBlocker() ?? null;
+      if (blocker !== null) throw new Error(blocker);
       if (rating.diff) {
         const { diff } = rating;
         await store.applyRatingDiff(record, diff);

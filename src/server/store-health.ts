@@ -23,6 +23,8 @@ export interface StoreHealth {
    * goes to a file that will not be there after a restart. Looked at once a second at most (one stat call).
    */
   writeBlocker(): string | null;
+  /** Nothing may be written any more (the single-writer lock was lost): not ready, and writes refused. */
+  block(reason: string): void;
 }
 
 export interface StoreHealthOptions {
@@ -50,6 +52,7 @@ export function createStoreHealth(options: StoreHealthOptions): StoreHealth {
   const opened = sqliteFile === undefined ? null : fileIdentity(sqliteFile);
   let lastFailure: { atMs: number; message: string } | null = null;
   let fileChecked: { atMs: number; problem: string | null } | null = null;
+  let blocked: string | null = null;
 
   function fileProblem(): string | null {
     if (sqliteFile === undefined || opened === null) return null;
@@ -64,7 +67,11 @@ export function createStoreHealth(options: StoreHealthOptions): StoreHealth {
   }
 
   return {
+    block(reason) {
+      blocked = reason;
+    },
     writeBlocker() {
+      if (blocked !== null) return blocked;
       if (sqliteFile === undefined) return null;
       const nowMs = clock();
       if (fileChecked === null || nowMs - fileChecked.atMs >= 1000) {
@@ -79,7 +86,9 @@ export function createStoreHealth(options: StoreHealthOptions): StoreHealth {
       lastFailure = { atMs: clock(), message: error instanceof Error ? error.message : String(error) };
     },
     async check(ping) {
+      if (blocked !== null) return { isReady: false, reason: blocked };
       const file = fileProblem();
+      fileChecked = { atMs: clock(), problem: file };
       if (file !== null) return { isReady: false, reason: file };
       await ping();
       if (lastFailure !== null) {
