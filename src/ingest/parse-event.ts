@@ -89,6 +89,20 @@ function needField(where: string, field: string, what: string, actual: unknown):
 }
 
 /** Whether an optional id field holds something other than a string (absent, null and "" are "not given"). */
+/** The user's wa_id or business-scoped id written as a number (or another non-string): refused by name. */
+function mistypedUserId(
+  where: string,
+  item: Record<string, unknown>,
+  waIdField: string,
+  scopedField: string,
+): ParseError | undefined {
+  if (isMistypedId(item[waIdField])) return needField(where, waIdField, "the user's wa_id", item[waIdField]);
+  if (isMistypedId(item[scopedField])) {
+    return needField(where, scopedField, 'the business-scoped user id', item[scopedField]);
+  }
+  return undefined;
+}
+
 function isMistypedId(value: unknown): boolean {
   return value !== undefined && value !== null && typeof value !== 'string';
 }
@@ -620,14 +634,9 @@ function readMessagesValue(
         continue;
       }
       // An id written as a number is refused by name, before it could be mistaken for a missing one.
-      if (isMistypedId(message.from)) {
-        out.rejected.push(needField(where, 'from', "the user's wa_id", message.from));
-        continue;
-      }
-      if (isMistypedId(message.from_user_id)) {
-        out.rejected.push(
-          needField(where, 'from_user_id', 'the business-scoped user id', message.from_user_id),
-        );
+      const mistypedUser = mistypedUserId(where, message, 'from', 'from_user_id');
+      if (mistypedUser) {
+        out.rejected.push(mistypedUser);
         continue;
       }
       const scopedId = nonEmptyString(message.from_user_id);
@@ -705,14 +714,9 @@ function readMessagesValue(
         out.rejected.push(businessError(where, metadata));
         continue;
       }
-      if (isMistypedId(status.recipient_id)) {
-        out.rejected.push(needField(where, 'recipient_id', "the user's wa_id", status.recipient_id));
-        continue;
-      }
-      if (isMistypedId(status.recipient_user_id)) {
-        out.rejected.push(
-          needField(where, 'recipient_user_id', 'the business-scoped user id', status.recipient_user_id),
-        );
+      const mistypedUser = mistypedUserId(where, status, 'recipient_id', 'recipient_user_id');
+      if (mistypedUser) {
+        out.rejected.push(mistypedUser);
         continue;
       }
       const scopedId = nonEmptyString(status.recipient_user_id);

@@ -28,6 +28,16 @@ function start(overrides: Partial<ServiceConfig> = {}): Promise<RunningServer> {
   );
 }
 
+/** One real fixture webhook, signed, to a running server. */
+function postWebhook(server: RunningServer): Promise<Response> {
+  const body = webhookFixtures()[0]!.body;
+  return fetch(`${server.url}/webhooks/whatsapp`, {
+    method: 'POST',
+    body: new Uint8Array(body),
+    headers: { 'X-Hub-Signature-256': signMetaBody(body, SECRET) },
+  });
+}
+
 /** A raw HTTP/1.1 client socket that collects what the server sends and notices when it closes. */
 class RawConnection {
   readonly socket: Socket;
@@ -130,13 +140,7 @@ describe('readiness (GET /healthz) fails when the store cannot keep what it ackn
       other.exec(
         "CREATE TRIGGER full_disk BEFORE INSERT ON raw_webhooks BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END",
       );
-      const body = webhookFixtures()[0]!.body;
-      const post = () =>
-        fetch(`${server.url}/webhooks/whatsapp`, {
-          method: 'POST',
-          body: new Uint8Array(body),
-          headers: { 'X-Hub-Signature-256': signMetaBody(body, SECRET) },
-        });
+      const post = () => postWebhook(server);
       expect((await post()).status).toBe(503);
       const health = await fetch(`${server.url}/healthz`);
       expect(health.status).toBe(503);
@@ -163,12 +167,7 @@ describe('readiness (GET /healthz) fails when the store cannot keep what it ackn
       expect(replaced.status).toBe(503);
       expect(JSON.stringify(await replaced.json())).toMatch(/no longer the SQLite file/);
       // Nor is a webhook acknowledged into the old file: 503, so that Meta delivers it again later.
-      const body = webhookFixtures()[0]!.body;
-      const webhook = await fetch(`${server.url}/webhooks/whatsapp`, {
-        method: 'POST',
-        body: new Uint8Array(body),
-        headers: { 'X-Hub-Signature-256': signMetaBody(body, SECRET) },
-      });
+      const webhook = await postWebhook(server);
       expect(webhook.status).toBe(503);
       expect(webhook.headers.get('retry-after')).toBe('5');
       rmSync(folder, { recursive: true, force: true });
@@ -209,13 +208,7 @@ describe('a serve that lost its single-writer lock', () => {
       }
       expect(health.status).toBe(503);
       expect(JSON.stringify(await health.json())).toMatch(/single-writer lock was lost/);
-      const body = webhookFixtures()[0]!.body;
-      const webhook = await fetch(`${server.url}/webhooks/whatsapp`, {
-        method: 'POST',
-        body: new Uint8Array(body),
-        headers: { 'X-Hub-Signature-256': signMetaBody(body, SECRET) },
-      });
-      expect(webhook.status).toBe(503);
+      expect((await postWebhook(server)).status).toBe(503);
     } finally {
       await server.close().catch(() => undefined);
       await admin.query(`DROP SCHEMA ${schema} CASCADE`);
