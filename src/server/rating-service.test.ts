@@ -13,6 +13,7 @@ import {
   accountBookFor,
   createRatingService,
   diffRating,
+  RatingBehindError,
   sameRecord,
   type RatingService,
 } from './rating-service.js';
@@ -301,5 +302,15 @@ describe('accountBookFor', () => {
     expect(accountBookFor(file, [update(1, 'BR'), update(2, 'IN')]).accountFor('W1').primaryCountry).toBe(
       'IN',
     );
+  });
+});
+
+describe('RatingBehindError', () => {
+  it('names only the WABAs the caller may read, and counts the portfolio mates it may not', () => {
+    expect(new RatingBehindError(['W1'], 1).message).toBe(
+      'the rating of events already acknowledged for WABA W1 and 1 other WABA(s) of the same portfolio failed and is retried every second',
+    );
+    expect(new RatingBehindError([], 2).message).not.toMatch(/W\d/);
+    expect(new RatingBehindError(['W1', 'W2']).message).toContain('WABAs W1, W2 failed');
   });
 });

@@ -154,9 +154,15 @@ const RETRY_MS = 1000;
 /** The stored bill is older than acknowledged arrivals: their live rating failed and is being retried. */
 export class RatingBehindError extends Error {
   readonly retryAfterSeconds = Math.ceil(RETRY_MS / 1000);
-  constructor(readonly wabas: readonly string[]) {
+  constructor(
+    readonly wabas: readonly string[],
+    /** Behind WABAs of the same portfolios that the caller may not read (not named). */
+    others = 0,
+  ) {
+    const named = wabas.length > 0 ? `${wabas.length === 1 ? 'WABA' : 'WABAs'} ${wabas.join(', ')}` : '';
+    const unnamed = others > 0 ? `${others} other WABA(s) of the same portfolio` : '';
     super(
-      `the rating of events already acknowledged for ${wabas.length === 1 ? 'WABA' : 'WABAs'} ${wabas.join(', ')} failed and is retried every second`,
+      `the rating of events already acknowledged for ${[named, unnamed].filter(Boolean).join(' and ')} failed and is retried every second`,
     );
   }
 }
@@ -359,7 +365,9 @@ export function createRatingService(deps: RatingServiceDeps): RatingService {
     const late = [...behind].filter(
       (waba) => !portfolios || portfolios.has(baseBook.accountFor(waba).portfolio),
     );
-    if (late.length > 0) throw new RatingBehindError(late.sort());
+    // Named only when the caller may read them: a portfolio mate's id is another client's.
+    const named = wabas ? late.filter((waba) => wabas.includes(waba)) : late;
+    if (late.length > 0) throw new RatingBehindError(named.sort(), late.length - named.length);
   }
 
   async function listAllUnits(filter: { wabas: readonly string[]; fromMs?: number; toMs?: number }) {
