@@ -157,6 +157,30 @@ describe('wameter rate', () => {
     expect((await run(['rate', events, '--rate-cards', dir, '--allow-unpriced'])).code).toBe(0);
   });
 
+  it('--stream takes events up to 36 h out of order by default (Meta retries for 36 h), later with a finding', async () => {
+    // A message sent at T0, then 60,000 other users' messages over 30 h, then the message's delivery report
+    // (stamped T0 + 5 s): 30 h late in the file, the way a webhook Meta retried for a day arrives.
+    const t0 = Date.parse('2025-10-10T00:00:00Z');
+    const iso = (ms: number) => new Date(ms).toISOString();
+    const lines = [
+      `{"kind":"outbound","at":"${iso(t0)}","waba":"W1","business":"PN1","user":"919876543210","id":"wamid.late","template":"marketing"}`,
+    ];
+    for (let i = 0; i < 60_000; i++) {
+      const user = `91980${String(i).padStart(7, '0')}`;
+      lines.push(
+        `{"kind":"inbound","at":"${iso(t0 + 60_000 + i * 1800)}","waba":"W1","business":"PN1","user":"${user}","id":"in${i}"}`,
+      );
+    }
+    lines.push(`{"kind":"status","at":"${iso(t0 + 5000)}","id":"wamid.late","status":"delivered"}`);
+    const file = tempFile('late.ndjson', lines.join('\n'));
+    const byDefault = JSON.parse((await run(['rate', file, '--stream', '--format', 'json'])).out);
+    expect(byDefault.units.map((u: { id: string }) => u.id)).toEqual(['u_wamid.late']);
+    const strict = await run(['rate', file, '--stream', '--max-lateness', '24h', '--format', 'json']);
+    const document = JSON.parse(strict.out);
+    expect(document.units).toEqual([]);
+    expect(document.findings.map((f: { code: string }) => f.code)).toContain('LATE_EVENT');
+  });
+
   it('explains flag mistakes', async () => {
     const era = await run(['rate', EXAMPLE, '--as-of-rules', 'PMP-2030']);
     expect(era.code).toBe(1);

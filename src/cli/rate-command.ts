@@ -22,7 +22,8 @@ interface RateFlags {
   allowUnpriced?: boolean;
 }
 
-const DEFAULT_LATENESS_MS = 24 * 3_600_000;
+// Meta retries an unanswered webhook for up to 36 h (webhooks.md): a redelivery that late is still rated.
+const DEFAULT_LATENESS_MS = 36 * 3_600_000;
 /** Past this many events without --stream, say that --stream exists. */
 const LARGE_BATCH_EVENTS = 5_000_000;
 
@@ -54,7 +55,7 @@ export function registerRateCommand(program: Command, io: CliIo): void {
     .option('--stream', 'rate in one pass with bounded memory: for large, roughly time-ordered input')
     .option(
       '--max-lateness <duration>',
-      'with --stream: how far out of order events may come (default 24h)',
+      "with --stream: how far out of order events may come (default 36h, Meta's retry window)",
       parseDuration,
     )
     .option(
