@@ -1075,3 +1075,20 @@ function mutate(root: unknown, at: number, replacement: unknown): void {
   if (replacement === undefined && !Array.isArray(holder)) delete holder[key as string];
   else (holder as Record<string | number, unknown>)[key] = replacement;
 }
+
+describe('a messages value with nothing in it', () => {
+  it('is counted as skipped, naming its keys, so that a misspelt "statuses" does not vanish', () => {
+    const item = parsed(
+      body([
+        { field: 'messages', value: { messaging_product: 'whatsapp', metadata: META, status: [status({})] } },
+      ]),
+    );
+    expect(item.events).toEqual([]);
+    expect(item.ignored).toEqual([
+      { reason: 'messages value with no "messages", "statuses" or "errors" (keys: status)', count: 1 },
+    ]);
+    // A value with statuses is not such a value.
+    const read = parsed(body([{ field: 'messages', value: { metadata: META, statuses: [status({})] } }]));
+    expect(read.ignored).toEqual([]);
+  });
+});

@@ -743,7 +743,20 @@ function readMessagesValue(
 
   const errors = value.errors;
   if (Array.isArray(errors) && errors.length > 0) addIgnored(out.ignored, IGNORED.valueErrors, errors.length);
+  // Nothing Meta bills or reports: a misspelt key ("status", "message") would otherwise vanish unnoticed.
+  if (value.messages === undefined && value.statuses === undefined && value.errors === undefined) {
+    const keys = Object.keys(value).filter((key) => !KNOWN_VALUE_KEYS.has(key));
+    if (keys.length > 0) {
+      addIgnored(
+        out.ignored,
+        `messages value with no "messages", "statuses" or "errors" (keys: ${keys.sort().join(', ')})`,
+      );
+    }
+  }
 }
+
+/** The keys of a messages value that are not its content. */
+const KNOWN_VALUE_KEYS: ReadonlySet<string> = new Set(['messaging_product', 'metadata', 'contacts']);
 
 function readAccountUpdate(
   out: BodyOutput,
