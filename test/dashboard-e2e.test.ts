@@ -354,6 +354,39 @@ function runDashboardScenario(engine: 'sqlite' | 'postgres') {
       await expect(summary.textContent()).resolves.toContain('1 difference');
       await expect(page.locator('main').textContent()).resolves.toContain('wamid.planted');
       await expect(page.locator('main').textContent()).resolves.toContain(answer.differences[0].cause);
+      // An uploaded Meta export (its "id" names the WABA): the page shows the period compared and both totals.
+      const unit = (await api(server, '/v1/units?limit=1')).units[0];
+      const day = Date.parse(`${String(unit.opened_at).slice(0, 10)}T00:00:00Z`) / 1000;
+      const exported = {
+        conversation_analytics: {
+          data: [
+            {
+              data_points: [
+                {
+                  start: day,
+                  end: day + 86_400,
+                  conversation: 5,
+                  conversation_category: 'MARKETING',
+                  country: 'IN',
+                  cost: 0.5,
+                },
+              ],
+            },
+          ],
+        },
+        id: unit.waba,
+      };
+      await page.locator('#f-analytics').setInputFiles({
+        name: 'meta.json',
+        mimeType: 'application/json',
+        buffer: Buffer.from(JSON.stringify(exported)),
+      });
+      await page.getByRole('button', { name: 'Compare' }).click();
+      await page.locator('#reconciliation-totals').waitFor();
+      await expect(page.locator('#reconciliation-period').textContent()).resolves.toContain(
+        `for WABA ${unit.waba} compared over ${String(unit.opened_at).slice(0, 7)}-01`,
+      );
+      await expect(page.locator('#reconciliation-totals').textContent()).resolves.toContain('5 units, 0.5');
       await shot(page, `${engine}-6-reconciliation`);
     });
 

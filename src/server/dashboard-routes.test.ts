@@ -411,6 +411,14 @@ describe('dashboard API: what the pages show', () => {
     expect(body.checked.buckets).toBeGreaterThan(0);
     expect(body.nothing_checked).toBeNull();
     expect(body.differences.some((d: { bucket?: unknown }) => d.bucket !== undefined)).toBe(true);
+    // The compared period and both totals come with it; what other WABAs hold does not.
+    expect(body.analytics).toMatchObject({
+      waba: 'W1',
+      period: { from: '2025-07-01', to: '2025-07-31', time_zone: 'UTC' },
+      totals: [{ waba: 'W1', meta: { units: 5, amount: '0.5' } }],
+    });
+    expect(body.analytics.not_compared).not.toHaveProperty('other_wabas');
+    expect(plain.analytics).toBeNull();
     const foreign = await post('/v1/reconciliation', { analytics: { ...exported, id: 'W2' } }, KEY_W1);
     expect(foreign.status).toBe(403);
     const unreadable = await post('/v1/reconciliation', { analytics: { hello: 1 } }, KEY_W1);

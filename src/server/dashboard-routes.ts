@@ -633,11 +633,20 @@ export function registerDashboardRoutes(app: Hono<Env>, deps: DashboardDeps): vo
         analytics !== undefined,
         'upload it on this page',
       ) ?? null;
+    // The export's WABA is the key's (checked above): its period and totals are the key's to see; the count
+    // of the portfolio mates' units is not, and goes.
+    const compared = finished.value.reconciliation.analytics;
+    let analyticsJson: unknown = null;
+    if (compared) {
+      const { other_wabas: _others, ...notCompared } = compared.not_compared;
+      analyticsJson = { ...compared, not_compared: notCompared };
+    }
     return c.json({
       differences: differences.filter(isVisible),
       checked,
       wabas: visible,
       nothing_checked: nothingChecked,
+      analytics: analyticsJson,
     });
   }
 

@@ -89,6 +89,7 @@ function renderReconciliation(data) {
       ),
     ),
   ];
+  if (data.analytics) parts.push(...renderComparedTotals(data.analytics));
   if (data.differences.length > 0) {
     parts.push(
       h(
@@ -157,6 +158,38 @@ function renderReconciliation(data) {
     );
   }
   return parts;
+}
+
+/** The period compared with Meta's export and both totals: the first thing a finance team looks for. */
+function renderComparedTotals(analytics) {
+  const period = analytics.period;
+  const outside = analytics.not_compared.outside_period.units;
+  return [
+    h(
+      'p',
+      { id: 'reconciliation-period', class: 'muted' },
+      `Meta's ${analytics.kind} export for WABA ${analytics.waba} compared over ${period.from} – ${period.to} (${period.time_zone})` +
+        (outside > 0
+          ? `; ${int(outside)} unit(s) of this WABA fall outside it and were not compared.`
+          : '.') +
+        ` Meta's export states no currency: its amounts are read in ${analytics.currency}.`,
+    ),
+    h(
+      'div',
+      { class: 'table-wrap' },
+      table(
+        'Totals over the period',
+        ['Currency', 'wameter', 'Meta', 'Meta − wameter'],
+        analytics.totals.map((row) => [
+          row.currency,
+          `${int(row.ours.units)} units, ${row.ours.amount}`,
+          row.meta ? `${int(row.meta.units)} units, ${row.meta.amount}` : '—',
+          row.difference ? `${int(row.difference.units)} units, ${row.difference.amount}` : '—',
+        ]),
+        { id: 'reconciliation-totals' },
+      ),
+    ),
+  ];
 }
 
 function verdict(value) {
