@@ -1,6 +1,7 @@
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { billableUnit } from '../../test/support/units.js';
 import {
   analyticsCategory,
   comparedPeriod,
@@ -106,28 +107,7 @@ const TZ = 'Asia/Kolkata';
 const kolkataMidnight = (day: string) => Date.parse(`${day}T00:00:00+05:30`) / 1000;
 
 function unitAt(id: string, openedAt: string, over: Partial<BillableUnit> = {}): BillableUnit {
-  return {
-    id,
-    unit: 'message',
-    pricingModel: 'PMP',
-    era: 'PMP-2025',
-    waba: 'W1',
-    business: 'PN1',
-    user: '919876543210',
-    country: 'IN',
-    market: 'India',
-    category: 'utility',
-    type: 'regular',
-    openedAtMs: Date.parse(openedAt),
-    expiresAtMs: null,
-    messages: [id],
-    rateMicros: 1400,
-    amountMicros: 1400,
-    currency: 'USD',
-    rateCard: 'usd-2025-10-01',
-    rule: 'PMP_CHARGED',
-    ...over,
-  };
+  return billableUnit({ id, openedAtMs: Date.parse(openedAt), ...over });
 }
 
 interface PointSpec {

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { MoneyRangeError } from './money.js';
 import { TotalsAccumulator, csvField } from './report.js';
 import type { BillableUnit } from './units.js';
+import { billableUnit } from '../../test/support/units.js';
 
 describe('csvField', () => {
   it('quotes commas, quotes and line breaks (RFC 4180)', () => {
@@ -29,27 +30,18 @@ describe('csvField', () => {
 });
 
 describe('TotalsAccumulator', () => {
-  const unit = (amountMicros: number | null): BillableUnit => ({
-    id: `u_${String(amountMicros)}`,
-    unit: 'message',
-    pricingModel: 'PMP',
-    era: 'PMP-2025',
-    waba: 'W1',
-    business: 'PN1',
-    user: '6281234567890',
-    country: 'ID',
-    market: 'Indonesia',
-    category: 'marketing',
-    type: 'regular',
-    openedAtMs: 0,
-    expiresAtMs: null,
-    messages: ['m'],
-    rateMicros: amountMicros,
-    amountMicros,
-    currency: 'IDR',
-    rateCard: 'idr',
-    rule: 'PMP_TEMPLATE',
-  });
+  const unit = (amountMicros: number | null): BillableUnit =>
+    billableUnit({
+      id: `u_${String(amountMicros)}`,
+      user: '6281234567890',
+      country: 'ID',
+      market: 'Indonesia',
+      category: 'marketing',
+      rateMicros: amountMicros,
+      amountMicros,
+      currency: 'IDR',
+      rateCard: 'idr',
+    });
 
   it('adds exactly past 2^53 micros (9 billion IDR in a month), and the store shape refuses to round', () => {
     const totals = new TotalsAccumulator();

@@ -7,6 +7,7 @@ import { parseEventValue } from '../ingest/parse-event.js';
 import { openSqliteStore } from '../store/sqlite/sqlite-store.js';
 import type { Store } from '../store/store.js';
 import { conversationLines } from '../../test/server-kit.js';
+import { billableUnit } from '../../test/support/units.js';
 import { createMemoryLogger } from './logger.js';
 import { loadPricingSetup, loadRateCards } from './pricing-setup.js';
 import {
@@ -203,28 +204,18 @@ describe('live re-rating writes only what changed, and is throttled', () => {
 });
 
 describe('diffRating', () => {
-  const unit = (id: string, overrides: Partial<BillableUnit> = {}): BillableUnit => ({
-    id,
-    unit: 'message',
-    pricingModel: 'PMP',
-    era: 'PMP-2025',
-    waba: 'W1',
-    business: 'PN1',
-    user: '1',
-    country: 'IN',
-    market: 'India',
-    category: 'utility',
-    type: 'regular',
-    openedAtMs: 1,
-    expiresAtMs: null,
-    messages: [`wamid.${id}`],
-    rateMicros: 10,
-    amountMicros: 10,
-    currency: 'USD',
-    rateCard: 'c',
-    rule: 'R',
-    ...overrides,
-  });
+  const unit = (id: string, overrides: Partial<BillableUnit> = {}): BillableUnit =>
+    billableUnit({
+      id,
+      user: '1',
+      openedAtMs: 1,
+      messages: [`wamid.${id}`],
+      rateMicros: 10,
+      amountMicros: 10,
+      rateCard: 'c',
+      rule: 'R',
+      ...overrides,
+    });
 
   it('upserts new and changed units by content, deletes vanished ones, keeps findings unless changed', () => {
     const before = {
