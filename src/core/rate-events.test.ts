@@ -204,6 +204,21 @@ describe('delivery is what counts', () => {
     expect(Date.parse(pmp)).toBeLessThan(result.units[0]!.openedAtMs);
   });
 
+  it('a delivery long before the send log says it was sent is rated at delivery, with a finding', async () => {
+    const sent = at('2025-07-01T05:30:00Z'); // a local 05:30 written as UTC, say
+    const result = await rate([
+      ...send(sent, 'early', 'marketing', {}, 'pending'),
+      { kind: 'status', atMs: sent - 5.5 * 3_600_000, id: 'early', status: 'delivered' },
+      ...send(at('2025-07-02T00:00:00Z'), 'skew', 'marketing', {}, 'pending'),
+      { kind: 'status', atMs: at('2025-07-01T23:59:30Z'), id: 'skew', status: 'delivered' },
+    ]);
+    expect(result.units[0]!.openedAtMs).toBe(sent - 5.5 * 3_600_000);
+    const findings = result.findings.filter((f) => f.code === 'DELIVERED_BEFORE_SENT');
+    // 30 s of clock skew says nothing; 5.5 h does, once per WABA, counted.
+    expect(findings).toEqual([expect.objectContaining({ message_id: 'early', waba: 'W1', count: 1 })]);
+    expect(findings[0]!.message).toContain('by 330 min');
+  });
+
   it('played (a voice message played on the phone) implies delivery, as read does', async () => {
     const result = await rate([
       ...send(hours(DAY, 0), 'v1', 'marketing', {}, 'pending'),

@@ -124,6 +124,8 @@ export function rateEvents(events: Iterable<CoreEvent>, options: RatingOptions):
 // redelivered status is recognised instead of being taken for a new message (streaming only).
 const TOMBSTONE_MS = 7 * DAY_MS;
 const FLUSH_EVERY_EVENTS = 50_000;
+/** How far a delivery may come before its send (two clocks) before DELIVERED_BEFORE_SENT is said. */
+const CLOCK_SKEW_MS = 5 * 60_000;
 const SWEEP_EVERY_FLUSHES = 4;
 
 /** What is known of one business message, from its outbound line and its statuses in any order. */
@@ -798,6 +800,17 @@ export class Rater {
             this.findings.add(`DELIVERED_AND_FAILED:${record.id}`, () => ({
               code: 'DELIVERED_AND_FAILED',
               message: `message ${record.id} was reported both delivered and failed: rated as delivered`,
+              message_id: record.id,
+              waba: record.waba,
+            }));
+          }
+          if (record.hasOutbound && record.deliveredAtMs < record.sentAtMs - CLOCK_SKEW_MS) {
+            // Seconds of skew between the sender's clock and Meta's are normal; more is a send log written in
+            // another time zone than it says, which moves windows, eras and months.
+            const gapMinutes = Math.round((record.sentAtMs - record.deliveredAtMs) / 60_000);
+            this.findings.add(`DELIVERED_BEFORE_SENT:${record.waba}`, () => ({
+              code: 'DELIVERED_BEFORE_SENT',
+              message: `WABA ${record.waba ?? '?'}: messages were delivered before the send log says they were sent (first: ${record.id}, by ${gapMinutes} min); rated at their delivery — check the time zone of the send log's "at"`,
               message_id: record.id,
               waba: record.waba,
             }));
