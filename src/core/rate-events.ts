@@ -807,7 +807,7 @@ export class Rater {
           if (record.hasOutbound && record.deliveredAtMs < record.sentAtMs - CLOCK_SKEW_MS) {
             // Seconds of skew between the sender's clock and Meta's are normal; more is a send log written in
             // another time zone than it says, which moves windows, eras and months.
-            const gapMinutes = Math.round((record.sentAtMs - record.deliveredAtMs) / 60_000);
+            const gapMinutes = ((record.sentAtMs - record.deliveredAtMs) / 60_000).toFixed(0); // words, not money
             this.findings.add(`DELIVERED_BEFORE_SENT:${record.waba}`, () => ({
               code: 'DELIVERED_BEFORE_SENT',
               message: `WABA ${record.waba ?? '?'}: messages were delivered before the send log says they were sent (first: ${record.id}, by ${gapMinutes} min); rated at their delivery — check the time zone of the send log's "at"`,
