@@ -890,6 +890,15 @@ describe('line ends and byte-order marks', () => {
     expect(summary.lines).toBe(4);
   });
 
+  it('CR alone ends lines also when every chunk of a stream ends at a CR (one line written at a time)', async () => {
+    const lines = [inbound('in1'), '{"kind":"status","at":', inbound('in2'), inbound('in3')];
+    const stdin = Readable.from(lines.map((line) => Buffer.from(`${line}\r`)));
+    const { events, errors, summary } = await collect(['-'], { stdin });
+    expect(ids(events)).toEqual(['in1', 'in2', 'in3']);
+    expect(errors.map((e) => ['line' in e && e.line, e.code])).toEqual([[2, 'MALFORMED_LINE']]);
+    expect(summary.lines).toBe(4);
+  });
+
   it('pretty-printed bodies with CR line ends: a broken second body is reported at its line and column', async () => {
     const before = pretty(statusBody('s1'));
     const text = `${before}\n${BROKEN_BODY}\n`.replaceAll('\n', '\r');

@@ -263,7 +263,8 @@ class SourceReader {
           // lines are counted (and errors placed) as the user's editor shows them. A raw CR inside a JSON
           // string is invalid JSON anyway, so no valid value changes.
           if (this.lineEnds === 'unknown') {
-            this.lineEnds = lineEndsOf(chunkText);
+            // With what is carried: a chunk may end at a CR whose next character only the next chunk shows.
+            this.lineEnds = lineEndsOf(carry === '' ? chunkText : carry.slice(-1) + chunkText);
             if (this.lineEnds === 'cr') {
               carry = carry.replaceAll('\r', '\n');
               this.held = this.held.map((text) => text.replaceAll('\r', '\n'));

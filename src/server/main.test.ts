@@ -10,7 +10,7 @@ import Database from 'better-sqlite3';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import { signMetaBody } from '../ingest/signature.js';
-import { SECRET, testConfig, webhookFixtures } from '../../test/server-kit.js';
+import { KEY_ALL, SECRET, testConfig, webhookFixtures } from '../../test/server-kit.js';
 import type { ServiceConfig } from './config.js';
 import { createMemoryLogger } from './logger.js';
 import { startServer, type RunningServer } from './main.js';
@@ -209,6 +209,15 @@ describe('a serve that lost its single-writer lock', () => {
       expect(health.status).toBe(503);
       expect(JSON.stringify(await health.json())).toMatch(/single-writer lock was lost/);
       expect((await postWebhook(server)).status).toBe(503);
+      // Nor is a re-rate written beside whoever may hold the lock now.
+      const rerate = await fetch(`${server.url}/v1/rerate`, {
+        method: 'POST',
+        body: '{}',
+        headers: { Authorization: `Bearer ${KEY_ALL}`, 'Content-Type': 'application/json' },
+      });
+      expect(rerate.status).toBe(503);
+      const { rows } = await admin.query(`SELECT count(*)::int AS n FROM ${schema}.ratings`);
+      expect(rows[0].n).toBe(0);
     } finally {
       await server.close().catch(() => undefined);
       await admin.query(`DROP SCHEMA ${schema} CASCADE`);

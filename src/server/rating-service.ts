@@ -456,8 +456,17 @@ export function createRatingService(deps: RatingServiceDeps): RatingService {
       // In the live ratings' chain, so that none writes meanwhile; afterwards the stored units are no longer
       // what live ratings last wrote (other cards or rules): the next live rating rewrites its scope.
       const write = chain.then(async () => {
+        // The writer lock lost, the SQLite file gone: nothing is written, as for live ratings.
+        const blocker = deps.storeHealth?.writeBlocker() ?? null;
+        if (blocker !== null) throw new Error(blocker);
         liveRater.forgetAll();
-        await store.replaceRating(record, result);
+        try {
+          await store.replaceRating(record, result);
+        } catch (error) {
+          deps.storeHealth?.writeFailed(error);
+          throw error;
+        }
+        deps.storeHealth?.writeSucceeded();
       });
       chain = write.catch(() => undefined);
       await write;

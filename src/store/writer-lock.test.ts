@@ -196,6 +196,22 @@ describe('the writer lock on SQLite (a lock file beside the database)', () => {
     sleeper.kill('SIGKILL');
   });
 
+  it('takes over a lock file naming this very pid that this process does not hold (a restarted container)', async () => {
+    writeFileSync(
+      lockFile('reborn'),
+      JSON.stringify({ command: 'serve', pid: process.pid, hostname: hostname(), startedAtMs: 0 }),
+    );
+    const lock = await acquireWriterLock(db('reborn'), { command: 'serve' });
+    try {
+      // Held here now: a second acquirer in this process is refused as before.
+      expect((await refusal(acquireWriterLock(db('reborn'), { command: 'rerate' }))).holder?.pid).toBe(
+        process.pid,
+      );
+    } finally {
+      await lock.release();
+    }
+  });
+
   it('refuses a damaged lock file rather than guess, saying which file to delete', async () => {
     writeFileSync(lockFile('damaged'), '');
     const error = await refusal(acquireWriterLock(db('damaged'), { command: 'import' }));
@@ -290,6 +306,19 @@ describe('the writer lock on PostgreSQL (a session advisory lock)', () => {
     await expect(acquireWriterLock(url.toString(), { command: 'serve' })).rejects.toThrow(
       'no schema of the search_path exists: open the store first',
     );
+  });
+
+  it('a connection that fails before the lock is granted is an error thrown, never a lost lock', async () => {
+    let lost: Error | undefined;
+    await expect(
+      acquireWriterLock(
+        'postgres://postgres@127.0.0.1:1/test',
+        { command: 'serve' },
+        { onLost: (error) => (lost = error) },
+      ),
+    ).rejects.toThrow();
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(lost).toBeUndefined();
   });
 
   it('says when the lock is lost: its session was ended from outside', async () => {

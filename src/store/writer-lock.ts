@@ -174,12 +174,7 @@ function acquireFileLock(lockPath: string, self: WriterLockHolder, options: Writ
   const content = `${JSON.stringify({ ...self, startedAt: new Date(self.startedAtMs).toISOString() })}\n`;
   // A few rounds: each lost race (a lock released or taken over meanwhile) is one more.
   for (let round = 0; round < 5; round++) {
-    try {
-      writeFileSync(lockPath, content, { flag: 'wx' });
-      return fileLock(lockPath, content);
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-    }
+    if (createWhole(lockPath, content)) return fileLock(lockPath, content);
     let existing: string;
     try {
       existing = readFileSync(lockPath, 'utf8');
@@ -196,7 +191,9 @@ function acquireFileLock(lockPath: string, self: WriterLockHolder, options: Writ
         null,
       );
     }
-    if (holder.hostname !== self.hostname || isProcessAlive(holder.pid)) {
+    // Our own pid in a file this process does not hold: a previous life of a container (pid 1 again).
+    const isOurOldFile = holder.pid === process.pid && !heldHere.has(lockPath);
+    if (holder.hostname !== self.hostname || (isProcessAlive(holder.pid) && !isOurOldFile)) {
       throw new WriterLockHeldError(
         heldMessage(self.command, holder, describeHolder(holder), deleteHint),
         holder,
@@ -207,6 +204,27 @@ function acquireFileLock(lockPath: string, self: WriterLockHolder, options: Writ
     }
   }
   throw new Error(`cannot take the writer lock ${lockPath}: other processes keep changing it`);
+}
+
+/** The lock files this process holds (a second acquirer here is refused like any other). */
+const heldHere = new Set<string>();
+
+/**
+ * Creates the lock file with its whole content at once (written aside, then linked: a full disk leaves no
+ * empty lock file behind to block every later writer); false when the path is taken.
+ */
+function createWhole(lockPath: string, content: string): boolean {
+  const temp = `${lockPath}.new-${process.pid}-${randomBytes(4).toString('hex')}`;
+  writeFileSync(temp, content, { flag: 'wx' });
+  try {
+    linkSync(temp, lockPath);
+    return true;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    throw error;
+  } finally {
+    unlinkSync(temp);
+  }
 }
 
 /** True unless `pid` surely names no process (EPERM: it runs, as another user). */
@@ -248,9 +266,11 @@ function takeOver(lockPath: string, staleContent: string): boolean {
 
 function fileLock(lockPath: string, content: string): WriterLock {
   let isReleased = false;
+  heldHere.add(lockPath);
   const releaseNow = () => {
     if (isReleased) return;
     isReleased = true;
+    heldHere.delete(lockPath);
     process.off('exit', releaseNow);
     try {
       // Only our own file: never a lock another process holds now.
@@ -301,15 +321,22 @@ async function acquireAdvisoryLock(
   const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 10_000, keepAlive: true });
   let isReleased = false;
   let isLost = false;
+  let isHeld = false;
   const lost = (error: Error) => {
-    if (isReleased || isLost) return;
+    // Before the lock is granted a failure is the acquirer's error (thrown), never a lost lock.
+    if (!isHeld || isReleased || isLost) return;
     isLost = true;
     options.onLost?.(error);
   };
   // A dropped connection is an 'error' event; unhandled, it would crash the process.
   client.on('error', lost);
   client.on('end', () => lost(new Error('the PostgreSQL connection holding the writer lock ended')));
-  await client.connect();
+  try {
+    await client.connect();
+  } catch (error) {
+    isReleased = true;
+    throw error;
+  }
   let schema: string;
   try {
     // What a refusal elsewhere names; backend_start gives "since" (this connection is the lock's own).
@@ -344,6 +371,7 @@ async function acquireAdvisoryLock(
     await client.end().catch(() => {});
     throw error;
   }
+  isHeld = true;
   return {
     where: `PostgreSQL advisory lock (schema ${schema})`,
     async release() {
