@@ -647,12 +647,8 @@ function readMessagesValue(
         );
         continue;
       }
-      if (waba === undefined) {
-        out.rejected.push(wabaError(where, rawWaba));
-        continue;
-      }
-      if (business === undefined) {
-        out.rejected.push(businessError(where, metadata));
+      if (waba === undefined || business === undefined) {
+        out.rejected.push(waba === undefined ? wabaError(where, rawWaba) : businessError(where, metadata));
         continue;
       }
       const event: InboundEvent = {
@@ -706,12 +702,8 @@ function readMessagesValue(
       // A status names its WABA, business number and user as an inbound message does: Meta always sends
       // them, and without them a message known only from webhooks could not be rated (STATUS_WITHOUT_USER),
       // or would be filed under another WABA. Refused here, at the body's file and line, instead.
-      if (waba === undefined) {
-        out.rejected.push(wabaError(where, rawWaba));
-        continue;
-      }
-      if (business === undefined) {
-        out.rejected.push(businessError(where, metadata));
+      if (waba === undefined || business === undefined) {
+        out.rejected.push(waba === undefined ? wabaError(where, rawWaba) : businessError(where, metadata));
         continue;
       }
       const mistypedUser = mistypedUserId(where, status, 'recipient_id', 'recipient_user_id');

@@ -5,6 +5,7 @@ import { createHash } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { MoneyRangeError } from '../core/money.js';
 import { TotalsAccumulator } from '../core/report.js';
+import { billableUnit } from '../../test/support/units.js';
 import {
   eventKey,
   type CoreEvent,
@@ -51,28 +52,18 @@ function raw(body: Uint8Array | string, parseError: string | null = null): RawWe
 }
 
 function unit(id: string, overrides: Partial<BillableUnit> = {}): BillableUnit {
-  return {
+  return billableUnit({
     id,
     unit: 'conversation',
     pricingModel: 'CBP',
     era: 'CBP-2023',
-    waba: 'W1',
-    business: 'PN1',
-    user: '919876543210',
-    country: 'IN',
-    market: 'India',
-    category: 'utility',
-    type: 'regular',
     openedAtMs: T0,
     expiresAtMs: T0 + 24 * 60 * MINUTE,
     messages: [`wamid.${id}`],
-    rateMicros: 1400,
-    amountMicros: 1400,
-    currency: 'USD',
     rateCard: 'usd-2024-11-01',
     rule: 'CBP_OPEN_CONVERSATION',
     ...overrides,
-  };
+  });
 }
 
 function rating(id: string, wabas: string[], ratedAtMs = T0): RatingRecord {
