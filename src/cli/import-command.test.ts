@@ -1,6 +1,7 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import { runWameter } from '../../test/support/cli.js';
 import { openStore } from '../store/open-store.js';
@@ -55,6 +56,39 @@ describe('wameter import', () => {
       await store.close();
     }
     expect((await run(['import', EXAMPLE, '--db', db])).code).toBe(0);
+  });
+
+  it('says so (exit 1) when the events are stored but their rating cannot be, and a later import rates them', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'wameter-import-'));
+    const db = `sqlite:${join(dir, 'w.db')}`;
+    const store = await openStore(db);
+    await store.close();
+    // A real failure inside SQLite: every write of a rating is refused.
+    const raw = new Database(join(dir, 'w.db'));
+    raw.exec(
+      "CREATE TRIGGER refuse_ratings BEFORE INSERT ON ratings BEGIN SELECT RAISE(ABORT, 'ratings refused'); END",
+    );
+    raw.close();
+    const failed = await run(['import', EXAMPLE, '--db', db]);
+    expect(failed.code).toBe(1);
+    expect(failed.error).toMatch(
+      /wameter: the events are stored, but rating \d+ WABA\(s\) failed \(.+\): ratings refused;/,
+    );
+    expect(failed.error).toContain('run `wameter import` again once that is fixed');
+    expect(failed.error).not.toMatch(/unit\(s\) in the store/);
+    expect(failed.out).toBe('');
+
+    const reopened = new Database(join(dir, 'w.db'));
+    expect((reopened.prepare('SELECT count(*) AS n FROM events').get() as { n: number }).n).toBeGreaterThan(
+      0,
+    );
+    expect((reopened.prepare('SELECT count(*) AS n FROM units').get() as { n: number }).n).toBe(0);
+    reopened.exec('DROP TRIGGER refuse_ratings');
+    reopened.close();
+    const again = await run(['import', EXAMPLE, '--db', db]);
+    expect(again.code).toBe(0);
+    expect(again.error).toContain('stored 0 new event(s)');
+    expect(again.out).toMatch(/^USD: [1-9]\d* unit\(s\) in the store$/m);
   });
 
   it('names a file that cannot be read', async () => {

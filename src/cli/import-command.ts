@@ -7,6 +7,7 @@ import { eventKey, type CoreEvent } from '../core/events.js';
 import { readEventSources } from '../ingest/read-events.js';
 import { loadServiceConfig } from '../server/config.js';
 import { loadPricingSetup } from '../server/pricing-setup.js';
+import { RatingFailedError } from '../server/rating-service.js';
 import type { EventInput } from '../store/store.js';
 import { CliError, EXIT } from './exit-codes.js';
 import type { CliIo } from './io.js';
@@ -116,8 +117,17 @@ async function runImport(sources: string[], flags: ImportFlags, io: CliIo): Prom
     await Promise.all(writes);
     io.writeError(`wameter import: stored ${inserted} new event(s), ${duplicates} already stored; rating…\n`);
     const rating = commandRatingService(store, pricing.value, io);
-    await rating.rateAll();
-    await rating.close();
+    try {
+      await rating.rateAll();
+    } catch (error) {
+      // The events are stored: say so, and how to get them rated, instead of printing a stale bill.
+      if (!(error instanceof RatingFailedError)) throw error;
+      throw new CliError(
+        `the events are stored, but ${error.message}; nothing else was changed: run \`wameter import\` again once that is fixed (stored events are skipped, then everything is rated), or start \`wameter serve\`, which rates the whole store at start`,
+      );
+    } finally {
+      await rating.close();
+    }
     const totals = await store.totals({});
     for (const [currency, total] of Object.entries(totals)) {
       io.writeOut(`${currency}: ${total.units} unit(s) in the store\n`);

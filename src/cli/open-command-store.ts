@@ -100,6 +100,8 @@ export function commandRatingService(
     pricing,
     clock: Date.now,
     logger: createJsonLogger({ level: 'warn', clock: Date.now, write: (line) => io.writeError(`${line}\n`) }),
+    // A command reports a failed rating and exits; it does not retry it in the background.
+    retries: false,
     ...extra,
   });
 }

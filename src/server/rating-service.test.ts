@@ -15,6 +15,7 @@ import {
   createRatingService,
   diffRating,
   RatingBehindError,
+  RatingFailedError,
   sameRecord,
   type RatingService,
 } from './rating-service.js';
@@ -130,6 +131,28 @@ describe('live re-rating', () => {
     );
     await rating.rateAll();
     expect((await store.queryUnits({}, { limit: 100 })).units.length).toBe(3);
+  });
+
+  it('rateAll rejects, naming the WABAs and the cause, when their rating cannot be stored', async () => {
+    await makeService();
+    await store.ingestEvents(
+      events(conversationLines('W9', 'PN9', '919876543219', 'wamid.f')).map((event) => ({
+        key: eventKey(event),
+        event,
+        receivedAtMs: nowMs,
+        source: 'test',
+      })),
+    );
+    store.replaceRating = () => Promise.reject(new Error('disk full'));
+    store.applyRatingDiff = () => Promise.reject(new Error('disk full'));
+    const failure = await rating.rateAll().then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+    expect(failure).toBeInstanceOf(RatingFailedError);
+    expect((failure as RatingFailedError).wabas).toEqual(['W9']);
+    expect((failure as Error).message).toBe('rating 1 WABA(s) failed (W9): disk full');
+    expect((await store.queryUnits({}, { limit: 100 })).units).toEqual([]);
   });
 
   it('a failing store is logged, counted and retried, and settled() still returns', async () => {

@@ -113,7 +113,10 @@ export interface RatingService {
    * the stored bill would be older than the last 200.
    */
   current(wabas?: readonly string[]): Promise<void>;
-  /** Rates every WABA in the store (at start: a crash may have left arrivals unrated). */
+  /**
+   * Rates every WABA in the store (at start: a crash may have left arrivals unrated). Rejects with
+   * `RatingFailedError` when some could not be rated (the retry stays scheduled until `close()`).
+   */
   rateAll(): Promise<void>;
   /** Seconds the oldest unrated arrival has waited (0 when the bill is current). */
   lagSeconds(): number;
@@ -147,6 +150,11 @@ export interface RatingServiceDeps {
   storeHealth?: Pick<StoreHealth, 'writeSucceeded' | 'writeFailed' | 'writeBlocker'>;
   /** Where live ratings run (default: in this thread); closed by the service's close(). */
   liveRater?: LiveRater;
+  /**
+   * A failed rating is retried every second (default: a service must catch up by itself). False for a
+   * one-shot command, which reports the failure (`rateAll` rejects) and exits instead.
+   */
+  retries?: boolean;
 }
 
 const RETRY_MS = 1000;
@@ -164,6 +172,20 @@ export class RatingBehindError extends Error {
     super(
       `the rating of events already acknowledged for ${[named, unnamed].filter(Boolean).join(' and ')} failed and is retried every second`,
     );
+  }
+}
+
+/** `rateAll()` could not rate every WABA: the stored bill of these is behind their events. */
+export class RatingFailedError extends Error {
+  constructor(
+    readonly wabas: readonly string[],
+    cause: unknown,
+  ) {
+    super(
+      `rating ${wabas.length} WABA(s) failed (${wabas.join(', ')}): ${cause instanceof Error ? cause.message : String(cause)}`,
+      { cause },
+    );
+    this.name = 'RatingFailedError';
   }
 }
 
@@ -201,6 +223,7 @@ export function createRatingService(deps: RatingServiceDeps): RatingService {
   const baseBook = createAccountBook(pricing.accounts);
   const debounceMs = deps.debounceMs ?? 100;
   const throttleFactor = deps.throttleFactor ?? 3;
+  const retries = deps.retries ?? true;
   const liveRater = deps.liveRater ?? createInProcessLiveRater(store, pricing);
   /** The next live re-rate starts no sooner than this, in performance.now() time (adaptive throttle). */
   let notBeforeMs = 0;
@@ -212,6 +235,8 @@ export function createRatingService(deps: RatingServiceDeps): RatingService {
   let chain: Promise<void> = Promise.resolve();
   /** WABAs whose live rating failed and has not succeeded since (their stored bill is behind). */
   const behind = new Set<string>();
+  /** Why the last live rating failed (while `behind` is not empty). */
+  let lastFailure: unknown;
 
   /** The WABAs of each portfolio touched by `wabas` (tiers and allowances count per portfolio). */
   async function portfolioGroups(wabas: Iterable<string>): Promise<string[][]> {
@@ -310,9 +335,14 @@ export function createRatingService(deps: RatingServiceDeps): RatingService {
         }
       }
     } catch (error) {
+      lastFailure = error;
       deps.onStoreError?.();
-      logger.error('live rating failed; will retry', { ...errorFields(error), wabas: batch.size });
+      logger.error(retries ? 'live rating failed; will retry' : 'rating failed', {
+        ...errorFields(error),
+        wabas: batch.size,
+      });
       for (const waba of batch.keys()) behind.add(waba);
+      if (!retries) return;
       for (const [waba, sinceMs] of batch) dirty.set(waba, Math.min(sinceMs, dirty.get(waba) ?? Infinity));
       if (!retryTimer) {
         retryTimer = setTimeout(() => {
@@ -527,6 +557,7 @@ export function createRatingService(deps: RatingServiceDeps): RatingService {
     async rateAll() {
       markDirty(await store.listWabas());
       await settled();
+      if (behind.size > 0) throw new RatingFailedError([...behind].sort(), lastFailure);
     },
     lagSeconds() {
       const oldest = Math.min(runningSinceMs ?? Infinity, ...dirty.values());

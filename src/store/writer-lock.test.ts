@@ -19,7 +19,15 @@ import { pathToFileURL } from 'node:url';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { compileSources } from '../../test/support/build-server.js';
-import { acquireWriterLock, openWriterStore, WriterLockHeldError, type WriterLock } from './writer-lock.js';
+import { eventKey } from '../core/events.js';
+import type { RatingRecord } from './store.js';
+import {
+  acquireWriterLock,
+  openWriterStore,
+  WriterLockHeldError,
+  WriterLockLostError,
+  type WriterLock,
+} from './writer-lock.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const BUILD = join(ROOT, '.tmp', 'writer-lock-build');
@@ -343,6 +351,59 @@ describe('the writer lock on PostgreSQL (a session advisory lock)', () => {
     await expect(openWriterStore(url, 'rerate')).rejects.toThrow(/^a wameter serve \(pid/);
     await store.close();
     await (await openWriterStore(url, 'rerate')).close();
+  });
+
+  it('a store whose lock was lost writes no more ratings (events still), and says why', async () => {
+    const url = await freshUrl();
+    let lost: Error | undefined;
+    const store = await openWriterStore(url, 'import', { onLost: (error) => (lost = error) });
+    try {
+      const record: RatingRecord = {
+        id: 'r1',
+        ratedAtMs: Date.UTC(2025, 9, 1),
+        reason: 'live',
+        wabas: ['W1'],
+        asOfRules: null,
+        rateCards: [],
+        totals: {},
+      };
+      await store.replaceRating(record, { units: [], pending: [], findings: [] });
+      await admin.query(
+        `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1`,
+        [`wameter import pid ${process.pid} on ${hostname()}`.slice(0, 63)],
+      );
+      const deadline = Date.now() + 5_000;
+      while (!lost && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+      expect(lost).toBeInstanceOf(Error);
+
+      const refused = { ...record, id: 'r2' };
+      await expect(store.replaceRating(refused, { units: [], pending: [], findings: [] })).rejects.toThrow(
+        WriterLockLostError,
+      );
+      await expect(
+        store.applyRatingDiff(refused, {
+          units: { upsert: [], delete: [] },
+          pending: { upsert: [], delete: [] },
+          findings: [],
+        }),
+      ).rejects.toThrow(/^the single-writer lock was lost \(.+\): another process may now write ratings/);
+      expect((await store.listRatings(10)).map((rating) => rating.id)).toEqual(['r1']);
+      const event = {
+        kind: 'inbound' as const,
+        atMs: Date.UTC(2025, 9, 1),
+        waba: 'W1',
+        business: 'PN1',
+        user: '919876543210',
+        id: 'wamid.lost',
+        hasReferral: false,
+      };
+      const outcome = await store.ingestEvents([
+        { key: eventKey(event), event, receivedAtMs: Date.now(), source: 'test' },
+      ]);
+      expect(outcome.inserted).toHaveLength(1);
+    } finally {
+      await store.close();
+    }
   });
 });
 

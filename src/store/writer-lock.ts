@@ -101,22 +101,58 @@ export async function openWriterStore(
 ): Promise<Store> {
   // The store first: a PostgreSQL schema named in the URL exists only once the store is migrated.
   const store = await openStore(url);
+  const state: LockState = { lost: undefined };
   let lock: WriterLock;
   try {
-    lock = await acquireWriterLock(url, { command }, options);
+    lock = await acquireWriterLock(
+      url,
+      { command },
+      {
+        ...options,
+        onLost: (error) => {
+          state.lost = error;
+          options.onLost?.(error);
+        },
+      },
+    );
   } catch (error) {
     await store.close();
     throw error;
   }
-  return new StoreHoldingWriterLock(store, lock);
+  return new StoreHoldingWriterLock(store, lock, state);
 }
 
-/** A store that holds the writer lock until it is closed. Every other method is the store's own. */
+/** A rating write refused because the writer lock was lost while held: another process may be writing. */
+export class WriterLockLostError extends Error {
+  readonly code = 'WRITER_LOCK_LOST';
+  constructor(cause: Error) {
+    super(
+      `the single-writer lock was lost (${cause.message}): another process may now write ratings to this database, so this one writes no more of them`,
+      { cause },
+    );
+    this.name = 'WriterLockLostError';
+  }
+}
+
+interface LockState {
+  lost: Error | undefined;
+}
+
+/**
+ * A store that holds the writer lock until it is closed. Every other method is the store's own, except that
+ * once the lock is lost, ratings are no longer written (WriterLockLostError): a second writer's rows and this
+ * one's diffs would bill messages twice. Events are still stored (idempotent: whoever rates next sees them).
+ */
 class StoreHoldingWriterLock implements Store {
   constructor(
     private readonly store: Store,
     private readonly lock: WriterLock,
+    private readonly state: LockState,
   ) {}
+
+  private checkHeld(): void {
+    if (this.state.lost) throw new WriterLockLostError(this.state.lost);
+  }
 
   async close(): Promise<void> {
     try {
@@ -136,8 +172,14 @@ class StoreHoldingWriterLock implements Store {
     this.store.listUnreadableWebhooks(limit);
   listEvents: Store['listEvents'] = (wabas) => this.store.listEvents(wabas);
   listWabas: Store['listWabas'] = () => this.store.listWabas();
-  replaceRating: Store['replaceRating'] = (rating, result) => this.store.replaceRating(rating, result);
-  applyRatingDiff: Store['applyRatingDiff'] = (rating, diff) => this.store.applyRatingDiff(rating, diff);
+  replaceRating: Store['replaceRating'] = async (rating, result) => {
+    this.checkHeld();
+    return this.store.replaceRating(rating, result);
+  };
+  applyRatingDiff: Store['applyRatingDiff'] = async (rating, diff) => {
+    this.checkHeld();
+    return this.store.applyRatingDiff(rating, diff);
+  };
   listRatings: Store['listRatings'] = (limit) => this.store.listRatings(limit);
   queryUnits: Store['queryUnits'] = (filter, page) => this.store.queryUnits(filter, page);
   totals: Store['totals'] = (filter) => this.store.totals(filter);
