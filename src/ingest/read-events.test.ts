@@ -915,6 +915,31 @@ describe('line ends and byte-order marks', () => {
     ]);
   });
 
+  it('a CR-only file joined to an LF one: the lines its lone CRs end are each read, not lost as one', async () => {
+    const file = await write(
+      'joined.ndjson',
+      `${inbound('in1')}\r\n${inbound('in2')}\r${inbound('in3')}\r{oops\n${inbound('in4')}\r${inbound('in5')}\n`,
+    );
+    const { events, errors } = await collect([file]);
+    expect(ids(events)).toEqual(['in1', 'in4', 'in5']);
+    // A piece that is not JSON leaves its whole line reported as before: no guess at the rest.
+    expect(errors.map((e) => ['line' in e && e.line, e.code])).toEqual([[2, 'MALFORMED_LINE']]);
+    const clean = await write(
+      'joined-clean.ndjson',
+      `${inbound('in1')}\n${inbound('in2')}\r${inbound('in3')}\n`,
+    );
+    const read = await collect([clean]);
+    expect(read.errors).toEqual([]);
+    expect(ids(read.events)).toEqual(['in1', 'in2', 'in3']);
+  });
+
+  it('a CR inside a valid line is white space between tokens, not a line end', async () => {
+    const file = await write('cr-space.ndjson', `${inbound('in1').replace(',', ',\r')}\n${inbound('in2')}\n`);
+    const { events, errors } = await collect([file]);
+    expect(errors).toEqual([]);
+    expect(ids(events)).toEqual(['in1', 'in2']);
+  });
+
   it('CRLF split between two stdin chunks is one line end, not two', async () => {
     const stdin = Readable.from([`${inbound('in1')}\r`, `\n${inbound('in2')}\r\n{oops\r\n${inbound('in3')}`]);
     const { events, errors, summary } = await collect(['-'], { stdin });

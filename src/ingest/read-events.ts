@@ -410,10 +410,32 @@ class SourceReader {
         this.mode = 'run';
         return;
       }
+      if (this.readCrSeparated(line, lineNo)) return;
       this.malformedLine(line, lineNo, error);
       return;
     }
     this.readValue(value, lineNo, '');
+  }
+
+  /**
+   * A line of an LF file that holds values separated by a CR alone (a CR-only file joined to an LF one): when
+   * every piece is a whole JSON value, each is read (at this line number); false, reading nothing, otherwise.
+   * Only tried on a line that does not parse: inside a valid line a CR is white space between tokens.
+   */
+  private readCrSeparated(line: string, lineNo: number): boolean {
+    if (!line.includes('\r')) return false;
+    const values: unknown[] = [];
+    for (const piece of line.split('\r')) {
+      if (isBlank(piece)) continue;
+      try {
+        values.push(JSON.parse(piece));
+      } catch {
+        return false;
+      }
+    }
+    if (values.length < 2) return false;
+    for (const value of values) this.readValue(value, lineNo, '');
+    return true;
   }
 
   /**
