@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { MoneyRangeError, addMicros, formatMicros, parseMicros } from './money.js';
+import { MoneyRangeError, addMicros, formatMicros, microsOf, parseMicros, sumMicros } from './money.js';
 
 describe('money', () => {
   it('parses rate strings exactly, without floats', () => {
@@ -33,5 +33,18 @@ describe('money', () => {
     for (let i = 0; i < 10; i++) total = addMicros(total, 100_000);
     expect(formatMicros(total)).toBe('1');
     expect(() => addMicros(Number.MAX_SAFE_INTEGER, 1)).toThrow(MoneyRangeError);
+  });
+
+  it('sums exactly past 2^53 micros as bigints, and back to numbers where those are exact', () => {
+    expect(sumMicros(1, 2)).toBe(3);
+    expect(sumMicros(Number.MAX_SAFE_INTEGER, 1)).toBe(9_007_199_254_740_992n);
+    expect(sumMicros(9_007_199_254_740_992n, -1)).toBe(Number.MAX_SAFE_INTEGER);
+    expect(sumMicros(5_000_000_000_000_800, 5_000_000_000_000_001)).toBe(10_000_000_000_000_801n);
+    expect(microsOf('10000000000000801')).toBe(10_000_000_000_000_801n);
+    expect(microsOf('-42')).toBe(-42);
+    expect(microsOf(12n)).toBe(12);
+    expect(() => microsOf(2 ** 60)).toThrow(MoneyRangeError);
+    expect(() => microsOf('1.5')).toThrow('not an amount in micros: 1.5');
+    expect(() => microsOf(null)).toThrow('not an amount in micros');
   });
 });

@@ -58,13 +58,46 @@ export const MAX_EXACT_AMOUNT = formatMicros(Number.MAX_SAFE_INTEGER);
 export class MoneyRangeError extends Error {
   constructor() {
     super(
-      `a total exceeds ${MAX_EXACT_AMOUNT} currency units, the largest amount wameter's service and store ` +
-        'add exactly (a month of millions of messages billed in a currency such as IDR can reach it): ' +
-        'ask for fewer WABAs or a shorter period at a time (`wameter rate` prints any total exactly)',
+      `a total exceeds ${MAX_EXACT_AMOUNT} currency units, the largest amount this computation adds ` +
+        'exactly (millions of messages billed in a currency such as IDR can reach it): ask for fewer WABAs ' +
+        'or a shorter period at a time (`wameter rate` and the service print any total exactly)',
     );
     this.name = 'MoneyRangeError';
   }
 }
+
+/**
+ * An exact amount in micros: a number while it is a safe integer, a bigint beyond (sums of many units in a
+ * currency such as IDR pass 2^53 micros, 9,007,199,254.74 units). `exactMicros` normalises.
+ */
+export type Micros = number | bigint;
+
+/** `value` as a number when that is exact, else as itself. */
+export function exactMicros(value: bigint): Micros {
+  return value >= -MAX_SAFE && value <= MAX_SAFE ? Number(value) : value;
+}
+
+/** An integer amount read from a database (number, bigint or decimal text), exact. */
+export function microsOf(value: unknown): Micros {
+  if (typeof value === 'number') {
+    if (!Number.isSafeInteger(value)) throw new MoneyRangeError();
+    return value;
+  }
+  if (typeof value === 'bigint') return exactMicros(value);
+  if (typeof value === 'string' && /^-?\d+$/.test(value)) return exactMicros(BigInt(value));
+  throw new Error(`not an amount in micros: ${String(value)}`);
+}
+
+/** Adds exact amounts: a number while the sum is a safe integer, a bigint beyond. Never rounds. */
+export function sumMicros(a: Micros, b: Micros): Micros {
+  if (typeof a === 'number' && typeof b === 'number') {
+    const sum = a + b;
+    if (Number.isSafeInteger(sum)) return sum;
+  }
+  return exactMicros(BigInt(a) + BigInt(b));
+}
+
+const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
 
 /** Adds micros, refusing to leave the range where integers are exact. */
 export function addMicros(a: number, b: number): number {

@@ -2,7 +2,7 @@
 // against them (snake_case, decimal strings for money, ISO instants). Pure formatting, no rating here.
 
 import { formatInstant } from './calendar.js';
-import { MoneyRangeError, formatMicros } from './money.js';
+import { exactMicros, formatMicros, type Micros } from './money.js';
 import type { BillableUnit, Finding, PendingMessage, RatingResult } from './units.js';
 
 export interface UnitJson {
@@ -133,16 +133,16 @@ export class TotalsAccumulator {
     category.amountMicros += amountMicros;
   }
 
-  /** Totals per currency in micros, the shape the store aggregates (MoneyRangeError past 2^53 micros). */
+  /** Totals per currency in micros, the shape the store aggregates (exact: bigints past 2^53 micros). */
   toMicros(): Record<string, MicrosTotals> {
     const plain: Record<string, MicrosTotals> = {};
     for (const [currency, totals] of this.byCurrency) {
       const byCategory: Record<string, CategoryTotals> = {};
       for (const [category, entry] of totals.byCategory) {
-        byCategory[category] = { ...entry, amountMicros: exactNumber(entry.amountMicros) };
+        byCategory[category] = { ...entry, amountMicros: exactMicros(entry.amountMicros) };
       }
       plain[currency] = {
-        amountMicros: exactNumber(totals.amountMicros),
+        amountMicros: exactMicros(totals.amountMicros),
         units: totals.units,
         unpriced: totals.unpriced,
         byCategory,
@@ -163,38 +163,26 @@ export class TotalsAccumulator {
   }
 }
 
-function exactNumber(micros: bigint): number {
-  if (micros > BigInt(Number.MAX_SAFE_INTEGER) || micros < -BigInt(Number.MAX_SAFE_INTEGER)) {
-    throw new MoneyRangeError();
-  }
-  return Number(micros);
-}
-
 export interface CategoryTotals {
   units: number;
   /** Of `units`, those that could not be priced (amount null); absent in ratings stored before it was counted. */
   unpriced?: number;
-  amountMicros: number;
+  /** Exact: a bigint past 2^53 micros. */
+  amountMicros: Micros;
 }
 
 /** Totals per currency in micros (what the store aggregates), before formatting. */
 export interface MicrosTotals {
-  amountMicros: number;
+  /** Exact: a bigint past 2^53 micros. */
+  amountMicros: Micros;
   units: number;
   /** Of `units`, those that could not be priced (amount null): `amountMicros` holds nothing for them. */
   unpriced?: number;
   byCategory: Record<string, CategoryTotals>;
 }
 
-type Exact<T> = Omit<T, 'amountMicros'> & { amountMicros: number | bigint };
-
 /** Contract §4 `totals`: currencies and categories sorted, amounts as exact decimal strings. */
-export function totalsToJson(
-  totals: Record<
-    string,
-    Exact<Omit<MicrosTotals, 'byCategory'>> & { byCategory: Record<string, Exact<CategoryTotals>> }
-  >,
-): TotalsJson {
+export function totalsToJson(totals: Record<string, MicrosTotals>): TotalsJson {
   const json: TotalsJson = {};
   for (const currency of Object.keys(totals).sort()) {
     const entry = totals[currency]!;

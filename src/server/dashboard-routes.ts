@@ -9,7 +9,7 @@ import type { Context, Hono } from 'hono';
 import { localDate, parseInstant } from '../core/calendar.js';
 import { eraOn } from '../core/eras.js';
 import { FREE_CONVERSATIONS_PER_MONTH, FREE_SERVICE_MESSAGES_PER_MONTH } from '../core/eras.js';
-import { addMicros, formatMicros } from '../core/money.js';
+import { formatMicros, sumMicros, type Micros } from '../core/money.js';
 import { tierRate } from '../core/rate-card.js';
 import type { Era, RateCategory } from '../core/units.js';
 import { createAccountBook } from '../ingest/accounts-file.js';
@@ -738,7 +738,7 @@ export async function resolveStaticFile(
 // --- overview shaping --------------------------------------------------------------------------------------
 
 interface BucketSlice {
-  amount_micros: number;
+  amount_micros: Micros;
   charged_units: number;
   free_units: number;
 }
@@ -763,25 +763,25 @@ function overviewByCurrency(
     const key = point.dimensions[by] ?? '(unknown)';
     const slice = bucket.slices.get(key) ?? { amount_micros: 0, charged_units: 0, free_units: 0 };
     bucket.slices.set(key, slice);
-    slice.amount_micros = addMicros(slice.amount_micros, point.amountMicros);
+    slice.amount_micros = sumMicros(slice.amount_micros, point.amountMicros);
     if (point.dimensions.type === 'regular') slice.charged_units += point.units;
     else slice.free_units += point.units;
   }
   return [...currencies.keys()].sort().map((currency) => {
     const buckets = currencies.get(currency)!;
     const starts = [...buckets.keys()].sort((a, b) => a - b);
-    const keyTotals = new Map<string, number>();
+    const keyTotals = new Map<string, Micros>();
     const total: BucketSlice = { amount_micros: 0, charged_units: 0, free_units: 0 };
     for (const bucket of buckets.values()) {
       for (const [key, slice] of bucket.slices) {
-        keyTotals.set(key, addMicros(keyTotals.get(key) ?? 0, slice.amount_micros));
-        total.amount_micros = addMicros(total.amount_micros, slice.amount_micros);
+        keyTotals.set(key, sumMicros(keyTotals.get(key) ?? 0, slice.amount_micros));
+        total.amount_micros = sumMicros(total.amount_micros, slice.amount_micros);
         total.charged_units += slice.charged_units;
         total.free_units += slice.free_units;
       }
     }
     const keys = [...keyTotals.entries()]
-      .sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1))
+      .sort((a, b) => (a[1] > b[1] ? -1 : a[1] < b[1] ? 1 : a[0] < b[0] ? -1 : 1))
       .map(([key]) => key);
     // Empty days (or months) between the first and the last are shown as empty, not skipped.
     const spans = fillBuckets(starts[0]!, buckets.get(starts.at(-1)!)!.endMs, granularity, timeZone, buckets);
@@ -795,12 +795,12 @@ function overviewByCurrency(
       },
       buckets: spans.map(([startMs, endMs]) => {
         const bucket = buckets.get(startMs);
-        let amountMicros = 0;
+        let amountMicros: Micros = 0;
         let charged = 0;
         let free = 0;
         const byKey: Record<string, { amount: string; charged_units: number; free_units: number }> = {};
         for (const [key, slice] of bucket?.slices ?? []) {
-          amountMicros = addMicros(amountMicros, slice.amount_micros);
+          amountMicros = sumMicros(amountMicros, slice.amount_micros);
           charged += slice.charged_units;
           free += slice.free_units;
           byKey[key] = {

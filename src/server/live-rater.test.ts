@@ -107,7 +107,7 @@ describe('live rating in a worker thread', () => {
       const twice = await edited.rate([WABA]);
       const [currency, totals] = Object.entries(normal.totals)[0]!;
       expect(totals.amountMicros).toBeGreaterThan(0);
-      expect(twice.totals[currency]!.amountMicros).toBe(totals.amountMicros * 2);
+      expect(twice.totals[currency]!.amountMicros).toBe(Number(totals.amountMicros) * 2);
     } finally {
       await worker.close();
       await edited.close();

@@ -133,6 +133,42 @@ describe('live re-rating', () => {
     expect((await store.queryUnits({}, { limit: 100 })).units.length).toBe(3);
   });
 
+  it('rates and stores a portfolio whose bill passes 2^53 micros (billions of IDR), exactly', async () => {
+    // Rates large enough that two messages pass 9,007,199,254.74 rupiah: a big sender's history in IDR.
+    const card = join(dir, 'idr-2025-07-01.csv');
+    writeFileSync(
+      card,
+      [
+        'Cost per delivered message in IDR, effective July 1, 2025',
+        '',
+        'Market,Currency,Marketing,Utility,Authentication,Authentication-International,Service',
+        'Indonesia,Rp,5000000000.000001,4500000000.5,1,n/a,0',
+        '',
+      ].join('\n'),
+    );
+    const accountsPath = join(dir, 'accounts.json');
+    writeFileSync(
+      accountsPath,
+      JSON.stringify({ accounts: [{ waba: 'W1', timezone: 'UTC', currency: 'IDR' }] }),
+    );
+    const pricing = await loadPricingSetup({ accountsPath, rateCardPaths: [card] });
+    if (!pricing.ok) throw new Error(pricing.error);
+    rating = createRatingService({
+      store,
+      pricing: pricing.value,
+      clock: () => nowMs,
+      logger,
+      debounceMs: 0,
+    });
+    await ingest(conversationLines('W1', 'PN1', '6281234567890', 'wamid.idr'));
+    await rating.settled();
+    await rating.current(['W1']);
+    const totals = await store.totals({});
+    expect(totals.IDR!.amountMicros).toBe(9_500_000_000_500_001n);
+    const [latest] = await store.listRatings(1);
+    expect(latest!.totals.IDR!.amountMicros).toBe(9_500_000_000_500_001n);
+  });
+
   it('rateAll rejects, naming the WABAs and the cause, when their rating cannot be stored', async () => {
     await makeService();
     await store.ingestEvents(

@@ -3,7 +3,7 @@
 
 import { createHash } from 'node:crypto';
 import { isValidTimeZone } from '../core/calendar.js';
-import { MoneyRangeError, addMicros } from '../core/money.js';
+import { microsOf, sumMicros } from '../core/money.js';
 import type { BillableUnit, Finding, PendingMessage } from '../core/units.js';
 import {
   StoreInputError,
@@ -99,7 +99,7 @@ export function toBuffer(bytes: Uint8Array): Buffer {
 
 /**
  * Folds (currency, category) rows from SQL — `units`, `unpriced`, `amount_micros` — into totals per currency;
- * exact integers throughout (a sum beyond 2^53 is an error, never a rounded amount).
+ * exact integers throughout (an amount past 2^53 micros, read as a bigint or decimal text, stays a bigint).
  */
 export function foldTotals(rows: readonly Record<string, unknown>[]): Record<string, CurrencyTotals> {
   const totals: Record<string, CurrencyTotals> = {};
@@ -107,13 +107,33 @@ export function foldTotals(rows: readonly Record<string, unknown>[]): Record<str
     const currency = String(row.currency);
     const units = Number(row.units);
     const unpriced = Number(row.unpriced);
-    const amountMicros = Number(row.amount_micros);
-    if (!Number.isSafeInteger(amountMicros)) throw new MoneyRangeError();
+    const amountMicros = microsOf(row.amount_micros);
     const entry = (totals[currency] ??= { amountMicros: 0, units: 0, unpriced: 0, byCategory: {} });
     entry.units += units;
     entry.unpriced = (entry.unpriced ?? 0) + unpriced;
-    entry.amountMicros = addMicros(entry.amountMicros, amountMicros);
+    entry.amountMicros = sumMicros(entry.amountMicros, amountMicros);
     entry.byCategory[String(row.category)] = { units, unpriced, amountMicros };
+  }
+  return totals;
+}
+
+/**
+ * A rating's totals as stored (JSON): an amount past 2^53 micros, a bigint here, is written as a decimal
+ * string, which JSON numbers could not hold exactly.
+ */
+export function storedTotalsJson(totals: Record<string, CurrencyTotals>): string {
+  return JSON.stringify(totals, (_key, value: unknown) =>
+    typeof value === 'bigint' ? value.toString() : value,
+  );
+}
+
+/** A rating's totals as `storedTotalsJson` wrote them (parsed): string amounts back to bigints. */
+export function totalsFromStored(parsed: unknown): Record<string, CurrencyTotals> {
+  const totals = parsed as Record<string, CurrencyTotals>;
+  for (const entry of Object.values(totals)) {
+    entry.amountMicros = microsOf(entry.amountMicros);
+    for (const category of Object.values(entry.byCategory))
+      category.amountMicros = microsOf(category.amountMicros);
   }
   return totals;
 }

@@ -3,8 +3,7 @@
 
 import { createHash } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
-import { MoneyRangeError } from '../core/money.js';
-import { TotalsAccumulator } from '../core/report.js';
+import { TotalsAccumulator, totalsToJson } from '../core/report.js';
 import { billableUnit } from '../../test/support/units.js';
 import {
   eventKey,
@@ -780,7 +779,7 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
         expect(await store.totals({})).toEqual(accumulator.toMicros());
       });
 
-      it('refuses a total past 2^53 micros with MoneyRangeError instead of rounding it', async () => {
+      it('adds totals past 2^53 micros exactly (bigints), in totals, analytics and the rating history', async () => {
         const store = await fresh();
         const huge = [
           unit('h1', {
@@ -791,14 +790,32 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
           unit('h2', {
             currency: 'IDR',
             user: '6281234567890',
-            rateMicros: 5_000_000_000_000_000,
-            amountMicros: 5_000_000_000_000_000,
+            rateMicros: 5_000_000_000_000_001,
+            amountMicros: 5_000_000_000_000_001,
           }),
         ];
-        await store.replaceRating(rating('r1', ['W1']), { units: huge, pending: [], findings: [] });
-        await expect(store.totals({})).rejects.toThrow(MoneyRangeError);
-        // One unit alone is in range.
-        expect((await store.totals({ user: '6281234567890' })).IDR?.amountMicros).toBe(5_000_000_000_000_000);
+        const accumulator = new TotalsAccumulator();
+        for (const item of huge) accumulator.add(item);
+        const record = { ...rating('r1', ['W1']), totals: accumulator.toMicros() };
+        expect(record.totals.IDR!.amountMicros).toBe(10_000_000_000_000_801n);
+        await store.replaceRating(record, { units: huge, pending: [], findings: [] });
+
+        const totals = await store.totals({});
+        expect(totals.IDR!.amountMicros).toBe(10_000_000_000_000_801n);
+        expect(Object.values(totals.IDR!.byCategory).map((entry) => entry.amountMicros)).toEqual([
+          10_000_000_000_000_801n,
+        ]);
+        expect(totalsToJson(totals).IDR!.amount).toBe('10000000000.000801');
+        // One unit alone is a number again.
+        expect((await store.totals({ user: '6281234567890' })).IDR?.amountMicros).toBe(5_000_000_000_000_001);
+
+        for (const granularity of ['HALF_HOUR', 'MONTHLY'] as const) {
+          const points = await store.analytics({ granularity, dimensions: ['currency'] });
+          expect(points.map((point) => point.amountMicros)).toEqual([10_000_000_000_000_801n]);
+        }
+
+        const [stored] = await store.listRatings(1);
+        expect(stored!.totals).toEqual(record.totals);
       });
 
       it('lists pending messages by scope, user and time', async () => {

@@ -2,6 +2,7 @@
 // engine-agnostic. A contract suite (store.contract.ts) runs unchanged against both real engines.
 
 import type { CoreEvent } from '../core/events.js';
+import type { Micros } from '../core/money.js';
 import type { MicrosTotals } from '../core/report.js';
 import type { BillableUnit, Finding, PendingMessage, PricingType, UnitCategory } from '../core/units.js';
 
@@ -118,7 +119,8 @@ export interface AnalyticsPoint {
   startMs: number;
   endMs: number;
   units: number;
-  amountMicros: number;
+  /** Exact: a bigint past 2^53 micros. */
+  amountMicros: Micros;
   /** Values of the asked dimensions. */
   dimensions: Partial<Record<AnalyticsDimension, string | null>>;
 }

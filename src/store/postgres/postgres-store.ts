@@ -3,7 +3,7 @@
 // and never aggregate units in JavaScript that SQL can aggregate.
 
 import pg from 'pg';
-import { MoneyRangeError } from '../../core/money.js';
+import { microsOf } from '../../core/money.js';
 import type { CoreEvent } from '../../core/events.js';
 import type { BillableUnit, Finding, PendingMessage } from '../../core/units.js';
 import {
@@ -15,6 +15,8 @@ import {
   dimensionSql,
   encodeCursor,
   foldTotals,
+  storedTotalsJson,
+  totalsFromStored,
   findingWaba,
   sortPoints,
   toBuffer,
@@ -192,8 +194,8 @@ const BATCH_ROWS = 5_000;
 const HALF_HOUR_MS = 30 * 60_000;
 
 /**
- * bigint (epoch ms, micros, counts) and numeric (sums of bigint) come back as JS numbers, refusing any
- * value that a number cannot hold exactly.
+ * bigint (epoch ms, micros, counts) and numeric (sums of bigint) come back as JS numbers while a number holds
+ * them exactly, as bigints beyond (only sums of money get there), never rounded.
  */
 const TYPES: pg.CustomTypesConfig = {
   getTypeParser: ((oid: number, format?: 'text' | 'binary') => {
@@ -202,14 +204,12 @@ const TYPES: pg.CustomTypesConfig = {
   }) as pg.CustomTypesConfig['getTypeParser'],
 };
 
-function parseExactInteger(text: string): number {
+function parseExactInteger(text: string): number | bigint {
   const value = Number(text);
-  // Past 2^53 only a sum of money gets (counts and instants never do): refused, never rounded.
-  if (!Number.isSafeInteger(value)) {
-    if (/^-?\d+$/.test(text)) throw new MoneyRangeError();
-    throw new Error(`PostgreSQL returned ${text}, not an exact integer`);
-  }
-  return value;
+  if (Number.isSafeInteger(value)) return value;
+  // Past 2^53 only a sum of money gets (counts and instants never do): a bigint, exact.
+  if (/^-?\d+$/.test(text)) return BigInt(text);
+  throw new Error(`PostgreSQL returned ${text}, not an exact integer`);
 }
 
 export async function openPostgresStore(url: string, options: PostgresStoreOptions = {}): Promise<Store> {
@@ -407,7 +407,7 @@ class PostgresStore implements Store {
         wabas: row.wabas as string[],
         asOfRules: row.as_of_rules === null ? null : String(row.as_of_rules),
         rateCards: row.rate_cards as string[],
-        totals: row.totals as Record<string, CurrencyTotals>,
+        totals: totalsFromStored(row.totals),
       };
       if (row.changes !== null) rating.changes = row.changes;
       return rating;
@@ -487,7 +487,7 @@ class PostgresStore implements Store {
         startMs: Number(row.start_ms),
         endMs: Number(row.end_ms),
         units: Number(row.units),
-        amountMicros: Number(row.amount_micros),
+        amountMicros: microsOf(row.amount_micros),
         dimensions: Object.fromEntries(
           query.dimensions.map((d) => [d, row[`d_${d}`] === null ? null : String(row[`d_${d}`])]),
         ),
@@ -605,7 +605,7 @@ async function insertRating(client: Queryable, rating: RatingRecord): Promise<vo
       JSON.stringify(rating.wabas),
       rating.asOfRules,
       JSON.stringify(rating.rateCards),
-      JSON.stringify(rating.totals),
+      storedTotalsJson(rating.totals),
       rating.changes === undefined ? null : JSON.stringify(rating.changes),
     ],
   );

@@ -4,6 +4,7 @@
 
 import Database from 'better-sqlite3';
 import { localDate } from '../../core/calendar.js';
+import { microsOf } from '../../core/money.js';
 import type { CoreEvent } from '../../core/events.js';
 import type { BillableUnit, Finding, PendingMessage } from '../../core/units.js';
 import {
@@ -15,6 +16,8 @@ import {
   dimensionSql,
   encodeCursor,
   foldTotals,
+  storedTotalsJson,
+  totalsFromStored,
   findingWaba,
   sortPoints,
   toBuffer,
@@ -538,7 +541,7 @@ class SqliteStore implements Store {
       JSON.stringify(rating.wabas),
       rating.asOfRules,
       JSON.stringify(rating.rateCards),
-      JSON.stringify(rating.totals),
+      storedTotalsJson(rating.totals),
       rating.changes === undefined ? null : JSON.stringify(rating.changes),
     );
   }
@@ -626,7 +629,7 @@ class SqliteStore implements Store {
         wabas: JSON.parse(String(row.wabas)) as string[],
         asOfRules: row.as_of_rules === null ? null : String(row.as_of_rules),
         rateCards: JSON.parse(String(row.rate_cards)) as string[],
-        totals: JSON.parse(String(row.totals)) as Record<string, CurrencyTotals>,
+        totals: totalsFromStored(JSON.parse(String(row.totals))),
       };
       if (row.changes !== null) rating.changes = JSON.parse(String(row.changes));
       return rating;
@@ -660,7 +663,10 @@ class SqliteStore implements Store {
          FROM units ${whereSql(where)}
          GROUP BY currency, category
          ORDER BY currency, category`,
-    ).all(...where.params) as Row[];
+    )
+      // Integers as bigints: a sum past 2^53 micros is read exactly (foldTotals keeps it a bigint).
+      .safeIntegers(true)
+      .all(...where.params) as Row[];
     return foldTotals(rows);
   }
 
@@ -681,7 +687,9 @@ class SqliteStore implements Store {
                   ${select ? `, ${select}` : ''}
            FROM units u ${whereSql(where)}
            GROUP BY 1${group}`,
-      ).all(...where.params) as Row[];
+      )
+        .safeIntegers(true)
+        .all(...where.params) as Row[];
     } else {
       // SQLite knows no time zones: the local day (or month) boundaries of the queried span are computed
       // here, in UTC instants, and SQL groups each unit into the bucket that contains it.
@@ -701,14 +709,16 @@ class SqliteStore implements Store {
                   ${select ? `, ${select}` : ''}
            FROM b CROSS JOIN units u ${whereSql(where)}
            GROUP BY b.start_ms, b.end_ms${group}`,
-      ).all(JSON.stringify(buckets), ...where.params) as Row[];
+      )
+        .safeIntegers(true)
+        .all(JSON.stringify(buckets), ...where.params) as Row[];
     }
     return sortPoints(
       rows.map((row) => ({
         startMs: Number(row.start_ms),
         endMs: Number(row.end_ms),
         units: Number(row.units),
-        amountMicros: Number(row.amount_micros),
+        amountMicros: microsOf(row.amount_micros),
         dimensions: Object.fromEntries(
           query.dimensions.map((d) => [d, row[`d_${d}`] === null ? null : String(row[`d_${d}`])]),
         ),
