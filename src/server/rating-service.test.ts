@@ -35,6 +35,13 @@ function events(lines: readonly object[]): CoreEvent[] {
   });
 }
 
+/** Stores events without telling the rating service (what a crash between storing and rating leaves). */
+async function storeUnrated(lines: readonly object[]): Promise<void> {
+  await store.ingestEvents(
+    events(lines).map((event) => ({ key: eventKey(event), event, receivedAtMs: nowMs, source: 'test' })),
+  );
+}
+
 async function ingest(lines: readonly object[]): Promise<void> {
   const inserted = await store.ingestEvents(
     events(lines).map((event) => ({ key: eventKey(event), event, receivedAtMs: nowMs, source: 'test' })),
@@ -42,13 +49,17 @@ async function ingest(lines: readonly object[]): Promise<void> {
   rating.markDirty(inserted.inserted.map((event) => event.waba ?? ''));
 }
 
-async function makeService(accounts?: object, throttleFactor?: number): Promise<void> {
+async function makeService(
+  accounts?: object,
+  throttleFactor?: number,
+  rateCardPaths: string[] = [],
+): Promise<void> {
   let accountsPath: string | null = null;
   if (accounts) {
     accountsPath = join(dir, 'accounts.json');
     writeFileSync(accountsPath, JSON.stringify(accounts));
   }
-  const pricing = await loadPricingSetup({ accountsPath, rateCardPaths: [] });
+  const pricing = await loadPricingSetup({ accountsPath, rateCardPaths });
   if (!pricing.ok) throw new Error(pricing.error);
   rating = createRatingService({
     store,
@@ -121,14 +132,7 @@ describe('live re-rating', () => {
 
   it('rateAll rates what a crash left unrated', async () => {
     await makeService();
-    await store.ingestEvents(
-      events(conversationLines('W9', 'PN9', '919876543219', 'wamid.c')).map((event) => ({
-        key: eventKey(event),
-        event,
-        receivedAtMs: nowMs,
-        source: 'test',
-      })),
-    );
+    await storeUnrated(conversationLines('W9', 'PN9', '919876543219', 'wamid.c'));
     await rating.rateAll();
     expect((await store.queryUnits({}, { limit: 100 })).units.length).toBe(3);
   });
@@ -146,20 +150,7 @@ describe('live re-rating', () => {
         '',
       ].join('\n'),
     );
-    const accountsPath = join(dir, 'accounts.json');
-    writeFileSync(
-      accountsPath,
-      JSON.stringify({ accounts: [{ waba: 'W1', timezone: 'UTC', currency: 'IDR' }] }),
-    );
-    const pricing = await loadPricingSetup({ accountsPath, rateCardPaths: [card] });
-    if (!pricing.ok) throw new Error(pricing.error);
-    rating = createRatingService({
-      store,
-      pricing: pricing.value,
-      clock: () => nowMs,
-      logger,
-      debounceMs: 0,
-    });
+    await makeService({ accounts: [{ waba: 'W1', timezone: 'UTC', currency: 'IDR' }] }, undefined, [card]);
     await ingest(conversationLines('W1', 'PN1', '6281234567890', 'wamid.idr'));
     await rating.settled();
     await rating.current(['W1']);
@@ -171,14 +162,7 @@ describe('live re-rating', () => {
 
   it('rateAll rejects, naming the WABAs and the cause, when their rating cannot be stored', async () => {
     await makeService();
-    await store.ingestEvents(
-      events(conversationLines('W9', 'PN9', '919876543219', 'wamid.f')).map((event) => ({
-        key: eventKey(event),
-        event,
-        receivedAtMs: nowMs,
-        source: 'test',
-      })),
-    );
+    await storeUnrated(conversationLines('W9', 'PN9', '919876543219', 'wamid.f'));
     store.replaceRating = () => Promise.reject(new Error('disk full'));
     store.applyRatingDiff = () => Promise.reject(new Error('disk full'));
     const failure = await rating.rateAll().then(
