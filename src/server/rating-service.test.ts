@@ -175,6 +175,52 @@ describe('live re-rating', () => {
     expect((await store.queryUnits({}, { limit: 100 })).units).toEqual([]);
   });
 
+  it("one portfolio whose rating keeps failing does not hold up the others' bills", async () => {
+    await makeService();
+    // The store refuses every rating of WABA A1 (sorted, and so rated, before B1).
+    const replaceRating = store.replaceRating.bind(store);
+    const applyRatingDiff = store.applyRatingDiff.bind(store);
+    const refuseA1 = (wabas: readonly string[]) =>
+      wabas.includes('A1') ? Promise.reject(new Error('row refused')) : undefined;
+    store.replaceRating = (record, result) => refuseA1(record.wabas) ?? replaceRating(record, result);
+    store.applyRatingDiff = (record, diff) => refuseA1(record.wabas) ?? applyRatingDiff(record, diff);
+    await ingest([
+      ...conversationLines('A1', 'PNA', '919876543210', 'wamid.a'),
+      ...conversationLines('B1', 'PNB', '919876543211', 'wamid.b'),
+    ]);
+    const deadline = Date.now() + 10_000;
+    while ((await store.queryUnits({ waba: 'B1' }, { limit: 10 })).units.length === 0) {
+      if (Date.now() > deadline) throw new Error("B1 was never rated: A1's failures held it up");
+      await rating.settled();
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    expect((await store.queryUnits({ waba: 'B1' }, { limit: 10 })).units).toHaveLength(3);
+    expect((await store.queryUnits({ waba: 'A1' }, { limit: 10 })).units).toEqual([]);
+    await expect(rating.current(['A1'])).rejects.toThrow(RatingBehindError);
+    await rating.current(['B1']);
+  });
+
+  it('a one-shot rateAll (no retries) rates every portfolio it can and names the ones it could not', async () => {
+    const pricing = await loadPricingSetup({ accountsPath: null, rateCardPaths: [] });
+    if (!pricing.ok) throw new Error(pricing.error);
+    rating = createRatingService({
+      store,
+      pricing: pricing.value,
+      clock: () => nowMs,
+      logger,
+      retries: false,
+    });
+    await storeUnrated([
+      ...conversationLines('A1', 'PNA', '919876543210', 'wamid.a'),
+      ...conversationLines('B1', 'PNB', '919876543211', 'wamid.b'),
+    ]);
+    const replaceRating = store.replaceRating.bind(store);
+    store.replaceRating = (record, result) =>
+      record.wabas.includes('A1') ? Promise.reject(new Error('row refused')) : replaceRating(record, result);
+    await expect(rating.rateAll()).rejects.toThrow('rating 1 WABA(s) failed (A1): row refused');
+    expect((await store.queryUnits({ waba: 'B1' }, { limit: 10 })).units).toHaveLength(3);
+  });
+
   it('a failing store is logged, counted and retried, and settled() still returns', async () => {
     let failures = 0;
     const pricing = await loadPricingSetup({ accountsPath: null, rateCardPaths: [] });

@@ -237,6 +237,21 @@ export function createRatingService(deps: RatingServiceDeps): RatingService {
   const behind = new Set<string>();
   /** Why the last live rating failed (while `behind` is not empty). */
   let lastFailure: unknown;
+  /** WABA → the round in which its portfolio's rating last failed (until one succeeds). */
+  const failedInRound = new Map<string, number>();
+  let round = 0;
+
+  /**
+   * Portfolios whose rating failed go last, the longest-failing first among them: one portfolio that keeps
+   * failing (a bug, a row its store refuses) never holds up the others' bills.
+   */
+  function failedLast(groups: string[][]): string[][] {
+    const rank = (scope: string[]) => Math.max(...scope.map((waba) => failedInRound.get(waba) ?? -1));
+    return groups
+      .map((scope) => ({ scope, rank: rank(scope) }))
+      .sort((a, b) => a.rank - b.rank)
+      .map(({ scope }) => scope);
+  }
 
   /** The WABAs of each portfolio touched by `wabas` (tiers and allowances count per portfolio). */
   async function portfolioGroups(wabas: Iterable<string>): Promise<string[][]> {
@@ -325,15 +340,28 @@ export function createRatingService(deps: RatingServiceDeps): RatingService {
     dirty = new Map();
     runningSinceMs = Math.min(...batch.values());
     const startedMs = performance.now();
+    round += 1;
     try {
+      let failure: { error: unknown } | undefined;
       // One rating (and one history record) per portfolio: portfolios never share a unit or a tier.
-      for (const scope of await portfolioGroups(batch.keys())) {
-        await rateAndStore(scope);
+      for (const scope of failedLast(await portfolioGroups(batch.keys()))) {
+        try {
+          await rateAndStore(scope);
+        } catch (error) {
+          for (const waba of scope) failedInRound.set(waba, round);
+          // A service stops at the first failure (the store may be down for every portfolio; the retry
+          // comes in a second, the failed portfolio last); a one-shot command tries every portfolio once.
+          if (retries) throw error;
+          failure = { error };
+          continue;
+        }
         for (const waba of scope) {
           batch.delete(waba);
           behind.delete(waba);
+          failedInRound.delete(waba);
         }
       }
+      if (failure) throw failure.error;
     } catch (error) {
       lastFailure = error;
       deps.onStoreError?.();
