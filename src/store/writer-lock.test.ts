@@ -184,6 +184,62 @@ describe('the writer lock on SQLite (a lock file beside the database)', () => {
     }
   });
 
+  it('takes over one at a time: waits for another takeover, then reads the lock again before removing it', async () => {
+    const stale = JSON.stringify({ command: 'serve', pid: deadPid(), hostname: hostname(), startedAtMs: 1 });
+    // Another process mid-takeover: it holds the takeover lock, takes the dead lock over (its own content in
+    // the file, as its takeover and create would leave it), and lets go only then.
+    const takeover = async (name: string, replaceWith: string | null) => {
+      writeFileSync(lockFile(name), stale);
+      const script = `
+        const Database = require('better-sqlite3');
+        const fs = require('node:fs');
+        const [guardPath, lockPath, replaceWith] = process.argv.slice(1);
+        const guard = new Database(guardPath);
+        guard.exec('BEGIN EXCLUSIVE');
+        console.log('guarding');
+        setTimeout(() => {
+          if (replaceWith !== '-') fs.writeFileSync(lockPath, replaceWith);
+          fs.writeFileSync(lockPath + '.done', '');
+          guard.exec('ROLLBACK');
+          setInterval(() => {}, 1000);
+        }, 300);`;
+      const child = spawn(
+        process.execPath,
+        ['-e', script, `${lockFile(name)}.takeover`, lockFile(name), replaceWith ?? '-'],
+        { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] },
+      );
+      children.push(child);
+      await new Promise<void>((resolve) => {
+        createInterface({ input: child.stdout! }).on('line', (line) => line === 'guarding' && resolve());
+      });
+      return child;
+    };
+
+    // It took the lock over for itself: this acquirer waits for it, then finds a live lock and is refused.
+    const first = await takeover(
+      'guarded',
+      JSON.stringify({ command: 'serve', pid: process.ppid, hostname: hostname(), startedAtMs: 2 }),
+    );
+    const error = await refusal(acquireWriterLock(db('guarded'), { command: 'rerate' }));
+    expect(existsSync(`${lockFile('guarded')}.done`)).toBe(true);
+    expect(error.holder?.pid).toBe(process.ppid);
+    await killed(first);
+
+    // It gave up (the file still the dead one's): this acquirer waits, then takes it over itself.
+    const second = await takeover('gave-up', null);
+    const notices: string[] = [];
+    const lock = await acquireWriterLock(
+      db('gave-up'),
+      { command: 'rerate' },
+      { onNotice: (n) => notices.push(n) },
+    );
+    expect(existsSync(`${lockFile('gave-up')}.done`)).toBe(true);
+    expect(notices).toHaveLength(1);
+    expect(JSON.parse(readFileSync(lockFile('gave-up'), 'utf8'))).toMatchObject({ pid: process.pid });
+    await lock.release();
+    await killed(second);
+  });
+
   it('refuses the lock file of a live process, and of a process on another host (which it cannot check)', async () => {
     const sleeper = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'], { stdio: 'ignore' });
     children.push(sleeper);

@@ -9,12 +9,12 @@ import {
   linkSync,
   readFileSync,
   realpathSync,
-  renameSync,
   unlinkSync,
   writeFileSync,
 } from 'node:fs';
 import { hostname } from 'node:os';
 import { resolve } from 'node:path';
+import Database from 'better-sqlite3';
 import pg from 'pg';
 import { openStore, sqlitePathOf } from './open-store.js';
 import type { Store } from './store.js';
@@ -280,31 +280,43 @@ function isProcessAlive(pid: number): boolean {
 }
 
 /**
- * Removes a dead process's lock file, unless another process replaced it since it was read: the file is
- * first renamed aside (atomic), and put back if it is not the one read.
+ * Removes a dead process's lock file, unless it is no longer the file that was read. Takeovers run one at a
+ * time: each holds an exclusive SQLite lock on `PATH.writer-lock.takeover` (an operating-system file lock,
+ * which the system drops when its process dies, so it can never be left stale), and under it reads the lock
+ * file again before touching it. Without that, two processes that both read the same dead lock could each
+ * take it over — the second removing the live lock the first had just created — and both would write.
+ * That file stays beside the lock (removing it while another process locks it would break the exclusion).
  */
 function takeOver(lockPath: string, staleContent: string): boolean {
-  const aside = `${lockPath}.stale-${process.pid}-${randomBytes(4).toString('hex')}`;
+  const guard = new Database(`${lockPath}.takeover`, { timeout: TAKEOVER_WAIT_MS });
   try {
-    renameSync(lockPath, aside);
+    // Waits while another process takes over (a few milliseconds); SQLITE_BUSY after TAKEOVER_WAIT_MS.
+    guard.exec('BEGIN EXCLUSIVE');
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    guard.close();
+    if ((error as { code?: string }).code === 'SQLITE_BUSY') return false;
     throw error;
   }
   try {
-    if (readFileSync(aside, 'utf8') === staleContent) return true;
-    // A live lock, taken over by another process between our read and our rename: put it back (a link
-    // fails if yet another lock appeared meanwhile; that one stands).
+    let current: string;
     try {
-      linkSync(aside, lockPath);
-    } catch {
-      // Someone holds the path again: theirs stands.
+      current = readFileSync(lockPath, 'utf8');
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return false; // taken over meanwhile
+      throw error;
     }
-    return false;
+    // Another process took it over first and holds it now: the caller reads it again and is refused.
+    if (current !== staleContent) return false;
+    unlinkSync(lockPath);
+    return true;
   } finally {
-    unlinkSync(aside);
+    guard.exec('ROLLBACK');
+    guard.close();
   }
 }
+
+/** How long a takeover waits for another process's takeover of the same lock to finish. */
+const TAKEOVER_WAIT_MS = 5_000;
 
 function fileLock(lockPath: string, content: string): WriterLock {
   let isReleased = false;
