@@ -97,6 +97,11 @@ export function sumMicros(a: Micros, b: Micros): Micros {
   return exactMicros(BigInt(a) + BigInt(b));
 }
 
+/** `-value`, exact. */
+export function negateMicros(value: Micros): Micros {
+  return typeof value === 'bigint' ? exactMicros(-value) : -value;
+}
+
 const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
 
 /** Adds micros, refusing to leave the range where integers are exact. */

@@ -311,6 +311,27 @@ describe('totals and currency of an analytics comparison', () => {
     ]);
   });
 
+  it('adds totals past 2^53 micros exactly (billions of rupiah)', () => {
+    const idr = { currency: 'IDR', rateMicros: 5_000_000_000_000_000, amountMicros: 5_000_000_000_000_000 };
+    const result = reconcileUnits(
+      [unitAt('a', '2025-10-02T05:30:00Z', idr), unitAt('b', '2025-10-03T05:30:00Z', idr)],
+      dailyExport([
+        { day: '2025-10-02', volume: 1, cost: 5_000_000_000 },
+        { day: '2025-10-03', volume: 1, cost: 5_000_000_001.25 },
+      ]),
+      { billingCurrencyOf: () => ({ currency: 'IDR', source: 'accounts' }) },
+    );
+    expect(result.analytics?.totals).toEqual([
+      {
+        waba: 'W1',
+        currency: 'IDR',
+        ours: { units: 2, amount: '10000000000' },
+        meta: { units: 2, amount: '10000000001.25', currency_stated: false },
+        difference: { units: 0, amount: '1.25' },
+      },
+    ]);
+  });
+
   it("Meta's side of a bucket says its export states no currency", () => {
     const result = reconcileUnits(
       [unitAt('a', '2025-10-02T05:30:00Z')],

@@ -5,7 +5,7 @@
 import { DAY_MS, HOUR_MS, formatInstant, localDate } from './calendar.js';
 import { eraOn, pricingModelOf } from './eras.js';
 import { defaultAccount } from './events.js';
-import { addMicros, formatMicros } from './money.js';
+import { formatMicros, negateMicros, sumMicros, type Micros } from './money.js';
 import { err, ok, type Result } from './result.js';
 import type { BillableUnit, Finding, MessageDecision } from './units.js';
 
@@ -738,8 +738,8 @@ function isNearEraSwitch(atMs: number): boolean {
 
 interface BucketTally {
   bucket: BucketJson;
-  ours: { units: number; amountMicros: number; unpriced: number; currency?: string };
-  meta: { units: number; amountMicros: number };
+  ours: { units: number; amountMicros: Micros; unpriced: number; currency?: string };
+  meta: { units: number; amountMicros: Micros };
   /** Meta's count minus ours expected from the message differences that fall in this bucket. */
   explainedDelta: number;
   explainedBy: MessageDifference[];
@@ -754,13 +754,17 @@ interface LongPoint {
 /** Units and micros per currency, summed exactly. */
 class CurrencyTotals {
   units = 0;
-  private readonly byCurrency = new Map<string, { units: number; micros: number; unpriced: number }>();
+  private readonly byCurrency = new Map<string, { units: number; micros: Micros; unpriced: number }>();
 
   add(unit: BillableUnit): void {
     this.units += 1;
-    const entry = this.byCurrency.get(unit.currency) ?? { units: 0, micros: 0, unpriced: 0 };
+    const entry: { units: number; micros: Micros; unpriced: number } = this.byCurrency.get(unit.currency) ?? {
+      units: 0,
+      micros: 0,
+      unpriced: 0,
+    };
     entry.units += 1;
-    if (unit.amountMicros !== null) entry.micros = addMicros(entry.micros, unit.amountMicros);
+    if (unit.amountMicros !== null) entry.micros = sumMicros(entry.micros, unit.amountMicros);
     else if (unit.type === 'regular') entry.unpriced += 1;
     this.byCurrency.set(unit.currency, entry);
   }
@@ -769,7 +773,7 @@ class CurrencyTotals {
     return [...this.byCurrency.keys()].sort();
   }
 
-  of(currency: string): { units: number; micros: number; unpriced: number } {
+  of(currency: string): { units: number; micros: Micros; unpriced: number } {
     return this.byCurrency.get(currency) ?? { units: 0, micros: 0, unpriced: 0 };
   }
 
@@ -807,7 +811,7 @@ function commonCostRatio(
   // Ratios of amounts (not money: a heuristic), only where both sides have one.
   const ratios = tallies
     .filter((t) => t.ours.amountMicros > 0 && t.meta.amountMicros > 0)
-    .map((t) => ({ tally: t, ratio: t.meta.amountMicros / t.ours.amountMicros }))
+    .map((t) => ({ tally: t, ratio: Number(t.meta.amountMicros) / Number(t.ours.amountMicros) }))
     .sort((a, b) => a.ratio - b.ratio);
   if (ratios.length === 0) return undefined;
   const median = ratios[Math.floor(ratios.length / 2)]!.ratio;
@@ -849,7 +853,7 @@ function compareBuckets(
   // A point of a day or less is cut into the WABA's local days (half-hour points add up); a longer point
   // (a month) stays one bucket of its own. Points outside the period (a requested one) are not compared.
   const longPoints: LongPoint[] = [];
-  const metaOutside = { units: 0, micros: 0 };
+  const metaOutside: { units: number; micros: Micros } = { units: 0, micros: 0 };
   const labelOf = (point: AnalyticsPoint): string | undefined => {
     const span = daysOfPoint(point, timeZone);
     if (!isInPeriod(span.first) || !isInPeriod(span.last)) return undefined;
@@ -897,19 +901,19 @@ function compareBuckets(
     return tally;
   };
 
-  const metaTotal = { units: 0, micros: 0 };
+  const metaTotal: { units: number; micros: Micros } = { units: 0, micros: 0 };
   for (const point of points) {
     const label = labelOf(point);
     if (label === undefined) {
       metaOutside.units += point.count;
-      metaOutside.micros = addMicros(metaOutside.micros, point.costMicros);
+      metaOutside.micros = sumMicros(metaOutside.micros, point.costMicros);
       continue;
     }
     const tally = tallyFor(label, point.country, point.category);
     tally.meta.units += point.count;
-    tally.meta.amountMicros = addMicros(tally.meta.amountMicros, point.costMicros);
+    tally.meta.amountMicros = sumMicros(tally.meta.amountMicros, point.costMicros);
     metaTotal.units += point.count;
-    metaTotal.micros = addMicros(metaTotal.micros, point.costMicros);
+    metaTotal.micros = sumMicros(metaTotal.micros, point.costMicros);
   }
   const ourCategory = (unit: BillableUnit) => (unit.type === 'free_entry_point' ? 'service' : unit.category);
   const compared = new CurrencyTotals();
@@ -932,7 +936,7 @@ function compareBuckets(
     tally.ours.units += 1;
     tally.ours.currency ??= unit.currency;
     if (unit.amountMicros === null) tally.ours.unpriced += unit.type === 'regular' ? 1 : 0;
-    else tally.ours.amountMicros = addMicros(tally.ours.amountMicros, unit.amountMicros);
+    else tally.ours.amountMicros = sumMicros(tally.ours.amountMicros, unit.amountMicros);
   }
 
   // What the message differences predict: a unit Meta opened moves Meta's count in Meta's bucket, a unit
@@ -1066,7 +1070,7 @@ function compareBuckets(
       difference: isOneCurrency
         ? {
             units: metaTotal.units - ours.units,
-            amount: formatMicros(addMicros(metaTotal.micros, -ours.micros)),
+            amount: formatMicros(sumMicros(metaTotal.micros, negateMicros(ours.micros))),
           }
         : null,
     };
