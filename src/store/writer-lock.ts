@@ -4,14 +4,7 @@
 // once, naming its holder. Readers (rate, explain, estimate, reconcile, a dry-run re-rate) take no lock.
 
 import { randomBytes } from 'node:crypto';
-import {
-  existsSync,
-  linkSync,
-  readFileSync,
-  realpathSync,
-  unlinkSync,
-  writeFileSync,
-} from 'node:fs';
+import { existsSync, linkSync, readFileSync, realpathSync, unlinkSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import Database from 'better-sqlite3';
