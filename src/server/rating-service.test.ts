@@ -18,6 +18,7 @@ import {
   RatingFailedError,
   sameRecord,
   type RatingService,
+  type RatingServiceDeps,
 } from './rating-service.js';
 import type { BillableUnit } from '../core/units.js';
 
@@ -53,6 +54,7 @@ async function makeService(
   accounts?: object,
   throttleFactor?: number,
   rateCardPaths: string[] = [],
+  extra: Partial<RatingServiceDeps> = {},
 ): Promise<void> {
   let accountsPath: string | null = null;
   if (accounts) {
@@ -69,6 +71,7 @@ async function makeService(
     loadRateCards,
     debounceMs: 50,
     ...(throttleFactor === undefined ? {} : { throttleFactor }),
+    ...extra,
   });
 }
 
@@ -201,15 +204,7 @@ describe('live re-rating', () => {
   });
 
   it('a one-shot rateAll (no retries) rates every portfolio it can and names the ones it could not', async () => {
-    const pricing = await loadPricingSetup({ accountsPath: null, rateCardPaths: [] });
-    if (!pricing.ok) throw new Error(pricing.error);
-    rating = createRatingService({
-      store,
-      pricing: pricing.value,
-      clock: () => nowMs,
-      logger,
-      retries: false,
-    });
+    await makeService(undefined, undefined, [], { retries: false });
     await storeUnrated([
       ...conversationLines('A1', 'PNA', '919876543210', 'wamid.a'),
       ...conversationLines('B1', 'PNB', '919876543211', 'wamid.b'),
@@ -223,15 +218,7 @@ describe('live re-rating', () => {
 
   it('a failing store is logged, counted and retried, and settled() still returns', async () => {
     let failures = 0;
-    const pricing = await loadPricingSetup({ accountsPath: null, rateCardPaths: [] });
-    if (!pricing.ok) throw new Error(pricing.error);
-    rating = createRatingService({
-      store,
-      pricing: pricing.value,
-      clock: () => nowMs,
-      logger,
-      onStoreError: () => (failures += 1),
-    });
+    await makeService(undefined, undefined, [], { onStoreError: () => (failures += 1) });
     await store.close();
     rating.markDirty(['W1']);
     await rating.settled();
