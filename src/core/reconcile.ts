@@ -751,18 +751,21 @@ interface LongPoint {
   endMs: number;
 }
 
+/** One currency's units and micros (exact). */
+interface CurrencyTally {
+  units: number;
+  micros: Micros;
+  unpriced: number;
+}
+
 /** Units and micros per currency, summed exactly. */
 class CurrencyTotals {
   units = 0;
-  private readonly byCurrency = new Map<string, { units: number; micros: Micros; unpriced: number }>();
+  private readonly byCurrency = new Map<string, CurrencyTally>();
 
   add(unit: BillableUnit): void {
     this.units += 1;
-    const entry: { units: number; micros: Micros; unpriced: number } = this.byCurrency.get(unit.currency) ?? {
-      units: 0,
-      micros: 0,
-      unpriced: 0,
-    };
+    const entry: CurrencyTally = this.byCurrency.get(unit.currency) ?? { units: 0, micros: 0, unpriced: 0 };
     entry.units += 1;
     if (unit.amountMicros !== null) entry.micros = sumMicros(entry.micros, unit.amountMicros);
     else if (unit.type === 'regular') entry.unpriced += 1;
@@ -773,7 +776,7 @@ class CurrencyTotals {
     return [...this.byCurrency.keys()].sort();
   }
 
-  of(currency: string): { units: number; micros: Micros; unpriced: number } {
+  of(currency: string): CurrencyTally {
     return this.byCurrency.get(currency) ?? { units: 0, micros: 0, unpriced: 0 };
   }
 
