@@ -1,6 +1,7 @@
 // Graceful shutdown of the HTTP server's keep-alive connections: once draining starts, every response says
 // `Connection: close`, idle sockets are ended, and a socket is never cut while a response on it is unsent —
-// not even one that Node counts as idle (request fully read, or `end()` called but bytes not yet flushed).
+// not even one that Node counts as idle (request fully read, or `end()` called but bytes not yet flushed) —
+// nor while a request's head is arriving on it.
 
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
@@ -20,17 +21,26 @@ export interface ConnectionDrain {
 export function trackConnections(server: Server): ConnectionDrain {
   /** Socket → its responses not yet finished (sent to the operating system). */
   const sockets = new Map<Socket, Set<ServerResponse>>();
+  /**
+   * Socket → bytes read from it when it connected or when its last response finished. More read since
+   * means the head of a next request is arriving (no 'request' event yet): the socket is not idle.
+   */
+  const readMarks = new WeakMap<Socket, number>();
   let isDraining = false;
 
   const endIfIdle = (socket: Socket) => {
     if (!isDraining || (sockets.get(socket)?.size ?? 0) > 0 || socket.destroyed || socket.writableEnded)
       return;
+    // A request on its way: it is answered (with `Connection: close`) and the socket ends after it; the
+    // grace period still cuts a client that never finishes it.
+    if (socket.bytesRead > (readMarks.get(socket) ?? 0)) return;
     // Ends our side once what was written has gone, then closes (as Node does after `Connection: close`).
     socket.destroySoon();
   };
 
   server.on('connection', (socket: Socket) => {
     sockets.set(socket, new Set());
+    readMarks.set(socket, 0);
     socket.once('close', () => sockets.delete(socket));
   });
 
@@ -43,6 +53,8 @@ export function trackConnections(server: Server): ConnectionDrain {
     if (isDraining) response.setHeader('Connection', 'close');
     const done = () => {
       pending.delete(response);
+      // Everything read so far belonged to this request (its body is read before the answer finishes).
+      readMarks.set(socket, socket.bytesRead);
       endIfIdle(socket);
     };
     response.once('finish', done);

@@ -127,6 +127,27 @@ describe('graceful shutdown with keep-alive connections', () => {
     await busy.closed;
     await closing;
   });
+
+  it('answers a request whose head is still arriving when the shutdown starts, then closes', async () => {
+    const server = await start();
+    const body = webhookFixtures()[0]!.body;
+    const head = webhookRequestHead(body);
+    const late = new RawConnection(server.port);
+    // Half a request line and headers: the server has no request yet, only bytes.
+    late.socket.write(head.slice(0, 40));
+    await new Promise((resolve) => setTimeout(resolve, 100));
+
+    const closing = server.close();
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    expect(late.isClosed).toBe(false);
+    late.socket.write(head.slice(40));
+    late.socket.write(body);
+    const answer = await late.response(1);
+    expect(answer.head).toMatch(/^HTTP\/1\.1 200/);
+    expect(answer.head).toMatch(/\r\nconnection: close/i);
+    await late.closed;
+    await closing;
+  });
 });
 
 describe('readiness (GET /healthz) fails when the store cannot keep what it acknowledges', () => {
