@@ -458,7 +458,7 @@ export class Rater {
           isReportedRulesEnabled: this.isReportedRulesEnabled,
           ...(this.options.asOfRules ? { asOfRules: this.options.asOfRules } : {}),
         },
-        this.traceFor(business, user),
+        this.traceFor(waba, business, user),
       ),
       inbounds: [],
       queued: [],
@@ -467,7 +467,11 @@ export class Rater {
     };
   }
 
-  private traceFor(business: string, user: string): ((entry: PairTraceEntry) => void) | undefined {
+  private traceFor(
+    waba: string,
+    business: string,
+    user: string,
+  ): ((entry: PairTraceEntry) => void) | undefined {
     const wanted = this.options.trace;
     const isTraced =
       wanted !== undefined && wanted.user === user && (!wanted.business || wanted.business === business);
@@ -477,6 +481,7 @@ export class Rater {
         const line: TimelineEntry = {
           atMs: entry.atMs,
           kind: entry.kind,
+          waba,
           business,
           messageId: entry.messageId,
           reason: entry.reason,

@@ -146,6 +146,8 @@ export interface MessageDecision {
 export interface TimelineEntry {
   atMs: number;
   kind: 'inbound' | 'message';
+  /** The WABA of the pair (what a key limited to some WABAs may see). */
+  waba: string;
   business: string;
   messageId: string;
   unitId?: string;

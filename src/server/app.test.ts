@@ -674,6 +674,33 @@ async function withSharedPortfolio(test: () => Promise<void>): Promise<void> {
   }
 }
 
+describe('explain in a portfolio shared by two clients', () => {
+  it("never shows the other client's messages, even when its own events name the other's number", async () => {
+    await withSharedPortfolio(async () => {
+      await service.postEvents([
+        ...conversationLines('W1', 'PN1', '919876543210', 'wamid.k1'),
+        ...conversationLines('W2', 'PN2', '919876543210', 'wamid.k2'),
+        // W1 names W2's business number PN2 once (a probe, or a number moved between WABAs).
+        {
+          kind: 'inbound',
+          at: '2025-01-01T00:00:00Z',
+          waba: 'W1',
+          business: 'PN2',
+          user: '1',
+          id: 'wamid.probe',
+        },
+      ]);
+      for (const path of ['/v1/explain?user=919876543210', '/v1/explain?user=919876543210&business=PN2']) {
+        expect(JSON.stringify(await json(await service.get(path, KEY_W1)))).not.toContain('wamid.k2');
+      }
+      const own = await json(await service.get('/v1/explain?user=919876543210', KEY_W1));
+      expect(JSON.stringify(own.timeline)).toContain('wamid.k1');
+      const theirs = await json(await service.get('/v1/explain?user=919876543210', KEY_W2));
+      expect(JSON.stringify(theirs.timeline)).toContain('wamid.k2');
+    });
+  });
+});
+
 describe("one client's writes never change another client's bill", () => {
   const unitsOf = async (key: string, waba: string) =>
     ((await json(await service.get(`/v1/units?waba=${waba}&limit=1000`, key))).units as object[]).map((u) =>

@@ -57,8 +57,6 @@ export interface ScopeRatingOptions {
 
 export interface ScopeRating {
   output: RatingOutput;
-  /** WABA → the business numbers its inbound and outbound events name (what a WABA's key may see). */
-  businessesByWaba: Record<string, string[]>;
   /** With a trace: the traced user's business messages that failed (never charged; the rater keeps them). */
   failed?: UnratedMessage[];
 }
@@ -221,7 +219,6 @@ export function createInProcessLiveRater(store: Store, pricing: PricingSetup): L
       const output = rateWithPricing(pricing, events, { ...options, ...(rateBook ? { rateBook } : {}) });
       return {
         output,
-        businessesByWaba: businessesByWaba(events),
         ...(options.trace ? { failed: failedOf(options.trace.user, events, output) } : {}),
       };
     },
@@ -245,22 +242,6 @@ function failedOf(user: string, events: readonly CoreEvent[], output: RatingOutp
   for (const event of events) sends.observe(event);
   const rated = new Set(output.timeline.flatMap((line) => (line.kind === 'message' ? [line.messageId] : [])));
   return sends.failed(rated);
-}
-
-/**
- * WABA → the business numbers its events name. Statuses count: at a webhook endpoint the business's own
- * messages arrive only as statuses, whose business number comes from the webhook's metadata.phone_number_id.
- */
-function businessesByWaba(events: readonly CoreEvent[]): Record<string, string[]> {
-  const byWaba = new Map<string, Set<string>>();
-  for (const event of events) {
-    if (event.kind !== 'inbound' && event.kind !== 'outbound' && event.kind !== 'status') continue;
-    if (event.waba === undefined || event.business === undefined) continue;
-    let businesses = byWaba.get(event.waba);
-    if (!businesses) byWaba.set(event.waba, (businesses = new Set()));
-    businesses.add(event.business);
-  }
-  return Object.fromEntries([...byWaba].map(([waba, businesses]) => [waba, [...businesses]]));
 }
 
 // ---------------------------------------------------------------------------------------------------------

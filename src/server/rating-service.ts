@@ -544,21 +544,10 @@ export function createRatingService(deps: RatingServiceDeps): RatingService {
     const candidates = (await store.listWabas()).filter((waba) => !visible || visible.has(waba));
     const scope = candidates.length === 0 ? [] : await portfolioScope(candidates);
     const trace = { user: query.user, ...(query.business === undefined ? {} : { business: query.business }) };
-    const {
-      output: result,
-      businessesByWaba,
-      failed,
-    } = scope.length === 0
-      ? {
-          output: { units: [], pending: [], decisions: [], timeline: [], findings: [] },
-          businessesByWaba: {},
-        }
-      : await liveRater.rateScope(scope, { withDecisions: true, trace });
-    // Timeline entries name a business number, not a WABA: a limited key sees its WABAs' numbers only.
-    const visibleBusinesses = new Set<string>();
-    for (const [waba, businesses] of Object.entries(businessesByWaba)) {
-      if (!visible || visible.has(waba)) for (const business of businesses) visibleBusinesses.add(business);
-    }
+    const { output: result, failed } =
+      scope.length === 0
+        ? { output: { units: [], pending: [], decisions: [], timeline: [], findings: [] } }
+        : await liveRater.rateScope(scope, { withDecisions: true, trace });
     const isAsked = (item: { waba: string; business: string; user: string }) =>
       item.user === query.user &&
       (query.business === undefined || item.business === query.business) &&
@@ -568,7 +557,8 @@ export function createRatingService(deps: RatingServiceDeps): RatingService {
       business: query.business ?? null,
       // The trace follows one user across every WABA of the scope: keep only what the caller may see.
       timeline: result.timeline
-        .filter((entry) => visibleBusinesses.has(entry.business))
+        // By the pair's WABA, never by its business number: another client's events may name the same number.
+        .filter((entry) => !visible || visible.has(entry.waba))
         .filter((entry) => query.business === undefined || entry.business === query.business)
         .map(timelineToJson),
       decisions: result.decisions.filter(isAsked).map(decisionToJson),
