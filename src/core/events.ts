@@ -107,13 +107,43 @@ export interface Account {
   timeZone: string;
   currency: string;
   portfolio: string;
-  /** ISO country of the business's primary location (authentication-international). */
+  /** ISO country of the business's primary location (authentication-international), as configured. */
   primaryCountry?: string;
+  /**
+   * Meta's BUSINESS_PRIMARY_LOCATION_COUNTRY_UPDATE statements, oldest first: from each one's instant the
+   * location is its country (before the first, `primaryCountry`). A move changes later charges only.
+   */
+  primaryCountryChanges?: readonly PrimaryCountryChange[];
   authInternational?: AuthInternationalEligibility;
+}
+
+export interface PrimaryCountryChange {
+  atMs: number;
+  country: string;
 }
 
 export function defaultAccount(waba: string): Account {
   return { waba, timeZone: 'UTC', currency: 'USD', portfolio: waba };
+}
+
+/** The business's primary location at `atMs`: the latest statement made by then, else the configured one. */
+export function primaryCountryAt(account: Account, atMs: number): string | undefined {
+  let country = account.primaryCountry;
+  for (const change of account.primaryCountryChanges ?? []) {
+    if (change.atMs > atMs) break;
+    country = change.country;
+  }
+  return country;
+}
+
+/** `changes` with one more statement, in time order (the same statement twice is kept once). */
+export function withPrimaryCountryChange(
+  changes: readonly PrimaryCountryChange[] | undefined,
+  change: PrimaryCountryChange,
+): PrimaryCountryChange[] {
+  const all = [...(changes ?? [])];
+  if (!all.some((c) => c.atMs === change.atMs && c.country === change.country)) all.push(change);
+  return all.sort((a, b) => a.atMs - b.atMs || (a.country < b.country ? -1 : a.country > b.country ? 1 : 0));
 }
 
 /**

@@ -6,7 +6,7 @@ import {
   FREE_SERVICE_MESSAGES_PER_MONTH,
   hasAuthInternationalRate,
 } from './eras.js';
-import type { Account } from './events.js';
+import { primaryCountryAt, type Account } from './events.js';
 import type { UnitDraft } from './pair-machine.js';
 import type { MarketResolver, RateBook, RateCard, TierBand } from './pricing-context.js';
 import type { Finding, RateCategory } from './units.js';
@@ -227,7 +227,8 @@ export class UnitPricer {
   private isAuthInternational(account: Account, country: string | null, date: string, atMs: number): boolean {
     const eligibility = account.authInternational;
     if (!eligibility || country === null) return false;
-    if (account.primaryCountry === country) return false; // a business always pays its own country's rate
+    // A business always pays its own country's rate: where it was located when the message was delivered.
+    if (primaryCountryAt(account, atMs) === country) return false;
     if (!hasAuthInternationalRate(country, date)) return false;
     const startMs = eligibility.exceptionsMs[country] ?? eligibility.startMs;
     return atMs >= startMs;

@@ -516,6 +516,44 @@ describe('per-message pricing (PMP-2025)', () => {
     expect(ownCountry.units.every((u) => u.category === 'authentication')).toBe(true);
   });
 
+  it("a move of the business's primary location changes only the charges after it (either direction)", async () => {
+    const events = [
+      ...send(hours(PMP, 10), 'a10', 'authentication'),
+      ...send(hours(PMP, 30), 'a30', 'authentication'),
+    ];
+    const moved = (country: string): CoreEvent => ({
+      kind: 'account_update',
+      atMs: hours(PMP, 20),
+      waba: 'W1',
+      event: 'BUSINESS_PRIMARY_LOCATION_COUNTRY_UPDATE',
+      primaryCountry: country,
+    });
+    const account = (primaryCountry: string) => ({
+      accounts: [
+        {
+          waba: 'W1',
+          timeZone: 'UTC',
+          currency: 'USD',
+          portfolio: 'W1',
+          primaryCountry,
+          authInternational: { startMs: 0, exceptionsMs: {} },
+        },
+      ],
+    });
+    // Located in India, then in Indonesia: the Indian user's first code stays domestic, the second is not.
+    const toIndonesia = await rate([moved('ID'), ...events], account('IN'));
+    expect(toIndonesia.units.map((u) => [u.id, u.category, u.amountMicros])).toEqual([
+      ['u_a10', 'authentication', 1400],
+      ['u_a30', 'authentication_international', 28000],
+    ]);
+    // Located in Indonesia, then in India (the update arriving last): the first code stays international.
+    const toIndia = await rate([...events, moved('IN')], account('ID'));
+    expect(toIndia.units.map((u) => [u.id, u.category, u.amountMicros])).toEqual([
+      ['u_a10', 'authentication_international', 28000],
+      ['u_a30', 'authentication', 1400],
+    ]);
+  });
+
   it('a per-country exception start time overrides the general one', async () => {
     const events = send(hours(PMP, 10), 'a10', 'authentication');
     const result = await rate(events, {

@@ -16,6 +16,7 @@ import type {
   TemplateCategory,
   TemplateCategoryUpdateEvent,
 } from './events.js';
+import { withPrimaryCountryChange } from './events.js';
 import {
   PairMachine,
   comparePairItems,
@@ -668,7 +669,10 @@ export class Rater {
     }
   }
 
-  /** Meta's newest statement of each fact wins, whatever order the webhooks arrive in. */
+  /**
+   * Meta's newest statement of each fact wins, whatever order the webhooks arrive in; a primary location is
+   * kept as a history instead (it changes the charges after it only).
+   */
   private applyAccountUpdate(event: AccountUpdateEvent): void {
     const override = this.accountOverrides.get(event.waba) ?? {};
     const isNewer = (fact: string) => {
@@ -678,7 +682,13 @@ export class Rater {
       this.accountFactTimes.set(key, event.atMs);
       return true;
     };
-    if (event.primaryCountry && isNewer('primary_country')) override.primaryCountry = event.primaryCountry;
+    if (event.primaryCountry) {
+      const base = this.options.accountFor(event.waba).primaryCountryChanges;
+      override.primaryCountryChanges = withPrimaryCountryChange(override.primaryCountryChanges ?? base, {
+        atMs: event.atMs,
+        country: event.primaryCountry,
+      });
+    }
     if (event.authInternational && isNewer('auth_international'))
       override.authInternational = event.authInternational;
     const statement = event.volumeTier;

@@ -2,7 +2,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Account, AccountUpdateEvent } from '../core/events.js';
+import { primaryCountryAt, type Account, type AccountUpdateEvent } from '../core/events.js';
 import { createAccountBook, loadAccountsFile, parseAccounts } from './accounts-file.js';
 
 const CONTRACT_EXAMPLE = `{"accounts":[{"waba":"W1","timezone":"Asia/Kolkata","currency":"USD","portfolio":"P1",
@@ -189,17 +189,28 @@ describe('createAccountBook', () => {
       timeZone: 'UTC',
       currency: 'USD',
       portfolio: 'W1',
-      primaryCountry: 'IN',
+      primaryCountryChanges: [{ atMs: 1_000, country: 'IN' }],
       authInternational: { startMs: 5_000, exceptionsMs: { ID: 9_000 } },
     });
   });
 
-  it("Meta's update overrides the file; an older update arriving late does not undo a newer one", () => {
+  it("Meta's location updates override the file from their instant on, whatever order they arrive in", () => {
     const book = createAccountBook(accountsOf(CONTRACT_EXAMPLE));
     book.apply(update({ atMs: 2_000, primaryCountry: 'BR' }));
     book.apply(update({ atMs: 1_000, primaryCountry: 'MX' }));
-    expect(book.accountFor('W1').primaryCountry).toBe('BR');
-    expect(book.accountFor('W1').timeZone).toBe('Asia/Kolkata');
+    book.apply(update({ atMs: 2_000, primaryCountry: 'BR' }));
+    const account = book.accountFor('W1');
+    expect(account.primaryCountryChanges).toEqual([
+      { atMs: 1_000, country: 'MX' },
+      { atMs: 2_000, country: 'BR' },
+    ]);
+    expect([999, 1_000, 1_999, 2_000].map((atMs) => primaryCountryAt(account, atMs))).toEqual([
+      'IN',
+      'MX',
+      'MX',
+      'BR',
+    ]);
+    expect(account.timeZone).toBe('Asia/Kolkata');
   });
 
   it("never changes the caller's account objects", () => {

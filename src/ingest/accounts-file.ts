@@ -9,6 +9,7 @@ import {
   type Account,
   type AccountUpdateEvent,
   type AuthInternationalEligibility,
+  withPrimaryCountryChange,
 } from '../core/events.js';
 import { err, ok, type Result } from '../core/result.js';
 
@@ -216,8 +217,12 @@ export function createAccountBook(accounts: readonly Account[]): AccountBook {
   };
 
   const apply = (update: AccountUpdateEvent): void => {
-    if (update.primaryCountry !== undefined && isNewest(update.waba, 'primary_country', update.atMs)) {
-      accountFor(update.waba).primaryCountry = update.primaryCountry;
+    if (update.primaryCountry !== undefined) {
+      const account = accountFor(update.waba);
+      account.primaryCountryChanges = withPrimaryCountryChange(account.primaryCountryChanges, {
+        atMs: update.atMs,
+        country: update.primaryCountry,
+      });
     }
     if (update.authInternational !== undefined && isNewest(update.waba, 'auth_international', update.atMs)) {
       accountFor(update.waba).authInternational = {

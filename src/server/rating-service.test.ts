@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { eventKey, type CoreEvent } from '../core/events.js';
+import { eventKey, primaryCountryAt, type CoreEvent } from '../core/events.js';
 import { parseEventValue } from '../ingest/parse-event.js';
 import { openSqliteStore } from '../store/sqlite/sqlite-store.js';
 import type { Store } from '../store/store.js';
@@ -353,7 +353,7 @@ describe('re-rate', () => {
 });
 
 describe('accountBookFor', () => {
-  it("applies account_update facts over the accounts file, Meta's latest statement winning", () => {
+  it('keeps account_update location statements as a history over the accounts file, in time order', () => {
     const update = (atMs: number, country: string): CoreEvent => ({
       kind: 'account_update',
       atMs,
@@ -362,13 +362,14 @@ describe('accountBookFor', () => {
       primaryCountry: country,
     });
     const file = [{ waba: 'W1', timeZone: 'UTC', currency: 'USD', portfolio: 'W1', primaryCountry: 'US' }];
-    expect(accountBookFor(file, []).accountFor('W1').primaryCountry).toBe('US');
-    expect(accountBookFor(file, [update(2, 'IN'), update(1, 'BR')]).accountFor('W1').primaryCountry).toBe(
-      'IN',
-    );
-    expect(accountBookFor(file, [update(1, 'BR'), update(2, 'IN')]).accountFor('W1').primaryCountry).toBe(
-      'IN',
-    );
+    expect(primaryCountryAt(accountBookFor(file, []).accountFor('W1'), 5)).toBe('US');
+    for (const events of [
+      [update(2, 'IN'), update(1, 'BR')],
+      [update(1, 'BR'), update(2, 'IN')],
+    ]) {
+      const account = accountBookFor(file, events).accountFor('W1');
+      expect([0, 1, 2, 3].map((atMs) => primaryCountryAt(account, atMs))).toEqual(['US', 'BR', 'IN', 'IN']);
+    }
   });
 });
 
