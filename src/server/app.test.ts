@@ -23,6 +23,7 @@ import {
 } from '../../test/server-kit.js';
 import { loadPricingSetup } from './pricing-setup.js';
 import { accountBookFor } from './rating-service.js';
+import { ERRORS } from './errors.js';
 import { openApiDocument } from './openapi.js';
 import { openSqliteStore } from '../store/sqlite/sqlite-store.js';
 
@@ -855,6 +856,10 @@ describe('POST /v1/rerate and GET /v1/ratings', () => {
     [{ from: 'last week' }, 'from'],
     [{ wabas: 'W1' }, 'wabas'],
     [{ rate_cards: ['/etc/passwd'] }, 'rate-cards'],
+    [
+      { from: '2025-11-01T00:00:00Z', to: '2025-10-01T00:00:00Z', dry_run: true },
+      '\\"to\\" is before \\"from\\"',
+    ],
   ])('answers 400 for %j', async (body, mention) => {
     const response = await rerate(body);
     expect(response.status).toBe(400);
@@ -951,6 +956,18 @@ describe('operations: health, metrics, OpenAPI, rate limit, logs', () => {
       expect(paths[route.path], route.path).toBeDefined();
       expect(paths[route.path]![route.method.toLowerCase()], `${route.method} ${route.path}`).toBeDefined();
     }
+  });
+
+  it('GET /openapi.json lists every error code the service answers with (RATING_BEHIND was missing)', async () => {
+    service = await createTestService();
+    const document = (await json(await service.get('/openapi.json'))) as {
+      components: {
+        schemas: { Error: { properties: { error: { properties: { code: { enum: string[] } } } } } };
+      };
+    };
+    const codes = document.components.schemas.Error.properties.error.properties.code.enum;
+    expect(codes).toEqual(expect.arrayContaining(['RATING_BEHIND', 'FORBIDDEN_WABA', 'STORE_UNAVAILABLE']));
+    expect([...codes].sort()).toEqual(Object.keys(ERRORS).sort());
   });
 
   it('limits /v1 requests per client IP with 429 and Retry-After; signed webhooks still pass', async () => {

@@ -752,6 +752,10 @@ export function createApp(deps: AppDeps): Hono<Env> {
     };
     const fromMs = instant('from');
     const toMs = instant('to');
+    // As the unit filters: an inverted period would re-rate everything and report nothing changed.
+    if (fromMs !== undefined && toMs !== undefined && toMs < fromMs) {
+      throw new QueryError('BAD_QUERY', '"to" is before "from".');
+    }
     let wabas: string[] | undefined;
     if (request.wabas !== undefined) {
       if (!Array.isArray(request.wabas) || !request.wabas.every((w) => typeof w === 'string' && w !== '')) {

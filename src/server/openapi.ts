@@ -2,6 +2,7 @@
 // that every route the app registers appears here, so the document cannot silently fall behind.
 
 import { ERAS, PRICING_TYPES, UNIT_CATEGORIES } from '../core/units.js';
+import { ERRORS } from './errors.js';
 
 const errorResponse = (description: string) => ({
   description,
@@ -73,22 +74,8 @@ export const openApiDocument = {
             properties: {
               code: {
                 type: 'string',
-                enum: [
-                  'MISSING_SIGNATURE',
-                  'BAD_SIGNATURE',
-                  'WEBHOOK_NOT_CONFIGURED',
-                  'WRONG_VERIFY_TOKEN',
-                  'UNAUTHENTICATED',
-                  'FORBIDDEN_WABA',
-                  'BODY_TOO_LARGE',
-                  'MALFORMED_JSON',
-                  'MALFORMED_WEBHOOK',
-                  'RATE_LIMITED',
-                  'BAD_QUERY',
-                  'NOT_FOUND',
-                  'STORE_UNAVAILABLE',
-                  'INTERNAL',
-                ],
+                // Every code the service answers with (errors.ts), so the document cannot fall behind.
+                enum: Object.keys(ERRORS),
               },
               message: { type: 'string' },
             },
