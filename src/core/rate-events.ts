@@ -435,6 +435,7 @@ export class Rater {
             message: `business number ${business} sends for WABA ${first} and for WABA ${waba} (a number moved between WABAs?): each message is billed to its own WABA, and windows and conversations do not carry over from one to the other`,
             business,
             waba,
+            other_waba: first,
           }));
         }
       }
@@ -564,6 +565,7 @@ export class Rater {
         message: `message ${id} is named by events of WABA ${first} and of WABA ${waba}; Meta's ids are unique, so one of them is wrong: each WABA's events were rated apart`,
         message_id: id,
         waba,
+        other_waba: first,
       }));
     }
     return claimed;

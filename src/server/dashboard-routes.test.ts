@@ -23,7 +23,8 @@ let service: TestService;
 async function createDashboardService(
   options: { webRoot?: string; accountsPath?: string } = {},
 ): Promise<TestService> {
-  const created = await createTestService();
+  // The live rating and the dashboard price with the same accounts (portfolios), as in the server.
+  const created = await createTestService(options.accountsPath ? { accountsPath: options.accountsPath } : {});
   const pricing = await loadPricingSetup({ accountsPath: options.accountsPath ?? null, rateCardPaths: [] });
   if (!pricing.ok) throw new Error(pricing.error);
   const clock = () => created.clock.nowMs;
@@ -448,6 +449,29 @@ describe('dashboard API: the estimate quotes only what the key may read', () => 
       ...conversationLines('W1', 'PN1', '919800000001', 'w1'),
       ...conversationLines('W2', 'PN2', W2_USER, 'w2'),
     ]);
+  });
+
+  it('findings naming a second WABA (ids or numbers two clients share) are shown only to a key for both', async () => {
+    await service.postEvents([
+      // W1's events name W2's business number and one of W2's message ids.
+      {
+        kind: 'inbound',
+        at: '2025-07-10T08:00:00Z',
+        waba: 'W1',
+        business: 'PN2',
+        user: W2_USER,
+        id: 'wamid.w1',
+      },
+      { kind: 'status', at: '2025-07-12T10:00:04Z', waba: 'W1', id: 'w2.o2', status: 'failed' },
+    ]);
+    const codes = (answer: Record<string, unknown>) =>
+      (answer.findings as { code: string }[]).map((finding) => finding.code).sort();
+    const all = await json(await service.get('/v1/findings', KEY_ALL));
+    expect(codes(all)).toEqual(expect.arrayContaining(['MESSAGE_OF_TWO_WABAS', 'NUMBER_OF_TWO_WABAS']));
+    const own = await json(await service.get('/v1/findings', KEY_W1));
+    expect(codes(own)).not.toContain('MESSAGE_OF_TWO_WABAS');
+    expect(codes(own)).not.toContain('NUMBER_OF_TWO_WABAS');
+    expect(JSON.stringify(own)).not.toContain('W2');
   });
 
   it('refuses 403 a business number of a WABA the key may not read, revealing nothing of its users', async () => {

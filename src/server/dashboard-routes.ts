@@ -453,7 +453,15 @@ export function registerDashboardRoutes(app: Hono<Env>, deps: DashboardDeps): vo
       const limit = wholeNumber(c.req.query('limit'), 'limit', DEFAULT_FINDINGS_PAGE, 1, MAX_FINDINGS_PAGE);
       const offset = wholeNumber(c.req.query('offset'), 'offset', 0, 0, Number.MAX_SAFE_INTEGER);
       await rating.current(scopeOf(apiKey));
-      const all = await store.listFindings(scope === undefined ? {} : { wabas: scope });
+      const visible = scopeOf(apiKey);
+      // A finding that names a second WABA (MESSAGE_OF_TWO_WABAS, NUMBER_OF_TWO_WABAS) is shown only to a key
+      // that may read both: to another client it would give away that WABA's id and its message ids.
+      const all = (await store.listFindings(scope === undefined ? {} : { wabas: scope })).filter(
+        (finding) =>
+          visible === undefined ||
+          typeof finding.other_waba !== 'string' ||
+          visible.includes(finding.other_waba),
+      );
       const counts: Record<string, number> = {};
       for (const finding of all) counts[finding.code] = (counts[finding.code] ?? 0) + 1;
       const selected = code === undefined ? all : all.filter((finding) => finding.code === code);
