@@ -474,6 +474,35 @@ describe('dashboard API: the estimate quotes only what the key may read', () => 
     expect(JSON.stringify(own)).not.toContain('W2');
   });
 
+  it("reconciliation: an export naming no WABA is the key's one WABA's; never names a portfolio mate", async () => {
+    const exported = {
+      conversation_analytics: {
+        data: [
+          {
+            data_points: [
+              {
+                start: Date.parse('2025-07-12T00:00:00Z') / 1000,
+                end: Date.parse('2025-07-13T00:00:00Z') / 1000,
+                conversation: 1,
+                conversation_category: 'MARKETING',
+                country: 'IN',
+                cost: 0.0107,
+              },
+            ],
+          },
+        ],
+      },
+    };
+    const mine = await post('/v1/reconciliation', { analytics: exported }, KEY_W1);
+    expect(mine.status).toBe(200);
+    const body = await json(mine);
+    expect(body.analytics).toMatchObject({ waba: 'W1' });
+    expect(JSON.stringify(body)).not.toContain('W2');
+    const ambiguous = await post('/v1/reconciliation', { analytics: exported }, KEY_ALL);
+    expect(ambiguous.status).toBe(400);
+    expect((await json(ambiguous)).error.message).toContain('give "waba", one of W1, W2');
+  });
+
   it('refuses 403 a business number of a WABA the key may not read, revealing nothing of its users', async () => {
     for (const body of [
       { phones: [W2_USER], template: 'utility', at: AT, waba: 'W1', business: 'PN2' },

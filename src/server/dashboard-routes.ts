@@ -615,7 +615,7 @@ export function registerDashboardRoutes(app: Hono<Env>, deps: DashboardDeps): vo
     apiKey: ApiKey,
     analytics?: { export: AnalyticsExport; waba?: string },
   ) {
-    const waba = c.req.query('waba') || analytics?.waba;
+    let waba = c.req.query('waba') || analytics?.waba;
     if (waba && !mayAccess(apiKey, waba)) {
       throw new DashboardQueryError(
         'FORBIDDEN_WABA',
@@ -623,6 +623,19 @@ export function registerDashboardRoutes(app: Hono<Env>, deps: DashboardDeps): vo
       );
     }
     const visible = waba ? [waba] : await visibleWabas(apiKey);
+    // An export naming no WABA is the key's one WABA's; with several, the caller says which — named among
+    // the key's own only (the events also hold portfolio mates', which are not the key's to see).
+    if (analytics && !waba) {
+      if (visible.length !== 1) {
+        throw new DashboardQueryError(
+          'BAD_QUERY',
+          visible.length === 0
+            ? 'no WABA of this key has stored events to compare the export with.'
+            : `the export names no WABA and this key sees ${visible.length}: give "waba", one of ${visible.join(', ')}.`,
+        );
+      }
+      waba = visible[0];
+    }
     await rating.settled();
     const session = new ReconcileSession(ratingSetup());
     if (visible.length > 0)
