@@ -720,6 +720,17 @@ describe('files that are not text', () => {
     expect(summary.files[0]).toEqual({ file: gzipped, lines: 0, events: 0, errors: 1, ignored: 0 });
   });
 
+  it('a compressed event file inside a folder is one error too, never skipped; other files are', async () => {
+    const folder = join(dir, 'with-gzip');
+    await write('with-gzip/a.ndjson', inbound('a'));
+    const gzipped = await write('with-gzip/b.ndjson.gz', gzipSync(inbound('b')));
+    await write('with-gzip/notes.txt.gz', gzipSync('not events'));
+    await write('with-gzip/readme.txt', 'not events');
+    const { events, errors } = await collect([folder]);
+    expect(ids(events)).toEqual(['a']);
+    expect(errors).toEqual([notText(gzipped, 'gzip signature, NUL bytes, invalid UTF-8')]);
+  });
+
   it('a PNG image, bytes that are not UTF-8, and a NUL-padded file are one error each', async () => {
     const png = await write(
       'image.json',

@@ -87,7 +87,8 @@ export interface ReadSummary {
 
 /**
  * Reads every source in order — a file, a directory (its `.json` / `.ndjson` / `.jsonl` files, recursively,
- * sorted by name) or `-` for stdin — and streams their events to `sink`. Resolves once all are read.
+ * sorted by name, and compressed ones such as `.ndjson.gz`, each refused as compressed) or `-` for stdin —
+ * and streams their events to `sink`. Resolves once all are read.
  */
 export async function readEventSources(
   sources: readonly string[],
@@ -160,11 +161,18 @@ async function listEventFiles(directory: string): Promise<string[]> {
       let isDirectory = entry.isDirectory();
       if (entry.isSymbolicLink()) isDirectory = (await stat(path)).isDirectory();
       if (isDirectory) await walk(path);
-      else if (isEventFileName(entry.name)) files.push(path);
+      // A compressed event file is listed too: reading it says it is compressed (one error), never skipped.
+      else if (isEventFileName(entry.name) || isEventFileName(withoutCompression(entry.name)))
+        files.push(path);
     }
   };
   await walk(directory);
   return files;
+}
+
+/** `events.ndjson.gz` → `events.ndjson`; any other name unchanged. */
+function withoutCompression(name: string): string {
+  return name.replace(/\.(gz|gzip|bz2|xz|zst|zip|br|lz4)$/i, '');
 }
 
 function isEventFileName(name: string): boolean {
