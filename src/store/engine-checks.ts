@@ -98,6 +98,23 @@ export function toBuffer(bytes: Uint8Array): Buffer {
 }
 
 /**
+ * Refuses a database that a newer wameter migrated (a rollback to an older binary): this version would
+ * write rows in a layout the newer one changed. Thrown inside the migration's transaction: nothing changes.
+ */
+export function checkNoNewerMigrations(
+  applied: ReadonlySet<number>,
+  known: readonly { version: number }[],
+): void {
+  const newest = Math.max(0, ...known.map((migration) => migration.version));
+  const newer = [...applied].filter((version) => version > newest).sort((a, b) => a - b);
+  if (newer.length > 0) {
+    throw new Error(
+      `this database was migrated by a newer wameter (schema migration ${newer.join(', ')}; this version knows up to ${newest}): run that version or a newer one against it`,
+    );
+  }
+}
+
+/**
  * Folds (currency, category) rows from SQL — `units`, `unpriced`, `amount_micros` — into totals per currency;
  * exact integers throughout (an amount past 2^53 micros, read as a bigint or decimal text, stays a bigint).
  */

@@ -53,6 +53,15 @@ describe('PostgreSQL specifics', () => {
     await Promise.all(stores.map((store) => store.close()));
   });
 
+  it('refuses a schema another wameter migrated further (a rollback), changing nothing', async () => {
+    const schema = freshSchema();
+    await (await openPostgresStore(DATABASE_URL, { schema })).close();
+    await admin!.query(`INSERT INTO ${schema}.schema_migrations VALUES (99, 'from the future', 0)`);
+    await expect(openPostgresStore(DATABASE_URL, { schema })).rejects.toThrow(
+      /^this database was migrated by a newer wameter \(schema migration 99; this version knows up to \d+\)/,
+    );
+  });
+
   it('is opened by openStore from a postgres:// URL, search_path in its options', async () => {
     const schema = freshSchema();
     await admin!.query(`CREATE SCHEMA ${schema}`);

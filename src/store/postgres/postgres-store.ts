@@ -14,6 +14,7 @@ import {
   decodeCursor,
   dimensionSql,
   encodeCursor,
+  checkNoNewerMigrations,
   foldTotals,
   storedTotalsJson,
   totalsFromStored,
@@ -271,6 +272,7 @@ class PostgresStore implements Store {
           Number(row.version),
         ),
       );
+      checkNoNewerMigrations(applied, MIGRATIONS);
       for (const migration of MIGRATIONS) {
         if (applied.has(migration.version)) continue;
         await client.query(migration.sql);

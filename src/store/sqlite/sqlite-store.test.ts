@@ -161,6 +161,31 @@ describe('SQLite on disk', () => {
     }
   });
 
+  it('refuses a file another wameter migrated further, and a SQLite file of something else, changing neither', async () => {
+    const newer = join(dir, 'newer.db');
+    await (await openSqliteStore(newer)).close();
+    const raw = new Database(newer);
+    raw.prepare('INSERT INTO schema_migrations VALUES (?, ?, ?)').run(99, 'from the future', 0);
+    raw.close();
+    await expect(openSqliteStore(newer)).rejects.toThrow(
+      /^this database was migrated by a newer wameter \(schema migration 99; this version knows up to \d+\): run that version/,
+    );
+
+    const foreign = join(dir, 'foreign.db');
+    const other = new Database(foreign);
+    other.exec('CREATE TABLE customers (id INTEGER)');
+    other.close();
+    await expect(openSqliteStore(foreign)).rejects.toThrow(
+      'this SQLite file is not a wameter database (it holds other tables: customers): give wameter a file of its own',
+    );
+    const after = new Database(foreign, { readonly: true });
+    expect(after.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").pluck().all()).toEqual([
+      'customers',
+    ]);
+    expect(after.pragma('journal_mode', { simple: true })).toBe('delete');
+    after.close();
+  });
+
   it('keeps what was stored across a reopen, and two stores on one file migrate once', async () => {
     const path = join(dir, 'reopen.db');
     const [a, b] = await Promise.all([openSqliteStore(path), openSqliteStore(path)]);

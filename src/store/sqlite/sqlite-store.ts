@@ -15,6 +15,7 @@ import {
   decodeCursor,
   dimensionSql,
   encodeCursor,
+  checkNoNewerMigrations,
   foldTotals,
   storedTotalsJson,
   totalsFromStored,
@@ -255,14 +256,37 @@ class WriteLock {
 /** `options` go to better-sqlite3 (tests pass `verbose` to see the statements run). */
 export async function openSqliteStore(path: string, options: Database.Options = {}): Promise<Store> {
   const db = new Database(path, options);
-  // WAL lets readers run during a write; synchronous=FULL fsyncs the WAL at every commit, so a body that
-  // got a 200 survives SIGKILL and power loss. busy_timeout waits for another process's write.
-  db.pragma('journal_mode = WAL');
-  db.pragma('synchronous = FULL');
-  db.pragma('busy_timeout = 5000');
-  const store = new SqliteStore(db);
-  await store.migrate();
-  return store;
+  try {
+    refuseForeignFile(db);
+    // WAL lets readers run during a write; synchronous=FULL fsyncs the WAL at every commit, so a body that
+    // got a 200 survives SIGKILL and power loss. busy_timeout waits for another process's write.
+    db.pragma('journal_mode = WAL');
+    db.pragma('synchronous = FULL');
+    db.pragma('busy_timeout = 5000');
+    const store = new SqliteStore(db);
+    await store.migrate();
+    return store;
+  } catch (error) {
+    db.close();
+    throw error;
+  }
+}
+
+/**
+ * A SQLite file of something else (tables, and no wameter migrations) is refused before anything is written
+ * to it (not even the switch to WAL): wameter never adds its tables to another program's database.
+ */
+function refuseForeignFile(db: Database.Database): void {
+  const tables = db
+    .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")
+    .pluck()
+    .all()
+    .map(String);
+  if (tables.length > 0 && !tables.includes('schema_migrations')) {
+    throw new Error(
+      `this SQLite file is not a wameter database (it holds other tables: ${tables.slice(0, 5).join(', ')}${tables.length > 5 ? ', …' : ''}): give wameter a file of its own`,
+    );
+  }
 }
 
 type Durability = 'synced' | 'derived';
@@ -334,6 +358,7 @@ class SqliteStore implements Store {
             .all()
             .map((v) => Number(v)),
         );
+        checkNoNewerMigrations(applied, MIGRATIONS);
         const record = this.db.prepare(
           'INSERT INTO schema_migrations (version, name, applied_at_ms) VALUES (?, ?, ?)',
         );
