@@ -21,6 +21,30 @@ function tempFile(name: string, text: string): string {
   return path;
 }
 
+let lateDelivery: string | undefined;
+
+/**
+ * A message sent at T0, then 60,000 other users' messages over 30 h, then the message's delivery report
+ * (stamped T0 + 5 s): 30 h late in the file, the way a webhook Meta retried for a day arrives.
+ */
+function lateDeliveryFile(): string {
+  if (lateDelivery) return lateDelivery;
+  const t0 = Date.parse('2025-10-10T00:00:00Z');
+  const iso = (ms: number) => new Date(ms).toISOString();
+  const lines = [
+    `{"kind":"outbound","at":"${iso(t0)}","waba":"W1","business":"PN1","user":"919876543210","id":"wamid.late","template":"marketing"}`,
+  ];
+  for (let i = 0; i < 60_000; i++) {
+    const user = `91980${String(i).padStart(7, '0')}`;
+    lines.push(
+      `{"kind":"inbound","at":"${iso(t0 + 60_000 + i * 1800)}","waba":"W1","business":"PN1","user":"${user}","id":"in${i}"}`,
+    );
+  }
+  lines.push(`{"kind":"status","at":"${iso(t0 + 5000)}","id":"wamid.late","status":"delivered"}`);
+  lateDelivery = tempFile('late.ndjson', lines.join('\n'));
+  return lateDelivery;
+}
+
 const LINES = [
   '{"kind":"inbound","at":"2024-03-01T10:00:00Z","waba":"W1","business":"PN1","user":"919876543210","id":"wamid.in1"}',
   '{"kind":"outbound","at":"2024-03-01T10:05:00Z","waba":"W1","business":"PN1","user":"919876543210","id":"wamid.o1","template":"utility"}',
@@ -158,27 +182,34 @@ describe('wameter rate', () => {
   });
 
   it('--stream takes events up to 36 h out of order by default (Meta retries for 36 h), later with a finding', async () => {
-    // A message sent at T0, then 60,000 other users' messages over 30 h, then the message's delivery report
-    // (stamped T0 + 5 s): 30 h late in the file, the way a webhook Meta retried for a day arrives.
-    const t0 = Date.parse('2025-10-10T00:00:00Z');
-    const iso = (ms: number) => new Date(ms).toISOString();
-    const lines = [
-      `{"kind":"outbound","at":"${iso(t0)}","waba":"W1","business":"PN1","user":"919876543210","id":"wamid.late","template":"marketing"}`,
-    ];
-    for (let i = 0; i < 60_000; i++) {
-      const user = `91980${String(i).padStart(7, '0')}`;
-      lines.push(
-        `{"kind":"inbound","at":"${iso(t0 + 60_000 + i * 1800)}","waba":"W1","business":"PN1","user":"${user}","id":"in${i}"}`,
-      );
-    }
-    lines.push(`{"kind":"status","at":"${iso(t0 + 5000)}","id":"wamid.late","status":"delivered"}`);
-    const file = tempFile('late.ndjson', lines.join('\n'));
-    const byDefault = JSON.parse((await run(['rate', file, '--stream', '--format', 'json'])).out);
-    expect(byDefault.units.map((u: { id: string }) => u.id)).toEqual(['u_wamid.late']);
+    const file = lateDeliveryFile();
+    const byDefault = await run(['rate', file, '--stream', '--format', 'json']);
+    expect(byDefault.code).toBe(0);
+    expect(JSON.parse(byDefault.out).units.map((u: { id: string }) => u.id)).toEqual(['u_wamid.late']);
     const strict = await run(['rate', file, '--stream', '--max-lateness', '24h', '--format', 'json']);
     const document = JSON.parse(strict.out);
     expect(document.units).toEqual([]);
     expect(document.findings.map((f: { code: string }) => f.code)).toContain('LATE_EVENT');
+  });
+
+  it('--stream exits 3 and says how many events were not rated when some came too late, even with --allow-unpriced', async () => {
+    const file = lateDeliveryFile();
+    const strict = await run(['rate', file, '--stream', '--max-lateness', '24h']);
+    expect(strict.code).toBe(3);
+    const lines = strict.error.split('\n').filter((line) => line.includes('were not rated'));
+    expect(lines).toEqual([
+      'wameter: 1 event(s) were not rated: they came more than 24h after newer ones (finding LATE_EVENT); rate without --stream, or raise --max-lateness',
+    ]);
+    // Late events are unread input, not units without a price: --allow-unpriced does not accept them.
+    const allowed = await run(['rate', file, '--stream', '--max-lateness', '24h', '--allow-unpriced']);
+    expect(allowed.code).toBe(3);
+    expect(allowed.error).toContain('1 event(s) were not rated');
+    // Either remedy the line names rates the event and exits 0, silently.
+    for (const args of [['--stream', '--max-lateness', '48h'], []]) {
+      const remedied = await run(['rate', file, ...args]);
+      expect(remedied.code, args.join(' ')).toBe(0);
+      expect(remedied.error, args.join(' ')).not.toContain('were not rated');
+    }
   });
 
   it('explains flag mistakes', async () => {

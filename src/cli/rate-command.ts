@@ -60,7 +60,7 @@ export function registerRateCommand(program: Command, io: CliIo): void {
     )
     .option(
       '--allow-unpriced',
-      'exit 0 even when some charged units have no price, or delivered messages could not be rated (they are listed in findings)',
+      'exit 0 even when some charged units have no price, or delivered messages could not be rated (they are listed in findings); not when --stream refused late events',
     )
     .addHelpText(
       'after',
@@ -69,7 +69,8 @@ Input: NDJSON event lines (inbound, outbound, status) and whole Meta webhook bod
 Order does not matter and duplicates are ignored (without --stream).
 
 Exit codes: 0 ok; 1 nothing rated (bad flag, unreadable accounts or rate card); 2 some input lines
-malformed (each named on stderr, the rest rated); 3 some charged units could not be priced.
+malformed (each named on stderr, the rest rated); 3 some charged units could not be priced, or
+delivered messages could not be rated, or (with --stream) late events were not rated.
 
 Examples:
   wameter rate examples/month/events.ndjson --accounts examples/month/accounts.json
@@ -129,6 +130,14 @@ export async function runRate(sources: string[], flags: RateFlags, io: CliIo): P
   io.writeError(
     `wameter: read ${result.read.events} event(s) from ${result.read.files.length} source(s): ${result.stats.units} unit(s), ${result.stats.pending} pending, ${result.findings.length} finding(s)\n`,
   );
+  // Events --stream refused as late were never rated: the output is not the whole traffic, whatever else
+  // happened, so this is said even when bad input decides the exit code.
+  const late = result.stats.late;
+  if (late > 0) {
+    io.writeError(
+      `wameter: ${late} event(s) were not rated: they came more than ${formatLateness(flags.maxLateness ?? DEFAULT_LATENESS_MS)} after newer ones (finding LATE_EVENT); rate without --stream, or raise --max-lateness\n`,
+    );
+  }
   if (errors.count > 0) return EXIT.BAD_INPUT;
   const unrated = result.stats.unrated;
   if ((unpriced > 0 || unrated > 0) && !flags.allowUnpriced) {
@@ -144,5 +153,18 @@ export async function runRate(sources: string[], flags: RateFlags, io: CliIo): P
     }
     return EXIT.UNPRICED;
   }
+  // Late events are input left unrated, not units without a price: --allow-unpriced does not accept them.
+  if (late > 0) return EXIT.UNPRICED;
   return EXIT.OK;
+}
+
+/** A duration as --max-lateness takes it, in hours when whole (like Meta's 36 h retry window): 24h, 90m. */
+function formatLateness(ms: number): string {
+  const units: [string, number][] = [
+    ['h', 3_600_000],
+    ['m', 60_000],
+    ['s', 1000],
+  ];
+  const [unit, size] = units.find(([, size]) => ms % size === 0) ?? ['ms', 1];
+  return `${ms / size}${unit}`;
 }
