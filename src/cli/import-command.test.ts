@@ -14,6 +14,23 @@ async function run(args: string[], isStderrTty = false) {
   return { code, out, error: err };
 }
 
+function tempFile(dir: string, name: string, lines: readonly string[]): string {
+  const path = join(dir, name);
+  writeFileSync(path, lines.join('\n'));
+  return path;
+}
+
+/** A marketing message delivered to 999123456789: no country has calling code 999, so it has no price. */
+const UNKNOWN_RECIPIENT_LINES = [
+  '{"kind":"outbound","at":"2025-10-02T10:00:00Z","waba":"W9","business":"PN9","user":"999123456789","id":"wamid.u1","template":"marketing"}',
+  '{"kind":"status","at":"2025-10-02T10:00:03Z","id":"wamid.u1","status":"delivered"}',
+];
+
+/** A delivered status alone, with no category anywhere: the message cannot be rated. */
+const UNRATED_LINES = [
+  '{"kind":"status","at":"2024-03-01T10:05:03Z","id":"wamid.x","status":"delivered","waba":"W1","business":"PN1","user":"919876543210"}',
+];
+
 describe('wameter import', () => {
   it('stores and rates event files once, however often they are imported; the bill equals wameter rate', async () => {
     const db = `sqlite:${join(mkdtempSync(join(tmpdir(), 'wameter-import-')), 'w.db')}`;
@@ -91,6 +108,135 @@ describe('wameter import', () => {
     expect(again.out).toMatch(/^USD: [1-9]\d* unit\(s\) in the store$/m);
   });
 
+  it('says how many events were stored (exit 1, no stack) when the database refuses them, and a later import stores the rest', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'wameter-import-'));
+    const db = `sqlite:${join(dir, 'w.db')}`;
+    const store = await openStore(db);
+    await store.close();
+    // A real failure inside SQLite: once 5000 events are stored, every further one is refused, as a full
+    // disk refuses them.
+    const raw = new Database(join(dir, 'w.db'));
+    raw.exec(
+      "CREATE TRIGGER disk_full BEFORE INSERT ON events WHEN (SELECT count(*) FROM events) >= 5000 BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END",
+    );
+    raw.close();
+    const lines = Array.from(
+      { length: 7000 },
+      (_, i) =>
+        `{"kind":"inbound","at":"2025-10-01T10:00:00Z","waba":"W1","business":"PN1","user":"91980${String(i).padStart(7, '0')}","id":"wamid.in${i}"}`,
+    );
+    const file = tempFile(dir, 'inbound.ndjson', lines);
+
+    const failed = await run(['import', file, '--db', db]);
+    expect(failed.error).toBe(
+      'wameter: the database refused the events after 5000 new event(s) were stored (0 already stored): database or disk is full; nothing was rated: free disk space or fix the database, then run `wameter import` again (stored events are skipped)\n',
+    );
+    expect(failed.code).toBe(1);
+    expect(failed.out).toBe('');
+    const reopened = new Database(join(dir, 'w.db'));
+    expect((reopened.prepare('SELECT count(*) AS n FROM events').get() as { n: number }).n).toBe(5000);
+    expect((reopened.prepare('SELECT count(*) AS n FROM ratings').get() as { n: number }).n).toBe(0);
+    reopened.exec('DROP TRIGGER disk_full');
+    reopened.close();
+
+    const again = await run(['import', file, '--db', db]);
+    expect(again.error).toContain('stored 2000 new event(s), 5000 already stored; rating…');
+    expect(again.code).toBe(0);
+  });
+
+  it('says so (exit 1) when the database refuses every event, even the first', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'wameter-import-'));
+    const db = `sqlite:${join(dir, 'w.db')}`;
+    await (await openStore(db)).close();
+    const raw = new Database(join(dir, 'w.db'));
+    raw.exec(
+      "CREATE TRIGGER disk_full BEFORE INSERT ON events BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END",
+    );
+    raw.close();
+    const { code, out, error } = await run(['import', EXAMPLE, '--db', db]);
+    expect(error).toMatch(
+      /^wameter: the database refused the events after 0 new event\(s\) were stored \(0 already stored\): database or disk is full; .*run `wameter import` again \(stored events are skipped\)\n$/,
+    );
+    expect(error).not.toMatch(/\n\s+at /);
+    expect(code).toBe(1);
+    expect(out).toBe('');
+  });
+
+  it('exits 3 like `wameter rate` when a charged unit cannot be priced, listing the findings; 0 with --allow-unpriced', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'wameter-import-'));
+    const file = tempFile(dir, 'unknown.ndjson', UNKNOWN_RECIPIENT_LINES);
+    expect((await run(['rate', file])).code).toBe(3);
+
+    const db = `sqlite:${join(dir, 'w.db')}`;
+    const imported = await run(['import', file, '--db', db]);
+    expect(imported.code).toBe(3);
+    expect(imported.out).toBe('USD: 1 unit(s) in the store\n');
+    expect(imported.error).toContain(
+      'wameter import: 1 finding(s) for the imported WABAs:\n  UNKNOWN_RECIPIENT: Recipient 999123456789 ',
+    );
+    expect(imported.error).toContain(
+      'wameter import: 1 charged unit(s) could not be priced (see findings: unknown number, no rate or no rate card); pass --allow-unpriced to accept\n',
+    );
+    // Imported again: nothing new is stored, but the stored bill still has the unit without a price.
+    const again = await run(['import', file, '--db', db]);
+    expect(again.error).toContain('stored 0 new event(s), 2 already stored');
+    expect(again.code).toBe(3);
+    const allowed = await run(['import', file, '--db', db, '--allow-unpriced']);
+    expect(allowed.error).toContain('UNKNOWN_RECIPIENT: Recipient 999123456789');
+    expect(allowed.error).not.toContain('could not be priced');
+    expect(allowed.code).toBe(0);
+  });
+
+  it('exits 3 like `wameter rate` when a delivered message cannot be rated', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'wameter-import-'));
+    const file = tempFile(dir, 'status.ndjson', UNRATED_LINES);
+    expect((await run(['rate', file])).code).toBe(3);
+    const { code, error } = await run(['import', file, '--db', `sqlite:${join(dir, 'w.db')}`]);
+    expect(error).toContain('UNKNOWN_CATEGORY: WABA W1: delivered messages with no outbound line');
+    expect(error).toContain(
+      'wameter import: 1 delivered message(s) could not be rated (see findings UNKNOWN_CATEGORY and STATUS_WITHOUT_USER: feed the send log too); pass --allow-unpriced to accept\n',
+    );
+    expect(code).toBe(3);
+  });
+
+  it.each([
+    ['delivered', 3],
+    ['sent', 0],
+  ])(
+    'a %s status naming no user: STATUS_WITHOUT_USER is listed and the exit code is that of `wameter rate` (%i)',
+    async (status, exitCode) => {
+      const dir = mkdtempSync(join(tmpdir(), 'wameter-import-'));
+      const file = tempFile(dir, 'status.ndjson', [
+        `{"kind":"status","at":"2024-03-01T10:05:03Z","id":"wamid.y","status":"${status}","waba":"W1"}`,
+      ]);
+      expect((await run(['rate', file])).code).toBe(exitCode);
+      const { code, error } = await run(['import', file, '--db', `sqlite:${join(dir, 'w.db')}`]);
+      expect(error).toContain('  STATUS_WITHOUT_USER: ');
+      expect(code).toBe(exitCode);
+    },
+  );
+
+  it("judges the imported WABAs only: another WABA's unpriced units already in the store do not make it exit 3", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'wameter-import-'));
+    const db = `sqlite:${join(dir, 'w.db')}`;
+    expect(
+      (await run(['import', tempFile(dir, 'unknown.ndjson', UNKNOWN_RECIPIENT_LINES), '--db', db])).code,
+    ).toBe(3);
+    const { code, error } = await run(['import', EXAMPLE, '--db', db]);
+    expect(error).not.toContain('UNKNOWN_RECIPIENT');
+    expect(error).not.toContain('could not be priced');
+    expect(code).toBe(0);
+  });
+
+  it('exits 2, not 3, when besides unpriced units some input lines are malformed (as `wameter rate` does)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'wameter-import-'));
+    const file = tempFile(dir, 'mixed.ndjson', [...UNKNOWN_RECIPIENT_LINES, '{not json']);
+    expect((await run(['rate', file])).code).toBe(2);
+    const { code, error } = await run(['import', file, '--db', `sqlite:${join(dir, 'w.db')}`]);
+    expect(error).toContain('mixed.ndjson:3');
+    expect(code).toBe(2);
+  });
+
   it('names a file that cannot be read', async () => {
     const db = `sqlite:${join(mkdtempSync(join(tmpdir(), 'wameter-import-')), 'w.db')}`;
     const { code, error } = await run(['import', '/nonexistent.ndjson', '--db', db]);
@@ -98,13 +244,19 @@ describe('wameter import', () => {
     expect(error).toContain('/nonexistent.ndjson');
   });
 
-  it('shows progress on a terminal every 100,000 events', async () => {
+  it('shows progress on a terminal every 100,000 events, and counts unpriced units as `wameter rate` does', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'wameter-import-'));
     const file = join(dir, 'traffic.ndjson');
     const { generateTraffic } = await import('../../bench/generate-traffic.js');
     writeFileSync(file, [...generateTraffic({ seed: 7, eventsTarget: 105_000, users: 3000 })].join('\n'));
     const { code, error } = await run(['import', file, '--db', `sqlite:${join(dir, 'w.db')}`], true);
-    expect(code).toBe(0);
     expect(error).toContain('wameter import: 100,000 events read…');
+    // The generated traffic writes to a few numbers of no known calling code: the same exit and warning.
+    const rated = await run(['rate', file, '--format', 'csv']);
+    expect(rated.code).toBe(3);
+    const warning = rated.error.split('\n').find((line) => line.includes('could not be priced'));
+    expect(warning).toMatch(/^wameter: [1-9]\d* charged unit\(s\) could not be priced/);
+    expect(error).toContain(warning!.replace(/^wameter: /, 'wameter import: '));
+    expect(code).toBe(3);
   }, 60_000);
 });

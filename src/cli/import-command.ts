@@ -14,6 +14,7 @@ import type { CliIo } from './io.js';
 import { commandRatingService, openCommandStore } from './open-command-store.js';
 import { pathArgument } from './options.js';
 import { createSourceErrorReporter } from './source-errors.js';
+import { ALLOW_UNPRICED_HELP, findingLine, unpricedExit, unratedIn } from './unpriced.js';
 
 const BATCH = 5000;
 const PROGRESS_EVERY = 100_000;
@@ -21,6 +22,7 @@ const PROGRESS_EVERY = 100_000;
 interface ImportFlags {
   db?: string;
   config?: string;
+  allowUnpriced?: boolean;
 }
 
 export function registerImportCommand(program: Command, io: CliIo): void {
@@ -41,6 +43,7 @@ export function registerImportCommand(program: Command, io: CliIo): void {
       'the service configuration file (accounts and rate cards are read from it)',
       pathArgument,
     )
+    .option('--allow-unpriced', ALLOW_UNPRICED_HELP)
     .addHelpText(
       'after',
       `
@@ -48,6 +51,11 @@ The accounts (time zones, currencies, portfolios) and rate cards come from the s
 --config FILE, or WAMETER_ACCOUNTS and WAMETER_RATE_CARDS — give the same to serve and rerate.
 One process writes ratings to a database at a time: while \`wameter serve\` runs on it, send the events to
 its POST /v1/events (it rates them), or stop it first.
+
+Exit codes: 0 ok; 1 nothing done (bad configuration, a database that cannot be opened), or the events
+could not all be stored, or not rated; 2 some input lines malformed (each named on stderr, the rest
+imported); 3 some charged units of the imported WABAs have no price, or some delivered messages could
+not be rated (the findings are listed on stderr; --allow-unpriced to accept).
 
 Examples:
   WAMETER_ACCOUNTS=examples/month/accounts.json wameter import examples/month/events.ndjson
@@ -81,6 +89,12 @@ async function runImport(sources: string[], flags: ImportFlags, io: CliIo): Prom
   let inserted = 0;
   let read = 0;
   let duplicates = 0;
+  /** The WABAs the sources name: their findings and unpriced units decide the exit code. */
+  const wabas = new Set<string>();
+  /** The first refused write: nothing more is written after it (the disk is full, the database broken). */
+  let writeFailure: { error: unknown } | undefined;
+  let unpriced = 0;
+  let unrated = 0;
   try {
     let batch: EventInput[] = [];
     const writes: Promise<void>[] = [];
@@ -88,11 +102,18 @@ async function runImport(sources: string[], flags: ImportFlags, io: CliIo): Prom
       if (batch.length === 0) return;
       const events = batch;
       batch = [];
+      if (writeFailure) return;
+      // Handled at once: a refused write must not go unhandled while the sources are still being read.
       writes.push(
-        store.ingestEvents(events).then((outcome) => {
-          inserted += outcome.inserted.length;
-          duplicates += outcome.duplicates;
-        }),
+        store.ingestEvents(events).then(
+          (outcome) => {
+            inserted += outcome.inserted.length;
+            duplicates += outcome.duplicates;
+          },
+          (error: unknown) => {
+            writeFailure ??= { error };
+          },
+        ),
       );
     };
     const receivedAtMs = Date.now();
@@ -101,6 +122,7 @@ async function runImport(sources: string[], flags: ImportFlags, io: CliIo): Prom
       {
         onEvents(events: CoreEvent[]) {
           for (const event of events) {
+            if (event.waba !== undefined) wabas.add(event.waba);
             batch.push({ key: eventKey(event), event, receivedAtMs, source: 'import' });
             if (++read % PROGRESS_EVERY === 0 && io.isStderrTty) {
               io.writeError(`wameter import: ${read.toLocaleString('en-US')} events read…\n`);
@@ -115,6 +137,14 @@ async function runImport(sources: string[], flags: ImportFlags, io: CliIo): Prom
     );
     flush();
     await Promise.all(writes);
+    if (writeFailure) {
+      // Each write is one transaction: the events counted are stored, the others not (a later import adds them).
+      const { error } = writeFailure;
+      const reason = (error instanceof Error ? error.message : String(error)).trim() || 'unknown error';
+      throw new CliError(
+        `the database refused the events after ${inserted} new event(s) were stored (${duplicates} already stored): ${reason}; nothing was rated: free disk space or fix the database, then run \`wameter import\` again (stored events are skipped)`,
+      );
+    }
     io.writeError(`wameter import: stored ${inserted} new event(s), ${duplicates} already stored; rating…\n`);
     const rating = commandRatingService(store, pricing.value, io);
     try {
@@ -132,9 +162,26 @@ async function runImport(sources: string[], flags: ImportFlags, io: CliIo): Prom
     for (const [currency, total] of Object.entries(totals)) {
       io.writeOut(`${currency}: ${total.units} unit(s) in the store\n`);
     }
+    // What `rate` would say of these sources: the stored findings of their WABAs, and of none (a status that
+    // names no WABA), and their units without a price.
+    const imported = [...wabas];
+    const findings = (await store.listFindings({})).filter(
+      (finding) => typeof finding.waba !== 'string' || wabas.has(finding.waba),
+    );
+    if (findings.length > 0) {
+      io.writeError(`wameter import: ${findings.length} finding(s) for the imported WABAs:\n`);
+      for (const finding of findings) io.writeError(`  ${findingLine(finding)}\n`);
+    }
+    const importedTotals = imported.length === 0 ? {} : await store.totals({ wabas: imported });
+    for (const total of Object.values(importedTotals)) unpriced += total.unpriced ?? 0;
+    unrated = unratedIn(findings);
   } finally {
     await store.close();
   }
   errors.summarise();
-  return errors.count > 0 ? EXIT.BAD_INPUT : EXIT.OK;
+  // The same rule as `rate`: bad input first, then units without a price and messages not rated.
+  if (errors.count > 0) return EXIT.BAD_INPUT;
+  return unpricedExit({ unpriced, unrated }, flags.allowUnpriced, (message) =>
+    io.writeError(`wameter import: ${message}\n`),
+  );
 }

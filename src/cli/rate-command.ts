@@ -7,6 +7,7 @@ import { ratingSetupFrom, sourcesOrStdin } from './rating-inputs.js';
 import { CliError, EXIT } from './exit-codes.js';
 import { RATE_CARDS_HELP, choice, collectPaths, pathArgument, parseDuration, parseEra } from './options.js';
 import { createSourceErrorReporter } from './source-errors.js';
+import { unpricedExit } from './unpriced.js';
 import { OUTPUT_FORMATS, createUnitWriter, type OutputFormat } from './unit-writers.js';
 import type { Era } from '../core/units.js';
 import type { CliIo } from './io.js';
@@ -139,20 +140,10 @@ export async function runRate(sources: string[], flags: RateFlags, io: CliIo): P
     );
   }
   if (errors.count > 0) return EXIT.BAD_INPUT;
-  const unrated = result.stats.unrated;
-  if ((unpriced > 0 || unrated > 0) && !flags.allowUnpriced) {
-    if (unpriced > 0) {
-      io.writeError(
-        `wameter: ${unpriced} charged unit(s) could not be priced (see findings: unknown number, no rate or no rate card); pass --allow-unpriced to accept\n`,
-      );
-    }
-    if (unrated > 0) {
-      io.writeError(
-        `wameter: ${unrated} delivered message(s) could not be rated (see findings UNKNOWN_CATEGORY and STATUS_WITHOUT_USER: feed the send log too); pass --allow-unpriced to accept\n`,
-      );
-    }
-    return EXIT.UNPRICED;
-  }
+  const exit = unpricedExit({ unpriced, unrated: result.stats.unrated }, flags.allowUnpriced, (message) =>
+    io.writeError(`wameter: ${message}\n`),
+  );
+  if (exit !== EXIT.OK) return exit;
   // Late events are input left unrated, not units without a price: --allow-unpriced does not accept them.
   if (late > 0) return EXIT.UNPRICED;
   return EXIT.OK;

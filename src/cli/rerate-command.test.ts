@@ -89,6 +89,54 @@ describe('wameter rerate', () => {
     expect(text).toContain('2 units changed (1 in amount, 1 only in another field');
   });
 
+  it('refuses a --waba with no stored events (exit 1), naming the WABAs the store holds, and stores nothing', async () => {
+    const { code, stdout, stderr } = await run(['--db', db, '--waba', 'W2']);
+    expect(stderr).toBe(
+      "wameter rerate: no events are stored for WABA W2: nothing was re-rated; the store holds events of 1 WABA(s): W1 (give --waba one of them, or import that WABA's events first)\n",
+    );
+    expect(stdout).toBe('');
+    expect(code).toBe(1);
+    // One unknown among known ones (a typo) is refused too, naming only the unknown.
+    const mixed = await run(['--db', db, '--waba', 'W1', 'W3', 'W4', '--dry-run']);
+    expect(mixed.stderr).toContain(
+      'wameter rerate: no events are stored for WABAs W3, W4: nothing was re-rated;',
+    );
+    expect(mixed.code).toBe(1);
+    const store = await openStore(db);
+    expect(await store.listRatings(10)).toEqual([]);
+    await store.close();
+    expect((await run(['--db', db, '--waba', 'W1'])).code).toBe(0);
+  });
+
+  it('refuses a store that holds no events (exit 1), saying how to load them, and stores nothing', async () => {
+    const empty = `sqlite:${join(dir, 'empty.db')}`;
+    await (await openStore(empty)).close();
+    const { code, stdout, stderr } = await run(['--db', empty]);
+    expect(stderr).toBe(
+      'wameter rerate: the store holds no events, so there is nothing to re-rate: load them first with `wameter import` (or POST them to a running `wameter serve`), or check --db, WAMETER_DB or DATABASE_URL\n',
+    );
+    expect(stdout).toBe('');
+    expect(code).toBe(1);
+    const store = await openStore(empty);
+    expect(await store.listRatings(10)).toEqual([]);
+    await store.close();
+  });
+
+  it.each([
+    ['later than', '2025-08-01T00:00:00Z', '2025-07-01T00:00:00Z', '2025-07-01T00:00:00Z'],
+    ['equal to', '2025-07-01T00:00:00Z', '1751328000', '2025-07-01T00:00:00Z'],
+  ])('refuses --from %s --to (exit 1) and stores nothing', async (_, from, to, toShown) => {
+    const { code, stdout, stderr } = await run(['--db', db, '--from', from, '--to', to]);
+    expect(stderr).toBe(
+      `wameter rerate: --from (${from}) must be before --to (${toShown}): units opened at or after --from and before --to are reported; swap them or widen the period\n`,
+    );
+    expect(stdout).toBe('');
+    expect(code).toBe(1);
+    const store = await openStore(db);
+    expect(await store.listRatings(10)).toEqual([]);
+    await store.close();
+  });
+
   it('refuses an unknown era with a message listing the eras (exit 1)', async () => {
     const { code, stderr } = await run(['--db', db, '--as-of-rules', 'CBP-1999']);
     expect(stderr).toContain('--as-of-rules must be one of NBP, CBP-2022');

@@ -3,7 +3,7 @@
 // use-case as POST /v1/rerate (server/rating-service.ts).
 
 import type { Command } from 'commander';
-import { parseInstant } from '../core/calendar.js';
+import { formatInstant, parseInstant } from '../core/calendar.js';
 import { ERAS, type Era } from '../core/units.js';
 import { EXIT } from './exit-codes.js';
 import type { CliIo } from './io.js';
@@ -12,6 +12,7 @@ import { collectPaths, pathArgument } from './options.js';
 import { loadServiceConfig } from '../server/config.js';
 import { loadPricingSetup, loadRateCards } from '../server/pricing-setup.js';
 import type { RerateReport } from '../server/rating-service.js';
+import type { Store } from '../store/store.js';
 
 interface RerateFlags {
   db?: string;
@@ -69,6 +70,22 @@ export function formatRerateTable(report: RerateReport): string {
     );
   }
   return `${lines.join('\n')}\n`;
+}
+
+/** How many stored WABAs a refusal names before it says how many more there are. */
+const WABAS_NAMED = 20;
+
+/** Why there is nothing to re-rate (no events stored, or none for a --waba), or undefined when there is. */
+async function wabasRefusal(store: Store, asked: readonly string[] | undefined): Promise<string | undefined> {
+  const stored = (await store.listWabas()).sort();
+  if (stored.length === 0) {
+    return 'the store holds no events, so there is nothing to re-rate: load them first with `wameter import` (or POST them to a running `wameter serve`), or check --db, WAMETER_DB or DATABASE_URL';
+  }
+  const unknown = [...new Set(asked ?? [])].filter((waba) => !stored.includes(waba));
+  if (unknown.length === 0) return undefined;
+  const named = stored.slice(0, WABAS_NAMED).join(', ');
+  const more = stored.length > WABAS_NAMED ? ` and ${stored.length - WABAS_NAMED} more` : '';
+  return `no events are stored for ${unknown.length === 1 ? 'WABA' : 'WABAs'} ${unknown.join(', ')}: nothing was re-rated; the store holds events of ${stored.length} WABA(s): ${named}${more} (give --waba one of them, or import that WABA's events first)`;
 }
 
 export function registerRerateCommand(program: Command, io: CliIo): Command {
@@ -138,6 +155,11 @@ its POST /v1/rerate, or stop it first (--dry-run stores nothing and may run besi
         const fromMs = instant('from', flags.from);
         const toMs = instant('to', flags.to);
         if (fromMs === null || toMs === null) return;
+        if (fromMs !== undefined && toMs !== undefined && fromMs >= toMs) {
+          return fail(
+            `--from (${formatInstant(fromMs)}) must be before --to (${formatInstant(toMs)}): units opened at or after --from and before --to are reported; swap them or widen the period`,
+          );
+        }
         const config = loadServiceConfig({
           flags: flags.db === undefined ? {} : { db: flags.db },
           env: process.env,
@@ -163,6 +185,9 @@ its POST /v1/rerate, or stop it first (--dry-run stores nothing and may run besi
           return fail((error as Error).message);
         }
         try {
+          // Checked here, before anything is rated: an unknown WABA (a typo) would record an empty rating.
+          const refusal = await wabasRefusal(store, flags.waba);
+          if (refusal !== undefined) return fail(refusal);
           const rating = commandRatingService(store, pricing.value, io, { loadRateCards });
           const result = await rating.rerate({
             ...(flags.waba ? { wabas: flags.waba } : {}),

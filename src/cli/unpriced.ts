@@ -1,0 +1,55 @@
+// What the commands that rate (rate, import) say at the end about charged units without a price and delivered
+// messages that could not be rated, and the exit code that follows (README "Exit codes": 3).
+
+import type { Finding } from '../core/units.js';
+import { EXIT } from './exit-codes.js';
+
+/** The help of `--allow-unpriced`, the same wherever a command rates. */
+export const ALLOW_UNPRICED_HELP =
+  'exit 0 even when some charged units have no price, or delivered messages could not be rated (they are listed in findings)';
+
+/** One finding as the table lists it: `CODE: message (×N)`. */
+export function findingLine(finding: Finding): string {
+  const count = typeof finding.count === 'number' && finding.count > 1 ? ` (×${finding.count})` : '';
+  return `${finding.code}: ${finding.message}${count}`;
+}
+
+/**
+ * Delivered messages that findings say could not be rated: what the rater counts as `unrated` (every
+ * UNKNOWN_CATEGORY; STATUS_WITHOUT_USER only for delivered messages, not for those with statuses alone).
+ */
+export function unratedIn(findings: readonly Finding[]): number {
+  let unrated = 0;
+  for (const finding of findings) {
+    const isUnrated =
+      finding.code === 'UNKNOWN_CATEGORY' ||
+      (finding.code === 'STATUS_WITHOUT_USER' && finding.message.startsWith('delivered message'));
+    if (isUnrated) unrated += typeof finding.count === 'number' ? finding.count : 1;
+  }
+  return unrated;
+}
+
+/**
+ * Exit 3 when some charged units have no price or some delivered messages could not be rated, with one
+ * warning for each (told to `warn`, without prefix or newline), unless `--allow-unpriced` accepts them; 0
+ * otherwise.
+ */
+export function unpricedExit(
+  counts: { unpriced: number; unrated: number },
+  allowUnpriced: boolean | undefined,
+  warn: (message: string) => void,
+): number {
+  const { unpriced, unrated } = counts;
+  if ((unpriced === 0 && unrated === 0) || allowUnpriced) return EXIT.OK;
+  if (unpriced > 0) {
+    warn(
+      `${unpriced} charged unit(s) could not be priced (see findings: unknown number, no rate or no rate card); pass --allow-unpriced to accept`,
+    );
+  }
+  if (unrated > 0) {
+    warn(
+      `${unrated} delivered message(s) could not be rated (see findings UNKNOWN_CATEGORY and STATUS_WITHOUT_USER: feed the send log too); pass --allow-unpriced to accept`,
+    );
+  }
+  return EXIT.UNPRICED;
+}
