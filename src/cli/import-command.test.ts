@@ -1,6 +1,6 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import { runWameter } from '../../test/support/cli.js';
@@ -30,6 +30,19 @@ const UNKNOWN_RECIPIENT_LINES = [
 const UNRATED_LINES = [
   '{"kind":"status","at":"2024-03-01T10:05:03Z","id":"wamid.x","status":"delivered","waba":"W1","business":"PN1","user":"919876543210"}',
 ];
+
+/**
+ * A new store's SQLite file with `trigger` created in it (a real failure inside SQLite): its URL and path.
+ */
+async function storeWithTrigger(trigger: string): Promise<{ db: string; file: string }> {
+  const file = join(mkdtempSync(join(tmpdir(), 'wameter-import-')), 'w.db');
+  const db = `sqlite:${file}`;
+  await (await openStore(db)).close();
+  const raw = new Database(file);
+  raw.exec(trigger);
+  raw.close();
+  return { db, file };
+}
 
 describe('wameter import', () => {
   it('stores and rates event files once, however often they are imported; the bill equals wameter rate', async () => {
@@ -76,16 +89,10 @@ describe('wameter import', () => {
   });
 
   it('says so (exit 1) when the events are stored but their rating cannot be, and a later import rates them', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'wameter-import-'));
-    const db = `sqlite:${join(dir, 'w.db')}`;
-    const store = await openStore(db);
-    await store.close();
-    // A real failure inside SQLite: every write of a rating is refused.
-    const raw = new Database(join(dir, 'w.db'));
-    raw.exec(
+    // Every write of a rating is refused.
+    const { db, file } = await storeWithTrigger(
       "CREATE TRIGGER refuse_ratings BEFORE INSERT ON ratings BEGIN SELECT RAISE(ABORT, 'ratings refused'); END",
     );
-    raw.close();
     const failed = await run(['import', EXAMPLE, '--db', db]);
     expect(failed.code).toBe(1);
     expect(failed.error).toMatch(
@@ -95,7 +102,7 @@ describe('wameter import', () => {
     expect(failed.error).not.toMatch(/unit\(s\) in the store/);
     expect(failed.out).toBe('');
 
-    const reopened = new Database(join(dir, 'w.db'));
+    const reopened = new Database(file);
     expect((reopened.prepare('SELECT count(*) AS n FROM events').get() as { n: number }).n).toBeGreaterThan(
       0,
     );
@@ -109,23 +116,16 @@ describe('wameter import', () => {
   });
 
   it('says how many events were stored (exit 1, no stack) when the database refuses them, and a later import stores the rest', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'wameter-import-'));
-    const db = `sqlite:${join(dir, 'w.db')}`;
-    const store = await openStore(db);
-    await store.close();
-    // A real failure inside SQLite: once 5000 events are stored, every further one is refused, as a full
-    // disk refuses them.
-    const raw = new Database(join(dir, 'w.db'));
-    raw.exec(
+    // Once 5000 events are stored, every further one is refused, as a full disk refuses them.
+    const { db, file: dbFile } = await storeWithTrigger(
       "CREATE TRIGGER disk_full BEFORE INSERT ON events WHEN (SELECT count(*) FROM events) >= 5000 BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END",
     );
-    raw.close();
     const lines = Array.from(
       { length: 7000 },
       (_, i) =>
         `{"kind":"inbound","at":"2025-10-01T10:00:00Z","waba":"W1","business":"PN1","user":"91980${String(i).padStart(7, '0')}","id":"wamid.in${i}"}`,
     );
-    const file = tempFile(dir, 'inbound.ndjson', lines);
+    const file = tempFile(dirname(dbFile), 'inbound.ndjson', lines);
 
     const failed = await run(['import', file, '--db', db]);
     expect(failed.error).toBe(
@@ -133,7 +133,7 @@ describe('wameter import', () => {
     );
     expect(failed.code).toBe(1);
     expect(failed.out).toBe('');
-    const reopened = new Database(join(dir, 'w.db'));
+    const reopened = new Database(dbFile);
     expect((reopened.prepare('SELECT count(*) AS n FROM events').get() as { n: number }).n).toBe(5000);
     expect((reopened.prepare('SELECT count(*) AS n FROM ratings').get() as { n: number }).n).toBe(0);
     reopened.exec('DROP TRIGGER disk_full');
@@ -145,14 +145,9 @@ describe('wameter import', () => {
   });
 
   it('says so (exit 1) when the database refuses every event, even the first', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'wameter-import-'));
-    const db = `sqlite:${join(dir, 'w.db')}`;
-    await (await openStore(db)).close();
-    const raw = new Database(join(dir, 'w.db'));
-    raw.exec(
+    const { db } = await storeWithTrigger(
       "CREATE TRIGGER disk_full BEFORE INSERT ON events BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END",
     );
-    raw.close();
     const { code, out, error } = await run(['import', EXAMPLE, '--db', db]);
     expect(error).toMatch(
       /^wameter: the database refused the events after 0 new event\(s\) were stored \(0 already stored\): database or disk is full; .*run `wameter import` again \(stored events are skipped\)\n$/,

@@ -40,6 +40,18 @@ async function createDashboardService(
   return created;
 }
 
+/** Meta's conversation_analytics export of one day (2025-07-12) of marketing conversations in India. */
+function marketingExport(conversations: number, cost: number) {
+  const start = Date.parse('2025-07-12T00:00:00Z') / 1000;
+  const point = {
+    start,
+    end: start + 86_400,
+    conversation: conversations,
+    conversation_category: 'MARKETING',
+  };
+  return { conversation_analytics: { data: [{ data_points: [{ ...point, country: 'IN', cost }] }] } };
+}
+
 function post(path: string, body: unknown, key?: string): Promise<Response> {
   return Promise.resolve(
     service.app.request(path, {
@@ -387,25 +399,7 @@ describe('dashboard API: what the pages show', () => {
     expect(plain.checked.unverifiable).toBe(plain.checked.messages);
     expect(plain.nothing_checked).toContain('nothing could be checked against Meta');
     expect(plain.nothing_checked).toContain('upload it on this page');
-    const exported = {
-      conversation_analytics: {
-        data: [
-          {
-            data_points: [
-              {
-                start: Date.parse('2025-07-12T00:00:00Z') / 1000,
-                end: Date.parse('2025-07-13T00:00:00Z') / 1000,
-                conversation: 5,
-                conversation_category: 'MARKETING',
-                country: 'IN',
-                cost: 0.5,
-              },
-            ],
-          },
-        ],
-      },
-      id: 'W1',
-    };
+    const exported = { ...marketingExport(5, 0.5), id: 'W1' };
     const response = await post('/v1/reconciliation', { analytics: exported }, KEY_W1);
     expect(response.status).toBe(200);
     const body = await json(response);
@@ -475,24 +469,7 @@ describe('dashboard API: the estimate quotes only what the key may read', () => 
   });
 
   it("reconciliation: an export naming no WABA is the key's one WABA's; never names a portfolio mate", async () => {
-    const exported = {
-      conversation_analytics: {
-        data: [
-          {
-            data_points: [
-              {
-                start: Date.parse('2025-07-12T00:00:00Z') / 1000,
-                end: Date.parse('2025-07-13T00:00:00Z') / 1000,
-                conversation: 1,
-                conversation_category: 'MARKETING',
-                country: 'IN',
-                cost: 0.0107,
-              },
-            ],
-          },
-        ],
-      },
-    };
+    const exported = marketingExport(1, 0.0107);
     const mine = await post('/v1/reconciliation', { analytics: exported }, KEY_W1);
     expect(mine.status).toBe(200);
     const body = await json(mine);
