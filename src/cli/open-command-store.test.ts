@@ -105,6 +105,23 @@ describe('commands that only read the store (estimate, rerate)', () => {
     expectOneClearLine(err);
   });
 
+  it('rerate and import explain a folder given as the database, and a missing PostgreSQL schema, as serve does', async () => {
+    const folder = mkdtempSync(join(dir, 'a-folder-'));
+    const rerate = await runWameter(['rerate', '--db', folder]);
+    expect(rerate.code).toBe(EXIT.USAGE);
+    expect(rerate.err).toContain(
+      `${folder} is a folder, not a file; give a file path such as ${folder}/wameter.db`,
+    );
+    expectOneClearLine(rerate.err);
+    const url = new URL(process.env.WAMETER_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test');
+    url.searchParams.set('options', '-c search_path=wameter_no_such_schema_here');
+    const imported = await runWameter(['import', events, '--db', url.toString()]);
+    expect(imported.code).toBe(EXIT.USAGE);
+    expect(imported.err).toContain('the schema "wameter_no_such_schema_here" named by search_path');
+    expect(imported.err).toContain('CREATE SCHEMA wameter_no_such_schema_here');
+    expectOneClearLine(imported.err);
+  });
+
   it('rerate refuses a SQLite file that does not exist, and does not create it', async () => {
     const file = join(dir, 'never.db');
     const { code, err } = await runWameter(['rerate', '--db', `sqlite:${file}`]);

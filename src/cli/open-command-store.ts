@@ -5,6 +5,7 @@
 import { existsSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { redactUrl } from '../server/config.js';
+import { explainStartError } from '../server/start-errors.js';
 import { openStore, sqlitePathOf } from '../store/open-store.js';
 import type { Store } from '../store/store.js';
 import { openWriterStore, WriterLockHeldError } from '../store/writer-lock.js';
@@ -54,6 +55,12 @@ export async function openCommandStore(url: string, options: OpenCommandStoreOpt
   } catch (error) {
     // Says who writes there and what to do instead (docs/storage.md, "One writer per database").
     if (error instanceof WriterLockHeldError) throw new CliError(error.message);
+    // What `serve` explains at start (a folder, a missing schema, a read-only file…) is said alike; network
+    // failures keep this command's own words below (which name the flag that set the URL).
+    if (!isNetworkFailure(error)) {
+      const explained = explainStartError(url, error);
+      if (explained !== error && explained instanceof Error) throw new CliError(explained.message);
+    }
     throw new CliError(`cannot open the database ${redactUrl(url)}: ${whatWentWrong(error, setBy)}`);
   }
 }
@@ -72,6 +79,12 @@ export function checkSqliteLocation(url: string, options: OpenCommandStoreOption
       `cannot create the database ${file}: the folder ${dirname(resolve(file))} does not exist (create it, or check ${setBy})`,
     );
   }
+}
+
+function isNetworkFailure(error: unknown): boolean {
+  const first = error instanceof AggregateError && error.errors.length > 0 ? error.errors[0] : error;
+  const code = (first as NodeJS.ErrnoException | undefined)?.code;
+  return typeof code === 'string' && /^E(CONN|HOST|NET|AI_|NOTFOUND|TIMEDOUT)/.test(code);
 }
 
 /** The driver's reason, with what to do for the common ones; never a stack (the URL's password is masked). */
