@@ -115,7 +115,8 @@ export interface RatingService {
   current(wabas?: readonly string[]): Promise<void>;
   /**
    * Rates every WABA in the store (at start: a crash may have left arrivals unrated). Rejects with
-   * `RatingFailedError` when some could not be rated (a service retries them every second until `close()`; with `retries: false` nothing is retried).
+   * `RatingFailedError` when some could not be rated (a service retries them every second until
+   * `close()`; with `retries: false` nothing is retried).
    */
   rateAll(): Promise<void>;
   /** Seconds the oldest unrated arrival has waited (0 when the bill is current). */
