@@ -5,18 +5,18 @@
 import { DAY_MS, HOUR_MS, localDate } from './calendar.js';
 import { costInWords } from './explain.js';
 import { PENDING_TTL_MS } from './eras.js';
-import type {
-  Account,
-  AccountUpdateEvent,
-  CoreEvent,
-  MetaConversationEvidence,
-  MetaPricingEvidence,
-  OutboundEvent,
-  StatusEvent,
-  TemplateCategory,
-  TemplateCategoryUpdateEvent,
+import {
+  type Account,
+  type AccountUpdateEvent,
+  type CoreEvent,
+  type MetaConversationEvidence,
+  type MetaPricingEvidence,
+  type OutboundEvent,
+  type StatusEvent,
+  type TemplateCategory,
+  type TemplateCategoryUpdateEvent,
+  withPrimaryCountryChange,
 } from './events.js';
-import { withPrimaryCountryChange } from './events.js';
 import {
   PairMachine,
   comparePairItems,
