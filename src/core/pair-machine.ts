@@ -28,6 +28,8 @@ export interface UnitDraft extends BillableUnit {
   isTiered: boolean;
   isCategoryFromWebhook: boolean;
   countryHint?: string;
+  /** The business-scoped id the opening message was sent to, when the batch joined it to its number's pair. */
+  scopedUser?: string;
   /** A free entry point conversation or window: nothing else opens while it lasts. */
   isFreeEntryPoint: boolean;
   /** Local date of the opening in the WABA's time zone (already needed to pick the era). */

@@ -108,12 +108,15 @@ export class UnitPricer {
     const date = draft.openedOnLocalDate;
     const month = date.slice(0, 7);
 
-    const phone = this.context.phoneOfScopedUser?.(draft.user);
+    // A business-scoped id is priced at its number's market: still its own pair (a stream), or joined to the
+    // number's pair (a batch), then the unit's user is the number and the draft remembers the id.
+    const scopedUser = draft.scopedUser ?? draft.user;
+    const phone = draft.scopedUser !== undefined ? draft.user : this.context.phoneOfScopedUser?.(draft.user);
     const place = this.context.markets.resolve(phone ?? draft.user, date, draft.countryHint);
     if (phone !== undefined && place.market !== null) {
-      findings.add(`MARKET_INFERRED:${draft.user}`, () => ({
+      findings.add(`MARKET_INFERRED:${scopedUser}`, () => ({
         code: 'MARKET_INFERRED',
-        message: `business-scoped user ${draft.user} is priced at the market of the number Meta gave for it elsewhere (${phone})`,
+        message: `business-scoped user ${scopedUser} is priced at the market of the number Meta gave for it elsewhere (${phone})`,
         number: phone,
         waba: draft.waba,
       }));

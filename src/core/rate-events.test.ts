@@ -942,6 +942,43 @@ describe('business-scoped user ids', () => {
     expect(apart.units.map((u) => [u.user, u.type, u.amountMicros])).toEqual([[INDIA, 'regular', 1400]]);
   });
 
+  it('a charge sent to a scoped id is flagged "market inferred" when its number came from elsewhere, batch or stream', async () => {
+    // pricing-rules §7: the number captured for that user gives the market, and the charge is so flagged.
+    const events: CoreEvent[] = [
+      {
+        kind: 'outbound',
+        atMs: hours(PMP, 1),
+        id: 'm1',
+        waba: 'W1',
+        business: 'PN1',
+        user: SCOPED,
+        template: 'marketing',
+      },
+      { kind: 'status', atMs: hours(PMP, 1) + 1000, id: 'm1', status: 'delivered' },
+      // Meta names the number of the same person on another message's status.
+      ...send(hours(PMP, 5), 'm2', 'marketing'),
+      {
+        kind: 'status',
+        atMs: hours(PMP, 5) + 2000,
+        id: 'm2',
+        status: 'read',
+        user: INDIA,
+        scopedUserId: SCOPED,
+      },
+    ];
+    for (const options of [{}, { maxLatenessMs: 36 * 3_600_000 }]) {
+      const result = await rate(events, options);
+      const flags = result.units.map((u) => [u.messages[0], u.market, u.isMarketInferred ?? false]);
+      expect(flags).toEqual([
+        ['m1', 'India', true],
+        ['m2', 'India', false],
+      ]);
+      const finding = result.findings.find((f) => f.code === 'MARKET_INFERRED');
+      expect(finding).toMatchObject({ number: INDIA, waba: 'W1' });
+      expect(finding?.message).toContain(`business-scoped user ${SCOPED} is priced at the market of`);
+    }
+  });
+
   it('a scoped id with no number anywhere is priced from the contact country, flagged as inferred', async () => {
     const events: CoreEvent[] = [
       {

@@ -172,6 +172,11 @@ interface PairState {
   /** Records attached to this pair that are neither delivered nor failed yet. */
   waitingCount: number;
   countryHint: string | undefined;
+  /**
+   * A batch's messages that were sent to a business-scoped id and joined this pair of the id's phone number
+   * (mergeScopedUsers): message id → the scoped id. Their charges are priced from the number, "market inferred".
+   */
+  scopedUserOf: Map<string, string> | undefined;
 }
 
 const EVIDENCE_RANK: Record<string, number> = { delivered: 4, read: 3, sent: 2, failed: 1 };
@@ -466,6 +471,7 @@ export class Rater {
       queued: [],
       waitingCount: 0,
       countryHint: undefined,
+      scopedUserOf: undefined,
     };
   }
 
@@ -772,6 +778,7 @@ export class Rater {
     for (const record of this.records.values()) {
       const target = record.pair && moved.get(record.pair);
       if (target) {
+        (target.scopedUserOf ??= new Map()).set(record.id, record.pair!.user);
         record.pair = target;
         record.user = target.user;
       }
@@ -844,6 +851,12 @@ export class Rater {
     if (outside) this.noteOutsideWindow(pair.machine.waba, outside);
     if (pair.countryHint) {
       for (let i = before; i < opened.length; i++) opened[i]!.countryHint = pair.countryHint;
+    }
+    if (pair.scopedUserOf) {
+      for (let i = before; i < opened.length; i++) {
+        const scopedUser = pair.scopedUserOf.get(opened[i]!.messages[0]!);
+        if (scopedUser !== undefined) opened[i]!.scopedUser = scopedUser;
+      }
     }
     for (const record of rated) this.retireRated(record, horizonMs);
   }
