@@ -82,6 +82,33 @@ describe('GET /webhooks/whatsapp (verification handshake)', () => {
     expect(await json(response)).toMatchObject({ error: { code: 'BAD_QUERY' } });
   });
 
+  it.each([
+    ['unsubscribe', VERIFY_TOKEN],
+    ['SUBSCRIBE', VERIFY_TOKEN],
+    ['', VERIFY_TOKEN],
+    ['unsubscribe', 'nope'],
+  ])(
+    'refuses hub.mode=%j (token %s) with 403 WRONG_VERIFY_TOKEN, as webhooks.md says, echoing nothing',
+    async (mode, token) => {
+      const response = await service.get(
+        `/webhooks/whatsapp?hub.mode=${encodeURIComponent(mode)}&hub.verify_token=${token}&hub.challenge=4242`,
+      );
+      expect(response.status).toBe(403);
+      const text = await response.text();
+      expect(JSON.parse(text)).toMatchObject({ error: { code: 'WRONG_VERIFY_TOKEN' } });
+      expect(text).not.toContain('4242');
+    },
+  );
+
+  it('the OpenAPI document gives the same statuses: 403 for a wrong mode or token, 400 for missing parameters', () => {
+    const handshake = openApiDocument.paths['/webhooks/whatsapp'].get;
+    expect(handshake.responses['403'].description).toMatch(/hub\.mode/);
+    expect(handshake.responses['400'].description).toMatch(/missing/i);
+    // A mode other than subscribe is a refused handshake (403), not an invalid parameter (400).
+    const mode = handshake.parameters.find((parameter) => parameter.name === 'hub.mode');
+    expect(mode?.schema).not.toHaveProperty('const');
+  });
+
   it('refuses every handshake when no verify token is configured', async () => {
     await service.close();
     service = await createTestService({ verifyToken: null });
@@ -336,6 +363,59 @@ describe('POST /v1/events', () => {
   it('answers 400 for a body with no lines', async () => {
     const response = await service.postEvents('\n\n');
     expect(response.status).toBe(400);
+  });
+
+  describe('status lines without "waba" (contract §1: the outbound id links them)', () => {
+    const sent = {
+      kind: 'outbound',
+      at: '2025-07-12T10:00:00Z',
+      waba: 'W1',
+      business: 'PN1',
+      user: '919876543210',
+      id: 'wamid.nowaba',
+      template: 'marketing',
+    };
+    const delivered = { kind: 'status', at: '2025-07-12T10:00:04Z', id: 'wamid.nowaba', status: 'delivered' };
+    const unitsOf = async (key: string) =>
+      (await json(await service.get('/v1/units?waba=W1', key))).units as { messages: string[] }[];
+
+    it('from a key for every WABA: stored, and the next read already bills the message it delivers', async () => {
+      expect(await json(await service.postEvents([sent]))).toMatchObject({ accepted: 1, rejected: [] });
+      // Nothing delivered yet: the marketing message is pending, not charged.
+      expect(await unitsOf(KEY_ALL)).toEqual([]);
+      expect(await json(await service.postEvents([delivered]))).toMatchObject({ accepted: 1, rejected: [] });
+      const [event] = (await service.store.listEvents()).filter((e) => e.kind === 'status');
+      expect(event!.waba).toBeUndefined();
+      const units = await unitsOf(KEY_ALL);
+      expect(units.map((unit) => unit.messages)).toEqual([['wamid.nowaba']]);
+      // The same bill `wameter rate` computes from the same lines.
+      expect(await json(await service.get('/v1/totals', KEY_ALL))).toEqual({
+        totals: (await batchRating([sent, delivered])).totals,
+      });
+    });
+
+    it("from a key for one WABA: takes the key's WABA", async () => {
+      await service.postEvents([sent], KEY_W1);
+      expect(await json(await service.postEvents([delivered], KEY_W1))).toMatchObject({ accepted: 1 });
+      const [event] = (await service.store.listEvents()).filter((e) => e.kind === 'status');
+      expect(event!.waba).toBe('W1');
+      expect((await unitsOf(KEY_W1)).map((unit) => unit.messages)).toEqual([['wamid.nowaba']]);
+    });
+
+    it('from a key for several WABAs (not all): rejected FORBIDDEN_WABA, nothing stored', async () => {
+      await service.close();
+      service = await createTestService({
+        apiKeys: [
+          { name: 'admin', key: KEY_ALL, wabas: '*' },
+          { name: 'two', key: KEY_W1, wabas: ['W1', 'W2'] },
+        ],
+      });
+      await service.postEvents([sent], KEY_W1);
+      const answer = await json(await service.postEvents([delivered], KEY_W1));
+      expect(answer).toMatchObject({ accepted: 0 });
+      expect(answer.rejected).toEqual([expect.objectContaining({ line: 1, code: 'FORBIDDEN_WABA' })]);
+      expect((await service.store.listEvents()).map((e) => e.kind)).toEqual(['outbound']);
+    });
   });
 });
 

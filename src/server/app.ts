@@ -27,7 +27,7 @@ import type { ApiKey, ServiceConfig } from './config.js';
 import { errorBody, errorResponse, ERRORS, ratingBehindResponse, type ErrorCode } from './errors.js';
 import { errorFields, type Logger } from './logger.js';
 import { Metrics } from './metrics.js';
-import { openApiDocument, queryParametersOf } from './openapi.js';
+import { openApiDocument, queryParametersOf, unknownBodyField } from './openapi.js';
 import { createRateLimiter, type RateLimitVerdict } from './rate-limit.js';
 import { RatingBehindError, type RatingService } from './rating-service.js';
 import { createStoreHealth, type StoreHealth } from './store-health.js';
@@ -224,9 +224,6 @@ function routeLabel(c: Context): string {
   return handler === undefined || handler.path.endsWith('*') ? 'unmatched' : handler.path;
 }
 
-/** The fields of a POST /v1/rerate body (`rate_cards` is refused with its own message). */
-const RERATE_FIELDS: readonly string[] = ['from', 'to', 'wabas', 'as_of_rules', 'dry_run', 'rate_cards'];
-
 export function createApp(deps: AppDeps): Hono<Env> {
   const { store, config, clock, logger, rating } = deps;
   const metrics = deps.metrics ?? new Metrics();
@@ -347,15 +344,29 @@ export function createApp(deps: AppDeps): Hono<Env> {
         'No verify token is configured: set WAMETER_VERIFY_TOKEN.',
       );
     }
-    if (mode !== 'subscribe' || challenge === undefined) {
+    // Not a handshake at all (no mode, or nothing to echo): a malformed request, 400.
+    if (mode === undefined || challenge === undefined) {
       return errorResponse(
         c,
         'BAD_QUERY',
         'Expected hub.mode=subscribe, hub.verify_token and hub.challenge.',
       );
     }
+    // A handshake Meta would not send with our token is refused 403 (webhooks.md, "Security"), whichever
+    // part is wrong: the mode is checked before the token, so a wrong mode says nothing of the token.
+    if (mode !== 'subscribe') {
+      return errorResponse(
+        c,
+        'WRONG_VERIFY_TOKEN',
+        `Only hub.mode=subscribe is verified (this request has hub.mode=${JSON.stringify(mode)}).`,
+      );
+    }
     if (token === undefined || !constantTimeEquals(token, config.verifyToken)) {
-      return errorResponse(c, 'WRONG_VERIFY_TOKEN');
+      return errorResponse(
+        c,
+        'WRONG_VERIFY_TOKEN',
+        'hub.verify_token does not match the configured verify token (WAMETER_VERIFY_TOKEN).',
+      );
     }
     return c.text(challenge, 200);
   });
@@ -563,7 +574,9 @@ export function createApp(deps: AppDeps): Hono<Env> {
       const lineEvents: CoreEvent[] = [];
       for (const event of parsed.value.events) {
         if (event.waba === undefined) {
-          // A status may omit its WABA; a key limited to WABAs must say (or imply) which one it writes.
+          // A status may omit its WABA (contract §1: the message id links it). A key for every WABA stores it
+          // so, and the rating finds it by its message id; a key limited to WABAs must say (or imply) which
+          // one it writes, else its status could join another client's message of the same id.
           if (scope === undefined) lineEvents.push(event);
           else if (scope.length === 1) lineEvents.push({ ...event, waba: scope[0]! });
           else {
@@ -592,12 +605,24 @@ export function createApp(deps: AppDeps): Hono<Env> {
     if (lineCount === 0) {
       return errorResponse(c, 'BAD_QUERY', 'The body has no event lines (NDJSON: one JSON object per line).');
     }
+    // A status naming no WABA belongs to the WABA of its message, which only a rating looks up: its message
+    // is stored already (a WABA listed now, before the write, so that a failure here stores nothing), comes in
+    // this request, or comes later and is rated then. So all those WABAs are re-rated, or a read after this
+    // 200 would show a bill without it.
+    const storedWabas = inputs.some(({ event }) => event.waba === undefined)
+      ? await fromStore(store.listWabas())
+      : [];
     const outcome =
       inputs.length === 0
         ? { inserted: [], duplicates: 0 }
         : await fromStore(writeToStore(() => store.ingestEvents(inputs)));
     metrics.inc('events_ingested_total', { source: 'api' }, outcome.inserted.length);
-    if (outcome.inserted.length > 0) rating.markDirty(wabasOf(outcome.inserted));
+    if (outcome.inserted.length > 0) {
+      const isWabaUnnamed = outcome.inserted.some((event) => event.waba === undefined);
+      rating.markDirty(
+        isWabaUnnamed ? new Set([...storedWabas, ...wabasOf(outcome.inserted)]) : wabasOf(outcome.inserted),
+      );
+    }
     return c.json({ accepted: outcome.inserted.length, duplicates: outcome.duplicates, ignored, rejected });
   });
 
@@ -734,13 +759,16 @@ export function createApp(deps: AppDeps): Hono<Env> {
         );
       }
     }
-    const unknown = Object.keys(request).find((name) => !RERATE_FIELDS.includes(name));
-    if (unknown !== undefined) {
+    // Not a field of the document's: a path on the server, so its own answer rather than "unknown field".
+    if (request.rate_cards !== undefined) {
       throw new QueryError(
         'BAD_QUERY',
-        `Unknown field ${JSON.stringify(unknown)}: a re-rate takes ${RERATE_FIELDS.map((f) => `"${f}"`).join(', ')}.`,
+        'Other rate cards are given to `wameter rerate --rate-cards`, not over HTTP.',
       );
     }
+    // The fields the OpenAPI document lists, as for query parameters: a misspelt one is refused.
+    const unknown = unknownBodyField('POST', '/v1/rerate', request);
+    if (unknown !== undefined) throw new QueryError('BAD_QUERY', unknown);
     if (request.dry_run !== undefined && typeof request.dry_run !== 'boolean') {
       throw new QueryError('BAD_QUERY', '"dry_run" must be true or false (a JSON boolean).');
     }
@@ -770,12 +798,6 @@ export function createApp(deps: AppDeps): Hono<Env> {
     const era = request.as_of_rules;
     if (era !== undefined && era !== null && !(ERAS as readonly unknown[]).includes(era)) {
       throw new QueryError('BAD_QUERY', `"as_of_rules" must be one of ${ERAS.join(', ')}.`);
-    }
-    if (request.rate_cards !== undefined) {
-      throw new QueryError(
-        'BAD_QUERY',
-        'Other rate cards are given to `wameter rerate --rate-cards`, not over HTTP.',
-      );
     }
     const scope = scopeOf(c);
     const result = await fromStore(

@@ -390,6 +390,46 @@ describe('dashboard API: what the pages show', () => {
     expect((await post('/v1/estimate', '{not json', KEY_ALL)).status).toBe(400);
   });
 
+  it('estimate: refuses a misspelt field with 400 naming it and the fields it takes, never quoting without it', async () => {
+    await service.postEvents(conversationLines('W1', 'PN1', '919876543210', 'a'));
+    for (const [body, field] of [
+      [{ phones: ['919876543210'], template: 'utility', recipents: ['919800000009'] }, 'recipents'],
+      [{ phones: ['919876543210'], template: 'utility', buisness: 'PN9' }, 'buisness'],
+      [{ csv: 'phone\n919876543210\n', template: 'utility', At: '2025-07-20T10:00:00Z' }, 'At'],
+    ] as const) {
+      const response = await post('/v1/estimate', body, KEY_W1);
+      expect(response.status, field).toBe(400);
+      const { error } = await json(response);
+      expect(error.code).toBe('BAD_QUERY');
+      expect(error.message).toContain(`Unknown field "${field}"`);
+      for (const accepted of ['phones', 'csv', 'template', 'at', 'waba', 'business']) {
+        expect(error.message).toContain(`"${accepted}"`);
+      }
+    }
+  });
+
+  it('estimate: takes every body field the OpenAPI document lists, and the document closes the body', async () => {
+    const { openApiDocument } = await import('./openapi.js');
+    const schema = openApiDocument.paths['/v1/estimate'].post.requestBody.content['application/json'].schema;
+    expect(schema.additionalProperties).toBe(false);
+    expect(Object.keys(schema.properties).sort()).toEqual(
+      ['at', 'business', 'csv', 'phones', 'template', 'waba'].sort(),
+    );
+    await service.postEvents(conversationLines('W1', 'PN1', '919876543210', 'a'));
+    const response = await post(
+      '/v1/estimate',
+      {
+        phones: ['919876543210'],
+        template: 'utility',
+        at: '2025-07-20T10:00:00Z',
+        waba: 'W1',
+        business: 'PN1',
+      },
+      KEY_W1,
+    );
+    expect(response.status).toBe(200);
+  });
+
   it('reconciliation: with nothing to compare it claims no agreement; an analytics export is compared per bucket', async () => {
     await service.postEvents(conversationLines('W1', 'PN1', '919876543210', 'a'));
     const plain = await json(await service.get('/v1/reconciliation', KEY_W1));
@@ -561,6 +601,51 @@ describe('dashboard API: the estimate quotes only what the key may read', () => 
     expect(message).toContain('BUSINESS_REQUIRED');
     expect(message).toContain('pass "business"');
     expect(message).not.toContain('--business');
+  });
+});
+
+describe("dashboard API: the estimate and another client's number in another portfolio", () => {
+  // Default accounts: each WABA is its own portfolio, so W1's estimate never loads W2's events.
+  const W2_USER = '919876543210';
+  const AT = '2025-07-10T12:00:00Z';
+
+  beforeEach(async () => {
+    service = await createDashboardService();
+    await service.postEvents([
+      ...conversationLines('W1', 'PN1', '919800000001', 'w1'),
+      ...conversationLines('W2', 'PN2', W2_USER, 'w2'),
+    ]);
+  });
+
+  it('refuses 403 FORBIDDEN_WABA a number that sends for a WABA the key may not read, never naming that WABA', async () => {
+    for (const body of [
+      { phones: [W2_USER], template: 'utility', at: AT, waba: 'W1', business: 'PN2' },
+      { phones: [W2_USER], template: 'utility', at: AT, business: 'PN2' },
+    ]) {
+      const response = await post('/v1/estimate', body, KEY_W1);
+      const text = await response.text();
+      expect(response.status, JSON.stringify(body)).toBe(403);
+      expect(JSON.parse(text).error.code).toBe('FORBIDDEN_WABA');
+      expect(text).not.toContain('W2');
+      expect(text).not.toContain('BUSINESS_NOT_OF_WABA');
+    }
+  });
+
+  it('still answers 400 BUSINESS_NOT_OF_WABA for a number no other client sends from, or one the key may read', async () => {
+    const unknown = await post(
+      '/v1/estimate',
+      { phones: [W2_USER], template: 'utility', at: AT, business: 'PN-ELSEWHERE' },
+      KEY_W1,
+    );
+    expect(unknown.status).toBe(400);
+    expect((await json(unknown)).error.message).toContain('BUSINESS_NOT_OF_WABA');
+    const readable = await post(
+      '/v1/estimate',
+      { phones: [W2_USER], template: 'utility', at: AT, waba: 'W1', business: 'PN2' },
+      KEY_ALL,
+    );
+    expect(readable.status).toBe(400);
+    expect((await json(readable)).error.message).toContain('BUSINESS_NOT_OF_WABA');
   });
 });
 

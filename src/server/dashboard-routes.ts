@@ -36,6 +36,7 @@ import { totalsToJson } from '../core/report.js';
 import { mayKeyAccess, parseUnitFilter, scopeOfKey } from './unit-filter.js';
 import type { ApiKey, ServiceConfig } from './config.js';
 import { errorResponse, ratingBehindResponse, type ErrorCode } from './errors.js';
+import { unknownBodyField } from './openapi.js';
 import { errorFields, type Logger } from './logger.js';
 import { RatingBehindError, type PricingSetup, type RatingService } from './rating-service.js';
 
@@ -496,6 +497,20 @@ export function registerDashboardRoutes(app: Hono<Env>, deps: DashboardDeps): vo
     ].sort();
   }
 
+  /**
+   * Does the stored bill (units, pending messages) show `business` sending for a WABA this key may not read?
+   * The estimate rates only its own portfolio's events, so another portfolio's number is looked up here: in
+   * store queries, never by loading the other clients' events.
+   */
+  async function sendsForAnotherClient(apiKey: ApiKey, business: string): Promise<boolean> {
+    if (scopeOf(apiKey) === undefined) return false;
+    const others = (await store.listWabas()).filter((other) => !mayAccess(apiKey, other));
+    if (others.length === 0) return false;
+    const filter: UnitFilter = { wabas: others, business };
+    if ((await store.queryUnits(filter, { limit: 1 })).units.length > 0) return true;
+    return (await store.listPending(filter)).length > 0;
+  }
+
   async function jsonBody(c: Context<Env>, hint: string): Promise<Record<string, unknown>> {
     const declared = Number(c.req.header('content-length') ?? '0');
     if (declared > deps.config.bodyLimitBytes) {
@@ -522,6 +537,10 @@ export function registerDashboardRoutes(app: Hono<Env>, deps: DashboardDeps): vo
     guarded(async (c, apiKey) => {
       const hint = '{"phones": [...] or "csv": "phone\\n…", "template", "at"?, "waba"?, "business"?}';
       const body = await jsonBody(c, hint);
+      // The fields the OpenAPI document lists, as for query parameters and POST /v1/rerate: a misspelt one
+      // (`recipents`) would otherwise be quoted without, and the caller would not know.
+      const unknown = unknownBodyField('POST', '/v1/estimate', body);
+      if (unknown !== undefined) throw new DashboardQueryError('BAD_QUERY', unknown);
       const template = body.template;
       if (template !== 'marketing' && template !== 'utility' && template !== 'authentication') {
         throw new DashboardQueryError(
@@ -591,11 +610,18 @@ export function registerDashboardRoutes(app: Hono<Env>, deps: DashboardDeps): vo
       );
       if (!outcome.ok) {
         const { code, message, owners = [] } = outcome.error;
-        // Another WABA's number, of a WABA this key may not read: say no more than that.
-        if (code === 'BUSINESS_NOT_OF_WABA' && owners.some((owner) => !mayAccess(apiKey, owner))) {
+        // A number of a WABA this key may not read — a portfolio mate's (its events were rated here) or any
+        // other client's — is 403 like any such WABA asked for, whatever the estimate saw: say no more.
+        const business = request.business;
+        if (
+          code === 'BUSINESS_NOT_OF_WABA' &&
+          business !== undefined &&
+          (owners.some((owner) => !mayAccess(apiKey, owner)) ||
+            (await sendsForAnotherClient(apiKey, business)))
+        ) {
           throw new DashboardQueryError(
             'FORBIDDEN_WABA',
-            `Business number ${JSON.stringify(request.business)} is not one of WABA ${request.waba}'s: it sends for a WABA this key may not read.`,
+            `Business number ${JSON.stringify(business)} is not one of WABA ${request.waba}'s: it sends for a WABA this key may not read.`,
           );
         }
         throw new DashboardQueryError('BAD_QUERY', `${code}: ${message}.`);

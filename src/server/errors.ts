@@ -26,7 +26,7 @@ export const ERRORS = {
   },
   WRONG_VERIFY_TOKEN: {
     status: 403,
-    message: 'hub.verify_token does not match the configured verify token (WAMETER_VERIFY_TOKEN).',
+    message: 'The webhook verification handshake was refused.',
   },
   UNAUTHENTICATED: {
     status: 401,

@@ -37,7 +37,7 @@ const unitFilterParameters = [
 
 const authErrors = {
   '400': errorResponse(
-    'BAD_QUERY: a parameter is invalid, or not one the route takes (named in the message).',
+    'BAD_QUERY: a parameter or body field is invalid, or not one the route takes (named in the message).',
   ),
   '401': errorResponse('UNAUTHENTICATED: missing or unknown API key.'),
   '403': errorResponse('FORBIDDEN_WABA: the key may not read that WABA.'),
@@ -158,14 +158,26 @@ export const openApiDocument = {
         summary: "Meta's verification handshake",
         security: [],
         parameters: [
-          { name: 'hub.mode', in: 'query', required: true, schema: { const: 'subscribe' } },
+          {
+            name: 'hub.mode',
+            in: 'query',
+            required: true,
+            schema: { type: 'string' },
+            description: 'Meta sends "subscribe"; any other mode is refused (403).',
+          },
           { name: 'hub.verify_token', in: 'query', required: true, schema: { type: 'string' } },
           { name: 'hub.challenge', in: 'query', required: true, schema: { type: 'string' } },
         ],
         responses: {
-          '200': { description: 'The challenge, echoed as text/plain.', content: { 'text/plain': {} } },
-          '400': errorResponse('BAD_QUERY'),
-          '403': errorResponse('WRONG_VERIFY_TOKEN'),
+          '200': {
+            description:
+              'hub.mode is subscribe and hub.verify_token matches: the challenge, echoed as text/plain.',
+            content: { 'text/plain': {} },
+          },
+          '400': errorResponse('BAD_QUERY: hub.mode or hub.challenge is missing (not a handshake).'),
+          '403': errorResponse(
+            'WRONG_VERIFY_TOKEN: hub.mode is not subscribe, hub.verify_token is missing or does not match, or no verify token is configured (webhooks.md: else 403).',
+          ),
         },
       },
       post: {
@@ -379,6 +391,8 @@ export const openApiDocument = {
             'application/json': {
               schema: {
                 type: 'object',
+                // Closed: a misspelt field (`dryrun`) is refused, never ignored (bodyFieldsOf).
+                additionalProperties: false,
                 properties: {
                   from: { type: 'string' },
                   to: { type: 'string' },
@@ -498,6 +512,8 @@ export const openApiDocument = {
             'application/json': {
               schema: {
                 type: 'object',
+                // Closed: a misspelt field (`recipents`) would otherwise be quoted without (bodyFieldsOf).
+                additionalProperties: false,
                 properties: {
                   phones: { type: 'array', items: { type: 'string' } },
                   csv: { type: 'string' },
@@ -561,16 +577,56 @@ export const openApiDocument = {
   },
 } as const;
 
-type OpenApiOperation = { parameters?: readonly { name: string; in: string }[] };
+type OpenApiOperation = {
+  parameters?: readonly { name: string; in: string }[];
+  requestBody?: {
+    content: Record<string, { schema: { additionalProperties?: unknown; properties?: object } }>;
+  };
+};
+
+function operationOf(method: string, honoPath: string): OpenApiOperation | undefined {
+  const path = honoPath.replace(/:([A-Za-z_][A-Za-z0-9_]*)/g, '{$1}');
+  const operations = (openApiDocument.paths as Record<string, Record<string, OpenApiOperation>>)[path];
+  return operations?.[method.toLowerCase()];
+}
 
 /**
  * The query parameters each route takes, from the document above — the one list the app checks requests
  * against (an unknown parameter is 400, never ignored). `undefined`: the document does not describe it.
  */
 export function queryParametersOf(method: string, honoPath: string): readonly string[] | undefined {
-  const path = honoPath.replace(/:([A-Za-z_][A-Za-z0-9_]*)/g, '{$1}');
-  const operations = (openApiDocument.paths as Record<string, Record<string, OpenApiOperation>>)[path];
-  const operation = operations?.[method.toLowerCase()];
+  const operation = operationOf(method, honoPath);
   if (operation === undefined) return undefined;
   return (operation.parameters ?? []).filter((p) => p.in === 'query').map((p) => p.name);
+}
+
+/**
+ * The fields a route's JSON body takes, from the document above (its schema's `properties`, closed with
+ * `additionalProperties: false`): as for query parameters, the one list the routes check bodies against.
+ * `undefined`: the document gives the route no closed JSON object body.
+ */
+export function bodyFieldsOf(method: string, honoPath: string): readonly string[] | undefined {
+  const schema = operationOf(method, honoPath)?.requestBody?.content['application/json']?.schema;
+  if (schema?.additionalProperties !== false || schema.properties === undefined) return undefined;
+  return Object.keys(schema.properties);
+}
+
+/**
+ * Why a JSON body is refused for a field its route does not take (a typo, a field of another route), naming
+ * it and listing those the route takes; `undefined` when every field is one the route takes. Never ignored:
+ * the answer would be to another question (an estimate without its misspelt "recipients"). Throws when the
+ * document gives the route no closed body: a renamed route must not quietly stop checking.
+ */
+export function unknownBodyField(
+  method: string,
+  honoPath: string,
+  body: Readonly<Record<string, unknown>>,
+): string | undefined {
+  const accepted = bodyFieldsOf(method, honoPath);
+  if (accepted === undefined) {
+    throw new Error(`the OpenAPI document gives ${method} ${honoPath} no closed JSON body to check`);
+  }
+  const unknown = Object.keys(body).find((name) => !accepted.includes(name));
+  if (unknown === undefined) return undefined;
+  return `Unknown field ${JSON.stringify(unknown)}: ${method} ${honoPath} takes ${accepted.map((name) => `"${name}"`).join(', ')}.`;
 }
