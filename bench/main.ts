@@ -1244,7 +1244,7 @@ async function serveChild(configPath: string): Promise<void> {
   }>('server/main.js');
   const { readRawBody } = await importProject<{
     readRawBody(c: unknown, limit: number): Promise<{ ok: boolean }>;
-  }>('server/app.js');
+  }>('server/read-body.js');
   const bodyLimit = (config.value as { bodyLimitBytes: number }).bodyLimitBytes;
   // The service's own lifecycle: graceful close on SIGTERM (finishes in-flight requests, closes the store).
   await server.runUntilSignalled(config.value, {

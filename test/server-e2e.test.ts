@@ -15,7 +15,7 @@ import { parseEventValue } from '../src/ingest/parse-event.js';
 import { signMetaBody } from '../src/ingest/signature.js';
 import { DEFAULT_BODY_LIMIT_BYTES } from '../src/server/config.js';
 import { createMemoryLogger } from '../src/server/logger.js';
-import { readRawBody } from '../src/server/app.js';
+import { readRawBody } from '../src/server/read-body.js';
 import { startServer, type RunningServer } from '../src/server/main.js';
 import { loadPricingSetup } from '../src/server/pricing-setup.js';
 import { accountBookFor } from '../src/server/rating-service.js';

@@ -649,6 +649,41 @@ describe("dashboard API: the estimate and another client's number in another por
   });
 });
 
+describe('dashboard API: JSON bodies without a declared length', () => {
+  beforeEach(async () => {
+    service = await createDashboardService();
+  });
+
+  it.each(['/v1/estimate', '/v1/reconciliation'])(
+    '%s stops reading an endless chunked body at the limit: 413, the rest never read',
+    async (path) => {
+      let pulled = 0;
+      let isCancelled = false;
+      const chunk = new TextEncoder().encode(`${' '.repeat(64 * 1024 - 1)}\n`);
+      const endless = new ReadableStream<Uint8Array>({
+        pull(controller) {
+          pulled += 1;
+          controller.enqueue(chunk);
+        },
+        cancel() {
+          isCancelled = true;
+        },
+      });
+      const response = await service.app.request(path, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${KEY_ALL}` },
+        body: endless,
+        duplex: 'half',
+      } as RequestInit);
+      expect(response.status).toBe(413);
+      expect((await json(response)).error.code).toBe('BODY_TOO_LARGE');
+      expect(isCancelled).toBe(true);
+      // 1 MiB limit in 64 KiB chunks: about 17 read, then the stream is cancelled.
+      expect(pulled).toBeLessThan(40);
+    },
+  );
+});
+
 describe('the OpenAPI document', () => {
   it('describes every dashboard route', async () => {
     const { openApiDocument } = await import('./openapi.js');

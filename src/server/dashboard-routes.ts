@@ -37,6 +37,7 @@ import { mayKeyAccess, parseUnitFilter, scopeOfKey } from './unit-filter.js';
 import type { ApiKey, ServiceConfig } from './config.js';
 import { errorResponse, ratingBehindResponse, type ErrorCode } from './errors.js';
 import { unknownBodyField } from './openapi.js';
+import { readRawBody } from './read-body.js';
 import { errorFields, type Logger } from './logger.js';
 import { RatingBehindError, type PricingSetup, type RatingService } from './rating-service.js';
 
@@ -512,17 +513,14 @@ export function registerDashboardRoutes(app: Hono<Env>, deps: DashboardDeps): vo
   }
 
   async function jsonBody(c: Context<Env>, hint: string): Promise<Record<string, unknown>> {
-    const declared = Number(c.req.header('content-length') ?? '0');
-    if (declared > deps.config.bodyLimitBytes) {
-      throw new DashboardQueryError('BODY_TOO_LARGE', `The limit is ${deps.config.bodyLimitBytes} bytes.`);
-    }
-    const text = await c.req.text();
-    if (Buffer.byteLength(text) > deps.config.bodyLimitBytes) {
+    // Counted as it arrives: a chunked body (no Content-Length) past the limit is never held whole.
+    const body = await readRawBody(c, deps.config.bodyLimitBytes);
+    if (!body.ok) {
       throw new DashboardQueryError('BODY_TOO_LARGE', `The limit is ${deps.config.bodyLimitBytes} bytes.`);
     }
     let value: unknown;
     try {
-      value = JSON.parse(text);
+      value = JSON.parse(new TextDecoder('utf-8').decode(body.bytes));
     } catch {
       throw new DashboardQueryError('MALFORMED_JSON', `Send a JSON object: ${hint}.`);
     }
