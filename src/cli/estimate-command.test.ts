@@ -98,14 +98,113 @@ describe('wameter estimate', () => {
     expect(JSON.parse(both.out).totals).toMatchObject({ count: 2, free: 2, charged: 0 });
   });
 
-  it('several event files after one --events: says to repeat the flag', async () => {
-    const result = await cli(['--events', events, events, recipients, '--template', 'utility']);
-    expect(result.code).toBe(EXIT.USAGE);
-    expect(result.err).toContain(`for several event files repeat the flag: --events … --events ${events}`);
-    const help = await cli(['--help']);
-    expect(help.out).toContain('--events <path>');
-    expect(help.out).toContain('repeat the flag');
+  describe('several event sources after one --events (contract §6: --events FILES…)', () => {
+    const more = join(dir, 'more-events.ndjson');
+    writeFileSync(
+      more,
+      `${JSON.stringify({ kind: 'inbound', at: '2025-10-15T11:00:00Z', waba: 'W1', business: 'PN1', user: '919800000001', id: 'in2' })}\n`,
+    );
+    const folder = mkdtempSync(join(dir, 'events-folder-'));
+    writeFileSync(
+      join(folder, 'late.ndjson'),
+      `${JSON.stringify({ kind: 'inbound', at: '2025-10-15T11:30:00Z', waba: 'W1', business: 'PN1', user: '919800000003', id: 'in3' })}\n`,
+    );
+    const list = join(dir, 'three.csv');
+    writeFileSync(list, 'phone\n919876543210\n919800000001\n919800000003\n');
+    const quoted = (out: string) => JSON.parse(out).totals as { count: number; free: number };
+
+    it('reads every source listed after one --events, as the contract writes it', async () => {
+      const result = await cli([
+        list,
+        '--template',
+        'utility',
+        '--events',
+        events,
+        more,
+        folder,
+        '--format',
+        'json',
+      ]);
+      expect(result.err).not.toContain('one recipients file only');
+      expect(result.code).toBe(EXIT.OK);
+      expect(quoted(result.out)).toMatchObject({ count: 3, free: 3 });
+    });
+
+    it('keeps a recipients CSV written after the event sources as the recipients, not as an event source', async () => {
+      const result = await cli(['--events', events, more, list, '--template', 'utility', '--format', 'json']);
+      expect(result.code).toBe(EXIT.OK);
+      expect(quoted(result.out)).toMatchObject({ count: 3, free: 2 });
+      expect(result.err).not.toMatch(/three\.csv:\d+/);
+    });
+
+    it('still takes the flag repeated, alone or mixed with lists', async () => {
+      const repeated = await cli([
+        ...['--events', events, '--events', more, '--events', folder],
+        ...[list, '--template', 'utility', '--format', 'json'],
+      ]);
+      expect(repeated.code).toBe(EXIT.OK);
+      expect(quoted(repeated.out)).toMatchObject({ count: 3, free: 3 });
+      const mixed = await cli([
+        ...['--events', events, more, '--events', folder, list],
+        ...['--template', 'utility', '--format', 'json'],
+      ]);
+      expect(mixed.code).toBe(EXIT.OK);
+      expect(quoted(mixed.out)).toMatchObject({ count: 3, free: 3 });
+    });
+
+    it('says what to do when the recipients file after --events has no .csv name, in one line', async () => {
+      const txt = join(dir, 'recipients.txt');
+      writeFileSync(txt, 'phone\n919876543210\n');
+      const result = await cli(['--events', events, txt, '--template', 'utility']);
+      expect(result.code).toBe(EXIT.USAGE);
+      expect(result.out).toBe('');
+      expect(result.err).toBe(
+        `wameter: no recipients file: --events took ${txt} as an event source (it takes every path up to the next flag); put the recipients file before --events, or name it *.csv\n`,
+      );
+      // Before the flag it is the recipients, whatever its name.
+      const first = await cli([txt, '--events', events, '--template', 'utility', '--format', 'json']);
+      expect(first.code).toBe(EXIT.OK);
+      expect(quoted(first.out)).toMatchObject({ count: 1, free: 1 });
+    });
+
+    it('refuses a second recipients file, after --events or on its own', async () => {
+      const second = join(dir, 'second.csv');
+      writeFileSync(second, 'phone\n919800000001\n');
+      const afterFlag = await cli([recipients, '--template', 'utility', '--events', events, second]);
+      expect(afterFlag.code).toBe(EXIT.USAGE);
+      expect(afterFlag.err).toBe(`wameter: one recipients file only, not also ${second}\n`);
+      const twoAfterFlag = await cli(['--events', events, recipients, second, '--template', 'utility']);
+      expect(twoAfterFlag.code).toBe(EXIT.USAGE);
+      expect(twoAfterFlag.err).toBe(`wameter: one recipients file only, not also ${second}\n`);
+      // An event file after the recipients, with no flag before it: say where event sources go.
+      const loose = await cli([recipients, more, '--template', 'utility', '--events', events]);
+      expect(loose.code).toBe(EXIT.USAGE);
+      expect(loose.err).toBe(
+        `wameter: one recipients file only, not also ${more}: give event sources after --events (--events ${more} …)\n`,
+      );
+    });
+
+    it('without a recipients file at all, says it is missing', async () => {
+      for (const args of [
+        ['--template', 'utility'],
+        ['--template', 'utility', '--events', events, folder],
+      ]) {
+        const result = await cli(args);
+        expect(result.code).toBe(EXIT.USAGE);
+        expect(result.err).toContain("error: missing required argument 'recipients'");
+      }
+    });
+
+    it('--help shows the list form and the flag repeated', async () => {
+      const help = await cli(['--help']);
+      expect(help.out).toContain('--events <paths...>');
+      expect(help.out).toContain(
+        'wameter estimate customers.csv --template utility --events sends.ndjson webhooks/',
+      );
+      expect(help.out).toContain('Usage: wameter estimate [options] <recipients>');
+    });
   });
+
   it('a past --at is quoted against the events up to it, not against what came after', async () => {
     // examples/month: 918461283671 writes to 827790422848843 at 2025-10-31T23:22:34Z, 22 minutes after --at.
     const month = join(import.meta.dirname, '..', '..', 'examples', 'month');

@@ -1,6 +1,7 @@
 // `wameter estimate`: what a template send to each recipient of a CSV would cost at a moment, and why —
 // priced against the state left by the events (open windows, free entry points, allowances, tiers).
 
+import { statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { Command, InvalidArgumentError } from 'commander';
 import { parseInstant } from '../core/calendar.js';
@@ -53,7 +54,10 @@ export function registerEstimateCommand(
   program
     .command('estimate')
     .description('what sending a template to each recipient would cost now (or at --at), and why')
-    .argument('<recipients>', 'CSV with a "phone" column; other columns are kept and echoed')
+    // Optional for commander only: `--events` takes every path up to the next flag, so a recipients file
+    // written after the event sources arrives among them (recipientsAndEvents takes it back).
+    .argument('[recipients]', 'CSV with a "phone" column; other columns are kept and echoed')
+    .usage('[options] <recipients>')
     .requiredOption('--template <category>', 'marketing, utility or authentication', choice(TEMPLATES))
     .option(
       '--at <time>',
@@ -61,13 +65,13 @@ export function registerEstimateCommand(
       parseAt,
     )
     .option(
-      '--events <path>',
-      'event file or folder that gives the current state of every window; repeat the flag for several (--events a.ndjson --events logs/)',
+      '--events <paths...>',
+      'event files or folders that give the current state of every window: several after one flag (--events a.ndjson logs/), or the flag repeated',
       collectPaths,
     )
     .option(
       '--db <url>',
-      'read the events from the store instead (sqlite:PATH of an existing file, or postgres://…)',
+      'read the events from the store instead (an existing store: sqlite:PATH or postgres://…; only read, never created or migrated)',
       pathArgument,
     )
     .option(
@@ -88,32 +92,85 @@ service window, anything inside a free entry point window, or a send riding an o
 the monthly free allowance and volume tiers move as the campaign goes. Numbers are normalised (+, spaces,
 dashes, leading 00); a bad number is listed under "invalid" and never stops the estimate.
 
-Several event sources: repeat --events (--events sends.ndjson --events webhooks/); the recipients CSV
-may then come before or after the flags.
+Several event sources: list them after one --events (--events sends.ndjson webhooks/) or repeat the flag
+(--events sends.ndjson --events webhooks/). --events takes every path up to the next flag; event sources
+are never .csv files, so a recipients file named *.csv may come before or after them.
+
+With --db the store is only read: a missing file, or a database without wameter's tables, is refused
+(run \`wameter import\` or \`wameter serve\` first), never created.
 
 Exit codes: 0 estimated; 2 some event lines malformed (each named on stderr); 1 nothing done.
 
 Examples:
   wameter estimate customers.csv --template marketing --events events.ndjson
+  wameter estimate customers.csv --template utility --events sends.ndjson webhooks/
   wameter estimate --events sends.ndjson --events webhooks/ customers.csv --template utility
   wameter estimate customers.csv --template utility --at 2025-10-01T09:00:00Z --events logs/ --format json
   wameter estimate list.csv --template authentication --db sqlite:./wameter.db --waba W1 --business PN1`,
     )
     // Extra arguments get a message of our own: they are most often a second rate card.
     .allowExcessArguments()
-    .action(async (recipients: string, flags: EstimateFlags, command: Command) => {
-      const extra = command.args.slice(1);
-      if (extra.length > 0) {
-        // Most often a second event file or rate card written after one flag: say which flag to repeat.
-        const events = [recipients, ...extra].filter((path) => /\.(json|ndjson|jsonl)$/i.test(path));
-        throw new CliError(
-          events.length > 0
-            ? `one recipients file only, not also ${extra.join(' ')}: for several event files repeat the flag: --events … ${events.map((path) => `--events ${path}`).join(' ')}`
-            : `one recipients file only, not also ${extra.join(' ')}: for several rate cards repeat the flag: --rate-cards … --rate-cards ${extra[0]}`,
-        );
-      }
-      io.exitCode = await runEstimate(recipients, flags, io, options.now ?? (() => Date.now()));
+    .action(async (recipients: string | undefined, flags: EstimateFlags, command: Command) => {
+      const inputs = recipientsAndEvents(recipients, flags.events, command.args.slice(1), command);
+      io.exitCode = await runEstimate(
+        inputs.recipients,
+        { ...flags, events: inputs.events },
+        io,
+        options.now ?? (() => Date.now()),
+      );
     });
+}
+
+const isCsvName = (path: string): boolean => /\.csv$/i.test(path);
+const isEventFileName = (path: string): boolean => /\.(json|ndjson|jsonl)$/i.test(path);
+const isFolder = (path: string): boolean => {
+  try {
+    return statSync(path).isDirectory();
+  } catch {
+    return false;
+  }
+};
+
+/**
+ * The recipients file and the event sources, from the positional argument, `--events` and any further
+ * operands. `--events` takes every path up to the next flag (contract §6: `--events FILES…`), so in
+ * `--events a.ndjson customers.csv --template utility` the recipients file lands among the event sources.
+ * Event files are JSON lines (read-events.ts), never CSV: a `.csv` there is a recipients file.
+ */
+function recipientsAndEvents(
+  positional: string | undefined,
+  events: string[] | undefined,
+  extra: string[],
+  command: Command,
+): { recipients: string; events: string[] | undefined } {
+  if (extra.length > 0) {
+    // Most often an event file written after the recipients without --events, or a second rate card
+    // written after one --rate-cards.
+    const loose = [positional ?? '', ...extra].filter(isEventFileName);
+    throw new CliError(
+      loose.length > 0
+        ? `one recipients file only, not also ${extra.join(' ')}: give event sources after --events (--events ${loose.join(' ')} …)`
+        : `one recipients file only, not also ${extra.join(' ')}: for several rate cards repeat the flag: --rate-cards … --rate-cards ${extra[0]}`,
+    );
+  }
+  const sources = events ?? [];
+  const named = [...(positional === undefined ? [] : [positional]), ...sources.filter(isCsvName)];
+  if (named.length > 1) throw new CliError(`one recipients file only, not also ${named.slice(1).join(' ')}`);
+  const [recipients] = named;
+  if (recipients === undefined) {
+    // A path there that is no event source (not a folder, not stdin, not named like an event file) is
+    // most likely the recipients file; with none, the recipients file was left out.
+    const swallowed = sources.filter((path) => path !== '-' && !isEventFileName(path) && !isFolder(path));
+    if (swallowed.length > 0) {
+      throw new CliError(
+        `no recipients file: --events took ${swallowed.join(' ')} as an event source (it takes every path up to the next flag); put the recipients file before --events, or name it *.csv`,
+      );
+    }
+    // commander's own words, as when the argument was required.
+    command.error("error: missing required argument 'recipients'", { code: 'commander.missingArgument' });
+  }
+  const eventSources = sources.filter((path) => !isCsvName(path));
+  return { recipients, events: events === undefined ? undefined : eventSources };
 }
 
 async function runEstimate(
@@ -137,7 +194,7 @@ async function runEstimate(
 
   const feed = async (add: (event: CoreEvent) => void): Promise<void> => {
     if (flags.db !== undefined) {
-      const store = await openCommandStore(flags.db, { mode: 'read' });
+      const store = await openCommandStore(flags.db, { mode: 'read-only' });
       try {
         for (const event of await store.listEvents(flags.waba ? [flags.waba] : undefined)) add(event);
       } finally {

@@ -1,7 +1,10 @@
-import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdtempSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import Database from 'better-sqlite3';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runWameter } from '../../test/support/cli.js';
 import { EXIT } from './exit-codes.js';
 import { sqliteFileOf } from './open-command-store.js';
@@ -128,5 +131,164 @@ describe('commands that only read the store (estimate, rerate)', () => {
     expect(code).toBe(EXIT.USAGE);
     expect(err).toContain(`wameter rerate: no such database file: ${file} (run \`wameter import\``);
     expect(existsSync(file)).toBe(false);
+  });
+});
+
+const POSTGRES = process.env.WAMETER_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+
+describe('commands that only read the store open it read-only: they never create or migrate anything', () => {
+  const NO_STORE_ADVICE = 'run `wameter import` or `wameter serve` first';
+  const RERATE_SET_BY = '--db, WAMETER_DB or DATABASE_URL';
+  let admin: pg.Client;
+  const schemas: string[] = [];
+  /** A schema name that exists nowhere yet, dropped after the tests; its URL (through search_path). */
+  const freshSchema = () => {
+    const schema = `wameter_read_only_${randomBytes(5).toString('hex')}`;
+    schemas.push(schema);
+    const url = new URL(POSTGRES);
+    url.searchParams.set('options', `-c search_path=${schema}`);
+    return { schema, url: url.toString() };
+  };
+  const server = new URL(POSTGRES);
+  const database = `the PostgreSQL database at ${server.hostname}:${server.port || '5432'}${server.pathname}`;
+  const tablesOf = async (schema: string) =>
+    (await admin.query('SELECT table_name FROM information_schema.tables WHERE table_schema = $1', [schema]))
+      .rows;
+  const schemaExists = async (schema: string) =>
+    (await admin.query('SELECT 1 FROM pg_namespace WHERE nspname = $1', [schema])).rowCount === 1;
+
+  beforeAll(async () => {
+    admin = new pg.Client({ connectionString: POSTGRES, connectionTimeoutMillis: 5_000 });
+    await admin.connect();
+  });
+  afterAll(async () => {
+    for (const schema of schemas) await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+    await admin.end();
+  });
+
+  it('estimate and rerate --dry-run refuse an empty SQLite file in one line, and leave it empty', async () => {
+    const file = join(dir, 'empty.db');
+    writeFileSync(file, '');
+    const estimate = await estimateFrom(`sqlite:${file}`);
+    expect(estimate.err).toBe(
+      `wameter: no wameter store in ${file}: the file holds no wameter tables (${NO_STORE_ADVICE}, or check --db)\n`,
+    );
+    expect(estimate.code).toBe(EXIT.USAGE);
+    const rerate = await runWameter(['rerate', '--dry-run', '--db', `sqlite:${file}`]);
+    expect(rerate.err).toBe(
+      `wameter rerate: no wameter store in ${file}: the file holds no wameter tables (${NO_STORE_ADVICE}, or check ${RERATE_SET_BY})\n`,
+    );
+    expect(rerate.out).toBe('');
+    expect(rerate.code).toBe(EXIT.USAGE);
+    expect(statSync(file).size).toBe(0);
+    expect(readdirSync(dir).filter((name) => name.startsWith('empty.db'))).toEqual(['empty.db']);
+  });
+
+  it('rerate --dry-run refuses a SQLite file that does not exist, and does not create it', async () => {
+    const file = join(dir, 'mistyped.db');
+    const { code, err } = await runWameter(['rerate', '--dry-run', '--db', `sqlite:${file}`]);
+    expect(err).toBe(
+      `wameter rerate: no such database file: ${file} (${NO_STORE_ADVICE}, or check ${RERATE_SET_BY})\n`,
+    );
+    expect(code).toBe(EXIT.USAGE);
+    expect(existsSync(file)).toBe(false);
+  });
+
+  it('estimate and rerate --dry-run refuse an empty PostgreSQL schema in one line, and create no table', async () => {
+    const { schema, url } = freshSchema();
+    await admin.query(`CREATE SCHEMA ${schema}`);
+    const estimate = await estimateFrom(url);
+    expect(estimate.err).toBe(
+      `wameter: no wameter store in the schema "${schema}" of ${database}: it holds no wameter tables (${NO_STORE_ADVICE}, or check --db)\n`,
+    );
+    expect(estimate.code).toBe(EXIT.USAGE);
+    const rerate = await runWameter(['rerate', '--dry-run', '--db', url]);
+    expect(rerate.err).toBe(
+      `wameter rerate: no wameter store in the schema "${schema}" of ${database}: it holds no wameter tables (${NO_STORE_ADVICE}, or check ${RERATE_SET_BY})\n`,
+    );
+    expect(rerate.code).toBe(EXIT.USAGE);
+    expect(await tablesOf(schema)).toEqual([]);
+  });
+
+  it('estimate and rerate --dry-run say no store is there when search_path names no schema that exists', async () => {
+    const { schema, url } = freshSchema();
+    for (const args of [
+      ['estimate', recipients, '--template', 'utility', '--db', url],
+      ['rerate', '--dry-run', '--db', url],
+    ]) {
+      const { code, err } = await runWameter(args);
+      expect(err).toContain(
+        `no wameter store in ${database}: no schema of its search_path (${schema}) exists`,
+      );
+      expect(err).toContain(NO_STORE_ADVICE);
+      expectOneClearLine(err);
+      expect(code).toBe(EXIT.USAGE);
+    }
+    expect(await schemaExists(schema)).toBe(false);
+  });
+
+  it('estimate and rerate --dry-run refuse a store that needs a migration, saying how to migrate it; rerate migrates it', async () => {
+    const file = join(dir, 'older.db');
+    expect((await runWameter(['import', events, '--db', `sqlite:${file}`])).code).toBe(EXIT.OK);
+    const old = new Database(file);
+    old.exec(
+      'ALTER TABLE units DROP COLUMN is_category_from_webhook; DELETE FROM schema_migrations WHERE version = 5',
+    );
+    old.close();
+    const migrateAdvice =
+      'run `wameter serve` or `wameter import` against it once to migrate it, then try again (or check';
+    const estimate = await estimateFrom(`sqlite:${file}`);
+    expect(estimate.err).toBe(
+      `wameter: the wameter store in ${file} is older than this wameter (schema migration 5 not applied yet), and a read-only open does not migrate it: ${migrateAdvice} --db)\n`,
+    );
+    expect(estimate.code).toBe(EXIT.USAGE);
+    const dryRun = await runWameter(['rerate', '--dry-run', '--db', `sqlite:${file}`]);
+    expect(dryRun.err).toContain(`a read-only open does not migrate it: ${migrateAdvice} ${RERATE_SET_BY})`);
+    expectOneClearLine(dryRun.err);
+    expect(dryRun.code).toBe(EXIT.USAGE);
+    const newest = () => {
+      const db = new Database(file, { readonly: true });
+      try {
+        return db.prepare('SELECT max(version) FROM schema_migrations').pluck().get();
+      } finally {
+        db.close();
+      }
+    };
+    expect(newest()).toBe(4);
+    // A command that writes migrates it, as before; then the read-only ones read it.
+    expect((await runWameter(['rerate', '--db', `sqlite:${file}`])).code).toBe(EXIT.OK);
+    expect(newest()).toBe(5);
+    expect((await runWameter(['rerate', '--dry-run', '--db', `sqlite:${file}`])).code).toBe(EXIT.OK);
+  });
+
+  it('rerate --dry-run reads a store and writes nothing to it', async () => {
+    const file = join(dir, 'dry.db');
+    expect((await runWameter(['import', events, '--db', `sqlite:${file}`])).code).toBe(EXIT.OK);
+    const ratings = () => {
+      const db = new Database(file, { readonly: true });
+      try {
+        return db.prepare('SELECT id FROM ratings').pluck().all();
+      } finally {
+        db.close();
+      }
+    };
+    const before = ratings();
+    const { code, out } = await runWameter(['rerate', '--dry-run', '--db', `sqlite:${file}`]);
+    expect(out).toContain('Dry run: nothing stored.');
+    expect(code).toBe(EXIT.OK);
+    expect(ratings()).toEqual(before);
+  });
+
+  it('commands that write still create and migrate: import into an empty PostgreSQL schema', async () => {
+    const { schema, url } = freshSchema();
+    await admin.query(`CREATE SCHEMA ${schema}`);
+    const { code } = await runWameter(['import', events, '--db', url]);
+    expect(code).toBe(EXIT.OK);
+    expect((await tablesOf(schema)).length).toBeGreaterThan(0);
+    const estimate = await runWameter(['estimate', recipients, '--template', 'utility', '--db', url], {
+      now: () => Date.parse('2025-10-15T12:00:00Z'),
+    });
+    expect(estimate.err).toContain('quoted 1 recipient(s)');
+    expect(estimate.code).toBe(EXIT.OK);
   });
 });

@@ -1,13 +1,14 @@
 // Opens the store for a command, turning every way that can fail into one line that says what to do.
-// Commands that only read it (estimate, rerate) never create a SQLite file: an empty store would only lead
-// to a misleading answer later. Commands that write ratings (import, rerate) take the single-writer lock.
+// Commands that only read it (estimate, rerate --dry-run) open it read-only: they never create a file or a
+// table, nor migrate, since an empty store would only lead to a misleading answer. Commands that write
+// ratings (import, rerate) create or migrate it as serve does, and take the single-writer lock.
 
 import { existsSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { redactUrl } from '../server/config.js';
 import { explainStartError } from '../server/start-errors.js';
 import { openStore, sqlitePathOf } from '../store/open-store.js';
-import type { Store } from '../store/store.js';
+import { ReadOnlyOpenError, type Store } from '../store/store.js';
 import { openWriterStore, WriterLockHeldError } from '../store/writer-lock.js';
 import { createJsonLogger } from '../server/logger.js';
 import {
@@ -19,19 +20,30 @@ import {
 import { CliError } from './exit-codes.js';
 import type { CliIo } from './io.js';
 
-export interface OpenCommandStoreOptions {
-  /** `read`: the SQLite file must exist already. `create`: it is created (its folder must exist). */
-  mode: 'read' | 'create';
+interface OpenCommandStoreCommon {
   /** Where the URL can be set, for the message: `--db` by default. */
   setBy?: string;
-  /**
-   * The command, when it writes ratings (import, rerate): it takes the database's single-writer lock, held
-   * until the store is closed, and is refused while another process (a running serve) holds it.
-   */
-  writer?: string;
-  /** Told when the lock of a process that no longer runs is taken over. */
-  onNotice?: (message: string) => void;
 }
+
+/**
+ * How a command opens its store:
+ * - `read-only` (estimate, rerate --dry-run): the store must be there already, migrated by this version;
+ *   nothing is created, migrated or written, and no lock is taken (it may look beside a running serve).
+ * - `existing` (rerate): the SQLite file must exist; the store is migrated if needed.
+ * - `create` (import, serve): the SQLite file is created if missing (its folder must exist), and migrated.
+ */
+export type OpenCommandStoreOptions =
+  | (OpenCommandStoreCommon & { mode: 'read-only' })
+  | (OpenCommandStoreCommon & {
+      mode: 'existing' | 'create';
+      /**
+       * The command, when it writes ratings (import, rerate): it takes the database's single-writer lock,
+       * held until the store is closed, and is refused while another process (a running serve) holds it.
+       */
+      writer?: string;
+      /** Told when the lock of a process that no longer runs is taken over. */
+      onNotice?: (message: string) => void;
+    });
 
 /**
  * The SQLite file a database URL names, as `openStore` reads it; undefined for PostgreSQL, other schemes
@@ -46,6 +58,7 @@ export async function openCommandStore(url: string, options: OpenCommandStoreOpt
   const setBy = options.setBy ?? '--db';
   checkSqliteLocation(url, options);
   try {
+    if (options.mode === 'read-only') return await openStore(url, { isReadOnly: true });
     if (options.writer === undefined) return await openStore(url);
     return await openWriterStore(
       url,
@@ -55,6 +68,14 @@ export async function openCommandStore(url: string, options: OpenCommandStoreOpt
   } catch (error) {
     // Says who writes there and what to do instead (docs/storage.md, "One writer per database").
     if (error instanceof WriterLockHeldError) throw new CliError(error.message);
+    // Nothing (or an older store) where a read-only command looked: it neither creates nor migrates one.
+    if (error instanceof ReadOnlyOpenError) {
+      throw new CliError(
+        error.code === 'NO_STORE'
+          ? `${error.message} (run \`wameter import\` or \`wameter serve\` first, or check ${setBy})`
+          : `${error.message}: run \`wameter serve\` or \`wameter import\` against it once to migrate it, then try again (or check ${setBy})`,
+      );
+    }
     // What `serve` explains at start (a folder, a missing schema, a read-only file…) is said alike; network
     // failures keep this command's own words below (which name the flag that set the URL).
     if (!isNetworkFailure(error)) {
@@ -65,11 +86,14 @@ export async function openCommandStore(url: string, options: OpenCommandStoreOpt
   }
 }
 
-/** Throws the CliError `openCommandStore` would for a SQLite file that is missing (read) or cannot be made. */
+/**
+ * Throws the CliError `openCommandStore` would for a SQLite file that is missing (read-only, existing) or
+ * cannot be made (create).
+ */
 export function checkSqliteLocation(url: string, options: OpenCommandStoreOptions): void {
   const setBy = options.setBy ?? '--db';
   const file = sqliteFileOf(url);
-  if (file !== undefined && options.mode === 'read' && !existsSync(file)) {
+  if (file !== undefined && options.mode !== 'create' && !existsSync(file)) {
     throw new CliError(
       `no such database file: ${file} (run \`wameter import\` or \`wameter serve\` first, or check ${setBy})`,
     );

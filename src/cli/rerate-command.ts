@@ -123,7 +123,10 @@ export function registerRerateCommand(program: Command, io: CliIo): Command {
         collectPaths,
       )
       .option('--format <format>', 'table or json', 'table')
-      .option('--dry-run', 'report what would change without storing anything')
+      .option(
+        '--dry-run',
+        'report what would change without storing anything (the store is only read: never created or migrated)',
+      )
       .addHelpText(
         'after',
         `
@@ -174,13 +177,20 @@ its POST /v1/rerate, or stop it first (--dry-run stores nothing and may run besi
         if (!pricing.ok) return fail(pricing.error);
         let store;
         try {
-          store = await openCommandStore(config.value.db, {
-            mode: 'read',
-            setBy: '--db, WAMETER_DB or DATABASE_URL',
-            // A dry run stores nothing: it may look while a service rates the database.
-            ...(flags.dryRun === true ? {} : { writer: 'rerate' }),
-            onNotice: (message) => io.writeError(`wameter rerate: ${message}\n`),
-          });
+          const setBy = '--db, WAMETER_DB or DATABASE_URL';
+          // A dry run stores nothing: it opens the store read-only (never creating or migrating it) and may
+          // look while a service rates the database. A re-rate writes: it migrates and takes the lock.
+          store = await openCommandStore(
+            config.value.db,
+            flags.dryRun === true
+              ? { mode: 'read-only', setBy }
+              : {
+                  mode: 'existing',
+                  setBy,
+                  writer: 'rerate',
+                  onNotice: (message) => io.writeError(`wameter rerate: ${message}\n`),
+                },
+          );
         } catch (error) {
           return fail((error as Error).message);
         }

@@ -6,6 +6,7 @@ import { isValidTimeZone } from '../core/calendar.js';
 import { microsOf, sumMicros } from '../core/money.js';
 import type { BillableUnit, Finding, PendingMessage } from '../core/units.js';
 import {
+  ReadOnlyOpenError,
   StoreInputError,
   type AnalyticsDimension,
   type AnalyticsPoint,
@@ -110,6 +111,33 @@ export function checkNoNewerMigrations(
   if (newer.length > 0) {
     throw new Error(
       `this database was migrated by a newer wameter (schema migration ${newer.join(', ')}; this version knows up to ${newest}): run that version or a newer one against it`,
+    );
+  }
+}
+
+/**
+ * What a read-only open asks of a store's applied migrations (`undefined`: no `schema_migrations` table):
+ * a wameter store, migrated exactly as far as this version knows. One a newer wameter migrated is refused as
+ * a writing open refuses it. An older one is refused too rather than read: this version's queries need what
+ * its missing migrations add (keys per WABA, new columns), and a read-only open must not apply them.
+ * `where` names the store ("/var/lib/wameter.db"); `noTables` says why nothing is there.
+ */
+export function checkReadableMigrations(
+  applied: ReadonlySet<number> | undefined,
+  known: readonly { version: number }[],
+  where: string,
+  noTables: string,
+): void {
+  // Migrations commit with their record, so an empty schema_migrations holds no wameter tables either.
+  if (applied === undefined || applied.size === 0) {
+    throw new ReadOnlyOpenError('NO_STORE', `no wameter store in ${where}: ${noTables}`);
+  }
+  checkNoNewerMigrations(applied, known);
+  const missing = known.map((migration) => migration.version).filter((version) => !applied.has(version));
+  if (missing.length > 0) {
+    throw new ReadOnlyOpenError(
+      'STORE_NEEDS_MIGRATION',
+      `the wameter store in ${where} is older than this wameter (schema migration ${missing.join(', ')} not applied yet), and a read-only open does not migrate it`,
     );
   }
 }

@@ -16,14 +16,24 @@ export function sqlitePathOf(url: string): string | undefined {
   return /^[a-z][a-z0-9+.-]+:/i.test(url) ? undefined : url;
 }
 
+export interface OpenStoreOptions {
+  /**
+   * For what only reads the store (`wameter estimate`, `wameter rerate --dry-run`): nothing is created,
+   * migrated or written. A missing SQLite file, a database without wameter's tables, or a store that needs a
+   * migration is refused with a `ReadOnlyOpenError` (`NO_STORE`, `STORE_NEEDS_MIGRATION`).
+   */
+  isReadOnly?: boolean;
+}
+
 /**
- * Opens (and migrates) the store a URL names:
+ * Opens (and, unless `isReadOnly`, creates or migrates) the store a URL names:
  * - `postgres://…` or `postgresql://…` → PostgreSQL;
  * - `sqlite:PATH` (also `sqlite://PATH`, `sqlite::memory:`) → SQLite;
  * - a bare path (`./wameter.db`, `/var/lib/wameter.db`, `:memory:`) → SQLite.
  */
-export async function openStore(url: string): Promise<Store> {
-  if (/^postgres(ql)?:\/\//i.test(url)) return openPostgresStore(url);
+export async function openStore(url: string, options: OpenStoreOptions = {}): Promise<Store> {
+  const isReadOnly = options.isReadOnly === true;
+  if (/^postgres(ql)?:\/\//i.test(url)) return openPostgresStore(url, { isReadOnly });
   const path = sqlitePathOf(url);
   if (path === undefined) {
     // Only the scheme is repeated: the rest of a URL may hold a password.
@@ -36,5 +46,5 @@ export async function openStore(url: string): Promise<Store> {
     throw new Error('database URL "sqlite:" names no file: use sqlite:./wameter.db');
   if (path.trim() === '')
     throw new Error('no database given: use sqlite:./wameter.db or postgres://user@host:5432/db');
-  return openSqliteStore(path);
+  return openSqliteStore(path, { isReadOnly });
 }

@@ -210,3 +210,19 @@ export class StoreInputError extends Error {
     this.name = 'StoreInputError';
   }
 }
+
+/**
+ * A store opened read-only (`isReadOnly`: commands that only read it) that is not there to read: no wameter
+ * store at all (`NO_STORE`: a mistyped path, an empty file or schema), or one an older wameter left, which
+ * this version must migrate before reading (`STORE_NEEDS_MIGRATION`). A read-only open never creates or
+ * migrates anything, so the caller says what to run instead.
+ */
+export class ReadOnlyOpenError extends Error {
+  constructor(
+    readonly code: 'NO_STORE' | 'STORE_NEEDS_MIGRATION',
+    message: string,
+  ) {
+    super(message);
+    this.name = 'ReadOnlyOpenError';
+  }
+}

@@ -114,3 +114,99 @@ describe('PostgreSQL specifics', () => {
     );
   });
 });
+
+describe('PostgreSQL opened read-only (commands that only read: estimate, rerate --dry-run)', () => {
+  /** The URL of `schema` through search_path, as a user writes it. */
+  const urlOf = (schema: string) => {
+    const url = new URL(DATABASE_URL);
+    url.searchParams.set('options', `-c search_path=${schema}`);
+    return url.toString();
+  };
+  const tablesOf = async (schema: string) =>
+    (
+      await admin!.query(
+        'SELECT table_name FROM information_schema.tables WHERE table_schema = $1 ORDER BY table_name',
+        [schema],
+      )
+    ).rows.map((row: { table_name: string }) => row.table_name);
+  const server = new URL(DATABASE_URL);
+  const database = `the PostgreSQL database at ${server.hostname}:${server.port || '5432'}${server.pathname}`;
+  const schemaExists = async (schema: string) =>
+    (await admin!.query('SELECT 1 FROM pg_namespace WHERE nspname = $1', [schema])).rowCount === 1;
+
+  it('refuses an empty schema (NO_STORE) and creates no table in it', async () => {
+    const schema = freshSchema();
+    await admin!.query(`CREATE SCHEMA ${schema}`);
+    await expect(openStore(urlOf(schema), { isReadOnly: true })).rejects.toMatchObject({
+      code: 'NO_STORE',
+      message: `no wameter store in the schema "${schema}" of ${database}: it holds no wameter tables`,
+    });
+    expect(await tablesOf(schema)).toEqual([]);
+  });
+
+  it('refuses a search_path or a schema option naming no schema that exists (NO_STORE), creating none', async () => {
+    const schema = freshSchema();
+    await expect(openStore(urlOf(schema), { isReadOnly: true })).rejects.toMatchObject({
+      code: 'NO_STORE',
+      message: `no wameter store in ${database}: no schema of its search_path (${schema}) exists`,
+    });
+    await expect(openPostgresStore(DATABASE_URL, { schema, isReadOnly: true })).rejects.toMatchObject({
+      code: 'NO_STORE',
+    });
+    expect(await schemaExists(schema)).toBe(false);
+  });
+
+  it('refuses a store an older wameter left (STORE_NEEDS_MIGRATION) without migrating it', async () => {
+    const schema = freshSchema();
+    await (await openPostgresStore(DATABASE_URL, { schema })).close();
+    await admin!.query(
+      `ALTER TABLE ${schema}.units DROP COLUMN is_category_from_webhook;
+       DELETE FROM ${schema}.schema_migrations WHERE version = 5`,
+    );
+    await expect(openPostgresStore(DATABASE_URL, { schema, isReadOnly: true })).rejects.toMatchObject({
+      code: 'STORE_NEEDS_MIGRATION',
+      message: `the wameter store in the schema "${schema}" of ${database} is older than this wameter (schema migration 5 not applied yet), and a read-only open does not migrate it`,
+    });
+    const { rows } = await admin!.query(`SELECT max(version) AS newest FROM ${schema}.schema_migrations`);
+    expect(rows).toEqual([{ newest: 4 }]);
+  });
+
+  it('refuses a store a newer wameter migrated, as a writing open does', async () => {
+    const schema = freshSchema();
+    await (await openPostgresStore(DATABASE_URL, { schema })).close();
+    await admin!.query(`INSERT INTO ${schema}.schema_migrations VALUES (99, 'from the future', 0)`);
+    await expect(openStore(urlOf(schema), { isReadOnly: true })).rejects.toThrow(
+      /^this database was migrated by a newer wameter/,
+    );
+  });
+
+  it('reads a store that a writing open migrated, and the server refuses every write', async () => {
+    const schema = freshSchema();
+    const event = {
+      kind: 'inbound',
+      atMs: 1,
+      waba: 'W1',
+      business: 'PN1',
+      user: '1',
+      id: 'm1',
+      hasReferral: false,
+    } as const;
+    const writer = await openPostgresStore(DATABASE_URL, { schema });
+    await writer.ingestEvents([{ key: 'W1:inbound:m1', event, receivedAtMs: 2, source: 'api:test' }]);
+    await writer.close();
+    const store = await openStore(urlOf(schema), { isReadOnly: true });
+    try {
+      expect(await store.listEvents()).toEqual([event]);
+      await expect(
+        store.ingestEvents([
+          { key: 'W1:inbound:m2', event: { ...event, id: 'm2' }, receivedAtMs: 3, source: 'api:test' },
+        ]),
+      ).rejects.toThrow(/read-only transaction/);
+      await expect(store.migrate()).rejects.toThrow(/opened read-only/);
+    } finally {
+      await store.close();
+    }
+    const { rows } = await admin!.query(`SELECT count(*)::int AS n FROM ${schema}.events`);
+    expect(rows).toEqual([{ n: 1 }]);
+  });
+});

@@ -15,6 +15,7 @@ import {
   dimensionSql,
   encodeCursor,
   checkNoNewerMigrations,
+  checkReadableMigrations,
   foldTotals,
   storedTotalsJson,
   totalsFromStored,
@@ -34,6 +35,7 @@ import {
   type RatingDiff,
   type RatingRecord,
   type RawWebhookInput,
+  ReadOnlyOpenError,
   type Store,
   type StoredRawWebhook,
   type UnitFilter,
@@ -48,6 +50,12 @@ type Queryable = pg.Pool | pg.PoolClient;
 export interface PostgresStoreOptions {
   /** Schema holding wameter's tables (created by migrate); default: the connection's search_path. */
   schema?: string;
+  /**
+   * For commands that only read: the schema must hold a store this version migrated, and nothing is created,
+   * migrated or written (every session is `default_transaction_read_only`). Refused with a
+   * `ReadOnlyOpenError` otherwise.
+   */
+  isReadOnly?: boolean;
 }
 
 interface Migration {
@@ -214,7 +222,7 @@ function parseExactInteger(text: string): number | bigint {
 }
 
 export async function openPostgresStore(url: string, options: PostgresStoreOptions = {}): Promise<Store> {
-  const { schema } = options;
+  const { schema, isReadOnly = false } = options;
   if (schema !== undefined && !/^[a-z_][a-z0-9_]{0,62}$/.test(schema)) {
     throw new Error(`schema "${schema}" must be a lower-case SQL identifier (letters, digits, _)`);
   }
@@ -222,12 +230,17 @@ export async function openPostgresStore(url: string, options: PostgresStoreOptio
     connectionString: schema === undefined ? url : withSearchPath(url, schema),
     types: TYPES,
     connectionTimeoutMillis: 10_000,
+    // The server itself refuses any write of a read-only store's sessions, not only this code.
+    ...(isReadOnly
+      ? { onConnect: (client) => client.query('SET default_transaction_read_only = on').then(() => {}) }
+      : {}),
   });
   // An idle client losing its connection must not crash the process; the next query reports it.
   pool.on('error', () => {});
-  const store = new PostgresStore(pool, schema);
+  const store = new PostgresStore(pool, schema, isReadOnly);
   try {
-    await store.migrate();
+    if (isReadOnly) await store.checkReadable();
+    else await store.migrate();
   } catch (error) {
     await pool.end();
     throw error;
@@ -252,9 +265,51 @@ class PostgresStore implements Store {
   constructor(
     private readonly pool: pg.Pool,
     private readonly schema: string | undefined,
+    /** Opened for a command that only reads: never migrated (its sessions refuse writes too). */
+    private readonly isReadOnly: boolean,
   ) {}
 
+  /**
+   * What a read-only open checks instead of migrating: the schema the search_path resolves to (as migrate
+   * would create tables in it) holds a store this version migrated. Reads only.
+   */
+  async checkReadable(): Promise<void> {
+    const client = await this.pool.connect();
+    try {
+      const { rows } = await client.query(
+        `SELECT current_schema() AS schema, current_setting('search_path') AS search_path,
+                to_regclass('schema_migrations') IS NOT NULL AS has_migrations`,
+      );
+      const found = rows[0] as { schema: string | null; search_path: string; has_migrations: boolean };
+      // host, port and database as pg resolved them from the URL (never its password).
+      const { host, port, database } = client as unknown as { host: string; port: number; database: string };
+      const server = `the PostgreSQL database at ${host}:${port}/${database}`;
+      if (found.schema === null) {
+        throw new ReadOnlyOpenError(
+          'NO_STORE',
+          `no wameter store in ${server}: no schema of its search_path (${found.search_path}) exists`,
+        );
+      }
+      const applied = found.has_migrations
+        ? new Set(
+            (await client.query('SELECT version FROM schema_migrations')).rows.map((row: Row) =>
+              Number(row.version),
+            ),
+          )
+        : undefined;
+      checkReadableMigrations(
+        applied,
+        MIGRATIONS,
+        `the schema "${found.schema}" of ${server}`,
+        'it holds no wameter tables',
+      );
+    } finally {
+      client.release();
+    }
+  }
+
   async migrate(): Promise<void> {
+    if (this.isReadOnly) throw new Error('this store was opened read-only: it is never migrated');
     await this.transaction(async (client) => {
       // Two processes starting together: the second waits here, then finds every migration applied.
       await client.query(

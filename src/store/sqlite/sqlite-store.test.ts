@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -204,6 +204,105 @@ describe('SQLite on disk', () => {
     const reopened = await openStore(`sqlite:${path}`);
     expect(await reopened.listEvents()).toEqual([event]);
     await reopened.close();
+  });
+});
+
+describe('SQLite opened read-only (commands that only read: estimate, rerate --dry-run)', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'wameter-sqlite-read-only-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  const readOnly = (path: string) => openSqliteStore(path, { isReadOnly: true });
+  const tablesOf = (path: string) => {
+    const db = new Database(path, { readonly: true });
+    try {
+      return db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").pluck().all();
+    } finally {
+      db.close();
+    }
+  };
+
+  it('refuses a path where no file exists (NO_STORE) and creates no file', async () => {
+    const path = join(dir, 'typo.db');
+    await expect(readOnly(path)).rejects.toMatchObject({
+      code: 'NO_STORE',
+      message: `no wameter store in ${path}: the file does not exist`,
+    });
+    await expect(openStore(`sqlite:${path}`, { isReadOnly: true })).rejects.toMatchObject({
+      code: 'NO_STORE',
+    });
+    expect(existsSync(path)).toBe(false);
+  });
+
+  it('refuses an empty file (NO_STORE) and leaves it empty: no tables, no WAL, not a byte written', async () => {
+    const path = join(dir, 'empty.db');
+    writeFileSync(path, '');
+    await expect(readOnly(path)).rejects.toMatchObject({
+      code: 'NO_STORE',
+      message: `no wameter store in ${path}: the file holds no wameter tables`,
+    });
+    expect(statSync(path).size).toBe(0);
+    expect(readdirSync(dir).filter((name) => name.startsWith('empty.db'))).toEqual(['empty.db']);
+  });
+
+  it('refuses a store an older wameter left (STORE_NEEDS_MIGRATION) without migrating it', async () => {
+    const path = join(dir, 'older.db');
+    await (await openSqliteStore(path)).close();
+    const old = new Database(path);
+    old.exec(
+      'ALTER TABLE units DROP COLUMN is_category_from_webhook; DELETE FROM schema_migrations WHERE version = 5',
+    );
+    old.close();
+    await expect(readOnly(path)).rejects.toMatchObject({
+      code: 'STORE_NEEDS_MIGRATION',
+      message: `the wameter store in ${path} is older than this wameter (schema migration 5 not applied yet), and a read-only open does not migrate it`,
+    });
+    const after = new Database(path, { readonly: true });
+    expect(after.prepare('SELECT max(version) FROM schema_migrations').pluck().get()).toBe(4);
+    after.close();
+  });
+
+  it('refuses a store a newer wameter migrated, and a file of another program, as a writing open does', async () => {
+    const newer = join(dir, 'newer.db');
+    await (await openSqliteStore(newer)).close();
+    const raw = new Database(newer);
+    raw.prepare('INSERT INTO schema_migrations VALUES (?, ?, ?)').run(99, 'from the future', 0);
+    raw.close();
+    await expect(readOnly(newer)).rejects.toThrow(/^this database was migrated by a newer wameter/);
+    const foreign = join(dir, 'foreign.db');
+    const other = new Database(foreign);
+    other.exec('CREATE TABLE customers (id INTEGER)');
+    other.close();
+    await expect(readOnly(foreign)).rejects.toThrow(/^this SQLite file is not a wameter database/);
+    expect(tablesOf(foreign)).toEqual(['customers']);
+  });
+
+  it('reads a store that a writing open migrated, and refuses every write', async () => {
+    const path = join(dir, 'filled.db');
+    const event = {
+      kind: 'inbound',
+      atMs: 1,
+      waba: 'W1',
+      business: 'PN1',
+      user: '1',
+      id: 'm1',
+      hasReferral: false,
+    } as const;
+    const writer = await openSqliteStore(path);
+    await writer.ingestEvents([{ key: 'W1:inbound:m1', event, receivedAtMs: 2, source: 'api:test' }]);
+    await writer.close();
+    const store = await openStore(path, { isReadOnly: true });
+    try {
+      expect(await store.listEvents()).toEqual([event]);
+      expect(await store.listWabas()).toEqual(['W1']);
+      await expect(
+        store.ingestEvents([
+          { key: 'W1:inbound:m2', event: { ...event, id: 'm2' }, receivedAtMs: 3, source: 'api:test' },
+        ]),
+      ).rejects.toThrow(/readonly/);
+      await expect(store.migrate()).rejects.toThrow(/opened read-only/);
+    } finally {
+      await store.close();
+    }
+    expect(readdirSync(dir).filter((name) => name.startsWith('filled.db'))).toEqual(['filled.db']);
   });
 });
 

@@ -2,6 +2,7 @@
 // It must never answer for a webhook before its body is on disk, and never aggregate units in JavaScript
 // that SQL can aggregate.
 
+import { existsSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import { localDate } from '../../core/calendar.js';
 import { microsOf } from '../../core/money.js';
@@ -16,6 +17,7 @@ import {
   dimensionSql,
   encodeCursor,
   checkNoNewerMigrations,
+  checkReadableMigrations,
   foldTotals,
   storedTotalsJson,
   totalsFromStored,
@@ -35,6 +37,7 @@ import {
   type RatingDiff,
   type RatingRecord,
   type RawWebhookInput,
+  ReadOnlyOpenError,
   type Store,
   type StoredRawWebhook,
   type UnitFilter,
@@ -253,9 +256,19 @@ class WriteLock {
 }
 /** Column of each analytics dimension (a fixed list: user input never becomes SQL). */
 
-/** `options` go to better-sqlite3 (tests pass `verbose` to see the statements run). */
-export async function openSqliteStore(path: string, options: Database.Options = {}): Promise<Store> {
-  const db = new Database(path, options);
+export interface SqliteStoreOptions extends Database.Options {
+  /**
+   * For commands that only read: the file must hold a store this version migrated, and nothing is created,
+   * migrated or written (the connection is query_only). Refused with a `ReadOnlyOpenError` otherwise.
+   */
+  isReadOnly?: boolean;
+}
+
+/** Driver `options` go to better-sqlite3 (tests pass `verbose` to see the statements run). */
+export async function openSqliteStore(path: string, options: SqliteStoreOptions = {}): Promise<Store> {
+  const { isReadOnly = false, ...driverOptions } = options;
+  if (isReadOnly) return openReadOnly(path, driverOptions);
+  const db = new Database(path, driverOptions);
   try {
     refuseForeignFile(db);
     // WAL lets readers run during a write; synchronous=FULL fsyncs the WAL at every commit, so a body that
@@ -263,7 +276,7 @@ export async function openSqliteStore(path: string, options: Database.Options = 
     db.pragma('journal_mode = WAL');
     db.pragma('synchronous = FULL');
     db.pragma('busy_timeout = 5000');
-    const store = new SqliteStore(db);
+    const store = new SqliteStore(db, false);
     await store.migrate();
     return store;
   } catch (error) {
@@ -273,15 +286,54 @@ export async function openSqliteStore(path: string, options: Database.Options = 
 }
 
 /**
- * A SQLite file of something else (tables, and no wameter migrations) is refused before anything is written
- * to it (not even the switch to WAL): wameter never adds its tables to another program's database.
+ * A connection that cannot change the database: opened read-write but `query_only` (a read-only connection
+ * would leave its -wal and -shm files behind, since only a writer may remove them at close), and never with
+ * the create flag, so a mistyped path stays a missing file.
  */
-function refuseForeignFile(db: Database.Database): void {
-  const tables = db
+function openReadOnly(path: string, driverOptions: Database.Options): SqliteStore {
+  if (path === ':memory:' || path.trim() === '') {
+    throw new ReadOnlyOpenError('NO_STORE', 'no wameter store in an in-memory database: it starts empty');
+  }
+  if (!existsSync(path)) {
+    throw new ReadOnlyOpenError('NO_STORE', `no wameter store in ${path}: the file does not exist`);
+  }
+  const db = new Database(path, { ...driverOptions, fileMustExist: true });
+  try {
+    db.pragma('query_only = ON');
+    db.pragma('busy_timeout = 5000');
+    refuseForeignFile(db);
+    const hasMigrations = tablesOf(db).includes('schema_migrations');
+    const applied = hasMigrations
+      ? new Set(
+          db
+            .prepare('SELECT version FROM schema_migrations')
+            .pluck()
+            .all()
+            .map((v) => Number(v)),
+        )
+      : undefined;
+    checkReadableMigrations(applied, MIGRATIONS, path, 'the file holds no wameter tables');
+    return new SqliteStore(db, true);
+  } catch (error) {
+    db.close();
+    throw error;
+  }
+}
+
+function tablesOf(db: Database.Database): string[] {
+  return db
     .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")
     .pluck()
     .all()
     .map(String);
+}
+
+/**
+ * A SQLite file of something else (tables, and no wameter migrations) is refused before anything is written
+ * to it (not even the switch to WAL): wameter never adds its tables to another program's database.
+ */
+function refuseForeignFile(db: Database.Database): void {
+  const tables = tablesOf(db);
   if (tables.length > 0 && !tables.includes('schema_migrations')) {
     throw new Error(
       `this SQLite file is not a wameter database (it holds other tables: ${tables.slice(0, 5).join(', ')}${tables.length > 5 ? ', …' : ''}): give wameter a file of its own`,
@@ -307,7 +359,11 @@ class SqliteStore implements Store {
   /** Concurrent ingests share one transaction, so one fsync (group commit). */
   private readonly ingests = new GroupCommitQueue((items) => this.writes.run(() => this.ingestGroup(items)));
 
-  constructor(private readonly db: Db) {}
+  constructor(
+    private readonly db: Db,
+    /** Opened for a command that only reads: never migrated (the connection refuses writes too). */
+    private readonly isReadOnly: boolean,
+  ) {}
 
   /**
    * Runs `work` in one IMMEDIATE transaction under the write lock; `work` may yield between chunks. A
@@ -343,6 +399,7 @@ class SqliteStore implements Store {
   }
 
   async migrate(): Promise<void> {
+    if (this.isReadOnly) throw new Error('this store was opened read-only: it is never migrated');
     // IMMEDIATE takes the write lock first, so two processes opening one file migrate one after the other.
     this.db
       .transaction(() => {
