@@ -70,6 +70,13 @@ export interface PairTraceEntry {
   template?: TemplateCategory | null;
 }
 
+/**
+ * How long after a user's message the input is taken to carry their side of the pair: the furthest a free
+ * entry point can reach after its ad click (answered within 24 h, then open 72 h). Inside it Meta's
+ * `free_entry_point` word infers no ad click, and a stream keeps the pair that long (isQuiescentAt).
+ */
+const USER_SIDE_MS = FEP_ANSWER_MS + LONGEST_WINDOW_MS;
+
 /** One delivered business message being decided: when, on which local date, under which era. */
 interface Delivery {
   atMs: number;
@@ -150,7 +157,7 @@ export class PairMachine {
   /** Nothing is open after `atMs`: the pair's state can be forgotten without changing any verdict. */
   isQuiescentAt(atMs: number): boolean {
     return (
-      this.lastInboundMs + LONGEST_WINDOW_MS <= atMs &&
+      this.lastInboundMs + USER_SIDE_MS <= atMs &&
       (this.fep === null || this.fep.expiresAtMs <= atMs) &&
       this.open.every((c) => c.draft.expiresAtMs! <= atMs)
     );
@@ -166,6 +173,18 @@ export class PairMachine {
 
   private receive(item: PairItem): void {
     if (item.isInferred) {
+      if (item.atMs < this.lastInboundMs + USER_SIDE_MS) {
+        // The input carries the user's side of this pair (a message of theirs recent enough that any free
+        // entry point it led to could still be open): an ad click would be in it too. Meta's word alone
+        // does not open a window then; reconcile shows where Meta and wameter differ.
+        this.trace?.({
+          atMs: item.atMs,
+          kind: 'inbound',
+          messageId: item.id,
+          reason: `Meta's webhook says this message is part of a free entry point, and the input has the user's own messages (the last at ${formatInstant(this.lastInboundMs)}), so no ad click is assumed beyond those in it: judged by the input`,
+        });
+        return;
+      }
       // Only the ad click is inferred: when the user's message came (the window) is not known.
       this.referralAtMs = item.atMs;
       this.isReferralAnswered = false;

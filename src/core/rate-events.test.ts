@@ -314,6 +314,37 @@ describe("categories only Meta's webhook gives", () => {
     ]);
   });
 
+  it("Meta's free_entry_point word opens no window when the input has the user's side (batch and stream)", async () => {
+    const pmp = '2025-10-05T10:00:00Z';
+    const fep = (id: string, atMs: number) =>
+      webhookStatus(id, atMs, {
+        pricing_model: 'PMP',
+        category: 'referral_conversion',
+        type: 'free_entry_point',
+      });
+    const events: CoreEvent[] = [
+      inbound(hours(pmp, 0), 'in1', {}, true), // the real ad click
+      fep('o1', hours(pmp, 2)), // its answer: the window runs to +74 h
+      fep('o2', hours(pmp, 74) + 30_000), // 30 s after it closed, Meta still says free entry point
+      ...send(hours(pmp, 98), 'o3', 'marketing'),
+    ];
+    for (const options of [{}, { maxLatenessMs: 36 * 3_600_000 }]) {
+      const result = await rate(events, options);
+      expect(result.units.map((u) => [u.messages[0], u.type, u.amountMicros])).toEqual([
+        ['o1', 'free_entry_point', 0],
+        ['o2', 'free_customer_service', 0],
+        ['o3', 'regular', 10700], // charged: no ad click was invented at o2
+      ]);
+    }
+    // A status-only input (no user messages at all): Meta's word is the only trace of the ad click.
+    const statusOnly = await rate(events.filter((e) => e.kind !== 'inbound'));
+    expect(statusOnly.units.map((u) => [u.messages[0], u.type, u.amountMicros])).toEqual([
+      ['o1', 'free_entry_point', 0],
+      ['o2', 'free_entry_point', 0],
+      ['o3', 'free_entry_point', 0],
+    ]);
+  });
+
   it('an unknown category word is named in the finding and the message counted as unrated', async () => {
     const result = await rate([
       webhookStatus('x1', hours(DAY, 0), { pricing_model: 'CBP', category: 'marketing_carousel' }),
