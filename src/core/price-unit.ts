@@ -139,7 +139,7 @@ export class UnitPricer {
 
     if (
       draft.category === 'authentication' &&
-      this.isAuthInternational(account, draft.country, date, draft.openedAtMs)
+      this.isAuthInternational(account, draft.waba, draft.country, date, draft.openedAtMs)
     ) {
       draft.category = 'authentication_international';
       draft.rateCategory = 'authentication_international';
@@ -227,14 +227,30 @@ export class UnitPricer {
     draft.amountMicros = draft.rateMicros;
   }
 
-  private isAuthInternational(account: Account, country: string | null, date: string, atMs: number): boolean {
+  private isAuthInternational(
+    account: Account,
+    waba: string,
+    country: string | null,
+    date: string,
+    atMs: number,
+  ): boolean {
     const eligibility = account.authInternational;
     if (!eligibility || country === null) return false;
-    // A business always pays its own country's rate: where it was located when the message was delivered.
-    if (primaryCountryAt(account, atMs) === country) return false;
     if (!hasAuthInternationalRate(country, date)) return false;
     const startMs = eligibility.exceptionsMs[country] ?? eligibility.startMs;
-    return atMs >= startMs;
+    if (atMs < startMs) return false;
+    // A business always pays its own country's rate: where it was located when the message was delivered.
+    const home = primaryCountryAt(account, atMs);
+    if (home === undefined) {
+      // pricing-rules §5.4 needs "its primary business location is another country": unknown, not shown.
+      this.context.findings.add(`AUTH_INTERNATIONAL_NO_LOCATION:${waba}`, () => ({
+        code: 'AUTH_INTERNATIONAL_NO_LOCATION',
+        message: `WABA ${waba} is eligible for authentication-international rates, but its primary business location is not known, so its authentication messages were priced at the domestic rate of their market: give "primary_country" in the accounts file (or feed Meta's BUSINESS_PRIMARY_LOCATION_COUNTRY_UPDATE webhook)`,
+        waba,
+      }));
+      return false;
+    }
+    return home !== country;
   }
 }
 

@@ -545,6 +545,26 @@ describe('per-message pricing (PMP-2025)', () => {
       ],
     });
     expect(ownCountry.units.every((u) => u.category === 'authentication')).toBe(true);
+    // Eligible, but where the business is located is not known: §5.4's "another country" is not shown.
+    const unknownHome = await rate(events, {
+      accounts: [
+        {
+          waba: 'W1',
+          timeZone: 'Asia/Kolkata',
+          currency: 'USD',
+          portfolio: 'W1',
+          authInternational: { startMs: 0, exceptionsMs: {} },
+        },
+      ],
+    });
+    expect(unknownHome.units.map((u) => [u.category, u.amountMicros])).toEqual([
+      ['authentication', 1400],
+      ['authentication', 1400],
+    ]);
+    const finding = unknownHome.findings.find((f) => f.code === 'AUTH_INTERNATIONAL_NO_LOCATION');
+    expect(finding).toMatchObject({ waba: 'W1', count: 2 });
+    expect(finding?.message).toContain('give "primary_country" in the accounts file');
+    expect(eligible.findings.some((f) => f.code === 'AUTH_INTERNATIONAL_NO_LOCATION')).toBe(false);
   });
 
   it("a move of the business's primary location changes only the charges after it (either direction)", async () => {

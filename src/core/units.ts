@@ -116,6 +116,7 @@ export type FindingCode =
   | 'TEMPLATE_RECATEGORISED'
   | 'META_DISAGREES'
   | 'META_TIER_AHEAD'
+  | 'AUTH_INTERNATIONAL_NO_LOCATION'
   | 'ERA_NOT_SUPPORTED';
 
 export interface Finding {
