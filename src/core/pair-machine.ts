@@ -106,7 +106,10 @@ export class PairMachine {
   private lastInboundMs = -Infinity;
   private referralAtMs = -Infinity;
   private isReferralAnswered = true;
-  private fep: { draft: UnitDraft; expiresAtMs: number } | null = null;
+  /** The last ad click was inferred from Meta's word (no user message in the input): the CSW is unknown. */
+  private isReferralInferred = false;
+  /** `isInferred`: opened after an inferred ad click, so when the user could be answered is not known. */
+  private fep: { draft: UnitDraft; expiresAtMs: number; isInferred: boolean } | null = null;
   private open: OpenConversation[] = [];
   private lastSeenInboundId: string | undefined;
   /** Non-templates delivered with no window open that the input shows (Meta refuses to send those). */
@@ -138,8 +141,9 @@ export class PairMachine {
     copy.lastInboundMs = this.lastInboundMs;
     copy.referralAtMs = this.referralAtMs;
     copy.isReferralAnswered = this.isReferralAnswered;
+    copy.isReferralInferred = this.isReferralInferred;
     copy.lastSeenInboundId = this.lastSeenInboundId;
-    copy.fep = this.fep ? { draft: copyDraft(this.fep.draft), expiresAtMs: this.fep.expiresAtMs } : null;
+    copy.fep = this.fep ? { ...this.fep, draft: copyDraft(this.fep.draft) } : null;
     copy.open = this.open.map((c) => ({ draft: copyDraft(c.draft), slot: c.slot }));
     return copy;
   }
@@ -188,6 +192,7 @@ export class PairMachine {
       // Only the ad click is inferred: when the user's message came (the window) is not known.
       this.referralAtMs = item.atMs;
       this.isReferralAnswered = false;
+      this.isReferralInferred = true;
       this.trace?.({
         atMs: item.atMs,
         kind: 'inbound',
@@ -203,6 +208,7 @@ export class PairMachine {
     if (item.hasReferral) {
       this.referralAtMs = item.atMs;
       this.isReferralAnswered = false;
+      this.isReferralInferred = false;
     }
     this.trace?.({
       atMs: item.atMs,
@@ -224,7 +230,10 @@ export class PairMachine {
     this.isReferralAnswered = true; // any business message after the ad click is the answer
     if (this.fep && deliveredAtMs >= this.fep.expiresAtMs) this.fep = null;
     this.closeExpired(deliveredAtMs);
-    if (message.template === null && !isInServiceWindow && !isFepEligible && !this.fep && era !== 'NBP') {
+    // A free entry point window does not let a business write free-form outside the customer service window
+    // (the CSW stays independent, §5.1): only where the ad click was inferred is the CSW unknown.
+    const isWindowUnknown = (isFepEligible && this.isReferralInferred) || this.fep?.isInferred === true;
+    if (message.template === null && !isInServiceWindow && !isWindowUnknown && era !== 'NBP') {
       if (this.outsideWindow) this.outsideWindow.count += 1;
       else this.outsideWindow = { count: 1, firstId: message.id };
     }
@@ -280,7 +289,7 @@ export class PairMachine {
       const closed = this.open.filter((c) => c.draft.unit === 'conversation');
       for (const conversation of closed) conversation.draft.closedAtMs = deliveredAtMs;
       this.open = [];
-      this.fep = { draft, expiresAtMs };
+      this.fep = { draft, expiresAtMs, isInferred: this.isReferralInferred };
       this.start(
         d,
         draft,

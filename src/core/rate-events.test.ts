@@ -768,6 +768,33 @@ describe('findings instead of silent guesses', () => {
     for (const result of [answered, fromAd]) {
       expect(result.findings.map((f) => f.code)).not.toContain('NO_WINDOW_IN_INPUT');
     }
+    // A free entry point window is no customer service window (§5.1: the CSW stays independent): a free-form
+    // message two days after the ad click, the window of the user's message long closed, is said too …
+    const inAdWindow = await rate([
+      inbound(hours(pmp, 0), 'ad', {}, true),
+      ...send(hours(pmp, 2), 'answer', 'marketing'),
+      ...send(hours(pmp, 50), 'late', null),
+    ]);
+    expect(inAdWindow.findings.find((f) => f.code === 'NO_WINDOW_IN_INPUT')).toMatchObject({
+      message_id: 'late',
+      count: 1,
+    });
+    // … but not when only Meta's word tells of the ad click: then when the user wrote is not known.
+    const inferred = await rate([
+      {
+        kind: 'status',
+        atMs: hours(pmp, 2),
+        id: 'answer',
+        status: 'delivered',
+        waba: 'W1',
+        business: 'PN1',
+        user: INDIA,
+        pricing: { pricing_model: 'PMP', category: 'referral_conversion', type: 'free_entry_point' },
+      },
+      ...send(hours(pmp, 50), 'late', null),
+    ]);
+    expect(inferred.units.map((u) => u.type)).toEqual(['free_entry_point', 'free_entry_point']);
+    expect(inferred.findings.map((f) => f.code)).not.toContain('NO_WINDOW_IN_INPUT');
   });
 
   it('NO_RATE_CARD says when no card of the WABA currency is loaded at all, and where the currency comes from', async () => {
