@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { TotalsAccumulator, csvField } from './report.js';
+import { CSV_COLUMNS, TotalsAccumulator, csvField, unitCsvRow } from './report.js';
 import type { BillableUnit } from './units.js';
 import { billableUnit } from '../../test/support/units.js';
 
@@ -25,6 +25,43 @@ describe('csvField', () => {
     expect(csvField(-5)).toBe('-5');
     expect(csvField(12)).toBe('12');
     expect(csvField(true)).toBe('true');
+  });
+});
+
+describe('unitCsvRow', () => {
+  it('gives what JSON gives: the volume tier and the two flags, in columns after the contract fields', () => {
+    const tiered = billableUnit({
+      id: 'u_a1',
+      category: 'authentication',
+      tier: { count: 250_001, band: '250001:2000000', month: '2025-10' },
+      isMarketInferred: true,
+      isCategoryFromWebhook: true,
+    });
+    const row = Object.fromEntries(
+      CSV_COLUMNS.map((column, i) => [column, unitCsvRow(tiered).split(',')[i]]),
+    );
+    expect(row).toMatchObject({
+      id: 'u_a1',
+      tier_count: '250001',
+      tier_band: '250001:2000000',
+      tier_month: '2025-10',
+      market_inferred: 'true',
+      category_from_webhook: 'true',
+    });
+    const plain = Object.fromEntries(
+      CSV_COLUMNS.map((column, i) => [column, unitCsvRow(billableUnit({ id: 'u_b' })).split(',')[i]]),
+    );
+    expect(plain).toMatchObject({
+      tier_count: '',
+      tier_band: '',
+      tier_month: '',
+      market_inferred: 'false',
+      category_from_webhook: 'false',
+    });
+    // The contract's fields keep their places: scripts reading by position still work.
+    expect(CSV_COLUMNS.slice(0, 20).join(',')).toBe(
+      'id,unit,pricing_model,era,waba,business,user,country,market,category,type,opened_at,expires_at,closed_at,messages,rate,amount,currency,rate_card,rule',
+    );
   });
 });
 

@@ -220,7 +220,12 @@ export function ratingToJson(result: RatingResult): RatingJson {
   };
 }
 
-/** Columns of a unit as a CSV row (the same fields as contract §4, messages space-separated). */
+/**
+ * Columns of a unit as a CSV row: the fields of contract §4 (messages space-separated), then what JSON gives
+ * only on some units — the volume tier (count, band, month) and the two flags, `true` or `false` — so that a
+ * spreadsheet user sees as much as a JSON one. New columns go at the end: scripts reading by position keep
+ * working.
+ */
 export const CSV_COLUMNS = [
   'id',
   'unit',
@@ -242,7 +247,12 @@ export const CSV_COLUMNS = [
   'currency',
   'rate_card',
   'rule',
-] as const satisfies readonly (keyof UnitJson)[];
+  'tier_count',
+  'tier_band',
+  'tier_month',
+  'market_inferred',
+  'category_from_webhook',
+] as const;
 
 /**
  * One CSV cell (RFC 4180 quoting). Text that a spreadsheet would run as a formula (it starts with `=`, `+`,
@@ -258,11 +268,24 @@ export function csvField(value: string | number | boolean | null | undefined): s
 
 export function unitCsvRow(unit: BillableUnit): string {
   const json = unitToJson(unit);
-  return CSV_COLUMNS.map((column) =>
-    column === 'messages'
-      ? csvField(json.messages.join(' '))
-      : csvField(json[column] as string | null | undefined),
-  ).join(',');
+  return CSV_COLUMNS.map((column) => {
+    switch (column) {
+      case 'messages':
+        return csvField(json.messages.join(' '));
+      case 'tier_count':
+        return csvField(json.tier?.count);
+      case 'tier_band':
+        return csvField(json.tier?.band);
+      case 'tier_month':
+        return csvField(json.tier?.month);
+      case 'market_inferred':
+        return csvField(json.market_inferred === true);
+      case 'category_from_webhook':
+        return csvField(json.category_from_webhook === true);
+      default:
+        return csvField(json[column]);
+    }
+  }).join(',');
 }
 
 /** Words after a total that holds unpriced units: the amount is a floor, and the findings say why. */

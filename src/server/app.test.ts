@@ -501,7 +501,7 @@ describe('query API: units, totals, CSV, explain, analytics', () => {
     expect(response.headers.get('Content-Type')).toContain('text/csv');
     const rows = (await response.text()).trim().split('\r\n');
     expect(rows[0]).toBe(
-      'id,unit,pricing_model,era,waba,business,user,country,market,category,type,opened_at,expires_at,closed_at,messages,rate,amount,currency,rate_card,rule',
+      'id,unit,pricing_model,era,waba,business,user,country,market,category,type,opened_at,expires_at,closed_at,messages,rate,amount,currency,rate_card,rule,tier_count,tier_band,tier_month,market_inferred,category_from_webhook',
     );
     const units = (await json(await service.get('/v1/units?waba=W1', KEY_ALL))).units as { id: string }[];
     expect(rows.length - 1).toBe(units.length);
