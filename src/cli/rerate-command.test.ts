@@ -78,6 +78,7 @@ describe('wameter rerate', () => {
     });
     const text = formatRerateTable({
       ratingId: null,
+      isAccountsChanged: false,
       wabas: ['W1'],
       changed: [
         { unit: 'u_a', old: unit('0.0107', '0.0107'), new: unit('0.0118', '0.0118') },
@@ -135,6 +136,23 @@ describe('wameter rerate', () => {
     const store = await openStore(db);
     expect(await store.listRatings(10)).toEqual([]);
     await store.close();
+  });
+
+  it('says when the accounts differ from those the last rating priced with (a rerate without --accounts)', async () => {
+    const accounts = join(dir, 'accounts.json');
+    writeFileSync(accounts, JSON.stringify({ accounts: [{ waba: 'W1', timezone: 'Asia/Kolkata' }] }));
+    const config = join(dir, 'service.json');
+    writeFileSync(config, JSON.stringify({ accounts }));
+    // A rating under the accounts the service would use, then re-rates with and without them.
+    expect((await run(['--db', db, '--config', config])).code).toBe(0);
+    const same = await run(['--db', db, '--config', config, '--format', 'json']);
+    expect((JSON.parse(same.stdout) as { accounts_changed: boolean }).accounts_changed).toBe(false);
+    expect(same.stderr).not.toContain('accounts');
+    const without = await run(['--db', db, '--dry-run']);
+    expect(without.stdout).toContain('Note: the accounts (time zones, currencies, portfolios…) differ');
+    const json = await run(['--db', db, '--dry-run', '--format', 'json']);
+    expect((JSON.parse(json.stdout) as { accounts_changed: boolean }).accounts_changed).toBe(true);
+    expect(json.stderr).toContain('give the accounts file the service uses (--config FILE or WAMETER_ACCOUNTS)');
   });
 
   it('refuses an unknown era with a message listing the eras (exit 1)', async () => {

@@ -49,6 +49,7 @@ export function formatRerateTable(report: RerateReport): string {
         : '') +
       `, ${report.unchanged} unchanged.`,
   );
+  if (report.isAccountsChanged) lines.push(ACCOUNTS_CHANGED);
   if (report.changed.length > 0) {
     lines.push('', `${pad('unit', 44)} ${pad('old', 34)} new`);
     for (const change of report.changed) {
@@ -71,6 +72,12 @@ export function formatRerateTable(report: RerateReport): string {
   }
   return `${lines.join('\n')}\n`;
 }
+
+/** Said (in the table, and on stderr for json) when the accounts differ from the last rating's. */
+export const ACCOUNTS_CHANGED =
+  'Note: the accounts (time zones, currencies, portfolios…) differ from those the last rating of these WABAs ' +
+  'priced with, so some changes come from them: give the accounts file the service uses (--config FILE or ' +
+  'WAMETER_ACCOUNTS) unless the change is meant.';
 
 /** How many stored WABAs a refusal names before it says how many more there are. */
 const WABAS_NAMED = 20;
@@ -211,9 +218,11 @@ its POST /v1/rerate, or stop it first (--dry-run stores nothing and may run besi
           await rating.close();
           if (!result.ok) return fail(result.error.message);
           const report = result.value;
+          if (flags.format === 'json' && report.isAccountsChanged)
+            io.writeError(`wameter rerate: ${ACCOUNTS_CHANGED}\n`);
           io.writeOut(
             flags.format === 'json'
-              ? `${JSON.stringify({ rating_id: report.ratingId, wabas: report.wabas, changed: report.changed, unchanged: report.unchanged, totals: report.totals }, null, 2)}\n`
+              ? `${JSON.stringify({ rating_id: report.ratingId, wabas: report.wabas, accounts_changed: report.isAccountsChanged, changed: report.changed, unchanged: report.unchanged, totals: report.totals }, null, 2)}\n`
               : formatRerateTable(report),
           );
         } catch (error) {

@@ -2,7 +2,7 @@
 // against them (snake_case, decimal strings for money, ISO instants). Pure formatting, no rating here.
 
 import { formatInstant } from './calendar.js';
-import { exactMicros, formatMicros, type Micros } from './money.js';
+import { exactMicros, formatMicros, sumMicros, type Micros } from './money.js';
 import type { BillableUnit, Finding, PendingMessage, RatingResult } from './units.js';
 
 export interface UnitJson {
@@ -179,6 +179,28 @@ export interface MicrosTotals {
   /** Of `units`, those that could not be priced (amount null): `amountMicros` holds nothing for them. */
   unpriced?: number;
   byCategory: Record<string, CategoryTotals>;
+}
+
+/** Per-currency totals added up exactly (a WABA absent from a rating's units adds nothing). */
+export function sumTotals(
+  parts: readonly (Record<string, MicrosTotals> | undefined)[],
+): Record<string, MicrosTotals> {
+  const sum: Record<string, MicrosTotals> = {};
+  for (const part of parts) {
+    for (const [currency, entry] of Object.entries(part ?? {})) {
+      const into = (sum[currency] ??= { amountMicros: 0, units: 0, byCategory: {} });
+      into.amountMicros = sumMicros(into.amountMicros, entry.amountMicros);
+      into.units += entry.units;
+      if (entry.unpriced) into.unpriced = (into.unpriced ?? 0) + entry.unpriced;
+      for (const [category, item] of Object.entries(entry.byCategory)) {
+        const to = (into.byCategory[category] ??= { units: 0, amountMicros: 0 });
+        to.amountMicros = sumMicros(to.amountMicros, item.amountMicros);
+        to.units += item.units;
+        if (item.unpriced) to.unpriced = (to.unpriced ?? 0) + item.unpriced;
+      }
+    }
+  }
+  return sum;
 }
 
 /** Contract §4 `totals`: currencies and categories sorted, amounts as exact decimal strings. */

@@ -782,6 +782,57 @@ describe('explain in a portfolio shared by two clients', () => {
   });
 });
 
+describe('rating history in a portfolio shared by two clients', () => {
+  it("shows each key the portfolio's ratings narrowed to its WABAs: their share of the totals, nothing of the mate's", async () => {
+    await withSharedPortfolio(async () => {
+      // W1: one marketing conversation in India; W2: two (other amounts, so a leak would show).
+      await service.postEvents([
+        ...conversationLines('W1', 'PN1', '919876543210', 'wamid.k1'),
+        ...conversationLines('W2', 'PN2', '919876543211', 'wamid.k2'),
+        ...conversationLines('W2', 'PN2', '919876543212', 'wamid.k3'),
+      ]);
+      type Rating = { wabas: string[]; totals: Record<string, { amount: string; units: number }> };
+      const historyOf = async (key: string) =>
+        (await json(await service.get('/v1/ratings', key))).ratings as Rating[];
+      const [all] = await historyOf(KEY_ALL);
+      expect(all!.wabas).toEqual(['W1', 'W2']);
+      for (const [key, waba] of [
+        [KEY_W1, 'W1'],
+        [KEY_W2, 'W2'],
+      ] as const) {
+        const history = await historyOf(key);
+        expect(history.length).toBeGreaterThan(0);
+        const [latest] = history;
+        expect(latest!.wabas).toEqual([waba]);
+        const own = await json(await service.get(`/v1/totals?waba=${waba}`, key));
+        expect(latest!.totals).toEqual(own.totals);
+        expect(JSON.stringify(history)).not.toContain(waba === 'W1' ? 'W2' : 'W1');
+      }
+      const unitsOf = async (key: string, waba: string) =>
+        (
+          (await json(await service.get(`/v1/totals?waba=${waba}`, key))) as {
+            totals: { USD: { units: number } };
+          }
+        ).totals.USD.units;
+      expect(await unitsOf(KEY_W1, 'W1')).not.toBe(await unitsOf(KEY_W2, 'W2'));
+      // A re-rate by an administrator: the same narrowing, and its unit changes are not shown to a W1 key.
+      const rerate = await service.app.request('/v1/rerate', {
+        method: 'POST',
+        headers: { Authorization: `Bearer ${KEY_ALL}` },
+        body: JSON.stringify({ as_of_rules: 'PMP-2025' }),
+      });
+      expect((await json(rerate)).accounts_changed).toBe(false);
+      const [afterRerate] = (await json(await service.get('/v1/ratings', KEY_W1))).ratings as (Rating & {
+        reason: string;
+        changes?: unknown;
+      })[];
+      expect(afterRerate!.reason).toBe('rerate');
+      expect(afterRerate!.wabas).toEqual(['W1']);
+      expect(afterRerate!.changes).toBeUndefined();
+    });
+  });
+});
+
 describe("one client's writes never change another client's bill", () => {
   const unitsOf = async (key: string, waba: string) =>
     ((await json(await service.get(`/v1/units?waba=${waba}&limit=1000`, key))).units as object[]).map((u) =>

@@ -9,7 +9,7 @@ import { matchedRoutes } from 'hono/route';
 import { parseInstant } from '../core/calendar.js';
 import { eventKey, type CoreEvent } from '../core/events.js';
 import { MoneyRangeError, formatMicros } from '../core/money.js';
-import { CSV_COLUMNS, totalsToJson, unitCsvRow, unitToJson } from '../core/report.js';
+import { CSV_COLUMNS, sumTotals, totalsToJson, unitCsvRow, unitToJson } from '../core/report.js';
 import { ERAS, type Era } from '../core/units.js';
 import { parseEventValue } from '../ingest/parse-event.js';
 import { verifyMetaSignature } from '../ingest/signature.js';
@@ -83,7 +83,8 @@ function wabasOf(events: readonly CoreEvent[]): Set<string> {
   return wabas;
 }
 
-function ratingToJson(record: RatingRecord) {
+/** `isNarrowed`: a limited key's view of a rating that covered other WABAs too (its `changes` left out). */
+function ratingToJson(record: RatingRecord, isNarrowed = false) {
   return {
     id: record.id,
     rated_at: new Date(record.ratedAtMs).toISOString(),
@@ -92,7 +93,7 @@ function ratingToJson(record: RatingRecord) {
     as_of_rules: record.asOfRules,
     rate_cards: record.rateCards,
     totals: totalsToJson(record.totals),
-    ...(record.changes === undefined ? {} : { changes: record.changes }),
+    ...(record.changes === undefined || isNarrowed ? {} : { changes: record.changes }),
   };
 }
 
@@ -739,6 +740,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
     return c.json({
       rating_id: report.ratingId,
       wabas: report.wabas,
+      accounts_changed: report.isAccountsChanged,
       changed: report.changed,
       unchanged: report.unchanged,
       totals: report.totals,
@@ -749,12 +751,25 @@ export function createApp(deps: AppDeps): Hono<Env> {
     const limit = limitOf(c, 50);
     const scope = scopeOf(c);
     await rating.current(scopeOf(c));
-    const records = await fromStore(store.listRatings(scope === undefined ? limit : MAX_PAGE));
-    // A rating is shown to a limited key only when every WABA it covers is the key's.
-    const visible = records.filter(
-      (record) => scope === undefined || record.wabas.every((w) => scope.includes(w)),
-    );
-    return c.json({ ratings: visible.slice(0, limit).map(ratingToJson) });
+    if (scope === undefined) {
+      return c.json({ ratings: (await fromStore(store.listRatings(limit))).map((r) => ratingToJson(r)) });
+    }
+    // A limited key sees the ratings that touched its WABAs, narrowed to them: their WABAs and their share
+    // of the totals (a portfolio mate's money is not its business). A rating from before the totals were
+    // kept per WABA is shown only when every WABA it covers is the key's; a re-rate's unit changes likewise.
+    const records = await fromStore(store.listRatings(MAX_PAGE, scope));
+    const visible = records.flatMap((record) => {
+      if (record.wabas.every((w) => scope.includes(w))) return [ratingToJson(record)];
+      if (record.totalsByWaba === undefined) return [];
+      const own = record.wabas.filter((w) => scope.includes(w));
+      return [
+        ratingToJson(
+          { ...record, wabas: own, totals: sumTotals(own.map((w) => record.totalsByWaba?.[w])) },
+          true,
+        ),
+      ];
+    });
+    return c.json({ ratings: visible.slice(0, limit) });
   });
 
   // --- operations ------------------------------------------------------------------------------------

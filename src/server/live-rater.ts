@@ -37,6 +37,8 @@ export interface RatingResultRows {
 /** One live rating of a scope, ready to be written. */
 export interface LiveRating {
   totals: Record<string, CurrencyTotals>;
+  /** The same per WABA of the scope (the rating history shows a key its WABAs' share). */
+  totalsByWaba: Record<string, Record<string, CurrencyTotals>>;
   units: number;
   pending: number;
   /** The rows that changed since the scope's last stored rating; `null` when that is not known. */
@@ -156,6 +158,19 @@ export function currencyTotalsOf(units: readonly BillableUnit[]): Record<string,
   return totals.toMicros();
 }
 
+/** Totals per WABA, then per currency (what a key for some of a rating's WABAs is shown). */
+export function currencyTotalsByWabaOf(
+  units: readonly BillableUnit[],
+): Record<string, Record<string, CurrencyTotals>> {
+  const byWaba = new Map<string, BillableUnit[]>();
+  for (const unit of units) {
+    const list = byWaba.get(unit.waba);
+    if (list) list.push(unit);
+    else byWaba.set(unit.waba, [unit]);
+  }
+  return Object.fromEntries([...byWaba].map(([waba, list]) => [waba, currencyTotalsOf(list)]));
+}
+
 /** Rates a scope's events with the service's pricing: the one rating call of live, re-rate and explain. */
 export function rateWithPricing(
   pricing: PricingSetup,
@@ -201,6 +216,7 @@ export function createInProcessLiveRater(store: Store, pricing: PricingSetup): L
       unsettled.set(key, storedRatingOf(result));
       return {
         totals: currencyTotalsOf(result.units),
+        totalsByWaba: currencyTotalsByWabaOf(result.units),
         units: result.units.length,
         pending: result.pending.length,
         diff: before ? diffRating(before, result) : null,

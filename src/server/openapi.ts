@@ -412,6 +412,10 @@ export const openApiDocument = {
             properties: {
               rating_id: { type: ['string', 'null'] },
               wabas: { type: 'array', items: { type: 'string' } },
+              accounts_changed: {
+                type: 'boolean',
+                description: "The server's accounts differ from those the scope's last rating priced with.",
+              },
               changed: { type: 'array', items: { type: 'object' } },
               unchanged: { type: 'integer' },
               totals: {

@@ -3,7 +3,8 @@
 // re-rate (what-if / new cards) and explain use-cases. It never rates a subset of a portfolio's events:
 // volume tiers and free allowances count across the whole portfolio.
 
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
+import type { Account } from '../core/events.js';
 import type { RateCard } from '../core/pricing-context.js';
 import {
   pendingToJson,
@@ -21,6 +22,7 @@ import { createAccountBook } from '../ingest/accounts-file.js';
 import type { CurrencyTotals, RatingRecord, Store } from '../store/store.js';
 import {
   createInProcessLiveRater,
+  currencyTotalsByWabaOf,
   currencyTotalsOf,
   type LiveRater,
   type PricingSetup,
@@ -29,7 +31,14 @@ import {
 import { errorFields, type Logger } from './logger.js';
 import type { StoreHealth } from './store-health.js';
 
-export { accountBookFor, currencyTotalsOf, diffRating, sameRecord, type PricingSetup } from './live-rater.js';
+export {
+  accountBookFor,
+  currencyTotalsByWabaOf,
+  currencyTotalsOf,
+  diffRating,
+  sameRecord,
+  type PricingSetup,
+} from './live-rater.js';
 
 export interface RerateRequest {
   /** WABAs to re-rate; undefined = every WABA the caller may see (`visibleWabas`). */
@@ -59,6 +68,12 @@ export interface RerateReport {
   changed: UnitChange[];
   unchanged: number;
   totals: { old: TotalsJson; new: TotalsJson };
+  /**
+   * The accounts (time zones, currencies, portfolios…) differ from those the scope's last rating priced with
+   * (its `accountsDigest`): part of what changed comes from them — a re-rate without the service's accounts
+   * file, say. `false` when they are the same or the last rating did not record them.
+   */
+  isAccountsChanged: boolean;
 }
 
 export interface RerateError {
@@ -222,6 +237,7 @@ export function createRatingService(deps: RatingServiceDeps): RatingService {
   const { store, pricing, clock, logger } = deps;
   /** Portfolios come from the accounts file only (account_update never moves a WABA). */
   const baseBook = createAccountBook(pricing.accounts);
+  const pricingAccountsDigest = accountsDigest(pricing.accounts);
   const debounceMs = deps.debounceMs ?? 100;
   const throttleFactor = deps.throttleFactor ?? 3;
   const retries = deps.retries ?? true;
@@ -276,7 +292,12 @@ export function createRatingService(deps: RatingServiceDeps): RatingService {
     reason: string,
     scope: string[],
     totals: Record<string, CurrencyTotals>,
-    extra: { asOfRules?: Era; rateCards?: readonly string[]; changes?: unknown },
+    extra: {
+      asOfRules?: Era;
+      rateCards?: readonly string[];
+      changes?: unknown;
+      totalsByWaba?: Record<string, Record<string, CurrencyTotals>>;
+    },
   ): RatingRecord {
     return {
       id: `rating_${randomUUID()}`,
@@ -286,7 +307,9 @@ export function createRatingService(deps: RatingServiceDeps): RatingService {
       asOfRules: extra.asOfRules ?? null,
       rateCards: [...(extra.rateCards ?? pricing.cards.map((card) => card.id))],
       totals,
+      accountsDigest: pricingAccountsDigest,
       ...(extra.changes === undefined ? {} : { changes: extra.changes }),
+      ...(extra.totalsByWaba === undefined ? {} : { totalsByWaba: extra.totalsByWaba }),
     };
   }
 
@@ -298,7 +321,7 @@ export function createRatingService(deps: RatingServiceDeps): RatingService {
     const startedMs = performance.now();
     const rating = await liveRater.rate(scope);
     const ratedMs = performance.now();
-    const record = newRecord('live', scope, rating.totals, {});
+    const record = newRecord('live', scope, rating.totals, { totalsByWaba: rating.totalsByWaba });
     let written: number;
     try {
       // The writer lock lost, the SQLite file gone: nothing is written (a retry will find it still so).
@@ -499,9 +522,13 @@ export function createRatingService(deps: RatingServiceDeps): RatingService {
       else changed.push({ unit: (before ?? after)!.id, old: before, new: after });
     }
     const totals = { old: totalsOf(oldUnits), new: totalsOf(newUnits) };
+    const [last] = await store.listRatings(1, scope);
+    const isAccountsChanged =
+      last?.accountsDigest !== undefined && last.accountsDigest !== pricingAccountsDigest;
     let ratingId: string | null = null;
     if (!request.isDryRun) {
       const record = newRecord(request.reason ?? 'rerate', scope, currencyTotalsOf(result.units), {
+        totalsByWaba: currencyTotalsByWabaOf(result.units),
         ...(request.asOfRules ? { asOfRules: request.asOfRules } : {}),
         ...(rateCards ? { rateCards } : {}),
         changes: {
@@ -532,7 +559,7 @@ export function createRatingService(deps: RatingServiceDeps): RatingService {
       ratingId = record.id;
       logger.info('re-rated', { ratingId, wabas: scope.length, changed: changed.length });
     }
-    return ok({ ratingId, wabas: [...reported].sort(), changed, unchanged, totals });
+    return ok({ ratingId, wabas: [...reported].sort(), changed, unchanged, totals, isAccountsChanged });
   }
 
   async function explain(query: {
@@ -597,4 +624,19 @@ export function createRatingService(deps: RatingServiceDeps): RatingService {
       await liveRater.close();
     },
   };
+}
+
+/**
+ * A digest of what pricing takes from the accounts file: each WABA's time zone, currency, portfolio, primary
+ * country and authentication-international dates, in WABA order with sorted keys (the file's order and
+ * layout do not matter). Stored with each rating, so that a re-rate under other accounts is said.
+ */
+export function accountsDigest(accounts: readonly Account[]): string {
+  const sorted = [...accounts].sort((a, b) => (a.waba < b.waba ? -1 : a.waba > b.waba ? 1 : 0));
+  const canonical = JSON.stringify(sorted, (_key, value: unknown) =>
+    value !== null && typeof value === 'object' && !Array.isArray(value)
+      ? Object.fromEntries(Object.entries(value).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+      : value,
+  );
+  return createHash('sha256').update(canonical).digest('hex').slice(0, 16);
 }

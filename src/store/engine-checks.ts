@@ -166,10 +166,18 @@ export function foldTotals(rows: readonly Record<string, unknown>[]): Record<str
  * A rating's totals as stored (JSON): an amount past 2^53 micros, a bigint here, is written as a decimal
  * string, which JSON numbers could not hold exactly.
  */
-export function storedTotalsJson(totals: Record<string, CurrencyTotals>): string {
+export function storedTotalsJson(
+  totals: Record<string, CurrencyTotals> | Record<string, Record<string, CurrencyTotals>>,
+): string {
   return JSON.stringify(totals, (_key, value: unknown) =>
     typeof value === 'bigint' ? value.toString() : value,
   );
+}
+
+/** Totals per WABA as `storedTotalsJson` wrote them (parsed). */
+export function totalsByWabaFromStored(parsed: unknown): Record<string, Record<string, CurrencyTotals>> {
+  const byWaba = parsed as Record<string, unknown>;
+  return Object.fromEntries(Object.entries(byWaba).map(([waba, totals]) => [waba, totalsFromStored(totals)]));
 }
 
 /** A rating's totals as `storedTotalsJson` wrote them (parsed): string amounts back to bigints. */

@@ -605,6 +605,29 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
         expect(await store.listRatings(1)).toStrictEqual([third]);
       });
 
+      it('keeps totals per WABA and the accounts digest, and lists the ratings touching given WABAs', async () => {
+        const store = await fresh();
+        const usd = (amountMicros: number | bigint) => ({
+          USD: { amountMicros, units: 1, byCategory: { utility: { units: 1, amountMicros } } },
+        });
+        const shared: RatingRecord = {
+          ...rating('r1', ['W1', 'W2'], T0),
+          totals: usd(10_000_000_000_000_801n),
+          totalsByWaba: { W1: usd(1400), W2: usd(10_000_000_000_000_000n - 599n) },
+          accountsDigest: 'a1b2c3d4e5f60718',
+        };
+        const other = rating('r2', ['W3'], T0 + 10);
+        await store.replaceRating(shared, EMPTY);
+        await store.replaceRating(other, EMPTY);
+        expect(await store.listRatings(10, ['W2'])).toStrictEqual([shared]);
+        expect((await store.listRatings(10, ['W3', 'W1'])).map((r) => r.id)).toEqual(['r2', 'r1']);
+        expect(await store.listRatings(10, ['W9'])).toEqual([]);
+        // Older records (and records without them) have neither.
+        const [plain] = await store.listRatings(1);
+        expect(plain).toStrictEqual(other);
+        expect('totalsByWaba' in plain! || 'accountsDigest' in plain!).toBe(false);
+      });
+
       it('refuses a rating that writes rows outside its WABAs', async () => {
         const store = await fresh();
         await expect(

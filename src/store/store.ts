@@ -138,6 +138,16 @@ export interface RatingRecord {
   rateCards: string[];
   /** Totals of the scope after this rating, per currency. */
   totals: Record<string, CurrencyTotals>;
+  /**
+   * The same totals per WABA of the scope, so that a key for some of its WABAs can be shown their share
+   * (store migration 6; `undefined` in records written before it).
+   */
+  totalsByWaba?: Record<string, Record<string, CurrencyTotals>>;
+  /**
+   * What the rating priced with from the accounts (each WABA's time zone, currency, portfolio…), as a digest
+   * (`accountsDigest`, src/core/events.ts): a re-rate under other accounts says so (migration 6).
+   */
+  accountsDigest?: string;
   /** For a re-rate: what changed (old vs new per unit and in total). */
   changes?: unknown;
 }
@@ -187,7 +197,11 @@ export interface Store {
    * it leaves exactly what `replaceRating` would store for the new one.
    */
   applyRatingDiff(rating: RatingRecord, diff: RatingDiff): Promise<void>;
-  listRatings(limit: number): Promise<RatingRecord[]>;
+  /**
+   * The rating history, newest first; with `wabas`, only ratings whose scope holds at least one of them (a
+   * key's view: filtered in the query, so a busy store's other clients never push a key's ratings off a page).
+   */
+  listRatings(limit: number, wabas?: readonly string[]): Promise<RatingRecord[]>;
 
   queryUnits(filter: UnitFilter, page: { limit: number; cursor?: string }): Promise<UnitPage>;
   /** Aggregated in the store, never by loading every unit. */

@@ -49,7 +49,14 @@ describe('PostgreSQL specifics', () => {
     const schema = freshSchema();
     const stores = await Promise.all([1, 2, 3].map(() => openPostgresStore(DATABASE_URL, { schema })));
     const { rows } = await admin!.query(`SELECT version FROM ${schema}.schema_migrations`);
-    expect(rows).toEqual([{ version: 1 }, { version: 2 }, { version: 3 }, { version: 4 }, { version: 5 }]);
+    expect(rows).toEqual([
+      { version: 1 },
+      { version: 2 },
+      { version: 3 },
+      { version: 4 },
+      { version: 5 },
+      { version: 6 },
+    ]);
     await Promise.all(stores.map((store) => store.close()));
   });
 
@@ -70,7 +77,14 @@ describe('PostgreSQL specifics', () => {
     const store = await openStore(url.toString());
     await store.ping();
     const { rows } = await admin!.query(`SELECT version FROM ${schema}.schema_migrations`);
-    expect(rows).toEqual([{ version: 1 }, { version: 2 }, { version: 3 }, { version: 4 }, { version: 5 }]);
+    expect(rows).toEqual([
+      { version: 1 },
+      { version: 2 },
+      { version: 3 },
+      { version: 4 },
+      { version: 5 },
+      { version: 6 },
+    ]);
     await store.close();
   });
 
@@ -160,15 +174,15 @@ describe('PostgreSQL opened read-only (commands that only read: estimate, rerate
     const schema = freshSchema();
     await (await openPostgresStore(DATABASE_URL, { schema })).close();
     await admin!.query(
-      `ALTER TABLE ${schema}.units DROP COLUMN is_category_from_webhook;
-       DELETE FROM ${schema}.schema_migrations WHERE version = 5`,
+      `ALTER TABLE ${schema}.ratings DROP COLUMN totals_by_waba, DROP COLUMN accounts_digest;
+       DELETE FROM ${schema}.schema_migrations WHERE version = 6`,
     );
     await expect(openPostgresStore(DATABASE_URL, { schema, isReadOnly: true })).rejects.toMatchObject({
       code: 'STORE_NEEDS_MIGRATION',
-      message: `the wameter store in the schema "${schema}" of ${database} is older than this wameter (schema migration 5 not applied yet), and a read-only open does not migrate it`,
+      message: `the wameter store in the schema "${schema}" of ${database} is older than this wameter (schema migration 6 not applied yet), and a read-only open does not migrate it`,
     });
     const { rows } = await admin!.query(`SELECT max(version) AS newest FROM ${schema}.schema_migrations`);
-    expect(rows).toEqual([{ newest: 4 }]);
+    expect(rows).toEqual([{ newest: 5 }]);
   });
 
   it('refuses a store a newer wameter migrated, as a writing open does', async () => {

@@ -18,6 +18,7 @@ import {
   checkReadableMigrations,
   foldTotals,
   storedTotalsJson,
+  totalsByWabaFromStored,
   totalsFromStored,
   findingWaba,
   sortPoints,
@@ -193,6 +194,14 @@ const MIGRATIONS: readonly Migration[] = [
     version: 5,
     name: 'units say when their category came from the webhook',
     sql: `ALTER TABLE units ADD COLUMN is_category_from_webhook boolean; -- true, or NULL: from the send log`,
+  },
+  {
+    version: 6,
+    name: 'ratings keep totals per WABA and the digest of the accounts they priced with',
+    sql: `
+      ALTER TABLE ratings ADD COLUMN totals_by_waba jsonb; -- {waba: totals}, or NULL (older ratings)
+      ALTER TABLE ratings ADD COLUMN accounts_digest text; -- or NULL (older ratings)
+    `,
   },
 ];
 
@@ -451,11 +460,17 @@ class PostgresStore implements Store {
     }, rating);
   }
 
-  async listRatings(limit: number): Promise<RatingRecord[]> {
-    const { rows } = await this.pool.query(
-      'SELECT * FROM ratings ORDER BY rated_at_ms DESC, seq DESC LIMIT $1',
-      [checkLimit(limit)],
-    );
+  async listRatings(limit: number, wabas?: readonly string[]): Promise<RatingRecord[]> {
+    const { rows } =
+      wabas === undefined
+        ? await this.pool.query('SELECT * FROM ratings ORDER BY rated_at_ms DESC, seq DESC LIMIT $1', [
+            checkLimit(limit),
+          ])
+        : await this.pool.query(
+            // ?| : the scope (a JSON array of strings) holds any of them.
+            'SELECT * FROM ratings WHERE wabas ?| $2::text[] ORDER BY rated_at_ms DESC, seq DESC LIMIT $1',
+            [checkLimit(limit), [...wabas]],
+          );
     return rows.map((row: Row) => {
       const rating: RatingRecord = {
         id: String(row.id),
@@ -467,6 +482,8 @@ class PostgresStore implements Store {
         totals: totalsFromStored(row.totals),
       };
       if (row.changes !== null) rating.changes = row.changes;
+      if (row.totals_by_waba !== null) rating.totalsByWaba = totalsByWabaFromStored(row.totals_by_waba);
+      if (row.accounts_digest !== null) rating.accountsDigest = String(row.accounts_digest);
       return rating;
     });
   }
@@ -653,8 +670,9 @@ async function insertEventGroups(
 
 async function insertRating(client: Queryable, rating: RatingRecord): Promise<void> {
   await client.query(
-    `INSERT INTO ratings (id, rated_at_ms, reason, wabas, as_of_rules, rate_cards, totals, changes)
-     VALUES ($1, $2, $3, $4::jsonb, $5, $6::jsonb, $7::jsonb, $8::jsonb)`,
+    `INSERT INTO ratings (id, rated_at_ms, reason, wabas, as_of_rules, rate_cards, totals, changes,
+       totals_by_waba, accounts_digest)
+     VALUES ($1, $2, $3, $4::jsonb, $5, $6::jsonb, $7::jsonb, $8::jsonb, $9::jsonb, $10)`,
     [
       rating.id,
       rating.ratedAtMs,
@@ -664,6 +682,8 @@ async function insertRating(client: Queryable, rating: RatingRecord): Promise<vo
       JSON.stringify(rating.rateCards),
       storedTotalsJson(rating.totals),
       rating.changes === undefined ? null : JSON.stringify(rating.changes),
+      rating.totalsByWaba === undefined ? null : storedTotalsJson(rating.totalsByWaba),
+      rating.accountsDigest ?? null,
     ],
   );
 }

@@ -27,6 +27,7 @@ describe('SQLite on disk', () => {
         { version: 3, name: 'idempotency keys per WABA' },
         { version: 4, name: 'unit and pending ids per WABA' },
         { version: 5, name: 'units say when their category came from the webhook' },
+        { version: 6, name: 'ratings keep totals per WABA and the digest of the accounts they priced with' },
       ]);
     } finally {
       db.close();
@@ -41,6 +42,7 @@ describe('SQLite on disk', () => {
     const old = new Database(path);
     old.exec(
       'CREATE INDEX events_message ON events (message_id); ALTER TABLE units DROP COLUMN is_category_from_webhook;' +
+        'ALTER TABLE ratings DROP COLUMN totals_by_waba; ALTER TABLE ratings DROP COLUMN accounts_digest;' +
         'DELETE FROM schema_migrations WHERE version >= 2',
     );
     old.close();
@@ -52,7 +54,7 @@ describe('SQLite on disk', () => {
         "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'events'",
       );
       expect(indexes.pluck().all()).not.toContain('events_message');
-      expect(db.prepare('SELECT max(version) FROM schema_migrations').pluck().get()).toBe(5);
+      expect(db.prepare('SELECT max(version) FROM schema_migrations').pluck().get()).toBe(6);
       // The store's own query for orphan statuses looks their message up through the primary key.
       await store.listEvents(['W1']);
       const orphanQuery = statements.find((sql) => sql.includes("s.kind = 'status'"));
@@ -248,15 +250,16 @@ describe('SQLite opened read-only (commands that only read: estimate, rerate --d
     await (await openSqliteStore(path)).close();
     const old = new Database(path);
     old.exec(
-      'ALTER TABLE units DROP COLUMN is_category_from_webhook; DELETE FROM schema_migrations WHERE version = 5',
+      'ALTER TABLE ratings DROP COLUMN totals_by_waba; ALTER TABLE ratings DROP COLUMN accounts_digest;' +
+        'DELETE FROM schema_migrations WHERE version = 6',
     );
     old.close();
     await expect(readOnly(path)).rejects.toMatchObject({
       code: 'STORE_NEEDS_MIGRATION',
-      message: `the wameter store in ${path} is older than this wameter (schema migration 5 not applied yet), and a read-only open does not migrate it`,
+      message: `the wameter store in ${path} is older than this wameter (schema migration 6 not applied yet), and a read-only open does not migrate it`,
     });
     const after = new Database(path, { readonly: true });
-    expect(after.prepare('SELECT max(version) FROM schema_migrations').pluck().get()).toBe(4);
+    expect(after.prepare('SELECT max(version) FROM schema_migrations').pluck().get()).toBe(5);
     after.close();
   });
 

@@ -20,6 +20,7 @@ import {
   checkReadableMigrations,
   foldTotals,
   storedTotalsJson,
+  totalsByWabaFromStored,
   totalsFromStored,
   findingWaba,
   sortPoints,
@@ -230,6 +231,14 @@ const MIGRATIONS: readonly Migration[] = [
     version: 5,
     name: 'units say when their category came from the webhook',
     sql: `ALTER TABLE units ADD COLUMN is_category_from_webhook INTEGER; -- 1, or NULL: from the send log`,
+  },
+  {
+    version: 6,
+    name: 'ratings keep totals per WABA and the digest of the accounts they priced with',
+    sql: `
+      ALTER TABLE ratings ADD COLUMN totals_by_waba TEXT;  -- JSON {waba: totals}, or NULL (older ratings)
+      ALTER TABLE ratings ADD COLUMN accounts_digest TEXT; -- or NULL (older ratings)
+    `,
   },
 ];
 
@@ -614,8 +623,9 @@ class SqliteStore implements Store {
 
   private insertRating(rating: RatingRecord): void {
     this.statement(
-      `INSERT INTO ratings (id, rated_at_ms, reason, wabas, as_of_rules, rate_cards, totals, changes)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+      `INSERT INTO ratings (id, rated_at_ms, reason, wabas, as_of_rules, rate_cards, totals, changes,
+         totals_by_waba, accounts_digest)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     ).run(
       rating.id,
       rating.ratedAtMs,
@@ -625,6 +635,8 @@ class SqliteStore implements Store {
       JSON.stringify(rating.rateCards),
       storedTotalsJson(rating.totals),
       rating.changes === undefined ? null : JSON.stringify(rating.changes),
+      rating.totalsByWaba === undefined ? null : storedTotalsJson(rating.totalsByWaba),
+      rating.accountsDigest ?? null,
     );
   }
 
@@ -699,9 +711,17 @@ class SqliteStore implements Store {
     }
   }
 
-  async listRatings(limit: number): Promise<RatingRecord[]> {
-    const rows = this.statement('SELECT * FROM ratings ORDER BY rated_at_ms DESC, seq DESC LIMIT ?').all(
-      checkLimit(limit),
+  async listRatings(limit: number, wabas?: readonly string[]): Promise<RatingRecord[]> {
+    const rows = (
+      wabas === undefined
+        ? this.statement('SELECT * FROM ratings ORDER BY rated_at_ms DESC, seq DESC LIMIT ?').all(
+            checkLimit(limit),
+          )
+        : this.statement(
+            `SELECT * FROM ratings r
+             WHERE EXISTS (SELECT 1 FROM json_each(r.wabas) w WHERE w.value IN (SELECT value FROM json_each(?)))
+             ORDER BY rated_at_ms DESC, seq DESC LIMIT ?`,
+          ).all(JSON.stringify(wabas), checkLimit(limit))
     ) as Row[];
     return rows.map((row) => {
       const rating: RatingRecord = {
@@ -714,6 +734,10 @@ class SqliteStore implements Store {
         totals: totalsFromStored(JSON.parse(String(row.totals))),
       };
       if (row.changes !== null) rating.changes = JSON.parse(String(row.changes));
+      if (row.totals_by_waba !== null) {
+        rating.totalsByWaba = totalsByWabaFromStored(JSON.parse(String(row.totals_by_waba)));
+      }
+      if (row.accounts_digest !== null) rating.accountsDigest = String(row.accounts_digest);
       return rating;
     });
   }
