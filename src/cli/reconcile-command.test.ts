@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { runWameter } from '../../test/support/cli.js';
 import { localDate } from '../core/calendar.js';
+import { DIFFERENCE_CAUSES } from '../core/reconcile.js';
 import { EXIT } from './exit-codes.js';
 
 const FIXTURES = join(import.meta.dirname, '../../test/fixtures/webhooks');
@@ -118,6 +119,51 @@ describe('wameter reconcile', () => {
     expect(result.code).toBe(EXIT.DIFFERENCES);
     expect(result.err).toContain(`${mixed}:2: MALFORMED_LINE`);
     expect(JSON.parse(result.out).differences).toHaveLength(1);
+  });
+
+  it('a message that differs from Meta only by its conversation is labelled CONVERSATION_MISMATCH', async () => {
+    const rode = join(dir, 'conversation.ndjson');
+    const status = (id: string, at: string, conversation: string) =>
+      JSON.stringify({
+        kind: 'status',
+        at,
+        id,
+        status: 'delivered',
+        pricing: { billable: true, pricing_model: 'CBP', category: 'utility' },
+        conversation: { id: conversation, origin: { type: 'utility' } },
+      });
+    const sent = (id: string, at: string) =>
+      JSON.stringify({
+        kind: 'outbound',
+        at,
+        waba: 'W1',
+        business: 'PN1',
+        user: '919876543210',
+        id,
+        template: 'utility',
+      });
+    writeFileSync(
+      rode,
+      [
+        sent('m4', '2023-07-02T02:00:00Z'),
+        status('m4', '2023-07-02T02:00:05Z', 'C3'),
+        sent('m5', '2023-07-02T03:00:00Z'),
+        status('m5', '2023-07-02T03:00:05Z', 'C4'),
+      ].join('\n') + '\n',
+    );
+    const result = await cli([rode, '--format', 'json']);
+    expect(result.code).toBe(EXIT.DIFFERENCES);
+    expect(JSON.parse(result.out).differences).toEqual([
+      expect.objectContaining({ message: 'm5', differs: ['conversation'], cause: 'CONVERSATION_MISMATCH' }),
+    ]);
+    const table = await cli([rode]);
+    expect(table.out).toContain('CONVERSATION_MISMATCH  message m5');
+    expect(table.out).not.toContain('CATEGORY_MISMATCH');
+  });
+
+  it('--help names every cause a difference can have', async () => {
+    const { out } = await cli(['--help']);
+    for (const cause of DIFFERENCE_CAUSES) expect(out, cause).toContain(cause);
   });
 
   it('malformed lines and everything checked agrees: exit 2', async () => {
@@ -287,5 +333,86 @@ describe('wameter reconcile --analytics: the period, what is compared, totals, c
     const table = await cli([...month, '--analytics', exported]);
     expect(table.out).toMatch(/wameter: +420 unit\(s\), [\d.]+ USD/);
     expect(table.out).toMatch(/Meta − wameter: +-\d+ unit\(s\), -[\d.]+ \(Meta's amount read as USD\)/);
+  });
+});
+
+describe('wameter reconcile --analytics: a half-hour export in Asia/Kathmandu (UTC+05:45)', () => {
+  // Two marketing conversations at 23:55 on 5 July and 00:05 on 6 July (local), and Meta's HALF_HOUR point
+  // 18:00Z–18:30Z (23:45–00:15 local) counting both: the auditor's reproduction.
+  const nepal = mkdtempSync(join(tmpdir(), 'wameter-reconcile-nepal-'));
+  const accounts = join(nepal, 'accounts.json');
+  const events = join(nepal, 'ev.ndjson');
+  const analytics = join(nepal, 'an.json');
+  writeFileSync(
+    accounts,
+    JSON.stringify({ accounts: [{ waba: 'W1', timezone: 'Asia/Kathmandu', currency: 'USD' }] }),
+  );
+  writeFileSync(
+    events,
+    [
+      ['m1', '919876543210', '2023-07-05T18:10:00Z'],
+      ['m2', '919876543211', '2023-07-05T18:20:00Z'],
+    ]
+      .map(([id, user, at]) =>
+        JSON.stringify({
+          kind: 'outbound',
+          at,
+          waba: 'W1',
+          business: 'PN1',
+          user,
+          id,
+          template: 'marketing',
+          delivered_at: at,
+        }),
+      )
+      .join('\n') + '\n',
+  );
+  const exportOf = (conversation: number, cost: number) =>
+    JSON.stringify({
+      conversation_analytics: {
+        data: [
+          {
+            data_points: [
+              {
+                start: 1_688_580_000,
+                end: 1_688_581_800,
+                country: 'IN',
+                conversation_type: 'REGULAR',
+                conversation_category: 'MARKETING',
+                conversation,
+                cost,
+              },
+            ],
+          },
+        ],
+      },
+      id: 'W1',
+    });
+  const args = [events, '--accounts', accounts, '--analytics', analytics];
+
+  it('the half hour across local midnight agrees: both local days compared, exit 0', async () => {
+    writeFileSync(analytics, exportOf(2, 0.0198));
+    const table = await cli(args);
+    expect(table.out).toContain('agree on everything checked');
+    expect(table.out).toContain('2023-07-05..2023-07-06 (local days in Asia/Kathmandu');
+    expect(table.out).not.toContain('TIME_ZONE_DAY_EDGE');
+    expect(table.code).toBe(EXIT.OK);
+    const requested = await cli([...args, '--from', '2023-07-05', '--to', '2023-07-06']);
+    expect(requested.out).not.toContain('TIME_ZONE_DAY_EDGE');
+    expect(requested.code).toBe(EXIT.OK);
+  });
+
+  it('a conversation Meta counts in that half hour and wameter lacks is still found (exit 4)', async () => {
+    writeFileSync(analytics, exportOf(3, 0.0297));
+    const result = await cli([...args, '--format', 'json']);
+    expect(result.code).toBe(EXIT.DIFFERENCES);
+    const json = JSON.parse(result.out);
+    expect(json.differences).toEqual([
+      expect.objectContaining({
+        bucket: expect.objectContaining({ day: '2023-07-05..2023-07-06' }),
+        cause: 'MISSING_WEBHOOK',
+      }),
+    ]);
+    expect(json.analytics.period).toMatchObject({ from: '2023-07-05', to: '2023-07-06' });
   });
 });

@@ -40,12 +40,12 @@ export function registerReconcileCommand(program: Command, io: CliIo): void {
     .option('--waba <id>', 'the WABA the analytics export describes (default: its "id", or the only WABA)')
     .option(
       '--from <date>',
-      "first day compared with --analytics, YYYY-MM-DD in the WABA's time zone (default: the first day of the first month Meta's data points touch)",
+      "first day compared with --analytics, YYYY-MM-DD in the WABA's time zone (default: the first day of the first month Meta's data points touch; for a HALF_HOUR export, the first day they touch)",
       calendarDate,
     )
     .option(
       '--to <date>',
-      "last day compared with --analytics, inclusive (default: the last day of the last month Meta's data points touch)",
+      "last day compared with --analytics, inclusive (default: the last day of the last month Meta's data points touch; for a HALF_HOUR export, the last day they touch)",
       calendarDate,
     )
     .option(
@@ -65,11 +65,13 @@ Per bucket: with --analytics, wameter's units and cost per day (in the WABA's ti
 category are compared with Meta's export, over whole calendar months (whole days for a HALF_HOUR export):
 Meta's answer states no period and lists no day without traffic, so wameter's units on a day Meta does not
 list are differences. --from/--to choose the days instead (the period asked of Meta, or a narrower one).
+A data point on several local days (a month; a half hour across the WABA's midnight, as in a UTC+05:45
+zone) is a bucket of its own, FROM..TO, holding wameter's units of that time.
 The WABA's units outside the period, and other WABAs' units, are counted as not compared. Meta's export
 states no currency: its amounts are read in the WABA's currency of the accounts file. Each difference names
 a likely cause: TEMPLATE_RECATEGORISED, TIME_ZONE_DAY_EDGE, ERA_BOUNDARY, FREE_ENTRY_POINT_MISSED,
-MISSING_WEBHOOK, UNKNOWN_RATE, COST_DIFFERS, CURRENCY_MISMATCH, META_COUNTS_FEWER, CATEGORY_MISMATCH
-(docs/estimate-and-reconcile.md).
+MISSING_WEBHOOK, UNKNOWN_RATE, COST_DIFFERS, CURRENCY_MISMATCH, META_COUNTS_FEWER, CONVERSATION_MISMATCH,
+CATEGORY_MISMATCH (docs/estimate-and-reconcile.md).
 
 Exit codes: 0 everything checked agrees; 4 differences found (even when some input lines were malformed:
 they are still named on stderr); 1 nothing done: a bad flag (or --from/--to that cut one of Meta's data
@@ -209,7 +211,7 @@ function describeDifference(difference: Difference, analytics?: AnalyticsCompari
 const BASIS_WORDS: Record<AnalyticsComparisonJson['period']['basis'], string> = {
   export_months:
     "the whole calendar months of Meta's data points: its export states no period; --from/--to to choose",
-  export_days: "the whole days of Meta's half-hour data points; --from/--to to choose",
+  export_days: "every whole day Meta's half-hour data points touch; --from/--to to choose",
   requested: '--from/--to',
 };
 

@@ -1,8 +1,10 @@
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { billableUnit } from '../../test/support/units.js';
 import {
+  DIFFERENCE_CAUSES,
   analyticsCategory,
   comparedPeriod,
   metaCostToMicros,
@@ -377,5 +379,253 @@ describe('totals and currency of an analytics comparison', () => {
     );
     expect(result.differences.map((d) => d.cause)).toEqual(['COST_DIFFERS', 'COST_DIFFERS', 'COST_DIFFERS']);
     expect(result.analytics?.currency_ratio).toBeUndefined();
+  });
+});
+
+// ---------------------------------------------------------------------------------------------------------
+// A time zone whose midnight falls inside one of Meta's half hours (Asia/Kathmandu, UTC+05:45): Meta's
+// HALF_HOUR points are cut on the clock (18:00Z–18:30Z), so one of them crosses local midnight (23:45–00:15).
+
+describe("a half-hour data point across the WABA's local midnight (Asia/Kathmandu, UTC+05:45)", () => {
+  const KATHMANDU = 'Asia/Kathmandu';
+  const marketing: Partial<BillableUnit> = { category: 'marketing', amountMicros: 9_900, rateMicros: 9_900 };
+  /** Meta's HALF_HOUR conversation_analytics points: [start ISO, conversations, cost]. */
+  const halfHours = (points: [string, number, number][]): AnalyticsExport => {
+    const parsed = parseAnalyticsExport({
+      conversation_analytics: {
+        data: [
+          {
+            data_points: points.map(([start, conversation, cost]) => ({
+              start: Date.parse(start) / 1000,
+              end: Date.parse(start) / 1000 + 1800,
+              country: 'IN',
+              conversation_type: 'REGULAR',
+              conversation_category: 'MARKETING',
+              conversation,
+              cost,
+            })),
+          },
+        ],
+      },
+      id: 'W1',
+    });
+    if (!parsed.ok) throw new Error(parsed.error.message);
+    return parsed.value;
+  };
+  const inKathmandu = { timeZoneOf: () => KATHMANDU };
+  // 18:10Z is 23:55 on 5 July in Kathmandu, 18:20Z is 00:05 on 6 July: both inside Meta's 18:00Z–18:30Z point.
+  const acrossMidnight = [
+    unitAt('before', '2023-07-05T18:10:00Z', marketing),
+    unitAt('after', '2023-07-05T18:20:00Z', marketing),
+  ];
+
+  it('the default period holds both local days the half hour touches', () => {
+    const exported = halfHours([['2023-07-05T18:00:00Z', 2, 0.0198]]);
+    expect(comparedPeriod(exported, KATHMANDU)).toEqual({
+      ok: true,
+      value: { from: '2023-07-05', to: '2023-07-06', basis: 'export_days' },
+    });
+  });
+
+  it("wameter's units of that half hour, on either side of midnight, agree with Meta's point", () => {
+    const exported = halfHours([['2023-07-05T18:00:00Z', 2, 0.0198]]);
+    const result = reconcileUnits(acrossMidnight, exported, inKathmandu);
+    expect(result.differences).toEqual([]);
+    expect(result.analytics?.period).toEqual({
+      from: '2023-07-05',
+      to: '2023-07-06',
+      time_zone: KATHMANDU,
+      basis: 'export_days',
+    });
+    expect(result.analytics?.units).toBe(2);
+    expect(result.analytics?.not_compared.outside_period.units).toBe(0);
+    expect(result.analytics?.totals[0]?.difference).toEqual({ units: 0, amount: '0' });
+  });
+
+  it('agrees too over a requested period holding both days, and refuses one holding only one of them', () => {
+    const exported = halfHours([['2023-07-05T18:00:00Z', 2, 0.0198]]);
+    const period = comparedPeriod(exported, KATHMANDU, { from: '2023-07-05', to: '2023-07-06' });
+    if (!period.ok) throw new Error(period.error.message);
+    expect(
+      reconcileUnits(acrossMidnight, exported, { ...inKathmandu, period: period.value }).differences,
+    ).toEqual([]);
+    for (const requested of [{ from: '2023-07-06' }, { to: '2023-07-05' }]) {
+      expect(comparedPeriod(exported, KATHMANDU, requested), JSON.stringify(requested)).toMatchObject({
+        ok: false,
+        error: { code: 'ANALYTICS_PERIOD_CUTS_POINT' },
+      });
+    }
+  });
+
+  it('a real difference in that half hour, or beside it, is still found', () => {
+    const exported = halfHours([
+      ['2023-07-05T17:30:00Z', 1, 0.0099], // 23:15–23:45 on 5 July
+      ['2023-07-05T18:00:00Z', 2, 0.0198], // 23:45–00:15, across midnight
+    ]);
+    const result = reconcileUnits(
+      [
+        unitAt('late-evening', '2023-07-05T17:40:00Z', marketing),
+        unitAt('after', '2023-07-05T18:20:00Z', marketing),
+        unitAt('past-midnight', '2023-07-05T18:40:00Z', marketing), // 00:25 on 6 July: Meta has no point
+      ],
+      exported,
+      inKathmandu,
+    );
+    expect(bucketsOf(result)).toEqual([
+      ['2023-07-05..2023-07-06', 'MISSING_WEBHOOK', 1, 2],
+      ['2023-07-06', 'META_COUNTS_FEWER', 1, 0],
+    ]);
+    expect(result.analytics?.totals[0]?.difference).toEqual({ units: 0, amount: '0' });
+  });
+
+  it('a half hour inside one local day adds into that day as before', () => {
+    const exported = halfHours([
+      ['2023-07-05T17:00:00Z', 1, 0.0099],
+      ['2023-07-05T17:30:00Z', 1, 0.0099],
+    ]);
+    const result = reconcileUnits(
+      [unitAt('a', '2023-07-05T17:10:00Z', marketing), unitAt('b', '2023-07-05T17:20:00Z', marketing)],
+      exported,
+      inKathmandu,
+    );
+    expect(result.differences).toEqual([]);
+    expect(result.checked.buckets).toBe(1);
+    expect(result.analytics?.period).toMatchObject({ from: '2023-07-05', to: '2023-07-05' });
+  });
+});
+
+describe("Meta's half-hour points against wameter's units of the same half hours, in any time zone", () => {
+  const SEED = 20_230_705;
+  const HALF_HOUR_S = 1800;
+  // Zones whose midnight falls on the hour, the half hour (Kolkata, St John's) and the quarter (Kathmandu,
+  // Chatham, Eucla): in the last ones one of Meta's half hours crosses every local midnight.
+  const zones = [
+    'UTC',
+    'Asia/Kolkata',
+    'America/St_Johns',
+    'Asia/Kathmandu',
+    'Pacific/Chatham',
+    'Australia/Eucla',
+  ];
+  const scenario = fc.record({
+    timeZone: fc.constantFrom(...zones),
+    /** Half hours after 2023-07-04T00:00Z with traffic, and the conversations opened in each. */
+    halfHours: fc.uniqueArray(fc.record({ index: fc.nat(200), count: fc.integer({ min: 1, max: 3 }) }), {
+      minLength: 1,
+      maxLength: 12,
+      selector: (h) => h.index,
+    }),
+    dropped: fc.nat(),
+  });
+  const base = Date.parse('2023-07-04T00:00:00Z') / 1000;
+  const build = (halfHours: { index: number; count: number }[]) => {
+    const points = halfHours.map((h) => ({
+      start: base + h.index * HALF_HOUR_S,
+      end: base + (h.index + 1) * HALF_HOUR_S,
+      country: 'IN',
+      conversation_category: 'MARKETING',
+      conversation: h.count,
+      cost: Number((0.0099 * h.count).toFixed(4)),
+    }));
+    const parsed = parseAnalyticsExport({ conversation_analytics: { data: [{ data_points: points }] } });
+    if (!parsed.ok) throw new Error(parsed.error.message);
+    const units = halfHours.flatMap((h) =>
+      Array.from({ length: h.count }, (_, k) =>
+        billableUnit({
+          id: `u${h.index}-${k}`,
+          openedAtMs: (base + h.index * HALF_HOUR_S) * 1000 + k * 10 * 60_000 + 60_000,
+          category: 'marketing',
+          amountMicros: 9_900,
+          rateMicros: 9_900,
+        }),
+      ),
+    );
+    return { exported: parsed.value, units };
+  };
+
+  it(`agree when they count the same, and one unit fewer is one difference (seed ${SEED})`, () => {
+    fc.assert(
+      fc.property(scenario, ({ timeZone, halfHours, dropped }) => {
+        const { exported, units } = build(halfHours);
+        const inZone = { timeZoneOf: () => timeZone };
+        const agreeing = reconcileUnits(units, exported, inZone);
+        expect(agreeing.differences).toEqual([]);
+        expect(agreeing.analytics?.units).toBe(units.length);
+        const missing = reconcileUnits(
+          units.filter((_, i) => i !== dropped % units.length),
+          exported,
+          inZone,
+        );
+        expect(
+          bucketsOf(missing).map(([, cause, ours, meta]) => [cause, Number(meta) - Number(ours)]),
+        ).toEqual([['MISSING_WEBHOOK', 1]]);
+        const { from, to } = missing.analytics!.period;
+        for (const [day] of bucketsOf(missing)) {
+          for (const end of String(day).split('..')) expect(end >= from && end <= to, `${day}`).toBe(true);
+        }
+      }),
+      { seed: SEED, numRuns: 200 },
+    );
+  });
+});
+
+describe('a daily data point cut a few hours off the accounts file’s time zone', () => {
+  // Meta cut the day at midnight UTC+08:00 (16:00Z, 21:30 in Kolkata the day before); the accounts file says
+  // Asia/Kolkata. The point is the day it mostly covers, in the period and in its bucket alike.
+  const dayAtPlus8 = (day: string) => Date.parse(`${day}T00:00:00+08:00`) / 1000;
+  const exported = (() => {
+    const parsed = parseAnalyticsExport({
+      pricing_analytics: {
+        data: [
+          {
+            data_points: ['2025-10-15', '2025-10-16'].map((day) => ({
+              start: dayAtPlus8(day),
+              end: dayAtPlus8(day) + 86_400,
+              volume: 1,
+              cost: 0.0014,
+              country: 'IN',
+              pricing_category: 'UTILITY',
+              pricing_type: 'REGULAR',
+            })),
+          },
+        ],
+      },
+      id: 'W1',
+    });
+    if (!parsed.ok) throw new Error(parsed.error.message);
+    return parsed.value;
+  })();
+
+  it('a unit far from either midnight agrees with the point of its day', () => {
+    const period = comparedPeriod(exported, TZ, { from: '2025-10-15', to: '2025-10-16' });
+    if (!period.ok) throw new Error(period.error.message);
+    const result = reconcileUnits(
+      [unitAt('a', '2025-10-15T05:30:00Z'), unitAt('b', '2025-10-16T05:30:00Z')],
+      exported,
+      { period: period.value },
+    );
+    expect(result.differences).toEqual([]);
+    expect(result.analytics?.not_compared.meta_outside_period.units).toBe(0);
+  });
+
+  it('a unit between the two midnights is a time-zone day edge', () => {
+    // 2025-10-15T17:00Z is 22:30 on the 15th in Kolkata and 01:00 on the 16th at UTC+08:00.
+    const result = reconcileUnits(
+      [unitAt('a', '2025-10-15T05:30:00Z'), unitAt('b', '2025-10-15T17:00:00Z')],
+      exported,
+    );
+    expect(bucketsOf(result)).toEqual([
+      ['2025-10-15', 'TIME_ZONE_DAY_EDGE', 2, 1],
+      ['2025-10-16', 'TIME_ZONE_DAY_EDGE', 0, 1],
+    ]);
+  });
+});
+
+describe('cause codes', () => {
+  it('every cause a difference can have is documented with what to do', () => {
+    const docs = readFileSync(join(import.meta.dirname, '../../docs/estimate-and-reconcile.md'), 'utf8');
+    const documented = [...docs.matchAll(/^\| `([A-Z_]+)` \|/gm)].map((m) => m[1]);
+    expect(new Set(documented)).toEqual(new Set(DIFFERENCE_CAUSES));
+    expect(DIFFERENCE_CAUSES).toContain('CONVERSATION_MISMATCH');
   });
 });

@@ -35,7 +35,12 @@ export type DifferenceCause =
   | 'CURRENCY_MISMATCH'
   /** wameter counts units Meta does not: the input holds messages Meta did not bill (or the export is partial). */
   | 'META_COUNTS_FEWER'
-  /** Any other difference of verdict (customer service window, conversation, category). */
+  /**
+   * CBP, same category: Meta's conversation ids say the message opened a conversation where wameter's rode on
+   * an open one, or rode where wameter's opened one (a conversation's start or expiry differs).
+   */
+  | 'CONVERSATION_MISMATCH'
+  /** Any other difference of verdict (customer service window, category, pricing type). */
   | 'CATEGORY_MISMATCH';
 
 const WHAT_TO_DO: Record<DifferenceCause, string> = {
@@ -57,9 +62,14 @@ const WHAT_TO_DO: Record<DifferenceCause, string> = {
     "Meta likely bills this WABA in another currency than wameter does: set the WABA's currency in the accounts file to the one of its invoices in Meta Business Manager and give a rate card in that currency (a card of another currency gives the same pattern); the rates themselves are not the cause",
   META_COUNTS_FEWER:
     'wameter counts units Meta does not: check for messages Meta did not deliver, an export filtered to fewer numbers, or one asked for fewer days than the period compared (choose the period with --from/--to)',
+  CONVERSATION_MISMATCH:
+    "same category, but Meta opened a conversation where wameter rode on an open one (or rode where wameter opened one): run `wameter explain --user …` to see wameter's conversations and when each expires, and look for a message of that conversation missing from the input (sent before it or by another tool) or one Meta did not bill",
   CATEGORY_MISMATCH:
     "the verdicts differ: run `wameter explain --user …` to see the windows, and check the user's inbound messages",
 };
+
+/** Every cause a difference can have (docs/estimate-and-reconcile.md documents each with what to do). */
+export const DIFFERENCE_CAUSES = Object.keys(WHAT_TO_DO) as readonly DifferenceCause[];
 
 // ---------------------------------------------------------------------------------------------------------
 // Meta's words, normalised
@@ -161,7 +171,10 @@ export interface MessageDifference {
 
 export interface BucketJson {
   waba: string;
-  /** Local day in the WABA's time zone, or `FROM..TO` for a point longer than a day (a month). */
+  /**
+   * Local day in the WABA's time zone, or `FROM..TO` for a point on several days: a month, or a half hour
+   * across the WABA's midnight (a UTC+05:45 zone), whose count cannot be split by day.
+   */
   day: string;
   /** ISO country, or `*` when the export has no country dimension. */
   country: string;
@@ -445,10 +458,23 @@ export function isCalendarDate(text: string): boolean {
 const HALF_DAY_MS = 12 * HOUR_MS;
 
 /**
- * The first and last local day a data point covers. Its edges are moved inwards by up to half a day, so that a
- * point cut in another time zone than the accounts file's (a midnight off by some hours) keeps its own days.
+ * A HALF_HOUR point (an hour at most) is cut on the clock, not at anyone's midnight: it lies on the local
+ * days it touches. Where the WABA's midnight falls inside a half hour (Asia/Kathmandu, UTC+05:45: 18:00Z–18:30Z
+ * is 23:45–00:15) that is two days, and the point's count cannot be split between them.
+ */
+const isClockPoint = (point: AnalyticsPoint) => point.endMs - point.startMs <= HOUR_MS;
+
+/**
+ * THE local days a data point is counted on: the period derived from an export, the check that a period holds
+ * whole points, and the bucket a point goes to all read them here. A half-hour point: the days it touches
+ * (isClockPoint). A day or a month, cut at midnight in Meta's time zone for the WABA: its edges are moved
+ * inwards by half a day, so that a point cut in another time zone than the accounts file's (a midnight off by
+ * some hours) keeps its own days — a DAILY point is the one day it mostly covers.
  */
 function daysOfPoint(point: AnalyticsPoint, timeZone: string): { first: string; last: string } {
+  if (isClockPoint(point)) {
+    return { first: localDate(point.startMs, timeZone), last: localDate(point.endMs - 1, timeZone) };
+  }
   const inset = Math.min(HALF_DAY_MS, Math.floor((point.endMs - point.startMs) / 2));
   return {
     first: localDate(point.startMs + inset, timeZone),
@@ -492,7 +518,7 @@ export function comparedPeriod(
         "Meta's export has no data points, so it says nothing of the period it covers: give the period asked of Meta (--from and --to)",
     });
   }
-  const isHalfHourly = exported.points.every((point) => point.endMs - point.startMs <= HOUR_MS);
+  const isHalfHourly = exported.points.every(isClockPoint);
   if (from === undefined) {
     const first = spans.map((span) => span.first).sort()[0]!;
     from = isHalfHourly ? first : `${first.slice(0, 7)}-01`;
@@ -513,7 +539,7 @@ export function comparedPeriod(
     if (!isOutside && !isInside) {
       return err({
         code: 'ANALYTICS_PERIOD_CUTS_POINT',
-        message: `the period ${from}..${to} holds only part of Meta's data point ${span.first}..${span.last}, whose count cannot be split by day: choose a period that holds whole points (whole months for a MONTHLY export)`,
+        message: `the period ${from}..${to} holds only part of Meta's data point ${span.first}..${span.last}, whose count cannot be split by day: choose a period that holds whole points (whole months for a MONTHLY export; both days of a half hour across the WABA's midnight)`,
       });
     }
   }
@@ -726,6 +752,10 @@ function messageCause(
       return 'TEMPLATE_RECATEGORISED';
     }
   }
+  // Same category and type, only the conversation differs: say so, not "category".
+  if (differs.includes('conversation') && !differs.includes('category') && !differs.includes('type')) {
+    return 'CONVERSATION_MISMATCH';
+  }
   return 'CATEGORY_MISMATCH';
 }
 
@@ -745,6 +775,7 @@ interface BucketTally {
   explainedBy: MessageDifference[];
 }
 
+/** A data point on several local days: a bucket of its own (a month; a half hour across midnight). */
 interface LongPoint {
   label: string;
   startMs: number;
@@ -853,27 +884,25 @@ function compareBuckets(
   const { from, to } = period;
   const isInPeriod = (day: string) => day >= from && day <= to;
 
-  // A point of a day or less is cut into the WABA's local days (half-hour points add up); a longer point
-  // (a month) stays one bucket of its own. Points outside the period (a requested one) are not compared.
+  // A point on one local day (daysOfPoint) goes to that day's bucket (half-hour points add up); a point on
+  // several (a month; a half hour across the WABA's midnight) is a bucket of its own, `FROM..TO`, and
+  // wameter's units inside it go there too: its count cannot be split by day. Points outside the period (a
+  // requested one) are not compared.
   const longPoints: LongPoint[] = [];
   const metaOutside: { units: number; micros: Micros } = { units: 0, micros: 0 };
   const labelOf = (point: AnalyticsPoint): string | undefined => {
     const span = daysOfPoint(point, timeZone);
     if (!isInPeriod(span.first) || !isInPeriod(span.last)) return undefined;
-    if (point.endMs - point.startMs <= DAY_MS + HOUR_MS) return localDate(point.startMs, timeZone);
+    if (span.first === span.last) return span.first;
     let long = longPoints.find((p) => p.startMs === point.startMs && p.endMs === point.endMs);
     if (!long) {
-      long = {
-        label: `${localDate(point.startMs, timeZone)}..${localDate(point.endMs - 1, timeZone)}`,
-        startMs: point.startMs,
-        endMs: point.endMs,
-      };
+      long = { label: `${span.first}..${span.last}`, startMs: point.startMs, endMs: point.endMs };
       longPoints.push(long);
     }
     return long.label;
   };
-  // wameter's side: inside a long point of the period, that point's bucket; else its local day, when that day
-  // is in the period.
+  // wameter's side: inside a point of the period that is a bucket of its own, that point's bucket; else its
+  // local day, when that day is in the period.
   const bucketAt = (atMs: number): string | undefined => {
     const long = longPoints.find((p) => atMs >= p.startMs && atMs < p.endMs);
     if (long) return long.label;

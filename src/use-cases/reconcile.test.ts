@@ -127,7 +127,127 @@ describe('real status webhooks against a send log', () => {
       differs: ['conversation'],
       ours: { conversation: 'rode' },
       meta: { conversation: 'opened', conversation_id: 'c2' },
-      cause: 'CATEGORY_MISMATCH',
+      cause: 'CONVERSATION_MISMATCH',
+    });
+  });
+});
+
+// ---------------------------------------------------------------------------------------------------------
+// A difference of conversation only (CBP): its cause says so
+
+describe('a message whose only difference from Meta is the conversation', () => {
+  const base = { waba: 'W1', business: 'PN1', user: '919876543210' };
+  const t = at('2023-07-02T02:00:00Z');
+  const sent = (id: string, atMs: number, template: TemplateCategory): CoreEvent => ({
+    kind: 'outbound',
+    atMs,
+    ...base,
+    id,
+    template,
+  });
+  const metaSaid = (id: string, atMs: number, category: string, conversation: string): StatusEvent => ({
+    kind: 'status',
+    atMs: atMs + 5000,
+    id,
+    status: 'delivered',
+    pricing: { pricing_model: 'CBP', category, billable: true },
+    conversation: { id: conversation, origin: { type: category } },
+  });
+
+  it('Meta opened a new conversation where wameter rode: CONVERSATION_MISMATCH, not a category mismatch', () => {
+    const result = run([
+      sent('m4', t, 'utility'),
+      metaSaid('m4', t, 'utility', 'C3'),
+      sent('m5', t + HOUR, 'utility'),
+      metaSaid('m5', t + HOUR, 'utility', 'C4'),
+    ]);
+    expect(result.differences).toEqual([
+      expect.objectContaining({
+        message: 'm5',
+        ours: expect.objectContaining({ category: 'utility', conversation: 'rode' }),
+        meta: expect.objectContaining({ category: 'utility', conversation: 'opened', conversation_id: 'C4' }),
+        differs: ['conversation'],
+        cause: 'CONVERSATION_MISMATCH',
+        note: expect.stringContaining('conversation'),
+      }),
+    ]);
+  });
+
+  it('Meta rode on its conversation where wameter opened a new one: CONVERSATION_MISMATCH', () => {
+    // 25 hours later wameter's utility conversation has expired; Meta's webhook names the same conversation.
+    const later = t + 25 * HOUR;
+    const result = run([
+      sent('m4', t, 'utility'),
+      metaSaid('m4', t, 'utility', 'C3'),
+      sent('m5', later, 'utility'),
+      metaSaid('m5', later, 'utility', 'C3'),
+    ]);
+    expect(result.differences).toEqual([
+      expect.objectContaining({
+        message: 'm5',
+        ours: expect.objectContaining({ conversation: 'opened' }),
+        meta: expect.objectContaining({ conversation: 'rode', conversation_id: 'C3' }),
+        differs: ['conversation'],
+        cause: 'CONVERSATION_MISMATCH',
+      }),
+    ]);
+  });
+
+  it('a category difference that comes with it keeps the category cause', () => {
+    const result = run([
+      sent('m4', t, 'utility'),
+      metaSaid('m4', t, 'utility', 'C3'),
+      sent('m5', t + HOUR, 'utility'),
+      metaSaid('m5', t + HOUR, 'service', 'C4'),
+    ]);
+    expect(result.differences).toEqual([
+      expect.objectContaining({
+        message: 'm5',
+        differs: ['category', 'conversation'],
+        cause: 'CATEGORY_MISMATCH',
+      }),
+    ]);
+  });
+
+  it('the analytics bucket it accounts for takes the same cause and names the message', () => {
+    const dayStart = Date.parse('2023-07-02T00:00:00Z') / 1000;
+    const exported = parseAnalyticsExport({
+      conversation_analytics: {
+        data: [
+          {
+            data_points: [
+              {
+                start: dayStart,
+                end: dayStart + 86_400,
+                country: 'IN',
+                conversation_type: 'REGULAR',
+                conversation_category: 'UTILITY',
+                conversation: 2,
+                cost: 0.008,
+              },
+            ],
+          },
+        ],
+      },
+      id: 'W1',
+    });
+    if (!exported.ok) throw new Error(exported.error.message);
+    const result = run(
+      [
+        sent('m4', t, 'utility'),
+        metaSaid('m4', t, 'utility', 'C3'),
+        sent('m5', t + HOUR, 'utility'),
+        metaSaid('m5', t + HOUR, 'utility', 'C4'),
+      ],
+      { analytics: exported.value },
+    );
+    const bucket = result.differences.find((d): d is BucketDifference => 'bucket' in d);
+    expect(bucket).toMatchObject({
+      bucket: { day: '2023-07-02', country: 'IN', category: 'utility' },
+      ours: { units: 1 },
+      meta: { units: 2 },
+      cause: 'CONVERSATION_MISMATCH',
+      messages: ['m5'],
     });
   });
 });
@@ -512,5 +632,88 @@ describe('an analytics export compared over a period', () => {
     expect(
       monthly.finish(exportOf('W1', ['2025-10-01'], 31 * 86_400), undefined, { to: '2025-10-20' }),
     ).toMatchObject({ ok: false, error: { code: 'ANALYTICS_PERIOD_CUTS_POINT' } });
+  });
+});
+
+describe('a half-hour export in a time zone whose midnight falls inside a half hour (Asia/Kathmandu)', () => {
+  const setup = (): RatingSetup => ({
+    ...bundled,
+    accounts: [{ waba: 'W1', timeZone: 'Asia/Kathmandu', currency: 'USD', portfolio: 'W1' }],
+  });
+  const sent = (id: string, user: string, atIso: string): CoreEvent => ({
+    kind: 'outbound',
+    atMs: at(atIso),
+    waba: 'W1',
+    business: 'PN1',
+    user,
+    id,
+    template: 'marketing',
+    deliveredAtMs: at(atIso),
+  });
+  // 23:55 on 5 July and 00:05 on 6 July in Kathmandu (UTC+05:45).
+  const events = [
+    sent('m1', '919876543210', '2023-07-05T18:10:00Z'),
+    sent('m2', '919876543211', '2023-07-05T18:20:00Z'),
+  ];
+  /** Meta's HALF_HOUR point 18:00Z–18:30Z (23:45–00:15 local), as in the auditor's export. */
+  const exported = (conversations: number, cost: number): AnalyticsExport => {
+    const parsed = parseAnalyticsExport({
+      conversation_analytics: {
+        data: [
+          {
+            data_points: [
+              {
+                start: 1_688_580_000,
+                end: 1_688_581_800,
+                country: 'IN',
+                conversation_type: 'REGULAR',
+                conversation_category: 'MARKETING',
+                conversation: conversations,
+                cost,
+              },
+            ],
+          },
+        ],
+      },
+      id: 'W1',
+    });
+    if (!parsed.ok) throw new Error(parsed.error.message);
+    return parsed.value;
+  };
+  const finish = (analytics: AnalyticsExport, period = {}) => {
+    const session = new ReconcileSession(setup());
+    for (const event of events) session.add(event);
+    const finished = session.finish(analytics, undefined, period);
+    if (!finished.ok) throw new Error(finished.error.message);
+    return finished.value.reconciliation;
+  };
+
+  it('agrees over the default period, which holds both local days of the half hour', () => {
+    const result = finish(exported(2, 0.0198));
+    expect(result.differences).toEqual([]);
+    expect(result.analytics).toMatchObject({
+      period: { from: '2023-07-05', to: '2023-07-06', basis: 'export_days' },
+      units: 2,
+      not_compared: { outside_period: { units: 0 } },
+      totals: [{ ours: { units: 2, amount: '0.0198' }, difference: { units: 0, amount: '0' } }],
+    });
+  });
+
+  it('agrees over --from/--to holding both days, with no day-edge difference', () => {
+    const result = finish(exported(2, 0.0198), { from: '2023-07-05', to: '2023-07-06' });
+    expect(result.differences).toEqual([]);
+    expect(result.analytics?.period.basis).toBe('requested');
+  });
+
+  it('a conversation Meta counts that wameter lacks is still a difference', () => {
+    const result = finish(exported(3, 0.0297));
+    expect(result.differences).toEqual([
+      expect.objectContaining({
+        bucket: { waba: 'W1', day: '2023-07-05..2023-07-06', country: 'IN', category: 'marketing' },
+        ours: expect.objectContaining({ units: 2 }),
+        meta: expect.objectContaining({ units: 3 }),
+        cause: 'MISSING_WEBHOOK',
+      }),
+    ]);
   });
 });
