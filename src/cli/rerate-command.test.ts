@@ -152,7 +152,9 @@ describe('wameter rerate', () => {
     expect(without.stdout).toContain('Note: the accounts (time zones, currencies, portfolios…) differ');
     const json = await run(['--db', db, '--dry-run', '--format', 'json']);
     expect((JSON.parse(json.stdout) as { accounts_changed: boolean }).accounts_changed).toBe(true);
-    expect(json.stderr).toContain('give the accounts file the service uses (--config FILE or WAMETER_ACCOUNTS)');
+    expect(json.stderr).toContain(
+      'give the accounts file the service uses (--config FILE or WAMETER_ACCOUNTS)',
+    );
   });
 
   it('refuses an unknown era with a message listing the eras (exit 1)', async () => {
