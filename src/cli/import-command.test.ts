@@ -32,6 +32,34 @@ const UNRATED_LINES = [
 ];
 
 /**
+ * A delivered status naming its WABA but no user or business number, with no outbound line: the rater cannot
+ * place it (STATUS_WITHOUT_USER), and the finding names no WABA.
+ */
+const ORPHAN_STATUS_W1_LINES = [
+  '{"kind":"status","at":"2024-03-01T10:05:03Z","id":"wamid.orphan","status":"delivered","waba":"W1"}',
+];
+
+/** A user's message and a utility reply, delivered: one priced unit of W2 and no finding. */
+const CLEAN_W2_LINES = [
+  '{"kind":"inbound","at":"2024-03-01T10:00:00Z","waba":"W2","business":"PN2","user":"919876543210","id":"wamid.in2"}',
+  '{"kind":"outbound","at":"2024-03-01T10:05:00Z","waba":"W2","business":"PN2","user":"919876543210","id":"wamid.o2","template":"utility"}',
+  '{"kind":"status","at":"2024-03-01T10:05:03Z","id":"wamid.o2","status":"delivered"}',
+];
+
+/** The same for W3. */
+const CLEAN_W3_LINES = CLEAN_W2_LINES.map((line) =>
+  line.replaceAll('W2', 'W3').replaceAll('PN2', 'PN3').replaceAll('wamid.', 'wamid.w3-'),
+);
+
+/** W2's send log alone, and then its statuses, which name no WABA (contract §1: the outbound id links them). */
+const W2_SEND_LOG_LINES = [
+  '{"kind":"outbound","at":"2024-03-02T10:05:00Z","waba":"W2","business":"PN2","user":"919876543210","id":"wamid.o3","template":"utility"}',
+];
+const W2_STATUSES_NAMING_NO_WABA = [
+  '{"kind":"status","at":"2024-03-02T10:05:03Z","id":"wamid.o3","status":"delivered"}',
+];
+
+/**
  * A new store's SQLite file with `trigger` created in it (a real failure inside SQLite): its URL and path.
  */
 async function storeWithTrigger(trigger: string): Promise<{ db: string; file: string }> {
@@ -221,6 +249,67 @@ describe('wameter import', () => {
     expect(error).not.toContain('UNKNOWN_RECIPIENT');
     expect(error).not.toContain('could not be priced');
     expect(code).toBe(0);
+  });
+
+  it('does not report again (nor exit 3 for) a finding naming no WABA that an earlier import of another WABA left', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'wameter-import-'));
+    const db = `sqlite:${join(dir, 'w.db')}`;
+    const first = await run(['import', tempFile(dir, 'orphan.ndjson', ORPHAN_STATUS_W1_LINES), '--db', db]);
+    expect(first.error).toContain('  STATUS_WITHOUT_USER: delivered message wamid.orphan ');
+    expect(first.code).toBe(3);
+
+    // Files of another WABA: a send log, then its statuses, which name no WABA, then a whole clean file.
+    for (const [name, lines] of [
+      ['w2-log.ndjson', W2_SEND_LOG_LINES],
+      ['w2-statuses.ndjson', W2_STATUSES_NAMING_NO_WABA],
+      ['w2.ndjson', CLEAN_W2_LINES],
+    ] as const) {
+      const later = await run(['import', tempFile(dir, name, lines), '--db', db]);
+      expect(later.error, name).not.toContain('STATUS_WITHOUT_USER');
+      expect(later.error, name).not.toContain('finding(s)');
+      expect(later.error, name).not.toContain('could not be rated');
+      expect(later.code, name).toBe(0);
+    }
+    // Still in the store for the service's unrestricted readers: only these imports do not report it.
+    const store = await openStore(db, { isReadOnly: true });
+    try {
+      expect((await store.listFindings({})).map((finding) => finding.code)).toEqual(['STATUS_WITHOUT_USER']);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it("reports a finding naming no WABA with the imports into its portfolio (the one that brought it first), never with another portfolio's", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'wameter-import-'));
+    const db = `sqlite:${join(dir, 'w.db')}`;
+    // W1 and W3 share a portfolio (rated together); W2 is a portfolio of its own.
+    const accounts = join(dir, 'accounts.json');
+    writeFileSync(
+      accounts,
+      JSON.stringify({
+        accounts: ['W1', 'W3'].map((waba) => ({ waba, timezone: 'UTC', currency: 'USD', portfolio: 'P13' })),
+      }),
+    );
+    const config = join(dir, 'config.json');
+    writeFileSync(config, JSON.stringify({ accounts }));
+    const importFile = (name: string, lines: readonly string[]) =>
+      run(['import', tempFile(dir, name, lines), '--db', db, '--config', config]);
+
+    expect((await importFile('w2.ndjson', CLEAN_W2_LINES)).code).toBe(0);
+    const brought = await importFile('orphan.ndjson', ORPHAN_STATUS_W1_LINES);
+    expect(brought.error).toContain(
+      'wameter import: 1 finding(s) for the imported WABAs:\n  STATUS_WITHOUT_USER: delivered message wamid.orphan ',
+    );
+    expect(brought.error).toContain('wameter import: 1 delivered message(s) could not be rated');
+    expect(brought.code).toBe(3);
+    // Another WABA of the same portfolio: the bill it joins holds the unrated message, as a WABA's own
+    // findings are reported with every import into it.
+    const samePortfolio = await importFile('w3.ndjson', CLEAN_W3_LINES);
+    expect(samePortfolio.error).toContain('  STATUS_WITHOUT_USER: delivered message wamid.orphan ');
+    expect(samePortfolio.code).toBe(3);
+    const otherPortfolio = await importFile('w2-again.ndjson', W2_SEND_LOG_LINES);
+    expect(otherPortfolio.error).not.toContain('STATUS_WITHOUT_USER');
+    expect(otherPortfolio.code).toBe(0);
   });
 
   it('exits 2, not 3, when besides unpriced units some input lines are malformed (as `wameter rate` does)', async () => {

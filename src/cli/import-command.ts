@@ -4,6 +4,7 @@
 
 import type { Command } from 'commander';
 import { eventKey, type CoreEvent } from '../core/events.js';
+import type { Finding } from '../core/units.js';
 import { readEventSources } from '../ingest/read-events.js';
 import { loadServiceConfig } from '../server/config.js';
 import { loadPricingSetup } from '../server/pricing-setup.js';
@@ -91,6 +92,11 @@ async function runImport(sources: string[], flags: ImportFlags, io: CliIo): Prom
   let duplicates = 0;
   /** The WABAs the sources name: their findings and unpriced units decide the exit code. */
   const wabas = new Set<string>();
+  /**
+   * What each rating of a portfolio holding one of `wabas` stored as its findings, by the portfolio's WABAs
+   * (a finding that names no WABA is known only by the rating that produced it, see `reportedFindings`).
+   */
+  const ratedFindings = new Map<string, readonly Finding[]>();
   /** The first refused write: nothing more is written after it (the disk is full, the database broken). */
   let writeFailure: { error: unknown } | undefined;
   let unpriced = 0;
@@ -146,7 +152,14 @@ async function runImport(sources: string[], flags: ImportFlags, io: CliIo): Prom
       );
     }
     io.writeError(`wameter import: stored ${inserted} new event(s), ${duplicates} already stored; rating…\n`);
-    const rating = commandRatingService(store, pricing.value, io);
+    const rating = commandRatingService(store, pricing.value, io, {
+      // An import rates each portfolio once, with no earlier rating to diff against: its findings are given.
+      onRatingStored(record, findings) {
+        if (findings && record.wabas.some((waba) => wabas.has(waba))) {
+          ratedFindings.set(record.wabas.join('\n'), findings);
+        }
+      },
+    });
     try {
       await rating.rateAll();
     } catch (error) {
@@ -162,12 +175,9 @@ async function runImport(sources: string[], flags: ImportFlags, io: CliIo): Prom
     for (const [currency, total] of Object.entries(totals)) {
       io.writeOut(`${currency}: ${total.units} unit(s) in the store\n`);
     }
-    // What `rate` would say of these sources: the stored findings of their WABAs, and of none (a status that
-    // names no WABA), and their units without a price.
+    // What `rate` would say of these sources: the findings of their WABAs and their units without a price.
     const imported = [...wabas];
-    const findings = (await store.listFindings({})).filter(
-      (finding) => typeof finding.waba !== 'string' || wabas.has(finding.waba),
-    );
+    const findings = reportedFindings(ratedFindings.values(), wabas);
     if (findings.length > 0) {
       io.writeError(`wameter import: ${findings.length} finding(s) for the imported WABAs:\n`);
       for (const finding of findings) io.writeError(`  ${findingLine(finding)}\n`);
@@ -184,4 +194,23 @@ async function runImport(sources: string[], flags: ImportFlags, io: CliIo): Prom
   return unpricedExit({ unpriced, unrated }, flags.allowUnpriced, (message) =>
     io.writeError(`wameter import: ${message}\n`),
   );
+}
+
+/**
+ * The findings an import reports, and whose unrated messages decide its exit code: those of the WABAs its
+ * sources name, as the ratings of their portfolios stored them (`rated`, one list per portfolio). A finding
+ * that names a WABA is reported when it names an imported one. A finding that names no WABA (a delivered
+ * status that names its WABA but no user or business number: STATUS_WITHOUT_USER) can only be placed by the
+ * rating that produced it: it is reported when that rating's portfolio holds an imported WABA. So the import
+ * that brought the status reports it, and so does a later import into the same portfolio while it stands (as
+ * a WABA's own findings are); an import of other portfolios' WABAs never does.
+ */
+function reportedFindings(rated: Iterable<readonly Finding[]>, imported: ReadonlySet<string>): Finding[] {
+  const reported: Finding[] = [];
+  for (const findings of rated) {
+    for (const finding of findings) {
+      if (typeof finding.waba !== 'string' || imported.has(finding.waba)) reported.push(finding);
+    }
+  }
+  return reported;
 }

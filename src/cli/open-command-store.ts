@@ -130,7 +130,7 @@ export function commandRatingService(
   store: Store,
   pricing: PricingSetup,
   io: CliIo,
-  extra: Pick<RatingServiceDeps, 'loadRateCards'> = {},
+  extra: Pick<RatingServiceDeps, 'loadRateCards' | 'onRatingStored'> = {},
 ): RatingService {
   return createRatingService({
     store,

@@ -1,9 +1,13 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { eventKey } from '../core/events.js';
+import { eventKey, type CoreEvent } from '../core/events.js';
 import { parseEventValue } from '../ingest/parse-event.js';
+import { openStore } from '../store/open-store.js';
 import { openSqliteStore } from '../store/sqlite/sqlite-store.js';
 import { conversationLines } from '../../test/server-kit.js';
 import { buildRatingWorker } from '../../test/support/build-server.js';
@@ -23,18 +27,26 @@ const dir = mkdtempSync(join(tmpdir(), 'wameter-live-rater-'));
 const DB = join(dir, 'live.db');
 let script: string;
 
+/** One conversation of WABA: a user's message, the business's replies and their statuses. */
+const EVENTS: CoreEvent[] = conversationLines(WABA, '106540352242922', '16505551234', 'wamid.live').flatMap(
+  (line) => {
+    const parsed = parseEventValue(line);
+    if (!parsed.ok) throw new Error(parsed.error.message);
+    return parsed.value.events;
+  },
+);
+const EVENT_INPUTS = EVENTS.map((event) => ({
+  key: eventKey(event),
+  event,
+  receivedAtMs: 0,
+  source: 'test',
+}));
+
 beforeAll(async () => {
   // A worker thread cannot run TypeScript: it runs these sources compiled.
   script = buildRatingWorker(join(import.meta.dirname, '..', '..', '.tmp', 'live-rater-test-build'));
   const store = await openSqliteStore(DB);
-  const events = conversationLines(WABA, '106540352242922', '16505551234', 'wamid.live').flatMap((line) => {
-    const parsed = parseEventValue(line);
-    if (!parsed.ok) throw new Error(parsed.error.message);
-    return parsed.value.events;
-  });
-  await store.ingestEvents(
-    events.map((event) => ({ key: eventKey(event), event, receivedAtMs: 0, source: 'test' })),
-  );
+  await store.ingestEvents(EVENT_INPUTS);
   await store.close();
 }, 120_000);
 
@@ -137,6 +149,43 @@ describe('live rating in a worker thread', () => {
     }
   });
 
+  it("reads through a read-only connection: it rates while the server's thread holds the write lock", async () => {
+    const store = await openSqliteStore(DB);
+    const local = createInProcessLiveRater(store, pricing);
+    const expected = await local.rate([WABA]);
+    // The server's thread in the middle of a write: a worker that opened the store to migrate it would wait
+    // for this lock (and fail after busy_timeout); one that only reads never asks for it.
+    const writer = new Database(DB);
+    writer.exec('BEGIN IMMEDIATE');
+    const worker = createWorkerLiveRater(script, setup, logger);
+    try {
+      const rated = await worker.rate([WABA]);
+      expect(expected.units).toBeGreaterThan(0);
+      expect(rated.full).toEqual(expected.full);
+      expect(rated.totals).toEqual(expected.totals);
+      const explain = { withDecisions: true, trace: { user: '16505551234' } };
+      expect(await worker.rateScope([WABA], explain)).toEqual(await local.rateScope([WABA], explain));
+    } finally {
+      writer.exec('ROLLBACK');
+      writer.close();
+      await worker.close();
+      await store.close();
+    }
+  });
+
+  it('never creates a store: a SQLite file gone since the server migrated it fails the rating, and stays gone', async () => {
+    const gone = join(dir, 'deleted.db');
+    const worker = createWorkerLiveRater(script, { ...setup, db: `sqlite:${gone}` }, logger);
+    try {
+      await expect(worker.rate([WABA])).rejects.toThrow(
+        `rating worker cannot start: no wameter store in ${gone}: the file does not exist`,
+      );
+      expect(existsSync(gone)).toBe(false);
+    } finally {
+      await worker.close();
+    }
+  });
+
   it('fails a rating with the reason when the worker cannot start, and tries again at the next one', async () => {
     const missing = join(dir, 'no-such-folder', 'x.db');
     const worker: LiveRater = createWorkerLiveRater(script, { ...setup, db: `sqlite:${missing}` }, logger);
@@ -146,5 +195,68 @@ describe('live rating in a worker thread', () => {
     } finally {
       await worker.close();
     }
+  });
+});
+
+const POSTGRES = process.env.WAMETER_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+
+describe('live rating in a worker thread on PostgreSQL', () => {
+  const logger = createMemoryLogger();
+  let admin: pg.Client;
+  const schemas: string[] = [];
+  /** A schema of its own (created empty), dropped after the tests; its URL (through search_path). */
+  const freshSchema = async () => {
+    const schema = `wameter_worker_${randomBytes(5).toString('hex')}`;
+    schemas.push(schema);
+    await admin.query(`CREATE SCHEMA ${schema}`);
+    const url = new URL(POSTGRES);
+    url.searchParams.set('options', `-c search_path=${schema}`);
+    return { schema, url: url.toString() };
+  };
+  let pricing: PricingSetup;
+
+  beforeAll(async () => {
+    admin = new pg.Client({ connectionString: POSTGRES });
+    await admin.connect();
+    const loaded = await loadPricingSetup({ accountsPath: null, rateCardPaths: [] });
+    if (!loaded.ok) throw new Error(loaded.error);
+    pricing = loaded.value;
+  });
+
+  afterAll(async () => {
+    for (const schema of schemas) await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+    await admin.end();
+  });
+
+  it('rates through read-only sessions like the in-process rater, and never makes a store of an empty schema', async () => {
+    const { url } = await freshSchema();
+    const store = await openStore(url);
+    await store.ingestEvents(EVENT_INPUTS);
+    const setup: WorkerSetup = { db: url, accounts: [], cards: pricing.cards, isReportedRulesEnabled: true };
+    const worker = createWorkerLiveRater(script, setup, logger);
+    try {
+      const expected = await createInProcessLiveRater(store, pricing).rate([WABA]);
+      const rated = await worker.rate([WABA]);
+      expect(expected.units).toBeGreaterThan(0);
+      expect(rated.full).toEqual(expected.full);
+      expect(rated.totals).toEqual(expected.totals);
+    } finally {
+      await worker.close();
+      await store.close();
+    }
+
+    // The server migrates before it starts the worker: a schema without wameter's tables is refused, not
+    // migrated behind the writer's back.
+    const empty = await freshSchema();
+    const refused = createWorkerLiveRater(script, { ...setup, db: empty.url }, logger);
+    try {
+      await expect(refused.rate([WABA])).rejects.toThrow(/^rating worker cannot start: no wameter store in /);
+    } finally {
+      await refused.close();
+    }
+    const tables = await admin.query('SELECT 1 FROM information_schema.tables WHERE table_schema = $1', [
+      empty.schema,
+    ]);
+    expect(tables.rowCount).toBe(0);
   });
 });

@@ -16,7 +16,7 @@ import {
 } from '../core/report.js';
 import { err, ok, type Result } from '../core/result.js';
 import { formatInstant } from '../core/calendar.js';
-import type { BillableUnit, Era, MessageDecision, TimelineEntry } from '../core/units.js';
+import type { BillableUnit, Era, Finding, MessageDecision, TimelineEntry } from '../core/units.js';
 import { failedToJson, type FailedJson } from '../core/explain.js';
 import { createAccountBook } from '../ingest/accounts-file.js';
 import type { CurrencyTotals, RatingRecord, Store } from '../store/store.js';
@@ -171,6 +171,12 @@ export interface RatingServiceDeps {
    * one-shot command, which reports the failure (`rateAll` rejects) and exits instead.
    */
   retries?: boolean;
+  /**
+   * Told of each live rating once its write committed: its record and the findings it stored for its scope
+   * (`undefined`: those of the scope's last rating stand). A finding that names no WABA is known only this
+   * way (`wameter import` reports it with the portfolio that produced it).
+   */
+  onRatingStored?(record: RatingRecord, findings: readonly Finding[] | undefined): void;
 }
 
 const RETRY_MS = 1000;
@@ -346,6 +352,7 @@ export function createRatingService(deps: RatingServiceDeps): RatingService {
     }
     liveRater.settle(scope, true);
     deps.storeHealth?.writeSucceeded();
+    deps.onRatingStored?.(record, rating.diff ? rating.diff.findings : rating.full!.findings);
     logger.debug('rated', {
       wabas: scope.length,
       units: rating.units,

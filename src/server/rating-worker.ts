@@ -1,6 +1,6 @@
 // The live-rating worker thread: its own store connection and its own copy of the server's pricing, so that
 // reading a portfolio's events and rating them runs beside the webhook endpoint, not in its event loop.
-// It only reads the store; the server's thread writes what it answers (live-rater.ts).
+// It only reads the store, through a read-only connection; the server's thread writes what it answers.
 
 import { parentPort, workerData } from 'node:worker_threads';
 import { openStore } from '../store/open-store.js';
@@ -21,7 +21,11 @@ async function main(port: NonNullable<typeof parentPort>, setup: WorkerSetup): P
   try {
     const pricing = await pricingSetupFrom(setup);
     if (!pricing.ok) throw new Error(pricing.error);
-    store = await openStore(setup.db);
+    // Read-only: the worker only lists events (live-rater.ts, createInProcessLiveRater), and the server's
+    // thread, which holds the writer lock, writes what it answers. So no bug here can ever write behind the
+    // lock's back, and nothing is created or migrated: the server migrated the store before starting this
+    // thread, and a store gone since (a SQLite file deleted) is refused, not made again empty.
+    store = await openStore(setup.db, { isReadOnly: true });
     rater = createInProcessLiveRater(store, pricing.value);
   } catch (error) {
     reply({ type: 'failed', message: error instanceof Error ? error.message : String(error) });
