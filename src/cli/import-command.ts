@@ -199,11 +199,10 @@ async function runImport(sources: string[], flags: ImportFlags, io: CliIo): Prom
 /**
  * The findings an import reports, and whose unrated messages decide its exit code: those of the WABAs its
  * sources name, as the ratings of their portfolios stored them (`rated`, one list per portfolio). A finding
- * that names a WABA is reported when it names an imported one. A finding that names no WABA (a delivered
- * status that names its WABA but no user or business number: STATUS_WITHOUT_USER) can only be placed by the
- * rating that produced it: it is reported when that rating's portfolio holds an imported WABA. So the import
- * that brought the status reports it, and so does a later import into the same portfolio while it stands (as
- * a WABA's own findings are); an import of other portfolios' WABAs never does.
+ * that names a WABA is reported when it names an imported one. A finding that names no WABA (STATUS_WITHOUT_USER
+ * of a status naming neither its WABA nor a user or business number) can only be placed by the rating that
+ * produced it: it is reported when that rating's portfolio holds an imported WABA. An import of other
+ * portfolios' WABAs never reports it.
  */
 function reportedFindings(rated: Iterable<readonly Finding[]>, imported: ReadonlySet<string>): Finding[] {
   const reported: Finding[] = [];

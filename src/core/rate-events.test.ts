@@ -383,9 +383,41 @@ describe('one message id named by two WABAs', () => {
       expect(result.pending.map((p) => [p.id, p.waba])).toEqual([['m1', 'W2']]);
       const codes = result.findings.map((f) => f.code);
       expect(codes).toContain('MESSAGE_OF_TWO_WABAS');
-      // W1's status alone names no user or business number: it cannot become a unit either.
-      expect(codes).toContain('STATUS_WITHOUT_USER');
+      // W1's status alone names no user or business number: it cannot become a unit either. The finding
+      // names W1 (its client's to see), not W2.
+      expect(result.findings.find((f) => f.code === 'STATUS_WITHOUT_USER')).toMatchObject({
+        waba: 'W1',
+        message_id: 'm1',
+      });
     }
+  });
+
+  it('statuses naming no user: one STATUS_WITHOUT_USER per WABA and per kind (delivered, or statuses alone)', async () => {
+    const orphan = (id: string, status: 'delivered' | 'sent', waba?: string): CoreEvent => ({
+      kind: 'status',
+      atMs: hours(DAY, 0),
+      id,
+      status,
+      ...(waba === undefined ? {} : { waba }),
+    });
+    const result = await rate([
+      orphan('d1', 'delivered', 'W1'),
+      orphan('d2', 'delivered', 'W1'),
+      orphan('s1', 'sent', 'W1'),
+      orphan('d3', 'delivered', 'W2'),
+      orphan('d4', 'delivered'),
+    ]);
+    const found = result.findings
+      .filter((f) => f.code === 'STATUS_WITHOUT_USER')
+      .map((f) => [f.waba ?? null, f.message.split(' ')[0], f.count])
+      .sort((a, b) => String(a).localeCompare(String(b)));
+    expect(found).toEqual([
+      [null, 'delivered', 1],
+      ['W1', 'delivered', 2],
+      ['W1', 'message', 1],
+      ['W2', 'delivered', 1],
+    ]);
+    expect(result.stats.unrated).toBe(4);
   });
 
   it('statuses that name no WABA, or the same WABA, still join the message by id', async () => {

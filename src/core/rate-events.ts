@@ -978,21 +978,26 @@ export class Rater {
     this.records.delete(record.key);
     setWaiting(record, false);
     if (this.isStreaming && horizonMs !== Infinity) this.tombstones.add(record.key, horizonMs);
+    // One finding per WABA (when the statuses name it: that client's to see) and per kind: a delivered message
+    // left unrated, or one with statuses alone (neither charged nor pending).
+    const waba = record.waba;
     if (record.deliveredAtMs !== Infinity && !record.pair) {
       this.stats.unrated += 1;
-      this.findings.add(`STATUS_WITHOUT_USER`, () => ({
+      this.findings.add(`STATUS_WITHOUT_USER:delivered:${waba ?? ''}`, () => ({
         code: 'STATUS_WITHOUT_USER',
         message: `delivered message ${record.id} has no outbound line and its status names no user or business number: feed the send log or Meta's full webhook`,
         message_id: record.id,
+        ...(waba === undefined ? {} : { waba }),
       }));
       return;
     }
     if (record.failedAtMs !== Infinity || record.deliveredAtMs !== Infinity) return;
     if (!record.pair) {
-      this.findings.add(`STATUS_WITHOUT_USER`, () => ({
+      this.findings.add(`STATUS_WITHOUT_USER:statuses:${waba ?? ''}`, () => ({
         code: 'STATUS_WITHOUT_USER',
         message: `message ${record.id} has only statuses that name no user or business number: feed the send log or Meta's full webhook`,
         message_id: record.id,
+        ...(waba === undefined ? {} : { waba }),
       }));
       return;
     }
