@@ -760,8 +760,8 @@ export function createApp(deps: AppDeps): Hono<Env> {
     const records = await fromStore(store.listRatings(MAX_PAGE, scope));
     const visible = records.flatMap((record) => {
       if (record.wabas.every((w) => scope.includes(w))) return [ratingToJson(record)];
-      if (record.totalsByWaba === undefined) return [];
       const own = record.wabas.filter((w) => scope.includes(w));
+      if (own.length === 0 || record.totalsByWaba === undefined) return [];
       return [
         ratingToJson(
           { ...record, wabas: own, totals: sumTotals(own.map((w) => record.totalsByWaba?.[w])) },

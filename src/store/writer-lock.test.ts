@@ -303,6 +303,27 @@ describe('the writer lock on SQLite (a lock file beside the database)', () => {
     await Promise.all(locks.map((lock) => lock.release()));
   });
 
+  it("the writer's store answers as the store does: every argument passed on (a key's rating history)", async () => {
+    const store = await openWriterStore(db('history'), 'serve');
+    try {
+      const record = (id: string, wabas: string[], ratedAtMs: number) => ({
+        id,
+        ratedAtMs,
+        reason: 'live',
+        wabas,
+        asOfRules: null,
+        rateCards: [],
+        totals: {},
+      });
+      await store.replaceRating(record('r1', ['W1'], 1), { units: [], pending: [], findings: [] });
+      await store.replaceRating(record('r2', ['W2'], 2), { units: [], pending: [], findings: [] });
+      expect((await store.listRatings(10, ['W1'])).map((r) => r.id)).toEqual(['r1']);
+      expect((await store.listRatings(10)).map((r) => r.id)).toEqual(['r2', 'r1']);
+    } finally {
+      await store.close();
+    }
+  });
+
   it('openWriterStore holds the lock until the store is closed; a refused one closes what it opened', async () => {
     const store = await openWriterStore(db('store'), 'serve');
     await store.ping();

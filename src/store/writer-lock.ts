@@ -155,30 +155,32 @@ class StoreHoldingWriterLock implements Store {
     }
   }
 
-  migrate: Store['migrate'] = () => this.store.migrate();
-  ping: Store['ping'] = () => this.store.ping();
-  ingestWebhook: Store['ingestWebhook'] = (raw, events) => this.store.ingestWebhook(raw, events);
-  ingestEvents: Store['ingestEvents'] = (events) => this.store.ingestEvents(events);
-  ingestBatch: Store['ingestBatch'] = (items) => this.store.ingestBatch(items);
-  getRawWebhook: Store['getRawWebhook'] = (id) => this.store.getRawWebhook(id);
-  listUnreadableWebhooks: Store['listUnreadableWebhooks'] = (limit) =>
-    this.store.listUnreadableWebhooks(limit);
-  listEvents: Store['listEvents'] = (wabas) => this.store.listEvents(wabas);
-  listWabas: Store['listWabas'] = () => this.store.listWabas();
-  replaceRating: Store['replaceRating'] = async (rating, result) => {
+  // Every argument passed on as given: a parameter a store method gains later is never dropped on the way
+  // (`listRatings`' WABA filter once was, and a limited key saw every client's rating history).
+  migrate: Store['migrate'] = (...args) => this.store.migrate(...args);
+  ping: Store['ping'] = (...args) => this.store.ping(...args);
+  ingestWebhook: Store['ingestWebhook'] = (...args) => this.store.ingestWebhook(...args);
+  ingestEvents: Store['ingestEvents'] = (...args) => this.store.ingestEvents(...args);
+  ingestBatch: Store['ingestBatch'] = (...args) => this.store.ingestBatch(...args);
+  getRawWebhook: Store['getRawWebhook'] = (...args) => this.store.getRawWebhook(...args);
+  listUnreadableWebhooks: Store['listUnreadableWebhooks'] = (...args) =>
+    this.store.listUnreadableWebhooks(...args);
+  listEvents: Store['listEvents'] = (...args) => this.store.listEvents(...args);
+  listWabas: Store['listWabas'] = (...args) => this.store.listWabas(...args);
+  replaceRating: Store['replaceRating'] = async (...args) => {
     this.checkHeld();
-    return this.store.replaceRating(rating, result);
+    return this.store.replaceRating(...args);
   };
-  applyRatingDiff: Store['applyRatingDiff'] = async (rating, diff) => {
+  applyRatingDiff: Store['applyRatingDiff'] = async (...args) => {
     this.checkHeld();
-    return this.store.applyRatingDiff(rating, diff);
+    return this.store.applyRatingDiff(...args);
   };
-  listRatings: Store['listRatings'] = (limit) => this.store.listRatings(limit);
-  queryUnits: Store['queryUnits'] = (filter, page) => this.store.queryUnits(filter, page);
-  totals: Store['totals'] = (filter) => this.store.totals(filter);
-  analytics: Store['analytics'] = (query) => this.store.analytics(query);
-  listPending: Store['listPending'] = (filter) => this.store.listPending(filter);
-  listFindings: Store['listFindings'] = (filter) => this.store.listFindings(filter);
+  listRatings: Store['listRatings'] = (...args) => this.store.listRatings(...args);
+  queryUnits: Store['queryUnits'] = (...args) => this.store.queryUnits(...args);
+  totals: Store['totals'] = (...args) => this.store.totals(...args);
+  analytics: Store['analytics'] = (...args) => this.store.analytics(...args);
+  listPending: Store['listPending'] = (...args) => this.store.listPending(...args);
+  listFindings: Store['listFindings'] = (...args) => this.store.listFindings(...args);
 }
 
 /** The refusal: who holds the lock, and what the asking command can do instead. */
