@@ -154,7 +154,10 @@ export class UnitPricer {
     draft.rateMicros = listRateMicros ?? null;
 
     if (draft.allowance !== 'none' && draft.type === 'regular') {
-      const scope = draft.allowance === 'free-conversations' ? draft.waba : draft.business;
+      // Per WABA, or per business number of the WABA (reported PMP-2026-10 rule): a business number belongs
+      // to one WABA, and another WABA's events naming it (a wrong send log, another client's key) never use
+      // its allowance.
+      const scope = draft.allowance === 'free-conversations' ? draft.waba : `${draft.waba}|${draft.business}`;
       const key = `${draft.allowance}|${scope}|${month}`;
       const used = (this.allowanceCounts.get(key) ?? 0) + 1;
       this.allowanceCounts.set(key, used);

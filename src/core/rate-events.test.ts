@@ -728,6 +728,22 @@ describe('era boundaries follow the WABA time zone', () => {
     ]);
   });
 
+  it("PMP-2026-10 (reported): another WABA's messages naming a business number never use that number's allowance", async () => {
+    const day = '2026-10-05T00:00:00Z';
+    // 1,000 service messages of W9 that name W1's number PN1 (a wrong send log, or another client's key).
+    const events: CoreEvent[] = [];
+    for (let i = 0; i < 1000; i++) {
+      const user = `9198000${String(i).padStart(5, '0')}`;
+      events.push(inbound(hours(day, 0), `in${i}`, { waba: 'W9', user }));
+      events.push(...send(hours(day, 1), `w9-${i}`, null, { waba: 'W9', user }));
+    }
+    events.push(inbound(hours(day, 2), 'own-in'), ...send(hours(day, 3), 'own', null));
+    const result = await rate(events);
+    const own = result.units.find((u) => u.messages[0] === 'own');
+    expect(own).toMatchObject({ waba: 'W1', business: 'PN1', type: 'free_tier', amountMicros: 0 });
+    expect(own!.rule).toContain('FREE_TIER(1/1000)');
+  });
+
   it('PMP-2026-10 (reported): a free entry point reply shows the utility rate it would have cost', async () => {
     const day = '2026-10-07T00:00:00Z';
     const result = await rate([inbound(hours(day, 0), 'ad', {}, true), ...send(hours(day, 1), 'f1', null)]);
