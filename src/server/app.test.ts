@@ -782,6 +782,58 @@ describe('explain in a portfolio shared by two clients', () => {
   });
 });
 
+describe('volume-tier statements posted with an API key', () => {
+  const tierLine = (waba: string) =>
+    JSON.stringify({
+      object: 'whatsapp_business_account',
+      entry: [
+        {
+          id: waba,
+          time: 1761955200,
+          changes: [
+            {
+              field: 'account_update',
+              value: {
+                event: 'VOLUME_BASED_PRICING_TIER_UPDATE',
+                volume_tier_info: {
+                  tier_update_time: 1761955200,
+                  pricing_category: 'UTILITY',
+                  tier: '1000001:',
+                  effective_month: '2025-11',
+                  region: 'India',
+                },
+              },
+            },
+          ],
+        },
+      ],
+    });
+  const post = (key: string, line: string) =>
+    service.app.request('/v1/events', {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${key}`, 'Content-Type': 'application/x-ndjson' },
+      body: `${line}\n`,
+    });
+
+  it("are refused from a key that may not write every WABA of the portfolio (they would price the mate's messages)", async () => {
+    await withSharedPortfolio(async () => {
+      const refused = await json(await post(KEY_W1, tierLine('W1')));
+      expect(refused.accepted).toBe(0);
+      expect(refused.rejected).toEqual([expect.objectContaining({ line: 1, code: 'FORBIDDEN_WABA' })]);
+      expect(refused.rejected[0].error).toContain("prices the WABA's whole portfolio");
+      expect(JSON.stringify(refused)).not.toContain('W2');
+      expect(await service.store.listEvents(['W1', 'W2'])).toEqual([]);
+      // A key for the whole portfolio may post it.
+      expect((await json(await post(KEY_ALL, tierLine('W1')))).accepted).toBe(1);
+    });
+  });
+
+  it('are taken from a key for its own portfolio (nobody else is priced by them)', async () => {
+    service = await createTestService();
+    expect((await json(await post(KEY_W1, tierLine('W1')))).accepted).toBe(1);
+  });
+});
+
 describe('rating history in a portfolio shared by two clients', () => {
   it("shows each key the portfolio's ratings narrowed to its WABAs: their share of the totals, nothing of the mate's", async () => {
     await withSharedPortfolio(async () => {

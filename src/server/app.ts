@@ -471,6 +471,8 @@ export function createApp(deps: AppDeps): Hono<Env> {
     const lines = new TextDecoder('utf-8').decode(body.bytes).split('\n');
     const rejected: { line: number; code: string; error: string }[] = [];
     const inputs: EventInput[] = [];
+    /** The body line each event came from (for a refusal after all lines are read). */
+    const lineOf = new Map<CoreEvent, number>();
     let ignored = 0;
     let lineCount = 0;
     lines.forEach((text, index) => {
@@ -520,10 +522,30 @@ export function createApp(deps: AppDeps): Hono<Env> {
       }
       for (const event of lineEvents) {
         inputs.push({ key: eventKey(event), event, receivedAtMs, source: `api:${apiKey.name}` });
+        lineOf.set(event, line);
       }
     });
     if (lineCount === 0) {
       return errorResponse(c, 'BAD_QUERY', 'The body has no event lines (NDJSON: one JSON object per line).');
+    }
+    // A volume-tier statement prices the whole portfolio (tiers count per portfolio): a key limited to some
+    // WABAs may post one only when it may write every WABA of that portfolio, or it could change a portfolio
+    // mate's prices. Meta's own (signed webhooks) always count.
+    if (scope !== undefined) {
+      for (let i = inputs.length - 1; i >= 0; i--) {
+        const { event } = inputs[i]!;
+        if (event.kind !== 'account_update' || event.volumeTier === undefined) continue;
+        const mates = await fromStore(rating.portfolioOf(event.waba));
+        if (mates.every((waba) => scope.includes(waba))) continue;
+        inputs.splice(i, 1);
+        rejected.push({
+          line: lineOf.get(event)!,
+          code: 'FORBIDDEN_WABA',
+          error:
+            "a volume-tier statement prices the WABA's whole portfolio, which holds WABAs this key may not write: post it with a key for all of them, or let Meta's signed webhook bring it",
+        });
+      }
+      rejected.sort((a, b) => a.line - b.line);
     }
     // A status naming no WABA belongs to the WABA of its message, which only a rating looks up: its message
     // is stored already (a WABA listed now, before the write, so that a failure here stores nothing), comes in

@@ -142,6 +142,11 @@ export interface RatingService {
     business?: string;
     visibleWabas?: readonly string[];
   }): Promise<ExplainReport>;
+  /**
+   * Every WABA of `waba`'s portfolio: those the store holds and those the accounts file puts there. What a
+   * statement about the whole portfolio (a volume tier) would change the bill of.
+   */
+  portfolioOf(waba: string): Promise<string[]>;
   /** Finishes pending ratings and stops timers. */
   close(): Promise<void>;
 }
@@ -287,6 +292,12 @@ export function createRatingService(deps: RatingServiceDeps): RatingService {
     }
     for (const waba of await store.listWabas()) groups.get(baseBook.accountFor(waba).portfolio)?.add(waba);
     return [...groups.values()].map((group) => [...group].sort());
+  }
+
+  async function portfolioOf(waba: string): Promise<string[]> {
+    const portfolio = baseBook.accountFor(waba).portfolio;
+    const fromAccounts = pricing.accounts.filter((a) => a.portfolio === portfolio).map((a) => a.waba);
+    return [...new Set([...(await portfolioScope([waba])), ...fromAccounts])].sort();
   }
 
   /** The WABAs sharing a portfolio with any of `wabas`. */
@@ -618,6 +629,7 @@ export function createRatingService(deps: RatingServiceDeps): RatingService {
     },
     rerate,
     explain,
+    portfolioOf,
     async close() {
       if (retryTimer) {
         clearTimeout(retryTimer);
