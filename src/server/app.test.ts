@@ -974,7 +974,9 @@ describe("one client's writes never change another client's bill", () => {
         expect(refused.status).toBe(403);
         const error = (await json(refused)).error as { code: string; message: string };
         expect(error.code).toBe('FORBIDDEN_WABA');
-        expect(error.message).toContain('W2');
+        // Said without naming the other client's WABA.
+        expect(error.message).toContain('which also holds 1 WABA(s) this key may not write');
+        expect(error.message).not.toContain('W2');
       }
       expect(await unitsOf(KEY_ALL, 'W2')).toEqual(before);
       const allowed = await json(await rerate(KEY_ALL, { wabas: ['W1'], as_of_rules: 'CBP-2023' }));

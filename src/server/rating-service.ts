@@ -504,7 +504,8 @@ export function createRatingService(deps: RatingServiceDeps): RatingService {
       // one when it may write every WABA of them.
       return err({
         code: 'FORBIDDEN_WABA',
-        message: `re-rating ${asked.join(', ')} re-rates the whole portfolio, which also holds ${hidden.join(', ')}, not one of this key's WABAs: re-rate with a key for all of them`,
+        // The other WABAs are another client's: their ids are not this key's to learn.
+        message: `re-rating ${asked.join(', ')} re-rates the whole portfolio, which also holds ${hidden.length} WABA(s) this key may not write: re-rate with a key for all of them`,
       });
     }
     const reported = new Set(scope);
