@@ -136,6 +136,11 @@ export interface ReconcileInput {
    * for a WABA the accounts file lacks). Meta's exports state no currency: their amounts are read in this one.
    */
   billingCurrencyOf?(waba: string): { currency: string; source: CurrencySource };
+  /**
+   * The WABAs whose messages `checked` counts (default: all). A key's view rates its portfolio mates' events
+   * too (shared tiers and allowances), but their messages are not its to count.
+   */
+  countedWabas?: readonly string[];
 }
 
 export type CurrencySource = 'accounts' | 'default';
@@ -211,7 +216,10 @@ export type Difference = MessageDifference | BucketDifference;
 export interface ReconciliationJson {
   differences: Difference[];
   checked: {
-    /** Delivered business messages looked at, of every WABA (each is compared with its own webhook). */
+    /**
+     * Delivered business messages looked at, of every WABA (each is compared with its own webhook); of the
+     * `countedWabas` only, when given.
+     */
     messages: number;
     /** Of those, messages whose webhook carried no pricing (API v24+, or only a status without it). */
     unverifiable: number;
@@ -582,11 +590,15 @@ export function reconcile(input: ReconcileInput): ReconciliationJson {
   const differences: Difference[] = [];
   const messageDiffs: { difference: MessageDifference; verdicts: MessageVerdicts }[] = [];
   let unverifiable = 0;
+  let counted = 0;
+  const isCounted = (waba: string) => input.countedWabas === undefined || input.countedWabas.includes(waba);
   // CBP: Meta's conversation ids against wameter's units, in delivery order.
   const unitOfMetaConversation = new Map<string, string>();
   const metaConversationOfUnit = new Map<string, string>();
 
   for (const decision of decisions) {
+    const isCountedHere = isCounted(decision.waba);
+    if (isCountedHere) counted += 1;
     const unit = unitsById.get(decision.unitId);
     const isOurOpening = unit !== undefined && unit.messages[0] === decision.messageId;
     const ours: VerdictJson = {
@@ -624,7 +636,7 @@ export function reconcile(input: ReconcileInput): ReconciliationJson {
           difference,
           verdicts: { decision, unit, ours, meta: null, isMetaOpening: isOurOpening, isOurOpening },
         });
-      } else {
+      } else if (isCountedHere) {
         unverifiable += 1;
       }
       continue;
@@ -648,7 +660,7 @@ export function reconcile(input: ReconcileInput): ReconciliationJson {
     if (conversationId) meta.conversation_id = conversationId;
 
     if (category?.startsWith('group_') || type === 'free_group_customer_service') {
-      unverifiable += 1; // group messages are not 1:1 billing units
+      if (isCountedHere) unverifiable += 1; // group messages are not 1:1 billing units
       continue;
     }
 
@@ -710,7 +722,7 @@ export function reconcile(input: ReconcileInput): ReconciliationJson {
 
   const result: ReconciliationJson = {
     differences,
-    checked: { messages: decisions.length, unverifiable, buckets: 0 },
+    checked: { messages: counted, unverifiable, buckets: 0 },
   };
   if (input.analytics) {
     const compared = compareBuckets(input, input.analytics, messageDiffs);

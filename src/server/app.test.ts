@@ -817,10 +817,13 @@ describe('volume-tier statements posted with an API key', () => {
 
   it("are refused from a key that may not write every WABA of the portfolio (they would price the mate's messages)", async () => {
     await withSharedPortfolio(async () => {
-      const refused = await json(await post(KEY_W1, tierLine('W1')));
+      const refused = (await json(await post(KEY_W1, tierLine('W1')))) as {
+        accepted: number;
+        rejected: { line: number; code: string; error: string }[];
+      };
       expect(refused.accepted).toBe(0);
       expect(refused.rejected).toEqual([expect.objectContaining({ line: 1, code: 'FORBIDDEN_WABA' })]);
-      expect(refused.rejected[0].error).toContain("prices the WABA's whole portfolio");
+      expect(refused.rejected[0]!.error).toContain("prices the WABA's whole portfolio");
       expect(JSON.stringify(refused)).not.toContain('W2');
       expect(await service.store.listEvents(['W1', 'W2'])).toEqual([]);
       // A key for the whole portfolio may post it.

@@ -508,6 +508,27 @@ describe('dashboard API: the estimate quotes only what the key may read', () => 
     expect(JSON.stringify(own)).not.toContain('W2');
   });
 
+  it("reconciliation: a key counts its own messages only; a mate's checked message proves nothing of its own", async () => {
+    // W2's message carries Meta's pricing (checkable); W1's have none.
+    await service.postEvents([
+      {
+        kind: 'status',
+        at: '2025-07-12T10:00:05Z',
+        waba: 'W2',
+        id: 'w2.o2',
+        status: 'read',
+        pricing: { billable: true, pricing_model: 'PMP', category: 'marketing', type: 'regular' },
+      },
+    ]);
+    const own = await json(await service.get('/v1/reconciliation', KEY_W1));
+    const all = await json(await service.get('/v1/reconciliation', KEY_ALL));
+    expect(all.checked.messages).toBeGreaterThan(own.checked.messages);
+    expect(own.checked.messages).toBe(own.checked.unverifiable);
+    // Nothing of W1's could be compared with Meta: the page must not claim agreement.
+    expect(own.nothing_checked).toContain('nothing could be checked against Meta');
+    expect(all.nothing_checked).toBeNull();
+  });
+
   it("reconciliation: an export naming no WABA is the key's one WABA's; never names a portfolio mate", async () => {
     const exported = marketingExport(1, 0.0107);
     const mine = await post('/v1/reconciliation', { analytics: exported }, KEY_W1);

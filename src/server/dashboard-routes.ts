@@ -664,17 +664,20 @@ export function registerDashboardRoutes(app: Hono<Env>, deps: DashboardDeps): vo
     const session = new ReconcileSession(ratingSetup());
     if (visible.length > 0)
       for (const event of await store.listEvents(await portfolioOf(visible))) session.add(event);
-    const finished = session.finish(analytics?.export, analytics?.export ? waba : undefined);
+    // Portfolio mates' messages are rated and compared (shared tiers and allowances) but not the key's to count.
+    const finished = session.finish(analytics?.export, analytics?.export ? waba : undefined, {}, visible);
     if (!finished.ok)
       throw new DashboardQueryError('BAD_QUERY', `${finished.error.code}: ${finished.error.message}`);
     // Portfolio mates were rated for their shared tiers and allowances; only the key's WABAs are reported.
     const isVisible = (difference: Difference) =>
       visible.includes('message' in difference ? difference.waba : difference.bucket.waba);
-    const { differences, checked } = finished.value.reconciliation;
-    // Nothing compared is not agreement: say why, so that the page never claims it.
+    const { checked } = finished.value.reconciliation;
+    const differences = finished.value.reconciliation.differences.filter(isVisible);
+    // Nothing compared is not agreement: say why, so that the page never claims it — judged on the key's own
+    // messages and differences (a portfolio mate's checked message proves nothing of the key's).
     const nothingChecked =
       whyNothingWasChecked(
-        finished.value.reconciliation,
+        { ...finished.value.reconciliation, differences },
         analytics !== undefined,
         'upload it on this page',
       ) ?? null;
@@ -687,7 +690,7 @@ export function registerDashboardRoutes(app: Hono<Env>, deps: DashboardDeps): vo
       analyticsJson = { ...compared, not_compared: notCompared };
     }
     return c.json({
-      differences: differences.filter(isVisible),
+      differences,
       checked,
       wabas: visible,
       nothing_checked: nothingChecked,

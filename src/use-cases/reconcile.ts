@@ -122,6 +122,7 @@ export class ReconcileSession {
     analytics?: AnalyticsExport,
     analyticsWaba?: string,
     period: RequestedPeriod = {},
+    countedWabas?: readonly string[],
   ): Result<{ reconciliation: ReconciliationJson; wabas: string[] }, ReconcileError> {
     const summary = this.rater.finish();
     // A priced status line that named no WABA belongs to its message's WABA (known once rated).
@@ -168,6 +169,7 @@ export class ReconcileSession {
       }),
       isReportedRulesEnabled: this.setup.isReportedRulesEnabled,
       ...(target ? { analytics: target } : {}),
+      ...(countedWabas ? { countedWabas } : {}),
     });
     return ok({ reconciliation, wabas });
   }
