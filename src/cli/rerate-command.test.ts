@@ -79,6 +79,7 @@ describe('wameter rerate', () => {
     const text = formatRerateTable({
       ratingId: null,
       isAccountsChanged: false,
+      outsidePeriod: null,
       wabas: ['W1'],
       changed: [
         { unit: 'u_a', old: unit('0.0107', '0.0107'), new: unit('0.0118', '0.0118') },

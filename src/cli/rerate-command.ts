@@ -50,6 +50,21 @@ export function formatRerateTable(report: RerateReport): string {
       `, ${report.unchanged} unchanged.`,
   );
   if (report.isAccountsChanged) lines.push(ACCOUNTS_CHANGED);
+  const outside = report.outsidePeriod;
+  if (outside && outside.changed > 0) {
+    const currencies = [...new Set([...Object.keys(outside.totals.old), ...Object.keys(outside.totals.new)])];
+    const amounts = currencies
+      .sort()
+      .map(
+        (currency) =>
+          `${currency} ${outside.totals.old[currency]?.amount ?? '0'} → ${outside.totals.new[currency]?.amount ?? '0'}`,
+      );
+    lines.push(
+      `Outside --from/--to, ${outside.changed} more unit(s) changed (${amounts.join(', ')}): the whole portfolio is ` +
+        `re-rated${report.ratingId === null ? ' (and would be stored)' : ' and stored'}, since conversations, ` +
+        'allowances and tiers run across any period.',
+    );
+  }
   if (report.changed.length > 0) {
     lines.push('', `${pad('unit', 44)} ${pad('old', 34)} new`);
     for (const change of report.changed) {
@@ -222,7 +237,7 @@ its POST /v1/rerate, or stop it first (--dry-run stores nothing and may run besi
             io.writeError(`wameter rerate: ${ACCOUNTS_CHANGED}\n`);
           io.writeOut(
             flags.format === 'json'
-              ? `${JSON.stringify({ rating_id: report.ratingId, wabas: report.wabas, accounts_changed: report.isAccountsChanged, changed: report.changed, unchanged: report.unchanged, totals: report.totals }, null, 2)}\n`
+              ? `${JSON.stringify({ rating_id: report.ratingId, wabas: report.wabas, accounts_changed: report.isAccountsChanged, changed: report.changed, unchanged: report.unchanged, totals: report.totals, outside_period: report.outsidePeriod }, null, 2)}\n`
               : formatRerateTable(report),
           );
         } catch (error) {

@@ -5,7 +5,7 @@ import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { eventKey } from '../core/events.js';
 import { rateEvents } from '../core/rate-events.js';
-import { ratingToJson } from '../core/report.js';
+import { ratingToJson, type TotalsJson } from '../core/report.js';
 import { parseEventValue } from '../ingest/parse-event.js';
 import { signMetaBody } from '../ingest/signature.js';
 import {
@@ -1031,6 +1031,30 @@ describe('POST /v1/rerate and GET /v1/ratings', () => {
     expect(answer.rating_id).toBeNull();
     const historyAfter = (await json(await service.get('/v1/ratings', KEY_ALL))).ratings as unknown[];
     expect(historyAfter).toEqual(historyBefore);
+  });
+
+  it('a period re-rate also says what changed outside the period (the whole portfolio is stored again)', async () => {
+    const template = (id: string, at: string) => [
+      { kind: 'outbound', at, waba: 'W1', business: 'PN1', user: '919876543210', id, template: 'marketing' },
+      { kind: 'status', at, waba: 'W1', id, status: 'delivered' },
+    ];
+    await service.postEvents([
+      ...template('wamid.oct', '2025-10-10T10:00:00Z'),
+      ...template('wamid.nov', '2025-11-10T10:00:00Z'),
+    ]);
+    const november = { from: '2025-11-01T00:00:00Z', to: '2025-12-01T00:00:00Z', as_of_rules: 'CBP-2022' };
+    const answer = (await json(await rerate(november))) as {
+      changed: { unit: string }[];
+      outside_period: { changed: number; totals: { old: TotalsJson; new: TotalsJson } };
+    };
+    expect(answer.changed.map((change) => change.unit)).toEqual(['u_wamid.nov']);
+    // October's unit was re-rated and stored too (under CBP-2022: a free-tier conversation): said, not hidden.
+    expect(answer.outside_period.changed).toBeGreaterThanOrEqual(1);
+    expect(answer.outside_period.totals.old.USD!.amount).not.toBe(
+      answer.outside_period.totals.new.USD!.amount,
+    );
+    const without = (await json(await rerate({ dry_run: true }))) as { outside_period: unknown };
+    expect(without.outside_period).toBeNull();
   });
 
   it('re-rating under the same rules changes nothing', async () => {

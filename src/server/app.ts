@@ -766,6 +766,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
       changed: report.changed,
       unchanged: report.unchanged,
       totals: report.totals,
+      outside_period: report.outsidePeriod,
     });
   });
 

@@ -425,6 +425,21 @@ export const openApiDocument = {
                   new: { $ref: '#/components/schemas/Totals' },
                 },
               },
+              outside_period: {
+                type: ['object', 'null'],
+                description:
+                  'With from/to: units opened outside the period that changed too (the whole portfolio is re-rated and stored) and their totals; null without a period.',
+                properties: {
+                  changed: { type: 'integer' },
+                  totals: {
+                    type: 'object',
+                    properties: {
+                      old: { $ref: '#/components/schemas/Totals' },
+                      new: { $ref: '#/components/schemas/Totals' },
+                    },
+                  },
+                },
+              },
             },
           }),
           ...authErrors,

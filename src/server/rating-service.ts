@@ -69,6 +69,12 @@ export interface RerateReport {
   unchanged: number;
   totals: { old: TotalsJson; new: TotalsJson };
   /**
+   * With `from`/`to`: the units opened outside the period that changed too (the whole portfolio is rated and
+   * stored again, since conversations, allowances and tiers run across any period), and their totals; `null`
+   * without a period.
+   */
+  outsidePeriod: { changed: number; totals: { old: TotalsJson; new: TotalsJson } } | null;
+  /**
    * The accounts (time zones, currencies, portfolios…) differ from those the scope's last rating priced with
    * (its `accountsDigest`): part of what changed comes from them — a re-rate without the service's accounts
    * file, say. `false` when they are the same or the last rating did not record them.
@@ -514,7 +520,8 @@ export function createRatingService(deps: RatingServiceDeps): RatingService {
       (request.fromMs === undefined || unit.openedAtMs >= request.fromMs) &&
       (request.toMs === undefined || unit.openedAtMs < request.toMs);
 
-    const oldUnits = (await listAllUnits({ wabas: [...reported] })).filter(isInPeriod);
+    const storedUnits = await listAllUnits({ wabas: [...reported] });
+    const oldUnits = storedUnits.filter(isInPeriod);
     // Each portfolio rated on its own, as live ratings do: one client's events never meet another's.
     const result: RatingResultRows = { units: [], pending: [], findings: [] };
     for (const group of groups) {
@@ -528,19 +535,20 @@ export function createRatingService(deps: RatingServiceDeps): RatingService {
     }
     const newUnits = result.units.filter(isInPeriod);
 
-    // Units are compared per (WABA, id): two clients' units may share an id (store migration 4).
-    const keyOf = (unit: BillableUnit) => JSON.stringify([unit.id, unit.waba]);
-    const oldByKey = new Map(oldUnits.map((unit) => [keyOf(unit), unitToJson(unit)]));
-    const newByKey = new Map(newUnits.map((unit) => [keyOf(unit), unitToJson(unit)]));
-    const changed: UnitChange[] = [];
-    let unchanged = 0;
-    for (const key of [...new Set([...oldByKey.keys(), ...newByKey.keys()])].sort()) {
-      const before = oldByKey.get(key) ?? null;
-      const after = newByKey.get(key) ?? null;
-      if (before && after && JSON.stringify(before) === JSON.stringify(after)) unchanged += 1;
-      else changed.push({ unit: (before ?? after)!.id, old: before, new: after });
-    }
+    const { changed, unchanged } = compareUnits(oldUnits, newUnits);
     const totals = { old: totalsOf(oldUnits), new: totalsOf(newUnits) };
+    // The whole portfolio is rated again (conversations, allowances and tiers run across any period), and the
+    // whole of it is stored: what changed outside the period is said too, never left unreported.
+    let outsidePeriod: RerateReport['outsidePeriod'] = null;
+    if (request.fromMs !== undefined || request.toMs !== undefined) {
+      const isOutside = (unit: BillableUnit) => !isInPeriod(unit);
+      const before = storedUnits.filter(isOutside);
+      const after = result.units.filter(isOutside);
+      outsidePeriod = {
+        changed: compareUnits(before, after).changed.length,
+        totals: { old: totalsOf(before), new: totalsOf(after) },
+      };
+    }
     const [last] = await store.listRatings(1, scope);
     const isAccountsChanged =
       last?.accountsDigest !== undefined && last.accountsDigest !== pricingAccountsDigest;
@@ -552,6 +560,7 @@ export function createRatingService(deps: RatingServiceDeps): RatingService {
         ...(rateCards ? { rateCards } : {}),
         changes: {
           period: { fromMs: request.fromMs ?? null, toMs: request.toMs ?? null },
+          ...(outsidePeriod ? { outsidePeriod } : {}),
           changed: changed.length,
           unchanged,
           totals,
@@ -578,7 +587,15 @@ export function createRatingService(deps: RatingServiceDeps): RatingService {
       ratingId = record.id;
       logger.info('re-rated', { ratingId, wabas: scope.length, changed: changed.length });
     }
-    return ok({ ratingId, wabas: [...reported].sort(), changed, unchanged, totals, isAccountsChanged });
+    return ok({
+      ratingId,
+      wabas: [...reported].sort(),
+      changed,
+      unchanged,
+      totals,
+      outsidePeriod,
+      isAccountsChanged,
+    });
   }
 
   async function explain(query: {
@@ -659,4 +676,23 @@ export function accountsDigest(accounts: readonly Account[]): string {
       : value,
   );
   return createHash('sha256').update(canonical).digest('hex').slice(0, 16);
+}
+
+/** Units compared per (WABA, id) — two clients' units may share an id (store migration 4) — as unit JSON. */
+function compareUnits(
+  before: readonly BillableUnit[],
+  after: readonly BillableUnit[],
+): { changed: UnitChange[]; unchanged: number } {
+  const keyOf = (unit: BillableUnit) => JSON.stringify([unit.id, unit.waba]);
+  const oldByKey = new Map(before.map((unit) => [keyOf(unit), unitToJson(unit)]));
+  const newByKey = new Map(after.map((unit) => [keyOf(unit), unitToJson(unit)]));
+  const changed: UnitChange[] = [];
+  let unchanged = 0;
+  for (const key of [...new Set([...oldByKey.keys(), ...newByKey.keys()])].sort()) {
+    const old = oldByKey.get(key) ?? null;
+    const now = newByKey.get(key) ?? null;
+    if (old && now && JSON.stringify(old) === JSON.stringify(now)) unchanged += 1;
+    else changed.push({ unit: (old ?? now)!.id, old, new: now });
+  }
+  return { changed, unchanged };
 }
