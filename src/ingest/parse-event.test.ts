@@ -4,7 +4,13 @@ import { fileURLToPath } from 'node:url';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { CoreEvent, StatusEvent } from '../core/events.js';
-import { IGNORED, parseContractLine, parseEventValue, type ParsedItem } from './parse-event.js';
+import {
+  IGNORED,
+  isNestedDeeperThan,
+  parseContractLine,
+  parseEventValue,
+  type ParsedItem,
+} from './parse-event.js';
 
 const FIXTURES = new URL('../../test/fixtures/webhooks/', import.meta.url);
 
@@ -317,6 +323,23 @@ describe('bad contract lines are errors that name the field', () => {
     expect(errorOf({ object: 'whatsapp_business_account' })).toBe(
       'webhook body needs "entry" (an array of entries)',
     );
+  });
+});
+
+describe('values nested thousands deep', () => {
+  const deep = JSON.parse(`${'['.repeat(5000)}${']'.repeat(5000)}`) as unknown;
+
+  it('are refused as no event, never a stack overflow', () => {
+    const parsed = parseEventValue({ kind: 'status', at: deep, id: 'x', status: 'delivered', waba: 'W1' });
+    expect(parsed).toMatchObject({ ok: false, error: { code: 'BAD_EVENT' } });
+    if (!parsed.ok) expect(parsed.error.message).toContain('nested too deep to be an event');
+  });
+
+  it('are measured without recursion, at any depth', () => {
+    expect(isNestedDeeperThan(deep)).toBe(true);
+    expect(isNestedDeeperThan({ a: [{ b: { c: [1, 2] } }] }, 5)).toBe(false);
+    expect(isNestedDeeperThan({ a: [{ b: { c: [1, 2] } }] }, 4)).toBe(true);
+    expect(isNestedDeeperThan('text')).toBe(false);
   });
 });
 

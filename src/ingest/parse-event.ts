@@ -135,6 +135,38 @@ function addIgnored(list: IgnoredCount[], reason: string, count = 1): void {
  * as it batches (possibly none). Values that are neither are a `BAD_EVENT` error naming what is wrong.
  */
 export function parseEventValue(value: unknown): Result<ParsedItem, ParseError> {
+  try {
+    return parseValue(value);
+  } catch (error) {
+    // A value nested thousands deep (valid JSON) overflows the stack where it is described or copied: it is
+    // no event line nor webhook body, and is refused as such rather than crashing the reader.
+    if (error instanceof RangeError)
+      return err(bad(`the value is nested too deep to be an event (${error.message})`));
+    throw error;
+  }
+}
+
+/** The deepest nesting a value read from outside may have (Meta's bodies go about 8 deep). */
+export const MAX_JSON_DEPTH = 64;
+
+/**
+ * Whether a parsed JSON value nests objects and arrays deeper than `limit` (iteratively: no recursion, so any
+ * depth is measured). For what the service takes from outside, before anything walks or copies it.
+ */
+export function isNestedDeeperThan(value: unknown, limit = MAX_JSON_DEPTH): boolean {
+  const stack: { value: unknown; depth: number }[] = [{ value, depth: 0 }];
+  while (stack.length > 0) {
+    const { value: item, depth } = stack.pop()!;
+    if (item === null || typeof item !== 'object') continue;
+    if (depth + 1 > limit) return true;
+    for (const child of Array.isArray(item) ? item : Object.values(item)) {
+      if (child !== null && typeof child === 'object') stack.push({ value: child, depth: depth + 1 });
+    }
+  }
+  return false;
+}
+
+function parseValue(value: unknown): Result<ParsedItem, ParseError> {
   if (!isRecord(value)) {
     return err(
       bad(

@@ -248,6 +248,44 @@ describe('POST /webhooks/whatsapp', () => {
     expect(await service.store.listEvents()).toEqual([]);
   });
 
+  it('keeps a signed body nested thousands deep as unreadable (400), never a crash; /v1/events rejects that line only', async () => {
+    const deep = `${'['.repeat(5000)}${']'.repeat(5000)}`;
+    const body = `{"object":"whatsapp_business_account","entry":[{"id":"W1","changes":[{"field":"messages","value":{"statuses":[{"id":"wamid.deep","status":"delivered","timestamp":${deep}}]}}]}]}`;
+    const response = await service.postWebhook(Buffer.from(body));
+    expect(response.status).toBe(400);
+    expect(await json(response)).toMatchObject({ error: { code: 'MALFORMED_JSON' } });
+    const [kept] = await service.store.listUnreadableWebhooks(10);
+    expect(kept!.parseError).toContain('nested deeper than 64 levels');
+    const lines = [
+      JSON.stringify({
+        kind: 'inbound',
+        at: '2025-07-10T09:00:00Z',
+        waba: 'W1',
+        business: 'PN1',
+        user: '919876543210',
+        id: 'wamid.ok',
+      }),
+      `{"kind":"status","at":${deep},"id":"wamid.x","status":"delivered","waba":"W1"}`,
+    ];
+    const events = await service.app.request('/v1/events', {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${KEY_ALL}`, 'Content-Type': 'application/x-ndjson' },
+      body: lines.join('\n'),
+    });
+    expect(events.status).toBe(200);
+    expect(await json(events)).toMatchObject({
+      accepted: 1,
+      rejected: [{ line: 2, code: 'MALFORMED_JSON', error: 'nested deeper than 64 levels' }],
+    });
+    const rerate = await service.app.request('/v1/rerate', {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${KEY_ALL}` },
+      body: `{"from":${deep}}`,
+    });
+    expect(rerate.status).toBe(400);
+    expect(await json(rerate)).toMatchObject({ error: { code: 'MALFORMED_JSON' } });
+  });
+
   it('keeps JSON that is not a webhook and answers 400 MALFORMED_WEBHOOK', async () => {
     const response = await service.postWebhook('[1,2,3]');
     expect(response.status).toBe(400);

@@ -11,7 +11,7 @@ import { eventKey, type CoreEvent } from '../core/events.js';
 import { MoneyRangeError, formatMicros } from '../core/money.js';
 import { CSV_COLUMNS, sumTotals, totalsToJson, unitCsvRow, unitToJson } from '../core/report.js';
 import { ERAS, type Era } from '../core/units.js';
-import { parseEventValue } from '../ingest/parse-event.js';
+import { isNestedDeeperThan, MAX_JSON_DEPTH, parseEventValue } from '../ingest/parse-event.js';
 import { verifyMetaSignature } from '../ingest/signature.js';
 import {
   StoreInputError,
@@ -325,6 +325,8 @@ export function createApp(deps: AppDeps): Hono<Env> {
     let parseError: string | null = null;
     try {
       value = JSON.parse(new TextDecoder('utf-8').decode(raw));
+      // Kept as unreadable like any body that is no webhook: nothing may walk a value this deep.
+      if (isNestedDeeperThan(value)) parseError = `nested deeper than ${MAX_JSON_DEPTH} levels`;
     } catch (error) {
       parseError = (error as Error).message;
     }
@@ -484,6 +486,10 @@ export function createApp(deps: AppDeps): Hono<Env> {
         value = JSON.parse(text);
       } catch (error) {
         rejected.push({ line, code: 'MALFORMED_JSON', error: (error as Error).message });
+        return;
+      }
+      if (isNestedDeeperThan(value)) {
+        rejected.push({ line, code: 'MALFORMED_JSON', error: `nested deeper than ${MAX_JSON_DEPTH} levels` });
         return;
       }
       const parsed = parseEventValue(value);
@@ -690,8 +696,8 @@ export function createApp(deps: AppDeps): Hono<Env> {
     if (body.bytes.byteLength > 0) {
       try {
         const value: unknown = JSON.parse(new TextDecoder().decode(body.bytes));
-        if (typeof value !== 'object' || value === null || Array.isArray(value))
-          throw new Error('not an object');
+        if (typeof value !== 'object' || value === null || Array.isArray(value) || isNestedDeeperThan(value))
+          throw new Error('not an object of fields');
         request = value as Record<string, unknown>;
       } catch {
         return errorResponse(

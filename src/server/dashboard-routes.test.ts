@@ -705,6 +705,22 @@ describe('dashboard API: JSON bodies without a declared length', () => {
   );
 });
 
+describe('dashboard API: JSON bodies nested thousands deep', () => {
+  beforeEach(async () => {
+    service = await createDashboardService();
+  });
+
+  it.each(['/v1/estimate', '/v1/reconciliation'])(
+    '%s answers 400 MALFORMED_JSON, never a crash',
+    async (path) => {
+      const deep = `${'['.repeat(5000)}${']'.repeat(5000)}`;
+      const response = await post(path, `{"at":${deep},"waba":${deep}}`, KEY_ALL);
+      expect(response.status).toBe(400);
+      expect((await json(response)).error.code).toBe('MALFORMED_JSON');
+    },
+  );
+});
+
 describe('the OpenAPI document', () => {
   it('describes every dashboard route', async () => {
     const { openApiDocument } = await import('./openapi.js');

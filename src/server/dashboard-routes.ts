@@ -38,6 +38,7 @@ import type { ApiKey, ServiceConfig } from './config.js';
 import { errorResponse, ratingBehindResponse, type ErrorCode } from './errors.js';
 import { unknownBodyField } from './openapi.js';
 import { readRawBody } from './read-body.js';
+import { isNestedDeeperThan } from '../ingest/parse-event.js';
 import { errorFields, type Logger } from './logger.js';
 import { RatingBehindError, type PricingSetup, type RatingService } from './rating-service.js';
 
@@ -524,7 +525,7 @@ export function registerDashboardRoutes(app: Hono<Env>, deps: DashboardDeps): vo
     } catch {
       throw new DashboardQueryError('MALFORMED_JSON', `Send a JSON object: ${hint}.`);
     }
-    if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    if (typeof value !== 'object' || value === null || Array.isArray(value) || isNestedDeeperThan(value)) {
       throw new DashboardQueryError('MALFORMED_JSON', `Send a JSON object: ${hint}.`);
     }
     return value as Record<string, unknown>;
