@@ -67,6 +67,17 @@ async function json(response: Response): Promise<any> {
   return response.json();
 }
 
+/** Each estimate body is refused 403 FORBIDDEN_WABA to KEY_W1, its answer naming none of `hidden`. */
+async function expectEstimateForbidden(bodies: readonly object[], hidden: readonly string[]): Promise<void> {
+  for (const body of bodies) {
+    const response = await post('/v1/estimate', body, KEY_W1);
+    const text = await response.text();
+    expect(response.status, JSON.stringify(body)).toBe(403);
+    expect(JSON.parse(text).error.code).toBe('FORBIDDEN_WABA');
+    for (const word of hidden) expect(text).not.toContain(word);
+  }
+}
+
 /** A service conversation in March 2024 (CBP-2023: counts toward the WABA's 1,000 free ones). */
 function serviceConversation(waba: string, business: string, user: string, prefix: string): object[] {
   return [
@@ -542,18 +553,14 @@ describe('dashboard API: the estimate quotes only what the key may read', () => 
   });
 
   it('refuses 403 a business number of a WABA the key may not read, revealing nothing of its users', async () => {
-    for (const body of [
-      { phones: [W2_USER], template: 'utility', at: AT, waba: 'W1', business: 'PN2' },
-      { phones: [W2_USER], template: 'utility', at: AT, business: 'PN2' },
-      { csv: `phone\n${W2_USER}\n`, template: 'utility', at: AT, waba: 'W1', business: 'PN2' },
-    ]) {
-      const response = await post('/v1/estimate', body, KEY_W1);
-      const text = await response.text();
-      expect(response.status, JSON.stringify(body)).toBe(403);
-      expect(JSON.parse(text).error.code).toBe('FORBIDDEN_WABA');
-      expect(text).not.toContain('user wrote');
-      expect(text).not.toContain('W2');
-    }
+    await expectEstimateForbidden(
+      [
+        { phones: [W2_USER], template: 'utility', at: AT, waba: 'W1', business: 'PN2' },
+        { phones: [W2_USER], template: 'utility', at: AT, business: 'PN2' },
+        { csv: `phone\n${W2_USER}\n`, template: 'utility', at: AT, waba: 'W1', business: 'PN2' },
+      ],
+      ['user wrote', 'W2'],
+    );
   });
 
   it("refuses 400 another readable WABA's number, or a number the store never shows for the WABA", async () => {
@@ -639,17 +646,13 @@ describe("dashboard API: the estimate and another client's number in another por
   });
 
   it('refuses 403 FORBIDDEN_WABA a number that sends for a WABA the key may not read, never naming that WABA', async () => {
-    for (const body of [
-      { phones: [W2_USER], template: 'utility', at: AT, waba: 'W1', business: 'PN2' },
-      { phones: [W2_USER], template: 'utility', at: AT, business: 'PN2' },
-    ]) {
-      const response = await post('/v1/estimate', body, KEY_W1);
-      const text = await response.text();
-      expect(response.status, JSON.stringify(body)).toBe(403);
-      expect(JSON.parse(text).error.code).toBe('FORBIDDEN_WABA');
-      expect(text).not.toContain('W2');
-      expect(text).not.toContain('BUSINESS_NOT_OF_WABA');
-    }
+    await expectEstimateForbidden(
+      [
+        { phones: [W2_USER], template: 'utility', at: AT, waba: 'W1', business: 'PN2' },
+        { phones: [W2_USER], template: 'utility', at: AT, business: 'PN2' },
+      ],
+      ['W2', 'BUSINESS_NOT_OF_WABA'],
+    );
   });
 
   it('still answers 400 BUSINESS_NOT_OF_WABA for a number no other client sends from, or one the key may read', async () => {
