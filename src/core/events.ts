@@ -19,6 +19,10 @@ export interface MetaConversationEvidence {
   origin?: { type?: string };
 }
 
+/** The fields on which copies of one event said different things (not where one copy said nothing). */
+export type CopyField =
+  'user' | 'business' | 'template' | 'templateName' | 'userCountryHint' | 'scopedUserId';
+
 export interface InboundEvent {
   kind: 'inbound';
   atMs: number;
@@ -32,6 +36,8 @@ export interface InboundEvent {
   userCountryHint?: string;
   /** Meta's business-scoped id of the same user, when the event also gives the number (`user`). */
   scopedUserId?: string;
+  /** A store merged copies of this event that disagreed on these fields (event-copies.ts): a finding. */
+  copiesDisagreeOn?: readonly CopyField[];
 }
 
 export interface OutboundEvent {
@@ -48,6 +54,8 @@ export interface OutboundEvent {
   deliveredAtMs?: number;
   /** The sender's own log already knows the message failed. */
   isFailed?: boolean;
+  /** A store merged copies of this event that disagreed on these fields (event-copies.ts): a finding. */
+  copiesDisagreeOn?: readonly CopyField[];
 }
 
 export interface StatusEvent {
@@ -64,6 +72,8 @@ export interface StatusEvent {
   scopedUserId?: string;
   pricing?: MetaPricingEvidence;
   conversation?: MetaConversationEvidence;
+  /** A store merged copies of this event that disagreed on these fields (event-copies.ts): a finding. */
+  copiesDisagreeOn?: readonly CopyField[];
 }
 
 /** Meta's account_update / template_category_update facts that change how a WABA is billed. */

@@ -1129,3 +1129,162 @@ describe('business-scoped user ids', () => {
     expect(result.findings.map((f) => f.code).sort()).toEqual(['CATEGORY_FROM_WEBHOOK', 'MARKET_INFERRED']);
   });
 });
+
+describe('copies of one event: what each copy knows counts, in any order (contract §1)', () => {
+  const orders = <T>(a: T, b: T): T[][] => [
+    [a, b],
+    [b, a],
+  ];
+
+  it("a CRM copy of the user's message without its ad referral does not hide the webhook's", async () => {
+    const crm = inbound(at('2024-03-01T10:00:00Z'), 'ad');
+    const webhook = { ...inbound(at('2024-03-01T09:59:58Z'), 'ad', {}, true) };
+    const answer = send(at('2024-03-01T22:00:00Z'), 'tpl', 'marketing');
+    for (const pair of orders(crm, webhook)) {
+      const result = await rate([...pair, ...answer]);
+      expect(result.units.map((u) => [u.category, u.type, u.amountMicros])).toEqual([
+        ['referral_conversion', 'free_entry_point', 0],
+      ]);
+    }
+  });
+
+  it('two send-log lines with different categories: the costlier is kept in either order, with a finding', async () => {
+    const [asUtility, delivered] = send(hours(DAY, 0), 'm1', 'utility');
+    const asMarketing = { ...asUtility!, template: 'marketing' } as CoreEvent;
+    for (const pair of orders(asUtility!, asMarketing)) {
+      const result = await rate([...pair, delivered!]);
+      expect(brief(result.units)).toEqual([
+        { category: 'marketing', type: 'regular', amount: 9900, messages: ['m1'] },
+      ]);
+      expect(result.findings).toContainEqual(
+        expect.objectContaining({
+          code: 'COPIES_DISAGREE',
+          waba: 'W1',
+          message_id: 'm1',
+          fields: ['template'],
+        }),
+      );
+    }
+  });
+
+  it('a stored event whose copies disagreed (copiesDisagreeOn) gives the same finding', async () => {
+    const [outbound, delivered] = send(hours(DAY, 0), 'm1', 'marketing');
+    const merged = { ...outbound!, copiesDisagreeOn: ['template'] } as CoreEvent;
+    const result = await rate([merged, delivered!]);
+    expect(result.findings.filter((f) => f.code === 'COPIES_DISAGREE')).toEqual([
+      expect.objectContaining({ waba: 'W1', message_id: 'm1', fields: ['template'] }),
+    ]);
+  });
+
+  it('the same copies agreeing say nothing', async () => {
+    const events = send(hours(DAY, 0), 'm1', 'marketing');
+    const result = await rate([...events, ...events]);
+    expect(result.findings.map((f) => f.code)).not.toContain('COPIES_DISAGREE');
+    expect(result.stats.duplicates).toBeGreaterThan(0);
+  });
+});
+
+describe('statuses alone that name no WABA', () => {
+  const status = (atMs: number, id: string, business = 'PN1', user = INDIA): CoreEvent => ({
+    kind: 'status',
+    atMs,
+    id,
+    status: 'delivered',
+    business,
+    user,
+    pricing: { billable: true, pricing_model: 'CBP', category: 'utility' },
+  });
+  const accounts = [{ waba: 'WK', timeZone: 'Asia/Kolkata', currency: 'USD', portfolio: 'P1' }];
+
+  it("join the WABA of the user's other messages, whatever the order, in one window with them", async () => {
+    const user = inbound(hours(DAY, 0), 'in1', { waba: 'WK' });
+    const delivered = status(hours(DAY, 1), 'm1');
+    for (const events of [
+      [delivered, user],
+      [user, delivered],
+    ]) {
+      for (const options of [{}, { maxLatenessMs: 3_600_000, flushEveryEvents: 1 }]) {
+        const result = await rate(events, { accounts, ...options });
+        expect(result.units.map((u) => [u.waba, u.category, u.messages])).toEqual([
+          ['WK', 'utility', ['m1']],
+        ]);
+        expect(result.findings.map((f) => f.code)).not.toContain('WABA_UNKNOWN');
+        expect(result.findings.map((f) => f.code)).not.toContain('NUMBER_OF_TWO_WABAS');
+      }
+    }
+  });
+
+  it('join the WABA their business number sends for, when the user has no other message', async () => {
+    const other = send(hours(DAY, 0), 'o1', 'marketing', { waba: 'WK', user: '447700900123' });
+    const result = await rate([status(hours(DAY, 1), 'm1'), ...other], { accounts });
+    expect(result.units.map((u) => [u.waba, u.messages])).toEqual([
+      ['WK', ['o1']],
+      ['WK', ['m1']],
+    ]);
+  });
+
+  it('with a business number nothing else names, are rated under it with a WABA_UNKNOWN finding', async () => {
+    const result = await rate([status(hours(DAY, 1), 'm1', 'PN9')]);
+    expect(result.units.map((u) => [u.waba, u.currency, u.amountMicros])).toEqual([['PN9', 'USD', 4200]]);
+    expect(result.findings).toContainEqual(
+      expect.objectContaining({ code: 'WABA_UNKNOWN', business: 'PN9', message_id: 'm1' }),
+    );
+  });
+});
+
+describe('events of one message naming different numbers', () => {
+  it("Meta's status naming a recipient in another market than the send log: rated as the log says, with a finding", async () => {
+    const [outbound] = send(hours(DAY, 0), 'm1', 'marketing', {}, 'pending');
+    const status: CoreEvent = {
+      kind: 'status',
+      atMs: hours(DAY, 0) + 1000,
+      id: 'm1',
+      status: 'delivered',
+      waba: 'W1',
+      business: 'PN1',
+      user: '447700900123',
+    };
+    for (const events of [
+      [outbound!, status],
+      [status, outbound!],
+    ]) {
+      const result = await rate(events);
+      expect(result.units.map((u) => [u.user, u.market])).toEqual([[INDIA, 'India']]);
+      expect(result.findings).toContainEqual(
+        expect.objectContaining({ code: 'RECIPIENT_DISAGREES', waba: 'W1', message_id: 'm1' }),
+      );
+    }
+  });
+
+  it('a number written otherwise in the same market (a Brazilian number without its ninth digit) says nothing', async () => {
+    const [outbound] = send(hours(DAY, 0), 'm1', 'marketing', { user: '5511987654321' }, 'pending');
+    const status: CoreEvent = {
+      kind: 'status',
+      atMs: hours(DAY, 0) + 1000,
+      id: 'm1',
+      status: 'delivered',
+      user: '551187654321',
+    };
+    const result = await rate([outbound!, status]);
+    expect(result.units).toHaveLength(1);
+    expect(result.findings.map((f) => f.code)).not.toContain('RECIPIENT_DISAGREES');
+  });
+
+  it('two statuses naming two recipients: the same one is kept whichever came first', async () => {
+    const base = { kind: 'status', atMs: hours(DAY, 0), id: 'm1', business: 'PN1' } as const;
+    const sent: CoreEvent = { ...base, status: 'sent', user: '447700900123', waba: 'W1' };
+    const delivered: CoreEvent = {
+      ...base,
+      atMs: hours(DAY, 0) + 1000,
+      status: 'delivered',
+      user: INDIA,
+      waba: 'W1',
+      pricing: { category: 'marketing' },
+    };
+    const a = await rate([sent, delivered]);
+    const b = await rate([delivered, sent]);
+    expect(a.units).toEqual(b.units);
+    expect(a.units.map((u) => u.user)).toEqual(['447700900123']);
+    expect(a.findings.map((f) => f.code)).toContain('RECIPIENT_DISAGREES');
+  });
+});

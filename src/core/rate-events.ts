@@ -5,9 +5,11 @@
 import { DAY_MS, HOUR_MS, localDate } from './calendar.js';
 import { costInWords } from './explain.js';
 import { PENDING_TTL_MS } from './eras.js';
+import { preferredTemplate } from './event-copies.js';
 import {
   type Account,
   type AccountUpdateEvent,
+  type CopyField,
   type CoreEvent,
   type MetaConversationEvidence,
   type MetaPricingEvidence,
@@ -152,6 +154,8 @@ class MessageRecord {
   /** Counted in its pair's `waitingCount`. */
   isWaiting = false;
   isRated = false;
+  /** Statuses alone, naming no WABA: in `Rater.unplaced` until the next flush finds its WABA (placeUnplaced). */
+  isUnplaced = false;
 
   /**
    * `key`: its key in `Rater.records` — the id, or, when events of a second WABA name the same id, that
@@ -202,6 +206,8 @@ export class Rater {
   private readonly tierStatements = new TierStatements();
   /** Business-scoped user id → the phone number Meta gave with it somewhere in the input. */
   private readonly phoneByScopedId = new Map<string, string>();
+  /** Records of statuses alone that name no WABA, placed when the input has been read up to a flush. */
+  private unplaced: MessageRecord[] = [];
   private readonly pricer: UnitPricer;
   private readonly emitQueue: UnitDraft[] = [];
   private emitHead = 0;
@@ -253,6 +259,10 @@ export class Rater {
     if (this.isStreaming && event.atMs > this.watermarkMs) this.watermarkMs = event.atMs;
     if ((event.kind === 'inbound' || event.kind === 'status') && event.scopedUserId && event.user) {
       this.phoneByScopedId.set(event.scopedUserId, event.user);
+    }
+    if ('copiesDisagreeOn' in event && event.copiesDisagreeOn && event.copiesDisagreeOn.length > 0) {
+      // A store merged copies of this event that disagreed: the finding it would have said reading them.
+      this.noteCopiesDisagree(event.waba, event.id, event.copiesDisagreeOn);
     }
     switch (event.kind) {
       case 'inbound':
@@ -533,7 +543,8 @@ export class Rater {
     countryHint: string | undefined,
   ): void {
     const pair = this.pairFor(waba, business, user);
-    if (countryHint && !pair.countryHint) pair.countryHint = countryHint;
+    // The smaller of two hints, not the first: the order of the input decides nothing.
+    if (countryHint && (!pair.countryHint || countryHint < pair.countryHint)) pair.countryHint = countryHint;
     pair.inbounds.push({ atMs, id, hasReferral });
     this.dirty.add(pair);
   }
@@ -583,7 +594,11 @@ export class Rater {
     if (!record) return;
     if (record.hasOutbound) {
       this.stats.duplicates += 1;
+      this.mergeOutboundCopy(record, event);
       return;
+    }
+    if (record.user !== undefined || record.business !== undefined) {
+      this.checkRecipient(record, event.business, event.user, 'log');
     }
     record.hasOutbound = true;
     record.waba = event.waba;
@@ -603,12 +618,30 @@ export class Rater {
     // `played` (a voice message played on the phone) implies delivery as `read` does.
     const isDelivery = event.status === 'delivered' || event.status === 'read' || event.status === 'played';
     if (isDelivery && this.isLate(event.atMs)) return;
+    let isMoved = false;
     if (!record.hasOutbound) {
       if (event.waba && !record.waba) record.waba = event.waba;
+      if (
+        (event.business !== undefined &&
+          record.business !== undefined &&
+          event.business !== record.business) ||
+        (event.user && record.user && event.user !== record.user)
+      ) {
+        // Statuses of one message naming two recipients: the smaller is kept whatever came first.
+        this.checkRecipient(record, event.business, event.user, 'status');
+        if (event.business !== undefined && event.business < record.business!)
+          record.business = event.business;
+        if (event.user && event.user < record.user!) record.user = event.user;
+        isMoved = record.pair !== undefined;
+      }
       if (event.business && !record.business) record.business = event.business;
       if (event.user && !record.user) record.user = event.user;
-      if (event.userCountryHint && !record.countryHint) record.countryHint = event.userCountryHint;
+      if (event.userCountryHint && (!record.countryHint || event.userCountryHint < record.countryHint)) {
+        record.countryHint = event.userCountryHint;
+      }
       if (event.atMs < record.sentAtMs) record.sentAtMs = event.atMs;
+    } else if (event.user || event.business) {
+      this.checkRecipient(record, event.business, event.user, 'status');
     }
     if (event.pricing || event.conversation) {
       const rank = EVIDENCE_RANK[event.status] ?? 0;
@@ -620,7 +653,89 @@ export class Rater {
     }
     if (isDelivery) this.markDelivered(record, event.atMs, event.status !== 'delivered');
     else if (event.status === 'failed') record.failedAtMs = Math.min(record.failedAtMs, event.atMs);
-    this.place(record, false);
+    this.place(record, isMoved);
+  }
+
+  /**
+   * A second outbound line for one message (the send log written twice, two systems logging one send): what
+   * the copies agree on is kept, and where they differ the rule of event-copies.ts decides, not the order.
+   */
+  private mergeOutboundCopy(record: MessageRecord, event: OutboundEvent): void {
+    const disagreements: CopyField[] = [];
+    if (event.template !== record.template) {
+      disagreements.push('template');
+      record.template = preferredTemplate(record.template ?? null, event.template);
+    }
+    if (event.business !== record.business) {
+      disagreements.push('business');
+      if (event.business < record.business!) record.business = event.business;
+    }
+    if (event.user !== record.user) {
+      disagreements.push('user');
+      if (event.user < record.user!) record.user = event.user;
+    }
+    if (event.templateName !== undefined) {
+      if (record.templateName === undefined) record.templateName = event.templateName;
+      else if (event.templateName !== record.templateName) {
+        disagreements.push('templateName');
+        if (event.templateName < record.templateName) record.templateName = event.templateName;
+      }
+    }
+    if (event.atMs < record.sentAtMs) record.sentAtMs = event.atMs;
+    if (event.isFailed) record.failedAtMs = Math.min(record.failedAtMs, event.atMs);
+    if (event.deliveredAtMs !== undefined) this.markDelivered(record, event.deliveredAtMs, false);
+    if (disagreements.length > 0) this.noteCopiesDisagree(record.waba, record.id, disagreements.sort());
+    this.place(record, true);
+  }
+
+  /** One finding per WABA, counting the messages whose copies disagreed (the collector counts each add). */
+  private noteCopiesDisagree(waba: string | undefined, id: string, fields: readonly CopyField[]): void {
+    this.findings.add(`COPIES_DISAGREE:${waba ?? ''}`, () => ({
+      code: 'COPIES_DISAGREE',
+      message: `WABA ${waba ?? '?'}: copies of one event disagree (first: message ${id}, on ${fields.join(', ')}): the costlier category and otherwise the smaller value were kept, whichever copy came first; check the systems that wrote them`,
+      message_id: id,
+      fields: [...fields],
+      ...(waba === undefined ? {} : { waba }),
+    }));
+  }
+
+  /**
+   * A message's events naming another recipient (or business number) than it already has: the send log
+   * against Meta's statuses, or two statuses. Meta's numbers may be written otherwise than the log's (a
+   * Brazilian number without its ninth digit): only numbers in two markets change a charge, and are said.
+   */
+  private checkRecipient(
+    record: MessageRecord,
+    business: string | undefined,
+    user: string | undefined,
+    source: 'log' | 'status',
+  ): void {
+    const isOtherBusiness =
+      business !== undefined && record.business !== undefined && business !== record.business;
+    let otherMarket: string | undefined;
+    if (!isOtherBusiness) {
+      if (!user || !record.user || user === record.user) return;
+      // A business-scoped id is no number: its market is not known from it (MARKET_INFERRED says the rest).
+      if (!isPhoneNumber(user) || !isPhoneNumber(record.user)) return;
+      const date = localDate(Number.isFinite(record.sentAtMs) ? record.sentAtMs : 0, 'UTC');
+      const theirs = this.options.markets.resolve(user, date).market;
+      const ours = this.options.markets.resolve(record.user, date).market;
+      if (theirs === ours) return;
+      otherMarket = `${user} (${theirs ?? 'no market'}) against ${record.user} (${ours ?? 'no market'})`;
+    }
+    const waba = record.waba;
+    const what = isOtherBusiness
+      ? `business number ${business} against ${record.business}`
+      : `recipient ${otherMarket!}`;
+    this.findings.add(`RECIPIENT_DISAGREES:${waba ?? ''}`, () => ({
+      code: 'RECIPIENT_DISAGREES',
+      message:
+        source === 'log'
+          ? `WABA ${waba ?? '?'}: the send log and Meta's statuses name different numbers for a message (first: ${record.id}, ${what}): rated as the send log says; check the numbers the send log records`
+          : `WABA ${waba ?? '?'}: events of one message name different numbers (first: ${record.id}, ${what}): ${record.hasOutbound ? 'rated as the send log says' : 'the smaller number was kept, whichever came first'}; check the sources of those events`,
+      message_id: record.id,
+      ...(waba === undefined ? {} : { waba }),
+    }));
   }
 
   /**
@@ -639,11 +754,14 @@ export class Rater {
     }
   }
 
-  /** Attaches a record to its pair once the pair is known, and queues it once it is delivered. */
-  private place(record: MessageRecord, isFromOutbound: boolean): void {
+  /**
+   * Attaches a record to its pair once the pair is known, and queues it once it is delivered. `mayMove`: the
+   * record's WABA, business number or user may have changed since it was attached (a send log, a merge).
+   */
+  private place(record: MessageRecord, mayMove: boolean): void {
     if (
       record.pair &&
-      isFromOutbound &&
+      mayMove &&
       (record.pair.business !== record.business ||
         record.pair.user !== record.user ||
         record.pair.machine.waba !== record.waba)
@@ -657,6 +775,15 @@ export class Rater {
     }
     if (!record.pair) {
       if (record.business === undefined || record.user === undefined || !record.user) return;
+      if (record.waba === undefined && !record.hasOutbound) {
+        // Statuses alone naming no WABA: its WABA is the one the rest of the input ties the number and user
+        // to, known only once the input is read up to the next flush (placeUnplaced), whatever the order.
+        if (!record.isUnplaced) {
+          record.isUnplaced = true;
+          this.unplaced.push(record);
+        }
+        return;
+      }
       record.pair = this.pairFor(record.waba, record.business, record.user);
       if (record.countryHint && !record.pair.countryHint) record.pair.countryHint = record.countryHint;
       // Keep the pair's copies of equal strings: the event's own copies then die young (cheaper GC).
@@ -735,6 +862,7 @@ export class Rater {
   /** Rates every pair's items that happened before `horizonMs`, then prices and emits what became final. */
   private flush(horizonMs: number): void {
     if (horizonMs <= this.horizonMs) return;
+    this.placeUnplaced(horizonMs);
     if (!this.isStreaming) this.mergeScopedUsers();
     this.horizonMs = horizonMs;
     const opened: UnitDraft[] = [];
@@ -749,6 +877,58 @@ export class Rater {
     }
     this.emitFinal(horizonMs);
     if (horizonMs !== Infinity && ++this.flushes % SWEEP_EVERY_FLUSHES === 0) this.sweep(horizonMs);
+  }
+
+  /**
+   * Places the records of statuses alone that name no WABA: under the WABA of the pair their business number
+   * and user already have, else the WABA the business number sends for elsewhere in the input (the smallest,
+   * if several), else under the business number itself with the default account, said by WABA_UNKNOWN.
+   * A stream places a record once its first status is behind the horizon: an event that could still tell
+   * its WABA (the user's message before it) would be late by then.
+   */
+  private placeUnplaced(horizonMs: number): void {
+    if (this.unplaced.length === 0) return;
+    const records = this.unplaced;
+    this.unplaced = [];
+    const wabaOfBusiness = new Map<string, string | undefined>();
+    for (const record of records) {
+      if (record.sentAtMs >= horizonMs && this.records.get(record.key) === record) {
+        this.unplaced.push(record);
+        continue;
+      }
+      record.isUnplaced = false;
+      if (record.pair || record.hasOutbound || record.waba !== undefined) {
+        if (!record.pair) this.place(record, false);
+        continue;
+      }
+      if (this.records.get(record.key) !== record) continue; // retired meanwhile
+      const business = record.business!;
+      const users = this.pairs.get(business);
+      let waba = users?.get(record.user!)?.machine.waba;
+      if (waba === undefined || waba === business) {
+        if (!wabaOfBusiness.has(business)) {
+          let smallest: string | undefined;
+          for (const pair of users?.values() ?? []) {
+            const candidate = pair.machine.waba;
+            if (candidate !== business && (smallest === undefined || candidate < smallest))
+              smallest = candidate;
+          }
+          wabaOfBusiness.set(business, smallest);
+        }
+        waba = wabaOfBusiness.get(business);
+      }
+      if (waba === undefined) {
+        this.findings.add(`WABA_UNKNOWN:${business}`, () => ({
+          code: 'WABA_UNKNOWN',
+          message: `statuses of message ${record.id} name business number ${business} but no WABA, and nothing else in the input ties that number to a WABA: rated under "${business}" with the default account (UTC, USD, a portfolio of its own); add the WABA to those status lines, or feed the send log or the inbound webhooks too`,
+          message_id: record.id,
+          business,
+        }));
+        waba = business;
+      }
+      record.waba = waba;
+      this.place(record, false);
+    }
   }
 
   /**
@@ -798,6 +978,7 @@ export class Rater {
         pair.inbounds = kept;
       }
     }
+    const inboundCount = items.length;
     if (pair.queued.length > 0) {
       const kept: MessageRecord[] = [];
       for (const record of pair.queued) {
@@ -844,7 +1025,10 @@ export class Rater {
       pair.queued = kept;
     }
     if (items.length === 0) return;
-    if (items.length > 1) items.sort(comparePairItems);
+    if (items.length > 1) {
+      items.sort(comparePairItems);
+      if (inboundCount > 1) mergeInboundCopies(items);
+    }
     const before = opened.length;
     pair.machine.apply(items, opened);
     const outside = pair.machine.takeOutsideWindow();
@@ -1010,6 +1194,31 @@ export class Rater {
       sentAtMs: record.sentAtMs,
     });
   }
+}
+
+/**
+ * Copies of one inbound message among a pair's sorted items are one message: the earliest copy stays, with
+ * the ad referral any copy tells of (a CRM's copy may lack it). Removes the later copies in place.
+ */
+function mergeInboundCopies(items: PairItem[]): void {
+  const first = new Map<string, PairItem>();
+  let kept = 0;
+  for (const item of items) {
+    if (item.message === undefined && !item.isInferred) {
+      const earlier = first.get(item.id);
+      if (earlier) {
+        if (item.hasReferral) earlier.hasReferral = true;
+        continue;
+      }
+      first.set(item.id, item);
+    }
+    items[kept++] = item;
+  }
+  items.length = kept;
+}
+
+function isPhoneNumber(user: string): boolean {
+  return /^\+?\d+$/.test(user);
 }
 
 function pairKey(waba: string, user: string): string {

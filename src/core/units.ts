@@ -117,6 +117,9 @@ export type FindingCode =
   | 'META_DISAGREES'
   | 'META_TIER_AHEAD'
   | 'AUTH_INTERNATIONAL_NO_LOCATION'
+  | 'COPIES_DISAGREE'
+  | 'RECIPIENT_DISAGREES'
+  | 'WABA_UNKNOWN'
   | 'ERA_NOT_SUPPORTED';
 
 export interface Finding {
