@@ -483,6 +483,28 @@ describe('properties of rating (fast-check, fixed seed)', () => {
     );
   });
 
+  it('2b. copies that know less (an inbound without its referral, a bare status) change nothing, in any order', () => {
+    const lesser = (event: CoreEvent): CoreEvent | undefined => {
+      if (event.kind === 'inbound') return { ...event, hasReferral: false };
+      if (event.kind !== 'status') return undefined;
+      const { id, atMs, status } = event;
+      return { kind: 'status', id, atMs, status };
+    };
+    fc.assert(
+      fc.property(scenarioArb({ maxActions: 30, prefill: false }), fc.integer(), (scenario, seed) => {
+        const events = eventsOf(scenario);
+        const base = essence(rateWithEngine(events, scenario));
+        const random = mulberry32(seed);
+        const copies = events.flatMap((event) => {
+          const copy = random() < 0.7 ? lesser(event) : undefined;
+          return copy ? [copy] : [];
+        });
+        expect(essence(rateWithEngine(shuffled([...events, ...copies], seed), scenario))).toEqual(base);
+      }),
+      runs(100),
+    );
+  });
+
   it(
     '3. streaming time-ordered batches with small disorder gives the units of a batch run',
     () => {
