@@ -71,7 +71,7 @@ The WABA's units outside the period, and other WABAs' units, are counted as not 
 states no currency: its amounts are read in the WABA's currency of the accounts file. Each difference names
 a likely cause: TEMPLATE_RECATEGORISED, TIME_ZONE_DAY_EDGE, ERA_BOUNDARY, FREE_ENTRY_POINT_MISSED,
 MISSING_WEBHOOK, UNKNOWN_RATE, COST_DIFFERS, CURRENCY_MISMATCH, META_COUNTS_FEWER, CONVERSATION_MISMATCH,
-CATEGORY_MISMATCH (docs/estimate-and-reconcile.md).
+PRICING_TYPE_MISMATCH, CATEGORY_MISMATCH (docs/estimate-and-reconcile.md).
 
 Exit codes: 0 everything checked agrees; 4 differences found (even when some input lines were malformed:
 they are still named on stderr); 1 nothing done: a bad flag (or --from/--to that cut one of Meta's data

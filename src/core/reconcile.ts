@@ -40,7 +40,12 @@ export type DifferenceCause =
    * an open one, or rode where wameter's opened one (a conversation's start or expiry differs).
    */
   | 'CONVERSATION_MISMATCH'
-  /** Any other difference of verdict (customer service window, category, pricing type). */
+  /**
+   * Same category, another pricing type (regular against free_customer_service…): the two sides disagree on
+   * whether a customer service window was open at delivery.
+   */
+  | 'PRICING_TYPE_MISMATCH'
+  /** Any other difference of verdict (category, or several at once). */
   | 'CATEGORY_MISMATCH';
 
 const WHAT_TO_DO: Record<DifferenceCause, string> = {
@@ -64,6 +69,8 @@ const WHAT_TO_DO: Record<DifferenceCause, string> = {
     'wameter counts units Meta does not: check for messages Meta did not deliver, an export filtered to fewer numbers, or one asked for fewer days than the period compared (choose the period with --from/--to)',
   CONVERSATION_MISMATCH:
     "same category, but Meta opened a conversation where wameter rode on an open one (or rode where wameter opened one): run `wameter explain --user …` to see wameter's conversations and when each expires, and look for a message of that conversation missing from the input (sent before it or by another tool) or one Meta did not bill",
+  PRICING_TYPE_MISMATCH:
+    "same category, another pricing type: Meta and wameter disagree on whether the user's customer service window was open at delivery; run `wameter explain --user …` to see wameter's windows, and feed the user's inbound messages (each opens a window) or check for one in the input that Meta never received",
   CATEGORY_MISMATCH:
     "the verdicts differ: run `wameter explain --user …` to see the windows, and check the user's inbound messages",
 };
@@ -767,6 +774,10 @@ function messageCause(
   // Same category and type, only the conversation differs: say so, not "category".
   if (differs.includes('conversation') && !differs.includes('category') && !differs.includes('type')) {
     return 'CONVERSATION_MISMATCH';
+  }
+  // Same category and conversation, only the pricing type differs (neither side a free entry point).
+  if (differs.length === 1 && differs[0] === 'type' && ours.type !== 'free_entry_point') {
+    return 'PRICING_TYPE_MISMATCH';
   }
   return 'CATEGORY_MISMATCH';
 }

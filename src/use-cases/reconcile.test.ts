@@ -95,6 +95,32 @@ describe('real status webhooks against a send log', () => {
     });
   });
 
+  it('Meta says a utility template was free in a window the input lacks: PRICING_TYPE_MISMATCH', () => {
+    const deliveredAtMs = at('2025-08-05T10:00:05Z');
+    const sent: CoreEvent = {
+      kind: 'outbound',
+      atMs: deliveredAtMs - 5000,
+      waba: 'W1',
+      business: 'PN1',
+      user: '919876543210',
+      id: 'u1',
+      template: 'utility',
+    };
+    const delivered: StatusEvent = {
+      kind: 'status',
+      atMs: deliveredAtMs,
+      id: 'u1',
+      status: 'delivered',
+      waba: 'W1',
+      pricing: { billable: false, pricing_model: 'PMP', category: 'utility', type: 'free_customer_service' },
+    };
+    const result = run([sent, delivered]);
+    expect(result.differences).toEqual([
+      expect.objectContaining({ message: 'u1', differs: ['type'], cause: 'PRICING_TYPE_MISMATCH' }),
+    ]);
+    expect((result.differences[0] as MessageDifference).note).toMatch(/customer service window/);
+  });
+
   it('a delivered status without pricing (API v24) is unverifiable, not a difference', () => {
     const [sent] = webhookEvents(
       'meta-docs/status_sent_v24_no_conversation_no_pricing.json',
