@@ -468,10 +468,19 @@ describe('sources', () => {
     await write('tree/a/c.JSON', inbound('ac'));
     await write('tree/notes.txt', 'not events');
     await write('tree/.hidden/x.json', inbound('hidden'));
-    const { events, errors, summary } = await collect([root]);
+    const { events, errors, ignored, summary } = await collect([root]);
     expect(errors).toEqual([]);
     expect(ids(events)).toEqual(['ac', 'az', 'b']);
     expect(summary.files.map((f) => relative(root, f.file))).toEqual(['a/c.JSON', 'a/z.jsonl', 'b.ndjson']);
+    // What was not read is said, once, as a warning about the directory (never silently).
+    expect(ignored).toEqual([
+      {
+        file: root,
+        line: 0,
+        count: 0,
+        reason: `not read: 1 file not named .json, .ndjson, .jsonl (first: ${join(root, 'notes.txt')}); 1 hidden entry (first: ${join(root, '.hidden')}); rename a file of events to .ndjson, or name it as a source of its own`,
+      },
+    ]);
   });
 
   it('several sources are read in the order given, and one unreadable source loses nothing else', async () => {
@@ -494,7 +503,9 @@ describe('sources', () => {
       {
         code: 'UNREADABLE_SOURCE',
         file: empty,
-        message: expect.stringContaining('directory holds no event files'),
+        message: expect.stringContaining(
+          `directory holds no event files (.json, .ndjson, .jsonl): check the path (not read: 1 file not named .json, .ndjson, .jsonl (first: ${join(empty, 'readme.md')})`,
+        ),
       },
     ]);
   });

@@ -129,19 +129,24 @@ export async function readEventSources(
       continue;
     }
     let files: string[];
+    let passedOver: PassedOver;
     try {
-      files = await listEventFiles(source);
+      ({ files, passedOver } = await listEventFiles(source));
     } catch (error) {
       unreadable(source, describeFsError(error));
       continue;
     }
+    const skippedNote = describePassedOver(passedOver);
     if (files.length === 0) {
       unreadable(
         source,
-        `directory holds no event files (${EVENT_FILE_EXTENSIONS.join(', ')}): check the path`,
+        `directory holds no event files (${EVENT_FILE_EXTENSIONS.join(', ')}): check the path` +
+          (skippedNote ? ` (${skippedNote})` : ''),
       );
       continue;
     }
+    // Said, so that a file of events with another name is never left out without a word.
+    if (skippedNote) sink.onIgnored?.({ file: source, line: 0, reason: skippedNote, count: 0 });
     for (const file of files) {
       await read(file, () => createReadStream(file, { highWaterMark: READ_CHUNK_BYTES }));
     }
@@ -149,25 +154,54 @@ export async function readEventSources(
   return summary;
 }
 
-/** Event files under `directory`, depth first, each folder's entries sorted by name; dot-entries skipped. */
-async function listEventFiles(directory: string): Promise<string[]> {
+/** Entries of a directory source that were not read: hidden ones and files of other kinds (paths). */
+interface PassedOver {
+  hidden: string[];
+  otherFiles: string[];
+}
+
+/**
+ * Event files under `directory`, depth first, each folder's entries sorted by name; dot-entries (`.git`,
+ * `.DS_Store`) and files of other kinds are passed over, and listed so that the reader can say so.
+ */
+async function listEventFiles(directory: string): Promise<{ files: string[]; passedOver: PassedOver }> {
   const files: string[] = [];
+  const passedOver: PassedOver = { hidden: [], otherFiles: [] };
   const walk = async (folder: string): Promise<void> => {
     const entries = await readdir(folder, { withFileTypes: true });
     entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     for (const entry of entries) {
-      if (entry.name.startsWith('.')) continue;
       const path = join(folder, entry.name);
+      if (entry.name.startsWith('.')) {
+        passedOver.hidden.push(path);
+        continue;
+      }
       let isDirectory = entry.isDirectory();
       if (entry.isSymbolicLink()) isDirectory = (await stat(path)).isDirectory();
       if (isDirectory) await walk(path);
       // A compressed event file is listed too: reading it says it is compressed (one error), never skipped.
       else if (isEventFileName(entry.name) || isEventFileName(withoutCompression(entry.name)))
         files.push(path);
+      else passedOver.otherFiles.push(path);
     }
   };
   await walk(directory);
-  return files;
+  return { files, passedOver };
+}
+
+/** The warning for what a directory source did not read, or undefined when it read everything. */
+function describePassedOver({ hidden, otherFiles }: PassedOver): string | undefined {
+  const parts: string[] = [];
+  if (otherFiles.length > 0) {
+    parts.push(
+      `${otherFiles.length} ${otherFiles.length === 1 ? 'file' : 'files'} not named ${EVENT_FILE_EXTENSIONS.join(', ')} (first: ${otherFiles[0]})`,
+    );
+  }
+  if (hidden.length > 0) {
+    parts.push(`${hidden.length} hidden ${hidden.length === 1 ? 'entry' : 'entries'} (first: ${hidden[0]})`);
+  }
+  if (parts.length === 0) return undefined;
+  return `not read: ${parts.join('; ')}; rename a file of events to .ndjson, or name it as a source of its own`;
 }
 
 /** `events.ndjson.gz` → `events.ndjson`; any other name unchanged. */
