@@ -399,6 +399,16 @@ describe('dashboard API: what the pages show', () => {
     expect(ambiguous.status).toBe(400);
     expect((await json(ambiguous)).error.message).toContain('"waba"');
     expect((await post('/v1/estimate', '{not json', KEY_ALL)).status).toBe(400);
+    // A WABA id as a JSON number is malformed (400) for any key, not another client's WABA (403).
+    for (const key of [KEY_ALL, KEY_W1]) {
+      const numeric = await post(
+        '/v1/estimate',
+        { phones: ['919876543210'], template: 'utility', waba: 1234 },
+        key,
+      );
+      expect(numeric.status).toBe(400);
+      expect((await json(numeric)).error.message).toContain('"waba" must be a WABA id (a string)');
+    }
   });
 
   it('estimate: refuses a misspelt field with 400 naming it and the fields it takes, never quoting without it', async () => {

@@ -576,7 +576,11 @@ export function registerDashboardRoutes(app: Hono<Env>, deps: DashboardDeps): vo
       };
       const visible = await visibleWabas(apiKey);
       if (body.waba !== undefined && body.waba !== null && body.waba !== '') {
-        if (typeof body.waba !== 'string' || !mayAccess(apiKey, body.waba)) {
+        // A WABA id written as a JSON number is a malformed request (400), for every key alike.
+        if (typeof body.waba !== 'string') {
+          throw new DashboardQueryError('BAD_QUERY', '"waba" must be a WABA id (a string).');
+        }
+        if (!mayAccess(apiKey, body.waba)) {
           throw new DashboardQueryError(
             'FORBIDDEN_WABA',
             `WABA ${JSON.stringify(body.waba)} is not one of this key's.`,
