@@ -59,6 +59,27 @@ const W2_STATUSES_NAMING_NO_WABA = [
   '{"kind":"status","at":"2024-03-02T10:05:03Z","id":"wamid.o3","status":"delivered"}',
 ];
 
+/** A user's message as a CRM logged it (no ad referral), and Meta's webhook of it (through an ad). */
+const CRM_INBOUND_LINES = [
+  '{"kind":"inbound","at":"2024-03-01T10:00:00Z","waba":"W4","business":"PN4","user":"919876543210","id":"wamid.ad1"}',
+];
+const META_INBOUND_LINES = [
+  '{"kind":"inbound","at":"2024-03-01T10:00:00Z","waba":"W4","business":"PN4","user":"919876543210","id":"wamid.ad1","referral":{"source_type":"ad","source_id":"1"}}',
+];
+
+/**
+ * Statuses naming no WABA whose messages are not stored: one names its business number and user, one
+ * nothing more than its message id. Sent, not delivered: once placed they are pending, with no finding.
+ */
+const UNTIED_STATUS_LINES = [
+  '{"kind":"status","at":"2024-03-01T10:05:03Z","id":"wamid.s1","status":"sent","business":"PN9","user":"919876543210"}',
+  '{"kind":"status","at":"2024-03-01T10:06:03Z","id":"wamid.s2","status":"sent"}',
+];
+/** W9's send log of the second: its message ties it to W9, and its business number ties the first. */
+const W9_SEND_LOG_LINES = [
+  '{"kind":"outbound","at":"2024-03-01T10:06:00Z","waba":"W9","business":"PN9","user":"919876543210","id":"wamid.s2","template":"utility"}',
+];
+
 /**
  * A new store's SQLite file with `trigger` created in it (a real failure inside SQLite): its URL and path.
  */
@@ -309,6 +330,56 @@ describe('wameter import', () => {
     const otherPortfolio = await importFile('w2-again.ndjson', W2_SEND_LOG_LINES);
     expect(otherPortfolio.error).not.toContain('STATUS_WITHOUT_USER');
     expect(otherPortfolio.code).toBe(0);
+  });
+
+  it('says how many copies completed a stored event (the referral a CRM’s copy lacked), and the bill follows', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'wameter-import-'));
+    const db = `sqlite:${join(dir, 'w.db')}`;
+    const crm = await run(['import', tempFile(dir, 'crm.ndjson', CRM_INBOUND_LINES), '--db', db]);
+    expect(crm.error).toContain('wameter import: stored 1 new event(s), 0 already stored; rating…\n');
+    const meta = await run(['import', tempFile(dir, 'meta.ndjson', META_INBOUND_LINES), '--db', db]);
+    expect(meta.error).toContain(
+      'wameter import: stored 0 new event(s), 1 already stored (1 of them completed a stored copy); rating…\n',
+    );
+    expect(meta.code).toBe(0);
+    const again = await run(['import', tempFile(dir, 'crm-again.ndjson', CRM_INBOUND_LINES), '--db', db]);
+    expect(again.error).toContain('wameter import: stored 0 new event(s), 1 already stored; rating…\n');
+    const store = await openStore(db, { isReadOnly: true });
+    try {
+      expect(await store.listEvents()).toEqual([
+        expect.objectContaining({ id: 'wamid.ad1', hasReferral: true }),
+      ]);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('says how many stored statuses no WABA can be found for (they are not rated), without changing the exit code', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'wameter-import-'));
+    const db = `sqlite:${join(dir, 'w.db')}`;
+    const untied = await run(['import', tempFile(dir, 'statuses.ndjson', UNTIED_STATUS_LINES), '--db', db]);
+    expect(untied.error).toContain(
+      'wameter import: 2 status(es) in the store name no WABA, and neither their message nor their business number ties them to one: they are not rated until their message is imported (a send log, or inbound webhooks), or a status naming their WABA and business number\n',
+    );
+    expect(untied.code).toBe(0);
+    // Said again by an import of something else, while they stand.
+    const other = await run(['import', tempFile(dir, 'w2.ndjson', CLEAN_W2_LINES), '--db', db]);
+    expect(other.error).toContain('wameter import: 2 status(es) in the store name no WABA');
+    expect(other.code).toBe(0);
+    // W9's send log ties one by its message and the other by its business number.
+    const tied = await run(['import', tempFile(dir, 'w9.ndjson', W9_SEND_LOG_LINES), '--db', db]);
+    expect(tied.error).not.toContain('name no WABA');
+    expect(tied.code).toBe(0);
+    // Both rated with W9 now: sent, so pending.
+    const store = await openStore(db, { isReadOnly: true });
+    try {
+      expect((await store.listPending({ wabas: ['W9'] })).map((pending) => pending.id)).toEqual([
+        'wamid.s1',
+        'wamid.s2',
+      ]);
+    } finally {
+      await store.close();
+    }
   });
 
   it('exits 2, not 3, when besides unpriced units some input lines are malformed (as `wameter rate` does)', async () => {

@@ -52,6 +52,11 @@ The accounts (time zones, currencies, portfolios) and rate cards come from the s
 --config FILE, or WAMETER_ACCOUNTS and WAMETER_RATE_CARDS — give the same to serve and rerate.
 One process writes ratings to a database at a time: while \`wameter serve\` runs on it, send the events to
 its POST /v1/events (it rates them), or stop it first.
+A copy of an event already stored (the same kind, id and status in one WABA: a CRM's copy of an inbound
+message, a bare status line and Meta's webhook) completes the stored event, whichever came first; stderr
+counts such copies. Statuses that name no WABA are rated with the WABA of their message or, when it is not
+stored, with the WABA whose events use their business number; stderr says how many the store holds that
+neither ties to a WABA (not rated; the exit code does not count them).
 
 Exit codes: 0 ok; 1 nothing done (bad configuration, a database that cannot be opened), or the events
 could not all be stored, or not rated; 2 some input lines malformed (each named on stderr, the rest
@@ -90,6 +95,8 @@ async function runImport(sources: string[], flags: ImportFlags, io: CliIo): Prom
   let inserted = 0;
   let read = 0;
   let duplicates = 0;
+  /** Stored events a copy among `duplicates` completed (a referral, a recipient: store.ts `merged`). */
+  let completed = 0;
   /** The WABAs the sources name: their findings and unpriced units decide the exit code. */
   const wabas = new Set<string>();
   /**
@@ -115,6 +122,7 @@ async function runImport(sources: string[], flags: ImportFlags, io: CliIo): Prom
           (outcome) => {
             inserted += outcome.inserted.length;
             duplicates += outcome.duplicates;
+            completed += outcome.merged.length;
           },
           (error: unknown) => {
             writeFailure ??= { error };
@@ -148,10 +156,14 @@ async function runImport(sources: string[], flags: ImportFlags, io: CliIo): Prom
       const { error } = writeFailure;
       const reason = (error instanceof Error ? error.message : String(error)).trim() || 'unknown error';
       throw new CliError(
-        `the database refused the events after ${inserted} new event(s) were stored (${duplicates} already stored): ${reason}; nothing was rated: free disk space or fix the database, then run \`wameter import\` again (stored events are skipped)`,
+        `the database refused the events after ${inserted} new event(s) were stored (${duplicates} already stored${completed > 0 ? `, ${completed} of them completing a stored copy` : ''}): ${reason}; nothing was rated: free disk space or fix the database, then run \`wameter import\` again (stored events are skipped)`,
       );
     }
-    io.writeError(`wameter import: stored ${inserted} new event(s), ${duplicates} already stored; rating…\n`);
+    // A copy of a stored event (the same key) is merged into it: say how many completed one.
+    const ofThem = completed > 0 ? ` (${completed} of them completed a stored copy)` : '';
+    io.writeError(
+      `wameter import: stored ${inserted} new event(s), ${duplicates} already stored${ofThem}; rating…\n`,
+    );
     const rating = commandRatingService(store, pricing.value, io, {
       // An import rates each portfolio once, with no earlier rating to diff against: its findings are given.
       onRatingStored(record, findings) {
@@ -181,6 +193,14 @@ async function runImport(sources: string[], flags: ImportFlags, io: CliIo): Prom
     if (findings.length > 0) {
       io.writeError(`wameter import: ${findings.length} finding(s) for the imported WABAs:\n`);
       for (const finding of findings) io.writeError(`  ${findingLine(finding)}\n`);
+    }
+    // Statuses no rating sees (store.ts countUnattributedStatuses): said, but not in the exit code, which
+    // judges the imported WABAs' bill (these belong to no WABA, and may come from any earlier import).
+    const unattributed = await store.countUnattributedStatuses();
+    if (unattributed > 0) {
+      io.writeError(
+        `wameter import: ${unattributed} status(es) in the store name no WABA, and neither their message nor their business number ties them to one: they are not rated until their message is imported (a send log, or inbound webhooks), or a status naming their WABA and business number\n`,
+      );
     }
     const importedTotals = imported.length === 0 ? {} : await store.totals({ wabas: imported });
     for (const total of Object.values(importedTotals)) unpriced += total.unpriced ?? 0;

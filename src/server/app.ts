@@ -18,6 +18,7 @@ import {
   type AnalyticsDimension,
   type EventInput,
   type Granularity,
+  type IngestOutcome,
   type RatingRecord,
   type Store,
   type UnitFilter,
@@ -375,7 +376,9 @@ export function createApp(deps: AppDeps): Hono<Env> {
     } else {
       metrics.inc('webhooks_received_total');
       metrics.inc('events_ingested_total', { source: 'webhook' }, outcome.inserted.length);
-      if (outcome.inserted.length > 0) rating.markDirty(wabasOf(outcome.inserted));
+      // A copy that completed a stored event (a referral, a recipient) changes its WABA's bill too.
+      const changed = [...outcome.inserted, ...outcome.merged];
+      if (changed.length > 0) rating.markDirty(wabasOf(changed));
     }
     if (unreadableItems > 0) {
       // Each reason names the item's path in the body (entry[0].changes[0].value.statuses[2]…) and the field;
@@ -560,16 +563,16 @@ export function createApp(deps: AppDeps): Hono<Env> {
     const storedWabas = inputs.some(({ event }) => event.waba === undefined)
       ? await fromStore(store.listWabas())
       : [];
-    const outcome =
+    const outcome: IngestOutcome =
       inputs.length === 0
-        ? { inserted: [], duplicates: 0 }
+        ? { inserted: [], duplicates: 0, merged: [] }
         : await fromStore(writeToStore(() => store.ingestEvents(inputs)));
     metrics.inc('events_ingested_total', { source: 'api' }, outcome.inserted.length);
-    if (outcome.inserted.length > 0) {
-      const isWabaUnnamed = outcome.inserted.some((event) => event.waba === undefined);
-      rating.markDirty(
-        isWabaUnnamed ? new Set([...storedWabas, ...wabasOf(outcome.inserted)]) : wabasOf(outcome.inserted),
-      );
+    // A copy that completed a stored event (a referral, a recipient) changes its WABA's bill too.
+    const changed = [...outcome.inserted, ...outcome.merged];
+    if (changed.length > 0) {
+      const isWabaUnnamed = changed.some((event) => event.waba === undefined);
+      rating.markDirty(isWabaUnnamed ? new Set([...storedWabas, ...wabasOf(changed)]) : wabasOf(changed));
     }
     return c.json({ accepted: outcome.inserted.length, duplicates: outcome.duplicates, ignored, rejected });
   });

@@ -3,6 +3,8 @@
 
 import { createHash } from 'node:crypto';
 import { isValidTimeZone } from '../core/calendar.js';
+import { isSameEvent, mergeCopies } from '../core/event-copies.js';
+import type { CoreEvent } from '../core/events.js';
 import { microsOf, sumMicros } from '../core/money.js';
 import type { BillableUnit, Finding, PendingMessage } from '../core/units.js';
 import {
@@ -31,6 +33,21 @@ export function assertInScope(
     );
   }
 }
+
+/** The business number an event names (inbound, outbound, a status giving it), or null: `events.business`. */
+export function businessOf(event: CoreEvent): string | null {
+  return 'business' in event && event.business !== undefined ? event.business : null;
+}
+
+/**
+ * A stored event with a copy of it (the same key) merged in (`mergeCopies`: the same whichever came first),
+ * or undefined when the copy adds nothing to it (an identical redelivery, a bare copy of a fuller one).
+ */
+export function mergedCopy(stored: CoreEvent, copy: CoreEvent): CoreEvent | undefined {
+  const merged = mergeCopies(stored, copy).event;
+  return isSameEvent(merged, stored) ? undefined : merged;
+}
+
 export function assertSha256(raw: RawWebhookInput): void {
   const actual = createHash('sha256').update(raw.body).digest('hex');
   if (actual !== raw.sha256.toLowerCase()) {

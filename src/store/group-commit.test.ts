@@ -11,6 +11,7 @@ const outcome = (size: number): IngestItemOutcome => ({
   isDuplicate: false,
   inserted: [],
   duplicates: size,
+  merged: [],
 });
 
 describe('GroupCommitQueue', () => {

@@ -126,6 +126,7 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
           isDuplicate: false,
           inserted: events,
           duplicates: 0,
+          merged: [],
         });
         expect(await store.listEvents()).toEqual(events);
       });
@@ -154,6 +155,7 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
         expect(again.isDuplicate).toBe(true);
         expect(again.rawId).toBe(first.rawId);
         expect(again.inserted).toEqual([]);
+        expect(again.merged).toEqual([]);
         expect(await store.listEvents()).toEqual([inbound('wamid.i1')]);
         expect((await store.getRawWebhook(first.rawId))?.receivedAtMs).toBe(T0 + MINUTE);
       });
@@ -183,11 +185,12 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
         const first = inbound('wamid.i1');
         const sameKey = { ...inbound('wamid.i1'), atMs: T0 + MINUTE };
         const batch1 = await store.ingestEvents([input(first), input(sameKey), input(outbound('wamid.o1'))]);
-        expect(batch1).toEqual({ inserted: [first, outbound('wamid.o1')], duplicates: 1 });
+        // The later copy adds nothing to the first (its instant is later: the earliest is kept).
+        expect(batch1).toEqual({ inserted: [first, outbound('wamid.o1')], duplicates: 1, merged: [] });
         const batch2 = await store.ingestEvents([input(outbound('wamid.o1')), input(inbound('wamid.i2'))]);
-        expect(batch2).toEqual({ inserted: [inbound('wamid.i2')], duplicates: 1 });
+        expect(batch2).toEqual({ inserted: [inbound('wamid.i2')], duplicates: 1, merged: [] });
         const fromWebhook = await store.ingestWebhook(raw('{"c":3}'), [input(first)]);
-        expect(fromWebhook).toMatchObject({ isDuplicate: false, inserted: [], duplicates: 1 });
+        expect(fromWebhook).toMatchObject({ isDuplicate: false, inserted: [], duplicates: 1, merged: [] });
         expect(await store.listEvents()).toHaveLength(3);
         expect(await store.listEvents()).toContainEqual(first);
       });
@@ -206,10 +209,12 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
         expect(await store.ingestEvents([input(mine), input(status('W1'))])).toEqual({
           inserted: [mine, status('W1')],
           duplicates: 0,
+          merged: [],
         });
         expect(await store.ingestEvents([input(theirs), input(status('W2')), input(status('W1'))])).toEqual({
           inserted: [theirs, status('W2')],
           duplicates: 1,
+          merged: [],
         });
         expect(await store.listEvents(['W2'])).toEqual(expect.arrayContaining([theirs, status('W2')]));
         expect(await store.listEvents(['W2'])).toHaveLength(2);
@@ -294,6 +299,294 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
         expect(listed).toHaveLength(2);
         expect(listed).toContainEqual(status);
       });
+
+      it('lists a status that names no WABA, and whose message is not stored, with the WABAs that use its business number', async () => {
+        const store = await fresh();
+        // Its message is not stored (the send log was not fed), but W1's inbound came from PN1; W2 uses PN2.
+        const status: StatusEvent = {
+          kind: 'status',
+          atMs: T0 + 1,
+          id: 'wamid.unlogged',
+          status: 'delivered',
+          business: 'PN1',
+          user: '919876543210',
+        };
+        const w2: OutboundEvent = { ...outbound('wamid.o2', 'W2'), business: 'PN2' };
+        await store.ingestEvents([input(inbound('wamid.i1')), input(w2), input(status)]);
+        const w1 = await store.listEvents(['W1']);
+        expect(w1).toHaveLength(2);
+        expect(w1).toEqual(expect.arrayContaining([inbound('wamid.i1'), status]));
+        expect(await store.listEvents(['W2'])).toEqual([w2]);
+        expect(await store.listEvents(['W1', 'W2'])).toHaveLength(3);
+        expect(await store.listEvents([])).toEqual([]);
+        expect(await store.countUnattributedStatuses()).toBe(0);
+      });
+
+      it('lists a status that names no WABA once when both its message and its business number tie it to the scope', async () => {
+        const store = await fresh();
+        const status: StatusEvent = {
+          kind: 'status',
+          atMs: T0 + 1,
+          id: 'wamid.o1',
+          status: 'read',
+          business: 'PN1',
+          user: '919876543210',
+        };
+        await store.ingestEvents([input(outbound('wamid.o1')), input(inbound('wamid.i1')), input(status)]);
+        const listed = await store.listEvents(['W1']);
+        expect(listed).toHaveLength(3);
+        expect(listed.filter((event) => event.kind === 'status')).toEqual([status]);
+        expect(await store.listEvents(['W1', 'W2'])).toHaveLength(3);
+      });
+
+      it('lists a status that names no WABA with the WABA of its message only, not with another WABA of its number', async () => {
+        const store = await fresh();
+        // PN1 moved from W2 to W1: W2's message is W2's, though W1 uses that number now.
+        const status: StatusEvent = {
+          kind: 'status',
+          atMs: T0 + 1,
+          id: 'wamid.old',
+          status: 'delivered',
+          business: 'PN1',
+          user: '919876543210',
+        };
+        await store.ingestEvents([
+          input(outbound('wamid.old', 'W2')),
+          input(inbound('wamid.i1')),
+          input(status),
+        ]);
+        expect(await store.listEvents(['W1'])).toEqual([inbound('wamid.i1')]);
+        expect(await store.listEvents(['W2'])).toEqual(expect.arrayContaining([status]));
+        expect(await store.listEvents(['W1', 'W2'])).toHaveLength(3);
+      });
+
+      it('ties a business number to a WABA through its events that name a user with it, not a status naming neither', async () => {
+        const store = await fresh();
+        const status: StatusEvent = {
+          kind: 'status',
+          atMs: T0 + 1,
+          id: 'wamid.unlogged',
+          status: 'delivered',
+          business: 'PN3',
+          user: '919876543210',
+        };
+        // W3's only event with PN3 names no user: the rater could not tie PN3 to W3 with it.
+        const userless: StatusEvent = {
+          kind: 'status',
+          atMs: T0,
+          id: 'wamid.x3',
+          status: 'sent',
+          waba: 'W3',
+          business: 'PN3',
+        };
+        await store.ingestEvents([input(userless), input(status)]);
+        expect(await store.listEvents(['W3'])).toEqual([userless]);
+        expect(await store.countUnattributedStatuses()).toBe(1);
+        const named: StatusEvent = { ...userless, id: 'wamid.y3', user: '447700900123' };
+        await store.ingestEvents([input(named)]);
+        expect(await store.listEvents(['W3'])).toHaveLength(3);
+        expect(await store.countUnattributedStatuses()).toBe(0);
+      });
+
+      it('counts the statuses naming no WABA that no scope lists, until an event ties them to a WABA', async () => {
+        const store = await fresh();
+        expect(await store.countUnattributedStatuses()).toBe(0);
+        const status = (id: string, fields: Partial<StatusEvent> = {}): StatusEvent => ({
+          kind: 'status',
+          atMs: T0 + 1,
+          id,
+          status: 'delivered',
+          ...fields,
+        });
+        const byMessage = status('wamid.o1');
+        const byBusiness = status('wamid.unlogged', { business: 'PN1', user: '919876543210' });
+        const unknownNumber = status('wamid.u1', { business: 'PN9', user: '919876543210' });
+        const bare = status('wamid.u2');
+        await store.ingestEvents(
+          [
+            outbound('wamid.o1'),
+            byMessage,
+            byBusiness,
+            unknownNumber,
+            bare,
+            status('wamid.u3', { waba: 'W7' }), // names its WABA: listed with it
+          ].map((event) => input(event)),
+        );
+        expect(await store.countUnattributedStatuses()).toBe(2);
+        // W9's inbound from PN9, and the send log of wamid.u2 (in W2), arrive.
+        await store.ingestEvents([
+          input({ ...inbound('wamid.i9', 'W9'), business: 'PN9' }),
+          input(outbound('wamid.u2', 'W2')),
+        ]);
+        expect(await store.countUnattributedStatuses()).toBe(0);
+        expect(await store.listEvents(['W9'])).toContainEqual(unknownNumber);
+        expect(await store.listEvents(['W2'])).toContainEqual(bare);
+      });
+    });
+
+    describe('copies of one event (the same key)', () => {
+      const bareStatus: StatusEvent = {
+        kind: 'status',
+        atMs: T0 + 3000,
+        waba: 'W1',
+        id: 'wamid.x',
+        status: 'delivered',
+      };
+      /** Meta's webhook of the same status: recipient, business number, pricing; a little earlier. */
+      const fullStatus: StatusEvent = {
+        kind: 'status',
+        atMs: T0 + 2000,
+        waba: 'W1',
+        id: 'wamid.x',
+        status: 'delivered',
+        business: 'PN1',
+        user: '919876543210',
+        userCountryHint: 'IN',
+        pricing: { billable: true, pricing_model: 'PMP', category: 'utility', type: 'regular' },
+      };
+      const crmInbound = inbound('wamid.in');
+      const metaInbound: InboundEvent = { ...inbound('wamid.in'), hasReferral: true, userCountryHint: 'IN' };
+      const utilityCopy = outbound('wamid.o');
+      const marketingCopy: OutboundEvent = { ...outbound('wamid.o'), template: 'marketing' };
+      /** The two send-log copies merged: the costlier category, and the disagreement said. */
+      const mergedSends: OutboundEvent = { ...marketingCopy, copiesDisagreeOn: ['template'] };
+
+      /** A fresh store given `first`, then `second` in another call: the second's outcome and what is stored. */
+      async function inOrder(first: CoreEvent, second: CoreEvent) {
+        const store = await fresh();
+        expect(await store.ingestEvents([input(first)])).toEqual({
+          inserted: [first],
+          duplicates: 0,
+          merged: [],
+        });
+        const outcome = await store.ingestEvents([input(second, 'import')]);
+        return { store, outcome, stored: await store.listEvents() };
+      }
+
+      it('keeps what a bare status line lacks from Meta’s full status, whichever was stored first', async () => {
+        const bareFirst = await inOrder(bareStatus, fullStatus);
+        expect(bareFirst.outcome).toEqual({ inserted: [], duplicates: 1, merged: [fullStatus] });
+        expect(bareFirst.stored).toEqual([fullStatus]);
+        expect(await bareFirst.store.listEvents(['W1'])).toEqual([fullStatus]);
+        // The bare copy adds nothing to the full one (its instant is later): nothing is rewritten.
+        const fullFirst = await inOrder(fullStatus, bareStatus);
+        expect(fullFirst.outcome).toEqual({ inserted: [], duplicates: 1, merged: [] });
+        expect(fullFirst.stored).toEqual([fullStatus]);
+        // A bare copy with an earlier instant moves the stored event to it, and keeps the rest.
+        const earlier = { ...bareStatus, atMs: T0 + 1000 };
+        const earlierLater = await inOrder(fullStatus, earlier);
+        expect(earlierLater.outcome).toEqual({
+          inserted: [],
+          duplicates: 1,
+          merged: [{ ...fullStatus, atMs: T0 + 1000 }],
+        });
+        expect(earlierLater.stored).toEqual([{ ...fullStatus, atMs: T0 + 1000 }]);
+      });
+
+      it('keeps the ad referral of Meta’s inbound copy whichever was stored first (a CRM’s copy lacks it)', async () => {
+        const crmFirst = await inOrder(crmInbound, metaInbound);
+        expect(crmFirst.outcome).toEqual({ inserted: [], duplicates: 1, merged: [metaInbound] });
+        expect(crmFirst.stored).toEqual([metaInbound]);
+        const metaFirst = await inOrder(metaInbound, crmInbound);
+        expect(metaFirst.outcome).toEqual({ inserted: [], duplicates: 1, merged: [] });
+        expect(metaFirst.stored).toEqual([metaInbound]);
+      });
+
+      it('stores the same event from two send-log copies naming different templates, in either order, saying they disagree', async () => {
+        for (const [first, second] of [
+          [utilityCopy, marketingCopy],
+          [marketingCopy, utilityCopy],
+        ] as const) {
+          const { outcome, stored, store } = await inOrder(first, second);
+          expect(outcome).toEqual({ inserted: [], duplicates: 1, merged: [mergedSends] });
+          expect(stored).toEqual([mergedSends]);
+          // A third copy agreeing with either changes nothing more.
+          expect(await store.ingestEvents([input(utilityCopy)])).toEqual({
+            inserted: [],
+            duplicates: 1,
+            merged: [],
+          });
+          expect(await store.listEvents(['W1'])).toEqual([mergedSends]);
+        }
+      });
+
+      it('an identical redelivery (its fields in another order too) is a duplicate that changes nothing', async () => {
+        const reordered = Object.fromEntries(Object.entries(fullStatus).reverse()) as unknown as StatusEvent;
+        reordered.pricing = Object.fromEntries(Object.entries(fullStatus.pricing!).reverse());
+        const { outcome, stored } = await inOrder(fullStatus, reordered);
+        expect(outcome).toEqual({ inserted: [], duplicates: 1, merged: [] });
+        expect(stored).toEqual([fullStatus]);
+        const sends = await inOrder(mergedSends, mergedSends);
+        expect(sends.outcome).toEqual({ inserted: [], duplicates: 1, merged: [] });
+      });
+
+      it('merges copies within one batch, and across the items of one group, as if stored one after the other', async () => {
+        const store = await fresh();
+        const batch = [bareStatus, crmInbound, fullStatus, metaInbound, bareStatus];
+        expect(await store.ingestEvents(batch.map((event) => input(event)))).toEqual({
+          inserted: [bareStatus, crmInbound],
+          duplicates: 3,
+          merged: [fullStatus, metaInbound],
+        });
+        const stored = await store.listEvents();
+        expect(stored).toHaveLength(2);
+        expect(stored).toEqual(expect.arrayContaining([fullStatus, metaInbound]));
+
+        const group = await fresh();
+        const outcomes = await group.ingestBatch([
+          { raw: null, events: [input(utilityCopy)] },
+          { raw: raw('{"copy":1}'), events: [input(marketingCopy, 'webhook')] },
+          { raw: raw('{"copy":1}'), events: [input(marketingCopy, 'webhook')] }, // the same body: nothing
+          { raw: null, events: [input(utilityCopy), input(marketingCopy)] }, // nothing new to add
+        ]);
+        expect(outcomes).toEqual([
+          { rawId: null, isDuplicate: false, inserted: [utilityCopy], duplicates: 0, merged: [] },
+          {
+            rawId: outcomes[1]!.rawId,
+            isDuplicate: false,
+            inserted: [],
+            duplicates: 1,
+            merged: [mergedSends],
+          },
+          { rawId: outcomes[1]!.rawId, isDuplicate: true, inserted: [], duplicates: 1, merged: [] },
+          { rawId: null, isDuplicate: false, inserted: [], duplicates: 2, merged: [] },
+        ]);
+        expect(await group.listEvents()).toEqual([mergedSends]);
+      });
+
+      it('merges copies committed concurrently: none of their fields is lost', async () => {
+        const store = await fresh();
+        await store.ingestEvents([input(bareStatus)]);
+        const copies: StatusEvent[] = [
+          { ...bareStatus, business: 'PN1' },
+          { ...bareStatus, user: '919876543210' },
+          { ...bareStatus, userCountryHint: 'IN' },
+          { ...bareStatus, pricing: fullStatus.pricing! },
+          { ...bareStatus, atMs: fullStatus.atMs },
+        ];
+        // Each in a transaction of its own, all at once.
+        const outcomes = await Promise.all(
+          copies.map((copy) => store.ingestBatch([{ raw: null, events: [input(copy)] }])),
+        );
+        for (const [outcome] of outcomes) expect(outcome).toMatchObject({ inserted: [], duplicates: 1 });
+        expect(await store.listEvents()).toEqual([fullStatus]);
+      });
+
+      it('a copy that brings the business number of a status naming no WABA ties it to the WABA of that number', async () => {
+        const store = await fresh();
+        const bare: StatusEvent = { kind: 'status', atMs: T0 + 1, id: 'wamid.unlogged', status: 'delivered' };
+        const full: StatusEvent = { ...bare, business: 'PN1', user: '919876543210' };
+        await store.ingestEvents([input(inbound('wamid.i1')), input(bare)]);
+        expect(await store.listEvents(['W1'])).toEqual([inbound('wamid.i1')]);
+        expect(await store.countUnattributedStatuses()).toBe(1);
+        expect(await store.ingestEvents([input(full)])).toEqual({
+          inserted: [],
+          duplicates: 1,
+          merged: [full],
+        });
+        expect(await store.listEvents(['W1'])).toEqual(expect.arrayContaining([full]));
+        expect(await store.countUnattributedStatuses()).toBe(0);
+      });
     });
 
     describe('group commit', () => {
@@ -316,11 +609,12 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
             isDuplicate: false,
             inserted: [inbound('wamid.a1'), outbound('wamid.a2')],
             duplicates: 0,
+            merged: [],
           },
-          { rawId: before.rawId, isDuplicate: true, inserted: [], duplicates: 1 },
-          { rawId: null, isDuplicate: false, inserted: [outbound('wamid.b1')], duplicates: 1 },
-          { rawId: outcomes[0]!.rawId, isDuplicate: true, inserted: [], duplicates: 1 },
-          { rawId: outcomes[4]!.rawId, isDuplicate: false, inserted: [], duplicates: 0 },
+          { rawId: before.rawId, isDuplicate: true, inserted: [], duplicates: 1, merged: [] },
+          { rawId: null, isDuplicate: false, inserted: [outbound('wamid.b1')], duplicates: 1, merged: [] },
+          { rawId: outcomes[0]!.rawId, isDuplicate: true, inserted: [], duplicates: 1, merged: [] },
+          { rawId: outcomes[4]!.rawId, isDuplicate: false, inserted: [], duplicates: 0, merged: [] },
         ]);
         expect(new Set(outcomes.map((o) => o.rawId)).size).toBe(4); // before, a, null, c
         expect((await store.getRawWebhook(outcomes[4]!.rawId!))?.parseError).toBe('Unexpected token');
@@ -347,7 +641,7 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
             expect(result).toHaveProperty('rawId', (results[i - 1] as unknown as { rawId: number }).rawId);
           }
           if (i % 3 === 2) {
-            expect(result).toEqual({ inserted: [outbound(`wamid.e${i}`)], duplicates: 1 });
+            expect(result).toEqual({ inserted: [outbound(`wamid.e${i}`)], duplicates: 1, merged: [] });
           }
         });
         expect(await store.listEvents()).toHaveLength((2 * count) / 3);

@@ -34,6 +34,43 @@ export const EVENT_KEYS_PER_WABA_SQL = `UPDATE events SET key = CASE
   ELSE ${escapedWabaSql('waba')} || ':' || key
 END;`;
 
+/** SQL, both engines: the idempotency keys of the outbound and the inbound message `messageId` of `waba`. */
+export function messageKeysSql(waba: string, messageId: string): string {
+  const escaped = escapedWabaSql(waba);
+  return `${escaped} || ':outbound:' || ${messageId}, ${escaped} || ':inbound:' || ${messageId}`;
+}
+
+/**
+ * SQL, both engines: a `WITH RECURSIVE` term listing every WABA that has events (`stored_wabas`, with one NULL
+ * row), computed once per statement and read from the index on `events (waba)` one WABA at a time (a loose
+ * index scan: a few index lookups per WABA, however many events each has).
+ */
+export const STORED_WABAS_CTE = `stored_wabas(waba) AS MATERIALIZED (
+  SELECT min(waba) FROM events
+  UNION ALL
+  SELECT (SELECT min(e.waba) FROM events e WHERE e.waba > a.waba) FROM stored_wabas a WHERE a.waba IS NOT NULL)`;
+
+/** SQL, both engines: status `s`'s message (an inbound or outbound with its id) is stored in some WABA. */
+export function messageStoredSql(s: string): string {
+  return `EXISTS (SELECT 1 FROM stored_wabas w, events m
+                  WHERE w.waba IS NOT NULL AND m.key IN (${messageKeysSql('w.waba', `${s}.message_id`)}))`;
+}
+
+/**
+ * SQL, both engines: status `s`'s message is stored in a WABA whose events name `s`'s business number, those
+ * WABAs read from the index on `events (business, waba)` one at a time (a number has one WABA, or a few).
+ */
+export function messageStoredForNumberSql(s: string): string {
+  return `EXISTS (
+    WITH RECURSIVE number_wabas(waba) AS (
+      SELECT min(n.waba) FROM events n WHERE n.business = ${s}.business AND n.waba IS NOT NULL
+      UNION ALL
+      SELECT (SELECT min(n.waba) FROM events n WHERE n.business = ${s}.business AND n.waba > a.waba)
+      FROM number_wabas a WHERE a.waba IS NOT NULL)
+    SELECT 1 FROM number_wabas w, events m
+    WHERE w.waba IS NOT NULL AND m.key IN (${messageKeysSql('w.waba', `${s}.message_id`)}))`;
+}
+
 export interface StoredRawWebhook extends RawWebhookInput {
   id: number;
 }
@@ -48,10 +85,20 @@ export interface EventInput {
 }
 
 export interface IngestOutcome {
-  /** Events newly stored. */
+  /** Events newly stored (as given). */
   inserted: CoreEvent[];
-  /** Events whose key was already stored (changed nothing). */
+  /**
+   * Events whose key was already stored, or came earlier in the same call: copies of a stored event. Each is
+   * merged into the stored copy (`mergeCopies`, core/event-copies.ts), which changes only when it adds what the
+   * stored copy lacked (see `merged`).
+   */
   duplicates: number;
+  /**
+   * The stored events a copy among `duplicates` changed, as they are stored now (merged): once per key, its
+   * last state in this call. Their WABAs must be rated again, as for `inserted`. An identical copy, or one
+   * that adds nothing, changes nothing and is not listed.
+   */
+  merged: CoreEvent[];
 }
 
 /**
@@ -161,29 +208,44 @@ export interface Store {
 
   /**
    * Stores a webhook body and the events read from it in ONE transaction, durable when the promise
-   * resolves (answer 200 only after). An identical body already stored → `isDuplicate`, nothing written.
+   * resolves (answer 200 only after). An identical body already stored → `isDuplicate`, nothing written
+   * (`merged: []`).
    */
   ingestWebhook(
     raw: RawWebhookInput,
     events: EventInput[],
   ): Promise<IngestOutcome & { rawId: number; isDuplicate: boolean }>;
-  /** Stores events (API, imports) idempotently, in one transaction. */
+  /**
+   * Stores events (API, imports) idempotently, in one transaction: a key already stored (or repeated in the
+   * call) is a duplicate, merged into the stored copy (`IngestOutcome.merged`).
+   */
   ingestEvents(events: EventInput[]): Promise<IngestOutcome>;
   /**
    * Group commit: stores every item in ONE transaction, durable when the promise resolves, with the outcome
    * of each (in order) exactly as if each had been ingested alone, one after the other (a body or event key
-   * repeated within the group is a duplicate of its first occurrence). `ingestWebhook` and `ingestEvents`
-   * queue their calls and commit whatever is queued together through this.
+   * repeated within the group is a duplicate of its first occurrence; an event's copy is merged into it).
+   * `ingestWebhook` and `ingestEvents` queue their calls and commit whatever is queued together through this.
    */
   ingestBatch(items: readonly IngestItem[]): Promise<IngestItemOutcome[]>;
   getRawWebhook(id: number): Promise<StoredRawWebhook | undefined>;
   /** Raw bodies kept with a parse error, newest first. */
   listUnreadableWebhooks(limit: number): Promise<StoredRawWebhook[]>;
 
-  /** Every stored event of these WABAs (all when undefined), in any order. */
+  /**
+   * Every stored event of these WABAs (all when undefined), in any order, each once. A status that names no
+   * WABA is listed with a scope holding the WABA of its message (a stored inbound or outbound with its id), or,
+   * when no WABA using its business number has its message, a WABA of the scope with an event that names that
+   * number and a user (docs/storage.md).
+   */
   listEvents(wabas?: readonly string[]): Promise<CoreEvent[]>;
   /** WABAs that have events. */
   listWabas(): Promise<string[]>;
+  /**
+   * Statuses that name no WABA and that no `listEvents(wabas)` lists, whatever its scope: no stored inbound or
+   * outbound of any WABA has their message id, and no event of a WABA names their business number (with a
+   * user), or they name none. Nothing rates them until such an event is stored.
+   */
+  countUnattributedStatuses(): Promise<number>;
 
   /** Replaces, in one transaction, the current units, pending messages and findings of `rating.wabas`. */
   replaceRating(

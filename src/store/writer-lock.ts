@@ -167,6 +167,8 @@ class StoreHoldingWriterLock implements Store {
     this.store.listUnreadableWebhooks(...args);
   listEvents: Store['listEvents'] = (...args) => this.store.listEvents(...args);
   listWabas: Store['listWabas'] = (...args) => this.store.listWabas(...args);
+  countUnattributedStatuses: Store['countUnattributedStatuses'] = (...args) =>
+    this.store.countUnattributedStatuses(...args);
   replaceRating: Store['replaceRating'] = async (...args) => {
     this.checkHeld();
     return this.store.replaceRating(...args);

@@ -4,7 +4,13 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { eventKey, type OutboundEvent, type StatusEvent } from '../../core/events.js';
+import {
+  eventKey,
+  type AccountUpdateEvent,
+  type InboundEvent,
+  type OutboundEvent,
+  type StatusEvent,
+} from '../../core/events.js';
 import { openStore } from '../open-store.js';
 import { runStoreContract } from '../store.contract.js';
 import { openPostgresStore } from './postgres-store.js';
@@ -56,6 +62,7 @@ describe('PostgreSQL specifics', () => {
       { version: 4 },
       { version: 5 },
       { version: 6 },
+      { version: 7 },
     ]);
     await Promise.all(stores.map((store) => store.close()));
   });
@@ -84,6 +91,7 @@ describe('PostgreSQL specifics', () => {
       { version: 4 },
       { version: 5 },
       { version: 6 },
+      { version: 7 },
     ]);
     await store.close();
   });
@@ -115,9 +123,98 @@ describe('PostgreSQL specifics', () => {
     expect(rows).toEqual([{ key: 'outbound:wamid.k1' }, { key: 'status:wamid.k1:delivered' }]);
     const store = await openPostgresStore(DATABASE_URL, { schema });
     try {
-      expect(await store.ingestEvents(inputs(4))).toEqual({ inserted: [], duplicates: 2 });
+      expect(await store.ingestEvents(inputs(4))).toEqual({ inserted: [], duplicates: 2, merged: [] });
       expect(await store.listEvents([sent.waba])).toEqual(expect.arrayContaining([sent, orphan]));
     } finally {
+      await store.close();
+    }
+  });
+
+  it('upgrades version 6: the business number of every stored event is filled from its jsonb', async () => {
+    const schema = freshSchema();
+    const received: InboundEvent = {
+      kind: 'inbound',
+      atMs: 1,
+      waba: 'W1',
+      business: 'PN1',
+      user: '919876543210',
+      id: 'wamid.i1',
+      hasReferral: false,
+    };
+    // Its message is not stored: only its business number ties it to W1.
+    const orphan: StatusEvent = {
+      kind: 'status',
+      atMs: 2,
+      id: 'wamid.unlogged',
+      status: 'delivered',
+      business: 'PN1',
+      user: '919876543210',
+    };
+    const update: AccountUpdateEvent = { kind: 'account_update', atMs: 3, waba: 'W1', event: 'X' };
+    const before = await openPostgresStore(DATABASE_URL, { schema });
+    await before.ingestEvents(
+      [received, orphan, update].map((event) => ({
+        key: eventKey(event),
+        event,
+        receivedAtMs: 4,
+        source: 'api:test',
+      })),
+    );
+    await before.close();
+    // Back to what version 6 stored: no business column (its index goes with it).
+    await admin!.query(
+      `ALTER TABLE ${schema}.events DROP COLUMN business;
+       DELETE FROM ${schema}.schema_migrations WHERE version = 7`,
+    );
+    const store = await openPostgresStore(DATABASE_URL, { schema });
+    try {
+      const { rows } = await admin!.query(`SELECT kind, business FROM ${schema}.events ORDER BY at_ms`);
+      expect(rows).toEqual([
+        { kind: 'inbound', business: 'PN1' },
+        { kind: 'status', business: 'PN1' },
+        { kind: 'account_update', business: null },
+      ]);
+      const indexes = await admin!.query('SELECT indexname FROM pg_indexes WHERE schemaname = $1', [schema]);
+      expect(indexes.rows).toContainEqual({ indexname: 'events_business' });
+      expect(await store.listEvents(['W1'])).toEqual([received, orphan, update]);
+      expect(await store.listEvents(['W2'])).toEqual([]);
+      expect(await store.countUnattributedStatuses()).toBe(0);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('merges a copy into the stored event only once a concurrent writer’s merge of it committed, keeping both', async () => {
+    const schema = freshSchema();
+    const bare: StatusEvent = { kind: 'status', atMs: 5, waba: 'W1', id: 'wamid.x', status: 'delivered' };
+    const key = eventKey(bare);
+    const store = await openPostgresStore(DATABASE_URL, { schema });
+    const other = new pg.Client({ connectionString: DATABASE_URL });
+    await other.connect();
+    try {
+      await store.ingestEvents([{ key, event: bare, receivedAtMs: 6, source: 'api:test' }]);
+      // Another writer, merging a copy with a business number, has locked the stored row as the store does.
+      await other.query('BEGIN');
+      await other.query(`SELECT payload FROM ${schema}.events WHERE key = $1 FOR UPDATE`, [key]);
+      const copy: StatusEvent = { ...bare, user: '919876543210' };
+      const merging = store.ingestEvents([{ key, event: copy, receivedAtMs: 7, source: 'api:test' }]);
+      // This one must wait for that lock, and read the row only once the other writer committed its merge:
+      // reading it now, it would write its own merge over the other's and lose the business number.
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      await other.query(`UPDATE ${schema}.events SET payload = $1::jsonb, business = 'PN1' WHERE key = $2`, [
+        JSON.stringify({ ...bare, business: 'PN1' }),
+        key,
+      ]);
+      await other.query('COMMIT');
+      expect(await merging).toEqual({
+        inserted: [],
+        duplicates: 1,
+        merged: [{ ...bare, business: 'PN1', user: '919876543210' }],
+      });
+      expect(await store.listEvents()).toEqual([{ ...bare, business: 'PN1', user: '919876543210' }]);
+    } finally {
+      await other.query('ROLLBACK').catch(() => {});
+      await other.end();
       await store.close();
     }
   });
@@ -175,11 +272,12 @@ describe('PostgreSQL opened read-only (commands that only read: estimate, rerate
     await (await openPostgresStore(DATABASE_URL, { schema })).close();
     await admin!.query(
       `ALTER TABLE ${schema}.ratings DROP COLUMN totals_by_waba, DROP COLUMN accounts_digest;
-       DELETE FROM ${schema}.schema_migrations WHERE version = 6`,
+       ALTER TABLE ${schema}.events DROP COLUMN business;
+       DELETE FROM ${schema}.schema_migrations WHERE version >= 6`,
     );
     await expect(openPostgresStore(DATABASE_URL, { schema, isReadOnly: true })).rejects.toMatchObject({
       code: 'STORE_NEEDS_MIGRATION',
-      message: `the wameter store in the schema "${schema}" of ${database} is older than this wameter (schema migration 6 not applied yet), and a read-only open does not migrate it`,
+      message: `the wameter store in the schema "${schema}" of ${database} is older than this wameter (schema migration 6, 7 not applied yet), and a read-only open does not migrate it`,
     });
     const { rows } = await admin!.query(`SELECT max(version) AS newest FROM ${schema}.schema_migrations`);
     expect(rows).toEqual([{ newest: 5 }]);

@@ -9,6 +9,7 @@ import type { BillableUnit, Finding, PendingMessage } from '../../core/units.js'
 import {
   assertInScope,
   assertSha256,
+  businessOf,
   checkLimit,
   checkTimeZone,
   decodeCursor,
@@ -21,6 +22,7 @@ import {
   totalsByWabaFromStored,
   totalsFromStored,
   findingWaba,
+  mergedCopy,
   sortPoints,
   toBuffer,
 } from '../engine-checks.js';
@@ -42,7 +44,10 @@ import {
   type UnitFilter,
   type UnitPage,
   EVENT_KEYS_PER_WABA_SQL,
-  escapedWabaSql,
+  STORED_WABAS_CTE,
+  messageKeysSql,
+  messageStoredForNumberSql,
+  messageStoredSql,
 } from '../store.js';
 
 type Row = Record<string, unknown>;
@@ -203,7 +208,26 @@ const MIGRATIONS: readonly Migration[] = [
       ALTER TABLE ratings ADD COLUMN accounts_digest text; -- or NULL (older ratings)
     `,
   },
+  {
+    version: 7,
+    name: 'events keep the business number they name',
+    // A status that names no WABA, and whose message is not stored, belongs to the WABAs whose events name its
+    // business number (listEvents): the column, filled from the stored jsonb, and an index to find them by.
+    sql: `
+      ALTER TABLE events ADD COLUMN business text; -- inbound, outbound, status: the event's business, or NULL
+      UPDATE events SET business = payload->>'business' WHERE kind IN ('inbound', 'outbound', 'status');
+      CREATE INDEX events_business ON events (business, waba);
+    `,
+  },
 ];
+
+/**
+ * SQL: event `b` ties its business number to its WABA for a user, as the rater's pairs do: an inbound or an
+ * outbound, or a status that names a user too.
+ */
+function tiesBusinessSql(b: string): string {
+  return `(${b}.kind <> 'status' OR coalesce(${b}.payload->>'user', '') <> '')`;
+}
 
 /** First key of the migration advisory lock ("wame"); the second is the schema's hash. */
 const MIGRATION_LOCK = 0x77616d65;
@@ -367,8 +391,8 @@ class PostgresStore implements Store {
   }
 
   async ingestEvents(events: EventInput[]): Promise<IngestOutcome> {
-    const { inserted, duplicates } = await this.ingests.submit({ raw: null, events });
-    return { inserted, duplicates };
+    const { inserted, duplicates, merged } = await this.ingests.submit({ raw: null, events });
+    return { inserted, duplicates, merged };
   }
 
   async ingestBatch(items: readonly IngestItem[]): Promise<IngestItemOutcome[]> {
@@ -391,23 +415,58 @@ class PostgresStore implements Store {
   }
 
   async listEvents(wabas?: readonly string[]): Promise<CoreEvent[]> {
+    if (wabas === undefined) {
+      const { rows } = await this.pool.query('SELECT payload FROM events ORDER BY at_ms, key');
+      return rows.map((row: Row) => row.payload as CoreEvent);
+    }
     // A status that did not name its WABA belongs to the WABA of the message it reports on, found by the
     // message's idempotency key in each WABA of the scope (eventKey: "WABA:outbound:ID" or "WABA:inbound:ID",
-    // the WABA escaped as migration 3 does; the primary key's index).
-    const { rows } =
-      wabas === undefined
-        ? await this.pool.query('SELECT payload FROM events ORDER BY at_ms, key')
-        : await this.pool.query(
-            `SELECT payload FROM events
-             WHERE waba = ANY($1::text[])
-                OR (waba IS NULL AND kind = 'status' AND EXISTS (
-                      SELECT 1 FROM unnest($1::text[]) AS w(waba), events m
-                      WHERE m.key IN (${escapedWabaSql('w.waba')} || ':outbound:' || events.message_id,
-                                      ${escapedWabaSql('w.waba')} || ':inbound:' || events.message_id)))
-             ORDER BY at_ms, key`,
-            [[...wabas]],
-          );
+    // the WABA escaped as migration 3 does; the primary key's index). When no WABA using its business number
+    // has its message, it belongs to the WABAs whose events tie that number to a user: the scope's numbers are
+    // listed once (a hashed subplan, read only if such a status is there), never searched for per status.
+    const rows = await this.withoutJit(
+      `SELECT payload FROM events s
+       WHERE s.waba = ANY($1::text[])
+          OR (s.waba IS NULL AND s.kind = 'status' AND (
+                EXISTS (
+                  SELECT 1 FROM unnest($1::text[]) AS w(waba), events m
+                  WHERE m.key IN (${messageKeysSql('w.waba', 's.message_id')}))
+                OR (s.business IN (
+                      SELECT DISTINCT b.business FROM events b
+                      WHERE b.waba = ANY($1::text[]) AND b.business IS NOT NULL AND ${tiesBusinessSql('b')})
+                    AND NOT ${messageStoredForNumberSql('s')})))
+       ORDER BY at_ms, key`,
+      [[...wabas]],
+    );
     return rows.map((row: Row) => row.payload as CoreEvent);
+  }
+
+  async countUnattributedStatuses(): Promise<number> {
+    // min(), not EXISTS: PostgreSQL would scan the whole table for a number no WABA uses, expecting to stop
+    // early; min() reads the index on (business, waba) and stops at the first event that ties the number.
+    const rows = await this.withoutJit(
+      `WITH RECURSIVE ${STORED_WABAS_CTE}
+       SELECT count(*)::int AS n FROM events s
+       WHERE s.waba IS NULL AND s.kind = 'status'
+         AND (s.business IS NULL
+              OR (SELECT min(b.waba) FROM events b WHERE b.business = s.business AND ${tiesBusinessSql('b')})
+                 IS NULL)
+         AND NOT ${messageStoredSql('s')}`,
+      [],
+    );
+    return Number((rows[0] as Row).n);
+  }
+
+  /**
+   * A read with just-in-time compilation off: the estimates of the look-ups per status naming no WABA (a
+   * recursive query each) would have PostgreSQL compile the query (about half a second) for work that takes
+   * milliseconds.
+   */
+  private async withoutJit(sql: string, params: unknown[]): Promise<Row[]> {
+    return this.transaction(async (client) => {
+      await client.query('SET LOCAL jit = off');
+      return (await client.query(sql, params)).rows as Row[];
+    });
   }
 
   async listWabas(): Promise<string[]> {
@@ -627,8 +686,12 @@ class PostgresStore implements Store {
 }
 
 /**
- * Inside a transaction: each key stored once, the first wins — within a group and across the groups, in
- * order (a key taken by an earlier group is a duplicate) — the others are counted as duplicates.
+ * Inside a transaction, for the items of a group in order, each as if ingested alone: an event whose key is new
+ * is stored as given; a copy of a stored event (its key stored before, or earlier in the group) is a
+ * duplicate, merged into the stored row, which is rewritten only when the merge changes it (payload, `at_ms`,
+ * `business`; the rest stays as first stored). The stored rows a copy may change are locked first (FOR
+ * UPDATE), so that a concurrent writer's merge of the same event waits for this one and merges into its
+ * result: no copy's fields are lost.
  */
 async function insertEventGroups(
   client: Queryable,
@@ -637,12 +700,15 @@ async function insertEventGroups(
   const firsts = new Map<string, EventInput>();
   for (const events of groups)
     for (const input of events) if (!firsts.has(input.key)) firsts.set(input.key, input);
-  const storedKeys = new Set<string>();
-  for (const batch of chunks([...firsts.values()])) {
+  // In key order: two transactions inserting or locking the same keys take them in one order (no deadlock).
+  const ordered = [...firsts.values()].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  const insertedKeys = new Set<string>();
+  for (const batch of chunks(ordered)) {
+    // A key another transaction is inserting: this waits for it to commit, then inserts nothing.
     const { rows } = await client.query(
-      `INSERT INTO events (key, kind, waba, message_id, at_ms, payload, received_at_ms, source)
+      `INSERT INTO events (key, kind, waba, message_id, at_ms, payload, received_at_ms, source, business)
        SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::jsonb[],
-                            $7::bigint[], $8::text[])
+                            $7::bigint[], $8::text[], $9::text[])
        ON CONFLICT (key) DO NOTHING
        RETURNING key`,
       [
@@ -654,18 +720,90 @@ async function insertEventGroups(
         batch.map((e) => JSON.stringify(e.event)),
         batch.map((e) => e.receivedAtMs),
         batch.map((e) => e.source),
+        batch.map((e) => businessOf(e.event)),
       ],
     );
-    for (const row of rows as Row[]) storedKeys.add(String(row.key));
+    for (const row of rows as Row[]) insertedKeys.add(String(row.key));
   }
-  return groups.map((events) => {
+  /** Each key's event as stored before the copies: as inserted above, or the stored row. */
+  const base = new Map<string, CoreEvent>();
+  for (const key of insertedKeys) base.set(key, firsts.get(key)!.event);
+  const storedKeys = ordered.map((input) => input.key).filter((key) => !insertedKeys.has(key));
+  // Read without a lock first: most copies add nothing (a file imported again), and locking a row writes it.
+  await readStoredEvents(client, storedKeys, base, '');
+  let { outcomes, changed } = mergeCopiesInOrder(groups, firsts, insertedKeys, base);
+  // The stored rows a copy changes are locked, in key order, and read again: a concurrent writer's merge into
+  // one (committed meanwhile, or waited for here) is merged into, never written over. A copy that adds nothing
+  // to a row adds nothing to what merges make of it later either (mergeCopies keeps what each copy says).
+  const toLock = [...changed.keys()].filter((key) => !insertedKeys.has(key)).sort();
+  if (toLock.length > 0) {
+    await readStoredEvents(client, toLock, base, ' ORDER BY key FOR UPDATE');
+    ({ outcomes, changed } = mergeCopiesInOrder(groups, firsts, insertedKeys, base));
+  }
+  for (const batch of chunks([...changed])) {
+    await client.query(
+      `UPDATE events e SET payload = u.payload, at_ms = u.at_ms, business = u.business
+       FROM unnest($1::text[], $2::jsonb[], $3::bigint[], $4::text[]) AS u (key, payload, at_ms, business)
+       WHERE e.key = u.key`,
+      [
+        batch.map(([key]) => key),
+        batch.map(([, event]) => JSON.stringify(event)),
+        batch.map(([, event]) => event.atMs),
+        batch.map(([, event]) => businessOf(event)),
+      ],
+    );
+  }
+  return outcomes;
+}
+
+/** Reads the stored events of `keys` into `into` (`suffix`: an ORDER BY and a locking clause, or nothing). */
+async function readStoredEvents(
+  client: Queryable,
+  keys: readonly string[],
+  into: Map<string, CoreEvent>,
+  suffix: string,
+): Promise<void> {
+  for (const batch of chunks(keys)) {
+    const { rows } = await client.query(
+      `SELECT key, payload FROM events WHERE key = ANY($1::text[])${suffix}`,
+      [batch],
+    );
+    for (const row of rows as Row[]) into.set(String(row.key), row.payload as CoreEvent);
+  }
+}
+
+/**
+ * The outcome of each group, its copies merged in order into `base` (each key's stored event, or the first
+ * occurrence this transaction inserted), and the events whose stored row changed, as they end.
+ */
+function mergeCopiesInOrder(
+  groups: readonly EventInput[][],
+  firsts: ReadonlyMap<string, EventInput>,
+  insertedKeys: ReadonlySet<string>,
+  base: ReadonlyMap<string, CoreEvent>,
+): { outcomes: IngestOutcome[]; changed: Map<string, CoreEvent> } {
+  const current = new Map(base);
+  const changed = new Map<string, CoreEvent>();
+  const outcomes = groups.map((events): IngestOutcome => {
     const inserted: CoreEvent[] = [];
+    const merged = new Map<string, CoreEvent>();
     for (const input of events) {
-      // The group holding a key's first occurrence takes it; each key counts once.
-      if (firsts.get(input.key) === input && storedKeys.has(input.key)) inserted.push(input.event);
+      // The group holding a key's first occurrence inserted it; every other occurrence is a copy.
+      if (firsts.get(input.key) === input && insertedKeys.has(input.key)) {
+        inserted.push(input.event);
+        continue;
+      }
+      const stored = current.get(input.key);
+      if (stored === undefined) throw new Error(`event ${input.key} was neither inserted nor found stored`);
+      const next = mergedCopy(stored, input.event);
+      if (next === undefined) continue;
+      current.set(input.key, next);
+      changed.set(input.key, next);
+      merged.set(input.key, next);
     }
-    return { inserted, duplicates: events.length - inserted.length };
+    return { inserted, duplicates: events.length - inserted.length, merged: [...merged.values()] };
   });
+  return { outcomes, changed };
 }
 
 async function insertRating(client: Queryable, rating: RatingRecord): Promise<void> {
@@ -853,6 +991,7 @@ async function ingestGroup(client: Queryable, items: readonly IngestItem[]): Pro
         isDuplicate: true,
         inserted: [],
         duplicates: item.events.length,
+        merged: [],
       };
     }
     return { rawId: idBySha.get(item.raw.sha256)!, isDuplicate: false, ...outcomes[index]! };

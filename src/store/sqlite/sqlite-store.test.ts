@@ -3,7 +3,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
-import { eventKey, type OutboundEvent, type StatusEvent } from '../../core/events.js';
+import {
+  eventKey,
+  type AccountUpdateEvent,
+  type InboundEvent,
+  type OutboundEvent,
+  type StatusEvent,
+} from '../../core/events.js';
 import { openStore } from '../open-store.js';
 import { runStoreContract } from '../store.contract.js';
 import { openSqliteStore } from './sqlite-store.js';
@@ -28,6 +34,7 @@ describe('SQLite on disk', () => {
         { version: 4, name: 'unit and pending ids per WABA' },
         { version: 5, name: 'units say when their category came from the webhook' },
         { version: 6, name: 'ratings keep totals per WABA and the digest of the accounts they priced with' },
+        { version: 7, name: 'events keep the business number they name' },
       ]);
     } finally {
       db.close();
@@ -43,6 +50,7 @@ describe('SQLite on disk', () => {
     old.exec(
       'CREATE INDEX events_message ON events (message_id); ALTER TABLE units DROP COLUMN is_category_from_webhook;' +
         'ALTER TABLE ratings DROP COLUMN totals_by_waba; ALTER TABLE ratings DROP COLUMN accounts_digest;' +
+        'DROP INDEX events_business; ALTER TABLE events DROP COLUMN business;' +
         'DELETE FROM schema_migrations WHERE version >= 2',
     );
     old.close();
@@ -54,8 +62,9 @@ describe('SQLite on disk', () => {
         "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'events'",
       );
       expect(indexes.pluck().all()).not.toContain('events_message');
-      expect(db.prepare('SELECT max(version) FROM schema_migrations').pluck().get()).toBe(6);
-      // The store's own query for orphan statuses looks their message up through the primary key.
+      expect(db.prepare('SELECT max(version) FROM schema_migrations').pluck().get()).toBe(7);
+      // The store's own query for orphan statuses looks their message up through the primary key, and the
+      // events of the scope's WABAs that use their business number through events_business.
       await store.listEvents(['W1']);
       const orphanQuery = statements.find((sql) => sql.includes("s.kind = 'status'"));
       expect(orphanQuery).toBeDefined();
@@ -67,6 +76,8 @@ describe('SQLite on disk', () => {
         /SEARCH m (EXISTS )?USING (COVERING )?INDEX sqlite_autoindex_events_1 \(key=\?\)/,
       );
       expect(plan.join('\n')).not.toMatch(/SCAN m\b/);
+      expect(plan.join('\n')).toMatch(/SEARCH b USING INDEX events_business \(business=\? AND waba=\?\)/);
+      expect(plan.join('\n')).not.toMatch(/SCAN b\b/);
     } finally {
       db.close();
       await store.close();
@@ -107,9 +118,64 @@ describe('SQLite on disk', () => {
       const again = await store.ingestEvents(
         [sent, orphan].map((event) => ({ key: eventKey(event), event, receivedAtMs: 4, source: 'api:test' })),
       );
-      expect(again).toEqual({ inserted: [], duplicates: 2 });
+      expect(again).toEqual({ inserted: [], duplicates: 2, merged: [] });
       expect(await store.listEvents(['W:1'])).toEqual(expect.arrayContaining([sent, orphan]));
     } finally {
+      await store.close();
+    }
+  });
+
+  it('upgrades version 6: the business number of every stored event is filled from its JSON', async () => {
+    const path = join(dir, 'business.db');
+    const store6 = await openSqliteStore(path);
+    const received: InboundEvent = {
+      kind: 'inbound',
+      atMs: 1,
+      waba: 'W1',
+      business: 'PN1',
+      user: '919876543210',
+      id: 'wamid.i1',
+      hasReferral: false,
+    };
+    // Its message is not stored: only its business number ties it to W1.
+    const orphan: StatusEvent = {
+      kind: 'status',
+      atMs: 2,
+      id: 'wamid.unlogged',
+      status: 'delivered',
+      business: 'PN1',
+      user: '919876543210',
+    };
+    const update: AccountUpdateEvent = { kind: 'account_update', atMs: 3, waba: 'W1', event: 'X' };
+    await store6.ingestEvents(
+      [received, orphan, update].map((event) => ({
+        key: eventKey(event),
+        event,
+        receivedAtMs: 4,
+        source: 'api:test',
+      })),
+    );
+    await store6.close();
+    // Back to what version 6 stored: no business column.
+    const old = new Database(path);
+    old.exec(
+      'DROP INDEX events_business; ALTER TABLE events DROP COLUMN business;' +
+        'DELETE FROM schema_migrations WHERE version = 7',
+    );
+    old.close();
+    const store = await openSqliteStore(path);
+    const db = new Database(path, { readonly: true });
+    try {
+      expect(db.prepare('SELECT kind, business FROM events ORDER BY at_ms').all()).toEqual([
+        { kind: 'inbound', business: 'PN1' },
+        { kind: 'status', business: 'PN1' },
+        { kind: 'account_update', business: null },
+      ]);
+      expect(await store.listEvents(['W1'])).toEqual([received, update, orphan]);
+      expect(await store.listEvents(['W2'])).toEqual([]);
+      expect(await store.countUnattributedStatuses()).toBe(0);
+    } finally {
+      db.close();
       await store.close();
     }
   });
@@ -251,12 +317,13 @@ describe('SQLite opened read-only (commands that only read: estimate, rerate --d
     const old = new Database(path);
     old.exec(
       'ALTER TABLE ratings DROP COLUMN totals_by_waba; ALTER TABLE ratings DROP COLUMN accounts_digest;' +
-        'DELETE FROM schema_migrations WHERE version = 6',
+        'DROP INDEX events_business; ALTER TABLE events DROP COLUMN business;' +
+        'DELETE FROM schema_migrations WHERE version >= 6',
     );
     old.close();
     await expect(readOnly(path)).rejects.toMatchObject({
       code: 'STORE_NEEDS_MIGRATION',
-      message: `the wameter store in ${path} is older than this wameter (schema migration 6 not applied yet), and a read-only open does not migrate it`,
+      message: `the wameter store in ${path} is older than this wameter (schema migration 6, 7 not applied yet), and a read-only open does not migrate it`,
     });
     const after = new Database(path, { readonly: true });
     expect(after.prepare('SELECT max(version) FROM schema_migrations').pluck().get()).toBe(5);

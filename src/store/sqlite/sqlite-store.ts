@@ -11,6 +11,7 @@ import type { BillableUnit, Finding, PendingMessage } from '../../core/units.js'
 import {
   assertInScope,
   assertSha256,
+  businessOf,
   checkLimit,
   checkTimeZone,
   decodeCursor,
@@ -23,6 +24,7 @@ import {
   totalsByWabaFromStored,
   totalsFromStored,
   findingWaba,
+  mergedCopy,
   sortPoints,
   toBuffer,
 } from '../engine-checks.js';
@@ -44,7 +46,10 @@ import {
   type UnitFilter,
   type UnitPage,
   EVENT_KEYS_PER_WABA_SQL,
-  escapedWabaSql,
+  STORED_WABAS_CTE,
+  messageKeysSql,
+  messageStoredForNumberSql,
+  messageStoredSql,
 } from '../store.js';
 
 type Db = Database.Database;
@@ -240,7 +245,27 @@ const MIGRATIONS: readonly Migration[] = [
       ALTER TABLE ratings ADD COLUMN accounts_digest TEXT; -- or NULL (older ratings)
     `,
   },
+  {
+    version: 7,
+    name: 'events keep the business number they name',
+    // A status that names no WABA, and whose message is not stored, belongs to the WABAs whose events name its
+    // business number (listEvents): the column, filled from the stored JSON, and an index to find them by.
+    // Its leading values are few (a WABA's numbers), so new rows land at the end of their range: cheap to keep.
+    sql: `
+      ALTER TABLE events ADD COLUMN business TEXT; -- inbound, outbound, status: the event's business, or NULL
+      UPDATE events SET business = json_extract(payload, '$.business') WHERE kind IN ('inbound', 'outbound', 'status');
+      CREATE INDEX events_business ON events (business, waba);
+    `,
+  },
 ];
+
+/**
+ * SQL: event `b` ties its business number to its WABA for a user, as the rater's pairs do: an inbound or an
+ * outbound, or a status that names a user too.
+ */
+function tiesBusinessSql(b: string): string {
+  return `(${b}.kind <> 'status' OR coalesce(json_extract(${b}.payload, '$.user'), '') <> '')`;
+}
 
 const HALF_HOUR_MS = 30 * 60_000;
 /**
@@ -457,8 +482,8 @@ class SqliteStore implements Store {
   }
 
   async ingestEvents(events: EventInput[]): Promise<IngestOutcome> {
-    const { inserted, duplicates } = await this.ingests.submit({ raw: null, events });
-    return { inserted, duplicates };
+    const { inserted, duplicates, merged } = await this.ingests.submit({ raw: null, events });
+    return { inserted, duplicates, merged };
   }
 
   async ingestBatch(items: readonly IngestItem[]): Promise<IngestItemOutcome[]> {
@@ -478,7 +503,13 @@ class SqliteStore implements Store {
             .get(raw.sha256);
           if (existing !== undefined) {
             // Stored before together with its events, in one transaction: all of them are already here.
-            return { rawId: Number(existing), isDuplicate: true, inserted: [], duplicates: events.length };
+            return {
+              rawId: Number(existing),
+              isDuplicate: true,
+              inserted: [],
+              duplicates: events.length,
+              merged: [],
+            };
           }
           const result = this.statement(
             'INSERT INTO raw_webhooks (received_at_ms, body, sha256, parse_error) VALUES (?, ?, ?, ?)',
@@ -489,31 +520,54 @@ class SqliteStore implements Store {
       .immediate();
   }
 
-  /** Inside a transaction: each key stored once, the first of a batch wins, later ones are duplicates. */
+  /**
+   * Inside a transaction, in order: an event whose key is new is stored as given; a copy of a stored event
+   * (its key stored before, or earlier in this batch) is a duplicate, merged into the stored row, which is
+   * rewritten only when the merge changes it (payload, `at_ms`, `business`; the rest stays as first stored).
+   */
   private insertEvents(events: EventInput[]): IngestOutcome {
     const insert = this.statement(
-      `INSERT INTO events (key, kind, waba, message_id, at_ms, payload, received_at_ms, source)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+      `INSERT INTO events (key, kind, waba, message_id, at_ms, payload, received_at_ms, source, business)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT (key) DO NOTHING`,
     );
     const inserted: CoreEvent[] = [];
+    const merged = new Map<string, CoreEvent>();
     let duplicates = 0;
     for (const input of events) {
       const { event } = input;
+      const json = JSON.stringify(event);
       const changes = insert.run(
         input.key,
         event.kind,
         event.waba ?? null,
         'id' in event ? event.id : null,
         event.atMs,
-        JSON.stringify(event),
+        json,
         input.receivedAtMs,
         input.source,
+        businessOf(event),
       ).changes;
-      if (changes === 1) inserted.push(event);
-      else duplicates += 1;
+      if (changes === 1) {
+        inserted.push(event);
+        continue;
+      }
+      duplicates += 1;
+      const payload = String(
+        this.statement('SELECT payload FROM events WHERE key = ?').pluck().get(input.key),
+      );
+      if (payload === json) continue; // the same text (a file imported again): nothing to merge
+      const next = mergedCopy(JSON.parse(payload) as CoreEvent, event);
+      if (next === undefined) continue;
+      this.statement('UPDATE events SET payload = ?, at_ms = ?, business = ? WHERE key = ?').run(
+        JSON.stringify(next),
+        next.atMs,
+        businessOf(next),
+        input.key,
+      );
+      merged.set(input.key, next);
     }
-    return { inserted, duplicates };
+    return { inserted, duplicates, merged: [...merged.values()] };
   }
 
   async getRawWebhook(id: number): Promise<StoredRawWebhook | undefined> {
@@ -550,19 +604,44 @@ class SqliteStore implements Store {
     if (wabas !== undefined) {
       // A status that did not name its WABA belongs to the WABA of the message it reports on, found by
       // the message's idempotency key in each WABA of the scope (eventKey: "WABA:outbound:ID" or
-      // "WABA:inbound:ID", the WABA escaped as migration 3 does; the primary key's index).
+      // "WABA:inbound:ID", the WABA escaped as migration 3 does; the primary key's index). When no WABA using
+      // its business number has its message, it belongs to the WABAs whose events tie that number to a user
+      // (events_business).
       const orphans = this.statement(
         `SELECT payload FROM events s
-         WHERE s.waba IS NULL AND s.kind = 'status' AND EXISTS (
-           SELECT 1 FROM json_each(?) w, events m
-           WHERE m.key IN (${escapedWabaSql('w.value')} || ':outbound:' || s.message_id,
-                           ${escapedWabaSql('w.value')} || ':inbound:' || s.message_id))`,
+         WHERE s.waba IS NULL AND s.kind = 'status' AND (
+           EXISTS (
+             SELECT 1 FROM json_each(?) w, events m
+             WHERE m.key IN (${messageKeysSql('w.value', 's.message_id')}))
+           OR (s.business IS NOT NULL
+               AND EXISTS (
+                 SELECT 1 FROM events b
+                 WHERE b.business = s.business AND b.waba IN (SELECT value FROM json_each(?))
+                   AND ${tiesBusinessSql('b')})
+               AND NOT ${messageStoredForNumberSql('s')}))`,
       )
         .pluck()
-        .all(scope[0]);
+        .all(scope[0], scope[0]);
       for (const payload of orphans) events.push(JSON.parse(String(payload)) as CoreEvent);
     }
     return events;
+  }
+
+  async countUnattributedStatuses(): Promise<number> {
+    // The number first (an index lookup), then the message in every WABA.
+    return Number(
+      this.statement(
+        `WITH RECURSIVE ${STORED_WABAS_CTE}
+         SELECT count(*) FROM events s
+         WHERE s.waba IS NULL AND s.kind = 'status'
+           AND (s.business IS NULL OR NOT EXISTS (
+             SELECT 1 FROM events b
+             WHERE b.business = s.business AND b.waba IS NOT NULL AND ${tiesBusinessSql('b')}))
+           AND NOT ${messageStoredSql('s')}`,
+      )
+        .pluck()
+        .get(),
+    );
   }
 
   async listWabas(): Promise<string[]> {
