@@ -284,6 +284,16 @@ describe('POST /webhooks/whatsapp', () => {
     });
     expect(rerate.status).toBe(400);
     expect(await json(rerate)).toMatchObject({ error: { code: 'MALFORMED_JSON' } });
+    // Its own limit (64 KiB), named in the answer, not bodyLimitBytes.
+    const huge = await service.app.request('/v1/rerate', {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${KEY_ALL}` },
+      body: JSON.stringify({ from: 'x'.repeat(70_000) }),
+    });
+    expect(huge.status).toBe(413);
+    expect(await json(huge)).toMatchObject({
+      error: { code: 'BODY_TOO_LARGE', message: expect.stringContaining('The limit is 65536 bytes.') },
+    });
   });
 
   it('keeps JSON that is not a webhook and answers 400 MALFORMED_WEBHOOK', async () => {
@@ -338,10 +348,38 @@ describe('POST /v1/events', () => {
     const lines = conversationLines('W1', 'PN1', '919876543210', 'wamid.a');
     const first = await service.postEvents(lines);
     expect(first.status).toBe(200);
-    expect(await json(first)).toEqual({ accepted: lines.length, duplicates: 0, ignored: 0, rejected: [] });
+    expect(await json(first)).toEqual({
+      accepted: lines.length,
+      duplicates: 0,
+      merged: 0,
+      ignored: 0,
+      rejected: [],
+    });
     const second = await json(await service.postEvents(lines));
     expect(second).toMatchObject({ accepted: 0, duplicates: lines.length, rejected: [] });
     expect(await service.store.listEvents()).toHaveLength(lines.length);
+  });
+
+  it('a copy that completes a stored event (the referral a CRM copy lacked) counts as merged; the bill follows', async () => {
+    const party = { waba: 'W1', business: 'PN1', user: '919876543210' };
+    const crmCopy = { kind: 'inbound', at: '2025-08-04T10:00:00Z', ...party, id: 'wamid.ad' };
+    const answer = [
+      { kind: 'outbound', at: '2025-08-04T12:00:00Z', ...party, id: 'wamid.t1', template: 'marketing' },
+      { kind: 'status', at: '2025-08-04T12:00:03Z', waba: 'W1', id: 'wamid.t1', status: 'delivered' },
+    ];
+    await service.postEvents([crmCopy, ...answer]);
+    const typesOf = async () =>
+      ((await json(await service.get('/v1/units', KEY_ALL))).units as { type: string }[]).map((u) => u.type);
+    expect(await typesOf()).toEqual(['regular']);
+    const webhookCopy = { ...crmCopy, referral: { source_type: 'ad' } };
+    expect(await json(await service.postEvents([webhookCopy]))).toMatchObject({
+      accepted: 0,
+      duplicates: 1,
+      merged: 1,
+    });
+    expect(await typesOf()).toEqual(['free_entry_point']);
+    // The same copy again adds nothing: a duplicate, not merged.
+    expect(await json(await service.postEvents([webhookCopy]))).toMatchObject({ duplicates: 1, merged: 0 });
   });
 
   it('rejects bad lines by number and keeps the good ones', async () => {
@@ -1301,6 +1339,10 @@ describe('operations: health, metrics, OpenAPI, rate limit, logs', () => {
       .map((line) => JSON.parse(line) as Record<string, unknown>)
       .find((line) => line.msg === 'webhook items unreadable');
     expect(warning).toMatchObject({ items: 1 });
+    expect(service.metrics.value('webhook_items_unreadable_total')).toBe(1);
+    // The same body again is a duplicate: its items are not counted twice.
+    await service.postWebhook(JSON.stringify(body));
+    expect(service.metrics.value('webhook_items_unreadable_total')).toBe(1);
     expect(JSON.stringify(warning!.reasons)).toContain('statuses[1]');
     expect(JSON.stringify(warning!.reasons)).toContain('abc');
   });

@@ -53,6 +53,8 @@ type Env = { Variables: { apiKey: ApiKey } };
 const GRANULARITIES: readonly Granularity[] = ['HALF_HOUR', 'DAILY', 'MONTHLY'];
 const MAX_PAGE = 1000;
 const DEFAULT_PAGE = 100;
+/** POST /v1/rerate takes a few fields, never a file: its own small limit, whatever bodyLimitBytes is. */
+const RERATE_BODY_LIMIT_BYTES = 64 * 1024;
 
 /** Thrown around store calls so the error handler can tell "database down" from a bug. */
 class StoreUnavailable extends Error {
@@ -380,7 +382,8 @@ export function createApp(deps: AppDeps): Hono<Env> {
       const changed = [...outcome.inserted, ...outcome.merged];
       if (changed.length > 0) rating.markDirty(wabasOf(changed));
     }
-    if (unreadableItems > 0) {
+    if (unreadableItems > 0 && !outcome.isDuplicate) {
+      metrics.inc('webhook_items_unreadable_total', undefined, unreadableItems);
       // Each reason names the item's path in the body (entry[0].changes[0].value.statuses[2]…) and the field;
       // the body itself is kept (GET it by rawId from the store) — the rest of it was stored as events.
       logger.warn('webhook items unreadable', {
@@ -574,7 +577,13 @@ export function createApp(deps: AppDeps): Hono<Env> {
       const isWabaUnnamed = changed.some((event) => event.waba === undefined);
       rating.markDirty(isWabaUnnamed ? new Set([...storedWabas, ...wabasOf(changed)]) : wabasOf(changed));
     }
-    return c.json({ accepted: outcome.inserted.length, duplicates: outcome.duplicates, ignored, rejected });
+    return c.json({
+      accepted: outcome.inserted.length,
+      duplicates: outcome.duplicates,
+      merged: outcome.merged.length,
+      ignored,
+      rejected,
+    });
   });
 
   app.get('/v1/units', async (c) => {
@@ -693,8 +702,8 @@ export function createApp(deps: AppDeps): Hono<Env> {
   });
 
   app.post('/v1/rerate', async (c) => {
-    const body = await readRawBody(c, 64 * 1024);
-    if (!body.ok) return errorResponse(c, 'BODY_TOO_LARGE');
+    const body = await readRawBody(c, RERATE_BODY_LIMIT_BYTES);
+    if (!body.ok) return errorResponse(c, 'BODY_TOO_LARGE', `The limit is ${RERATE_BODY_LIMIT_BYTES} bytes.`);
     let request: Record<string, unknown> = {};
     if (body.bytes.byteLength > 0) {
       try {

@@ -38,7 +38,8 @@ export const ERRORS = {
   },
   BODY_TOO_LARGE: {
     status: 413,
-    message: 'The request body is larger than the configured limit (bodyLimitBytes); nothing was stored.',
+    // Each route gives its own limit in the detail (bodyLimitBytes, or a fixed one for small JSON bodies).
+    message: 'The request body is larger than this route accepts; nothing was stored.',
   },
   MALFORMED_JSON: {
     status: 400,

@@ -47,11 +47,16 @@ export class Metrics {
     this.define('webhooks_rejected_total', 'Webhook POSTs refused, by reason.');
     this.define('webhooks_duplicate_total', 'Webhook POSTs identical to one already stored (answered 200).');
     this.define('events_ingested_total', 'Events newly stored, by source (webhook, api).');
+    this.define(
+      'webhook_items_unreadable_total',
+      'Items of stored, signed webhook bodies that could not be read (each logged with the raw body id and where it is in the body); the rest of each body was stored.',
+    );
     this.define('store_errors_total', 'Store operations that failed (the database unreachable or refusing).');
     this.define('rate_limited_total', 'Requests refused by the per-client rate limit.');
     // Zero-valued series exist from the start so dashboards see them before the first event.
     this.inc('webhooks_received_total', undefined, 0);
     this.inc('webhooks_duplicate_total', undefined, 0);
+    this.inc('webhook_items_unreadable_total', undefined, 0);
     this.inc('store_errors_total', undefined, 0);
     this.inc('rate_limited_total', undefined, 0);
   }

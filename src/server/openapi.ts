@@ -47,6 +47,11 @@ const authErrors = {
   ),
 };
 
+/** A route that reads a JSON body: too large a body is refused before it is parsed. */
+const jsonBodyErrors = {
+  '413': errorResponse("BODY_TOO_LARGE: the body is beyond the route's limit (named in the message)."),
+};
+
 const json = (schema: unknown, description = 'OK') => ({
   description,
   content: { 'application/json': { schema } },
@@ -221,6 +226,11 @@ export const openApiDocument = {
             properties: {
               accepted: { type: 'integer' },
               duplicates: { type: 'integer' },
+              merged: {
+                type: 'integer',
+                description:
+                  'Of the duplicates, those that completed the stored copy of their event (a referral, a recipient it lacked): their WABAs are re-rated.',
+              },
               ignored: { type: 'integer' },
               rejected: {
                 type: 'array',
@@ -443,6 +453,7 @@ export const openApiDocument = {
             },
           }),
           ...authErrors,
+          ...jsonBodyErrors,
         },
       },
     },
@@ -549,7 +560,7 @@ export const openApiDocument = {
             },
           },
         },
-        responses: { '200': json({ type: 'object' }), ...authErrors },
+        responses: { '200': json({ type: 'object' }), ...authErrors, ...jsonBodyErrors },
       },
     },
     '/v1/reconciliation': {
@@ -562,7 +573,7 @@ export const openApiDocument = {
       post: {
         summary: 'The same, also compared with an uploaded Meta analytics export ({analytics, waba?})',
         requestBody: { required: true, content: { 'application/json': { schema: { type: 'object' } } } },
-        responses: { '200': json({ type: 'object' }), ...authErrors },
+        responses: { '200': json({ type: 'object' }), ...authErrors, ...jsonBodyErrors },
       },
     },
     '/healthz': {
