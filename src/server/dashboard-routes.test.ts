@@ -665,6 +665,24 @@ describe("dashboard API: the estimate and another client's number in another por
     );
   });
 
+  it('refuses 403 a number that only users have written to (no unit, nothing pending), as for one that sent', async () => {
+    await service.postEvents([
+      {
+        kind: 'inbound',
+        at: '2025-07-10T09:00:00Z',
+        waba: 'W3',
+        business: 'PN3',
+        user: W2_USER,
+        id: 'w3.in',
+      },
+    ]);
+    expect(await service.store.listWabas('PN3')).toEqual(['W3']);
+    await expectEstimateForbidden(
+      [{ phones: [W2_USER], template: 'utility', at: AT, waba: 'W1', business: 'PN3' }],
+      ['W3', 'BUSINESS_NOT_OF_WABA'],
+    );
+  });
+
   it('still answers 400 BUSINESS_NOT_OF_WABA for a number no other client sends from, or one the key may read', async () => {
     const unknown = await post(
       '/v1/estimate',

@@ -500,17 +500,14 @@ export function registerDashboardRoutes(app: Hono<Env>, deps: DashboardDeps): vo
   }
 
   /**
-   * Does the stored bill (units, pending messages) show `business` sending for a WABA this key may not read?
-   * The estimate rates only its own portfolio's events, so another portfolio's number is looked up here: in
-   * store queries, never by loading the other clients' events.
+   * Do the stored events show `business` as the number of a WABA this key may not read — whatever they are
+   * (a user's message alone, with no unit or pending message yet, too)? The estimate rates only its own
+   * portfolio's events, so another portfolio's number is looked up here, in the store's index of business
+   * numbers, never by loading the other clients' events.
    */
   async function sendsForAnotherClient(apiKey: ApiKey, business: string): Promise<boolean> {
     if (scopeOf(apiKey) === undefined) return false;
-    const others = (await store.listWabas()).filter((other) => !mayAccess(apiKey, other));
-    if (others.length === 0) return false;
-    const filter: UnitFilter = { wabas: others, business };
-    if ((await store.queryUnits(filter, { limit: 1 })).units.length > 0) return true;
-    return (await store.listPending(filter)).length > 0;
+    return (await store.listWabas(business)).some((other) => !mayAccess(apiKey, other));
   }
 
   async function jsonBody(c: Context<Env>, hint: string): Promise<Record<string, unknown>> {

@@ -290,6 +290,21 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
         expect(await store.listWabas()).toEqual(['W1', 'W2']);
       });
 
+      it('lists the WABAs whose events name a business number', async () => {
+        const store = await fresh();
+        const onlyInbound: InboundEvent = { ...inbound('wamid.i9'), waba: 'W3', business: 'PN3' };
+        await store.ingestEvents([
+          input(outbound('wamid.o1')),
+          input(outbound('wamid.o2', 'W2')),
+          input(onlyInbound),
+          input({ kind: 'status', atMs: T0, id: 'wamid.x', status: 'sent', business: 'PN3' }),
+        ]);
+        expect(await store.listWabas('PN1')).toEqual(['W1', 'W2']);
+        // A number only the users' messages name is still that WABA's (a status naming no WABA is none's).
+        expect(await store.listWabas('PN3')).toEqual(['W3']);
+        expect(await store.listWabas('PN-none')).toEqual([]);
+      });
+
       it('finds the message of a status that names no WABA when the WABA id needs escaping', async () => {
         const store = await fresh();
         const odd = 'W:\\9';

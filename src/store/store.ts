@@ -238,8 +238,11 @@ export interface Store {
    * number and a user (docs/storage.md).
    */
   listEvents(wabas?: readonly string[]): Promise<CoreEvent[]>;
-  /** WABAs that have events. */
-  listWabas(): Promise<string[]>;
+  /**
+   * WABAs that have events, sorted; with `business`, only those whose events name that business number (an
+   * inbound, outbound or status naming it: `events.business`).
+   */
+  listWabas(business?: string): Promise<string[]>;
   /**
    * Statuses that name no WABA and that no `listEvents(wabas)` lists, whatever its scope: no stored inbound or
    * outbound of any WABA has their message id, and no event of a WABA names their business number (with a

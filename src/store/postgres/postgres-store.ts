@@ -469,10 +469,14 @@ class PostgresStore implements Store {
     });
   }
 
-  async listWabas(): Promise<string[]> {
-    const { rows } = await this.pool.query(
-      'SELECT DISTINCT waba FROM events WHERE waba IS NOT NULL ORDER BY waba',
-    );
+  async listWabas(business?: string): Promise<string[]> {
+    const { rows } =
+      business === undefined
+        ? await this.pool.query('SELECT DISTINCT waba FROM events WHERE waba IS NOT NULL ORDER BY waba')
+        : await this.pool.query(
+            'SELECT DISTINCT waba FROM events WHERE business = $1 AND waba IS NOT NULL ORDER BY waba',
+            [business],
+          );
     return rows.map((row: Row) => String(row.waba));
   }
 

@@ -644,11 +644,18 @@ class SqliteStore implements Store {
     );
   }
 
-  async listWabas(): Promise<string[]> {
-    return this.statement('SELECT DISTINCT waba FROM events WHERE waba IS NOT NULL ORDER BY waba')
-      .pluck()
-      .all()
-      .map(String);
+  async listWabas(business?: string): Promise<string[]> {
+    const rows =
+      business === undefined
+        ? this.statement('SELECT DISTINCT waba FROM events WHERE waba IS NOT NULL ORDER BY waba')
+            .pluck()
+            .all()
+        : this.statement(
+            'SELECT DISTINCT waba FROM events WHERE business = ? AND waba IS NOT NULL ORDER BY waba',
+          )
+            .pluck()
+            .all(business);
+    return rows.map(String);
   }
 
   async replaceRating(
