@@ -396,6 +396,25 @@ describe('POST /v1/events', () => {
     expect(rejected[1]!.error).toMatch(/outbound/);
   });
 
+  it('reads bodies as the file reader does: CR or CRLF line ends, a BOM, a pretty-printed webhook, arrays', async () => {
+    const [a, b, c] = conversationLines('W1', 'PN1', '919876543210', 'wamid.r').map((line) =>
+      JSON.stringify(line),
+    );
+    for (const body of [`${a}\r${b}\r${c}\r`, `\uFEFF${a}\r\n${b}\r\n${c}`, `[${a},\n${b},\n${c}]`]) {
+      expect(await json(await service.postEvents(body))).toMatchObject({ rejected: [] });
+    }
+    expect(await service.store.listEvents()).toHaveLength(3);
+    const pretty = fixture('pywa/status_read.json').toString('utf8');
+    expect(pretty.split('\n').length).toBeGreaterThan(5);
+    expect(await json(await service.postEvents(pretty))).toMatchObject({ accepted: 1, rejected: [] });
+    // An array's bad element is named by its index; the others are stored.
+    const answer = await json(await service.postEvents(`[${a}, {"kind":"outbound"}]`));
+    expect(answer).toMatchObject({ accepted: 0, duplicates: 1 });
+    expect(answer.rejected).toEqual([
+      { line: 1, code: 'BAD_EVENT', error: expect.stringMatching(/^\[1\]: /) },
+    ]);
+  });
+
   it('accepts whole Meta webhook bodies as lines', async () => {
     const line = JSON.stringify(JSON.parse(fixture('pywa/status_read.json').toString('utf8')));
     const answer = await json(await service.postEvents(line));

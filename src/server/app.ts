@@ -476,36 +476,38 @@ export function createApp(deps: AppDeps): Hono<Env> {
     const apiKey = c.get('apiKey');
     const scope = scopeOf(c);
     const receivedAtMs = clock();
-    const lines = new TextDecoder('utf-8').decode(body.bytes).split('\n');
+    const items = bodyItems(new TextDecoder('utf-8').decode(body.bytes));
     const rejected: { line: number; code: string; error: string }[] = [];
     const inputs: EventInput[] = [];
     /** The body line each event came from (for a refusal after all lines are read). */
     const lineOf = new Map<CoreEvent, number>();
     let ignored = 0;
-    let lineCount = 0;
-    lines.forEach((text, index) => {
-      const line = index + 1;
-      if (text.trim() === '') return;
-      lineCount += 1;
-      let value: unknown;
-      try {
-        value = JSON.parse(text);
-      } catch (error) {
-        rejected.push({ line, code: 'MALFORMED_JSON', error: (error as Error).message });
-        return;
+    const lineCount = items.length;
+    for (const item of items) {
+      const { line, prefix } = item;
+      if ('error' in item) {
+        rejected.push({ line, code: 'MALFORMED_JSON', error: item.error });
+        continue;
       }
+      const value = item.value;
       if (isNestedDeeperThan(value)) {
-        rejected.push({ line, code: 'MALFORMED_JSON', error: `nested deeper than ${MAX_JSON_DEPTH} levels` });
-        return;
+        rejected.push({
+          line,
+          code: 'MALFORMED_JSON',
+          error: `${prefix}nested deeper than ${MAX_JSON_DEPTH} levels`,
+        });
+        continue;
       }
       const parsed = parseEventValue(value);
       if (!parsed.ok) {
-        rejected.push({ line, code: parsed.error.code, error: parsed.error.message });
-        return;
+        rejected.push({ line, code: parsed.error.code, error: prefix + parsed.error.message });
+        continue;
       }
-      for (const item of parsed.value.rejected) rejected.push({ line, code: item.code, error: item.message });
-      ignored += parsed.value.ignored.reduce((sum, item) => sum + item.count, 0);
+      for (const bad of parsed.value.rejected)
+        rejected.push({ line, code: bad.code, error: prefix + bad.message });
+      ignored += parsed.value.ignored.reduce((sum, note) => sum + note.count, 0);
       const lineEvents: CoreEvent[] = [];
+      let refusal: string | undefined;
       for (const event of parsed.value.events) {
         if (event.waba === undefined) {
           // A status may omit its WABA (contract §1: the message id links it). A key for every WABA stores it
@@ -514,29 +516,25 @@ export function createApp(deps: AppDeps): Hono<Env> {
           if (scope === undefined) lineEvents.push(event);
           else if (scope.length === 1) lineEvents.push({ ...event, waba: scope[0]! });
           else {
-            rejected.push({
-              line,
-              code: 'FORBIDDEN_WABA',
-              error: 'this key writes several WABAs: give "waba" on status lines',
-            });
-            return;
+            refusal = 'this key writes several WABAs: give "waba" on status lines';
+            break;
           }
         } else if (scope !== undefined && !scope.includes(event.waba)) {
-          rejected.push({
-            line,
-            code: 'FORBIDDEN_WABA',
-            error: `this API key may not write WABA ${JSON.stringify(event.waba)}`,
-          });
-          return;
+          refusal = `this API key may not write WABA ${JSON.stringify(event.waba)}`;
+          break;
         } else {
           lineEvents.push(event);
         }
+      }
+      if (refusal !== undefined) {
+        rejected.push({ line, code: 'FORBIDDEN_WABA', error: prefix + refusal });
+        continue;
       }
       for (const event of lineEvents) {
         inputs.push({ key: eventKey(event), event, receivedAtMs, source: `api:${apiKey.name}` });
         lineOf.set(event, line);
       }
-    });
+    }
     if (lineCount === 0) {
       return errorResponse(c, 'BAD_QUERY', 'The body has no event lines (NDJSON: one JSON object per line).');
     }
@@ -842,4 +840,51 @@ export function createApp(deps: AppDeps): Hono<Env> {
   app.get('/openapi.json', (c) => c.json(openApiDocument));
 
   return app;
+}
+
+/** One item of a `POST /v1/events` body: a JSON value and the line it starts on, or why its line does not parse. */
+type BodyItem = { line: number; prefix: string } & ({ value: unknown } | { error: string });
+
+/**
+ * The items of a `POST /v1/events` body, as the file reader takes them: NDJSON lines (ended by LF, CRLF or a
+ * lone CR; a byte order mark ignored), each an event line, a webhook body or an array of those. A body whose
+ * first line does not parse but which is, whole, one JSON value (a pretty-printed webhook body, an array over
+ * several lines) is that one value, starting on line 1. An array's elements are items of its line, each
+ * rejection naming its index (`[2]: …`).
+ */
+function bodyItems(text: string): BodyItem[] {
+  const body = text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
+  const lines = body.split(/\r\n|\r|\n/);
+  const items: BodyItem[] = [];
+  const add = (value: unknown, line: number) => {
+    if (!Array.isArray(value)) items.push({ line, prefix: '', value });
+    else value.forEach((element, index) => items.push({ line, prefix: `[${index}]: `, value: element }));
+  };
+  const first = lines.findIndex((line) => line.trim() !== '');
+  if (first >= 0 && lines.slice(first + 1).some((line) => line.trim() !== '') && !parses(lines[first]!)) {
+    try {
+      add(JSON.parse(body), first + 1);
+      return items;
+    } catch {
+      // Not one document either: read line by line, each bad line named.
+    }
+  }
+  lines.forEach((text, index) => {
+    if (text.trim() === '') return;
+    try {
+      add(JSON.parse(text), index + 1);
+    } catch (error) {
+      items.push({ line: index + 1, prefix: '', error: (error as Error).message });
+    }
+  });
+  return items;
+}
+
+function parses(text: string): boolean {
+  try {
+    JSON.parse(text);
+    return true;
+  } catch {
+    return false;
+  }
 }
