@@ -94,6 +94,14 @@ function pick(key: string, x: unknown, y: unknown, disagreements: Set<CopyField>
   }
 }
 
+/**
+ * Of two of Meta's pricing (or conversation) objects for one status, the one kept, in either order: the one
+ * with more fields, then the smaller text — as `mergeCopies` keeps for copies of one status.
+ */
+export function preferredEvidence<T extends object>(current: T | undefined, incoming: T): T {
+  return current === undefined ? incoming : (smaller(current, incoming) as T);
+}
+
 function sameValue(x: unknown, y: unknown): boolean {
   return x === y || (typeof x === 'object' && typeof y === 'object' && canonical(x) === canonical(y));
 }

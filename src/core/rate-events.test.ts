@@ -1,7 +1,7 @@
 // Meta's worked examples (pricing-rules.md §10) and the rules around them, rated with the bundled cards.
 import { describe, expect, it } from 'vitest';
 import { INDIA, at, hours, inbound, rate, send } from '../../test/support/engine.js';
-import type { CoreEvent, MetaPricingEvidence } from './events.js';
+import type { CoreEvent, MetaPricingEvidence, StatusEvent } from './events.js';
 import type { BillableUnit } from './units.js';
 
 const DAY = '2024-03-01T00:00:00Z'; // CBP-2023, card usd-2023-06-01-partial (India: marketing 0.0099, utility 0.0042)
@@ -1286,5 +1286,136 @@ describe('events of one message naming different numbers', () => {
     expect(a.units).toEqual(b.units);
     expect(a.units.map((u) => u.user)).toEqual(['447700900123']);
     expect(a.findings.map((f) => f.code)).toContain('RECIPIENT_DISAGREES');
+  });
+});
+
+describe('copies and numbers: what the reviewers found order- or flush-dependent', () => {
+  const STREAM = { maxLatenessMs: 3_600_000, flushEveryEvents: 1 };
+  const delivered = (atMs: number, id: string, extra: Partial<StatusEvent> = {}): CoreEvent => ({
+    kind: 'status',
+    atMs,
+    id,
+    status: 'delivered',
+    ...extra,
+  });
+
+  it('two webhooks of one status with different pricing: the same is kept whichever came first', async () => {
+    const asMarketing = delivered(hours(DAY, 0), 'm1', {
+      waba: 'W1',
+      business: 'PN1',
+      user: INDIA,
+      pricing: { billable: true, pricing_model: 'CBP', category: 'marketing' },
+    });
+    const asUtility = {
+      ...asMarketing,
+      pricing: { billable: true, pricing_model: 'CBP', category: 'utility' },
+    };
+    const a = await rate([asMarketing, asUtility]);
+    const b = await rate([asUtility, asMarketing]);
+    expect(a.units).toEqual(b.units);
+    expect(a.units).toHaveLength(1);
+  });
+
+  it('a status alone naming no WABA, for a number and user under two WABAs, takes the smaller WABA in any order', async () => {
+    const w1 = inbound(hours(DAY, 0), 'in1', { waba: 'W1' });
+    const w2 = inbound(hours(DAY, 0) + 60_000, 'in2', { waba: 'W2' });
+    const status = delivered(hours(DAY, 1), 'm1', {
+      business: 'PN1',
+      user: INDIA,
+      pricing: { category: 'utility' },
+    });
+    for (const events of [
+      [w1, w2, status],
+      [w2, w1, status],
+      [status, w2, w1],
+    ]) {
+      const result = await rate(events);
+      expect(result.units.map((u) => [u.waba, u.messages])).toEqual([['W1', ['m1']]]);
+    }
+  });
+
+  it('a stream that has forgotten a quiet pair still knows the WABA of its business number', async () => {
+    const filler = (day: number, n: number) =>
+      inbound(hours(DAY, day * 24), `f${n}`, { waba: 'W9', business: 'PN9', user: '447700900123' });
+    const events = [
+      inbound(hours(DAY, 0), 'in1', { waba: 'W1' }),
+      ...[4.2, 4.3, 4.4, 4.5, 4.6, 4.7].map((day, n) => filler(day, n)),
+      delivered(hours(DAY, 4.9 * 24), 'm1', {
+        business: 'PN1',
+        user: INDIA,
+        pricing: { category: 'utility' },
+      }),
+      filler(5.5, 9),
+    ];
+    const streamed = await rate(events, STREAM);
+    expect(streamed.units.map((u) => [u.waba, u.messages])).toEqual([['W1', ['m1']]]);
+    expect(streamed.findings.map((f) => f.code)).not.toContain('WABA_UNKNOWN');
+    expect(streamed.units).toEqual((await rate(events)).units);
+  });
+
+  it("a stream merges an inbound message's copies before its horizon splits them: the referral stays", async () => {
+    const crm = inbound(hours(DAY, 0), 'ad');
+    const webhook = inbound(hours(DAY, 0) + 600_000, 'ad', {}, true);
+    const answer = send(hours(DAY, 2), 'tpl', 'marketing');
+    // The copies come together, the horizon falls between their instants at the next flush.
+    const events = [
+      crm,
+      webhook,
+      inbound(hours(DAY, 0) + 300_000 + 3_600_000, 'other', { user: '447700900123' }),
+      ...answer,
+    ];
+    const streamed = await rate(events, STREAM);
+    expect(streamed.units.map((u) => u.type)).toEqual(['free_entry_point']);
+  });
+
+  it('RECIPIENT_DISAGREES compares countries, so its verdict does not follow which date was at hand', async () => {
+    // Zimbabwe and Zambia: another country, though one market on some dates.
+    const [outbound] = send(
+      at('2025-09-30T23:50:00Z'),
+      'm1',
+      'marketing',
+      { user: '263771234567' },
+      'pending',
+    );
+    const status = delivered(at('2025-10-01T00:10:00Z'), 'm1', {
+      waba: 'W1',
+      business: 'PN1',
+      user: '260971234567',
+    });
+    for (const events of [
+      [outbound!, status],
+      [status, outbound!],
+    ]) {
+      const result = await rate(events);
+      expect(result.findings.filter((f) => f.code === 'RECIPIENT_DISAGREES')).toEqual([
+        expect.objectContaining({ count: 1, message_id: 'm1' }),
+      ]);
+    }
+  });
+
+  it('a disagreement counts messages: the same line twice is said once', async () => {
+    const [asUtility, status] = send(hours(DAY, 0), 'm1', 'utility');
+    const asMarketing = { ...asUtility!, template: 'marketing' } as CoreEvent;
+    const result = await rate([asUtility!, asMarketing, asUtility!, status!]);
+    expect(result.findings.filter((f) => f.code === 'COPIES_DISAGREE')).toEqual([
+      expect.objectContaining({ count: 1 }),
+    ]);
+  });
+
+  it('a stream refusing a late delivery of a message it never saw says only LATE_EVENT', async () => {
+    const events = [
+      ...send(hours(DAY, 0), 'm0', 'utility'),
+      ...send(hours(DAY, 10), 'm1', 'utility', { user: '447700900123' }),
+      delivered(hours(DAY, 1), 'late', {
+        waba: 'W1',
+        business: 'PN1',
+        user: INDIA,
+        pricing: { category: 'utility' },
+      }),
+    ];
+    const result = await rate(events, STREAM);
+    const codes = result.findings.map((f) => f.code);
+    expect(codes).toContain('LATE_EVENT');
+    expect(codes).not.toContain('STATUS_WITHOUT_USER');
   });
 });

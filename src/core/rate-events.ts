@@ -5,7 +5,7 @@
 import { DAY_MS, HOUR_MS, localDate } from './calendar.js';
 import { costInWords } from './explain.js';
 import { PENDING_TTL_MS } from './eras.js';
-import { preferredTemplate } from './event-copies.js';
+import { preferredEvidence, preferredTemplate } from './event-copies.js';
 import {
   type Account,
   type AccountUpdateEvent,
@@ -33,6 +33,7 @@ import type {
   BillableUnit,
   Era,
   Finding,
+  FindingCode,
   MessageDecision,
   PendingMessage,
   RatingResult,
@@ -183,6 +184,9 @@ interface PairState {
   scopedUserOf: Map<string, string> | undefined;
 }
 
+/** Any date: a number's country (unlike its market) does not depend on it. */
+const PLACEMENT_DATE = '2000-01-01';
+
 const EVIDENCE_RANK: Record<string, number> = { delivered: 4, read: 3, sent: 2, failed: 1 };
 
 export class Rater {
@@ -206,6 +210,13 @@ export class Rater {
   private readonly tierStatements = new TierStatements();
   /** Business-scoped user id → the phone number Meta gave with it somewhere in the input. */
   private readonly phoneByScopedId = new Map<string, string>();
+  /**
+   * Business number → the WABAs it has pairs under (never forgotten: a stream's sweep drops quiet pairs, not
+   * this), for statuses alone that name no WABA (placeUnplaced).
+   */
+  private readonly wabasOfBusiness = new Map<string, Set<string>>();
+  /** Messages a disagreement finding was said of (COPIES_DISAGREE, RECIPIENT_DISAGREES): each counted once. */
+  private readonly notedMessages = new Set<string>();
   /** Records of statuses alone that name no WABA, placed when the input has been read up to a flush. */
   private unplaced: MessageRecord[] = [];
   private readonly pricer: UnitPricer;
@@ -462,6 +473,11 @@ export class Rater {
   }
 
   private newPair(waba: string, business: string, user: string): PairState {
+    if (waba !== business) {
+      const wabas = this.wabasOfBusiness.get(business);
+      if (wabas) wabas.add(waba);
+      else this.wabasOfBusiness.set(business, new Set([waba]));
+    }
     const account = this.accountFor(waba);
     return {
       business,
@@ -617,7 +633,11 @@ export class Rater {
     if (!record) return;
     // `played` (a voice message played on the phone) implies delivery as `read` does.
     const isDelivery = event.status === 'delivered' || event.status === 'read' || event.status === 'played';
-    if (isDelivery && this.isLate(event.atMs)) return;
+    if (isDelivery && this.isLate(event.atMs)) {
+      // Refused: a record made for it alone would end as a finding about statuses that say nothing.
+      if (isUntouched(record)) this.records.delete(record.key);
+      return;
+    }
     let isMoved = false;
     if (!record.hasOutbound) {
       if (event.waba && !record.waba) record.waba = event.waba;
@@ -649,6 +669,12 @@ export class Rater {
         record.evidenceRank = rank;
         if (event.pricing) record.pricing = event.pricing;
         if (event.conversation) record.conversation = event.conversation;
+      } else if (rank === record.evidenceRank) {
+        // Two webhooks of one status saying different things (copies): the rule of event-copies.ts keeps the
+        // same one whichever came first, so that the category never follows the order of the input.
+        if (event.pricing) record.pricing = preferredEvidence(record.pricing, event.pricing);
+        if (event.conversation)
+          record.conversation = preferredEvidence(record.conversation, event.conversation);
       }
     }
     if (isDelivery) this.markDelivered(record, event.atMs, event.status !== 'delivered');
@@ -690,6 +716,7 @@ export class Rater {
 
   /** One finding per WABA, counting the messages whose copies disagreed (the collector counts each add). */
   private noteCopiesDisagree(waba: string | undefined, id: string, fields: readonly CopyField[]): void {
+    if (!this.isFirstNote('COPIES_DISAGREE', waba, id)) return;
     this.findings.add(`COPIES_DISAGREE:${waba ?? ''}`, () => ({
       code: 'COPIES_DISAGREE',
       message: `WABA ${waba ?? '?'}: copies of one event disagree (first: message ${id}, on ${fields.join(', ')}): the costlier category and otherwise the smaller value were kept, whichever copy came first; check the systems that wrote them`,
@@ -712,30 +739,40 @@ export class Rater {
   ): void {
     const isOtherBusiness =
       business !== undefined && record.business !== undefined && business !== record.business;
-    let otherMarket: string | undefined;
-    if (!isOtherBusiness) {
+    let what: string;
+    if (isOtherBusiness) {
+      what = `business numbers ${[business, record.business!].sort().join(' and ')}`;
+    } else {
       if (!user || !record.user || user === record.user) return;
       // A business-scoped id is no number: its market is not known from it (MARKET_INFERRED says the rest).
       if (!isPhoneNumber(user) || !isPhoneNumber(record.user)) return;
-      const date = localDate(Number.isFinite(record.sentAtMs) ? record.sentAtMs : 0, 'UTC');
-      const theirs = this.options.markets.resolve(user, date).market;
-      const ours = this.options.markets.resolve(record.user, date).market;
+      // Countries, not markets: a number's country does not change with the date (its market may), so the
+      // verdict does not depend on which event's date is at hand when the second number comes.
+      const countryOf = (number: string) => this.options.markets.resolve(number, PLACEMENT_DATE).country;
+      const theirs = countryOf(user);
+      const ours = countryOf(record.user);
       if (theirs === ours) return;
-      otherMarket = `${user} (${theirs ?? 'no market'}) against ${record.user} (${ours ?? 'no market'})`;
+      what = `recipients ${[`${user} (${theirs ?? '?'})`, `${record.user} (${ours ?? '?'})`].sort().join(' and ')}`;
     }
     const waba = record.waba;
-    const what = isOtherBusiness
-      ? `business number ${business} against ${record.business}`
-      : `recipient ${otherMarket!}`;
+    if (!this.isFirstNote('RECIPIENT_DISAGREES', waba, record.id)) return;
+    const isLogged = source === 'log' || record.hasOutbound;
     this.findings.add(`RECIPIENT_DISAGREES:${waba ?? ''}`, () => ({
       code: 'RECIPIENT_DISAGREES',
-      message:
-        source === 'log'
-          ? `WABA ${waba ?? '?'}: the send log and Meta's statuses name different numbers for a message (first: ${record.id}, ${what}): rated as the send log says; check the numbers the send log records`
-          : `WABA ${waba ?? '?'}: events of one message name different numbers (first: ${record.id}, ${what}): ${record.hasOutbound ? 'rated as the send log says' : 'the smaller number was kept, whichever came first'}; check the sources of those events`,
+      message: isLogged
+        ? `WABA ${waba ?? '?'}: the send log and Meta's statuses name different numbers for a message (first: ${record.id}, ${what}): rated as the send log says; check the numbers the send log records`
+        : `WABA ${waba ?? '?'}: Meta's statuses of one message name different numbers (first: ${record.id}, ${what}): the smaller number was kept, whichever came first; check the sources of those events`,
       message_id: record.id,
       ...(waba === undefined ? {} : { waba }),
     }));
+  }
+
+  /** Whether `code` has not been said yet of this message (a finding counts messages, not repeated lines). */
+  private isFirstNote(code: FindingCode, waba: string | undefined, id: string): boolean {
+    const key = `${code}\u0000${waba ?? ''}\u0000${id}`;
+    if (this.notedMessages.has(key)) return false;
+    this.notedMessages.add(key);
+    return true;
   }
 
   /**
@@ -880,9 +917,10 @@ export class Rater {
   }
 
   /**
-   * Places the records of statuses alone that name no WABA: under the WABA of the pair their business number
-   * and user already have, else the WABA the business number sends for elsewhere in the input (the smallest,
-   * if several), else under the business number itself with the default account, said by WABA_UNKNOWN.
+   * Places the records of statuses alone that name no WABA: under the WABA of a pair their business number
+   * and user have, else a WABA the business number has pairs under elsewhere in the input — the smallest id
+   * if several, whatever was read first — else under the business number itself with the default account,
+   * said by WABA_UNKNOWN.
    * A stream places a record once its first status is behind the horizon: an event that could still tell
    * its WABA (the user's message before it) would be late by then.
    */
@@ -890,7 +928,6 @@ export class Rater {
     if (this.unplaced.length === 0) return;
     const records = this.unplaced;
     this.unplaced = [];
-    const wabaOfBusiness = new Map<string, string | undefined>();
     for (const record of records) {
       if (record.sentAtMs >= horizonMs && this.records.get(record.key) === record) {
         this.unplaced.push(record);
@@ -903,20 +940,18 @@ export class Rater {
       }
       if (this.records.get(record.key) !== record) continue; // retired meanwhile
       const business = record.business!;
-      const users = this.pairs.get(business);
-      let waba = users?.get(record.user!)?.machine.waba;
-      if (waba === undefined || waba === business) {
-        if (!wabaOfBusiness.has(business)) {
-          let smallest: string | undefined;
-          for (const pair of users?.values() ?? []) {
-            const candidate = pair.machine.waba;
-            if (candidate !== business && (smallest === undefined || candidate < smallest))
-              smallest = candidate;
-          }
-          wabaOfBusiness.set(business, smallest);
+      let waba: string | undefined;
+      let withUser: string | undefined;
+      for (const candidate of this.wabasOfBusiness.get(business) ?? []) {
+        if (waba === undefined || candidate < waba) waba = candidate;
+        if (
+          (withUser === undefined || candidate < withUser) &&
+          this.findPair(candidate, business, record.user!)
+        ) {
+          withUser = candidate;
         }
-        waba = wabaOfBusiness.get(business);
       }
+      waba = withUser ?? waba;
       if (waba === undefined) {
         this.findings.add(`WABA_UNKNOWN:${business}`, () => ({
           code: 'WABA_UNKNOWN',
@@ -969,6 +1004,9 @@ export class Rater {
     const items: PairItem[] = [];
     const rated: MessageRecord[] = [];
     if (pair.inbounds.length > 0) {
+      // Copies of one message are merged before the horizon splits them (a stream could rate the one before it
+      // without the referral the other has).
+      if (pair.inbounds.length > 1) mergeInboundCopies(pair.inbounds);
       if (horizonMs === Infinity) {
         for (const inbound of pair.inbounds) items.push(inbound);
         pair.inbounds = [];
@@ -978,7 +1016,6 @@ export class Rater {
         pair.inbounds = kept;
       }
     }
-    const inboundCount = items.length;
     if (pair.queued.length > 0) {
       const kept: MessageRecord[] = [];
       for (const record of pair.queued) {
@@ -1025,10 +1062,7 @@ export class Rater {
       pair.queued = kept;
     }
     if (items.length === 0) return;
-    if (items.length > 1) {
-      items.sort(comparePairItems);
-      if (inboundCount > 1) mergeInboundCopies(items);
-    }
+    if (items.length > 1) items.sort(comparePairItems);
     const before = opened.length;
     pair.machine.apply(items, opened);
     const outside = pair.machine.takeOutsideWindow();
@@ -1197,24 +1231,36 @@ export class Rater {
 }
 
 /**
- * Copies of one inbound message among a pair's sorted items are one message: the earliest copy stays, with
- * the ad referral any copy tells of (a CRM's copy may lack it). Removes the later copies in place.
+ * Copies of one inbound message among a pair's waiting ones are one message (mergeCopies): the earliest
+ * instant, with the ad referral any copy tells of (a CRM's copy may lack it). Keeps one item per id, in place.
  */
-function mergeInboundCopies(items: PairItem[]): void {
+function mergeInboundCopies(inbounds: PairItem[]): void {
   const first = new Map<string, PairItem>();
   let kept = 0;
-  for (const item of items) {
-    if (item.message === undefined && !item.isInferred) {
-      const earlier = first.get(item.id);
-      if (earlier) {
-        if (item.hasReferral) earlier.hasReferral = true;
-        continue;
-      }
-      first.set(item.id, item);
+  for (const item of inbounds) {
+    const earlier = first.get(item.id);
+    if (earlier) {
+      if (item.hasReferral) earlier.hasReferral = true;
+      if (item.atMs < earlier.atMs) earlier.atMs = item.atMs;
+      continue;
     }
-    items[kept++] = item;
+    first.set(item.id, item);
+    inbounds[kept++] = item;
   }
-  items.length = kept;
+  inbounds.length = kept;
+}
+
+/** A record that nothing has been learnt for yet (just made by recordFor). */
+function isUntouched(record: MessageRecord): boolean {
+  return (
+    !record.hasOutbound &&
+    record.sentAtMs === Infinity &&
+    record.deliveredAtMs === Infinity &&
+    record.failedAtMs === Infinity &&
+    record.pair === undefined &&
+    !record.isUnplaced &&
+    record.evidenceRank === 0
+  );
 }
 
 function isPhoneNumber(user: string): boolean {
