@@ -55,8 +55,8 @@ its POST /v1/events (it rates them), or stop it first.
 A copy of an event already stored (the same kind, id and status in one WABA: a CRM's copy of an inbound
 message, a bare status line and Meta's webhook) completes the stored event, whichever came first; stderr
 counts such copies. Statuses that name no WABA are rated with the WABA of their message or, when it is not
-stored, with the WABA whose events use their business number; stderr says how many the store holds that
-neither ties to a WABA (not rated; the exit code does not count them).
+stored, with the WABA whose events use their business number; when the sources hold such statuses, stderr
+says how many the store holds that neither ties to a WABA (not rated; the exit code does not count them).
 
 Exit codes: 0 ok; 1 nothing done (bad configuration, a database that cannot be opened), or the events
 could not all be stored, or not rated; 2 some input lines malformed (each named on stderr, the rest
@@ -95,8 +95,13 @@ async function runImport(sources: string[], flags: ImportFlags, io: CliIo): Prom
   let inserted = 0;
   let read = 0;
   let duplicates = 0;
-  /** Stored events a copy among `duplicates` completed (a referral, a recipient: store.ts `merged`). */
-  let completed = 0;
+  /**
+   * Keys of stored events a copy among `duplicates` completed (a referral, a recipient: store.ts `merged`),
+   * each counted once however many batches its copies fell in.
+   */
+  const completed = new Set<string>();
+  /** The sources hold statuses naming no WABA: only then is the store asked how many no WABA can be found for. */
+  let hasStatusWithoutWaba = false;
   /** The WABAs the sources name: their findings and unpriced units decide the exit code. */
   const wabas = new Set<string>();
   /**
@@ -122,7 +127,7 @@ async function runImport(sources: string[], flags: ImportFlags, io: CliIo): Prom
           (outcome) => {
             inserted += outcome.inserted.length;
             duplicates += outcome.duplicates;
-            completed += outcome.merged.length;
+            for (const event of outcome.merged) completed.add(eventKey(event));
           },
           (error: unknown) => {
             writeFailure ??= { error };
@@ -137,6 +142,7 @@ async function runImport(sources: string[], flags: ImportFlags, io: CliIo): Prom
         onEvents(events: CoreEvent[]) {
           for (const event of events) {
             if (event.waba !== undefined) wabas.add(event.waba);
+            else if (event.kind === 'status') hasStatusWithoutWaba = true;
             batch.push({ key: eventKey(event), event, receivedAtMs, source: 'import' });
             if (++read % PROGRESS_EVERY === 0 && io.isStderrTty) {
               io.writeError(`wameter import: ${read.toLocaleString('en-US')} events read…\n`);
@@ -156,11 +162,11 @@ async function runImport(sources: string[], flags: ImportFlags, io: CliIo): Prom
       const { error } = writeFailure;
       const reason = (error instanceof Error ? error.message : String(error)).trim() || 'unknown error';
       throw new CliError(
-        `the database refused the events after ${inserted} new event(s) were stored (${duplicates} already stored${completed > 0 ? `, ${completed} of them completing a stored copy` : ''}): ${reason}; nothing was rated: free disk space or fix the database, then run \`wameter import\` again (stored events are skipped)`,
+        `the database refused the events after ${inserted} new event(s) were stored (${duplicates} already stored${completed.size > 0 ? `, ${completed.size} of them completing a stored copy` : ''}): ${reason}; nothing was rated: free disk space or fix the database, then run \`wameter import\` again (stored events are skipped)`,
       );
     }
     // A copy of a stored event (the same key) is merged into it: say how many completed one.
-    const ofThem = completed > 0 ? ` (${completed} of them completed a stored copy)` : '';
+    const ofThem = completed.size > 0 ? ` (${completed.size} of them completed a stored copy)` : '';
     io.writeError(
       `wameter import: stored ${inserted} new event(s), ${duplicates} already stored${ofThem}; rating…\n`,
     );
@@ -196,7 +202,8 @@ async function runImport(sources: string[], flags: ImportFlags, io: CliIo): Prom
     }
     // Statuses no rating sees (store.ts countUnattributedStatuses): said, but not in the exit code, which
     // judges the imported WABAs' bill (these belong to no WABA, and may come from any earlier import).
-    const unattributed = await store.countUnattributedStatuses();
+    // Asked only when these sources hold such statuses: the count looks each one's message up in every WABA.
+    const unattributed = hasStatusWithoutWaba ? await store.countUnattributedStatuses() : 0;
     if (unattributed > 0) {
       io.writeError(
         `wameter import: ${unattributed} status(es) in the store name no WABA, and neither their message nor their business number ties them to one: they are not rated until their message is imported (a send log, or inbound webhooks), or a status naming their WABA and business number\n`,
