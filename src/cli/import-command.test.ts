@@ -388,7 +388,7 @@ describe('wameter import', () => {
     const db = `sqlite:${join(dir, 'w.db')}`;
     const untied = await run(['import', tempFile(dir, 'statuses.ndjson', UNTIED_STATUS_LINES), '--db', db]);
     expect(untied.error).toContain(
-      'wameter import: 2 status(es) in the store name no WABA, and neither their message nor their business number ties them to one: they are not rated until their message is imported (a send log, or inbound webhooks), or a status naming their WABA and business number\n',
+      'wameter import: 2 status(es) in the store name no WABA, and neither their message nor their business number ties them to one: they are not rated until their message is imported (a send log, or inbound webhooks), or an inbound or outbound line of their business number (imported, from a webhook, or from an API key for every WABA)\n',
     );
     expect(untied.code).toBe(0);
     // Said again while they stand by an import that holds such statuses too; one without any is not slowed

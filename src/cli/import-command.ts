@@ -206,7 +206,7 @@ async function runImport(sources: string[], flags: ImportFlags, io: CliIo): Prom
     const unattributed = hasStatusWithoutWaba ? await store.countUnattributedStatuses() : 0;
     if (unattributed > 0) {
       io.writeError(
-        `wameter import: ${unattributed} status(es) in the store name no WABA, and neither their message nor their business number ties them to one: they are not rated until their message is imported (a send log, or inbound webhooks), or a status naming their WABA and business number\n`,
+        `wameter import: ${unattributed} status(es) in the store name no WABA, and neither their message nor their business number ties them to one: they are not rated until their message is imported (a send log, or inbound webhooks), or an inbound or outbound line of their business number (imported, from a webhook, or from an API key for every WABA)\n`,
       );
     }
     const importedTotals = imported.length === 0 ? {} : await store.totals({ wabas: imported });

@@ -1031,6 +1031,60 @@ describe("one client's writes never change another client's bill", () => {
     expect(await unitsOf(KEY_W2, 'W2')).toEqual(billAlone);
   });
 
+  /** Client two's status naming no WABA, whose message is stored nowhere: only its business number PN2 ties it. */
+  const statusOfPN2 = {
+    kind: 'status',
+    at: '2025-07-15T10:00:00Z',
+    id: 'wamid.B-secret',
+    status: 'delivered',
+    business: 'PN2',
+    user: '919812345678',
+    pricing: { billable: true, pricing_model: 'PMP', category: 'marketing', type: 'regular' },
+  };
+  const inboundOf = (waba: string, business: string, id: string, at = '2025-07-10T09:00:00Z') => ({
+    kind: 'inbound',
+    at,
+    waba,
+    business,
+    user: '919811111111',
+    id,
+  });
+  const allUnits = async () =>
+    (
+      (await json(await service.get('/v1/units?limit=1000', KEY_ALL))).units as {
+        waba: string;
+        messages: string[];
+      }[]
+    )
+      .filter((u) => u.messages.includes('wamid.B-secret'))
+      .map((u) => u.waba);
+
+  it("a key naming another client's business number takes none of its statuses naming no WABA, nor bills them twice", async () => {
+    service = await createTestService();
+    await service.postEvents([inboundOf('W2', 'PN2', 'in.b1'), statusOfPN2], KEY_ALL);
+    const theirs = await unitsOf(KEY_W2, 'W2');
+    expect(theirs.join()).toContain('wamid.B-secret');
+    // W1's key names PN2 on its own WABA's lines (a probe, or a typo): stored, but it ties nothing.
+    const probe = [inboundOf('W1', 'PN2', 'in.a1', '2025-07-01T09:00:00Z')];
+    expect(await json(await service.postEvents(probe, KEY_W1))).toMatchObject({ accepted: 1 });
+    expect((await unitsOf(KEY_W1, 'W1')).join()).not.toContain('wamid.B-secret');
+    const explained = await json(await service.get('/v1/explain?user=919812345678&business=PN2', KEY_W1));
+    expect(JSON.stringify(explained)).not.toContain('wamid.B-secret');
+    expect(await unitsOf(KEY_W2, 'W2')).toEqual(theirs);
+    expect(await allUnits()).toEqual(['W2']);
+    expect(await service.store.listWabas('PN2')).toEqual(['W2']);
+  });
+
+  it('a number a key for every WABA ties to a smaller WABA takes its statuses naming no WABA there at once: billed once', async () => {
+    service = await createTestService();
+    await service.postEvents([inboundOf('W2', 'PN2', 'in.b1'), statusOfPN2], KEY_ALL);
+    expect(await allUnits()).toEqual(['W2']);
+    // PN2 moved to W1 (a number of two WABAs): the smallest WABA owns the statuses, and W2 is re-rated too.
+    await service.postEvents([inboundOf('W1', 'PN2', 'in.a1', '2025-07-12T09:00:00Z')], KEY_ALL);
+    expect(await allUnits()).toEqual(['W1']);
+    expect((await unitsOf(KEY_W2, 'W2')).join()).not.toContain('wamid.B-secret');
+  });
+
   it("inside one portfolio, a key's status for the other WABA's message delivers nothing there", async () => {
     await withSharedPortfolio(async () => {
       const pendingOfW2 = {

@@ -531,7 +531,16 @@ export function createApp(deps: AppDeps): Hono<Env> {
         continue;
       }
       for (const event of lineEvents) {
-        inputs.push({ key: eventKey(event), event, receivedAtMs, source: `api:${apiKey.name}` });
+        // A key limited to some WABAs may name any business number on its own WABA's lines: its events never
+        // tie a number to a WABA (store.ts EventInput.isBusinessTied), or they could take another client's
+        // statuses naming no WABA into its own bill.
+        inputs.push({
+          key: eventKey(event),
+          event,
+          receivedAtMs,
+          source: `api:${apiKey.name}`,
+          ...(scope === undefined ? {} : { isBusinessTied: false }),
+        });
         lineOf.set(event, line);
       }
     }
@@ -564,6 +573,29 @@ export function createApp(deps: AppDeps): Hono<Env> {
     const storedWabas = inputs.some(({ event }) => event.waba === undefined)
       ? await fromStore(store.listWabas())
       : [];
+    // A key for every WABA ties the business numbers of its inbound and outbound lines to their WABAs: a WABA
+    // smaller than the one owning a number's statuses naming no WABA (whose message is stored nowhere) takes
+    // them over (store.ts listEvents), so that owner is re-rated too, or it would bill them until its next
+    // rating. Looked up before the write, as above.
+    const ownerOf = new Map<string, string | undefined>();
+    if (scope === undefined) {
+      const numbers = new Set<string>();
+      for (const { event } of inputs)
+        if (event.kind === 'inbound' || event.kind === 'outbound') numbers.add(event.business);
+      const owners = await fromStore(
+        Promise.all([...numbers].map(async (number) => (await store.listWabas(number))[0])),
+      );
+      [...numbers].forEach((number, i) => ownerOf.set(number, owners[i]));
+    }
+    /** The owners that may lose those statuses, and the WABAs that may take them (a copy that only tied). */
+    const ownersChanging = new Set<string>();
+    for (const { event } of inputs) {
+      if (event.kind !== 'inbound' && event.kind !== 'outbound') continue;
+      const owner = ownerOf.get(event.business);
+      if (owner === undefined || event.waba >= owner) continue;
+      ownersChanging.add(owner);
+      ownersChanging.add(event.waba);
+    }
     const outcome: IngestOutcome =
       inputs.length === 0
         ? { inserted: [], duplicates: 0, merged: [] }
@@ -571,9 +603,12 @@ export function createApp(deps: AppDeps): Hono<Env> {
     metrics.inc('events_ingested_total', { source: 'api' }, outcome.inserted.length);
     // A copy that completed a stored event (a referral, a recipient) changes its WABA's bill too.
     const changed = [...outcome.inserted, ...outcome.merged];
-    if (changed.length > 0) {
+    if (changed.length > 0 || ownersChanging.size > 0) {
       const isWabaUnnamed = changed.some((event) => event.waba === undefined);
-      rating.markDirty(isWabaUnnamed ? new Set([...storedWabas, ...wabasOf(changed)]) : wabasOf(changed));
+      const wabas = wabasOf(changed);
+      for (const waba of isWabaUnnamed ? storedWabas : []) wabas.add(waba);
+      for (const waba of ownersChanging) wabas.add(waba);
+      rating.markDirty(wabas);
     }
     return c.json({
       accepted: outcome.inserted.length,

@@ -34,9 +34,31 @@ export function assertInScope(
   }
 }
 
-/** The business number an event names (inbound, outbound, a status giving it), or null: `events.business`. */
-export function businessOf(event: CoreEvent): string | null {
-  return 'business' in event && event.business !== undefined ? event.business : null;
+/**
+ * `events.business` of an event stored as given: the business number it ties to its WABA — an inbound or an
+ * outbound naming a user (as the rater pairs them), when its writer is trusted (`EventInput.isBusinessTied`) —
+ * or null. A status never ties: the rater may place it under its outbound's number instead.
+ */
+export function tiedBusinessOf(event: CoreEvent, isBusinessTied: boolean | undefined): string | null {
+  if (isBusinessTied === false || (event.kind !== 'inbound' && event.kind !== 'outbound')) return null;
+  return event.business !== '' && event.user !== '' ? event.business : null;
+}
+
+/**
+ * `events.business` of a stored row once a copy of its event is merged in (`merged`: the event as stored now,
+ * merged or unchanged): its business number while a trusted copy named that very number — the row's own tie
+ * (`storedTie`), or the copy's — else null. So an untrusted copy never turns a row into a tie, nor a tie into
+ * one of another number (mergeCopies keeps the smaller of two numbers: a limited key's copy could choose it),
+ * and a trusted copy ties the number it names; the same in any order of the copies.
+ */
+export function tiedBusinessAfterMerge(
+  storedTie: string | null,
+  merged: CoreEvent,
+  copy: { event: CoreEvent; isBusinessTied?: boolean },
+): string | null {
+  const number = tiedBusinessOf(merged, true);
+  if (number === null) return null;
+  return storedTie === number || tiedBusinessOf(copy.event, copy.isBusinessTied) === number ? number : null;
 }
 
 /**

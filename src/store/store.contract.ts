@@ -40,6 +40,16 @@ function input(event: CoreEvent, source = 'api:test'): EventInput {
   return { key: eventKey(event), event, receivedAtMs: T0 + 5 * MINUTE, source };
 }
 
+/** An event written by an API key limited to some WABAs: it may name any business number, and ties none. */
+function untrusted(event: CoreEvent): EventInput {
+  return { ...input(event, 'api:limited'), isBusinessTied: false };
+}
+
+/** A status that names no WABA, of business number `business`, whose message (`id`) is stored nowhere. */
+function orphanStatus(id: string, business: string, user = '919876543210'): StatusEvent {
+  return { kind: 'status', atMs: T0 + 1, id, status: 'delivered', business, user };
+}
+
 function raw(body: Uint8Array | string, parseError: string | null = null): RawWebhookInput {
   const bytes = typeof body === 'string' ? new TextEncoder().encode(body) : body;
   return {
@@ -290,19 +300,31 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
         expect(await store.listWabas()).toEqual(['W1', 'W2']);
       });
 
-      it('lists the WABAs whose events name a business number', async () => {
+      it('lists the WABAs whose trusted inbound or outbound events name a business number, in byte order', async () => {
         const store = await fresh();
         const onlyInbound: InboundEvent = { ...inbound('wamid.i9'), waba: 'W3', business: 'PN3' };
         await store.ingestEvents([
-          input(outbound('wamid.o1')),
+          input(outbound('wamid.o1', 'w1')),
           input(outbound('wamid.o2', 'W2')),
           input(onlyInbound),
           input({ kind: 'status', atMs: T0, id: 'wamid.x', status: 'sent', business: 'PN3' }),
+          // Neither a status (even one naming a WABA and a user) nor a limited key's inbound ties a number.
+          input({
+            kind: 'status',
+            atMs: T0,
+            waba: 'W4',
+            id: 'wamid.y',
+            status: 'sent',
+            business: 'PN3',
+            user: '1',
+          }),
+          untrusted({ ...inbound('wamid.i5'), waba: 'W0', business: 'PN3' }),
         ]);
-        expect(await store.listWabas('PN1')).toEqual(['W1', 'W2']);
+        expect(await store.listWabas('PN1')).toEqual(['W2', 'w1']);
         // A number only the users' messages name is still that WABA's (a status naming no WABA is none's).
         expect(await store.listWabas('PN3')).toEqual(['W3']);
         expect(await store.listWabas('PN-none')).toEqual([]);
+        expect(await store.listWabas()).toEqual(['W0', 'W2', 'W3', 'W4', 'w1']);
       });
 
       it('finds the message of a status that names no WABA when the WABA id needs escaping', async () => {
@@ -375,32 +397,97 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
         expect(await store.listEvents(['W1', 'W2'])).toHaveLength(3);
       });
 
-      it('ties a business number to a WABA through its events that name a user with it, not a status naming neither', async () => {
+      it("never ties a business number to a WABA through a status: the rater places it under its message's number", async () => {
         const store = await fresh();
-        const status: StatusEvent = {
+        // W1's status names PN9 and a user, but its message's send log says PN1, which the rater keeps: W1 has
+        // no pair of PN9 to rate W1's input's status of PN9 with.
+        const named: StatusEvent = {
           kind: 'status',
           atMs: T0 + 1,
-          id: 'wamid.unlogged',
+          waba: 'W1',
+          id: 'wamid.o1',
           status: 'delivered',
-          business: 'PN3',
+          business: 'PN9',
           user: '919876543210',
         };
-        // W3's only event with PN3 names no user: the rater could not tie PN3 to W3 with it.
-        const userless: StatusEvent = {
-          kind: 'status',
-          atMs: T0,
-          id: 'wamid.x3',
-          status: 'sent',
-          waba: 'W3',
-          business: 'PN3',
-        };
-        await store.ingestEvents([input(userless), input(status)]);
-        expect(await store.listEvents(['W3'])).toEqual([userless]);
+        const status = orphanStatus('wamid.unlogged', 'PN9');
+        await store.ingestEvents([input(outbound('wamid.o1')), input(named), input(status)]);
+        expect(await store.listEvents(['W1'])).toHaveLength(2);
+        expect(await store.listWabas('PN9')).toEqual([]);
         expect(await store.countUnattributedStatuses()).toBe(1);
-        const named: StatusEvent = { ...userless, id: 'wamid.y3', user: '447700900123' };
-        await store.ingestEvents([input(named)]);
-        expect(await store.listEvents(['W3'])).toHaveLength(3);
+        // An inbound of W9 from PN9 ties it.
+        await store.ingestEvents([input({ ...inbound('wamid.i9', 'W9'), business: 'PN9' })]);
+        expect(await store.listEvents(['W9'])).toContainEqual(status);
+        expect(await store.listEvents(['W1'])).toHaveLength(2);
         expect(await store.countUnattributedStatuses()).toBe(0);
+      });
+
+      it('never ties a business number through an event its writer may not be trusted with (isBusinessTied: false)', async () => {
+        const store = await fresh();
+        const status = orphanStatus('wamid.secret', 'PN2');
+        await store.ingestEvents([
+          input({ ...inbound('wamid.b1', 'W2'), business: 'PN2' }),
+          input(status),
+          // A key limited to W1 names client two's number on W1's own lines.
+          untrusted({ ...inbound('wamid.a1', 'W1'), business: 'PN2' }),
+          untrusted({ ...outbound('wamid.a2', 'W1'), business: 'PN2' }),
+        ]);
+        expect(await store.listEvents(['W1'])).toHaveLength(2);
+        expect(await store.listEvents(['W1'])).not.toContainEqual(status);
+        expect(await store.listEvents(['W2'])).toContainEqual(status);
+        expect(await store.listWabas('PN2')).toEqual(['W2']);
+        // Alone, an untrusted event attributes nothing either.
+        const alone = await fresh();
+        await alone.ingestEvents([
+          untrusted({ ...inbound('wamid.a1', 'W1'), business: 'PN2' }),
+          input(status),
+        ]);
+        expect(await alone.listEvents(['W1'])).toHaveLength(1);
+        expect(await alone.countUnattributedStatuses()).toBe(1);
+      });
+
+      it('lists a status joined by its business number with one scope only: the one holding the smallest WABA tying it', async () => {
+        const store = await fresh();
+        // PN1 is tied to W9 and W10 (a number that moved between portfolios): byte order makes W10 the owner.
+        const status = orphanStatus('wamid.unlogged', 'PN1');
+        await store.ingestEvents([
+          input(inbound('wamid.i9', 'W9')),
+          input(inbound('wamid.i10', 'W10')),
+          input(status),
+        ]);
+        expect(await store.listEvents(['W10'])).toContainEqual(status);
+        expect(await store.listEvents(['W9'])).toEqual([inbound('wamid.i9', 'W9')]);
+        expect(await store.listEvents(['W10', 'W9'])).toHaveLength(3);
+        expect(await store.listEvents(['W9', 'W10', 'W11'])).toHaveLength(3);
+        expect(await store.countUnattributedStatuses()).toBe(0);
+        // A smaller WABA tying it takes it over; an untrusted one does not.
+        await store.ingestEvents([untrusted(inbound('wamid.i0', 'W0'))]);
+        expect(await store.listEvents(['W10'])).toContainEqual(status);
+        expect(await store.listEvents(['W0'])).toEqual([inbound('wamid.i0', 'W0')]);
+        await store.ingestEvents([input(inbound('wamid.i1', 'W1'))]);
+        expect(await store.listEvents(['W1'])).toContainEqual(status);
+        expect(await store.listEvents(['W10'])).toEqual([inbound('wamid.i10', 'W10')]);
+      });
+
+      it("lists a status whose message is stored, whoever stored it, with that WABA only, never with its number's owner too", async () => {
+        const store = await fresh();
+        const status = orphanStatus('wamid.b2', 'PN2');
+        await store.ingestEvents([input({ ...inbound('wamid.b1', 'W2'), business: 'PN2' }), input(status)]);
+        expect(await store.listEvents(['W2'])).toContainEqual(status);
+        // W1's limited key writes an outbound with that message's id (naming W1's number, or PN2): the status
+        // joins it by id, as the rater does, and leaves W2's scope: it is never listed with both.
+        for (const business of ['PN1', 'PN2']) {
+          const copy = await fresh();
+          await copy.ingestEvents([
+            input({ ...inbound('wamid.b1', 'W2'), business: 'PN2' }),
+            input(status),
+            untrusted({ ...outbound('wamid.b2', 'W1'), business }),
+          ]);
+          expect(await copy.listEvents(['W1'])).toContainEqual(status);
+          expect(await copy.listEvents(['W2'])).not.toContainEqual(status);
+          expect(await copy.listEvents(['W1', 'W2'])).toHaveLength(3);
+          expect(await copy.listWabas('PN2')).toEqual(['W2']);
+        }
       });
 
       it('counts the statuses naming no WABA that no scope lists, until an event ties them to a WABA', async () => {
@@ -601,6 +688,54 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
         });
         expect(await store.listEvents(['W1'])).toEqual(expect.arrayContaining([full]));
         expect(await store.countUnattributedStatuses()).toBe(0);
+      });
+      it("ties a stored event's number only while a trusted copy named it, in any order of the copies", async () => {
+        const status = orphanStatus('wamid.unlogged', 'PN1');
+        const trusted = inbound('wamid.i1');
+        // An untrusted copy first, then a trusted one saying the same: the event is unchanged, but now ties PN1.
+        const upgraded = await fresh();
+        await upgraded.ingestEvents([untrusted(trusted), input(status)]);
+        expect(await upgraded.countUnattributedStatuses()).toBe(1);
+        expect(await upgraded.ingestEvents([input(trusted, 'webhook')])).toEqual({
+          inserted: [],
+          duplicates: 1,
+          merged: [],
+        });
+        expect(await upgraded.listEvents(['W1'])).toContainEqual(status);
+        expect(await upgraded.listWabas('PN1')).toEqual(['W1']);
+        expect(await upgraded.countUnattributedStatuses()).toBe(0);
+        // A limited key's copy naming a smaller number (mergeCopies keeps the smaller) unties the event rather
+        // than tying that number, in either order; a trusted copy naming it would tie it.
+        const smaller: InboundEvent = { ...trusted, business: 'PN0' };
+        const mergedEvent: InboundEvent = { ...smaller, copiesDisagreeOn: ['business'] };
+        for (const copies of [
+          [input(trusted), untrusted(smaller)],
+          [untrusted(smaller), input(trusted)],
+        ]) {
+          const store = await fresh();
+          await store.ingestEvents([copies[0]!, input(orphanStatus('wamid.u0', 'PN0'))]);
+          const outcome = await store.ingestEvents([copies[1]!]);
+          expect(outcome.duplicates).toBe(1);
+          expect(await store.listEvents(['W1'])).toEqual([mergedEvent]);
+          expect(await store.listWabas('PN0')).toEqual([]);
+          expect(await store.listWabas('PN1')).toEqual([]);
+          expect(await store.countUnattributedStatuses()).toBe(1);
+          await store.ingestEvents([input(smaller, 'import')]);
+          expect(await store.listWabas('PN0')).toEqual(['W1']);
+          expect(await store.countUnattributedStatuses()).toBe(0);
+        }
+        // Two trusted copies naming two numbers: the number the event keeps, whichever came first.
+        const other: InboundEvent = { ...trusted, business: 'PN3' };
+        for (const [first, second] of [
+          [trusted, other],
+          [other, trusted],
+        ] as const) {
+          const store = await fresh();
+          await store.ingestEvents([input(first)]);
+          await store.ingestBatch([{ raw: null, events: [input(second)] }]);
+          expect(await store.listWabas('PN1')).toEqual(['W1']);
+          expect(await store.listWabas('PN3')).toEqual([]);
+        }
       });
     });
 

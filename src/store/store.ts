@@ -57,18 +57,13 @@ export function messageStoredSql(s: string): string {
 }
 
 /**
- * SQL, both engines: status `s`'s message is stored in a WABA whose events name `s`'s business number, those
- * WABAs read from the index on `events (business, waba)` one at a time (a number has one WABA, or a few).
+ * SQL, both engines: the WABA that owns the statuses naming no WABA of business number `number` (an SQL
+ * expression) whose message is stored nowhere: the smallest WABA (byte order; `collate` says so in PostgreSQL)
+ * whose trusted events tie that number (`events.business`, filled only for those: `EventInput.isBusinessTied`),
+ * read with one seek of the index on `events (business, waba)`; NULL when no event ties it.
  */
-export function messageStoredForNumberSql(s: string): string {
-  return `EXISTS (
-    WITH RECURSIVE number_wabas(waba) AS (
-      SELECT min(n.waba) FROM events n WHERE n.business = ${s}.business AND n.waba IS NOT NULL
-      UNION ALL
-      SELECT (SELECT min(n.waba) FROM events n WHERE n.business = ${s}.business AND n.waba > a.waba)
-      FROM number_wabas a WHERE a.waba IS NOT NULL)
-    SELECT 1 FROM number_wabas w, events m
-    WHERE w.waba IS NOT NULL AND m.key IN (${messageKeysSql('w.waba', `${s}.message_id`)}))`;
+export function numberOwnerSql(number: string, collate = ''): string {
+  return `(SELECT min(b.waba${collate}) FROM events b WHERE b.business = ${number})`;
 }
 
 export interface StoredRawWebhook extends RawWebhookInput {
@@ -82,6 +77,16 @@ export interface EventInput {
   receivedAtMs: number;
   /** Where it came from: `webhook:<raw id>`, `api:<key name>`, `import:<file>`. */
   source: string;
+  /**
+   * Whether this event's writer is trusted to say which business number its WABA uses (default true): an
+   * inbound or outbound so written ties its business number to its WABA (`events.business`), which decides the
+   * WABA a status naming no WABA, whose message is stored nowhere, is rated with (`listEvents`), and which WABAs
+   * `listWabas(business)` names. False for an API key limited to some WABAs: it may write any business number
+   * on its own WABA's lines, and must not take another client's statuses (or hide its numbers) so. Signed
+   * webhooks, imports and keys for every WABA tie. A status never ties, whatever this says: the rater may
+   * place it under its message's number instead (the send log wins).
+   */
+  isBusinessTied?: boolean;
 }
 
 export interface IngestOutcome {
@@ -233,20 +238,21 @@ export interface Store {
 
   /**
    * Every stored event of these WABAs (all when undefined), in any order, each once. A status that names no
-   * WABA is listed with a scope holding the WABA of its message (a stored inbound or outbound with its id), or,
-   * when no WABA using its business number has its message, a WABA of the scope with an event that names that
-   * number and a user (docs/storage.md).
+   * WABA is listed with a scope holding a WABA that stores its message (a stored inbound or outbound with its
+   * id, in any WABA); when no WABA stores its message, with the one scope holding the WABA that owns its
+   * business number (`numberOwnerSql`: the smallest WABA whose trusted inbound or outbound names that number),
+   * so that two portfolios never both bill it (docs/storage.md).
    */
   listEvents(wabas?: readonly string[]): Promise<CoreEvent[]>;
   /**
-   * WABAs that have events, sorted; with `business`, only those whose events name that business number (an
-   * inbound, outbound or status naming it: `events.business`).
+   * WABAs that have events, sorted; with `business`, only those whose trusted inbound or outbound events name
+   * that business number (`events.business`; see `EventInput.isBusinessTied`), in byte order.
    */
   listWabas(business?: string): Promise<string[]>;
   /**
    * Statuses that name no WABA and that no `listEvents(wabas)` lists, whatever its scope: no stored inbound or
-   * outbound of any WABA has their message id, and no event of a WABA names their business number (with a
-   * user), or they name none. Nothing rates them until such an event is stored.
+   * outbound of any WABA has their message id, and no trusted inbound or outbound of a WABA names their
+   * business number, or they name none. Nothing rates them until such an event is stored.
    */
   countUnattributedStatuses(): Promise<number>;
 

@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   eventKey,
   type AccountUpdateEvent,
+  type CoreEvent,
   type InboundEvent,
   type OutboundEvent,
   type StatusEvent,
@@ -130,35 +131,67 @@ describe('PostgreSQL specifics', () => {
     }
   });
 
-  it('upgrades version 6: the business number of every stored event is filled from its jsonb', async () => {
+  it("upgrades version 6: a trusted inbound or outbound ties its business number, an API key's or a status does not", async () => {
     const schema = freshSchema();
-    const received: InboundEvent = {
+    const header = { user: '919876543210', hasReferral: false } as const;
+    const imported: InboundEvent = {
       kind: 'inbound',
       atMs: 1,
       waba: 'W1',
       business: 'PN1',
-      user: '919876543210',
-      id: 'wamid.i1',
-      hasReferral: false,
+      id: 'i1',
+      ...header,
     };
-    // Its message is not stored: only its business number ties it to W1.
-    const orphan: StatusEvent = {
-      kind: 'status',
+    const hooked: InboundEvent = {
+      kind: 'inbound',
       atMs: 2,
-      id: 'wamid.unlogged',
-      status: 'delivered',
-      business: 'PN1',
-      user: '919876543210',
+      waba: 'W3',
+      business: 'PN3',
+      id: 'i3',
+      ...header,
     };
-    const update: AccountUpdateEvent = { kind: 'account_update', atMs: 3, waba: 'W1', event: 'X' };
+    // Written by an API key: any key, limited or not, before this version could say which.
+    const posted: OutboundEvent = {
+      kind: 'outbound',
+      atMs: 3,
+      waba: 'W2',
+      business: 'PN2',
+      user: '919876543210',
+      id: 'o2',
+      template: 'utility',
+    };
+    const named: StatusEvent = {
+      kind: 'status',
+      atMs: 4,
+      waba: 'W4',
+      id: 'o4',
+      status: 'sent',
+      business: 'PN4',
+      user: '1',
+    };
+    // Their messages are not stored: only their business numbers can tie them to a WABA.
+    const orphan = (atMs: number, business: string): StatusEvent => ({
+      kind: 'status',
+      atMs,
+      id: `wamid.${business}`,
+      status: 'delivered',
+      business,
+      user: '919876543210',
+    });
+    const update: AccountUpdateEvent = { kind: 'account_update', atMs: 9, waba: 'W1', event: 'X' };
+    const sources: [CoreEvent, string][] = [
+      [imported, 'import'],
+      [hooked, 'webhook'],
+      [posted, 'api:all'],
+      [named, 'webhook'],
+      [orphan(5, 'PN1'), 'import'],
+      [orphan(6, 'PN2'), 'import'],
+      [orphan(7, 'PN4'), 'import'],
+      [update, 'webhook'],
+    ];
     const before = await openPostgresStore(DATABASE_URL, { schema });
     await before.ingestEvents(
-      [received, orphan, update].map((event) => ({
-        key: eventKey(event),
-        event,
-        receivedAtMs: 4,
-        source: 'api:test',
-      })),
+      sources.map(([event, source]) => ({ key: eventKey(event), event, receivedAtMs: 10, source })),
     );
     await before.close();
     // Back to what version 6 stored: no business column (its index goes with it).
@@ -168,17 +201,34 @@ describe('PostgreSQL specifics', () => {
     );
     const store = await openPostgresStore(DATABASE_URL, { schema });
     try {
-      const { rows } = await admin!.query(`SELECT kind, business FROM ${schema}.events ORDER BY at_ms`);
+      const { rows } = await admin!.query({
+        text: `SELECT kind, business FROM ${schema}.events ORDER BY at_ms`,
+        rowMode: 'array',
+      });
       expect(rows).toEqual([
-        { kind: 'inbound', business: 'PN1' },
-        { kind: 'status', business: 'PN1' },
-        { kind: 'account_update', business: null },
+        ['inbound', 'PN1'],
+        ['inbound', 'PN3'],
+        ['outbound', null],
+        ['status', null],
+        ['status', null],
+        ['status', null],
+        ['status', null],
+        ['account_update', null],
       ]);
-      const indexes = await admin!.query('SELECT indexname FROM pg_indexes WHERE schemaname = $1', [schema]);
-      expect(indexes.rows).toContainEqual({ indexname: 'events_business' });
-      expect(await store.listEvents(['W1'])).toEqual([received, orphan, update]);
-      expect(await store.listEvents(['W2'])).toEqual([]);
-      expect(await store.countUnattributedStatuses()).toBe(0);
+      // Only the rows that tie are in the index, their WABAs in byte order.
+      const index = await admin!.query(
+        "SELECT indexdef FROM pg_indexes WHERE schemaname = $1 AND indexname = 'events_business'",
+        [schema],
+      );
+      expect(String(index.rows[0]?.indexdef)).toMatch(
+        /\(business, waba COLLATE "C"\) WHERE \(business IS NOT NULL\)$/,
+      );
+      expect(await store.listEvents(['W1'])).toEqual([imported, orphan(5, 'PN1'), update]);
+      expect(await store.listEvents(['W2'])).toEqual([posted]);
+      expect(await store.listEvents(['W4'])).toEqual([named]);
+      expect(await store.listWabas('PN1')).toEqual(['W1']);
+      expect(await store.listWabas('PN2')).toEqual([]);
+      expect(await store.countUnattributedStatuses()).toBe(2);
     } finally {
       await store.close();
     }
@@ -201,7 +251,7 @@ describe('PostgreSQL specifics', () => {
       // This one must wait for that lock, and read the row only once the other writer committed its merge:
       // reading it now, it would write its own merge over the other's and lose the business number.
       await new Promise((resolve) => setTimeout(resolve, 300));
-      await other.query(`UPDATE ${schema}.events SET payload = $1::jsonb, business = 'PN1' WHERE key = $2`, [
+      await other.query(`UPDATE ${schema}.events SET payload = $1::jsonb WHERE key = $2`, [
         JSON.stringify({ ...bare, business: 'PN1' }),
         key,
       ]);

@@ -9,7 +9,6 @@ import type { BillableUnit, Finding, PendingMessage } from '../../core/units.js'
 import {
   assertInScope,
   assertSha256,
-  businessOf,
   checkLimit,
   checkTimeZone,
   decodeCursor,
@@ -23,6 +22,8 @@ import {
   totalsFromStored,
   findingWaba,
   mergedCopy,
+  tiedBusinessAfterMerge,
+  tiedBusinessOf,
   sortPoints,
   toBuffer,
 } from '../engine-checks.js';
@@ -46,8 +47,8 @@ import {
   EVENT_KEYS_PER_WABA_SQL,
   STORED_WABAS_CTE,
   messageKeysSql,
-  messageStoredForNumberSql,
   messageStoredSql,
+  numberOwnerSql,
 } from '../store.js';
 
 type Row = Record<string, unknown>;
@@ -210,24 +211,26 @@ const MIGRATIONS: readonly Migration[] = [
   },
   {
     version: 7,
-    name: 'events keep the business number they name',
-    // A status that names no WABA, and whose message is not stored, belongs to the WABAs whose events name its
-    // business number (listEvents): the column, filled from the stored jsonb, and an index to find them by.
+    name: 'events keep the business number a trusted writer tied to their WABA',
+    // A status that names no WABA, and whose message is stored nowhere, belongs to the smallest WABA whose
+    // trusted inbound or outbound events name its business number (listEvents): the column, and an index to
+    // find those WABAs by, in byte order (COLLATE "C", as SQLite compares). Rows an API key wrote are not
+    // trusted (a key limited to some WABAs may name any number): they tie once a key for every WABA, a webhook
+    // or an import stores them again. The index holds only the rows that tie (statuses never do).
     sql: `
-      ALTER TABLE events ADD COLUMN business text; -- inbound, outbound, status: the event's business, or NULL
-      UPDATE events SET business = payload->>'business' WHERE kind IN ('inbound', 'outbound', 'status');
-      CREATE INDEX events_business ON events (business, waba);
+      ALTER TABLE events ADD COLUMN business text; -- inbound, outbound: the number a trusted writer tied, or NULL
+      UPDATE events SET business = payload->>'business'
+      WHERE kind IN ('inbound', 'outbound') AND source NOT LIKE 'api:%'
+        AND coalesce(payload->>'business', '') <> '' AND coalesce(payload->>'user', '') <> '';
+      CREATE INDEX events_business ON events (business, waba COLLATE "C") WHERE business IS NOT NULL;
     `,
   },
 ];
 
-/**
- * SQL: event `b` ties its business number to its WABA for a user, as the rater's pairs do: an inbound or an
- * outbound, or a status that names a user too.
- */
-function tiesBusinessSql(b: string): string {
-  return `(${b}.kind <> 'status' OR coalesce(${b}.payload->>'user', '') <> '')`;
-}
+/** SQL: the business number a status `s` names (`events.business` is only ever a tie, never a status's). */
+const STATUS_BUSINESS_SQL = `(s.payload->>'business')`;
+/** WABAs compared byte-wise, as SQLite compares them (and as `events_business` is sorted). */
+const BYTE_ORDER = ' COLLATE "C"';
 
 /** First key of the migration advisory lock ("wame"); the second is the schema's hash. */
 const MIGRATION_LOCK = 0x77616d65;
@@ -421,20 +424,20 @@ class PostgresStore implements Store {
     }
     // A status that did not name its WABA belongs to the WABA of the message it reports on, found by the
     // message's idempotency key in each WABA of the scope (eventKey: "WABA:outbound:ID" or "WABA:inbound:ID",
-    // the WABA escaped as migration 3 does; the primary key's index). When no WABA using its business number
-    // has its message, it belongs to the WABAs whose events tie that number to a user: the scope's numbers are
-    // listed once (a hashed subplan, read only if such a status is there), never searched for per status.
+    // the WABA escaped as migration 3 does; the primary key's index). When no WABA stores its message, it
+    // belongs to the one WABA that owns its business number (numberOwnerSql: a seek of events_business), and
+    // only then is its message looked for in every stored WABA.
     const rows = await this.withoutJit(
-      `SELECT payload FROM events s
+      `WITH RECURSIVE ${STORED_WABAS_CTE}
+       SELECT payload FROM events s
        WHERE s.waba = ANY($1::text[])
           OR (s.waba IS NULL AND s.kind = 'status' AND (
                 EXISTS (
                   SELECT 1 FROM unnest($1::text[]) AS w(waba), events m
                   WHERE m.key IN (${messageKeysSql('w.waba', 's.message_id')}))
-                OR (s.business IN (
-                      SELECT DISTINCT b.business FROM events b
-                      WHERE b.waba = ANY($1::text[]) AND b.business IS NOT NULL AND ${tiesBusinessSql('b')})
-                    AND NOT ${messageStoredForNumberSql('s')})))
+                -- CASE: PostgreSQL would otherwise look for the message in every WABA first, for every status.
+                OR CASE WHEN ${numberOwnerSql(STATUS_BUSINESS_SQL, BYTE_ORDER)} = ANY($1::text[])
+                        THEN NOT ${messageStoredSql('s')} ELSE false END))
        ORDER BY at_ms, key`,
       [[...wabas]],
     );
@@ -442,15 +445,12 @@ class PostgresStore implements Store {
   }
 
   async countUnattributedStatuses(): Promise<number> {
-    // min(), not EXISTS: PostgreSQL would scan the whole table for a number no WABA uses, expecting to stop
-    // early; min() reads the index on (business, waba) and stops at the first event that ties the number.
+    // The number first (min() over events_business: one seek), then the message in every WABA.
     const rows = await this.withoutJit(
       `WITH RECURSIVE ${STORED_WABAS_CTE}
        SELECT count(*)::int AS n FROM events s
        WHERE s.waba IS NULL AND s.kind = 'status'
-         AND (s.business IS NULL
-              OR (SELECT min(b.waba) FROM events b WHERE b.business = s.business AND ${tiesBusinessSql('b')})
-                 IS NULL)
+         AND ${numberOwnerSql(STATUS_BUSINESS_SQL, BYTE_ORDER)} IS NULL
          AND NOT ${messageStoredSql('s')}`,
       [],
     );
@@ -470,11 +470,19 @@ class PostgresStore implements Store {
   }
 
   async listWabas(business?: string): Promise<string[]> {
+    // With a number: its WABAs read from events_business one at a time, in byte order (a number has one
+    // WABA, or a few), however many events tie it.
     const { rows } =
       business === undefined
         ? await this.pool.query('SELECT DISTINCT waba FROM events WHERE waba IS NOT NULL ORDER BY waba')
         : await this.pool.query(
-            'SELECT DISTINCT waba FROM events WHERE business = $1 AND waba IS NOT NULL ORDER BY waba',
+            `WITH RECURSIVE number_wabas(waba) AS (
+               SELECT min(waba${BYTE_ORDER}) FROM events WHERE business = $1
+               UNION ALL
+               SELECT (SELECT min(e.waba${BYTE_ORDER}) FROM events e
+                       WHERE e.business = $1 AND e.waba${BYTE_ORDER} > a.waba)
+               FROM number_wabas a WHERE a.waba IS NOT NULL)
+             SELECT waba FROM number_wabas WHERE waba IS NOT NULL`,
             [business],
           );
     return rows.map((row: Row) => String(row.waba));
@@ -689,13 +697,19 @@ class PostgresStore implements Store {
   }
 }
 
+/** A stored event and its `events.business` (the number a trusted copy tied, or null). */
+interface StoredEvent {
+  event: CoreEvent;
+  tie: string | null;
+}
+
 /**
  * Inside a transaction, for the items of a group in order, each as if ingested alone: an event whose key is new
  * is stored as given; a copy of a stored event (its key stored before, or earlier in the group) is a
  * duplicate, merged into the stored row, which is rewritten only when the merge changes it (payload, `at_ms`,
- * `business`; the rest stays as first stored). The stored rows a copy may change are locked first (FOR
- * UPDATE), so that a concurrent writer's merge of the same event waits for this one and merges into its
- * result: no copy's fields are lost.
+ * `business`: the number a trusted copy tied, `tiedBusinessAfterMerge`; the rest stays as first stored). The
+ * stored rows a copy may change are locked first (FOR UPDATE), so that a concurrent writer's merge of the same
+ * event waits for this one and merges into its result: no copy's fields are lost.
  */
 async function insertEventGroups(
   client: Queryable,
@@ -724,14 +738,17 @@ async function insertEventGroups(
         batch.map((e) => JSON.stringify(e.event)),
         batch.map((e) => e.receivedAtMs),
         batch.map((e) => e.source),
-        batch.map((e) => businessOf(e.event)),
+        batch.map((e) => tiedBusinessOf(e.event, e.isBusinessTied)),
       ],
     );
     for (const row of rows as Row[]) insertedKeys.add(String(row.key));
   }
   /** Each key's event as stored before the copies: as inserted above, or the stored row. */
-  const base = new Map<string, CoreEvent>();
-  for (const key of insertedKeys) base.set(key, firsts.get(key)!.event);
+  const base = new Map<string, StoredEvent>();
+  for (const key of insertedKeys) {
+    const first = firsts.get(key)!;
+    base.set(key, { event: first.event, tie: tiedBusinessOf(first.event, first.isBusinessTied) });
+  }
   const storedKeys = ordered.map((input) => input.key).filter((key) => !insertedKeys.has(key));
   // Read without a lock first: most copies add nothing (a file imported again), and locking a row writes it.
   await readStoredEvents(client, storedKeys, base, '');
@@ -751,9 +768,9 @@ async function insertEventGroups(
        WHERE e.key = u.key`,
       [
         batch.map(([key]) => key),
-        batch.map(([, event]) => JSON.stringify(event)),
-        batch.map(([, event]) => event.atMs),
-        batch.map(([, event]) => businessOf(event)),
+        batch.map(([, row]) => JSON.stringify(row.event)),
+        batch.map(([, row]) => row.event.atMs),
+        batch.map(([, row]) => row.tie),
       ],
     );
   }
@@ -764,30 +781,36 @@ async function insertEventGroups(
 async function readStoredEvents(
   client: Queryable,
   keys: readonly string[],
-  into: Map<string, CoreEvent>,
+  into: Map<string, StoredEvent>,
   suffix: string,
 ): Promise<void> {
   for (const batch of chunks(keys)) {
     const { rows } = await client.query(
-      `SELECT key, payload FROM events WHERE key = ANY($1::text[])${suffix}`,
+      `SELECT key, payload, business FROM events WHERE key = ANY($1::text[])${suffix}`,
       [batch],
     );
-    for (const row of rows as Row[]) into.set(String(row.key), row.payload as CoreEvent);
+    for (const row of rows as Row[]) {
+      into.set(String(row.key), {
+        event: row.payload as CoreEvent,
+        tie: row.business === null ? null : String(row.business),
+      });
+    }
   }
 }
 
 /**
  * The outcome of each group, its copies merged in order into `base` (each key's stored event, or the first
- * occurrence this transaction inserted), and the events whose stored row changed, as they end.
+ * occurrence this transaction inserted), and the rows that changed (their event or only their tie), as they
+ * end.
  */
 function mergeCopiesInOrder(
   groups: readonly EventInput[][],
   firsts: ReadonlyMap<string, EventInput>,
   insertedKeys: ReadonlySet<string>,
-  base: ReadonlyMap<string, CoreEvent>,
-): { outcomes: IngestOutcome[]; changed: Map<string, CoreEvent> } {
+  base: ReadonlyMap<string, StoredEvent>,
+): { outcomes: IngestOutcome[]; changed: Map<string, StoredEvent> } {
   const current = new Map(base);
-  const changed = new Map<string, CoreEvent>();
+  const changed = new Map<string, StoredEvent>();
   const outcomes = groups.map((events): IngestOutcome => {
     const inserted: CoreEvent[] = [];
     const merged = new Map<string, CoreEvent>();
@@ -799,11 +822,14 @@ function mergeCopiesInOrder(
       }
       const stored = current.get(input.key);
       if (stored === undefined) throw new Error(`event ${input.key} was neither inserted nor found stored`);
-      const next = mergedCopy(stored, input.event);
-      if (next === undefined) continue;
-      current.set(input.key, next);
-      changed.set(input.key, next);
-      merged.set(input.key, next);
+      const next = mergedCopy(stored.event, input.event);
+      // A copy that adds nothing to the event may still be a trusted one that ties its number.
+      const tie = tiedBusinessAfterMerge(stored.tie, next ?? stored.event, input);
+      if (next === undefined && tie === stored.tie) continue;
+      const row = { event: next ?? stored.event, tie };
+      current.set(input.key, row);
+      changed.set(input.key, row);
+      if (next !== undefined) merged.set(input.key, next);
     }
     return { inserted, duplicates: events.length - inserted.length, merged: [...merged.values()] };
   });

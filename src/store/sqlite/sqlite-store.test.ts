@@ -6,6 +6,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import {
   eventKey,
   type AccountUpdateEvent,
+  type CoreEvent,
   type InboundEvent,
   type OutboundEvent,
   type StatusEvent,
@@ -34,7 +35,7 @@ describe('SQLite on disk', () => {
         { version: 4, name: 'unit and pending ids per WABA' },
         { version: 5, name: 'units say when their category came from the webhook' },
         { version: 6, name: 'ratings keep totals per WABA and the digest of the accounts they priced with' },
-        { version: 7, name: 'events keep the business number they name' },
+        { version: 7, name: 'events keep the business number a trusted writer tied to their WABA' },
       ]);
     } finally {
       db.close();
@@ -64,7 +65,7 @@ describe('SQLite on disk', () => {
       expect(indexes.pluck().all()).not.toContain('events_message');
       expect(db.prepare('SELECT max(version) FROM schema_migrations').pluck().get()).toBe(7);
       // The store's own query for orphan statuses looks their message up through the primary key, and the
-      // events of the scope's WABAs that use their business number through events_business.
+      // WABA that owns their business number with a seek of events_business.
       await store.listEvents(['W1']);
       const orphanQuery = statements.find((sql) => sql.includes("s.kind = 'status'"));
       expect(orphanQuery).toBeDefined();
@@ -76,7 +77,7 @@ describe('SQLite on disk', () => {
         /SEARCH m (EXISTS )?USING (COVERING )?INDEX sqlite_autoindex_events_1 \(key=\?\)/,
       );
       expect(plan.join('\n')).not.toMatch(/SCAN m\b/);
-      expect(plan.join('\n')).toMatch(/SEARCH b USING INDEX events_business \(business=\? AND waba=\?\)/);
+      expect(plan.join('\n')).toMatch(/SEARCH b USING COVERING INDEX events_business \(business=\?\)/);
       expect(plan.join('\n')).not.toMatch(/SCAN b\b/);
     } finally {
       db.close();
@@ -125,35 +126,67 @@ describe('SQLite on disk', () => {
     }
   });
 
-  it('upgrades version 6: the business number of every stored event is filled from its JSON', async () => {
+  it("upgrades version 6: a trusted inbound or outbound ties its business number, an API key's or a status does not", async () => {
     const path = join(dir, 'business.db');
     const store6 = await openSqliteStore(path);
-    const received: InboundEvent = {
+    const header = { user: '919876543210', hasReferral: false } as const;
+    const imported: InboundEvent = {
       kind: 'inbound',
       atMs: 1,
       waba: 'W1',
       business: 'PN1',
-      user: '919876543210',
-      id: 'wamid.i1',
-      hasReferral: false,
+      id: 'i1',
+      ...header,
     };
-    // Its message is not stored: only its business number ties it to W1.
-    const orphan: StatusEvent = {
-      kind: 'status',
+    const hooked: InboundEvent = {
+      kind: 'inbound',
       atMs: 2,
-      id: 'wamid.unlogged',
-      status: 'delivered',
-      business: 'PN1',
-      user: '919876543210',
+      waba: 'W3',
+      business: 'PN3',
+      id: 'i3',
+      ...header,
     };
-    const update: AccountUpdateEvent = { kind: 'account_update', atMs: 3, waba: 'W1', event: 'X' };
+    // Written by an API key: any key, limited or not, before this version could say which.
+    const posted: OutboundEvent = {
+      kind: 'outbound',
+      atMs: 3,
+      waba: 'W2',
+      business: 'PN2',
+      user: '919876543210',
+      id: 'o2',
+      template: 'utility',
+    };
+    const named: StatusEvent = {
+      kind: 'status',
+      atMs: 4,
+      waba: 'W4',
+      id: 'o4',
+      status: 'sent',
+      business: 'PN4',
+      user: '1',
+    };
+    // Their messages are not stored: only their business numbers can tie them to a WABA.
+    const orphan = (atMs: number, business: string): StatusEvent => ({
+      kind: 'status',
+      atMs,
+      id: `wamid.${business}`,
+      status: 'delivered',
+      business,
+      user: '919876543210',
+    });
+    const update: AccountUpdateEvent = { kind: 'account_update', atMs: 9, waba: 'W1', event: 'X' };
+    const sources: [CoreEvent, string][] = [
+      [imported, 'import'],
+      [hooked, 'webhook'],
+      [posted, 'api:all'],
+      [named, 'webhook'],
+      [orphan(5, 'PN1'), 'import'],
+      [orphan(6, 'PN2'), 'import'],
+      [orphan(7, 'PN4'), 'import'],
+      [update, 'webhook'],
+    ];
     await store6.ingestEvents(
-      [received, orphan, update].map((event) => ({
-        key: eventKey(event),
-        event,
-        receivedAtMs: 4,
-        source: 'api:test',
-      })),
+      sources.map(([event, source]) => ({ key: eventKey(event), event, receivedAtMs: 10, source })),
     );
     await store6.close();
     // Back to what version 6 stored: no business column.
@@ -166,14 +199,27 @@ describe('SQLite on disk', () => {
     const store = await openSqliteStore(path);
     const db = new Database(path, { readonly: true });
     try {
-      expect(db.prepare('SELECT kind, business FROM events ORDER BY at_ms').all()).toEqual([
-        { kind: 'inbound', business: 'PN1' },
-        { kind: 'status', business: 'PN1' },
-        { kind: 'account_update', business: null },
+      expect(db.prepare('SELECT kind, business FROM events ORDER BY at_ms').raw().all()).toEqual([
+        ['inbound', 'PN1'],
+        ['inbound', 'PN3'],
+        ['outbound', null],
+        ['status', null],
+        ['status', null],
+        ['status', null],
+        ['status', null],
+        ['account_update', null],
       ]);
-      expect(await store.listEvents(['W1'])).toEqual([received, update, orphan]);
-      expect(await store.listEvents(['W2'])).toEqual([]);
-      expect(await store.countUnattributedStatuses()).toBe(0);
+      // Only the rows that tie are in the index.
+      expect(
+        db.prepare("SELECT sql FROM sqlite_master WHERE name = 'events_business'").pluck().get(),
+      ).toMatch(/WHERE business IS NOT NULL$/);
+      const w1 = await store.listEvents(['W1']);
+      expect(w1.sort((a, b) => a.atMs - b.atMs)).toEqual([imported, orphan(5, 'PN1'), update]);
+      expect(await store.listEvents(['W2'])).toEqual([posted]);
+      expect(await store.listEvents(['W4'])).toEqual([named]);
+      expect(await store.listWabas('PN1')).toEqual(['W1']);
+      expect(await store.listWabas('PN2')).toEqual([]);
+      expect(await store.countUnattributedStatuses()).toBe(2);
     } finally {
       db.close();
       await store.close();

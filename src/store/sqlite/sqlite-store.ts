@@ -11,7 +11,6 @@ import type { BillableUnit, Finding, PendingMessage } from '../../core/units.js'
 import {
   assertInScope,
   assertSha256,
-  businessOf,
   checkLimit,
   checkTimeZone,
   decodeCursor,
@@ -25,6 +24,8 @@ import {
   totalsFromStored,
   findingWaba,
   mergedCopy,
+  tiedBusinessAfterMerge,
+  tiedBusinessOf,
   sortPoints,
   toBuffer,
 } from '../engine-checks.js';
@@ -48,8 +49,8 @@ import {
   EVENT_KEYS_PER_WABA_SQL,
   STORED_WABAS_CTE,
   messageKeysSql,
-  messageStoredForNumberSql,
   messageStoredSql,
+  numberOwnerSql,
 } from '../store.js';
 
 type Db = Database.Database;
@@ -247,25 +248,26 @@ const MIGRATIONS: readonly Migration[] = [
   },
   {
     version: 7,
-    name: 'events keep the business number they name',
-    // A status that names no WABA, and whose message is not stored, belongs to the WABAs whose events name its
-    // business number (listEvents): the column, filled from the stored JSON, and an index to find them by.
-    // Its leading values are few (a WABA's numbers), so new rows land at the end of their range: cheap to keep.
+    name: 'events keep the business number a trusted writer tied to their WABA',
+    // A status that names no WABA, and whose message is stored nowhere, belongs to the smallest WABA whose
+    // trusted inbound or outbound events name its business number (listEvents): the column, and an index to
+    // find those WABAs by. Rows an API key wrote are not trusted (a key limited to some WABAs may name any
+    // number): they tie once a key for every WABA, a webhook or an import stores them again. The index holds
+    // only the rows that tie (statuses never do); its leading values are few (a WABA's numbers), so new rows
+    // land at the end of their range: cheap to keep.
     sql: `
-      ALTER TABLE events ADD COLUMN business TEXT; -- inbound, outbound, status: the event's business, or NULL
-      UPDATE events SET business = json_extract(payload, '$.business') WHERE kind IN ('inbound', 'outbound', 'status');
-      CREATE INDEX events_business ON events (business, waba);
+      ALTER TABLE events ADD COLUMN business TEXT; -- inbound, outbound: the number a trusted writer tied, or NULL
+      UPDATE events SET business = json_extract(payload, '$.business')
+      WHERE kind IN ('inbound', 'outbound') AND source NOT LIKE 'api:%'
+        AND coalesce(json_extract(payload, '$.business'), '') <> ''
+        AND coalesce(json_extract(payload, '$.user'), '') <> '';
+      CREATE INDEX events_business ON events (business, waba) WHERE business IS NOT NULL;
     `,
   },
 ];
 
-/**
- * SQL: event `b` ties its business number to its WABA for a user, as the rater's pairs do: an inbound or an
- * outbound, or a status that names a user too.
- */
-function tiesBusinessSql(b: string): string {
-  return `(${b}.kind <> 'status' OR coalesce(json_extract(${b}.payload, '$.user'), '') <> '')`;
-}
+/** SQL: the business number a status `s` names (`events.business` is only ever a tie, never a status's). */
+const STATUS_BUSINESS_SQL = `json_extract(s.payload, '$.business')`;
 
 const HALF_HOUR_MS = 30 * 60_000;
 /**
@@ -524,6 +526,7 @@ class SqliteStore implements Store {
    * Inside a transaction, in order: an event whose key is new is stored as given; a copy of a stored event
    * (its key stored before, or earlier in this batch) is a duplicate, merged into the stored row, which is
    * rewritten only when the merge changes it (payload, `at_ms`, `business`; the rest stays as first stored).
+   * `business` is the number a trusted copy tied (`tiedBusinessOf`, `tiedBusinessAfterMerge`).
    */
   private insertEvents(events: EventInput[]): IngestOutcome {
     const insert = this.statement(
@@ -546,23 +549,30 @@ class SqliteStore implements Store {
         json,
         input.receivedAtMs,
         input.source,
-        businessOf(event),
+        tiedBusinessOf(event, input.isBusinessTied),
       ).changes;
       if (changes === 1) {
         inserted.push(event);
         continue;
       }
       duplicates += 1;
-      const payload = String(
-        this.statement('SELECT payload FROM events WHERE key = ?').pluck().get(input.key),
-      );
-      if (payload === json) continue; // the same text (a file imported again): nothing to merge
-      const next = mergedCopy(JSON.parse(payload) as CoreEvent, event);
-      if (next === undefined) continue;
+      const [payload, tie] = this.statement('SELECT payload, business FROM events WHERE key = ?')
+        .raw()
+        .get(input.key) as [string, string | null];
+      const stored = JSON.parse(payload) as CoreEvent;
+      // The same text (a file imported again) merges nothing, but a trusted copy may still tie it.
+      const next = payload === json ? undefined : mergedCopy(stored, event);
+      const nextTie = tiedBusinessAfterMerge(tie, next ?? stored, input);
+      if (next === undefined) {
+        if (nextTie !== tie) {
+          this.statement('UPDATE events SET business = ? WHERE key = ?').run(nextTie, input.key);
+        }
+        continue;
+      }
       this.statement('UPDATE events SET payload = ?, at_ms = ?, business = ? WHERE key = ?').run(
         JSON.stringify(next),
         next.atMs,
-        businessOf(next),
+        nextTie,
         input.key,
       );
       merged.set(input.key, next);
@@ -604,21 +614,18 @@ class SqliteStore implements Store {
     if (wabas !== undefined) {
       // A status that did not name its WABA belongs to the WABA of the message it reports on, found by
       // the message's idempotency key in each WABA of the scope (eventKey: "WABA:outbound:ID" or
-      // "WABA:inbound:ID", the WABA escaped as migration 3 does; the primary key's index). When no WABA using
-      // its business number has its message, it belongs to the WABAs whose events tie that number to a user
-      // (events_business).
+      // "WABA:inbound:ID", the WABA escaped as migration 3 does; the primary key's index). When no WABA
+      // stores its message, it belongs to the one WABA that owns its business number (numberOwnerSql: a seek
+      // of events_business), and only then is its message looked for in every stored WABA.
       const orphans = this.statement(
-        `SELECT payload FROM events s
+        `WITH RECURSIVE ${STORED_WABAS_CTE}
+         SELECT payload FROM events s
          WHERE s.waba IS NULL AND s.kind = 'status' AND (
            EXISTS (
              SELECT 1 FROM json_each(?) w, events m
              WHERE m.key IN (${messageKeysSql('w.value', 's.message_id')}))
-           OR (s.business IS NOT NULL
-               AND EXISTS (
-                 SELECT 1 FROM events b
-                 WHERE b.business = s.business AND b.waba IN (SELECT value FROM json_each(?))
-                   AND ${tiesBusinessSql('b')})
-               AND NOT ${messageStoredForNumberSql('s')}))`,
+           OR (${numberOwnerSql(STATUS_BUSINESS_SQL)} IN (SELECT value FROM json_each(?))
+               AND NOT ${messageStoredSql('s')}))`,
       )
         .pluck()
         .all(scope[0], scope[0]);
@@ -628,15 +635,13 @@ class SqliteStore implements Store {
   }
 
   async countUnattributedStatuses(): Promise<number> {
-    // The number first (an index lookup), then the message in every WABA.
+    // The number first (an index seek), then the message in every WABA.
     return Number(
       this.statement(
         `WITH RECURSIVE ${STORED_WABAS_CTE}
          SELECT count(*) FROM events s
          WHERE s.waba IS NULL AND s.kind = 'status'
-           AND (s.business IS NULL OR NOT EXISTS (
-             SELECT 1 FROM events b
-             WHERE b.business = s.business AND b.waba IS NOT NULL AND ${tiesBusinessSql('b')}))
+           AND ${numberOwnerSql(STATUS_BUSINESS_SQL)} IS NULL
            AND NOT ${messageStoredSql('s')}`,
       )
         .pluck()
@@ -645,16 +650,23 @@ class SqliteStore implements Store {
   }
 
   async listWabas(business?: string): Promise<string[]> {
+    // With a number: its WABAs read from events_business one at a time (a number has one WABA, or a few),
+    // however many events tie it.
     const rows =
       business === undefined
         ? this.statement('SELECT DISTINCT waba FROM events WHERE waba IS NOT NULL ORDER BY waba')
             .pluck()
             .all()
         : this.statement(
-            'SELECT DISTINCT waba FROM events WHERE business = ? AND waba IS NOT NULL ORDER BY waba',
+            `WITH RECURSIVE number_wabas(waba) AS (
+               SELECT min(waba) FROM events WHERE business = @business
+               UNION ALL
+               SELECT (SELECT min(e.waba) FROM events e WHERE e.business = @business AND e.waba > a.waba)
+               FROM number_wabas a WHERE a.waba IS NOT NULL)
+             SELECT waba FROM number_wabas WHERE waba IS NOT NULL`,
           )
             .pluck()
-            .all(business);
+            .all({ business });
     return rows.map(String);
   }
 
