@@ -1235,6 +1235,28 @@ export class Rater {
  * instant, with the ad referral any copy tells of (a CRM's copy may lack it). Keeps one item per id, in place.
  */
 function mergeInboundCopies(inbounds: PairItem[]): void {
+  // A pair holds a few messages at a time: compare them pairwise (no Map) unless there are many.
+  if (inbounds.length <= 16) {
+    let kept = 0;
+    for (let i = 0; i < inbounds.length; i++) {
+      const item = inbounds[i]!;
+      let earlier: PairItem | undefined;
+      for (let j = 0; j < kept; j++) {
+        if (inbounds[j]!.id === item.id) {
+          earlier = inbounds[j];
+          break;
+        }
+      }
+      if (earlier) {
+        if (item.hasReferral) earlier.hasReferral = true;
+        if (item.atMs < earlier.atMs) earlier.atMs = item.atMs;
+        continue;
+      }
+      inbounds[kept++] = item;
+    }
+    inbounds.length = kept;
+    return;
+  }
   const first = new Map<string, PairItem>();
   let kept = 0;
   for (const item of inbounds) {
