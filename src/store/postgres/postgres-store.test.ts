@@ -4,17 +4,15 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  eventKey,
-  type AccountUpdateEvent,
-  type CoreEvent,
-  type InboundEvent,
-  type OutboundEvent,
-  type StatusEvent,
-} from '../../core/events.js';
+import { eventKey, type OutboundEvent, type StatusEvent } from '../../core/events.js';
 import { openStore } from '../open-store.js';
 import { runStoreContract } from '../store.contract.js';
 import { openPostgresStore } from './postgres-store.js';
+import {
+  BACKFILL_INPUTS,
+  BACKFILLED_ROWS,
+  expectBackfilledListings,
+} from '../../../test/support/business-backfill.js';
 
 const DATABASE_URL = process.env.WAMETER_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const START_HINT = 'pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start';
@@ -133,66 +131,8 @@ describe('PostgreSQL specifics', () => {
 
   it("upgrades version 6: a trusted inbound or outbound ties its business number, an API key's or a status does not", async () => {
     const schema = freshSchema();
-    const header = { user: '919876543210', hasReferral: false } as const;
-    const imported: InboundEvent = {
-      kind: 'inbound',
-      atMs: 1,
-      waba: 'W1',
-      business: 'PN1',
-      id: 'i1',
-      ...header,
-    };
-    const hooked: InboundEvent = {
-      kind: 'inbound',
-      atMs: 2,
-      waba: 'W3',
-      business: 'PN3',
-      id: 'i3',
-      ...header,
-    };
-    // Written by an API key: any key, limited or not, before this version could say which.
-    const posted: OutboundEvent = {
-      kind: 'outbound',
-      atMs: 3,
-      waba: 'W2',
-      business: 'PN2',
-      user: '919876543210',
-      id: 'o2',
-      template: 'utility',
-    };
-    const named: StatusEvent = {
-      kind: 'status',
-      atMs: 4,
-      waba: 'W4',
-      id: 'o4',
-      status: 'sent',
-      business: 'PN4',
-      user: '1',
-    };
-    // Their messages are not stored: only their business numbers can tie them to a WABA.
-    const orphan = (atMs: number, business: string): StatusEvent => ({
-      kind: 'status',
-      atMs,
-      id: `wamid.${business}`,
-      status: 'delivered',
-      business,
-      user: '919876543210',
-    });
-    const update: AccountUpdateEvent = { kind: 'account_update', atMs: 9, waba: 'W1', event: 'X' };
-    const sources: [CoreEvent, string][] = [
-      [imported, 'import'],
-      [hooked, 'webhook'],
-      [posted, 'api:all'],
-      [named, 'webhook'],
-      [orphan(5, 'PN1'), 'import'],
-      [orphan(6, 'PN2'), 'import'],
-      [orphan(7, 'PN4'), 'import'],
-      [update, 'webhook'],
-    ];
     const before = await openPostgresStore(DATABASE_URL, { schema });
-    await before.ingestEvents(
-      sources.map(([event, source]) => ({ key: eventKey(event), event, receivedAtMs: 10, source })),
-    );
+    await before.ingestEvents(BACKFILL_INPUTS);
     await before.close();
     // Back to what version 6 stored: no business column (its index goes with it).
     await admin!.query(
@@ -205,16 +145,7 @@ describe('PostgreSQL specifics', () => {
         text: `SELECT kind, business FROM ${schema}.events ORDER BY at_ms`,
         rowMode: 'array',
       });
-      expect(rows).toEqual([
-        ['inbound', 'PN1'],
-        ['inbound', 'PN3'],
-        ['outbound', null],
-        ['status', null],
-        ['status', null],
-        ['status', null],
-        ['status', null],
-        ['account_update', null],
-      ]);
+      expect(rows).toEqual(BACKFILLED_ROWS);
       // Only the rows that tie are in the index, their WABAs in byte order.
       const index = await admin!.query(
         "SELECT indexdef FROM pg_indexes WHERE schemaname = $1 AND indexname = 'events_business'",
@@ -223,12 +154,7 @@ describe('PostgreSQL specifics', () => {
       expect(String(index.rows[0]?.indexdef)).toMatch(
         /\(business, waba COLLATE "C"\) WHERE \(business IS NOT NULL\)$/,
       );
-      expect(await store.listEvents(['W1'])).toEqual([imported, orphan(5, 'PN1'), update]);
-      expect(await store.listEvents(['W2'])).toEqual([posted]);
-      expect(await store.listEvents(['W4'])).toEqual([named]);
-      expect(await store.listWabas('PN1')).toEqual(['W1']);
-      expect(await store.listWabas('PN2')).toEqual([]);
-      expect(await store.countUnattributedStatuses()).toBe(2);
+      await expectBackfilledListings(store);
     } finally {
       await store.close();
     }

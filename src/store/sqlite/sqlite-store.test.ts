@@ -3,17 +3,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
-import {
-  eventKey,
-  type AccountUpdateEvent,
-  type CoreEvent,
-  type InboundEvent,
-  type OutboundEvent,
-  type StatusEvent,
-} from '../../core/events.js';
+import { eventKey, type OutboundEvent, type StatusEvent } from '../../core/events.js';
 import { openStore } from '../open-store.js';
 import { runStoreContract } from '../store.contract.js';
 import { openSqliteStore } from './sqlite-store.js';
+import {
+  BACKFILL_INPUTS,
+  BACKFILLED_ROWS,
+  expectBackfilledListings,
+} from '../../../test/support/business-backfill.js';
 
 runStoreContract('SQLite (:memory:)', () => openSqliteStore(':memory:'));
 
@@ -129,65 +127,7 @@ describe('SQLite on disk', () => {
   it("upgrades version 6: a trusted inbound or outbound ties its business number, an API key's or a status does not", async () => {
     const path = join(dir, 'business.db');
     const store6 = await openSqliteStore(path);
-    const header = { user: '919876543210', hasReferral: false } as const;
-    const imported: InboundEvent = {
-      kind: 'inbound',
-      atMs: 1,
-      waba: 'W1',
-      business: 'PN1',
-      id: 'i1',
-      ...header,
-    };
-    const hooked: InboundEvent = {
-      kind: 'inbound',
-      atMs: 2,
-      waba: 'W3',
-      business: 'PN3',
-      id: 'i3',
-      ...header,
-    };
-    // Written by an API key: any key, limited or not, before this version could say which.
-    const posted: OutboundEvent = {
-      kind: 'outbound',
-      atMs: 3,
-      waba: 'W2',
-      business: 'PN2',
-      user: '919876543210',
-      id: 'o2',
-      template: 'utility',
-    };
-    const named: StatusEvent = {
-      kind: 'status',
-      atMs: 4,
-      waba: 'W4',
-      id: 'o4',
-      status: 'sent',
-      business: 'PN4',
-      user: '1',
-    };
-    // Their messages are not stored: only their business numbers can tie them to a WABA.
-    const orphan = (atMs: number, business: string): StatusEvent => ({
-      kind: 'status',
-      atMs,
-      id: `wamid.${business}`,
-      status: 'delivered',
-      business,
-      user: '919876543210',
-    });
-    const update: AccountUpdateEvent = { kind: 'account_update', atMs: 9, waba: 'W1', event: 'X' };
-    const sources: [CoreEvent, string][] = [
-      [imported, 'import'],
-      [hooked, 'webhook'],
-      [posted, 'api:all'],
-      [named, 'webhook'],
-      [orphan(5, 'PN1'), 'import'],
-      [orphan(6, 'PN2'), 'import'],
-      [orphan(7, 'PN4'), 'import'],
-      [update, 'webhook'],
-    ];
-    await store6.ingestEvents(
-      sources.map(([event, source]) => ({ key: eventKey(event), event, receivedAtMs: 10, source })),
-    );
+    await store6.ingestEvents(BACKFILL_INPUTS);
     await store6.close();
     // Back to what version 6 stored: no business column.
     const old = new Database(path);
@@ -199,27 +139,14 @@ describe('SQLite on disk', () => {
     const store = await openSqliteStore(path);
     const db = new Database(path, { readonly: true });
     try {
-      expect(db.prepare('SELECT kind, business FROM events ORDER BY at_ms').raw().all()).toEqual([
-        ['inbound', 'PN1'],
-        ['inbound', 'PN3'],
-        ['outbound', null],
-        ['status', null],
-        ['status', null],
-        ['status', null],
-        ['status', null],
-        ['account_update', null],
-      ]);
+      expect(db.prepare('SELECT kind, business FROM events ORDER BY at_ms').raw().all()).toEqual(
+        BACKFILLED_ROWS,
+      );
       // Only the rows that tie are in the index.
       expect(
         db.prepare("SELECT sql FROM sqlite_master WHERE name = 'events_business'").pluck().get(),
       ).toMatch(/WHERE business IS NOT NULL$/);
-      const w1 = await store.listEvents(['W1']);
-      expect(w1.sort((a, b) => a.atMs - b.atMs)).toEqual([imported, orphan(5, 'PN1'), update]);
-      expect(await store.listEvents(['W2'])).toEqual([posted]);
-      expect(await store.listEvents(['W4'])).toEqual([named]);
-      expect(await store.listWabas('PN1')).toEqual(['W1']);
-      expect(await store.listWabas('PN2')).toEqual([]);
-      expect(await store.countUnattributedStatuses()).toBe(2);
+      await expectBackfilledListings(store);
     } finally {
       db.close();
       await store.close();
