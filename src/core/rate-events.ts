@@ -729,7 +729,7 @@ export class Rater {
   /**
    * A message's events naming another recipient (or business number) than it already has: the send log
    * against Meta's statuses, or two statuses. Meta's numbers may be written otherwise than the log's (a
-   * Brazilian number without its ninth digit): only numbers in two markets change a charge, and are said.
+   * Brazilian number without its ninth digit): only numbers in two countries (which may price apart) are said.
    */
   private checkRecipient(
     record: MessageRecord,
