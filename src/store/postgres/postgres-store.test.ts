@@ -13,6 +13,7 @@ import {
   BACKFILLED_ROWS,
   expectBackfilledListings,
 } from '../../../test/support/business-backfill.js';
+import { ONE_INBOUND } from '../../../test/support/store-events.js';
 
 const DATABASE_URL = process.env.WAMETER_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const START_HINT = 'pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start';
@@ -270,15 +271,7 @@ describe('PostgreSQL opened read-only (commands that only read: estimate, rerate
 
   it('reads a store that a writing open migrated, and the server refuses every write', async () => {
     const schema = freshSchema();
-    const event = {
-      kind: 'inbound',
-      atMs: 1,
-      waba: 'W1',
-      business: 'PN1',
-      user: '1',
-      id: 'm1',
-      hasReferral: false,
-    } as const;
+    const event = ONE_INBOUND;
     const writer = await openPostgresStore(DATABASE_URL, { schema });
     await writer.ingestEvents([{ key: 'W1:inbound:m1', event, receivedAtMs: 2, source: 'api:test' }]);
     await writer.close();

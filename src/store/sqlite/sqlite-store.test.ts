@@ -12,6 +12,7 @@ import {
   BACKFILLED_ROWS,
   expectBackfilledListings,
 } from '../../../test/support/business-backfill.js';
+import { ONE_INBOUND } from '../../../test/support/store-events.js';
 
 runStoreContract('SQLite (:memory:)', () => openSqliteStore(':memory:'));
 
@@ -230,15 +231,7 @@ describe('SQLite on disk', () => {
   it('keeps what was stored across a reopen, and two stores on one file migrate once', async () => {
     const path = join(dir, 'reopen.db');
     const [a, b] = await Promise.all([openSqliteStore(path), openSqliteStore(path)]);
-    const event = {
-      kind: 'inbound',
-      atMs: 1,
-      waba: 'W1',
-      business: 'PN1',
-      user: '1',
-      id: 'm1',
-      hasReferral: false,
-    } as const;
+    const event = ONE_INBOUND;
     await a.ingestEvents([{ key: 'inbound:m1', event, receivedAtMs: 2, source: 'api:test' }]);
     expect(await b.listEvents()).toEqual([event]);
     await Promise.all([a.close(), b.close()]);
@@ -320,15 +313,7 @@ describe('SQLite opened read-only (commands that only read: estimate, rerate --d
 
   it('reads a store that a writing open migrated, and refuses every write', async () => {
     const path = join(dir, 'filled.db');
-    const event = {
-      kind: 'inbound',
-      atMs: 1,
-      waba: 'W1',
-      business: 'PN1',
-      user: '1',
-      id: 'm1',
-      hasReferral: false,
-    } as const;
+    const event = ONE_INBOUND;
     const writer = await openSqliteStore(path);
     await writer.ingestEvents([{ key: 'W1:inbound:m1', event, receivedAtMs: 2, source: 'api:test' }]);
     await writer.close();
