@@ -1075,6 +1075,36 @@ describe("one client's writes never change another client's bill", () => {
     expect(await service.store.listWabas('PN2')).toEqual(['W2']);
   });
 
+  it("a key writing an outbound with another client's message id takes none of its statuses naming no WABA, in either order", async () => {
+    // Client two's key (W2) posts its outbound, the administrator's send log the status naming no WABA; W1's
+    // key learned the message id and posts an outbound with it on W1, before or after. Neither limited key's
+    // outbound joins the administrator's status: PN2's owner, W2 (tied by the administrator's inbound), has it.
+    const sent = {
+      kind: 'outbound',
+      at: '2025-07-15T09:59:00Z',
+      waba: 'W2',
+      business: 'PN2',
+      user: '919812345678',
+      id: 'wamid.B-secret',
+      template: 'marketing',
+    };
+    const theirs = [sent];
+    const forged = [{ ...sent, waba: 'W1', business: 'PN1' }];
+    for (const isForgedFirst of [false, true]) {
+      if (isForgedFirst) await service.close(); // the first run's (afterEach closes the last)
+      service = await createTestService();
+      if (isForgedFirst) await service.postEvents(forged, KEY_W1);
+      await service.postEvents(theirs, KEY_W2);
+      await service.postEvents([inboundOf('W2', 'PN2', 'in.b1'), statusOfPN2], KEY_ALL);
+      if (!isForgedFirst) await service.postEvents(forged, KEY_W1);
+      expect(await allUnits()).toEqual(['W2']);
+      expect((await unitsOf(KEY_W1, 'W1')).join()).not.toContain('wamid.B-secret');
+      // An administrator re-rating everything: still client two's alone.
+      expect((await rerate(KEY_ALL, {})).status).toBe(200);
+      expect(await allUnits()).toEqual(['W2']);
+    }
+  });
+
   it('a number a key for every WABA ties to a smaller WABA takes its statuses naming no WABA there at once: billed once', async () => {
     service = await createTestService();
     await service.postEvents([inboundOf('W2', 'PN2', 'in.b1'), statusOfPN2], KEY_ALL);

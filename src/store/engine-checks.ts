@@ -62,6 +62,24 @@ export function tiedBusinessAfterMerge(
 }
 
 /**
+ * `events.is_trusted` of an event stored as given: whether its writer is trusted (`EventInput.isBusinessTied`
+ * not false: a signed webhook, an import, a key for every WABA). Only a trusted writer's inbound or outbound
+ * joins another writer's status naming no WABA (`messageJoinsStatusSql`, store.ts).
+ */
+export function isTrustedWriter(input: { isBusinessTied?: boolean }): boolean {
+  return input.isBusinessTied !== false;
+}
+
+/**
+ * `events.is_trusted` of a stored row once a copy of its event is merged in: true once any trusted copy was
+ * stored, the row's or this one, so the same in any order of the copies; an untrusted copy never makes a row
+ * trusted (nor changes its `source`, the first writer's, which an untrusted row joins statuses by).
+ */
+export function isTrustedAfterMerge(storedIsTrusted: boolean, copy: { isBusinessTied?: boolean }): boolean {
+  return storedIsTrusted || isTrustedWriter(copy);
+}
+
+/**
  * A stored event with a copy of it (the same key) merged in (`mergeCopies`: the same whichever came first),
  * or undefined when the copy adds nothing to it (an identical redelivery, a bare copy of a fuller one).
  */

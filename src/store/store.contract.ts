@@ -40,9 +40,12 @@ function input(event: CoreEvent, source = 'api:test'): EventInput {
   return { key: eventKey(event), event, receivedAtMs: T0 + 5 * MINUTE, source };
 }
 
-/** An event written by an API key limited to some WABAs: it may name any business number, and ties none. */
-function untrusted(event: CoreEvent): EventInput {
-  return { ...input(event, 'api:limited'), isBusinessTied: false };
+/**
+ * An event written by the API key `key`, limited to some WABAs: it may name any business number, and ties
+ * none; its inbound or outbound joins only the statuses naming no WABA that the same key wrote.
+ */
+function untrusted(event: CoreEvent, key = 'limited'): EventInput {
+  return { ...input(event, `api:${key}`), isBusinessTied: false };
 }
 
 /** A status that names no WABA, of business number `business`, whose message (`id`) is stored nowhere. */
@@ -469,24 +472,134 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
         expect(await store.listEvents(['W10'])).toEqual([inbound('wamid.i10', 'W10')]);
       });
 
-      it("lists a status whose message is stored, whoever stored it, with that WABA only, never with its number's owner too", async () => {
+      it("lists a status whose message a trusted writer stored with that WABA only, never with its number's owner too", async () => {
         const store = await fresh();
         const status = orphanStatus('wamid.b2', 'PN2');
         await store.ingestEvents([input({ ...inbound('wamid.b1', 'W2'), business: 'PN2' }), input(status)]);
         expect(await store.listEvents(['W2'])).toContainEqual(status);
-        // W1's limited key writes an outbound with that message's id (naming W1's number, or PN2): the status
-        // joins it by id, as the rater does, and leaves W2's scope: it is never listed with both.
+        // W1's send log (a webhook, an import, a key for every WABA) has an outbound with that message's id,
+        // naming W1's number or PN2: the status joins it by id, as the rater does, and leaves W2's scope.
         for (const business of ['PN1', 'PN2']) {
           const copy = await fresh();
           await copy.ingestEvents([
             input({ ...inbound('wamid.b1', 'W2'), business: 'PN2' }),
             input(status),
-            untrusted({ ...outbound('wamid.b2', 'W1'), business }),
+            input({ ...outbound('wamid.b2', 'W1'), business }),
           ]);
           expect(await copy.listEvents(['W1'])).toContainEqual(status);
           expect(await copy.listEvents(['W2'])).not.toContainEqual(status);
           expect(await copy.listEvents(['W1', 'W2'])).toHaveLength(3);
-          expect(await copy.listWabas('PN2')).toEqual(['W2']);
+          expect(await copy.listWabas('PN2')).toEqual(business === 'PN2' ? ['W1', 'W2'] : ['W2']);
+        }
+      });
+
+      it("never lists another writer's status naming no WABA with a limited key's message of its id, in any order of the writes", async () => {
+        // Client two's status naming no WABA (its send log, written by a trusted writer), whose message is
+        // stored nowhere: PN2's owner, W2, bills it. W1's key, limited to W1, learned the message id and writes
+        // an outbound with it on W1 (naming its own number, or PN2).
+        const status = orphanStatus('wamid.b2', 'PN2');
+        const owner = input({ ...inbound('wamid.b1', 'W2'), business: 'PN2' });
+        for (const business of ['PN1', 'PN2']) {
+          const forged = untrusted({ ...outbound('wamid.b2', 'W1'), business });
+          for (const writes of [
+            [owner, input(status), forged],
+            [forged, owner, input(status)],
+            [input(status), forged, owner],
+          ]) {
+            const store = await fresh();
+            for (const write of writes) await store.ingestEvents([write]);
+            expect(await store.listEvents(['W1'])).toEqual([forged.event]);
+            expect(await store.listEvents(['W2'])).toEqual(expect.arrayContaining([owner.event, status]));
+            expect(await store.listEvents(['W1', 'W2'])).toHaveLength(3);
+            expect(await store.countUnattributedStatuses()).toBe(0);
+            expect(await store.listWabas('PN2')).toEqual(['W2']);
+          }
+        }
+        // Client two's message stored in W2 too: the status is W2's alone, never listed with W1 as well.
+        const both = await fresh();
+        await both.ingestEvents([input(outbound('wamid.b2', 'W2')), untrusted(outbound('wamid.b2'))]);
+        await both.ingestEvents([input(status)]);
+        expect(await both.listEvents(['W1'])).toEqual([outbound('wamid.b2')]);
+        expect(await both.listEvents(['W2'])).toContainEqual(status);
+        // A status whose number no trusted event ties, and whose message only another writer's limited key
+        // stored, is counted as one no scope lists.
+        const nowhere = await fresh();
+        await nowhere.ingestEvents([untrusted(outbound('wamid.c9')), input(orphanStatus('wamid.c9', 'PN9'))]);
+        expect(await nowhere.listEvents(['W1'])).toEqual([outbound('wamid.c9')]);
+        expect(await nowhere.countUnattributedStatuses()).toBe(1);
+      });
+
+      it("joins a limited key's status naming no WABA to that key's own message only, until a trusted writer stores the status too", async () => {
+        const status: StatusEvent = { kind: 'status', atMs: T0 + 1, id: 'wamid.a1', status: 'delivered' };
+        const own = untrusted(outbound('wamid.a1'), 'one');
+        const other = untrusted(outbound('wamid.a1', 'W3'), 'two');
+        for (const writes of [
+          [own, other, untrusted(status, 'one')],
+          [untrusted(status, 'one'), other, own],
+        ]) {
+          const store = await fresh();
+          for (const write of writes) await store.ingestEvents([write]);
+          const w1 = await store.listEvents(['W1']);
+          expect(w1).toHaveLength(2);
+          expect(w1).toEqual(expect.arrayContaining([own.event, status]));
+          expect(await store.listEvents(['W3'])).toEqual([other.event]);
+          expect(await store.countUnattributedStatuses()).toBe(0);
+          // Key two's copy of the status changes nothing: the status is still key one's.
+          await store.ingestEvents([untrusted(status, 'two')]);
+          expect(await store.listEvents(['W1'])).toContainEqual(status);
+          expect(await store.listEvents(['W3'])).toEqual([other.event]);
+        }
+        // Once a trusted writer stored a copy of the status (whichever came first), it is that writer's: no
+        // limited key's message joins it, so no key can claim a status by writing its copy first.
+        for (const copies of [
+          [untrusted(status, 'one'), input(status, 'import')],
+          [input(status, 'import'), untrusted(status, 'one')],
+        ]) {
+          const store = await fresh();
+          await store.ingestEvents([own, copies[0]!]);
+          await store.ingestEvents([copies[1]!]);
+          expect(await store.listEvents(['W1'])).toEqual([own.event]);
+          expect(await store.countUnattributedStatuses()).toBe(1);
+        }
+      });
+
+      it("a trusted copy of a limited key's message joins every writer's status naming no WABA to it, whichever copy came first", async () => {
+        const status = orphanStatus('wamid.a1', 'PN2');
+        const owner = input({ ...inbound('wamid.b1', 'W2'), business: 'PN2' });
+        const limited = untrusted(outbound('wamid.a1'));
+        const trusted = input(outbound('wamid.a1'), 'import');
+        /** A bare status line of that message (no number): only its message can place it. */
+        const read: StatusEvent = { kind: 'status', atMs: T0 + 2, id: 'wamid.a1', status: 'read' };
+        // The limited key's copy alone joins nothing: PN2's owner has the status.
+        const store = await fresh();
+        await store.ingestEvents([owner, input(status), limited]);
+        expect(await store.listEvents(['W1'])).toEqual([limited.event]);
+        expect(await store.listEvents(['W2'])).toContainEqual(status);
+        // The same outbound from a trusted writer: a duplicate that changes no field, yet now the status joins it.
+        expect(await store.ingestEvents([trusted])).toEqual({ inserted: [], duplicates: 1, merged: [] });
+        expect(await store.listEvents(['W1'])).toEqual(expect.arrayContaining([limited.event, status]));
+        expect(await store.listEvents(['W2'])).toEqual([owner.event]);
+        expect(await store.countUnattributedStatuses()).toBe(0);
+        // In any order of the copies, within one batch, across the items of one group or in calls of their own,
+        // and for a status no number places: the same.
+        for (const items of [
+          [[trusted], [limited]],
+          [[limited], [trusted]],
+          [[limited, trusted]],
+          [[trusted, limited]],
+        ]) {
+          for (const isOneGroup of [true, false]) {
+            const again = await fresh();
+            await again.ingestEvents([owner, input(status), input(read, 'import')]);
+            expect(await again.countUnattributedStatuses()).toBe(1);
+            if (isOneGroup) await again.ingestBatch(items.map((events) => ({ raw: null, events })));
+            else for (const events of items) await again.ingestEvents(events);
+            const w1 = await again.listEvents(['W1']);
+            expect(w1).toHaveLength(3);
+            expect(w1).toEqual(expect.arrayContaining([status, read]));
+            expect(await again.listEvents(['W2'])).toEqual([owner.event]);
+            expect(await again.countUnattributedStatuses()).toBe(0);
+          }
         }
       });
 

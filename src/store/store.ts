@@ -50,10 +50,37 @@ export const STORED_WABAS_CTE = `stored_wabas(waba) AS MATERIALIZED (
   UNION ALL
   SELECT (SELECT min(e.waba) FROM events e WHERE e.waba > a.waba) FROM stored_wabas a WHERE a.waba IS NOT NULL)`;
 
-/** SQL, both engines: status `s`'s message (an inbound or outbound with its id) is stored in some WABA. */
+/**
+ * Migration 8 of both stores: which stored rows a trusted writer stored (`events.is_trusted`, added false). Only
+ * what the rows prove: a webhook's or an import's rows (`source` not an API key's), and an inbound or outbound
+ * that tied its business number (`business`: only a trusted copy ever tied one, migration 7). Any other row an
+ * API key wrote stays untrusted, since nothing says whether that key was limited to some WABAs: it is trusted
+ * once a trusted writer stores it again (the copy is a duplicate that makes the stored row trusted).
+ */
+export const EVENT_TRUST_BACKFILL_SQL = `UPDATE events SET is_trusted = TRUE
+WHERE source NOT LIKE 'api:%' OR business IS NOT NULL;`;
+
+/**
+ * SQL, both engines: stored inbound or outbound `m` (of status `s`'s message id) joins status `s`, which names no
+ * WABA: when a trusted writer stored a copy of `m` (`events.is_trusted`: a signed webhook, an import, a key for
+ * every WABA), or else when `s` is the very same untrusted writer's (the same `source`, both untrusted: a key
+ * limited to some WABAs, its own message and its own status). So such a key, which may write any message id
+ * on its own WABA's lines, never takes a status another writer stored into its scope. A status a trusted
+ * writer stored a copy of is that writer's, and joins only trusted messages (a limited key cannot claim one by
+ * storing its copy first).
+ */
+export function messageJoinsStatusSql(m: string, s: string): string {
+  return `(${m}.is_trusted OR (NOT ${s}.is_trusted AND ${m}.source = ${s}.source))`;
+}
+
+/**
+ * SQL, both engines: status `s`'s message (an inbound or outbound with its id) is stored in some WABA, by a
+ * writer it joins (`messageJoinsStatusSql`): a message only another limited key stored counts as stored nowhere.
+ */
 export function messageStoredSql(s: string): string {
   return `EXISTS (SELECT 1 FROM stored_wabas w, events m
-                  WHERE w.waba IS NOT NULL AND m.key IN (${messageKeysSql('w.waba', `${s}.message_id`)}))`;
+                  WHERE w.waba IS NOT NULL AND m.key IN (${messageKeysSql('w.waba', `${s}.message_id`)})
+                    AND ${messageJoinsStatusSql('m', s)})`;
 }
 
 /**
@@ -78,13 +105,16 @@ export interface EventInput {
   /** Where it came from: `webhook:<raw id>`, `api:<key name>`, `import:<file>`. */
   source: string;
   /**
-   * Whether this event's writer is trusted to say which business number its WABA uses (default true): an
-   * inbound or outbound so written ties its business number to its WABA (`events.business`), which decides the
-   * WABA a status naming no WABA, whose message is stored nowhere, is rated with (`listEvents`), and which WABAs
-   * `listWabas(business)` names. False for an API key limited to some WABAs: it may write any business number
-   * on its own WABA's lines, and must not take another client's statuses (or hide its numbers) so. Signed
-   * webhooks, imports and keys for every WABA tie. A status never ties, whatever this says: the rater may
-   * place it under its message's number instead (the send log wins).
+   * Whether this event's writer is trusted (default true) to say which business number its WABA uses, and which
+   * message ids are its WABA's. An inbound or outbound so written ties its business number to its WABA
+   * (`events.business`), which decides the WABA a status naming no WABA, whose message is stored nowhere, is
+   * rated with (`listEvents`), and which WABAs `listWabas(business)` names; and it joins any writer's status
+   * naming no WABA that has its id (`events.is_trusted`). False for an API key limited to some WABAs: it may
+   * write any business number and any message id on its own WABA's lines, and must not take another client's
+   * statuses (or hide its numbers) so: its inbound or outbound joins only the statuses naming no WABA that the
+   * same key (`source`) wrote (`messageJoinsStatusSql`). Signed webhooks, imports and keys for every WABA are
+   * trusted. A status never ties, whatever this says: the rater may place it under its message's number
+   * instead (the send log wins).
    */
   isBusinessTied?: boolean;
 }
@@ -239,9 +269,10 @@ export interface Store {
   /**
    * Every stored event of these WABAs (all when undefined), in any order, each once. A status that names no
    * WABA is listed with a scope holding a WABA that stores its message (a stored inbound or outbound with its
-   * id, in any WABA); when no WABA stores its message, with the one scope holding the WABA that owns its
-   * business number (`numberOwnerSql`: the smallest WABA whose trusted inbound or outbound names that number),
-   * so that two portfolios never both bill it (docs/storage.md).
+   * id, in any WABA, that joins it: a trusted writer's, or the status's own untrusted writer's,
+   * `messageJoinsStatusSql`); when no WABA stores its message so, with the one scope holding the WABA that owns
+   * its business number (`numberOwnerSql`: the smallest WABA whose trusted inbound or outbound names that
+   * number), so that two portfolios never both bill it (docs/storage.md).
    */
   listEvents(wabas?: readonly string[]): Promise<CoreEvent[]>;
   /**
@@ -251,8 +282,9 @@ export interface Store {
   listWabas(business?: string): Promise<string[]>;
   /**
    * Statuses that name no WABA and that no `listEvents(wabas)` lists, whatever its scope: no stored inbound or
-   * outbound of any WABA has their message id, and no trusted inbound or outbound of a WABA names their
-   * business number, or they name none. Nothing rates them until such an event is stored.
+   * outbound of any WABA that joins them has their message id (`messageJoinsStatusSql`), and no trusted inbound
+   * or outbound of a WABA names their business number, or they name none. Nothing rates them until such an
+   * event is stored.
    */
   countUnattributedStatuses(): Promise<number>;
 

@@ -13,6 +13,11 @@ import {
   BACKFILLED_ROWS,
   expectBackfilledListings,
 } from '../../../test/support/business-backfill.js';
+import {
+  TRUST_BACKFILL_INPUTS,
+  TRUST_BACKFILLED_ROWS,
+  expectTrustBackfilledListings,
+} from '../../../test/support/message-trust-backfill.js';
 import { ONE_INBOUND } from '../../../test/support/store-events.js';
 
 const DATABASE_URL = process.env.WAMETER_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
@@ -63,6 +68,7 @@ describe('PostgreSQL specifics', () => {
       { version: 5 },
       { version: 6 },
       { version: 7 },
+      { version: 8 },
     ]);
     await Promise.all(stores.map((store) => store.close()));
   });
@@ -92,6 +98,7 @@ describe('PostgreSQL specifics', () => {
       { version: 5 },
       { version: 6 },
       { version: 7 },
+      { version: 8 },
     ]);
     await store.close();
   });
@@ -135,10 +142,10 @@ describe('PostgreSQL specifics', () => {
     const before = await openPostgresStore(DATABASE_URL, { schema });
     await before.ingestEvents(BACKFILL_INPUTS);
     await before.close();
-    // Back to what version 6 stored: no business column (its index goes with it).
+    // Back to what version 6 stored: no business column (its index goes with it), nor is_trusted.
     await admin!.query(
-      `ALTER TABLE ${schema}.events DROP COLUMN business;
-       DELETE FROM ${schema}.schema_migrations WHERE version = 7`,
+      `ALTER TABLE ${schema}.events DROP COLUMN business, DROP COLUMN is_trusted;
+       DELETE FROM ${schema}.schema_migrations WHERE version >= 7`,
     );
     const store = await openPostgresStore(DATABASE_URL, { schema });
     try {
@@ -156,6 +163,29 @@ describe('PostgreSQL specifics', () => {
         /\(business, waba COLLATE "C"\) WHERE \(business IS NOT NULL\)$/,
       );
       await expectBackfilledListings(store);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it("upgrades version 7: rows an API key wrote are a trusted writer's only when they tied their number", async () => {
+    const schema = freshSchema();
+    const before = await openPostgresStore(DATABASE_URL, { schema });
+    await before.ingestEvents(TRUST_BACKFILL_INPUTS);
+    await before.close();
+    // Back to what version 7 stored: no is_trusted column.
+    await admin!.query(
+      `ALTER TABLE ${schema}.events DROP COLUMN is_trusted;
+       DELETE FROM ${schema}.schema_migrations WHERE version = 8`,
+    );
+    const store = await openPostgresStore(DATABASE_URL, { schema });
+    try {
+      const { rows } = await admin!.query({
+        text: `SELECT kind, source, is_trusted FROM ${schema}.events ORDER BY at_ms`,
+        rowMode: 'array',
+      });
+      expect(rows).toEqual(TRUST_BACKFILLED_ROWS);
+      await expectTrustBackfilledListings(store);
     } finally {
       await store.close();
     }
@@ -249,12 +279,12 @@ describe('PostgreSQL opened read-only (commands that only read: estimate, rerate
     await (await openPostgresStore(DATABASE_URL, { schema })).close();
     await admin!.query(
       `ALTER TABLE ${schema}.ratings DROP COLUMN totals_by_waba, DROP COLUMN accounts_digest;
-       ALTER TABLE ${schema}.events DROP COLUMN business;
+       ALTER TABLE ${schema}.events DROP COLUMN business, DROP COLUMN is_trusted;
        DELETE FROM ${schema}.schema_migrations WHERE version >= 6`,
     );
     await expect(openPostgresStore(DATABASE_URL, { schema, isReadOnly: true })).rejects.toMatchObject({
       code: 'STORE_NEEDS_MIGRATION',
-      message: `the wameter store in the schema "${schema}" of ${database} is older than this wameter (schema migration 6, 7 not applied yet), and a read-only open does not migrate it`,
+      message: `the wameter store in the schema "${schema}" of ${database} is older than this wameter (schema migration 6, 7, 8 not applied yet), and a read-only open does not migrate it`,
     });
     const { rows } = await admin!.query(`SELECT max(version) AS newest FROM ${schema}.schema_migrations`);
     expect(rows).toEqual([{ newest: 5 }]);

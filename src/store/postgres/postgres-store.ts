@@ -21,6 +21,8 @@ import {
   totalsByWabaFromStored,
   totalsFromStored,
   findingWaba,
+  isTrustedAfterMerge,
+  isTrustedWriter,
   mergedCopy,
   tiedBusinessAfterMerge,
   tiedBusinessOf,
@@ -45,7 +47,9 @@ import {
   type UnitFilter,
   type UnitPage,
   EVENT_KEYS_PER_WABA_SQL,
+  EVENT_TRUST_BACKFILL_SQL,
   STORED_WABAS_CTE,
+  messageJoinsStatusSql,
   messageKeysSql,
   messageStoredSql,
   numberOwnerSql,
@@ -223,6 +227,18 @@ const MIGRATIONS: readonly Migration[] = [
       WHERE kind IN ('inbound', 'outbound') AND source NOT LIKE 'api:%'
         AND coalesce(payload->>'business', '') <> '' AND coalesce(payload->>'user', '') <> '';
       CREATE INDEX events_business ON events (business, waba COLLATE "C") WHERE business IS NOT NULL;
+    `,
+  },
+  {
+    version: 8,
+    name: 'events say whether a trusted writer stored them',
+    // A key limited to some WABAs may write any message id on its own WABA's lines: its inbound or outbound
+    // must join no other writer's status naming no WABA (messageJoinsStatusSql), or it would take another
+    // client's status into its scope and out of that client's bill. False until a trusted writer stores the
+    // event; rows of earlier versions are trusted only where they prove it (EVENT_TRUST_BACKFILL_SQL).
+    sql: `
+      ALTER TABLE events ADD COLUMN is_trusted boolean NOT NULL DEFAULT false; -- a trusted writer stored a copy
+      ${EVENT_TRUST_BACKFILL_SQL}
     `,
   },
 ];
@@ -424,9 +440,10 @@ class PostgresStore implements Store {
     }
     // A status that did not name its WABA belongs to the WABA of the message it reports on, found by the
     // message's idempotency key in each WABA of the scope (eventKey: "WABA:outbound:ID" or "WABA:inbound:ID",
-    // the WABA escaped as migration 3 does; the primary key's index). When no WABA stores its message, it
-    // belongs to the one WABA that owns its business number (numberOwnerSql: a seek of events_business), and
-    // only then is its message looked for in every stored WABA.
+    // the WABA escaped as migration 3 does; the primary key's index), when that message joins it (a trusted
+    // writer's, or the status's own untrusted writer's: messageJoinsStatusSql). When no WABA stores its
+    // message so, it belongs to the one WABA that owns its business number (numberOwnerSql: a seek of
+    // events_business), and only then is its message looked for in every stored WABA.
     const rows = await this.withoutJit(
       `WITH RECURSIVE ${STORED_WABAS_CTE}
        SELECT payload FROM events s
@@ -434,7 +451,8 @@ class PostgresStore implements Store {
           OR (s.waba IS NULL AND s.kind = 'status' AND (
                 EXISTS (
                   SELECT 1 FROM unnest($1::text[]) AS w(waba), events m
-                  WHERE m.key IN (${messageKeysSql('w.waba', 's.message_id')}))
+                  WHERE m.key IN (${messageKeysSql('w.waba', 's.message_id')})
+                    AND ${messageJoinsStatusSql('m', 's')})
                 -- CASE: PostgreSQL would otherwise look for the message in every WABA first, for every status.
                 OR CASE WHEN ${numberOwnerSql(STATUS_BUSINESS_SQL, BYTE_ORDER)} = ANY($1::text[])
                         THEN NOT ${messageStoredSql('s')} ELSE false END))
@@ -697,19 +715,24 @@ class PostgresStore implements Store {
   }
 }
 
-/** A stored event and its `events.business` (the number a trusted copy tied, or null). */
+/**
+ * A stored event, its `events.business` (the number a trusted copy tied, or null) and `events.is_trusted`
+ * (a trusted writer stored a copy).
+ */
 interface StoredEvent {
   event: CoreEvent;
   tie: string | null;
+  isTrusted: boolean;
 }
 
 /**
  * Inside a transaction, for the items of a group in order, each as if ingested alone: an event whose key is new
  * is stored as given; a copy of a stored event (its key stored before, or earlier in the group) is a
  * duplicate, merged into the stored row, which is rewritten only when the merge changes it (payload, `at_ms`,
- * `business`: the number a trusted copy tied, `tiedBusinessAfterMerge`; the rest stays as first stored). The
- * stored rows a copy may change are locked first (FOR UPDATE), so that a concurrent writer's merge of the same
- * event waits for this one and merges into its result: no copy's fields are lost.
+ * `business`: the number a trusted copy tied, `tiedBusinessAfterMerge`; `is_trusted`: a trusted writer stored
+ * a copy, `isTrustedAfterMerge`; the rest stays as first stored). The stored rows a copy may change are locked
+ * first (FOR UPDATE), so that a concurrent writer's merge of the same event waits for this one and merges into
+ * its result: no copy's fields are lost.
  */
 async function insertEventGroups(
   client: Queryable,
@@ -724,9 +747,10 @@ async function insertEventGroups(
   for (const batch of chunks(ordered)) {
     // A key another transaction is inserting: this waits for it to commit, then inserts nothing.
     const { rows } = await client.query(
-      `INSERT INTO events (key, kind, waba, message_id, at_ms, payload, received_at_ms, source, business)
+      `INSERT INTO events (key, kind, waba, message_id, at_ms, payload, received_at_ms, source, business,
+                           is_trusted)
        SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::jsonb[],
-                            $7::bigint[], $8::text[], $9::text[])
+                            $7::bigint[], $8::text[], $9::text[], $10::boolean[])
        ON CONFLICT (key) DO NOTHING
        RETURNING key`,
       [
@@ -739,6 +763,7 @@ async function insertEventGroups(
         batch.map((e) => e.receivedAtMs),
         batch.map((e) => e.source),
         batch.map((e) => tiedBusinessOf(e.event, e.isBusinessTied)),
+        batch.map((e) => isTrustedWriter(e)),
       ],
     );
     for (const row of rows as Row[]) insertedKeys.add(String(row.key));
@@ -747,7 +772,11 @@ async function insertEventGroups(
   const base = new Map<string, StoredEvent>();
   for (const key of insertedKeys) {
     const first = firsts.get(key)!;
-    base.set(key, { event: first.event, tie: tiedBusinessOf(first.event, first.isBusinessTied) });
+    base.set(key, {
+      event: first.event,
+      tie: tiedBusinessOf(first.event, first.isBusinessTied),
+      isTrusted: isTrustedWriter(first),
+    });
   }
   const storedKeys = ordered.map((input) => input.key).filter((key) => !insertedKeys.has(key));
   // Read without a lock first: most copies add nothing (a file imported again), and locking a row writes it.
@@ -763,14 +792,16 @@ async function insertEventGroups(
   }
   for (const batch of chunks([...changed])) {
     await client.query(
-      `UPDATE events e SET payload = u.payload, at_ms = u.at_ms, business = u.business
-       FROM unnest($1::text[], $2::jsonb[], $3::bigint[], $4::text[]) AS u (key, payload, at_ms, business)
+      `UPDATE events e SET payload = u.payload, at_ms = u.at_ms, business = u.business, is_trusted = u.is_trusted
+       FROM unnest($1::text[], $2::jsonb[], $3::bigint[], $4::text[], $5::boolean[])
+         AS u (key, payload, at_ms, business, is_trusted)
        WHERE e.key = u.key`,
       [
         batch.map(([key]) => key),
         batch.map(([, row]) => JSON.stringify(row.event)),
         batch.map(([, row]) => row.event.atMs),
         batch.map(([, row]) => row.tie),
+        batch.map(([, row]) => row.isTrusted),
       ],
     );
   }
@@ -786,13 +817,14 @@ async function readStoredEvents(
 ): Promise<void> {
   for (const batch of chunks(keys)) {
     const { rows } = await client.query(
-      `SELECT key, payload, business FROM events WHERE key = ANY($1::text[])${suffix}`,
+      `SELECT key, payload, business, is_trusted FROM events WHERE key = ANY($1::text[])${suffix}`,
       [batch],
     );
     for (const row of rows as Row[]) {
       into.set(String(row.key), {
         event: row.payload as CoreEvent,
         tie: row.business === null ? null : String(row.business),
+        isTrusted: row.is_trusted === true,
       });
     }
   }
@@ -800,8 +832,8 @@ async function readStoredEvents(
 
 /**
  * The outcome of each group, its copies merged in order into `base` (each key's stored event, or the first
- * occurrence this transaction inserted), and the rows that changed (their event or only their tie), as they
- * end.
+ * occurrence this transaction inserted), and the rows that changed (their event, or only their tie or trust),
+ * as they end.
  */
 function mergeCopiesInOrder(
   groups: readonly EventInput[][],
@@ -823,10 +855,12 @@ function mergeCopiesInOrder(
       const stored = current.get(input.key);
       if (stored === undefined) throw new Error(`event ${input.key} was neither inserted nor found stored`);
       const next = mergedCopy(stored.event, input.event);
-      // A copy that adds nothing to the event may still be a trusted one that ties its number.
+      // A copy that adds nothing to the event may still be a trusted one that ties its number, or that makes
+      // the row trusted.
       const tie = tiedBusinessAfterMerge(stored.tie, next ?? stored.event, input);
-      if (next === undefined && tie === stored.tie) continue;
-      const row = { event: next ?? stored.event, tie };
+      const isTrusted = isTrustedAfterMerge(stored.isTrusted, input);
+      if (next === undefined && tie === stored.tie && isTrusted === stored.isTrusted) continue;
+      const row = { event: next ?? stored.event, tie, isTrusted };
       current.set(input.key, row);
       changed.set(input.key, row);
       if (next !== undefined) merged.set(input.key, next);

@@ -12,6 +12,11 @@ import {
   BACKFILLED_ROWS,
   expectBackfilledListings,
 } from '../../../test/support/business-backfill.js';
+import {
+  TRUST_BACKFILL_INPUTS,
+  TRUST_BACKFILLED_ROWS,
+  expectTrustBackfilledListings,
+} from '../../../test/support/message-trust-backfill.js';
 import { ONE_INBOUND } from '../../../test/support/store-events.js';
 
 runStoreContract('SQLite (:memory:)', () => openSqliteStore(':memory:'));
@@ -35,6 +40,7 @@ describe('SQLite on disk', () => {
         { version: 5, name: 'units say when their category came from the webhook' },
         { version: 6, name: 'ratings keep totals per WABA and the digest of the accounts they priced with' },
         { version: 7, name: 'events keep the business number a trusted writer tied to their WABA' },
+        { version: 8, name: 'events say whether a trusted writer stored them' },
       ]);
     } finally {
       db.close();
@@ -51,6 +57,7 @@ describe('SQLite on disk', () => {
       'CREATE INDEX events_message ON events (message_id); ALTER TABLE units DROP COLUMN is_category_from_webhook;' +
         'ALTER TABLE ratings DROP COLUMN totals_by_waba; ALTER TABLE ratings DROP COLUMN accounts_digest;' +
         'DROP INDEX events_business; ALTER TABLE events DROP COLUMN business;' +
+        'ALTER TABLE events DROP COLUMN is_trusted;' +
         'DELETE FROM schema_migrations WHERE version >= 2',
     );
     old.close();
@@ -62,7 +69,7 @@ describe('SQLite on disk', () => {
         "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'events'",
       );
       expect(indexes.pluck().all()).not.toContain('events_message');
-      expect(db.prepare('SELECT max(version) FROM schema_migrations').pluck().get()).toBe(7);
+      expect(db.prepare('SELECT max(version) FROM schema_migrations').pluck().get()).toBe(8);
       // The store's own query for orphan statuses looks their message up through the primary key, and the
       // WABA that owns their business number with a seek of events_business.
       await store.listEvents(['W1']);
@@ -130,11 +137,11 @@ describe('SQLite on disk', () => {
     const store6 = await openSqliteStore(path);
     await store6.ingestEvents(BACKFILL_INPUTS);
     await store6.close();
-    // Back to what version 6 stored: no business column.
+    // Back to what version 6 stored: no business column, nor is_trusted.
     const old = new Database(path);
     old.exec(
       'DROP INDEX events_business; ALTER TABLE events DROP COLUMN business;' +
-        'DELETE FROM schema_migrations WHERE version = 7',
+        'ALTER TABLE events DROP COLUMN is_trusted; DELETE FROM schema_migrations WHERE version >= 7',
     );
     old.close();
     const store = await openSqliteStore(path);
@@ -148,6 +155,29 @@ describe('SQLite on disk', () => {
         db.prepare("SELECT sql FROM sqlite_master WHERE name = 'events_business'").pluck().get(),
       ).toMatch(/WHERE business IS NOT NULL$/);
       await expectBackfilledListings(store);
+    } finally {
+      db.close();
+      await store.close();
+    }
+  });
+
+  it("upgrades version 7: rows an API key wrote are a trusted writer's only when they tied their number", async () => {
+    const path = join(dir, 'trust.db');
+    const store7 = await openSqliteStore(path);
+    await store7.ingestEvents(TRUST_BACKFILL_INPUTS);
+    await store7.close();
+    // Back to what version 7 stored: no is_trusted column.
+    const old = new Database(path);
+    old.exec('ALTER TABLE events DROP COLUMN is_trusted; DELETE FROM schema_migrations WHERE version = 8');
+    old.close();
+    const store = await openSqliteStore(path);
+    const db = new Database(path, { readonly: true });
+    try {
+      const rows = db.prepare('SELECT kind, source, is_trusted FROM events ORDER BY at_ms').raw().all();
+      expect(rows.map((row) => [...(row as unknown[]).slice(0, 2), (row as unknown[])[2] === 1])).toEqual(
+        TRUST_BACKFILLED_ROWS,
+      );
+      await expectTrustBackfilledListings(store);
     } finally {
       db.close();
       await store.close();
@@ -284,12 +314,12 @@ describe('SQLite opened read-only (commands that only read: estimate, rerate --d
     old.exec(
       'ALTER TABLE ratings DROP COLUMN totals_by_waba; ALTER TABLE ratings DROP COLUMN accounts_digest;' +
         'DROP INDEX events_business; ALTER TABLE events DROP COLUMN business;' +
-        'DELETE FROM schema_migrations WHERE version >= 6',
+        'ALTER TABLE events DROP COLUMN is_trusted; DELETE FROM schema_migrations WHERE version >= 6',
     );
     old.close();
     await expect(readOnly(path)).rejects.toMatchObject({
       code: 'STORE_NEEDS_MIGRATION',
-      message: `the wameter store in ${path} is older than this wameter (schema migration 6, 7 not applied yet), and a read-only open does not migrate it`,
+      message: `the wameter store in ${path} is older than this wameter (schema migration 6, 7, 8 not applied yet), and a read-only open does not migrate it`,
     });
     const after = new Database(path, { readonly: true });
     expect(after.prepare('SELECT max(version) FROM schema_migrations').pluck().get()).toBe(5);

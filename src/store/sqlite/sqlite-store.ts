@@ -23,6 +23,8 @@ import {
   totalsByWabaFromStored,
   totalsFromStored,
   findingWaba,
+  isTrustedAfterMerge,
+  isTrustedWriter,
   mergedCopy,
   tiedBusinessAfterMerge,
   tiedBusinessOf,
@@ -47,7 +49,9 @@ import {
   type UnitFilter,
   type UnitPage,
   EVENT_KEYS_PER_WABA_SQL,
+  EVENT_TRUST_BACKFILL_SQL,
   STORED_WABAS_CTE,
+  messageJoinsStatusSql,
   messageKeysSql,
   messageStoredSql,
   numberOwnerSql,
@@ -262,6 +266,18 @@ const MIGRATIONS: readonly Migration[] = [
         AND coalesce(json_extract(payload, '$.business'), '') <> ''
         AND coalesce(json_extract(payload, '$.user'), '') <> '';
       CREATE INDEX events_business ON events (business, waba) WHERE business IS NOT NULL;
+    `,
+  },
+  {
+    version: 8,
+    name: 'events say whether a trusted writer stored them',
+    // A key limited to some WABAs may write any message id on its own WABA's lines: its inbound or outbound
+    // must join no other writer's status naming no WABA (messageJoinsStatusSql), or it would take another
+    // client's status into its scope and out of that client's bill. 0 until a trusted writer stores the event;
+    // rows of earlier versions are trusted only where they prove it (EVENT_TRUST_BACKFILL_SQL).
+    sql: `
+      ALTER TABLE events ADD COLUMN is_trusted INTEGER NOT NULL DEFAULT 0; -- 1: a trusted writer stored a copy
+      ${EVENT_TRUST_BACKFILL_SQL}
     `,
   },
 ];
@@ -525,13 +541,15 @@ class SqliteStore implements Store {
   /**
    * Inside a transaction, in order: an event whose key is new is stored as given; a copy of a stored event
    * (its key stored before, or earlier in this batch) is a duplicate, merged into the stored row, which is
-   * rewritten only when the merge changes it (payload, `at_ms`, `business`; the rest stays as first stored).
-   * `business` is the number a trusted copy tied (`tiedBusinessOf`, `tiedBusinessAfterMerge`).
+   * rewritten only when the merge changes it (payload, `at_ms`, `business`, `is_trusted`; the rest stays as
+   * first stored). `business` is the number a trusted copy tied (`tiedBusinessOf`, `tiedBusinessAfterMerge`),
+   * `is_trusted` whether any copy's writer was trusted (`isTrustedWriter`, `isTrustedAfterMerge`).
    */
   private insertEvents(events: EventInput[]): IngestOutcome {
     const insert = this.statement(
-      `INSERT INTO events (key, kind, waba, message_id, at_ms, payload, received_at_ms, source, business)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+      `INSERT INTO events (key, kind, waba, message_id, at_ms, payload, received_at_ms, source, business,
+         is_trusted)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT (key) DO NOTHING`,
     );
     const inserted: CoreEvent[] = [];
@@ -550,31 +568,38 @@ class SqliteStore implements Store {
         input.receivedAtMs,
         input.source,
         tiedBusinessOf(event, input.isBusinessTied),
+        isTrustedWriter(input) ? 1 : 0,
       ).changes;
       if (changes === 1) {
         inserted.push(event);
         continue;
       }
       duplicates += 1;
-      const [payload, tie] = this.statement('SELECT payload, business FROM events WHERE key = ?')
+      const [payload, tie, trustedFlag] = this.statement(
+        'SELECT payload, business, is_trusted FROM events WHERE key = ?',
+      )
         .raw()
-        .get(input.key) as [string, string | null];
+        .get(input.key) as [string, string | null, number];
       const stored = JSON.parse(payload) as CoreEvent;
-      // The same text (a file imported again) merges nothing, but a trusted copy may still tie it.
+      const wasTrusted = trustedFlag === 1;
+      // The same text (a file imported again) merges nothing, but a trusted copy may still tie it and make it
+      // trusted.
       const next = payload === json ? undefined : mergedCopy(stored, event);
       const nextTie = tiedBusinessAfterMerge(tie, next ?? stored, input);
+      const isTrusted = isTrustedAfterMerge(wasTrusted, input);
       if (next === undefined) {
-        if (nextTie !== tie) {
-          this.statement('UPDATE events SET business = ? WHERE key = ?').run(nextTie, input.key);
+        if (nextTie !== tie || isTrusted !== wasTrusted) {
+          this.statement('UPDATE events SET business = ?, is_trusted = ? WHERE key = ?').run(
+            nextTie,
+            isTrusted ? 1 : 0,
+            input.key,
+          );
         }
         continue;
       }
-      this.statement('UPDATE events SET payload = ?, at_ms = ?, business = ? WHERE key = ?').run(
-        JSON.stringify(next),
-        next.atMs,
-        nextTie,
-        input.key,
-      );
+      this.statement(
+        'UPDATE events SET payload = ?, at_ms = ?, business = ?, is_trusted = ? WHERE key = ?',
+      ).run(JSON.stringify(next), next.atMs, nextTie, isTrusted ? 1 : 0, input.key);
       merged.set(input.key, next);
     }
     return { inserted, duplicates, merged: [...merged.values()] };
@@ -614,16 +639,18 @@ class SqliteStore implements Store {
     if (wabas !== undefined) {
       // A status that did not name its WABA belongs to the WABA of the message it reports on, found by
       // the message's idempotency key in each WABA of the scope (eventKey: "WABA:outbound:ID" or
-      // "WABA:inbound:ID", the WABA escaped as migration 3 does; the primary key's index). When no WABA
-      // stores its message, it belongs to the one WABA that owns its business number (numberOwnerSql: a seek
-      // of events_business), and only then is its message looked for in every stored WABA.
+      // "WABA:inbound:ID", the WABA escaped as migration 3 does; the primary key's index), when that message
+      // joins it (a trusted writer's, or the status's own untrusted writer's: messageJoinsStatusSql). When no
+      // WABA stores its message so, it belongs to the one WABA that owns its business number (numberOwnerSql:
+      // a seek of events_business), and only then is its message looked for in every stored WABA.
       const orphans = this.statement(
         `WITH RECURSIVE ${STORED_WABAS_CTE}
          SELECT payload FROM events s
          WHERE s.waba IS NULL AND s.kind = 'status' AND (
            EXISTS (
              SELECT 1 FROM json_each(?) w, events m
-             WHERE m.key IN (${messageKeysSql('w.value', 's.message_id')}))
+             WHERE m.key IN (${messageKeysSql('w.value', 's.message_id')})
+               AND ${messageJoinsStatusSql('m', 's')})
            OR (${numberOwnerSql(STATUS_BUSINESS_SQL)} IN (SELECT value FROM json_each(?))
                AND NOT ${messageStoredSql('s')}))`,
       )
