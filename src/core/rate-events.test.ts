@@ -1,6 +1,7 @@
 // Meta's worked examples (pricing-rules.md §10) and the rules around them, rated with the bundled cards.
 import { describe, expect, it } from 'vitest';
 import { INDIA, at, hours, inbound, rate, send } from '../../test/support/engine.js';
+import { mergeCopies } from './event-copies.js';
 import type { CoreEvent, MetaPricingEvidence, StatusEvent } from './events.js';
 import type { BillableUnit } from './units.js';
 
@@ -1174,6 +1175,32 @@ describe('copies of one event: what each copy knows counts, in any order (contra
     expect(result.findings.filter((f) => f.code === 'COPIES_DISAGREE')).toEqual([
       expect.objectContaining({ waba: 'W1', message_id: 'm1', fields: ['template'] }),
     ]);
+  });
+
+  it('inbound copies naming two users or numbers are one message, as a store merges them, in either order', async () => {
+    const OTHER = '919876500000'; // smaller than INDIA: a store keeps this copy's user
+    // The user writes at 10:00, the business answers INDIA free-form at 12:00 and with a utility template at
+    // 20:00; a CRM logged the same inbound under a smaller user (or business number). A store keeps one
+    // message, under the smaller one: the answers then fall outside any window of theirs.
+    const original = inbound(at('2024-03-01T10:00:00Z'), 'in1');
+    const answers = [
+      ...send(at('2024-03-01T12:00:00Z'), 'r1', null),
+      ...send(at('2024-03-01T20:00:00Z'), 'r2', 'utility'),
+    ];
+    for (const [copy, field] of [
+      [inbound(at('2024-03-01T10:00:00Z'), 'in1', { user: OTHER }), 'user'],
+      [inbound(at('2024-03-01T10:00:00Z'), 'in1', { business: 'PN0' }), 'business'],
+    ] as const) {
+      const stored = await rate([mergeCopies(original, copy).event, ...answers]);
+      for (const pair of orders(original, copy)) {
+        const result = await rate([...pair, ...answers]);
+        expect(result.units).toEqual(stored.units);
+        expect(result.findings).toEqual(stored.findings);
+      }
+      expect(stored.findings.filter((f) => f.code === 'COPIES_DISAGREE')).toEqual([
+        expect.objectContaining({ waba: 'W1', message_id: 'in1', fields: [field] }),
+      ]);
+    }
   });
 
   it('the same copies agreeing say nothing', async () => {

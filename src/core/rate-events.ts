@@ -900,7 +900,10 @@ export class Rater {
   private flush(horizonMs: number): void {
     if (horizonMs <= this.horizonMs) return;
     this.placeUnplaced(horizonMs);
-    if (!this.isStreaming) this.mergeScopedUsers();
+    if (!this.isStreaming) {
+      this.mergeScopedUsers();
+      this.mergeInboundCopiesAcrossPairs();
+    }
     this.horizonMs = horizonMs;
     const opened: UnitDraft[] = [];
     for (const pair of this.dirty) {
@@ -963,6 +966,54 @@ export class Rater {
       }
       record.waba = waba;
       this.place(record, false);
+    }
+  }
+
+  /**
+   * Copies of one inbound message (one WABA, one id) that name different business numbers or users are one
+   * message, as a store keeps them (mergeCopies): in the pair of the smaller business number and the smaller
+   * user, whichever copy came first, with a COPIES_DISAGREE finding naming the fields. Copies in one pair are
+   * merged where the pair is rated (mergeInboundCopies). A batch only: a stream may have rated one copy when
+   * the other comes (docs/decisions.md).
+   */
+  private mergeInboundCopiesAcrossPairs(): void {
+    /** WABA and id → the pair of its first copy seen; then, for copies in two pairs or more, all their pairs. */
+    const firstPair = new Map<string, PairState>();
+    let split: Map<string, { id: string; pairs: Set<PairState> }> | undefined;
+    for (const pair of this.dirty) {
+      for (const item of pair.inbounds) {
+        const key = `${pair.machine.waba}\u0000${item.id}`;
+        const first = firstPair.get(key);
+        if (first === undefined) firstPair.set(key, pair);
+        else if (first !== pair) {
+          split ??= new Map();
+          const copies = split.get(key);
+          if (copies) copies.pairs.add(pair);
+          else split.set(key, { id: item.id, pairs: new Set([first, pair]) });
+        }
+      }
+    }
+    if (split === undefined) return;
+    for (const { id, pairs } of split.values()) {
+      let business: string | undefined;
+      let user: string | undefined;
+      for (const pair of pairs) {
+        if (business === undefined || pair.business < business) business = pair.business;
+        if (user === undefined || pair.user < user) user = pair.user;
+      }
+      const waba = [...pairs][0]!.machine.waba;
+      const target = this.pairFor(waba, business!, user!);
+      for (const pair of pairs) {
+        if (pair === target) continue;
+        const moved = pair.inbounds.filter((item) => item.id === id);
+        pair.inbounds = pair.inbounds.filter((item) => item.id !== id);
+        for (const item of moved) target.inbounds.push(item);
+      }
+      this.dirty.add(target);
+      const fields: CopyField[] = [];
+      if ([...pairs].some((pair) => pair.business !== business)) fields.push('business');
+      if ([...pairs].some((pair) => pair.user !== user)) fields.push('user');
+      this.noteCopiesDisagree(waba, id, fields);
     }
   }
 
