@@ -6,6 +6,7 @@
 import { localDate } from '../src/core/calendar.js';
 import {
   CONVERSATION_MS,
+  CLOCK_SKEW_MS,
   FEP_ANSWER_MS,
   FREE_CONVERSATIONS_PER_MONTH,
   FREE_SERVICE_MESSAGES_PER_MONTH,
@@ -157,10 +158,17 @@ export function rateByReference(events: readonly CoreEvent[], options: Reference
     const latestUserMs = Math.max(-Infinity, ...fromUser.map((m) => m.atMs));
     const isInServiceWindow = d < latestUserMs + SERVICE_WINDOW_MS;
     const latestReferralMs = Math.max(-Infinity, ...fromUser.filter((m) => m.hasReferral).map((m) => m.atMs));
-    const isFirstAnswer = !decided.some(
-      (m) =>
-        m.business === message.business && m.user === message.user && m.deliveredAtMs! >= latestReferralMs,
-    );
+    // An answer is sent after the user's message (a clock's skew allowed), whenever it is delivered.
+    const isAnswer = (m: Message) => m.sentAtMs >= latestReferralMs - CLOCK_SKEW_MS;
+    const isFirstAnswer =
+      isAnswer(message) &&
+      !decided.some(
+        (m) =>
+          m.business === message.business &&
+          m.user === message.user &&
+          m.deliveredAtMs! >= latestReferralMs &&
+          isAnswer(m),
+      );
     decided.push(message);
 
     const ofPair = units.filter((u) => u.pair === pair);

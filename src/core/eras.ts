@@ -38,6 +38,13 @@ export const SERVICE_WINDOW_MS = 24 * HOUR_MS;
 export const CONVERSATION_MS = 24 * HOUR_MS;
 /** The business must answer an ad / Page CTA message within 24 h for a free entry point. */
 export const FEP_ANSWER_MS = 24 * HOUR_MS;
+/**
+ * How far a business message's send may come before the user's message and still be taken for an answer to
+ * it (a free entry point's): the sender's clock and Meta's differ by seconds; a message sent earlier than
+ * this was written before the user wrote, whenever it was delivered. Also the skew a delivery may show before
+ * its send before DELIVERED_BEFORE_SENT is said.
+ */
+export const CLOCK_SKEW_MS = 5 * 60_000;
 /** Meta retries undelivered messages for at most 30 days (template time-to-live). */
 export const PENDING_TTL_MS = 30 * DAY_MS;
 

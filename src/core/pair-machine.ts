@@ -4,6 +4,7 @@
 
 import { formatInstant, localDate } from './calendar.js';
 import {
+  CLOCK_SKEW_MS,
   CONVERSATION_MS,
   FEP_ANSWER_MS,
   LONGEST_WINDOW_MS,
@@ -51,6 +52,8 @@ export interface DeliveredMessage {
   id: string;
   template: TemplateCategory | null;
   isCategoryFromWebhook: boolean;
+  /** When it was sent (the send log's `at`, else its earliest status): whether it can answer a user's message. */
+  sentAtMs: number;
 }
 
 export interface PairRules {
@@ -226,8 +229,13 @@ export class PairMachine {
     const date = localDate(deliveredAtMs, this.rules.timeZone);
     const era = this.rules.asOfRules ?? eraOn(date, this.rules.isReportedRulesEnabled);
     const isInServiceWindow = deliveredAtMs < this.lastInboundMs + SERVICE_WINDOW_MS;
-    const isFepEligible = !this.isReferralAnswered && deliveredAtMs < this.referralAtMs + FEP_ANSWER_MS;
-    this.isReferralAnswered = true; // any business message after the ad click is the answer
+    // The answer to the ad click is the first business message sent after it (a clock's skew allowed), not one
+    // sent before the user wrote and delivered after (§1: "the business answered"). Where only Meta's word
+    // tells of the click, it is taken to be just before the message (that message is the answer).
+    const isAnswer = this.isReferralInferred || message.sentAtMs >= this.referralAtMs - CLOCK_SKEW_MS;
+    const isFepEligible =
+      isAnswer && !this.isReferralAnswered && deliveredAtMs < this.referralAtMs + FEP_ANSWER_MS;
+    if (isAnswer) this.isReferralAnswered = true;
     if (this.fep && deliveredAtMs >= this.fep.expiresAtMs) this.fep = null;
     this.closeExpired(deliveredAtMs);
     // A free entry point window does not let a business write free-form outside the customer service window

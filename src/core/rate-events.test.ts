@@ -167,6 +167,39 @@ describe('delivery is what counts', () => {
     expect(result.units[0]).toMatchObject({ openedAtMs: hours(DAY, 50), expiresAtMs: hours(DAY, 74) });
   });
 
+  it("a message sent before the user's ad message is no answer to it, whenever delivered: it opens no free entry point", async () => {
+    const PMP = '2025-10-01T00:00:00Z'; // card usd-2025-10-01 (India: marketing 0.0107)
+    // A template waiting on an offline phone (sent 09:00) is delivered at 11:00, an hour after the user
+    // wrote through an ad (10:00). The business's answer is its first message sent after 10:00.
+    const queued = (id: string, sentH: number, deliveredH: number): CoreEvent => ({
+      kind: 'outbound',
+      atMs: hours(PMP, sentH),
+      waba: 'W1',
+      business: 'PN1',
+      user: INDIA,
+      id,
+      template: 'marketing',
+      deliveredAtMs: hours(PMP, deliveredH),
+    });
+    const click = inbound(hours(PMP, 10), 'in1', {}, true);
+    const late = await rate([queued('m1', 9, 11), click, ...send(hours(PMP, 60), 'm2', 'marketing')]);
+    expect(brief(late.units)).toEqual([
+      { category: 'marketing', type: 'regular', amount: 10700, messages: ['m1'] },
+      { category: 'marketing', type: 'regular', amount: 10700, messages: ['m2'] },
+    ]);
+    // The answer sent after the click (12:00) opens the free entry point; the old template stays charged.
+    const answered = await rate([queued('m1', 9, 11), click, ...send(hours(PMP, 12), 'a1', 'marketing')]);
+    expect(brief(answered.units)).toEqual([
+      { category: 'marketing', type: 'regular', amount: 10700, messages: ['m1'] },
+      { category: 'referral_conversion', type: 'free_entry_point', amount: 0, messages: ['a1'] },
+    ]);
+    // Two clocks: a send log 2 minutes behind Meta's still answers the click.
+    const skewed = await rate([click, queued('a1', 10 - 2 / 60, 10.1)]);
+    expect(brief(skewed.units)).toEqual([
+      { category: 'referral_conversion', type: 'free_entry_point', amount: 0, messages: ['a1'] },
+    ]);
+  });
+
   it('read without delivered counts as delivered, at the read time', async () => {
     const result = await rate(send(hours(DAY, 0), 'r0', 'utility', {}, 'read'));
     expect(result.units).toHaveLength(1);

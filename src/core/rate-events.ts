@@ -4,7 +4,7 @@
 
 import { DAY_MS, HOUR_MS, localDate } from './calendar.js';
 import { costInWords } from './explain.js';
-import { PENDING_TTL_MS } from './eras.js';
+import { CLOCK_SKEW_MS, PENDING_TTL_MS } from './eras.js';
 import { preferredEvidence, preferredTemplate } from './event-copies.js';
 import {
   type Account,
@@ -128,8 +128,6 @@ export function rateEvents(events: Iterable<CoreEvent>, options: RatingOptions):
 // redelivered status is recognised instead of being taken for a new message (streaming only).
 const TOMBSTONE_MS = 7 * DAY_MS;
 const FLUSH_EVERY_EVENTS = 50_000;
-/** How far a delivery may come before its send (two clocks) before DELIVERED_BEFORE_SENT is said. */
-const CLOCK_SKEW_MS = 5 * 60_000;
 const SWEEP_EVERY_FLUSHES = 4;
 
 /** What is known of one business message, from its outbound line and its statuses in any order. */
@@ -375,7 +373,12 @@ export class Rater {
           {
             atMs: send.atMs,
             id: send.id,
-            message: { id: send.id, template: send.template, isCategoryFromWebhook: false },
+            message: {
+              id: send.id,
+              template: send.template,
+              isCategoryFromWebhook: false,
+              sentAtMs: send.atMs,
+            },
           },
         ],
         opened,
@@ -1086,7 +1089,12 @@ export class Rater {
           items.push({
             atMs: record.deliveredAtMs,
             id: record.id,
-            message: { id: record.id, template, isCategoryFromWebhook: !record.hasOutbound },
+            message: {
+              id: record.id,
+              template,
+              isCategoryFromWebhook: !record.hasOutbound,
+              sentAtMs: record.sentAtMs,
+            },
           });
           rated.push(record);
           if (record.failedAtMs !== Infinity) {
