@@ -1020,6 +1020,54 @@ describe('streaming with bounded lateness', () => {
     expect(result.stats.duplicates).toBe(1);
     expect(result.findings).toEqual([]);
   });
+
+  it('a read receipt weeks later, after the stream forgot the rated message, is not charged again', async () => {
+    const read: CoreEvent = {
+      kind: 'status',
+      atMs: hours(DAY, 20 * 24),
+      id: 'm0',
+      status: 'read',
+      waba: 'W1',
+      business: 'PN1',
+      user: INDIA,
+      pricing: { pricing_model: 'CBP', category: 'marketing', billable: true },
+    };
+    // Another user's messages every 12 h move the horizon (and the sweeps) 20 days on; then m0 is read.
+    const events: CoreEvent[] = [...send(hours(DAY, 0), 'm0', 'marketing')];
+    for (let h = 12; h < 20 * 24; h += 12)
+      events.push(inbound(hours(DAY, h), `f${h}`, { user: '919800000002' }));
+    events.push(read);
+    const streamed = await rate(events, STREAM);
+    const batch = await rate(events);
+    expect(streamed.units.filter((u) => u.messages.includes('m0'))).toHaveLength(1);
+    expect(streamed.units).toEqual(batch.units);
+    expect(streamed.findings).toEqual([
+      expect.objectContaining({ code: 'READ_RECEIPT_ONLY', waba: 'W1', message_id: 'm0' }),
+    ]);
+    // Without Meta's pricing word the read must not leave a message it cannot rate either (exit 3).
+    const bare = await rate([...events.slice(0, -1), { ...read, pricing: undefined } as CoreEvent], STREAM);
+    expect(bare.units).toEqual(batch.units);
+    expect(bare.findings.map((f) => f.code)).toEqual(['READ_RECEIPT_ONLY']);
+    // A message whose only reports are read receipts, in a batch: charged at its read (§1).
+    const alone = await rate([read]);
+    expect(alone.units.map((u) => [u.messages, u.openedAtMs])).toEqual([[['m0'], read.atMs]]);
+  });
+
+  it('a failed message delivered after the stream passed its failure is rated as a batch rates it', async () => {
+    const events: CoreEvent[] = [
+      ...send(hours(DAY, 0), 'm0', 'marketing', {}, 'failed'),
+      // Other users' messages move the horizon past the failure (1 h allowed), with sweeps.
+      ...[1, 2, 3, 4, 5, 6].map((h) =>
+        inbound(hours(DAY, h * 0.25 + 0.5), `f${h}`, { user: '919800000002' }),
+      ),
+      { kind: 'status', atMs: hours(DAY, 1.5), id: 'm0', status: 'delivered' },
+    ];
+    const streamed = await rate(events, STREAM);
+    const batch = await rate(events);
+    expect(batch.units.map((u) => u.messages)).toEqual([['m0']]);
+    expect(streamed.units).toEqual(batch.units);
+    expect(streamed.findings.map((f) => f.code)).toEqual(['DELIVERED_AND_FAILED']);
+  });
 });
 
 describe("Meta's tier statements (account_update VOLUME_BASED_PRICING_TIER_UPDATE)", () => {

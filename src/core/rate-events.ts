@@ -155,6 +155,11 @@ class MessageRecord {
   isRated = false;
   /** Statuses alone, naming no WABA: in `Rater.unplaced` until the next flush finds its WABA (placeUnplaced). */
   isUnplaced = false;
+  /**
+   * A `sent`, `delivered` or `failed` status came (not only `read` or `played`): with its outbound line, what
+   * shows that this is the message's own send, not a late read of one rated and forgotten (a stream).
+   */
+  hasSendReport = false;
 
   /**
    * `key`: its key in `Rater.records` — the id, or, when events of a second WABA name the same id, that
@@ -680,6 +685,8 @@ export class Rater {
           record.conversation = preferredEvidence(record.conversation, event.conversation);
       }
     }
+    if (event.status === 'sent' || event.status === 'delivered' || event.status === 'failed')
+      record.hasSendReport = true;
     if (isDelivery) this.markDelivered(record, event.atMs, event.status !== 'delivered');
     else if (event.status === 'failed') record.failedAtMs = Math.min(record.failedAtMs, event.atMs);
     this.place(record, isMoved);
@@ -1074,6 +1081,10 @@ export class Rater {
       const kept: MessageRecord[] = [];
       for (const record of pair.queued) {
         if (record.deliveredAtMs < horizonMs) {
+          if (this.isStreaming && !record.hasOutbound && !record.hasSendReport) {
+            this.forgetReadOnly(record, horizonMs);
+            continue;
+          }
           const template = this.templateOf(record);
           if (template === undefined) continue;
           if (!record.hasOutbound && isFreeEntryPointEvidence(record)) {
@@ -1225,8 +1236,8 @@ export class Rater {
   private sweep(horizonMs: number): void {
     for (const record of this.records.values()) {
       if (record.pair && record.deliveredAtMs !== Infinity) continue; // queued: rated at its time
-      const lastChanceMs =
-        record.failedAtMs !== Infinity ? record.failedAtMs : record.sentAtMs + PENDING_TTL_MS;
+      // A failed message too may still be delivered (batch rates it so, DELIVERED_AND_FAILED): kept as long.
+      const lastChanceMs = record.sentAtMs + PENDING_TTL_MS;
       if (!record.pair && record.sentAtMs < horizonMs) {
         this.retire(record, horizonMs);
       } else if (lastChanceMs < horizonMs) {
@@ -1248,6 +1259,25 @@ export class Rater {
       if (users.size === 0) this.pairs.delete(business);
     }
     this.tombstones.forgetBefore(horizonMs);
+  }
+
+  /**
+   * A stream's message known only from read receipts (no outbound line, no sent, delivered or failed status):
+   * most often a message read long after its delivery, which the stream rated then and has forgotten since
+   * (its ids are kept 7 days); charging the read would charge it twice, at the wrong time. Not charged, and
+   * counted in a finding per WABA; a batch, which sees the whole input, charges it at its read (§1).
+   */
+  private forgetReadOnly(record: MessageRecord, horizonMs: number): void {
+    this.records.delete(record.key);
+    setWaiting(record, false);
+    if (horizonMs !== Infinity) this.tombstones.add(record.key, horizonMs);
+    const waba = record.waba;
+    this.findings.add(`READ_RECEIPT_ONLY:${waba ?? ''}`, () => ({
+      code: 'READ_RECEIPT_ONLY',
+      message: `${waba === undefined ? '' : `WABA ${waba}: `}messages known only from read receipts (first: ${record.id}) were not charged: in a stream a read receipt with no send, delivered or failed report before it is taken for a late read of a message rated earlier (a stream remembers rated ids for 7 days); rate without --stream to charge them at their read`,
+      message_id: record.id,
+      ...(waba === undefined ? {} : { waba }),
+    }));
   }
 
   /** A message that will never be rated: failed, still pending, or impossible to place. */
