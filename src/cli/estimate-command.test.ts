@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { runWameter } from '../../test/support/cli.js';
+import { NO_TRAFFIC_WARNING } from './estimate-command.js';
 import { EXIT } from './exit-codes.js';
 
 const NOW = Date.parse('2025-10-15T12:00:00Z');
@@ -57,10 +58,35 @@ describe('wameter estimate', () => {
     expect(csv.out.split('\n')[0]).toBe('phone,country,market,price,currency,free,reason,name');
   });
 
-  it('without events and without --waba it asks for the sender', async () => {
+  it('without events and without --waba it asks for the sender, without speaking of events never given', async () => {
     const result = await cli([recipients, '--template', 'marketing']);
     expect(result.code).toBe(EXIT.USAGE);
-    expect(result.err).toContain('--waba');
+    expect(result.out).toBe('');
+    expect(result.err).toBe(
+      'wameter: no traffic given (no --events source and no --db), so there is no sending account to default to: pass --waba and --business (the WABA and the phone_number_id that would send), or give the traffic with --events PATHS… or --db URL\n',
+    );
+    const noBusiness = await cli([recipients, '--template', 'marketing', '--waba', 'W1']);
+    expect(noBusiness.code).toBe(EXIT.USAGE);
+    expect(noBusiness.err).toContain('pass --business (the WABA and the phone_number_id');
+    expect(noBusiness.err).not.toContain('the events');
+  });
+
+  it('without events, the sender named: quoted at list price with a warning that no traffic was read', async () => {
+    const args = [recipients, '--template', 'utility', '--waba', 'W1', '--business', 'PN1'];
+    const table = await cli(args);
+    expect(table.code).toBe(EXIT.OK);
+    expect(table.err).toContain(`wameter: warning: ${NO_TRAFFIC_WARNING}\n`);
+    expect(NO_TRAFFIC_WARNING).toBe(
+      'no traffic read (no --events source and no --db): quoted as if no customer service window, free entry point or conversation were open, none of the free allowance used and no volume-tier count reached; give --events or --db for the current state',
+    );
+    // Asha's window, open in the events, is not known here: her utility template is charged.
+    const json = JSON.parse((await cli([...args, '--format', 'json'])).out);
+    expect(json.warnings[0]).toBe(NO_TRAFFIC_WARNING);
+    expect(json.totals).toMatchObject({ count: 2, free: 0, charged: 2 });
+    // With the events, no such warning.
+    const withEvents = await cli([...args, '--events', events, '--format', 'json']);
+    expect(withEvents.err).not.toContain('no traffic read');
+    expect(JSON.parse(withEvents.out).warnings).toBeUndefined();
   });
 
   it('a bad --template or --at is refused', async () => {

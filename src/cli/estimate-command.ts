@@ -97,9 +97,13 @@ Several event sources: list them after one --events (--events sends.ndjson webho
 are never .csv files, so a recipients file named *.csv may come before or after them.
 
 With --db the store is only read: a missing file, or a database without wameter's tables, is refused
-(run \`wameter import\` or \`wameter serve\` first), never created.
+(run \`wameter import\` or \`wameter serve\` first), never created. With neither --events nor --db no
+traffic is read: every recipient is quoted as if nothing had been sent yet (no open window, allowance
+unused, no tier reached), with a warning on stderr and in the JSON "warnings", and --waba and --business
+must name the sender.
 
-Exit codes: 0 estimated; 2 some event lines malformed (each named on stderr); 1 nothing done.
+Exit codes: 0 estimated; 2 some event lines malformed or a source unreadable (each named on stderr);
+1 nothing done.
 
 Examples:
   wameter estimate customers.csv --template marketing --events events.ndjson
@@ -191,6 +195,21 @@ async function runEstimate(
   }
   const setup = await ratingSetupFrom(flags);
   const errors = createSourceErrorReporter(io.writeError);
+  // Contract §6: the state comes from --db or --events. With neither there is no traffic: the quote is the
+  // list price as if the WABA had sent nothing (a new WABA, a price preview), said as a warning, and the
+  // sender cannot be taken from events that were never given.
+  const hasTraffic = flags.db !== undefined || (flags.events?.length ?? 0) > 0;
+  if (!hasTraffic && (flags.waba === undefined || flags.business === undefined)) {
+    const missing = [
+      flags.waba === undefined ? '--waba' : '',
+      flags.business === undefined ? '--business' : '',
+    ]
+      .filter(Boolean)
+      .join(' and ');
+    throw new CliError(
+      `no traffic given (no --events source and no --db), so there is no sending account to default to: pass ${missing} (the WABA and the phone_number_id that would send), or give the traffic with --events PATHS… or --db URL`,
+    );
+  }
 
   const feed = async (add: (event: CoreEvent) => void): Promise<void> => {
     if (flags.db !== undefined) {
@@ -220,6 +239,10 @@ async function runEstimate(
   });
   if (!outcome.ok) throw new CliError(`${outcome.error.code}: ${outcome.error.message}`);
   const { estimate, waba, business } = outcome.value;
+  if (!hasTraffic) {
+    // First among the warnings, in the JSON document too: a script must be able to tell a list-price quote.
+    estimate.warnings = [NO_TRAFFIC_WARNING, ...(estimate.warnings ?? [])];
+  }
   if (flags.format === 'json') io.writeOut(`${JSON.stringify(estimate)}\n`);
   else if (flags.format === 'csv') io.writeOut(estimateCsv(estimate));
   else io.writeOut(estimateTable(estimate));
@@ -236,6 +259,10 @@ async function runEstimate(
   );
   return errors.count > 0 ? EXIT.BAD_INPUT : EXIT.OK;
 }
+
+/** Said when `estimate` quotes with neither --events nor --db. */
+export const NO_TRAFFIC_WARNING =
+  'no traffic read (no --events source and no --db): quoted as if no customer service window, free entry point or conversation were open, none of the free allowance used and no volume-tier count reached; give --events or --db for the current state';
 
 const LINE_COLUMNS = ['phone', 'country', 'market', 'price', 'currency', 'free', 'reason'] as const;
 

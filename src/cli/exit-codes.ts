@@ -17,6 +17,13 @@ export const EXIT = {
   UNPRICED: 3,
   /** `reconcile`: wameter and Meta disagree somewhere (each difference listed with its likely cause). */
   DIFFERENCES: 4,
+  /** A bug in wameter (sysexits' EX_SOFTWARE): printed with its stack, to be reported. */
+  INTERNAL: 70,
+  /**
+   * The output could not be written (sysexits' EX_IOERR): stdout refused it — a full disk, a file too large,
+   * an I/O error. What was written before is incomplete. (A reader that stops reading is not this: exit 0.)
+   */
+  OUTPUT_FAILED: 74,
 } as const;
 
 /** An error the user can act on: printed as one message, never with a stack trace. */
@@ -26,5 +33,15 @@ export class CliError extends Error {
     readonly exitCode: number = EXIT.USAGE,
   ) {
     super(message);
+  }
+}
+
+/**
+ * stdout refused the output (a full disk, an I/O error): the command stops at once — there is no point
+ * rating on for an output that cannot be written — and says so in one line, without the success summary.
+ */
+export class OutputError extends CliError {
+  constructor(readonly reason: string) {
+    super(`cannot write the output: ${reason}`, EXIT.OUTPUT_FAILED);
   }
 }

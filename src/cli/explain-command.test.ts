@@ -9,6 +9,7 @@ function cli(args: string[]) {
   return runWameter(['explain', ...args]);
 }
 
+const ROOT = join(import.meta.dirname, '..', '..');
 const dir = mkdtempSync(join(tmpdir(), 'wameter-explain-'));
 function eventsFile(name: string, lines: object[]): string {
   const path = join(dir, name);
@@ -119,6 +120,7 @@ describe('wameter explain: messages never charged', () => {
       'totals',
       'pending',
       'failed',
+      'findings',
     ]);
   });
 
@@ -188,5 +190,127 @@ describe('wameter explain: what is not in the input', () => {
       ['failed', 'x1'],
     ]);
     expect(result.err).toBe('');
+  });
+});
+
+describe('wameter explain: the findings of the story, and its exit code', () => {
+  const UK = '447700123456';
+  const INDIA = '919876543210';
+  const NOWHERE = '99900000001';
+  const delivered = (id: string, at: string) => ({ kind: 'status', at, id, status: 'delivered' });
+  const utility = (id: string, user: string, extra: object = {}) => ({
+    kind: 'outbound',
+    at: '2024-03-01T10:05:00Z',
+    waba: 'W1',
+    business: 'PN1',
+    user,
+    id,
+    template: 'utility',
+    ...extra,
+  });
+  const input = eventsFile('findings.ndjson', [
+    // W1: a UK user the 2024 card has no rate for (NO_RATE), an Indian user priced.
+    utility('uk1', UK),
+    delivered('uk1', '2024-03-01T10:05:03Z'),
+    utility('in1', INDIA),
+    delivered('in1', '2024-03-01T10:05:04Z'),
+    // W2: a number of no known country (UNKNOWN_RECIPIENT), and a delivery no send log line explains
+    // (UNKNOWN_CATEGORY, of the whole WABA).
+    utility('x1', NOWHERE, { waba: 'W2', business: 'PN2' }),
+    delivered('x1', '2024-03-01T10:05:05Z'),
+    { ...delivered('x2', '2024-03-01T10:06:00Z'), waba: 'W2', business: 'PN2', user: '919800000002' },
+  ]);
+
+  it('the table shows the findings that concern the user, exit 3 for a charged unit without a price', async () => {
+    const result = await cli([input, '--user', UK]);
+    expect(result.code).toBe(EXIT.UNPRICED);
+    expect(result.out).toContain('charged, but no price is known');
+    const section = result.out.slice(result.out.indexOf('\nFindings\n'));
+    expect(section).toMatch(
+      /^\nFindings\n {2}NO_RATE: no utility rate for market "United Kingdom" on 2024-03-01/,
+    );
+    // Other users' and other WABAs' findings are not this story's.
+    expect(section).not.toContain('UNKNOWN_RECIPIENT');
+    expect(section).not.toContain('UNKNOWN_CATEGORY');
+    expect(result.err).toContain(
+      'wameter: 1 charged unit(s) could not be priced (see findings: unknown number, no rate or no rate card); pass --allow-unpriced to accept',
+    );
+    expect((await cli([input, '--user', UK, '--allow-unpriced'])).code).toBe(EXIT.OK);
+  });
+
+  it('JSON has a "findings" list after the contract fields; CSV says them on stderr', async () => {
+    const json = await cli([input, '--user', UK, '--format', 'json']);
+    const document = JSON.parse(json.out);
+    expect(Object.keys(document)).toEqual([
+      'user',
+      'business',
+      'entries',
+      'units',
+      'totals',
+      'pending',
+      'failed',
+      'findings',
+    ]);
+    expect(document.findings).toEqual([
+      expect.objectContaining({ code: 'NO_RATE', market: 'United Kingdom', waba: 'W1' }),
+    ]);
+    const csv = await cli([input, '--user', UK, '--format', 'csv']);
+    expect(csv.code).toBe(EXIT.UNPRICED);
+    expect(csv.out).not.toContain('NO_RATE');
+    expect(csv.err).toContain(
+      `wameter: 1 finding(s), not in the CSV (--format json lists them too):\nwameter:   NO_RATE: ${document.findings[0].message}\n`,
+    );
+  });
+
+  it('a priced story shows no findings of others and exits 0', async () => {
+    const result = await cli([input, '--user', INDIA, '--format', 'json']);
+    expect(result.code).toBe(EXIT.OK);
+    expect(JSON.parse(result.out).findings).toEqual([]);
+    const table = await cli([input, '--user', INDIA]);
+    expect(table.out).not.toContain('Findings');
+    expect(table.err).toBe('');
+  });
+
+  it('a story of a WABA with delivered messages that could not be rated: its number’s and its WABA’s findings, exit 3', async () => {
+    const result = await cli([input, '--user', NOWHERE, '--format', 'json']);
+    expect(result.code).toBe(EXIT.UNPRICED);
+    const codes = JSON.parse(result.out).findings.map((f: { code: string }) => f.code);
+    expect(codes.sort()).toEqual(['UNKNOWN_CATEGORY', 'UNKNOWN_RECIPIENT']);
+    expect(result.err).toContain('1 delivered message(s) could not be rated');
+  });
+
+  it('a malformed line besides: both said, exit 2', async () => {
+    const broken = join(dir, 'broken.ndjson');
+    writeFileSync(broken, 'not json\n');
+    const result = await cli([input, broken, '--user', UK]);
+    expect(result.code).toBe(EXIT.BAD_INPUT);
+    expect(result.err).toContain(`${broken}:1:`);
+    expect(result.err).toContain('1 charged unit(s) could not be priced');
+  });
+
+  it('an empty --user is refused with what to give', async () => {
+    for (const user of ['', '   ']) {
+      const result = await cli([input, '--user', user]);
+      expect(result.code, JSON.stringify(user)).toBe(EXIT.USAGE);
+      expect(result.err, JSON.stringify(user)).toContain(
+        "an empty id matches no one: give the user's WhatsApp id, the phone number with its country code (e.g. 919876543210)",
+      );
+      expect(result.out).toBe('');
+    }
+  });
+
+  it('the --help example tells a story from the bundled example month', async () => {
+    const help = await runWameter(['explain', '--help']);
+    const example = help.out
+      .split('\n')
+      .map((line) => line.trim())
+      .find((line) => line.startsWith('wameter explain '));
+    expect(example).toBeDefined();
+    const args = example!.split(/\s+/).slice(1);
+    const result = await runWameter(args.map((arg) => (arg.startsWith('examples/') ? join(ROOT, arg) : arg)));
+    expect(result.code).toBe(EXIT.OK);
+    expect(result.out).not.toContain('no messages');
+    expect(result.err).not.toContain('no messages');
+    expect(result.out).toMatch(/Total: [\d.]+ \w+ over [1-9]\d* unit\(s\)/);
   });
 });

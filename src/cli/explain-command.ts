@@ -2,7 +2,7 @@
 // unit, what it cost and why, and the messages never charged (pending, failed: found in the events, which
 // the rater keeps to itself).
 
-import { Command } from 'commander';
+import { Command, InvalidArgumentError } from 'commander';
 import {
   UserSendLog,
   explainUser,
@@ -11,14 +11,17 @@ import {
   type Explanation,
   type UnratedMessage,
 } from '../core/explain.js';
-import { ERAS, type BillableUnit, type Era } from '../core/units.js';
+import { ERAS, type BillableUnit, type Era, type Finding } from '../core/units.js';
 import { normalisePhone } from '../core/phone.js';
 import { rateSources } from '../use-cases/rate-sources.js';
 import { ratingSetupFrom, sourcesOrStdin } from './rating-inputs.js';
 import { EXIT } from './exit-codes.js';
+import { findingsOfStory } from './explain-findings.js';
+import { sayFindingsBesideCsv } from './findings-on-stderr.js';
 import type { CliIo } from './io.js';
 import { RATE_CARDS_HELP, choice, collectPaths, pathArgument, parseEra } from './options.js';
 import { createSourceErrorReporter } from './source-errors.js';
+import { ALLOW_UNPRICED_HELP, findingLine, unpricedExit, unratedIn } from './unpriced.js';
 
 interface ExplainFlags {
   user: string;
@@ -28,6 +31,17 @@ interface ExplainFlags {
   format: 'table' | 'text' | 'json' | 'csv';
   asOfRules?: Era;
   reported: boolean;
+  allowUnpriced?: boolean;
+}
+
+/** `--user`: a WhatsApp id to look for; an empty one would match no one, and say only that. */
+function userArgument(value: string): string {
+  if (value.trim() === '') {
+    throw new InvalidArgumentError(
+      "an empty id matches no one: give the user's WhatsApp id, the phone number with its country code (e.g. 919876543210)",
+    );
+  }
+  return value;
 }
 
 export function registerExplainCommand(program: Command, io: CliIo): void {
@@ -38,6 +52,7 @@ export function registerExplainCommand(program: Command, io: CliIo): void {
     .requiredOption(
       '--user <wa_id>',
       "the user's WhatsApp id: the phone number with country code (+, spaces, dashes and a leading 00 are ignored)",
+      userArgument,
     )
     .option('--business <phone_number_id>', 'only this business number')
     .option('--accounts <file>', 'accounts file (contract §2)', pathArgument)
@@ -50,16 +65,24 @@ export function registerExplainCommand(program: Command, io: CliIo): void {
     )
     .option('--as-of-rules <era>', `explain under one era’s rules: ${ERAS.join(', ')}`, parseEra)
     .option('--no-reported', 'do not apply rules only reported by third parties')
+    .option('--allow-unpriced', ALLOW_UNPRICED_HELP)
     .addHelpText(
       'after',
       `
 The whole input is rated (monthly allowances and tiers depend on every user), then the user's story is told:
 messages delivered, windows and units, and the business messages never charged (pending: sent but never
-delivered; failed). When the user (or the --business number) is not in the input, stderr says which; the
-exit code stays 0.
+delivered; failed), with the findings that concern it (its number, its messages, a price missing from its
+units, its WABA as a whole): in the table a "Findings" section, in JSON a "findings" list, with --format csv
+on stderr. When the user (or the --business number) is not in the input, stderr says which; the exit code
+stays 0: an empty story is an answer.
+
+Exit codes: 0 told; 1 nothing done (bad flag, unreadable accounts or rate card); 2 some input lines
+malformed or a source unreadable (each named on stderr, the story told from the rest); 3 a charged unit
+of the story could not be priced, or the story's WABA has delivered messages that could not be rated (see
+its findings; --allow-unpriced accepts these); with both 2 and 3, both are said and the exit code is 2.
 
 Example:
-  wameter explain examples/month/events.ndjson --user 919876543210`,
+  wameter explain examples/month/events.ndjson --accounts examples/month/accounts.json --user 916289289587`,
     )
     .action(async (sources: string[], flags: ExplainFlags) => {
       io.exitCode = await runExplain(sources, flags, io);
@@ -79,7 +102,7 @@ async function runExplain(sources: string[], flags: ExplainFlags, io: CliIo): Pr
   // The rater says nothing of failed messages (they are never charged): they are read from the events.
   const sends = new UserSendLog(user);
   // The user is traced with every business number, so that a wrong --business can be told from a wrong user.
-  const { timeline } = await rateSources(
+  const rating = await rateSources(
     sources,
     setup,
     {
@@ -99,6 +122,7 @@ async function runExplain(sources: string[], flags: ExplainFlags, io: CliIo): Pr
       ...(io.stdin ? { stdin: io.stdin } : {}),
     },
   );
+  const { timeline } = rating;
   for (const message of pending) {
     const template = sends.templateOf(message.id);
     if (template !== undefined) message.template = template;
@@ -106,9 +130,32 @@ async function runExplain(sources: string[], flags: ExplainFlags, io: CliIo): Pr
   const rated = new Set(timeline.flatMap((line) => (line.kind === 'message' ? [line.messageId] : [])));
   const unrated = [...pending, ...sends.failed(rated)];
   const explanation = explainUser(user, flags.business, timeline, units, unrated);
-  if (flags.format === 'json') io.writeOut(`${JSON.stringify(explanation, null, 2)}\n`);
+  const shownUnits = units.filter((unit) => flags.business === undefined || unit.business === flags.business);
+  const shownTimeline = timeline.filter(
+    (line) => flags.business === undefined || line.business === flags.business,
+  );
+  const shownUnrated = unrated.filter(
+    (message) => flags.business === undefined || message.business === flags.business,
+  );
+  const story = [...shownTimeline, ...shownUnrated, ...shownUnits];
+  const findings = findingsOfStory(rating.findings, {
+    user,
+    units: shownUnits,
+    messageIds: new Set([
+      ...shownTimeline.map((line) => line.messageId),
+      ...shownUnrated.map((message) => message.id),
+      ...shownUnits.flatMap((unit) => unit.messages),
+    ]),
+    businesses: new Set(story.map((part) => part.business)),
+    wabas: new Set(story.map((part) => part.waba)),
+  });
+  const warn = (message: string) => io.writeError(`wameter: ${message}\n`);
+  // The contract's explain document, extended (contract: "extend freely") with the story's findings.
+  if (flags.format === 'json') io.writeOut(`${JSON.stringify({ ...explanation, findings }, null, 2)}\n`);
   else if (flags.format === 'csv') io.writeOut(explanationCsv(explanation));
-  else io.writeOut(`${formatExplanation(explanation)}\n`);
+  else io.writeOut(`${formatExplanation(explanation)}\n${findingsSection(findings)}`);
+  // A CSV holds the story's lines only (its pending messages among them): the findings are said beside it.
+  if (flags.format === 'csv') sayFindingsBesideCsv(findings, undefined, warn);
   errors.summarise();
   const missing = whatIsMissing(explanation, flags.business, {
     userBusinesses: new Set([
@@ -117,9 +164,20 @@ async function runExplain(sources: string[], flags: ExplainFlags, io: CliIo): Pr
     ]),
     inputBusinesses: sends.businesses,
   });
-  for (const line of missing) io.writeError(`wameter: ${line}\n`);
-  // Nothing found is an answer, not a failure (the input was read and rated): the exit code stays 0.
-  return errors.count > 0 ? EXIT.BAD_INPUT : EXIT.OK;
+  for (const line of missing) warn(line);
+  // Nothing found is an answer, not a failure (the input was read and rated). A story with a charged unit
+  // without a price, or of a WABA whose delivered messages could not all be rated, is not the whole answer:
+  // exit 3, as `rate` (README "Exit codes"), said even when malformed lines decide the code.
+  const unpriced = shownUnits.filter((unit) => unit.type === 'regular' && unit.amountMicros === null).length;
+  const exit = unpricedExit({ unpriced, unrated: unratedIn(findings) }, flags.allowUnpriced, warn);
+  if (errors.count > 0) return EXIT.BAD_INPUT;
+  return exit;
+}
+
+/** The story's findings for the table, after its totals; nothing when there are none. */
+function findingsSection(findings: readonly Finding[]): string {
+  if (findings.length === 0) return '';
+  return `\nFindings\n${findings.map((finding) => `  ${findingLine(finding)}\n`).join('')}`;
 }
 
 /** When the story is empty: which of the user and the business number the input does not have. */

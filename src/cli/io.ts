@@ -1,8 +1,9 @@
 // The command line's window on the process, passed in so that commands run in tests without a subprocess.
 
-import { EXIT } from './exit-codes.js';
+import { EXIT, OutputError } from './exit-codes.js';
 
 export interface CliIo {
+  /** Writes to stdout; throws `OutputError` when stdout refuses the output (a full disk…). */
   writeOut(text: string): void;
   writeError(text: string): void;
   isStdinTty: boolean;
@@ -12,28 +13,70 @@ export interface CliIo {
   exitCode: number;
 }
 
-export function processIo(): CliIo {
+/** The streams `processIo` writes to: the process's own, or stand-ins in tests. */
+export interface OutputStreams {
+  stdout: NodeJS.WritableStream & { readonly errored?: Error | null; isTTY?: boolean };
+  stderr: NodeJS.WritableStream & { isTTY?: boolean };
+  stdin: NodeJS.ReadableStream & { isTTY?: boolean };
+}
+
+/** Failures of stdout already told by a command (through `OutputError`), so that the listener is silent. */
+const toldFailures = new WeakSet<Error>();
+
+export function processIo(
+  streams: OutputStreams = { stdout: process.stdout, stderr: process.stderr, stdin: process.stdin },
+): CliIo {
+  const { stdout, stderr, stdin } = streams;
   return {
-    writeOut: (text) => process.stdout.write(text),
-    writeError: (text) => process.stderr.write(text),
-    isStdinTty: Boolean(process.stdin.isTTY),
-    isStderrTty: Boolean(process.stderr.isTTY),
+    writeOut: (text) => {
+      stdout.write(text);
+      // A file on Linux is written synchronously, so its failure (ENOSPC, EFBIG, EIO) is known at once: the
+      // command stops here rather than rate on and print a success summary over an incomplete output. A
+      // closed pipe (EPIPE) is the reader's choice: `endQuietlyWhenOutputCloses` ends the command quietly.
+      const failure = stdout.errored as NodeJS.ErrnoException | null | undefined;
+      if (failure && failure.code !== 'EPIPE') {
+        toldFailures.add(failure);
+        throw new OutputError(describeOutputFailure(failure));
+      }
+    },
+    writeError: (text) => void stderr.write(text),
+    isStdinTty: Boolean(stdin.isTTY),
+    isStderrTty: Boolean(stderr.isTTY),
     exitCode: 0,
   };
+}
+
+/** Why stdout refused the output, in words, with the system's code (`no space left on device (ENOSPC)`). */
+export function describeOutputFailure(error: NodeJS.ErrnoException): string {
+  const words: Record<string, string> = {
+    ENOSPC: 'no space left on device',
+    EFBIG: 'file too large',
+    EDQUOT: 'disk quota exceeded',
+    EIO: 'input/output error',
+    EBADF: 'stdout is closed',
+  };
+  const said = error.code === undefined ? undefined : words[error.code];
+  if (said !== undefined) return `${said} (${error.code})`;
+  return error.code === undefined
+    ? error.message
+    : `${error.message.replace(/^E[A-Z]+: /, '')} (${error.code})`;
 }
 
 /**
  * A reader that stops reading (`wameter rate … | head -1`) closes the pipe: the next write fails with EPIPE.
  * That is the reader's choice, not an error: the command ends at once, quietly, with exit 0 (C programs die
- * of SIGPIPE there; Node ignores SIGPIPE and would print a stack). A closed stderr is ignored: there is no
- * one left to tell, and stdout may still be read.
+ * of SIGPIPE there; Node ignores SIGPIPE and would print a stack). Any other failure of stdout that no command
+ * has told yet (one that comes after the last write) is said in one line, exit 74 (README "Exit codes"). A
+ * closed stderr is ignored: there is no one left to tell, and stdout may still be read.
  */
 export function endQuietlyWhenOutputCloses(): void {
   process.stdout.on('error', (error: NodeJS.ErrnoException) => {
-    if (error.code !== 'EPIPE') throw error;
-    process.exit(EXIT.OK);
+    if (error.code === 'EPIPE') process.exit(EXIT.OK);
+    if (toldFailures.has(error)) return;
+    process.stderr.write(`wameter: ${new OutputError(describeOutputFailure(error)).message}\n`);
+    process.exit(EXIT.OUTPUT_FAILED);
   });
-  process.stderr.on('error', (error: NodeJS.ErrnoException) => {
-    if (error.code !== 'EPIPE') throw error;
+  process.stderr.on('error', () => {
+    // Nothing to do: see above.
   });
 }

@@ -60,29 +60,50 @@ export async function runCli(argv: string[], io: CliIo, options: ProgramOptions 
   }
 }
 
+/** The heap cap of `rate --stream` when WAMETER_STREAM_HEAP_MB does not say (MiB). */
+const STREAM_HEAP_MB = 640;
+/** Below this a streaming rating of real traffic runs out of memory at once (MiB). */
+const MIN_STREAM_HEAP_MB = 64;
+
 /**
  * A streaming rating keeps only active users in memory, but V8 left alone grows its heap far past that live
  * set (measured: 780 MiB committed for 220 MiB live over 10 million events). `rate --stream` therefore runs
- * itself again with a heap cap, unless the caller already chose one. WAMETER_STREAM_HEAP_MB overrides it.
+ * itself again with a heap cap, unless the caller already chose one. WAMETER_STREAM_HEAP_MB overrides it; a
+ * value that is not a whole number of MiB from 64 up is refused (a CliError), never silently replaced.
  */
 export function streamingHeapCap(
   argv: readonly string[],
   env: NodeJS.ProcessEnv,
   execArgv: readonly string[],
-) {
+): number | undefined {
   const isStreamingRate = argv[0] === 'rate' && argv.includes('--stream') && !argv.includes('--help');
   const isCapped =
     execArgv.some((arg) => arg.startsWith('--max-old-space-size')) ||
     (env.NODE_OPTIONS ?? '').includes('--max-old-space-size') ||
     env.WAMETER_HEAP_CAPPED === '1';
   if (!isStreamingRate || isCapped) return undefined;
-  const megabytes = Number(env.WAMETER_STREAM_HEAP_MB ?? 640);
-  return Number.isInteger(megabytes) && megabytes >= 64 ? megabytes : 640;
+  const setting = env.WAMETER_STREAM_HEAP_MB?.trim();
+  if (setting === undefined || setting === '') return STREAM_HEAP_MB;
+  const megabytes = /^\d+$/.test(setting) ? Number(setting) : Number.NaN;
+  if (!(megabytes >= MIN_STREAM_HEAP_MB)) {
+    throw new CliError(
+      `WAMETER_STREAM_HEAP_MB must be a whole number of MiB, ${MIN_STREAM_HEAP_MB} or more, not "${env.WAMETER_STREAM_HEAP_MB}": fix it, or unset it for the default (${STREAM_HEAP_MB})`,
+    );
+  }
+  return megabytes;
 }
 
 function runAsEntryPoint(): void {
   const argv = process.argv.slice(2);
-  const heapMb = streamingHeapCap(argv, process.env, process.execArgv);
+  let heapMb: number | undefined;
+  try {
+    heapMb = streamingHeapCap(argv, process.env, process.execArgv);
+  } catch (error) {
+    if (!(error instanceof CliError)) throw error;
+    process.stderr.write(`wameter: ${error.message}\n`);
+    process.exitCode = error.exitCode;
+    return;
+  }
   if (heapMb !== undefined) {
     const child = spawnSync(
       process.execPath,
@@ -105,7 +126,7 @@ function runAsEntryPoint(): void {
       process.stderr.write(
         `wameter: internal error (please report): ${(error as Error).stack ?? String(error)}\n`,
       );
-      process.exitCode = 70;
+      process.exitCode = EXIT.INTERNAL;
     },
   );
 }

@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -301,6 +301,81 @@ describe('wameter rate', () => {
   });
 });
 
+describe('wameter rate: what a CSV cannot hold, and bad entries of a folder', () => {
+  const uk = LINES.map((line) => line.replace('919876543210', '447700123456'));
+  const neverDelivered =
+    '{"kind":"outbound","at":"2024-03-01T11:00:00Z","waba":"W1","business":"PN1","user":"447700123456","id":"wamid.p1","template":"marketing"}';
+
+  it('--format csv keeps stdout to the units and says the findings and pending messages on stderr', async () => {
+    const file = tempFile('uk.ndjson', [...uk, neverDelivered].join('\n'));
+    const { code, out, error } = await run(['rate', file, '--format', 'csv']);
+    expect(code).toBe(3);
+    const rows = out.trim().split('\n');
+    expect(rows).toHaveLength(2);
+    expect(rows[0]).toMatch(/^id,unit,pricing_model,/);
+    expect(rows[1]).toMatch(/^u_wamid\.o1,conversation,/);
+    const json = JSON.parse((await run(['rate', file, '--format', 'json'])).out);
+    const [noRate] = json.findings;
+    expect(json.findings).toHaveLength(1);
+    expect(error).toContain(
+      `wameter: 1 finding(s), not in the CSV (--format json lists them too):\nwameter:   NO_RATE: ${noRate.message}\n`,
+    );
+    expect(error).toContain(
+      'wameter: 1 pending message(s): sent, never delivered, so not charged and not in the CSV (--format json lists them)\n',
+    );
+    expect(error).toContain('1 charged unit(s) could not be priced');
+  });
+
+  it('--format csv lists 20 findings, then counts the rest by code', async () => {
+    // 25 users whose numbers have no known calling code: one UNKNOWN_RECIPIENT finding each.
+    const lines = Array.from({ length: 25 }, (_, i) =>
+      [
+        `{"kind":"outbound","at":"2025-10-01T10:00:00Z","waba":"W1","business":"PN1","user":"999${String(i).padStart(8, '0')}","id":"m${i}","template":"marketing"}`,
+        `{"kind":"status","at":"2025-10-01T10:00:03Z","id":"m${i}","status":"delivered"}`,
+      ].join('\n'),
+    );
+    const { error } = await run(['rate', tempFile('unknown.ndjson', lines.join('\n')), '--format', 'csv']);
+    expect(error).toContain('wameter: 25 finding(s), not in the CSV');
+    expect(
+      error.split('\n').filter((line) => line.startsWith('wameter:   UNKNOWN_RECIPIENT: ')),
+    ).toHaveLength(20);
+    expect(error).toContain('wameter:   … and 5 more: 5 × UNKNOWN_RECIPIENT\n');
+  });
+
+  it('a malformed line and units without a price: both are said, and the exit code is 2', async () => {
+    const file = tempFile('both.ndjson', [uk[0], '{"kind":"outbound",', uk[1], uk[2]].join('\n'));
+    for (const format of ['table', 'json', 'csv']) {
+      const { code, error } = await run(['rate', file, '--format', format]);
+      expect(code, format).toBe(2);
+      expect(error, format).toContain(`${file}:2:`);
+      expect(error, format).toContain(
+        'wameter: 1 charged unit(s) could not be priced (see findings: unknown number, no rate or no rate card); pass --allow-unpriced to accept',
+      );
+    }
+  });
+
+  it('a broken link in a source folder is passed over with a warning; the rest of the folder is rated', async () => {
+    const folder = mkdtempSync(join(tmpdir(), 'wameter-dangling-'));
+    writeFileSync(join(folder, 'events.ndjson'), LINES.join('\n'));
+    symlinkSync('/nonexistent/zz.ndjson', join(folder, 'zz.ndjson'));
+    const { code, out, error } = await run(['rate', folder, '--format', 'json']);
+    expect(code).toBe(0);
+    expect(JSON.parse(out).units).toHaveLength(1);
+    expect(error).toContain(
+      `wameter: ${folder}: warning: not read: 1 broken link (first: ${join(folder, 'zz.ndjson')}: its target does not exist); fix or remove a broken link\n`,
+    );
+    expect(error).not.toContain('UNREADABLE_SOURCE');
+  });
+
+  it('--help gives exit code 2 as the README does: malformed lines or a source unreadable', async () => {
+    const { out } = await run(['rate', '--help']);
+    expect(out.replace(/\s+/g, ' ')).toContain(
+      '2 some input lines malformed or a source unreadable (each named on stderr, the rest rated)',
+    );
+    expect(out.replace(/\s+/g, ' ')).toContain('with both 2 and 3, both are said and the exit code is 2');
+  });
+});
+
 describe('wameter explain', () => {
   it('tells a user’s timeline in words', async () => {
     const { code, out } = await run([
@@ -353,9 +428,6 @@ describe('the heap cap of a streaming run', () => {
     expect(streamingHeapCap(['rate', 'f.ndjson', '--stream'], { WAMETER_STREAM_HEAP_MB: '1024' }, [])).toBe(
       1024,
     );
-    expect(streamingHeapCap(['rate', 'f.ndjson', '--stream'], { WAMETER_STREAM_HEAP_MB: 'lots' }, [])).toBe(
-      640,
-    );
     expect(streamingHeapCap(['rate', 'f.ndjson'], {}, [])).toBeUndefined();
     expect(streamingHeapCap(['serve'], {}, [])).toBeUndefined();
     expect(streamingHeapCap(['rate', '--stream'], {}, ['--max-old-space-size=2048'])).toBeUndefined();
@@ -363,5 +435,20 @@ describe('the heap cap of a streaming run', () => {
       streamingHeapCap(['rate', '--stream'], { NODE_OPTIONS: '--max-old-space-size=300' }, []),
     ).toBeUndefined();
     expect(streamingHeapCap(['rate', '--stream'], { WAMETER_HEAP_CAPPED: '1' }, [])).toBeUndefined();
+  });
+
+  it('refuses a WAMETER_STREAM_HEAP_MB that is not a whole number of MiB from 64 up, never replacing it silently', async () => {
+    const { streamingHeapCap } = await import('./main.js');
+    for (const setting of ['abc', 'lots', '512.5', '-1', '63', '1e3']) {
+      expect(
+        () => streamingHeapCap(['rate', 'f.ndjson', '--stream'], { WAMETER_STREAM_HEAP_MB: setting }, []),
+        setting,
+      ).toThrow(
+        `WAMETER_STREAM_HEAP_MB must be a whole number of MiB, 64 or more, not "${setting}": fix it, or unset it for the default (640)`,
+      );
+    }
+    // Set but empty is unset; and a run that does not stream never reads it.
+    expect(streamingHeapCap(['rate', 'f.ndjson', '--stream'], { WAMETER_STREAM_HEAP_MB: '' }, [])).toBe(640);
+    expect(streamingHeapCap(['rate', 'f.ndjson'], { WAMETER_STREAM_HEAP_MB: 'abc' }, [])).toBeUndefined();
   });
 });

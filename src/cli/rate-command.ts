@@ -7,6 +7,7 @@ import { ratingSetupFrom, sourcesOrStdin } from './rating-inputs.js';
 import { CliError, EXIT } from './exit-codes.js';
 import { RATE_CARDS_HELP, choice, collectPaths, pathArgument, parseDuration, parseEra } from './options.js';
 import { createSourceErrorReporter } from './source-errors.js';
+import { sayFindingsBesideCsv } from './findings-on-stderr.js';
 import { unpricedExit } from './unpriced.js';
 import { OUTPUT_FORMATS, createUnitWriter, type OutputFormat } from './unit-writers.js';
 import type { Era } from '../core/units.js';
@@ -69,9 +70,13 @@ export function registerRateCommand(program: Command, io: CliIo): void {
 Input: NDJSON event lines (inbound, outbound, status) and whole Meta webhook bodies, mixed freely.
 Order does not matter and duplicates are ignored (without --stream).
 
+Output: --format csv holds the units only; the findings (code, message, count) and the number of pending
+messages are then said on stderr. table and json hold them too.
+
 Exit codes: 0 ok; 1 nothing rated (bad flag, unreadable accounts or rate card); 2 some input lines
-malformed (each named on stderr, the rest rated); 3 some charged units could not be priced, or
-delivered messages could not be rated, or (with --stream) late events were not rated.
+malformed or a source unreadable (each named on stderr, the rest rated); 3 some charged units could not
+be priced, or delivered messages could not be rated, or (with --stream) late events were not rated;
+with both 2 and 3, both are said and the exit code is 2.
 
 Examples:
   wameter rate examples/month/events.ndjson --accounts examples/month/accounts.json
@@ -127,6 +132,9 @@ export async function runRate(sources: string[], flags: RateFlags, io: CliIo): P
   );
   pending.sort((a, b) => a.sentAtMs - b.sentAtMs || (a.id < b.id ? -1 : 1));
   writer.end(pending, result.findings);
+  // A CSV holds the units only (README, `--format`): what else the rating found is said beside it.
+  const warn = (message: string) => io.writeError(`wameter: ${message}\n`);
+  if (flags.format === 'csv') sayFindingsBesideCsv(result.findings, pending.length, warn);
   errors.summarise();
   io.writeError(
     `wameter: read ${result.read.events} event(s) from ${result.read.files.length} source(s): ${result.stats.units} unit(s), ${result.stats.pending} pending, ${result.findings.length} finding(s)\n`,
@@ -139,10 +147,9 @@ export async function runRate(sources: string[], flags: RateFlags, io: CliIo): P
       `wameter: ${late} event(s) were not rated: they came more than ${formatLateness(flags.maxLateness ?? DEFAULT_LATENESS_MS)} after newer ones (finding LATE_EVENT); rate without --stream, or raise --max-lateness\n`,
     );
   }
+  // Said whatever decides the exit code: units without a price are news even when some lines were malformed.
+  const exit = unpricedExit({ unpriced, unrated: result.stats.unrated }, flags.allowUnpriced, warn);
   if (errors.count > 0) return EXIT.BAD_INPUT;
-  const exit = unpricedExit({ unpriced, unrated: result.stats.unrated }, flags.allowUnpriced, (message) =>
-    io.writeError(`wameter: ${message}\n`),
-  );
   if (exit !== EXIT.OK) return exit;
   // Late events are input left unrated, not units without a price: --allow-unpriced does not accept them.
   if (late > 0) return EXIT.UNPRICED;

@@ -83,6 +83,37 @@ describe('wameter reconcile', () => {
     expect(result.code).toBe(EXIT.DIFFERENCES);
   });
 
+  it('a --waba the input has no events of is refused, naming the WABAs it has, as rerate does', async () => {
+    const two = join(dir, 'two-wabas.ndjson');
+    writeFileSync(
+      two,
+      `${UTILITY_SENT}\n${PRICED_AS_MARKETING}\n` +
+        `${UTILITY_SENT.replace('"W1"', '"W2"').replace('"m1"', '"m2"')}\n` +
+        `${PRICED_AS_MARKETING.replace('"m1"', '"m2"')}\n`,
+    );
+    const refusal =
+      "wameter: WABA_NOT_IN_EVENTS: the input holds no events of WABA NOPE: nothing was compared; it holds events of 2 WABA(s): W1, W2 (give --waba one of them, or feed that WABA's events too)\n";
+    const alone = await cli([two, '--waba', 'NOPE']);
+    expect(alone.code).toBe(EXIT.USAGE);
+    expect(alone.out).toBe('');
+    expect(alone.err).toBe(refusal);
+    const analytics = join(FIXTURES, 'meta-docs/analytics_pricing_daily_tier_category_type_country.json');
+    const withExport = await cli([two, '--waba', 'NOPE', '--analytics', analytics, '--format', 'json']);
+    expect(withExport.code).toBe(EXIT.USAGE);
+    expect(withExport.out).toBe('');
+    expect(withExport.err).toBe(refusal);
+  });
+
+  it('a --waba of the input without --analytics compares every WABA, and says that --waba chose nothing', async () => {
+    const utility = join(dir, 'utility-w1.ndjson');
+    writeFileSync(utility, `${UTILITY_SENT}\n${PRICED_AS_MARKETING}\n`);
+    const result = await cli([utility, '--waba', 'W1']);
+    expect(result.code).toBe(EXIT.DIFFERENCES);
+    expect(result.err).toContain(
+      'wameter: note: --waba only says which WABA an --analytics export describes; without one, the messages of every WABA were compared\n',
+    );
+  });
+
   it('nothing verifiable: says so and why on stderr, claims no agreement, exits 1', async () => {
     const unpriced = join(dir, 'unpriced.ndjson');
     writeFileSync(

@@ -37,7 +37,10 @@ export function registerReconcileCommand(program: Command, io: CliIo): void {
       "Meta's conversation_analytics or pricing_analytics answer, saved as JSON (DAILY granularity is best)",
       pathArgument,
     )
-    .option('--waba <id>', 'the WABA the analytics export describes (default: its "id", or the only WABA)')
+    .option(
+      '--waba <id>',
+      'the WABA the analytics export describes (default: its "id", or the only WABA); one the input has no events of is refused',
+    )
     .option(
       '--from <date>',
       "first day compared with --analytics, YYYY-MM-DD in the WABA's time zone (default: the first day of the first month Meta's data points touch; for a HALF_HOUR export, the first day they touch)",
@@ -75,9 +78,9 @@ PRICING_TYPE_MISMATCH, CATEGORY_MISMATCH (docs/estimate-and-reconcile.md).
 
 Exit codes: 0 everything checked agrees; 4 differences found (even when some input lines were malformed:
 they are still named on stderr); 1 nothing done: a bad flag (or --from/--to that cut one of Meta's data
-points), an unreadable or unrecognised analytics export, accounts file or rate card, or nothing could be
-checked (no status webhook carried Meta's pricing and no --analytics bucket was compared: agreement is not
-claimed); 2 some input lines malformed, no differences.
+points), a --waba the input has no events of, an unreadable or unrecognised analytics export, accounts
+file or rate card, or nothing could be checked (no status webhook carried Meta's pricing and no
+--analytics bucket was compared: agreement is not claimed); 2 some input lines malformed, no differences.
 
 Examples:
   wameter reconcile sends.ndjson webhooks/ --accounts accounts.json
@@ -120,6 +123,11 @@ async function runReconcile(sources: string[], flags: ReconcileFlags, io: CliIo)
   });
   if (!outcome.ok) throw new CliError(`${outcome.error.code}: ${outcome.error.message}`);
   const { reconciliation } = outcome.value;
+  if (flags.waba !== undefined && flags.analytics === undefined) {
+    io.writeError(
+      `wameter: note: --waba only says which WABA an --analytics export describes; without one, the messages of every WABA were compared\n`,
+    );
+  }
   const nothingChecked = whyNothingWasChecked(reconciliation, flags.analytics !== undefined);
   if (flags.format === 'json') io.writeOut(`${JSON.stringify(reconciliation)}\n`);
   else io.writeOut(formatReconciliation(reconciliation, nothingChecked));

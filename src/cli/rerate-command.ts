@@ -5,7 +5,7 @@
 import type { Command } from 'commander';
 import { formatInstant, parseInstant } from '../core/calendar.js';
 import { ERAS, type Era } from '../core/units.js';
-import { EXIT } from './exit-codes.js';
+import { EXIT, OutputError } from './exit-codes.js';
 import type { CliIo } from './io.js';
 import { commandRatingService, openCommandStore } from './open-command-store.js';
 import { collectPaths, pathArgument } from './options.js';
@@ -241,6 +241,8 @@ its POST /v1/rerate, or stop it first (--dry-run stores nothing and may run besi
               : formatRerateTable(report),
           );
         } catch (error) {
+          // stdout refusing the report is not a failed re-rate: runCli says it in one line (exit 74).
+          if (error instanceof OutputError) throw error;
           fail(`re-rating failed: ${(error as Error).message}`);
         } finally {
           await store.close();

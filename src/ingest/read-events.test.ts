@@ -1,4 +1,4 @@
-import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, readdir, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { Readable } from 'node:stream';
@@ -481,6 +481,65 @@ describe('sources', () => {
         reason: `not read: 1 file not named .json, .ndjson, .jsonl (first: ${join(root, 'notes.txt')}); 1 hidden entry (first: ${join(root, '.hidden')}); rename a file of events to .ndjson, or name it as a source of its own`,
       },
     ]);
+  });
+
+  it('a broken or self-looping link in a folder is passed over and said; the rest of the folder is read', async () => {
+    const root = join(dir, 'dangling');
+    await write('dangling/a.ndjson', inbound('a'));
+    await write('dangling/deeper/c.ndjson', inbound('c'));
+    await symlink(join(dir, 'nonexistent.ndjson'), join(root, 'b-gone.ndjson'));
+    await symlink('ring-2.ndjson', join(root, 'deeper', 'ring-1.ndjson'));
+    await symlink('ring-1.ndjson', join(root, 'deeper', 'ring-2.ndjson'));
+    const { events, errors, ignored } = await collect([root]);
+    expect(errors).toEqual([]);
+    expect(ids(events)).toEqual(['a', 'c']);
+    expect(ignored).toEqual([
+      {
+        file: root,
+        line: 0,
+        count: 0,
+        reason: `not read: 3 broken links (first: ${join(root, 'b-gone.ndjson')}: its target does not exist); fix or remove a broken link`,
+      },
+    ]);
+    const alone = await collect([join(root, 'deeper')]);
+    expect(alone.ignored[0]!.reason).toBe(
+      `not read: 2 broken links (first: ${join(root, 'deeper', 'ring-1.ndjson')}: it leads back to itself); fix or remove a broken link`,
+    );
+  });
+
+  it('a link back to a folder above is followed once: every file read once, the loop said, never an error', async () => {
+    const root = join(dir, 'looping');
+    await write('looping/a.ndjson', inbound('a'));
+    await write('looping/sub/b.ndjson', inbound('b'));
+    await symlink('..', join(root, 'sub', 'up'));
+    // A second way into a folder already read is the same folder: read once too.
+    await symlink('sub', join(root, 'sub-again'));
+    const { events, errors, ignored, summary } = await collect([root]);
+    expect(errors).toEqual([]);
+    expect(ids(events)).toEqual(['a', 'b']);
+    expect(summary.files.map((f) => relative(root, f.file))).toEqual(['a.ndjson', 'sub/b.ndjson']);
+    expect(ignored).toEqual([
+      {
+        file: root,
+        line: 0,
+        count: 0,
+        reason: `not read: 2 links to a folder already read (first: ${join(root, 'sub', 'up')}, which is ${root})`,
+      },
+    ]);
+  });
+
+  it('an error thrown by the sink goes up: it is no fault of the source, never reported as unreadable', async () => {
+    const path = await write('sink-fails.ndjson', `${inbound('a')}\n${inbound('b')}\n`);
+    const full = Object.assign(new Error('no space left on device'), { code: 'ENOSPC' });
+    const errors: SourceError[] = [];
+    const reading = readEventSources([path, path], {
+      onEvents: () => {
+        throw full;
+      },
+      onError: (error) => errors.push(error),
+    });
+    await expect(reading).rejects.toBe(full);
+    expect(errors).toEqual([]);
   });
 
   it('several sources are read in the order given, and one unreadable source loses nothing else', async () => {

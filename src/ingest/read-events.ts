@@ -154,20 +154,29 @@ export async function readEventSources(
   return summary;
 }
 
-/** Entries of a directory source that were not read: hidden ones and files of other kinds (paths). */
+/** Entries of a directory source that were not read: hidden ones, files of other kinds, bad links (paths). */
 interface PassedOver {
   hidden: string[];
   otherFiles: string[];
+  /** Symbolic links that lead nowhere (a missing target) or to themselves (a chain of links in a ring). */
+  brokenLinks: { path: string; why: string }[];
+  /** Links to a folder already read: a loop back to a folder above (`sub/up -> ..`), or a second way in. */
+  foldersAgain: { path: string; folder: string }[];
 }
 
 /**
  * Event files under `directory`, depth first, each folder's entries sorted by name; dot-entries (`.git`,
- * `.DS_Store`) and files of other kinds are passed over, and listed so that the reader can say so.
+ * `.DS_Store`), files of other kinds, broken links and links to a folder already read are passed over, and
+ * listed so that the reader can say so. A bad entry never costs the rest of the folder; each folder is read
+ * once, so a link back to a folder above ends there instead of recursing until the path is too long.
  */
 async function listEventFiles(directory: string): Promise<{ files: string[]; passedOver: PassedOver }> {
   const files: string[] = [];
-  const passedOver: PassedOver = { hidden: [], otherFiles: [] };
-  const walk = async (folder: string): Promise<void> => {
+  const passedOver: PassedOver = { hidden: [], otherFiles: [], brokenLinks: [], foldersAgain: [] };
+  /** Folders read, by device and inode (what a link resolves to), each with the path it was read under. */
+  const foldersRead = new Map<string, string>();
+  const walk = async (folder: string, identity: string): Promise<void> => {
+    foldersRead.set(identity, folder);
     const entries = await readdir(folder, { withFileTypes: true });
     entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     for (const entry of entries) {
@@ -177,21 +186,50 @@ async function listEventFiles(directory: string): Promise<{ files: string[]; pas
         continue;
       }
       let isDirectory = entry.isDirectory();
-      if (entry.isSymbolicLink()) isDirectory = (await stat(path)).isDirectory();
-      if (isDirectory) await walk(path);
-      // A compressed event file is listed too: reading it says it is compressed (one error), never skipped.
-      else if (isEventFileName(entry.name) || isEventFileName(withoutCompression(entry.name)))
+      if (entry.isSymbolicLink()) {
+        try {
+          isDirectory = (await stat(path)).isDirectory();
+        } catch (error) {
+          passedOver.brokenLinks.push({ path, why: describeBrokenLink(error) });
+          continue;
+        }
+      }
+      if (isDirectory) {
+        const identity = folderIdentity(await stat(path));
+        const readAs = foldersRead.get(identity);
+        if (readAs === undefined) await walk(path, identity);
+        else passedOver.foldersAgain.push({ path, folder: readAs });
+      } else if (isEventFileName(entry.name) || isEventFileName(withoutCompression(entry.name))) {
+        // A compressed event file is listed too: reading it says it is compressed (one error), never skipped.
         files.push(path);
-      else passedOver.otherFiles.push(path);
+      } else passedOver.otherFiles.push(path);
     }
   };
-  await walk(directory);
+  await walk(directory, folderIdentity(await stat(directory)));
   return { files, passedOver };
 }
 
+function folderIdentity(folder: { dev: number; ino: number }): string {
+  return `${folder.dev}:${folder.ino}`;
+}
+
+/** Why a symbolic link could not be followed, in the words of the passed-over warning. */
+function describeBrokenLink(error: unknown): string {
+  const code = (error as NodeJS.ErrnoException | undefined)?.code;
+  if (code === 'ENOENT') return 'its target does not exist';
+  if (code === 'ELOOP') return 'it leads back to itself';
+  return describeFsError(error);
+}
+
 /** The warning for what a directory source did not read, or undefined when it read everything. */
-function describePassedOver({ hidden, otherFiles }: PassedOver): string | undefined {
+function describePassedOver({
+  hidden,
+  otherFiles,
+  brokenLinks,
+  foldersAgain,
+}: PassedOver): string | undefined {
   const parts: string[] = [];
+  const advice: string[] = [];
   if (otherFiles.length > 0) {
     parts.push(
       `${otherFiles.length} ${otherFiles.length === 1 ? 'file' : 'files'} not named ${EVENT_FILE_EXTENSIONS.join(', ')} (first: ${otherFiles[0]})`,
@@ -200,8 +238,22 @@ function describePassedOver({ hidden, otherFiles }: PassedOver): string | undefi
   if (hidden.length > 0) {
     parts.push(`${hidden.length} hidden ${hidden.length === 1 ? 'entry' : 'entries'} (first: ${hidden[0]})`);
   }
+  if (parts.length > 0) advice.push('rename a file of events to .ndjson, or name it as a source of its own');
+  if (brokenLinks.length > 0) {
+    const [first] = brokenLinks;
+    parts.push(
+      `${brokenLinks.length} broken ${brokenLinks.length === 1 ? 'link' : 'links'} (first: ${first!.path}: ${first!.why})`,
+    );
+    advice.push('fix or remove a broken link');
+  }
+  if (foldersAgain.length > 0) {
+    const [first] = foldersAgain;
+    parts.push(
+      `${foldersAgain.length} ${foldersAgain.length === 1 ? 'link' : 'links'} to a folder already read (first: ${first!.path}, which is ${first!.folder})`,
+    );
+  }
   if (parts.length === 0) return undefined;
-  return `not read: ${parts.join('; ')}; rename a file of events to .ndjson, or name it as a source of its own`;
+  return `not read: ${parts.join('; ')}${advice.length > 0 ? `; ${advice.join('; ')}` : ''}`;
 }
 
 /** `events.ndjson.gz` → `events.ndjson`; any other name unchanged. */
@@ -291,44 +343,54 @@ class SourceReader {
     const decoder = new StringDecoder('utf8');
     let carry = '';
     let isSniffed = false;
+    // Only the stream's own failure (a file deleted while read, a connection reset) makes the source
+    // unreadable. An error thrown while handling what was read — by the sink, such as a stdout that cannot be
+    // written — is no fault of the source: it goes on up, and reading stops.
+    let handlingFailure: { error: unknown } | undefined;
     try {
       for await (const chunk of open()) {
-        if (!isSniffed && chunk.length > 0) {
-          // Once per file: a compressed or binary file would otherwise give one error per "line" of noise.
-          isSniffed = true;
-          const notText = describeNotText(chunk as Buffer | string);
-          if (notText !== undefined) return this.notText(notText);
-        }
-        let chunkText = typeof chunk === 'string' ? chunk : decoder.write(chunk);
-        if (this.lineEnds !== 'lf') {
-          // Until decided, and in a file whose lines end with CR alone: every CR becomes a line end, so that
-          // lines are counted (and errors placed) as the user's editor shows them. A raw CR inside a JSON
-          // string is invalid JSON anyway, so no valid value changes.
-          if (this.lineEnds === 'unknown') {
-            // With what is carried: a chunk may end at a CR whose next character only the next chunk shows.
-            this.lineEnds = lineEndsOf(carry === '' ? chunkText : carry.slice(-1) + chunkText);
-            if (this.lineEnds === 'cr') {
-              carry = carry.replaceAll('\r', '\n');
-              this.held = this.held.map((text) => text.replaceAll('\r', '\n'));
-            }
+        try {
+          if (!isSniffed && chunk.length > 0) {
+            // Once per file: a compressed or binary file would otherwise give one error per "line" of noise.
+            isSniffed = true;
+            const notText = describeNotText(chunk as Buffer | string);
+            if (notText !== undefined) return this.notText(notText);
           }
-          if (this.lineEnds === 'cr') chunkText = chunkText.replaceAll('\r', '\n');
+          let chunkText = typeof chunk === 'string' ? chunk : decoder.write(chunk);
+          if (this.lineEnds !== 'lf') {
+            // Until decided, and in a file whose lines end with CR alone: every CR becomes a line end, so that
+            // lines are counted (and errors placed) as the user's editor shows them. A raw CR inside a JSON
+            // string is invalid JSON anyway, so no valid value changes.
+            if (this.lineEnds === 'unknown') {
+              // With what is carried: a chunk may end at a CR whose next character only the next chunk shows.
+              this.lineEnds = lineEndsOf(carry === '' ? chunkText : carry.slice(-1) + chunkText);
+              if (this.lineEnds === 'cr') {
+                carry = carry.replaceAll('\r', '\n');
+                this.held = this.held.map((text) => text.replaceAll('\r', '\n'));
+              }
+            }
+            if (this.lineEnds === 'cr') chunkText = chunkText.replaceAll('\r', '\n');
+          }
+          const isHolding = this.mode === 'undecided' || this.mode === 'document';
+          if (isHolding) {
+            // Held until the first line tells NDJSON from one document (sizes counted in UTF-16 units).
+            this.held.push(chunkText);
+            this.heldLength += chunkText.length;
+          }
+          carry = this.splitLines(carry === '' ? chunkText : carry + chunkText);
+          if (carry.length > this.maxDocumentBytes) return this.tooLarge();
+          if (isHolding && this.heldLength > this.maxDocumentBytes) return this.tooLarge();
+          this.flush();
+        } catch (error) {
+          handlingFailure = { error };
+          throw error;
         }
-        const isHolding = this.mode === 'undecided' || this.mode === 'document';
-        if (isHolding) {
-          // Held until the first line tells NDJSON from one document (sizes counted in UTF-16 units).
-          this.held.push(chunkText);
-          this.heldLength += chunkText.length;
-        }
-        carry = this.splitLines(carry === '' ? chunkText : carry + chunkText);
-        if (carry.length > this.maxDocumentBytes) return this.tooLarge();
-        if (isHolding && this.heldLength > this.maxDocumentBytes) return this.tooLarge();
-        this.flush();
       }
       const tail = decoder.end();
       if (this.mode === 'document') this.held.push(tail);
       else carry += tail;
     } catch (error) {
+      if (handlingFailure) throw handlingFailure.error;
       if (this.mode === 'run') this.resolveRun();
       this.flush();
       const where = this.lineNo > 0 ? ` (stopped after line ${this.lineNo})` : '';

@@ -34,7 +34,9 @@ export type ReconcileErrorCode =
   /** A requested period holds only part of one of Meta's data points (a MONTHLY point, a mid-month bound). */
   | 'ANALYTICS_PERIOD_CUTS_POINT'
   /** The export has no data points (so no period of its own) and no period was requested. */
-  | 'ANALYTICS_PERIOD_UNKNOWN';
+  | 'ANALYTICS_PERIOD_UNKNOWN'
+  /** The WABA asked for (`--waba`) has no events in the input: nothing would be compared with Meta for it. */
+  | 'WABA_NOT_IN_EVENTS';
 
 /** The local days to compare with an analytics export, when not the whole months its data points span. */
 export interface RequestedPeriod {
@@ -247,5 +249,23 @@ export async function reconcileSources(
   );
   const finished = session.finish(analytics, options.analyticsWaba, options.period);
   if (!finished.ok) return finished;
+  // A WABA the input does not hold (a typo, the wrong files) would set Meta's every bucket against nothing:
+  // refused, naming the WABAs the input has, as `rerate --waba` does for the store.
+  const asked = options.analyticsWaba;
+  if (asked !== undefined && !finished.value.wabas.includes(asked)) {
+    return err({ code: 'WABA_NOT_IN_EVENTS', message: wabaNotInEvents(asked, finished.value.wabas) });
+  }
   return ok({ ...finished.value, read });
+}
+
+/** How many WABAs of the input a refusal names before it says how many more there are. */
+const WABAS_NAMED = 20;
+
+function wabaNotInEvents(asked: string, wabas: readonly string[]): string {
+  if (wabas.length === 0) {
+    return `the input holds no events of WABA ${asked}, nor of any other: nothing was compared; check the event sources`;
+  }
+  const named = wabas.slice(0, WABAS_NAMED).join(', ');
+  const more = wabas.length > WABAS_NAMED ? ` and ${wabas.length - WABAS_NAMED} more` : '';
+  return `the input holds no events of WABA ${asked}: nothing was compared; it holds events of ${wabas.length} WABA(s): ${named}${more} (give --waba one of them, or feed that WABA's events too)`;
 }

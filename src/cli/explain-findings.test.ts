@@ -1,0 +1,138 @@
+import { describe, expect, it } from 'vitest';
+import type { BillableUnit, Finding } from '../core/units.js';
+import { findingsOfStory, type StoryScope } from './explain-findings.js';
+
+const unit = (over: Partial<BillableUnit> = {}): BillableUnit => ({
+  id: 'u_m1',
+  unit: 'message',
+  pricingModel: 'PMP',
+  era: 'PMP-2025',
+  waba: 'W1',
+  business: 'PN1',
+  user: '919876543210',
+  country: 'IN',
+  market: 'India',
+  category: 'marketing',
+  type: 'regular',
+  openedAtMs: Date.parse('2025-10-10T10:00:00Z'),
+  expiresAtMs: null,
+  messages: ['m1'],
+  rateMicros: null,
+  amountMicros: null,
+  currency: 'USD',
+  rateCard: 'usd-2025-10-01',
+  rule: 'PMP_CHARGED',
+  ...over,
+});
+
+function story(units: BillableUnit[]): StoryScope {
+  return {
+    user: '919876543210',
+    units,
+    messageIds: new Set(units.flatMap((u) => u.messages)),
+    businesses: new Set(units.map((u) => u.business)),
+    wabas: new Set(units.map((u) => u.waba)),
+  };
+}
+
+const finding = (code: Finding['code'], details: Record<string, unknown> = {}): Finding =>
+  ({ code, message: `${code} in words`, ...details }) as Finding;
+
+const codesOf = (findings: Finding[]) => findings.map((f) => `${f.code}${f.tag ? `:${f.tag}` : ''}`);
+
+describe('the findings of one user’s story', () => {
+  it('a missing price is told with the units it left unpriced only', () => {
+    const findings = [
+      finding('NO_RATE', {
+        tag: 'mine',
+        rate_card: 'usd-2025-10-01',
+        market: 'India',
+        category: 'marketing',
+        waba: 'W9',
+      }),
+      finding('NO_RATE', {
+        tag: 'other-market',
+        rate_card: 'usd-2025-10-01',
+        market: 'Brazil',
+        category: 'marketing',
+        waba: 'W1',
+      }),
+      finding('NO_RATE', {
+        tag: 'other-category',
+        rate_card: 'usd-2025-10-01',
+        market: 'India',
+        category: 'utility',
+        waba: 'W1',
+      }),
+      finding('NO_RATE_CARD', { tag: 'eur', currency: 'EUR', waba: 'W1' }),
+    ];
+    expect(codesOf(findingsOfStory(findings, story([unit()])))).toEqual(['NO_RATE:mine']);
+    // Without a card in force, the card's absence is what the unit needs.
+    const cardless = unit({ rateCard: null, currency: 'EUR' });
+    expect(codesOf(findingsOfStory(findings, story([cardless])))).toEqual(['NO_RATE_CARD:eur']);
+    // A priced unit needs neither.
+    expect(findingsOfStory(findings, story([unit({ amountMicros: 25_000, rateMicros: 25_000 })]))).toEqual(
+      [],
+    );
+  });
+
+  it("another user's number or message is not the story's; the story's own are", () => {
+    const findings = [
+      finding('UNKNOWN_RECIPIENT', { tag: 'other', number: '99900000001', waba: 'W1' }),
+      finding('MARKET_FROM_CALLING_CODE', { tag: 'mine', number: '919876543210', waba: 'W1' }),
+      finding('DELIVERED_AND_FAILED', { tag: 'other', message_id: 'm9', waba: 'W1' }),
+      finding('DELIVERED_AND_FAILED', { tag: 'mine', message_id: 'm1', waba: 'W1' }),
+    ];
+    const priced = unit({ amountMicros: 25_000, rateMicros: 25_000 });
+    expect(codesOf(findingsOfStory(findings, story([priced])))).toEqual([
+      'MARKET_FROM_CALLING_CODE:mine',
+      'DELIVERED_AND_FAILED:mine',
+    ]);
+  });
+
+  it('findings of a whole WABA go with its stories; of a business number, with that number’s', () => {
+    const findings = [
+      finding('NO_WINDOW_IN_INPUT', { tag: 'mine', waba: 'W1', message_id: 'm7' }),
+      finding('NO_WINDOW_IN_INPUT', { tag: 'other', waba: 'W2', message_id: 'm8' }),
+      finding('NUMBER_OF_TWO_WABAS', { tag: 'mine', business: 'PN1', waba: 'W2', other_waba: 'W1' }),
+      finding('NUMBER_OF_TWO_WABAS', { tag: 'other', business: 'PN7', waba: 'W1', other_waba: 'W3' }),
+      finding('LATE_EVENT', { tag: 'everyone' }),
+    ];
+    const priced = unit({ amountMicros: 25_000, rateMicros: 25_000 });
+    expect(codesOf(findingsOfStory(findings, story([priced])))).toEqual([
+      'NO_WINDOW_IN_INPUT:mine',
+      'NUMBER_OF_TWO_WABAS:mine',
+      'LATE_EVENT:everyone',
+    ]);
+  });
+
+  it('tier, webhook-category and location findings go with units they describe', () => {
+    const tiered = unit({
+      category: 'authentication_international',
+      amountMicros: 10_000,
+      rateMicros: 10_000,
+      tier: { count: 5, band: '1:100000', month: '2025-10' },
+      isCategoryFromWebhook: true,
+    });
+    const findings = [
+      finding('META_TIER_AHEAD', {
+        tag: 'mine',
+        market: 'India',
+        category: 'authentication',
+        month: '2025-10',
+      }),
+      finding('META_TIER_AHEAD', {
+        tag: 'other-month',
+        market: 'India',
+        category: 'authentication',
+        month: '2025-09',
+      }),
+      finding('CATEGORY_FROM_WEBHOOK', { tag: 'mine', waba: 'W1' }),
+      finding('AUTH_INTERNATIONAL_NO_LOCATION', { tag: 'not-domestic', waba: 'W1' }),
+    ];
+    expect(codesOf(findingsOfStory(findings, story([tiered])))).toEqual([
+      'META_TIER_AHEAD:mine',
+      'CATEGORY_FROM_WEBHOOK:mine',
+    ]);
+  });
+});

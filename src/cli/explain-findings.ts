@@ -1,0 +1,81 @@
+// Which of a rating's findings concern one user's story (`wameter explain`): those that name the user, one of
+// the story's messages or business numbers, a price missing from one of its units, or its WABA as a whole.
+// Never another user's: a finding about someone else's number or message is not this story's.
+
+import type { BillableUnit, Finding, FindingCode } from '../core/units.js';
+
+/** What the story holds, to match findings against. */
+export interface StoryScope {
+  user: string;
+  /** The units the story shows (of its business number, when one was asked for). */
+  units: readonly BillableUnit[];
+  /** Business messages and user messages of the story, pending and failed ones included. */
+  messageIds: ReadonlySet<string>;
+  businesses: ReadonlySet<string>;
+  wabas: ReadonlySet<string>;
+}
+
+/**
+ * Findings of one message or one number: told when it is one of the story's. Every other finding with a
+ * message id names the first of several messages of a WABA ("first: …"), and is told with the WABA.
+ */
+const OF_ONE_MESSAGE: ReadonlySet<FindingCode> = new Set(['DELIVERED_AND_FAILED', 'MESSAGE_OF_TWO_WABAS']);
+const OF_ONE_NUMBER: ReadonlySet<FindingCode> = new Set([
+  'UNKNOWN_RECIPIENT',
+  'MARKET_FROM_CALLING_CODE',
+  'MARKET_INFERRED',
+]);
+
+export function findingsOfStory(findings: readonly Finding[], story: StoryScope): Finding[] {
+  return findings.filter((finding) => isOfStory(finding, story));
+}
+
+function isOfStory(finding: Finding, story: StoryScope): boolean {
+  const text = (key: string): string | undefined =>
+    typeof finding[key] === 'string' ? (finding[key] as string) : undefined;
+  const messageId = text('message_id');
+  if (text('number') === story.user || text('user') === story.user) return true;
+  if (messageId !== undefined && story.messageIds.has(messageId)) return true;
+  if (OF_ONE_MESSAGE.has(finding.code) || OF_ONE_NUMBER.has(finding.code)) return false;
+  const isUnpriced = (unit: BillableUnit) => unit.type === 'regular' && unit.amountMicros === null;
+  switch (finding.code) {
+    // A missing price: told with the units it left unpriced (the finding names the first WABA only).
+    case 'NO_RATE':
+      return story.units.some(
+        (unit) =>
+          isUnpriced(unit) &&
+          unit.rateCard === text('rate_card') &&
+          unit.market === text('market') &&
+          // PMP-2026-10 prices service messages from the utility column.
+          (unit.category === text('category') ||
+            (unit.category === 'service' && text('category') === 'utility')),
+      );
+    case 'NO_RATE_CARD':
+      return story.units.some(
+        (unit) => isUnpriced(unit) && unit.rateCard === null && unit.currency === text('currency'),
+      );
+    case 'META_TIER_AHEAD':
+      // Tiers count authentication-international with authentication.
+      return story.units.some(
+        (unit) =>
+          unit.tier?.month === text('month') &&
+          unit.market === text('market') &&
+          (unit.category === text('category') ||
+            (unit.category === 'authentication_international' && text('category') === 'authentication')),
+      );
+    case 'CATEGORY_FROM_WEBHOOK':
+      return story.units.some((unit) => unit.isCategoryFromWebhook === true && unit.waba === text('waba'));
+    case 'AUTH_INTERNATIONAL_NO_LOCATION':
+      return story.units.some((unit) => unit.category === 'authentication' && unit.waba === text('waba'));
+    // A business number of two WABAs, or one whose statuses name no WABA: told with that number's story.
+    case 'NUMBER_OF_TWO_WABAS':
+    case 'WABA_UNKNOWN':
+      return story.businesses.has(text('business') ?? '');
+    default: {
+      // Of a whole WABA (windows missing from the input, messages without a category, copies that disagree…):
+      // told with every story of that WABA, whose verdicts it may change. A finding naming no WABA, with all.
+      const waba = text('waba');
+      return waba === undefined || story.wabas.has(waba);
+    }
+  }
+}
