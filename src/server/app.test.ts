@@ -2,7 +2,9 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+import { afterEach, beforeEach, describe, expect, it, onTestFinished } from 'vitest';
 import { eventKey } from '../core/events.js';
 import { rateEvents } from '../core/rate-events.js';
 import { ratingToJson, type TotalsJson } from '../core/report.js';
@@ -26,6 +28,7 @@ import { accountBookFor } from './rating-service.js';
 import { ERRORS } from './errors.js';
 import { openApiDocument } from './openapi.js';
 import { openSqliteStore } from '../store/sqlite/sqlite-store.js';
+import { openPostgresStore } from '../store/postgres/postgres-store.js';
 
 let service: TestService;
 
@@ -1165,6 +1168,161 @@ describe("one client's writes never change another client's bill", () => {
       expect(allowed.wabas).toEqual(['W1', 'W2']);
     });
   });
+});
+
+describe('an ingest re-rates every WABA whose statuses naming no WABA it moves', () => {
+  const POSTGRES_URL = process.env.WAMETER_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+  /** The service on a SQLite file, or on a fresh PostgreSQL schema dropped once the test is over. */
+  async function serviceOn(engine: 'SQLite' | 'PostgreSQL'): Promise<TestService> {
+    if (engine === 'SQLite') return createTestService();
+    const schema = `wameter_app_${randomBytes(6).toString('hex')}`;
+    const store = await openPostgresStore(POSTGRES_URL, { schema });
+    // After afterEach has closed the service (and its rating).
+    onTestFinished(async () => {
+      await store.close();
+      const admin = new pg.Client({ connectionString: POSTGRES_URL });
+      await admin.connect();
+      await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+      await admin.end();
+    });
+    return createTestService({}, { store });
+  }
+
+  /** The message ids a WABA's stored units bill (read through the API: the rating settles first). */
+  const billedOf = async (waba: string) =>
+    (
+      (await json(await service.get(`/v1/units?waba=${waba}&limit=1000`, KEY_ALL))).units as {
+        messages: string[];
+      }[]
+    ).flatMap((unit) => unit.messages);
+  const totalsOf = async (waba: string) =>
+    (await json(await service.get(`/v1/totals?waba=${waba}`, KEY_ALL))).totals;
+  /** What a re-rate of every stored event would change in the stored bill: nothing, when it is current. */
+  const staleUnits = async () => {
+    const response = await service.app.request('/v1/rerate', {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${KEY_ALL}` },
+      body: JSON.stringify({ dry_run: true }),
+    });
+    expect(response.status).toBe(200);
+    return (await json(response)).changed;
+  };
+  /** A marketing message's delivery naming no WABA, whose message is stored nowhere: its number places it. */
+  const statusOf = (id: string, business: string) => ({
+    kind: 'status',
+    at: '2025-07-15T10:00:00Z',
+    id,
+    status: 'delivered',
+    business,
+    user: '919812345678',
+    pricing: { billable: true, pricing_model: 'PMP', category: 'marketing', type: 'regular' },
+  });
+
+  it.each(['SQLite', 'PostgreSQL'] as const)(
+    "%s: a signed webhook's inbound that makes a smaller WABA own a number re-rates the number's former owner",
+    async (engine) => {
+      service = await serviceOn(engine);
+      const body = fixture('meta-docs/incoming_text_basic.json');
+      const hook = JSON.parse(body.toString('utf8')) as {
+        entry: { id: string; changes: { value: { metadata: { phone_number_id: string } } }[] }[];
+      };
+      const waba = hook.entry[0]!.id;
+      const number = hook.entry[0]!.changes[0]!.value.metadata.phone_number_id;
+      // W9 sorts after Meta's numeric WABA id: the webhook's WABA, once it ties the number, owns it.
+      const former = 'W9';
+      expect(Buffer.compare(Buffer.from(waba), Buffer.from(former))).toBe(-1);
+      const inbound = {
+        kind: 'inbound',
+        at: '2025-06-01T09:00:00Z',
+        waba: former,
+        business: number,
+        user: '919811111111',
+        id: 'in.w9',
+      };
+      await service.postEvents([inbound, statusOf('wamid.unlogged', number)], KEY_ALL);
+      expect(await billedOf(former)).toContain('wamid.unlogged');
+      const formerTotals = await totalsOf(former);
+      expect(JSON.stringify(formerTotals)).toContain('marketing');
+
+      expect(await json(await service.postWebhook(body))).toMatchObject({ duplicate: false, events: 1 });
+      expect(await service.store.listWabas(number)).toEqual([waba, former]);
+      expect(await billedOf(waba)).toContain('wamid.unlogged');
+      // The former owner's stored bill no longer has the status (its inbound alone bills nothing).
+      expect(await billedOf(former)).not.toContain('wamid.unlogged');
+      expect(JSON.stringify(await totalsOf(former))).not.toContain('marketing');
+      expect(await staleUnits()).toEqual([]);
+    },
+  );
+
+  it("a send log arriving after its status naming no WABA re-rates the status's former owner", async () => {
+    service = await createTestService();
+    const inbound = {
+      kind: 'inbound',
+      at: '2025-07-10T09:00:00Z',
+      waba: 'W2',
+      business: 'PN2',
+      user: '919811111111',
+      id: 'in.b1',
+    };
+    await service.postEvents([inbound, statusOf('wamid.logged-late', 'PN2')], KEY_ALL);
+    expect(await billedOf('W2')).toContain('wamid.logged-late');
+    // The administrator's send log names the message under W1 (and its own number): the status is W1's.
+    const sent = {
+      kind: 'outbound',
+      at: '2025-07-15T09:59:00Z',
+      waba: 'W1',
+      business: 'PN1',
+      user: '919812345678',
+      id: 'wamid.logged-late',
+      template: 'marketing',
+    };
+    expect(await json(await service.postEvents([sent], KEY_ALL))).toMatchObject({ accepted: 1 });
+    expect(await billedOf('W1')).toEqual(['wamid.logged-late']);
+    expect(await billedOf('W2')).not.toContain('wamid.logged-late');
+    expect(await staleUnits()).toEqual([]);
+  });
+
+  it.each(['SQLite', 'PostgreSQL'] as const)(
+    "%s: a trusted copy that changes nothing but a stored message's trust and tie moves a status naming no WABA: both WABAs are re-rated",
+    async (engine) => {
+      service = await serviceOn(engine);
+      const sent = {
+        kind: 'outbound',
+        at: '2025-07-15T09:59:00Z',
+        waba: 'W1',
+        business: 'PN1',
+        user: '919812345678',
+        id: 'wamid.trusted-late',
+        template: 'marketing',
+      };
+      // W1's own key writes the send log (untrusted: it joins only its own statuses); the administrator writes
+      // W2's inbound from PN2 and the delivery naming no WABA, which PN2's owner, W2, bills.
+      expect(await json(await service.postEvents([sent], KEY_W1))).toMatchObject({ accepted: 1 });
+      const inbound = {
+        kind: 'inbound',
+        at: '2025-07-10T09:00:00Z',
+        waba: 'W2',
+        business: 'PN2',
+        user: '919811111111',
+        id: 'in.b1',
+      };
+      await service.postEvents([inbound, statusOf('wamid.trusted-late', 'PN2')], KEY_ALL);
+      expect(await billedOf('W2')).toContain('wamid.trusted-late');
+      expect(await billedOf('W1')).toEqual([]);
+
+      // The administrator sends the same outbound: a copy that adds no field (not merged), yet the stored row is
+      // now a trusted writer's and ties PN1, so the delivery joins it: W1 bills it, W2 no longer does.
+      expect(await json(await service.postEvents([sent], KEY_ALL))).toMatchObject({
+        accepted: 0,
+        duplicates: 1,
+        merged: 0,
+      });
+      expect(await billedOf('W1')).toEqual(['wamid.trusted-late']);
+      expect(await billedOf('W2')).not.toContain('wamid.trusted-late');
+      expect(JSON.stringify(await totalsOf('W2'))).not.toContain('marketing');
+      expect(await staleUnits()).toEqual([]);
+    },
+  );
 });
 
 describe('POST /v1/rerate and GET /v1/ratings', () => {

@@ -80,9 +80,16 @@ function constantTimeEquals(a: string, b: string): boolean {
   return timingSafeEqual(sha256(a), sha256(b));
 }
 
-function wabasOf(events: readonly CoreEvent[]): Set<string> {
-  const wabas = new Set<string>();
-  for (const event of events) if (event.waba !== undefined) wabas.add(event.waba);
+/**
+ * The WABAs an ingest's outcome says to rate again: those of its new events, of the stored events a copy
+ * completed (a referral, a recipient), and those whose statuses naming no WABA it moved (`relistedWabas`: a
+ * number's former owner, a message that came to join them, every WABA for such a status itself). So the
+ * stored bill of every WABA whose listing the ingest changed is rated again before any read shows it.
+ */
+function wabasToRate(outcome: IngestOutcome): Set<string> {
+  const wabas = new Set<string>(outcome.relistedWabas);
+  for (const event of [...outcome.inserted, ...outcome.merged])
+    if (event.waba !== undefined) wabas.add(event.waba);
   return wabas;
 }
 
@@ -378,9 +385,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
     } else {
       metrics.inc('webhooks_received_total');
       metrics.inc('events_ingested_total', { source: 'webhook' }, outcome.inserted.length);
-      // A copy that completed a stored event (a referral, a recipient) changes its WABA's bill too.
-      const changed = [...outcome.inserted, ...outcome.merged];
-      if (changed.length > 0) rating.markDirty(wabasOf(changed));
+      rating.markDirty(wabasToRate(outcome));
     }
     if (unreadableItems > 0 && !outcome.isDuplicate) {
       metrics.inc('webhook_items_unreadable_total', undefined, unreadableItems);
@@ -566,50 +571,12 @@ export function createApp(deps: AppDeps): Hono<Env> {
       }
       rejected.sort((a, b) => a.line - b.line);
     }
-    // A status naming no WABA belongs to the WABA of its message, which only a rating looks up: its message
-    // is stored already (a WABA listed now, before the write, so that a failure here stores nothing), comes in
-    // this request, or comes later and is rated then. So all those WABAs are re-rated, or a read after this
-    // 200 would show a bill without it.
-    const storedWabas = inputs.some(({ event }) => event.waba === undefined)
-      ? await fromStore(store.listWabas())
-      : [];
-    // A key for every WABA ties the business numbers of its inbound and outbound lines to their WABAs: a WABA
-    // smaller than the one owning a number's statuses naming no WABA (whose message is stored nowhere) takes
-    // them over (store.ts listEvents), so that owner is re-rated too, or it would bill them until its next
-    // rating. Looked up before the write, as above.
-    const ownerOf = new Map<string, string | undefined>();
-    if (scope === undefined) {
-      const numbers = new Set<string>();
-      for (const { event } of inputs)
-        if (event.kind === 'inbound' || event.kind === 'outbound') numbers.add(event.business);
-      const owners = await fromStore(
-        Promise.all([...numbers].map(async (number) => (await store.listWabas(number))[0])),
-      );
-      [...numbers].forEach((number, i) => ownerOf.set(number, owners[i]));
-    }
-    /** The owners that may lose those statuses, and the WABAs that may take them (a copy that only tied). */
-    const ownersChanging = new Set<string>();
-    for (const { event } of inputs) {
-      if (event.kind !== 'inbound' && event.kind !== 'outbound') continue;
-      const owner = ownerOf.get(event.business);
-      if (owner === undefined || event.waba >= owner) continue;
-      ownersChanging.add(owner);
-      ownersChanging.add(event.waba);
-    }
     const outcome: IngestOutcome =
       inputs.length === 0
-        ? { inserted: [], duplicates: 0, merged: [] }
+        ? { inserted: [], duplicates: 0, merged: [], relistedWabas: [] }
         : await fromStore(writeToStore(() => store.ingestEvents(inputs)));
     metrics.inc('events_ingested_total', { source: 'api' }, outcome.inserted.length);
-    // A copy that completed a stored event (a referral, a recipient) changes its WABA's bill too.
-    const changed = [...outcome.inserted, ...outcome.merged];
-    if (changed.length > 0 || ownersChanging.size > 0) {
-      const isWabaUnnamed = changed.some((event) => event.waba === undefined);
-      const wabas = wabasOf(changed);
-      for (const waba of isWabaUnnamed ? storedWabas : []) wabas.add(waba);
-      for (const waba of ownersChanging) wabas.add(waba);
-      rating.markDirty(wabas);
-    }
+    rating.markDirty(wabasToRate(outcome));
     return c.json({
       accepted: outcome.inserted.length,
       duplicates: outcome.duplicates,

@@ -12,6 +12,7 @@ const outcome = (size: number): IngestItemOutcome => ({
   inserted: [],
   duplicates: size,
   merged: [],
+  relistedWabas: [],
 });
 
 describe('GroupCommitQueue', () => {

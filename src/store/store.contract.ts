@@ -2,6 +2,7 @@
 // mocks). `open` must give a fresh, empty, migrated store each time it is called.
 
 import { createHash } from 'node:crypto';
+import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
 import { TotalsAccumulator, totalsToJson } from '../core/report.js';
 import { billableUnit } from '../../test/support/units.js';
@@ -22,6 +23,8 @@ import {
 } from './store.js';
 
 const T0 = Date.parse('2024-03-01T00:00:00Z');
+/** Seed of the generated ingests (printed in the test's name: a failure replays with it). */
+const SEED = 20261204;
 const MINUTE = 60_000;
 
 function at(iso: string): number {
@@ -140,6 +143,7 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
           inserted: events,
           duplicates: 0,
           merged: [],
+          relistedWabas: [],
         });
         expect(await store.listEvents()).toEqual(events);
       });
@@ -199,9 +203,19 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
         const sameKey = { ...inbound('wamid.i1'), atMs: T0 + MINUTE };
         const batch1 = await store.ingestEvents([input(first), input(sameKey), input(outbound('wamid.o1'))]);
         // The later copy adds nothing to the first (its instant is later: the earliest is kept).
-        expect(batch1).toEqual({ inserted: [first, outbound('wamid.o1')], duplicates: 1, merged: [] });
+        expect(batch1).toEqual({
+          inserted: [first, outbound('wamid.o1')],
+          duplicates: 1,
+          merged: [],
+          relistedWabas: [],
+        });
         const batch2 = await store.ingestEvents([input(outbound('wamid.o1')), input(inbound('wamid.i2'))]);
-        expect(batch2).toEqual({ inserted: [inbound('wamid.i2')], duplicates: 1, merged: [] });
+        expect(batch2).toEqual({
+          inserted: [inbound('wamid.i2')],
+          duplicates: 1,
+          merged: [],
+          relistedWabas: [],
+        });
         const fromWebhook = await store.ingestWebhook(raw('{"c":3}'), [input(first)]);
         expect(fromWebhook).toMatchObject({ isDuplicate: false, inserted: [], duplicates: 1, merged: [] });
         expect(await store.listEvents()).toHaveLength(3);
@@ -223,11 +237,13 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
           inserted: [mine, status('W1')],
           duplicates: 0,
           merged: [],
+          relistedWabas: [],
         });
         expect(await store.ingestEvents([input(theirs), input(status('W2')), input(status('W1'))])).toEqual({
           inserted: [theirs, status('W2')],
           duplicates: 1,
           merged: [],
+          relistedWabas: [],
         });
         expect(await store.listEvents(['W2'])).toEqual(expect.arrayContaining([theirs, status('W2')]));
         expect(await store.listEvents(['W2'])).toHaveLength(2);
@@ -575,8 +591,14 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
         await store.ingestEvents([owner, input(status), limited]);
         expect(await store.listEvents(['W1'])).toEqual([limited.event]);
         expect(await store.listEvents(['W2'])).toContainEqual(status);
-        // The same outbound from a trusted writer: a duplicate that changes no field, yet now the status joins it.
-        expect(await store.ingestEvents([trusted])).toEqual({ inserted: [], duplicates: 1, merged: [] });
+        // The same outbound from a trusted writer: a duplicate that changes no field, yet now the status joins it:
+        // W1 takes it from PN2's owner, W2, and both must be rated again.
+        expect(await store.ingestEvents([trusted])).toEqual({
+          inserted: [],
+          duplicates: 1,
+          merged: [],
+          relistedWabas: ['W1', 'W2'],
+        });
         expect(await store.listEvents(['W1'])).toEqual(expect.arrayContaining([limited.event, status]));
         expect(await store.listEvents(['W2'])).toEqual([owner.event]);
         expect(await store.countUnattributedStatuses()).toBe(0);
@@ -673,6 +695,7 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
           inserted: [first],
           duplicates: 0,
           merged: [],
+          relistedWabas: [],
         });
         const outcome = await store.ingestEvents([input(second, 'import')]);
         return { store, outcome, stored: await store.listEvents() };
@@ -680,12 +703,17 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
 
       it('keeps what a bare status line lacks from Meta’s full status, whichever was stored first', async () => {
         const bareFirst = await inOrder(bareStatus, fullStatus);
-        expect(bareFirst.outcome).toEqual({ inserted: [], duplicates: 1, merged: [fullStatus] });
+        expect(bareFirst.outcome).toEqual({
+          inserted: [],
+          duplicates: 1,
+          merged: [fullStatus],
+          relistedWabas: [],
+        });
         expect(bareFirst.stored).toEqual([fullStatus]);
         expect(await bareFirst.store.listEvents(['W1'])).toEqual([fullStatus]);
         // The bare copy adds nothing to the full one (its instant is later): nothing is rewritten.
         const fullFirst = await inOrder(fullStatus, bareStatus);
-        expect(fullFirst.outcome).toEqual({ inserted: [], duplicates: 1, merged: [] });
+        expect(fullFirst.outcome).toEqual({ inserted: [], duplicates: 1, merged: [], relistedWabas: [] });
         expect(fullFirst.stored).toEqual([fullStatus]);
         // A bare copy with an earlier instant moves the stored event to it, and keeps the rest.
         const earlier = { ...bareStatus, atMs: T0 + 1000 };
@@ -694,16 +722,22 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
           inserted: [],
           duplicates: 1,
           merged: [{ ...fullStatus, atMs: T0 + 1000 }],
+          relistedWabas: [],
         });
         expect(earlierLater.stored).toEqual([{ ...fullStatus, atMs: T0 + 1000 }]);
       });
 
       it('keeps the ad referral of Meta’s inbound copy whichever was stored first (a CRM’s copy lacks it)', async () => {
         const crmFirst = await inOrder(crmInbound, metaInbound);
-        expect(crmFirst.outcome).toEqual({ inserted: [], duplicates: 1, merged: [metaInbound] });
+        expect(crmFirst.outcome).toEqual({
+          inserted: [],
+          duplicates: 1,
+          merged: [metaInbound],
+          relistedWabas: [],
+        });
         expect(crmFirst.stored).toEqual([metaInbound]);
         const metaFirst = await inOrder(metaInbound, crmInbound);
-        expect(metaFirst.outcome).toEqual({ inserted: [], duplicates: 1, merged: [] });
+        expect(metaFirst.outcome).toEqual({ inserted: [], duplicates: 1, merged: [], relistedWabas: [] });
         expect(metaFirst.stored).toEqual([metaInbound]);
       });
 
@@ -713,13 +747,14 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
           [marketingCopy, utilityCopy],
         ] as const) {
           const { outcome, stored, store } = await inOrder(first, second);
-          expect(outcome).toEqual({ inserted: [], duplicates: 1, merged: [mergedSends] });
+          expect(outcome).toEqual({ inserted: [], duplicates: 1, merged: [mergedSends], relistedWabas: [] });
           expect(stored).toEqual([mergedSends]);
           // A third copy agreeing with either changes nothing more.
           expect(await store.ingestEvents([input(utilityCopy)])).toEqual({
             inserted: [],
             duplicates: 1,
             merged: [],
+            relistedWabas: [],
           });
           expect(await store.listEvents(['W1'])).toEqual([mergedSends]);
         }
@@ -729,10 +764,10 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
         const reordered = Object.fromEntries(Object.entries(fullStatus).reverse()) as unknown as StatusEvent;
         reordered.pricing = Object.fromEntries(Object.entries(fullStatus.pricing!).reverse());
         const { outcome, stored } = await inOrder(fullStatus, reordered);
-        expect(outcome).toEqual({ inserted: [], duplicates: 1, merged: [] });
+        expect(outcome).toEqual({ inserted: [], duplicates: 1, merged: [], relistedWabas: [] });
         expect(stored).toEqual([fullStatus]);
         const sends = await inOrder(mergedSends, mergedSends);
-        expect(sends.outcome).toEqual({ inserted: [], duplicates: 1, merged: [] });
+        expect(sends.outcome).toEqual({ inserted: [], duplicates: 1, merged: [], relistedWabas: [] });
       });
 
       it('merges copies within one batch, and across the items of one group, as if stored one after the other', async () => {
@@ -742,6 +777,7 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
           inserted: [bareStatus, crmInbound],
           duplicates: 3,
           merged: [fullStatus, metaInbound],
+          relistedWabas: [],
         });
         const stored = await store.listEvents();
         expect(stored).toHaveLength(2);
@@ -755,16 +791,31 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
           { raw: null, events: [input(utilityCopy), input(marketingCopy)] }, // nothing new to add
         ]);
         expect(outcomes).toEqual([
-          { rawId: null, isDuplicate: false, inserted: [utilityCopy], duplicates: 0, merged: [] },
+          {
+            rawId: null,
+            isDuplicate: false,
+            inserted: [utilityCopy],
+            duplicates: 0,
+            merged: [],
+            relistedWabas: [],
+          },
           {
             rawId: outcomes[1]!.rawId,
             isDuplicate: false,
             inserted: [],
             duplicates: 1,
             merged: [mergedSends],
+            relistedWabas: [],
           },
-          { rawId: outcomes[1]!.rawId, isDuplicate: true, inserted: [], duplicates: 1, merged: [] },
-          { rawId: null, isDuplicate: false, inserted: [], duplicates: 2, merged: [] },
+          {
+            rawId: outcomes[1]!.rawId,
+            isDuplicate: true,
+            inserted: [],
+            duplicates: 1,
+            merged: [],
+            relistedWabas: [],
+          },
+          { rawId: null, isDuplicate: false, inserted: [], duplicates: 2, merged: [], relistedWabas: [] },
         ]);
         expect(await group.listEvents()).toEqual([mergedSends]);
       });
@@ -794,10 +845,12 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
         await store.ingestEvents([input(inbound('wamid.i1')), input(bare)]);
         expect(await store.listEvents(['W1'])).toEqual([inbound('wamid.i1')]);
         expect(await store.countUnattributedStatuses()).toBe(1);
+        // Merged, but naming no WABA: its message, looked up only when rating, could be any WABA's.
         expect(await store.ingestEvents([input(full)])).toEqual({
           inserted: [],
           duplicates: 1,
           merged: [full],
+          relistedWabas: ['W1'],
         });
         expect(await store.listEvents(['W1'])).toEqual(expect.arrayContaining([full]));
         expect(await store.countUnattributedStatuses()).toBe(0);
@@ -809,10 +862,12 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
         const upgraded = await fresh();
         await upgraded.ingestEvents([untrusted(trusted), input(status)]);
         expect(await upgraded.countUnattributedStatuses()).toBe(1);
+        // Not merged, yet W1 now owns PN1 and its status: W1 must be rated again.
         expect(await upgraded.ingestEvents([input(trusted, 'webhook')])).toEqual({
           inserted: [],
           duplicates: 1,
           merged: [],
+          relistedWabas: ['W1'],
         });
         expect(await upgraded.listEvents(['W1'])).toContainEqual(status);
         expect(await upgraded.listWabas('PN1')).toEqual(['W1']);
@@ -852,6 +907,191 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
       });
     });
 
+    describe('the WABAs an ingest names to rate again (relistedWabas)', () => {
+      /** W9's inbound ties PN1: PN1's status naming no WABA, whose message is stored nowhere, is W9's. */
+      async function ownedByW9() {
+        const store = await fresh();
+        const status = orphanStatus('wamid.unlogged', 'PN1');
+        await store.ingestEvents([input(inbound('wamid.i9', 'W9')), input(status)]);
+        expect(await store.listEvents(['W9'])).toContainEqual(status);
+        return { store, status };
+      }
+
+      it("names a number's former owner when a trusted inbound makes a smaller WABA own it, and nothing else", async () => {
+        const { store, status } = await ownedByW9();
+        // A larger WABA tying PN1, and a limited key's inbound on a smaller one, move nothing.
+        expect(await store.ingestEvents([input(inbound('wamid.i10', 'Wz'))])).toMatchObject({
+          relistedWabas: [],
+        });
+        expect(await store.ingestEvents([untrusted(inbound('wamid.a1', 'W1'))])).toMatchObject({
+          relistedWabas: [],
+        });
+        expect(await store.listEvents(['W9'])).toContainEqual(status);
+        // A signed webhook's inbound on W1: W1 owns PN1 now, and W9 must be rated again.
+        const webhook = await store.ingestWebhook(raw('{"in":1}'), [
+          input(inbound('wamid.w1', 'W1'), 'webhook'),
+        ]);
+        expect(webhook).toMatchObject({ inserted: [inbound('wamid.w1', 'W1')], relistedWabas: ['W9'] });
+        expect(await store.listEvents(['W1'])).toContainEqual(status);
+        expect(await store.listEvents(['W9'])).not.toContainEqual(status);
+        // Its redelivery changes nothing.
+        expect(
+          await store.ingestWebhook(raw('{"in":2}'), [input(inbound('wamid.w1', 'W1'), 'webhook')]),
+        ).toMatchObject({ inserted: [], merged: [], relistedWabas: [] });
+      });
+
+      it('names both WABAs when a trusted copy that changes no field ties a number or trusts a message', async () => {
+        // A limited key stored W1's inbound from PN1: it ties nothing. The same inbound from a webhook ties it.
+        const { store, status } = await ownedByW9();
+        await store.ingestEvents([untrusted(inbound('wamid.a1', 'W1'))]);
+        expect(await store.ingestEvents([input(inbound('wamid.a1', 'W1'), 'webhook')])).toEqual({
+          inserted: [],
+          duplicates: 1,
+          merged: [],
+          relistedWabas: ['W1', 'W9'],
+        });
+        expect(await store.listEvents(['W1'])).toContainEqual(status);
+        expect(await store.listEvents(['W9'])).not.toContainEqual(status);
+      });
+
+      it('names the owner that loses a status when its message is stored, or made a trusted writer’s', async () => {
+        // The send log arrives after the status (naming another number): the message takes it from PN1's owner.
+        const late = await ownedByW9();
+        expect(
+          await late.store.ingestEvents([input({ ...outbound('wamid.unlogged', 'W2'), business: 'PN2' })]),
+        ).toMatchObject({ relistedWabas: ['W9'] });
+        expect(await late.store.listEvents(['W2'])).toContainEqual(late.status);
+        expect(await late.store.listEvents(['W9'])).not.toContainEqual(late.status);
+        // A limited key's message joins no other writer's status: nothing moves, nothing is named.
+        const forged = await ownedByW9();
+        const limited = untrusted({ ...outbound('wamid.unlogged', 'W2'), business: 'PN2' });
+        expect(await forged.store.ingestEvents([limited])).toMatchObject({ relistedWabas: [] });
+        expect(await forged.store.listEvents(['W9'])).toContainEqual(forged.status);
+        // A trusted copy of it (no field changed, no tie of PN1): W2 takes the status from W9.
+        expect(await forged.store.ingestEvents([input(limited.event, 'import')])).toEqual({
+          inserted: [],
+          duplicates: 1,
+          merged: [],
+          relistedWabas: ['W2', 'W9'],
+        });
+        expect(await forged.store.listEvents(['W2'])).toContainEqual(forged.status);
+      });
+
+      it("names the next owner when a copy takes the owner's tie away", async () => {
+        const { store, status } = await ownedByW9();
+        await store.ingestEvents([input(inbound('wamid.i1', 'W1'))]);
+        expect(await store.listEvents(['W1'])).toContainEqual(status);
+        // A limited key's copy naming a smaller number unties W1's only inbound from PN1: W9 owns it again.
+        const outcome = await store.ingestEvents([
+          untrusted({ ...inbound('wamid.i1', 'W1'), business: 'PN0' }),
+        ]);
+        expect(outcome).toMatchObject({ duplicates: 1, relistedWabas: ['W9'] });
+        expect(outcome.merged.map((event) => event.waba)).toEqual(['W1']);
+        expect(await store.listEvents(['W9'])).toContainEqual(status);
+      });
+
+      it('names every stored WABA for a status naming no WABA, and none for a status naming its WABA', async () => {
+        const { store } = await ownedByW9();
+        await store.ingestEvents([input(outbound('wamid.o2', 'W2'))]);
+        expect(
+          await store.ingestEvents([
+            input({ kind: 'status', atMs: T0, waba: 'W2', id: 'wamid.o2', status: 'read' }),
+          ]),
+        ).toMatchObject({ relistedWabas: [] });
+        expect(
+          await store.ingestEvents([
+            input({ kind: 'status', atMs: T0, id: 'wamid.o2', status: 'delivered' }),
+          ]),
+        ).toMatchObject({ relistedWabas: ['W2', 'W9'] });
+        // A copy that only makes such a status a trusted writer's (it then joins trusted messages only).
+        await store.ingestEvents([untrusted({ kind: 'status', atMs: T0, id: 'wamid.x', status: 'sent' })]);
+        expect(
+          await store.ingestEvents([input({ kind: 'status', atMs: T0, id: 'wamid.x', status: 'sent' })]),
+        ).toEqual({ inserted: [], duplicates: 1, merged: [], relistedWabas: ['W2', 'W9'] });
+      });
+
+      it('in a group, names what the whole group changed with each item that took part', async () => {
+        const { store, status } = await ownedByW9();
+        // W5, then W1, come to tie PN1 (and W9 once more): the group moves the status from W9 to W1 (W5 never
+        // lists it), which each item tying PN1 names, whichever WABAs it would name alone.
+        const outcomes = await store.ingestBatch([
+          { raw: null, events: [input(inbound('wamid.i5', 'W5'))] },
+          { raw: raw('{"w1":1}'), events: [input(inbound('wamid.i1', 'W1'), 'webhook')] },
+          { raw: null, events: [input(outbound('wamid.o9', 'W9'))] },
+          { raw: null, events: [input({ ...outbound('wamid.o2', 'W2'), business: 'PN2' })] },
+        ]);
+        expect(outcomes.map((outcome) => outcome.relistedWabas)).toEqual([['W1', 'W9'], ['W9'], ['W1'], []]);
+        expect(await store.listEvents(['W1'])).toContainEqual(status);
+      });
+
+      it(`names every WABA whose listing an ingest changed, over generated ingests (seed ${SEED})`, async () => {
+        const wabas = ['W1', 'W2', 'W10'];
+        // Few distinct events, so that copies (the same key from another writer) come often.
+        const messages = wabas.flatMap((waba) =>
+          ['PN1', 'PN2'].flatMap((business) =>
+            ['m1', 'm2'].map((id): CoreEvent => ({ ...outbound(id, waba), business })),
+          ),
+        );
+        const statuses = ['m1', 'm2'].flatMap((id) =>
+          ['PN1', 'PN2', undefined].map((business): CoreEvent => ({
+            kind: 'status',
+            atMs: T0 + 1,
+            id,
+            status: 'delivered',
+            ...(business === undefined ? {} : { business, user: '919876543210' }),
+          })),
+        );
+        const writer = fc.constantFrom<[string, boolean]>(
+          ['import', true],
+          ['api:one', false],
+          ['api:two', false],
+        );
+        const written = fc
+          .tuple(fc.constantFrom(...messages, ...messages, ...statuses), writer)
+          .map(([event, [source, isTrusted]]): EventInput => ({
+            ...input(event, source),
+            ...(isTrusted ? {} : { isBusinessTied: false }),
+          }));
+        /** One ingest: a group of one or two items (ingestBatch). */
+        const step = fc.array(fc.array(written, { minLength: 1, maxLength: 2 }), {
+          minLength: 1,
+          maxLength: 2,
+        });
+        const listings = async (store: Store) =>
+          Promise.all(
+            wabas.map(async (waba) =>
+              JSON.stringify(
+                (await store.listEvents([waba])).map((event) => [eventKey(event), event]).sort(),
+              ),
+            ),
+          );
+        await fc.assert(
+          fc.asyncProperty(fc.array(step, { minLength: 1, maxLength: 12 }), async (steps) => {
+            const store = await fresh();
+            try {
+              for (const items of steps) {
+                const before = await listings(store);
+                const outcomes = await store.ingestBatch(items.map((events) => ({ raw: null, events })));
+                const after = await listings(store);
+                const named = new Set(
+                  outcomes.flatMap((o) => [
+                    ...o.relistedWabas,
+                    ...[...o.inserted, ...o.merged].map((e) => e.waba),
+                  ]),
+                );
+                const changed = wabas.filter((_, i) => before[i] !== after[i]);
+                expect(changed.filter((waba) => !named.has(waba))).toEqual([]);
+              }
+            } finally {
+              await store.close();
+              opened.splice(opened.indexOf(store), 1);
+            }
+          }),
+          { seed: SEED, numRuns: 25 },
+        );
+      });
+    });
+
     describe('group commit', () => {
       it('ingestBatch gives each item the outcome it would get alone, in order', async () => {
         const store = await fresh();
@@ -873,11 +1113,40 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
             inserted: [inbound('wamid.a1'), outbound('wamid.a2')],
             duplicates: 0,
             merged: [],
+            relistedWabas: [],
           },
-          { rawId: before.rawId, isDuplicate: true, inserted: [], duplicates: 1, merged: [] },
-          { rawId: null, isDuplicate: false, inserted: [outbound('wamid.b1')], duplicates: 1, merged: [] },
-          { rawId: outcomes[0]!.rawId, isDuplicate: true, inserted: [], duplicates: 1, merged: [] },
-          { rawId: outcomes[4]!.rawId, isDuplicate: false, inserted: [], duplicates: 0, merged: [] },
+          {
+            rawId: before.rawId,
+            isDuplicate: true,
+            inserted: [],
+            duplicates: 1,
+            merged: [],
+            relistedWabas: [],
+          },
+          {
+            rawId: null,
+            isDuplicate: false,
+            inserted: [outbound('wamid.b1')],
+            duplicates: 1,
+            merged: [],
+            relistedWabas: [],
+          },
+          {
+            rawId: outcomes[0]!.rawId,
+            isDuplicate: true,
+            inserted: [],
+            duplicates: 1,
+            merged: [],
+            relistedWabas: [],
+          },
+          {
+            rawId: outcomes[4]!.rawId,
+            isDuplicate: false,
+            inserted: [],
+            duplicates: 0,
+            merged: [],
+            relistedWabas: [],
+          },
         ]);
         expect(new Set(outcomes.map((o) => o.rawId)).size).toBe(4); // before, a, null, c
         expect((await store.getRawWebhook(outcomes[4]!.rawId!))?.parseError).toBe('Unexpected token');
@@ -904,7 +1173,12 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
             expect(result).toHaveProperty('rawId', (results[i - 1] as unknown as { rawId: number }).rawId);
           }
           if (i % 3 === 2) {
-            expect(result).toEqual({ inserted: [outbound(`wamid.e${i}`)], duplicates: 1, merged: [] });
+            expect(result).toEqual({
+              inserted: [outbound(`wamid.e${i}`)],
+              duplicates: 1,
+              merged: [],
+              relistedWabas: [],
+            });
           }
         });
         expect(await store.listEvents()).toHaveLength((2 * count) / 3);

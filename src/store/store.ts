@@ -134,6 +134,22 @@ export interface IngestOutcome {
    * that adds nothing, changes nothing and is not listed.
    */
   merged: CoreEvent[];
+  /**
+   * The WABAs, besides those of `inserted` and `merged`, whose listing (`listEvents`) this ingest may have
+   * changed, sorted: a status naming no WABA moved into or out of their scope. So a caller that rates again the
+   * WABAs of `inserted`, `merged` and these leaves no stored bill behind (`relistedWabas`, relisted-wabas.ts):
+   * - a business number's owner before and after, when a tie (`events.business`) made a smaller WABA own it
+   *   (an inbound from a number another WABA owned) or took the owner's last tie away;
+   * - a message's WABA when its row came to join statuses naming no WABA without changing its event (a trusted
+   *   copy of what a limited key stored: `events.is_trusted`), and the owners of those statuses' numbers,
+   *   which lose them (also when the message is new: a send log arriving after its statuses);
+   * - every stored WABA when a status naming no WABA was stored or changed (its message, looked up only when
+   *   rating, may be in any of them).
+   * Computed inside the ingest's transaction, over the group it was committed with (`ingestBatch`): what the
+   * whole group changed, named with each item whose events took part in it. A status naming its WABA, or an
+   * event another kind, never adds one: webhooks of statuses cost no look-up.
+   */
+  relistedWabas: string[];
 }
 
 /**
@@ -244,7 +260,7 @@ export interface Store {
   /**
    * Stores a webhook body and the events read from it in ONE transaction, durable when the promise
    * resolves (answer 200 only after). An identical body already stored → `isDuplicate`, nothing written
-   * (`merged: []`).
+   * (`merged: []`, `relistedWabas: []`).
    */
   ingestWebhook(
     raw: RawWebhookInput,

@@ -69,6 +69,7 @@ describe('PostgreSQL specifics', () => {
       { version: 6 },
       { version: 7 },
       { version: 8 },
+      { version: 9 },
     ]);
     await Promise.all(stores.map((store) => store.close()));
   });
@@ -99,6 +100,7 @@ describe('PostgreSQL specifics', () => {
       { version: 6 },
       { version: 7 },
       { version: 8 },
+      { version: 9 },
     ]);
     await store.close();
   });
@@ -130,7 +132,12 @@ describe('PostgreSQL specifics', () => {
     expect(rows).toEqual([{ key: 'outbound:wamid.k1' }, { key: 'status:wamid.k1:delivered' }]);
     const store = await openPostgresStore(DATABASE_URL, { schema });
     try {
-      expect(await store.ingestEvents(inputs(4))).toEqual({ inserted: [], duplicates: 2, merged: [] });
+      expect(await store.ingestEvents(inputs(4))).toEqual({
+        inserted: [],
+        duplicates: 2,
+        merged: [],
+        relistedWabas: [],
+      });
       expect(await store.listEvents([sent.waba])).toEqual(expect.arrayContaining([sent, orphan]));
     } finally {
       await store.close();
@@ -145,6 +152,7 @@ describe('PostgreSQL specifics', () => {
     // Back to what version 6 stored: no business column (its index goes with it), nor is_trusted.
     await admin!.query(
       `ALTER TABLE ${schema}.events DROP COLUMN business, DROP COLUMN is_trusted;
+       DROP INDEX ${schema}.events_unnamed_status;
        DELETE FROM ${schema}.schema_migrations WHERE version >= 7`,
     );
     const store = await openPostgresStore(DATABASE_URL, { schema });
@@ -176,7 +184,8 @@ describe('PostgreSQL specifics', () => {
     // Back to what version 7 stored: no is_trusted column.
     await admin!.query(
       `ALTER TABLE ${schema}.events DROP COLUMN is_trusted;
-       DELETE FROM ${schema}.schema_migrations WHERE version = 8`,
+       DROP INDEX ${schema}.events_unnamed_status;
+       DELETE FROM ${schema}.schema_migrations WHERE version >= 8`,
     );
     const store = await openPostgresStore(DATABASE_URL, { schema });
     try {
@@ -217,11 +226,72 @@ describe('PostgreSQL specifics', () => {
         inserted: [],
         duplicates: 1,
         merged: [{ ...bare, business: 'PN1', user: '919876543210' }],
+        relistedWabas: [],
       });
       expect(await store.listEvents()).toEqual([{ ...bare, business: 'PN1', user: '919876543210' }]);
     } finally {
       await other.query('ROLLBACK').catch(() => {});
       await other.end();
+      await store.close();
+    }
+  });
+
+  it('upgrades version 8: statuses naming no WABA are found with a seek of an index that holds only them', async () => {
+    const schema = freshSchema();
+    await (await openPostgresStore(DATABASE_URL, { schema })).close();
+    await admin!.query(
+      `DROP INDEX ${schema}.events_unnamed_status;
+       DELETE FROM ${schema}.schema_migrations WHERE version = 9`,
+    );
+    const store = await openPostgresStore(DATABASE_URL, { schema });
+    try {
+      const index = await admin!.query(
+        "SELECT indexdef FROM pg_indexes WHERE schemaname = $1 AND indexname = 'events_unnamed_status'",
+        [schema],
+      );
+      expect(String(index.rows[0]?.indexdef)).toMatch(/\(message_id\) WHERE \(waba IS NULL\)$/);
+      const status: StatusEvent = {
+        kind: 'status',
+        atMs: 1,
+        id: 'wamid.u1',
+        status: 'delivered',
+        business: 'PN1',
+      };
+      const outbound = (id: string, waba: string, business: string): OutboundEvent => ({
+        kind: 'outbound',
+        atMs: 0,
+        waba,
+        business,
+        user: '919876543210',
+        id,
+        template: 'utility',
+      });
+      const input = (event: StatusEvent | OutboundEvent) => ({
+        key: eventKey(event),
+        event,
+        receivedAtMs: 2,
+        source: 'import:x',
+      });
+      await store.ingestEvents([input(outbound('wamid.u0', 'W2', 'PN1')), input(status)]);
+      // The send log of that status (naming another number) takes it from PN1's owner, W2: found by its id.
+      expect(await store.ingestEvents([input(outbound('wamid.u1', 'W1', 'PN9'))])).toMatchObject({
+        relistedWabas: ['W2'],
+      });
+      const client = new pg.Client({ connectionString: DATABASE_URL });
+      await client.connect();
+      try {
+        await client.query(`SET search_path = ${schema}; SET enable_seqscan = off`);
+        const { rows } = await client.query(
+          "EXPLAIN SELECT 1 FROM events s WHERE s.waba IS NULL AND s.message_id = ANY($1::text[]) AND s.kind = 'status'",
+          [['wamid.u1']],
+        );
+        expect(rows.map((row: { 'QUERY PLAN': string }) => row['QUERY PLAN']).join('\n')).toMatch(
+          /events_unnamed_status/,
+        );
+      } finally {
+        await client.end();
+      }
+    } finally {
       await store.close();
     }
   });
@@ -280,11 +350,12 @@ describe('PostgreSQL opened read-only (commands that only read: estimate, rerate
     await admin!.query(
       `ALTER TABLE ${schema}.ratings DROP COLUMN totals_by_waba, DROP COLUMN accounts_digest;
        ALTER TABLE ${schema}.events DROP COLUMN business, DROP COLUMN is_trusted;
+       DROP INDEX ${schema}.events_unnamed_status;
        DELETE FROM ${schema}.schema_migrations WHERE version >= 6`,
     );
     await expect(openPostgresStore(DATABASE_URL, { schema, isReadOnly: true })).rejects.toMatchObject({
       code: 'STORE_NEEDS_MIGRATION',
-      message: `the wameter store in the schema "${schema}" of ${database} is older than this wameter (schema migration 6, 7, 8 not applied yet), and a read-only open does not migrate it`,
+      message: `the wameter store in the schema "${schema}" of ${database} is older than this wameter (schema migration 6, 7, 8, 9 not applied yet), and a read-only open does not migrate it`,
     });
     const { rows } = await admin!.query(`SELECT max(version) AS newest FROM ${schema}.schema_migrations`);
     expect(rows).toEqual([{ newest: 5 }]);

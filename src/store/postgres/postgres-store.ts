@@ -31,6 +31,18 @@ import {
 } from '../engine-checks.js';
 import { GroupCommitQueue } from '../group-commit.js';
 import {
+  type ListingFacts,
+  type RowChange,
+  type UnnamedStatus,
+  hasUnnamedStatusChange,
+  isPlacingRow,
+  joiningMessageIds,
+  numbersLosingTies,
+  ownWabasOf,
+  relistedWabas,
+  tiedNumbersOf,
+} from '../relisted-wabas.js';
+import {
   type AnalyticsPoint,
   type AnalyticsQuery,
   type CurrencyTotals,
@@ -241,6 +253,15 @@ const MIGRATIONS: readonly Migration[] = [
       ${EVENT_TRUST_BACKFILL_SQL}
     `,
   },
+  {
+    version: 9,
+    name: 'statuses naming no WABA are found by their message id',
+    // A message stored, or made a trusted writer's, takes the statuses naming no WABA of its id from their
+    // number's owner, which the ingest must then name to be re-rated (relistedWabas): those statuses are found
+    // with one seek of this index. It holds only them (every other event names its WABA), so no other event
+    // pays for it.
+    sql: `CREATE INDEX events_unnamed_status ON events (message_id) WHERE waba IS NULL;`,
+  },
 ];
 
 /** SQL: the business number a status `s` names (`events.business` is only ever a tie, never a status's). */
@@ -410,8 +431,8 @@ class PostgresStore implements Store {
   }
 
   async ingestEvents(events: EventInput[]): Promise<IngestOutcome> {
-    const { inserted, duplicates, merged } = await this.ingests.submit({ raw: null, events });
-    return { inserted, duplicates, merged };
+    const { inserted, duplicates, merged, relistedWabas } = await this.ingests.submit({ raw: null, events });
+    return { inserted, duplicates, merged, relistedWabas };
   }
 
   async ingestBatch(items: readonly IngestItem[]): Promise<IngestItemOutcome[]> {
@@ -716,13 +737,22 @@ class PostgresStore implements Store {
 }
 
 /**
- * A stored event, its `events.business` (the number a trusted copy tied, or null) and `events.is_trusted`
- * (a trusted writer stored a copy).
+ * A stored event, its `events.business` (the number a trusted copy tied, or null), `events.is_trusted` (a
+ * trusted writer stored a copy) and `events.source` (its first writer, never rewritten).
  */
 interface StoredEvent {
   event: CoreEvent;
   tie: string | null;
   isTrusted: boolean;
+  source: string;
+}
+
+/** Each group's outcome (its `relistedWabas` still to be named) and the rows it changed that place statuses. */
+interface GroupWrites {
+  outcomes: IngestOutcome[];
+  changes: RowChange[][];
+  /** Owners of the numbers the writes may tie or untie, read before them (ListingFacts.ownersBefore). */
+  ownersBefore: Map<string, string | null>;
 }
 
 /**
@@ -734,13 +764,12 @@ interface StoredEvent {
  * first (FOR UPDATE), so that a concurrent writer's merge of the same event waits for this one and merges into
  * its result: no copy's fields are lost.
  */
-async function insertEventGroups(
-  client: Queryable,
-  groups: readonly EventInput[][],
-): Promise<IngestOutcome[]> {
+async function insertEventGroups(client: Queryable, groups: readonly EventInput[][]): Promise<GroupWrites> {
   const firsts = new Map<string, EventInput>();
   for (const events of groups)
     for (const input of events) if (!firsts.has(input.key)) firsts.set(input.key, input);
+  // Before anything is written: the owners of the numbers these events may tie.
+  const ownersBefore = await readOwners(client, [...tiedNumbersOf(groups.flat())]);
   // In key order: two transactions inserting or locking the same keys take them in one order (no deadlock).
   const ordered = [...firsts.values()].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
   const insertedKeys = new Set<string>();
@@ -776,20 +805,25 @@ async function insertEventGroups(
       event: first.event,
       tie: tiedBusinessOf(first.event, first.isBusinessTied),
       isTrusted: isTrustedWriter(first),
+      source: first.source,
     });
   }
   const storedKeys = ordered.map((input) => input.key).filter((key) => !insertedKeys.has(key));
   // Read without a lock first: most copies add nothing (a file imported again), and locking a row writes it.
   await readStoredEvents(client, storedKeys, base, '');
-  let { outcomes, changed } = mergeCopiesInOrder(groups, firsts, insertedKeys, base);
+  let { outcomes, changed, changes } = mergeCopiesInOrder(groups, firsts, insertedKeys, base);
   // The stored rows a copy changes are locked, in key order, and read again: a concurrent writer's merge into
   // one (committed meanwhile, or waited for here) is merged into, never written over. A copy that adds nothing
   // to a row adds nothing to what merges make of it later either (mergeCopies keeps what each copy says).
   const toLock = [...changed.keys()].filter((key) => !insertedKeys.has(key)).sort();
   if (toLock.length > 0) {
     await readStoredEvents(client, toLock, base, ' ORDER BY key FOR UPDATE');
-    ({ outcomes, changed } = mergeCopiesInOrder(groups, firsts, insertedKeys, base));
+    ({ outcomes, changed, changes } = mergeCopiesInOrder(groups, firsts, insertedKeys, base));
   }
+  // A tie the rewrites below take away: its number's owner before them (the inserts tied only numbers read
+  // above, so for any other number this is still the owner the group found).
+  const untied = numbersLosingTies(changes.flat()).filter((number) => !ownersBefore.has(number));
+  for (const [number, owner] of await readOwners(client, untied)) ownersBefore.set(number, owner);
   for (const batch of chunks([...changed])) {
     await client.query(
       `UPDATE events e SET payload = u.payload, at_ms = u.at_ms, business = u.business, is_trusted = u.is_trusted
@@ -805,7 +839,61 @@ async function insertEventGroups(
       ],
     );
   }
-  return outcomes;
+  return { outcomes, changes, ownersBefore };
+}
+
+/** The owner (`numberOwnerSql`: one index-only seek of events_business each) of each of `numbers`, or null. */
+async function readOwners(
+  client: Queryable,
+  numbers: readonly string[],
+): Promise<Map<string, string | null>> {
+  const owners = new Map<string, string | null>();
+  if (numbers.length === 0) return owners;
+  const { rows } = await client.query(
+    `SELECT n.number, ${numberOwnerSql('n.number', BYTE_ORDER)} AS owner FROM unnest($1::text[]) AS n(number)`,
+    [numbers],
+  );
+  for (const row of rows as Row[])
+    owners.set(String(row.number), row.owner === null ? null : String(row.owner));
+  return owners;
+}
+
+/** What `relistedWabas` needs beyond the changes, read after the group's writes (ListingFacts). */
+async function readListingFacts(
+  client: Queryable,
+  changes: readonly RowChange[],
+  ownersBefore: ReadonlyMap<string, string | null>,
+): Promise<ListingFacts> {
+  const ownersAfter = await readOwners(client, numbersLosingTies(changes));
+  const unnamedStatuses = new Map<string, UnnamedStatus[]>();
+  const ids = joiningMessageIds(changes);
+  if (ids.length > 0) {
+    // One seek of events_unnamed_status per message id.
+    const { rows } = await client.query(
+      `SELECT s.message_id, s.is_trusted, s.source, ${numberOwnerSql(STATUS_BUSINESS_SQL, BYTE_ORDER)} AS owner
+       FROM events s WHERE s.waba IS NULL AND s.message_id = ANY($1::text[]) AND s.kind = 'status'`,
+      [ids],
+    );
+    for (const row of rows as Row[]) {
+      const id = String(row.message_id);
+      unnamedStatuses.set(id, [
+        ...(unnamedStatuses.get(id) ?? []),
+        {
+          isTrusted: row.is_trusted === true,
+          source: String(row.source),
+          owner: row.owner === null ? null : String(row.owner),
+        },
+      ]);
+    }
+  }
+  const storedWabas = hasUnnamedStatusChange(changes)
+    ? (
+        await client.query(
+          `WITH RECURSIVE ${STORED_WABAS_CTE} SELECT waba FROM stored_wabas WHERE waba IS NOT NULL`,
+        )
+      ).rows.map((row: Row) => String(row.waba))
+    : [];
+  return { ownersBefore, ownersAfter, unnamedStatuses, storedWabas };
 }
 
 /** Reads the stored events of `keys` into `into` (`suffix`: an ORDER BY and a locking clause, or nothing). */
@@ -817,7 +905,7 @@ async function readStoredEvents(
 ): Promise<void> {
   for (const batch of chunks(keys)) {
     const { rows } = await client.query(
-      `SELECT key, payload, business, is_trusted FROM events WHERE key = ANY($1::text[])${suffix}`,
+      `SELECT key, payload, business, is_trusted, source FROM events WHERE key = ANY($1::text[])${suffix}`,
       [batch],
     );
     for (const row of rows as Row[]) {
@@ -825,6 +913,7 @@ async function readStoredEvents(
         event: row.payload as CoreEvent,
         tie: row.business === null ? null : String(row.business),
         isTrusted: row.is_trusted === true,
+        source: String(row.source),
       });
     }
   }
@@ -832,24 +921,39 @@ async function readStoredEvents(
 
 /**
  * The outcome of each group, its copies merged in order into `base` (each key's stored event, or the first
- * occurrence this transaction inserted), and the rows that changed (their event, or only their tie or trust),
- * as they end.
+ * occurrence this transaction inserted), the rows that changed (their event, or only their tie or trust), as
+ * they end, and each group's changes of the rows that place statuses naming no WABA (`isPlacingRow`).
  */
 function mergeCopiesInOrder(
   groups: readonly EventInput[][],
   firsts: ReadonlyMap<string, EventInput>,
   insertedKeys: ReadonlySet<string>,
   base: ReadonlyMap<string, StoredEvent>,
-): { outcomes: IngestOutcome[]; changed: Map<string, StoredEvent> } {
+): { outcomes: IngestOutcome[]; changed: Map<string, StoredEvent>; changes: RowChange[][] } {
   const current = new Map(base);
   const changed = new Map<string, StoredEvent>();
+  const changes: RowChange[][] = [];
   const outcomes = groups.map((events): IngestOutcome => {
     const inserted: CoreEvent[] = [];
     const merged = new Map<string, CoreEvent>();
+    const rows: RowChange[] = [];
+    changes.push(rows);
     for (const input of events) {
       // The group holding a key's first occurrence inserted it; every other occurrence is a copy.
       if (firsts.get(input.key) === input && insertedKeys.has(input.key)) {
         inserted.push(input.event);
+        if (isPlacingRow(input.event)) {
+          const row = base.get(input.key)!;
+          rows.push({
+            event: input.event,
+            source: row.source,
+            isInserted: true,
+            tieBefore: null,
+            tie: row.tie,
+            wasTrusted: false,
+            isTrusted: row.isTrusted,
+          });
+        }
         continue;
       }
       const stored = current.get(input.key);
@@ -860,14 +964,31 @@ function mergeCopiesInOrder(
       const tie = tiedBusinessAfterMerge(stored.tie, next ?? stored.event, input);
       const isTrusted = isTrustedAfterMerge(stored.isTrusted, input);
       if (next === undefined && tie === stored.tie && isTrusted === stored.isTrusted) continue;
-      const row = { event: next ?? stored.event, tie, isTrusted };
+      const row = { event: next ?? stored.event, tie, isTrusted, source: stored.source };
       current.set(input.key, row);
       changed.set(input.key, row);
       if (next !== undefined) merged.set(input.key, next);
+      if (isPlacingRow(stored.event)) {
+        rows.push({
+          event: row.event,
+          source: row.source,
+          isInserted: false,
+          tieBefore: stored.tie,
+          tie,
+          wasTrusted: stored.isTrusted,
+          isTrusted,
+        });
+      }
     }
-    return { inserted, duplicates: events.length - inserted.length, merged: [...merged.values()] };
+    // Named by the whole group, once every row is written (ingestGroup).
+    return {
+      inserted,
+      duplicates: events.length - inserted.length,
+      merged: [...merged.values()],
+      relistedWabas: [],
+    };
   });
-  return { outcomes, changed };
+  return { outcomes, changed, changes };
 }
 
 async function insertRating(client: Queryable, rating: RatingRecord): Promise<void> {
@@ -1042,10 +1163,19 @@ async function ingestGroup(client: Queryable, items: readonly IngestItem[]): Pro
     (item, index) =>
       item.raw === null || (newShas.has(item.raw.sha256) && firstBySha.get(item.raw.sha256) === index),
   );
-  const outcomes = await insertEventGroups(
+  const writes = await insertEventGroups(
     client,
     items.map((item, index) => (isWritten[index] ? item.events : [])),
   );
+  const { outcomes, changes } = writes;
+  if (changes.some((rows) => rows.length > 0)) {
+    // The WABAs whose listing the group changed, read before it commits.
+    const relisted = relistedWabas(
+      outcomes.map((outcome, index) => ({ changes: changes[index]!, ownWabas: ownWabasOf(outcome) })),
+      await readListingFacts(client, changes.flat(), writes.ownersBefore),
+    );
+    outcomes.forEach((outcome, index) => (outcome.relistedWabas = relisted[index]!));
+  }
   return items.map((item, index) => {
     if (item.raw === null) return { rawId: null, isDuplicate: false, ...outcomes[index]! };
     if (!isWritten[index]) {
@@ -1056,6 +1186,7 @@ async function ingestGroup(client: Queryable, items: readonly IngestItem[]): Pro
         inserted: [],
         duplicates: item.events.length,
         merged: [],
+        relistedWabas: [],
       };
     }
     return { rawId: idBySha.get(item.raw.sha256)!, isDuplicate: false, ...outcomes[index]! };

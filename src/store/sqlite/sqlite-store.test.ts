@@ -1,9 +1,10 @@
+import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
-import { eventKey, type OutboundEvent, type StatusEvent } from '../../core/events.js';
+import { eventKey, type CoreEvent, type OutboundEvent, type StatusEvent } from '../../core/events.js';
 import { openStore } from '../open-store.js';
 import { runStoreContract } from '../store.contract.js';
 import { openSqliteStore } from './sqlite-store.js';
@@ -41,6 +42,7 @@ describe('SQLite on disk', () => {
         { version: 6, name: 'ratings keep totals per WABA and the digest of the accounts they priced with' },
         { version: 7, name: 'events keep the business number a trusted writer tied to their WABA' },
         { version: 8, name: 'events say whether a trusted writer stored them' },
+        { version: 9, name: 'statuses naming no WABA are found by their message id' },
       ]);
     } finally {
       db.close();
@@ -57,7 +59,7 @@ describe('SQLite on disk', () => {
       'CREATE INDEX events_message ON events (message_id); ALTER TABLE units DROP COLUMN is_category_from_webhook;' +
         'ALTER TABLE ratings DROP COLUMN totals_by_waba; ALTER TABLE ratings DROP COLUMN accounts_digest;' +
         'DROP INDEX events_business; ALTER TABLE events DROP COLUMN business;' +
-        'ALTER TABLE events DROP COLUMN is_trusted;' +
+        'ALTER TABLE events DROP COLUMN is_trusted; DROP INDEX events_unnamed_status;' +
         'DELETE FROM schema_migrations WHERE version >= 2',
     );
     old.close();
@@ -69,7 +71,7 @@ describe('SQLite on disk', () => {
         "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'events'",
       );
       expect(indexes.pluck().all()).not.toContain('events_message');
-      expect(db.prepare('SELECT max(version) FROM schema_migrations').pluck().get()).toBe(8);
+      expect(db.prepare('SELECT max(version) FROM schema_migrations').pluck().get()).toBe(9);
       // The store's own query for orphan statuses looks their message up through the primary key, and the
       // WABA that owns their business number with a seek of events_business.
       await store.listEvents(['W1']);
@@ -125,7 +127,7 @@ describe('SQLite on disk', () => {
       const again = await store.ingestEvents(
         [sent, orphan].map((event) => ({ key: eventKey(event), event, receivedAtMs: 4, source: 'api:test' })),
       );
-      expect(again).toEqual({ inserted: [], duplicates: 2, merged: [] });
+      expect(again).toEqual({ inserted: [], duplicates: 2, merged: [], relistedWabas: [] });
       expect(await store.listEvents(['W:1'])).toEqual(expect.arrayContaining([sent, orphan]));
     } finally {
       await store.close();
@@ -141,7 +143,8 @@ describe('SQLite on disk', () => {
     const old = new Database(path);
     old.exec(
       'DROP INDEX events_business; ALTER TABLE events DROP COLUMN business;' +
-        'ALTER TABLE events DROP COLUMN is_trusted; DELETE FROM schema_migrations WHERE version >= 7',
+        'ALTER TABLE events DROP COLUMN is_trusted; DROP INDEX events_unnamed_status;' +
+        'DELETE FROM schema_migrations WHERE version >= 7',
     );
     old.close();
     const store = await openSqliteStore(path);
@@ -168,7 +171,10 @@ describe('SQLite on disk', () => {
     await store7.close();
     // Back to what version 7 stored: no is_trusted column.
     const old = new Database(path);
-    old.exec('ALTER TABLE events DROP COLUMN is_trusted; DELETE FROM schema_migrations WHERE version = 8');
+    old.exec(
+      'ALTER TABLE events DROP COLUMN is_trusted; DROP INDEX events_unnamed_status;' +
+        'DELETE FROM schema_migrations WHERE version >= 8',
+    );
     old.close();
     const store = await openSqliteStore(path);
     const db = new Database(path, { readonly: true });
@@ -178,6 +184,63 @@ describe('SQLite on disk', () => {
         TRUST_BACKFILLED_ROWS,
       );
       await expectTrustBackfilledListings(store);
+    } finally {
+      db.close();
+      await store.close();
+    }
+  });
+
+  it('upgrades version 8: statuses naming no WABA are found with a seek of an index that holds only them', async () => {
+    const path = join(dir, 'unnamed.db');
+    await (await openSqliteStore(path)).close();
+    const old = new Database(path);
+    old.exec('DROP INDEX events_unnamed_status; DELETE FROM schema_migrations WHERE version = 9');
+    old.close();
+    const statements: string[] = [];
+    const store = await openSqliteStore(path, { verbose: (sql) => statements.push(String(sql)) });
+    const db = new Database(path, { readonly: true });
+    try {
+      expect(
+        db.prepare("SELECT sql FROM sqlite_master WHERE name = 'events_unnamed_status'").pluck().get(),
+      ).toMatch(/\(message_id\) WHERE waba IS NULL$/);
+      const event = (fields: Partial<StatusEvent>): StatusEvent => ({
+        kind: 'status',
+        atMs: 1,
+        id: 'wamid.u1',
+        status: 'delivered',
+        ...fields,
+      });
+      const input = (e: CoreEvent) => ({ key: eventKey(e), event: e, receivedAtMs: 2, source: 'webhook' });
+      // A webhook of statuses (each names its WABA) reads nothing to say which WABAs to rate again.
+      statements.length = 0;
+      const body = Buffer.from('{"statuses":1}');
+      const outcome = await store.ingestWebhook(
+        { receivedAtMs: 2, body, sha256: createHash('sha256').update(body).digest('hex'), parseError: null },
+        [input(event({ waba: 'W1' })), input(event({ waba: 'W1', status: 'read' }))],
+      );
+      expect(outcome.relistedWabas).toEqual([]);
+      expect(statements.filter((sql) => /business =|message_id =|stored_wabas/.test(sql))).toEqual([]);
+      // A message stored after its status naming no WABA: that status is found through the index.
+      await store.ingestEvents([input(event({ business: 'PN1' }))]);
+      statements.length = 0;
+      await store.ingestEvents([
+        input({
+          kind: 'outbound',
+          atMs: 0,
+          waba: 'W1',
+          business: 'PN1',
+          user: '1',
+          id: 'wamid.u1',
+          template: null,
+        }),
+      ]);
+      const lookup = statements.find((sql) => sql.includes('s.message_id ='));
+      expect(lookup).toBeDefined();
+      const plan = db
+        .prepare(`EXPLAIN QUERY PLAN ${lookup!}`)
+        .all()
+        .map((row) => (row as { detail: string }).detail);
+      expect(plan.join('\n')).toMatch(/SEARCH s USING INDEX events_unnamed_status \(message_id=\?\)/);
     } finally {
       db.close();
       await store.close();
@@ -314,12 +377,13 @@ describe('SQLite opened read-only (commands that only read: estimate, rerate --d
     old.exec(
       'ALTER TABLE ratings DROP COLUMN totals_by_waba; ALTER TABLE ratings DROP COLUMN accounts_digest;' +
         'DROP INDEX events_business; ALTER TABLE events DROP COLUMN business;' +
-        'ALTER TABLE events DROP COLUMN is_trusted; DELETE FROM schema_migrations WHERE version >= 6',
+        'ALTER TABLE events DROP COLUMN is_trusted; DROP INDEX events_unnamed_status;' +
+        'DELETE FROM schema_migrations WHERE version >= 6',
     );
     old.close();
     await expect(readOnly(path)).rejects.toMatchObject({
       code: 'STORE_NEEDS_MIGRATION',
-      message: `the wameter store in ${path} is older than this wameter (schema migration 6, 7, 8 not applied yet), and a read-only open does not migrate it`,
+      message: `the wameter store in ${path} is older than this wameter (schema migration 6, 7, 8, 9 not applied yet), and a read-only open does not migrate it`,
     });
     const after = new Database(path, { readonly: true });
     expect(after.prepare('SELECT max(version) FROM schema_migrations').pluck().get()).toBe(5);

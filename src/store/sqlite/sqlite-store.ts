@@ -33,6 +33,18 @@ import {
 } from '../engine-checks.js';
 import { GroupCommitQueue } from '../group-commit.js';
 import {
+  type ListingFacts,
+  type RowChange,
+  type UnnamedStatus,
+  hasUnnamedStatusChange,
+  isPlacingRow,
+  joiningMessageIds,
+  numbersLosingTies,
+  ownWabasOf,
+  relistedWabas,
+  tiedNumbersOf,
+} from '../relisted-wabas.js';
+import {
   type AnalyticsPoint,
   type AnalyticsQuery,
   type CurrencyTotals,
@@ -280,6 +292,15 @@ const MIGRATIONS: readonly Migration[] = [
       ${EVENT_TRUST_BACKFILL_SQL}
     `,
   },
+  {
+    version: 9,
+    name: 'statuses naming no WABA are found by their message id',
+    // A message stored, or made a trusted writer's, takes the statuses naming no WABA of its id from their
+    // number's owner, which the ingest must then name to be re-rated (relistedWabas): those statuses are found
+    // with one seek of this index. It holds only them (every other event names its WABA), so no other event
+    // pays for it.
+    sql: `CREATE INDEX events_unnamed_status ON events (message_id) WHERE waba IS NULL;`,
+  },
 ];
 
 /** SQL: the business number a status `s` names (`events.business` is only ever a tie, never a status's). */
@@ -500,8 +521,8 @@ class SqliteStore implements Store {
   }
 
   async ingestEvents(events: EventInput[]): Promise<IngestOutcome> {
-    const { inserted, duplicates, merged } = await this.ingests.submit({ raw: null, events });
-    return { inserted, duplicates, merged };
+    const { inserted, duplicates, merged, relistedWabas } = await this.ingests.submit({ raw: null, events });
+    return { inserted, duplicates, merged, relistedWabas };
   }
 
   async ingestBatch(items: readonly IngestItem[]): Promise<IngestItemOutcome[]> {
@@ -509,33 +530,123 @@ class SqliteStore implements Store {
     return this.writes.run(() => this.ingestGroup(items));
   }
 
-  /** One transaction (one fsync) for the whole group; each item as if ingested alone, in order. */
+  /**
+   * One transaction (one fsync) for the whole group; each item as if ingested alone, in order, and the WABAs
+   * whose listing the group changed (`relistedWabas`) read before it commits.
+   */
   private ingestGroup(items: readonly IngestItem[]): IngestItemOutcome[] {
     return this.db
-      .transaction(() =>
-        items.map((item): IngestItemOutcome => {
+      .transaction(() => {
+        // Before anything is written: the owners of the numbers these events may tie (ListingFacts); a tie a
+        // rewrite takes away adds its number's owner before that rewrite (insertEvents).
+        const ownersBefore = this.ownersOf([...tiedNumbersOf(items.flatMap((item) => item.events))]);
+        const written = items.map((item): { outcome: IngestItemOutcome; changes: RowChange[] } => {
           const { raw, events } = item;
-          if (raw === null) return { rawId: null, isDuplicate: false, ...this.insertEvents(events) };
+          const changes: RowChange[] = [];
+          if (raw === null) {
+            const outcome = this.insertEvents(events, ownersBefore, changes);
+            return { outcome: { rawId: null, isDuplicate: false, ...outcome }, changes };
+          }
           const existing = this.statement('SELECT id FROM raw_webhooks WHERE sha256 = ?')
             .pluck()
             .get(raw.sha256);
           if (existing !== undefined) {
             // Stored before together with its events, in one transaction: all of them are already here.
-            return {
+            const outcome = {
               rawId: Number(existing),
               isDuplicate: true,
               inserted: [],
               duplicates: events.length,
               merged: [],
+              relistedWabas: [],
             };
+            return { outcome, changes };
           }
           const result = this.statement(
             'INSERT INTO raw_webhooks (received_at_ms, body, sha256, parse_error) VALUES (?, ?, ?, ?)',
           ).run(raw.receivedAtMs, toBuffer(raw.body), raw.sha256, raw.parseError);
-          return { rawId: Number(result.lastInsertRowid), isDuplicate: false, ...this.insertEvents(events) };
-        }),
-      )
+          const outcome = this.insertEvents(events, ownersBefore, changes);
+          return {
+            outcome: { rawId: Number(result.lastInsertRowid), isDuplicate: false, ...outcome },
+            changes,
+          };
+        });
+        if (written.every(({ changes }) => changes.length === 0))
+          return written.map(({ outcome }) => outcome);
+        const relisted = relistedWabas(
+          written.map(({ outcome, changes }) => ({
+            changes,
+            ownWabas: ownWabasOf(outcome),
+          })),
+          this.listingFacts(
+            written.flatMap(({ changes }) => changes),
+            ownersBefore,
+          ),
+        );
+        return written.map(({ outcome }, index) => ({ ...outcome, relistedWabas: relisted[index]! }));
+      })
       .immediate();
+  }
+
+  /** The owner of each of `numbers` now (`numberOwnerSql`: one seek of events_business each), or null. */
+  private ownersOf(numbers: readonly string[]): Map<string, string | null> {
+    const owners = new Map<string, string | null>();
+    if (numbers.length === 0) return owners;
+    const rows = this.statement(
+      `SELECT n.value AS number, ${numberOwnerSql('n.value')} AS owner FROM json_each(?) AS n`,
+    ).all(JSON.stringify(numbers)) as Row[];
+    for (const row of rows) owners.set(String(row.number), nullableString(row.owner));
+    return owners;
+  }
+
+  /**
+   * Before a rewrite that unties `number`: its owner as the group found it, unless read already (no write of the
+   * group tied that number before, or it would be one of the numbers read at the start).
+   */
+  private noteOwnerBefore(ownersBefore: Map<string, string | null>, number: string | null): void {
+    if (number === null || ownersBefore.has(number)) return;
+    ownersBefore.set(number, this.ownersOf([number]).get(number) ?? null);
+  }
+
+  /** What `relistedWabas` needs beyond the changes, read after the group's writes (ListingFacts). */
+  private listingFacts(
+    changes: readonly RowChange[],
+    ownersBefore: ReadonlyMap<string, string | null>,
+  ): ListingFacts {
+    const ownersAfter = this.ownersOf(numbersLosingTies(changes));
+    // One statement for all the ids: a seek of events_unnamed_status each (CROSS JOIN keeps the ids the outer
+    // loop: SQLite would otherwise read every status naming no WABA through events_waba).
+    const ids = joiningMessageIds(changes);
+    const unnamedStatuses = new Map<string, UnnamedStatus[]>();
+    const rows = (
+      ids.length === 0
+        ? []
+        : this.statement(
+            `SELECT s.message_id, s.is_trusted, s.source, ${numberOwnerSql(STATUS_BUSINESS_SQL)} AS owner
+             FROM json_each(?) AS ids CROSS JOIN events s
+             WHERE s.waba IS NULL AND s.message_id = ids.value AND s.kind = 'status'`,
+          ).all(JSON.stringify(ids))
+    ) as Row[];
+    for (const row of rows) {
+      const id = String(row.message_id);
+      unnamedStatuses.set(id, [
+        ...(unnamedStatuses.get(id) ?? []),
+        {
+          isTrusted: row.is_trusted === 1,
+          source: String(row.source),
+          owner: nullableString(row.owner),
+        },
+      ]);
+    }
+    const storedWabas = hasUnnamedStatusChange(changes)
+      ? this.statement(
+          `WITH RECURSIVE ${STORED_WABAS_CTE} SELECT waba FROM stored_wabas WHERE waba IS NOT NULL`,
+        )
+          .pluck()
+          .all()
+          .map(String)
+      : [];
+    return { ownersBefore, ownersAfter, unnamedStatuses, storedWabas };
   }
 
   /**
@@ -543,9 +654,15 @@ class SqliteStore implements Store {
    * (its key stored before, or earlier in this batch) is a duplicate, merged into the stored row, which is
    * rewritten only when the merge changes it (payload, `at_ms`, `business`, `is_trusted`; the rest stays as
    * first stored). `business` is the number a trusted copy tied (`tiedBusinessOf`, `tiedBusinessAfterMerge`),
-   * `is_trusted` whether any copy's writer was trusted (`isTrustedWriter`, `isTrustedAfterMerge`).
+   * `is_trusted` whether any copy's writer was trusted (`isTrustedWriter`, `isTrustedAfterMerge`). The rows
+   * that place statuses naming no WABA are added to `changes` (`isPlacingRow`), and the owner of a number a
+   * rewrite unties is noted in `ownersBefore` before that rewrite.
    */
-  private insertEvents(events: EventInput[]): IngestOutcome {
+  private insertEvents(
+    events: EventInput[],
+    ownersBefore: Map<string, string | null>,
+    changes: RowChange[],
+  ): IngestOutcome {
     const insert = this.statement(
       `INSERT INTO events (key, kind, waba, message_id, at_ms, payload, received_at_ms, source, business,
          is_trusted)
@@ -558,7 +675,9 @@ class SqliteStore implements Store {
     for (const input of events) {
       const { event } = input;
       const json = JSON.stringify(event);
-      const changes = insert.run(
+      const tie = tiedBusinessOf(event, input.isBusinessTied);
+      const isTrusted = isTrustedWriter(input);
+      const count = insert.run(
         input.key,
         event.kind,
         event.waba ?? null,
@@ -567,42 +686,65 @@ class SqliteStore implements Store {
         json,
         input.receivedAtMs,
         input.source,
-        tiedBusinessOf(event, input.isBusinessTied),
-        isTrustedWriter(input) ? 1 : 0,
+        tie,
+        isTrusted ? 1 : 0,
       ).changes;
-      if (changes === 1) {
+      if (count === 1) {
         inserted.push(event);
+        if (isPlacingRow(event)) {
+          changes.push({
+            event,
+            source: input.source,
+            isInserted: true,
+            tieBefore: null,
+            tie,
+            wasTrusted: false,
+            isTrusted,
+          });
+        }
         continue;
       }
       duplicates += 1;
-      const [payload, tie, trustedFlag] = this.statement(
-        'SELECT payload, business, is_trusted FROM events WHERE key = ?',
+      const [payload, storedTie, trustedFlag, source] = this.statement(
+        'SELECT payload, business, is_trusted, source FROM events WHERE key = ?',
       )
         .raw()
-        .get(input.key) as [string, string | null, number];
+        .get(input.key) as [string, string | null, number, string];
       const stored = JSON.parse(payload) as CoreEvent;
       const wasTrusted = trustedFlag === 1;
       // The same text (a file imported again) merges nothing, but a trusted copy may still tie it and make it
       // trusted.
       const next = payload === json ? undefined : mergedCopy(stored, event);
-      const nextTie = tiedBusinessAfterMerge(tie, next ?? stored, input);
-      const isTrusted = isTrustedAfterMerge(wasTrusted, input);
+      const nextTie = tiedBusinessAfterMerge(storedTie, next ?? stored, input);
+      const isNowTrusted = isTrustedAfterMerge(wasTrusted, input);
+      if (next === undefined && nextTie === storedTie && isNowTrusted === wasTrusted) continue;
+      if (nextTie !== storedTie) this.noteOwnerBefore(ownersBefore, storedTie);
       if (next === undefined) {
-        if (nextTie !== tie || isTrusted !== wasTrusted) {
-          this.statement('UPDATE events SET business = ?, is_trusted = ? WHERE key = ?').run(
-            nextTie,
-            isTrusted ? 1 : 0,
-            input.key,
-          );
-        }
-        continue;
+        this.statement('UPDATE events SET business = ?, is_trusted = ? WHERE key = ?').run(
+          nextTie,
+          isNowTrusted ? 1 : 0,
+          input.key,
+        );
+      } else {
+        this.statement(
+          'UPDATE events SET payload = ?, at_ms = ?, business = ?, is_trusted = ? WHERE key = ?',
+        ).run(JSON.stringify(next), next.atMs, nextTie, isNowTrusted ? 1 : 0, input.key);
+        merged.set(input.key, next);
       }
-      this.statement(
-        'UPDATE events SET payload = ?, at_ms = ?, business = ?, is_trusted = ? WHERE key = ?',
-      ).run(JSON.stringify(next), next.atMs, nextTie, isTrusted ? 1 : 0, input.key);
-      merged.set(input.key, next);
+      if (isPlacingRow(stored)) {
+        changes.push({
+          event: next ?? stored,
+          source,
+          isInserted: false,
+          tieBefore: storedTie,
+          tie: nextTie,
+          wasTrusted,
+          isTrusted: isNowTrusted,
+        });
+      }
     }
-    return { inserted, duplicates, merged: [...merged.values()] };
+    // Named by the group, once every item is written (ingestGroup).
+    return { inserted, duplicates, merged: [...merged.values()], relistedWabas: [] };
   }
 
   async getRawWebhook(id: number): Promise<StoredRawWebhook | undefined> {
