@@ -332,6 +332,33 @@ describe('wameter import', () => {
     expect(otherPortfolio.code).toBe(0);
   });
 
+  it('says so when it re-prices a bill that was priced with other accounts, and not when they are the same', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'wameter-import-'));
+    const db = `sqlite:${join(dir, 'w.db')}`;
+    const accounts = join(dir, 'accounts.json');
+    writeFileSync(
+      accounts,
+      JSON.stringify({
+        accounts: [{ waba: 'W2', timezone: 'Asia/Kolkata', currency: 'USD', portfolio: 'P2' }],
+      }),
+    );
+    const config = join(dir, 'config.json');
+    writeFileSync(config, JSON.stringify({ accounts }));
+    const events = tempFile(dir, 'w2.ndjson', CLEAN_W2_LINES);
+    const warning = 'the stored bill was last priced with other accounts';
+    const first = await run(['import', events, '--db', db, '--config', config]);
+    expect(first.code).toBe(0);
+    expect(first.error).not.toContain(warning);
+    const same = await run(['import', events, '--db', db, '--config', config]);
+    expect(same.error).not.toContain(warning);
+    // The same events without the accounts file: W2 is re-priced as UTC, and the import says so.
+    const without = await run(['import', events, '--db', db]);
+    expect(without.code).toBe(0);
+    expect(without.error).toContain(
+      `wameter import: ${warning} (time zones, currencies, portfolios, primary countries or authentication-international dates differ, or WABAs were added or removed): it is re-priced now under the accounts given to this run; to keep the earlier pricing, give the same accounts file (WAMETER_ACCOUNTS, or the accounts of --config), and to see what changes first, run \`wameter rerate --dry-run\`\n`,
+    );
+  });
+
   it('says how many copies completed a stored event (the referral a CRM’s copy lacked), and the bill follows', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'wameter-import-'));
     const db = `sqlite:${join(dir, 'w.db')}`;

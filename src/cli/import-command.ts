@@ -8,7 +8,7 @@ import type { Finding } from '../core/units.js';
 import { readEventSources } from '../ingest/read-events.js';
 import { loadServiceConfig } from '../server/config.js';
 import { loadPricingSetup } from '../server/pricing-setup.js';
-import { RatingFailedError } from '../server/rating-service.js';
+import { ACCOUNTS_CHANGED_WARNING, RatingFailedError } from '../server/rating-service.js';
 import type { EventInput } from '../store/store.js';
 import { CliError, EXIT } from './exit-codes.js';
 import type { CliIo } from './io.js';
@@ -178,6 +178,8 @@ async function runImport(sources: string[], flags: ImportFlags, io: CliIo): Prom
         }
       },
     });
+    if (await rating.isStoredUnderOtherAccounts())
+      io.writeError(`wameter import: ${ACCOUNTS_CHANGED_WARNING}\n`);
     try {
       await rating.rateAll();
     } catch (error) {

@@ -10,7 +10,7 @@ import Database from 'better-sqlite3';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import { signMetaBody } from '../ingest/signature.js';
-import { KEY_ALL, SECRET, testConfig, webhookFixtures } from '../../test/server-kit.js';
+import { KEY_ALL, SECRET, fixture, testConfig, webhookFixtures } from '../../test/server-kit.js';
 import type { ServiceConfig } from './config.js';
 import { createMemoryLogger } from './logger.js';
 import { startServer, type RunningServer } from './main.js';
@@ -101,6 +101,43 @@ function webhookRequestHead(body: Buffer): string {
 }
 
 describe('graceful shutdown with keep-alive connections', () => {
+  it('warns at start when the stored bill was priced with other accounts (it is re-priced under these)', async () => {
+    const db = `sqlite:${join(dir, 'accounts-changed.db')}`;
+    const accountsPath = join(dir, 'accounts-changed.json');
+    // A user's message: stored, so its WABA is rated (and the rating records the accounts it priced with).
+    const body = fixture('meta-docs/incoming_text_basic.json');
+    const waba = (JSON.parse(body.toString('utf8')) as { entry: { id: string }[] }).entry[0]!.id;
+    writeFileSync(
+      accountsPath,
+      JSON.stringify({ accounts: [{ waba, timezone: 'Asia/Kolkata', currency: 'USD', portfolio: 'P' }] }),
+    );
+    const serveWith = async (accounts: string | null) => {
+      const logger = createMemoryLogger();
+      const server = await startServer(
+        testConfig({ db, port: 0, host: '127.0.0.1', accountsPath: accounts }),
+        { logger, ratingWorkerScript: null },
+      );
+      return { server, logger };
+    };
+    const warned = (logger: { lines: string[] }) =>
+      logger.lines.some((line) => line.includes('the stored bill was last priced with other accounts'));
+    const first = await serveWith(accountsPath);
+    const posted = await fetch(`${first.server.url}/webhooks/whatsapp`, {
+      method: 'POST',
+      body: new Uint8Array(body),
+      headers: { 'X-Hub-Signature-256': signMetaBody(body, SECRET) },
+    });
+    expect(posted.status).toBe(200);
+    await first.server.close(); // finishes the live rating first
+    expect(warned(first.logger)).toBe(false);
+    const same = await serveWith(accountsPath);
+    await same.server.close();
+    expect(warned(same.logger)).toBe(false);
+    const other = await serveWith(null);
+    await other.server.close();
+    expect(warned(other.logger)).toBe(true);
+  });
+
   it('closes idle keep-alive sockets, and answers an in-flight request in full with Connection: close', async () => {
     const server = await start();
     const idle = new RawConnection(server.port);

@@ -16,7 +16,7 @@ import { describeConfig, loadServiceConfig, type ServiceConfig } from './config.
 import { createJsonLogger, errorFields, type Logger } from './logger.js';
 import { Metrics } from './metrics.js';
 import { loadPricingSetup, loadRateCards } from './pricing-setup.js';
-import { createRatingService } from './rating-service.js';
+import { ACCOUNTS_CHANGED_WARNING, createRatingService } from './rating-service.js';
 import { explainStartError } from './start-errors.js';
 import { createStoreHealth } from './store-health.js';
 import { createWorkerLiveRater, isSharedDatabase, ratingWorkerScript } from './live-rater.js';
@@ -142,6 +142,8 @@ async function startService(config: ServiceConfig, options: StartOptions): Promi
   const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
   logger.info('listening', { url });
 
+  // The bill is re-priced under this start's accounts: said when they are not those it was priced with.
+  if (await rating.isStoredUnderOtherAccounts().catch(() => false)) logger.warn(ACCOUNTS_CHANGED_WARNING);
   // A crash may have stored arrivals without rating them: bring the whole bill up to date (reads wait).
   void rating.rateAll().catch((error: unknown) => logger.error('initial rating failed', errorFields(error)));
 

@@ -140,6 +140,12 @@ export interface RatingService {
    * `close()`; with `retries: false` nothing is retried).
    */
   rateAll(): Promise<void>;
+  /**
+   * Whether the store's latest rating priced with other accounts than this service's (its `accountsDigest`:
+   * time zones, currencies, portfolios, primary countries, authentication-international dates, or WABAs
+   * added or removed): `rateAll()` then re-prices the stored bill under these. Said by `import` and `serve`.
+   */
+  isStoredUnderOtherAccounts(): Promise<boolean>;
   /** Seconds the oldest unrated arrival has waited (0 when the bill is current). */
   lagSeconds(): number;
   rerate(request: RerateRequest): Promise<Result<RerateReport, RerateError>>;
@@ -191,6 +197,10 @@ export interface RatingServiceDeps {
 }
 
 const RETRY_MS = 1000;
+
+/** What `serve` logs and `import` prints when the stored bill was priced with other accounts (see above). */
+export const ACCOUNTS_CHANGED_WARNING =
+  'the stored bill was last priced with other accounts (time zones, currencies, portfolios, primary countries or authentication-international dates differ, or WABAs were added or removed): it is re-priced now under the accounts given to this run; to keep the earlier pricing, give the same accounts file (WAMETER_ACCOUNTS, or the accounts of --config), and to see what changes first, run `wameter rerate --dry-run`';
 
 /** The stored bill is older than acknowledged arrivals: their live rating failed and is being retried. */
 export class RatingBehindError extends Error {
@@ -640,6 +650,10 @@ export function createRatingService(deps: RatingServiceDeps): RatingService {
       markDirty(await store.listWabas());
       await settled();
       if (behind.size > 0) throw new RatingFailedError([...behind].sort(), lastFailure);
+    },
+    async isStoredUnderOtherAccounts() {
+      const [last] = await store.listRatings(1);
+      return last?.accountsDigest !== undefined && last.accountsDigest !== pricingAccountsDigest;
     },
     lagSeconds() {
       const oldest = Math.min(runningSinceMs ?? Infinity, ...dirty.values());
