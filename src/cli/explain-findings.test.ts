@@ -1,29 +1,19 @@
 import { describe, expect, it } from 'vitest';
 import type { BillableUnit, Finding } from '../core/units.js';
 import { findingsOfStory, type StoryScope } from './explain-findings.js';
+import { billableUnit } from '../../test/support/units.js';
 
-const unit = (over: Partial<BillableUnit> = {}): BillableUnit => ({
-  id: 'u_m1',
-  unit: 'message',
-  pricingModel: 'PMP',
-  era: 'PMP-2025',
-  waba: 'W1',
-  business: 'PN1',
-  user: '919876543210',
-  country: 'IN',
-  market: 'India',
-  category: 'marketing',
-  type: 'regular',
-  openedAtMs: Date.parse('2025-10-10T10:00:00Z'),
-  expiresAtMs: null,
-  messages: ['m1'],
-  rateMicros: null,
-  amountMicros: null,
-  currency: 'USD',
-  rateCard: 'usd-2025-10-01',
-  rule: 'PMP_CHARGED',
-  ...over,
-});
+/** An unpriced marketing message of the story (the fields a story's findings are judged by). */
+const unit = (over: Partial<BillableUnit> = {}): BillableUnit =>
+  billableUnit({
+    id: 'u_m1',
+    category: 'marketing',
+    openedAtMs: Date.parse('2025-10-10T10:00:00Z'),
+    messages: ['m1'],
+    rateMicros: null,
+    amountMicros: null,
+    ...over,
+  });
 
 function story(units: BillableUnit[]): StoryScope {
   return {

@@ -958,6 +958,17 @@ describe('quotes for sends that have not happened (the estimator)', () => {
 
 describe('streaming with bounded lateness', () => {
   const STREAM = { maxLatenessMs: 3_600_000, flushEveryEvents: 1 };
+  /** Meta's webhook of m0's read receipt, naming its WABA, user and business number, with its pricing. */
+  const readOfM0 = (atMs: number): CoreEvent => ({
+    kind: 'status',
+    atMs,
+    id: 'm0',
+    status: 'read',
+    waba: 'W1',
+    business: 'PN1',
+    user: INDIA,
+    pricing: { pricing_model: 'CBP', category: 'marketing', billable: true },
+  });
 
   it('emits units before the end, and the same units as a batch', async () => {
     const events: CoreEvent[] = [];
@@ -1004,16 +1015,7 @@ describe('streaming with bounded lateness', () => {
       ...send(hours(DAY, 0), 'm0', 'marketing'),
       ...send(hours(DAY, 30), 'm30', 'utility', { user: '919800000002' }),
       // Meta's webhook for the read of m0, a day and a half later, with the user and business it names
-      {
-        kind: 'status',
-        atMs: hours(DAY, 36),
-        id: 'm0',
-        status: 'read',
-        waba: 'W1',
-        business: 'PN1',
-        user: INDIA,
-        pricing: { pricing_model: 'CBP', category: 'marketing', billable: true },
-      },
+      readOfM0(hours(DAY, 36)),
     ];
     const result = await rate(events, STREAM);
     expect(result.units.map((u) => u.messages)).toEqual([['m0'], ['m30']]);
@@ -1022,16 +1024,7 @@ describe('streaming with bounded lateness', () => {
   });
 
   it('a read receipt weeks later, after the stream forgot the rated message, is not charged again', async () => {
-    const read: CoreEvent = {
-      kind: 'status',
-      atMs: hours(DAY, 20 * 24),
-      id: 'm0',
-      status: 'read',
-      waba: 'W1',
-      business: 'PN1',
-      user: INDIA,
-      pricing: { pricing_model: 'CBP', category: 'marketing', billable: true },
-    };
+    const read = readOfM0(hours(DAY, 20 * 24));
     // Another user's messages every 12 h move the horizon (and the sweeps) 20 days on; then m0 is read.
     const events: CoreEvent[] = [...send(hours(DAY, 0), 'm0', 'marketing')];
     for (let h = 12; h < 20 * 24; h += 12)

@@ -1188,6 +1188,16 @@ describe('an ingest re-rates every WABA whose statuses naming no WABA it moves',
     return createTestService({}, { store });
   }
 
+  /** A user's message to W2's number PN2, which makes W2 the owner of PN2's statuses naming no WABA. */
+  const W2_INBOUND = {
+    kind: 'inbound',
+    at: '2025-07-10T09:00:00Z',
+    waba: 'W2',
+    business: 'PN2',
+    user: '919811111111',
+    id: 'in.b1',
+  };
+
   /** The message ids a WABA's stored units bill (read through the API: the rating settles first). */
   const billedOf = async (waba: string) =>
     (
@@ -1256,15 +1266,7 @@ describe('an ingest re-rates every WABA whose statuses naming no WABA it moves',
 
   it("a send log arriving after its status naming no WABA re-rates the status's former owner", async () => {
     service = await createTestService();
-    const inbound = {
-      kind: 'inbound',
-      at: '2025-07-10T09:00:00Z',
-      waba: 'W2',
-      business: 'PN2',
-      user: '919811111111',
-      id: 'in.b1',
-    };
-    await service.postEvents([inbound, statusOf('wamid.logged-late', 'PN2')], KEY_ALL);
+    await service.postEvents([W2_INBOUND, statusOf('wamid.logged-late', 'PN2')], KEY_ALL);
     expect(await billedOf('W2')).toContain('wamid.logged-late');
     // The administrator's send log names the message under W1 (and its own number): the status is W1's.
     const sent = {
@@ -1298,15 +1300,7 @@ describe('an ingest re-rates every WABA whose statuses naming no WABA it moves',
       // W1's own key writes the send log (untrusted: it joins only its own statuses); the administrator writes
       // W2's inbound from PN2 and the delivery naming no WABA, which PN2's owner, W2, bills.
       expect(await json(await service.postEvents([sent], KEY_W1))).toMatchObject({ accepted: 1 });
-      const inbound = {
-        kind: 'inbound',
-        at: '2025-07-10T09:00:00Z',
-        waba: 'W2',
-        business: 'PN2',
-        user: '919811111111',
-        id: 'in.b1',
-      };
-      await service.postEvents([inbound, statusOf('wamid.trusted-late', 'PN2')], KEY_ALL);
+      await service.postEvents([W2_INBOUND, statusOf('wamid.trusted-late', 'PN2')], KEY_ALL);
       expect(await billedOf('W2')).toContain('wamid.trusted-late');
       expect(await billedOf('W1')).toEqual([]);
 
