@@ -4,10 +4,13 @@
 import { DAY_MS, HOUR_MS } from './calendar.js';
 import type { Era, PricingModel } from './units.js';
 
+/** Meta charges per delivered message, not per conversation, from this local date (pricing-rules.md §2). */
+export const PER_MESSAGE_PRICING_FROM = '2025-07-01';
+
 // Meta, pricing-rules.md §2: each era is in force from 00:00 of this date in the WABA's time zone.
 const ERA_STARTS: readonly { era: Era; from: string }[] = [
   { era: 'PMP-2026-10', from: '2026-10-01' }, // (reported) — applied only when reported rules are on
-  { era: 'PMP-2025', from: '2025-07-01' },
+  { era: 'PMP-2025', from: PER_MESSAGE_PRICING_FROM },
   { era: 'CBP-2024-11', from: '2024-11-01' },
   { era: 'CBP-2023', from: '2023-06-01' },
   { era: 'CBP-2022', from: '2022-02-01' },

@@ -4,6 +4,7 @@
 import {
   FREE_CONVERSATIONS_PER_MONTH,
   FREE_SERVICE_MESSAGES_PER_MONTH,
+  PER_MESSAGE_PRICING_FROM,
   hasAuthInternationalRate,
 } from './eras.js';
 import { primaryCountryAt, type Account } from './events.js';
@@ -228,6 +229,22 @@ export class UnitPricer {
       return;
     }
     draft.amountMicros = draft.rateMicros;
+    // Meta's cards list rates per conversation until per-message pricing, per delivered message from it: a
+    // charge priced from a card of the other kind (no card of its own kind is in force on its date: a card
+    // missing from the bundled set, or a what-if under another era's rules) is said, so that its amount is
+    // not taken for Meta's.
+    const isCardPerMessage = card.effectiveDate >= PER_MESSAGE_PRICING_FROM;
+    if (draft.era !== 'NBP' && isCardPerMessage !== (draft.unit === 'message')) {
+      const per = (isPerMessage: boolean) => (isPerMessage ? 'per delivered message' : 'per conversation');
+      findings.add(`RATE_CARD_OF_OTHER_MODEL:${card.id}:${draft.unit}:${draft.waba}`, () => ({
+        code: 'RATE_CARD_OF_OTHER_MODEL',
+        message: `WABA ${draft.waba}: charges ${per(draft.unit === 'message')} (first: ${draft.id}, on ${date}) were priced from rate card ${card.id}, which lists rates ${per(isCardPerMessage)}, because no card of their own kind is in force on their dates; Meta's rates for them may differ: add Meta's card for those dates (--rate-cards)`,
+        rate_card: card.id,
+        unit_id: draft.id,
+        date,
+        waba: draft.waba,
+      }));
+    }
   }
 
   private isAuthInternational(

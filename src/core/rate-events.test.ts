@@ -543,6 +543,32 @@ describe('per-message pricing (PMP-2025)', () => {
     expect(result.units.every((u) => u.unit === 'message' && u.era === 'PMP-2025')).toBe(true);
   });
 
+  it('says when a charge was priced from a card of the other kind (per conversation, per message)', async () => {
+    const codes = (result: { findings: { code: string }[] }) => result.findings.map((f) => f.code);
+    // August 2025: per-message pricing, but the latest bundled card before October lists conversations.
+    const august = await rate(send(at('2025-08-05T10:00:00Z'), 'm8', 'marketing'));
+    expect(august.units.map((u) => [u.unit, u.rateCard, u.amountMicros])).toEqual([
+      ['message', 'usd-2024-11-01', 10700],
+    ]);
+    expect(august.findings).toEqual([
+      expect.objectContaining({
+        code: 'RATE_CARD_OF_OTHER_MODEL',
+        rate_card: 'usd-2024-11-01',
+        unit_id: august.units[0]!.id,
+        date: '2025-08-05',
+        waba: 'W1',
+      }),
+    ]);
+    // October 2025: the per-message card is in force; nothing to say.
+    expect(codes(await rate(send(at('2025-10-05T10:00:00Z'), 'm10', 'marketing')))).toEqual([]);
+    // A what-if under conversation rules on October traffic: conversations priced from a per-message card.
+    const whatIf = await rate(send(at('2025-10-05T10:00:00Z'), 'm10', 'marketing'), {
+      asOfRules: 'CBP-2023',
+    });
+    expect(whatIf.units.map((u) => u.unit)).toEqual(['conversation']);
+    expect(codes(whatIf)).toEqual(['RATE_CARD_OF_OTHER_MODEL']);
+  });
+
   it('§10.8 a utility conversation opened before 2025-07-01 carries utility templates after the switch', async () => {
     const result = await rate([
       ...send(at('2025-06-30T20:00:00Z'), 'open', 'utility'),
