@@ -93,6 +93,20 @@ async function storeWithTrigger(trigger: string): Promise<{ db: string; file: st
   return { db, file };
 }
 
+/** A folder for a new SQLite store, and a configuration file whose accounts file holds `accounts`. */
+function storeWithAccounts(accounts: readonly Record<string, string>[]): {
+  dir: string;
+  db: string;
+  config: string;
+} {
+  const dir = mkdtempSync(join(tmpdir(), 'wameter-import-'));
+  const accountsPath = join(dir, 'accounts.json');
+  writeFileSync(accountsPath, JSON.stringify({ accounts }));
+  const config = join(dir, 'config.json');
+  writeFileSync(config, JSON.stringify({ accounts: accountsPath }));
+  return { dir, db: `sqlite:${join(dir, 'w.db')}`, config };
+}
+
 describe('wameter import', () => {
   it('stores and rates event files once, however often they are imported; the bill equals wameter rate', async () => {
     const db = `sqlite:${join(mkdtempSync(join(tmpdir(), 'wameter-import-')), 'w.db')}`;
@@ -301,18 +315,10 @@ describe('wameter import', () => {
   });
 
   it("reports an unrated status with the import that brought it, never with its portfolio mates' or another portfolio's", async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'wameter-import-'));
-    const db = `sqlite:${join(dir, 'w.db')}`;
     // W1 and W3 share a portfolio (rated together); W2 is a portfolio of its own.
-    const accounts = join(dir, 'accounts.json');
-    writeFileSync(
-      accounts,
-      JSON.stringify({
-        accounts: ['W1', 'W3'].map((waba) => ({ waba, timezone: 'UTC', currency: 'USD', portfolio: 'P13' })),
-      }),
+    const { dir, db, config } = storeWithAccounts(
+      ['W1', 'W3'].map((waba) => ({ waba, timezone: 'UTC', currency: 'USD', portfolio: 'P13' })),
     );
-    const config = join(dir, 'config.json');
-    writeFileSync(config, JSON.stringify({ accounts }));
     const importFile = (name: string, lines: readonly string[]) =>
       run(['import', tempFile(dir, name, lines), '--db', db, '--config', config]);
 
@@ -333,17 +339,9 @@ describe('wameter import', () => {
   });
 
   it('says so when it re-prices a bill that was priced with other accounts, and not when they are the same', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'wameter-import-'));
-    const db = `sqlite:${join(dir, 'w.db')}`;
-    const accounts = join(dir, 'accounts.json');
-    writeFileSync(
-      accounts,
-      JSON.stringify({
-        accounts: [{ waba: 'W2', timezone: 'Asia/Kolkata', currency: 'USD', portfolio: 'P2' }],
-      }),
-    );
-    const config = join(dir, 'config.json');
-    writeFileSync(config, JSON.stringify({ accounts }));
+    const { dir, db, config } = storeWithAccounts([
+      { waba: 'W2', timezone: 'Asia/Kolkata', currency: 'USD', portfolio: 'P2' },
+    ]);
     const events = tempFile(dir, 'w2.ndjson', CLEAN_W2_LINES);
     const warning = 'the stored bill was last priced with other accounts';
     const first = await run(['import', events, '--db', db, '--config', config]);

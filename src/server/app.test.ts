@@ -1198,6 +1198,17 @@ describe('an ingest re-rates every WABA whose statuses naming no WABA it moves',
     id: 'in.b1',
   };
 
+  /** W1's send log line of marketing message `id` to a user of PN1. */
+  const w1SendLog = (id: string) => ({
+    kind: 'outbound',
+    at: '2025-07-15T09:59:00Z',
+    waba: 'W1',
+    business: 'PN1',
+    user: '919812345678',
+    id,
+    template: 'marketing',
+  });
+
   /** The message ids a WABA's stored units bill (read through the API: the rating settles first). */
   const billedOf = async (waba: string) =>
     (
@@ -1269,15 +1280,7 @@ describe('an ingest re-rates every WABA whose statuses naming no WABA it moves',
     await service.postEvents([W2_INBOUND, statusOf('wamid.logged-late', 'PN2')], KEY_ALL);
     expect(await billedOf('W2')).toContain('wamid.logged-late');
     // The administrator's send log names the message under W1 (and its own number): the status is W1's.
-    const sent = {
-      kind: 'outbound',
-      at: '2025-07-15T09:59:00Z',
-      waba: 'W1',
-      business: 'PN1',
-      user: '919812345678',
-      id: 'wamid.logged-late',
-      template: 'marketing',
-    };
+    const sent = w1SendLog('wamid.logged-late');
     expect(await json(await service.postEvents([sent], KEY_ALL))).toMatchObject({ accepted: 1 });
     expect(await billedOf('W1')).toEqual(['wamid.logged-late']);
     expect(await billedOf('W2')).not.toContain('wamid.logged-late');
@@ -1288,15 +1291,7 @@ describe('an ingest re-rates every WABA whose statuses naming no WABA it moves',
     "%s: a trusted copy that changes nothing but a stored message's trust and tie moves a status naming no WABA: both WABAs are re-rated",
     async (engine) => {
       service = await serviceOn(engine);
-      const sent = {
-        kind: 'outbound',
-        at: '2025-07-15T09:59:00Z',
-        waba: 'W1',
-        business: 'PN1',
-        user: '919812345678',
-        id: 'wamid.trusted-late',
-        template: 'marketing',
-      };
+      const sent = w1SendLog('wamid.trusted-late');
       // W1's own key writes the send log (untrusted: it joins only its own statuses); the administrator writes
       // W2's inbound from PN2 and the delivery naming no WABA, which PN2's owner, W2, bills.
       expect(await json(await service.postEvents([sent], KEY_W1))).toMatchObject({ accepted: 1 });
