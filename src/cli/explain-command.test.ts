@@ -5,6 +5,9 @@ import { describe, expect, it } from 'vitest';
 import { runWameter } from '../../test/support/cli.js';
 import { EXIT } from './exit-codes.js';
 
+/** explain --format json's keys, in order: contract §4's, then `findings` (an addition the contract allows). */
+const EXPLAIN_JSON_KEYS = ['user', 'business', 'entries', 'units', 'totals', 'pending', 'failed', 'findings'];
+
 function cli(args: string[]) {
   return runWameter(['explain', ...args]);
 }
@@ -112,16 +115,7 @@ describe('wameter explain: messages never charged', () => {
       },
     ]);
     // The contract's fields are all still there (additive change only).
-    expect(Object.keys(json)).toEqual([
-      'user',
-      'business',
-      'entries',
-      'units',
-      'totals',
-      'pending',
-      'failed',
-      'findings',
-    ]);
+    expect(Object.keys(json)).toEqual(EXPLAIN_JSON_KEYS);
   });
 
   it('gives them as CSV rows with the same columns', async () => {
@@ -241,16 +235,7 @@ describe('wameter explain: the findings of the story, and its exit code', () => 
   it('JSON has a "findings" list after the contract fields; CSV says them on stderr', async () => {
     const json = await cli([input, '--user', UK, '--format', 'json']);
     const document = JSON.parse(json.out);
-    expect(Object.keys(document)).toEqual([
-      'user',
-      'business',
-      'entries',
-      'units',
-      'totals',
-      'pending',
-      'failed',
-      'findings',
-    ]);
+    expect(Object.keys(document)).toEqual(EXPLAIN_JSON_KEYS);
     expect(document.findings).toEqual([
       expect.objectContaining({ code: 'NO_RATE', market: 'United Kingdom', waba: 'W1' }),
     ]);
