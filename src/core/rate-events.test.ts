@@ -469,6 +469,28 @@ describe('one message id named by two WABAs', () => {
       expect(result.findings.map((f) => f.code)).not.toContain('MESSAGE_OF_TWO_WABAS');
     }
   });
+
+  it("a status naming no WABA joins every WABA's message of the id, in every order of the lines", async () => {
+    const [ofW2] = send(hours(DAY, 0), 'm1', 'marketing', { waba: 'W2', business: 'PN2' }, 'pending');
+    const [ofW1] = send(hours(DAY, 0), 'm1', 'utility', { waba: 'W1', business: 'PN1' }, 'pending');
+    const status: CoreEvent = { kind: 'status', atMs: hours(DAY, 0) + 5000, id: 'm1', status: 'delivered' };
+    const orders = [
+      [ofW2!, ofW1!, status],
+      [ofW1!, ofW2!, status],
+      [status, ofW2!, ofW1!],
+      [ofW2!, status, ofW1!],
+    ];
+    for (const events of orders) {
+      const result = await rate(events);
+      // It cannot tell which WABA's message it is about: both are delivered, and the finding says why.
+      expect(result.units.map((u) => [u.id, u.waba, u.category]).sort()).toEqual([
+        ['u_m1', 'W1', 'utility'],
+        ['u_m1', 'W2', 'marketing'],
+      ]);
+      expect(result.pending).toEqual([]);
+      expect(result.findings.map((f) => f.code)).toContain('MESSAGE_OF_TWO_WABAS');
+    }
+  });
 });
 
 describe('each message is billed to its own WABA', () => {

@@ -222,6 +222,13 @@ export class Rater {
   private readonly notedMessages = new Set<string>();
   /** Records of statuses alone that name no WABA, placed when the input has been read up to a flush. */
   private unplaced: MessageRecord[] = [];
+  /**
+   * A batch's statuses that name no WABA, joined to their messages once every line is read, so that a message
+   * id two WABAs' events name is known as such before them, whatever the order of the lines (addStatus).
+   */
+  private readonly statusesWithoutWaba: StatusEvent[] = [];
+  /** Message id → the keys of its records for WABAs other than the first (recordFor), for shared ids only. */
+  private readonly keysOfSharedId = new Map<string, string[]>();
   private readonly pricer: UnitPricer;
   private readonly emitQueue: UnitDraft[] = [];
   private emitHead = 0;
@@ -295,7 +302,8 @@ export class Rater {
         this.addOutbound(event);
         break;
       case 'status':
-        this.addStatus(event);
+        if (event.waba === undefined && !this.isStreaming) this.statusesWithoutWaba.push(event);
+        else this.addStatus(event);
         break;
       case 'account_update':
         this.applyAccountUpdate(event);
@@ -316,6 +324,8 @@ export class Rater {
   /** Rates everything still open and returns what was found. The sink has received every unit after this. */
   finish(): RaterSummary {
     if (this.isFinished) throw new Error('Rater.finish called twice');
+    for (const event of this.statusesWithoutWaba) this.addStatus(event);
+    this.statusesWithoutWaba.length = 0;
     this.flush(Infinity);
     this.isFinished = true;
     const leftovers = [...this.records.values()]
@@ -577,7 +587,8 @@ export class Rater {
    * The record of message `id` as the events of `waba` know it. Meta's ids are unique, so events of two
    * WABAs naming one id (a client's key writing another client's message id, or a send log naming the wrong
    * WABA) are each rated with their own WABA's: a status never makes another WABA's message delivered, in
-   * whatever order the events come. A status that names no WABA joins the message by id alone.
+   * whatever order the events come. A status that names no WABA gets the record of the id alone (addStatus
+   * gives it to the other WABAs' records too).
    */
   private recordFor(id: string, waba: string | undefined): MessageRecord | undefined {
     if (this.isStreaming && this.tombstones.has(id)) {
@@ -601,6 +612,9 @@ export class Rater {
       claimed = new MessageRecord(id, key);
       this.records.set(key, claimed);
       const first = record.waba;
+      const keys = this.keysOfSharedId.get(id);
+      if (keys) keys.push(key);
+      else this.keysOfSharedId.set(id, [key]);
       this.findings.add(`MESSAGE_OF_TWO_WABAS:${id}`, () => ({
         code: 'MESSAGE_OF_TWO_WABAS',
         message: `message ${id} is named by events of WABA ${first} and of WABA ${waba}; Meta's ids are unique, so one of them is wrong: each WABA's events were rated apart`,
@@ -636,9 +650,24 @@ export class Rater {
     this.place(record, true);
   }
 
+  /**
+   * A status that names no WABA (a send log's) joins every WABA's message of its id: it cannot tell which
+   * one it is about, and the stores list it with each (docs/storage.md); MESSAGE_OF_TWO_WABAS says so. A
+   * stream gives it to the WABAs it has met by then.
+   */
   private addStatus(event: StatusEvent): void {
     const record = this.recordFor(event.id, event.waba);
     if (!record) return;
+    this.applyStatus(record, event);
+    const keys = event.waba === undefined ? this.keysOfSharedId.get(event.id) : undefined;
+    if (!keys) return;
+    for (const key of keys) {
+      const other = this.records.get(key);
+      if (other) this.applyStatus(other, event);
+    }
+  }
+
+  private applyStatus(record: MessageRecord, event: StatusEvent): void {
     // `played` (a voice message played on the phone) implies delivery as `read` does.
     const isDelivery = event.status === 'delivered' || event.status === 'read' || event.status === 'played';
     if (isDelivery && this.isLate(event.atMs)) {

@@ -492,6 +492,25 @@ describe('POST /v1/events', () => {
       });
     });
 
+    it('for an id two WABAs use: delivers both, as `wameter rate` does, in one portfolio or two', async () => {
+      const sentOfW2 = { ...sent, waba: 'W2', business: 'PN2', template: 'utility' };
+      const lines = [sent, sentOfW2, delivered];
+      const expected = await batchRating(lines);
+      expect(expected.units.map((unit) => unit.waba).sort()).toEqual(['W1', 'W2']);
+      for (const shared of [false, true]) {
+        const check = async () => {
+          for (const line of [delivered, sentOfW2, sent]) await service.postEvents([line]);
+          const units = (await json(await service.get('/v1/units', KEY_ALL))).units as { waba: string }[];
+          expect(units.map((unit) => unit.waba).sort()).toEqual(['W1', 'W2']);
+          expect(await json(await service.get('/v1/totals', KEY_ALL))).toEqual({ totals: expected.totals });
+        };
+        if (shared) {
+          await service.close();
+          await withSharedPortfolio(check);
+        } else await check();
+      }
+    });
+
     it("from a key for one WABA: takes the key's WABA", async () => {
       await service.postEvents([sent], KEY_W1);
       expect(await json(await service.postEvents([delivered], KEY_W1))).toMatchObject({ accepted: 1 });
