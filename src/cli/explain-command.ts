@@ -16,7 +16,7 @@ import { normalisePhone } from '../core/phone.js';
 import { rateSources } from '../use-cases/rate-sources.js';
 import { ratingSetupFrom, sourcesOrStdin } from './rating-inputs.js';
 import { EXIT } from './exit-codes.js';
-import { findingsOfStory } from './explain-findings.js';
+import { findingsOfStory } from '../use-cases/explain-findings.js';
 import { sayFindingsBesideCsv } from './findings-on-stderr.js';
 import type { CliIo } from './io.js';
 import { RATE_CARDS_HELP, choice, collectPaths, pathArgument, parseEra } from './options.js';

@@ -689,6 +689,26 @@ describe('query API: units, totals, CSV, explain, analytics', () => {
     expect(other.pending).toEqual([]);
   });
 
+  it("explain tells the story's findings, as `wameter explain` does, and never another client's", async () => {
+    const user = '919812345678';
+    const lines = [
+      { ...linesW1[3], user, id: 'wamid.df' },
+      { kind: 'status', at: '2025-07-12T10:00:05Z', waba: 'W1', id: 'wamid.df', status: 'delivered' },
+      { kind: 'status', at: '2025-07-12T10:00:09Z', waba: 'W1', id: 'wamid.df', status: 'failed' },
+      // Another user's message of W1 delivered and failed too: not this story's.
+      { ...linesW1[3], user: '919800000000', id: 'wamid.other' },
+      { kind: 'status', at: '2025-07-12T10:00:05Z', waba: 'W1', id: 'wamid.other', status: 'delivered' },
+      { kind: 'status', at: '2025-07-12T10:00:09Z', waba: 'W1', id: 'wamid.other', status: 'failed' },
+    ];
+    await service.postEvents(lines);
+    const answer = await json(await service.get(`/v1/explain?user=${user}`, KEY_ALL));
+    const findings = answer.findings as { code: string; message_id?: string }[];
+    expect(findings.map((f) => [f.code, f.message_id])).toContainEqual(['DELIVERED_AND_FAILED', 'wamid.df']);
+    expect(JSON.stringify(findings)).not.toContain('wamid.other');
+    expect((await json(await service.get(`/v1/explain?user=${user}`, KEY_W1))).findings).toEqual(findings);
+    expect((await json(await service.get(`/v1/explain?user=${user}`, KEY_W2))).findings).toEqual([]);
+  });
+
   it('explain needs a user (400)', async () => {
     const response = await service.get('/v1/explain', KEY_ALL);
     expect(response.status).toBe(400);

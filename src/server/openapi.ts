@@ -323,6 +323,12 @@ export const openApiDocument = {
                   "The user's business messages that failed (never charged): {id, waba, business, user, sent_at, failed_at}.",
                 items: { type: 'object' },
               },
+              findings: {
+                type: 'array',
+                description:
+                  "The rating's findings about this story (as `wameter explain` tells them): {code, message, …}; none naming a WABA the key may not read.",
+                items: { type: 'object' },
+              },
             },
           }),
           ...authErrors,

@@ -18,6 +18,7 @@ import { err, ok, type Result } from '../core/result.js';
 import { formatInstant } from '../core/calendar.js';
 import type { BillableUnit, Era, Finding, MessageDecision, TimelineEntry } from '../core/units.js';
 import { failedToJson, type FailedJson } from '../core/explain.js';
+import { findingsOfStory } from '../use-cases/explain-findings.js';
 import { createAccountBook } from '../ingest/accounts-file.js';
 import type { CurrencyTotals, RatingRecord, Store } from '../store/store.js';
 import {
@@ -121,6 +122,8 @@ export interface ExplainReport {
   pending: PendingJson[];
   /** The user's business messages that failed: never charged. */
   failed: FailedJson[];
+  /** The rating's findings about this story (as `wameter explain` tells them), of WABAs the caller may read. */
+  findings: Finding[];
 }
 
 export interface RatingService {
@@ -626,19 +629,38 @@ export function createRatingService(deps: RatingServiceDeps): RatingService {
       item.user === query.user &&
       (query.business === undefined || item.business === query.business) &&
       (!visible || visible.has(item.waba));
+    // By the pair's WABA, never by its business number: another client's events may name the same number.
+    const timeline = result.timeline.filter(
+      (entry) =>
+        (!visible || visible.has(entry.waba)) &&
+        (query.business === undefined || entry.business === query.business),
+    );
+    const units = result.units.filter(isAsked);
+    const unrated = [...result.pending.filter(isAsked), ...(failed ?? []).filter(isAsked)];
+    const story = [...timeline, ...unrated, ...units];
+    const isVisible = (waba: unknown) => !visible || typeof waba !== 'string' || visible.has(waba);
+    const findings = findingsOfStory(result.findings, {
+      user: query.user,
+      units,
+      messageIds: new Set([
+        ...timeline.map((entry) => entry.messageId),
+        ...unrated.map((message) => message.id),
+        ...units.flatMap((unit) => unit.messages),
+      ]),
+      businesses: new Set(story.map((part) => part.business)),
+      wabas: new Set(story.map((part) => part.waba)),
+      // A finding naming a WABA the caller may not read (its own, or a second one) is not told to it.
+    }).filter((finding) => isVisible(finding.waba) && isVisible(finding.other_waba));
     return {
       user: query.user,
       business: query.business ?? null,
       // The trace follows one user across every WABA of the scope: keep only what the caller may see.
-      timeline: result.timeline
-        // By the pair's WABA, never by its business number: another client's events may name the same number.
-        .filter((entry) => !visible || visible.has(entry.waba))
-        .filter((entry) => query.business === undefined || entry.business === query.business)
-        .map(timelineToJson),
+      timeline: timeline.map(timelineToJson),
       decisions: result.decisions.filter(isAsked).map(decisionToJson),
-      units: result.units.filter(isAsked).map(unitToJson),
+      units: units.map(unitToJson),
       pending: result.pending.filter(isAsked).map(pendingToJson),
       failed: (failed ?? []).filter(isAsked).map(failedToJson),
+      findings,
     };
   }
 

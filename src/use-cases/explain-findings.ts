@@ -1,4 +1,4 @@
-// Which of a rating's findings concern one user's story (`wameter explain`): those that name the user, one of
+// Which of a rating's findings concern one user's story (`wameter explain`, `GET /v1/explain`): those that name the user, one of
 // the story's messages or business numbers, a price missing from one of its units, or its WABA as a whole.
 // Never another user's: a finding about someone else's number or message is not this story's.
 
