@@ -470,6 +470,39 @@ describe('one message id named by two WABAs', () => {
     }
   });
 
+  it("a status naming no WABA with an inbound message's id is of that message's WABA, and ties no number there", async () => {
+    const inbound: CoreEvent = {
+      kind: 'inbound',
+      atMs: hours(DAY, 0),
+      waba: 'W1',
+      business: 'PN1',
+      user: '919876543210',
+      id: 'clash',
+      hasReferral: false,
+    };
+    const status = (id: string): CoreEvent => ({
+      kind: 'status',
+      atMs: hours(DAY, 1),
+      id,
+      status: 'delivered',
+      business: 'PNZ',
+      user: '919812345679',
+      pricing: { billable: true, pricing_model: 'PMP', category: 'marketing', type: 'regular' },
+    });
+    for (const events of [
+      [inbound, status('clash'), status('alone')],
+      [status('alone'), status('clash'), inbound],
+    ]) {
+      const result = await rate(events);
+      // The stores list it with W1 (the inbound's); rated elsewhere, W1's live rating would write outside its
+      // scope. The other status names PNZ too, but nothing ties PNZ to W1: it stays a WABA_UNKNOWN.
+      expect(result.units.map((u) => [u.messages[0], u.waba, u.business]).sort()).toEqual([
+        ['alone', 'PNZ', 'PNZ'],
+        ['clash', 'W1', 'PNZ'],
+      ]);
+    }
+  });
+
   it("a status naming no WABA joins every WABA's message of the id, in every order of the lines", async () => {
     const [ofW2] = send(hours(DAY, 0), 'm1', 'marketing', { waba: 'W2', business: 'PN2' }, 'pending');
     const [ofW1] = send(hours(DAY, 0), 'm1', 'utility', { waba: 'W1', business: 'PN1' }, 'pending');

@@ -968,13 +968,13 @@ export class Rater {
    */
   private placeUnplaced(horizonMs: number): void {
     if (this.unplaced.length === 0) return;
-    const records = this.unplaced;
-    this.unplaced = [];
+    const records: MessageRecord[] = [];
+    for (const record of this.unplaced.splice(0)) {
+      if (record.sentAtMs >= horizonMs && this.records.get(record.key) === record) this.unplaced.push(record);
+      else records.push(record);
+    }
+    const wabaOfInbound = this.wabasOfInboundIds(records);
     for (const record of records) {
-      if (record.sentAtMs >= horizonMs && this.records.get(record.key) === record) {
-        this.unplaced.push(record);
-        continue;
-      }
       record.isUnplaced = false;
       if (record.pair || record.hasOutbound || record.waba !== undefined) {
         if (!record.pair) this.place(record, false);
@@ -982,9 +982,9 @@ export class Rater {
       }
       if (this.records.get(record.key) !== record) continue; // retired meanwhile
       const business = record.business!;
-      let waba: string | undefined;
+      let waba = wabaOfInbound?.get(record.id);
       let withUser: string | undefined;
-      for (const candidate of this.wabasOfBusiness.get(business) ?? []) {
+      for (const candidate of waba === undefined ? (this.wabasOfBusiness.get(business) ?? []) : []) {
         if (waba === undefined || candidate < waba) waba = candidate;
         if (
           (withUser === undefined || candidate < withUser) &&
@@ -1004,8 +1004,38 @@ export class Rater {
         waba = business;
       }
       record.waba = waba;
+      const isTied = this.wabasOfBusiness.get(business)?.has(waba) ?? false;
       this.place(record, false);
+      // Placed by its inbound's id alone: that ties the number it names to no WABA (the stores' owner rule).
+      if (!isTied) this.wabasOfBusiness.get(business)?.delete(waba);
     }
+  }
+
+  /**
+   * For records of statuses alone naming no WABA: the WABA of an inbound message with the same id (the
+   * smallest, if several). Meta's ids are unique, so such a status is of that message's WABA — where the
+   * stores list it (docs/storage.md) — whatever numbers it names. Only a pair's inbounds not yet rated are
+   * searched (a stream forgets the others).
+   */
+  private wabasOfInboundIds(records: readonly MessageRecord[]): Map<string, string> | undefined {
+    const ids = new Set<string>();
+    for (const record of records) {
+      if (!record.pair && !record.hasOutbound && record.waba === undefined) ids.add(record.id);
+    }
+    if (ids.size === 0) return undefined;
+    const found = new Map<string, string>();
+    for (const users of this.pairs.values()) {
+      for (const pair of users.values()) {
+        const waba = pair.machine.waba;
+        if (waba === pair.business) continue; // a pseudo-WABA of statuses alone (WABA_UNKNOWN)
+        for (const item of pair.inbounds) {
+          if (!ids.has(item.id)) continue;
+          const known = found.get(item.id);
+          if (known === undefined || waba < known) found.set(item.id, waba);
+        }
+      }
+    }
+    return found;
   }
 
   /**

@@ -492,6 +492,34 @@ describe('POST /v1/events', () => {
       });
     });
 
+    it("for the id of another number's inbound: rated where the store lists it, as `wameter rate` does; nothing stalls", async () => {
+      const inbound = {
+        kind: 'inbound',
+        at: '2025-07-12T09:00:00Z',
+        waba: 'W1',
+        business: 'PN1',
+        user: '919876543210',
+        id: 'wamid.clash',
+      };
+      const status = {
+        kind: 'status',
+        at: '2025-07-12T10:00:05Z',
+        id: 'wamid.clash',
+        status: 'delivered',
+        business: 'PN_Z',
+        user: '919812345679',
+        pricing: { billable: true, pricing_model: 'PMP', category: 'marketing', type: 'regular' },
+      };
+      const expected = await batchRating([inbound, status]);
+      expect(expected.units.map((unit) => [unit.waba, unit.business])).toEqual([['W1', 'PN_Z']]);
+      for (const line of [inbound, status]) {
+        expect(await json(await service.postEvents([line]))).toMatchObject({ accepted: 1 });
+      }
+      expect((await service.get('/healthz', KEY_ALL)).status).toBe(200);
+      expect(await json(await service.get('/v1/totals', KEY_ALL))).toEqual({ totals: expected.totals });
+      expect((await service.get('/v1/totals?waba=W2', KEY_ALL)).status).toBe(200);
+    });
+
     it('for an id two WABAs use: delivers both, as `wameter rate` does, in one portfolio or two', async () => {
       const sentOfW2 = { ...sent, waba: 'W2', business: 'PN2', template: 'utility' };
       const lines = [sent, sentOfW2, delivered];

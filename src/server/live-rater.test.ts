@@ -6,6 +6,8 @@ import Database from 'better-sqlite3';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eventKey, type CoreEvent } from '../core/events.js';
+import type { RatingOutput } from '../core/rate-events.js';
+import type { BillableUnit, PendingMessage } from '../core/units.js';
 import { parseEventValue } from '../ingest/parse-event.js';
 import { openStore } from '../store/open-store.js';
 import { openSqliteStore } from '../store/sqlite/sqlite-store.js';
@@ -15,6 +17,7 @@ import {
   createInProcessLiveRater,
   createWorkerLiveRater,
   isSharedDatabase,
+  keepInScope,
   type LiveRater,
   type PricingSetup,
   type WorkerSetup,
@@ -58,6 +61,29 @@ describe('isSharedDatabase', () => {
       expect(isSharedDatabase(db), db).toBe(false);
     for (const db of ['sqlite:./wameter.db', '/var/lib/wameter.db', 'postgres://u@h:5432/db'])
       expect(isSharedDatabase(db), db).toBe(true);
+  });
+});
+
+describe('keepInScope', () => {
+  it("leaves out the rows a rating placed outside its scope and names their WABAs; keeps the scope's", () => {
+    const unit = (waba: string) => ({ id: `u_${waba}`, waba }) as unknown as BillableUnit;
+    const output = {
+      units: [unit('W1'), unit('PNZ')],
+      pending: [{ id: 'p', waba: 'OTHER' } as unknown as PendingMessage],
+      findings: [
+        { code: 'WABA_UNKNOWN', message: 'm', business: 'PNZ' },
+        { code: 'NO_RATE', message: 'm', waba: 'PNZ' },
+        { code: 'NO_RATE', message: 'm', waba: 'W1' },
+      ],
+      decisions: [],
+      timeline: [],
+    } as unknown as RatingOutput;
+    const { kept, outside } = keepInScope(output, ['W1', 'W2']);
+    expect(outside).toEqual(['OTHER', 'PNZ']);
+    expect(kept.units.map((u) => u.waba)).toEqual(['W1']);
+    expect(kept.pending).toEqual([]);
+    expect(kept.findings.map((f) => f.waba ?? null)).toEqual([null, 'W1']);
+    expect(keepInScope(output, ['W1', 'PNZ', 'OTHER'])).toEqual({ kept: output, outside: [] });
   });
 });
 

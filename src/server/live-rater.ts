@@ -45,6 +45,11 @@ export interface LiveRating {
   diff: RatingDiff | null;
   /** Every row, when `diff` is `null`. */
   full: RatingResultRows | null;
+  /**
+   * WABAs outside the scope that the rating placed rows under (a pseudo-WABA of statuses alone, should the
+   * stores' listing and the rater ever disagree): those rows are left out, never written, and said in the log.
+   */
+  outsideScope: string[];
   rateMs: number;
 }
 
@@ -171,6 +176,31 @@ export function currencyTotalsByWabaOf(
   return Object.fromEntries([...byWaba].map(([waba, list]) => [waba, currencyTotalsOf(list)]));
 }
 
+/**
+ * The rows of a rating under the scope's WABAs, and the other WABAs it placed rows under. A rating may write
+ * only its scope's rows (the stores refuse others: `assertInScope`); refusing the whole rating would leave the
+ * portfolio's bill behind for good, since the same events give the same rows every time.
+ */
+export function keepInScope(
+  result: RatingOutput,
+  scope: readonly string[],
+): { kept: RatingOutput; outside: string[] } {
+  const inScope = new Set(scope);
+  const outside = new Set<string>();
+  const isKept = (waba: string | null) => {
+    if (waba === null || inScope.has(waba)) return true;
+    outside.add(waba);
+    return false;
+  };
+  const units = result.units.filter((unit) => isKept(unit.waba));
+  const pending = result.pending.filter((item) => isKept(item.waba));
+  const findings = result.findings.filter((finding) =>
+    isKept(typeof finding.waba === 'string' ? finding.waba : null),
+  );
+  if (outside.size === 0) return { kept: result, outside: [] };
+  return { kept: { ...result, units, pending, findings }, outside: [...outside].sort() };
+}
+
 /** Rates a scope's events with the service's pricing: the one rating call of live, re-rate and explain. */
 export function rateWithPricing(
   pricing: PricingSetup,
@@ -210,7 +240,10 @@ export function createInProcessLiveRater(store: Store, pricing: PricingSetup): L
     async rate(scope) {
       const key = scopeKey(scope);
       const startedMs = performance.now();
-      const result = rateWithPricing(pricing, await store.listEvents(scope));
+      const { kept: result, outside } = keepInScope(
+        rateWithPricing(pricing, await store.listEvents(scope)),
+        scope,
+      );
       const before = stored.get(key);
       stored.delete(key); // unknown until the write of this rating commits
       unsettled.set(key, storedRatingOf(result));
@@ -221,6 +254,7 @@ export function createInProcessLiveRater(store: Store, pricing: PricingSetup): L
         pending: result.pending.length,
         diff: before ? diffRating(before, result) : null,
         full: before ? null : { units: result.units, pending: result.pending, findings: result.findings },
+        outsideScope: outside,
         rateMs: performance.now() - startedMs,
       };
     },

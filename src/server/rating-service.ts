@@ -357,6 +357,12 @@ export function createRatingService(deps: RatingServiceDeps): RatingService {
     const startedMs = performance.now();
     const rating = await liveRater.rate(scope);
     const ratedMs = performance.now();
+    if (rating.outsideScope.length > 0) {
+      logger.error('a rating placed rows outside its portfolio; they were left out of the stored bill', {
+        wabas: scope.length,
+        outside: rating.outsideScope,
+      });
+    }
     const record = newRecord('live', scope, rating.totals, { totalsByWaba: rating.totalsByWaba });
     let written: number;
     try {
