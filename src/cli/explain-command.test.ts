@@ -299,3 +299,36 @@ describe('wameter explain: the findings of the story, and its exit code', () => 
     expect(result.out).toMatch(/Total: [\d.]+ \w+ over [1-9]\d* unit\(s\)/);
   });
 });
+
+describe('wameter explain: a user written two ways', () => {
+  it("tells a Brazilian user's story asked in either form, the webhook's and the send log's in one window", async () => {
+    const file = eventsFile('brazil.ndjson', [
+      // Meta's wa_id without the ninth digit; the send log writes the number with it.
+      {
+        kind: 'inbound',
+        at: '2025-10-10T09:00:00Z',
+        waba: 'W1',
+        business: 'PN1',
+        user: '552187654321',
+        id: 'bi1',
+      },
+      { ...send('bo1', '2025-10-10T09:30:00Z', { template: 'utility' }), user: '5521987654321' },
+      status('bo1', '2025-10-10T09:30:02Z', 'delivered'),
+      { ...send('bf1', '2025-10-10T10:00:00Z'), user: '552187654321' },
+      status('bf1', '2025-10-10T10:00:07Z', 'failed'),
+    ]);
+    for (const asked of ['552187654321', '+55 21 98765-4321']) {
+      const result = await cli([file, '--user', asked, '--format', 'json']);
+      expect(result.code).toBe(EXIT.OK);
+      const story = JSON.parse(result.out) as {
+        user: string;
+        units: { amount: string }[];
+        failed: { id: string }[];
+      };
+      expect(story.user).toBe('5521987654321');
+      // The utility template inside the user's window is free (PMP): one window, not two users.
+      expect(story.units.map((unit) => unit.amount)).toEqual(['0']);
+      expect(story.failed.map((message) => message.id)).toEqual(['bf1']);
+    }
+  });
+});

@@ -12,7 +12,7 @@ import {
   type UnratedMessage,
 } from '../core/explain.js';
 import { ERAS, type BillableUnit, type Era, type Finding } from '../core/units.js';
-import { normalisePhone } from '../core/phone.js';
+import { canonicalUser, normalisePhone } from '../core/phone.js';
 import { rateSources } from '../use-cases/rate-sources.js';
 import { ratingSetupFrom, sourcesOrStdin } from './rating-inputs.js';
 import { EXIT } from './exit-codes.js';
@@ -96,7 +96,8 @@ async function runExplain(sources: string[], flags: ExplainFlags, io: CliIo): Pr
   // The same number as `estimate` reads it; anything else (a business-scoped user id) is taken as given.
   const given = flags.user.trim();
   const phone = normalisePhone(given);
-  const user = phone.ok ? phone.value : given;
+  // Units name a Brazilian or Mexican mobile in one form, whichever the input used (canonicalUser).
+  const user = phone.ok ? canonicalUser(phone.value) : given;
   const units: BillableUnit[] = [];
   const pending: UnratedMessage[] = [];
   // The rater says nothing of failed messages (they are never charged): they are read from the events.

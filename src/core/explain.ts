@@ -5,6 +5,7 @@
 import { formatInstant } from './calendar.js';
 import type { CoreEvent, TemplateCategory } from './events.js';
 import { formatMicros } from './money.js';
+import { canonicalUser } from './phone.js';
 import {
   csvField,
   totalsOf,
@@ -198,7 +199,16 @@ export class UserSendLog {
   /** Every business number the input names, whoever the user (to tell a wrong --business from a wrong user). */
   readonly businesses = new Set<string>();
 
-  constructor(readonly user: string) {}
+  readonly user: string;
+
+  /** `user` in any of its forms (canonicalUser: the rater's one id of the user). */
+  constructor(user: string) {
+    this.user = canonicalUser(user);
+  }
+
+  private isOfUser(user: string | undefined): boolean {
+    return user !== undefined && (user === this.user || canonicalUser(user) === this.user);
+  }
 
   observe(event: CoreEvent): void {
     switch (event.kind) {
@@ -210,7 +220,7 @@ export class UserSendLog {
         if (event.isFailed) this.noteFailure(event.id, event.atMs);
         const known = this.sends.get(event.id);
         if (known?.hasOutbound) return; // a duplicate: the first line counts, as in the rater
-        if (event.user !== this.user) {
+        if (!this.isOfUser(event.user)) {
           if (known) this.sends.delete(event.id); // a status named this user, the send log another
           return;
         }
@@ -229,7 +239,7 @@ export class UserSendLog {
         if (event.status === 'failed') this.noteFailure(event.id, event.atMs);
         const isDelivery = event.status === 'delivered' || event.status === 'read';
         let known = this.sends.get(event.id);
-        if (!known && event.user === this.user && event.business) {
+        if (!known && this.isOfUser(event.user) && event.business) {
           known = {
             waba: event.waba ?? event.business,
             business: event.business,

@@ -17,3 +17,22 @@ export function normalisePhone(text: string): Result<string, string> {
   if (digits.length > 15) return err(`"${text}" is longer than the 15 digits of an international number`);
   return ok(digits);
 }
+
+/** A Brazilian mobile without its ninth digit: 55, an area code, 8 digits from 6 to 9. */
+const BRAZIL_WITHOUT_NINTH_DIGIT = /^55[1-9]{2}[6-9]\d{7}$/;
+/** A Mexican mobile with the 1 that Mexico dropped in 2019 after 52: 521 and 10 digits. */
+const MEXICO_WITH_MOBILE_ONE = /^521\d{10}$/;
+
+/**
+ * The one id of a WhatsApp user whose number is written two ways: Meta's `wa_id` (in webhooks' `from` and
+ * `recipient_id`) keeps the form the account registered with, while a send log keeps the number as the
+ * business wrote it. A Brazilian mobile without its ninth digit becomes the number with it, a Mexican mobile
+ * with `521` the number without the 1; any other id is returned as it is. Pairs (and so windows and
+ * conversations) are keyed by it, so that a user's messages and the business's answers meet.
+ */
+export function canonicalUser(user: string): string {
+  if (user.length === 12 && BRAZIL_WITHOUT_NINTH_DIGIT.test(user))
+    return `${user.slice(0, 4)}9${user.slice(4)}`;
+  if (user.length === 13 && MEXICO_WITH_MOBILE_ONE.test(user)) return `52${user.slice(3)}`;
+  return user;
+}

@@ -1452,6 +1452,28 @@ describe('events of one message naming different numbers', () => {
     expect(result.findings.map((f) => f.code)).not.toContain('RECIPIENT_DISAGREES');
   });
 
+  it("a Brazilian or Mexican user written two ways is one user: Meta's wa_id's messages open the window the send log's answers ride", async () => {
+    for (const [webhookForm, sendLogForm] of [
+      ['551187654321', '5511987654321'],
+      ['5215512345678', '525512345678'],
+    ] as const) {
+      for (const [userOfInbound, userOfSend] of [
+        [webhookForm, sendLogForm],
+        [sendLogForm, webhookForm],
+      ]) {
+        const result = await rate([
+          inbound(at('2024-03-01T10:00:00Z'), 'ad', { user: userOfInbound }, true),
+          ...send(at('2024-03-01T10:05:00Z'), 'tpl', 'marketing', { user: userOfSend }),
+        ]);
+        // The answer to the ad opens the free entry point, as it would with one form on both lines; the unit
+        // names the user in today's form (with the ninth digit, without the 1).
+        expect(result.units.map((u) => [u.type, u.amountMicros, u.user])).toEqual([
+          ['free_entry_point', 0, sendLogForm],
+        ]);
+      }
+    }
+  });
+
   it('two statuses naming two recipients: the same one is kept whichever came first', async () => {
     const base = { kind: 'status', atMs: hours(DAY, 0), id: 'm1', business: 'PN1' } as const;
     const sent: CoreEvent = { ...base, status: 'sent', user: '447700900123', waba: 'W1' };

@@ -28,6 +28,7 @@ import {
 } from './pair-machine.js';
 import { FindingCollector, TierStatements, UnitPricer } from './price-unit.js';
 import { RecentIds } from './recent-ids.js';
+import { canonicalUser } from './phone.js';
 import type { MarketResolver, RateBook } from './pricing-context.js';
 import type {
   BillableUnit,
@@ -277,6 +278,11 @@ export class Rater {
   add(event: CoreEvent): void {
     if (this.isFinished) throw new Error('Rater.add after finish');
     this.stats.events += 1;
+    if ('user' in event && event.user) {
+      // One user written two ways (a Brazilian ninth digit, a Mexican 521): one pair, one window.
+      const user = canonicalUser(event.user);
+      if (user !== event.user) event = { ...event, user };
+    }
     if (this.isStreaming && event.atMs > this.watermarkMs) this.watermarkMs = event.atMs;
     if ((event.kind === 'inbound' || event.kind === 'status') && event.scopedUserId && event.user) {
       this.phoneByScopedId.set(event.scopedUserId, event.user);

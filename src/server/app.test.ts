@@ -737,6 +737,23 @@ describe('query API: units, totals, CSV, explain, analytics', () => {
     expect((await json(await service.get(`/v1/explain?user=${user}`, KEY_W2))).findings).toEqual([]);
   });
 
+  it('reads "user" as people write numbers, in either form of a Brazilian mobile, as `wameter explain` does', async () => {
+    await service.postEvents(conversationLines('W1', 'PN1', '5521987654321', 'wamid.br'));
+    for (const written of ['+55 21 98765-4321', '552187654321', '005521987654321']) {
+      const query = encodeURIComponent(written);
+      const units = (await json(await service.get(`/v1/units?user=${query}`, KEY_ALL))).units as {
+        user: string;
+      }[];
+      expect(units.length).toBeGreaterThan(0);
+      expect(units.every((unit) => unit.user === '5521987654321')).toBe(true);
+      const story = await json(await service.get(`/v1/explain?user=${query}`, KEY_ALL));
+      expect(story.user).toBe('5521987654321');
+      expect((story.decisions as unknown[]).length).toBe(3);
+    }
+    // A business-scoped user id is taken as given.
+    expect((await service.get('/v1/units?user=US.1', KEY_ALL)).status).toBe(200);
+  });
+
   it('explain needs a user (400)', async () => {
     const response = await service.get('/v1/explain', KEY_ALL);
     expect(response.status).toBe(400);

@@ -32,7 +32,7 @@ import { createRateLimiter, type RateLimitVerdict } from './rate-limit.js';
 import { RatingBehindError, type RatingService } from './rating-service.js';
 import { createStoreHealth, type StoreHealth } from './store-health.js';
 import { readRawBody } from './read-body.js';
-import { parseUnitFilter } from './unit-filter.js';
+import { parseUnitFilter, userQuery } from './unit-filter.js';
 
 export interface AppDeps {
   store: Store;
@@ -622,8 +622,9 @@ export function createApp(deps: AppDeps): Hono<Env> {
   });
 
   app.get('/v1/explain', async (c) => {
-    const user = c.req.query('user');
-    if (!user) throw new QueryError('BAD_QUERY', '"user" (the WhatsApp id of the user) is required.');
+    const given = c.req.query('user');
+    if (!given?.trim()) throw new QueryError('BAD_QUERY', '"user" (the WhatsApp id of the user) is required.');
+    const user = userQuery(given);
     const business = c.req.query('business') || undefined;
     const waba = c.req.query('waba');
     if (waba && !mayAccess(c, waba)) {

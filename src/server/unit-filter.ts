@@ -2,6 +2,7 @@
 // for every route that takes them, always limited to the WABAs the caller's key may read.
 
 import { parseInstant } from '../core/calendar.js';
+import { canonicalUser, normalisePhone } from '../core/phone.js';
 import { err, ok, type Result } from '../core/result.js';
 import { PRICING_TYPES, UNIT_CATEGORIES, type PricingType, type UnitCategory } from '../core/units.js';
 import type { UnitFilter } from '../store/store.js';
@@ -36,6 +37,17 @@ export function instantQuery(
     : err({ code: 'BAD_QUERY', message: `"${name}": ${parsed.error.message}.` });
 }
 
+/**
+ * A `user` parameter as the units name users: a phone number written as people write it (+, spaces, dashes, a
+ * leading 00) becomes Meta's wa_id digits, in the one form units name the user by (canonicalUser), as `wameter
+ * explain --user` reads it; anything else (a
+ * business-scoped user id) is taken as given.
+ */
+export function userQuery(text: string): string {
+  const phone = normalisePhone(text);
+  return phone.ok ? canonicalUser(phone.value) : text.trim();
+}
+
 export function parseUnitFilter(
   query: (name: string) => string | undefined,
   apiKey: ApiKey,
@@ -53,10 +65,12 @@ export function parseUnitFilter(
     }
     filter.waba = waba;
   }
-  for (const name of ['business', 'user', 'market'] as const) {
+  for (const name of ['business', 'market'] as const) {
     const value = query(name);
     if (value) filter[name] = value;
   }
+  const user = query('user');
+  if (user) filter.user = userQuery(user);
   const category = query('category');
   if (category) {
     if (!(UNIT_CATEGORIES as readonly string[]).includes(category)) {
