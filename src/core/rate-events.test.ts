@@ -1474,6 +1474,40 @@ describe('events of one message naming different numbers', () => {
     }
   });
 
+  it("a business-scoped user's country from Meta's status prices the message whether or not the send log came first", async () => {
+    const [outbound] = send(hours(DAY, 0), 'm1', 'marketing', { user: 'US.13491208655302741918' }, 'pending');
+    const status: CoreEvent = {
+      kind: 'status',
+      atMs: hours(DAY, 0) + 1000,
+      id: 'm1',
+      status: 'delivered',
+      userCountryHint: 'US',
+    };
+    for (const events of [
+      [outbound!, status],
+      [status, outbound!],
+    ]) {
+      const result = await rate(events);
+      expect(result.units.map((u) => u.market)).toEqual(['North America']);
+      expect(result.findings.map((f) => f.code)).not.toContain('UNKNOWN_RECIPIENT');
+    }
+  });
+
+  it('a business-scoped id seen with two numbers is the user of the one seen last, in every order', async () => {
+    const withId = (event: CoreEvent): CoreEvent => ({ ...event, scopedUserId: 'US.1' }) as CoreEvent;
+    const india = withId(inbound(hours(DAY, 0), 'in1', { user: INDIA }));
+    const brazil = withId(inbound(hours(DAY, 48), 'in2', { user: '5511987654321' }));
+    const answer = send(hours(DAY, 50), 'o1', 'marketing', { user: 'US.1' });
+    for (const events of [
+      [india, brazil, ...answer],
+      [brazil, india, ...answer],
+      [...answer, brazil, india],
+    ]) {
+      const result = await rate(events);
+      expect(result.units.map((u) => [u.messages[0], u.market])).toEqual([['o1', 'Brazil']]);
+    }
+  });
+
   it('two statuses naming two recipients: the same one is kept whichever came first', async () => {
     const base = { kind: 'status', atMs: hours(DAY, 0), id: 'm1', business: 'PN1' } as const;
     const sent: CoreEvent = { ...base, status: 'sent', user: '447700900123', waba: 'W1' };

@@ -188,6 +188,11 @@ interface PairState {
   scopedUserOf: Map<string, string> | undefined;
 }
 
+/** The smaller of a pair's hints and `hint`, not the first read: the order of the input decides nothing. */
+function mergeCountryHint(pair: PairState, hint: string): void {
+  if (!pair.countryHint || hint < pair.countryHint) pair.countryHint = hint;
+}
+
 /** Any date: a number's country (unlike its market) does not depend on it. */
 const PLACEMENT_DATE = '2000-01-01';
 
@@ -214,6 +219,8 @@ export class Rater {
   private readonly tierStatements = new TierStatements();
   /** Business-scoped user id → the phone number Meta gave with it somewhere in the input. */
   private readonly phoneByScopedId = new Map<string, string>();
+  /** When the number in `phoneByScopedId` was last seen with its id (a user who changed numbers keeps the id). */
+  private readonly phoneSeenAtMs = new Map<string, number>();
   /**
    * Business number → the WABAs it has pairs under (never forgotten: a stream's sweep drops quiet pairs, not
    * this), for statuses alone that name no WABA (placeUnplaced).
@@ -285,7 +292,7 @@ export class Rater {
     }
     if (this.isStreaming && event.atMs > this.watermarkMs) this.watermarkMs = event.atMs;
     if ((event.kind === 'inbound' || event.kind === 'status') && event.scopedUserId && event.user) {
-      this.phoneByScopedId.set(event.scopedUserId, event.user);
+      this.notePhoneOfScopedId(event.scopedUserId, event.user, event.atMs);
     }
     if ('copiesDisagreeOn' in event && event.copiesDisagreeOn && event.copiesDisagreeOn.length > 0) {
       // A store merged copies of this event that disagreed: the finding it would have said reading them.
@@ -325,6 +332,24 @@ export class Rater {
       this.eventsSinceFlush = 0;
       this.flush(this.watermarkMs - this.latenessMs);
     }
+  }
+
+  /**
+   * A business-scoped id outlives a change of number: the number seen with it last (in event time, the
+   * smaller on a tie) is the user's, whatever the order of the lines.
+   */
+  private notePhoneOfScopedId(scopedId: string, phone: string, atMs: number): void {
+    const known = this.phoneByScopedId.get(scopedId);
+    if (known !== undefined) {
+      if (known === phone) {
+        if (atMs > this.phoneSeenAtMs.get(scopedId)!) this.phoneSeenAtMs.set(scopedId, atMs);
+        return;
+      }
+      const knownAtMs = this.phoneSeenAtMs.get(scopedId)!;
+      if (atMs < knownAtMs || (atMs === knownAtMs && phone > known)) return;
+    }
+    this.phoneByScopedId.set(scopedId, phone);
+    this.phoneSeenAtMs.set(scopedId, atMs);
   }
 
   /** Rates everything still open and returns what was found. The sink has received every unit after this. */
@@ -584,7 +609,7 @@ export class Rater {
   ): void {
     const pair = this.pairFor(waba, business, user);
     // The smaller of two hints, not the first: the order of the input decides nothing.
-    if (countryHint && (!pair.countryHint || countryHint < pair.countryHint)) pair.countryHint = countryHint;
+    if (countryHint) mergeCountryHint(pair, countryHint);
     pair.inbounds.push({ atMs, id, hasReferral });
     this.dirty.add(pair);
   }
@@ -699,12 +724,15 @@ export class Rater {
       }
       if (event.business && !record.business) record.business = event.business;
       if (event.user && !record.user) record.user = event.user;
-      if (event.userCountryHint && (!record.countryHint || event.userCountryHint < record.countryHint)) {
-        record.countryHint = event.userCountryHint;
-      }
       if (event.atMs < record.sentAtMs) record.sentAtMs = event.atMs;
     } else if (event.user || event.business) {
       this.checkRecipient(record, event.business, event.user, 'status');
+    }
+    // Meta's country of a business-scoped user (contacts[].profile.country_code), whether or not the send log
+    // came first: the smaller of two, so that the order of the lines decides nothing.
+    if (event.userCountryHint && (!record.countryHint || event.userCountryHint < record.countryHint)) {
+      record.countryHint = event.userCountryHint;
+      if (record.pair) mergeCountryHint(record.pair, record.countryHint);
     }
     if (event.pricing || event.conversation) {
       const rank = EVIDENCE_RANK[event.status] ?? 0;
@@ -867,7 +895,7 @@ export class Rater {
         return;
       }
       record.pair = this.pairFor(record.waba, record.business, record.user);
-      if (record.countryHint && !record.pair.countryHint) record.pair.countryHint = record.countryHint;
+      if (record.countryHint) mergeCountryHint(record.pair, record.countryHint);
       // Keep the pair's copies of equal strings: the event's own copies then die young (cheaper GC).
       record.business = record.pair.business;
       record.user = record.pair.user;
@@ -1108,7 +1136,7 @@ export class Rater {
         for (const inbound of pair.inbounds) target.inbounds.push(inbound);
         for (const record of pair.queued) target.queued.push(record);
         target.waitingCount += pair.waitingCount;
-        if (pair.countryHint && !target.countryHint) target.countryHint = pair.countryHint;
+        if (pair.countryHint) mergeCountryHint(target, pair.countryHint);
         users.delete(key);
         this.dirty.delete(pair);
         this.dirty.add(target);
