@@ -20,6 +20,7 @@ import {
   type RatingRecord,
   type RawWebhookInput,
   type Store,
+  type UnitFilter,
 } from './store.js';
 
 const T0 = Date.parse('2024-03-01T00:00:00Z');
@@ -1684,6 +1685,150 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
         expect(await store.listPending({ wabas: ['W1'] })).toEqual([pending[0], pending[2]]);
         expect(await store.listPending({ user: '3' })).toEqual([pending[2]]);
         expect(await store.listPending({ fromMs: T0 + 2, toMs: T0 + 3 })).toEqual([pending[0]]);
+      });
+    });
+
+    describe('export: one snapshot of the bill', () => {
+      const NO_CHANGE = { upsert: [], delete: [] };
+      const pad = (i: number) => String(i).padStart(4, '0');
+      async function exported(store: Store, filter: UnitFilter, pageSize?: number) {
+        const pages: BillableUnit[][] = [];
+        const count = await store.exportUnits(filter, (units) => void pages.push(units), pageSize);
+        return { pages, count, ids: pages.flat().map((u) => u.id) };
+      }
+
+      it('reads what paging queryUnits reads, in its order and with its filters, in pages of pageSize', async () => {
+        const store = await fresh();
+        const units = [
+          unit('u_b', { openedAtMs: T0 + MINUTE }),
+          unit('u_a', { openedAtMs: T0 + MINUTE }),
+          unit('u_a', { openedAtMs: T0 + MINUTE, waba: 'W2' }),
+          unit('u_c', { openedAtMs: T0, waba: 'W3', category: 'marketing' }),
+          unit('u_d', { openedAtMs: T0 + 2 * MINUTE }),
+        ];
+        await store.replaceRating(rating('r1', ['W1', 'W2', 'W3']), { units, pending: [], findings: [] });
+        const all = (await store.queryUnits({}, { limit: 100 })).units;
+        expect(all.map((u) => `${u.waba}/${u.id}`)).toEqual([
+          'W3/u_c',
+          'W1/u_a',
+          'W2/u_a',
+          'W1/u_b',
+          'W1/u_d',
+        ]);
+        for (const pageSize of [1, 2, 4, 5, 6]) {
+          const { pages, count } = await exported(store, {}, pageSize);
+          expect(pages.flat()).toStrictEqual(all);
+          expect(pages.map((page) => page.length)).toEqual(
+            Array.from({ length: Math.ceil(5 / pageSize) }, (_, i) => Math.min(pageSize, 5 - i * pageSize)),
+          );
+          expect(count).toBe(5);
+        }
+        expect((await exported(store, {})).pages).toEqual([all]);
+        expect((await exported(store, { wabas: ['W1', 'W3'], category: 'utility' }, 1)).ids).toEqual([
+          'u_a',
+          'u_b',
+          'u_d',
+        ]);
+        // Nothing to export: no page, 0 units.
+        expect(await exported(store, { wabas: [] })).toEqual({ pages: [], count: 0, ids: [] });
+        await expect(store.exportUnits({}, () => {}, 0)).rejects.toMatchObject({ code: 'BAD_LIMIT' });
+      });
+
+      it('exports each unit once, as the bill stood when it began, while a rating moves units across its cursor', async () => {
+        const store = await fresh();
+        const bill = [1, 2, 3, 4, 5, 6].map((i) => unit(`u${i}`, { openedAtMs: T0 + i * MINUTE }));
+        const otherWaba = unit('u_w2', { waba: 'W2', openedAtMs: T0 + 3 * MINUTE });
+        await store.replaceRating(rating('r1', ['W1', 'W2']), {
+          units: [...bill, otherWaba],
+          pending: [],
+          findings: [],
+        });
+        // Late deliveries rated live while the export runs, between its first and second page (cursor: u2):
+        // u6, not exported yet, now opens before the cursor, and u1, exported, after it; u3 (not exported yet)
+        // goes, u4 is priced again, u7 is new.
+        const moved6 = { ...bill[5]!, openedAtMs: T0 };
+        const moved1 = { ...bill[0]!, openedAtMs: T0 + 10 * MINUTE };
+        const repriced4 = { ...bill[3]!, amountMicros: 9_999 };
+        const added7 = unit('u7', { openedAtMs: T0 + 5 * MINUTE + 1 });
+        const seen: string[] = [];
+        const pages: BillableUnit[][] = [];
+        const count = await store.exportUnits(
+          { waba: 'W1' },
+          async (units) => {
+            pages.push(units);
+            seen.push(`page ${pages.length}`);
+            if (pages.length > 1) return;
+            await store.applyRatingDiff(rating('r2', ['W1'], T0 + 1), {
+              units: { upsert: [moved6, moved1, repriced4, added7], delete: ['u3'] },
+              pending: NO_CHANGE,
+            });
+            seen.push('rated');
+          },
+          2,
+        );
+        // The rating was stored between the pages the export handed over...
+        expect(seen).toEqual(['page 1', 'rated', 'page 2', 'page 3']);
+        // ...and the export is the bill as it stood before it: every unit once, none lost, none new.
+        expect(pages.map((page) => page.map((u) => u.id))).toEqual([
+          ['u1', 'u2'],
+          ['u3', 'u4'],
+          ['u5', 'u6'],
+        ]);
+        expect(pages.flat()).toStrictEqual(bill);
+        expect(count).toBe(6);
+        // The next export reads the bill that rating left.
+        expect((await exported(store, { waba: 'W1' }, 2)).pages.flat()).toStrictEqual([
+          moved6,
+          bill[1],
+          repriced4,
+          bill[4],
+          added7,
+          moved1,
+        ]);
+      });
+
+      it('waits for a rating being written, and never reads it half done', async () => {
+        const store = await fresh();
+        const old = Array.from({ length: 2_500 }, (_, i) => unit(`o_${pad(i)}`, { openedAtMs: T0 + i }));
+        const next = Array.from({ length: 2_500 }, (_, i) => unit(`n_${pad(i)}`, { openedAtMs: T0 + i }));
+        await store.replaceRating(rating('r1', ['W1']), { units: old, pending: [], findings: [] });
+        // Written last unit first, and large enough to be written in chunks (SQLite yields to the event loop
+        // every 2 000 rows, inside its transaction): half written, it holds only the last units of the order.
+        const writing = store.replaceRating(rating('r2', ['W1'], T0 + 1), {
+          units: [...next].reverse(),
+          pending: [],
+          findings: [],
+        });
+        await new Promise((resolve) => setImmediate(resolve));
+        const { ids, count } = await exported(store, {});
+        await writing;
+        expect([old.map((u) => u.id), next.map((u) => u.id)]).toContainEqual(ids);
+        expect(count).toBe(2_500);
+      });
+
+      it('ends with the error of an onPage that throws or rejects, leaving no transaction open', async () => {
+        const store = await fresh();
+        const bill = [1, 2, 3, 4, 5].map((i) => unit(`u${i}`, { openedAtMs: T0 + i }));
+        await store.replaceRating(rating('r1', ['W1']), { units: bill, pending: [], findings: [] });
+        const failingAt = (id: string, isAsync: boolean) => (units: BillableUnit[]) => {
+          if (units[0]!.id !== id) return isAsync ? Promise.resolve() : undefined;
+          const error = new Error(`no room for ${id}`);
+          if (isAsync) return Promise.reject(error);
+          throw error;
+        };
+        for (const isAsync of [false, true]) {
+          for (const id of ['u1', 'u3']) {
+            await expect(store.exportUnits({}, failingAt(id, isAsync), 2)).rejects.toThrow(
+              `no room for ${id}`,
+            );
+          }
+        }
+        // The store writes and reads on: a rating is stored, and the next export reads it.
+        await store.applyRatingDiff(rating('r2', ['W1'], T0 + 1), {
+          units: { upsert: [], delete: ['u1'] },
+          pending: NO_CHANGE,
+        });
+        expect((await exported(store, {})).ids).toEqual(['u2', 'u3', 'u4', 'u5']);
       });
     });
 

@@ -193,6 +193,9 @@ export interface UnitFilter {
   toMs?: number;
 }
 
+/** Units per page of `Store.exportUnits` unless the caller says otherwise. */
+export const EXPORT_PAGE_SIZE = 1000;
+
 export interface UnitPage {
   units: BillableUnit[];
   /** Opaque; pass back as `cursor` for the next page; null at the end. */
@@ -323,6 +326,26 @@ export interface Store {
   listRatings(limit: number, wabas?: readonly string[]): Promise<RatingRecord[]>;
 
   queryUnits(filter: UnitFilter, page: { limit: number; cursor?: string }): Promise<UnitPage>;
+  /**
+   * Every unit matching `filter`, in `queryUnits` order, read in ONE snapshot: the bill as it stood when the
+   * export began, each unit once, whatever ratings write meanwhile (a late delivery moving a unit's
+   * `openedAtMs` across the cursor, a unit added or deleted). `queryUnits` pages, read one request after
+   * another, promise none of that. `onPage` gets each non-empty page in order (at most `pageSize` units,
+   * default `EXPORT_PAGE_SIZE`); a promise it returns is awaited before the next page is handed over. Resolves
+   * to the number of units exported; an `onPage` that throws or rejects ends the export with its error.
+   *
+   * SQLite reads every page in one synchronous read transaction, after any write in progress on the store's
+   * connection commits (a rating written in chunks is never read half done), and holds its writes back only
+   * for that read: pages handed over after an `onPage` that returned a promise wait in memory. PostgreSQL
+   * reads page by page in a `REPEATABLE READ READ ONLY` transaction on one pooled connection, held until the
+   * last page is handed over (a slow `onPage` keeps it open; it never blocks a writer). `onPage` may await a
+   * write to the store: the export never sees it (docs/storage.md).
+   */
+  exportUnits(
+    filter: UnitFilter,
+    onPage: (units: BillableUnit[]) => void | Promise<void>,
+    pageSize?: number,
+  ): Promise<number>;
   /** Aggregated in the store, never by loading every unit. */
   totals(filter: UnitFilter): Promise<Record<string, CurrencyTotals>>;
   analytics(query: AnalyticsQuery): Promise<AnalyticsPoint[]>;

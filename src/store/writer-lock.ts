@@ -179,6 +179,7 @@ class StoreHoldingWriterLock implements Store {
   };
   listRatings: Store['listRatings'] = (...args) => this.store.listRatings(...args);
   queryUnits: Store['queryUnits'] = (...args) => this.store.queryUnits(...args);
+  exportUnits: Store['exportUnits'] = (...args) => this.store.exportUnits(...args);
   totals: Store['totals'] = (...args) => this.store.totals(...args);
   analytics: Store['analytics'] = (...args) => this.store.analytics(...args);
   listPending: Store['listPending'] = (...args) => this.store.listPending(...args);

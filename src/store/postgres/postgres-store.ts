@@ -58,6 +58,7 @@ import {
   type StoredRawWebhook,
   type UnitFilter,
   type UnitPage,
+  EXPORT_PAGE_SIZE,
   EVENT_KEYS_PER_WABA_SQL,
   EVENT_TRUST_BACKFILL_SQL,
   STORED_WABAS_CTE,
@@ -599,25 +600,32 @@ class PostgresStore implements Store {
   }
 
   async queryUnits(filter: UnitFilter, page: { limit: number; cursor?: string }): Promise<UnitPage> {
-    const limit = checkLimit(page.limit);
-    const params = new Params();
-    const clauses = unitClauses(filter, params);
-    if (page.cursor !== undefined) {
-      const [openedAtMs, id, waba] = decodeCursor(page.cursor);
-      clauses.push(
-        `(opened_at_ms, id, waba) > (${params.add(openedAtMs)}::bigint, ${params.add(id)}::text, ${params.add(waba)}::text)`,
-      );
-    }
-    const { rows } = await this.pool.query(
-      `SELECT * FROM units ${whereSql(clauses)} ORDER BY opened_at_ms, id, waba LIMIT ${params.add(limit + 1)}`,
-      params.values,
+    return unitPage(this.pool, filter, checkLimit(page.limit), page.cursor);
+  }
+
+  async exportUnits(
+    filter: UnitFilter,
+    onPage: (units: BillableUnit[]) => void | Promise<void>,
+    pageSize = EXPORT_PAGE_SIZE,
+  ): Promise<number> {
+    const limit = checkLimit(pageSize);
+    // Every page on one connection, in one REPEATABLE READ transaction: its snapshot is taken at the first
+    // page's query and kept to the last, whatever commits meanwhile (a rating `onPage` awaits included).
+    return this.transaction(
+      async (client) => {
+        let count = 0;
+        let cursor: string | undefined;
+        do {
+          const page = await unitPage(client, filter, limit, cursor);
+          count += page.units.length;
+          if (page.units.length > 0) await onPage(page.units);
+          cursor = page.nextCursor ?? undefined;
+        } while (cursor !== undefined);
+        return count;
+      },
+      undefined,
+      'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY',
     );
-    const units = rows.slice(0, limit).map(unitFromRow);
-    const last = units.at(-1);
-    return {
-      units,
-      nextCursor: rows.length > limit && last ? encodeCursor(last.openedAtMs, last.id, last.waba) : null,
-    };
   }
 
   async totals(filter: UnitFilter): Promise<Record<string, CurrencyTotals>> {
@@ -711,16 +719,18 @@ class PostgresStore implements Store {
   /**
    * `work` in one transaction. A live rating is derived data (recomputed from the events at every start): it
    * commits without waiting for the WAL flush (synchronous_commit off), so a crash can lose only the last
-   * such commits, never an event; everything else waits for the flush.
+   * such commits, never an event; everything else waits for the flush. `begin` opens it (`BEGIN` unless a
+   * read asks for its isolation); a failure rolls it back, and the client is released either way.
    */
   private async transaction<T>(
     work: (client: pg.PoolClient) => Promise<T>,
     rating?: RatingRecord,
+    begin = 'BEGIN',
   ): Promise<T> {
     const client = await this.pool.connect();
     let broken: Error | undefined;
     try {
-      await client.query('BEGIN');
+      await client.query(begin);
       if (rating?.reason === 'live') await client.query('SET LOCAL synchronous_commit = off');
       const result = await work(client);
       await client.query('COMMIT');
@@ -1191,6 +1201,33 @@ async function ingestGroup(client: Queryable, items: readonly IngestItem[]): Pro
     }
     return { rawId: idBySha.get(item.raw.sha256)!, isDuplicate: false, ...outcomes[index]! };
   });
+}
+
+/** One page of units in (openedAtMs, id, waba) order, after `cursor`: `queryUnits` and `exportUnits`. */
+async function unitPage(
+  client: Queryable,
+  filter: UnitFilter,
+  limit: number,
+  cursor: string | undefined,
+): Promise<UnitPage> {
+  const params = new Params();
+  const clauses = unitClauses(filter, params);
+  if (cursor !== undefined) {
+    const [openedAtMs, id, waba] = decodeCursor(cursor);
+    clauses.push(
+      `(opened_at_ms, id, waba) > (${params.add(openedAtMs)}::bigint, ${params.add(id)}::text, ${params.add(waba)}::text)`,
+    );
+  }
+  const { rows } = await client.query(
+    `SELECT * FROM units ${whereSql(clauses)} ORDER BY opened_at_ms, id, waba LIMIT ${params.add(limit + 1)}`,
+    params.values,
+  );
+  const units = rows.slice(0, limit).map(unitFromRow);
+  const last = units.at(-1);
+  return {
+    units,
+    nextCursor: rows.length > limit && last ? encodeCursor(last.openedAtMs, last.id, last.waba) : null,
+  };
 }
 
 // ---- filters ---------------------------------------------------------------------------------------------

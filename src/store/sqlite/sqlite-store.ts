@@ -61,6 +61,7 @@ import {
   type UnitFilter,
   type UnitPage,
   EVENT_KEYS_PER_WABA_SQL,
+  EXPORT_PAGE_SIZE,
   EVENT_TRUST_BACKFILL_SQL,
   STORED_WABAS_CTE,
   messageJoinsStatusSql,
@@ -313,6 +314,19 @@ const HALF_HOUR_MS = 30 * 60_000;
  * webhook request for seconds.
  */
 const CHUNK_ROWS = 2_000;
+
+/**
+ * What an `onPage` returned, as a promise to await later, or undefined when it returned none (so the next
+ * page may be handed over at once). A rejection is marked handled now: it is awaited (and thrown) after the
+ * read transaction, and must not count as unhandled meanwhile.
+ */
+function handedOver(result: void | Promise<void>): Promise<void> | undefined {
+  // A function typed to return void may return anything (`rows.push(…)`'s count): only a thenable is awaited.
+  if (typeof (result as { then?: unknown } | undefined)?.then !== 'function') return undefined;
+  const promise = Promise.resolve(result);
+  promise.catch(() => undefined);
+  return promise;
+}
 
 function yieldToEventLoop(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve));
@@ -1010,10 +1024,14 @@ class SqliteStore implements Store {
   }
 
   async queryUnits(filter: UnitFilter, page: { limit: number; cursor?: string }): Promise<UnitPage> {
-    const limit = checkLimit(page.limit);
+    return this.unitPage(filter, checkLimit(page.limit), page.cursor);
+  }
+
+  /** One page of units in (openedAtMs, id, waba) order, after `cursor`: `queryUnits` and `exportUnits`. */
+  private unitPage(filter: UnitFilter, limit: number, cursor: string | undefined): UnitPage {
     const where = unitWhere(filter);
-    if (page.cursor !== undefined) {
-      const [openedAtMs, id, waba] = decodeCursor(page.cursor);
+    if (cursor !== undefined) {
+      const [openedAtMs, id, waba] = decodeCursor(cursor);
       where.clauses.push('(opened_at_ms, id, waba) > (?, ?, ?)');
       where.params.push(openedAtMs, id, waba);
     }
@@ -1026,6 +1044,40 @@ class SqliteStore implements Store {
       units,
       nextCursor: rows.length > limit && last ? encodeCursor(last.openedAtMs, last.id, last.waba) : null,
     };
+  }
+
+  async exportUnits(
+    filter: UnitFilter,
+    onPage: (units: BillableUnit[]) => void | Promise<void>,
+    pageSize = EXPORT_PAGE_SIZE,
+  ): Promise<number> {
+    const limit = checkLimit(pageSize);
+    // Under the write lock: a rating written in chunks keeps its transaction open across yields, and a read
+    // begun meanwhile would be part of it (half done). Every page is then read synchronously in one read
+    // transaction, so no write of this connection can come in between, nor any other connection's (WAL: a
+    // reader keeps the snapshot it began with). The lock is held for that read only: `onPage` is called as
+    // each page is read, and once it returns a promise the pages left wait in memory, handed over after the
+    // lock is released, so `onPage` may await a write to this store.
+    let count = 0;
+    let handing: Promise<void> | undefined;
+    const left: BillableUnit[][] = [];
+    await this.writes.run(() =>
+      this.db.transaction(() => {
+        let cursor: string | undefined;
+        do {
+          const page = this.unitPage(filter, limit, cursor);
+          count += page.units.length;
+          if (page.units.length > 0) {
+            if (handing !== undefined) left.push(page.units);
+            else handing = handedOver(onPage(page.units));
+          }
+          cursor = page.nextCursor ?? undefined;
+        } while (cursor !== undefined);
+      })(),
+    );
+    if (handing !== undefined) await handing;
+    for (const units of left) await onPage(units);
+    return count;
   }
 
   async totals(filter: UnitFilter): Promise<Record<string, CurrencyTotals>> {
