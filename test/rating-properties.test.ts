@@ -361,7 +361,8 @@ function essence(output: RatingOutput) {
   return {
     units: output.units.map((u) => ({ ...u })).sort((a, b) => (a.id < b.id ? -1 : 1)),
     pending: output.pending.map((p) => p.id).sort(),
-    findings: output.findings.map((f) => f.code).sort(),
+    // Whole findings, every word and count: the order of the input may change none of them.
+    findings: output.findings.map((f) => JSON.stringify(f)).sort(),
   };
 }
 

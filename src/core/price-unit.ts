@@ -63,11 +63,27 @@ function tierKey(portfolio: string, market: string, category: string, month: str
 /** Findings, each said once per distinct key, with a count of how often it applied. */
 export class FindingCollector {
   private readonly byKey = new Map<string, Finding & { count: number }>();
+  /** Key → the exemplar its finding tells of, for findings that name one of several cases (`add`). */
+  private readonly exemplars = new Map<string, string>();
 
-  add(key: string, make: () => Finding): void {
+  /**
+   * Counts one more case of the finding `key`, made by `make` the first time. With `exemplar` (the message id a
+   * finding names as "first: …"), the finding tells of the smallest exemplar, not of the first one read, so
+   * that the order of the input changes no word of it.
+   */
+  add(key: string, make: () => Finding, exemplar?: string): void {
     const existing = this.byKey.get(key);
-    if (existing) existing.count += 1;
-    else this.byKey.set(key, { ...make(), count: 1 });
+    if (!existing) {
+      this.byKey.set(key, { ...make(), count: 1 });
+      if (exemplar !== undefined) this.exemplars.set(key, exemplar);
+      return;
+    }
+    existing.count += 1;
+    const known = this.exemplars.get(key);
+    if (exemplar !== undefined && known !== undefined && exemplar < known) {
+      this.exemplars.set(key, exemplar);
+      this.byKey.set(key, { ...make(), count: existing.count });
+    }
   }
 
   list(): Finding[] {

@@ -573,8 +573,9 @@ describe('each message is billed to its own WABA', () => {
       ['new1', 'WK', 'CBP-2024-11', 1400],
     ]);
     const finding = result.findings.find((f) => f.code === 'NUMBER_OF_TWO_WABAS');
-    expect(finding).toMatchObject({ business: 'PX', waba: 'WK' });
-    expect(finding!.message).toContain('WABA WN and for WABA WK');
+    // The two WABAs in byte order, whichever was read first.
+    expect(finding).toMatchObject({ business: 'PX', waba: 'WN', other_waba: 'WK' });
+    expect(finding!.message).toContain('WABA WK and for WABA WN');
   });
 });
 

@@ -188,6 +188,13 @@ interface PairState {
   scopedUserOf: Map<string, string> | undefined;
 }
 
+function comparePairs(a: PairState, b: PairState): number {
+  if (a.business !== b.business) return a.business < b.business ? -1 : 1;
+  if (a.user !== b.user) return a.user < b.user ? -1 : 1;
+  const [x, y] = [a.machine.waba, b.machine.waba];
+  return x === y ? 0 : x < y ? -1 : 1;
+}
+
 /** The smaller of a pair's hints and `hint`, not the first read: the order of the input decides nothing. */
 function mergeCountryHint(pair: PairState, hint: string): void {
   if (!pair.countryHint || hint < pair.countryHint) pair.countryHint = hint;
@@ -505,12 +512,14 @@ export class Rater {
         users.set(key, pair);
         // A status that named no WABA made the first pair under the business number itself: not a WABA.
         if (first !== business) {
-          this.findings.add(`NUMBER_OF_TWO_WABAS:${business}:${first}:${waba}`, () => ({
+          // Named in byte order, not in the order read: the input's order changes no word.
+          const [smaller, larger] = first < waba ? [first, waba] : [waba, first];
+          this.findings.add(`NUMBER_OF_TWO_WABAS:${business}:${smaller}:${larger}`, () => ({
             code: 'NUMBER_OF_TWO_WABAS',
-            message: `business number ${business} sends for WABA ${first} and for WABA ${waba} (a number moved between WABAs?): each message is billed to its own WABA, and windows and conversations do not carry over from one to the other`,
+            message: `business number ${business} sends for WABA ${smaller} and for WABA ${larger} (a number moved between WABAs?): each message is billed to its own WABA, and windows and conversations do not carry over from one to the other`,
             business,
-            waba,
-            other_waba: first,
+            waba: larger,
+            other_waba: smaller,
           }));
         }
       }
@@ -646,13 +655,19 @@ export class Rater {
       const keys = this.keysOfSharedId.get(id);
       if (keys) keys.push(key);
       else this.keysOfSharedId.set(id, [key]);
-      this.findings.add(`MESSAGE_OF_TWO_WABAS:${id}`, () => ({
-        code: 'MESSAGE_OF_TWO_WABAS',
-        message: `message ${id} is named by events of WABA ${first} and of WABA ${waba}; Meta's ids are unique, so one of them is wrong: each WABA's events were rated apart`,
-        message_id: id,
-        waba,
-        other_waba: first,
-      }));
+      // Named in byte order, not in the order read: the input's order changes no word.
+      const [smaller, larger] = first < waba ? [first, waba] : [waba, first];
+      this.findings.add(
+        `MESSAGE_OF_TWO_WABAS:${id}`,
+        () => ({
+          code: 'MESSAGE_OF_TWO_WABAS',
+          message: `message ${id} is named by events of WABA ${smaller} and of WABA ${larger}; Meta's ids are unique, so one of them is wrong: each WABA's events were rated apart`,
+          message_id: id,
+          waba: larger,
+          other_waba: smaller,
+        }),
+        `${smaller}\u0000${larger}`,
+      );
     }
     return claimed;
   }
@@ -790,13 +805,17 @@ export class Rater {
   /** One finding per WABA, counting the messages whose copies disagreed (the collector counts each add). */
   private noteCopiesDisagree(waba: string | undefined, id: string, fields: readonly CopyField[]): void {
     if (!this.isFirstNote('COPIES_DISAGREE', waba, id)) return;
-    this.findings.add(`COPIES_DISAGREE:${waba ?? ''}`, () => ({
-      code: 'COPIES_DISAGREE',
-      message: `WABA ${waba ?? '?'}: copies of one event disagree (first: message ${id}, on ${fields.join(', ')}): the costlier category and otherwise the smaller value were kept, whichever copy came first; check the systems that wrote them`,
-      message_id: id,
-      fields: [...fields],
-      ...(waba === undefined ? {} : { waba }),
-    }));
+    this.findings.add(
+      `COPIES_DISAGREE:${waba ?? ''}`,
+      () => ({
+        code: 'COPIES_DISAGREE',
+        message: `WABA ${waba ?? '?'}: copies of one event disagree (e.g. message ${id}, on ${fields.join(', ')}): the costlier category and otherwise the smaller value were kept, whichever copy came first; check the systems that wrote them`,
+        message_id: id,
+        fields: [...fields],
+        ...(waba === undefined ? {} : { waba }),
+      }),
+      id,
+    );
   }
 
   /**
@@ -830,14 +849,18 @@ export class Rater {
     const waba = record.waba;
     if (!this.isFirstNote('RECIPIENT_DISAGREES', waba, record.id)) return;
     const isLogged = source === 'log' || record.hasOutbound;
-    this.findings.add(`RECIPIENT_DISAGREES:${waba ?? ''}`, () => ({
-      code: 'RECIPIENT_DISAGREES',
-      message: isLogged
-        ? `WABA ${waba ?? '?'}: the send log and Meta's statuses name different numbers for a message (first: ${record.id}, ${what}): rated as the send log says; check the numbers the send log records`
-        : `WABA ${waba ?? '?'}: Meta's statuses of one message name different numbers (first: ${record.id}, ${what}): the smaller number was kept, whichever came first; check the sources of those events`,
-      message_id: record.id,
-      ...(waba === undefined ? {} : { waba }),
-    }));
+    this.findings.add(
+      `RECIPIENT_DISAGREES:${waba ?? ''}`,
+      () => ({
+        code: 'RECIPIENT_DISAGREES',
+        message: isLogged
+          ? `WABA ${waba ?? '?'}: the send log and Meta's statuses name different numbers for a message (e.g. ${record.id}, ${what}): rated as the send log says; check the numbers the send log records`
+          : `WABA ${waba ?? '?'}: Meta's statuses of one message name different numbers (e.g. ${record.id}, ${what}): the smaller number was kept, whichever came first; check the sources of those events`,
+        message_id: record.id,
+        ...(waba === undefined ? {} : { waba }),
+      }),
+      record.id,
+    );
   }
 
   /** Whether `code` has not been said yet of this message (a finding counts messages, not repeated lines). */
@@ -979,7 +1002,9 @@ export class Rater {
     }
     this.horizonMs = horizonMs;
     const opened: UnitDraft[] = [];
-    for (const pair of this.dirty) {
+    // Pairs in a fixed order (number, user, WABA), not the order the input made them dirty in: a finding that
+    // names its first case ("first: …") names the same whatever the order of the lines.
+    for (const pair of [...this.dirty].sort(comparePairs)) {
       this.advancePair(pair, horizonMs, opened);
       if (pair.inbounds.length === 0 && pair.queued.length === 0) this.dirty.delete(pair);
     }
