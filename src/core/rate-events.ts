@@ -29,6 +29,7 @@ import {
 import { FindingCollector, TierStatements, UnitPricer } from './price-unit.js';
 import { RecentIds } from './recent-ids.js';
 import { canonicalUser } from './phone.js';
+import { DeferredStatuses } from './deferred-statuses.js';
 import type { MarketResolver, RateBook } from './pricing-context.js';
 import type {
   BillableUnit,
@@ -241,7 +242,7 @@ export class Rater {
    * A batch's statuses that name no WABA, joined to their messages once every line is read, so that a message
    * id two WABAs' events name is known as such before them, whatever the order of the lines (addStatus).
    */
-  private readonly statusesWithoutWaba: StatusEvent[] = [];
+  private readonly statusesWithoutWaba = new DeferredStatuses();
   /** Message id → the keys of its records for WABAs other than the first (recordFor), for shared ids only. */
   private readonly keysOfSharedId = new Map<string, string[]>();
   private readonly pricer: UnitPricer;
@@ -322,8 +323,9 @@ export class Rater {
         this.addOutbound(event);
         break;
       case 'status':
-        if (event.waba === undefined && !this.isStreaming) this.statusesWithoutWaba.push(event);
-        else this.addStatus(event);
+        if (event.waba === undefined && !this.isStreaming) {
+          this.statusesWithoutWaba.add(event, this.records.get(event.id)?.id);
+        } else this.addStatus(event);
         break;
       case 'account_update':
         this.applyAccountUpdate(event);
@@ -362,8 +364,7 @@ export class Rater {
   /** Rates everything still open and returns what was found. The sink has received every unit after this. */
   finish(): RaterSummary {
     if (this.isFinished) throw new Error('Rater.finish called twice');
-    for (const event of this.statusesWithoutWaba) this.addStatus(event);
-    this.statusesWithoutWaba.length = 0;
+    this.statusesWithoutWaba.drain((event) => this.addStatus(event));
     this.flush(Infinity);
     this.isFinished = true;
     const leftovers = [...this.records.values()]
