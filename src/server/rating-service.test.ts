@@ -277,6 +277,37 @@ describe('live re-rating writes only what changed, and is throttled', () => {
     expect(await store.listRatings(10)).toHaveLength(2);
     expect((await store.queryUnits({}, { limit: 100 })).units).toHaveLength(6);
   });
+
+  it('stops holding back once arrivals have been quiet for a while: the bill catches up without a read', async () => {
+    const replaceRating = store.replaceRating.bind(store);
+    const applyRatingDiff = store.applyRatingDiff.bind(store);
+    const slow = () => new Promise((resolve) => setTimeout(resolve, 60));
+    store.replaceRating = async (record, result) => {
+      await slow();
+      return replaceRating(record, result);
+    };
+    store.applyRatingDiff = async (record, diff) => {
+      await slow();
+      return applyRatingDiff(record, diff);
+    };
+    await makeService(undefined, 100, [], { quietMs: 400 }); // throttle ≥ 6 s; quiet after 400 ms
+    await ingest(conversationLines('W1', 'PN1', '919876543210', 'wamid.q1'));
+    await rating.settled();
+    // Arrivals every 50 ms for 500 ms: never quiet, so the throttle holds the next rating back.
+    for (let i = 0; i < 10; i++) {
+      await ingest(
+        conversationLines('W1', 'PN1', `9198765433${String(i).padStart(2, '0')}`, `wamid.q2.${i}`),
+      );
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    expect(await store.listRatings(10)).toHaveLength(1);
+    // Then nothing more: once quiet, the rating runs by itself, long before the throttle's 6 s.
+    for (let waited = 0; waited < 3_000 && (await store.listRatings(10)).length < 2; waited += 100) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    expect(await store.listRatings(10)).toHaveLength(2);
+    expect((await store.queryUnits({}, { limit: 100 })).units).toHaveLength(33);
+  });
 });
 
 describe('diffRating', () => {
