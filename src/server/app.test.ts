@@ -825,6 +825,68 @@ describe('query API: units, totals, CSV, explain, analytics', () => {
     expect(point).toHaveProperty('pricing_type');
   });
 
+  it('says per data point how many units it could not price, as /v1/totals does (cost is then a lower bound)', async () => {
+    // A number with no known calling code: its marketing template is charged but has no market, so no price.
+    await service.postEvents(conversationLines('W1', 'PN1', '99912345678', 'wamid.unknown'));
+    const totals = (await json(await service.get('/v1/totals', KEY_ALL))).totals as TotalsJson;
+    expect(totals.USD!.unpriced).toBeGreaterThan(0);
+    const answer = await json(
+      await service.get(
+        '/v1/analytics?start=1751328000&end=1754006400&granularity=DAILY&metric=pricing&dimensions=COUNTRY',
+        KEY_ALL,
+      ),
+    );
+    const points = (answer.data as { data_points: Record<string, unknown>[] }[])[0]!.data_points;
+    const flagged = points.filter((point) => 'unpriced' in point);
+    expect(flagged.reduce((n, point) => n + (point.unpriced as number), 0)).toBe(totals.USD!.unpriced);
+    // Only where units went unpriced, as in totals: every other point omits it.
+    expect(flagged.every((point) => point.country === null && (point.unpriced as number) > 0)).toBe(true);
+    expect(points.filter((point) => point.country !== null).every((point) => !('unpriced' in point))).toBe(
+      true,
+    );
+  });
+
+  it("answers the TIER dimension with Meta's band strings, null for units without a tier position", async () => {
+    await service.close();
+    // A TEST card (2025-10-01) whose India utility bands are 1-3, 4-5 and 6+; it has no Brazilian rate.
+    service = await createTestService({
+      rateCardPaths: [
+        join(import.meta.dirname, '../../test/golden/portfolio-tiers-across-midnight/rate-cards'),
+      ],
+    });
+    const send = (user: string, id: string, at: string, template: string) => [
+      { kind: 'outbound', at, waba: 'W1', business: 'PN1', user, id, template },
+      { kind: 'status', at: at.replace(':00Z', ':05Z'), waba: 'W1', id, status: 'delivered' },
+    ];
+    const lines = [
+      ...Array.from({ length: 7 }, (_, i) =>
+        send('919876543210', `wamid.t${i}`, `2025-10-0${i + 1}T10:00:00Z`, 'utility'),
+      ).flat(),
+      ...send('919876543210', 'wamid.m', '2025-10-09T10:00:00Z', 'marketing'),
+      ...send('5511987654321', 'wamid.br', '2025-10-09T11:00:00Z', 'utility'),
+    ];
+    expect((await json(await service.postEvents(lines))).accepted).toBe(lines.length);
+    const query = (metric: string) =>
+      `/v1/analytics?start=1759276800&end=1761955200&granularity=MONTHLY&metric=${metric}&dimensions=TIER,PRICING_CATEGORY`;
+    const response = await service.get(query('pricing'), KEY_ALL);
+    expect(response.status).toBe(200);
+    const answer = await json(response);
+    const month = { start: 1759276800, end: 1761955200, currency: 'USD' };
+    expect((answer.data as { data_points: unknown[] }[])[0]!.data_points).toEqual([
+      { ...month, volume: 1, tier: null, pricing_category: 'MARKETING', cost: 0.0107 },
+      { ...month, volume: 1, tier: null, pricing_category: 'UTILITY', cost: 0, unpriced: 1 },
+      { ...month, volume: 3, tier: '0:3', pricing_category: 'UTILITY', cost: 0.0042 },
+      { ...month, volume: 2, tier: '4:5', pricing_category: 'UTILITY', cost: 0.002 },
+      { ...month, volume: 2, tier: '6:MAX', pricing_category: 'UTILITY', cost: 0.001 },
+    ]);
+    // conversation_analytics has no TIER; wameter answers it there too, under the same field name.
+    const conversation = await json(await service.get(query('conversation'), KEY_ALL));
+    const tiers = (conversation.data as { data_points: Record<string, unknown>[] }[])[0]!.data_points.map(
+      (point) => point.tier,
+    );
+    expect(tiers).toEqual([null, null, '0:3', '4:5', '6:MAX']);
+  });
+
   it.each([
     ['start=1&granularity=DAILY', 'end'],
     ['start=10&end=5', 'end'],

@@ -124,6 +124,7 @@ const ANALYTICS_DIMENSIONS: Record<string, AnalyticsDimension> = {
   CURRENCY: 'currency',
   CONVERSATION_DIRECTION: 'direction',
   DIRECTION: 'direction',
+  TIER: 'tier',
 };
 
 type AnalyticsKind = 'conversation' | 'pricing';
@@ -142,6 +143,23 @@ function analyticsFieldName(kind: AnalyticsKind, dimension: AnalyticsDimension):
     default:
       return dimension;
   }
+}
+
+/**
+ * A stored tier band ("1:100000", "100001:" for the open last band: 1-based, inclusive, as the tier files
+ * write them) as Meta writes it in pricing_analytics and tier webhooks: the first band from 0, an open end
+ * `MAX` ("0:100000", "100001:MAX"). The start is what `TierStatements` reads back from Meta's strings.
+ */
+function metaTierBand(band: string): string {
+  const [from = '', to = ''] = band.split(':');
+  return `${from === '1' ? '0' : from}:${to === '' ? 'MAX' : to}`;
+}
+
+/** A dimension's value as Meta writes it: its words upper case, tier bands in its notation. */
+function analyticsValue(dimension: AnalyticsDimension, value: string | null): string | null {
+  if (value === null) return null;
+  if (dimension === 'category' || dimension === 'type') return value.toUpperCase();
+  return dimension === 'tier' ? metaTierBand(value) : value;
 }
 
 /**
@@ -690,12 +708,14 @@ export function createApp(deps: AppDeps): Hono<Env> {
         [countField]: point.units,
       };
       for (const dimension of dimensions) {
-        const value = point.dimensions[dimension] ?? null;
-        const isMetaWord = dimension === 'category' || dimension === 'type';
-        json[analyticsFieldName(kind, dimension)] =
-          value !== null && isMetaWord ? value.toUpperCase() : value;
+        json[analyticsFieldName(kind, dimension)] = analyticsValue(
+          dimension,
+          point.dimensions[dimension] ?? null,
+        );
       }
       json.cost = Number(formatMicros(point.amountMicros));
+      // As /v1/totals: units that could not be priced are counted but add nothing to `cost` (a lower bound).
+      if (point.unpriced > 0) json.unpriced = point.unpriced;
       return json;
     });
     return c.json({ data: [{ data_points: dataPoints }] });

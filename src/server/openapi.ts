@@ -366,7 +366,8 @@ export const openApiDocument = {
             description:
               'Comma list: CONVERSATION_CATEGORY, CONVERSATION_TYPE, CONVERSATION_DIRECTION (BUSINESS_INITIATED: ' +
               'templates; USER_INITIATED: service, user-initiated, free entry point), PRICING_CATEGORY, PRICING_TYPE, ' +
-              'COUNTRY, PHONE, WABA, MARKET, CURRENCY.',
+              'COUNTRY, PHONE, WABA, MARKET, CURRENCY, TIER (the volume-tier band as Meta writes it: "0:100000", ' +
+              '"100001:MAX"; null for a unit without a tier position; answered for metric=conversation too).',
           },
           {
             name: 'metric',
@@ -390,7 +391,27 @@ export const openApiDocument = {
                 type: 'array',
                 items: {
                   type: 'object',
-                  properties: { data_points: { type: 'array', items: { type: 'object' } } },
+                  properties: {
+                    data_points: {
+                      type: 'array',
+                      items: {
+                        type: 'object',
+                        description:
+                          '{start, end, conversation|volume, cost, unpriced?, currency, and the asked dimensions}. ' +
+                          '`unpriced` (present only when > 0, as in /v1/totals) counts units that could not be ' +
+                          'priced: they are in the count but not in `cost`, which is then a lower bound.',
+                        properties: {
+                          start: { type: 'integer' },
+                          end: { type: 'integer' },
+                          conversation: { type: 'integer' },
+                          volume: { type: 'integer' },
+                          cost: { type: 'number' },
+                          unpriced: { type: 'integer', minimum: 1 },
+                          tier: { type: ['string', 'null'] },
+                        },
+                      },
+                    },
+                  },
                 },
               },
             },

@@ -136,16 +136,23 @@ export function encodeCursor(openedAtMs: number, id: string, waba: string): stri
 export function findingWaba(finding: Finding): string | null {
   return typeof finding.waba === 'string' ? finding.waba : null;
 }
+/**
+ * Analytics points by `startMs`, then by the asked dimensions in order (NULL first; tier bands by the count
+ * they start at, so "4:5" comes before "10:"), whatever order the engine grouped them in.
+ */
 export function sortPoints(
   points: AnalyticsPoint[],
   dimensions: readonly AnalyticsDimension[],
 ): AnalyticsPoint[] {
   const compare = (a: string | null | undefined, b: string | null | undefined) =>
     a === b ? 0 : a == null ? -1 : b == null ? 1 : a < b ? -1 : 1;
+  const bandStart = (band: string) => Number(band.split(':')[0]);
+  const compareBands = (a: string | null | undefined, b: string | null | undefined) =>
+    a == null || b == null ? compare(a, b) : bandStart(a) - bandStart(b) || compare(a, b);
   return points.sort((a, b) => {
     if (a.startMs !== b.startMs) return a.startMs - b.startMs;
     for (const d of dimensions) {
-      const order = compare(a.dimensions[d], b.dimensions[d]);
+      const order = (d === 'tier' ? compareBands : compare)(a.dimensions[d], b.dimensions[d]);
       if (order !== 0) return order;
     }
     return 0;
@@ -249,11 +256,25 @@ export function totalsFromStored(parsed: unknown): Record<string, CurrencyTotals
 }
 
 /**
+ * The SQL of an analytics point's unpriced units over units aliased `u`: those with no amount, the rule
+ * `totals` counts `unpriced` by (a unit that could not be priced is the only one whose amount is NULL).
+ */
+export const UNPRICED_UNITS_SQL = 'count(*) - count(u.amount_micros)';
+
+/**
+ * The SQL of a text field of a JSON column, as each engine writes it (`u.tier` is TEXT in SQLite, jsonb in
+ * PostgreSQL). Only fixed column and field names go in: user input never becomes SQL.
+ */
+export type JsonTextSql = (column: string, field: string) => string;
+
+/**
  * The SQL (SQLite and PostgreSQL alike) of an analytics dimension over units aliased `u`. `direction` is
  * Meta's conversation_direction: user-initiated for what the user opened (service, CBP-2022 user-initiated,
- * a free entry point after the user's ad click), business-initiated for templates.
+ * a free entry point after the user's ad click), business-initiated for templates. `tier` is the band of the
+ * unit's stored tier position (`TierPosition.band`), NULL without one; `jsonText` reads it in the engine's
+ * JSON dialect.
  */
-export function dimensionSql(dimension: AnalyticsDimension): string {
+export function dimensionSql(dimension: AnalyticsDimension, jsonText: JsonTextSql): string {
   switch (dimension) {
     case 'waba':
     case 'business':
@@ -265,6 +286,8 @@ export function dimensionSql(dimension: AnalyticsDimension): string {
       return `u.${dimension}`;
     case 'direction':
       return `(CASE WHEN u.category IN ('service', 'user_initiated', 'referral_conversion') THEN 'USER_INITIATED' ELSE 'BUSINESS_INITIATED' END)`;
+    case 'tier':
+      return jsonText('u.tier', 'band');
   }
   throw new Error(`unknown analytics dimension ${String(dimension)}`);
 }

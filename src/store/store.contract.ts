@@ -1872,10 +1872,18 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
         await store.replaceRating(rating('r1', ['W1', 'W2']), { units, pending: [], findings: [] });
         return store;
       }
-      const point = (start: string, end: string, count: number, amountMicros: number, dimensions = {}) => ({
+      const point = (
+        start: string,
+        end: string,
+        count: number,
+        amountMicros: number,
+        dimensions = {},
+        unpriced = 0,
+      ) => ({
         startMs: at(start),
         endMs: at(end),
         units: count,
+        unpriced,
         amountMicros,
         dimensions,
       });
@@ -1884,7 +1892,7 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
         const store = await seeded();
         expect(await store.analytics({ granularity: 'HALF_HOUR', dimensions: [] })).toEqual([
           point('2024-03-09T12:00:00Z', '2024-03-09T12:30:00Z', 2, 3000),
-          point('2024-03-10T03:30:00Z', '2024-03-10T04:00:00Z', 1, 0),
+          point('2024-03-10T03:30:00Z', '2024-03-10T04:00:00Z', 1, 0, {}, 1),
           point('2024-03-10T12:00:00Z', '2024-03-10T12:30:00Z', 1, 500),
           point('2024-04-01T02:00:00Z', '2024-04-01T02:30:00Z', 1, 40),
         ]);
@@ -1898,14 +1906,109 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
             category: 'marketing',
           }),
           point('2024-03-09T00:00:00Z', '2024-03-10T00:00:00Z', 1, 1000, { waba: 'W1', category: 'utility' }),
-          point('2024-03-10T00:00:00Z', '2024-03-11T00:00:00Z', 1, 0, { waba: 'W1', category: 'utility' }),
+          point('2024-03-10T00:00:00Z', '2024-03-11T00:00:00Z', 1, 0, { waba: 'W1', category: 'utility' }, 1),
           point('2024-03-10T00:00:00Z', '2024-03-11T00:00:00Z', 1, 500, { waba: 'W2', category: 'utility' }),
           point('2024-04-01T00:00:00Z', '2024-04-02T00:00:00Z', 1, 40, { waba: 'W1', category: 'utility' }),
         ]);
         expect(await store.analytics({ granularity: 'MONTHLY', dimensions: ['country'] })).toEqual([
-          point('2024-03-01T00:00:00Z', '2024-04-01T00:00:00Z', 1, 0, { country: null }),
+          point('2024-03-01T00:00:00Z', '2024-04-01T00:00:00Z', 1, 0, { country: null }, 1),
           point('2024-03-01T00:00:00Z', '2024-04-01T00:00:00Z', 3, 3500, { country: 'IN' }),
           point('2024-04-01T00:00:00Z', '2024-05-01T00:00:00Z', 1, 40, { country: 'IN' }),
+        ]);
+      });
+
+      it('counts the unpriced units of each point as totals counts them: no amount, free units are priced', async () => {
+        const store = await fresh();
+        const opened = (iso: string) => ({ openedAtMs: at(iso) });
+        await store.replaceRating(rating('r1', ['W1']), {
+          units: [
+            unit('p1', { ...opened('2024-03-09T10:05:00Z'), amountMicros: 1000 }),
+            unit('p2', { ...opened('2024-03-09T10:10:00Z'), amountMicros: null }),
+            unit('p3', {
+              ...opened('2024-03-09T10:15:00Z'),
+              amountMicros: null,
+              market: null,
+              country: null,
+            }),
+            unit('p4', {
+              ...opened('2024-03-09T10:20:00Z'),
+              amountMicros: 0,
+              type: 'free_customer_service',
+              category: 'service',
+            }),
+            unit('p5', { ...opened('2024-03-09T11:00:00Z'), amountMicros: 500, category: 'marketing' }),
+            unit('p6', { ...opened('2024-03-10T09:00:00Z'), amountMicros: null, category: 'marketing' }),
+          ],
+          pending: [],
+          findings: [],
+        });
+        expect(await store.analytics({ granularity: 'HALF_HOUR', dimensions: [] })).toEqual([
+          point('2024-03-09T10:00:00Z', '2024-03-09T10:30:00Z', 4, 1000, {}, 2),
+          point('2024-03-09T11:00:00Z', '2024-03-09T11:30:00Z', 1, 500),
+          point('2024-03-10T09:00:00Z', '2024-03-10T09:30:00Z', 1, 0, {}, 1),
+        ]);
+        expect(await store.analytics({ granularity: 'DAILY', dimensions: ['category'] })).toEqual([
+          point('2024-03-09T00:00:00Z', '2024-03-10T00:00:00Z', 1, 500, { category: 'marketing' }),
+          point('2024-03-09T00:00:00Z', '2024-03-10T00:00:00Z', 1, 0, { category: 'service' }),
+          point('2024-03-09T00:00:00Z', '2024-03-10T00:00:00Z', 3, 1000, { category: 'utility' }, 2),
+          point('2024-03-10T00:00:00Z', '2024-03-11T00:00:00Z', 1, 0, { category: 'marketing' }, 1),
+        ]);
+        const monthly = await store.analytics({ granularity: 'MONTHLY', dimensions: ['currency'] });
+        expect(monthly).toEqual([
+          point('2024-03-01T00:00:00Z', '2024-04-01T00:00:00Z', 6, 1500, { currency: 'USD' }, 3),
+        ]);
+        expect(monthly[0]!.unpriced).toBe((await store.totals({})).USD!.unpriced);
+      });
+
+      it('groups by the band of the tier position (NULL without one), bands in the order of their counts', async () => {
+        const store = await fresh();
+        const tier = (count: number, band: string) => ({ tier: { count, band, month: '2025-10' } });
+        const when = (iso: string) => ({
+          openedAtMs: at(iso),
+          unit: 'message' as const,
+          category: 'utility' as const,
+        });
+        await store.replaceRating(rating('r1', ['W1', 'W2']), {
+          units: [
+            unit('t1', { ...when('2025-10-02T10:00:00Z'), amountMicros: 14, ...tier(1, '1:3') }),
+            unit('t2', { ...when('2025-10-02T10:05:00Z'), amountMicros: 14, ...tier(2, '1:3') }),
+            unit('t3', { ...when('2025-10-02T10:10:00Z'), amountMicros: 10, ...tier(4, '4:9') }),
+            unit('t4', { ...when('2025-10-02T10:15:00Z'), amountMicros: 5, ...tier(12, '10:') }),
+            unit('t5', { ...when('2025-10-02T10:20:00Z'), amountMicros: 107, category: 'marketing' }),
+            unit('t6', { ...when('2025-10-03T08:00:00Z'), amountMicros: 5, ...tier(13, '10:'), waba: 'W2' }),
+          ],
+          pending: [],
+          findings: [],
+        });
+        expect(await store.analytics({ granularity: 'MONTHLY', dimensions: ['tier'] })).toEqual([
+          point('2025-10-01T00:00:00Z', '2025-11-01T00:00:00Z', 1, 107, { tier: null }),
+          point('2025-10-01T00:00:00Z', '2025-11-01T00:00:00Z', 2, 28, { tier: '1:3' }),
+          point('2025-10-01T00:00:00Z', '2025-11-01T00:00:00Z', 1, 10, { tier: '4:9' }),
+          point('2025-10-01T00:00:00Z', '2025-11-01T00:00:00Z', 2, 10, { tier: '10:' }),
+        ]);
+        expect(
+          await store.analytics({
+            granularity: 'HALF_HOUR',
+            dimensions: ['tier', 'category'],
+            wabas: ['W1'],
+          }),
+        ).toEqual([
+          point('2025-10-02T10:00:00Z', '2025-10-02T10:30:00Z', 1, 107, {
+            tier: null,
+            category: 'marketing',
+          }),
+          point('2025-10-02T10:00:00Z', '2025-10-02T10:30:00Z', 2, 28, { tier: '1:3', category: 'utility' }),
+          point('2025-10-02T10:00:00Z', '2025-10-02T10:30:00Z', 1, 10, { tier: '4:9', category: 'utility' }),
+          point('2025-10-02T10:00:00Z', '2025-10-02T10:30:00Z', 1, 5, { tier: '10:', category: 'utility' }),
+        ]);
+        expect(
+          await store.analytics({ granularity: 'DAILY', dimensions: ['tier'], timeZone: 'Asia/Kolkata' }),
+        ).toEqual([
+          point('2025-10-01T18:30:00Z', '2025-10-02T18:30:00Z', 1, 107, { tier: null }),
+          point('2025-10-01T18:30:00Z', '2025-10-02T18:30:00Z', 2, 28, { tier: '1:3' }),
+          point('2025-10-01T18:30:00Z', '2025-10-02T18:30:00Z', 1, 10, { tier: '4:9' }),
+          point('2025-10-01T18:30:00Z', '2025-10-02T18:30:00Z', 1, 5, { tier: '10:' }),
+          point('2025-10-02T18:30:00Z', '2025-10-03T18:30:00Z', 1, 5, { tier: '10:' }),
         ]);
       });
 
@@ -1936,12 +2039,12 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
         const store = await seeded();
         const tz = 'America/New_York'; // 2024-03-10 has 23 hours there
         expect(await store.analytics({ granularity: 'DAILY', dimensions: [], timeZone: tz })).toEqual([
-          point('2024-03-09T05:00:00Z', '2024-03-10T05:00:00Z', 3, 3000),
+          point('2024-03-09T05:00:00Z', '2024-03-10T05:00:00Z', 3, 3000, {}, 1),
           point('2024-03-10T05:00:00Z', '2024-03-11T04:00:00Z', 1, 500),
           point('2024-03-31T04:00:00Z', '2024-04-01T04:00:00Z', 1, 40),
         ]);
         expect(await store.analytics({ granularity: 'MONTHLY', dimensions: [], timeZone: tz })).toEqual([
-          point('2024-03-01T05:00:00Z', '2024-04-01T04:00:00Z', 5, 3540),
+          point('2024-03-01T05:00:00Z', '2024-04-01T04:00:00Z', 5, 3540, {}, 1),
         ]);
         expect(
           await store.analytics({
@@ -1963,7 +2066,7 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
             fromMs: at('2024-03-10T00:00:00Z'),
           }),
         ).toEqual([
-          point('2024-03-01T00:00:00Z', '2024-04-01T00:00:00Z', 1, 0, { currency: 'USD' }),
+          point('2024-03-01T00:00:00Z', '2024-04-01T00:00:00Z', 1, 0, { currency: 'USD' }, 1),
           point('2024-04-01T00:00:00Z', '2024-05-01T00:00:00Z', 1, 40, { currency: 'USD' }),
         ]);
         expect(await store.analytics({ granularity: 'DAILY', dimensions: [], wabas: [] })).toEqual([]);

@@ -206,8 +206,12 @@ export interface UnitPage {
 export type CurrencyTotals = MicrosTotals;
 
 export type Granularity = 'HALF_HOUR' | 'DAILY' | 'MONTHLY';
+/**
+ * `tier`: the volume-tier band of the unit's tier position as stored (`TierPosition.band`, "1:100000",
+ * "100001:" for an open end), null for a unit without one (free, marketing, a market without tier bands).
+ */
 export type AnalyticsDimension =
-  'waba' | 'business' | 'country' | 'market' | 'category' | 'type' | 'currency' | 'direction';
+  'waba' | 'business' | 'country' | 'market' | 'category' | 'type' | 'currency' | 'direction' | 'tier';
 
 export interface AnalyticsQuery extends UnitFilter {
   granularity: Granularity;
@@ -220,6 +224,11 @@ export interface AnalyticsPoint {
   startMs: number;
   endMs: number;
   units: number;
+  /**
+   * Of `units`, those that could not be priced (`amountMicros` null, as `totals` counts them): `amountMicros`
+   * holds nothing for them, so it is a lower bound whenever this is above 0.
+   */
+  unpriced: number;
   /** Exact: a bigint past 2^53 micros. */
   amountMicros: Micros;
   /** Values of the asked dimensions. */

@@ -13,6 +13,7 @@ import {
   checkTimeZone,
   decodeCursor,
   dimensionSql,
+  UNPRICED_UNITS_SQL,
   encodeCursor,
   checkNoNewerMigrations,
   checkReadableMigrations,
@@ -275,6 +276,11 @@ const MIGRATION_LOCK = 0x77616d65;
 /** Rows per INSERT statement in batches (each column travels as one array parameter). */
 const BATCH_ROWS = 5_000;
 const HALF_HOUR_MS = 30 * 60_000;
+
+/** A text field of a jsonb column, for `dimensionSql`. */
+function postgresJsonText(column: string, field: string): string {
+  return `(${column} ->> '${field}')`;
+}
 
 /**
  * bigint (epoch ms, micros, counts) and numeric (sums of bigint) come back as JS numbers while a number holds
@@ -643,7 +649,7 @@ class PostgresStore implements Store {
 
   async analytics(query: AnalyticsQuery): Promise<AnalyticsPoint[]> {
     const timeZone = checkTimeZone(query.timeZone ?? 'UTC');
-    const dimensions = query.dimensions.map((d) => [d, dimensionSql(d)] as const);
+    const dimensions = query.dimensions.map((d) => [d, dimensionSql(d, postgresJsonText)] as const);
     const select = dimensions.map(([d, sql]) => `, ${sql} AS d_${d}`).join('');
     const group = dimensions.map(([, sql]) => `, ${sql}`).join('');
     const params = new Params();
@@ -652,7 +658,8 @@ class PostgresStore implements Store {
       // Half hours are cut in UTC, as in SQLite (Meta's half-hour buckets are UTC-aligned).
       sql = `SELECT u.opened_at_ms - u.opened_at_ms % ${HALF_HOUR_MS} AS start_ms,
                     u.opened_at_ms - u.opened_at_ms % ${HALF_HOUR_MS} + ${HALF_HOUR_MS} AS end_ms,
-                    count(*) AS units, coalesce(sum(u.amount_micros), 0) AS amount_micros ${select}
+                    count(*) AS units, ${UNPRICED_UNITS_SQL} AS unpriced,
+                    coalesce(sum(u.amount_micros), 0) AS amount_micros ${select}
              FROM units u ${whereSql(unitClauses(query, params, 'u.'))}
              GROUP BY 1${group}`;
     } else {
@@ -665,7 +672,8 @@ class PostgresStore implements Store {
       sql = `SELECT (extract(epoch FROM u.bucket AT TIME ZONE ${tz}::text) * 1000)::bigint AS start_ms,
                     (extract(epoch FROM (u.bucket + ${step}::interval) AT TIME ZONE ${tz}::text) * 1000)::bigint
                       AS end_ms,
-                    count(*) AS units, coalesce(sum(u.amount_micros), 0) AS amount_micros ${select}
+                    count(*) AS units, ${UNPRICED_UNITS_SQL} AS unpriced,
+                    coalesce(sum(u.amount_micros), 0) AS amount_micros ${select}
              FROM (
                SELECT *, date_trunc(${field}::text,
                         (timestamptz 'epoch' + opened_at_ms * interval '1 millisecond') AT TIME ZONE ${tz}::text)
@@ -679,6 +687,7 @@ class PostgresStore implements Store {
         startMs: Number(row.start_ms),
         endMs: Number(row.end_ms),
         units: Number(row.units),
+        unpriced: Number(row.unpriced),
         amountMicros: microsOf(row.amount_micros),
         dimensions: Object.fromEntries(
           query.dimensions.map((d) => [d, row[`d_${d}`] === null ? null : String(row[`d_${d}`])]),

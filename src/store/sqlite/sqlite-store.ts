@@ -15,6 +15,7 @@ import {
   checkTimeZone,
   decodeCursor,
   dimensionSql,
+  UNPRICED_UNITS_SQL,
   encodeCursor,
   checkNoNewerMigrations,
   checkReadableMigrations,
@@ -341,7 +342,11 @@ class WriteLock {
     return result;
   }
 }
-/** Column of each analytics dimension (a fixed list: user input never becomes SQL). */
+
+/** A text field of a JSON column (stored as TEXT), for `dimensionSql`. */
+function sqliteJsonText(column: string, field: string): string {
+  return `json_extract(${column}, '$.${field}')`;
+}
 
 export interface SqliteStoreOptions extends Database.Options {
   /**
@@ -1097,7 +1102,7 @@ class SqliteStore implements Store {
 
   async analytics(query: AnalyticsQuery): Promise<AnalyticsPoint[]> {
     const timeZone = checkTimeZone(query.timeZone ?? 'UTC');
-    const dimensions = query.dimensions.map((d) => [d, dimensionSql(d)] as const);
+    const dimensions = query.dimensions.map((d) => [d, dimensionSql(d, sqliteJsonText)] as const);
     const select = dimensions.map(([d, sql]) => `${sql} AS d_${d}`).join(', ');
     const group = dimensions.map(([, sql]) => `, ${sql}`).join('');
     const where = unitWhere(query, 'u.');
@@ -1108,7 +1113,8 @@ class SqliteStore implements Store {
       rows = this.statement(
         `SELECT u.opened_at_ms - u.opened_at_ms % ${HALF_HOUR_MS} AS start_ms,
                   u.opened_at_ms - u.opened_at_ms % ${HALF_HOUR_MS} + ${HALF_HOUR_MS} AS end_ms,
-                  count(*) AS units, coalesce(sum(u.amount_micros), 0) AS amount_micros
+                  count(*) AS units, ${UNPRICED_UNITS_SQL} AS unpriced,
+                  coalesce(sum(u.amount_micros), 0) AS amount_micros
                   ${select ? `, ${select}` : ''}
            FROM units u ${whereSql(where)}
            GROUP BY 1${group}`,
@@ -1130,7 +1136,8 @@ class SqliteStore implements Store {
              SELECT json_extract(value, '$[0]') AS start_ms, json_extract(value, '$[1]') AS end_ms
              FROM json_each(?))
            SELECT b.start_ms AS start_ms, b.end_ms AS end_ms,
-                  count(*) AS units, coalesce(sum(u.amount_micros), 0) AS amount_micros
+                  count(*) AS units, ${UNPRICED_UNITS_SQL} AS unpriced,
+                  coalesce(sum(u.amount_micros), 0) AS amount_micros
                   ${select ? `, ${select}` : ''}
            FROM b CROSS JOIN units u ${whereSql(where)}
            GROUP BY b.start_ms, b.end_ms${group}`,
@@ -1143,6 +1150,7 @@ class SqliteStore implements Store {
         startMs: Number(row.start_ms),
         endMs: Number(row.end_ms),
         units: Number(row.units),
+        unpriced: Number(row.unpriced),
         amountMicros: microsOf(row.amount_micros),
         dimensions: Object.fromEntries(
           query.dimensions.map((d) => [d, row[`d_${d}`] === null ? null : String(row[`d_${d}`])]),
