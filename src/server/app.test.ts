@@ -1,6 +1,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
 import Database from 'better-sqlite3';
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
@@ -456,6 +457,19 @@ describe('POST /v1/events', () => {
     service = await createTestService({ bodyLimitBytes: 100 });
     const response = await service.postEvents(conversationLines('W1', 'PN1', '919876543210', 'wamid.e'));
     expect(response.status).toBe(413);
+  });
+
+  it('refuses a compressed body with 415 UNSUPPORTED_ENCODING and stores nothing', async () => {
+    const lines = conversationLines('W1', 'PN1', '919876543210', 'wamid.gz');
+    const body = gzipSync(lines.map((line) => JSON.stringify(line)).join('\n'));
+    const response = await service.app.request('/v1/events', {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${KEY_ALL}`, 'Content-Encoding': 'gzip' },
+      body,
+    });
+    expect(response.status).toBe(415);
+    expect(await json(response)).toMatchObject({ error: { code: 'UNSUPPORTED_ENCODING' } });
+    expect(await service.store.listEvents()).toEqual([]);
   });
 
   it('answers 400 for a body with no lines', async () => {
@@ -1495,6 +1509,21 @@ describe('POST /v1/rerate and GET /v1/ratings', () => {
     }[];
     expect(ratings[0]).toMatchObject({ reason: 'rerate', as_of_rules: 'CBP-2023' });
     expect(ratings.some((r) => r.reason === 'live')).toBe(true);
+  });
+
+  it('refuses an empty list of WABAs, or a WABA with nothing stored (a typo), and records nothing', async () => {
+    const historyBefore = (await json(await service.get('/v1/ratings', KEY_ALL))).ratings as unknown[];
+    for (const [wabas, words] of [
+      [[], 'is empty'],
+      [['W1', 'W9'], '"W9" has no stored events'],
+    ] as const) {
+      const response = await rerate({ wabas, as_of_rules: 'CBP-2023' });
+      expect(response.status).toBe(400);
+      const error = (await json(response)).error as { code: string; message: string };
+      expect(error.code).toBe('BAD_QUERY');
+      expect(error.message).toContain(words);
+    }
+    expect((await json(await service.get('/v1/ratings', KEY_ALL))).ratings).toEqual(historyBefore);
   });
 
   it('a dry run changes nothing and records nothing', async () => {

@@ -494,6 +494,11 @@ export function createApp(deps: AppDeps): Hono<Env> {
   }
 
   app.post('/v1/events', async (c) => {
+    // A gzipped body would be read as lines of binary, each rejected as malformed: say what is wrong instead.
+    const encoding = c.req.header('content-encoding')?.trim().toLowerCase();
+    if (encoding && encoding !== 'identity') {
+      return errorResponse(c, 'UNSUPPORTED_ENCODING', `(Content-Encoding: ${encoding})`);
+    }
     const body = await readRawBody(c, config.bodyLimitBytes);
     if (!body.ok) return errorResponse(c, 'BODY_TOO_LARGE', `The limit is ${config.bodyLimitBytes} bytes.`);
     const apiKey = c.get('apiKey');
@@ -770,9 +775,24 @@ export function createApp(deps: AppDeps): Hono<Env> {
         throw new QueryError('BAD_QUERY', '"wabas" must be a list of WABA ids.');
       }
       wabas = request.wabas as string[];
+      if (wabas.length === 0) {
+        throw new QueryError(
+          'BAD_QUERY',
+          '"wabas" is empty: name the WABAs to re-rate, or leave it out for all.',
+        );
+      }
       const refused = wabas.find((waba) => !mayAccess(c, waba));
       if (refused !== undefined) {
         throw new QueryError('FORBIDDEN_WABA', `WABA ${JSON.stringify(refused)} is not one of this key's.`);
+      }
+      // As `wameter rerate --waba`: a WABA with nothing stored is a typo more often than a wish.
+      const stored = new Set(await fromStore(store.listWabas()));
+      const unknownWaba = wabas.find((waba) => !stored.has(waba));
+      if (unknownWaba !== undefined) {
+        throw new QueryError(
+          'BAD_QUERY',
+          `WABA ${JSON.stringify(unknownWaba)} has no stored events: nothing to re-rate (check the id).`,
+        );
       }
     }
     const era = request.as_of_rules;

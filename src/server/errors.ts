@@ -41,6 +41,10 @@ export const ERRORS = {
     // Each route gives its own limit in the detail (bodyLimitBytes, or a fixed one for small JSON bodies).
     message: 'The request body is larger than this route accepts; nothing was stored.',
   },
+  UNSUPPORTED_ENCODING: {
+    status: 415,
+    message: 'The body is compressed (Content-Encoding): send the lines uncompressed; nothing was stored.',
+  },
   MALFORMED_JSON: {
     status: 400,
     message: 'The body is not valid JSON.',

@@ -246,6 +246,7 @@ export const openApiDocument = {
             },
           }),
           '413': errorResponse('BODY_TOO_LARGE'),
+          '415': errorResponse('UNSUPPORTED_ENCODING'),
           ...authErrors,
         },
       },
