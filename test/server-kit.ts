@@ -113,6 +113,7 @@ export async function createTestService(
     metrics,
     storeHealth,
     clientIp: () => options.clientIp ?? '203.0.113.7',
+    ...(pricing.value.markets.names ? { marketNames: pricing.value.markets.names } : {}),
   });
   const bearer = (key: string | undefined): Record<string, string> =>
     key === undefined ? {} : { Authorization: `Bearer ${key}` };

@@ -303,6 +303,7 @@ export function createMarketResolver(
   }
 
   return {
+    names: [...new Set([...table.rows.map((row) => row.market), 'Other'])].sort(),
     resolve(waId: string, localDate: string, countryHint?: string): MarketResolution {
       if (!isDigits(waId)) return resolveByHint(waId, localDate, countryHint, activeTable);
       const placed = place(waId);

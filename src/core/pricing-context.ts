@@ -19,6 +19,8 @@ export interface MarketResolver {
    * `contacts[].profile.country_code`) is used and the resolution carries a MARKET_INFERRED finding.
    */
   resolve(waId: string, localDate: string, countryHint?: string): MarketResolution;
+  /** Every market a unit can be placed in, whatever the date (the table's, and `Other`). */
+  readonly names?: readonly string[];
 }
 
 export interface TierBand {

@@ -621,6 +621,23 @@ describe('query API: units, totals, CSV, explain, analytics', () => {
     expect(seen.sort()).toEqual(all.map((u) => u.id).sort());
   });
 
+  it('reads "market" as a market of the table, whatever its case; refuses one that is none (400)', async () => {
+    const india = (await json(await service.get('/v1/units?market=India', KEY_ALL))).units as unknown[];
+    expect(india.length).toBeGreaterThan(0);
+    expect((await json(await service.get('/v1/units?market=india', KEY_ALL))).units).toEqual(india);
+    expect(await json(await service.get('/v1/totals?market=INDIA', KEY_ALL))).toEqual(
+      await json(await service.get('/v1/totals?market=India', KEY_ALL)),
+    );
+    for (const path of ['/v1/units?market=IN', '/v1/totals?market=Atlantis']) {
+      const response = await service.get(path, KEY_ALL);
+      expect(response.status).toBe(400);
+      const error = (await json(response)).error as { code: string; message: string };
+      expect(error.code).toBe('BAD_QUERY');
+      expect(error.message).toContain('is no market of the table; markets: ');
+      expect(error.message).toContain('India');
+    }
+  });
+
   it('filters units by waba, user, category and period', async () => {
     const byWaba = await json(await service.get('/v1/units?waba=W2', KEY_ALL));
     expect((byWaba.units as { waba: string }[]).every((u) => u.waba === 'W2')).toBe(true);

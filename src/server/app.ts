@@ -46,6 +46,8 @@ export interface AppDeps {
   clientIp?: (c: Context) => string;
   /** Readiness beyond a ping (failed writes, a replaced SQLite file); shared with the rating service. */
   storeHealth?: StoreHealth;
+  /** The markets a unit can be in: a `market` filter naming none of them is refused (400), not answered empty. */
+  marketNames?: readonly string[];
 }
 
 type Env = { Variables: { apiKey: ApiKey } };
@@ -478,7 +480,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
   }
 
   function unitFilterOf(c: Context<Env>): UnitFilter {
-    const filter = parseUnitFilter((name) => c.req.query(name), c.get('apiKey'));
+    const filter = parseUnitFilter((name) => c.req.query(name), c.get('apiKey'), deps.marketNames);
     if (!filter.ok) throw new QueryError(filter.error.code, filter.error.message);
     return filter.value;
   }

@@ -139,7 +139,7 @@ export function registerDashboardRoutes(app: Hono<Env>, deps: DashboardDeps): vo
 
   /** The units filters of GET /v1/units (same names, same checks), always limited to the key's WABAs. */
   function filterOf(c: Context<Env>, apiKey: ApiKey): UnitFilter {
-    const filter = parseUnitFilter((name) => c.req.query(name), apiKey);
+    const filter = parseUnitFilter((name) => c.req.query(name), apiKey, deps.pricing.markets.names);
     if (!filter.ok) throw new DashboardQueryError(filter.error.code, filter.error.message);
     return filter.value;
   }

@@ -123,7 +123,17 @@ async function startService(config: ServiceConfig, options: StartOptions): Promi
     onStoreError: () => metrics.inc('store_errors_total'),
     storeHealth,
   });
-  const app = createApp({ store, config, clock, logger, rating, metrics, storeHealth });
+  const marketNames = pricing.value.markets.names;
+  const app = createApp({
+    store,
+    config,
+    clock,
+    logger,
+    rating,
+    metrics,
+    storeHealth,
+    ...(marketNames ? { marketNames } : {}),
+  });
   registerDashboardRoutes(app, { store, config, clock, logger, rating, pricing: pricing.value });
   options.extraRoutes?.(app);
 

@@ -48,9 +48,25 @@ export function userQuery(text: string): string {
   return phone.ok ? canonicalUser(phone.value) : text.trim();
 }
 
+/**
+ * `market` as units name it: one of `names` (a market table's), whatever its case; anything else is refused
+ * rather than answered with nothing. Without `names`, taken as given.
+ */
+function marketQuery(text: string, names: readonly string[] | undefined): Result<string, FilterProblem> {
+  if (names === undefined || names.includes(text)) return ok(text);
+  const wanted = text.trim().toLowerCase();
+  const named = names.find((name) => name.toLowerCase() === wanted);
+  if (named !== undefined) return ok(named);
+  return err({
+    code: 'BAD_QUERY',
+    message: `"market" ${JSON.stringify(text)} is no market of the table; markets: ${names.join(', ')}.`,
+  });
+}
+
 export function parseUnitFilter(
   query: (name: string) => string | undefined,
   apiKey: ApiKey,
+  marketNames?: readonly string[],
 ): Result<UnitFilter, FilterProblem> {
   const filter: UnitFilter = {};
   const scope = scopeOfKey(apiKey);
@@ -65,9 +81,13 @@ export function parseUnitFilter(
     }
     filter.waba = waba;
   }
-  for (const name of ['business', 'market'] as const) {
-    const value = query(name);
-    if (value) filter[name] = value;
+  const business = query('business');
+  if (business) filter.business = business;
+  const market = query('market');
+  if (market) {
+    const named = marketQuery(market, marketNames);
+    if (!named.ok) return named;
+    filter.market = named.value;
   }
   const user = query('user');
   if (user) filter.user = userQuery(user);
