@@ -228,6 +228,21 @@ describe('live re-rating', () => {
   });
 });
 
+/** Every rating write of the store takes 60 ms more (so that a rating's duration, and the throttle, is known). */
+function slowRatingWrites(): void {
+  const replaceRating = store.replaceRating.bind(store);
+  const applyRatingDiff = store.applyRatingDiff.bind(store);
+  const slow = () => new Promise((resolve) => setTimeout(resolve, 60));
+  store.replaceRating = async (record, result) => {
+    await slow();
+    return replaceRating(record, result);
+  };
+  store.applyRatingDiff = async (record, diff) => {
+    await slow();
+    return applyRatingDiff(record, diff);
+  };
+}
+
 describe('live re-rating writes only what changed, and is throttled', () => {
   it('after the first rating, writes diffs that leave exactly the batch result', async () => {
     const calls: string[] = [];
@@ -256,17 +271,7 @@ describe('live re-rating writes only what changed, and is throttled', () => {
   });
 
   it('waits a multiple of the last rating time before the next live one; settled() does not wait', async () => {
-    const applyRatingDiff = store.applyRatingDiff.bind(store);
-    const replaceRating = store.replaceRating.bind(store);
-    const slow = () => new Promise((resolve) => setTimeout(resolve, 60));
-    store.replaceRating = async (record, result) => {
-      await slow();
-      return replaceRating(record, result);
-    };
-    store.applyRatingDiff = async (record, diff) => {
-      await slow();
-      return applyRatingDiff(record, diff);
-    };
+    slowRatingWrites();
     await makeService(undefined, 20); // next live rating ≥ 20 × 60 ms after the last
     await ingest(conversationLines('W1', 'PN1', '919876543210', 'wamid.t1'));
     await rating.settled();
@@ -279,17 +284,7 @@ describe('live re-rating writes only what changed, and is throttled', () => {
   });
 
   it('stops holding back once arrivals have been quiet for a while: the bill catches up without a read', async () => {
-    const replaceRating = store.replaceRating.bind(store);
-    const applyRatingDiff = store.applyRatingDiff.bind(store);
-    const slow = () => new Promise((resolve) => setTimeout(resolve, 60));
-    store.replaceRating = async (record, result) => {
-      await slow();
-      return replaceRating(record, result);
-    };
-    store.applyRatingDiff = async (record, diff) => {
-      await slow();
-      return applyRatingDiff(record, diff);
-    };
+    slowRatingWrites();
     await makeService(undefined, 100, [], { quietMs: 400 }); // throttle ≥ 6 s; quiet after 400 ms
     await ingest(conversationLines('W1', 'PN1', '919876543210', 'wamid.q1'));
     await rating.settled();
