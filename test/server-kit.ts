@@ -4,6 +4,7 @@
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createAccountBook } from '../src/ingest/accounts-file.js';
 import { signMetaBody } from '../src/ingest/signature.js';
 import { createApp } from '../src/server/app.js';
 import { DEFAULT_BODY_LIMIT_BYTES, type ServiceConfig } from '../src/server/config.js';
@@ -114,6 +115,7 @@ export async function createTestService(
     storeHealth,
     clientIp: () => options.clientIp ?? '203.0.113.7',
     ...(pricing.value.markets.names ? { marketNames: pricing.value.markets.names } : {}),
+    timeZoneOf: (waba) => createAccountBook(pricing.value.accounts).accountFor(waba).timeZone,
   });
   const bearer = (key: string | undefined): Record<string, string> =>
     key === undefined ? {} : { Authorization: `Bearer ${key}` };

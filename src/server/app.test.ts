@@ -819,6 +819,29 @@ describe('query API: units, totals, CSV, explain, analytics', () => {
     expect(total).toBe(units.length);
   });
 
+  it("cuts one WABA's analytics days in its time zone, as Meta's exports and the dashboard do", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'wameter-accounts-'));
+    onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
+    const accountsPath = join(dir, 'accounts.json');
+    writeFileSync(accountsPath, JSON.stringify({ accounts: [{ waba: 'W1', timezone: 'Asia/Kolkata' }] }));
+    await service.close();
+    service = await createTestService({ accountsPath });
+    await service.postEvents(linesW1);
+    const starts = async (query: string) => {
+      const answer = await json(
+        await service.get(`/v1/analytics?start=1751000000&end=1754006400&granularity=DAILY${query}`, KEY_ALL),
+      );
+      return (answer.data as { data_points: { start: number }[] }[])[0]!.data_points.map((p) => p.start);
+    };
+    const KOLKATA_OFFSET_S = 19_800;
+    const ofW1 = await starts('&waba=W1');
+    expect(ofW1.length).toBeGreaterThan(0);
+    expect(ofW1.every((start) => (start + KOLKATA_OFFSET_S) % 86_400 === 0)).toBe(true);
+    // Told otherwise, or across WABAs: UTC days.
+    expect((await starts('&waba=W1&time_zone=UTC')).every((start) => start % 86_400 === 0)).toBe(true);
+    expect((await starts('')).every((start) => start % 86_400 === 0)).toBe(true);
+  });
+
   it("answers the CONVERSATION_DIRECTION dimension with Meta's words", async () => {
     const start = Date.parse('2025-07-01T00:00:00Z') / 1000;
     const end = Date.parse('2025-08-01T00:00:00Z') / 1000;

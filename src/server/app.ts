@@ -48,6 +48,8 @@ export interface AppDeps {
   storeHealth?: StoreHealth;
   /** The markets a unit can be in: a `market` filter naming none of them is refused (400), not answered empty. */
   marketNames?: readonly string[];
+  /** A WABA's time zone (the accounts file's): analytics of one WABA cut its days there, as Meta's do. */
+  timeZoneOf?: (waba: string) => string;
 }
 
 type Env = { Variables: { apiKey: ApiKey } };
@@ -695,7 +697,9 @@ export function createApp(deps: AppDeps): Hono<Env> {
     }
     // Amounts of different currencies never add up: always split by currency.
     const dimensions: AnalyticsDimension[] = asked.includes('currency') ? asked : [...asked, 'currency'];
-    const timeZone = c.req.query('time_zone');
+    // As Meta's exports and the dashboard: one WABA's days and months in its time zone unless told otherwise.
+    const timeZone =
+      c.req.query('time_zone') || (filter.waba !== undefined ? deps.timeZoneOf?.(filter.waba) : undefined);
     filter.fromMs = Math.max(filter.fromMs ?? 0, Number(start) * 1000);
     filter.toMs = Math.min(filter.toMs ?? Infinity, Number(end) * 1000);
     await rating.current(scopeOf(c));

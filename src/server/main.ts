@@ -7,6 +7,7 @@ import type { Server } from 'node:http';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { serve } from '@hono/node-server';
+import { createAccountBook } from '../ingest/accounts-file.js';
 import { sqlitePathOf } from '../store/open-store.js';
 import { openWriterStore } from '../store/writer-lock.js';
 import { trackConnections, type ConnectionDrain } from './connection-drain.js';
@@ -124,6 +125,7 @@ async function startService(config: ServiceConfig, options: StartOptions): Promi
     storeHealth,
   });
   const marketNames = pricing.value.markets.names;
+  const accounts = createAccountBook(pricing.value.accounts);
   const app = createApp({
     store,
     config,
@@ -133,6 +135,7 @@ async function startService(config: ServiceConfig, options: StartOptions): Promi
     metrics,
     storeHealth,
     ...(marketNames ? { marketNames } : {}),
+    timeZoneOf: (waba) => accounts.accountFor(waba).timeZone,
   });
   registerDashboardRoutes(app, { store, config, clock, logger, rating, pricing: pricing.value });
   options.extraRoutes?.(app);
