@@ -1052,6 +1052,50 @@ describe('streaming with bounded lateness', () => {
     pricing: { pricing_model: 'CBP', category: 'marketing', billable: true },
   });
 
+  it('a late account_update or template_category_update is a LATE_EVENT, never applied to the rest alone', async () => {
+    const day = '2025-10-10T10:00:00Z';
+    const welcome: CoreEvent = {
+      kind: 'outbound',
+      atMs: hours(day, 0),
+      waba: 'W1',
+      business: 'PN1',
+      user: INDIA,
+      id: 'r1',
+      template: 'utility',
+      templateName: 'welcome',
+    };
+    const later = send(hours(day, 48), 'r2', 'utility', { user: '919800000002' });
+    const recategorised: CoreEvent = {
+      kind: 'template_category_update',
+      atMs: hours(day, -1),
+      waba: 'W1',
+      templateName: 'welcome',
+      newCategory: 'marketing',
+    };
+    const eligible: CoreEvent = {
+      kind: 'account_update',
+      atMs: hours(day, 50),
+      waba: 'W1',
+      event: 'AUTH_INTL_PRICE_ELIGIBILITY_UPDATE',
+      authInternational: { startMs: hours(day, -2), exceptionsMs: {} },
+    };
+    const events = [
+      welcome,
+      { kind: 'status', atMs: hours(day, 0) + 1000, id: 'r1', status: 'delivered' } as CoreEvent,
+      ...later,
+    ];
+    const batch = await rate([...events, recategorised, eligible]);
+    expect(batch.units.find((u) => u.messages[0] === 'r1')?.category).toBe('marketing');
+    const stream = await rate([...events, recategorised, eligible], STREAM);
+    // r1 was rated before the update came: the stream says so instead of a silent utility charge.
+    expect(stream.stats.late).toBe(2);
+    expect(stream.findings.map((f) => f.code)).toContain('LATE_EVENT');
+    // Read before the messages they concern, the stream applies them as the batch does.
+    const inOrder = await rate([{ ...eligible, atMs: hours(day, -2) }, recategorised, ...events], STREAM);
+    expect(inOrder.stats.late).toBe(0);
+    expect(inOrder.units.find((u) => u.messages[0] === 'r1')?.category).toBe('marketing');
+  });
+
   it('emits units before the end, and the same units as a batch', async () => {
     const events: CoreEvent[] = [];
     for (let day = 0; day < 10; day++) {

@@ -189,6 +189,13 @@ interface PairState {
   scopedUserOf: Map<string, string> | undefined;
 }
 
+/** The first instant an account_update changes a charge from: its own, or an earlier start it states. */
+function effectiveFromMs(event: AccountUpdateEvent): number {
+  const eligibility = event.authInternational;
+  if (!eligibility) return event.atMs;
+  return Math.min(event.atMs, eligibility.startMs, ...Object.values(eligibility.exceptionsMs));
+}
+
 function comparePairs(a: PairState, b: PairState): number {
   if (a.business !== b.business) return a.business < b.business ? -1 : 1;
   if (a.user !== b.user) return a.user < b.user ? -1 : 1;
@@ -327,10 +334,14 @@ export class Rater {
           this.statusesWithoutWaba.add(event, this.records.get(event.id)?.id);
         } else this.addStatus(event);
         break;
+      // A stream has rated what is behind its horizon: a fact that would have changed it is late, as a late
+      // message is (LATE_EVENT), not applied to the rest alone without a word.
       case 'account_update':
+        if (this.isLate(effectiveFromMs(event))) return;
         this.applyAccountUpdate(event);
         break;
       case 'template_category_update':
+        if (this.isLate(event.atMs)) return;
         this.addCategoryUpdate(event);
         break;
     }
