@@ -123,6 +123,14 @@ export class UnitPricer {
     const { findings } = this.context;
     const account = this.context.accountFor(draft.waba);
     const date = draft.openedOnLocalDate;
+    if (draft.era === 'PMP-2026-10') {
+      // Rules only reported by third parties are never applied without a word (pricing-rules, preamble).
+      findings.add(`REPORTED_RULES:${draft.waba}`, () => ({
+        code: 'REPORTED_RULES',
+        message: `WABA ${draft.waba}: charges (first: ${draft.id}, on ${date}) were rated under PMP-2026-10, rules reported by third parties and not yet in Meta's documentation (service messages and utility templates inside the customer service window charged, markets split); --no-reported rates them under PMP-2025`,
+        waba: draft.waba,
+      }));
+    }
     const month = date.slice(0, 7);
 
     // A business-scoped id is priced at its number's market: still its own pair (a stream), or joined to the
