@@ -302,8 +302,12 @@ export function createMarketResolver(
     return placed;
   }
 
-  return {
+  const resolver: MarketResolver = {
     names: [...new Set([...table.rows.map((row) => row.market), 'Other'])].sort(),
+    withoutReported: () =>
+      options.isReportedRulesEnabled
+        ? createMarketResolver(table, { isReportedRulesEnabled: false })
+        : resolver,
     resolve(waId: string, localDate: string, countryHint?: string): MarketResolution {
       if (!isDigits(waId)) return resolveByHint(waId, localDate, countryHint, activeTable);
       const placed = place(waId);
@@ -314,6 +318,7 @@ export function createMarketResolver(
         : { country: placed.country, market };
     },
   };
+  return resolver;
 }
 
 function placeOnce(waId: string, table: MarketTable): Placed {

@@ -21,6 +21,8 @@ export interface MarketResolver {
   resolve(waId: string, localDate: string, countryHint?: string): MarketResolution;
   /** Every market a unit can be placed in, whatever the date (the table's, and `Other`). */
   readonly names?: readonly string[];
+  /** The same table with its reported rows off (the market splits of PMP-2026-10), for a what-if of another era. */
+  withoutReported?(): MarketResolver;
 }
 
 export interface TierBand {

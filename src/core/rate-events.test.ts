@@ -902,6 +902,25 @@ describe('era boundaries follow the WABA time zone', () => {
   });
 });
 
+describe("--as-of-rules applies the era's markets too", () => {
+  const BANGLADESH = '8801712345678';
+  it('an earlier era places numbers without the reported 2026 splits; PMP-2026-10 splits them on any date', async () => {
+    const after = send(at('2026-10-05T10:00:00Z'), 'b1', 'marketing', { user: BANGLADESH });
+    expect((await rate(after)).units.map((u) => u.market)).toEqual(['Bangladesh']);
+    expect((await rate(after, { asOfRules: 'PMP-2025' })).units.map((u) => u.market)).toEqual([
+      'Rest of Asia Pacific',
+    ]);
+    const before = send(at('2026-09-05T10:00:00Z'), 'b0', 'marketing', { user: BANGLADESH });
+    expect((await rate(before)).units.map((u) => u.market)).toEqual(['Rest of Asia Pacific']);
+    expect((await rate(before, { asOfRules: 'PMP-2026-10' })).units.map((u) => u.market)).toEqual([
+      'Bangladesh',
+    ]);
+    // India is split by nothing: its market follows its date under every era.
+    const india = send(at('2024-03-01T10:00:00Z'), 'i0', 'marketing');
+    expect((await rate(india, { asOfRules: 'PMP-2026-10' })).units.map((u) => u.market)).toEqual(['India']);
+  });
+});
+
 describe('findings instead of silent guesses', () => {
   it('an unknown number is a finding naming it, and the unit stays unpriced', async () => {
     const result = await rate(send(hours(DAY, 0), 'x', 'marketing', { user: '999123456' }));

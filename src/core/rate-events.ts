@@ -189,6 +189,32 @@ interface PairState {
   scopedUserOf: Map<string, string> | undefined;
 }
 
+/**
+ * The markets a what-if prices with: another era's rules whole, its markets included. PMP-2026-10 splits
+ * nine markets (reported): a what-if under an earlier era places numbers without those splits, and one under
+ * PMP-2026-10 with them, whatever the dates (the table's other changes still follow the date).
+ */
+function marketsOfEra(options: RatingOptions): MarketResolver {
+  const { asOfRules, markets } = options;
+  if (asOfRules === undefined) return markets;
+  const withoutReported = markets.withoutReported?.();
+  if (asOfRules !== 'PMP-2026-10' || withoutReported === undefined) return withoutReported ?? markets;
+  return {
+    ...markets,
+    resolve(waId, localDate, countryHint) {
+      const dated = markets.resolve(waId, localDate, countryHint);
+      if (localDate >= REPORTED_MARKETS_FROM) return dated;
+      // A split the reported rows make from their first day applies to the earlier date too.
+      const split = markets.resolve(waId, REPORTED_MARKETS_FROM, countryHint);
+      const unsplit = withoutReported.resolve(waId, REPORTED_MARKETS_FROM, countryHint);
+      return split.market === unsplit.market ? dated : split;
+    },
+  };
+}
+
+/** The first local day of the reported market splits (the PMP-2026-10 era's). */
+const REPORTED_MARKETS_FROM = '2026-10-01';
+
 /** The first instant an account_update changes a charge from: its own, or an earlier start it states. */
 function effectiveFromMs(event: AccountUpdateEvent): number {
   const eligibility = event.authInternational;
@@ -281,7 +307,7 @@ export class Rater {
     this.pricer = new UnitPricer({
       accountFor: (waba) => this.accountFor(waba),
       rateBook: options.rateBook,
-      markets: options.markets,
+      markets: marketsOfEra(options),
       findings: this.findings,
       tierStatements: this.tierStatements,
       phoneOfScopedUser: (user) => this.phoneByScopedId.get(user),
