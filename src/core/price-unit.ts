@@ -258,7 +258,7 @@ export class UnitPricer {
     // missing from the bundled set, or a what-if under another era's rules) is said, so that its amount is
     // not taken for Meta's.
     const isCardPerMessage = card.effectiveDate >= PER_MESSAGE_PRICING_FROM;
-    if (draft.era !== 'NBP' && isCardPerMessage !== (draft.unit === 'message')) {
+    if (isCardPerMessage !== (draft.unit === 'message')) {
       const per = (isPerMessage: boolean) => (isPerMessage ? 'per delivered message' : 'per conversation');
       findings.add(`RATE_CARD_OF_OTHER_MODEL:${card.id}:${draft.unit}:${draft.waba}`, () => ({
         code: 'RATE_CARD_OF_OTHER_MODEL',

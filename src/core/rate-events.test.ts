@@ -899,6 +899,12 @@ describe('era boundaries follow the WABA time zone', () => {
       ['message', 'utility', 4200],
       ['message', 'utility', 4200],
     ]);
+    // Priced per message from a card of conversation rates (the only one in force then): said, for every
+    // per-message era, NBP included.
+    for (const era of ['PMP-2025', 'NBP'] as const) {
+      const codes = (await rate(events, { asOfRules: era })).findings.map((f) => f.code);
+      expect(codes).toContain('RATE_CARD_OF_OTHER_MODEL');
+    }
   });
 });
 
