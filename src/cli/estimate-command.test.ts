@@ -210,6 +210,44 @@ describe('wameter estimate', () => {
       );
     });
 
+    it('speaks of rate cards only for an argument after --rate-cards', async () => {
+      const second = join(dir, 'other.csv');
+      writeFileSync(second, 'phone\n919800000001\n');
+      // Two recipients files: nothing to do with rate cards.
+      const two = await cli([recipients, second, '--template', 'utility', '--events', events]);
+      expect(two.code).toBe(EXIT.USAGE);
+      expect(two.err).toBe(`wameter: one recipients file only, not also ${second}\n`);
+      // A word after a flag that takes one value: that flag is named, not --rate-cards.
+      const afterWaba = await cli([
+        recipients,
+        '--template',
+        'utility',
+        '--events',
+        events,
+        '--waba',
+        'W1',
+        'json',
+      ]);
+      expect(afterWaba.code).toBe(EXIT.USAGE);
+      expect(afterWaba.err).toBe(
+        'wameter: one recipients file only, not also json: --waba takes one value, so json was read as a second recipients file\n',
+      );
+      // The reviewer's case: the WABA left out, --format taken for it.
+      const noWaba = await cli([
+        recipients,
+        '--events',
+        events,
+        '--waba',
+        '--format',
+        'json',
+        '--template',
+        'utility',
+      ]);
+      expect(noWaba.code).toBe(EXIT.USAGE);
+      expect(noWaba.err).toContain('"--format" is an option, not a WABA id');
+      for (const result of [two, afterWaba, noWaba]) expect(result.err).not.toContain('--rate-cards');
+    });
+
     it('without a recipients file at all, says it is missing', async () => {
       for (const args of [
         ['--template', 'utility'],

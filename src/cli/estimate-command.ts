@@ -11,7 +11,15 @@ import { readEventSources } from '../ingest/read-events.js';
 import { ratingSetupFrom } from './rating-inputs.js';
 import { CliError, EXIT } from './exit-codes.js';
 import type { CliIo } from './io.js';
-import { RATE_CARDS_HELP, choice, collectPaths, pathArgument } from './options.js';
+import {
+  RATE_CARDS_HELP,
+  choice,
+  collectPaths,
+  databaseUrl,
+  optionValue,
+  pathArgument,
+  watchFlagsBeforeOperands,
+} from './options.js';
 import { openCommandStore } from './open-command-store.js';
 import { createSourceErrorReporter } from './source-errors.js';
 import { csvField } from '../core/report.js';
@@ -37,28 +45,33 @@ export interface EstimateCommandOptions {
   now?: () => number;
 }
 
-function parseAt(value: string): number {
+const parseAt = optionValue('an instant', (value) => {
   const parsed = parseInstant(value);
   if (!parsed.ok)
     throw new InvalidArgumentError(
       `"${value}" is not an instant: use ISO-8601 with an offset (2025-10-01T09:00:00Z) or Unix seconds`,
     );
   return parsed.value;
-}
+});
 
 export function registerEstimateCommand(
   program: Command,
   io: CliIo,
   options: EstimateCommandOptions = {},
 ): void {
-  program
-    .command('estimate')
+  const command = program.command('estimate');
+  const flagBefore = watchFlagsBeforeOperands(command);
+  command
     .description('what sending a template to each recipient would cost now (or at --at), and why')
     // Optional for commander only: `--events` takes every path up to the next flag, so a recipients file
     // written after the event sources arrives among them (recipientsAndEvents takes it back).
     .argument('[recipients]', 'CSV with a "phone" column; other columns are kept and echoed')
     .usage('[options] <recipients>')
-    .requiredOption('--template <category>', 'marketing, utility or authentication', choice(TEMPLATES))
+    .requiredOption(
+      '--template <category>',
+      'marketing, utility or authentication',
+      optionValue('a template category', choice(TEMPLATES)),
+    )
     .option(
       '--at <time>',
       'when the send would happen: ISO-8601 with offset or Unix seconds (default: now)',
@@ -72,7 +85,7 @@ export function registerEstimateCommand(
     .option(
       '--db <url>',
       'read the events from the store instead (an existing store: sqlite:PATH or postgres://…; only read, never created or migrated)',
-      pathArgument,
+      databaseUrl,
     )
     .option(
       '--accounts <file>',
@@ -80,9 +93,13 @@ export function registerEstimateCommand(
       pathArgument,
     )
     .option('--rate-cards <path>', RATE_CARDS_HELP, collectPaths)
-    .option('--waba <id>', 'the sending WABA (default: the only one in the events)')
-    .option('--business <phone_number_id>', 'the sending business number (default: the only one of the WABA)')
-    .option('--format <format>', 'table, json or csv', choice(FORMATS), 'table')
+    .option('--waba <id>', 'the sending WABA (default: the only one in the events)', optionValue('a WABA id'))
+    .option(
+      '--business <phone_number_id>',
+      'the sending business number (default: the only one of the WABA)',
+      optionValue('a phone number id'),
+    )
+    .option('--format <format>', 'table, json or csv', optionValue('a format', choice(FORMATS)), 'table')
     .option('--no-reported', 'do not apply rules only reported by third parties')
     .addHelpText(
       'after',
@@ -112,10 +129,16 @@ Examples:
   wameter estimate customers.csv --template utility --at 2025-10-01T09:00:00Z --events logs/ --format json
   wameter estimate list.csv --template authentication --db sqlite:./wameter.db --waba W1 --business PN1`,
     )
-    // Extra arguments get a message of our own: they are most often a second rate card.
+    // Extra arguments get a message of our own, fitted to where they stand (recipientsAndEvents).
     .allowExcessArguments()
-    .action(async (recipients: string | undefined, flags: EstimateFlags, command: Command) => {
-      const inputs = recipientsAndEvents(recipients, flags.events, command.args.slice(1), command);
+    .action(async (recipients: string | undefined, flags: EstimateFlags) => {
+      const inputs = recipientsAndEvents(
+        recipients,
+        flags.events,
+        command.args.slice(1),
+        command,
+        flagBefore,
+      );
       io.exitCode = await runEstimate(
         inputs.recipients,
         { ...flags, events: inputs.events },
@@ -146,16 +169,26 @@ function recipientsAndEvents(
   events: string[] | undefined,
   extra: string[],
   command: Command,
+  flagBefore: (operand: string) => string | undefined,
 ): { recipients: string; events: string[] | undefined } {
   if (extra.length > 0) {
     // Most often an event file written after the recipients without --events, or a second rate card
-    // written after one --rate-cards.
+    // written after one --rate-cards; else a second recipients file, or a word after a flag's one value.
     const loose = [positional ?? '', ...extra].filter(isEventFileName);
-    throw new CliError(
-      loose.length > 0
-        ? `one recipients file only, not also ${extra.join(' ')}: give event sources after --events (--events ${loose.join(' ')} …)`
-        : `one recipients file only, not also ${extra.join(' ')}: for several rate cards repeat the flag: --rate-cards … --rate-cards ${extra[0]}`,
-    );
+    const refusal = `one recipients file only, not also ${extra.join(' ')}`;
+    const flag = flagBefore(extra[0]!);
+    if (loose.length > 0)
+      throw new CliError(`${refusal}: give event sources after --events (--events ${loose.join(' ')} …)`);
+    if (flag === '--rate-cards')
+      throw new CliError(
+        `${refusal}: for several rate cards repeat the flag: --rate-cards … --rate-cards ${extra[0]}`,
+      );
+    if (flag !== undefined) {
+      throw new CliError(
+        `${refusal}: ${flag} takes one value, so ${extra[0]} was read as a second recipients file`,
+      );
+    }
+    throw new CliError(refusal);
   }
   const sources = events ?? [];
   const named = [...(positional === undefined ? [] : [positional]), ...sources.filter(isCsvName)];

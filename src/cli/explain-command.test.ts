@@ -1,4 +1,4 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -271,6 +271,26 @@ describe('wameter explain: the findings of the story, and its exit code', () => 
     expect(result.code).toBe(EXIT.BAD_INPUT);
     expect(result.err).toContain(`${broken}:1:`);
     expect(result.err).toContain('1 charged unit(s) could not be priced');
+  });
+
+  it('takes a --user that is no phone number as written: a business-scoped user id, as the README says', async () => {
+    const scoped = 'US.13491208655302741918';
+    const file = eventsFile('scoped.ndjson', [
+      { kind: 'inbound', at: '2025-10-10T09:00:00Z', waba: 'W1', business: 'PN1', user: scoped, id: 'bs1' },
+    ]);
+    const result = await cli([file, '--user', ` ${scoped} `, '--format', 'json']);
+    expect(result.code).toBe(EXIT.OK);
+    expect(JSON.parse(result.out)).toMatchObject({ user: scoped, entries: [expect.anything()] });
+    const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+    const section = readme.slice(
+      readme.indexOf('### `wameter explain'),
+      readme.indexOf('### `wameter estimate'),
+    );
+    const said = section.replace(/\s+/g, ' ');
+    expect(said).not.toContain('is read like a recipient of `estimate`');
+    expect(said).toContain('a business-scoped user id');
+    expect(said).toContain('exactly as written');
+    expect(said).toContain('`abc` is accepted');
   });
 
   it('an empty --user is refused with what to give', async () => {

@@ -19,7 +19,15 @@ import { EXIT } from './exit-codes.js';
 import { findingsOfStory } from '../use-cases/explain-findings.js';
 import { sayFindingsBesideCsv } from './findings-on-stderr.js';
 import type { CliIo } from './io.js';
-import { RATE_CARDS_HELP, choice, collectPaths, pathArgument, parseEra } from './options.js';
+import {
+  RATE_CARDS_HELP,
+  choice,
+  collectPaths,
+  optionValue,
+  pathArgument,
+  parseEra,
+  watchFlagsBeforeOperands,
+} from './options.js';
 import { createSourceErrorReporter } from './source-errors.js';
 import { ALLOW_UNPRICED_HELP, findingLine, unpricedExit, unratedIn } from './unpriced.js';
 
@@ -35,35 +43,40 @@ interface ExplainFlags {
 }
 
 /** `--user`: a WhatsApp id to look for; an empty one would match no one, and say only that. */
-function userArgument(value: string): string {
+const userArgument = optionValue("a user's WhatsApp id", (value) => {
   if (value.trim() === '') {
     throw new InvalidArgumentError(
       "an empty id matches no one: give the user's WhatsApp id, the phone number with its country code (e.g. 919876543210)",
     );
   }
   return value;
-}
+});
 
 export function registerExplainCommand(program: Command, io: CliIo): void {
-  program
-    .command('explain')
+  const command = program.command('explain');
+  const flagBefore = watchFlagsBeforeOperands(command);
+  command
     .description("tell, in words, why a user's messages cost what they cost")
     .argument('[sources...]', 'event files, folders, or - for stdin', [])
     .requiredOption(
       '--user <wa_id>',
-      "the user's WhatsApp id: the phone number with country code (+, spaces, dashes and a leading 00 are ignored)",
+      "the user's WhatsApp id: the phone number with country code (+, spaces, dashes and a leading 00 are ignored), or a business-scoped user id as Meta writes it",
       userArgument,
     )
-    .option('--business <phone_number_id>', 'only this business number')
+    .option('--business <phone_number_id>', 'only this business number', optionValue('a phone number id'))
     .option('--accounts <file>', 'accounts file (contract §2)', pathArgument)
     .option('--rate-cards <path>', RATE_CARDS_HELP, collectPaths)
     .option(
       '--format <format>',
       'table (the story in words; also: text), json or csv (one row per line of the story)',
-      choice(['table', 'text', 'json', 'csv'] as const),
+      optionValue('a format', choice(['table', 'text', 'json', 'csv'] as const)),
       'table',
     )
-    .option('--as-of-rules <era>', `explain under one era’s rules: ${ERAS.join(', ')}`, parseEra)
+    .option(
+      '--as-of-rules <era>',
+      `explain under one era’s rules: ${ERAS.join(', ')}`,
+      optionValue('an era', parseEra),
+    )
     .option('--no-reported', 'do not apply rules only reported by third parties')
     .option('--allow-unpriced', ALLOW_UNPRICED_HELP)
     .addHelpText(
@@ -85,12 +98,17 @@ Example:
   wameter explain examples/month/events.ndjson --accounts examples/month/accounts.json --user 916289289587`,
     )
     .action(async (sources: string[], flags: ExplainFlags) => {
-      io.exitCode = await runExplain(sources, flags, io);
+      io.exitCode = await runExplain(sources, flags, io, flagBefore);
     });
 }
 
-async function runExplain(sources: string[], flags: ExplainFlags, io: CliIo): Promise<number> {
-  sources = sourcesOrStdin(sources, io, 'explain');
+async function runExplain(
+  sources: string[],
+  flags: ExplainFlags,
+  io: CliIo,
+  flagBefore: (operand: string) => string | undefined,
+): Promise<number> {
+  sources = sourcesOrStdin(sources, io, 'explain', flagBefore);
   const setup = await ratingSetupFrom(flags);
   const errors = createSourceErrorReporter(io.writeError);
   // The same number as `estimate` reads it; anything else (a business-scoped user id) is taken as given.

@@ -13,7 +13,7 @@ import type { EventInput } from '../store/store.js';
 import { CliError, EXIT } from './exit-codes.js';
 import type { CliIo } from './io.js';
 import { commandRatingService, openCommandStore } from './open-command-store.js';
-import { pathArgument } from './options.js';
+import { databaseUrl, pathArgument } from './options.js';
 import { createSourceErrorReporter } from './source-errors.js';
 import { ALLOW_UNPRICED_HELP, findingLine, unpricedExit, unratedIn } from './unpriced.js';
 
@@ -37,7 +37,7 @@ export function registerImportCommand(program: Command, io: CliIo): void {
     .option(
       '--db <url>',
       'database: sqlite:PATH (created if missing) or postgres://… (env WAMETER_DB / DATABASE_URL; default sqlite:./wameter.db)',
-      pathArgument,
+      databaseUrl,
     )
     .option(
       '--config <file>',

@@ -1,10 +1,12 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { InvalidArgumentError } from 'commander';
 import { describe, expect, it } from 'vitest';
 import { runWameter } from '../../test/support/cli.js';
 import { EXIT } from './exit-codes.js';
-import { collectPaths, pathArgument } from './options.js';
+import { buildProgram } from './main.js';
+import { collectPaths, optionValue, optionValues, pathArgument } from './options.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const CARDS = join(ROOT, 'data', 'rate-cards');
@@ -102,6 +104,21 @@ describe('path options', () => {
     expect(err).toContain(`--rate-cards … --rate-cards ${CARD_2023}`);
   });
 
+  it('rate says a CSV source is not events, and speaks of rate cards only after --rate-cards', async () => {
+    for (const args of [
+      ['rate', recipients],
+      ['rate', events, '--format', 'json', CARD_2023],
+      ['explain', CARD_2023, events, '--user', '919876543210', '--rate-cards', CARD_2025],
+    ]) {
+      const csv = args.find((arg) => arg.endsWith('.csv') && arg !== CARD_2025)!;
+      const { code, err } = await runWameter(args);
+      expect(code, args.join(' ')).toBe(EXIT.USAGE);
+      expect(err, args.join(' ')).toBe(
+        `wameter: ${csv} is a CSV file, not events (event files are .json, .ndjson or .jsonl)\n`,
+      );
+    }
+  });
+
   it.each([
     ['rate', [events]],
     ['explain', [events, '--user', '919876543210']],
@@ -118,14 +135,14 @@ describe('path options', () => {
   });
 
   it('refuses --accounts, --db and --config followed by another option', async () => {
-    for (const args of [
-      ['rate', events, '--accounts', '--format', 'json'],
-      ['estimate', recipients, '--template', 'utility', '--db', '--format', 'json'],
-      ['import', events, '--config', '--db', 'sqlite::memory:'],
-    ]) {
-      const { code, err } = await runWameter(args);
+    for (const [args, what] of [
+      [['rate', events, '--accounts', '--format', 'json'], 'a file or folder'],
+      [['estimate', recipients, '--template', 'utility', '--db', '--format', 'json'], 'a database URL'],
+      [['import', events, '--config', '--db', 'sqlite::memory:'], 'a file or folder'],
+    ] as const) {
+      const { code, err } = await runWameter([...args]);
       expect(code, args.join(' ')).toBe(EXIT.USAGE);
-      expect(err).toContain('is an option, not a file or folder');
+      expect(err, args.join(' ')).toContain(`is an option, not ${what}`);
     }
   });
 
@@ -138,5 +155,82 @@ describe('path options', () => {
     }
     const { out } = await runWameter(['rerate', '--help']);
     expect(out.replace(/\s+/g, ' ')).toContain('several after one flag, or the flag repeated');
+  });
+});
+
+describe('a flag left without its value', () => {
+  it('refuses a value that starts with --, and passes any other to the parser', () => {
+    expect(() => optionValue('a WABA id')('--format')).toThrow(InvalidArgumentError);
+    expect(() => optionValue('a WABA id')('--format')).toThrow(
+      '"--format" is an option, not a WABA id: the flag needs a WABA id before the next option',
+    );
+    expect(optionValue('a WABA id')('W1')).toBe('W1');
+    expect(optionValue('a count', Number)('12')).toBe(12);
+    expect(optionValues('a WABA id')('W2', ['W1'])).toEqual(['W1', 'W2']);
+    expect(() => optionValues('a WABA id')('--to', ['W1'])).toThrow('"--to" is an option, not a WABA id');
+  });
+
+  it('every option of every command that takes a value refuses the next option as its value', () => {
+    const io = { writeOut: () => {}, writeError: () => {}, isStdinTty: true, exitCode: 0 };
+    const program = buildProgram(io);
+    const checked: string[] = [];
+    const unguarded: string[] = [];
+    for (const command of program.commands) {
+      for (const option of command.options) {
+        if (!option.required && !option.optional) continue;
+        const name = `${command.name()} ${option.long}`;
+        checked.push(name);
+        try {
+          option.parseArg?.('--format', undefined);
+          unguarded.push(`${name}: accepted`);
+        } catch (error) {
+          const message = (error as Error).message;
+          if (
+            !(error instanceof InvalidArgumentError) ||
+            !message.startsWith('"--format" is an option, not ')
+          )
+            unguarded.push(`${name}: ${message}`);
+        }
+      }
+    }
+    expect(unguarded).toEqual([]);
+    // The walk saw the options it guards (a renamed command would otherwise leave this test empty).
+    expect(checked).toEqual(
+      expect.arrayContaining([
+        'explain --user',
+        'explain --business',
+        'estimate --waba',
+        'estimate --at',
+        'reconcile --analytics',
+        'rate --max-lateness',
+        'rerate --as-of-rules',
+        'serve --port',
+        'import --db',
+      ]),
+    );
+  });
+
+  it.each([
+    // The reviewer's cases: the user, then the business number, taken as "--format".
+    [['explain', events, '--user', '--format', 'json']],
+    [['explain', events, '--user', '919876543210', '--business', '--format', 'json']],
+    [['rate', events, '--as-of-rules', '--format', 'json']],
+    [['rate', events, '--stream', '--max-lateness', '--format', 'json']],
+    [['rate', events, '--format', '--format', 'json']],
+    [['estimate', recipients, '--template', 'utility', '--events', events, '--waba', '--format', 'json']],
+    [['estimate', recipients, '--template', 'utility', '--events', events, '--business', '--format', 'json']],
+    [['estimate', recipients, '--template', 'utility', '--at', '--format', 'json']],
+    [['estimate', recipients, '--template', '--format', 'json']],
+    [['reconcile', events, '--waba', '--format', 'json']],
+    [['reconcile', events, '--analytics', 'meta.json', '--from', '--format', 'json']],
+    [['rerate', '--db', `sqlite:${join(dir, 'none.db')}`, '--waba', '--format', 'json']],
+    [['rerate', '--db', `sqlite:${join(dir, 'none.db')}`, '--as-of-rules', '--format', 'json']],
+  ])('%j is refused: the flag needs its value before the next option', async (args) => {
+    const { code, err, out } = await runWameter(args);
+    expect(err).toContain('"--format" is an option, not ');
+    expect(err).not.toContain('UNREADABLE_SOURCE');
+    expect(err).not.toMatch(NO_STACK);
+    expect(code).toBe(EXIT.USAGE);
+    expect(out).toBe('');
   });
 });

@@ -1,6 +1,6 @@
 // Parsing of flag values shared by commands (durations, eras, formats), with errors that say what to type.
 
-import { InvalidArgumentError } from 'commander';
+import { InvalidArgumentError, type Command } from 'commander';
 import { ERAS, type Era } from '../core/units.js';
 
 const DURATION = /^(\d+)(ms|s|m|h|d)$/;
@@ -31,24 +31,88 @@ export function choice<T extends string>(allowed: readonly T[]) {
 }
 
 /**
- * A file or folder given to a flag. An option takes the next word whatever it is, so `--rate-cards --format
- * csv` would read a rate card named "--format": a value that starts with `--` is a forgotten value instead.
+ * The parser of a flag that takes a value. commander gives such a flag the next word whatever it is, so
+ * `--user --format json` would take "--format" as the user and "json" as a source: a value that starts with
+ * `--` is the next option, the flag's own value forgotten, and is refused naming what the flag needs (`noun`,
+ * e.g. "a WABA id"). Any other value goes to `parse`, when given. Every value-taking flag of every command is
+ * declared with it (options.test.ts checks them all).
  */
-export function pathArgument(value: string): string {
-  if (value.startsWith('--')) {
-    throw new InvalidArgumentError(
-      `"${value}" is an option, not a file or folder: the flag needs a path before the next option`,
-    );
-  }
-  return value;
+export function optionValue(noun: string): (value: string) => string;
+export function optionValue<T>(noun: string, parse: (value: string) => T): (value: string) => T;
+export function optionValue<T>(noun: string, parse?: (value: string) => T): (value: string) => T | string {
+  return (value) => {
+    if (value.startsWith('--')) {
+      throw new InvalidArgumentError(
+        `"${value}" is an option, not ${noun}: the flag needs ${noun} before the next option`,
+      );
+    }
+    return parse === undefined ? value : parse(value);
+  };
 }
+
+/**
+ * The values of a repeatable or variadic flag (`--waba W1 W2`, `--rate-cards a.csv --rate-cards tiers/`),
+ * each checked by `optionValue`.
+ */
+export function optionValues(noun: string): (value: string, previous?: string[]) => string[] {
+  const one = optionValue(noun);
+  return (value, previous = []) => [...previous, one(value)];
+}
+
+/** A file or folder given to a flag (`--accounts`, `--rate-cards`, `--analytics`, `--config`…). */
+export const pathArgument = optionValue('a file or folder');
 
 /**
  * Paths of a repeatable flag (`--rate-cards a.csv --rate-cards tiers/`), each checked by `pathArgument`.
  * Repeating the flag, rather than listing paths after it, keeps the positional event sources unambiguous.
  */
-export function collectPaths(value: string, previous: string[] = []): string[] {
-  return [...previous, pathArgument(value)];
+export const collectPaths = optionValues('a file or folder');
+
+/** `--db`: a database URL (sqlite:PATH or postgres://…). */
+export const databaseUrl = optionValue('a database URL');
+
+/**
+ * For each operand of `command` (a source, the recipients file…), the long flag whose value it comes after,
+ * through nothing but other operands: in `rec.csv --rate-cards a.csv b.csv`, b.csv comes after --rate-cards.
+ * A message about an operand nobody expected can then say what it was most likely meant for (a second rate
+ * card) without saying it of every stray operand. Operands written before the first option follow no flag.
+ * commander keeps no such record, so the command's option parsing (commander's `parseOptions`) is watched.
+ */
+export function watchFlagsBeforeOperands(command: Command): (operand: string) => string | undefined {
+  const flagBefore = new Map<string, string>();
+  const parseOptions = command.parseOptions.bind(command);
+  const isOptionWord = (word: string | undefined) =>
+    word !== undefined && word.length > 1 && word.startsWith('-');
+  command.parseOptions = (args) => {
+    flagBefore.clear();
+    let flag: string | undefined;
+    let inVariadic = false;
+    for (let i = 0; i < args.length; i++) {
+      const arg = args[i]!;
+      if (arg === '--') break;
+      if (inVariadic && !isOptionWord(arg)) continue;
+      inVariadic = false;
+      if (!isOptionWord(arg)) {
+        if (flag !== undefined && !flagBefore.has(arg)) flagBefore.set(arg, flag);
+        continue;
+      }
+      // As commander reads it: `--flag=value`, or `--flag value` (an optional value only when not an option).
+      const equals = arg.startsWith('--') ? arg.indexOf('=') : -1;
+      const name = equals > 0 ? arg.slice(0, equals) : arg;
+      const option = command.options.find((candidate) => candidate.long === name || candidate.short === name);
+      flag = option?.required || option?.optional ? option.long : undefined;
+      if (
+        option !== undefined &&
+        equals < 0 &&
+        (option.required || (option.optional && !isOptionWord(args[i + 1])))
+      ) {
+        i++;
+        inVariadic = option.variadic;
+      }
+    }
+    return parseOptions(args);
+  };
+  return (operand) => flagBefore.get(operand);
 }
 
 /** The help line of `--rate-cards` on every rating command. */

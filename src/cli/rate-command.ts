@@ -5,7 +5,16 @@ import type { BillableUnit, PendingMessage } from '../core/units.js';
 import { rateSources } from '../use-cases/rate-sources.js';
 import { ratingSetupFrom, sourcesOrStdin } from './rating-inputs.js';
 import { CliError, EXIT } from './exit-codes.js';
-import { RATE_CARDS_HELP, choice, collectPaths, pathArgument, parseDuration, parseEra } from './options.js';
+import {
+  RATE_CARDS_HELP,
+  choice,
+  collectPaths,
+  optionValue,
+  pathArgument,
+  parseDuration,
+  parseEra,
+  watchFlagsBeforeOperands,
+} from './options.js';
 import { createSourceErrorReporter } from './source-errors.js';
 import { sayFindingsBesideCsv } from './findings-on-stderr.js';
 import { unpricedExit } from './unpriced.js';
@@ -30,8 +39,9 @@ const DEFAULT_LATENESS_MS = 36 * 3_600_000;
 const LARGE_BATCH_EVENTS = 5_000_000;
 
 export function registerRateCommand(program: Command, io: CliIo): void {
-  program
-    .command('rate')
+  const command = program.command('rate');
+  const flagBefore = watchFlagsBeforeOperands(command);
+  command
     .description("rebuild every billable unit from traffic and price it under Meta's rules for its date")
     .argument(
       '[sources...]',
@@ -44,11 +54,16 @@ export function registerRateCommand(program: Command, io: CliIo): void {
       pathArgument,
     )
     .option('--rate-cards <path>', RATE_CARDS_HELP, collectPaths)
-    .option('--format <format>', 'table, json or csv', choice(OUTPUT_FORMATS), 'table')
+    .option(
+      '--format <format>',
+      'table, json or csv',
+      optionValue('a format', choice(OUTPUT_FORMATS)),
+      'table',
+    )
     .option(
       '--as-of-rules <era>',
       're-rate everything under one era: NBP, CBP-2022, CBP-2023, CBP-2024-11, PMP-2025, PMP-2026-10',
-      parseEra,
+      optionValue('an era', parseEra),
     )
     .option(
       '--no-reported',
@@ -58,7 +73,7 @@ export function registerRateCommand(program: Command, io: CliIo): void {
     .option(
       '--max-lateness <duration>',
       "with --stream: how far out of order events may come (default 36h, Meta's retry window)",
-      parseDuration,
+      optionValue('a duration', parseDuration),
     )
     .option(
       '--allow-unpriced',
@@ -87,12 +102,17 @@ Examples:
   wameter rate huge.ndjson --stream --max-lateness 36h --format json > units.json`,
     )
     .action(async (sources: string[], flags: RateFlags) => {
-      io.exitCode = await runRate(sources, flags, io);
+      io.exitCode = await runRate(sources, flags, io, flagBefore);
     });
 }
 
-export async function runRate(sources: string[], flags: RateFlags, io: CliIo): Promise<number> {
-  sources = sourcesOrStdin(sources, io, 'rate');
+export async function runRate(
+  sources: string[],
+  flags: RateFlags,
+  io: CliIo,
+  flagBefore?: (operand: string) => string | undefined,
+): Promise<number> {
+  sources = sourcesOrStdin(sources, io, 'rate', flagBefore);
   if (flags.maxLateness !== undefined && !flags.stream) {
     throw new CliError('--max-lateness only applies with --stream');
   }

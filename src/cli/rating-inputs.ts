@@ -15,13 +15,25 @@ export interface PricingFlags {
   asOfRules?: Era;
 }
 
-export function sourcesOrStdin(sources: string[], io: CliIo, command: string): string[] {
-  // Events are JSON (contract §1), never CSV: a CSV source is almost always a second rate card given
-  // after one --rate-cards flag, which would otherwise be read as malformed event lines.
+/**
+ * The event sources, or stdin. `flagBefore` tells which flag's value a source came after
+ * (`watchFlagsBeforeOperands`), so that a refusal can say what the source was most likely meant for.
+ */
+export function sourcesOrStdin(
+  sources: string[],
+  io: CliIo,
+  command: string,
+  flagBefore: (operand: string) => string | undefined = () => undefined,
+): string[] {
+  // Events are JSON (contract §1), never CSV, which would otherwise be read as malformed event lines. One
+  // after `--rate-cards a.csv` is a second rate card, and the refusal says how to give several.
   const csv = sources.find((source) => /\.csv$/i.test(source));
   if (csv !== undefined) {
+    const refusal = `${csv} is a CSV file, not events (event files are .json, .ndjson or .jsonl)`;
     throw new CliError(
-      `${csv} is a CSV file, not events (event files are .json, .ndjson or .jsonl): for several rate cards repeat the flag: --rate-cards … --rate-cards ${csv}`,
+      flagBefore(csv) === '--rate-cards'
+        ? `${refusal}: for several rate cards repeat the flag: --rate-cards … --rate-cards ${csv}`
+        : refusal,
     );
   }
   if (sources.length > 0) return sources;

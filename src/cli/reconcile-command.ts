@@ -13,7 +13,14 @@ import { reconcileSources, whyNothingWasChecked } from '../use-cases/reconcile.j
 import { ratingSetupFrom, sourcesOrStdin } from './rating-inputs.js';
 import { CliError, EXIT } from './exit-codes.js';
 import type { CliIo } from './io.js';
-import { RATE_CARDS_HELP, choice, collectPaths, pathArgument } from './options.js';
+import {
+  RATE_CARDS_HELP,
+  choice,
+  collectPaths,
+  optionValue,
+  pathArgument,
+  watchFlagsBeforeOperands,
+} from './options.js';
 import { createSourceErrorReporter } from './source-errors.js';
 
 interface ReconcileFlags {
@@ -28,8 +35,9 @@ interface ReconcileFlags {
 }
 
 export function registerReconcileCommand(program: Command, io: CliIo): void {
-  program
-    .command('reconcile')
+  const command = program.command('reconcile');
+  const flagBefore = watchFlagsBeforeOperands(command);
+  command
     .description("compare wameter's verdicts and totals with what Meta's webhooks and analytics say")
     .argument('[sources...]', 'event files (send logs and Meta webhooks), folders, or - for stdin', [])
     .option(
@@ -40,6 +48,7 @@ export function registerReconcileCommand(program: Command, io: CliIo): void {
     .option(
       '--waba <id>',
       'the WABA the analytics export describes (default: its "id", or the only WABA); one the input has no events of is refused',
+      optionValue('a WABA id'),
     )
     .option(
       '--from <date>',
@@ -57,7 +66,12 @@ export function registerReconcileCommand(program: Command, io: CliIo): void {
       pathArgument,
     )
     .option('--rate-cards <path>', RATE_CARDS_HELP, collectPaths)
-    .option('--format <format>', 'table or json', choice(['table', 'json'] as const), 'table')
+    .option(
+      '--format <format>',
+      'table or json',
+      optionValue('a format', choice(['table', 'json'] as const)),
+      'table',
+    )
     .option('--no-reported', 'do not apply rules only reported by third parties')
     .addHelpText(
       'after',
@@ -89,25 +103,30 @@ Examples:
   wameter reconcile events.ndjson --analytics meta.json --waba $WABA --from 2025-06-01 --to 2025-06-30`,
     )
     .action(async (sources: string[], flags: ReconcileFlags) => {
-      io.exitCode = await runReconcile(sources, flags, io);
+      io.exitCode = await runReconcile(sources, flags, io, flagBefore);
     });
 }
 
 /** A `--from` / `--to` value: a calendar date, read in the WABA's time zone. */
-function calendarDate(value: string): string {
+const calendarDate = optionValue('a date', (value) => {
   if (!isCalendarDate(value)) {
     throw new InvalidArgumentError(`"${value}" is not a date: write YYYY-MM-DD, e.g. 2025-10-01`);
   }
   return value;
-}
+});
 
-async function runReconcile(sources: string[], flags: ReconcileFlags, io: CliIo): Promise<number> {
+async function runReconcile(
+  sources: string[],
+  flags: ReconcileFlags,
+  io: CliIo,
+  flagBefore: (operand: string) => string | undefined,
+): Promise<number> {
   if ((flags.from !== undefined || flags.to !== undefined) && flags.analytics === undefined) {
     throw new CliError(
       '--from/--to choose the days compared with an analytics export: give it with --analytics',
     );
   }
-  sources = sourcesOrStdin(sources, io, 'reconcile');
+  sources = sourcesOrStdin(sources, io, 'reconcile', flagBefore);
   const setup = await ratingSetupFrom(flags);
   const errors = createSourceErrorReporter(io.writeError);
   const outcome = await reconcileSources(sources, setup, {

@@ -8,7 +8,7 @@ import { ERAS, type Era } from '../core/units.js';
 import { EXIT, OutputError } from './exit-codes.js';
 import type { CliIo } from './io.js';
 import { commandRatingService, openCommandStore } from './open-command-store.js';
-import { collectPaths, pathArgument } from './options.js';
+import { collectPaths, databaseUrl, optionValue, optionValues, pathArgument } from './options.js';
 import { loadServiceConfig } from '../server/config.js';
 import { loadPricingSetup, loadRateCards } from '../server/pricing-setup.js';
 import type { RerateReport } from '../server/rating-service.js';
@@ -124,7 +124,7 @@ export function registerRerateCommand(program: Command, io: CliIo): Command {
       .option(
         '--db <url>',
         'database: sqlite:PATH of an existing file, or postgres://… (env WAMETER_DB / DATABASE_URL; default sqlite:./wameter.db)',
-        pathArgument,
+        databaseUrl,
       )
       .option(
         '--config <file>',
@@ -134,17 +134,26 @@ export function registerRerateCommand(program: Command, io: CliIo): Command {
       .option(
         '--from <instant>',
         'only report units opened at or after (ISO-8601 with offset, or Unix seconds)',
+        optionValue('an instant'),
       )
-      .option('--to <instant>', 'only report units opened before')
-      .option('--waba <id...>', 'only these WABAs (and the WABAs sharing their portfolios)')
-      .option('--as-of-rules <era>', `rate everything under one era's rules: ${ERAS.join(', ')}`)
+      .option('--to <instant>', 'only report units opened before', optionValue('an instant'))
+      .option(
+        '--waba <id...>',
+        'only these WABAs (and the WABAs sharing their portfolios)',
+        optionValues('a WABA id'),
+      )
+      .option(
+        '--as-of-rules <era>',
+        `rate everything under one era's rules: ${ERAS.join(', ')}`,
+        optionValue('an era'),
+      )
       // No positional arguments here, so several paths after one flag are unambiguous; repeating it works too.
       .option(
         '--rate-cards <path...>',
         'other rate card files or folders: several after one flag, or the flag repeated (default: the configured or bundled cards)',
         collectPaths,
       )
-      .option('--format <format>', 'table or json', 'table')
+      .option('--format <format>', 'table or json', optionValue('a format'), 'table')
       .option(
         '--dry-run',
         'report what would change without storing anything (the store is only read: never created or migrated)',

@@ -7,7 +7,7 @@ import { runUntilSignalled } from '../server/main.js';
 import { CliError, EXIT } from './exit-codes.js';
 import type { CliIo } from './io.js';
 import { checkSqliteLocation } from './open-command-store.js';
-import { pathArgument } from './options.js';
+import { databaseUrl, optionValue, pathArgument } from './options.js';
 
 interface ServeFlags {
   db?: string;
@@ -24,12 +24,24 @@ export function registerServeCommand(program: Command, io: CliIo): Command {
     .option(
       '--db <url>',
       'database: sqlite:PATH (created if missing) or postgres://… (env WAMETER_DB / DATABASE_URL; default sqlite:./wameter.db)',
-      pathArgument,
+      databaseUrl,
     )
-    .option('--port <n>', 'port to listen on, 0 = any free port (env PORT; default 8080)')
-    .option('--host <address>', 'address to listen on (env WAMETER_HOST; default 0.0.0.0)')
+    .option(
+      '--port <n>',
+      'port to listen on, 0 = any free port (env PORT; default 8080)',
+      optionValue('a port'),
+    )
+    .option(
+      '--host <address>',
+      'address to listen on (env WAMETER_HOST; default 0.0.0.0)',
+      optionValue('an address'),
+    )
     .option('--config <file>', 'JSON configuration file (see docs/service.md)', pathArgument)
-    .option('--log-level <level>', 'debug, info, warn, error or silent (env WAMETER_LOG_LEVEL; default info)')
+    .option(
+      '--log-level <level>',
+      'debug, info, warn, error or silent (env WAMETER_LOG_LEVEL; default info)',
+      optionValue('a log level'),
+    )
     .addHelpText(
       'after',
       `
