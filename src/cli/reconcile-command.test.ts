@@ -447,3 +447,154 @@ describe('wameter reconcile --analytics: a half-hour export in Asia/Kathmandu (U
     expect(json.analytics.period).toMatchObject({ from: '2023-07-05', to: '2023-07-06' });
   });
 });
+
+describe('wameter reconcile --analytics: an export without a category dimension', () => {
+  const line = (value: object) => JSON.stringify(value);
+  const sent = (id: string, at: string, user: string, template: string | null) =>
+    line({ kind: 'outbound', at, waba: 'W1', business: 'PN1', user, id, template, delivered_at: at });
+  const adClick = (id: string, at: string, user: string) =>
+    line({ kind: 'inbound', at, waba: 'W1', business: 'PN1', user, id, referral: { source_type: 'ad' } });
+  const write = (name: string, text: string) => {
+    const path = join(dir, name);
+    writeFileSync(path, text);
+    return path;
+  };
+  const day = (iso: string) => Date.parse(`${iso}T00:00:00Z`) / 1000;
+  const daily = (iso: string, fields: object) => ({ start: day(iso), end: day(iso) + 86_400, ...fields });
+
+  // PMP: a marketing and a utility template, and the answer to a user who came from an ad (free entry point).
+  const pmp = write(
+    'pmp-no-category.ndjson',
+    [
+      sent('m1', '2025-10-10T10:00:00Z', '919876543210', 'marketing'),
+      sent('m2', '2025-10-11T10:00:00Z', '919876543211', 'utility'),
+      adClick('i4', '2025-10-13T10:00:00Z', '919876543213'),
+      sent('m4', '2025-10-13T10:01:00Z', '919876543213', null),
+    ].join('\n') + '\n',
+  );
+  const byPricingType = (entryPoints: number) =>
+    write(
+      `by-pricing-type-${entryPoints}.json`,
+      line({
+        pricing_analytics: {
+          data: [
+            {
+              data_points: [
+                daily('2025-10-10', { pricing_type: 'REGULAR', volume: 1, cost: 0.0107 }),
+                daily('2025-10-11', { pricing_type: 'REGULAR', volume: 1, cost: 0.0014 }),
+                daily('2025-10-13', { pricing_type: 'FREE_ENTRY_POINT', volume: entryPoints, cost: 0 }),
+              ],
+            },
+          ],
+        },
+        id: 'W1',
+      }),
+    );
+
+  it('by pricing type only (PMP): matching units and cost agree, exit 0', async () => {
+    const result = await cli([pmp, '--analytics', byPricingType(1), '--format', 'json']);
+    expect(JSON.parse(result.out).differences).toEqual([]);
+    expect(result.code).toBe(EXIT.OK);
+  });
+
+  it('by pricing type only (PMP): a free entry point more at Meta is one difference, named by its type', async () => {
+    const result = await cli([pmp, '--analytics', byPricingType(2), '--format', 'json']);
+    expect(result.code).toBe(EXIT.DIFFERENCES);
+    expect(JSON.parse(result.out).differences).toEqual([
+      expect.objectContaining({
+        bucket: { waba: 'W1', day: '2025-10-13', country: '*', category: '*', type: 'free_entry_point' },
+        ours: expect.objectContaining({ units: 1 }),
+        meta: expect.objectContaining({ units: 2 }),
+        cause: 'MISSING_WEBHOOK',
+      }),
+    ]);
+    // The table names the bucket by its type, not by a category the export does not have.
+    const table = await cli([pmp, '--analytics', byPricingType(2)]);
+    expect(table.out).toContain('MISSING_WEBHOOK  2025-10-13 * free_entry_point (WABA W1)');
+  });
+
+  it('by conversation type only (CBP-2022, a monthly export shaped as Meta documents it): agree, exit 0', async () => {
+    const events = write(
+      'cbp2022-no-category.ndjson',
+      [
+        sent('b1', '2022-02-10T10:00:00Z', '919876543210', 'marketing'),
+        sent('b2', '2022-02-11T10:00:00Z', '919876543211', 'utility'),
+        line({
+          kind: 'inbound',
+          at: '2022-02-12T10:00:00Z',
+          waba: 'W1',
+          business: 'PN1',
+          user: '919876543212',
+          id: 'i3',
+        }),
+        sent('b3', '2022-02-12T10:01:00Z', '919876543212', null),
+        adClick('i4', '2022-02-13T10:00:00Z', '919876543213'),
+        sent('b4', '2022-02-13T10:01:00Z', '919876543213', null),
+      ].join('\n') + '\n',
+    );
+    const month = { start: day('2022-02-01'), end: day('2022-03-01') };
+    const exported = write(
+      'cbp2022-by-type.json',
+      line({
+        data: [
+          {
+            data_points: [
+              { ...month, conversation: 0, conversation_type: 'REGULAR', cost: 0 },
+              { ...month, conversation: 3, conversation_type: 'FREE_TIER', cost: 0.0 },
+              { ...month, conversation: 1, conversation_type: 'FREE_ENTRY_POINT', cost: 0.0 },
+            ],
+          },
+        ],
+      }),
+    );
+    const result = await cli([events, '--analytics', exported, '--format', 'json']);
+    expect(JSON.parse(result.out).differences).toEqual([]);
+    expect(result.code).toBe(EXIT.OK);
+  });
+
+  it('by conversation direction only (CBP-2023): agree, exit 0; a conversation more is named by its direction', async () => {
+    const events = write(
+      'cbp2023-no-category.ndjson',
+      [
+        sent('c1', '2024-03-10T10:00:00Z', '919876543210', 'marketing'),
+        sent('c2', '2024-03-10T11:00:00Z', '919876543210', 'utility'),
+      ].join('\n') + '\n',
+    );
+    const byDirection = (conversations: number, cost: number) =>
+      write(
+        `cbp2023-by-direction-${conversations}.json`,
+        line({
+          conversation_analytics: {
+            data: [
+              {
+                data_points: [
+                  daily('2024-03-10', {
+                    conversation_direction: 'BUSINESS_INITIATED',
+                    conversation: 2,
+                    cost: 0.0141,
+                  }),
+                  daily('2024-03-10', {
+                    conversation_direction: 'USER_INITIATED',
+                    conversation: conversations,
+                    cost,
+                  }),
+                ],
+              },
+            ],
+          },
+          id: 'W1',
+        }),
+      );
+    const agree = await cli([events, '--analytics', byDirection(0, 0), '--format', 'json']);
+    expect(JSON.parse(agree.out).differences).toEqual([]);
+    expect(agree.code).toBe(EXIT.OK);
+    const more = await cli([events, '--analytics', byDirection(1, 0.0042), '--format', 'json']);
+    expect(more.code).toBe(EXIT.DIFFERENCES);
+    expect(JSON.parse(more.out).differences).toEqual([
+      expect.objectContaining({
+        bucket: { waba: 'W1', day: '2024-03-10', country: '*', category: '*', direction: 'user_initiated' },
+        cause: 'MISSING_WEBHOOK',
+      }),
+    ]);
+  });
+});

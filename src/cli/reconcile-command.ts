@@ -5,6 +5,7 @@ import { Command, InvalidArgumentError } from 'commander';
 import {
   isCalendarDate,
   type AnalyticsComparisonJson,
+  type BucketJson,
   type ByCurrencyJson,
   type Difference,
   type ReconciliationJson,
@@ -227,12 +228,18 @@ function describeDifference(difference: Difference, analytics?: AnalyticsCompari
   // Meta's side shows no currency of its own: the one in the JSON is wameter's, assumed (currency_stated).
   const { currency: _assumed, currency_stated: _stated, ...meta } = difference.meta;
   return [
-    `${difference.cause}  ${bucket.day} ${bucket.country} ${bucket.category} (WABA ${bucket.waba})`,
+    `${difference.cause}  ${bucket.day} ${bucket.country} ${bucketCut(bucket)} (WABA ${bucket.waba})`,
     `  wameter: ${show(difference.ours)}`,
     `  Meta:    ${show(meta)} (${metaCurrencyWords(analytics)})`,
     ...(difference.messages ? [`  messages: ${difference.messages.join(', ')}`] : []),
     `  what to do: ${difference.note}`,
   ];
+}
+
+/** What the bucket is cut by beside day and country: its category, else the type and direction it has. */
+function bucketCut(bucket: BucketJson): string {
+  const words = [bucket.type, bucket.direction].filter((word) => word !== undefined);
+  return bucket.category !== '*' || words.length === 0 ? bucket.category : words.join(' ');
 }
 
 const BASIS_WORDS: Record<AnalyticsComparisonJson['period']['basis'], string> = {

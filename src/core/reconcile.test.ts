@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { billableUnit } from '../../test/support/units.js';
+import { localDate } from './calendar.js';
 import {
   DIFFERENCE_CAUSES,
   analyticsCategory,
@@ -97,7 +98,30 @@ describe("Meta's words and numbers", () => {
     expect(analyticsCategory('MARKETING_LITE', 'REGULAR')).toBe('marketing');
     expect(analyticsCategory('authentication-international', undefined)).toBe('authentication_international');
     expect(analyticsCategory('SERVICE', 'FREE_ENTRY_POINT')).toBe('service');
-    expect(analyticsCategory(undefined, undefined, 'USER_INITIATED')).toBe('user_initiated');
+    expect(analyticsCategory('MARKETING', 'FREE_ENTRY_POINT')).toBe('service');
+  });
+
+  it('never makes up a category from a pricing type or a conversation direction', () => {
+    expect(analyticsCategory(undefined, 'FREE_ENTRY_POINT')).toBeUndefined();
+    expect(analyticsCategory('UNKNOWN', 'FREE_ENTRY_POINT')).toBeUndefined();
+    const parsed = parseAnalyticsExport({
+      data: [
+        {
+          data_points: [
+            { start: 1, end: 2, conversation: 1, conversation_type: 'FREE_ENTRY_POINT' },
+            { start: 1, end: 2, conversation: 1, conversation_direction: 'USER_INITIATED' },
+            { start: 1, end: 2, conversation: 1, conversation_direction: 'UNKNOWN' },
+          ],
+        },
+      ],
+    });
+    expect(
+      parsed.ok && parsed.value.points.map(({ category, type, direction }) => [category, type, direction]),
+    ).toEqual([
+      [undefined, 'free_entry_point', undefined],
+      [undefined, undefined, 'user_initiated'],
+      [undefined, undefined, undefined],
+    ]);
   });
 });
 
@@ -618,6 +642,201 @@ describe('a daily data point cut a few hours off the accounts file’s time zone
       ['2025-10-15', 'TIME_ZONE_DAY_EDGE', 2, 1],
       ['2025-10-16', 'TIME_ZONE_DAY_EDGE', 0, 1],
     ]);
+  });
+});
+
+describe('every combination of dimensions an export of Meta can carry', () => {
+  type Dimension = 'category' | 'type' | 'direction' | 'country' | 'phone' | 'tier';
+  interface Era {
+    name: string;
+    kind: AnalyticsExport['kind'];
+    dimensions: Dimension[];
+    units: BillableUnit[];
+    /** A charged unit, which Meta's side files as a free entry point in the last test. */
+    charged: string;
+  }
+  const phoneOf: Record<string, string> = { PN1: '15550001111', PN2: '15550002222' };
+  const unit =
+    (era: BillableUnit['era'], days: [string, string]) =>
+    (
+      id: string,
+      second: boolean,
+      country: string,
+      business: string,
+      category: BillableUnit['category'],
+      type: BillableUnit['type'],
+      amountMicros: number,
+    ) =>
+      unitAt(id, `${days[second ? 1 : 0]}T05:30:00Z`, {
+        era,
+        pricingModel: era.startsWith('PMP') ? 'PMP' : 'CBP',
+        unit: era.startsWith('PMP') ? 'message' : 'conversation',
+        country,
+        business,
+        category,
+        type,
+        amountMicros,
+      });
+  const pmp = unit('PMP-2025', ['2025-10-10', '2025-10-20']);
+  const cbp2023 = unit('CBP-2023', ['2024-03-10', '2024-03-20']);
+  const cbp2022 = unit('CBP-2022', ['2022-06-10', '2022-06-20']);
+  const eras: Era[] = [
+    {
+      name: 'pricing_analytics (PMP)',
+      kind: 'pricing_analytics',
+      dimensions: ['category', 'type', 'country', 'phone', 'tier'],
+      charged: 'p1',
+      units: [
+        pmp('p1', false, 'IN', 'PN1', 'marketing', 'regular', 10_700),
+        pmp('p2', false, 'IN', 'PN2', 'marketing', 'regular', 10_700),
+        pmp('p3', false, 'BR', 'PN1', 'utility', 'regular', 6_800),
+        pmp('p4', false, 'IN', 'PN1', 'utility', 'free_customer_service', 0),
+        pmp('p5', true, 'IN', 'PN1', 'service', 'free_customer_service', 0),
+        pmp('p6', true, 'BR', 'PN2', 'authentication_international', 'regular', 20_000),
+        pmp('p7', true, 'IN', 'PN2', 'referral_conversion', 'free_entry_point', 0),
+      ],
+    },
+    {
+      name: 'conversation_analytics (CBP-2023)',
+      kind: 'conversation_analytics',
+      dimensions: ['category', 'type', 'direction', 'country', 'phone'],
+      charged: 'c1',
+      units: [
+        cbp2023('c1', false, 'IN', 'PN1', 'marketing', 'regular', 9_900),
+        cbp2023('c2', false, 'IN', 'PN2', 'marketing', 'regular', 9_900),
+        cbp2023('c3', false, 'BR', 'PN1', 'utility', 'regular', 8_000),
+        cbp2023('c4', false, 'IN', 'PN1', 'service', 'free_tier', 0),
+        cbp2023('c5', true, 'IN', 'PN1', 'service', 'regular', 4_000),
+        cbp2023('c6', true, 'BR', 'PN2', 'authentication', 'regular', 31_500),
+        cbp2023('c7', true, 'IN', 'PN2', 'referral_conversion', 'free_entry_point', 0),
+      ],
+    },
+    {
+      name: 'conversation_analytics (CBP-2022)',
+      kind: 'conversation_analytics',
+      dimensions: ['type', 'direction', 'country', 'phone'],
+      charged: 'b2',
+      units: [
+        cbp2022('b1', false, 'IN', 'PN1', 'business_initiated', 'free_tier', 0),
+        cbp2022('b2', false, 'IN', 'PN2', 'business_initiated', 'regular', 7_300),
+        cbp2022('b3', false, 'BR', 'PN1', 'user_initiated', 'regular', 3_000),
+        cbp2022('b4', true, 'IN', 'PN1', 'user_initiated', 'free_tier', 0),
+        cbp2022('b5', true, 'IN', 'PN2', 'referral_conversion', 'free_entry_point', 0),
+      ],
+    },
+  ];
+
+  /** What Meta writes for a unit in each dimension (free entry points under SERVICE, as its examples do). */
+  function metaWords(u: BillableUnit, index: number): Record<Dimension, string> {
+    const isFep = u.type === 'free_entry_point';
+    const isUser = isFep || u.category === 'service' || u.category === 'user_initiated';
+    return {
+      category: isFep ? 'SERVICE' : u.category.toUpperCase(),
+      type: u.type.toUpperCase(),
+      direction: isUser ? 'USER_INITIATED' : 'BUSINESS_INITIATED',
+      country: u.country!,
+      phone: phoneOf[u.business]!,
+      tier: index % 2 === 0 ? '0:1' : '1:MAX',
+    };
+  }
+
+  /** Meta's export of `units` broken down by `dimensions` (and day), as the Graph API answers. */
+  function metaExport(era: Era, units: BillableUnit[], dimensions: Dimension[]): AnalyticsExport {
+    const isPricing = era.kind === 'pricing_analytics';
+    const field: Record<Dimension, string> = {
+      category: isPricing ? 'pricing_category' : 'conversation_category',
+      type: isPricing ? 'pricing_type' : 'conversation_type',
+      direction: 'conversation_direction',
+      country: 'country',
+      phone: isPricing ? 'phone' : 'phone_number',
+      tier: 'tier',
+    };
+    const points = new Map<string, Record<string, string | number>>();
+    units.forEach((u, index) => {
+      const words = metaWords(u, index);
+      const day = localDate(u.openedAtMs, TZ);
+      const key = [day, ...dimensions.map((d) => words[d])].join('|');
+      const point = points.get(key) ?? {
+        start: kolkataMidnight(day),
+        end: kolkataMidnight(day) + 86_400,
+        count: 0,
+        micros: 0,
+        ...Object.fromEntries(dimensions.map((d) => [field[d], words[d]])),
+      };
+      point.count = Number(point.count) + 1;
+      point.micros = Number(point.micros) + (u.amountMicros ?? 0);
+      points.set(key, point);
+    });
+    const data_points = [...points.values()].map(({ count, micros, ...rest }) => ({
+      ...rest,
+      [isPricing ? 'volume' : 'conversation']: count,
+      cost: Number(micros) / 1_000_000,
+    }));
+    const parsed = parseAnalyticsExport({ [era.kind]: { data: [{ data_points }] }, id: 'W1' });
+    if (!parsed.ok) throw new Error(parsed.error.message);
+    return parsed.value;
+  }
+
+  const subsets = (dimensions: Dimension[]): Dimension[][] =>
+    dimensions.reduce<Dimension[][]>((all, d) => [...all, ...all.map((s) => [...s, d])], [[]]);
+  const cases = eras.flatMap((era) => subsets(era.dimensions).map((dimensions) => ({ era, dimensions })));
+  const label = ({ era, dimensions }: (typeof cases)[number]) =>
+    `${era.name} by ${dimensions.length > 0 ? dimensions.join(' × ') : 'day only'}`;
+
+  it('covers every subset of each kind of export', () => {
+    expect(cases).toHaveLength(32 + 32 + 16);
+  });
+
+  it('the same units and costs agree in every combination', () => {
+    for (const c of cases) {
+      const result = reconcileUnits(c.era.units, metaExport(c.era, c.era.units, c.dimensions));
+      expect(result.differences, label(c)).toEqual([]);
+      expect(result.checked.buckets, label(c)).toBeGreaterThan(0);
+    }
+  });
+
+  it('a unit Meta counts that wameter lacks is one difference, in the bucket of the dimensions compared', () => {
+    for (const c of cases) {
+      const lacking = c.era.units.at(-1)!; // the free entry point
+      const has = (d: Dimension) => c.dimensions.includes(d);
+      const result = reconcileUnits(
+        c.era.units.filter((u) => u !== lacking),
+        metaExport(c.era, c.era.units, c.dimensions),
+      );
+      const byCategory = has('category');
+      expect(result.differences, label(c)).toEqual([
+        expect.objectContaining({
+          bucket: {
+            waba: 'W1',
+            day: localDate(lacking.openedAtMs, TZ),
+            country: has('country') ? lacking.country : '*',
+            category: byCategory ? 'service' : '*',
+            ...(!byCategory && has('type') ? { type: 'free_entry_point' } : {}),
+            ...(!byCategory && has('direction') ? { direction: 'user_initiated' } : {}),
+          },
+          cause: 'MISSING_WEBHOOK',
+        }),
+      ]);
+    }
+  });
+
+  it('a charged unit Meta filed as a free entry point is found: by count where a dimension tells, else by cost', () => {
+    for (const c of cases) {
+      const metaUnits = c.era.units.map((u) =>
+        u.id === c.era.charged
+          ? {
+              ...u,
+              category: 'referral_conversion' as const,
+              type: 'free_entry_point' as const,
+              amountMicros: 0,
+            }
+          : u,
+      );
+      const result = reconcileUnits(c.era.units, metaExport(c.era, metaUnits, c.dimensions));
+      const causes = result.differences.map((d) => d.cause).sort();
+      const isTold = c.dimensions.some((d) => d === 'category' || d === 'type' || d === 'direction');
+      expect(causes, label(c)).toEqual(isTold ? ['META_COUNTS_FEWER', 'MISSING_WEBHOOK'] : ['COST_DIFFERS']);
+    }
   });
 });
 

@@ -1,6 +1,7 @@
 // Reconciliation with Meta (contract §7): wameter's verdict per message against what Meta's status webhook
-// said, and wameter's totals per day × country × category against a Meta analytics export. Pure: it only
-// compares values it is given, and never changes a verdict — a difference is reported, not resolved.
+// said, and wameter's totals per day × country × category (or pricing type / direction, when the export has
+// no category) against a Meta analytics export. Pure: it only compares values it is given, and never changes a
+// verdict — a difference is reported, not resolved.
 
 import { DAY_MS, HOUR_MS, formatInstant, localDate } from './calendar.js';
 import { eraOn, pricingModelOf } from './eras.js';
@@ -192,6 +193,16 @@ export interface BucketJson {
   country: string;
   /** wameter's category word, or `*` when the export has no category dimension. */
   category: string;
+  /**
+   * Only when the export has no category dimension but a pricing / conversation type one: the type word
+   * (`regular`, `free_tier`, `free_entry_point`, `free_customer_service`) the bucket is cut by.
+   */
+  type?: string;
+  /**
+   * Only when the export has no category dimension but a conversation direction one: `business_initiated`
+   * or `user_initiated`.
+   */
+  direction?: string;
 }
 
 export interface BucketTotalsJson {
@@ -292,9 +303,12 @@ export interface AnalyticsPoint {
   count: number;
   costMicros: number;
   country?: string;
-  /** Normalised (see analyticsCategory). */
+  /** Normalised (see analyticsCategory); absent when the point names no category. */
   category?: string;
+  /** Normalised pricing / conversation type (normaliseMetaType). */
   type?: string;
+  /** `business_initiated` / `user_initiated` (conversation_direction); absent when unknown or not asked. */
+  direction?: string;
 }
 
 export interface AnalyticsExport {
@@ -368,14 +382,16 @@ export function parseAnalyticsExport(value: unknown): Result<AnalyticsExport, An
       const parsed: AnalyticsPoint = { startMs, endMs, count, costMicros: metaCostToMicros(cost) };
       if (typeof point.country === 'string' && point.country !== '')
         parsed.country = point.country.toUpperCase();
+      const typeWord = stringField(point.conversation_type ?? point.pricing_type);
       const category = analyticsCategory(
         stringField(point.conversation_category ?? point.pricing_category),
-        stringField(point.conversation_type ?? point.pricing_type),
-        stringField(point.conversation_direction),
+        typeWord,
       );
       if (category !== undefined) parsed.category = category;
-      const type = normaliseMetaType(stringField(point.conversation_type ?? point.pricing_type));
+      const type = normaliseMetaType(typeWord);
       if (type !== undefined) parsed.type = type;
+      const direction = normaliseMetaCategory(stringField(point.conversation_direction));
+      if (direction === 'business_initiated' || direction === 'user_initiated') parsed.direction = direction;
       points.push(parsed);
     }
   }
@@ -421,21 +437,70 @@ export function metaCostToMicros(cost: number): number {
 }
 
 /**
- * The category an analytics bucket is kept under. Meta files free entry points under SERVICE in its analytics
- * (see the FREE_ENTRY_POINT points of its examples), so wameter's `referral_conversion` units go there too.
- * CBP-2022 exports name only a direction (BUSINESS_INITIATED / USER_INITIATED), which are that era's categories.
+ * The category an analytics data point is kept under, from the category Meta gave it (`undefined` when it gave
+ * none: a category is never made up from a pricing type or a conversation direction, which are dimensions of
+ * their own). Meta files free entry points under SERVICE in its analytics (see the FREE_ENTRY_POINT points of
+ * its examples), so a point of type FREE_ENTRY_POINT, and wameter's `referral_conversion` units, go there.
  */
 export function analyticsCategory(
   category: string | undefined,
   type: string | undefined,
-  direction?: string,
 ): string | undefined {
-  if (normaliseMetaType(type) === 'free_entry_point') return 'service';
   const normalised = normaliseMetaCategory(category);
-  if (normalised === 'referral_conversion') return 'service';
-  if (normalised !== undefined) return normalised;
-  const way = normaliseMetaCategory(direction);
-  return way === 'business_initiated' || way === 'user_initiated' ? way : undefined;
+  if (normalised === undefined) return undefined;
+  if (normalised === 'referral_conversion' || normaliseMetaType(type) === 'free_entry_point')
+    return 'service';
+  return normalised;
+}
+
+/** The direction of a conversation of each category: business-initiated ones open with a template. */
+const DIRECTION_OF_CATEGORY: Readonly<Record<string, 'business_initiated' | 'user_initiated'>> = {
+  business_initiated: 'business_initiated',
+  marketing: 'business_initiated',
+  utility: 'business_initiated',
+  authentication: 'business_initiated',
+  authentication_international: 'business_initiated',
+  user_initiated: 'user_initiated',
+  service: 'user_initiated',
+};
+
+/** The words of one unit (wameter's or Meta's, in wameter's vocabulary) in each dimension of Meta's analytics. */
+interface AnalyticsWords {
+  category?: string;
+  type?: string;
+  direction?: string;
+}
+
+/**
+ * Where Meta's analytics file a unit of this category and pricing type: a free entry point (type
+ * `free_entry_point`, or CBP's category `referral_conversion`) under category SERVICE, type FREE_ENTRY_POINT
+ * and direction USER_INITIATED (the user wrote first, from the ad); other units under their own category and
+ * type, and the direction of their category.
+ */
+function analyticsWordsOf(category: string | undefined, type: string | undefined): AnalyticsWords {
+  if (type === 'free_entry_point' || category === 'referral_conversion') {
+    return { category: 'service', type: 'free_entry_point', direction: 'user_initiated' };
+  }
+  const words: AnalyticsWords = {};
+  if (category !== undefined) words.category = category;
+  if (type !== undefined) words.type = type;
+  const direction = category === undefined ? undefined : DIRECTION_OF_CATEGORY[category];
+  if (direction !== undefined) words.direction = direction;
+  return words;
+}
+
+/**
+ * The dimensions (besides day and country) buckets are cut by: the category when the export has one — it
+ * decides the price, and fixes the direction —, else whichever of pricing type and conversation direction
+ * it has, else none (totals per day × country). Only dimensions the export carries are compared: wameter's
+ * units are summed over the others (and over phone number and volume tier, never compared).
+ */
+function analyticsDimensions(points: readonly AnalyticsPoint[]): ('category' | 'type' | 'direction')[] {
+  if (points.some((p) => p.category !== undefined)) return ['category'];
+  const dimensions: ('type' | 'direction')[] = [];
+  if (points.some((p) => p.type !== undefined)) dimensions.push('type');
+  if (points.some((p) => p.direction !== undefined)) dimensions.push('direction');
+  return dimensions;
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -798,6 +863,26 @@ interface BucketTally {
   explainedBy: MessageDifference[];
 }
 
+/** A bucket's identity (day, country and the words of the dimensions compared). */
+const bucketKey = (bucket: BucketJson) =>
+  [bucket.day, bucket.country, bucket.category, bucket.type ?? '', bucket.direction ?? ''].join('|');
+
+/**
+ * Where Meta's analytics file the unit of a message Meta's status webhook describes: its category and type as
+ * Meta gave them, wameter's where it gave none. A webhook knows nothing of the monthly free tier (decided at
+ * billing time), so its `regular` is wameter's `free_tier` when wameter's unit is in the free tier.
+ */
+function metaWords(meta: VerdictJson, unit: BillableUnit): AnalyticsWords {
+  const category = meta.category ?? unit.category;
+  let type = meta.type;
+  if (type === 'regular' && unit.type === 'free_tier') type = 'free_tier';
+  // A CBP webhook states no type: one that names a category other than referral_conversion says Meta's
+  // conversation was no free entry point, even where wameter's is.
+  if (type === undefined)
+    type = meta.category !== undefined && unit.type === 'free_entry_point' ? 'regular' : unit.type;
+  return analyticsWordsOf(category, type);
+}
+
 /** A data point on several local days: a bucket of its own (a month; a half hour across midnight). */
 interface LongPoint {
   label: string;
@@ -892,7 +977,7 @@ function compareBuckets(
   const points = analytics.export.points;
   const timeZone = input.timeZoneOf(waba);
   const hasCountry = points.some((p) => p.country !== undefined);
-  const hasCategory = points.some((p) => p.category !== undefined);
+  const dimensions = analyticsDimensions(points);
   const billing = input.billingCurrencyOf?.(waba) ?? {
     currency: input.units.find((u) => u.waba === waba)?.currency ?? defaultAccount(waba).currency,
     source: 'default' as const,
@@ -934,14 +1019,17 @@ function compareBuckets(
   };
 
   const tallies = new Map<string, BucketTally>();
-  const tallyFor = (day: string, country: string | null | undefined, category: string | undefined) => {
+  // A unit without a word in a dimension compared (a point of Meta's with none, or an UNKNOWN one) is `?`.
+  const tallyFor = (day: string, country: string | null | undefined, words: AnalyticsWords) => {
     const bucket: BucketJson = {
       waba,
       day,
       country: hasCountry ? (country ?? '?') : '*',
-      category: hasCategory ? (category ?? '?') : '*',
+      category: dimensions.includes('category') ? (words.category ?? '?') : '*',
     };
-    const key = `${bucket.day}|${bucket.country}|${bucket.category}`;
+    if (dimensions.includes('type')) bucket.type = words.type ?? '?';
+    if (dimensions.includes('direction')) bucket.direction = words.direction ?? '?';
+    const key = bucketKey(bucket);
     let tally = tallies.get(key);
     if (!tally) {
       tally = {
@@ -964,13 +1052,13 @@ function compareBuckets(
       metaOutside.micros = sumMicros(metaOutside.micros, point.costMicros);
       continue;
     }
-    const tally = tallyFor(label, point.country, point.category);
+    const tally = tallyFor(label, point.country, point);
     tally.meta.units += point.count;
     tally.meta.amountMicros = sumMicros(tally.meta.amountMicros, point.costMicros);
     metaTotal.units += point.count;
     metaTotal.micros = sumMicros(metaTotal.micros, point.costMicros);
   }
-  const ourCategory = (unit: BillableUnit) => (unit.type === 'free_entry_point' ? 'service' : unit.category);
+  const ourWords = (unit: BillableUnit) => analyticsWordsOf(unit.category, unit.type);
   const compared = new CurrencyTotals();
   const outsidePeriod = new CurrencyTotals();
   const otherWabas = new CurrencyTotals();
@@ -987,7 +1075,7 @@ function compareBuckets(
       continue;
     }
     compared.add(unit);
-    const tally = tallyFor(day, unit.country, ourCategory(unit));
+    const tally = tallyFor(day, unit.country, ourWords(unit));
     tally.ours.units += 1;
     tally.ours.currency ??= unit.currency;
     if (unit.amountMicros === null) tally.ours.unpriced += unit.type === 'regular' ? 1 : 0;
@@ -1003,11 +1091,7 @@ function compareBuckets(
     if (verdicts.isMetaOpening) {
       const day = bucketAt(decision.deliveredAtMs);
       if (day !== undefined) {
-        const tally = tallyFor(
-          day,
-          unit.country,
-          analyticsCategory(meta.category, meta.type) ?? ourCategory(unit),
-        );
+        const tally = tallyFor(day, unit.country, metaWords(meta, unit));
         tally.explainedDelta += 1;
         if (!tally.explainedBy.includes(difference)) tally.explainedBy.push(difference);
       }
@@ -1015,7 +1099,7 @@ function compareBuckets(
     if (verdicts.isOurOpening) {
       const day = bucketAt(unit.openedAtMs);
       if (day !== undefined) {
-        const tally = tallyFor(day, unit.country, ourCategory(unit));
+        const tally = tallyFor(day, unit.country, ourWords(unit));
         tally.explainedDelta -= 1;
         if (!tally.explainedBy.includes(difference)) tally.explainedBy.push(difference);
       }
@@ -1028,7 +1112,7 @@ function compareBuckets(
     const day = new Date(Date.parse(`${tally.bucket.day}T00:00:00Z`) + days * DAY_MS)
       .toISOString()
       .slice(0, 10);
-    return tallies.get(`${day}|${tally.bucket.country}|${tally.bucket.category}`);
+    return tallies.get(bucketKey({ ...tally.bucket, day }));
   };
 
   const sorted = [...tallies.values()].sort((a, b) =>
@@ -1036,7 +1120,7 @@ function compareBuckets(
       ? a.bucket.day < b.bucket.day
         ? -1
         : 1
-      : `${a.bucket.country}|${a.bucket.category}` < `${b.bucket.country}|${b.bucket.category}`
+      : bucketKey(a.bucket) < bucketKey(b.bucket)
         ? -1
         : 1,
   );

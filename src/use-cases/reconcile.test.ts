@@ -743,3 +743,69 @@ describe('a half-hour export in a time zone whose midnight falls inside a half h
     ]);
   });
 });
+
+describe('an analytics export without a category dimension, against message differences', () => {
+  const dayStart = Date.parse('2025-10-13T00:00:00Z') / 1000;
+  const byType = (points: { type: string; volume: number; cost: number }[]): AnalyticsExport => {
+    const parsed = parseAnalyticsExport({
+      pricing_analytics: {
+        data: [
+          {
+            data_points: points.map((p) => ({
+              start: dayStart,
+              end: dayStart + 86_400,
+              pricing_type: p.type,
+              volume: p.volume,
+              cost: p.cost,
+            })),
+          },
+        ],
+      },
+      id: 'W1',
+    });
+    if (!parsed.ok) throw new Error(parsed.error.message);
+    return parsed.value;
+  };
+  // The user's ad click never reached wameter: it charges a marketing template Meta counted as a free entry point.
+  const deliveredAtMs = at('2025-10-13T10:01:03Z');
+  const events: CoreEvent[] = [
+    {
+      kind: 'outbound',
+      atMs: deliveredAtMs - 3000,
+      waba: 'W1',
+      business: 'PN1',
+      user: '919876543213',
+      id: 'm4',
+      template: 'marketing',
+    },
+    {
+      kind: 'status',
+      atMs: deliveredAtMs,
+      id: 'm4',
+      status: 'delivered',
+      waba: 'W1',
+      pricing: { billable: false, pricing_model: 'PMP', category: 'marketing', type: 'free_entry_point' },
+    },
+  ];
+
+  it('the two type buckets the missed free entry point moves take its cause and name it', () => {
+    const result = run(events, { analytics: byType([{ type: 'FREE_ENTRY_POINT', volume: 1, cost: 0 }]) });
+    expect(result.differences).toEqual([
+      expect.objectContaining({ message: 'm4', cause: 'FREE_ENTRY_POINT_MISSED' }),
+      expect.objectContaining({
+        bucket: { waba: 'W1', day: '2025-10-13', country: '*', category: '*', type: 'free_entry_point' },
+        ours: expect.objectContaining({ units: 0 }),
+        meta: expect.objectContaining({ units: 1 }),
+        cause: 'FREE_ENTRY_POINT_MISSED',
+        messages: ['m4'],
+      }),
+      expect.objectContaining({
+        bucket: { waba: 'W1', day: '2025-10-13', country: '*', category: '*', type: 'regular' },
+        ours: expect.objectContaining({ units: 1 }),
+        meta: expect.objectContaining({ units: 0 }),
+        cause: 'FREE_ENTRY_POINT_MISSED',
+        messages: ['m4'],
+      }),
+    ]);
+  });
+});

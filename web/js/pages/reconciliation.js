@@ -142,12 +142,15 @@ function renderReconciliation(data) {
         { class: 'table-wrap' },
         table(
           null,
-          ['WABA', 'Day', 'Country', 'Category', 'wameter', 'Meta', 'Likely cause'],
+          ['WABA', 'Day', 'Country', 'Category (or type, direction)', 'wameter', 'Meta', 'Likely cause'],
           buckets.map((d) => [
             d.bucket.waba,
             d.bucket.day,
             d.bucket.country,
-            d.bucket.category,
+            // An export without a category is compared by the type or direction it has.
+            d.bucket.category !== '*' || (!d.bucket.type && !d.bucket.direction)
+              ? d.bucket.category
+              : [d.bucket.type, d.bucket.direction].filter(Boolean).join(' '),
             `${int(d.ours.units)} units, ${d.ours.amount}${d.ours.currency ? ` ${d.ours.currency}` : ''}`,
             `${int(d.meta.units)} units, ${d.meta.amount}${d.meta.currency ? ` ${d.meta.currency}` : ''}`,
             h('td', {}, h('strong', {}, d.cause), h('div', { class: 'muted' }, d.note)),
