@@ -16,7 +16,7 @@ import { canonicalUser, normalisePhone } from '../core/phone.js';
 import { rateSources } from '../use-cases/rate-sources.js';
 import { ratingSetupFrom, sourcesOrStdin } from './rating-inputs.js';
 import { EXIT } from './exit-codes.js';
-import { findingsOfStory } from '../use-cases/explain-findings.js';
+import { findingsOfStory, storyScopeOf } from '../use-cases/explain-findings.js';
 import { sayFindingsBesideCsv } from './findings-on-stderr.js';
 import type { CliIo } from './io.js';
 import {
@@ -156,18 +156,10 @@ async function runExplain(
   const shownUnrated = unrated.filter(
     (message) => flags.business === undefined || message.business === flags.business,
   );
-  const story = [...shownTimeline, ...shownUnrated, ...shownUnits];
-  const findings = findingsOfStory(rating.findings, {
-    user,
-    units: shownUnits,
-    messageIds: new Set([
-      ...shownTimeline.map((line) => line.messageId),
-      ...shownUnrated.map((message) => message.id),
-      ...shownUnits.flatMap((unit) => unit.messages),
-    ]),
-    businesses: new Set(story.map((part) => part.business)),
-    wabas: new Set(story.map((part) => part.waba)),
-  });
+  const findings = findingsOfStory(
+    rating.findings,
+    storyScopeOf(user, { timeline: shownTimeline, unrated: shownUnrated, units: shownUnits }),
+  );
   const warn = (message: string) => io.writeError(`wameter: ${message}\n`);
   // The contract's explain document, extended (contract: "extend freely") with the story's findings.
   if (flags.format === 'json') io.writeOut(`${JSON.stringify({ ...explanation, findings }, null, 2)}\n`);

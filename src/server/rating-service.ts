@@ -18,7 +18,7 @@ import { err, ok, type Result } from '../core/result.js';
 import { formatInstant } from '../core/calendar.js';
 import type { BillableUnit, Era, Finding, MessageDecision, TimelineEntry } from '../core/units.js';
 import { failedToJson, type FailedJson } from '../core/explain.js';
-import { findingsOfStory } from '../use-cases/explain-findings.js';
+import { findingsOfStory, storyScopeOf } from '../use-cases/explain-findings.js';
 import { createAccountBook } from '../ingest/accounts-file.js';
 import type { CurrencyTotals, RatingRecord, Store } from '../store/store.js';
 import {
@@ -659,20 +659,12 @@ export function createRatingService(deps: RatingServiceDeps): RatingService {
     );
     const units = result.units.filter(isAsked);
     const unrated = [...result.pending.filter(isAsked), ...(failed ?? []).filter(isAsked)];
-    const story = [...timeline, ...unrated, ...units];
     const isVisible = (waba: unknown) => !visible || typeof waba !== 'string' || visible.has(waba);
-    const findings = findingsOfStory(result.findings, {
-      user: query.user,
-      units,
-      messageIds: new Set([
-        ...timeline.map((entry) => entry.messageId),
-        ...unrated.map((message) => message.id),
-        ...units.flatMap((unit) => unit.messages),
-      ]),
-      businesses: new Set(story.map((part) => part.business)),
-      wabas: new Set(story.map((part) => part.waba)),
-      // A finding naming a WABA the caller may not read (its own, or a second one) is not told to it.
-    }).filter((finding) => isVisible(finding.waba) && isVisible(finding.other_waba));
+    // A finding naming a WABA the caller may not read (its own, or a second one) is not told to it.
+    const findings = findingsOfStory(
+      result.findings,
+      storyScopeOf(query.user, { timeline, unrated, units }),
+    ).filter((finding) => isVisible(finding.waba) && isVisible(finding.other_waba));
     return {
       user: query.user,
       business: query.business ?? null,

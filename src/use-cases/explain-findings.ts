@@ -26,6 +26,29 @@ const OF_ONE_NUMBER: ReadonlySet<FindingCode> = new Set([
   'MARKET_INFERRED',
 ]);
 
+/** The scope of a story told from its timeline, its messages never charged and its units. */
+export function storyScopeOf(
+  user: string,
+  story: {
+    timeline: readonly { messageId: string; business: string; waba: string }[];
+    unrated: readonly { id: string; business: string; waba: string }[];
+    units: readonly BillableUnit[];
+  },
+): StoryScope {
+  const parts = [...story.timeline, ...story.unrated, ...story.units];
+  return {
+    user,
+    units: story.units,
+    messageIds: new Set([
+      ...story.timeline.map((line) => line.messageId),
+      ...story.unrated.map((message) => message.id),
+      ...story.units.flatMap((unit) => unit.messages),
+    ]),
+    businesses: new Set(parts.map((part) => part.business)),
+    wabas: new Set(parts.map((part) => part.waba)),
+  };
+}
+
 export function findingsOfStory(findings: readonly Finding[], story: StoryScope): Finding[] {
   return findings.filter((finding) => isOfStory(finding, story));
 }
