@@ -62,6 +62,8 @@ describe('parseAccounts', () => {
     [{ currency: 'DOLLAR' }, '"currency" must be a three-letter'],
     [{ portfolio: '' }, '"portfolio" must be a non-empty string'],
     [{ primary_country: 'IND' }, '"primary_country" must be a two-letter country code'],
+    [{ currency: 'XYZ' }, '"currency" is "XYZ", which is no ISO 4217 currency'],
+    [{ primary_country: 'ZZ' }, '"primary_country" is "ZZ", which is no country'],
     [{ auth_international: '2024-07-01' }, '"auth_international" must be an object'],
     [{ auth_international: {} }, '"auth_international" needs "start"'],
     [

@@ -3,6 +3,7 @@
 // A typo must never silently fall back to a default: unknown fields and bad values are errors.
 
 import { readFile } from 'node:fs/promises';
+import { isSupportedCountry } from 'libphonenumber-js/max';
 import { isValidTimeZone, parseInstant } from '../core/calendar.js';
 import {
   defaultAccount,
@@ -24,6 +25,9 @@ export interface AccountsFileError {
   message: string;
   file: string;
 }
+
+/** ISO 4217 currencies as this Node knows them: "XYZ" would only show up later, as cards that never match. */
+const ISO_CURRENCIES: ReadonlySet<string> = new Set(Intl.supportedValuesOf('currency'));
 
 const ACCOUNT_FIELDS = ['waba', 'timezone', 'currency', 'portfolio', 'primary_country', 'auth_international'];
 const CURRENCY = /^[A-Z]{3}$/;
@@ -98,6 +102,10 @@ function parseAccount(raw: unknown, where: string, problems: string[]): Account 
     const code = typeof raw.currency === 'string' ? raw.currency.trim().toUpperCase() : undefined;
     if (code === undefined || !CURRENCY.test(code))
       problems.push(`${where2} "currency" must be a three-letter ISO 4217 code, such as "USD"`);
+    else if (!ISO_CURRENCIES.has(code))
+      problems.push(
+        `${where2} "currency" is "${code}", which is no ISO 4217 currency: check its spelling ("USD", "EUR", "INR"…)`,
+      );
     else account.currency = code;
   }
   if (raw.portfolio !== undefined) {
@@ -109,6 +117,10 @@ function parseAccount(raw: unknown, where: string, problems: string[]): Account 
     if (typeof raw.primary_country !== 'string' || !COUNTRY.test(raw.primary_country))
       problems.push(
         `${where2} "primary_country" must be a two-letter country code in capitals, such as "IN"`,
+      );
+    else if (!isSupportedCountry(raw.primary_country))
+      problems.push(
+        `${where2} "primary_country" is "${raw.primary_country}", which is no country: check its spelling (ISO 3166, such as "IN")`,
       );
     else account.primaryCountry = raw.primary_country;
   }
