@@ -435,7 +435,10 @@ export class Rater {
     const capture = (entry: PairTraceEntry) => {
       lastEntry = entry;
     };
-    return sends.map((send) => {
+    return sends.map((asked) => {
+      // The user as the pairs know it: a recipient written without the Brazilian ninth digit is the same user.
+      const user = canonicalUser(asked.user);
+      const send = user === asked.user ? asked : { ...asked, user };
       const key = `${send.waba}\u0000${send.business}\u0000${send.user}`;
       let forked = machines.get(key);
       if (!forked) {

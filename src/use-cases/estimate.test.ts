@@ -86,6 +86,20 @@ describe('estimate: per-message pricing (PMP-2025)', () => {
     expect(result.lines[0]!.reason).toContain('customer service window');
   });
 
+  it('a Brazilian recipient written either way is inside the window its other form opened', async () => {
+    for (const [user, written] of [
+      ['552187654321', '+55 21 98765-4321'],
+      ['5521987654321', '+55 21 8765-4321'],
+    ] as const) {
+      const result = await estimate(`phone\n${written}\n`, [inbound(PMP_NOW - 2 * HOUR, user, 'in-br')], {
+        template: 'utility',
+        atMs: PMP_NOW,
+      });
+      expect(result.lines[0]).toMatchObject({ country: 'BR', free: true, price: '0' });
+      expect(result.lines[0]!.reason).toContain('customer service window');
+    }
+  });
+
   it('a marketing template inside an open free entry point window is free', async () => {
     const result = await estimate(`phone\n${IN_FEP}\n`, events(), { template: 'marketing', atMs: PMP_NOW });
     expect(result.lines[0]).toMatchObject({ free: true, price: '0', market: 'India' });

@@ -4,7 +4,7 @@
 
 import { defaultAccount, type CoreEvent, type TemplateCategory } from '../core/events.js';
 import { DAY_MS, localDate } from '../core/calendar.js';
-import { normalisePhone } from '../core/phone.js';
+import { canonicalUser, normalisePhone } from '../core/phone.js';
 import { addMicros, formatMicros, parseMicros } from '../core/money.js';
 import { Rater, type Quote, type QuoteRequest, type RatingOptions } from '../core/rate-events.js';
 import { err, ok, type Result } from '../core/result.js';
@@ -123,7 +123,8 @@ export function recipientsFromPhones(phones: readonly string[]): RecipientList {
   const invalid: InvalidRecipient[] = [];
   phones.forEach((written, index) => {
     const phone = normalisePhone(written);
-    if (phone.ok) recipients.push({ line: index + 1, phone: phone.value, written, columns: {} });
+    if (phone.ok)
+      recipients.push({ line: index + 1, phone: canonicalUser(phone.value), written, columns: {} });
     else invalid.push({ line: index + 1, phone: written, error: phone.error });
   });
   return { recipients, invalid };
@@ -155,7 +156,8 @@ export function parseRecipientsCsv(text: string): Result<RecipientList, Estimate
     names.forEach((name, index) => {
       if (index !== phoneIndex && name !== '') columns[name] = row.fields[index] ?? '';
     });
-    recipients.push({ line: row.line, phone: phone.value, written: raw, columns });
+    // One form of a number written two ways (canonicalUser): the one the events' users are known by.
+    recipients.push({ line: row.line, phone: canonicalUser(phone.value), written: raw, columns });
   }
   return ok({ recipients, invalid });
 }
