@@ -99,6 +99,11 @@ export class UnitPricer {
 
   constructor(private readonly context: PricingContext) {}
 
+  /** The markets this pricer places recipients in (an --as-of-rules era's, in a what-if). */
+  get markets(): MarketResolver {
+    return this.context.markets;
+  }
+
   /** A copy whose counters start where this one's are, reporting to other findings (what-if pricing). */
   fork(findings: FindingCollector): UnitPricer {
     const copy = new UnitPricer({ ...this.context, findings });
@@ -127,7 +132,7 @@ export class UnitPricer {
       // Rules only reported by third parties are never applied without a word (pricing-rules, preamble).
       findings.add(`REPORTED_RULES:${draft.waba}`, () => ({
         code: 'REPORTED_RULES',
-        message: `WABA ${draft.waba}: charges (first: ${draft.id}, on ${date}) were rated under PMP-2026-10, rules reported by third parties and not yet in Meta's documentation (service messages and utility templates inside the customer service window charged, markets split); --no-reported rates them under PMP-2025`,
+        message: `WABA ${draft.waba}: charges (first: unit ${draft.id}, on ${date}) were rated under PMP-2026-10, rules reported by third parties and not yet in Meta's documentation (service messages and utility templates inside the customer service window charged, markets split); without --as-of-rules, --no-reported rates them under PMP-2025`,
         waba: draft.waba,
       }));
     }

@@ -910,20 +910,57 @@ describe('era boundaries follow the WABA time zone', () => {
 
 describe("--as-of-rules applies the era's markets too", () => {
   const BANGLADESH = '8801712345678';
-  it('an earlier era places numbers without the reported 2026 splits; PMP-2026-10 splits them on any date', async () => {
+  it('an earlier era places numbers without the reported 2026 splits; PMP-2026-10 follows the date', async () => {
     const after = send(at('2026-10-05T10:00:00Z'), 'b1', 'marketing', { user: BANGLADESH });
     expect((await rate(after)).units.map((u) => u.market)).toEqual(['Bangladesh']);
-    expect((await rate(after, { asOfRules: 'PMP-2025' })).units.map((u) => u.market)).toEqual([
-      'Rest of Asia Pacific',
+    const asPmp2025 = await rate(after, { asOfRules: 'PMP-2025' });
+    expect(asPmp2025.units.map((u) => [u.market, u.amountMicros !== null])).toEqual([
+      ['Rest of Asia Pacific', true],
     ]);
-    const before = send(at('2026-09-05T10:00:00Z'), 'b0', 'marketing', { user: BANGLADESH });
-    expect((await rate(before)).units.map((u) => u.market)).toEqual(['Rest of Asia Pacific']);
-    expect((await rate(before, { asOfRules: 'PMP-2026-10' })).units.map((u) => u.market)).toEqual([
-      'Bangladesh',
+    // Before 2026-10 no card prices a split market: the what-if keeps the market of the date, priced.
+    const before = send(at('2025-11-05T10:00:00Z'), 'b0', 'marketing', { user: BANGLADESH });
+    const asPmp2026 = await rate(before, { asOfRules: 'PMP-2026-10' });
+    expect(asPmp2026.units.map((u) => [u.market, u.amountMicros !== null])).toEqual([
+      ['Rest of Asia Pacific', true],
     ]);
-    // India is split by nothing: its market follows its date under every era.
-    const india = send(at('2024-03-01T10:00:00Z'), 'i0', 'marketing');
-    expect((await rate(india, { asOfRules: 'PMP-2026-10' })).units.map((u) => u.market)).toEqual(['India']);
+    expect(asPmp2026.findings.map((f) => f.code)).toContain('REPORTED_RULES');
+  });
+});
+
+describe('findings name the same case whatever the order of the lines', () => {
+  it("DELIVERED_BEFORE_SENT, and a status placed by its inbound's id (no NUMBER_OF_TWO_WABAS of a pseudo-WABA)", async () => {
+    const sentLate = (id: string, sentIso: string, deliveredIso: string): CoreEvent[] => [
+      {
+        kind: 'outbound',
+        atMs: at(sentIso),
+        waba: 'W1',
+        business: 'PN1',
+        user: INDIA,
+        id,
+        template: 'utility',
+      },
+      { kind: 'status', atMs: at(deliveredIso), id, status: 'delivered' },
+    ];
+    const skewed = [
+      ...sentLate('m1', '2025-10-10T15:00:00Z', '2025-10-10T12:00:00Z'),
+      ...sentLate('m2', '2025-10-10T18:00:00Z', '2025-10-10T15:00:00Z'),
+    ];
+    const orphan = (id: string): CoreEvent => ({
+      kind: 'status',
+      atMs: at('2025-10-10T11:00:00Z'),
+      id,
+      status: 'delivered',
+      business: 'PNZ',
+      user: '919812345679',
+      pricing: { billable: true, pricing_model: 'PMP', category: 'marketing', type: 'regular' },
+    });
+    const placed = [inbound(at('2025-10-10T10:00:00Z'), 'clash'), orphan('clash'), orphan('alone')];
+    for (const events of [skewed, placed]) {
+      const forward = await rate(events);
+      const backward = await rate([...events].reverse());
+      expect(JSON.stringify(backward.findings)).toBe(JSON.stringify(forward.findings));
+      expect(forward.findings.map((f) => f.code)).not.toContain('NUMBER_OF_TWO_WABAS');
+    }
   });
 });
 

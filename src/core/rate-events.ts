@@ -190,30 +190,16 @@ interface PairState {
 }
 
 /**
- * The markets a what-if prices with: another era's rules whole, its markets included. PMP-2026-10 splits
- * nine markets (reported): a what-if under an earlier era places numbers without those splits, and one under
- * PMP-2026-10 with them, whatever the dates (the table's other changes still follow the date).
+ * The markets a what-if prices with: another era's rules whole, its markets included. The nine market splits
+ * of PMP-2026-10 are reported rules: a what-if under an earlier era places numbers without them, whatever
+ * the dates. Under PMP-2026-10 markets follow the date, as the cards do (no card before 2026-10 prices a
+ * split market), like every other change of the market table.
  */
 function marketsOfEra(options: RatingOptions): MarketResolver {
   const { asOfRules, markets } = options;
-  if (asOfRules === undefined) return markets;
-  const withoutReported = markets.withoutReported?.();
-  if (asOfRules !== 'PMP-2026-10' || withoutReported === undefined) return withoutReported ?? markets;
-  return {
-    ...markets,
-    resolve(waId, localDate, countryHint) {
-      const dated = markets.resolve(waId, localDate, countryHint);
-      if (localDate >= REPORTED_MARKETS_FROM) return dated;
-      // A split the reported rows make from their first day applies to the earlier date too.
-      const split = markets.resolve(waId, REPORTED_MARKETS_FROM, countryHint);
-      const unsplit = withoutReported.resolve(waId, REPORTED_MARKETS_FROM, countryHint);
-      return split.market === unsplit.market ? dated : split;
-    },
-  };
+  if (asOfRules === undefined || asOfRules === 'PMP-2026-10') return markets;
+  return markets.withoutReported?.() ?? markets;
 }
-
-/** The first local day of the reported market splits (the PMP-2026-10 era's). */
-const REPORTED_MARKETS_FROM = '2026-10-01';
 
 /** The first instant an account_update changes a charge from: its own, or an earlier start it states. */
 function effectiveFromMs(event: AccountUpdateEvent): number {
@@ -480,7 +466,7 @@ export class Rater {
       const draft = opened[0];
       const entry = lastEntry as PairTraceEntry | undefined;
       if (!draft) {
-        const place = this.options.markets.resolve(
+        const place = this.pricer.markets.resolve(
           send.user,
           localDate(send.atMs, this.accountFor(send.waba).timeZone),
           forked.countryHint,
@@ -551,8 +537,8 @@ export class Rater {
       if (!pair) {
         pair = this.newPair(waba, business, user);
         users.set(key, pair);
-        // A status that named no WABA made the first pair under the business number itself: not a WABA.
-        if (first !== business) {
+        // A status that named no WABA made one of the pairs under the business number itself: not a WABA.
+        if (first !== business && waba !== business) {
           // Named in byte order, not in the order read: the input's order changes no word.
           const [smaller, larger] = first < waba ? [first, waba] : [waba, first];
           this.findings.add(`NUMBER_OF_TWO_WABAS:${business}:${smaller}:${larger}`, () => ({
@@ -1073,6 +1059,8 @@ export class Rater {
       if (record.sentAtMs >= horizonMs && this.records.get(record.key) === record) this.unplaced.push(record);
       else records.push(record);
     }
+    // In a fixed order: placing one record makes pairs the next may find, whatever the order of the lines.
+    records.sort((a, b) => compareIds(a.key, b.key));
     const wabaOfInbound = this.wabasOfInboundIds(records);
     for (const record of records) {
       record.isUnplaced = false;
@@ -1279,12 +1267,16 @@ export class Rater {
             // Seconds of skew between the sender's clock and Meta's are normal; more is a send log written in
             // another time zone than it says, which moves windows, eras and months.
             const gapMinutes = ((record.sentAtMs - record.deliveredAtMs) / 60_000).toFixed(0); // words, not money
-            this.findings.add(`DELIVERED_BEFORE_SENT:${record.waba}`, () => ({
-              code: 'DELIVERED_BEFORE_SENT',
-              message: `WABA ${record.waba ?? '?'}: messages were delivered before the send log says they were sent (first: ${record.id}, by ${gapMinutes} min); rated at their delivery — check the time zone of the send log's "at"`,
-              message_id: record.id,
-              waba: record.waba,
-            }));
+            this.findings.add(
+              `DELIVERED_BEFORE_SENT:${record.waba}`,
+              () => ({
+                code: 'DELIVERED_BEFORE_SENT',
+                message: `WABA ${record.waba ?? '?'}: messages were delivered before the send log says they were sent (first: ${record.id}, by ${gapMinutes} min); rated at their delivery — check the time zone of the send log's "at"`,
+                message_id: record.id,
+                waba: record.waba,
+              }),
+              record.id,
+            );
           }
         } else kept.push(record);
       }
@@ -1316,7 +1308,8 @@ export class Rater {
       waba,
       message_id: outside.firstId,
     });
-    for (let i = 0; i < outside.count; i++) this.findings.add(`NO_WINDOW_IN_INPUT:${waba}`, make);
+    for (let i = 0; i < outside.count; i++)
+      this.findings.add(`NO_WINDOW_IN_INPUT:${waba}`, make, outside.firstId);
   }
 
   /** The category that counts: the template's category when it was sent (Meta may recategorise it). */
@@ -1327,20 +1320,28 @@ export class Rater {
       if (template === undefined) {
         const word = evidenceWord(record);
         if (word === undefined) {
-          this.findings.add(`UNKNOWN_CATEGORY:${record.waba}`, () => ({
-            code: 'UNKNOWN_CATEGORY',
-            message: `WABA ${record.waba ?? '?'}: delivered messages with no outbound line and no pricing in Meta's webhook cannot be rated (first: ${record.id}); feed the send log too`,
-            message_id: record.id,
-            waba: record.waba,
-          }));
+          this.findings.add(
+            `UNKNOWN_CATEGORY:${record.waba}`,
+            () => ({
+              code: 'UNKNOWN_CATEGORY',
+              message: `WABA ${record.waba ?? '?'}: delivered messages with no outbound line and no pricing in Meta's webhook cannot be rated (first: ${record.id}); feed the send log too`,
+              message_id: record.id,
+              waba: record.waba,
+            }),
+            record.id,
+          );
         } else {
-          this.findings.add(`UNKNOWN_CATEGORY:${record.waba}:${word}`, () => ({
-            code: 'UNKNOWN_CATEGORY',
-            message: `WABA ${record.waba ?? '?'}: Meta's webhook gives delivered messages the category "${word}", which wameter does not know, and they have no outbound line: they cannot be rated (first: ${record.id}); feed the send log too`,
-            message_id: record.id,
-            waba: record.waba,
-            category: word,
-          }));
+          this.findings.add(
+            `UNKNOWN_CATEGORY:${record.waba}:${word}`,
+            () => ({
+              code: 'UNKNOWN_CATEGORY',
+              message: `WABA ${record.waba ?? '?'}: Meta's webhook gives delivered messages the category "${word}", which wameter does not know, and they have no outbound line: they cannot be rated (first: ${record.id}); feed the send log too`,
+              message_id: record.id,
+              waba: record.waba,
+              category: word,
+            }),
+            record.id,
+          );
         }
         this.stats.unrated += 1;
         this.retireRated(record, this.horizonMs);
@@ -1431,12 +1432,16 @@ export class Rater {
     setWaiting(record, false);
     if (horizonMs !== Infinity) this.tombstones.add(record.key, horizonMs);
     const waba = record.waba;
-    this.findings.add(`READ_RECEIPT_ONLY:${waba ?? ''}`, () => ({
-      code: 'READ_RECEIPT_ONLY',
-      message: `${waba === undefined ? '' : `WABA ${waba}: `}messages known only from read receipts (first: ${record.id}) were not charged: in a stream a read receipt with no send, delivered or failed report before it is taken for a late read of a message rated earlier (a stream remembers rated ids for 7 days); rate without --stream to charge them at their read`,
-      message_id: record.id,
-      ...(waba === undefined ? {} : { waba }),
-    }));
+    this.findings.add(
+      `READ_RECEIPT_ONLY:${waba ?? ''}`,
+      () => ({
+        code: 'READ_RECEIPT_ONLY',
+        message: `${waba === undefined ? '' : `WABA ${waba}: `}messages known only from read receipts (first: ${record.id}) were not charged: in a stream a read receipt with no send, delivered or failed report before it is taken for a late read of a message rated earlier (a stream remembers rated ids for 7 days); rate without --stream to charge them at their read`,
+        message_id: record.id,
+        ...(waba === undefined ? {} : { waba }),
+      }),
+      record.id,
+    );
   }
 
   /** A message that will never be rated: failed, still pending, or impossible to place. */
