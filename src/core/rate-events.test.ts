@@ -426,6 +426,23 @@ describe('one message id named by two WABAs', () => {
     }
   });
 
+  it('three WABAs naming one id: the finding names the two smallest, in every order', async () => {
+    const ofWaba = (waba: string) =>
+      send(hours(DAY, 0), 'x', 'marketing', { waba, business: `PN_${waba}` })[0]!;
+    const texts = new Set<string>();
+    for (const order of [
+      ['WA', 'WB', 'WC'],
+      ['WC', 'WA', 'WB'],
+      ['WB', 'WC', 'WA'],
+    ]) {
+      const result = await rate(order.map(ofWaba));
+      const finding = result.findings.find((f) => f.code === 'MESSAGE_OF_TWO_WABAS');
+      expect(finding).toMatchObject({ waba: 'WB', other_waba: 'WA', count: 2 });
+      texts.add(JSON.stringify(finding));
+    }
+    expect(texts.size).toBe(1);
+  });
+
   it('statuses naming no user: one STATUS_WITHOUT_USER per WABA and per kind (delivered, or statuses alone)', async () => {
     const orphan = (id: string, status: 'delivered' | 'sent', waba?: string): CoreEvent => ({
       kind: 'status',

@@ -682,8 +682,12 @@ export class Rater {
       const keys = this.keysOfSharedId.get(id);
       if (keys) keys.push(key);
       else this.keysOfSharedId.set(id, [key]);
-      // Named in byte order, not in the order read: the input's order changes no word.
-      const [smaller, larger] = first < waba ? [first, waba] : [waba, first];
+      // The two smallest WABAs of the id so far, in byte order: once all are read, the finding names the two
+      // smallest of them all, whatever the order of the lines (the collector keeps the smallest exemplar).
+      const [smaller, larger] = [
+        first,
+        ...(keys ?? [key]).map((k) => k.slice(0, k.indexOf('\u0000'))),
+      ].sort();
       this.findings.add(
         `MESSAGE_OF_TWO_WABAS:${id}`,
         () => ({
