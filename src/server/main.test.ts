@@ -2,13 +2,13 @@
 // keep-alive sockets, start-up errors that say what to fix, and readiness that fails when the store cannot
 // take writes. Live rating runs in the server's thread here (no compiled worker needed).
 
-import { mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { connect, type Socket } from 'node:net';
+import { existsSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import pg from 'pg';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, onTestFinished } from 'vitest';
 import { signMetaBody } from '../ingest/signature.js';
 import { KEY_ALL, SECRET, fixture, testConfig, webhookFixtures } from '../../test/server-kit.js';
 import type { ServiceConfig } from './config.js';
@@ -316,6 +316,20 @@ describe('start-up errors say what failed and what to do', () => {
     expect(error?.message).toMatch(/PostgreSQL database at 127\.0\.0\.1:5499/);
     expect(error?.message).toMatch(/ECONNREFUSED/);
     expect(error?.message).not.toMatch(/Hush-Pw|QueryPw/);
+  });
+
+  it('a port already in use fails the start before the SQLite file is created', async () => {
+    const busy = createServer();
+    await new Promise<void>((resolve) => busy.listen(0, '127.0.0.1', resolve));
+    onTestFinished(() => new Promise<void>((resolve) => busy.close(() => resolve())));
+    const port = (busy.address() as AddressInfo).port;
+    const path = join(dir, 'never-made.db');
+    const starting = startServer(testConfig({ db: `sqlite:${path}`, port, host: '127.0.0.1' }), {
+      logger: createMemoryLogger(),
+      ratingWorkerScript: null,
+    });
+    await expect(starting).rejects.toThrow(/EADDRINUSE/);
+    expect(existsSync(path)).toBe(false);
   });
 
   it('names the SQLite path and the likely cause', async () => {

@@ -4,6 +4,7 @@
 
 import { realpathSync } from 'node:fs';
 import type { Server } from 'node:http';
+import { createServer } from 'node:net';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { serve } from '@hono/node-server';
@@ -59,6 +60,16 @@ export async function startServer(config: ServiceConfig, options: StartOptions =
   }
 }
 
+/** Listens on host:port for a moment and lets go: EADDRINUSE (or EACCES) now, not after the store is made. */
+function checkPortFree(host: string, port: number): Promise<void> {
+  if (port === 0) return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    const probe = createServer();
+    probe.once('error', reject);
+    probe.listen({ port, host, exclusive: true }, () => probe.close(() => resolve()));
+  });
+}
+
 async function startService(config: ServiceConfig, options: StartOptions): Promise<RunningServer> {
   const clock = options.clock ?? Date.now;
   const logger = options.logger ?? createJsonLogger({ level: config.logLevel, clock });
@@ -81,6 +92,8 @@ async function startService(config: ServiceConfig, options: StartOptions): Promi
     rateCardPaths: config.rateCardPaths,
   });
   if (!pricing.ok) throw new Error(pricing.error);
+  // A port already in use fails the start before the database is created or migrated.
+  await checkPortFree(config.host, config.port);
   // Runs the schema migrations, then takes the single-writer lock (docs/storage.md, "One writer per
   // database"), refusing to start beside another writer; store.close() releases it.
   const store = await openWriterStore(config.db, 'serve', {
