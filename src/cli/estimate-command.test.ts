@@ -35,6 +35,14 @@ describe('wameter estimate', () => {
     expect(json.totals).toMatchObject({ count: 2, free: 1, charged: 1 });
   });
 
+  it('refuses --events none of which exists (exit 1) rather than quoting as if nothing had been sent', async () => {
+    const missing = join(dir, 'nope.ndjson');
+    const result = await cli([recipients, '--template', 'utility', '--events', missing, '--format', 'json']);
+    expect(result.code).toBe(EXIT.USAGE);
+    expect(result.out).toBe('');
+    expect(result.err).toContain(`no such file or folder: '${missing}'; nothing was read`);
+  });
+
   it('--at moves the send: after the window closes the utility template is charged', async () => {
     const result = await cli([
       recipients,

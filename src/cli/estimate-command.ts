@@ -8,7 +8,7 @@ import { parseInstant } from '../core/calendar.js';
 import type { CoreEvent, TemplateCategory } from '../core/events.js';
 import { estimateRecipients, type EstimateJson } from '../use-cases/estimate.js';
 import { readEventSources } from '../ingest/read-events.js';
-import { ratingSetupFrom } from './rating-inputs.js';
+import { ratingSetupFrom, someSourceExists } from './rating-inputs.js';
 import { CliError, EXIT } from './exit-codes.js';
 import type { CliIo } from './io.js';
 import {
@@ -120,7 +120,7 @@ unused, no tier reached), with a warning on stderr and in the JSON "warnings", a
 must name the sender.
 
 Exit codes: 0 estimated; 2 some event lines malformed or a source unreadable (each named on stderr);
-1 nothing done.
+1 nothing done (bad flag, unreadable recipients, none of the --events paths exists).
 
 Examples:
   wameter estimate customers.csv --template marketing --events events.ndjson
@@ -219,6 +219,8 @@ async function runEstimate(
   if (flags.db !== undefined && flags.events !== undefined) {
     throw new CliError('give either --events or --db, not both');
   }
+  // Events none of which exist would quote as if nothing had been sent (allowance unused, no window open).
+  if (flags.events !== undefined && flags.events.length > 0) someSourceExists(flags.events);
   let csvText: string;
   try {
     csvText = await readFile(recipientsPath, 'utf8');

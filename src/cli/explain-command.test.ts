@@ -293,6 +293,13 @@ describe('wameter explain: the findings of the story, and its exit code', () => 
     expect(said).toContain('`abc` is accepted');
   });
 
+  it('refuses a missing only source (exit 1) rather than telling an empty story', async () => {
+    const { code, out, err } = await cli(['/nonexistent/events.ndjson', '--user', USER]);
+    expect(code).toBe(EXIT.USAGE);
+    expect(out).toBe('');
+    expect(err).toContain("no such file or folder: '/nonexistent/events.ndjson'; nothing was read");
+  });
+
   it('an empty --user is refused with what to give', async () => {
     for (const user of ['', '   ']) {
       const result = await cli([input, '--user', user]);

@@ -1,4 +1,4 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -126,6 +126,14 @@ describe('wameter import', () => {
     } finally {
       await store.close();
     }
+  });
+
+  it('refuses a missing only source (exit 1) before the database is created', async () => {
+    const path = join(mkdtempSync(join(tmpdir(), 'wameter-import-')), 'w.db');
+    const { code, error } = await run(['import', '/nonexistent/events.ndjson', '--db', `sqlite:${path}`]);
+    expect(code).toBe(1);
+    expect(error).toContain("no such file or folder: '/nonexistent/events.ndjson'; nothing was read");
+    expect(existsSync(path)).toBe(false);
   });
 
   it('refuses while a serve rates the database (exit 1, naming it), and stores nothing', async () => {
@@ -451,11 +459,19 @@ describe('wameter import', () => {
     expect(code).toBe(2);
   });
 
-  it('names a file that cannot be read', async () => {
+  it('names a file that cannot be read and stores the sources beside it (exit 2)', async () => {
     const db = `sqlite:${join(mkdtempSync(join(tmpdir(), 'wameter-import-')), 'w.db')}`;
-    const { code, error } = await run(['import', '/nonexistent.ndjson', '--db', db]);
+    const { code, error } = await run([
+      'import',
+      EXAMPLE,
+      '/nonexistent.ndjson',
+      '--db',
+      db,
+      '--allow-unpriced',
+    ]);
     expect(code).toBe(2);
-    expect(error).toContain('/nonexistent.ndjson');
+    expect(error).toContain('/nonexistent.ndjson: UNREADABLE_SOURCE');
+    expect(error).toMatch(/stored [1-9]\d* new event\(s\)/);
   });
 
   it('shows progress on a terminal every 100,000 events, and counts unpriced units as `wameter rate` does', async () => {

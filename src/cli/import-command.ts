@@ -11,6 +11,7 @@ import { loadPricingSetup } from '../server/pricing-setup.js';
 import { ACCOUNTS_CHANGED_WARNING, RatingFailedError } from '../server/rating-service.js';
 import type { EventInput } from '../store/store.js';
 import { CliError, EXIT } from './exit-codes.js';
+import { someSourceExists } from './rating-inputs.js';
 import type { CliIo } from './io.js';
 import { commandRatingService, openCommandStore } from './open-command-store.js';
 import { databaseUrl, pathArgument } from './options.js';
@@ -58,7 +59,8 @@ counts such copies. Statuses that name no WABA are rated with the WABA of their 
 stored, with the WABA whose events use their business number; when the sources hold such statuses, stderr
 says how many the store holds that neither ties to a WABA (not rated; the exit code does not count them).
 
-Exit codes: 0 ok; 1 nothing done (bad configuration, a database that cannot be opened), or the events
+Exit codes: 0 ok; 1 nothing done (bad configuration, a database that cannot be opened, no given source
+exists), or the events
 could not all be stored, or not rated; 2 some input lines malformed (each named on stderr, the rest
 imported); 3 some charged units of the imported WABAs have no price, or some delivered messages could
 not be rated (the findings are listed on stderr; --allow-unpriced to accept).
@@ -73,6 +75,8 @@ Examples:
 }
 
 async function runImport(sources: string[], flags: ImportFlags, io: CliIo): Promise<number> {
+  // Before the store is opened: a mistyped only path must not create (and migrate) a database.
+  sources = someSourceExists(sources);
   const config = loadServiceConfig({
     flags: flags.db === undefined ? {} : { db: flags.db },
     env: process.env,

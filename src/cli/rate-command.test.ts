@@ -108,11 +108,22 @@ describe('wameter rate', () => {
     expect(error).not.toContain(good);
   });
 
-  it('refuses an unreadable file with a message, not a stack trace', async () => {
-    const { code, error } = await run(['rate', '/nonexistent/events.ndjson']);
+  it('refuses a missing only source (exit 1, no empty bill printed), with a message, not a stack trace', async () => {
+    for (const format of ['table', 'json', 'csv']) {
+      const { code, out, error } = await run(['rate', '/nonexistent/events.ndjson', '--format', format]);
+      expect(code).toBe(1);
+      expect(out).toBe('');
+      expect(error).toContain("no such file or folder: '/nonexistent/events.ndjson'; nothing was read");
+      expect(error).not.toMatch(/\n\s+at /);
+    }
+  });
+
+  it('rates the sources that exist beside a missing one, naming it (exit 2)', async () => {
+    const good = tempFile('e.ndjson', LINES.join('\n'));
+    const { code, out, error } = await run(['rate', good, '/nonexistent/events.ndjson', '--format', 'json']);
     expect(code).toBe(2);
-    expect(error).toContain('/nonexistent/events.ndjson');
-    expect(error).not.toMatch(/\n\s+at /);
+    expect(JSON.parse(out).units).toHaveLength(1);
+    expect(error).toContain('/nonexistent/events.ndjson: UNREADABLE_SOURCE');
   });
 
   it('exits 3 and names market, category and date when a charged unit has no rate', async () => {

@@ -1,6 +1,7 @@
 // What every rating command reads from its flags: the event sources (stdin when none are given and stdin is
 // not a terminal) and the pricing inputs (accounts, rate cards, reported rules), with errors that say what to do.
 
+import { existsSync } from 'node:fs';
 import type { Era } from '../core/units.js';
 import { loadRatingSetup, type RatingSetup } from '../use-cases/load-rating-setup.js';
 import { CliError } from './exit-codes.js';
@@ -36,11 +37,24 @@ export function sourcesOrStdin(
         : refusal,
     );
   }
-  if (sources.length > 0) return sources;
+  if (sources.length > 0) return someSourceExists(sources);
   if (io.isStdinTty) {
     throw new CliError(`give event files or folders, or - to read stdin (see wameter ${command} --help)`);
   }
   return ['-'];
+}
+
+/**
+ * The sources, when at least one of them exists. When none does (a mistyped path), nothing would be read and
+ * the command would print an empty bill: refused instead, nothing done (exit 1). When only some are missing,
+ * each is named on stderr as it is read and the rest is rated (exit 2).
+ */
+export function someSourceExists(sources: string[]): string[] {
+  if (sources.some((source) => source === '-' || existsSync(source))) return sources;
+  const named = sources.map((source) => `'${source}'`).join(', ');
+  throw new CliError(
+    `no such file or folder: ${named}; nothing was read (give event files, folders, or - for stdin)`,
+  );
 }
 
 export async function ratingSetupFrom(flags: PricingFlags): Promise<RatingSetup> {

@@ -59,6 +59,13 @@ describe('wameter reconcile', () => {
     expect(table.out).toContain('TEMPLATE_RECATEGORISED  message m1');
   });
 
+  it('refuses a missing only source (exit 1): nothing is compared', async () => {
+    const { code, out, err } = await cli([join(dir, 'nope.ndjson'), '--analytics', join(dir, 'nope.json')]);
+    expect(code).toBe(1);
+    expect(out).toBe('');
+    expect(err).toContain(`no such file or folder: '${join(dir, 'nope.ndjson')}'; nothing was read`);
+  });
+
   it('an analytics file that is not an export is refused with a clear error (exit 1)', async () => {
     const bogus = join(dir, 'bogus.json');
     writeFileSync(bogus, '{"units":[]}');
