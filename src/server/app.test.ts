@@ -1933,7 +1933,20 @@ describe('unknown query parameters are refused, never ignored', () => {
     expect(error.message).toMatch(/accepts|takes/);
   });
 
-  it('accepts every query parameter the OpenAPI document lists for each route, and nothing else', async () => {
+  it.each(['waba', 'cursor', 'user', 'from', 'limit'])(
+    'an empty ?%s= is refused (400), not taken as absent: the page would widen to every WABA of the key',
+    async (name) => {
+      const response = await service.get(`/v1/units?${name}=%20`, KEY_ALL);
+      expect(response.status).toBe(400);
+      const { error } = (await response.json()) as { error: { code: string; message: string } };
+      expect(error).toEqual({
+        code: 'BAD_QUERY',
+        message: `A query parameter or request field is invalid. Query parameter "${name}" is empty: give it a value, or leave it out.`,
+      });
+    },
+  );
+
+  it('accepts every query parameter the OpenAPI document lists for each route (given empty: refused), and nothing else', async () => {
     const paths = openApiDocument.paths as unknown as Record<
       string,
       Record<string, { parameters?: readonly { name: string; in: string }[] }>
@@ -1952,8 +1965,11 @@ describe('unknown query parameters are refused, never ignored', () => {
           method: route.method,
           headers: { Authorization: `Bearer ${KEY_ALL}` },
         });
+        // Known, so not "unknown"; given empty, refused rather than taken as absent (a filter left out).
         const text = await response.text();
         expect(text, `${route.method} ${route.path} ?${name}`).not.toMatch(/Unknown query parameter/);
+        expect(response.status, `${route.method} ${route.path} ?${name}`).toBe(400);
+        expect(text).toContain(`Query parameter \\"${name}\\" is empty: give it a value, or leave it out.`);
       }
       const refused = await service.app.request(`${path}?not_a_parameter=1`, {
         method: route.method,

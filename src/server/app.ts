@@ -450,11 +450,22 @@ export function createApp(deps: AppDeps): Hono<Env> {
   // Not on the webhook: Meta's callback URL may carry parameters of the operator's own (registered above,
   // it answers before this runs). Routes the document does not describe (the dashboard's files) are not
   // checked.
+  // A parameter given empty (`?waba=`, a script's unset variable) is refused too: taken as absent, a filter
+  // meant to narrow the answer would widen it to everything the key may read.
   app.use('*', async (c, next) => {
     const route = matchedRoutes(c).find((candidate) => candidate.method !== 'ALL');
     const accepted = route && queryParametersOf(c.req.method, route.path);
     if (accepted !== undefined) {
-      const unknown = [...new URL(c.req.url).searchParams.keys()].find((name) => !accepted.includes(name));
+      const parameters = [...new URL(c.req.url).searchParams];
+      const unknown = parameters.map(([name]) => name).find((name) => !accepted.includes(name));
+      const empty = parameters.find(([name, value]) => accepted.includes(name) && value.trim() === '');
+      if (unknown === undefined && empty !== undefined) {
+        return errorResponse(
+          c,
+          'BAD_QUERY',
+          `Query parameter ${JSON.stringify(empty[0])} is empty: give it a value, or leave it out.`,
+        );
+      }
       if (unknown !== undefined) {
         const takes =
           accepted.length === 0
