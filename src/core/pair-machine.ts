@@ -116,7 +116,7 @@ export class PairMachine {
   private open: OpenConversation[] = [];
   private lastSeenInboundId: string | undefined;
   /** Non-templates delivered with no window open that the input shows (Meta refuses to send those). */
-  private outsideWindow: { count: number; firstId: string } | null = null;
+  private outsideWindow: { count: number; firstId: string; firstAtMs: number } | null = null;
 
   constructor(
     readonly waba: string,
@@ -155,7 +155,7 @@ export class PairMachine {
    * The non-templates delivered outside any customer service window since the last call (then forgotten):
    * Meta sends those only inside one, so the user's messages are missing from the input.
    */
-  takeOutsideWindow(): { count: number; firstId: string } | null {
+  takeOutsideWindow(): { count: number; firstId: string; firstAtMs: number } | null {
     const taken = this.outsideWindow;
     this.outsideWindow = null;
     return taken;
@@ -243,7 +243,7 @@ export class PairMachine {
     const isWindowUnknown = (isFepEligible && this.isReferralInferred) || this.fep?.isInferred === true;
     if (message.template === null && !isInServiceWindow && !isWindowUnknown && era !== 'NBP') {
       if (this.outsideWindow) this.outsideWindow.count += 1;
-      else this.outsideWindow = { count: 1, firstId: message.id };
+      else this.outsideWindow = { count: 1, firstId: message.id, firstAtMs: deliveredAtMs };
     }
     // Reasons are words for the trace: without a trace, no reason (nor its closure) is made.
     const isTraced = this.trace !== undefined;

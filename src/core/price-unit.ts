@@ -61,20 +61,32 @@ function tierKey(portfolio: string, market: string, category: string, month: str
 }
 
 /** Findings, each said once per distinct key, with a count of how often it applied. */
+/**
+ * The exemplar (FindingCollector.add) of a case at `atMs`: the smallest is the earliest, ties broken by id, so a
+ * finding's "first: …" names the first case in time, whatever the order of the input.
+ */
+export function exemplarAt(atMs: number, id: string): string {
+  const time = Number.isFinite(atMs)
+    ? String(Math.max(0, Math.trunc(atMs))).padStart(16, '0')
+    : '9'.repeat(16);
+  return `${time}\u0000${id}`;
+}
+
 export class FindingCollector {
-  private readonly byKey = new Map<string, Finding & { count: number }>();
+  private readonly byKey = new Map<string, { make: () => Finding; count: number }>();
   /** Key → the exemplar its finding tells of, for findings that name one of several cases (`add`). */
   private readonly exemplars = new Map<string, string>();
 
   /**
-   * Counts one more case of the finding `key`, made by `make` the first time. With `exemplar` (the message id a
-   * finding names as "first: …"), the finding tells of the smallest exemplar, not of the first one read, so
-   * that the order of the input changes no word of it.
+   * Counts one more case of the finding `key`, made by `make` when the findings are listed (so a finding may
+   * word what is known once every line is read). With `exemplar` (the message id a finding names as "e.g. …"),
+   * the finding tells of the smallest exemplar, not of the first one read, so that the order of the input
+   * changes no word of it.
    */
   add(key: string, make: () => Finding, exemplar?: string): void {
     const existing = this.byKey.get(key);
     if (!existing) {
-      this.byKey.set(key, { ...make(), count: 1 });
+      this.byKey.set(key, { make, count: 1 });
       if (exemplar !== undefined) this.exemplars.set(key, exemplar);
       return;
     }
@@ -82,12 +94,12 @@ export class FindingCollector {
     const known = this.exemplars.get(key);
     if (exemplar !== undefined && known !== undefined && exemplar < known) {
       this.exemplars.set(key, exemplar);
-      this.byKey.set(key, { ...make(), count: existing.count });
+      existing.make = make;
     }
   }
 
   list(): Finding[] {
-    return [...this.byKey.values()];
+    return [...this.byKey.values()].map(({ make, count }) => ({ ...make(), count }));
   }
 }
 
@@ -130,11 +142,15 @@ export class UnitPricer {
     const date = draft.openedOnLocalDate;
     if (draft.era === 'PMP-2026-10') {
       // Rules only reported by third parties are never applied without a word (pricing-rules, preamble).
-      findings.add(`REPORTED_RULES:${draft.waba}`, () => ({
-        code: 'REPORTED_RULES',
-        message: `WABA ${draft.waba}: charges (first: unit ${draft.id}, on ${date}) were rated under PMP-2026-10, rules reported by third parties and not yet in Meta's documentation (service messages and utility templates inside the customer service window charged, markets split); without --as-of-rules, --no-reported rates them under PMP-2025`,
-        waba: draft.waba,
-      }));
+      findings.add(
+        `REPORTED_RULES:${draft.waba}`,
+        () => ({
+          code: 'REPORTED_RULES',
+          message: `WABA ${draft.waba}: charges (first: unit ${draft.id}, on ${date}) were rated under PMP-2026-10, rules reported by third parties and not yet in Meta's documentation (service messages and utility templates inside the customer service window charged, markets split); without --as-of-rules, --no-reported rates them under PMP-2025`,
+          waba: draft.waba,
+        }),
+        exemplarAt(draft.openedAtMs, draft.id),
+      );
     }
     const month = date.slice(0, 7);
 
@@ -241,19 +257,25 @@ export class UnitPricer {
     }
     if (!card) {
       draft.amountMicros = null;
-      findings.add(`NO_RATE_CARD:${account.currency}:${month}`, () => ({
-        code: 'NO_RATE_CARD',
-        message: `no ${account.currency} rate card is in force on ${date}: import Meta's rate card for that date (--rate-cards)${this.currencyHint(account.currency, draft.waba)}`,
-        currency: account.currency,
-        date,
-        waba: draft.waba,
-      }));
+      findings.add(
+        `NO_RATE_CARD:${account.currency}:${month}`,
+        () => ({
+          code: 'NO_RATE_CARD',
+          message: `no ${account.currency} rate card is in force on ${date}: import Meta's rate card for that date (--rate-cards)${this.currencyHint(account.currency, draft.waba)}`,
+          currency: account.currency,
+          date,
+          waba: draft.waba,
+        }),
+        exemplarAt(draft.openedAtMs, draft.id),
+      );
       return;
     }
     if (draft.rateMicros === null) {
       draft.amountMicros = null;
-      findings.add(`NO_RATE:${card.id}:${draft.market}:${draft.rateCategory}`, () =>
-        noRateFinding(card, draft.market!, draft.rateCategory, date, draft.waba),
+      findings.add(
+        `NO_RATE:${card.id}:${draft.market}:${draft.rateCategory}`,
+        () => noRateFinding(card, draft.market!, draft.rateCategory, date, draft.waba),
+        exemplarAt(draft.openedAtMs, draft.id),
       );
       return;
     }
@@ -265,14 +287,18 @@ export class UnitPricer {
     const isCardPerMessage = card.effectiveDate >= PER_MESSAGE_PRICING_FROM;
     if (isCardPerMessage !== (draft.unit === 'message')) {
       const per = (isPerMessage: boolean) => (isPerMessage ? 'per delivered message' : 'per conversation');
-      findings.add(`RATE_CARD_OF_OTHER_MODEL:${card.id}:${draft.unit}:${draft.waba}`, () => ({
-        code: 'RATE_CARD_OF_OTHER_MODEL',
-        message: `WABA ${draft.waba}: charges ${per(draft.unit === 'message')} (first: ${draft.id}, on ${date}) were priced from rate card ${card.id}, which lists rates ${per(isCardPerMessage)}, because no card of their own kind is in force on their dates; Meta's rates for them may differ: add Meta's card for those dates (--rate-cards)`,
-        rate_card: card.id,
-        unit_id: draft.id,
-        date,
-        waba: draft.waba,
-      }));
+      findings.add(
+        `RATE_CARD_OF_OTHER_MODEL:${card.id}:${draft.unit}:${draft.waba}`,
+        () => ({
+          code: 'RATE_CARD_OF_OTHER_MODEL',
+          message: `WABA ${draft.waba}: charges ${per(draft.unit === 'message')} (first: ${draft.id}, on ${date}) were priced from rate card ${card.id}, which lists rates ${per(isCardPerMessage)}, because no card of their own kind is in force on their dates; Meta's rates for them may differ: add Meta's card for those dates (--rate-cards)`,
+          rate_card: card.id,
+          unit_id: draft.id,
+          date,
+          waba: draft.waba,
+        }),
+        exemplarAt(draft.openedAtMs, draft.id),
+      );
     }
   }
 

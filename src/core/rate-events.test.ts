@@ -981,6 +981,53 @@ describe('findings name the same case whatever the order of the lines', () => {
   });
 });
 
+describe('a finding\'s "first" case is the earliest in time, whatever its id or line', () => {
+  it('DELIVERED_BEFORE_SENT, NO_WINDOW_IN_INPUT, UNKNOWN_CATEGORY and NO_RATE name the earliest case', async () => {
+    const skewed = (id: string, sentIso: string, deliveredIso: string): CoreEvent[] => [
+      {
+        kind: 'outbound',
+        atMs: at(sentIso),
+        waba: 'W1',
+        business: 'PN1',
+        user: INDIA,
+        id,
+        template: 'utility',
+      },
+      { kind: 'status', atMs: at(deliveredIso), id, status: 'delivered' },
+    ];
+    const unknownWord = (id: string, iso: string, user: string): CoreEvent => ({
+      kind: 'status',
+      atMs: at(iso),
+      id,
+      status: 'delivered',
+      waba: 'W1',
+      business: 'PN1',
+      user,
+      pricing: { billable: true, pricing_model: 'PMP', category: 'not_a_category', type: 'regular' },
+    });
+    // The larger id ("zz…") is the earlier case each time.
+    const events: CoreEvent[] = [
+      ...skewed('aa-skew', '2025-10-12T15:00:00Z', '2025-10-12T12:00:00Z'),
+      ...skewed('zz-skew', '2025-10-10T15:00:00Z', '2025-10-10T12:00:00Z'),
+      ...send(at('2025-10-14T10:00:00Z'), 'aa-free', null, { user: '919812345671' }),
+      ...send(at('2025-10-13T10:00:00Z'), 'zz-free', null, { user: '919812345672' }),
+      unknownWord('aa-word', '2025-10-16T10:00:00Z', '919812345673'),
+      unknownWord('zz-word', '2025-10-15T10:00:00Z', '919812345674'),
+      // The United Kingdom is not on the partial 2023 card.
+      ...send(at('2024-03-05T10:00:00Z'), 'aa-rate', 'marketing', { user: '447700900123' }),
+      ...send(at('2024-03-04T10:00:00Z'), 'zz-rate', 'marketing', { user: '447700900124' }),
+    ];
+    for (const order of [events, [...events].reverse()]) {
+      const result = await rate(order);
+      const of = (code: string) => result.findings.find((f) => f.code === code);
+      expect(of('DELIVERED_BEFORE_SENT')).toMatchObject({ message_id: 'zz-skew', count: 2 });
+      expect(of('NO_WINDOW_IN_INPUT')).toMatchObject({ message_id: 'zz-free', count: 2 });
+      expect(of('UNKNOWN_CATEGORY')).toMatchObject({ message_id: 'zz-word', count: 2 });
+      expect(of('NO_RATE')).toMatchObject({ date: '2024-03-04', count: 2 });
+    }
+  });
+});
+
 describe('findings instead of silent guesses', () => {
   it('an unknown number is a finding naming it, and the unit stays unpriced', async () => {
     const result = await rate(send(hours(DAY, 0), 'x', 'marketing', { user: '999123456' }));
@@ -1560,6 +1607,33 @@ describe('events of one message naming different numbers', () => {
         expect.objectContaining({ code: 'RECIPIENT_DISAGREES', waba: 'W1', message_id: 'm1' }),
       );
     }
+  });
+
+  it('two statuses naming different numbers and the send log: the same words whether the log is read first or last', async () => {
+    const [outbound] = send(hours(DAY, 0), 'm1', 'marketing', {}, 'pending');
+    const fromMeta = (user: string, second: number): CoreEvent => ({
+      kind: 'status',
+      atMs: hours(DAY, 0) + second * 1000,
+      id: 'm1',
+      status: second === 1 ? 'sent' : 'delivered',
+      waba: 'W1',
+      business: 'PN1',
+      user,
+    });
+    const [uk, us] = [fromMeta('447700900123', 1), fromMeta('12025550123', 2)];
+    const messages = new Set<string>();
+    for (const events of [
+      [outbound!, uk, us],
+      [uk, us, outbound!],
+      [uk, outbound!, us],
+      [us, uk, outbound!],
+    ]) {
+      const result = await rate(events);
+      const finding = result.findings.find((f) => f.code === 'RECIPIENT_DISAGREES');
+      expect(finding?.message).toContain('the send log and Meta');
+      messages.add(JSON.stringify(finding));
+    }
+    expect(messages.size).toBe(1);
   });
 
   it('a number written otherwise in the same market (a Brazilian number without its ninth digit) says nothing', async () => {

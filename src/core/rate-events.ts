@@ -26,7 +26,7 @@ import {
   type PairTraceEntry,
   type UnitDraft,
 } from './pair-machine.js';
-import { FindingCollector, TierStatements, UnitPricer } from './price-unit.js';
+import { exemplarAt, FindingCollector, TierStatements, UnitPricer } from './price-unit.js';
 import { RecentIds } from './recent-ids.js';
 import { canonicalUser } from './phone.js';
 import { DeferredStatuses } from './deferred-statuses.js';
@@ -255,6 +255,8 @@ export class Rater {
   private readonly wabasOfBusiness = new Map<string, Set<string>>();
   /** Messages a disagreement finding was said of (COPIES_DISAGREE, RECIPIENT_DISAGREES): each counted once. */
   private readonly notedMessages = new Set<string>();
+  /** Kind × WABA × message id → the numbers its events name, for a RECIPIENT_DISAGREES finding's words. */
+  private readonly disagreeingNumbers = new Map<string, Set<string>>();
   /** Records of statuses alone that name no WABA, placed when the input has been read up to a flush. */
   private unplaced: MessageRecord[] = [];
   /**
@@ -862,9 +864,11 @@ export class Rater {
   ): void {
     const isOtherBusiness =
       business !== undefined && record.business !== undefined && business !== record.business;
-    let what: string;
+    let seen: string[];
+    let kind: 'business numbers' | 'recipients';
     if (isOtherBusiness) {
-      what = `business numbers ${[business, record.business!].sort().join(' and ')}`;
+      kind = 'business numbers';
+      seen = [business, record.business!];
     } else {
       if (!user || !record.user || user === record.user) return;
       // A business-scoped id is no number: its market is not known from it (MARKET_INFERRED says the rest).
@@ -875,21 +879,33 @@ export class Rater {
       const theirs = countryOf(user);
       const ours = countryOf(record.user);
       if (theirs === ours) return;
-      what = `recipients ${[`${user} (${theirs ?? '?'})`, `${record.user} (${ours ?? '?'})`].sort().join(' and ')}`;
+      kind = 'recipients';
+      seen = [`${user} (${theirs ?? '?'})`, `${record.user} (${ours ?? '?'})`];
     }
     const waba = record.waba;
+    // Every number the message's events name, whichever two disagreed first: the words follow no line order.
+    const key = `${kind}\u0000${waba ?? ''}\u0000${record.id}`;
+    let named = this.disagreeingNumbers.get(key);
+    if (!named) this.disagreeingNumbers.set(key, (named = new Set()));
+    for (const number of seen) named.add(number);
     if (!this.isFirstNote('RECIPIENT_DISAGREES', waba, record.id)) return;
-    const isLogged = source === 'log' || record.hasOutbound;
+    const isLogged = source === 'log';
+    const numbers = named;
     this.findings.add(
       `RECIPIENT_DISAGREES:${waba ?? ''}`,
-      () => ({
-        code: 'RECIPIENT_DISAGREES',
-        message: isLogged
-          ? `WABA ${waba ?? '?'}: the send log and Meta's statuses name different numbers for a message (e.g. ${record.id}, ${what}): rated as the send log says; check the numbers the send log records`
-          : `WABA ${waba ?? '?'}: Meta's statuses of one message name different numbers (e.g. ${record.id}, ${what}): the smaller number was kept, whichever came first; check the sources of those events`,
-        message_id: record.id,
-        ...(waba === undefined ? {} : { waba }),
-      }),
+      // Worded when listed: a send log line read after the statuses that disagree still says which was kept.
+      () => {
+        const what = `${kind} ${[...numbers].sort().join(' and ')}`;
+        return {
+          code: 'RECIPIENT_DISAGREES',
+          message:
+            isLogged || record.hasOutbound
+              ? `WABA ${waba ?? '?'}: the send log and Meta's statuses name different numbers for a message (e.g. ${record.id}, ${what}): rated as the send log says; check the numbers the send log records`
+              : `WABA ${waba ?? '?'}: Meta's statuses of one message name different numbers (e.g. ${record.id}, ${what}): the smaller number was kept, whichever came first; check the sources of those events`,
+          message_id: record.id,
+          ...(waba === undefined ? {} : { waba }),
+        };
+      },
       record.id,
     );
   }
@@ -1087,12 +1103,16 @@ export class Rater {
       }
       waba = withUser ?? waba;
       if (waba === undefined) {
-        this.findings.add(`WABA_UNKNOWN:${business}`, () => ({
-          code: 'WABA_UNKNOWN',
-          message: `statuses of message ${record.id} name business number ${business} but no WABA, and nothing else in the input ties that number to a WABA: rated under "${business}" with the default account (UTC, USD, a portfolio of its own); add the WABA to those status lines, or feed the send log or the inbound webhooks too`,
-          message_id: record.id,
-          business,
-        }));
+        this.findings.add(
+          `WABA_UNKNOWN:${business}`,
+          () => ({
+            code: 'WABA_UNKNOWN',
+            message: `statuses of message ${record.id} name business number ${business} but no WABA, and nothing else in the input ties that number to a WABA: rated under "${business}" with the default account (UTC, USD, a portfolio of its own); add the WABA to those status lines, or feed the send log or the inbound webhooks too`,
+            message_id: record.id,
+            business,
+          }),
+          exemplarAt(Math.min(record.sentAtMs, record.deliveredAtMs), record.id),
+        );
         waba = business;
       }
       record.waba = waba;
@@ -1279,7 +1299,7 @@ export class Rater {
                 message_id: record.id,
                 waba: record.waba,
               }),
-              record.id,
+              exemplarAt(record.deliveredAtMs, record.id),
             );
           }
         } else kept.push(record);
@@ -1305,7 +1325,10 @@ export class Rater {
   }
 
   /** One finding per WABA, counting the messages (the collector counts each add). */
-  private noteOutsideWindow(waba: string, outside: { count: number; firstId: string }): void {
+  private noteOutsideWindow(
+    waba: string,
+    outside: { count: number; firstId: string; firstAtMs: number },
+  ): void {
     const make = () => ({
       code: 'NO_WINDOW_IN_INPUT' as const,
       message: `WABA ${waba}: non-template messages were delivered with no customer service window open in the input (first: ${outside.firstId}); Meta sends those only inside one, so the users' messages are probably missing — feed the inbound webhooks too: without them, utility templates inside windows are charged here but free at Meta (from 2025-07-01)`,
@@ -1313,7 +1336,7 @@ export class Rater {
       message_id: outside.firstId,
     });
     for (let i = 0; i < outside.count; i++)
-      this.findings.add(`NO_WINDOW_IN_INPUT:${waba}`, make, outside.firstId);
+      this.findings.add(`NO_WINDOW_IN_INPUT:${waba}`, make, exemplarAt(outside.firstAtMs, outside.firstId));
   }
 
   /** The category that counts: the template's category when it was sent (Meta may recategorise it). */
@@ -1332,7 +1355,7 @@ export class Rater {
               message_id: record.id,
               waba: record.waba,
             }),
-            record.id,
+            exemplarAt(record.deliveredAtMs, record.id),
           );
         } else {
           this.findings.add(
@@ -1344,7 +1367,7 @@ export class Rater {
               waba: record.waba,
               category: word,
             }),
-            record.id,
+            exemplarAt(record.deliveredAtMs, record.id),
           );
         }
         this.stats.unrated += 1;
@@ -1358,12 +1381,16 @@ export class Rater {
       for (const update of updates ?? []) if (update.atMs <= record.sentAtMs) current = update.category;
       if (current && isTemplateCategory(current) && current !== template) {
         const logged = template;
-        this.findings.add(`TEMPLATE_RECATEGORISED:${record.waba}:${record.templateName}`, () => ({
-          code: 'TEMPLATE_RECATEGORISED',
-          message: `template "${record.templateName}" was ${current} when sent (Meta recategorised it), not ${logged ?? 'a non-template'} as the send log says: rated as ${current}`,
-          template: record.templateName,
-          waba: record.waba,
-        }));
+        this.findings.add(
+          `TEMPLATE_RECATEGORISED:${record.waba}:${record.templateName}`,
+          () => ({
+            code: 'TEMPLATE_RECATEGORISED',
+            message: `template "${record.templateName}" was ${current} when sent (Meta recategorised it), not ${logged ?? 'a non-template'} as the send log says: rated as ${current}`,
+            template: record.templateName,
+            waba: record.waba,
+          }),
+          exemplarAt(record.sentAtMs, record.id),
+        );
         template = current;
       }
     }
@@ -1444,7 +1471,7 @@ export class Rater {
         message_id: record.id,
         ...(waba === undefined ? {} : { waba }),
       }),
-      record.id,
+      exemplarAt(record.deliveredAtMs, record.id),
     );
   }
 
@@ -1458,22 +1485,30 @@ export class Rater {
     const waba = record.waba;
     if (record.deliveredAtMs !== Infinity && !record.pair) {
       this.stats.unrated += 1;
-      this.findings.add(`STATUS_WITHOUT_USER:delivered:${waba ?? ''}`, () => ({
-        code: 'STATUS_WITHOUT_USER',
-        message: `delivered message ${record.id} has no outbound line and its status names no user or business number: feed the send log or Meta's full webhook`,
-        message_id: record.id,
-        ...(waba === undefined ? {} : { waba }),
-      }));
+      this.findings.add(
+        `STATUS_WITHOUT_USER:delivered:${waba ?? ''}`,
+        () => ({
+          code: 'STATUS_WITHOUT_USER',
+          message: `delivered message ${record.id} has no outbound line and its status names no user or business number: feed the send log or Meta's full webhook`,
+          message_id: record.id,
+          ...(waba === undefined ? {} : { waba }),
+        }),
+        exemplarAt(record.deliveredAtMs, record.id),
+      );
       return;
     }
     if (record.failedAtMs !== Infinity || record.deliveredAtMs !== Infinity) return;
     if (!record.pair) {
-      this.findings.add(`STATUS_WITHOUT_USER:statuses:${waba ?? ''}`, () => ({
-        code: 'STATUS_WITHOUT_USER',
-        message: `message ${record.id} has only statuses that name no user or business number: feed the send log or Meta's full webhook`,
-        message_id: record.id,
-        ...(waba === undefined ? {} : { waba }),
-      }));
+      this.findings.add(
+        `STATUS_WITHOUT_USER:statuses:${waba ?? ''}`,
+        () => ({
+          code: 'STATUS_WITHOUT_USER',
+          message: `message ${record.id} has only statuses that name no user or business number: feed the send log or Meta's full webhook`,
+          message_id: record.id,
+          ...(waba === undefined ? {} : { waba }),
+        }),
+        exemplarAt(Math.min(record.sentAtMs, record.failedAtMs), record.id),
+      );
       return;
     }
     this.stats.pending += 1;
