@@ -54,6 +54,8 @@ export interface DeliveredMessage {
   isCategoryFromWebhook: boolean;
   /** When it was sent (the send log's `at`, else its earliest status): whether it can answer a user's message. */
   sentAtMs: number;
+  /** How the trace's reasons name it, when not by its id (a quote's planned send has none of Meta's). */
+  label?: string;
 }
 
 export interface PairRules {
@@ -583,8 +585,8 @@ export class PairMachine {
 
 function describe(message: DeliveredMessage): string {
   return message.template
-    ? `${message.template} template ${message.id}`
-    : `non-template message ${message.id}`;
+    ? `${message.template} template ${message.label ?? message.id}`
+    : `non-template message ${message.label ?? message.id}`;
 }
 
 /**

@@ -93,6 +93,8 @@ export interface QuoteRequest {
   user: string;
   template: TemplateCategory | null;
   atMs: number;
+  /** How the quote's reason names the send (default: its id). */
+  label?: string;
 }
 
 export interface Quote {
@@ -460,6 +462,7 @@ export class Rater {
               template: send.template,
               isCategoryFromWebhook: false,
               sentAtMs: send.atMs,
+              ...(send.label === undefined ? {} : { label: send.label }),
             },
           },
         ],

@@ -114,6 +114,9 @@ describe('estimate: per-message pricing (PMP-2025)', () => {
       price: rateOf('India', 'utility', '2025-10-15'),
     });
     expect(result.lines[0]!.reason).toContain('outside any customer service window');
+    // The planned send is no message of Meta's: the reason names it as the recipient's, not by a made-up id.
+    expect(result.lines[0]!.reason).toMatch(/^utility template to this recipient outside/);
+    expect(result.lines[0]!.reason).not.toContain('line-');
     const marketing = await estimate(`phone\n${IN_WINDOW}\n`, events(), {
       template: 'marketing',
       atMs: PMP_NOW,

@@ -385,6 +385,7 @@ export class EstimateSession {
       quoted.push(recipient);
       sends.push({
         id: `line-${recipient.line}`,
+        label: 'to this recipient',
         waba,
         business,
         user: recipient.phone,
