@@ -300,6 +300,34 @@ describe('wameter explain: the findings of the story, and its exit code', () => 
     expect(err).toContain("no such file or folder: '/nonexistent/events.ndjson'; nothing was read");
   });
 
+  it("two WABAs naming one message id: each line shows its own unit's cost, and the lines add up to the total", async () => {
+    const sentBy = (waba: string, business: string, at: string, template: string) => ({
+      kind: 'outbound',
+      at,
+      waba,
+      business,
+      user: '919876543210',
+      id: 'X',
+      template,
+      delivered_at: at.replace(':00Z', ':05Z'),
+    });
+    const file = eventsFile('shared-id.ndjson', [
+      sentBy('W1', 'PN1', '2024-03-04T10:00:00Z', 'marketing'),
+      sentBy('W2', 'PN2', '2024-03-04T11:00:00Z', 'utility'),
+    ]);
+    const { out } = await cli([file, '--user', '919876543210', '--format', 'json']);
+    const story = JSON.parse(out) as {
+      entries: { business: string; cost?: string }[];
+      totals: Record<string, { amount: string }>;
+    };
+    // CBP-2023, India: marketing 0.0099, utility 0.0042 (usd-2023-06-01-partial).
+    expect(story.entries.filter((e) => e.cost).map((e) => [e.business, e.cost])).toEqual([
+      ['PN1', '0.0099 USD'],
+      ['PN2', '0.0042 USD'],
+    ]);
+    expect(story.totals.USD!.amount).toBe('0.0141');
+  });
+
   it('an empty --user is refused with what to give', async () => {
     for (const user of ['', '   ']) {
       const result = await cli([input, '--user', user]);

@@ -69,7 +69,9 @@ export function explainUser(
   const isShown = (of: { user: string; business: string }) =>
     of.user === user && (!business || of.business === business);
   const units = allUnits.filter(isShown);
-  const unitById = new Map(units.map((u) => [u.id, u]));
+  // By WABA and id: two WABAs' events may name one message id (MESSAGE_OF_TWO_WABAS), each with its own unit.
+  const unitOf = (waba: string, id: string) => `${waba}\u0000${id}`;
+  const unitById = new Map(units.map((u) => [unitOf(u.waba, u.id), u]));
   const entries: (ExplanationEntry & { atMs: number; order: number })[] = [];
   for (const line of timeline) {
     if (business && line.business !== business) continue;
@@ -83,7 +85,7 @@ export function explainUser(
       text: line.reason,
     };
     if (line.kind === 'message' && line.unitId) {
-      const unit = unitById.get(line.unitId);
+      const unit = unitById.get(unitOf(line.waba, line.unitId));
       entry.unit_id = line.unitId;
       if (line.rule) entry.rule = line.rule;
       if (line.era) entry.era = line.era;

@@ -160,7 +160,8 @@ export class UnitPricer {
     const phone = draft.scopedUser !== undefined ? draft.user : this.context.phoneOfScopedUser?.(draft.user);
     const place = this.context.markets.resolve(phone ?? draft.user, date, draft.countryHint);
     if (phone !== undefined && place.market !== null) {
-      findings.add(`MARKET_INFERRED:${scopedUser}`, () => ({
+      // Per WABA: a finding is its WABA's to see (a key of a portfolio mate never learns of this user).
+      findings.add(`MARKET_INFERRED:${draft.waba}:${scopedUser}`, () => ({
         code: 'MARKET_INFERRED',
         message: `business-scoped user ${scopedUser} is priced at the market of the number Meta gave for it elsewhere (${phone})`,
         number: phone,
@@ -172,7 +173,7 @@ export class UnitPricer {
     draft.market = place.market;
     if (place.finding) {
       const finding = place.finding;
-      findings.add(`${finding.code}:${draft.user}`, () => ({ ...finding, waba: draft.waba }));
+      findings.add(`${finding.code}:${draft.waba}:${draft.user}`, () => ({ ...finding, waba: draft.waba }));
       if (finding.code !== 'UNKNOWN_RECIPIENT') draft.isMarketInferred = true;
     }
     if (draft.isCategoryFromWebhook) {

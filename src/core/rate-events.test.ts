@@ -1036,6 +1036,20 @@ describe('findings instead of silent guesses', () => {
     expect(finding?.message).toContain('999123456');
   });
 
+  it("a number's finding is each WABA's own: two WABAs messaging one unknown number get one each, counted apart", async () => {
+    const result = await rate([
+      ...send(hours(DAY, 0), 'x1', 'marketing', { user: '999123456' }),
+      ...send(hours(DAY, 30), 'x2', 'marketing', { user: '999123456' }),
+      ...send(hours(DAY, 2), 'y1', 'marketing', { waba: 'W2', business: 'PN2', user: '999123456' }),
+    ]);
+    expect(
+      result.findings.filter((f) => f.code === 'UNKNOWN_RECIPIENT').map((f) => [f.waba, f.count]),
+    ).toEqual([
+      ['W1', 2],
+      ['W2', 1],
+    ]);
+  });
+
   it('a market with no rate on the card is a NO_RATE finding naming market, category and date', async () => {
     const result = await rate(send(hours(DAY, 0), 'x', 'marketing', { user: '447700900123' })); // UK: not on the partial 2023 card
     expect(result.units[0]!.amountMicros).toBeNull();

@@ -14,7 +14,7 @@ import { createRateBook } from '../core/rate-card.js';
 import { TotalsAccumulator } from '../core/report.js';
 import type { BillableUnit, Era, Finding, PendingMessage } from '../core/units.js';
 import { createAccountBook, type AccountBook } from '../ingest/accounts-file.js';
-import type { CurrencyTotals, RatingDiff, Store } from '../store/store.js';
+import type { CurrencyTotals, RatingDiff, RowKey, Store } from '../store/store.js';
 import { errorFields, type Logger } from './logger.js';
 
 /** Everything the rater needs besides events; built once at start from the accounts file and rate cards. */
@@ -115,33 +115,42 @@ export function storedRatingOf(result: {
   findings: readonly Finding[];
 }): StoredRating {
   return {
-    units: new Map(result.units.map((unit) => [unit.id, unit])),
-    pending: new Map(result.pending.map((item) => [item.id, item])),
+    units: new Map(result.units.map((unit) => [rowKeyOf(unit), unit])),
+    pending: new Map(result.pending.map((item) => [rowKeyOf(item), item])),
     findings: JSON.stringify(result.findings),
   };
 }
 
-/** The rows to write so that what `before` stored becomes `after`: new or changed ids, and vanished ids. */
+/**
+ * A stored row's key: WABA and id. An id alone is not one: two WABAs' events may name one message id
+ * (MESSAGE_OF_TWO_WABAS), and each WABA then has its own unit of that id.
+ */
+function rowKeyOf(row: { waba: string; id: string }): string {
+  return `${row.waba}\u0000${row.id}`;
+}
+
+/** The rows to write so that what `before` stored becomes `after`: new or changed rows, and vanished ones. */
 export function diffRating(
   before: StoredRating,
   after: { units: readonly BillableUnit[]; pending: readonly PendingMessage[]; findings: readonly Finding[] },
 ): RatingDiff {
-  const diffById = <T extends { id: string }>(old: Map<string, T>, next: readonly T[]) => {
+  const diffByKey = <T extends { waba: string; id: string }>(old: Map<string, T>, next: readonly T[]) => {
     const upsert: T[] = [];
     const seen = new Set<string>();
     for (const item of next) {
-      seen.add(item.id);
-      const previous = old.get(item.id);
+      const key = rowKeyOf(item);
+      seen.add(key);
+      const previous = old.get(key);
       if (!previous || !sameRecord(previous, item)) upsert.push(item);
     }
-    const removed: string[] = [];
-    for (const id of old.keys()) if (!seen.has(id)) removed.push(id);
+    const removed: RowKey[] = [];
+    for (const [key, item] of old) if (!seen.has(key)) removed.push({ waba: item.waba, id: item.id });
     return { upsert, delete: removed };
   };
   const findings = JSON.stringify(after.findings);
   return {
-    units: diffById(before.units, after.units),
-    pending: diffById(before.pending, after.pending),
+    units: diffByKey(before.units, after.units),
+    pending: diffByKey(before.pending, after.pending),
     ...(findings === before.findings ? {} : { findings: [...after.findings] }),
   };
 }

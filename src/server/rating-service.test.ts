@@ -20,6 +20,7 @@ import {
   type RatingService,
   type RatingServiceDeps,
 } from './rating-service.js';
+import { storedRatingOf } from './live-rater.js';
 import type { BillableUnit } from '../core/units.js';
 
 let dir: string;
@@ -320,22 +321,18 @@ describe('diffRating', () => {
     });
 
   it('upserts new and changed units by content, deletes vanished ones, keeps findings unless changed', () => {
-    const before = {
-      units: new Map([
-        ['a', unit('a')],
-        ['b', unit('b')],
-        ['c', unit('c', { tier: { count: 1, band: '1:', month: '2025-08' } })],
-      ]),
-      pending: new Map([['p1', { id: 'p1', waba: 'W1', business: 'PN1', user: '1', sentAtMs: 1 }]]),
-      findings: '[]',
-    };
+    const before = storedRatingOf({
+      units: [unit('a'), unit('b'), unit('c', { tier: { count: 1, band: '1:', month: '2025-08' } })],
+      pending: [{ id: 'p1', waba: 'W1', business: 'PN1', user: '1', sentAtMs: 1 }],
+      findings: [],
+    });
     const diff = diffRating(before, {
       units: [unit('a'), unit('c', { tier: { count: 2, band: '1:', month: '2025-08' } }), unit('d')],
       pending: [{ id: 'p1', waba: 'W1', business: 'PN1', user: '1', sentAtMs: 1 }],
       findings: [],
     });
     expect(diff.units.upsert.map((u) => u.id)).toEqual(['c', 'd']);
-    expect(diff.units.delete).toEqual(['b']);
+    expect(diff.units.delete).toEqual([{ waba: unit('b').waba, id: 'b' }]);
     expect(diff.pending).toEqual({ upsert: [], delete: [] });
     expect(diff.findings).toBeUndefined();
     expect(

@@ -1241,8 +1241,8 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
         const viaDiff = await fresh();
         await viaDiff.replaceRating(rating('r1', ['W1', 'W2']), old);
         await viaDiff.applyRatingDiff(rating('r2', ['W1', 'W2'], T0 + 1), {
-          units: { upsert: [next.units[1]!, next.units[2]!], delete: ['u3'] },
-          pending: { upsert: [next.pending[0]!, next.pending[1]!], delete: ['p1'] },
+          units: { upsert: [next.units[1]!, next.units[2]!], delete: [{ waba: 'W2', id: 'u3' }] },
+          pending: { upsert: [next.pending[0]!, next.pending[1]!], delete: [{ waba: 'W1', id: 'p1' }] },
           findings: next.findings,
         });
         expect(await snapshot(viaDiff)).toStrictEqual(await snapshot(viaReplace));
@@ -1280,8 +1280,8 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
         });
         // Deleting ids of another WABA's rows does nothing.
         await store.applyRatingDiff(rating('r2', ['W1'], T0 + 1), {
-          units: { upsert: [], delete: ['u2'] },
-          pending: { upsert: [], delete: ['p2'] },
+          units: { upsert: [], delete: [{ waba: 'W2', id: 'u2' }] },
+          pending: { upsert: [], delete: [{ waba: 'W2', id: 'p2' }] },
         });
         expect((await store.queryUnits({}, { limit: 10 })).units.map((u) => u.id)).toEqual(['u1', 'u2']);
         expect((await store.listPending({})).map((p) => p.id)).toEqual(['p2']);
@@ -1303,7 +1303,7 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
         await store.replaceRating(rating('r1', ['W1']), { units, pending: [], findings: [] });
         const changed = units.slice(0, 6_000).map((u) => ({ ...u, amountMicros: 200 }));
         await store.applyRatingDiff(rating('r2', ['W1'], T0 + 1), {
-          units: { upsert: changed, delete: units.slice(8_000).map((u) => u.id) },
+          units: { upsert: changed, delete: units.slice(8_000).map((u) => ({ waba: u.waba, id: u.id })) },
           pending: { upsert: [], delete: [] },
         });
         const totals = await store.totals({});
@@ -1370,7 +1370,7 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
         expect(await store.listPending({})).toHaveLength(2);
         await store.applyRatingDiff(rating('r3', ['W2'], T0 + 1), {
           units: { upsert: [{ ...theirs, amountMicros: 3 }], delete: [] },
-          pending: { upsert: [], delete: ['p_same'] },
+          pending: { upsert: [], delete: [{ waba: 'W2', id: 'p_same' }] },
         });
         expect((await store.queryUnits({ waba: 'W1' }, { limit: 10 })).units).toEqual([mine]);
         expect((await store.queryUnits({ waba: 'W2' }, { limit: 10 })).units).toEqual([
@@ -1378,10 +1378,34 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
         ]);
         expect(await store.listPending({})).toEqual([pending('W1')]);
         await store.applyRatingDiff(rating('r4', ['W2'], T0 + 2), {
-          units: { upsert: [], delete: ['u_same'] },
+          units: { upsert: [], delete: [{ waba: 'W2', id: 'u_same' }] },
           pending: { upsert: [], delete: [] },
         });
         expect((await store.queryUnits({}, { limit: 10 })).units).toEqual([mine]);
+      });
+
+      it("deletes a WABA's row of an id another WABA of the rating also has, and keeps the other's", async () => {
+        const store = await fresh();
+        const pending = (waba: string): PendingMessage => ({
+          id: 'p_same',
+          waba,
+          business: 'PN1',
+          user: '1',
+          sentAtMs: T0,
+        });
+        const mine = unit('u_same', { waba: 'W1', amountMicros: 1 });
+        const theirs = unit('u_same', { waba: 'W2', amountMicros: 2 });
+        await store.replaceRating(rating('r1', ['W1', 'W2']), {
+          units: [mine, theirs],
+          pending: [pending('W1'), pending('W2')],
+          findings: [],
+        });
+        await store.applyRatingDiff(rating('r2', ['W1', 'W2'], T0 + 1), {
+          units: { upsert: [], delete: [{ waba: 'W2', id: 'u_same' }] },
+          pending: { upsert: [], delete: [{ waba: 'W1', id: 'p_same' }] },
+        });
+        expect((await store.queryUnits({}, { limit: 10 })).units).toEqual([mine]);
+        expect(await store.listPending({})).toEqual([pending('W2')]);
       });
 
       it('replaces exactly the rated WABAs and keeps the others', async () => {
@@ -1759,7 +1783,7 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
             seen.push(`page ${pages.length}`);
             if (pages.length > 1) return;
             await store.applyRatingDiff(rating('r2', ['W1'], T0 + 1), {
-              units: { upsert: [moved6, moved1, repriced4, added7], delete: ['u3'] },
+              units: { upsert: [moved6, moved1, repriced4, added7], delete: [{ waba: 'W1', id: 'u3' }] },
               pending: NO_CHANGE,
             });
             seen.push('rated');
@@ -1825,7 +1849,7 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
         }
         // The store writes and reads on: a rating is stored, and the next export reads it.
         await store.applyRatingDiff(rating('r2', ['W1'], T0 + 1), {
-          units: { upsert: [], delete: ['u1'] },
+          units: { upsert: [], delete: [{ waba: 'W1', id: 'u1' }] },
           pending: NO_CHANGE,
         });
         expect((await exported(store, {})).ids).toEqual(['u2', 'u3', 'u4', 'u5']);

@@ -172,9 +172,15 @@ export interface IngestItemOutcome extends IngestOutcome {
  * What changed between the stored rating of a scope and a new one: only these rows are written. Ids are
  * unit / pending message ids; `findings` is the scope's full list when it changed (undefined: unchanged).
  */
+/** A stored unit or pending message: ids are unique within a WABA only (two WABAs may name one message). */
+export interface RowKey {
+  waba: string;
+  id: string;
+}
+
 export interface RatingDiff {
-  units: { upsert: BillableUnit[]; delete: string[] };
-  pending: { upsert: PendingMessage[]; delete: string[] };
+  units: { upsert: BillableUnit[]; delete: RowKey[] };
+  pending: { upsert: PendingMessage[]; delete: RowKey[] };
   findings?: Finding[];
 }
 

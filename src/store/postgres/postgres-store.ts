@@ -559,17 +559,17 @@ class PostgresStore implements Store {
     const scope = [...rating.wabas];
     await this.transaction(async (client) => {
       await insertRating(client, rating);
-      for (const ids of chunks(diff.units.delete)) {
-        await client.query('DELETE FROM units WHERE id = ANY($1::text[]) AND waba = ANY($2::text[])', [
-          ids,
-          scope,
-        ]);
-      }
-      for (const ids of chunks(diff.pending.delete)) {
-        await client.query(
-          'DELETE FROM pending_messages WHERE id = ANY($1::text[]) AND waba = ANY($2::text[])',
-          [ids, scope],
-        );
+      for (const [table, keys] of [
+        ['units', diff.units.delete],
+        ['pending_messages', diff.pending.delete],
+      ] as const) {
+        for (const chunk of chunks(keys)) {
+          await client.query(
+            `DELETE FROM ${table} AS row USING unnest($1::text[], $2::text[]) AS gone (waba, id)
+              WHERE row.waba = gone.waba AND row.id = gone.id AND row.waba = ANY($3::text[])`,
+            [chunk.map((key) => key.waba), chunk.map((key) => key.id), scope],
+          );
+        }
       }
       if (diff.findings !== undefined) await replaceFindings(client, rating, diff.findings);
       await upsertUnits(client, diff.units.upsert, rating.id, true);

@@ -886,18 +886,18 @@ class SqliteStore implements Store {
     await this.chunkedTransaction(async () => {
       this.insertRating(rating);
       const deleteUnit = this.statement(
-        'DELETE FROM units WHERE id = ? AND waba IN (SELECT value FROM json_each(?))',
+        'DELETE FROM units WHERE waba = ? AND id = ? AND waba IN (SELECT value FROM json_each(?))',
       );
       const deletePending = this.statement(
-        'DELETE FROM pending_messages WHERE id = ? AND waba IN (SELECT value FROM json_each(?))',
+        'DELETE FROM pending_messages WHERE waba = ? AND id = ? AND waba IN (SELECT value FROM json_each(?))',
       );
       let count = 0;
       for (const [ids, statement] of [
         [diff.units.delete, deleteUnit],
         [diff.pending.delete, deletePending],
       ] as const) {
-        for (const id of ids) {
-          statement.run(id, scope);
+        for (const { waba, id } of ids) {
+          statement.run(waba, id, scope);
           if (++count % CHUNK_ROWS === 0) await yieldToEventLoop();
         }
       }

@@ -1,0 +1,87 @@
+// Two WABAs of one portfolio whose events name one message id (MESSAGE_OF_TWO_WABAS): each has its own unit
+// of that id, so the live rating's diff must tell rows apart by WABA and id, not by id alone.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { createTestService, KEY_ALL } from '../../test/server-kit.js';
+import { loadPricingSetup } from './pricing-setup.js';
+import { rateEvents } from '../core/rate-events.js';
+import { parseEventValue } from '../ingest/parse-event.js';
+import { createAccountBook } from '../ingest/accounts-file.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'wameter-shared-id-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const accountsPath = join(dir, 'accounts.json');
+writeFileSync(
+  accountsPath,
+  JSON.stringify({
+    accounts: [
+      { waba: 'W1', portfolio: 'P1' },
+      { waba: 'W2', portfolio: 'P1' },
+    ],
+  }),
+);
+
+const sent = (waba: string, business: string, user: string, id: string, at: string, deliveredAt: string) => ({
+  kind: 'outbound',
+  at,
+  waba,
+  business,
+  user,
+  id,
+  template: 'marketing',
+  delivered_at: deliveredAt,
+});
+// CBP-2023, India: a marketing conversation 0.0099.
+const FIRST = [
+  sent('W1', 'PN1', '919876543210', 'X', '2024-03-04T10:00:00Z', '2024-03-04T10:00:05Z'),
+  sent('W2', 'PN2', '919876543211', 'X', '2024-03-04T11:00:00Z', '2024-03-04T11:00:05Z'),
+];
+// W2's earlier message: W2's X now rides on the conversation it opens, and W2's unit u_X is gone.
+const LATER = [sent('W2', 'PN2', '919876543211', 'Y', '2024-03-04T10:30:00Z', '2024-03-04T10:30:05Z')];
+
+async function batchUnits(lines: object[]) {
+  const pricing = await loadPricingSetup({ accountsPath, rateCardPaths: [] });
+  if (!pricing.ok) throw new Error(pricing.error);
+  const events = lines.flatMap((line) => {
+    const parsed = parseEventValue(line);
+    if (!parsed.ok) throw new Error(parsed.error.message);
+    return parsed.value.events;
+  });
+  const book = createAccountBook(pricing.value.accounts);
+  const result = rateEvents(events, {
+    accountFor: (waba) => book.accountFor(waba),
+    rateBook: pricing.value.rateBook,
+    markets: pricing.value.markets,
+  });
+  return result.units.map((unit) => [unit.waba, unit.id, unit.amountMicros, unit.messages]);
+}
+
+describe('live rating of an id two WABAs name', () => {
+  it("drops the unit of one WABA that vanished while the other WABA's unit of the same id stays", async () => {
+    const service = await createTestService({ accountsPath });
+    try {
+      expect((await service.postEvents(FIRST)).status).toBe(200);
+      await service.get('/v1/totals', KEY_ALL);
+      expect((await service.postEvents(LATER)).status).toBe(200);
+      const { units } = (await (await service.get('/v1/units', KEY_ALL)).json()) as {
+        units: { waba: string; id: string; amount: string; messages: string[] }[];
+      };
+      const expected = await batchUnits([...FIRST, ...LATER]);
+      expect(expected).toEqual([
+        ['W1', 'u_X', 9900, ['X']],
+        ['W2', 'u_Y', 9900, ['Y', 'X']],
+      ]);
+      expect(units.map((unit) => [unit.waba, unit.id, Number(unit.amount) * 1e6, unit.messages])).toEqual(
+        expected,
+      );
+      const { totals } = (await (await service.get('/v1/totals', KEY_ALL)).json()) as {
+        totals: Record<string, { amount: string; units: number }>;
+      };
+      expect(totals.USD).toMatchObject({ amount: '0.0198', units: 2 });
+    } finally {
+      await service.close();
+    }
+  });
+});
