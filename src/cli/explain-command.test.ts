@@ -221,7 +221,7 @@ describe('wameter explain: the findings of the story, and its exit code', () => 
     expect(result.out).toContain('charged, but no price is known');
     const section = result.out.slice(result.out.indexOf('\nFindings\n'));
     expect(section).toMatch(
-      /^\nFindings\n {2}NO_RATE: no utility rate for market "United Kingdom" on 2024-03-01/,
+      /^\nFindings\n {2}NO_RATE: no row for market "United Kingdom" in rate card usd-2023-06-01-partial \(USD, effective 2023-06-01\), so no utility rate on 2024-03-01: import Meta's USD card in force on 2024-03-01 \(--rate-cards\)\n/,
     );
     // Other users' and other WABAs' findings are not this story's.
     expect(section).not.toContain('UNKNOWN_RECIPIENT');

@@ -10,7 +10,7 @@ import {
 import { primaryCountryAt, type Account } from './events.js';
 import type { UnitDraft } from './pair-machine.js';
 import type { MarketResolver, RateBook, RateCard, TierBand } from './pricing-context.js';
-import type { Finding, RateCategory } from './units.js';
+import type { Era, Finding, RateCategory } from './units.js';
 
 export interface PricingContext {
   accountFor(waba: string): Account;
@@ -275,7 +275,7 @@ export class UnitPricer {
       draft.amountMicros = null;
       findings.add(
         `NO_RATE:${card.id}:${draft.market}:${draft.rateCategory}`,
-        () => noRateFinding(card, draft.market!, draft.rateCategory, date, draft.waba),
+        () => noRateFinding(card, draft.market!, draft.rateCategory, date, draft.waba, draft.era),
         exemplarAt(draft.openedAtMs, draft.id),
       );
       return;
@@ -343,14 +343,17 @@ function noRateFinding(
   category: RateCategory,
   date: string,
   waba: string,
+  era: Era,
 ): Finding {
-  return {
-    code: 'NO_RATE',
-    message: `no ${category} rate for market "${market}" on ${date} in rate card ${card.id} (${card.currency}, effective ${card.effectiveDate}): add the rate or import Meta's full card`,
-    market,
-    category,
-    date,
-    rate_card: card.id,
-    waba,
-  };
+  const where = `in rate card ${card.id} (${card.currency}, effective ${card.effectiveDate})`;
+  // A card without the market's row at all most often predates the market (a card cannot list a market not
+  // yet in force on its date): the advice is a newer card, not a rate added to this one.
+  const message = card.rates.has(market)
+    ? `no ${category} rate for market "${market}" on ${date} ${where}: add the rate or import Meta's full card`
+    : `no row for market "${market}" ${where}, so no ${category} rate on ${date}: import Meta's ${card.currency} card in force on ${date} (--rate-cards)${
+        era === 'PMP-2026-10'
+          ? `; "${market}" may be one of the markets split from their regions on 2026-10-01 under rules only reported by third parties (PMP-2026-10): --no-reported prices it in its former region`
+          : ''
+      }`;
+  return { code: 'NO_RATE', message, market, category, date, rate_card: card.id, waba };
 }

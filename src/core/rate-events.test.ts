@@ -1050,6 +1050,24 @@ describe('findings instead of silent guesses', () => {
     ]);
   });
 
+  it('a market the card has no row for asks for a newer card; a market split under reported rules names --no-reported', async () => {
+    const bangladesh = await rate(
+      send(at('2026-10-05T10:00:00Z'), 'b', 'marketing', { user: '8801712345678' }),
+    );
+    expect(bangladesh.units[0]).toMatchObject({ market: 'Bangladesh', amountMicros: null });
+    expect(bangladesh.findings.find((f) => f.code === 'NO_RATE')?.message).toBe(
+      `no row for market "Bangladesh" in rate card usd-2025-10-01 (USD, effective 2025-10-01), so no marketing rate on 2026-10-05: import Meta's USD card in force on 2026-10-05 (--rate-cards); "Bangladesh" may be one of the markets split from their regions on 2026-10-01 under rules only reported by third parties (PMP-2026-10): --no-reported prices it in its former region`,
+    );
+    const unsplit = await rate(
+      send(at('2026-10-05T10:00:00Z'), 'b', 'marketing', { user: '8801712345678' }),
+      {
+        isReportedRulesEnabled: false,
+      },
+    );
+    expect(unsplit.units[0]).toMatchObject({ market: 'Rest of Asia Pacific' });
+    expect(unsplit.units[0]!.amountMicros).not.toBeNull();
+  });
+
   it('a market with no rate on the card is a NO_RATE finding naming market, category and date', async () => {
     const result = await rate(send(hours(DAY, 0), 'x', 'marketing', { user: '447700900123' })); // UK: not on the partial 2023 card
     expect(result.units[0]!.amountMicros).toBeNull();
