@@ -158,16 +158,37 @@ describe('wameter rerate', () => {
     );
   });
 
-  it('refuses an unknown era with a message listing the eras (exit 1)', async () => {
+  it('refuses an unknown era with a message listing the eras (exit 1); takes an era in any case, as rate does', async () => {
     const { code, stderr } = await run(['--db', db, '--as-of-rules', 'CBP-1999']);
-    expect(stderr).toContain('--as-of-rules must be one of NBP, CBP-2022');
+    expect(stderr).toContain('"CBP-1999" is not an era: use one of NBP, CBP-2022');
     expect(code).toBe(1);
+    const lower = await run(['--db', db, '--as-of-rules', 'cbp-2023', '--dry-run', '--format', 'json']);
+    expect(lower.code).toBe(0);
+    expect((JSON.parse(lower.stdout) as { changed: unknown[] }).changed.length).toBeGreaterThan(0);
+  });
+
+  it('says when the new rating has charges without a price (exit 3, the total a floor); --allow-unpriced accepts', async () => {
+    // A card dated before the traffic that prices "Other" only: the Indian user's charges have no rate.
+    const card = join(dir, 'usd-2025-07-01.csv');
+    writeFileSync(
+      card,
+      'Cost per delivered message in USD, effective July 1, 2025\n\nMarket,Currency,Marketing,Utility,Authentication,Authentication-International,Service\nOther,$US,0.0604,0.0077,0.0077,n/a,0.0000\n',
+    );
+    const table = await run(['--db', db, '--rate-cards', card, '--dry-run']);
+    expect(table.stdout).toMatch(/USD: [\d.]+ \(0 units\) → 0 \(\d+ units, [1-9]\d* not priced\)/);
+    expect(table.stderr).toMatch(
+      /charged unit\(s\) of the new rating have no price .*: its totals are a floor, not the bill/,
+    );
+    expect(table.code).toBe(3);
+    const accepted = await run(['--db', db, '--rate-cards', card, '--dry-run', '--allow-unpriced']);
+    expect(accepted.code).toBe(0);
+    expect(accepted.stdout).toBe(table.stdout);
   });
 });
 
 describe('wameter rerate and serve exit 1 on every refusal, with their message', () => {
   it.each([
-    [['rerate', '--as-of-rules', 'XYZ'], '--as-of-rules must be one of NBP'],
+    [['rerate', '--as-of-rules', 'XYZ'], '"XYZ" is not an era: use one of NBP'],
     [['rerate', '--db', 'mysql://x'], 'database must be sqlite:PATH or postgres://'],
     [['rerate', '--format', 'yaml'], '--format must be table or json'],
     [['rerate', '--from', 'yesterday'], '--from:'],

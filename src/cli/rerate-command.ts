@@ -8,7 +8,8 @@ import { ERAS, type Era } from '../core/units.js';
 import { EXIT, OutputError } from './exit-codes.js';
 import type { CliIo } from './io.js';
 import { commandRatingService, openCommandStore } from './open-command-store.js';
-import { collectPaths, databaseUrl, optionValue, optionValues, pathArgument } from './options.js';
+import { collectPaths, databaseUrl, optionValue, optionValues, parseEra, pathArgument } from './options.js';
+import { ALLOW_UNPRICED_HELP } from './unpriced.js';
 import { loadServiceConfig } from '../server/config.js';
 import { loadPricingSetup, loadRateCards } from '../server/pricing-setup.js';
 import type { RerateReport } from '../server/rating-service.js';
@@ -20,8 +21,9 @@ interface RerateFlags {
   from?: string;
   to?: string;
   waba?: string[];
-  asOfRules?: string;
+  asOfRules?: Era;
   rateCards?: string[];
+  allowUnpriced?: boolean;
   format: string;
   dryRun?: boolean;
 }
@@ -81,8 +83,11 @@ export function formatRerateTable(report: RerateReport): string {
   for (const currency of currencies) {
     const before = report.totals.old[currency];
     const after = report.totals.new[currency];
+    // Units without a price add nothing: said beside the amount, which is then a floor.
+    const count = (totals: typeof before) =>
+      `${totals?.units ?? 0} units${totals?.unpriced ? `, ${totals.unpriced} not priced` : ''}`;
     lines.push(
-      `  ${currency}: ${before?.amount ?? '0'} (${before?.units ?? 0} units) → ${after?.amount ?? '0'} (${after?.units ?? 0} units)`,
+      `  ${currency}: ${before?.amount ?? '0'} (${count(before)}) → ${after?.amount ?? '0'} (${count(after)})`,
     );
   }
   return `${lines.join('\n')}\n`;
@@ -145,7 +150,7 @@ export function registerRerateCommand(program: Command, io: CliIo): Command {
       .option(
         '--as-of-rules <era>',
         `rate everything under one era's rules: ${ERAS.join(', ')}`,
-        optionValue('an era'),
+        optionValue('an era', parseEra),
       )
       // No positional arguments here, so several paths after one flag are unambiguous; repeating it works too.
       .option(
@@ -154,6 +159,7 @@ export function registerRerateCommand(program: Command, io: CliIo): Command {
         collectPaths,
       )
       .option('--format <format>', 'table or json', optionValue('a format'), 'table')
+      .option('--allow-unpriced', ALLOW_UNPRICED_HELP)
       .option(
         '--dry-run',
         'report what would change without storing anything (the store is only read: never created or migrated)',
@@ -171,14 +177,16 @@ imported, or every WABA is rated in UTC and USD as its own portfolio.
 A running service re-rates live arrivals with its own configured cards: to change them for good, change
 WAMETER_RATE_CARDS and restart it.
 One process writes ratings to a database at a time: while \`wameter serve\` runs on it, re-rate through
-its POST /v1/rerate, or stop it first (--dry-run stores nothing and may run beside it).`,
+its POST /v1/rerate, or stop it first (--dry-run stores nothing and may run beside it).
+
+Exit codes: 0 re-rated (or, with --dry-run, reported); 1 nothing done (bad flag or configuration, a
+database that cannot be opened, no stored events, an unknown --waba, a rating that could not be stored);
+3 some charged units of the new rating have no price (its totals are then a floor, not the bill; the
+store's findings say why: GET /v1/findings) — --allow-unpriced accepts them.`,
       )
       .action(async (flags: RerateFlags) => {
         if (flags.format !== 'table' && flags.format !== 'json')
           return fail('--format must be table or json');
-        if (flags.asOfRules !== undefined && !(ERAS as readonly string[]).includes(flags.asOfRules)) {
-          return fail(`--as-of-rules must be one of ${ERAS.join(', ')}, not "${flags.asOfRules}"`);
-        }
         const instant = (name: string, text: string | undefined): number | undefined | null => {
           if (text === undefined) return undefined;
           const parsed = parseInstant(text);
@@ -234,7 +242,7 @@ its POST /v1/rerate, or stop it first (--dry-run stores nothing and may run besi
             ...(flags.waba ? { wabas: flags.waba } : {}),
             ...(fromMs === undefined ? {} : { fromMs }),
             ...(toMs === undefined ? {} : { toMs }),
-            ...(flags.asOfRules ? { asOfRules: flags.asOfRules as Era } : {}),
+            ...(flags.asOfRules ? { asOfRules: flags.asOfRules } : {}),
             ...(flags.rateCards ? { rateCardPaths: flags.rateCards } : {}),
             isDryRun: flags.dryRun === true,
             reason: 'rerate (cli)',
@@ -249,6 +257,17 @@ its POST /v1/rerate, or stop it first (--dry-run stores nothing and may run besi
               ? `${JSON.stringify({ rating_id: report.ratingId, wabas: report.wabas, accounts_changed: report.isAccountsChanged, changed: report.changed, unchanged: report.unchanged, totals: report.totals, outside_period: report.outsidePeriod }, null, 2)}\n`
               : formatRerateTable(report),
           );
+          // A new bill with charges it could not price is a floor, not the bill (as `rate` says of its own).
+          const unpriced = Object.values(report.totals.new).reduce(
+            (sum, totals) => sum + (totals.unpriced ?? 0),
+            0,
+          );
+          if (unpriced > 0 && !flags.allowUnpriced) {
+            io.writeError(
+              `wameter rerate: ${unpriced} charged unit(s) of the new rating have no price (no rate, no rate card or an unknown number): its totals are a floor, not the bill; the store's findings say why (GET /v1/findings); pass --allow-unpriced to accept\n`,
+            );
+            io.exitCode = EXIT.UNPRICED;
+          }
         } catch (error) {
           // stdout refusing the report is not a failed re-rate: runCli says it in one line (exit 74).
           if (error instanceof OutputError) throw error;
