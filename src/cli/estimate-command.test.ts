@@ -43,6 +43,22 @@ describe('wameter estimate', () => {
     expect(result.err).toContain(`no such file or folder: '${missing}'; nothing was read`);
   });
 
+  it('exits 3 when a charged send has no known price, saying why in the warnings; 0 with --allow-unpriced', async () => {
+    const bd = join(dir, 'bd.csv');
+    writeFileSync(bd, 'phone\n8801712345678\n');
+    const args = [bd, '--template', 'marketing', '--events', events, '--at', '2026-10-05T12:00:00Z'];
+    const result = await cli([...args, '--format', 'json']);
+    expect(result.code).toBe(EXIT.UNPRICED);
+    expect(JSON.parse(result.out).totals.unpriced).toBe(1);
+    expect(result.err).toContain('wameter: warning: NO_RATE: no row for market "Bangladesh"');
+    expect(result.err).toContain(
+      'wameter: 1 charged send(s) have no known price (see the warnings): the total is a floor; pass --allow-unpriced to accept',
+    );
+    const accepted = await cli([...args, '--format', 'json', '--allow-unpriced']);
+    expect(accepted.code).toBe(EXIT.OK);
+    expect(accepted.out).toBe(result.out);
+  });
+
   it('--at moves the send: after the window closes the utility template is charged', async () => {
     const result = await cli([
       recipients,

@@ -38,6 +38,7 @@ interface EstimateFlags {
   business?: string;
   format: (typeof FORMATS)[number];
   reported: boolean;
+  allowUnpriced?: boolean;
 }
 
 export interface EstimateCommandOptions {
@@ -101,6 +102,10 @@ export function registerEstimateCommand(
     )
     .option('--format <format>', 'table, json or csv', optionValue('a format', choice(FORMATS)), 'table')
     .option('--no-reported', 'do not apply rules only reported by third parties')
+    .option(
+      '--allow-unpriced',
+      'exit 0 even when some charged sends have no known price (the warnings say why)',
+    )
     .addHelpText(
       'after',
       `
@@ -120,7 +125,9 @@ unused, no tier reached), with a warning on stderr and in the JSON "warnings", a
 must name the sender.
 
 Exit codes: 0 estimated; 2 some event lines malformed or a source unreadable (each named on stderr);
-1 nothing done (bad flag, unreadable recipients, none of the --events paths exists).
+3 some charged sends have no known price (no rate for their market, no rate card: the warnings say
+which; their total is then a floor) — --allow-unpriced accepts; 1 nothing done (bad flag, unreadable
+recipients, none of the --events paths exists); with both 2 and 3, the exit code is 2.
 
 Examples:
   wameter estimate customers.csv --template marketing --events events.ndjson
@@ -292,7 +299,14 @@ async function runEstimate(
   io.writeError(
     `wameter: quoted ${estimate.totals.count} recipient(s) for a ${flags.template} template from WABA ${waba}, number ${business}; ${estimate.invalid.length} invalid\n`,
   );
-  return errors.count > 0 ? EXIT.BAD_INPUT : EXIT.OK;
+  const unpriced = estimate.totals.unpriced;
+  if (unpriced > 0 && !flags.allowUnpriced) {
+    io.writeError(
+      `wameter: ${unpriced} charged send(s) have no known price (see the warnings): the total is a floor; pass --allow-unpriced to accept\n`,
+    );
+  }
+  if (errors.count > 0) return EXIT.BAD_INPUT;
+  return unpriced > 0 && !flags.allowUnpriced ? EXIT.UNPRICED : EXIT.OK;
 }
 
 /** Said when `estimate` quotes with neither --events nor --db. */

@@ -297,7 +297,8 @@ export class UserSendLog {
 }
 
 /** What a unit cost, and why, in words. */
-export function costInWords(unit: BillableUnit): string {
+/** `said` names where the reason a price is missing is told: the findings (a rating), the warnings (a quote). */
+export function costInWords(unit: BillableUnit, said: 'findings' | 'warnings' = 'findings'): string {
   const where = [
     unit.market ?? 'unknown market',
     unit.rateCard ? `rate card ${unit.rateCard}` : 'no rate card',
@@ -306,7 +307,7 @@ export function costInWords(unit: BillableUnit): string {
     .join(', ');
   switch (unit.type) {
     case 'regular':
-      if (unit.amountMicros === null) return `charged, but no price is known (${where}): see findings`;
+      if (unit.amountMicros === null) return `charged, but no price is known (${where}): see ${said}`;
       return `charged ${formatMicros(unit.amountMicros)} ${unit.currency} (${unit.category}, ${where}${
         unit.tier ? `, volume tier ${unit.tier.band}, message ${unit.tier.count} of ${unit.tier.month}` : ''
       })`;

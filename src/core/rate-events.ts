@@ -417,9 +417,13 @@ export class Rater {
    * points, open conversations, monthly allowances and tier counts). Changes nothing in the rater. Sends are
    * quoted in order, so a campaign moves through volume tiers and allowances as it would for real.
    */
-  quote(sends: readonly QuoteRequest[]): Quote[] {
+  /**
+   * What each send would cost now, priced as the next message of its pair (nothing is added to the rating).
+   * What pricing them found (no rate, an unknown number, reported rules) goes to `findings`.
+   */
+  quote(sends: readonly QuoteRequest[], findings = new FindingCollector()): Quote[] {
     if (!this.isFinished) throw new Error('Rater.quote before finish');
-    const pricer = this.pricer.fork(new FindingCollector());
+    const pricer = this.pricer.fork(findings);
     const machines = new Map<string, { machine: PairMachine; countryHint?: string }>();
     let lastEntry: PairTraceEntry | undefined;
     const capture = (entry: PairTraceEntry) => {
@@ -502,7 +506,7 @@ export class Rater {
         country: unit.country,
         market: unit.market,
         rule: unit.rule,
-        reason: `${entry?.reason ?? unit.rule} \u2014 ${costInWords(unit)}`,
+        reason: `${entry?.reason ?? unit.rule} \u2014 ${costInWords(unit, 'warnings')}`,
       };
     });
   }

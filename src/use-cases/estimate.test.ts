@@ -165,7 +165,26 @@ describe('estimate: per-message pricing (PMP-2025)', () => {
     });
     expect(later.warnings).toEqual([
       expect.stringContaining('usd-2025-10-01, effective 2025-10-01) is 427 days older than the send date'),
+      // Rules only reported by third parties are never applied without a word, in a quote either.
+      expect.stringMatching(/^REPORTED_RULES: WABA W1: charges .* were rated under PMP-2026-10/),
     ]);
+  });
+
+  it('a quote without a price says why in the warnings, which its reason points to', async () => {
+    const result = await estimate(`phone\n8801712345678\n`, events(), {
+      template: 'marketing',
+      atMs: at('2026-10-05T12:00:00Z'),
+    });
+    expect(result.lines[0]).toMatchObject({ market: 'Bangladesh', price: null, free: false });
+    expect(result.lines[0]!.reason).toMatch(
+      /charged, but no price is known \(Bangladesh, rate card usd-2025-10-01\): see warnings$/,
+    );
+    expect(result.totals.unpriced).toBe(1);
+    expect(result.warnings).toContainEqual(
+      expect.stringMatching(
+        /^NO_RATE: no row for market "Bangladesh" .*--no-reported prices it in its former region$/,
+      ),
+    );
   });
 
   it('totals equal the sum of the lines', async () => {

@@ -8,6 +8,7 @@ import { canonicalUser, normalisePhone } from '../core/phone.js';
 import { addMicros, formatMicros, parseMicros } from '../core/money.js';
 import { Rater, type Quote, type QuoteRequest, type RatingOptions } from '../core/rate-events.js';
 import { err, ok, type Result } from '../core/result.js';
+import { FindingCollector } from '../core/price-unit.js';
 import type { RatingSetup } from './load-rating-setup.js';
 
 export type EstimateErrorCode =
@@ -393,17 +394,23 @@ export class EstimateSession {
         atMs: request.atMs,
       });
     }
-    const quotes = this.rater.quote(sends);
+    const findings = new FindingCollector();
+    const quotes = this.rater.quote(sends, findings);
     const lines = quoted.map((recipient, index) => toLine(recipient, quotes[index]!));
     invalid.sort((a, b) => a.line - b.line);
     const estimate: EstimateJson = { lines, invalid, totals: totalsOf(lines) };
     const card = this.setup.rateBook.cardInForce(account.currency, date);
     const ageDays = card ? (Date.parse(date) - Date.parse(card.effectiveDate)) / DAY_MS : 0;
+    const warnings: string[] = [];
     if (card && ageDays > STALE_CARD_DAYS) {
-      estimate.warnings = [
+      warnings.push(
         `the newest ${account.currency} rate card loaded (${card.id}, effective ${card.effectiveDate}) is ${Math.floor(ageDays)} days older than the send date ${date}: Meta changes its rates every few months, so import its current card (--rate-cards) before trusting these prices`,
-      ];
+      );
     }
+    // What pricing the quotes found (no rate for a market, reported rules applied…): a quote's reason
+    // points here when its price is missing.
+    for (const finding of findings.list()) warnings.push(`${finding.code}: ${finding.message}`);
+    if (warnings.length > 0) estimate.warnings = warnings;
     return ok({ estimate, waba, business });
   }
 }
