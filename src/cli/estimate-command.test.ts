@@ -59,6 +59,16 @@ describe('wameter estimate', () => {
     expect(accepted.out).toBe(result.out);
   });
 
+  it('refuses --events from which not one event could be read (exit 1): no quote as if nothing was sent', async () => {
+    const broken = join(dir, 'broken.ndjson');
+    writeFileSync(broken, 'not json\n');
+    const result = await cli([recipients, '--template', 'utility', '--events', broken, '--format', 'json']);
+    expect(result.code).toBe(EXIT.USAGE);
+    expect(result.out).toBe('');
+    expect(result.err).toContain(`${broken}:1:`);
+    expect(result.err).toContain('no event could be read from the sources');
+  });
+
   it('--at moves the send: after the window closes the utility template is charged', async () => {
     const result = await cli([
       recipients,

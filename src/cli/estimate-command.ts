@@ -264,13 +264,17 @@ async function runEstimate(
       return;
     }
     if (!flags.events || flags.events.length === 0) return;
+    let read = 0;
     await readEventSources(flags.events, {
       onEvents(events) {
+        read += events.length;
         for (const event of events) add(event);
       },
       onError: (error) => errors.report(error),
       onIgnored: (note) => errors.notice(note),
     });
+    // Sources none of which could be read would quote as if nothing had been sent.
+    errors.refuseWhenNothingRead(read);
   };
 
   const outcome = await estimateRecipients(csvText, feed, setup, {

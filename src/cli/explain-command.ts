@@ -141,6 +141,7 @@ async function runExplain(
       ...(io.stdin ? { stdin: io.stdin } : {}),
     },
   );
+  errors.refuseWhenNothingRead(rating.read.events);
   const { timeline } = rating;
   for (const message of pending) {
     const template = sends.templateOf(message.id);

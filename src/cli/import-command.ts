@@ -161,6 +161,7 @@ async function runImport(sources: string[], flags: ImportFlags, io: CliIo): Prom
     );
     flush();
     await Promise.all(writes);
+    errors.refuseWhenNothingRead(read);
     if (writeFailure) {
       // Each write is one transaction: the events counted are stored, the others not (a later import adds them).
       const { error } = writeFailure;

@@ -1,6 +1,7 @@
 import { mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { runWameter } from '../../test/support/cli.js';
 
@@ -116,6 +117,26 @@ describe('wameter rate', () => {
       expect(error).toContain("no such file or folder: '/nonexistent/events.ndjson'; nothing was read");
       expect(error).not.toMatch(/\n\s+at /);
     }
+  });
+
+  it('refuses sources from which not one event could be read (exit 1, no empty bill), naming each problem', async () => {
+    const gzip = tempFile('events.ndjson', '');
+    writeFileSync(gzip, gzipSync(LINES.join('\n')));
+    const malformed = tempFile('broken.ndjson', 'phone,amount\n919876543210,3\n');
+    for (const sources of [[gzip], [malformed], [gzip, malformed]]) {
+      const { code, out, error } = await run(['rate', ...sources, '--format', 'json']);
+      expect(code).toBe(1);
+      expect(out).toBe('');
+      expect(error).toContain(`${sources[0]}:`);
+      expect(error).toContain(
+        'no event could be read from the sources (each problem is named above): nothing was rated',
+      );
+    }
+    // One readable event beside them: rated, the problems named (exit 2).
+    const good = tempFile('good.ndjson', LINES.join('\n'));
+    const mixed = await run(['rate', gzip, good, '--format', 'json']);
+    expect(mixed.code).toBe(2);
+    expect(JSON.parse(mixed.out).units).toHaveLength(1);
   });
 
   it('rates the sources that exist beside a missing one, naming it (exit 2)', async () => {

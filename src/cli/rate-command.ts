@@ -150,6 +150,7 @@ export async function runRate(
       ...(io.stdin ? { stdin: io.stdin } : {}),
     },
   );
+  errors.refuseWhenNothingRead(result.read.events);
   pending.sort((a, b) => a.sentAtMs - b.sentAtMs || (a.id < b.id ? -1 : 1));
   writer.end(pending, result.findings);
   // A CSV holds the units only (README, `--format`): what else the rating found is said beside it.

@@ -3,6 +3,7 @@
 // reason.
 
 import type { IgnoredNote, SourceError } from '../ingest/read-events.js';
+import { CliError } from './exit-codes.js';
 
 const SHOWN = 20;
 
@@ -24,6 +25,18 @@ export function createSourceErrorReporter(writeError: (text: string) => void) {
     },
     get count(): number {
       return count;
+    },
+    /**
+     * When not one event was read and the sources had problems (a gzip file, a folder with no event files,
+     * only malformed lines), nothing was rated: refused (exit 1, the problems said above), never an empty bill
+     * or story that would read as "nothing charged".
+     */
+    refuseWhenNothingRead(events: number): void {
+      if (events > 0 || count === 0) return;
+      this.summarise();
+      throw new CliError(
+        'no event could be read from the sources (each problem is named above): nothing was rated',
+      );
     },
     summarise(): void {
       // Told, so that nothing is skipped silently; not an input problem (exit code unchanged).
