@@ -1566,6 +1566,33 @@ describe('POST /v1/rerate and GET /v1/ratings', () => {
     expect((await json(await service.get('/v1/ratings', KEY_ALL))).ratings).toEqual(historyBefore);
   });
 
+  it('refuses a re-rate of all WABAs when none of them has stored events (400), and records nothing', async () => {
+    const historyBefore = (await json(await service.get('/v1/ratings', KEY_ALL))).ratings as unknown[];
+    // W2's key: only W1 has events.
+    for (const body of [{}, { dry_run: true }, { as_of_rules: 'CBP-2023' }]) {
+      const response = await rerate(body, KEY_W2);
+      expect(response.status, JSON.stringify(body)).toBe(400);
+      expect(await json(response)).toEqual({
+        error: {
+          code: 'BAD_QUERY',
+          message:
+            'A query parameter or request field is invalid. None of the WABAs this key may re-rate (W2) has stored events: nothing to re-rate.',
+        },
+      });
+    }
+    expect((await json(await service.get('/v1/ratings', KEY_ALL))).ratings).toEqual(historyBefore);
+    expect((await json(await service.get('/v1/ratings', KEY_W2))).ratings).toEqual([]);
+    // A key for every WABA, on an empty store.
+    await service.close();
+    service = await createTestService();
+    const empty = await rerate({});
+    expect(empty.status).toBe(400);
+    expect(((await json(empty)).error as { message: string }).message).toContain(
+      'The store holds no events: nothing to re-rate',
+    );
+    expect(await service.store.listRatings(10)).toEqual([]);
+  });
+
   it('a dry run changes nothing and records nothing', async () => {
     const historyBefore = (await json(await service.get('/v1/ratings', KEY_ALL))).ratings as unknown[];
     const answer = await json(await rerate({ as_of_rules: 'CBP-2023', dry_run: true }));

@@ -32,7 +32,13 @@ import { createRateLimiter, type RateLimitVerdict } from './rate-limit.js';
 import { RatingBehindError, type RatingService } from './rating-service.js';
 import { createStoreHealth, type StoreHealth } from './store-health.js';
 import { readRawBody } from './read-body.js';
-import { parseUnitFilter, userQuery } from './unit-filter.js';
+import {
+  ANALYTICS_GRANULARITIES,
+  analyticsRangeRefusal,
+  instantQuery,
+  parseUnitFilter,
+  userQuery,
+} from './unit-filter.js';
 
 export interface AppDeps {
   store: Store;
@@ -54,7 +60,6 @@ export interface AppDeps {
 
 type Env = { Variables: { apiKey: ApiKey } };
 
-const GRANULARITIES: readonly Granularity[] = ['HALF_HOUR', 'DAILY', 'MONTHLY'];
 const MAX_PAGE = 1000;
 const DEFAULT_PAGE = 100;
 /** POST /v1/rerate takes a few fields, never a file: its own small limit, whatever bodyLimitBytes is. */
@@ -176,6 +181,24 @@ function routeLabel(c: Context): string {
   return handler === undefined || handler.path.endsWith('*') ? 'unmatched' : handler.path;
 }
 
+/** The first query parameter given more than once (of those `isChecked` names), or undefined. */
+function repeatedParameter(
+  c: Context,
+  isChecked: (name: string) => boolean = () => true,
+): string | undefined {
+  const seen = new Set<string>();
+  for (const name of new URL(c.req.url).searchParams.keys()) {
+    if (!isChecked(name)) continue;
+    if (seen.has(name)) return name;
+    seen.add(name);
+  }
+  return undefined;
+}
+
+function repeatedParameterResponse(c: Context, name: string): Response {
+  return errorResponse(c, 'BAD_QUERY', `"${name}" is given more than once: give each parameter once.`);
+}
+
 export function createApp(deps: AppDeps): Hono<Env> {
   const { store, config, clock, logger, rating } = deps;
   const metrics = deps.metrics ?? new Metrics();
@@ -252,19 +275,6 @@ export function createApp(deps: AppDeps): Hono<Env> {
 
   app.notFound((c) => errorResponse(c, 'NOT_FOUND'));
 
-  // Every query parameter is read once: a second copy (`?waba=W1&waba=W2`, a second hub.verify_token) would
-  // otherwise be silently ignored, and the caller would get an answer to a question it did not ask.
-  app.use('*', async (c, next) => {
-    const seen = new Set<string>();
-    for (const name of new URL(c.req.url).searchParams.keys()) {
-      if (seen.has(name)) {
-        return errorResponse(c, 'BAD_QUERY', `"${name}" is given more than once: give each parameter once.`);
-      }
-      seen.add(name);
-    }
-    await next();
-  });
-
   const refuseOverLimit = (c: Context, verdict: RateLimitVerdict) => {
     metrics.inc('rate_limited_total');
     if (c.req.method === 'POST' && c.req.path.startsWith('/webhooks'))
@@ -286,6 +296,10 @@ export function createApp(deps: AppDeps): Hono<Env> {
   // --- Meta webhooks ---------------------------------------------------------------------------------
 
   app.get('/webhooks/whatsapp', (c) => {
+    // The handshake's own parameters are read once: a second hub.verify_token would otherwise be silently
+    // ignored. Any other parameter is the operator's (Meta's callback URL may carry some): never checked.
+    const repeated = repeatedParameter(c, (name) => name.startsWith('hub.'));
+    if (repeated !== undefined) return repeatedParameterResponse(c, repeated);
     const mode = c.req.query('hub.mode');
     const token = c.req.query('hub.verify_token');
     const challenge = c.req.query('hub.challenge');
@@ -445,20 +459,37 @@ export function createApp(deps: AppDeps): Hono<Env> {
     await next();
   });
 
+  // Query parameters are checked here: on /v1 after the rate limit and the API key (registered above), so a
+  // request without a key is 401 and a refused one still takes its token. Not on the webhook routes: Meta's
+  // callback URL may carry parameters of the operator's own (their routes, registered above, answer before
+  // this runs; the handshake checks its own hub.* parameters).
+  // Every query parameter is read once: a second copy (`?waba=W1&waba=W2`) would otherwise be silently
+  // ignored, and the caller would get an answer to a question it did not ask.
   // Every route's query parameters are those its OpenAPI description lists: an unknown one (a typo, a filter
   // the route does not have) is 400, never silently ignored — the answer would be to another question.
-  // Not on the webhook: Meta's callback URL may carry parameters of the operator's own (registered above,
-  // it answers before this runs). Routes the document does not describe (the dashboard's files) are not
-  // checked.
+  // Routes the document does not describe (the dashboard's files) are not checked further.
+  // A value holding U+0000 is refused: no stored event may hold one (parse-event refuses them), and
+  // PostgreSQL's text cannot even hold it — its store would fail the query (503) where SQLite answers empty.
   // A parameter given empty (`?waba=`, a script's unset variable) is refused too: taken as absent, a filter
   // meant to narrow the answer would widen it to everything the key may read.
   app.use('*', async (c, next) => {
+    if (c.req.path.startsWith('/webhooks/')) return next();
+    const repeated = repeatedParameter(c);
+    if (repeated !== undefined) return repeatedParameterResponse(c, repeated);
     const route = matchedRoutes(c).find((candidate) => candidate.method !== 'ALL');
     const accepted = route && queryParametersOf(c.req.method, route.path);
     if (accepted !== undefined) {
       const parameters = [...new URL(c.req.url).searchParams];
       const unknown = parameters.map(([name]) => name).find((name) => !accepted.includes(name));
+      const withNul = parameters.find(([, value]) => value.includes('\u0000'));
       const empty = parameters.find(([name, value]) => accepted.includes(name) && value.trim() === '');
+      if (unknown === undefined && withNul !== undefined) {
+        return errorResponse(
+          c,
+          'BAD_QUERY',
+          `Query parameter ${JSON.stringify(withNul[0])} holds the character U+0000 (NUL, %00 in the URL), which no stored event may hold: remove it.`,
+        );
+      }
       if (unknown === undefined && empty !== undefined) {
         return errorResponse(
           c,
@@ -677,15 +708,31 @@ export function createApp(deps: AppDeps): Hono<Env> {
 
   app.get('/v1/analytics', async (c) => {
     const filter = unitFilterOf(c);
-    const start = c.req.query('start');
-    const end = c.req.query('end');
-    if (!start || !end || !/^\d+$/.test(start) || !/^\d+$/.test(end) || Number(end) <= Number(start)) {
-      throw new QueryError('BAD_QUERY', '"start" and "end" are required Unix seconds, with end after start.');
+    // Read as `from` and `to` are (Unix seconds or ISO-8601 with an offset), so a value beyond the instants
+    // wameter reads is 400 — never a bigint overflow in the store, nor two values rounded to one float.
+    const query = (name: string) => c.req.query(name);
+    const start = instantQuery(query, 'start');
+    if (!start.ok) throw new QueryError(start.error.code, start.error.message);
+    const end = instantQuery(query, 'end');
+    if (!end.ok) throw new QueryError(end.error.code, end.error.message);
+    if (start.value === undefined || end.value === undefined || end.value <= start.value) {
+      throw new QueryError(
+        'BAD_QUERY',
+        '"start" and "end" are required (Unix seconds, or ISO-8601 with an offset), with end after start.',
+      );
     }
-    const granularity = (c.req.query('granularity') ?? 'DAILY').toUpperCase();
-    if (!(GRANULARITIES as readonly string[]).includes(granularity)) {
-      throw new QueryError('BAD_QUERY', `"granularity" must be one of ${GRANULARITIES.join(', ')}.`);
+    const granularityText = (c.req.query('granularity') ?? 'DAILY').toUpperCase();
+    if (!(ANALYTICS_GRANULARITIES as readonly string[]).includes(granularityText)) {
+      throw new QueryError(
+        'BAD_QUERY',
+        `"granularity" must be one of ${ANALYTICS_GRANULARITIES.join(', ')}.`,
+      );
     }
+    const granularity = granularityText as Granularity;
+    filter.fromMs = Math.max(filter.fromMs ?? 0, start.value);
+    filter.toMs = Math.min(filter.toMs ?? Infinity, end.value);
+    const refusal = analyticsRangeRefusal(filter.toMs - filter.fromMs, granularity);
+    if (refusal !== undefined) throw new QueryError('BAD_QUERY', refusal);
     const kindText = c.req.query('metric') ?? 'conversation';
     if (kindText !== 'conversation' && kindText !== 'pricing') {
       throw new QueryError(
@@ -711,13 +758,11 @@ export function createApp(deps: AppDeps): Hono<Env> {
     // As Meta's exports and the dashboard: one WABA's days and months in its time zone unless told otherwise.
     const timeZone =
       c.req.query('time_zone') || (filter.waba !== undefined ? deps.timeZoneOf?.(filter.waba) : undefined);
-    filter.fromMs = Math.max(filter.fromMs ?? 0, Number(start) * 1000);
-    filter.toMs = Math.min(filter.toMs ?? Infinity, Number(end) * 1000);
     await rating.current(scopeOf(c));
     const points = await fromStore(
       store.analytics({
         ...filter,
-        granularity: granularity as Granularity,
+        granularity,
         dimensions,
         ...(timeZone ? { timeZone } : {}),
       }),

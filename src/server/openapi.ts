@@ -3,6 +3,7 @@
 
 import { ERAS, PRICING_TYPES, UNIT_CATEGORIES } from '../core/units.js';
 import { ERRORS } from './errors.js';
+import { MAX_ANALYTICS_BUCKETS } from './unit-filter.js';
 
 const errorResponse = (description: string) => ({
   description,
@@ -37,7 +38,9 @@ const unitFilterParameters = [
 
 const authErrors = {
   '400': errorResponse(
-    'BAD_QUERY: a parameter or body field is invalid, or not one the route takes (named in the message).',
+    'BAD_QUERY: a parameter or body field is invalid, or not one the route takes (named in the message); a ' +
+      'query parameter given twice, given empty, or holding U+0000 (NUL) is refused too. Checked after the API ' +
+      'key and the rate limit.',
   ),
   '401': errorResponse('UNAUTHENTICATED: missing or unknown API key.'),
   '403': errorResponse('FORBIDDEN_WABA: the key may not read that WABA.'),
@@ -339,20 +342,25 @@ export const openApiDocument = {
     '/v1/analytics': {
       get: {
         summary: "Shaped like Meta's conversation_analytics / pricing_analytics",
+        description:
+          `At most ${MAX_ANALYTICS_BUCKETS} buckets are answered: a range (start to end, narrowed by from and ` +
+          'to) of more half hours, days or months than that is refused (400 BAD_QUERY, saying to narrow the ' +
+          'range or to use a coarser granularity) — e.g. 6 months of HALF_HOUR, 27 years of DAILY are answered.',
         parameters: [
           {
             name: 'start',
             in: 'query',
             required: true,
-            schema: { type: 'integer' },
-            description: 'Unix seconds.',
+            schema: { type: ['integer', 'string'] },
+            description:
+              'Unix seconds (or ISO-8601 with an offset, as `from`), 0 to 99999999999; a value outside is 400.',
           },
           {
             name: 'end',
             in: 'query',
             required: true,
-            schema: { type: 'integer' },
-            description: 'Unix seconds.',
+            schema: { type: ['integer', 'string'] },
+            description: 'Same format as start; after start.',
           },
           {
             name: 'granularity',

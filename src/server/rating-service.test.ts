@@ -10,6 +10,7 @@ import { conversationLines } from '../../test/server-kit.js';
 import { billableUnit } from '../../test/support/units.js';
 import { createMemoryLogger } from './logger.js';
 import { loadPricingSetup, loadRateCards } from './pricing-setup.js';
+import { createStoreHealth } from './store-health.js';
 import {
   accountBookFor,
   createRatingService,
@@ -364,6 +365,40 @@ describe('re-rate', () => {
     if (!result.ok) return;
     expect(result.value.ratingId).toBeNull();
     expect(result.value.totals.old).not.toEqual({});
+  });
+
+  it('refuses to re-rate when the WABAs asked for or visible have no stored events, and records nothing', async () => {
+    await makeService();
+    for (const request of [{}, { visibleWabas: ['W1'] }, { isDryRun: true }]) {
+      const result = await rating.rerate(request);
+      expect(result, JSON.stringify(request)).toMatchObject({
+        ok: false,
+        error: { code: 'NOTHING_TO_RERATE' },
+      });
+    }
+    await ingest(conversationLines('W1', 'PN1', '919876543210', 'wamid.none'));
+    await rating.settled();
+    const ratings = (await store.listRatings(10)).length;
+    const hidden = await rating.rerate({ visibleWabas: ['W2'] });
+    expect(hidden).toMatchObject({ ok: false, error: { code: 'NOTHING_TO_RERATE' } });
+    expect(!hidden.ok && hidden.error.message).toBe(
+      'None of the WABAs this key may re-rate (W2) has stored events: nothing to re-rate.',
+    );
+    expect(await store.listRatings(10)).toHaveLength(ratings);
+    expect((await rating.rerate({ visibleWabas: ['W1'], isDryRun: true })).ok).toBe(true);
+  });
+
+  it('fails at once, before rating or refusing anything, when the store takes no writes (a dry run still runs)', async () => {
+    const storeHealth = createStoreHealth({ clock: () => nowMs });
+    await makeService(undefined, undefined, [], { storeHealth });
+    await ingest(conversationLines('W1', 'PN1', '919876543210', 'wamid.blocked'));
+    await rating.settled();
+    storeHealth.block('the single-writer lock was lost');
+    const ratings = (await store.listRatings(10)).length;
+    await expect(rating.rerate({})).rejects.toThrow('the single-writer lock was lost');
+    await expect(rating.rerate({ visibleWabas: ['W2'] })).rejects.toThrow('the single-writer lock was lost');
+    expect((await rating.rerate({ isDryRun: true })).ok).toBe(true);
+    expect(await store.listRatings(10)).toHaveLength(ratings);
   });
 
   it('refuses unreadable rate cards with a message naming them', async () => {

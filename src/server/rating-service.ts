@@ -84,7 +84,8 @@ export interface RerateReport {
 }
 
 export interface RerateError {
-  code: 'BAD_RATE_CARDS' | 'FORBIDDEN_WABA';
+  /** NOTHING_TO_RERATE: none of the WABAs asked for (or, without `wabas`, visible) has stored events. */
+  code: 'BAD_RATE_CARDS' | 'FORBIDDEN_WABA' | 'NOTHING_TO_RERATE';
   message: string;
 }
 
@@ -524,6 +525,10 @@ export function createRatingService(deps: RatingServiceDeps): RatingService {
 
   async function rerate(request: RerateRequest): Promise<Result<RerateReport, RerateError>> {
     await settled();
+    // A re-rate that could not be stored (the writer lock lost, the SQLite file gone) fails before rating
+    // anything, whatever it asks: the store is unavailable, not the request wrong (checked again at the write).
+    const blocker = request.isDryRun ? null : (deps.storeHealth?.writeBlocker() ?? null);
+    if (blocker !== null) throw new Error(blocker);
     let cards: readonly RateCard[] | undefined;
     let rateCards: readonly string[] | undefined;
     if (request.rateCardPaths && request.rateCardPaths.length > 0) {
@@ -537,6 +542,9 @@ export function createRatingService(deps: RatingServiceDeps): RatingService {
     const stored = await store.listWabas();
     const visible = request.visibleWabas ? new Set(request.visibleWabas) : undefined;
     const asked = (request.wabas ?? stored).filter((waba) => !visible || visible.has(waba));
+    // Nothing to rate: a rating of no WABA would be recorded in the history as an empty one (wabas: []),
+    // which a limited key could not even see. Refused as a WABA with no stored events is.
+    if (asked.length === 0) return err({ code: 'NOTHING_TO_RERATE', message: nothingToRerate(request) });
     const groups = await portfolioGroups(asked);
     const scope = groups.flat().sort();
     const hidden = visible ? scope.filter((waba) => !visible.has(waba)) : [];
@@ -726,6 +734,20 @@ export function accountsDigest(accounts: readonly Account[]): string {
       : value,
   );
   return createHash('sha256').update(canonical).digest('hex').slice(0, 16);
+}
+
+/** Why a re-rate has no WABA to rate (a caller's own WABAs named, never another's). */
+function nothingToRerate(request: RerateRequest): string {
+  if (request.wabas !== undefined) {
+    return request.wabas.length === 0
+      ? 'No WABA is named: nothing to re-rate.'
+      : 'None of the WABAs named is one this key may re-rate: nothing to re-rate.';
+  }
+  if (request.visibleWabas === undefined) return 'The store holds no events: nothing to re-rate.';
+  const own = [...request.visibleWabas].sort();
+  const named =
+    own.length > 10 ? `${own.slice(0, 10).join(', ')} and ${own.length - 10} more` : own.join(', ');
+  return `None of the WABAs this key may re-rate (${named}) has stored events: nothing to re-rate.`;
 }
 
 /** Units compared per (WABA, id) — two clients' units may share an id (store migration 4) — as unit JSON. */

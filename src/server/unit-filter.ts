@@ -1,11 +1,12 @@
 // The units filters of the query API (`waba, business, user, category, type, market, from, to`), read once
-// for every route that takes them, always limited to the WABAs the caller's key may read.
+// for every route that takes them, always limited to the WABAs the caller's key may read; and the limit on
+// the range /v1/analytics answers.
 
 import { parseInstant } from '../core/calendar.js';
 import { canonicalUser, normalisePhone } from '../core/phone.js';
 import { err, ok, type Result } from '../core/result.js';
 import { PRICING_TYPES, UNIT_CATEGORIES, type PricingType, type UnitCategory } from '../core/units.js';
-import type { UnitFilter } from '../store/store.js';
+import type { Granularity, UnitFilter } from '../store/store.js';
 import type { ApiKey } from './config.js';
 import type { ErrorCode } from './errors.js';
 
@@ -115,4 +116,44 @@ export function parseUnitFilter(
     return err({ code: 'BAD_QUERY', message: '"to" is before "from".' });
   }
   return ok(filter);
+}
+
+/** The granularities of /v1/analytics, finest first. */
+export const ANALYTICS_GRANULARITIES: readonly Granularity[] = ['HALF_HOUR', 'DAILY', 'MONTHLY'];
+
+/**
+ * The most buckets (half hours, days, months) one /v1/analytics request may span: 208 days of half hours,
+ * 27 years of days, 800 years of months. Every realistic request is answered; a range of millions is not:
+ * the SQLite store lists a range's local days or months one by one, in the server's thread (DAILY over
+ * 1970–9999, 3 million days, took 38 s, and every webhook waited; 10,000 days take about 0.3 s).
+ */
+export const MAX_ANALYTICS_BUCKETS = 10_000;
+
+/** A bucket's length for counting them (a month: the Gregorian average), so counts are "about". */
+const BUCKET_MS: Record<Granularity, number> = {
+  HALF_HOUR: 30 * 60_000,
+  DAILY: 86_400_000,
+  MONTHLY: (365.2425 / 12) * 86_400_000,
+};
+const BUCKET_WORDS: Record<Granularity, string> = {
+  HALF_HOUR: 'half hours',
+  DAILY: 'days',
+  MONTHLY: 'months',
+};
+
+/**
+ * Why /v1/analytics refuses a range of `rangeMs` (start to end, narrowed by from and to) in `granularity`'s
+ * buckets — more than MAX_ANALYTICS_BUCKETS — saying what to ask instead; undefined when it is answered.
+ */
+export function analyticsRangeRefusal(rangeMs: number, granularity: Granularity): string | undefined {
+  const count = (g: Granularity) => Math.ceil(rangeMs / BUCKET_MS[g]);
+  if (count(granularity) <= MAX_ANALYTICS_BUCKETS) return undefined;
+  const coarser = ANALYTICS_GRANULARITIES.slice(ANALYTICS_GRANULARITIES.indexOf(granularity) + 1).filter(
+    (g) => count(g) <= MAX_ANALYTICS_BUCKETS,
+  );
+  return (
+    `The range asked (start to end, narrowed by from and to) spans about ${count(granularity)} ` +
+    `${granularity} buckets (${BUCKET_WORDS[granularity]}); at most ${MAX_ANALYTICS_BUCKETS} are answered: ` +
+    `narrow the range${coarser.length === 0 ? '' : `, or use a coarser granularity (${coarser.join(' or ')})`}.`
+  );
 }
