@@ -561,6 +561,22 @@ describe('POST /v1/events', () => {
       expect((await unitsOf(KEY_W1)).map((unit) => unit.messages)).toEqual([['wamid.nowaba']]);
     });
 
+    it("from a key for one WABA, after its message's line was refused as another WABA's in the same body: refused too", async () => {
+      const ofW2 = { ...sent, waba: 'W2', business: 'PN2' };
+      const answer = await json(await service.postEvents([ofW2, delivered], KEY_W1));
+      expect(answer).toMatchObject({ accepted: 0 });
+      expect(answer.rejected).toEqual([
+        expect.objectContaining({ line: 1, code: 'FORBIDDEN_WABA' }),
+        {
+          line: 2,
+          code: 'FORBIDDEN_WABA',
+          error: 'its message "wamid.nowaba" is of WABA "W2" (line 1), which this API key may not write',
+        },
+      ]);
+      // Nothing stored: W1's bill holds no delivered message nobody sent (STATUS_WITHOUT_USER).
+      expect(await service.store.listEvents()).toEqual([]);
+    });
+
     it('from a key for several WABAs (not all): rejected FORBIDDEN_WABA, nothing stored', async () => {
       await service.close();
       service = await createTestService({

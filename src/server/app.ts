@@ -555,6 +555,9 @@ export function createApp(deps: AppDeps): Hono<Env> {
     const inputs: EventInput[] = [];
     /** The body line each event came from (for a refusal after all lines are read). */
     const lineOf = new Map<CoreEvent, number>();
+    /** Message ids of lines refused as another WABA's → the line, and statuses given the key's WABA. */
+    const refusedIds = new Map<string, { line: number; waba: string }>();
+    const givenKeyWaba = new Set<CoreEvent>();
     let ignored = 0;
     const lineCount = items.length;
     for (const item of items) {
@@ -588,13 +591,18 @@ export function createApp(deps: AppDeps): Hono<Env> {
           // so, and the rating finds it by its message id; a key limited to WABAs must say (or imply) which
           // one it writes, else its status could join another client's message of the same id.
           if (scope === undefined) lineEvents.push(event);
-          else if (scope.length === 1) lineEvents.push({ ...event, waba: scope[0]! });
-          else {
+          else if (scope.length === 1) {
+            const given = { ...event, waba: scope[0]! };
+            givenKeyWaba.add(given);
+            lineEvents.push(given);
+          } else {
             refusal = 'this key writes several WABAs: give "waba" on status lines';
             break;
           }
         } else if (scope !== undefined && !scope.includes(event.waba)) {
           refusal = `this API key may not write WABA ${JSON.stringify(event.waba)}`;
+          if ('id' in event && !refusedIds.has(event.id))
+            refusedIds.set(event.id, { line, waba: event.waba });
           break;
         } else {
           lineEvents.push(event);
@@ -620,6 +628,23 @@ export function createApp(deps: AppDeps): Hono<Env> {
     }
     if (lineCount === 0) {
       return errorResponse(c, 'BAD_QUERY', 'The body has no event lines (NDJSON: one JSON object per line).');
+    }
+    // A status naming no WABA takes the key's; but one whose message this very body gave to another WABA (a
+    // line refused above) is that WABA's, not the key's: stored as the key's, it would stand in its bill as a
+    // delivered message nobody sent (STATUS_WITHOUT_USER) for good.
+    if (refusedIds.size > 0) {
+      for (let i = inputs.length - 1; i >= 0; i--) {
+        const { event } = inputs[i]!;
+        const refused = givenKeyWaba.has(event) && 'id' in event ? refusedIds.get(event.id) : undefined;
+        if (refused === undefined) continue;
+        inputs.splice(i, 1);
+        rejected.push({
+          line: lineOf.get(event)!,
+          code: 'FORBIDDEN_WABA',
+          error: `its message ${JSON.stringify((event as { id: string }).id)} is of WABA ${JSON.stringify(refused.waba)} (line ${refused.line}), which this API key may not write`,
+        });
+      }
+      rejected.sort((a, b) => a.line - b.line);
     }
     // A volume-tier statement prices the whole portfolio (tiers count per portfolio): a key limited to some
     // WABAs may post one only when it may write every WABA of that portfolio, or it could change a portfolio
