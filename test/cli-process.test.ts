@@ -42,7 +42,7 @@ describe('exit codes seen by the shell', () => {
   writeFileSync(config, JSON.stringify({ loudness: 11 }));
 
   it.each([
-    [['rerate', '--as-of-rules', 'XYZ'], '--as-of-rules must be one of'],
+    [['rerate', '--as-of-rules', 'XYZ'], '"XYZ" is not an era: use one of'],
     [['rerate', '--db', 'mysql://x'], 'database must be sqlite:PATH'],
     [['serve', '--port', 'abc'], 'port must be a whole number'],
     [['serve', '--log-level', 'loud'], '--log-level must be one of'],

@@ -128,6 +128,20 @@ describe('wameter import', () => {
     }
   });
 
+  it('--accounts and --rate-cards are refused with where they go (the service configuration), nothing stored', async () => {
+    const path = join(mkdtempSync(join(tmpdir(), 'wameter-import-')), 'w.db');
+    for (const [flag, where] of [
+      ['--accounts', '"accounts" in --config FILE, or WAMETER_ACCOUNTS=x.json'],
+      ['--rate-cards', '"rateCards" in --config FILE, or WAMETER_RATE_CARDS=x.json'],
+    ]) {
+      const { code, error } = await run(['import', EXAMPLE, flag!, 'x.json', '--db', `sqlite:${path}`]);
+      expect(code).toBe(1);
+      expect(error).toContain(`wameter import reads ${flag!.slice(2)} from the service's configuration`);
+      expect(error).toContain(where);
+    }
+    expect(existsSync(path)).toBe(false);
+  });
+
   it('refuses a missing only source (exit 1) before the database is created', async () => {
     const path = join(mkdtempSync(join(tmpdir(), 'wameter-import-')), 'w.db');
     const { code, error } = await run(['import', '/nonexistent/events.ndjson', '--db', `sqlite:${path}`]);

@@ -1,6 +1,6 @@
 // Parsing of flag values shared by commands (durations, eras, formats), with errors that say what to type.
 
-import { InvalidArgumentError, type Command } from 'commander';
+import { InvalidArgumentError, Option, type Command } from 'commander';
 import { ERAS, type Era } from '../core/units.js';
 
 const DURATION = /^(\d+)(ms|s|m|h|d)$/;
@@ -118,3 +118,28 @@ export function watchFlagsBeforeOperands(command: Command): (operand: string) =>
 /** The help line of `--rate-cards` on every rating command. */
 export const RATE_CARDS_HELP =
   'rate card CSV file or folder; repeat the flag for several (--rate-cards a.csv --rate-cards tiers/); default: the bundled cards';
+
+/**
+ * `--accounts` (and `--rate-cards`) on a command that reads them from the service's configuration, as
+ * `serve` does (import, rerate): refused with where they go, rather than commander's bare "unknown option" —
+ * after which a retry without the flag would quietly price every WABA in UTC and USD. Hidden from --help.
+ */
+export function refuseServiceSettings(
+  command: Command,
+  flags: readonly ('--accounts' | '--rate-cards')[],
+): void {
+  const where = {
+    '--accounts': ['accounts', 'WAMETER_ACCOUNTS'],
+    '--rate-cards': ['rateCards', 'WAMETER_RATE_CARDS'],
+  } as const;
+  for (const flag of flags) {
+    const [key, variable] = where[flag];
+    command.addOption(
+      new Option(`${flag} <path>`).hideHelp().argParser((value: string) => {
+        throw new InvalidArgumentError(
+          `wameter ${command.name()} reads ${flag.slice(2)} from the service's configuration, as serve does: give "${key}" in --config FILE, or ${variable}=${value} — the same the service uses`,
+        );
+      }),
+    );
+  }
+}

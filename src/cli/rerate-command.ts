@@ -8,7 +8,15 @@ import { ERAS, type Era } from '../core/units.js';
 import { EXIT, OutputError } from './exit-codes.js';
 import type { CliIo } from './io.js';
 import { commandRatingService, openCommandStore } from './open-command-store.js';
-import { collectPaths, databaseUrl, optionValue, optionValues, parseEra, pathArgument } from './options.js';
+import {
+  collectPaths,
+  databaseUrl,
+  optionValue,
+  optionValues,
+  parseEra,
+  pathArgument,
+  refuseServiceSettings,
+} from './options.js';
 import { ALLOW_UNPRICED_HELP } from './unpriced.js';
 import { loadServiceConfig } from '../server/config.js';
 import { loadPricingSetup, loadRateCards } from '../server/pricing-setup.js';
@@ -120,9 +128,10 @@ export function registerRerateCommand(program: Command, io: CliIo): Command {
     io.writeError(`wameter rerate: ${message}\n`);
     io.exitCode = EXIT.USAGE;
   };
+  const command = program.command('rerate');
+  refuseServiceSettings(command, ['--accounts']);
   return (
-    program
-      .command('rerate')
+    command
       .description(
         're-rate stored traffic under other rate cards or another era; print what changed and keep it in the history',
       )
