@@ -132,6 +132,78 @@ describe('loadServiceConfig', () => {
     const result = loadServiceConfig({ env: { WAMETER_API_KEYS: 'supersecretkey', PORT: 'x' } });
     expect(JSON.stringify(result)).not.toContain('supersecretkey');
   });
+
+  /** The problems of a config file holding `value`, joined; '' when it loads. */
+  function fileProblems(name: string, value: unknown, env: Record<string, string> = {}): string {
+    const result = loadServiceConfig({ env, configFile: writeJson(name, value) });
+    return result.ok ? '' : result.error.problems.join('\n');
+  }
+
+  it.each([
+    [{}, 'config file "rateLimit" must give "perSecond"'],
+    [[], 'config file "rateLimit" must be {"perSecond": N, "burst"?: N}, false (no limit), "N" or "N/BURST"'],
+    [{ persecond: 5 }, 'config file "rateLimit": unknown key "persecond" (known: perSecond, burst)'],
+    [{ perSecond: 5, brust: 10 }, 'config file "rateLimit": unknown key "brust" (known: perSecond, burst)'],
+    [{ burst: 10 }, 'config file "rateLimit" must give "perSecond"'],
+    [{ perSecond: 0 }, 'config file "rateLimit".perSecond must be a positive whole number'],
+  ])('refuses the file\'s "rateLimit": %j, never starting with the default limit', (rateLimit, message) => {
+    expect(fileProblems('rate-limit.json', { rateLimit })).toContain(message);
+  });
+
+  it('still reads the file\'s "rateLimit" as {perSecond, burst?} or false', () => {
+    const read = (rateLimit: unknown) =>
+      loadServiceConfig({ env: {}, configFile: writeJson('rate-limit-ok.json', { rateLimit }) });
+    expect(read({ perSecond: 5 })).toMatchObject({ value: { rateLimit: { perSecond: 5, burst: 10 } } });
+    expect(read({ perSecond: 5, burst: 7 })).toMatchObject({
+      value: { rateLimit: { perSecond: 5, burst: 7 } },
+    });
+    expect(read(false)).toMatchObject({ value: { rateLimit: null } });
+  });
+
+  it('the file\'s "rateLimit" wins over WAMETER_RATE_LIMIT, so a bad environment value it overrides is no problem', () => {
+    const file = writeJson('rate-limit-wins.json', { rateLimit: { perSecond: 5 } });
+    expect(loadServiceConfig({ env: { WAMETER_RATE_LIMIT: 'lots' }, configFile: file })).toMatchObject({
+      ok: true,
+      value: { rateLimit: { perSecond: 5, burst: 10 } },
+    });
+    const off = writeJson('rate-limit-off.json', { rateLimit: false });
+    expect(loadServiceConfig({ env: { WAMETER_RATE_LIMIT: 'lots' }, configFile: off })).toMatchObject({
+      ok: true,
+      value: { rateLimit: null },
+    });
+    // Without it in the file, the environment's value is read, and checked.
+    expect(fileProblems('rate-limit-none.json', {}, { WAMETER_RATE_LIMIT: 'lots' })).toContain(
+      'WAMETER_RATE_LIMIT must be "off"',
+    );
+  });
+
+  it('refuses an unknown field of an "apiKeys" item (a misspelt "name" would log the key by its hash)', () => {
+    const problems = fileProblems('key-typo.json', {
+      apiKeys: [{ key: 'a-secret-key', wabas: ['W1'], nam: 'acme' }],
+    });
+    expect(problems).toContain('config file "apiKeys"[0]: unknown field "nam" (known: name, key, wabas)');
+    expect(problems).not.toContain('a-secret-key');
+    // A field name as long as a key is not quoted: it may be one, written where the name goes.
+    const long = fileProblems('key-as-field.json', {
+      apiKeys: [{ key: 'k', wabas: '*', 'a-long-secret-written-as-a-field': 'acme' }],
+    });
+    expect(long).toContain('config file "apiKeys"[0]: an unknown field of 32 characters');
+    expect(long).not.toContain('a-long-secret-written-as-a-field');
+  });
+
+  it('refuses two API keys with one name: their units\' "source" (api:NAME) could not tell them apart', () => {
+    const problems = fileProblems('same-name.json', {
+      apiKeys: [
+        { name: 'acme', key: 'k1', wabas: ['W1'] },
+        { name: 'other', key: 'k3', wabas: ['W3'] },
+        { name: 'acme', key: 'k2', wabas: '*' },
+      ],
+    });
+    expect(problems).toContain(
+      'config file "apiKeys"[2]."name" "acme" is also the name of item 0: give each key its own name',
+    );
+    expect(problems).not.toMatch(/k1|k2/);
+  });
 });
 
 describe('parseApiKeySpec', () => {

@@ -155,6 +155,19 @@ export function parseApiKeySpec(spec: string, where: string, problems: string[])
   return keys;
 }
 
+/** The fields of an `apiKeys` item of the config file. */
+const API_KEY_FIELDS: readonly string[] = ['name', 'key', 'wabas'];
+
+/**
+ * An unknown field of an `apiKeys` item, for a problem: quoted when short, as a misspelt field name is; a
+ * longer one may be a key written where the name goes, and is only measured.
+ */
+function fieldShown(field: string): string {
+  return field.length <= 16
+    ? `unknown field ${JSON.stringify(field)}`
+    : `an unknown field of ${field.length} characters (not shown: it could be a key)`;
+}
+
 function parseApiKeysFromFile(value: unknown, problems: string[]): ApiKey[] | undefined {
   if (value === undefined) return undefined;
   if (typeof value === 'string') return parseApiKeySpec(value, 'config file "apiKeys"', problems);
@@ -163,10 +176,22 @@ function parseApiKeysFromFile(value: unknown, problems: string[]): ApiKey[] | un
     return undefined;
   }
   const keys: ApiKey[] = [];
+  const namedAt = new Map<string, { index: number; key: string }>();
   value.forEach((item: unknown, index) => {
     const where = `config file "apiKeys"[${index}]`;
-    if (typeof item !== 'object' || item === null) {
+    if (typeof item !== 'object' || item === null || Array.isArray(item)) {
       problems.push(`${where} must be an object {"key", "wabas": ["W1"] or "*", "name"?}`);
+      return;
+    }
+    // A field it does not know is refused, never ignored: a misspelt "name" would leave the key logged (and
+    // its units' source named) by its hash.
+    const unknown = Object.keys(item).filter((field) => !API_KEY_FIELDS.includes(field));
+    if (unknown.length > 0) {
+      for (const field of unknown) {
+        problems.push(
+          `${where}: ${fieldShown(field)} (known: ${API_KEY_FIELDS.join(', ')}); remove it or correct its name`,
+        );
+      }
       return;
     }
     const { key, wabas, name } = item as { key?: unknown; wabas?: unknown; name?: unknown };
@@ -187,7 +212,18 @@ function parseApiKeysFromFile(value: unknown, problems: string[]): ApiKey[] | un
       problems.push(`${where}."name" must be a non-empty string`);
       return;
     }
-    keys.push({ name: typeof name === 'string' ? name : apiKeyName(key), key, wabas: scope });
+    const keyName = typeof name === 'string' ? name : apiKeyName(key);
+    // The name is how the logs and the stored events' source (`api:NAME`) tell keys apart: one per key (the
+    // same key twice is refused as such below).
+    const other = namedAt.get(keyName);
+    if (other !== undefined && other.key !== key) {
+      problems.push(
+        `${where}."name" ${JSON.stringify(keyName)} is also the name of item ${other.index}: give each key its own name (the logs and the stored source api:NAME tell keys apart by it)`,
+      );
+      return;
+    }
+    if (other === undefined) namedAt.set(keyName, { index, key });
+    keys.push({ name: keyName, key, wabas: scope });
   });
   return keys;
 }
@@ -243,7 +279,9 @@ function parsePositiveInt(
   return number;
 }
 
-/** `off`, `N` (per second, burst 2N) or `N/BURST`; or the file's `{perSecond, burst}` / `false`. */
+const RATE_LIMIT_FIELDS: readonly string[] = ['perSecond', 'burst'];
+
+/** `off`, `N` (per second, burst 2N) or `N/BURST`; or the file's `{perSecond, burst?}` / `false`. */
 function parseRateLimit(
   value: unknown,
   where: string,
@@ -251,8 +289,29 @@ function parseRateLimit(
 ): RateLimitConfig | null | undefined {
   if (value === undefined) return undefined;
   if (value === false || value === null || value === 'off') return null;
+  if (Array.isArray(value)) {
+    problems.push(
+      `${where} must be {"perSecond": N, "burst"?: N}, false (no limit), "N" or "N/BURST", not ${JSON.stringify(value)}`,
+    );
+    return undefined;
+  }
   if (typeof value === 'object') {
+    // Every field known and `perSecond` given: an empty or misspelt object is refused, never read as the
+    // default limit.
+    const unknown = Object.keys(value).filter((field) => !RATE_LIMIT_FIELDS.includes(field));
+    for (const field of unknown) {
+      problems.push(
+        `${where}: unknown key ${JSON.stringify(field)} (known: ${RATE_LIMIT_FIELDS.join(', ')}); example: {"perSecond": 50, "burst": 100}`,
+      );
+    }
     const { perSecond, burst } = value as { perSecond?: unknown; burst?: unknown };
+    if (perSecond === undefined) {
+      problems.push(
+        `${where} must give "perSecond" (requests per second per client IP), e.g. {"perSecond": 50, "burst": 100}; false turns the limit off`,
+      );
+      return undefined;
+    }
+    if (unknown.length > 0) return undefined;
     const rate = parsePositiveInt(perSecond, `${where}.perSecond`, problems, 'requests per second');
     const size =
       burst === undefined ? rate && rate * 2 : parsePositiveInt(burst, `${where}.burst`, problems, 'burst');
@@ -407,9 +466,13 @@ export function loadServiceConfig(input: {
     parsePositiveInt(envValue(env, 'WAMETER_BODY_LIMIT'), 'WAMETER_BODY_LIMIT', problems, 'bytes') ??
     DEFAULT_BODY_LIMIT_BYTES;
 
-  // `null` (off) is an answer, not a missing value: only `undefined` falls through.
+  // `null` (off) is an answer, not a missing value: only `undefined` falls through. The environment is read
+  // (and checked) only when the file gives none, as for every other setting: the file wins.
   const fileRateLimit = parseRateLimit(file.rateLimit, 'config file "rateLimit"', problems);
-  const envRateLimit = parseRateLimit(envValue(env, 'WAMETER_RATE_LIMIT'), 'WAMETER_RATE_LIMIT', problems);
+  const envRateLimit =
+    fileRateLimit === undefined
+      ? parseRateLimit(envValue(env, 'WAMETER_RATE_LIMIT'), 'WAMETER_RATE_LIMIT', problems)
+      : undefined;
   const rateLimit =
     fileRateLimit !== undefined
       ? fileRateLimit

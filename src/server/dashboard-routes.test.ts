@@ -1,6 +1,7 @@
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
   conversationLines,
@@ -76,6 +77,15 @@ async function expectEstimateForbidden(bodies: readonly object[], hidden: readon
     expect(JSON.parse(text).error.code).toBe('FORBIDDEN_WABA');
     for (const word of hidden) expect(text).not.toContain(word);
   }
+}
+
+/** One marketing template sent by W1 to one Indian user at `at`, delivered 4 s later. */
+function templateSent(at: string, id: string): object[] {
+  const deliveredAt = new Date(Date.parse(at) + 4000).toISOString();
+  return [
+    { kind: 'outbound', at, waba: 'W1', business: 'PN1', user: '919876543210', id, template: 'marketing' },
+    { kind: 'status', at: deliveredAt, waba: 'W1', id, status: 'delivered' },
+  ];
 }
 
 /** A service conversation in March 2024 (CBP-2023: counts toward the WABA's 1,000 free ones). */
@@ -290,6 +300,95 @@ describe('dashboard API: what the pages show', () => {
     );
     expect(monthly.currencies[0].buckets).toHaveLength(1);
     expect(monthly.currencies[0].buckets[0].amount).toBe(totals.totals.USD.amount);
+  });
+
+  it('overview: past 1,500 days it keeps the LATEST days and says what it left out', async () => {
+    // Units from January 2020 to July 2025: 2,017 days, more than one answer draws. The 1,500 days up to
+    // 2025-07-13 begin on 2021-06-05.
+    await service.postEvents([
+      ...templateSent('2020-01-05T10:00:00Z', 'old'),
+      ...templateSent('2021-06-04T10:00:00Z', 'day-before'),
+      ...templateSent('2021-06-05T10:00:00Z', 'first-day'),
+      ...conversationLines('W1', 'PN1', '919876543210', 'a'),
+    ]);
+    const response = await service.get('/v1/dashboard/overview?granularity=DAILY', KEY_ALL);
+    expect(response.status).toBe(200);
+    const overview = await json(response);
+    const usd = overview.currencies.find((c: { currency: string }) => c.currency === 'USD');
+    const labels = usd.buckets.map((b: { label: string }) => b.label);
+    expect(labels).toHaveLength(1500);
+    // The newest data is never the part dropped: the last bucket is the last day with units.
+    expect(labels.at(-1)).toBe('2025-07-13');
+    expect(labels[0]).toBe('2021-06-05');
+    const shownUnits = usd.buckets.reduce(
+      (sum: number, b: { charged_units: number; free_units: number }) => sum + b.charged_units + b.free_units,
+      0,
+    );
+    expect(usd.totals.charged_units + usd.totals.free_units).toBe(shownUnits);
+    // And the answer says so: from when, and what (as /v1/totals counts it) lies before.
+    expect(overview.truncated).toMatchObject({
+      max_buckets: 1500,
+      shown_from: usd.buckets[0].start,
+      shown_from_label: '2021-06-05',
+      earliest_unit_at: '2020-01-05T10:00:04.000Z',
+    });
+    expect(overview.truncated.left_out.USD.units).toBe(2);
+    expect(overview.truncated.left_out.USD.units + shownUnits).toBe(overview.totals.USD.units);
+
+    // Months: all of it fits, nothing is said to be left out.
+    const monthly = await json(await service.get('/v1/dashboard/overview?granularity=MONTHLY', KEY_ALL));
+    expect(monthly.truncated).toBeNull();
+    expect(monthly.currencies[0].buckets.map((b: { label: string }) => b.label).at(-1)).toBe('2025-07');
+    expect(monthly.currencies[0].buckets).toHaveLength(67);
+  });
+
+  it("overview page: says above the charts that earlier days were left out, with the answer's figures", async () => {
+    await service.postEvents([
+      ...templateSent('2020-01-05T10:00:00Z', 'old'),
+      ...conversationLines('W1', 'PN1', '919876543210', 'a'),
+    ]);
+    const overview = await json(await service.get('/v1/dashboard/overview?granularity=DAILY', KEY_ALL));
+    // The page's own module (browser JavaScript without a DOM at import time), as the browser runs it.
+    const page = await import(pathToFileURL(join(packageRoot(), 'web', 'js', 'pages', 'overview.js')).href);
+    expect(page.latestMonthOf(overview)).toBe('2025-07');
+    const text: string = page.truncationText(overview);
+    expect(text).toContain('At most 1,500 days are drawn, the latest: the charts begin on 2025-07-10.');
+    expect(text).toContain('since the first unit on 2020-01-05: 1 unit (0 USD).');
+    expect(text).toContain('set "To" before 2025-07-10 or choose Month.');
+  });
+
+  it('overview: units centuries apart never make the store cut days for the whole span', async () => {
+    await service.postEvents([
+      ...templateSent('1970-01-02T10:00:00Z', 'y1970'),
+      ...templateSent('2100-12-30T10:00:00Z', 'y2100'),
+      ...templateSent('9999-12-30T10:00:00Z', 'y9999'),
+    ]);
+    await service.rating.settled();
+    const asked: Array<{ granularity: string; fromMs?: number; toMs?: number }> = [];
+    const analytics = service.store.analytics.bind(service.store);
+    service.store.analytics = (query) => {
+      asked.push(query);
+      return analytics(query);
+    };
+    const started = performance.now();
+    for (const granularity of ['DAILY', 'MONTHLY']) {
+      const response = await service.get(`/v1/dashboard/overview?granularity=${granularity}`, KEY_ALL);
+      expect(response.status).toBe(200);
+      const overview = await json(response);
+      const buckets = overview.currencies.flatMap((c: { buckets: { label: string }[] }) => c.buckets);
+      expect(buckets.at(-1).label.startsWith('9999-12')).toBe(true);
+      expect(buckets.length).toBeLessThanOrEqual(1500);
+      expect(overview.truncated.earliest_unit_at).toBe('1970-01-02T10:00:04.000Z');
+      expect(overview.truncated.left_out.USD.units).toBe(2);
+    }
+    // Each question to the store spans at most about 1,500 days (months) before the latest unit.
+    const latest = Date.parse('9999-12-30T10:00:00Z');
+    const daily = asked.find((query) => query.granularity === 'DAILY');
+    const monthly = asked.find((query) => query.granularity === 'MONTHLY');
+    expect(latest - (daily?.fromMs ?? 0)).toBeLessThan(1700 * 86_400_000);
+    expect(latest - (monthly?.fromMs ?? 0)).toBeLessThan(1700 * 32 * 86_400_000);
+    // Before: 46 s of days cut for 1970…9999 in the server's thread.
+    expect(performance.now() - started).toBeLessThan(10_000);
   });
 
   it('overview: refuses an unknown breakdown or time step with a clear 400', async () => {

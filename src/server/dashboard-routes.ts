@@ -6,7 +6,7 @@
 import { realpath, readFile, stat } from 'node:fs/promises';
 import { extname, join, sep } from 'node:path';
 import type { Context, Hono } from 'hono';
-import { localDate, parseInstant } from '../core/calendar.js';
+import { DAY_MS, HOUR_MS, localDate, MAX_INSTANT_MS, parseInstant } from '../core/calendar.js';
 import { eraOn } from '../core/eras.js';
 import { FREE_CONVERSATIONS_PER_MONTH, FREE_SERVICE_MESSAGES_PER_MONTH } from '../core/eras.js';
 import { formatMicros, sumMicros, type Micros } from '../core/money.js';
@@ -64,7 +64,21 @@ const TIERED_CATEGORIES: readonly RateCategory[] = [
   'authentication',
   'authentication_international',
 ];
+/**
+ * Buckets the overview draws at most, per currency. Past it the answer keeps the LATEST ones and says in
+ * `truncated` what it left out (docs/dashboard.md): the newest data is never the part dropped.
+ */
 const MAX_BUCKETS = 1500;
+/**
+ * Longer than any MAX_BUCKETS local days (25 h with a DST change) or months (31 days and an hour), with a
+ * margin: the span before the latest unit the overview asks the store about. The store cuts every day (month)
+ * of the span it is asked in JavaScript (SQLite: `localBuckets`), so a span is never left to the data (a unit
+ * in 1970 and one in 9999 would be 2.9 million days, a minute of a blocked event loop).
+ */
+const OVERVIEW_SPAN_MS: Readonly<Record<'DAILY' | 'MONTHLY', number>> = {
+  DAILY: (MAX_BUCKETS + 2) * 26 * HOUR_MS,
+  MONTHLY: (MAX_BUCKETS + 2) * 32 * DAY_MS,
+};
 const DEFAULT_FINDINGS_PAGE = 200;
 const MAX_FINDINGS_PAGE = 1000;
 
@@ -184,20 +198,77 @@ export function registerDashboardRoutes(app: Hono<Env>, deps: DashboardDeps): vo
         c.req.query('time_zone') || (filter.waba ? accountBook().accountFor(filter.waba).timeZone : 'UTC');
       await rating.current(scopeOf(apiKey));
       const dimensions: AnalyticsDimension[] = [by, 'type', 'currency'];
+      const span = await recentSpan(filter, granularity);
       const [points, totals] = await Promise.all([
-        store.analytics({ ...filter, granularity, dimensions, timeZone }),
+        store.analytics({ ...span.filter, granularity, dimensions, timeZone }),
         store.totals(filter),
       ]);
+      const shown = latestBuckets(points, granularity, timeZone);
+      // Units before the first bucket shown: said, with what /v1/totals counts of them, never dropped silently.
+      let truncated: OverviewTruncation | null = null;
+      if (span.firstMs !== undefined && shown.fromMs !== undefined && span.firstMs < shown.fromMs) {
+        const leftOut = await store.totals({ ...filter, toMs: shown.fromMs });
+        truncated = {
+          max_buckets: MAX_BUCKETS,
+          shown_from: new Date(shown.fromMs).toISOString(),
+          shown_from_label: bucketLabel(shown.fromMs, granularity, timeZone),
+          earliest_unit_at: new Date(span.firstMs).toISOString(),
+          left_out: totalsToJson(leftOut),
+        };
+      }
       return c.json({
         granularity,
         by,
         time_zone: timeZone,
-        currencies: overviewByCurrency(points, by, granularity, timeZone),
-        // Exactly what GET /v1/totals answers for the same filters.
+        currencies: overviewByCurrency(shown.points, by, granularity, timeZone),
+        // Exactly what GET /v1/totals answers for the same filters (the buckets left out included).
         totals: totalsToJson(totals),
+        truncated,
       });
     }),
   );
+
+  /**
+   * The filter to ask the store for the overview's buckets with, and the first unit the filter matches:
+   * `filter` itself when its units lie within OVERVIEW_SPAN_MS of one another, else `filter` from
+   * OVERVIEW_SPAN_MS before its latest unit on (which `latestBuckets` then cuts to MAX_BUCKETS buckets). The
+   * latest unit is found with one-unit pages of `queryUnits` (an index seek each): two in the usual case, a
+   * few dozen at most for units spread over centuries (a gallop forward by doubling steps, then halving).
+   */
+  async function recentSpan(
+    filter: UnitFilter,
+    granularity: 'DAILY' | 'MONTHLY',
+  ): Promise<{ filter: UnitFilter; firstMs: number | undefined }> {
+    const spanMs = OVERVIEW_SPAN_MS[granularity];
+    const firstAtOrAfter = async (fromMs?: number): Promise<number | undefined> => {
+      if (fromMs !== undefined && fromMs > MAX_INSTANT_MS) return undefined;
+      const page = await store.queryUnits(fromMs === undefined ? filter : { ...filter, fromMs }, {
+        limit: 1,
+      });
+      return page.units[0]?.openedAtMs;
+    };
+    const firstMs = await firstAtOrAfter();
+    if (firstMs === undefined) return { filter, firstMs };
+    // Invariant: a unit is opened at `atMs`, none at or after `noneFromMs`.
+    let atMs = firstMs;
+    let noneFromMs = Infinity;
+    for (let step = spanMs; noneFromMs === Infinity; step *= 2) {
+      const next = await firstAtOrAfter(atMs + step);
+      if (next === undefined) noneFromMs = atMs + step;
+      else atMs = next;
+    }
+    if (atMs === firstMs) return { filter, firstMs };
+    // Narrowed until the latest unit is known to within a sixteenth of the span (a rating landing meanwhile
+    // may move units: the number of rounds is bounded whatever the store answers).
+    for (let round = 0; round < 64 && noneFromMs - atMs > spanMs / 16; round++) {
+      const middle: number = atMs + Math.floor((noneFromMs - atMs) / 2);
+      const next = await firstAtOrAfter(middle);
+      if (next === undefined || next >= noneFromMs) noneFromMs = middle;
+      else atMs = next;
+    }
+    const fromMs = atMs - spanMs;
+    return { filter: fromMs > (filter.fromMs ?? -Infinity) ? { ...filter, fromMs } : filter, firstMs };
+  }
 
   // --- allowances: free tier used this month, volume-tier position ---------------------------------------
 
@@ -787,6 +858,51 @@ export async function resolveStaticFile(
 
 // --- overview shaping --------------------------------------------------------------------------------------
 
+/** The overview's `truncated`: the buckets before `shown_from` were left out (MAX_BUCKETS). */
+interface OverviewTruncation {
+  max_buckets: number;
+  /** Start (UTC) of the first bucket shown. */
+  shown_from: string;
+  /** Its local day (month), as the buckets' `label`. */
+  shown_from_label: string;
+  /** When the first unit the filters match was opened. */
+  earliest_unit_at: string;
+  /** What GET /v1/totals counts of the units before `shown_from` (the same filters, `to` = `shown_from`). */
+  left_out: ReturnType<typeof totalsToJson>;
+}
+
+/**
+ * The points of the latest MAX_BUCKETS days (months), the last of them the latest point's, of every currency,
+ * and the start of the first point kept (undefined: no points). The rest, older, are left out.
+ */
+function latestBuckets(
+  points: readonly AnalyticsPoint[],
+  granularity: 'DAILY' | 'MONTHLY',
+  timeZone: string,
+): { points: readonly AnalyticsPoint[]; fromMs: number | undefined } {
+  if (points.length === 0) return { points, fromMs: undefined };
+  const lastStartMs = points.reduce((latest, point) => Math.max(latest, point.startMs), -Infinity);
+  const [year, month, day] = localDate(lastStartMs, timeZone).split('-').map(Number) as [
+    number,
+    number,
+    number,
+  ];
+  const first =
+    granularity === 'DAILY'
+      ? Date.UTC(year, month - 1, day - (MAX_BUCKETS - 1))
+      : Date.UTC(year, month - 1 - (MAX_BUCKETS - 1), 1);
+  const cutMs = startOfLocalDate(new Date(first).toISOString().slice(0, 10), timeZone);
+  const kept = points.filter((point) => point.startMs >= cutMs);
+  return {
+    points: kept,
+    fromMs: kept.reduce((earliest, point) => Math.min(earliest, point.startMs), Infinity),
+  };
+}
+
+function bucketLabel(startMs: number, granularity: 'DAILY' | 'MONTHLY', timeZone: string): string {
+  return localDate(startMs, timeZone).slice(0, granularity === 'DAILY' ? 10 : 7);
+}
+
 interface BucketSlice {
   amount_micros: Micros;
   charged_units: number;
@@ -862,7 +978,7 @@ function overviewByCurrency(
         return {
           start: new Date(startMs).toISOString(),
           end: new Date(endMs).toISOString(),
-          label: localDate(startMs, timeZone).slice(0, granularity === 'DAILY' ? 10 : 7),
+          label: bucketLabel(startMs, granularity, timeZone),
           amount: formatMicros(amountMicros),
           charged_units: charged,
           free_units: free,
@@ -881,10 +997,12 @@ function fillBuckets(
   timeZone: string,
   known: ReadonlyMap<number, { endMs: number }>,
 ): Array<[number, number]> {
+  // `latestBuckets` left at most MAX_BUCKETS of them; a boundary that does not move on ends the walk.
   const spans: Array<[number, number]> = [];
   let startMs = firstMs;
-  while (startMs < endMs && spans.length < MAX_BUCKETS) {
+  while (startMs < endMs) {
     const bucketEnd = known.get(startMs)?.endMs ?? nextBoundary(startMs, granularity, timeZone);
+    if (!(bucketEnd > startMs)) break;
     spans.push([startMs, bucketEnd]);
     startMs = bucketEnd;
   }

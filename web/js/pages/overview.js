@@ -153,7 +153,7 @@ function renderSpend(overview, state) {
       ),
     ];
   }
-  return overview.currencies.map((cur) => {
+  const shown = overview.currencies.map((cur) => {
     const totals = overview.totals[cur.currency] ?? {
       amount: cur.totals.amount,
       units: cur.totals.charged_units + cur.totals.free_units,
@@ -213,6 +213,35 @@ function renderSpend(overview, state) {
       byTable(cur, byName),
     );
   });
+  return overview.truncated ? [truncationNotice(overview), ...shown] : shown;
+}
+
+/**
+ * The overview draws at most `max_buckets` days (months): the latest ones. Said above the charts, with what
+ * was left out, so that a chart starting late is never read as "nothing before".
+ */
+export function truncationText(overview) {
+  const cut = overview.truncated;
+  const step = overview.granularity === 'MONTHLY' ? 'months' : 'days';
+  const byName = (BY.find(([value]) => value === overview.by)?.[1] ?? overview.by).toLowerCase();
+  const leftOut = Object.entries(cut.left_out)
+    .map(
+      ([currency, totals]) =>
+        `${int(totals.units)} unit${totals.units === 1 ? '' : 's'} (${money(totals.amount, currency)})`,
+    )
+    .join(', ');
+  return (
+    `At most ${int(cut.max_buckets)} ${step} are drawn, the latest: the charts begin on ${cut.shown_from_label}. ` +
+    `Left out, since the first unit on ${cut.earliest_unit_at.slice(0, 10)}: ${leftOut || 'nothing'}. ` +
+    `The charts, the charged and free units and the units per ${byName} below cover the ${step} drawn; ` +
+    'the total spend and units include what was left out. ' +
+    `For earlier ${step}, set "To" before ${cut.shown_from_label}` +
+    (overview.granularity === 'DAILY' ? ' or choose Month.' : '.')
+  );
+}
+
+function truncationNotice(overview) {
+  return h('p', { class: 'warning-box', role: 'note', id: 'spend-truncated' }, truncationText(overview));
 }
 
 function byTable(cur, byName) {
