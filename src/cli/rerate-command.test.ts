@@ -234,6 +234,7 @@ describe('wameter serve', () => {
     serve.outputHelp();
     expect(help).toContain('WAMETER_API_KEYS');
     expect(help).toContain('Examples:');
+    expect(help).toContain('Exit codes: 0 stopped by SIGTERM or SIGINT');
   });
 });
 

@@ -58,7 +58,10 @@ Examples:
   $ WAMETER_APP_SECRETS=… WAMETER_VERIFY_TOKEN=… WAMETER_API_KEYS='s3cret=*' wameter serve
   $ wameter serve --db postgres://wameter@127.0.0.1:5432/wameter --port 9000
   $ wameter serve --config /etc/wameter.json
-Endpoints: GET /openapi.json describes them; docs/service.md explains the security model and metrics.`,
+Endpoints: GET /openapi.json describes them; docs/service.md explains the security model and metrics.
+
+Exit codes: 0 stopped by SIGTERM or SIGINT once in-flight requests were answered; 1 not started (a setting
+to fix, the port in use, a database that cannot be opened or migrated, another process rating it).`,
     )
     .action(async (flags: ServeFlags) => {
       const config = loadServiceConfig({
