@@ -135,11 +135,13 @@ export function refuseServiceSettings(
   for (const flag of flags) {
     const [key, variable] = where[flag];
     command.addOption(
-      new Option(`${flag} <path>`).hideHelp().argParser((value: string) => {
-        throw new InvalidArgumentError(
-          `wameter ${command.name()} reads ${flag.slice(2)} from the service's configuration, as serve does: give "${key}" in --config FILE, or ${variable}=${value} — the same the service uses`,
-        );
-      }),
+      new Option(`${flag} <path>`).hideHelp().argParser(
+        optionValue('a path', (value: string) => {
+          throw new InvalidArgumentError(
+            `wameter ${command.name()} reads ${flag.slice(2)} from the service's configuration, as serve does: give "${key}" in --config FILE, or ${variable}=${value} — the same the service uses`,
+          );
+        }),
+      ),
     );
   }
 }
