@@ -1115,3 +1115,313 @@ describe('a messages value with nothing in it', () => {
     expect(read.ignored).toEqual([]);
   });
 });
+
+describe('ids no real traffic has are refused, never handed to a store that cannot index them', () => {
+  const webhook = (value: Record<string, unknown>, entryId: unknown = 'W1') => ({
+    object: 'whatsapp_business_account',
+    entry: [{ id: entryId, changes: [{ field: 'messages', value }] }],
+  });
+  const inboundLine = {
+    kind: 'inbound',
+    at: AT,
+    waba: 'W1',
+    business: 'PN1',
+    user: '919876543210',
+    id: 'in1',
+  };
+  const statusLine = { kind: 'status', at: AT, id: 'wamid.o1', status: 'delivered' };
+  const tooLong = (where: string, field: string, bytes: number) =>
+    `${where} "${field}" is too long: ${bytes} bytes, where an id has at most 256 (UTF-8; real ones are far shorter)`;
+
+  it('a user of 3,002 digits or a message id of 12 KB is refused, naming the field and the limit', () => {
+    // /tmp/svc-audit/longuser2.ndjson: PostgreSQL took it (200), then failed every live rating on its index.
+    const user = `55${'3661296703777505639213185932426412271929717989089737561564574515'.repeat(46)}${'7'.repeat(56)}`;
+    expect(user.length).toBe(3002);
+    expect(errorOf({ ...outbound, user })).toBe(
+      `${tooLong('outbound line', 'user', 3002)}; it begins "55366129670377750563921318593242641227192971798908973756...`,
+    );
+    expect(errorOf({ ...outbound, id: `wamid.${'9'.repeat(12_000)}` })).toContain(
+      tooLong('outbound line', 'id', 12_006),
+    );
+  });
+
+  it('every id of every kind of line is held to the limit: waba, business, user, id', () => {
+    const long = 'x'.repeat(257);
+    for (const field of ['waba', 'business', 'user', 'id']) {
+      expect(errorOf({ ...outbound, [field]: long })).toContain(tooLong('outbound line', field, 257));
+      expect(errorOf({ ...inboundLine, [field]: long })).toContain(tooLong('inbound line', field, 257));
+      expect(errorOf({ ...statusLine, [field]: long })).toContain(tooLong('status line', field, 257));
+    }
+  });
+
+  it('the limit counts UTF-8 bytes: 256 of them are read, one more is refused', () => {
+    for (const [char, fits] of [
+      ['a', 256],
+      ['é', 128],
+      ['€', 85],
+      ['😀', 64],
+    ] as const) {
+      const id = char.repeat(fits);
+      expect(events({ ...outbound, id })[0]).toMatchObject({ id });
+      const bytes = Buffer.byteLength(char.repeat(fits + 1));
+      expect(errorOf({ ...outbound, id: char.repeat(fits + 1) })).toContain(
+        tooLong('outbound line', 'id', bytes),
+      );
+    }
+  });
+
+  it("the longest real ids are far inside it: Meta's wamids and business-scoped ids", () => {
+    const wamid = `wamid.${Buffer.alloc(64, 7).toString('base64')}`; // a wamid of 64 bytes, longer than any seen
+    const scoped = 'user.9373795779eb6441c8adb2eaee5b848e7dd174ddd302d7db62142f4722d574b6';
+    expect(events({ ...outbound, id: wamid, user: scoped })[0]).toMatchObject({ id: wamid, user: scoped });
+    expect(
+      events(fixture('meta-docs/status_delivered_marketing_pmp_bsuid_only_empty_recipient.json')),
+    ).toHaveLength(1);
+  });
+
+  it('a template name may have 512 bytes, as Meta allows; more is refused', () => {
+    const name = 'a'.repeat(512);
+    expect(events({ ...outbound, template_name: name })[0]).toMatchObject({ templateName: name });
+    expect(errorOf({ ...outbound, template_name: `${name}b` })).toContain(
+      'outbound line "template_name" is too long: 513 bytes, where a template name has at most 512',
+    );
+  });
+
+  it('a webhook item with an id over the limit costs only itself, its path and field named', () => {
+    const long = '1'.repeat(300);
+    const item = parsed(
+      webhook({
+        metadata: META,
+        statuses: [
+          status({ id: `wamid.${long}` }),
+          status({ recipient_id: long }),
+          status({ status: long }),
+          status({ id: 'wamid.ok' }),
+        ],
+        messages: [
+          { from: long, id: 'wamid.in1', timestamp: '1750030073', type: 'text' },
+          { from: '', from_user_id: `US.${long}`, id: 'wamid.in2', timestamp: '1750030073', type: 'text' },
+          { from: '919876543210', id: `wamid.${long}`, timestamp: '1750030073', type: 'text' },
+        ],
+      }),
+    );
+    expect(item.events.map((e) => ('id' in e ? e.id : e.kind))).toEqual(['wamid.ok']);
+    const where = 'entry[0].changes[0].value';
+    expect(item.rejected.map((e) => e.message.split(';')[0])).toEqual([
+      tooLong(`${where}.messages[0]`, 'from', 300).split(';')[0],
+      tooLong(`${where}.messages[1]`, 'from_user_id', 303).split(';')[0],
+      tooLong(`${where}.messages[2]`, 'id', 306).split(';')[0],
+      tooLong(`${where}.statuses[0]`, 'id', 306).split(';')[0],
+      tooLong(`${where}.statuses[1]`, 'recipient_id', 300).split(';')[0],
+      `${where}.statuses[2] "status" is too long: 300 bytes, where a word of Meta's has at most 256 (UTF-8`,
+    ]);
+  });
+
+  it("a webhook's WABA id, business number or contact's number over the limit is refused with its path", () => {
+    const long = '1'.repeat(300);
+    const entry = parsed(webhook({ metadata: META, statuses: [status({})] }, long));
+    expect(entry.events).toEqual([]);
+    expect(entry.rejected.map((e) => e.message)).toEqual([
+      expect.stringContaining(tooLong('entry[0]', 'id', 300)),
+    ]);
+    const business = parsed(webhook({ metadata: { phone_number_id: long }, statuses: [status({})] }));
+    expect(business.events).toEqual([]);
+    expect(business.rejected.map((e) => e.message)).toEqual([
+      expect.stringContaining(
+        tooLong("entry[0].changes[0].value.statuses[0]: its value's", 'metadata.phone_number_id', 300),
+      ),
+    ]);
+    // The user taken from contacts[] (the status gives only the business-scoped id).
+    const contact = parsed(
+      webhook({
+        metadata: META,
+        contacts: [{ wa_id: long, user_id: 'US.1' }],
+        statuses: [status({ recipient_id: '', recipient_user_id: 'US.1' })],
+      }),
+    );
+    expect(contact.events).toEqual([]);
+    expect(contact.rejected.map((e) => e.message)).toEqual([
+      expect.stringContaining(tooLong('entry[0].changes[0].value.statuses[0]', 'contacts[].wa_id', 300)),
+    ]);
+  });
+
+  it('a template category update naming a template of over 512 bytes is refused', () => {
+    const update = (name: string) => ({
+      object: 'whatsapp_business_account',
+      entry: [
+        {
+          id: 'W1',
+          time: 1750030073,
+          changes: [
+            {
+              field: 'template_category_update',
+              value: { message_template_id: 1, message_template_name: name, new_category: 'MARKETING' },
+            },
+          ],
+        },
+      ],
+    });
+    expect(parsed(update('n'.repeat(512))).events).toHaveLength(1);
+    expect(parsed(update('n'.repeat(513))).rejected.map((e) => e.message)).toEqual([
+      expect.stringContaining(
+        'entry[0].changes[0].value "message_template_name" is too long: 513 bytes, where a template name has at most 512',
+      ),
+    ]);
+  });
+});
+
+describe('a NUL character (U+0000) in what becomes an event is refused: no store keeps one in its text', () => {
+  const nul = (where: string, field: string) => `${where} "${field}" holds a NUL character (U+0000)`;
+
+  it('in any string field of an event line', () => {
+    // /tmp/svc-audit/nul.ndjson: SQLite kept it, PostgreSQL answered 503 and lost the whole batch.
+    const line = JSON.parse(
+      '{"kind":"outbound","at":"2025-08-06T10:00:00Z","waba":"W1","business":"PN1","user":"919876543210","id":"wamid.nul\\u0000x","template":"utility"}',
+    ) as Record<string, unknown>;
+    expect(errorOf(line)).toBe(`${nul('outbound line', 'id')}, which no real value has: "wamid.nul\\u0000x"`);
+    expect(parseContractLine(line)).toMatchObject({ code: 'BAD_EVENT' });
+    for (const field of ['waba', 'business', 'user', 'template_name']) {
+      expect(errorOf({ ...outbound, [field]: 'a\u0000b' })).toContain(nul('outbound line', field));
+    }
+    for (const field of ['waba', 'business', 'user', 'id']) {
+      const statusLine = { kind: 'status', at: AT, id: 'wamid.o1', status: 'delivered', [field]: 'a\u0000' };
+      expect(errorOf(statusLine)).toContain(nul('status line', field));
+    }
+  });
+
+  it("in Meta's evidence a status carries, in a value or a key, at any depth", () => {
+    const line = { kind: 'status', at: AT, id: 'wamid.o1', status: 'delivered' };
+    expect(errorOf({ ...line, pricing: { category: 'utility\u0000' } })).toBe(
+      'status line "pricing" holds a NUL character (U+0000) at pricing.category, which no real value has',
+    );
+    expect(errorOf({ ...line, conversation: { origin: { type: 'x', 'a\u0000': [1, { b: 'c' }] } } })).toBe(
+      'status line "conversation" holds a NUL character (U+0000) at conversation.origin["a\\u0000"], which no real value has',
+    );
+    expect(errorOf({ ...line, pricing: { list: ['ok', { deep: ['\u0000'] }] } })).toContain(
+      'at pricing.list[1].deep[0]',
+    );
+  });
+
+  it('in a webhook status id costs that status only (nulstatus.json), with its path', () => {
+    const item = parsed(
+      body([
+        {
+          field: 'messages',
+          value: {
+            metadata: META,
+            statuses: [
+              status({
+                id: 'wamid.S\u0000X',
+                pricing: { billable: true, pricing_model: 'PMP', category: 'utility' },
+              }),
+              status({ id: 'wamid.ok' }),
+              status({ id: 'wamid.p', pricing: { category: 'utility', 'x\u0000': 1 } }),
+            ],
+            messages: [{ from: '9198\u00007', id: 'wamid.in', timestamp: '1750030073', type: 'text' }],
+          },
+        },
+      ]),
+    );
+    expect(item.events.map((e) => ('id' in e ? e.id : e.kind))).toEqual(['wamid.ok']);
+    const where = 'entry[0].changes[0].value';
+    expect(item.rejected.map((e) => e.message)).toEqual([
+      `${nul(`${where}.messages[0]`, 'from')}, which no real value has: "9198\\u00007"`,
+      `${nul(`${where}.statuses[0]`, 'id')}, which no real value has: "wamid.S\\u0000X"`,
+      `${where}.statuses[2] "pricing" holds a NUL character (U+0000) at pricing["x\\u0000"], which no real value has`,
+    ]);
+  });
+
+  it("in a webhook's WABA id, business number, account update or template update", () => {
+    expect(parsed(body([], [])).rejected).toEqual([]);
+    const entry = parsed({
+      object: 'whatsapp_business_account',
+      entry: [
+        {
+          id: 'W\u0000',
+          changes: [{ field: 'messages', value: { metadata: META, statuses: [status({})] } }],
+        },
+      ],
+    });
+    expect(entry.rejected.map((e) => e.message)).toEqual([expect.stringContaining(nul('entry[0]', 'id'))]);
+    const business = parsed(
+      body([
+        { field: 'messages', value: { metadata: { phone_number_id: 'P\u0000' }, statuses: [status({})] } },
+      ]),
+    );
+    expect(business.rejected.map((e) => e.message)).toEqual([
+      expect.stringContaining(
+        nul("entry[0].changes[0].value.statuses[0]: its value's", 'metadata.phone_number_id'),
+      ),
+    ]);
+    const update = (value: Record<string, unknown>, field = 'account_update') => ({
+      object: 'whatsapp_business_account',
+      entry: [{ id: 'W1', time: 1750030073, changes: [{ field, value }] }],
+    });
+    const country = parsed(update({ event: 'BUSINESS_PRIMARY_LOCATION_COUNTRY_UPDATE', country: 'I\u0000' }));
+    expect(country.events).toEqual([]);
+    expect(country.rejected).toHaveLength(1);
+    const tier = parsed(
+      update({
+        event: 'VOLUME_BASED_PRICING_TIER_UPDATE',
+        volume_tier_info: { tier: 'TIER_1\u0000', pricing_category: 'UTILITY' },
+      }),
+    );
+    expect(tier.events).toEqual([]);
+    expect(tier.rejected.map((e) => e.message)).toEqual([
+      expect.stringContaining(nul('entry[0].changes[0].value.volume_tier_info', 'tier')),
+    ]);
+    const template = parsed(
+      update(
+        { message_template_id: 1, message_template_name: 'n\u0000', new_category: 'MARKETING' },
+        'template_category_update',
+      ),
+    );
+    expect(template.events).toEqual([]);
+    expect(template.rejected.map((e) => e.message)).toEqual([
+      expect.stringContaining(nul('entry[0].changes[0].value', 'message_template_name')),
+    ]);
+    const category = parsed(
+      update(
+        {
+          message_template_id: 1,
+          message_template_name: 'n',
+          new_category: 'MARKETING',
+          previous_category: '\u0000',
+        },
+        'template_category_update',
+      ),
+    );
+    expect(category.rejected.map((e) => e.message)).toEqual([
+      expect.stringContaining(nul('entry[0].changes[0].value', 'previous_category')),
+    ]);
+  });
+
+  it("anywhere wameter does not keep (a contact's name, a message's text, an ad's headline) it changes nothing", () => {
+    const value = {
+      metadata: META,
+      contacts: [{ profile: { name: 'Nul\u0000Name', country_code: 'U\u0000' }, wa_id: '16505551234' }],
+      messages: [
+        {
+          from: '16505551234',
+          id: 'wamid.NULTEST',
+          timestamp: '1750275992',
+          type: 'text',
+          text: { body: 'hi\u0000there' },
+          referral: { source_type: 'ad', headline: 'Chat\u0000with us' },
+        },
+      ],
+    };
+    // A country code holding NUL is no country: the user's market is found as without a hint.
+    expect(events(body([{ field: 'messages', value }]))).toEqual([
+      {
+        kind: 'inbound',
+        atMs: 1750275992000,
+        waba: 'W1',
+        business: 'PN1',
+        user: '16505551234',
+        id: 'wamid.NULTEST',
+        hasReferral: true,
+      },
+    ]);
+  });
+});

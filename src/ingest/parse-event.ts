@@ -111,6 +111,93 @@ function nonEmptyString(value: unknown): string | undefined {
   return typeof value === 'string' && value !== '' ? value : undefined;
 }
 
+/**
+ * The most UTF-8 bytes an id may have: a WABA id, a business number's phone_number_id, a user's wa_id or
+ * business-scoped id, a message's wamid, a webhook's status word or category. Real ones are far shorter
+ * (Meta's ids are digits, wa_ids 15 digits at most, wamids base64 of some 30 to 60 bytes, business-scoped ids
+ * about 70 characters). A longer one is no id: stored, it would break the PostgreSQL store's indexes (an index
+ * entry holds at most 2,704 bytes; an idempotency key holds a WABA id twice and a template name), and with
+ * them every later rating. Every store refuses it alike by never being given it (docs/storage.md).
+ */
+export const MAX_ID_BYTES = 256;
+/** The most UTF-8 bytes a template name may have: Meta's own limit for template names (512 characters). */
+export const MAX_TEMPLATE_NAME_BYTES = 512;
+
+/** What a string field is (for its error) and the most UTF-8 bytes it may have. */
+interface TextLimit {
+  noun: string;
+  limit: number;
+}
+const AN_ID: TextLimit = { noun: 'an id', limit: MAX_ID_BYTES };
+const A_TEMPLATE_NAME: TextLimit = { noun: 'a template name', limit: MAX_TEMPLATE_NAME_BYTES };
+/** Meta's words kept as written (a status word, a template category): held to the limit of ids. */
+const A_WORD: TextLimit = { noun: "a word of Meta's", limit: MAX_ID_BYTES };
+
+/**
+ * Why a string read from the input cannot be kept as `field` of an event: more bytes than `kind` allows, or a
+ * NUL character (U+0000), which PostgreSQL keeps in no text and no JSON; undefined when it can. Hot path: an id
+ * of at most a third of the limit in UTF-16 units (every real one) is never measured, and U+0000 is looked
+ * for by the engine's own scan.
+ */
+function textProblem(
+  where: string,
+  field: string,
+  value: string,
+  kind: TextLimit = AN_ID,
+): ParseError | undefined {
+  if (value.length * 3 > kind.limit) {
+    const bytes = utf8Length(value);
+    if (bytes > kind.limit) {
+      return bad(
+        `${where} "${field}" is too long: ${bytes} bytes, where ${kind.noun} has at most ${kind.limit} (UTF-8; real ones are far shorter); it begins ${describe(value)}`,
+      );
+    }
+  }
+  return value.includes('\u0000') ? nulError(where, field, value) : undefined;
+}
+
+function nulError(where: string, field: string, value: string): ParseError {
+  return bad(
+    `${where} "${field}" holds a NUL character (U+0000), which no real value has: ${describe(value)}`,
+  );
+}
+
+/** A string's length in UTF-8 bytes, as a store writes it (a lone surrogate becomes U+FFFD: 3 bytes). */
+function utf8Length(value: string): number {
+  let bytes = 0;
+  for (let i = 0; i < value.length; i++) {
+    const c = value.charCodeAt(i);
+    if (c < 0x80) bytes += 1;
+    else if (c < 0x800) bytes += 2;
+    else if (c >= 0xd800 && c <= 0xdbff && i + 1 < value.length) {
+      const next = value.charCodeAt(i + 1);
+      if (next >= 0xdc00 && next <= 0xdfff) {
+        bytes += 4;
+        i++;
+      } else bytes += 3;
+    } else bytes += 3;
+  }
+  return bytes;
+}
+
+/** A required id: a non-empty string (else `needField`) that `textProblem` finds nothing wrong with. */
+function requiredId(
+  where: string,
+  field: string,
+  what: string,
+  value: unknown,
+  kind: TextLimit = AN_ID,
+): string | ParseError {
+  const text = nonEmptyString(value);
+  if (text === undefined) return needField(where, field, what, value);
+  return textProblem(where, field, text, kind) ?? text;
+}
+
+/** A string that is kept but is no id (a tier name, a country code…): refused only for a NUL character. */
+function nulProblem(where: string, field: string, value: string | undefined): ParseError | undefined {
+  return value !== undefined && value.includes('\u0000') ? nulError(where, field, value) : undefined;
+}
+
 /** Epoch ms, or the error naming the field. calendar's instantMs is the one rule for every instant. */
 function instantField(where: string, field: string, value: unknown): number | ParseError {
   const atMs = instantMs(value);
@@ -239,14 +326,14 @@ function parseMessageHeader(
 ): MessageHeader | ParseError {
   const atMs = instantField(where, 'at', line.at);
   if (typeof atMs !== 'number') return atMs;
-  const waba = nonEmptyString(line.waba);
-  if (waba === undefined) return needField(where, 'waba', 'the WhatsApp Business Account id', line.waba);
-  const business = nonEmptyString(line.business);
-  if (business === undefined) return needField(where, 'business', roles.business, line.business);
-  const user = nonEmptyString(line.user);
-  if (user === undefined) return needField(where, 'user', roles.user, line.user);
-  const id = nonEmptyString(line.id);
-  if (id === undefined) return needField(where, 'id', "the message's wamid", line.id);
+  const waba = requiredId(where, 'waba', 'the WhatsApp Business Account id', line.waba);
+  if (typeof waba !== 'string') return waba;
+  const business = requiredId(where, 'business', roles.business, line.business);
+  if (typeof business !== 'string') return business;
+  const user = requiredId(where, 'user', roles.user, line.user);
+  if (typeof user !== 'string') return user;
+  const id = requiredId(where, 'id', "the message's wamid", line.id);
+  if (typeof id !== 'string') return id;
   return { atMs, waba, business, user: waIdOf(user), id };
 }
 
@@ -287,6 +374,8 @@ function parseOutboundLine(line: Rec): OutboundEvent | ParseError {
   if (templateName !== undefined && templateName !== null) {
     if (typeof templateName !== 'string' || templateName === '')
       return bad(`outbound line "template_name" must be a non-empty string, not ${describe(templateName)}`);
+    const problem = textProblem(where, 'template_name', templateName, A_TEMPLATE_NAME);
+    if (problem !== undefined) return problem;
     event.templateName = templateName;
   }
   if (line.delivered_at !== undefined && line.delivered_at !== null) {
@@ -307,29 +396,31 @@ function parseStatusLine(line: Rec): StatusEvent | ParseError {
   const where = 'status line';
   const atMs = instantField(where, 'at', line.at);
   if (typeof atMs !== 'number') return atMs;
-  const id = nonEmptyString(line.id);
-  if (id === undefined) return needField(where, 'id', "the business message's wamid", line.id);
+  const id = requiredId(where, 'id', "the business message's wamid", line.id);
+  if (typeof id !== 'string') return id;
   const status = line.status;
   if (status !== 'sent' && status !== 'delivered' && status !== 'read' && status !== 'failed')
     return statusWordError(where, status);
   const event: StatusEvent = { kind: 'status', atMs, id, status };
   // waba, business and user may be omitted on a status: the outbound line with the same id links them.
   if (line.waba !== undefined && line.waba !== null) {
-    const waba = nonEmptyString(line.waba);
-    if (waba === undefined)
-      return needField(where, 'waba', 'optional: omit it or give the WABA id', line.waba);
+    const waba = requiredId(where, 'waba', 'optional: omit it or give the WABA id', line.waba);
+    if (typeof waba !== 'string') return waba;
     event.waba = waba;
   }
   if (line.business !== undefined && line.business !== null) {
-    const business = nonEmptyString(line.business);
-    if (business === undefined)
-      return needField(where, 'business', 'optional: omit it or give the phone_number_id', line.business);
+    const business = requiredId(
+      where,
+      'business',
+      'optional: omit it or give the phone_number_id',
+      line.business,
+    );
+    if (typeof business !== 'string') return business;
     event.business = business;
   }
   if (line.user !== undefined && line.user !== null) {
-    const user = nonEmptyString(line.user);
-    if (user === undefined)
-      return needField(where, 'user', "optional: omit it or give the recipient's wa_id", line.user);
+    const user = requiredId(where, 'user', "optional: omit it or give the recipient's wa_id", line.user);
+    if (typeof user !== 'string') return user;
     event.user = waIdOf(user);
   }
   const evidenceError = readEvidence(where, line, event);
@@ -413,6 +504,7 @@ function readEvidence(where: string, source: Rec, event: StatusEvent): ParseErro
   if (pricing !== undefined && pricing !== null) {
     if (!isRecord(pricing))
       return bad(`${where} "pricing" must be an object (Meta's pricing, verbatim), not ${describe(pricing)}`);
+    if (holdsNul(pricing)) return evidenceNulError(where, 'pricing', pricing);
     event.pricing = isWellTypedPricing(pricing)
       ? (pricing as MetaPricingEvidence)
       : wellTypedPricing(pricing);
@@ -423,11 +515,81 @@ function readEvidence(where: string, source: Rec, event: StatusEvent): ParseErro
       return bad(
         `${where} "conversation" must be an object (Meta's conversation, verbatim), not ${describe(conversation)}`,
       );
+    if (holdsNul(conversation)) return evidenceNulError(where, 'conversation', conversation);
     event.conversation = isWellTypedConversation(conversation)
       ? (conversation as MetaConversationEvidence)
       : wellTypedConversation(conversation);
   }
   return undefined;
+}
+
+/**
+ * Whether a string anywhere in `value` (a key or a value, at any depth) holds a NUL character (U+0000).
+ * Evidence is kept verbatim, and PostgreSQL's jsonb refuses "\u0000". Hot path (every status of Meta's
+ * carries two such objects): no allocation but one stack, nothing nested visited twice; iterative, so any
+ * depth is looked at. `nulPath` names where, on the error path only.
+ */
+function holdsNul(value: Rec): boolean {
+  const stack: object[] = [value];
+  while (stack.length > 0) {
+    const item = stack.pop()!;
+    if (Array.isArray(item)) {
+      for (let i = 0; i < item.length; i++) {
+        const child: unknown = item[i];
+        if (typeof child === 'string') {
+          if (child.includes('\u0000')) return true;
+        } else if (child !== null && typeof child === 'object') stack.push(child);
+      }
+      continue;
+    }
+    for (const key in item) {
+      if (key.includes('\u0000')) return true;
+      const child: unknown = (item as Rec)[key];
+      if (typeof child === 'string') {
+        if (child.includes('\u0000')) return true;
+      } else if (child !== null && typeof child === 'object') stack.push(child);
+    }
+  }
+  return false;
+}
+
+/** The path (`pricing.category`, `conversation.origin["a\u0000"]`) of the first NUL character in `value`. */
+function nulPath(value: unknown, root: string): string | undefined {
+  const stack: { value: unknown; path: string }[] = [{ value, path: root }];
+  while (stack.length > 0) {
+    const { value: item, path } = stack.pop()!;
+    if (typeof item === 'string') {
+      if (item.includes('\u0000')) return path;
+    } else if (Array.isArray(item)) {
+      for (let i = item.length - 1; i >= 0; i--) stack.push({ value: item[i], path: `${path}[${i}]` });
+    } else if (item !== null && typeof item === 'object') {
+      const keys = Object.keys(item);
+      for (let i = keys.length - 1; i >= 0; i--) {
+        const key = keys[i]!;
+        const child = `${path}${isPlainKey(key) ? `.${key}` : `[${JSON.stringify(key)}]`}`;
+        if (key.includes('\u0000')) return child;
+        stack.push({ value: (item as Rec)[key], path: child });
+      }
+    }
+  }
+  return undefined;
+}
+
+/** A key written after a dot in a path: letters, digits and underscores, not starting with a digit. */
+function isPlainKey(key: string): boolean {
+  if (key === '') return false;
+  for (let i = 0; i < key.length; i++) {
+    const c = key.charCodeAt(i);
+    const isLetter = (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a) || c === 0x5f;
+    if (!isLetter && !(i > 0 && c >= 0x30 && c <= 0x39)) return false;
+  }
+  return true;
+}
+
+function evidenceNulError(where: string, field: string, evidence: Rec): ParseError {
+  return bad(
+    `${where} "${field}" holds a NUL character (U+0000) at ${nulPath(evidence, field) ?? field}, which no real value has`,
+  );
 }
 
 function isOptionalString(value: unknown): boolean {
@@ -547,6 +709,11 @@ function parseWebhookBody(body: Rec): Result<ParsedItem, ParseError> {
       continue;
     }
     const waba = nonEmptyString(entry.id);
+    const wabaProblem = waba === undefined ? undefined : textProblem(`entry[${i}]`, 'id', waba);
+    if (wabaProblem !== undefined) {
+      out.rejected.push(wabaProblem);
+      continue;
+    }
     for (let j = 0; j < changes.length; j++) {
       const change: unknown = changes[j];
       const path = `entry[${i}].changes[${j}]`;
@@ -610,6 +777,46 @@ function scopedIdOfPhone(contacts: unknown, phone: string): string | undefined {
   return undefined;
 }
 
+/**
+ * The user of a message or status: its wa_id (`phoneField`), else the number `contacts[]` gives for its
+ * business-scoped id, else that id (`scopedField`); undefined when it names none, the error when the one
+ * taken, or the business-scoped id beside it, cannot be kept (`textProblem`).
+ */
+function userOf(
+  where: string,
+  contacts: unknown,
+  phoneValue: unknown,
+  phoneField: string,
+  scopedId: string | undefined,
+  scopedField: string,
+): string | ParseError | undefined {
+  const phone = nonEmptyString(phoneValue);
+  if (phone !== undefined) return textProblem(where, phoneField, phone) ?? phone;
+  if (scopedId === undefined) return undefined;
+  const scopedProblem = textProblem(where, scopedField, scopedId);
+  if (scopedProblem !== undefined) return scopedProblem;
+  const contactPhone = phoneOfScopedUser(contacts, scopedId);
+  if (contactPhone === undefined) return scopedId;
+  return textProblem(where, 'contacts[].wa_id', contactPhone) ?? contactPhone;
+}
+
+/**
+ * The business-scoped id of `user`: the item's own (`scopedId`, its field `scopedField`), else the one
+ * `contacts[]` gives; the error when it cannot be kept.
+ */
+function scopedAliasOf(
+  where: string,
+  contacts: unknown,
+  scopedId: string | undefined,
+  scopedField: string,
+  user: string,
+): string | ParseError | undefined {
+  if (scopedId !== undefined) return textProblem(where, scopedField, scopedId) ?? scopedId;
+  const alias = scopedIdOfPhone(contacts, user);
+  if (alias === undefined) return undefined;
+  return textProblem(where, 'contacts[].user_id', alias) ?? alias;
+}
+
 /** `contacts[].profile.country_code` of the contact whose wa_id or user_id is `user`. */
 function countryHint(contacts: unknown, user: string): string | undefined {
   if (!Array.isArray(contacts)) return undefined;
@@ -619,7 +826,10 @@ function countryHint(contacts: unknown, user: string): string | undefined {
     const profile = contact.profile;
     if (!isRecord(profile)) return undefined;
     const country = profile.country_code;
-    return typeof country === 'string' && country.length === 2 ? country : undefined;
+    // A code holding NUL is no country: the market is found as without a hint.
+    return typeof country === 'string' && country.length === 2 && !country.includes('\u0000')
+      ? country
+      : undefined;
   }
   return undefined;
 }
@@ -634,6 +844,18 @@ function readMessagesValue(
   const metadata = value.metadata;
   const business = isRecord(metadata) ? nonEmptyString(metadata.phone_number_id) : undefined;
   const contacts = value.contacts;
+  // The WABA and business number every item of this value is kept with; undefined when one is missing or
+  // cannot be kept (each item is then refused with envelopeError, which names why).
+  const envelope =
+    waba !== undefined && business !== undefined && textProblem('', '', business) === undefined
+      ? { waba, business }
+      : undefined;
+  const envelopeError = (where: string): ParseError =>
+    waba === undefined
+      ? wabaError(where, rawWaba)
+      : business === undefined
+        ? businessError(where, metadata)
+        : textProblem(`${where}: its value's`, 'metadata.phone_number_id', business)!;
 
   const messages = value.messages;
   if (messages !== undefined && messages !== null && !Array.isArray(messages)) {
@@ -655,9 +877,9 @@ function readMessagesValue(
         addIgnored(out.ignored, IGNORED.groupMessage);
         continue;
       }
-      const id = nonEmptyString(message.id);
-      if (id === undefined) {
-        out.rejected.push(needField(where, 'id', "the message's wamid", message.id));
+      const id = requiredId(where, 'id', "the message's wamid", message.id);
+      if (typeof id !== 'string') {
+        out.rejected.push(id);
         continue;
       }
       const atMs = instantField(where, 'timestamp', message.timestamp);
@@ -672,27 +894,35 @@ function readMessagesValue(
         continue;
       }
       const scopedId = nonEmptyString(message.from_user_id);
-      const user = nonEmptyString(message.from) ?? phoneOfScopedUser(value.contacts, scopedId) ?? scopedId;
+      const user = userOf(where, contacts, message.from, 'from', scopedId, 'from_user_id');
       if (user === undefined) {
         out.rejected.push(
           bad(`${where} needs "from" (the user's wa_id) or "from_user_id" (business-scoped id)`),
         );
         continue;
       }
-      if (waba === undefined || business === undefined) {
-        out.rejected.push(waba === undefined ? wabaError(where, rawWaba) : businessError(where, metadata));
+      if (typeof user !== 'string') {
+        out.rejected.push(user);
+        continue;
+      }
+      if (envelope === undefined) {
+        out.rejected.push(envelopeError(where));
+        continue;
+      }
+      const scopedAlias = scopedAliasOf(where, contacts, scopedId, 'from_user_id', user);
+      if (scopedAlias !== undefined && typeof scopedAlias !== 'string') {
+        out.rejected.push(scopedAlias);
         continue;
       }
       const event: InboundEvent = {
         kind: 'inbound',
         atMs,
-        waba,
-        business,
+        waba: envelope.waba,
+        business: envelope.business,
         user,
         id,
         hasReferral: isRecord(message.referral),
       };
-      const scopedAlias = scopedId ?? scopedIdOfPhone(contacts, user);
       if (scopedAlias !== undefined && scopedAlias !== user) event.scopedUserId = scopedAlias;
       const country = countryHint(contacts, user);
       if (country !== undefined) event.userCountryHint = country;
@@ -716,14 +946,15 @@ function readMessagesValue(
         addIgnored(out.ignored, IGNORED.groupStatus);
         continue;
       }
-      const id = nonEmptyString(status.id);
-      if (id === undefined) {
-        out.rejected.push(needField(where, 'id', "the business message's wamid", status.id));
+      const id = requiredId(where, 'id', "the business message's wamid", status.id);
+      if (typeof id !== 'string') {
+        out.rejected.push(id);
         continue;
       }
-      const word = nonEmptyString(status.status);
-      if (word === undefined) {
-        out.rejected.push(needField(where, 'status', 'sent, delivered, read, failed…', status.status));
+      // Meta's other words are kept (they decide nothing): one is part of the status's idempotency key.
+      const word = requiredId(where, 'status', 'sent, delivered, read, failed…', status.status, A_WORD);
+      if (typeof word !== 'string') {
+        out.rejected.push(word);
         continue;
       }
       const atMs = instantField(where, 'timestamp', status.timestamp);
@@ -734,8 +965,8 @@ function readMessagesValue(
       // A status names its WABA, business number and user as an inbound message does: Meta always sends
       // them, and without them a message known only from webhooks could not be rated (STATUS_WITHOUT_USER),
       // or would be filed under another WABA. Refused here, at the body's file and line, instead.
-      if (waba === undefined || business === undefined) {
-        out.rejected.push(waba === undefined ? wabaError(where, rawWaba) : businessError(where, metadata));
+      if (envelope === undefined) {
+        out.rejected.push(envelopeError(where));
         continue;
       }
       const mistypedUser = mistypedUserId(where, status, 'recipient_id', 'recipient_user_id');
@@ -744,17 +975,40 @@ function readMessagesValue(
         continue;
       }
       const scopedId = nonEmptyString(status.recipient_user_id);
-      const user = nonEmptyString(status.recipient_id) ?? phoneOfScopedUser(contacts, scopedId) ?? scopedId;
+      const user = userOf(
+        where,
+        contacts,
+        status.recipient_id,
+        'recipient_id',
+        scopedId,
+        'recipient_user_id',
+      );
       if (user === undefined) {
         out.rejected.push(
           bad(`${where} needs "recipient_id" (the user's wa_id) or "recipient_user_id" (business-scoped id)`),
         );
         continue;
       }
-      const event: StatusEvent = { kind: 'status', atMs, id, status: word, waba, business, user };
+      if (typeof user !== 'string') {
+        out.rejected.push(user);
+        continue;
+      }
+      const scopedAlias = scopedAliasOf(where, contacts, scopedId, 'recipient_user_id', user);
+      if (scopedAlias !== undefined && typeof scopedAlias !== 'string') {
+        out.rejected.push(scopedAlias);
+        continue;
+      }
+      const event: StatusEvent = {
+        kind: 'status',
+        atMs,
+        id,
+        status: word,
+        waba: envelope.waba,
+        business: envelope.business,
+        user,
+      };
       const country = countryHint(contacts, user);
       if (country !== undefined) event.userCountryHint = country;
-      const scopedAlias = scopedId ?? scopedIdOfPhone(contacts, user);
       if (scopedAlias !== undefined && scopedAlias !== user) event.scopedUserId = scopedAlias;
       const evidenceError = readEvidence(where, status, event);
       if (evidenceError !== undefined) {
@@ -777,6 +1031,11 @@ function readMessagesValue(
       );
     }
   }
+}
+
+/** A country code as read: two characters, neither of them NUL. */
+function isTwoCharacters(value: unknown): value is string {
+  return typeof value === 'string' && value.length === 2 && !value.includes('\u0000');
 }
 
 /** The keys of a messages value that are not its content. */
@@ -834,13 +1093,23 @@ function readAccountUpdate(
       out.rejected.push(bad(`${where}.volume_tier_info needs "tier" and "pricing_category" (strings)`));
       return;
     }
+    const region = nonEmptyString(tierInfo.region);
+    const month = nonEmptyString(tierInfo.effective_month);
+    const tierWhere = `${where}.volume_tier_info`;
+    const nul =
+      nulProblem(tierWhere, 'tier', tier) ??
+      nulProblem(tierWhere, 'pricing_category', category) ??
+      nulProblem(tierWhere, 'region', region) ??
+      nulProblem(tierWhere, 'effective_month', month);
+    if (nul !== undefined) {
+      out.rejected.push(nul);
+      return;
+    }
     const volumeTier: NonNullable<AccountUpdateEvent['volumeTier']> = {
       tier,
       category: category.toLowerCase(),
     };
-    const region = nonEmptyString(tierInfo.region);
     if (region !== undefined) volumeTier.region = region;
-    const month = nonEmptyString(tierInfo.effective_month);
     if (month !== undefined) volumeTier.effectiveMonth = month;
     event.volumeTier = volumeTier;
   } else if (name === 'AUTH_INTL_PRICE_ELIGIBILITY_UPDATE') {
@@ -866,7 +1135,7 @@ function readAccountUpdate(
         const exception: unknown = exceptions[k];
         const exceptionWhere = `${eligibilityWhere}.exception_countries[${k}]`;
         const country = isRecord(exception) ? exception.country_code : undefined;
-        if (!isRecord(exception) || typeof country !== 'string' || country.length !== 2) {
+        if (!isRecord(exception) || !isTwoCharacters(country)) {
           out.rejected.push(bad(`${exceptionWhere} needs "country_code" (two letters, e.g. "ID")`));
           return;
         }
@@ -881,7 +1150,7 @@ function readAccountUpdate(
     event.authInternational = { startMs, exceptionsMs };
   } else {
     const country = value.country;
-    if (typeof country !== 'string' || country.length !== 2) {
+    if (!isTwoCharacters(country)) {
       out.rejected.push(bad(`${where} needs "country" (two letters, e.g. "IN") for ${name}`));
       return;
     }
@@ -909,9 +1178,23 @@ function readTemplateCategoryUpdate(
     );
     return;
   }
-  const newCategory = nonEmptyString(value.new_category);
-  if (newCategory === undefined) {
-    out.rejected.push(needField(where, 'new_category', 'e.g. "MARKETING"', value.new_category));
+  const nameProblem = textProblem(where, 'message_template_name', templateName, A_TEMPLATE_NAME);
+  if (nameProblem !== undefined) {
+    out.rejected.push(nameProblem);
+    return;
+  }
+  const newCategory = requiredId(where, 'new_category', 'e.g. "MARKETING"', value.new_category, A_WORD);
+  if (typeof newCategory !== 'string') {
+    out.rejected.push(newCategory);
+    return;
+  }
+  const templateId = value.message_template_id;
+  const previous = nonEmptyString(value.previous_category);
+  const problem =
+    (typeof templateId === 'string' ? textProblem(where, 'message_template_id', templateId) : undefined) ??
+    (previous === undefined ? undefined : textProblem(where, 'previous_category', previous, A_WORD));
+  if (problem !== undefined) {
+    out.rejected.push(problem);
     return;
   }
   if (waba === undefined) {
@@ -930,9 +1213,7 @@ function readTemplateCategoryUpdate(
     templateName,
     newCategory: newCategory.toLowerCase(),
   };
-  const templateId = value.message_template_id;
   if (typeof templateId === 'string' || typeof templateId === 'number') event.templateId = String(templateId);
-  const previous = nonEmptyString(value.previous_category);
   if (previous !== undefined) event.previousCategory = previous.toLowerCase();
   out.events.push(event);
 }

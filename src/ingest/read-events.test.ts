@@ -5,6 +5,7 @@ import { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runWameter } from '../../test/support/cli.js';
 import type { CoreEvent } from '../core/events.js';
 import { IGNORED } from './parse-event.js';
 import {
@@ -358,6 +359,45 @@ describe('NDJSON files', () => {
         message: 'entry[0].changes[0].value.statuses[1] needs "id" (the business message\'s wamid)',
       },
     ]);
+  });
+
+  it('an id longer than any real one, or holding NUL, is BAD_EVENT with its line and the limit; the rest is read', async () => {
+    // /tmp/svc-audit/longuser2.ndjson and nul.ndjson: a store could not index the one, nor keep the other.
+    const longUser = inbound('in2', `55${'3'.repeat(3000)}`);
+    const nul = outbound('o1').replace('"o1"', '"wamid.nul\\u0000x"');
+    const file = await write('long-ids.ndjson', [inbound('in1'), longUser, nul, delivered('o1')].join('\n'));
+    const { events, errors } = await collect([file]);
+    expect(ids(events)).toEqual(['in1', 'o1']);
+    expect(errors).toEqual([
+      {
+        code: 'BAD_EVENT',
+        file,
+        line: 2,
+        message: expect.stringMatching(
+          /^inbound line "user" is too long: 3002 bytes, where an id has at most 256 \(UTF-8; real ones are far shorter\); it begins "5533/,
+        ),
+      },
+      {
+        code: 'BAD_EVENT',
+        file,
+        line: 3,
+        message:
+          'outbound line "id" holds a NUL character (U+0000), which no real value has: "wamid.nul\\u0000x"',
+      },
+    ]);
+  });
+
+  it('`wameter rate` names the file and line of an over-long id and rates every other line', async () => {
+    const longId = outbound('o2').replace('"o2"', `"wamid.${'9'.repeat(12_000)}"`);
+    const file = await write('long-id-rate.ndjson', [outbound('o1'), longId, delivered('o1')].join('\n'));
+    const { code, out, err } = await runWameter(['rate', file, '--format', 'json']);
+    expect(code).toBe(2);
+    expect(err).toContain(
+      `wameter: ${file}:2: BAD_EVENT: outbound line "id" is too long: 12006 bytes, where an id has at most 256`,
+    );
+    expect(err).toContain('1 input problem(s); every other line was read and rated');
+    const document = JSON.parse(out) as { units: { messages: string[] }[] };
+    expect(document.units.map((unit) => unit.messages)).toEqual([['o1']]);
   });
 
   it('a final line without newline, a byte-order mark and an empty file', async () => {

@@ -6,7 +6,7 @@ import { isValidTimeZone } from '../core/calendar.js';
 import { isSameEvent, mergeCopies } from '../core/event-copies.js';
 import type { CoreEvent } from '../core/events.js';
 import { microsOf, sumMicros } from '../core/money.js';
-import type { BillableUnit, Finding, PendingMessage } from '../core/units.js';
+import type { BillableUnit, Finding, PendingMessage, TierPosition } from '../core/units.js';
 import {
   ReadOnlyOpenError,
   StoreInputError,
@@ -15,6 +15,7 @@ import {
   type CurrencyTotals,
   type RatingRecord,
   type RawWebhookInput,
+  type UnitFilter,
 } from './store.js';
 
 /** A rating may only write rows of the WABAs it replaces; anything else would survive the next rating. */
@@ -109,15 +110,22 @@ export function checkTimeZone(timeZone: string): string {
   }
   return timeZone;
 }
+/** U+0000, which PostgreSQL keeps in no text (nor jsonb) and so no store is given in an id. */
+const NUL = '\u0000';
+
 export function decodeCursor(cursor: string): [number, string, string] {
   try {
     const value: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
+    // A NUL character is in no id this API returns (the event parser refuses them), and PostgreSQL cannot
+    // even compare one: a cursor holding one was made by hand.
     if (
       Array.isArray(value) &&
       value.length === 3 &&
       Number.isSafeInteger(value[0]) &&
       typeof value[1] === 'string' &&
-      typeof value[2] === 'string'
+      typeof value[2] === 'string' &&
+      !value[1].includes(NUL) &&
+      !value[2].includes(NUL)
     ) {
       return [value[0] as number, value[1], value[2]];
     }
@@ -129,6 +137,53 @@ export function decodeCursor(cursor: string): [number, string, string] {
     'cursor is not one this API returned: pass next_cursor back unchanged',
   );
 }
+
+/**
+ * Text a store keeps that may quote what a client sent (a webhook's parse error quotes its body), with each
+ * NUL character (U+0000) written as the six characters `\u0000`: PostgreSQL keeps NUL in no text column, and
+ * both engines write the same text so that both give the same back. Raw bodies are bytes, kept with their NULs.
+ */
+export function storableText(text: string | null): string | null {
+  return text === null || !text.includes(NUL) ? text : text.replaceAll(NUL, '\\u0000');
+}
+
+/**
+ * Refuses a caller's filter value (`name`: the filter's field) holding a NUL character (U+0000): no stored
+ * id, number or market holds one (the event parser refuses them), and PostgreSQL cannot even compare one. So
+ * it is the caller's mistake on either engine (`BAD_FILTER`, a 400), never a store failure.
+ */
+export function checkFilterText(name: string, values: string | readonly string[] | undefined): void {
+  if (values === undefined) return;
+  for (const value of typeof values === 'string' ? [values] : values) {
+    if (value.includes(NUL)) {
+      throw new StoreInputError(
+        'BAD_FILTER',
+        `"${name}" holds a NUL character (U+0000), which no stored value has: ${JSON.stringify(value)}`,
+      );
+    }
+  }
+}
+
+/** `checkFilterText` for every text field of a units or pending messages filter. */
+export function checkFilter(filter: UnitFilter): void {
+  checkFilterText('wabas', filter.wabas);
+  checkFilterText('waba', filter.waba);
+  checkFilterText('business', filter.business);
+  checkFilterText('user', filter.user);
+  checkFilterText('category', filter.category);
+  checkFilterText('type', filter.type);
+  checkFilterText('market', filter.market);
+}
+
+/**
+ * A unit's tier position as read from its JSON column, its keys in the order `TierPosition` declares (the
+ * rater's): PostgreSQL's jsonb gives them back sorted by length, and /v1/units answers it as read.
+ */
+export function tierFromStored(parsed: unknown): TierPosition {
+  const tier = parsed as TierPosition;
+  return { count: tier.count, band: tier.band, month: tier.month };
+}
+
 /** The last unit of a page, (openedAtMs, id, waba): the next page starts strictly after it. */
 export function encodeCursor(openedAtMs: number, id: string, waba: string): string {
   return Buffer.from(JSON.stringify([openedAtMs, id, waba])).toString('base64url');

@@ -1,7 +1,7 @@
 // The contract every Store engine must pass, run unchanged against real SQLite and real PostgreSQL (no
 // mocks). `open` must give a fresh, empty, migrated store each time it is called.
 
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
 import { TotalsAccumulator, totalsToJson } from '../core/report.js';
@@ -14,6 +14,7 @@ import {
   type StatusEvent,
 } from '../core/events.js';
 import type { BillableUnit, Finding, PendingMessage } from '../core/units.js';
+import { MAX_ID_BYTES, MAX_TEMPLATE_NAME_BYTES } from '../ingest/parse-event.js';
 import {
   StoreInputError,
   type EventInput,
@@ -129,6 +130,31 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
         expect(stored).toEqual({ ...webhook, id: outcome.rawId });
         expect(Buffer.from(stored!.body).equals(Buffer.from(body))).toBe(true);
         expect(await store.getRawWebhook(outcome.rawId + 1000)).toBeUndefined();
+      });
+
+      it('keeps an unreadable body whose parse error quotes a NUL character: the body byte for byte, NUL escaped in the error', async () => {
+        // /tmp/svc-audit/nulbad.bin, signed: SQLite kept it (400), PostgreSQL answered 503 and kept nothing.
+        const store = await fresh();
+        const body = new Uint8Array([0x78, 0x00, ...new TextEncoder().encode('yz not json')]);
+        let parseError = '';
+        try {
+          JSON.parse(new TextDecoder().decode(body));
+        } catch (error) {
+          parseError = (error as Error).message;
+        }
+        expect(parseError).toContain('\u0000');
+        const outcome = await store.ingestWebhook(raw(body, parseError), []);
+        const stored = await store.getRawWebhook(outcome.rawId);
+        expect(Buffer.from(stored!.body).equals(Buffer.from(body))).toBe(true);
+        // Text columns of PostgreSQL hold no NUL: both engines write it as the six characters \u0000.
+        const escaped = parseError.replaceAll('\u0000', '\\u0000');
+        expect(stored!.parseError).toBe(escaped);
+        expect((await store.listUnreadableWebhooks(10)).map((w) => w.parseError)).toEqual([escaped]);
+        // A redelivery of the same bytes is the same body.
+        expect(await store.ingestWebhook(raw(body, parseError), [])).toMatchObject({
+          rawId: outcome.rawId,
+          isDuplicate: true,
+        });
       });
 
       it('stores the body and its events together', async () => {
@@ -300,6 +326,52 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
         expect(w2).toContainEqual(events[4]);
         expect(await store.listEvents([])).toEqual([]);
         expect(await store.listWabas()).toEqual(['W1', 'W2']);
+      });
+
+      it('stores and finds events, units and findings whose ids are as long as the event parser lets through', async () => {
+        // The parser's limits (MAX_ID_BYTES, MAX_TEMPLATE_NAME_BYTES) keep every index entry of PostgreSQL
+        // under its 2,704 bytes; random text, as PostgreSQL could compress a repeated one.
+        const store = await fresh();
+        const long = (bytes: number) => randomBytes(bytes).toString('base64').slice(0, bytes);
+        const waba = long(MAX_ID_BYTES);
+        const business = long(MAX_ID_BYTES);
+        const user = long(MAX_ID_BYTES);
+        const id = long(MAX_ID_BYTES);
+        const word = long(MAX_ID_BYTES);
+        const events: CoreEvent[] = [
+          { kind: 'outbound', atMs: T0, waba, business, user, id, template: 'utility' },
+          {
+            kind: 'status',
+            atMs: T0 + 1,
+            id,
+            status: word,
+            waba,
+            business,
+            user,
+            scopedUserId: long(MAX_ID_BYTES),
+          },
+          {
+            kind: 'template_category_update',
+            atMs: T0,
+            waba,
+            templateName: long(MAX_TEMPLATE_NAME_BYTES),
+            templateId: long(MAX_ID_BYTES),
+            newCategory: word,
+          },
+        ];
+        expect((await store.ingestEvents(events.map((e) => input(e)))).inserted).toHaveLength(3);
+        expect(await store.listEvents([waba])).toHaveLength(3);
+        expect(await store.listWabas(business)).toEqual([waba]);
+        const big = unit(`u_${id}`, { waba, business, user, messages: [id] });
+        await store.replaceRating(rating('r1', [waba]), {
+          units: [big],
+          pending: [{ id, waba, business, user, sentAtMs: T0 }],
+          findings: [{ code: 'NO_RATE', message: 'no rate', waba, unit: big.id }],
+        });
+        const page = await store.queryUnits({ waba, business, user }, { limit: 1 });
+        expect(page.units).toEqual([big]);
+        expect(await store.listPending({ user: user })).toHaveLength(1);
+        expect(await store.listFindings({ wabas: [waba] })).toHaveLength(1);
       });
 
       it('lists a status that names no WABA with the WABA of its message', async () => {
@@ -1484,6 +1556,67 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
         expect('totalsByWaba' in plain! || 'accountsDigest' in plain!).toBe(false);
       });
 
+      it('gives back findings, a rating’s changes and totals, and tier positions with their keys in one order', async () => {
+        // What /v1/findings, /v1/ratings and /v1/units answer: the same documents, key order included, on
+        // every engine (PostgreSQL's jsonb would sort keys by length: {"code","waba","message",…}).
+        const store = await fresh();
+        const findings = [
+          {
+            code: 'NO_RATE',
+            message: 'no rate for India',
+            waba: 'W1',
+            unit: 'u1',
+            zeta: { y: 1, b: [{ d: 1, a: 2 }] },
+          },
+          { code: 'MARKET_INFERRED', waba: 'W1', message: 'inferred', at: '2024-03-01T00:00:00Z' },
+        ] as Finding[];
+        const changes = {
+          period: { fromMs: T0, toMs: null },
+          outside_period: { changed: 0, totals: { old: {}, new: {} } },
+          changed: 1,
+          unchanged: 0,
+          units: [
+            { unit: 'u1', old: null, new: { id: 'u1', unit: 'message', waba: 'W1', amount: '0.0014' } },
+          ],
+        };
+        const totals = {
+          USD: {
+            amountMicros: 2800,
+            units: 2,
+            unpriced: 0,
+            byCategory: {
+              utility: { units: 1, unpriced: 0, amountMicros: 1400 },
+              marketing: { units: 1, unpriced: 0, amountMicros: 1400 },
+            },
+          },
+        };
+        const record: RatingRecord = {
+          ...rating('r1', ['W1']),
+          totals,
+          totalsByWaba: { W1: totals },
+          changes,
+        };
+        const tier = { month: '2024-03', band: '1:', count: 2 } as unknown as BillableUnit['tier'];
+        await store.replaceRating(record, { units: [unit('u1', { tier })], pending: [], findings });
+        expect(JSON.stringify(await store.listFindings({}))).toBe(JSON.stringify(findings));
+        const [stored] = await store.listRatings(1);
+        expect(JSON.stringify(stored!.changes)).toBe(JSON.stringify(changes));
+        expect(JSON.stringify(stored!.totals)).toBe(JSON.stringify(totals));
+        expect(JSON.stringify(stored!.totalsByWaba)).toBe(JSON.stringify({ W1: totals }));
+        // A tier position in the order BillableUnit declares it, whatever order it was written in.
+        const [stored1] = (await store.queryUnits({}, { limit: 1 })).units;
+        expect(JSON.stringify(stored1!.tier)).toBe('{"count":2,"band":"1:","month":"2024-03"}');
+        // Findings written by a diff too.
+        await store.applyRatingDiff(rating('r2', ['W1'], T0 + 1), {
+          units: { upsert: [], delete: [] },
+          pending: { upsert: [], delete: [] },
+          findings: [...findings].reverse(),
+        });
+        expect(JSON.stringify(await store.listFindings({ wabas: ['W1'] }))).toBe(
+          JSON.stringify([...findings].reverse()),
+        );
+      });
+
       it('refuses a rating that writes rows outside its WABAs', async () => {
         const store = await fresh();
         await expect(
@@ -1611,6 +1744,41 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
           StoreInputError,
         );
         await expect(store.queryUnits({}, { limit: 0 })).rejects.toMatchObject({ code: 'BAD_LIMIT' });
+      });
+
+      it('refuses a cursor, or a filter, holding a NUL character as input it cannot use (never a store failure)', async () => {
+        const store = await fresh();
+        await store.replaceRating(rating('r1', ['W1']), { ...EMPTY, units: [unit('u1'), unit('u2')] });
+        const cursor = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
+        for (const tampered of [cursor([T0, 'u1\u0000', 'W1']), cursor([T0, 'u1', 'W\u0000'])]) {
+          await expect(store.queryUnits({}, { limit: 1, cursor: tampered })).rejects.toMatchObject({
+            name: 'StoreInputError',
+            code: 'BAD_CURSOR',
+          });
+        }
+        const refused = { name: 'StoreInputError', code: 'BAD_FILTER' };
+        const filters: UnitFilter[] = [
+          { user: '91\u00009' },
+          { business: 'PN\u0000' },
+          { waba: 'W1\u0000' },
+          { market: 'India\u0000' },
+          { wabas: ['W1', 'W\u0000'] },
+        ];
+        for (const filter of filters) {
+          await expect(store.queryUnits(filter, { limit: 10 })).rejects.toMatchObject(refused);
+          await expect(store.exportUnits(filter, () => {})).rejects.toMatchObject(refused);
+          await expect(store.totals(filter)).rejects.toMatchObject(refused);
+          await expect(store.listPending(filter)).rejects.toMatchObject(refused);
+          await expect(
+            store.analytics({ ...filter, granularity: 'DAILY', dimensions: ['waba'] }),
+          ).rejects.toMatchObject(refused);
+        }
+        await expect(store.listWabas('PN\u0000')).rejects.toMatchObject(refused);
+        await expect(store.listEvents(['W\u0000'])).rejects.toMatchObject(refused);
+        await expect(store.listFindings({ wabas: ['W\u0000'] })).rejects.toMatchObject(refused);
+        await expect(store.listRatings(10, ['W\u0000'])).rejects.toMatchObject(refused);
+        // The store answers on.
+        expect((await store.queryUnits({ user: '919876543210' }, { limit: 10 })).units).toHaveLength(2);
       });
 
       it('totals each currency and category exactly; an unpriced unit counts but adds nothing', async () => {

@@ -369,12 +369,12 @@ export interface Store {
 }
 
 /**
- * A caller's input the store cannot use (a cursor it did not issue, an unknown time zone): the caller's
- * mistake, not the store's, so the server answers 400 with `code`.
+ * A caller's input the store cannot use (a cursor it did not issue, an unknown time zone, a filter value
+ * holding a NUL character): the caller's mistake, not the store's, so the server answers 400 with `code`.
  */
 export class StoreInputError extends Error {
   constructor(
-    readonly code: 'BAD_CURSOR' | 'BAD_TIME_ZONE' | 'BAD_LIMIT',
+    readonly code: 'BAD_CURSOR' | 'BAD_TIME_ZONE' | 'BAD_LIMIT' | 'BAD_FILTER',
     message: string,
   ) {
     super(message);

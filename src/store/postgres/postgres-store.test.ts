@@ -70,6 +70,7 @@ describe('PostgreSQL specifics', () => {
       { version: 7 },
       { version: 8 },
       { version: 9 },
+      { version: 10 },
     ]);
     await Promise.all(stores.map((store) => store.close()));
   });
@@ -101,6 +102,7 @@ describe('PostgreSQL specifics', () => {
       { version: 7 },
       { version: 8 },
       { version: 9 },
+      { version: 10 },
     ]);
     await store.close();
   });
@@ -236,6 +238,74 @@ describe('PostgreSQL specifics', () => {
     }
   });
 
+  it('upgrades version 9: findings and rating documents are kept as written (json), those stored before readable', async () => {
+    const schema = freshSchema();
+    await (await openPostgresStore(DATABASE_URL, { schema })).close();
+    // A store as version 9 left it: the documents in jsonb, one finding and one rating stored so.
+    await admin!.query(
+      `ALTER TABLE ${schema}.findings ALTER COLUMN payload TYPE jsonb USING payload::jsonb;
+       ALTER TABLE ${schema}.ratings ALTER COLUMN totals TYPE jsonb USING totals::jsonb,
+         ALTER COLUMN changes TYPE jsonb USING changes::jsonb,
+         ALTER COLUMN totals_by_waba TYPE jsonb USING totals_by_waba::jsonb;
+       INSERT INTO ${schema}.ratings (id, rated_at_ms, reason, wabas, as_of_rules, rate_cards, totals, changes)
+         VALUES ('r0', 0, 'rerate', '["W1"]', NULL, '[]', '{}', '{"period":{"toMs":null,"fromMs":0},"changed":0}');
+       INSERT INTO ${schema}.findings (rating_id, waba, code, payload)
+         VALUES ('r0', 'W1', 'NO_RATE', '{"code":"NO_RATE","message":"old","waba":"W1"}');
+       DELETE FROM ${schema}.schema_migrations WHERE version = 10`,
+    );
+    const store = await openPostgresStore(DATABASE_URL, { schema });
+    try {
+      const { rows } = await admin!.query(
+        `SELECT table_name, column_name, data_type FROM information_schema.columns
+         WHERE table_schema = $1 AND data_type IN ('json', 'jsonb') ORDER BY table_name, column_name`,
+        [schema],
+      );
+      expect(
+        rows.map((row: Record<string, string>) => `${row.table_name}.${row.column_name} ${row.data_type}`),
+      ).toEqual([
+        'events.payload jsonb',
+        'findings.payload json',
+        'ratings.changes json',
+        'ratings.rate_cards jsonb',
+        'ratings.totals json',
+        'ratings.totals_by_waba json',
+        'ratings.wabas jsonb',
+        'units.messages jsonb',
+        'units.tier jsonb',
+      ]);
+      // Stored before: readable, in the order jsonb left (it cannot be told back).
+      expect(JSON.stringify(await store.listFindings({}))).toBe(
+        '[{"code":"NO_RATE","waba":"W1","message":"old"}]',
+      );
+      expect(JSON.stringify((await store.listRatings(1))[0]!.changes)).toBe(
+        '{"period":{"toMs":null,"fromMs":0},"changed":0}',
+      );
+      // Stored after: as written. The scope queries of ratings still read `wabas` (jsonb).
+      await store.replaceRating(
+        {
+          id: 'r1',
+          ratedAtMs: 1,
+          reason: 'rerate',
+          wabas: ['W1'],
+          asOfRules: null,
+          rateCards: [],
+          totals: {},
+          changes: { period: { fromMs: 0, toMs: null } },
+        },
+        { units: [], pending: [], findings: [{ code: 'NO_RATE', message: 'new', waba: 'W1' }] },
+      );
+      expect(JSON.stringify(await store.listFindings({ wabas: ['W1'] }))).toBe(
+        '[{"code":"NO_RATE","message":"new","waba":"W1"}]',
+      );
+      expect((await store.listRatings(10, ['W1'])).map((r) => JSON.stringify(r.changes))).toEqual([
+        '{"period":{"fromMs":0,"toMs":null}}',
+        '{"period":{"toMs":null,"fromMs":0},"changed":0}',
+      ]);
+    } finally {
+      await store.close();
+    }
+  });
+
   it('upgrades version 8: statuses naming no WABA are found with a seek of an index that holds only them', async () => {
     const schema = freshSchema();
     await (await openPostgresStore(DATABASE_URL, { schema })).close();
@@ -355,7 +425,7 @@ describe('PostgreSQL opened read-only (commands that only read: estimate, rerate
     );
     await expect(openPostgresStore(DATABASE_URL, { schema, isReadOnly: true })).rejects.toMatchObject({
       code: 'STORE_NEEDS_MIGRATION',
-      message: `the wameter store in the schema "${schema}" of ${database} is older than this wameter (schema migration 6, 7, 8, 9 not applied yet), and a read-only open does not migrate it`,
+      message: `the wameter store in the schema "${schema}" of ${database} is older than this wameter (schema migration 6, 7, 8, 9, 10 not applied yet), and a read-only open does not migrate it`,
     });
     const { rows } = await admin!.query(`SELECT max(version) AS newest FROM ${schema}.schema_migrations`);
     expect(rows).toEqual([{ newest: 5 }]);

@@ -1,6 +1,7 @@
 // The Store on PostgreSQL (pg Pool): the same tables as SQLite in PostgreSQL's dialect (bytea bodies,
-// bigint instants, jsonb payloads). It must never answer for a webhook before its transaction committed,
-// and never aggregate units in JavaScript that SQL can aggregate.
+// bigint instants, jsonb where SQL reads inside a document, json for documents given back as written). It must
+// never answer for a webhook before its transaction committed, and never aggregate units in JavaScript that
+// SQL can aggregate.
 
 import pg from 'pg';
 import { microsOf } from '../../core/money.js';
@@ -9,6 +10,8 @@ import type { BillableUnit, Finding, PendingMessage } from '../../core/units.js'
 import {
   assertInScope,
   assertSha256,
+  checkFilter,
+  checkFilterText,
   checkLimit,
   checkTimeZone,
   decodeCursor,
@@ -28,6 +31,8 @@ import {
   tiedBusinessAfterMerge,
   tiedBusinessOf,
   sortPoints,
+  storableText,
+  tierFromStored,
   toBuffer,
 } from '../engine-checks.js';
 import { GroupCommitQueue } from '../group-commit.js';
@@ -264,6 +269,21 @@ const MIGRATIONS: readonly Migration[] = [
     // pays for it.
     sql: `CREATE INDEX events_unnamed_status ON events (message_id) WHERE waba IS NULL;`,
   },
+  {
+    version: 10,
+    name: 'findings and rating documents keep their keys in the order written',
+    // jsonb sorts an object's keys (by length, then bytes): /v1/findings and /v1/ratings answered
+    // {"code","waba","message",…} here and {"code","message","waba",…} from SQLite. json keeps the text as
+    // written, as SQLite's TEXT does. These columns are only ever read whole (no operator, no index).
+    // Documents stored before keep jsonb's order: it cannot be told back.
+    sql: `
+      ALTER TABLE findings ALTER COLUMN payload TYPE json USING payload::json;
+      ALTER TABLE ratings
+        ALTER COLUMN totals TYPE json USING totals::json,
+        ALTER COLUMN changes TYPE json USING changes::json,
+        ALTER COLUMN totals_by_waba TYPE json USING totals_by_waba::json;
+    `,
+  },
 ];
 
 /** SQL: the business number a status `s` names (`events.business` is only ever a tie, never a status's). */
@@ -462,6 +482,7 @@ class PostgresStore implements Store {
   }
 
   async listEvents(wabas?: readonly string[]): Promise<CoreEvent[]> {
+    checkFilterText('wabas', wabas);
     if (wabas === undefined) {
       const { rows } = await this.pool.query('SELECT payload FROM events ORDER BY at_ms, key');
       return rows.map((row: Row) => row.payload as CoreEvent);
@@ -516,6 +537,7 @@ class PostgresStore implements Store {
   }
 
   async listWabas(business?: string): Promise<string[]> {
+    checkFilterText('business', business);
     // With a number: its WABAs read from events_business one at a time, in byte order (a number has one
     // WABA, or a few), however many events tie it.
     const { rows } =
@@ -578,6 +600,7 @@ class PostgresStore implements Store {
   }
 
   async listRatings(limit: number, wabas?: readonly string[]): Promise<RatingRecord[]> {
+    checkFilterText('wabas', wabas);
     const { rows } =
       wabas === undefined
         ? await this.pool.query('SELECT * FROM ratings ORDER BY rated_at_ms DESC, seq DESC LIMIT $1', [
@@ -715,6 +738,7 @@ class PostgresStore implements Store {
   }
 
   async listFindings(filter: { wabas?: readonly string[] }): Promise<Finding[]> {
+    checkFilterText('wabas', filter.wabas);
     // A caller limited to some WABAs sees only findings that name one of them.
     const { rows } =
       filter.wabas === undefined
@@ -1014,7 +1038,7 @@ async function insertRating(client: Queryable, rating: RatingRecord): Promise<vo
   await client.query(
     `INSERT INTO ratings (id, rated_at_ms, reason, wabas, as_of_rules, rate_cards, totals, changes,
        totals_by_waba, accounts_digest)
-     VALUES ($1, $2, $3, $4::jsonb, $5, $6::jsonb, $7::jsonb, $8::jsonb, $9::jsonb, $10)`,
+     VALUES ($1, $2, $3, $4::jsonb, $5, $6::jsonb, $7::json, $8::json, $9::json, $10)`,
     [
       rating.id,
       rating.ratedAtMs,
@@ -1046,7 +1070,7 @@ async function replaceFindings(client: Queryable, rating: RatingRecord, findings
     await client.query(
       `INSERT INTO findings (rating_id, waba, code, payload)
        SELECT $4::text, f.waba, f.code, f.payload
-       FROM unnest($1::text[], $2::text[], $3::jsonb[]) WITH ORDINALITY AS f (waba, code, payload, n)
+       FROM unnest($1::text[], $2::text[], $3::json[]) WITH ORDINALITY AS f (waba, code, payload, n)
        ORDER BY f.n`,
       [batch.map(findingWaba), batch.map((f) => f.code), batch.map((f) => JSON.stringify(f)), rating.id],
     );
@@ -1161,7 +1185,7 @@ async function ingestGroup(client: Queryable, items: readonly IngestItem[]): Pro
         firsts.map((r) => r.receivedAtMs),
         firsts.map((r) => toBuffer(r.body)),
         firsts.map((r) => r.sha256),
-        firsts.map((r) => r.parseError),
+        firsts.map((r) => storableText(r.parseError)),
       ],
     );
     for (const row of rows as Row[]) {
@@ -1256,6 +1280,7 @@ function whereSql(clauses: string[]): string {
 
 /** The filters units and pending messages share: scope, WABA, business, user and a time range. */
 function commonClauses(filter: UnitFilter, params: Params, prefix: string, timeColumn: string): string[] {
+  checkFilter(filter);
   const clauses: string[] = [];
   if (filter.wabas !== undefined)
     clauses.push(`${prefix}waba = ANY(${params.add([...filter.wabas])}::text[])`);
@@ -1301,7 +1326,7 @@ function unitFromRow(row: Row): BillableUnit {
     rule: String(row.rule),
   };
   if (row.closed_at_ms !== null) unit.closedAtMs = Number(row.closed_at_ms);
-  if (row.tier !== null) unit.tier = row.tier as BillableUnit['tier'];
+  if (row.tier !== null) unit.tier = tierFromStored(row.tier);
   if (row.is_market_inferred !== null) unit.isMarketInferred = Boolean(row.is_market_inferred);
   if (row.is_category_from_webhook === true) unit.isCategoryFromWebhook = true;
   return unit;

@@ -11,6 +11,8 @@ import type { BillableUnit, Finding, PendingMessage } from '../../core/units.js'
 import {
   assertInScope,
   assertSha256,
+  checkFilter,
+  checkFilterText,
   checkLimit,
   checkTimeZone,
   decodeCursor,
@@ -30,6 +32,8 @@ import {
   tiedBusinessAfterMerge,
   tiedBusinessOf,
   sortPoints,
+  storableText,
+  tierFromStored,
   toBuffer,
 } from '../engine-checks.js';
 import { GroupCommitQueue } from '../group-commit.js';
@@ -583,7 +587,7 @@ class SqliteStore implements Store {
           }
           const result = this.statement(
             'INSERT INTO raw_webhooks (received_at_ms, body, sha256, parse_error) VALUES (?, ?, ?, ?)',
-          ).run(raw.receivedAtMs, toBuffer(raw.body), raw.sha256, raw.parseError);
+          ).run(raw.receivedAtMs, toBuffer(raw.body), raw.sha256, storableText(raw.parseError));
           const outcome = this.insertEvents(events, ownersBefore, changes);
           return {
             outcome: { rawId: Number(result.lastInsertRowid), isDuplicate: false, ...outcome },
@@ -779,6 +783,7 @@ class SqliteStore implements Store {
   }
 
   async listEvents(wabas?: readonly string[]): Promise<CoreEvent[]> {
+    checkFilterText('wabas', wabas);
     // In chunks by rowid (no sort: the rater takes any order), yielding between chunks.
     const page =
       wabas === undefined
@@ -838,6 +843,7 @@ class SqliteStore implements Store {
   }
 
   async listWabas(business?: string): Promise<string[]> {
+    checkFilterText('business', business);
     // With a number: its WABAs read from events_business one at a time (a number has one WABA, or a few),
     // however many events tie it.
     const rows =
@@ -998,6 +1004,7 @@ class SqliteStore implements Store {
   }
 
   async listRatings(limit: number, wabas?: readonly string[]): Promise<RatingRecord[]> {
+    checkFilterText('wabas', wabas);
     const rows = (
       wabas === undefined
         ? this.statement('SELECT * FROM ratings ORDER BY rated_at_ms DESC, seq DESC LIMIT ?').all(
@@ -1176,6 +1183,7 @@ class SqliteStore implements Store {
   }
 
   async listFindings(filter: { wabas?: readonly string[] }): Promise<Finding[]> {
+    checkFilterText('wabas', filter.wabas);
     // A caller limited to some WABAs sees only findings that name one of them.
     const rows =
       filter.wabas === undefined
@@ -1202,6 +1210,7 @@ function whereSql(where: Where): string {
 
 /** The filters units and pending messages share: scope, WABA, business, user and a time range. */
 function commonWhere(filter: UnitFilter, prefix: string, timeColumn: string): Where {
+  checkFilter(filter);
   const where: Where = { clauses: [], params: [] };
   const add = (clause: string, param: unknown) => {
     where.clauses.push(clause);
@@ -1254,7 +1263,7 @@ function unitFromRow(row: Row): BillableUnit {
     rule: String(row.rule),
   };
   if (row.closed_at_ms !== null) unit.closedAtMs = Number(row.closed_at_ms);
-  if (row.tier !== null) unit.tier = JSON.parse(String(row.tier)) as BillableUnit['tier'];
+  if (row.tier !== null) unit.tier = tierFromStored(JSON.parse(String(row.tier)));
   if (row.is_market_inferred !== null) unit.isMarketInferred = row.is_market_inferred === 1;
   if (row.is_category_from_webhook === 1) unit.isCategoryFromWebhook = true;
   return unit;
