@@ -1565,6 +1565,53 @@ describe('POST /v1/rerate and GET /v1/ratings', () => {
     }[];
     expect(ratings[0]).toMatchObject({ reason: 'rerate', as_of_rules: 'CBP-2023' });
     expect(ratings.some((r) => r.reason === 'live')).toBe(true);
+    // The history gives back what the re-rate answered, in its shape: snake_case, ISO instants, key order.
+    const { changes } = ratings[0] as unknown as { changes: Record<string, unknown> };
+    expect(Object.keys(changes)).toEqual([
+      'period',
+      'outside_period',
+      'changed',
+      'unchanged',
+      'totals',
+      'units',
+    ]);
+    expect(changes).toMatchObject({
+      period: { from: '2025-07-01T00:00:00.000Z', to: '2025-08-01T00:00:00.000Z' },
+      outside_period: answer.outside_period,
+      changed: (answer.changed as unknown[]).length,
+      unchanged: answer.unchanged,
+      totals: answer.totals,
+    });
+  });
+
+  it('gives back a re-rate stored before the twelfth session in the same shape as new ones', async () => {
+    await service.store.replaceRating(
+      {
+        id: 'rating_old',
+        ratedAtMs: Date.parse('2025-08-02T00:00:00Z'),
+        reason: 'rerate',
+        wabas: ['W1'],
+        asOfRules: null,
+        rateCards: [],
+        totals: {},
+        changes: {
+          period: { fromMs: Date.parse('2025-07-01T00:00:00Z'), toMs: null },
+          changed: 0,
+          unchanged: 3,
+        },
+      },
+      { units: [], pending: [], findings: [] },
+    );
+    const ratings = (await json(await service.get('/v1/ratings', KEY_ALL))).ratings as {
+      id: string;
+      changes?: unknown;
+    }[];
+    expect(ratings.find((r) => r.id === 'rating_old')!.changes).toEqual({
+      period: { from: '2025-07-01T00:00:00.000Z', to: null },
+      outside_period: null,
+      changed: 0,
+      unchanged: 3,
+    });
   });
 
   it('refuses an empty list of WABAs, or a WABA with nothing stored (a typo), and records nothing', async () => {

@@ -112,7 +112,26 @@ function ratingToJson(record: RatingRecord, isNarrowed = false) {
     as_of_rules: record.asOfRules,
     rate_cards: record.rateCards,
     totals: totalsToJson(record.totals),
-    ...(record.changes === undefined || isNarrowed ? {} : { changes: record.changes }),
+    ...(record.changes === undefined || isNarrowed ? {} : { changes: changesToJson(record.changes) }),
+  };
+}
+
+/**
+ * A re-rate's stored changes in the shape POST /v1/rerate answers. Those stored before the twelfth session
+ * said `period: {fromMs, toMs}` and `outsidePeriod` (absent when null): given back in the same shape as new
+ * ones, key for key.
+ */
+function changesToJson(changes: unknown): unknown {
+  if (typeof changes !== 'object' || changes === null || !('period' in changes)) return changes;
+  const { period, outsidePeriod, outside_period, ...rest } = changes as Record<string, unknown> & {
+    period?: { fromMs?: number | null; toMs?: number | null; from?: string | null; to?: string | null };
+  };
+  if (period === undefined || !('fromMs' in period || 'toMs' in period)) return changes;
+  const iso = (ms: number | null | undefined) => (typeof ms === 'number' ? new Date(ms).toISOString() : null);
+  return {
+    period: { from: iso(period.fromMs), to: iso(period.toMs) },
+    outside_period: outside_period ?? outsidePeriod ?? null,
+    ...rest,
   };
 }
 

@@ -496,6 +496,10 @@ export const openApiDocument = {
     '/v1/ratings': {
       get: {
         summary: 'History of ratings (live and re-rates), newest first',
+        description:
+          "Each rating: {id, rated_at, reason, wabas, as_of_rules, rate_cards, totals, changes?}. A re-rate's " +
+          '`changes` is what POST /v1/rerate answered: {period: {from, to} (ISO instants or null), ' +
+          'outside_period, changed (a count), unchanged, totals: {old, new}, units: [{unit, old, new}]}.',
         parameters: [
           { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 1000, default: 50 } },
         ],

@@ -601,9 +601,10 @@ export function createRatingService(deps: RatingServiceDeps): RatingService {
         totalsByWaba: currencyTotalsByWabaOf(result.units),
         ...(request.asOfRules ? { asOfRules: request.asOfRules } : {}),
         ...(rateCards ? { rateCards } : {}),
+        // As POST /v1/rerate answers it (snake_case, ISO instants): GET /v1/ratings gives it back as stored.
         changes: {
-          period: { fromMs: request.fromMs ?? null, toMs: request.toMs ?? null },
-          ...(outsidePeriod ? { outsidePeriod } : {}),
+          period: { from: isoOrNull(request.fromMs), to: isoOrNull(request.toMs) },
+          outside_period: outsidePeriod,
           changed: changed.length,
           unchanged,
           totals,
@@ -734,6 +735,10 @@ export function accountsDigest(accounts: readonly Account[]): string {
       : value,
   );
   return createHash('sha256').update(canonical).digest('hex').slice(0, 16);
+}
+
+function isoOrNull(ms: number | undefined): string | null {
+  return ms === undefined ? null : new Date(ms).toISOString();
 }
 
 /** Why a re-rate has no WABA to rate (a caller's own WABAs named, never another's). */
