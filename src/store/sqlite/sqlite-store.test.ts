@@ -19,8 +19,14 @@ import {
   expectTrustBackfilledListings,
 } from '../../../test/support/message-trust-backfill.js';
 import { ONE_INBOUND } from '../../../test/support/store-events.js';
+import { billableUnit } from '../../../test/support/units.js';
 
 runStoreContract('SQLite (:memory:)', () => openSqliteStore(':memory:'));
+// On a file too: some paths exist only there (an export reads through a connection of its own).
+const contractDir = mkdtempSync(join(tmpdir(), 'wameter-sqlite-contract-'));
+let contractFiles = 0;
+afterAll(() => rmSync(contractDir, { recursive: true, force: true }));
+runStoreContract('SQLite (file)', () => openSqliteStore(join(contractDir, `${++contractFiles}.db`)));
 
 describe('SQLite on disk', () => {
   const dir = mkdtempSync(join(tmpdir(), 'wameter-sqlite-'));
@@ -243,6 +249,62 @@ describe('SQLite on disk', () => {
       expect(plan.join('\n')).toMatch(/SEARCH s USING INDEX events_unnamed_status \(message_id=\?\)/);
     } finally {
       db.close();
+      await store.close();
+    }
+  });
+
+  it('an export gives the event loop a turn between pages, and reads one snapshot while writes commit', async () => {
+    const store = await openSqliteStore(join(dir, 'export.db'));
+    try {
+      const unit = (i: number) =>
+        billableUnit({
+          id: `u${String(i).padStart(3, '0')}`,
+          openedAtMs: Date.parse('2025-10-01T00:00:00Z') + i * 1000,
+        });
+      const rating = (id: string, ratedAtMs: number) => ({
+        id,
+        ratedAtMs,
+        reason: 'rerate',
+        wabas: ['W1'],
+        asOfRules: null,
+        rateCards: [],
+        totals: {},
+      });
+      await store.replaceRating(rating('r1', 1), {
+        units: Array.from({ length: 30 }, (_, i) => unit(i)),
+        pending: [],
+        findings: [],
+      });
+      const turns: string[] = [];
+      let pages = 0;
+      const count = await store.exportUnits(
+        {},
+        (units) => {
+          pages += 1;
+          turns.push(`page ${pages}: ${units.length}`);
+          // Another task (a webhook, a health check) arriving once the export has begun.
+          if (pages === 1) setImmediate(() => turns.push('another task ran'));
+        },
+        10,
+      );
+      expect(count).toBe(30);
+      // Read synchronously in one go, the task would have run only after the last page.
+      expect(turns).toEqual(['page 1: 10', 'another task ran', 'page 2: 10', 'page 3: 10']);
+      // A rating committed between pages (by the store's own connection) is not in this export's pages.
+      const exported: string[] = [];
+      await store.exportUnits(
+        {},
+        async (units) => {
+          exported.push(...units.map((u) => u.id));
+          if (exported.length === 10) {
+            await store.replaceRating(rating('r2', 2), { units: [unit(99)], pending: [], findings: [] });
+          }
+        },
+        10,
+      );
+      expect(exported).toEqual(Array.from({ length: 30 }, (_, i) => unit(i).id));
+      expect((await store.queryUnits({}, { limit: 100 })).units.map((u) => u.id)).toEqual(['u099']);
+    } finally {
       await store.close();
     }
   });

@@ -1039,15 +1039,23 @@ class SqliteStore implements Store {
     return this.unitPage(filter, checkLimit(page.limit), page.cursor);
   }
 
-  /** One page of units in (openedAtMs, id, waba) order, after `cursor`: `queryUnits` and `exportUnits`. */
-  private unitPage(filter: UnitFilter, limit: number, cursor: string | undefined): UnitPage {
+  /**
+   * One page of units in (openedAtMs, id, waba) order, after `cursor`: `queryUnits` and `exportUnits` (which
+   * passes `prepare` of its own reading connection).
+   */
+  private unitPage(
+    filter: UnitFilter,
+    limit: number,
+    cursor: string | undefined,
+    prepare: (sql: string) => Database.Statement = (sql) => this.statement(sql),
+  ): UnitPage {
     const where = unitWhere(filter);
     if (cursor !== undefined) {
       const [openedAtMs, id, waba] = decodeCursor(cursor);
       where.clauses.push('(opened_at_ms, id, waba) > (?, ?, ?)');
       where.params.push(openedAtMs, id, waba);
     }
-    const rows = this.statement(
+    const rows = prepare(
       `SELECT * FROM units ${whereSql(where)} ORDER BY opened_at_ms, id, waba LIMIT ?`,
     ).all(...where.params, limit + 1) as Row[];
     const units = rows.slice(0, limit).map(unitFromRow);
@@ -1064,12 +1072,55 @@ class SqliteStore implements Store {
     pageSize = EXPORT_PAGE_SIZE,
   ): Promise<number> {
     const limit = checkLimit(pageSize);
-    // Under the write lock: a rating written in chunks keeps its transaction open across yields, and a read
-    // begun meanwhile would be part of it (half done). Every page is then read synchronously in one read
-    // transaction, so no write of this connection can come in between, nor any other connection's (WAL: a
-    // reader keeps the snapshot it began with). The lock is held for that read only: `onPage` is called as
-    // each page is read, and once it returns a promise the pages left wait in memory, handed over after the
-    // lock is released, so `onPage` may await a write to this store.
+    // A file's export reads through a connection of its own, in one read transaction: WAL keeps the snapshot
+    // it began with while this connection writes on (ratings, ingests), so the pages are one bill, and the
+    // event loop gets a turn between pages (300,000 units read in one go stopped it for 3.5 s: webhooks and
+    // health checks waited). It sees what was committed when it began: a rating written in chunks and not
+    // yet committed is not half in it.
+    const reader = this.exportConnection();
+    if (reader === undefined) return this.exportUnitsLocked(filter, onPage, limit);
+    const statements = new Map<string, Database.Statement>();
+    const prepare = (sql: string) => {
+      let statement = statements.get(sql);
+      if (!statement) statements.set(sql, (statement = reader.prepare(sql)));
+      return statement;
+    };
+    let count = 0;
+    try {
+      reader.prepare('BEGIN').run();
+      let cursor: string | undefined;
+      do {
+        const page = this.unitPage(filter, limit, cursor, prepare);
+        count += page.units.length;
+        if (page.units.length > 0) await onPage(page.units);
+        cursor = page.nextCursor ?? undefined;
+        if (cursor !== undefined) await yieldToEventLoop();
+      } while (cursor !== undefined);
+      reader.prepare('COMMIT').run();
+    } finally {
+      reader.close();
+    }
+    return count;
+  }
+
+  /** A read-only connection to this store's file, or undefined for a store with no file of its own. */
+  private exportConnection(): Db | undefined {
+    if (this.db.memory || this.db.name === '') return undefined;
+    const reader = new Database(this.db.name, { readonly: true, fileMustExist: true });
+    reader.pragma('busy_timeout = 5000');
+    return reader;
+  }
+
+  /**
+   * The export of a store without a file (in memory): under the write lock, every page read synchronously in
+   * one read transaction of this connection. The pages are handed to `onPage` as read; once it returns a
+   * promise the rest wait in memory, handed over after the lock is released, so `onPage` may await a write.
+   */
+  private async exportUnitsLocked(
+    filter: UnitFilter,
+    onPage: (units: BillableUnit[]) => void | Promise<void>,
+    limit: number,
+  ): Promise<number> {
     let count = 0;
     let handing: Promise<void> | undefined;
     const left: BillableUnit[][] = [];
