@@ -259,7 +259,9 @@ export class UnitPricer {
     if (!card) {
       draft.amountMicros = null;
       findings.add(
-        `NO_RATE_CARD:${account.currency}:${month}`,
+        // Per WABA, as every finding a unit can be told by: the key of one WABA sees why its unit has no
+        // price, and the count is that WABA's.
+        `NO_RATE_CARD:${draft.waba}:${account.currency}:${month}`,
         () => ({
           code: 'NO_RATE_CARD',
           message: `no ${account.currency} rate card is in force on ${date}: import Meta's rate card for that date (--rate-cards)${this.currencyHint(account.currency, draft.waba)}`,
@@ -274,7 +276,7 @@ export class UnitPricer {
     if (draft.rateMicros === null) {
       draft.amountMicros = null;
       findings.add(
-        `NO_RATE:${card.id}:${draft.market}:${draft.rateCategory}`,
+        `NO_RATE:${draft.waba}:${card.id}:${draft.market}:${draft.rateCategory}`,
         () => noRateFinding(card, draft.market!, draft.rateCategory, date, draft.waba, draft.era),
         exemplarAt(draft.openedAtMs, draft.id),
       );

@@ -1050,6 +1050,18 @@ describe('findings instead of silent guesses', () => {
     ]);
   });
 
+  it("a missing rate is each WABA's own finding, counted apart: a key of one WABA sees why its unit has no price", async () => {
+    const result = await rate([
+      ...send(hours(DAY, 0), 'a1', 'marketing', { user: '447700900123' }),
+      ...send(hours(DAY, 1), 'b1', 'marketing', { waba: 'W2', business: 'PN2', user: '447700900124' }),
+      ...send(hours(DAY, 2), 'b2', 'marketing', { waba: 'W2', business: 'PN2', user: '447700900125' }),
+    ]);
+    expect(result.findings.filter((f) => f.code === 'NO_RATE').map((f) => [f.waba, f.count])).toEqual([
+      ['W1', 1],
+      ['W2', 2],
+    ]);
+  });
+
   it('a market the card has no row for asks for a newer card; a market split under reported rules names --no-reported', async () => {
     const bangladesh = await rate(
       send(at('2026-10-05T10:00:00Z'), 'b', 'marketing', { user: '8801712345678' }),
