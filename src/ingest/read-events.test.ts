@@ -669,6 +669,22 @@ describe('several JSON documents in one file', () => {
     expect(ids(events)).toEqual(['s1', 's2', 's2', 's3']);
   });
 
+  it('bodies wrapped by hand, an inner line starting with { in column 1, are each read whole', async () => {
+    // Each status object on a line of its own, from column 1: no pretty-printer's indentation.
+    const wrapped = (id: string) =>
+      JSON.stringify(statusBody(id, [sentStatus(id), sentStatus(`${id}-b`)])).replace(
+        /,\{"id":/g,
+        ',\n{"id":',
+      );
+    const file = await write('wrapped.json', `${wrapped('s1')}\n${wrapped('s2')}\n`);
+    expect(
+      (await readFile(file, 'utf8')).split('\n').filter((line) => line.startsWith('{"id"')),
+    ).toHaveLength(2);
+    const { events, errors } = await collect([file]);
+    expect(errors).toEqual([]);
+    expect(ids(events)).toEqual(['s1', 's1-b', 's2', 's2-b']);
+  });
+
   it('a broken document is reported with its lines, line and column; those before and after are read', async () => {
     const before = pretty(statusBody('s1'));
     const after = pretty(statusBody('s2'));

@@ -609,8 +609,14 @@ class SourceReader {
         if (rest !== '') this.acceptLine(rest);
         return;
       }
-      // Several documents one after the other (`cat a.json b.json`): each is read on its own.
-      const documents = splitDocuments(text);
+      // Several documents one after the other (`cat a.json b.json`): each is read on its own. Cut by their
+      // brackets alone when every piece then parses (a body wrapped by hand may start a line with `{`);
+      // else a line starting with `{` in column 1 also starts one, so a broken one costs no other.
+      const byBrackets = splitDocuments(text, false);
+      const documents =
+        byBrackets.length > 1 && byBrackets.every(({ start, end }) => parses(text.slice(start, end)))
+          ? byBrackets
+          : splitDocuments(text);
       if (documents.length > 1) {
         this.readSequence(text, documents, 1, 'document');
         return;
@@ -944,22 +950,32 @@ function bracketDepth(line: string, depth: number): number {
 
 /**
  * Cuts `text` into consecutive JSON documents, as [start, end) offsets of their non-blank text. A document
- * that is an object or array ends at the bracket that closes its first one. One left open ends where a line
- * starts with `{` or `[` in column 1 (the next document: pretty-printers indent what is inside); so does
- * text that is neither, so that one broken document never costs the ones after it.
+ * that is an object or array ends at the bracket that closes its first one. `isRecovering`: one left open
+ * ends where a line starts with `{` or `[` in column 1 (the next document: pretty-printers indent what is
+ * inside), so that one broken document never costs the ones after it; so does text that is neither.
  */
-function splitDocuments(text: string): Array<{ start: number; end: number }> {
+function splitDocuments(text: string, isRecovering = true): Array<{ start: number; end: number }> {
   const documents: Array<{ start: number; end: number }> = [];
   let at = skipBlank(text, 0);
   while (at < text.length) {
-    const end = documentEnd(text, at);
+    const end = documentEnd(text, at, isRecovering);
     documents.push({ start: at, end });
     at = skipBlank(text, end);
   }
   return documents;
 }
 
-function documentEnd(text: string, start: number): number {
+function parses(text: string): boolean {
+  try {
+    JSON.parse(text);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Where the document at `start` ends; without `isRecovering`, a container ends at its closing bracket only. */
+function documentEnd(text: string, start: number, isRecovering: boolean): number {
   const opener = text.charCodeAt(start);
   const isContainer = opener === OPEN_BRACE || opener === OPEN_BRACKET;
   let depth = 0;
@@ -969,7 +985,7 @@ function documentEnd(text: string, start: number): number {
     if (c === NEWLINE) {
       isInString = false;
       const next = text.charCodeAt(i + 1);
-      if (next === OPEN_BRACE || next === OPEN_BRACKET) return i + 1;
+      if ((next === OPEN_BRACE || next === OPEN_BRACKET) && (isRecovering || !isContainer)) return i + 1;
     } else if (!isContainer) {
       continue;
     } else if (isInString) {
