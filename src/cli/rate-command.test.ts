@@ -139,6 +139,14 @@ describe('wameter rate', () => {
     expect(JSON.parse(mixed.out).units).toHaveLength(1);
   });
 
+  it('the table shows opening times to the second, so rows line up whatever their milliseconds', async () => {
+    const lines = LINES.map((line) => line.replace('10:05:03Z', '10:05:03.250Z'));
+    const { out } = await run(['rate', tempFile('ms.ndjson', lines.join('\n'))]);
+    const [header, row] = out.split('\n');
+    expect(row).toMatch(/^2024-03-01T10:05:03Z W1 /);
+    expect(row!.indexOf('W1')).toBe(header!.indexOf('waba'));
+  });
+
   it('rates the sources that exist beside a missing one, naming it (exit 2)', async () => {
     const good = tempFile('e.ndjson', LINES.join('\n'));
     const { code, out, error } = await run(['rate', good, '/nonexistent/events.ndjson', '--format', 'json']);

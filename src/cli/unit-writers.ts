@@ -132,7 +132,8 @@ const TABLE_HEADER = [
 
 function tableRow(unit: BillableUnit): string {
   return [
-    formatInstant(unit.openedAtMs).padEnd(20),
+    // To the second, so that every row's columns line up (json and csv keep the milliseconds).
+    formatInstant(Math.floor(unit.openedAtMs / 1000) * 1000).padEnd(20),
     clip(unit.waba, 16),
     clip(unit.user, 16),
     clip(unit.market ?? '?', 22),
