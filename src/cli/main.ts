@@ -41,6 +41,16 @@ export function buildProgram(io: CliIo, options: ProgramOptions = {}): Command {
 
 export async function runCli(argv: string[], io: CliIo, options: ProgramOptions = {}): Promise<number> {
   const program = buildProgram(io, options);
+  // An unknown command is refused even with --help, which commander would answer with the program's help and
+  // exit 0 (`wameter cards --help`): a script would take the command for one that exists.
+  const [first] = argv;
+  const commands = new Set([...program.commands.flatMap((c) => [c.name(), ...c.aliases()]), 'help']);
+  if (first !== undefined && !first.startsWith('-') && !commands.has(first)) {
+    io.writeError(
+      `error: unknown command '${first}'; the commands are ${[...commands].filter((c) => c !== 'help').join(', ')} (wameter --help)\n`,
+    );
+    return EXIT.USAGE;
+  }
   try {
     await program.parseAsync(argv, { from: 'user' });
     return io.exitCode;

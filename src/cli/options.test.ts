@@ -234,3 +234,17 @@ describe('a flag left without its value', () => {
     expect(out).toBe('');
   });
 });
+
+describe('commands', () => {
+  it('an unknown command is refused (exit 1, naming the commands), with --help too', async () => {
+    for (const args of [['cards'], ['cards', '--help'], ['cards', 'x.csv']]) {
+      const { code, out, err } = await runWameter(args);
+      expect(code, args.join(' ')).toBe(1);
+      expect(out).toBe('');
+      expect(err).toContain("error: unknown command 'cards'; the commands are rate, explain");
+    }
+    const help = await runWameter(['help', 'rate']);
+    expect(help.code).toBe(0);
+    expect(help.out).toContain('Usage: wameter rate');
+  });
+});
