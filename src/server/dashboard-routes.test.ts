@@ -1,4 +1,12 @@
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -22,11 +30,15 @@ let service: TestService;
 
 /** The service of the other route tests, with the dashboard's routes mounted the way main does it. */
 async function createDashboardService(
-  options: { webRoot?: string; accountsPath?: string } = {},
+  options: { webRoot?: string; accountsPath?: string; rateCardPaths?: string[] } = {},
 ): Promise<TestService> {
-  // The live rating and the dashboard price with the same accounts (portfolios), as in the server.
-  const created = await createTestService(options.accountsPath ? { accountsPath: options.accountsPath } : {});
-  const pricing = await loadPricingSetup({ accountsPath: options.accountsPath ?? null, rateCardPaths: [] });
+  // The live rating and the dashboard price with the same accounts (portfolios) and cards, as in the server.
+  const rateCardPaths = options.rateCardPaths ?? [];
+  const created = await createTestService({
+    ...(options.accountsPath ? { accountsPath: options.accountsPath } : {}),
+    rateCardPaths,
+  });
+  const pricing = await loadPricingSetup({ accountsPath: options.accountsPath ?? null, rateCardPaths });
   if (!pricing.ok) throw new Error(pricing.error);
   const clock = () => created.clock.nowMs;
   registerDashboardRoutes(created.app, {
@@ -578,6 +590,223 @@ describe('dashboard API: what the pages show', () => {
     expect(foreign.status).toBe(403);
     const unreadable = await post('/v1/reconciliation', { analytics: { hello: 1 } }, KEY_W1);
     expect(unreadable.status).toBe(400);
+  });
+});
+
+describe('dashboard API: volume-tier positions count as the rating does', () => {
+  // W1 (Asia/Kolkata, primary country Indonesia: eligible for India's authentication-international rate) and
+  // W2 (São Paulo) share portfolio P1. India's October 2025 bands are small, so a few messages cross them.
+  const dir = mkdtempSync(join(tmpdir(), 'wameter-dashboard-tiers-'));
+  const accountsPath = join(dir, 'accounts.json');
+  writeFileSync(
+    accountsPath,
+    JSON.stringify({
+      accounts: [
+        {
+          waba: 'W1',
+          timezone: 'Asia/Kolkata',
+          currency: 'USD',
+          portfolio: 'P1',
+          primary_country: 'ID',
+          auth_international: { start: '2024-07-01T00:00:00Z' },
+        },
+        {
+          waba: 'W2',
+          timezone: 'America/Sao_Paulo',
+          currency: 'USD',
+          portfolio: 'P1',
+          primary_country: 'BR',
+        },
+      ],
+    }),
+  );
+  const cardsDir = join(dir, 'cards');
+  mkdirSync(cardsDir);
+  for (const name of readdirSync(join(packageRoot(), 'data', 'rate-cards'))) {
+    copyFileSync(join(packageRoot(), 'data', 'rate-cards', name), join(cardsDir, name));
+  }
+  writeFileSync(
+    join(cardsDir, 'usd-2025-10-01-tiers.csv'),
+    [
+      'Volume tiers in USD, effective October 1, 2025',
+      'Market,Currency,Category,From,To,Rate',
+      'India,$US,Utility,1,3,0.0014',
+      'India,$US,Utility,4,6,0.0012',
+      'India,$US,Utility,7,,0.0010',
+      'India,$US,Authentication,1,2,0.0014',
+      'India,$US,Authentication,3,,0.0011',
+      'India,$US,Authentication-International,1,2,0.0280',
+      'India,$US,Authentication-International,3,,0.0200',
+      '',
+    ].join('\n'),
+  );
+
+  /** One template to an Indian user, delivered at once. */
+  const sent = (waba: string, id: string, at: string, template: string, user: string): object => ({
+    kind: 'outbound',
+    at,
+    waba,
+    business: waba === 'W1' ? 'PN1' : 'PN2',
+    user,
+    id,
+    template,
+    delivered_at: at,
+  });
+
+  beforeEach(async () => {
+    service = await createDashboardService({ accountsPath, rateCardPaths: [cardsDir] });
+    service.clock.nowMs = Date.parse('2025-11-20T12:00:00Z');
+    const posted = await service.postEvents([
+      // October's utility: W1 4 (counts 1–4), W2 3 (5–7) and one more at 22:00 on Oct 31 São Paulo time (8).
+      sent('W1', 'u1', '2025-10-02T10:00:00Z', 'utility', '919810000000'),
+      sent('W1', 'u2', '2025-10-03T10:00:00Z', 'utility', '919810000001'),
+      sent('W1', 'u3', '2025-10-04T10:00:00Z', 'utility', '919810000002'),
+      sent('W1', 'u4', '2025-10-05T10:00:00Z', 'utility', '919810000003'),
+      sent('W2', 'u5', '2025-10-10T10:00:00Z', 'utility', '919820000000'),
+      sent('W2', 'u6', '2025-10-11T10:00:00Z', 'utility', '919820000001'),
+      sent('W2', 'u7', '2025-10-12T10:00:00Z', 'utility', '919820000002'),
+      sent('W2', 'u8', '2025-11-01T01:00:00Z', 'utility', '919850000001'),
+      // 00:30 on Nov 1 in Kolkata: W1's November, not October.
+      sent('W1', 'u9', '2025-10-31T19:00:00Z', 'utility', '919850000002'),
+      // Authentication: W1's 3 at the international rate, W2's 2 at the domestic one, one count of 5.
+      sent('W1', 'a1', '2025-10-03T11:00:00Z', 'authentication', '919830000000'),
+      sent('W1', 'a2', '2025-10-04T11:00:00Z', 'authentication', '919830000001'),
+      sent('W2', 'a3', '2025-10-05T11:00:00Z', 'authentication', '919840000000'),
+      sent('W2', 'a4', '2025-10-06T11:00:00Z', 'authentication', '919840000001'),
+      sent('W1', 'a5', '2025-10-20T11:00:00Z', 'authentication', '919830000099'),
+    ]);
+    expect(posted.status).toBe(200);
+  });
+
+  /** The stored units' tier positions, as the rating priced them. */
+  async function ratedTiers(): Promise<
+    { id: string; category: string; rate: number | null; tier: unknown }[]
+  > {
+    await service.rating.current();
+    const page = await service.store.queryUnits({ wabas: ['W1', 'W2'] }, { limit: 100 });
+    return page.units.map((unit) => ({
+      id: unit.id,
+      category: unit.category,
+      rate: unit.rateMicros,
+      tier: unit.tier,
+    }));
+  }
+
+  it('allowances: authentication-international shares the authentication count, one row with each rate at its band', async () => {
+    // The rating charged a5 (W1, international) as count 5, band 3:, and W2's domestic ones as counts 3 and 4.
+    const rated = await ratedTiers();
+    expect(rated.find((unit) => unit.id.includes('a5'))).toMatchObject({
+      category: 'authentication_international',
+      rate: 20_000,
+      tier: { count: 5, band: '3:', month: '2025-10' },
+    });
+    const body = await json(await service.get('/v1/dashboard/allowances?month=2025-10', KEY_ALL));
+    expect(body.tiers.map((row: { category: string }) => row.category).sort()).toEqual([
+      'authentication',
+      'utility',
+    ]);
+    const authentication = body.tiers.find((row: { category: string }) => row.category === 'authentication');
+    expect(authentication).toEqual({
+      portfolio: 'P1',
+      wabas: ['W1', 'W2'],
+      market: 'India',
+      category: 'authentication',
+      currency: 'USD',
+      charged_this_month: 5,
+      band: '3:',
+      band_rate: '0.0011',
+      next_band_from: null,
+      rate_card: 'usd-2025-10-01',
+      rate_categories: [
+        {
+          category: 'authentication',
+          charged_this_month: 2,
+          band: '3:',
+          band_rate: '0.0011',
+          next_band_from: null,
+        },
+        {
+          category: 'authentication_international',
+          charged_this_month: 3,
+          band: '3:',
+          band_rate: '0.02',
+          next_band_from: null,
+        },
+      ],
+    });
+  });
+
+  it("allowances: a key for some of a portfolio's WABAs sees its own count at the portfolio's band", async () => {
+    // W2's last October utility message was the portfolio's 8th, charged at band 7:.
+    expect((await ratedTiers()).find((unit) => unit.id.includes('u8'))).toMatchObject({
+      rate: 1_000,
+      tier: { count: 8, band: '7:' },
+    });
+    const expected = {
+      portfolio: 'P1',
+      wabas: ['W1'],
+      market: 'India',
+      category: 'utility',
+      currency: 'USD',
+      charged_this_month: 4,
+      band: '7:',
+      band_rate: '0.001',
+      next_band_from: null,
+      rate_card: 'usd-2025-10-01',
+    };
+    const own = await json(await service.get('/v1/dashboard/allowances?month=2025-10', KEY_W1));
+    const utility = own.tiers.find((row: { category: string }) => row.category === 'utility');
+    expect(utility).toMatchObject(expected);
+    // The count of W1's own international messages, at the portfolio's shared band (its count is 5).
+    expect(own.tiers.find((row: { category: string }) => row.category === 'authentication')).toMatchObject({
+      wabas: ['W1'],
+      charged_this_month: 3,
+      band: '3:',
+    });
+    expect(JSON.stringify(own)).not.toContain('W2');
+    // The same for a key for every WABA asking for one of them.
+    const asked = await json(await service.get('/v1/dashboard/allowances?month=2025-10&waba=W1', KEY_ALL));
+    expect(asked.tiers.find((row: { category: string }) => row.category === 'utility')).toMatchObject(
+      expected,
+    );
+    // The portfolio as a whole: 8 charged in October.
+    const all = await json(await service.get('/v1/dashboard/allowances?month=2025-10', KEY_ALL));
+    expect(all.tiers.find((row: { category: string }) => row.category === 'utility')).toMatchObject({
+      ...expected,
+      wabas: ['W1', 'W2'],
+      charged_this_month: 8,
+    });
+    // The mates' events read for the band never list them in the free allowance (per number from 2026-10).
+    service.clock.nowMs = Date.parse('2026-11-20T12:00:00Z');
+    const answered = (waba: string, business: string, user: string): object[] => [
+      { kind: 'inbound', at: '2026-10-05T09:00:00Z', waba, business, user, id: `${waba}.in` },
+      { ...sent(waba, `${waba}.svc`, '2026-10-05T09:01:00Z', 'utility', user), template: null },
+    ];
+    await service.postEvents([
+      ...answered('W1', 'PN1', '919860000001'),
+      ...answered('W2', 'PN2', '919860000002'),
+    ]);
+    const reported = await json(await service.get('/v1/dashboard/allowances?month=2026-10', KEY_W1));
+    expect(reported.allowance.per).toBe('business');
+    expect(reported.allowance.rows).toEqual([
+      { waba: 'W1', business: 'PN1', used: 1, limit: 1000, remaining: 999 },
+    ]);
+    expect(JSON.stringify(reported)).not.toContain('W2');
+  });
+
+  it('allowances: lists no volume tiers in a conversation-priced month, and says why', async () => {
+    // A utility conversation in June 2023 (CBP-2023): charged, but counted for no volume tier.
+    await service.postEvents([sent('W1', 'c1', '2023-06-10T11:00:00Z', 'utility', '919810000000')]);
+    const rated = await ratedTiers();
+    const conversation = rated.find((unit) => unit.id.includes('c1'));
+    expect(conversation).toMatchObject({ category: 'utility', rate: expect.any(Number) });
+    expect(conversation?.tier).toBeUndefined();
+    const body = await json(await service.get('/v1/dashboard/allowances?month=2023-06', KEY_ALL));
+    expect(body.era).toBe('CBP-2023');
+    expect(body.tiers).toEqual([]);
+    expect(body.tiers_note).toContain('per-message pricing');
+    const pmp = await json(await service.get('/v1/dashboard/allowances?month=2025-10', KEY_ALL));
+    expect(pmp.tiers_note).toBeNull();
   });
 });
 

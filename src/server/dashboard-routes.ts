@@ -7,7 +7,7 @@ import { realpath, readFile, stat } from 'node:fs/promises';
 import { extname, join, sep } from 'node:path';
 import type { Context, Hono } from 'hono';
 import { DAY_MS, HOUR_MS, localDate, MAX_INSTANT_MS, parseInstant } from '../core/calendar.js';
-import { eraOn } from '../core/eras.js';
+import { eraOn, PER_MESSAGE_PRICING_FROM, pricingModelOf } from '../core/eras.js';
 import { FREE_CONVERSATIONS_PER_MONTH, FREE_SERVICE_MESSAGES_PER_MONTH } from '../core/eras.js';
 import { formatMicros, sumMicros, type Micros } from '../core/money.js';
 import { tierRate } from '../core/rate-card.js';
@@ -64,6 +64,31 @@ const TIERED_CATEGORIES: readonly RateCategory[] = [
   'authentication',
   'authentication_international',
 ];
+
+/** The category whose monthly tier count a charge of `category` adds to (pricing-rules.md §5.3). */
+function countedCategoryOf(category: RateCategory): RateCategory {
+  return category === 'authentication_international' ? 'authentication' : category;
+}
+
+/** Where a portfolio's count stands on a rate card's bands (nulls: the card has no bands for it). */
+interface TierPosition {
+  band: string | null;
+  band_rate: string | null;
+  next_band_from: number | null;
+}
+
+/** One volume-tier row of `GET /v1/dashboard/allowances` (docs/dashboard.md). */
+interface TierRow extends TierPosition {
+  portfolio: string;
+  wabas: string[];
+  market: string;
+  category: RateCategory;
+  currency: string;
+  charged_this_month: number;
+  rate_card: string | null;
+  rate_categories: ({ category: RateCategory; charged_this_month: number } & TierPosition)[];
+}
+
 /**
  * Buckets the overview draws at most, per currency. Past it the answer keeps the LATEST ones and says in
  * `truncated` what it left out (docs/dashboard.md): the newest data is never the part dropped.
@@ -292,10 +317,15 @@ export function registerDashboardRoutes(app: Hono<Env>, deps: DashboardDeps): vo
       const wabas = waba
         ? (await visibleWabas(apiKey)).filter((w) => w === waba)
         : await visibleWabas(apiKey);
+      const isListed = new Set(wabas);
+      // Volume tiers exist from per-message pricing on (pricing-rules.md §5.3). They count across the whole
+      // portfolio, so its other WABAs are asked about too: their charges set the band, never shown as counts.
+      const hasTiers = pricingModelOf(era) === 'PMP';
+      const countedWabas = hasTiers && wabas.length > 0 ? await portfolioOf(wabas) : wabas;
 
       // A month is the WABA's calendar month: one store query per time zone in use.
       const byTimeZone = new Map<string, string[]>();
-      for (const w of wabas) {
+      for (const w of countedWabas) {
         const timeZone = book.accountFor(w).timeZone;
         byTimeZone.set(timeZone, [...(byTimeZone.get(timeZone) ?? []), w]);
       }
@@ -318,8 +348,9 @@ export function registerDashboardRoutes(app: Hono<Env>, deps: DashboardDeps): vo
 
       const allowance = allowanceOf(era);
       const used = new Map<string, { waba: string; business: string | null; used: number }>();
+      const listedPoints = points.filter((point) => isListed.has(point.dimensions.waba ?? ''));
       if (allowance.per !== null) {
-        for (const point of points) {
+        for (const point of listedPoints) {
           if (point.dimensions.type !== 'free_tier') continue;
           const pointWaba = point.dimensions.waba ?? '';
           const business = allowance.per === 'business' ? (point.dimensions.business ?? '') : null;
@@ -329,7 +360,7 @@ export function registerDashboardRoutes(app: Hono<Env>, deps: DashboardDeps): vo
           used.set(key, entry);
         }
         // Every WABA (or number) in scope is listed, even with nothing used yet.
-        for (const point of points) {
+        for (const point of listedPoints) {
           const pointWaba = point.dimensions.waba ?? '';
           const business = allowance.per === 'business' ? (point.dimensions.business ?? '') : null;
           const key = `${pointWaba}\u0000${business ?? ''}`;
@@ -337,76 +368,9 @@ export function registerDashboardRoutes(app: Hono<Env>, deps: DashboardDeps): vo
         }
       }
 
-      // Volume tiers count charged messages per portfolio × market × category × month.
-      const tiers = new Map<
-        string,
-        {
-          portfolio: string;
-          wabas: Set<string>;
-          market: string;
-          category: RateCategory;
-          currency: string;
-          count: number;
-        }
-      >();
-      for (const point of points) {
-        const category = point.dimensions.category as RateCategory | null | undefined;
-        const market = point.dimensions.market;
-        if (
-          point.dimensions.type !== 'regular' ||
-          !category ||
-          !TIERED_CATEGORIES.includes(category) ||
-          !market
-        ) {
-          continue;
-        }
-        const pointWaba = point.dimensions.waba ?? '';
-        const portfolio = book.accountFor(pointWaba).portfolio;
-        const currency = point.dimensions.currency ?? '';
-        const key = [portfolio, market, category, currency].join('\u0000');
-        const entry = tiers.get(key) ?? {
-          portfolio,
-          wabas: new Set<string>(),
-          market,
-          category,
-          currency,
-          count: 0,
-        };
-        entry.wabas.add(pointWaba);
-        entry.count += point.units;
-        tiers.set(key, entry);
-      }
       const today = new Date(clock()).toISOString().slice(0, 10);
       const lastDay = lastDayOf(month);
-      const cardDate = today < lastDay ? today : lastDay;
-      const tierRows = [...tiers.values()]
-        .sort((a, b) =>
-          a.portfolio !== b.portfolio
-            ? a.portfolio < b.portfolio
-              ? -1
-              : 1
-            : b.count - a.count || (a.market < b.market ? -1 : a.market > b.market ? 1 : 0),
-        )
-        .map((entry) => {
-          const card = pricing.rateBook.cardInForce(entry.currency, cardDate);
-          const position = card
-            ? tierRate(card, entry.market, entry.category, Math.max(1, entry.count))
-            : undefined;
-          const bands = card?.tiers.get(`${entry.market}|${entry.category}`);
-          const next = bands?.find((band) => band.fromCount > entry.count);
-          return {
-            portfolio: entry.portfolio,
-            wabas: [...entry.wabas].sort(),
-            market: entry.market,
-            category: entry.category,
-            currency: entry.currency,
-            charged_this_month: entry.count,
-            band: position?.band ?? null,
-            band_rate: position ? formatMicros(position.rateMicros) : null,
-            next_band_from: next?.fromCount ?? null,
-            rate_card: card?.id ?? null,
-          };
-        });
+      const tierRows = hasTiers ? tierPositions(points, isListed, today < lastDay ? today : lastDay) : [];
 
       return c.json({
         month,
@@ -434,9 +398,126 @@ export function registerDashboardRoutes(app: Hono<Env>, deps: DashboardDeps): vo
             })),
         },
         tiers: tierRows,
+        tiers_note: hasTiers
+          ? null
+          : `no volume tiers in ${era}: Meta counts charged utility and authentication messages for volume ` +
+            `tiers from per-message pricing (${PER_MESSAGE_PRICING_FROM}) on`,
       });
     }),
   );
+
+  /**
+   * The volume-tier rows of a month's points (`type` regular, with `waba`, `market`, `category`, `currency`):
+   * as the rating counts (price-unit.ts), per portfolio × market × counted category, where
+   * authentication-international counts as authentication (pricing-rules.md §5.3), whatever the WABA's
+   * currency. A row per currency of the `listed` WABAs' charges: its `charged_this_month` counts only theirs,
+   * its band is the whole portfolio's (`points` hold every WABA of their portfolios), read from the currency's
+   * card in force on `cardDate`, per rate category sharing the count (`rate_categories`).
+   */
+  function tierPositions(
+    points: readonly AnalyticsPoint[],
+    listed: ReadonlySet<string>,
+    cardDate: string,
+  ): TierRow[] {
+    const book = accountBook();
+    const portfolioCounts = new Map<string, number>();
+    const rows = new Map<
+      string,
+      {
+        portfolio: string;
+        wabas: Set<string>;
+        market: string;
+        category: RateCategory;
+        currency: string;
+        count: number;
+        byRateCategory: Map<RateCategory, number>;
+        countKey: string;
+      }
+    >();
+    for (const point of points) {
+      const rateCategory = point.dimensions.category as RateCategory | null | undefined;
+      const market = point.dimensions.market;
+      if (
+        point.dimensions.type !== 'regular' ||
+        !rateCategory ||
+        !TIERED_CATEGORIES.includes(rateCategory) ||
+        !market
+      ) {
+        continue;
+      }
+      const category = countedCategoryOf(rateCategory);
+      const pointWaba = point.dimensions.waba ?? '';
+      const portfolio = book.accountFor(pointWaba).portfolio;
+      const countKey = [portfolio, market, category].join('\u0000');
+      portfolioCounts.set(countKey, (portfolioCounts.get(countKey) ?? 0) + point.units);
+      if (!listed.has(pointWaba)) continue;
+      const currency = point.dimensions.currency ?? '';
+      const key = [countKey, currency].join('\u0000');
+      const entry = rows.get(key) ?? {
+        portfolio,
+        wabas: new Set<string>(),
+        market,
+        category,
+        currency,
+        count: 0,
+        byRateCategory: new Map<RateCategory, number>(),
+        countKey,
+      };
+      entry.wabas.add(pointWaba);
+      entry.count += point.units;
+      entry.byRateCategory.set(rateCategory, (entry.byRateCategory.get(rateCategory) ?? 0) + point.units);
+      rows.set(key, entry);
+    }
+    return [...rows.values()]
+      .sort((a, b) =>
+        a.portfolio !== b.portfolio
+          ? a.portfolio < b.portfolio
+            ? -1
+            : 1
+          : b.count - a.count ||
+            (a.market < b.market ? -1 : a.market > b.market ? 1 : 0) ||
+            (a.category < b.category ? -1 : a.category > b.category ? 1 : 0) ||
+            (a.currency < b.currency ? -1 : a.currency > b.currency ? 1 : 0),
+      )
+      .map((entry) => {
+        const card = pricing.rateBook.cardInForce(entry.currency, cardDate);
+        const portfolioCount = portfolioCounts.get(entry.countKey) ?? entry.count;
+        const positionOf = (category: RateCategory): TierPosition => {
+          const position = card
+            ? tierRate(card, entry.market, category, Math.max(1, portfolioCount))
+            : undefined;
+          const next = card?.tiers
+            .get(`${entry.market}|${category}`)
+            ?.find((band) => band.fromCount > portfolioCount);
+          return {
+            band: position?.band ?? null,
+            band_rate: position ? formatMicros(position.rateMicros) : null,
+            next_band_from: next?.fromCount ?? null,
+          };
+        };
+        // Each rate category counted together: those charged, and those the card has bands for.
+        const rateCategories = TIERED_CATEGORIES.filter(
+          (category) =>
+            countedCategoryOf(category) === entry.category &&
+            (entry.byRateCategory.has(category) || card?.tiers.has(`${entry.market}|${category}`) === true),
+        );
+        return {
+          portfolio: entry.portfolio,
+          wabas: [...entry.wabas].sort(),
+          market: entry.market,
+          category: entry.category,
+          currency: entry.currency,
+          charged_this_month: entry.count,
+          ...positionOf(entry.category),
+          rate_card: card?.id ?? null,
+          rate_categories: rateCategories.map((category) => ({
+            category,
+            charged_this_month: entry.byRateCategory.get(category) ?? 0,
+            ...positionOf(category),
+          })),
+        };
+      });
+  }
 
   // --- rate cards in force and their history ---------------------------------------------------------------
 

@@ -340,38 +340,66 @@ async function renderAllowances(area, state, defaultMonth, ctx) {
   }
   parts.push(
     h('h3', {}, `Volume-tier position in ${data.month}`),
-    data.tiers.length === 0
-      ? h('p', { class: 'muted' }, 'No charged utility or authentication messages this month.')
-      : h(
-          'div',
-          { class: 'table-wrap' },
-          table(
-            'Charged messages per portfolio × market × category; the band is read from the rate card in force',
-            [
-              'Portfolio',
-              'Market',
-              'Category',
-              h('th', { scope: 'col', class: 'num' }, 'Charged this month'),
-              'Band',
-              'Band rate',
-              'Next band from',
-              'Rate card',
-            ],
-            data.tiers.map((row) => [
-              row.portfolio,
-              row.market,
-              row.category,
-              numCell(int(row.charged_this_month)),
-              row.band ?? 'no tiers on card',
-              row.band_rate ? money(row.band_rate, row.currency) : '—',
-              row.next_band_from ? int(row.next_band_from) : '—',
-              h('td', { class: 'mono' }, row.rate_card ?? '—'),
-            ]),
-            { id: 'tier-table' },
+    data.tiers_note
+      ? h('p', { class: 'muted' }, `${capitalise(data.tiers_note)}.`)
+      : data.tiers.length === 0
+        ? h('p', { class: 'muted' }, 'No charged utility or authentication messages this month.')
+        : h(
+            'div',
+            { class: 'table-wrap' },
+            table(
+              'Charged messages per portfolio × market × category (authentication-international counts with ' +
+                'authentication); the band is the whole portfolio’s, read from the rate card in force',
+              [
+                'Portfolio',
+                'Market',
+                'Category',
+                h('th', { scope: 'col', class: 'num' }, 'Charged this month'),
+                'Band',
+                'Band rate',
+                'Next band from',
+                'Rate card',
+              ],
+              data.tiers.map((row) => [
+                row.portfolio,
+                row.market,
+                categoryCell(row),
+                numCell(int(row.charged_this_month)),
+                perRateCategory(row, (entry) => entry.band ?? 'no tiers on card'),
+                perRateCategory(row, (entry) =>
+                  entry.band_rate ? money(entry.band_rate, row.currency) : '—',
+                ),
+                perRateCategory(row, (entry) => (entry.next_band_from ? int(entry.next_band_from) : '—')),
+                h('td', { class: 'mono' }, row.rate_card ?? '—'),
+              ]),
+              { id: 'tier-table' },
+            ),
           ),
-        ),
   );
   body.replaceChildren(...parts);
+}
+
+/**
+ * A tier cell: `value(row)` (a string) for a count of one rate category, or when every rate category sharing
+ * the count (authentication and authentication-international) has the same; else one line per category.
+ */
+function perRateCategory(row, value) {
+  const entries = row.rate_categories ?? [];
+  const values = entries.map(value);
+  if (values.every((text) => text === values[0])) return values[0] ?? value(row);
+  return entries.map((entry, i) => h('div', {}, `${entry.category}: `, values[i]));
+}
+
+/** The category a row counts, with each rate category's share of it when several share the count. */
+function categoryCell(row) {
+  const entries = row.rate_categories ?? [];
+  if (entries.length <= 1) return row.category;
+  return [
+    row.category,
+    ...entries.map((entry) =>
+      h('div', { class: 'muted' }, `${entry.category}: ${int(entry.charged_this_month)} charged`),
+    ),
+  ];
 }
 
 function capitalise(text) {
