@@ -296,8 +296,10 @@ export class UserSendLog {
   }
 }
 
-/** What a unit cost, and why, in words. */
-/** `said` names where the reason a price is missing is told: the findings (a rating), the warnings (a quote). */
+/**
+ * What a unit cost, and why, in words. `said` names where the reason a price is missing is told: the findings
+ * (a rating), the warnings (a quote).
+ */
 export function costInWords(unit: BillableUnit, said: 'findings' | 'warnings' = 'findings'): string {
   const where = [
     unit.market ?? 'unknown market',

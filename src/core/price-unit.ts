@@ -60,7 +60,6 @@ function tierKey(portfolio: string, market: string, category: string, month: str
   return `${portfolio}|${market}|${category}|${month}`;
 }
 
-/** Findings, each said once per distinct key, with a count of how often it applied. */
 /**
  * The exemplar (FindingCollector.add) of a case at `atMs`: the smallest is the earliest, ties broken by id, so a
  * finding's "first: …" names the first case in time, whatever the order of the input.
@@ -72,21 +71,39 @@ export function exemplarAt(atMs: number, id: string): string {
   return `${time}\u0000${id}`;
 }
 
+/** Findings, each said once per distinct key, with a count of how often it applied. */
 export class FindingCollector {
-  private readonly byKey = new Map<string, { make: () => Finding; count: number }>();
+  /** A finding made at once, or (`addWorded`) worded when listed. */
+  private readonly byKey = new Map<string, { finding?: Finding; word?: () => Finding; count: number }>();
   /** Key → the exemplar its finding tells of, for findings that name one of several cases (`add`). */
   private readonly exemplars = new Map<string, string>();
 
   /**
-   * Counts one more case of the finding `key`, made by `make` when the findings are listed (so a finding may
-   * word what is known once every line is read). With `exemplar` (the message id a finding names as "e.g. …"),
-   * the finding tells of the smallest exemplar, not of the first one read, so that the order of the input
-   * changes no word of it.
+   * Counts one more case of the finding `key`, made by `make` the first time. With `exemplar` (the case a
+   * finding names: `exemplarAt`), the finding tells of the smallest exemplar, not of the first one read, so
+   * that the order of the input changes no word of it. `make` runs at once and is not kept: what it reads
+   * (a message's record, a unit's draft) is not held for the rest of a stream.
    */
   add(key: string, make: () => Finding, exemplar?: string): void {
+    this.count(key, exemplar, () => ({ finding: make() }));
+  }
+
+  /**
+   * `add`, but `word` runs when the findings are listed, once every line is read (a finding whose words
+   * depend on lines still to come). `word` is kept until then: use it only where what it holds is bounded.
+   */
+  addWorded(key: string, word: () => Finding, exemplar?: string): void {
+    this.count(key, exemplar, () => ({ word }));
+  }
+
+  private count(
+    key: string,
+    exemplar: string | undefined,
+    made: () => { finding?: Finding; word?: () => Finding },
+  ): void {
     const existing = this.byKey.get(key);
     if (!existing) {
-      this.byKey.set(key, { make, count: 1 });
+      this.byKey.set(key, { ...made(), count: 1 });
       if (exemplar !== undefined) this.exemplars.set(key, exemplar);
       return;
     }
@@ -94,12 +111,17 @@ export class FindingCollector {
     const known = this.exemplars.get(key);
     if (exemplar !== undefined && known !== undefined && exemplar < known) {
       this.exemplars.set(key, exemplar);
-      existing.make = make;
+      const { finding, word } = made();
+      existing.finding = finding;
+      existing.word = word;
     }
   }
 
   list(): Finding[] {
-    return [...this.byKey.values()].map(({ make, count }) => ({ ...make(), count }));
+    return [...this.byKey.values()].map(({ finding, word, count }) => ({
+      ...(word ? word() : finding!),
+      count,
+    }));
   }
 }
 

@@ -415,11 +415,8 @@ export class Rater {
   /**
    * After finish(): prices hypothetical sends against the state the events left (open windows, free entry
    * points, open conversations, monthly allowances and tier counts). Changes nothing in the rater. Sends are
-   * quoted in order, so a campaign moves through volume tiers and allowances as it would for real.
-   */
-  /**
-   * What each send would cost now, priced as the next message of its pair (nothing is added to the rating).
-   * What pricing them found (no rate, an unknown number, reported rules) goes to `findings`.
+   * quoted in order, so a campaign moves through volume tiers and allowances as it would for real. What
+   * pricing them found (no rate, an unknown number, reported rules) goes to `findings`.
    */
   quote(sends: readonly QuoteRequest[], findings = new FindingCollector()): Quote[] {
     if (!this.isFinished) throw new Error('Rater.quote before finish');
@@ -898,7 +895,8 @@ export class Rater {
     if (!this.isFirstNote('RECIPIENT_DISAGREES', waba, record.id)) return;
     const isLogged = source === 'log';
     const numbers = named;
-    this.findings.add(
+    // Worded when listed, and so kept until then: one per WABA (the exemplar's), with its record and numbers.
+    this.findings.addWorded(
       `RECIPIENT_DISAGREES:${waba ?? ''}`,
       // Worded when listed: a send log line read after the statuses that disagree still says which was kept.
       () => {
@@ -915,6 +913,15 @@ export class Rater {
       },
       record.id,
     );
+  }
+
+  /** A record forgotten: the numbers its events gave (disagreeingNumbers) go too; a finding keeps its own. */
+  private forgetDisagreement(record: MessageRecord): void {
+    if (this.disagreeingNumbers.size === 0) return;
+    const waba = record.waba ?? '';
+    for (const kind of ['business numbers', 'recipients']) {
+      this.disagreeingNumbers.delete(`${kind}\u0000${waba}\u0000${record.id}`);
+    }
   }
 
   /** Whether `code` has not been said yet of this message (a finding counts messages, not repeated lines). */
@@ -1410,6 +1417,7 @@ export class Rater {
       return;
     }
     this.records.delete(record.key);
+    this.forgetDisagreement(record);
     setWaiting(record, false);
     if (horizonMs !== Infinity) this.tombstones.add(record.key, record.deliveredAtMs);
   }
@@ -1467,6 +1475,7 @@ export class Rater {
    */
   private forgetReadOnly(record: MessageRecord, horizonMs: number): void {
     this.records.delete(record.key);
+    this.forgetDisagreement(record);
     setWaiting(record, false);
     if (horizonMs !== Infinity) this.tombstones.add(record.key, horizonMs);
     const waba = record.waba;
@@ -1485,6 +1494,7 @@ export class Rater {
   /** A message that will never be rated: failed, still pending, or impossible to place. */
   private retire(record: MessageRecord, horizonMs: number): void {
     this.records.delete(record.key);
+    this.forgetDisagreement(record);
     setWaiting(record, false);
     if (this.isStreaming && horizonMs !== Infinity) this.tombstones.add(record.key, horizonMs);
     // One finding per WABA (when the statuses name it: that client's to see) and per kind: a delivered message

@@ -168,16 +168,17 @@ export interface IngestItemOutcome extends IngestOutcome {
   isDuplicate: boolean;
 }
 
-/**
- * What changed between the stored rating of a scope and a new one: only these rows are written. Ids are
- * unit / pending message ids; `findings` is the scope's full list when it changed (undefined: unchanged).
- */
 /** A stored unit or pending message: ids are unique within a WABA only (two WABAs may name one message). */
 export interface RowKey {
   waba: string;
   id: string;
 }
 
+/**
+ * What changed between the stored rating of a scope and a new one: only these rows are written — units and
+ * pending messages to upsert, and the (WABA, id) of those to delete; `findings` is the scope's full list when
+ * it changed (undefined: unchanged).
+ */
 export interface RatingDiff {
   units: { upsert: BillableUnit[]; delete: RowKey[] };
   pending: { upsert: PendingMessage[]; delete: RowKey[] };

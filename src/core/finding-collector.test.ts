@@ -1,0 +1,42 @@
+import { describe, expect, it } from 'vitest';
+import { exemplarAt, FindingCollector } from './price-unit.js';
+import type { Finding } from './units.js';
+
+describe('FindingCollector', () => {
+  it('makes a finding at once and keeps no closure (a stream must not hold what make reads)', () => {
+    const findings = new FindingCollector();
+    let calls = 0;
+    const make = (message: string) => (): Finding => {
+      calls += 1;
+      return { code: 'NO_RATE', message };
+    };
+    findings.add('k', make('first'), exemplarAt(2000, 'b'));
+    expect(calls).toBe(1);
+    // A later, larger case is counted without making anything; a smaller one replaces the words at once.
+    findings.add('k', make('later'), exemplarAt(3000, 'a'));
+    expect(calls).toBe(1);
+    findings.add('k', make('earliest'), exemplarAt(1000, 'c'));
+    expect(calls).toBe(2);
+    expect(findings.list()).toEqual([{ code: 'NO_RATE', message: 'earliest', count: 3 }]);
+    expect(calls).toBe(2);
+  });
+
+  it('addWorded words its finding when listed, from the smallest exemplar', () => {
+    const findings = new FindingCollector();
+    const state = { logged: false };
+    findings.addWorded(
+      'k',
+      () => ({ code: 'RECIPIENT_DISAGREES', message: state.logged ? 'log' : 'statuses' }),
+      'b',
+    );
+    findings.addWorded('k', () => ({ code: 'RECIPIENT_DISAGREES', message: 'never' }), 'c');
+    state.logged = true;
+    expect(findings.list()).toEqual([{ code: 'RECIPIENT_DISAGREES', message: 'log', count: 2 }]);
+  });
+
+  it('exemplarAt orders by time first, then by id; a case without a time comes last', () => {
+    expect(exemplarAt(1000, 'z') < exemplarAt(2000, 'a')).toBe(true);
+    expect(exemplarAt(1000, 'a') < exemplarAt(1000, 'b')).toBe(true);
+    expect(exemplarAt(Infinity, 'a') > exemplarAt(253402300799000, 'z')).toBe(true);
+  });
+});
