@@ -1270,6 +1270,37 @@ describe('ids no real traffic has are refused, never handed to a store that cann
   });
 });
 
+describe('a lone UTF-16 surrogate in what becomes an event is refused: PostgreSQL keeps none in JSON', () => {
+  const lone = (where: string, field: string) =>
+    `${where} "${field}" holds a lone UTF-16 surrogate (an unpaired \\ud800–\\udfff escape), which no real value has`;
+
+  it('in an id of an event line (PostgreSQL answered 503 and failed readiness; SQLite kept it)', () => {
+    const line = JSON.parse(
+      '{"kind":"outbound","at":"2025-08-06T10:00:00Z","waba":"W1","business":"PN1","user":"919876543210","id":"wamid.\\ud800x","template":"utility"}',
+    ) as Record<string, unknown>;
+    expect(errorOf(line)).toContain(lone('outbound line', 'id'));
+    for (const field of ['waba', 'business', 'user']) {
+      expect(errorOf({ ...outbound, [field]: 'a\udc00' })).toContain(lone('outbound line', field));
+    }
+    expect(
+      errorOf({
+        kind: 'status',
+        at: AT,
+        id: 'wamid.o1',
+        status: 'delivered',
+        pricing: { category: 'x\ud800' },
+      }),
+    ).toBe(
+      'status line "pricing" holds a lone UTF-16 surrogate (an unpaired \\ud800–\\udfff escape) at pricing.category, which no real value has',
+    );
+  });
+
+  it('a pair of surrogates (a character beyond the BMP, an emoji) is a character: kept', () => {
+    const parsed = parseEventValue({ ...outbound, template_name: 'promo_😀' });
+    expect(parsed.ok && parsed.value.events[0]).toMatchObject({ templateName: 'promo_😀' });
+  });
+});
+
 describe('a NUL character (U+0000) in what becomes an event is refused: no store keeps one in its text', () => {
   const nul = (where: string, field: string) => `${where} "${field}" holds a NUL character (U+0000)`;
 

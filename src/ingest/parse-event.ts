@@ -153,12 +153,30 @@ function textProblem(
       );
     }
   }
-  return value.includes('\u0000') ? nulError(where, field, value) : undefined;
+  return isUnstorable(value) ? nulError(where, field, value) : undefined;
+}
+
+/**
+ * A NUL character (U+0000), or a lone UTF-16 surrogate (an unpaired `\ud800`–`\udfff` escape: no character
+ * at all): PostgreSQL keeps neither in text or JSON, and no real value holds one.
+ */
+function isUnstorable(value: string): boolean {
+  return value.includes('\u0000') || !isWellFormed(value);
+}
+
+const isWellFormed = (value: string): boolean =>
+  (String.prototype as unknown as { isWellFormed(this: string): boolean }).isWellFormed.call(value);
+
+/** What makes `value` unstorable, in words. */
+function unstorableWhat(value: string): string {
+  return value.includes('\u0000')
+    ? 'a NUL character (U+0000)'
+    : 'a lone UTF-16 surrogate (an unpaired \\ud800–\\udfff escape)';
 }
 
 function nulError(where: string, field: string, value: string): ParseError {
   return bad(
-    `${where} "${field}" holds a NUL character (U+0000), which no real value has: ${describe(value)}`,
+    `${where} "${field}" holds ${unstorableWhat(value)}, which no real value has: ${describe(value)}`,
   );
 }
 
@@ -195,7 +213,7 @@ function requiredId(
 
 /** A string that is kept but is no id (a tier name, a country code…): refused only for a NUL character. */
 function nulProblem(where: string, field: string, value: string | undefined): ParseError | undefined {
-  return value !== undefined && value.includes('\u0000') ? nulError(where, field, value) : undefined;
+  return value !== undefined && isUnstorable(value) ? nulError(where, field, value) : undefined;
 }
 
 /** Epoch ms, or the error naming the field. calendar's instantMs is the one rule for every instant. */
@@ -537,16 +555,16 @@ function holdsNul(value: Rec): boolean {
       for (let i = 0; i < item.length; i++) {
         const child: unknown = item[i];
         if (typeof child === 'string') {
-          if (child.includes('\u0000')) return true;
+          if (isUnstorable(child)) return true;
         } else if (child !== null && typeof child === 'object') stack.push(child);
       }
       continue;
     }
     for (const key in item) {
-      if (key.includes('\u0000')) return true;
+      if (isUnstorable(key)) return true;
       const child: unknown = (item as Rec)[key];
       if (typeof child === 'string') {
-        if (child.includes('\u0000')) return true;
+        if (isUnstorable(child)) return true;
       } else if (child !== null && typeof child === 'object') stack.push(child);
     }
   }
@@ -559,7 +577,7 @@ function nulPath(value: unknown, root: string): string | undefined {
   while (stack.length > 0) {
     const { value: item, path } = stack.pop()!;
     if (typeof item === 'string') {
-      if (item.includes('\u0000')) return path;
+      if (isUnstorable(item)) return path;
     } else if (Array.isArray(item)) {
       for (let i = item.length - 1; i >= 0; i--) stack.push({ value: item[i], path: `${path}[${i}]` });
     } else if (item !== null && typeof item === 'object') {
@@ -567,7 +585,7 @@ function nulPath(value: unknown, root: string): string | undefined {
       for (let i = keys.length - 1; i >= 0; i--) {
         const key = keys[i]!;
         const child = `${path}${isPlainKey(key) ? `.${key}` : `[${JSON.stringify(key)}]`}`;
-        if (key.includes('\u0000')) return child;
+        if (isUnstorable(key)) return child;
         stack.push({ value: (item as Rec)[key], path: child });
       }
     }
@@ -588,7 +606,7 @@ function isPlainKey(key: string): boolean {
 
 function evidenceNulError(where: string, field: string, evidence: Rec): ParseError {
   return bad(
-    `${where} "${field}" holds a NUL character (U+0000) at ${nulPath(evidence, field) ?? field}, which no real value has`,
+    `${where} "${field}" holds ${JSON.stringify(evidence).includes('\\u0000') ? unstorableWhat('\u0000') : unstorableWhat('\ud800')} at ${nulPath(evidence, field) ?? field}, which no real value has`,
   );
 }
 
