@@ -685,6 +685,17 @@ describe('several JSON documents in one file', () => {
     expect(ids(events)).toEqual(['s1', 's1-b', 's2', 's2-b']);
   });
 
+  it('a body wrapped by hand before a broken one is still read whole; the broken one is named', async () => {
+    const wrapped = JSON.stringify(statusBody('s1', [sentStatus('s1'), sentStatus('s1-b')])).replace(
+      /,\{"id":/g,
+      ',\n{"id":',
+    );
+    const file = await write('wrapped-then-broken.json', `${wrapped}\n${BROKEN_BODY}\n`);
+    const { events, errors } = await collect([file]);
+    expect(ids(events)).toEqual(['s1', 's1-b']);
+    expect(errors).toEqual([expect.objectContaining({ code: 'MALFORMED_LINE', line: 3 + 3 })]);
+  });
+
   it('a broken document is reported with its lines, line and column; those before and after are read', async () => {
     const before = pretty(statusBody('s1'));
     const after = pretty(statusBody('s2'));

@@ -610,13 +610,13 @@ class SourceReader {
         return;
       }
       // Several documents one after the other (`cat a.json b.json`): each is read on its own. Cut by their
-      // brackets alone when every piece then parses (a body wrapped by hand may start a line with `{`);
-      // else a line starting with `{` in column 1 also starts one, so a broken one costs no other.
-      const byBrackets = splitDocuments(text, false);
-      const documents =
-        byBrackets.length > 1 && byBrackets.every(({ start, end }) => parses(text.slice(start, end)))
-          ? byBrackets
-          : splitDocuments(text);
+      // brackets (a body wrapped by hand may start a line with `{`); a piece that does not parse so is cut
+      // again where a line starts with `{` in column 1, so that a broken one costs no other.
+      const documents = splitDocuments(text, false).flatMap((piece) =>
+        parses(text.slice(piece.start, piece.end))
+          ? [piece]
+          : splitDocuments(text.slice(0, piece.end), true, piece.start),
+      );
       if (documents.length > 1) {
         this.readSequence(text, documents, 1, 'document');
         return;
@@ -952,11 +952,12 @@ function bracketDepth(line: string, depth: number): number {
  * Cuts `text` into consecutive JSON documents, as [start, end) offsets of their non-blank text. A document
  * that is an object or array ends at the bracket that closes its first one. `isRecovering`: one left open
  * ends where a line starts with `{` or `[` in column 1 (the next document: pretty-printers indent what is
- * inside), so that one broken document never costs the ones after it; so does text that is neither.
+ * inside), so that one broken document never costs the ones after it; so does text that is neither. Cutting
+ * starts at `from`.
  */
-function splitDocuments(text: string, isRecovering = true): Array<{ start: number; end: number }> {
+function splitDocuments(text: string, isRecovering = true, from = 0): Array<{ start: number; end: number }> {
   const documents: Array<{ start: number; end: number }> = [];
-  let at = skipBlank(text, 0);
+  let at = skipBlank(text, from);
   while (at < text.length) {
     const end = documentEnd(text, at, isRecovering);
     documents.push({ start: at, end });
