@@ -127,7 +127,8 @@ must name the sender.
 Exit codes: 0 estimated; 2 some event lines malformed or a source unreadable (each named on stderr);
 3 some charged sends have no known price (no rate for their market, no rate card: the warnings say
 which; their total is then a floor) — --allow-unpriced accepts; 1 nothing done (bad flag, unreadable
-recipients, none of the --events paths exists); with both 2 and 3, the exit code is 2.
+recipients, none of the --events paths exists, or not one event could be read from them); with both 2
+and 3, the exit code is 2.
 
 Examples:
   wameter estimate customers.csv --template marketing --events events.ndjson

@@ -89,7 +89,8 @@ units, its WABA as a whole): in the table a "Findings" section, in JSON a "findi
 on stderr. When the user (or the --business number) is not in the input, stderr says which; the exit code
 stays 0: an empty story is an answer.
 
-Exit codes: 0 told; 1 nothing done (bad flag, unreadable accounts or rate card, no given source exists); 2 some input lines
+Exit codes: 0 told; 1 nothing done (bad flag, unreadable accounts or rate card, no given source exists, or
+not one event could be read from the sources); 2 some input lines
 malformed or a source unreadable (each named on stderr, the story told from the rest); 3 a charged unit
 of the story could not be priced, or the story's WABA has delivered messages that could not be rated (see
 its findings; --allow-unpriced accepts these); with both 2 and 3, both are said and the exit code is 2.

@@ -61,7 +61,7 @@ stored, with the WABA whose events use their business number; when the sources h
 says how many the store holds that neither ties to a WABA (not rated; the exit code does not count them).
 
 Exit codes: 0 ok; 1 nothing done (bad configuration, a database that cannot be opened, no given source
-exists), or the events
+exists, or not one event could be read from the sources), or the events
 could not all be stored, or not rated; 2 some input lines malformed (each named on stderr, the rest
 imported); 3 some charged units of the imported WABAs have no price, or some delivered messages could
 not be rated (the findings are listed on stderr; --allow-unpriced to accept).

@@ -88,7 +88,8 @@ Order does not matter and duplicates are ignored (without --stream).
 Output: --format csv holds the units only; the findings (code, message, count) and the number of pending
 messages are then said on stderr. table and json hold them too.
 
-Exit codes: 0 ok; 1 nothing rated (bad flag, unreadable accounts or rate card, no given source exists);
+Exit codes: 0 ok; 1 nothing rated (bad flag, unreadable accounts or rate card, no given source exists, or
+not one event could be read from the sources);
 2 some input lines malformed or a source unreadable (each named on stderr, the rest rated); 3 some charged units could not
 be priced, or delivered messages could not be rated, or (with --stream) late events were not rated;
 with both 2 and 3, both are said and the exit code is 2.
