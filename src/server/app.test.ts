@@ -1,11 +1,11 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import Database from 'better-sqlite3';
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
-import { afterEach, beforeEach, describe, expect, it, onTestFinished } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, onTestFinished, vi } from 'vitest';
 import { eventKey } from '../core/events.js';
 import { rateEvents } from '../core/rate-events.js';
 import { ratingToJson, type TotalsJson } from '../core/report.js';
@@ -400,6 +400,88 @@ describe('POST /v1/events', () => {
     expect(rejected[1]!.error).toMatch(/outbound/);
   });
 
+  it('lists the first 1,000 rejections by line and counts the rest (a body of garbage lines answers small)', async () => {
+    const good = JSON.stringify(conversationLines('W1', 'PN1', '919876543210', 'wamid.many')[0]);
+    const body = [...Array.from({ length: 2_999 }, () => 'x'), good, '{"kind":"outbound"}'].join('\n');
+    const response = await service.postEvents(body);
+    expect(response.status).toBe(200);
+    const text = await response.text();
+    const answer = JSON.parse(text) as { accepted: number; rejected: { line: number }[] } & Record<
+      string,
+      unknown
+    >;
+    expect(answer.accepted).toBe(1);
+    expect(answer.rejected).toHaveLength(1_000);
+    expect(answer.rejected.map((r) => r.line)).toEqual(Array.from({ length: 1_000 }, (_, i) => i + 1));
+    // 2,999 garbage lines and a bad event: 1,000 listed, 2,000 counted.
+    expect(answer.rejected_unlisted).toBe(2_000);
+    expect(text.length).toBeLessThan(200_000);
+  });
+
+  it('past the listed rejections, a line that cannot be an event is counted without being parsed', async () => {
+    const body = Array.from({ length: 5_000 }, () => 'x').join('\n');
+    const parse = vi.spyOn(JSON, 'parse');
+    onTestFinished(() => parse.mockRestore());
+    const answer = await json(await service.postEvents(body));
+    const calls = parse.mock.calls.length;
+    parse.mockRestore();
+    expect(calls).toBeLessThan(1_500);
+    expect(answer).toMatchObject({ accepted: 0, rejected_unlisted: 4_000 });
+  });
+
+  it('a body of many lines is read in slices: a request arriving meanwhile is answered before it ends', async () => {
+    // Lines that look like events but do not parse: each is parsed (an exception each), none listed past 1,000.
+    const body = Array.from({ length: 20_000 }, () => '{x}').join('\n');
+    const order: string[] = [];
+    const posting = service.postEvents(body).then((response) => {
+      order.push('events');
+      return json(response);
+    });
+    const live = (async () => {
+      await new Promise((resolve) => setImmediate(resolve));
+      expect((await service.get('/healthz/live')).status).toBe(204);
+      order.push('live');
+    })();
+    const [answer] = await Promise.all([posting, live]);
+    expect(order).toEqual(['live', 'events']);
+    expect(answer).toMatchObject({ accepted: 0, rejected_unlisted: 19_000 });
+  });
+
+  it('the rejections a refusal adds after reading are listed in line order among the first 1,000', async () => {
+    const sent = {
+      kind: 'outbound',
+      at: '2025-07-12T10:00:00Z',
+      waba: 'W2',
+      business: 'PN2',
+      user: '919876543210',
+      id: 'wamid.late-refusal',
+      template: 'marketing',
+    };
+    const delivered = {
+      kind: 'status',
+      at: '2025-07-12T10:00:04Z',
+      id: 'wamid.late-refusal',
+      status: 'delivered',
+    };
+    const body = [
+      JSON.stringify(sent),
+      JSON.stringify(delivered),
+      ...Array.from({ length: 1_200 }, () => 'x'),
+    ].join('\n');
+    const answer = (await json(await service.postEvents(body, KEY_W1))) as {
+      rejected: { line: number; code: string }[];
+      rejected_unlisted: number;
+    };
+    expect(answer.rejected).toHaveLength(1_000);
+    expect(answer.rejected.slice(0, 3).map((r) => [r.line, r.code])).toEqual([
+      [1, 'FORBIDDEN_WABA'],
+      [2, 'FORBIDDEN_WABA'],
+      [3, 'MALFORMED_JSON'],
+    ]);
+    expect(answer.rejected.at(-1)!.line).toBe(1_000);
+    expect(answer.rejected_unlisted).toBe(202);
+  });
+
   it('reads bodies as the file reader does: CR or CRLF line ends, a BOM, a pretty-printed webhook, arrays', async () => {
     const [a, b, c] = conversationLines('W1', 'PN1', '919876543210', 'wamid.r').map((line) =>
       JSON.stringify(line),
@@ -574,6 +656,89 @@ describe('POST /v1/events', () => {
         },
       ]);
       // Nothing stored: W1's bill holds no delivered message nobody sent (STATUS_WITHOUT_USER).
+      expect(await service.store.listEvents()).toEqual([]);
+    });
+
+    /** A Meta webhook body as one line: `entries` of [WABA id, [message id, status]…]. */
+    const envelope = (entries: [string, [string, string][]][]) => ({
+      object: 'whatsapp_business_account',
+      entry: entries.map(([waba, statuses]) => ({
+        id: waba,
+        changes: [
+          {
+            field: 'messages',
+            value: {
+              messaging_product: 'whatsapp',
+              metadata: { display_phone_number: '15550001111', phone_number_id: `PN-${waba}` },
+              statuses: statuses.map(([id, status]) => ({
+                id,
+                status,
+                timestamp: '1752314400',
+                recipient_id: '919876543210',
+              })),
+            },
+          },
+        ],
+      })),
+    });
+    const deliveredOf = (id: string) => ({
+      kind: 'status',
+      at: '2025-07-12T10:05:00Z',
+      id,
+      status: 'delivered',
+    });
+
+    it("from a key for one WABA, after a line of several events was refused as another WABA's: every one of its message ids is refused", async () => {
+      const body = [
+        envelope([
+          [
+            'W2',
+            [
+              ['wamid.m1', 'sent'],
+              ['wamid.m2', 'sent'],
+            ],
+          ],
+        ]),
+        deliveredOf('wamid.m1'),
+        deliveredOf('wamid.m2'),
+      ];
+      const answer = await json(await service.postEvents(body, KEY_W1));
+      expect(answer).toMatchObject({ accepted: 0 });
+      expect(answer.rejected).toEqual([
+        expect.objectContaining({ line: 1, code: 'FORBIDDEN_WABA' }),
+        {
+          line: 2,
+          code: 'FORBIDDEN_WABA',
+          error: 'its message "wamid.m1" is of WABA "W2" (line 1), which this API key may not write',
+        },
+        {
+          line: 3,
+          code: 'FORBIDDEN_WABA',
+          error: 'its message "wamid.m2" is of WABA "W2" (line 1), which this API key may not write',
+        },
+      ]);
+      // Nothing stored: W1's bill holds no delivered message nobody sent (STATUS_WITHOUT_USER).
+      expect(await service.store.listEvents()).toEqual([]);
+    });
+
+    it("from a key for one WABA: the key's own events dropped with a refused line are refused too when a later line names them", async () => {
+      const body = [
+        envelope([
+          ['W1', [['wamid.own', 'sent']]],
+          ['W2', [['wamid.theirs', 'sent']]],
+        ]),
+        deliveredOf('wamid.own'),
+      ];
+      const answer = await json(await service.postEvents(body, KEY_W1));
+      expect(answer).toMatchObject({ accepted: 0 });
+      expect(answer.rejected).toEqual([
+        expect.objectContaining({ line: 1, code: 'FORBIDDEN_WABA' }),
+        {
+          line: 2,
+          code: 'FORBIDDEN_WABA',
+          error: expect.stringMatching(/^its message "wamid\.own" came on line 1, which was refused/),
+        },
+      ]);
       expect(await service.store.listEvents()).toEqual([]);
     });
 
@@ -1584,6 +1749,29 @@ describe('POST /v1/rerate and GET /v1/ratings', () => {
     });
   });
 
+  it("the documents describe a re-rate's stored changes as stored, not as POST /v1/rerate's answer", async () => {
+    expect((await rerate({ as_of_rules: 'CBP-2023' })).status).toBe(200);
+    const ratings = (await json(await service.get('/v1/ratings', KEY_ALL))).ratings as {
+      changes?: Record<string, unknown>;
+    }[];
+    const keys = Object.keys(ratings.find((r) => r.changes !== undefined)!.changes!);
+    const described = openApiDocument.paths['/v1/ratings'].get.description;
+    const row = readFileSync(join(import.meta.dirname, '../../docs/service.md'), 'utf8')
+      .split('\n')
+      .find((line) => line.startsWith('| `GET /v1/ratings'))!;
+    for (const text of [described, row]) {
+      // POST /v1/rerate answers `changed: [{unit, old, new}]`; the stored changes count them and list `units`.
+      expect(text).not.toMatch(/what `?POST \/v1\/rerate`? answered/);
+      let at = -1;
+      for (const key of keys) {
+        const next = text.indexOf(key, at + 1);
+        expect(next, `${key} in ${text}`).toBeGreaterThan(at);
+        at = next;
+      }
+      expect(text).toMatch(/changed`? \(a count/);
+    }
+  });
+
   it('gives back a re-rate stored before the twelfth session in the same shape as new ones', async () => {
     await service.store.replaceRating(
       {
@@ -1810,7 +1998,8 @@ describe('operations: health, metrics, OpenAPI, rate limit, logs', () => {
     };
     const codes = document.components.schemas.Error.properties.error.properties.code.enum;
     expect(codes).toEqual(expect.arrayContaining(['RATING_BEHIND', 'FORBIDDEN_WABA', 'STORE_UNAVAILABLE']));
-    expect([...codes].sort()).toEqual(Object.keys(ERRORS).sort());
+    // The catalogue's, and the in-flight body budget's refusal (read-body.ts).
+    expect([...codes].sort()).toEqual([...Object.keys(ERRORS), 'SERVER_BUSY'].sort());
   });
 
   it('limits /v1 requests per client IP with 429 and Retry-After; signed webhooks still pass', async () => {

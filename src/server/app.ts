@@ -27,11 +27,17 @@ import type { ApiKey, ServiceConfig } from './config.js';
 import { errorBody, errorResponse, ERRORS, ratingBehindResponse, type ErrorCode } from './errors.js';
 import { errorFields, type Logger } from './logger.js';
 import { Metrics } from './metrics.js';
-import { openApiDocument, queryParametersOf, unknownBodyField } from './openapi.js';
+import { MAX_LISTED_REJECTIONS, openApiDocument, queryParametersOf, unknownBodyField } from './openapi.js';
 import { createRateLimiter, type RateLimitVerdict } from './rate-limit.js';
 import { RatingBehindError, type RatingService } from './rating-service.js';
 import { createStoreHealth, type StoreHealth } from './store-health.js';
-import { readRawBody } from './read-body.js';
+import {
+  attachBodyLease,
+  BodyBudget,
+  bodyBudgetResponse,
+  DEFAULT_BODY_BUDGET_BYTES,
+  readRawBody,
+} from './read-body.js';
 import {
   ANALYTICS_GRANULARITIES,
   analyticsRangeRefusal,
@@ -56,12 +62,19 @@ export interface AppDeps {
   marketNames?: readonly string[];
   /** A WABA's time zone (the accounts file's): analytics of one WABA cut its days there, as Meta's do. */
   timeZoneOf?: (waba: string) => string;
+  /**
+   * The bytes of request bodies all requests may hold at once (docs/service.md, "Limits"); default
+   * DEFAULT_BODY_BUDGET_BYTES, and never less than two bodies of `bodyLimitBytes`.
+   */
+  bodyBudgetBytes?: number;
 }
 
 type Env = { Variables: { apiKey: ApiKey } };
 
 const MAX_PAGE = 1000;
 const DEFAULT_PAGE = 100;
+/** POST /v1/events reads this many items of a body between two turns of the event loop (tens of ms at most). */
+const ITEMS_PER_SLICE = 1000;
 /** POST /v1/rerate takes a few fields, never a file: its own small limit, whatever bodyLimitBytes is. */
 const RERATE_BODY_LIMIT_BYTES = 64 * 1024;
 
@@ -117,7 +130,9 @@ function ratingToJson(record: RatingRecord, isNarrowed = false) {
 }
 
 /**
- * A re-rate's stored changes in the shape POST /v1/rerate answers. Those stored before the twelfth session
+ * A re-rate's stored changes, in the words POST /v1/rerate uses (snake_case, ISO instants) but their own shape:
+ * `{period: {from, to}, outside_period, changed (a count), unchanged, totals: {old, new}, units: [{unit, old,
+ * new}]}` — the re-rate answers the unit changes as `changed: [...]`. Those stored before the twelfth session
  * said `period: {fromMs, toMs}` and `outsidePeriod` (absent when null): given back in the same shape as new
  * ones, key for key.
  */
@@ -278,6 +293,48 @@ export function createApp(deps: AppDeps): Hono<Env> {
     logger.info('request', { method: c.req.method, path: c.req.path, status: c.res.status, ms });
   });
 
+  // Billing data and refusals about it are never sniffed into another type nor kept by a cache: every /v1
+  // answer (JSON, CSV, the dashboard's, errors — a 401 or a 429 too) says so, and so does every error answer.
+  // The dashboard's own files keep the caching they set (no-cache: revalidated).
+  app.use('*', async (c, next) => {
+    await next();
+    const isApi = c.req.path.startsWith('/v1/');
+    if (!isApi && c.res.status < 400) return;
+    const set = (name: string, value: string, isKept: boolean) => {
+      if (isKept && c.res.headers.has(name)) return;
+      try {
+        c.res.headers.set(name, value);
+      } catch {
+        // A response with immutable headers: copied once, then set.
+        c.res = new Response(c.res.body, c.res);
+        c.res.headers.set(name, value);
+      }
+    };
+    set('X-Content-Type-Options', 'nosniff', false);
+    set('Cache-Control', 'no-store', !isApi);
+  });
+
+  // Every request's body bytes count against one budget while it is handled (read-body.ts): past it a body
+  // is refused 503 rather than held — 300 unsigned 4 MiB webhooks held open took the process to 1.4 GB.
+  const bodyBudget = new BodyBudget(
+    deps.bodyBudgetBytes ?? Math.max(DEFAULT_BODY_BUDGET_BYTES, 2 * config.bodyLimitBytes),
+  );
+  metrics.gauge(
+    'request_bodies_in_flight_bytes',
+    'Bytes of request bodies held at once by requests being handled (bounded by the body budget).',
+    () => bodyBudget.inFlightBytes,
+  );
+  app.use('*', async (c, next) => {
+    if (c.req.method === 'GET' || c.req.method === 'HEAD') return next();
+    const lease = bodyBudget.open();
+    attachBodyLease(c.req.raw, lease);
+    try {
+      await next();
+    } finally {
+      lease.release();
+    }
+  });
+
   app.onError((error, c) => {
     if (error instanceof QueryError) return errorResponse(c, error.code, error.detail);
     if (error instanceof StoreInputError) return errorResponse(c, 'BAD_QUERY', error.message);
@@ -369,6 +426,11 @@ export function createApp(deps: AppDeps): Hono<Env> {
     };
     if (config.appSecrets.length === 0) return reject('not_configured', 'WEBHOOK_NOT_CONFIGURED');
     const body = await readRawBody(c, config.bodyLimitBytes);
+    if (!body.ok && body.reason === 'busy') {
+      // Not the client's failure (Meta may be the one refused): no rate-limit token taken; Meta retries.
+      metrics.inc('webhooks_rejected_total', { reason: 'busy' });
+      return bodyBudgetResponse(c);
+    }
     if (!body.ok)
       return rejectFailure(
         'body_too_large',
@@ -565,42 +627,57 @@ export function createApp(deps: AppDeps): Hono<Env> {
       return errorResponse(c, 'UNSUPPORTED_ENCODING', `(Content-Encoding: ${encoding})`);
     }
     const body = await readRawBody(c, config.bodyLimitBytes);
+    if (!body.ok && body.reason === 'busy') return bodyBudgetResponse(c);
     if (!body.ok) return errorResponse(c, 'BODY_TOO_LARGE', `The limit is ${config.bodyLimitBytes} bytes.`);
     const apiKey = c.get('apiKey');
     const scope = scopeOf(c);
     const receivedAtMs = clock();
-    const items = bodyItems(new TextDecoder('utf-8').decode(body.bytes));
-    const rejected: { line: number; code: string; error: string }[] = [];
+    const rejections = new RejectionList(MAX_LISTED_REJECTIONS);
     const inputs: EventInput[] = [];
     /** The body line each event came from (for a refusal after all lines are read). */
     const lineOf = new Map<CoreEvent, number>();
-    /** Message ids of lines refused as another WABA's → the line, and statuses given the key's WABA. */
-    const refusedIds = new Map<string, { line: number; waba: string }>();
+    /**
+     * The message ids of every event of a line refused for a WABA this key may not write → the line, and the
+     * WABA when that event was the other WABA's (else it was dropped with the line); and the statuses given
+     * the key's WABA.
+     */
+    const refusedIds = new Map<string, { line: number; waba?: string }>();
     const givenKeyWaba = new Set<CoreEvent>();
     let ignored = 0;
-    const lineCount = items.length;
-    for (const item of items) {
+    let itemCount = 0;
+    const text = new TextDecoder('utf-8').decode(body.bytes);
+    // Past the listed rejections, a line that cannot be an event is only counted: parsing it (an exception
+    // each) would take seconds for a body of millions of garbage lines, to say nothing more.
+    for (const item of bodyItems(text, (line) => rejections.wouldList(line))) {
+      itemCount += 1;
+      // A body of millions of lines is read in slices, other requests (Meta's webhooks) answered between
+      // them: lines that look like events are still parsed, and 4 MiB of `{x}` lines take seconds to refuse.
+      if (itemCount % ITEMS_PER_SLICE === 0) await new Promise((resolve) => setImmediate(resolve));
       const { line, prefix } = item;
+      if ('unread' in item) {
+        rejections.add(line, () => ({ code: 'MALFORMED_JSON', error: 'not an event line' }));
+        continue;
+      }
       if ('error' in item) {
-        rejected.push({ line, code: 'MALFORMED_JSON', error: item.error });
+        rejections.add(line, () => ({ code: 'MALFORMED_JSON', error: item.error }));
         continue;
       }
       const value = item.value;
       if (isNestedDeeperThan(value)) {
-        rejected.push({
-          line,
+        rejections.add(line, () => ({
           code: 'MALFORMED_JSON',
           error: `${prefix}nested deeper than ${MAX_JSON_DEPTH} levels`,
-        });
+        }));
         continue;
       }
       const parsed = parseEventValue(value);
       if (!parsed.ok) {
-        rejected.push({ line, code: parsed.error.code, error: prefix + parsed.error.message });
+        const { code, message } = parsed.error;
+        rejections.add(line, () => ({ code, error: prefix + message }));
         continue;
       }
       for (const bad of parsed.value.rejected)
-        rejected.push({ line, code: bad.code, error: prefix + bad.message });
+        rejections.add(line, () => ({ code: bad.code, error: prefix + bad.message }));
       ignored += parsed.value.ignored.reduce((sum, note) => sum + note.count, 0);
       const lineEvents: CoreEvent[] = [];
       let refusal: string | undefined;
@@ -620,15 +697,23 @@ export function createApp(deps: AppDeps): Hono<Env> {
           }
         } else if (scope !== undefined && !scope.includes(event.waba)) {
           refusal = `this API key may not write WABA ${JSON.stringify(event.waba)}`;
-          if ('id' in event && !refusedIds.has(event.id))
-            refusedIds.set(event.id, { line, waba: event.waba });
           break;
         } else {
           lineEvents.push(event);
         }
       }
       if (refusal !== undefined) {
-        rejected.push({ line, code: 'FORBIDDEN_WABA', error: prefix + refusal });
+        const why = refusal;
+        rejections.add(line, () => ({ code: 'FORBIDDEN_WABA', error: prefix + why }));
+        // Every message id of the refused line, not only the first forbidden one: a Meta webhook line carries
+        // several statuses, and the key's own events are dropped with the line too.
+        for (const event of parsed.value.events) {
+          if (!('id' in event)) continue;
+          const isOthers = event.waba !== undefined && scope !== undefined && !scope.includes(event.waba);
+          const known = refusedIds.get(event.id);
+          if (known === undefined || (known.waba === undefined && isOthers))
+            refusedIds.set(event.id, isOthers ? { line, waba: event.waba! } : { line });
+        }
         continue;
       }
       for (const event of lineEvents) {
@@ -645,25 +730,28 @@ export function createApp(deps: AppDeps): Hono<Env> {
         lineOf.set(event, line);
       }
     }
-    if (lineCount === 0) {
+    if (itemCount === 0) {
       return errorResponse(c, 'BAD_QUERY', 'The body has no event lines (NDJSON: one JSON object per line).');
     }
     // A status naming no WABA takes the key's; but one whose message this very body gave to another WABA (a
     // line refused above) is that WABA's, not the key's: stored as the key's, it would stand in its bill as a
-    // delivered message nobody sent (STATUS_WITHOUT_USER) for good.
+    // delivered message nobody sent (STATUS_WITHOUT_USER) for good. Likewise for a message of the key's own
+    // WABA that was dropped with a refused line: its status alone would be such a message.
     if (refusedIds.size > 0) {
       for (let i = inputs.length - 1; i >= 0; i--) {
         const { event } = inputs[i]!;
         const refused = givenKeyWaba.has(event) && 'id' in event ? refusedIds.get(event.id) : undefined;
         if (refused === undefined) continue;
         inputs.splice(i, 1);
-        rejected.push({
-          line: lineOf.get(event)!,
+        const id = JSON.stringify((event as { id: string }).id);
+        rejections.add(lineOf.get(event)!, () => ({
           code: 'FORBIDDEN_WABA',
-          error: `its message ${JSON.stringify((event as { id: string }).id)} is of WABA ${JSON.stringify(refused.waba)} (line ${refused.line}), which this API key may not write`,
-        });
+          error:
+            refused.waba === undefined
+              ? `its message ${id} came on line ${refused.line}, which was refused (it holds events of a WABA this API key may not write): post that line's events of this key's WABA without the others, then this line`
+              : `its message ${id} is of WABA ${JSON.stringify(refused.waba)} (line ${refused.line}), which this API key may not write`,
+        }));
       }
-      rejected.sort((a, b) => a.line - b.line);
     }
     // A volume-tier statement prices the whole portfolio (tiers count per portfolio): a key limited to some
     // WABAs may post one only when it may write every WABA of that portfolio, or it could change a portfolio
@@ -675,14 +763,12 @@ export function createApp(deps: AppDeps): Hono<Env> {
         const mates = await fromStore(rating.portfolioOf(event.waba));
         if (mates.every((waba) => scope.includes(waba))) continue;
         inputs.splice(i, 1);
-        rejected.push({
-          line: lineOf.get(event)!,
+        rejections.add(lineOf.get(event)!, () => ({
           code: 'FORBIDDEN_WABA',
           error:
             "a volume-tier statement prices the WABA's whole portfolio, which holds WABAs this key may not write: post it with a key for all of them, or let Meta's signed webhook bring it",
-        });
+        }));
       }
-      rejected.sort((a, b) => a.line - b.line);
     }
     const outcome: IngestOutcome =
       inputs.length === 0
@@ -695,7 +781,9 @@ export function createApp(deps: AppDeps): Hono<Env> {
       duplicates: outcome.duplicates,
       merged: outcome.merged.length,
       ignored,
-      rejected,
+      rejected: rejections.listed,
+      // Only when some were left out of `rejected`: how many.
+      ...(rejections.unlisted > 0 ? { rejected_unlisted: rejections.unlisted } : {}),
     });
   });
 
@@ -834,6 +922,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
 
   app.post('/v1/rerate', async (c) => {
     const body = await readRawBody(c, RERATE_BODY_LIMIT_BYTES);
+    if (!body.ok && body.reason === 'busy') return bodyBudgetResponse(c);
     if (!body.ok) return errorResponse(c, 'BODY_TOO_LARGE', `The limit is ${RERATE_BODY_LIMIT_BYTES} bytes.`);
     let request: Record<string, unknown> = {};
     if (body.bytes.byteLength > 0) {
@@ -990,42 +1079,127 @@ export function createApp(deps: AppDeps): Hono<Env> {
   return app;
 }
 
-/** One item of a `POST /v1/events` body: a JSON value and the line it starts on, or why its line does not parse. */
-type BodyItem = { line: number; prefix: string } & ({ value: unknown } | { error: string });
+/**
+ * One item of a `POST /v1/events` body: a JSON value and the line it starts on, why its line does not parse,
+ * or (`unread`) a line that cannot be an event, not parsed because its rejection would not be listed.
+ */
+type BodyItem = { line: number; prefix: string } & (
+  { value: unknown } | { error: string } | { unread: true }
+);
+
+/** A rejection of a `POST /v1/events` body line, as answered in `rejected`. */
+interface Rejection {
+  line: number;
+  code: string;
+  error: string;
+}
+
+/**
+ * The rejections of one body: the first `cap` by line (those of one line in the order added) and a count of
+ * the others, whose words are never even made. Lines are read in order, so a rejection found while reading
+ * is listed or counted at once; one found after reading (a refusal) can still take the place of a later line's.
+ */
+class RejectionList {
+  readonly listed: Rejection[] = [];
+  unlisted = 0;
+
+  constructor(private readonly cap: number) {}
+
+  /** Would a rejection of `line` be listed now? */
+  wouldList(line: number): boolean {
+    return this.listed.length < this.cap || line < this.listed[this.listed.length - 1]!.line;
+  }
+
+  add(line: number, make: () => { code: string; error: string }): void {
+    if (!this.wouldList(line)) {
+      this.unlisted += 1;
+      return;
+    }
+    // After every listed rejection of the same line or an earlier one: in line order, ties as added.
+    let low = 0;
+    let high = this.listed.length;
+    while (low < high) {
+      const middle = (low + high) >>> 1;
+      if (this.listed[middle]!.line <= line) low = middle + 1;
+      else high = middle;
+    }
+    this.listed.splice(low, 0, { line, ...make() });
+    if (this.listed.length > this.cap) {
+      this.listed.pop();
+      this.unlisted += 1;
+    }
+  }
+}
+
+/** The lines of a body (ended by LF, CRLF or a lone CR) with their numbers from 1, read one at a time. */
+function* bodyLines(body: string): Generator<{ text: string; line: number }> {
+  const ends = /\r\n|\r|\n/g;
+  let start = 0;
+  let line = 1;
+  for (let end = ends.exec(body); end !== null; end = ends.exec(body)) {
+    yield { text: body.slice(start, end.index), line };
+    start = end.index + end[0].length;
+    line += 1;
+  }
+  yield { text: body.slice(start), line };
+}
+
+/** Can this line be no event (nor webhook body, nor array of them) whatever it holds? Then it need not be parsed. */
+function cannotBeEvent(trimmed: string): boolean {
+  const first = trimmed[0];
+  const last = trimmed[trimmed.length - 1];
+  return !((first === '{' && last === '}') || (first === '[' && last === ']'));
+}
 
 /**
  * The items of a `POST /v1/events` body, as the file reader takes them: NDJSON lines (ended by LF, CRLF or a
  * lone CR; a byte order mark ignored), each an event line, a webhook body or an array of those. A body whose
  * first line does not parse but which is, whole, one JSON value (a pretty-printed webhook body, an array over
  * several lines) is that one value, starting on line 1. An array's elements are items of its line, each
- * rejection naming its index (`[2]: …`).
+ * rejection naming its index (`[2]: …`). A line that cannot be an event is parsed only when `isListed(line)`
+ * says its rejection would be listed (its JSON error is then the words).
  */
-function bodyItems(text: string): BodyItem[] {
+function* bodyItems(text: string, isListed: (line: number) => boolean): Generator<BodyItem> {
   const body = text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
-  const lines = body.split(/\r\n|\r|\n/);
   const items: BodyItem[] = [];
   const add = (value: unknown, line: number) => {
     if (!Array.isArray(value)) items.push({ line, prefix: '', value });
     else value.forEach((element, index) => items.push({ line, prefix: `[${index}]: `, value: element }));
   };
-  const first = lines.findIndex((line) => line.trim() !== '');
-  if (first >= 0 && lines.slice(first + 1).some((line) => line.trim() !== '') && !parses(lines[first]!)) {
+  let first: { text: string; line: number } | undefined;
+  let isOneLine = true;
+  for (const line of bodyLines(body)) {
+    if (line.text.trim() === '') continue;
+    if (first !== undefined) {
+      isOneLine = false;
+      break;
+    }
+    first = line;
+  }
+  if (first !== undefined && !isOneLine && !parses(first.text)) {
     try {
-      add(JSON.parse(body), first + 1);
-      return items;
+      add(JSON.parse(body), first.line);
+      yield* items;
+      return;
     } catch {
       // Not one document either: read line by line, each bad line named.
     }
   }
-  lines.forEach((text, index) => {
-    if (text.trim() === '') return;
-    try {
-      add(JSON.parse(text), index + 1);
-    } catch (error) {
-      items.push({ line: index + 1, prefix: '', error: (error as Error).message });
+  for (const { text: lineText, line } of bodyLines(body)) {
+    const trimmed = lineText.trim();
+    if (trimmed === '') continue;
+    if (cannotBeEvent(trimmed) && !isListed(line)) {
+      yield { line, prefix: '', unread: true };
+      continue;
     }
-  });
-  return items;
+    try {
+      add(JSON.parse(lineText), line);
+    } catch (error) {
+      items.push({ line, prefix: '', error: (error as Error).message });
+    }
+    yield* items;
+    items.length = 0;
+  }
 }
 
 function parses(text: string): boolean {

@@ -593,6 +593,91 @@ describe('dashboard API: what the pages show', () => {
   });
 });
 
+describe('dashboard API: what one estimate or reconciliation request may ask', () => {
+  beforeEach(async () => {
+    service = await createDashboardService();
+    await service.postEvents(conversationLines('W1', 'PN1', '919876543210', 'a'));
+  });
+
+  const phones = (n: number) => Array.from({ length: n }, (_, i) => `+91 98${String(i).padStart(8, '0')}`);
+
+  it('estimate: more than 50,000 recipients in one request is 400, saying the limit and to split the list', async () => {
+    for (const body of [
+      { phones: phones(50_001), template: 'utility' },
+      { csv: ['phone', ...phones(50_001)].join('\n'), template: 'utility' },
+    ]) {
+      const response = await post('/v1/estimate', body, KEY_W1);
+      expect(response.status).toBe(400);
+      const { error } = await json(response);
+      expect(error.code).toBe('BAD_QUERY');
+      expect(error.message).toContain('50000');
+      expect(error.message).toMatch(/split/);
+    }
+  });
+
+  it("estimate: a CSV header of a phone and 6,000 columns is refused 400 (the reviewers' 4.3 GB heap), small", async () => {
+    const header = ['phone', ...Array.from({ length: 6_000 }, (_, i) => `c${i.toString(36)}`)].join(',');
+    const csv = [header, ...phones(300)].join('\n');
+    const response = await post('/v1/estimate', { csv, template: 'utility' }, KEY_W1);
+    const text = await response.text();
+    expect(response.status).toBe(400);
+    expect(JSON.parse(text).error.message).toContain('TOO_MANY_COLUMNS');
+    expect(text.length).toBeLessThan(2_000);
+  });
+
+  it('estimate: rows of just a phone under a wide header answer lines without empty columns', async () => {
+    const header = ['phone', ...Array.from({ length: 150 }, (_, i) => `column${i}`)].join(',');
+    const response = await post(
+      '/v1/estimate',
+      { csv: [header, ...phones(1_000)].join('\n'), template: 'utility' },
+      KEY_W1,
+    );
+    expect(response.status).toBe(200);
+    const text = await response.text();
+    const body = JSON.parse(text);
+    expect(body.lines).toHaveLength(1_000);
+    expect(body.lines.every((line: object) => !('column0' in line))).toBe(true);
+    expect(text.length).toBeLessThan(1_000 * 400);
+  });
+
+  it('estimate: columns that would repeat into more than 32 MiB of answer are refused 400, saying to send fewer', async () => {
+    const names = Array.from({ length: 199 }, (_, i) => `${'n'.repeat(96)}${String(i).padStart(3, '0')}`);
+    const rows = phones(2_000).map((phone) => `${phone}${','.repeat(199)}`);
+    const csv = [['phone', ...names].join(','), ...rows].join('\n');
+    const response = await post('/v1/estimate', { csv, template: 'utility' }, KEY_W1);
+    const text = await response.text();
+    expect(response.status).toBe(400);
+    expect(JSON.parse(text).error.message).toContain('ECHO_TOO_LARGE');
+    expect(text.length).toBeLessThan(2_000);
+  });
+
+  /** Meta's export of one day, with one field of its point replaced. */
+  const exportWith = (field: string, value: unknown) => {
+    const exported = marketingExport(5, 0.5);
+    const point = exported.conversation_analytics.data[0]!.data_points[0]! as Record<string, unknown>;
+    point[field] = value;
+    return { analytics: { ...exported, id: 'W1' } };
+  };
+
+  it.each([
+    ['cost', 1e308],
+    ['cost', -1e300],
+    ['end', 8_640_000_000_000],
+    ['end', 99_999_999_999_999],
+    ['start', -8_640_000_000_000],
+  ])(
+    'reconciliation: an analytics point with "%s": %d is 400 BAD_QUERY naming the field, not 503 STORE_UNAVAILABLE',
+    async (field, value) => {
+      const response = await post('/v1/reconciliation', exportWith(field, value), KEY_W1);
+      const { error } = await json(response);
+      expect([response.status, error.code]).toEqual([400, 'BAD_QUERY']);
+      expect(error.message).toContain(`data[0].data_points[0]`);
+      expect(error.message).toContain(`"${field}"`);
+      expect(response.headers.get('Retry-After')).toBeNull();
+    },
+  );
+});
+
 describe('dashboard API: volume-tier positions count as the rating does', () => {
   // W1 (Asia/Kolkata, primary country Indonesia: eligible for India's authentication-international rate) and
   // W2 (São Paulo) share portfolio P1. India's October 2025 bands are small, so a few messages cross them.

@@ -6,24 +6,39 @@
 import { realpath, readFile, stat } from 'node:fs/promises';
 import { extname, join, sep } from 'node:path';
 import type { Context, Hono } from 'hono';
-import { DAY_MS, HOUR_MS, localDate, MAX_INSTANT_MS, parseInstant } from '../core/calendar.js';
+import {
+  DAY_MS,
+  HOUR_MS,
+  localDate,
+  MAX_INSTANT_MS,
+  MIN_INSTANT_MS,
+  parseInstant,
+} from '../core/calendar.js';
 import { eraOn, PER_MESSAGE_PRICING_FROM, pricingModelOf } from '../core/eras.js';
 import { FREE_CONVERSATIONS_PER_MONTH, FREE_SERVICE_MESSAGES_PER_MONTH } from '../core/eras.js';
-import { formatMicros, sumMicros, type Micros } from '../core/money.js';
+import { formatMicros, MAX_EXACT_AMOUNT, MoneyRangeError, sumMicros, type Micros } from '../core/money.js';
 import { tierRate } from '../core/rate-card.js';
 import type { Era, RateCategory } from '../core/units.js';
 import { createAccountBook } from '../ingest/accounts-file.js';
 import { packageRoot } from '../ingest/rate-card-files.js';
 import {
   estimateList,
+  MAX_ESTIMATE_ECHO_CHARS,
+  MAX_ESTIMATE_RECIPIENTS,
   parseRecipientsCsv,
   recipientsFromPhones,
+  tooManyRecipients,
   type EstimateRequest,
   type RecipientList,
 } from '../use-cases/estimate.js';
 import type { RatingSetup } from '../use-cases/load-rating-setup.js';
 import { ReconcileSession, whyNothingWasChecked } from '../use-cases/reconcile.js';
-import { parseAnalyticsExport, type AnalyticsExport, type Difference } from '../core/reconcile.js';
+import {
+  metaCostToMicros,
+  parseAnalyticsExport,
+  type AnalyticsExport,
+  type Difference,
+} from '../core/reconcile.js';
 import type { TemplateCategory } from '../core/events.js';
 import {
   StoreInputError,
@@ -37,7 +52,7 @@ import { mayKeyAccess, parseUnitFilter, scopeOfKey } from './unit-filter.js';
 import type { ApiKey, ServiceConfig } from './config.js';
 import { errorResponse, ratingBehindResponse, type ErrorCode } from './errors.js';
 import { unknownBodyField } from './openapi.js';
-import { readRawBody } from './read-body.js';
+import { bodyBudgetResponse, readRawBody } from './read-body.js';
 import { isNestedDeeperThan } from '../ingest/parse-event.js';
 import { errorFields, type Logger } from './logger.js';
 import { RatingBehindError, type PricingSetup, type RatingService } from './rating-service.js';
@@ -124,6 +139,9 @@ const CONTENT_SECURITY_POLICY =
   "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; " +
   "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'";
 
+/** A body refused for the in-flight budget of all requests (read-body.ts): answered 503 by `guarded`. */
+class BodyBudgetRefusal extends Error {}
+
 /** A refusal with a catalogue code, thrown inside a route and answered by `guarded`. */
 class DashboardQueryError extends Error {
   constructor(
@@ -160,7 +178,10 @@ export function registerDashboardRoutes(app: Hono<Env>, deps: DashboardDeps): vo
         return await handler(c, apiKey);
       } catch (error) {
         if (error instanceof DashboardQueryError) return errorResponse(c, error.code, error.detail);
+        if (error instanceof BodyBudgetRefusal) return bodyBudgetResponse(c);
         if (error instanceof StoreInputError) return errorResponse(c, 'BAD_QUERY', error.message);
+        // Sums beyond the exact range come from the request's own amounts (an export's costs), as in app.ts.
+        if (error instanceof MoneyRangeError) return errorResponse(c, 'BAD_QUERY', error.message);
         if (error instanceof RatingBehindError) return ratingBehindResponse(c, error);
         logger.error('dashboard route failed', errorFields(error));
         return errorResponse(c, 'STORE_UNAVAILABLE', undefined, { 'Retry-After': '5' });
@@ -665,6 +686,7 @@ export function registerDashboardRoutes(app: Hono<Env>, deps: DashboardDeps): vo
   async function jsonBody(c: Context<Env>, hint: string): Promise<Record<string, unknown>> {
     // Counted as it arrives: a chunked body (no Content-Length) past the limit is never held whole.
     const body = await readRawBody(c, deps.config.bodyLimitBytes);
+    if (!body.ok && body.reason === 'busy') throw new BodyBudgetRefusal();
     if (!body.ok) {
       throw new DashboardQueryError('BODY_TOO_LARGE', `The limit is ${deps.config.bodyLimitBytes} bytes.`);
     }
@@ -698,10 +720,18 @@ export function registerDashboardRoutes(app: Hono<Env>, deps: DashboardDeps): vo
       }
       let recipients: RecipientList;
       if (typeof body.csv === 'string' && body.phones === undefined) {
-        const parsed = parseRecipientsCsv(body.csv);
-        if (!parsed.ok) throw new DashboardQueryError('BAD_QUERY', `"csv": ${parsed.error.message}.`);
+        const parsed = parseRecipientsCsv(body.csv, {
+          maxRecipients: MAX_ESTIMATE_RECIPIENTS,
+          maxEchoChars: MAX_ESTIMATE_ECHO_CHARS,
+        });
+        if (!parsed.ok)
+          throw new DashboardQueryError('BAD_QUERY', `"csv": ${parsed.error.code}: ${parsed.error.message}.`);
         recipients = parsed.value;
       } else if (Array.isArray(body.phones) && body.csv === undefined) {
+        if (body.phones.length > MAX_ESTIMATE_RECIPIENTS) {
+          const { code, message } = tooManyRecipients(MAX_ESTIMATE_RECIPIENTS);
+          throw new DashboardQueryError('BAD_QUERY', `"phones": ${code}: ${message}.`);
+        }
         if (!body.phones.every((phone) => typeof phone === 'string' || typeof phone === 'number')) {
           throw new DashboardQueryError('BAD_QUERY', '"phones" must be a list of phone numbers (strings).');
         }
@@ -864,7 +894,17 @@ export function registerDashboardRoutes(app: Hono<Env>, deps: DashboardDeps): vo
         c,
         '{"analytics": <Meta\'s conversation_analytics / pricing_analytics answer>, "waba"?}',
       );
-      const parsed = parseAnalyticsExport(body.analytics ?? body);
+      const exported = body.analytics ?? body;
+      // Bad input is 400 naming the field, never a store outage (503 with Retry-After, an error logged).
+      const refusal = analyticsPointRefusal(exported);
+      if (refusal !== undefined) throw new DashboardQueryError('BAD_QUERY', refusal);
+      let parsed: ReturnType<typeof parseAnalyticsExport>;
+      try {
+        parsed = parseAnalyticsExport(exported);
+      } catch (error) {
+        // Reading the export is the request's input alone: whatever stops it is the export's fault.
+        throw new DashboardQueryError('BAD_QUERY', `the analytics export cannot be read: ${String(error)}.`);
+      }
       if (!parsed.ok) throw new DashboardQueryError('BAD_QUERY', parsed.error.message);
       const waba = typeof body.waba === 'string' && body.waba !== '' ? body.waba : parsed.value.waba;
       return reconcileFor(c, apiKey, { export: parsed.value, ...(waba ? { waba } : {}) });
@@ -888,6 +928,50 @@ export function registerDashboardRoutes(app: Hono<Env>, deps: DashboardDeps): vo
       'Referrer-Policy': 'no-referrer',
     });
   });
+}
+
+/**
+ * Why an analytics export's data point cannot be compared, naming it and the field (`data[0].data_points[3]:
+ * "cost" …`), or undefined. Checks what parseAnalyticsExport would take but cannot compute with: a time
+ * beyond the instants wameter reads (0 to 9999-12-31: a Date past it is invalid) and a cost beyond the largest
+ * amount held exactly. The export's shape itself is left to parseAnalyticsExport (and its messages).
+ */
+export function analyticsPointRefusal(value: unknown): string | undefined {
+  const isRecord = (v: unknown): v is Record<string, unknown> =>
+    typeof v === 'object' && v !== null && !Array.isArray(v);
+  if (!isRecord(value)) return undefined;
+  const body = isRecord(value.conversation_analytics)
+    ? value.conversation_analytics
+    : isRecord(value.pricing_analytics)
+      ? value.pricing_analytics
+      : value;
+  if (!Array.isArray(body.data)) return undefined;
+  for (const [i, entry] of body.data.entries()) {
+    if (!isRecord(entry) || !Array.isArray(entry.data_points)) continue;
+    for (const [j, point] of entry.data_points.entries()) {
+      if (!isRecord(point)) continue;
+      const where = `data[${i}].data_points[${j}]`;
+      for (const field of ['start', 'end'] as const) {
+        // Read as parseAnalyticsExport reads it: Unix seconds, a number or a string of digits.
+        const given = point[field];
+        const seconds = typeof given === 'string' && /^\d+$/.test(given) ? Number(given) : given;
+        if (typeof seconds !== 'number' || !Number.isSafeInteger(seconds)) continue;
+        const ms = seconds * 1000;
+        if (ms < MIN_INSTANT_MS || ms > MAX_INSTANT_MS) {
+          return `${where}: "${field}" is ${seconds}, outside the instants wameter reads: Unix seconds from 0 to ${Math.floor(MAX_INSTANT_MS / 1000)} (9999-12-31).`;
+        }
+      }
+      const cost = point.cost;
+      if (typeof cost === 'number' && Number.isFinite(cost)) {
+        try {
+          metaCostToMicros(cost);
+        } catch {
+          return `${where}: "cost" is ${cost}, beyond the largest amount wameter holds exactly (${MAX_EXACT_AMOUNT}).`;
+        }
+      }
+    }
+  }
+  return undefined;
 }
 
 function wholeNumber(

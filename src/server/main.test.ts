@@ -187,6 +187,94 @@ describe('graceful shutdown with keep-alive connections', () => {
   });
 });
 
+describe('what one connection may hold (docs/service.md, "Limits")', () => {
+  it('the HTTP server bounds how long a request may take to arrive: its head 15 s, all of it 60 s; idle keep-alive 5 s', async () => {
+    const server = await start();
+    onTestFinished(() => server.close());
+    const http = server.httpServer;
+    expect([http.headersTimeout, http.requestTimeout, http.keepAliveTimeout]).toEqual([
+      15_000, 60_000, 5_000,
+    ]);
+  });
+
+  it('cuts a request whose head or body stalls (408) once its time is up, and still answers others', async () => {
+    dbCount += 1;
+    const server = await startServer(
+      testConfig({ db: `sqlite:${join(dir, `main-${dbCount}.db`)}`, port: 0, host: '127.0.0.1' }),
+      {
+        logger: createMemoryLogger(),
+        ratingWorkerScript: null,
+        httpTimeouts: { headersMs: 300, requestMs: 600, checkIntervalMs: 100 },
+      },
+    );
+    onTestFinished(() => server.close());
+    const body = webhookFixtures()[0]!.body;
+    const stalledHead = new RawConnection(server.port);
+    stalledHead.socket.write(webhookRequestHead(body).slice(0, 40));
+    const stalledBody = new RawConnection(server.port);
+    stalledBody.socket.write(webhookRequestHead(body));
+    stalledBody.socket.write(body.subarray(0, 20));
+    // Well past the timeouts given, far short of Node's defaults (300 s for a request).
+    const cut = (connection: RawConnection) =>
+      Promise.race([
+        connection.closed.then(() => 'cut'),
+        new Promise((resolve) => setTimeout(() => resolve('still open'), 5_000)),
+      ]);
+    expect(await cut(stalledHead)).toBe('cut');
+    expect(stalledHead.received).toMatch(/^HTTP\/1\.1 408/);
+    expect(await cut(stalledBody)).toBe('cut');
+    expect((await postWebhook(server)).status).toBe(200);
+  });
+
+  it('refuses a body that would pass the in-flight budget 503 with Retry-After before it is sent; the held one is stored', async () => {
+    const body = webhookFixtures()[0]!.body;
+    const upload = Buffer.from(
+      `${JSON.stringify({ kind: 'inbound', at: '2025-07-10T09:00:00Z', waba: 'W1', business: 'PN1', user: '919876543210', id: 'wamid.held' })}\n${' '.repeat(3_000)}`,
+    );
+    dbCount += 1;
+    const server = await startServer(
+      testConfig({ db: `sqlite:${join(dir, `main-${dbCount}.db`)}`, port: 0, host: '127.0.0.1' }),
+      {
+        logger: createMemoryLogger(),
+        ratingWorkerScript: null,
+        // Room for the whole upload; with all but its last 10 bytes held, none for the webhook.
+        bodyBudgetBytes: upload.length - 10 + body.length - 1,
+      },
+    );
+    onTestFinished(() => server.close());
+    const held = new RawConnection(server.port);
+    held.socket.write(
+      `POST /v1/events HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer ${KEY_ALL}\r\nContent-Length: ${upload.length}\r\n\r\n`,
+    );
+    held.socket.write(upload.subarray(0, upload.length - 10));
+    // Until the server holds the upload's bytes (the gauge counts them).
+    const inFlight = async () =>
+      Number(
+        /^request_bodies_in_flight_bytes (\d+)$/m.exec(
+          await (await fetch(`${server.url}/metrics`)).text(),
+        )?.[1],
+      );
+    for (let i = 0; i < 200 && !((await inFlight()) >= upload.length - 10); i++) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    expect(await inFlight()).toBe(upload.length - 10);
+    // A webhook beside it: only its head is sent, and the answer comes at once.
+    const refused = new RawConnection(server.port);
+    refused.socket.write(webhookRequestHead(body));
+    const answer = await refused.response(1);
+    expect(answer.head).toMatch(/^HTTP\/1\.1 503/);
+    expect(answer.head).toMatch(/\r\nretry-after: 5/i);
+    expect(JSON.parse(answer.body)).toMatchObject({ error: { code: 'SERVER_BUSY' } });
+    held.socket.write(upload.subarray(upload.length - 10));
+    const stored = await held.response(1);
+    expect(stored.head).toMatch(/^HTTP\/1\.1 200/);
+    expect(JSON.parse(stored.body)).toMatchObject({ accepted: 1 });
+    expect(await inFlight()).toBe(0);
+    // Room again: the webhook is taken.
+    expect((await postWebhook(server)).status).toBe(200);
+  });
+});
+
 describe('readiness (GET /healthz) fails when the store cannot keep what it acknowledges', () => {
   it('is 503, with the reason, after a write failed, and ready again once a write succeeds', async () => {
     const file = join(dir, 'write-fails.db');

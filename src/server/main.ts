@@ -27,6 +27,8 @@ export interface RunningServer {
   /** `http://host:port` (a loopback address when listening on every interface). */
   url: string;
   port: number;
+  /** Node's HTTP server, for its settings (timeouts); close the service with `close()`, not through it. */
+  httpServer: Server;
   /** Stops accepting, finishes in-flight requests and pending ratings, closes the store. */
   close(): Promise<void>;
 }
@@ -46,7 +48,35 @@ export interface StartOptions {
    * diagnostics only: the benchmark's echo route (bench table 3) measures the HTTP exchange alone this way.
    */
   extraRoutes?: (app: ReturnType<typeof createApp>) => void;
+  /** Other HTTP timeouts than HTTP_TIMEOUTS (tests: short ones, to see a stalled request cut). */
+  httpTimeouts?: Partial<HttpTimeouts>;
+  /** The bytes of request bodies all requests may hold at once (AppDeps.bodyBudgetBytes). */
+  bodyBudgetBytes?: number;
 }
+
+export interface HttpTimeouts {
+  /** A request's head (request line and headers) must have arrived within this of the connection or request. */
+  headersMs: number;
+  /** The whole request, body included, must have arrived within this. */
+  requestMs: number;
+  /** An idle keep-alive connection is closed after this. */
+  keepAliveMs: number;
+  /** How often Node checks the head and request timeouts (its default, 30 s, would let them run 30 s over). */
+  checkIntervalMs: number;
+}
+
+/**
+ * How long a connection may take to send a request (docs/service.md, "Limits"). Meta sends a webhook in well
+ * under a second and any client's upload of the largest body (4 MiB) in seconds, so these only cut clients
+ * that hold connections open: Node's own request timeout is 300 s, during which a slowly sent body held a
+ * connection and its bytes, and headers sent alone held a file descriptor.
+ */
+export const HTTP_TIMEOUTS: Readonly<HttpTimeouts> = {
+  headersMs: 15_000,
+  requestMs: 60_000,
+  keepAliveMs: 5_000,
+  checkIntervalMs: 1_000,
+};
 
 /**
  * Starts the service. A failure to open the database is reported with what failed and what to do (the
@@ -149,15 +179,30 @@ async function startService(config: ServiceConfig, options: StartOptions): Promi
     storeHealth,
     ...(marketNames ? { marketNames } : {}),
     timeZoneOf: (waba) => accounts.accountFor(waba).timeZone,
+    ...(options.bodyBudgetBytes === undefined ? {} : { bodyBudgetBytes: options.bodyBudgetBytes }),
   });
   registerDashboardRoutes(app, { store, config, clock, logger, rating, pricing: pricing.value });
   options.extraRoutes?.(app);
 
   let connections: ConnectionDrain;
+  let httpServer: Server;
+  const timeouts = { ...HTTP_TIMEOUTS, ...options.httpTimeouts };
   const port = await new Promise<number>((resolve, reject) => {
-    const server = serve({ fetch: app.fetch, port: config.port, hostname: config.host }, (info) =>
-      resolve(info.port),
+    const server = serve(
+      {
+        fetch: app.fetch,
+        port: config.port,
+        hostname: config.host,
+        serverOptions: {
+          headersTimeout: timeouts.headersMs,
+          requestTimeout: timeouts.requestMs,
+          keepAliveTimeout: timeouts.keepAliveMs,
+          connectionsCheckingInterval: timeouts.checkIntervalMs,
+        },
+      },
+      (info) => resolve(info.port),
     ) as Server;
+    httpServer = server;
     connections = trackConnections(server);
     server.once('error', reject);
   }).catch(async (error: unknown) => {
@@ -186,7 +231,7 @@ async function startService(config: ServiceConfig, options: StartOptions): Promi
     })();
     return closing;
   };
-  return { url, port, close };
+  return { url, port, httpServer: httpServer!, close };
 }
 
 /** The SQLite file a database URL names, for readiness to notice it vanish or be replaced. */

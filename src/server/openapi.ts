@@ -3,7 +3,16 @@
 
 import { ERAS, PRICING_TYPES, UNIT_CATEGORIES } from '../core/units.js';
 import { ERRORS } from './errors.js';
+import { BODY_BUDGET_ERROR_CODE } from './read-body.js';
 import { MAX_ANALYTICS_BUCKETS } from './unit-filter.js';
+import { MAX_CSV_COLUMNS, MAX_ESTIMATE_ECHO_CHARS, MAX_ESTIMATE_RECIPIENTS } from '../use-cases/estimate.js';
+
+/**
+ * POST /v1/events lists this many rejections (the first, by line) and counts the rest (`rejected_unlisted`):
+ * a body of garbage lines must not answer a list larger than itself (a 4 MiB body of `x` lines answered 193 MB
+ * of rejections). Stated here with the answer's schema; app.ts applies it.
+ */
+export const MAX_LISTED_REJECTIONS = 1000;
 
 const errorResponse = (description: string) => ({
   description,
@@ -46,7 +55,7 @@ const authErrors = {
   '403': errorResponse('FORBIDDEN_WABA: the key may not read that WABA.'),
   '429': errorResponse('RATE_LIMITED (see Retry-After).'),
   '503': errorResponse(
-    'STORE_UNAVAILABLE; or RATING_BEHIND: acknowledged events could not be rated yet, so the stored bill is not current (retry after Retry-After).',
+    'STORE_UNAVAILABLE; or RATING_BEHIND: acknowledged events could not be rated yet, so the stored bill is not current (retry after Retry-After); or, for a request with a body, SERVER_BUSY: the bodies held at once by all requests reached their budget, this one was not read (retry after Retry-After).',
   ),
 };
 
@@ -67,7 +76,9 @@ export const openApiDocument = {
     version: '1',
     description:
       'Meters and prices WhatsApp Business Platform traffic. Every /v1 call needs "Authorization: Bearer <key>"; ' +
-      'a key only ever sees the WABAs it is scoped to. Errors are {"error":{"code","message"}} with stable codes.',
+      'a key only ever sees the WABAs it is scoped to. Errors are {"error":{"code","message"}} with stable codes. ' +
+      'Every /v1 answer, and every error answer, carries "X-Content-Type-Options: nosniff" and ' +
+      '"Cache-Control: no-store".',
   },
   components: {
     securitySchemes: { apiKey: { type: 'http', scheme: 'bearer' } },
@@ -82,8 +93,9 @@ export const openApiDocument = {
             properties: {
               code: {
                 type: 'string',
-                // Every code the service answers with (errors.ts), so the document cannot fall behind.
-                enum: Object.keys(ERRORS),
+                // Every code the service answers with (errors.ts, and the body budget's in read-body.ts), so
+                // the document cannot fall behind.
+                enum: [...Object.keys(ERRORS), BODY_BUDGET_ERROR_CODE],
               },
               message: { type: 'string' },
             },
@@ -215,7 +227,9 @@ export const openApiDocument = {
           '429': errorResponse(
             'RATE_LIMITED: this address sent too many failing POSTs (bad or missing signature, oversized body); signed deliveries are never limited.',
           ),
-          '503': errorResponse('WEBHOOK_NOT_CONFIGURED / STORE_UNAVAILABLE (Meta retries).'),
+          '503': errorResponse(
+            'WEBHOOK_NOT_CONFIGURED / STORE_UNAVAILABLE / SERVER_BUSY (the bodies held at once reached their budget: this one was not read; Retry-After). Meta retries.',
+          ),
         },
       },
     },
@@ -237,6 +251,7 @@ export const openApiDocument = {
               ignored: { type: 'integer' },
               rejected: {
                 type: 'array',
+                description: `The first ${MAX_LISTED_REJECTIONS} rejections, by line; \`rejected_unlisted\` counts the others.`,
                 items: {
                   type: 'object',
                   properties: {
@@ -245,6 +260,10 @@ export const openApiDocument = {
                     error: { type: 'string' },
                   },
                 },
+              },
+              rejected_unlisted: {
+                type: 'integer',
+                description: `Only when more than ${MAX_LISTED_REJECTIONS} lines (or array elements) were rejected: how many are not in \`rejected\`.`,
               },
             },
           }),
@@ -498,8 +517,10 @@ export const openApiDocument = {
         summary: 'History of ratings (live and re-rates), newest first',
         description:
           "Each rating: {id, rated_at, reason, wabas, as_of_rules, rate_cards, totals, changes?}. A re-rate's " +
-          '`changes` is what POST /v1/rerate answered: {period: {from, to} (ISO instants or null), ' +
-          'outside_period, changed (a count), unchanged, totals: {old, new}, units: [{unit, old, new}]}.',
+          'stored `changes`, in snake_case with ISO instants like POST /v1/rerate but in a shape of its own: ' +
+          '{period: {from, to} (ISO instants or null), outside_period, changed (a count of the changed units), ' +
+          'unchanged, totals: {old, new}, units: [{unit, old, new}] (the changed units; POST /v1/rerate ' +
+          'answers these as its `changed` array)}.',
         parameters: [
           { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 1000, default: 50 } },
         ],
@@ -576,6 +597,11 @@ export const openApiDocument = {
     '/v1/estimate': {
       post: {
         summary: 'What sending a template to each recipient would cost now, and why (contract §6)',
+        description:
+          `At most ${MAX_ESTIMATE_RECIPIENTS} recipients per request ("phones" entries or CSV rows, valid or not): ` +
+          'a longer list is 400 BAD_QUERY (TOO_MANY_RECIPIENTS) saying to split it. A CSV names at most ' +
+          `${MAX_CSV_COLUMNS} columns (TOO_MANY_COLUMNS); each line echoes the fields its row has, and the ` +
+          `echoed columns may add at most ${MAX_ESTIMATE_ECHO_CHARS} characters to the answer (ECHO_TOO_LARGE).`,
         requestBody: {
           required: true,
           content: {

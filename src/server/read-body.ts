@@ -1,25 +1,118 @@
 // Request bodies read with a limit: the bytes stop being kept once the limit is passed, whether or not the
-// client declared a length (a chunked body is counted as it arrives, never buffered whole first).
+// client declared a length (a chunked body is counted as it arrives, never buffered whole first). And the
+// bytes held at once by all requests together are bounded (a BodyBudget): past it a body is refused 503 —
+// before it is read when its length is declared — rather than buffered until the process runs out of memory.
 
 import type { IncomingMessage } from 'node:http';
 import type { Context } from 'hono';
 
-export type BodyRead = { ok: true; bytes: Uint8Array } | { ok: false };
+export type BodyRead =
+  | { ok: true; bytes: Uint8Array }
+  /** `too_large`: beyond this route's limit (413). `busy`: beyond the in-flight budget of all requests (503). */
+  | { ok: false; reason: 'too_large' | 'busy' };
+
+/** The largest sum of request body bytes held at once, by default (docs/service.md, "Limits"). */
+export const DEFAULT_BODY_BUDGET_BYTES = 128 * 1024 * 1024;
+/**
+ * The code of the budget's refusal. Not in errors.ts's catalogue (this module answers it itself); the OpenAPI
+ * document lists it with the catalogue's codes.
+ */
+export const BODY_BUDGET_ERROR_CODE = 'SERVER_BUSY';
+/** What a client refused for the budget is told to wait: bodies in flight are read in seconds, or cut. */
+export const BODY_BUDGET_RETRY_AFTER_SECONDS = 5;
 
 /**
- * The exact request bytes, refusing (without buffering the rest) anything beyond `limit`. On the Node server
- * the bytes come straight from Node's request: turning it into a web stream first (c.req.raw.body) costs
- * more than verifying and parsing a whole webhook. Elsewhere (app.request in tests), from the web Request.
+ * The bytes of request bodies held at once across all requests: each request's bytes are counted as they
+ * arrive and given back when its handling ends. A body that would pass `limitBytes` is refused.
+ */
+export class BodyBudget {
+  private heldBytes = 0;
+
+  constructor(readonly limitBytes: number) {}
+
+  /** Bytes held now by all requests. */
+  get inFlightBytes(): number {
+    return this.heldBytes;
+  }
+
+  /** Does `bytes` more fit now (nothing is taken)? */
+  fits(bytes: number): boolean {
+    return this.heldBytes + bytes <= this.limitBytes;
+  }
+
+  /** A request's account: what it takes is given back by `release()`, once, when its handling ends. */
+  open(): BodyLease {
+    let taken = 0;
+    return {
+      fits: (bytes) => this.fits(bytes),
+      take: (bytes) => {
+        if (!this.fits(bytes)) return false;
+        this.heldBytes += bytes;
+        taken += bytes;
+        return true;
+      },
+      release: () => {
+        this.heldBytes -= taken;
+        taken = 0;
+      },
+    };
+  }
+}
+
+export interface BodyLease {
+  fits(bytes: number): boolean;
+  /** Takes `bytes` more for this request; false (nothing taken) when they do not fit. */
+  take(bytes: number): boolean;
+  release(): void;
+}
+
+/** Each request's lease, by its Request object: set by the app's middleware, read by `readRawBody`. */
+const leases = new WeakMap<Request, BodyLease>();
+
+/** Makes `lease` account for every body `readRawBody` reads for this request. */
+export function attachBodyLease(request: Request, lease: BodyLease): void {
+  leases.set(request, lease);
+}
+
+/** 503 SERVER_BUSY: the body was not read (or not all of it), nothing was stored; retry after Retry-After. */
+export function bodyBudgetResponse(c: Context): Response {
+  return c.json(
+    {
+      error: {
+        code: BODY_BUDGET_ERROR_CODE,
+        message:
+          'The server is holding as many request bodies as it may at once; this one was not read and nothing was stored. Retry after the seconds in Retry-After (Meta retries webhooks by itself).',
+      },
+    },
+    503,
+    { 'Retry-After': String(BODY_BUDGET_RETRY_AFTER_SECONDS) },
+  );
+}
+
+/**
+ * The exact request bytes, refusing (without buffering the rest) anything beyond `limit`, or beyond the
+ * in-flight budget of all requests. On the Node server the bytes come straight from Node's request: turning
+ * it into a web stream first (c.req.raw.body) costs more than verifying and parsing a whole webhook.
+ * Elsewhere (app.request in tests), from the web Request.
  */
 export async function readRawBody(c: Context, limit: number): Promise<BodyRead> {
   const declared = c.req.header('content-length');
-  if (declared !== undefined && Number(declared) > limit) return { ok: false };
+  if (declared !== undefined && Number(declared) > limit) return { ok: false, reason: 'too_large' };
+  const lease = leases.get(c.req.raw) ?? UNBOUNDED;
+  // A declared length is known before a byte is read: refused at once when it cannot fit.
+  if (declared !== undefined && Number(declared) > 0 && !lease.fits(Number(declared))) {
+    return { ok: false, reason: 'busy' };
+  }
   const incoming = (c.env as { incoming?: IncomingMessage } | undefined)?.incoming;
-  if (incoming !== undefined && typeof incoming.on === 'function') return readNodeBody(incoming, limit);
-  return readWebBody(c.req.raw, limit);
+  if (incoming !== undefined && typeof incoming.on === 'function')
+    return readNodeBody(incoming, limit, lease);
+  return readWebBody(c.req.raw, limit, lease);
 }
 
-function readNodeBody(incoming: IncomingMessage, limit: number): Promise<BodyRead> {
+/** No budget (a route tested without the app's middleware). */
+const UNBOUNDED: BodyLease = { fits: () => true, take: () => true, release: () => undefined };
+
+function readNodeBody(incoming: IncomingMessage, limit: number, lease: BodyLease): Promise<BodyRead> {
   if (incoming.readableEnded) return Promise.resolve({ ok: true, bytes: new Uint8Array(0) });
   return new Promise<BodyRead>((resolve, reject) => {
     const chunks: Buffer[] = [];
@@ -30,15 +123,17 @@ function readNodeBody(incoming: IncomingMessage, limit: number): Promise<BodyRea
       incoming.off('error', onError);
       incoming.off('close', onClose);
     };
+    const refuse = (reason: 'too_large' | 'busy') => {
+      stop();
+      chunks.length = 0;
+      // Keep nothing more, but let the rest arrive so that the client reads the answer.
+      incoming.resume();
+      resolve({ ok: false, reason });
+    };
     const onData = (chunk: Buffer) => {
       total += chunk.byteLength;
-      if (total > limit) {
-        stop();
-        // Keep nothing more, but let the rest arrive so that the client reads the 413 answer.
-        incoming.resume();
-        resolve({ ok: false });
-        return;
-      }
+      if (total > limit) return refuse('too_large');
+      if (!lease.take(chunk.byteLength)) return refuse('busy');
       chunks.push(chunk);
     };
     const onEnd = () => {
@@ -60,7 +155,7 @@ function readNodeBody(incoming: IncomingMessage, limit: number): Promise<BodyRea
   });
 }
 
-async function readWebBody(request: Request, limit: number): Promise<BodyRead> {
+async function readWebBody(request: Request, limit: number, lease: BodyLease): Promise<BodyRead> {
   if (!request.body) return { ok: true, bytes: new Uint8Array(0) };
   const reader = request.body.getReader();
   const chunks: Uint8Array[] = [];
@@ -69,9 +164,10 @@ async function readWebBody(request: Request, limit: number): Promise<BodyRead> {
     const { done, value } = await reader.read();
     if (done) break;
     total += value.byteLength;
-    if (total > limit) {
+    const refusal = total > limit ? 'too_large' : lease.take(value.byteLength) ? undefined : 'busy';
+    if (refusal !== undefined) {
       await reader.cancel().catch(() => undefined);
-      return { ok: false };
+      return { ok: false, reason: refusal };
     }
     chunks.push(value);
   }

@@ -397,3 +397,77 @@ describe('recipients from a list of phones', () => {
     ]);
   });
 });
+
+describe('recipients: what one list may ask (memory is bounded by the list, not columns × rows)', () => {
+  const wideHeader = (columns: number) =>
+    ['phone', ...Array.from({ length: columns - 1 }, (_, i) => `c${i}`)].join(',');
+
+  it('a row keeps only the fields it has: a wide header never gives every row every column', () => {
+    const parsed = parseRecipientsCsv(`${wideHeader(150)}\n+91 98765 43210\n+91 98765 43211,Asha\n`);
+    if (!parsed.ok) throw new Error(parsed.error.message);
+    expect(parsed.value.recipients.map((r) => r.columns)).toEqual([{}, { c0: 'Asha' }]);
+  });
+
+  it('an estimate line echoes the fields its row has, and a full row echoes every column', async () => {
+    const csv = `phone,name,segment\n${IN_WINDOW}\n${OUTSIDE},Ravi,gold\n${IN_FEP},"",\n`;
+    const result = await estimate(csv, [], { template: 'utility', atMs: PMP_NOW });
+    expect(result.lines.map((line) => [line.phone, line.name, line.segment])).toEqual([
+      [IN_WINDOW, undefined, undefined],
+      [OUTSIDE, 'Ravi', 'gold'],
+      [IN_FEP, '', ''],
+    ]);
+    expect(Object.keys(result.lines[0]!)).not.toContain('name');
+  });
+
+  it('a header of more than 200 named columns is refused with TOO_MANY_COLUMNS; 200 are read', () => {
+    const refused = parseRecipientsCsv(`${wideHeader(201)}\n${IN_WINDOW}\n`);
+    expect(refused).toMatchObject({ ok: false, error: { code: 'TOO_MANY_COLUMNS' } });
+    expect(!refused.ok && refused.error.message).toContain('at most 200');
+    const read = parseRecipientsCsv(`${wideHeader(200)},,,\n${IN_WINDOW},${'x,'.repeat(198)}y\n`);
+    expect(read.ok && Object.keys(read.value.recipients[0]!.columns)).toHaveLength(199);
+  });
+
+  it('a recipient limit (the service asks one) refuses a longer list, naming the limit and to split it', () => {
+    const rows = (n: number) =>
+      ['phone', ...Array.from({ length: n }, (_, i) => `+91 98${String(i).padStart(8, '0')}`)].join('\n');
+    expect(parseRecipientsCsv(rows(3), { maxRecipients: 3 }).ok).toBe(true);
+    const refused = parseRecipientsCsv(`${rows(3)}\nnot a number\n`, { maxRecipients: 3 });
+    expect(refused).toMatchObject({ ok: false, error: { code: 'TOO_MANY_RECIPIENTS' } });
+    expect(!refused.ok && refused.error.message).toMatch(/more than 3 recipients.*split/);
+  });
+
+  it('an echo limit (the service asks one) refuses columns that would repeat into too large an answer', () => {
+    const csv = `phone,${'n'.repeat(40)}\n${IN_WINDOW},a\n${OUTSIDE},b\n${IN_FEP},c\n`;
+    expect(parseRecipientsCsv(csv, { maxEchoChars: 200 }).ok).toBe(true);
+    const refused = parseRecipientsCsv(csv, { maxEchoChars: 100 });
+    expect(refused).toMatchObject({ ok: false, error: { code: 'ECHO_TOO_LARGE' } });
+    expect(!refused.ok && refused.error.message).toContain('only "phone" is needed');
+  });
+});
+
+describe('estimate warnings name recipients by their CSV line', () => {
+  const tenRecipients = [
+    'phone',
+    ...Array.from({ length: 10 }, (_, i) => `+91 98${String(i).padStart(8, '0')}`),
+  ].join('\n');
+
+  it('REPORTED_RULES names the first recipient by line number order, in words (not u_line-10)', async () => {
+    const result = await estimate(tenRecipients, [], {
+      template: 'marketing',
+      atMs: at('2026-12-02T12:00:00Z'),
+    });
+    const reported = result.warnings?.find((warning) => warning.startsWith('REPORTED_RULES'));
+    expect(reported).toContain('(first: the recipient on line 2, on 2026-12-02)');
+    expect(result.warnings?.join('\n')).not.toMatch(/line-|u_/);
+  });
+
+  it('RATE_CARD_OF_OTHER_MODEL likewise (a per-conversation card pricing per-message charges)', async () => {
+    const result = await estimate(tenRecipients, [], {
+      template: 'marketing',
+      atMs: at('2025-08-15T12:00:00Z'),
+    });
+    const other = result.warnings?.find((warning) => warning.startsWith('RATE_CARD_OF_OTHER_MODEL'));
+    expect(other).toContain('(first: the recipient on line 2, on 2025-08-15)');
+    expect(result.warnings?.join('\n')).not.toMatch(/line-|u_/);
+  });
+});

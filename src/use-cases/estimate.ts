@@ -14,6 +14,12 @@ import type { RatingSetup } from './load-rating-setup.js';
 export type EstimateErrorCode =
   /** The CSV has no header row with a `phone` column. */
   | 'NO_PHONE_COLUMN'
+  /** The CSV's header names more than MAX_CSV_COLUMNS columns. */
+  | 'TOO_MANY_COLUMNS'
+  /** The list holds more recipients than the caller takes at once (`RecipientLimits.maxRecipients`). */
+  | 'TOO_MANY_RECIPIENTS'
+  /** The columns echoed on every line would make too large an answer (`RecipientLimits.maxEchoChars`). */
+  | 'ECHO_TOO_LARGE'
   /** The events hold several WABAs (or none): the estimate needs `--waba`. */
   | 'WABA_REQUIRED'
   /** The WABA has several business numbers (or none in the events): the estimate needs `--business`. */
@@ -116,6 +122,45 @@ export interface RecipientList {
 }
 
 /**
+ * The named columns a recipients CSV may have, `phone` among them (the command line and the service alike):
+ * far more than a list needs, few enough that a header cannot make every recipient a huge object.
+ */
+export const MAX_CSV_COLUMNS = 200;
+
+/** What one list may ask of its reader beyond MAX_CSV_COLUMNS (the service sets them; the CLI does not). */
+export interface RecipientLimits {
+  /** Recipients (rows, valid or not) one list may hold. */
+  maxRecipients?: number;
+  /**
+   * Characters the echoed columns may add to the answer: each kept field counts its column's name, its value
+   * and 6 for the JSON around them (`"name":"value",`), on every line it is echoed on.
+   */
+  maxEchoChars?: number;
+}
+
+/**
+ * Recipients one service request (POST /v1/estimate) quotes: a campaign list of tens of thousands goes in one
+ * request, and no request holds the server's thread for many seconds (250,000 phones took 12.6 s and answered
+ * 65 MB). Longer lists are split, or quoted by `wameter estimate`, which has no such limit.
+ */
+export const MAX_ESTIMATE_RECIPIENTS = 50_000;
+
+/**
+ * Characters a service request's echoed columns may add to its answer (`RecipientLimits.maxEchoChars`): 50,000
+ * recipients with 20 columns of 25 characters fit; a wide header repeated over thousands of rows (hundreds of
+ * MB of answer from a body of a few hundred KB) does not.
+ */
+export const MAX_ESTIMATE_ECHO_CHARS = 32 * 1024 * 1024;
+
+/** The words a list over `maxRecipients` is refused with. */
+export function tooManyRecipients(maxRecipients: number): EstimateError {
+  return {
+    code: 'TOO_MANY_RECIPIENTS',
+    message: `the list has more than ${maxRecipients} recipients, the most one request takes: split it into lists of at most ${maxRecipients} and estimate each`,
+  };
+}
+
+/**
  * A list of phone numbers (the service's `phones`) → recipients; an entry's line is its position from 1, and
  * a blank or malformed entry is listed under `invalid`, never dropped.
  */
@@ -131,8 +176,16 @@ export function recipientsFromPhones(phones: readonly string[]): RecipientList {
   return { recipients, invalid };
 }
 
-/** Reads a recipients CSV (RFC 4180: quoted fields, "" escapes; a BOM and blank lines are ignored). */
-export function parseRecipientsCsv(text: string): Result<RecipientList, EstimateError> {
+/**
+ * Reads a recipients CSV (RFC 4180: quoted fields, "" escapes; a BOM and blank lines are ignored). A
+ * recipient keeps the fields its row has, under their columns' names: a row shorter than the header has no
+ * value for the columns it leaves out (a header of thousands of columns over rows of a phone alone took 4.3 GB
+ * when every row was given every column).
+ */
+export function parseRecipientsCsv(
+  text: string,
+  limits: RecipientLimits = {},
+): Result<RecipientList, EstimateError> {
   const rows = parseCsv(text.replace(/^\uFEFF/, ''));
   const header = rows.find((row) => row.fields.some((f) => f.trim() !== ''));
   const names = header?.fields.map((f) => f.trim()) ?? [];
@@ -140,13 +193,23 @@ export function parseRecipientsCsv(text: string): Result<RecipientList, Estimate
   if (!header || phoneIndex < 0) {
     return err({
       code: 'NO_PHONE_COLUMN',
-      message: `the recipients CSV needs a header row with a "phone" column${names.length > 0 ? ` (found: ${names.join(', ')})` : ''}`,
+      message: `the recipients CSV needs a header row with a "phone" column${names.length > 0 ? ` (found: ${listed(names)})` : ''}`,
     });
   }
+  const named = names.filter((name) => name !== '').length;
+  if (named > MAX_CSV_COLUMNS) {
+    return err({
+      code: 'TOO_MANY_COLUMNS',
+      message: `the recipients CSV's header names ${named} columns; at most ${MAX_CSV_COLUMNS} are read ("phone" and the columns to echo on each line): remove the columns the estimate does not need`,
+    });
+  }
+  const { maxRecipients = Infinity, maxEchoChars = Infinity } = limits;
   const recipients: Recipient[] = [];
   const invalid: InvalidRecipient[] = [];
+  let echoChars = 0;
   for (const row of rows) {
     if (row === header || row.fields.every((f) => f.trim() === '')) continue;
+    if (recipients.length + invalid.length >= maxRecipients) return err(tooManyRecipients(maxRecipients));
     const raw = row.fields[phoneIndex] ?? '';
     const phone = normalisePhone(raw);
     if (!phone.ok) {
@@ -154,9 +217,20 @@ export function parseRecipientsCsv(text: string): Result<RecipientList, Estimate
       continue;
     }
     const columns: Record<string, string> = {};
-    names.forEach((name, index) => {
-      if (index !== phoneIndex && name !== '') columns[name] = row.fields[index] ?? '';
-    });
+    const kept = Math.min(names.length, row.fields.length);
+    for (let index = 0; index < kept; index++) {
+      const name = names[index]!;
+      if (index === phoneIndex || name === '') continue;
+      const value = row.fields[index]!;
+      columns[name] = value;
+      echoChars += name.length + value.length + 6;
+    }
+    if (echoChars > maxEchoChars) {
+      return err({
+        code: 'ECHO_TOO_LARGE',
+        message: `the CSV's other columns, echoed on every line, would make an answer of more than ${maxEchoChars} characters (by line ${row.line}): send fewer columns (only "phone" is needed) or split the list`,
+      });
+    }
     // One form of a number written two ways (canonicalUser): the one the events' users are known by.
     recipients.push({ line: row.line, phone: canonicalUser(phone.value), written: raw, columns });
   }
@@ -385,7 +459,7 @@ export class EstimateSession {
       }
       quoted.push(recipient);
       sends.push({
-        id: `line-${recipient.line}`,
+        id: sendIdOf(recipient.line),
         label: 'to this recipient',
         waba,
         business,
@@ -408,11 +482,30 @@ export class EstimateSession {
       );
     }
     // What pricing the quotes found (no rate for a market, reported rules applied…): a quote's reason
-    // points here when its price is missing.
-    for (const finding of findings.list()) warnings.push(`${finding.code}: ${finding.message}`);
+    // points here when its price is missing. A finding that names a quoted send names it by its recipient.
+    for (const finding of findings.list())
+      warnings.push(namingRecipients(`${finding.code}: ${finding.message}`));
     if (warnings.length > 0) estimate.warnings = warnings;
     return ok({ estimate, waba, business });
   }
+}
+
+/**
+ * The id a quoted send goes by inside the rater: its recipient's line, zero-padded so that ids sort in line
+ * order (a finding names the first of its sends by id: `line-10` sorted before `line-2`). Never shown: the
+ * warnings say "the recipient on line N" (namingRecipients).
+ */
+function sendIdOf(line: number): string {
+  return `${SEND_ID_PREFIX}${String(line).padStart(15, '0')}`;
+}
+
+const SEND_ID_PREFIX = 'estimate-line-';
+/** A send's id in a finding's words — as a unit (`unit u_<id>`, `u_<id>`) or a message (`<id>`). */
+const SEND_ID_IN_WORDS = new RegExp(`(?:unit )?(?:u_)?${SEND_ID_PREFIX}0*(\\d+)`, 'g');
+
+/** A warning with each quoted send named by its recipient's line, in words. */
+function namingRecipients(warning: string): string {
+  return warning.replace(SEND_ID_IN_WORDS, (_, line: string) => `the recipient on line ${line}`);
 }
 
 function toLine(recipient: Recipient, quote: Quote): EstimateLine {
