@@ -1,6 +1,7 @@
 // Shared set-up for the service's tests: a real store (SQLite temp file by default), real pricing data,
 // the app in-process, and helpers that sign webhooks with a known secret. Not a mock of anything.
 
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,6 +14,9 @@ import { Metrics } from '../src/server/metrics.js';
 import { loadPricingSetup, loadRateCards } from '../src/server/pricing-setup.js';
 import { createRatingService } from '../src/server/rating-service.js';
 import { createStoreHealth } from '../src/server/store-health.js';
+import pg from 'pg';
+import { onTestFinished } from 'vitest';
+import { openPostgresStore } from '../src/store/postgres/postgres-store.js';
 import { openSqliteStore } from '../src/store/sqlite/sqlite-store.js';
 import type { Store } from '../src/store/store.js';
 
@@ -193,4 +197,26 @@ export function conversationLines(waba: string, business: string, user: string, 
     },
     { kind: 'status', at: '2025-07-13T10:00:04Z', waba, id: `${prefix}.o3`, status: 'read' },
   ];
+}
+
+/** PostgreSQL of the tests (CI starts it; the tests fail, never skip, when it cannot be reached). */
+export const TEST_POSTGRES_URL =
+  process.env.WAMETER_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+
+/**
+ * The test service on a SQLite file, or on a fresh PostgreSQL schema (named after `prefix`) dropped once the
+ * test is over — after an afterEach has closed the service and its rating.
+ */
+export async function serviceOn(engine: 'SQLite' | 'PostgreSQL', prefix: string): Promise<TestService> {
+  if (engine === 'SQLite') return createTestService();
+  const schema = `${prefix}_${randomBytes(6).toString('hex')}`;
+  const store = await openPostgresStore(TEST_POSTGRES_URL, { schema });
+  onTestFinished(async () => {
+    await store.close();
+    const admin = new pg.Client({ connectionString: TEST_POSTGRES_URL });
+    await admin.connect();
+    await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+    await admin.end();
+  });
+  return createTestService({}, { store });
 }

@@ -966,7 +966,8 @@ function splitDocuments(text: string, isRecovering = true, from = 0): Array<{ st
   return documents;
 }
 
-function parses(text: string): boolean {
+/** Whether `text` is one JSON document. */
+export function parses(text: string): boolean {
   try {
     JSON.parse(text);
     return true;

@@ -3,8 +3,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import Database from 'better-sqlite3';
-import { randomBytes } from 'node:crypto';
-import pg from 'pg';
 import { afterEach, beforeEach, describe, expect, it, onTestFinished, vi } from 'vitest';
 import { eventKey } from '../core/events.js';
 import { rateEvents } from '../core/rate-events.js';
@@ -23,13 +21,13 @@ import {
   VERIFY_TOKEN,
   webhookFixtures,
   type TestService,
+  serviceOn as serviceOnEngine,
 } from '../../test/server-kit.js';
 import { loadPricingSetup } from './pricing-setup.js';
 import { accountBookFor } from './rating-service.js';
 import { ERRORS } from './errors.js';
 import { openApiDocument } from './openapi.js';
 import { openSqliteStore } from '../store/sqlite/sqlite-store.js';
-import { openPostgresStore } from '../store/postgres/postgres-store.js';
 
 let service: TestService;
 
@@ -1552,22 +1550,7 @@ describe("one client's writes never change another client's bill", () => {
 });
 
 describe('an ingest re-rates every WABA whose statuses naming no WABA it moves', () => {
-  const POSTGRES_URL = process.env.WAMETER_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
-  /** The service on a SQLite file, or on a fresh PostgreSQL schema dropped once the test is over. */
-  async function serviceOn(engine: 'SQLite' | 'PostgreSQL'): Promise<TestService> {
-    if (engine === 'SQLite') return createTestService();
-    const schema = `wameter_app_${randomBytes(6).toString('hex')}`;
-    const store = await openPostgresStore(POSTGRES_URL, { schema });
-    // After afterEach has closed the service (and its rating).
-    onTestFinished(async () => {
-      await store.close();
-      const admin = new pg.Client({ connectionString: POSTGRES_URL });
-      await admin.connect();
-      await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
-      await admin.end();
-    });
-    return createTestService({}, { store });
-  }
+  const serviceOn = (engine: 'SQLite' | 'PostgreSQL') => serviceOnEngine(engine, 'wameter_app');
 
   /** A user's message to W2's number PN2, which makes W2 the owner of PN2's statuses naming no WABA. */
   const W2_INBOUND = {

@@ -12,6 +12,7 @@ import { MoneyRangeError, formatMicros } from '../core/money.js';
 import { CSV_COLUMNS, sumTotals, totalsToJson, unitCsvRow, unitToJson } from '../core/report.js';
 import { ERAS, type Era } from '../core/units.js';
 import { isNestedDeeperThan, MAX_JSON_DEPTH, parseEventValue } from '../ingest/parse-event.js';
+import { parses } from '../ingest/read-events.js';
 import { verifyMetaSignature } from '../ingest/signature.js';
 import {
   StoreInputError,
@@ -1199,14 +1200,5 @@ function* bodyItems(text: string, isListed: (line: number) => boolean): Generato
     }
     yield* items;
     items.length = 0;
-  }
-}
-
-function parses(text: string): boolean {
-  try {
-    JSON.parse(text);
-    return true;
-  } catch {
-    return false;
   }
 }

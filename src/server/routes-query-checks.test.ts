@@ -3,11 +3,8 @@
 // 400 BAD_QUERY on the routes the OpenAPI document describes — after the API key and the rate limit — and
 // never on Meta's webhook routes, whose callback URL may carry parameters of the operator's.
 
-import { randomBytes } from 'node:crypto';
-import pg from 'pg';
-import { afterEach, describe, expect, it, onTestFinished } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { signMetaBody } from '../ingest/signature.js';
-import { openPostgresStore } from '../store/postgres/postgres-store.js';
 import {
   conversationLines,
   createTestService,
@@ -17,10 +14,9 @@ import {
   SECRET,
   VERIFY_TOKEN,
   type TestService,
+  serviceOn as serviceOnEngine,
 } from '../../test/server-kit.js';
 import { openApiDocument } from './openapi.js';
-
-const POSTGRES_URL = process.env.WAMETER_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 
 let service: TestService;
 
@@ -28,21 +24,7 @@ afterEach(async () => {
   await service?.close();
 });
 
-/** The service on a SQLite file, or on a fresh PostgreSQL schema dropped once the test is over. */
-async function serviceOn(engine: 'SQLite' | 'PostgreSQL'): Promise<TestService> {
-  if (engine === 'SQLite') return createTestService();
-  const schema = `wameter_routes_${randomBytes(6).toString('hex')}`;
-  const store = await openPostgresStore(POSTGRES_URL, { schema });
-  // After afterEach has closed the service (and its rating).
-  onTestFinished(async () => {
-    await store.close();
-    const admin = new pg.Client({ connectionString: POSTGRES_URL });
-    await admin.connect();
-    await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
-    await admin.end();
-  });
-  return createTestService({}, { store });
-}
+const serviceOn = (engine: 'SQLite' | 'PostgreSQL') => serviceOnEngine(engine, 'wameter_routes');
 
 async function errorOf(response: Response): Promise<{ code: string; message: string }> {
   return ((await response.json()) as { error: { code: string; message: string } }).error;
