@@ -42,6 +42,20 @@ async function appWith(extra: Partial<AppDeps> & Record<string, unknown>) {
 }
 
 /** A request body that sends `first`, then waits for `release()` before sending `rest` and ending. */
+/** A /v1/events upload whose first part has been read and whose rest is held until `held.release()`. */
+async function heldUpload(app: Awaited<ReturnType<typeof appWith>>['app'], first: string, rest: string) {
+  const held = heldBody(first, rest);
+  const upload = app.request('/v1/events', {
+    method: 'POST',
+    headers: { Authorization: `Bearer ${KEY_ALL}` },
+    body: held.stream,
+    duplex: 'half',
+  } as RequestInit);
+  await held.taken;
+  await settle();
+  return { held, upload };
+}
+
 function heldBody(first: string, rest: string) {
   let release!: () => void;
   const released = new Promise<void>((resolve) => (release = resolve));
@@ -83,15 +97,7 @@ describe('the in-flight body budget', () => {
     const budget = Buffer.byteLength(firstPart) + webhook.byteLength - 1;
     expect(Buffer.byteLength(firstPart) + Buffer.byteLength(secondPart)).toBeLessThanOrEqual(budget);
     const { app, store, metrics } = await appWith({ bodyBudgetBytes: budget });
-    const held = heldBody(firstPart, secondPart);
-    const upload = app.request('/v1/events', {
-      method: 'POST',
-      headers: { Authorization: `Bearer ${KEY_ALL}` },
-      body: held.stream,
-      duplex: 'half',
-    } as RequestInit);
-    await held.taken;
-    await settle();
+    const { held, upload } = await heldUpload(app, firstPart, secondPart);
 
     const postWebhook = () =>
       app.request('/webhooks/whatsapp', {
@@ -123,15 +129,7 @@ describe('the in-flight body budget', () => {
   it('a body without a declared length is counted as it arrives, and refused once it passes the budget', async () => {
     const budget = Buffer.byteLength(firstPart) + 100;
     const { app, store } = await appWith({ bodyBudgetBytes: budget });
-    const held = heldBody(firstPart, secondPart);
-    const upload = app.request('/v1/events', {
-      method: 'POST',
-      headers: { Authorization: `Bearer ${KEY_ALL}` },
-      body: held.stream,
-      duplex: 'half',
-    } as RequestInit);
-    await held.taken;
-    await settle();
+    const { held, upload } = await heldUpload(app, firstPart, secondPart);
     const chunked = new ReadableStream<Uint8Array>({
       start(controller) {
         controller.enqueue(new TextEncoder().encode(lines.join('\n')));
