@@ -28,6 +28,22 @@ describe('verifyMetaSignature', () => {
     });
   });
 
+  it('reads a secret bound to WABAs ({secret, wabas}) as its secret, and says which entry matched', () => {
+    const secrets = [
+      { secret: 'other', wabas: ['W1'] },
+      'another',
+      { secret: 'TEST_APP_SECRET', wabas: ['W2'] },
+    ];
+    expect(verifyMetaSignature(bytes('test'), KNOWN_ANSWER, secrets)).toEqual({
+      ok: true,
+      value: { secretIndex: 2 },
+    });
+    expect(verifyMetaSignature(bytes('test'), KNOWN_ANSWER, [{ secret: '' }])).toMatchObject({
+      ok: false,
+      error: { code: 'NO_APP_SECRET' },
+    });
+  });
+
   it('accepts upper-case hex and surrounding spaces', () => {
     expect(
       verifyMetaSignature(bytes('test'), ` SHA256=${KNOWN_ANSWER.slice(7).toUpperCase()} `, [

@@ -17,20 +17,28 @@ export function signMetaBody(rawBody: Uint8Array | string, secret: string): stri
   return PREFIX + createHmac('sha256', secret).update(rawBody).digest('hex');
 }
 
+/** An app secret: the secret itself, or an entry holding it (the service's secrets bound to WABAs). */
+export type SigningSecret = string | { readonly secret: string };
+
+function secretOf(entry: SigningSecret): string {
+  return typeof entry === 'string' ? entry : entry.secret;
+}
+
 /**
  * Whether `header` is a valid signature of `rawBody` under any of `secrets` (several apps may feed one
- * wameter). Answers the index of the secret that matched.
+ * wameter). Answers the index of the secret that matched, so that the caller can hold the body to what that
+ * secret may sign: distinct secrets never both match one body (HMAC-SHA256), so the first match is the one.
  */
 export function verifyMetaSignature(
   rawBody: Uint8Array,
   header: string | undefined,
-  secrets: readonly string[],
+  secrets: readonly SigningSecret[],
 ): Result<{ secretIndex: number }, SignatureError> {
-  if (!secrets.some((secret) => secret !== '')) {
+  if (!secrets.some((entry) => secretOf(entry) !== '')) {
     return err({
       code: 'NO_APP_SECRET',
       message:
-        'no Meta app secret is configured: set WAMETER_APP_SECRETS (comma-separated) to accept webhooks',
+        'no Meta app secret is configured: set WAMETER_APP_SECRETS (comma-separated) or "appSecrets" in the config file to accept webhooks',
     });
   }
   const value = header?.trim();
@@ -49,7 +57,7 @@ export function verifyMetaSignature(
   }
   const given = Buffer.from(hex, 'hex');
   for (let index = 0; index < secrets.length; index++) {
-    const secret = secrets[index]!;
+    const secret = secretOf(secrets[index]!);
     if (secret === '') continue;
     const expected = createHmac('sha256', secret).update(rawBody).digest();
     if (expected.length === given.length && timingSafeEqual(expected, given))

@@ -37,6 +37,7 @@ import {
   BodyBudget,
   bodyBudgetResponse,
   DEFAULT_BODY_BUDGET_BYTES,
+  IncompleteBodyError,
   readRawBody,
 } from './read-body.js';
 import {
@@ -341,6 +342,21 @@ export function createApp(deps: AppDeps): Hono<Env> {
     if (error instanceof StoreInputError) return errorResponse(c, 'BAD_QUERY', error.message);
     if (error instanceof MoneyRangeError) return errorResponse(c, 'BAD_QUERY', error.message);
     if (error instanceof RatingBehindError) return ratingBehindResponse(c, error);
+    // The client closed the connection before the whole body arrived (or the request timeout cut it): nothing
+    // was stored, and it is neither a store error nor a bug. Nobody reads this answer (Node itself answers a
+    // client that half-closes 400): it is for the request log line and the duration metric.
+    if (error instanceof IncompleteBodyError) {
+      if (c.req.method === 'POST' && c.req.path.startsWith('/webhooks'))
+        metrics.inc('webhooks_rejected_total', { reason: 'incomplete_body' });
+      const declared = c.req.header('content-length');
+      logger.info('request body cut off by the client; nothing stored', {
+        method: c.req.method,
+        path: c.req.path,
+        receivedBytes: error.receivedBytes,
+        declaredBytes: declared === undefined ? null : Number(declared),
+      });
+      return c.body(null, 400);
+    }
     if (error instanceof StoreUnavailable) {
       metrics.inc('store_errors_total');
       logger.error('store error', errorFields(error.cause));
@@ -419,10 +435,14 @@ export function createApp(deps: AppDeps): Hono<Env> {
       metrics.inc('webhooks_rejected_total', { reason });
       return errorResponse(c, code, detail);
     };
-    /** A refusal the client could have avoided: it counts against the client's webhook rate limit. */
-    const rejectFailure = (reason: string, code: ErrorCode, detail?: string) => {
+    /**
+     * A refusal the client could have avoided: it counts against the client's webhook rate limit. `log` runs
+     * only when the refusal is answered as such (not 429), so a client that keeps failing cannot flood the log.
+     */
+    const rejectFailure = (reason: string, code: ErrorCode, detail?: string, log?: () => void) => {
       const limited = webhookFailures?.take(clientIp(c));
       if (limited && !limited.isAllowed) return refuseOverLimit(c, limited);
+      log?.();
       return reject(reason, code, detail);
     };
     if (config.appSecrets.length === 0) return reject('not_configured', 'WEBHOOK_NOT_CONFIGURED');
@@ -475,6 +495,47 @@ export function createApp(deps: AppDeps): Hono<Env> {
         malformedCode = 'MALFORMED_WEBHOOK';
       }
     }
+    // A secret bound to WABAs (config "appSecrets") signs for them alone. Every WABA a readable body names —
+    // each entry's id, whether or not the entry's items could be read, and each event's — must be one of
+    // them, else the whole body is refused and nothing of it stored: a client who knows its own app's secret
+    // must not bill deliveries to another client's WABA. An entry or event naming no WABA (a contract status
+    // line without "waba", which the rating would attach by message id to any WABA's message) is refused
+    // too. A signed body that cannot be read is kept as unreadable whoever signed it: it makes no event.
+    const signer = config.appSecrets[verdict.value.secretIndex];
+    if (typeof signer === 'object' && parseError === null) {
+      const allowed = new Set(signer.wabas);
+      const entries = (value as { entry?: unknown }).entry;
+      const entryIds = Array.isArray(entries)
+        ? entries.map((entry: unknown) =>
+            typeof entry === 'object' && entry !== null ? (entry as { id?: unknown }).id : undefined,
+          )
+        : [];
+      const outside = [...new Set([...entryIds, ...events.map((event) => event.waba)])].filter(
+        (waba) => typeof waba !== 'string' || !allowed.has(waba),
+      );
+      if (outside.length > 0) {
+        const ids = outside.filter((waba): waba is string => typeof waba === 'string');
+        const shown = ids.slice(0, 3).map((waba) => (waba.length > 64 ? `${waba.slice(0, 61)}...` : waba));
+        const noWaba = ids.length < outside.length;
+        const more = ids.length > shown.length ? ` and ${ids.length - shown.length} more` : '';
+        const detail = [
+          ...(ids.length > 0
+            ? [`This body names WABA ${shown.map((waba) => JSON.stringify(waba)).join(', ')}${more}.`]
+            : []),
+          ...(noWaba ? ['It has an entry or event that names no WABA (a status line without "waba").'] : []),
+        ].join(' ');
+        return rejectFailure('forbidden_waba', 'FORBIDDEN_WEBHOOK_WABA', detail, () =>
+          // Which secret by its place in "appSecrets", never the secret itself.
+          logger.warn('webhook refused: its app secret may not sign for a WABA it names', {
+            appSecret: verdict.value.secretIndex,
+            wabas: shown,
+            noWaba,
+            bytes: raw.byteLength,
+          }),
+        );
+      }
+    }
+
     const inputs: EventInput[] = events.map((event) => ({
       key: eventKey(event),
       event,

@@ -272,6 +272,105 @@ describe('the config file takes what the environment takes, with the same checks
   });
 });
 
+describe('app secrets bound to the WABAs they may sign for', () => {
+  /** The problems of a config file holding `appSecrets`, joined; '' when it loads. */
+  function secretProblems(appSecrets: unknown, env: Record<string, string> = {}): string {
+    const result = loadServiceConfig({ env, configFile: writeJson('secrets.json', { appSecrets }) });
+    return result.ok ? '' : result.error.problems.join('\n');
+  }
+
+  it('reads plain secrets (every WABA) and {"secret", "wabas"} items (those WABAs only) from the file', () => {
+    const file = writeJson('bound-secrets.json', {
+      appSecrets: ['provider-secret', { secret: 'client-secret', wabas: ['102290129340398', 'W2'] }],
+    });
+    expect(loadServiceConfig({ env: {}, configFile: file })).toMatchObject({
+      ok: true,
+      value: {
+        appSecrets: ['provider-secret', { secret: 'client-secret', wabas: ['102290129340398', 'W2'] }],
+      },
+    });
+  });
+
+  it("takes plain secrets only from WAMETER_APP_SECRETS, and the file's list replaces them whole", () => {
+    // A secret holding "=" is that secret, never KEY=WABA: binding is the config file's.
+    expect(loadServiceConfig({ env: { WAMETER_APP_SECRETS: 'abc=W1, def' } })).toMatchObject({
+      value: { appSecrets: ['abc=W1', 'def'] },
+    });
+    const file = writeJson('file-secrets.json', { appSecrets: [{ secret: 'bound', wabas: ['W1'] }] });
+    expect(loadServiceConfig({ env: { WAMETER_APP_SECRETS: 'env-secret' }, configFile: file })).toMatchObject(
+      { value: { appSecrets: [{ secret: 'bound', wabas: ['W1'] }] } },
+    );
+  });
+
+  it.each([
+    [
+      { secret: 's1', wabas: ['W1'], waba: 'W2' },
+      '"appSecrets"[0]: unknown field "waba" (known: secret, wabas)',
+    ],
+    [{ secret: '', wabas: ['W1'] }, '"appSecrets"[0]."secret" must be a non-empty string'],
+    [{ secret: '  ', wabas: ['W1'] }, '"appSecrets"[0]."secret" must be a non-empty string'],
+    [{ secret: 42, wabas: ['W1'] }, '"appSecrets"[0]."secret" must be a non-empty string'],
+    [{ wabas: ['W1'] }, '"appSecrets"[0]."secret" must be a non-empty string'],
+    [{ secret: 's1' }, '"appSecrets"[0]."wabas" must be a non-empty list of WABA ids'],
+    [{ secret: 's1', wabas: [] }, '"appSecrets"[0]."wabas" must be a non-empty list of WABA ids'],
+    [{ secret: 's1', wabas: 'W1' }, '"appSecrets"[0]."wabas" must be a non-empty list of WABA ids'],
+    [{ secret: 's1', wabas: [102290129340398] }, '"appSecrets"[0]."wabas" must be a non-empty list'],
+    [{ secret: 's1', wabas: ['*'] }, 'give it as a plain string instead of an object'],
+    [{ secret: 's1', wabas: '*' }, 'give it as a plain string instead of an object'],
+    [{ secret: 's1', wabas: ['W1', ''] }, '"appSecrets"[0]."wabas"[1] is not a WABA id'],
+    [{ secret: 's1', wabas: ['W 1'] }, '"appSecrets"[0]."wabas"[0] is not a WABA id'],
+    [
+      { secret: 's1', wabas: ['W1', 'W2', 'W1'] },
+      '"wabas"[2] repeats config file "appSecrets"[0]."wabas"[0]',
+    ],
+    [null, 'config file "appSecrets"[0] must be "SECRET" or {"secret": "SECRET", "wabas"'],
+    [['s1'], 'config file "appSecrets"[0] must be "SECRET" or {"secret": "SECRET", "wabas"'],
+  ])('refuses the item %j, saying what to fix', (item, message) => {
+    expect(secretProblems([item])).toContain(message);
+  });
+
+  it('refuses "appSecrets" that is neither a list nor a string', () => {
+    expect(secretProblems({ secret: 's1', wabas: ['W1'] })).toContain(
+      'config file "appSecrets" must be a list of app secrets, each "SECRET" (signs for every WABA) or {"secret"',
+    );
+  });
+
+  it.each([
+    [
+      ['s1', { secret: 's1', wabas: ['W1'] }],
+      '"appSecrets"[1] is the same secret as config file "appSecrets"[0]',
+    ],
+    [
+      [
+        { secret: 's1', wabas: ['W1'] },
+        { secret: 's1', wabas: ['W2'] },
+      ],
+      'list them all in its "wabas"',
+    ],
+    [['s1', 's2', 's1'], '"appSecrets"[2] is the same secret as config file "appSecrets"[0]'],
+  ])('refuses a secret listed twice (%j): which item would a body it signs be held to?', (list, message) => {
+    expect(secretProblems(list)).toContain(message);
+  });
+
+  it('refuses a secret listed twice in WAMETER_APP_SECRETS', () => {
+    const result = loadServiceConfig({ env: { WAMETER_APP_SECRETS: 's1,s2,s1' } });
+    expect(result.ok ? '' : result.error.problems.join('\n')).toContain(
+      'WAMETER_APP_SECRETS: item 3 is the same secret as WAMETER_APP_SECRETS: item 1',
+    );
+  });
+
+  it('never quotes a secret in its problems, even one written as a field name', () => {
+    const problems = secretProblems([
+      { secret: 'client-secret-1', wabas: [] },
+      { secret: 'client-secret-2', wabas: ['W1'], 'a-long-secret-written-as-a-field': 1 },
+      'client-secret-3',
+      { secret: 'client-secret-3', wabas: ['W1'] },
+    ]);
+    expect(problems).toContain('an unknown field of 32 characters (not shown: it could be a secret)');
+    expect(problems).not.toMatch(/client-secret|a-long-secret/);
+  });
+});
+
 describe('redactUrl (every place a database URL is logged or put in a message)', () => {
   it('masks the password in the user info, even one holding "@"', () => {
     expect(redactUrl('postgres://postgres:p@ss@host/db')).toBe('postgres://postgres:***@host/db');
@@ -326,5 +425,16 @@ describe('describeConfig (what the service logs at start)', () => {
       expect(logged).not.toContain(secret);
     }
     expect(logged).toContain('postgres://wameter:***@db:5432/prod');
+  });
+
+  it("shows each app secret's WABAs, never the secret", () => {
+    const file = writeJson('describe-secrets.json', {
+      appSecrets: ['provider-secret-1', { secret: 'client-secret-1', wabas: ['W1', 'W2'] }],
+    });
+    const result = loadServiceConfig({ env: {}, configFile: file });
+    if (!result.ok) throw new Error(result.error.problems.join('\n'));
+    const described = describeConfig(result.value);
+    expect(described).toMatchObject({ appSecrets: 2, appSecretWabas: ['*', ['W1', 'W2']] });
+    expect(JSON.stringify(described)).not.toMatch(/provider-secret-1|client-secret-1/);
   });
 });

@@ -18,6 +18,19 @@ export interface ApiKey {
   wabas: readonly string[] | '*';
 }
 
+/**
+ * A Meta app secret. A plain string may sign webhooks naming any WABA (as every secret could before bindings
+ * existed); a bound one only webhooks whose every WABA is one of `wabas` — for a provider whose Meta apps
+ * include a client's, who knows that app's secret and must not be able to sign for another client's WABA.
+ */
+export type AppSecret = string | BoundAppSecret;
+
+export interface BoundAppSecret {
+  secret: string;
+  /** The WABAs whose webhooks this secret may sign: never empty, each once. */
+  wabas: readonly string[];
+}
+
 export interface RateLimitConfig {
   /** Sustained requests per second per client IP. */
   perSecond: number;
@@ -30,7 +43,8 @@ export interface ServiceConfig {
   db: string;
   port: number;
   host: string;
-  appSecrets: readonly string[];
+  /** Each secret once (config files and the environment are refused otherwise). */
+  appSecrets: readonly AppSecret[];
   verifyToken: string | null;
   apiKeys: readonly ApiKey[];
   accountsPath: string | null;
@@ -159,13 +173,13 @@ export function parseApiKeySpec(spec: string, where: string, problems: string[])
 const API_KEY_FIELDS: readonly string[] = ['name', 'key', 'wabas'];
 
 /**
- * An unknown field of an `apiKeys` item, for a problem: quoted when short, as a misspelt field name is; a
- * longer one may be a key written where the name goes, and is only measured.
+ * An unknown field of an `apiKeys` or `appSecrets` item, for a problem: quoted when short, as a misspelt field
+ * name is; a longer one may be a key or secret written where a name goes, and is only measured.
  */
-function fieldShown(field: string): string {
+function fieldShown(field: string, secretNoun = 'a key'): string {
   return field.length <= 16
     ? `unknown field ${JSON.stringify(field)}`
-    : `an unknown field of ${field.length} characters (not shown: it could be a key)`;
+    : `an unknown field of ${field.length} characters (not shown: it could be ${secretNoun})`;
 }
 
 function parseApiKeysFromFile(value: unknown, problems: string[]): ApiKey[] | undefined {
@@ -226,6 +240,113 @@ function parseApiKeysFromFile(value: unknown, problems: string[]): ApiKey[] | un
     keys.push({ name: keyName, key, wabas: scope });
   });
   return keys;
+}
+
+/** The fields of an `appSecrets` item of the config file given as an object (a bound secret). */
+const APP_SECRET_FIELDS: readonly string[] = ['secret', 'wabas'];
+
+const APP_SECRETS_SHAPE =
+  'a list of app secrets, each "SECRET" (signs for every WABA) or {"secret": "SECRET", "wabas": ["WABA id", …]} (signs for those WABAs only)';
+
+/**
+ * The config file's `appSecrets`: a comma-separated string or a list of plain secrets (as the environment
+ * gives them: each may sign for every WABA), and in the list, objects binding a secret to the WABAs it may
+ * sign for. Read strictly, as `apiKeys` is; problems never quote a secret.
+ */
+function parseAppSecretsFromFile(value: unknown, problems: string[]): AppSecret[] | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value === 'string') return plainSecrets(value, 'config file "appSecrets"', problems);
+  if (!Array.isArray(value)) {
+    problems.push(`config file "appSecrets" must be ${APP_SECRETS_SHAPE}`);
+    return undefined;
+  }
+  const { secrets, add } = secretsOnce((index) => `config file "appSecrets"[${index}]`, problems);
+  value.forEach((item: unknown, index) => {
+    const where = `config file "appSecrets"[${index}]`;
+    // An empty secret would verify nothing yet count as configured (and silence the start-up warning).
+    if (typeof item === 'string') {
+      if (item.trim() === '') problems.push(`${where} is empty: give the app secret or remove it`);
+      else add(item, index);
+      return;
+    }
+    if (typeof item !== 'object' || item === null || Array.isArray(item)) {
+      problems.push(`${where} must be "SECRET" or {"secret": "SECRET", "wabas": ["WABA id", …]}`);
+      return;
+    }
+    // A field it does not know is refused, never ignored: a misspelt "wabas" would leave the secret unbound.
+    const unknown = Object.keys(item).filter((field) => !APP_SECRET_FIELDS.includes(field));
+    if (unknown.length > 0) {
+      for (const field of unknown) {
+        problems.push(
+          `${where}: ${fieldShown(field, 'a secret')} (known: ${APP_SECRET_FIELDS.join(', ')}); remove it or correct its name`,
+        );
+      }
+      return;
+    }
+    const { secret, wabas } = item as { secret?: unknown; wabas?: unknown };
+    if (typeof secret !== 'string' || secret.trim() === '') {
+      problems.push(`${where}."secret" must be a non-empty string (the Meta app's secret)`);
+      return;
+    }
+    const bound = boundWabas(wabas, `${where}."wabas"`, problems);
+    if (bound !== undefined) add({ secret, wabas: bound }, index);
+  });
+  return secrets;
+}
+
+/** `s1,s2` (the environment's form): plain secrets, each signing for every WABA; never bound. */
+function plainSecrets(text: string, where: string, problems: string[]): string[] {
+  const { secrets, add } = secretsOnce<string>((index) => `${where}: item ${index + 1}`, problems);
+  splitList(text).forEach(add);
+  return secrets;
+}
+
+/** The WABAs of a bound secret: a non-empty list of WABA ids, each once; never `*`. */
+function boundWabas(value: unknown, where: string, problems: string[]): string[] | undefined {
+  const isList = Array.isArray(value) && value.length > 0 && value.every((w) => typeof w === 'string');
+  if (!isList || value.includes('*')) {
+    problems.push(
+      `${where} must be a non-empty list of WABA ids (["102290129340398", …]); to let a secret sign for every WABA, give it as a plain string instead of an object`,
+    );
+    return undefined;
+  }
+  const wabas = value as string[];
+  const badAt = wabas.findIndex((waba) => !isWabaId(waba));
+  if (badAt >= 0) {
+    problems.push(`${where}[${badAt}] is not a WABA id: it is empty or holds spaces, = or *`);
+    return undefined;
+  }
+  const repeatedAt = wabas.findIndex((waba, index) => wabas.indexOf(waba) !== index);
+  if (repeatedAt >= 0) {
+    problems.push(
+      `${where}[${repeatedAt}] repeats ${where}[${wabas.indexOf(wabas[repeatedAt]!)}]: give each WABA once`,
+    );
+    return undefined;
+  }
+  return wabas;
+}
+
+/**
+ * A list of app secrets that takes each secret once: a body signed by a secret listed twice — bound in one
+ * place, unbound or bound to other WABAs in another — would be held to whichever came first. `where(i)` names
+ * item i of the setting, as the operator numbers them.
+ */
+function secretsOnce<T extends AppSecret>(where: (index: number) => string, problems: string[]) {
+  const secrets: T[] = [];
+  const firstAt = new Map<string, number>();
+  const add = (entry: T, index: number): void => {
+    const secret = typeof entry === 'string' ? entry : entry.secret;
+    const first = firstAt.get(secret);
+    if (first !== undefined) {
+      problems.push(
+        `${where(index)} is the same secret as ${where(first)}: give each secret once (to let a bound secret sign for more WABAs, list them all in its "wabas")`,
+      );
+      return;
+    }
+    firstAt.set(secret, index);
+    secrets.push(entry);
+  };
+  return { secrets, add };
 }
 
 function stringList(value: unknown, where: string, problems: string[]): string[] | undefined {
@@ -425,15 +546,11 @@ export function loadServiceConfig(input: {
     envValue(env, 'WAMETER_HOST') ??
     '0.0.0.0';
 
-  const fileSecrets = stringList(file.appSecrets, 'config file "appSecrets"', problems);
-  // An empty secret would verify nothing yet count as configured (and silence the start-up warning).
-  fileSecrets?.forEach((secret, index) => {
-    if (secret.trim() === '')
-      problems.push(`config file "appSecrets"[${index}] is empty: give the app secret or remove it`);
-  });
+  // The environment gives plain secrets only (each may sign for every WABA): a secret is bound to WABAs in
+  // the config file, whose `appSecrets` then replaces the environment's whole list.
   const appSecrets =
-    fileSecrets?.filter((secret) => secret.trim() !== '') ??
-    splitList(envValue(env, 'WAMETER_APP_SECRETS') ?? '');
+    parseAppSecretsFromFile(file.appSecrets, problems) ??
+    plainSecrets(envValue(env, 'WAMETER_APP_SECRETS') ?? '', 'WAMETER_APP_SECRETS', problems);
 
   const verifyToken =
     optionalString(file.verifyToken, 'config file "verifyToken"', problems) ??
@@ -514,6 +631,8 @@ export function describeConfig(config: ServiceConfig): Record<string, unknown> {
     port: config.port,
     host: config.host,
     appSecrets: config.appSecrets.length,
+    // Each secret's WABAs in order (`*`: it may sign for every WABA), never the secret.
+    appSecretWabas: config.appSecrets.map((entry) => (typeof entry === 'string' ? '*' : entry.wabas)),
     verifyToken: config.verifyToken === null ? 'none' : 'set',
     apiKeys: config.apiKeys.map((k) => ({ name: k.name, wabas: k.wabas })),
     accounts: config.accountsPath,

@@ -36,6 +36,11 @@ export const ERRORS = {
     status: 403,
     message: 'This API key may not read or write that WABA.',
   },
+  FORBIDDEN_WEBHOOK_WABA: {
+    status: 403,
+    message:
+      'The app secret that signed this webhook may sign only for the WABAs it is bound to (its "wabas" in "appSecrets" of the config file), and this body names another, or an entry or event with no WABA; nothing was stored.',
+  },
   BODY_TOO_LARGE: {
     status: 413,
     // Each route gives its own limit in the detail (bodyLimitBytes, or a fixed one for small JSON bodies).

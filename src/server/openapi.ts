@@ -223,6 +223,9 @@ export const openApiDocument = {
           }),
           '400': errorResponse('MALFORMED_JSON / MALFORMED_WEBHOOK (the raw body is kept).'),
           '401': errorResponse('MISSING_SIGNATURE / BAD_SIGNATURE (nothing stored).'),
+          '403': errorResponse(
+            'FORBIDDEN_WEBHOOK_WABA: the app secret that signed the body is bound to WABAs (config "appSecrets") and the body names another, or an entry or event naming no WABA (nothing stored).',
+          ),
           '413': errorResponse('BODY_TOO_LARGE'),
           '429': errorResponse(
             'RATE_LIMITED: this address sent too many failing POSTs (bad or missing signature, oversized body); signed deliveries are never limited.',

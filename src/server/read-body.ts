@@ -11,6 +11,22 @@ export type BodyRead =
   /** `too_large`: beyond this route's limit (413). `busy`: beyond the in-flight budget of all requests (503). */
   | { ok: false; reason: 'too_large' | 'busy' };
 
+/**
+ * The client closed the connection (or its body stream failed) before the whole body arrived: nothing of it
+ * was kept, and nobody is left to answer. Thrown by `readRawBody` for the app's error handler to log quietly
+ * — a phone on a train, a proxy's timeout, the server's own request timeout — never as an unexpected error.
+ */
+export class IncompleteBodyError extends Error {
+  constructor(
+    /** The body bytes that had arrived. */
+    readonly receivedBytes: number,
+    options?: { cause?: unknown },
+  ) {
+    super(`the connection closed after ${receivedBytes} bytes of the request body, before its end`, options);
+    this.name = 'IncompleteBodyError';
+  }
+}
+
 /** The largest sum of request body bytes held at once, by default (docs/service.md, "Limits"). */
 export const DEFAULT_BODY_BUDGET_BYTES = 128 * 1024 * 1024;
 /**
@@ -91,9 +107,10 @@ export function bodyBudgetResponse(c: Context): Response {
 
 /**
  * The exact request bytes, refusing (without buffering the rest) anything beyond `limit`, or beyond the
- * in-flight budget of all requests. On the Node server the bytes come straight from Node's request: turning
- * it into a web stream first (c.req.raw.body) costs more than verifying and parsing a whole webhook.
- * Elsewhere (app.request in tests), from the web Request.
+ * in-flight budget of all requests; rejects with IncompleteBodyError when the client cuts the body. On the
+ * Node server the bytes come straight from Node's request: turning it into a web stream first
+ * (c.req.raw.body) costs more than verifying and parsing a whole webhook. Elsewhere (app.request in tests),
+ * from the web Request.
  */
 export async function readRawBody(c: Context, limit: number): Promise<BodyRead> {
   const declared = c.req.header('content-length');
@@ -114,6 +131,8 @@ const UNBOUNDED: BodyLease = { fits: () => true, take: () => true, release: () =
 
 function readNodeBody(incoming: IncomingMessage, limit: number, lease: BodyLease): Promise<BodyRead> {
   if (incoming.readableEnded) return Promise.resolve({ ok: true, bytes: new Uint8Array(0) });
+  // Cut before it was read (the client left while the request waited): no 'close' is coming to say so.
+  if (incoming.destroyed) return Promise.reject(new IncompleteBodyError(0));
   return new Promise<BodyRead>((resolve, reject) => {
     const chunks: Buffer[] = [];
     let total = 0;
@@ -140,13 +159,16 @@ function readNodeBody(incoming: IncomingMessage, limit: number, lease: BodyLease
       stop();
       resolve({ ok: true, bytes: chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, total) });
     };
+    // Node's 'error' (ECONNRESET "aborted": the socket closed mid-body, or the request timeout cut it), or a
+    // 'close' without 'end': either way the body will not come whole. What arrived is dropped with `chunks`;
+    // the lease keeps its bytes until the request's handling ends (the app's middleware releases it).
     const onError = (error: Error) => {
       stop();
-      reject(error);
+      reject(new IncompleteBodyError(total, { cause: error }));
     };
     const onClose = () => {
       stop();
-      reject(new Error('the client closed the connection before the end of the request body'));
+      reject(new IncompleteBodyError(total));
     };
     incoming.on('data', onData);
     incoming.on('end', onEnd);
@@ -161,7 +183,13 @@ async function readWebBody(request: Request, limit: number, lease: BodyLease): P
   const chunks: Uint8Array[] = [];
   let total = 0;
   for (;;) {
-    const { done, value } = await reader.read();
+    let read: ReadableStreamReadResult<Uint8Array>;
+    try {
+      read = await reader.read();
+    } catch (error) {
+      throw new IncompleteBodyError(total, { cause: error });
+    }
+    const { done, value } = read;
     if (done) break;
     total += value.byteLength;
     const refusal = total > limit ? 'too_large' : lease.take(value.byteLength) ? undefined : 'busy';

@@ -1,0 +1,197 @@
+// An app secret bound to WABAs (config "appSecrets": {"secret", "wabas"}) signs webhooks for those WABAs
+// only: a provider serving several clients' Meta apps lets no client who knows its own app's secret bill
+// fake deliveries to another client's WABA. Real webhook bodies (test/fixtures/webhooks, copies of
+// shared/fixtures/webhooks), signed as Meta signs them, on SQLite and on PostgreSQL.
+
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+import { afterEach, describe, expect, it, onTestFinished } from 'vitest';
+import { openPostgresStore } from '../store/postgres/postgres-store.js';
+import {
+  createTestService,
+  fixture,
+  TEST_POSTGRES_URL,
+  webhookFixtures,
+  type TestService,
+} from '../../test/server-kit.js';
+import type { ServiceConfig } from './config.js';
+
+/** A client's own Meta app: its secret is known to the client. */
+const CLIENT_SECRET = 'client-app-secret-7f3a';
+/** The provider's own app, which signs for every WABA. */
+const PROVIDER_SECRET = 'provider-app-secret-91c2';
+/** The client's WABA (Meta's documentation examples) and another client's (pywa's examples). */
+const CLIENT_WABA = '102290129340398';
+const OTHER_WABA = '5467539754836534';
+
+const CLIENT_STATUS = fixture('meta-docs/status_delivered_marketing_pmp_bsuid_contacts.json');
+const OTHER_STATUS = fixture('pywa/status_delivered.json');
+
+let service: TestService;
+afterEach(async () => {
+  await service?.close();
+});
+
+/** The test service on SQLite, or on a fresh PostgreSQL schema dropped after the test. */
+async function serviceWith(
+  engine: 'SQLite' | 'PostgreSQL',
+  overrides: Partial<ServiceConfig>,
+): Promise<TestService> {
+  if (engine === 'SQLite') return createTestService(overrides);
+  const schema = `wameter_secret_scope_${randomBytes(6).toString('hex')}`;
+  const store = await openPostgresStore(TEST_POSTGRES_URL, { schema });
+  onTestFinished(async () => {
+    await store.close();
+    const admin = new pg.Client({ connectionString: TEST_POSTGRES_URL });
+    await admin.connect();
+    await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+    await admin.end();
+  });
+  return createTestService(overrides, { store });
+}
+
+/** The client's secret bound to its WABA, beside the provider's unbound one. */
+const BOUND_AND_UNBOUND: Partial<ServiceConfig> = {
+  appSecrets: [{ secret: CLIENT_SECRET, wabas: [CLIENT_WABA] }, PROVIDER_SECRET],
+};
+
+async function errorOf(response: Response): Promise<{ code: string; message: string }> {
+  return ((await response.json()) as { error: { code: string; message: string } }).error;
+}
+
+/** The entry ids of a webhook body. */
+function entryIds(body: Buffer): string[] {
+  return (JSON.parse(body.toString('utf8')) as { entry: { id: string }[] }).entry.map((entry) => entry.id);
+}
+
+/** Whatever was stored: raw bodies (readable or not) and events. */
+async function storedNothing(): Promise<void> {
+  expect(await service.store.getRawWebhook(1)).toBeUndefined();
+  expect(await service.store.listUnreadableWebhooks(10)).toEqual([]);
+  expect(await service.store.listEvents()).toEqual([]);
+}
+
+describe.each(['SQLite', 'PostgreSQL'] as const)('a secret bound to WABAs (%s)', (engine) => {
+  it("takes a real webhook of its own WABA, as any secret's", async () => {
+    service = await serviceWith(engine, BOUND_AND_UNBOUND);
+    expect(entryIds(CLIENT_STATUS)).toEqual([CLIENT_WABA]);
+    const response = await service.postWebhook(CLIENT_STATUS, { secret: CLIENT_SECRET });
+    expect(response.status).toBe(200);
+    expect(await response.json()).toMatchObject({ received: true, duplicate: false, events: 1 });
+    expect((await service.store.listEvents()).map((event) => event.waba)).toEqual([CLIENT_WABA]);
+  });
+
+  it("refuses a real webhook of another client's WABA 403 FORBIDDEN_WEBHOOK_WABA, stores nothing, counts and logs it without the secret", async () => {
+    service = await serviceWith(engine, BOUND_AND_UNBOUND);
+    expect(entryIds(OTHER_STATUS)).toEqual([OTHER_WABA]);
+    const response = await service.postWebhook(OTHER_STATUS, { secret: CLIENT_SECRET });
+    expect(response.status).toBe(403);
+    const error = await errorOf(response);
+    expect(error.code).toBe('FORBIDDEN_WEBHOOK_WABA');
+    expect(error.message).toContain(`This body names WABA "${OTHER_WABA}".`);
+    expect(error.message).not.toContain(CLIENT_WABA);
+    await storedNothing();
+    expect(service.metrics.value('webhooks_rejected_total', { reason: 'forbidden_waba' })).toBe(1);
+    expect(service.metrics.value('webhooks_received_total')).toBe(0);
+    const refusals = service.logs
+      .map((line) => JSON.parse(line) as Record<string, unknown>)
+      .filter((line) => line.level === 'warn');
+    expect(refusals).toEqual([
+      expect.objectContaining({
+        msg: 'webhook refused: its app secret may not sign for a WABA it names',
+        appSecret: 0,
+        wabas: [OTHER_WABA],
+      }),
+    ]);
+    expect(service.logs.join('\n')).not.toContain(CLIENT_SECRET);
+
+    // The same bytes signed by the provider's unbound secret: taken, and new (nothing was kept of the first).
+    const signedByProvider = await service.postWebhook(OTHER_STATUS, { secret: PROVIDER_SECRET });
+    expect(signedByProvider.status).toBe(200);
+    expect(await signedByProvider.json()).toMatchObject({ duplicate: false, events: 1 });
+  });
+
+  it('refuses a body naming its own WABA and another one whole: nothing of either entry is stored', async () => {
+    service = await serviceWith(engine, BOUND_AND_UNBOUND);
+    const own = JSON.parse(CLIENT_STATUS.toString('utf8')) as { entry: unknown[] };
+    const other = JSON.parse(OTHER_STATUS.toString('utf8')) as { entry: unknown[] };
+    const both = Buffer.from(JSON.stringify({ ...own, entry: [...own.entry, ...other.entry] }));
+    const response = await service.postWebhook(both, { secret: CLIENT_SECRET });
+    expect(response.status).toBe(403);
+    expect((await errorOf(response)).message).toContain(`"${OTHER_WABA}"`);
+    await storedNothing();
+  });
+});
+
+describe('a secret bound to WABAs, over every real webhook body', () => {
+  it('signs each body whose WABAs it is bound to, and none when bound to other WABAs', async () => {
+    const bodies = webhookFixtures();
+    const everyWaba = [...new Set(bodies.flatMap(({ body }) => entryIds(body)))];
+    service = await createTestService({
+      appSecrets: [
+        { secret: CLIENT_SECRET, wabas: everyWaba },
+        { secret: PROVIDER_SECRET, wabas: ['999000999'] },
+      ],
+    });
+    for (const { name, body } of bodies) {
+      const refused = await service.postWebhook(body, { secret: PROVIDER_SECRET });
+      expect(refused.status, name).toBe(403);
+      expect((await errorOf(refused)).code, name).toBe('FORBIDDEN_WEBHOOK_WABA');
+    }
+    expect(await service.store.listEvents()).toEqual([]);
+    for (const { name, body } of bodies) {
+      const taken = await service.postWebhook(body, { secret: CLIENT_SECRET });
+      expect(taken.status, name).toBe(200);
+    }
+    expect(service.metrics.value('webhooks_received_total')).toBe(bodies.length);
+  });
+});
+
+describe('what a bound secret signs beyond a whole webhook of its WABAs', () => {
+  const status = { kind: 'status', at: '2025-07-15T10:00:00Z', id: 'wamid.line1', status: 'delivered' };
+
+  it('refuses a status line naming no WABA (the rating would find it a WABA by message id), takes one naming its own', async () => {
+    service = await createTestService(BOUND_AND_UNBOUND);
+    const anonymous = await service.postWebhook(JSON.stringify(status), { secret: CLIENT_SECRET });
+    expect(anonymous.status).toBe(403);
+    expect((await errorOf(anonymous)).message).toContain('names no WABA');
+    expect(await service.store.listEvents()).toEqual([]);
+    const named = await service.postWebhook(JSON.stringify({ ...status, waba: CLIENT_WABA }), {
+      secret: CLIENT_SECRET,
+    });
+    expect(named.status).toBe(200);
+    // The unbound secret signs the status naming no WABA, as before.
+    const unbound = await service.postWebhook(JSON.stringify({ ...status, id: 'wamid.line2' }), {
+      secret: PROVIDER_SECRET,
+    });
+    expect(unbound.status).toBe(200);
+  });
+
+  it('refuses a webhook with an entry whose id is missing, though its items would only be unreadable', async () => {
+    service = await createTestService(BOUND_AND_UNBOUND);
+    const body = JSON.parse(CLIENT_STATUS.toString('utf8')) as { entry: Record<string, unknown>[] };
+    delete body.entry[0]!.id;
+    const response = await service.postWebhook(JSON.stringify(body), { secret: CLIENT_SECRET });
+    expect(response.status).toBe(403);
+    await storedNothing();
+  });
+
+  it('keeps a signed body that is not JSON as unreadable (400), as from any secret: it makes no event', async () => {
+    service = await createTestService(BOUND_AND_UNBOUND);
+    const body = '{"object":"whatsapp_business_account","entry":[{"id":"5467539754836534",,}]}';
+    const response = await service.postWebhook(body, { secret: CLIENT_SECRET });
+    expect(response.status).toBe(400);
+    expect((await errorOf(response)).code).toBe('MALFORMED_JSON');
+    expect(await service.store.listUnreadableWebhooks(10)).toHaveLength(1);
+    expect(await service.store.listEvents()).toEqual([]);
+  });
+
+  it("counts a refusal against the client's webhook failure limit, logging only those answered 403", async () => {
+    service = await createTestService({ ...BOUND_AND_UNBOUND, rateLimit: { perSecond: 1, burst: 1 } });
+    expect((await service.postWebhook(OTHER_STATUS, { secret: CLIENT_SECRET })).status).toBe(403);
+    expect((await service.postWebhook(OTHER_STATUS, { secret: CLIENT_SECRET })).status).toBe(429);
+    expect(service.logs.filter((line) => line.includes('webhook refused'))).toHaveLength(1);
+    // The client's own deliveries are never limited.
+    expect((await service.postWebhook(CLIENT_STATUS, { secret: CLIENT_SECRET })).status).toBe(200);
+  });
+});
