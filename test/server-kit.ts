@@ -9,6 +9,7 @@ import { createAccountBook } from '../src/ingest/accounts-file.js';
 import { signMetaBody } from '../src/ingest/signature.js';
 import { createApp } from '../src/server/app.js';
 import { DEFAULT_BODY_LIMIT_BYTES, type ServiceConfig } from '../src/server/config.js';
+import type { LiveRater, PricingSetup } from '../src/server/live-rater.js';
 import { createMemoryLogger } from '../src/server/logger.js';
 import { Metrics } from '../src/server/metrics.js';
 import { loadPricingSetup, loadRateCards } from '../src/server/pricing-setup.js';
@@ -84,7 +85,12 @@ export interface TestService {
 
 export async function createTestService(
   overrides: Partial<ServiceConfig> = {},
-  options: { store?: Store; clientIp?: string } = {},
+  options: {
+    store?: Store;
+    clientIp?: string;
+    /** Where ratings run (default: the service's own, in this thread). */
+    liveRater?: (store: Store, pricing: PricingSetup) => LiveRater;
+  } = {},
 ): Promise<TestService> {
   const dir = mkdtempSync(join(tmpdir(), 'wameter-server-'));
   const store = options.store ?? (await openSqliteStore(join(dir, 'test.db')));
@@ -108,6 +114,7 @@ export async function createTestService(
     loadRateCards,
     debounceMs: config.ratingDebounceMs,
     storeHealth,
+    ...(options.liveRater ? { liveRater: options.liveRater(store, pricing.value) } : {}),
   });
   const app = createApp({
     store,

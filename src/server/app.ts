@@ -25,7 +25,15 @@ import {
   type UnitFilter,
 } from '../store/store.js';
 import type { ApiKey, ServiceConfig } from './config.js';
-import { errorBody, errorResponse, ERRORS, ratingBehindResponse, type ErrorCode } from './errors.js';
+import {
+  clientBusyResponse,
+  errorBody,
+  errorResponse,
+  ERRORS,
+  ratingBehindResponse,
+  type ErrorCode,
+} from './errors.js';
+import { ClientBusyError } from './fair-queue.js';
 import { errorFields, type Logger } from './logger.js';
 import { Metrics } from './metrics.js';
 import { MAX_LISTED_REJECTIONS, openApiDocument, queryParametersOf, unknownBodyField } from './openapi.js';
@@ -241,6 +249,11 @@ export function createApp(deps: AppDeps): Hono<Env> {
   metrics.gauge('rating_lag_seconds', 'Seconds the oldest stored but not yet rated arrival has waited.', () =>
     rating.lagSeconds(),
   );
+  metrics.gauge(
+    'on_demand_ratings_waiting',
+    'Explain, re-rate, reconciliation and estimate requests waiting for their turn to rate (the one running not counted).',
+    () => rating.onDemandWaiting(),
+  );
   const app = new Hono<Env>();
   const keysByHash = new Map(config.apiKeys.map((apiKey) => [sha256(apiKey.key).toString('hex'), apiKey]));
   const limiter = config.rateLimit ? createRateLimiter(config.rateLimit, clock) : null;
@@ -262,7 +275,8 @@ export function createApp(deps: AppDeps): Hono<Env> {
     try {
       return await operation;
     } catch (error) {
-      if (error instanceof StoreInputError) throw error;
+      // The caller's own doing, not the store's: said as such (onError).
+      if (error instanceof StoreInputError || error instanceof ClientBusyError) throw error;
       throw new StoreUnavailable(error);
     }
   }
@@ -342,6 +356,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
     if (error instanceof StoreInputError) return errorResponse(c, 'BAD_QUERY', error.message);
     if (error instanceof MoneyRangeError) return errorResponse(c, 'BAD_QUERY', error.message);
     if (error instanceof RatingBehindError) return ratingBehindResponse(c, error);
+    if (error instanceof ClientBusyError) return clientBusyResponse(c, error);
     // The client closed the connection before the whole body arrived (or the request timeout cut it): nothing
     // was stored, and it is neither a store error nor a bug. Nobody reads this answer (Node itself answers a
     // client that half-closes 400): it is for the request log line and the duration metric.
@@ -895,7 +910,12 @@ export function createApp(deps: AppDeps): Hono<Env> {
     const scope = scopeOf(c);
     const visibleWabas = waba ? [waba] : scope;
     const report = await fromStore(
-      rating.explain({ user, ...(business ? { business } : {}), ...(visibleWabas ? { visibleWabas } : {}) }),
+      rating.explain({
+        user,
+        ...(business ? { business } : {}),
+        ...(visibleWabas ? { visibleWabas } : {}),
+        client: c.get('apiKey').name,
+      }),
     );
     return c.json(report);
   });
@@ -1065,6 +1085,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
         ...(toMs === undefined ? {} : { toMs }),
         ...(typeof era === 'string' ? { asOfRules: era as Era } : {}),
         isDryRun: request.dry_run === true,
+        client: c.get('apiKey').name,
       }),
     );
     if (!result.ok) {

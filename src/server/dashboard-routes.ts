@@ -22,7 +22,6 @@ import type { Era, RateCategory } from '../core/units.js';
 import { createAccountBook } from '../ingest/accounts-file.js';
 import { packageRoot } from '../ingest/rate-card-files.js';
 import {
-  estimateList,
   MAX_ESTIMATE_ECHO_CHARS,
   MAX_ESTIMATE_RECIPIENTS,
   parseRecipientsCsv,
@@ -31,8 +30,7 @@ import {
   type EstimateRequest,
   type RecipientList,
 } from '../use-cases/estimate.js';
-import type { RatingSetup } from '../use-cases/load-rating-setup.js';
-import { ReconcileSession, whyNothingWasChecked } from '../use-cases/reconcile.js';
+import { whyNothingWasChecked } from '../use-cases/reconcile.js';
 import {
   metaCostToMicros,
   parseAnalyticsExport,
@@ -50,7 +48,8 @@ import {
 import { totalsToJson } from '../core/report.js';
 import { mayKeyAccess, parseUnitFilter, scopeOfKey } from './unit-filter.js';
 import type { ApiKey, ServiceConfig } from './config.js';
-import { errorResponse, ratingBehindResponse, type ErrorCode } from './errors.js';
+import { clientBusyResponse, errorResponse, ratingBehindResponse, type ErrorCode } from './errors.js';
+import { ClientBusyError } from './fair-queue.js';
 import { unknownBodyField } from './openapi.js';
 import { bodyBudgetResponse, readRawBody } from './read-body.js';
 import { isNestedDeeperThan } from '../ingest/parse-event.js';
@@ -183,6 +182,7 @@ export function registerDashboardRoutes(app: Hono<Env>, deps: DashboardDeps): vo
         // Sums beyond the exact range come from the request's own amounts (an export's costs), as in app.ts.
         if (error instanceof MoneyRangeError) return errorResponse(c, 'BAD_QUERY', error.message);
         if (error instanceof RatingBehindError) return ratingBehindResponse(c, error);
+        if (error instanceof ClientBusyError) return clientBusyResponse(c, error);
         logger.error('dashboard route failed', errorFields(error));
         return errorResponse(c, 'STORE_UNAVAILABLE', undefined, { 'Retry-After': '5' });
       }
@@ -652,16 +652,6 @@ export function registerDashboardRoutes(app: Hono<Env>, deps: DashboardDeps): vo
 
   // --- estimate (contract §6) --------------------------------------------------------------------------------
 
-  /** The rater's inputs as the use-cases take them: the very accounts, cards and markets the server rates with. */
-  const ratingSetup = (): RatingSetup => ({
-    accounts: [...pricing.accounts],
-    accountBook: accountBook(),
-    cards: [...pricing.rateBook.cards],
-    rateBook: pricing.rateBook,
-    markets: pricing.markets,
-    isReportedRulesEnabled,
-  });
-
   /** The WABAs whose events decide `wabas`' state: tiers and allowances count across a whole portfolio. */
   async function portfolioOf(wabas: readonly string[]): Promise<string[]> {
     const book = accountBook();
@@ -670,17 +660,6 @@ export function registerDashboardRoutes(app: Hono<Env>, deps: DashboardDeps): vo
     return [
       ...new Set([...wabas, ...stored.filter((waba) => portfolios.has(book.accountFor(waba).portfolio))]),
     ].sort();
-  }
-
-  /**
-   * Do the stored events show `business` as the number of a WABA this key may not read — whatever they are
-   * (a user's message alone, with no unit or pending message yet, too)? The estimate rates only its own
-   * portfolio's events, so another portfolio's number is looked up here, in the store's index of business
-   * numbers, never by loading the other clients' events.
-   */
-  async function sendsForAnotherClient(apiKey: ApiKey, business: string): Promise<boolean> {
-    if (scopeOf(apiKey) === undefined) return false;
-    return (await store.listWabas(business)).some((other) => !mayAccess(apiKey, other));
   }
 
   async function jsonBody(c: Context<Env>, hint: string): Promise<Record<string, unknown>> {
@@ -781,29 +760,25 @@ export function registerDashboardRoutes(app: Hono<Env>, deps: DashboardDeps): vo
         request.business = body.business;
       }
       await rating.settled();
-      const events = await store.listEvents(await portfolioOf([request.waba!]));
-      const outcome = await estimateList(
+      // Rated where live ratings run, in this key's turn (never in the webhook endpoint's event loop).
+      const outcome = await rating.estimate(apiKey.name, {
+        scope: await portfolioOf([request.waba!]),
         recipients,
-        async (add) => {
-          for (const event of events) add(event);
-        },
-        ratingSetup(),
         request,
-      );
+      });
       if (!outcome.ok) {
-        const { code, message, owners = [] } = outcome.error;
-        // A number of a WABA this key may not read — a portfolio mate's (its events were rated here) or any
-        // other client's — is 403 like any such WABA asked for, whatever the estimate saw: say no more.
-        const business = request.business;
+        const { code, message, owners = [], numbers = [] } = outcome.error;
+        // A number of a WABA this key may not read (a portfolio mate's, whose events were rated here) is
+        // refused in the very words of a number nobody uses, or another portfolio's: the answer says only
+        // that it is not the WABA's, so that no key learns which numbers other clients send from. Only
+        // owners the key may read are named.
         if (
           code === 'BUSINESS_NOT_OF_WABA' &&
-          business !== undefined &&
-          (owners.some((owner) => !mayAccess(apiKey, owner)) ||
-            (await sendsForAnotherClient(apiKey, business)))
+          !(owners.length > 0 && owners.every((owner) => mayAccess(apiKey, owner)))
         ) {
           throw new DashboardQueryError(
-            'FORBIDDEN_WABA',
-            `Business number ${JSON.stringify(business)} is not one of WABA ${request.waba}'s: it sends for a WABA this key may not read.`,
+            'BAD_QUERY',
+            `BUSINESS_NOT_OF_WABA: business number ${request.business} is not one the stored events show for WABA ${request.waba}${numbers.length > 0 ? `: pass one of its numbers with "business" (${numbers.join(', ')})` : ''}.`,
           );
         }
         throw new DashboardQueryError('BAD_QUERY', `${code}: ${message}.`);
@@ -845,11 +820,13 @@ export function registerDashboardRoutes(app: Hono<Env>, deps: DashboardDeps): vo
       waba = visible[0];
     }
     await rating.settled();
-    const session = new ReconcileSession(ratingSetup());
-    if (visible.length > 0)
-      for (const event of await store.listEvents(await portfolioOf(visible))) session.add(event);
-    // Portfolio mates' messages are rated and compared (shared tiers and allowances) but not the key's to count.
-    const finished = session.finish(analytics?.export, analytics?.export ? waba : undefined, {}, visible);
+    // Portfolio mates' messages are rated and compared (shared tiers and allowances) but not the key's to
+    // count. Rated where live ratings run, in this key's turn (never in the webhook endpoint's event loop).
+    const finished = await rating.reconcile(apiKey.name, {
+      scope: visible.length > 0 ? await portfolioOf(visible) : [],
+      ...(analytics?.export ? { analytics: analytics.export, ...(waba ? { analyticsWaba: waba } : {}) } : {}),
+      countedWabas: visible,
+    });
     if (!finished.ok)
       throw new DashboardQueryError('BAD_QUERY', `${finished.error.code}: ${finished.error.message}`);
     // Portfolio mates were rated for their shared tiers and allowances; only the key's WABAs are reported.

@@ -116,3 +116,13 @@ export function ratingBehindResponse(
     'Retry-After': String(behind.retryAfterSeconds),
   });
 }
+
+/** 429 RATE_LIMITED: the key already has its limit of on-demand ratings waiting or running (fair-queue.ts). */
+export function clientBusyResponse(
+  c: Context,
+  busy: { message: string; retryAfterSeconds: number },
+): Response {
+  return errorResponse(c, 'RATE_LIMITED', `(${busy.message}.)`, {
+    'Retry-After': String(busy.retryAfterSeconds),
+  });
+}

@@ -11,6 +11,7 @@ import type { BillableUnit, PendingMessage } from '../core/units.js';
 import { parseEventValue } from '../ingest/parse-event.js';
 import { openStore } from '../store/open-store.js';
 import { openSqliteStore } from '../store/sqlite/sqlite-store.js';
+import { recipientsFromPhones } from '../use-cases/estimate.js';
 import { conversationLines } from '../../test/server-kit.js';
 import { buildRatingWorker } from '../../test/support/build-server.js';
 import {
@@ -175,6 +176,39 @@ describe('live rating in a worker thread', () => {
     }
   });
 
+  it('reconciles and estimates like the in-process rater, off the calling thread', async () => {
+    const store = await openSqliteStore(DB);
+    const local = createInProcessLiveRater(store, pricing);
+    const worker = createWorkerLiveRater(script, setup, logger);
+    try {
+      const reconcileJob = { scope: [WABA], countedWabas: [WABA] };
+      const reconciled = await worker.reconcile(reconcileJob);
+      expect(reconciled.ok && reconciled.value.wabas).toEqual([WABA]);
+      expect(reconciled).toEqual(await local.reconcile(reconcileJob));
+      const estimateJob = {
+        scope: [WABA],
+        recipients: recipientsFromPhones(['16505551234', '919876543210']),
+        request: { template: 'utility' as const, atMs: Date.parse('2025-07-20T00:00:00Z') },
+      };
+      const estimated = await worker.estimate(estimateJob);
+      expect(estimated.ok && estimated.value.estimate.lines.map((line) => line.phone)).toEqual([
+        '16505551234',
+        '919876543210',
+      ]);
+      expect(estimated).toEqual(await local.estimate(estimateJob));
+      // An estimate's refusal comes back as the in-process one, not as a failed worker request.
+      const refusedJob = { ...estimateJob, request: { ...estimateJob.request, business: 'PN-NOBODY' } };
+      const refused = await worker.estimate({
+        ...refusedJob,
+        request: { ...refusedJob.request, isUnknownBusinessAccepted: false },
+      });
+      expect(!refused.ok && refused.error.code).toBe('BUSINESS_NOT_OF_WABA');
+    } finally {
+      await worker.close();
+      await store.close();
+    }
+  });
+
   it("reads through a read-only connection: it rates while the server's thread holds the write lock", async () => {
     const store = await openSqliteStore(DB);
     const local = createInProcessLiveRater(store, pricing);
@@ -220,6 +254,78 @@ describe('live rating in a worker thread', () => {
       await expect(worker.rate([WABA])).rejects.toThrow(/rating worker cannot start/);
     } finally {
       await worker.close();
+    }
+  });
+});
+
+describe("explanations: only the portfolios of the user's events are rated", () => {
+  const USER = '16505551234';
+  const OTHER_USER = '447700900123';
+  /** W1 and W2 share a portfolio; W3 is one of its own. */
+  const accounts = [
+    { waba: 'W1', timeZone: 'UTC', currency: 'USD', portfolio: 'P12' },
+    { waba: 'W2', timeZone: 'UTC', currency: 'USD', portfolio: 'P12' },
+    { waba: 'W3', timeZone: 'UTC', currency: 'USD', portfolio: 'P3' },
+  ];
+  const eventsOf = (lines: object[]) =>
+    lines.flatMap((line) => {
+      const parsed = parseEventValue(line);
+      if (!parsed.ok) throw new Error(parsed.error.message);
+      return parsed.value.events;
+    });
+  const W1 = eventsOf(conversationLines('W1', 'PN1', USER, 'w1'));
+  const W2 = eventsOf(conversationLines('W2', 'PN2', OTHER_USER, 'w2'));
+  const W3 = eventsOf(conversationLines('W3', 'PN3', OTHER_USER, 'w3'));
+  const W3_USER = eventsOf(conversationLines('W3', 'PN3', USER, 'w3u'));
+  let pricing: PricingSetup;
+
+  beforeAll(async () => {
+    const loaded = await loadPricingSetup({ accountsPath: null, rateCardPaths: [] });
+    if (!loaded.ok) throw new Error(loaded.error);
+    pricing = { ...loaded.value, accounts };
+  });
+
+  const storeWith = async (events: CoreEvent[]) => {
+    const store = await openSqliteStore(':memory:');
+    await store.ingestEvents(
+      events.map((event) => ({ key: eventKey(event), event, receivedAtMs: 0, source: 'test' })),
+    );
+    return store;
+  };
+  const explain = { withDecisions: true, trace: { user: USER } };
+
+  it("rates the user's portfolio alone, W2 with it (shared tiers), and answers the same story", async () => {
+    const store = await storeWith([...W1, ...W2, ...W3]);
+    try {
+      const rater = createInProcessLiveRater(store, pricing);
+      const all = await rater.rateScope(['W1', 'W2', 'W3'], explain);
+      const portfolio = await rater.rateScope(['W1', 'W2'], explain);
+      expect(all.output.stats.events).toBe(W1.length + W2.length);
+      expect(all).toEqual(portfolio);
+      // Only the user's story comes back: units and decisions of the user, none of W2's user.
+      expect(all.output.units.length).toBeGreaterThan(0);
+      expect(all.output.units.every((unit) => unit.user === USER)).toBe(true);
+      expect(all.output.decisions.every((decision) => decision.user === USER)).toBe(true);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('rates every portfolio where the user has events, and nothing for a user without any', async () => {
+    const store = await storeWith([...W1, ...W2, ...W3, ...W3_USER]);
+    try {
+      const rater = createInProcessLiveRater(store, pricing);
+      const both = await rater.rateScope(['W1', 'W2', 'W3'], explain);
+      expect(both.output.stats.events).toBe(W1.length + W2.length + W3.length + W3_USER.length);
+      expect(new Set(both.output.units.map((unit) => unit.waba))).toEqual(new Set(['W1', 'W3']));
+      const nobody = await rater.rateScope(['W1', 'W2', 'W3'], {
+        ...explain,
+        trace: { user: '919800000009' },
+      });
+      expect(nobody.output.stats.events).toBe(0);
+      expect(nobody.output.units).toEqual([]);
+    } finally {
+      await store.close();
     }
   });
 });

@@ -16,6 +16,16 @@ import type { BillableUnit, Era, Finding, PendingMessage } from '../core/units.j
 import { createAccountBook, type AccountBook } from '../ingest/accounts-file.js';
 import type { CurrencyTotals, RatingDiff, RowKey, Store } from '../store/store.js';
 import { errorFields, type Logger } from './logger.js';
+import {
+  eventsOfUserPortfolios,
+  estimateStored,
+  reconcileStored,
+  storyOf,
+  type EstimateAnswer,
+  type EstimateJob,
+  type ReconcileAnswer,
+  type ReconcileJob,
+} from './on-demand.js';
 
 /** Everything the rater needs besides events; built once at start from the accounts file and rate cards. */
 export interface PricingSetup {
@@ -59,6 +69,10 @@ export interface ScopeRatingOptions {
   /** Other rate cards than the service's. */
   cards?: readonly RateCard[];
   withDecisions?: boolean;
+  /**
+   * An explanation of one user's story: only the portfolios where the user has events are rated, and only
+   * that story comes back (on-demand.ts, `storyOf`).
+   */
   trace?: { user: string; business?: string };
 }
 
@@ -78,6 +92,8 @@ export interface LiveRater {
   readonly where: 'worker thread' | 'server thread';
   rate(scope: readonly string[]): Promise<LiveRating>;
   rateScope(scope: readonly string[], options: ScopeRatingOptions): Promise<ScopeRating>;
+  reconcile(job: ReconcileJob): Promise<ReconcileAnswer>;
+  estimate(job: EstimateJob): Promise<EstimateAnswer>;
   /** The last rating of `scope` was written (`true`) or its write failed (`false`: rewrite all next time). */
   settle(scope: readonly string[], isCommitted: boolean): void;
   /** The stored units no longer are what live ratings wrote (a re-rate): the next ones rewrite everything. */
@@ -244,6 +260,8 @@ export function createInProcessLiveRater(store: Store, pricing: PricingSetup): L
   const stored = new Map<string, StoredRating>();
   /** Scope → its last rating, until the caller says whether its write committed. */
   const unsettled = new Map<string, StoredRating>();
+  const book = createAccountBook(pricing.accounts);
+  const portfolioOf = (waba: string) => book.accountFor(waba).portfolio;
   return {
     where: 'server thread',
     async rate(scope) {
@@ -268,7 +286,9 @@ export function createInProcessLiveRater(store: Store, pricing: PricingSetup): L
       };
     },
     async rateScope(scope, { cards, ...options }) {
-      const events = await store.listEvents(scope);
+      const { trace } = options;
+      let events: readonly CoreEvent[] = await store.listEvents(scope);
+      if (trace) events = eventsOfUserPortfolios(events, trace.user, portfolioOf);
       let rateBook: RateBook | undefined;
       if (cards) {
         const book = createRateBook(cards);
@@ -276,11 +296,10 @@ export function createInProcessLiveRater(store: Store, pricing: PricingSetup): L
         rateBook = book.value;
       }
       const output = rateWithPricing(pricing, events, { ...options, ...(rateBook ? { rateBook } : {}) });
-      return {
-        output,
-        ...(options.trace ? { failed: failedOf(options.trace.user, events, output) } : {}),
-      };
+      return trace ? storyOf(output, failedOf(trace.user, events, output), trace) : { output };
     },
+    reconcile: (job) => reconcileStored(store, pricing, job),
+    estimate: (job) => estimateStored(store, pricing, job),
     settle(scope, isCommitted) {
       const key = scopeKey(scope);
       const rating = unsettled.get(key);
@@ -320,6 +339,8 @@ export interface WorkerSetup {
 export type WorkerRequest =
   | { type: 'rate'; id: number; scope: readonly string[] }
   | { type: 'rateScope'; id: number; scope: readonly string[]; options: ScopeRatingOptions }
+  | { type: 'reconcile'; id: number; job: ReconcileJob }
+  | { type: 'estimate'; id: number; job: EstimateJob }
   | { type: 'settle'; scope: readonly string[]; isCommitted: boolean }
   | { type: 'forgetAll' }
   | { type: 'close' };
@@ -329,6 +350,7 @@ export type WorkerReply =
   | { type: 'failed'; message: string }
   | { type: 'rated'; id: number; rating: LiveRating }
   | { type: 'ratedScope'; id: number; rating: ScopeRating }
+  | { type: 'answered'; id: number; answer: ReconcileAnswer | EstimateAnswer }
   | { type: 'error'; id: number; message: string };
 
 /** The compiled worker script next to this module; `null` when running from TypeScript sources (tests). */
@@ -367,7 +389,7 @@ export function createWorkerLiveRater(script: string, setup: WorkerSetup, logger
           const caller = waiting.get(reply.id);
           waiting.delete(reply.id);
           if (reply.type === 'error') caller?.reject(new Error(reply.message));
-          else caller?.resolve(reply.rating);
+          else caller?.resolve(reply.type === 'answered' ? reply.answer : reply.rating);
         }
       });
       thread.on('error', (error) => {
@@ -407,6 +429,12 @@ export function createWorkerLiveRater(script: string, setup: WorkerSetup, logger
     },
     rateScope(scope, options) {
       return ask<ScopeRating>((id) => ({ type: 'rateScope', id, scope, options }));
+    },
+    reconcile(job) {
+      return ask<ReconcileAnswer>((id) => ({ type: 'reconcile', id, job }));
+    },
+    estimate(job) {
+      return ask<EstimateAnswer>((id) => ({ type: 'estimate', id, job }));
     },
     settle(scope, isCommitted) {
       post({ type: 'settle', scope, isCommitted });

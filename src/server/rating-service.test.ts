@@ -21,7 +21,8 @@ import {
   type RatingService,
   type RatingServiceDeps,
 } from './rating-service.js';
-import { storedRatingOf } from './live-rater.js';
+import { ClientBusyError } from './fair-queue.js';
+import { createInProcessLiveRater, storedRatingOf, type LiveRater, type PricingSetup } from './live-rater.js';
 import type { BillableUnit } from '../core/units.js';
 
 let dir: string;
@@ -304,6 +305,56 @@ describe('live re-rating writes only what changed, and is throttled', () => {
     }
     expect(await store.listRatings(10)).toHaveLength(2);
     expect((await store.queryUnits({}, { limit: 100 })).units).toHaveLength(33);
+  });
+});
+
+describe('on-demand ratings take the clients in turn', () => {
+  /** The in-process rater, each whole-scope rating held until released (live ratings never are). */
+  function gatedRater(pricing: PricingSetup) {
+    const inner = createInProcessLiveRater(store, pricing);
+    const started: string[] = [];
+    const gates: (() => void)[] = [];
+    const rater: LiveRater = {
+      ...inner,
+      async rateScope(scope, options) {
+        started.push(options.trace?.user ?? 'rerate');
+        await new Promise<void>((resolve) => gates.push(resolve));
+        return inner.rateScope(scope, options);
+      },
+    };
+    /** Releases the rating waiting longest, once one is waiting. */
+    const releaseNext = async () => {
+      while (gates.length === 0) await new Promise((resolve) => setImmediate(resolve));
+      gates.shift()!();
+    };
+    return { rater, started, releaseNext };
+  }
+
+  it("one client's pile of explanations delays another's by one; live ratings wait for none of them", async () => {
+    const pricing = await loadPricingSetup({ accountsPath: null, rateCardPaths: [] });
+    if (!pricing.ok) throw new Error(pricing.error);
+    const gated = gatedRater(pricing.value);
+    await makeService(undefined, 0, [], { liveRater: gated.rater, perClientLimit: 4 });
+    await ingest(conversationLines('W1', 'PN1', '919800000001', 'a'));
+    await ingest(conversationLines('W2', 'PN2', '919800000002', 'b'));
+    await rating.settled();
+    const heavy = ['h1', 'h2', 'h3', 'h4'].map((user) => rating.explain({ user, client: 'heavy' }));
+    await new Promise((resolve) => setImmediate(resolve));
+    const light = rating.explain({ user: '919800000002', client: 'light' });
+    // A fifth from the heavy client is refused at once; the light one is not.
+    await expect(rating.explain({ user: 'h5', client: 'heavy' })).rejects.toBeInstanceOf(ClientBusyError);
+    // An arrival meanwhile is rated and stored while every explanation waits.
+    await ingest(conversationLines('W2', 'PN2', '919800000003', 'c'));
+    await rating.settled();
+    expect((await store.queryUnits({ user: '919800000003' }, { limit: 10 })).units.length).toBeGreaterThan(0);
+    for (let i = 0; i < 5; i++) await gated.releaseNext();
+    const [answered] = await Promise.all([light, ...heavy]);
+    expect(answered.units.length).toBeGreaterThan(0);
+    expect(gated.started).toEqual(['h1', '919800000002', 'h2', 'h3', 'h4']);
+    // Its pile answered, the heavy client may ask again.
+    const again = rating.explain({ user: 'h6', client: 'heavy' });
+    await gated.releaseNext();
+    expect((await again).units).toEqual([]);
   });
 });
 

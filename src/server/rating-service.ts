@@ -29,7 +29,9 @@ import {
   type PricingSetup,
   type RatingResultRows,
 } from './live-rater.js';
+import { FairQueue } from './fair-queue.js';
 import { errorFields, type Logger } from './logger.js';
+import type { EstimateAnswer, EstimateJob, ReconcileAnswer, ReconcileJob } from './on-demand.js';
 import type { StoreHealth } from './store-health.js';
 
 export {
@@ -55,6 +57,8 @@ export interface RerateRequest {
   /** Report what would change without storing anything. */
   isDryRun?: boolean;
   reason?: string;
+  /** Who asks (an API key's name): on-demand ratings take the clients in turn (`FairQueue`). */
+  client?: string;
 }
 
 export interface UnitChange {
@@ -152,12 +156,21 @@ export interface RatingService {
   isStoredUnderOtherAccounts(): Promise<boolean>;
   /** Seconds the oldest unrated arrival has waited (0 when the bill is current). */
   lagSeconds(): number;
+  /** On-demand ratings waiting for their turn (the one running not counted). */
+  onDemandWaiting(): number;
   rerate(request: RerateRequest): Promise<Result<RerateReport, RerateError>>;
   explain(query: {
     user: string;
     business?: string;
     visibleWabas?: readonly string[];
+    client?: string;
   }): Promise<ExplainReport>;
+  /**
+   * A reconciliation or an estimate over stored events, rated where live ratings run, in `client`'s turn.
+   * Rejects with `ClientBusyError` when the client already has its limit of on-demand ratings.
+   */
+  reconcile(client: string, job: ReconcileJob): Promise<ReconcileAnswer>;
+  estimate(client: string, job: EstimateJob): Promise<EstimateAnswer>;
   /**
    * Every WABA of `waba`'s portfolio: those the store holds and those the accounts file puts there. What a
    * statement about the whole portfolio (a volume tier) would change the bill of.
@@ -204,7 +217,15 @@ export interface RatingServiceDeps {
    * way (`wameter import` reports it with the portfolio that produced it).
    */
   onRatingStored?(record: RatingRecord, findings: readonly Finding[] | undefined): void;
+  /**
+   * On-demand ratings (explain, re-rate, reconciliation, estimate) one client may have waiting or running
+   * at once (default 4); past it the request is refused with `ClientBusyError`.
+   */
+  perClientLimit?: number;
 }
+
+/** The client of a request that names none: the command line, or a test. */
+const LOCAL_CLIENT = 'local';
 
 const RETRY_MS = 1000;
 
@@ -282,6 +303,12 @@ export function createRatingService(deps: RatingServiceDeps): RatingService {
   let lastArrivalMs = -Infinity;
   const retries = deps.retries ?? true;
   const liveRater = deps.liveRater ?? createInProcessLiveRater(store, pricing);
+  /**
+   * On-demand ratings, one at a time and the clients in turn: the live rating of arrivals (sent to the same
+   * rating thread) then waits for one of them at most, and no client's pile delays another client's request
+   * by more than a turn each.
+   */
+  const onDemand = new FairQueue(deps.perClientLimit);
   /** The next live re-rate starts no sooner than this, in performance.now() time (adaptive throttle). */
   let notBeforeMs = 0;
   /** WABA → when its oldest unrated arrival came. */
@@ -568,10 +595,12 @@ export function createRatingService(deps: RatingServiceDeps): RatingService {
     // Each portfolio rated on its own, as live ratings do: one client's events never meet another's.
     const result: RatingResultRows = { units: [], pending: [], findings: [] };
     for (const group of groups) {
-      const { output } = await liveRater.rateScope(group, {
-        ...(request.asOfRules ? { asOfRules: request.asOfRules } : {}),
-        ...(cards ? { cards } : {}),
-      });
+      const { output } = await onDemand.run(request.client ?? LOCAL_CLIENT, () =>
+        liveRater.rateScope(group, {
+          ...(request.asOfRules ? { asOfRules: request.asOfRules } : {}),
+          ...(cards ? { cards } : {}),
+        }),
+      );
       result.units.push(...output.units);
       result.pending.push(...output.pending);
       result.findings.push(...output.findings);
@@ -646,6 +675,7 @@ export function createRatingService(deps: RatingServiceDeps): RatingService {
     user: string;
     business?: string;
     visibleWabas?: readonly string[];
+    client?: string;
   }): Promise<ExplainReport> {
     await settled();
     const visible = query.visibleWabas ? new Set(query.visibleWabas) : undefined;
@@ -655,7 +685,9 @@ export function createRatingService(deps: RatingServiceDeps): RatingService {
     const { output: result, failed } =
       scope.length === 0
         ? { output: { units: [], pending: [], decisions: [], timeline: [], findings: [] } }
-        : await liveRater.rateScope(scope, { withDecisions: true, trace });
+        : await onDemand.run(query.client ?? LOCAL_CLIENT, () =>
+            liveRater.rateScope(scope, { withDecisions: true, trace }),
+          );
     const isAsked = (item: { waba: string; business: string; user: string }) =>
       item.user === query.user &&
       (query.business === undefined || item.business === query.business) &&
@@ -700,12 +732,15 @@ export function createRatingService(deps: RatingServiceDeps): RatingService {
       const [last] = await store.listRatings(1);
       return last?.accountsDigest !== undefined && last.accountsDigest !== pricingAccountsDigest;
     },
+    onDemandWaiting: () => onDemand.waitingCount(),
     lagSeconds() {
       const oldest = Math.min(runningSinceMs ?? Infinity, ...dirty.values());
       return oldest === Infinity ? 0 : Math.max(0, (clock() - oldest) / 1000);
     },
     rerate,
     explain,
+    reconcile: (client, job) => onDemand.run(client, () => liveRater.reconcile(job)),
+    estimate: (client, job) => onDemand.run(client, () => liveRater.estimate(job)),
     portfolioOf,
     async close() {
       if (retryTimer) {

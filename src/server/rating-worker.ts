@@ -59,6 +59,20 @@ async function main(port: NonNullable<typeof parentPort>, setup: WorkerSetup): P
             rating: await rater.rateScope(request.scope, request.options),
           }));
           break;
+        case 'reconcile':
+          await answer(request.id, async () => ({
+            type: 'answered',
+            id: request.id,
+            answer: await rater.reconcile(request.job),
+          }));
+          break;
+        case 'estimate':
+          await answer(request.id, async () => ({
+            type: 'answered',
+            id: request.id,
+            answer: await rater.estimate(request.job),
+          }));
+          break;
         case 'settle':
           rater.settle(request.scope, request.isCommitted);
           break;

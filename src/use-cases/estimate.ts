@@ -36,6 +36,8 @@ export interface EstimateError {
   message: string;
   /** BUSINESS_NOT_OF_WABA: the WABAs the events show the number under (empty when none). */
   owners?: string[];
+  /** BUSINESS_NOT_OF_WABA: the WABA's own numbers, as the events show them (empty when none). */
+  numbers?: string[];
 }
 
 export interface EstimateLine {
@@ -340,6 +342,7 @@ export class SendersSeen {
               ? `: pass one of its numbers with ${names.business} (${listed(numbers)})`
               : `: the events name no number of WABA ${chosenWaba}`),
           owners,
+          numbers,
         });
       }
       return ok({ waba: chosenWaba, business });

@@ -1,0 +1,147 @@
+// What the service rates on demand, besides the live bill: an explanation of one user's story, a
+// reconciliation with Meta, an estimate. Each reads stored events and rates them, so each runs where live
+// ratings run (the rating worker thread, live-rater.ts) — never in the webhook endpoint's event loop — and
+// hands back only what its answer needs, not every unit of the portfolios it rated.
+
+import type { CoreEvent } from '../core/events.js';
+import type { UnratedMessage } from '../core/explain.js';
+import type { RatingOutput } from '../core/rate-events.js';
+import type { AnalyticsExport, ReconciliationJson } from '../core/reconcile.js';
+import type { Result } from '../core/result.js';
+import { createAccountBook } from '../ingest/accounts-file.js';
+import {
+  estimateList,
+  type EstimateError,
+  type EstimateOutcome,
+  type EstimateRequest,
+  type RecipientList,
+} from '../use-cases/estimate.js';
+import { findingsOfStory, storyScopeOf } from '../use-cases/explain-findings.js';
+import type { RatingSetup } from '../use-cases/load-rating-setup.js';
+import { ReconcileSession, type ReconcileError } from '../use-cases/reconcile.js';
+import type { Store } from '../store/store.js';
+import type { PricingSetup } from './live-rater.js';
+
+/** A reconciliation of stored events (GET / POST /v1/reconciliation). */
+export interface ReconcileJob {
+  /** The WABAs whose events are rated: the caller's and their portfolio mates (shared tiers, allowances). */
+  scope: readonly string[];
+  analytics?: AnalyticsExport;
+  analyticsWaba?: string;
+  /** The WABAs whose messages count as compared (the caller's own). */
+  countedWabas: readonly string[];
+}
+
+export type ReconcileAnswer = Result<{ reconciliation: ReconciliationJson; wabas: string[] }, ReconcileError>;
+
+/** An estimate against the state the stored events leave (POST /v1/estimate). */
+export interface EstimateJob {
+  /** The sending WABA's portfolio. */
+  scope: readonly string[];
+  recipients: RecipientList;
+  request: EstimateRequest;
+}
+
+export type EstimateAnswer = Result<EstimateOutcome, EstimateError>;
+
+/** The use-cases' rating inputs from the service's pricing (the same accounts, cards and markets). */
+export function ratingSetupOf(pricing: PricingSetup): RatingSetup {
+  return {
+    accounts: [...pricing.accounts],
+    accountBook: createAccountBook(pricing.accounts),
+    cards: [...pricing.cards],
+    rateBook: pricing.rateBook,
+    markets: pricing.markets,
+    isReportedRulesEnabled: pricing.isReportedRulesEnabled ?? true,
+  };
+}
+
+export async function reconcileStored(store: Store, pricing: PricingSetup, job: ReconcileJob) {
+  const session = new ReconcileSession(ratingSetupOf(pricing));
+  for (const event of await store.listEvents(job.scope)) session.add(event);
+  return session.finish(job.analytics, job.analyticsWaba, {}, job.countedWabas) satisfies ReconcileAnswer;
+}
+
+export async function estimateStored(
+  store: Store,
+  pricing: PricingSetup,
+  job: EstimateJob,
+): Promise<EstimateAnswer> {
+  const events = await store.listEvents(job.scope);
+  return estimateList(
+    job.recipients,
+    async (add) => {
+      for (const event of events) add(event);
+    },
+    ratingSetupOf(pricing),
+    job.request,
+  );
+}
+
+/**
+ * The events that decide one user's story: those of every portfolio where the user has an event — a
+ * portfolio is rated on its own (live ratings never mix two), so the others change nothing of it — and the
+ * statuses naming no WABA that belong to those events' messages or name the user. Every event when one of
+ * the user's names no WABA (its portfolio is not known before rating).
+ */
+export function eventsOfUserPortfolios(
+  events: readonly CoreEvent[],
+  user: string,
+  portfolioOf: (waba: string) => string,
+): readonly CoreEvent[] {
+  const portfolios = new Set<string>();
+  for (const event of events) {
+    if (!('user' in event) || event.user !== user) continue;
+    if (event.waba === undefined) return events;
+    portfolios.add(portfolioOf(event.waba));
+  }
+  const kept: CoreEvent[] = [];
+  const keptIds = new Set<string>();
+  const withoutWaba: CoreEvent[] = [];
+  for (const event of events) {
+    if (event.waba === undefined) withoutWaba.push(event);
+    else if (portfolios.has(portfolioOf(event.waba))) {
+      kept.push(event);
+      if ('id' in event) keptIds.add(event.id);
+    }
+  }
+  for (const event of withoutWaba) {
+    if (('id' in event && keptIds.has(event.id)) || ('user' in event && event.user === user))
+      kept.push(event);
+  }
+  return kept;
+}
+
+/**
+ * A traced rating cut down to the traced user's story (of one business number, when one was asked): their
+ * units, pending and failed messages and decisions, and the findings about their story. The caller narrows
+ * it further to the WABAs it may read; a finding of the story it tells is always among these (a smaller
+ * story's findings are a subset of a larger one's).
+ */
+export function storyOf(
+  output: RatingOutput,
+  failed: readonly UnratedMessage[],
+  trace: { user: string; business?: string },
+): { output: RatingOutput; failed: UnratedMessage[] } {
+  const isTraced = (item: { user: string; business: string }) =>
+    item.user === trace.user && (trace.business === undefined || item.business === trace.business);
+  const units = output.units.filter(isTraced);
+  const pending = output.pending.filter(isTraced);
+  const failedOfStory = failed.filter(isTraced);
+  const timeline =
+    trace.business === undefined
+      ? output.timeline
+      : output.timeline.filter((entry) => entry.business === trace.business);
+  const story = storyScopeOf(trace.user, { timeline, unrated: [...pending, ...failedOfStory], units });
+  return {
+    output: {
+      ...output,
+      units,
+      pending,
+      timeline,
+      decisions: output.decisions.filter(isTraced),
+      findings: findingsOfStory(output.findings, story),
+    },
+    failed: failedOfStory,
+  };
+}
