@@ -1293,6 +1293,38 @@ describe('streaming with bounded lateness', () => {
     expect(streamed.units).toEqual(batch.units);
   });
 
+  it("places a status naming no WABA under its pair's WABA, as a batch does, after the stream swept the quiet pair", async () => {
+    // PN sends for W1 and W2; U2 wrote to W2 only, then nothing for days (the stream forgets the quiet pair).
+    const U2 = '919800000002';
+    const day = '2025-10-01T09:00:00Z';
+    const statusOnly: CoreEvent = {
+      kind: 'status',
+      atMs: hours(day, 7 * 24),
+      id: 'x',
+      status: 'delivered',
+      business: 'PN',
+      user: U2,
+      pricing: { billable: true, pricing_model: 'PMP', category: 'utility' },
+    };
+    const events = [
+      ...send(hours(day, 0), 'a', 'marketing', { waba: 'W1', business: 'PN' }),
+      inbound(hours(day, 4 * 24), 'in', { waba: 'W2', business: 'PN', user: U2 }),
+      // Others' traffic moves the stream's horizon on meanwhile.
+      ...Array.from({ length: 12 }, (_, i) =>
+        send(hours(day, 4 * 24 + 5 * (i + 1)), `f${i}`, 'marketing', {
+          waba: 'W3',
+          business: 'PN3',
+          user: `9198000001${String(i).padStart(2, '0')}`,
+        }),
+      ).flat(),
+      statusOnly,
+    ];
+    const batch = await rate(events);
+    const streamed = await rate(events, STREAM);
+    expect(batch.units.find((unit) => unit.messages.includes('x'))?.waba).toBe('W2');
+    expect(streamed.units).toEqual(batch.units);
+  });
+
   it('refuses an event older than the allowed lateness, says so in a finding, and rates the rest', async () => {
     const events = [
       ...send(hours(DAY, 0), 'early', 'marketing'),

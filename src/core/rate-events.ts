@@ -255,6 +255,14 @@ export class Rater {
    * this), for statuses alone that name no WABA (placeUnplaced).
    */
   private readonly wabasOfBusiness = new Map<string, Set<string>>();
+  /**
+   * A stream's pairs swept as quiet (`sweep`) of business numbers that send for several WABAs: business →
+   * `WABA\0user`. A status naming no WABA is placed under the WABA of its business number and user's pair
+   * (`placeUnplaced`), so the pair is remembered, not only while its state is kept: a batch, which never
+   * forgets, places it so. Only for numbers of several WABAs (rare: a number moved), so memory still
+   * follows active users.
+   */
+  private readonly sweptPairs = new Map<string, Set<string>>();
   /** Messages a disagreement finding was said of (COPIES_DISAGREE, RECIPIENT_DISAGREES): each counted once. */
   private readonly notedMessages = new Set<string>();
   /** Kind × WABA × message id → the numbers its events name, for a RECIPIENT_DISAGREES finding's words. */
@@ -1110,7 +1118,8 @@ export class Rater {
         if (waba === undefined || candidate < waba) waba = candidate;
         if (
           (withUser === undefined || candidate < withUser) &&
-          this.findPair(candidate, business, record.user!)
+          (this.findPair(candidate, business, record.user!) ||
+            this.sweptPairs.get(business)?.has(`${candidate}\u0000${record.user!}`))
         ) {
           withUser = candidate;
         }
@@ -1458,6 +1467,11 @@ export class Rater {
           pair.waitingCount === 0 &&
           pair.machine.isQuiescentAt(horizonMs)
         ) {
+          if ((this.wabasOfBusiness.get(business)?.size ?? 0) > 1) {
+            let swept = this.sweptPairs.get(business);
+            if (!swept) this.sweptPairs.set(business, (swept = new Set()));
+            swept.add(`${pair.machine.waba}\u0000${pair.user}`);
+          }
           users.delete(user);
           this.dirty.delete(pair);
         }
