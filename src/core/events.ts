@@ -168,6 +168,21 @@ export function eventKey(event: CoreEvent): string {
   return `${waba}:${kindKey(event)}`;
 }
 
+/**
+ * Meta states a portfolio's volume tier per category and region, and may send several statements with one
+ * `tier_update_time` (utility and authentication, India and Indonesia): each is its own event, never a copy
+ * of another (a copy's fields would be merged into one statement). Keys of other account updates, and of
+ * statements stored before this part existed, are as they were: a redelivery of such a statement is stored
+ * once more under the longer key, which changes nothing (a statement said twice is said once).
+ */
+function tierStatementKey(event: AccountUpdateEvent): string {
+  const statement = event.volumeTier;
+  if (statement === undefined) return '';
+  return [statement.category, statement.region ?? '', statement.effectiveMonth ?? '']
+    .map((part) => `:${escapeKeyPart(part)}`)
+    .join('');
+}
+
 function escapeKeyPart(value: string): string {
   return value.replaceAll('\\', '\\\\').replaceAll(':', '\\:');
 }
@@ -180,7 +195,7 @@ function kindKey(event: CoreEvent): string {
     case 'status':
       return `status:${event.id}:${event.status}`;
     case 'account_update':
-      return `account_update:${event.waba}:${event.event}:${event.atMs}`;
+      return `account_update:${event.waba}:${event.event}:${event.atMs}${tierStatementKey(event)}`;
     case 'template_category_update':
       return `template_category_update:${event.waba}:${event.templateName}:${event.atMs}`;
   }

@@ -328,6 +328,31 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
         expect(await store.listWabas()).toEqual(['W1', 'W2']);
       });
 
+      it("keeps Meta's tier statements of one instant for two categories or regions as two events", async () => {
+        const store = await fresh();
+        const statement = (category: string, region: string): CoreEvent => ({
+          kind: 'account_update',
+          atMs: T0,
+          waba: 'W1',
+          event: 'VOLUME_BASED_PRICING_TIER_UPDATE',
+          volumeTier: { tier: '4:6', category, region, effectiveMonth: '2025-11' },
+        });
+        const statements = [
+          statement('UTILITY', 'India'),
+          statement('AUTHENTICATION', 'India'),
+          statement('UTILITY', 'Indonesia'),
+        ];
+        const outcome = await store.ingestEvents(statements.map((event) => input(event)));
+        expect(outcome.inserted).toHaveLength(3);
+        const listed = await store.listEvents(['W1']);
+        expect(listed).toHaveLength(3);
+        for (const event of statements) expect(listed).toContainEqual(event);
+        // A redelivery of one of them is a copy of it, not a fourth.
+        const again = await store.ingestEvents([input(statement('UTILITY', 'India'))]);
+        expect(again.inserted).toEqual([]);
+        expect(await store.listEvents(['W1'])).toHaveLength(3);
+      });
+
       it('stores and finds events, units and findings whose ids are as long as the event parser lets through', async () => {
         // The parser's limits (MAX_ID_BYTES, MAX_TEMPLATE_NAME_BYTES) keep every index entry of PostgreSQL
         // under its 2,704 bytes; random text, as PostgreSQL could compress a repeated one.
