@@ -1,0 +1,148 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { CSV_COLUMNS, unitCsvRow } from '../core/report.js';
+import type { BillableUnit } from '../core/units.js';
+import { openSqliteStore } from '../store/sqlite/sqlite-store.js';
+import type { Store } from '../store/store.js';
+import { conversationLines, createTestService, KEY_ALL, type TestService } from '../../test/server-kit.js';
+
+// GET /v1/units.csv is streamed page by page as the client reads it: never held whole in memory, a store
+// failure before the first page is a 503 like any read, one after it cuts the answer (never a CSV that
+// looks whole), and a client that goes away stops the export without an error.
+
+let service: TestService | undefined;
+let dir: string | undefined;
+afterEach(async () => {
+  await service?.rating.close();
+  await service?.store.close();
+  service = undefined;
+  if (dir) rmSync(dir, { recursive: true, force: true });
+  dir = undefined;
+});
+
+type ExportUnits = Store['exportUnits'];
+
+/** A real SQLite store whose export is `exportUnits(real export)` instead. */
+async function storeWithExport(exportUnits: (real: ExportUnits) => ExportUnits): Promise<Store> {
+  dir = mkdtempSync(join(tmpdir(), 'wameter-csv-'));
+  const real = await openSqliteStore(join(dir, 'csv.db'));
+  const wrapped = exportUnits(real.exportUnits.bind(real));
+  return new Proxy(real, {
+    get(target, property) {
+      if (property === 'exportUnits') return wrapped;
+      const value: unknown = Reflect.get(target, property);
+      return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+    },
+  });
+}
+
+/** Every unit of the real export, in its order. */
+async function allUnits(real: ExportUnits): Promise<BillableUnit[]> {
+  const units: BillableUnit[] = [];
+  await real({}, (page) => void units.push(...page));
+  return units;
+}
+
+async function serviceWith(exportUnits: (real: ExportUnits) => ExportUnits): Promise<TestService> {
+  const store = await storeWithExport(exportUnits);
+  service = await createTestService({}, { store });
+  for (const user of ['919800000001', '919800000002', '919800000003'])
+    await service.postEvents(conversationLines('W1', 'PN1', user, `w1.${user}`));
+  return service;
+}
+
+/** The CSV the export of `units` makes, header first. */
+const csvOf = (units: readonly BillableUnit[]) =>
+  [CSV_COLUMNS.join(','), ...units.map(unitCsvRow)].map((row) => `${row}\r\n`).join('');
+
+async function readUntil(reader: ReadableStreamDefaultReader<Uint8Array>, lines: number): Promise<string> {
+  let text = '';
+  const decoder = new TextDecoder();
+  while (text.split('\r\n').length - 1 < lines) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    text += decoder.decode(value, { stream: true });
+  }
+  return text;
+}
+
+describe('GET /v1/units.csv', () => {
+  it('sends the first page before the export reads the next, and the whole CSV in the end', async () => {
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    let units: BillableUnit[] = [];
+    let isPastGate = false;
+    const svc = await serviceWith((real) => async (_filter, onPage) => {
+      units = await allUnits(real);
+      await onPage(units.slice(0, 2));
+      await gate;
+      isPastGate = true;
+      await onPage(units.slice(2));
+      return units.length;
+    });
+    const response = await svc.get('/v1/units.csv', KEY_ALL);
+    expect(response.status).toBe(200);
+    expect(response.headers.get('content-type')).toBe('text/csv; charset=utf-8');
+    const reader = response.body!.getReader();
+    const first = await readUntil(reader, 3);
+    // The header and the first page came while the export still waits to read the rest.
+    expect(isPastGate).toBe(false);
+    expect(units.length).toBeGreaterThan(2);
+    expect(first).toBe(csvOf(units.slice(0, 2)));
+    release();
+    const rest = await readUntil(reader, Infinity);
+    expect(first + rest).toBe(csvOf(units));
+  });
+
+  it('answers 503 when the store fails before the first page, and logs the store error', async () => {
+    const svc = await serviceWith(() => () => Promise.reject(new Error('disk I/O error')));
+    const response = await svc.get('/v1/units.csv', KEY_ALL);
+    expect(response.status).toBe(503);
+    expect(((await response.json()) as { error: { code: string } }).error.code).toBe('STORE_UNAVAILABLE');
+    expect(svc.metrics.render()).toMatch(/^store_errors_total 1$/m);
+  });
+
+  it('cuts the answer when the store fails after the first page: never a CSV that looks whole', async () => {
+    const svc = await serviceWith((real) => async (_filter, onPage) => {
+      const units = await allUnits(real);
+      await onPage(units.slice(0, 2));
+      throw new Error('disk I/O error');
+    });
+    const response = await svc.get('/v1/units.csv', KEY_ALL);
+    expect(response.status).toBe(200);
+    await expect(response.text()).rejects.toThrow();
+    expect(svc.logs.map((line) => JSON.parse(line) as { level: string; msg: string })).toContainEqual(
+      expect.objectContaining({
+        level: 'error',
+        msg: 'CSV export failed after its first rows; the answer was cut',
+      }),
+    );
+    expect(svc.metrics.render()).toMatch(/^store_errors_total 1$/m);
+  });
+
+  it('stops the export when the client goes away, with no error logged', async () => {
+    let pages = 0;
+    const svc = await serviceWith((real) => async (_filter, onPage) => {
+      const units = await allUnits(real);
+      for (const unit of units) {
+        pages += 1;
+        await onPage([unit]);
+      }
+      return units.length;
+    });
+    const response = await svc.get('/v1/units.csv', KEY_ALL);
+    const reader = response.body!.getReader();
+    await readUntil(reader, 2);
+    await reader.cancel();
+    for (let i = 0; i < 50 && !svc.logs.some((line) => line.includes('client closed')); i++)
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    const logged = svc.logs.map((line) => JSON.parse(line) as { level: string; msg: string });
+    expect(logged).toContainEqual(
+      expect.objectContaining({ level: 'info', msg: 'CSV export stopped: the client closed the connection' }),
+    );
+    expect(logged.filter((line) => line.level === 'error')).toEqual([]);
+    expect(pages).toBeLessThan(9);
+  });
+});
