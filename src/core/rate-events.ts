@@ -750,12 +750,28 @@ export class Rater {
     const record = this.recordFor(event.id, event.waba);
     if (!record) return;
     this.applyStatus(record, event);
+    this.notePairOfStatus(record, event);
     const keys = event.waba === undefined ? this.keysOfSharedId.get(event.id) : undefined;
     if (!keys) return;
     for (const key of keys) {
       const other = this.records.get(key);
       if (other) this.applyStatus(other, event);
     }
+  }
+
+  /**
+   * A status naming its WABA, a business number and a user (Meta's status webhook: the entry's WABA and its
+   * phone_number_id) shows that the number sends for that WABA, to that user: their pair is kept (for statuses
+   * naming no WABA, placeUnplaced) even when the message's send log names another number or user, which wins
+   * for the message itself. Whatever the order of the lines: read before the send log, the status made that
+   * pair anyway. The stores tie the number so (`events.business`, docs/storage.md).
+   */
+  private notePairOfStatus(record: MessageRecord, event: StatusEvent): void {
+    const { waba, business, user } = event;
+    if (waba === undefined || !business || !user || waba === business) return;
+    const pair = record.pair;
+    if (pair && pair.business === business && pair.user === user && pair.machine.waba === waba) return;
+    this.pairFor(waba, business, user);
   }
 
   private applyStatus(record: MessageRecord, event: StatusEvent): void {

@@ -4,6 +4,7 @@
 import { createHash } from 'node:crypto';
 import { isValidTimeZone } from '../core/calendar.js';
 import { isSameEvent, mergeCopies } from '../core/event-copies.js';
+import { canonicalUser } from '../core/phone.js';
 import type { CoreEvent } from '../core/events.js';
 import { microsOf, sumMicros } from '../core/money.js';
 import type { BillableUnit, Finding, PendingMessage, TierPosition } from '../core/units.js';
@@ -37,12 +38,27 @@ export function assertInScope(
 
 /**
  * `events.business` of an event stored as given: the business number it ties to its WABA — an inbound or an
- * outbound naming a user (as the rater pairs them), when its writer is trusted (`EventInput.isBusinessTied`) —
- * or null. A status never ties: the rater may place it under its outbound's number instead.
+ * outbound naming a user, or a status naming its WABA, a business number and a user (Meta's status webhook:
+ * the entry's WABA and its phone_number_id), as the rater pairs them, when its writer is trusted
+ * (`EventInput.isBusinessTied`) — or null. The rater keeps a pair of a status's WABA, number and user even when
+ * its message's send log names another number (the send log wins for the message only).
  */
 export function tiedBusinessOf(event: CoreEvent, isBusinessTied: boolean | undefined): string | null {
-  if (isBusinessTied === false || (event.kind !== 'inbound' && event.kind !== 'outbound')) return null;
-  return event.business !== '' && event.user !== '' ? event.business : null;
+  if (isBusinessTied === false) return null;
+  if (event.kind === 'inbound' || event.kind === 'outbound')
+    return event.business !== '' && event.user !== '' ? event.business : null;
+  if (event.kind === 'status' && event.waba !== undefined && event.business && event.user)
+    return event.business;
+  return null;
+}
+
+/**
+ * `events.tied_user` of a row whose `events.business` is `tie`: the user of the pair it ties (`canonicalUser`,
+ * as the rater keys pairs), or null when it ties nothing.
+ */
+export function tiedUserOf(event: CoreEvent, tie: string | null): string | null {
+  if (tie === null || !('user' in event) || !event.user) return null;
+  return canonicalUser(event.user);
 }
 
 /**

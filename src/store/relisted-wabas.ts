@@ -4,13 +4,14 @@
 // bill the ingest made wrong; naming one more only costs a rating.
 
 import type { CoreEvent } from '../core/events.js';
-import { tiedBusinessOf } from './engine-checks.js';
+import { tiedBusinessOf, tiedUserOf } from './engine-checks.js';
 import type { EventInput } from './store.js';
 
 /**
  * A stored row an ingest inserted or rewrote (its event, `events.business` or `events.is_trusted`), for the rows
- * that place statuses naming no WABA: inbound and outbound messages (by message id and by business number)
- * and those statuses themselves (`isPlacingRow`).
+ * that place statuses naming no WABA: inbound and outbound messages (by message id and by the business number
+ * and user they tie), statuses naming their WABA that tie a number and user, and the statuses naming no WABA
+ * themselves (`isPlacingRow`).
  */
 export interface RowChange {
   /** The row's event after the change. */
@@ -22,6 +23,9 @@ export interface RowChange {
   /** `events.business` before the change (null when inserted) and after. */
   tieBefore: string | null;
   tie: string | null;
+  /** `events.tied_user` before the change (null when inserted or tying nothing) and after. */
+  tiedUserBefore: string | null;
+  tiedUser: string | null;
   /** `events.is_trusted` before the change (false when inserted) and after. */
   wasTrusted: boolean;
   isTrusted: boolean;
@@ -32,18 +36,22 @@ export interface UnnamedStatus {
   /** `events.is_trusted` and `events.source`: which messages join it (`messageJoinsStatusSql`). */
   isTrusted: boolean;
   source: string;
-  /** The owner of the business number it names, after the writes (`numberOwnerSql`), or null. */
+  /**
+   * Where it is listed while its message is stored nowhere, after the writes (`statusPlacementSql`: its number
+   * and user's pair owner, else its number's owner), or null.
+   */
   owner: string | null;
 }
 
 /** What an engine reads inside the ingest's transaction, for the rows `RowChange` lists. */
 export interface ListingFacts {
   /**
-   * Each business number's owner (`numberOwnerSql`; null: none) before the group's first write that could tie
-   * or untie it: every number in `tiedNumbersOf` of the group's inputs, and each tie a rewrite takes away.
+   * The owner of each tie key (`tieKey`: a business number, `numberOwnerSql`, or a number and a user,
+   * `pairOwnerSql`; null: none) before the group's first write that could tie or untie it: every key in
+   * `tiedKeysOf` of the group's inputs, and each key a rewrite ties or unties (`rewrittenTieKeys`).
    */
   ownersBefore: ReadonlyMap<string, string | null>;
-  /** The owner after the writes of each number in `numbersLosingTies` (the others are worked out here). */
+  /** The owner after the writes of each key in `keysLosingTies` (the others are worked out here). */
   ownersAfter: ReadonlyMap<string, string | null>;
   /** The statuses naming no WABA of each message id in `joiningMessageIds`. */
   unnamedStatuses: ReadonlyMap<string, readonly UnnamedStatus[]>;
@@ -62,9 +70,42 @@ export function ownWabasOf(outcome: {
   return wabas;
 }
 
-/** Rows that place statuses naming no WABA: inbound and outbound messages, and those statuses. */
+/**
+ * Rows that may place statuses naming no WABA: inbound and outbound messages, statuses naming their WABA (they
+ * count once they tie a number: `isPlacingChange`), and those statuses.
+ */
 export function isPlacingRow(event: CoreEvent): boolean {
-  return event.kind === 'inbound' || event.kind === 'outbound' || isUnnamedStatus(event);
+  return event.kind === 'inbound' || event.kind === 'outbound' || event.kind === 'status';
+}
+
+/**
+ * Whether a change of a placing row counts: a status naming its WABA only when it ties a number, before or
+ * after (a webhook of statuses that tie nothing adds no look-up).
+ */
+export function isPlacingChange(change: RowChange): boolean {
+  const { event } = change;
+  if (event.kind !== 'status' || event.waba === undefined) return isPlacingRow(event);
+  return change.tie !== null || change.tieBefore !== null;
+}
+
+/**
+ * The key of a tie in `ListingFacts`: a business number alone (its owner, `numberOwnerSql`), or a number and a
+ * user (the pair's owner, `pairOwnerSql`), NUL between them (no id holds one: the event parser refuses it).
+ */
+export function tieKey(number: string, user: string | null = null): string {
+  return user === null ? number : `${number}\u0000${user}`;
+}
+
+/** A tie key as `tieKey` made it: the number, and the user or null. */
+export function splitTieKey(key: string): [string, string | null] {
+  const at = key.indexOf('\u0000');
+  return at < 0 ? [key, null] : [key.slice(0, at), key.slice(at + 1)];
+}
+
+/** The tie keys of a row tying `tie` (a number, or null) with `user`: the number's, and the pair's. */
+function keysOfTie(tie: string | null, user: string | null): string[] {
+  if (tie === null) return [];
+  return user === null ? [tieKey(tie)] : [tieKey(tie), tieKey(tie, user)];
 }
 
 function isUnnamedStatus(event: CoreEvent): boolean {
@@ -72,36 +113,55 @@ function isUnnamedStatus(event: CoreEvent): boolean {
 }
 
 /**
- * The business numbers these inputs may tie (`tiedBusinessOf`: a trusted writer's inbound or outbound naming a
- * user): their owners must be read before the group writes anything (`ListingFacts.ownersBefore`).
+ * The tie keys (`tieKey`: numbers, and numbers with users) these inputs may tie as inserted (`tiedBusinessOf`:
+ * a trusted writer's inbound or outbound naming a user, or status naming its WABA, a number and a user): their
+ * owners must be read before the group writes anything (`ListingFacts.ownersBefore`).
  */
-export function tiedNumbersOf(inputs: readonly EventInput[]): Set<string> {
-  const numbers = new Set<string>();
+export function tiedKeysOf(inputs: readonly EventInput[]): Set<string> {
+  const keys = new Set<string>();
   for (const input of inputs) {
     const number = tiedBusinessOf(input.event, input.isBusinessTied);
-    if (number !== null) numbers.add(number);
+    for (const key of keysOfTie(number, tiedUserOf(input.event, number))) keys.add(key);
   }
-  return numbers;
+  return keys;
 }
 
-/** The business numbers whose ties these changes added or took away. */
+/**
+ * The tie keys a rewrite of a stored row (`change`, not inserted) ties or unties: their owners before it must
+ * be read before it is written, when no earlier read has them (a merge may tie a pair no input names: a copy's
+ * number with the stored row's smaller user).
+ */
+export function rewrittenTieKeys(change: RowChange): string[] {
+  if (change.isInserted || !isTieChanged(change)) return [];
+  return [...keysOfTie(change.tieBefore, change.tiedUserBefore), ...keysOfTie(change.tie, change.tiedUser)];
+}
+
+function isTieChanged(change: RowChange): boolean {
+  return change.tie !== change.tieBefore || change.tiedUser !== change.tiedUserBefore;
+}
+
+/** The tie keys these changes added (with the WABAs now tying them) or took away. */
 function tieChangesOf(changes: readonly RowChange[]): { added: Map<string, Set<string>>; lost: Set<string> } {
   const added = new Map<string, Set<string>>();
   const lost = new Set<string>();
   for (const change of changes) {
-    if (change.tie === change.tieBefore) continue;
-    if (change.tieBefore !== null) lost.add(change.tieBefore);
-    if (change.tie !== null && change.event.waba !== undefined) {
-      const wabas = added.get(change.tie);
-      if (wabas === undefined) added.set(change.tie, new Set([change.event.waba]));
+    if (!isTieChanged(change)) continue;
+    const before = keysOfTie(change.tieBefore, change.tiedUserBefore);
+    const after = keysOfTie(change.tie, change.tiedUser);
+    for (const key of before) if (!after.includes(key)) lost.add(key);
+    if (change.event.waba === undefined) continue;
+    for (const key of after) {
+      if (before.includes(key)) continue;
+      const wabas = added.get(key);
+      if (wabas === undefined) added.set(key, new Set([change.event.waba]));
       else wabas.add(change.event.waba);
     }
   }
   return { added, lost };
 }
 
-/** Numbers one of these changes untied: their owner after the writes must be read (`ListingFacts.ownersAfter`). */
-export function numbersLosingTies(changes: readonly RowChange[]): string[] {
+/** Tie keys one of these changes untied: their owner after the writes must be read (`ListingFacts.ownersAfter`). */
+export function keysLosingTies(changes: readonly RowChange[]): string[] {
   return [...tieChangesOf(changes).lost];
 }
 
@@ -147,23 +207,25 @@ export function relistedWabas(
   const { added, lost } = tieChangesOf(items.flatMap((item) => item.changes));
   /** Owners after the writes worked out from the ties added (`ownerAfter`). */
   const workedOut = new Map<string, string | null>();
-  const ownerBefore = (number: string): string | null => {
-    const owner = facts.ownersBefore.get(number);
-    if (owner === undefined) throw new Error(`the owner of ${number} before the ingest was not read`);
+  const ownerBefore = (key: string): string | null => {
+    const owner = facts.ownersBefore.get(key);
+    if (owner === undefined)
+      throw new Error(`the owner of ${JSON.stringify(key)} before the ingest was not read`);
     return owner;
   };
-  const ownerAfter = (number: string): string | null => {
-    if (lost.has(number)) {
-      const owner = facts.ownersAfter.get(number);
-      if (owner === undefined) throw new Error(`the owner of ${number} after the ingest was not read`);
+  const ownerAfter = (key: string): string | null => {
+    if (lost.has(key)) {
+      const owner = facts.ownersAfter.get(key);
+      if (owner === undefined)
+        throw new Error(`the owner of ${JSON.stringify(key)} after the ingest was not read`);
       return owner;
     }
-    let owner = workedOut.get(number);
+    let owner = workedOut.get(key);
     if (owner !== undefined) return owner;
     // Only ties added: the smallest of the owner before and the WABAs that now tie it.
-    owner = ownerBefore(number);
-    for (const waba of added.get(number) ?? []) if (owner === null || isBefore(waba, owner)) owner = waba;
-    workedOut.set(number, owner);
+    owner = ownerBefore(key);
+    for (const waba of added.get(key) ?? []) if (owner === null || isBefore(waba, owner)) owner = waba;
+    workedOut.set(key, owner);
     return owner;
   };
   return items.map(({ changes, ownWabas }) => {
@@ -178,17 +240,32 @@ export function relistedWabas(
         isEveryWaba = true;
         continue;
       }
-      if (event.kind !== 'inbound' && event.kind !== 'outbound') continue;
-      // A tie added or taken away: the number's statuses move when its owner changes.
-      for (const number of change.tie === change.tieBefore ? [] : [change.tieBefore, change.tie]) {
-        if (number === null) continue;
-        const before = ownerBefore(number);
-        const after = ownerAfter(number);
-        if (before !== after) {
-          add(before);
-          add(after);
+      // A tie added or taken away: a number's statuses move when its owner changes (those whose pair has no
+      // owner), and a number and user's when their placement does (statusPlacementSql: the pair's owner, else
+      // the number's).
+      if (isTieChanged(change)) {
+        const ties: [string | null, string | null][] = [
+          [change.tieBefore, change.tiedUserBefore],
+          [change.tie, change.tiedUser],
+        ];
+        for (const [number, user] of ties) {
+          if (number === null) continue;
+          const before = ownerBefore(tieKey(number));
+          const after = ownerAfter(tieKey(number));
+          if (before !== after) {
+            add(before);
+            add(after);
+          }
+          if (user === null) continue;
+          const placedBefore = ownerBefore(tieKey(number, user)) ?? before;
+          const placedAfter = ownerAfter(tieKey(number, user)) ?? after;
+          if (placedBefore !== placedAfter) {
+            add(placedBefore);
+            add(placedAfter);
+          }
         }
       }
+      if (event.kind !== 'inbound' && event.kind !== 'outbound') continue;
       // A message that came to join statuses naming no WABA takes them from their numbers' owners.
       if (change.isInserted || (change.isTrusted && !change.wasTrusted)) {
         for (const status of facts.unnamedStatuses.get(event.id) ?? []) {

@@ -417,7 +417,7 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
         expect(await store.listWabas()).toEqual(['W1', 'W2']);
       });
 
-      it('lists the WABAs whose trusted inbound or outbound events name a business number, in byte order', async () => {
+      it('lists the WABAs whose trusted inbound, outbound or status naming its WABA name a business number, in byte order', async () => {
         const store = await fresh();
         const onlyInbound: InboundEvent = { ...inbound('wamid.i9'), waba: 'W3', business: 'PN3' };
         await store.ingestEvents([
@@ -425,7 +425,8 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
           input(outbound('wamid.o2', 'W2')),
           input(onlyInbound),
           input({ kind: 'status', atMs: T0, id: 'wamid.x', status: 'sent', business: 'PN3' }),
-          // Neither a status (even one naming a WABA and a user) nor a limited key's inbound ties a number.
+          // A status naming its WABA, a number and a user ties (Meta's status webhook says that number sends
+          // for that WABA); one naming no WABA, or a limited key's inbound, does not.
           input({
             kind: 'status',
             atMs: T0,
@@ -438,8 +439,8 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
           untrusted({ ...inbound('wamid.i5'), waba: 'W0', business: 'PN3' }),
         ]);
         expect(await store.listWabas('PN1')).toEqual(['W2', 'w1']);
-        // A number only the users' messages name is still that WABA's (a status naming no WABA is none's).
-        expect(await store.listWabas('PN3')).toEqual(['W3']);
+        // A number only the users' messages and a status name is still those WABAs' (not a limited key's).
+        expect(await store.listWabas('PN3')).toEqual(['W3', 'W4']);
         expect(await store.listWabas('PN-none')).toEqual([]);
         expect(await store.listWabas()).toEqual(['W0', 'W2', 'W3', 'W4', 'w1']);
       });
@@ -514,10 +515,11 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
         expect(await store.listEvents(['W1', 'W2'])).toHaveLength(3);
       });
 
-      it("never ties a business number to a WABA through a status: the rater places it under its message's number", async () => {
+      it("ties a business number through a trusted status naming its WABA, whatever number its message's send log names", async () => {
         const store = await fresh();
-        // W1's status names PN9 and a user, but its message's send log says PN1, which the rater keeps: W1 has
-        // no pair of PN9 to rate W1's input's status of PN9 with.
+        // W1's status (Meta's webhook: entry W1, phone_number_id PN9) names PN9 and a user; its message's send
+        // log says PN1, which the rater keeps for the message. PN9 still sends for W1: the rater keeps the pair
+        // of W1, PN9 and that user whatever the order of the lines, and places PN9's statuses with W1.
         const named: StatusEvent = {
           kind: 'status',
           atMs: T0 + 1,
@@ -529,14 +531,98 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
         };
         const status = orphanStatus('wamid.unlogged', 'PN9');
         await store.ingestEvents([input(outbound('wamid.o1')), input(named), input(status)]);
-        expect(await store.listEvents(['W1'])).toHaveLength(2);
-        expect(await store.listWabas('PN9')).toEqual([]);
-        expect(await store.countUnattributedStatuses()).toBe(1);
-        // An inbound of W9 from PN9 ties it.
-        await store.ingestEvents([input({ ...inbound('wamid.i9', 'W9'), business: 'PN9' })]);
-        expect(await store.listEvents(['W9'])).toContainEqual(status);
-        expect(await store.listEvents(['W1'])).toHaveLength(2);
+        expect(await store.listEvents(['W1'])).toHaveLength(3);
+        expect(await store.listEvents(['W1'])).toContainEqual(status);
+        expect(await store.listWabas('PN9')).toEqual(['W1']);
         expect(await store.countUnattributedStatuses()).toBe(0);
+        // A larger WABA's inbound from PN9 takes nothing.
+        await store.ingestEvents([input({ ...inbound('wamid.i9', 'W9'), business: 'PN9', user: '1' })]);
+        expect(await store.listEvents(['W9'])).not.toContainEqual(status);
+        // A limited key's status naming its WABA ties nothing, nor does one naming no user.
+        const alone = await fresh();
+        await alone.ingestEvents([
+          untrusted({ ...named, waba: 'W0' }),
+          input({ ...named, waba: 'W2', user: undefined }),
+          input(status),
+        ]);
+        expect(await alone.listWabas('PN9')).toEqual([]);
+        expect(await alone.countUnattributedStatuses()).toBe(1);
+      });
+
+      it("lists a status naming no WABA, whose message is stored nowhere, with a webhook status's WABA of its number (x3)", async () => {
+        const store = await fresh();
+        // Meta's status webhook of W3 (phone_number_id PN3) and a bare status line of PN3 naming no WABA: the
+        // rater places the second with W3, the only WABA PN3 sends for.
+        const hooked: StatusEvent = {
+          kind: 'status',
+          atMs: T0,
+          waba: 'W3',
+          id: 'wamid.x3a',
+          status: 'delivered',
+          business: 'PN3',
+          user: '919800000031',
+        };
+        const status = orphanStatus('wamid.x3b', 'PN3', '919800000032');
+        await store.ingestEvents([input(status)]);
+        expect(await store.countUnattributedStatuses()).toBe(1);
+        await store.ingestWebhook(raw('{"x3":1}'), [input(hooked, 'webhook')]);
+        expect(await store.listEvents(['W3'])).toEqual(expect.arrayContaining([hooked, status]));
+        expect(await store.listEvents(['W3'])).toHaveLength(2);
+        expect(await store.countUnattributedStatuses()).toBe(0);
+        // A webhook status of a smaller WABA takes it over, and names W3 to be rated again.
+        const moved = await store.ingestWebhook(raw('{"x3":2}'), [
+          input({ ...hooked, waba: 'W2', id: 'wamid.x3c', user: '919800000033' }, 'webhook'),
+        ]);
+        expect(moved.relistedWabas).toEqual(['W3']);
+        expect(await store.listEvents(['W2'])).toContainEqual(status);
+        expect(await store.listEvents(['W3'])).toEqual([hooked]);
+      });
+
+      it('lists a status naming no WABA, whose message is stored nowhere, with the WABA of the pair its number and user have (x1)', async () => {
+        const store = await fresh();
+        // PN is W1's and W2's (two portfolios): W1 sent to U1, U2 wrote to W2. A status of PN to U2 naming no
+        // WABA is W2's, as the rater places it (the WABA of the pair, else the number's smallest WABA).
+        const u1 = '919800000001';
+        const u2 = '919800000002';
+        const sent: OutboundEvent = { ...outbound('wamid.x1a'), business: 'PN', user: u1 };
+        const received: InboundEvent = { ...inbound('wamid.x1in', 'W2'), business: 'PN', user: u2 };
+        const status = orphanStatus('wamid.x1b', 'PN', u2);
+        await store.ingestEvents([input(sent), input(status)]);
+        expect(await store.listEvents(['W1'])).toContainEqual(status);
+        // W2's inbound from U2 takes it from W1, which must be rated again.
+        const outcome = await store.ingestWebhook(raw('{"x1":1}'), [input(received, 'webhook')]);
+        expect(outcome.relistedWabas).toEqual(['W1']);
+        expect(await store.listEvents(['W1'])).toEqual([sent]);
+        expect(await store.listEvents(['W2'])).toEqual(expect.arrayContaining([received, status]));
+        expect(await store.listEvents(['W1', 'W2'])).toHaveLength(3);
+        // A status to a user no WABA has a pair with stays with the number's owner (the smallest WABA).
+        const other = orphanStatus('wamid.x1c', 'PN', '919800000003');
+        await store.ingestEvents([input(other)]);
+        expect(await store.listEvents(['W1'])).toContainEqual(other);
+        expect(await store.listEvents(['W2'])).not.toContainEqual(other);
+        // A limited key's inbound from U3 on W0 ties no pair; a trusted one on W3 does, and W1 is named.
+        await store.ingestEvents([
+          untrusted({ ...received, id: 'wamid.x1d', waba: 'W0', user: '919800000003' }),
+        ]);
+        expect(await store.listEvents(['W1'])).toContainEqual(other);
+        const tied = await store.ingestEvents([
+          input({ ...received, id: 'wamid.x1e', waba: 'W3', user: '919800000003' }),
+        ]);
+        expect(tied.relistedWabas).toEqual(['W1']);
+        expect(await store.listEvents(['W3'])).toContainEqual(other);
+      });
+
+      it('pairs a status naming no WABA with the user as the rater keys pairs (a Brazilian mobile without its ninth digit)', async () => {
+        const store = await fresh();
+        // W2's inbound from 5511987654321; the status line names 551187654321, the same user.
+        await store.ingestEvents([
+          input({ ...outbound('wamid.a'), business: 'PN', user: '919800000001' }),
+          input({ ...inbound('wamid.b', 'W2'), business: 'PN', user: '5511987654321' }),
+        ]);
+        const status = orphanStatus('wamid.c', 'PN', '551187654321');
+        expect(await store.ingestEvents([input(status)])).toMatchObject({ relistedWabas: ['W1', 'W2'] });
+        expect(await store.listEvents(['W2'])).toContainEqual(status);
+        expect(await store.listEvents(['W1'])).not.toContainEqual(status);
       });
 
       it('never ties a business number through an event its writer may not be trusted with (isBusinessTied: false)', async () => {
@@ -1125,19 +1211,35 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
       it(`names every WABA whose listing an ingest changed, over generated ingests (seed ${SEED})`, async () => {
         const wabas = ['W1', 'W2', 'W10'];
         // Few distinct events, so that copies (the same key from another writer) come often.
+        // Two users, so that a status naming no WABA is placed by its number and user's pair (statusPlacementSql);
+        // statuses naming their WABA, a number and a user tie as messages do.
+        const users = ['919876543210', '919876543211'];
         const messages = wabas.flatMap((waba) =>
           ['PN1', 'PN2'].flatMap((business) =>
-            ['m1', 'm2'].map((id): CoreEvent => ({ ...outbound(id, waba), business })),
+            ['m1', 'm2'].map((id, i): CoreEvent => ({ ...outbound(id, waba), business, user: users[i]! })),
           ),
         );
-        const statuses = ['m1', 'm2'].flatMap((id) =>
-          ['PN1', 'PN2', undefined].map((business): CoreEvent => ({
+        const namedStatuses = wabas.flatMap((waba) =>
+          ['PN1', 'PN2'].map((business, i): CoreEvent => ({
             kind: 'status',
             atMs: T0 + 1,
-            id,
-            status: 'delivered',
-            ...(business === undefined ? {} : { business, user: '919876543210' }),
+            waba,
+            id: 'm3',
+            status: 'sent',
+            business,
+            user: users[i]!,
           })),
+        );
+        const statuses = ['m1', 'm2', 'm4'].flatMap((id) =>
+          ['PN1', 'PN2', undefined].flatMap((business) =>
+            users.map((user): CoreEvent => ({
+              kind: 'status',
+              atMs: T0 + 1,
+              id,
+              status: 'delivered',
+              ...(business === undefined ? {} : { business, user }),
+            })),
+          ),
         );
         const writer = fc.constantFrom<[string, boolean]>(
           ['import', true],
@@ -1145,7 +1247,7 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
           ['api:two', false],
         );
         const written = fc
-          .tuple(fc.constantFrom(...messages, ...messages, ...statuses), writer)
+          .tuple(fc.constantFrom(...messages, ...messages, ...namedStatuses, ...statuses), writer)
           .map(([event, [source, isTrusted]]): EventInput => ({
             ...input(event, source),
             ...(isTrusted ? {} : { isBusinessTied: false }),

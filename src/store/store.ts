@@ -93,6 +93,39 @@ export function numberOwnerSql(number: string, collate = ''): string {
   return `(SELECT min(b.waba${collate}) FROM events b WHERE b.business = ${number})`;
 }
 
+/**
+ * SQL, both engines: the smallest WABA (byte order) whose trusted events tie business number `number` with
+ * user `user` (`events.business` and `events.tied_user`: the pair the rater keeps them in), read with one
+ * seek of the index on `events (business, tied_user, waba)`; NULL when none does (or `user` is NULL).
+ */
+export function pairOwnerSql(number: string, user: string, collate = ''): string {
+  return `(SELECT min(p.waba${collate}) FROM events p WHERE p.business = ${number} AND p.tied_user = ${user})`;
+}
+
+/**
+ * SQL, both engines: the WABA a status naming no WABA, whose message is stored nowhere, is listed with — the
+ * rater's placement (docs/decisions.md, "Statuses alone that name no WABA"): the WABA of the pair its business
+ * number and user have (`pairOwnerSql`), else its number's owner (`numberOwnerSql`). `user` is the status's
+ * user as the rater pairs it (`canonicalUser`, in the engine's SQL).
+ */
+export function statusPlacementSql(number: string, user: string, collate = ''): string {
+  return `coalesce(${pairOwnerSql(number, user, collate)}, ${numberOwnerSql(number, collate)})`;
+}
+
+/**
+ * SQL of `canonicalUser` (core/phone.ts) for engine `engine`, over the text expression `user` (NULL stays NULL):
+ * a Brazilian mobile without its ninth digit gets it, a Mexican mobile with `521` loses the 1. The user of a
+ * pair as the rater keys it, for rows stored before `events.tied_user` and for statuses naming no WABA.
+ */
+export function canonicalUserSql(user: string, engine: 'sqlite' | 'postgres'): string {
+  const [brazil, mexico] =
+    engine === 'sqlite'
+      ? [`${user} GLOB '55[1-9][1-9][6-9]${'[0-9]'.repeat(7)}'`, `${user} GLOB '521${'[0-9]'.repeat(10)}'`]
+      : [`${user} ~ '^55[1-9]{2}[6-9][0-9]{7}$'`, `${user} ~ '^521[0-9]{10}$'`];
+  return `(CASE WHEN length(${user}) = 12 AND ${brazil} THEN substr(${user}, 1, 4) || '9' || substr(${user}, 5)
+    WHEN length(${user}) = 13 AND ${mexico} THEN '52' || substr(${user}, 4) ELSE ${user} END)`;
+}
+
 export interface StoredRawWebhook extends RawWebhookInput {
   id: number;
 }
@@ -113,8 +146,8 @@ export interface EventInput {
    * write any business number and any message id on its own WABA's lines, and must not take another client's
    * statuses (or hide its numbers) so: its inbound or outbound joins only the statuses naming no WABA that the
    * same key (`source`) wrote (`messageJoinsStatusSql`). Signed webhooks, imports and keys for every WABA are
-   * trusted. A status never ties, whatever this says: the rater may place it under its message's number
-   * instead (the send log wins).
+   * trusted. A status ties only when it names its WABA, a number and a user (Meta's status webhook), whatever its
+   * message's send log says: the rater keeps that pair whatever the order of the lines.
    */
   isBusinessTied?: boolean;
 }
@@ -305,20 +338,21 @@ export interface Store {
    * Every stored event of these WABAs (all when undefined), in any order, each once. A status that names no
    * WABA is listed with a scope holding a WABA that stores its message (a stored inbound or outbound with its
    * id, in any WABA, that joins it: a trusted writer's, or the status's own untrusted writer's,
-   * `messageJoinsStatusSql`); when no WABA stores its message so, with the one scope holding the WABA that owns
-   * its business number (`numberOwnerSql`: the smallest WABA whose trusted inbound or outbound names that
-   * number), so that two portfolios never both bill it (docs/storage.md).
+   * `messageJoinsStatusSql`); when no WABA stores its message so, with the one scope holding the WABA the rater
+   * places it with (`statusPlacementSql`: the smallest WABA whose trusted events tie its business number with its
+   * user, else the smallest tying that number, `numberOwnerSql`), so that two portfolios never both bill it
+   * (docs/storage.md).
    */
   listEvents(wabas?: readonly string[]): Promise<CoreEvent[]>;
   /**
-   * WABAs that have events, sorted; with `business`, only those whose trusted inbound or outbound events name
-   * that business number (`events.business`; see `EventInput.isBusinessTied`), in byte order.
+   * WABAs that have events, sorted; with `business`, only those whose trusted inbound, outbound or status naming
+   * its WABA tie that business number (`events.business`; see `EventInput.isBusinessTied`), in byte order.
    */
   listWabas(business?: string): Promise<string[]>;
   /**
    * Statuses that name no WABA and that no `listEvents(wabas)` lists, whatever its scope: no stored inbound or
-   * outbound of any WABA that joins them has their message id (`messageJoinsStatusSql`), and no trusted inbound
-   * or outbound of a WABA names their business number, or they name none. Nothing rates them until such an
+   * outbound of any WABA that joins them has their message id (`messageJoinsStatusSql`), and no trusted inbound,
+   * outbound or status of a WABA ties their business number, or they name none. Nothing rates them until such an
    * event is stored.
    */
   countUnattributedStatuses(): Promise<number>;

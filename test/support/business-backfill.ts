@@ -58,25 +58,33 @@ export const BACKFILL_INPUTS: EventInput[] = (
   ] as [CoreEvent, string][]
 ).map(([event, source]) => ({ key: eventKey(event), event, receivedAtMs: 10, source }));
 
-/** `kind, business` of each row after the upgrade, by `at_ms`: only trusted inbound and outbound rows tie. */
+/**
+ * `kind, business` of each row after the upgrade, by `at_ms`: trusted inbound and outbound rows tie, and (from
+ * the migration that made statuses naming their WABA, a number and a user tie) the webhook's status of W4.
+ */
 export const BACKFILLED_ROWS = [
   ['inbound', 'PN1'],
   ['inbound', 'PN3'],
   ['outbound', null],
-  ['status', null],
+  ['status', 'PN4'],
   ['status', null],
   ['status', null],
   ['status', null],
   ['account_update', null],
 ];
 
-/** What the upgraded store lists: the status of PN1 with W1 (tied by an import), the others with no WABA. */
+/**
+ * What the upgraded store lists: the status of PN1 with W1 (tied by an import), that of PN4 with W4 (tied by
+ * the webhook's status naming W4), the other with no WABA.
+ */
 export async function expectBackfilledListings(store: Store): Promise<void> {
   const w1 = await store.listEvents(['W1']);
   expect(w1.sort((a, b) => a.atMs - b.atMs)).toEqual([imported, orphan(5, 'PN1'), update]);
   expect(await store.listEvents(['W2'])).toEqual([posted]);
-  expect(await store.listEvents(['W4'])).toEqual([named]);
+  const w4 = await store.listEvents(['W4']);
+  expect(w4.sort((a, b) => a.atMs - b.atMs)).toEqual([named, orphan(7, 'PN4')]);
   expect(await store.listWabas('PN1')).toEqual(['W1']);
   expect(await store.listWabas('PN2')).toEqual([]);
-  expect(await store.countUnattributedStatuses()).toBe(2);
+  expect(await store.listWabas('PN4')).toEqual(['W4']);
+  expect(await store.countUnattributedStatuses()).toBe(1);
 }

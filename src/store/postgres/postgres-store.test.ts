@@ -71,6 +71,7 @@ describe('PostgreSQL specifics', () => {
       { version: 8 },
       { version: 9 },
       { version: 10 },
+      { version: 11 },
     ]);
     await Promise.all(stores.map((store) => store.close()));
   });
@@ -103,6 +104,7 @@ describe('PostgreSQL specifics', () => {
       { version: 8 },
       { version: 9 },
       { version: 10 },
+      { version: 11 },
     ]);
     await store.close();
   });
@@ -146,14 +148,14 @@ describe('PostgreSQL specifics', () => {
     }
   });
 
-  it("upgrades version 6: a trusted inbound or outbound ties its business number, an API key's or a status does not", async () => {
+  it("upgrades version 6: a trusted inbound, outbound or status naming its WABA ties its business number, an API key's does not", async () => {
     const schema = freshSchema();
     const before = await openPostgresStore(DATABASE_URL, { schema });
     await before.ingestEvents(BACKFILL_INPUTS);
     await before.close();
     // Back to what version 6 stored: no business column (its index goes with it), nor is_trusted.
     await admin!.query(
-      `ALTER TABLE ${schema}.events DROP COLUMN business, DROP COLUMN is_trusted;
+      `ALTER TABLE ${schema}.events DROP COLUMN tied_user, DROP COLUMN business, DROP COLUMN is_trusted;
        DROP INDEX ${schema}.events_unnamed_status;
        DELETE FROM ${schema}.schema_migrations WHERE version >= 7`,
     );
@@ -185,7 +187,7 @@ describe('PostgreSQL specifics', () => {
     await before.close();
     // Back to what version 7 stored: no is_trusted column.
     await admin!.query(
-      `ALTER TABLE ${schema}.events DROP COLUMN is_trusted;
+      `ALTER TABLE ${schema}.events DROP COLUMN is_trusted, DROP COLUMN tied_user;
        DROP INDEX ${schema}.events_unnamed_status;
        DELETE FROM ${schema}.schema_migrations WHERE version >= 8`,
     );
@@ -419,13 +421,13 @@ describe('PostgreSQL opened read-only (commands that only read: estimate, rerate
     await (await openPostgresStore(DATABASE_URL, { schema })).close();
     await admin!.query(
       `ALTER TABLE ${schema}.ratings DROP COLUMN totals_by_waba, DROP COLUMN accounts_digest;
-       ALTER TABLE ${schema}.events DROP COLUMN business, DROP COLUMN is_trusted;
+       ALTER TABLE ${schema}.events DROP COLUMN tied_user, DROP COLUMN business, DROP COLUMN is_trusted;
        DROP INDEX ${schema}.events_unnamed_status;
        DELETE FROM ${schema}.schema_migrations WHERE version >= 6`,
     );
     await expect(openPostgresStore(DATABASE_URL, { schema, isReadOnly: true })).rejects.toMatchObject({
       code: 'STORE_NEEDS_MIGRATION',
-      message: `the wameter store in the schema "${schema}" of ${database} is older than this wameter (schema migration 6, 7, 8, 9, 10 not applied yet), and a read-only open does not migrate it`,
+      message: `the wameter store in the schema "${schema}" of ${database} is older than this wameter (schema migration 6, 7, 8, 9, 10, 11 not applied yet), and a read-only open does not migrate it`,
     });
     const { rows } = await admin!.query(`SELECT max(version) AS newest FROM ${schema}.schema_migrations`);
     expect(rows).toEqual([{ newest: 5 }]);

@@ -30,6 +30,7 @@ import {
   mergedCopy,
   tiedBusinessAfterMerge,
   tiedBusinessOf,
+  tiedUserOf,
   sortPoints,
   storableText,
   tierFromStored,
@@ -41,12 +42,15 @@ import {
   type RowChange,
   type UnnamedStatus,
   hasUnnamedStatusChange,
+  isPlacingChange,
   isPlacingRow,
   joiningMessageIds,
-  numbersLosingTies,
+  keysLosingTies,
   ownWabasOf,
   relistedWabas,
-  tiedNumbersOf,
+  rewrittenTieKeys,
+  splitTieKey,
+  tiedKeysOf,
 } from '../relisted-wabas.js';
 import {
   type AnalyticsPoint,
@@ -72,6 +76,9 @@ import {
   messageKeysSql,
   messageStoredSql,
   numberOwnerSql,
+  pairOwnerSql,
+  statusPlacementSql,
+  canonicalUserSql,
 } from '../store.js';
 
 type Row = Record<string, unknown>;
@@ -284,12 +291,37 @@ const MIGRATIONS: readonly Migration[] = [
         ALTER COLUMN totals_by_waba TYPE json USING totals_by_waba::json;
     `,
   },
+  {
+    version: 11,
+    name: 'events keep the user of the pair they tie, and statuses naming their WABA tie too',
+    // A status naming no WABA, whose message is stored nowhere, is placed as the rater places it: with the WABA
+    // of the pair its business number and user have (the smallest), else its number's owner
+    // (statusPlacementSql). The user a tie pairs the number with (canonicalUser), and an index to find the
+    // pair's WABAs by, in byte order. A trusted status naming its WABA, a number and a user ties them as an
+    // inbound does (Meta's status webhook names the WABA and its phone_number_id): stored ones are filled here.
+    sql: `
+      ALTER TABLE events ADD COLUMN tied_user text; -- the canonical user of the pair \`business\` ties, or NULL
+      UPDATE events SET business = payload->>'business'
+      WHERE kind = 'status' AND waba IS NOT NULL AND is_trusted
+        AND coalesce(payload->>'business', '') <> '' AND coalesce(payload->>'user', '') <> '';
+      UPDATE events SET tied_user = ${canonicalUserSql(`(payload->>'user')`, 'postgres')}
+      WHERE business IS NOT NULL;
+      CREATE INDEX events_business_user ON events (business, tied_user, waba COLLATE "C")
+        WHERE business IS NOT NULL;
+    `,
+  },
 ];
 
-/** SQL: the business number a status `s` names (`events.business` is only ever a tie, never a status's). */
+/**
+ * SQL: the business number a status `s` naming no WABA names (`events.business` is only ever a tie, never such
+ * a status's), and its user as the rater pairs it.
+ */
 const STATUS_BUSINESS_SQL = `(s.payload->>'business')`;
+const STATUS_USER_SQL = canonicalUserSql(`(s.payload->>'user')`, 'postgres');
 /** WABAs compared byte-wise, as SQLite compares them (and as `events_business` is sorted). */
 const BYTE_ORDER = ' COLLATE "C"';
+/** SQL: where a status `s` naming no WABA is listed while its message is stored nowhere. */
+const STATUS_PLACEMENT_SQL = statusPlacementSql(STATUS_BUSINESS_SQL, STATUS_USER_SQL, BYTE_ORDER);
 
 /** First key of the migration advisory lock ("wame"); the second is the schema's hash. */
 const MIGRATION_LOCK = 0x77616d65;
@@ -491,7 +523,8 @@ class PostgresStore implements Store {
     // message's idempotency key in each WABA of the scope (eventKey: "WABA:outbound:ID" or "WABA:inbound:ID",
     // the WABA escaped as migration 3 does; the primary key's index), when that message joins it (a trusted
     // writer's, or the status's own untrusted writer's: messageJoinsStatusSql). When no WABA stores its
-    // message so, it belongs to the one WABA that owns its business number (numberOwnerSql: a seek of
+    // message so, it belongs to the one WABA the rater places it with (statusPlacementSql: its number and
+    // user's pair's smallest WABA, a seek of events_business_user, else its number's owner, a seek of
     // events_business), and only then is its message looked for in every stored WABA.
     const rows = await this.withoutJit(
       `WITH RECURSIVE ${STORED_WABAS_CTE}
@@ -503,7 +536,7 @@ class PostgresStore implements Store {
                   WHERE m.key IN (${messageKeysSql('w.waba', 's.message_id')})
                     AND ${messageJoinsStatusSql('m', 's')})
                 -- CASE: PostgreSQL would otherwise look for the message in every WABA first, for every status.
-                OR CASE WHEN ${numberOwnerSql(STATUS_BUSINESS_SQL, BYTE_ORDER)} = ANY($1::text[])
+                OR CASE WHEN ${STATUS_PLACEMENT_SQL} = ANY($1::text[])
                         THEN NOT ${messageStoredSql('s')} ELSE false END))
        ORDER BY at_ms, key`,
       [[...wabas]],
@@ -786,6 +819,8 @@ class PostgresStore implements Store {
 interface StoredEvent {
   event: CoreEvent;
   tie: string | null;
+  /** `events.tied_user`: the canonical user of the pair `tie` ties, or null. */
+  tiedUser: string | null;
   isTrusted: boolean;
   source: string;
 }
@@ -812,7 +847,7 @@ async function insertEventGroups(client: Queryable, groups: readonly EventInput[
   for (const events of groups)
     for (const input of events) if (!firsts.has(input.key)) firsts.set(input.key, input);
   // Before anything is written: the owners of the numbers these events may tie.
-  const ownersBefore = await readOwners(client, [...tiedNumbersOf(groups.flat())]);
+  const ownersBefore = await readOwners(client, [...tiedKeysOf(groups.flat())]);
   // In key order: two transactions inserting or locking the same keys take them in one order (no deadlock).
   const ordered = [...firsts.values()].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
   const insertedKeys = new Set<string>();
@@ -820,9 +855,9 @@ async function insertEventGroups(client: Queryable, groups: readonly EventInput[
     // A key another transaction is inserting: this waits for it to commit, then inserts nothing.
     const { rows } = await client.query(
       `INSERT INTO events (key, kind, waba, message_id, at_ms, payload, received_at_ms, source, business,
-                           is_trusted)
+                           tied_user, is_trusted)
        SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::jsonb[],
-                            $7::bigint[], $8::text[], $9::text[], $10::boolean[])
+                            $7::bigint[], $8::text[], $9::text[], $10::text[], $11::boolean[])
        ON CONFLICT (key) DO NOTHING
        RETURNING key`,
       [
@@ -835,6 +870,7 @@ async function insertEventGroups(client: Queryable, groups: readonly EventInput[
         batch.map((e) => e.receivedAtMs),
         batch.map((e) => e.source),
         batch.map((e) => tiedBusinessOf(e.event, e.isBusinessTied)),
+        batch.map((e) => tiedUserOf(e.event, tiedBusinessOf(e.event, e.isBusinessTied))),
         batch.map((e) => isTrustedWriter(e)),
       ],
     );
@@ -844,9 +880,11 @@ async function insertEventGroups(client: Queryable, groups: readonly EventInput[
   const base = new Map<string, StoredEvent>();
   for (const key of insertedKeys) {
     const first = firsts.get(key)!;
+    const tie = tiedBusinessOf(first.event, first.isBusinessTied);
     base.set(key, {
       event: first.event,
-      tie: tiedBusinessOf(first.event, first.isBusinessTied),
+      tie,
+      tiedUser: tiedUserOf(first.event, tie),
       isTrusted: isTrustedWriter(first),
       source: first.source,
     });
@@ -863,21 +901,24 @@ async function insertEventGroups(client: Queryable, groups: readonly EventInput[
     await readStoredEvents(client, toLock, base, ' ORDER BY key FOR UPDATE');
     ({ outcomes, changed, changes } = mergeCopiesInOrder(groups, firsts, insertedKeys, base));
   }
-  // A tie the rewrites below take away: its number's owner before them (the inserts tied only numbers read
-  // above, so for any other number this is still the owner the group found).
-  const untied = numbersLosingTies(changes.flat()).filter((number) => !ownersBefore.has(number));
-  for (const [number, owner] of await readOwners(client, untied)) ownersBefore.set(number, owner);
+  // The ties the rewrites below add or take away: their owners before them (the inserts tied only keys read
+  // above, so for any other key this is still the owner the group found).
+  const rewritten = new Set(changes.flat().flatMap(rewrittenTieKeys));
+  const unread = [...rewritten].filter((key) => !ownersBefore.has(key));
+  for (const [key, owner] of await readOwners(client, unread)) ownersBefore.set(key, owner);
   for (const batch of chunks([...changed])) {
     await client.query(
-      `UPDATE events e SET payload = u.payload, at_ms = u.at_ms, business = u.business, is_trusted = u.is_trusted
-       FROM unnest($1::text[], $2::jsonb[], $3::bigint[], $4::text[], $5::boolean[])
-         AS u (key, payload, at_ms, business, is_trusted)
+      `UPDATE events e SET payload = u.payload, at_ms = u.at_ms, business = u.business,
+         tied_user = u.tied_user, is_trusted = u.is_trusted
+       FROM unnest($1::text[], $2::jsonb[], $3::bigint[], $4::text[], $5::text[], $6::boolean[])
+         AS u (key, payload, at_ms, business, tied_user, is_trusted)
        WHERE e.key = u.key`,
       [
         batch.map(([key]) => key),
         batch.map(([, row]) => JSON.stringify(row.event)),
         batch.map(([, row]) => row.event.atMs),
         batch.map(([, row]) => row.tie),
+        batch.map(([, row]) => row.tiedUser),
         batch.map(([, row]) => row.isTrusted),
       ],
     );
@@ -885,19 +926,22 @@ async function insertEventGroups(client: Queryable, groups: readonly EventInput[
   return { outcomes, changes, ownersBefore };
 }
 
-/** The owner (`numberOwnerSql`: one index-only seek of events_business each) of each of `numbers`, or null. */
-async function readOwners(
-  client: Queryable,
-  numbers: readonly string[],
-): Promise<Map<string, string | null>> {
+/**
+ * The owner of each tie key (`tieKey`: a number, `numberOwnerSql`, one index-only seek of events_business; a
+ * number and a user, `pairOwnerSql`, one seek of events_business_user), or null.
+ */
+async function readOwners(client: Queryable, keys: readonly string[]): Promise<Map<string, string | null>> {
   const owners = new Map<string, string | null>();
-  if (numbers.length === 0) return owners;
+  if (keys.length === 0) return owners;
+  const split = keys.map(splitTieKey);
   const { rows } = await client.query(
-    `SELECT n.number, ${numberOwnerSql('n.number', BYTE_ORDER)} AS owner FROM unnest($1::text[]) AS n(number)`,
-    [numbers],
+    `SELECT n.i, CASE WHEN n.u IS NULL THEN ${numberOwnerSql('n.number', BYTE_ORDER)}
+                      ELSE ${pairOwnerSql('n.number', 'n.u', BYTE_ORDER)} END AS owner
+     FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS n(number, u, i)`,
+    [split.map(([number]) => number), split.map(([, user]) => user)],
   );
   for (const row of rows as Row[])
-    owners.set(String(row.number), row.owner === null ? null : String(row.owner));
+    owners.set(keys[Number(row.i) - 1]!, row.owner === null ? null : String(row.owner));
   return owners;
 }
 
@@ -907,13 +951,13 @@ async function readListingFacts(
   changes: readonly RowChange[],
   ownersBefore: ReadonlyMap<string, string | null>,
 ): Promise<ListingFacts> {
-  const ownersAfter = await readOwners(client, numbersLosingTies(changes));
+  const ownersAfter = await readOwners(client, keysLosingTies(changes));
   const unnamedStatuses = new Map<string, UnnamedStatus[]>();
   const ids = joiningMessageIds(changes);
   if (ids.length > 0) {
     // One seek of events_unnamed_status per message id.
     const { rows } = await client.query(
-      `SELECT s.message_id, s.is_trusted, s.source, ${numberOwnerSql(STATUS_BUSINESS_SQL, BYTE_ORDER)} AS owner
+      `SELECT s.message_id, s.is_trusted, s.source, ${STATUS_PLACEMENT_SQL} AS owner
        FROM events s WHERE s.waba IS NULL AND s.message_id = ANY($1::text[]) AND s.kind = 'status'`,
       [ids],
     );
@@ -948,13 +992,15 @@ async function readStoredEvents(
 ): Promise<void> {
   for (const batch of chunks(keys)) {
     const { rows } = await client.query(
-      `SELECT key, payload, business, is_trusted, source FROM events WHERE key = ANY($1::text[])${suffix}`,
+      `SELECT key, payload, business, tied_user, is_trusted, source FROM events
+       WHERE key = ANY($1::text[])${suffix}`,
       [batch],
     );
     for (const row of rows as Row[]) {
       into.set(String(row.key), {
         event: row.payload as CoreEvent,
         tie: row.business === null ? null : String(row.business),
+        tiedUser: row.tied_user === null ? null : String(row.tied_user),
         isTrusted: row.is_trusted === true,
         source: String(row.source),
       });
@@ -987,15 +1033,18 @@ function mergeCopiesInOrder(
         inserted.push(input.event);
         if (isPlacingRow(input.event)) {
           const row = base.get(input.key)!;
-          rows.push({
+          const change: RowChange = {
             event: input.event,
             source: row.source,
             isInserted: true,
             tieBefore: null,
             tie: row.tie,
+            tiedUserBefore: null,
+            tiedUser: row.tiedUser,
             wasTrusted: false,
             isTrusted: row.isTrusted,
-          });
+          };
+          if (isPlacingChange(change)) rows.push(change);
         }
         continue;
       }
@@ -1005,22 +1054,32 @@ function mergeCopiesInOrder(
       // A copy that adds nothing to the event may still be a trusted one that ties its number, or that makes
       // the row trusted.
       const tie = tiedBusinessAfterMerge(stored.tie, next ?? stored.event, input);
+      const tiedUser = tiedUserOf(next ?? stored.event, tie);
       const isTrusted = isTrustedAfterMerge(stored.isTrusted, input);
-      if (next === undefined && tie === stored.tie && isTrusted === stored.isTrusted) continue;
-      const row = { event: next ?? stored.event, tie, isTrusted, source: stored.source };
+      if (
+        next === undefined &&
+        tie === stored.tie &&
+        tiedUser === stored.tiedUser &&
+        isTrusted === stored.isTrusted
+      )
+        continue;
+      const row = { event: next ?? stored.event, tie, tiedUser, isTrusted, source: stored.source };
       current.set(input.key, row);
       changed.set(input.key, row);
       if (next !== undefined) merged.set(input.key, next);
       if (isPlacingRow(stored.event)) {
-        rows.push({
+        const change: RowChange = {
           event: row.event,
           source: row.source,
           isInserted: false,
           tieBefore: stored.tie,
           tie,
+          tiedUserBefore: stored.tiedUser,
+          tiedUser,
           wasTrusted: stored.isTrusted,
           isTrusted,
-        });
+        };
+        if (isPlacingChange(change)) rows.push(change);
       }
     }
     // Named by the whole group, once every row is written (ingestGroup).

@@ -49,6 +49,10 @@ describe('SQLite on disk', () => {
         { version: 7, name: 'events keep the business number a trusted writer tied to their WABA' },
         { version: 8, name: 'events say whether a trusted writer stored them' },
         { version: 9, name: 'statuses naming no WABA are found by their message id' },
+        {
+          version: 10,
+          name: 'events keep the user of the pair they tie, and statuses naming their WABA tie too',
+        },
       ]);
     } finally {
       db.close();
@@ -64,6 +68,7 @@ describe('SQLite on disk', () => {
     old.exec(
       'CREATE INDEX events_message ON events (message_id); ALTER TABLE units DROP COLUMN is_category_from_webhook;' +
         'ALTER TABLE ratings DROP COLUMN totals_by_waba; ALTER TABLE ratings DROP COLUMN accounts_digest;' +
+        'DROP INDEX events_business_user; ALTER TABLE events DROP COLUMN tied_user;' +
         'DROP INDEX events_business; ALTER TABLE events DROP COLUMN business;' +
         'ALTER TABLE events DROP COLUMN is_trusted; DROP INDEX events_unnamed_status;' +
         'DELETE FROM schema_migrations WHERE version >= 2',
@@ -77,7 +82,7 @@ describe('SQLite on disk', () => {
         "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'events'",
       );
       expect(indexes.pluck().all()).not.toContain('events_message');
-      expect(db.prepare('SELECT max(version) FROM schema_migrations').pluck().get()).toBe(9);
+      expect(db.prepare('SELECT max(version) FROM schema_migrations').pluck().get()).toBe(10);
       // The store's own query for orphan statuses looks their message up through the primary key, and the
       // WABA that owns their business number with a seek of events_business.
       await store.listEvents(['W1']);
@@ -93,6 +98,11 @@ describe('SQLite on disk', () => {
       expect(plan.join('\n')).not.toMatch(/SCAN m\b/);
       expect(plan.join('\n')).toMatch(/SEARCH b USING COVERING INDEX events_business \(business=\?\)/);
       expect(plan.join('\n')).not.toMatch(/SCAN b\b/);
+      // The WABA of the pair its number and user have: a seek of events_business_user.
+      expect(plan.join('\n')).toMatch(
+        /SEARCH p USING COVERING INDEX events_business_user \(business=\? AND tied_user=\?\)/,
+      );
+      expect(plan.join('\n')).not.toMatch(/SCAN p\b/);
     } finally {
       db.close();
       await store.close();
@@ -140,7 +150,7 @@ describe('SQLite on disk', () => {
     }
   });
 
-  it("upgrades version 6: a trusted inbound or outbound ties its business number, an API key's or a status does not", async () => {
+  it("upgrades version 6: a trusted inbound, outbound or status naming its WABA ties its business number, an API key's does not", async () => {
     const path = join(dir, 'business.db');
     const store6 = await openSqliteStore(path);
     await store6.ingestEvents(BACKFILL_INPUTS);
@@ -148,7 +158,8 @@ describe('SQLite on disk', () => {
     // Back to what version 6 stored: no business column, nor is_trusted.
     const old = new Database(path);
     old.exec(
-      'DROP INDEX events_business; ALTER TABLE events DROP COLUMN business;' +
+      'DROP INDEX events_business_user; ALTER TABLE events DROP COLUMN tied_user;' +
+        'DROP INDEX events_business; ALTER TABLE events DROP COLUMN business;' +
         'ALTER TABLE events DROP COLUMN is_trusted; DROP INDEX events_unnamed_status;' +
         'DELETE FROM schema_migrations WHERE version >= 7',
     );
@@ -178,7 +189,8 @@ describe('SQLite on disk', () => {
     // Back to what version 7 stored: no is_trusted column.
     const old = new Database(path);
     old.exec(
-      'ALTER TABLE events DROP COLUMN is_trusted; DROP INDEX events_unnamed_status;' +
+      'DROP INDEX events_business_user; ALTER TABLE events DROP COLUMN tied_user;' +
+        'ALTER TABLE events DROP COLUMN is_trusted; DROP INDEX events_unnamed_status;' +
         'DELETE FROM schema_migrations WHERE version >= 8',
     );
     old.close();
@@ -200,7 +212,10 @@ describe('SQLite on disk', () => {
     const path = join(dir, 'unnamed.db');
     await (await openSqliteStore(path)).close();
     const old = new Database(path);
-    old.exec('DROP INDEX events_unnamed_status; DELETE FROM schema_migrations WHERE version = 9');
+    old.exec(
+      'DROP INDEX events_business_user; ALTER TABLE events DROP COLUMN tied_user;' +
+        'DROP INDEX events_unnamed_status; DELETE FROM schema_migrations WHERE version >= 9',
+    );
     old.close();
     const statements: string[] = [];
     const store = await openSqliteStore(path, { verbose: (sql) => statements.push(String(sql)) });
@@ -438,6 +453,7 @@ describe('SQLite opened read-only (commands that only read: estimate, rerate --d
     const old = new Database(path);
     old.exec(
       'ALTER TABLE ratings DROP COLUMN totals_by_waba; ALTER TABLE ratings DROP COLUMN accounts_digest;' +
+        'DROP INDEX events_business_user; ALTER TABLE events DROP COLUMN tied_user;' +
         'DROP INDEX events_business; ALTER TABLE events DROP COLUMN business;' +
         'ALTER TABLE events DROP COLUMN is_trusted; DROP INDEX events_unnamed_status;' +
         'DELETE FROM schema_migrations WHERE version >= 6',
@@ -445,7 +461,7 @@ describe('SQLite opened read-only (commands that only read: estimate, rerate --d
     old.close();
     await expect(readOnly(path)).rejects.toMatchObject({
       code: 'STORE_NEEDS_MIGRATION',
-      message: `the wameter store in ${path} is older than this wameter (schema migration 6, 7, 8, 9 not applied yet), and a read-only open does not migrate it`,
+      message: `the wameter store in ${path} is older than this wameter (schema migration 6, 7, 8, 9, 10 not applied yet), and a read-only open does not migrate it`,
     });
     const after = new Database(path, { readonly: true });
     expect(after.prepare('SELECT max(version) FROM schema_migrations').pluck().get()).toBe(5);

@@ -31,6 +31,7 @@ import {
   mergedCopy,
   tiedBusinessAfterMerge,
   tiedBusinessOf,
+  tiedUserOf,
   sortPoints,
   storableText,
   tierFromStored,
@@ -42,12 +43,15 @@ import {
   type RowChange,
   type UnnamedStatus,
   hasUnnamedStatusChange,
+  isPlacingChange,
   isPlacingRow,
   joiningMessageIds,
-  numbersLosingTies,
+  keysLosingTies,
   ownWabasOf,
   relistedWabas,
-  tiedNumbersOf,
+  rewrittenTieKeys,
+  splitTieKey,
+  tiedKeysOf,
 } from '../relisted-wabas.js';
 import {
   type AnalyticsPoint,
@@ -73,6 +77,9 @@ import {
   messageKeysSql,
   messageStoredSql,
   numberOwnerSql,
+  pairOwnerSql,
+  statusPlacementSql,
+  canonicalUserSql,
 } from '../store.js';
 
 type Db = Database.Database;
@@ -307,10 +314,35 @@ const MIGRATIONS: readonly Migration[] = [
     // pays for it.
     sql: `CREATE INDEX events_unnamed_status ON events (message_id) WHERE waba IS NULL;`,
   },
+  {
+    version: 10,
+    name: 'events keep the user of the pair they tie, and statuses naming their WABA tie too',
+    // A status naming no WABA, whose message is stored nowhere, is placed as the rater places it: with the WABA
+    // of the pair its business number and user have (the smallest), else its number's owner
+    // (statusPlacementSql). The user a tie pairs the number with (canonicalUser), and an index to find the
+    // pair's WABAs by. A trusted status naming its WABA, a number and a user ties them as an inbound does
+    // (Meta's status webhook names the WABA and its phone_number_id): stored ones are filled here.
+    sql: `
+      ALTER TABLE events ADD COLUMN tied_user TEXT; -- the canonical user of the pair \`business\` ties, or NULL
+      UPDATE events SET business = json_extract(payload, '$.business')
+      WHERE kind = 'status' AND waba IS NOT NULL AND is_trusted = 1
+        AND coalesce(json_extract(payload, '$.business'), '') <> ''
+        AND coalesce(json_extract(payload, '$.user'), '') <> '';
+      UPDATE events SET tied_user = ${canonicalUserSql("json_extract(payload, '$.user')", 'sqlite')}
+      WHERE business IS NOT NULL;
+      CREATE INDEX events_business_user ON events (business, tied_user, waba) WHERE business IS NOT NULL;
+    `,
+  },
 ];
 
-/** SQL: the business number a status `s` names (`events.business` is only ever a tie, never a status's). */
+/**
+ * SQL: the business number a status `s` naming no WABA names (`events.business` is only ever a tie, never such
+ * a status's), and its user as the rater pairs it.
+ */
 const STATUS_BUSINESS_SQL = `json_extract(s.payload, '$.business')`;
+const STATUS_USER_SQL = canonicalUserSql(`json_extract(s.payload, '$.user')`, 'sqlite');
+/** SQL: where a status `s` naming no WABA is listed while its message is stored nowhere. */
+const STATUS_PLACEMENT_SQL = statusPlacementSql(STATUS_BUSINESS_SQL, STATUS_USER_SQL);
 
 const HALF_HOUR_MS = 30 * 60_000;
 /**
@@ -562,7 +594,7 @@ class SqliteStore implements Store {
       .transaction(() => {
         // Before anything is written: the owners of the numbers these events may tie (ListingFacts); a tie a
         // rewrite takes away adds its number's owner before that rewrite (insertEvents).
-        const ownersBefore = this.ownersOf([...tiedNumbersOf(items.flatMap((item) => item.events))]);
+        const ownersBefore = this.ownersOf([...tiedKeysOf(items.flatMap((item) => item.events))]);
         const written = items.map((item): { outcome: IngestItemOutcome; changes: RowChange[] } => {
           const { raw, events } = item;
           const changes: RowChange[] = [];
@@ -611,24 +643,30 @@ class SqliteStore implements Store {
       .immediate();
   }
 
-  /** The owner of each of `numbers` now (`numberOwnerSql`: one seek of events_business each), or null. */
-  private ownersOf(numbers: readonly string[]): Map<string, string | null> {
+  /**
+   * The owner of each tie key now (`tieKey`: a number, `numberOwnerSql`, one seek of events_business; a number
+   * and a user, `pairOwnerSql`, one seek of events_business_user), or null.
+   */
+  private ownersOf(keys: readonly string[]): Map<string, string | null> {
     const owners = new Map<string, string | null>();
-    if (numbers.length === 0) return owners;
+    if (keys.length === 0) return owners;
     const rows = this.statement(
-      `SELECT n.value AS number, ${numberOwnerSql('n.value')} AS owner FROM json_each(?) AS n`,
-    ).all(JSON.stringify(numbers)) as Row[];
-    for (const row of rows) owners.set(String(row.number), nullableString(row.owner));
+      `SELECT n.key, CASE WHEN n.user IS NULL THEN ${numberOwnerSql('n.number')}
+                          ELSE ${pairOwnerSql('n.number', 'n.user')} END AS owner
+       FROM (SELECT j.key AS key, json_extract(j.value, '$[0]') AS number, json_extract(j.value, '$[1]') AS user
+             FROM json_each(?) AS j) AS n`,
+    ).all(JSON.stringify(keys.map(splitTieKey))) as Row[];
+    for (const row of rows) owners.set(keys[Number(row.key)]!, nullableString(row.owner));
     return owners;
   }
 
   /**
-   * Before a rewrite that unties `number`: its owner as the group found it, unless read already (no write of the
-   * group tied that number before, or it would be one of the numbers read at the start).
+   * Before a rewrite that ties or unties `change`'s keys: their owners as the group found them, unless read
+   * already (no write of the group tied such a key before, or it would have been read then or at the start).
    */
-  private noteOwnerBefore(ownersBefore: Map<string, string | null>, number: string | null): void {
-    if (number === null || ownersBefore.has(number)) return;
-    ownersBefore.set(number, this.ownersOf([number]).get(number) ?? null);
+  private noteOwnersBefore(ownersBefore: Map<string, string | null>, change: RowChange): void {
+    const keys = rewrittenTieKeys(change).filter((key) => !ownersBefore.has(key));
+    for (const [key, owner] of this.ownersOf(keys)) ownersBefore.set(key, owner);
   }
 
   /** What `relistedWabas` needs beyond the changes, read after the group's writes (ListingFacts). */
@@ -636,7 +674,7 @@ class SqliteStore implements Store {
     changes: readonly RowChange[],
     ownersBefore: ReadonlyMap<string, string | null>,
   ): ListingFacts {
-    const ownersAfter = this.ownersOf(numbersLosingTies(changes));
+    const ownersAfter = this.ownersOf(keysLosingTies(changes));
     // One statement for all the ids: a seek of events_unnamed_status each (CROSS JOIN keeps the ids the outer
     // loop: SQLite would otherwise read every status naming no WABA through events_waba).
     const ids = joiningMessageIds(changes);
@@ -645,7 +683,7 @@ class SqliteStore implements Store {
       ids.length === 0
         ? []
         : this.statement(
-            `SELECT s.message_id, s.is_trusted, s.source, ${numberOwnerSql(STATUS_BUSINESS_SQL)} AS owner
+            `SELECT s.message_id, s.is_trusted, s.source, ${STATUS_PLACEMENT_SQL} AS owner
              FROM json_each(?) AS ids CROSS JOIN events s
              WHERE s.waba IS NULL AND s.message_id = ids.value AND s.kind = 'status'`,
           ).all(JSON.stringify(ids))
@@ -688,8 +726,8 @@ class SqliteStore implements Store {
   ): IngestOutcome {
     const insert = this.statement(
       `INSERT INTO events (key, kind, waba, message_id, at_ms, payload, received_at_ms, source, business,
-         is_trusted)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+         tied_user, is_trusted)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT (key) DO NOTHING`,
     );
     const inserted: CoreEvent[] = [];
@@ -699,6 +737,7 @@ class SqliteStore implements Store {
       const { event } = input;
       const json = JSON.stringify(event);
       const tie = tiedBusinessOf(event, input.isBusinessTied);
+      const tiedUser = tiedUserOf(event, tie);
       const isTrusted = isTrustedWriter(input);
       const count = insert.run(
         input.key,
@@ -710,61 +749,73 @@ class SqliteStore implements Store {
         input.receivedAtMs,
         input.source,
         tie,
+        tiedUser,
         isTrusted ? 1 : 0,
       ).changes;
       if (count === 1) {
         inserted.push(event);
-        if (isPlacingRow(event)) {
-          changes.push({
-            event,
-            source: input.source,
-            isInserted: true,
-            tieBefore: null,
-            tie,
-            wasTrusted: false,
-            isTrusted,
-          });
-        }
+        const change: RowChange = {
+          event,
+          source: input.source,
+          isInserted: true,
+          tieBefore: null,
+          tie,
+          tiedUserBefore: null,
+          tiedUser,
+          wasTrusted: false,
+          isTrusted,
+        };
+        if (isPlacingRow(event) && isPlacingChange(change)) changes.push(change);
         continue;
       }
       duplicates += 1;
-      const [payload, storedTie, trustedFlag, source] = this.statement(
-        'SELECT payload, business, is_trusted, source FROM events WHERE key = ?',
+      const [payload, storedTie, storedTiedUser, trustedFlag, source] = this.statement(
+        'SELECT payload, business, tied_user, is_trusted, source FROM events WHERE key = ?',
       )
         .raw()
-        .get(input.key) as [string, string | null, number, string];
+        .get(input.key) as [string, string | null, string | null, number, string];
       const stored = JSON.parse(payload) as CoreEvent;
       const wasTrusted = trustedFlag === 1;
       // The same text (a file imported again) merges nothing, but a trusted copy may still tie it and make it
       // trusted.
       const next = payload === json ? undefined : mergedCopy(stored, event);
       const nextTie = tiedBusinessAfterMerge(storedTie, next ?? stored, input);
+      const nextTiedUser = tiedUserOf(next ?? stored, nextTie);
       const isNowTrusted = isTrustedAfterMerge(wasTrusted, input);
-      if (next === undefined && nextTie === storedTie && isNowTrusted === wasTrusted) continue;
-      if (nextTie !== storedTie) this.noteOwnerBefore(ownersBefore, storedTie);
+      if (
+        next === undefined &&
+        nextTie === storedTie &&
+        nextTiedUser === storedTiedUser &&
+        isNowTrusted === wasTrusted
+      )
+        continue;
+      const change: RowChange = {
+        event: next ?? stored,
+        source,
+        isInserted: false,
+        tieBefore: storedTie,
+        tie: nextTie,
+        tiedUserBefore: storedTiedUser,
+        tiedUser: nextTiedUser,
+        wasTrusted,
+        isTrusted: isNowTrusted,
+      };
+      this.noteOwnersBefore(ownersBefore, change);
       if (next === undefined) {
-        this.statement('UPDATE events SET business = ?, is_trusted = ? WHERE key = ?').run(
+        this.statement('UPDATE events SET business = ?, tied_user = ?, is_trusted = ? WHERE key = ?').run(
           nextTie,
+          nextTiedUser,
           isNowTrusted ? 1 : 0,
           input.key,
         );
       } else {
         this.statement(
-          'UPDATE events SET payload = ?, at_ms = ?, business = ?, is_trusted = ? WHERE key = ?',
-        ).run(JSON.stringify(next), next.atMs, nextTie, isNowTrusted ? 1 : 0, input.key);
+          `UPDATE events SET payload = ?, at_ms = ?, business = ?, tied_user = ?, is_trusted = ?
+           WHERE key = ?`,
+        ).run(JSON.stringify(next), next.atMs, nextTie, nextTiedUser, isNowTrusted ? 1 : 0, input.key);
         merged.set(input.key, next);
       }
-      if (isPlacingRow(stored)) {
-        changes.push({
-          event: next ?? stored,
-          source,
-          isInserted: false,
-          tieBefore: storedTie,
-          tie: nextTie,
-          wasTrusted,
-          isTrusted: isNowTrusted,
-        });
-      }
+      if (isPlacingRow(stored) && isPlacingChange(change)) changes.push(change);
     }
     // Named by the group, once every item is written (ingestGroup).
     return { inserted, duplicates, merged: [...merged.values()], relistedWabas: [] };
@@ -807,8 +858,9 @@ class SqliteStore implements Store {
       // the message's idempotency key in each WABA of the scope (eventKey: "WABA:outbound:ID" or
       // "WABA:inbound:ID", the WABA escaped as migration 3 does; the primary key's index), when that message
       // joins it (a trusted writer's, or the status's own untrusted writer's: messageJoinsStatusSql). When no
-      // WABA stores its message so, it belongs to the one WABA that owns its business number (numberOwnerSql:
-      // a seek of events_business), and only then is its message looked for in every stored WABA.
+      // WABA stores its message so, it belongs to the one WABA the rater places it with (statusPlacementSql:
+      // its number and user's pair's smallest WABA, a seek of events_business_user, else its number's owner, a
+      // seek of events_business), and only then is its message looked for in every stored WABA.
       const orphans = this.statement(
         `WITH RECURSIVE ${STORED_WABAS_CTE}
          SELECT payload FROM events s
@@ -817,7 +869,7 @@ class SqliteStore implements Store {
              SELECT 1 FROM json_each(?) w, events m
              WHERE m.key IN (${messageKeysSql('w.value', 's.message_id')})
                AND ${messageJoinsStatusSql('m', 's')})
-           OR (${numberOwnerSql(STATUS_BUSINESS_SQL)} IN (SELECT value FROM json_each(?))
+           OR (${STATUS_PLACEMENT_SQL} IN (SELECT value FROM json_each(?))
                AND NOT ${messageStoredSql('s')}))`,
       )
         .pluck()

@@ -1,0 +1,212 @@
+// The service's stored bill equals what `wameter rate` computes from the same events, for statuses that name
+// no WABA and whose message is stored nowhere: the stores list such a status with the WABA the batch rater
+// places it under (docs/decisions.md, "Statuses alone that name no WABA") — the WABA of the pair its business
+// number and user have, else the smallest WABA its number sends for, a webhook status's WABA included.
+// Reproductions x1 and x3 of a billing review, on SQLite and PostgreSQL, the events posted in two requests so
+// that the second moves the status (`relistedWabas`).
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pg from 'pg';
+import { afterAll, describe, expect, it, onTestFinished } from 'vitest';
+import { rateEvents } from '../src/core/rate-events.js';
+import { createAccountBook } from '../src/ingest/accounts-file.js';
+import { parseEventValue } from '../src/ingest/parse-event.js';
+import { loadPricingSetup } from '../src/server/pricing-setup.js';
+import { openPostgresStore } from '../src/store/postgres/postgres-store.js';
+import { createTestService, KEY_ALL, TEST_POSTGRES_URL, type TestService } from './server-kit.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'wameter-unnamed-status-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+function accountsFile(name: string, accounts: object[]): string {
+  const path = join(dir, `${name}.json`);
+  writeFileSync(path, JSON.stringify({ accounts }));
+  return path;
+}
+
+const U1 = '919800000001';
+const U2 = '919800000002';
+const freeService = {
+  billable: false,
+  pricing_model: 'PMP',
+  category: 'utility',
+  type: 'free_customer_service',
+};
+
+/** x1: PN sends for W1 (to U1) and W2 (U2 wrote to it); a status of PN to U2 naming no WABA is W2's. */
+const X1_FIRST = [
+  {
+    kind: 'outbound',
+    at: '2025-10-01T09:00:00Z',
+    waba: 'W1',
+    business: 'PN',
+    user: U1,
+    id: 'wamid.x1a',
+    template: 'marketing',
+  },
+  { kind: 'status', at: '2025-10-01T09:00:05Z', id: 'wamid.x1a', status: 'delivered' },
+  {
+    kind: 'status',
+    at: '2025-10-05T11:00:00Z',
+    id: 'wamid.x1b',
+    status: 'delivered',
+    business: 'PN',
+    user: U2,
+    pricing: freeService,
+  },
+];
+const X1_LATER = [
+  { kind: 'inbound', at: '2025-10-05T10:00:00Z', waba: 'W2', business: 'PN', user: U2, id: 'wamid.x1in' },
+];
+
+/** x3: Meta's status webhook of W3 (phone_number_id PN3), and a status line of PN3 naming no WABA. */
+const X3_WEBHOOK = {
+  object: 'whatsapp_business_account',
+  entry: [
+    {
+      id: 'W3',
+      changes: [
+        {
+          field: 'messages',
+          value: {
+            messaging_product: 'whatsapp',
+            metadata: { display_phone_number: '15550000000', phone_number_id: 'PN3' },
+            statuses: [
+              {
+                id: 'wamid.x3a',
+                status: 'delivered',
+                timestamp: '1759309200',
+                recipient_id: '919800000031',
+                pricing: { billable: true, pricing_model: 'PMP', category: 'marketing', type: 'regular' },
+              },
+            ],
+          },
+        },
+      ],
+    },
+  ],
+};
+const X3_LINE = {
+  kind: 'status',
+  at: '2025-10-02T09:00:00Z',
+  id: 'wamid.x3b',
+  status: 'delivered',
+  business: 'PN3',
+  user: '919800000032',
+  pricing: { billable: true, pricing_model: 'PMP', category: 'utility', type: 'regular' },
+};
+
+type UnitRow = [string, string, string | null, number, string[]];
+
+/** `wameter rate` of every line at once: each unit's WABA, id, category, amount (micros) and messages. */
+async function batchUnits(accountsPath: string, lines: object[]): Promise<UnitRow[]> {
+  const pricing = await loadPricingSetup({ accountsPath, rateCardPaths: [] });
+  if (!pricing.ok) throw new Error(pricing.error);
+  const events = lines.flatMap((line) => {
+    const parsed = parseEventValue(line);
+    if (!parsed.ok) throw new Error(parsed.error.message);
+    return parsed.value.events;
+  });
+  const book = createAccountBook(pricing.value.accounts);
+  const result = rateEvents(events, {
+    accountFor: (waba) => book.accountFor(waba),
+    rateBook: pricing.value.rateBook,
+    markets: pricing.value.markets,
+  });
+  return sorted(
+    result.units.map((unit) => [
+      unit.waba,
+      unit.id,
+      unit.category,
+      Number(unit.amountMicros ?? -1),
+      unit.messages,
+    ]),
+  );
+}
+
+function sorted(rows: UnitRow[]): UnitRow[] {
+  return rows.sort((a, b) => (a[0] + a[1] < b[0] + b[1] ? -1 : 1));
+}
+
+/** The service's stored bill, as /v1/units answers it. */
+async function serviceUnits(service: TestService): Promise<UnitRow[]> {
+  const { units } = (await (await service.get('/v1/units', KEY_ALL)).json()) as {
+    units: { waba: string; id: string; category: string; amount: string | null; messages: string[] }[];
+  };
+  return sorted(
+    units.map((unit) => [
+      unit.waba,
+      unit.id,
+      unit.category,
+      unit.amount === null ? -1 : Math.round(Number(unit.amount) * 1e6),
+      unit.messages,
+    ]),
+  );
+}
+
+async function serviceWith(engine: 'SQLite' | 'PostgreSQL', accountsPath: string): Promise<TestService> {
+  if (engine === 'SQLite') return createTestService({ accountsPath });
+  const schema = `unnamed_${randomBytes(6).toString('hex')}`;
+  const store = await openPostgresStore(TEST_POSTGRES_URL, { schema });
+  onTestFinished(async () => {
+    await store.close();
+    const admin = new pg.Client({ connectionString: TEST_POSTGRES_URL });
+    await admin.connect();
+    await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+    await admin.end();
+  });
+  return createTestService({ accountsPath }, { store });
+}
+
+describe.each(['SQLite', 'PostgreSQL'] as const)(
+  'a status naming no WABA, its message stored nowhere: service and batch agree (%s)',
+  (engine) => {
+    it('x1: with the WABA of the pair its number and user have, not the number’s smallest WABA', async () => {
+      const accountsPath = accountsFile(`x1-${engine}`, [
+        { waba: 'W1', timezone: 'UTC', currency: 'USD', portfolio: 'PA' },
+        { waba: 'W2', timezone: 'UTC', currency: 'USD', portfolio: 'PB' },
+      ]);
+      const expected = await batchUnits(accountsPath, [...X1_FIRST, ...X1_LATER]);
+      // W2's answer to U2 inside U2's window is free; W1's marketing is charged.
+      expect(expected.map(([waba, id, , amount]) => [waba, id, amount > 0])).toEqual([
+        ['W1', 'u_wamid.x1a', true],
+        ['W2', 'u_wamid.x1b', false],
+      ]);
+      const service = await serviceWith(engine, accountsPath);
+      try {
+        expect((await service.postEvents(X1_FIRST)).status).toBe(200);
+        // Before W2's inbound, the status is W1's (PN's only WABA): the service bills it there.
+        expect((await serviceUnits(service)).map(([waba, id]) => [waba, id])).toEqual([
+          ['W1', 'u_wamid.x1a'],
+          ['W1', 'u_wamid.x1b'],
+        ]);
+        expect((await service.postEvents(X1_LATER)).status).toBe(200);
+        expect(await serviceUnits(service)).toEqual(expected);
+      } finally {
+        await service.close();
+      }
+    });
+
+    it('x3: with the WABA a webhook status of its number names', async () => {
+      const accountsPath = accountsFile(`x3-${engine}`, [
+        { waba: 'W3', timezone: 'UTC', currency: 'USD', portfolio: 'P3' },
+      ]);
+      const expected = await batchUnits(accountsPath, [X3_WEBHOOK, X3_LINE]);
+      expect(expected.map(([waba, id, category]) => [waba, id, category])).toEqual([
+        ['W3', 'u_wamid.x3a', 'marketing'],
+        ['W3', 'u_wamid.x3b', 'utility'],
+      ]);
+      const service = await serviceWith(engine, accountsPath);
+      try {
+        expect((await service.postEvents([X3_LINE])).status).toBe(200);
+        expect(await serviceUnits(service)).toEqual([]);
+        expect((await service.postWebhook(JSON.stringify(X3_WEBHOOK))).status).toBe(200);
+        expect(await serviceUnits(service)).toEqual(expected);
+      } finally {
+        await service.close();
+      }
+    });
+  },
+);
