@@ -19,6 +19,7 @@ import {
   expectTrustBackfilledListings,
 } from '../../../test/support/message-trust-backfill.js';
 import { ONE_INBOUND } from '../../../test/support/store-events.js';
+import { billableUnit } from '../../../test/support/units.js';
 
 const DATABASE_URL = process.env.WAMETER_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const START_HINT = 'pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start';
@@ -56,6 +57,47 @@ afterAll(async () => {
 runStoreContract('PostgreSQL', () => openPostgresStore(DATABASE_URL, { schema: freshSchema() }));
 
 describe('PostgreSQL specifics', () => {
+  it('a connection lost while a store operation holds it fails that operation, never the process', async () => {
+    const name = `wameter_lost_${randomBytes(4).toString('hex')}`;
+    const url = new URL(DATABASE_URL);
+    url.searchParams.set('application_name', name);
+    const store = await openPostgresStore(url.toString(), { schema: freshSchema() });
+    const unit = (id: string) => billableUnit({ id, waba: 'W1' });
+    await store.replaceRating(
+      { id: 'r1', ratedAtMs: 1, reason: 'rerate', wabas: ['W1'], asOfRules: null, rateCards: [], totals: {} },
+      { units: [unit('u1'), unit('u2')], pending: [], findings: [] },
+    );
+    const unhandled: unknown[] = [];
+    const onUnhandled = (error: unknown) => unhandled.push(error);
+    process.on('uncaughtException', onUnhandled);
+    try {
+      let pages = 0;
+      const exported = store.exportUnits(
+        {},
+        async () => {
+          pages += 1;
+          if (pages > 1) return;
+          // The export's transaction is open on its connection, idle between two pages: the server ends it.
+          const killed = await admin!.query(
+            `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1 AND state = 'idle in transaction'`,
+            [name],
+          );
+          expect(killed.rowCount).toBe(1);
+          await new Promise((resolve) => setTimeout(resolve, 200)); // the client hears of it meanwhile
+        },
+        1,
+      );
+      await expect(exported).rejects.toThrow();
+      expect(unhandled).toEqual([]);
+      // The pool hands out a new connection: the store answers again.
+      await store.ping();
+      expect((await store.queryUnits({}, { limit: 10 })).units).toHaveLength(2);
+    } finally {
+      process.off('uncaughtException', onUnhandled);
+      await store.close();
+    }
+  });
+
   it('lets two processes starting together migrate one schema once', async () => {
     const schema = freshSchema();
     const stores = await Promise.all([1, 2, 3].map(() => openPostgresStore(DATABASE_URL, { schema })));

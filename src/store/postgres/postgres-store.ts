@@ -407,6 +407,8 @@ class PostgresStore implements Store {
    */
   async checkReadable(): Promise<void> {
     const client = await this.pool.connect();
+    const onLost = () => {}; // the query under way fails instead (see transaction)
+    client.on('error', onLost);
     try {
       const { rows } = await client.query(
         `SELECT current_schema() AS schema, current_setting('search_path') AS search_path,
@@ -436,6 +438,7 @@ class PostgresStore implements Store {
         'it holds no wameter tables',
       );
     } finally {
+      client.off('error', onLost);
       client.release();
     }
   }
@@ -795,6 +798,13 @@ class PostgresStore implements Store {
   ): Promise<T> {
     const client = await this.pool.connect();
     let broken: Error | undefined;
+    // A connection lost while checked out (the server restarted, a proxy cut it) emits 'error' on the client:
+    // unheard, that event would end the process. Heard, the query under way fails (the store's error) and
+    // the pool gets the client back as broken.
+    const onLost = (error: Error) => {
+      broken = error;
+    };
+    client.on('error', onLost);
     try {
       await client.query(begin);
       if (rating?.reason === 'live') await client.query('SET LOCAL synchronous_commit = off');
@@ -807,6 +817,7 @@ class PostgresStore implements Store {
       });
       throw error;
     } finally {
+      client.off('error', onLost);
       client.release(broken);
     }
   }
