@@ -2,6 +2,7 @@
 // afterwards) so parallel runs never meet. No server is a failure, not a skip.
 
 import { randomBytes } from 'node:crypto';
+import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eventKey, type OutboundEvent, type StatusEvent } from '../../core/events.js';
@@ -57,6 +58,36 @@ afterAll(async () => {
 runStoreContract('PostgreSQL', () => openPostgresStore(DATABASE_URL, { schema: freshSchema() }));
 
 describe('PostgreSQL specifics', () => {
+  it('ping gives up after its timeout when the server stops answering (packets dropped, no reset)', async () => {
+    // A TCP proxy to the server that, once cut, forwards nothing either way and closes nothing.
+    const target = new URL(DATABASE_URL);
+    let isCut = false;
+    const sockets: Socket[] = [];
+    const proxy = createServer((client) => {
+      const upstream = connect(Number(target.port || 5432), target.hostname);
+      sockets.push(client, upstream);
+      client.on('data', (chunk) => void (isCut || upstream.write(chunk)));
+      upstream.on('data', (chunk) => void (isCut || client.write(chunk)));
+      client.on('error', () => {});
+      upstream.on('error', () => {});
+    });
+    await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+    const url = new URL(DATABASE_URL);
+    url.hostname = '127.0.0.1';
+    url.port = String((proxy.address() as AddressInfo).port);
+    const store = await openPostgresStore(url.toString(), { schema: freshSchema(), pingTimeoutMs: 300 });
+    try {
+      await store.ping();
+      isCut = true;
+      // Without a timeout the ping waits until TCP gives up (minutes): this test would time out.
+      await expect(store.ping()).rejects.toThrow('Query read timeout');
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      proxy.close();
+      await store.close().catch(() => undefined);
+    }
+  });
+
   it('a connection lost while a store operation holds it fails that operation, never the process', async () => {
     const name = `wameter_lost_${randomBytes(4).toString('hex')}`;
     const url = new URL(DATABASE_URL);

@@ -93,7 +93,15 @@ export interface PostgresStoreOptions {
    * `ReadOnlyOpenError` otherwise.
    */
   isReadOnly?: boolean;
+  /** How long `ping` waits for the server's answer (default PING_TIMEOUT_MS). */
+  pingTimeoutMs?: number;
 }
+
+/**
+ * `ping` (readiness, /healthz) gives up after this: a server cut off without a reset (a network partition
+ * drops packets) would otherwise hold the probe for minutes, until TCP itself gives up.
+ */
+export const PING_TIMEOUT_MS = 5_000;
 
 interface Migration {
   version: number;
@@ -354,7 +362,7 @@ function parseExactInteger(text: string): number | bigint {
 }
 
 export async function openPostgresStore(url: string, options: PostgresStoreOptions = {}): Promise<Store> {
-  const { schema, isReadOnly = false } = options;
+  const { schema, isReadOnly = false, pingTimeoutMs = PING_TIMEOUT_MS } = options;
   if (schema !== undefined && !/^[a-z_][a-z0-9_]{0,62}$/.test(schema)) {
     throw new Error(`schema "${schema}" must be a lower-case SQL identifier (letters, digits, _)`);
   }
@@ -369,7 +377,7 @@ export async function openPostgresStore(url: string, options: PostgresStoreOptio
   });
   // An idle client losing its connection must not crash the process; the next query reports it.
   pool.on('error', () => {});
-  const store = new PostgresStore(pool, schema, isReadOnly);
+  const store = new PostgresStore(pool, schema, isReadOnly, pingTimeoutMs);
   try {
     if (isReadOnly) await store.checkReadable();
     else await store.migrate();
@@ -399,6 +407,7 @@ class PostgresStore implements Store {
     private readonly schema: string | undefined,
     /** Opened for a command that only reads: never migrated (its sessions refuse writes too). */
     private readonly isReadOnly: boolean,
+    private readonly pingTimeoutMs: number,
   ) {}
 
   /**
@@ -475,7 +484,9 @@ class PostgresStore implements Store {
   }
 
   async ping(): Promise<void> {
-    await this.pool.query('SELECT 1');
+    // A query timed out is released to the pool as broken: the pool ends that connection, never reuses it.
+    // (`query_timeout` per query is pg's, not in its types.)
+    await this.pool.query({ text: 'SELECT 1', query_timeout: this.pingTimeoutMs } as pg.QueryConfig);
   }
 
   async close(): Promise<void> {
