@@ -7,7 +7,7 @@
 // Run: npm run build && node dist/bench/fairness.js [traffic.ndjson] [--seconds N] [--heavy-clients N]
 
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -31,6 +31,8 @@ const flag = (name: string, fallback: number) => {
 };
 const seconds = flag('--seconds', 20);
 const heavyClients = flag('--heavy-clients', 4);
+const logAt = argv.indexOf('--server-log');
+const serverLog = logAt < 0 ? null : argv.splice(logAt, 2)[1]!;
 const traffic = argv[0] ?? DEFAULT_TRAFFIC;
 const accountsPath = traffic.replace(/\.ndjson$/, '.accounts.json');
 const cli = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
@@ -74,7 +76,7 @@ try {
       accounts: accountsPath,
       appSecrets: [SECRET],
       rateLimit: false,
-      logLevel: 'warn',
+      logLevel: serverLog === null ? 'warn' : 'debug',
       apiKeys: [
         { name: 'heavy', key: HEAVY_KEY, wabas: heavy },
         { name: 'light', key: LIGHT_KEY, wabas: [light] },
@@ -91,8 +93,9 @@ try {
     },
   );
   console.log(`imported in ${((performance.now() - importStartedMs) / 1000).toFixed(1)} s`);
+  const logFd = serverLog === null ? 'ignore' : openSync(serverLog, 'w');
   server = spawn(process.execPath, [cli, 'serve', '--config', config], {
-    stdio: ['ignore', 'ignore', 'inherit'],
+    stdio: ['ignore', logFd, 'inherit'],
   });
   const base = `http://127.0.0.1:${port}`;
   for (let i = 0; ; i++) {

@@ -90,6 +90,7 @@ export async function createTestService(
     clientIp?: string;
     /** Where ratings run (default: the service's own, in this thread). */
     liveRater?: (store: Store, pricing: PricingSetup) => LiveRater;
+    exportStallMs?: number;
   } = {},
 ): Promise<TestService> {
   const dir = mkdtempSync(join(tmpdir(), 'wameter-server-'));
@@ -127,6 +128,7 @@ export async function createTestService(
     clientIp: () => options.clientIp ?? '203.0.113.7',
     ...(pricing.value.markets.names ? { marketNames: pricing.value.markets.names } : {}),
     timeZoneOf: (waba) => createAccountBook(pricing.value.accounts).accountFor(waba).timeZone,
+    ...(options.exportStallMs === undefined ? {} : { exportStallMs: options.exportStallMs }),
   });
   const bearer = (key: string | undefined): Record<string, string> =>
     key === undefined ? {} : { Authorization: `Bearer ${key}` };

@@ -24,6 +24,12 @@ export const EXIT = {
    * an I/O error. What was written before is incomplete. (A reader that stops reading is not this: exit 0.)
    */
   OUTPUT_FAILED: 74,
+  /**
+   * `serve` stopped itself, in-flight requests answered, because it lost the single-writer lock (sysexits'
+   * EX_TEMPFAIL): a supervisor restarts it and the new process takes the lock again. Defined beside the
+   * server as EXIT_WRITER_LOCK_LOST (src/server/main.ts, which cannot import the command line).
+   */
+  WRITER_LOCK_LOST: 75,
 } as const;
 
 /** An error the user can act on: printed as one message, never with a stack trace. */

@@ -62,15 +62,20 @@ export function describeOutputFailure(error: NodeJS.ErrnoException): string {
     : `${error.message.replace(/^E[A-Z]+: /, '')} (${error.code})`;
 }
 
+/** Set by a long-running command (`serve`): stdout carries its log, and a failure of it must not end it. */
+let isOutputALog = false;
+
 /**
  * A reader that stops reading (`wameter rate … | head -1`) closes the pipe: the next write fails with EPIPE.
  * That is the reader's choice, not an error: the command ends at once, quietly, with exit 0 (C programs die
  * of SIGPIPE there; Node ignores SIGPIPE and would print a stack). Any other failure of stdout that no command
  * has told yet (one that comes after the last write) is said in one line, exit 74 (README "Exit codes"). A
  * closed stderr is ignored: there is no one left to tell, and stdout may still be read.
+ * Not for `serve` (`keepRunningWhenOutputCloses`): a service's stdout is its log, not its answer.
  */
 export function endQuietlyWhenOutputCloses(): void {
   process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+    if (isOutputALog) return;
     if (error.code === 'EPIPE') process.exit(EXIT.OK);
     if (toldFailures.has(error)) return;
     process.stderr.write(`wameter: ${new OutputError(describeOutputFailure(error)).message}\n`);
@@ -79,4 +84,14 @@ export function endQuietlyWhenOutputCloses(): void {
   process.stderr.on('error', () => {
     // Nothing to do: see above.
   });
+}
+
+/**
+ * For `serve`: stdout carries the service's log lines, and its reader going away (a log shipper restarted,
+ * `cat logpipe` killed) must neither stop the service nor exit 0 (a supervisor would take that for a wanted
+ * stop and not restart it). The server's log writer then stops logging and says so once on stderr
+ * (`createStdoutWriter`, src/server/logger.ts); the service goes on.
+ */
+export function keepRunningWhenOutputCloses(): void {
+  isOutputALog = true;
 }

@@ -1,11 +1,12 @@
 // `wameter serve`: runs the metering service (contract.md §5). Flags win over the --config file, the file
-// over the environment. Exits 1 (EXIT.USAGE) with a list of what to fix when the configuration is wrong.
+// over the environment. Exits 1 (EXIT.USAGE) with a list of what to fix when the configuration is wrong, 75
+// when it stopped itself after losing the single-writer lock (a supervisor restarts it), 0 after SIGTERM.
 
 import type { Command } from 'commander';
 import { loadServiceConfig } from '../server/config.js';
 import { runUntilSignalled } from '../server/main.js';
 import { CliError, EXIT } from './exit-codes.js';
-import type { CliIo } from './io.js';
+import { keepRunningWhenOutputCloses, type CliIo } from './io.js';
 import { checkSqliteLocation } from './open-command-store.js';
 import { databaseUrl, optionValue, pathArgument } from './options.js';
 
@@ -61,7 +62,10 @@ Examples:
 Endpoints: GET /openapi.json describes them; docs/service.md explains the security model and metrics.
 
 Exit codes: 0 stopped by SIGTERM or SIGINT once in-flight requests were answered; 1 not started (a setting
-to fix, the port in use, a database that cannot be opened or migrated, another process rating it).`,
+to fix, the port in use, a database that cannot be opened or migrated, another process rating it);
+${EXIT.WRITER_LOCK_LOST} stopped itself, once in-flight requests were answered, because it lost the single-writer lock
+(a PostgreSQL blip): restart it (systemd Restart=on-failure does). A log output (stdout) that breaks
+stops the log, not the service: said once on stderr.`,
     )
     .action(async (flags: ServeFlags) => {
       const config = loadServiceConfig({
@@ -81,10 +85,16 @@ to fix, the port in use, a database that cannot be opened or migrated, another p
         io.exitCode = EXIT.USAGE;
         return;
       }
+      // stdout is the service's log from here on: its reader going away must not end the service.
+      keepRunningWhenOutputCloses();
       try {
         // A SQLite file is created at start, but not its folder: say so before the start-up log.
         checkSqliteLocation(config.value.db, { mode: 'create', setBy: '--db, WAMETER_DB or DATABASE_URL' });
-        await runUntilSignalled(config.value);
+        const stop = await runUntilSignalled(config.value);
+        if (stop.code !== 'SIGNALLED') {
+          io.writeError(`wameter serve: stopped: ${stop.message}\n`);
+          io.exitCode = stop.exitCode;
+        }
       } catch (error) {
         const reason = (error as Error).message;
         io.writeError(`wameter serve: ${error instanceof CliError ? reason : `cannot start: ${reason}`}\n`);

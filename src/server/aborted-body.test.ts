@@ -100,6 +100,7 @@ describe.each([
         path: route,
         receivedBytes: 10,
         declaredBytes: 1000,
+        requestId: expect.stringMatching(/^req_/),
       },
       expect.objectContaining({ level: 'info', msg: 'request', path: route, status: 400 }),
     ]);

@@ -34,11 +34,12 @@ import {
   type ErrorCode,
 } from './errors.js';
 import { ClientBusyError } from './fair-queue.js';
-import { errorFields, type Logger } from './logger.js';
+import { errorFields, withRequestLogContext, type Logger, type RequestLogContext } from './logger.js';
 import { Metrics } from './metrics.js';
 import { MAX_LISTED_REJECTIONS, openApiDocument, queryParametersOf, unknownBodyField } from './openapi.js';
 import { createRateLimiter, type RateLimitVerdict } from './rate-limit.js';
 import { RatingBehindError, type RatingService } from './rating-service.js';
+import { errorCodeOf, requestIdFor } from './request-log.js';
 import { createStoreHealth, type StoreHealth } from './store-health.js';
 import {
   attachBodyLease,
@@ -77,6 +78,8 @@ export interface AppDeps {
    * DEFAULT_BODY_BUDGET_BYTES, and never less than two bodies of `bodyLimitBytes`.
    */
   bodyBudgetBytes?: number;
+  /** A CSV export whose client takes nothing for this long is cut (default EXPORT_STALL_MS). */
+  exportStallMs?: number;
 }
 
 type Env = { Variables: { apiKey: ApiKey } };
@@ -89,6 +92,11 @@ const ITEMS_PER_SLICE = 1000;
 const RERATE_BODY_LIMIT_BYTES = 64 * 1024;
 
 /** Thrown around store calls so the error handler can tell "database down" from a bug. */
+/** CSV exports downloaded at once (each holds a store snapshot until its client has read it). */
+const MAX_CONCURRENT_EXPORTS = 2;
+/** A CSV export whose client takes nothing for this long is cut. */
+const EXPORT_STALL_MS = 60_000;
+
 class StoreUnavailable extends Error {
   constructor(override readonly cause: unknown) {
     super('store unavailable');
@@ -255,6 +263,8 @@ export function createApp(deps: AppDeps): Hono<Env> {
     () => rating.onDemandWaiting(),
   );
   const app = new Hono<Env>();
+  let exportsRunning = 0;
+  const exportStallMs = deps.exportStallMs ?? EXPORT_STALL_MS;
   const keysByHash = new Map(config.apiKeys.map((apiKey) => [sha256(apiKey.key).toString('hex'), apiKey]));
   const limiter = config.rateLimit ? createRateLimiter(config.rateLimit, clock) : null;
   // Webhook POSTs count only when they fail (bad or missing signature, oversized body): Meta's signed
@@ -300,13 +310,36 @@ export function createApp(deps: AppDeps): Hono<Env> {
 
   // --- cross-cutting: request log + duration metric, errors, rate limit -------------------------------
 
+  // Every answer carries the request's id (X-Request-Id: the client's when safe, else a new one), and so does
+  // every line logged while the request is handled (errors included). The request line adds the API key's
+  // name (never the key) and a refusal's error code.
   app.use('*', async (c, next) => {
     const startMs = clock();
-    await next();
+    const requestId = requestIdFor(c.req.header('x-request-id'));
+    const logContext: RequestLogContext = { fields: { requestId } };
+    await withRequestLogContext(logContext, next);
+    logContext.fields = null; // work the request only scheduled (a debounced rating) is not its own
     const ms = clock() - startMs;
     metrics.observeRequest(c.req.method, routeLabel(c), c.res.status, ms / 1000);
+    try {
+      c.res.headers.set('X-Request-Id', requestId);
+    } catch {
+      // A response with immutable headers: copied once, then set.
+      c.res = new Response(c.res.body, c.res);
+      c.res.headers.set('X-Request-Id', requestId);
+    }
+    const apiKey = (c.get('apiKey') as ApiKey | undefined)?.name;
+    const errorCode = await errorCodeOf(c.res);
     // The path only: a query string can hold hub.verify_token.
-    logger.info('request', { method: c.req.method, path: c.req.path, status: c.res.status, ms });
+    logger.info('request', {
+      method: c.req.method,
+      path: c.req.path,
+      status: c.res.status,
+      ms,
+      requestId,
+      ...(apiKey === undefined ? {} : { apiKey }),
+      ...(errorCode === undefined ? {} : { errorCode }),
+    });
   });
 
   // Billing data and refusals about it are never sniffed into another type nor kept by a cache: every /v1
@@ -561,7 +594,14 @@ export function createApp(deps: AppDeps): Hono<Env> {
       writeToStore(() =>
         store.ingestWebhook({ receivedAtMs, body: raw, sha256: digest, parseError }, inputs),
       ),
-    );
+    ).catch((error: unknown) => {
+      // Answered 503 STORE_UNAVAILABLE (onError; Meta retries): a refusal like the others, so that
+      // webhooks_rejected_total counts every webhook not acknowledged (store_errors_total counts it too).
+      if (error instanceof StoreUnavailable) {
+        metrics.inc('webhooks_rejected_total', { reason: 'store_unavailable' });
+      }
+      throw error;
+    });
     // Durable from here on: only now may Meta hear a 200.
     if (malformedCode !== null) {
       metrics.inc('webhooks_rejected_total', {
@@ -881,16 +921,40 @@ export function createApp(deps: AppDeps): Hono<Env> {
     // joining them stalled the event loop for a second. One snapshot of the bill: a live rating stored
     // meanwhile neither repeats nor drops a unit whose opening time it moved (pages of /v1/units, read one
     // request at a time, cannot promise that).
+    // An export holds a snapshot (a PostgreSQL connection of the pool, a SQLite reader) until its client has
+    // read it all: a few at a time, and a client that stops reading is cut, so that slow downloads can never
+    // take the connections webhooks need.
+    if (exportsRunning >= MAX_CONCURRENT_EXPORTS) {
+      throw new ClientBusyError(
+        MAX_CONCURRENT_EXPORTS,
+        `${MAX_CONCURRENT_EXPORTS} CSV exports are being downloaded: retry when one has ended`,
+      );
+    }
+    exportsRunning += 1;
+    let isCounted = true;
+    const ended = () => {
+      if (isCounted) exportsRunning -= 1;
+      isCounted = false;
+    };
     const encoder = new TextEncoder();
     const { readable, writable } = new TransformStream<Uint8Array, Uint8Array>();
     const writer = writable.getWriter();
     let isClientGone = false;
     const send = async (text: string) => {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const stalled = new Promise<never>((_resolve, reject) => {
+        timer = setTimeout(
+          () => reject(new Error(`the client read nothing for ${exportStallMs / 1000} s`)),
+          exportStallMs,
+        );
+      });
       try {
-        await writer.write(encoder.encode(text));
+        await Promise.race([writer.write(encoder.encode(text)), stalled]);
       } catch (error) {
-        isClientGone = true; // the client closed the connection: the answer's stream was cancelled
+        isClientGone = true; // the client closed the connection, or stopped reading: the answer is cut
         throw error;
+      } finally {
+        clearTimeout(timer);
       }
     };
     let pageCame!: () => void;
@@ -906,14 +970,22 @@ export function createApp(deps: AppDeps): Hono<Env> {
       // A store that fails before the first page is answered 503, as any read; after it, the answer is cut.
       await Promise.race([firstPage, exported]);
     } catch (error) {
+      ended();
       void writer.abort(error).catch(() => undefined);
       return fromStore(Promise.reject(error as Error));
     }
     void exported.then(
-      () => writer.close().catch(() => undefined),
+      () => {
+        ended();
+        return writer.close().catch(() => undefined);
+      },
       (error: unknown) => {
+        ended();
         if (isClientGone) {
-          logger.info('CSV export stopped: the client closed the connection', { path: c.req.path });
+          logger.info('CSV export stopped: the client closed the connection or stopped reading', {
+            path: c.req.path,
+            reason: error instanceof Error ? error.message : String(error),
+          });
         } else {
           // The 200 and the first rows are sent: the connection is cut, so the client sees an incomplete
           // answer (no final chunk) rather than a CSV that looks whole.

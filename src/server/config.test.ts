@@ -438,3 +438,80 @@ describe('describeConfig (what the service logs at start)', () => {
     expect(JSON.stringify(described)).not.toMatch(/provider-secret-1|client-secret-1/);
   });
 });
+
+describe('settings that name nothing, or cannot be read, are refused naming the setting', () => {
+  const problemsOf = (input: Parameters<typeof loadServiceConfig>[0]): string => {
+    const result = loadServiceConfig(input);
+    return result.ok ? '' : result.error.problems.join('\n');
+  };
+
+  it.each([',', ' , ', ',,,'])(
+    'refuses WAMETER_APP_SECRETS=%j: it names no secret (a start with none would refuse every webhook)',
+    (value) => {
+      expect(problemsOf({ env: { WAMETER_APP_SECRETS: value } })).toMatch(
+        /^WAMETER_APP_SECRETS names no app secret .*: give the Meta app secrets, comma-separated, or leave it unset/,
+      );
+    },
+  );
+
+  it.each([
+    ['secretA,,secretB', 'item 2'],
+    [',secretA', 'item 1'],
+    ['secretA,', 'item 2'],
+  ])('refuses an empty item of WAMETER_APP_SECRETS=%j (%s), as the file refuses ""', (value, item) => {
+    const problems = problemsOf({ env: { WAMETER_APP_SECRETS: value } });
+    expect(problems).toContain(`WAMETER_APP_SECRETS: ${item} is empty`);
+    expect(problems).not.toMatch(/secretA|secretB/);
+  });
+
+  it('still reads an unset or empty WAMETER_APP_SECRETS as none configured (the start-up warning says so)', () => {
+    expect(loadServiceConfig({ env: { WAMETER_APP_SECRETS: '' } })).toMatchObject({
+      value: { appSecrets: [] },
+    });
+    expect(loadServiceConfig({ env: {} })).toMatchObject({ value: { appSecrets: [] } });
+  });
+
+  it('reads the config file\'s comma-separated "appSecrets" string with the same checks', () => {
+    expect(
+      problemsOf({ env: {}, configFile: writeJson('comma-secrets.json', { appSecrets: 's1,s2' }) }),
+    ).toBe('');
+    expect(problemsOf({ env: {}, configFile: writeJson('commas.json', { appSecrets: ',' }) })).toMatch(
+      /config file "appSecrets" names no app secret/,
+    );
+    expect(problemsOf({ env: {}, configFile: writeJson('gap.json', { appSecrets: 's1,,s2' }) })).toContain(
+      'config file "appSecrets": item 2 is empty',
+    );
+  });
+
+  it.each([
+    [{ WAMETER_DB: 'postgres://wameter:Hush@db:port/prod' }, 'WAMETER_DB'],
+    [{ DATABASE_URL: 'postgres://wameter:Hush@db:99999/prod' }, 'DATABASE_URL'],
+  ])(
+    'refuses a PostgreSQL URL that cannot be parsed, naming the setting, never the password (%j)',
+    (env, name) => {
+      const problems = problemsOf({ env });
+      expect(problems).toMatch(new RegExp(`^the PostgreSQL URL of ${name} cannot be parsed`));
+      expect(problems).not.toContain('Hush');
+    },
+  );
+
+  it('names --db and the config file "db" when they give the unparsable URL', () => {
+    expect(problemsOf({ flags: { db: 'postgresql://u:Hush@[::1/x' } })).toMatch(
+      /^the PostgreSQL URL of --db cannot be parsed/,
+    );
+    const file = writeJson('bad-db.json', { db: 'postgres://u:Hush@h:x/db' });
+    expect(problemsOf({ env: {}, configFile: file })).toMatch(
+      /^the PostgreSQL URL of the config file's "db" cannot be parsed/,
+    );
+  });
+
+  it.each([
+    'postgres://postgres@127.0.0.1:5432/test',
+    'postgres://u:p@ss@host/db',
+    'postgres://u:pa ss@host/db',
+    'postgres://u@/db',
+    'postgresql://u@host/db?options=-c%20search_path%3Dx',
+  ])('takes %j, which the driver reads', (db) => {
+    expect(problemsOf({ env: { WAMETER_DB: db } })).toBe('');
+  });
+});

@@ -294,10 +294,29 @@ function parseAppSecretsFromFile(value: unknown, problems: string[]): AppSecret[
   return secrets;
 }
 
-/** `s1,s2` (the environment's form): plain secrets, each signing for every WABA; never bound. */
+/**
+ * `s1,s2` (the environment's form): plain secrets, each signing for every WABA; never bound. Read as the
+ * file's list is: a value that names no secret (`,`) is refused — it would start with none, refusing every
+ * webhook while readiness says 200 — and so is an empty item (`a,,b`, `a,`), which the file refuses as `""`.
+ * An unset or empty variable is no setting at all (none configured: the start-up warning says so).
+ */
 function plainSecrets(text: string, where: string, problems: string[]): string[] {
   const { secrets, add } = secretsOnce<string>((index) => `${where}: item ${index + 1}`, problems);
-  splitList(text).forEach(add);
+  if (text.trim() === '') return secrets;
+  const items = text.split(',').map((item) => item.trim());
+  if (items.every((item) => item === '')) {
+    problems.push(
+      `${where} names no app secret (only commas and spaces): give the Meta app secrets, comma-separated, or leave it unset to start without any (every webhook POST is then refused)`,
+    );
+    return secrets;
+  }
+  items.forEach((item, index) => {
+    if (item === '') {
+      problems.push(
+        `${where}: item ${index + 1} is empty (two commas in a row, or one at the start or end): remove the extra comma`,
+      );
+    } else add(item, index);
+  });
   return secrets;
 }
 
@@ -457,7 +476,33 @@ function parseLogLevel(value: unknown, where: string, problems: string[]): LogLe
   return undefined;
 }
 
-function checkDb(db: string, problems: string[]): void {
+/**
+ * Whether the PostgreSQL driver can read `url`, checked as it reads it (pg-connection-string: spaces and
+ * stray `%` encoded first, a missing host allowed — the local socket), so that no URL it takes is refused.
+ */
+function isReadablePostgresUrl(url: string): boolean {
+  const text = / |%[^a-f0-9]|%[a-f0-9][^a-f0-9]/i.test(url)
+    ? encodeURI(url).replace(/%25(\d\d)/g, '%$1')
+    : url;
+  for (const candidate of [text, text.replace('@/', '@___DUMMY___/')]) {
+    try {
+      new URL(candidate, 'postgres://base');
+      return true;
+    } catch {
+      // Tried again with a host, as the driver does.
+    }
+  }
+  return false;
+}
+
+function checkDb(db: string, setBy: string, problems: string[]): void {
+  if (/^postgres(ql)?:\/\//i.test(db) && !isReadablePostgresUrl(db)) {
+    // The URL itself is never repeated: it holds the password.
+    problems.push(
+      `the PostgreSQL URL of ${setBy} cannot be parsed (not shown: it may hold a password): write it as postgres://USER:PASSWORD@HOST:PORT/DB, the port a number up to 65535, and percent-encode any @ : / ? # [ ] % in the user or password (@ is %40)`,
+    );
+    return;
+  }
   if (db.startsWith('sqlite:')) {
     if (db.length === 'sqlite:'.length)
       problems.push('database: "sqlite:" needs a path, e.g. sqlite:./wameter.db');
@@ -526,13 +571,15 @@ export function loadServiceConfig(input: {
   const problems: string[] = [];
   const file = input.configFile === undefined ? {} : readConfigFile(input.configFile, problems);
 
-  const db =
-    optionalString(flags.db, '--db', problems) ??
-    optionalString(file.db, 'config file "db"', problems) ??
-    envValue(env, 'WAMETER_DB') ??
-    envValue(env, 'DATABASE_URL') ??
-    DEFAULT_DB;
-  checkDb(db, problems);
+  const dbSources: [string | undefined, string][] = [
+    [optionalString(flags.db, '--db', problems), '--db'],
+    [optionalString(file.db, 'config file "db"', problems), 'the config file\'s "db"'],
+    [envValue(env, 'WAMETER_DB'), 'WAMETER_DB'],
+    [envValue(env, 'DATABASE_URL'), 'DATABASE_URL'],
+  ];
+  const [db, dbSetBy] = (dbSources.find(([value]) => value !== undefined) as
+    [string, string] | undefined) ?? [DEFAULT_DB, 'the default'];
+  checkDb(db, dbSetBy, problems);
 
   const port =
     parsePort(flags.port, '--port', problems) ??

@@ -45,9 +45,12 @@ async function allUnits(real: ExportUnits): Promise<BillableUnit[]> {
   return units;
 }
 
-async function serviceWith(exportUnits: (real: ExportUnits) => ExportUnits): Promise<TestService> {
+async function serviceWith(
+  exportUnits: (real: ExportUnits) => ExportUnits,
+  exportStallMs?: number,
+): Promise<TestService> {
   const store = await storeWithExport(exportUnits);
-  service = await createTestService({}, { store });
+  service = await createTestService({}, { store, ...(exportStallMs === undefined ? {} : { exportStallMs }) });
   for (const user of ['919800000001', '919800000002', '919800000003'])
     await service.postEvents(conversationLines('W1', 'PN1', user, `w1.${user}`));
   return service;
@@ -140,9 +143,44 @@ describe('GET /v1/units.csv', () => {
       await new Promise((resolve) => setTimeout(resolve, 10));
     const logged = svc.logs.map((line) => JSON.parse(line) as { level: string; msg: string });
     expect(logged).toContainEqual(
-      expect.objectContaining({ level: 'info', msg: 'CSV export stopped: the client closed the connection' }),
+      expect.objectContaining({
+        level: 'info',
+        msg: 'CSV export stopped: the client closed the connection or stopped reading',
+      }),
     );
     expect(logged.filter((line) => line.level === 'error')).toEqual([]);
     expect(pages).toBeLessThan(9);
+  });
+
+  it('downloads two exports at once: a third is 429 until one ends, and a client that stops reading is cut', async () => {
+    const svc = await serviceWith(
+      (real) => async (_filter, onPage) => {
+        const units = await allUnits(real);
+        for (const unit of units) await onPage([unit]);
+        return units.length;
+      },
+      100,
+    );
+    const first = await svc.get('/v1/units.csv', KEY_ALL);
+    const second = await svc.get('/v1/units.csv', KEY_ALL);
+    expect([first.status, second.status]).toEqual([200, 200]);
+    const third = await svc.get('/v1/units.csv', KEY_ALL);
+    expect(third.status).toBe(429);
+    expect(third.headers.get('retry-after')).toBe('1');
+    expect(((await third.json()) as { error: { message: string } }).error.message).toContain(
+      '2 CSV exports are being downloaded',
+    );
+    // Neither client reads: both are cut after the stall time, and their places are free again.
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    await expect(first.text()).rejects.toThrow();
+    await expect(second.text()).rejects.toThrow();
+    const again = await svc.get('/v1/units.csv', KEY_ALL);
+    expect(again.status).toBe(200);
+    expect((await again.text()).startsWith(CSV_COLUMNS.join(','))).toBe(true);
+    const logged = svc.logs.map(
+      (line) => JSON.parse(line) as { level: string; msg: string; reason?: string },
+    );
+    expect(logged.filter((line) => line.reason === 'the client read nothing for 0.1 s')).toHaveLength(2);
+    expect(logged.filter((line) => line.level === 'error')).toEqual([]);
   });
 });

@@ -7,10 +7,11 @@
 /** The client already has `limit` on-demand ratings waiting or running: refused, nothing was done. */
 export class ClientBusyError extends Error {
   readonly retryAfterSeconds = 1;
-  constructor(readonly limit: number) {
-    super(
-      `this API key already has ${limit} requests that rate stored events (explain, re-rate, reconciliation, estimate) waiting or running: wait for their answers before sending more`,
-    );
+  constructor(
+    readonly limit: number,
+    message = `this API key already has ${limit} requests that rate stored events (explain, re-rate, reconciliation, estimate) waiting or running: wait for their answers before sending more`,
+  ) {
+    super(message);
     this.name = 'ClientBusyError';
   }
 }

@@ -1,6 +1,8 @@
 // Structured JSON logs: one object per line, with the injected clock's instant. Callers pass fields, never
 // bodies, secrets or keys; this module does not try to guess what is secret, so it must not be given any.
+// A log output that breaks (its reader gone) never stops the service: logging stops, said once on stderr.
 
+import { AsyncLocalStorage } from 'node:async_hooks';
 import type { LogLevel } from './config.js';
 
 export type LogFields = Record<string, unknown>;
@@ -14,17 +16,34 @@ export interface Logger {
 
 const RANK: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40, silent: 100 };
 
+/**
+ * Fields of the request being handled (its `requestId`), put on every line logged on its behalf: set by the
+ * request log middleware around the request, and emptied once it is answered, so that work the request only
+ * scheduled (a debounced rating) logs without them.
+ */
+export interface RequestLogContext {
+  fields: LogFields | null;
+}
+
+const requestContext = new AsyncLocalStorage<RequestLogContext>();
+
+/** Runs `handle` with `context`'s fields on every line logged inside it (its awaits included). */
+export function withRequestLogContext<T>(context: RequestLogContext, handle: () => T): T {
+  return requestContext.run(context, handle);
+}
+
 export function createJsonLogger(options: {
   level: LogLevel;
   clock: () => number;
-  /** Where each line goes (default: stdout). */
+  /** Where each line goes (default: stdout, through `createStdoutWriter`). */
   write?: (line: string) => void;
 }): Logger {
-  const write = options.write ?? ((line: string) => process.stdout.write(`${line}\n`));
+  const write = options.write ?? createStdoutWriter();
   const threshold = RANK[options.level];
   const log = (level: Exclude<LogLevel, 'silent'>, msg: string, fields?: LogFields) => {
     if (RANK[level] < threshold) return;
-    write(JSON.stringify({ at: new Date(options.clock()).toISOString(), level, msg, ...fields }));
+    const request = requestContext.getStore()?.fields;
+    write(JSON.stringify({ at: new Date(options.clock()).toISOString(), level, msg, ...request, ...fields }));
   };
   return {
     debug: (msg, fields) => log('debug', msg, fields),
@@ -32,6 +51,70 @@ export function createJsonLogger(options: {
     warn: (msg, fields) => log('warn', msg, fields),
     error: (msg, fields) => log('error', msg, fields),
   };
+}
+
+/** The streams a log writer uses: the process's own, or stand-ins in tests. */
+export interface LogStreams {
+  stdout: NodeJS.WritableStream;
+  stderr: NodeJS.WritableStream;
+}
+
+/** The state of a log stream, shared by every writer of it: the failure that broke it, and how to say one. */
+interface OutputState {
+  failure: NodeJS.ErrnoException | null;
+  fail(error: NodeJS.ErrnoException): void;
+}
+
+const outputStates = new WeakMap<NodeJS.WritableStream, OutputState>();
+
+/**
+ * Writes log lines to stdout. A long-running service must not die of its log output: when stdout fails (the
+ * reader of its pipe went away: EPIPE; a full disk: ENOSPC), lines are dropped from then on, the failure is
+ * said once on stderr (if it still works), and the service goes on answering — Meta's webhooks matter more
+ * than their log lines, and an exit would cut in-flight requests. A restart reconnects the output.
+ */
+export function createStdoutWriter(
+  streams: LogStreams = { stdout: process.stdout, stderr: process.stderr },
+): (line: string) => void {
+  const { stdout, stderr } = streams;
+  let state = outputStates.get(stdout);
+  if (state === undefined) {
+    const created: OutputState = {
+      failure: null,
+      fail(error) {
+        if (created.failure !== null) return;
+        created.failure = error;
+        const code = error.code ?? error.message;
+        const why = code === 'EPIPE' ? ': its reader went away' : '';
+        try {
+          stderr.write(
+            `wameter: the log output (stdout) failed (${code}${why}): no more log lines are written; the service goes on (restart it to log again)\n`,
+          );
+        } catch {
+          // stderr is gone too: there is no one left to tell.
+        }
+      },
+    };
+    state = created;
+    outputStates.set(stdout, created);
+    stdout.on('error', (error: NodeJS.ErrnoException) => created.fail(error));
+    // A broken stderr must not end the service either.
+    stderr.on('error', () => undefined);
+  }
+  const output = state;
+  return (line) => {
+    if (output.failure !== null) return;
+    try {
+      stdout.write(`${line}\n`);
+    } catch (error) {
+      output.fail(error as NodeJS.ErrnoException);
+    }
+  };
+}
+
+/** Whether the log output of `stdout` has failed (for the `log_output_failed` gauge). */
+export function hasLogOutputFailed(stdout: NodeJS.WritableStream = process.stdout): boolean {
+  return outputStates.get(stdout)?.failure != null;
 }
 
 /** A logger that keeps lines in memory (tests read them back). */

@@ -13,7 +13,7 @@ import { signMetaBody } from '../ingest/signature.js';
 import { KEY_ALL, SECRET, fixture, testConfig, webhookFixtures } from '../../test/server-kit.js';
 import type { ServiceConfig } from './config.js';
 import { createMemoryLogger } from './logger.js';
-import { startServer, type RunningServer } from './main.js';
+import { EXIT_WRITER_LOCK_LOST, runUntilSignalled, startServer, type RunningServer } from './main.js';
 import { createStoreHealth } from './store-health.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'wameter-main-'));
@@ -327,7 +327,7 @@ describe('readiness (GET /healthz) fails when the store cannot keep what it ackn
 });
 
 describe('a serve that lost its single-writer lock', () => {
-  it('stores nothing more and is not ready (PostgreSQL: its lock session ended from outside)', async () => {
+  it('stores nothing more, answers in-flight requests 503, then stops itself with exit code 75 (PostgreSQL: its lock session ended from outside)', async () => {
     const base = process.env.WAMETER_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
     const schema = `wameter_lost_lock_${process.pid}_${Date.now()}`;
     const admin = new pg.Client({ connectionString: base });
@@ -342,26 +342,39 @@ describe('a serve that lost its single-writer lock', () => {
     });
     try {
       expect((await fetch(`${server.url}/healthz`)).status).toBe(200);
+      expect(server.failure).toBeNull();
+      // A webhook whose body is still arriving when the lock is lost: the drain waits for it.
+      const body = webhookFixtures()[0]!.body;
+      const inFlight = new RawConnection(server.port);
+      inFlight.socket.write(webhookRequestHead(body));
+      inFlight.socket.write(body.subarray(0, 20));
+      await new Promise((resolve) => setTimeout(resolve, 100));
       await admin.query(
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name LIKE 'wameter serve pid %' AND pid <> pg_backend_pid() AND application_name LIKE $1",
         [`wameter serve pid ${process.pid} %`],
       );
       const deadline = Date.now() + 5_000;
-      let health = await fetch(`${server.url}/healthz`);
-      while (health.status === 200 && Date.now() < deadline) {
-        await new Promise((resolve) => setTimeout(resolve, 50));
-        health = await fetch(`${server.url}/healthz`);
+      while (server.failure === null && Date.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 20));
       }
-      expect(health.status).toBe(503);
-      expect(JSON.stringify(await health.json())).toMatch(/single-writer lock was lost/);
-      expect((await postWebhook(server)).status).toBe(503);
-      // Nor is a re-rate written beside whoever may hold the lock now.
-      const rerate = await fetch(`${server.url}/v1/rerate`, {
-        method: 'POST',
-        body: '{}',
-        headers: { Authorization: `Bearer ${KEY_ALL}`, 'Content-Type': 'application/json' },
+      expect(server.failure).toMatchObject({ code: 'WRITER_LOCK_LOST', exitCode: EXIT_WRITER_LOCK_LOST });
+      // Not acknowledged into a database another writer may now hold: 503, Meta delivers it again later.
+      inFlight.socket.write(body.subarray(20));
+      const answer = await inFlight.response(1);
+      expect(answer.head).toMatch(/^HTTP\/1\.1 503/);
+      expect(answer.head).toMatch(/\r\nconnection: close/i);
+      const failure = await server.failed;
+      expect(failure.exitCode).toBe(75);
+      expect(failure.message).toMatch(/single-writer lock was lost/);
+      // Drained and closed: no longer listening, so that nothing mistakes it for a live service.
+      await expect(fetch(`${server.url}/healthz/live`)).rejects.toThrow();
+      const lost = logger.lines.find((line) => line.includes('single-writer lock was lost'));
+      expect(lost && JSON.parse(lost)).toMatchObject({
+        level: 'error',
+        errorCode: 'WRITER_LOCK_LOST',
+        exitCode: 75,
       });
-      expect(rerate.status).toBe(503);
+      expect(logger.lines.at(-1)).toMatch(/"msg":"stopped"/);
       const { rows } = await admin.query(`SELECT count(*)::int AS n FROM ${schema}.ratings`);
       expect(rows[0].n).toBe(0);
     } finally {
@@ -369,6 +382,72 @@ describe('a serve that lost its single-writer lock', () => {
       await admin.query(`DROP SCHEMA ${schema} CASCADE`);
       await admin.end();
     }
+  });
+
+  it('runUntilSignalled resolves with the failure (exit code 75), not as a stop by signal', async () => {
+    const base = process.env.WAMETER_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+    const schema = `wameter_lost_lock_run_${process.pid}_${Date.now()}`;
+    const admin = new pg.Client({ connectionString: base });
+    await admin.connect();
+    await admin.query(`CREATE SCHEMA ${schema}`);
+    const url = new URL(base);
+    url.searchParams.set('options', `-c search_path=${schema}`);
+    try {
+      const logger = createMemoryLogger();
+      const running = runUntilSignalled(testConfig({ db: url.toString(), port: 0, host: '127.0.0.1' }), {
+        logger,
+        ratingWorkerScript: null,
+      });
+      const deadline = Date.now() + 10_000;
+      while (!logger.lines.some((line) => line.includes('"listening"')) && Date.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      await admin.query(
+        'SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND application_name LIKE $1',
+        [`wameter serve pid ${process.pid} %`],
+      );
+      await expect(running).resolves.toMatchObject({ code: 'WRITER_LOCK_LOST', exitCode: 75 });
+    } finally {
+      await admin.query(`DROP SCHEMA ${schema} CASCADE`);
+      await admin.end();
+    }
+  });
+});
+
+describe('start-up log', () => {
+  it('says it checks (and migrates) the store schema before doing so, and how long it took', async () => {
+    const logger = createMemoryLogger();
+    dbCount += 1;
+    const server = await startServer(
+      testConfig({ db: `sqlite:${join(dir, `main-${dbCount}.db`)}`, port: 0, host: '127.0.0.1' }),
+      { logger, ratingWorkerScript: null },
+    );
+    await server.close();
+    const messages = logger.lines.map((line) => JSON.parse(line) as { msg: string; ms?: unknown });
+    const checking = messages.findIndex((line) => /checking the store schema, migrating it/.test(line.msg));
+    const done = messages.findIndex((line) => line.msg === 'store schema up to date');
+    const listening = messages.findIndex((line) => line.msg === 'listening');
+    expect(checking).toBeGreaterThanOrEqual(0);
+    expect(done).toBeGreaterThan(checking);
+    expect(listening).toBeGreaterThan(done);
+    expect(typeof messages[done]!.ms).toBe('number');
+  });
+
+  it('the "listening" line names the address it is bound to (0.0.0.0), beside the URL to reach it here', async () => {
+    const logger = createMemoryLogger();
+    dbCount += 1;
+    const server = await startServer(
+      testConfig({ db: `sqlite:${join(dir, `main-${dbCount}.db`)}`, port: 0, host: '0.0.0.0' }),
+      { logger, ratingWorkerScript: null },
+    );
+    await server.close();
+    const line = logger.lines.find((text) => text.includes('"listening"'));
+    expect(JSON.parse(line!)).toMatchObject({
+      host: '0.0.0.0',
+      port: server.port,
+      interfaces: 'every',
+      url: `http://127.0.0.1:${server.port}`,
+    });
   });
 });
 
@@ -406,6 +485,26 @@ describe('start-up errors say what failed and what to do', () => {
     expect(error?.message).not.toMatch(/Hush-Pw|QueryPw/);
   });
 
+  it('names the listen address setting when the host is no address of this machine', async () => {
+    const path = join(dir, 'bad-host.db');
+    const starting = startServer(
+      testConfig({ db: `sqlite:${path}`, port: 0, host: 'no-such-host.invalid' }),
+      { logger: createMemoryLogger(), ratingWorkerScript: null },
+    );
+    await expect(starting).rejects.toThrow(
+      /cannot listen on "no-such-host\.invalid" \(--host, WAMETER_HOST or the config file's "host"\): it is not a known host name \(getaddrinfo (ENOTFOUND|EAI_AGAIN)/,
+    );
+    expect(existsSync(path)).toBe(false);
+    await expect(
+      startServer(testConfig({ db: `sqlite:${path}`, port: 0, host: '192.0.2.1' }), {
+        logger: createMemoryLogger(),
+        ratingWorkerScript: null,
+      }),
+    ).rejects.toThrow(
+      /cannot listen on "192\.0\.2\.1" \(--host, WAMETER_HOST.*no address of this machine.*EADDRNOTAVAIL/,
+    );
+  });
+
   it('a port already in use fails the start before the SQLite file is created', async () => {
     const busy = createServer();
     await new Promise<void>((resolve) => busy.listen(0, '127.0.0.1', resolve));
@@ -416,7 +515,11 @@ describe('start-up errors say what failed and what to do', () => {
       logger: createMemoryLogger(),
       ratingWorkerScript: null,
     });
-    await expect(starting).rejects.toThrow(/EADDRINUSE/);
+    await expect(starting).rejects.toThrow(
+      new RegExp(
+        `cannot listen on port ${port} of 127\\.0\\.0\\.1: another process uses it .*EADDRINUSE.*--port, PORT`,
+      ),
+    );
     expect(existsSync(path)).toBe(false);
   });
 

@@ -14,8 +14,8 @@ import { openWriterStore } from '../store/writer-lock.js';
 import { trackConnections, type ConnectionDrain } from './connection-drain.js';
 import { registerDashboardRoutes } from './dashboard-routes.js';
 import { createApp } from './app.js';
-import { describeConfig, loadServiceConfig, type ServiceConfig } from './config.js';
-import { createJsonLogger, errorFields, type Logger } from './logger.js';
+import { describeConfig, loadServiceConfig, redactUrl, type ServiceConfig } from './config.js';
+import { createJsonLogger, errorFields, hasLogOutputFailed, type Logger } from './logger.js';
 import { Metrics } from './metrics.js';
 import { loadPricingSetup, loadRateCards } from './pricing-setup.js';
 import { ACCOUNTS_CHANGED_WARNING, createRatingService } from './rating-service.js';
@@ -31,7 +31,31 @@ export interface RunningServer {
   httpServer: Server;
   /** Stops accepting, finishes in-flight requests and pending ratings, closes the store. */
   close(): Promise<void>;
+  /**
+   * Resolves (never rejects) once the service has stopped itself because it cannot go on — it lost the
+   * single-writer lock — after the same drain as `close()`; stays pending otherwise.
+   */
+  failed: Promise<ServiceFailure>;
+  /** The failure, from the moment it happened (before the drain ends); null while the service can go on. */
+  readonly failure: ServiceFailure | null;
 }
+
+/**
+ * The exit code of a service that stopped itself because it lost the single-writer lock (sysexits'
+ * EX_TEMPFAIL: a temporary failure, worth a retry): non-zero, so that a supervisor restarts it
+ * (systemd `Restart=on-failure`, Kubernetes), and the new process takes the lock again.
+ */
+export const EXIT_WRITER_LOCK_LOST = 75;
+
+/** Why a running service stopped itself, and the exit code that tells its supervisor to restart it. */
+export interface ServiceFailure {
+  code: 'WRITER_LOCK_LOST';
+  message: string;
+  exitCode: number;
+}
+
+/** How `runUntilSignalled` ended: stopped by SIGTERM or SIGINT (exit 0), or by a failure (its exit code). */
+export type ServiceStop = { code: 'SIGNALLED'; exitCode: 0 } | ServiceFailure;
 
 export interface StartOptions {
   logger?: Logger;
@@ -90,14 +114,45 @@ export async function startServer(config: ServiceConfig, options: StartOptions =
   }
 }
 
-/** Listens on host:port for a moment and lets go: EADDRINUSE (or EACCES) now, not after the store is made. */
-function checkPortFree(host: string, port: number): Promise<void> {
-  if (port === 0) return Promise.resolve();
+/**
+ * Listens on host:port for a moment and lets go: a host that is no address of this machine, or a port in use
+ * (or not allowed), fails the start now, not after the store is made. Port 0 checks the host alone.
+ */
+function checkListenAddress(host: string, port: number): Promise<void> {
   return new Promise((resolve, reject) => {
     const probe = createServer();
-    probe.once('error', reject);
+    probe.once('error', (error) => reject(explainListenError(error, host, port)));
     probe.listen({ port, host, exclusive: true }, () => probe.close(() => resolve()));
   });
+}
+
+const HOST_SET_BY = '--host, WAMETER_HOST or the config file\'s "host"';
+const PORT_SET_BY = '--port, PORT or the config file\'s "port"';
+
+/** A failure to listen, naming the setting to fix (the system's code kept: `getaddrinfo ENOTFOUND`). */
+function explainListenError(error: unknown, host: string, port: number): unknown {
+  const code = (error as NodeJS.ErrnoException).code ?? '';
+  const reason = (error as Error).message;
+  if (code === 'ENOTFOUND' || code === 'EAI_AGAIN' || code === 'EAI_NONAME' || code === 'EADDRNOTAVAIL') {
+    const what = code === 'EADDRNOTAVAIL' ? 'is no address of this machine' : 'is not a known host name';
+    return new Error(
+      `cannot listen on ${JSON.stringify(host)} (${HOST_SET_BY}): it ${what} (${reason}); give an address of this machine: 0.0.0.0 for every interface, 127.0.0.1 for this machine only`,
+      { cause: error },
+    );
+  }
+  if (code === 'EADDRINUSE') {
+    return new Error(
+      `cannot listen on port ${port} of ${host}: another process uses it (${reason}); stop it, or choose another port with ${PORT_SET_BY}`,
+      { cause: error },
+    );
+  }
+  if (code === 'EACCES') {
+    return new Error(
+      `cannot listen on port ${port} of ${host}: not allowed for this user (${reason}; ports below 1024 need privileges); choose a port from 1024 with ${PORT_SET_BY}`,
+      { cause: error },
+    );
+  }
+  return error;
 }
 
 async function startService(config: ServiceConfig, options: StartOptions): Promise<RunningServer> {
@@ -122,42 +177,72 @@ async function startService(config: ServiceConfig, options: StartOptions): Promi
     rateCardPaths: config.rateCardPaths,
   });
   if (!pricing.ok) throw new Error(pricing.error);
-  // A port already in use fails the start before the database is created or migrated.
-  await checkPortFree(config.host, config.port);
+  // A host that is not this machine's, or a port already in use, fails the start before the database is
+  // created or migrated.
+  await checkListenAddress(config.host, config.port);
   // Runs the schema migrations, then takes the single-writer lock (docs/storage.md, "One writer per
-  // database"), refusing to start beside another writer; store.close() releases it.
+  // database"), refusing to start beside another writer; store.close() releases it. Migrating a large store
+  // takes a while (11 s for 600,000 events): said before and after, so that a silent start is not mistaken
+  // for a hang. The store does not say which migrations are pending, so both lines cover "none" too.
+  logger.info('checking the store schema, migrating it if this wameter is newer', {
+    db: redactUrl(config.db),
+  });
+  const openStartMs = performance.now();
+  let failure: ServiceFailure | null = null;
+  let lockLost: ((failure: ServiceFailure) => void) | undefined;
+  const whenLockLost = new Promise<ServiceFailure>((resolve) => (lockLost = resolve));
   const store = await openWriterStore(config.db, 'serve', {
     onNotice: (message) => logger.warn(message),
     onLost: (error) => {
       const reason =
-        'the single-writer lock was lost (its database connection ended): another process may now write ratings to this database, so this one stores nothing more; restart this service';
-      logger.error(reason, errorFields(error));
-      storeHealth.block(reason); // assigned below, long before a lock can be lost
+        'the single-writer lock was lost (its database connection ended): another process may now write ratings to this database, so this one stores nothing more';
+      storeHealth.block(`${reason}; this service is stopping to be restarted`); // assigned below, long before
+      logger.error(
+        `${reason}: stopping once in-flight requests are answered, then exiting ${EXIT_WRITER_LOCK_LOST} so that its supervisor restarts it (the new process takes the lock again)`,
+        { ...errorFields(error), errorCode: 'WRITER_LOCK_LOST', exitCode: EXIT_WRITER_LOCK_LOST },
+      );
+      failure = {
+        code: 'WRITER_LOCK_LOST',
+        message: `${reason} (${error.message}); exit ${EXIT_WRITER_LOCK_LOST}: restart it (systemd Restart=on-failure does), it takes the lock again`,
+        exitCode: EXIT_WRITER_LOCK_LOST,
+      };
+      lockLost?.(failure);
     },
   });
+  logger.info('store schema up to date', { ms: Math.round(performance.now() - openStartMs) });
   // After the store opened it: the SQLite file's identity is the one the store holds.
   const storeHealth = createStoreHealth({ clock, ...sqliteFileOption(config.db) });
   const metrics = new Metrics();
+  if (options.logger === undefined) {
+    // Logging may stop while the service goes on (createStdoutWriter): the one place left to see it.
+    metrics.gauge(
+      'log_output_failed',
+      '1 once the log output (stdout) has failed (its reader gone: EPIPE; a full disk): no log lines are written since; restart to log again.',
+      () => (hasLogOutputFailed() ? 1 : 0),
+    );
+  }
   // Live rating in a worker thread with its own connection, so that a long rating never holds up webhooks;
   // in this thread when no second connection sees the data (in-memory SQLite) or when run from sources.
   const workerScript =
     options.ratingWorkerScript === undefined ? ratingWorkerScript() : options.ratingWorkerScript;
-  const liveRater =
-    workerScript !== null && isSharedDatabase(config.db)
-      ? createWorkerLiveRater(
-          workerScript,
-          {
-            db: config.db,
-            accounts: pricing.value.accounts,
-            cards: pricing.value.cards,
-            isReportedRulesEnabled: pricing.value.isReportedRulesEnabled ?? true,
-          },
-          logger,
-        )
-      : undefined;
-  logger.info('live rating', { runs_in: liveRater ? 'worker thread' : 'server thread' });
+  const workerSetup = {
+    db: config.db,
+    accounts: pricing.value.accounts,
+    cards: pricing.value.cards,
+    isReportedRulesEnabled: pricing.value.isReportedRulesEnabled ?? true,
+  };
+  const hasWorkers = workerScript !== null && isSharedDatabase(config.db);
+  const liveRater = hasWorkers ? createWorkerLiveRater(workerScript, workerSetup, logger) : undefined;
+  // On-demand ratings (explain, re-rate, reconciliation, estimate) in a second worker: a client's explain of
+  // a large portfolio never holds up the live rating of another client's arrivals (bench/fairness.ts).
+  const onDemandRater = hasWorkers ? createWorkerLiveRater(workerScript, workerSetup, logger) : undefined;
+  logger.info('live rating', {
+    runs_in: liveRater ? 'worker thread' : 'server thread',
+    on_demand_runs_in: onDemandRater ? 'a second worker thread' : 'server thread',
+  });
   const rating = createRatingService({
     liveRater,
+    onDemandRater,
     store,
     pricing: pricing.value,
     clock,
@@ -207,11 +292,19 @@ async function startService(config: ServiceConfig, options: StartOptions): Promi
     server.once('error', reject);
   }).catch(async (error: unknown) => {
     await store.close();
-    throw error;
+    throw explainListenError(error, config.host, config.port);
   });
-  const host = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host;
+  const isEveryInterface = config.host === '0.0.0.0' || config.host === '::';
+  const host = isEveryInterface ? '127.0.0.1' : config.host;
   const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
-  logger.info('listening', { url });
+  // The address it is bound to first (0.0.0.0: reachable from other machines); `url` is how to reach it
+  // from this one.
+  logger.info('listening', {
+    host: config.host,
+    port,
+    ...(isEveryInterface ? { interfaces: 'every' } : {}),
+    url,
+  });
 
   // The bill is re-priced under this start's accounts: said when they are not those it was priced with.
   if (await rating.isStoredUnderOtherAccounts().catch(() => false)) logger.warn(ACCOUNTS_CHANGED_WARNING);
@@ -231,7 +324,23 @@ async function startService(config: ServiceConfig, options: StartOptions): Promi
     })();
     return closing;
   };
-  return { url, port, httpServer: httpServer!, close };
+  // A lost lock stops the service as SIGTERM would (in-flight requests answered, ratings finished), then
+  // the caller exits non-zero: a process that stores nothing more would otherwise answer 503 forever while
+  // its liveness probe passes, and nothing would restart it.
+  const failed = whenLockLost.then(async (lost) => {
+    await close();
+    return lost;
+  });
+  return {
+    url,
+    port,
+    httpServer: httpServer!,
+    close,
+    failed,
+    get failure() {
+      return failure;
+    },
+  };
 }
 
 /** The SQLite file a database URL names, for readiness to notice it vanish or be replaced. */
@@ -240,17 +349,29 @@ function sqliteFileOption(db: string): { sqliteFile?: string } {
   return path === undefined || path.trim() === '' || path === ':memory:' ? {} : { sqliteFile: resolve(path) };
 }
 
-/** Starts the server and closes it gracefully on SIGTERM / SIGINT. Resolves once it is stopped. */
-export async function runUntilSignalled(config: ServiceConfig, options: StartOptions = {}): Promise<void> {
+/**
+ * Starts the server and closes it gracefully on SIGTERM / SIGINT (exit code 0), or when it stopped itself
+ * because it cannot go on (the lost writer lock: `EXIT_WRITER_LOCK_LOST`). Resolves once it is stopped.
+ */
+export async function runUntilSignalled(
+  config: ServiceConfig,
+  options: StartOptions = {},
+): Promise<ServiceStop> {
   const running = await startServer(config, options);
-  await new Promise<void>((resolve) => {
-    const stop = () => {
-      process.off('SIGTERM', stop);
-      process.off('SIGINT', stop);
-      running.close().then(resolve, resolve);
+  return new Promise<ServiceStop>((resolve) => {
+    const settle = (stop: ServiceStop) => {
+      process.off('SIGTERM', onSignal);
+      process.off('SIGINT', onSignal);
+      resolve(stop);
     };
-    process.on('SIGTERM', stop);
-    process.on('SIGINT', stop);
+    const onSignal = () => {
+      // A signal during the drain of a lost lock still exits non-zero: the service did not stop by choice.
+      const stopped = () => settle(running.failure ?? { code: 'SIGNALLED', exitCode: 0 });
+      running.close().then(stopped, stopped);
+    };
+    process.on('SIGTERM', onSignal);
+    process.on('SIGINT', onSignal);
+    void running.failed.then(settle);
   });
 }
 
@@ -276,7 +397,10 @@ if (isMainModule()) {
     process.exit(1);
   }
   runUntilSignalled(config.value).then(
-    () => process.exit(0),
+    (stop) => {
+      if (stop.code !== 'SIGNALLED') process.stderr.write(`wameter: stopped: ${stop.message}\n`);
+      process.exit(stop.exitCode);
+    },
     (error: unknown) => {
       process.stderr.write(`wameter: cannot start: ${(error as Error).message}\n`);
       process.exit(1);

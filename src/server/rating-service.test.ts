@@ -358,6 +358,46 @@ describe('on-demand ratings take the clients in turn', () => {
   });
 });
 
+describe('a rater of their own for on-demand ratings', () => {
+  it('sends explain, re-rate, reconciliation and estimate there and live ratings to the live one; closes both', async () => {
+    const pricing = await loadPricingSetup({ accountsPath: null, rateCardPaths: [] });
+    if (!pricing.ok) throw new Error(pricing.error);
+    const calls: string[] = [];
+    const spied = (name: string): LiveRater => {
+      const inner = createInProcessLiveRater(store, pricing.value);
+      return {
+        ...inner,
+        rate: (scope) => (calls.push(`${name}.rate`), inner.rate(scope)),
+        rateScope: (scope, options) => (calls.push(`${name}.rateScope`), inner.rateScope(scope, options)),
+        reconcile: (job) => (calls.push(`${name}.reconcile`), inner.reconcile(job)),
+        estimate: (job) => (calls.push(`${name}.estimate`), inner.estimate(job)),
+        close: () => (calls.push(`${name}.close`), inner.close()),
+      };
+    };
+    await makeService(undefined, 0, [], { liveRater: spied('live'), onDemandRater: spied('onDemand') });
+    await ingest(conversationLines('W1', 'PN1', '919800000001', 'a'));
+    await rating.settled();
+    await rating.explain({ user: '919800000001', client: 'c' });
+    await rating.rerate({ isDryRun: true, client: 'c' });
+    await rating.reconcile('c', { scope: ['W1'], countedWabas: ['W1'] });
+    await rating.estimate('c', {
+      scope: ['W1'],
+      recipients: { recipients: [], invalid: [] },
+      request: { template: 'utility', atMs: nowMs },
+    });
+    await rating.close();
+    expect(calls).toEqual([
+      'live.rate',
+      'onDemand.rateScope',
+      'onDemand.rateScope',
+      'onDemand.reconcile',
+      'onDemand.estimate',
+      'live.close',
+      'onDemand.close',
+    ]);
+  });
+});
+
 describe('diffRating', () => {
   const unit = (id: string, overrides: Partial<BillableUnit> = {}): BillableUnit =>
     billableUnit({

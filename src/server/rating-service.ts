@@ -207,6 +207,11 @@ export interface RatingServiceDeps {
   /** Where live ratings run (default: in this thread); closed by the service's close(). */
   liveRater?: LiveRater;
   /**
+   * Where on-demand ratings run (explain, re-rate, reconciliation, estimate): a thread of their own, so that
+   * the live rating of arrivals never waits for one (default: `liveRater`); closed by close().
+   */
+  onDemandRater?: LiveRater;
+  /**
    * A failed rating is retried every second (default: a service must catch up by itself). False for a
    * one-shot command, which reports the failure (`rateAll` rejects) and exits instead.
    */
@@ -303,6 +308,7 @@ export function createRatingService(deps: RatingServiceDeps): RatingService {
   let lastArrivalMs = -Infinity;
   const retries = deps.retries ?? true;
   const liveRater = deps.liveRater ?? createInProcessLiveRater(store, pricing);
+  const onDemandRater = deps.onDemandRater ?? liveRater;
   /**
    * On-demand ratings, one at a time and the clients in turn: the live rating of arrivals (sent to the same
    * rating thread) then waits for one of them at most, and no client's pile delays another client's request
@@ -596,7 +602,7 @@ export function createRatingService(deps: RatingServiceDeps): RatingService {
     const result: RatingResultRows = { units: [], pending: [], findings: [] };
     for (const group of groups) {
       const { output } = await onDemand.run(request.client ?? LOCAL_CLIENT, () =>
-        liveRater.rateScope(group, {
+        onDemandRater.rateScope(group, {
           ...(request.asOfRules ? { asOfRules: request.asOfRules } : {}),
           ...(cards ? { cards } : {}),
         }),
@@ -686,7 +692,7 @@ export function createRatingService(deps: RatingServiceDeps): RatingService {
       scope.length === 0
         ? { output: { units: [], pending: [], decisions: [], timeline: [], findings: [] } }
         : await onDemand.run(query.client ?? LOCAL_CLIENT, () =>
-            liveRater.rateScope(scope, { withDecisions: true, trace }),
+            onDemandRater.rateScope(scope, { withDecisions: true, trace }),
           );
     const isAsked = (item: { waba: string; business: string; user: string }) =>
       item.user === query.user &&
@@ -739,8 +745,8 @@ export function createRatingService(deps: RatingServiceDeps): RatingService {
     },
     rerate,
     explain,
-    reconcile: (client, job) => onDemand.run(client, () => liveRater.reconcile(job)),
-    estimate: (client, job) => onDemand.run(client, () => liveRater.estimate(job)),
+    reconcile: (client, job) => onDemand.run(client, () => onDemandRater.reconcile(job)),
+    estimate: (client, job) => onDemand.run(client, () => onDemandRater.estimate(job)),
     portfolioOf,
     async close() {
       if (retryTimer) {
@@ -753,6 +759,7 @@ export function createRatingService(deps: RatingServiceDeps): RatingService {
         debounceTimer = undefined;
       }
       await liveRater.close();
+      if (onDemandRater !== liveRater) await onDemandRater.close();
     },
   };
 }

@@ -1,0 +1,90 @@
+// The request log line and request ids (docs/service.md, "Security model", Logs): every answer carries an
+// X-Request-Id (the client's, when it is a safe one, else a fresh one), and the lines logged for a request
+// carry it too, with the API key's name (never the key) and the error code of a refusal.
+
+import { afterEach, describe, expect, it } from 'vitest';
+import { createTestService, KEY_ALL, webhookFixtures, type TestService } from '../../test/server-kit.js';
+
+let service: TestService | undefined;
+afterEach(async () => {
+  await service?.close().catch(() => undefined);
+  service = undefined;
+});
+
+type Line = Record<string, unknown> & { msg: string };
+const linesOf = (logs: string[]): Line[] => logs.map((line) => JSON.parse(line) as Line);
+const requestLines = (logs: string[]) => linesOf(logs).filter((line) => line.msg === 'request');
+
+describe('request ids', () => {
+  it('echoes a safe X-Request-Id from the client and logs the request under it', async () => {
+    service = await createTestService();
+    const response = await service.app.request('/healthz/live', {
+      headers: { 'X-Request-Id': 'lb-7f3a.9:c_2' },
+    });
+    expect(response.headers.get('x-request-id')).toBe('lb-7f3a.9:c_2');
+    expect(requestLines(service.logs).at(-1)).toMatchObject({ requestId: 'lb-7f3a.9:c_2', status: 204 });
+  });
+
+  it.each([
+    ['too long', 'a'.repeat(129)],
+    ['with a space', 'abc def'],
+    ['with a quote and a newline escape', 'x"\\n{"level":"error"}'],
+    ['empty', ''],
+  ])('replaces an X-Request-Id %s by one of its own', async (_, given) => {
+    service = await createTestService();
+    const response = await service.app.request('/healthz/live', { headers: { 'X-Request-Id': given } });
+    const id = response.headers.get('x-request-id');
+    expect(id).toMatch(/^req_[0-9a-f]{20}$/);
+    expect(requestLines(service.logs).at(-1)).toMatchObject({ requestId: id });
+  });
+
+  it('gives every request without one an id of its own, on errors too', async () => {
+    service = await createTestService();
+    const first = await service.app.request('/no/such/path');
+    const second = await service.get('/v1/units');
+    expect(first.status).toBe(404);
+    expect(second.status).toBe(401);
+    const ids = [first.headers.get('x-request-id'), second.headers.get('x-request-id')];
+    expect(ids[0]).toMatch(/^req_/);
+    expect(ids[1]).toMatch(/^req_/);
+    expect(ids[0]).not.toBe(ids[1]);
+    expect(requestLines(service.logs).map((line) => line.requestId)).toEqual(ids);
+  });
+});
+
+describe('the request line', () => {
+  it("names the API key by its name, never the key, and a refusal's error code", async () => {
+    service = await createTestService();
+    expect((await service.get('/v1/units', KEY_ALL)).status).toBe(200);
+    expect((await service.get('/v1/units', 'not-a-key')).status).toBe(401);
+    expect((await service.get('/v1/units?waba=W1&waba=W2', KEY_ALL)).status).toBe(400);
+    const [ok, unauthenticated, badQuery] = requestLines(service.logs);
+    expect(ok).toMatchObject({ path: '/v1/units', status: 200, apiKey: 'admin' });
+    expect(ok).not.toHaveProperty('errorCode');
+    expect(unauthenticated).toMatchObject({ status: 401, errorCode: 'UNAUTHENTICATED' });
+    expect(unauthenticated).not.toHaveProperty('apiKey');
+    expect(badQuery).toMatchObject({ status: 400, apiKey: 'admin', errorCode: 'BAD_QUERY' });
+    expect(service.logs.join('\n')).not.toContain(KEY_ALL);
+  });
+});
+
+describe('a webhook refused because the store is unavailable', () => {
+  it('counts in webhooks_rejected_total{reason="store_unavailable"}, and its error line carries the request id', async () => {
+    service = await createTestService();
+    await service.store.close(); // every write fails from here on, as with a database that went away
+    const body = webhookFixtures()[0]!.body;
+    const response = await service.postWebhook(body);
+    expect(response.status).toBe(503);
+    expect(((await response.json()) as { error: { code: string } }).error.code).toBe('STORE_UNAVAILABLE');
+    expect(service.metrics.value('webhooks_rejected_total', { reason: 'store_unavailable' })).toBe(1);
+    expect(service.metrics.value('store_errors_total')).toBe(1);
+    const id = response.headers.get('x-request-id');
+    const lines = linesOf(service.logs);
+    expect(lines.find((line) => line.msg === 'store error')).toMatchObject({ level: 'error', requestId: id });
+    expect(requestLines(service.logs).at(-1)).toMatchObject({
+      requestId: id,
+      status: 503,
+      errorCode: 'STORE_UNAVAILABLE',
+    });
+  });
+});

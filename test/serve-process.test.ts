@@ -1,0 +1,129 @@
+// `wameter serve` as a real process, seen as a supervisor (systemd, Kubernetes) sees it: what it does when its
+// log output breaks (it keeps serving) and when it loses the single-writer lock (it drains, then exits 75 so
+// that `Restart=on-failure` starts a new process, which takes the lock again).
+
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { compileSources } from './support/build-server.js';
+import { TEST_POSTGRES_URL } from './server-kit.js';
+
+const ROOT = join(import.meta.dirname, '..');
+// Inside the repository (git-ignored) so the built modules find the package's data/ folder.
+const BUILD = join(ROOT, '.tmp', 'serve-process-build');
+const ENTRY = join(BUILD, 'src', 'cli', 'main.js');
+const dir = mkdtempSync(join(tmpdir(), 'wameter-serve-process-'));
+const children: ChildProcess[] = [];
+
+beforeAll(() => {
+  compileSources(BUILD, ['src/cli/main.ts', 'src/server/rating-worker.ts']);
+}, 120_000);
+
+afterAll(() => {
+  for (const child of children)
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  rmSync(dir, { recursive: true, force: true });
+});
+
+interface Served {
+  child: ChildProcess;
+  url: string;
+  stderr: () => string;
+  /** The exit code, or `still running after N ms`. */
+  exit: (withinMs: number) => Promise<number | null | string>;
+}
+
+/** Starts `wameter serve --db DB` on a free loopback port and waits for its "listening" line on stdout. */
+async function serve(db: string): Promise<Served> {
+  const env = { ...process.env };
+  delete env.WAMETER_DB;
+  delete env.DATABASE_URL;
+  const child = spawn(
+    process.execPath,
+    [ENTRY, 'serve', '--db', db, '--port', '0', '--host', '127.0.0.1', '--log-level', 'info'],
+    {
+      cwd: dir,
+      env: { ...env, WAMETER_APP_SECRETS: 'serve-process-secret', WAMETER_RATE_LIMIT: 'off' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
+  children.push(child);
+  let stderr = '';
+  child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const url = await new Promise<string>((resolve, reject) => {
+    const lines = createInterface({ input: child.stdout! });
+    lines.on('line', (line) => {
+      if (line.includes('"listening"')) resolve((JSON.parse(line) as { url: string }).url);
+    });
+    void exited.then((code) => reject(new Error(`serve exited (${code}) before listening: ${stderr}`)));
+  });
+  return {
+    child,
+    url,
+    stderr: () => stderr,
+    exit: (withinMs) =>
+      Promise.race([
+        exited,
+        new Promise<string>((resolve) =>
+          setTimeout(() => resolve(`still running after ${withinMs} ms`), withinMs),
+        ),
+      ]),
+  };
+}
+
+describe('serve whose log output breaks (its stdout pipe closed by the reader)', () => {
+  it('keeps serving, says so once on stderr, and still stops 0 on SIGTERM', async () => {
+    const served = await serve(`sqlite:${join(dir, 'log-pipe.db')}`);
+    // The reader of the log pipe goes away (a log shipper restarted, `cat logpipe` killed).
+    served.child.stdout!.destroy();
+    // Each answer is a request line written to the broken pipe.
+    for (let i = 0; i < 5; i++) {
+      const response = await fetch(`${served.url}/healthz/live`).catch((error: Error) => error);
+      expect(response instanceof Response ? response.status : String(response.cause ?? response)).toBe(204);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    expect(served.child.exitCode).toBeNull();
+    const told = served.stderr().match(/log output/g) ?? [];
+    expect(told).toHaveLength(1);
+    expect(served.stderr()).toMatch(/EPIPE/);
+    served.child.kill('SIGTERM');
+    expect(await served.exit(15_000)).toBe(0);
+  }, 60_000);
+});
+
+describe('serve that loses its single-writer lock (a PostgreSQL blip ended the lock session)', () => {
+  it('drains, then exits 75 with the reason on stderr, so that its supervisor restarts it', async () => {
+    const schema = `wameter_serve_lost_${process.pid}_${Date.now()}`;
+    const admin = new pg.Client({ connectionString: TEST_POSTGRES_URL });
+    await admin.connect();
+    try {
+      await admin.query(`CREATE SCHEMA ${schema}`);
+      const url = new URL(TEST_POSTGRES_URL);
+      url.searchParams.set('options', `-c search_path=${schema}`);
+      const served = await serve(url.toString());
+      expect((await fetch(`${served.url}/healthz`)).status).toBe(200);
+      const { rowCount } = await admin.query(
+        'SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name LIKE $1',
+        [`wameter serve pid ${served.child.pid} %`],
+      );
+      expect(rowCount).toBe(1);
+      expect(await served.exit(15_000)).toBe(75);
+      expect(served.stderr()).toMatch(/single-writer lock was lost/);
+      expect(served.stderr()).toMatch(/exit 75/);
+
+      // The supervisor's restart takes the lock again.
+      const again = await serve(url.toString());
+      expect((await fetch(`${again.url}/healthz`)).status).toBe(200);
+      again.child.kill('SIGTERM');
+      expect(await again.exit(15_000)).toBe(0);
+    } finally {
+      await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+      await admin.end();
+    }
+  }, 90_000);
+});
