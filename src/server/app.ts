@@ -263,7 +263,8 @@ export function createApp(deps: AppDeps): Hono<Env> {
     () => rating.onDemandWaiting(),
   );
   const app = new Hono<Env>();
-  let exportsRunning = 0;
+  /** The API keys downloading a CSV export now (one each, MAX_CONCURRENT_EXPORTS in all). */
+  const exportingKeys = new Set<string>();
   const exportStallMs = deps.exportStallMs ?? EXPORT_STALL_MS;
   const keysByHash = new Map(config.apiKeys.map((apiKey) => [sha256(apiKey.key).toString('hex'), apiKey]));
   const limiter = config.rateLimit ? createRateLimiter(config.rateLimit, clock) : null;
@@ -584,11 +585,16 @@ export function createApp(deps: AppDeps): Hono<Env> {
       }
     }
 
+    // A bound secret's bodies are a client's own writing, as a limited API key's lines are: they may name
+    // any phone_number_id and recipient, so they tie no number to a WABA (store.ts EventInput.isBusinessTied)
+    // — or a client could tie another client's number to its WABA and take that client's statuses.
+    const isBoundSigner = typeof config.appSecrets[verdict.value.secretIndex] === 'object';
     const inputs: EventInput[] = events.map((event) => ({
       key: eventKey(event),
       event,
       receivedAtMs,
       source: 'webhook',
+      ...(isBoundSigner ? { isBusinessTied: false } : {}),
     }));
     const outcome = await fromStore(
       writeToStore(() =>
@@ -921,21 +927,29 @@ export function createApp(deps: AppDeps): Hono<Env> {
     // joining them stalled the event loop for a second. One snapshot of the bill: a live rating stored
     // meanwhile neither repeats nor drops a unit whose opening time it moved (pages of /v1/units, read one
     // request at a time, cannot promise that).
+    const headers = {
+      'Content-Type': 'text/csv; charset=utf-8',
+      'Content-Disposition': 'attachment; filename="wameter-units.csv"',
+    };
+    // HEAD (Hono answers it with GET's handler, dropping the body): no export is started for nothing.
+    if (c.req.method === 'HEAD') return c.body(null, 200, headers);
     // An export holds a snapshot (a PostgreSQL connection of the pool, a SQLite reader) until its client has
-    // read it all: a few at a time, and a client that stops reading is cut, so that slow downloads can never
-    // take the connections webhooks need.
-    if (exportsRunning >= MAX_CONCURRENT_EXPORTS) {
+    // read it all: one per key and a few in all at a time, and a client that stops reading is cut.
+    const keyName = c.get('apiKey').name;
+    if (exportingKeys.has(keyName)) {
+      throw new ClientBusyError(
+        1,
+        'this API key is already downloading a CSV export: retry when it has ended',
+      );
+    }
+    if (exportingKeys.size >= MAX_CONCURRENT_EXPORTS) {
       throw new ClientBusyError(
         MAX_CONCURRENT_EXPORTS,
         `${MAX_CONCURRENT_EXPORTS} CSV exports are being downloaded: retry when one has ended`,
       );
     }
-    exportsRunning += 1;
-    let isCounted = true;
-    const ended = () => {
-      if (isCounted) exportsRunning -= 1;
-      isCounted = false;
-    };
+    exportingKeys.add(keyName);
+    const ended = () => exportingKeys.delete(keyName);
     const encoder = new TextEncoder();
     const { readable, writable } = new TransformStream<Uint8Array, Uint8Array>();
     const writer = writable.getWriter();
@@ -995,10 +1009,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
         void writer.abort(error).catch(() => undefined);
       },
     );
-    return c.body(readable, 200, {
-      'Content-Type': 'text/csv; charset=utf-8',
-      'Content-Disposition': 'attachment; filename="wameter-units.csv"',
-    });
+    return c.body(readable, 200, headers);
   });
 
   app.get('/v1/totals', async (c) => {

@@ -6,7 +6,14 @@ import { CSV_COLUMNS, unitCsvRow } from '../core/report.js';
 import type { BillableUnit } from '../core/units.js';
 import { openSqliteStore } from '../store/sqlite/sqlite-store.js';
 import type { Store } from '../store/store.js';
-import { conversationLines, createTestService, KEY_ALL, type TestService } from '../../test/server-kit.js';
+import {
+  conversationLines,
+  createTestService,
+  KEY_ALL,
+  KEY_W1,
+  KEY_W2,
+  type TestService,
+} from '../../test/server-kit.js';
 
 // GET /v1/units.csv is streamed page by page as the client reads it: never held whole in memory, a store
 // failure before the first page is a 503 like any read, one after it cuts the answer (never a CSV that
@@ -152,7 +159,7 @@ describe('GET /v1/units.csv', () => {
     expect(pages).toBeLessThan(9);
   });
 
-  it('downloads two exports at once: a third is 429 until one ends, and a client that stops reading is cut', async () => {
+  it('downloads one export per key and two in all: more are 429 until one ends, and a client that stops reading is cut', async () => {
     const svc = await serviceWith(
       (real) => async (_filter, onPage) => {
         const units = await allUnits(real);
@@ -161,15 +168,25 @@ describe('GET /v1/units.csv', () => {
       },
       100,
     );
+    const refusal = async (key: string) => {
+      const refused = await svc.get('/v1/units.csv', key);
+      expect(refused.status).toBe(429);
+      expect(refused.headers.get('retry-after')).toBe('1');
+      return ((await refused.json()) as { error: { message: string } }).error.message;
+    };
+    // HEAD starts no export and holds nothing.
+    const head = await svc.app.request('/v1/units.csv', {
+      method: 'HEAD',
+      headers: { Authorization: `Bearer ${KEY_ALL}` },
+    });
+    expect(head.status).toBe(200);
+    expect(head.headers.get('content-type')).toBe('text/csv; charset=utf-8');
     const first = await svc.get('/v1/units.csv', KEY_ALL);
-    const second = await svc.get('/v1/units.csv', KEY_ALL);
-    expect([first.status, second.status]).toEqual([200, 200]);
-    const third = await svc.get('/v1/units.csv', KEY_ALL);
-    expect(third.status).toBe(429);
-    expect(third.headers.get('retry-after')).toBe('1');
-    expect(((await third.json()) as { error: { message: string } }).error.message).toContain(
-      '2 CSV exports are being downloaded',
-    );
+    expect(first.status).toBe(200);
+    expect(await refusal(KEY_ALL)).toContain('this API key is already downloading a CSV export');
+    const second = await svc.get('/v1/units.csv', KEY_W1);
+    expect(second.status).toBe(200);
+    expect(await refusal(KEY_W2)).toContain('2 CSV exports are being downloaded');
     // Neither client reads: both are cut after the stall time, and their places are free again.
     await new Promise((resolve) => setTimeout(resolve, 400));
     await expect(first.text()).rejects.toThrow();

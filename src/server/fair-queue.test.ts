@@ -95,6 +95,36 @@ describe('FairQueue', () => {
     expect(await Promise.all(again)).toEqual(['ok', 'ok', 'ok', 'ok']);
   });
 
+  it('never starves a client while two others each keep one request in flight', async () => {
+    const queue = new FairQueue(4);
+    const log: string[] = [];
+    let isStopped = false;
+    // a and b send their next request the moment the last one is answered.
+    const loop = async (client: string) => {
+      for (let i = 0; !isStopped; i++) {
+        await queue.run(client, async () => {
+          log.push(client);
+          await new Promise((resolve) => setImmediate(resolve));
+        });
+      }
+    };
+    const loops = [loop('a'), loop('b')];
+    await new Promise((resolve) => setImmediate(resolve));
+    const c = [1, 2].map((n) =>
+      queue.run('c', async () => {
+        log.push(`c${n}`);
+      }),
+    );
+    await Promise.all(c);
+    isStopped = true;
+    await Promise.all(loops);
+    // c's second request waited for no more than one turn of a and b after its first.
+    const first = log.indexOf('c1');
+    const second = log.indexOf('c2');
+    expect(first).toBeGreaterThanOrEqual(0);
+    expect(second - first).toBeLessThanOrEqual(3);
+  });
+
   it('refuses a limit that is not a whole number of at least 1', () => {
     expect(() => new FairQueue(0)).toThrow(RangeError);
     expect(() => new FairQueue(1.5)).toThrow(RangeError);

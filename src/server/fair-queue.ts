@@ -28,7 +28,11 @@ export class FairQueue {
   private readonly waiting: { client: string; turn: number; arrival: number; start: () => void }[] = [];
   /** Client → its tasks waiting or running. */
   private readonly held = new Map<string, number>();
-  /** Client → the turn of its last task (while it holds some). */
+  /**
+   * Client → the turn of its last task, kept while it is ahead of the turn of the day: a client that sends
+   * its next request the moment its last one is answered must not come back at the turn of the day, or two
+   * such clients would keep the turn from ever moving and starve a third's second request.
+   */
   private readonly lastTurn = new Map<string, number>();
   /** The turn of the task started last. */
   private turn = 0;
@@ -84,10 +88,7 @@ export class FairQueue {
   private ended(client: string): void {
     const left = (this.held.get(client) ?? 1) - 1;
     if (left > 0) this.held.set(client, left);
-    else {
-      this.held.delete(client);
-      this.lastTurn.delete(client); // an idle client comes back at the turn of the day, with no credit
-    }
+    else this.held.delete(client);
     this.isRunning = false;
     this.startNext();
   }
@@ -102,6 +103,11 @@ export class FairQueue {
     }
     const [task] = this.waiting.splice(best, 1);
     this.turn = task!.turn;
+    // An idle client whose last turn is behind the turn of the day comes back at the turn of the day (no
+    // credit for idle time): its entry goes.
+    for (const [client, turn] of this.lastTurn) {
+      if (turn < this.turn && !this.held.has(client)) this.lastTurn.delete(client);
+    }
     this.isRunning = true;
     task!.start();
   }

@@ -246,6 +246,14 @@ describe('live rating in a worker thread', () => {
     }
   });
 
+  it('once closed, refuses a request rather than start a worker again', async () => {
+    const worker = createWorkerLiveRater(script, setup, logger);
+    expect((await worker.rate([WABA])).units).toBeGreaterThan(0);
+    await worker.close();
+    await expect(worker.rateScope([WABA], {})).rejects.toThrow('the rating worker is closed');
+    await expect(worker.rate([WABA])).rejects.toThrow('the rating worker is closed');
+  });
+
   it('fails a rating with the reason when the worker cannot start, and tries again at the next one', async () => {
     const missing = join(dir, 'no-such-folder', 'x.db');
     const worker: LiveRater = createWorkerLiveRater(script, { ...setup, db: `sqlite:${missing}` }, logger);
@@ -306,6 +314,47 @@ describe("explanations: only the portfolios of the user's events are rated", () 
       expect(all.output.units.length).toBeGreaterThan(0);
       expect(all.output.units.every((unit) => unit.user === USER)).toBe(true);
       expect(all.output.decisions.every((decision) => decision.user === USER)).toBe(true);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it("finds a Brazilian user's portfolio whichever way the number is written (Meta's 12 digits, the query's 13)", async () => {
+    const stored = eventsOf(conversationLines('W1', 'PN1', '551199998888', 'br'));
+    const store = await storeWith([...stored, ...W3]);
+    try {
+      const rater = createInProcessLiveRater(store, pricing);
+      const traced = await rater.rateScope(['W1', 'W2', 'W3'], {
+        ...explain,
+        trace: { user: '5511999998888' },
+      });
+      expect(traced.output.stats.events).toBe(stored.length);
+      expect(traced.output.units.length).toBeGreaterThan(0);
+      expect(traced.output.timeline.length).toBeGreaterThan(0);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it("rates what the stores list for the user's portfolio: another user's status naming no WABA included", async () => {
+    // A status of another user naming PN1 but no WABA, its message stored nowhere: listed with W1 (the owner
+    // of PN1), so the live bill counts it in the portfolio's tiers — and so must the explanation.
+    const orphan: CoreEvent = {
+      kind: 'status',
+      atMs: Date.parse('2025-07-09T09:00:00Z'),
+      id: 'wamid.orphan',
+      status: 'delivered',
+      business: 'PN1',
+      user: OTHER_USER,
+      pricing: { billable: true, pricing_model: 'PMP', category: 'utility' },
+    };
+    const store = await storeWith([...W1, ...W3, orphan]);
+    try {
+      expect(await store.listEvents(['W1'])).toContainEqual(orphan);
+      const rater = createInProcessLiveRater(store, pricing);
+      const traced = await rater.rateScope(['W1', 'W2', 'W3'], explain);
+      expect(traced.output.stats.events).toBe(W1.length + 1);
+      expect(traced).toEqual(await rater.rateScope(['W1', 'W2'], explain));
     } finally {
       await store.close();
     }

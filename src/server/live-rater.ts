@@ -11,13 +11,14 @@ import { UserSendLog, type UnratedMessage } from '../core/explain.js';
 import type { MarketResolver, RateBook, RateCard } from '../core/pricing-context.js';
 import { rateEvents, type RatingOutput } from '../core/rate-events.js';
 import { createRateBook } from '../core/rate-card.js';
+import { MoneyRangeError } from '../core/money.js';
 import { TotalsAccumulator } from '../core/report.js';
 import type { BillableUnit, Era, Finding, PendingMessage } from '../core/units.js';
 import { createAccountBook, type AccountBook } from '../ingest/accounts-file.js';
 import type { CurrencyTotals, RatingDiff, RowKey, Store } from '../store/store.js';
 import { errorFields, type Logger } from './logger.js';
 import {
-  eventsOfUserPortfolios,
+  wabasOfUserPortfolios,
   estimateStored,
   reconcileStored,
   storyOf,
@@ -288,7 +289,10 @@ export function createInProcessLiveRater(store: Store, pricing: PricingSetup): L
     async rateScope(scope, { cards, ...options }) {
       const { trace } = options;
       let events: readonly CoreEvent[] = await store.listEvents(scope);
-      if (trace) events = eventsOfUserPortfolios(events, trace.user, portfolioOf);
+      if (trace) {
+        const wabas = wabasOfUserPortfolios(scope, events, trace.user, portfolioOf);
+        if (wabas.length < scope.length) events = wabas.length === 0 ? [] : await store.listEvents(wabas);
+      }
       let rateBook: RateBook | undefined;
       if (cards) {
         const book = createRateBook(cards);
@@ -351,7 +355,8 @@ export type WorkerReply =
   | { type: 'rated'; id: number; rating: LiveRating }
   | { type: 'ratedScope'; id: number; rating: ScopeRating }
   | { type: 'answered'; id: number; answer: ReconcileAnswer | EstimateAnswer }
-  | { type: 'error'; id: number; message: string };
+  /** `name`: the error's class, when the caller tells it apart (MoneyRangeError: the request's, a 400). */
+  | { type: 'error'; id: number; message: string; name?: string };
 
 /** The compiled worker script next to this module; `null` when running from TypeScript sources (tests). */
 export function ratingWorkerScript(): string | null {
@@ -388,7 +393,10 @@ export function createWorkerLiveRater(script: string, setup: WorkerSetup, logger
         else {
           const caller = waiting.get(reply.id);
           waiting.delete(reply.id);
-          if (reply.type === 'error') caller?.reject(new Error(reply.message));
+          if (reply.type === 'error')
+            caller?.reject(
+              reply.name === 'MoneyRangeError' ? new MoneyRangeError() : new Error(reply.message),
+            );
           else caller?.resolve(reply.type === 'answered' ? reply.answer : reply.rating);
         }
       });
@@ -411,8 +419,12 @@ export function createWorkerLiveRater(script: string, setup: WorkerSetup, logger
     worker?.postMessage(request);
   }
 
+  /** Closed: no request starts a worker again (an on-demand rating still queued when the service stops). */
+  let isClosed = false;
+
   /** Sends a request that the worker answers (starting the worker if none runs). */
   async function ask<T>(request: (id: number) => WorkerRequest): Promise<T> {
+    if (isClosed) throw new Error('the rating worker is closed: the service is stopping');
     if (!worker) await start();
     else await ready;
     const id = nextId++;
@@ -443,6 +455,7 @@ export function createWorkerLiveRater(script: string, setup: WorkerSetup, logger
       post({ type: 'forgetAll' });
     },
     async close() {
+      isClosed = true;
       const thread = worker;
       if (!thread) return;
       const exited = new Promise<void>((resolve) => thread.once('exit', () => resolve()));

@@ -4,6 +4,7 @@
 // hands back only what its answer needs, not every unit of the portfolios it rated.
 
 import type { CoreEvent } from '../core/events.js';
+import { canonicalUser } from '../core/phone.js';
 import type { UnratedMessage } from '../core/explain.js';
 import type { RatingOutput } from '../core/rate-events.js';
 import type { AnalyticsExport, ReconciliationJson } from '../core/reconcile.js';
@@ -79,37 +80,26 @@ export async function estimateStored(
 }
 
 /**
- * The events that decide one user's story: those of every portfolio where the user has an event — a
- * portfolio is rated on its own (live ratings never mix two), so the others change nothing of it — and the
- * statuses naming no WABA that belong to those events' messages or name the user. Every event when one of
- * the user's names no WABA (its portfolio is not known before rating).
+ * The WABAs of `scope` whose events decide one user's story: those of every portfolio where the user has an
+ * event (their number compared as the rater pairs it, `canonicalUser`) — a portfolio is rated on its own
+ * (live ratings never mix two), so the others change nothing of it. The caller lists these WABAs' events
+ * again, as a live rating lists a portfolio's (statuses naming no WABA placed there included). Every WABA of
+ * `scope` when one of the user's events names no WABA (its portfolio is not known before rating).
  */
-export function eventsOfUserPortfolios(
+export function wabasOfUserPortfolios(
+  scope: readonly string[],
   events: readonly CoreEvent[],
   user: string,
   portfolioOf: (waba: string) => string,
-): readonly CoreEvent[] {
+): readonly string[] {
+  const asked = canonicalUser(user);
   const portfolios = new Set<string>();
   for (const event of events) {
-    if (!('user' in event) || event.user !== user) continue;
-    if (event.waba === undefined) return events;
+    if (!('user' in event) || event.user === undefined || canonicalUser(event.user) !== asked) continue;
+    if (event.waba === undefined) return scope;
     portfolios.add(portfolioOf(event.waba));
   }
-  const kept: CoreEvent[] = [];
-  const keptIds = new Set<string>();
-  const withoutWaba: CoreEvent[] = [];
-  for (const event of events) {
-    if (event.waba === undefined) withoutWaba.push(event);
-    else if (portfolios.has(portfolioOf(event.waba))) {
-      kept.push(event);
-      if ('id' in event) keptIds.add(event.id);
-    }
-  }
-  for (const event of withoutWaba) {
-    if (('id' in event && keptIds.has(event.id)) || ('user' in event && event.user === user))
-      kept.push(event);
-  }
-  return kept;
+  return scope.filter((waba) => portfolios.has(portfolioOf(waba)));
 }
 
 /**

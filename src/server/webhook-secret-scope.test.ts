@@ -10,6 +10,7 @@ import { openPostgresStore } from '../store/postgres/postgres-store.js';
 import {
   createTestService,
   fixture,
+  KEY_ALL,
   TEST_POSTGRES_URL,
   webhookFixtures,
   type TestService,
@@ -72,6 +73,60 @@ async function storedNothing(): Promise<void> {
 }
 
 describe.each(['SQLite', 'PostgreSQL'] as const)('a secret bound to WABAs (%s)', (engine) => {
+  it("ties no number: a client naming another client's phone_number_id takes none of its statuses", async () => {
+    service = await serviceWith(engine, BOUND_AND_UNBOUND);
+    const VICTIM_NUMBER = 'PN-VICTIM';
+    const USER = '919800000002';
+    // The other client's number, tied to its WABA by an inbound; a status of its that names no WABA.
+    await service.postEvents(
+      [
+        {
+          kind: 'inbound',
+          at: '2025-10-01T09:00:00Z',
+          waba: OTHER_WABA,
+          business: VICTIM_NUMBER,
+          user: '919800000001',
+          id: 'wamid.in',
+        },
+        {
+          kind: 'status',
+          at: '2025-10-02T09:00:00Z',
+          id: 'wamid.orphan',
+          status: 'delivered',
+          business: VICTIM_NUMBER,
+          user: USER,
+        },
+      ],
+      KEY_ALL,
+    );
+    const listedBefore = await service.store.listEvents([OTHER_WABA]);
+    expect(listedBefore.map((event) => event.kind)).toEqual(['inbound', 'status']);
+    // The client signs, with its own app's secret, a status of its WABA naming the victim's number and user.
+    const forged = JSON.stringify({
+      object: 'whatsapp_business_account',
+      entry: [
+        {
+          id: CLIENT_WABA,
+          changes: [
+            {
+              field: 'messages',
+              value: {
+                messaging_product: 'whatsapp',
+                metadata: { display_phone_number: '15550000000', phone_number_id: VICTIM_NUMBER },
+                statuses: [
+                  { id: 'wamid.forged', status: 'delivered', timestamp: '1759298400', recipient_id: USER },
+                ],
+              },
+            },
+          ],
+        },
+      ],
+    });
+    expect((await service.postWebhook(forged, { secret: CLIENT_SECRET })).status).toBe(200);
+    expect(await service.store.listEvents([OTHER_WABA])).toEqual(listedBefore);
+    expect(await service.store.listWabas(VICTIM_NUMBER)).toEqual([OTHER_WABA]);
+  });
+
   it("takes a real webhook of its own WABA, as any secret's", async () => {
     service = await serviceWith(engine, BOUND_AND_UNBOUND);
     expect(entryIds(CLIENT_STATUS)).toEqual([CLIENT_WABA]);
