@@ -34,7 +34,7 @@ describe('request ids', () => {
     service = await createTestService();
     const response = await service.app.request('/healthz/live', { headers: { 'X-Request-Id': given } });
     const id = response.headers.get('x-request-id');
-    expect(id).toMatch(/^req_[0-9a-f]{20}$/);
+    expect(id).toMatch(/^req_[0-9a-z]{20}$/);
     expect(requestLines(service.logs).at(-1)).toMatchObject({ requestId: id });
   });
 
