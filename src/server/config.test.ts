@@ -471,6 +471,16 @@ describe('settings that name nothing, or cannot be read, are refused naming the 
     expect(loadServiceConfig({ env: {} })).toMatchObject({ value: { appSecrets: [] } });
   });
 
+  it.each([
+    ['WAMETER_API_KEYS', 'k1=W1,,k2=*', 'WAMETER_API_KEYS: item 2 is empty'],
+    ['WAMETER_API_KEYS', 'k1=W1,', 'WAMETER_API_KEYS: item 2 is empty'],
+    ['WAMETER_RATE_CARDS', ',cards', 'WAMETER_RATE_CARDS: item 1 is empty'],
+  ])('refuses an empty item of %s (%s) as the app secrets are refused', (name, value, problem) => {
+    const problems = problemsOf({ env: { [name]: value } });
+    expect(problems).toContain(problem);
+    expect(problems).not.toContain('k1=');
+  });
+
   it('reads the config file\'s comma-separated "appSecrets" string with the same checks', () => {
     expect(
       problemsOf({ env: {}, configFile: writeJson('comma-secrets.json', { appSecrets: 's1,s2' }) }),

@@ -144,11 +144,9 @@ function scopeOf(
  */
 export function parseApiKeySpec(spec: string, where: string, problems: string[]): ApiKey[] {
   const keys: ApiKey[] = [];
-  const items = spec
-    .split(',')
-    .map((item) => item.trim())
-    .filter((item) => item !== '');
+  const items = commaItems(spec, where, problems);
   items.forEach((item, index) => {
+    if (item === '') return; // said by commaItems
     const eq = item.lastIndexOf('=');
     const key = eq < 0 ? '' : item.slice(0, eq).trim();
     const scopeText = eq < 0 ? '' : item.slice(eq + 1).trim();
@@ -374,6 +372,23 @@ function stringList(value: unknown, where: string, problems: string[]): string[]
   if (Array.isArray(value) && value.every((v) => typeof v === 'string')) return value as string[];
   problems.push(`${where} must be a string (comma-separated) or a list of strings`);
   return undefined;
+}
+
+/**
+ * The items of a comma-separated setting, trimmed and numbered from 1 as the operator counts them; an empty
+ * item (`a,,b`, `a,`) is a problem, said once per item and kept as '' so that the others keep their numbers.
+ * Nothing at all (an empty value) is no item.
+ */
+function commaItems(text: string, where: string, problems: string[]): string[] {
+  if (text.trim() === '') return [];
+  const items = text.split(',').map((item) => item.trim());
+  items.forEach((item, index) => {
+    if (item === '')
+      problems.push(
+        `${where}: item ${index + 1} is empty (two commas in a row, or one at the start or end): remove the extra comma`,
+      );
+  });
+  return items;
 }
 
 function splitList(text: string): string[] {
@@ -622,7 +637,9 @@ export function loadServiceConfig(input: {
 
   const rateCardPaths =
     stringList(file.rateCards, 'config file "rateCards"', problems) ??
-    splitList(envValue(env, 'WAMETER_RATE_CARDS') ?? '');
+    commaItems(envValue(env, 'WAMETER_RATE_CARDS') ?? '', 'WAMETER_RATE_CARDS', problems).filter(
+      (item) => item !== '',
+    );
   for (const path of rateCardPaths) checkReadable(path, 'rate card path', problems);
 
   const bodyLimitBytes =

@@ -64,6 +64,31 @@ describe('FairQueue', () => {
     expect(log).toEqual(['a1', 'a2']);
   });
 
+  it("never refuses a request's next step at the limit, which still takes its turn", async () => {
+    const queue = new FairQueue(1);
+    const log: string[] = [];
+    const a1 = gate(log, 'a1');
+    const first = queue.run('a', a1.work);
+    await expect(queue.run('a', () => Promise.resolve('refused'))).rejects.toBeInstanceOf(ClientBusyError);
+    const next = queue.run(
+      'a',
+      () => {
+        log.push('a2');
+        return Promise.resolve('a2');
+      },
+      { isContinuation: true },
+    );
+    const other = queue.run('b', () => {
+      log.push('b1');
+      return Promise.resolve('b1');
+    });
+    a1.finish();
+    expect(await first).toBe('a1');
+    expect(await other).toBe('b1');
+    expect(await next).toBe('a2');
+    expect(log).toEqual(['a1', 'b1', 'a2']); // b, which had had no turn, went before a's next step
+  });
+
   it('says what the refused client should do', async () => {
     const queue = new FairQueue(1);
     void queue.run('a', () => new Promise(() => {}));

@@ -52,11 +52,13 @@ export class FairQueue {
   /**
    * Runs `work` when its turn comes (see `waiting`): never beside another task, and after the tasks of
    * clients that have had fewer turns. Rejects with `ClientBusyError`, without running it, when `client`
-   * already holds `perClientLimit` tasks.
+   * already holds `perClientLimit` tasks — unless `isContinuation`: the next step of a request already let in
+   * (a re-rate's next portfolio), which takes its turn but is never refused half-way.
    */
-  run<T>(client: string, work: () => Promise<T>): Promise<T> {
+  run<T>(client: string, work: () => Promise<T>, options: { isContinuation?: boolean } = {}): Promise<T> {
     const held = this.held.get(client) ?? 0;
-    if (held >= this.perClientLimit) return Promise.reject(new ClientBusyError(this.perClientLimit));
+    if (held >= this.perClientLimit && !options.isContinuation)
+      return Promise.reject(new ClientBusyError(this.perClientLimit));
     this.held.set(client, held + 1);
     const turn = Math.max(this.turn, (this.lastTurn.get(client) ?? -Infinity) + 1);
     this.lastTurn.set(client, turn);

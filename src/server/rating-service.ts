@@ -600,12 +600,17 @@ export function createRatingService(deps: RatingServiceDeps): RatingService {
     const oldUnits = storedUnits.filter(isInPeriod);
     // Each portfolio rated on its own, as live ratings do: one client's events never meet another's.
     const result: RatingResultRows = { units: [], pending: [], findings: [] };
-    for (const group of groups) {
-      const { output } = await onDemand.run(request.client ?? LOCAL_CLIENT, () =>
-        onDemandRater.rateScope(group, {
-          ...(request.asOfRules ? { asOfRules: request.asOfRules } : {}),
-          ...(cards ? { cards } : {}),
-        }),
+    // One turn per portfolio (a re-rate of every client's portfolio does not hold the others for all of
+    // them); once the first is let in, the rest are never refused half-way.
+    for (const [index, group] of groups.entries()) {
+      const { output } = await onDemand.run(
+        request.client ?? LOCAL_CLIENT,
+        () =>
+          onDemandRater.rateScope(group, {
+            ...(request.asOfRules ? { asOfRules: request.asOfRules } : {}),
+            ...(cards ? { cards } : {}),
+          }),
+        { isContinuation: index > 0 },
       );
       result.units.push(...output.units);
       result.pending.push(...output.pending);
