@@ -504,6 +504,38 @@ describe('a process killed with SIGKILL holds no lock', () => {
     await lock.release();
   });
 
+  it('SQLite: a holder that keeps the alive lock is told apart from a dead one on another host, or behind a reused pid', async () => {
+    const url = `sqlite:${join(dir, 'moved.db')}`;
+    const lockPath = `${join(dir, 'moved.db')}.writer-lock`;
+    const child = await childHoldingLock(url);
+    // The holder's lock file as another host would have written it (a container moved): still alive.
+    const held = JSON.parse(readFileSync(lockPath, 'utf8')) as Record<string, unknown>;
+    expect(held.alive).toBe(true);
+    writeFileSync(lockPath, JSON.stringify({ ...held, hostname: 'another-host' }));
+    expect((await refusal(acquireWriterLock(url, { command: 'rerate' }))).message).toContain(
+      'on another-host',
+    );
+    // Killed there: its alive lock went with it, and the lock is taken over (before: refused for ever).
+    const stale = readFileSync(lockPath, 'utf8');
+    await killed(child);
+    writeFileSync(lockPath, stale);
+    const notices: string[] = [];
+    const lock = await acquireWriterLock(
+      url,
+      { command: 'serve' },
+      { onNotice: (message) => notices.push(message) },
+    );
+    expect(notices[0]).toContain('on another-host');
+    await lock.release();
+    // A lock file whose pid now names another, live process (a reused pid) but whose alive lock is free.
+    const sleeper = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'], { stdio: 'ignore' });
+    children.push(sleeper);
+    writeFileSync(lockPath, JSON.stringify({ ...held, pid: sleeper.pid, hostname: hostname() }));
+    const again = await acquireWriterLock(url, { command: 'serve' });
+    await again.release();
+    sleeper.kill('SIGKILL');
+  });
+
   it('PostgreSQL: the server ends its session and its advisory lock with it', async () => {
     const schema = `wameter_lock_${randomBytes(5).toString('hex')}`;
     schemas.push(schema);

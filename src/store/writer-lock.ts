@@ -211,10 +211,19 @@ function isoSeconds(ms: number): string {
 // --- SQLite: a lock file beside the database ---------------------------------------------------------------
 
 function acquireFileLock(lockPath: string, self: WriterLockHolder, options: WriterLockOptions): WriterLock {
-  const content = `${JSON.stringify({ ...self, startedAt: new Date(self.startedAtMs).toISOString() })}\n`;
+  // `alive`: the holder keeps an operating-system lock on PATH.alive while it holds this file (`aliveLock`),
+  // which the system drops when the holder dies, wherever it ran: a later acquirer can tell a dead holder on
+  // another host (a container moved after a crash) or a pid reused by another process from a live one.
+  const content = `${JSON.stringify({ ...self, startedAt: new Date(self.startedAtMs).toISOString(), alive: true })}\n`;
   // A few rounds: each lost race (a lock released or taken over meanwhile) is one more.
   for (let round = 0; round < 5; round++) {
-    if (createWhole(lockPath, content)) return fileLock(lockPath, content);
+    if (createWhole(lockPath, content)) {
+      const alive = holdAliveLock(lockPath);
+      if (alive !== null) return fileLock(lockPath, content, alive);
+      // Still held by a holder that has just released the file: it is going; the next round sees.
+      unlinkSync(lockPath);
+      continue;
+    }
     let existing: string;
     try {
       existing = readFileSync(lockPath, 'utf8');
@@ -233,7 +242,12 @@ function acquireFileLock(lockPath: string, self: WriterLockHolder, options: Writ
     }
     // Our own pid in a file this process does not hold: a previous life of a container (pid 1 again).
     const isOurOldFile = holder.pid === process.pid && !heldHere.has(lockPath);
-    if (holder.hostname !== self.hostname || (isProcessAlive(holder.pid) && !isOurOldFile)) {
+    // A holder that keeps the alive lock is judged by it alone (another host, a reused pid); an older
+    // wameter's lock file (no `alive`) by its host and pid, as before.
+    const isGone = hasAliveLock(existing)
+      ? !heldHere.has(lockPath) && isAliveLockFree(lockPath)
+      : holder.hostname === self.hostname && (!isProcessAlive(holder.pid) || isOurOldFile);
+    if (!isGone) {
       throw new WriterLockHeldError(
         heldMessage(self.command, holder, describeHolder(holder), deleteHint),
         holder,
@@ -316,7 +330,41 @@ function takeOver(lockPath: string, staleContent: string): boolean {
 /** How long a takeover waits for another process's takeover of the same lock to finish. */
 const TAKEOVER_WAIT_MS = 5_000;
 
-function fileLock(lockPath: string, content: string): WriterLock {
+/** Does the lock file say its holder keeps the alive lock? */
+function hasAliveLock(text: string): boolean {
+  try {
+    return (JSON.parse(text) as { alive?: unknown }).alive === true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Takes the alive lock (an exclusive SQLite lock on PATH.alive: an operating-system file lock, dropped by the
+ * system when its process ends) and keeps it; null when another process holds it.
+ */
+function holdAliveLock(lockPath: string): Database.Database | null {
+  const alive = new Database(`${lockPath}.alive`, { timeout: 0 });
+  try {
+    alive.exec('BEGIN EXCLUSIVE');
+    return alive;
+  } catch (error) {
+    alive.close();
+    if ((error as { code?: string }).code === 'SQLITE_BUSY') return null;
+    throw error;
+  }
+}
+
+/** No process holds the alive lock of `lockPath` now (its holder is gone, wherever it ran). */
+function isAliveLockFree(lockPath: string): boolean {
+  const probe = holdAliveLock(lockPath);
+  if (probe === null) return false;
+  probe.exec('ROLLBACK');
+  probe.close();
+  return true;
+}
+
+function fileLock(lockPath: string, content: string, alive: Database.Database): WriterLock {
   let isReleased = false;
   heldHere.add(lockPath);
   const releaseNow = () => {
@@ -329,6 +377,10 @@ function fileLock(lockPath: string, content: string): WriterLock {
       if (readFileSync(lockPath, 'utf8') === content) unlinkSync(lockPath);
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+    } finally {
+      // After the file: while it names this process, its alive lock says it runs.
+      alive.exec('ROLLBACK');
+      alive.close();
     }
   };
   // A normal exit removes it; after SIGKILL, the next acquirer finds the process gone and takes it over.
