@@ -11,7 +11,6 @@ import { UserSendLog, type UnratedMessage } from '../core/explain.js';
 import type { MarketResolver, RateBook, RateCard } from '../core/pricing-context.js';
 import { rateEvents, type RatingOutput } from '../core/rate-events.js';
 import { createRateBook } from '../core/rate-card.js';
-import { MoneyRangeError } from '../core/money.js';
 import { TotalsAccumulator } from '../core/report.js';
 import type { BillableUnit, Era, Finding, PendingMessage } from '../core/units.js';
 import { createAccountBook, type AccountBook } from '../ingest/accounts-file.js';
@@ -355,8 +354,7 @@ export type WorkerReply =
   | { type: 'rated'; id: number; rating: LiveRating }
   | { type: 'ratedScope'; id: number; rating: ScopeRating }
   | { type: 'answered'; id: number; answer: ReconcileAnswer | EstimateAnswer }
-  /** `name`: the error's class, when the caller tells it apart (MoneyRangeError: the request's, a 400). */
-  | { type: 'error'; id: number; message: string; name?: string };
+  | { type: 'error'; id: number; message: string };
 
 /** The compiled worker script next to this module; `null` when running from TypeScript sources (tests). */
 export function ratingWorkerScript(): string | null {
@@ -393,10 +391,7 @@ export function createWorkerLiveRater(script: string, setup: WorkerSetup, logger
         else {
           const caller = waiting.get(reply.id);
           waiting.delete(reply.id);
-          if (reply.type === 'error')
-            caller?.reject(
-              reply.name === 'MoneyRangeError' ? new MoneyRangeError() : new Error(reply.message),
-            );
+          if (reply.type === 'error') caller?.reject(new Error(reply.message));
           else caller?.resolve(reply.type === 'answered' ? reply.answer : reply.rating);
         }
       });

@@ -37,12 +37,7 @@ async function main(port: NonNullable<typeof parentPort>, setup: WorkerSetup): P
     try {
       reply(await work());
     } catch (error) {
-      reply({
-        type: 'error',
-        id,
-        message: error instanceof Error ? error.message : String(error),
-        ...(error instanceof Error ? { name: error.name } : {}),
-      });
+      reply({ type: 'error', id, message: error instanceof Error ? error.message : String(error) });
     }
   };
   // One request at a time, in order: a settle always follows the rating it settles.
