@@ -5,7 +5,9 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { rateEvents, type RatingOutput } from '../src/core/rate-events.js';
 import { createAccountBook } from '../src/ingest/accounts-file.js';
+import { parseEventValue } from '../src/ingest/parse-event.js';
 import { signMetaBody } from '../src/ingest/signature.js';
 import { createApp } from '../src/server/app.js';
 import { DEFAULT_BODY_LIMIT_BYTES, type ServiceConfig } from '../src/server/config.js';
@@ -216,8 +218,12 @@ export const TEST_POSTGRES_URL =
  * The test service on a SQLite file, or on a fresh PostgreSQL schema (named after `prefix`) dropped once the
  * test is over — after an afterEach has closed the service and its rating.
  */
-export async function serviceOn(engine: 'SQLite' | 'PostgreSQL', prefix: string): Promise<TestService> {
-  if (engine === 'SQLite') return createTestService();
+export async function serviceOn(
+  engine: 'SQLite' | 'PostgreSQL',
+  prefix: string,
+  overrides: Partial<ServiceConfig> = {},
+): Promise<TestService> {
+  if (engine === 'SQLite') return createTestService(overrides);
   const schema = `${prefix}_${randomBytes(6).toString('hex')}`;
   const store = await openPostgresStore(TEST_POSTGRES_URL, { schema });
   onTestFinished(async () => {
@@ -227,5 +233,25 @@ export async function serviceOn(engine: 'SQLite' | 'PostgreSQL', prefix: string)
     await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
     await admin.end();
   });
-  return createTestService({}, { store });
+  return createTestService(overrides, { store });
+}
+
+/** `wameter rate` of `lines` at once, with the accounts file at `accountsPath` and the bundled cards. */
+export async function rateLinesAsBatch(
+  accountsPath: string | null,
+  lines: readonly object[],
+): Promise<RatingOutput> {
+  const pricing = await loadPricingSetup({ accountsPath, rateCardPaths: [] });
+  if (!pricing.ok) throw new Error(pricing.error);
+  const events = lines.flatMap((line) => {
+    const parsed = parseEventValue(line);
+    if (!parsed.ok) throw new Error(parsed.error.message);
+    return parsed.value.events;
+  });
+  const book = createAccountBook(pricing.value.accounts);
+  return rateEvents(events, {
+    accountFor: (waba) => book.accountFor(waba),
+    rateBook: pricing.value.rateBook,
+    markets: pricing.value.markets,
+  });
 }

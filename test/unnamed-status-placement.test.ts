@@ -4,18 +4,11 @@
 // number and user have, else the smallest WABA its number sends for, a webhook status's WABA included.
 // Reproductions x1 and x3 of a billing review, on SQLite and PostgreSQL, the events posted in two requests so
 // that the second moves the status (`relistedWabas`).
-import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import pg from 'pg';
-import { afterAll, describe, expect, it, onTestFinished } from 'vitest';
-import { rateEvents } from '../src/core/rate-events.js';
-import { createAccountBook } from '../src/ingest/accounts-file.js';
-import { parseEventValue } from '../src/ingest/parse-event.js';
-import { loadPricingSetup } from '../src/server/pricing-setup.js';
-import { openPostgresStore } from '../src/store/postgres/postgres-store.js';
-import { createTestService, KEY_ALL, TEST_POSTGRES_URL, type TestService } from './server-kit.js';
+import { afterAll, describe, expect, it } from 'vitest';
+import { KEY_ALL, rateLinesAsBatch, serviceOn, type TestService } from './server-kit.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'wameter-unnamed-status-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -102,19 +95,7 @@ type UnitRow = [string, string, string | null, number, string[]];
 
 /** `wameter rate` of every line at once: each unit's WABA, id, category, amount (micros) and messages. */
 async function batchUnits(accountsPath: string, lines: object[]): Promise<UnitRow[]> {
-  const pricing = await loadPricingSetup({ accountsPath, rateCardPaths: [] });
-  if (!pricing.ok) throw new Error(pricing.error);
-  const events = lines.flatMap((line) => {
-    const parsed = parseEventValue(line);
-    if (!parsed.ok) throw new Error(parsed.error.message);
-    return parsed.value.events;
-  });
-  const book = createAccountBook(pricing.value.accounts);
-  const result = rateEvents(events, {
-    accountFor: (waba) => book.accountFor(waba),
-    rateBook: pricing.value.rateBook,
-    markets: pricing.value.markets,
-  });
+  const result = await rateLinesAsBatch(accountsPath, lines);
   return sorted(
     result.units.map((unit) => [
       unit.waba,
@@ -146,18 +127,8 @@ async function serviceUnits(service: TestService): Promise<UnitRow[]> {
   );
 }
 
-async function serviceWith(engine: 'SQLite' | 'PostgreSQL', accountsPath: string): Promise<TestService> {
-  if (engine === 'SQLite') return createTestService({ accountsPath });
-  const schema = `unnamed_${randomBytes(6).toString('hex')}`;
-  const store = await openPostgresStore(TEST_POSTGRES_URL, { schema });
-  onTestFinished(async () => {
-    await store.close();
-    const admin = new pg.Client({ connectionString: TEST_POSTGRES_URL });
-    await admin.connect();
-    await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
-    await admin.end();
-  });
-  return createTestService({ accountsPath }, { store });
+function serviceWith(engine: 'SQLite' | 'PostgreSQL', accountsPath: string): Promise<TestService> {
+  return serviceOn(engine, 'unnamed', { accountsPath });
 }
 
 describe.each(['SQLite', 'PostgreSQL'] as const)(

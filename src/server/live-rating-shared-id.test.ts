@@ -4,11 +4,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { createTestService, KEY_ALL } from '../../test/server-kit.js';
-import { loadPricingSetup } from './pricing-setup.js';
-import { rateEvents } from '../core/rate-events.js';
-import { parseEventValue } from '../ingest/parse-event.js';
-import { createAccountBook } from '../ingest/accounts-file.js';
+import { createTestService, KEY_ALL, rateLinesAsBatch } from '../../test/server-kit.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'wameter-shared-id-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -42,19 +38,7 @@ const FIRST = [
 const LATER = [sent('W2', 'PN2', '919876543211', 'Y', '2024-03-04T10:30:00Z', '2024-03-04T10:30:05Z')];
 
 async function batchUnits(lines: object[]) {
-  const pricing = await loadPricingSetup({ accountsPath, rateCardPaths: [] });
-  if (!pricing.ok) throw new Error(pricing.error);
-  const events = lines.flatMap((line) => {
-    const parsed = parseEventValue(line);
-    if (!parsed.ok) throw new Error(parsed.error.message);
-    return parsed.value.events;
-  });
-  const book = createAccountBook(pricing.value.accounts);
-  const result = rateEvents(events, {
-    accountFor: (waba) => book.accountFor(waba),
-    rateBook: pricing.value.rateBook,
-    markets: pricing.value.markets,
-  });
+  const result = await rateLinesAsBatch(accountsPath, lines);
   return result.units.map((unit) => [unit.waba, unit.id, unit.amountMicros, unit.messages]);
 }
 

@@ -3,15 +3,12 @@
 // fake deliveries to another client's WABA. Real webhook bodies (test/fixtures/webhooks, copies of
 // shared/fixtures/webhooks), signed as Meta signs them, on SQLite and on PostgreSQL.
 
-import { randomBytes } from 'node:crypto';
-import pg from 'pg';
-import { afterEach, describe, expect, it, onTestFinished } from 'vitest';
-import { openPostgresStore } from '../store/postgres/postgres-store.js';
+import { afterEach, describe, expect, it } from 'vitest';
 import {
   createTestService,
   fixture,
   KEY_ALL,
-  TEST_POSTGRES_URL,
+  serviceOn,
   webhookFixtures,
   type TestService,
 } from '../../test/server-kit.js';
@@ -34,21 +31,11 @@ afterEach(async () => {
 });
 
 /** The test service on SQLite, or on a fresh PostgreSQL schema dropped after the test. */
-async function serviceWith(
+function serviceWith(
   engine: 'SQLite' | 'PostgreSQL',
   overrides: Partial<ServiceConfig>,
 ): Promise<TestService> {
-  if (engine === 'SQLite') return createTestService(overrides);
-  const schema = `wameter_secret_scope_${randomBytes(6).toString('hex')}`;
-  const store = await openPostgresStore(TEST_POSTGRES_URL, { schema });
-  onTestFinished(async () => {
-    await store.close();
-    const admin = new pg.Client({ connectionString: TEST_POSTGRES_URL });
-    await admin.connect();
-    await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
-    await admin.end();
-  });
-  return createTestService(overrides, { store });
+  return serviceOn(engine, 'wameter_secret_scope', overrides);
 }
 
 /** The client's secret bound to its WABA, beside the provider's unbound one. */
