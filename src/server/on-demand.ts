@@ -93,9 +93,16 @@ export function wabasOfUserPortfolios(
   portfolioOf: (waba: string) => string,
 ): readonly string[] {
   const asked = canonicalUser(user);
+  // Each number written one way is placed once (a portfolio's events name its users thousands of times).
+  const isAsked = new Map<string, boolean>();
+  const isTheUser = (written: string) => {
+    let answer = isAsked.get(written);
+    if (answer === undefined) isAsked.set(written, (answer = canonicalUser(written) === asked));
+    return answer;
+  };
   const portfolios = new Set<string>();
   for (const event of events) {
-    if (!('user' in event) || event.user === undefined || canonicalUser(event.user) !== asked) continue;
+    if (!('user' in event) || event.user === undefined || !isTheUser(event.user)) continue;
     if (event.waba === undefined) return scope;
     portfolios.add(portfolioOf(event.waba));
   }
