@@ -93,6 +93,7 @@ export async function createTestService(
     /** Where ratings run (default: the service's own, in this thread). */
     liveRater?: (store: Store, pricing: PricingSetup) => LiveRater;
     exportStallMs?: number;
+    exportDeadlineMs?: number;
   } = {},
 ): Promise<TestService> {
   const dir = mkdtempSync(join(tmpdir(), 'wameter-server-'));
@@ -131,6 +132,7 @@ export async function createTestService(
     ...(pricing.value.markets.names ? { marketNames: pricing.value.markets.names } : {}),
     timeZoneOf: (waba) => createAccountBook(pricing.value.accounts).accountFor(waba).timeZone,
     ...(options.exportStallMs === undefined ? {} : { exportStallMs: options.exportStallMs }),
+    ...(options.exportDeadlineMs === undefined ? {} : { exportDeadlineMs: options.exportDeadlineMs }),
   });
   const bearer = (key: string | undefined): Record<string, string> =>
     key === undefined ? {} : { Authorization: `Bearer ${key}` };

@@ -80,6 +80,8 @@ export interface AppDeps {
   bodyBudgetBytes?: number;
   /** A CSV export whose client takes nothing for this long is cut (default EXPORT_STALL_MS). */
   exportStallMs?: number;
+  /** A CSV export not read whole after this long is cut (default EXPORT_DEADLINE_MS). */
+  exportDeadlineMs?: number;
 }
 
 type Env = { Variables: { apiKey: ApiKey } };
@@ -96,6 +98,12 @@ const RERATE_BODY_LIMIT_BYTES = 64 * 1024;
 const MAX_CONCURRENT_EXPORTS = 2;
 /** A CSV export whose client takes nothing for this long is cut. */
 const EXPORT_STALL_MS = 60_000;
+/**
+ * A CSV export not read whole after this long is cut, however steadily its client reads: its snapshot (a
+ * PostgreSQL connection and an old snapshot, a SQLite reader that keeps the WAL from being checkpointed)
+ * is never held for longer. A million units is about 200 MB: minutes on any link worth billing over.
+ */
+const EXPORT_DEADLINE_MS = 30 * 60_000;
 
 class StoreUnavailable extends Error {
   constructor(override readonly cause: unknown) {
@@ -266,6 +274,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
   /** The API keys downloading a CSV export now (one each, MAX_CONCURRENT_EXPORTS in all). */
   const exportingKeys = new Set<string>();
   const exportStallMs = deps.exportStallMs ?? EXPORT_STALL_MS;
+  const exportDeadlineMs = deps.exportDeadlineMs ?? EXPORT_DEADLINE_MS;
   const keysByHash = new Map(config.apiKeys.map((apiKey) => [sha256(apiKey.key).toString('hex'), apiKey]));
   const limiter = config.rateLimit ? createRateLimiter(config.rateLimit, clock) : null;
   // Webhook POSTs count only when they fail (bad or missing signature, oversized body): Meta's signed
@@ -954,12 +963,21 @@ export function createApp(deps: AppDeps): Hono<Env> {
     const { readable, writable } = new TransformStream<Uint8Array, Uint8Array>();
     const writer = writable.getWriter();
     let isClientGone = false;
+    const deadlineAt = performance.now() + exportDeadlineMs;
     const send = async (text: string) => {
       let timer: ReturnType<typeof setTimeout> | undefined;
+      const leftMs = deadlineAt - performance.now();
       const stalled = new Promise<never>((_resolve, reject) => {
         timer = setTimeout(
-          () => reject(new Error(`the client read nothing for ${exportStallMs / 1000} s`)),
-          exportStallMs,
+          () =>
+            reject(
+              new Error(
+                leftMs < exportStallMs
+                  ? `the download was not over after ${exportDeadlineMs / 1000} s`
+                  : `the client read nothing for ${exportStallMs / 1000} s`,
+              ),
+            ),
+          Math.max(0, Math.min(exportStallMs, leftMs)),
         );
       });
       try {

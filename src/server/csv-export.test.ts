@@ -55,9 +55,17 @@ async function allUnits(real: ExportUnits): Promise<BillableUnit[]> {
 async function serviceWith(
   exportUnits: (real: ExportUnits) => ExportUnits,
   exportStallMs?: number,
+  exportDeadlineMs?: number,
 ): Promise<TestService> {
   const store = await storeWithExport(exportUnits);
-  service = await createTestService({}, { store, ...(exportStallMs === undefined ? {} : { exportStallMs }) });
+  service = await createTestService(
+    {},
+    {
+      store,
+      ...(exportStallMs === undefined ? {} : { exportStallMs }),
+      ...(exportDeadlineMs === undefined ? {} : { exportDeadlineMs }),
+    },
+  );
   for (const user of ['919800000001', '919800000002', '919800000003'])
     await service.postEvents(conversationLines('W1', 'PN1', user, `w1.${user}`));
   return service;
@@ -199,5 +207,35 @@ describe('GET /v1/units.csv', () => {
     );
     expect(logged.filter((line) => line.reason === 'the client read nothing for 0.1 s')).toHaveLength(2);
     expect(logged.filter((line) => line.level === 'error')).toEqual([]);
+  });
+
+  it('cuts a download not over by its deadline, however steadily the client reads', async () => {
+    const svc = await serviceWith(
+      (real) => async (_filter, onPage) => {
+        const units = await allUnits(real);
+        // Page after page for as long as the client takes them: a download that never ends.
+        for (let i = 0; ; i++) await onPage([units[i % units.length]!]);
+      },
+      10_000,
+      200,
+    );
+    const response = await svc.get('/v1/units.csv', KEY_ALL);
+    expect(response.status).toBe(200);
+    const reader = response.body!.getReader();
+    const read = async () => {
+      for (;;) {
+        const { done } = await reader.read();
+        if (done) return 'ended';
+        await new Promise((resolve) => setTimeout(resolve, 20)); // a slow, steady reader
+      }
+    };
+    await expect(read()).rejects.toThrow();
+    const logged = svc.logs.map((line) => JSON.parse(line) as { level: string; reason?: string });
+    expect(logged.map((line) => line.reason)).toContain('the download was not over after 0.2 s');
+    expect(logged.filter((line) => line.level === 'error')).toEqual([]);
+    // Its place is free again.
+    const again = await svc.get('/v1/units.csv', KEY_ALL);
+    expect(again.status).toBe(200);
+    await again.body!.cancel();
   });
 });
