@@ -83,7 +83,9 @@ export function createStoreHealth(options: StoreHealthOptions): StoreHealth {
       lastFailure = null;
     },
     writeFailed(error) {
-      lastFailure = { atMs: clock(), message: error instanceof Error ? error.message : String(error) };
+      const message = error instanceof Error ? error.message : String(error);
+      const hint = writeFailureHint(error);
+      lastFailure = { atMs: clock(), message: hint === null ? message : `${message} (${hint})` };
     },
     async check(ping) {
       if (blocked !== null) return { isReady: false, reason: blocked };
@@ -95,7 +97,7 @@ export function createStoreHealth(options: StoreHealthOptions): StoreHealth {
         if (clock() - lastFailure.atMs < retryAfterMs) {
           return {
             isReady: false,
-            reason: `the last write failed ${Math.round((clock() - lastFailure.atMs) / 1000)} s ago: ${lastFailure.message} (disk full? read-only?); ready again once a write succeeds`,
+            reason: `the last write failed ${Math.round((clock() - lastFailure.atMs) / 1000)} s ago: ${lastFailure.message}; ready again once a write succeeds`,
           };
         }
         lastFailure = null;
@@ -103,4 +105,18 @@ export function createStoreHealth(options: StoreHealthOptions): StoreHealth {
       return { isReady: true };
     },
   };
+}
+
+/**
+ * What a failed write's error code says, for the readiness reason; null when the code says nothing more than
+ * the message (a guess such as "disk full?" would mislead the operator who reads it).
+ */
+export function writeFailureHint(error: unknown): string | null {
+  const code = String((error as { code?: unknown } | null)?.code ?? '');
+  if (code === 'SQLITE_FULL' || code === 'ENOSPC' || code === '53100') return 'the disk is full';
+  if (code.startsWith('SQLITE_READONLY') || code === 'EROFS' || code === '25006')
+    return 'the database is read-only';
+  if (code === 'SQLITE_BUSY' || code === '55P03') return 'another process holds a lock on the database';
+  if (code === '42P01') return 'a table is missing: was the schema dropped or renamed?';
+  return null;
 }
