@@ -123,6 +123,15 @@ describe('wameter estimate', () => {
     expect(JSON.parse(withEvents.out).warnings).toBeUndefined();
   });
 
+  it('names the template with the right article on stderr: an authentication template, a utility template', async () => {
+    const authentication = await cli([recipients, '--template', 'authentication', '--events', events]);
+    expect(authentication.err).toContain(
+      'wameter: quoted 2 recipient(s) for an authentication template from WABA W1, number PN1; 1 invalid\n',
+    );
+    const utility = await cli([recipients, '--template', 'utility', '--events', events]);
+    expect(utility.err).toContain('wameter: quoted 2 recipient(s) for a utility template from WABA W1');
+  });
+
   it('a bad --template or --at is refused', async () => {
     expect((await cli([recipients, '--template', 'promo'])).code).toBe(EXIT.USAGE);
     expect((await cli([recipients, '--template', 'utility', '--at', 'tomorrow'])).code).toBe(EXIT.USAGE);

@@ -25,6 +25,12 @@ import { createSourceErrorReporter } from './source-errors.js';
 import { csvField } from '../core/report.js';
 
 const TEMPLATES = ['marketing', 'utility', 'authentication'] as const;
+/** By sound, not by letter: "a utility" (a "you" sound), "an authentication". */
+const TEMPLATE_WITH_ARTICLE: Readonly<Record<(typeof TEMPLATES)[number], string>> = {
+  marketing: 'a marketing',
+  utility: 'a utility',
+  authentication: 'an authentication',
+};
 const FORMATS = ['table', 'json', 'csv'] as const;
 
 interface EstimateFlags {
@@ -302,7 +308,7 @@ async function runEstimate(
   }
   errors.summarise();
   io.writeError(
-    `wameter: quoted ${estimate.totals.count} recipient(s) for a ${flags.template} template from WABA ${waba}, number ${business}; ${estimate.invalid.length} invalid\n`,
+    `wameter: quoted ${estimate.totals.count} recipient(s) for ${TEMPLATE_WITH_ARTICLE[flags.template]} template from WABA ${waba}, number ${business}; ${estimate.invalid.length} invalid\n`,
   );
   const unpriced = estimate.totals.unpriced;
   if (unpriced > 0 && !flags.allowUnpriced) {

@@ -59,6 +59,13 @@ describe('wameter reconcile', () => {
     expect(table.out).toContain('TEMPLATE_RECATEGORISED  message m1');
   });
 
+  it('a category word that names a property of every JavaScript object is no template family', async () => {
+    const odd = join(dir, 'odd-category.ndjson');
+    writeFileSync(odd, `${UTILITY_SENT}\n${PRICED_AS_MARKETING.replace('"marketing"', '"constructor"')}\n`);
+    const json = JSON.parse((await cli([odd, '--format', 'json'])).out);
+    expect(json.differences.map((d: { cause: string }) => d.cause)).not.toContain('TEMPLATE_RECATEGORISED');
+  });
+
   it('refuses a missing only source (exit 1): nothing is compared', async () => {
     const { code, out, err } = await cli([join(dir, 'nope.ndjson'), '--analytics', join(dir, 'nope.json')]);
     expect(code).toBe(1);
@@ -555,6 +562,69 @@ describe('wameter reconcile --analytics: an export without a category dimension'
       }),
     );
     const result = await cli([events, '--analytics', exported, '--format', 'json']);
+    expect(JSON.parse(result.out).differences).toEqual([]);
+    expect(result.code).toBe(EXIT.OK);
+  });
+
+  it("conversation_analytics' FREE_ENTRY is a free entry point (pricing_analytics' FREE_ENTRY_POINT): agree, exit 0", async () => {
+    // Meta's conversation_analytics writes conversation_type FREE_ENTRY, FREE_TIER or REGULAR.
+    const events = [
+      line({
+        kind: 'inbound',
+        at: '2024-03-05T10:00:00Z',
+        waba: 'W5',
+        business: 'PN5',
+        user: '919876500001',
+        id: 'in1',
+        referral: { source_type: 'ad' },
+      }),
+      line({
+        kind: 'outbound',
+        at: '2024-03-05T10:05:00Z',
+        waba: 'W5',
+        business: 'PN5',
+        user: '919876500001',
+        id: 'o1',
+        template: 'marketing',
+      }),
+      line({ kind: 'status', at: '2024-03-05T10:05:03Z', id: 'o1', status: 'delivered' }),
+      line({
+        kind: 'outbound',
+        at: '2024-03-05T11:00:00Z',
+        waba: 'W5',
+        business: 'PN5',
+        user: '919876500002',
+        id: 'o2',
+        template: 'marketing',
+      }),
+      line({ kind: 'status', at: '2024-03-05T11:00:03Z', id: 'o2', status: 'delivered' }),
+    ];
+    const cbp = write('cbp-free-entry.ndjson', events.join('\n') + '\n');
+    const point = (type: string, direction: string, cost: number) =>
+      daily('2024-03-05', {
+        conversation: 1,
+        cost,
+        country: 'IN',
+        conversation_type: type,
+        conversation_direction: direction,
+      });
+    const exported = write(
+      'cbp-free-entry.json',
+      line({
+        conversation_analytics: {
+          data: [
+            {
+              data_points: [
+                point('FREE_ENTRY', 'USER_INITIATED', 0),
+                point('REGULAR', 'BUSINESS_INITIATED', 0.0099),
+              ],
+            },
+          ],
+        },
+        id: 'W5',
+      }),
+    );
+    const result = await cli([cbp, '--analytics', exported, '--format', 'json']);
     expect(JSON.parse(result.out).differences).toEqual([]);
     expect(result.code).toBe(EXIT.OK);
   });

@@ -184,6 +184,20 @@ describe('parseRateCardCsv refuses bad input', () => {
     expect(cardError(`${TITLE}\nMarket,Currency\nIndia,$US\n`).message).toMatch(/no rate columns/);
   });
 
+  it('a column named after a property of every JavaScript object is as unknown as any other name', () => {
+    for (const name of ['constructor', 'Constructor', '__proto__', 'toString', 'has-Own-Property']) {
+      expect(cardError(`${TITLE}\nMarket,Currency,${name}\nIndia,$US,0.1\n`).message, name).toContain(
+        `unknown column "${name}"`,
+      );
+    }
+  });
+
+  it('a currency written as a property of every JavaScript object is no currency', () => {
+    for (const token of ['constructor', '__proto__', 'toString', 'valueOf']) {
+      expect(currencyOfToken(token), token).toBeUndefined();
+    }
+  });
+
   it('a market row below the end of the table', () => {
     const error = cardError(`${TITLE}\n${HEADER}\nIndia,$US,1,1,1,1,0\nBrazil\nFrance,$US,1,1,1,n/a,0\n`);
     expect(error).toMatchObject({ code: 'BAD_RATE_CARD', line: 5 });
@@ -669,6 +683,33 @@ describe('parseRateCardCsv with the markets of the market table', () => {
     );
   });
 
+  it('says that notes must be separated from the table by a blank line when the unknown market reads as a note', () => {
+    // A note right below the last market row, its commas splitting it into cells: read as a row.
+    const note = withMarkets([
+      'India,$US,0.0107,0.0014,0.0014,0.0280,0',
+      'Prices are effective October 1, 2025, and exclude taxes.',
+    ]);
+    expect(note.ok || note.error).toMatchObject({ code: 'UNKNOWN_MARKET', file: 'usd.csv', line: 4 });
+    expect(note.ok || note.error.message).toMatch(
+      /unknown market "Prices are effective October 1".*; "Prices are effective October 1" looks like a note, not a market: notes below the table must be separated from it by a blank line$/,
+    );
+    // No digit, no full stop, but no currency either: a note ("Rates in USD, see Meta's page").
+    const short = withMarkets(['India,$US,1,1,1,n/a,0', "Rates in USD, see Meta's page"]);
+    expect(short.ok || short.error.message).toMatch(
+      /notes below the table must be separated from it by a blank line$/,
+    );
+    // A misspelt market with its currency and rates is only a misspelt market.
+    const typo = withMarkets(['Indai,$US,1,1,1,n/a,0']);
+    expect(typo.ok || typo.error.message).not.toMatch(/blank line/);
+    // The same note after a blank line is a note.
+    const separated = withMarkets([
+      'India,$US,0.0107,0.0014,0.0014,0.0280,0',
+      '',
+      'Prices are effective October 1, 2025, and exclude taxes.',
+    ]);
+    expect(separated.ok).toBe(true);
+  });
+
   it('reads names that differ from the table only in case or spacing, under the table’s spelling', () => {
     const result = withMarkets([
       ' india ,$US,0.0107,0.0014,0.0014,0.0280,0',
@@ -737,6 +778,20 @@ describe('parseRateCardCsv with the markets of the market table', () => {
       knownMarkets: KNOWN,
     });
     expect(lower.ok && [...lower.value.tiers.keys()]).toEqual(['India|utility']);
+  });
+
+  it('says so of a volume-tier note below the table without a blank line too', () => {
+    const text = [
+      'effective October 1, 2025',
+      'Market,Currency,Category,From,To,Rate',
+      'India,$US,Utility,1,,0.0014',
+      'Tiers count delivered messages per portfolio, per calendar month.',
+    ].join('\n');
+    const result = parseVolumeTierCsv(text, 'usd-2025-10-01-tiers.csv', { knownMarkets: KNOWN });
+    expect(result.ok || result.error).toMatchObject({ code: 'UNKNOWN_MARKET', line: 4 });
+    expect(result.ok || result.error.message).toMatch(
+      /looks like a note, not a market: notes below the table must be separated from it by a blank line$/,
+    );
   });
 
   it('keeps any name as written when no market table is given', () => {

@@ -260,15 +260,16 @@ export function effectiveDateFromTitle(title: string): string | undefined {
 // ---------------------------------------------------------------------------------------------------------
 // Columns and currencies
 
-const CATEGORY_COLUMNS: Record<string, RateCategory> = {
-  marketing: 'marketing',
-  utility: 'utility',
-  authentication: 'authentication',
-  authenticationinternational: 'authentication_international',
-  service: 'service',
-  businessinitiated: 'business_initiated',
-  userinitiated: 'user_initiated',
-};
+// Maps, not object literals: a column or token such as "constructor" must not find a property of Object.
+const CATEGORY_COLUMNS: ReadonlyMap<string, RateCategory> = new Map([
+  ['marketing', 'marketing'],
+  ['utility', 'utility'],
+  ['authentication', 'authentication'],
+  ['authenticationinternational', 'authentication_international'],
+  ['service', 'service'],
+  ['businessinitiated', 'business_initiated'],
+  ['userinitiated', 'user_initiated'],
+]);
 
 const CATEGORY_NAMES =
   'Marketing, Utility, Authentication, Authentication-International, Service, Business-Initiated, User-Initiated';
@@ -279,22 +280,22 @@ function columnKey(name: string): string {
 }
 
 function categoryOfColumn(name: string): RateCategory | undefined {
-  return CATEGORY_COLUMNS[columnKey(name)];
+  return CATEGORY_COLUMNS.get(columnKey(name));
 }
 
 // Symbols Meta prints in its Currency column; any ISO 4217 code is accepted as well.
-const CURRENCY_TOKENS: Record<string, string> = {
-  $US: 'USD',
-  US$: 'USD',
-  $AU: 'AUD',
-  AU$: 'AUD',
-  A$: 'AUD',
-  '€': 'EUR',
-  '£': 'GBP',
-  '₹': 'INR',
-  RP: 'IDR',
-  RS: 'INR',
-};
+const CURRENCY_TOKENS: ReadonlyMap<string, string> = new Map([
+  ['$US', 'USD'],
+  ['US$', 'USD'],
+  ['$AU', 'AUD'],
+  ['AU$', 'AUD'],
+  ['A$', 'AUD'],
+  ['€', 'EUR'],
+  ['£', 'GBP'],
+  ['₹', 'INR'],
+  ['RP', 'IDR'],
+  ['RS', 'INR'],
+]);
 
 let isoCurrencies: Set<string> | undefined;
 
@@ -306,7 +307,7 @@ function isIsoCurrency(code: string): boolean {
 /** "$US" → "USD", "€" → "EUR", "Rp" → "IDR", "eur" → "EUR"; `undefined` when the token is not a currency. */
 export function currencyOfToken(token: string): string | undefined {
   const trimmed = token.trim().toUpperCase();
-  const symbol = CURRENCY_TOKENS[trimmed];
+  const symbol = CURRENCY_TOKENS.get(trimmed);
   if (symbol) return symbol;
   return /^[A-Z]{3}$/.test(trimmed) && isIsoCurrency(trimmed) ? trimmed : undefined;
 }
@@ -488,7 +489,10 @@ export function parseRateCardCsv(
     const written = (record.cells[0] ?? '').trim();
     if (written === '') return fail('BAD_RATE_CARD', `${where}: the Market cell is empty`, record.line);
     const matched = matchMarket(written);
-    if ('problem' in matched) return fail('UNKNOWN_MARKET', `${where}: ${matched.problem}`, record.line);
+    if ('problem' in matched) {
+      const note = noteHint(written, record.cells[currencyColumn]);
+      return fail('UNKNOWN_MARKET', `${where}: ${matched.problem}${note}`, record.line);
+    }
     const market = matched.market;
     const shape = rowShapeProblem(
       header,
@@ -781,6 +785,26 @@ function marketMatcher(known: KnownMarkets | undefined): MarketMatcher {
   };
 }
 
+/** The most words in a market's name: "Rest of Central & Eastern Europe". */
+const MOST_WORDS_IN_A_MARKET = 6;
+
+/**
+ * What to add to UNKNOWN_MARKET when the row refused looks like a note rather than a market row, else ''. A
+ * note written right below the table, without the blank line that ends it, is read as a row when its commas
+ * split it into cells. It looks like one when its first cell has a digit or a sentence's punctuation (no
+ * market's name has), more words than any market's name, or when the row has no currency where a market row
+ * has one.
+ */
+function noteHint(written: string, currencyCell: string | undefined): string {
+  const looksLikeNote =
+    /[\d.:;!?*]/.test(written) ||
+    written.split(/\s+/).length > MOST_WORDS_IN_A_MARKET ||
+    currencyOfToken(currencyCell ?? '') === undefined;
+  return looksLikeNote
+    ? `; "${written}" looks like a note, not a market: notes below the table must be separated from it by a blank line`
+    : '';
+}
+
 /**
  * Why a card row for `market` would never price a recipient from the card's effective date `date`, or
  * `undefined` when the table under the rules in use (`activeTable`) places at least one country in it that
@@ -999,7 +1023,10 @@ export function parseVolumeTierCsv(
     const written = column(record, 'market');
     if (written === '') return fail('BAD_VOLUME_TIERS', `${where}: the Market cell is empty`, record.line);
     const matched = matchMarket(written);
-    if ('problem' in matched) return fail('UNKNOWN_MARKET', `${where}: ${matched.problem}`, record.line);
+    if ('problem' in matched) {
+      const note = noteHint(written, column(record, 'currency'));
+      return fail('UNKNOWN_MARKET', `${where}: ${matched.problem}${note}`, record.line);
+    }
     const market = matched.market;
     const shape = rowShapeProblem(
       header,

@@ -390,6 +390,35 @@ describe("categories only Meta's webhook gives", () => {
     expect(result.stats.unrated).toBe(1);
   });
 
+  it('a category word that names a property of every JavaScript object is as unknown as any other word', async () => {
+    for (const word of ['constructor', '__proto__', 'toString', 'hasOwnProperty', 'CONSTRUCTOR']) {
+      const result = await rate([
+        webhookStatus('p1', hours(DAY, 0), { pricing_model: 'CBP', category: word }),
+      ]);
+      expect(result.units, word).toEqual([]);
+      expect(
+        result.findings.find((f) => f.code === 'UNKNOWN_CATEGORY'),
+        word,
+      ).toMatchObject({ category: word });
+      expect(result.stats.unrated, word).toBe(1);
+    }
+  });
+
+  it('a status word that names a property of every JavaScript object weighs its evidence as any other Meta word', async () => {
+    // Meta's other status words are kept (parse-event.ts); one carrying pricing is evidence of the lowest rank.
+    const outcome = async (word: string) => {
+      const delivered = webhookStatus('s1', hours(DAY, 0), {});
+      delete (delivered as { pricing?: unknown }).pricing;
+      const other = { ...webhookStatus('s1', hours(DAY, 0) + 1000, { category: 'utility' }), status: word };
+      const result = await rate([delivered, other]);
+      return result.units.map((u) => [u.category, u.amountMicros]);
+    };
+    const expected = await outcome('warning');
+    expect(expected).toEqual([['utility', 4200]]);
+    for (const word of ['constructor', '__proto__', 'toString', 'valueOf'])
+      expect(await outcome(word), word).toEqual(expected);
+  });
+
   it('a category that is not a string (stored by an older reader) is no category, never a crash', async () => {
     const result = await rate([webhookStatus('n1', hours(DAY, 0), { category: 5 })]);
     expect(result.units).toEqual([]);

@@ -225,7 +225,13 @@ function mergeCountryHint(pair: PairState, hint: string): void {
 /** Any date: a number's country (unlike its market) does not depend on it. */
 const PLACEMENT_DATE = '2000-01-01';
 
-const EVIDENCE_RANK: Record<string, number> = { delivered: 4, read: 3, sent: 2, failed: 1 };
+/** How much a status's pricing evidence weighs; Meta's other words weigh 0. A Map: no word finds Object's properties. */
+const EVIDENCE_RANK: ReadonlyMap<string, number> = new Map([
+  ['delivered', 4],
+  ['read', 3],
+  ['sent', 2],
+  ['failed', 1],
+]);
 
 export class Rater {
   private readonly isStreaming: boolean;
@@ -811,7 +817,7 @@ export class Rater {
       if (record.pair) mergeCountryHint(record.pair, record.countryHint);
     }
     if (event.pricing || event.conversation) {
-      const rank = EVIDENCE_RANK[event.status] ?? 0;
+      const rank = EVIDENCE_RANK.get(event.status) ?? 0;
       if (rank > record.evidenceRank) {
         record.evidenceRank = rank;
         if (event.pricing) record.pricing = event.pricing;
@@ -1667,24 +1673,28 @@ function toUnit(draft: UnitDraft): BillableUnit {
   return unit;
 }
 
-const WEBHOOK_CATEGORIES: Readonly<Record<string, TemplateCategory | null>> = {
-  marketing: 'marketing',
-  marketing_lite: 'marketing',
-  utility: 'utility',
-  authentication: 'authentication',
-  authentication_international: 'authentication',
-  'authentication-international': 'authentication',
-  service: null,
-  user_initiated: null,
-  customer_initiated: null,
-  referral_conversion: null,
+/** Meta's category words, lower case. A Map: a word such as `constructor` must not find a property of Object. */
+const WEBHOOK_CATEGORIES: ReadonlyMap<string, TemplateCategory | null> = new Map<
+  string,
+  TemplateCategory | null
+>([
+  ['marketing', 'marketing'],
+  ['marketing_lite', 'marketing'],
+  ['utility', 'utility'],
+  ['authentication', 'authentication'],
+  ['authentication_international', 'authentication'],
+  ['authentication-international', 'authentication'],
+  ['service', null],
+  ['user_initiated', null],
+  ['customer_initiated', null],
+  ['referral_conversion', null],
   // CBP-2022 only told business-initiated (a template) from user-initiated.
-  business_initiated: 'marketing',
-};
+  ['business_initiated', 'marketing'],
+]);
 
 function categoryFromEvidence(record: MessageRecord): TemplateCategory | null | undefined {
   const word = evidenceWord(record);
-  return word === undefined ? undefined : WEBHOOK_CATEGORIES[word.toLowerCase()];
+  return word === undefined ? undefined : WEBHOOK_CATEGORIES.get(word.toLowerCase());
 }
 
 /** The category word of Meta's webhook for the message: `pricing.category`, else the conversation's origin. */

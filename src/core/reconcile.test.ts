@@ -9,6 +9,7 @@ import {
   analyticsCategory,
   comparedPeriod,
   metaCostToMicros,
+  normaliseMetaType,
   parseAnalyticsExport,
   reconcile,
   type AnalyticsExport,
@@ -99,6 +100,14 @@ describe("Meta's words and numbers", () => {
     expect(analyticsCategory('authentication-international', undefined)).toBe('authentication_international');
     expect(analyticsCategory('SERVICE', 'FREE_ENTRY_POINT')).toBe('service');
     expect(analyticsCategory('MARKETING', 'FREE_ENTRY_POINT')).toBe('service');
+    expect(analyticsCategory('MARKETING', 'FREE_ENTRY')).toBe('service'); // conversation_analytics' word
+  });
+
+  it("reads conversation_analytics' FREE_ENTRY as the free_entry_point of webhooks and pricing_analytics", () => {
+    expect(normaliseMetaType('FREE_ENTRY')).toBe('free_entry_point');
+    expect(normaliseMetaType('FREE_ENTRY_POINT')).toBe('free_entry_point');
+    expect(normaliseMetaType('FREE_TIER')).toBe('free_tier');
+    expect(normaliseMetaType('UNKNOWN')).toBeUndefined();
   });
 
   it('never makes up a category from a pricing type or a conversation direction', () => {

@@ -98,10 +98,22 @@ export function normaliseMetaCategory(word: string | undefined): string | undefi
   }
 }
 
+/**
+ * Meta's pricing / conversation type words, in wameter's vocabulary (contract §4 `type`); `undefined` when
+ * unknown. The webhooks' `pricing.type` and pricing_analytics' `pricing_type` write `FREE_ENTRY_POINT`;
+ * conversation_analytics' `conversation_type` writes `FREE_ENTRY` (besides `FREE_TIER` and `REGULAR`).
+ */
 export function normaliseMetaType(word: string | undefined): string | undefined {
   if (word === undefined || word === '') return undefined;
   const lower = word.toLowerCase();
-  return lower === 'unknown' ? undefined : lower;
+  switch (lower) {
+    case 'free_entry': // conversation_analytics' spelling
+      return 'free_entry_point';
+    case 'unknown':
+      return undefined;
+    default:
+      return lower;
+  }
 }
 
 const TEMPLATE_FAMILY: Readonly<Record<string, string>> = {
@@ -484,7 +496,10 @@ function analyticsWordsOf(category: string | undefined, type: string | undefined
   const words: AnalyticsWords = {};
   if (category !== undefined) words.category = category;
   if (type !== undefined) words.type = type;
-  const direction = category === undefined ? undefined : DIRECTION_OF_CATEGORY[category];
+  const direction =
+    category === undefined || !Object.hasOwn(DIRECTION_OF_CATEGORY, category)
+      ? undefined
+      : DIRECTION_OF_CATEGORY[category];
   if (direction !== undefined) words.direction = direction;
   return words;
 }
@@ -830,8 +845,13 @@ function messageCause(
     if (ours.type !== 'free_entry_point') return 'FREE_ENTRY_POINT_MISSED';
   }
   if (differs.includes('category') && meta.category && ours.category) {
-    const metaFamily = TEMPLATE_FAMILY[meta.category];
-    const ourFamily = TEMPLATE_FAMILY[ours.category];
+    // Own properties only: Meta's word could be "constructor".
+    const metaFamily = Object.hasOwn(TEMPLATE_FAMILY, meta.category)
+      ? TEMPLATE_FAMILY[meta.category]
+      : undefined;
+    const ourFamily = Object.hasOwn(TEMPLATE_FAMILY, ours.category)
+      ? TEMPLATE_FAMILY[ours.category]
+      : undefined;
     if (metaFamily && ourFamily && metaFamily !== ourFamily && decision.template !== null) {
       return 'TEMPLATE_RECATEGORISED';
     }

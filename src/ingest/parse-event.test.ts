@@ -7,6 +7,7 @@ import type { CoreEvent, StatusEvent } from '../core/events.js';
 import {
   IGNORED,
   isNestedDeeperThan,
+  notAWebhookBody,
   parseContractLine,
   parseEventValue,
   type ParsedItem,
@@ -323,6 +324,85 @@ describe('bad contract lines are errors that name the field', () => {
     expect(errorOf({ object: 'whatsapp_business_account' })).toBe(
       'webhook body needs "entry" (an array of entries)',
     );
+  });
+});
+
+describe("what Meta's webhook route says of a JSON value that is no webhook body", () => {
+  /** The route's words for `value`, which parseEventValue must refuse. */
+  const said = (value: unknown): string => {
+    const result = parseEventValue(value);
+    if (result.ok) throw new Error('expected the value to be refused');
+    return notAWebhookBody(value, result.error);
+  };
+
+  it.each<[string, unknown, string]>([
+    [
+      'an array (of bodies)',
+      [{ object: 'whatsapp_business_account', entry: [] }],
+      'It is an array, where Meta posts one object, {"object":"whatsapp_business_account","entry":[…]}.',
+    ],
+    [
+      'a number',
+      42,
+      'It is 42, where Meta posts one object, {"object":"whatsapp_business_account","entry":[…]}.',
+    ],
+    [
+      'an analytics export',
+      fixture('meta-docs/analytics_conversation_half_hour_by_category.json'),
+      'It is a Meta analytics export: use it with `wameter reconcile --analytics`.',
+    ],
+    [
+      'a fragment of a body',
+      fixture('meta-docs-snippets/pricing_pmp_authentication_international.json'),
+      'It is a fragment of a webhook body: post the whole body, {"object":"whatsapp_business_account","entry":[…]}.',
+    ],
+    [
+      'an event line',
+      { kind: 'status', id: 'x' },
+      'It is an event line ({"kind":…}), not a webhook body: event lines go to POST /v1/events.',
+    ],
+    [
+      'an object of something else',
+      { hello: 'world' },
+      'It is an object with neither "object" nor "entry", where Meta posts {"object":"whatsapp_business_account","entry":[…]}.',
+    ],
+    [
+      'a body of another Meta product',
+      { object: 'page', entry: [] },
+      'Its "object" is "page": wameter reads WhatsApp Business Account webhooks ("object":"whatsapp_business_account") only.',
+    ],
+    [
+      'a body without "object"',
+      { entry: [] },
+      'It has no "object" (Meta sends "object":"whatsapp_business_account" on every body): post the body exactly as Meta posted it.',
+    ],
+    [
+      'bodies wrapped in an "entry"',
+      { entry: [{ object: 'whatsapp_business_account', entry: [] }] },
+      'It has no "object", and its "entry" holds whole webhook bodies: post each body as Meta posted it.',
+    ],
+    [
+      'a body without entries',
+      { object: 'whatsapp_business_account' },
+      'It has no "entry" (the array of entries Meta batches in a body).',
+    ],
+  ])('%s', (_what, value, expected) => {
+    expect(said(value)).toBe(expected);
+  });
+
+  it('each is sentences about webhook bodies: a capital first, a full stop last, no event line offered', () => {
+    for (const value of [
+      [],
+      null,
+      'text',
+      { hello: 'world' },
+      { object: 5 },
+      { object: 'whatsapp_business_account', entry: 1 },
+    ]) {
+      const words = said(value);
+      expect(words, words).toMatch(/^[A-Z].*\.$/);
+      expect(words, words).not.toMatch(/expected an event line|not an event line/);
+    }
   });
 });
 

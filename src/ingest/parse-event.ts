@@ -309,20 +309,64 @@ export function parseContractLine(value: unknown): CoreEvent | ParseError | unde
 
 /** Names the look-alikes people feed by mistake (only on the error path). */
 function whatIsIt(value: Rec): string {
+  const lookalike = lookalikeOf(value);
+  if (lookalike === 'analytics export')
+    return 'a Meta analytics export (use it with `wameter reconcile --analytics`), ';
+  if (lookalike === 'webhook fragment')
+    return `a fragment of a webhook (send the whole body, ${WEBHOOK_SHAPE}), `;
+  return '';
+}
+
+const WEBHOOK_SHAPE = '{"object":"whatsapp_business_account","entry":[…]}';
+
+function lookalikeOf(value: Rec): 'analytics export' | 'webhook fragment' | undefined {
   if (
     value.conversation_analytics !== undefined ||
     value.pricing_analytics !== undefined ||
     Array.isArray(value.data)
   )
-    return 'a Meta analytics export (use it with `wameter reconcile --analytics`), ';
+    return 'analytics export';
   if (
     value.pricing !== undefined ||
     value.conversation !== undefined ||
     value.statuses !== undefined ||
     value.messages !== undefined
   )
-    return 'a fragment of a webhook (send the whole body, {"object":"whatsapp_business_account","entry":[…]}), ';
-  return '';
+    return 'webhook fragment';
+  return undefined;
+}
+
+/**
+ * Why a JSON value that `parseEventValue` refused is not a webhook body, in words for Meta's webhook route,
+ * which takes webhook bodies only: sentences about webhook bodies (never about event lines, which that route
+ * is not the place for), each starting with a capital and ending with a full stop. Error path only.
+ */
+export function notAWebhookBody(value: unknown, error: ParseError): string {
+  if (!isRecord(value)) return `It is ${describe(value)}, where Meta posts one object, ${WEBHOOK_SHAPE}.`;
+  if (value.kind !== undefined) {
+    return 'It is an event line ({"kind":…}), not a webhook body: event lines go to POST /v1/events.';
+  }
+  if (value.object === undefined && value.entry === undefined) {
+    const lookalike = lookalikeOf(value);
+    if (lookalike === 'analytics export')
+      return 'It is a Meta analytics export: use it with `wameter reconcile --analytics`.';
+    if (lookalike === 'webhook fragment')
+      return `It is a fragment of a webhook body: post the whole body, ${WEBHOOK_SHAPE}.`;
+    return `It is an object with neither "object" nor "entry", where Meta posts ${WEBHOOK_SHAPE}.`;
+  }
+  if (value.object === undefined) {
+    const entries = value.entry;
+    return Array.isArray(entries) && entries.some((entry) => isRecord(entry) && entry.object !== undefined)
+      ? 'It has no "object", and its "entry" holds whole webhook bodies: post each body as Meta posted it.'
+      : 'It has no "object" (Meta sends "object":"whatsapp_business_account" on every body): post the body exactly as Meta posted it.';
+  }
+  if (value.object !== 'whatsapp_business_account') {
+    return `Its "object" is ${describe(value.object)}: wameter reads WhatsApp Business Account webhooks ("object":"whatsapp_business_account") only.`;
+  }
+  if (!Array.isArray(value.entry)) return 'It has no "entry" (the array of entries Meta batches in a body).';
+  // Not reached for what parseEventValue refuses today; said as the reader said it, as a sentence.
+  const said = error.message.charAt(0).toUpperCase() + error.message.slice(1);
+  return /[.!?]$/.test(said) ? said : `${said}.`;
 }
 
 // ---------------------------------------------------------------------------------------------------------

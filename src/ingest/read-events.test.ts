@@ -105,7 +105,11 @@ describe('every webhook fixture', () => {
     const byFile = Object.fromEntries(errors.map((e) => [relative(FIXTURES, e.file), e]));
     expect(Object.keys(byFile).sort()).toEqual(Object.keys(KNOWN_NOT_BODIES).sort());
     for (const [file, expected] of Object.entries(KNOWN_NOT_BODIES)) {
-      expect(byFile[file]).toMatchObject({ code: 'BAD_EVENT', line: 1 });
+      // Named at the line of the field at fault; a value that is no body at all, at its first line.
+      const text = await readFile(join(FIXTURES, file), 'utf8');
+      const field = /"timestamp": "TIMESTAMP"/.exec(text);
+      const line = field === null ? 1 : text.slice(0, field.index).split('\n').length;
+      expect(byFile[file]).toMatchObject({ code: 'BAD_EVENT', line });
       expect(byFile[file]!.message).toContain(expected);
     }
     expect(summary.errors).toBe(errors.length);
@@ -449,7 +453,8 @@ describe('single-document files', () => {
     expect(errors).toEqual([
       expect.objectContaining({
         code: 'BAD_EVENT',
-        line: 1,
+        // The line of the third element's "kind": the last line but two of the file.
+        line: (await readFile(file, 'utf8')).split('\n').length - 2,
         message: expect.stringContaining('the document[2]: "kind"'),
       }),
     ]);
@@ -1134,5 +1139,169 @@ describe('an array written one element per line', () => {
     const { events, errors } = await collect([await write('array-ok.json', text)]);
     expect(errors).toEqual([]);
     expect(ids(events)).toEqual(['s1', 's2']);
+  });
+});
+
+describe('an error inside a body spread over several lines names the line of the field at fault', () => {
+  /** The 1-based line of `text` where `needle` first occurs after `from` (a string, searched for as written). */
+  const lineOf = (text: string, needle: string, from = 0) =>
+    text.slice(0, text.indexOf(needle, from)).split('\n').length;
+
+  it('two bodies joined with cat: the line of the second body’s bad "timestamp", not the body’s first line', async () => {
+    const text =
+      (await fixture('pywa/status_sent.json')) +
+      (await fixture('meta-docs/incoming_text_ctwa_referral_with_ref_placeholders.json'));
+    const file = await write('cat-two.json', text);
+    const { errors } = await collect([file]);
+    expect(errors).toEqual([
+      {
+        code: 'BAD_EVENT',
+        file,
+        line: lineOf(text, '"timestamp": "TIMESTAMP"'),
+        message: expect.stringMatching(
+          /^entry\[0\]\.changes\[0\]\.value\.messages\[0\] "timestamp": "TIMESTAMP" is not an instant/,
+        ),
+      },
+    ]);
+    expect(lineOf(text, '"timestamp": "TIMESTAMP"')).toBeGreaterThan(lineOf(text, '"object"', 10));
+  });
+
+  it('a file that is one pretty-printed body: the line of the field', async () => {
+    const text = await fixture('meta-docs/incoming_text_ctwa_referral_with_ref_placeholders.json');
+    const file = await write('one-body.json', text);
+    const { errors } = await collect([file]);
+    expect(errors).toEqual([expect.objectContaining({ line: lineOf(text, '"TIMESTAMP"') })]);
+    expect(errors[0]!.message).not.toContain('starting at line');
+  });
+
+  it('a missing field is named at the line of the object that lacks it; each error at its own line', async () => {
+    const noId = { status: 'sent', timestamp: '1750030073', recipient_id: 'U1' };
+    const text = pretty(statusBody('s1', [sentStatus('s1'), noId, sentStatus('s3', 'soon')]));
+    const file = await write('two-bad.json', text);
+    const { events, errors } = await collect([file]);
+    expect(ids(events)).toEqual(['s1']);
+    const statusLines = text.split('\n').flatMap((line, i) => (line.trim() === '{' ? [i + 1] : []));
+    expect(errors).toEqual([
+      expect.objectContaining({
+        line: statusLines.at(-2),
+        message: expect.stringMatching(/^entry\[0\]\.changes\[0\]\.value\.statuses\[1\] needs "id"/),
+      }),
+      expect.objectContaining({
+        line: lineOf(text, '"soon"'),
+        message: expect.stringMatching(/^entry\[0\]\.changes\[0\]\.value\.statuses\[2\] "timestamp": "soon"/),
+      }),
+    ]);
+  });
+
+  it('an element of a pretty-printed array of bodies and event lines: the line in that element', async () => {
+    const text = pretty([statusBody('s1'), statusBody('s2', [sentStatus('s2', 'later')]), { kind: 'nope' }]);
+    const file = await write('array-bad.json', text);
+    const { errors } = await collect([file]);
+    expect(errors).toEqual([
+      expect.objectContaining({
+        line: lineOf(text, '"later"'),
+        message: expect.stringContaining('the document[1]: entry[0]'),
+      }),
+      expect.objectContaining({
+        line: lineOf(text, '"kind": "nope"'),
+        message: expect.stringContaining('the document[2]: "kind"'),
+      }),
+    ]);
+  });
+
+  it('a pretty-printed body among NDJSON lines: the line of the field, counted in the file', async () => {
+    const body = pretty(statusBody('s1', [sentStatus('s1', 'later')]));
+    const text = `${inbound('in1')}\n${inbound('in2')}\n${body}\n${inbound('in3')}\n`;
+    const file = await write('embedded-bad.ndjson', text);
+    const { events, errors } = await collect([file]);
+    expect(ids(events)).toEqual(['in1', 'in2', 'in3']);
+    expect(errors).toEqual([expect.objectContaining({ code: 'BAD_EVENT', line: lineOf(text, '"later"') })]);
+  });
+
+  it("the entry of an item (its WABA id) and the change's metadata are named where they are written", async () => {
+    const change = (phoneNumberId: unknown, id: string) => ({
+      field: 'messages',
+      value: { metadata: { phone_number_id: phoneNumberId }, statuses: [sentStatus(id)] },
+    });
+    const body = {
+      object: 'whatsapp_business_account',
+      entry: [
+        { id: 'W1', changes: [change('PN1', 's1')] },
+        { changes: [change('PN1', 's2')] },
+        { id: 'W3', changes: [change(7, 's3')] },
+      ],
+    };
+    const text = pretty(body);
+    const file = await write('envelope-bad.json', text);
+    const { events, errors } = await collect([file]);
+    expect(ids(events)).toEqual(['s1']);
+    // entry[1] starts on the line after the one closing entry[0] ("    },").
+    const entryLines = text.split('\n').flatMap((line, i) => (line === '    {' ? [i + 1] : []));
+    expect(errors).toEqual([
+      expect.objectContaining({
+        line: entryLines[1],
+        message: expect.stringMatching(
+          /^entry\[1\]\.changes\[0\]\.value\.statuses\[0\]: its entry needs "id"/,
+        ),
+      }),
+      expect.objectContaining({
+        line: lineOf(text, '"phone_number_id": 7'),
+        message: expect.stringMatching(/: its value's "metadata\.phone_number_id" must be/),
+      }),
+    ]);
+  });
+
+  it('of a key written twice, the one JSON.parse keeps', async () => {
+    const text = pretty(statusBody('s1')).replace(
+      '"timestamp": "1750030073"',
+      '"timestamp": "1750030073",\n"timestamp": "soon"',
+    );
+    const file = await write('twice.json', text);
+    const { errors } = await collect([file]);
+    expect(errors).toEqual([expect.objectContaining({ line: lineOf(text, '"soon"') })]);
+  });
+
+  it('a field that cannot be placed is named at the body’s first line, saying so', async () => {
+    const message = { id: 'in1', timestamp: '1750030073', type: 'text', from_user_id: 'US.1' };
+    const body = {
+      object: 'whatsapp_business_account',
+      entry: [
+        {
+          id: 'W1',
+          changes: [
+            {
+              field: 'messages',
+              value: {
+                metadata: { phone_number_id: 'PN1' },
+                contacts: [{ user_id: 'US.1', wa_id: 'x\u0000' }],
+                messages: [message],
+              },
+            },
+          ],
+        },
+      ],
+    };
+    const text = `${inbound('in0')}\n${pretty(body)}\n`;
+    const file = await write('unplaced.ndjson', text);
+    const { errors } = await collect([file]);
+    expect(errors).toEqual([
+      expect.objectContaining({
+        line: 2,
+        message: expect.stringMatching(
+          /"contacts\[\]\.wa_id" holds a NUL .* \(in the JSON document starting at line 2\)$/,
+        ),
+      }),
+    ]);
+  });
+
+  it('a body on one line keeps its line and its message as they were', async () => {
+    const file = await write(
+      'one-line.ndjson',
+      `${inbound('in1')}\n${JSON.stringify(statusBody('s1', [sentStatus('s1', 'later')]))}\n`,
+    );
+    const { errors } = await collect([file]);
+    expect(errors).toEqual([
+      expect.objectContaining({ line: 2, message: expect.not.stringContaining('starting at line') }),
+    ]);
   });
 });

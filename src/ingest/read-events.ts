@@ -8,6 +8,7 @@ import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { StringDecoder } from 'node:string_decoder';
 import type { CoreEvent } from '../core/events.js';
+import { JsonTextIndex, offsetOfError } from './error-position.js';
 import { parseContractLine, parseEventValue } from './parse-event.js';
 
 /** How stdin is named in errors and summaries. */
@@ -632,7 +633,13 @@ class SourceReader {
       });
       return;
     }
-    this.readValue(value, firstNonBlankLine(text), 'the document');
+    const firstLine = firstNonBlankLine(text);
+    this.readValue(
+      value,
+      firstLine,
+      'the document',
+      new ValuePlace(text, skipBlank(text, 0), text.length, firstLine),
+    );
   }
 
   /**
@@ -744,24 +751,35 @@ class SourceReader {
         });
         continue;
       }
-      this.readValue(value, startLine, context === 'document' ? 'the document' : '');
+      const place = new ValuePlace(text, start, end, startLine);
+      this.readValue(value, startLine, context === 'document' ? 'the document' : '', place);
     }
   }
 
-  private readValue(value: unknown, lineNo: number, what: string): void {
+  /**
+   * `place`, for a value read from a document: where its text is, looked at only when the value has an
+   * error, so that the error names the line of the field at fault rather than the value's first line.
+   */
+  private readValue(value: unknown, lineNo: number, what: string, place?: ValuePlace): void {
     if (Array.isArray(value)) {
       const prefix = what === '' ? 'the array' : what;
-      for (let i = 0; i < value.length; i++) this.readOne(value[i], lineNo, `${prefix}[${i}]: `);
+      for (let i = 0; i < value.length; i++) this.readOne(value[i], lineNo, `${prefix}[${i}]: `, place, i);
     } else {
-      this.readOne(value, lineNo, '');
+      this.readOne(value, lineNo, '', place);
     }
   }
 
-  private readOne(value: unknown, lineNo: number, prefix: string): void {
+  private readOne(
+    value: unknown,
+    lineNo: number,
+    prefix: string,
+    place?: ValuePlace,
+    element?: number,
+  ): void {
     const line = parseContractLine(value);
     if (line !== undefined) {
       if ('code' in line) {
-        this.fail({ code: 'BAD_EVENT', file: this.file, line: lineNo, message: prefix + line.message });
+        this.badEvent(lineNo, prefix, line.message, place, element);
         return;
       }
       this.batch.push(line);
@@ -771,7 +789,7 @@ class SourceReader {
     }
     const parsed = parseEventValue(value);
     if (!parsed.ok) {
-      this.fail({ code: 'BAD_EVENT', file: this.file, line: lineNo, message: prefix + parsed.error.message });
+      this.badEvent(lineNo, prefix, parsed.error.message, place, element);
       return;
     }
     const { events, ignored, rejected } = parsed.value;
@@ -784,8 +802,29 @@ class SourceReader {
       this.sink.onIgnored?.({ file: this.file, line: lineNo, reason: item.reason, count: item.count });
     }
     for (let i = 0; i < rejected.length; i++) {
-      this.fail({ code: 'BAD_EVENT', file: this.file, line: lineNo, message: prefix + rejected[i]!.message });
+      this.badEvent(lineNo, prefix, rejected[i]!.message, place, element);
     }
+  }
+
+  /**
+   * A BAD_EVENT error at the line of the field its message names, when the value spreads over several lines
+   * (contract §3: file and line); where that field cannot be found, at the value's first line, saying so.
+   */
+  private badEvent(
+    lineNo: number,
+    prefix: string,
+    message: string,
+    place: ValuePlace | undefined,
+    element: number | undefined,
+  ): void {
+    let line = lineNo;
+    let said = prefix + message;
+    if (place?.isSpread()) {
+      const at = place.lineOf(message, element);
+      if (at === undefined) said += ` (in the JSON document starting at line ${lineNo})`;
+      else line = at;
+    }
+    this.fail({ code: 'BAD_EVENT', file: this.file, line, message: said });
   }
 
   private tooLarge(): void {
@@ -1026,24 +1065,63 @@ function lineEnd(text: string, from: number): number {
   return newline === -1 ? text.length : newline;
 }
 
-/** Line and column of offsets in `text`; asked mostly in increasing order, each costs only the text since the last. */
-class LineCursor {
-  private offset = 0;
-  private line: number;
-  private lineStart = 0;
+/**
+ * Where a value read from a document is written: `text` from `start` to `end`, its first line `firstLine`.
+ * Made for every document, looked at only for one with an error; the text is then indexed once (however
+ * many errors the value has) and lines counted from the value's start, not the file's.
+ */
+class ValuePlace {
+  private index: JsonTextIndex | undefined;
+  private cursor: LineCursor | undefined;
 
   constructor(
     private readonly text: string,
+    private readonly start: number,
+    private readonly end: number,
     private readonly firstLine: number,
+  ) {}
+
+  /** The value is written over more than one line (else its first line is the line of any field). */
+  isSpread(): boolean {
+    const newline = this.text.indexOf('\n', this.start);
+    return newline !== -1 && newline < lastNonBlank(this.text, this.start, this.end);
+  }
+
+  /**
+   * The line of the field `message` names (parse-event's words), in the value or, for an array, in its
+   * element `element`; `undefined` when it cannot be told.
+   */
+  lineOf(message: string, element: number | undefined): number | undefined {
+    this.index ??= new JsonTextIndex(this.text, this.start, this.end);
+    const offset = offsetOfError(this.index, element === undefined ? [] : [element], message);
+    if (offset === undefined) return undefined;
+    this.cursor ??= new LineCursor(this.text, this.firstLine, this.start);
+    return this.cursor.locate(offset).line;
+  }
+}
+
+/** Line and column of offsets in `text`; asked mostly in increasing order, each costs only the text since the last. */
+class LineCursor {
+  private offset: number;
+  private line: number;
+  private lineStart: number;
+
+  /** `from`: an offset on line `firstLine` (0: the text's start), where counting starts; none before it is asked. */
+  constructor(
+    private readonly text: string,
+    private readonly firstLine: number,
+    private readonly from = 0,
   ) {
+    this.offset = from;
     this.line = firstLine;
+    this.lineStart = from;
   }
 
   locate(offset: number): { line: number; column: number } {
     if (offset < this.offset) {
-      this.offset = 0;
+      this.offset = this.from;
       this.line = this.firstLine;
-      this.lineStart = 0;
+      this.lineStart = this.from;
     }
     for (let at = this.text.indexOf('\n', this.offset); at !== -1 && at < offset;) {
       this.line++;

@@ -408,6 +408,14 @@ describe('recipients: what one list may ask (memory is bounded by the list, not 
     expect(parsed.value.recipients.map((r) => r.columns)).toEqual([{}, { c0: 'Asha' }]);
   });
 
+  it('a column named after a property of every JavaScript object ("__proto__") is kept as any other', () => {
+    const parsed = parseRecipientsCsv('phone,__proto__,constructor\n+91 98765 43210,a,b\n');
+    if (!parsed.ok) throw new Error(parsed.error.message);
+    const { columns } = parsed.value.recipients[0]!;
+    expect(Object.keys(columns)).toEqual(['__proto__', 'constructor']);
+    expect(JSON.parse(JSON.stringify(columns))).toEqual(JSON.parse('{"__proto__":"a","constructor":"b"}'));
+  });
+
   it('an estimate line echoes the fields its row has, and a full row echoes every column', async () => {
     const csv = `phone,name,segment\n${IN_WINDOW}\n${OUTSIDE},Ravi,gold\n${IN_FEP},"",\n`;
     const result = await estimate(csv, [], { template: 'utility', atMs: PMP_NOW });

@@ -218,7 +218,8 @@ export function parseRecipientsCsv(
       invalid.push({ line: row.line, phone: raw, error: phone.error });
       continue;
     }
-    const columns: Record<string, string> = {};
+    // No prototype: a column named "__proto__" is kept as any other.
+    const columns = Object.create(null) as Record<string, string>;
     const kept = Math.min(names.length, row.fields.length);
     for (let index = 0; index < kept; index++) {
       const name = names[index]!;
