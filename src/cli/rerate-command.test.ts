@@ -68,7 +68,7 @@ describe('wameter rerate', () => {
     expect(stdout).toMatch(/USD: [\d.]+ \(0 units\) → [\d.]+ \(3 units\)/);
   });
 
-  it('tells apart units whose amount changed from free units that only show another rate', () => {
+  it('tells apart units whose amount changed, free units that only show another rate, and units added or removed', () => {
     const unit = (amount: string, rate: string) => ({
       category: 'referral_conversion',
       type: 'free_entry_point',
@@ -84,11 +84,51 @@ describe('wameter rerate', () => {
       changed: [
         { unit: 'u_a', old: unit('0.0107', '0.0107'), new: unit('0.0118', '0.0118') },
         { unit: 'u_b', old: unit('0', '0.0107'), new: unit('0', '0.0118') },
+        // A free unit merged into another under the new rules: gone, not "changed in amount".
+        { unit: 'u_c', old: unit('0', '0.0107'), new: null },
+        { unit: 'u_d', old: null, new: unit('0.0118', '0.0118') },
       ] as unknown as RerateReport['changed'],
       unchanged: 3,
       totals: { old: {}, new: {} },
+      findings: [],
     });
-    expect(text).toContain('2 units changed (1 in amount, 1 only in another field');
+    expect(text).toContain(
+      'WABAs: W1; 4 units changed (1 in amount, 1 only in another field such as the rate a free unit would have cost, ' +
+        '1 only in the new rating, 1 only in the old rating), 3 unchanged.',
+    );
+  });
+
+  it("lists the new rating's findings on stderr (table) and in the JSON's findings, as rate and import do", async () => {
+    // July 2025 is per-message pricing, and the bundled cards have no per-message card before July 2025's
+    // charges: they are priced from a per-conversation card, which a RATE_CARD_OF_OTHER_MODEL finding says.
+    const expected =
+      /^wameter rerate: {3}RATE_CARD_OF_OTHER_MODEL: WABA W1: charges per delivered message .*$/m;
+    for (const args of [['--dry-run'], []]) {
+      const table = await run(['--db', db, ...args]);
+      expect(table.code).toBe(0);
+      expect(table.stderr).toContain(
+        'wameter rerate: 1 finding(s) of the new rating (--format json lists them too):\n',
+      );
+      expect(table.stderr).toMatch(expected);
+      expect(table.stdout).not.toContain('RATE_CARD_OF_OTHER_MODEL');
+    }
+    const json = await run(['--db', db, '--dry-run', '--format', 'json']);
+    const report = JSON.parse(json.stdout) as Record<string, unknown>;
+    expect(Object.keys(report)).toEqual([
+      'rating_id',
+      'wabas',
+      'accounts_changed',
+      'changed',
+      'unchanged',
+      'totals',
+      'outside_period',
+      'findings',
+    ]);
+    expect(report.findings).toEqual([
+      expect.objectContaining({ code: 'RATE_CARD_OF_OTHER_MODEL', waba: 'W1', message: expect.any(String) }),
+    ]);
+    // In JSON the findings are in the document, not said again on stderr.
+    expect(json.stderr).toBe('');
   });
 
   it('refuses a --waba with no stored events (exit 1), naming the WABAs the store holds, and stores nothing', async () => {

@@ -6,6 +6,7 @@ import type { Command } from 'commander';
 import { formatInstant, parseInstant } from '../core/calendar.js';
 import { ERAS, type Era } from '../core/units.js';
 import { EXIT, OutputError } from './exit-codes.js';
+import { sayFindings } from './findings-on-stderr.js';
 import type { CliIo } from './io.js';
 import { commandRatingService, openCommandStore } from './open-command-store.js';
 import {
@@ -47,16 +48,9 @@ export function formatRerateTable(report: RerateReport): string {
       ? 'Dry run: nothing stored.'
       : `Rating ${report.ratingId} stored in the history.`,
   );
-  // A free unit shows the rate it would have cost: a new card changes it though the amount stays 0.
-  const inAmount = report.changed.filter(
-    (change) => change.old?.amount !== change.new?.amount || change.old?.currency !== change.new?.currency,
-  ).length;
-  const rateOnly = report.changed.length - inAmount;
   lines.push(
     `WABAs: ${report.wabas.join(', ') || '(none)'}; ${report.changed.length} units changed` +
-      (rateOnly > 0
-        ? ` (${inAmount} in amount, ${rateOnly} only in another field, such as the rate a free unit would have cost)`
-        : '') +
+      (report.changed.length > 0 ? ` (${changeKinds(report.changed)})` : '') +
       `, ${report.unchanged} unchanged.`,
   );
   if (report.isAccountsChanged) lines.push(ACCOUNTS_CHANGED);
@@ -99,6 +93,36 @@ export function formatRerateTable(report: RerateReport): string {
     );
   }
   return `${lines.join('\n')}\n`;
+}
+
+/**
+ * What kinds of change the changed units are, counted apart and said only when there are some: a unit both
+ * ratings have whose amount (or currency) differs; one whose amount is the same but another field differs (a
+ * free unit shows the rate it would have cost, which a new card changes though the amount stays 0; its
+ * category, type or era); one only the new rating has; one only the old rating had (a free unit merged into
+ * another under other rules, say).
+ */
+function changeKinds(changed: RerateReport['changed']): string {
+  let inAmount = 0;
+  let otherField = 0;
+  let onlyNew = 0;
+  let onlyOld = 0;
+  for (const change of changed) {
+    if (change.old === null) onlyNew++;
+    else if (change.new === null) onlyOld++;
+    else if (change.old.amount !== change.new.amount || change.old.currency !== change.new.currency)
+      inAmount++;
+    else otherField++;
+  }
+  return [
+    [inAmount, 'in amount'],
+    [otherField, 'only in another field such as the rate a free unit would have cost'],
+    [onlyNew, 'only in the new rating'],
+    [onlyOld, 'only in the old rating'],
+  ]
+    .filter(([count]) => count !== 0)
+    .map(([count, kind]) => `${count} ${kind}`)
+    .join(', ');
 }
 
 /** Said (in the table, and on stderr for json) when the accounts differ from the last rating's. */
@@ -190,8 +214,10 @@ its POST /v1/rerate, or stop it first (--dry-run stores nothing and may run besi
 
 Exit codes: 0 re-rated (or, with --dry-run, reported); 1 nothing done (bad flag or configuration, a
 database that cannot be opened, no stored events, an unknown --waba, a rating that could not be stored);
-3 some charged units of the new rating have no price (its totals are then a floor, not the bill; the
-store's findings say why: GET /v1/findings) — --allow-unpriced accepts them.`,
+3 some charged units of the new rating have no price (its totals are then a floor, not the bill; its
+findings say why) — --allow-unpriced accepts them.
+The new rating's findings (a rate card of another pricing model, a market without a rate…) are listed on
+stderr beside the table, or as "findings" in the JSON.`,
       )
       .action(async (flags: RerateFlags) => {
         if (flags.format !== 'table' && flags.format !== 'json')
@@ -263,9 +289,17 @@ store's findings say why: GET /v1/findings) — --allow-unpriced accepts them.`,
             io.writeError(`wameter rerate: ${ACCOUNTS_CHANGED}\n`);
           io.writeOut(
             flags.format === 'json'
-              ? `${JSON.stringify({ rating_id: report.ratingId, wabas: report.wabas, accounts_changed: report.isAccountsChanged, changed: report.changed, unchanged: report.unchanged, totals: report.totals, outside_period: report.outsidePeriod }, null, 2)}\n`
+              ? `${JSON.stringify({ rating_id: report.ratingId, wabas: report.wabas, accounts_changed: report.isAccountsChanged, changed: report.changed, unchanged: report.unchanged, totals: report.totals, outside_period: report.outsidePeriod, findings: report.findings }, null, 2)}\n`
               : formatRerateTable(report),
           );
+          // As `rate` and `import` tell theirs: in the JSON document, or beside the table on stderr.
+          if (flags.format === 'table') {
+            sayFindings(
+              report.findings,
+              `${report.findings.length} finding(s) of the new rating (--format json lists them too):`,
+              (line) => io.writeError(`wameter rerate: ${line}\n`),
+            );
+          }
           // A new bill with charges it could not price is a floor, not the bill (as `rate` says of its own).
           const unpriced = Object.values(report.totals.new).reduce(
             (sum, totals) => sum + (totals.unpriced ?? 0),
@@ -273,7 +307,7 @@ store's findings say why: GET /v1/findings) — --allow-unpriced accepts them.`,
           );
           if (unpriced > 0 && !flags.allowUnpriced) {
             io.writeError(
-              `wameter rerate: ${unpriced} charged unit(s) of the new rating have no price (no rate, no rate card or an unknown number): its totals are a floor, not the bill; the store's findings say why (GET /v1/findings); pass --allow-unpriced to accept\n`,
+              `wameter rerate: ${unpriced} charged unit(s) of the new rating have no price (no rate, no rate card or an unknown number): its totals are a floor, not the bill; its findings say why (${flags.format === 'json' ? 'the findings of the JSON' : 'listed above'}); pass --allow-unpriced to accept\n`,
             );
             io.exitCode = EXIT.UNPRICED;
           }

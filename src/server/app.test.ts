@@ -305,6 +305,20 @@ describe('POST /webhooks/whatsapp', () => {
     expect(await service.store.listUnreadableWebhooks(10)).toHaveLength(1);
   });
 
+  it('says in one text, about webhook bodies only, why JSON is not a webhook body', async () => {
+    const said = async (body: string) =>
+      ((await json(await service.postWebhook(body))).error as { message: string }).message;
+    expect(await said('[{"object":"whatsapp_business_account","entry":[]}]')).toMatch(
+      /^The body is JSON but not a WhatsApp Business Account webhook\. It is an array, where Meta posts one object, \{"object":"whatsapp_business_account","entry":\[…\]\}\. The raw body is kept as webhook #\d+\.$/,
+    );
+    expect(
+      await said(fixture('meta-docs/analytics_conversation_half_hour_by_category.json').toString('utf8')),
+    ).toMatch(
+      /^The body is JSON but not a WhatsApp Business Account webhook\. It is a Meta analytics export: use it with `wameter reconcile --analytics`\. The raw body is kept as webhook #\d+\.$/,
+    );
+    expect(await said('{"kind":"status"}')).not.toContain('status line');
+  });
+
   it('answers a duplicate delivery 200 and changes nothing', async () => {
     const body = fixture('meta-docs/status_delivered_marketing_pmp_bsuid_contacts.json');
     const first = await json(await service.postWebhook(body));
@@ -1724,12 +1738,70 @@ describe('POST /v1/rerate and GET /v1/ratings', () => {
       'units',
     ]);
     expect(changes).toMatchObject({
-      period: { from: '2025-07-01T00:00:00.000Z', to: '2025-08-01T00:00:00.000Z' },
+      period: { from: '2025-07-01T00:00:00Z', to: '2025-08-01T00:00:00Z' },
       outside_period: answer.outside_period,
       changed: (answer.changed as unknown[]).length,
       unchanged: answer.unchanged,
       totals: answer.totals,
     });
+  });
+
+  it("answers the new rating's findings, a limited key only those of its own WABAs", async () => {
+    // An unknown recipient of W1's, and W1's key reporting on W2's pending message
+    // (a status naming no WABA: W1's STATUS_WITHOUT_USER).
+    await service.postEvents(
+      [
+        {
+          kind: 'outbound',
+          at: '2025-07-20T10:00:00Z',
+          waba: 'W2',
+          business: 'PN2',
+          user: '999124',
+          id: 'wamid.w2.pending',
+          template: 'marketing',
+        },
+      ],
+      KEY_W2,
+    );
+    await service.postEvents(
+      [
+        {
+          kind: 'outbound',
+          at: '2025-07-15T10:00:00Z',
+          waba: 'W1',
+          business: 'PN1',
+          user: '999123',
+          id: 'wamid.r.unknown',
+          template: 'marketing',
+        },
+        {
+          kind: 'status',
+          at: '2025-07-15T10:00:03Z',
+          waba: 'W1',
+          id: 'wamid.r.unknown',
+          status: 'delivered',
+        },
+        { kind: 'status', at: '2025-07-20T10:00:05Z', id: 'wamid.w2.pending', status: 'delivered' },
+      ],
+      KEY_W1,
+    );
+    const codesOf = async (key: string) => {
+      const response = await rerate({ dry_run: true }, key);
+      expect(response.status).toBe(200);
+      const findings = (await json(response)).findings as {
+        code: string;
+        waba?: string;
+        other_waba?: string;
+      }[];
+      return findings;
+    };
+    const all = await codesOf(KEY_ALL);
+    expect(all.filter((f) => f.code === 'UNKNOWN_RECIPIENT').map((f) => f.waba)).toEqual(['W1']);
+    const own = await codesOf(KEY_W1);
+    expect(own.map((f) => f.code)).toEqual(
+      expect.arrayContaining(['UNKNOWN_RECIPIENT', 'STATUS_WITHOUT_USER']),
+    );
+    expect(JSON.stringify(own)).not.toContain('W2');
   });
 
   it("the documents describe a re-rate's stored changes as stored, not as POST /v1/rerate's answer", async () => {
@@ -1778,7 +1850,7 @@ describe('POST /v1/rerate and GET /v1/ratings', () => {
       changes?: unknown;
     }[];
     expect(ratings.find((r) => r.id === 'rating_old')!.changes).toEqual({
-      period: { from: '2025-07-01T00:00:00.000Z', to: null },
+      period: { from: '2025-07-01T00:00:00Z', to: null },
       outside_period: null,
       changed: 0,
       unchanged: 3,
@@ -1859,6 +1931,35 @@ describe('POST /v1/rerate and GET /v1/ratings', () => {
     expect(without.outside_period).toBeNull();
   });
 
+  it("outside_period's totals are those of every unit opened outside the period, changed or not, as the documents say", async () => {
+    // Under the same rules nothing changes, outside the period or in it: the totals are still the bill's.
+    const answer = (await json(
+      await rerate({ from: '2025-07-12T00:00:00Z', to: '2025-07-13T00:00:00Z', dry_run: true }),
+    )) as { changed: unknown[]; outside_period: { changed: number; totals: { old: TotalsJson } } };
+    expect(answer.changed).toEqual([]);
+    expect(answer.outside_period.changed).toBe(0);
+    const units = (await json(await service.get('/v1/units?limit=1000', KEY_ALL))).units as {
+      opened_at: string;
+    }[];
+    const outside = units.filter((unit) => !unit.opened_at.startsWith('2025-07-12'));
+    expect(outside.length).toBeGreaterThan(0);
+    expect(answer.outside_period.totals.old.USD!.units).toBe(outside.length);
+    const documented = [
+      (
+        openApiDocument.paths['/v1/rerate'].post.responses['200'].content['application/json'].schema as {
+          properties: { outside_period: { description: string } };
+        }
+      ).properties.outside_period.description,
+      readFileSync(join(import.meta.dirname, '../../docs/service.md'), 'utf8')
+        .split('\n## Re-rating and history')[1]!
+        .split('\n\n')[1]!,
+    ];
+    for (const text of documented) {
+      expect(text).toMatch(/every unit opened outside/);
+      expect(text).not.toMatch(/changed too[^.]*,? (and|with) their totals/);
+    }
+  });
+
   it('re-rating under the same rules changes nothing', async () => {
     const answer = await json(await rerate({}));
     expect(answer.changed).toEqual([]);
@@ -1890,6 +1991,45 @@ describe('POST /v1/rerate and GET /v1/ratings', () => {
     expect(await json(response)).toMatchObject({ error: { code: 'MALFORMED_JSON' } });
   });
 
+  const rawRerate = (body: string) =>
+    service.app.request('/v1/rerate', {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${KEY_ALL}`, 'Content-Type': 'application/json' },
+      body,
+    });
+
+  it.each([
+    ['{"wabas":["W1"],"as_of_rules":"CBP-2023","dry_run":true,"dry_run":false}', '"dry_run"'],
+    ['{"wabas":["W1"],"wabas":["W1"],"as_of_rules":"CBP-2023","dry_run":true}', '"wabas"'],
+    // The same key written two ways is the same key: JSON.parse would keep the second.
+    ['{"as_of_rules":"CBP-2023","dry_run":true,"dry\\u005frun":false}', '"dry_run"'],
+  ])(
+    'refuses %s, a key given twice, with 400 BAD_QUERY naming it, and re-rates nothing',
+    async (body, key) => {
+      const ratingsBefore = await json(await service.get('/v1/ratings', KEY_ALL));
+      const unitsBefore = await json(await service.get('/v1/units', KEY_ALL));
+      const response = await rawRerate(body);
+      expect(response.status).toBe(400);
+      const error = (await json(response)).error as { code: string; message: string };
+      expect(error.code).toBe('BAD_QUERY');
+      expect(error.message).toContain(`${key} is given twice`);
+      expect(await json(await service.get('/v1/ratings', KEY_ALL))).toEqual(ratingsBefore);
+      expect(await json(await service.get('/v1/units', KEY_ALL))).toEqual(unitsBefore);
+    },
+  );
+
+  it.each(['[1]', 'null', '123', '"x"', 'true', '[]'])(
+    'refuses valid JSON that is no object (%s) with 400 BAD_QUERY saying the body must be a JSON object',
+    async (body) => {
+      const response = await rawRerate(body);
+      expect(response.status).toBe(400);
+      const error = (await json(response)).error as { code: string; message: string };
+      expect(error.code).toBe('BAD_QUERY');
+      expect(error.message).toContain('must be a JSON object');
+      expect(error.message).not.toContain('not valid JSON');
+    },
+  );
+
   it.each([
     [{ dry_run: 'yes' }, 'dry_run'],
     [{ dry_run: 1 }, 'dry_run'],
@@ -1908,6 +2048,68 @@ describe('POST /v1/rerate and GET /v1/ratings', () => {
     expect(await json(await service.get('/v1/ratings', KEY_ALL))).toEqual(before);
   });
 });
+
+describe.each(['SQLite', 'PostgreSQL'] as const)(
+  "GET /v1/ratings writes a re-rate's period instants as the rest of the API does (%s)",
+  (engine) => {
+    beforeEach(async () => {
+      service = await serviceOnEngine(engine, 'wameter_app');
+      await service.postEvents(conversationLines('W1', 'PN1', '919876543210', 'wamid.p'));
+    });
+
+    type Changes = { period: { from: string | null; to: string | null } };
+    const changesOf = async (id?: string) => {
+      const ratings = (await json(await service.get('/v1/ratings', KEY_ALL))).ratings as {
+        id: string;
+        changes?: Changes;
+      }[];
+      return (
+        id === undefined ? ratings.find((r) => r.changes !== undefined) : ratings.find((r) => r.id === id)
+      )!.changes!;
+    };
+
+    it('"2025-07-01T00:00:00Z", as units\' opened_at, not "…:00.000Z"', async () => {
+      const response = await service.app.request('/v1/rerate', {
+        method: 'POST',
+        headers: { Authorization: `Bearer ${KEY_ALL}`, 'Content-Type': 'application/json' },
+        body: JSON.stringify({ from: '2025-07-01T00:00:00Z', to: '2025-08-01T00:00:00+00:00' }),
+      });
+      expect(response.status).toBe(200);
+      expect((await changesOf()).period).toEqual({
+        from: '2025-07-01T00:00:00Z',
+        to: '2025-08-01T00:00:00Z',
+      });
+      const units = (await json(await service.get('/v1/units', KEY_ALL))).units as { opened_at: string }[];
+      expect(units[0]!.opened_at).toMatch(/:\d\dZ$/);
+    });
+
+    it('a re-rate stored with milliseconds (before this session) is given back without them', async () => {
+      await service.store.replaceRating(
+        {
+          id: 'rating_with_ms',
+          ratedAtMs: Date.parse('2025-08-02T00:00:00Z'),
+          reason: 'rerate',
+          wabas: ['W1'],
+          asOfRules: null,
+          rateCards: [],
+          totals: {},
+          changes: {
+            period: { from: '2025-07-01T00:00:00.000Z', to: '2025-07-01T12:30:00.250Z' },
+            outside_period: null,
+            changed: 0,
+            unchanged: 3,
+          },
+        },
+        { units: [], pending: [], findings: [] },
+      );
+      // Milliseconds that are not zero stay, as formatInstant writes them for units.
+      expect((await changesOf('rating_with_ms')).period).toEqual({
+        from: '2025-07-01T00:00:00Z',
+        to: '2025-07-01T12:30:00.250Z',
+      });
+    });
+  },
+);
 
 describe('operations: health, metrics, OpenAPI, rate limit, logs', () => {
   it('GET /healthz/live is 204 without touching the store, even when it is down', async () => {

@@ -6,12 +6,17 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { Hono, type Context, type MiddlewareHandler } from 'hono';
 import { matchedRoutes } from 'hono/route';
-import { parseInstant } from '../core/calendar.js';
+import { formatInstant, parseInstant } from '../core/calendar.js';
 import { eventKey, type CoreEvent } from '../core/events.js';
 import { MoneyRangeError, formatMicros } from '../core/money.js';
 import { CSV_COLUMNS, sumTotals, totalsToJson, unitCsvRow, unitToJson } from '../core/report.js';
 import { ERAS, type Era } from '../core/units.js';
-import { isNestedDeeperThan, MAX_JSON_DEPTH, parseEventValue } from '../ingest/parse-event.js';
+import {
+  isNestedDeeperThan,
+  MAX_JSON_DEPTH,
+  notAWebhookBody,
+  parseEventValue,
+} from '../ingest/parse-event.js';
 import { parses } from '../ingest/read-events.js';
 import { verifyMetaSignature } from '../ingest/signature.js';
 import {
@@ -35,6 +40,8 @@ import {
 } from './errors.js';
 import { ClientBusyError } from './fair-queue.js';
 import { errorFields, withRequestLogContext, type Logger, type RequestLogContext } from './logger.js';
+import { parseJsonObjectBody } from './json-object-body.js';
+import { noRouteResponse } from './method-not-allowed.js';
 import { Metrics } from './metrics.js';
 import { MAX_LISTED_REJECTIONS, openApiDocument, queryParametersOf, unknownBodyField } from './openapi.js';
 import { createRateLimiter, type RateLimitVerdict } from './rate-limit.js';
@@ -167,10 +174,19 @@ function changesToJson(changes: unknown): unknown {
   const { period, outsidePeriod, outside_period, ...rest } = changes as Record<string, unknown> & {
     period?: { fromMs?: number | null; toMs?: number | null; from?: string | null; to?: string | null };
   };
-  if (period === undefined || !('fromMs' in period || 'toMs' in period)) return changes;
-  const iso = (ms: number | null | undefined) => (typeof ms === 'number' ? new Date(ms).toISOString() : null);
+  if (period === undefined || period === null) return changes;
+  // Instants as the rest of the API writes them (formatInstant: "…:00Z", milliseconds only when not zero);
+  // re-rates stored before wrote "…:00.000Z" and are given back rewritten so.
+  const instant = (ms: number | null | undefined) => (typeof ms === 'number' ? formatInstant(ms) : null);
+  const rewritten = (text: string | null | undefined) => {
+    const ms = typeof text === 'string' ? Date.parse(text) : NaN;
+    return Number.isNaN(ms) ? (text ?? null) : formatInstant(ms);
+  };
+  if (!('fromMs' in period || 'toMs' in period)) {
+    return { ...changes, period: { ...period, from: rewritten(period.from), to: rewritten(period.to) } };
+  }
   return {
-    period: { from: iso(period.fromMs), to: iso(period.toMs) },
+    period: { from: instant(period.fromMs), to: instant(period.toMs) },
     outside_period: outside_period ?? outsidePeriod ?? null,
     ...rest,
   };
@@ -424,7 +440,9 @@ export function createApp(deps: AppDeps): Hono<Env> {
     return errorResponse(c, 'INTERNAL');
   });
 
-  app.notFound((c) => errorResponse(c, 'NOT_FOUND'));
+  // A path some route has, asked with a method none of its routes takes, is 405 with Allow (the routes
+  // registered by then, the dashboard's too: this runs per request); a path no route has is 404.
+  app.notFound((c) => noRouteResponse(c, app.routes));
 
   const refuseOverLimit = (c: Context, verdict: RateLimitVerdict) => {
     metrics.inc('rate_limited_total');
@@ -549,7 +567,8 @@ export function createApp(deps: AppDeps): Hono<Env> {
         unreadableItems = parsed.value.rejected.length;
         unreadableReasons = parsed.value.rejected.slice(0, 5).map((item) => item.message);
       } else {
-        parseError = parsed.error.message;
+        // In words for this route, which takes webhook bodies only (the reader's speak of event lines too).
+        parseError = notAWebhookBody(value, parsed.error);
         malformedCode = 'MALFORMED_WEBHOOK';
       }
     }
@@ -1148,18 +1167,10 @@ export function createApp(deps: AppDeps): Hono<Env> {
     if (!body.ok) return errorResponse(c, 'BODY_TOO_LARGE', `The limit is ${RERATE_BODY_LIMIT_BYTES} bytes.`);
     let request: Record<string, unknown> = {};
     if (body.bytes.byteLength > 0) {
-      try {
-        const value: unknown = JSON.parse(new TextDecoder().decode(body.bytes));
-        if (typeof value !== 'object' || value === null || Array.isArray(value) || isNestedDeeperThan(value))
-          throw new Error('not an object of fields');
-        request = value as Record<string, unknown>;
-      } catch {
-        return errorResponse(
-          c,
-          'MALFORMED_JSON',
-          'Send a JSON object: {"from","to","wabas","as_of_rules","dry_run"}.',
-        );
-      }
+      // One JSON object, each key once: `"dry_run": true, "dry_run": false` would re-rate for real.
+      const parsed = parseJsonObjectBody(body.bytes, '{"from", "to", "wabas", "as_of_rules", "dry_run"}');
+      if (!parsed.ok) return errorResponse(c, parsed.error.code, parsed.error.detail);
+      request = parsed.value;
     }
     // Not a field of the document's: a path on the server, so its own answer rather than "unknown field".
     if (request.rate_cards !== undefined) {
@@ -1235,6 +1246,10 @@ export function createApp(deps: AppDeps): Hono<Env> {
       );
     }
     const report = result.value;
+    // The whole portfolios were rated: a key for some of a portfolio's WABAs is told only the findings that
+    // name its own WABAs (and, naming a second one, that one too), as GET /v1/findings does.
+    const isVisible = (waba: unknown) =>
+      scope === undefined || (typeof waba === 'string' && scope.includes(waba));
     return c.json({
       rating_id: report.ratingId,
       wabas: report.wabas,
@@ -1243,6 +1258,10 @@ export function createApp(deps: AppDeps): Hono<Env> {
       unchanged: report.unchanged,
       totals: report.totals,
       outside_period: report.outsidePeriod,
+      findings: report.findings.filter(
+        (finding) =>
+          isVisible(finding.waba) && (finding.other_waba === undefined || isVisible(finding.other_waba)),
+      ),
     });
   });
 

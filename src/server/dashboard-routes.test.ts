@@ -3,6 +3,7 @@ import {
   mkdirSync,
   mkdtempSync,
   readdirSync,
+  readFileSync,
   rmSync,
   symlinkSync,
   writeFileSync,
@@ -291,6 +292,26 @@ describe('dashboard API: authentication and WABA scope', () => {
 describe('dashboard API: what the pages show', () => {
   beforeEach(async () => {
     service = await createDashboardService();
+  });
+
+  it('overview: a business number written "__proto__" is a slice like any other', async () => {
+    await service.postEvents([
+      ...conversationLines('W1', '__proto__', '919876543210', 'p'),
+      ...conversationLines('W1', 'PN1', '919812345678', 'q'),
+    ]);
+    const overview = await json(
+      await service.get('/v1/dashboard/overview?granularity=MONTHLY&by=business', KEY_ALL),
+    );
+    const [currency] = overview.currencies as {
+      keys: string[];
+      buckets: { charged_units: number; by: Record<string, { charged_units: number }> }[];
+    }[];
+    expect(currency!.keys).toContain('__proto__');
+    for (const bucket of currency!.buckets) {
+      expect(Object.keys(bucket.by)).toEqual(expect.arrayContaining(['__proto__', 'PN1']));
+      const sliced = Object.values(bucket.by).reduce((sum, slice) => sum + slice.charged_units, 0);
+      expect(sliced).toBe(bucket.charged_units);
+    }
   });
 
   it('overview: buckets by day add up exactly to /v1/totals, with free and charged units apart', async () => {
@@ -1124,6 +1145,26 @@ describe("dashboard API: the estimate and another client's number in another por
     expect(readable.status).toBe(400);
     expect((await json(readable)).error.message).toContain('BUSINESS_NOT_OF_WABA');
   });
+
+  it('the OpenAPI document and docs/service.md say so: 400 BUSINESS_NOT_OF_WABA, never a 403 for that number', async () => {
+    const refused = await post(
+      '/v1/estimate',
+      { phones: [W2_USER], template: 'utility', at: AT, waba: 'W1', business: 'PN2' },
+      KEY_W1,
+    );
+    expect(refused.status).toBe(400);
+    const { openApiDocument } = await import('./openapi.js');
+    const described =
+      openApiDocument.paths['/v1/estimate'].post.requestBody.content['application/json'].schema.properties
+        .business.description;
+    expect(described).toContain('BUSINESS_NOT_OF_WABA');
+    expect(described).not.toMatch(/403/);
+    const forbiddenRow = readFileSync(join(import.meta.dirname, '../../docs/service.md'), 'utf8')
+      .split('\n')
+      .find((line) => line.startsWith('| `FORBIDDEN_WABA`'))!;
+    expect(forbiddenRow).not.toMatch(/\(estimate\) a `business` number that sends for one/);
+    expect(forbiddenRow).toContain('400 `BAD_QUERY` `BUSINESS_NOT_OF_WABA`');
+  });
 });
 
 describe('dashboard API: JSON bodies without a declared length', () => {
@@ -1173,6 +1214,69 @@ describe('dashboard API: JSON bodies nested thousands deep', () => {
       const response = await post(path, `{"at":${deep},"waba":${deep}}`, KEY_ALL);
       expect(response.status).toBe(400);
       expect((await json(response)).error.code).toBe('MALFORMED_JSON');
+    },
+  );
+});
+
+describe('dashboard API: JSON bodies are read strictly', () => {
+  beforeEach(async () => {
+    service = await createDashboardService();
+    await service.postEvents(conversationLines('W1', 'PN1', '919876543210', 'a'));
+  });
+
+  it.each([
+    // JSON.parse keeps the last copy: the quote would be for a template the caller did not think it asked.
+    [
+      '/v1/estimate',
+      '{"phones":["+91 9800000001"],"template":"marketing","template":"utility"}',
+      '"template"',
+    ],
+    [
+      '/v1/estimate',
+      '{"phones":["+91 9800000001"],"phones":["+91 9800000002"],"template":"utility"}',
+      '"phones"',
+    ],
+    [
+      '/v1/estimate',
+      '{"phones":["+91 9800000001"],"template":"utility","w\\u0061ba":"W1","waba":"W1"}',
+      '"waba"',
+    ],
+    ['/v1/reconciliation', '{"analytics":{"id":"W1","data":[]},"analytics":{"id":"W1"}}', '"analytics"'],
+  ])('%s refuses %s, a key given twice, with 400 BAD_QUERY naming it', async (path, body, key) => {
+    const response = await post(path, body, KEY_W1);
+    expect(response.status).toBe(400);
+    const { error } = await json(response);
+    expect(error.code).toBe('BAD_QUERY');
+    expect(error.message).toContain(`${key} is given twice`);
+  });
+
+  it('reconciliation: a key given twice deep inside the export is refused naming its path', async () => {
+    const exported = JSON.stringify({ analytics: { ...marketingExport(5, 0.5), id: 'W1' } }).replace(
+      '"cost":0.5',
+      '"cost":0.5,"cost":0.25',
+    );
+    expect(exported).toContain('"cost":0.25');
+    const response = await post('/v1/reconciliation', exported, KEY_W1);
+    expect(response.status).toBe(400);
+    const { error } = await json(response);
+    expect(error.code).toBe('BAD_QUERY');
+    expect(error.message).toContain('"cost" is given twice');
+    expect(error.message).toContain('analytics.conversation_analytics.data[0].data_points[0]');
+  });
+
+  it.each(['/v1/estimate', '/v1/reconciliation'])(
+    '%s refuses valid JSON that is no object with 400 BAD_QUERY saying the body must be a JSON object',
+    async (path) => {
+      for (const body of ['[1]', 'null', '123', '"x"']) {
+        const response = await post(path, body, KEY_W1);
+        expect(response.status, body).toBe(400);
+        const { error } = await json(response);
+        expect(error.code, body).toBe('BAD_QUERY');
+        expect(error.message, body).toContain('must be a JSON object');
+        expect(error.message, body).not.toContain('not valid JSON');
+      }
+      // Not JSON at all stays MALFORMED_JSON.
+      expect((await json(await post(path, '{"template":', KEY_W1))).error.code).toBe('MALFORMED_JSON');
     },
   );
 });

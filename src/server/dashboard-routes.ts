@@ -50,9 +50,9 @@ import { mayKeyAccess, parseUnitFilter, scopeOfKey } from './unit-filter.js';
 import type { ApiKey, ServiceConfig } from './config.js';
 import { clientBusyResponse, errorResponse, ratingBehindResponse, type ErrorCode } from './errors.js';
 import { ClientBusyError } from './fair-queue.js';
+import { parseJsonObjectBody } from './json-object-body.js';
 import { unknownBodyField } from './openapi.js';
 import { bodyBudgetResponse, readRawBody } from './read-body.js';
-import { isNestedDeeperThan } from '../ingest/parse-event.js';
 import { errorFields, type Logger } from './logger.js';
 import { RatingBehindError, type PricingSetup, type RatingService } from './rating-service.js';
 
@@ -669,16 +669,10 @@ export function registerDashboardRoutes(app: Hono<Env>, deps: DashboardDeps): vo
     if (!body.ok) {
       throw new DashboardQueryError('BODY_TOO_LARGE', `The limit is ${deps.config.bodyLimitBytes} bytes.`);
     }
-    let value: unknown;
-    try {
-      value = JSON.parse(new TextDecoder('utf-8').decode(body.bytes));
-    } catch {
-      throw new DashboardQueryError('MALFORMED_JSON', `Send a JSON object: ${hint}.`);
-    }
-    if (typeof value !== 'object' || value === null || Array.isArray(value) || isNestedDeeperThan(value)) {
-      throw new DashboardQueryError('MALFORMED_JSON', `Send a JSON object: ${hint}.`);
-    }
-    return value as Record<string, unknown>;
+    // One JSON object, each key once: a second "template" would be quoted instead of the first.
+    const parsed = parseJsonObjectBody(body.bytes, hint);
+    if (!parsed.ok) throw new DashboardQueryError(parsed.error.code, parsed.error.detail);
+    return parsed.value;
   }
 
   app.post(
@@ -892,8 +886,9 @@ export function registerDashboardRoutes(app: Hono<Env>, deps: DashboardDeps): vo
 
   app.get('/*', async (c) => {
     const path = c.req.path;
-    // The API's and the webhook's unknown paths stay JSON 404s.
-    if (path.startsWith('/v1/') || path.startsWith('/webhooks/')) return errorResponse(c, 'NOT_FOUND');
+    // The API's and the webhook's paths are the app's not-found answer: a JSON 404, or 405 with Allow for a
+    // route that takes other methods (GET /v1/rerate).
+    if (path.startsWith('/v1/') || path.startsWith('/webhooks/')) return c.notFound();
     const file = await resolveStaticFile(webRoot, path === '/' ? '/index.html' : path);
     if (file === null) return errorResponse(c, 'NOT_FOUND', 'The dashboard has no such file.');
     const body = await readFile(file.path);
@@ -1106,7 +1101,11 @@ function overviewByCurrency(
         let amountMicros: Micros = 0;
         let charged = 0;
         let free = 0;
-        const byKey: Record<string, { amount: string; charged_units: number; free_units: number }> = {};
+        // No prototype: a WABA or number written "__proto__" is a key as any other.
+        const byKey = Object.create(null) as Record<
+          string,
+          { amount: string; charged_units: number; free_units: number }
+        >;
         for (const [key, slice] of bucket?.slices ?? []) {
           amountMicros = sumMicros(amountMicros, slice.amount_micros);
           charged += slice.charged_units;

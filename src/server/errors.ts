@@ -70,6 +70,11 @@ export const ERRORS = {
     status: 404,
     message: 'No such endpoint: GET /openapi.json lists them all.',
   },
+  METHOD_NOT_ALLOWED: {
+    status: 405,
+    // The methods the route takes are in the detail and the Allow header (method-not-allowed.ts).
+    message: 'This endpoint does not take that method: the Allow header lists those it takes.',
+  },
   STORE_UNAVAILABLE: {
     status: 503,
     message: 'The database cannot be reached right now; retry later (webhooks are retried by Meta).',

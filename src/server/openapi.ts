@@ -2,6 +2,7 @@
 // that every route the app registers appears here, so the document cannot silently fall behind.
 
 import { ERAS, PRICING_TYPES, UNIT_CATEGORIES } from '../core/units.js';
+import { MAX_JSON_DEPTH } from '../ingest/parse-event.js';
 import { ERRORS } from './errors.js';
 import { BODY_BUDGET_ERROR_CODE } from './read-body.js';
 import { MAX_ANALYTICS_BUCKETS } from './unit-filter.js';
@@ -59,8 +60,16 @@ const authErrors = {
   ),
 };
 
-/** A route that reads a JSON body: too large a body is refused before it is parsed. */
+/**
+ * A route that reads a JSON object body: too large a body is refused before it is parsed; one that is not JSON,
+ * not an object, or gives a key twice, is refused too (json-object-body.ts).
+ */
 const jsonBodyErrors = {
+  '400': errorResponse(
+    `${authErrors['400'].description} The body must be one JSON object (POST /v1/rerate also takes an empty body; valid JSON that is not an object is ` +
+      'BAD_QUERY), each key given once at any depth (a key given twice is BAD_QUERY naming it and where: ' +
+      `JSON would keep its last copy); a body that is not JSON, or nested deeper than ${MAX_JSON_DEPTH} levels, is MALFORMED_JSON.`,
+  ),
   '413': errorResponse("BODY_TOO_LARGE: the body is beyond the route's limit (named in the message)."),
 };
 
@@ -78,7 +87,9 @@ export const openApiDocument = {
       'Meters and prices WhatsApp Business Platform traffic. Every /v1 call needs "Authorization: Bearer <key>"; ' +
       'a key only ever sees the WABAs it is scoped to. Errors are {"error":{"code","message"}} with stable codes. ' +
       'Every /v1 answer, and every error answer, carries "X-Content-Type-Options: nosniff" and ' +
-      '"Cache-Control: no-store".',
+      '"Cache-Control: no-store". A path below asked with a method it does not list is 405 ' +
+      'METHOD_NOT_ALLOWED with an Allow header naming the methods it takes (HEAD wherever GET is); a path ' +
+      'not listed is 404 NOT_FOUND.',
   },
   components: {
     securitySchemes: { apiKey: { type: 'http', scheme: 'bearer' } },
@@ -496,7 +507,7 @@ export const openApiDocument = {
               outside_period: {
                 type: ['object', 'null'],
                 description:
-                  'With from/to: units opened outside the period that changed too (the whole portfolio is re-rated and stored) and their totals; null without a period.',
+                  'With from/to: `changed` counts the units opened outside the period that changed too (the whole portfolio is re-rated and, unless a dry run, stored); `totals` are those of every unit opened outside the period, changed or not, before (`old`) and after (`new`). null without a period.',
                 properties: {
                   changed: { type: 'integer' },
                   totals: {
@@ -507,6 +518,12 @@ export const openApiDocument = {
                     },
                   },
                 },
+              },
+              findings: {
+                type: 'array',
+                items: { type: 'object' },
+                description:
+                  "The new rating's findings (contract §4: as `wameter rate` would say them of the same traffic, cards and era), of the whole portfolios re-rated; a key sees those naming its own WABAs only.",
               },
             },
           }),
@@ -622,7 +639,7 @@ export const openApiDocument = {
                   business: {
                     type: 'string',
                     description:
-                      "A phone_number_id the stored events show sending for `waba` (one of another WABA's: 403 when the key may not read it, else 400).",
+                      "A phone_number_id the stored events show sending for `waba`. Any other — unused, or one of another WABA's, whether the key may read that WABA or not — is 400 BAD_QUERY (BUSINESS_NOT_OF_WABA), in the same words: a key cannot learn which numbers other clients send from.",
                   },
                 },
               },

@@ -74,9 +74,9 @@ export interface RerateReport {
   unchanged: number;
   totals: { old: TotalsJson; new: TotalsJson };
   /**
-   * With `from`/`to`: the units opened outside the period that changed too (the whole portfolio is rated and
-   * stored again, since conversations, allowances and tiers run across any period), and their totals; `null`
-   * without a period.
+   * With `from`/`to`: how many units opened outside the period changed too (the whole portfolio is rated and
+   * stored again, since conversations, allowances and tiers run across any period), and the totals before and
+   * after of every unit opened outside the period, changed or not; `null` without a period.
    */
   outsidePeriod: { changed: number; totals: { old: TotalsJson; new: TotalsJson } } | null;
   /**
@@ -85,6 +85,11 @@ export interface RerateReport {
    * file, say. `false` when they are the same or the last rating did not record them.
    */
   isAccountsChanged: boolean;
+  /**
+   * The new rating's findings (contract §4), of the whole portfolios re-rated (not only the units of the
+   * period): what `wameter rate` would say of the same traffic under the same cards and era.
+   */
+  findings: Finding[];
 }
 
 export interface RerateError {
@@ -679,6 +684,7 @@ export function createRatingService(deps: RatingServiceDeps): RatingService {
       totals,
       outsidePeriod,
       isAccountsChanged,
+      findings: result.findings,
     });
   }
 
@@ -784,8 +790,9 @@ export function accountsDigest(accounts: readonly Account[]): string {
   return createHash('sha256').update(canonical).digest('hex').slice(0, 16);
 }
 
+/** An instant as the API writes it ("…:00Z", as units' opened_at), or null. */
 function isoOrNull(ms: number | undefined): string | null {
-  return ms === undefined ? null : new Date(ms).toISOString();
+  return ms === undefined ? null : formatInstant(ms);
 }
 
 /** Why a re-rate has no WABA to rate (a caller's own WABAs named, never another's). */

@@ -1,0 +1,45 @@
+// The API's own JSON request bodies (POST /v1/rerate, /v1/estimate, /v1/reconciliation), read strictly: one
+// JSON object, nested at most MAX_JSON_DEPTH deep, each key given once. Never Meta's webhooks nor event lines.
+
+import { isNestedDeeperThan, MAX_JSON_DEPTH } from '../ingest/parse-event.js';
+import type { ErrorCode } from './errors.js';
+import { repeatedJsonKey, repeatedKeyMessage } from './repeated-json-key.js';
+
+export type JsonObjectBody =
+  | { ok: true; value: Record<string, unknown> }
+  | { ok: false; error: { code: Extract<ErrorCode, 'MALFORMED_JSON' | 'BAD_QUERY'>; detail: string } };
+
+/**
+ * `bytes` as one JSON object; `shape` (`{"from", "to", …}`) is named in every refusal. Not JSON: MALFORMED_JSON.
+ * JSON but not an object, or a key given twice (JSON.parse would keep its last copy: `"dry_run": true,
+ * "dry_run": false` re-rated for real): BAD_QUERY, saying which.
+ */
+export function parseJsonObjectBody(bytes: Uint8Array, shape: string): JsonObjectBody {
+  const text = new TextDecoder('utf-8').decode(bytes);
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return { ok: false, error: { code: 'MALFORMED_JSON', detail: `Send a JSON object: ${shape}.` } };
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    const kind = value === null ? 'null' : Array.isArray(value) ? 'an array' : `a ${typeof value}`;
+    return {
+      ok: false,
+      error: { code: 'BAD_QUERY', detail: `The body must be a JSON object, ${shape}; this one is ${kind}.` },
+    };
+  }
+  if (isNestedDeeperThan(value)) {
+    return {
+      ok: false,
+      error: {
+        code: 'MALFORMED_JSON',
+        detail: `The body is nested deeper than ${MAX_JSON_DEPTH} levels. Send a JSON object: ${shape}.`,
+      },
+    };
+  }
+  const repeated = repeatedJsonKey(text);
+  if (repeated !== undefined)
+    return { ok: false, error: { code: 'BAD_QUERY', detail: repeatedKeyMessage(repeated) } };
+  return { ok: true, value: value as Record<string, unknown> };
+}
