@@ -10,6 +10,7 @@ import { createAccountBook } from '../src/ingest/accounts-file.js';
 import { parseEventValue } from '../src/ingest/parse-event.js';
 import { signMetaBody } from '../src/ingest/signature.js';
 import { createApp } from '../src/server/app.js';
+import { registerDashboardRoutes } from '../src/server/dashboard-routes.js';
 import { DEFAULT_BODY_LIMIT_BYTES, type ServiceConfig } from '../src/server/config.js';
 import type { LiveRater, PricingSetup } from '../src/server/live-rater.js';
 import { createMemoryLogger } from '../src/server/logger.js';
@@ -256,4 +257,29 @@ export async function rateLinesAsBatch(
     rateBook: pricing.value.rateBook,
     markets: pricing.value.markets,
   });
+}
+
+/** The service of the other route tests, with the dashboard's routes mounted the way main does it. */
+export async function createDashboardService(
+  options: { webRoot?: string; accountsPath?: string; rateCardPaths?: string[] } = {},
+): Promise<TestService> {
+  // The live rating and the dashboard price with the same accounts (portfolios) and cards, as in the server.
+  const rateCardPaths = options.rateCardPaths ?? [];
+  const created = await createTestService({
+    ...(options.accountsPath ? { accountsPath: options.accountsPath } : {}),
+    rateCardPaths,
+  });
+  const pricing = await loadPricingSetup({ accountsPath: options.accountsPath ?? null, rateCardPaths });
+  if (!pricing.ok) throw new Error(pricing.error);
+  const clock = () => created.clock.nowMs;
+  registerDashboardRoutes(created.app, {
+    store: created.store,
+    config: { bodyLimitBytes: 1024 * 1024 } as ServiceConfig,
+    clock,
+    logger: createMemoryLogger(clock),
+    rating: created.rating,
+    pricing: pricing.value,
+    ...(options.webRoot ? { webRoot: options.webRoot } : {}),
+  });
+  return created;
 }

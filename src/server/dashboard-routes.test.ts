@@ -14,45 +14,17 @@ import { pathToFileURL } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
   conversationLines,
-  createTestService,
+  createDashboardService,
   KEY_ALL,
   VERIFY_TOKEN,
   KEY_W1,
   KEY_W2,
   type TestService,
 } from '../../test/server-kit.js';
-import { registerDashboardRoutes, resolveStaticFile } from './dashboard-routes.js';
-import { createMemoryLogger } from './logger.js';
-import { loadPricingSetup } from './pricing-setup.js';
+import { resolveStaticFile } from './dashboard-routes.js';
 import { packageRoot } from '../ingest/rate-card-files.js';
-import type { ServiceConfig } from './config.js';
 
 let service: TestService;
-
-/** The service of the other route tests, with the dashboard's routes mounted the way main does it. */
-async function createDashboardService(
-  options: { webRoot?: string; accountsPath?: string; rateCardPaths?: string[] } = {},
-): Promise<TestService> {
-  // The live rating and the dashboard price with the same accounts (portfolios) and cards, as in the server.
-  const rateCardPaths = options.rateCardPaths ?? [];
-  const created = await createTestService({
-    ...(options.accountsPath ? { accountsPath: options.accountsPath } : {}),
-    rateCardPaths,
-  });
-  const pricing = await loadPricingSetup({ accountsPath: options.accountsPath ?? null, rateCardPaths });
-  if (!pricing.ok) throw new Error(pricing.error);
-  const clock = () => created.clock.nowMs;
-  registerDashboardRoutes(created.app, {
-    store: created.store,
-    config: { bodyLimitBytes: 1024 * 1024 } as ServiceConfig,
-    clock,
-    logger: createMemoryLogger(clock),
-    rating: created.rating,
-    pricing: pricing.value,
-    ...(options.webRoot ? { webRoot: options.webRoot } : {}),
-  });
-  return created;
-}
 
 /** Meta's conversation_analytics export of one day (2025-07-12) of marketing conversations in India. */
 function marketingExport(conversations: number, cost: number) {

@@ -4,36 +4,20 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createTestService, KEY_ALL, type TestService } from '../../test/server-kit.js';
-import type { ServiceConfig } from './config.js';
-import { registerDashboardRoutes } from './dashboard-routes.js';
+import {
+  createDashboardService,
+  createTestService,
+  KEY_ALL,
+  type TestService,
+} from '../../test/server-kit.js';
 import { ERRORS } from './errors.js';
-import { createMemoryLogger } from './logger.js';
 import { openApiDocument } from './openapi.js';
-import { loadPricingSetup } from './pricing-setup.js';
 
 let service: TestService;
 
 afterEach(async () => {
   await service?.close();
 });
-
-/** The service with the dashboard's routes mounted as main mounts them (its GET catch-all last). */
-async function createFullService(): Promise<TestService> {
-  const created = await createTestService();
-  const pricing = await loadPricingSetup({ accountsPath: null, rateCardPaths: [] });
-  if (!pricing.ok) throw new Error(pricing.error);
-  const clock = () => created.clock.nowMs;
-  registerDashboardRoutes(created.app, {
-    store: created.store,
-    config: { bodyLimitBytes: 1024 * 1024 } as ServiceConfig,
-    clock,
-    logger: createMemoryLogger(clock),
-    rating: created.rating,
-    pricing: pricing.value,
-  });
-  return created;
-}
 
 function send(method: string, path: string, key: string | null = KEY_ALL): Promise<Response> {
   return Promise.resolve(
@@ -58,7 +42,7 @@ describe('a method the route does not take', () => {
     ['POST', '/healthz', 'GET, HEAD'],
     ['PATCH', '/v1/rate-cards/some-card', 'GET, HEAD'],
   ])('%s %s is 405 METHOD_NOT_ALLOWED, Allow: %s', async (method, path, allow) => {
-    service = await createFullService();
+    service = await createDashboardService();
     const response = await send(method, path);
     expect(response.status).toBe(405);
     expect(response.headers.get('Allow')).toBe(allow);
@@ -69,7 +53,7 @@ describe('a method the route does not take', () => {
   });
 
   it('HEAD of a route without GET is 405 too (HEAD is answered only where GET is)', async () => {
-    service = await createFullService();
+    service = await createDashboardService();
     const response = await send('HEAD', '/v1/rerate');
     expect(response.status).toBe(405);
     expect(response.headers.get('Allow')).toBe('POST');
@@ -83,7 +67,7 @@ describe('a method the route does not take', () => {
   });
 
   it('on every route the OpenAPI document describes, with the methods it lists (HEAD implied by GET)', async () => {
-    service = await createFullService();
+    service = await createDashboardService();
     const paths = openApiDocument.paths as Record<string, Record<string, unknown>>;
     for (const [template, operations] of Object.entries(paths)) {
       const path = template.replace(/\{[^}]+\}/g, 'x');
@@ -99,7 +83,7 @@ describe('a method the route does not take', () => {
   });
 
   it('on /v1, the API key is checked first: without one it is 401', async () => {
-    service = await createFullService();
+    service = await createDashboardService();
     expect((await send('POST', '/v1/units', null)).status).toBe(401);
   });
 });
@@ -113,7 +97,7 @@ describe('a path no route has', () => {
     ['POST', '/no/such/path'],
     ['GET', '/webhooks/other'],
   ])('%s %s stays 404 NOT_FOUND, without Allow', async (method, path) => {
-    service = await createFullService();
+    service = await createDashboardService();
     const response = await send(method, path);
     expect(response.status).toBe(404);
     expect(response.headers.get('Allow')).toBeNull();
