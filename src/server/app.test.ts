@@ -1692,6 +1692,27 @@ describe('an ingest re-rates every WABA whose statuses naming no WABA it moves',
   );
 });
 
+/** A re-rate of W1 stored as an earlier build wrote it (`changes` in that build's shape), with no units. */
+async function storeOldRerate(
+  target: TestService,
+  id: string,
+  changes: Record<string, unknown>,
+): Promise<void> {
+  await target.store.replaceRating(
+    {
+      id,
+      ratedAtMs: Date.parse('2025-08-02T00:00:00Z'),
+      reason: 'rerate',
+      wabas: ['W1'],
+      asOfRules: null,
+      rateCards: [],
+      totals: {},
+      changes,
+    },
+    { units: [], pending: [], findings: [] },
+  );
+}
+
 describe('POST /v1/rerate and GET /v1/ratings', () => {
   beforeEach(async () => {
     service = await createTestService();
@@ -1828,23 +1849,11 @@ describe('POST /v1/rerate and GET /v1/ratings', () => {
   });
 
   it('gives back a re-rate stored before the twelfth session in the same shape as new ones', async () => {
-    await service.store.replaceRating(
-      {
-        id: 'rating_old',
-        ratedAtMs: Date.parse('2025-08-02T00:00:00Z'),
-        reason: 'rerate',
-        wabas: ['W1'],
-        asOfRules: null,
-        rateCards: [],
-        totals: {},
-        changes: {
-          period: { fromMs: Date.parse('2025-07-01T00:00:00Z'), toMs: null },
-          changed: 0,
-          unchanged: 3,
-        },
-      },
-      { units: [], pending: [], findings: [] },
-    );
+    await storeOldRerate(service, 'rating_old', {
+      period: { fromMs: Date.parse('2025-07-01T00:00:00Z'), toMs: null },
+      changed: 0,
+      unchanged: 3,
+    });
     const ratings = (await json(await service.get('/v1/ratings', KEY_ALL))).ratings as {
       id: string;
       changes?: unknown;
@@ -2084,24 +2093,12 @@ describe.each(['SQLite', 'PostgreSQL'] as const)(
     });
 
     it('a re-rate stored with milliseconds (before this session) is given back without them', async () => {
-      await service.store.replaceRating(
-        {
-          id: 'rating_with_ms',
-          ratedAtMs: Date.parse('2025-08-02T00:00:00Z'),
-          reason: 'rerate',
-          wabas: ['W1'],
-          asOfRules: null,
-          rateCards: [],
-          totals: {},
-          changes: {
-            period: { from: '2025-07-01T00:00:00.000Z', to: '2025-07-01T12:30:00.250Z' },
-            outside_period: null,
-            changed: 0,
-            unchanged: 3,
-          },
-        },
-        { units: [], pending: [], findings: [] },
-      );
+      await storeOldRerate(service, 'rating_with_ms', {
+        period: { from: '2025-07-01T00:00:00.000Z', to: '2025-07-01T12:30:00.250Z' },
+        outside_period: null,
+        changed: 0,
+        unchanged: 3,
+      });
       // Milliseconds that are not zero stay, as formatInstant writes them for units.
       expect((await changesOf('rating_with_ms')).period).toEqual({
         from: '2025-07-01T00:00:00Z',
