@@ -326,73 +326,82 @@ describe('readiness (GET /healthz) fails when the store cannot keep what it ackn
   });
 });
 
-describe('a serve that lost its single-writer lock', () => {
-  it('stores nothing more, answers in-flight requests 503, then stops itself with exit code 75 (PostgreSQL: its lock session ended from outside)', async () => {
-    const base = process.env.WAMETER_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
-    const schema = `wameter_lost_lock_${process.pid}_${Date.now()}`;
-    const admin = new pg.Client({ connectionString: base });
-    await admin.connect();
+/**
+ * Runs `test` with a PostgreSQL URL whose search_path is a schema of its own (`prefix` and this process),
+ * and an admin connection to the same database; the schema is dropped afterwards, whatever happens.
+ */
+async function inOwnSchema(
+  prefix: string,
+  test: (url: URL, schema: string, admin: pg.Client) => Promise<void>,
+): Promise<void> {
+  const base = process.env.WAMETER_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+  const schema = `${prefix}_${process.pid}_${Date.now()}`;
+  const admin = new pg.Client({ connectionString: base });
+  await admin.connect();
+  try {
     await admin.query(`CREATE SCHEMA ${schema}`);
     const url = new URL(base);
     url.searchParams.set('options', `-c search_path=${schema}`);
-    const logger = createMemoryLogger();
-    const server = await startServer(testConfig({ db: url.toString(), port: 0, host: '127.0.0.1' }), {
-      logger,
-      ratingWorkerScript: null,
-    });
-    try {
-      expect((await fetch(`${server.url}/healthz`)).status).toBe(200);
-      expect(server.failure).toBeNull();
-      // A webhook whose body is still arriving when the lock is lost: the drain waits for it.
-      const body = webhookFixtures()[0]!.body;
-      const inFlight = new RawConnection(server.port);
-      inFlight.socket.write(webhookRequestHead(body));
-      inFlight.socket.write(body.subarray(0, 20));
-      await new Promise((resolve) => setTimeout(resolve, 100));
-      await admin.query(
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name LIKE 'wameter serve pid %' AND pid <> pg_backend_pid() AND application_name LIKE $1",
-        [`wameter serve pid ${process.pid} %`],
-      );
-      const deadline = Date.now() + 5_000;
-      while (server.failure === null && Date.now() < deadline) {
-        await new Promise((resolve) => setTimeout(resolve, 20));
-      }
-      expect(server.failure).toMatchObject({ code: 'WRITER_LOCK_LOST', exitCode: EXIT_WRITER_LOCK_LOST });
-      // Not acknowledged into a database another writer may now hold: 503, Meta delivers it again later.
-      inFlight.socket.write(body.subarray(20));
-      const answer = await inFlight.response(1);
-      expect(answer.head).toMatch(/^HTTP\/1\.1 503/);
-      expect(answer.head).toMatch(/\r\nconnection: close/i);
-      const failure = await server.failed;
-      expect(failure.exitCode).toBe(75);
-      expect(failure.message).toMatch(/single-writer lock was lost/);
-      // Drained and closed: no longer listening, so that nothing mistakes it for a live service.
-      await expect(fetch(`${server.url}/healthz/live`)).rejects.toThrow();
-      const lost = logger.lines.find((line) => line.includes('single-writer lock was lost'));
-      expect(lost && JSON.parse(lost)).toMatchObject({
-        level: 'error',
-        errorCode: 'WRITER_LOCK_LOST',
-        exitCode: 75,
+    await test(url, schema, admin);
+  } finally {
+    await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+    await admin.end();
+  }
+}
+
+describe('a serve that lost its single-writer lock', () => {
+  it('stores nothing more, answers in-flight requests 503, then stops itself with exit code 75 (PostgreSQL: its lock session ended from outside)', async () => {
+    await inOwnSchema('wameter_lost_lock', async (url, schema, admin) => {
+      const logger = createMemoryLogger();
+      const server = await startServer(testConfig({ db: url.toString(), port: 0, host: '127.0.0.1' }), {
+        logger,
+        ratingWorkerScript: null,
       });
-      expect(logger.lines.at(-1)).toMatch(/"msg":"stopped"/);
-      const { rows } = await admin.query(`SELECT count(*)::int AS n FROM ${schema}.ratings`);
-      expect(rows[0].n).toBe(0);
-    } finally {
-      await server.close().catch(() => undefined);
-      await admin.query(`DROP SCHEMA ${schema} CASCADE`);
-      await admin.end();
-    }
+      try {
+        expect((await fetch(`${server.url}/healthz`)).status).toBe(200);
+        expect(server.failure).toBeNull();
+        // A webhook whose body is still arriving when the lock is lost: the drain waits for it.
+        const body = webhookFixtures()[0]!.body;
+        const inFlight = new RawConnection(server.port);
+        inFlight.socket.write(webhookRequestHead(body));
+        inFlight.socket.write(body.subarray(0, 20));
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        await admin.query(
+          "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name LIKE 'wameter serve pid %' AND pid <> pg_backend_pid() AND application_name LIKE $1",
+          [`wameter serve pid ${process.pid} %`],
+        );
+        const deadline = Date.now() + 5_000;
+        while (server.failure === null && Date.now() < deadline) {
+          await new Promise((resolve) => setTimeout(resolve, 20));
+        }
+        expect(server.failure).toMatchObject({ code: 'WRITER_LOCK_LOST', exitCode: EXIT_WRITER_LOCK_LOST });
+        // Not acknowledged into a database another writer may now hold: 503, Meta delivers it again later.
+        inFlight.socket.write(body.subarray(20));
+        const answer = await inFlight.response(1);
+        expect(answer.head).toMatch(/^HTTP\/1\.1 503/);
+        expect(answer.head).toMatch(/\r\nconnection: close/i);
+        const failure = await server.failed;
+        expect(failure.exitCode).toBe(75);
+        expect(failure.message).toMatch(/single-writer lock was lost/);
+        // Drained and closed: no longer listening, so that nothing mistakes it for a live service.
+        await expect(fetch(`${server.url}/healthz/live`)).rejects.toThrow();
+        const lost = logger.lines.find((line) => line.includes('single-writer lock was lost'));
+        expect(lost && JSON.parse(lost)).toMatchObject({
+          level: 'error',
+          errorCode: 'WRITER_LOCK_LOST',
+          exitCode: 75,
+        });
+        expect(logger.lines.at(-1)).toMatch(/"msg":"stopped"/);
+        const { rows } = await admin.query(`SELECT count(*)::int AS n FROM ${schema}.ratings`);
+        expect(rows[0].n).toBe(0);
+      } finally {
+        await server.close().catch(() => undefined);
+      }
+    });
   });
 
   it('runUntilSignalled resolves with the failure (exit code 75), not as a stop by signal', async () => {
-    const base = process.env.WAMETER_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
-    const schema = `wameter_lost_lock_run_${process.pid}_${Date.now()}`;
-    const admin = new pg.Client({ connectionString: base });
-    await admin.connect();
-    await admin.query(`CREATE SCHEMA ${schema}`);
-    const url = new URL(base);
-    url.searchParams.set('options', `-c search_path=${schema}`);
-    try {
+    await inOwnSchema('wameter_lost_lock_run', async (url, _schema, admin) => {
       const logger = createMemoryLogger();
       const running = runUntilSignalled(testConfig({ db: url.toString(), port: 0, host: '127.0.0.1' }), {
         logger,
@@ -407,10 +416,7 @@ describe('a serve that lost its single-writer lock', () => {
         [`wameter serve pid ${process.pid} %`],
       );
       await expect(running).resolves.toMatchObject({ code: 'WRITER_LOCK_LOST', exitCode: 75 });
-    } finally {
-      await admin.query(`DROP SCHEMA ${schema} CASCADE`);
-      await admin.end();
-    }
+    });
   });
 });
 
