@@ -305,6 +305,32 @@ describe('POST /webhooks/whatsapp', () => {
     expect(await service.store.listUnreadableWebhooks(10)).toHaveLength(1);
   });
 
+  it('keeps a signed event line as unreadable (400 MALFORMED_WEBHOOK: lines go to POST /v1/events), stores no event', async () => {
+    const lines = conversationLines('W1', 'PN1', '919876543210', 'wamid.line');
+    for (const [i, line] of lines.entries()) {
+      const body = Buffer.from(JSON.stringify(line));
+      const response = await service.postWebhook(body);
+      expect(response.status, JSON.stringify(line)).toBe(400);
+      const { error } = (await json(response)) as { error: { code: string; message: string } };
+      expect(error.code).toBe('MALFORMED_WEBHOOK');
+      expect(error.message).toMatch(
+        /^The body is JSON but not a WhatsApp Business Account webhook\. It is an event line \(\{"kind":…\}\), not a webhook body: event lines go to POST \/v1\/events\. The raw body is kept as webhook #\d+\.$/,
+      );
+      // Its raw bytes are kept for inspection, as any signed body that is no webhook.
+      const kept = await service.store.listUnreadableWebhooks(100);
+      expect(kept).toHaveLength(i + 1);
+      expect(kept.some((webhook) => Buffer.from(webhook.body).equals(body))).toBe(true);
+    }
+    expect(await service.store.listEvents()).toEqual([]);
+    expect(service.metrics.value('webhooks_rejected_total', { reason: 'malformed_webhook' })).toBe(
+      lines.length,
+    );
+    expect(service.metrics.value('webhooks_received_total')).toBe(0);
+    expect(await json(await service.get('/v1/ratings', KEY_ALL))).toEqual({ ratings: [] });
+    // Where they belong, the same lines are taken.
+    expect(await json(await service.postEvents(lines))).toMatchObject({ accepted: lines.length });
+  });
+
   it('says in one text, about webhook bodies only, why JSON is not a webhook body', async () => {
     const said = async (body: string) =>
       ((await json(await service.postWebhook(body))).error as { message: string }).message;
@@ -2055,6 +2081,32 @@ describe('POST /v1/rerate and GET /v1/ratings', () => {
     expect(error.code).toBe('BAD_QUERY');
     expect(error.message).toContain(field);
     expect(await json(await service.get('/v1/ratings', KEY_ALL))).toEqual(before);
+  });
+});
+
+describe('GET /v1/ratings writes rated_at as the rest of the API writes instants', () => {
+  it('to the second, "2025-08-01T12:00:00Z", not the clock\'s milliseconds ("…:00.123Z")', async () => {
+    service = await createTestService();
+    service.clock.nowMs = Date.parse('2025-08-01T12:00:00.123Z');
+    await service.postEvents(conversationLines('W1', 'PN1', '919876543210', 'wamid.r'));
+    const rerate = await service.app.request('/v1/rerate', {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${KEY_ALL}`, 'Content-Type': 'application/json' },
+      body: JSON.stringify({ as_of_rules: 'CBP-2023' }),
+    });
+    expect(rerate.status).toBe(200);
+    const { ratings } = (await json(await service.get('/v1/ratings', KEY_ALL))) as {
+      ratings: { reason: string; rated_at: string }[];
+    };
+    // A live rating and the re-rate, each read the clock once.
+    expect(ratings.map((rating) => rating.reason).sort()).toEqual(['live', 'rerate']);
+    for (const rating of ratings) expect(rating.rated_at).toBe('2025-08-01T12:00:00Z');
+    // A limited key's narrowed view is written the same way.
+    const narrowed = (await json(await service.get('/v1/ratings', KEY_W1))) as {
+      ratings: { rated_at: string }[];
+    };
+    expect(narrowed.ratings.length).toBeGreaterThan(0);
+    for (const rating of narrowed.ratings) expect(rating.rated_at).toBe('2025-08-01T12:00:00Z');
   });
 });
 

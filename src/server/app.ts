@@ -10,12 +10,14 @@ import { formatInstant, parseInstant } from '../core/calendar.js';
 import { eventKey, type CoreEvent } from '../core/events.js';
 import { MoneyRangeError, formatMicros } from '../core/money.js';
 import { CSV_COLUMNS, sumTotals, totalsToJson, unitCsvRow, unitToJson } from '../core/report.js';
+import { err } from '../core/result.js';
 import { ERAS, type Era } from '../core/units.js';
 import {
   isNestedDeeperThan,
   MAX_JSON_DEPTH,
   notAWebhookBody,
   parseEventValue,
+  type ParseError,
 } from '../ingest/parse-event.js';
 import { parses } from '../ingest/read-events.js';
 import { verifyMetaSignature } from '../ingest/signature.js';
@@ -148,11 +150,27 @@ function wabasToRate(outcome: IngestOutcome): Set<string> {
   return wabas;
 }
 
+/**
+ * Whether a JSON value is one of wameter's own event lines (an object with "kind", contract §1), which Meta
+ * never posts: its webhook bodies are `{"object":"whatsapp_business_account","entry":[…]}`.
+ */
+function isEventLine(value: unknown): boolean {
+  return typeof value === 'object' && value !== null && !Array.isArray(value) && Object.hasOwn(value, 'kind');
+}
+
+/** How the webhook route refuses an event line (notAWebhookBody says it in words for that route). */
+const EVENT_LINE_ERROR: ParseError = {
+  code: 'BAD_EVENT',
+  message: 'an event line, which goes to POST /v1/events',
+};
+
 /** `isNarrowed`: a limited key's view of a rating that covered other WABAs too (its `changes` left out). */
 function ratingToJson(record: RatingRecord, isNarrowed = false) {
   return {
     id: record.id,
-    rated_at: new Date(record.ratedAtMs).toISOString(),
+    // To the second, as the API writes every instant (formatInstant: units' opened_at, a re-rate's period):
+    // the server's clock reading, whose milliseconds (`…:00.123Z`) told nobody anything.
+    rated_at: formatInstant(Math.floor(record.ratedAtMs / 1000) * 1000),
     reason: record.reason,
     wabas: record.wabas,
     as_of_rules: record.asOfRules,
@@ -311,19 +329,29 @@ export function createApp(deps: AppDeps): Hono<Env> {
     try {
       return await operation;
     } catch (error) {
-      // The caller's own doing, not the store's: said as such (onError).
-      if (error instanceof StoreInputError || error instanceof ClientBusyError) throw error;
+      // The caller's own doing, not the store's: said as such (onError). A sum beyond the amounts added
+      // exactly comes from what the request asked (rated in the server's thread or in a worker, which
+      // names it: live-rater.ts workerError) — 400 BAD_QUERY, never a 503 that a retry would not help.
+      if (
+        error instanceof StoreInputError ||
+        error instanceof ClientBusyError ||
+        error instanceof MoneyRangeError
+      )
+        throw error;
       throw new StoreUnavailable(error);
     }
   }
 
   /**
-   * A write: as fromStore, and its outcome tells readiness whether the store takes writes. Never started
-   * while the SQLite file is gone or replaced: a 200 would acknowledge what a restart loses (503: Meta retries).
+   * An ingest's write: as fromStore, and its outcome tells readiness whether the store takes writes. Never
+   * started while the SQLite file is gone or replaced: a 200 would acknowledge what a restart loses (503: Meta
+   * retries). Its duration, from the call until durable or failed (the wait for its group commit included:
+   * what the request waits before it may be answered), goes to `store_ingest_duration_seconds{source}`.
    */
-  async function writeToStore<T>(write: () => Promise<T>): Promise<T> {
+  async function writeToStore<T>(source: 'webhook' | 'api', write: () => Promise<T>): Promise<T> {
     const blocker = storeHealth.writeBlocker();
     if (blocker !== null) throw new Error(blocker);
+    const startedMs = performance.now();
     try {
       const result = await write();
       storeHealth.writeSucceeded();
@@ -331,6 +359,8 @@ export function createApp(deps: AppDeps): Hono<Env> {
     } catch (error) {
       if (!(error instanceof StoreInputError)) storeHealth.writeFailed(error);
       throw error;
+    } finally {
+      metrics.observe('store_ingest_duration_seconds', { source }, (performance.now() - startedMs) / 1000);
     }
   }
 
@@ -560,7 +590,11 @@ export function createApp(deps: AppDeps): Hono<Env> {
     let unreadableReasons: string[] = [];
     let malformedCode: ErrorCode | null = parseError === null ? null : 'MALFORMED_JSON';
     if (parseError === null) {
-      const parsed = parseEventValue(value);
+      // Meta's bodies only: wameter's own event lines ({"kind":…}, contract §1) go to POST /v1/events, under
+      // an API key scoped to WABAs. Read here, a line signed with an app secret was stored as events — a
+      // second way in for lines, outside the checks of that route — so one is kept as unreadable like any
+      // other signed JSON that is no webhook (400 MALFORMED_WEBHOOK, its message saying where lines go).
+      const parsed = isEventLine(value) ? err(EVENT_LINE_ERROR) : parseEventValue(value);
       if (parsed.ok) {
         events = parsed.value.events;
         ignored = parsed.value.ignored.reduce((sum, item) => sum + item.count, 0);
@@ -575,9 +609,9 @@ export function createApp(deps: AppDeps): Hono<Env> {
     // A secret bound to WABAs (config "appSecrets") signs for them alone. Every WABA a readable body names —
     // each entry's id, whether or not the entry's items could be read, and each event's — must be one of
     // them, else the whole body is refused and nothing of it stored: a client who knows its own app's secret
-    // must not bill deliveries to another client's WABA. An entry or event naming no WABA (a contract status
-    // line without "waba", which the rating would attach by message id to any WABA's message) is refused
-    // too. A signed body that cannot be read is kept as unreadable whoever signed it: it makes no event.
+    // must not bill deliveries to another client's WABA. An entry or event naming no WABA (an entry without
+    // "id": its statuses would be attached by message id to any WABA's message) is refused too. A signed body
+    // that cannot be read (an event line among them) is kept as unreadable whoever signed it: no event.
     const signer = config.appSecrets[verdict.value.secretIndex];
     if (typeof signer === 'object' && parseError === null) {
       const allowed = new Set(signer.wabas);
@@ -599,7 +633,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
           ...(ids.length > 0
             ? [`This body names WABA ${shown.map((waba) => JSON.stringify(waba)).join(', ')}${more}.`]
             : []),
-          ...(noWaba ? ['It has an entry or event that names no WABA (a status line without "waba").'] : []),
+          ...(noWaba ? ['It has an entry or event that names no WABA (an entry without "id").'] : []),
         ].join(' ');
         return rejectFailure('forbidden_waba', 'FORBIDDEN_WEBHOOK_WABA', detail, () =>
           // Which secret by its place in "appSecrets", never the secret itself.
@@ -625,7 +659,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
       ...(isBoundSigner ? { isBusinessTied: false } : {}),
     }));
     const outcome = await fromStore(
-      writeToStore(() =>
+      writeToStore('webhook', () =>
         store.ingestWebhook({ receivedAtMs, body: raw, sha256: digest, parseError }, inputs),
       ),
     ).catch((error: unknown) => {
@@ -924,7 +958,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
     const outcome: IngestOutcome =
       inputs.length === 0
         ? { inserted: [], duplicates: 0, merged: [], relistedWabas: [] }
-        : await fromStore(writeToStore(() => store.ingestEvents(inputs)));
+        : await fromStore(writeToStore('api', () => store.ingestEvents(inputs)));
     metrics.inc('events_ingested_total', { source: 'api' }, outcome.inserted.length);
     rating.markDirty(wabasToRate(outcome));
     return c.json({

@@ -114,6 +114,36 @@ describe('loadServiceConfig', () => {
     expect(result.error.problems.join('\n')).toContain(message);
   });
 
+  it('bounds the connections open at once: 10,000 by default, WAMETER_MAX_CONNECTIONS or the file\'s "maxConnections"', () => {
+    expect(loadServiceConfig({ env: {} })).toMatchObject({ value: { maxConnections: 10_000 } });
+    expect(loadServiceConfig({ env: { WAMETER_MAX_CONNECTIONS: '500' } })).toMatchObject({
+      value: { maxConnections: 500 },
+    });
+    const file = writeJson('connections.json', { maxConnections: 2000 });
+    expect(loadServiceConfig({ env: { WAMETER_MAX_CONNECTIONS: '500' }, configFile: file })).toMatchObject({
+      value: { maxConnections: 2000 },
+    });
+    for (const [env, value] of [
+      [{ WAMETER_MAX_CONNECTIONS: '0' }, undefined],
+      [{ WAMETER_MAX_CONNECTIONS: 'lots' }, undefined],
+      [{}, -5],
+      [{}, 'many'],
+    ] as const) {
+      const result = loadServiceConfig({
+        env,
+        ...(value === undefined
+          ? {}
+          : { configFile: writeJson('bad-connections.json', { maxConnections: value }) }),
+      });
+      expect(result.ok ? '' : result.error.problems.join('\n')).toMatch(
+        /(WAMETER_MAX_CONNECTIONS|config file "maxConnections") must be a positive whole number \(connections open at once\)/,
+      );
+    }
+    const described = loadServiceConfig({ env: { WAMETER_MAX_CONNECTIONS: '500' } });
+    if (!described.ok) throw new Error(described.error.problems.join('\n'));
+    expect(describeConfig(described.value)).toMatchObject({ maxConnections: 500 });
+  });
+
   it('lists every problem at once', () => {
     const result = loadServiceConfig({ env: { PORT: 'x', WAMETER_LOG_LEVEL: 'y' } });
     expect(result.ok ? [] : result.error.problems).toHaveLength(2);

@@ -57,6 +57,12 @@ export interface ServiceConfig {
   logLevel: LogLevel;
   /** How long live re-rating waits to batch arrivals. */
   ratingDebounceMs: number;
+  /**
+   * The most connections open at once: Node closes any further one as it is accepted, unanswered
+   * (`server.maxConnections`), so that no number of idle connections exhausts the process's file descriptors.
+   * Always set by `loadServiceConfig`; a configuration built in code may leave it out: DEFAULT_MAX_CONNECTIONS.
+   */
+  maxConnections?: number;
 }
 
 /** What the command line gave (every field optional; undefined = not given). */
@@ -78,6 +84,12 @@ export const DEFAULT_PORT = 8080;
 /** Meta batches up to ~1,000 statuses in one POST: 4 MiB leaves a wide margin. */
 export const DEFAULT_BODY_LIMIT_BYTES = 4 * 1024 * 1024;
 export const DEFAULT_RATE_LIMIT: RateLimitConfig = { perSecond: 100, burst: 200 };
+/**
+ * Connections open at once. Meta delivers over a few connections and API clients use a handful each, so
+ * 10,000 only stops a flood of idle ones: 20,000 connections sending headers alone used up the file
+ * descriptors of a process limited to 20,000 (docs/service.md, "Limits"), and signed webhooks got no answer.
+ */
+export const DEFAULT_MAX_CONNECTIONS = 10_000;
 
 /** The JSON config file (`--config FILE`); every field optional. */
 interface ConfigFile {
@@ -93,6 +105,7 @@ interface ConfigFile {
   rateLimit?: unknown;
   logLevel?: unknown;
   ratingDebounceMs?: unknown;
+  maxConnections?: unknown;
 }
 
 const FILE_KEYS = new Set([
@@ -108,6 +121,7 @@ const FILE_KEYS = new Set([
   'rateLimit',
   'logLevel',
   'ratingDebounceMs',
+  'maxConnections',
 ]);
 
 export function apiKeyName(key: string): string {
@@ -671,6 +685,21 @@ export function loadServiceConfig(input: {
     parsePositiveInt(file.ratingDebounceMs, 'config file "ratingDebounceMs"', problems, 'milliseconds') ??
     100;
 
+  const maxConnections =
+    parsePositiveInt(
+      file.maxConnections,
+      'config file "maxConnections"',
+      problems,
+      'connections open at once',
+    ) ??
+    parsePositiveInt(
+      envValue(env, 'WAMETER_MAX_CONNECTIONS'),
+      'WAMETER_MAX_CONNECTIONS',
+      problems,
+      'connections open at once',
+    ) ??
+    DEFAULT_MAX_CONNECTIONS;
+
   if (problems.length > 0) return err({ code: 'BAD_CONFIG', problems });
   return ok({
     db,
@@ -685,6 +714,7 @@ export function loadServiceConfig(input: {
     rateLimit,
     logLevel,
     ratingDebounceMs,
+    maxConnections,
   });
 }
 
@@ -704,6 +734,7 @@ export function describeConfig(config: ServiceConfig): Record<string, unknown> {
     bodyLimitBytes: config.bodyLimitBytes,
     rateLimit: config.rateLimit ?? 'off',
     logLevel: config.logLevel,
+    maxConnections: config.maxConnections ?? DEFAULT_MAX_CONNECTIONS,
   };
 }
 

@@ -9,6 +9,8 @@ import type { Socket } from 'node:net';
 export interface ConnectionDrain {
   /** Stops accepting connections; resolves once every socket has closed, or after `graceMs` (cut). */
   drain(graceMs: number): Promise<void>;
+  /** The connections open now (accepted, not yet closed). */
+  readonly openCount: number;
 }
 
 /**
@@ -66,6 +68,9 @@ export function trackConnections(server: Server): ConnectionDrain {
   };
 
   return {
+    get openCount() {
+      return sockets.size;
+    },
     drain(graceMs) {
       isDraining = true;
       // Responses not yet started say that the connection closes after them; the client opens a new one.

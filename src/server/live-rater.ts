@@ -7,6 +7,7 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { Account, CoreEvent } from '../core/events.js';
+import { MoneyRangeError } from '../core/money.js';
 import { UserSendLog, type UnratedMessage } from '../core/explain.js';
 import type { MarketResolver, RateBook, RateCard } from '../core/pricing-context.js';
 import { rateEvents, type RatingOutput } from '../core/rate-events.js';
@@ -354,7 +355,27 @@ export type WorkerReply =
   | { type: 'rated'; id: number; rating: LiveRating }
   | { type: 'ratedScope'; id: number; rating: ScopeRating }
   | { type: 'answered'; id: number; answer: ReconcileAnswer | EstimateAnswer }
-  | { type: 'error'; id: number; message: string };
+  | { type: 'error'; id: number; message: string; kind?: WorkerErrorKind };
+
+/**
+ * The errors whose class decides the answer, named as they cross the thread boundary: a worker's error
+ * reaches the server's thread as a message alone, and a `MoneyRangeError` thrown while rating (an estimate
+ * beyond the amounts added exactly) would be answered as a failed rating (503, "retry later": it never
+ * helps) instead of as the request's own doing (400 BAD_QUERY, as app.ts answers the same error thrown in
+ * the server's thread).
+ */
+export type WorkerErrorKind = 'money_range';
+
+/** The kind a worker's error is sent with (undefined: any other error, which keeps its message only). */
+export function workerErrorKindOf(error: unknown): WorkerErrorKind | undefined {
+  return error instanceof MoneyRangeError ? 'money_range' : undefined;
+}
+
+/** A worker's error, in the server's thread: of the class its kind names, else an Error with its message. */
+export function workerError(reply: { message: string; kind?: WorkerErrorKind }): Error {
+  if (reply.kind === 'money_range') return new MoneyRangeError();
+  return new Error(reply.message);
+}
 
 /** The compiled worker script next to this module; `null` when running from TypeScript sources (tests). */
 export function ratingWorkerScript(): string | null {
@@ -391,7 +412,7 @@ export function createWorkerLiveRater(script: string, setup: WorkerSetup, logger
         else {
           const caller = waiting.get(reply.id);
           waiting.delete(reply.id);
-          if (reply.type === 'error') caller?.reject(new Error(reply.message));
+          if (reply.type === 'error') caller?.reject(workerError(reply));
           else caller?.resolve(reply.type === 'answered' ? reply.answer : reply.rating);
         }
       });

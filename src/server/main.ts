@@ -14,7 +14,13 @@ import { openWriterStore } from '../store/writer-lock.js';
 import { trackConnections, type ConnectionDrain } from './connection-drain.js';
 import { registerDashboardRoutes } from './dashboard-routes.js';
 import { createApp } from './app.js';
-import { describeConfig, loadServiceConfig, redactUrl, type ServiceConfig } from './config.js';
+import {
+  DEFAULT_MAX_CONNECTIONS,
+  describeConfig,
+  loadServiceConfig,
+  redactUrl,
+  type ServiceConfig,
+} from './config.js';
 import { createJsonLogger, errorFields, hasLogOutputFailed, type Logger } from './logger.js';
 import { Metrics } from './metrics.js';
 import { loadPricingSetup, loadRateCards } from './pricing-setup.js';
@@ -289,11 +295,17 @@ async function startService(config: ServiceConfig, options: StartOptions): Promi
     ) as Server;
     httpServer = server;
     connections = trackConnections(server);
+    limitConnections(server, config.maxConnections ?? DEFAULT_MAX_CONNECTIONS, metrics, logger, clock);
     server.once('error', reject);
   }).catch(async (error: unknown) => {
     await store.close();
     throw explainListenError(error, config.host, config.port);
   });
+  metrics.gauge(
+    'http_connections_open',
+    'HTTP connections open now (at most the maxConnections setting; those beyond are closed as accepted).',
+    () => connections.openCount,
+  );
   const isEveryInterface = config.host === '0.0.0.0' || config.host === '::';
   const host = isEveryInterface ? '127.0.0.1' : config.host;
   const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
@@ -341,6 +353,40 @@ async function startService(config: ServiceConfig, options: StartOptions): Promi
       return failure;
     },
   };
+}
+
+/** A connection refused at the limit is said in the log at most this often (a flood would fill it). */
+const REFUSED_CONNECTIONS_LOG_MS = 60_000;
+
+/**
+ * Bounds the connections open at once (docs/service.md, "Limits"): past `maxConnections`, Node closes each
+ * new connection as it accepts it, before reading a byte — no HTTP answer is possible, and none is owed to a
+ * client that has sent nothing — so a flood of idle connections holds at most that many file descriptors,
+ * leaving the store its own. Each refusal counts in `http_connections_refused_total`; the log says so at
+ * most once a minute, with how many since.
+ */
+function limitConnections(
+  server: Server,
+  maxConnections: number,
+  metrics: Metrics,
+  logger: Logger,
+  clock: () => number,
+): void {
+  server.maxConnections = maxConnections;
+  let lastLogMs: number | undefined;
+  let refusedSinceLog = 0;
+  server.on('drop', () => {
+    metrics.inc('http_connections_refused_total');
+    refusedSinceLog += 1;
+    const nowMs = clock();
+    if (lastLogMs !== undefined && nowMs - lastLogMs < REFUSED_CONNECTIONS_LOG_MS) return;
+    logger.warn(
+      'connection limit reached: new connections are closed unanswered until some of the open ones close',
+      { maxConnections, refused: refusedSinceLog },
+    );
+    lastLogMs = nowMs;
+    refusedSinceLog = 0;
+  });
 }
 
 /** The SQLite file a database URL names, for readiness to notice it vanish or be replaced. */

@@ -215,7 +215,9 @@ export const openApiDocument = {
         summary: "Meta's signed webhooks",
         description:
           'X-Hub-Signature-256 is checked over the exact raw bytes against every configured app secret. The raw ' +
-          'body is stored durably before 200; an identical redelivery is 200 and changes nothing.',
+          "body is stored durably before 200; an identical redelivery is 200 and changes nothing. Meta's bodies " +
+          'only ({"object":"whatsapp_business_account","entry":[…]}): a signed body that is not one — wameter\'s ' +
+          'own event lines ({"kind":…}) included, which go to POST /v1/events — is kept unreadable (400).',
         security: [],
         parameters: [
           { name: 'X-Hub-Signature-256', in: 'header', required: true, schema: { type: 'string' } },
@@ -232,7 +234,9 @@ export const openApiDocument = {
               unreadable: { type: 'integer' },
             },
           }),
-          '400': errorResponse('MALFORMED_JSON / MALFORMED_WEBHOOK (the raw body is kept).'),
+          '400': errorResponse(
+            'MALFORMED_JSON / MALFORMED_WEBHOOK: not JSON, or JSON that is no webhook body — an event line ({"kind":…}) too: send those to POST /v1/events (the raw body is kept).',
+          ),
           '401': errorResponse('MISSING_SIGNATURE / BAD_SIGNATURE (nothing stored).'),
           '403': errorResponse(
             'FORBIDDEN_WEBHOOK_WABA: the app secret that signed the body is bound to WABAs (config "appSecrets") and the body names another, or an entry or event naming no WABA (nothing stored).',
@@ -536,7 +540,8 @@ export const openApiDocument = {
       get: {
         summary: 'History of ratings (live and re-rates), newest first',
         description:
-          "Each rating: {id, rated_at, reason, wabas, as_of_rules, rate_cards, totals, changes?}. A re-rate's " +
+          'Each rating: {id, rated_at, reason, wabas, as_of_rules, rate_cards, totals, changes?}; rated_at is when ' +
+          'it ran, an ISO instant to the second ("2025-08-01T12:00:00Z"). A re-rate\'s ' +
           'stored `changes`, in snake_case with ISO instants like POST /v1/rerate but in a shape of its own: ' +
           '{period: {from, to} (ISO instants or null), outside_period, changed (a count of the changed units), ' +
           'unchanged, totals: {old, new}, units: [{unit, old, new}] (the changed units; POST /v1/rerate ' +

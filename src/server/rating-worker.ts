@@ -11,6 +11,7 @@ import {
   type WorkerReply,
   type WorkerRequest,
   type WorkerSetup,
+  workerErrorKindOf,
 } from './live-rater.js';
 import { pricingSetupFrom } from './pricing-setup.js';
 
@@ -32,12 +33,18 @@ async function main(port: NonNullable<typeof parentPort>, setup: WorkerSetup): P
     port.close();
     return;
   }
-  /** Replies with what `work` answers, or with its error's message. */
+  /** Replies with what `work` answers, or with its error's message and, when its class matters, kind. */
   const answer = async (id: number, work: () => Promise<WorkerReply>) => {
     try {
       reply(await work());
     } catch (error) {
-      reply({ type: 'error', id, message: error instanceof Error ? error.message : String(error) });
+      const kind = workerErrorKindOf(error);
+      reply({
+        type: 'error',
+        id,
+        message: error instanceof Error ? error.message : String(error),
+        ...(kind === undefined ? {} : { kind }),
+      });
     }
   };
   // One request at a time, in order: a settle always follows the rating it settles.

@@ -192,21 +192,24 @@ describe('a secret bound to WABAs, over every real webhook body', () => {
 describe('what a bound secret signs beyond a whole webhook of its WABAs', () => {
   const status = { kind: 'status', at: '2025-07-15T10:00:00Z', id: 'wamid.line1', status: 'delivered' };
 
-  it('refuses a status line naming no WABA (the rating would find it a WABA by message id), takes one naming its own', async () => {
+  it('takes no event line, naming a WABA or not, from a bound secret or an unbound one: kept unreadable (400)', async () => {
+    // Event lines go to POST /v1/events (an API key scoped to WABAs), never to Meta's webhook route.
     service = await createTestService(BOUND_AND_UNBOUND);
-    const anonymous = await service.postWebhook(JSON.stringify(status), { secret: CLIENT_SECRET });
-    expect(anonymous.status).toBe(403);
-    expect((await errorOf(anonymous)).message).toContain('names no WABA');
+    const signed: [object, string][] = [
+      [status, CLIENT_SECRET],
+      [{ ...status, waba: CLIENT_WABA }, CLIENT_SECRET],
+      [{ ...status, waba: OTHER_WABA }, CLIENT_SECRET],
+      [{ ...status, id: 'wamid.line2' }, PROVIDER_SECRET],
+    ];
+    for (const [line, secret] of signed) {
+      const response = await service.postWebhook(JSON.stringify(line), { secret });
+      expect(response.status, JSON.stringify(line)).toBe(400);
+      const error = await errorOf(response);
+      expect(error.code).toBe('MALFORMED_WEBHOOK');
+      expect(error.message).toContain('event lines go to POST /v1/events');
+    }
     expect(await service.store.listEvents()).toEqual([]);
-    const named = await service.postWebhook(JSON.stringify({ ...status, waba: CLIENT_WABA }), {
-      secret: CLIENT_SECRET,
-    });
-    expect(named.status).toBe(200);
-    // The unbound secret signs the status naming no WABA, as before.
-    const unbound = await service.postWebhook(JSON.stringify({ ...status, id: 'wamid.line2' }), {
-      secret: PROVIDER_SECRET,
-    });
-    expect(unbound.status).toBe(200);
+    expect(await service.store.listUnreadableWebhooks(10)).toHaveLength(signed.length);
   });
 
   it('refuses a webhook with an entry whose id is missing, though its items would only be unreadable', async () => {
