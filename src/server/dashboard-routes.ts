@@ -8,6 +8,7 @@ import { extname, join, sep } from 'node:path';
 import type { Context, Hono } from 'hono';
 import {
   DAY_MS,
+  formatInstant,
   HOUR_MS,
   localDate,
   MAX_INSTANT_MS,
@@ -256,9 +257,9 @@ export function registerDashboardRoutes(app: Hono<Env>, deps: DashboardDeps): vo
         const leftOut = await store.totals({ ...filter, toMs: shown.fromMs });
         truncated = {
           max_buckets: MAX_BUCKETS,
-          shown_from: new Date(shown.fromMs).toISOString(),
+          shown_from: formatInstant(shown.fromMs),
           shown_from_label: bucketLabel(shown.fromMs, granularity, timeZone),
-          earliest_unit_at: new Date(span.firstMs).toISOString(),
+          earliest_unit_at: formatInstant(span.firstMs),
           left_out: totalsToJson(leftOut),
         };
       }
@@ -1117,8 +1118,8 @@ function overviewByCurrency(
           };
         }
         return {
-          start: new Date(startMs).toISOString(),
-          end: new Date(endMs).toISOString(),
+          start: formatInstant(startMs),
+          end: formatInstant(endMs),
           label: bucketLabel(startMs, granularity, timeZone),
           amount: formatMicros(amountMicros),
           charged_units: charged,
