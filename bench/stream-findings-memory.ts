@@ -1,6 +1,7 @@
 // What a streaming rater holds for findings: N messages each reported both delivered and failed (one
-// DELIVERED_AND_FAILED finding each) rated as a stream, the heap measured after a full collection, before
-// finish(). Run: npm run build && node --expose-gc dist/bench/stream-findings-memory.js [messages, default 200000]
+// DELIVERED_AND_FAILED finding of their WABA counts them all) rated as a stream, the heap measured after a
+// full collection, before finish().
+// Run: npm run build && node --expose-gc dist/bench/stream-findings-memory.js [messages, default 200000]
 
 import { Rater } from '../src/core/rate-events.js';
 import { loadRatingSetup } from '../src/use-cases/load-rating-setup.js';

@@ -61,6 +61,45 @@ describe('exit codes seen by the shell', () => {
   });
 });
 
+describe('exit 3 by one rule: rate and rerate of the same traffic', () => {
+  it('a delivered message that cannot be rated (UNKNOWN_CATEGORY) makes both exit 3; --allow-unpriced, 0', () => {
+    // A send log's conversation, and a delivered message known from a status alone with no category.
+    const lines = [
+      {
+        kind: 'outbound',
+        at: '2024-03-01T10:00:00Z',
+        waba: 'W1',
+        business: 'PN1',
+        user: '919876543210',
+        id: 'wamid.o1',
+        template: 'utility',
+      },
+      { kind: 'status', at: '2024-03-01T10:00:03Z', id: 'wamid.o1', status: 'delivered' },
+      {
+        kind: 'status',
+        at: '2024-03-01T11:00:00Z',
+        id: 'wamid.x',
+        status: 'delivered',
+        waba: 'W1',
+        business: 'PN1',
+        user: '919876543210',
+      },
+    ];
+    const file = join(dir, 'unrated.ndjson');
+    writeFileSync(file, `${lines.map((line) => JSON.stringify(line)).join('\n')}\n`);
+    const db = `sqlite:${join(dir, 'unrated.db')}`;
+    expect(wameter(['import', file, '--db', db, '--allow-unpriced']).code).toBe(0);
+    const rated = wameter(['rate', file]);
+    expect(rated.stdout + rated.stderr).toContain('UNKNOWN_CATEGORY');
+    expect(rated.code).toBe(3);
+    const rerated = wameter(['rerate', '--db', db, '--dry-run']);
+    expect(rerated.stderr).toContain('UNKNOWN_CATEGORY');
+    expect(rerated.stderr).toContain('1 delivered message(s) of the new rating could not be rated');
+    expect(rerated.code).toBe(3);
+    expect(wameter(['rerate', '--db', db, '--dry-run', '--allow-unpriced']).code).toBe(0);
+  });
+});
+
 describe('a reader that stops reading', () => {
   it('ends `rate --format csv` quietly with exit 0 when stdout closes early', async () => {
     const child = spawn(process.execPath, [ENTRY, 'rate', EXAMPLE, '--format', 'csv', '--allow-unpriced'], {

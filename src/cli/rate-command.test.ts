@@ -341,6 +341,98 @@ describe('wameter rate', () => {
   });
 });
 
+describe('wameter rate --as-of-rules CBP-2022 with cards that have no CBP-2022 columns', () => {
+  // November 2025: the card in force is usd-2025-10-01 (Marketing, Utility, Authentication,
+  // Authentication-International, Service). Under CBP-2022 rules the WABA's first 1,000 conversations of the
+  // month are free; the 1,001st (business-initiated, to India) and the 1,002nd (user-initiated, a reply to a
+  // North American user's message) are charged.
+  const iso = (ms: number) => new Date(ms).toISOString().replace('.000Z', 'Z');
+  const t0 = Date.parse('2025-11-03T00:00:00Z');
+  const lines: object[] = [];
+  const send = (atMs: number, id: string, user: string, template: string | null) =>
+    lines.push(
+      { kind: 'outbound', at: iso(atMs), waba: 'W1', business: 'PN1', user, id, template },
+      { kind: 'status', at: iso(atMs + 1000), id, status: 'delivered' },
+    );
+  for (let i = 0; i < 1000; i++)
+    send(t0 + i * 60_000, `free${i}`, `9198000${String(i).padStart(5, '0')}`, 'marketing');
+  send(t0 + 1000 * 60_000, 'bi', '919876543210', 'marketing');
+  lines.push({
+    kind: 'inbound',
+    at: iso(t0 + 1001 * 60_000),
+    waba: 'W1',
+    business: 'PN1',
+    user: '14155552671',
+    id: 'in',
+  });
+  send(t0 + 1002 * 60_000, 'ui', '14155552671', null);
+  const file = tempFile('cbp-2022-what-if.ndjson', lines.map((line) => JSON.stringify(line)).join('\n'));
+
+  it('leaves the charged conversations unpriced with a NO_RATE finding saying the card has no such rates (exit 3), and how to price them', async () => {
+    const { code, out, error } = await run(['rate', file, '--as-of-rules', 'CBP-2022', '--format', 'json']);
+    const document = JSON.parse(out) as {
+      units: { messages: string[]; category: string; type: string; amount: string | null }[];
+      findings: Record<string, unknown>[];
+    };
+    const charged = document.units.filter((unit) => unit.type === 'regular');
+    expect(charged.map((unit) => [unit.messages[0], unit.category, unit.amount])).toEqual([
+      ['bi', 'business_initiated', null],
+      ['ui', 'user_initiated', null],
+    ]);
+    const advice =
+      "business-initiated and user-initiated conversations are CBP-2022's, whose rates Meta's cards list only until June 2023; to price CBP-2022's rules (--as-of-rules CBP-2022) on later dates, give a USD card with Business-Initiated and User-Initiated columns in force on 2025-11-03 (--rate-cards; the card in force on a date is the latest one dated on or before it)";
+    const columns = 'only Marketing, Utility, Authentication, Authentication-International, Service';
+    expect(document.findings).toEqual([
+      {
+        code: 'NO_RATE',
+        message: `no business_initiated rate for market "India" on 2025-11-03 in rate card usd-2025-10-01 (USD, effective 2025-10-01), nor for any other market: the card lists no business_initiated rates at all (${columns}): ${advice}`,
+        market: 'India',
+        category: 'business_initiated',
+        date: '2025-11-03',
+        rate_card: 'usd-2025-10-01',
+        waba: 'W1',
+        count: 1,
+      },
+      {
+        code: 'NO_RATE',
+        message: `no user_initiated rate for market "North America" on 2025-11-03 in rate card usd-2025-10-01 (USD, effective 2025-10-01), nor for any other market: the card lists no user_initiated rates at all (${columns}): ${advice}`,
+        market: 'North America',
+        category: 'user_initiated',
+        date: '2025-11-03',
+        rate_card: 'usd-2025-10-01',
+        waba: 'W1',
+        count: 1,
+      },
+    ]);
+    expect(error).toContain('wameter: 2 charged unit(s) could not be priced');
+    expect(code).toBe(3);
+
+    // As the finding says: a card with those columns prices them (the only card given: in force in 2025).
+    const card = join(ROOT, 'data', 'rate-cards', 'usd-2022-02-01-partial.csv');
+    const priced = await run([
+      'rate',
+      file,
+      '--as-of-rules',
+      'CBP-2022',
+      '--rate-cards',
+      card,
+      '--format',
+      'json',
+    ]);
+    const pricedDocument = JSON.parse(priced.out) as typeof document;
+    expect(
+      pricedDocument.units
+        .filter((unit) => unit.type === 'regular')
+        .map((unit) => [unit.messages[0], unit.amount]),
+    ).toEqual([
+      ['bi', '0.0066'],
+      ['ui', '0.0088'],
+    ]);
+    expect(pricedDocument.findings).toEqual([]);
+    expect(priced.code).toBe(0);
+  });
+});
+
 describe('wameter rate: what a CSV cannot hold, and bad entries of a folder', () => {
   const uk = LINES.map((line) => line.replace('919876543210', '447700123456'));
   const neverDelivered =

@@ -216,13 +216,75 @@ describe('wameter rerate', () => {
     );
     const table = await run(['--db', db, '--rate-cards', card, '--dry-run']);
     expect(table.stdout).toMatch(/USD: [\d.]+ \(0 units\) → 0 \(\d+ units, [1-9]\d* not priced\)/);
+    // In the words of `rate` (unpriced.ts), of the new rating.
     expect(table.stderr).toMatch(
-      /charged unit\(s\) of the new rating have no price .*: its totals are a floor, not the bill/,
+      /wameter rerate: [1-9]\d* charged unit\(s\) of the new rating could not be priced \(see findings: .*\); pass --allow-unpriced to accept\n/,
     );
     expect(table.code).toBe(3);
     const accepted = await run(['--db', db, '--rate-cards', card, '--dry-run', '--allow-unpriced']);
     expect(accepted.code).toBe(0);
     expect(accepted.stdout).toBe(table.stdout);
+  });
+});
+
+describe('wameter rerate exits as `wameter rate` does for the same traffic', () => {
+  /** A store (and a file) of the conversation every test's store holds and `lines` (contract §1). */
+  async function storeAndFile(name: string, lines: object[]): Promise<{ file: string; store: string }> {
+    const all = [...conversationLines('W1', 'PN1', '919876543210', 'wamid.cli'), ...lines];
+    const events = all.flatMap((line) => {
+      const parsed = parseEventValue(line);
+      return parsed.ok ? parsed.value.events : [];
+    });
+    expect(events).toHaveLength(all.length);
+    const store = await openSqliteStore(join(dir, `${name}.db`));
+    await store.ingestEvents(
+      events.map((event) => ({ key: eventKey(event), event, receivedAtMs: 0, source: 'test' })),
+    );
+    await store.close();
+    const file = join(dir, `${name}.ndjson`);
+    writeFileSync(file, `${all.map((line) => JSON.stringify(line)).join('\n')}\n`);
+    return { file, store: `sqlite:${join(dir, `${name}.db`)}` };
+  }
+  const status = (id: string, status: string, named: object) => ({
+    kind: 'status',
+    at: '2025-07-14T10:00:00Z',
+    id,
+    status,
+    waba: 'W1',
+    ...named,
+  });
+
+  it('exit 3 for UNKNOWN_CATEGORY and STATUS_WITHOUT_USER of a delivered message, as rate; --allow-unpriced, 0', async () => {
+    const cases: [string, object, number][] = [
+      // No outbound line and no category in Meta's webhook: the message cannot be rated (UNKNOWN_CATEGORY).
+      ['UNKNOWN_CATEGORY', status('wamid.nocat', 'delivered', { business: 'PN1', user: '919876543210' }), 3],
+      // Delivered, and its status names no user or business number (STATUS_WITHOUT_USER, delivered message).
+      ['STATUS_WITHOUT_USER', status('wamid.nouser', 'delivered', {}), 3],
+      // Only sent, naming no user: said, but no delivered message is left unrated (rate exits 0 too).
+      ['STATUS_WITHOUT_USER', status('wamid.sentonly', 'sent', {}), 0],
+    ];
+    for (const [index, [code, line, exitCode]] of cases.entries()) {
+      const { file, store } = await storeAndFile(`case${index}`, [line]);
+      const rated = await runWameter(['rate', file, '--format', 'json']);
+      expect(rated.out).toContain(code);
+      expect(rated.code, code).toBe(exitCode);
+      for (const format of ['table', 'json']) {
+        const rerated = await run(['--db', store, '--dry-run', '--format', format]);
+        expect(rerated.stderr + rerated.stdout).toContain(code);
+        expect(rerated.code, `${code} ${format}: ${rerated.stderr}`).toBe(exitCode);
+        if (exitCode === 3) {
+          // In the words of `rate` (unpriced.ts), of the new rating.
+          expect(rerated.stderr).toContain(
+            'wameter rerate: 1 delivered message(s) of the new rating could not be rated (see findings UNKNOWN_CATEGORY and STATUS_WITHOUT_USER: feed the send log too); pass --allow-unpriced to accept\n',
+          );
+        }
+        const accepted = await run(['--db', store, '--dry-run', '--format', format, '--allow-unpriced']);
+        expect(accepted.code).toBe(0);
+        expect(accepted.stdout).toBe(rerated.stdout);
+      }
+      // Stored too (not a dry run): the same exit code.
+      expect((await run(['--db', store])).code).toBe(exitCode);
+    }
   });
 });
 

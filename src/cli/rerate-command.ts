@@ -18,7 +18,7 @@ import {
   pathArgument,
   refuseServiceSettings,
 } from './options.js';
-import { ALLOW_UNPRICED_HELP } from './unpriced.js';
+import { ALLOW_UNPRICED_HELP, unpricedExit, unratedIn } from './unpriced.js';
 import { loadServiceConfig } from '../server/config.js';
 import { loadPricingSetup, loadRateCards } from '../server/pricing-setup.js';
 import type { RerateReport } from '../server/rating-service.js';
@@ -214,8 +214,9 @@ its POST /v1/rerate, or stop it first (--dry-run stores nothing and may run besi
 
 Exit codes: 0 re-rated (or, with --dry-run, reported); 1 nothing done (bad flag or configuration, a
 database that cannot be opened, no stored events, an unknown --waba, a rating that could not be stored);
-3 some charged units of the new rating have no price (its totals are then a floor, not the bill; its
-findings say why) — --allow-unpriced accepts them.
+3 some charged units of the new rating have no price (its totals are then a floor, not the bill), or some
+delivered messages of the portfolios re-rated could not be rated (no category, no user or business number),
+as \`wameter rate\` exits for the same traffic: its findings say why — --allow-unpriced accepts them.
 The new rating's findings (a rate card of another pricing model, a market without a rate…) are listed on
 stderr beside the table, or as "findings" in the JSON.`,
       )
@@ -300,17 +301,18 @@ stderr beside the table, or as "findings" in the JSON.`,
               (line) => io.writeError(`wameter rerate: ${line}\n`),
             );
           }
-          // A new bill with charges it could not price is a floor, not the bill (as `rate` says of its own).
+          // A new bill with charges it could not price, or of messages it could not rate, is not the bill:
+          // exit 3 by the rule of `rate` (unpriced.ts), judged on the new rating (its totals, its findings).
           const unpriced = Object.values(report.totals.new).reduce(
             (sum, totals) => sum + (totals.unpriced ?? 0),
             0,
           );
-          if (unpriced > 0 && !flags.allowUnpriced) {
-            io.writeError(
-              `wameter rerate: ${unpriced} charged unit(s) of the new rating have no price (no rate, no rate card or an unknown number): its totals are a floor, not the bill; its findings say why (${flags.format === 'json' ? 'the findings of the JSON' : 'listed above'}); pass --allow-unpriced to accept\n`,
-            );
-            io.exitCode = EXIT.UNPRICED;
-          }
+          io.exitCode = unpricedExit(
+            { unpriced, unrated: unratedIn(report.findings) },
+            flags.allowUnpriced,
+            (message) => io.writeError(`wameter rerate: ${message}\n`),
+            'of the new rating',
+          );
         } catch (error) {
           // stdout refusing the report is not a failed re-rate: runCli says it in one line (exit 74).
           if (error instanceof OutputError) throw error;

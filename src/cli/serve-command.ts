@@ -54,6 +54,8 @@ Settings from the environment (a --config file may hold the same as JSON):
   WAMETER_BODY_LIMIT    largest request body in bytes (default 4194304)
   WAMETER_RATE_LIMIT    requests per second per client IP, "N", "N/BURST" or "off" (default 100/200);
                         on the webhook only failed POSTs count: Meta's signed deliveries are never limited
+  WAMETER_MAX_CONNECTIONS  most connections open at once; beyond it new ones are closed unanswered
+                        (default 10000; keep it under the process's open-files limit)
 
 Examples:
   $ WAMETER_APP_SECRETS=… WAMETER_VERIFY_TOKEN=… WAMETER_API_KEYS='s3cret=*' wameter serve

@@ -1,5 +1,5 @@
-// What the commands that rate (rate, import) say at the end about charged units without a price and delivered
-// messages that could not be rated, and the exit code that follows (README "Exit codes": 3).
+// What the commands that rate (rate, import, explain, rerate) say at the end about charged units without a
+// price and delivered messages that could not be rated, and the exit code that follows (README "Exit codes": 3).
 
 import type { Finding } from '../core/units.js';
 import { EXIT } from './exit-codes.js';
@@ -32,23 +32,26 @@ export function unratedIn(findings: readonly Finding[]): number {
 /**
  * Exit 3 when some charged units have no price or some delivered messages could not be rated, with one
  * warning for each (told to `warn`, without prefix or newline), unless `--allow-unpriced` accepts them; 0
- * otherwise.
+ * otherwise. The rule of every command that rates (`rate`, `import`, `explain`, `rerate`: README "Exit
+ * codes"); `of` says whose units and messages they are when that is not plain (`rerate`: "of the new rating").
  */
 export function unpricedExit(
   counts: { unpriced: number; unrated: number },
   allowUnpriced: boolean | undefined,
   warn: (message: string) => void,
+  of?: string,
 ): number {
   const { unpriced, unrated } = counts;
   if ((unpriced === 0 && unrated === 0) || allowUnpriced) return EXIT.OK;
+  const whose = of === undefined ? '' : ` ${of}`;
   if (unpriced > 0) {
     warn(
-      `${unpriced} charged unit(s) could not be priced (see findings: unknown number, no rate or no rate card); pass --allow-unpriced to accept`,
+      `${unpriced} charged unit(s)${whose} could not be priced (see findings: unknown number, no rate or no rate card); pass --allow-unpriced to accept`,
     );
   }
   if (unrated > 0) {
     warn(
-      `${unrated} delivered message(s) could not be rated (see findings UNKNOWN_CATEGORY and STATUS_WITHOUT_USER: feed the send log too); pass --allow-unpriced to accept`,
+      `${unrated} delivered message(s)${whose} could not be rated (see findings UNKNOWN_CATEGORY and STATUS_WITHOUT_USER: feed the send log too); pass --allow-unpriced to accept`,
     );
   }
   return EXIT.UNPRICED;

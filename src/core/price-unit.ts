@@ -361,6 +361,35 @@ function bandFor(bands: readonly TierBand[], count: number): TierBand | undefine
   return undefined;
 }
 
+/** Meta's heading of each rate category's column, in the order of Meta's cards. */
+const COLUMNS: readonly (readonly [RateCategory, string])[] = [
+  ['marketing', 'Marketing'],
+  ['utility', 'Utility'],
+  ['authentication', 'Authentication'],
+  ['authentication_international', 'Authentication-International'],
+  ['service', 'Service'],
+  ['business_initiated', 'Business-Initiated'],
+  ['user_initiated', 'User-Initiated'],
+];
+
+/** CBP-2022's two categories: Meta's cards list them (and nothing else) until June 2023, never after. */
+function isCbp2022Category(category: RateCategory): boolean {
+  return category === 'business_initiated' || category === 'user_initiated';
+}
+
+/** The columns a card has a rate in for some market, per card (worded for each finding that lacks a rate). */
+const columnsOfCard = new WeakMap<RateCard, readonly (readonly [RateCategory, string])[]>();
+
+function columnsOf(card: RateCard): readonly (readonly [RateCategory, string])[] {
+  let columns = columnsOfCard.get(card);
+  if (!columns) {
+    const rows = [...card.rates.values()];
+    columns = COLUMNS.filter(([column]) => rows.some((rates) => rates[column] !== undefined));
+    columnsOfCard.set(card, columns);
+  }
+  return columns;
+}
+
 function noRateFinding(
   card: RateCard,
   market: string,
@@ -370,6 +399,25 @@ function noRateFinding(
   era: Era,
 ): Finding {
   const where = `in rate card ${card.id} (${card.currency}, effective ${card.effectiveDate})`;
+  const listed = columnsOf(card);
+  // A card without the category at all (no column, or n/a throughout) is a card of other categories: most often
+  // another era's (a what-if under CBP-2022 rules priced from a later card, or the reverse), and neither adding
+  // the market's rate nor Meta's full card of that date helps.
+  if (!listed.some(([column]) => column === category)) {
+    const has =
+      listed.length === 0 ? 'it lists no rate at all' : `only ${listed.map(([, name]) => name).join(', ')}`;
+    const columns = isCbp2022Category(category)
+      ? 'Business-Initiated and User-Initiated columns'
+      : `a ${COLUMNS.find(([column]) => column === category)?.[1] ?? category} column`;
+    const needed = `give a ${card.currency} card with ${columns} in force on ${date}`;
+    const advice = isCbp2022Category(category)
+      ? `business-initiated and user-initiated conversations are CBP-2022's, whose rates Meta's cards list only until June 2023; to price CBP-2022's rules (--as-of-rules CBP-2022) on later dates, ${needed} (--rate-cards; the card in force on a date is the latest one dated on or before it)`
+      : listed.length > 0 && listed.every(([column]) => isCbp2022Category(column))
+        ? `it is a card of CBP-2022's two categories, and these charges are rated under ${era} rules; ${needed} (--rate-cards)`
+        : `add the column, or import Meta's full ${card.currency} card in force on ${date} (--rate-cards)`;
+    const message = `no ${category} rate for market "${market}" on ${date} ${where}, nor for any other market: the card lists no ${category} rates at all (${has}): ${advice}`;
+    return { code: 'NO_RATE', message, market, category, date, rate_card: card.id, waba };
+  }
   // A card without the market's row at all most often predates the market (a card cannot list a market not
   // yet in force on its date): the advice is a newer card, not a rate added to this one.
   const message = card.rates.has(market)

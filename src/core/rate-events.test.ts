@@ -455,7 +455,7 @@ describe('one message id named by two WABAs', () => {
     }
   });
 
-  it('three WABAs naming one id: the finding names the two smallest, in every order', async () => {
+  it('three WABAs naming one id: a finding for each pair of them, the same in every order', async () => {
     const ofWaba = (waba: string) =>
       send(hours(DAY, 0), 'x', 'marketing', { waba, business: `PN_${waba}` })[0]!;
     const texts = new Set<string>();
@@ -465,9 +465,15 @@ describe('one message id named by two WABAs', () => {
       ['WB', 'WC', 'WA'],
     ]) {
       const result = await rate(order.map(ofWaba));
-      const finding = result.findings.find((f) => f.code === 'MESSAGE_OF_TWO_WABAS');
-      expect(finding).toMatchObject({ waba: 'WB', other_waba: 'WA', count: 2 });
-      texts.add(JSON.stringify(finding));
+      const findings = result.findings
+        .filter((f) => f.code === 'MESSAGE_OF_TWO_WABAS')
+        .sort((a, b) => (a.message < b.message ? -1 : 1));
+      expect(findings.map((f) => [f.other_waba, f.waba, f.message_id, f.count])).toEqual([
+        ['WA', 'WB', 'x', 1],
+        ['WA', 'WC', 'x', 1],
+        ['WB', 'WC', 'x', 1],
+      ]);
+      texts.add(JSON.stringify(findings));
     }
     expect(texts.size).toBe(1);
   });
@@ -1107,6 +1113,38 @@ describe('findings instead of silent guesses', () => {
     );
     expect(unsplit.units[0]).toMatchObject({ market: 'Rest of Asia Pacific' });
     expect(unsplit.units[0]!.amountMicros).not.toBeNull();
+  });
+
+  it("a card with no rate of the category for any market says so: another era's card, or a column n/a throughout", async () => {
+    // Under CBP-2023 rules in June 2022 the card in force is the CBP-2022 one (Business-Initiated,
+    // User-Initiated): no Marketing column, so no market's row would help.
+    const whatIf = await rate(send(at('2022-06-01T10:00:00Z'), 'm', 'marketing'), { asOfRules: 'CBP-2023' });
+    expect(whatIf.units[0]).toMatchObject({ category: 'marketing', type: 'regular', amountMicros: null });
+    expect(whatIf.findings.find((f) => f.code === 'NO_RATE')).toMatchObject({
+      message: `no marketing rate for market "India" on 2022-06-01 in rate card usd-2022-02-01-partial (USD, effective 2022-02-01), nor for any other market: the card lists no marketing rates at all (only Business-Initiated, User-Initiated): it is a card of CBP-2022's two categories, and these charges are rated under CBP-2023 rules; give a USD card with a Marketing column in force on 2022-06-01 (--rate-cards)`,
+      market: 'India',
+      category: 'marketing',
+      date: '2022-06-01',
+      rate_card: 'usd-2022-02-01-partial',
+      waba: 'W1',
+    });
+    // Authentication-international for India from July 2024, when the partial 2023 card, whose column is n/a
+    // throughout, is in force.
+    const eligible = {
+      waba: 'W1',
+      timeZone: 'UTC',
+      currency: 'USD',
+      portfolio: 'P1',
+      primaryCountry: 'US',
+      authInternational: { startMs: at('2024-07-01T00:00:00Z'), exceptionsMs: {} },
+    };
+    const auth = await rate(send(at('2024-08-05T10:00:00Z'), 'a', 'authentication'), {
+      accounts: [eligible],
+    });
+    expect(auth.units[0]).toMatchObject({ category: 'authentication_international', amountMicros: null });
+    expect(auth.findings.find((f) => f.code === 'NO_RATE')?.message).toBe(
+      `no authentication_international rate for market "India" on 2024-08-05 in rate card usd-2023-06-01-partial (USD, effective 2023-06-01), nor for any other market: the card lists no authentication_international rates at all (only Marketing, Utility, Authentication, Service): add the column, or import Meta's full USD card in force on 2024-08-05 (--rate-cards)`,
+    );
   });
 
   it('a market with no rate on the card is a NO_RATE finding naming market, category and date', async () => {

@@ -698,29 +698,38 @@ export class Rater {
     if (!claimed) {
       claimed = new MessageRecord(id, key);
       this.records.set(key, claimed);
-      const first = record.waba;
+      // Every WABA that named the id before this one: each pair of them shares one more message, whatever the
+      // order of the lines (a third WABA's events make two pairs more, never one in place of another).
       const keys = this.keysOfSharedId.get(id);
+      const before = keys
+        ? [record.waba, ...keys.map((k) => k.slice(0, k.indexOf('\u0000')))]
+        : [record.waba];
       if (keys) keys.push(key);
       else this.keysOfSharedId.set(id, [key]);
-      // The two smallest WABAs of the id so far, in byte order: once all are read, the finding names the two
-      // smallest of them all, whatever the order of the lines (the collector keeps the smallest exemplar).
-      const [smaller, larger] = [
-        first,
-        ...(keys ?? [key]).map((k) => k.slice(0, k.indexOf('\u0000'))),
-      ].sort();
-      this.findings.add(
-        `MESSAGE_OF_TWO_WABAS:${id}`,
-        () => ({
-          code: 'MESSAGE_OF_TWO_WABAS',
-          message: `message ${id} is named by events of WABA ${smaller} and of WABA ${larger}; Meta's ids are unique, so one of them is wrong: each WABA's events were rated apart`,
-          message_id: id,
-          waba: larger,
-          other_waba: smaller,
-        }),
-        `${smaller}\u0000${larger}`,
-      );
+      // (A stream that forgot a rated record of the id may meet its WABA again: never a pair with itself.)
+      for (const other of new Set(before)) if (other !== waba) this.noteMessageOfTwoWabas(id, other, waba);
     }
     return claimed;
+  }
+
+  /**
+   * One finding per pair of WABAs, counting the message ids both WABAs' events name (the collector counts
+   * each add: each WABA claims an id once), and naming the smallest of them: said as lines are read, before
+   * the messages' times are known (docs/decisions.md, "A finding's words follow no line order").
+   */
+  private noteMessageOfTwoWabas(id: string, one: string, another: string): void {
+    const [smaller, larger] = one < another ? [one, another] : [another, one];
+    this.findings.add(
+      `MESSAGE_OF_TWO_WABAS:${smaller}\u0000${larger}`,
+      () => ({
+        code: 'MESSAGE_OF_TWO_WABAS',
+        message: `WABA ${smaller} and WABA ${larger}: events of both name the same message ids (e.g. message ${id}); Meta's ids are unique, so one of them is wrong: each WABA's events were rated apart`,
+        message_id: id,
+        waba: larger,
+        other_waba: smaller,
+      }),
+      id,
+    );
   }
 
   private addOutbound(event: OutboundEvent): void {
@@ -1325,12 +1334,17 @@ export class Rater {
           });
           rated.push(record);
           if (record.failedAtMs !== Infinity) {
-            this.findings.add(`DELIVERED_AND_FAILED:${record.id}`, () => ({
-              code: 'DELIVERED_AND_FAILED',
-              message: `message ${record.id} was reported both delivered and failed: rated as delivered`,
-              message_id: record.id,
-              waba: record.waba,
-            }));
+            // One finding per WABA counting its messages, naming the first delivered (as DELIVERED_BEFORE_SENT).
+            this.findings.add(
+              `DELIVERED_AND_FAILED:${record.waba}`,
+              () => ({
+                code: 'DELIVERED_AND_FAILED',
+                message: `WABA ${record.waba ?? '?'}: messages were reported both delivered and failed (first: ${record.id}): rated as delivered`,
+                message_id: record.id,
+                waba: record.waba,
+              }),
+              exemplarAt(record.deliveredAtMs, record.id),
+            );
           }
           if (record.hasOutbound && record.deliveredAtMs < record.sentAtMs - CLOCK_SKEW_MS) {
             // Seconds of skew between the sender's clock and Meta's are normal; more is a send log written in

@@ -70,13 +70,26 @@ describe('the findings of one user’s story', () => {
     const findings = [
       finding('UNKNOWN_RECIPIENT', { tag: 'other', number: '99900000001', waba: 'W1' }),
       finding('MARKET_FROM_CALLING_CODE', { tag: 'mine', number: '919876543210', waba: 'W1' }),
-      finding('DELIVERED_AND_FAILED', { tag: 'other', message_id: 'm9', waba: 'W1' }),
-      finding('DELIVERED_AND_FAILED', { tag: 'mine', message_id: 'm1', waba: 'W1' }),
+    ];
+    const priced = unit({ amountMicros: 25_000, rateMicros: 25_000 });
+    expect(codesOf(findingsOfStory(findings, story([priced])))).toEqual(['MARKET_FROM_CALLING_CODE:mine']);
+  });
+
+  it("findings counting a WABA's messages go with its stories, whichever message they name first", () => {
+    const findings = [
+      // One per WABA, naming its first message: told to every story of the WABA, not only to that message's.
+      finding('DELIVERED_AND_FAILED', { tag: 'mine', message_id: 'm9', waba: 'W1' }),
+      finding('DELIVERED_AND_FAILED', { tag: 'other', message_id: 'm5', waba: 'W2' }),
+      // One per pair of WABAs: told to the stories of either.
+      finding('MESSAGE_OF_TWO_WABAS', { tag: 'larger', message_id: 'm8', waba: 'W1', other_waba: 'W0' }),
+      finding('MESSAGE_OF_TWO_WABAS', { tag: 'smaller', message_id: 'm8', waba: 'W3', other_waba: 'W1' }),
+      finding('MESSAGE_OF_TWO_WABAS', { tag: 'other', message_id: 'm5', waba: 'W3', other_waba: 'W2' }),
     ];
     const priced = unit({ amountMicros: 25_000, rateMicros: 25_000 });
     expect(codesOf(findingsOfStory(findings, story([priced])))).toEqual([
-      'MARKET_FROM_CALLING_CODE:mine',
       'DELIVERED_AND_FAILED:mine',
+      'MESSAGE_OF_TWO_WABAS:larger',
+      'MESSAGE_OF_TWO_WABAS:smaller',
     ]);
   });
 

@@ -16,10 +16,9 @@ export interface StoryScope {
 }
 
 /**
- * Findings of one message or one number: told when it is one of the story's. Every other finding with a
- * message id names the first of several messages of a WABA ("first: …"), and is told with the WABA.
+ * Findings of one number: told when it is the story's. A finding with a message id names the first of
+ * several messages of a WABA ("first: …", "e.g. …"), and is told with the WABA (or, of two WABAs, either).
  */
-const OF_ONE_MESSAGE: ReadonlySet<FindingCode> = new Set(['DELIVERED_AND_FAILED', 'MESSAGE_OF_TWO_WABAS']);
 const OF_ONE_NUMBER: ReadonlySet<FindingCode> = new Set([
   'UNKNOWN_RECIPIENT',
   'MARKET_FROM_CALLING_CODE',
@@ -59,7 +58,7 @@ function isOfStory(finding: Finding, story: StoryScope): boolean {
   const messageId = text('message_id');
   if (text('number') === story.user || text('user') === story.user) return true;
   if (messageId !== undefined && story.messageIds.has(messageId)) return true;
-  if (OF_ONE_MESSAGE.has(finding.code) || OF_ONE_NUMBER.has(finding.code)) return false;
+  if (OF_ONE_NUMBER.has(finding.code)) return false;
   const isUnpriced = (unit: BillableUnit) => unit.type === 'regular' && unit.amountMicros === null;
   switch (finding.code) {
     // A missing price: told with the units it left unpriced (the finding names the first WABA only).
@@ -94,6 +93,9 @@ function isOfStory(finding: Finding, story: StoryScope): boolean {
     case 'NUMBER_OF_TWO_WABAS':
     case 'WABA_UNKNOWN':
       return story.businesses.has(text('business') ?? '');
+    // Message ids that events of two WABAs name: told with the stories of either WABA.
+    case 'MESSAGE_OF_TWO_WABAS':
+      return story.wabas.has(text('waba') ?? '') || story.wabas.has(text('other_waba') ?? '');
     default: {
       // Of a whole WABA (windows missing from the input, messages without a category, copies that disagree…):
       // told with every story of that WABA, whose verdicts it may change. A finding naming no WABA, with all.
