@@ -20,8 +20,8 @@ export class DeferredStatuses {
 
   /** Keeps `event`; `sharedId` is an equal string already kept elsewhere (the record's id), to keep instead. */
   add(event: StatusEvent, sharedId: string | undefined): void {
-    const code = WORD_CODES.get(event.status);
-    if (code === undefined || !isBare(event)) {
+    const code = bareStatusCode(event);
+    if (code === undefined) {
       this.others.push(event);
       return;
     }
@@ -46,11 +46,28 @@ export class DeferredStatuses {
     this.others = [];
     this.times = new Float64Array(0);
     this.words = new Uint8Array(0);
-    for (let i = 0; i < ids.length; i++) {
-      apply({ kind: 'status', atMs: times[i]!, id: ids[i]!, status: WORDS[words[i]!]! });
-    }
+    for (let i = 0; i < ids.length; i++) apply(bareStatus(times[i]!, ids[i]!, words[i]!));
     for (const event of others) apply(event);
   }
+}
+
+/**
+ * The code of a bare status's word (nothing but the kind, the instant, the id and the word), to be kept as a
+ * number and made again by `bareStatus`; undefined for any other status.
+ */
+export function bareStatusCode(event: StatusEvent): number | undefined {
+  const code = WORD_CODES.get(event.status);
+  return code === undefined || !isBare(event) ? undefined : code;
+}
+
+/** One slot a word code (`bareStatusCode`), each holding no instant yet (Infinity). */
+export function bareStatusSlots(): number[] {
+  return WORDS.map(() => Infinity);
+}
+
+/** The bare status that `bareStatusCode` gave `code` for. */
+export function bareStatus(atMs: number, id: string, code: number): StatusEvent {
+  return { kind: 'status', atMs, id, status: WORDS[code]! };
 }
 
 /** Nothing but the kind, the instant, the id and the word (and no WABA). */

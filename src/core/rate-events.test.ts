@@ -478,6 +478,43 @@ describe('one message id named by two WABAs', () => {
     expect(texts.size).toBe(1);
   });
 
+  it("a status naming no WABA delivers every WABA's message of the id, in a stream as in a batch, whatever came first", async () => {
+    // Two WABAs' send logs name one id (one of them wrong); the send log's status names no WABA: it joins both
+    // (docs/decisions.md). A stream used to give it only to the WABAs it had met when the status came, and left
+    // the later WABA's message pending, its charge missing without a word.
+    const [first] = send(hours(DAY, 0), 'm1', 'utility', { waba: 'W1', business: 'PN1' }, 'pending');
+    const [second] = send(
+      hours(DAY, 0) - 60_000,
+      'm1',
+      'marketing',
+      { waba: 'W2', business: 'PN2' },
+      'pending',
+    );
+    const bare: CoreEvent = { kind: 'status', atMs: hours(DAY, 0) + 5000, id: 'm1', status: 'delivered' };
+    // A status naming its user (kept whole by a stream, not as a bare word and instant) joins both too.
+    const named: CoreEvent = { ...bare, user: INDIA };
+    const orders = [bare, named].flatMap((delivered) => [
+      [first!, delivered, second!],
+      [delivered, first!, second!],
+      [delivered, second!, first!],
+      [first!, second!, delivered],
+    ]);
+    for (const events of orders) {
+      for (const options of [
+        {},
+        { maxLatenessMs: 36 * 3_600_000 },
+        { maxLatenessMs: 36 * 3_600_000, flushEveryEvents: 1 },
+      ]) {
+        const result = await rate(events, options);
+        expect(result.units.map((u) => [u.waba, u.category, u.amountMicros]).sort()).toEqual([
+          ['W1', 'utility', 4200],
+          ['W2', 'marketing', 9900],
+        ]);
+        expect(result.pending).toEqual([]);
+      }
+    }
+  });
+
   it('statuses naming no user: one STATUS_WITHOUT_USER per WABA and per kind (delivered, or statuses alone)', async () => {
     const orphan = (id: string, status: 'delivered' | 'sent', waba?: string): CoreEvent => ({
       kind: 'status',

@@ -29,7 +29,7 @@ import {
 import { exemplarAt, FindingCollector, TierStatements, UnitPricer } from './price-unit.js';
 import { RecentIds } from './recent-ids.js';
 import { canonicalUser } from './phone.js';
-import { DeferredStatuses } from './deferred-statuses.js';
+import { bareStatus, bareStatusCode, bareStatusSlots, DeferredStatuses } from './deferred-statuses.js';
 import type { MarketResolver, RateBook } from './pricing-context.js';
 import type {
   BillableUnit,
@@ -164,6 +164,16 @@ class MessageRecord {
    * shows that this is the message's own send, not a late read of one rated and forgotten (a stream).
    */
   hasSendReport = false;
+  /**
+   * A stream's statuses that named no WABA, kept on the id's first record while it is kept: a record of the
+   * id that a second WABA's events make later gets them too (Rater.replayStatusesWithoutWaba), as a batch
+   * gives them to every WABA's message of the id once all is read. Before, a stream gave them only to the
+   * WABAs met by then, and left the other WABA's delivered message pending: its charge silently missing.
+   * Bare ones (a send log's: an id, a word, an instant) as the earliest instant of each word, by the word's
+   * code (a status's effect on a record is the earliest of its word's: delivery, failure, send), so that a
+   * stream keeps no event object for them (`Rater.otherStatusesWithoutWaba` keeps the others).
+   */
+  bareStatusesWithoutWaba: number[] | undefined = undefined;
 
   /**
    * `key`: its key in `Rater.records` — the id, or, when events of a second WABA name the same id, that
@@ -282,6 +292,10 @@ export class Rater {
   private readonly statusesWithoutWaba = new DeferredStatuses();
   /** Message id → the keys of its records for WABAs other than the first (recordFor), for shared ids only. */
   private readonly keysOfSharedId = new Map<string, string[]>();
+  /** Records of a second WABA made by the event being added, to be given the first's statuses after it. */
+  private readonly claimedToReplay: MessageRecord[] = [];
+  /** A stream's statuses that named no WABA and hold more than a bare one, by the id's first record. */
+  private readonly otherStatusesWithoutWaba = new Map<MessageRecord, StatusEvent[]>();
   private readonly pricer: UnitPricer;
   private readonly emitQueue: UnitDraft[] = [];
   private emitHead = 0;
@@ -375,6 +389,7 @@ export class Rater {
         this.addCategoryUpdate(event);
         break;
     }
+    if (this.claimedToReplay.length > 0) this.replayStatusesWithoutWaba();
     if (
       this.isStreaming &&
       ++this.eventsSinceFlush >= (this.options.flushEveryEvents ?? FLUSH_EVERY_EVENTS)
@@ -698,6 +713,9 @@ export class Rater {
     if (!claimed) {
       claimed = new MessageRecord(id, key);
       this.records.set(key, claimed);
+      if (record.bareStatusesWithoutWaba || this.otherStatusesWithoutWaba.has(record)) {
+        this.claimedToReplay.push(claimed);
+      }
       // Every WABA that named the id before this one: each pair of them shares one more message, whatever the
       // order of the lines (a third WABA's events make two pairs more, never one in place of another).
       const keys = this.keysOfSharedId.get(id);
@@ -766,12 +784,46 @@ export class Rater {
     if (!record) return;
     this.applyStatus(record, event);
     this.notePairOfStatus(record, event);
+    if (event.waba === undefined && this.isStreaming && this.records.get(event.id) === record) {
+      this.keepStatusWithoutWaba(record, event);
+    }
     const keys = event.waba === undefined ? this.keysOfSharedId.get(event.id) : undefined;
     if (!keys) return;
     for (const key of keys) {
       const other = this.records.get(key);
       if (other) this.applyStatus(other, event);
     }
+  }
+
+  /**
+   * A stream's record of a second WABA's message, made by the event just added (its outbound line, say, now
+   * in the record), gets the statuses that named no WABA which the id's first record got before it existed.
+   */
+  private replayStatusesWithoutWaba(): void {
+    for (const claimed of this.claimedToReplay) {
+      const first = this.records.get(claimed.id);
+      if (!first || this.records.get(claimed.key) !== claimed) continue;
+      const earliest = first.bareStatusesWithoutWaba ?? [];
+      for (let code = 0; code < earliest.length; code++) {
+        if (earliest[code] !== Infinity)
+          this.applyStatus(claimed, bareStatus(earliest[code]!, first.id, code));
+      }
+      for (const status of this.otherStatusesWithoutWaba.get(first) ?? []) this.applyStatus(claimed, status);
+    }
+    this.claimedToReplay.length = 0;
+  }
+
+  /** Keeps a stream's status that named no WABA with the id's first record (replayStatusesWithoutWaba). */
+  private keepStatusWithoutWaba(record: MessageRecord, event: StatusEvent): void {
+    const code = bareStatusCode(event);
+    if (code !== undefined) {
+      const earliest = (record.bareStatusesWithoutWaba ??= bareStatusSlots());
+      if (event.atMs < earliest[code]!) earliest[code] = event.atMs;
+      return;
+    }
+    const others = this.otherStatusesWithoutWaba.get(record);
+    if (others) others.push(event);
+    else this.otherStatusesWithoutWaba.set(record, [event]);
   }
 
   /**
@@ -955,6 +1007,14 @@ export class Rater {
   }
 
   /** A record forgotten: the numbers its events gave (disagreeingNumbers) go too; a finding keeps its own. */
+  /** Forgets a record rated, retired or dropped, with what was kept of it alone. */
+  private forgetRecord(record: MessageRecord): void {
+    this.records.delete(record.key);
+    this.forgetDisagreement(record);
+    setWaiting(record, false);
+    if (this.otherStatusesWithoutWaba.size > 0) this.otherStatusesWithoutWaba.delete(record);
+  }
+
   private forgetDisagreement(record: MessageRecord): void {
     if (this.disagreeingNumbers.size === 0) return;
     const waba = record.waba ?? '';
@@ -1461,9 +1521,7 @@ export class Rater {
       record.isRated = true; // a batch forgets nothing before the end: one flag is cheaper than a delete
       return;
     }
-    this.records.delete(record.key);
-    this.forgetDisagreement(record);
-    setWaiting(record, false);
+    this.forgetRecord(record);
     if (horizonMs !== Infinity) this.tombstones.add(record.key, record.deliveredAtMs);
   }
 
@@ -1524,9 +1582,7 @@ export class Rater {
    * counted in a finding per WABA; a batch, which sees the whole input, charges it at its read (§1).
    */
   private forgetReadOnly(record: MessageRecord, horizonMs: number): void {
-    this.records.delete(record.key);
-    this.forgetDisagreement(record);
-    setWaiting(record, false);
+    this.forgetRecord(record);
     if (horizonMs !== Infinity) this.tombstones.add(record.key, horizonMs);
     const waba = record.waba;
     this.findings.add(
@@ -1543,9 +1599,7 @@ export class Rater {
 
   /** A message that will never be rated: failed, still pending, or impossible to place. */
   private retire(record: MessageRecord, horizonMs: number): void {
-    this.records.delete(record.key);
-    this.forgetDisagreement(record);
-    setWaiting(record, false);
+    this.forgetRecord(record);
     if (this.isStreaming && horizonMs !== Infinity) this.tombstones.add(record.key, horizonMs);
     // One finding per WABA (when the statuses name it: that client's to see) and per kind: a delivered message
     // left unrated, or one with statuses alone (neither charged nor pending).
