@@ -81,6 +81,7 @@ import {
   statusPlacementSql,
   canonicalUserSql,
 } from '../store.js';
+import { WalCheckpointer, walCheckpointWorkerScript } from './wal-checkpointer.js';
 
 type Db = Database.Database;
 type Row = Record<string, unknown>;
@@ -390,11 +391,22 @@ export interface SqliteStoreOptions extends Database.Options {
    * migrated or written (the connection is query_only). Refused with a `ReadOnlyOpenError` otherwise.
    */
   isReadOnly?: boolean;
+  /**
+   * The WAL checkpointer of a file opened for writing (wal-checkpointer.ts): `script` is its compiled worker
+   * (default: the one next to this module when running compiled; none from TypeScript sources, where tests
+   * pass one), `null` for none (the writer checkpoints itself, SQLite's default); `intervalMs` and
+   * `onFailure` as in `WalCheckpointerOptions`.
+   */
+  walCheckpointer?: {
+    script?: string | null;
+    intervalMs?: number;
+    onFailure?: (error: Error) => void;
+  };
 }
 
 /** Driver `options` go to better-sqlite3 (tests pass `verbose` to see the statements run). */
 export async function openSqliteStore(path: string, options: SqliteStoreOptions = {}): Promise<Store> {
-  const { isReadOnly = false, ...driverOptions } = options;
+  const { isReadOnly = false, walCheckpointer = {}, ...driverOptions } = options;
   if (isReadOnly) return openReadOnly(path, driverOptions);
   const db = new Database(path, driverOptions);
   try {
@@ -406,11 +418,25 @@ export async function openSqliteStore(path: string, options: SqliteStoreOptions 
     db.pragma('busy_timeout = 5000');
     const store = new SqliteStore(db, false);
     await store.migrate();
+    // Only once migrated: the worker opens the file as it is, and a failed open leaves no thread behind.
+    const { script = walCheckpointWorkerScript(), ...checkpointerOptions } = walCheckpointer;
+    if (isFileBacked(db) && script !== null)
+      store.checkpointer = new WalCheckpointer(db, { script, ...checkpointerOptions });
     return store;
   } catch (error) {
     db.close();
     throw error;
   }
+}
+
+/** A database with a file of its own (not `:memory:`, not an empty name's temporary database). */
+function isFileBacked(db: Db): boolean {
+  return !db.memory && db.name !== '';
+}
+
+/** For tests: the WAL checkpointer of a SQLite store, or undefined when it has none. */
+export function walCheckpointerOf(store: Store): WalCheckpointer | undefined {
+  return store instanceof SqliteStore ? store.checkpointer : undefined;
 }
 
 /**
@@ -469,6 +495,9 @@ function refuseForeignFile(db: Database.Database): void {
   }
 }
 
+/** How long close's last checkpoint waits for readers of an older snapshot before leaving the WAL as is. */
+const CLOSE_CHECKPOINT_WAIT_MS = 1_000;
+
 type Durability = 'synced' | 'derived';
 
 /** Live ratings are derived data (rateAll recomputes them at start); everything else is synced. */
@@ -486,6 +515,10 @@ class SqliteStore implements Store {
   private readonly writes = new WriteLock();
   /** Concurrent ingests share one transaction, so one fsync (group commit). */
   private readonly ingests = new GroupCommitQueue((items) => this.writes.run(() => this.ingestGroup(items)));
+  /** The worker thread that checkpoints the WAL (a file opened for writing, when its script is found). */
+  checkpointer: WalCheckpointer | undefined;
+  /** close()'s one run: a second call waits for the first. */
+  private closing: Promise<void> | undefined;
 
   constructor(
     private readonly db: Db,
@@ -560,10 +593,38 @@ class SqliteStore implements Store {
     this.statement('SELECT 1').get();
   }
 
-  async close(): Promise<void> {
+  close(): Promise<void> {
+    this.closing ??= this.closeOnce();
+    return this.closing;
+  }
+
+  private async closeOnce(): Promise<void> {
     await this.ingests.idle();
     await this.writes.run(() => undefined);
-    if (this.db.open) this.db.close();
+    // The worker first (it finishes a checkpoint in progress), then one last checkpoint that copies the
+    // whole WAL and truncates it to 0 bytes, even when another connection (a reader, another process) keeps
+    // the file open: SQLite's own checkpoint at close runs only in the file's last connection.
+    await this.checkpointer?.stop();
+    if (!this.db.open) return;
+    try {
+      if (!this.isReadOnly && isFileBacked(this.db)) this.truncateWal();
+    } finally {
+      this.db.close();
+    }
+  }
+
+  /**
+   * `wal_checkpoint(TRUNCATE)` waits for readers still on an older snapshot: at most CLOSE_CHECKPOINT_WAIT_MS,
+   * so close ends promptly. A checkpoint they keep from completing leaves the WAL as it is (every frame in
+   * it stays valid: the next open or checkpoint copies them).
+   */
+  private truncateWal(): void {
+    try {
+      this.db.pragma(`busy_timeout = ${CLOSE_CHECKPOINT_WAIT_MS}`);
+      this.db.pragma('wal_checkpoint(TRUNCATE)');
+    } catch {
+      // Closing anyway: the WAL still holds every committed frame.
+    }
   }
 
   async ingestWebhook(
