@@ -59,6 +59,50 @@ describe('wameter reconcile', () => {
     expect(table.out).toContain('TEMPLATE_RECATEGORISED  message m1');
   });
 
+  it("two WABAs' messages of one id are each compared with their own WABA's verdict", async () => {
+    // Two clients' send logs name one id (MESSAGE_OF_TWO_WABAS): W1's utility message, priced utility by
+    // Meta's webhook of W1, and W2's marketing message. Each decision was W1's record's, so W2's message was
+    // compared as W1's with W1's verdict: a false TEMPLATE_RECATEGORISED, and W2's message counted for W1.
+    const line = (fields: Record<string, unknown>) =>
+      JSON.stringify({ at: '2025-10-09T12:00:00Z', ...fields });
+    const shared = join(dir, 'shared-id.ndjson');
+    writeFileSync(
+      shared,
+      [
+        line({
+          kind: 'outbound',
+          waba: 'W1',
+          business: 'PN1',
+          user: '919800000502',
+          id: 'wamid.X',
+          template: 'utility',
+        }),
+        line({
+          kind: 'status',
+          at: '2025-10-09T12:00:05Z',
+          waba: 'W1',
+          id: 'wamid.X',
+          status: 'delivered',
+          pricing: { pricing_model: 'PMP', category: 'utility', type: 'regular' },
+        }),
+        line({
+          kind: 'outbound',
+          at: '2025-10-09T13:00:00Z',
+          waba: 'W2',
+          business: 'PN2',
+          user: '919800000503',
+          id: 'wamid.X',
+          template: 'marketing',
+        }),
+        line({ kind: 'status', at: '2025-10-09T13:00:05Z', waba: 'W2', id: 'wamid.X', status: 'delivered' }),
+      ].join('\n') + '\n',
+    );
+    const result = await cli([shared, '--format', 'json']);
+    const json = JSON.parse(result.out);
+    expect(json.differences).toEqual([]);
+    expect(result.code).toBe(EXIT.OK);
+  });
+
   it('a category word that names a property of every JavaScript object is no template family', async () => {
     const odd = join(dir, 'odd-category.ndjson');
     writeFileSync(odd, `${UTILITY_SENT}\n${PRICED_AS_MARKETING.replace('"marketing"', '"constructor"')}\n`);

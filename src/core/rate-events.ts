@@ -646,7 +646,7 @@ export class Rater {
         this.timeline.push(line);
       }
       if (this.options.withDecisions && entry.kind === 'message') {
-        const record = this.records.get(entry.messageId);
+        const record = this.recordOfPair(entry.messageId, waba);
         const decision: MessageDecision = {
           messageId: entry.messageId,
           waba: record?.waba ?? '',
@@ -667,6 +667,17 @@ export class Rater {
         this.decisions.push(decision);
       }
     };
+  }
+
+  /**
+   * The record of message `id` that a pair of WABA `waba` rated: of an id that two WABAs' events name, that
+   * WABA's own (recordFor), never the first WABA's — whose WABA, recipient and Meta's pricing a decision
+   * would otherwise carry to another client's explanation and reconciliation.
+   */
+  private recordOfPair(id: string, waba: string): MessageRecord | undefined {
+    const first = this.records.get(id);
+    if (first === undefined || first.waba === waba) return first;
+    return this.records.get(`${waba}\u0000${id}`) ?? first;
   }
 
   private addInbound(

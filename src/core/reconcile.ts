@@ -666,7 +666,18 @@ const ERA_BOUNDARY_MS = 31 * DAY_MS;
 const TIME_ZONE_SPREAD_MS = 14 * HOUR_MS;
 
 export function reconcile(input: ReconcileInput): ReconciliationJson {
-  const unitsById = new Map(input.units.map((u) => [u.id, u]));
+  // Unit ids are per WABA: two WABAs' messages of one id (MESSAGE_OF_TWO_WABAS) open two units `u_<id>`, and
+  // each decision is of its own WABA's.
+  const unitsById = new Map<string, BillableUnit[]>();
+  for (const unit of input.units) {
+    const same = unitsById.get(unit.id);
+    if (same) same.push(unit);
+    else unitsById.set(unit.id, [unit]);
+  }
+  const unitOf = (decision: MessageDecision) => {
+    const same = unitsById.get(decision.unitId);
+    return same?.find((unit) => unit.waba === decision.waba) ?? same?.[0];
+  };
   const recategorised = new Set(
     (input.findings ?? []).filter((f) => f.code === 'TEMPLATE_RECATEGORISED').map((f) => String(f.waba)),
   );
@@ -686,7 +697,7 @@ export function reconcile(input: ReconcileInput): ReconciliationJson {
   for (const decision of decisions) {
     const isCountedHere = isCounted(decision.waba);
     if (isCountedHere) counted += 1;
-    const unit = unitsById.get(decision.unitId);
+    const unit = unitOf(decision);
     const isOurOpening = unit !== undefined && unit.messages[0] === decision.messageId;
     const ours: VerdictJson = {
       pricing_model: unit?.pricingModel ?? pricingModelOf(decision.era),
@@ -769,13 +780,15 @@ export function reconcile(input: ReconcileInput): ReconciliationJson {
     }
 
     if (!isMetaPmp && ours.pricing_model === 'CBP' && conversationId) {
+      // A unit is known by its WABA and id (two WABAs' units of one message id share the id).
+      const ourUnit = `${decision.waba}\u0000${decision.unitId}`;
       const knownUnit = unitOfMetaConversation.get(conversationId);
       isMetaOpening = knownUnit === undefined;
-      const ourMetaId = metaConversationOfUnit.get(decision.unitId);
-      if (knownUnit === undefined) unitOfMetaConversation.set(conversationId, decision.unitId);
-      if (ourMetaId === undefined) metaConversationOfUnit.set(decision.unitId, conversationId);
+      const ourMetaId = metaConversationOfUnit.get(ourUnit);
+      if (knownUnit === undefined) unitOfMetaConversation.set(conversationId, ourUnit);
+      if (ourMetaId === undefined) metaConversationOfUnit.set(ourUnit, conversationId);
       const isSame =
-        (knownUnit === undefined || knownUnit === decision.unitId) &&
+        (knownUnit === undefined || knownUnit === ourUnit) &&
         (ourMetaId === undefined || ourMetaId === conversationId) &&
         isMetaOpening === isOurOpening;
       if (!isSame) differs.push('conversation');

@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { createTestService, KEY_ALL, rateLinesAsBatch } from '../../test/server-kit.js';
+import { createTestService, KEY_ALL, KEY_W1, KEY_W2, rateLinesAsBatch } from '../../test/server-kit.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'wameter-shared-id-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -64,6 +64,29 @@ describe('live rating of an id two WABAs name', () => {
         totals: Record<string, { amount: string; units: number }>;
       };
       expect(totals.USD).toMatchObject({ amount: '0.0198', units: 2 });
+    } finally {
+      await service.close();
+    }
+  });
+
+  it("explains each WABA's message of the id to its own client only, with its own WABA", async () => {
+    // Each decision carried the record of the id read first (W1's): W1's client, explaining W2's user, saw
+    // W2's message (its number, category and delivery) labelled W1's, and W2's client saw no decision at all.
+    const service = await createTestService({ accountsPath });
+    try {
+      expect((await service.postEvents(FIRST)).status).toBe(200);
+      const decisionsOf = async (user: string, key: string) => {
+        const answer = await service.get(`/v1/explain?user=${user}`, key);
+        expect(answer.status).toBe(200);
+        const { decisions } = (await answer.json()) as {
+          decisions: { message_id: string; waba: string; business: string; user: string }[];
+        };
+        return decisions.map((d) => [d.message_id, d.waba, d.business, d.user]);
+      };
+      expect(await decisionsOf('919876543211', KEY_W1)).toEqual([]);
+      expect(await decisionsOf('919876543211', KEY_W2)).toEqual([['X', 'W2', 'PN2', '919876543211']]);
+      expect(await decisionsOf('919876543210', KEY_W1)).toEqual([['X', 'W1', 'PN1', '919876543210']]);
+      expect(await decisionsOf('919876543210', KEY_W2)).toEqual([]);
     } finally {
       await service.close();
     }
