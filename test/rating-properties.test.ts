@@ -9,7 +9,7 @@ import { formatMicros } from '../src/core/money.js';
 import { defaultAccount, type Account, type CoreEvent, type TemplateCategory } from '../src/core/events.js';
 import type { RateBook, RateCard } from '../src/core/pricing-context.js';
 import { attachVolumeTiers, createRateBook, parseVolumeTierCsv } from '../src/core/rate-card.js';
-import { Rater, rateEvents, type RatingOutput } from '../src/core/rate-events.js';
+import { Rater, rateEvents, type RatingOutput, type RatingSink } from '../src/core/rate-events.js';
 import { totalsOf } from '../src/core/report.js';
 import type { BillableUnit } from '../src/core/units.js';
 import { rateByReference, type ReferenceUnit } from './reference-rater.js';
@@ -413,6 +413,36 @@ function rateWithEngine(
   });
 }
 
+/**
+ * Rates `events` as a stream, in time order with a jitter below half the lateness (so no event arrives later
+ * than allowed), the units and pending messages told to `sink`; `flushEveryEvents` as the rater takes it.
+ */
+function rateAsStream(
+  events: readonly CoreEvent[],
+  scenario: Scenario,
+  seed: number,
+  latenessMs: number,
+  sink: RatingSink,
+  flushEveryEvents?: number,
+) {
+  const random = mulberry32(seed);
+  const keyed = events.map((event) => ({ event, key: event.atMs + random() * (latenessMs / 2) }));
+  keyed.sort((a, b) => a.key - b.key);
+  const rater = new Rater(
+    {
+      accountFor,
+      rateBook: book,
+      markets: scenario.isReportedRulesEnabled ? pricing.markets : pricing.marketsWithoutReported,
+      isReportedRulesEnabled: scenario.isReportedRulesEnabled,
+      maxLatenessMs: latenessMs,
+      ...(flushEveryEvents === undefined ? {} : { flushEveryEvents }),
+    },
+    sink,
+  );
+  for (const { event } of keyed) rater.add(event);
+  return rater.finish();
+}
+
 if (process.env.WAMETER_PROPERTY_COVERAGE) {
   it('coverage probe', () => {
     const counts = new Map<string, number>();
@@ -527,24 +557,13 @@ describe('properties of rating (fast-check, fixed seed)', () => {
             }
           }
           const batch = rateWithEngine(events, scenario);
-          // Time order with jitter below half the lateness: no event arrives later than allowed.
-          const random = mulberry32(seed);
-          const keyed = events.map((event) => ({ event, key: event.atMs + random() * (latenessMs / 2) }));
-          keyed.sort((a, b) => a.key - b.key);
           const streamedUnits: BillableUnit[] = [];
           const streamedPending: string[] = [];
-          const rater = new Rater(
-            {
-              accountFor,
-              rateBook: book,
-              markets: scenario.isReportedRulesEnabled ? pricing.markets : pricing.marketsWithoutReported,
-              isReportedRulesEnabled: scenario.isReportedRulesEnabled,
-              maxLatenessMs: latenessMs,
-            },
-            { unit: (u) => streamedUnits.push(u), pending: (p) => streamedPending.push(p.id) },
-          );
-          for (const { event } of keyed) rater.add(event);
-          const streamed = { ...rater.finish(), units: streamedUnits, pending: streamedPending };
+          const summary = rateAsStream(events, scenario, seed, latenessMs, {
+            unit: (u) => streamedUnits.push(u),
+            pending: (p) => streamedPending.push(p.id),
+          });
+          const streamed = { ...summary, units: streamedUnits, pending: streamedPending };
           expect(streamed.stats.late).toBe(0);
           const byId = (a: BillableUnit, b: BillableUnit) => (a.id < b.id ? -1 : 1);
           streamedUnits.sort(byId);
@@ -755,22 +774,14 @@ describe('findings of many messages (fast-check, fixed seed)', () => {
         });
         expect(new Set(groups).size).toBe(batch.length);
         expect(counted(rateWithEngine(shuffled(events, seed), scenario))).toEqual(batch);
-        const random = mulberry32(seed);
-        const keyed = events.map((event) => ({ event, key: event.atMs + random() * (latenessMs / 2) }));
-        keyed.sort((a, b) => a.key - b.key);
-        const rater = new Rater(
-          {
-            accountFor,
-            rateBook: book,
-            markets: scenario.isReportedRulesEnabled ? pricing.markets : pricing.marketsWithoutReported,
-            isReportedRulesEnabled: scenario.isReportedRulesEnabled,
-            maxLatenessMs: latenessMs,
-            flushEveryEvents: 1,
-          },
+        const streamed = rateAsStream(
+          events,
+          scenario,
+          seed,
+          latenessMs,
           { unit: () => {}, pending: () => {} },
+          1,
         );
-        for (const { event } of keyed) rater.add(event);
-        const streamed = rater.finish();
         expect(streamed.stats.late).toBe(0);
         expect(counted(streamed)).toEqual(batch);
       }),
