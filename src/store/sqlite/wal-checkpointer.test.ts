@@ -7,15 +7,23 @@ import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import { createRequire } from 'node:module';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { eventKey, type CoreEvent } from '../../core/events.js';
 import type { IngestItem, Store } from '../store.js';
 import { compileSources } from '../../../test/support/build-server.js';
 import { openSqliteStore, walCheckpointerOf } from './sqlite-store.js';
-import { WAL_BOUND_PAGES, WRITER_CHECKPOINT_PAGES, type WalCheckpointer } from './wal-checkpointer.js';
+import {
+  WAL_BOUND_PAGES,
+  WRITER_CHECKPOINT_PAGES,
+  workerErrorOf,
+  type WalCheckpointer,
+} from './wal-checkpointer.js';
 
 const ROOT = join(import.meta.dirname, '..', '..', '..');
+const require = createRequire(import.meta.url);
 const dir = mkdtempSync(join(tmpdir(), 'wameter-wal-checkpointer-'));
 /** An interval no test lasts: the worker runs but never checkpoints, so what the WAL does is the writer's. */
 const NEVER_MS = 3_600_000;
@@ -255,5 +263,17 @@ describe('the WAL checkpointer of a SQLite file opened for writing', () => {
       await readOnly.close();
       await memory.close();
     }
+  });
+
+  it("names a worker's SQLite error by its code (a full disk), which reaches the store's thread without its message", async () => {
+    // better-sqlite3's SqliteError crosses the thread boundary as `{code}` alone: the warning said "(undefined)".
+    const worker = new Worker(
+      `const Database = require(${JSON.stringify(require.resolve('better-sqlite3'))});
+       new Database(':memory:').prepare('SELECT * FROM no_such_table').get();`,
+      { eval: true },
+    );
+    const error = await new Promise<unknown>((resolve) => worker.once('error', resolve));
+    expect(workerErrorOf(error).message).toBe('SQLITE_ERROR');
+    expect(workerErrorOf(new Error('disk I/O error')).message).toBe('disk I/O error');
   });
 });

@@ -95,6 +95,21 @@ function warn(error: Error): void {
   );
 }
 
+/**
+ * A worker's error as the store's thread receives it: an `Error` keeps its message, but one of a class the
+ * structured clone does not know (better-sqlite3's `SqliteError`, thrown by a full disk) arrives as a plain
+ * object of its own fields, `code` among them (`SQLITE_FULL`): said by that, never as "undefined".
+ */
+export function workerErrorOf(error: unknown): Error {
+  if (error instanceof Error && error.message !== '') return error;
+  if (typeof error === 'object' && error !== null) {
+    const { message, code } = error as { message?: unknown; code?: unknown };
+    const words = [code, message].filter((part) => typeof part === 'string' && part !== '').join(': ');
+    if (words !== '') return new Error(words);
+  }
+  return new Error(`the checkpoint worker failed (${String(error)})`);
+}
+
 export class WalCheckpointer {
   /** Undefined when the thread could not even be created. */
   private readonly worker: Worker | undefined;
@@ -137,8 +152,8 @@ export class WalCheckpointer {
     worker.on('message', (reply: CheckpointWorkerReply) => {
       if (reply.type === 'ready' && this.currentState === 'starting') this.currentState = 'running';
     });
-    worker.on('error', (error) => {
-      this.error ??= error;
+    worker.on('error', (error: unknown) => {
+      this.error ??= workerErrorOf(error);
     });
     this.exited = new Promise<void>((resolveExit) => {
       worker.once('exit', (code) => {
