@@ -97,6 +97,9 @@ stops the log, not the service: said once on stderr.`,
           io.writeError(`wameter serve: stopped: ${stop.message}\n`);
           io.exitCode = stop.exitCode;
         }
+        // The store's connections are still open, waiting on a database that does not answer: they would
+        // keep the process alive until it does.
+        if (stop.code === 'STORE_NOT_CLOSED') process.exit(stop.exitCode);
       } catch (error) {
         const reason = (error as Error).message;
         io.writeError(`wameter serve: ${error instanceof CliError ? reason : `cannot start: ${reason}`}\n`);

@@ -420,6 +420,45 @@ describe('a serve that lost its single-writer lock', () => {
   });
 });
 
+describe('a shutdown while the database does not answer', () => {
+  it('stops waiting for the store after storeCloseMs and says so, the stuck write never answered 200 (PostgreSQL)', async () => {
+    await inOwnSchema('wameter_stuck_close', async (url, schema, admin) => {
+      const logger = createMemoryLogger();
+      const server = await startServer(testConfig({ db: url.toString(), port: 0, host: '127.0.0.1' }), {
+        logger,
+        ratingWorkerScript: null,
+        shutdownGraceMs: 200,
+        storeCloseMs: 500,
+      });
+      // A database that takes the write and never answers (a partition looks so from here): another session
+      // holds the tables a webhook is written to, so its transaction waits on them.
+      const blocker = new pg.Client({ connectionString: url.toString() });
+      await blocker.connect();
+      try {
+        await blocker.query('BEGIN');
+        await blocker.query(`LOCK TABLE ${schema}.raw_webhooks, ${schema}.events IN ACCESS EXCLUSIVE MODE`);
+        const answered = postWebhook(server).then(
+          (response) => response.status,
+          () => 'cut',
+        );
+        await new Promise((resolve) => setTimeout(resolve, 300));
+        // Before, close() waited for the stuck write for as long as the database kept it (here: forever).
+        expect(await server.shutDown()).toBe(false);
+        expect(await answered).toBe('cut');
+        const messages = logger.lines.map((line) => JSON.parse(line) as { msg: string; errorCode?: string });
+        expect(messages.find((line) => line.errorCode === 'STORE_NOT_CLOSED')?.msg).toMatch(
+          /the store did not close within 0\.5 s .*every request answered 200 is stored/,
+        );
+      } finally {
+        await blocker.query('ROLLBACK');
+        await blocker.end();
+        await server.close();
+      }
+      void admin;
+    });
+  });
+});
+
 describe('start-up log', () => {
   it('says it checks (and migrates) the store schema before doing so, and how long it took', async () => {
     const logger = createMemoryLogger();

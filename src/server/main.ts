@@ -38,6 +38,12 @@ export interface RunningServer {
   /** Stops accepting, finishes in-flight requests and pending ratings, closes the store. */
   close(): Promise<void>;
   /**
+   * close(), resolving `false` when the ratings and the store did not close within `storeCloseMs` (a write
+   * stuck on a database that does not answer): the process should then exit without them
+   * (runUntilSignalled: `STORE_NOT_CLOSED`).
+   */
+  shutDown(): Promise<boolean>;
+  /**
    * Resolves (never rejects) once the service has stopped itself because it cannot go on — it lost the
    * single-writer lock — after the same drain as `close()`; stays pending otherwise.
    */
@@ -60,14 +66,31 @@ export interface ServiceFailure {
   exitCode: number;
 }
 
-/** How `runUntilSignalled` ended: stopped by SIGTERM or SIGINT (exit 0), or by a failure (its exit code). */
-export type ServiceStop = { code: 'SIGNALLED'; exitCode: 0 } | ServiceFailure;
+/**
+ * The exit code of a service whose store would not close after a signal (a write stuck on a database
+ * that stopped answering): its caller exits at once (`process.exit`), the store's sockets still open.
+ */
+export const EXIT_STORE_NOT_CLOSED = 1;
+
+/**
+ * How `runUntilSignalled` ended: stopped by SIGTERM or SIGINT (exit 0), by a failure (its exit code), or
+ * signalled but left with a store that would not close (`STORE_NOT_CLOSED`: exit at once).
+ */
+export type ServiceStop =
+  | { code: 'SIGNALLED'; exitCode: 0 }
+  | ServiceFailure
+  | { code: 'STORE_NOT_CLOSED'; message: string; exitCode: number };
+
+/** How long close() waits for the ratings and the store to close after the requests' grace. */
+const STORE_CLOSE_MS = 10_000;
 
 export interface StartOptions {
   logger?: Logger;
   clock?: () => number;
   /** How long close() lets in-flight requests finish before cutting connections. */
   shutdownGraceMs?: number;
+  /** How long close() then waits for the ratings and the store to close (STORE_CLOSE_MS). */
+  storeCloseMs?: number;
   /**
    * The compiled rating-worker.js that runs live ratings (default: the one next to this module, when it is
    * compiled JavaScript); `null` rates in the server's thread.
@@ -323,18 +346,40 @@ async function startService(config: ServiceConfig, options: StartOptions): Promi
   // A crash may have stored arrivals without rating them: bring the whole bill up to date (reads wait).
   void rating.rateAll().catch((error: unknown) => logger.error('initial rating failed', errorFields(error)));
 
-  let closing: Promise<void> | undefined;
-  const close = () => {
+  let closing: Promise<boolean> | undefined;
+  const shutDown = () => {
     closing ??= (async () => {
       logger.info('shutting down');
       // Every response from now on says Connection: close; idle keep-alive sockets end now, busy ones once
       // their response is sent; whatever is still open after the grace is cut.
       await connections.drain(options.shutdownGraceMs ?? 10_000);
-      await rating.close();
-      await store.close();
-      logger.info('stopped');
+      // A write stuck on a database that stopped answering (a network partition: no error, no answer) would
+      // hold the close, and the process, until the database came back. Every request answered 200 is stored
+      // by then, and the cut ones were answered nothing (Meta retries them): past the bound, stop waiting.
+      const storeCloseMs = options.storeCloseMs ?? STORE_CLOSE_MS;
+      let bound: ReturnType<typeof setTimeout> | undefined;
+      const isClosed = await Promise.race([
+        (async () => {
+          await rating.close();
+          await store.close();
+          return true;
+        })(),
+        new Promise<false>((resolve) => (bound = setTimeout(() => resolve(false), storeCloseMs))),
+      ]);
+      clearTimeout(bound);
+      if (isClosed) logger.info('stopped');
+      else {
+        logger.error(
+          `the store did not close within ${storeCloseMs / 1000} s (a write still waits for the database, which does not answer): exiting without it; every request answered 200 is stored`,
+          { errorCode: 'STORE_NOT_CLOSED' },
+        );
+      }
+      return isClosed;
     })();
     return closing;
+  };
+  const close = async () => {
+    await shutDown();
   };
   // A lost lock stops the service as SIGTERM would (in-flight requests answered, ratings finished), then
   // the caller exits non-zero: a process that stores nothing more would otherwise answer 503 forever while
@@ -348,6 +393,7 @@ async function startService(config: ServiceConfig, options: StartOptions): Promi
     port,
     httpServer: httpServer!,
     close,
+    shutDown,
     failed,
     get failure() {
       return failure;
@@ -412,8 +458,18 @@ export async function runUntilSignalled(
     };
     const onSignal = () => {
       // A signal during the drain of a lost lock still exits non-zero: the service did not stop by choice.
-      const stopped = () => settle(running.failure ?? { code: 'SIGNALLED', exitCode: 0 });
-      running.close().then(stopped, stopped);
+      const stopped = (isClosed: boolean) =>
+        settle(
+          running.failure ??
+            (isClosed
+              ? { code: 'SIGNALLED', exitCode: 0 }
+              : {
+                  code: 'STORE_NOT_CLOSED',
+                  message: 'the store did not close (the database does not answer); exiting without it',
+                  exitCode: EXIT_STORE_NOT_CLOSED,
+                }),
+        );
+      running.shutDown().then(stopped, () => stopped(true));
     };
     process.on('SIGTERM', onSignal);
     process.on('SIGINT', onSignal);
