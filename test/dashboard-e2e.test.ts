@@ -4,7 +4,16 @@
 // Screenshots land in test-results/dashboard/ (git-ignored) for a reviewer to look at.
 
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
@@ -16,6 +25,7 @@ import {
   generateTraffic,
   type TrafficOptions,
 } from '../bench/generate-traffic.js';
+import { packageRoot } from '../src/ingest/rate-card-files.js';
 import { DEFAULT_BODY_LIMIT_BYTES, type ServiceConfig } from '../src/server/config.js';
 import { createMemoryLogger } from '../src/server/logger.js';
 import { startServer, type RunningServer } from '../src/server/main.js';
@@ -23,6 +33,8 @@ import { startServer, type RunningServer } from '../src/server/main.js';
 const CHROMIUM = process.env.WAMETER_CHROMIUM ?? '/usr/bin/chromium';
 const POSTGRES_URL = process.env.WAMETER_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const KEY = 'dashboard-e2e-admin-key';
+/** A client's key for one WABA of a shared portfolio (the generator's first two WABAs share one). */
+const CLIENT_KEY = 'dashboard-e2e-client-key';
 const SHOTS = join(import.meta.dirname, '..', 'test-results', 'dashboard');
 const TRAFFIC: TrafficOptions = {
   seed: 20251001,
@@ -35,6 +47,8 @@ const TRAFFIC: TrafficOptions = {
 
 const dir = mkdtempSync(join(tmpdir(), 'wameter-dashboard-e2e-'));
 const accountsPath = join(dir, 'accounts.json');
+/** The bundled rate cards, and volume-tier bands for India's utility messages of October 2025. */
+const cardsDir = join(dir, 'cards');
 const schemas: string[] = [];
 let browser: Browser;
 let admin: pg.Client | undefined;
@@ -59,6 +73,20 @@ beforeAll(async () => {
   });
   mkdirSync(SHOTS, { recursive: true });
   writeFileSync(accountsPath, JSON.stringify(generateAccounts(TRAFFIC)));
+  mkdirSync(cardsDir);
+  for (const name of readdirSync(join(packageRoot(), 'data', 'rate-cards'))) {
+    copyFileSync(join(packageRoot(), 'data', 'rate-cards', name), join(cardsDir, name));
+  }
+  writeFileSync(
+    join(cardsDir, 'usd-2025-10-01-tiers.csv'),
+    [
+      'Volume tiers in USD, effective October 1, 2025',
+      'Market,Currency,Category,From,To,Rate',
+      'India,$US,Utility,1,50,0.0014',
+      'India,$US,Utility,51,,0.0012',
+      '',
+    ].join('\n'),
+  );
 }, 60_000);
 
 afterAll(async () => {
@@ -98,9 +126,12 @@ function serviceConfig(db: string): ServiceConfig {
     host: '127.0.0.1',
     appSecrets: [],
     verifyToken: null,
-    apiKeys: [{ name: 'admin', key: KEY, wabas: '*' }],
+    apiKeys: [
+      { name: 'admin', key: KEY, wabas: '*' },
+      { name: 'client', key: CLIENT_KEY, wabas: [sharedPortfolioWaba()] },
+    ],
     accountsPath,
-    rateCardPaths: [],
+    rateCardPaths: [cardsDir],
     bodyLimitBytes: DEFAULT_BODY_LIMIT_BYTES,
     rateLimit: null,
     logLevel: 'silent',
@@ -108,11 +139,20 @@ function serviceConfig(db: string): ServiceConfig {
   };
 }
 
+/** The first WABA of the generated traffic, which shares its portfolio with the second. */
+function sharedPortfolioWaba(): string {
+  const [first, second] = describeWabas(TRAFFIC);
+  if (!first || !second || first.portfolio !== second.portfolio) {
+    throw new Error('the generated traffic no longer has its first two WABAs share a portfolio');
+  }
+  return first.waba;
+}
+
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- answers are read loosely; the shapes are asserted
-async function api(server: RunningServer, path: string, init: RequestInit = {}): Promise<any> {
+async function api(server: RunningServer, path: string, init: RequestInit = {}, key = KEY): Promise<any> {
   const response = await fetch(server.url + path, {
     ...init,
-    headers: { Authorization: `Bearer ${KEY}`, ...(init.headers ?? {}) },
+    headers: { Authorization: `Bearer ${key}`, ...(init.headers ?? {}) },
   });
   if (!response.ok) throw new Error(`${path}: ${response.status} ${await response.text()}`);
   return response.json();
@@ -399,6 +439,53 @@ function runDashboardScenario(engine: 'sqlite' | 'postgres') {
       await page.getByRole('heading', { name: 'Findings', exact: true }).waitFor();
       await page.getByRole('group', { name: 'Filter findings by code' }).waitFor();
       await shot(page, `${engine}-7-rate-cards-findings`);
+    });
+
+    it("a client's key for one WABA of a shared portfolio: its tiered units are listed and explained, their tier count withheld", async () => {
+      const waba = sharedPortfolioWaba();
+      // The portfolio's count holds the mate's charges: the client reads the band, never the count.
+      const own = (
+        await api(server, `/v1/units?category=utility&type=regular&market=India&limit=50`, {}, CLIENT_KEY)
+      ).units;
+      const tiered = own.filter((unit: { tier?: unknown }) => unit.tier !== undefined);
+      expect(tiered.length).toBeGreaterThan(0);
+      for (const unit of tiered) {
+        expect(unit.waba).toBe(waba);
+        expect(unit.tier).toEqual({ count: null, band: expect.any(String), month: '2025-10' });
+      }
+      // The admin's key sees the count of the same unit.
+      const asAdmin = (
+        await api(
+          server,
+          `/v1/units?waba=${waba}&user=${encodeURIComponent(tiered[0].user)}&category=utility`,
+        )
+      ).units.find((unit: { id: string }) => unit.id === tiered[0].id);
+      expect(asAdmin.tier).toMatchObject({ count: expect.any(Number), band: tiered[0].tier.band });
+
+      const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+      const clientPage = await context.newPage();
+      clientPage.on('pageerror', (error) => {
+        throw new Error(`the dashboard threw: ${error.message}`);
+      });
+      try {
+        await clientPage.goto(`${server.url}/#/units?category=utility&type=regular&market=India`);
+        await clientPage.getByLabel('API key').fill(CLIENT_KEY);
+        await clientPage.getByRole('button', { name: 'Use key' }).click();
+        await clientPage.locator('#units-status').filter({ hasText: 'Page 1' }).waitFor();
+        const ids = await clientPage.locator('#units-table tbody tr td:nth-child(10)').allTextContents();
+        expect(ids).toEqual(own.map((unit: { id: string }) => unit.id));
+        // Its timeline: every unit drawn, the tiered one with its amount.
+        const user = tiered[0].user as string;
+        await clientPage.goto(`${server.url}/#/explain?user=${encodeURIComponent(user)}`);
+        await clientPage.locator('#timeline-chart').waitFor();
+        const report = await api(server, `/v1/explain?user=${encodeURIComponent(user)}`, {}, CLIENT_KEY);
+        expect(report.units.find((unit: { id: string }) => unit.id === tiered[0].id).tier.count).toBeNull();
+        expect(await clientPage.locator('#timeline-chart .unit-bar').count()).toBe(report.units.length);
+        await expect(clientPage.locator('main').textContent()).resolves.toContain(tiered[0].id);
+        await shot(clientPage, `${engine}-8-client-tiered-units`);
+      } finally {
+        await context.close();
+      }
     });
   });
 }

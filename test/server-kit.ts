@@ -261,13 +261,20 @@ export async function rateLinesAsBatch(
 
 /** The service of the other route tests, with the dashboard's routes mounted the way main does it. */
 export async function createDashboardService(
-  options: { webRoot?: string; accountsPath?: string; rateCardPaths?: string[] } = {},
+  options: {
+    webRoot?: string;
+    accountsPath?: string;
+    rateCardPaths?: string[];
+    /** The API keys (default: testConfig's — KEY_ALL, KEY_W1, KEY_W2). */
+    apiKeys?: ServiceConfig['apiKeys'];
+  } = {},
 ): Promise<TestService> {
   // The live rating and the dashboard price with the same accounts (portfolios) and cards, as in the server.
   const rateCardPaths = options.rateCardPaths ?? [];
   const created = await createTestService({
     ...(options.accountsPath ? { accountsPath: options.accountsPath } : {}),
     rateCardPaths,
+    ...(options.apiKeys ? { apiKeys: options.apiKeys } : {}),
   });
   const pricing = await loadPricingSetup({ accountsPath: options.accountsPath ?? null, rateCardPaths });
   if (!pricing.ok) throw new Error(pricing.error);

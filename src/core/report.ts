@@ -25,7 +25,12 @@ export interface UnitJson {
   amount: string | null;
   currency: string;
   rate_card: string | null;
-  tier?: { count: number; band: string; month: string };
+  /**
+   * The volume-tier position of a tiered charge. `count` is the portfolio's running count of its market ×
+   * category × month; the service answers it `null` to an API key that may not read every WABA of the
+   * portfolio (the count holds the mates' charges: `withheldTierCount`).
+   */
+  tier?: { count: number | null; band: string; month: string };
   market_inferred?: boolean;
   /** The category came from Meta's status webhook, not from a send log line (finding CATEGORY_FROM_WEBHOOK). */
   category_from_webhook?: boolean;
@@ -84,6 +89,14 @@ export function unitToJson(unit: BillableUnit): UnitJson {
   if (unit.isMarketInferred) json.market_inferred = true;
   if (unit.isCategoryFromWebhook) json.category_from_webhook = true;
   return json;
+}
+
+/**
+ * A unit's JSON with its tier count withheld (`tier.count: null`), the band and month kept: what the service
+ * answers a key that may not read every WABA of the unit's portfolio, whose count holds the mates' charges.
+ */
+export function withheldTierCount(json: UnitJson): UnitJson {
+  return json.tier === undefined ? json : { ...json, tier: { ...json.tier, count: null } };
 }
 
 export function pendingToJson(pending: PendingMessage): PendingJson {
@@ -289,7 +302,11 @@ export function csvField(value: string | number | boolean | null | undefined): s
 }
 
 export function unitCsvRow(unit: BillableUnit): string {
-  const json = unitToJson(unit);
+  return unitJsonCsvRow(unitToJson(unit));
+}
+
+/** A unit's JSON (`unitToJson`, maybe `withheldTierCount`) as a CSV row: a withheld count is an empty cell. */
+export function unitJsonCsvRow(json: UnitJson): string {
   return CSV_COLUMNS.map((column) => {
     switch (column) {
       case 'messages':

@@ -9,7 +9,7 @@ import { matchedRoutes } from 'hono/route';
 import { formatInstant, parseInstant } from '../core/calendar.js';
 import { eventKey, type CoreEvent } from '../core/events.js';
 import { MoneyRangeError, formatMicros } from '../core/money.js';
-import { CSV_COLUMNS, sumTotals, totalsToJson, unitCsvRow, unitToJson } from '../core/report.js';
+import { CSV_COLUMNS, sumTotals, totalsToJson, unitJsonCsvRow, unitToJson } from '../core/report.js';
 import { err } from '../core/result.js';
 import { ERAS, type Era } from '../core/units.js';
 import {
@@ -50,6 +50,7 @@ import { createRateLimiter, type RateLimitVerdict } from './rate-limit.js';
 import { RatingBehindError, type RatingService } from './rating-service.js';
 import { errorCodeOf, requestIdFor } from './request-log.js';
 import { createStoreHealth, type StoreHealth } from './store-health.js';
+import { tierCountReader, unitsForReader, type TierCountReader } from './tier-count-visibility.js';
 import {
   attachBodyLease,
   BodyBudget,
@@ -63,6 +64,8 @@ import {
   analyticsRangeRefusal,
   instantQuery,
   parseUnitFilter,
+  timeZoneQuery,
+  userFormProblem,
   userQuery,
 } from './unit-filter.js';
 
@@ -147,6 +150,19 @@ function wabasToRate(outcome: IngestOutcome): Set<string> {
   const wabas = new Set<string>(outcome.relistedWabas);
   for (const event of [...outcome.inserted, ...outcome.merged])
     if (event.waba !== undefined) wabas.add(event.waba);
+  return wabas;
+}
+
+/**
+ * The WABAs a request's events name, rated again when the store found them stored already or failed: a
+ * write whose COMMIT reached the database but whose answer was lost (a connection reset) was answered 503,
+ * yet stored; its redelivery — or, in a group commit, the one-by-one retry that follows the group's failure
+ * — then finds it a duplicate, and nothing else would ever rate it (failure-injection review, fifteenth
+ * session: the bill stayed short until a restart). A real duplicate costs a re-rating of its portfolio.
+ */
+function wabasNamed(inputs: readonly { event: CoreEvent }[]): Set<string> {
+  const wabas = new Set<string>();
+  for (const { event } of inputs) if (event.waba !== undefined) wabas.add(event.waba);
   return wabas;
 }
 
@@ -667,6 +683,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
       // webhooks_rejected_total counts every webhook not acknowledged (store_errors_total counts it too).
       if (error instanceof StoreUnavailable) {
         metrics.inc('webhooks_rejected_total', { reason: 'store_unavailable' });
+        rating.markDirty(wabasNamed(inputs));
       }
       throw error;
     });
@@ -684,6 +701,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
     }
     if (outcome.isDuplicate) {
       metrics.inc('webhooks_duplicate_total');
+      rating.markDirty(wabasNamed(inputs));
     } else {
       metrics.inc('webhooks_received_total');
       metrics.inc('events_ingested_total', { source: 'webhook' }, outcome.inserted.length);
@@ -787,6 +805,19 @@ export function createApp(deps: AppDeps): Hono<Env> {
   function mayAccess(c: Context<Env>, waba: string): boolean {
     const scope = scopeOf(c);
     return scope === undefined || scope.includes(waba);
+  }
+
+  /**
+   * Whether this request's key may read a WABA's tier counts: only when every WABA of its portfolio is the
+   * key's (tier-count-visibility.ts); to another key units say `tier.count: null`, the band kept.
+   */
+  function tierCountsOf(c: Context<Env>): TierCountReader {
+    // The store's WABAs listed once for the request (a page, a whole export), only when a tiered unit asks.
+    let stored: Promise<string[]> | undefined;
+    return tierCountReader(scopeOf(c), async (waba) => {
+      stored ??= fromStore(store.listWabas());
+      return fromStore(rating.portfolioOf(waba, await stored));
+    });
   }
 
   function unitFilterOf(c: Context<Env>): UnitFilter {
@@ -958,9 +989,16 @@ export function createApp(deps: AppDeps): Hono<Env> {
     const outcome: IngestOutcome =
       inputs.length === 0
         ? { inserted: [], duplicates: 0, merged: [], relistedWabas: [] }
-        : await fromStore(writeToStore('api', () => store.ingestEvents(inputs)));
+        : await fromStore(writeToStore('api', () => store.ingestEvents(inputs))).catch((error: unknown) => {
+            if (error instanceof StoreUnavailable) rating.markDirty(wabasNamed(inputs));
+            throw error;
+          });
     metrics.inc('events_ingested_total', { source: 'api' }, outcome.inserted.length);
-    rating.markDirty(wabasToRate(outcome));
+    rating.markDirty(
+      outcome.duplicates > 0
+        ? new Set([...wabasToRate(outcome), ...wabasNamed(inputs)])
+        : wabasToRate(outcome),
+    );
     return c.json({
       accepted: outcome.inserted.length,
       duplicates: outcome.duplicates,
@@ -978,7 +1016,8 @@ export function createApp(deps: AppDeps): Hono<Env> {
     const cursor = c.req.query('cursor');
     await rating.current(scopeOf(c));
     const page = await fromStore(store.queryUnits(filter, { limit, ...(cursor ? { cursor } : {}) }));
-    return c.json({ units: page.units.map(unitToJson), next_cursor: page.nextCursor });
+    const units = await unitsForReader(page.units.map(unitToJson), tierCountsOf(c));
+    return c.json({ units, next_cursor: page.nextCursor });
   });
 
   app.get('/v1/units.csv', async (c) => {
@@ -1045,10 +1084,12 @@ export function createApp(deps: AppDeps): Hono<Env> {
     let pageCame!: () => void;
     const firstPage = new Promise<void>((resolve) => (pageCame = resolve));
     void send(`${CSV_COLUMNS.join(',')}\r\n`).catch(() => undefined);
+    const mayReadCount = tierCountsOf(c);
     const exported = store.exportUnits(filter, async (units) => {
       pageCame();
       let text = '';
-      for (const unit of units) text += `${unitCsvRow(unit)}\r\n`;
+      for (const unit of await unitsForReader(units.map(unitToJson), mayReadCount))
+        text += `${unitJsonCsvRow(unit)}\r\n`;
       await send(text);
     });
     try {
@@ -1110,7 +1151,23 @@ export function createApp(deps: AppDeps): Hono<Env> {
         client: c.get('apiKey').name,
       }),
     );
-    return c.json(report);
+    // A value that is no phone number nor business-scoped id, and names no one in the key's events (`abc`,
+    // full-width digits), is a mistake: 400 naming `user`, not an empty story that reads as "nothing sent".
+    const formProblem = userFormProblem(given);
+    const isEmpty =
+      report.timeline.length === 0 &&
+      report.decisions.length === 0 &&
+      report.units.length === 0 &&
+      report.pending.length === 0 &&
+      report.failed.length === 0 &&
+      report.findings.length === 0;
+    if (formProblem !== undefined && isEmpty) {
+      throw new QueryError(
+        'BAD_QUERY',
+        `${formProblem}, and no event of this key's WABAs names such a user.`,
+      );
+    }
+    return c.json({ ...report, units: await unitsForReader(report.units, tierCountsOf(c)) });
   });
 
   app.get('/v1/analytics', async (c) => {
@@ -1148,23 +1205,46 @@ export function createApp(deps: AppDeps): Hono<Env> {
       );
     }
     const kind: AnalyticsKind = kindText;
+    // A comma list, each item once: an empty item (`dimensions=,`, `WABA,,PHONE`) or a dimension named twice
+    // (`WABA,WABA`, or `CONVERSATION_CATEGORY,PRICING_CATEGORY`: one answer field) is refused, never skipped.
     const asked: AnalyticsDimension[] = [];
-    for (const name of (c.req.query('dimensions') ?? '').split(',').map((d) => d.trim().toUpperCase())) {
-      if (name === '') continue;
-      const dimension = ANALYTICS_DIMENSIONS[name];
+    const namedAs = new Map<AnalyticsDimension, string>();
+    const dimensionsText = c.req.query('dimensions');
+    const names = dimensionsText === undefined ? [] : dimensionsText.split(',').map((d) => d.trim());
+    for (const [index, given] of names.entries()) {
+      const name = given.toUpperCase();
+      if (name === '') {
+        throw new QueryError(
+          'BAD_QUERY',
+          `"dimensions" has an empty item (item ${index + 1} of ${JSON.stringify(dimensionsText)}): give a comma list of dimension names, each once, or leave it out.`,
+        );
+      }
+      const dimension = Object.hasOwn(ANALYTICS_DIMENSIONS, name) ? ANALYTICS_DIMENSIONS[name] : undefined;
       if (!dimension) {
         throw new QueryError(
           'BAD_QUERY',
-          `unknown dimension "${name}"; known: ${Object.keys(ANALYTICS_DIMENSIONS).join(', ')}.`,
+          `"dimensions": unknown dimension ${JSON.stringify(name.length > 64 ? `${name.slice(0, 61)}...` : name)}; known: ${Object.keys(ANALYTICS_DIMENSIONS).join(', ')}.`,
         );
       }
-      if (!asked.includes(dimension)) asked.push(dimension);
+      const earlier = namedAs.get(dimension);
+      if (earlier !== undefined) {
+        throw new QueryError(
+          'BAD_QUERY',
+          earlier === name
+            ? `"dimensions" names ${name} twice: give each dimension once.`
+            : `"dimensions" names one dimension twice (${earlier} and ${name} are the same): give it once.`,
+        );
+      }
+      namedAs.set(dimension, name);
+      asked.push(dimension);
     }
     // Amounts of different currencies never add up: always split by currency.
     const dimensions: AnalyticsDimension[] = asked.includes('currency') ? asked : [...asked, 'currency'];
     // As Meta's exports and the dashboard: one WABA's days and months in its time zone unless told otherwise.
+    const askedZone = timeZoneQuery(query);
+    if (!askedZone.ok) throw new QueryError(askedZone.error.code, askedZone.error.message);
     const timeZone =
-      c.req.query('time_zone') || (filter.waba !== undefined ? deps.timeZoneOf?.(filter.waba) : undefined);
+      askedZone.value ?? (filter.waba !== undefined ? deps.timeZoneOf?.(filter.waba) : undefined);
     await rating.current(scopeOf(c));
     const points = await fromStore(
       store.analytics({

@@ -47,7 +47,7 @@ import {
   type UnitFilter,
 } from '../store/store.js';
 import { totalsToJson } from '../core/report.js';
-import { mayKeyAccess, parseUnitFilter, scopeOfKey } from './unit-filter.js';
+import { mayKeyAccess, parseUnitFilter, scopeOfKey, timeZoneQuery } from './unit-filter.js';
 import type { ApiKey, ServiceConfig } from './config.js';
 import { clientBusyResponse, errorResponse, ratingBehindResponse, type ErrorCode } from './errors.js';
 import { ClientBusyError } from './fair-queue.js';
@@ -56,6 +56,7 @@ import { unknownBodyField } from './openapi.js';
 import { bodyBudgetResponse, readRawBody } from './read-body.js';
 import { errorFields, type Logger } from './logger.js';
 import { RatingBehindError, type PricingSetup, type RatingService } from './rating-service.js';
+import { reasonWithoutTierCount, tierCountReader } from './tier-count-visibility.js';
 
 export interface DashboardDeps {
   store: Store;
@@ -241,8 +242,9 @@ export function registerDashboardRoutes(app: Hono<Env>, deps: DashboardDeps): vo
         throw new DashboardQueryError('BAD_QUERY', `"by" must be one of ${OVERVIEW_DIMENSIONS.join(', ')}.`);
       }
       // Days are cut in the chosen WABA's time zone (its bill's days), else in the asked one, else UTC.
-      const timeZone =
-        c.req.query('time_zone') || (filter.waba ? accountBook().accountFor(filter.waba).timeZone : 'UTC');
+      const asked = timeZoneQuery((name) => c.req.query(name));
+      if (!asked.ok) throw new DashboardQueryError(asked.error.code, asked.error.message);
+      const timeZone = asked.value ?? (filter.waba ? accountBook().accountFor(filter.waba).timeZone : 'UTC');
       await rating.current(scopeOf(apiKey));
       const dimensions: AnalyticsDimension[] = [by, 'type', 'currency'];
       const span = await recentSpan(filter, granularity);
@@ -693,7 +695,22 @@ export function registerDashboardRoutes(app: Hono<Env>, deps: DashboardDeps): vo
         );
       }
       let recipients: RecipientList;
-      if (typeof body.csv === 'string' && body.phones === undefined) {
+      if (body.phones !== undefined && body.csv !== undefined) {
+        throw new DashboardQueryError('BAD_QUERY', `Give either "phones" or "csv", not both: ${hint}.`);
+      }
+      if (body.phones !== undefined && !Array.isArray(body.phones)) {
+        throw new DashboardQueryError(
+          'BAD_QUERY',
+          `"phones" must be an array of phone numbers written as strings (["+91 98765 43210", "5511999990000"]); it is ${describeJson(body.phones)}.`,
+        );
+      }
+      if (body.csv !== undefined && typeof body.csv !== 'string') {
+        throw new DashboardQueryError(
+          'BAD_QUERY',
+          `"csv" must be the recipients' CSV as one string ("phone\\n+91 98765 43210\\n…"); it is ${describeJson(body.csv)}.`,
+        );
+      }
+      if (typeof body.csv === 'string') {
         const parsed = parseRecipientsCsv(body.csv, {
           maxRecipients: MAX_ESTIMATE_RECIPIENTS,
           maxEchoChars: MAX_ESTIMATE_ECHO_CHARS,
@@ -701,16 +718,22 @@ export function registerDashboardRoutes(app: Hono<Env>, deps: DashboardDeps): vo
         if (!parsed.ok)
           throw new DashboardQueryError('BAD_QUERY', `"csv": ${parsed.error.code}: ${parsed.error.message}.`);
         recipients = parsed.value;
-      } else if (Array.isArray(body.phones) && body.csv === undefined) {
+      } else if (Array.isArray(body.phones)) {
         if (body.phones.length > MAX_ESTIMATE_RECIPIENTS) {
           const { code, message } = tooManyRecipients(MAX_ESTIMATE_RECIPIENTS);
           throw new DashboardQueryError('BAD_QUERY', `"phones": ${code}: ${message}.`);
         }
-        if (!body.phones.every((phone) => typeof phone === 'string' || typeof phone === 'number')) {
-          throw new DashboardQueryError('BAD_QUERY', '"phones" must be a list of phone numbers (strings).');
+        // Strings only: a JSON number loses digits past 2^53 (12345678901234567890 was read as
+        // "12345678901234567000") and keeps none of a number's writing (-5511999990000 was quoted as Brazil).
+        const index = body.phones.findIndex((phone) => typeof phone !== 'string');
+        if (index >= 0) {
+          throw new DashboardQueryError(
+            'BAD_QUERY',
+            `"phones[${index}]" is ${describeJson(body.phones[index])}: write each phone number as a JSON string ("919876543210", "+91 98765 43210").`,
+          );
         }
         // Each entry is a recipient, line = its position from 1; a blank one is listed as invalid.
-        recipients = recipientsFromPhones(body.phones.map(String));
+        recipients = recipientsFromPhones(body.phones as string[]);
       } else {
         throw new DashboardQueryError('BAD_QUERY', `Give either "phones" or "csv": ${hint}.`);
       }
@@ -778,8 +801,18 @@ export function registerDashboardRoutes(app: Hono<Env>, deps: DashboardDeps): vo
         }
         throw new DashboardQueryError('BAD_QUERY', `${code}: ${message}.`);
       }
+      // A quote's volume-tier position counts the whole portfolio's charges of the month: to a key that may not
+      // read every WABA of it, the band alone (the count would tell the mates' charges: docs/dashboard.md).
+      const { estimate } = outcome.value;
+      const mayReadCount = await tierCountReader(scopeOf(apiKey), (waba) => rating.portfolioOf(waba))(
+        outcome.value.waba,
+      );
+      const lines = mayReadCount
+        ? estimate.lines
+        : estimate.lines.map((line) => ({ ...line, reason: reasonWithoutTierCount(line.reason) }));
       return c.json({
-        ...outcome.value.estimate,
+        ...estimate,
+        lines,
         waba: outcome.value.waba,
         business: outcome.value.business,
       });
@@ -866,6 +899,14 @@ export function registerDashboardRoutes(app: Hono<Env>, deps: DashboardDeps): vo
         c,
         '{"analytics": <Meta\'s conversation_analytics / pricing_analytics answer>, "waba"?}',
       );
+      // One WABA id, or left out: any other value (null, a number, a list, "") is no WABA — taken as absent, a
+      // key for several WABAs would be answered for all of them, not the one it meant.
+      if (body.waba !== undefined && (typeof body.waba !== 'string' || body.waba.trim() === '')) {
+        throw new DashboardQueryError(
+          'BAD_QUERY',
+          `"waba" must be one WABA id, a non-empty string ("waba": "102290129340398"), or left out; it is ${describeJson(body.waba)}.`,
+        );
+      }
       const exported = body.analytics ?? body;
       // Bad input is 400 naming the field, never a store outage (503 with Retry-After, an error logged).
       const refusal = analyticsPointRefusal(exported);
@@ -878,7 +919,7 @@ export function registerDashboardRoutes(app: Hono<Env>, deps: DashboardDeps): vo
         throw new DashboardQueryError('BAD_QUERY', `the analytics export cannot be read: ${String(error)}.`);
       }
       if (!parsed.ok) throw new DashboardQueryError('BAD_QUERY', parsed.error.message);
-      const waba = typeof body.waba === 'string' && body.waba !== '' ? body.waba : parsed.value.waba;
+      const waba = typeof body.waba === 'string' ? body.waba : parsed.value.waba;
       return reconcileFor(c, apiKey, { export: parsed.value, ...(waba ? { waba } : {}) });
     }),
   );
@@ -945,6 +986,19 @@ export function analyticsPointRefusal(value: unknown): string | undefined {
     }
   }
   return undefined;
+}
+
+/** A JSON value in a refusal's words: its type, and the value itself when short. */
+function describeJson(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value))
+    return value.length === 0
+      ? 'an empty list'
+      : `a list of ${value.length} item${value.length === 1 ? '' : 's'}`;
+  if (typeof value === 'object') return 'an object';
+  if (typeof value === 'string') return value.trim() === '' ? 'an empty string' : 'a string';
+  const text = JSON.stringify(value);
+  return `a ${typeof value === 'number' ? 'number' : typeof value} (${text.length > 40 ? `${text.slice(0, 37)}...` : text})`;
 }
 
 function wholeNumber(

@@ -152,7 +152,15 @@ export const openApiDocument = {
           rate_card: { type: ['string', 'null'] },
           tier: {
             type: 'object',
-            description: 'Volume-tier position of a tiered charge: {count, band, month}.',
+            description:
+              "Volume-tier position of a tiered charge: {count, band, month}. `count` is the portfolio's running " +
+              "count of the market × category × month, its other WABAs' charges included: null to a key that may " +
+              'not read every WABA of the portfolio (the band and month kept; in CSV an empty tier_count).',
+            properties: {
+              count: { type: ['integer', 'null'] },
+              band: { type: 'string' },
+              month: { type: 'string' },
+            },
           },
           market_inferred: {
             type: 'boolean',
@@ -339,7 +347,16 @@ export const openApiDocument = {
       get: {
         summary: "One user's timeline: why each business message was free or charged",
         parameters: [
-          { name: 'user', in: 'query', required: true, schema: { type: 'string' } },
+          {
+            name: 'user',
+            in: 'query',
+            required: true,
+            schema: { type: 'string' },
+            description:
+              'A phone number (+, spaces, dashes and a leading 00 are read) or a business-scoped user id ' +
+              '("US.13491208655302741918"). Any other value is 400 BAD_QUERY, unless events the key may read name ' +
+              'such a user.',
+          },
           { name: 'business', in: 'query', schema: { type: 'string' } },
           { name: 'waba', in: 'query', schema: { type: 'string' } },
         ],
@@ -410,7 +427,7 @@ export const openApiDocument = {
             in: 'query',
             schema: { type: 'string' },
             description:
-              'Comma list: CONVERSATION_CATEGORY, CONVERSATION_TYPE, CONVERSATION_DIRECTION (BUSINESS_INITIATED: ' +
+              'Comma list, each dimension once (an empty item or a dimension named twice is 400): CONVERSATION_CATEGORY, CONVERSATION_TYPE, CONVERSATION_DIRECTION (BUSINESS_INITIATED: ' +
               'templates; USER_INITIATED: service, user-initiated, free entry point), PRICING_CATEGORY, PRICING_TYPE, ' +
               'COUNTRY, PHONE, WABA, MARKET, CURRENCY, TIER (the volume-tier band as Meta writes it: "0:100000", ' +
               '"100001:MAX"; null for a unit without a tier position; answered for metric=conversation too).',
@@ -425,7 +442,7 @@ export const openApiDocument = {
             name: 'time_zone',
             in: 'query',
             schema: { type: 'string' },
-            description: 'IANA zone for DAILY/MONTHLY.',
+            description: 'IANA zone for DAILY/MONTHLY (another value is 400 BAD_QUERY naming time_zone).',
           },
           ...unitFilterParameters,
         ],
@@ -577,7 +594,7 @@ export const openApiDocument = {
             name: 'time_zone',
             in: 'query',
             schema: { type: 'string' },
-            description: 'IANA zone the days are cut in',
+            description: 'IANA zone the days are cut in (another value is 400 BAD_QUERY naming time_zone)',
           },
           ...unitFilterParameters,
         ],
@@ -636,7 +653,12 @@ export const openApiDocument = {
                 // Closed: a misspelt field (`recipents`) would otherwise be quoted without (bodyFieldsOf).
                 additionalProperties: false,
                 properties: {
-                  phones: { type: 'array', items: { type: 'string' } },
+                  phones: {
+                    type: 'array',
+                    items: { type: 'string' },
+                    description:
+                      'Phone numbers as JSON strings: a non-array, or an entry of another type (a JSON number), is 400 BAD_QUERY naming it.',
+                  },
                   csv: { type: 'string' },
                   template: { type: 'string', enum: ['marketing', 'utility', 'authentication'] },
                   at: { type: 'string' },
@@ -663,7 +685,28 @@ export const openApiDocument = {
       },
       post: {
         summary: 'The same, also compared with an uploaded Meta analytics export ({analytics, waba?})',
-        requestBody: { required: true, content: { 'application/json': { schema: { type: 'object' } } } },
+        requestBody: {
+          required: true,
+          content: {
+            'application/json': {
+              schema: {
+                type: 'object',
+                properties: {
+                  analytics: {
+                    type: 'object',
+                    description: "Meta's conversation_analytics / pricing_analytics answer.",
+                  },
+                  waba: {
+                    type: 'string',
+                    minLength: 1,
+                    description:
+                      'One WABA id (the export\'s own when left out). Any other value — null, "", a number, a list, an object — is 400 BAD_QUERY.',
+                  },
+                },
+              },
+            },
+          },
+        },
         responses: { '200': json({ type: 'object' }), ...authErrors, ...jsonBodyErrors },
       },
     },

@@ -178,9 +178,11 @@ export interface RatingService {
   estimate(client: string, job: EstimateJob): Promise<EstimateAnswer>;
   /**
    * Every WABA of `waba`'s portfolio: those the store holds and those the accounts file puts there. What a
-   * statement about the whole portfolio (a volume tier) would change the bill of.
+   * statement about the whole portfolio (a volume tier) would change the bill of, and whose units' tier counts
+   * hold one another's charges. `storedWabas`: the store's WABAs when the caller has listed them already (one
+   * listing for every unit of a page or an export, never one per WABA).
    */
-  portfolioOf(waba: string): Promise<string[]>;
+  portfolioOf(waba: string, storedWabas?: readonly string[]): Promise<string[]>;
   /** Finishes pending ratings and stops timers. */
   close(): Promise<void>;
 }
@@ -349,7 +351,10 @@ export function createRatingService(deps: RatingServiceDeps): RatingService {
   }
 
   /** The WABAs of each portfolio touched by `wabas` (tiers and allowances count per portfolio). */
-  async function portfolioGroups(wabas: Iterable<string>): Promise<string[][]> {
+  async function portfolioGroups(
+    wabas: Iterable<string>,
+    storedWabas?: readonly string[],
+  ): Promise<string[][]> {
     const groups = new Map<string, Set<string>>();
     for (const waba of wabas) {
       const portfolio = baseBook.accountFor(waba).portfolio;
@@ -357,19 +362,20 @@ export function createRatingService(deps: RatingServiceDeps): RatingService {
       if (!group) groups.set(portfolio, (group = new Set()));
       group.add(waba);
     }
-    for (const waba of await store.listWabas()) groups.get(baseBook.accountFor(waba).portfolio)?.add(waba);
+    for (const waba of storedWabas ?? (await store.listWabas()))
+      groups.get(baseBook.accountFor(waba).portfolio)?.add(waba);
     return [...groups.values()].map((group) => [...group].sort());
   }
 
-  async function portfolioOf(waba: string): Promise<string[]> {
+  async function portfolioOf(waba: string, storedWabas?: readonly string[]): Promise<string[]> {
     const portfolio = baseBook.accountFor(waba).portfolio;
     const fromAccounts = pricing.accounts.filter((a) => a.portfolio === portfolio).map((a) => a.waba);
-    return [...new Set([...(await portfolioScope([waba])), ...fromAccounts])].sort();
+    return [...new Set([...(await portfolioScope([waba], storedWabas)), ...fromAccounts])].sort();
   }
 
   /** The WABAs sharing a portfolio with any of `wabas`. */
-  async function portfolioScope(wabas: Iterable<string>): Promise<string[]> {
-    return (await portfolioGroups(wabas)).flat().sort();
+  async function portfolioScope(wabas: Iterable<string>, storedWabas?: readonly string[]): Promise<string[]> {
+    return (await portfolioGroups(wabas, storedWabas)).flat().sort();
   }
 
   function newRecord(

@@ -2,7 +2,7 @@
 // for every route that takes them, always limited to the WABAs the caller's key may read; and the limit on
 // the range /v1/analytics answers.
 
-import { parseInstant } from '../core/calendar.js';
+import { isValidTimeZone, parseInstant } from '../core/calendar.js';
 import { canonicalUser, normalisePhone } from '../core/phone.js';
 import { err, ok, type Result } from '../core/result.js';
 import { PRICING_TYPES, UNIT_CATEGORIES, type PricingType, type UnitCategory } from '../core/units.js';
@@ -39,6 +39,24 @@ export function instantQuery(
 }
 
 /**
+ * The `time_zone` parameter (/v1/analytics, /v1/dashboard/overview): an IANA name, or absent. A name the
+ * runtime does not know is refused naming the parameter, before the store is asked (which would say only
+ * that the value is no time zone).
+ */
+export function timeZoneQuery(
+  query: (name: string) => string | undefined,
+): Result<string | undefined, FilterProblem> {
+  const text = query('time_zone');
+  if (text === undefined || text === '') return ok(undefined);
+  if (isValidTimeZone(text)) return ok(text);
+  const shown = text.length > 64 ? `${text.slice(0, 61)}...` : text;
+  return err({
+    code: 'BAD_QUERY',
+    message: `"time_zone": ${JSON.stringify(shown)} is not an IANA time zone (e.g. UTC, Asia/Kolkata, America/Sao_Paulo).`,
+  });
+}
+
+/**
  * A `user` parameter as the units name users: a phone number written as people write it (+, spaces, dashes, a
  * leading 00) becomes Meta's wa_id digits, in the one form units name the user by (canonicalUser), as `wameter
  * explain --user` reads it; anything else (a
@@ -47,6 +65,30 @@ export function instantQuery(
 export function userQuery(text: string): string {
   const phone = normalisePhone(text);
   return phone.ok ? canonicalUser(phone.value) : text.trim();
+}
+
+/**
+ * Meta's business-scoped user id (BSUID, sent for users who hide their number behind a username): a two-letter
+ * country code, a period, and letters and digits (`US.13491208655302741918`; a parent id `US.ENT.1181…`).
+ */
+const BUSINESS_SCOPED_USER_ID = /^[A-Za-z]{2}(\.[A-Za-z0-9]+)+$/;
+
+/**
+ * Why `text` names no user by its form — neither a phone number as `userQuery` reads one nor a business-scoped
+ * user id — or undefined when it does. Users are stored as their events wrote them (a client's event line may
+ * name one in any words), so such a value is refused only when no event the caller may read names it
+ * (GET /v1/explain): a form alone never refuses a user the store holds.
+ */
+export function userFormProblem(text: string): string | undefined {
+  const phone = normalisePhone(text);
+  if (phone.ok || BUSINESS_SCOPED_USER_ID.test(text.trim())) return undefined;
+  const shown = JSON.stringify(text.length > 64 ? `${text.slice(0, 61)}...` : text);
+  const asPhone = /^[\s\d+\-.()\u00a0]+$/.test(text) ? phone.error.replace(JSON.stringify(text), shown) : '';
+  return (
+    `"user" ${shown} is neither a phone number (its digits with the country code; +, spaces, dashes and a ` +
+    `leading 00 are read${asPhone === '' ? '' : `: ${asPhone}`}) nor a business-scoped user id ` +
+    `("US.13491208655302741918")`
+  );
 }
 
 /**
