@@ -1,5 +1,14 @@
 import { describe, expect, it } from 'vitest';
-import { formatInstant, instantMs, localDate, localMonth, MAX_INSTANT_MS, parseInstant } from './calendar.js';
+import {
+  cachedTimeZones,
+  formatInstant,
+  instantMs,
+  isValidTimeZone,
+  localDate,
+  localMonth,
+  MAX_INSTANT_MS,
+  parseInstant,
+} from './calendar.js';
 
 describe('calendar', () => {
   it('places an instant on the local date of the WABA time zone', () => {
@@ -185,5 +194,20 @@ describe('the range of instants wameter reads (1970-01-01 to 9999-12-31; Unix se
       expect(parseInstant(formatInstant(ms)), `value ${String(value)}`).toEqual({ ok: true, value: ms });
       expect(localDate(ms, 'Asia/Kolkata')).toMatch(/^\d{4}-\d{2}-\d{2}$/);
     }
+  });
+});
+
+describe('time-zone names in any case', () => {
+  it('are read alike, and new spellings without end never grow the caches without end', () => {
+    const letters = 'asiakolkata';
+    const at = Date.parse('2025-10-31T19:00:00Z'); // 2025-11-01 00:30 in Kolkata
+    for (let mask = 0; mask < 2 ** letters.length; mask++) {
+      const spelled = [...letters].map((c, i) => ((mask >> i) & 1 ? c.toUpperCase() : c)).join('');
+      const zone = `${spelled.slice(0, 4)}/${spelled.slice(4)}`;
+      expect(isValidTimeZone(zone)).toBe(true);
+      expect(localDate(at, zone)).toBe('2025-11-01');
+    }
+    // 2,048 spellings were read; an API client could send millions.
+    expect(cachedTimeZones()).toBeLessThanOrEqual(1_000);
   });
 });

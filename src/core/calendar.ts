@@ -12,10 +12,22 @@ const QUARTER_HOUR_MS = 15 * MINUTE_MS;
 
 const formatters = new Map<string, Intl.DateTimeFormat>();
 const dayCaches = new Map<string, Map<number, string>>();
+/**
+ * The most time-zone names cached at once. IANA has about 600 and their aliases, but a name is matched in any
+ * case (`aSIA/kolkata` is valid), so an API client naming new spellings without end would grow the caches
+ * without end (an API review, fifteenth session): past this many, they start again empty.
+ */
+const MAX_CACHED_TIME_ZONES = 1_000;
+
+/** How many time-zone names the caches hold (tests). */
+export function cachedTimeZones(): number {
+  return Math.max(formatters.size, dayCaches.size);
+}
 
 function formatterFor(timeZone: string): Intl.DateTimeFormat {
   let formatter = formatters.get(timeZone);
   if (!formatter) {
+    if (formatters.size >= MAX_CACHED_TIME_ZONES) formatters.clear();
     formatter = new Intl.DateTimeFormat('en-CA', {
       timeZone,
       year: 'numeric',
@@ -40,6 +52,7 @@ export function isValidTimeZone(timeZone: string): boolean {
 export function localDate(atMs: number, timeZone: string): string {
   let cache = dayCaches.get(timeZone);
   if (!cache) {
+    if (dayCaches.size >= MAX_CACHED_TIME_ZONES) dayCaches.clear();
     cache = new Map();
     dayCaches.set(timeZone, cache);
   }
