@@ -4,16 +4,7 @@
 // Screenshots land in test-results/dashboard/ (git-ignored) for a reviewer to look at.
 
 import { randomBytes } from 'node:crypto';
-import {
-  copyFileSync,
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readdirSync,
-  readFileSync,
-  rmSync,
-  writeFileSync,
-} from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
@@ -25,9 +16,9 @@ import {
   generateTraffic,
   type TrafficOptions,
 } from '../bench/generate-traffic.js';
-import { packageRoot } from '../src/ingest/rate-card-files.js';
 import { DEFAULT_BODY_LIMIT_BYTES, type ServiceConfig } from '../src/server/config.js';
 import { createMemoryLogger } from '../src/server/logger.js';
+import { bundledCardsWithTiers } from './server-kit.js';
 import { startServer, type RunningServer } from '../src/server/main.js';
 
 const CHROMIUM = process.env.WAMETER_CHROMIUM ?? '/usr/bin/chromium';
@@ -73,20 +64,7 @@ beforeAll(async () => {
   });
   mkdirSync(SHOTS, { recursive: true });
   writeFileSync(accountsPath, JSON.stringify(generateAccounts(TRAFFIC)));
-  mkdirSync(cardsDir);
-  for (const name of readdirSync(join(packageRoot(), 'data', 'rate-cards'))) {
-    copyFileSync(join(packageRoot(), 'data', 'rate-cards', name), join(cardsDir, name));
-  }
-  writeFileSync(
-    join(cardsDir, 'usd-2025-10-01-tiers.csv'),
-    [
-      'Volume tiers in USD, effective October 1, 2025',
-      'Market,Currency,Category,From,To,Rate',
-      'India,$US,Utility,1,50,0.0014',
-      'India,$US,Utility,51,,0.0012',
-      '',
-    ].join('\n'),
-  );
+  bundledCardsWithTiers(dir, ['India,$US,Utility,1,50,0.0014', 'India,$US,Utility,51,,0.0012']);
 }, 60_000);
 
 afterAll(async () => {

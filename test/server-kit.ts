@@ -2,12 +2,21 @@
 // the app in-process, and helpers that sign webhooks with a known secret. Not a mock of anything.
 
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import {
+  copyFileSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { rateEvents, type RatingOutput } from '../src/core/rate-events.js';
 import { createAccountBook } from '../src/ingest/accounts-file.js';
 import { parseEventValue } from '../src/ingest/parse-event.js';
+import { packageRoot } from '../src/ingest/rate-card-files.js';
 import { signMetaBody } from '../src/ingest/signature.js';
 import { createApp } from '../src/server/app.js';
 import { registerDashboardRoutes } from '../src/server/dashboard-routes.js';
@@ -237,6 +246,28 @@ export async function serviceOn(
     await admin.end();
   });
   return createTestService(overrides, { store });
+}
+
+/**
+ * A folder `cards` in `dir` holding the bundled rate cards and Meta's USD volume tiers of October 2025 given
+ * as `bands` (lines `Market,$US,Category,From,To,Rate`): its path, for `rateCardPaths` or `--rate-cards`.
+ */
+export function bundledCardsWithTiers(dir: string, bands: readonly string[]): string {
+  const cardsDir = join(dir, 'cards');
+  mkdirSync(cardsDir);
+  for (const name of readdirSync(join(packageRoot(), 'data', 'rate-cards'))) {
+    copyFileSync(join(packageRoot(), 'data', 'rate-cards', name), join(cardsDir, name));
+  }
+  writeFileSync(
+    join(cardsDir, 'usd-2025-10-01-tiers.csv'),
+    [
+      'Volume tiers in USD, effective October 1, 2025',
+      'Market,Currency,Category,From,To,Rate',
+      ...bands,
+      '',
+    ].join('\n'),
+  );
+  return cardsDir;
 }
 
 /** `wameter rate` of `lines` at once, with the accounts file at `accountsPath` and the bundled cards. */

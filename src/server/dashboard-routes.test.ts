@@ -1,18 +1,10 @@
-import {
-  copyFileSync,
-  mkdirSync,
-  mkdtempSync,
-  readdirSync,
-  readFileSync,
-  rmSync,
-  symlinkSync,
-  writeFileSync,
-} from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
+  bundledCardsWithTiers,
   conversationLines,
   createDashboardService,
   KEY_ALL,
@@ -710,26 +702,15 @@ describe('dashboard API: volume-tier positions count as the rating does', () => 
       ],
     }),
   );
-  const cardsDir = join(dir, 'cards');
-  mkdirSync(cardsDir);
-  for (const name of readdirSync(join(packageRoot(), 'data', 'rate-cards'))) {
-    copyFileSync(join(packageRoot(), 'data', 'rate-cards', name), join(cardsDir, name));
-  }
-  writeFileSync(
-    join(cardsDir, 'usd-2025-10-01-tiers.csv'),
-    [
-      'Volume tiers in USD, effective October 1, 2025',
-      'Market,Currency,Category,From,To,Rate',
-      'India,$US,Utility,1,3,0.0014',
-      'India,$US,Utility,4,6,0.0012',
-      'India,$US,Utility,7,,0.0010',
-      'India,$US,Authentication,1,2,0.0014',
-      'India,$US,Authentication,3,,0.0011',
-      'India,$US,Authentication-International,1,2,0.0280',
-      'India,$US,Authentication-International,3,,0.0200',
-      '',
-    ].join('\n'),
-  );
+  const cardsDir = bundledCardsWithTiers(dir, [
+    'India,$US,Utility,1,3,0.0014',
+    'India,$US,Utility,4,6,0.0012',
+    'India,$US,Utility,7,,0.0010',
+    'India,$US,Authentication,1,2,0.0014',
+    'India,$US,Authentication,3,,0.0011',
+    'India,$US,Authentication-International,1,2,0.0280',
+    'India,$US,Authentication-International,3,,0.0200',
+  ]);
 
   /** One template to an Indian user, delivered at once. */
   const sent = (waba: string, id: string, at: string, template: string, user: string): object => ({

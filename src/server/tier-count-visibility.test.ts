@@ -4,12 +4,16 @@
 // `count: null` (an empty `tier_count` cell in CSV, the band alone in an estimate's words); a key for every
 // WABA of the portfolio, or `*`, gets the count as before. Real service, real SQLite, the dashboard mounted.
 
-import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { createDashboardService, KEY_ALL, type TestService } from '../../test/server-kit.js';
-import { packageRoot } from '../ingest/rate-card-files.js';
+import {
+  bundledCardsWithTiers,
+  createDashboardService,
+  KEY_ALL,
+  type TestService,
+} from '../../test/server-kit.js';
 
 const KEY_ONE = 'key-tiers-w1';
 const KEY_TWO = 'key-tiers-w2';
@@ -32,23 +36,12 @@ writeFileSync(
     ],
   }),
 );
-const cardsDir = join(dir, 'cards');
-mkdirSync(cardsDir);
-for (const name of readdirSync(join(packageRoot(), 'data', 'rate-cards'))) {
-  copyFileSync(join(packageRoot(), 'data', 'rate-cards', name), join(cardsDir, name));
-}
 // India's October 2025 utility bands, small enough for a few messages to cross them.
-writeFileSync(
-  join(cardsDir, 'usd-2025-10-01-tiers.csv'),
-  [
-    'Volume tiers in USD, effective October 1, 2025',
-    'Market,Currency,Category,From,To,Rate',
-    'India,$US,Utility,1,3,0.0014',
-    'India,$US,Utility,4,6,0.0012',
-    'India,$US,Utility,7,,0.0010',
-    '',
-  ].join('\n'),
-);
+const cardsDir = bundledCardsWithTiers(dir, [
+  'India,$US,Utility,1,3,0.0014',
+  'India,$US,Utility,4,6,0.0012',
+  'India,$US,Utility,7,,0.0010',
+]);
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 let service: TestService;
