@@ -241,7 +241,7 @@ export function registerDashboardRoutes(app: Hono<Env>, deps: DashboardDeps): vo
       if (!OVERVIEW_DIMENSIONS.includes(by)) {
         throw new DashboardQueryError('BAD_QUERY', `"by" must be one of ${OVERVIEW_DIMENSIONS.join(', ')}.`);
       }
-      // Days are cut in the chosen WABA's time zone (its bill's days), else in the asked one, else UTC.
+      // Days are cut in the asked time zone, else in the chosen WABA's (its bill's days), else in UTC.
       const asked = timeZoneQuery((name) => c.req.query(name));
       if (!asked.ok) throw new DashboardQueryError(asked.error.code, asked.error.message);
       const timeZone = asked.value ?? (filter.waba ? accountBook().accountFor(filter.waba).timeZone : 'UTC');
