@@ -50,7 +50,12 @@ import { createRateLimiter, type RateLimitVerdict } from './rate-limit.js';
 import { RatingBehindError, type RatingService } from './rating-service.js';
 import { errorCodeOf, requestIdFor } from './request-log.js';
 import { createStoreHealth, type StoreHealth } from './store-health.js';
-import { tierCountReader, unitsForReader, type TierCountReader } from './tier-count-visibility.js';
+import {
+  findingsForReader,
+  tierCountReader,
+  unitsForReader,
+  type TierCountReader,
+} from './tier-count-visibility.js';
 import {
   attachBodyLease,
   BodyBudget,
@@ -1167,7 +1172,12 @@ export function createApp(deps: AppDeps): Hono<Env> {
         `${formProblem}, and no event of this key's WABAs names such a user.`,
       );
     }
-    return c.json({ ...report, units: await unitsForReader(report.units, tierCountsOf(c)) });
+    const mayReadCount = tierCountsOf(c);
+    return c.json({
+      ...report,
+      units: await unitsForReader(report.units, mayReadCount),
+      findings: await findingsForReader(report.findings, mayReadCount),
+    });
   });
 
   app.get('/v1/analytics', async (c) => {
@@ -1372,9 +1382,12 @@ export function createApp(deps: AppDeps): Hono<Env> {
       unchanged: report.unchanged,
       totals: report.totals,
       outside_period: report.outsidePeriod,
-      findings: report.findings.filter(
-        (finding) =>
-          isVisible(finding.waba) && (finding.other_waba === undefined || isVisible(finding.other_waba)),
+      findings: await findingsForReader(
+        report.findings.filter(
+          (finding) =>
+            isVisible(finding.waba) && (finding.other_waba === undefined || isVisible(finding.other_waba)),
+        ),
+        tierCountsOf(c),
       ),
     });
   });

@@ -56,7 +56,12 @@ import { unknownBodyField } from './openapi.js';
 import { bodyBudgetResponse, readRawBody } from './read-body.js';
 import { errorFields, type Logger } from './logger.js';
 import { RatingBehindError, type PricingSetup, type RatingService } from './rating-service.js';
-import { reasonWithoutTierCount, tierCountReader } from './tier-count-visibility.js';
+import {
+  findingsForReader,
+  reasonWithoutTierCount,
+  tierCountReader,
+  wordsWithoutTierCount,
+} from './tier-count-visibility.js';
 
 export interface DashboardDeps {
   store: Store;
@@ -635,11 +640,15 @@ export function registerDashboardRoutes(app: Hono<Env>, deps: DashboardDeps): vo
       const visible = scopeOf(apiKey);
       // A finding that names a second WABA (MESSAGE_OF_TWO_WABAS, NUMBER_OF_TWO_WABAS) is shown only to a key
       // that may read both: to another client it would give away that WABA's id and its message ids.
-      const all = (await store.listFindings(scope === undefined ? {} : { wabas: scope })).filter(
-        (finding) =>
-          visible === undefined ||
-          typeof finding.other_waba !== 'string' ||
-          visible.includes(finding.other_waba),
+      const all = await findingsForReader(
+        (await store.listFindings(scope === undefined ? {} : { wabas: scope })).filter(
+          (finding) =>
+            visible === undefined ||
+            typeof finding.other_waba !== 'string' ||
+            visible.includes(finding.other_waba),
+        ),
+        // A portfolio's count (META_TIER_AHEAD's words) only to a key that may read the whole portfolio.
+        tierCountReader(visible, (waba) => rating.portfolioOf(waba)),
       );
       const counts: Record<string, number> = {};
       for (const finding of all) counts[finding.code] = (counts[finding.code] ?? 0) + 1;
@@ -810,9 +819,15 @@ export function registerDashboardRoutes(app: Hono<Env>, deps: DashboardDeps): vo
       const lines = mayReadCount
         ? estimate.lines
         : estimate.lines.map((line) => ({ ...line, reason: reasonWithoutTierCount(line.reason) }));
+      // A finding's words among the warnings (META_TIER_AHEAD: "wameter counted N") hold that count too.
+      const warnings =
+        mayReadCount || estimate.warnings === undefined
+          ? estimate.warnings
+          : estimate.warnings.map(wordsWithoutTierCount);
       return c.json({
         ...estimate,
         lines,
+        ...(warnings === undefined ? {} : { warnings }),
         waba: outcome.value.waba,
         business: outcome.value.business,
       });

@@ -201,4 +201,47 @@ describe('tier counts of a shared portfolio', () => {
       'volume tier 4:6, message 6 of 2025-10',
     );
   });
+
+  it("GET /v1/findings: META_TIER_AHEAD's words give the portfolio's count only to a key for all of it", async () => {
+    // Meta says P1 reached India utility's band from 7 on October 12; wameter had counted 5 by then, so W2's
+    // next charge is the 6th it counted: "but wameter counted 6" — a number that holds W1's three.
+    const statement = JSON.stringify({
+      object: 'whatsapp_business_account',
+      entry: [
+        {
+          id: 'W2',
+          time: Date.parse('2025-10-12T10:00:00Z') / 1000,
+          changes: [
+            {
+              field: 'account_update',
+              value: {
+                event: 'VOLUME_BASED_PRICING_TIER_UPDATE',
+                volume_tier_info: {
+                  tier_update_time: Date.parse('2025-10-12T10:00:00Z') / 1000,
+                  pricing_category: 'UTILITY',
+                  tier: '7:MAX',
+                  effective_month: '2025-10',
+                  region: 'India',
+                },
+              },
+            },
+          ],
+        },
+      ],
+    });
+    expect((await service.postWebhook(statement)).status).toBe(200);
+    expect(
+      (await service.postEvents([sent('W2', 'b3', '2025-10-13T10:00:00Z', '919820000003')])).status,
+    ).toBe(200);
+    const wordsFor = async (key: string) => {
+      const response = await service.get('/v1/findings?code=META_TIER_AHEAD', key);
+      expect(response.status).toBe(200);
+      return ((await response.json()) as { findings: { message: string }[] }).findings.map((f) => f.message);
+    };
+    expect(await wordsFor(KEY_BOTH)).toEqual([expect.stringContaining('but wameter counted 6:')]);
+    expect(await wordsFor(KEY_ALL)).toEqual([expect.stringContaining('but wameter counted 6:')]);
+    // Before, the key for W2 alone read the 6 too.
+    expect(await wordsFor(KEY_TWO)).toEqual([expect.stringContaining('but wameter counted fewer:')]);
+    expect((await wordsFor(KEY_TWO)).join()).not.toMatch(/counted \d/);
+  });
 });

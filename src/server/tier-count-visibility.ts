@@ -51,3 +51,28 @@ export async function unitsForReader(
 export function reasonWithoutTierCount(reason: string): string {
   return reason.replace(/, volume tier ([^,()]*), message \d+ of (\d{4}-\d{2})/g, ', volume tier $1 in $2');
 }
+
+/**
+ * A `META_TIER_AHEAD` finding's words without the portfolio's count: `…, but wameter counted 5: some of the
+ * portfolio's traffic…` (src/core/price-unit.ts) becomes `…, but wameter counted fewer: …`. Also for an
+ * estimate's warnings, which carry a finding's words.
+ */
+export function wordsWithoutTierCount(text: string): string {
+  return text.replace(/, but wameter counted \d+:/g, ', but wameter counted fewer:');
+}
+
+/** Findings as the caller may read them: a portfolio's count withheld from `META_TIER_AHEAD` where `mayRead` says no. */
+export async function findingsForReader<F extends { code: string; message: string; waba?: unknown }>(
+  findings: readonly F[],
+  mayRead: TierCountReader,
+): Promise<F[]> {
+  const shown: F[] = [];
+  for (const finding of findings) {
+    const isWithheld =
+      finding.code === 'META_TIER_AHEAD' &&
+      typeof finding.waba === 'string' &&
+      !(await mayRead(finding.waba));
+    shown.push(isWithheld ? { ...finding, message: wordsWithoutTierCount(finding.message) } : finding);
+  }
+  return shown;
+}
