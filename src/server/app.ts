@@ -49,7 +49,7 @@ import { MAX_LISTED_REJECTIONS, openApiDocument, queryParametersOf, unknownBodyF
 import { createRateLimiter, type RateLimitVerdict } from './rate-limit.js';
 import { RatingBehindError, type RatingService } from './rating-service.js';
 import { errorCodeOf, requestIdFor } from './request-log.js';
-import { createStoreHealth, type StoreHealth } from './store-health.js';
+import { createStoreHealth, writeFailureHint, type StoreHealth } from './store-health.js';
 import {
   findingsForReader,
   tierCountReader,
@@ -485,7 +485,11 @@ export function createApp(deps: AppDeps): Hono<Env> {
     if (error instanceof StoreUnavailable) {
       metrics.inc('store_errors_total');
       logger.error('store error', errorFields(error.cause));
-      return errorResponse(c, 'STORE_UNAVAILABLE', undefined, { 'Retry-After': '5' });
+      // What the store's error says (disk full, read-only, no answer within the write's bound), never more.
+      const hint = writeFailureHint(error.cause);
+      return errorResponse(c, 'STORE_UNAVAILABLE', hint === null ? undefined : `(${hint}.)`, {
+        'Retry-After': '5',
+      });
     }
     logger.error('unexpected error', errorFields(error));
     return errorResponse(c, 'INTERNAL');

@@ -77,7 +77,8 @@ export const ERRORS = {
   },
   STORE_UNAVAILABLE: {
     status: 503,
-    message: 'The database cannot be reached right now; retry later (webhooks are retried by Meta).',
+    message:
+      'The database could not serve this request right now; retry later (webhooks are retried by Meta).',
   },
   RATING_BEHIND: {
     status: 503,

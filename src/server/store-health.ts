@@ -3,6 +3,7 @@
 // succeeds but nothing acknowledged would survive. It never writes anything itself.
 
 import { statSync } from 'node:fs';
+import { StoreTimeoutError } from '../store/store.js';
 
 export type StoreHealthVerdict = { isReady: true } | { isReady: false; reason: string };
 
@@ -108,10 +109,11 @@ export function createStoreHealth(options: StoreHealthOptions): StoreHealth {
 }
 
 /**
- * What a failed write's error code says, for the readiness reason; null when the code says nothing more than
- * the message (a guess such as "disk full?" would mislead the operator who reads it).
+ * What a failed write's error says, for the readiness reason and the 503's message; null when its code says
+ * nothing more than the message (a guess such as "disk full?" would mislead the operator who reads it).
  */
 export function writeFailureHint(error: unknown): string | null {
+  if (error instanceof StoreTimeoutError) return error.message;
   const code = String((error as { code?: unknown } | null)?.code ?? '');
   if (code === 'SQLITE_FULL' || code === 'ENOSPC' || code === '53100') return 'the disk is full';
   if (code.startsWith('SQLITE_READONLY') || code === 'EROFS' || code === '25006')

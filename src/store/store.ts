@@ -418,6 +418,26 @@ export class StoreInputError extends Error {
 }
 
 /**
+ * A write the database did not finish within its bound (`PostgresStoreOptions.writeTimeoutMs`): silent (a
+ * network partition drops packets and says nothing), or held up on a lock. Whether it committed is unknown
+ * when the answer to COMMIT was what did not come; the caller treats it as not acknowledged (503, Meta
+ * retries) and rates its WABAs again either way (a retry of a write that did commit is a duplicate).
+ */
+export class StoreTimeoutError extends Error {
+  /** The client stopped waiting while its connection still awaited the server: that connection is dropped. */
+  readonly isConnectionLost: boolean;
+
+  constructor(
+    readonly timeoutMs: number,
+    options: { isConnectionLost: boolean; cause?: unknown },
+  ) {
+    super(`the database did not finish the write within ${timeoutMs / 1000} s`, { cause: options.cause });
+    this.name = 'StoreTimeoutError';
+    this.isConnectionLost = options.isConnectionLost;
+  }
+}
+
+/**
  * A store opened read-only (`isReadOnly`: commands that only read it) that is not there to read: no wameter
  * store at all (`NO_STORE`: a mistyped path, an empty file or schema), or one an older wameter left, which
  * this version must migrate before reading (`STORE_NEEDS_MIGRATION`). A read-only open never creates or

@@ -1,7 +1,7 @@
 // Runs the Store contract against a real PostgreSQL server, each store in its own fresh schema (dropped
 // afterwards) so parallel runs never meet. No server is a failure, not a skip.
 
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -9,6 +9,7 @@ import { eventKey, type OutboundEvent, type StatusEvent } from '../../core/event
 import { openStore } from '../open-store.js';
 import { runStoreContract } from '../store.contract.js';
 import { openPostgresStore } from './postgres-store.js';
+import { StoreTimeoutError } from '../store.js';
 import {
   BACKFILL_INPUTS,
   BACKFILLED_ROWS,
@@ -59,32 +60,88 @@ runStoreContract('PostgreSQL', () => openPostgresStore(DATABASE_URL, { schema: f
 
 describe('PostgreSQL specifics', () => {
   it('ping gives up after its timeout when the server stops answering (packets dropped, no reset)', async () => {
-    // A TCP proxy to the server that, once cut, forwards nothing either way and closes nothing.
-    const target = new URL(DATABASE_URL);
-    let isCut = false;
-    const sockets: Socket[] = [];
-    const proxy = createServer((client) => {
-      const upstream = connect(Number(target.port || 5432), target.hostname);
-      sockets.push(client, upstream);
-      client.on('data', (chunk) => void (isCut || upstream.write(chunk)));
-      upstream.on('data', (chunk) => void (isCut || client.write(chunk)));
-      client.on('error', () => {});
-      upstream.on('error', () => {});
-    });
-    await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
-    const url = new URL(DATABASE_URL);
-    url.hostname = '127.0.0.1';
-    url.port = String((proxy.address() as AddressInfo).port);
-    const store = await openPostgresStore(url.toString(), { schema: freshSchema(), pingTimeoutMs: 300 });
+    const proxy = await silenceableProxy();
+    const store = await openPostgresStore(proxy.url, { schema: freshSchema(), pingTimeoutMs: 300 });
     try {
       await store.ping();
-      isCut = true;
+      proxy.silence();
       // Without a timeout the ping waits until TCP gives up (minutes): this test would time out.
       await expect(store.ping()).rejects.toThrow('Query read timeout');
     } finally {
-      for (const socket of sockets) socket.destroy();
       proxy.close();
       await store.close().catch(() => undefined);
+    }
+  });
+
+  it('an ingest gives up after its write bound when the server stops answering, then writes again', async () => {
+    const proxy = await silenceableProxy();
+    const store = await openPostgresStore(proxy.url, { schema: freshSchema(), writeTimeoutMs: 300 });
+    try {
+      proxy.silence();
+      // Without the bound the write waits until TCP gives up (minutes): this test would time out.
+      const stuck = store.ingestEvents([{ key: 'k1', event: ONE_INBOUND, receivedAtMs: 1, source: 'api' }]);
+      const error = await stuck.then(
+        () => null,
+        (thrown: unknown) => thrown,
+      );
+      expect(error).toBeInstanceOf(StoreTimeoutError);
+      expect(error).toMatchObject({
+        message: 'the database did not finish the write within 0.3 s',
+        isConnectionLost: true,
+      });
+      proxy.speak();
+      // The silent connection was dropped, not handed out again: a new one writes.
+      const event = { ...ONE_INBOUND, id: 'm2' };
+      expect(await store.ingestEvents([{ key: 'k2', event, receivedAtMs: 2, source: 'api' }])).toMatchObject({
+        inserted: [event],
+      });
+      // The silenced write's bytes never reached the server: nothing of it is stored.
+      expect(await store.listEvents()).toEqual([event]);
+    } finally {
+      proxy.close();
+      await store.close().catch(() => undefined);
+    }
+  });
+
+  it('an ingest held on a lock gives up after its write bound; the server cancels it too; nothing is stored', async () => {
+    const name = `wameter_locked_${randomBytes(4).toString('hex')}`;
+    const url = new URL(DATABASE_URL);
+    url.searchParams.set('application_name', name);
+    const schema = freshSchema();
+    const store = await openPostgresStore(url.toString(), { schema, writeTimeoutMs: 300 });
+    const holder = new pg.Client({ connectionString: DATABASE_URL });
+    await holder.connect();
+    try {
+      await holder.query('BEGIN');
+      await holder.query(`LOCK TABLE ${schema}.raw_webhooks IN ACCESS EXCLUSIVE MODE`);
+      const body = Buffer.from('{"object":"whatsapp_business_account","entry":[]}');
+      const raw = {
+        receivedAtMs: 1,
+        body,
+        sha256: createHash('sha256').update(body).digest('hex'),
+        parseError: null,
+      };
+      await expect(store.ingestWebhook(raw, [])).rejects.toBeInstanceOf(StoreTimeoutError);
+      // The server gives up the statement as well (statement_timeout): no session of the store is left
+      // waiting on the lock, to write the webhook once it is released behind a 503.
+      await expect
+        .poll(
+          async () =>
+            (
+              await admin!.query(
+                `SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = $1 AND wait_event_type = 'Lock'`,
+                [name],
+              )
+            ).rows[0].n,
+          { timeout: 5_000 },
+        )
+        .toBe(0);
+      await holder.query('ROLLBACK');
+      expect((await admin!.query(`SELECT count(*)::int AS n FROM ${schema}.raw_webhooks`)).rows[0].n).toBe(0);
+      expect(await store.ingestWebhook(raw, [])).toMatchObject({ isDuplicate: false });
+    } finally {
+      await holder.end();
+      await store.close();
     }
   });
 
@@ -537,3 +594,35 @@ describe('PostgreSQL opened read-only (commands that only read: estimate, rerate
     expect(rows).toEqual([{ n: 1 }]);
   });
 });
+
+/**
+ * A TCP proxy to the test server that can fall silent: while silenced it forwards nothing either way and
+ * closes nothing, as a network partition that drops packets; `speak` forwards again (what was dropped is lost,
+ * so a connection used meanwhile is broken for good).
+ */
+async function silenceableProxy(): Promise<{ url: string; silence(): void; speak(): void; close(): void }> {
+  const target = new URL(DATABASE_URL);
+  let isSilent = false;
+  const sockets: Socket[] = [];
+  const proxy = createServer((client) => {
+    const upstream = connect(Number(target.port || 5432), target.hostname);
+    sockets.push(client, upstream);
+    client.on('data', (chunk) => void (isSilent || upstream.write(chunk)));
+    upstream.on('data', (chunk) => void (isSilent || client.write(chunk)));
+    client.on('error', () => {});
+    upstream.on('error', () => {});
+  });
+  await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+  const url = new URL(DATABASE_URL);
+  url.hostname = '127.0.0.1';
+  url.port = String((proxy.address() as AddressInfo).port);
+  return {
+    url: url.toString(),
+    silence: () => void (isSilent = true),
+    speak: () => void (isSilent = false),
+    close() {
+      for (const socket of sockets) socket.destroy();
+      proxy.close();
+    },
+  };
+}

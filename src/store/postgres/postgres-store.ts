@@ -65,6 +65,7 @@ import {
   type RawWebhookInput,
   ReadOnlyOpenError,
   type Store,
+  StoreTimeoutError,
   type StoredRawWebhook,
   type UnitFilter,
   type UnitPage,
@@ -82,7 +83,10 @@ import {
 } from '../store.js';
 
 type Row = Record<string, unknown>;
-type Queryable = pg.Pool | pg.PoolClient;
+/** What the SQL helpers below need of a pool, a pooled client, or a client bound to a deadline. */
+interface Queryable {
+  query(text: string, values?: unknown[]): Promise<pg.QueryResult>;
+}
 
 export interface PostgresStoreOptions {
   /** Schema holding wameter's tables (created by migrate); default: the connection's search_path. */
@@ -95,6 +99,8 @@ export interface PostgresStoreOptions {
   isReadOnly?: boolean;
   /** How long `ping` waits for the server's answer (default PING_TIMEOUT_MS). */
   pingTimeoutMs?: number;
+  /** How long an ingest's transaction may take, once it has a connection (default WRITE_TIMEOUT_MS). */
+  writeTimeoutMs?: number;
 }
 
 /**
@@ -102,6 +108,14 @@ export interface PostgresStoreOptions {
  * drops packets) would otherwise hold the probe for minutes, until TCP itself gives up.
  */
 export const PING_TIMEOUT_MS = 5_000;
+
+/**
+ * An ingest (webhooks, event batches) gives up after this, from BEGIN to COMMIT: the service answers 503 and
+ * Meta delivers the webhook again. Without it a partition held every webhook until the database came back or
+ * TCP gave up (87 s in a 90 s partition, fifteenth session's failure review). A healthy group commit takes
+ * milliseconds.
+ */
+export const WRITE_TIMEOUT_MS = 10_000;
 
 interface Migration {
   version: number;
@@ -362,7 +376,12 @@ function parseExactInteger(text: string): number | bigint {
 }
 
 export async function openPostgresStore(url: string, options: PostgresStoreOptions = {}): Promise<Store> {
-  const { schema, isReadOnly = false, pingTimeoutMs = PING_TIMEOUT_MS } = options;
+  const {
+    schema,
+    isReadOnly = false,
+    pingTimeoutMs = PING_TIMEOUT_MS,
+    writeTimeoutMs = WRITE_TIMEOUT_MS,
+  } = options;
   if (schema !== undefined && !/^[a-z_][a-z0-9_]{0,62}$/.test(schema)) {
     throw new Error(`schema "${schema}" must be a lower-case SQL identifier (letters, digits, _)`);
   }
@@ -377,7 +396,7 @@ export async function openPostgresStore(url: string, options: PostgresStoreOptio
   });
   // An idle client losing its connection must not crash the process; the next query reports it.
   pool.on('error', () => {});
-  const store = new PostgresStore(pool, schema, isReadOnly, pingTimeoutMs);
+  const store = new PostgresStore(pool, schema, isReadOnly, pingTimeoutMs, writeTimeoutMs);
   try {
     if (isReadOnly) await store.checkReadable();
     else await store.migrate();
@@ -398,9 +417,7 @@ function withSearchPath(url: string, schema: string): string {
 
 class PostgresStore implements Store {
   /** Concurrent ingests share one transaction: one round of statements and one WAL flush (group commit). */
-  private readonly ingests = new GroupCommitQueue((items) =>
-    this.transaction((client) => ingestGroup(client, items)),
-  );
+  private readonly ingests = new GroupCommitQueue((items) => this.ingestTransaction(items));
 
   constructor(
     private readonly pool: pg.Pool,
@@ -408,6 +425,7 @@ class PostgresStore implements Store {
     /** Opened for a command that only reads: never migrated (its sessions refuse writes too). */
     private readonly isReadOnly: boolean,
     private readonly pingTimeoutMs: number,
+    private readonly writeTimeoutMs: number,
   ) {}
 
   /**
@@ -510,7 +528,11 @@ class PostgresStore implements Store {
 
   async ingestBatch(items: readonly IngestItem[]): Promise<IngestItemOutcome[]> {
     for (const item of items) if (item.raw) assertSha256(item.raw);
-    return this.transaction((client) => ingestGroup(client, items));
+    return this.ingestTransaction(items);
+  }
+
+  private ingestTransaction(items: readonly IngestItem[]): Promise<IngestItemOutcome[]> {
+    return this.transaction((client) => ingestGroup(client, items), undefined, 'BEGIN', this.writeTimeoutMs);
   }
 
   async getRawWebhook(id: number): Promise<StoredRawWebhook | undefined> {
@@ -801,11 +823,19 @@ class PostgresStore implements Store {
    * commits without waiting for the WAL flush (synchronous_commit off), so a crash can lose only the last
    * such commits, never an event; everything else waits for the flush. `begin` opens it (`BEGIN` unless a
    * read asks for its isolation); a failure rolls it back, and the client is released either way.
+   *
+   * With `timeoutMs` (ingests), the whole of it — BEGIN to COMMIT — must end within that bound: each
+   * statement waits only for what is left of it (the client gives up on a silent server: a partition drops
+   * packets and never says so), and the server itself cancels a statement running longer (held on a lock)
+   * and ends the session if the client goes quiet mid-transaction (so that a client cut off by a partition
+   * leaves no session holding rows locked). A write over its bound fails with `StoreTimeoutError`; a
+   * connection the client stopped waiting on is dropped, never rolled back on.
    */
   private async transaction<T>(
-    work: (client: pg.PoolClient) => Promise<T>,
+    work: (client: Queryable) => Promise<T>,
     rating?: RatingRecord,
     begin = 'BEGIN',
+    timeoutMs?: number,
   ): Promise<T> {
     const client = await this.pool.connect();
     let broken: Error | undefined;
@@ -816,22 +846,65 @@ class PostgresStore implements Store {
       broken = error;
     };
     client.on('error', onLost);
+    const queries = timeoutMs === undefined ? client : withDeadline(client, timeoutMs);
     try {
-      await client.query(begin);
-      if (rating?.reason === 'live') await client.query('SET LOCAL synchronous_commit = off');
-      const result = await work(client);
-      await client.query('COMMIT');
+      await queries.query(
+        timeoutMs === undefined
+          ? begin
+          : `${begin}; SET LOCAL statement_timeout = ${timeoutMs}; SET LOCAL idle_in_transaction_session_timeout = ${timeoutMs}`,
+      );
+      if (rating?.reason === 'live') await queries.query('SET LOCAL synchronous_commit = off');
+      const result = await work(queries);
+      await queries.query('COMMIT');
       return result;
     } catch (error) {
-      await client.query('ROLLBACK').catch((rollbackError: Error) => {
-        broken = rollbackError; // the connection is unusable: the pool must not hand it out again
-      });
+      if (error instanceof StoreTimeoutError && error.isConnectionLost) {
+        broken = error; // still waiting on the server: never rolled back on, dropped (the server rolls back)
+      } else {
+        // Not bound to the deadline, which may have passed: its own bound of the same length, if any.
+        const rollback = client.query({ text: 'ROLLBACK', query_timeout: timeoutMs } as pg.QueryConfig);
+        await rollback.catch((rollbackError: Error) => {
+          broken = rollbackError; // the connection is unusable: the pool must not hand it out again
+        });
+      }
       throw error;
     } finally {
       client.off('error', onLost);
       client.release(broken);
     }
   }
+}
+
+/** PostgreSQL's SQLSTATE for a statement cancelled by `statement_timeout` (query_canceled). */
+const QUERY_CANCELED = '57014';
+
+/**
+ * `client` bound to a deadline `timeoutMs` from now: each query waits at most for what is left of it (pg's
+ * own `query_timeout`, which abandons the query on this connection) and fails with `StoreTimeoutError` past
+ * it — `isConnectionLost` when the client gave up (the connection still awaits the server's answer), not
+ * when the server cancelled the statement itself (`statement_timeout`: the connection is usable).
+ */
+function withDeadline(client: pg.PoolClient, timeoutMs: number): Queryable {
+  const deadlineMs = performance.now() + timeoutMs;
+  return {
+    async query(text, values) {
+      const leftMs = Math.ceil(deadlineMs - performance.now());
+      if (leftMs <= 0) throw new StoreTimeoutError(timeoutMs, { isConnectionLost: false });
+      try {
+        // (`query_timeout` per query is pg's, not in its types.)
+        return await client.query({ text, values, query_timeout: leftMs } as pg.QueryConfig);
+      } catch (error) {
+        const { code, message } = error as { code?: unknown; message?: unknown };
+        if (code === QUERY_CANCELED && String(message).includes('statement timeout')) {
+          throw new StoreTimeoutError(timeoutMs, { isConnectionLost: false, cause: error });
+        }
+        if (performance.now() >= deadlineMs) {
+          throw new StoreTimeoutError(timeoutMs, { isConnectionLost: true, cause: error });
+        }
+        throw error;
+      }
+    },
+  };
 }
 
 /**

@@ -1,0 +1,69 @@
+// A webhook whose write PostgreSQL does not finish within the store's bound (held on a lock here; a network
+// partition is the store's own test) is answered 503 with Retry-After and the reason, never held until the
+// database answers; readiness says why; once the database answers, Meta's redelivery is stored and rated.
+
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+import { afterEach, describe, expect, it } from 'vitest';
+import { openPostgresStore } from '../store/postgres/postgres-store.js';
+import {
+  createTestService,
+  fixture,
+  TEST_POSTGRES_URL,
+  KEY_ALL,
+  type TestService,
+} from '../../test/server-kit.js';
+
+let service: TestService | undefined;
+const cleanups: (() => Promise<void>)[] = [];
+
+afterEach(async () => {
+  await service?.close();
+  service = undefined;
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+describe('a webhook the database does not store within the write bound (PostgreSQL)', () => {
+  it('is answered 503 with Retry-After and the reason, then stored and rated when Meta delivers it again', async () => {
+    const schema = `wameter_timeout_${randomBytes(6).toString('hex')}`;
+    const store = await openPostgresStore(TEST_POSTGRES_URL, { schema, writeTimeoutMs: 300 });
+    const holder = new pg.Client({ connectionString: TEST_POSTGRES_URL });
+    await holder.connect();
+    cleanups.push(async () => {
+      await holder.end();
+      await store.close();
+      const admin = new pg.Client({ connectionString: TEST_POSTGRES_URL });
+      await admin.connect();
+      await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+      await admin.end();
+    });
+    service = await createTestService({}, { store });
+    const body = fixture('pywa/status_delivered.json');
+
+    await holder.query('BEGIN');
+    await holder.query(`LOCK TABLE ${schema}.raw_webhooks IN ACCESS EXCLUSIVE MODE`);
+    const refused = await service.postWebhook(body);
+    expect(refused.status).toBe(503);
+    expect(refused.headers.get('retry-after')).toBe('5');
+    expect(await refused.json()).toEqual({
+      error: {
+        code: 'STORE_UNAVAILABLE',
+        message:
+          'The database could not serve this request right now; retry later (webhooks are retried by Meta). (the database did not finish the write within 0.3 s.)',
+      },
+    });
+    const health = await service.get('/healthz');
+    expect(health.status).toBe(503);
+    expect(JSON.stringify(await health.json())).toContain(
+      'the database did not finish the write within 0.3 s',
+    );
+    await holder.query('ROLLBACK');
+
+    const stored = await service.postWebhook(body);
+    expect(stored.status).toBe(200);
+    expect(await stored.json()).toMatchObject({ duplicate: false });
+    await service.rating.settled();
+    const units = await service.get('/v1/units', KEY_ALL);
+    expect(((await units.json()) as { units: unknown[] }).units).toHaveLength(1);
+  });
+});
