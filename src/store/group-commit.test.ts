@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { GroupCommitQueue } from './group-commit.js';
-import type { IngestItem, IngestItemOutcome } from './store.js';
+import { StoreTimeoutError, type IngestItem, type IngestItemOutcome } from './store.js';
 
 const item = (n: number): IngestItem => ({
   raw: null,
@@ -62,5 +62,18 @@ describe('GroupCommitQueue', () => {
       queue.submit(item(2)),
     ]);
     expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
+  });
+
+  it('fails a whole group that ran out of time at once, never retrying its items one by one', async () => {
+    const groups: number[] = [];
+    const queue = new GroupCommitQueue(async (items) => {
+      groups.push(items.length);
+      throw new StoreTimeoutError(300, { isConnectionLost: true });
+    });
+    const results = await Promise.allSettled([1, 2, 3].map((n) => queue.submit(item(n))));
+    expect(results.map((r) => r.status)).toEqual(['rejected', 'rejected', 'rejected']);
+    for (const result of results)
+      expect((result as PromiseRejectedResult).reason).toBeInstanceOf(StoreTimeoutError);
+    expect(groups).toEqual([3]);
   });
 });

@@ -3,7 +3,7 @@
 // requests. Each caller's promise resolves only once its group has committed, so "200 only once durable"
 // holds for every request of the group.
 
-import type { IngestItem, IngestItemOutcome } from './store.js';
+import { StoreTimeoutError, type IngestItem, type IngestItemOutcome } from './store.js';
 
 export interface GroupCommitOptions {
   /** Most items in one group. */
@@ -21,7 +21,8 @@ interface Waiting {
 /**
  * Commits queued items in groups through `commit` (one transaction per call, outcomes in order), one group
  * at a time: items submitted while a group commits form the next group. A group that fails is retried item
- * by item, so one item's failure is that item's alone.
+ * by item, so one item's failure is that item's alone — unless it failed for lack of time
+ * (`StoreTimeoutError`): then every item of it fails with it.
  */
 export class GroupCommitQueue {
   private readonly queue: Waiting[] = [];
@@ -83,8 +84,11 @@ export class GroupCommitQueue {
         this.stats.items += group.length;
         group.forEach((waiting, index) => waiting.resolve(outcomes[index]!));
       } catch (error) {
-        if (group.length === 1) group[0]!.reject(error);
-        else {
+        // A write the database did not finish in time says nothing of an item: retried one by one, each would
+        // wait its own bound again (ten items, eleven bounds before the last is answered).
+        if (group.length === 1 || error instanceof StoreTimeoutError) {
+          for (const waiting of group) waiting.reject(error);
+        } else {
           // Nothing of the group was committed: each item alone, so that one bad item fails alone.
           for (const waiting of group) {
             try {
