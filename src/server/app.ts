@@ -22,6 +22,12 @@ import {
 import { parses } from '../ingest/read-events.js';
 import { verifyMetaSignature } from '../ingest/signature.js';
 import {
+  decodeUtf8MarkingInvalid,
+  firstInvalidUtf8,
+  INVALID_UTF8_MARK,
+  invalidByteWords,
+} from '../ingest/utf8.js';
+import {
   StoreInputError,
   type AnalyticsDimension,
   type EventInput,
@@ -603,6 +609,9 @@ export function createApp(deps: AppDeps): Hono<Env> {
     let value: unknown;
     let parseError: string | null = null;
     try {
+      // Bad bytes would be decoded as U+FFFD without a word: two ids differing only there would be one.
+      const invalidAt = firstInvalidUtf8(raw);
+      if (invalidAt >= 0) throw new Error(`not valid UTF-8: ${invalidByteWords(raw, invalidAt)}`);
       value = JSON.parse(new TextDecoder('utf-8').decode(raw));
       // Kept as unreadable like any body that is no webhook: nothing may walk a value this deep.
       if (isNestedDeeperThan(value)) parseError = `nested deeper than ${MAX_JSON_DEPTH} levels`;
@@ -870,10 +879,11 @@ export function createApp(deps: AppDeps): Hono<Env> {
     const givenKeyWaba = new Set<CoreEvent>();
     let ignored = 0;
     let itemCount = 0;
-    const text = new TextDecoder('utf-8').decode(body.bytes);
+    // A line holding bytes that are not UTF-8 is refused, never read with U+FFFD in their place.
+    const { text, hasInvalid } = decodeUtf8MarkingInvalid(body.bytes);
     // Past the listed rejections, a line that cannot be an event is only counted: parsing it (an exception
     // each) would take seconds for a body of millions of garbage lines, to say nothing more.
-    for (const item of bodyItems(text, (line) => rejections.wouldList(line))) {
+    for (const item of bodyItems(text, (line) => rejections.wouldList(line), hasInvalid)) {
       itemCount += 1;
       // A body of millions of lines is read in slices, other requests (Meta's webhooks) answered between
       // them: lines that look like events are still parsed, and 4 MiB of `{x}` lines take seconds to refuse.
@@ -1505,6 +1515,8 @@ class RejectionList {
 }
 
 /** The lines of a body (ended by LF, CRLF or a lone CR) with their numbers from 1, read one at a time. */
+const NOT_UTF8 = 'holds bytes that are not valid UTF-8 (send UTF-8 text: a decoder would have changed them)';
+
 function* bodyLines(body: string): Generator<{ text: string; line: number }> {
   const ends = /\r\n|\r|\n/g;
   let start = 0;
@@ -1532,7 +1544,11 @@ function cannotBeEvent(trimmed: string): boolean {
  * rejection naming its index (`[2]: …`). A line that cannot be an event is parsed only when `isListed(line)`
  * says its rejection would be listed (its JSON error is then the words).
  */
-function* bodyItems(text: string, isListed: (line: number) => boolean): Generator<BodyItem> {
+function* bodyItems(
+  text: string,
+  isListed: (line: number) => boolean,
+  hasInvalidUtf8 = false,
+): Generator<BodyItem> {
   const body = text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
   const items: BodyItem[] = [];
   const add = (value: unknown, line: number) => {
@@ -1551,7 +1567,12 @@ function* bodyItems(text: string, isListed: (line: number) => boolean): Generato
   }
   if (first !== undefined && !isOneLine && !parses(first.text)) {
     try {
-      add(JSON.parse(body), first.line);
+      const document = JSON.parse(body) as unknown;
+      if (hasInvalidUtf8 && body.includes(INVALID_UTF8_MARK)) {
+        yield { line: first.line, prefix: '', error: NOT_UTF8 };
+        return;
+      }
+      add(document, first.line);
       yield* items;
       return;
     } catch {
@@ -1563,6 +1584,10 @@ function* bodyItems(text: string, isListed: (line: number) => boolean): Generato
     if (trimmed === '') continue;
     if (cannotBeEvent(trimmed) && !isListed(line)) {
       yield { line, prefix: '', unread: true };
+      continue;
+    }
+    if (hasInvalidUtf8 && lineText.includes(INVALID_UTF8_MARK)) {
+      yield { line, prefix: '', error: NOT_UTF8 };
       continue;
     }
     try {

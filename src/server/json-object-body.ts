@@ -2,6 +2,7 @@
 // JSON object, nested at most MAX_JSON_DEPTH deep, each key given once. Never Meta's webhooks nor event lines.
 
 import { isNestedDeeperThan, MAX_JSON_DEPTH } from '../ingest/parse-event.js';
+import { firstInvalidUtf8 } from '../ingest/utf8.js';
 import type { ErrorCode } from './errors.js';
 import { repeatedJsonKey, repeatedKeyMessage } from './repeated-json-key.js';
 
@@ -18,6 +19,7 @@ export function parseJsonObjectBody(bytes: Uint8Array, shape: string): JsonObjec
   const text = new TextDecoder('utf-8').decode(bytes);
   let value: unknown;
   try {
+    if (firstInvalidUtf8(bytes) >= 0) throw new Error('not UTF-8'); // never read with U+FFFD in its place
     value = JSON.parse(text);
   } catch {
     return { ok: false, error: { code: 'MALFORMED_JSON', detail: `Send a JSON object: ${shape}.` } };
