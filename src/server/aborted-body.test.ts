@@ -2,13 +2,25 @@
 // then gone) gets a quiet outcome, over a real TCP socket to the real Node server: nothing stored, one info
 // line (no error), no store error, the in-flight body budget given back, and the server still serving.
 
+import { mkdtempSync, rmSync } from 'node:fs';
 import type { IncomingMessage, Server } from 'node:http';
-import { connect, type AddressInfo } from 'node:net';
+import { connect, type AddressInfo, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { serve } from '@hono/node-server';
 import { Hono } from 'hono';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { signMetaBody } from '../ingest/signature.js';
-import { createTestService, fixture, KEY_ALL, SECRET, type TestService } from '../../test/server-kit.js';
+import {
+  createTestService,
+  fixture,
+  KEY_ALL,
+  SECRET,
+  testConfig,
+  type TestService,
+} from '../../test/server-kit.js';
+import { createMemoryLogger } from './logger.js';
+import { startServer } from './main.js';
 import { attachBodyLease, BodyBudget, IncompleteBodyError, readRawBody } from './read-body.js';
 
 const cleanups: (() => Promise<void>)[] = [];
@@ -152,5 +164,119 @@ describe('readRawBody of a request whose client left before its body was read', 
     await until(() => settled !== undefined, 'the route to read the body');
     expect(settled).toBeInstanceOf(IncompleteBodyError);
     expect(budget.inFlightBytes).toBe(0);
+  });
+});
+
+describe('a body still arriving when the shutdown grace ends', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'wameter-aborted-body-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it("is cut by the server's shutdown, and its IncompleteBodyError says so (not the client)", async () => {
+    const cuts: unknown[] = [];
+    // The real server (its connection drain), with a route that reads a body as the service's routes do.
+    const server = await startServer(testConfig({ db: `sqlite:${join(dir, 'grace.db')}` }), {
+      logger: createMemoryLogger(),
+      ratingWorkerScript: null,
+      shutdownGraceMs: 300,
+      extraRoutes: (app) =>
+        app.post('/upload', async (c) => {
+          try {
+            await readRawBody(c, 4096);
+          } catch (error) {
+            cuts.push(error);
+            throw error;
+          }
+          return c.body(null, 204);
+        }),
+    });
+    const held = async (bytes: number) =>
+      (await (await fetch(`${server.url}/metrics`)).text()).includes(
+        `request_bodies_in_flight_bytes ${bytes}\n`,
+      );
+    const startUpload = async () => {
+      const socket = connect(server.port, '127.0.0.1');
+      socket.on('error', () => undefined);
+      await new Promise((resolve) => socket.once('connect', resolve));
+      socket.write('POST /upload HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 1000\r\n\r\n');
+      socket.write(new Uint8Array(10));
+      return socket;
+    };
+    const untilHeld = async (bytes: number) => {
+      const deadline = Date.now() + 5_000;
+      while (!(await held(bytes))) {
+        if (Date.now() > deadline) throw new Error(`the server never held ${bytes} body bytes`);
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+    };
+
+    // A client that leaves: cut by the client.
+    const leaving = await startUpload();
+    await untilHeld(10);
+    leaving.destroy();
+    await until(() => cuts.length === 1, 'the first cut');
+    // A client still sending when the shutdown starts, and after its grace: cut by the server.
+    const slow: Socket = await startUpload();
+    await untilHeld(10);
+    const closed = new Promise((resolve) => slow.once('close', resolve));
+    await server.close();
+    await closed;
+    await until(() => cuts.length === 2, 'the second cut');
+    expect(cuts[0]).toBeInstanceOf(IncompleteBodyError);
+    expect(cuts[0]).toMatchObject({ cutBy: 'client', receivedBytes: 10 });
+    expect(cuts[1]).toBeInstanceOf(IncompleteBodyError);
+    expect(cuts[1]).toMatchObject({ cutBy: 'shutdown', receivedBytes: 10 });
+    expect((cuts[1] as Error).message).toMatch(/the server's shutdown cut the connection/);
+  });
+});
+
+describe('a webhook whose body is still arriving when the shutdown grace ends', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'wameter-aborted-webhook-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it("is logged as cut by the server's shutdown, not by the client", async () => {
+    const logger = createMemoryLogger();
+    const server = await startServer(testConfig({ db: `sqlite:${join(dir, 'grace.db')}` }), {
+      logger,
+      ratingWorkerScript: null,
+      shutdownGraceMs: 300,
+    });
+    const body = fixture('meta-docs/status_delivered_marketing_pmp_bsuid_contacts.json');
+    const socket = connect(server.port, '127.0.0.1');
+    socket.on('error', () => undefined);
+    await new Promise((resolve) => socket.once('connect', resolve));
+    socket.write(
+      [
+        'POST /webhooks/whatsapp HTTP/1.1',
+        'Host: 127.0.0.1',
+        `Content-Length: ${body.byteLength}`,
+        `X-Hub-Signature-256: ${signMetaBody(body, SECRET)}`,
+        '',
+        '',
+      ].join('\r\n'),
+    );
+    socket.write(body.subarray(0, 10));
+    const lines = () => logger.lines.map((line) => JSON.parse(line) as LogLine);
+    const held = async () =>
+      (await (await fetch(`${server.url}/metrics`)).text()).includes('request_bodies_in_flight_bytes 10\n');
+    const deadline = Date.now() + 5_000;
+    while (!(await held())) {
+      if (Date.now() > deadline) throw new Error('the server never held the first bytes');
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    await server.close();
+    await until(
+      () => lines().some((line) => line.msg.startsWith('request body cut off')),
+      'the line saying the body was cut',
+    );
+
+    expect(lines().filter((line) => line.msg.startsWith('request body cut off'))).toEqual([
+      expect.objectContaining({
+        level: 'info',
+        msg: "request body cut off by the server's shutdown (its grace for in-flight requests over); nothing stored",
+        path: '/webhooks/whatsapp',
+        receivedBytes: 10,
+        declaredBytes: body.byteLength,
+      }),
+    ]);
   });
 });

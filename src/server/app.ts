@@ -473,14 +473,19 @@ export function createApp(deps: AppDeps): Hono<Env> {
     if (error instanceof MoneyRangeError) return errorResponse(c, 'BAD_QUERY', error.message);
     if (error instanceof RatingBehindError) return ratingBehindResponse(c, error);
     if (error instanceof ClientBusyError) return clientBusyResponse(c, error);
-    // The client closed the connection before the whole body arrived (or the request timeout cut it): nothing
-    // was stored, and it is neither a store error nor a bug. Nobody reads this answer (Node itself answers a
-    // client that half-closes 400): it is for the request log line and the duration metric.
+    // The connection closed before the whole body arrived — its client left (or the request timeout cut it),
+    // or the shutdown cut it when its grace ended (`cutBy`): nothing was stored, and it is neither a store
+    // error nor a bug. Nobody reads this answer (Node itself answers a client that half-closes 400): it is for
+    // the request log line and the duration metric.
     if (error instanceof IncompleteBodyError) {
       if (c.req.method === 'POST' && c.req.path.startsWith('/webhooks'))
         metrics.inc('webhooks_rejected_total', { reason: 'incomplete_body' });
       const declared = c.req.header('content-length');
-      logger.info('request body cut off by the client; nothing stored', {
+      const cutBy =
+        error.cutBy === 'shutdown'
+          ? "the server's shutdown (its grace for in-flight requests over)"
+          : 'the client';
+      logger.info(`request body cut off by ${cutBy}; nothing stored`, {
         method: c.req.method,
         path: c.req.path,
         receivedBytes: error.receivedBytes,

@@ -6,6 +6,17 @@
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 
+/**
+ * Sockets a drain cut when its grace ended: what was still arriving on them (a request body) was cut by the
+ * server's shutdown, not by its client (read-body.ts asks, so that the log says who cut it).
+ */
+const cutAtShutdown = new WeakSet<Socket>();
+
+/** Did a drain cut `socket` at the end of its grace (rather than its client close it)? */
+export function wasCutAtShutdown(socket: Socket): boolean {
+  return cutAtShutdown.has(socket);
+}
+
 export interface ConnectionDrain {
   /** Stops accepting connections; resolves once every socket has closed, or after `graceMs` (cut). */
   drain(graceMs: number): Promise<void>;
@@ -81,7 +92,10 @@ export function trackConnections(server: Server): ConnectionDrain {
       }
       return new Promise<void>((resolve) => {
         const deadline = setTimeout(() => {
-          for (const socket of sockets.keys()) socket.destroy();
+          for (const socket of sockets.keys()) {
+            cutAtShutdown.add(socket); // before destroy(): the request's 'error' and 'close' follow it
+            socket.destroy();
+          }
         }, graceMs);
         // server.close() stops accepting and calls closeIdleConnections (above): idle sockets end now, the
         // others as their last response finishes.

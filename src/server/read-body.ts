@@ -5,6 +5,7 @@
 
 import type { IncomingMessage } from 'node:http';
 import type { Context } from 'hono';
+import { wasCutAtShutdown } from './connection-drain.js';
 
 export type BodyRead =
   | { ok: true; bytes: Uint8Array }
@@ -12,17 +13,30 @@ export type BodyRead =
   | { ok: false; reason: 'too_large' | 'busy' };
 
 /**
- * The client closed the connection (or its body stream failed) before the whole body arrived: nothing of it
- * was kept, and nobody is left to answer. Thrown by `readRawBody` for the app's error handler to log quietly
- * — a phone on a train, a proxy's timeout, the server's own request timeout — never as an unexpected error.
+ * Who cut a body: `client` — it closed the connection or its body stream failed (a phone on a train, a
+ * proxy's timeout, the server's own request timeout); `shutdown` — the server's shutdown, its grace over,
+ * cut the connection while the body was still arriving (connection-drain.ts).
+ */
+export type BodyCutBy = 'client' | 'shutdown';
+
+/**
+ * The connection closed before the whole body arrived: nothing of it was kept, and nobody is left to answer.
+ * Thrown by `readRawBody` for the app's error handler to log quietly, saying who cut it (`cutBy`), never as
+ * an unexpected error.
  */
 export class IncompleteBodyError extends Error {
   constructor(
     /** The body bytes that had arrived. */
     readonly receivedBytes: number,
+    readonly cutBy: BodyCutBy = 'client',
     options?: { cause?: unknown },
   ) {
-    super(`the connection closed after ${receivedBytes} bytes of the request body, before its end`, options);
+    super(
+      cutBy === 'shutdown'
+        ? `the server's shutdown cut the connection after ${receivedBytes} bytes of the request body, its grace for in-flight requests being over`
+        : `the connection closed after ${receivedBytes} bytes of the request body, before its end`,
+      options,
+    );
     this.name = 'IncompleteBodyError';
   }
 }
@@ -131,8 +145,12 @@ const UNBOUNDED: BodyLease = { fits: () => true, take: () => true, release: () =
 
 function readNodeBody(incoming: IncomingMessage, limit: number, lease: BodyLease): Promise<BodyRead> {
   if (incoming.readableEnded) return Promise.resolve({ ok: true, bytes: new Uint8Array(0) });
-  // Cut before it was read (the client left while the request waited): no 'close' is coming to say so.
-  if (incoming.destroyed) return Promise.reject(new IncompleteBodyError(0));
+  // Asked once the connection is gone: a drain marks its socket before cutting it.
+  const socket = incoming.socket;
+  const cutBy = (): BodyCutBy => (wasCutAtShutdown(socket) ? 'shutdown' : 'client');
+  // Cut before it was read (the client left, or the shutdown cut it, while the request waited): no 'close'
+  // is coming to say so.
+  if (incoming.destroyed) return Promise.reject(new IncompleteBodyError(0, cutBy()));
   return new Promise<BodyRead>((resolve, reject) => {
     const chunks: Buffer[] = [];
     let total = 0;
@@ -159,16 +177,17 @@ function readNodeBody(incoming: IncomingMessage, limit: number, lease: BodyLease
       stop();
       resolve({ ok: true, bytes: chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, total) });
     };
-    // Node's 'error' (ECONNRESET "aborted": the socket closed mid-body, or the request timeout cut it), or a
-    // 'close' without 'end': either way the body will not come whole. What arrived is dropped with `chunks`;
-    // the lease keeps its bytes until the request's handling ends (the app's middleware releases it).
+    // Node's 'error' (ECONNRESET "aborted": the socket closed mid-body — its client, the request timeout or
+    // the shutdown's grace cut it), or a 'close' without 'end': either way the body will not come whole. What
+    // arrived is dropped with `chunks`; the lease keeps its bytes until the request's handling ends (the
+    // app's middleware releases it).
     const onError = (error: Error) => {
       stop();
-      reject(new IncompleteBodyError(total, { cause: error }));
+      reject(new IncompleteBodyError(total, cutBy(), { cause: error }));
     };
     const onClose = () => {
       stop();
-      reject(new IncompleteBodyError(total));
+      reject(new IncompleteBodyError(total, cutBy()));
     };
     incoming.on('data', onData);
     incoming.on('end', onEnd);
@@ -187,7 +206,7 @@ async function readWebBody(request: Request, limit: number, lease: BodyLease): P
     try {
       read = await reader.read();
     } catch (error) {
-      throw new IncompleteBodyError(total, { cause: error });
+      throw new IncompleteBodyError(total, 'client', { cause: error });
     }
     const { done, value } = read;
     if (done) break;

@@ -2,9 +2,10 @@
 // becomes one line naming the database (host and port, or the SQLite path — never a password) and what to
 // do. Errors it does not recognise are returned unchanged.
 
-import { existsSync, statSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { accessSync, constants, existsSync, statSync } from 'node:fs';
+import { basename, dirname, resolve } from 'node:path';
 import { sqlitePathOf } from '../store/open-store.js';
+import { WriterLockFolderError } from '../store/writer-lock.js';
 import { redactUrl } from './config.js';
 
 const SET_BY = '--db, WAMETER_DB or DATABASE_URL';
@@ -56,6 +57,34 @@ function explainPostgres(db: string, error: unknown): string | undefined {
   return undefined;
 }
 
+/** Can this process write `path` (a file, or a folder: make files in it)? */
+function isWritable(path: string): boolean {
+  try {
+    accessSync(path, constants.W_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * What this user may not write of the SQLite database `file`, and what to do: its folder (SQLite makes the
+ * -wal and -shm files there, wameter its writer lock), or the file itself; undefined when both are writable.
+ */
+function explainUnwritable(file: string, reason: string | undefined): string | undefined {
+  const folder = dirname(file);
+  const why = reason === undefined ? '' : ` (${reason})`;
+  const isFileWritable = !existsSync(file) || isWritable(file);
+  if (!isWritable(folder)) {
+    const name = basename(file);
+    return `cannot write the SQLite database ${file}: its folder ${folder} is not writable by this user${why}, and the database needs files of its own beside it (${name}-wal, ${name}-shm, ${name}.writer-lock)${isFileWritable ? '' : '; the file itself is read-only too'}; make the folder writable by the user wameter runs as, or move the database to a folder it may write (check ${SET_BY})`;
+  }
+  if (!isFileWritable) {
+    return `cannot write the SQLite database ${file}: the file is read-only for this user${why}, and every webhook is stored in it; make it writable by the user wameter runs as (its owner and mode), or check ${SET_BY}`;
+  }
+  return undefined;
+}
+
 function explainSqlite(path: string, error: unknown): string | undefined {
   const file = resolve(path);
   const cause = firstCause(error);
@@ -72,6 +101,15 @@ function explainSqlite(path: string, error: unknown): string | undefined {
   }
   if (cause.code === 'SQLITE_NOTADB' || /file is not a database/i.test(message)) {
     return `${file} is not a SQLite database (another kind of file, or damaged): check ${SET_BY}, or move the file away`;
+  }
+  // A file SQLite opened read-only without a word (the store refuses it at open), or a folder where neither
+  // SQLite nor the writer lock can make their files: said by which of the two is not writable.
+  const isRefusedWrite = /^SQLITE_(READONLY|PERM|AUTH)/.test(cause.code ?? '');
+  if (cannotOpen || isRefusedWrite || cause instanceof WriterLockFolderError) {
+    const reason =
+      cause instanceof WriterLockFolderError ? (cause.cause as NodeJS.ErrnoException).code : cause.code;
+    const unwritable = explainUnwritable(file, reason);
+    if (unwritable !== undefined) return unwritable;
   }
   if (cannotOpen) {
     return `cannot open the SQLite database ${file}: the folder ${dirname(file)} or the file is not writable by this user (check permissions), or the path is wrong (check ${SET_BY})`;

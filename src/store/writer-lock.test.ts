@@ -5,7 +5,9 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import {
   existsSync,
+  mkdirSync,
   mkdtempSync,
+  readdirSync,
   readFileSync,
   realpathSync,
   rmSync,
@@ -17,13 +19,15 @@ import { basename, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { pathToFileURL } from 'node:url';
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { compileSources } from '../../test/support/build-server.js';
+import { makeUnwritable } from '../../test/support/unwritable.js';
 import { eventKey } from '../core/events.js';
 import type { RatingRecord } from './store.js';
 import {
   acquireWriterLock,
   openWriterStore,
+  WriterLockFolderError,
   WriterLockHeldError,
   WriterLockLostError,
   type WriterLock,
@@ -295,6 +299,28 @@ describe('the writer lock on SQLite (a lock file beside the database)', () => {
     }
   });
 
+  it('a folder this process may not write: names the folder and the database, never the temporary file', async () => {
+    const folder = join(dir, 'read-only-folder');
+    mkdirSync(folder);
+    const database = join(folder, 'wameter.db');
+    writeFileSync(database, '');
+    onTestFinished(makeUnwritable(folder));
+
+    const error = await acquireWriterLock(`sqlite:${database}`, { command: 'serve' }).then(
+      () => expect.unreachable('the lock was taken in a folder this process may not write'),
+      (error: unknown) => error,
+    );
+    expect(error).toBeInstanceOf(WriterLockFolderError);
+    expect(error).toMatchObject({ database, folder, code: 'WRITER_LOCK_FOLDER_NOT_WRITABLE' });
+    expect((error as Error).message).toMatch(
+      new RegExp(
+        `^cannot take the writer lock of the SQLite database ${escape(database)}: its folder ${escape(folder)} is not writable by this user \\((EACCES|EPERM)\\).*make the folder writable`,
+      ),
+    );
+    expect((error as Error).message).not.toContain('.new-');
+    expect(readdirSync(folder)).toEqual(['wameter.db']);
+  });
+
   it('needs no lock for an in-memory database (no other process can open it)', async () => {
     const locks = await Promise.all([
       acquireWriterLock('sqlite::memory:', { command: 'serve' }),
@@ -560,3 +586,7 @@ describe('a process killed with SIGKILL holds no lock', () => {
     }
   });
 });
+
+function escape(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}

@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, linkSync, readFileSync, realpathSync, unlinkSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { resolve } from 'node:path';
+import { basename, dirname, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import pg from 'pg';
 import { openStore, sqlitePathOf } from './open-store.js';
@@ -38,6 +38,27 @@ export interface WriterLockOptions {
   onLost?: (error: Error) => void;
 }
 
+/**
+ * The lock file cannot be made: the SQLite database's folder is not writable by this process (its lock file
+ * is made there, written aside under a temporary name first). Names the database and the folder, never that
+ * temporary file.
+ */
+export class WriterLockFolderError extends Error {
+  readonly code = 'WRITER_LOCK_FOLDER_NOT_WRITABLE';
+  constructor(
+    /** The SQLite database file (its real path). */
+    readonly database: string,
+    readonly folder: string,
+    cause: NodeJS.ErrnoException,
+  ) {
+    super(
+      `cannot take the writer lock of the SQLite database ${database}: its folder ${folder} is not writable by this user (${cause.code ?? cause.message}), and the lock file ${basename(database)}.writer-lock is made there; make the folder writable by the user wameter runs as, or move the database to a folder it may write`,
+      { cause },
+    );
+    this.name = 'WriterLockFolderError';
+  }
+}
+
 /** The lock is held by another process (or another acquirer in this one). */
 export class WriterLockHeldError extends Error {
   readonly code = 'WRITER_LOCK_HELD';
@@ -61,6 +82,7 @@ export class WriterLockHeldError extends Error {
  * - SQLite: the file `PATH.writer-lock`, created exclusively, holding the holder as JSON. A lock file of a
  *   process of this host that no longer runs is taken over (`onNotice` says so); one of a live process, or
  *   of another host (whose processes cannot be checked from here), is refused. Removed at release or at exit.
+ *   A folder this process may not write is a `WriterLockFolderError` naming the folder and the database.
  * - In-memory SQLite: nothing to lock (no other process can open it).
  */
 export async function acquireWriterLock(
@@ -80,7 +102,7 @@ export async function acquireWriterLock(
   if (path === ':memory:') return { where: 'in-memory database (nothing to lock)', release: async () => {} };
   // The real path: two processes naming one file through different links or relative paths share a lock.
   const file = existsSync(path) ? realpathSync(path) : resolve(path);
-  return acquireFileLock(`${file}.writer-lock`, self, options);
+  return acquireFileLock(file, self, options);
 }
 
 /**
@@ -210,14 +232,15 @@ function isoSeconds(ms: number): string {
 
 // --- SQLite: a lock file beside the database ---------------------------------------------------------------
 
-function acquireFileLock(lockPath: string, self: WriterLockHolder, options: WriterLockOptions): WriterLock {
+function acquireFileLock(file: string, self: WriterLockHolder, options: WriterLockOptions): WriterLock {
+  const lockPath = `${file}.writer-lock`;
   // `alive`: the holder keeps an operating-system lock on PATH.alive while it holds this file (`aliveLock`),
   // which the system drops when the holder dies, wherever it ran: a later acquirer can tell a dead holder on
   // another host (a container moved after a crash) or a pid reused by another process from a live one.
   const content = `${JSON.stringify({ ...self, startedAt: new Date(self.startedAtMs).toISOString(), alive: true })}\n`;
   // A few rounds: each lost race (a lock released or taken over meanwhile) is one more.
   for (let round = 0; round < 5; round++) {
-    if (createWhole(lockPath, content)) {
+    if (createWhole(file, lockPath, content)) {
       const alive = holdAliveLock(lockPath);
       if (alive !== null) return fileLock(lockPath, content, alive);
       // Still held by a holder that has just released the file: it is going; the next round sees.
@@ -265,11 +288,21 @@ const heldHere = new Set<string>();
 
 /**
  * Creates the lock file with its whole content at once (written aside, then linked: a full disk leaves no
- * empty lock file behind to block every later writer); false when the path is taken.
+ * empty lock file behind to block every later writer); false when the path is taken. A folder this process
+ * may not write is a WriterLockFolderError naming the database `file`.
  */
-function createWhole(lockPath: string, content: string): boolean {
+function createWhole(file: string, lockPath: string, content: string): boolean {
   const temp = `${lockPath}.new-${process.pid}-${randomBytes(4).toString('hex')}`;
-  writeFileSync(temp, content, { flag: 'wx' });
+  try {
+    writeFileSync(temp, content, { flag: 'wx' });
+  } catch (error) {
+    // A name of our own that cannot be made: the folder is the problem (EROFS: a read-only file system).
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS') {
+      throw new WriterLockFolderError(file, dirname(file), error as NodeJS.ErrnoException);
+    }
+    throw error;
+  }
   try {
     linkSync(temp, lockPath);
     return true;

@@ -3,7 +3,7 @@ import { existsSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync }
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, onTestFinished } from 'vitest';
 import { eventKey, type CoreEvent, type OutboundEvent, type StatusEvent } from '../../core/events.js';
 import { openStore } from '../open-store.js';
 import { runStoreContract } from '../store.contract.js';
@@ -20,6 +20,7 @@ import {
 } from '../../../test/support/message-trust-backfill.js';
 import { ONE_INBOUND } from '../../../test/support/store-events.js';
 import { billableUnit } from '../../../test/support/units.js';
+import { makeUnwritable } from '../../../test/support/unwritable.js';
 
 runStoreContract('SQLite (:memory:)', () => openSqliteStore(':memory:'));
 // On a file too: some paths exist only there (an export reads through a connection of its own).
@@ -396,6 +397,27 @@ describe('SQLite on disk', () => {
     ]);
     expect(after.pragma('journal_mode', { simple: true })).toBe('delete');
     after.close();
+  });
+
+  it('refuses at open a file this process may not write, rather than open it and fail at its first write', async () => {
+    const path = join(dir, 'unwritable.db');
+    const store = await openSqliteStore(path);
+    await store.ingestEvents([
+      { key: 'inbound:m1', event: ONE_INBOUND, receivedAtMs: 2, source: 'api:test' },
+    ]);
+    await store.close();
+    // A reader keeps the -wal and -shm files (as a `sqlite3` shell or `wameter estimate` would): only the
+    // file itself is read-only.
+    const reader = new Database(path, { readonly: true });
+    onTestFinished(() => {
+      reader.close();
+    });
+    const undo = makeUnwritable(path);
+    onTestFinished(undo);
+
+    await expect(openSqliteStore(path)).rejects.toMatchObject({ code: 'SQLITE_READONLY' });
+    undo();
+    expect(reader.prepare('SELECT count(*) FROM events').pluck().get()).toBe(1);
   });
 
   it('keeps what was stored across a reopen, and two stores on one file migrate once', async () => {

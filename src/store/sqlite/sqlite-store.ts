@@ -416,6 +416,7 @@ export async function openSqliteStore(path: string, options: SqliteStoreOptions 
     db.pragma('journal_mode = WAL');
     db.pragma('synchronous = FULL');
     db.pragma('busy_timeout = 5000');
+    refuseUnwritableFile(db);
     const store = new SqliteStore(db, false);
     await store.migrate();
     // Only once migrated: the worker opens the file as it is, and a failed open leaves no thread behind.
@@ -426,6 +427,22 @@ export async function openSqliteStore(path: string, options: SqliteStoreOptions 
   } catch (error) {
     db.close();
     throw error;
+  }
+}
+
+/**
+ * A file this process may not write (another user's, read-only, immutable) is refused at open with SQLite's
+ * SQLITE_READONLY: SQLite opens such a file read-only without a word, a migrated store's migrations write
+ * nothing, and the service would start, then fail at its first webhook. The probe sets one header field to
+ * the value it has, in a transaction rolled back: nothing is written.
+ */
+function refuseUnwritableFile(db: Db): void {
+  const version = Number(db.pragma('user_version', { simple: true }));
+  db.exec('BEGIN IMMEDIATE');
+  try {
+    db.pragma(`user_version = ${version}`);
+  } finally {
+    if (db.inTransaction) db.exec('ROLLBACK');
   }
 }
 

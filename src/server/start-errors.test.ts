@@ -1,0 +1,96 @@
+// Start-up errors about a SQLite database this user may not write, through the real start (startServer on
+// real files): refused before the service listens, naming the file or its folder and what to do.
+
+import { existsSync, mkdirSync, mkdtempSync, realpathSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { afterAll, describe, expect, it, onTestFinished } from 'vitest';
+import { testConfig } from '../../test/server-kit.js';
+import { makeUnwritable } from '../../test/support/unwritable.js';
+import { openSqliteStore } from '../store/sqlite/sqlite-store.js';
+import { createMemoryLogger } from './logger.js';
+import { startServer } from './main.js';
+
+const dir = realpathSync(mkdtempSync(join(tmpdir(), 'wameter-start-errors-')));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+function startOn(file: string) {
+  return startServer(testConfig({ db: `sqlite:${file}`, port: 0, host: '127.0.0.1' }), {
+    logger: createMemoryLogger(),
+    ratingWorkerScript: null,
+  });
+}
+
+/** A migrated wameter store at `file`, closed again. */
+async function makeStore(file: string): Promise<void> {
+  await (await openSqliteStore(file)).close();
+}
+
+/** What `starting` is refused with (it must be refused: a started server is closed and fails the test). */
+async function refusal(starting: ReturnType<typeof startOn>): Promise<string> {
+  const outcome = await starting.then(
+    async (server) => {
+      await server.close();
+      return undefined;
+    },
+    (error: unknown) => (error as Error).message,
+  );
+  if (outcome === undefined) expect.unreachable('the service started on a database it may not write');
+  return outcome;
+}
+
+describe('a SQLite database this user may not write', () => {
+  it('a read-only database file is refused at start, naming it and what to do (not at the first webhook)', async () => {
+    const file = join(dir, 'read-only.db');
+    await makeStore(file);
+    onTestFinished(makeUnwritable(file));
+
+    expect(await refusal(startOn(file))).toMatch(
+      new RegExp(
+        `^cannot write the SQLite database ${escape(file)}: the file is read-only for this user \\(SQLITE_READONLY\\).*make it writable by the user wameter runs as`,
+      ),
+    );
+    expect(existsSync(`${file}.writer-lock`)).toBe(false);
+  });
+
+  it("a folder it may not write is named with the database, never the writer lock's temporary file", async () => {
+    const folder = join(dir, 'read-only-folder');
+    mkdirSync(folder);
+    const file = join(folder, 'wameter.db');
+    await makeStore(file);
+    // A reader keeps the -wal and -shm files (a `sqlite3` shell, a `wameter estimate`): SQLite opens the file,
+    // and the start fails later, making the writer lock's file.
+    const reader = new Database(file, { readonly: true });
+    reader.prepare('SELECT count(*) FROM events').get();
+    onTestFinished(() => {
+      reader.close();
+    });
+    const undo = makeUnwritable(folder);
+    onTestFinished(undo);
+    const expected = new RegExp(
+      `^cannot write the SQLite database ${escape(file)}: its folder ${escape(folder)} is not writable by this user \\((EACCES|EPERM)\\), .*wameter\\.db\\.writer-lock.*make the folder writable by the user wameter runs as, or move the database`,
+    );
+
+    const whileRead = await refusal(startOn(file));
+    expect(whileRead).toMatch(expected);
+    expect(whileRead).not.toContain('.new-');
+    expect(existsSync(`${file}.writer-lock`)).toBe(false);
+
+    // Without the reader, SQLite cannot make its -wal file: the same words.
+    reader.close();
+    undo();
+    rmSync(`${file}-wal`, { force: true });
+    rmSync(`${file}-shm`, { force: true });
+    onTestFinished(makeUnwritable(folder));
+    expect(await refusal(startOn(file))).toMatch(
+      new RegExp(
+        `^cannot write the SQLite database ${escape(file)}: its folder ${escape(folder)} is not writable by this user \\(SQLITE_CANTOPEN\\).*make the folder writable`,
+      ),
+    );
+  });
+});
+
+function escape(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
