@@ -18,7 +18,7 @@ import { ratingSetupFrom, sourcesOrStdin } from './rating-inputs.js';
 import { EXIT } from './exit-codes.js';
 import { findingsOfStory, storyScopeOf } from '../use-cases/explain-findings.js';
 import { sayFindingsBesideCsv } from './findings-on-stderr.js';
-import type { CliIo } from './io.js';
+import { terminalSafe, type CliIo } from './io.js';
 import {
   RATE_CARDS_HELP,
   choice,
@@ -166,7 +166,7 @@ async function runExplain(
   // The contract's explain document, extended (contract: "extend freely") with the story's findings.
   if (flags.format === 'json') io.writeOut(`${JSON.stringify({ ...explanation, findings }, null, 2)}\n`);
   else if (flags.format === 'csv') io.writeOut(explanationCsv(explanation));
-  else io.writeOut(`${formatExplanation(explanation)}\n${findingsSection(findings)}`);
+  else io.writeOut(terminalSafe(`${formatExplanation(explanation)}\n${findingsSection(findings)}`));
   // A CSV holds the story's lines only (its pending messages among them): the findings are said beside it.
   if (flags.format === 'csv') sayFindingsBesideCsv(findings, undefined, warn);
   errors.summarise();

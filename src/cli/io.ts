@@ -39,12 +39,26 @@ export function processIo(
         throw new OutputError(describeOutputFailure(failure));
       }
     },
-    writeError: (text) => void stderr.write(text),
+    writeError: (text) => void stderr.write(terminalSafe(text)),
     isStdinTty: Boolean(stdin.isTTY),
     isStderrTty: Boolean(stderr.isTTY),
     exitCode: 0,
   };
 }
+
+/**
+ * `text` with every control character but line feed and tab written as `\uXXXX`: what wameter prints for a
+ * person (tables, words, stderr) holds ids and names taken from the input, and an escape sequence in a WABA
+ * id must not drive the reader's terminal (clear it, retitle it, hide lines). JSON and CSV escape their own.
+ */
+export function terminalSafe(text: string): string {
+  return CONTROL.test(text)
+    ? text.replace(CONTROL_ALL, (char) => `\\u${char.charCodeAt(0).toString(16).padStart(4, '0')}`)
+    : text;
+}
+
+const CONTROL = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/;
+const CONTROL_ALL = new RegExp(CONTROL.source, 'g');
 
 /** Why stdout refused the output, in words, with the system's code (`no space left on device (ENOSPC)`). */
 export function describeOutputFailure(error: NodeJS.ErrnoException): string {

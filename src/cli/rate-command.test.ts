@@ -131,12 +131,16 @@ describe('wameter rate', () => {
       expect(error).toContain(
         'no event could be read from the sources (each problem is named above): nothing was rated',
       );
+      // Nothing was rated: the count of problems does not say every other line was.
+      expect(error).toMatch(/input problem\(s\)\n/);
+      expect(error).not.toContain('every other line was read and rated');
     }
     // One readable event beside them: rated, the problems named (exit 2).
     const good = tempFile('good.ndjson', LINES.join('\n'));
     const mixed = await run(['rate', gzip, good, '--format', 'json']);
     expect(mixed.code).toBe(2);
     expect(JSON.parse(mixed.out).units).toHaveLength(1);
+    expect(mixed.error).toContain('1 input problem(s); every other line was read and rated');
   });
 
   it('the table shows opening times to the second, so rows line up whatever their milliseconds', async () => {

@@ -7,7 +7,7 @@ import { formatInstant, parseInstant } from '../core/calendar.js';
 import { ERAS, type Era } from '../core/units.js';
 import { EXIT, OutputError } from './exit-codes.js';
 import { sayFindings } from './findings-on-stderr.js';
-import type { CliIo } from './io.js';
+import { terminalSafe, type CliIo } from './io.js';
 import { commandRatingService, openCommandStore } from './open-command-store.js';
 import {
   collectPaths,
@@ -291,7 +291,7 @@ stderr beside the table, or as "findings" in the JSON.`,
           io.writeOut(
             flags.format === 'json'
               ? `${JSON.stringify({ rating_id: report.ratingId, wabas: report.wabas, accounts_changed: report.isAccountsChanged, changed: report.changed, unchanged: report.unchanged, totals: report.totals, outside_period: report.outsidePeriod, findings: report.findings }, null, 2)}\n`
-              : formatRerateTable(report),
+              : terminalSafe(formatRerateTable(report)),
           );
           // As `rate` and `import` tell theirs: in the JSON document, or beside the table on stderr.
           if (flags.format === 'table') {

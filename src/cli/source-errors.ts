@@ -33,18 +33,21 @@ export function createSourceErrorReporter(writeError: (text: string) => void) {
      */
     refuseWhenNothingRead(events: number): void {
       if (events > 0 || count === 0) return;
-      this.summarise();
+      this.summarise(false);
       throw new CliError(
         'no event could be read from the sources (each problem is named above): nothing was rated',
       );
     },
-    summarise(): void {
+    /** `wasAnythingRead` false: the count line does not say the other lines were rated (none was). */
+    summarise(wasAnythingRead = true): void {
       // Told, so that nothing is skipped silently; not an input problem (exit code unchanged).
       for (const [reason, times] of [...skipped].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1))) {
         writeError(`wameter: skipped, not billing events: ${times} × ${reason}\n`);
       }
       if (count > SHOWN) writeError(`wameter: … and ${count - SHOWN} more input problem(s)\n`);
-      if (count > 0) writeError(`wameter: ${count} input problem(s); every other line was read and rated\n`);
+      if (count > 0 && wasAnythingRead)
+        writeError(`wameter: ${count} input problem(s); every other line was read and rated\n`);
+      else if (count > 0) writeError(`wameter: ${count} input problem(s)\n`);
     },
   };
 }

@@ -12,6 +12,7 @@ import {
   unpricedNote,
 } from '../core/report.js';
 import type { BillableUnit, Finding, PendingMessage } from '../core/units.js';
+import { terminalSafe } from './io.js';
 
 export type OutputFormat = 'table' | 'json' | 'csv';
 export const OUTPUT_FORMATS: readonly OutputFormat[] = ['table', 'json', 'csv'];
@@ -40,7 +41,8 @@ class Output {
 }
 
 export function createUnitWriter(format: OutputFormat, write: (text: string) => void): UnitWriter {
-  const out = new Output(write);
+  // A table is read by a person on a terminal: no control character of the input reaches it (io.ts).
+  const out = new Output(format === 'table' ? (text) => write(terminalSafe(text)) : write);
   const totals = new TotalsAccumulator();
   switch (format) {
     case 'json': {
