@@ -383,4 +383,84 @@ describe('wameter estimate', () => {
     expect(result.err).toContain('BUSINESS_NOT_OF_WABA');
     expect(result.err).toContain('--business (PN1)');
   });
+
+  describe('the CSV output and the columns kept', () => {
+    it("echoes a column named like a line's field as input_<name>, in CSV and JSON, and says so once on stderr", async () => {
+      const own = join(dir, 'own-fields.csv');
+      writeFileSync(own, 'phone,price,currency,country\n919876543210,99,EUR,FR\n');
+      const said =
+        'wameter: warning: columns of the recipients CSV named like a field of the estimate or an earlier column are echoed renamed, never overwritten: price as input_price, currency as input_currency, country as input_country\n';
+      const csv = await cli([own, '--template', 'utility', '--events', events, '--format', 'csv']);
+      expect(csv.code).toBe(EXIT.OK);
+      const [header, row] = csv.out.split('\n');
+      expect(header).toBe(
+        'phone,country,market,price,currency,free,reason,input_price,input_currency,input_country',
+      );
+      expect(row).toMatch(/^919876543210,IN,India,0,USD,true,.*,99,EUR,FR$/);
+      expect(csv.err.split(said)).toHaveLength(2);
+      const json = await cli([own, '--template', 'utility', '--events', events, '--format', 'json']);
+      const document = JSON.parse(json.out);
+      expect(document.lines[0]).toMatchObject({
+        country: 'IN',
+        currency: 'USD',
+        price: '0',
+        input_price: '99',
+        input_currency: 'EUR',
+        input_country: 'FR',
+      });
+      expect(document.warnings).toContain(said.replace(/^wameter: warning: /, '').trimEnd());
+      expect(json.err.split(said)).toHaveLength(2);
+    });
+
+    it('quotes and escapes the header cells as it does the data cells', async () => {
+      const odd = join(dir, 'odd-header.csv');
+      writeFileSync(odd, 'phone,"Name, full","=cmd|x",note\n919876543210,"Doe, J",a,b\n');
+      const result = await cli([odd, '--template', 'utility', '--events', events, '--format', 'csv']);
+      expect(result.code).toBe(EXIT.OK);
+      const [header, row] = result.out.split('\n');
+      expect(header).toBe(`phone,country,market,price,currency,free,reason,"Name, full",'=cmd|x,note`);
+      expect(row).toMatch(/,"Doe, J",a,b$/);
+    });
+  });
+
+  describe('recipients from stdin (-)', () => {
+    const piped = (args: string[], stdin: string) =>
+      runWameter(['estimate', ...args], { now: () => NOW, stdin });
+
+    it('reads the recipients CSV from stdin when the file is -, naming its lines <stdin>', async () => {
+      const list = 'name,phone\nAsha,+91 98765 43210\nNobody,not-a-number\n';
+      const json = await piped(['-', '--template', 'utility', '--events', events, '--format', 'json'], list);
+      expect(json.code).toBe(EXIT.OK);
+      expect(JSON.parse(json.out).lines).toEqual([
+        expect.objectContaining({ phone: '919876543210', name: 'Asha', free: true }),
+      ]);
+      const table = await piped(['-', '--template', 'utility', '--events', events], list);
+      expect(table.err).toContain('wameter: <stdin>:3: invalid number');
+    });
+
+    it('refuses - for both the recipients and --events: stdin is read once', async () => {
+      const result = await piped(['-', '--template', 'utility', '--events', '-'], 'phone\n919876543210\n');
+      expect(result.code).toBe(EXIT.USAGE);
+      expect(result.out).toBe('');
+      expect(result.err).toBe(
+        'wameter: stdin can be read once: give the recipients (-) or the events (--events -) on stdin, not both\n',
+      );
+    });
+
+    it('reads the events from stdin with --events -', async () => {
+      const list = join(dir, 'asha.csv');
+      writeFileSync(list, 'phone\n919876543210\n');
+      const event = { kind: 'inbound', at: '2025-10-15T10:00:00Z', waba: 'W1', business: 'PN1' };
+      const result = await piped(
+        [list, '--template', 'utility', '--events', '-', '--format', 'json'],
+        `${JSON.stringify({ ...event, user: '919876543210', id: 'in1' })}\n`,
+      );
+      expect(result.code).toBe(EXIT.OK);
+      expect(JSON.parse(result.out).lines[0]).toMatchObject({ free: true });
+    });
+
+    it('--help says - reads stdin', async () => {
+      expect((await cli(['--help'])).out).toMatch(/recipients +CSV with a "phone" column, or - for stdin/);
+    });
+  });
 });

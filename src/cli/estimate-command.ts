@@ -6,11 +6,11 @@ import { readFile } from 'node:fs/promises';
 import { Command, InvalidArgumentError } from 'commander';
 import { parseInstant } from '../core/calendar.js';
 import type { CoreEvent, TemplateCategory } from '../core/events.js';
-import { estimateRecipients, type EstimateJson } from '../use-cases/estimate.js';
-import { readEventSources } from '../ingest/read-events.js';
+import { LINE_FIELDS, estimateRecipients, type EstimateJson } from '../use-cases/estimate.js';
+import { STDIN_NAME, readEventSources } from '../ingest/read-events.js';
 import { ratingSetupFrom, someSourceExists } from './rating-inputs.js';
 import { CliError, EXIT } from './exit-codes.js';
-import type { CliIo } from './io.js';
+import { terminalSafe, type CliIo } from './io.js';
 import {
   RATE_CARDS_HELP,
   choice,
@@ -72,7 +72,7 @@ export function registerEstimateCommand(
     .description('what sending a template to each recipient would cost now (or at --at), and why')
     // Optional for commander only: `--events` takes every path up to the next flag, so a recipients file
     // written after the event sources arrives among them (recipientsAndEvents takes it back).
-    .argument('[recipients]', 'CSV with a "phone" column; other columns are kept and echoed')
+    .argument('[recipients]', 'CSV with a "phone" column, or - for stdin; other columns are kept and echoed')
     .usage('[options] <recipients>')
     .requiredOption(
       '--template <category>',
@@ -118,7 +118,10 @@ export function registerEstimateCommand(
 Each recipient is quoted as the next send of the campaign: a utility template inside an open customer
 service window, anything inside a free entry point window, or a send riding an open conversation is free;
 the monthly free allowance and volume tiers move as the campaign goes. Numbers are normalised (+, spaces,
-dashes, leading 00); a bad number is listed under "invalid" and never stops the estimate.
+dashes, leading 00); a bad number is listed under "invalid" and never stops the estimate. Every other
+column is echoed on each line; one named like a field of the line (country, market, price, currency,
+free, reason, a second phone) is echoed as input_<name>, with a warning. Recipients file - reads stdin
+(then --events - cannot also).
 
 Several event sources: list them after one --events (--events sends.ndjson webhooks/) or repeat the flag
 (--events sends.ndjson --events webhooks/). --events takes every path up to the next flag; event sources
@@ -235,12 +238,24 @@ async function runEstimate(
   }
   // Events none of which exist would quote as if nothing had been sent (allowance unused, no window open).
   if (flags.events !== undefined && flags.events.length > 0) someSourceExists(flags.events);
+  const isRecipientsStdin = recipientsPath === '-';
+  if (isRecipientsStdin && flags.events?.includes('-')) {
+    throw new CliError(
+      'stdin can be read once: give the recipients (-) or the events (--events -) on stdin, not both',
+    );
+  }
+  // As every command names stdin in its messages (read-events.ts).
+  const recipientsName = isRecipientsStdin ? STDIN_NAME : recipientsPath;
   let csvText: string;
   try {
-    csvText = await readFile(recipientsPath, 'utf8');
+    csvText = isRecipientsStdin
+      ? await readText(io.stdin ?? process.stdin)
+      : await readFile(recipientsPath, 'utf8');
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
-    throw new CliError(`cannot read recipients ${recipientsPath}${code ? ` (${code})` : ''}: check the path`);
+    throw new CliError(
+      `cannot read recipients ${recipientsName}${code ? ` (${code})` : ''}: ${isRecipientsStdin ? 'check what is piped in' : 'check the path'}`,
+    );
   }
   const setup = await ratingSetupFrom(flags);
   const errors = createSourceErrorReporter(io.writeError);
@@ -272,14 +287,18 @@ async function runEstimate(
     }
     if (!flags.events || flags.events.length === 0) return;
     let read = 0;
-    await readEventSources(flags.events, {
-      onEvents(events) {
-        read += events.length;
-        for (const event of events) add(event);
+    await readEventSources(
+      flags.events,
+      {
+        onEvents(events) {
+          read += events.length;
+          for (const event of events) add(event);
+        },
+        onError: (error) => errors.report(error),
+        onIgnored: (note) => errors.notice(note),
       },
-      onError: (error) => errors.report(error),
-      onIgnored: (note) => errors.notice(note),
-    });
+      io.stdin ? { stdin: io.stdin } : {},
+    );
     // Sources none of which could be read would quote as if nothing had been sent.
     errors.refuseWhenNothingRead(read);
   };
@@ -298,11 +317,11 @@ async function runEstimate(
   }
   if (flags.format === 'json') io.writeOut(`${JSON.stringify(estimate)}\n`);
   else if (flags.format === 'csv') io.writeOut(estimateCsv(estimate));
-  else io.writeOut(estimateTable(estimate));
+  else io.writeOut(terminalSafe(estimateTable(estimate)));
   for (const warning of estimate.warnings ?? []) io.writeError(`wameter: warning: ${warning}\n`);
   if (flags.format !== 'json') {
     for (const bad of estimate.invalid.slice(0, 20))
-      io.writeError(`wameter: ${recipientsPath}:${bad.line}: invalid number: ${bad.error}\n`);
+      io.writeError(`wameter: ${recipientsName}:${bad.line}: invalid number: ${bad.error}\n`);
     if (estimate.invalid.length > 20)
       io.writeError(`wameter: … and ${estimate.invalid.length - 20} more invalid number(s)\n`);
   }
@@ -320,18 +339,28 @@ async function runEstimate(
   return unpriced > 0 && !flags.allowUnpriced ? EXIT.UNPRICED : EXIT.OK;
 }
 
+/** All of a stream, as UTF-8 text (a recipients CSV piped in). */
+async function readText(stream: NodeJS.ReadableStream): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of stream) chunks.push(typeof chunk === 'string' ? Buffer.from(chunk) : chunk);
+  return Buffer.concat(chunks).toString('utf8');
+}
+
 /** Said when `estimate` quotes with neither --events nor --db. */
 export const NO_TRAFFIC_WARNING =
   'no traffic read (no --events source and no --db): quoted as if no customer service window, free entry point or conversation were open, none of the free allowance used and no volume-tier count reached; give --events or --db for the current state';
 
-const LINE_COLUMNS = ['phone', 'country', 'market', 'price', 'currency', 'free', 'reason'] as const;
-
+/**
+ * The lines as CSV: the line's fields, then the kept columns (a kept column named like a field is already
+ * `input_<name>`: parseRecipientsCsv). Header cells are escaped as data cells are: a column's name is the
+ * CSV author's text, which may hold a comma or start like a formula.
+ */
 export function estimateCsv(estimate: EstimateJson): string {
-  const kept = keptColumns(estimate);
-  const rows = [[...LINE_COLUMNS, ...kept].join(',')];
+  const columns = [...LINE_FIELDS, ...keptColumns(estimate)];
+  const rows = [columns.map((column) => csvField(column)).join(',')];
   for (const line of estimate.lines) {
     rows.push(
-      [...LINE_COLUMNS, ...kept]
+      columns
         .map((column) => {
           const value = line[column];
           return csvField(typeof value === 'boolean' ? String(value) : value);
@@ -346,7 +375,7 @@ function keptColumns(estimate: EstimateJson): string[] {
   const columns = new Set<string>();
   for (const line of estimate.lines) {
     for (const key of Object.keys(line))
-      if (!(LINE_COLUMNS as readonly string[]).includes(key)) columns.add(key);
+      if (!(LINE_FIELDS as readonly string[]).includes(key)) columns.add(key);
   }
   return [...columns];
 }

@@ -427,6 +427,62 @@ describe('recipients: what one list may ask (memory is bounded by the list, not 
     expect(Object.keys(result.lines[0]!)).not.toContain('name');
   });
 
+  it("a column named like a line's own field is echoed as input_<name>, never overwritten, and said once", async () => {
+    const csv = `phone,price,currency,country,input_country,free\n${OUTSIDE},99,EUR,FR,x,yes\n`;
+    const parsed = parseRecipientsCsv(csv);
+    if (!parsed.ok) throw new Error(parsed.error.message);
+    expect(parsed.value.renamed).toEqual([
+      { column: 'price', echoedAs: 'input_price' },
+      { column: 'currency', echoedAs: 'input_currency' },
+      // input_country is the CSV's own column: one more prefix until the name is free.
+      { column: 'country', echoedAs: 'input_input_country' },
+      { column: 'free', echoedAs: 'input_free' },
+    ]);
+    const result = await estimate(csv, [], { template: 'marketing', atMs: PMP_NOW });
+    const [line] = result.lines;
+    expect(line).toMatchObject({ phone: OUTSIDE, country: 'IN', currency: 'USD', free: false });
+    expect(line!.price).toBe(rateOf('India', 'marketing', '2025-10-15'));
+    expect(line).toMatchObject({
+      input_price: '99',
+      input_currency: 'EUR',
+      input_country: 'x',
+      input_input_country: 'FR',
+      input_free: 'yes',
+    });
+    expect(result.warnings?.[0]).toBe(
+      'columns of the recipients CSV named like a field of the estimate or an earlier column are echoed renamed, never overwritten: price as input_price, currency as input_currency, country as input_input_country, free as input_free',
+    );
+  });
+
+  it('a second column named "phone" (the first, in any case, is the number read) is echoed as input_phone', async () => {
+    const result = await estimate(`Phone,phone\n${OUTSIDE},their own\n`, [], {
+      template: 'marketing',
+      atMs: PMP_NOW,
+    });
+    expect(result.lines[0]).toMatchObject({ phone: OUTSIDE, input_phone: 'their own' });
+    expect(result.warnings?.[0]).toContain('phone as input_phone');
+  });
+
+  it('a column named like an earlier one is echoed as input_<name>: both values kept', async () => {
+    const result = await estimate(`phone,note,note\n${OUTSIDE},a,b\n`, [], {
+      template: 'marketing',
+      atMs: PMP_NOW,
+    });
+    expect(result.lines[0]).toMatchObject({ note: 'a', input_note: 'b' });
+    expect(result.warnings?.[0]).toContain('note as input_note');
+  });
+
+  it('a CSV without such columns has nothing renamed and no warning about it', async () => {
+    const parsed = parseRecipientsCsv(`phone,name,input_price\n${OUTSIDE},Ravi,1\n`);
+    expect(parsed.ok && parsed.value.renamed).toEqual([]);
+    const result = await estimate(`phone,name,input_price\n${OUTSIDE},Ravi,1\n`, [], {
+      template: 'marketing',
+      atMs: PMP_NOW,
+    });
+    expect(result.lines[0]).toMatchObject({ name: 'Ravi', input_price: '1' });
+    expect(result.warnings?.join('\n') ?? '').not.toContain('renamed');
+  });
+
   it('a header of more than 200 named columns is refused with TOO_MANY_COLUMNS; 200 are read', () => {
     const refused = parseRecipientsCsv(`${wideHeader(201)}\n${IN_WINDOW}\n`);
     expect(refused).toMatchObject({ ok: false, error: { code: 'TOO_MANY_COLUMNS' } });

@@ -40,6 +40,9 @@ export interface EstimateError {
   numbers?: string[];
 }
 
+/** The fields wameter computes on every estimate line (contract §6), in the order the CSV output gives them. */
+export const LINE_FIELDS = ['phone', 'country', 'market', 'price', 'currency', 'free', 'reason'] as const;
+
 export interface EstimateLine {
   phone: string;
   country: string | null;
@@ -49,7 +52,7 @@ export interface EstimateLine {
   currency: string;
   free: boolean;
   reason: string;
-  /** The CSV's other columns, echoed. */
+  /** The CSV's other columns, echoed (one named like a field above as `input_<name>`: RecipientList.renamed). */
   [column: string]: string | number | boolean | null;
 }
 
@@ -121,6 +124,15 @@ export interface Recipient {
 export interface RecipientList {
   recipients: Recipient[];
   invalid: InvalidRecipient[];
+  /** The CSV's columns echoed under another name, since a line's own field has theirs (echoNames). */
+  renamed?: ColumnRename[];
+}
+
+export interface ColumnRename {
+  /** The column's name in the CSV's header. */
+  column: string;
+  /** The name its values are echoed under on each line. */
+  echoedAs: string;
 }
 
 /**
@@ -205,6 +217,7 @@ export function parseRecipientsCsv(
       message: `the recipients CSV's header names ${named} columns; at most ${MAX_CSV_COLUMNS} are read ("phone" and the columns to echo on each line): remove the columns the estimate does not need`,
     });
   }
+  const { echoed, renamed } = echoNames(names, phoneIndex);
   const { maxRecipients = Infinity, maxEchoChars = Infinity } = limits;
   const recipients: Recipient[] = [];
   const invalid: InvalidRecipient[] = [];
@@ -222,8 +235,8 @@ export function parseRecipientsCsv(
     const columns = Object.create(null) as Record<string, string>;
     const kept = Math.min(names.length, row.fields.length);
     for (let index = 0; index < kept; index++) {
-      const name = names[index]!;
-      if (index === phoneIndex || name === '') continue;
+      if (index === phoneIndex || names[index] === '') continue;
+      const name = echoed[index]!;
       const value = row.fields[index]!;
       columns[name] = value;
       echoChars += name.length + value.length + 6;
@@ -237,7 +250,36 @@ export function parseRecipientsCsv(
     // One form of a number written two ways (canonicalUser): the one the events' users are known by.
     recipients.push({ line: row.line, phone: canonicalUser(phone.value), written: raw, columns });
   }
-  return ok({ recipients, invalid });
+  return ok({ recipients, invalid, renamed });
+}
+
+/**
+ * The name each column of the header is echoed under. A line's own fields keep their contract names (§6), so
+ * a column named like one of them (`price`, `country`, a second `phone`…), or like an earlier column (`note`
+ * twice), is echoed as `input_<name>` — with a further `input_` while that name is the header's too —
+ * rather than overwritten or dropped.
+ */
+function echoNames(
+  names: readonly string[],
+  phoneIndex: number,
+): { echoed: string[]; renamed: ColumnRename[] } {
+  const isLineField = (name: string) => (LINE_FIELDS as readonly string[]).includes(name);
+  const taken = new Set(names.filter((name, index) => index !== phoneIndex && name !== ''));
+  const renamed: ColumnRename[] = [];
+  const seen = new Set<string>();
+  const echoed = names.map((name, index) => {
+    if (index === phoneIndex || name === '') return name;
+    if (!isLineField(name) && !seen.has(name)) {
+      seen.add(name);
+      return name;
+    }
+    let echoedAs = `input_${name}`;
+    while (taken.has(echoedAs)) echoedAs = `input_${echoedAs}`;
+    taken.add(echoedAs);
+    renamed.push({ column: name, echoedAs });
+    return echoedAs;
+  });
+  return { echoed, renamed };
 }
 
 function parseCsv(text: string): { line: number; fields: string[] }[] {
@@ -480,6 +522,12 @@ export class EstimateSession {
     const card = this.setup.rateBook.cardInForce(account.currency, date);
     const ageDays = card ? (Date.parse(date) - Date.parse(card.effectiveDate)) / DAY_MS : 0;
     const warnings: string[] = [];
+    if (list.renamed !== undefined && list.renamed.length > 0) {
+      const said = list.renamed.map(({ column, echoedAs }) => `${column} as ${echoedAs}`).join(', ');
+      warnings.push(
+        `columns of the recipients CSV named like a field of the estimate or an earlier column are echoed renamed, never overwritten: ${said}`,
+      );
+    }
     if (card && ageDays > STALE_CARD_DAYS) {
       warnings.push(
         `the newest ${account.currency} rate card loaded (${card.id}, effective ${card.effectiveDate}) is ${Math.floor(ageDays)} days older than the send date ${date}: Meta changes its rates every few months, so import its current card (--rate-cards) before trusting these prices`,
@@ -512,9 +560,15 @@ function namingRecipients(warning: string): string {
   return warning.replace(SEND_ID_IN_WORDS, (_, line: string) => `the recipient on line ${line}`);
 }
 
+/** A quote as a line: its own fields, then the recipient's columns (none named like a field: echoNames). */
 function toLine(recipient: Recipient, quote: Quote): EstimateLine {
+  const clash = LINE_FIELDS.find((field) => Object.hasOwn(recipient.columns, field));
+  if (clash !== undefined) {
+    throw new Error(
+      `recipient on line ${recipient.line} has a column "${clash}" that would overwrite its field`,
+    );
+  }
   return {
-    ...recipient.columns,
     phone: recipient.phone,
     country: quote.country,
     market: quote.market,
@@ -522,6 +576,7 @@ function toLine(recipient: Recipient, quote: Quote): EstimateLine {
     currency: quote.currency,
     free: quote.isFree,
     reason: quote.reason,
+    ...recipient.columns,
   };
 }
 
