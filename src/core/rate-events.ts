@@ -4,7 +4,7 @@
 
 import { DAY_MS, HOUR_MS, localDate } from './calendar.js';
 import { costInWords } from './explain.js';
-import { CLOCK_SKEW_MS, PENDING_TTL_MS } from './eras.js';
+import { CLOCK_SKEW_MS, PENDING_TTL_MS, eraOn } from './eras.js';
 import { preferredEvidence, preferredTemplate } from './event-copies.js';
 import {
   type Account,
@@ -31,15 +31,18 @@ import { RecentIds } from './recent-ids.js';
 import { canonicalUser } from './phone.js';
 import { bareStatus, bareStatusCode, bareStatusSlots, DeferredStatuses } from './deferred-statuses.js';
 import type { MarketResolver, RateBook } from './pricing-context.js';
-import type {
-  BillableUnit,
-  Era,
-  Finding,
-  FindingCode,
-  MessageDecision,
-  PendingMessage,
-  RatingResult,
-  TimelineEntry,
+import { normaliseMetaCategory, normaliseMetaType } from './reconcile.js';
+import {
+  UNIT_CATEGORIES,
+  type BillableUnit,
+  type Era,
+  type Finding,
+  type FindingCode,
+  type MessageDecision,
+  type PendingMessage,
+  type RatingResult,
+  type TimelineEntry,
+  type UnitCategory,
 } from './units.js';
 
 export interface RatingOptions {
@@ -283,6 +286,12 @@ export class Rater {
   private readonly notedMessages = new Set<string>();
   /** Kind × WABA × message id → the numbers its events name, for a RECIPIENT_DISAGREES finding's words. */
   private readonly disagreeingNumbers = new Map<string, Set<string>>();
+  /**
+   * WABA × message id → Meta's category word for a message rated but whose unit is not final yet (a
+   * conversation still open), compared with the unit's category when it is (META_DISAGREES). Only messages
+   * whose status carries a category: kept no longer than their units wait in `emitQueue`.
+   */
+  private readonly metaWords = new Map<string, { word: MetaCategoryWord; deliveredAtMs: number }>();
   /** Records of statuses alone that name no WABA, placed when the input has been read up to a flush. */
   private unplaced: MessageRecord[] = [];
   /**
@@ -1404,6 +1413,13 @@ export class Rater {
             },
           });
           rated.push(record);
+          const word = metaCategoryWord(record.pricing);
+          if (word !== undefined) {
+            this.metaWords.set(`${pair.machine.waba}\u0000${record.id}`, {
+              word,
+              deliveredAtMs: record.deliveredAtMs,
+            });
+          }
           if (record.failedAtMs !== Infinity) {
             // One finding per WABA counting its messages, naming the first delivered (as DELIVERED_BEFORE_SENT).
             this.findings.add(
@@ -1542,6 +1558,7 @@ export class Rater {
       const draft = queue[this.emitHead]!;
       const endsAtMs = draft.closedAtMs ?? draft.expiresAtMs ?? draft.openedAtMs;
       if (draft.unit === 'conversation' && endsAtMs > horizonMs) break;
+      if (this.metaWords.size > 0) this.noteMetaDisagrees(draft);
       this.sink.unit(toUnit(draft));
       this.stats.units += 1;
       queue[this.emitHead++] = undefined as unknown as UnitDraft;
@@ -1549,6 +1566,33 @@ export class Rater {
     if (this.emitHead > 10_000 && this.emitHead * 2 > queue.length) {
       queue.splice(0, this.emitHead);
       this.emitHead = 0;
+    }
+  }
+
+  /**
+   * Compares Meta's category of each message of a final unit with the unit's (its category, authentication-
+   * international included, is known once priced, and a conversation's messages once it has ended): one
+   * META_DISAGREES per WABA × (wameter's category, Meta's), counting messages and naming the first delivered.
+   * wameter keeps its own verdict (pricing-rules §9); `reconcile` lists the messages.
+   */
+  private noteMetaDisagrees(draft: UnitDraft): void {
+    // A what-if under another era's rules is no verdict Meta could share: nothing to compare.
+    const isOwnEra =
+      this.options.asOfRules === undefined ||
+      draft.era === eraOn(draft.openedOnLocalDate, this.isReportedRulesEnabled);
+    for (const id of draft.messages) {
+      const key = `${draft.waba}\u0000${id}`;
+      const said = this.metaWords.get(key);
+      if (said === undefined) continue;
+      this.metaWords.delete(key);
+      const theirs = isOwnEra ? metaDisagreesWith(draft, said.word) : undefined;
+      if (theirs === undefined) continue;
+      const { waba, category: ours } = draft;
+      this.findings.add(
+        `META_DISAGREES:${waba}\u0000${ours}\u0000${theirs}`,
+        () => metaDisagreesFinding(waba, ours, theirs, id),
+        exemplarAt(said.deliveredAtMs, id),
+      );
     }
   }
 
@@ -1791,6 +1835,92 @@ function isFreeEntryPointEvidence(record: MessageRecord): boolean {
     evidenceWord(record)?.toLowerCase() === 'referral_conversion' ||
     record.pricing?.type === 'free_entry_point'
   );
+}
+
+/**
+ * Meta's word on a message's status, in wameter's words (contract §4 `category`), to compare with the
+ * category of the unit wameter rated the message in (META_DISAGREES).
+ */
+export interface MetaCategoryWord {
+  /** `pricing.category` as reconcile normalises it; any message of a free entry point `referral_conversion`. */
+  category: UnitCategory;
+  /** Meta says free inside the customer service window: `type: free_customer_service`, or category `service`. */
+  isFreeCustomerService: boolean;
+  /** `CBP` or `PMP`, when Meta names it. */
+  pricingModel: string | undefined;
+}
+
+const KNOWN_CATEGORIES: ReadonlySet<string> = new Set(UNIT_CATEGORIES);
+
+/**
+ * Meta's category of a message from its status's `pricing` (the one the engine keeps: EVIDENCE_RANK), with
+ * reconcile's normalising (`authentication-international` is `authentication_international`, `marketing_lite`
+ * is `marketing`, `customer_initiated` is `user_initiated`). Under per-message pricing a free entry point's
+ * messages keep their template's category with `type: free_entry_point`: they are `referral_conversion`, as
+ * wameter names such units (and as the engine reads that type: isFreeEntryPointEvidence). `undefined`, compared
+ * with nothing: no pricing, no category word, or a word wameter does not know (group messages, `unknown`).
+ */
+export function metaCategoryWord(pricing: MetaPricingEvidence | undefined): MetaCategoryWord | undefined {
+  // Stored data may be older than the reader's checks: only strings are words.
+  const text = (value: unknown) => (typeof value === 'string' ? value : undefined);
+  const category = text(pricing?.category);
+  if (category === undefined) return undefined;
+  const type = normaliseMetaType(text(pricing?.type));
+  const word = type === 'free_entry_point' ? 'referral_conversion' : normaliseMetaCategory(category);
+  if (word === undefined || !KNOWN_CATEGORIES.has(word)) return undefined;
+  return {
+    category: word as UnitCategory,
+    isFreeCustomerService: type === 'free_customer_service' || word === 'service',
+    pricingModel: text(pricing?.pricing_model)?.toUpperCase(),
+  };
+}
+
+/** CBP-2022's two categories; `referral_conversion` is a word of every era since. */
+function vocabularyOf(category: UnitCategory): 'cbp-2022' | 'any' | 'categories' {
+  if (category === 'business_initiated' || category === 'user_initiated') return 'cbp-2022';
+  return category === 'referral_conversion' ? 'any' : 'categories';
+}
+
+/**
+ * Meta's category when it differs from the one of the unit wameter rated the message in — a conversation's
+ * under CBP (Meta's status names the conversation's category), the message's own under per-message pricing —
+ * where the two are comparable; `undefined` when they agree or are not comparable:
+ * - another pricing model (a message at a switch of eras, or a day cut in another time zone): reconcile's
+ *   ERA_BOUNDARY and TIME_ZONE_DAY_EDGE, not a category;
+ * - CBP-2022's words (business-initiated, user-initiated) against the later categories, either way;
+ * - free inside the customer service window at both, per message (a non-template, a utility template in the
+ *   window): whatever Meta calls such a message, it costs nothing.
+ * `authentication` and `authentication_international` differ (the accounts file decides: §5.4).
+ */
+export function metaDisagreesWith(
+  unit: Pick<BillableUnit, 'unit' | 'pricingModel' | 'category' | 'type'>,
+  meta: MetaCategoryWord,
+): UnitCategory | undefined {
+  if (meta.category === unit.category) return undefined;
+  if (meta.pricingModel !== undefined && meta.pricingModel !== unit.pricingModel) return undefined;
+  const [theirs, ours] = [vocabularyOf(meta.category), vocabularyOf(unit.category)];
+  if (theirs !== 'any' && ours !== 'any' && theirs !== ours) return undefined;
+  if (unit.unit === 'message' && unit.type === 'free_customer_service' && meta.isFreeCustomerService) {
+    return undefined;
+  }
+  return meta.category;
+}
+
+function metaDisagreesFinding(waba: string, ours: UnitCategory, theirs: UnitCategory, id: string): Finding {
+  const isAuthInternational =
+    (ours === 'authentication' && theirs === 'authentication_international') ||
+    (ours === 'authentication_international' && theirs === 'authentication');
+  const eligibility = isAuthInternational
+    ? `; the authentication-international rate is applied only when the accounts file's "auth_international" eligibility of WABA ${waba} ("start", per-country "exceptions") covers the recipient's country on that date and its "primary_country" is another country (pricing-rules §5.4): if Meta's word is right, set them as Meta Business Manager shows`
+    : '';
+  return {
+    code: 'META_DISAGREES',
+    message: `WABA ${waba}: Meta's status webhooks give the category ${theirs} to messages that wameter rated as ${ours} (first: ${id}); wameter keeps its own verdict (pricing-rules §9): run \`wameter reconcile\` on the same input for each such message and what to check${eligibility}`,
+    waba,
+    category: ours,
+    meta_category: theirs,
+    message_id: id,
+  };
 }
 
 function isTemplateCategory(value: string): value is TemplateCategory {
