@@ -182,8 +182,11 @@ export function rateByReference(events: readonly CoreEvent[], options: Reference
       (u) =>
         u.isFreeEntryPoint &&
         u.openedAtMs <= d &&
-        d < (u.unit === 'conversation' ? u.expiresAtMs! : u.windowEndsAtMs!),
+        d < (u.unit === 'conversation' ? u.expiresAtMs! : u.windowEndsAtMs!) &&
+        (u.closedAtMs === undefined || d < u.closedAtMs),
     );
+    // The first answer within 24 h to an ad / Page CTA message opens one (not before 2022-02-01).
+    const isFepAnswer = era !== 'NBP' && isFirstAnswer && d < latestReferralMs + FEP_ANSWER_MS;
 
     const newUnit = (
       unit: 'conversation' | 'message',
@@ -221,14 +224,14 @@ export function rateByReference(events: readonly CoreEvent[], options: Reference
     // What it would cost outside a free window: from PMP-2026-10 (§6, reported) service is billed as utility.
     const wouldCost: RateCategory = message.template ?? (era === 'PMP-2026-10' ? 'utility' : 'service');
 
-    // An open free entry point covers everything (§3, §4, §5.1).
-    if (fepOpen) {
+    // An open free entry point covers everything (§3, §4, §5.1) — under CBP the answer to a new ad click too
+    // (§3.2: "it rides on it"); under PMP that answer opens a new window from its moment (§5.1).
+    if (fepOpen && !(isFepAnswer && !isConversationEra(era))) {
       if (fepOpen.unit === 'conversation') fepOpen.messages.push(message.id);
       else newUnit('message', 'referral_conversion', 'free_entry_point', wouldCost);
       continue;
     }
-    // The first answer within 24 h to an ad / Page CTA message opens one (not before 2022-02-01).
-    if (era !== 'NBP' && isFirstAnswer && d < latestReferralMs + FEP_ANSWER_MS) {
+    if (isFepAnswer) {
       const windowMs = fepWindowMs(date, era);
       for (const conversation of open) conversation.closedAtMs = d;
       // Decision (not in the engine): a CBP-2022 free entry point "would have cost" a user-initiated
@@ -263,7 +266,9 @@ export function rateByReference(events: readonly CoreEvent[], options: Reference
         continue;
       }
       if (era === 'CBP-2022') {
-        const category = isInServiceWindow ? 'user_initiated' : 'business_initiated';
+        // §4: business-initiated is "necessarily a template"; a non-template is only sent inside the window.
+        const category =
+          isInServiceWindow || message.template === null ? 'user_initiated' : 'business_initiated';
         newUnit('conversation', category, 'regular', category).allowance = 'conversations-per-waba';
         continue;
       }

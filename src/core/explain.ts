@@ -108,7 +108,12 @@ export function explainUser(
         kind: 'closed',
         business: unit.business,
         unit_id: unit.id,
-        text: `${unit.category} conversation ${unit.id} closed early by a free entry point`,
+        // A free entry point conversation is closed only by a newer one: an ad click answered under
+        // per-message pricing (pricing-rules §5.1) while one opened under CBP was still open.
+        text:
+          unit.category === 'referral_conversion'
+            ? `free entry point ${unit.id} closed early by a new free entry point`
+            : `${unit.category} conversation ${unit.id} closed early by a free entry point`,
       });
     } else if (unit.expiresAtMs !== null) {
       entries.push({

@@ -8,6 +8,7 @@ import {
   CONVERSATION_MS,
   FEP_ANSWER_MS,
   LONGEST_WINDOW_MS,
+  PER_MESSAGE_PRICING_FROM,
   SERVICE_WINDOW_MS,
   eraOn,
   fepWindowMs,
@@ -221,10 +222,51 @@ export class PairMachine {
       messageId: item.id,
       reason:
         `user wrote: customer service window open until ${formatInstant(item.atMs + SERVICE_WINDOW_MS)}` +
-        (item.hasReferral
-          ? `; came through an ad / Page CTA, so the business's first answer before ${formatInstant(item.atMs + FEP_ANSWER_MS)} opens a free entry point`
-          : ''),
+        (item.hasReferral ? `; ${this.referralInWords(item.atMs)}` : ''),
     });
+  }
+
+  /**
+   * What the answer to an ad click at `atMs` will do, in words true under the rules of the eras it can be
+   * answered in: none opens a free entry point under NBP; under CBP an open one takes the answer (§3.2); under
+   * PMP the answer opens a new one, which supersedes an open one (§5.1).
+   */
+  private referralInWords(atMs: number): string {
+    const deadlineMs = atMs + FEP_ANSWER_MS;
+    const answer = `the business's first answer before ${formatInstant(deadlineMs)}`;
+    const eraNow = this.eraAt(atMs);
+    const eraLast = this.eraAt(deadlineMs - 1);
+    if (eraLast === 'NBP') {
+      return `came through an ad / Page CTA, but notification pricing (${this.dated('before 2022-02-01')}) has no free entry point`;
+    }
+    if (eraNow === 'NBP') {
+      return `came through an ad / Page CTA: ${answer} opens a free entry point if it is delivered from 2022-02-01 (notification pricing, in force until then, has none)`;
+    }
+    const fep = this.fep !== null && atMs < this.fep.expiresAtMs ? this.fep : null;
+    if (fep === null) return `came through an ad / Page CTA, so ${answer} opens a free entry point`;
+    const until = formatInstant(fep.expiresAtMs);
+    if (!isConversationEra(eraNow)) {
+      return `came through an ad / Page CTA, so ${answer} opens a new free entry point, replacing free entry point ${fep.draft.id} (open until ${until}) if that is still open`;
+    }
+    const open = `free entry point ${fep.draft.id} is open (until ${until})`;
+    if (isConversationEra(eraLast) && fep.expiresAtMs >= deadlineMs) {
+      return `came through an ad / Page CTA while ${open}, past the 24 h to answer: an answer rides on it and no new free entry point opens`;
+    }
+    const beforeSwitch = isConversationEra(eraLast) ? '' : ` and before ${PER_MESSAGE_PRICING_FROM}`;
+    return `came through an ad / Page CTA while ${open}: ${answer} rides on it if delivered while it is open${beforeSwitch}, else opens a new free entry point`;
+  }
+
+  private eraAt(atMs: number): Era {
+    return (
+      this.rules.asOfRules ?? eraOn(localDate(atMs, this.rules.timeZone), this.rules.isReportedRulesEnabled)
+    );
+  }
+
+  /** When a dated rule applies, in words: its dates, or the what-if that applies one era's rules to every date. */
+  private dated(dates: string): string {
+    return this.rules.asOfRules
+      ? `in the what-if applying ${this.rules.asOfRules} rules to every date`
+      : dates;
   }
 
   private decide(deliveredAtMs: number, message: DeliveredMessage, opened: UnitDraft[]): void {
@@ -252,9 +294,14 @@ export class PairMachine {
     const what = isTraced ? describe(message) : '';
     const d: Delivery = { atMs: deliveredAtMs, date, era, message, opened };
 
-    // Free entry point (all eras since CBP-2022): a window in which every business message is free.
+    // Free entry point (all eras since CBP-2022): a window in which every business message is free. Under
+    // CBP an open one takes the answer to a new ad click too (§3.2: "it rides on it"); under PMP that answer
+    // opens a window of its own, 72 h from the answer (§5.1), which supersedes the open one. Meta's word
+    // alone inside an open window tells of that window, not of a new ad click.
     const fep = this.fep;
-    if (fep) {
+    const isNewFepOverOpen =
+      fep !== null && isFepEligible && !this.isReferralInferred && pricingModelOf(era) === 'PMP';
+    if (fep && !isNewFepOverOpen) {
       if (fep.draft.unit === 'conversation') {
         this.ride(
           d,
@@ -296,8 +343,12 @@ export class PairMachine {
         era === 'CBP-2022' ? 'user_initiated' : rateCategoryOf(era, message.template),
       );
       draft.isFreeEntryPoint = true;
-      const closed = this.open.filter((c) => c.draft.unit === 'conversation');
-      for (const conversation of closed) conversation.draft.closedAtMs = deliveredAtMs;
+      const closed = this.open.filter((c) => c.draft.unit === 'conversation').map((c) => c.draft);
+      // A free entry point conversation carried over from CBP ends where the new window starts; a PMP window
+      // has no end in its unit (each message in it is a unit of its own): it is simply replaced.
+      if (fep?.draft.unit === 'conversation') closed.push(fep.draft);
+      const replaced = fep?.draft.unit === 'message' ? fep : null;
+      for (const conversation of closed) conversation.closedAtMs = deliveredAtMs;
       this.open = [];
       this.fep = { draft, expiresAtMs, isInferred: this.isReferralInferred };
       this.start(
@@ -308,7 +359,10 @@ export class PairMachine {
           (() =>
             `${what} is the first answer within 24 h to the user's ad / Page CTA message of ${formatInstant(this.referralAtMs)}: ` +
             `free entry point opens until ${formatInstant(expiresAtMs)}, everything in it free` +
-            (closed.length > 0 ? `; it closes ${closed.map((c) => c.draft.id).join(', ')}` : '')),
+            (closed.length > 0 ? `; it closes ${closed.map((c) => c.id).join(', ')}` : '') +
+            (replaced
+              ? `; it replaces free entry point ${replaced.draft.id}, open until ${formatInstant(replaced.expiresAtMs)}`
+              : '')),
       );
       return;
     }
@@ -320,14 +374,16 @@ export class PairMachine {
           this.draft(d, 'message', null, message.template, 'regular', message.template),
           'NBP_TEMPLATE',
           isTraced &&
-            (() => `${what}: charged per delivered template (notification pricing, before 2022-02-01)`),
+            (() =>
+              `${what}: charged per delivered template (notification pricing, ${this.dated('before 2022-02-01')})`),
         );
       } else {
         this.start(
           d,
           this.draft(d, 'message', null, 'service', 'free_customer_service', 'service'),
           'NBP_REPLY',
-          isTraced && (() => `${what}: free reply (notification pricing, before 2022-02-01)`),
+          isTraced &&
+            (() => `${what}: free reply (notification pricing, ${this.dated('before 2022-02-01')})`),
         );
       }
       return;
@@ -363,17 +419,23 @@ export class PairMachine {
         return;
       }
       if (era === 'CBP-2022') {
-        const category: UnitCategory = isInServiceWindow ? 'user_initiated' : 'business_initiated';
+        // §4: business-initiated is a template delivered outside the window. A non-template is sent only
+        // inside one: with none in the input, the user's message is missing (NO_WINDOW_IN_INPUT), and the
+        // conversation is user-initiated.
+        const isUserInitiated = isInServiceWindow || message.template === null;
+        const category: UnitCategory = isUserInitiated ? 'user_initiated' : 'business_initiated';
         this.start(
           d,
           openConversation(category, 'regular', 'any', 'free-conversations'),
-          isInServiceWindow ? 'CBP2022_USER_INITIATED' : 'CBP2022_BUSINESS_INITIATED',
+          isUserInitiated ? 'CBP2022_USER_INITIATED' : 'CBP2022_BUSINESS_INITIATED',
           isTraced &&
             (() =>
               `${what} with no conversation open: ${category.replace('_', '-')} conversation opens (${
                 isInServiceWindow
                   ? 'within 24 h of the user\u2019s last message'
-                  : 'outside the customer service window'
+                  : isUserInitiated
+                    ? 'a non-template is sent only inside the customer service window: the user\u2019s message is missing from the input'
+                    : 'outside the customer service window'
               }) until ${formatInstant(deliveredAtMs + CONVERSATION_MS)}`),
         );
         return;
@@ -425,7 +487,9 @@ export class PairMachine {
         isTraced &&
           (() =>
             `${what} with no conversation open: a service conversation opens until ${formatInstant(deliveredAtMs + CONVERSATION_MS)}` +
-            (isAlwaysFree ? ' (free: every service conversation is free from 2024-11-01)' : '')),
+            (isAlwaysFree
+              ? ` (free: every service conversation is free ${this.dated('from 2024-11-01')})`
+              : '')),
       );
       return;
     }
@@ -475,7 +539,7 @@ export class PairMachine {
             isFree
               ? `${what} inside the customer service window (user wrote ${formatInstant(this.lastInboundMs)}): free`
               : isInServiceWindow
-                ? `${what} inside the customer service window: charged from 2026-10-01 (reported rule)`
+                ? `${what} inside the customer service window: charged ${this.dated('from 2026-10-01')} (reported rule)`
                 : `${what} outside any customer service window: charged`),
       );
       return;
@@ -489,7 +553,7 @@ export class PairMachine {
         'PMP2026_SERVICE',
         isTraced &&
           (() =>
-            `${what}: service messages are charged at the market's utility rate from 2026-10-01 (reported rule)`),
+            `${what}: service messages are charged at the market's utility rate ${this.dated('from 2026-10-01')} (reported rule)`),
       );
       return;
     }

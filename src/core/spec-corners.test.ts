@@ -1,0 +1,432 @@
+// Corners of pricing-rules.md a review found the engine got wrong: a free entry point opened while another is
+// open (§5.1 against §3.2), a CBP-2022 non-template with no window in the input (§4), and explain's words
+// where no free entry point can open (§2, NBP) or none opens (an open one takes the answer).
+import { describe, expect, it } from 'vitest';
+import { rateByReference, type ReferenceUnit } from '../../test/reference-rater.js';
+import { INDIA, at, inbound, loadPricing, rate, send } from '../../test/support/engine.js';
+import { defaultAccount } from './events.js';
+import { createRateBook } from './rate-card.js';
+import type { CoreEvent, MetaConversationEvidence, MetaPricingEvidence, TemplateCategory } from './events.js';
+import { explainUser } from './explain.js';
+import type { BillableUnit } from './units.js';
+
+/** A send log line that already knows its delivery (as the review's reproductions give it). */
+function logged(iso: string, id: string, template: TemplateCategory | null): CoreEvent {
+  const atMs = at(iso);
+  return {
+    kind: 'outbound',
+    atMs,
+    id,
+    waba: 'W1',
+    business: 'PN1',
+    user: INDIA,
+    template,
+    deliveredAtMs: atMs,
+  };
+}
+
+/** Meta's delivered status for a message no send log line tells of. */
+function statusAlone(
+  iso: string,
+  id: string,
+  pricing: MetaPricingEvidence,
+  conversation?: MetaConversationEvidence,
+  user = INDIA,
+): CoreEvent {
+  return {
+    kind: 'status',
+    atMs: at(iso),
+    id,
+    status: 'delivered',
+    waba: 'W1',
+    business: 'PN1',
+    user,
+    pricing,
+    ...(conversation ? { conversation } : {}),
+  };
+}
+
+function brief(units: readonly BillableUnit[]) {
+  return units.map((u) => ({
+    messages: u.messages,
+    category: u.category,
+    type: u.type,
+    rule: u.rule,
+    amount: u.amountMicros,
+  }));
+}
+
+/** The reasons of the traced user's story, by message id. */
+async function reasonsOf(events: CoreEvent[], options: Parameters<typeof rate>[1] = {}) {
+  const result = await rate(events, { ...options, trace: { user: INDIA } });
+  return new Map(result.timeline.map((line) => [line.messageId, line.reason]));
+}
+
+// The review's reproduction (PMP-2025, October 2025: India marketing 0.0107 USD on usd-2025-10-01).
+const SECOND_AD_CLICK: CoreEvent[] = [
+  inbound(at('2025-10-10T00:00:00Z'), 'i1', {}, true),
+  logged('2025-10-10T01:00:00Z', 'm1', null), // answer: window until 2025-10-13T01:00Z
+  inbound(at('2025-10-12T12:00:00Z'), 'i2', {}, true), // a second ad click while that window is open
+  logged('2025-10-12T13:00:00Z', 'm2', null), // its answer: a new window until 2025-10-15T13:00Z
+  logged('2025-10-13T08:00:00Z', 'm3', 'marketing'),
+];
+
+describe('a free entry point opened while another is open', () => {
+  it('PMP: the answer to a new ad click opens a new 72 h window from the answer, superseding the open one', async () => {
+    const result = await rate([
+      ...SECOND_AD_CLICK,
+      logged('2025-10-15T12:59:59Z', 'm4', 'marketing'), // the last second of m2's window
+      logged('2025-10-15T13:00:00Z', 'm5', 'marketing'), // windows are half-open: charged
+    ]);
+    expect(brief(result.units)).toEqual([
+      {
+        messages: ['m1'],
+        category: 'referral_conversion',
+        type: 'free_entry_point',
+        rule: 'FEP_OPEN',
+        amount: 0,
+      },
+      {
+        messages: ['m2'],
+        category: 'referral_conversion',
+        type: 'free_entry_point',
+        rule: 'FEP_OPEN',
+        amount: 0,
+      },
+      {
+        messages: ['m3'],
+        category: 'referral_conversion',
+        type: 'free_entry_point',
+        rule: 'FEP_WINDOW',
+        amount: 0,
+      },
+      {
+        messages: ['m4'],
+        category: 'referral_conversion',
+        type: 'free_entry_point',
+        rule: 'FEP_WINDOW',
+        amount: 0,
+      },
+      { messages: ['m5'], category: 'marketing', type: 'regular', rule: 'PMP_CHARGED', amount: 10700 },
+    ]);
+    expect(result.findings).toEqual([]);
+  });
+
+  it('PMP: batch and stream rate a superseding free entry point alike', async () => {
+    const later = [
+      ...send(at('2025-10-20T09:00:00Z'), 'x1', 'marketing', { user: '919800000002' }),
+      ...send(at('2025-10-25T09:00:00Z'), 'x2', 'utility', { user: '919800000003' }),
+    ];
+    const events = [...SECOND_AD_CLICK, ...later].sort((a, b) => a.atMs - b.atMs);
+    const batch = await rate(events);
+    for (const maxLatenessMs of [60_000, 3_600_000, 30 * 3_600_000]) {
+      const stream = await rate(events, { maxLatenessMs, flushEveryEvents: 1 });
+      expect(stream.stats.late, `lateness ${maxLatenessMs}`).toBe(0);
+      expect(stream.units, `lateness ${maxLatenessMs}`).toEqual(batch.units);
+      expect(stream.pending).toEqual(batch.pending);
+      expect(stream.findings).toEqual(batch.findings);
+    }
+    expect(batch.units.find((u) => u.messages.includes('m3'))?.type).toBe('free_entry_point');
+  });
+
+  it('CBP: an ad click answered inside an open free entry point conversation rides on it and opens none (§3.2)', async () => {
+    // March 2024 (CBP-2023): the conversation of m1 runs to 2024-03-04T01:00Z.
+    const result = await rate([
+      inbound(at('2024-03-01T00:00:00Z'), 'i1', {}, true),
+      logged('2024-03-01T01:00:00Z', 'm1', null),
+      inbound(at('2024-03-03T12:00:00Z'), 'i2', {}, true),
+      logged('2024-03-03T13:00:00Z', 'm2', null), // rides; the ad click is answered
+      logged('2024-03-04T08:00:00Z', 'm3', 'marketing'), // after the free entry point: a marketing conversation
+    ]);
+    expect(brief(result.units)).toEqual([
+      {
+        messages: ['m1', 'm2'],
+        category: 'referral_conversion',
+        type: 'free_entry_point',
+        rule: 'FEP_OPEN',
+        amount: 0,
+      },
+      { messages: ['m3'], category: 'marketing', type: 'regular', rule: 'CBP_OPEN', amount: 9900 },
+    ]);
+    expect(result.units[0]!.expiresAtMs).toBe(at('2024-03-04T01:00:00Z'));
+  });
+
+  it('a CBP free entry point conversation still open on 2025-07-01 is closed by the answer to a new ad click', async () => {
+    // m1 opens a CBP-2024-11 free entry point conversation until 2025-07-03T21:00Z; the answer to the second
+    // ad click comes under per-message pricing and opens a window until 2025-07-05T11:00Z.
+    const events = [
+      inbound(at('2025-06-30T20:00:00Z'), 'i1', {}, true),
+      logged('2025-06-30T21:00:00Z', 'm1', 'marketing'),
+      inbound(at('2025-07-02T10:00:00Z'), 'i2', {}, true),
+      logged('2025-07-02T11:00:00Z', 'm2', null),
+      logged('2025-07-04T10:00:00Z', 'm3', 'marketing'),
+    ];
+    const result = await rate(events, { trace: { user: INDIA } });
+    expect(brief(result.units)).toEqual([
+      {
+        messages: ['m1'],
+        category: 'referral_conversion',
+        type: 'free_entry_point',
+        rule: 'FEP_OPEN',
+        amount: 0,
+      },
+      {
+        messages: ['m2'],
+        category: 'referral_conversion',
+        type: 'free_entry_point',
+        rule: 'FEP_OPEN',
+        amount: 0,
+      },
+      {
+        messages: ['m3'],
+        category: 'referral_conversion',
+        type: 'free_entry_point',
+        rule: 'FEP_WINDOW',
+        amount: 0,
+      },
+    ]);
+    expect(result.units[0]!.closedAtMs).toBe(at('2025-07-02T11:00:00Z'));
+    const story = explainUser(INDIA, undefined, result.timeline, result.units);
+    const closed = story.entries.find((e) => e.kind === 'closed');
+    expect(closed).toMatchObject({ at: '2025-07-02T11:00:00Z', unit_id: 'u_m1' });
+    expect(closed!.text).toBe('free entry point u_m1 closed early by a new free entry point');
+    expect(story.entries.find((e) => e.message_id === 'm2')!.text).toContain('it closes u_m1');
+  });
+
+  it("Meta's free_entry_point word on every message of one window (statuses alone) does not stretch the window", async () => {
+    // Meta says free_entry_point for each message inside the window: those are not new ad clicks.
+    const fep: MetaPricingEvidence = {
+      pricing_model: 'PMP',
+      category: 'referral_conversion',
+      type: 'free_entry_point',
+    };
+    const result = await rate([
+      statusAlone('2025-10-10T00:00:00Z', 'o1', fep), // window until 2025-10-13T00:00Z
+      statusAlone('2025-10-12T12:00:00Z', 'o2', fep), // inside it
+      statusAlone('2025-10-13T08:00:00Z', 'o3', {
+        pricing_model: 'PMP',
+        category: 'marketing',
+        type: 'regular',
+      }),
+    ]);
+    expect(result.units.map((u) => [u.messages[0], u.rule, u.amountMicros])).toEqual([
+      ['o1', 'FEP_OPEN', 0],
+      ['o2', 'FEP_WINDOW', 0],
+      ['o3', 'PMP_CHARGED', 10700],
+    ]);
+  });
+});
+
+describe('CBP-2022: who opened the conversation (§4)', () => {
+  it('a non-template delivered with no window in the input opens a user-initiated conversation, said by NO_WINDOW_IN_INPUT', async () => {
+    // May 2022, usd-2022-02-01-partial: India user-initiated 0.0040, business-initiated 0.0066.
+    const result = await rate([logged('2022-05-10T10:00:00Z', 'm1', null)]);
+    expect(brief(result.units)).toEqual([
+      {
+        messages: ['m1'],
+        category: 'user_initiated',
+        type: 'free_tier',
+        rule: 'CBP2022_USER_INITIATED+FREE_TIER(1/1000)',
+        amount: 0,
+      },
+    ]);
+    expect(result.units[0]!.rateMicros).toBe(4000);
+    expect(result.findings.map((f) => [f.code, f.message_id, f.count])).toEqual([
+      ['NO_WINDOW_IN_INPUT', 'm1', 1],
+    ]);
+  });
+
+  it('a status alone that Meta calls user_initiated opens a user-initiated conversation', async () => {
+    const result = await rate([
+      statusAlone(
+        '2022-05-10T10:00:00Z',
+        'w1',
+        { pricing_model: 'CBP', category: 'user_initiated', billable: true },
+        { id: 'c1', origin: { type: 'user_initiated' } },
+      ),
+    ]);
+    expect(result.units.map((u) => [u.category, u.rule, u.rateMicros])).toEqual([
+      ['user_initiated', 'CBP2022_USER_INITIATED+FREE_TIER(1/1000)', 4000],
+    ]);
+    expect(result.findings.map((f) => f.code).sort()).toEqual([
+      'CATEGORY_FROM_WEBHOOK',
+      'NO_WINDOW_IN_INPUT',
+    ]);
+  });
+
+  it('a template outside the window, or a status alone that Meta calls business_initiated, stays business-initiated', async () => {
+    const result = await rate([
+      logged('2022-05-10T10:00:00Z', 't1', 'utility'),
+      statusAlone(
+        '2022-05-10T10:00:00Z',
+        'w2',
+        { pricing_model: 'CBP', category: 'business_initiated', billable: true },
+        { origin: { type: 'business_initiated' } },
+        '919800000004', // another user: one conversation at a time per pair
+      ),
+    ]);
+    expect(result.units.map((u) => [u.messages[0], u.category, u.rateMicros])).toEqual([
+      ['t1', 'business_initiated', 6600],
+      ['w2', 'business_initiated', 6600],
+    ]);
+    expect(result.findings.map((f) => f.code)).toEqual(['CATEGORY_FROM_WEBHOOK']);
+  });
+
+  it('explain says why a non-template with no window in the input is user-initiated', async () => {
+    const reasons = await reasonsOf([logged('2022-05-10T10:00:00Z', 'm1', null)]);
+    expect(reasons.get('m1')).toBe(
+      'non-template message m1 with no conversation open: user-initiated conversation opens (a non-template is sent only inside the customer service window: the user\u2019s message is missing from the input) until 2022-05-11T10:00:00Z',
+    );
+  });
+});
+
+describe("explain's words say only what the rules in force do", () => {
+  it('NBP: an ad click opens no free entry point, and explain does not promise one', async () => {
+    const reasons = await reasonsOf([
+      inbound(at('2021-10-10T00:00:00Z'), 'i1', {}, true),
+      logged('2021-10-10T01:00:00Z', 'm1', 'marketing'),
+    ]);
+    expect(reasons.get('i1')).toBe(
+      'user wrote: customer service window open until 2021-10-11T00:00:00Z; came through an ad / Page CTA, but notification pricing (before 2022-02-01) has no free entry point',
+    );
+    expect(reasons.get('m1')).toBe(
+      'marketing template m1: charged per delivered template (notification pricing, before 2022-02-01)',
+    );
+  });
+
+  it('an ad click on the eve of 2022-02-01 is answered under CBP-2022: explain says from when', async () => {
+    const result = await rate(
+      [inbound(at('2022-01-31T12:00:00Z'), 'i1', {}, true), logged('2022-02-01T01:00:00Z', 'm1', null)],
+      { trace: { user: INDIA } },
+    );
+    expect(result.units.map((u) => u.rule)).toEqual(['FEP_OPEN']);
+    expect(result.timeline[0]!.reason).toBe(
+      "user wrote: customer service window open until 2022-02-01T12:00:00Z; came through an ad / Page CTA: the business's first answer before 2022-02-01T12:00:00Z opens a free entry point if it is delivered from 2022-02-01 (notification pricing, in force until then, has none)",
+    );
+  });
+
+  it('--as-of-rules NBP over 2024 traffic: the words name the what-if, not the dates before 2022-02-01', async () => {
+    const reasons = await reasonsOf(
+      [
+        inbound(at('2024-03-01T00:00:00Z'), 'i1', {}, true),
+        logged('2024-03-01T01:00:00Z', 'm1', 'marketing'),
+        logged('2024-03-01T02:00:00Z', 'm2', null),
+      ],
+      { asOfRules: 'NBP' },
+    );
+    for (const reason of reasons.values()) expect(reason).not.toContain('before 2022-02-01');
+    expect(reasons.get('i1')).toBe(
+      'user wrote: customer service window open until 2024-03-02T00:00:00Z; came through an ad / Page CTA, but notification pricing (in the what-if applying NBP rules to every date) has no free entry point',
+    );
+    expect(reasons.get('m1')).toBe(
+      'marketing template m1: charged per delivered template (notification pricing, in the what-if applying NBP rules to every date)',
+    );
+    expect(reasons.get('m2')).toBe(
+      'non-template message m2: free reply (notification pricing, in the what-if applying NBP rules to every date)',
+    );
+  });
+
+  it('--as-of-rules: other dated words name the what-if too', async () => {
+    const service = await reasonsOf([logged('2023-08-01T10:00:00Z', 's1', null)], {
+      asOfRules: 'CBP-2024-11',
+    });
+    expect(service.get('s1')).toBe(
+      'non-template message s1 with no conversation open: a service conversation opens until 2023-08-02T10:00:00Z (free: every service conversation is free in the what-if applying CBP-2024-11 rules to every date)',
+    );
+    const reported = await reasonsOf(
+      [inbound(at('2025-08-01T09:00:00Z'), 'i1'), logged('2025-08-01T10:00:00Z', 'u1', 'utility')],
+      { asOfRules: 'PMP-2026-10' },
+    );
+    expect(reported.get('u1')).toBe(
+      'utility template u1 inside the customer service window: charged in the what-if applying PMP-2026-10 rules to every date (reported rule)',
+    );
+  });
+
+  it('CBP: an ad click while a free entry point lasts past its 24 h to answer is not said to open one', async () => {
+    const reasons = await reasonsOf([
+      inbound(at('2024-03-01T00:00:00Z'), 'i1', {}, true),
+      logged('2024-03-01T01:00:00Z', 'm1', null), // free entry point until 2024-03-04T01:00Z
+      inbound(at('2024-03-02T00:00:00Z'), 'i2', {}, true), // to answer before 2024-03-03T00:00Z
+    ]);
+    expect(reasons.get('i2')).toBe(
+      'user wrote: customer service window open until 2024-03-03T00:00:00Z; came through an ad / Page CTA while free entry point u_m1 is open (until 2024-03-04T01:00:00Z), past the 24 h to answer: an answer rides on it and no new free entry point opens',
+    );
+  });
+
+  it('CBP: an ad click while a free entry point ends within its 24 h to answer says both outcomes', async () => {
+    const reasons = await reasonsOf([
+      inbound(at('2024-03-01T00:00:00Z'), 'i1', {}, true),
+      logged('2024-03-01T01:00:00Z', 'm1', null), // free entry point until 2024-03-04T01:00Z
+      inbound(at('2024-03-03T12:00:00Z'), 'i2', {}, true), // to answer before 2024-03-04T12:00Z
+    ]);
+    expect(reasons.get('i2')).toBe(
+      "user wrote: customer service window open until 2024-03-04T12:00:00Z; came through an ad / Page CTA while free entry point u_m1 is open (until 2024-03-04T01:00:00Z): the business's first answer before 2024-03-04T12:00:00Z rides on it if delivered while it is open, else opens a new free entry point",
+    );
+  });
+
+  it('PMP: an ad click while a window is open says the answer opens a new one; the answer says what it replaces', async () => {
+    const reasons = await reasonsOf(SECOND_AD_CLICK);
+    expect(reasons.get('i2')).toBe(
+      "user wrote: customer service window open until 2025-10-13T12:00:00Z; came through an ad / Page CTA, so the business's first answer before 2025-10-13T12:00:00Z opens a new free entry point, replacing free entry point u_m1 (open until 2025-10-13T01:00:00Z) if that is still open",
+    );
+    expect(reasons.get('m2')).toBe(
+      "non-template message m2 is the first answer within 24 h to the user's ad / Page CTA message of 2025-10-12T12:00:00Z: free entry point opens until 2025-10-15T13:00:00Z, everything in it free; it replaces free entry point u_m1, open until 2025-10-13T01:00:00Z",
+    );
+    expect(reasons.get('m3')).toBe(
+      'marketing template m3 inside the free entry point window (until 2025-10-15T13:00:00Z): free',
+    );
+  });
+});
+
+describe('the reference rater (test/reference-rater.ts) agrees on these corners', () => {
+  // The generated traffic of test/rating-properties.test.ts rarely has two ad clicks of one pair within 72 h.
+  const comparable = (u: BillableUnit | ReferenceUnit) => ({
+    id: u.id,
+    unit: u.unit,
+    era: u.era,
+    category: u.category,
+    type: u.type,
+    openedAtMs: u.openedAtMs,
+    expiresAtMs: u.expiresAtMs,
+    closedAtMs: u.closedAtMs,
+    messages: u.messages,
+    rateMicros: u.rateMicros,
+    amountMicros: u.amountMicros,
+    rateCard: u.rateCard,
+  });
+  const corners: Record<string, CoreEvent[]> = {
+    'PMP, second ad click': [...SECOND_AD_CLICK, logged('2025-10-15T13:00:00Z', 'm5', 'marketing')],
+    'CBP free entry point carried into PMP': [
+      inbound(at('2025-06-30T20:00:00Z'), 'i1', {}, true),
+      logged('2025-06-30T21:00:00Z', 'm1', 'marketing'),
+      inbound(at('2025-07-02T10:00:00Z'), 'i2', {}, true),
+      logged('2025-07-02T11:00:00Z', 'm2', null),
+      logged('2025-07-04T10:00:00Z', 'm3', 'marketing'),
+    ],
+    'CBP, second ad click': [
+      inbound(at('2024-03-01T00:00:00Z'), 'i1', {}, true),
+      logged('2024-03-01T01:00:00Z', 'm1', null),
+      inbound(at('2024-03-03T12:00:00Z'), 'i2', {}, true),
+      logged('2024-03-03T13:00:00Z', 'm2', null),
+      logged('2024-03-04T08:00:00Z', 'm3', 'marketing'),
+    ],
+    'CBP-2022 non-template, no window': [
+      logged('2022-05-10T10:00:00Z', 'm1', null),
+      logged('2022-05-12T10:00:00Z', 't1', 'utility'),
+    ],
+  };
+  for (const [name, events] of Object.entries(corners)) {
+    it(name, async () => {
+      const pricing = await loadPricing();
+      const book = createRateBook(pricing.cards);
+      if (!book.ok) throw new Error(book.error.message);
+      const reference = rateByReference(events, {
+        accountFor: defaultAccount,
+        rateBook: book.value,
+        markets: pricing.markets,
+      });
+      const engine = await rate(events);
+      expect(engine.units.map(comparable)).toEqual(reference.units.map(comparable));
+    });
+  }
+});
