@@ -6,10 +6,10 @@
 import { createReadStream } from 'node:fs';
 import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { StringDecoder } from 'node:string_decoder';
 import type { CoreEvent } from '../core/events.js';
 import { JsonTextIndex, offsetOfError } from './error-position.js';
 import { parseContractLine, parseEventValue } from './parse-event.js';
+import { decodeUtf8MarkingInvalid, INVALID_UTF8_MARK } from './utf8.js';
 
 /** How stdin is named in errors and summaries. */
 export const STDIN_NAME = '<stdin>';
@@ -331,6 +331,7 @@ class SourceReader {
   private isReplaying = false;
   /** How lines end, decided once per source from its first line end (see `lineEndsOf`). */
   private lineEnds: LineEnds = 'unknown';
+  private readonly decoder = new ChunkDecoder();
 
   constructor(
     private readonly file: string,
@@ -341,7 +342,7 @@ class SourceReader {
   }
 
   async read(open: () => NodeJS.ReadableStream): Promise<void> {
-    const decoder = new StringDecoder('utf8');
+    const decoder = this.decoder;
     let carry = '';
     let isSniffed = false;
     // Only the stream's own failure (a file deleted while read, a connection reset) makes the source
@@ -357,7 +358,8 @@ class SourceReader {
             const notText = describeNotText(chunk as Buffer | string);
             if (notText !== undefined) return this.notText(notText);
           }
-          let chunkText = typeof chunk === 'string' ? chunk : decoder.write(chunk);
+          // A string chunk was decoded by the stream itself: a U+FFFD in it can no longer be told from a bad byte.
+          let chunkText = typeof chunk === 'string' ? chunk : decoder.write(chunk as Uint8Array);
           if (this.lineEnds !== 'lf') {
             // Until decided, and in a file whose lines end with CR alone: every CR becomes a line end, so that
             // lines are counted (and errors placed) as the user's editor shows them. A raw CR inside a JSON
@@ -582,7 +584,29 @@ class SourceReader {
     this.readSequence(text, splitDocuments(text), run.firstLine, 'lines');
   }
 
+  /**
+   * The offset of the first INVALID_BYTE in `text[start, end)`, or -1. Only a source that had a bad byte is
+   * searched: for any other (the usual one) this costs nothing.
+   */
+  private invalidBytesAt(text: string, start = 0, end = text.length): number {
+    if (!this.decoder.hasInvalid) return -1;
+    // Searched in a slice (no copy), so that one of many documents never costs a search to the file's end.
+    return (end === text.length ? text : text.slice(0, end)).indexOf(INVALID_BYTE, start);
+  }
+
   private malformedLine(line: string, lineNo: number, error: unknown = parseError(line)): void {
+    const invalid = this.invalidBytesAt(line);
+    if (invalid !== -1) {
+      this.fail({
+        code: 'MALFORMED_LINE',
+        file: this.file,
+        line: lineNo,
+        message:
+          `line ${lineNo} holds ${invalidBytesWords(line, invalid, line.length, `column ${invalid + 1}`)}, ` +
+          `${UNREAD_LINE_FOR_BAD_BYTES}`,
+      });
+      return;
+    }
     const position = parsePosition(error);
     const column = position === undefined ? '' : ` (column ${position + 1})`;
     this.fail({
@@ -620,6 +644,18 @@ class SourceReader {
       );
       if (documents.length > 1) {
         this.readSequence(text, documents, 1, 'document');
+        return;
+      }
+      const invalid = this.invalidBytesAt(text);
+      if (invalid !== -1) {
+        const at = lineAndColumn(text, invalid);
+        const where = `line ${at.line}, column ${at.column}`;
+        this.fail({
+          code: 'MALFORMED_LINE',
+          file: this.file,
+          line: at.line,
+          message: `the file is one JSON document that holds ${invalidBytesWords(text, invalid, text.length, where)}, ${UNREAD_FOR_BAD_BYTES}`,
+        });
         return;
       }
       const position = parsePosition(error);
@@ -675,6 +711,7 @@ class SourceReader {
       try {
         value = JSON.parse(hasComma ? element.slice(0, -1) : element);
       } catch (error) {
+        const invalid = this.invalidBytesAt(element);
         const position = parsePosition(error);
         const column = position === undefined ? '' : ` (column ${indent + position + 1})`;
         const why = jsonErrorMessage(error).replace(/ at position \d+/, '');
@@ -682,7 +719,12 @@ class SourceReader {
           code: 'MALFORMED_LINE',
           file: this.file,
           line: lineNo,
-          message: `line ${lineNo} (element ${k} of ${array}) is not valid JSON: ${why}${column}; the other elements were read`,
+          message:
+            invalid === -1
+              ? `line ${lineNo} (element ${k} of ${array}) is not valid JSON: ${why}${column}; the other elements were read`
+              : `line ${lineNo} (element ${k} of ${array}) holds ` +
+                `${invalidBytesWords(element, invalid, element.length, `column ${indent + invalid + 1}`)}, ` +
+                `${UNREAD_FOR_BAD_BYTES}; the other elements were read`,
         });
         continue;
       }
@@ -731,13 +773,35 @@ class SourceReader {
           }
           continue;
         }
+        const lines = startLine === endLine ? `line ${startLine}` : `lines ${startLine}–${endLine}`;
+        const invalid = this.invalidBytesAt(text, start, end);
+        if (invalid !== -1) {
+          const at = cursor.locate(invalid);
+          const bad = invalidBytesWords(
+            text,
+            invalid,
+            end,
+            startLine === endLine ? `column ${at.column}` : `line ${at.line}, column ${at.column}`,
+          );
+          let message: string;
+          if (startLine === endLine) {
+            message = `line ${startLine} holds ${bad}, ${UNREAD_LINE_FOR_BAD_BYTES}`;
+          } else if (context === 'lines') {
+            message = `${lines} look like one JSON document spread over several lines, which holds ${bad}, ${UNREAD_FOR_BAD_BYTES}`;
+          } else {
+            message =
+              `the JSON document at ${lines} (one of several in this file) holds ${bad}, ` +
+              `${UNREAD_FOR_BAD_BYTES}; the documents before and after it were read`;
+          }
+          this.fail({ code: 'MALFORMED_LINE', file: this.file, line: at.line, message });
+          continue;
+        }
         // The engine's "at position N" counts from the document's start: say line and column instead.
         const position = parsePosition(error);
         const at = position === undefined ? undefined : cursor.locate(start + position);
         const why =
           jsonErrorMessage(error).replace(/ at position \d+/, '') +
           (at === undefined ? '' : ` (line ${at.line}, column ${at.column})`);
-        const lines = startLine === endLine ? `line ${startLine}` : `lines ${startLine}–${endLine}`;
         this.fail({
           code: 'MALFORMED_LINE',
           file: this.file,
@@ -1131,6 +1195,80 @@ class LineCursor {
     this.offset = offset;
     return { line: this.line, column: offset - this.lineStart + 1 };
   }
+}
+
+/**
+ * What a byte that is not UTF-8 becomes in the text read, instead of the U+FFFD a decoder puts there without a
+ * word (two ids differing only in that byte would become one id: two messages merged, a charge lost). It is
+ * SUB, ASCII's character for one found invalid; JSON allows no raw control character, so a line or document
+ * holding it never parses, whichever way it is read, and is reported (`invalidBytesAt`). Looked for only in a
+ * source that had a bad byte: a genuine SUB there (never valid JSON either) is reported as one too.
+ */
+const INVALID_BYTE = '\u001a';
+
+/** Why what holds a bad byte is not read, and what to do (after the words of `invalidBytesWords`). */
+const UNREAD_FOR_BAD_BYTES = 'so its ids cannot be read as written; save the file as UTF-8';
+/** The same, for one line. */
+const UNREAD_LINE_FOR_BAD_BYTES = `${UNREAD_FOR_BAD_BYTES}, or fix or remove that line`;
+
+/** `a byte that is not valid UTF-8 (WHERE)`, or `N bytes … (the first at WHERE)`: those in `text[first, end)`. */
+function invalidBytesWords(text: string, first: number, end: number, where: string): string {
+  const within = end === text.length ? text : text.slice(0, end);
+  let count = 0;
+  for (let at = first; at !== -1; at = within.indexOf(INVALID_BYTE, at + 1)) count++;
+  return count === 1
+    ? `a byte that is not valid UTF-8 (${where})`
+    : `${count} bytes that are not valid UTF-8 (the first at ${where})`;
+}
+
+/**
+ * Decodes a source's bytes chunk by chunk. A character cut by a chunk's end waits for the next chunk, so only
+ * bytes that are not UTF-8 — a sequence cut by the end of the source included — become INVALID_BYTE, one each.
+ * The usual chunk costs the native decoder and one scan for U+FFFD (see `decodeUtf8MarkingInvalid`). Only in a
+ * chunk that holds a bad byte is a genuine U+FFFF (bytes EF BF BF, a noncharacter) taken for one too.
+ */
+class ChunkDecoder {
+  /** Whether a bad byte was found: until then no text is searched for INVALID_BYTE. */
+  hasInvalid = false;
+  /** The first 1–3 bytes of a character cut by the end of the last chunk. */
+  private cut: Uint8Array | undefined;
+
+  write(chunk: Uint8Array): string {
+    const bytes = this.cut === undefined ? chunk : Buffer.concat([this.cut, chunk]);
+    const end = endOfWholeCharacters(bytes);
+    this.cut = end === bytes.length ? undefined : Buffer.from(bytes.subarray(end)); // a copy: 1–3 bytes
+    return this.decode(end === bytes.length ? bytes : bytes.subarray(0, end));
+  }
+
+  /** What the last chunk left cut: a character the source ends inside of, so bytes that are not UTF-8. */
+  end(): string {
+    const cut = this.cut;
+    this.cut = undefined;
+    return cut === undefined ? '' : this.decode(cut);
+  }
+
+  private decode(bytes: Uint8Array): string {
+    const { text, hasInvalid } = decodeUtf8MarkingInvalid(bytes);
+    if (!hasInvalid) return text;
+    this.hasInvalid = true;
+    return text.replaceAll(INVALID_UTF8_MARK, INVALID_BYTE);
+  }
+}
+
+/**
+ * Where the last character that `bytes` holds whole ends: before a lead byte in the last three whose
+ * sequence needs more bytes than are left. Cut there, `bytes` decodes as it would with what follows, since
+ * no sequence, well-formed or not, reaches across the cut. Any other cut byte is left for the decoder to mark.
+ */
+function endOfWholeCharacters(bytes: Uint8Array): number {
+  const length = bytes.length;
+  for (let back = 1; back <= 3 && back <= length; back++) {
+    const byte = bytes[length - back]!;
+    if ((byte & 0xc0) === 0x80) continue; // a continuation byte: its lead is further back
+    const needs = byte >= 0xf0 ? 4 : byte >= 0xe0 ? 3 : byte >= 0xc0 ? 2 : 1;
+    return needs > back ? length - back : length;
+  }
+  return length;
 }
 
 /** Bytes looked at to tell text from binary: enough for any file signature and a fair sample. */
