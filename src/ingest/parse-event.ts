@@ -307,6 +307,75 @@ export function parseContractLine(value: unknown): CoreEvent | ParseError | unde
   return bad(`"kind" must be ${LINE_KINDS}, not ${describe(kind)}`);
 }
 
+/** The fields of each kind of event line (contract §1); `unknownLineFields` names the others. */
+const LINE_FIELDS: Readonly<Record<'inbound' | 'outbound' | 'status', ReadonlySet<string>>> = {
+  inbound: new Set(['kind', 'at', 'waba', 'business', 'user', 'id', 'referral']),
+  outbound: new Set([
+    'kind',
+    'at',
+    'waba',
+    'business',
+    'user',
+    'id',
+    'template',
+    'template_name',
+    'delivered_at',
+    'failed',
+  ]),
+  status: new Set(['kind', 'at', 'waba', 'business', 'user', 'id', 'status', 'pricing', 'conversation']),
+};
+
+/** How many of its kind's contract fields an event line has (given, null included). */
+function contractFieldsIn(kind: 'inbound' | 'outbound' | 'status', line: Rec): number {
+  const has = (value: unknown) => (value === undefined ? 0 : 1);
+  const common = 2 + has(line.waba) + has(line.business) + has(line.user) + has(line.id); // kind, at
+  if (kind === 'inbound') return common + has(line.referral);
+  if (kind === 'outbound') {
+    return common + has(line.template) + has(line.template_name) + has(line.delivered_at) + has(line.failed);
+  }
+  return common + has(line.status) + has(line.pricing) + has(line.conversation);
+}
+
+/** Fields people give under another name, and the contract's (contract §1). */
+const LINE_FIELD_HINTS: Readonly<Record<string, string>> = {
+  category: 'template',
+  template_category: 'template',
+  type: 'template',
+  delivered: 'delivered_at',
+  deliveredAt: 'delivered_at',
+  delivery_at: 'delivered_at',
+  timestamp: 'at',
+  wamid: 'id',
+  recipient: 'user',
+  recipient_id: 'user',
+  from: 'user',
+};
+
+/**
+ * The fields of an event line `value` (read as `line`) that the contract does not name, each as a note's
+ * reason (`field "category" of outbound lines …`); undefined when there is none (the usual case: one look at
+ * each key). Such a field is not read: a send log that names a template's category `category` instead of
+ * `template` rates its templates as free messages, so the reader tells it (`EventSink.onIgnored`).
+ */
+export function unknownLineFields(line: CoreEvent, value: unknown): string[] | undefined {
+  if (line.kind !== 'inbound' && line.kind !== 'outbound' && line.kind !== 'status') return undefined;
+  const record = value as Rec;
+  // Hot path: as many keys as the contract fields the line has means none other (a look-up each costs more).
+  let keys = 0;
+  for (const _key in record) keys += 1;
+  if (keys <= contractFieldsIn(line.kind, record)) return undefined;
+  const known = LINE_FIELDS[line.kind];
+  let unknown: string[] | undefined;
+  for (const key in record) {
+    if (known.has(key)) continue;
+    const hint = Object.hasOwn(LINE_FIELD_HINTS, key) ? `; did you mean "${LINE_FIELD_HINTS[key]}"?` : '';
+    (unknown ??= []).push(
+      `field ${JSON.stringify(key)} of ${line.kind} lines, which the event-line contract does not name (not read${hint})`,
+    );
+  }
+  return unknown;
+}
+
 /** Names the look-alikes people feed by mistake (only on the error path). */
 function whatIsIt(value: Rec): string {
   const lookalike = lookalikeOf(value);

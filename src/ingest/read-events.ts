@@ -8,7 +8,7 @@ import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { CoreEvent } from '../core/events.js';
 import { JsonTextIndex, offsetOfError } from './error-position.js';
-import { parseContractLine, parseEventValue } from './parse-event.js';
+import { parseContractLine, parseEventValue, unknownLineFields } from './parse-event.js';
 import { decodeUtf8MarkingInvalid, INVALID_UTF8_MARK } from './utf8.js';
 
 /** How stdin is named in errors and summaries. */
@@ -849,6 +849,12 @@ class SourceReader {
       this.batch.push(line);
       this.summary.events += 1;
       if (this.batch.length >= BATCH_SIZE) this.flush();
+      // Told, never read: the event is rated as if the field were not there (a note, not an input error).
+      const unknown = unknownLineFields(line, value);
+      if (unknown !== undefined) {
+        for (const reason of unknown)
+          this.sink.onIgnored?.({ file: this.file, line: lineNo, reason, count: 1 });
+      }
       return;
     }
     const parsed = parseEventValue(value);
