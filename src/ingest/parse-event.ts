@@ -351,13 +351,21 @@ const LINE_FIELD_HINTS: Readonly<Record<string, string>> = {
   from: 'user',
 };
 
+/** A field of an event line that the contract does not name (`unknownLineFields`). */
+export interface UnknownLineField {
+  kind: 'inbound' | 'outbound' | 'status';
+  field: string;
+  /** The contract's field people mean by this name (`category` → `template`), when it is a common slip. */
+  didYouMean?: string;
+}
+
 /**
- * The fields of an event line `value` (read as `line`) that the contract does not name, each as a note's
- * reason (`field "category" of outbound lines …`); undefined when there is none (the usual case: one look at
- * each key). Such a field is not read: a send log that names a template's category `category` instead of
- * `template` rates its templates as free messages, so the reader tells it (`EventSink.onIgnored`).
+ * The fields of an event line `value` (read as `line`) that the contract does not name; undefined when there
+ * is none (the usual case: its keys counted once). Such a field is not read: a send log that names a
+ * template's category `category` instead of `template` rates its templates as free messages, so the reader
+ * tells it (`EventSink.onIgnored`, in the words of `unknownLineFieldWords`) and the service answers it.
  */
-export function unknownLineFields(line: CoreEvent, value: unknown): string[] | undefined {
+export function unknownLineFields(line: CoreEvent, value: unknown): UnknownLineField[] | undefined {
   if (line.kind !== 'inbound' && line.kind !== 'outbound' && line.kind !== 'status') return undefined;
   const record = value as Rec;
   // Hot path: as many keys as the contract fields the line has means none other (a look-up each costs more).
@@ -365,15 +373,20 @@ export function unknownLineFields(line: CoreEvent, value: unknown): string[] | u
   for (const _key in record) keys += 1;
   if (keys <= contractFieldsIn(line.kind, record)) return undefined;
   const known = LINE_FIELDS[line.kind];
-  let unknown: string[] | undefined;
+  let unknown: UnknownLineField[] | undefined;
   for (const key in record) {
     if (known.has(key)) continue;
-    const hint = Object.hasOwn(LINE_FIELD_HINTS, key) ? `; did you mean "${LINE_FIELD_HINTS[key]}"?` : '';
-    (unknown ??= []).push(
-      `field ${JSON.stringify(key)} of ${line.kind} lines, which the event-line contract does not name (not read${hint})`,
-    );
+    const field: UnknownLineField = { kind: line.kind, field: key };
+    if (Object.hasOwn(LINE_FIELD_HINTS, key)) field.didYouMean = LINE_FIELD_HINTS[key]!;
+    (unknown ??= []).push(field);
   }
   return unknown;
+}
+
+/** `field "category" of outbound lines, which the event-line contract does not name (not read; …)`. */
+export function unknownLineFieldWords({ kind, field, didYouMean }: UnknownLineField): string {
+  const hint = didYouMean === undefined ? '' : `; did you mean "${didYouMean}"?`;
+  return `field ${JSON.stringify(field)} of ${kind} lines, which the event-line contract does not name (not read${hint})`;
 }
 
 /** Names the look-alikes people feed by mistake (only on the error path). */

@@ -8,7 +8,12 @@ import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { CoreEvent } from '../core/events.js';
 import { JsonTextIndex, offsetOfError } from './error-position.js';
-import { parseContractLine, parseEventValue, unknownLineFields } from './parse-event.js';
+import {
+  parseContractLine,
+  parseEventValue,
+  unknownLineFieldWords,
+  unknownLineFields,
+} from './parse-event.js';
 import { decodeUtf8MarkingInvalid, INVALID_UTF8_MARK } from './utf8.js';
 
 /** How stdin is named in errors and summaries. */
@@ -852,8 +857,10 @@ class SourceReader {
       // Told, never read: the event is rated as if the field were not there (a note, not an input error).
       const unknown = unknownLineFields(line, value);
       if (unknown !== undefined) {
-        for (const reason of unknown)
+        for (const field of unknown) {
+          const reason = unknownLineFieldWords(field);
           this.sink.onIgnored?.({ file: this.file, line: lineNo, reason, count: 1 });
+        }
       }
       return;
     }

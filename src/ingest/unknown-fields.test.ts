@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { runWameter } from '../../test/support/cli.js';
-import { parseContractLine, unknownLineFields } from './parse-event.js';
+import { parseContractLine, unknownLineFieldWords, unknownLineFields } from './parse-event.js';
 
 const OUTBOUND = {
   kind: 'outbound',
@@ -24,7 +24,7 @@ const OUTBOUND = {
 function fieldsOf(value: Record<string, unknown>): string[] | undefined {
   const line = parseContractLine(value);
   if (line === undefined || 'code' in line) throw new Error('not an event line');
-  return unknownLineFields(line, value);
+  return unknownLineFields(line, value)?.map(unknownLineFieldWords);
 }
 
 describe('fields an event line has beyond the contract', () => {

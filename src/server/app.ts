@@ -17,6 +17,7 @@ import {
   MAX_JSON_DEPTH,
   notAWebhookBody,
   parseEventValue,
+  unknownLineFields,
   type ParseError,
 } from '../ingest/parse-event.js';
 import { parses } from '../ingest/read-events.js';
@@ -884,6 +885,10 @@ export function createApp(deps: AppDeps): Hono<Env> {
     const givenKeyWaba = new Set<CoreEvent>();
     let ignored = 0;
     let itemCount = 0;
+    const unreadFields = new Map<
+      string,
+      { kind: string; field: string; lines: number; did_you_mean?: string }
+    >();
     // A line holding bytes that are not UTF-8 is refused, never read with U+FFFD in their place.
     const { text, hasInvalid } = decodeUtf8MarkingInvalid(body.bytes);
     // Past the listed rejections, a line that cannot be an event is only counted: parsing it (an exception
@@ -915,6 +920,21 @@ export function createApp(deps: AppDeps): Hono<Env> {
         const { code, message } = parsed.error;
         rejections.add(line, () => ({ code, error: prefix + message }));
         continue;
+      }
+      // A field the event-line contract does not name is not read: said in the answer (`unread_fields`).
+      const [event] = parsed.value.events;
+      const unknown = event !== undefined && isEventLine(value) ? unknownLineFields(event, value) : undefined;
+      for (const { kind, field, didYouMean } of unknown ?? []) {
+        const key = `${kind}\u0000${field}`;
+        const seen = unreadFields.get(key);
+        if (seen) seen.lines += 1;
+        else
+          unreadFields.set(key, {
+            kind,
+            field,
+            lines: 1,
+            ...(didYouMean ? { did_you_mean: didYouMean } : {}),
+          });
       }
       for (const bad of parsed.value.rejected)
         rejections.add(line, () => ({ code: bad.code, error: prefix + bad.message }));
@@ -1028,6 +1048,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
       duplicates: outcome.duplicates,
       merged: outcome.merged.length,
       ignored,
+      ...(unreadFields.size > 0 ? { unread_fields: [...unreadFields.values()] } : {}),
       rejected: rejections.listed,
       // Only when some were left out of `rejected`: how many.
       ...(rejections.unlisted > 0 ? { rejected_unlisted: rejections.unlisted } : {}),

@@ -275,6 +275,20 @@ export const openApiDocument = {
                   'Of the duplicates, those that completed the stored copy of their event (a referral, a recipient it lacked): their WABAs are re-rated.',
               },
               ignored: { type: 'integer' },
+              unread_fields: {
+                type: 'array',
+                description:
+                  'Only when some event lines have fields the event-line contract does not name: each such field, by kind of line, with how many lines have it. Such a field is not read (a template category given as "category" rates the template as a free message): `did_you_mean` names the contract field for a common slip.',
+                items: {
+                  type: 'object',
+                  properties: {
+                    kind: { type: 'string' },
+                    field: { type: 'string' },
+                    lines: { type: 'integer' },
+                    did_you_mean: { type: 'string' },
+                  },
+                },
+              },
               rejected: {
                 type: 'array',
                 description: `The first ${MAX_LISTED_REJECTIONS} rejections, by line; \`rejected_unlisted\` counts the others.`,
