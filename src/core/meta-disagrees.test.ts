@@ -128,12 +128,14 @@ describe("META_DISAGREES: Meta's category of a delivered message against wameter
     expect(finding!.message).toContain('"auth_international"');
   });
 
-  it("a what-if under another era's rules is compared with nothing; under the date's own era, as without", async () => {
+  it('a what-if (--as-of-rules) is compared with nothing, even under the era of the dates', async () => {
     const events = logged(at(AUGUST), 'wamid.a1', 'utility', pmp('marketing'));
+    expect(metaDisagrees((await rate(events)).findings)).toHaveLength(1);
     expect(metaDisagrees((await rate(events, { asOfRules: 'PMP-2026-10' })).findings)).toEqual([]);
-    expect(metaDisagrees((await rate(events, { asOfRules: 'PMP-2025' })).findings)).toEqual(
-      metaDisagrees((await rate(events)).findings),
-    );
+    // Under the dates' own era too: its verdicts may rest on earlier traffic rated under the what-if's rules
+    // (a June answer to an ad click opening a per-message window where CBP rode the open one), so they are
+    // no verdict Meta shared (review: a marketing template said to disagree where Meta and wameter agree).
+    expect(metaDisagrees((await rate(events, { asOfRules: 'PMP-2025' })).findings)).toEqual([]);
   });
 
   it("under per-message pricing, Meta's words that agree say nothing", async () => {

@@ -252,7 +252,9 @@ export class PairMachine {
     if (isConversationEra(eraLast) && fep.expiresAtMs >= deadlineMs) {
       return `came through an ad / Page CTA while ${open}, past the 24 h to answer: an answer rides on it and no new free entry point opens`;
     }
-    const beforeSwitch = isConversationEra(eraLast) ? '' : ` and before ${PER_MESSAGE_PRICING_FROM}`;
+    const beforeSwitch = isConversationEra(eraLast)
+      ? ''
+      : ` and before ${PER_MESSAGE_PRICING_FROM} in ${this.rules.timeZone}`;
     return `came through an ad / Page CTA while ${open}: ${answer} rides on it if delivered while it is open${beforeSwitch}, else opens a new free entry point`;
   }
 

@@ -4,7 +4,7 @@
 
 import { DAY_MS, HOUR_MS, localDate } from './calendar.js';
 import { costInWords } from './explain.js';
-import { CLOCK_SKEW_MS, PENDING_TTL_MS, eraOn } from './eras.js';
+import { CLOCK_SKEW_MS, PENDING_TTL_MS } from './eras.js';
 import { preferredEvidence, preferredTemplate } from './event-copies.js';
 import {
   type Account,
@@ -1413,7 +1413,9 @@ export class Rater {
             },
           });
           rated.push(record);
-          const word = metaCategoryWord(record.pricing);
+          // A what-if's verdicts are no verdict Meta shared (even under the dates' own era, they may rest on
+          // earlier traffic rated under another era's rules): nothing to compare.
+          const word = this.options.asOfRules === undefined ? metaCategoryWord(record.pricing) : undefined;
           if (word !== undefined) {
             this.metaWords.set(`${pair.machine.waba}\u0000${record.id}`, {
               word,
@@ -1576,16 +1578,12 @@ export class Rater {
    * wameter keeps its own verdict (pricing-rules §9); `reconcile` lists the messages.
    */
   private noteMetaDisagrees(draft: UnitDraft): void {
-    // A what-if under another era's rules is no verdict Meta could share: nothing to compare.
-    const isOwnEra =
-      this.options.asOfRules === undefined ||
-      draft.era === eraOn(draft.openedOnLocalDate, this.isReportedRulesEnabled);
     for (const id of draft.messages) {
       const key = `${draft.waba}\u0000${id}`;
       const said = this.metaWords.get(key);
       if (said === undefined) continue;
       this.metaWords.delete(key);
-      const theirs = isOwnEra ? metaDisagreesWith(draft, said.word) : undefined;
+      const theirs = metaDisagreesWith(draft, said.word);
       if (theirs === undefined) continue;
       const { waba, category: ours } = draft;
       this.findings.add(

@@ -364,6 +364,17 @@ describe("explain's words say only what the rules in force do", () => {
     );
   });
 
+  it("CBP: an ad click whose 24 h to answer cross 2025-07-01 names the switch in the WABA's time zone", async () => {
+    const reasons = await reasonsOf([
+      inbound(at('2025-06-28T12:00:00Z'), 'i1', {}, true),
+      logged('2025-06-28T12:00:00Z', 'm1', null), // free entry point until 2025-07-01T12:00Z
+      inbound(at('2025-06-30T10:00:00Z'), 'i2', {}, true), // to answer before 2025-07-01T10:00Z
+    ]);
+    expect(reasons.get('i2')).toBe(
+      "user wrote: customer service window open until 2025-07-01T10:00:00Z; came through an ad / Page CTA while free entry point u_m1 is open (until 2025-07-01T12:00:00Z): the business's first answer before 2025-07-01T10:00:00Z rides on it if delivered while it is open and before 2025-07-01 in UTC, else opens a new free entry point",
+    );
+  });
+
   it('PMP: an ad click while a window is open says the answer opens a new one; the answer says what it replaces', async () => {
     const reasons = await reasonsOf(SECOND_AD_CLICK);
     expect(reasons.get('i2')).toBe(
