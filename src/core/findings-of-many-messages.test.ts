@@ -4,7 +4,7 @@
 // finding per message, so a file of 10,000 such messages printed 10,000 findings.
 
 import { describe, expect, it } from 'vitest';
-import { hours, rate, send } from '../../test/support/engine.js';
+import { byTime, hours, rate, send, shuffled } from '../../test/support/engine.js';
 import type { CoreEvent } from './events.js';
 import type { Finding, FindingCode } from './units.js';
 
@@ -19,20 +19,6 @@ function ofCode(findings: readonly Finding[], code: FindingCode): string[] {
     .map((f) => JSON.stringify(f))
     .sort();
 }
-
-/** A fixed shuffle (a linear congruential generator): another order of the same lines. */
-function shuffled<T>(items: readonly T[], seed: number): T[] {
-  const copy = [...items];
-  let state = seed;
-  for (let i = copy.length - 1; i > 0; i--) {
-    state = (state * 1_103_515_245 + 12_345) % 2_147_483_648;
-    const j = state % (i + 1);
-    [copy[i], copy[j]] = [copy[j]!, copy[i]!];
-  }
-  return copy;
-}
-
-const byTime = (events: readonly CoreEvent[]) => [...events].sort((a, b) => a.atMs - b.atMs);
 
 describe('DELIVERED_AND_FAILED: one finding per WABA, counting its messages', () => {
   /**

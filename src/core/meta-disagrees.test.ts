@@ -5,7 +5,7 @@
 
 import { describe, expect, it } from 'vitest';
 import { runWameter } from '../../test/support/cli.js';
-import { at, hours, inbound, rate, send } from '../../test/support/engine.js';
+import { at, byTime, hours, inbound, rate, send, shuffled } from '../../test/support/engine.js';
 import { EXIT } from '../cli/exit-codes.js';
 import type { Account, CoreEvent, MetaPricingEvidence, StatusEvent } from './events.js';
 import { metaCategoryWord, metaDisagreesWith } from './rate-events.js';
@@ -45,20 +45,6 @@ const said = (findings: readonly Finding[]) =>
   metaDisagrees(findings)
     .map((f) => JSON.stringify(f))
     .sort();
-
-/** A fixed shuffle (a linear congruential generator): another order of the same lines. */
-function shuffled<T>(items: readonly T[], seed: number): T[] {
-  const copy = [...items];
-  let state = seed;
-  for (let i = copy.length - 1; i > 0; i--) {
-    state = (state * 1_103_515_245 + 12_345) % 2_147_483_648;
-    const j = state % (i + 1);
-    [copy[i], copy[j]] = [copy[j]!, copy[i]!];
-  }
-  return copy;
-}
-
-const byTime = (events: readonly CoreEvent[]) => [...events].sort((a, b) => a.atMs - b.atMs);
 
 describe("META_DISAGREES: Meta's category of a delivered message against wameter's", () => {
   it("A: the send log says utility, Meta's delivered status marketing: charged utility, and said", async () => {

@@ -100,3 +100,19 @@ export function send(
   if (outcome !== 'pending') events.push({ kind: 'status', atMs: atMs + 1000, id, status: outcome });
   return events;
 }
+
+/** A fixed shuffle (a linear congruential generator): another order of the same lines, the same for a seed. */
+export function shuffled<T>(items: readonly T[], seed: number): T[] {
+  const copy = [...items];
+  let state = seed;
+  for (let i = copy.length - 1; i > 0; i--) {
+    state = (state * 1_103_515_245 + 12_345) % 2_147_483_648;
+    const j = state % (i + 1);
+    [copy[i], copy[j]] = [copy[j]!, copy[i]!];
+  }
+  return copy;
+}
+
+/** The events in time order (a stream's order). */
+export const byTime = (events: readonly CoreEvent[]): CoreEvent[] =>
+  [...events].sort((a, b) => a.atMs - b.atMs);
