@@ -48,8 +48,10 @@ export function processIo(
 
 /**
  * `text` with every control character but line feed and tab written as `\uXXXX`: what wameter prints for a
- * person (tables, words, stderr) holds ids and names taken from the input, and an escape sequence in a WABA
- * id must not drive the reader's terminal (clear it, retitle it, hide lines). JSON and CSV escape their own.
+ * person (tables, words, stderr) holds names taken from the input (a file name, Meta's words), and an escape
+ * sequence in one must not drive the reader's terminal (clear it, retitle it, hide lines). Ids cannot hold
+ * one (the reader refuses them: parse-event.ts), so no line of a table is forged either. JSON escapes its
+ * own; CSV is data, written as it is.
  */
 export function terminalSafe(text: string): string {
   return CONTROL.test(text)

@@ -13,7 +13,7 @@ import {
 import { reconcileSources, whyNothingWasChecked } from '../use-cases/reconcile.js';
 import { ratingSetupFrom, sourcesOrStdin } from './rating-inputs.js';
 import { CliError, EXIT } from './exit-codes.js';
-import type { CliIo } from './io.js';
+import { terminalSafe, type CliIo } from './io.js';
 import {
   RATE_CARDS_HELP,
   choice,
@@ -150,7 +150,7 @@ async function runReconcile(
   }
   const nothingChecked = whyNothingWasChecked(reconciliation, flags.analytics !== undefined);
   if (flags.format === 'json') io.writeOut(`${JSON.stringify(reconciliation)}\n`);
-  else io.writeOut(formatReconciliation(reconciliation, nothingChecked));
+  else io.writeOut(terminalSafe(formatReconciliation(reconciliation, nothingChecked)));
   errors.summarise();
   const { checked, differences, analytics } = reconciliation;
   const analyticsSummary = analytics

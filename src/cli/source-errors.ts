@@ -11,6 +11,8 @@ export function createSourceErrorReporter(writeError: (text: string) => void) {
   let count = 0;
   /** Items that are not billing events (group statuses, echoes, unknown fields…): counted by reason. */
   const skipped = new Map<string, number>();
+  /** Fields of event lines the contract does not name (the lines were read without them): counted by field. */
+  const unread = new Map<string, number>();
   return {
     report(error: SourceError): void {
       count += 1;
@@ -21,7 +23,10 @@ export function createSourceErrorReporter(writeError: (text: string) => void) {
     /** A note about a whole source (an empty file): a warning on stderr, not an input problem. */
     notice(note: IgnoredNote): void {
       if (note.line === 0) writeError(`wameter: ${note.file}: warning: ${note.reason}\n`);
-      else skipped.set(note.reason, (skipped.get(note.reason) ?? 0) + note.count);
+      else {
+        const counts = note.isUnreadField ? unread : skipped;
+        counts.set(note.reason, (counts.get(note.reason) ?? 0) + note.count);
+      }
     },
     get count(): number {
       return count;
@@ -41,8 +46,13 @@ export function createSourceErrorReporter(writeError: (text: string) => void) {
     /** `wasAnythingRead` false: the count line does not say the other lines were rated (none was). */
     summarise(wasAnythingRead = true): void {
       // Told, so that nothing is skipped silently; not an input problem (exit code unchanged).
-      for (const [reason, times] of [...skipped].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1))) {
+      const byCount = (counts: Map<string, number>) =>
+        [...counts].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1));
+      for (const [reason, times] of byCount(skipped)) {
         writeError(`wameter: skipped, not billing events: ${times} × ${reason}\n`);
+      }
+      for (const [reason, times] of byCount(unread)) {
+        writeError(`wameter: read without a field: ${times} × ${reason}\n`);
       }
       if (count > SHOWN) writeError(`wameter: … and ${count - SHOWN} more input problem(s)\n`);
       if (count > 0 && wasAnythingRead)

@@ -1,54 +1,31 @@
-// What wameter prints for a person holds ids taken from the input: an escape sequence in one (a WABA id, a
-// user, a message id) must reach the terminal as text, never as a command to it (clear the screen, retitle
-// the window, hide lines). JSON and CSV keep the value as it is, escaped their own way.
+// What wameter prints for a person must not drive the reader's terminal: an id holding a control character (a
+// line feed that would forge a line of output, an escape sequence that would clear the screen) is refused by
+// the reader, and what else reaches a terminal (file names, on stderr) has its control characters written
+// as \uXXXX. JSON and CSV keep their values as they are.
 
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { PassThrough, Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { runWameter } from '../../test/support/cli.js';
-import { terminalSafe } from './io.js';
+import { processIo, terminalSafe } from './io.js';
 
 const ESC = '\u001b';
-const WABA = `W${ESC}[2J${ESC}]0;owned\u0007`;
+const CONTROL = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/;
 
-function eventsFile(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'wameter-terminal-'));
-  const path = join(dir, 'events.ndjson');
-  const lines = [
-    {
-      kind: 'inbound',
-      at: '2025-08-01T09:00:00Z',
-      waba: WABA,
-      business: 'PN1',
-      user: '919876543210',
-      id: 'i1',
-    },
-    {
-      kind: 'outbound',
-      at: '2025-08-01T10:00:00Z',
-      waba: WABA,
-      business: 'PN1',
-      user: '919876543210',
-      id: `m${ESC}[8m1`,
-      template: 'marketing',
-      delivered_at: '2025-08-01T10:00:05Z',
-    },
-    // Unplaceable: its finding, on stderr beside the table, names the WABA.
-    {
-      kind: 'outbound',
-      at: '2025-08-01T10:00:00Z',
-      waba: WABA,
-      business: 'PN1',
-      user: '999000',
-      id: 'm2',
-      template: 'utility',
-      delivered_at: '2025-08-01T10:00:05Z',
-    },
-  ];
-  writeFileSync(path, lines.map((line) => JSON.stringify(line)).join('\n'));
-  return path;
-}
+const outbound = (fields: Record<string, string>) =>
+  JSON.stringify({
+    kind: 'outbound',
+    at: '2025-08-01T10:00:00Z',
+    waba: 'W1',
+    business: 'PN1',
+    user: '919876543210',
+    id: 'm1',
+    template: 'marketing',
+    delivered_at: '2025-08-01T10:00:05Z',
+    ...fields,
+  });
 
 describe('control characters of the input on a terminal', () => {
   it('are written as \\uXXXX, line feeds and tabs kept', () => {
@@ -56,18 +33,35 @@ describe('control characters of the input on a terminal', () => {
     expect(terminalSafe('plain text\n')).toBe('plain text\n');
   });
 
-  it('never reach the terminal from the rate table, explain or stderr; JSON keeps them as they are', async () => {
-    const file = eventsFile();
-    const table = await runWameter(['rate', file, '--allow-unpriced']);
-    expect(table.out).toContain('W\\u001b[2J\\u001b]0;owned\\u0007'.slice(0, 15));
-    for (const text of [table.out, table.err])
-      expect(text).not.toMatch(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/);
+  it('an id holding one is refused by its line, naming the character; the other lines are rated', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'wameter-terminal-'));
+    const file = join(dir, 'events.ndjson');
+    writeFileSync(
+      file,
+      [
+        outbound({ waba: 'W1\nwameter: all good, nothing charged' }),
+        outbound({ id: `m${ESC}[2J` }),
+        outbound({ id: 'm3' }),
+      ].join('\n'),
+    );
+    const { code, out, err } = await runWameter(['rate', file]);
+    expect(code).toBe(2);
+    expect(err).toContain(`${file}:1: BAD_EVENT: outbound line "waba" holds a control character (U+000A)`);
+    expect(err).toContain(`${file}:2: BAD_EVENT: outbound line "id" holds a control character (U+001B)`);
+    expect(out).not.toContain('all good');
+    for (const text of [out, err]) expect(text).not.toMatch(CONTROL);
+  });
 
-    const explain = await runWameter(['explain', file, '--user', '919876543210']);
-    expect(explain.out).toContain('m\\u001b[8m1');
-    expect(explain.out).not.toContain(ESC);
-
-    const json = await runWameter(['rate', file, '--allow-unpriced', '--format', 'json']);
-    expect((JSON.parse(json.out) as { units: { waba: string }[] }).units[0]!.waba).toBe(WABA);
+  it("the process's stderr gets them escaped (a file name holding one, say)", () => {
+    let written = '';
+    const stderr = new Writable({
+      write(chunk: Buffer, _encoding, done) {
+        written += chunk.toString();
+        done();
+      },
+    });
+    const io = processIo({ stdout: new PassThrough(), stderr, stdin: new PassThrough() });
+    io.writeError(`wameter: /tmp/e${ESC}]0;owned\u0007.ndjson:2: MALFORMED_LINE\n`);
+    expect(written).toBe('wameter: /tmp/e\\u001b]0;owned\\u0007.ndjson:2: MALFORMED_LINE\n');
   });
 });

@@ -153,7 +153,26 @@ function textProblem(
       );
     }
   }
-  return isUnstorable(value) ? nulError(where, field, value) : undefined;
+  if (isUnstorable(value)) return nulError(where, field, value);
+  const control = controlCharacterAt(value);
+  if (control === -1) return undefined;
+  const code = value.charCodeAt(control).toString(16).toUpperCase().padStart(4, '0');
+  return bad(
+    `${where} "${field}" holds a control character (U+${code}), which no id has: ${describe(value)}`,
+  );
+}
+
+/**
+ * The index of the first control character (U+0001–U+001F, U+007F–U+009F) of `value`, or -1. None is in any
+ * real id, and one printed (a line feed, an escape sequence) would forge lines of wameter's output or drive
+ * the reader's terminal; so an id holding one is refused, as one holding NUL is.
+ */
+function controlCharacterAt(value: string): number {
+  for (let i = 0; i < value.length; i++) {
+    const c = value.charCodeAt(i);
+    if (c < 0x20 || (c >= 0x7f && c <= 0x9f)) return i;
+  }
+  return -1;
 }
 
 /**
@@ -377,7 +396,9 @@ export function unknownLineFields(line: CoreEvent, value: unknown): UnknownLineF
   for (const key in record) {
     if (known.has(key)) continue;
     const field: UnknownLineField = { kind: line.kind, field: key };
-    if (Object.hasOwn(LINE_FIELD_HINTS, key)) field.didYouMean = LINE_FIELD_HINTS[key]!;
+    // Only a field this kind of line has: `category` on a status line is no slip for `template`.
+    const meant = Object.hasOwn(LINE_FIELD_HINTS, key) ? LINE_FIELD_HINTS[key]! : undefined;
+    if (meant !== undefined && known.has(meant)) field.didYouMean = meant;
     (unknown ??= []).push(field);
   }
   return unknown;

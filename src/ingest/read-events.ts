@@ -56,6 +56,8 @@ export interface IgnoredNote {
   line: number;
   reason: string;
   count: number;
+  /** A field of an event line that the contract does not name: the line was read without it, not skipped. */
+  isUnreadField?: boolean;
 }
 
 export interface EventSink {
@@ -859,7 +861,7 @@ class SourceReader {
       if (unknown !== undefined) {
         for (const field of unknown) {
           const reason = unknownLineFieldWords(field);
-          this.sink.onIgnored?.({ file: this.file, line: lineNo, reason, count: 1 });
+          this.sink.onIgnored?.({ file: this.file, line: lineNo, reason, count: 1, isUnreadField: true });
         }
       }
       return;
@@ -1237,8 +1239,7 @@ function invalidBytesWords(text: string, first: number, end: number, where: stri
 /**
  * Decodes a source's bytes chunk by chunk. A character cut by a chunk's end waits for the next chunk, so only
  * bytes that are not UTF-8 — a sequence cut by the end of the source included — become INVALID_BYTE, one each.
- * The usual chunk costs the native decoder and one scan for U+FFFD (see `decodeUtf8MarkingInvalid`). Only in a
- * chunk that holds a bad byte is a genuine U+FFFF (bytes EF BF BF, a noncharacter) taken for one too.
+ * The usual chunk costs the native decoder and one scan for U+FFFD (see `decodeUtf8MarkingInvalid`).
  */
 class ChunkDecoder {
   /** Whether a bad byte was found: until then no text is searched for INVALID_BYTE. */

@@ -46,6 +46,21 @@ describe('fields an event line has beyond the contract', () => {
     ]);
   });
 
+  it('names a contract field only where that kind of line has it', () => {
+    const status = {
+      kind: 'status',
+      at: 1,
+      id: 'm',
+      status: 'delivered',
+      category: 'marketing',
+      delivered: 1,
+    };
+    expect(fieldsOf(status)).toEqual([
+      'field "category" of status lines, which the event-line contract does not name (not read)',
+      'field "delivered" of status lines, which the event-line contract does not name (not read)',
+    ]);
+  });
+
   it('wameter rate says so once per field on stderr, counting the lines, and rates as the contract reads', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'wameter-fields-'));
     const file = join(dir, 'typo.ndjson');
@@ -57,7 +72,7 @@ describe('fields an event line has beyond the contract', () => {
     const { code, out, err } = await runWameter(['rate', file, '--format', 'json']);
     expect(code).toBe(0);
     expect(err).toContain(
-      'wameter: skipped, not billing events: 3 × field "category" of outbound lines, which the event-line contract does not name (not read; did you mean "template"?)',
+      'wameter: read without a field: 3 × field "category" of outbound lines, which the event-line contract does not name (not read; did you mean "template"?)',
     );
     // Read as the contract says: no "template", a non-template message.
     expect((JSON.parse(out) as { units: { category: string }[] }).units.map((u) => u.category)).toEqual([

@@ -19,9 +19,11 @@ describe('bytes that are not UTF-8', () => {
       text: 'caf\u00e9 \ufffd',
       hasInvalid: false,
     });
-    expect(decodeUtf8MarkingInvalid(bytes('a', [0xe9], 'b\ufffdc', [0xf0, 0x9f]))).toEqual({
-      text: `a${INVALID_UTF8_MARK}b\ufffdc${INVALID_UTF8_MARK}${INVALID_UTF8_MARK}`,
+    expect(decodeUtf8MarkingInvalid(bytes('a', [0xe9], 'b\ufffdc\uffff', [0xf0, 0x9f]))).toEqual({
+      text: `a${INVALID_UTF8_MARK}b\ufffdc\uffff${INVALID_UTF8_MARK}${INVALID_UTF8_MARK}`,
       hasInvalid: true,
     });
+    // A genuine noncharacter (bytes EF BF BF) stays itself: the mark is a lone surrogate, never decoded.
+    expect(INVALID_UTF8_MARK).toBe('\udfff');
   });
 });

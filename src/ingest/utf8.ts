@@ -6,11 +6,10 @@
 import { isUtf8 } from 'node:buffer';
 
 /**
- * Marks a bad sequence in a decoded text: a noncharacter, which Unicode reserves for a program's internal use,
- * never in text exchanged. Looked for only in a text that held bad bytes (`hasInvalid`): there a genuine one
- * (bytes EF BF BF) is taken for a bad byte too.
+ * Marks a bad sequence in a decoded text: a lone low surrogate, which no UTF-8 decodes to (a surrogate's
+ * three bytes are themselves a bad sequence), so it never stands for a character of the input.
  */
-export const INVALID_UTF8_MARK = '\uffff';
+export const INVALID_UTF8_MARK = '\udfff';
 
 /** The offset of the first byte of `bytes` that starts no well-formed UTF-8 sequence, or -1 when none does. */
 export function firstInvalidUtf8(bytes: Uint8Array): number {

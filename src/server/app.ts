@@ -19,6 +19,7 @@ import {
   parseEventValue,
   unknownLineFields,
   type ParseError,
+  type UnknownLineField,
 } from '../ingest/parse-event.js';
 import { parses } from '../ingest/read-events.js';
 import { verifyMetaSignature } from '../ingest/signature.js';
@@ -885,10 +886,8 @@ export function createApp(deps: AppDeps): Hono<Env> {
     const givenKeyWaba = new Set<CoreEvent>();
     let ignored = 0;
     let itemCount = 0;
-    const unreadFields = new Map<
-      string,
-      { kind: string; field: string; lines: number; did_you_mean?: string }
-    >();
+    /** The fields beyond the contract of each event line's event (`unread_fields`). */
+    const unknownFieldsOf = new Map<CoreEvent, readonly UnknownLineField[]>();
     // A line holding bytes that are not UTF-8 is refused, never read with U+FFFD in their place.
     const { text, hasInvalid } = decodeUtf8MarkingInvalid(body.bytes);
     // Past the listed rejections, a line that cannot be an event is only counted: parsing it (an exception
@@ -921,21 +920,10 @@ export function createApp(deps: AppDeps): Hono<Env> {
         rejections.add(line, () => ({ code, error: prefix + message }));
         continue;
       }
-      // A field the event-line contract does not name is not read: said in the answer (`unread_fields`).
+      // A field the event-line contract does not name is not read: said in the answer (`unread_fields`) for
+      // the lines taken (an event line is one event).
       const [event] = parsed.value.events;
       const unknown = event !== undefined && isEventLine(value) ? unknownLineFields(event, value) : undefined;
-      for (const { kind, field, didYouMean } of unknown ?? []) {
-        const key = `${kind}\u0000${field}`;
-        const seen = unreadFields.get(key);
-        if (seen) seen.lines += 1;
-        else
-          unreadFields.set(key, {
-            kind,
-            field,
-            lines: 1,
-            ...(didYouMean ? { did_you_mean: didYouMean } : {}),
-          });
-      }
       for (const bad of parsed.value.rejected)
         rejections.add(line, () => ({ code: bad.code, error: prefix + bad.message }));
       ignored += parsed.value.ignored.reduce((sum, note) => sum + note.count, 0);
@@ -977,6 +965,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
         continue;
       }
       for (const event of lineEvents) {
+        if (unknown !== undefined) unknownFieldsOf.set(event, unknown);
         // A key limited to some WABAs may name any business number on its own WABA's lines: its events never
         // tie a number to a WABA (store.ts EventInput.isBusinessTied), or they could take another client's
         // statuses naming no WABA into its own bill.
@@ -1028,6 +1017,24 @@ export function createApp(deps: AppDeps): Hono<Env> {
           error:
             "a volume-tier statement prices the WABA's whole portfolio, which holds WABAs this key may not write: post it with a key for all of them, or let Meta's signed webhook bring it",
         }));
+      }
+    }
+    const unreadFields = new Map<
+      string,
+      { kind: string; field: string; lines: number; did_you_mean?: string }
+    >();
+    for (const { event } of inputs) {
+      for (const { kind, field, didYouMean } of unknownFieldsOf.get(event) ?? []) {
+        const key = `${kind}\u0000${field}`;
+        const seen = unreadFields.get(key);
+        if (seen) seen.lines += 1;
+        else
+          unreadFields.set(key, {
+            kind,
+            field,
+            lines: 1,
+            ...(didYouMean ? { did_you_mean: didYouMean } : {}),
+          });
       }
     }
     const outcome: IngestOutcome =
@@ -1543,6 +1550,25 @@ class RejectionList {
 /** The lines of a body (ended by LF, CRLF or a lone CR) with their numbers from 1, read one at a time. */
 const NOT_UTF8 = 'holds bytes that are not valid UTF-8 (send UTF-8 text: a decoder would have changed them)';
 
+/** Does a parsed JSON value hold INVALID_UTF8_MARK in a string or a key (iteratively: any depth)? */
+function holdsInvalidUtf8Mark(value: unknown): boolean {
+  const stack: unknown[] = [value];
+  while (stack.length > 0) {
+    const item = stack.pop();
+    if (typeof item === 'string') {
+      if (item.includes(INVALID_UTF8_MARK)) return true;
+    } else if (Array.isArray(item)) {
+      for (const child of item) stack.push(child);
+    } else if (item !== null && typeof item === 'object') {
+      for (const [key, child] of Object.entries(item)) {
+        if (key.includes(INVALID_UTF8_MARK)) return true;
+        stack.push(child);
+      }
+    }
+  }
+  return false;
+}
+
 function* bodyLines(body: string): Generator<{ text: string; line: number }> {
   const ends = /\r\n|\r|\n/g;
   let start = 0;
@@ -1595,7 +1621,18 @@ function* bodyItems(
     try {
       const document = JSON.parse(body) as unknown;
       if (hasInvalidUtf8 && body.includes(INVALID_UTF8_MARK)) {
-        yield { line: first.line, prefix: '', error: NOT_UTF8 };
+        // An array's elements one by one, as the file reader does: only those holding the bad bytes refused.
+        if (!Array.isArray(document)) {
+          yield { line: first.line, prefix: '', error: NOT_UTF8 };
+          return;
+        }
+        document.forEach((element: unknown, index) => {
+          const prefix = `[${index}]: `;
+          if (holdsInvalidUtf8Mark(element))
+            items.push({ line: first.line, prefix, error: prefix + NOT_UTF8 });
+          else items.push({ line: first.line, prefix, value: element });
+        });
+        yield* items;
         return;
       }
       add(document, first.line);

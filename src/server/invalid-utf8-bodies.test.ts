@@ -68,16 +68,48 @@ describe('bytes that are not UTF-8', () => {
     expect(await service.store.listEvents()).toMatchObject([{ id: 'wamid.caf\ufffd' }]);
   });
 
-  it('in a pretty-printed body of POST /v1/events: the document refused at its first line', async () => {
-    const body = Buffer.concat([Buffer.from('[\n'), outbound(Buffer.from([0xff])), Buffer.from('\n]\n')]);
+  it('in a document over several lines of POST /v1/events: refused at its first line; in an array, the element', async () => {
+    const pretty = Buffer.from(
+      JSON.stringify(JSON.parse(outbound(Buffer.from('x')).toString()), null, 2).replace(
+        'wamid.cafx',
+        'wamid.caf\u0000',
+      ),
+    );
+    const at = pretty.indexOf(0);
+    const document = Buffer.concat([pretty.subarray(0, at), Buffer.from([0xff]), pretty.subarray(at + 1)]);
+    const whole = await service.app.request('/v1/events', {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${KEY_ALL}`, 'Content-Type': 'application/x-ndjson' },
+      body: document,
+    });
+    expect(await whole.json()).toMatchObject({
+      accepted: 0,
+      rejected: [{ line: 1, code: 'MALFORMED_JSON', error: expect.stringContaining('not valid UTF-8') }],
+    });
+    const good = Buffer.from(
+      JSON.stringify(JSON.parse(outbound(Buffer.from('ok')).toString().replace('wamid.cafok', 'wamid.good'))),
+    );
+    const body = Buffer.concat([
+      Buffer.from('[\n'),
+      good,
+      Buffer.from(',\n'),
+      outbound(Buffer.from([0xff])),
+      Buffer.from('\n]\n'),
+    ]);
     const response = await service.app.request('/v1/events', {
       method: 'POST',
       headers: { Authorization: `Bearer ${KEY_ALL}`, 'Content-Type': 'application/x-ndjson' },
       body,
     });
     expect(await response.json()).toMatchObject({
-      accepted: 0,
-      rejected: [{ line: 1, code: 'MALFORMED_JSON', error: expect.stringContaining('not valid UTF-8') }],
+      accepted: 1,
+      rejected: [
+        {
+          line: 1,
+          code: 'MALFORMED_JSON',
+          error: expect.stringMatching(/^\[1\]: holds bytes that are not valid UTF-8/),
+        },
+      ],
     });
   });
 
@@ -92,6 +124,13 @@ describe('bytes that are not UTF-8', () => {
       ]),
     });
     expect(response.status).toBe(400);
-    expect(await response.json()).toMatchObject({ error: { code: 'MALFORMED_JSON' } });
+    expect(await response.json()).toMatchObject({
+      error: {
+        code: 'MALFORMED_JSON',
+        message: expect.stringContaining(
+          'The body is not UTF-8 (byte 0xC3 at offset 12 starts no UTF-8 character)',
+        ),
+      },
+    });
   });
 });

@@ -2,7 +2,7 @@
 // JSON object, nested at most MAX_JSON_DEPTH deep, each key given once. Never Meta's webhooks nor event lines.
 
 import { isNestedDeeperThan, MAX_JSON_DEPTH } from '../ingest/parse-event.js';
-import { firstInvalidUtf8 } from '../ingest/utf8.js';
+import { firstInvalidUtf8, invalidByteWords } from '../ingest/utf8.js';
 import type { ErrorCode } from './errors.js';
 import { repeatedJsonKey, repeatedKeyMessage } from './repeated-json-key.js';
 
@@ -16,10 +16,15 @@ export type JsonObjectBody =
  * "dry_run": false` re-rated for real): BAD_QUERY, saying which.
  */
 export function parseJsonObjectBody(bytes: Uint8Array, shape: string): JsonObjectBody {
+  // Never read with U+FFFD in the place of bad bytes: a WABA id `W1\xff` would be some other id.
+  const invalidAt = firstInvalidUtf8(bytes);
+  if (invalidAt >= 0) {
+    const detail = `The body is not UTF-8 (${invalidByteWords(bytes, invalidAt)}). Send a JSON object: ${shape}.`;
+    return { ok: false, error: { code: 'MALFORMED_JSON', detail } };
+  }
   const text = new TextDecoder('utf-8').decode(bytes);
   let value: unknown;
   try {
-    if (firstInvalidUtf8(bytes) >= 0) throw new Error('not UTF-8'); // never read with U+FFFD in its place
     value = JSON.parse(text);
   } catch {
     return { ok: false, error: { code: 'MALFORMED_JSON', detail: `Send a JSON object: ${shape}.` } };

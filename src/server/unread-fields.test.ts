@@ -2,7 +2,7 @@
 // as `wameter rate` tells them on stderr (src/ingest/unknown-fields.test.ts).
 
 import { describe, expect, it } from 'vitest';
-import { createTestService, fixture } from '../../test/server-kit.js';
+import { createTestService, fixture, KEY_W1 } from '../../test/server-kit.js';
 
 const OUTBOUND = {
   kind: 'outbound',
@@ -39,6 +39,18 @@ describe('POST /v1/events', () => {
       });
       const clean = await service.postEvents([{ ...OUTBOUND, id: 'wamid.c' }]);
       expect(await clean.json()).not.toHaveProperty('unread_fields');
+    } finally {
+      await service.close();
+    }
+  });
+
+  it('counts only the lines taken: a line refused for a WABA the key may not write is not counted', async () => {
+    const service = await createTestService();
+    try {
+      const response = await service.postEvents([{ ...OUTBOUND, waba: 'W2', campaign: 'x' }], KEY_W1);
+      const answer = (await response.json()) as Record<string, unknown>;
+      expect(answer).toMatchObject({ accepted: 0, rejected: [{ line: 1, code: 'FORBIDDEN_WABA' }] });
+      expect(answer).not.toHaveProperty('unread_fields');
     } finally {
       await service.close();
     }
