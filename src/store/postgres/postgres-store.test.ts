@@ -75,7 +75,11 @@ describe('PostgreSQL specifics', () => {
 
   it('an ingest gives up after its write bound when the server stops answering, then writes again', async () => {
     const proxy = await silenceableProxy();
-    const store = await openPostgresStore(proxy.url, { schema: freshSchema(), writeTimeoutMs: 300 });
+    const store = await openPostgresStore(proxy.url, {
+      schema: freshSchema(),
+      writeTimeoutMs: 300,
+      pingTimeoutMs: 300,
+    });
     try {
       proxy.silence();
       // Without the bound the write waits until TCP gives up (minutes): this test would time out.
@@ -89,6 +93,20 @@ describe('PostgreSQL specifics', () => {
         message: 'the database did not finish the write within 0.3 s',
         isConnectionLost: true,
       });
+      // That connection dropped, the next writes wait for a new one, which the silent server never gives:
+      // the bound counts that wait too (the pool's own is 10 s), and a group fails whole, not item by item.
+      const group = await Promise.allSettled(
+        [3, 4, 5].map((n) =>
+          store.ingestEvents([
+            { key: `k${n}`, event: { ...ONE_INBOUND, id: `m${n}` }, receivedAtMs: n, source: 'api' },
+          ]),
+        ),
+      );
+      for (const outcome of group) {
+        expect(outcome).toMatchObject({ status: 'rejected', reason: { isConnectionLost: false } });
+        expect((outcome as PromiseRejectedResult).reason).toBeInstanceOf(StoreTimeoutError);
+      }
+      await expect(store.ping()).rejects.toBeInstanceOf(StoreTimeoutError);
       proxy.speak();
       // The silent connection was dropped, not handed out again: a new one writes.
       const event = { ...ONE_INBOUND, id: 'm2' };

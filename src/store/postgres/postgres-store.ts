@@ -502,9 +502,26 @@ class PostgresStore implements Store {
   }
 
   async ping(): Promise<void> {
-    // A query timed out is released to the pool as broken: the pool ends that connection, never reuses it.
-    // (`query_timeout` per query is pg's, not in its types.)
-    await this.pool.query({ text: 'SELECT 1', query_timeout: this.pingTimeoutMs } as pg.QueryConfig);
+    // The wait for a connection counts too (a partition makes the pool open a new one, which would wait the
+    // pool's 10 s). A query timed out is released as broken: the pool ends that connection, never reuses it.
+    const startedMs = performance.now();
+    const client = await connectWithin(this.pool, this.pingTimeoutMs);
+    let broken: Error | undefined;
+    const onLost = (error: Error) => {
+      broken = error;
+    };
+    client.on('error', onLost);
+    try {
+      const leftMs = Math.max(1, Math.ceil(this.pingTimeoutMs - (performance.now() - startedMs)));
+      // (`query_timeout` per query is pg's, not in its types.)
+      await client.query({ text: 'SELECT 1', query_timeout: leftMs } as pg.QueryConfig);
+    } catch (error) {
+      broken = error as Error;
+      throw error;
+    } finally {
+      client.off('error', onLost);
+      client.release(broken);
+    }
   }
 
   async close(): Promise<void> {
@@ -837,7 +854,9 @@ class PostgresStore implements Store {
     begin = 'BEGIN',
     timeoutMs?: number,
   ): Promise<T> {
-    const client = await this.pool.connect();
+    const startedMs = performance.now();
+    const client =
+      timeoutMs === undefined ? await this.pool.connect() : await connectWithin(this.pool, timeoutMs);
     let broken: Error | undefined;
     // A connection lost while checked out (the server restarted, a proxy cut it) emits 'error' on the client:
     // unheard, that event would end the process. Heard, the query under way fails (the store's error) and
@@ -846,7 +865,7 @@ class PostgresStore implements Store {
       broken = error;
     };
     client.on('error', onLost);
-    const queries = timeoutMs === undefined ? client : withDeadline(client, timeoutMs);
+    const queries = timeoutMs === undefined ? client : withDeadline(client, startedMs + timeoutMs, timeoutMs);
     try {
       await queries.query(
         timeoutMs === undefined
@@ -875,6 +894,35 @@ class PostgresStore implements Store {
   }
 }
 
+/**
+ * A connection of `pool` within `timeoutMs`, or a `StoreTimeoutError`: during a partition the pool opens a new
+ * connection (the silent one was dropped), which waits for the pool's own connection timeout; the bound of a
+ * write counts that wait too. A connection that comes after the bound goes back to the pool.
+ */
+async function connectWithin(pool: pg.Pool, timeoutMs: number): Promise<pg.PoolClient> {
+  const connecting = pool.connect();
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new StoreTimeoutError(timeoutMs, { isConnectionLost: false })),
+      timeoutMs,
+    );
+  });
+  try {
+    return await Promise.race([connecting, late]);
+  } catch (error) {
+    connecting.then((client) => client.release()).catch(() => undefined);
+    // The pool's own connection timeout (as long as the bound) may say it first.
+    throw error instanceof StoreTimeoutError
+      ? error
+      : /timeout/i.test(String((error as Error).message))
+        ? new StoreTimeoutError(timeoutMs, { isConnectionLost: false, cause: error })
+        : error;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** PostgreSQL's SQLSTATE for a statement cancelled by `statement_timeout` (query_canceled). */
 const QUERY_CANCELED = '57014';
 
@@ -884,8 +932,7 @@ const QUERY_CANCELED = '57014';
  * it — `isConnectionLost` when the client gave up (the connection still awaits the server's answer), not
  * when the server cancelled the statement itself (`statement_timeout`: the connection is usable).
  */
-function withDeadline(client: pg.PoolClient, timeoutMs: number): Queryable {
-  const deadlineMs = performance.now() + timeoutMs;
+function withDeadline(client: pg.PoolClient, deadlineMs: number, timeoutMs: number): Queryable {
   return {
     async query(text, values) {
       const leftMs = Math.ceil(deadlineMs - performance.now());
