@@ -11,6 +11,7 @@ import { makeUnwritable } from '../../test/support/unwritable.js';
 import { openSqliteStore } from '../store/sqlite/sqlite-store.js';
 import { createMemoryLogger } from './logger.js';
 import { startServer } from './main.js';
+import { explainStartError } from './start-errors.js';
 
 const dir = realpathSync(mkdtempSync(join(tmpdir(), 'wameter-start-errors-')));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -94,3 +95,16 @@ describe('a SQLite database this user may not write', () => {
 function escape(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
+
+describe('a SQLite database on a full disk', () => {
+  it('is said so at start, naming the folder and what to do (SQLite says only "database or disk is full")', () => {
+    const folder = mkdtempSync(join(tmpdir(), 'wameter-full-'));
+    onTestFinished(() => rmSync(folder, { recursive: true, force: true }));
+    const full = Object.assign(new Error('database or disk is full'), { code: 'SQLITE_FULL' });
+    const explained = explainStartError(`sqlite:${join(folder, 'new.db')}`, full) as Error;
+    expect(explained.message).toBe(
+      `cannot write the SQLite database ${join(folder, 'new.db')}: the disk holding ${folder} is full (SQLITE_FULL); free space on it (df ${folder}), then start wameter again`,
+    );
+    expect(explained.cause).toBe(full);
+  });
+});

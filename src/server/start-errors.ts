@@ -2,7 +2,7 @@
 // becomes one line naming the database (host and port, or the SQLite path — never a password) and what to
 // do. Errors it does not recognise are returned unchanged.
 
-import { accessSync, constants, existsSync, statSync } from 'node:fs';
+import { accessSync, constants, existsSync, statSync, statfsSync } from 'node:fs';
 import { basename, dirname, resolve } from 'node:path';
 import { sqlitePathOf } from '../store/open-store.js';
 import { WriterLockFolderError } from '../store/writer-lock.js';
@@ -57,6 +57,16 @@ function explainPostgres(db: string, error: unknown): string | undefined {
   return undefined;
 }
 
+/** The bytes this process may still write on the file system of `folder`, or undefined when unknown. */
+function freeBytesIn(folder: string): number | undefined {
+  try {
+    const stats = statfsSync(folder);
+    return stats.bavail * stats.bsize;
+  } catch {
+    return undefined;
+  }
+}
+
 /** Can this process write `path` (a file, or a folder: make files in it)? */
 function isWritable(path: string): boolean {
   try {
@@ -80,7 +90,7 @@ function explainUnwritable(file: string, reason: string | undefined): string | u
     return `cannot write the SQLite database ${file}: its folder ${folder} is not writable by this user${why}, and the database needs files of its own beside it (${name}-wal, ${name}-shm, ${name}.writer-lock)${isFileWritable ? '' : '; the file itself is read-only too'}; make the folder writable by the user wameter runs as, or move the database to a folder it may write (check ${SET_BY})`;
   }
   if (!isFileWritable) {
-    return `cannot write the SQLite database ${file}: the file is read-only for this user${why}, and every webhook is stored in it; make it writable by the user wameter runs as (its owner and mode), or check ${SET_BY}`;
+    return `cannot write the SQLite database ${file}: the file is read-only for this user${why}, and every webhook is stored in it; make it writable by the user wameter runs as (its owner and mode, or its immutable attribute: lsattr), or check ${SET_BY}`;
   }
   return undefined;
 }
@@ -98,6 +108,14 @@ function explainSqlite(path: string, error: unknown): string | undefined {
   }
   if (cannotOpen && !existsSync(dirname(file))) {
     return `cannot open the SQLite database ${file}: its folder ${dirname(file)} does not exist; create it, or check ${SET_BY}`;
+  }
+  // A full disk: SQLITE_FULL, or an I/O error of SQLite's shared memory or journal where the file system
+  // has no block left (a full tmpfs says SQLITE_IOERR_SHMSIZE).
+  if (
+    cause.code === 'SQLITE_FULL' ||
+    (/^SQLITE_IOERR/.test(cause.code ?? '') && freeBytesIn(dirname(file)) === 0)
+  ) {
+    return `cannot write the SQLite database ${file}: the disk holding ${dirname(file)} is full (${cause.code}); free space on it (df ${dirname(file)}), then start wameter again`;
   }
   if (cause.code === 'SQLITE_NOTADB' || /file is not a database/i.test(message)) {
     return `${file} is not a SQLite database (another kind of file, or damaged): check ${SET_BY}, or move the file away`;
