@@ -472,6 +472,23 @@ describe('recipients: what one list may ask (memory is bounded by the list, not 
     expect(result.warnings?.[0]).toContain('note as input_note');
   });
 
+  it('values in columns the header names not (or past its end) are said not echoed, never dropped silently', async () => {
+    const result = await estimate(`phone,,note\n${OUTSIDE},x,a,extra\n${OUTSIDE},,b\n`, [], {
+      template: 'marketing',
+      atMs: PMP_NOW,
+    });
+    expect(result.lines[0]).toMatchObject({ note: 'a' });
+    expect(result.warnings).toContain(
+      "the recipients CSV's header names no column for values of some lines (column 2, column 4): they are not echoed; name those columns in the header to keep them",
+    );
+    // A trailing comma on every line (an empty column without values) is no loss: nothing said.
+    const trailing = await estimate(`phone,note,\n${OUTSIDE},a,\n`, [], {
+      template: 'marketing',
+      atMs: PMP_NOW,
+    });
+    expect(trailing.warnings?.join('\n') ?? '').not.toContain('names no column');
+  });
+
   it('a CSV without such columns has nothing renamed and no warning about it', async () => {
     const parsed = parseRecipientsCsv(`phone,name,input_price\n${OUTSIDE},Ravi,1\n`);
     expect(parsed.ok && parsed.value.renamed).toEqual([]);

@@ -126,6 +126,8 @@ export interface RecipientList {
   invalid: InvalidRecipient[];
   /** The CSV's columns echoed under another name, since a line's own field has theirs (echoNames). */
   renamed?: ColumnRename[];
+  /** Columns (1-based) that hold values but no name in the header, or lie past its end: not echoed. */
+  unnamed?: number[];
 }
 
 export interface ColumnRename {
@@ -222,8 +224,13 @@ export function parseRecipientsCsv(
   const recipients: Recipient[] = [];
   const invalid: InvalidRecipient[] = [];
   let echoChars = 0;
+  /** Columns (1-based) that some line gives a value but the header no name (or that lie past its end). */
+  const unnamed = new Set<number>();
   for (const row of rows) {
     if (row === header || row.fields.every((f) => f.trim() === '')) continue;
+    row.fields.forEach((value, index) => {
+      if ((names[index] ?? '') === '' && value.trim() !== '') unnamed.add(index + 1);
+    });
     if (recipients.length + invalid.length >= maxRecipients) return err(tooManyRecipients(maxRecipients));
     const raw = row.fields[phoneIndex] ?? '';
     const phone = normalisePhone(raw);
@@ -250,7 +257,7 @@ export function parseRecipientsCsv(
     // One form of a number written two ways (canonicalUser): the one the events' users are known by.
     recipients.push({ line: row.line, phone: canonicalUser(phone.value), written: raw, columns });
   }
-  return ok({ recipients, invalid, renamed });
+  return ok({ recipients, invalid, renamed, unnamed: [...unnamed].sort((a, b) => a - b) });
 }
 
 /**
@@ -526,6 +533,12 @@ export class EstimateSession {
       const said = list.renamed.map(({ column, echoedAs }) => `${column} as ${echoedAs}`).join(', ');
       warnings.push(
         `columns of the recipients CSV named like a field of the estimate or an earlier column are echoed renamed, never overwritten: ${said}`,
+      );
+    }
+    if (list.unnamed !== undefined && list.unnamed.length > 0) {
+      const columns = list.unnamed.map((column) => `column ${column}`).join(', ');
+      warnings.push(
+        `the recipients CSV's header names no column for values of some lines (${columns}): they are not echoed; name those columns in the header to keep them`,
       );
     }
     if (card && ageDays > STALE_CARD_DAYS) {
