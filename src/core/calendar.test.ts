@@ -49,6 +49,9 @@ describe('calendar', () => {
 
   it('prints instants as ISO UTC', () => {
     expect(formatInstant(Date.parse('2024-03-01T10:05:03Z'))).toBe('2024-03-01T10:05:03Z');
+    expect(formatInstant(Date.parse('2024-03-01T10:05:03.250Z'))).toBe('2024-03-01T10:05:03.250Z');
+    // Past 9999 (an expiry under a what-if of the year 9999): the seconds kept.
+    expect(formatInstant(Date.UTC(10_000, 0, 1, 12, 0, 1))).toBe('+010000-01-01T12:00:01Z');
   });
 });
 

@@ -252,5 +252,6 @@ function twoDigitsAt(text: string, at: number): number {
 /** Epoch milliseconds → "2024-03-01T10:05:03Z" (milliseconds shown only when present). */
 export function formatInstant(atMs: number): string {
   const iso = new Date(atMs).toISOString();
-  return iso.endsWith('.000Z') ? `${iso.slice(0, 19)}Z` : iso;
+  // Past year 9999 the ISO form has six digits and a sign (`+010000-…`): cut the milliseconds from the end.
+  return iso.endsWith('.000Z') ? `${iso.slice(0, -5)}Z` : iso;
 }
