@@ -1547,7 +1547,6 @@ class RejectionList {
   }
 }
 
-/** The lines of a body (ended by LF, CRLF or a lone CR) with their numbers from 1, read one at a time. */
 const NOT_UTF8 = 'holds bytes that are not valid UTF-8 (send UTF-8 text: a decoder would have changed them)';
 
 /** Does a parsed JSON value hold INVALID_UTF8_MARK in a string or a key (iteratively: any depth)? */
@@ -1569,6 +1568,7 @@ function holdsInvalidUtf8Mark(value: unknown): boolean {
   return false;
 }
 
+/** The lines of a body (ended by LF, CRLF or a lone CR) with their numbers from 1, read one at a time. */
 function* bodyLines(body: string): Generator<{ text: string; line: number }> {
   const ends = /\r\n|\r|\n/g;
   let start = 0;
