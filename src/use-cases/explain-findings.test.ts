@@ -138,4 +138,17 @@ describe('the findings of one user’s story', () => {
       'CATEGORY_FROM_WEBHOOK:mine',
     ]);
   });
+
+  it("Meta's category against wameter's is told with the story's units of that WABA and category only", () => {
+    const findings = [
+      finding('META_DISAGREES', { tag: 'mine', waba: 'W1', category: 'marketing', message_id: 'mX' }),
+      finding('META_DISAGREES', { tag: 'utility', waba: 'W1', category: 'utility', message_id: 'mY' }),
+      finding('META_DISAGREES', { tag: 'other-waba', waba: 'W2', category: 'marketing', message_id: 'mZ' }),
+      finding('META_DISAGREES', { tag: 'named', waba: 'W1', category: 'utility', message_id: 'm1' }),
+    ];
+    expect(codesOf(findingsOfStory(findings, story([unit({ waba: 'W1' })])))).toEqual([
+      'META_DISAGREES:mine',
+      'META_DISAGREES:named',
+    ]);
+  });
 });

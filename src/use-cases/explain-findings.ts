@@ -85,6 +85,10 @@ function isOfStory(finding: Finding, story: StoryScope): boolean {
           (unit.category === text('category') ||
             (unit.category === 'authentication_international' && text('category') === 'authentication')),
       );
+    // Meta's category against wameter's: told with the story's units of that WABA and of wameter's category
+    // (the one that names the story's own message is told above whatever its category).
+    case 'META_DISAGREES':
+      return story.units.some((unit) => unit.waba === text('waba') && unit.category === text('category'));
     case 'CATEGORY_FROM_WEBHOOK':
       return story.units.some((unit) => unit.isCategoryFromWebhook === true && unit.waba === text('waba'));
     case 'AUTH_INTERNATIONAL_NO_LOCATION':
