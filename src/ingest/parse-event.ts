@@ -153,27 +153,22 @@ function textProblem(
       );
     }
   }
-  if (isUnstorable(value)) return nulError(where, field, value);
-  const control = controlCharacterAt(value);
-  if (control === -1) return undefined;
-  const code = value.charCodeAt(control).toString(16).toUpperCase().padStart(4, '0');
+  // One look for NUL and every other control character (hot path: a compiled character class).
+  const control = CONTROL_CHARACTER.exec(value);
+  if (control === null) return isWellFormed(value) ? undefined : nulError(where, field, value);
+  if (control[0] === '\u0000') return nulError(where, field, value);
+  const code = control[0].charCodeAt(0).toString(16).toUpperCase().padStart(4, '0');
   return bad(
     `${where} "${field}" holds a control character (U+${code}), which no id has: ${describe(value)}`,
   );
 }
 
 /**
- * The index of the first control character (U+0001–U+001F, U+007F–U+009F) of `value`, or -1. None is in any
- * real id, and one printed (a line feed, an escape sequence) would forge lines of wameter's output or drive
- * the reader's terminal; so an id holding one is refused, as one holding NUL is.
+ * A control character (U+0000–U+001F, U+007F–U+009F). None is in any real id, and one printed (a line feed, an
+ * escape sequence) would forge lines of wameter's output or drive the reader's terminal; so an id holding one
+ * is refused, as one holding NUL is.
  */
-function controlCharacterAt(value: string): number {
-  for (let i = 0; i < value.length; i++) {
-    const c = value.charCodeAt(i);
-    if (c < 0x20 || (c >= 0x7f && c <= 0x9f)) return i;
-  }
-  return -1;
-}
+const CONTROL_CHARACTER = /[\u0000-\u001f\u007f-\u009f]/;
 
 /**
  * A NUL character (U+0000), or a lone UTF-16 surrogate (an unpaired `\ud800`–`\udfff` escape: no character
