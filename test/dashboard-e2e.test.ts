@@ -281,6 +281,12 @@ function runDashboardScenario(engine: 'sqlite' | 'postgres') {
       await page.getByRole('button', { name: 'Apply filters' }).click();
       await page.waitForFunction(() => location.hash.includes('category=marketing'));
       await page.locator('#units-status').filter({ hasText: 'Page 1' }).waitFor();
+      // The status may still be the unfiltered page's while the filtered one loads (seen under a loaded
+      // machine: no row yet): wait for the filtered rows themselves.
+      await page.waitForFunction(() => {
+        const cells = Array.from(document.querySelectorAll('#units-table tbody tr td:nth-child(6)'));
+        return cells.length > 0 && cells.every((cell) => cell.textContent === 'marketing');
+      });
       const categories = await page.locator('#units-table tbody tr td:nth-child(6)').allTextContents();
       expect(categories.length).toBe(50);
       expect(new Set(categories)).toEqual(new Set(['marketing']));

@@ -107,10 +107,13 @@ export async function render(main, params, ctx) {
     const query = filters();
     ctx.remember('units', query);
     results.replaceChildren(loading());
+    // Never the last page's words over a table being replaced (or an error in its place).
+    status.textContent = 'Loading units…';
     let page;
     try {
       page = await getJson('/v1/units', { ...query, limit: PAGE_SIZE, cursor });
     } catch (error) {
+      status.textContent = 'Units could not be loaded.';
       results.replaceChildren(errorBox(error, 'load units'));
       return;
     }
