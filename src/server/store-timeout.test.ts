@@ -1,6 +1,7 @@
 // A webhook whose write PostgreSQL does not finish within the store's bound (held on a lock here; a network
 // partition is the store's own test) is answered 503 with Retry-After and the reason, never held until the
 // database answers; readiness says why; once the database answers, Meta's redelivery is stored and rated.
+// A read of the API likewise, within its own bound.
 
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
@@ -64,6 +65,44 @@ describe('a webhook the database does not store within the write bound (PostgreS
     expect(await stored.json()).toMatchObject({ duplicate: false });
     await service.rating.settled();
     const units = await service.get('/v1/units', KEY_ALL);
+    expect(((await units.json()) as { units: unknown[] }).units).toHaveLength(1);
+  });
+
+  it('a read of the API the database does not answer within its bound is 503 with the reason, then answered', async () => {
+    const schema = `wameter_timeout_${randomBytes(6).toString('hex')}`;
+    const store = await openPostgresStore(TEST_POSTGRES_URL, { schema, readTimeoutMs: 1_000 });
+    const holder = new pg.Client({ connectionString: TEST_POSTGRES_URL });
+    await holder.connect();
+    cleanups.push(async () => {
+      await holder.query('ROLLBACK');
+      await holder.end();
+      await store.close();
+      const admin = new pg.Client({ connectionString: TEST_POSTGRES_URL });
+      await admin.connect();
+      await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+      await admin.end();
+    });
+    service = await createTestService({}, { store });
+    expect((await service.postWebhook(fixture('pywa/status_delivered.json'))).status).toBe(200);
+    await service.rating.settled();
+
+    await holder.query('BEGIN');
+    await holder.query(`LOCK TABLE ${schema}.units IN ACCESS EXCLUSIVE MODE`);
+    for (const path of ['/v1/units', '/v1/totals']) {
+      const refused = await service.get(path, KEY_ALL);
+      expect(refused.status, path).toBe(503);
+      expect(refused.headers.get('retry-after')).toBe('5');
+      expect(await refused.json()).toEqual({
+        error: {
+          code: 'STORE_UNAVAILABLE',
+          message:
+            'The database could not serve this request right now; retry later (webhooks are retried by Meta). (the database did not answer the read within 1 s.)',
+        },
+      });
+    }
+    await holder.query('ROLLBACK');
+    const units = await service.get('/v1/units', KEY_ALL);
+    expect(units.status).toBe(200);
     expect(((await units.json()) as { units: unknown[] }).units).toHaveLength(1);
   });
 });

@@ -418,10 +418,11 @@ export class StoreInputError extends Error {
 }
 
 /**
- * A write the database did not finish within its bound (`PostgresStoreOptions.writeTimeoutMs`): silent (a
- * network partition drops packets and says nothing), or held up on a lock. Whether it committed is unknown
- * when the answer to COMMIT was what did not come; the caller treats it as not acknowledged (503, Meta
- * retries) and rates its WABAs again either way (a retry of a write that did commit is a duplicate).
+ * An operation the database did not finish within its bound: silent (a network partition drops packets and
+ * says nothing), or held up on a lock. A write (`PostgresStoreOptions.writeTimeoutMs`): whether it committed is
+ * unknown when the answer to COMMIT was what did not come; the caller treats it as not acknowledged (503, Meta
+ * retries) and rates its WABAs again either way (a retry of a write that did commit is a duplicate). A read
+ * or a rating's statement (`readTimeoutMs`, `ratingTimeoutMs`): nothing of it was kept; the caller may retry.
  */
 export class StoreTimeoutError extends Error {
   /** The client stopped waiting while its connection still awaited the server: that connection is dropped. */
@@ -429,9 +430,10 @@ export class StoreTimeoutError extends Error {
 
   constructor(
     readonly timeoutMs: number,
-    options: { isConnectionLost: boolean; cause?: unknown },
+    options: { isConnectionLost: boolean; cause?: unknown; operation?: 'write' | 'read' },
   ) {
-    super(`the database did not finish the write within ${timeoutMs / 1000} s`, { cause: options.cause });
+    const what = options.operation === 'read' ? 'answer the read' : 'finish the write';
+    super(`the database did not ${what} within ${timeoutMs / 1000} s`, { cause: options.cause });
     this.name = 'StoreTimeoutError';
     this.isConnectionLost = options.isConnectionLost;
   }

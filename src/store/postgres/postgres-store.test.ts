@@ -121,6 +121,78 @@ describe('PostgreSQL specifics', () => {
     }
   });
 
+  it('reads and ratings give up after their bounds when the server stops answering, then answer again', async () => {
+    const proxy = await silenceableProxy();
+    const store = await openPostgresStore(proxy.url, {
+      schema: freshSchema(),
+      readTimeoutMs: 1_000,
+      ratingTimeoutMs: 1_200,
+      pingTimeoutMs: 1_000,
+    });
+    const rating = (id: string) => ({
+      id,
+      ratedAtMs: 1,
+      reason: 'live',
+      wabas: ['W1'],
+      asOfRules: null,
+      rateCards: [],
+      totals: {},
+    });
+    try {
+      const event = { ...ONE_INBOUND, waba: 'W1' };
+      await store.ingestEvents([{ key: 'k1', event, receivedAtMs: 1, source: 'api' }]);
+      const units = [billableUnit({ id: 'u1', waba: 'W1' })];
+      await store.replaceRating(rating('r1'), { units, pending: [], findings: [] });
+      // Connections already open and idle in the pool, as after a busy minute, and new ones alike.
+      await Promise.all([store.queryUnits({}, { limit: 1 }), store.totals({}), store.listFindings({})]);
+      proxy.silence();
+      // Without the bounds each of these waits for an answer for ever (the connection is idle: TCP has
+      // nothing to retransmit, so it never gives up either): this test would time out.
+      const reads: [string, () => Promise<unknown>][] = [
+        ['units', () => store.queryUnits({}, { limit: 10 })],
+        ['totals', () => store.totals({})],
+        ['analytics', () => store.analytics({ granularity: 'DAILY', dimensions: [] })],
+        ['findings', () => store.listFindings({})],
+        ['pending', () => store.listPending({})],
+        ['ratings', () => store.listRatings(10)],
+        ['wabas', () => store.listWabas()],
+        ['raw webhook', () => store.getRawWebhook(1)],
+        ['export', () => store.exportUnits({}, () => undefined)],
+        ['unattributed', () => store.countUnattributedStatuses()],
+      ];
+      const outcomes = await Promise.all(
+        reads.map(async ([name, read]) => [
+          name,
+          await read().then(
+            () => 'answered',
+            (error: unknown) => error,
+          ),
+        ]),
+      );
+      for (const [name, outcome] of outcomes) {
+        expect(outcome, name as string).toBeInstanceOf(StoreTimeoutError);
+        expect(outcome, name as string).toMatchObject({
+          message: 'the database did not answer the read within 1 s',
+        });
+      }
+      // A rating: listing a portfolio's events, and writing its units, within the rating's own bound.
+      for (const list of [() => store.listEvents(), () => store.listEvents(['W1'])]) {
+        await expect(list()).rejects.toThrow('the database did not answer the read within 1.2 s');
+      }
+      await expect(store.replaceRating(rating('r2'), { units, pending: [], findings: [] })).rejects.toThrow(
+        'the database did not finish the write within 1.2 s',
+      );
+      proxy.speak();
+      // Every silent connection was dropped, none handed out again: new ones answer.
+      expect((await store.queryUnits({}, { limit: 10 })).units).toHaveLength(1);
+      expect(await store.listEvents(['W1'])).toEqual([event]);
+      expect((await store.listRatings(10)).map((r) => r.id)).toEqual(['r1']);
+    } finally {
+      proxy.close();
+      await store.close().catch(() => undefined);
+    }
+  });
+
   it('an ingest held on a lock gives up after its write bound; the server cancels it too; nothing is stored', async () => {
     const name = `wameter_locked_${randomBytes(4).toString('hex')}`;
     const url = new URL(DATABASE_URL);

@@ -88,6 +88,14 @@ interface Queryable {
   query(text: string, values?: unknown[]): Promise<pg.QueryResult>;
 }
 
+interface TransactionOptions {
+  /** The rating the transaction writes (a live one commits without waiting for the WAL flush). */
+  rating?: RatingRecord;
+  /** The statement that opens it (default `BEGIN`). */
+  begin?: string;
+  bound?: Bound;
+}
+
 export interface PostgresStoreOptions {
   /** Schema holding wameter's tables (created by migrate); default: the connection's search_path. */
   schema?: string;
@@ -99,8 +107,15 @@ export interface PostgresStoreOptions {
   isReadOnly?: boolean;
   /** How long `ping` waits for the server's answer (default PING_TIMEOUT_MS). */
   pingTimeoutMs?: number;
-  /** How long an ingest's transaction may take, once it has a connection (default WRITE_TIMEOUT_MS). */
+  /** How long an ingest's transaction may take, the wait for a connection included (default WRITE_TIMEOUT_MS). */
   writeTimeoutMs?: number;
+  /** How long a read of the API (units, totals, analytics…) may wait for each answer (default READ_TIMEOUT_MS). */
+  readTimeoutMs?: number;
+  /**
+   * How long each statement of a rating may wait (listing a portfolio's events, writing its units; default
+   * RATING_TIMEOUT_MS).
+   */
+  ratingTimeoutMs?: number;
 }
 
 /**
@@ -116,6 +131,40 @@ export const PING_TIMEOUT_MS = 5_000;
  * milliseconds.
  */
 export const WRITE_TIMEOUT_MS = 10_000;
+
+/**
+ * A read of the API (a page of units, totals, analytics, findings, the rating history, a page of an export)
+ * gives up after this, each statement, the wait for a connection included: the service answers 503
+ * `STORE_UNAVAILABLE`. Without it a read sent just before a partition waited for an answer for ever (the
+ * connection idle, nothing for TCP to retransmit), and so did its client. The reads take milliseconds to
+ * seconds: the bound is for a server that stopped answering, not for a slow one.
+ */
+export const READ_TIMEOUT_MS = 60_000;
+
+/**
+ * Each statement of a rating (listing a portfolio's events, writing its units and pending messages in chunks)
+ * gives up after this: a live rating stuck on a silent server fails and is retried, instead of holding that
+ * portfolio's bill behind (`RATING_BEHIND`) for ever. Listing a million events takes seconds: the bound is
+ * long so that a large portfolio's rating is never cut, only a silent server's.
+ */
+export const RATING_TIMEOUT_MS = 600_000;
+
+/**
+ * How long a transaction's statements may wait on the server: `whole`, from the wait for a connection to
+ * COMMIT (ingests: a webhook waits for it); `each`, every statement and the wait for a connection on its own
+ * (reads and ratings, which may run long over a large portfolio, but never wait for ever).
+ */
+interface Bound {
+  scope: 'whole' | 'each';
+  ms: number;
+  operation: 'write' | 'read';
+  /**
+   * The server ends the session when the client is silent this long inside the transaction, so that a
+   * session a partition cut off holds no rows locked (default `ms`). Off for an export, whose client reads at
+   * its own pace between pages.
+   */
+  idleMs?: number | null;
+}
 
 interface Migration {
   version: number;
@@ -381,6 +430,8 @@ export async function openPostgresStore(url: string, options: PostgresStoreOptio
     isReadOnly = false,
     pingTimeoutMs = PING_TIMEOUT_MS,
     writeTimeoutMs = WRITE_TIMEOUT_MS,
+    readTimeoutMs = READ_TIMEOUT_MS,
+    ratingTimeoutMs = RATING_TIMEOUT_MS,
   } = options;
   if (schema !== undefined && !/^[a-z_][a-z0-9_]{0,62}$/.test(schema)) {
     throw new Error(`schema "${schema}" must be a lower-case SQL identifier (letters, digits, _)`);
@@ -388,7 +439,10 @@ export async function openPostgresStore(url: string, options: PostgresStoreOptio
   const pool = new pg.Pool({
     connectionString: schema === undefined ? url : withSearchPath(url, schema),
     types: TYPES,
-    connectionTimeoutMillis: 10_000,
+    // A connection still being opened after an operation's bound is of no use to it, and it holds one of the
+    // pool's places: once a partition heals, attempts its packets were lost in keep callers waiting for a
+    // place until this timeout (10 s, the write bound; shorter when the store is given shorter bounds).
+    connectionTimeoutMillis: Math.min(10_000, writeTimeoutMs, readTimeoutMs),
     // The server itself refuses any write of a read-only store's sessions, not only this code.
     ...(isReadOnly
       ? { onConnect: (client) => client.query('SET default_transaction_read_only = on').then(() => {}) }
@@ -396,7 +450,12 @@ export async function openPostgresStore(url: string, options: PostgresStoreOptio
   });
   // An idle client losing its connection must not crash the process; the next query reports it.
   pool.on('error', () => {});
-  const store = new PostgresStore(pool, schema, isReadOnly, pingTimeoutMs, writeTimeoutMs);
+  const store = new PostgresStore(pool, schema, isReadOnly, {
+    pingMs: pingTimeoutMs,
+    writeMs: writeTimeoutMs,
+    readMs: readTimeoutMs,
+    ratingMs: ratingTimeoutMs,
+  });
   try {
     if (isReadOnly) await store.checkReadable();
     else await store.migrate();
@@ -424,9 +483,17 @@ class PostgresStore implements Store {
     private readonly schema: string | undefined,
     /** Opened for a command that only reads: never migrated (its sessions refuse writes too). */
     private readonly isReadOnly: boolean,
-    private readonly pingTimeoutMs: number,
-    private readonly writeTimeoutMs: number,
+    private readonly timeouts: { pingMs: number; writeMs: number; readMs: number; ratingMs: number },
   ) {}
+
+  /** A read of the API: each statement (and the wait for a connection) within `readMs`. */
+  private read<T>(work: (client: Queryable) => Promise<T>): Promise<T> {
+    return this.withClient(work, { scope: 'each', ms: this.timeouts.readMs, operation: 'read' });
+  }
+
+  private readRows(text: string, values?: unknown[]): Promise<Row[]> {
+    return this.read(async (client) => (await client.query(text, values)).rows as Row[]);
+  }
 
   /**
    * What a read-only open checks instead of migrating: the schema the search_path resolves to (as migrate
@@ -505,14 +572,14 @@ class PostgresStore implements Store {
     // The wait for a connection counts too (a partition makes the pool open a new one, which would wait the
     // pool's 10 s). A query timed out is released as broken: the pool ends that connection, never reuses it.
     const startedMs = performance.now();
-    const client = await connectWithin(this.pool, this.pingTimeoutMs);
+    const client = await connectWithin(this.pool, this.timeouts.pingMs);
     let broken: Error | undefined;
     const onLost = (error: Error) => {
       broken = error;
     };
     client.on('error', onLost);
     try {
-      const leftMs = Math.max(1, Math.ceil(this.pingTimeoutMs - (performance.now() - startedMs)));
+      const leftMs = Math.max(1, Math.ceil(this.timeouts.pingMs - (performance.now() - startedMs)));
       // (`query_timeout` per query is pg's, not in its types.)
       await client.query({ text: 'SELECT 1', query_timeout: leftMs } as pg.QueryConfig);
     } catch (error) {
@@ -549,17 +616,19 @@ class PostgresStore implements Store {
   }
 
   private ingestTransaction(items: readonly IngestItem[]): Promise<IngestItemOutcome[]> {
-    return this.transaction((client) => ingestGroup(client, items), undefined, 'BEGIN', this.writeTimeoutMs);
+    return this.transaction((client) => ingestGroup(client, items), {
+      bound: { scope: 'whole', ms: this.timeouts.writeMs, operation: 'write' },
+    });
   }
 
   async getRawWebhook(id: number): Promise<StoredRawWebhook | undefined> {
-    const { rows } = await this.pool.query('SELECT * FROM raw_webhooks WHERE id = $1', [id]);
-    const row = rows[0] as Row | undefined;
+    const rows = await this.readRows('SELECT * FROM raw_webhooks WHERE id = $1', [id]);
+    const row = rows[0];
     return row && rawFromRow(row);
   }
 
   async listUnreadableWebhooks(limit: number): Promise<StoredRawWebhook[]> {
-    const { rows } = await this.pool.query(
+    const rows = await this.readRows(
       'SELECT * FROM raw_webhooks WHERE parse_error IS NOT NULL ORDER BY id DESC LIMIT $1',
       [checkLimit(limit)],
     );
@@ -569,7 +638,11 @@ class PostgresStore implements Store {
   async listEvents(wabas?: readonly string[]): Promise<CoreEvent[]> {
     checkFilterText('wabas', wabas);
     if (wabas === undefined) {
-      const { rows } = await this.pool.query('SELECT payload FROM events ORDER BY at_ms, key');
+      const rows = await this.withClient(
+        async (client) =>
+          (await client.query('SELECT payload FROM events ORDER BY at_ms, key')).rows as Row[],
+        this.ratingBound(),
+      );
       return rows.map((row: Row) => row.payload as CoreEvent);
     }
     // A status that did not name its WABA belongs to the WABA of the message it reports on, found by the
@@ -593,6 +666,7 @@ class PostgresStore implements Store {
                         THEN NOT ${messageStoredSql('s')} ELSE false END))
        ORDER BY at_ms, key`,
       [[...wabas]],
+      this.ratingBound(),
     );
     return rows.map((row: Row) => row.payload as CoreEvent);
   }
@@ -615,21 +689,33 @@ class PostgresStore implements Store {
    * recursive query each) would have PostgreSQL compile the query (about half a second) for work that takes
    * milliseconds.
    */
-  private async withoutJit(sql: string, params: unknown[]): Promise<Row[]> {
-    return this.transaction(async (client) => {
-      await client.query('SET LOCAL jit = off');
-      return (await client.query(sql, params)).rows as Row[];
-    });
+  private async withoutJit(
+    sql: string,
+    params: unknown[],
+    bound: Bound = { scope: 'each', ms: this.timeouts.readMs, operation: 'read' },
+  ): Promise<Row[]> {
+    return this.transaction(
+      async (client) => {
+        await client.query('SET LOCAL jit = off');
+        return (await client.query(sql, params)).rows as Row[];
+      },
+      { bound },
+    );
+  }
+
+  /** A rating's statements: each within `ratingMs` (long: a large portfolio's, never a silent server's). */
+  private ratingBound(): Bound {
+    return { scope: 'each', ms: this.timeouts.ratingMs, operation: 'read' };
   }
 
   async listWabas(business?: string): Promise<string[]> {
     checkFilterText('business', business);
     // With a number: its WABAs read from events_business one at a time, in byte order (a number has one
     // WABA, or a few), however many events tie it.
-    const { rows } =
+    const rows =
       business === undefined
-        ? await this.pool.query('SELECT DISTINCT waba FROM events WHERE waba IS NOT NULL ORDER BY waba')
-        : await this.pool.query(
+        ? await this.readRows('SELECT DISTINCT waba FROM events WHERE waba IS NOT NULL ORDER BY waba')
+        : await this.readRows(
             `WITH RECURSIVE number_wabas(waba) AS (
                SELECT min(waba${BYTE_ORDER}) FROM events WHERE business = $1
                UNION ALL
@@ -655,7 +741,7 @@ class PostgresStore implements Store {
       await replaceFindings(client, rating, result.findings);
       await upsertUnits(client, result.units, rating.id, false);
       await upsertPending(client, result.pending, rating.id, false);
-    }, rating);
+    }, this.ratingWrite(rating));
   }
 
   async applyRatingDiff(rating: RatingRecord, diff: RatingDiff): Promise<void> {
@@ -682,17 +768,22 @@ class PostgresStore implements Store {
       if (diff.findings !== undefined) await replaceFindings(client, rating, diff.findings);
       await upsertUnits(client, diff.units.upsert, rating.id, true);
       await upsertPending(client, diff.pending.upsert, rating.id, true);
-    }, rating);
+    }, this.ratingWrite(rating));
+  }
+
+  /** A rating's write: each statement within `ratingMs` (a large portfolio's rewrite goes in many chunks). */
+  private ratingWrite(rating: RatingRecord): TransactionOptions {
+    return { rating, bound: { scope: 'each', ms: this.timeouts.ratingMs, operation: 'write' } };
   }
 
   async listRatings(limit: number, wabas?: readonly string[]): Promise<RatingRecord[]> {
     checkFilterText('wabas', wabas);
-    const { rows } =
+    const rows =
       wabas === undefined
-        ? await this.pool.query('SELECT * FROM ratings ORDER BY rated_at_ms DESC, seq DESC LIMIT $1', [
+        ? await this.readRows('SELECT * FROM ratings ORDER BY rated_at_ms DESC, seq DESC LIMIT $1', [
             checkLimit(limit),
           ])
-        : await this.pool.query(
+        : await this.readRows(
             // ?| : the scope (a JSON array of strings) holds any of them.
             'SELECT * FROM ratings WHERE wabas ?| $2::text[] ORDER BY rated_at_ms DESC, seq DESC LIMIT $1',
             [checkLimit(limit), [...wabas]],
@@ -715,7 +806,8 @@ class PostgresStore implements Store {
   }
 
   async queryUnits(filter: UnitFilter, page: { limit: number; cursor?: string }): Promise<UnitPage> {
-    return unitPage(this.pool, filter, checkLimit(page.limit), page.cursor);
+    const limit = checkLimit(page.limit);
+    return this.read((client) => unitPage(client, filter, limit, page.cursor));
   }
 
   async exportUnits(
@@ -725,7 +817,9 @@ class PostgresStore implements Store {
   ): Promise<number> {
     const limit = checkLimit(pageSize);
     // Every page on one connection, in one REPEATABLE READ transaction: its snapshot is taken at the first
-    // page's query and kept to the last, whatever commits meanwhile (a rating `onPage` awaits included).
+    // page's query and kept to the last, whatever commits meanwhile (a rating `onPage` awaits included). Each
+    // page's query is bounded; the time the client takes to read a page is not (the service cuts a client
+    // that stalls: docs/service.md).
     return this.transaction(
       async (client) => {
         let count = 0;
@@ -738,14 +832,16 @@ class PostgresStore implements Store {
         } while (cursor !== undefined);
         return count;
       },
-      undefined,
-      'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY',
+      {
+        begin: 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY',
+        bound: { scope: 'each', ms: this.timeouts.readMs, operation: 'read', idleMs: null },
+      },
     );
   }
 
   async totals(filter: UnitFilter): Promise<Record<string, CurrencyTotals>> {
     const params = new Params();
-    const { rows } = await this.pool.query(
+    const rows = await this.readRows(
       `SELECT currency, category, count(*) AS units, count(*) - count(amount_micros) AS unpriced,
               coalesce(sum(amount_micros), 0) AS amount_micros
        FROM units ${whereSql(unitClauses(filter, params))}
@@ -790,7 +886,7 @@ class PostgresStore implements Store {
                FROM units ${where}) u
              GROUP BY u.bucket${group}`;
     }
-    const { rows } = await this.pool.query(sql, params.values);
+    const rows = await this.readRows(sql, params.values);
     return sortPoints(
       rows.map((row: Row) => ({
         startMs: Number(row.start_ms),
@@ -809,7 +905,7 @@ class PostgresStore implements Store {
   async listPending(filter: UnitFilter): Promise<PendingMessage[]> {
     // Pending messages have no category, type or market yet: those filters do not apply to them.
     const params = new Params();
-    const { rows } = await this.pool.query(
+    const rows = await this.readRows(
       `SELECT * FROM pending_messages ${whereSql(commonClauses(filter, params, '', 'sent_at_ms'))}
        ORDER BY sent_at_ms, id`,
       params.values,
@@ -826,10 +922,10 @@ class PostgresStore implements Store {
   async listFindings(filter: { wabas?: readonly string[] }): Promise<Finding[]> {
     checkFilterText('wabas', filter.wabas);
     // A caller limited to some WABAs sees only findings that name one of them.
-    const { rows } =
+    const rows =
       filter.wabas === undefined
-        ? await this.pool.query('SELECT payload FROM findings ORDER BY seq')
-        : await this.pool.query('SELECT payload FROM findings WHERE waba = ANY($1::text[]) ORDER BY seq', [
+        ? await this.readRows('SELECT payload FROM findings ORDER BY seq')
+        : await this.readRows('SELECT payload FROM findings WHERE waba = ANY($1::text[]) ORDER BY seq', [
             [...filter.wabas],
           ]);
     return rows.map((row: Row) => row.payload as Finding);
@@ -841,22 +937,53 @@ class PostgresStore implements Store {
    * such commits, never an event; everything else waits for the flush. `begin` opens it (`BEGIN` unless a
    * read asks for its isolation); a failure rolls it back, and the client is released either way.
    *
-   * With `timeoutMs` (ingests), the whole of it — BEGIN to COMMIT — must end within that bound: each
-   * statement waits only for what is left of it (the client gives up on a silent server: a partition drops
-   * packets and never says so), and the server itself cancels a statement running longer (held on a lock)
+   * With a `bound`, its statements wait on the server no longer than it says (`Bound`; an ingest's, BEGIN to
+   * COMMIT, within the bound: a webhook waits for it): the client gives up on a silent server (a partition
+   * drops packets and never says so), the server itself cancels a statement running longer (held on a lock)
    * and ends the session if the client goes quiet mid-transaction (so that a client cut off by a partition
-   * leaves no session holding rows locked). A write over its bound fails with `StoreTimeoutError`; a
-   * connection the client stopped waiting on is dropped, never rolled back on.
+   * leaves no session holding rows locked). Past its bound it fails with `StoreTimeoutError`; a connection
+   * the client stopped waiting on is dropped, never rolled back on.
    */
   private async transaction<T>(
     work: (client: Queryable) => Promise<T>,
-    rating?: RatingRecord,
-    begin = 'BEGIN',
-    timeoutMs?: number,
+    { rating, begin = 'BEGIN', bound }: TransactionOptions = {},
+  ): Promise<T> {
+    return this.withClient(async (queries, client, markBroken) => {
+      const settings =
+        bound === undefined
+          ? ''
+          : `; SET LOCAL statement_timeout = ${bound.ms}` +
+            (bound.idleMs === null
+              ? ''
+              : `; SET LOCAL idle_in_transaction_session_timeout = ${bound.idleMs ?? bound.ms}`);
+      await queries.query(`${begin}${settings}`);
+      try {
+        if (rating?.reason === 'live') await queries.query('SET LOCAL synchronous_commit = off');
+        const result = await work(queries);
+        await queries.query('COMMIT');
+        return result;
+      } catch (error) {
+        if (!(error instanceof StoreTimeoutError && error.isConnectionLost)) {
+          // Not bound to the deadline, which may have passed: its own bound of the same length, if any.
+          const rollback = client.query({ text: 'ROLLBACK', query_timeout: bound?.ms } as pg.QueryConfig);
+          await rollback.catch(markBroken); // the connection is unusable: the pool must not hand it out again
+        }
+        throw error;
+      }
+    }, bound);
+  }
+
+  /**
+   * `work` with a connection of the pool, within `bound` if any (the wait for the connection counted), the
+   * client released after: as broken when it was lost (the pool ends it, never hands it out again) — the
+   * server went away, the client gave up waiting on it, or `work` said so (`markBroken`: a failed rollback).
+   */
+  private async withClient<T>(
+    work: (queries: Queryable, client: pg.PoolClient, markBroken: (error: Error) => void) => Promise<T>,
+    bound: Bound | undefined,
   ): Promise<T> {
     const startedMs = performance.now();
-    const client =
-      timeoutMs === undefined ? await this.pool.connect() : await connectWithin(this.pool, timeoutMs);
+    const client = bound === undefined ? await this.pool.connect() : await connectWithin(this.pool, bound);
     let broken: Error | undefined;
     // A connection lost while checked out (the server restarted, a proxy cut it) emits 'error' on the client:
     // unheard, that event would end the process. Heard, the query under way fails (the store's error) and
@@ -865,27 +992,11 @@ class PostgresStore implements Store {
       broken = error;
     };
     client.on('error', onLost);
-    const queries = timeoutMs === undefined ? client : withDeadline(client, startedMs + timeoutMs, timeoutMs);
     try {
-      await queries.query(
-        timeoutMs === undefined
-          ? begin
-          : `${begin}; SET LOCAL statement_timeout = ${timeoutMs}; SET LOCAL idle_in_transaction_session_timeout = ${timeoutMs}`,
-      );
-      if (rating?.reason === 'live') await queries.query('SET LOCAL synchronous_commit = off');
-      const result = await work(queries);
-      await queries.query('COMMIT');
-      return result;
+      return await work(bound === undefined ? client : withBound(client, startedMs, bound), client, onLost);
     } catch (error) {
-      if (error instanceof StoreTimeoutError && error.isConnectionLost) {
-        broken = error; // still waiting on the server: never rolled back on, dropped (the server rolls back)
-      } else {
-        // Not bound to the deadline, which may have passed: its own bound of the same length, if any.
-        const rollback = client.query({ text: 'ROLLBACK', query_timeout: timeoutMs } as pg.QueryConfig);
-        await rollback.catch((rollbackError: Error) => {
-          broken = rollbackError; // the connection is unusable: the pool must not hand it out again
-        });
-      }
+      // Still waiting on the server: unusable (the server rolls back what it had when it ends the session).
+      if (error instanceof StoreTimeoutError && error.isConnectionLost) broken = error;
       throw error;
     } finally {
       client.off('error', onLost);
@@ -895,18 +1006,16 @@ class PostgresStore implements Store {
 }
 
 /**
- * A connection of `pool` within `timeoutMs`, or a `StoreTimeoutError`: during a partition the pool opens a new
- * connection (the silent one was dropped), which waits for the pool's own connection timeout; the bound of a
- * write counts that wait too. A connection that comes after the bound goes back to the pool.
+ * A connection of `pool` within the bound (`ms`, or a `Bound`'s), or a `StoreTimeoutError`: during a partition
+ * the pool opens a new connection (the silent one was dropped), which waits for the pool's own connection
+ * timeout; the bound counts that wait too. A connection that comes after the bound goes back to the pool.
  */
-async function connectWithin(pool: pg.Pool, timeoutMs: number): Promise<pg.PoolClient> {
+async function connectWithin(pool: pg.Pool, bound: Bound | number): Promise<pg.PoolClient> {
+  const { ms, operation } = typeof bound === 'number' ? { ms: bound, operation: 'write' as const } : bound;
   const connecting = pool.connect();
   let timer: NodeJS.Timeout | undefined;
   const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () => reject(new StoreTimeoutError(timeoutMs, { isConnectionLost: false })),
-      timeoutMs,
-    );
+    timer = setTimeout(() => reject(new StoreTimeoutError(ms, { isConnectionLost: false, operation })), ms);
   });
   try {
     return await Promise.race([connecting, late]);
@@ -916,7 +1025,7 @@ async function connectWithin(pool: pg.Pool, timeoutMs: number): Promise<pg.PoolC
     throw error instanceof StoreTimeoutError
       ? error
       : /timeout/i.test(String((error as Error).message))
-        ? new StoreTimeoutError(timeoutMs, { isConnectionLost: false, cause: error })
+        ? new StoreTimeoutError(ms, { isConnectionLost: false, cause: error, operation })
         : error;
   } finally {
     clearTimeout(timer);
@@ -927,26 +1036,30 @@ async function connectWithin(pool: pg.Pool, timeoutMs: number): Promise<pg.PoolC
 const QUERY_CANCELED = '57014';
 
 /**
- * `client` bound to a deadline `timeoutMs` from now: each query waits at most for what is left of it (pg's
- * own `query_timeout`, which abandons the query on this connection) and fails with `StoreTimeoutError` past
- * it — `isConnectionLost` when the client gave up (the connection still awaits the server's answer), not
- * when the server cancelled the statement itself (`statement_timeout`: the connection is usable).
+ * `client` within `bound`, counted from `startedMs`: each query waits at most for what is left of the whole
+ * bound, or for the bound itself (`each`) — pg's own `query_timeout`, which abandons the query on this
+ * connection — and fails with `StoreTimeoutError` past it: `isConnectionLost` when the client gave up (the
+ * connection still awaits the server's answer), not when the server cancelled the statement itself
+ * (`statement_timeout`: the connection is usable).
  */
-function withDeadline(client: pg.PoolClient, deadlineMs: number, timeoutMs: number): Queryable {
+function withBound(client: pg.PoolClient, startedMs: number, bound: Bound): Queryable {
+  const { ms, operation } = bound;
   return {
     async query(text, values) {
-      const leftMs = Math.ceil(deadlineMs - performance.now());
-      if (leftMs <= 0) throw new StoreTimeoutError(timeoutMs, { isConnectionLost: false });
+      const nowMs = performance.now();
+      const deadlineMs = bound.scope === 'whole' ? startedMs + ms : nowMs + ms;
+      const leftMs = Math.ceil(deadlineMs - nowMs);
+      if (leftMs <= 0) throw new StoreTimeoutError(ms, { isConnectionLost: false, operation });
       try {
         // (`query_timeout` per query is pg's, not in its types.)
         return await client.query({ text, values, query_timeout: leftMs } as pg.QueryConfig);
       } catch (error) {
         const { code, message } = error as { code?: unknown; message?: unknown };
         if (code === QUERY_CANCELED && String(message).includes('statement timeout')) {
-          throw new StoreTimeoutError(timeoutMs, { isConnectionLost: false, cause: error });
+          throw new StoreTimeoutError(ms, { isConnectionLost: false, cause: error, operation });
         }
         if (performance.now() >= deadlineMs) {
-          throw new StoreTimeoutError(timeoutMs, { isConnectionLost: true, cause: error });
+          throw new StoreTimeoutError(ms, { isConnectionLost: true, cause: error, operation });
         }
         throw error;
       }
