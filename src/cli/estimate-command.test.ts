@@ -464,3 +464,37 @@ describe('wameter estimate', () => {
     });
   });
 });
+
+describe('wameter estimate: a currency with no priced send', () => {
+  it('its total carries the unpriced count and no amount (JSON), and says so in the table', async () => {
+    const accounts = join(dir, 'accounts-inr.json');
+    writeFileSync(
+      accounts,
+      JSON.stringify({
+        accounts: [
+          { waba: 'W1', timezone: 'Asia/Kolkata', currency: 'INR', portfolio: 'P1', primary_country: 'IN' },
+        ],
+      }),
+    );
+    const sent = join(dir, 'sent-inr.ndjson');
+    writeFileSync(
+      sent,
+      `${JSON.stringify({ kind: 'outbound', at: '2025-10-08T06:00:00Z', waba: 'W1', business: 'PN1', user: '919876543210', id: 'o1', template: 'utility', delivered_at: '2025-10-08T06:00:03Z' })}\n`,
+    );
+    const one = join(dir, 'one-inr.csv');
+    writeFileSync(one, 'phone\n919876543212\n');
+    const args = [one, '--template', 'utility', '--at', '2025-10-20T00:00:00Z', '--events', sent];
+    const json = await cli([...args, '--accounts', accounts, '--format', 'json']);
+    expect(json.code).toBe(EXIT.UNPRICED);
+    expect(JSON.parse(json.out).totals).toEqual({
+      count: 1,
+      free: 0,
+      charged: 1,
+      unpriced: 1,
+      by_currency: { INR: { count: 1, free: 0, charged: 1, unpriced: 1, amount: null } },
+    });
+    const table = await cli([...args, '--accounts', accounts]);
+    expect(table.out).toMatch(/ {2}INR +unknown {2}for 1 charged of 1: no price known for 1 of them\n/);
+    expect(table.out).not.toMatch(/INR +0 /);
+  });
+});

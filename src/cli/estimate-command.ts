@@ -401,7 +401,11 @@ export function estimateTable(estimate: EstimateJson): string {
   out.push('', `Totals: ${totals.count} recipient(s), ${totals.free} free, ${totals.charged} charged`);
   if (totals.unpriced > 0) out.push(`  ${totals.unpriced} charged send(s) have no known price (see reasons)`);
   for (const [currency, entry] of Object.entries(totals.by_currency)) {
-    out.push(`  ${currency}  ${entry.amount.padStart(12)}  for ${entry.charged} charged of ${entry.count}`);
+    // No amount is known when no charged send was priced; with some priced, the amount is a floor.
+    const unpriced = entry.unpriced > 0 ? `: no price known for ${entry.unpriced} of them` : '';
+    out.push(
+      `  ${currency}  ${(entry.amount ?? 'unknown').padStart(12)}  for ${entry.charged} charged of ${entry.count}${unpriced}`,
+    );
   }
   if (estimate.invalid.length > 0)
     out.push(`  ${estimate.invalid.length} invalid number(s) (listed on stderr)`);

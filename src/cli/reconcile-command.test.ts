@@ -54,7 +54,7 @@ describe('wameter reconcile', () => {
     expect(json.differences).toEqual([
       expect.objectContaining({ message: 'm1', cause: 'TEMPLATE_RECATEGORISED' }),
     ]);
-    expect(json.checked).toEqual({ messages: 1, unverifiable: 0, buckets: 0 });
+    expect(json.checked).toEqual({ messages: 1, unverifiable: 0, category_from_webhook: 0, buckets: 0 });
     const table = await cli([utility]);
     expect(table.out).toContain('TEMPLATE_RECATEGORISED  message m1');
   });
@@ -192,7 +192,7 @@ describe('wameter reconcile', () => {
     expect(json.code).toBe(EXIT.USAGE);
     expect(JSON.parse(json.out)).toEqual({
       differences: [],
-      checked: { messages: 1, unverifiable: 1, buckets: 0 },
+      checked: { messages: 1, unverifiable: 1, category_from_webhook: 0, buckets: 0 },
     });
     const empty = join(dir, 'empty.ndjson');
     writeFileSync(empty, '\n');
@@ -717,5 +717,142 @@ describe('wameter reconcile --analytics: an export without a category dimension'
         cause: 'MISSING_WEBHOOK',
       }),
     ]);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------------------
+// What a difference is accounted for by, and what was really checked
+
+describe('wameter reconcile: what was checked, and what accounts for a difference', () => {
+  const write = (name: string, text: string) => {
+    const path = join(dir, name);
+    writeFileSync(path, text);
+    return path;
+  };
+  const accounts = write(
+    'accounts-w1.json',
+    JSON.stringify({
+      accounts: [
+        { waba: 'W1', timezone: 'Asia/Kolkata', currency: 'USD', portfolio: 'P1', primary_country: 'IN' },
+      ],
+    }),
+  );
+  /** Meta's DAILY pricing_analytics point of 2025-10-08 (Asia/Kolkata) for India. */
+  const point = (category: string, cost: number) => ({
+    start: 1_759_861_800,
+    end: 1_759_948_200,
+    country: 'IN',
+    pricing_type: 'REGULAR',
+    pricing_category: category,
+    volume: 1,
+    cost,
+  });
+  const exportOf = (name: string, id: string, points: object[]) =>
+    write(name, JSON.stringify({ pricing_analytics: { data: [{ data_points: points }] }, id }));
+
+  it("a bucket's cost that a message's pricing type accounts for names the message, with no rate-card advice", async () => {
+    // The user wrote at 05:00: wameter holds the 06:00 utility template free in the window; Meta charged it.
+    const events = write(
+      'charged-in-window.ndjson',
+      [
+        JSON.stringify({
+          kind: 'inbound',
+          at: '2025-10-08T05:00:00Z',
+          waba: 'W1',
+          business: 'PN1',
+          user: '919876543210',
+          id: 'in1',
+        }),
+        UTILITY_SENT,
+        PRICED_AS_MARKETING.replace('"marketing"', '"utility"'),
+      ].join('\n') + '\n',
+    );
+    const exported = exportOf('charged-in-window.json', 'W1', [point('UTILITY', 0.0014)]);
+    const args = [events, '--accounts', accounts, '--analytics', exported];
+    const json = await cli([...args, '--format', 'json']);
+    expect(json.code).toBe(EXIT.DIFFERENCES);
+    expect(JSON.parse(json.out).differences).toEqual([
+      expect.objectContaining({ message: 'm1', cause: 'PRICING_TYPE_MISMATCH' }),
+      expect.objectContaining({
+        bucket: { waba: 'W1', day: '2025-10-08', country: 'IN', category: 'utility' },
+        cause: 'PRICING_TYPE_MISMATCH',
+        messages: ['m1'],
+      }),
+    ]);
+    const table = await cli(args);
+    expect(table.out).toContain('PRICING_TYPE_MISMATCH  2025-10-08 IN utility (WABA W1)');
+    expect(table.out).toContain('  messages: m1');
+    expect(table.out).not.toContain('COST_DIFFERS');
+    expect(table.out).not.toContain("import Meta's official rate card");
+  });
+
+  it("only Meta's webhook bodies: their categories are Meta's own, so nothing is checked (exit 1), and it says why", async () => {
+    const webhook = (id: string, timestamp: number, category: string) =>
+      JSON.stringify({
+        object: 'whatsapp_business_account',
+        entry: [
+          {
+            id: 'W1',
+            changes: [
+              {
+                field: 'messages',
+                value: {
+                  messaging_product: 'whatsapp',
+                  metadata: { display_phone_number: '15550783881', phone_number_id: 'PN1' },
+                  statuses: [
+                    {
+                      id,
+                      status: 'delivered',
+                      timestamp: String(timestamp),
+                      recipient_id: '919876543210',
+                      pricing: { billable: true, pricing_model: 'PMP', category, type: 'regular' },
+                    },
+                  ],
+                },
+              },
+            ],
+          },
+        ],
+      });
+    const events = write(
+      'webhooks-only.ndjson',
+      `${webhook('wamid.w1', 1_759_903_203, 'utility')}\n${webhook('wamid.w2', 1_759_906_803, 'marketing')}\n`,
+    );
+    const table = await cli([events, '--accounts', accounts]);
+    expect(table.code).toBe(EXIT.USAGE);
+    expect(table.out).not.toContain('agree on');
+    expect(table.out).toContain('no agreement is claimed');
+    expect(table.out).toContain(
+      "Checked: 0 of 2 delivered message(s) against Meta's status webhooks (0 without Meta's pricing: unverifiable; 2 rated from Meta's own category, with no send log line: not checked);",
+    );
+    expect(table.err).toContain('compared 0 of 2 message(s)');
+    expect(table.err).toContain(
+      "2 delivered message(s) were rated from Meta's own category (no send log line",
+    );
+    expect(table.err).toContain('Feed the send log (outbound lines)');
+    const json = await cli([events, '--accounts', accounts, '--format', 'json']);
+    expect(json.code).toBe(EXIT.USAGE);
+    expect(JSON.parse(json.out).checked).toEqual({
+      messages: 2,
+      unverifiable: 0,
+      category_from_webhook: 2,
+      buckets: 0,
+    });
+  });
+
+  it('an export whose id names a WABA the events do not hold is refused, naming both (exit 1)', async () => {
+    const events = write(
+      'w1-agreeing.ndjson',
+      `${UTILITY_SENT}\n${PRICED_AS_MARKETING.replace('"marketing"', '"utility"')}\n`,
+    );
+    const exported = exportOf('w9.json', 'W9', [point('UTILITY', 0.0014)]);
+    const result = await cli([events, '--accounts', accounts, '--analytics', exported, '--format', 'json']);
+    expect(result.code).toBe(EXIT.USAGE);
+    expect(result.out).toBe('');
+    expect(result.err).toContain(
+      'ANALYTICS_WABA_UNKNOWN: the analytics export names WABA W9, which is not in the events, and the events hold 1 WABA(s) (W1)',
+    );
+    const named = await cli([events, '--accounts', accounts, '--analytics', exported, '--waba', 'W1']);
+    expect(named.code).toBe(EXIT.OK);
   });
 });

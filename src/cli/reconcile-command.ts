@@ -10,7 +10,7 @@ import {
   type Difference,
   type ReconciliationJson,
 } from '../core/reconcile.js';
-import { reconcileSources, whyNothingWasChecked } from '../use-cases/reconcile.js';
+import { messagesCompared, reconcileSources, whyNothingWasChecked } from '../use-cases/reconcile.js';
 import { ratingSetupFrom, sourcesOrStdin } from './rating-inputs.js';
 import { CliError, EXIT } from './exit-codes.js';
 import { terminalSafe, type CliIo } from './io.js';
@@ -48,7 +48,7 @@ export function registerReconcileCommand(program: Command, io: CliIo): void {
     )
     .option(
       '--waba <id>',
-      'the WABA the analytics export describes (default: its "id", or the only WABA); one the input has no events of is refused',
+      'the WABA the analytics export describes (default: its "id", which the input must hold; without one, the only WABA); one the input has no events of is refused',
       optionValue('a WABA id'),
     )
     .option(
@@ -94,8 +94,9 @@ PRICING_TYPE_MISMATCH, CATEGORY_MISMATCH (docs/estimate-and-reconcile.md).
 Exit codes: 0 everything checked agrees; 4 differences found (even when some input lines were malformed:
 they are still named on stderr); 1 nothing done: a bad flag (or --from/--to that cut one of Meta's data
 points), a --waba the input has no events of, an unreadable or unrecognised analytics export, accounts
-file or rate card, or nothing could be checked (no status webhook carried Meta's pricing and no
---analytics bucket was compared: agreement is not claimed); 2 some input lines malformed, no differences.
+file or rate card, or nothing could be checked (no status webhook carried Meta's pricing, or only for
+messages with no send log line, rated from Meta's own category, and no --analytics bucket was compared:
+agreement is not claimed); 2 some input lines malformed, no differences.
 
 Examples:
   wameter reconcile sends.ndjson webhooks/ --accounts accounts.json
@@ -157,7 +158,7 @@ async function runReconcile(
     ? ` and ${analytics.units} unit(s) of WABA ${analytics.waba} (${analytics.period.from}..${analytics.period.to}, ${checked.buckets} bucket(s)) with Meta's analytics; not compared: ${analytics.not_compared.other_wabas.units} unit(s) of other WABA(s), ${analytics.not_compared.outside_period.units} outside the period`
     : '';
   io.writeError(
-    `wameter: compared ${checked.messages - checked.unverifiable} of ${checked.messages} message(s) with Meta's webhooks${analyticsSummary}: ${differences.length} difference(s)\n`,
+    `wameter: compared ${messagesCompared(checked)} of ${checked.messages} message(s) with Meta's webhooks${analyticsSummary}: ${differences.length} difference(s)\n`,
   );
   if (nothingChecked !== undefined) io.writeError(`wameter: ${nothingChecked}\n`);
   // Differences are the answer a script branches on: malformed lines (named above) do not hide them.
@@ -187,9 +188,12 @@ export function formatReconciliation(reconciliation: ReconciliationJson, nothing
   }
   for (const difference of differences) lines.push(...describeDifference(difference, analytics), '');
   if (analytics) lines.push(...describeAnalytics(analytics, checked.buckets), '');
-  const compared = checked.messages - checked.unverifiable;
+  const fromWebhook =
+    checked.category_from_webhook > 0
+      ? `; ${checked.category_from_webhook} rated from Meta's own category, with no send log line: not checked`
+      : '';
   lines.push(
-    `Checked: ${compared} of ${checked.messages} delivered message(s) against Meta's status webhooks (${checked.unverifiable} without Meta's pricing: unverifiable); ${
+    `Checked: ${messagesCompared(checked)} of ${checked.messages} delivered message(s) against Meta's status webhooks (${checked.unverifiable} without Meta's pricing: unverifiable${fromWebhook}); ${
       analytics
         ? `${analytics.units} unit(s) of WABA ${analytics.waba} in ${checked.buckets} analytics bucket(s).`
         : 'no analytics export (--analytics).'

@@ -27,7 +27,10 @@ export type DifferenceCause =
   | 'MISSING_WEBHOOK'
   /** wameter has units it could not price (no rate, no rate card, unknown number). */
   | 'UNKNOWN_RATE'
-  /** Same count, different cost: the rate card wameter used is not the one Meta billed with. */
+  /**
+   * Same count, different cost, not accounted for by message differences: the rate card wameter used is not the
+   * one Meta billed with.
+   */
   | 'COST_DIFFERS'
   /**
    * Same count, different cost, by one ratio Meta/wameter across (nearly) all of a WABA's cost differences:
@@ -38,7 +41,8 @@ export type DifferenceCause =
   | 'META_COUNTS_FEWER'
   /**
    * CBP, same category: Meta's conversation ids say the message opened a conversation where wameter's rode on
-   * an open one, or rode where wameter's opened one (a conversation's start or expiry differs).
+   * an open one, or rode where wameter's opened one (a conversation's start or expiry differs), or both rode
+   * but on conversations that began with different messages (the knock-on of such an earlier difference).
    */
   | 'CONVERSATION_MISMATCH'
   /**
@@ -48,6 +52,10 @@ export type DifferenceCause =
   | 'PRICING_TYPE_MISMATCH'
   /** Any other difference of verdict (category, or several at once). */
   | 'CATEGORY_MISMATCH';
+
+/** What to do about a conversation that differs (CONVERSATION_MISMATCH), whichever way it differs. */
+const CONVERSATION_ADVICE =
+  "run `wameter explain --user …` to see wameter's conversations and when each expires, and look for a message of that conversation missing from the input (sent before it or by another tool) or one Meta did not bill";
 
 const WHAT_TO_DO: Record<DifferenceCause, string> = {
   TEMPLATE_RECATEGORISED:
@@ -68,8 +76,7 @@ const WHAT_TO_DO: Record<DifferenceCause, string> = {
     "Meta likely bills this WABA in another currency than wameter does: set the WABA's currency in the accounts file to the one of its invoices in Meta Business Manager and give a rate card in that currency (a card of another currency gives the same pattern); the rates themselves are not the cause",
   META_COUNTS_FEWER:
     'wameter counts units Meta does not: check for messages Meta did not deliver, an export filtered to fewer numbers, or one asked for fewer days than the period compared (choose the period with --from/--to)',
-  CONVERSATION_MISMATCH:
-    "same category, but Meta opened a conversation where wameter rode on an open one (or rode where wameter opened one): run `wameter explain --user …` to see wameter's conversations and when each expires, and look for a message of that conversation missing from the input (sent before it or by another tool) or one Meta did not bill",
+  CONVERSATION_MISMATCH: `same category, but not the same conversation: Meta opened one where wameter rode on an open one, rode where wameter opened one, or both rode on different ones (following an earlier such difference): ${CONVERSATION_ADVICE}`,
   PRICING_TYPE_MISMATCH:
     "same category, another pricing type: Meta and wameter disagree on whether the user's customer service window was open at delivery; run `wameter explain --user …` to see wameter's windows, and feed the user's inbound messages (each opens a window) or check for one in the input that Meta never received",
   CATEGORY_MISMATCH:
@@ -237,7 +244,10 @@ export interface BucketDifference {
   meta: BucketTotalsJson;
   cause: DifferenceCause;
   note: string;
-  /** Message differences that account for this bucket's difference in count. */
+  /**
+   * Message differences that account for this bucket's difference in count or, at the same count, exactly for
+   * its difference in cost.
+   */
   messages?: string[];
 }
 
@@ -253,6 +263,13 @@ export interface ReconciliationJson {
     messages: number;
     /** Of those, messages whose webhook carried no pricing (API v24+, or only a status without it). */
     unverifiable: number;
+    /**
+     * Of those, messages with Meta's pricing but no send log line (outbound): wameter rated them from Meta's own
+     * `pricing.category` (finding CATEGORY_FROM_WEBHOOK), so comparing that category with the same webhook proves
+     * nothing. They are still compared field by field (a difference is reported), but not counted as checked:
+     * `messages − unverifiable − category_from_webhook` were.
+     */
+    category_from_webhook: number;
     /** Buckets of the analytics export (and of wameter's units in its period) compared. */
     buckets: number;
   };
@@ -688,11 +705,14 @@ export function reconcile(input: ReconcileInput): ReconciliationJson {
   const differences: Difference[] = [];
   const messageDiffs: { difference: MessageDifference; verdicts: MessageVerdicts }[] = [];
   let unverifiable = 0;
+  let categoryFromWebhook = 0;
   let counted = 0;
   const isCounted = (waba: string) => input.countedWabas === undefined || input.countedWabas.includes(waba);
   // CBP: Meta's conversation ids against wameter's units, in delivery order.
   const unitOfMetaConversation = new Map<string, string>();
   const metaConversationOfUnit = new Map<string, string>();
+  /** The message that opened each of Meta's conversations (its first in delivery order), and when. */
+  const openingOfMetaConversation = new Map<string, { messageId: string; deliveredAtMs: number }>();
 
   for (const decision of decisions) {
     const isCountedHere = isCounted(decision.waba);
@@ -761,6 +781,8 @@ export function reconcile(input: ReconcileInput): ReconciliationJson {
       if (isCountedHere) unverifiable += 1; // group messages are not 1:1 billing units
       continue;
     }
+    // Without a send log line, the rater took the message's category from this very webhook: no check of it.
+    if (!hasSendLog && isCountedHere) categoryFromWebhook += 1;
 
     // Whether the message opened a unit on Meta's side: every message under PMP; under CBP the first
     // message of each of Meta's conversation ids (or, without ids, the same as ours).
@@ -785,7 +807,13 @@ export function reconcile(input: ReconcileInput): ReconciliationJson {
       const knownUnit = unitOfMetaConversation.get(conversationId);
       isMetaOpening = knownUnit === undefined;
       const ourMetaId = metaConversationOfUnit.get(ourUnit);
-      if (knownUnit === undefined) unitOfMetaConversation.set(conversationId, ourUnit);
+      if (knownUnit === undefined) {
+        unitOfMetaConversation.set(conversationId, ourUnit);
+        openingOfMetaConversation.set(conversationId, {
+          messageId: decision.messageId,
+          deliveredAtMs: decision.deliveredAtMs,
+        });
+      }
       if (ourMetaId === undefined) metaConversationOfUnit.set(ourUnit, conversationId);
       const isSame =
         (knownUnit === undefined || knownUnit === ourUnit) &&
@@ -808,6 +836,15 @@ export function reconcile(input: ReconcileInput): ReconciliationJson {
     } else {
       cause = messageCause(decision, ours, meta, differs, input);
       note = WHAT_TO_DO[cause];
+      if (cause === 'CONVERSATION_MISMATCH') {
+        const opening = conversationId ? openingOfMetaConversation.get(conversationId) : undefined;
+        note = conversationNote(isMetaOpening, isOurOpening, {
+          metaConversation: conversationId,
+          metaOpening: opening,
+          unitId: decision.unitId,
+          unit,
+        });
+      }
       if (cause === 'TEMPLATE_RECATEGORISED' && recategorised.has(decision.waba)) {
         note = `a TEMPLATE_RECATEGORISED finding names a template of this WABA; ${note}`;
       }
@@ -822,7 +859,7 @@ export function reconcile(input: ReconcileInput): ReconciliationJson {
 
   const result: ReconciliationJson = {
     differences,
-    checked: { messages: counted, unverifiable, buckets: 0 },
+    checked: { messages: counted, unverifiable, category_from_webhook: categoryFromWebhook, buckets: 0 },
   };
   if (input.analytics) {
     const compared = compareBuckets(input, input.analytics, messageDiffs);
@@ -880,6 +917,36 @@ function messageCause(
   return 'CATEGORY_MISMATCH';
 }
 
+/**
+ * The note of a CONVERSATION_MISMATCH, for the way the two sides differ: Meta opened where wameter rode, rode
+ * where wameter opened, or both rode — on conversations that began with different messages, which is the
+ * knock-on of the earlier difference at the later of those two messages.
+ */
+function conversationNote(
+  isMetaOpening: boolean,
+  isOurOpening: boolean,
+  sides: {
+    metaConversation: string | undefined;
+    metaOpening: { messageId: string; deliveredAtMs: number } | undefined;
+    unitId: string;
+    unit: BillableUnit | undefined;
+  },
+): string {
+  if (isMetaOpening && !isOurOpening) {
+    return `same category, but Meta opened a conversation where wameter rode on an open one: ${CONVERSATION_ADVICE}`;
+  }
+  if (!isMetaOpening && isOurOpening) {
+    return `same category, but Meta rode on an open conversation where wameter opened one: ${CONVERSATION_ADVICE}`;
+  }
+  const { metaConversation, metaOpening, unitId, unit } = sides;
+  const ourOpening = unit?.messages[0];
+  if (isMetaOpening || !metaConversation || !metaOpening || !unit || ourOpening === undefined) {
+    return WHAT_TO_DO.CONVERSATION_MISMATCH;
+  }
+  const since = metaOpening.deliveredAtMs >= unit.openedAtMs ? metaOpening.messageId : ourOpening;
+  return `same category, and both rode on an open conversation, but not on the same one: Meta's ${metaConversation} began with ${metaOpening.messageId}, wameter's ${unitId} with ${ourOpening}; they differ since ${since}, so this follows from that message's difference: look into it first (${CONVERSATION_ADVICE})`;
+}
+
 function isNearEraSwitch(atMs: number): boolean {
   return ERA_SWITCH_DAYS.some((day) => Math.abs(atMs - Date.parse(`${day}T00:00:00Z`)) <= ERA_BOUNDARY_MS);
 }
@@ -893,6 +960,11 @@ interface BucketTally {
   meta: { units: number; amountMicros: Micros };
   /** Meta's count minus ours expected from the message differences that fall in this bucket. */
   explainedDelta: number;
+  /**
+   * Meta's cost minus ours expected from the same message differences; `null` when one of them has a cost
+   * wameter cannot tell (Meta's verdict names a category or model whose rate wameter's unit does not carry).
+   */
+  explainedMicros: Micros | null;
   explainedBy: MessageDifference[];
 }
 
@@ -914,6 +986,24 @@ function metaWords(meta: VerdictJson, unit: BillableUnit): AnalyticsWords {
   if (type === undefined)
     type = meta.category !== undefined && unit.type === 'free_entry_point' ? 'regular' : unit.type;
   return analyticsWordsOf(category, type);
+}
+
+/** The pricing types for which Meta charges nothing. */
+const FREE_TYPES: ReadonlySet<string> = new Set(['free_tier', 'free_entry_point', 'free_customer_service']);
+
+/**
+ * What Meta's verdict on a message it opened a unit with costs, as far as wameter can tell from its own unit of
+ * that message: nothing for a free pricing type; the unit's rate when Meta charged the unit's own category
+ * under the unit's pricing model (the unit shows the rate it would have cost even when it is free); `null` when
+ * Meta charged another category or model, whose rate the unit does not carry.
+ */
+function metaCostOf(meta: VerdictJson, words: AnalyticsWords, unit: BillableUnit): Micros | null {
+  if (words.type !== undefined && FREE_TYPES.has(words.type)) return 0;
+  const isSamePrice =
+    words.type === 'regular' &&
+    words.category === unit.category &&
+    (meta.pricing_model ?? unit.pricingModel) === unit.pricingModel;
+  return isSamePrice ? unit.rateMicros : null;
 }
 
 /** A data point on several local days: a bucket of its own (a month; a half hour across midnight). */
@@ -1070,6 +1160,7 @@ function compareBuckets(
         ours: { units: 0, amountMicros: 0, unpriced: 0 },
         meta: { units: 0, amountMicros: 0 },
         explainedDelta: 0,
+        explainedMicros: 0,
         explainedBy: [],
       };
       tallies.set(key, tally);
@@ -1115,8 +1206,23 @@ function compareBuckets(
     else tally.ours.amountMicros = sumMicros(tally.ours.amountMicros, unit.amountMicros);
   }
 
-  // What the message differences predict: a unit Meta opened moves Meta's count in Meta's bucket, a unit
-  // wameter opened moves wameter's in its own; either way the bucket's difference is accounted for.
+  // What the message differences predict: a unit Meta opened moves Meta's count (and cost) in Meta's bucket, a
+  // unit wameter opened moves wameter's in its own; either way the bucket's difference is accounted for. Both
+  // may fall in one bucket (a message Meta charged and wameter held free): the count is then unchanged and
+  // only the cost moves.
+  const explain = (
+    tally: BucketTally,
+    difference: MessageDifference,
+    units: 1 | -1,
+    micros: Micros | null,
+  ) => {
+    tally.explainedDelta += units;
+    tally.explainedMicros =
+      tally.explainedMicros === null || micros === null
+        ? null
+        : sumMicros(tally.explainedMicros, units > 0 ? micros : negateMicros(micros));
+    if (!tally.explainedBy.includes(difference)) tally.explainedBy.push(difference);
+  };
   for (const { difference, verdicts } of messageDiffs) {
     const { decision, unit, meta, ours } = verdicts;
     if (decision.waba !== waba || !unit || !meta) continue;
@@ -1124,22 +1230,25 @@ function compareBuckets(
     if (verdicts.isMetaOpening) {
       const day = bucketAt(decision.deliveredAtMs);
       if (day !== undefined) {
-        const tally = tallyFor(day, unit.country, metaWords(meta, unit));
-        tally.explainedDelta += 1;
-        if (!tally.explainedBy.includes(difference)) tally.explainedBy.push(difference);
+        const words = metaWords(meta, unit);
+        explain(tallyFor(day, unit.country, words), difference, 1, metaCostOf(meta, words, unit));
       }
     }
     if (verdicts.isOurOpening) {
       const day = bucketAt(unit.openedAtMs);
-      if (day !== undefined) {
-        const tally = tallyFor(day, unit.country, ourWords(unit));
-        tally.explainedDelta -= 1;
-        if (!tally.explainedBy.includes(difference)) tally.explainedBy.push(difference);
-      }
+      if (day !== undefined)
+        explain(tallyFor(day, unit.country, ourWords(unit)), difference, -1, unit.amountMicros);
     }
   }
 
   const residual = (tally: BucketTally) => tally.meta.units - tally.ours.units - tally.explainedDelta;
+  // A cost difference with the same count is the message differences' only when they leave no unit over and
+  // their costs, as both sides priced them, add up to the bucket's difference exactly.
+  const isCostAccountedFor = (tally: BucketTally) =>
+    tally.explainedBy.length > 0 &&
+    residual(tally) === 0 &&
+    tally.explainedMicros !== null &&
+    tally.explainedMicros === sumMicros(tally.meta.amountMicros, negateMicros(tally.ours.amountMicros));
   const neighbour = (tally: BucketTally, days: number) => {
     if (!/^\d{4}-\d{2}-\d{2}$/.test(tally.bucket.day)) return undefined;
     const day = new Date(Date.parse(`${tally.bucket.day}T00:00:00Z`) + days * DAY_MS)
@@ -1165,8 +1274,13 @@ function compareBuckets(
     let cause: DifferenceCause;
     let messages: string[] | undefined;
     const left = residual(tally);
-    if (isSameCount) {
-      cause = tally.ours.unpriced > 0 ? 'UNKNOWN_RATE' : 'COST_DIFFERS';
+    if (isSameCount && tally.ours.unpriced > 0) {
+      cause = 'UNKNOWN_RATE';
+    } else if (isSameCount && !isCostAccountedFor(tally)) {
+      cause = 'COST_DIFFERS';
+    } else if (isSameCount) {
+      messages = tally.explainedBy.map((d) => d.message);
+      cause = tally.explainedBy[0]!.cause;
     } else if (left === 0 && tally.explainedBy.length > 0) {
       messages = tally.explainedBy.map((d) => d.message);
       cause = tally.explainedBy[0]!.cause;

@@ -8,7 +8,9 @@ import {
   estimateRecipients,
   parseRecipientsCsv,
   recipientsFromPhones,
+  totalsOf,
   type EstimateJson,
+  type EstimateLine,
   type EstimateRequest,
 } from './estimate.js';
 import { loadRatingSetup, type RatingSetup } from './load-rating-setup.js';
@@ -199,7 +201,7 @@ describe('estimate: per-message pricing (PMP-2025)', () => {
     expect(totals.free + totals.charged).toBe(totals.count);
     const sums = sumOfLines(result);
     for (const [currency, entry] of Object.entries(totals.by_currency)) {
-      const amount = parseMicros(entry.amount);
+      const amount = parseMicros(entry.amount ?? 'no amount');
       expect(amount.ok && amount.value).toBe(sums[currency] ?? 0);
     }
     expect(totals.free).toBe(2);
@@ -214,7 +216,7 @@ describe('estimate: per-message pricing (PMP-2025)', () => {
     expect(result.invalid).toEqual([]);
     expect(result.totals.count).toBe(5000);
     const sums = sumOfLines(result);
-    const amount = parseMicros(result.totals.by_currency.USD!.amount);
+    const amount = parseMicros(result.totals.by_currency.USD!.amount ?? 'no amount');
     expect(amount.ok && amount.value).toBe(sums.USD);
   });
 });
@@ -550,5 +552,38 @@ describe('estimate warnings name recipients by their CSV line', () => {
     const other = result.warnings?.find((warning) => warning.startsWith('RATE_CARD_OF_OTHER_MODEL'));
     expect(other).toContain('(first: the recipient on line 2, on 2025-08-15)');
     expect(result.warnings?.join('\n')).not.toMatch(/line-|u_/);
+  });
+});
+
+describe('estimate totals per currency', () => {
+  const line = (currency: string, price: string | null, isFree = false): EstimateLine => ({
+    phone: '919876543210',
+    country: 'IN',
+    market: 'India',
+    price,
+    currency,
+    free: isFree,
+    reason: 'test',
+  });
+
+  it('counts the charged sends of no known price per currency, and gives no amount where none was priced', () => {
+    const totals = totalsOf([
+      line('INR', null),
+      line('USD', '0.0014'),
+      line('USD', null),
+      line('USD', '0', true),
+      line('EUR', '0', true),
+    ]);
+    expect(totals).toEqual({
+      count: 5,
+      free: 2,
+      charged: 3,
+      unpriced: 2,
+      by_currency: {
+        INR: { count: 1, free: 0, charged: 1, unpriced: 1, amount: null },
+        USD: { count: 3, free: 1, charged: 2, unpriced: 1, amount: '0.0014' },
+        EUR: { count: 1, free: 1, charged: 0, unpriced: 0, amount: '0' },
+      },
+    });
   });
 });

@@ -68,7 +68,21 @@ export interface EstimateTotals {
   charged: number;
   /** Charged sends with no known price (they add nothing to the amounts). */
   unpriced: number;
-  by_currency: Record<string, { count: number; free: number; charged: number; amount: string }>;
+  by_currency: Record<string, EstimateCurrencyTotals>;
+}
+
+/** One currency's sends in an estimate's totals. */
+export interface EstimateCurrencyTotals {
+  count: number;
+  free: number;
+  charged: number;
+  /** Of the charged sends, those with no known price (`price: null`): they add nothing to `amount`. */
+  unpriced: number;
+  /**
+   * The sum of the known prices, exact: a floor when `unpriced` > 0; `null` when there are charged sends and
+   * not one of them has a known price (no amount is known, and `"0"` would read as free).
+   */
+  amount: string | null;
 }
 
 export interface EstimateJson {
@@ -599,7 +613,13 @@ export function totalsOf(lines: readonly EstimateLine[]): EstimateTotals {
   const amounts = new Map<string, number>();
   for (const line of lines) {
     totals.count += 1;
-    const currency = (totals.by_currency[line.currency] ??= { count: 0, free: 0, charged: 0, amount: '0' });
+    const currency = (totals.by_currency[line.currency] ??= {
+      count: 0,
+      free: 0,
+      charged: 0,
+      unpriced: 0,
+      amount: '0',
+    });
     currency.count += 1;
     if (line.free) {
       totals.free += 1;
@@ -610,6 +630,7 @@ export function totalsOf(lines: readonly EstimateLine[]): EstimateTotals {
     currency.charged += 1;
     if (line.price === null) {
       totals.unpriced += 1;
+      currency.unpriced += 1;
       continue;
     }
     const micros = parseMicros(line.price);
@@ -617,6 +638,10 @@ export function totalsOf(lines: readonly EstimateLine[]): EstimateTotals {
     amounts.set(line.currency, addMicros(amounts.get(line.currency) ?? 0, micros.value));
   }
   for (const [currency, micros] of amounts) totals.by_currency[currency]!.amount = formatMicros(micros);
+  // Charged sends none of which has a price: the amount is unknown, not an exact 0.
+  for (const entry of Object.values(totals.by_currency)) {
+    if (entry.charged > 0 && entry.unpriced === entry.charged) entry.amount = null;
+  }
   return totals;
 }
 

@@ -546,7 +546,11 @@ describe(`generated traffic with planted disagreements (seed ${SEED})`, () => {
 });
 
 describe('whyNothingWasChecked', () => {
-  const json = (checked: ReconciliationJson['checked']): ReconciliationJson => ({ differences: [], checked });
+  const json = (
+    checked: Omit<ReconciliationJson['checked'], 'category_from_webhook'> & {
+      category_from_webhook?: number;
+    },
+  ): ReconciliationJson => ({ differences: [], checked: { category_from_webhook: 0, ...checked } });
 
   it('is silent when a message or a bucket was compared', () => {
     expect(whyNothingWasChecked(json({ messages: 2, unverifiable: 1, buckets: 0 }), false)).toBeUndefined();
@@ -807,5 +811,251 @@ describe('an analytics export without a category dimension, against message diff
         messages: ['m4'],
       }),
     ]);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------------------
+// A bucket's cost difference accounted for by a message's pricing type
+
+describe('a cost difference in an analytics bucket that a message difference accounts for', () => {
+  // The user wrote at 05:00; wameter holds the utility template of 06:00 free inside that window, Meta charged it.
+  const deliveredAtMs = at('2025-10-08T06:00:03Z');
+  const events: CoreEvent[] = [
+    {
+      kind: 'inbound',
+      atMs: at('2025-10-08T05:00:00Z'),
+      waba: 'W1',
+      business: 'PN1',
+      user: '919876543210',
+      id: 'in1',
+      hasReferral: false,
+    },
+    {
+      kind: 'outbound',
+      atMs: deliveredAtMs - 3000,
+      waba: 'W1',
+      business: 'PN1',
+      user: '919876543210',
+      id: 'o1',
+      template: 'utility',
+    },
+    {
+      kind: 'status',
+      atMs: deliveredAtMs,
+      id: 'o1',
+      status: 'delivered',
+      waba: 'W1',
+      pricing: { billable: true, pricing_model: 'PMP', category: 'utility', type: 'regular' },
+    },
+  ];
+  /** The rate of wameter's own (free) unit: what Meta charged, when it charged the message as wameter would have. */
+  const utilityRateMicros = () => {
+    const rated = rateEvents(events, {
+      accountFor: () => ({ waba: 'W1', timeZone: 'UTC', currency: 'USD', portfolio: 'W1' }),
+      rateBook: bundled.rateBook,
+      markets: bundled.markets,
+    });
+    const [unit] = rated.units;
+    expect(unit).toMatchObject({ type: 'free_customer_service', amountMicros: 0 });
+    if (unit?.rateMicros == null) throw new Error('no utility rate for India on the bundled card');
+    return unit.rateMicros;
+  };
+  const exportCosting = (costMicros: number): AnalyticsExport => {
+    const dayStart = Date.parse('2025-10-08T00:00:00Z') / 1000;
+    const parsed = parseAnalyticsExport({
+      pricing_analytics: {
+        data: [
+          {
+            data_points: [
+              {
+                start: dayStart,
+                end: dayStart + 86_400,
+                country: 'IN',
+                pricing_type: 'REGULAR',
+                pricing_category: 'UTILITY',
+                volume: 1,
+                cost: Number(formatMicros(costMicros)),
+              },
+            ],
+          },
+        ],
+      },
+      id: 'W1',
+    });
+    if (!parsed.ok) throw new Error(parsed.error.message);
+    return parsed.value;
+  };
+
+  it('same count, Meta charged what wameter held free: the bucket names the message and takes its cause', () => {
+    const result = run(events, { analytics: exportCosting(utilityRateMicros()) });
+    const bucket = result.differences.find((d): d is BucketDifference => 'bucket' in d);
+    expect(bucket).toMatchObject({
+      bucket: { waba: 'W1', day: '2025-10-08', country: 'IN', category: 'utility' },
+      ours: { units: 1, amount: '0' },
+      meta: { units: 1 },
+      cause: 'PRICING_TYPE_MISMATCH',
+      messages: ['o1'],
+    });
+    expect(bucket?.note).toContain('accounted for by the message difference(s) listed');
+    expect(bucket?.note).not.toContain('rate card');
+  });
+
+  it('a cost the message difference does not account for stays COST_DIFFERS, naming no message', () => {
+    const result = run(events, { analytics: exportCosting(utilityRateMicros() + 1000) });
+    const bucket = result.differences.find((d): d is BucketDifference => 'bucket' in d);
+    expect(bucket).toMatchObject({ cause: 'COST_DIFFERS', ours: { units: 1 }, meta: { units: 1 } });
+    expect(bucket?.messages).toBeUndefined();
+  });
+});
+
+// ---------------------------------------------------------------------------------------------------------
+// Only Meta's webhooks: the category is Meta's own
+
+describe("messages rated from Meta's own category (no send log line)", () => {
+  const status = (id: string, atIso: string, category: string): StatusEvent => ({
+    kind: 'status',
+    atMs: at(atIso),
+    id,
+    status: 'delivered',
+    waba: 'W1',
+    business: 'PN1',
+    user: '919876543210',
+    pricing: { billable: true, pricing_model: 'PMP', category, type: 'regular' },
+  });
+  const webhooksOnly = [
+    status('w1', '2025-10-08T06:00:03Z', 'utility'),
+    status('w2', '2025-10-08T07:00:03Z', 'marketing'),
+  ];
+
+  it('are not counted as checked against the webhook their category came from', () => {
+    const result = run(webhooksOnly);
+    expect(result.differences).toEqual([]);
+    expect(result.checked).toEqual({ messages: 2, unverifiable: 0, category_from_webhook: 2, buckets: 0 });
+  });
+
+  it('with nothing else compared, nothing was checked: no agreement is claimed, and it says why', () => {
+    const why = whyNothingWasChecked(run(webhooksOnly), false);
+    expect(why).toContain('nothing could be checked against Meta');
+    expect(why).toContain("2 delivered message(s) were rated from Meta's own category");
+  });
+
+  it('a message of the send log beside them is still checked', () => {
+    const sent: CoreEvent = {
+      kind: 'outbound',
+      atMs: at('2025-10-09T06:00:00Z'),
+      waba: 'W2',
+      business: 'PN2',
+      user: '919876543211',
+      id: 'o1',
+      template: 'utility',
+    };
+    const delivered: StatusEvent = { ...status('o1', '2025-10-09T06:00:03Z', 'utility'), waba: 'W2' };
+    const result = run([...webhooksOnly, sent, delivered]);
+    expect(result.checked).toEqual({ messages: 3, unverifiable: 0, category_from_webhook: 2, buckets: 0 });
+    expect(whyNothingWasChecked(result, false)).toBeUndefined();
+  });
+});
+
+// ---------------------------------------------------------------------------------------------------------
+// The WABA an analytics export describes
+
+describe('an analytics export that names a WABA', () => {
+  const sent: CoreEvent = {
+    kind: 'outbound',
+    atMs: at('2025-10-08T06:00:00Z'),
+    waba: 'W1',
+    business: 'PN1',
+    user: '919876543210',
+    id: 'o1',
+    template: 'utility',
+  };
+  const delivered: StatusEvent = {
+    kind: 'status',
+    atMs: at('2025-10-08T06:00:03Z'),
+    id: 'o1',
+    status: 'delivered',
+    pricing: { billable: true, pricing_model: 'PMP', category: 'utility', type: 'regular' },
+  };
+  const exportOf = (id?: string): AnalyticsExport => {
+    const dayStart = Date.parse('2025-10-08T00:00:00Z') / 1000;
+    const parsed = parseAnalyticsExport({
+      pricing_analytics: {
+        data: [{ data_points: [{ start: dayStart, end: dayStart + 86_400, volume: 1, cost: 0.0014 }] }],
+      },
+      ...(id !== undefined ? { id } : {}),
+    });
+    if (!parsed.ok) throw new Error(parsed.error.message);
+    return parsed.value;
+  };
+  const finish = (analytics: AnalyticsExport, waba?: string) => {
+    const session = new ReconcileSession(bundled);
+    for (const event of [sent, delivered]) session.add(event);
+    return session.finish(analytics, waba);
+  };
+
+  it('another WABA than the events hold is refused, naming both, even when the events hold one WABA', () => {
+    const finished = finish(exportOf('W9'));
+    expect(finished.ok).toBe(false);
+    if (finished.ok) return;
+    expect(finished.error.code).toBe('ANALYTICS_WABA_UNKNOWN');
+    expect(finished.error.message).toContain('names WABA W9');
+    expect(finished.error.message).toContain('1 WABA(s) (W1)');
+  });
+
+  it('without an id it is the only WABA of the events; --waba overrides the id', () => {
+    const unnamed = finish(exportOf());
+    expect(unnamed.ok && unnamed.value.reconciliation.analytics?.waba).toBe('W1');
+    const overridden = finish(exportOf('W9'), 'W1');
+    expect(overridden.ok && overridden.value.reconciliation.analytics?.waba).toBe('W1');
+  });
+});
+
+// ---------------------------------------------------------------------------------------------------------
+// A conversation difference that follows from an earlier one
+
+describe('both sides rode, on conversations that differ since an earlier message', () => {
+  const t = at('2024-03-01T10:00:00Z');
+  const sent = (id: string, atMs: number): CoreEvent => ({
+    kind: 'outbound',
+    atMs,
+    waba: 'W1',
+    business: 'PN1',
+    user: '919876543210',
+    id,
+    template: 'utility',
+  });
+  const metaSaid = (id: string, atMs: number, conversation: string): StatusEvent => ({
+    kind: 'status',
+    atMs: atMs + 3000,
+    id,
+    status: 'delivered',
+    pricing: { billable: true, pricing_model: 'CBP', category: 'utility' },
+    conversation: { id: conversation, origin: { type: 'utility' } },
+  });
+
+  it("the note says each side's case: Meta opened where wameter rode, then both rode on different ones", () => {
+    const result = run([
+      sent('o1', t),
+      metaSaid('o1', t, 'c1'),
+      sent('o2', t + 2 * HOUR),
+      metaSaid('o2', t + 2 * HOUR, 'c2'),
+      sent('o3', t + 3 * HOUR),
+      metaSaid('o3', t + 3 * HOUR, 'c2'),
+    ]);
+    const [opened, rode] = result.differences as MessageDifference[];
+    expect(opened).toMatchObject({ message: 'o2', cause: 'CONVERSATION_MISMATCH' });
+    expect(opened!.note).toMatch(
+      /^same category, but Meta opened a conversation where wameter rode on an open one:/,
+    );
+    expect(rode).toMatchObject({
+      message: 'o3',
+      ours: { conversation: 'rode' },
+      meta: { conversation: 'rode', conversation_id: 'c2' },
+      cause: 'CONVERSATION_MISMATCH',
+    });
+    expect(rode!.note).not.toContain('Meta opened a conversation where wameter rode');
+    expect(rode!.note).toContain('both rode on an open conversation, but not on the same one');
+    expect(rode!.note).toContain("Meta's c2 began with o2, wameter's u_o1 with o1");
+    expect(rode!.note).toContain('they differ since o2');
   });
 });

@@ -27,7 +27,10 @@ export type ReconcileErrorCode =
   | 'ANALYTICS_UNREADABLE'
   /** The analytics file is not JSON, or not a conversation_analytics / pricing_analytics export. */
   | 'UNRECOGNISED_ANALYTICS'
-  /** The export names no WABA of the events, and the events have several: say which one it describes. */
+  /**
+   * The export's id names a WABA the events do not hold; or the export names none and the events hold several
+   * (or none): say which one it describes (`--waba`).
+   */
   | 'ANALYTICS_WABA_UNKNOWN'
   /** A requested period (`--from` / `--to`) is not a pair of dates, or ends before it starts. */
   | 'BAD_PERIOD'
@@ -140,14 +143,22 @@ export class ReconcileSession {
     const accountOf = (waba: string) => accounts.get(waba) ?? defaultAccount(waba);
     let target: Parameters<typeof reconcile>[0]['analytics'];
     if (analytics) {
-      const named = analyticsWaba ?? analytics.waba;
+      // The WABA asked for (--waba), else the export's own id when the events hold it, else — only for an
+      // export that carries no id — the events' only WABA. An id naming a WABA the events lack is another
+      // WABA's export (or the wrong events): compared with the events' WABA, every bucket would be wrong.
       let waba: string | undefined;
-      if (named !== undefined && (analyticsWaba !== undefined || wabas.includes(named))) waba = named;
+      if (analyticsWaba !== undefined) waba = analyticsWaba;
+      else if (analytics.waba !== undefined)
+        waba = wabas.includes(analytics.waba) ? analytics.waba : undefined;
       else if (wabas.length === 1) waba = wabas[0];
       if (waba === undefined) {
+        const held = `the events hold ${wabas.length} WABA(s)${wabas.length > 0 ? ` (${wabas.slice(0, 5).join(', ')}${wabas.length > 5 ? ', …' : ''})` : ''}`;
         return err({
           code: 'ANALYTICS_WABA_UNKNOWN',
-          message: `the analytics export ${analytics.waba ? `names WABA ${analytics.waba}, which is not in the events` : 'names no WABA'} and the events hold ${wabas.length} WABAs (${wabas.slice(0, 5).join(', ')}): pass --waba to say which one it describes`,
+          message:
+            analytics.waba !== undefined
+              ? `the analytics export names WABA ${analytics.waba}, which is not in the events, and ${held}: give the events of WABA ${analytics.waba}, or the export of the events' WABA (--waba compares it with one of theirs anyway)`
+              : `the analytics export names no WABA and ${held}: pass --waba to say which one it describes`,
         });
       }
       const chosen = comparedPeriod(analytics, accountOf(waba).timeZone, period);
@@ -177,9 +188,14 @@ export class ReconcileSession {
   }
 }
 
+/** Why messages rated from Meta's own category (finding CATEGORY_FROM_WEBHOOK) are not counted as checked. */
+const CATEGORY_FROM_WEBHOOK_WHY =
+  "no send log line: their category is the one of Meta's status webhook, so comparing it with that webhook proves nothing";
+
 /**
  * Why nothing could be compared with Meta, or `undefined` when something was. With no message carrying Meta's
- * pricing and no analytics bucket compared, "no differences" is no evidence of agreement and must not pass for it.
+ * pricing (or only messages rated from Meta's own category: compared with the webhook they came from) and no
+ * analytics bucket compared, "no differences" is no evidence of agreement and must not pass for it.
  */
 export function whyNothingWasChecked(
   reconciliation: ReconciliationJson,
@@ -188,17 +204,37 @@ export function whyNothingWasChecked(
   analyticsInput = '--analytics',
 ): string | undefined {
   const { checked, differences } = reconciliation;
-  if (differences.length > 0 || checked.messages > checked.unverifiable || checked.buckets > 0) {
-    return undefined;
+  if (differences.length > 0 || messagesCompared(checked) > 0 || checked.buckets > 0) return undefined;
+  const fromWebhook = checked.category_from_webhook;
+  const reasons: string[] = [];
+  if (checked.messages === 0) reasons.push('the input holds no delivered business message');
+  else if (checked.unverifiable === checked.messages) {
+    reasons.push(
+      `none of the ${checked.messages} delivered message(s) has a status webhook with Meta's pricing or conversation (a send log alone has none; Graph API v24+ webhooks carry no pricing)`,
+    );
+  } else if (checked.unverifiable > 0) {
+    reasons.push(
+      `${checked.unverifiable} of the ${checked.messages} delivered message(s) have no status webhook with Meta's pricing or conversation`,
+    );
   }
-  const messages =
-    checked.messages === 0
-      ? 'the input holds no delivered business message'
-      : `none of the ${checked.messages} delivered message(s) has a status webhook with Meta's pricing or conversation (a send log alone has none; Graph API v24+ webhooks carry no pricing)`;
+  if (fromWebhook > 0) {
+    reasons.push(
+      `${fromWebhook} delivered message(s) were rated from Meta's own category (${CATEGORY_FROM_WEBHOOK_WHY})`,
+    );
+  }
   const buckets = hasAnalytics
     ? "the analytics export has no day × country × category bucket in the events' period"
     : `no analytics export was given (${analyticsInput})`;
-  return `nothing could be checked against Meta: ${messages}, and ${buckets}. Feed Meta's status webhooks with their pricing, or give Meta's pricing_analytics export (${analyticsInput})`;
+  const feed =
+    fromWebhook > 0
+      ? "Feed the send log (outbound lines) beside Meta's status webhooks"
+      : "Feed Meta's status webhooks with their pricing";
+  return `nothing could be checked against Meta: ${reasons.join('; ')}, and ${buckets}. ${feed}, or give Meta's pricing_analytics export (${analyticsInput})`;
+}
+
+/** Delivered messages actually checked against an independent verdict of Meta's (contract §7, `checked`). */
+export function messagesCompared(checked: ReconciliationJson['checked']): number {
+  return checked.messages - checked.unverifiable - checked.category_from_webhook;
 }
 
 export interface ReconcileSourcesOptions {
