@@ -498,3 +498,61 @@ describe('wameter estimate: a currency with no priced send', () => {
     expect(table.out).not.toMatch(/INR +0 /);
   });
 });
+
+describe('wameter estimate --db: the pricing of the stored bill', () => {
+  const accounts = join(dir, 'accounts.json');
+  writeFileSync(
+    accounts,
+    JSON.stringify({
+      accounts: [
+        {
+          waba: 'W1',
+          timezone: 'Asia/Kolkata',
+          primary_country: 'ID',
+          auth_international: { start: '2024-07-01T00:00:00Z' },
+        },
+      ],
+    }),
+  );
+  const db = `sqlite:${join(dir, 'priced.db')}`;
+  const estimateAuth = (extra: string[]) =>
+    cli([recipients, '--template', 'authentication', '--db', db, '--format', 'json', ...extra]);
+
+  it('warns when the quote is priced with other accounts or rate cards than the bill was; not when the same', async () => {
+    const saved = process.env.WAMETER_ACCOUNTS;
+    process.env.WAMETER_ACCOUNTS = accounts;
+    try {
+      expect((await runWameter(['import', events, '--db', db])).code).toBe(EXIT.OK);
+    } finally {
+      if (saved === undefined) delete process.env.WAMETER_ACCOUNTS;
+      else process.env.WAMETER_ACCOUNTS = saved;
+    }
+
+    // Without the service's accounts: an authentication-international WABA quoted at the domestic rate.
+    const bare = await estimateAuth([]);
+    expect(bare.code).toBe(EXIT.OK);
+    const bareWarnings = JSON.parse(bare.out).warnings as string[];
+    expect(bareWarnings).toEqual([
+      expect.stringMatching(
+        /^the accounts \(time zones, currencies, portfolios, authentication-international\) differ from those the stored bill of WABA W1 was last priced with \(rating .+\): these quotes may not match it; no accounts file was given \(--accounts\): give the service's accounts file/,
+      ),
+    ]);
+    expect(bare.err).toContain('wameter: warning: the accounts (time zones');
+
+    const same = await estimateAuth(['--accounts', accounts]);
+    expect(JSON.parse(same.out).warnings ?? []).toEqual([]);
+    expect(JSON.parse(same.out).lines[0].price).not.toBe(JSON.parse(bare.out).lines[0].price);
+
+    const oneCard = await estimateAuth([
+      '--accounts',
+      accounts,
+      '--rate-cards',
+      join('data', 'rate-cards', 'usd-2025-10-01.csv'),
+    ]);
+    expect(JSON.parse(oneCard.out).warnings).toEqual([
+      expect.stringContaining(
+        'the rate cards (--rate-cards data/rate-cards/usd-2025-10-01.csv) differ from those the stored bill of WABA W1 was last priced with',
+      ),
+    ]);
+  });
+});

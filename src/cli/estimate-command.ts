@@ -7,6 +7,7 @@ import { Command, InvalidArgumentError } from 'commander';
 import { parseInstant } from '../core/calendar.js';
 import type { CoreEvent, TemplateCategory } from '../core/events.js';
 import { LINE_FIELDS, estimateRecipients, type EstimateJson } from '../use-cases/estimate.js';
+import { accountsDigest, type RatingSetup } from '../use-cases/load-rating-setup.js';
 import { STDIN_NAME, readEventSources } from '../ingest/read-events.js';
 import { ratingSetupFrom, someSourceExists } from './rating-inputs.js';
 import { CliError, EXIT } from './exit-codes.js';
@@ -315,6 +316,10 @@ async function runEstimate(
     // First among the warnings, in the JSON document too: a script must be able to tell a list-price quote.
     estimate.warnings = [NO_TRAFFIC_WARNING, ...(estimate.warnings ?? [])];
   }
+  if (flags.db !== undefined) {
+    const drift = await pricingDrift(flags.db, waba, setup, flags);
+    if (drift.length > 0) estimate.warnings = [...drift, ...(estimate.warnings ?? [])];
+  }
   if (flags.format === 'json') io.writeOut(`${JSON.stringify(estimate)}\n`);
   else if (flags.format === 'csv') io.writeOut(estimateCsv(estimate));
   else io.writeOut(terminalSafe(estimateTable(estimate)));
@@ -337,6 +342,49 @@ async function runEstimate(
   }
   if (errors.count > 0) return EXIT.BAD_INPUT;
   return unpriced > 0 && !flags.allowUnpriced ? EXIT.UNPRICED : EXIT.OK;
+}
+
+/**
+ * How the accounts and rate cards of this quote differ from those the stored bill of `waba` was last priced
+ * with (the service's: its configuration, not this command's flags): each a warning, since the quote then
+ * prices the same state otherwise than the bill does (an authentication-international WABA quoted at the
+ * domestic rate, another time zone's month). Nothing when the store holds no rating of the WABA.
+ */
+async function pricingDrift(
+  db: string,
+  waba: string,
+  setup: RatingSetup,
+  flags: Pick<EstimateFlags, 'accounts' | 'rateCards'>,
+): Promise<string[]> {
+  const store = await openCommandStore(db, { mode: 'read-only' });
+  let last;
+  try {
+    [last] = await store.listRatings(1, [waba]);
+  } finally {
+    await store.close();
+  }
+  if (last === undefined) return [];
+  const warnings: string[] = [];
+  const bill = `the stored bill of WABA ${waba} was last priced with (rating ${last.id}): these quotes may not match it`;
+  if (last.accountsDigest !== undefined && last.accountsDigest !== accountsDigest(setup.accounts)) {
+    const given =
+      flags.accounts === undefined
+        ? 'no accounts file was given (--accounts)'
+        : `--accounts ${flags.accounts}`;
+    warnings.push(
+      `the accounts (time zones, currencies, portfolios, authentication-international) differ from those ${bill}; ${given}: give the service's accounts file (its WAMETER_ACCOUNTS or "accounts")`,
+    );
+  }
+  const cards = setup.cards.map((card) => card.id).sort();
+  const stored = [...last.rateCards].sort();
+  if (stored.length > 0 && cards.join('\n') !== stored.join('\n')) {
+    const given =
+      flags.rateCards === undefined ? 'the bundled cards' : `--rate-cards ${flags.rateCards.join(' ')}`;
+    warnings.push(
+      `the rate cards (${given}) differ from those ${bill}: give the service's rate cards (its WAMETER_RATE_CARDS or "rateCards") with --rate-cards`,
+    );
+  }
+  return warnings;
 }
 
 /** All of a stream, as UTF-8 text (a recipients CSV piped in). */

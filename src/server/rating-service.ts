@@ -3,7 +3,7 @@
 // re-rate (what-if / new cards) and explain use-cases. It never rates a subset of a portfolio's events:
 // volume tiers and free allowances count across the whole portfolio.
 
-import { createHash, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import type { Account } from '../core/events.js';
 import type { RateCard } from '../core/pricing-context.js';
 import {
@@ -19,6 +19,7 @@ import { formatInstant } from '../core/calendar.js';
 import type { BillableUnit, Era, Finding, MessageDecision, TimelineEntry } from '../core/units.js';
 import { failedToJson, type FailedJson } from '../core/explain.js';
 import { findingsOfStory, storyScopeOf } from '../use-cases/explain-findings.js';
+import { accountsDigest } from '../use-cases/load-rating-setup.js';
 import { createAccountBook } from '../ingest/accounts-file.js';
 import type { CurrencyTotals, RatingRecord, Store } from '../store/store.js';
 import {
@@ -779,21 +780,6 @@ export function createRatingService(deps: RatingServiceDeps): RatingService {
       if (onDemandRater !== liveRater) await onDemandRater.close();
     },
   };
-}
-
-/**
- * A digest of what pricing takes from the accounts file: each WABA's time zone, currency, portfolio, primary
- * country and authentication-international dates, in WABA order with sorted keys (the file's order and
- * layout do not matter). Stored with each rating, so that a re-rate under other accounts is said.
- */
-export function accountsDigest(accounts: readonly Account[]): string {
-  const sorted = [...accounts].sort((a, b) => (a.waba < b.waba ? -1 : a.waba > b.waba ? 1 : 0));
-  const canonical = JSON.stringify(sorted, (_key, value: unknown) =>
-    value !== null && typeof value === 'object' && !Array.isArray(value)
-      ? Object.fromEntries(Object.entries(value).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
-      : value,
-  );
-  return createHash('sha256').update(canonical).digest('hex').slice(0, 16);
 }
 
 /** An instant as the API writes it ("…:00Z", as units' opened_at), or null. */

@@ -1,6 +1,7 @@
 // Builds what the rater needs from files: accounts, rate cards (bundled or given) and the market table.
 // Shared by the command line and the service so that both price with exactly the same inputs.
 
+import { createHash } from 'node:crypto';
 import type { Account } from '../core/events.js';
 import { createMarketResolver } from '../core/market.js';
 import type { MarketResolver, RateBook, RateCard } from '../core/pricing-context.js';
@@ -92,4 +93,19 @@ export async function loadRatingSetup(input: RatingSetupInput): Promise<Result<R
     markets: createMarketResolver(table.value, { isReportedRulesEnabled }),
     isReportedRulesEnabled,
   });
+}
+
+/**
+ * A digest of what pricing takes from the accounts file: each WABA's time zone, currency, portfolio, primary
+ * country and authentication-international dates, in WABA order with sorted keys (the file's order and
+ * layout do not matter). Stored with each rating, so that a re-rate under other accounts is said.
+ */
+export function accountsDigest(accounts: readonly Account[]): string {
+  const sorted = [...accounts].sort((a, b) => (a.waba < b.waba ? -1 : a.waba > b.waba ? 1 : 0));
+  const canonical = JSON.stringify(sorted, (_key, value: unknown) =>
+    value !== null && typeof value === 'object' && !Array.isArray(value)
+      ? Object.fromEntries(Object.entries(value).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+      : value,
+  );
+  return createHash('sha256').update(canonical).digest('hex').slice(0, 16);
 }
