@@ -4,7 +4,6 @@
 // volume tiers and free allowances count across the whole portfolio.
 
 import { randomUUID } from 'node:crypto';
-import type { Account } from '../core/events.js';
 import type { RateCard } from '../core/pricing-context.js';
 import {
   pendingToJson,
