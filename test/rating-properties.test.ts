@@ -66,7 +66,10 @@ function withTestTiers(cards: readonly RateCard[]): RateCard[] {
 }
 
 // ---------------------------------------------------------------------------------------------------------
-// The world the traffic lives in: one portfolio with WABAs in Kolkata and New York, another in UTC.
+// The world the traffic lives in: one portfolio with WABAs in Kolkata and New York, another in UTC. The
+// first portfolio also has a WABA billed in EUR, a currency no card is loaded for: its charges are unpriced
+// but count toward the portfolio's tiers (§5.3), and it is eligible for authentication-international with
+// no primary location known (priced at the domestic rate, §5.4).
 
 const ACCOUNTS: Account[] = [
   {
@@ -89,6 +92,13 @@ const ACCOUNTS: Account[] = [
     authInternational: { startMs: Date.parse('2024-08-15T00:00:00Z'), exceptionsMs: {} },
   },
   { waba: 'W_UTC', timeZone: 'UTC', currency: 'USD', portfolio: 'P2' },
+  {
+    waba: 'W_EUR',
+    timeZone: 'UTC',
+    currency: 'EUR',
+    portfolio: 'P1',
+    authInternational: { startMs: Date.parse('2024-01-01T00:00:00Z'), exceptionsMs: {} },
+  },
 ];
 const accountFor = (waba: string) => ACCOUNTS.find((a) => a.waba === waba) ?? defaultAccount(waba);
 const BUSINESSES = [
@@ -96,6 +106,7 @@ const BUSINESSES = [
   { business: 'PN_IN_B', waba: 'W_IN' },
   { business: 'PN_NY', waba: 'W_NY' },
   { business: 'PN_UTC', waba: 'W_UTC' },
+  { business: 'PN_EUR', waba: 'W_EUR' },
 ] as const;
 
 // Valid numbers (checked below against the engine's market resolver), ten per country.

@@ -371,8 +371,8 @@ export function rateByReference(events: readonly CoreEvent[], options: Reference
       if (family(u.category) !== family(unit.category)) return false;
       const account = opts.accountFor(u.waba);
       if (account.portfolio !== portfolio) return false;
-      const uDate = localDate(u.openedAtMs, account.timeZone);
-      return uDate.slice(0, 7) === month && opts.rateBook.cardInForce(account.currency, uDate) !== undefined;
+      // §5.3: every charged message of the portfolio counts, whatever its currency (priced or not).
+      return localDate(u.openedAtMs, account.timeZone).slice(0, 7) === month;
     }).length;
   }
 
@@ -395,6 +395,8 @@ export function rateByReference(events: readonly CoreEvent[], options: Reference
 function isAuthInternational(account: Account, country: string | null, date: string, atMs: number): boolean {
   const eligibility = account.authInternational;
   if (!eligibility || country === null) return false;
+  // §5.4 needs "its primary business location is another country": unknown, the domestic rate.
+  if (account.primaryCountry === undefined) return false;
   if (account.primaryCountry === country) return false; // §5.4: own country pays the domestic rate
   if (!hasAuthInternationalRate(country, date)) return false;
   return atMs >= (eligibility.exceptionsMs[country] ?? eligibility.startMs);

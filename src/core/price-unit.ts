@@ -245,7 +245,10 @@ export class UnitPricer {
       return;
     }
 
-    if (draft.isTiered && card && draft.market) {
+    // Every charged message counts toward its portfolio's tier, whatever its currency (§5.3): also one of a
+    // WABA with no card in force for its currency (left unpriced, NO_RATE_CARD), or the portfolio's other
+    // WABAs' messages would be counted low and over-priced.
+    if (draft.isTiered && draft.market) {
       const countCategory =
         draft.category === 'authentication_international' ? 'authentication' : draft.category;
       const key = tierKey(account.portfolio, draft.market, countCategory, month);
@@ -266,7 +269,7 @@ export class UnitPricer {
         count = stated.fromCount;
       }
       this.tierCounts.set(key, count);
-      const bands = card.tiers.get(`${draft.market}|${draft.rateCategory}`);
+      const bands = card?.tiers.get(`${draft.market}|${draft.rateCategory}`);
       const band = bands ? bandFor(bands, count) : undefined;
       if (band) {
         draft.rateMicros = band.rateMicros;

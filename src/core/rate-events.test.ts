@@ -1538,6 +1538,37 @@ describe("Meta's tier statements (account_update VOLUME_BASED_PRICING_TIER_UPDAT
     );
     expect(without.units.map((u) => u.tier?.count)).toEqual([1, 2, 3]);
   });
+
+  it("a portfolio's WABA with no rate card in force for its currency still counts toward the tier (§5.3)", async () => {
+    const { parseRateCardCsv, parseVolumeTierCsv, attachVolumeTiers } = await import('./rate-card.js');
+    const card = parseRateCardCsv(
+      'TEST DATA, effective October 1, 2025\nMarket,Currency,Marketing,Utility,Authentication,Authentication-International,Service\nIndia,$US,0.0107,0.0014,0.0014,0.0280,0.0000\n',
+      'test-usd-2025-10-01.csv',
+    );
+    const tiers = parseVolumeTierCsv(
+      'TEST DATA tiers, effective October 1, 2025\nMarket,Currency,Category,From,To,Rate\nIndia,USD,Utility,1,2,0.0014\nIndia,USD,Utility,3,,0.0010\n',
+      'test-usd-2025-10-01-tiers.csv',
+    );
+    if (!card.ok || !tiers.ok) throw new Error('test card');
+    const cards = attachVolumeTiers([card.value], tiers.value);
+    if (!cards.ok) throw new Error(cards.error.message);
+    const accounts = [
+      { waba: 'W1', timeZone: 'UTC', currency: 'USD', portfolio: 'P' },
+      { waba: 'W2', timeZone: 'UTC', currency: 'EUR', portfolio: 'P' }, // no EUR card at all
+    ];
+    const events: CoreEvent[] = [
+      ...send(at('2025-10-02T10:00:00Z'), 'e1', 'utility', { waba: 'W2', business: 'PN2' }),
+      ...send(at('2025-10-03T10:00:00Z'), 'e2', 'utility', { waba: 'W2', business: 'PN2' }),
+      ...send(at('2025-10-04T10:00:00Z'), 'u1', 'utility'),
+    ];
+    const result = await rate(events, { cards: cards.value, accounts });
+    expect(result.units.map((u) => [u.messages[0], u.amountMicros, u.tier?.count, u.tier?.band])).toEqual([
+      ['e1', null, undefined, undefined],
+      ['e2', null, undefined, undefined],
+      ['u1', 1000, 3, '3:'],
+    ]);
+    expect(result.findings.map((f) => f.code)).toContain('NO_RATE_CARD');
+  });
 });
 
 describe('business-scoped user ids', () => {
@@ -1707,6 +1738,39 @@ describe('copies of one event: what each copy knows counts, in any order (contra
         expect.objectContaining({ waba: 'W1', message_id: 'in1', fields: [field] }),
       ]);
     }
+  });
+
+  it('three copies of a send log: the finding names every field two of them disagree on, in all 6 orders', async () => {
+    const copies: CoreEvent[] = [
+      { ...send(at('2024-03-01T08:00:00Z'), 'x', null)[0]! },
+      { ...send(at('2024-03-02T08:00:00Z'), 'x', null, { business: 'PN2', user: '919812345678' })[0]! },
+      {
+        ...send(at('2024-03-02T09:00:00Z'), 'x', 'authentication', {
+          business: 'PN2',
+          user: '919812345678',
+        })[0]!,
+      },
+    ];
+    const permutations: CoreEvent[][] = [];
+    for (const first of copies)
+      for (const second of copies)
+        for (const third of copies)
+          if (new Set([first, second, third]).size === 3) permutations.push([first, second, third]);
+    expect(permutations).toHaveLength(6);
+    const said: unknown[] = [];
+    for (const events of permutations) {
+      const result = await rate(events);
+      said.push(result.findings.filter((f) => f.code === 'COPIES_DISAGREE'));
+    }
+    expect(said[0]).toEqual([
+      expect.objectContaining({
+        waba: 'W1',
+        message_id: 'x',
+        fields: ['business', 'template', 'user'],
+        count: 1,
+      }),
+    ]);
+    for (const findings of said) expect(findings).toEqual(said[0]);
   });
 
   it('the same copies agreeing say nothing', async () => {
@@ -2033,5 +2097,53 @@ describe('copies and numbers: what the reviewers found order- or flush-dependent
     const codes = result.findings.map((f) => f.code);
     expect(codes).toContain('LATE_EVENT');
     expect(codes).not.toContain('STATUS_WITHOUT_USER');
+  });
+});
+
+describe('a stream keeps a failed message with its pair across a sweep', () => {
+  // Flushing at every event, a stream sweeps at every 4th flush: the failed message's pair is quiet by then.
+  const STREAM = { maxLatenessMs: 3_600_000, flushEveryEvents: 1 };
+  const status = (atMs: number, id: string, word: 'failed' | 'delivered'): CoreEvent => ({
+    kind: 'status',
+    atMs,
+    id,
+    status: word,
+  });
+  const fillers = (fromMs: number) =>
+    [0, 1, 2, 3, 4, 5, 6, 7].map((n) =>
+      inbound(fromMs + n * 60_000, `f${n}`, { waba: 'W2', business: 'PN2', user: '14155552671' }),
+    );
+
+  it('a marketing template failed then delivered shares the conversation of the next one', async () => {
+    const [outbound] = send(hours(DAY, 0), 'a', 'marketing');
+    const events = [
+      outbound!,
+      status(hours(DAY, 0) + 30_000, 'a', 'failed'),
+      ...fillers(hours(DAY, 0) + 60_000),
+      status(hours(DAY, 10), 'a', 'delivered'),
+      ...send(hours(DAY, 12), 'b', 'marketing'),
+    ];
+    const batch = await rate(events);
+    expect(brief(batch.units.filter((u) => u.waba === 'W1'))).toEqual([
+      { category: 'marketing', type: 'regular', amount: 9900, messages: ['a', 'b'] },
+    ]);
+    expect((await rate(events, STREAM)).units).toEqual(batch.units);
+  });
+
+  it('a utility template failed then delivered inside the window a later user message opened is free', async () => {
+    const PMP = '2025-08-01T00:00:00Z';
+    const [outbound] = send(hours(PMP, 0), 'a', 'utility');
+    const events = [
+      outbound!,
+      status(hours(PMP, 0) + 30_000, 'a', 'failed'),
+      ...fillers(hours(PMP, 0) + 60_000),
+      inbound(hours(PMP, 9), 'in9'),
+      status(hours(PMP, 10), 'a', 'delivered'),
+    ];
+    const batch = await rate(events);
+    expect(batch.units.filter((u) => u.waba === 'W1').map((u) => [u.messages, u.type])).toEqual([
+      [['a'], 'free_customer_service'],
+    ]);
+    expect((await rate(events, STREAM)).units).toEqual(batch.units);
   });
 });

@@ -196,6 +196,11 @@ interface PairState {
   queued: MessageRecord[];
   /** Records attached to this pair that are neither delivered nor failed yet. */
   waitingCount: number;
+  /**
+   * A stream's sweep forgot this pair (quiet): a failed message kept after it still points here, and joins
+   * the pair of its business number and user that lives now if it is delivered after all (`place`).
+   */
+  isSwept: boolean;
   countryHint: string | undefined;
   /**
    * A batch's messages that were sent to a business-scoped id and joined this pair of the id's phone number
@@ -284,6 +289,11 @@ export class Rater {
   private readonly sweptPairs = new Map<string, Set<string>>();
   /** Messages a disagreement finding was said of (COPIES_DISAGREE, RECIPIENT_DISAGREES): each counted once. */
   private readonly notedMessages = new Set<string>();
+  /**
+   * WABA → the message its COPIES_DISAGREE finding names (the smallest id) and every field its copies
+   * disagreed on so far (noteCopiesDisagree): one per WABA.
+   */
+  private readonly copiesDisagreeOf = new Map<string, { id: string; fields: Set<CopyField> }>();
   /** Kind × WABA × message id → the numbers its events name, for a RECIPIENT_DISAGREES finding's words. */
   private readonly disagreeingNumbers = new Map<string, Set<string>>();
   /**
@@ -625,6 +635,7 @@ export class Rater {
       inbounds: [],
       queued: [],
       waitingCount: 0,
+      isSwept: false,
       countryHint: undefined,
       scopedUserOf: undefined,
     };
@@ -950,18 +961,32 @@ export class Rater {
     this.place(record, true);
   }
 
-  /** One finding per WABA, counting the messages whose copies disagreed (the collector counts each add). */
+  /**
+   * One finding per WABA, counting the messages whose copies disagreed (the collector counts each add). It
+   * names every field on which two copies of its message disagree: each copy is compared with what the
+   * copies before it left (one of their values), so the fields a message's merges name add up to those,
+   * whatever the order of the lines. Worded when listed, from `copiesDisagreeOf` (one message per WABA).
+   */
   private noteCopiesDisagree(waba: string | undefined, id: string, fields: readonly CopyField[]): void {
+    const wabaKey = waba ?? '';
+    let named = this.copiesDisagreeOf.get(wabaKey);
+    // The smallest id, as the collector's exemplar: the message the finding names.
+    if (!named || id < named.id) this.copiesDisagreeOf.set(wabaKey, (named = { id, fields: new Set() }));
+    if (named.id === id) for (const field of fields) named.fields.add(field);
     if (!this.isFirstNote('COPIES_DISAGREE', waba, id)) return;
-    this.findings.add(
-      `COPIES_DISAGREE:${waba ?? ''}`,
-      () => ({
-        code: 'COPIES_DISAGREE',
-        message: `WABA ${waba ?? '?'}: copies of one event disagree (e.g. message ${id}, on ${fields.join(', ')}): the costlier category and otherwise the smaller value were kept, whichever copy came first; check the systems that wrote them`,
-        message_id: id,
-        fields: [...fields],
-        ...(waba === undefined ? {} : { waba }),
-      }),
+    this.findings.addWorded(
+      `COPIES_DISAGREE:${wabaKey}`,
+      () => {
+        const { id: first, fields: all } = this.copiesDisagreeOf.get(wabaKey)!;
+        const sorted = [...all].sort();
+        return {
+          code: 'COPIES_DISAGREE',
+          message: `WABA ${waba ?? '?'}: copies of one event disagree (e.g. message ${first}, on ${sorted.join(', ')}): the costlier category and otherwise the smaller value were kept, whichever copy came first; check the systems that wrote them`,
+          message_id: first,
+          fields: sorted,
+          ...(waba === undefined ? {} : { waba }),
+        };
+      },
       id,
     );
   }
@@ -1084,6 +1109,13 @@ export class Rater {
       const index = record.pair.queued.indexOf(record);
       if (index >= 0) record.pair.queued.splice(index, 1);
       record.pair = undefined;
+      record.isQueued = false;
+    } else if (record.pair?.isSwept) {
+      // A failed message kept after its quiet pair was swept (no item, none waiting or queued there): rated in
+      // the pair the rest of the input keeps for its number and user, as a batch rates it, not in the
+      // forgotten one (it charged twice, or charged what the user's later window made free).
+      record.pair = undefined;
+      record.isWaiting = false;
       record.isQueued = false;
     }
     if (!record.pair) {
@@ -1621,6 +1653,7 @@ export class Rater {
           }
           users.delete(user);
           this.dirty.delete(pair);
+          pair.isSwept = true;
         }
       }
       if (users.size === 0) this.pairs.delete(business);
