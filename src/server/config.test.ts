@@ -417,6 +417,12 @@ describe('redactUrl (every place a database URL is logged or put in a message)',
     expect(redacted).toContain('password=***');
   });
 
+  it('shows nothing after the scheme of a URL whose password an unencoded / cut into its path', () => {
+    // Read as host "u", port 12, path "/Hush@127.0.0.1:1/db": the password is no password for the parser.
+    const redacted = redactUrl('postgres://u:12/Hush@127.0.0.1:1/db');
+    expect(redacted).toBe('postgres://(a URL whose user or password holds an unencoded /; not shown)');
+  });
+
   it('prints only the scheme of a URL it cannot parse', () => {
     const redacted = redactUrl('postgres://u:secret@[bad-host/db');
     expect(redacted).not.toContain('secret');
@@ -534,6 +540,12 @@ describe('settings that name nothing, or cannot be read, are refused naming the 
       expect(problems).not.toContain('Hush');
     },
   );
+
+  it('refuses a password an unencoded / cut into the path (its digits read as a port), never showing it', () => {
+    const problems = problemsOf({ env: { DATABASE_URL: 'postgres://u:12/Hush@127.0.0.1:1/db' } });
+    expect(problems).toMatch(/^the PostgreSQL URL of DATABASE_URL cannot be parsed/);
+    expect(problems).not.toContain('Hush');
+  });
 
   it('names --db and the config file "db" when they give the unparsable URL', () => {
     expect(problemsOf({ flags: { db: 'postgresql://u:Hush@[::1/x' } })).toMatch(

@@ -524,8 +524,21 @@ function isReadablePostgresUrl(url: string): boolean {
   return false;
 }
 
+/**
+ * A URL whose path holds "@": an unencoded "/" in the user or password ended the host there —
+ * `postgres://u:12/ss@host/db` reads as host `u`, port 12 and path `/ss@host/db` — so the password is in the
+ * path, where nothing masks it. Never a database name anyone writes so.
+ */
+function hasCredentialsInPath(url: string): boolean {
+  try {
+    return new URL(url).pathname.includes('@');
+  } catch {
+    return false;
+  }
+}
+
 function checkDb(db: string, setBy: string, problems: string[]): void {
-  if (/^postgres(ql)?:\/\//i.test(db) && !isReadablePostgresUrl(db)) {
+  if (/^postgres(ql)?:\/\//i.test(db) && (!isReadablePostgresUrl(db) || hasCredentialsInPath(db))) {
     // The URL itself is never repeated: it holds the password.
     problems.push(
       `the PostgreSQL URL of ${setBy} cannot be parsed (not shown: it may hold a password): write it as postgres://USER:PASSWORD@HOST:PORT/DB, the port a number up to 65535, and percent-encode any @ : / ? # [ ] % in the user or password (@ is %40)`,
@@ -755,6 +768,8 @@ export function redactUrl(url: string): string {
   } catch {
     return `${scheme}://(a URL that cannot be parsed; not shown)`;
   }
+  if (hasCredentialsInPath(url))
+    return `${scheme}://(a URL whose user or password holds an unencoded /; not shown)`;
   if (parsed.password !== '') parsed.password = '***';
   for (const name of [...new Set(parsed.searchParams.keys())]) {
     if (SECRET_PARAMETER.test(name)) parsed.searchParams.set(name, '***');
