@@ -221,7 +221,7 @@ describe('wameter explain: the findings of the story, and its exit code', () => 
     expect(result.out).toContain('charged, but no price is known');
     const section = result.out.slice(result.out.indexOf('\nFindings\n'));
     expect(section).toMatch(
-      /^\nFindings\n {2}NO_RATE: no row for market "United Kingdom" in rate card usd-2023-06-01-partial \(USD, effective 2023-06-01\), so no utility rate on 2024-03-01: import Meta's USD card in force on 2024-03-01 \(--rate-cards\)\n/,
+      /^\nFindings\n {2}NO_RATE: no row for market "United Kingdom" in rate card usd-2023-06-01-partial \(USD, effective 2023-06-01\), so no utility rate on 2024-03-01: import Meta's USD card in force on 2024-03-01 \(--rate-cards; for the service, WAMETER_RATE_CARDS or "rateCards"\)\n/,
     );
     // Other users' and other WABAs' findings are not this story's.
     expect(section).not.toContain('UNKNOWN_RECIPIENT');
@@ -291,6 +291,20 @@ describe('wameter explain: the findings of the story, and its exit code', () => 
     expect(said).toContain('a business-scoped user id');
     expect(said).toContain('exactly as written');
     expect(said).toContain('`abc` is accepted');
+  });
+
+  it('refuses to run without a source whatever stdin is: stdin is read only with -', async () => {
+    const said = 'wameter: give event files or folders, or - to read stdin (see wameter explain --help)\n';
+    const lines = readFileSync(story, 'utf8');
+    for (const stdin of [undefined, lines, '']) {
+      const result = await runWameter(['explain', '--user', USER], stdin === undefined ? {} : { stdin });
+      expect(result.code, JSON.stringify(stdin)).toBe(EXIT.USAGE);
+      expect(result.out).toBe('');
+      expect(result.err).toBe(said);
+    }
+    const piped = await runWameter(['explain', '-', '--user', USER, '--format', 'json'], { stdin: lines });
+    expect(piped.code).toBe(EXIT.OK);
+    expect(JSON.parse(piped.out).user).toBe(USER);
   });
 
   it('refuses a missing only source (exit 1) rather than telling an empty story', async () => {

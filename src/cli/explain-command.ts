@@ -14,19 +14,20 @@ import {
 import { ERAS, type BillableUnit, type Era, type Finding } from '../core/units.js';
 import { canonicalUser, normalisePhone } from '../core/phone.js';
 import { rateSources } from '../use-cases/rate-sources.js';
-import { ratingSetupFrom, sourcesOrStdin } from './rating-inputs.js';
+import { eventSources, ratingSetupFrom } from './rating-inputs.js';
 import { EXIT } from './exit-codes.js';
 import { findingsOfStory, storyScopeOf } from '../use-cases/explain-findings.js';
 import { sayFindingsBesideCsv } from './findings-on-stderr.js';
 import { terminalSafe, type CliIo } from './io.js';
 import {
-  RATE_CARDS_HELP,
+  RATE_CARDS_LIST_HELP,
   choice,
   collectPaths,
   optionValue,
   pathArgument,
   parseEra,
   watchFlagsBeforeOperands,
+  watchRateCardOperands,
 } from './options.js';
 import { createSourceErrorReporter } from './source-errors.js';
 import { ALLOW_UNPRICED_HELP, findingLine, unpricedExit, unratedIn } from './unpriced.js';
@@ -55,6 +56,7 @@ const userArgument = optionValue("a user's WhatsApp id", (value) => {
 export function registerExplainCommand(program: Command, io: CliIo): void {
   const command = program.command('explain');
   const flagBefore = watchFlagsBeforeOperands(command);
+  const cardsAfterFlag = watchRateCardOperands(command);
   command
     .description("tell, in words, why a user's messages cost what they cost")
     .argument('[sources...]', 'event files, folders, or - for stdin', [])
@@ -65,7 +67,7 @@ export function registerExplainCommand(program: Command, io: CliIo): void {
     )
     .option('--business <phone_number_id>', 'only this business number', optionValue('a phone number id'))
     .option('--accounts <file>', 'accounts file (contract §2)', pathArgument)
-    .option('--rate-cards <path>', RATE_CARDS_HELP, collectPaths)
+    .option('--rate-cards <path>', RATE_CARDS_LIST_HELP, collectPaths)
     .option(
       '--format <format>',
       'table (the story in words; also: text), json or csv (one row per line of the story)',
@@ -89,7 +91,8 @@ units, its WABA as a whole): in the table a "Findings" section, in JSON a "findi
 on stderr. When the user (or the --business number) is not in the input, stderr says which; the exit code
 stays 0: an empty story is an answer.
 
-Exit codes: 0 told; 1 nothing done (bad flag, unreadable accounts or rate card, no given source exists, or
+Exit codes: 0 told; 1 nothing done (bad flag, no source given — stdin is read only with -, unreadable
+accounts or rate card, no given source exists, or
 not one event could be read from the sources); 2 some input lines
 malformed or a source unreadable (each named on stderr, the story told from the rest); 3 a charged unit
 of the story could not be priced, or the story's WABA has delivered messages that could not be rated (see
@@ -98,8 +101,11 @@ its findings; --allow-unpriced accepts these); with both 2 and 3, both are said 
 Example:
   wameter explain examples/month/events.ndjson --accounts examples/month/accounts.json --user 916289289587`,
     )
-    .action(async (sources: string[], flags: ExplainFlags) => {
-      io.exitCode = await runExplain(sources, flags, io, flagBefore);
+    .action(async (operands: string[], flags: ExplainFlags) => {
+      // `--rate-cards a.csv b.csv`: b.csv is a card (commander gave it to the sources).
+      const { sources: events, rateCards } = cardsAfterFlag(operands);
+      if (rateCards.length > 0) flags.rateCards = [...(flags.rateCards ?? []), ...rateCards];
+      io.exitCode = await runExplain(events, flags, io, flagBefore);
     });
 }
 
@@ -109,7 +115,7 @@ async function runExplain(
   io: CliIo,
   flagBefore: (operand: string) => string | undefined,
 ): Promise<number> {
-  sources = sourcesOrStdin(sources, io, 'explain', flagBefore);
+  sources = eventSources(sources, 'explain', flagBefore);
   const setup = await ratingSetupFrom(flags);
   const errors = createSourceErrorReporter(io.writeError);
   // The same number as `estimate` reads it; anything else (a business-scoped user id) is taken as given.

@@ -214,7 +214,7 @@ describe('wameter import', () => {
 
     const failed = await run(['import', file, '--db', db]);
     expect(failed.error).toBe(
-      'wameter: the database refused the events after 5000 new event(s) were stored (0 already stored): database or disk is full; nothing was rated: free disk space or fix the database, then run `wameter import` again (stored events are skipped)\n',
+      'wameter: the database refused the events after 5000 new event(s) were stored (0 duplicate(s)): database or disk is full; nothing was rated: free disk space or fix the database, then run `wameter import` again (stored events are skipped)\n',
     );
     expect(failed.code).toBe(1);
     expect(failed.out).toBe('');
@@ -225,7 +225,9 @@ describe('wameter import', () => {
     reopened.close();
 
     const again = await run(['import', file, '--db', db]);
-    expect(again.error).toContain('stored 2000 new event(s), 5000 already stored; rating…');
+    expect(again.error).toContain(
+      'stored 2000 new event(s), 5000 duplicate(s) within the input or of events already stored; rating…',
+    );
     expect(again.code).toBe(0);
   });
 
@@ -235,7 +237,7 @@ describe('wameter import', () => {
     );
     const { code, out, error } = await run(['import', EXAMPLE, '--db', db]);
     expect(error).toMatch(
-      /^wameter: the database refused the events after 0 new event\(s\) were stored \(0 already stored\): database or disk is full; .*run `wameter import` again \(stored events are skipped\)\n$/,
+      /^wameter: the database refused the events after 0 new event\(s\) were stored \(0 duplicate\(s\)\): database or disk is full; .*run `wameter import` again \(stored events are skipped\)\n$/,
     );
     expect(error).not.toMatch(/\n\s+at /);
     expect(code).toBe(1);
@@ -259,7 +261,9 @@ describe('wameter import', () => {
     );
     // Imported again: nothing new is stored, but the stored bill still has the unit without a price.
     const again = await run(['import', file, '--db', db]);
-    expect(again.error).toContain('stored 0 new event(s), 2 already stored');
+    expect(again.error).toContain(
+      'stored 0 new event(s), 2 duplicate(s) within the input or of events already stored',
+    );
     expect(again.code).toBe(3);
     const allowed = await run(['import', file, '--db', db, '--allow-unpriced']);
     expect(allowed.error).toContain('UNKNOWN_RECIPIENT: Recipient 999123456789');
@@ -383,14 +387,16 @@ describe('wameter import', () => {
     const dir = mkdtempSync(join(tmpdir(), 'wameter-import-'));
     const db = `sqlite:${join(dir, 'w.db')}`;
     const crm = await run(['import', tempFile(dir, 'crm.ndjson', CRM_INBOUND_LINES), '--db', db]);
-    expect(crm.error).toContain('wameter import: stored 1 new event(s), 0 already stored; rating…\n');
+    expect(crm.error).toContain('wameter import: stored 1 new event(s), 0 duplicate(s); rating…\n');
     const meta = await run(['import', tempFile(dir, 'meta.ndjson', META_INBOUND_LINES), '--db', db]);
     expect(meta.error).toContain(
-      'wameter import: stored 0 new event(s), 1 already stored (1 of them completed a stored copy); rating…\n',
+      'wameter import: stored 0 new event(s), 1 duplicate(s) within the input or of events already stored (1 of them completed a stored copy); rating…\n',
     );
     expect(meta.code).toBe(0);
     const again = await run(['import', tempFile(dir, 'crm-again.ndjson', CRM_INBOUND_LINES), '--db', db]);
-    expect(again.error).toContain('wameter import: stored 0 new event(s), 1 already stored; rating…\n');
+    expect(again.error).toContain(
+      'wameter import: stored 0 new event(s), 1 duplicate(s) within the input or of events already stored; rating…\n',
+    );
     const store = await openStore(db, { isReadOnly: true });
     try {
       expect(await store.listEvents()).toEqual([
@@ -399,6 +405,31 @@ describe('wameter import', () => {
     } finally {
       await store.close();
     }
+  });
+
+  it('tells copies within the input from duplicates that may be of events already stored', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'wameter-import-'));
+    const db = `sqlite:${join(dir, 'w.db')}`;
+    // Into a fresh store: the second copies (of an inbound, of a status naming no WABA) can only be copies
+    // within the input.
+    const twice = tempFile(dir, 'twice.ndjson', [...CLEAN_W2_LINES, CLEAN_W2_LINES[0]!, CLEAN_W2_LINES[2]!]);
+    const fresh = await run(['import', twice, '--db', db]);
+    expect(fresh.error).toContain(
+      'wameter import: stored 3 new event(s), 2 duplicate(s) within the input; rating…\n',
+    );
+    expect(fresh.error).not.toContain('already stored');
+    // Again: W2 had events before, so each copy may be of a stored event.
+    const again = await run(['import', twice, '--db', db]);
+    expect(again.error).toContain(
+      'wameter import: stored 0 new event(s), 5 duplicate(s) within the input or of events already stored; rating…\n',
+    );
+    // Both: W3 is new, its repeated line a copy within the input.
+    const both = tempFile(dir, 'both.ndjson', [CLEAN_W2_LINES[0]!, ...CLEAN_W3_LINES, CLEAN_W3_LINES[0]!]);
+    const mixed = await run(['import', both, '--db', db]);
+    expect(mixed.error).toContain(
+      'wameter import: stored 3 new event(s), 2 duplicate(s): 1 within the input, 1 within the input or of events already stored; rating…\n',
+    );
+    expect(mixed.code).toBe(0);
   });
 
   it('counts a stored event completed by copies in several batches once', async () => {
@@ -427,7 +458,9 @@ describe('wameter import', () => {
       copy({ delivered_at: '2025-08-05T10:00:03Z' }),
     ];
     const later = await run(['import', tempFile(dir, 'later.ndjson', lines), '--db', db]);
-    expect(later.error).toContain('2 already stored (1 of them completed a stored copy)');
+    expect(later.error).toContain(
+      '2 duplicate(s) within the input or of events already stored (1 of them completed a stored copy)',
+    );
   });
 
   it('says how many stored statuses no WABA can be found for (they are not rated), without changing the exit code', async () => {

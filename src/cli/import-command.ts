@@ -56,7 +56,8 @@ One process writes ratings to a database at a time: while \`wameter serve\` runs
 its POST /v1/events (it rates them), or stop it first.
 A copy of an event already stored (the same kind, id and status in one WABA: a CRM's copy of an inbound
 message, a bare status line and Meta's webhook) completes the stored event, whichever came first; stderr
-counts such copies. Statuses that name no WABA are rated with the WABA of their message or, when it is not
+counts such copies, telling those that can only be copies within the input (of a WABA the store had no
+events of) from the others, which may also be copies of stored events. Statuses that name no WABA are rated with the WABA of their message or, when it is not
 stored, with the WABA whose events use their business number; when the sources hold such statuses, stderr
 says how many the store holds that neither ties to a WABA (not rated; the exit code does not count them).
 
@@ -101,6 +102,19 @@ async function runImport(sources: string[], flags: ImportFlags, io: CliIo): Prom
   let read = 0;
   let duplicates = 0;
   /**
+   * Keys are per WABA (`eventKey`): a copy of an event of a WABA the store had no events of before this import
+   * is a copy within the input, and so is a copy of a status naming no WABA when the store had no such status
+   * either (it was empty). Other copies may be of stored events or within the input: the store counts both as
+   * one (`IngestOutcome.duplicates`).
+   */
+  let storedWabas: ReadonlySet<string> = new Set();
+  let hadStatusesWithoutWaba = true;
+  const ofNewKeys = (events: readonly CoreEvent[]) =>
+    events.filter((event) =>
+      event.waba === undefined ? !hadStatusesWithoutWaba : !storedWabas.has(event.waba),
+    ).length;
+  let copiesWithinInput = 0;
+  /**
    * Keys of stored events a copy among `duplicates` completed (a referral, a recipient: store.ts `merged`),
    * each counted once however many batches its copies fell in.
    */
@@ -119,6 +133,9 @@ async function runImport(sources: string[], flags: ImportFlags, io: CliIo): Prom
   let unpriced = 0;
   let unrated = 0;
   try {
+    storedWabas = new Set(await store.listWabas());
+    // Without a WABA's events no status is tied to one: every stored status naming no WABA is counted here.
+    hadStatusesWithoutWaba = storedWabas.size > 0 || (await store.countUnattributedStatuses()) > 0;
     let batch: EventInput[] = [];
     const writes: Promise<void>[] = [];
     const flush = () => {
@@ -126,12 +143,14 @@ async function runImport(sources: string[], flags: ImportFlags, io: CliIo): Prom
       const events = batch;
       batch = [];
       if (writeFailure) return;
+      const givenOfNewKeys = ofNewKeys(events.map((input) => input.event));
       // Handled at once: a refused write must not go unhandled while the sources are still being read.
       writes.push(
         store.ingestEvents(events).then(
           (outcome) => {
             inserted += outcome.inserted.length;
             duplicates += outcome.duplicates;
+            copiesWithinInput += givenOfNewKeys - ofNewKeys(outcome.inserted);
             for (const event of outcome.merged) completed.add(eventKey(event));
           },
           (error: unknown) => {
@@ -168,13 +187,13 @@ async function runImport(sources: string[], flags: ImportFlags, io: CliIo): Prom
       const { error } = writeFailure;
       const reason = (error instanceof Error ? error.message : String(error)).trim() || 'unknown error';
       throw new CliError(
-        `the database refused the events after ${inserted} new event(s) were stored (${duplicates} already stored${completed.size > 0 ? `, ${completed.size} of them completing a stored copy` : ''}): ${reason}; nothing was rated: free disk space or fix the database, then run \`wameter import\` again (stored events are skipped)`,
+        `the database refused the events after ${inserted} new event(s) were stored (${duplicatesInWords(duplicates, copiesWithinInput)}${completed.size > 0 ? `, ${completed.size} of them completing a stored copy` : ''}): ${reason}; nothing was rated: free disk space or fix the database, then run \`wameter import\` again (stored events are skipped)`,
       );
     }
     // A copy of a stored event (the same key) is merged into it: say how many completed one.
     const ofThem = completed.size > 0 ? ` (${completed.size} of them completed a stored copy)` : '';
     io.writeError(
-      `wameter import: stored ${inserted} new event(s), ${duplicates} already stored${ofThem}; rating…\n`,
+      `wameter import: stored ${inserted} new event(s), ${duplicatesInWords(duplicates, copiesWithinInput)}${ofThem}; rating…\n`,
     );
     const rating = commandRatingService(store, pricing.value, io, {
       // An import rates each portfolio once, with no earlier rating to diff against: its findings are given.
@@ -229,6 +248,19 @@ async function runImport(sources: string[], flags: ImportFlags, io: CliIo): Prom
   return unpricedExit({ unpriced, unrated }, flags.allowUnpriced, (message) =>
     io.writeError(`wameter import: ${message}\n`),
   );
+}
+
+/**
+ * The duplicates of an import, telling those known to be copies within the input (`withinInput`) from those
+ * that may be either that or copies of events already stored: `3 duplicate(s) within the input`.
+ */
+function duplicatesInWords(duplicates: number, withinInput: number): string {
+  const either = duplicates - withinInput;
+  const said = `${duplicates} duplicate(s)`;
+  if (duplicates === 0) return said;
+  if (either === 0) return `${said} within the input`;
+  if (withinInput === 0) return `${said} within the input or of events already stored`;
+  return `${said}: ${withinInput} within the input, ${either} within the input or of events already stored`;
 }
 
 /**

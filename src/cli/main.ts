@@ -28,6 +28,9 @@ export function buildProgram(io: CliIo, options: ProgramOptions = {}): Command {
     .version('0.1.0')
     .showHelpAfterError('(run with --help for usage)')
     .configureOutput({ writeOut: io.writeOut, writeErr: io.writeError })
+    // Each command as its own usage line says it: commander's list builds the line from the arguments
+    // alone, and would show estimate's recipients file, required but declared optional, as optional.
+    .configureHelp({ subcommandTerm: (command) => `${command.name()} ${command.usage()}` })
     .exitOverride();
   registerRateCommand(program, io);
   registerExplainCommand(program, io);

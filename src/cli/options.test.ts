@@ -1,4 +1,4 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { InvalidArgumentError } from 'commander';
@@ -77,16 +77,71 @@ describe('path options', () => {
   });
 
   it.each([
-    ['rate', [events]],
-    ['explain', [events, '--user', '919876543210']],
-    ['reconcile', [events]],
-  ])('%s refuses a second path after one --rate-cards and says to repeat the flag', async (command, args) => {
-    const { code, err, out } = await runWameter([command, ...args, '--rate-cards', CARD_2025, CARD_2023]);
-    expect(code).toBe(EXIT.USAGE);
-    expect(err).toBe(
+    ['rate', [events], []],
+    ['rate', [], [events]],
+    ['explain', [events, '--user', '919876543210'], []],
+    ['explain', ['--user', '919876543210'], [events]],
+  ])(
+    '%s reads CSV files after one --rate-cards as rate cards (%j before, %j after)',
+    async (command, before, after) => {
+      const { code, err, out } = await runWameter([
+        command,
+        ...before,
+        '--rate-cards',
+        CARD_2025,
+        CARD_2023,
+        ...after,
+        '--format',
+        'json',
+      ]);
+      expect(err).not.toContain('is a CSV file');
+      expect(code).toBe(EXIT.OK);
+      // Only the June 2023 card prices the 2024 conversation: it was read as a card.
+      expect(JSON.parse(out).units).toEqual([
+        expect.objectContaining({ amount: '0.0042', rate_card: 'usd-2023-06-01-partial' }),
+      ]);
+    },
+  );
+
+  it('rate reads CSV files after --rate-cards=PATH as rate cards too, and a missing one is named as a card', async () => {
+    const priced = await runWameter(['rate', events, `--rate-cards=${CARD_2025}`, CARD_2023]);
+    expect(priced.code).toBe(EXIT.OK);
+    const missing = await runWameter(['rate', events, '--rate-cards', CARD_2023, MISSING_CARD]);
+    expect(missing.code).toBe(EXIT.USAGE);
+    expect(missing.err).toContain(`cannot read rate cards ${MISSING_CARD}`);
+  });
+
+  it('rate keeps a folder after a card a source, and a CSV after an event file after the cards refused', async () => {
+    // A folder could hold events or cards: it stays an event source, as without the card before it.
+    const cards = mkdtempSync(join(tmpdir(), 'wameter-cards-'));
+    writeFileSync(join(cards, 'usd-2023-06-01.csv'), readFileSync(CARD_2023));
+    const folder = await runWameter(['rate', events, '--rate-cards', CARD_2025, cards, '--format', 'json']);
+    expect(folder.err).toContain(`wameter: ${cards}: UNREADABLE_SOURCE: directory holds no event files`);
+    expect(folder.code).toBe(EXIT.BAD_INPUT);
+    const afterEvents = await runWameter(['rate', '--rate-cards', CARD_2025, events, CARD_2023]);
+    expect(afterEvents.code).toBe(EXIT.USAGE);
+    expect(afterEvents.err).toBe(
       `wameter: ${CARD_2023} is a CSV file, not events (event files are .json, .ndjson or .jsonl): for several rate cards repeat the flag: --rate-cards … --rate-cards ${CARD_2023}\n`,
     );
-    expect(out).toBe('');
+  });
+
+  it('rate without sources, only cards after --rate-cards, is refused as without sources (stdin only with -)', async () => {
+    const { code, err } = await runWameter(['rate', '--rate-cards', CARD_2025, CARD_2023], { stdin: '' });
+    expect(code).toBe(EXIT.USAGE);
+    expect(err).toBe('wameter: give event files or folders, or - to read stdin (see wameter rate --help)\n');
+  });
+
+  it('reconcile reads CSV files after one --rate-cards as rate cards, and refuses to run without a source', async () => {
+    const listed = await runWameter(['reconcile', events, '--rate-cards', CARD_2025, CARD_2023]);
+    expect(listed.err).not.toContain('is a CSV file');
+    expect(listed.err).not.toContain('cannot read rate cards');
+    // Nothing of Meta's in these events to compare with: exit 1 says so, after reading both cards.
+    expect(listed.err).toContain('nothing could be checked against Meta');
+    const none = await runWameter(['reconcile', '--rate-cards', CARD_2025], { stdin: '' });
+    expect(none.code).toBe(EXIT.USAGE);
+    expect(none.err).toBe(
+      'wameter: give event files or folders, or - to read stdin (see wameter reconcile --help)\n',
+    );
   });
 
   it('estimate says the same of an argument after its recipients file', async () => {
@@ -153,8 +208,28 @@ describe('path options', () => {
         'repeat the flag for several (--rate-cards a.csv --rate-cards tiers/)',
       );
     }
+    for (const command of ['rate', 'explain']) {
+      const { out } = await runWameter([command, '--help']);
+      expect(out.replace(/\s+/g, ' '), command).toContain(
+        'or list .csv files after it (--rate-cards a.csv b.csv: a folder after them is an event source)',
+      );
+    }
     const { out } = await runWameter(['rerate', '--help']);
     expect(out.replace(/\s+/g, ' ')).toContain('several after one flag, or the flag repeated');
+  });
+});
+
+describe('the main help', () => {
+  it("shows each command's own usage: estimate's recipients file as required, as `estimate --help` does", async () => {
+    const { code, out } = await runWameter(['--help']);
+    expect(code).toBe(EXIT.OK);
+    expect(out).toMatch(/^ {2}estimate \[options\] <recipients> /m);
+    expect(out).not.toContain('estimate [options] [recipients]');
+    expect(out).toMatch(/^ {2}rate \[options\] \[sources\.\.\.\] /m);
+    expect(out).toMatch(/^ {2}import \[options\] <sources\.\.\.> /m);
+    expect((await runWameter(['estimate', '--help'])).out).toContain(
+      'Usage: wameter estimate [options] <recipients>',
+    );
   });
 });
 

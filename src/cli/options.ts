@@ -64,60 +64,146 @@ export const pathArgument = optionValue('a file or folder');
 
 /**
  * Paths of a repeatable flag (`--rate-cards a.csv --rate-cards tiers/`), each checked by `pathArgument`.
- * Repeating the flag, rather than listing paths after it, keeps the positional event sources unambiguous.
+ * Repeating the flag, rather than listing paths after it, keeps the positional event sources unambiguous;
+ * `rate` and `explain` also take `.csv` files listed after it (`watchRateCardOperands`).
  */
 export const collectPaths = optionValues('a file or folder');
 
 /** `--db`: a database URL (sqlite:PATH or postgres://…). */
 export const databaseUrl = optionValue('a database URL');
 
+/** An operand of a command as its option parsing sees it: see `scanOperands`. */
+interface OperandPlace {
+  operand: string;
+  /** The long flag whose value it comes after, through nothing but other operands. */
+  flagBefore?: string;
+  /** Every operand between that flag's value and this one (this one too) is a rate-card-like `.csv` file. */
+  isInCsvRunAfterFlag: boolean;
+}
+
+/**
+ * The operands of `args` (the words commander's `parseOptions` gets), in order, each with where it stands
+ * relative to the value-taking flags before it. Read as commander reads them: `--flag=value`, or
+ * `--flag value` (an optional value only when not an option); nothing after `--` is looked at.
+ */
+function scanOperands(command: Command, args: readonly string[]): OperandPlace[] {
+  const places: OperandPlace[] = [];
+  const isOptionWord = (word: string | undefined) =>
+    word !== undefined && word.length > 1 && word.startsWith('-');
+  let flag: string | undefined;
+  let isCsvRun = false;
+  let inVariadic = false;
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    if (arg === '--') break;
+    if (inVariadic && !isOptionWord(arg)) continue;
+    inVariadic = false;
+    if (!isOptionWord(arg)) {
+      isCsvRun = isCsvRun && CSV_FILE.test(arg);
+      places.push({
+        operand: arg,
+        ...(flag === undefined ? {} : { flagBefore: flag }),
+        isInCsvRunAfterFlag: isCsvRun,
+      });
+      continue;
+    }
+    const equals = arg.startsWith('--') ? arg.indexOf('=') : -1;
+    const name = equals > 0 ? arg.slice(0, equals) : arg;
+    const option = command.options.find((candidate) => candidate.long === name || candidate.short === name);
+    flag = option?.required || option?.optional ? option.long : undefined;
+    isCsvRun = flag !== undefined;
+    if (
+      option !== undefined &&
+      equals < 0 &&
+      (option.required || (option.optional && !isOptionWord(args[i + 1])))
+    ) {
+      i++;
+      inVariadic = option.variadic;
+    }
+  }
+  return places;
+}
+
+const CSV_FILE = /\.csv$/i;
+
+/**
+ * Watches `command`'s option parsing (commander's `parseOptions`, which keeps no record of where an operand
+ * stood) and calls `see` with the operands of each parse, placed by `scanOperands`, and how many operands
+ * the parse found (those after a `--` too). commander parses only the words from the command's first option
+ * on: the operands before it come first in the action's operands, and are not among these.
+ */
+function watchOperands(command: Command, see: (places: OperandPlace[], operandCount: number) => void): void {
+  const parseOptions = command.parseOptions.bind(command);
+  command.parseOptions = (args) => {
+    const parsed = parseOptions(args);
+    see(scanOperands(command, args), parsed.operands.length);
+    return parsed;
+  };
+}
+
 /**
  * For each operand of `command` (a source, the recipients file…), the long flag whose value it comes after,
  * through nothing but other operands: in `rec.csv --rate-cards a.csv b.csv`, b.csv comes after --rate-cards.
  * A message about an operand nobody expected can then say what it was most likely meant for (a second rate
  * card) without saying it of every stray operand. Operands written before the first option follow no flag.
- * commander keeps no such record, so the command's option parsing (commander's `parseOptions`) is watched.
  */
 export function watchFlagsBeforeOperands(command: Command): (operand: string) => string | undefined {
   const flagBefore = new Map<string, string>();
-  const parseOptions = command.parseOptions.bind(command);
-  const isOptionWord = (word: string | undefined) =>
-    word !== undefined && word.length > 1 && word.startsWith('-');
-  command.parseOptions = (args) => {
+  watchOperands(command, (places) => {
     flagBefore.clear();
-    let flag: string | undefined;
-    let inVariadic = false;
-    for (let i = 0; i < args.length; i++) {
-      const arg = args[i]!;
-      if (arg === '--') break;
-      if (inVariadic && !isOptionWord(arg)) continue;
-      inVariadic = false;
-      if (!isOptionWord(arg)) {
-        if (flag !== undefined && !flagBefore.has(arg)) flagBefore.set(arg, flag);
-        continue;
-      }
-      // As commander reads it: `--flag=value`, or `--flag value` (an optional value only when not an option).
-      const equals = arg.startsWith('--') ? arg.indexOf('=') : -1;
-      const name = equals > 0 ? arg.slice(0, equals) : arg;
-      const option = command.options.find((candidate) => candidate.long === name || candidate.short === name);
-      flag = option?.required || option?.optional ? option.long : undefined;
-      if (
-        option !== undefined &&
-        equals < 0 &&
-        (option.required || (option.optional && !isOptionWord(args[i + 1])))
-      ) {
-        i++;
-        inVariadic = option.variadic;
-      }
+    for (const { operand, flagBefore: flag } of places) {
+      if (flag !== undefined && !flagBefore.has(operand)) flagBefore.set(operand, flag);
     }
-    return parseOptions(args);
-  };
+  });
   return (operand) => flagBefore.get(operand);
+}
+
+/** The operands of a rating command, parted into event sources and rate cards listed after `--rate-cards`. */
+export interface SourcesAndCards {
+  sources: string[];
+  rateCards: string[];
+}
+
+/**
+ * `--rate-cards a.csv b.csv c.csv events.ndjson` (contract §3: `--rate-cards DIR|FILE…`): commander gives
+ * the flag one value, the rest being operands. An operand ending in `.csv` right after the flag's value(s)
+ * can never be an event source (events are JSON): it is a rate card too. The first operand that is not a
+ * `.csv` file ends the list: a folder after a card stays an event source (it could hold either), and so does
+ * everything after it. Returns the parting of a command's operands, as the last parse placed them.
+ */
+export function watchRateCardOperands(command: Command): (operands: readonly string[]) => SourcesAndCards {
+  let places: OperandPlace[] = [];
+  let parsedCount = 0;
+  watchOperands(command, (seen, operandCount) => {
+    places = seen;
+    parsedCount = operandCount;
+  });
+  return (operands) => {
+    // The parsed operands end the list; those before the first option follow no flag.
+    const offset = operands.length - parsedCount;
+    const isCard = (operand: string, index: number) => {
+      const place = places[index - offset];
+      return (
+        place !== undefined &&
+        place.operand === operand &&
+        place.flagBefore === '--rate-cards' &&
+        place.isInCsvRunAfterFlag
+      );
+    };
+    return {
+      sources: operands.filter((operand, index) => !isCard(operand, index)),
+      rateCards: operands.filter((operand, index) => isCard(operand, index)),
+    };
+  };
 }
 
 /** The help line of `--rate-cards` on every rating command. */
 export const RATE_CARDS_HELP =
   'rate card CSV file or folder; repeat the flag for several (--rate-cards a.csv --rate-cards tiers/); default: the bundled cards';
+
+/** The help line of `--rate-cards` on the commands that also read `.csv` files after it (`watchRateCardOperands`). */
+export const RATE_CARDS_LIST_HELP =
+  'rate card CSV file or folder; repeat the flag for several (--rate-cards a.csv --rate-cards tiers/), or list .csv files after it (--rate-cards a.csv b.csv: a folder after them is an event source); default: the bundled cards';
 
 /**
  * `--accounts` (and `--rate-cards`) on a command that reads them from the service's configuration, as

@@ -81,6 +81,17 @@ describe('wameter rate', () => {
     expect(document.findings).toEqual([]);
   });
 
+  it('refuses to run without a source whatever stdin is: stdin is read only with -', async () => {
+    const said = 'wameter: give event files or folders, or - to read stdin (see wameter rate --help)\n';
+    // A terminal, a pipe with events (cron with an empty $FILES), an empty pipe (</dev/null): the same refusal.
+    for (const stdin of [undefined, LINES.join('\n'), '']) {
+      const { code, out, error } = await run(['rate', '--format', 'json'], stdin);
+      expect(code, JSON.stringify(stdin)).toBe(1);
+      expect(out).toBe('');
+      expect(error).toBe(said);
+    }
+  });
+
   it('reads stdin with -', async () => {
     const { code, out } = await run(['rate', '-', '--format', 'csv'], LINES.join('\n'));
     expect(code).toBe(0);

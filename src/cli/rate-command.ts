@@ -3,10 +3,10 @@
 import { Command } from 'commander';
 import type { BillableUnit, PendingMessage } from '../core/units.js';
 import { rateSources } from '../use-cases/rate-sources.js';
-import { ratingSetupFrom, sourcesOrStdin } from './rating-inputs.js';
+import { eventSources, ratingSetupFrom } from './rating-inputs.js';
 import { CliError, EXIT } from './exit-codes.js';
 import {
-  RATE_CARDS_HELP,
+  RATE_CARDS_LIST_HELP,
   choice,
   collectPaths,
   optionValue,
@@ -14,6 +14,7 @@ import {
   parseDuration,
   parseEra,
   watchFlagsBeforeOperands,
+  watchRateCardOperands,
 } from './options.js';
 import { createSourceErrorReporter } from './source-errors.js';
 import { sayFindingsBesideCsv } from './findings-on-stderr.js';
@@ -41,6 +42,7 @@ const LARGE_BATCH_EVENTS = 5_000_000;
 export function registerRateCommand(program: Command, io: CliIo): void {
   const command = program.command('rate');
   const flagBefore = watchFlagsBeforeOperands(command);
+  const cardsAfterFlag = watchRateCardOperands(command);
   command
     .description("rebuild every billable unit from traffic and price it under Meta's rules for its date")
     .argument(
@@ -53,7 +55,7 @@ export function registerRateCommand(program: Command, io: CliIo): void {
       'accounts file: time zone, currency, portfolio of each WABA (contract §2)',
       pathArgument,
     )
-    .option('--rate-cards <path>', RATE_CARDS_HELP, collectPaths)
+    .option('--rate-cards <path>', RATE_CARDS_LIST_HELP, collectPaths)
     .option(
       '--format <format>',
       'table, json or csv',
@@ -88,7 +90,8 @@ Order does not matter and duplicates are ignored (without --stream).
 Output: --format csv holds the units only; the findings (code, message, count) and the number of pending
 messages are then said on stderr. table and json hold them too.
 
-Exit codes: 0 ok; 1 nothing rated (bad flag, unreadable accounts or rate card, no given source exists, or
+Exit codes: 0 ok; 1 nothing rated (bad flag, no source given — stdin is read only with -, unreadable
+accounts or rate card, no given source exists, or
 not one event could be read from the sources);
 2 some input lines malformed or a source unreadable (each named on stderr, the rest rated); 3 some charged units could not
 be priced, or delivered messages could not be rated, or (with --stream) late events were not rated;
@@ -100,10 +103,14 @@ Examples:
   cat events.ndjson | wameter rate - --format csv
   wameter rate events.ndjson --as-of-rules PMP-2025     # what would this traffic cost per message?
   wameter rate events.ndjson --rate-cards cards/usd-2025-07-01.csv --rate-cards cards/usd-2025-10-01.csv
+  wameter rate --rate-cards cards/usd-2025-07-01.csv cards/usd-2025-10-01.csv events.ndjson
   wameter rate huge.ndjson --stream --max-lateness 36h --format json > units.json`,
     )
-    .action(async (sources: string[], flags: RateFlags) => {
-      io.exitCode = await runRate(sources, flags, io, flagBefore);
+    .action(async (operands: string[], flags: RateFlags) => {
+      // `--rate-cards a.csv b.csv`: b.csv is a card (commander gave it to the sources).
+      const { sources: events, rateCards } = cardsAfterFlag(operands);
+      if (rateCards.length > 0) flags.rateCards = [...(flags.rateCards ?? []), ...rateCards];
+      io.exitCode = await runRate(events, flags, io, flagBefore);
     });
 }
 
@@ -113,7 +120,7 @@ export async function runRate(
   io: CliIo,
   flagBefore?: (operand: string) => string | undefined,
 ): Promise<number> {
-  sources = sourcesOrStdin(sources, io, 'rate', flagBefore);
+  sources = eventSources(sources, 'rate', flagBefore);
   if (flags.maxLateness !== undefined && !flags.stream) {
     throw new CliError('--max-lateness only applies with --stream');
   }

@@ -1,11 +1,10 @@
-// What every rating command reads from its flags: the event sources (stdin when none are given and stdin is
-// not a terminal) and the pricing inputs (accounts, rate cards, reported rules), with errors that say what to do.
+// What every rating command reads from its flags: the event sources (stdin only when given as `-`) and the
+// pricing inputs (accounts, rate cards, reported rules), with errors that say what to do.
 
 import { existsSync } from 'node:fs';
 import type { Era } from '../core/units.js';
 import { loadRatingSetup, type RatingSetup } from '../use-cases/load-rating-setup.js';
 import { CliError } from './exit-codes.js';
-import type { CliIo } from './io.js';
 
 export interface PricingFlags {
   accounts?: string;
@@ -17,31 +16,36 @@ export interface PricingFlags {
 }
 
 /**
- * The event sources, or stdin. `flagBefore` tells which flag's value a source came after
+ * The event sources given. None is refused (exit 1), whatever stdin is: stdin is read only when given as `-`,
+ * so a script whose `$FILES` expands to nothing, or a call run from cron (`</dev/null`), never prints an empty
+ * bill as if nothing was charged. `flagBefore` tells which flag's value a source came after
  * (`watchFlagsBeforeOperands`), so that a refusal can say what the source was most likely meant for.
  */
-export function sourcesOrStdin(
+export function eventSources(
   sources: string[],
-  io: CliIo,
   command: string,
   flagBefore: (operand: string) => string | undefined = () => undefined,
 ): string[] {
-  // Events are JSON (contract §1), never CSV, which would otherwise be read as malformed event lines. One
-  // after `--rate-cards a.csv` is a second rate card, and the refusal says how to give several.
-  const csv = sources.find((source) => /\.csv$/i.test(source));
-  if (csv !== undefined) {
-    const refusal = `${csv} is a CSV file, not events (event files are .json, .ndjson or .jsonl)`;
-    throw new CliError(
-      flagBefore(csv) === '--rate-cards'
-        ? `${refusal}: for several rate cards repeat the flag: --rate-cards … --rate-cards ${csv}`
-        : refusal,
-    );
-  }
-  if (sources.length > 0) return someSourceExists(sources);
-  if (io.isStdinTty) {
+  refuseCsvSources(sources, flagBefore);
+  if (sources.length === 0) {
     throw new CliError(`give event files or folders, or - to read stdin (see wameter ${command} --help)`);
   }
-  return ['-'];
+  return someSourceExists(sources);
+}
+
+/**
+ * Events are JSON (contract §1), never CSV, which would otherwise be read as malformed event lines. One
+ * after `--rate-cards a.csv` is a second rate card, and the refusal says how to give several.
+ */
+function refuseCsvSources(sources: string[], flagBefore: (operand: string) => string | undefined): void {
+  const csv = sources.find((source) => /\.csv$/i.test(source));
+  if (csv === undefined) return;
+  const refusal = `${csv} is a CSV file, not events (event files are .json, .ndjson or .jsonl)`;
+  throw new CliError(
+    flagBefore(csv) === '--rate-cards'
+      ? `${refusal}: for several rate cards repeat the flag: --rate-cards … --rate-cards ${csv}`
+      : refusal,
+  );
 }
 
 /**

@@ -11,16 +11,17 @@ import {
   type ReconciliationJson,
 } from '../core/reconcile.js';
 import { messagesCompared, reconcileSources, whyNothingWasChecked } from '../use-cases/reconcile.js';
-import { ratingSetupFrom, sourcesOrStdin } from './rating-inputs.js';
+import { eventSources, ratingSetupFrom } from './rating-inputs.js';
 import { CliError, EXIT } from './exit-codes.js';
 import { terminalSafe, type CliIo } from './io.js';
 import {
-  RATE_CARDS_HELP,
+  RATE_CARDS_LIST_HELP,
   choice,
   collectPaths,
   optionValue,
   pathArgument,
   watchFlagsBeforeOperands,
+  watchRateCardOperands,
 } from './options.js';
 import { createSourceErrorReporter } from './source-errors.js';
 
@@ -38,6 +39,7 @@ interface ReconcileFlags {
 export function registerReconcileCommand(program: Command, io: CliIo): void {
   const command = program.command('reconcile');
   const flagBefore = watchFlagsBeforeOperands(command);
+  const cardsAfterFlag = watchRateCardOperands(command);
   command
     .description("compare wameter's verdicts and totals with what Meta's webhooks and analytics say")
     .argument('[sources...]', 'event files (send logs and Meta webhooks), folders, or - for stdin', [])
@@ -66,7 +68,7 @@ export function registerReconcileCommand(program: Command, io: CliIo): void {
       'accounts file: time zone, currency, portfolio of each WABA (contract §2)',
       pathArgument,
     )
-    .option('--rate-cards <path>', RATE_CARDS_HELP, collectPaths)
+    .option('--rate-cards <path>', RATE_CARDS_LIST_HELP, collectPaths)
     .option(
       '--format <format>',
       'table or json',
@@ -104,7 +106,10 @@ Examples:
   curl "https://graph.facebook.com/v21.0/$WABA?fields=pricing_analytics.start(1748736000).end(1751328000).granularity(DAILY).dimensions(COUNTRY,PRICING_CATEGORY,PRICING_TYPE)" > meta.json
   wameter reconcile events.ndjson --analytics meta.json --waba $WABA --from 2025-06-01 --to 2025-06-30`,
     )
-    .action(async (sources: string[], flags: ReconcileFlags) => {
+    .action(async (operands: string[], flags: ReconcileFlags) => {
+      // `--rate-cards a.csv b.csv`: b.csv is a card (commander gave it to the sources).
+      const { sources, rateCards } = cardsAfterFlag(operands);
+      if (rateCards.length > 0) flags.rateCards = [...(flags.rateCards ?? []), ...rateCards];
       io.exitCode = await runReconcile(sources, flags, io, flagBefore);
     });
 }
@@ -128,7 +133,7 @@ async function runReconcile(
       '--from/--to choose the days compared with an analytics export: give it with --analytics',
     );
   }
-  sources = sourcesOrStdin(sources, io, 'reconcile', flagBefore);
+  sources = eventSources(sources, 'reconcile', flagBefore);
   const setup = await ratingSetupFrom(flags);
   const errors = createSourceErrorReporter(io.writeError);
   const outcome = await reconcileSources(sources, setup, {

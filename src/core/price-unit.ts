@@ -12,6 +12,12 @@ import type { UnitDraft } from './pair-machine.js';
 import type { MarketResolver, RateBook, RateCard, TierBand } from './pricing-context.js';
 import type { Era, Finding, RateCategory } from './units.js';
 
+/**
+ * Where rate cards are given, for the findings' advice: the command line's flag, and the service's setting
+ * (`import`, `rerate` and the service itself refuse `--rate-cards`: their cards are the service's).
+ */
+const GIVE_RATE_CARDS = '--rate-cards; for the service, WAMETER_RATE_CARDS or "rateCards"';
+
 export interface PricingContext {
   accountFor(waba: string): Account;
   rateBook: RateBook;
@@ -289,7 +295,7 @@ export class UnitPricer {
         `NO_RATE_CARD:${draft.waba}:${account.currency}:${month}`,
         () => ({
           code: 'NO_RATE_CARD',
-          message: `no ${account.currency} rate card is in force on ${date}: import Meta's rate card for that date (--rate-cards)${this.currencyHint(account.currency, draft.waba)}`,
+          message: `no ${account.currency} rate card is in force on ${date}: import Meta's rate card for that date (${GIVE_RATE_CARDS})${this.currencyHint(account.currency, draft.waba)}`,
           currency: account.currency,
           date,
           waba: draft.waba,
@@ -319,7 +325,7 @@ export class UnitPricer {
         `RATE_CARD_OF_OTHER_MODEL:${card.id}:${draft.unit}:${draft.waba}`,
         () => ({
           code: 'RATE_CARD_OF_OTHER_MODEL',
-          message: `WABA ${draft.waba}: charges ${per(draft.unit === 'message')} (first: ${draft.id}, on ${date}) were priced from rate card ${card.id}, which lists rates ${per(isCardPerMessage)}, because no card of their own kind is in force on their dates; Meta's rates for them may differ: add Meta's card for those dates (--rate-cards)`,
+          message: `WABA ${draft.waba}: charges ${per(draft.unit === 'message')} (first: ${draft.id}, on ${date}) were priced from rate card ${card.id}, which lists rates ${per(isCardPerMessage)}, because no card of their own kind is in force on their dates; Meta's rates for them may differ: add Meta's card for those dates (${GIVE_RATE_CARDS})`,
           rate_card: card.id,
           unit_id: draft.id,
           date,
@@ -416,8 +422,8 @@ function noRateFinding(
     const advice = isCbp2022Category(category)
       ? `business-initiated and user-initiated conversations are CBP-2022's, whose rates Meta's cards list only until June 2023; to price CBP-2022's rules (--as-of-rules CBP-2022) on later dates, ${needed} (--rate-cards; the card in force on a date is the latest one dated on or before it)`
       : listed.length > 0 && listed.every(([column]) => isCbp2022Category(column))
-        ? `it is a card of CBP-2022's two categories, and these charges are rated under ${era} rules; ${needed} (--rate-cards)`
-        : `add the column, or import Meta's full ${card.currency} card in force on ${date} (--rate-cards)`;
+        ? `it is a card of CBP-2022's two categories, and these charges are rated under ${era} rules; ${needed} (${GIVE_RATE_CARDS})`
+        : `add the column, or import Meta's full ${card.currency} card in force on ${date} (${GIVE_RATE_CARDS})`;
     const message = `no ${category} rate for market "${market}" on ${date} ${where}, nor for any other market: the card lists no ${category} rates at all (${has}): ${advice}`;
     return { code: 'NO_RATE', message, market, category, date, rate_card: card.id, waba };
   }
@@ -425,7 +431,7 @@ function noRateFinding(
   // yet in force on its date): the advice is a newer card, not a rate added to this one.
   const message = card.rates.has(market)
     ? `no ${category} rate for market "${market}" on ${date} ${where}: add the rate or import Meta's full card`
-    : `no row for market "${market}" ${where}, so no ${category} rate on ${date}: import Meta's ${card.currency} card in force on ${date} (--rate-cards)${
+    : `no row for market "${market}" ${where}, so no ${category} rate on ${date}: import Meta's ${card.currency} card in force on ${date} (${GIVE_RATE_CARDS})${
         era === 'PMP-2026-10'
           ? `; "${market}" may be one of the markets split from their regions on 2026-10-01 under rules only reported by third parties (PMP-2026-10): --no-reported prices it in its former region`
           : ''

@@ -1140,7 +1140,7 @@ describe('findings instead of silent guesses', () => {
     );
     expect(bangladesh.units[0]).toMatchObject({ market: 'Bangladesh', amountMicros: null });
     expect(bangladesh.findings.find((f) => f.code === 'NO_RATE')?.message).toBe(
-      `no row for market "Bangladesh" in rate card usd-2025-10-01 (USD, effective 2025-10-01), so no marketing rate on 2026-10-05: import Meta's USD card in force on 2026-10-05 (--rate-cards); "Bangladesh" may be one of the markets split from their regions on 2026-10-01 under rules only reported by third parties (PMP-2026-10): --no-reported prices it in its former region`,
+      `no row for market "Bangladesh" in rate card usd-2025-10-01 (USD, effective 2025-10-01), so no marketing rate on 2026-10-05: import Meta's USD card in force on 2026-10-05 (--rate-cards; for the service, WAMETER_RATE_CARDS or "rateCards"); "Bangladesh" may be one of the markets split from their regions on 2026-10-01 under rules only reported by third parties (PMP-2026-10): --no-reported prices it in its former region`,
     );
     const unsplit = await rate(
       send(at('2026-10-05T10:00:00Z'), 'b', 'marketing', { user: '8801712345678' }),
@@ -1158,7 +1158,7 @@ describe('findings instead of silent guesses', () => {
     const whatIf = await rate(send(at('2022-06-01T10:00:00Z'), 'm', 'marketing'), { asOfRules: 'CBP-2023' });
     expect(whatIf.units[0]).toMatchObject({ category: 'marketing', type: 'regular', amountMicros: null });
     expect(whatIf.findings.find((f) => f.code === 'NO_RATE')).toMatchObject({
-      message: `no marketing rate for market "India" on 2022-06-01 in rate card usd-2022-02-01-partial (USD, effective 2022-02-01), nor for any other market: the card lists no marketing rates at all (only Business-Initiated, User-Initiated): it is a card of CBP-2022's two categories, and these charges are rated under CBP-2023 rules; give a USD card with a Marketing column in force on 2022-06-01 (--rate-cards)`,
+      message: `no marketing rate for market "India" on 2022-06-01 in rate card usd-2022-02-01-partial (USD, effective 2022-02-01), nor for any other market: the card lists no marketing rates at all (only Business-Initiated, User-Initiated): it is a card of CBP-2022's two categories, and these charges are rated under CBP-2023 rules; give a USD card with a Marketing column in force on 2022-06-01 (--rate-cards; for the service, WAMETER_RATE_CARDS or "rateCards")`,
       market: 'India',
       category: 'marketing',
       date: '2022-06-01',
@@ -1180,7 +1180,7 @@ describe('findings instead of silent guesses', () => {
     });
     expect(auth.units[0]).toMatchObject({ category: 'authentication_international', amountMicros: null });
     expect(auth.findings.find((f) => f.code === 'NO_RATE')?.message).toBe(
-      `no authentication_international rate for market "India" on 2024-08-05 in rate card usd-2023-06-01-partial (USD, effective 2023-06-01), nor for any other market: the card lists no authentication_international rates at all (only Marketing, Utility, Authentication, Service): add the column, or import Meta's full USD card in force on 2024-08-05 (--rate-cards)`,
+      `no authentication_international rate for market "India" on 2024-08-05 in rate card usd-2023-06-01-partial (USD, effective 2023-06-01), nor for any other market: the card lists no authentication_international rates at all (only Marketing, Utility, Authentication, Service): add the column, or import Meta's full USD card in force on 2024-08-05 (--rate-cards; for the service, WAMETER_RATE_CARDS or "rateCards")`,
     );
   });
 
@@ -1246,7 +1246,7 @@ describe('findings instead of silent guesses', () => {
     const early = await rate(send(at('2021-06-01T00:00:00Z'), 'y', 'marketing'));
     const dated = early.findings.find((f) => f.code === 'NO_RATE_CARD');
     expect(dated!.message).toBe(
-      "no USD rate card is in force on 2021-06-01: import Meta's rate card for that date (--rate-cards)",
+      `no USD rate card is in force on 2021-06-01: import Meta's rate card for that date (--rate-cards; for the service, WAMETER_RATE_CARDS or "rateCards")`,
     );
   });
 });

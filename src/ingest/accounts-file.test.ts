@@ -75,6 +75,10 @@ describe('parseAccounts', () => {
       '"exceptions" key "id" must be a two-letter',
     ],
     [
+      { auth_international: { start: 0, exceptions: { ZZ: '2024-08-01T00:00:00Z' } } },
+      'account 0 (waba W1) "auth_international" "exceptions" key "ZZ" is no country: check its spelling (ISO 3166, such as "ID")',
+    ],
+    [
       { auth_international: { start: 0, exceptions: { ID: 'later' } } },
       '"exceptions"."ID": "later" is not an instant',
     ],
@@ -89,7 +93,15 @@ describe('parseAccounts', () => {
     expect(problemOf({ accounts: [{ waba: 'W1' }, { timezone: 'UTC' }] })).toContain(
       'account 1 needs "waba" (the WhatsApp Business Account id, a string)',
     );
-    expect(problemOf({ accounts: [{ waba: 123 }] })).toContain('account 0 needs "waba"');
+    expect(problemOf({ accounts: [{ waba: 'W1' }, { waba: '' }] })).toContain('account 1 needs "waba"');
+  });
+
+  it('a waba written as a number is told to be a string in quotes, naming the number', () => {
+    const problem = problemOf({ accounts: [{ waba: 291612946114990 }] });
+    expect(problem).toContain(
+      'account 0 "waba" is the number 291612946114990: write it as a string, in quotes ("waba": "291612946114990")',
+    );
+    expect(problem).not.toContain('needs "waba"');
     expect(problemOf({ accounts: ['W1'] })).toContain('account 0 must be an object');
   });
 

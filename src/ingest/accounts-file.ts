@@ -83,6 +83,14 @@ function parseAccount(raw: unknown, where: string, problems: string[]): Account 
       problems.push(`${where} has unknown field "${key}" (allowed: ${ACCOUNT_FIELDS.join(', ')})`);
   }
   const waba = raw.waba;
+  if (typeof waba === 'number') {
+    // JSON numbers past 2^53 lose digits (many WABA ids have 16): the value read may not be the id written.
+    const written = Number.isSafeInteger(waba)
+      ? `("waba": "${waba}")`
+      : '(copy the id again: as a number its last digits may have been lost)';
+    problems.push(`${where} "waba" is the number ${waba}: write it as a string, in quotes ${written}`);
+    return undefined;
+  }
   if (typeof waba !== 'string' || waba === '') {
     problems.push(`${where} needs "waba" (the WhatsApp Business Account id, a string)`);
     return undefined;
@@ -160,6 +168,12 @@ function parseEligibility(
     for (const [country, instant] of Object.entries(raw.exceptions)) {
       if (!COUNTRY.test(country)) {
         problems.push(`${where} "exceptions" key "${country}" must be a two-letter country code in capitals`);
+        continue;
+      }
+      if (!isSupportedCountry(country)) {
+        problems.push(
+          `${where} "exceptions" key "${country}" is no country: check its spelling (ISO 3166, such as "ID")`,
+        );
         continue;
       }
       const parsed = parseInstant(instant);
