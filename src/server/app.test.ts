@@ -213,6 +213,13 @@ describe('POST /webhooks/whatsapp', () => {
     expect(response.status).toBe(413);
     expect(await json(response)).toMatchObject({ error: { code: 'BODY_TOO_LARGE' } });
     expect(await service.store.getRawWebhook(1)).toBeUndefined();
+    // Nothing of it is kept: the log says so, and what to do if Meta sent it (it retries the same bytes).
+    const warning = service.logs.map((line) => JSON.parse(line)).find((line) => line.level === 'warn');
+    expect(warning).toMatchObject({
+      msg: 'webhook body over the limit refused; nothing stored',
+      limitBytes: 512,
+      hint: expect.stringContaining('raise WAMETER_BODY_LIMIT'),
+    });
   });
 
   it('refuses an oversized body even without Content-Length (streamed)', async () => {

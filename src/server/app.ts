@@ -601,6 +601,16 @@ export function createApp(deps: AppDeps): Hono<Env> {
         'body_too_large',
         'BODY_TOO_LARGE',
         `The limit is ${config.bodyLimitBytes} bytes.`,
+        // Said, not only counted: nothing of it is kept (unread, so unverified), and if it is Meta's, every
+        // retry meets the same limit until its retries run out. Raising the limit lets the next retry in.
+        () => {
+          const declared = c.req.header('content-length');
+          logger.warn('webhook body over the limit refused; nothing stored', {
+            declaredBytes: declared === undefined ? null : Number(declared),
+            limitBytes: config.bodyLimitBytes,
+            hint: "if Meta sent it, it retries the same body for days: raise WAMETER_BODY_LIMIT (or the config file's bodyLimitBytes) and restart to take it",
+          });
+        },
       );
     const raw = body.bytes;
     const verdict = verifyMetaSignature(raw, c.req.header('x-hub-signature-256'), config.appSecrets);
