@@ -161,9 +161,49 @@ function plantedDisagreement(): string[] {
   ];
 }
 
+/** The user of the planted charge sent on 2025-10-01 01:00 UTC, still September 30th in São Paulo. */
+const DAY_EDGE_USER = '5511987650001';
+/** The user of the planted charge that cannot be priced: no country calling code starts 999. */
+const UNPRICED_USER = '999000111222';
+/** Its send time: the only unit of the third WABA in the minute around it. */
+const UNPRICED_AT = '2025-10-21T12:00:00Z';
+
+/**
+ * Two more planted charges: an authentication template delivered when the São Paulo WABA's local date is
+ * still 2025-09-30 (priced from the card in force that day, a per-conversation one: RATE_CARD_OF_OTHER_MODEL),
+ * and a marketing template to a number of no country (a charged unit without a price: UNKNOWN_RECIPIENT).
+ */
+function plantedCharges(): string[] {
+  const [, saoPaulo, third] = describeWabas(TRAFFIC);
+  if (saoPaulo?.timeZone !== 'America/Sao_Paulo' || !third) {
+    throw new Error('the generated traffic no longer has a second WABA in America/Sao_Paulo and a third');
+  }
+  const send = (waba: typeof saoPaulo, user: string, id: string, at: string, template: string) => [
+    JSON.stringify({
+      kind: 'outbound',
+      at,
+      waba: waba.waba,
+      business: waba.numbers[0]!.phoneNumberId,
+      user,
+      id,
+      template,
+    }),
+    JSON.stringify({
+      kind: 'status',
+      at: new Date(Date.parse(at) + 2000).toISOString(),
+      id,
+      status: 'delivered',
+    }),
+  ];
+  return [
+    ...send(saoPaulo, DAY_EDGE_USER, 'wamid.day-edge', '2025-10-01T01:00:00Z', 'authentication'),
+    ...send(third, UNPRICED_USER, 'wamid.unpriced', UNPRICED_AT, 'marketing'),
+  ];
+}
+
 /** A month of traffic through the ingest API, in bodies of 1,500 lines. */
 async function loadTraffic(server: RunningServer): Promise<number> {
-  const lines = [...generateTraffic(TRAFFIC), ...plantedDisagreement()];
+  const lines = [...generateTraffic(TRAFFIC), ...plantedDisagreement(), ...plantedCharges()];
   for (let start = 0; start < lines.length; start += 1500) {
     const answer = await api(server, '/v1/events', {
       method: 'POST',
@@ -229,7 +269,12 @@ function runDashboardScenario(engine: 'sqlite' | 'postgres') {
       await total.waitFor();
       const totals = (await api(server, '/v1/totals')).totals;
       expect(Number(totals.USD.amount)).toBeGreaterThan(0);
-      await expect(total.textContent()).resolves.toBe(`${totals.USD.amount} USD`);
+      // The planted charge without a price: the total is a floor, and says so.
+      expect(totals.USD.unpriced).toBe(1);
+      await expect(total.textContent()).resolves.toBe(`at least ${totals.USD.amount} USD`);
+      await expect(
+        page.locator('[data-currency="USD"] [data-stat="total-amount-note"]').textContent(),
+      ).resolves.toBe('1 charged unit not priced: the total is a floor');
       await expect(
         page.locator('[data-currency="USD"] [data-stat="total-units"]').textContent(),
       ).resolves.toBe(totals.USD.units.toLocaleString('en-US'));
@@ -250,8 +295,57 @@ function runDashboardScenario(engine: 'sqlite' | 'postgres') {
       await page.waitForFunction(() =>
         document.querySelector('#spend-chart-USD')?.getAttribute('aria-label')?.startsWith('Spend by market'),
       );
-      await expect(total.textContent()).resolves.toBe(`${totals.USD.amount} USD`);
+      await expect(total.textContent()).resolves.toBe(`at least ${totals.USD.amount} USD`);
+      // Past the 12 markets drawn one by one, the rest is one series, its tooltip in the currency too.
+      const others = await chart.locator('rect title', { hasText: 'others:' }).allTextContents();
+      const overview = await api(server, '/v1/dashboard/overview?granularity=MONTHLY&by=market');
+      if (overview.currencies[0].keys.length > 12) expect(others.length).toBeGreaterThan(0);
+      for (const text of others) expect(text).toMatch(/ others: [\d.,]+ USD$/);
       await shot(page, `${engine}-2-overview-monthly-by-market`);
+    });
+
+    it('a render overtaken by a newer one ("Use key" twice, quick navigation) leaves nothing on the page', async () => {
+      // The dashboard's own answers come late, as from a loaded server: every overtaken render gets its
+      // answers after the latest one has started, and would draw beside it.
+      await page.route('**/v1/dashboard/**', async (route) => {
+        await new Promise((resolve) => setTimeout(resolve, 400));
+        await route.continue();
+      });
+      await page.getByLabel('API key').fill(KEY);
+      await page.getByRole('button', { name: 'Use key' }).dblclick();
+      await page.getByRole('link', { name: 'Units' }).click();
+      await page.getByRole('link', { name: 'Overview' }).click();
+      await page.getByRole('link', { name: 'Estimate' }).click();
+      await page.getByRole('link', { name: 'Overview' }).click();
+      await page.locator('#tier-table').waitFor();
+      // Let every overtaken render get its answers and try to draw.
+      await page.waitForTimeout(1500);
+      await expect(page.locator('main h1').allTextContents()).resolves.toEqual(['Overview']);
+      expect(await page.locator('#spend-title').count()).toBe(1);
+      expect(await page.locator('#tier-table').count()).toBe(1);
+      expect(await page.locator('#f-by').count()).toBe(1);
+      // An overtaken render never rewrites the address either.
+      await expect(page.evaluate(() => location.hash)).resolves.toMatch(/^#\/overview/);
+      await page.unroute('**/v1/dashboard/**');
+    });
+
+    it('overview of one unpriced charge: "at least 0 USD" beside its charged unit, and whole-number unit ticks', async () => {
+      const third = describeWabas(TRAFFIC)[2]!;
+      await page.goto('about:blank');
+      await page.goto(
+        `${server.url}/#/overview?waba=${third.waba}&from=2025-10-21T11:59:00Z&to=2025-10-21T12:01:00Z`,
+      );
+      const total = page.locator('[data-currency="USD"] [data-stat="total-amount"]');
+      await total.waitFor();
+      await expect(page.locator('[data-stat="charged-units"]').textContent()).resolves.toBe('1');
+      await expect(total.textContent()).resolves.toBe('at least 0 USD');
+      await expect(page.locator('[data-stat="total-amount-note"]').textContent()).resolves.toContain(
+        '1 charged unit not priced',
+      );
+      const ticks = await page
+        .locator('svg[aria-label^="Charged and free units"] text[text-anchor="end"]')
+        .allTextContents();
+      expect(ticks).toEqual(['0', '1']);
     });
 
     it('overview: a WABA east of UTC gets the allowance of its own calendar month, not the UTC one', async () => {
@@ -329,11 +423,64 @@ function runDashboardScenario(engine: 'sqlite' | 'postgres') {
       expect(await page.locator('#timeline-chart .unit-bar').count()).toBe(report.units.length);
       await page.locator('#timeline-chart .marker').last().click();
       await expect(page.locator('#explain-entries li.selected').count()).resolves.toBe(1);
+      // The time axis's first tick names its date (not an hour of no day); nothing reads "null".
+      await expect(page.locator('#timeline-chart text.tick').first().textContent()).resolves.toMatch(
+        /^\d{4}-\d{2}-\d{2}/,
+      );
+      await expect(page.locator('#explain-result').textContent()).resolves.not.toContain('null');
       await page.evaluate(() => {
         window.scrollTo(0, 0);
         document.querySelector('.timeline-wrap')?.scrollTo(0, 0);
       });
       await shot(page, `${engine}-4-why-charged`);
+    });
+
+    it('"Why was I charged?": the findings, each unit\'s rate card and the WABA-local date that chose it', async () => {
+      const report = await api(server, `/v1/explain?user=${DAY_EDGE_USER}`);
+      const codes = report.findings.map((finding: { code: string }) => finding.code);
+      expect(codes).toContain('RATE_CARD_OF_OTHER_MODEL');
+      const unit = report.units.find((one: { messages: string[] }) =>
+        one.messages.includes('wamid.day-edge'),
+      );
+      expect(unit.rate_card).toBe('usd-2024-11-01');
+      await page.goto(`${server.url}/#/explain?user=${DAY_EDGE_USER}`);
+      await page.locator('#timeline-chart').waitFor();
+      // Every finding of the story, as the CLI's "Findings" section lists them.
+      expect(await page.locator('#explain-findings li').count()).toBe(report.findings.length);
+      // Said as the service's user gives rate cards: the server's setting, not the command line's flag.
+      const otherModel = report.findings[codes.indexOf('RATE_CARD_OF_OTHER_MODEL')].message as string;
+      expect(otherModel).toContain('(--rate-cards; for the service, WAMETER_RATE_CARDS or "rateCards")');
+      await expect(
+        page.locator('#explain-findings li[data-code="RATE_CARD_OF_OTHER_MODEL"]').textContent(),
+      ).resolves.toContain(
+        otherModel.replace(
+          '(--rate-cards; for the service, WAMETER_RATE_CARDS or "rateCards")',
+          '(the server’s rate cards: WAMETER_RATE_CARDS or "rateCards")',
+        ),
+      );
+      // The unit: sent 01:00 UTC on October 1st, September 30th in São Paulo, priced from that day's card.
+      const row = page.locator('#explain-units tbody tr', { hasText: unit.id });
+      await expect(row.textContent()).resolves.toContain('2025-10-01 01:00:02 UTC');
+      await expect(row.locator('td.local-date').textContent()).resolves.toBe(
+        '2025-09-30 22:00:02America/Sao_Paulo',
+      );
+      await expect(row.textContent()).resolves.toContain('usd-2024-11-01');
+      await expect(page.locator('#explain-entries li').first().textContent()).resolves.toContain(
+        '2025-09-30 22:00:02 America/Sao_Paulo',
+      );
+      await shot(page, `${engine}-4b-why-charged-day-edge`);
+
+      // A charge without a price: the total says so, in its currency, and "1 unit" is singular.
+      await page.goto(`${server.url}/#/explain?user=${UNPRICED_USER}`);
+      await page.locator('#explain-total').waitFor();
+      await expect(page.locator('#explain-total').textContent()).resolves.toBe(
+        'at least 0 USD (1 charged unit not priced)',
+      );
+      await expect(page.locator('#explain-summary').textContent()).resolves.toMatch(/^1 message, 1 unit; /);
+      await expect(page.locator('#explain-findings').textContent()).resolves.toContain('UNKNOWN_RECIPIENT');
+      await expect(page.locator('#explain-units tbody tr td').nth(7).textContent()).resolves.toBe(
+        'not priced',
+      );
     });
 
     it('estimate: pasted phones get a market, a price or a free reason, and a bad number is listed', async () => {
@@ -363,7 +510,36 @@ function runDashboardScenario(engine: 'sqlite' | 'postgres') {
       expect(await invalid.count()).toBe(1);
       await expect(invalid.locator('td').first().textContent()).resolves.toBe('5');
       await expect(invalid.textContent()).resolves.toContain('not-a-phone');
+      await expect(page.locator('#estimate-result').textContent()).resolves.not.toContain('null');
+      // The WABA's numbers are offered for "Business number".
+      const offered = await page
+        .locator('#business-numbers option')
+        .evaluateAll((options) => options.map((option) => (option as HTMLOptionElement).value));
+      expect(offered).toContain(firstUnit.business);
       await shot(page, `${engine}-5-estimate`);
+
+      // A CSV's other columns are shown on each line (one named like a field, renamed) and downloadable.
+      await page.locator('#f-csv').setInputFiles({
+        name: 'recipients.csv',
+        mimeType: 'text/csv',
+        buffer: Buffer.from(`name,phone,price\nAsha,+${indian.user},x\nBob,+55 11 91234-5678,y\n`),
+      });
+      await page.getByRole('button', { name: 'Estimate', exact: true }).click();
+      await page.locator('#estimate-lines th', { hasText: 'input_price' }).waitFor();
+      const headers = await page.locator('#estimate-lines thead th').allTextContents();
+      expect(headers.slice(0, 3)).toEqual(['name', 'input_price', 'Phone']);
+      const cells = await page.locator('#estimate-lines tbody tr').first().locator('td').allTextContents();
+      expect(cells.slice(0, 3)).toEqual(['Asha', 'x', indian.user]);
+      const [download] = await Promise.all([
+        page.waitForEvent('download'),
+        page.getByRole('button', { name: 'Download CSV' }).click(),
+      ]);
+      const csvRows = readFileSync((await download.path())!, 'utf8')
+        .trim()
+        .split('\r\n');
+      expect(csvRows[0]).toBe('name,input_price,phone,country,market,price,currency,free,reason');
+      expect(csvRows[1]).toMatch(new RegExp(`^Asha,x,${indian.user},IN,India,[\\d.]+,USD,false,`));
+      expect(csvRows.length).toBe(3);
     });
 
     it('reconciliation: opens with what was checked and any difference with its cause', async () => {
@@ -371,8 +547,9 @@ function runDashboardScenario(engine: 'sqlite' | 'postgres') {
       const summary = page.locator('#reconciliation-summary');
       await summary.waitFor();
       const answer = await api(server, '/v1/reconciliation');
+      const { messages, unverifiable, category_from_webhook: fromWebhook } = answer.checked;
       await expect(summary.textContent()).resolves.toContain(
-        `Checked ${answer.checked.messages.toLocaleString('en-US')} delivered messages`,
+        `Checked ${(messages - unverifiable - fromWebhook).toLocaleString('en-US')} of ${messages.toLocaleString('en-US')} delivered messages`,
       );
       // exactly the planted disagreement, with its cause, and nothing invented
       expect(answer.differences.map((d: { message?: string }) => d.message)).toEqual(['wamid.planted']);
@@ -406,13 +583,39 @@ function runDashboardScenario(engine: 'sqlite' | 'postgres') {
         mimeType: 'application/json',
         buffer: Buffer.from(JSON.stringify(exported)),
       });
+      // With the WABA picked too (sent in the body: POST /v1/reconciliation takes no query parameters).
+      await page.getByLabel('WABA').selectOption(unit.waba);
       await page.getByRole('button', { name: 'Compare' }).click();
-      await page.locator('#reconciliation-totals').waitFor();
+      await page.locator('#reconciliation-totals, #reconciliation-result .error-box').first().waitFor();
+      await expect(page.locator('#reconciliation-result .error-box').count()).resolves.toBe(0);
       await expect(page.locator('#reconciliation-period').textContent()).resolves.toContain(
         `for WABA ${unit.waba} compared over ${String(unit.opened_at).slice(0, 7)}-01`,
       );
-      await expect(page.locator('#reconciliation-totals').textContent()).resolves.toContain('5 units, 0.5');
+      // Every amount with its currency; the CLI's flags never offered on the page.
+      await expect(page.locator('#reconciliation-totals').textContent()).resolves.toContain(
+        '5 units, 0.5 USD',
+      );
+      await expect(page.locator('#reconciliation-totals tbody td').last().textContent()).resolves.toMatch(
+        / USD( \(wameter’s amount is a floor\))?$/,
+      );
+      await expect(page.locator('#reconciliation-result').textContent()).resolves.toContain(
+        'META_COUNTS_FEWER',
+      );
+      await expect(page.locator('#reconciliation-result').textContent()).resolves.not.toMatch(
+        /--\w|wameter explain/,
+      );
       await shot(page, `${engine}-6-reconciliation`);
+      // The server's "nothing could be checked" words name the upload once and end with a full stop.
+      const words =
+        'nothing could be checked against Meta: the input holds no delivered business message, and no ' +
+        "analytics export was given (upload it on this page). Feed Meta's status webhooks with their " +
+        "pricing, or give Meta's pricing_analytics export (upload it on this page)";
+      // The page's own module, as the browser loaded it (a string: the test's bundler leaves it alone).
+      const nothing: string = await page.evaluate(
+        `import('/js/pages/reconciliation.js').then((page) => page.nothingCheckedText(${JSON.stringify(words)}))`,
+      );
+      expect(nothing.match(/upload it on this page/g)).toHaveLength(1);
+      expect(nothing).toMatch(/export\.$/);
     });
 
     it('rate cards and findings: the card in force is marked and findings are counted by code', async () => {
@@ -422,7 +625,54 @@ function runDashboardScenario(engine: 'sqlite' | 'postgres') {
       expect(await page.locator('#rate-card-table .chip', { hasText: 'in force' }).count()).toBe(1);
       await page.getByRole('heading', { name: 'Findings', exact: true }).waitFor();
       await page.getByRole('group', { name: 'Filter findings by code' }).waitFor();
+      // No page of findings after this one: nothing, not a bare "null", under the table.
+      const findings = await api(server, '/v1/findings?limit=200');
+      expect(findings.next_offset).toBeNull();
+      await expect(
+        page.locator('section[aria-labelledby="findings-title"]').textContent(),
+      ).resolves.not.toMatch(/null$/);
+      // The third WABA's rating holds the charge without a price: its total says it is a floor.
+      await page.locator('#ratings-table').waitFor();
+      await expect(page.locator('#ratings-table').textContent()).resolves.toMatch(
+        /at least [\d.]+ USD \(1 charged unit not priced\), [\d,]+ units/,
+      );
       await shot(page, `${engine}-7-rate-cards-findings`);
+    });
+
+    it('fits narrow windows: the header wraps, nothing scrolls sideways but a table in its own box', async () => {
+      const context = await browser.newContext({ viewport: { width: 1024, height: 768 } });
+      const narrow = await context.newPage();
+      narrow.on('pageerror', (error) => {
+        throw new Error(`the dashboard threw: ${error.message}`);
+      });
+      try {
+        await narrow.goto(`${server.url}/#/units`);
+        await narrow.getByLabel('API key').fill(KEY);
+        await narrow.getByRole('button', { name: 'Use key' }).click();
+        for (const width of [1024, 390]) {
+          await narrow.setViewportSize({ width, height: 800 });
+          for (const route of [
+            'units',
+            'overview',
+            `explain?user=${DAY_EDGE_USER}`,
+            'estimate',
+            'rate-cards',
+          ]) {
+            await narrow.goto(`${server.url}/#/${route}`);
+            await narrow.locator('main h1').waitFor();
+            await narrow.waitForTimeout(300);
+            const forget = await narrow.getByRole('button', { name: 'Forget' }).boundingBox();
+            expect(forget!.x + forget!.width).toBeLessThanOrEqual(width);
+            await expect(
+              narrow.evaluate(() => document.documentElement.scrollWidth),
+              `${route} at ${width} px`,
+            ).resolves.toBeLessThanOrEqual(width);
+          }
+          await shot(narrow, `${engine}-9-narrow-${width}`);
+        }
+      } finally {
+        await context.close();
+      }
     });
 
     it("a client's key for one WABA of a shared portfolio: its tiered units are listed and explained, their tier count withheld", async () => {

@@ -23,7 +23,10 @@ const notice = document.getElementById('notice');
 let accountsPromise = null;
 let renderSeq = 0;
 
-/** What pages share: the WABAs this key sees (cached per key) and navigation. */
+/**
+ * What pages share: the WABAs this key sees (cached per key) and navigation. Each render gets its own copy
+ * (`forRender`), whose `remember` does nothing once a newer render has started.
+ */
 const ctx = {
   accounts() {
     accountsPromise ??= getJson('/v1/dashboard/accounts').then((body) => body.accounts);
@@ -52,6 +55,17 @@ const ctx = {
   },
 };
 
+/** The context of render `seq`: a render that is no longer the latest never rewrites the address. */
+function forRender(seq) {
+  return {
+    ...ctx,
+    seq,
+    remember(page, params) {
+      if (seq === renderSeq) ctx.remember(page, params);
+    },
+  };
+}
+
 function parseHash() {
   const text = location.hash.replace(/^#\/?/, '');
   const [name, query = ''] = text.split('?');
@@ -71,7 +85,10 @@ async function route() {
     if (link.dataset.page === name) link.setAttribute('aria-current', 'page');
     else link.removeAttribute('aria-current');
   }
-  main.replaceChildren();
+  // Each render builds into its own view: a newer route replaces it, so whatever an earlier render (still
+  // awaiting the server) adds later lands in a detached element and is never shown beside the new one.
+  const view = h('div', { class: 'view', 'data-page': name });
+  main.replaceChildren(view);
   if (!getKey()) {
     showNotice(
       'Enter your API key at the top right to see your data (it is kept in this browser only).',
@@ -81,10 +98,11 @@ async function route() {
     showNotice('');
   }
   try {
-    await PAGES[name].render(main, params, { ...ctx, seq });
+    await PAGES[name].render(view, params, forRender(seq));
   } catch (error) {
-    if (seq === renderSeq) main.append(errorBox(error, `show this page`));
+    if (seq === renderSeq) view.append(errorBox(error, `show this page`));
   }
+  if (seq !== renderSeq) return;
   document.title = `wameter — ${document.querySelector(`#nav a[data-page="${name}"]`)?.textContent ?? ''}`;
 }
 

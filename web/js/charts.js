@@ -3,9 +3,10 @@
 
 import { h, s } from './dom.js';
 
-/** A "nice" step for about `count` ticks up to `max`. */
-function niceStep(max, count) {
+/** A "nice" step for about `count` ticks up to `max`; whole numbers only when `integer` (counts). */
+function niceStep(max, count, integer = false) {
   const raw = max / count;
+  if (integer && raw <= 1) return 1;
   const power = 10 ** Math.floor(Math.log10(raw));
   const fraction = raw / power;
   return (fraction <= 1 ? 1 : fraction <= 2 ? 2 : fraction <= 5 ? 5 : 10) * power;
@@ -13,16 +14,17 @@ function niceStep(max, count) {
 
 /**
  * Stacked bars: one bar per label, one segment per series.
- * series: [{ key, color, values: number[] }]; format(n) labels the y axis and tooltips.
+ * series: [{ key, color, values: number[], formatted?: string[] }]; format(n) labels the y axis and the
+ * tooltips of series without `formatted`; `integer` keeps the y axis to whole numbers (counts).
  */
-export function stackedBars({ title, labels, series, format = String, height = 240, id }) {
+export function stackedBars({ title, labels, series, format = String, height = 240, id, integer = false }) {
   const width = 1160;
   const margin = { top: 12, right: 12, bottom: 40, left: 78 };
   const plotW = width - margin.left - margin.right;
   const plotH = height - margin.top - margin.bottom;
   const sums = labels.map((_, i) => series.reduce((sum, one) => sum + (one.values[i] || 0), 0));
   const max = Math.max(0, ...sums);
-  const step = max > 0 ? niceStep(max, 4) : 1;
+  const step = max > 0 ? niceStep(max, 4, integer) : 1;
   const top = max > 0 ? Math.ceil(max / step) * step : 1;
   const y = (value) => margin.top + plotH - (value / top) * plotH;
   const slot = plotW / Math.max(1, labels.length);

@@ -34,6 +34,13 @@ function append(el, children) {
   }
 }
 
+/** Replaces an element's children; null, undefined and false are left out (never shown as "null"). */
+export function fill(el, ...children) {
+  el.replaceChildren();
+  append(el, children);
+  return el;
+}
+
 /** A labelled form field: <label class="field">Text<input …></label>. */
 export function field(labelText, control) {
   return h('label', { class: 'field' }, labelText, control);
@@ -105,14 +112,57 @@ export function money(amount, currency) {
   return `${amount} ${currency ?? ''}`.trim();
 }
 
+/**
+ * A total that may leave out charged units without a price: "12.3 USD" when all are priced, else
+ * "at least 12.3 USD (2 charged units not priced)" — the figure is then a floor, never the bill.
+ */
+export function total(amount, currency, unpriced = 0) {
+  if (!unpriced) return money(amount, currency);
+  const what = `${count(unpriced, 'charged unit')} not priced`;
+  if (amount === null || amount === undefined) return `no price known (${what})`;
+  return `at least ${money(amount, currency)} (${what})`;
+}
+
 export function int(n) {
   return Number(n ?? 0).toLocaleString('en-US');
+}
+
+/** "1 unit", "2 units", "1,204 units". */
+export function count(n, singular, plural = `${singular}s`) {
+  return `${int(n)} ${Number(n) === 1 ? singular : plural}`;
 }
 
 /** "2025-10-03T10:05:03.000Z" → "2025-10-03 10:05:03 UTC". */
 export function instant(iso) {
   if (!iso) return '';
   return `${iso.slice(0, 10)} ${iso.slice(11, 19)} UTC`;
+}
+
+/**
+ * An instant as the clock of `timeZone` reads it, "2025-09-30 21:54:06" (the WABA's local date decides its
+ * calendar: the rate card in force, the month of its allowance); '' when either is missing or unknown.
+ */
+export function localTime(iso, timeZone) {
+  if (!iso || !timeZone) return '';
+  try {
+    const parts = Object.fromEntries(
+      new Intl.DateTimeFormat('en-CA', {
+        timeZone,
+        year: 'numeric',
+        month: '2-digit',
+        day: '2-digit',
+        hour: '2-digit',
+        minute: '2-digit',
+        second: '2-digit',
+        hourCycle: 'h23',
+      })
+        .formatToParts(new Date(iso))
+        .map((part) => [part.type, part.value]),
+    );
+    return `${parts.year}-${parts.month}-${parts.day} ${parts.hour}:${parts.minute}:${parts.second}`;
+  } catch {
+    return '';
+  }
 }
 
 /** <input type="datetime-local"> value (read as UTC) → ISO instant, or '' when empty. */
@@ -144,3 +194,15 @@ export const PALETTE = [
   '#be123c',
   '#4d7c0f',
 ];
+
+/**
+ * A finding's or an advice's words as the service's user reads them: the rating says where rate cards are
+ * given both on the command line and for the service ("--rate-cards; for the service, WAMETER_RATE_CARDS or
+ * …"); this page runs on the service.
+ */
+export function serviceWords(text) {
+  return String(text ?? '').replace(
+    /\(--rate-cards; for the service, ([^)]*)\)/g,
+    '(the server’s rate cards: $1)',
+  );
+}

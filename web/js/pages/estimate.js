@@ -1,8 +1,24 @@
 // Estimate (contract §6): what a template send to each recipient would cost now (or at a chosen time),
 // from the real state of each user's windows, the free allowance and the volume tiers.
 
-import { postJson } from '../api.js';
-import { errorBox, field, h, int, loading, localInputToIso, money, numCell, select, table } from '../dom.js';
+import { getJson, postJson } from '../api.js';
+import {
+  errorBox,
+  field,
+  fill,
+  h,
+  int,
+  loading,
+  localInputToIso,
+  money,
+  numCell,
+  select,
+  table,
+  total,
+} from '../dom.js';
+
+/** A line's own fields (contract §6); any other field is a column of the recipients CSV, echoed. */
+const LINE_FIELDS = ['phone', 'country', 'market', 'price', 'currency', 'free', 'reason'];
 
 export async function render(main, params, ctx) {
   main.append(h('h1', {}, 'Estimate a send'));
@@ -38,7 +54,35 @@ export async function render(main, params, ctx) {
     id: 'f-business',
     name: 'business',
     placeholder: 'only if the WABA has several numbers',
+    list: 'business-numbers',
+    autocomplete: 'off',
   });
+  // The numbers the chosen WABA has sent from (the overview's units by business number), as suggestions.
+  const numbers = h('datalist', { id: 'business-numbers' });
+  let numbersFor = null;
+  async function offerNumbers() {
+    const chosen = waba.value;
+    numbersFor = chosen;
+    if (!chosen) {
+      numbers.replaceChildren();
+      return;
+    }
+    try {
+      const overview = await getJson('/v1/dashboard/overview', {
+        granularity: 'MONTHLY',
+        by: 'business',
+        waba: chosen,
+      });
+      if (numbersFor !== chosen) return;
+      const found = [...new Set(overview.currencies.flatMap((cur) => cur.keys))].sort();
+      numbers.replaceChildren(...found.map((number) => h('option', { value: number })));
+      if (found.length === 1 && !business.value) business.value = found[0];
+    } catch {
+      // suggestions only: the server names the WABA's numbers if one is needed and missing
+    }
+  }
+  waba.addEventListener('change', () => offerNumbers());
+  offerNumbers();
   const result = h('div', { id: 'estimate-result', 'aria-live': 'polite' });
   const form = h(
     'form',
@@ -53,7 +97,7 @@ export async function render(main, params, ctx) {
         h(
           'p',
           { class: 'hint', id: 'phones-hint' },
-          'Or upload a CSV with a "phone" column (other columns are kept).',
+          'Or upload a CSV with a "phone" column (other columns are kept: shown in the results and in their CSV).',
         ),
         field('Recipients CSV', file),
       ),
@@ -64,6 +108,7 @@ export async function render(main, params, ctx) {
         field('Send time (UTC, empty = now)', at),
         field('Sending WABA', waba),
         field('Business number', business),
+        numbers,
       ),
     ),
     h('div', { class: 'row' }, h('button', { type: 'submit', id: 'run-estimate' }, 'Estimate')),
@@ -96,21 +141,55 @@ export async function render(main, params, ctx) {
         return;
       }
     }
-    result.replaceChildren(loading('Estimating…'));
+    fill(result, loading('Estimating…'));
     try {
       const estimate = await postJson('/v1/estimate', body);
       if (pastedLines) {
         for (const item of estimate.invalid) item.line = pastedLines[item.line - 1] ?? item.line;
       }
-      result.replaceChildren(...renderEstimate(estimate));
+      fill(result, ...renderEstimate(estimate));
     } catch (error) {
       result.replaceChildren(errorBox(error, 'estimate'));
     }
   });
 }
 
+/** The CSV's columns echoed on the lines, in their order (a line's own fields left out). */
+export function echoedColumns(lines) {
+  const columns = [];
+  for (const line of lines) {
+    for (const name of Object.keys(line)) {
+      if (!LINE_FIELDS.includes(name) && !columns.includes(name)) columns.push(name);
+    }
+  }
+  return columns;
+}
+
+/** The lines as a CSV: the echoed columns first, then the estimate's fields (RFC 4180 quoting). */
+export function linesCsv(lines) {
+  const columns = [...echoedColumns(lines), ...LINE_FIELDS];
+  const cell = (value) => {
+    const text = value === null || value === undefined ? '' : String(value);
+    return /[",\r\n]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
+  };
+  return [columns, ...lines.map((line) => columns.map((name) => line[name]))]
+    .map((row) => row.map(cell).join(','))
+    .join('\r\n')
+    .concat('\r\n');
+}
+
+function downloadCsv(lines) {
+  const url = URL.createObjectURL(new Blob([linesCsv(lines)], { type: 'text/csv' }));
+  const link = h('a', { href: url, download: 'wameter-estimate.csv', hidden: true });
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10_000);
+}
+
 function renderEstimate(estimate) {
   const totals = estimate.totals;
+  const echoed = echoedColumns(estimate.lines);
   const parts = [
     h('h2', {}, 'Estimate'),
     ...(estimate.warnings ?? []).map((warning) =>
@@ -124,7 +203,7 @@ function renderEstimate(estimate) {
           'div',
           { class: 'stat' },
           h('div', { class: 'label' }, `Total (${currency})`),
-          h('div', { class: 'value', 'data-stat': 'estimate-total' }, money(t.amount, currency)),
+          h('div', { class: 'value', 'data-stat': 'estimate-total' }, total(t.amount, currency, t.unpriced)),
         ),
       ),
       stat('Recipients', int(totals.count)),
@@ -136,17 +215,45 @@ function renderEstimate(estimate) {
     estimate.waba
       ? h('p', { class: 'muted' }, `Sent from WABA ${estimate.waba}, business number ${estimate.business}.`)
       : null,
+    estimate.lines.length > 0
+      ? h(
+          'div',
+          { class: 'row' },
+          h(
+            'button',
+            { type: 'button', id: 'estimate-csv', onclick: () => downloadCsv(estimate.lines) },
+            'Download CSV',
+          ),
+        )
+      : null,
     h(
       'div',
       { class: 'table-wrap' },
       table(
         'Per recipient',
-        ['Phone', 'Country', 'Market', h('th', { scope: 'col', class: 'num' }, 'Price'), 'Free?', 'Why'],
+        [
+          ...echoed.map((name) => h('th', { scope: 'col', 'data-echoed': '' }, name)),
+          'Phone',
+          'Country',
+          'Market',
+          h('th', { scope: 'col', class: 'num' }, 'Price'),
+          'Free?',
+          'Why',
+        ],
         estimate.lines.map((line) => [
+          ...echoed.map((name) =>
+            line[name] === null || line[name] === undefined ? '' : String(line[name]),
+          ),
           h('td', { class: 'mono' }, line.phone),
           line.country ?? '—',
           line.market ?? '—',
-          numCell(line.free ? money('0', line.currency) : money(line.price, line.currency)),
+          numCell(
+            line.free
+              ? money('0', line.currency)
+              : line.price === null
+                ? 'not priced'
+                : money(line.price, line.currency),
+          ),
           h(
             'td',
             {},

@@ -4,7 +4,22 @@
 
 import { getJson } from '../api.js';
 import { legend } from '../charts.js';
-import { errorBox, field, h, instant, loading, money, s, table } from '../dom.js';
+import {
+  count,
+  errorBox,
+  field,
+  fill,
+  h,
+  instant,
+  int,
+  loading,
+  localTime,
+  money,
+  s,
+  serviceWords,
+  table,
+  total,
+} from '../dom.js';
 
 const HOUR_MS = 3_600_000;
 const WINDOW_MS = 24 * HOUR_MS;
@@ -73,16 +88,25 @@ export async function render(main, params, ctx) {
   }
   result.append(loading());
   let report;
+  // The WABAs' time zones: a unit's local date decides its rate card and its month (shown beside UTC).
+  const accounts = ctx.accounts().catch(() => []);
   try {
     report = await getJson('/v1/explain', { user: params.user, business: params.business });
   } catch (error) {
     result.replaceChildren(errorBox(error, `explain user ${params.user}`));
     return;
   }
-  result.replaceChildren(...renderReport(report));
+  const zones = new Map((await accounts).map((account) => [account.waba, account.time_zone]));
+  fill(result, ...renderReport(report, zones));
 }
 
-function renderReport(report) {
+/** The WABA-local time of an instant, with its zone: "2025-09-30 21:54:06 America/Sao_Paulo" ('' if unknown). */
+function localOf(iso, zone) {
+  const text = localTime(iso, zone);
+  return text ? `${text} ${zone}` : '';
+}
+
+function renderReport(report, zones) {
   const who = `User ${report.user}${report.business ? ` with business number ${report.business}` : ''}`;
   if (report.timeline.length === 0 && report.units.length === 0) {
     return [
@@ -94,6 +118,11 @@ function renderReport(report) {
     ];
   }
   const unitsById = new Map(report.units.map((unit) => [unit.id, unit]));
+  // A timeline entry names its business number; the WABA (and so the time zone) comes from a unit of it.
+  const zoneOfBusiness = new Map(report.units.map((unit) => [unit.business, zones.get(unit.waba)]));
+  const zoneOfEntry = (entry) =>
+    (entry.unit_id ? zones.get(unitsById.get(entry.unit_id)?.waba) : undefined) ??
+    zoneOfBusiness.get(entry.business);
   const list = h('ol', { class: 'entries', id: 'explain-entries', 'aria-label': 'Timeline in words' });
   report.timeline.forEach((entry, index) => {
     const unit = entry.unit_id ? unitsById.get(entry.unit_id) : undefined;
@@ -110,7 +139,18 @@ function renderReport(report) {
       h(
         'li',
         { id: `entry-${index}`, 'data-message': entry.message_id, tabindex: -1 },
-        h('span', { class: 'mono' }, instant(entry.at)),
+        h(
+          'span',
+          { class: 'mono' },
+          instant(entry.at),
+          localOf(entry.at, zoneOfEntry(entry))
+            ? h(
+                'span',
+                { class: 'local', title: 'The WABA’s local time' },
+                localOf(entry.at, zoneOfEntry(entry)),
+              )
+            : null,
+        ),
         h('span', {}, entry.kind === 'inbound' ? 'User wrote' : 'Business sent'),
         h(
           'span',
@@ -134,16 +174,19 @@ function renderReport(report) {
     }
   });
   const totals = totalsOf(report.units);
+  const findings = report.findings ?? [];
   return [
     h('h2', {}, who),
     h(
       'p',
-      {},
-      `${report.timeline.length} messages, ${report.units.length} units; total `,
-      h('strong', { id: 'explain-total' }, totals.length ? totals.join(' + ') : '0'),
+      { id: 'explain-summary' },
+      `${count(report.timeline.length, 'message')}, ${count(report.units.length, 'unit')}; total `,
+      h('strong', { id: 'explain-total' }, totals.length ? totals.join(' + ') : 'nothing charged'),
       report.pending.length ? `; ${report.pending.length} pending (no delivery yet, not charged)` : '',
       '.',
+      findings.length ? ` ${count(findings.length, 'finding')} below.` : '',
     ),
+    findings.length ? findingsList(findings) : null,
     chart,
     legend([
       { key: 'customer service window (24 h after the user writes)', color: COLORS.window },
@@ -159,8 +202,19 @@ function renderReport(report) {
       'div',
       { class: 'table-wrap' },
       table(
-        null,
-        ['Unit', 'Kind', 'Category', 'Type', 'Opened', 'Ends', 'Amount', 'Rule'],
+        'Each unit is priced from the rate card in force on its WABA-local date',
+        [
+          'Unit',
+          'Kind',
+          'Category',
+          'Type',
+          'Opened (UTC)',
+          'Opened (WABA local)',
+          'Ends (UTC)',
+          'Amount',
+          'Rate card',
+          'Rule',
+        ],
         report.units.map((unit) => [
           h('td', { class: 'mono' }, unit.id),
           unit.unit,
@@ -171,20 +225,64 @@ function renderReport(report) {
             h('span', { class: `chip ${unit.type === 'regular' ? 'charged' : 'free'}` }, unit.type),
           ),
           h('td', { class: 'nowrap' }, instant(unit.opened_at)),
+          h(
+            'td',
+            { class: 'nowrap local-date' },
+            localTime(unit.opened_at, zones.get(unit.waba)) || '—',
+            zones.get(unit.waba) ? h('div', { class: 'muted' }, zones.get(unit.waba)) : null,
+          ),
           h('td', { class: 'nowrap' }, instant(unit.closed_at ?? unit.expires_at)),
-          h('td', { class: 'nowrap' }, money(unit.amount, unit.currency)),
+          h(
+            'td',
+            { class: 'nowrap' },
+            unit.type === 'regular' && unit.amount === null
+              ? 'not priced'
+              : money(unit.amount, unit.currency),
+          ),
+          h('td', { class: 'mono' }, unit.rate_card ?? '—'),
           h('td', { class: 'mono' }, unit.rule),
         ]),
+        { id: 'explain-units' },
       ),
     ),
   ];
 }
 
-/** Sums decimal-string amounts per currency exactly (as integers of 10⁻⁶). */
+/** The story's findings, as the CLI's "Findings" section lists them: `CODE: message (×N)`. */
+function findingsList(findings) {
+  return h(
+    'section',
+    { class: 'warning-box', 'aria-labelledby': 'explain-findings-title' },
+    h('h3', { id: 'explain-findings-title' }, 'Findings'),
+    h(
+      'ul',
+      { id: 'explain-findings' },
+      findings.map((finding) =>
+        h(
+          'li',
+          { 'data-code': finding.code },
+          h('strong', { class: 'mono' }, finding.code),
+          `: ${serviceWords(finding.message)}`,
+          typeof finding.count === 'number' && finding.count > 1 ? ` (×${int(finding.count)})` : '',
+        ),
+      ),
+    ),
+  );
+}
+
+/**
+ * Sums decimal-string amounts per currency exactly (as integers of 10⁻⁶); a charged unit without a price is
+ * counted beside its currency's sum, which is then a floor ("at least …, N charged units not priced").
+ */
 function totalsOf(units) {
   const micros = new Map();
+  const unpriced = new Map();
   for (const unit of units) {
-    if (unit.amount === null) continue;
+    if (!micros.has(unit.currency)) micros.set(unit.currency, 0n);
+    if (unit.amount === null) {
+      if (unit.type === 'regular') unpriced.set(unit.currency, (unpriced.get(unit.currency) ?? 0) + 1);
+      continue;
+    }
     const [whole, fraction = ''] = unit.amount.split('.');
     const value =
       BigInt(whole) * 1_000_000n +
@@ -194,7 +292,7 @@ function totalsOf(units) {
   return [...micros.entries()].map(([currency, value]) => {
     const whole = value / 1_000_000n;
     const fraction = (value % 1_000_000n).toString().padStart(6, '0').replace(/0+$/, '');
-    return `${whole}${fraction ? `.${fraction}` : ''} ${currency}`;
+    return total(`${whole}${fraction ? `.${fraction}` : ''}`, currency, unpriced.get(currency) ?? 0);
   });
 }
 
@@ -249,16 +347,24 @@ function timelineChart(report, unitsById, onSelect) {
     role: 'img',
     'aria-label': `Timeline of user ${report.user} from ${instant(new Date(minMs).toISOString())} to ${instant(new Date(maxMs).toISOString())}`,
   });
-  // Day ticks (UTC midnights), and 6-hour ticks on short spans.
+  // Day ticks (UTC midnights), and 6-hour ticks on short spans. The first tick always names its date (a span
+  // starting after midnight would show hours of no day); a label near the right edge ends at its tick.
   const tickMs = hours <= 96 ? 6 * HOUR_MS : 24 * HOUR_MS;
-  for (let t = Math.ceil(minMs / tickMs) * tickMs; t <= maxMs; t += tickMs) {
+  for (let t = Math.ceil(minMs / tickMs) * tickMs, first = true; t <= maxMs; t += tickMs, first = false) {
     const isDay = t % (24 * HOUR_MS) === 0;
+    const iso = new Date(t).toISOString();
+    const text = isDay
+      ? iso.slice(0, 10)
+      : first
+        ? `${iso.slice(0, 10)} ${iso.slice(11, 16)}`
+        : iso.slice(11, 16);
+    const nearEnd = x(t) + 3 + text.length * 6.5 > width;
     svg.append(
       s('line', { x1: x(t), x2: x(t), y1: 18, y2: height, stroke: isDay ? '#cbd2d9' : '#eef2f6' }),
       s(
         'text',
-        { x: x(t) + 3, y: 13 },
-        isDay ? new Date(t).toISOString().slice(0, 10) : new Date(t).toISOString().slice(11, 16),
+        { x: nearEnd ? x(t) - 3 : x(t) + 3, y: 13, 'text-anchor': nearEnd ? 'end' : 'start', class: 'tick' },
+        text,
       ),
     );
   }

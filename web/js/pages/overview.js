@@ -6,6 +6,7 @@ import { meter, stackedBars } from '../charts.js';
 import {
   errorBox,
   field,
+  fill,
   h,
   int,
   loading,
@@ -125,7 +126,7 @@ export async function render(main, params, ctx) {
       body.replaceChildren(errorBox(error, 'load the overview'));
       return;
     }
-    body.replaceChildren(...renderSpend(overview, state));
+    fill(body, ...renderSpend(overview, state));
     await renderAllowances(allowanceArea, state, latestMonthOf(overview), ctx);
   }
   await refresh();
@@ -172,6 +173,10 @@ function renderSpend(overview, state) {
         key: `${others.length} others`,
         color: '#9aa5b1',
         values: cur.buckets.map((b) => others.reduce((sum, key) => sum + Number(b.by[key]?.amount ?? 0), 0)),
+        formatted: cur.buckets.map(
+          (b) =>
+            `${formatAxis(others.reduce((sum, key) => sum + Number(b.by[key]?.amount ?? 0), 0))} ${cur.currency}`,
+        ),
       });
     }
     const unitSeries = [
@@ -185,7 +190,16 @@ function renderSpend(overview, state) {
       h(
         'div',
         { class: 'stats' },
-        stat('Total spend', money(totals.amount, cur.currency), 'total-amount'),
+        stat(
+          'Total spend',
+          totals.unpriced
+            ? `at least ${money(totals.amount, cur.currency)}`
+            : money(totals.amount, cur.currency),
+          'total-amount',
+          totals.unpriced
+            ? `${int(totals.unpriced)} charged unit${totals.unpriced === 1 ? '' : 's'} not priced: the total is a floor`
+            : null,
+        ),
         stat('Units', int(totals.units), 'total-units'),
         stat('Charged units', int(cur.totals.charged_units), 'charged-units'),
         stat('Free units', int(cur.totals.free_units), 'free-units'),
@@ -208,6 +222,7 @@ function renderSpend(overview, state) {
         labels,
         series: unitSeries,
         format: (n) => int(Math.round(n)),
+        integer: true,
         height: 170,
       }),
       byTable(cur, byName),
@@ -276,12 +291,13 @@ function formatAxis(n) {
   return n.toLocaleString('en-US', { maximumFractionDigits: 4 });
 }
 
-function stat(label, value, id) {
+function stat(label, value, id, note = null) {
   return h(
     'div',
     { class: 'stat' },
     h('div', { class: 'label' }, label),
     h('div', { class: 'value', 'data-stat': id }, value),
+    note ? h('div', { class: 'note', 'data-stat': `${id}-note` }, note) : null,
   );
 }
 
@@ -376,7 +392,7 @@ async function renderAllowances(area, state, defaultMonth, ctx) {
             ),
           ),
   );
-  body.replaceChildren(...parts);
+  fill(body, ...parts);
 }
 
 /**

@@ -2,7 +2,7 @@
 // findings: unknown numbers, missing rates, disagreements with Meta.
 
 import { getJson } from '../api.js';
-import { errorBox, h, instant, int, loading, money, table } from '../dom.js';
+import { count, errorBox, fill, h, instant, int, loading, serviceWords, table, total } from '../dom.js';
 
 export async function render(main, params, ctx) {
   main.append(h('h1', {}, 'Rate cards & findings'));
@@ -133,7 +133,8 @@ async function renderRatings(area) {
     data.ratings.length === 0
       ? h('p', { class: 'muted' }, 'Nothing rated yet.')
       : table(
-          'The latest ratings of the bill (live re-ratings and re-rates), with the cards they used',
+          'The latest ratings of the bill (live re-ratings and re-rates), with the cards they used; a total ' +
+            'with charged units not priced is a floor',
           ['Rated at', 'Reason', 'WABAs', 'Rules', 'Rate cards', 'Totals'],
           data.ratings.map((rating) => [
             instant(rating.rated_at),
@@ -142,9 +143,10 @@ async function renderRatings(area) {
             rating.as_of_rules ?? 'of each date',
             h('td', { class: 'mono' }, rating.rate_cards.join(', ')),
             Object.entries(rating.totals)
-              .map(([currency, t]) => `${money(t.amount, currency)} (${int(t.units)} units)`)
+              .map(([currency, t]) => `${total(t.amount, currency, t.unpriced)}, ${count(t.units, 'unit')}`)
               .join('; '),
           ]),
+          { id: 'ratings-table' },
         ),
   );
 }
@@ -186,7 +188,8 @@ async function renderFindings(area, params, ctx) {
     ),
   );
   const offset = Number(params.offset ?? 0);
-  area.replaceChildren(
+  fill(
+    area,
     area.firstChild,
     h(
       'p',
@@ -206,7 +209,7 @@ async function renderFindings(area, params, ctx) {
               const { code: findingCode, message, ...details } = finding;
               return [
                 h('td', { class: 'mono' }, findingCode),
-                message,
+                serviceWords(message),
                 h(
                   'td',
                   { class: 'mono' },

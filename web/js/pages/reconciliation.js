@@ -2,7 +2,21 @@
 // and — with an uploaded analytics export — where day × country × category totals differ, with causes.
 
 import { getJson, postJson } from '../api.js';
-import { errorBox, field, h, instant, int, loading, select, table } from '../dom.js';
+import {
+  count,
+  errorBox,
+  field,
+  fill,
+  h,
+  instant,
+  int,
+  loading,
+  money,
+  select,
+  serviceWords,
+  table,
+  total,
+} from '../dom.js';
 
 export async function render(main, params, ctx) {
   main.append(h('h1', {}, 'Reconciliation with Meta'));
@@ -49,14 +63,15 @@ export async function render(main, params, ctx) {
             message: `${file.files[0].name} is not JSON (${error.message}). Save Meta's Graph API answer as it came.`,
           };
         }
-        data = await postJson(
-          `/v1/reconciliation${waba.value ? `?waba=${encodeURIComponent(waba.value)}` : ''}`,
-          { analytics },
-        );
+        // POST /v1/reconciliation takes no query parameters: the WABA goes in the body beside the export.
+        data = await postJson('/v1/reconciliation', {
+          analytics,
+          ...(waba.value ? { waba: waba.value } : {}),
+        });
       } else {
         data = await getJson('/v1/reconciliation', { waba: waba.value });
       }
-      result.replaceChildren(...renderReconciliation(data));
+      fill(result, ...renderReconciliation(data));
     } catch (error) {
       result.replaceChildren(errorBox(error, 'reconcile'));
     }
@@ -77,14 +92,14 @@ function renderReconciliation(data) {
     h(
       'p',
       { id: 'reconciliation-summary' },
-      `Checked ${int(data.checked.messages)} delivered messages (${int(data.checked.unverifiable)} without Meta pricing to compare) and ${int(data.checked.buckets)} analytics buckets: `,
+      `Checked ${int(data.checked.messages - data.checked.unverifiable - (data.checked.category_from_webhook ?? 0))} of ${int(data.checked.messages)} delivered messages (${int(data.checked.unverifiable)} without Meta pricing to compare${data.checked.category_from_webhook ? `, ${int(data.checked.category_from_webhook)} rated from Meta’s own category, with no send log line` : ''}) and ${int(data.checked.buckets)} analytics buckets: `,
       h(
         'strong',
         {},
         data.differences.length > 0
           ? `${int(data.differences.length)} difference${data.differences.length === 1 ? '' : 's'}.`
           : data.nothing_checked
-            ? `nothing could be compared, so no agreement is claimed: ${data.nothing_checked.replace(/^nothing could be checked against Meta: /, '')}`
+            ? `nothing could be compared, so no agreement is claimed: ${nothingCheckedText(data.nothing_checked)}`
             : 'no differences — wameter and Meta agree.',
       ),
     ),
@@ -127,7 +142,7 @@ function renderReconciliation(data) {
             d.differs.join(', '),
             h('td', { class: 'mono verdict' }, verdict(d.ours)),
             h('td', { class: 'mono verdict' }, verdict(d.meta)),
-            h('td', {}, h('strong', {}, d.cause), h('div', { class: 'muted' }, d.note)),
+            h('td', {}, h('strong', {}, d.cause), h('div', { class: 'muted' }, pageNote(d.note))),
           ]),
           { id: 'message-differences' },
         ),
@@ -145,15 +160,15 @@ function renderReconciliation(data) {
           ['WABA', 'Day', 'Country', 'Category (or type, direction)', 'wameter', 'Meta', 'Likely cause'],
           buckets.map((d) => [
             d.bucket.waba,
-            d.bucket.day,
+            h('td', { class: 'nowrap' }, d.bucket.day),
             d.bucket.country,
             // An export without a category is compared by the type or direction it has.
             d.bucket.category !== '*' || (!d.bucket.type && !d.bucket.direction)
               ? d.bucket.category
               : [d.bucket.type, d.bucket.direction].filter(Boolean).join(' '),
-            `${int(d.ours.units)} units, ${d.ours.amount}${d.ours.currency ? ` ${d.ours.currency}` : ''}`,
-            `${int(d.meta.units)} units, ${d.meta.amount}${d.meta.currency ? ` ${d.meta.currency}` : ''}`,
-            h('td', {}, h('strong', {}, d.cause), h('div', { class: 'muted' }, d.note)),
+            `${count(d.ours.units, 'unit')}, ${money(d.ours.amount, d.ours.currency)}`,
+            `${count(d.meta.units, 'unit')}, ${money(d.meta.amount, d.meta.currency ?? d.ours.currency)}`,
+            h('td', {}, h('strong', {}, d.cause), h('div', { class: 'muted' }, pageNote(d.note))),
           ]),
           { id: 'bucket-differences' },
         ),
@@ -173,7 +188,7 @@ function renderComparedTotals(analytics) {
       { id: 'reconciliation-period', class: 'muted' },
       `Meta's ${analytics.kind} export for WABA ${analytics.waba} compared over ${period.from} – ${period.to} (${period.time_zone})` +
         (outside > 0
-          ? `; ${int(outside)} unit(s) of this WABA fall outside it and were not compared.`
+          ? `; ${count(outside, 'unit')} of this WABA ${outside === 1 ? 'falls' : 'fall'} outside it and ${outside === 1 ? 'was' : 'were'} not compared.`
           : '.') +
         ` Meta's export states no currency: its amounts are read in ${analytics.currency}.`,
     ),
@@ -185,14 +200,47 @@ function renderComparedTotals(analytics) {
         ['Currency', 'wameter', 'Meta', 'Meta − wameter'],
         analytics.totals.map((row) => [
           row.currency,
-          `${int(row.ours.units)} units, ${row.ours.amount}`,
-          row.meta ? `${int(row.meta.units)} units, ${row.meta.amount}` : '—',
-          row.difference ? `${int(row.difference.units)} units, ${row.difference.amount}` : '—',
+          `${count(row.ours.units, 'unit')}, ${total(row.ours.amount, row.currency, row.ours.unpriced_units)}`,
+          row.meta ? `${count(row.meta.units, 'unit')}, ${money(row.meta.amount, row.currency)}` : '—',
+          row.difference
+            ? `${count(row.difference.units, 'unit')}, ${money(row.difference.amount, row.currency)}` +
+              (row.ours.unpriced_units ? ' (wameter’s amount is a floor)' : '')
+            : '—',
         ]),
         { id: 'reconciliation-totals' },
       ),
     ),
   ];
+}
+
+/**
+ * The server's "nothing could be checked" words (src/use-cases/reconcile.ts, whyNothingWasChecked, told
+ * "upload it on this page" by src/server/dashboard-routes.ts) read on this page: the upload named once, and
+ * a closing full stop.
+ */
+export function nothingCheckedText(text) {
+  let words = text.replace(/^nothing could be checked against Meta: /, '');
+  const upload = ' (upload it on this page)';
+  const first = words.indexOf(upload);
+  const last = words.lastIndexOf(upload);
+  if (first !== -1 && last !== first) words = words.slice(0, last) + words.slice(last + upload.length);
+  return /[.!?]$/.test(words) ? words : `${words}.`;
+}
+
+/**
+ * A cause's advice (src/core/reconcile.ts, WHAT_TO_DO) is written for the CLI: its flags and commands are
+ * said as this page's own controls.
+ */
+export function pageNote(note) {
+  const words = (note ?? '')
+    .replace(
+      ' (choose the period with --from/--to)',
+      ' (the period compared is the export’s, shown above the totals: ask Meta for all of it)',
+    )
+    .replace(/run `wameter explain --user …`/g, 'open the user’s “Why was I charged?” page (the user’s link)')
+    .replace(/ of `wameter rate`/g, ' on the “Rate cards & findings” page')
+    .replace(/\(--rate-cards\)/g, '(the server’s rate cards)');
+  return serviceWords(words);
 }
 
 function verdict(value) {
