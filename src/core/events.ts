@@ -72,6 +72,12 @@ export interface StatusEvent {
   scopedUserId?: string;
   pricing?: MetaPricingEvidence;
   conversation?: MetaConversationEvidence;
+  /**
+   * `group`: Meta's status of a message to a WhatsApp group that Meta bills (`pricing.billable: true`; such a
+   * status names no user). pricing-rules.md has no group rules: wameter rates nothing for it and says so
+   * (GROUP_MESSAGES_NOT_RATED).
+   */
+  recipientType?: 'group';
   /** A store merged copies of this event that disagreed on these fields (event-copies.ts): a finding. */
   copiesDisagreeOn?: readonly CopyField[];
 }
@@ -96,7 +102,10 @@ export interface TemplateCategoryUpdateEvent {
   atMs: number;
   waba: string;
   templateName: string;
+  /** Meta's `message_template_id`: one name has one template per language, each with its own id. */
   templateId?: string;
+  /** Meta's `message_template_language` (e.g. `en_US`), when the webhook gives it. */
+  templateLanguage?: string;
   previousCategory?: string;
   newCategory: string;
 }
@@ -183,6 +192,20 @@ function tierStatementKey(event: AccountUpdateEvent): string {
     .join('');
 }
 
+/**
+ * One template name has a template per language, each with its own `message_template_id`, and Meta may move
+ * two of them at one `time`: each is its own event, never a copy of the other. Updates stored before the id
+ * and language were part of the key keep their shorter key (an update without either has it still); a
+ * redelivery of such an update is stored once more under the longer key, which changes nothing (the rater
+ * keeps one update per template, instant and category).
+ */
+function templateKey(event: TemplateCategoryUpdateEvent): string {
+  if (event.templateId === undefined && event.templateLanguage === undefined) return '';
+  return [event.templateId ?? '', event.templateLanguage ?? '']
+    .map((part) => `:${escapeKeyPart(part)}`)
+    .join('');
+}
+
 function escapeKeyPart(value: string): string {
   return value.replaceAll('\\', '\\\\').replaceAll(':', '\\:');
 }
@@ -197,6 +220,6 @@ function kindKey(event: CoreEvent): string {
     case 'account_update':
       return `account_update:${event.waba}:${event.event}:${event.atMs}${tierStatementKey(event)}`;
     case 'template_category_update':
-      return `template_category_update:${event.waba}:${event.templateName}:${event.atMs}`;
+      return `template_category_update:${event.waba}:${event.templateName}:${event.atMs}${templateKey(event)}`;
   }
 }

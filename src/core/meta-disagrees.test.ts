@@ -187,6 +187,83 @@ describe("META_DISAGREES: Meta's category of a delivered message against wameter
   });
 });
 
+describe("META_DISAGREES: Meta's pricing type (free or charged) against wameter's", () => {
+  const OCTOBER = '2025-10-06T10:05:00Z';
+  /** Meta's status alone (no send log, no user message in the input): a utility template Meta calls free. */
+  const freeAtMeta: StatusEvent = {
+    kind: 'status',
+    atMs: at(OCTOBER),
+    id: 'wamid.fcs1',
+    status: 'delivered',
+    waba: 'W1',
+    business: 'PN1',
+    user: '919876543210',
+    pricing: { billable: false, pricing_model: 'PMP', category: 'utility', type: 'free_customer_service' },
+  };
+
+  it("Meta says free_customer_service, wameter charges (the user's message is not in the input): said", async () => {
+    const result = await rate([freeAtMeta]);
+    expect(result.units).toMatchObject([{ category: 'utility', type: 'regular', amountMicros: 1400 }]);
+    const [finding, ...others] = metaDisagrees(result.findings);
+    expect(others).toEqual([]);
+    expect(finding).toMatchObject({
+      waba: 'W1',
+      category: 'utility',
+      meta_category: 'utility',
+      type: 'regular',
+      meta_type: 'free_customer_service',
+      message_id: 'wamid.fcs1',
+      count: 1,
+    });
+    expect(finding!.message).toContain('Meta does not charge');
+    expect(finding!.message).toContain('wameter charged');
+    expect(finding!.message).toContain('(first: wamid.fcs1)');
+  });
+
+  it('Meta says regular where wameter holds a utility template free in the window: said, the other way', async () => {
+    const events = [
+      inbound(hours(AUGUST, 0), 'in1', { business: 'PN_W1' }),
+      ...logged(hours(AUGUST, 1), 'util-in-csw', 'utility', pmp('utility', 'regular')),
+    ];
+    const result = await rate(events);
+    expect(result.units).toMatchObject([{ type: 'free_customer_service', amountMicros: 0 }]);
+    const [finding, ...others] = metaDisagrees(result.findings);
+    expect(others).toEqual([]);
+    expect(finding).toMatchObject({ type: 'free_customer_service', meta_type: 'regular', count: 1 });
+    expect(finding!.message).toContain('Meta charges');
+    expect(finding!.message).toContain('wameter holds free');
+  });
+
+  it('counted per WABA and pair of verdicts, the same in any order and in a stream; not in a what-if', async () => {
+    const events: CoreEvent[] = [
+      freeAtMeta,
+      { ...freeAtMeta, id: 'wamid.fcs0', atMs: at(OCTOBER) + 5000, user: '919876543211' },
+      { ...freeAtMeta, id: 'wamid.fcs2', atMs: at(OCTOBER) - 5000, user: '919876543212', waba: 'W2' },
+      ...logged(at(OCTOBER) + 60_000, 'agree', 'utility', pmp('utility')),
+    ];
+    const expected = said((await rate(events)).findings);
+    expect(metaDisagrees((await rate(events)).findings)).toMatchObject([
+      { waba: 'W2', message_id: 'wamid.fcs2', count: 1 },
+      { waba: 'W1', message_id: 'wamid.fcs1', count: 2 },
+    ]);
+    for (const seed of [1, 7, 42])
+      expect(said((await rate(shuffled(events, seed))).findings)).toEqual(expected);
+    expect(said((await rate(byTime(events), STREAM)).findings)).toEqual(expected);
+    expect(metaDisagrees((await rate(events, { asOfRules: 'PMP-2025' })).findings)).toEqual([]);
+  });
+
+  it("Meta and wameter free or charged alike say nothing; a type Meta does not give or wameter's free tier are not compared", async () => {
+    const events = [
+      inbound(hours(AUGUST, 0), 'in1', { business: 'PN_W1' }),
+      ...logged(hours(AUGUST, 1), 'free-both', 'utility', pmp('utility', 'free_customer_service')),
+      ...logged(hours(AUGUST, 2), 'no-type', 'marketing', { pricing_model: 'PMP', category: 'marketing' }),
+      ...logged(hours(AUGUST, 3), 'odd-type', 'marketing', pmp('marketing', 'free_something_new')),
+      ...logged(hours(AUGUST, 4), 'charged-both', 'marketing', pmp('marketing', 'regular')),
+    ];
+    expect(metaDisagrees((await rate(events)).findings)).toEqual([]);
+  });
+});
+
 describe('the mapping of Meta’s words (metaCategoryWord, metaDisagreesWith)', () => {
   const unit = (
     fields: Partial<BillableUnit>,

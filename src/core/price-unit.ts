@@ -259,12 +259,17 @@ export class UnitPricer {
         draft.category === 'authentication_international' ? 'authentication' : draft.category;
       const key = tierKey(account.portfolio, draft.market, countCategory, month);
       let count = (this.tierCounts.get(key) ?? 0) + 1;
+      const bands = card?.tiers.get(`${draft.market}|${draft.rateCategory}`);
       const stated = this.context.tierStatements?.floorAt(key, draft.openedAtMs);
       if (stated && stated.fromCount > count) {
         const counted = count;
+        // Without bands (the bundled cards have none) nothing is priced from a tier: the words say so.
+        const priced = bands
+          ? "later messages are priced from Meta's tier"
+          : `no volume-tier bands are loaded for ${draft.rateCategory} in ${draft.market!}${card ? ` (rate card ${card.id})` : ''}, so the list rate is charged, not Meta's tier's rate: add Meta's volume-tier file for that card (a CSV whose name contains "tiers", e.g. usd-2025-10-01-tiers.csv, with --rate-cards; for the service, WAMETER_RATE_CARDS or "rateCards"; docs/rate-cards.md)`;
         findings.add(`META_TIER_AHEAD:${key}:${stated.tier}`, () => ({
           code: 'META_TIER_AHEAD',
-          message: `Meta says portfolio ${account.portfolio} reached tier ${stated.tier} for ${countCategory} in ${draft.market!} in ${month}, but wameter counted ${counted}: some of the portfolio's traffic is not fed to wameter; later messages are priced from Meta's tier`,
+          message: `Meta says portfolio ${account.portfolio} reached tier ${stated.tier} for ${countCategory} in ${draft.market!} in ${month}, but wameter counted ${counted}: some of the portfolio's traffic is not fed to wameter; ${priced}`,
           portfolio: account.portfolio,
           market: draft.market,
           category: countCategory,
@@ -275,7 +280,6 @@ export class UnitPricer {
         count = stated.fromCount;
       }
       this.tierCounts.set(key, count);
-      const bands = card?.tiers.get(`${draft.market}|${draft.rateCategory}`);
       const band = bands ? bandFor(bands, count) : undefined;
       if (band) {
         draft.rateMicros = band.rateMicros;

@@ -1,9 +1,15 @@
 // Meta's worked examples (pricing-rules.md §10) and the rules around them, rated with the bundled cards.
 import { describe, expect, it } from 'vitest';
-import { INDIA, at, hours, inbound, rate, send } from '../../test/support/engine.js';
+import { INDIA, at, byTime, hours, inbound, rate, send, shuffled } from '../../test/support/engine.js';
 import { mergeCopies } from './event-copies.js';
-import type { CoreEvent, MetaPricingEvidence, StatusEvent } from './events.js';
-import type { BillableUnit } from './units.js';
+import {
+  eventKey,
+  type CoreEvent,
+  type MetaPricingEvidence,
+  type StatusEvent,
+  type TemplateCategoryUpdateEvent,
+} from './events.js';
+import type { BillableUnit, Finding } from './units.js';
 
 const DAY = '2024-03-01T00:00:00Z'; // CBP-2023, card usd-2023-06-01-partial (India: marketing 0.0099, utility 0.0042)
 
@@ -1532,11 +1538,40 @@ describe("Meta's tier statements (account_update VOLUME_BASED_PRICING_TIER_UPDAT
     expect(finding?.message).toContain(
       'reached tier 4:5 for utility in India in 2025-10, but wameter counted 2',
     );
+    expect(finding?.message).toContain("later messages are priced from Meta's tier");
     const without = await rate(
       events.filter((e) => e.kind !== 'account_update'),
       { cards: cards.value },
     );
     expect(without.units.map((u) => u.tier?.count)).toEqual([1, 2, 3]);
+  });
+
+  it('without volume-tier bands (the bundled cards) the finding says the list rate is charged, not a tier', async () => {
+    const day = '2025-11-03T00:00:00Z';
+    const events: CoreEvent[] = [
+      {
+        kind: 'account_update',
+        atMs: hours(day, -48),
+        waba: 'W1',
+        event: 'VOLUME_BASED_PRICING_TIER_UPDATE',
+        volumeTier: {
+          tier: '25000001:50000000',
+          category: 'utility',
+          region: 'India',
+          effectiveMonth: '2025-11',
+        },
+      },
+      ...send(hours(day, 0), 'u0', 'utility'),
+    ];
+    const result = await rate(events);
+    expect(result.units.map((u) => [u.amountMicros, u.tier])).toEqual([[1400, undefined]]);
+    const finding = result.findings.find((f) => f.code === 'META_TIER_AHEAD');
+    expect(finding?.message).toContain('but wameter counted 1: ');
+    expect(finding?.message).not.toContain("priced from Meta's tier");
+    expect(finding?.message).toContain(
+      'no volume-tier bands are loaded for utility in India (rate card usd-2025-10-01), so the list rate is charged',
+    );
+    expect(finding?.message).toContain('tiers.csv');
   });
 
   it("a portfolio's WABA with no rate card in force for its currency still counts toward the tier (§5.3)", async () => {
@@ -2145,5 +2180,118 @@ describe('a stream keeps a failed message with its pair across a sweep', () => {
       [['a'], 'free_customer_service'],
     ]);
     expect((await rate(events, STREAM)).units).toEqual(batch.units);
+  });
+});
+
+describe('templates of one name in several languages (template_category_update)', () => {
+  const PMP = '2025-09-01T10:00:00Z';
+  const STREAM = { maxLatenessMs: 3_600_000, flushEveryEvents: 1 };
+  const update = (
+    templateId: string,
+    templateLanguage: string,
+    newCategory: string,
+  ): TemplateCategoryUpdateEvent => ({
+    kind: 'template_category_update',
+    atMs: at('2025-08-20T00:00:00Z'),
+    waba: 'W1',
+    templateName: 'order_update',
+    templateId,
+    templateLanguage,
+    newCategory,
+  });
+  const es = update('111', 'es', 'marketing');
+  const en = update('222', 'en_US', 'utility');
+  const [outbound, delivered] = send(hours(PMP, 0), 't1', 'utility');
+  const sent = { ...outbound!, templateName: 'order_update' } as CoreEvent;
+
+  it('two updates of one instant that disagree: the costlier category, in every order, with a finding', async () => {
+    const orders = [
+      [es, en, sent, delivered!],
+      [en, es, sent, delivered!],
+      [sent, delivered!, en, es],
+      [sent, es, delivered!, en],
+    ];
+    const results = await Promise.all(orders.map((events) => rate(events)));
+    for (const result of results) {
+      expect(brief(result.units)).toEqual([
+        { category: 'marketing', type: 'regular', amount: 10_700, messages: ['t1'] },
+      ]);
+      expect(result.findings.filter((f) => f.code === 'TEMPLATE_RECATEGORISED')).toEqual(
+        results[0]!.findings.filter((f) => f.code === 'TEMPLATE_RECATEGORISED'),
+      );
+    }
+    const finding = results[0]!.findings.find((f) => f.code === 'TEMPLATE_RECATEGORISED');
+    expect(finding?.message).toContain('marketing and utility');
+    expect((await rate(byTime(orders[1]!), STREAM)).units).toEqual(results[0]!.units);
+  });
+
+  it("a later update of one language does not undo another language's category", async () => {
+    const laterEn = { ...en, atMs: at('2025-08-25T00:00:00Z') };
+    for (const events of [
+      [es, laterEn, sent, delivered!],
+      [laterEn, es, sent, delivered!],
+    ]) {
+      expect(brief((await rate(events)).units)).toEqual([
+        { category: 'marketing', type: 'regular', amount: 10_700, messages: ['t1'] },
+      ]);
+    }
+  });
+
+  it('two updates of different template ids are two events (distinct keys); old ones keep their key', () => {
+    expect(eventKey(es)).not.toBe(eventKey(en));
+    expect(eventKey({ ...es, templateLanguage: 'en_US' })).not.toBe(eventKey(es));
+    const old: CoreEvent = {
+      kind: 'template_category_update',
+      atMs: 1_755_648_000_000,
+      waba: 'W1',
+      templateName: 'order_update',
+      newCategory: 'marketing',
+    };
+    expect(eventKey(old)).toBe('W1:template_category_update:W1:order_update:1755648000000');
+  });
+});
+
+describe('messages to WhatsApp groups that Meta bills (no group rules in wameter)', () => {
+  const PMP = '2025-09-01T10:00:00Z';
+  const group = (atMs: number, id: string, status: string, waba = 'W1'): CoreEvent => ({
+    kind: 'status',
+    atMs,
+    id,
+    status,
+    waba,
+    business: 'PN1',
+    recipientType: 'group',
+    pricing: { billable: true, pricing_model: 'PMP', category: 'group_marketing', type: 'regular' },
+  });
+  const events: CoreEvent[] = [
+    group(hours(PMP, 2), 'g-b', 'sent'),
+    group(hours(PMP, 2) + 1000, 'g-b', 'delivered'),
+    group(hours(PMP, 1), 'g-a', 'delivered'),
+    group(hours(PMP, 3), 'g-a', 'sent'),
+    group(hours(PMP, 1), 'g-c', 'sent', 'W2'),
+    ...send(hours(PMP, 0), 'm1', 'marketing'),
+  ];
+  const groupFindings = (findings: readonly Finding[]) =>
+    findings.filter((f) => f.code === 'GROUP_MESSAGES_NOT_RATED');
+
+  it("rate nothing and say so per WABA, counting messages, naming the earliest and Meta's category", async () => {
+    const result = await rate(events);
+    expect(result.units.map((u) => u.messages)).toEqual([['m1']]);
+    expect(result.pending).toEqual([]);
+    expect(groupFindings(result.findings)).toMatchObject([
+      { waba: 'W1', message_id: 'g-a', meta_category: 'group_marketing', count: 2 },
+      { waba: 'W2', message_id: 'g-c', meta_category: 'group_marketing', count: 1 },
+    ]);
+    expect(groupFindings(result.findings)[0]!.message).toContain('not in this bill');
+  });
+
+  it('the same in any order and in a stream', async () => {
+    const expected = groupFindings((await rate(events)).findings);
+    for (const seed of [1, 7, 42]) {
+      expect(groupFindings((await rate(shuffled(events, seed))).findings)).toEqual(expected);
+    }
+    expect(
+      groupFindings((await rate(byTime(events), { maxLatenessMs: 3_600_000, flushEveryEvents: 1 })).findings),
+    ).toEqual(expected);
   });
 });

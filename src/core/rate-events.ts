@@ -40,6 +40,7 @@ import {
   type FindingCode,
   type MessageDecision,
   type PendingMessage,
+  type PricingType,
   type RatingResult,
   type TimelineEntry,
   type UnitCategory,
@@ -267,7 +268,8 @@ export class Rater {
   private readonly accountOverrides = new Map<string, Partial<Account>>();
   private readonly accountCache = new Map<string, Account>();
   private readonly accountFactTimes = new Map<string, number>();
-  private readonly categoryUpdates = new Map<string, { atMs: number; category: string }[]>();
+  /** WABA | template name → Meta's category updates of the templates of that name, oldest first. */
+  private readonly categoryUpdates = new Map<string, CategoryUpdate[]>();
   private readonly findings = new FindingCollector();
   private readonly tierStatements = new TierStatements();
   /** Business-scoped user id → the phone number Meta gave with it somewhere in the input. */
@@ -302,6 +304,12 @@ export class Rater {
    * whose status carries a category: kept no longer than their units wait in `emitQueue`.
    */
   private readonly metaWords = new Map<string, { word: MetaCategoryWord; deliveredAtMs: number }>();
+  /**
+   * WABA → message id → the earliest status of a group message Meta bills, and Meta's category (the smaller
+   * word if statuses differ): said at the end as GROUP_MESSAGES_NOT_RATED. Kept whole (also in a stream):
+   * bounded by the group messages of the input.
+   */
+  private readonly groupMessages = new Map<string, Map<string, { atMs: number; category: string }>>();
   /** Records of statuses alone that name no WABA, placed when the input has been read up to a flush. */
   private unplaced: MessageRecord[] = [];
   /**
@@ -393,7 +401,8 @@ export class Rater {
         this.addOutbound(event);
         break;
       case 'status':
-        if (event.waba === undefined && !this.isStreaming) {
+        if (event.recipientType === 'group') this.noteGroupMessage(event);
+        else if (event.waba === undefined && !this.isStreaming) {
           this.statusesWithoutWaba.add(event, this.records.get(event.id)?.id);
         } else this.addStatus(event);
         break;
@@ -436,6 +445,42 @@ export class Rater {
     this.phoneSeenAtMs.set(scopedId, atMs);
   }
 
+  /** A status of a group message Meta bills: not rated (no group rules), kept for its finding. */
+  private noteGroupMessage(event: StatusEvent): void {
+    const waba = event.waba ?? '';
+    const category = typeof event.pricing?.category === 'string' ? event.pricing.category : '?';
+    let messages = this.groupMessages.get(waba);
+    if (!messages) this.groupMessages.set(waba, (messages = new Map()));
+    const known = messages.get(event.id);
+    if (known === undefined) messages.set(event.id, { atMs: event.atMs, category });
+    else {
+      known.atMs = Math.min(known.atMs, event.atMs);
+      if (category < known.category) known.category = category;
+    }
+  }
+
+  /**
+   * One GROUP_MESSAGES_NOT_RATED per WABA, counting its group messages that Meta bills and naming the
+   * earliest; said once every line is read, so that a message's earliest status is known in any order.
+   */
+  private noteGroupMessagesNotRated(): void {
+    for (const waba of [...this.groupMessages.keys()].sort(compareIds)) {
+      for (const [id, { atMs, category }] of this.groupMessages.get(waba)!) {
+        this.findings.add(
+          `GROUP_MESSAGES_NOT_RATED:${waba}`,
+          () => ({
+            code: 'GROUP_MESSAGES_NOT_RATED',
+            message: `WABA ${waba}: Meta's status webhooks say Meta bills messages sent to WhatsApp groups (first: ${id}, Meta's category ${category}); wameter has no rules for group messages (pricing-rules.md), so they are not in this bill: check their charges on Meta's invoice`,
+            waba,
+            message_id: id,
+            meta_category: category,
+          }),
+          exemplarAt(atMs, id),
+        );
+      }
+    }
+  }
+
   /** Rates everything still open and returns what was found. The sink has received every unit after this. */
   finish(): RaterSummary {
     if (this.isFinished) throw new Error('Rater.finish called twice');
@@ -446,6 +491,7 @@ export class Rater {
       .filter((record) => !record.isRated)
       .sort((a, b) => a.sentAtMs - b.sentAtMs || compareIds(a.id, b.id));
     for (const record of leftovers) this.retire(record, Infinity);
+    this.noteGroupMessagesNotRated();
     if (this.stats.late > 0) {
       this.findings.add('LATE_EVENT', () => ({
         code: 'LATE_EVENT',
@@ -1197,8 +1243,14 @@ export class Rater {
   private addCategoryUpdate(event: TemplateCategoryUpdateEvent): void {
     const key = `${event.waba}|${event.templateName}`;
     const list = this.categoryUpdates.get(key) ?? [];
-    if (!list.some((u) => u.atMs === event.atMs && u.category === event.newCategory)) {
-      list.push({ atMs: event.atMs, category: event.newCategory });
+    // One template of the name: Meta's id, else its language, else the name alone (updates without either).
+    const template =
+      event.templateId ?? (event.templateLanguage === undefined ? '' : `@${event.templateLanguage}`);
+    const update = { atMs: event.atMs, category: event.newCategory, template };
+    if (
+      !list.some((u) => u.atMs === update.atMs && u.category === update.category && u.template === template)
+    ) {
+      list.push(update);
       list.sort((a, b) => a.atMs - b.atMs);
     }
     this.categoryUpdates.set(key, list);
@@ -1557,15 +1609,23 @@ export class Rater {
     }
     if (record.templateName && record.waba) {
       const updates = this.categoryUpdates.get(`${record.waba}|${record.templateName}`);
-      let current: string | undefined;
-      for (const update of updates ?? []) if (update.atMs <= record.sentAtMs) current = update.category;
-      if (current && isTemplateCategory(current) && current !== template) {
+      const categories = categoriesWhenSent(updates ?? [], record.sentAtMs);
+      const current = categories.reduce<TemplateCategory | undefined>(
+        (kept, category) =>
+          kept === undefined ? category : (preferredTemplate(kept, category) ?? undefined),
+        undefined,
+      );
+      if (current !== undefined && current !== template) {
         const logged = template;
+        const languages =
+          categories.length > 1
+            ? `; templates of that name (one per language) were ${categories.join(' and ')} then, and the send log names no language: the costlier is taken`
+            : '';
         this.findings.add(
           `TEMPLATE_RECATEGORISED:${record.waba}:${record.templateName}`,
           () => ({
             code: 'TEMPLATE_RECATEGORISED',
-            message: `template "${record.templateName}" was ${current} when sent (Meta recategorised it), not ${logged ?? 'a non-template'} as the send log says: rated as ${current}`,
+            message: `template "${record.templateName}" was ${current} when sent (Meta recategorised it), not ${logged ?? 'a non-template'} as the send log says: rated as ${current}${languages}`,
             template: record.templateName,
             waba: record.waba,
           }),
@@ -1616,11 +1676,15 @@ export class Rater {
       if (said === undefined) continue;
       this.metaWords.delete(key);
       const theirs = metaDisagreesWith(draft, said.word);
-      if (theirs === undefined) continue;
+      const theirType = metaChargeDisagreesWith(draft, said.word);
+      if (theirs === undefined && theirType === undefined) continue;
       const { waba, category: ours } = draft;
+      const disagreement: MetaDisagreement = { waba, ours, theirs: theirs ?? said.word.category };
+      if (theirType !== undefined) disagreement.types = { ours: draft.type, theirs: theirType };
+      const typeKey = theirType === undefined ? '' : `\u0000${draft.type}\u0000${theirType}`;
       this.findings.add(
-        `META_DISAGREES:${waba}\u0000${ours}\u0000${theirs}`,
-        () => metaDisagreesFinding(waba, ours, theirs, id),
+        `META_DISAGREES:${waba}\u0000${ours}\u0000${disagreement.theirs}${typeKey}`,
+        () => metaDisagreesFinding(disagreement, id),
         exemplarAt(said.deliveredAtMs, id),
       );
     }
@@ -1879,7 +1943,20 @@ export interface MetaCategoryWord {
   isFreeCustomerService: boolean;
   /** `CBP` or `PMP`, when Meta names it. */
   pricingModel: string | undefined;
+  /**
+   * Meta's `pricing.type` when it is a word of charge (`regular`) or of a free message (`free_customer_service`,
+   * `free_entry_point`, `free_group_customer_service`); none when absent or another word.
+   */
+  type?: string;
 }
+
+/** Meta's pricing types and whether each charges the message. */
+const META_TYPE_CHARGES: Readonly<Record<string, boolean>> = {
+  regular: true,
+  free_customer_service: false,
+  free_entry_point: false,
+  free_group_customer_service: false,
+};
 
 const KNOWN_CATEGORIES: ReadonlySet<string> = new Set(UNIT_CATEGORIES);
 
@@ -1899,11 +1976,13 @@ export function metaCategoryWord(pricing: MetaPricingEvidence | undefined): Meta
   const type = normaliseMetaType(text(pricing?.type));
   const word = type === 'free_entry_point' ? 'referral_conversion' : normaliseMetaCategory(category);
   if (word === undefined || !KNOWN_CATEGORIES.has(word)) return undefined;
-  return {
+  const said: MetaCategoryWord = {
     category: word as UnitCategory,
     isFreeCustomerService: type === 'free_customer_service' || word === 'service',
     pricingModel: text(pricing?.pricing_model)?.toUpperCase(),
   };
+  if (type !== undefined && Object.hasOwn(META_TYPE_CHARGES, type)) said.type = type;
+  return said;
 }
 
 /** CBP-2022's two categories; `referral_conversion` is a word of every era since. */
@@ -1928,30 +2007,107 @@ export function metaDisagreesWith(
   meta: MetaCategoryWord,
 ): UnitCategory | undefined {
   if (meta.category === unit.category) return undefined;
-  if (meta.pricingModel !== undefined && meta.pricingModel !== unit.pricingModel) return undefined;
-  const [theirs, ours] = [vocabularyOf(meta.category), vocabularyOf(unit.category)];
-  if (theirs !== 'any' && ours !== 'any' && theirs !== ours) return undefined;
+  if (!isComparable(unit, meta)) return undefined;
   if (unit.unit === 'message' && unit.type === 'free_customer_service' && meta.isFreeCustomerService) {
     return undefined;
   }
   return meta.category;
 }
 
-function metaDisagreesFinding(waba: string, ours: UnitCategory, theirs: UnitCategory, id: string): Finding {
+/** Another pricing model, or CBP-2022's words against later ones: reconcile's causes, not a verdict's. */
+function isComparable(
+  unit: Pick<BillableUnit, 'pricingModel' | 'category'>,
+  meta: MetaCategoryWord,
+): boolean {
+  if (meta.pricingModel !== undefined && meta.pricingModel !== unit.pricingModel) return false;
+  const [theirs, ours] = [vocabularyOf(meta.category), vocabularyOf(unit.category)];
+  return theirs === 'any' || ours === 'any' || theirs === ours;
+}
+
+/**
+ * Meta's pricing type when it says the message is free where wameter charged it, or charged (`regular`)
+ * where wameter holds it free; `undefined` when they agree or are not comparable: Meta gave no type word
+ * (or one wameter does not know), the two are not comparable (`metaDisagreesWith`), or wameter's unit is free
+ * under the free tier (an allowance Meta's status has no type for).
+ */
+export function metaChargeDisagreesWith(
+  unit: Pick<BillableUnit, 'pricingModel' | 'category' | 'type'>,
+  meta: MetaCategoryWord,
+): string | undefined {
+  if (meta.type === undefined || unit.type === 'free_tier' || !isComparable(unit, meta)) return undefined;
+  return META_TYPE_CHARGES[meta.type] === (unit.type === 'regular') ? undefined : meta.type;
+}
+
+/** wameter's verdict on a message and Meta's (category; pricing type when one side charges and the other not). */
+interface MetaDisagreement {
+  waba: string;
+  ours: UnitCategory;
+  theirs: UnitCategory;
+  /** Both types, when Meta's says free and wameter charged, or the reverse. */
+  types?: { ours: PricingType; theirs: string };
+}
+
+function metaDisagreesFinding(disagreement: MetaDisagreement, id: string): Finding {
+  const { waba, ours, theirs, types } = disagreement;
   const isAuthInternational =
     (ours === 'authentication' && theirs === 'authentication_international') ||
     (ours === 'authentication_international' && theirs === 'authentication');
   const eligibility = isAuthInternational
     ? `; the authentication-international rate is applied only when the accounts file's "auth_international" eligibility of WABA ${waba} ("start", per-country "exceptions") covers the recipient's country on that date and its "primary_country" is another country (pricing-rules §5.4): if Meta's word is right, set them as Meta Business Manager shows`
     : '';
+  const advice = `wameter keeps its own verdict (pricing-rules §9): run \`wameter reconcile\` on the same input for each such message and what to check${eligibility}`;
+  if (types === undefined) {
+    return {
+      code: 'META_DISAGREES',
+      message: `WABA ${waba}: Meta's status webhooks give the category ${theirs} to messages that wameter rated as ${ours} (first: ${id}); ${advice}`,
+      waba,
+      category: ours,
+      meta_category: theirs,
+      message_id: id,
+    };
+  }
+  const categories = theirs === ours ? ours : `${theirs} (wameter: ${ours})`;
+  const verdicts =
+    types.ours === 'regular'
+      ? `Meta does not charge ${categories} messages (pricing type ${types.theirs}) that wameter charged (first: ${id}): if the users' messages that opened their customer service windows (or the ad clicks) are missing from the input, feed them; otherwise`
+      : `Meta charges ${categories} messages (pricing type ${types.theirs}) that wameter holds free (${types.ours}) (first: ${id}):`;
   return {
     code: 'META_DISAGREES',
-    message: `WABA ${waba}: Meta's status webhooks give the category ${theirs} to messages that wameter rated as ${ours} (first: ${id}); wameter keeps its own verdict (pricing-rules §9): run \`wameter reconcile\` on the same input for each such message and what to check${eligibility}`,
+    message: `WABA ${waba}: ${verdicts} ${advice}`,
     waba,
     category: ours,
     meta_category: theirs,
+    type: types.ours,
+    meta_type: types.theirs,
     message_id: id,
   };
+}
+
+/** One of Meta's template_category_update statements, for one template of a name (`template`: its id). */
+interface CategoryUpdate {
+  atMs: number;
+  category: string;
+  template: string;
+}
+
+/**
+ * The categories the templates of one name had at `sentAtMs`, costliest first, each once: per template, its
+ * latest update by then (two at one instant that disagree: the costlier). A send log names the template, not
+ * its language, so several may remain; the caller takes the costliest. Any order of the updates gives the same.
+ */
+function categoriesWhenSent(updates: readonly CategoryUpdate[], sentAtMs: number): TemplateCategory[] {
+  const latest = new Map<string, { atMs: number; category: TemplateCategory }>();
+  for (const update of updates) {
+    if (update.atMs > sentAtMs || !isTemplateCategory(update.category)) continue;
+    const kept = latest.get(update.template);
+    if (kept === undefined || update.atMs > kept.atMs) {
+      latest.set(update.template, { atMs: update.atMs, category: update.category });
+    } else if (update.atMs === kept.atMs) {
+      kept.category = preferredTemplate(kept.category, update.category) ?? kept.category;
+    }
+  }
+  const categories = [...new Set([...latest.values()].map((u) => u.category))];
+  return categories.sort((a, b) => (a === b ? 0 : preferredTemplate(a, b) === a ? -1 : 1));
 }
 
 function isTemplateCategory(value: string): value is TemplateCategory {

@@ -123,7 +123,8 @@ export type FindingCode =
   | 'COPIES_DISAGREE'
   | 'RECIPIENT_DISAGREES'
   | 'WABA_UNKNOWN'
-  | 'ERA_NOT_SUPPORTED';
+  | 'ERA_NOT_SUPPORTED'
+  | 'GROUP_MESSAGES_NOT_RATED';
 
 export interface Finding {
   code: FindingCode;

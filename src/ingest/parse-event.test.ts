@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import type { CoreEvent, StatusEvent } from '../core/events.js';
+import { eventKey, type CoreEvent, type StatusEvent } from '../core/events.js';
 import {
   IGNORED,
   isNestedDeeperThan,
@@ -571,6 +571,7 @@ describe('Meta webhook bodies', () => {
         waba: '102290129340398',
         templateName: 'welcome_template',
         templateId: '278077987957091',
+        templateLanguage: 'en-US',
         previousCategory: 'utility',
         newCategory: 'marketing',
       },
@@ -581,10 +582,72 @@ describe('Meta webhook bodies', () => {
     });
   });
 
+  it("a template category change keeps the template's id and language (two languages of one name are two templates)", () => {
+    const body = (id: number, language: string) => ({
+      object: 'whatsapp_business_account',
+      entry: [
+        {
+          id: '111222333',
+          time: 1755648000,
+          changes: [
+            {
+              field: 'template_category_update',
+              value: {
+                message_template_id: id,
+                message_template_name: 'order_update',
+                message_template_language: language,
+                previous_category: 'UTILITY',
+                new_category: 'MARKETING',
+              },
+            },
+          ],
+        },
+      ],
+    });
+    const [es] = events(body(111, 'es'));
+    const [en] = events(body(222, 'en_US'));
+    expect(es).toMatchObject({ templateId: '111', templateLanguage: 'es' });
+    expect(en).toMatchObject({ templateId: '222', templateLanguage: 'en_US' });
+    expect(eventKey(es!)).not.toBe(eventKey(en!));
+  });
+
   it('a notice of a future category change is ignored (the change arrives in its own webhook)', () => {
     const item = parsed(fixture('meta-docs/template_category_update_pending_correct_category.json'));
     expect(item.events).toEqual([]);
     expect(item.ignored).toEqual([{ reason: IGNORED.pendingCategoryNotice, count: 1 }]);
+  });
+
+  it("a group message's status that Meta bills is kept, marked as a group's (wameter rates no groups)", () => {
+    const group = fixture('pywa/status_group.json') as {
+      entry: {
+        id: string;
+        changes: { value: { metadata: object; statuses: Record<string, unknown>[] } }[];
+      }[];
+    };
+    const entry = group.entry[0]!;
+    entry.id = 'W1';
+    const value = entry.changes[0]!.value;
+    value.metadata = { phone_number_id: 'PN1' };
+    const pricing = { billable: true, pricing_model: 'PMP', category: 'group_marketing', type: 'regular' };
+    value.statuses[0] = { ...value.statuses[0], id: 'wamid.g1', pricing };
+    const item = parsed(group);
+    expect(item.rejected).toEqual([]);
+    expect(item.ignored).toEqual([]);
+    expect(item.events).toEqual([
+      {
+        kind: 'status',
+        atMs: 1698266945000,
+        id: 'wamid.g1',
+        status: 'read',
+        waba: 'W1',
+        business: 'PN1',
+        recipientType: 'group',
+        pricing,
+      },
+    ]);
+    // Not billed (or no pricing): counted as ignored, as before.
+    value.statuses[0] = { ...value.statuses[0], pricing: { ...pricing, billable: false } };
+    expect(parsed(group).ignored).toEqual([{ reason: IGNORED.groupStatus, count: 1 }]);
   });
 
   it.each([
@@ -813,6 +876,32 @@ describe('Meta webhook bodies', () => {
       'entry[2].changes[0] must be an object with "field" and "value" (an object)',
       'entry[2].changes[1] must be an object with "field" and "value" (an object)',
     ]);
+  });
+
+  it('a change of a field wameter does not know is ignored whatever its value (webhooks.md: stored and ignored)', () => {
+    const item = parsed({
+      object: 'whatsapp_business_account',
+      entry: [
+        {
+          id: 'W1',
+          changes: [
+            { field: 'brand_new_field' },
+            { field: 'brand_new_field', value: 'a string' },
+            { field: 'brand_new_field', value: [1] },
+          ],
+        },
+      ],
+    });
+    expect(item.rejected).toEqual([]);
+    expect(item.events).toEqual([]);
+    expect(item.ignored).toEqual([{ reason: 'field "brand_new_field" (not a billing event)', count: 3 }]);
+    // A field wameter reads still needs its value.
+    expect(
+      parsed({
+        object: 'whatsapp_business_account',
+        entry: [{ id: 'W1', changes: [{ field: 'messages', value: 'x' }] }],
+      }).rejected.map((e) => e.message),
+    ).toEqual(['entry[0].changes[0] must be an object with "field" and "value" (an object)']);
   });
 
   it('account updates missing their facts are rejected with the field named', () => {

@@ -659,6 +659,34 @@ function editDistanceAtMost2(a: string, b: string): boolean {
  * a guess. `pricing` or `conversation` that is not an object at all is still refused (the line misreads
  * the format).
  */
+/**
+ * A status of a message to a WhatsApp group that Meta bills (`pricing.billable: true`), kept so that the
+ * rating can say it is not rated (pricing-rules.md has no group rules): its WABA, number, id, word, time and
+ * Meta's pricing, and no user (the group is none, and ties no pair). Undefined, counted as ignored as before,
+ * for one Meta does not bill or that is unreadable.
+ */
+function billedGroupStatus(
+  where: string,
+  status: Rec,
+  envelope: { waba: string; business: string },
+): StatusEvent | undefined {
+  if (!isRecord(status.pricing) || status.pricing.billable !== true) return undefined;
+  const id = requiredId(where, 'id', "the business message's wamid", status.id);
+  const word = requiredId(where, 'status', 'sent, delivered, read, failed…', status.status, A_WORD);
+  const atMs = instantField(where, 'timestamp', status.timestamp);
+  if (typeof id !== 'string' || typeof word !== 'string' || typeof atMs !== 'number') return undefined;
+  const event: StatusEvent = {
+    kind: 'status',
+    atMs,
+    id,
+    status: word,
+    waba: envelope.waba,
+    business: envelope.business,
+    recipientType: 'group',
+  };
+  return readEvidence(where, status, event) === undefined ? event : undefined;
+}
+
 function readEvidence(where: string, source: Rec, event: StatusEvent): ParseError | undefined {
   const pricing = source.pricing;
   if (pricing !== undefined && pricing !== null) {
@@ -877,6 +905,11 @@ function parseWebhookBody(body: Rec): Result<ParsedItem, ParseError> {
     for (let j = 0; j < changes.length; j++) {
       const change: unknown = changes[j];
       const path = `entry[${i}].changes[${j}]`;
+      // A field wameter does not read is ignored whatever its value (webhooks.md: stored and ignored).
+      if (isRecord(change) && typeof change.field === 'string' && !READ_FIELDS.has(change.field)) {
+        addIgnored(out.ignored, `field "${change.field}" (not a billing event)`);
+        continue;
+      }
       if (!isRecord(change) || !isRecord(change.value)) {
         out.rejected.push(bad(`${path} must be an object with "field" and "value" (an object)`));
         continue;
@@ -894,15 +927,16 @@ function parseWebhookBody(body: Rec): Result<ParsedItem, ParseError> {
         readMessagesValue(out, change.value, waba, entry.id, path);
       } else if (field === 'account_update') {
         readAccountUpdate(out, change.value, waba, entry, path);
-      } else if (field === 'template_category_update') {
-        readTemplateCategoryUpdate(out, change.value, waba, entry, path);
       } else {
-        addIgnored(out.ignored, `field "${field}" (not a billing event)`);
+        readTemplateCategoryUpdate(out, change.value, waba, entry, path);
       }
     }
   }
   return ok(out);
 }
+
+/** The `field`s of a change that wameter reads; any other is ignored. */
+const READ_FIELDS: ReadonlySet<string> = new Set(['messages', 'account_update', 'template_category_update']);
 
 function wabaError(path: string, actual: unknown): ParseError {
   return needField(`${path}: its entry`, 'id', 'the WhatsApp Business Account id', actual);
@@ -1103,7 +1137,9 @@ function readMessagesValue(
         continue;
       }
       if (status.recipient_type === 'group') {
-        addIgnored(out.ignored, IGNORED.groupStatus);
+        const billed = envelope === undefined ? undefined : billedGroupStatus(where, status, envelope);
+        if (billed === undefined) addIgnored(out.ignored, IGNORED.groupStatus);
+        else out.events.push(billed);
         continue;
       }
       const id = requiredId(where, 'id', "the business message's wamid", status.id);
@@ -1349,9 +1385,13 @@ function readTemplateCategoryUpdate(
     return;
   }
   const templateId = value.message_template_id;
+  const language = nonEmptyString(value.message_template_language);
   const previous = nonEmptyString(value.previous_category);
   const problem =
     (typeof templateId === 'string' ? textProblem(where, 'message_template_id', templateId) : undefined) ??
+    (language === undefined
+      ? undefined
+      : textProblem(where, 'message_template_language', language, A_WORD)) ??
     (previous === undefined ? undefined : textProblem(where, 'previous_category', previous, A_WORD));
   if (problem !== undefined) {
     out.rejected.push(problem);
@@ -1374,6 +1414,7 @@ function readTemplateCategoryUpdate(
     newCategory: newCategory.toLowerCase(),
   };
   if (typeof templateId === 'string' || typeof templateId === 'number') event.templateId = String(templateId);
+  if (language !== undefined) event.templateLanguage = language;
   if (previous !== undefined) event.previousCategory = previous.toLowerCase();
   out.events.push(event);
 }
