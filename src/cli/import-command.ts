@@ -57,8 +57,9 @@ its POST /v1/events (it rates them), or stop it first.
 A copy of an event already stored (the same kind, id and status in one WABA: a CRM's copy of an inbound
 message, a bare status line and Meta's webhook) completes the stored event, whichever came first; stderr
 counts such copies, telling those that can only be copies within the input (of a WABA the store had no
-events of) from the others, which may also be copies of stored events. Statuses that name no WABA are rated with the WABA of their message or, when it is not
-stored, with the WABA whose events use their business number; when the sources hold such statuses, stderr
+events of) from the others, which may also be copies of stored events. Statuses that name no WABA are rated
+with the WABA of their message or, when it is not stored, with the WABA whose events use their business
+number; when the sources hold such statuses, stderr
 says how many the store holds that neither ties to a WABA (not rated; the exit code does not count them).
 
 Exit codes: 0 ok; 1 nothing done (bad configuration, a database that cannot be opened, no given source
