@@ -587,6 +587,14 @@ describe('dashboard API: what the pages show', () => {
     expect(foreign.status).toBe(403);
     const unreadable = await post('/v1/reconciliation', { analytics: { hello: 1 } }, KEY_W1);
     expect(unreadable.status).toBe(400);
+    // An export of a WABA the key may read but with no stored events: refused, never compared with nothing.
+    const empty = await post('/v1/reconciliation', { analytics: { ...exported, id: 'W9' } }, KEY_ALL);
+    expect(empty.status).toBe(400);
+    expect((await json(empty)).error.message).toBe(
+      'A query parameter or request field is invalid. WABA W9 (the WABA the export describes) has no stored events to compare with; this key\'s WABAs with events: W1: upload the export of one of them, or give "waba".',
+    );
+    const asked = await service.get('/v1/reconciliation?waba=W9', KEY_ALL);
+    expect(asked.status).toBe(400);
   });
 });
 

@@ -848,7 +848,18 @@ export function registerDashboardRoutes(app: Hono<Env>, deps: DashboardDeps): vo
         `WABA ${JSON.stringify(waba)} is not one of this key's.`,
       );
     }
-    const visible = waba ? [waba] : await visibleWabas(apiKey);
+    const stored = await visibleWabas(apiKey);
+    // A WABA with no stored events (the export's id, or the one asked for): every bucket of Meta's export would
+    // be a difference against nothing. Refused, as `wameter reconcile` refuses a WABA its input lacks.
+    if (waba && !stored.includes(waba)) {
+      throw new DashboardQueryError(
+        'BAD_QUERY',
+        `WABA ${waba}${analytics ? ' (the WABA the export describes)' : ''} has no stored events to compare with${
+          stored.length > 0 ? `; this key's WABAs with events: ${stored.slice(0, 10).join(', ')}` : ''
+        }${analytics ? ': upload the export of one of them, or give "waba"' : ''}.`,
+      );
+    }
+    const visible = waba ? [waba] : stored;
     // An export naming no WABA is the key's one WABA's; with several, the caller says which — named among
     // the key's own only (the events also hold portfolio mates', which are not the key's to see).
     if (analytics && !waba) {
