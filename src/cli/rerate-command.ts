@@ -49,7 +49,7 @@ export function formatRerateTable(report: RerateReport): string {
       : `Rating ${report.ratingId} stored in the history.`,
   );
   lines.push(
-    `WABAs: ${report.wabas.join(', ') || '(none)'}; ${report.changed.length} units changed` +
+    `WABAs: ${report.wabas.join(', ') || '(none)'}; ${report.changed.length} ${report.changed.length === 1 ? 'unit' : 'units'} changed` +
       (report.changed.length > 0 ? ` (${changeKinds(report.changed)})` : '') +
       `, ${report.unchanged} unchanged.`,
   );

@@ -2033,6 +2033,29 @@ describe('POST /v1/rerate and GET /v1/ratings', () => {
     expect(await json(response)).toMatchObject({ error: { code: 'MALFORMED_JSON' } });
   });
 
+  it('refuses an empty body, and a period whose "to" equals its "from", and re-rates nothing', async () => {
+    const before = await json(await service.get('/v1/ratings', KEY_ALL));
+    const empty = await service.app.request('/v1/rerate', {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${KEY_ALL}` },
+    });
+    expect(empty.status).toBe(400);
+    expect(await json(empty)).toMatchObject({
+      error: { code: 'MALFORMED_JSON', message: expect.stringContaining('{} to re-rate every portfolio') },
+    });
+    const instant = '2025-07-10T00:00:00Z';
+    const nothing = await service.app.request('/v1/rerate', {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${KEY_ALL}`, 'Content-Type': 'application/json' },
+      body: JSON.stringify({ from: instant, to: instant, as_of_rules: 'CBP-2023' }),
+    });
+    expect(nothing.status).toBe(400);
+    expect(await json(nothing)).toMatchObject({
+      error: { code: 'BAD_QUERY', message: expect.stringContaining('"to" equals "from"') },
+    });
+    expect(await json(await service.get('/v1/ratings', KEY_ALL))).toEqual(before);
+  });
+
   const rawRerate = (body: string) =>
     service.app.request('/v1/rerate', {
       method: 'POST',

@@ -1346,13 +1346,19 @@ export function createApp(deps: AppDeps): Hono<Env> {
     const body = await readRawBody(c, RERATE_BODY_LIMIT_BYTES);
     if (!body.ok && body.reason === 'busy') return bodyBudgetResponse(c);
     if (!body.ok) return errorResponse(c, 'BODY_TOO_LARGE', `The limit is ${RERATE_BODY_LIMIT_BYTES} bytes.`);
-    let request: Record<string, unknown> = {};
-    if (body.bytes.byteLength > 0) {
-      // One JSON object, each key once: `"dry_run": true, "dry_run": false` would re-rate for real.
-      const parsed = parseJsonObjectBody(body.bytes, '{"from", "to", "wabas", "as_of_rules", "dry_run"}');
-      if (!parsed.ok) return errorResponse(c, parsed.error.code, parsed.error.detail);
-      request = parsed.value;
+    // A re-rate rewrites the bill and the history: it is asked for in words, never by a bare POST (an empty
+    // body is no JSON object; `{}` re-rates every portfolio of the key).
+    if (body.bytes.byteLength === 0) {
+      return errorResponse(
+        c,
+        'MALFORMED_JSON',
+        'The body is empty: send a JSON object — {"dry_run": true} to see what would change, {} to re-rate every portfolio of this key.',
+      );
     }
+    // One JSON object, each key once: `"dry_run": true, "dry_run": false` would re-rate for real.
+    const parsed = parseJsonObjectBody(body.bytes, '{"from", "to", "wabas", "as_of_rules", "dry_run"}');
+    if (!parsed.ok) return errorResponse(c, parsed.error.code, parsed.error.detail);
+    const request: Record<string, unknown> = parsed.value;
     // Not a field of the document's: a path on the server, so its own answer rather than "unknown field".
     if (request.rate_cards !== undefined) {
       throw new QueryError(
@@ -1374,9 +1380,15 @@ export function createApp(deps: AppDeps): Hono<Env> {
     };
     const fromMs = instant('from');
     const toMs = instant('to');
-    // As the unit filters: an inverted period would re-rate everything and report nothing changed.
-    if (fromMs !== undefined && toMs !== undefined && toMs < fromMs) {
-      throw new QueryError('BAD_QUERY', '"to" is before "from".');
+    // An inverted or empty period would re-rate and store everything and report nothing changed in it (as
+    // `wameter rerate` refuses --from not before --to).
+    if (fromMs !== undefined && toMs !== undefined && toMs <= fromMs) {
+      throw new QueryError(
+        'BAD_QUERY',
+        toMs < fromMs
+          ? '"to" is before "from".'
+          : '"to" equals "from": the period [from, to) holds no instant; give a "to" after "from".',
+      );
     }
     let wabas: string[] | undefined;
     if (request.wabas !== undefined) {

@@ -501,6 +501,8 @@ export const openApiDocument = {
       post: {
         summary: 'Re-rate a period under another era; reports old vs new per unit and in total',
         requestBody: {
+          // An empty body is refused (MALFORMED_JSON): `{}` re-rates every portfolio of the key.
+          required: true,
           content: {
             'application/json': {
               schema: {

@@ -445,6 +445,40 @@ describe('diffRating', () => {
 });
 
 describe('re-rate', () => {
+  it('an event arriving while a re-rate runs is in the bill after its write, not buried under it', async () => {
+    const pricing = await loadPricingSetup({ accountsPath: null, rateCardPaths: [] });
+    if (!pricing.ok) throw new Error(pricing.error);
+    const inner = createInProcessLiveRater(store, pricing.value);
+    // The re-rate's rating reads and rates the stored events, then waits: an arrival comes meanwhile.
+    let rated!: () => void;
+    const hasRated = new Promise<void>((resolve) => (rated = resolve));
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    const rater: LiveRater = {
+      ...inner,
+      async rateScope(scope, options) {
+        const output = await inner.rateScope(scope, options);
+        rated();
+        await released;
+        return output;
+      },
+    };
+    await makeService(undefined, 0, [], { liveRater: rater });
+    await ingest(conversationLines('W1', 'PN1', '919876543210', 'wamid.before'));
+    await rating.settled();
+    const rerating = rating.rerate({ asOfRules: 'CBP-2024-11' });
+    await hasRated;
+    await ingest(conversationLines('W1', 'PN1', '919876543211', 'wamid.during'));
+    await rating.settled(); // the live rating of the arrival is stored…
+    release(); // …then the re-rate writes what it rated before the arrival
+    const report = await rerating;
+    expect(report.ok).toBe(true);
+    await rating.settled();
+    const messages = (await store.queryUnits({}, { limit: 100 })).units.flatMap((unit) => unit.messages);
+    expect(messages).toContain('wamid.during.o1');
+    expect(messages).toContain('wamid.before.o1');
+  });
+
   it('re-rates under other rate cards (CLI paths) and reports the change', async () => {
     await makeService();
     await ingest(conversationLines('W1', 'PN1', '919876543210', 'wamid.rr'));

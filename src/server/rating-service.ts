@@ -528,10 +528,21 @@ export function createRatingService(deps: RatingServiceDeps): RatingService {
     }, delayMs);
   }
 
+  /**
+   * The WABAs arrivals marked dirty while each re-rate in progress ran: it rates the events stored when its
+   * turn came, and its write replaces whatever live ratings stored meanwhile — an arrival's unit included.
+   * Those WABAs are rated again after that write, as any arrival after a re-rate is (under the configured
+   * rules): an event that arrived during a re-rate was otherwise missing from the bill until the next arrival.
+   */
+  const arrivalsDuringRerates = new Set<Set<string>>();
+
   function markDirty(wabas: Iterable<string>): void {
     const nowMs = clock();
     lastArrivalMs = performance.now();
-    for (const waba of wabas) if (!dirty.has(waba)) dirty.set(waba, nowMs);
+    for (const waba of wabas) {
+      if (!dirty.has(waba)) dirty.set(waba, nowMs);
+      for (const arrivals of arrivalsDuringRerates) arrivals.add(waba);
+    }
     if (dirty.size > 0 && !debounceTimer && runningSinceMs === null) schedule();
   }
 
@@ -568,6 +579,19 @@ export function createRatingService(deps: RatingServiceDeps): RatingService {
   }
 
   async function rerate(request: RerateRequest): Promise<Result<RerateReport, RerateError>> {
+    const arrivals = new Set<string>();
+    if (!request.isDryRun) arrivalsDuringRerates.add(arrivals);
+    try {
+      return await rerateTracked(request, arrivals);
+    } finally {
+      arrivalsDuringRerates.delete(arrivals);
+    }
+  }
+
+  async function rerateTracked(
+    request: RerateRequest,
+    arrivals: ReadonlySet<string>,
+  ): Promise<Result<RerateReport, RerateError>> {
     await settled();
     // A re-rate that could not be stored (the writer lock lost, the SQLite file gone) fails before rating
     // anything, whatever it asks: the store is unavailable, not the request wrong (checked again at the write).
@@ -676,6 +700,9 @@ export function createRatingService(deps: RatingServiceDeps): RatingService {
           throw error;
         }
         deps.storeHealth?.writeSucceeded();
+        // What arrived while this re-rate ran is not in what it just wrote: rated again (arrivalsDuringRerates).
+        const arrived = scope.filter((waba) => arrivals.has(waba));
+        if (arrived.length > 0) markDirty(arrived);
       });
       chain = write.catch(() => undefined);
       await write;
