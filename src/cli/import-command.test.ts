@@ -537,3 +537,33 @@ describe('wameter import', () => {
     expect(code).toBe(3);
   }, 60_000);
 });
+
+describe("wameter import: the service's reported-rules setting", () => {
+  const lines = [
+    '{"kind":"outbound","at":"2026-10-15T10:00:00Z","waba":"W1","business":"PN1","user":"919876543210","id":"m1","template":"marketing","delivered_at":"2026-10-15T10:00:02Z"}',
+  ];
+
+  it.each([
+    [undefined, 'PMP-2026-10'],
+    ['off', 'PMP-2025'],
+  ])('WAMETER_REPORTED_RULES=%s rates a delivery of October 2026 under %s', async (setting, era) => {
+    const dir = mkdtempSync(join(tmpdir(), 'wameter-import-reported-'));
+    const db = `sqlite:${join(dir, 'w.db')}`;
+    const saved = process.env.WAMETER_REPORTED_RULES;
+    if (setting === undefined) delete process.env.WAMETER_REPORTED_RULES;
+    else process.env.WAMETER_REPORTED_RULES = setting;
+    try {
+      const { code } = await run(['import', tempFile(dir, 'events.ndjson', lines), '--db', db]);
+      expect(code).toBe(0);
+    } finally {
+      if (saved === undefined) delete process.env.WAMETER_REPORTED_RULES;
+      else process.env.WAMETER_REPORTED_RULES = saved;
+    }
+    const store = await openStore(db);
+    try {
+      expect((await store.queryUnits({}, { limit: 10 })).units).toMatchObject([{ id: 'u_m1', era }]);
+    } finally {
+      await store.close();
+    }
+  });
+});

@@ -89,6 +89,7 @@ async function runImport(sources: string[], flags: ImportFlags, io: CliIo): Prom
   const pricing = await loadPricingSetup({
     accountsPath: config.value.accountsPath,
     rateCardPaths: config.value.rateCardPaths,
+    isReportedRulesEnabled: config.value.isReportedRulesEnabled ?? true,
   });
   if (!pricing.ok) throw new CliError(pricing.error);
   // Import rates what it stored, so it takes the writer lock: not beside a running serve (docs/storage.md).

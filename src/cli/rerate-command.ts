@@ -248,6 +248,7 @@ stderr beside the table, or as "findings" in the JSON.`,
         const pricing = await loadPricingSetup({
           accountsPath: config.value.accountsPath,
           rateCardPaths: config.value.rateCardPaths,
+          isReportedRulesEnabled: config.value.isReportedRulesEnabled ?? true,
         });
         if (!pricing.ok) return fail(pricing.error);
         let store;

@@ -51,6 +51,7 @@ Settings from the environment (a --config file may hold the same as JSON):
   WAMETER_VERIFY_TOKEN  token of Meta's GET handshake (none: the handshake is refused)
   WAMETER_API_KEYS      API keys and the WABAs each may read: key1=W1+W2,key2=* (none: /v1 refused)
   WAMETER_ACCOUNTS      accounts file (contract §2); WAMETER_RATE_CARDS rate card files/folders
+  WAMETER_REPORTED_RULES  "off": rules only reported by third parties (PMP-2026-10) not applied (default on)
   WAMETER_BODY_LIMIT    largest request body in bytes (default 4194304)
   WAMETER_RATE_LIMIT    requests per second per client IP, "N", "N/BURST" or "off" (default 100/200);
                         on the webhook only failed POSTs count: Meta's signed deliveries are never limited

@@ -481,6 +481,29 @@ describe('settings that name nothing, or cannot be read, are refused naming the 
     return result.ok ? '' : result.error.problems.join('\n');
   };
 
+  it('applies the reported rules unless WAMETER_REPORTED_RULES or the file\'s "reportedRules" says off', () => {
+    const value = (input: Parameters<typeof loadServiceConfig>[0]) => {
+      const result = loadServiceConfig(input);
+      if (!result.ok) throw new Error(result.error.problems.join('; '));
+      return result.value;
+    };
+    expect(value({ env: {} }).isReportedRulesEnabled).toBe(true);
+    expect(describeConfig(value({ env: {} }))).toMatchObject({ reportedRules: 'on' });
+    expect(value({ env: { WAMETER_REPORTED_RULES: 'off' } }).isReportedRulesEnabled).toBe(false);
+    expect(value({ env: { WAMETER_REPORTED_RULES: 'ON' } }).isReportedRulesEnabled).toBe(true);
+    const file = writeJson('reported-off.json', { reportedRules: false });
+    // The file wins over the environment, as for every other setting.
+    const fromFile = value({ env: { WAMETER_REPORTED_RULES: 'on' }, configFile: file });
+    expect(fromFile.isReportedRulesEnabled).toBe(false);
+    expect(describeConfig(fromFile)).toMatchObject({ reportedRules: 'off' });
+    expect(problemsOf({ env: { WAMETER_REPORTED_RULES: 'no' } })).toBe(
+      'WAMETER_REPORTED_RULES must be on or off (true or false), not "no"',
+    );
+    expect(problemsOf({ env: {}, configFile: writeJson('reported-bad.json', { reportedRules: 1 }) })).toBe(
+      'config file "reportedRules" must be on or off (true or false), not 1',
+    );
+  });
+
   it.each([',', ' , ', ',,,'])(
     'refuses WAMETER_APP_SECRETS=%j: it names no secret (a start with none would refuse every webhook)',
     (value) => {

@@ -50,6 +50,12 @@ export interface ServiceConfig {
   accountsPath: string | null;
   /** Rate card files or folders; empty = the bundled cards. */
   rateCardPaths: readonly string[];
+  /**
+   * Apply the rules pricing-rules.md marks as reported by third parties (the PMP-2026-10 era, its market
+   * splits), as `wameter rate` does unless `--no-reported`. Always set by `loadServiceConfig` (default true);
+   * a configuration built in code may leave it out: true.
+   */
+  isReportedRulesEnabled?: boolean;
   /** Largest request body accepted (webhooks and /v1/events). */
   bodyLimitBytes: number;
   /** Per-IP token bucket on /webhooks and /v1; `null` = no limit. */
@@ -103,6 +109,7 @@ interface ConfigFile {
   rateCards?: unknown;
   bodyLimitBytes?: unknown;
   rateLimit?: unknown;
+  reportedRules?: unknown;
   logLevel?: unknown;
   ratingDebounceMs?: unknown;
   maxConnections?: unknown;
@@ -119,6 +126,7 @@ const FILE_KEYS = new Set([
   'rateCards',
   'bodyLimitBytes',
   'rateLimit',
+  'reportedRules',
   'logLevel',
   'ratingDebounceMs',
   'maxConnections',
@@ -688,6 +696,11 @@ export function loadServiceConfig(input: {
         ? envRateLimit
         : DEFAULT_RATE_LIMIT;
 
+  const isReportedRulesEnabled =
+    parseOnOff(file.reportedRules, 'config file "reportedRules"', problems) ??
+    parseOnOff(envValue(env, 'WAMETER_REPORTED_RULES'), 'WAMETER_REPORTED_RULES', problems) ??
+    true;
+
   const logLevel =
     parseLogLevel(flags.logLevel, '--log-level', problems) ??
     parseLogLevel(file.logLevel, 'config file "logLevel"', problems) ??
@@ -723,12 +736,27 @@ export function loadServiceConfig(input: {
     apiKeys,
     accountsPath,
     rateCardPaths,
+    isReportedRulesEnabled,
     bodyLimitBytes,
     rateLimit,
     logLevel,
     ratingDebounceMs,
     maxConnections,
   });
+}
+
+/**
+ * A switch: `on`/`off` or `true`/`false` in the environment, a JSON boolean (or those words) in the file;
+ * undefined when not given, and a problem naming the setting for anything else.
+ */
+function parseOnOff(value: unknown, where: string, problems: string[]): boolean | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value === 'boolean') return value;
+  const word = typeof value === 'string' ? value.trim().toLowerCase() : undefined;
+  if (word === 'on' || word === 'true') return true;
+  if (word === 'off' || word === 'false') return false;
+  problems.push(`${where} must be on or off (true or false), not ${JSON.stringify(value)}`);
+  return undefined;
 }
 
 /** The configuration as it may be logged: secrets counted, never shown; the database password masked. */
@@ -744,6 +772,7 @@ export function describeConfig(config: ServiceConfig): Record<string, unknown> {
     apiKeys: config.apiKeys.map((k) => ({ name: k.name, wabas: k.wabas })),
     accounts: config.accountsPath,
     rateCards: config.rateCardPaths.length === 0 ? 'bundled' : config.rateCardPaths,
+    reportedRules: (config.isReportedRulesEnabled ?? true) ? 'on' : 'off',
     bodyLimitBytes: config.bodyLimitBytes,
     rateLimit: config.rateLimit ?? 'off',
     logLevel: config.logLevel,

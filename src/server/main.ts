@@ -204,6 +204,7 @@ async function startService(config: ServiceConfig, options: StartOptions): Promi
   const pricing = await loadPricingSetup({
     accountsPath: config.accountsPath,
     rateCardPaths: config.rateCardPaths,
+    isReportedRulesEnabled: config.isReportedRulesEnabled ?? true,
   });
   if (!pricing.ok) throw new Error(pricing.error);
   // A host that is not this machine's, or a port already in use, fails the start before the database is
