@@ -17,6 +17,9 @@ import type { Era, Finding, RateCategory } from './units.js';
  * (`import`, `rerate` and the service itself refuse `--rate-cards`: their cards are the service's).
  */
 const GIVE_RATE_CARDS = '--rate-cards; for the service, WAMETER_RATE_CARDS or "rateCards"';
+/** How the rules only reported by third parties are switched off, on the command line and in the service. */
+export const SWITCH_REPORTED_OFF =
+  '--no-reported; for the service, WAMETER_REPORTED_RULES=off or "reportedRules": false';
 
 export interface PricingContext {
   accountFor(waba: string): Account;
@@ -174,7 +177,7 @@ export class UnitPricer {
         `REPORTED_RULES:${draft.waba}`,
         () => ({
           code: 'REPORTED_RULES',
-          message: `WABA ${draft.waba}: charges (first: unit ${draft.id}, on ${date}) were rated under PMP-2026-10, rules reported by third parties and not yet in Meta's documentation (service messages and utility templates inside the customer service window charged, markets split); without --as-of-rules, --no-reported rates them under PMP-2025`,
+          message: `WABA ${draft.waba}: charges (first: unit ${draft.id}, on ${date}) were rated under PMP-2026-10, rules reported by third parties and not yet in Meta's documentation (service messages and utility templates inside the customer service window charged, markets split); unless that era was chosen with --as-of-rules, switching those rules off (${SWITCH_REPORTED_OFF}) rates them under PMP-2025`,
           waba: draft.waba,
         }),
         exemplarAt(draft.openedAtMs, draft.id),
@@ -437,7 +440,7 @@ function noRateFinding(
     ? `no ${category} rate for market "${market}" on ${date} ${where}: add the rate or import Meta's full card`
     : `no row for market "${market}" ${where}, so no ${category} rate on ${date}: import Meta's ${card.currency} card in force on ${date} (${GIVE_RATE_CARDS})${
         era === 'PMP-2026-10'
-          ? `; "${market}" may be one of the markets split from their regions on 2026-10-01 under rules only reported by third parties (PMP-2026-10): --no-reported prices it in its former region`
+          ? `; "${market}" may be one of the markets split from their regions on 2026-10-01 under rules only reported by third parties (PMP-2026-10): with those rules switched off (${SWITCH_REPORTED_OFF}) it is priced in its former region`
           : ''
       }`;
   return { code: 'NO_RATE', message, market, category, date, rate_card: card.id, waba };

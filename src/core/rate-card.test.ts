@@ -519,7 +519,8 @@ describe('parseRateCardCsv and markets not in force on the card’s date', () =>
         'date, with reported rules switched off: the market table (markets.csv) has Bangladesh only in rows ' +
         'reported by third parties (source "reported"), so BD stays in Rest of Asia Pacific. This row would ' +
         'never price anything, and those numbers would be charged the rate of Rest of Asia Pacific. A card from ' +
-        'Meta that lists Bangladesh confirms the split: price with reported rules on (without --no-reported)',
+        'Meta that lists Bangladesh confirms the split: price with reported rules on (without --no-reported; for ' +
+        'the service, WAMETER_REPORTED_RULES=on or "reportedRules": true)',
     );
   });
 

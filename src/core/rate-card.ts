@@ -851,7 +851,7 @@ function marketOutOfForce(
       `market "${market}" holds no country on ${date}, the card's effective date, with reported rules switched ` +
       `off: ${known.source} has ${market} only in rows reported by third parties (source "reported"), so ` +
       `${placed('stays')}. ${consequence} A card from Meta that lists ${market} confirms the split: price with ` +
-      `reported rules on (without --no-reported)`
+      `reported rules on (without --no-reported; for the service, WAMETER_REPORTED_RULES=on or "reportedRules": true)`
     );
   }
   const rows = inForce.table.rows.filter((row) => row.market === market);

@@ -1020,6 +1020,14 @@ describe("--as-of-rules applies the era's markets too", () => {
     ]);
     expect(asPmp2026.findings.map((f) => f.code)).toContain('REPORTED_RULES');
   });
+
+  it('REPORTED_RULES says how to switch the reported rules off, on the command line and in the service', async () => {
+    const result = await rate(send(at('2026-10-05T10:00:00Z'), 'b1', 'marketing', { user: BANGLADESH }));
+    const reported = result.findings.find((f) => f.code === 'REPORTED_RULES');
+    expect(reported?.message).toMatch(
+      /switching those rules off \(--no-reported; for the service, WAMETER_REPORTED_RULES=off or "reportedRules": false\) rates them under PMP-2025$/,
+    );
+  });
 });
 
 describe('findings name the same case whatever the order of the lines', () => {
@@ -1146,7 +1154,7 @@ describe('findings instead of silent guesses', () => {
     );
     expect(bangladesh.units[0]).toMatchObject({ market: 'Bangladesh', amountMicros: null });
     expect(bangladesh.findings.find((f) => f.code === 'NO_RATE')?.message).toBe(
-      `no row for market "Bangladesh" in rate card usd-2025-10-01 (USD, effective 2025-10-01), so no marketing rate on 2026-10-05: import Meta's USD card in force on 2026-10-05 (--rate-cards; for the service, WAMETER_RATE_CARDS or "rateCards"); "Bangladesh" may be one of the markets split from their regions on 2026-10-01 under rules only reported by third parties (PMP-2026-10): --no-reported prices it in its former region`,
+      `no row for market "Bangladesh" in rate card usd-2025-10-01 (USD, effective 2025-10-01), so no marketing rate on 2026-10-05: import Meta's USD card in force on 2026-10-05 (--rate-cards; for the service, WAMETER_RATE_CARDS or "rateCards"); "Bangladesh" may be one of the markets split from their regions on 2026-10-01 under rules only reported by third parties (PMP-2026-10): with those rules switched off (--no-reported; for the service, WAMETER_REPORTED_RULES=off or "reportedRules": false) it is priced in its former region`,
     );
     const unsplit = await rate(
       send(at('2026-10-05T10:00:00Z'), 'b', 'marketing', { user: '8801712345678' }),

@@ -184,7 +184,7 @@ describe('estimate: per-message pricing (PMP-2025)', () => {
     expect(result.totals.unpriced).toBe(1);
     expect(result.warnings).toContainEqual(
       expect.stringMatching(
-        /^NO_RATE: no row for market "Bangladesh" .*--no-reported prices it in its former region$/,
+        /^NO_RATE: no row for market "Bangladesh" .*\(--no-reported; for the service, WAMETER_REPORTED_RULES=off or "reportedRules": false\) it is priced in its former region$/,
       ),
     );
   });

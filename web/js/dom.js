@@ -196,13 +196,12 @@ export const PALETTE = [
 ];
 
 /**
- * A finding's or an advice's words as the service's user reads them: the rating says where rate cards are
- * given both on the command line and for the service ("--rate-cards; for the service, WAMETER_RATE_CARDS or
- * …"); this page runs on the service.
+ * A finding's or an advice's words as the service's user reads them: the rating names both the command
+ * line's flag and the service's setting ("--rate-cards; for the service, WAMETER_RATE_CARDS or …",
+ * "--no-reported; for the service, WAMETER_REPORTED_RULES=off or …"); this page runs on the service.
  */
 export function serviceWords(text) {
-  return String(text ?? '').replace(
-    /\(--rate-cards; for the service, ([^)]*)\)/g,
-    '(the server’s rate cards: $1)',
+  return String(text ?? '').replace(/\(--([a-z-]+); for the service, ([^)]*)\)/g, (_, flag, setting) =>
+    flag === 'rate-cards' ? `(the server’s rate cards: ${setting})` : `(the server’s setting: ${setting})`,
   );
 }
