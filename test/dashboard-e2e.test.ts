@@ -465,6 +465,15 @@ function runDashboardScenario(engine: 'sqlite' | 'postgres') {
         '2025-09-30 22:00:02America/Sao_Paulo',
       );
       await expect(row.textContent()).resolves.toContain('usd-2024-11-01');
+      // The time axis reads São Paulo’s clock: its day starts at local midnight (03:00 UTC), and says so
+      // (the story spans 23:00–03:00 UTC, so that midnight is its one tick).
+      const ticks = await page
+        .locator('#timeline-chart text.tick')
+        .evaluateAll((nodes) => nodes.map((node) => [node.textContent, node.getAttribute('data-at')]));
+      expect(ticks[0]).toEqual(['2025-10-01 (America/Sao_Paulo)', '2025-10-01T03:00:00.000Z']);
+      await expect(page.locator('#timeline-chart').getAttribute('data-zone')).resolves.toBe(
+        'America/Sao_Paulo',
+      );
       await expect(page.locator('#explain-entries li').first().textContent()).resolves.toContain(
         '2025-09-30 22:00:02 America/Sao_Paulo',
       );

@@ -165,6 +165,44 @@ export function localTime(iso, timeZone) {
   }
 }
 
+const HOUR_MS = 3_600_000;
+
+/** Offset of `zone`'s clock from UTC at instant `ms` (0 for UTC or an unknown zone). */
+function zoneOffsetMs(ms, zone) {
+  const local = localTime(new Date(ms).toISOString(), zone);
+  return local ? Date.parse(`${local.replace(' ', 'T')}Z`) - Math.floor(ms / 1000) * 1000 : 0;
+}
+
+/** The instant `zone`'s clock reads `day` ("2025-10-01") at `hour`:00 (UTC when no zone). */
+function zoneInstant(day, hour, zone) {
+  const wall = Date.parse(`${day}T00:00:00Z`) + hour * HOUR_MS;
+  let ms = wall - zoneOffsetMs(wall, zone);
+  ms = wall - zoneOffsetMs(ms, zone); // again, across a change of offset
+  return ms;
+}
+
+/**
+ * The axis's ticks between two instants: local midnights of `zone` (UTC without one), and every 6 hours of
+ * its clock on short spans; each with its local day and hour.
+ */
+export function axisTicks(minMs, maxMs, zone, everyHours) {
+  const dayOf = (ms) =>
+    (zone ? localTime(new Date(ms).toISOString(), zone) : new Date(ms).toISOString()).slice(0, 10);
+  const ticks = [];
+  const last = dayOf(maxMs);
+  for (
+    let day = dayOf(minMs);
+    day <= last;
+    day = new Date(Date.parse(`${day}T12:00:00Z`) + 24 * HOUR_MS).toISOString().slice(0, 10)
+  ) {
+    for (let hour = 0; hour < 24; hour += everyHours) {
+      const ms = zoneInstant(day, hour, zone);
+      if (ms >= minMs && ms <= maxMs) ticks.push({ ms, day, hour });
+    }
+  }
+  return ticks;
+}
+
 /** <input type="datetime-local"> value (read as UTC) → ISO instant, or '' when empty. */
 export function localInputToIso(value) {
   if (!value) return '';

@@ -5,6 +5,7 @@
 import { getJson } from '../api.js';
 import { legend } from '../charts.js';
 import {
+  axisTicks,
   count,
   errorBox,
   field,
@@ -164,7 +165,11 @@ function renderReport(report, zones) {
       ),
     );
   });
-  const chart = timelineChart(report, unitsById, (index) => {
+  // The axis reads the clock of the story's WABA (its local midnights start its days and months), or UTC
+  // when the story's units belong to WABAs of different time zones or to none known.
+  const storyZones = new Set(report.units.map((unit) => zones.get(unit.waba)));
+  const axisZone = storyZones.size === 1 ? [...storyZones][0] : undefined;
+  const chart = timelineChart(report, unitsById, axisZone, (index) => {
     for (const li of list.children) li.classList.remove('selected');
     const li = list.children[index];
     if (li) {
@@ -296,7 +301,7 @@ function totalsOf(units) {
   });
 }
 
-function timelineChart(report, unitsById, onSelect) {
+function timelineChart(report, unitsById, zone, onSelect) {
   const times = [];
   const windows = [];
   for (const entry of report.timeline) {
@@ -345,29 +350,34 @@ function timelineChart(report, unitsById, onSelect) {
     height,
     viewBox: `0 0 ${width} ${height}`,
     role: 'img',
-    'aria-label': `Timeline of user ${report.user} from ${instant(new Date(minMs).toISOString())} to ${instant(new Date(maxMs).toISOString())}`,
+    'aria-label': `Timeline of user ${report.user} from ${instant(new Date(minMs).toISOString())} to ${instant(new Date(maxMs).toISOString())}; the axis in ${zone ?? 'UTC'} time`,
+    'data-zone': zone ?? 'UTC',
   });
-  // Day ticks (UTC midnights), and 6-hour ticks on short spans. The first tick always names its date (a span
-  // starting after midnight would show hours of no day); a label near the right edge ends at its tick.
-  const tickMs = hours <= 96 ? 6 * HOUR_MS : 24 * HOUR_MS;
-  for (let t = Math.ceil(minMs / tickMs) * tickMs, first = true; t <= maxMs; t += tickMs, first = false) {
-    const isDay = t % (24 * HOUR_MS) === 0;
-    const iso = new Date(t).toISOString();
-    const text = isDay
-      ? iso.slice(0, 10)
-      : first
-        ? `${iso.slice(0, 10)} ${iso.slice(11, 16)}`
-        : iso.slice(11, 16);
+  // Day ticks (midnights of the WABA's clock, or UTC's), and 6-hour ticks on short spans. The first tick always
+  // names its date (a span starting after midnight would show hours of no day) and the axis's time zone; a
+  // label near the right edge ends at its tick.
+  const ticks = axisTicks(minMs, maxMs, zone, hours <= 96 ? 6 : 24);
+  ticks.forEach(({ ms: t, day, hour }, index) => {
+    const isDay = hour === 0;
+    const clock = `${String(hour).padStart(2, '0')}:00`;
+    const date = isDay ? day : index === 0 ? `${day} ${clock}` : clock;
+    const text = index === 0 ? `${date} (${zone ?? 'UTC'})` : date;
     const nearEnd = x(t) + 3 + text.length * 6.5 > width;
     svg.append(
       s('line', { x1: x(t), x2: x(t), y1: 18, y2: height, stroke: isDay ? '#cbd2d9' : '#eef2f6' }),
       s(
         'text',
-        { x: nearEnd ? x(t) - 3 : x(t) + 3, y: 13, 'text-anchor': nearEnd ? 'end' : 'start', class: 'tick' },
+        {
+          x: nearEnd ? x(t) - 3 : x(t) + 3,
+          y: 13,
+          'text-anchor': nearEnd ? 'end' : 'start',
+          class: 'tick',
+          'data-at': new Date(t).toISOString(),
+        },
         text,
       ),
     );
-  }
+  });
   // Lane names stay in view while the time axis scrolls.
   const labels = s('svg', { class: 'timeline lane-labels', width: 200, height, 'aria-hidden': 'true' });
   lanes.forEach((name, i) => {

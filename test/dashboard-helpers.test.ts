@@ -1,0 +1,82 @@
+import { pathToFileURL } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { SWITCH_REPORTED_OFF } from '../src/core/price-unit.js';
+
+// The dashboard's own module (plain browser JavaScript, no DOM needed for this function).
+interface DashboardHelpers {
+  serviceWords(text: string): string;
+  axisTicks(
+    minMs: number,
+    maxMs: number,
+    zone: string | undefined,
+    everyHours: number,
+  ): { ms: number; day: string; hour: number }[];
+}
+const { serviceWords, axisTicks } = (await import(
+  pathToFileURL(new URL('../web/js/dom.js', import.meta.url).pathname).href
+)) as DashboardHelpers;
+
+const ticksOf = (from: string, to: string, zone: string | undefined, everyHours: number): string[] =>
+  axisTicks(Date.parse(from), Date.parse(to), zone, everyHours).map(
+    (tick) => `${tick.day} ${String(tick.hour).padStart(2, '0')} ${new Date(tick.ms).toISOString()}`,
+  );
+
+describe("the dashboard says a finding's advice as the service's user follows it", () => {
+  it('rate cards: the server’s setting instead of --rate-cards', () => {
+    expect(
+      serviceWords(
+        'import Meta\'s card in force on 2025-10-01 (--rate-cards; for the service, WAMETER_RATE_CARDS or "rateCards")',
+      ),
+    ).toBe(
+      'import Meta\'s card in force on 2025-10-01 (the server’s rate cards: WAMETER_RATE_CARDS or "rateCards")',
+    );
+  });
+
+  it('reported rules: the server’s setting instead of --no-reported, in the words the rater uses', () => {
+    const words = `rates them under PMP-2025 (${SWITCH_REPORTED_OFF}); it is priced in its former region (${SWITCH_REPORTED_OFF})`;
+    expect(serviceWords(words)).toBe(
+      'rates them under PMP-2025 (the server’s setting: WAMETER_REPORTED_RULES=off or "reportedRules": false); ' +
+        'it is priced in its former region (the server’s setting: WAMETER_REPORTED_RULES=off or "reportedRules": false)',
+    );
+  });
+
+  it('leaves other words alone', () => {
+    expect(serviceWords('add the WABA to the accounts file (--accounts)')).toBe(
+      'add the WABA to the accounts file (--accounts)',
+    );
+    expect(serviceWords(undefined as unknown as string)).toBe('');
+  });
+});
+
+describe('the explain timeline’s axis follows the WABA’s clock', () => {
+  it('day ticks at local midnights: Auckland in summer time (UTC+13)', () => {
+    expect(ticksOf('2025-09-30T00:00:00Z', '2025-10-02T12:00:00Z', 'Pacific/Auckland', 24)).toEqual([
+      '2025-10-01 00 2025-09-30T11:00:00.000Z',
+      '2025-10-02 00 2025-10-01T11:00:00.000Z',
+      '2025-10-03 00 2025-10-02T11:00:00.000Z',
+    ]);
+  });
+
+  it('6-hour ticks of a clock 5:45 ahead of UTC (Kathmandu)', () => {
+    expect(ticksOf('2025-10-01T00:00:00Z', '2025-10-01T20:00:00Z', 'Asia/Kathmandu', 6)).toEqual([
+      '2025-10-01 06 2025-10-01T00:15:00.000Z',
+      '2025-10-01 12 2025-10-01T06:15:00.000Z',
+      '2025-10-01 18 2025-10-01T12:15:00.000Z',
+      '2025-10-02 00 2025-10-01T18:15:00.000Z',
+    ]);
+  });
+
+  it('midnights on both sides of a change of offset (Berlin, end of summer time on 2025-10-26)', () => {
+    expect(ticksOf('2025-10-25T12:00:00Z', '2025-10-27T12:00:00Z', 'Europe/Berlin', 24)).toEqual([
+      '2025-10-26 00 2025-10-25T22:00:00.000Z',
+      '2025-10-27 00 2025-10-26T23:00:00.000Z',
+    ]);
+  });
+
+  it('UTC when the story has no single time zone', () => {
+    expect(ticksOf('2025-10-01T01:00:00Z', '2025-10-01T14:00:00Z', undefined, 6)).toEqual([
+      '2025-10-01 06 2025-10-01T06:00:00.000Z',
+      '2025-10-01 12 2025-10-01T12:00:00.000Z',
+    ]);
+  });
+});
