@@ -368,6 +368,34 @@ function runDashboardScenario(engine: 'sqlite' | 'postgres') {
       await expect(allowances.textContent()).resolves.not.toContain('No charged utility');
     });
 
+    it('overview: filters changed while an answer is late draw only the latest (no overtaken allowances)', async () => {
+      const [first, second] = describeWabas(TRAFFIC);
+      await page.goto('about:blank');
+      await page.goto(`${server.url}/#/overview`);
+      await page.locator('#tier-table').waitFor();
+      // The first WABA's overview answers late, after the second's.
+      await page.route('**/v1/dashboard/overview?**', async (route) => {
+        if (route.request().url().includes(`waba=${first!.waba}`)) {
+          await new Promise((resolve) => setTimeout(resolve, 1200));
+        }
+        await route.continue();
+      });
+      const allowances: string[] = [];
+      const onRequest = (request: { url(): string }): void => {
+        if (request.url().includes('/v1/dashboard/allowances')) allowances.push(request.url());
+      };
+      page.on('request', onRequest);
+      await page.locator('#f-waba').selectOption(first!.waba);
+      await page.locator('#f-waba').selectOption(second!.waba);
+      await page.waitForTimeout(2500); // the late answer has come and gone
+      page.off('request', onRequest);
+      await page.unroute('**/v1/dashboard/overview?**');
+      expect(allowances).toHaveLength(1);
+      expect(allowances[0]).toContain(`waba=${second!.waba}`);
+      expect(await page.locator('#spend-body').count()).toBe(1);
+      expect(await page.locator('#tier-table').count()).toBeLessThanOrEqual(1);
+    });
+
     it('units: filtering by category shows only that category, pages on, and exports exactly the filter as CSV', async () => {
       await page.getByRole('link', { name: 'Units' }).click();
       await page.locator('#units-table').waitFor();

@@ -102,7 +102,11 @@ export async function render(main, params, ctx) {
   const allowanceArea = h('section', { 'aria-labelledby': 'allowance-title' });
   main.append(spendArea, allowanceArea);
 
+  // Filters changed quickly start overlapping requests: only the latest refresh draws (an older answer arriving
+  // last would otherwise pick the allowances' month from filters no longer shown).
+  let refreshes = 0;
   async function refresh() {
+    const refreshNumber = ++refreshes;
     state.by = bySelect.value;
     state.waba = wabaSelect.value;
     state.from = localInputToIso(fromInput.value);
@@ -123,9 +127,10 @@ export async function render(main, params, ctx) {
         to: state.to,
       });
     } catch (error) {
-      body.replaceChildren(errorBox(error, 'load the overview'));
+      if (refreshNumber === refreshes) body.replaceChildren(errorBox(error, 'load the overview'));
       return;
     }
+    if (refreshNumber !== refreshes) return;
     fill(body, ...renderSpend(overview, state));
     await renderAllowances(allowanceArea, state, latestMonthOf(overview), ctx);
   }
