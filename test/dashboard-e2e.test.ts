@@ -396,6 +396,28 @@ function runDashboardScenario(engine: 'sqlite' | 'postgres') {
       expect(await page.locator('#tier-table').count()).toBeLessThanOrEqual(1);
     });
 
+    it('units: filters applied again while the first answer is late show the latest filter only', async () => {
+      await page.goto('about:blank');
+      await page.goto(`${server.url}/#/units`);
+      await page.locator('#units-table').waitFor();
+      await page.route('**/v1/units?**', async (route) => {
+        if (route.request().url().includes('category=marketing')) {
+          await new Promise((resolve) => setTimeout(resolve, 1200));
+        }
+        await route.continue();
+      });
+      await page.getByLabel('Category').selectOption('marketing');
+      await page.getByRole('button', { name: 'Apply filters' }).click();
+      await page.getByLabel('Category').selectOption('utility');
+      await page.getByRole('button', { name: 'Apply filters' }).click();
+      await page.waitForTimeout(2500); // the late marketing page has come and gone
+      await page.unroute('**/v1/units?**');
+      const categories = await page.locator('#units-table tbody tr td:nth-child(6)').allTextContents();
+      expect(categories.length).toBeGreaterThan(0);
+      expect(new Set(categories)).toEqual(new Set(['utility']));
+      await expect(page.locator('#units-status').textContent()).resolves.toMatch(/^Page 1: /);
+    });
+
     it('units: filtering by category shows only that category, pages on, and exports exactly the filter as CSV', async () => {
       await page.getByRole('link', { name: 'Units' }).click();
       await page.locator('#units-table').waitFor();

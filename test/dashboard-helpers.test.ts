@@ -5,6 +5,7 @@ import { SWITCH_REPORTED_OFF } from '../src/core/price-unit.js';
 // The dashboard's own module (plain browser JavaScript, no DOM needed for this function).
 interface DashboardHelpers {
   serviceWords(text: string): string;
+  newestOnly(): () => () => boolean;
   axisTicks(
     minMs: number,
     maxMs: number,
@@ -12,7 +13,7 @@ interface DashboardHelpers {
     everyHours: number,
   ): { ms: number; day: string; hour: number }[];
 }
-const { serviceWords, axisTicks } = (await import(
+const { serviceWords, axisTicks, newestOnly } = (await import(
   pathToFileURL(new URL('../web/js/dom.js', import.meta.url).pathname).href
 )) as DashboardHelpers;
 
@@ -78,5 +79,17 @@ describe('the explain timeline’s axis follows the WABA’s clock', () => {
       '2025-10-01 06 2025-10-01T06:00:00.000Z',
       '2025-10-01 12 2025-10-01T12:00:00.000Z',
     ]);
+  });
+});
+
+describe('newestOnly: a page action started again makes the earlier run stale', () => {
+  it('only the latest run is current; runs of another action are apart', () => {
+    const begin = newestOnly();
+    const first = begin();
+    expect(first()).toBe(true);
+    const second = begin();
+    expect([first(), second()]).toEqual([false, true]);
+    const other = newestOnly()();
+    expect([second(), other()]).toEqual([true, true]);
   });
 });

@@ -165,6 +165,19 @@ export function localTime(iso, timeZone) {
   }
 }
 
+/**
+ * For a page action that may be started again before its answer comes (a filter changed, a form sent twice):
+ * `const begin = newestOnly()`, then in each run `const isNewest = begin()` and, after every await,
+ * `if (!isNewest()) return` — an overtaken run's late answer draws nothing over the newer one's.
+ */
+export function newestOnly() {
+  let runs = 0;
+  return () => {
+    const run = ++runs;
+    return () => run === runs;
+  };
+}
+
 const HOUR_MS = 3_600_000;
 
 /** Offset of `zone`'s clock from UTC at instant `ms` (0 for UTC or an unknown zone). */

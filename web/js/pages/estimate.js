@@ -11,6 +11,7 @@ import {
   loading,
   localInputToIso,
   money,
+  newestOnly,
   numCell,
   select,
   table,
@@ -114,8 +115,11 @@ export async function render(main, params, ctx) {
     h('div', { class: 'row' }, h('button', { type: 'submit', id: 'run-estimate' }, 'Estimate')),
   );
   main.append(form, result);
+  // Sent again before the answer (another template, other numbers): only the latest estimate draws.
+  const beginEstimate = newestOnly();
   form.addEventListener('submit', async (event) => {
     event.preventDefault();
+    const isNewest = beginEstimate();
     const body = {
       template: template.value,
       at: localInputToIso(at.value) || undefined,
@@ -144,12 +148,13 @@ export async function render(main, params, ctx) {
     fill(result, loading('Estimating…'));
     try {
       const estimate = await postJson('/v1/estimate', body);
+      if (!isNewest()) return;
       if (pastedLines) {
         for (const item of estimate.invalid) item.line = pastedLines[item.line - 1] ?? item.line;
       }
       fill(result, ...renderEstimate(estimate));
     } catch (error) {
-      result.replaceChildren(errorBox(error, 'estimate'));
+      if (isNewest()) result.replaceChildren(errorBox(error, 'estimate'));
     }
   });
 }

@@ -12,6 +12,7 @@ import {
   loading,
   localInputToIso,
   money,
+  newestOnly,
   numCell,
   PALETTE,
   select,
@@ -104,9 +105,9 @@ export async function render(main, params, ctx) {
 
   // Filters changed quickly start overlapping requests: only the latest refresh draws (an older answer arriving
   // last would otherwise pick the allowances' month from filters no longer shown).
-  let refreshes = 0;
+  const beginRefresh = newestOnly();
   async function refresh() {
-    const refreshNumber = ++refreshes;
+    const isNewest = beginRefresh();
     state.by = bySelect.value;
     state.waba = wabaSelect.value;
     state.from = localInputToIso(fromInput.value);
@@ -127,10 +128,10 @@ export async function render(main, params, ctx) {
         to: state.to,
       });
     } catch (error) {
-      if (refreshNumber === refreshes) body.replaceChildren(errorBox(error, 'load the overview'));
+      if (isNewest()) body.replaceChildren(errorBox(error, 'load the overview'));
       return;
     }
-    if (refreshNumber !== refreshes) return;
+    if (!isNewest()) return;
     fill(body, ...renderSpend(overview, state));
     await renderAllowances(allowanceArea, state, latestMonthOf(overview), ctx);
   }

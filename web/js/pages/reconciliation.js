@@ -12,6 +12,7 @@ import {
   int,
   loading,
   money,
+  newestOnly,
   select,
   serviceWords,
   table,
@@ -49,7 +50,10 @@ export async function render(main, params, ctx) {
     form,
     result,
   );
+  // Sent again (another WABA, another file) before the answer: only the latest comparison draws.
+  const beginRun = newestOnly();
   async function run() {
+    const isNewest = beginRun();
     ctx.remember('reconciliation', { waba: waba.value });
     result.replaceChildren(loading('Comparing with Meta…'));
     try {
@@ -71,9 +75,9 @@ export async function render(main, params, ctx) {
       } else {
         data = await getJson('/v1/reconciliation', { waba: waba.value });
       }
-      fill(result, ...renderReconciliation(data));
+      if (isNewest()) fill(result, ...renderReconciliation(data));
     } catch (error) {
-      result.replaceChildren(errorBox(error, 'reconcile'));
+      if (isNewest()) result.replaceChildren(errorBox(error, 'reconcile'));
     }
   }
   form.addEventListener('submit', (event) => {

@@ -11,6 +11,7 @@ import {
   loading,
   localInputToIso,
   money,
+  newestOnly,
   select,
   table,
 } from '../dom.js';
@@ -103,7 +104,10 @@ export async function render(main, params, ctx) {
   };
   const cursors = [];
 
+  // "Apply filters" or a page button pressed again before the answer: only the latest load draws.
+  const beginLoad = newestOnly();
   async function load(cursor) {
+    const isNewest = beginLoad();
     const query = filters();
     ctx.remember('units', query);
     results.replaceChildren(loading());
@@ -113,10 +117,12 @@ export async function render(main, params, ctx) {
     try {
       page = await getJson('/v1/units', { ...query, limit: PAGE_SIZE, cursor });
     } catch (error) {
+      if (!isNewest()) return;
       status.textContent = 'Units could not be loaded.';
       results.replaceChildren(errorBox(error, 'load units'));
       return;
     }
+    if (!isNewest()) return;
     status.textContent = `Page ${cursors.length + 1}: ${page.units.length} unit${page.units.length === 1 ? '' : 's'}${page.next_cursor ? ', more on the next page' : ''}.`;
     const next = h('button', { type: 'button', id: 'next-page', disabled: !page.next_cursor }, 'Next page');
     const previous = h(
