@@ -315,7 +315,11 @@ export function costInWords(unit: BillableUnit, said: 'findings' | 'warnings' = 
   switch (unit.type) {
     case 'regular':
       if (unit.amountMicros === null) return `charged, but no price is known (${where}): see ${said}`;
-      return `charged ${formatMicros(unit.amountMicros)} ${unit.currency} (${unit.category}, ${where}${
+      return `charged ${formatMicros(unit.amountMicros)} ${unit.currency} (${unit.category}${
+        unit.category === 'authentication_international'
+          ? ` — the rate for a business located outside ${unit.country ?? 'the recipient\u2019s country'}, eligible and past its start time there`
+          : ''
+      }, ${where}${
         unit.tier ? `, volume tier ${unit.tier.band}, message ${unit.tier.count} of ${unit.tier.month}` : ''
       })`;
     case 'free_tier':

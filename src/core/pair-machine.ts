@@ -461,7 +461,7 @@ export class PairMachine {
           'CBP_OPEN',
           isTraced &&
             (() =>
-              `${what} with no ${category} conversation open: a ${category} conversation opens until ${formatInstant(deliveredAtMs + CONVERSATION_MS)}`),
+              `${what} with no ${category} conversation open: ${category === 'authentication' ? 'an' : 'a'} ${category} conversation opens until ${formatInstant(deliveredAtMs + CONVERSATION_MS)}`),
         );
         return;
       }

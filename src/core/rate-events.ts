@@ -1760,7 +1760,7 @@ export class Rater {
         `STATUS_WITHOUT_USER:delivered:${waba ?? ''}`,
         () => ({
           code: 'STATUS_WITHOUT_USER',
-          message: `delivered message ${record.id} has no outbound line and its status names no user or business number: feed the send log or Meta's full webhook`,
+          message: `delivered message ${record.id} has no outbound line and its statuses name ${unnamedParties(record)}: feed the send log or Meta's full webhook`,
           message_id: record.id,
           ...(waba === undefined ? {} : { waba }),
         }),
@@ -1774,7 +1774,7 @@ export class Rater {
         `STATUS_WITHOUT_USER:statuses:${waba ?? ''}`,
         () => ({
           code: 'STATUS_WITHOUT_USER',
-          message: `message ${record.id} has only statuses that name no user or business number: feed the send log or Meta's full webhook`,
+          message: `message ${record.id} has only statuses, and they name ${unnamedParties(record)}: feed the send log or Meta's full webhook`,
           message_id: record.id,
           ...(waba === undefined ? {} : { waba }),
         }),
@@ -2112,6 +2112,13 @@ function categoriesWhenSent(updates: readonly CategoryUpdate[], sentAtMs: number
 
 function isTemplateCategory(value: string): value is TemplateCategory {
   return value === 'marketing' || value === 'utility' || value === 'authentication';
+}
+
+/** What a message's statuses left out, of the user and the business number, in words (STATUS_WITHOUT_USER). */
+function unnamedParties(record: { user: string | undefined; business: string | undefined }): string {
+  if (record.user === undefined && record.business === undefined)
+    return 'neither the user nor the business number';
+  return record.user === undefined ? 'no user' : 'no business number';
 }
 
 function compareIds(a: string, b: string): number {

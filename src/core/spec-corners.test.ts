@@ -7,7 +7,7 @@ import { INDIA, at, inbound, loadPricing, rate, send } from '../../test/support/
 import { defaultAccount } from './events.js';
 import { createRateBook } from './rate-card.js';
 import type { CoreEvent, MetaConversationEvidence, MetaPricingEvidence, TemplateCategory } from './events.js';
-import { explainUser } from './explain.js';
+import { costInWords, explainUser } from './explain.js';
 import type { BillableUnit } from './units.js';
 
 /** A send log line that already knows its delivery (as the review's reproductions give it). */
@@ -440,4 +440,59 @@ describe('the reference rater (test/reference-rater.ts) agrees on these corners'
       expect(engine.units.map(comparable)).toEqual(reference.units.map(comparable));
     });
   }
+});
+
+describe('words a money review found incomplete', () => {
+  it('"an authentication conversation" (CBP-2023), and an international rate says why it applied', async () => {
+    const reasons = await reasonsOf([logged('2024-03-01T10:00:00Z', 'a1', 'authentication')]);
+    expect(reasons.get('a1')).toBe(
+      'authentication template a1 with no authentication conversation open: an authentication conversation opens until 2024-03-02T10:00:00Z',
+    );
+    const unit: BillableUnit = {
+      id: 'u_a2',
+      unit: 'message',
+      pricingModel: 'PMP',
+      era: 'PMP-2025',
+      waba: 'W1',
+      business: 'PN1',
+      user: INDIA,
+      country: 'IN',
+      market: 'India',
+      category: 'authentication_international',
+      type: 'regular',
+      openedAtMs: at('2025-10-01T10:00:00Z'),
+      expiresAtMs: null,
+      messages: ['a2'],
+      rateMicros: 28_000,
+      amountMicros: 28_000,
+      currency: 'USD',
+      rateCard: 'usd-2025-10-01',
+      rule: 'PMP_CHARGED',
+    };
+    expect(costInWords(unit)).toBe(
+      'charged 0.028 USD (authentication_international — the rate for a business located outside IN, eligible and past its start time there, India, rate card usd-2025-10-01)',
+    );
+    expect(costInWords({ ...unit, category: 'authentication' })).toBe(
+      'charged 0.028 USD (authentication, India, rate card usd-2025-10-01)',
+    );
+  });
+
+  it('STATUS_WITHOUT_USER says which of the user and the business number the statuses left out', async () => {
+    const status = (id: string, names: { user?: string; business?: string }): CoreEvent => ({
+      kind: 'status',
+      atMs: at('2025-10-01T10:00:00Z'),
+      id,
+      status: 'delivered',
+      waba: 'W1',
+      ...names,
+    });
+    const wordsOf = async (event: CoreEvent) =>
+      (await rate([event])).findings.find((f) => f.code === 'STATUS_WITHOUT_USER')?.message;
+    await expect(wordsOf(status('s1', { user: INDIA }))).resolves.toBe(
+      "delivered message s1 has no outbound line and its statuses name no business number: feed the send log or Meta's full webhook",
+    );
+    await expect(wordsOf(status('s2', {}))).resolves.toBe(
+      "delivered message s2 has no outbound line and its statuses name neither the user nor the business number: feed the send log or Meta's full webhook",
+    );
+  });
 });
