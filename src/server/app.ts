@@ -698,6 +698,36 @@ export function createApp(deps: AppDeps): Hono<Env> {
       }
     }
 
+    // A volume-tier statement prices its WABA's whole portfolio (tiers count per portfolio): a bound secret
+    // signs one only when it is bound to every WABA of that portfolio, as a limited API key posts one only
+    // when it may write them all — or a client who holds its own app's secret could change a portfolio mate's
+    // prices. The whole body is refused, nothing stored.
+    if (typeof signer === 'object' && parseError === null) {
+      const allowed = new Set(signer.wabas);
+      for (const event of events) {
+        if (event.kind !== 'account_update' || event.volumeTier === undefined) continue;
+        const mates = await fromStore(rating.portfolioOf(event.waba));
+        const others = mates.filter((waba) => !allowed.has(waba));
+        if (others.length === 0) continue;
+        const detail =
+          `This body holds a volume-tier statement for WABA ${JSON.stringify(event.waba)}, which prices its whole ` +
+          `portfolio, and the portfolio holds ${others.length === 1 ? 'a WABA' : `${others.length} WABAs`} this ` +
+          `secret is not bound to: bind the secret to every WABA of the portfolio (config "appSecrets"), or ` +
+          `check the portfolios of the accounts file.`;
+        return rejectFailure('forbidden_waba', 'FORBIDDEN_WEBHOOK_WABA', detail, () =>
+          logger.warn(
+            'webhook refused: its app secret may not sign a volume-tier statement for a shared portfolio',
+            {
+              appSecret: verdict.value.secretIndex,
+              waba: event.waba,
+              otherWabas: others.length,
+              bytes: raw.byteLength,
+            },
+          ),
+        );
+      }
+    }
+
     // A bound secret's bodies are a client's own writing, as a limited API key's lines are: they may name
     // any phone_number_id and recipient, so they tie no number to a WABA (store.ts EventInput.isBusinessTied)
     // — or a client could tie another client's number to its WABA and take that client's statuses.

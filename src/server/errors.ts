@@ -39,7 +39,7 @@ export const ERRORS = {
   FORBIDDEN_WEBHOOK_WABA: {
     status: 403,
     message:
-      'The app secret that signed this webhook may sign only for the WABAs it is bound to (its "wabas" in "appSecrets" of the config file), and this body names another, or an entry or event with no WABA; nothing was stored.',
+      'The app secret that signed this webhook may sign only for the WABAs it is bound to (its "wabas" in "appSecrets" of the config file), and this body names another, or an entry or event with no WABA, or a volume-tier statement that would price a WABA it is not bound to; nothing was stored.',
   },
   BODY_TOO_LARGE: {
     status: 413,

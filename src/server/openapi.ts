@@ -247,7 +247,7 @@ export const openApiDocument = {
           ),
           '401': errorResponse('MISSING_SIGNATURE / BAD_SIGNATURE (nothing stored).'),
           '403': errorResponse(
-            'FORBIDDEN_WEBHOOK_WABA: the app secret that signed the body is bound to WABAs (config "appSecrets") and the body names another, or an entry or event naming no WABA (nothing stored).',
+            'FORBIDDEN_WEBHOOK_WABA: the app secret that signed the body is bound to WABAs (config "appSecrets") and the body names another, or an entry or event naming no WABA, or holds a volume-tier statement for a portfolio with a WABA the secret is not bound to (nothing stored).',
           ),
           '413': errorResponse('BODY_TOO_LARGE'),
           '429': errorResponse(

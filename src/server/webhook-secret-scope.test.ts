@@ -3,6 +3,9 @@
 // fake deliveries to another client's WABA. Real webhook bodies (test/fixtures/webhooks, copies of
 // shared/fixtures/webhooks), signed as Meta signs them, on SQLite and on PostgreSQL.
 
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   createTestService,
@@ -23,6 +26,18 @@ const CLIENT_WABA = '102290129340398';
 const OTHER_WABA = '5467539754836534';
 
 const CLIENT_STATUS = fixture('meta-docs/status_delivered_marketing_pmp_bsuid_contacts.json');
+/** Meta's volume-tier statement for the client's WABA (India, utility, 2025-11). */
+const CLIENT_TIER_STATEMENT = fixture('pywa/account_update_volume_tier_update.json');
+
+/** An accounts file whose portfolios are `portfolios` (each a list of WABAs). */
+function accountsWith(portfolios: string[][]): string {
+  const path = join(mkdtempSync(join(tmpdir(), 'wameter-secret-scope-')), 'accounts.json');
+  const accounts = portfolios.flatMap((wabas, i) =>
+    wabas.map((waba) => ({ waba, timezone: 'UTC', currency: 'USD', portfolio: `portfolio-${i}` })),
+  );
+  writeFileSync(path, JSON.stringify({ accounts }));
+  return path;
+}
 const OTHER_STATUS = fixture('pywa/status_delivered.json');
 
 let service: TestService;
@@ -151,6 +166,46 @@ describe.each(['SQLite', 'PostgreSQL'] as const)('a secret bound to WABAs (%s)',
     const signedByProvider = await service.postWebhook(OTHER_STATUS, { secret: PROVIDER_SECRET });
     expect(signedByProvider.status).toBe(200);
     expect(await signedByProvider.json()).toMatchObject({ duplicate: false, events: 1 });
+  });
+
+  it("refuses a volume-tier statement for a portfolio it shares with another client's WABA: it would price that WABA too", async () => {
+    expect(entryIds(CLIENT_TIER_STATEMENT)).toEqual([CLIENT_WABA]);
+    service = await serviceWith(engine, {
+      ...BOUND_AND_UNBOUND,
+      accountsPath: accountsWith([[CLIENT_WABA, OTHER_WABA]]),
+    });
+    const response = await service.postWebhook(CLIENT_TIER_STATEMENT, { secret: CLIENT_SECRET });
+    expect(response.status).toBe(403);
+    const error = await errorOf(response);
+    expect(error.code).toBe('FORBIDDEN_WEBHOOK_WABA');
+    expect(error.message).toContain(
+      `This body holds a volume-tier statement for WABA "${CLIENT_WABA}", which prices its whole portfolio, and the portfolio holds a WABA this secret is not bound to`,
+    );
+    expect(error.message).not.toContain(OTHER_WABA);
+    await storedNothing();
+    expect(service.metrics.value('webhooks_rejected_total', { reason: 'forbidden_waba' })).toBe(1);
+    expect(service.logs.join('\n')).not.toContain(CLIENT_SECRET);
+    // Meta's own app (the provider's unbound secret) brings it: taken.
+    const byProvider = await service.postWebhook(CLIENT_TIER_STATEMENT, { secret: PROVIDER_SECRET });
+    expect(byProvider.status).toBe(200);
+    expect(await byProvider.json()).toMatchObject({ duplicate: false, events: 1 });
+  });
+
+  it('takes a volume-tier statement when the secret is bound to every WABA of the portfolio, or the portfolio is its own', async () => {
+    service = await serviceWith(engine, {
+      appSecrets: [{ secret: CLIENT_SECRET, wabas: [CLIENT_WABA, OTHER_WABA] }],
+      accountsPath: accountsWith([[CLIENT_WABA, OTHER_WABA]]),
+    });
+    const all = await service.postWebhook(CLIENT_TIER_STATEMENT, { secret: CLIENT_SECRET });
+    expect(all.status).toBe(200);
+    await service.close();
+    service = await serviceWith(engine, {
+      ...BOUND_AND_UNBOUND,
+      accountsPath: accountsWith([[CLIENT_WABA], [OTHER_WABA]]),
+    });
+    const own = await service.postWebhook(CLIENT_TIER_STATEMENT, { secret: CLIENT_SECRET });
+    expect(own.status).toBe(200);
+    expect(await own.json()).toMatchObject({ events: 1 });
   });
 
   it('refuses a body naming its own WABA and another one whole: nothing of either entry is stored', async () => {
