@@ -2,7 +2,16 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { apiKeyName, describeConfig, loadServiceConfig, parseApiKeySpec, redactUrl } from './config.js';
+import {
+  apiKeyName,
+  describeConfig,
+  loadServiceConfig,
+  parseApiKeySpec,
+  redactUrl,
+  scopedWabas,
+  unknownWabaWarnings,
+  type ServiceConfig,
+} from './config.js';
 import { createJsonLogger } from './logger.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'wameter-config-'));
@@ -299,6 +308,135 @@ describe('the config file takes what the environment takes, with the same checks
       configFile: writeJson('spec.json', { apiKeys: 'dGVzdGtleQ===111' }),
     });
     expect(spec).toMatchObject({ ok: true, value: { apiKeys: [{ key: 'dGVzdGtleQ==', wabas: ['111'] }] } });
+  });
+});
+
+describe('a config file\'s "wabas" item that joins several WABAs ("W1,W2")', () => {
+  /** The problems of a config file, joined; '' when it loads. */
+  function fileProblems(name: string, content: unknown): string {
+    const result = loadServiceConfig({ env: {}, configFile: writeJson(name, content) });
+    return result.ok ? '' : result.error.problems.join('\n');
+  }
+
+  it.each([['W1,W2'], ['W1, W2'], ['W1+W2'], ['102290129340398,29161294611499']])(
+    'refuses %j in an "apiKeys" item, telling to give each WABA as its own item (as WAMETER_API_KEYS splits it)',
+    (joined) => {
+      const problems = fileProblems('joined-key.json', {
+        apiKeys: [{ name: 'acme', key: 'acme-secret-key', wabas: ['W0', joined] }],
+      });
+      expect(problems).toBe(
+        `config file "apiKeys"[0]."wabas"[1] ${JSON.stringify(joined)} joins several WABAs in one item (a comma or +): give each WABA as its own item of the list, e.g. ["W1", "W2"]`,
+      );
+      expect(problems).not.toContain('acme-secret-key');
+    },
+  );
+
+  it.each([['W1,W2'], ['W1 ,W2'], ['W1+W2']])(
+    'refuses %j in a bound app secret\'s "wabas", never quoting the secret',
+    (joined) => {
+      const problems = fileProblems('joined-secret.json', {
+        appSecrets: [{ secret: 'client-app-secret', wabas: [joined] }],
+      });
+      expect(problems).toBe(
+        `config file "appSecrets"[0]."wabas"[0] ${JSON.stringify(joined)} joins several WABAs in one item (a comma or +): give each WABA as its own item of the list, e.g. ["W1", "W2"]`,
+      );
+      expect(problems).not.toContain('client-app-secret');
+    },
+  );
+
+  it('still refuses an empty id or one with spaces, and takes each WABA given as its own item', () => {
+    expect(fileProblems('empty-id.json', { apiKeys: [{ key: 'k1', wabas: ['W1', ''] }] })).toContain(
+      'config file "apiKeys"[0]."wabas": has an empty WABA',
+    );
+    expect(fileProblems('space-id.json', { apiKeys: [{ key: 'k1', wabas: ['W 1'] }] })).toContain(
+      'a WABA with spaces',
+    );
+    const split = loadServiceConfig({
+      env: {},
+      configFile: writeJson('split.json', {
+        apiKeys: [{ key: 'k1', wabas: ['W1', 'W2'] }],
+        appSecrets: [{ secret: 's1', wabas: ['W1', 'W2'] }],
+      }),
+    });
+    expect(split).toMatchObject({
+      ok: true,
+      value: { apiKeys: [{ wabas: ['W1', 'W2'] }], appSecrets: [{ secret: 's1', wabas: ['W1', 'W2'] }] },
+    });
+    // The environment's form is unchanged: split at "," into keys, at "+" into WABAs.
+    expect(loadServiceConfig({ env: { WAMETER_API_KEYS: 'k1=W1+W2,k2=W3' } })).toMatchObject({
+      value: { apiKeys: [{ wabas: ['W1', 'W2'] }, { wabas: ['W3'] }] },
+    });
+  });
+});
+
+describe('the start-up warning about a WABA no one knows (a typo in a key\'s or bound secret\'s "wabas")', () => {
+  const base = (overrides: Partial<ServiceConfig>): ServiceConfig => {
+    const result = loadServiceConfig({ env: {} });
+    if (!result.ok) throw new Error('the defaults load');
+    return { ...result.value, ...overrides };
+  };
+
+  it('names each key by its place in the configuration and its name, never the key, with the unknown WABAs and what to check', () => {
+    const file = writeJson('typo.json', {
+      apiKeys: [
+        { name: 'acme', key: 'acme-secret-key', wabas: ['291612946114990'] },
+        { name: 'beta', key: 'beta-secret-key', wabas: ['291612946114990', '29161294611499', 'W9'] },
+        { name: 'finance', key: 'finance-secret-key', wabas: '*' },
+      ],
+      appSecrets: [
+        'plain-app-secret',
+        { secret: 'bound-app-secret', wabas: ['291612946114990'] },
+        { secret: 'typo-app-secret', wabas: ['29161294611499'] },
+      ],
+    });
+    const result = loadServiceConfig({ env: {}, configFile: file });
+    if (!result.ok) throw new Error(result.error.problems.join('\n'));
+    const config = result.value;
+    expect(config.apiKeyPlaces).toEqual([
+      'config file "apiKeys"[0]',
+      'config file "apiKeys"[1]',
+      'config file "apiKeys"[2]',
+    ]);
+    expect(scopedWabas(config).sort()).toEqual(['29161294611499', '291612946114990', 'W9']);
+    const known = new Set(['291612946114990']);
+    const warnings = unknownWabaWarnings(config, (waba) => known.has(waba));
+    expect(warnings.map((warning) => warning.fields)).toEqual([
+      { apiKey: 'beta', place: 'config file "apiKeys"[1]', wabas: ['29161294611499', 'W9'] },
+      { appSecret: 2, wabas: ['29161294611499'] },
+    ]);
+    expect(warnings[0]!.message).toBe(
+      `the API key of config file "apiKeys"[1] (named "beta") names WABAs neither in the accounts file nor in the store: 29161294611499, W9; until events of them are stored, the key reads nothing there (empty totals, no account): check the ids for a typo (a digit missing?) against Meta's WhatsApp Manager and the accounts file (none is set: WAMETER_ACCOUNTS or the config file's "accounts"); if they are right, no event of those WABAs has arrived yet (this warning stops once one has)`,
+    );
+    expect(warnings[1]!.message).toMatch(
+      /^the app secret of config file "appSecrets"\[2\] is bound to a WABA neither in the accounts file nor in the store: 29161294611499; a webhook it signs naming any other WABA is refused \(403 FORBIDDEN_WEBHOOK_WABA\): check the id for a typo .*; if it is right, no event of that WABA has arrived yet/,
+    );
+    expect(JSON.stringify(warnings)).not.toMatch(/secret-key|app-secret/);
+    expect(unknownWabaWarnings(config, () => true)).toEqual([]);
+  });
+
+  it('names a key of WAMETER_API_KEYS by its item, and the accounts file when one is set', () => {
+    const accounts = writeJson('typo-accounts.json', { accounts: [] });
+    const result = loadServiceConfig({
+      env: { WAMETER_API_KEYS: 'admin-key=*,client-key=W1+W2', WAMETER_ACCOUNTS: accounts },
+    });
+    if (!result.ok) throw new Error(result.error.problems.join('\n'));
+    const [warning, ...others] = unknownWabaWarnings(result.value, (waba) => waba === 'W1');
+    expect(others).toEqual([]);
+    expect(warning!.fields).toEqual({
+      apiKey: apiKeyName('client-key'),
+      place: 'WAMETER_API_KEYS: item 2',
+      wabas: ['W2'],
+    });
+    expect(warning!.message).toContain(
+      `the API key of WAMETER_API_KEYS: item 2 (named "${apiKeyName('client-key')}") names a WABA neither in the accounts file nor in the store: W2;`,
+    );
+    expect(warning!.message).toContain(`and the accounts file (${accounts})`);
+    expect(warning!.message).not.toContain('client-key=');
+    // A configuration built in code (no places): the key by its number.
+    const built = base({ apiKeys: [{ name: 'acme', key: 'k', wabas: ['W7'] }] });
+    expect(unknownWabaWarnings(built, () => false)[0]!.message).toMatch(
+      /^the API key of item 1 of "apiKeys" \(named "acme"\)/,
+    );
   });
 });
 

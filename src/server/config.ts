@@ -69,6 +69,12 @@ export interface ServiceConfig {
    * Always set by `loadServiceConfig`; a configuration built in code may leave it out: DEFAULT_MAX_CONNECTIONS.
    */
   maxConnections?: number;
+  /**
+   * Where each of `apiKeys` was given, as problems name it (`config file "apiKeys"[1]`, `WAMETER_API_KEYS: item
+   * 2`), for the start's warnings: never the key. Set by `loadServiceConfig`; a configuration built in code may
+   * leave it out (a key is then named `item N of "apiKeys"`).
+   */
+  apiKeyPlaces?: readonly string[];
 }
 
 /** What the command line gave (every field optional; undefined = not given). */
@@ -136,9 +142,27 @@ export function apiKeyName(key: string): string {
   return `key_${createHash('sha256').update(key).digest('hex').slice(0, 8)}`;
 }
 
-/** A WABA id as a key's scope may name it: Meta's ids are digits; at least never empty, `*`, `=` or spaces. */
+/**
+ * A WABA id as a key's scope may name it: Meta's ids are digits; at least never empty, `*`, `=` or spaces, nor
+ * the environment's separators `,` and `+` (`k=W1+W2,k2=W3`): an id never holds them.
+ */
 function isWabaId(text: string): boolean {
-  return /^[^\s=*]+$/.test(text);
+  return /^[^\s=*,+]+$/.test(text);
+}
+
+/**
+ * Whether each item of a config file's `wabas` list is one WABA: `["W1,W2"]` (or `["W1+W2"]`, the
+ * environment's way to join them) would otherwise be taken as a WABA id "W1,W2" that no event ever names —
+ * the key or secret would then read or sign nothing, without a word. Said first, before the other checks of
+ * an id, so that `["W1, W2"]` is told to be split rather than to lose its space.
+ */
+function isOneWabaEach(wabas: readonly string[], where: string, problems: string[]): boolean {
+  const joinedAt = wabas.findIndex((waba) => /[,+]/.test(waba));
+  if (joinedAt < 0) return true;
+  problems.push(
+    `${where}[${joinedAt}] ${JSON.stringify(wabas[joinedAt])} joins several WABAs in one item (a comma or +): give each WABA as its own item of the list, e.g. ["W1", "W2"]`,
+  );
+  return false;
 }
 
 /**
@@ -236,6 +260,7 @@ function parseApiKeysFromFile(value: unknown, problems: string[]): ApiKey[] | un
     let scope: readonly string[] | '*' | undefined;
     if (wabas === '*') scope = '*';
     else if (Array.isArray(wabas) && wabas.every((w) => typeof w === 'string')) {
+      if (!isOneWabaEach(wabas as string[], `${where}."wabas"`, problems)) return;
       scope = scopeOf(wabas as string[], `${where}."wabas"`, problems);
       if (scope === undefined) return;
     } else {
@@ -350,6 +375,7 @@ function boundWabas(value: unknown, where: string, problems: string[]): string[]
     return undefined;
   }
   const wabas = value as string[];
+  if (!isOneWabaEach(wabas, where, problems)) return undefined;
   const badAt = wabas.findIndex((waba) => !isWabaId(waba));
   if (badAt >= 0) {
     problems.push(`${where}[${badAt}] is not a WABA id: it is empty or holds spaces, = or *`);
@@ -658,6 +684,14 @@ export function loadServiceConfig(input: {
   const apiKeys =
     parseApiKeysFromFile(file.apiKeys, problems) ??
     (envKeys === undefined ? [] : parseApiKeySpec(envKeys, 'WAMETER_API_KEYS', problems));
+  // Each key is item i of its setting (a configuration with a problem is refused whole: none is dropped).
+  const apiKeyPlaces = apiKeys.map((_, index) =>
+    file.apiKeys === undefined
+      ? `WAMETER_API_KEYS: item ${index + 1}`
+      : Array.isArray(file.apiKeys)
+        ? `config file "apiKeys"[${index}]`
+        : `config file "apiKeys": item ${index + 1}`,
+  );
   const seen = new Set<string>();
   for (const apiKey of apiKeys) {
     if (seen.has(apiKey.key)) problems.push(`API key "${apiKey.name}" is listed twice; give each key once`);
@@ -742,7 +776,73 @@ export function loadServiceConfig(input: {
     logLevel,
     ratingDebounceMs,
     maxConnections,
+    apiKeyPlaces,
   });
+}
+
+/** A warning for the start-up log: its message and its fields. */
+export interface StartWarning {
+  message: string;
+  fields: Record<string, unknown>;
+}
+
+/**
+ * Every WABA an API key limited to some WABAs or a bound app secret names, each once: those the start checks
+ * against the WABAs it knows (`unknownWabaWarnings`).
+ */
+export function scopedWabas(config: ServiceConfig): string[] {
+  const wabas = new Set<string>();
+  for (const apiKey of config.apiKeys) if (apiKey.wabas !== '*') apiKey.wabas.forEach((w) => wabas.add(w));
+  for (const secret of config.appSecrets)
+    if (typeof secret !== 'string') secret.wabas.forEach((w) => wabas.add(w));
+  return [...wabas];
+}
+
+/**
+ * A warning for each API key and each bound app secret that names a WABA `isKnown` does not know (neither in
+ * the accounts file nor among the store's WABAs): most likely a typo (a digit missing), which nothing else
+ * would tell — the key reads `{"totals":{}}` and no account, and the secret's client's real webhooks are
+ * refused. Each names the key or secret by its place in the configuration (and a key by its name), never
+ * the key or the secret.
+ */
+export function unknownWabaWarnings(
+  config: ServiceConfig,
+  isKnown: (waba: string) => boolean,
+): StartWarning[] {
+  const accountsFile =
+    config.accountsPath === null
+      ? 'none is set: WAMETER_ACCOUNTS or the config file\'s "accounts"'
+      : config.accountsPath;
+  const describe = (unknown: readonly string[]) => {
+    const one = unknown.length === 1;
+    return {
+      what: `${one ? 'a WABA' : 'WABAs'} neither in the accounts file nor in the store: ${unknown.join(', ')}`,
+      check: `check ${one ? 'the id' : 'the ids'} for a typo (a digit missing?) against Meta's WhatsApp Manager and the accounts file (${accountsFile}); if ${one ? 'it is' : 'they are'} right, no event of ${one ? 'that WABA' : 'those WABAs'} has arrived yet (this warning stops once one has)`,
+    };
+  };
+  const warnings: StartWarning[] = [];
+  config.apiKeys.forEach((apiKey, index) => {
+    if (apiKey.wabas === '*') return;
+    const unknown = apiKey.wabas.filter((waba) => !isKnown(waba));
+    if (unknown.length === 0) return;
+    const place = config.apiKeyPlaces?.[index] ?? `item ${index + 1} of "apiKeys"`;
+    const { what, check } = describe(unknown);
+    warnings.push({
+      message: `the API key of ${place} (named ${JSON.stringify(apiKey.name)}) names ${what}; until events of ${unknown.length === 1 ? 'it' : 'them'} are stored, the key reads nothing there (empty totals, no account): ${check}`,
+      fields: { apiKey: apiKey.name, place, wabas: unknown },
+    });
+  });
+  config.appSecrets.forEach((secret, index) => {
+    if (typeof secret === 'string') return;
+    const unknown = secret.wabas.filter((waba) => !isKnown(waba));
+    if (unknown.length === 0) return;
+    const { what, check } = describe(unknown);
+    warnings.push({
+      message: `the app secret of config file "appSecrets"[${index}] is bound to ${what}; a webhook it signs naming any other WABA is refused (403 FORBIDDEN_WEBHOOK_WABA): ${check}`,
+      fields: { appSecret: index, wabas: unknown },
+    });
+  });
+  return warnings;
 }
 
 /**

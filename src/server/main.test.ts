@@ -478,6 +478,85 @@ describe('start-up log', () => {
     expect(typeof messages[done]!.ms).toBe('number');
   });
 
+  it('warns of each API key and bound app secret naming a WABA neither the accounts file nor the store knows (a typo), never logging a key or secret', async () => {
+    const db = `sqlite:${join(dir, 'unknown-wabas.db')}`;
+    const accountsPath = join(dir, 'unknown-wabas-accounts.json');
+    writeFileSync(
+      accountsPath,
+      JSON.stringify({ accounts: [{ waba: 'W-IN-ACCOUNTS', timezone: 'UTC', currency: 'USD' }] }),
+    );
+    // A stored event of WABA 102290129340398 (Meta's example).
+    const body = fixture('meta-docs/incoming_text_basic.json');
+    const stored = (JSON.parse(body.toString('utf8')) as { entry: { id: string }[] }).entry[0]!.id;
+    const typo = stored.slice(0, -1); // one digit missing
+    const first = await startServer(
+      testConfig({ db, port: 0, host: '127.0.0.1', apiKeys: [{ name: 'admin', key: KEY_ALL, wabas: '*' }] }),
+      { logger: createMemoryLogger(), ratingWorkerScript: null },
+    );
+    const posted = await fetch(`${first.url}/webhooks/whatsapp`, {
+      method: 'POST',
+      body: new Uint8Array(body),
+      headers: { 'X-Hub-Signature-256': signMetaBody(body, SECRET) },
+    });
+    expect(posted.status).toBe(200);
+    await first.close();
+
+    const serveWith = async (config: Partial<ServiceConfig>) => {
+      const logger = createMemoryLogger();
+      const server = await startServer(
+        testConfig({ db, port: 0, host: '127.0.0.1', accountsPath, ...config }),
+        {
+          logger,
+          ratingWorkerScript: null,
+        },
+      );
+      await server.close();
+      const lines = logger.lines.map((line) => JSON.parse(line) as Record<string, unknown>);
+      return {
+        text: logger.lines.join('\n'),
+        warnings: lines.filter((line) =>
+          /neither in the accounts file nor in the store/.test(String(line.msg)),
+        ),
+      };
+    };
+    const typed = await serveWith({
+      apiKeys: [
+        { name: 'admin', key: KEY_ALL, wabas: '*' },
+        { name: 'acme', key: 'acme-bearer-token', wabas: [stored, 'W-IN-ACCOUNTS'] },
+        { name: 'acme-typo', key: 'typo-bearer-token', wabas: [typo] },
+      ],
+      apiKeyPlaces: ['config file "apiKeys"[0]', 'config file "apiKeys"[1]', 'config file "apiKeys"[2]'],
+      appSecrets: [SECRET, { secret: 'bound-app-secret', wabas: [stored, typo] }],
+    });
+    expect(typed.warnings).toEqual([
+      expect.objectContaining({
+        level: 'warn',
+        msg: expect.stringMatching(
+          new RegExp(
+            `^the API key of config file "apiKeys"\\[2\\] \\(named "acme-typo"\\) names a WABA neither in the accounts file nor in the store: ${typo}; .*check the id for a typo .*the accounts file \\(${escape(accountsPath)}\\); if it is right, no event of that WABA has arrived yet`,
+          ),
+        ),
+        apiKey: 'acme-typo',
+        place: 'config file "apiKeys"[2]',
+        wabas: [typo],
+      }),
+      expect.objectContaining({
+        level: 'warn',
+        msg: expect.stringMatching(/^the app secret of config file "appSecrets"\[1\] is bound to a WABA/),
+        appSecret: 1,
+        wabas: [typo],
+      }),
+    ]);
+    expect(typed.text).not.toMatch(/bearer-token|bound-app-secret|test-app-secret/);
+
+    // Every WABA known (stored, or in the accounts file): no warning.
+    const right = await serveWith({
+      apiKeys: [{ name: 'acme', key: 'acme-bearer-token', wabas: [stored, 'W-IN-ACCOUNTS'] }],
+      appSecrets: [{ secret: 'bound-app-secret', wabas: [stored] }],
+    });
+    expect(right.warnings).toEqual([]);
+  });
+
   it('the "listening" line names the address it is bound to (0.0.0.0), beside the URL to reach it here', async () => {
     const logger = createMemoryLogger();
     dbCount += 1;

@@ -10,6 +10,7 @@ import { pathToFileURL } from 'node:url';
 import { serve } from '@hono/node-server';
 import { createAccountBook } from '../ingest/accounts-file.js';
 import { sqlitePathOf } from '../store/open-store.js';
+import type { Store } from '../store/store.js';
 import { openWriterStore } from '../store/writer-lock.js';
 import { trackConnections, type ConnectionDrain } from './connection-drain.js';
 import { registerDashboardRoutes } from './dashboard-routes.js';
@@ -19,6 +20,8 @@ import {
   describeConfig,
   loadServiceConfig,
   redactUrl,
+  scopedWabas,
+  unknownWabaWarnings,
   type ServiceConfig,
 } from './config.js';
 import { createJsonLogger, errorFields, hasLogOutputFailed, type Logger } from './logger.js';
@@ -240,6 +243,12 @@ async function startService(config: ServiceConfig, options: StartOptions): Promi
     },
   });
   logger.info('store schema up to date', { ms: Math.round(performance.now() - openStartMs) });
+  await warnOfUnknownWabas(
+    config,
+    new Set(pricing.value.accounts.map((account) => account.waba)),
+    store,
+    logger,
+  );
   // After the store opened it: the SQLite file's identity is the one the store holds.
   const storeHealth = createStoreHealth({ clock, ...sqliteFileOption(config.db) });
   const metrics = new Metrics();
@@ -400,6 +409,32 @@ async function startService(config: ServiceConfig, options: StartOptions): Promi
       return failure;
     },
   };
+}
+
+/**
+ * Warns of each API key and bound app secret that names a WABA neither the accounts file nor the store knows
+ * (a typo, most likely: the key would read `{"totals":{}}` without a word). The store is asked only when the
+ * accounts file leaves some unknown; a store that cannot say is no reason to refuse the start.
+ */
+async function warnOfUnknownWabas(
+  config: ServiceConfig,
+  inAccounts: ReadonlySet<string>,
+  store: Pick<Store, 'listWabas'>,
+  logger: Logger,
+): Promise<void> {
+  if (scopedWabas(config).every((waba) => inAccounts.has(waba))) return;
+  let stored: ReadonlySet<string>;
+  try {
+    stored = new Set(await store.listWabas());
+  } catch (error) {
+    logger.warn(
+      'could not check the WABAs the API keys and bound app secrets name against the stored ones',
+      errorFields(error),
+    );
+    return;
+  }
+  const isKnown = (waba: string) => inAccounts.has(waba) || stored.has(waba);
+  for (const { message, fields } of unknownWabaWarnings(config, isKnown)) logger.warn(message, fields);
 }
 
 /** A connection refused at the limit is said in the log at most this often (a flood would fill it). */

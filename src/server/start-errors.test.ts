@@ -108,3 +108,49 @@ describe('a SQLite database on a full disk', () => {
     expect(explained.cause).toBe(full);
   });
 });
+
+describe('a PostgreSQL database that does not exist', () => {
+  const base = new URL(process.env.WAMETER_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test');
+
+  it('is said so with the host and port, the setting to check and how to create it (the real start)', async () => {
+    const url = new URL(base);
+    url.pathname = '/wameter_no_such_db';
+    const message = await refusal(
+      startServer(testConfig({ db: url.toString(), port: 0, host: '127.0.0.1' }), {
+        logger: createMemoryLogger(),
+        ratingWorkerScript: null,
+      }),
+    );
+    const user = url.username === '' ? '' : ` -U ${url.username}`;
+    expect(message).toBe(
+      `the database "wameter_no_such_db" does not exist on the PostgreSQL server at ${url.hostname}:${url.port || '5432'}: create it (createdb -h ${url.hostname} -p ${url.port || '5432'}${user} wameter_no_such_db, or CREATE DATABASE wameter_no_such_db; in psql), or fix the database name (the URL's path) in --db, WAMETER_DB or DATABASE_URL`,
+    );
+  });
+
+  it('never shows the password, and quotes a name that needs it', () => {
+    const missing = Object.assign(new Error('database "Billing DB" does not exist'), { code: '3D000' });
+    const explained = explainStartError(
+      'postgres://wameter:Hush-Pw@db.internal:6543/Billing%20DB?password=QueryPw',
+      missing,
+    ) as Error;
+    expect(explained.message).toBe(
+      `the database "Billing DB" does not exist on the PostgreSQL server at db.internal:6543: create it (createdb -h db.internal -p 6543 -U wameter 'Billing DB', or CREATE DATABASE "Billing DB"; in psql), or fix the database name (the URL's path) in --db, WAMETER_DB or DATABASE_URL`,
+    );
+    expect(explained.cause).toBe(missing);
+    expect(explained.message).not.toMatch(/Hush-Pw|QueryPw/);
+  });
+
+  it("keeps the hint of PostgreSQL's other refusals, whatever letters their SQLSTATE holds", () => {
+    const role = Object.assign(new Error('role "nobody" does not exist'), { code: '28000' });
+    expect((explainStartError('postgres://nobody:pw@127.0.0.1:5432/test', role) as Error).message).toBe(
+      'the PostgreSQL database at 127.0.0.1:5432/test refused: role "nobody" does not exist (check --db, WAMETER_DB or DATABASE_URL)',
+    );
+    const internal = Object.assign(new Error('could not open file'), { code: 'XX000' });
+    expect((explainStartError('postgres://u@127.0.0.1/test', internal) as Error).message).toBe(
+      'the PostgreSQL database at 127.0.0.1:5432/test refused: could not open file (check --db, WAMETER_DB or DATABASE_URL)',
+    );
+    // An errno of five capitals is no SQLSTATE: left as it is.
+    const pipe = Object.assign(new Error('write EPIPE'), { code: 'EPIPE' });
+    expect(explainStartError('postgres://u@127.0.0.1/test', pipe)).toBe(pipe);
+  });
+});

@@ -52,9 +52,56 @@ function explainPostgres(db: string, error: unknown): string | undefined {
       ? `${where} has no schema to create wameter's tables in (search_path names none that exists): create one, or fix options=-c search_path=… in ${SET_BY}`
       : `the schema "${schema}" named by search_path in ${SET_BY} does not exist in ${where}: create it (psql -c 'CREATE SCHEMA ${schema}') or fix the URL's options=-c search_path=…`;
   }
-  // PostgreSQL's own refusals (authentication, unknown database, permissions) carry a SQLSTATE.
-  if (/^\d\d[0-9A-Z]{3}$/.test(code)) return `${where} refused: ${cause.message} (check ${SET_BY})`;
+  if (code === '3D000') return explainMissingDatabase(url, cause.message);
+  // PostgreSQL's own refusals (authentication, permissions) carry a SQLSTATE: five digits or capitals, its
+  // class a digit first (28000, 3D000, 42501) or one of the few of letters (F0, HV, P0, XX) — never an
+  // errno's EPIPE.
+  if (/^(\d[0-9A-Z]|F0|HV|P0|XX)[0-9A-Z]{3}$/.test(code)) {
+    return `${where} refused: ${cause.message} (check ${SET_BY})`;
+  }
   return undefined;
+}
+
+/** A name as SQL takes it: plain when it needs no quotes (PostgreSQL folds plain names to lower case). */
+function sqlIdentifier(name: string): string {
+  return /^[a-z_][a-z0-9_]*$/.test(name) ? name : `"${name.replace(/"/g, '""')}"`;
+}
+
+/** A word as a shell takes it: plain when it needs no quotes. */
+function shellWord(word: string): string {
+  return /^[A-Za-z0-9_.:@%+=,/-]+$/.test(word) ? word : `'${word.replace(/'/g, "'\\''")}'`;
+}
+
+/** A percent-encoded part of the URL, decoded as the driver decodes it (kept as written when it cannot be). */
+function decoded(part: string): string {
+  try {
+    return decodeURIComponent(part);
+  } catch {
+    return part;
+  }
+}
+
+/**
+ * The database the URL names does not exist on that server (SQLSTATE 3D000, `database "x" does not exist`):
+ * said with the server's host and port, the setting to check and how to create the database — never the
+ * password.
+ */
+function explainMissingDatabase(url: URL, message: string): string {
+  const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
+  const port = url.port || '5432';
+  const user = decoded(url.username);
+  // The URL's database; without one, PostgreSQL takes the user's name, as its message says.
+  const fromUrl = decoded(url.pathname.slice(1));
+  const name = fromUrl !== '' ? fromUrl : (/database "(.*)" does not exist/.exec(message)?.[1] ?? user);
+  const createdb = [
+    'createdb',
+    ...(host === '' ? [] : ['-h', shellWord(host)]),
+    '-p',
+    port,
+    ...(user === '' ? [] : ['-U', shellWord(user)]),
+    shellWord(name),
+  ].join(' ');
+  return `the database "${name}" does not exist on the PostgreSQL server at ${url.hostname || 'localhost'}:${port}: create it (${createdb}, or CREATE DATABASE ${sqlIdentifier(name)}; in psql), or fix the database name (the URL's path) in ${SET_BY}`;
 }
 
 /** The bytes this process may still write on the file system of `folder`, or undefined when unknown. */
