@@ -1,4 +1,4 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -554,5 +554,24 @@ describe('wameter estimate --db: the pricing of the stored bill', () => {
         'the rate cards (--rate-cards data/rate-cards/usd-2025-10-01.csv) differ from those the stored bill of WABA W1 was last priced with',
       ),
     ]);
+
+    // The bundled cards again, one of them edited under its own file name: the ids match, the rates do not.
+    const edited = join(dir, 'edited-cards');
+    mkdirSync(edited);
+    for (const name of readdirSync(join('data', 'rate-cards'))) {
+      const text = readFileSync(join('data', 'rate-cards', name), 'utf8');
+      writeFileSync(join(edited, name), text.replace(/^India,\$US,([\d.]+),/m, 'India,$US,0.5000,'));
+    }
+    const sameIds = await estimateAuth(['--accounts', accounts, '--rate-cards', edited]);
+    expect(JSON.parse(sameIds.out).warnings).toEqual([
+      expect.stringContaining(`the rate cards (--rate-cards ${edited}) differ from those the stored bill`),
+    ]);
+    const bundledCopy = join(dir, 'bundled-copy');
+    mkdirSync(bundledCopy);
+    for (const name of readdirSync(join('data', 'rate-cards'))) {
+      copyFileSync(join('data', 'rate-cards', name), join(bundledCopy, name));
+    }
+    const copied = await estimateAuth(['--accounts', accounts, '--rate-cards', bundledCopy]);
+    expect(JSON.parse(copied.out).warnings ?? []).toEqual([]);
   });
 });

@@ -7,7 +7,7 @@ import { Command, InvalidArgumentError } from 'commander';
 import { parseInstant } from '../core/calendar.js';
 import type { CoreEvent, TemplateCategory } from '../core/events.js';
 import { LINE_FIELDS, estimateRecipients, type EstimateJson } from '../use-cases/estimate.js';
-import { accountsDigest, type RatingSetup } from '../use-cases/load-rating-setup.js';
+import { accountsDigest, rateCardsDigest, type RatingSetup } from '../use-cases/load-rating-setup.js';
 import { STDIN_NAME, readEventSources } from '../ingest/read-events.js';
 import { ratingSetupFrom, someSourceExists } from './rating-inputs.js';
 import { CliError, EXIT } from './exit-codes.js';
@@ -377,7 +377,12 @@ async function pricingDrift(
   }
   const cards = setup.cards.map((card) => card.id).sort();
   const stored = [...last.rateCards].sort();
-  if (stored.length > 0 && cards.join('\n') !== stored.join('\n')) {
+  // By content when the rating recorded it (a card edited under the same file name keeps its id), else by id.
+  const isOtherCards =
+    last.rateCardsDigest !== undefined
+      ? last.rateCardsDigest !== rateCardsDigest(setup.cards)
+      : stored.length > 0 && cards.join('\n') !== stored.join('\n');
+  if (isOtherCards) {
     const given =
       flags.rateCards === undefined ? 'the bundled cards' : `--rate-cards ${flags.rateCards.join(' ')}`;
     warnings.push(

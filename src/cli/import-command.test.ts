@@ -1,4 +1,12 @@
-import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  writeFileSync,
+} from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -381,6 +389,42 @@ describe('wameter import', () => {
     expect(without.error).toContain(
       `wameter import: ${warning} (time zones, currencies, portfolios, primary countries or authentication-international dates differ, or WABAs were added or removed): it is re-priced now under the accounts given to this run; to keep the earlier pricing, give the same accounts file (WAMETER_ACCOUNTS, or the accounts of --config), and to see what changes first, run \`wameter rerate --dry-run\`\n`,
     );
+  });
+
+  it('says so when it re-prices a bill that was priced with a card edited under the same name, and the history tells them apart', async () => {
+    const { dir, db } = storeWithAccounts([]);
+    const cards = join(dir, 'cards');
+    mkdirSync(cards);
+    const bundled = join(import.meta.dirname, '..', '..', 'data', 'rate-cards');
+    for (const name of readdirSync(bundled)) copyFileSync(join(bundled, name), join(cards, name));
+    const config = join(dir, 'cards-config.json');
+    writeFileSync(config, JSON.stringify({ rateCards: [cards] }));
+    const events = tempFile(dir, 'w2.ndjson', CLEAN_W2_LINES);
+    const warning = 'the stored bill was last priced with rate cards whose rates differ from these';
+    const first = await run(['import', events, '--db', db, '--config', config]);
+    expect(first.code).toBe(0);
+    expect(first.error).not.toContain(warning);
+    const same = await run(['import', events, '--db', db, '--config', config]);
+    expect(same.error).not.toContain(warning);
+    // India's utility rate edited in the card of the events' date, its file name (its id) kept.
+    const card = join(cards, 'usd-2023-06-01-partial.csv');
+    const text = readFileSync(card, 'utf8');
+    expect(text).toContain('India,$US,0.0099,0.0042,');
+    writeFileSync(card, text.replace('India,$US,0.0099,0.0042,', 'India,$US,0.0099,0.0500,'));
+    const edited = await run(['import', events, '--db', db, '--config', config]);
+    expect(edited.code).toBe(0);
+    expect(edited.error).toContain(`wameter import: ${warning} (a card edited under the same file name`);
+    const store = await openStore(db, { isReadOnly: true });
+    try {
+      const [latest, earlier] = await store.listRatings(2);
+      expect(latest!.rateCards).toEqual(earlier!.rateCards);
+      expect(latest!.rateCardsDigest).toMatch(/^[0-9a-f]{16}$/);
+      expect(earlier!.rateCardsDigest).toMatch(/^[0-9a-f]{16}$/);
+      expect(latest!.rateCardsDigest).not.toBe(earlier!.rateCardsDigest);
+      expect((await store.totals({})).USD?.amountMicros).toBe(50_000);
+    } finally {
+      await store.close();
+    }
   });
 
   it('says how many copies completed a stored event (the referral a CRM’s copy lacked), and the bill follows', async () => {

@@ -8,7 +8,11 @@ import type { Finding } from '../core/units.js';
 import { readEventSources } from '../ingest/read-events.js';
 import { loadServiceConfig } from '../server/config.js';
 import { loadPricingSetup } from '../server/pricing-setup.js';
-import { ACCOUNTS_CHANGED_WARNING, RatingFailedError } from '../server/rating-service.js';
+import {
+  ACCOUNTS_CHANGED_WARNING,
+  RATE_CARDS_CHANGED_WARNING,
+  RatingFailedError,
+} from '../server/rating-service.js';
 import type { EventInput } from '../store/store.js';
 import { CliError, EXIT } from './exit-codes.js';
 import { someSourceExists } from './rating-inputs.js';
@@ -207,6 +211,8 @@ async function runImport(sources: string[], flags: ImportFlags, io: CliIo): Prom
     });
     if (await rating.isStoredUnderOtherAccounts())
       io.writeError(`wameter import: ${ACCOUNTS_CHANGED_WARNING}\n`);
+    if (await rating.isStoredUnderOtherRateCards())
+      io.writeError(`wameter import: ${RATE_CARDS_CHANGED_WARNING}\n`);
     try {
       await rating.rateAll();
     } catch (error) {

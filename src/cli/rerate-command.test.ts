@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Command } from 'commander';
@@ -79,6 +79,7 @@ describe('wameter rerate', () => {
     const text = formatRerateTable({
       ratingId: null,
       isAccountsChanged: false,
+      isRateCardsChanged: false,
       outsidePeriod: null,
       wabas: ['W1'],
       changed: [
@@ -118,6 +119,7 @@ describe('wameter rerate', () => {
       'rating_id',
       'wabas',
       'accounts_changed',
+      'rate_cards_changed',
       'changed',
       'unchanged',
       'totals',
@@ -196,6 +198,39 @@ describe('wameter rerate', () => {
     expect(json.stderr).toContain(
       'give the accounts file the service uses (--config FILE or WAMETER_ACCOUNTS)',
     );
+  });
+
+  it('says when the rate cards differ in their rates from those the last rating priced with, their ids the same', async () => {
+    expect((await run(['--db', db])).code).toBe(0);
+    const bundled = join(import.meta.dirname, '..', '..', 'data', 'rate-cards');
+    const copyOfCards = (name: string, edit: (text: string) => string): string => {
+      const folder = join(dir, name);
+      mkdirSync(folder);
+      for (const file of readdirSync(bundled)) {
+        writeFileSync(join(folder, file), edit(readFileSync(join(bundled, file), 'utf8')));
+      }
+      return folder;
+    };
+    const same = await run([
+      '--db',
+      db,
+      '--rate-cards',
+      copyOfCards('same', (text) => text),
+      '--format',
+      'json',
+    ]);
+    expect((JSON.parse(same.stdout) as { rate_cards_changed: boolean }).rate_cards_changed).toBe(false);
+    expect(same.stderr).not.toContain('rate cards');
+    const edited = copyOfCards('edited', (text) =>
+      text.replace(/^India,\$US,([\d.]+),/m, 'India,$US,0.5000,'),
+    );
+    const table = await run(['--db', db, '--rate-cards', edited, '--dry-run']);
+    expect(table.stdout).toContain(
+      "Note: the rate cards' rates differ from those the last rating of these WABAs",
+    );
+    const json = await run(['--db', db, '--rate-cards', edited, '--dry-run', '--format', 'json']);
+    expect((JSON.parse(json.stdout) as { rate_cards_changed: boolean }).rate_cards_changed).toBe(true);
+    expect(json.stderr).toContain('(a card edited under the same file name, or other cards)');
   });
 
   it('refuses an unknown era with a message listing the eras (exit 1); takes an era in any case, as rate does', async () => {

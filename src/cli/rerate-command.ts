@@ -54,6 +54,7 @@ export function formatRerateTable(report: RerateReport): string {
       `, ${report.unchanged} unchanged.`,
   );
   if (report.isAccountsChanged) lines.push(ACCOUNTS_CHANGED);
+  if (report.isRateCardsChanged) lines.push(RATE_CARDS_CHANGED);
   const outside = report.outsidePeriod;
   if (outside && outside.changed > 0) {
     const currencies = [...new Set([...Object.keys(outside.totals.old), ...Object.keys(outside.totals.new)])];
@@ -126,6 +127,11 @@ function changeKinds(changed: RerateReport['changed']): string {
 }
 
 /** Said (in the table, and on stderr for json) when the accounts differ from the last rating's. */
+export const RATE_CARDS_CHANGED =
+  "Note: the rate cards' rates differ from those the last rating of these WABAs priced with (a card edited " +
+  'under the same file name, or other cards), so some changes come from them; unless that is meant, give the ' +
+  'cards the stored bill was priced with (WAMETER_RATE_CARDS, or the "rateCards" of --config FILE).';
+
 export const ACCOUNTS_CHANGED =
   'Note: the accounts (time zones, currencies, portfolios…) differ from those the last rating of these WABAs ' +
   'priced with, so some changes come from them: give the accounts file the service uses (--config FILE or ' +
@@ -289,9 +295,11 @@ stderr beside the table, or as "findings" in the JSON.`,
           const report = result.value;
           if (flags.format === 'json' && report.isAccountsChanged)
             io.writeError(`wameter rerate: ${ACCOUNTS_CHANGED}\n`);
+          if (flags.format === 'json' && report.isRateCardsChanged)
+            io.writeError(`wameter rerate: ${RATE_CARDS_CHANGED}\n`);
           io.writeOut(
             flags.format === 'json'
-              ? `${JSON.stringify({ rating_id: report.ratingId, wabas: report.wabas, accounts_changed: report.isAccountsChanged, changed: report.changed, unchanged: report.unchanged, totals: report.totals, outside_period: report.outsidePeriod, findings: report.findings }, null, 2)}\n`
+              ? `${JSON.stringify({ rating_id: report.ratingId, wabas: report.wabas, accounts_changed: report.isAccountsChanged, rate_cards_changed: report.isRateCardsChanged, changed: report.changed, unchanged: report.unchanged, totals: report.totals, outside_period: report.outsidePeriod, findings: report.findings }, null, 2)}\n`
               : terminalSafe(formatRerateTable(report)),
           );
           // As `rate` and `import` tell theirs: in the JSON document, or beside the table on stderr.

@@ -1400,12 +1400,19 @@ describe('rating history in a portfolio shared by two clients', () => {
         headers: { Authorization: `Bearer ${KEY_ALL}` },
         body: JSON.stringify({ as_of_rules: 'PMP-2025' }),
       });
-      expect((await json(rerate)).accounts_changed).toBe(false);
-      const [afterRerate] = (await json(await service.get('/v1/ratings', KEY_W1))).ratings as (Rating & {
+      const answer = await json(rerate);
+      expect(answer.accounts_changed).toBe(false);
+      expect(answer.rate_cards_changed).toBe(false);
+      const [afterRerate, beforeRerate] = (await json(await service.get('/v1/ratings', KEY_W1)))
+        .ratings as (Rating & {
         reason: string;
         changes?: unknown;
+        rate_cards_digest: string | null;
       })[];
       expect(afterRerate!.reason).toBe('rerate');
+      // The same cards: the same digest of their contents, as every rating keeps it.
+      expect(afterRerate!.rate_cards_digest).toMatch(/^[0-9a-f]{16}$/);
+      expect(afterRerate!.rate_cards_digest).toBe(beforeRerate!.rate_cards_digest);
       expect(afterRerate!.wabas).toEqual(['W1']);
       expect(afterRerate!.changes).toBeUndefined();
     });

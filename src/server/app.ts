@@ -204,6 +204,8 @@ function ratingToJson(record: RatingRecord, isNarrowed = false) {
     wabas: record.wabas,
     as_of_rules: record.asOfRules,
     rate_cards: record.rateCards,
+    // The cards' contents as a digest (null for ratings stored before it was kept): an edited card keeps its id.
+    rate_cards_digest: record.rateCardsDigest ?? null,
     totals: totalsToJson(record.totals),
     ...(record.changes === undefined || isNarrowed ? {} : { changes: changesToJson(record.changes) }),
   };
@@ -1477,6 +1479,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
       rating_id: report.ratingId,
       wabas: report.wabas,
       accounts_changed: report.isAccountsChanged,
+      rate_cards_changed: report.isRateCardsChanged,
       changed: report.changed,
       unchanged: report.unchanged,
       totals: report.totals,

@@ -2,7 +2,17 @@
 // keep-alive sockets, start-up errors that say what to fix, and readiness that fails when the store cannot
 // take writes. Live rating runs in the server's thread here (no compiled worker needed).
 
-import { existsSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -101,6 +111,44 @@ function webhookRequestHead(body: Buffer): string {
 }
 
 describe('graceful shutdown with keep-alive connections', () => {
+  it('warns at start when the stored bill was priced with a rate card since edited under its own name', async () => {
+    const db = `sqlite:${join(dir, 'cards-changed.db')}`;
+    const cards = join(dir, 'cards-changed');
+    mkdirSync(cards);
+    const bundled = join(import.meta.dirname, '..', '..', 'data', 'rate-cards');
+    for (const name of readdirSync(bundled)) copyFileSync(join(bundled, name), join(cards, name));
+    const body = fixture('meta-docs/incoming_text_basic.json');
+    const serve = async () => {
+      const logger = createMemoryLogger();
+      const server = await startServer(
+        testConfig({ db, port: 0, host: '127.0.0.1', rateCardPaths: [cards] }),
+        { logger, ratingWorkerScript: null },
+      );
+      return { server, logger };
+    };
+    const warned = (logger: { lines: string[] }) =>
+      logger.lines.some((line) =>
+        line.includes('the stored bill was last priced with rate cards whose rates differ from these'),
+      );
+    const first = await serve();
+    const posted = await fetch(`${first.server.url}/webhooks/whatsapp`, {
+      method: 'POST',
+      body: new Uint8Array(body),
+      headers: { 'X-Hub-Signature-256': signMetaBody(body, SECRET) },
+    });
+    expect(posted.status).toBe(200);
+    await first.server.close(); // finishes the live rating first
+    expect(warned(first.logger)).toBe(false);
+    const same = await serve();
+    await same.server.close();
+    expect(warned(same.logger)).toBe(false);
+    const card = join(cards, 'usd-2025-10-01.csv');
+    writeFileSync(card, readFileSync(card, 'utf8').replace(/^India,\$US,([\d.]+),/m, 'India,$US,0.5000,'));
+    const edited = await serve();
+    await edited.server.close();
+    expect(warned(edited.logger)).toBe(true);
+  });
+
   it('warns at start when the stored bill was priced with other accounts (it is re-priced under these)', async () => {
     const db = `sqlite:${join(dir, 'accounts-changed.db')}`;
     const accountsPath = join(dir, 'accounts-changed.json');

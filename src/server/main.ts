@@ -27,7 +27,11 @@ import {
 import { createJsonLogger, errorFields, hasLogOutputFailed, type Logger } from './logger.js';
 import { Metrics } from './metrics.js';
 import { loadPricingSetup, loadRateCards } from './pricing-setup.js';
-import { ACCOUNTS_CHANGED_WARNING, createRatingService } from './rating-service.js';
+import {
+  ACCOUNTS_CHANGED_WARNING,
+  createRatingService,
+  RATE_CARDS_CHANGED_WARNING,
+} from './rating-service.js';
 import { explainStartError } from './start-errors.js';
 import { createStoreHealth } from './store-health.js';
 import { createWorkerLiveRater, isSharedDatabase, ratingWorkerScript } from './live-rater.js';
@@ -353,6 +357,7 @@ async function startService(config: ServiceConfig, options: StartOptions): Promi
 
   // The bill is re-priced under this start's accounts: said when they are not those it was priced with.
   if (await rating.isStoredUnderOtherAccounts().catch(() => false)) logger.warn(ACCOUNTS_CHANGED_WARNING);
+  if (await rating.isStoredUnderOtherRateCards().catch(() => false)) logger.warn(RATE_CARDS_CHANGED_WARNING);
   // A crash may have stored arrivals without rating them: bring the whole bill up to date (reads wait).
   void rating.rateAll().catch((error: unknown) => logger.error('initial rating failed', errorFields(error)));
 

@@ -532,6 +532,11 @@ export const openApiDocument = {
                 type: 'boolean',
                 description: "The server's accounts differ from those the scope's last rating priced with.",
               },
+              rate_cards_changed: {
+                type: 'boolean',
+                description:
+                  "The rate cards' contents (any rate or tier band, whatever their ids) differ from those the scope's last rating priced with.",
+              },
               changed: { type: 'array', items: { type: 'object' } },
               unchanged: { type: 'integer' },
               totals: {
@@ -573,7 +578,7 @@ export const openApiDocument = {
       get: {
         summary: 'History of ratings (live and re-rates), newest first',
         description:
-          'Each rating: {id, rated_at, reason, wabas, as_of_rules, rate_cards, totals, changes?}; rated_at is when ' +
+          "Each rating: {id, rated_at, reason, wabas, as_of_rules, rate_cards, rate_cards_digest, totals, changes?}; rate_cards_digest is a digest of the cards' contents (null for ratings stored before it was kept: an edited card keeps its id); rated_at is when " +
           'it ran, an ISO instant to the second ("2025-08-01T12:00:00Z"). A re-rate\'s ' +
           'stored `changes`, in snake_case with ISO instants like POST /v1/rerate but in a shape of its own: ' +
           '{period: {from, to} (ISO instants or null), outside_period, changed (a count of the changed units), ' +

@@ -18,7 +18,7 @@ import { formatInstant } from '../core/calendar.js';
 import type { BillableUnit, Era, Finding, MessageDecision, TimelineEntry } from '../core/units.js';
 import { failedToJson, type FailedJson } from '../core/explain.js';
 import { findingsOfStory, storyScopeOf } from '../use-cases/explain-findings.js';
-import { accountsDigest } from '../use-cases/load-rating-setup.js';
+import { accountsDigest, rateCardsDigest } from '../use-cases/load-rating-setup.js';
 import { createAccountBook } from '../ingest/accounts-file.js';
 import type { CurrencyTotals, RatingRecord, Store } from '../store/store.js';
 import {
@@ -85,6 +85,12 @@ export interface RerateReport {
    * file, say. `false` when they are the same or the last rating did not record them.
    */
   isAccountsChanged: boolean;
+  /**
+   * The rate cards' contents (any rate or band, whatever their ids) differ from those the scope's last rating
+   * priced with (its `rateCardsDigest`): a card edited under the same file name, or other cards given. `false`
+   * when they are the same or the last rating did not record them.
+   */
+  isRateCardsChanged: boolean;
   /**
    * The new rating's findings (contract §4), of the whole portfolios re-rated (not only the units of the
    * period): what `wameter rate` would say of the same traffic under the same cards and era.
@@ -159,6 +165,12 @@ export interface RatingService {
    * added or removed): `rateAll()` then re-prices the stored bill under these. Said by `import` and `serve`.
    */
   isStoredUnderOtherAccounts(): Promise<boolean>;
+  /**
+   * The stored bill was last priced with rate cards of other contents (any rate or tier band, whatever the
+   * cards' ids: a card edited under the same file name): `rateAll()` then re-prices it under these. Said by
+   * `import` and `serve`.
+   */
+  isStoredUnderOtherRateCards(): Promise<boolean>;
   /** Seconds the oldest unrated arrival has waited (0 when the bill is current). */
   lagSeconds(): number;
   /** On-demand ratings waiting for their turn (the one running not counted). */
@@ -245,6 +257,10 @@ const RETRY_MS = 1000;
 export const ACCOUNTS_CHANGED_WARNING =
   'the stored bill was last priced with other accounts (time zones, currencies, portfolios, primary countries or authentication-international dates differ, or WABAs were added or removed): it is re-priced now under the accounts given to this run; to keep the earlier pricing, give the same accounts file (WAMETER_ACCOUNTS, or the accounts of --config), and to see what changes first, run `wameter rerate --dry-run`';
 
+/** What `serve` logs and `import` prints when the stored bill was priced with rate cards of other contents. */
+export const RATE_CARDS_CHANGED_WARNING =
+  'the stored bill was last priced with rate cards whose rates differ from these (a card edited under the same file name, or other cards): it is re-priced now under the cards given to this run, and GET /v1/ratings tells the two ratings apart by their rate_cards_digest; to keep the earlier pricing, give the same cards (WAMETER_RATE_CARDS, or the rate cards of --config), and to see what changes first, run `wameter rerate --dry-run`';
+
 /** The stored bill is older than acknowledged arrivals: their live rating failed and is being retried. */
 export class RatingBehindError extends Error {
   readonly retryAfterSeconds = Math.ceil(RETRY_MS / 1000);
@@ -308,6 +324,7 @@ export function createRatingService(deps: RatingServiceDeps): RatingService {
   /** Portfolios come from the accounts file only (account_update never moves a WABA). */
   const baseBook = createAccountBook(pricing.accounts);
   const pricingAccountsDigest = accountsDigest(pricing.accounts);
+  const pricingCardsDigest = rateCardsDigest(pricing.cards);
   const debounceMs = deps.debounceMs ?? 100;
   const throttleFactor = deps.throttleFactor ?? 3;
   const quietMs = deps.quietMs ?? 1_000;
@@ -384,7 +401,8 @@ export function createRatingService(deps: RatingServiceDeps): RatingService {
     totals: Record<string, CurrencyTotals>,
     extra: {
       asOfRules?: Era;
-      rateCards?: readonly string[];
+      /** Other rate cards than the service's (a re-rate's). */
+      cards?: readonly RateCard[];
       changes?: unknown;
       totalsByWaba?: Record<string, Record<string, CurrencyTotals>>;
     },
@@ -395,9 +413,10 @@ export function createRatingService(deps: RatingServiceDeps): RatingService {
       reason,
       wabas: scope,
       asOfRules: extra.asOfRules ?? null,
-      rateCards: [...(extra.rateCards ?? pricing.cards.map((card) => card.id))],
+      rateCards: (extra.cards ?? pricing.cards).map((card) => card.id),
       totals,
       accountsDigest: pricingAccountsDigest,
+      rateCardsDigest: extra.cards ? rateCardsDigest(extra.cards) : pricingCardsDigest,
       ...(extra.changes === undefined ? {} : { changes: extra.changes }),
       ...(extra.totalsByWaba === undefined ? {} : { totalsByWaba: extra.totalsByWaba }),
     };
@@ -598,14 +617,12 @@ export function createRatingService(deps: RatingServiceDeps): RatingService {
     const blocker = request.isDryRun ? null : (deps.storeHealth?.writeBlocker() ?? null);
     if (blocker !== null) throw new Error(blocker);
     let cards: readonly RateCard[] | undefined;
-    let rateCards: readonly string[] | undefined;
     if (request.rateCardPaths && request.rateCardPaths.length > 0) {
       if (!deps.loadRateCards)
         return err({ code: 'BAD_RATE_CARDS', message: 'other rate cards are not available here' });
       const loaded = await deps.loadRateCards(request.rateCardPaths);
       if (!loaded.ok) return err({ code: 'BAD_RATE_CARDS', message: loaded.error });
       cards = loaded.value;
-      rateCards = cards.map((card) => card.id);
     }
     const stored = await store.listWabas();
     const visible = request.visibleWabas ? new Set(request.visibleWabas) : undefined;
@@ -670,12 +687,15 @@ export function createRatingService(deps: RatingServiceDeps): RatingService {
     const [last] = await store.listRatings(1, scope);
     const isAccountsChanged =
       last?.accountsDigest !== undefined && last.accountsDigest !== pricingAccountsDigest;
+    const isRateCardsChanged =
+      last?.rateCardsDigest !== undefined &&
+      last.rateCardsDigest !== (cards ? rateCardsDigest(cards) : pricingCardsDigest);
     let ratingId: string | null = null;
     if (!request.isDryRun) {
       const record = newRecord(request.reason ?? 'rerate', scope, currencyTotalsOf(result.units), {
         totalsByWaba: currencyTotalsByWabaOf(result.units),
         ...(request.asOfRules ? { asOfRules: request.asOfRules } : {}),
-        ...(rateCards ? { rateCards } : {}),
+        ...(cards ? { cards } : {}),
         // As POST /v1/rerate answers it (snake_case, ISO instants): GET /v1/ratings gives it back as stored.
         changes: {
           period: { from: isoOrNull(request.fromMs), to: isoOrNull(request.toMs) },
@@ -717,6 +737,7 @@ export function createRatingService(deps: RatingServiceDeps): RatingService {
       totals,
       outsidePeriod,
       isAccountsChanged,
+      isRateCardsChanged,
       findings: result.findings,
     });
   }
@@ -781,6 +802,10 @@ export function createRatingService(deps: RatingServiceDeps): RatingService {
     async isStoredUnderOtherAccounts() {
       const [last] = await store.listRatings(1);
       return last?.accountsDigest !== undefined && last.accountsDigest !== pricingAccountsDigest;
+    },
+    async isStoredUnderOtherRateCards() {
+      const [last] = await store.listRatings(1);
+      return last?.rateCardsDigest !== undefined && last.rateCardsDigest !== pricingCardsDigest;
     },
     onDemandWaiting: () => onDemand.waitingCount(),
     lagSeconds() {

@@ -1660,7 +1660,7 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
         expect(await store.listRatings(1)).toStrictEqual([third]);
       });
 
-      it('keeps totals per WABA and the accounts digest, and lists the ratings touching given WABAs', async () => {
+      it('keeps totals per WABA, the accounts and rate cards digests, and lists the ratings touching given WABAs', async () => {
         const store = await fresh();
         const usd = (amountMicros: number | bigint) => ({
           USD: { amountMicros, units: 1, byCategory: { utility: { units: 1, amountMicros } } },
@@ -1670,6 +1670,7 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
           totals: usd(10_000_000_000_000_801n),
           totalsByWaba: { W1: usd(1400), W2: usd(10_000_000_000_000_000n - 599n) },
           accountsDigest: 'a1b2c3d4e5f60718',
+          rateCardsDigest: '0f1e2d3c4b5a6978',
         };
         const other = rating('r2', ['W3'], T0 + 10);
         await store.replaceRating(shared, EMPTY);
@@ -1680,7 +1681,9 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
         // Older records (and records without them) have neither.
         const [plain] = await store.listRatings(1);
         expect(plain).toStrictEqual(other);
-        expect('totalsByWaba' in plain! || 'accountsDigest' in plain!).toBe(false);
+        expect('totalsByWaba' in plain! || 'accountsDigest' in plain! || 'rateCardsDigest' in plain!).toBe(
+          false,
+        );
       });
 
       it('gives back findings, a rating’s changes and totals, and tier positions with their keys in one order', async () => {

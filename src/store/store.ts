@@ -298,6 +298,12 @@ export interface RatingRecord {
    * (`accountsDigest`, src/core/events.ts): a re-rate under other accounts says so (migration 6).
    */
   accountsDigest?: string;
+  /**
+   * What the rating priced with from the rate cards (every rate and band, `rateCardsDigest` in
+   * src/use-cases/load-rating-setup.ts): a card edited under the same id is told apart (migration 11 of
+   * SQLite, 12 of PostgreSQL; `undefined` in records written before it).
+   */
+  rateCardsDigest?: string;
   /** For a re-rate: what changed (old vs new per unit and in total). */
   changes?: unknown;
 }
@@ -430,9 +436,14 @@ export class StoreTimeoutError extends Error {
 
   constructor(
     readonly timeoutMs: number,
-    options: { isConnectionLost: boolean; cause?: unknown; operation?: 'write' | 'read' },
+    options: { isConnectionLost: boolean; cause?: unknown; operation?: 'write' | 'read' | 'ping' },
   ) {
-    const what = options.operation === 'read' ? 'answer the read' : 'finish the write';
+    const what =
+      options.operation === 'read'
+        ? 'answer the read'
+        : options.operation === 'ping'
+          ? 'answer the ping'
+          : 'finish the write';
     super(`the database did not ${what} within ${timeoutMs / 1000} s`, { cause: options.cause });
     this.name = 'StoreTimeoutError';
     this.isConnectionLost = options.isConnectionLost;

@@ -109,3 +109,30 @@ export function accountsDigest(accounts: readonly Account[]): string {
   );
   return createHash('sha256').update(canonical).digest('hex').slice(0, 16);
 }
+
+/**
+ * A digest of what pricing takes from the rate cards: each card's id, currency, effective date, every rate and
+ * every volume-tier band, in card order by id with markets and categories sorted (a title or provenance note
+ * changes nothing). Stored with each rating beside the card ids, so that a card edited under the same file
+ * name — another rate, the same id — is told apart from the one the stored bill was priced with.
+ */
+export function rateCardsDigest(cards: readonly RateCard[]): string {
+  const byKey = <T>(entries: Iterable<[string, T]>) =>
+    [...entries].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  const canonical = [...cards]
+    .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
+    .map((card) => [
+      card.id,
+      card.currency,
+      card.effectiveDate,
+      byKey(card.rates).map(([market, rates]) => [
+        market,
+        byKey(Object.entries(rates)).map(([category, micros]) => [category, micros]),
+      ]),
+      byKey(card.tiers).map(([key, bands]) => [
+        key,
+        bands.map((band) => [band.fromCount, band.toCount, band.rateMicros]),
+      ]),
+    ]);
+  return createHash('sha256').update(JSON.stringify(canonical)).digest('hex').slice(0, 16);
+}

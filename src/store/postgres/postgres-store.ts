@@ -157,7 +157,7 @@ export const RATING_TIMEOUT_MS = 600_000;
 interface Bound {
   scope: 'whole' | 'each';
   ms: number;
-  operation: 'write' | 'read';
+  operation: 'write' | 'read' | 'ping';
   /**
    * The server ends the session when the client is silent this long inside the transaction, so that a
    * session a partition cut off holds no rows locked (default `ms`). Off for an export, whose client reads at
@@ -381,6 +381,11 @@ const MIGRATIONS: readonly Migration[] = [
         WHERE business IS NOT NULL;
     `,
   },
+  {
+    version: 12,
+    name: 'ratings keep the digest of the rate cards they priced with',
+    sql: `ALTER TABLE ratings ADD COLUMN rate_cards_digest text; -- or NULL (older ratings)`,
+  },
 ];
 
 /**
@@ -572,7 +577,11 @@ class PostgresStore implements Store {
     // The wait for a connection counts too (a partition makes the pool open a new one, which would wait the
     // pool's 10 s). A query timed out is released as broken: the pool ends that connection, never reuses it.
     const startedMs = performance.now();
-    const client = await connectWithin(this.pool, this.timeouts.pingMs);
+    const client = await connectWithin(this.pool, {
+      scope: 'whole',
+      ms: this.timeouts.pingMs,
+      operation: 'ping',
+    });
     let broken: Error | undefined;
     const onLost = (error: Error) => {
       broken = error;
@@ -584,7 +593,14 @@ class PostgresStore implements Store {
       await client.query({ text: 'SELECT 1', query_timeout: leftMs } as pg.QueryConfig);
     } catch (error) {
       broken = error as Error;
-      throw error;
+      // pg's own words for its query_timeout ("Query read timeout"), said as the bound's.
+      throw /timeout/i.test(String((error as Error).message))
+        ? new StoreTimeoutError(this.timeouts.pingMs, {
+            isConnectionLost: true,
+            cause: error,
+            operation: 'ping',
+          })
+        : error;
     } finally {
       client.off('error', onLost);
       client.release(broken);
@@ -801,6 +817,7 @@ class PostgresStore implements Store {
       if (row.changes !== null) rating.changes = row.changes;
       if (row.totals_by_waba !== null) rating.totalsByWaba = totalsByWabaFromStored(row.totals_by_waba);
       if (row.accounts_digest !== null) rating.accountsDigest = String(row.accounts_digest);
+      if (row.rate_cards_digest !== null) rating.rateCardsDigest = String(row.rate_cards_digest);
       return rating;
     });
   }
@@ -1351,8 +1368,8 @@ function mergeCopiesInOrder(
 async function insertRating(client: Queryable, rating: RatingRecord): Promise<void> {
   await client.query(
     `INSERT INTO ratings (id, rated_at_ms, reason, wabas, as_of_rules, rate_cards, totals, changes,
-       totals_by_waba, accounts_digest)
-     VALUES ($1, $2, $3, $4::jsonb, $5, $6::jsonb, $7::json, $8::json, $9::json, $10)`,
+       totals_by_waba, accounts_digest, rate_cards_digest)
+     VALUES ($1, $2, $3, $4::jsonb, $5, $6::jsonb, $7::json, $8::json, $9::json, $10, $11)`,
     [
       rating.id,
       rating.ratedAtMs,
@@ -1364,6 +1381,7 @@ async function insertRating(client: Queryable, rating: RatingRecord): Promise<vo
       rating.changes === undefined ? null : JSON.stringify(rating.changes),
       rating.totalsByWaba === undefined ? null : storedTotalsJson(rating.totalsByWaba),
       rating.accountsDigest ?? null,
+      rating.rateCardsDigest ?? null,
     ],
   );
 }

@@ -54,6 +54,7 @@ describe('SQLite on disk', () => {
           version: 10,
           name: 'events keep the user of the pair they tie, and statuses naming their WABA tie too',
         },
+        { version: 11, name: 'ratings keep the digest of the rate cards they priced with' },
       ]);
     } finally {
       db.close();
@@ -72,7 +73,7 @@ describe('SQLite on disk', () => {
         'DROP INDEX events_business_user; ALTER TABLE events DROP COLUMN tied_user;' +
         'DROP INDEX events_business; ALTER TABLE events DROP COLUMN business;' +
         'ALTER TABLE events DROP COLUMN is_trusted; DROP INDEX events_unnamed_status;' +
-        'DELETE FROM schema_migrations WHERE version >= 2',
+        'ALTER TABLE ratings DROP COLUMN rate_cards_digest; DELETE FROM schema_migrations WHERE version >= 2',
     );
     old.close();
     const statements: string[] = [];
@@ -83,7 +84,7 @@ describe('SQLite on disk', () => {
         "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'events'",
       );
       expect(indexes.pluck().all()).not.toContain('events_message');
-      expect(db.prepare('SELECT max(version) FROM schema_migrations').pluck().get()).toBe(10);
+      expect(db.prepare('SELECT max(version) FROM schema_migrations').pluck().get()).toBe(11);
       // The store's own query for orphan statuses looks their message up through the primary key, and the
       // WABA that owns their business number with a seek of events_business.
       await store.listEvents(['W1']);
@@ -162,7 +163,7 @@ describe('SQLite on disk', () => {
       'DROP INDEX events_business_user; ALTER TABLE events DROP COLUMN tied_user;' +
         'DROP INDEX events_business; ALTER TABLE events DROP COLUMN business;' +
         'ALTER TABLE events DROP COLUMN is_trusted; DROP INDEX events_unnamed_status;' +
-        'DELETE FROM schema_migrations WHERE version >= 7',
+        'ALTER TABLE ratings DROP COLUMN rate_cards_digest; DELETE FROM schema_migrations WHERE version >= 7',
     );
     old.close();
     const store = await openSqliteStore(path);
@@ -192,7 +193,7 @@ describe('SQLite on disk', () => {
     old.exec(
       'DROP INDEX events_business_user; ALTER TABLE events DROP COLUMN tied_user;' +
         'ALTER TABLE events DROP COLUMN is_trusted; DROP INDEX events_unnamed_status;' +
-        'DELETE FROM schema_migrations WHERE version >= 8',
+        'ALTER TABLE ratings DROP COLUMN rate_cards_digest; DELETE FROM schema_migrations WHERE version >= 8',
     );
     old.close();
     const store = await openSqliteStore(path);
@@ -215,7 +216,8 @@ describe('SQLite on disk', () => {
     const old = new Database(path);
     old.exec(
       'DROP INDEX events_business_user; ALTER TABLE events DROP COLUMN tied_user;' +
-        'DROP INDEX events_unnamed_status; DELETE FROM schema_migrations WHERE version >= 9',
+        'DROP INDEX events_unnamed_status; ALTER TABLE ratings DROP COLUMN rate_cards_digest;' +
+        'DELETE FROM schema_migrations WHERE version >= 9',
     );
     old.close();
     const statements: string[] = [];
@@ -478,12 +480,12 @@ describe('SQLite opened read-only (commands that only read: estimate, rerate --d
         'DROP INDEX events_business_user; ALTER TABLE events DROP COLUMN tied_user;' +
         'DROP INDEX events_business; ALTER TABLE events DROP COLUMN business;' +
         'ALTER TABLE events DROP COLUMN is_trusted; DROP INDEX events_unnamed_status;' +
-        'DELETE FROM schema_migrations WHERE version >= 6',
+        'ALTER TABLE ratings DROP COLUMN rate_cards_digest; DELETE FROM schema_migrations WHERE version >= 6',
     );
     old.close();
     await expect(readOnly(path)).rejects.toMatchObject({
       code: 'STORE_NEEDS_MIGRATION',
-      message: `the wameter store in ${path} is older than this wameter (schema migration 6, 7, 8, 9, 10 not applied yet), and a read-only open does not migrate it`,
+      message: `the wameter store in ${path} is older than this wameter (schema migration 6, 7, 8, 9, 10, 11 not applied yet), and a read-only open does not migrate it`,
     });
     const after = new Database(path, { readonly: true });
     expect(after.prepare('SELECT max(version) FROM schema_migrations').pluck().get()).toBe(5);

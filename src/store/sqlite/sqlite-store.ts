@@ -334,6 +334,11 @@ const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX events_business_user ON events (business, tied_user, waba) WHERE business IS NOT NULL;
     `,
   },
+  {
+    version: 11,
+    name: 'ratings keep the digest of the rate cards they priced with',
+    sql: `ALTER TABLE ratings ADD COLUMN rate_cards_digest TEXT; -- or NULL (older ratings)`,
+  },
 ];
 
 /**
@@ -1046,8 +1051,8 @@ class SqliteStore implements Store {
   private insertRating(rating: RatingRecord): void {
     this.statement(
       `INSERT INTO ratings (id, rated_at_ms, reason, wabas, as_of_rules, rate_cards, totals, changes,
-         totals_by_waba, accounts_digest)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+         totals_by_waba, accounts_digest, rate_cards_digest)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     ).run(
       rating.id,
       rating.ratedAtMs,
@@ -1059,6 +1064,7 @@ class SqliteStore implements Store {
       rating.changes === undefined ? null : JSON.stringify(rating.changes),
       rating.totalsByWaba === undefined ? null : storedTotalsJson(rating.totalsByWaba),
       rating.accountsDigest ?? null,
+      rating.rateCardsDigest ?? null,
     );
   }
 
@@ -1161,6 +1167,7 @@ class SqliteStore implements Store {
         rating.totalsByWaba = totalsByWabaFromStored(JSON.parse(String(row.totals_by_waba)));
       }
       if (row.accounts_digest !== null) rating.accountsDigest = String(row.accounts_digest);
+      if (row.rate_cards_digest !== null) rating.rateCardsDigest = String(row.rate_cards_digest);
       return rating;
     });
   }
