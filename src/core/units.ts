@@ -124,7 +124,9 @@ export type FindingCode =
   | 'RECIPIENT_DISAGREES'
   | 'WABA_UNKNOWN'
   | 'ERA_NOT_SUPPORTED'
-  | 'GROUP_MESSAGES_NOT_RATED';
+  | 'GROUP_MESSAGES_NOT_RATED'
+  /** The service's: a WABA's stored bill is a re-rate's under other rules or cards than an on-demand answer's. */
+  | 'BILL_RERATED';
 
 export interface Finding {
   code: FindingCode;

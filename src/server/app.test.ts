@@ -11,6 +11,7 @@ import { parseEventValue } from '../ingest/parse-event.js';
 import { signMetaBody } from '../ingest/signature.js';
 import {
   conversationLines,
+  createDashboardService,
   createTestService,
   fixture,
   KEY_ALL,
@@ -1358,6 +1359,65 @@ describe('volume-tier statements posted with an API key', () => {
   it('are taken from a key for its own portfolio (nobody else is priced by them)', async () => {
     service = await createTestService();
     expect((await json(await post(KEY_W1, tierLine('W1')))).accepted).toBe(1);
+  });
+});
+
+describe('a bill stored by a re-rate under another era', () => {
+  it('explain and reconciliation, which rate under the service’s rules, say so until the next arrival re-rates it', async () => {
+    service = await createDashboardService();
+    await service.postEvents(conversationLines('W1', 'PN1', '919876543210', 'wamid.r1'));
+    const rerate = await service.app.request('/v1/rerate', {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${KEY_ALL}` },
+      body: JSON.stringify({ as_of_rules: 'CBP-2024-11' }),
+    });
+    expect(rerate.status).toBe(200);
+    const ratingId = (await json(rerate)).rating_id as string;
+    const eras = async () =>
+      ((await json(await service.get('/v1/units?waba=W1', KEY_ALL))).units as { era: string }[]).map(
+        (unit) => unit.era,
+      );
+    expect(new Set(await eras())).toEqual(new Set(['CBP-2024-11']));
+    type Findings = { findings: { code: string; message: string; waba?: string; rating_id?: string }[] };
+    const rerated = (answer: Findings) =>
+      answer.findings.filter((finding) => finding.code === 'BILL_RERATED');
+    const explained = (await json(
+      await service.get('/v1/explain?user=919876543210', KEY_ALL),
+    )) as Findings & {
+      units: { era: string }[];
+    };
+    // The story is rated under each date's rules (PMP-2025 in July 2025), not the stored re-rate's.
+    expect(new Set(explained.units.map((unit) => unit.era))).toEqual(new Set(['PMP-2025']));
+    expect(rerated(explained)).toEqual([
+      {
+        code: 'BILL_RERATED',
+        message: expect.stringMatching(
+          new RegExp(
+            `^WABA W1: its stored bill was last written by rerate ${ratingId} \\(\\d{4}-\\d{2}-\\d{2}T\\d{2}:\\d{2}:\\d{2}Z\\) under the CBP-2024-11 rules for every date; this answer rates the stored events under the service's own rules and rate cards`,
+          ),
+        ),
+        waba: 'W1',
+        rating_id: ratingId,
+      },
+    ]);
+    const reconciled = (await json(await service.get('/v1/reconciliation', KEY_ALL))) as Findings;
+    expect(rerated(reconciled).map((finding) => finding.waba)).toEqual(['W1']);
+    // The next arrival re-rates the stored bill under the service's rules: nothing left to say.
+    await service.postEvents([
+      {
+        kind: 'inbound',
+        at: '2025-07-20T09:00:00Z',
+        waba: 'W1',
+        business: 'PN1',
+        user: '919876543210',
+        id: 'wamid.r1.in9',
+      },
+    ]);
+    expect(new Set(await eras())).toEqual(new Set(['PMP-2025']));
+    expect(
+      rerated((await json(await service.get('/v1/explain?user=919876543210', KEY_ALL))) as Findings),
+    ).toEqual([]);
+    expect(rerated((await json(await service.get('/v1/reconciliation', KEY_ALL))) as Findings)).toEqual([]);
   });
 });
 

@@ -910,6 +910,8 @@ export function registerDashboardRoutes(app: Hono<Env>, deps: DashboardDeps): vo
       wabas: visible,
       nothing_checked: nothingChecked,
       analytics: analyticsJson,
+      // The key's WABAs whose stored bill a re-rate under other rules wrote: this comparison is not of it.
+      findings: await rating.storedUnderOtherRules(visible),
     });
   }
 

@@ -171,6 +171,13 @@ export interface RatingService {
    * `import` and `serve`.
    */
   isStoredUnderOtherRateCards(): Promise<boolean>;
+  /**
+   * `BILL_RERATED` findings for those of `wabas` whose stored bill a re-rate last wrote under another era or
+   * other rate cards than the service's: explain and reconciliation rate the stored events under the
+   * service's own (as the next arrival will re-rate that bill), so their answer differs from `/v1/units`
+   * until then, and says so.
+   */
+  storedUnderOtherRules(wabas: readonly string[]): Promise<Finding[]>;
   /** Seconds the oldest unrated arrival has waited (0 when the bill is current). */
   lagSeconds(): number;
   /** On-demand ratings waiting for their turn (the one running not counted). */
@@ -742,6 +749,27 @@ export function createRatingService(deps: RatingServiceDeps): RatingService {
     });
   }
 
+  async function storedUnderOtherRules(wabas: readonly string[]): Promise<Finding[]> {
+    const findings: Finding[] = [];
+    for (const waba of [...new Set(wabas)].sort()) {
+      const [last] = await store.listRatings(1, [waba]);
+      if (last === undefined) continue;
+      const isOtherCards = last.rateCardsDigest !== undefined && last.rateCardsDigest !== pricingCardsDigest;
+      if (last.asOfRules === null && !isOtherCards) continue;
+      const under = [
+        ...(last.asOfRules === null ? [] : [`the ${last.asOfRules} rules for every date`]),
+        ...(isOtherCards ? ['rate cards other than the service\u2019s'] : []),
+      ].join(' and ');
+      findings.push({
+        code: 'BILL_RERATED',
+        message: `WABA ${waba}: its stored bill was last written by ${last.reason} ${last.id} (${formatInstant(Math.floor(last.ratedAtMs / 1000) * 1000)}) under ${under}; this answer rates the stored events under the service's own rules and rate cards, as the next arrival for that WABA's portfolio will re-rate the stored bill — until then GET /v1/units and /v1/totals show the re-rate's units`,
+        waba,
+        rating_id: last.id,
+      });
+    }
+    return findings;
+  }
+
   async function explain(query: {
     user: string;
     business?: string;
@@ -777,6 +805,9 @@ export function createRatingService(deps: RatingServiceDeps): RatingService {
       result.findings,
       storyScopeOf(query.user, { timeline, unrated, units }),
     ).filter((finding) => isVisible(finding.waba) && isVisible(finding.other_waba));
+    // The story's WABAs whose stored bill a re-rate under other rules wrote: this story is not that bill.
+    const storyWabas = [...units.map((unit) => unit.waba), ...timeline.map((entry) => entry.waba)];
+    findings.push(...(await storedUnderOtherRules(storyWabas.filter((waba) => isVisible(waba)))));
     return {
       user: query.user,
       business: query.business ?? null,
@@ -803,6 +834,7 @@ export function createRatingService(deps: RatingServiceDeps): RatingService {
       const [last] = await store.listRatings(1);
       return last?.accountsDigest !== undefined && last.accountsDigest !== pricingAccountsDigest;
     },
+    storedUnderOtherRules,
     async isStoredUnderOtherRateCards() {
       const [last] = await store.listRatings(1);
       return last?.rateCardsDigest !== undefined && last.rateCardsDigest !== pricingCardsDigest;

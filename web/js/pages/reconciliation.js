@@ -108,6 +108,10 @@ function renderReconciliation(data) {
       ),
     ),
   ];
+  // A stored bill a re-rate under other rules wrote is not what this comparison rated: said first.
+  for (const finding of data.findings ?? []) {
+    parts.push(h('p', { class: 'notice', 'data-code': finding.code }, finding.message));
+  }
   if (data.analytics) parts.push(...renderComparedTotals(data.analytics));
   if (data.differences.length > 0) {
     parts.push(
