@@ -92,6 +92,29 @@ describe('wameter rate', () => {
     }
   });
 
+  it('says which WABAs of the traffic an accounts file given leaves on the defaults (ACCOUNT_NOT_LISTED)', async () => {
+    const accounts = tempFile(
+      'accounts.json',
+      JSON.stringify({ accounts: [{ waba: '291612946114990', timezone: 'Asia/Kolkata', currency: 'USD' }] }),
+    );
+    const events = tempFile(
+      'w.ndjson',
+      [
+        '{"kind":"outbound","at":"2025-10-01T10:00:00Z","waba":"29161294611499","business":"PN1","user":"919876543210","id":"m1","template":"marketing"}',
+        '{"kind":"status","at":"2025-10-01T10:00:03Z","id":"m1","status":"delivered"}',
+      ].join('\n'),
+    );
+    const { code, out } = await run(['rate', events, '--accounts', accounts, '--format', 'json']);
+    expect(code).toBe(0);
+    expect((JSON.parse(out) as { findings: object[] }).findings).toContainEqual(
+      expect.objectContaining({
+        code: 'ACCOUNT_NOT_LISTED',
+        waba: '29161294611499',
+        message: expect.stringContaining('is not in the accounts file, which lists another WABA'),
+      }),
+    );
+  });
+
   it('reads stdin with -', async () => {
     const { code, out } = await run(['rate', '-', '--format', 'csv'], LINES.join('\n'));
     expect(code).toBe(0);

@@ -49,6 +49,11 @@ import {
 export interface RatingOptions {
   /** The WABA's settings (time zone, currency, portfolio…); `defaultAccount(waba)` for unknown ones. */
   accountFor(waba: string): Account;
+  /**
+   * The WABAs the accounts file lists. When some are, a WABA of the traffic not among them is said
+   * (`ACCOUNT_NOT_LISTED`): it is rated with the defaults, which a mistyped id in the file would leave it on.
+   */
+  listedWabas?: ReadonlySet<string>;
   rateBook: RateBook;
   markets: MarketResolver;
   /** Rate all traffic under this era's rules whatever its date (the what-if). */
@@ -662,6 +667,14 @@ export class Rater {
       const wabas = this.wabasOfBusiness.get(business);
       if (wabas) wabas.add(waba);
       else this.wabasOfBusiness.set(business, new Set([waba]));
+      const listed = this.options.listedWabas;
+      if (listed !== undefined && listed.size > 0 && !listed.has(waba)) {
+        this.findings.add(`ACCOUNT_NOT_LISTED:${waba}`, () => ({
+          code: 'ACCOUNT_NOT_LISTED',
+          message: `WABA ${waba} is not in the accounts file, which lists ${listed.size === 1 ? 'another WABA' : `${listed.size} others`}: it is rated with the defaults (time zone UTC, currency USD, a portfolio of its own); if those are not its settings, add it to the accounts file (--accounts; for the service, WAMETER_ACCOUNTS or "accounts") — a mistyped WABA id there leaves the real one on the defaults`,
+          waba,
+        }));
+      }
     }
     const account = this.accountFor(waba);
     return {

@@ -477,6 +477,35 @@ describe('words a money review found incomplete', () => {
     );
   });
 
+  it('ACCOUNT_NOT_LISTED: a WABA of the traffic the accounts file does not list is said, once', async () => {
+    const of = (waba: string, id: string, iso: string): CoreEvent => ({
+      ...logged(iso, id, 'marketing'),
+      waba,
+    });
+    const traffic = [
+      of('W1', 'm1', '2025-10-01T10:00:00Z'),
+      of('W2', 'm2', '2025-10-01T11:00:00Z'),
+      of('W2', 'm3', '2025-10-02T11:00:00Z'),
+    ];
+    const notListed = async (listedWabas?: ReadonlySet<string>) =>
+      (await rate(traffic, listedWabas ? { listedWabas } : {})).findings.filter(
+        (finding) => finding.code === 'ACCOUNT_NOT_LISTED',
+      );
+    expect(await notListed(new Set(['W1']))).toEqual([
+      expect.objectContaining({
+        code: 'ACCOUNT_NOT_LISTED',
+        waba: 'W2',
+        message: expect.stringMatching(
+          /^WABA W2 is not in the accounts file, which lists another WABA: it is rated with the defaults \(time zone UTC, currency USD, a portfolio of its own\)/,
+        ),
+      }),
+    ]);
+    // No accounts file (nothing listed: every WABA on the defaults, as the quick start), or every WABA listed.
+    expect(await notListed()).toEqual([]);
+    expect(await notListed(new Set())).toEqual([]);
+    expect(await notListed(new Set(['W1', 'W2']))).toEqual([]);
+  });
+
   it('STATUS_WITHOUT_USER says which of the user and the business number the statuses left out', async () => {
     const status = (id: string, names: { user?: string; business?: string }): CoreEvent => ({
       kind: 'status',

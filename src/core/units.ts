@@ -125,6 +125,7 @@ export type FindingCode =
   | 'WABA_UNKNOWN'
   | 'ERA_NOT_SUPPORTED'
   | 'GROUP_MESSAGES_NOT_RATED'
+  | 'ACCOUNT_NOT_LISTED'
   /** The service's: a WABA's stored bill is a re-rate's under other rules or cards than an on-demand answer's. */
   | 'BILL_RERATED';
 

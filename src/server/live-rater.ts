@@ -240,6 +240,7 @@ export function rateWithPricing(
 ): RatingOutput {
   return rateEvents(events, {
     accountFor: accountBookFor(pricing.accounts, events).accountFor,
+    listedWabas: new Set(pricing.accounts.map((account) => account.waba)),
     rateBook: options.rateBook ?? pricing.rateBook,
     markets: pricing.markets,
     ...(options.asOfRules ? { asOfRules: options.asOfRules } : {}),

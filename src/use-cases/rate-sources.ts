@@ -40,6 +40,7 @@ export async function rateSources(
   const accounts = new Map(setup.accounts.map((a) => [a.waba, a]));
   const ratingOptions: RatingOptions = {
     accountFor: (waba) => accounts.get(waba) ?? defaultAccount(waba),
+    listedWabas: new Set(accounts.keys()),
     rateBook: setup.rateBook,
     markets: setup.markets,
     isReportedRulesEnabled: setup.isReportedRulesEnabled,

@@ -95,6 +95,7 @@ export class ReconcileSession {
     const accounts = new Map(setup.accounts.map((a) => [a.waba, a]));
     const options: RatingOptions = {
       accountFor: (waba) => accounts.get(waba) ?? defaultAccount(waba),
+      listedWabas: new Set(accounts.keys()),
       rateBook: setup.rateBook,
       markets: setup.markets,
       isReportedRulesEnabled: setup.isReportedRulesEnabled,
