@@ -57,6 +57,26 @@ const story = eventsFile('story.ndjson', [
   send('x1', '2025-10-10T12:30:00Z', { user: '919876500009', business: 'PN2', failed: true }),
 ]);
 
+describe('wameter explain: the WABA’s clock beside UTC', () => {
+  it('shows each line of a WABA off UTC at its local time too, the date that decides era and month', async () => {
+    // 2025-06-30T20:00Z is July 1st, 08:00 in Auckland: per-message pricing already, there.
+    const auckland = eventsFile('auckland.ndjson', [
+      send('nz1', '2025-06-30T20:00:00Z', { template: 'utility' }),
+      status('nz1', '2025-06-30T20:00:02Z', 'delivered'),
+    ]);
+    const accounts = join(dir, 'auckland-accounts.json');
+    writeFileSync(accounts, JSON.stringify({ accounts: [{ waba: 'W1', timezone: 'Pacific/Auckland' }] }));
+    const local = await cli([auckland, '--accounts', accounts, '--user', USER]);
+    expect(local.code).toBe(0);
+    expect(local.out).toContain(
+      '  2025-06-30T20:00:02Z (2025-07-01 08:00 Pacific/Auckland) [PN1]  utility template nz1',
+    );
+    // On UTC (no accounts file): no second clock.
+    const utc = await cli([auckland, '--user', USER]);
+    expect(utc.out).toContain('  2025-06-30T20:00:02Z [PN1]  utility template nz1');
+  });
+});
+
 describe('wameter explain: messages never charged', () => {
   it('tells a message sent but never delivered instead of saying the user has none', async () => {
     const result = await cli([onlyPending, '--user', USER]);

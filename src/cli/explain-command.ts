@@ -172,7 +172,16 @@ async function runExplain(
   // The contract's explain document, extended (contract: "extend freely") with the story's findings.
   if (flags.format === 'json') io.writeOut(`${JSON.stringify({ ...explanation, findings }, null, 2)}\n`);
   else if (flags.format === 'csv') io.writeOut(explanationCsv(explanation));
-  else io.writeOut(terminalSafe(`${formatExplanation(explanation)}\n${findingsSection(findings)}`));
+  else {
+    // Each business number's WABA clock (its local date decides era, month and rate card), beside UTC.
+    const wabaOfBusiness = new Map<string, string>();
+    for (const item of [...timeline, ...units, ...unrated]) wabaOfBusiness.set(item.business, item.waba);
+    const zoneOf = (business: string) => {
+      const waba = wabaOfBusiness.get(business);
+      return waba === undefined ? undefined : setup.accountBook.accountFor(waba).timeZone;
+    };
+    io.writeOut(terminalSafe(`${formatExplanation(explanation, zoneOf)}\n${findingsSection(findings)}`));
+  }
   // A CSV holds the story's lines only (its pending messages among them): the findings are said beside it.
   if (flags.format === 'csv') sayFindingsBesideCsv(findings, undefined, warn);
   errors.summarise();

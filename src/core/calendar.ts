@@ -249,6 +249,21 @@ function twoDigitsAt(text: string, at: number): number {
   return digitAt(text, at) * 10 + digitAt(text, at + 1);
 }
 
+/** An instant as the clock of `timeZone` reads it, to the minute: "2025-07-01 08:00". */
+export function localClock(atMs: number, timeZone: string): string {
+  const parts = new Intl.DateTimeFormat('en-CA', {
+    timeZone,
+    year: 'numeric',
+    month: '2-digit',
+    day: '2-digit',
+    hour: '2-digit',
+    minute: '2-digit',
+    hourCycle: 'h23',
+  }).formatToParts(new Date(atMs));
+  const part = (type: string) => parts.find((p) => p.type === type)?.value ?? '';
+  return `${part('year')}-${part('month')}-${part('day')} ${part('hour')}:${part('minute')}`;
+}
+
 /** Epoch milliseconds → "2024-03-01T10:05:03Z" (milliseconds shown only when present). */
 export function formatInstant(atMs: number): string {
   const iso = new Date(atMs).toISOString();

@@ -2,7 +2,7 @@
 // window or unit it opened or rode on, and what it cost and why — and the business messages that were never
 // charged (pending, failed). Pure: no I/O.
 
-import { formatInstant } from './calendar.js';
+import { formatInstant, localClock } from './calendar.js';
 import type { CoreEvent, TemplateCategory } from './events.js';
 import { formatMicros } from './money.js';
 import { canonicalUser } from './phone.js';
@@ -331,8 +331,15 @@ export function costInWords(unit: BillableUnit, said: 'findings' | 'warnings' = 
   }
 }
 
-/** The explanation as lines of text for a terminal. */
-export function formatExplanation(explanation: Explanation): string {
+/**
+ * The explanation as lines of text for a terminal. `zoneOfBusiness`: the time zone of a business number's
+ * WABA; each line of a WABA not on UTC shows its clock too, since its local date decides the era, the month
+ * and the rate card ("2025-06-30T20:00:00Z (2025-07-01 08:00 Pacific/Auckland)").
+ */
+export function formatExplanation(
+  explanation: Explanation,
+  zoneOfBusiness: (business: string) => string | undefined = () => undefined,
+): string {
   const lines: string[] = [];
   lines.push(
     `Timeline of user ${explanation.user}${explanation.business ? ` with business number ${explanation.business}` : ''}`,
@@ -346,7 +353,10 @@ export function formatExplanation(explanation: Explanation): string {
   }
   for (const entry of explanation.entries) {
     const who = explanation.business ? '' : ` [${entry.business}]`;
-    lines.push(`  ${entry.at}${who}  ${entry.text}`);
+    const zone = zoneOfBusiness(entry.business);
+    const local =
+      zone === undefined || zone === 'UTC' ? '' : ` (${localClock(Date.parse(entry.at), zone)} ${zone})`;
+    lines.push(`  ${entry.at}${local}${who}  ${entry.text}`);
   }
   lines.push('');
   const { pending, failed } = explanation;
