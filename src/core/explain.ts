@@ -315,7 +315,7 @@ export function costInWords(unit: BillableUnit, said: 'findings' | 'warnings' = 
   switch (unit.type) {
     case 'regular':
       if (unit.amountMicros === null) return `charged, but no price is known (${where}): see ${said}`;
-      return `charged ${formatMicros(unit.amountMicros)} ${unit.currency} (${unit.category}${
+      return `charged ${formatMicros(unit.amountMicros)} ${unit.currency}${allowanceUsedWords(unit)} (${unit.category}${
         unit.category === 'authentication_international'
           ? ` — the rate for a business located outside ${unit.country ?? 'the recipient\u2019s country'}, eligible and past its start time there`
           : ''
@@ -329,6 +329,28 @@ export function costInWords(unit: BillableUnit, said: 'findings' | 'warnings' = 
     case 'free_customer_service':
       return 'free: customer service';
   }
+}
+
+/**
+ * ", past the month's free allowance (the 1,001st of 1,000 free conversations of WABA W1)" for a unit
+ * charged because its allowance was used up (its rule's `+ALLOWANCE_USED(used/limit)`), else ''.
+ */
+function allowanceUsedWords(unit: BillableUnit): string {
+  const match = /\+ALLOWANCE_USED\((\d+)\/(\d+)\)/.exec(unit.rule);
+  if (!match) return '';
+  const [, used, limit] = match;
+  const what =
+    unit.unit === 'conversation'
+      ? `free ${unit.category === 'service' ? 'service ' : ''}conversations of WABA ${unit.waba}`
+      : `free service messages of business number ${unit.business}`;
+  return `, past the month's free allowance (the ${ordinal(Number(used))} of ${Number(limit).toLocaleString('en-US')} ${what})`;
+}
+
+function ordinal(n: number): string {
+  const text = n.toLocaleString('en-US');
+  const tens = n % 100;
+  if (tens >= 11 && tens <= 13) return `${text}th`;
+  return `${text}${['th', 'st', 'nd', 'rd'][n % 10] ?? 'th'}`;
 }
 
 /**

@@ -246,6 +246,9 @@ export class UnitPricer {
       if (used <= limit) {
         draft.type = 'free_tier';
         draft.rule += `+FREE_TIER(${used}/${limit})`;
+      } else {
+        // Charged because the month's allowance is used up: explain says so (costInWords).
+        draft.rule += `+ALLOWANCE_USED(${used}/${limit})`;
       }
     }
 

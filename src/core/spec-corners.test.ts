@@ -506,6 +506,26 @@ describe('words a money review found incomplete', () => {
     expect(await notListed(new Set(['W1', 'W2']))).toEqual([]);
   });
 
+  it("a conversation charged past the month's free allowance says so (the 1,001st of 1,000)", async () => {
+    // CBP-2023: 1,000 free service conversations per WABA and month; 1,001 users answered in August 2023.
+    const events: CoreEvent[] = [];
+    for (let i = 0; i < 1001; i++) {
+      const user = `9198765${String(i).padStart(5, '0')}`;
+      const atMs = at('2023-08-01T10:00:00Z') + i * 60_000;
+      events.push(inbound(atMs, `in${i}`, { waba: 'W1', business: 'PN1', user }));
+      events.push({ ...logged(new Date(atMs + 1000).toISOString(), `s${i}`, null), user } as CoreEvent);
+    }
+    const { units } = await rate(events);
+    const byType = units.map((unit) => unit.type);
+    expect(byType.filter((type) => type === 'free_tier')).toHaveLength(1000);
+    const charged = units.filter((unit) => unit.type === 'regular');
+    expect(charged.map((unit) => unit.messages)).toEqual([['s1000']]);
+    expect(charged[0]!.rule).toBe('CBP_OPEN_SERVICE+ALLOWANCE_USED(1001/1000)');
+    expect(costInWords(charged[0]!)).toBe(
+      "charged 0.004 USD, past the month's free allowance (the 1,001st of 1,000 free service conversations of WABA W1) (service, India, rate card usd-2023-06-01-partial)",
+    );
+  });
+
   it('STATUS_WITHOUT_USER says which of the user and the business number the statuses left out', async () => {
     const status = (id: string, names: { user?: string; business?: string }): CoreEvent => ({
       kind: 'status',
