@@ -74,6 +74,25 @@ describe('the explain timeline’s axis follows the WABA’s clock', () => {
     ]);
   });
 
+  it('a day whose midnight the clock skips starts at the change (Santiago, summer time from 2025-09-07)', () => {
+    // 00:00 does not exist there that day: the clock goes from 23:59:59 (UTC−4) to 01:00 (UTC−3) at 04:00Z.
+    expect(ticksOf('2025-09-06T12:00:00Z', '2025-09-08T12:00:00Z', 'America/Santiago', 24)).toEqual([
+      '2025-09-07 00 2025-09-07T04:00:00.000Z',
+      '2025-09-08 00 2025-09-08T03:00:00.000Z',
+    ]);
+    // Back to UTC−4 on 2026-04-05 at 00:00 local (03:00Z): 23:00 repeats, the day starts once, at 04:00Z.
+    expect(ticksOf('2026-04-04T12:00:00Z', '2026-04-05T12:00:00Z', 'America/Santiago', 24)).toEqual([
+      '2026-04-05 00 2026-04-05T04:00:00.000Z',
+    ]);
+  });
+
+  it('a zone this runtime does not know is read as UTC, never a failure', () => {
+    expect(ticksOf('2025-10-01T01:00:00Z', '2025-10-01T14:00:00Z', 'Nonsense/Zone', 6)).toEqual([
+      '2025-10-01 06 2025-10-01T06:00:00.000Z',
+      '2025-10-01 12 2025-10-01T12:00:00.000Z',
+    ]);
+  });
+
   it('UTC when the story has no single time zone', () => {
     expect(ticksOf('2025-10-01T01:00:00Z', '2025-10-01T14:00:00Z', undefined, 6)).toEqual([
       '2025-10-01 06 2025-10-01T06:00:00.000Z',

@@ -98,6 +98,7 @@ async function batchExpectation(deliveries: readonly Delivery[]) {
   return ratingToJson(
     rateEvents(events, {
       accountFor: accountBookFor(pricing.value.accounts, events).accountFor,
+      listedWabas: new Set(pricing.value.accounts.map((account) => account.waba)),
       rateBook: pricing.value.rateBook,
       markets: pricing.value.markets,
     }),

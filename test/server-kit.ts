@@ -285,6 +285,7 @@ export async function rateLinesAsBatch(
   const book = createAccountBook(pricing.value.accounts);
   return rateEvents(events, {
     accountFor: (waba) => book.accountFor(waba),
+    listedWabas: new Set(pricing.value.accounts.map((account) => account.waba)),
     rateBook: pricing.value.rateBook,
     markets: pricing.value.markets,
   });

@@ -110,7 +110,7 @@ describe('wameter rate', () => {
       expect.objectContaining({
         code: 'ACCOUNT_NOT_LISTED',
         waba: '29161294611499',
-        message: expect.stringContaining('is not in the accounts file, which lists another WABA'),
+        message: expect.stringContaining('is not in the accounts file: it is rated with the defaults'),
       }),
     );
   });

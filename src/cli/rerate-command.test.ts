@@ -233,6 +233,29 @@ describe('wameter rerate', () => {
     expect(json.stderr).toContain('(a card edited under the same file name, or other cards)');
   });
 
+  it("checks other rate cards under the configuration's reported-rules setting, as rate --no-reported and import do", async () => {
+    const bundled = readFileSync(
+      join(import.meta.dirname, '..', '..', 'data', 'rate-cards', 'usd-2025-10-01.csv'),
+      'utf8',
+    );
+    const cards = join(dir, 'bd');
+    mkdirSync(cards);
+    writeFileSync(
+      join(cards, 'usd-2026-10-01.csv'),
+      bundled
+        .replace('effective October 1, 2025', 'effective October 1, 2026')
+        .replace(/(\nMarket,[^\n]*\n)/, '$1Bangladesh,$US,0.0500,0.0100,0.0100,n/a,0.0000\n'),
+    );
+    const off = join(dir, 'reported-off.json');
+    writeFileSync(off, JSON.stringify({ reportedRules: false }));
+    const refused = await run(['--db', db, '--config', off, '--rate-cards', cards, '--dry-run']);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain('MARKET_NOT_IN_FORCE');
+    // With the reported rules on (the default), Bangladesh is its own market from 2026-10-01: the card loads.
+    const on = await run(['--db', db, '--rate-cards', cards, '--dry-run', '--allow-unpriced']);
+    expect(on.stderr).not.toContain('MARKET_NOT_IN_FORCE');
+  });
+
   it('refuses an unknown era with a message listing the eras (exit 1); takes an era in any case, as rate does', async () => {
     const { code, stderr } = await run(['--db', db, '--as-of-rules', 'CBP-1999']);
     expect(stderr).toContain('"CBP-1999" is not an era: use one of NBP, CBP-2022');

@@ -126,12 +126,13 @@ function changeKinds(changed: RerateReport['changed']): string {
     .join(', ');
 }
 
-/** Said (in the table, and on stderr for json) when the accounts differ from the last rating's. */
+/** Said (in the table, and on stderr for json) when the rate cards' rates differ from the last rating's. */
 export const RATE_CARDS_CHANGED =
   "Note: the rate cards' rates differ from those the last rating of these WABAs priced with (a card edited " +
   'under the same file name, or other cards), so some changes come from them; unless that is meant, give the ' +
   'cards the stored bill was priced with (WAMETER_RATE_CARDS, or the "rateCards" of --config FILE).';
 
+/** Said (in the table, and on stderr for json) when the accounts differ from the last rating's. */
 export const ACCOUNTS_CHANGED =
   'Note: the accounts (time zones, currencies, portfolios…) differ from those the last rating of these WABAs ' +
   'priced with, so some changes come from them: give the accounts file the service uses (--config FILE or ' +
@@ -280,7 +281,10 @@ stderr beside the table, or as "findings" in the JSON.`,
           // Checked here, before anything is rated: an unknown WABA (a typo) would record an empty rating.
           const refusal = await wabasRefusal(store, flags.waba);
           if (refusal !== undefined) return fail(refusal);
-          const rating = commandRatingService(store, pricing.value, io, { loadRateCards });
+          // Other cards are checked under the configuration's reported-rules setting, as the service's are.
+          const rating = commandRatingService(store, pricing.value, io, {
+            loadRateCards: (paths) => loadRateCards(paths, pricing.value.isReportedRulesEnabled),
+          });
           const result = await rating.rerate({
             ...(flags.waba ? { wabas: flags.waba } : {}),
             ...(fromMs === undefined ? {} : { fromMs }),

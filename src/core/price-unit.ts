@@ -425,9 +425,10 @@ function noRateFinding(
   if (!listed.some(([column]) => column === category)) {
     const has =
       listed.length === 0 ? 'it lists no rate at all' : `only ${listed.map(([, name]) => name).join(', ')}`;
+    const column = COLUMNS.find(([name]) => name === category)?.[1] ?? category;
     const columns = isCbp2022Category(category)
       ? 'Business-Initiated and User-Initiated columns'
-      : `a ${COLUMNS.find(([column]) => column === category)?.[1] ?? category} column`;
+      : `${/^[aeiou]/i.test(column) ? 'an' : 'a'} ${column} column`;
     const needed = `give a ${card.currency} card with ${columns} in force on ${date}`;
     const advice = isCbp2022Category(category)
       ? `business-initiated and user-initiated conversations are CBP-2022's, whose rates Meta's cards list only until June 2023; to price CBP-2022's rules (--as-of-rules CBP-2022) on later dates, ${needed} (--rate-cards; the card in force on a date is the latest one dated on or before it)`

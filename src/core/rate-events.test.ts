@@ -1179,6 +1179,13 @@ describe('findings instead of silent guesses', () => {
       rate_card: 'usd-2022-02-01-partial',
       waba: 'W1',
     });
+    // "an", before a vowel: an authentication template under the same what-if.
+    const authentication = await rate(send(at('2022-06-01T10:00:00Z'), 'a', 'authentication'), {
+      asOfRules: 'CBP-2023',
+    });
+    expect(authentication.findings.find((f) => f.code === 'NO_RATE')?.message).toContain(
+      'give a USD card with an Authentication column in force on 2022-06-01',
+    );
     // Authentication-international for India from July 2024, when the partial 2023 card, whose column is n/a
     // throughout, is in force.
     const eligible = {

@@ -294,6 +294,8 @@ export class Rater {
    * follows active users.
    */
   private readonly sweptPairs = new Map<string, Set<string>>();
+  /** WABAs an ACCOUNT_NOT_LISTED finding was said of (once each, however often their pairs are made). */
+  private readonly notListed = new Set<string>();
   /** Messages a disagreement finding was said of (COPIES_DISAGREE, RECIPIENT_DISAGREES): each counted once. */
   private readonly notedMessages = new Set<string>();
   /**
@@ -668,10 +670,13 @@ export class Rater {
       if (wabas) wabas.add(waba);
       else this.wabasOfBusiness.set(business, new Set([waba]));
       const listed = this.options.listedWabas;
-      if (listed !== undefined && listed.size > 0 && !listed.has(waba)) {
+      // Once per WABA: a stream's sweep forgets quiet pairs and makes them again (the count would differ
+      // from a batch's). The file's other WABAs are not counted in the words: other clients' to a key.
+      if (listed !== undefined && listed.size > 0 && !listed.has(waba) && !this.notListed.has(waba)) {
+        this.notListed.add(waba);
         this.findings.add(`ACCOUNT_NOT_LISTED:${waba}`, () => ({
           code: 'ACCOUNT_NOT_LISTED',
-          message: `WABA ${waba} is not in the accounts file, which lists ${listed.size === 1 ? 'another WABA' : `${listed.size} others`}: it is rated with the defaults (time zone UTC, currency USD, a portfolio of its own); if those are not its settings, add it to the accounts file (--accounts; for the service, WAMETER_ACCOUNTS or "accounts") — a mistyped WABA id there leaves the real one on the defaults`,
+          message: `WABA ${waba} is not in the accounts file: it is rated with the defaults (time zone UTC, currency USD, a portfolio of its own); if those are not its settings, add it to the accounts file (--accounts; for the service, WAMETER_ACCOUNTS or "accounts") — a mistyped WABA id there leaves the real one on the defaults`,
           waba,
         }));
       }

@@ -496,10 +496,24 @@ describe('words a money review found incomplete', () => {
         code: 'ACCOUNT_NOT_LISTED',
         waba: 'W2',
         message: expect.stringMatching(
-          /^WABA W2 is not in the accounts file, which lists another WABA: it is rated with the defaults \(time zone UTC, currency USD, a portfolio of its own\)/,
+          /^WABA W2 is not in the accounts file: it is rated with the defaults \(time zone UTC, currency USD, a portfolio of its own\)/,
         ),
       }),
     ]);
+    // A stream forgets W2's quiet pair between its sends, 10 days apart, and makes it again: still said once.
+    const dayOf = (day: number, hour: number) =>
+      new Date(at('2025-10-01T00:00:00Z') + day * 86_400_000 + hour * 3_600_000).toISOString();
+    const sparse = [
+      ...[0, 10, 20].map((day) => of('W2', `q${day}`, dayOf(day, 10))),
+      // W1 (listed) every day: the stream flushes and sweeps as time goes by.
+      ...Array.from({ length: 22 }, (_, day) => of('W1', `d${day}`, dayOf(day, 12))),
+    ].sort((a, b) => a.atMs - b.atMs);
+    for (const options of [{}, { maxLatenessMs: 3_600_000, flushEveryEvents: 1 }]) {
+      const findings = (await rate(sparse, { listedWabas: new Set(['W1']), ...options })).findings;
+      expect(findings.filter((f) => f.code === 'ACCOUNT_NOT_LISTED').map((f) => [f.waba, f.count])).toEqual([
+        ['W2', 1],
+      ]);
+    }
     // No accounts file (nothing listed: every WABA on the defaults, as the quick start), or every WABA listed.
     expect(await notListed()).toEqual([]);
     expect(await notListed(new Set())).toEqual([]);

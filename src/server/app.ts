@@ -356,6 +356,25 @@ export function createApp(deps: AppDeps): Hono<Env> {
 
   const storeHealth = deps.storeHealth ?? createStoreHealth({ clock });
 
+  /**
+   * WABA → its portfolio's WABAs, for the volume-tier checks of one request: the stored WABAs are listed once,
+   * when a first statement asks (a `SELECT DISTINCT` over every event, which a body of a thousand statements
+   * would otherwise run a thousand times), and each WABA's answer is kept.
+   */
+  function portfolioMatesReader(): (waba: string) => Promise<string[]> {
+    let stored: Promise<string[]> | undefined;
+    const mates = new Map<string, Promise<string[]>>();
+    return (waba) => {
+      let answer = mates.get(waba);
+      if (answer === undefined) {
+        stored ??= fromStore(store.listWabas());
+        answer = stored.then((wabas) => fromStore(rating.portfolioOf(waba, wabas)));
+        mates.set(waba, answer);
+      }
+      return answer;
+    };
+  }
+
   async function fromStore<T>(operation: Promise<T>): Promise<T> {
     try {
       return await operation;
@@ -706,9 +725,10 @@ export function createApp(deps: AppDeps): Hono<Env> {
     // prices. The whole body is refused, nothing stored.
     if (typeof signer === 'object' && parseError === null) {
       const allowed = new Set(signer.wabas);
+      const matesOf = portfolioMatesReader();
       for (const event of events) {
         if (event.kind !== 'account_update' || event.volumeTier === undefined) continue;
-        const mates = await fromStore(rating.portfolioOf(event.waba));
+        const mates = await matesOf(event.waba);
         const others = mates.filter((waba) => !allowed.has(waba));
         if (others.length === 0) continue;
         const detail =
@@ -1048,10 +1068,11 @@ export function createApp(deps: AppDeps): Hono<Env> {
     // WABAs may post one only when it may write every WABA of that portfolio, or it could change a portfolio
     // mate's prices. Meta's own (signed webhooks) always count.
     if (scope !== undefined) {
+      const matesOf = portfolioMatesReader();
       for (let i = inputs.length - 1; i >= 0; i--) {
         const { event } = inputs[i]!;
         if (event.kind !== 'account_update' || event.volumeTier === undefined) continue;
-        const mates = await fromStore(rating.portfolioOf(event.waba));
+        const mates = await matesOf(event.waba);
         if (mates.every((waba) => scope.includes(waba))) continue;
         inputs.splice(i, 1);
         rejections.add(lineOf.get(event)!, () => ({

@@ -191,6 +191,41 @@ describe.each(['SQLite', 'PostgreSQL'] as const)('a secret bound to WABAs (%s)',
     expect(await byProvider.json()).toMatchObject({ duplicate: false, events: 1 });
   });
 
+  it('lists the stored WABAs once for a body of many volume-tier statements (not once a statement)', async () => {
+    service = await serviceWith(engine, {
+      ...BOUND_AND_UNBOUND,
+      accountsPath: accountsWith([[CLIENT_WABA], [OTHER_WABA]]),
+    });
+    const statement = JSON.parse(CLIENT_TIER_STATEMENT.toString('utf8')) as {
+      entry: { changes: { value: { volume_tier_info: { tier_update_time: number } } }[] }[];
+    };
+    const entry = statement.entry[0]!;
+    const many = {
+      ...statement,
+      entry: Array.from({ length: 50 }, (_, i) => ({
+        ...entry,
+        changes: entry.changes.map((change) => ({
+          ...change,
+          value: {
+            ...change.value,
+            volume_tier_info: { ...change.value.volume_tier_info, tier_update_time: 1743451903 + i },
+          },
+        })),
+      })),
+    };
+    const store = service.store;
+    const listWabas = store.listWabas.bind(store);
+    let listed = 0;
+    store.listWabas = () => {
+      listed += 1;
+      return listWabas();
+    };
+    const response = await service.postWebhook(Buffer.from(JSON.stringify(many)), { secret: CLIENT_SECRET });
+    expect(response.status).toBe(200);
+    expect(await response.json()).toMatchObject({ events: 50 });
+    expect(listed).toBeLessThanOrEqual(1);
+  });
+
   it('takes a volume-tier statement when the secret is bound to every WABA of the portfolio, or the portfolio is its own', async () => {
     service = await serviceWith(engine, {
       appSecrets: [{ secret: CLIENT_SECRET, wabas: [CLIENT_WABA, OTHER_WABA] }],

@@ -186,19 +186,29 @@ function zoneOffsetMs(ms, zone) {
   return local ? Date.parse(`${local.replace(' ', 'T')}Z`) - Math.floor(ms / 1000) * 1000 : 0;
 }
 
-/** The instant `zone`'s clock reads `day` ("2025-10-01") at `hour`:00 (UTC when no zone). */
+/**
+ * The instant `zone`'s clock reads `day` ("2025-10-01") at `hour`:00 (UTC when no zone): of the offsets a
+ * day before and a day after, the one whose instant reads that time (the earlier if both do: a clock set
+ * back repeats an hour); when neither does, the clock skipped that time (summer time starting at midnight,
+ * as in Santiago) and the day starts at the change itself, the later of the two.
+ */
 function zoneInstant(day, hour, zone) {
   const wall = Date.parse(`${day}T00:00:00Z`) + hour * HOUR_MS;
-  let ms = wall - zoneOffsetMs(wall, zone);
-  ms = wall - zoneOffsetMs(ms, zone); // again, across a change of offset
-  return ms;
+  const candidates = [
+    wall - zoneOffsetMs(wall - 24 * HOUR_MS, zone),
+    wall - zoneOffsetMs(wall + 24 * HOUR_MS, zone),
+  ].sort((a, b) => a - b);
+  const reads = (ms) => ms + zoneOffsetMs(ms, zone) === wall;
+  return candidates.find(reads) ?? candidates[1];
 }
 
 /**
  * The axis's ticks between two instants: local midnights of `zone` (UTC without one), and every 6 hours of
  * its clock on short spans; each with its local day and hour.
  */
-export function axisTicks(minMs, maxMs, zone, everyHours) {
+export function axisTicks(minMs, maxMs, givenZone, everyHours) {
+  // A zone this browser does not know (newer than its time zone data) reads as UTC, never as no day at all.
+  const zone = givenZone && localTime(new Date(minMs).toISOString(), givenZone) ? givenZone : undefined;
   const dayOf = (ms) =>
     (zone ? localTime(new Date(ms).toISOString(), zone) : new Date(ms).toISOString()).slice(0, 10);
   const ticks = [];

@@ -168,7 +168,9 @@ function renderReport(report, zones) {
   // The axis reads the clock of the story's WABA (its local midnights start its days and months), or UTC
   // when the story's units belong to WABAs of different time zones or to none known.
   const storyZones = new Set(report.units.map((unit) => zones.get(unit.waba)));
-  const axisZone = storyZones.size === 1 ? [...storyZones][0] : undefined;
+  const onlyZone = storyZones.size === 1 ? [...storyZones][0] : undefined;
+  // A zone this browser does not know is drawn, and named, as UTC.
+  const axisZone = onlyZone && localTime(new Date().toISOString(), onlyZone) ? onlyZone : undefined;
   const chart = timelineChart(report, unitsById, axisZone, (index) => {
     for (const li of list.children) li.classList.remove('selected');
     const li = list.children[index];
