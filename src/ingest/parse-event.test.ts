@@ -7,6 +7,7 @@ import { eventKey, type CoreEvent, type StatusEvent } from '../core/events.js';
 import {
   IGNORED,
   isNestedDeeperThan,
+  isTextNestedDeeperThan,
   notAWebhookBody,
   parseContractLine,
   parseEventValue,
@@ -1623,5 +1624,34 @@ describe('a NUL character (U+0000) in what becomes an event is refused: no store
         hasReferral: true,
       },
     ]);
+  });
+});
+
+describe('isTextNestedDeeperThan: depth told from the text, before parsing', () => {
+  it('counts objects and arrays, up to the limit and one past it', () => {
+    const nested = (depth: number) => `${'['.repeat(depth)}${']'.repeat(depth)}`;
+    expect(isTextNestedDeeperThan(nested(64))).toBe(false);
+    expect(isTextNestedDeeperThan(nested(65))).toBe(true);
+    expect(isTextNestedDeeperThan('{"a":{"b":[1,{"c":2}]}}', 4)).toBe(false);
+    expect(isTextNestedDeeperThan('{"a":{"b":[1,{"c":2}]}}', 3)).toBe(true);
+    // Siblings do not add up: depth, not count.
+    expect(isTextNestedDeeperThan(`[${'[],'.repeat(1000)}[]]`, 2)).toBe(false);
+  });
+
+  it('skips brackets inside strings, escaped quotes included', () => {
+    expect(isTextNestedDeeperThan(`{"text":"${'['.repeat(100)}"}`, 1)).toBe(false);
+    expect(isTextNestedDeeperThan(`{"text":"a \\" ${'{'.repeat(100)} \\\\"}`, 1)).toBe(false);
+    // An escaped backslash ends nothing: the quote after it closes the string, and the brackets count.
+    expect(isTextNestedDeeperThan(`{"text":"\\\\"}${'['.repeat(3)}`, 2)).toBe(true);
+  });
+
+  it('agrees with isNestedDeeperThan on parsed JSON', () => {
+    for (const text of ['[]', '{}', '[[[]]]', '{"a":[{"b":[[]]}]}', '[1,[2,[3,[4]]],{"x":{"y":{}}}]']) {
+      for (const limit of [0, 1, 2, 3, 4, 5]) {
+        expect(isTextNestedDeeperThan(text, limit), `${text} ${limit}`).toBe(
+          isNestedDeeperThan(JSON.parse(text), limit),
+        );
+      }
+    }
   });
 });

@@ -285,6 +285,32 @@ export function isNestedDeeperThan(value: unknown, limit = MAX_JSON_DEPTH): bool
   return false;
 }
 
+/**
+ * Whether JSON text nests objects and arrays deeper than `limit`, read before `JSON.parse`: one pass over the
+ * characters (strings skipped, escapes included), so that a body of millions of brackets is refused in
+ * milliseconds instead of costing the parser seconds of the server's thread. Text that is not JSON may pass;
+ * the parser says what is wrong with it.
+ */
+export function isTextNestedDeeperThan(text: string, limit = MAX_JSON_DEPTH): boolean {
+  let depth = 0;
+  let isInString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (isInString) {
+      if (c === 0x5c)
+        i++; // a backslash: the next character is escaped
+      else if (c === 0x22) isInString = false;
+    } else if (c === 0x22) {
+      isInString = true;
+    } else if (c === 0x7b || c === 0x5b) {
+      if (++depth > limit) return true;
+    } else if (c === 0x7d || c === 0x5d) {
+      depth--;
+    }
+  }
+  return false;
+}
+
 function parseValue(value: unknown): Result<ParsedItem, ParseError> {
   if (!isRecord(value)) {
     return err(

@@ -306,6 +306,46 @@ describe('POST /webhooks/whatsapp', () => {
     });
   });
 
+  it('never hands a body or line nested deeper than the limit to JSON.parse (millions of brackets took seconds)', async () => {
+    const deep = `${'['.repeat(200_000)}${']'.repeat(200_000)}`;
+    const parse = vi.spyOn(JSON, 'parse');
+    onTestFinished(() => parse.mockRestore());
+    const parsedDeep = () =>
+      parse.mock.calls.some(([text]) => typeof text === 'string' && text.includes('[[[[[[[[[['));
+    const webhook = await service.postWebhook(Buffer.from(deep));
+    expect(webhook.status).toBe(400);
+    const [kept] = await service.store.listUnreadableWebhooks(10);
+    expect(kept!.parseError).toBe('nested deeper than 64 levels');
+    const events = await service.app.request('/v1/events', {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${KEY_ALL}`, 'Content-Type': 'application/x-ndjson' },
+      body: `${deep}\n${deep}`,
+    });
+    expect(await json(events)).toMatchObject({
+      rejected: [
+        { line: 1, code: 'MALFORMED_JSON', error: 'nested deeper than 64 levels' },
+        { line: 2, code: 'MALFORMED_JSON', error: 'nested deeper than 64 levels' },
+      ],
+    });
+    const oneLine = await service.app.request('/v1/events', {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${KEY_ALL}`, 'Content-Type': 'application/x-ndjson' },
+      body: deep,
+    });
+    expect(await json(oneLine)).toMatchObject({
+      rejected: [{ line: 1, code: 'MALFORMED_JSON', error: 'nested deeper than 64 levels' }],
+    });
+    const rerate = await service.app.request('/v1/rerate', {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${KEY_ALL}` },
+      body: `{"from":${deep.slice(0, 30_000)}${deep.slice(-30_000)}}`,
+    });
+    expect(await json(rerate)).toMatchObject({
+      error: { code: 'MALFORMED_JSON', message: expect.stringContaining('nested deeper than 64 levels') },
+    });
+    expect(parsedDeep()).toBe(false);
+  });
+
   it('keeps JSON that is not a webhook and answers 400 MALFORMED_WEBHOOK', async () => {
     const response = await service.postWebhook('[1,2,3]');
     expect(response.status).toBe(400);

@@ -14,6 +14,7 @@ import { err } from '../core/result.js';
 import { ERAS, type Era } from '../core/units.js';
 import {
   isNestedDeeperThan,
+  isTextNestedDeeperThan,
   MAX_JSON_DEPTH,
   notAWebhookBody,
   parseEventValue,
@@ -650,8 +651,11 @@ export function createApp(deps: AppDeps): Hono<Env> {
       // Bad bytes would be decoded as U+FFFD without a word: two ids differing only there would be one.
       const invalidAt = firstInvalidUtf8(raw);
       if (invalidAt >= 0) throw new Error(`not valid UTF-8: ${invalidByteWords(raw, invalidAt)}`);
-      value = JSON.parse(new TextDecoder('utf-8').decode(raw));
-      // Kept as unreadable like any body that is no webhook: nothing may walk a value this deep.
+      const text = new TextDecoder('utf-8').decode(raw);
+      // Kept as unreadable like any body that is no webhook: nothing may walk a value this deep (and, told
+      // before parsing, millions of brackets never hold the thread in JSON.parse).
+      if (isTextNestedDeeperThan(text)) throw new Error(`nested deeper than ${MAX_JSON_DEPTH} levels`);
+      value = JSON.parse(text);
       if (isNestedDeeperThan(value)) parseError = `nested deeper than ${MAX_JSON_DEPTH} levels`;
     } catch (error) {
       parseError = (error as Error).message;
@@ -1693,8 +1697,15 @@ function* bodyItems(
     }
     first = line;
   }
-  if (first !== undefined && !isOneLine && !parses(first.text)) {
+  if (
+    first !== undefined &&
+    !isOneLine &&
+    !isTextNestedDeeperThan(first.text, MAX_JSON_DEPTH + 1) &&
+    !parses(first.text)
+  ) {
     try {
+      // An array of items may wrap them one level deeper; deeper than that is refused unparsed (below).
+      if (isTextNestedDeeperThan(body, MAX_JSON_DEPTH + 1)) throw new Error('too deep');
       const document = JSON.parse(body) as unknown;
       if (hasInvalidUtf8 && body.includes(INVALID_UTF8_MARK)) {
         // An array's elements one by one, as the file reader does: only those holding the bad bytes refused.
@@ -1727,6 +1738,11 @@ function* bodyItems(
     }
     if (hasInvalidUtf8 && lineText.includes(INVALID_UTF8_MARK)) {
       yield { line, prefix: '', error: NOT_UTF8 };
+      continue;
+    }
+    if (isTextNestedDeeperThan(lineText, MAX_JSON_DEPTH + 1)) {
+      // Never given to JSON.parse: millions of brackets would hold the server's thread for seconds.
+      yield { line, prefix: '', error: `nested deeper than ${MAX_JSON_DEPTH} levels` };
       continue;
     }
     try {

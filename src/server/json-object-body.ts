@@ -1,7 +1,7 @@
 // The API's own JSON request bodies (POST /v1/rerate, /v1/estimate, /v1/reconciliation), read strictly: one
 // JSON object, nested at most MAX_JSON_DEPTH deep, each key given once. Never Meta's webhooks nor event lines.
 
-import { isNestedDeeperThan, MAX_JSON_DEPTH } from '../ingest/parse-event.js';
+import { isNestedDeeperThan, isTextNestedDeeperThan, MAX_JSON_DEPTH } from '../ingest/parse-event.js';
 import { firstInvalidUtf8, invalidByteWords } from '../ingest/utf8.js';
 import type { ErrorCode } from './errors.js';
 import { repeatedJsonKey, repeatedKeyMessage } from './repeated-json-key.js';
@@ -23,6 +23,15 @@ export function parseJsonObjectBody(bytes: Uint8Array, shape: string): JsonObjec
     return { ok: false, error: { code: 'MALFORMED_JSON', detail } };
   }
   const text = new TextDecoder('utf-8').decode(bytes);
+  const tooDeep = {
+    ok: false,
+    error: {
+      code: 'MALFORMED_JSON',
+      detail: `The body is nested deeper than ${MAX_JSON_DEPTH} levels. Send a JSON object: ${shape}.`,
+    },
+  } as const;
+  // Before parsing: millions of brackets would hold the server's thread for seconds in JSON.parse.
+  if (isTextNestedDeeperThan(text)) return tooDeep;
   let value: unknown;
   try {
     value = JSON.parse(text);
@@ -36,15 +45,7 @@ export function parseJsonObjectBody(bytes: Uint8Array, shape: string): JsonObjec
       error: { code: 'BAD_QUERY', detail: `The body must be a JSON object, ${shape}; this one is ${kind}.` },
     };
   }
-  if (isNestedDeeperThan(value)) {
-    return {
-      ok: false,
-      error: {
-        code: 'MALFORMED_JSON',
-        detail: `The body is nested deeper than ${MAX_JSON_DEPTH} levels. Send a JSON object: ${shape}.`,
-      },
-    };
-  }
+  if (isNestedDeeperThan(value)) return tooDeep;
   const repeated = repeatedJsonKey(text);
   if (repeated !== undefined)
     return { ok: false, error: { code: 'BAD_QUERY', detail: repeatedKeyMessage(repeated) } };
