@@ -69,6 +69,7 @@ import {
   attachBodyLease,
   BodyBudget,
   bodyBudgetResponse,
+  clientOfAddress,
   DEFAULT_BODY_BUDGET_BYTES,
   IncompleteBodyError,
   readRawBody,
@@ -472,8 +473,13 @@ export function createApp(deps: AppDeps): Hono<Env> {
 
   // Every request's body bytes count against one budget while it is handled (read-body.ts): past it a body
   // is refused 503 rather than held — 300 unsigned 4 MiB webhooks held open took the process to 1.4 GB.
+  const bodyBudgetBytes =
+    deps.bodyBudgetBytes ?? Math.max(DEFAULT_BODY_BUDGET_BYTES, 2 * config.bodyLimitBytes);
+  // One client (an address; an IPv6 /64) holds at most a quarter of the budget, and never less than two
+  // bodies of the largest size: a few clients holding large bodies open leave room for Meta's webhooks.
   const bodyBudget = new BodyBudget(
-    deps.bodyBudgetBytes ?? Math.max(DEFAULT_BODY_BUDGET_BYTES, 2 * config.bodyLimitBytes),
+    bodyBudgetBytes,
+    Math.min(bodyBudgetBytes, Math.max(Math.floor(bodyBudgetBytes / 4), 2 * config.bodyLimitBytes)),
   );
   metrics.gauge(
     'request_bodies_in_flight_bytes',
@@ -482,7 +488,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
   );
   app.use('*', async (c, next) => {
     if (c.req.method === 'GET' || c.req.method === 'HEAD') return next();
-    const lease = bodyBudget.open();
+    const lease = bodyBudget.open(clientOfAddress(clientIp(c)));
     attachBodyLease(c.req.raw, lease);
     try {
       await next();

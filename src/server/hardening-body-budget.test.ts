@@ -11,6 +11,7 @@ import { openSqliteStore } from '../store/sqlite/sqlite-store.js';
 import type { Store } from '../store/store.js';
 import { KEY_ALL, SECRET, conversationLines, fixture, testConfig } from '../../test/server-kit.js';
 import { createApp, type AppDeps } from './app.js';
+import { BodyBudget, clientOfAddress } from './read-body.js';
 import { createMemoryLogger } from './logger.js';
 import { Metrics } from './metrics.js';
 import { loadPricingSetup, loadRateCards } from './pricing-setup.js';
@@ -167,5 +168,81 @@ describe('the in-flight body budget', () => {
     );
     expect(responses.map((response) => response.status)).toEqual(Array(8).fill(200));
     expect(await store.listEvents()).toHaveLength(8);
+  });
+});
+
+describe('one client’s share of the body budget', () => {
+  it('a client holding bodies open is refused past its quarter of the budget; another client’s webhook is read', async () => {
+    // Budget 32,000 bytes, bodies of at most 2,000: each client may hold max(8,000, 2 × 2,000) = 8,000.
+    const { app, store } = await appWith({
+      config: testConfig({ bodyLimitBytes: 2_000 }),
+      bodyBudgetBytes: 32_000,
+      clientIp: (c: { req: { header(name: string): string | undefined } }) =>
+        c.req.header('x-test-client') ?? '',
+    });
+    const line = JSON.stringify(conversationLines('W1', 'PN1', '919876543210', 'wamid.share')[0]);
+    const holdOpen = () => {
+      const held = heldBody(`${line}\n${' '.repeat(1_800 - line.length)}`, '\n');
+      const upload = app.request('/v1/events', {
+        method: 'POST',
+        headers: { Authorization: `Bearer ${KEY_ALL}`, 'x-test-client': '203.0.113.7' },
+        body: held.stream,
+        duplex: 'half',
+      } as RequestInit);
+      return { held, upload };
+    };
+    // Four bodies of 1,800 bytes held open by one address: 7,200 of its 8,000.
+    const holds = [holdOpen(), holdOpen(), holdOpen(), holdOpen()];
+    for (const { held } of holds) await held.taken;
+    await settle();
+    const webhook = fixture('pywa/status_sent.json');
+    const post = (client: string) =>
+      app.request('/webhooks/whatsapp', {
+        method: 'POST',
+        headers: {
+          'Content-Length': String(webhook.byteLength),
+          'X-Hub-Signature-256': signMetaBody(webhook, SECRET),
+          'x-test-client': client,
+        },
+        body: new Uint8Array(webhook),
+      });
+    expect(webhook.byteLength).toBeGreaterThan(800);
+    expect(webhook.byteLength).toBeLessThan(2_000);
+    // The same address: past its share, refused before its body is read.
+    const refused = await post('203.0.113.7');
+    expect(refused.status).toBe(503);
+    expect((await refused.json()) as unknown).toMatchObject({ error: { code: 'SERVER_BUSY' } });
+    // Another address (Meta's): read and stored, the budget as a whole having room.
+    const taken = await post('198.51.100.2');
+    expect(taken.status).toBe(200);
+    for (const { held } of holds) held.release();
+    for (const { upload } of holds) expect((await upload).status).toBe(200);
+    expect((await store.listEvents()).length).toBeGreaterThan(0);
+  });
+
+  it('counts an IPv6 client by its /64 network, and an IPv4-mapped one as IPv4', () => {
+    expect(clientOfAddress('203.0.113.7')).toBe('203.0.113.7');
+    expect(clientOfAddress('::ffff:203.0.113.7')).toBe('203.0.113.7');
+    expect(clientOfAddress('2001:db8:0:12:abcd::1')).toBe('2001:db8:0:12::/64');
+    expect(clientOfAddress('2001:db8:0:12:ffff:1:2:3')).toBe('2001:db8:0:12::/64');
+    expect(clientOfAddress('2001:db8::1')).toBe('2001:db8:0:0::/64');
+    expect(clientOfAddress('::1')).toBe('0:0:0:0::/64');
+  });
+
+  it('gives a client’s bytes back when its request ends, and never lets one client take another’s room', () => {
+    const budget = new BodyBudget(100, 30);
+    const a = budget.open('a');
+    expect(a.take(30)).toBe(true);
+    expect(a.take(1)).toBe(false);
+    const b = budget.open('b');
+    expect(b.take(30)).toBe(true);
+    expect(budget.inFlightBytes).toBe(60);
+    a.release();
+    expect(budget.inFlightBytes).toBe(30);
+    expect(budget.open('a').take(30)).toBe(true);
+    // The whole budget still bounds them all.
+    const c = budget.open('c');
+    expect(c.take(30)).toBe(true);
+    expect(budget.open('d').take(20)).toBe(false);
   });
 });

@@ -53,40 +53,77 @@ export const BODY_BUDGET_RETRY_AFTER_SECONDS = 5;
 
 /**
  * The bytes of request bodies held at once across all requests: each request's bytes are counted as they
- * arrive and given back when its handling ends. A body that would pass `limitBytes` is refused.
+ * arrive and given back when its handling ends. A body that would pass `limitBytes` is refused, and so is one
+ * that would take its client past `perClientBytes`: one address sending large bodies slowly, never ending
+ * them, would otherwise hold the whole budget and have every webhook refused (33 held 4 MiB bodies did).
  */
 export class BodyBudget {
   private heldBytes = 0;
+  /** Client → bytes its requests hold now (absent when none). */
+  private readonly heldByClient = new Map<string, number>();
 
-  constructor(readonly limitBytes: number) {}
+  constructor(
+    readonly limitBytes: number,
+    readonly perClientBytes: number = limitBytes,
+  ) {}
 
   /** Bytes held now by all requests. */
   get inFlightBytes(): number {
     return this.heldBytes;
   }
 
-  /** Does `bytes` more fit now (nothing is taken)? */
-  fits(bytes: number): boolean {
-    return this.heldBytes + bytes <= this.limitBytes;
+  /** Does `bytes` more fit now, for `client` (nothing is taken)? */
+  fits(bytes: number, client?: string): boolean {
+    if (this.heldBytes + bytes > this.limitBytes) return false;
+    return client === undefined || (this.heldByClient.get(client) ?? 0) + bytes <= this.perClientBytes;
   }
 
-  /** A request's account: what it takes is given back by `release()`, once, when its handling ends. */
-  open(): BodyLease {
+  /**
+   * A request's account, counted for `client` too (its address: see `clientOfAddress`): what it takes is given
+   * back by `release()`, once, when its handling ends.
+   */
+  open(client?: string): BodyLease {
     let taken = 0;
     return {
-      fits: (bytes) => this.fits(bytes),
+      fits: (bytes) => this.fits(bytes, client),
       take: (bytes) => {
-        if (!this.fits(bytes)) return false;
+        if (!this.fits(bytes, client)) return false;
         this.heldBytes += bytes;
+        if (client !== undefined) this.heldByClient.set(client, (this.heldByClient.get(client) ?? 0) + bytes);
         taken += bytes;
         return true;
       },
       release: () => {
         this.heldBytes -= taken;
+        if (client !== undefined && taken > 0) {
+          const left = (this.heldByClient.get(client) ?? 0) - taken;
+          if (left > 0) this.heldByClient.set(client, left);
+          else this.heldByClient.delete(client);
+        }
         taken = 0;
       },
     };
   }
+}
+
+/**
+ * The client a body counts for: its IPv4 address, or the /64 network of an IPv6 one (a single host is given
+ * a whole /64, so one address each would cap nothing).
+ */
+export function clientOfAddress(address: string): string {
+  const v4 = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
+  if (v4) return v4[1]!;
+  if (!address.includes(':')) return address;
+  const [head = '', tail = ''] = address.toLowerCase().split('::');
+  const left = head === '' ? [] : head.split(':');
+  const right = tail === '' ? [] : tail.split(':');
+  const groups = address.includes('::')
+    ? [...left, ...Array<string>(Math.max(0, 8 - left.length - right.length)).fill('0'), ...right]
+    : left;
+  return `${groups
+    .slice(0, 4)
+    .map((group) => group.replace(/^0+(?=.)/, ''))
+    .join(':')}::/64`;
 }
 
 export interface BodyLease {
