@@ -1687,7 +1687,14 @@ describe("one client's writes never change another client's bill", () => {
         ...conversationLines('W2', 'PN2', '919876543210', 'wamid.k2'),
       ]);
       const before = await unitsOf(KEY_ALL, 'W2');
-      for (const body of [{ as_of_rules: 'CBP-2023' }, { wabas: ['W1'], as_of_rules: 'CBP-2023' }]) {
+      // A limited key may only look (a stored re-rate is the operator's), and not even look at a shared portfolio.
+      const stored = await rerate(KEY_W1, { wabas: ['W1'], as_of_rules: 'CBP-2023' });
+      expect(stored.status).toBe(403);
+      expect(((await json(stored)).error as { code: string }).code).toBe('FORBIDDEN_RERATE');
+      for (const body of [
+        { as_of_rules: 'CBP-2023', dry_run: true },
+        { wabas: ['W1'], as_of_rules: 'CBP-2023', dry_run: true },
+      ]) {
         const refused = await rerate(KEY_W1, body);
         expect(refused.status).toBe(403);
         const error = (await json(refused)).error as { code: string; message: string };
@@ -2024,7 +2031,7 @@ describe('POST /v1/rerate and GET /v1/ratings', () => {
   it('refuses a re-rate of all WABAs when none of them has stored events (400), and records nothing', async () => {
     const historyBefore = (await json(await service.get('/v1/ratings', KEY_ALL))).ratings as unknown[];
     // W2's key: only W1 has events.
-    for (const body of [{}, { dry_run: true }, { as_of_rules: 'CBP-2023' }]) {
+    for (const body of [{ dry_run: true }, { dry_run: true, as_of_rules: 'CBP-2023' }]) {
       const response = await rerate(body, KEY_W2);
       expect(response.status, JSON.stringify(body)).toBe(400);
       expect(await json(response)).toEqual({

@@ -1435,6 +1435,14 @@ export function createApp(deps: AppDeps): Hono<Env> {
     if (request.dry_run !== undefined && typeof request.dry_run !== 'boolean') {
       throw new QueryError('BAD_QUERY', '"dry_run" must be true or false (a JSON boolean).');
     }
+    // A client's key (limited to its WABAs) may look, not rewrite: a stored re-rate under another era (CBP-2022's
+    // free conversations, say) would stand as the bill the operator exports until the next arrival.
+    if (request.dry_run !== true && scopeOf(c) !== undefined) {
+      throw new QueryError(
+        'FORBIDDEN_RERATE',
+        'This key is limited to some WABAs; nothing was rated or stored.',
+      );
+    }
     const instant = (name: string): number | undefined => {
       if (request[name] === undefined || request[name] === null) return undefined;
       const parsed = parseInstant(request[name]);

@@ -36,6 +36,11 @@ export const ERRORS = {
     status: 403,
     message: 'This API key may not read or write that WABA.',
   },
+  FORBIDDEN_RERATE: {
+    status: 403,
+    message:
+      'Only a key for every WABA ("*") may store a re-rate: the stored bill is what the operator invoices from. Send {"dry_run": true} to see what would change.',
+  },
   FORBIDDEN_WEBHOOK_WABA: {
     status: 403,
     message:

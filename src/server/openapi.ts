@@ -66,7 +66,7 @@ const authErrors = {
  */
 const jsonBodyErrors = {
   '400': errorResponse(
-    `${authErrors['400'].description} The body must be one JSON object (POST /v1/rerate also takes an empty body; valid JSON that is not an object is ` +
+    `${authErrors['400'].description} The body must be one JSON object (an empty one is MALFORMED_JSON; valid JSON that is not an object is ` +
       'BAD_QUERY), each key given once at any depth (a key given twice is BAD_QUERY naming it and where: ' +
       `JSON would keep its last copy); a body that is not JSON, or nested deeper than ${MAX_JSON_DEPTH} levels, is MALFORMED_JSON.`,
   ),
@@ -500,6 +500,8 @@ export const openApiDocument = {
     '/v1/rerate': {
       post: {
         summary: 'Re-rate a period under another era; reports old vs new per unit and in total',
+        description:
+          'Only a key for every WABA ("*") may store a re-rate; a key limited to some WABAs may send {"dry_run": true} (anything else is 403 FORBIDDEN_RERATE: the stored bill is what the operator invoices from).',
         requestBody: {
           // An empty body is refused (MALFORMED_JSON): `{}` re-rates every portfolio of the key.
           required: true,
@@ -571,6 +573,9 @@ export const openApiDocument = {
           }),
           ...authErrors,
           ...jsonBodyErrors,
+          '403': errorResponse(
+            'FORBIDDEN_RERATE: a key limited to some WABAs asked for a re-rate other than a dry run. FORBIDDEN_WABA: a WABA the key may not read, or a portfolio holding one.',
+          ),
         },
       },
     },
