@@ -1402,6 +1402,32 @@ describe('volume-tier statements posted with an API key', () => {
   });
 });
 
+describe('a client’s key and the stored bill', () => {
+  it('may dry-run a re-rate of its own portfolio but not store one (403 FORBIDDEN_RERATE); the bill stays', async () => {
+    service = await createTestService();
+    await service.postEvents(conversationLines('W1', 'PN1', '919876543210', 'wamid.own'));
+    const before = await json(await service.get('/v1/totals?waba=W1', KEY_ALL));
+    const rerate = (body: object) =>
+      service.app.request('/v1/rerate', {
+        method: 'POST',
+        headers: { Authorization: `Bearer ${KEY_W1}` },
+        body: JSON.stringify(body),
+      });
+    for (const body of [{ as_of_rules: 'CBP-2022' }, { as_of_rules: 'CBP-2022', dry_run: false }, {}]) {
+      const refused = await rerate(body);
+      expect(refused.status, JSON.stringify(body)).toBe(403);
+      expect(await json(refused)).toMatchObject({
+        error: { code: 'FORBIDDEN_RERATE', message: expect.stringContaining('{"dry_run": true}') },
+      });
+    }
+    expect(await json(await service.get('/v1/totals?waba=W1', KEY_ALL))).toEqual(before);
+    const look = await rerate({ as_of_rules: 'CBP-2022', dry_run: true });
+    expect(look.status).toBe(200);
+    expect((await json(look)).rating_id).toBeNull();
+    expect(await json(await service.get('/v1/totals?waba=W1', KEY_ALL))).toEqual(before);
+  });
+});
+
 describe('a bill stored by a re-rate under another era', () => {
   it('explain and reconciliation, which rate under the service’s rules, say so until the next arrival re-rates it', async () => {
     service = await createDashboardService();
