@@ -332,6 +332,13 @@ export function createRatingService(deps: RatingServiceDeps): RatingService {
   const baseBook = createAccountBook(pricing.accounts);
   const pricingAccountsDigest = accountsDigest(pricing.accounts);
   const pricingCardsDigest = rateCardsDigest(pricing.cards);
+  /**
+   * WABA → the re-rate under another era or other cards that wrote its stored bill last (BILL_RERATED), until
+   * a live rating writes it again. Kept as the ratings are written (every write is this service's while it
+   * holds the writer lock), so explain and reconciliation ask no store for it; empty after the start, whose
+   * first ratings rewrite every portfolio under the service's rules.
+   */
+  const billOfOtherRules = new Map<string, RatingRecord>();
   const debounceMs = deps.debounceMs ?? 100;
   const throttleFactor = deps.throttleFactor ?? 3;
   const quietMs = deps.quietMs ?? 1_000;
@@ -467,6 +474,7 @@ export function createRatingService(deps: RatingServiceDeps): RatingService {
       throw error;
     }
     liveRater.settle(scope, true);
+    for (const waba of scope) billOfOtherRules.delete(waba);
     deps.storeHealth?.writeSucceeded();
     deps.onRatingStored?.(record, rating.diff ? rating.diff.findings : rating.full!.findings);
     logger.debug('rated', {
@@ -727,6 +735,11 @@ export function createRatingService(deps: RatingServiceDeps): RatingService {
           throw error;
         }
         deps.storeHealth?.writeSucceeded();
+        const isOtherRules = record.asOfRules !== null || record.rateCardsDigest !== pricingCardsDigest;
+        for (const waba of scope) {
+          if (isOtherRules) billOfOtherRules.set(waba, record);
+          else billOfOtherRules.delete(waba);
+        }
         // What arrived while this re-rate ran is not in what it just wrote: rated again (arrivalsDuringRerates).
         const arrived = scope.filter((waba) => arrivals.has(waba));
         if (arrived.length > 0) markDirty(arrived);
@@ -749,13 +762,12 @@ export function createRatingService(deps: RatingServiceDeps): RatingService {
     });
   }
 
-  async function storedUnderOtherRules(wabas: readonly string[]): Promise<Finding[]> {
+  function storedUnderOtherRules(wabas: readonly string[]): Promise<Finding[]> {
     const findings: Finding[] = [];
     for (const waba of [...new Set(wabas)].sort()) {
-      const [last] = await store.listRatings(1, [waba]);
+      const last = billOfOtherRules.get(waba);
       if (last === undefined) continue;
-      const isOtherCards = last.rateCardsDigest !== undefined && last.rateCardsDigest !== pricingCardsDigest;
-      if (last.asOfRules === null && !isOtherCards) continue;
+      const isOtherCards = last.rateCardsDigest !== pricingCardsDigest;
       const under = [
         ...(last.asOfRules === null ? [] : [`the ${last.asOfRules} rules for every date`]),
         ...(isOtherCards ? ['rate cards other than the service\u2019s'] : []),
@@ -767,7 +779,7 @@ export function createRatingService(deps: RatingServiceDeps): RatingService {
         rating_id: last.id,
       });
     }
-    return findings;
+    return Promise.resolve(findings);
   }
 
   async function explain(query: {
