@@ -1706,6 +1706,70 @@ describe("one client's writes never change another client's bill", () => {
     });
   });
 
+  it("a client's own writing pairs no business-scoped user id with a number: another client's unit keeps its own", async () => {
+    await withSharedPortfolio(async () => {
+      const SCOPED = 'US.13491208655302741918';
+      // W2 sends a marketing template to a user it knows only by Meta's business-scoped id: no number, no market.
+      await service.postEvents(
+        [
+          {
+            kind: 'outbound',
+            at: '2025-10-02T09:00:00Z',
+            waba: 'W2',
+            business: 'PN2',
+            user: SCOPED,
+            id: 'wamid.w2.scoped',
+            template: 'marketing',
+          },
+          {
+            kind: 'status',
+            at: '2025-10-02T09:00:03Z',
+            waba: 'W2',
+            id: 'wamid.w2.scoped',
+            status: 'delivered',
+          },
+        ],
+        KEY_W2,
+      );
+      const before = await unitsOf(KEY_ALL, 'W2');
+      // W1 posts, with its own key, a webhook body of its own WABA pairing that id with a Brazilian number.
+      const pairing = {
+        object: 'whatsapp_business_account',
+        entry: [
+          {
+            id: 'W1',
+            changes: [
+              {
+                field: 'messages',
+                value: {
+                  messaging_product: 'whatsapp',
+                  metadata: { display_phone_number: '1', phone_number_id: 'PN1' },
+                  contacts: [{ profile: { name: 'x' }, wa_id: '5511999990000', user_id: SCOPED }],
+                  messages: [
+                    {
+                      from: '5511999990000',
+                      from_user_id: SCOPED,
+                      id: 'wamid.w1.pairing',
+                      timestamp: '1759399200',
+                      type: 'text',
+                      text: { body: 'hi' },
+                    },
+                  ],
+                },
+              },
+            ],
+          },
+        ],
+      };
+      expect(await json(await service.postEvents([pairing], KEY_W1))).toMatchObject({ accepted: 1 });
+      await service.rating.settled();
+      expect(await unitsOf(KEY_ALL, 'W2')).toEqual(before);
+      expect(JSON.stringify(await unitsOf(KEY_ALL, 'W2'))).not.toContain('Brazil');
+      // W1's own message is stored under the number it gave.
+      expect(JSON.stringify(await service.store.listEvents(['W1']))).toContain('5511999990000');
+    });
+  });
+
   it("a key cannot re-rate a portfolio that holds another key's WABA (403), and nothing changes", async () => {
     await withSharedPortfolio(async () => {
       await service.postEvents([

@@ -764,7 +764,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
     // any phone_number_id and recipient, so they tie no number to a WABA (store.ts EventInput.isBusinessTied)
     // — or a client could tie another client's number to its WABA and take that client's statuses.
     const isBoundSigner = typeof config.appSecrets[verdict.value.secretIndex] === 'object';
-    const inputs: EventInput[] = events.map((event) => ({
+    const inputs: EventInput[] = (isBoundSigner ? events.map(withoutScopedPairing) : events).map((event) => ({
       key: eventKey(event),
       event,
       receivedAtMs,
@@ -1036,7 +1036,10 @@ export function createApp(deps: AppDeps): Hono<Env> {
         }
         continue;
       }
-      for (const event of lineEvents) {
+      for (const lineEvent of lineEvents) {
+        // A limited key's line pairs no business-scoped user id with a number (withoutScopedPairing).
+        const event = scope === undefined ? lineEvent : withoutScopedPairing(lineEvent);
+        if (event !== lineEvent && givenKeyWaba.has(lineEvent)) givenKeyWaba.add(event);
         if (unknown !== undefined) unknownFieldsOf.set(event, unknown);
         // A key limited to some WABAs may name any business number on its own WABA's lines: its events never
         // tie a number to a WABA (store.ts EventInput.isBusinessTied), or they could take another client's
@@ -1673,6 +1676,21 @@ function* bodyLines(body: string): Generator<{ text: string; line: number }> {
     line += 1;
   }
   yield { text: body.slice(start), line };
+}
+
+/**
+ * An event of a client's own writing (a limited API key's line, a webhook a bound secret signed) without the
+ * business-scoped user id it pairs with a number: the rater applies such a pairing across the portfolio
+ * (`Rater.phoneByScopedId`), so a client sharing a portfolio with another could give that client's user, known
+ * to it only by that id, the number — the market, the price — of its choice. The event keeps the number as its
+ * user; Meta's own webhooks (an unbound secret) and a key for every WABA still pair.
+ */
+function withoutScopedPairing(event: CoreEvent): CoreEvent {
+  if (event.kind !== 'inbound' && event.kind !== 'status') return event;
+  if (event.scopedUserId === undefined || event.user === undefined || event.user === event.scopedUserId)
+    return event;
+  const { scopedUserId: _pairedId, ...unpaired } = event;
+  return unpaired;
 }
 
 /** Can this line be no event (nor webhook body, nor array of them) whatever it holds? Then it need not be parsed. */
