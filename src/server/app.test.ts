@@ -1545,6 +1545,44 @@ describe('rating history in a portfolio shared by two clients', () => {
   });
 });
 
+describe('rating history of a key for part of a shared portfolio', () => {
+  it("does not tell the key when its portfolio mate's traffic arrived: a live rating that left its share as it was is not listed", async () => {
+    await withSharedPortfolio(async () => {
+      type Rating = { id: string; reason: string; wabas: string[]; totals: object };
+      const historyOf = async (key: string) =>
+        (await json(await service.get('/v1/ratings', key))).ratings as Rating[];
+      await service.postEvents(conversationLines('W1', 'PN1', '919876543210', 'wamid.h1'));
+      const before = await historyOf(KEY_W1);
+      expect(before.length).toBeGreaterThan(0);
+      const allBefore = (await historyOf(KEY_ALL)).length;
+      // Marketing in India: W2's units change nothing of W1's bill (no volume tier for marketing).
+      await service.postEvents(conversationLines('W2', 'PN2', '919876543211', 'wamid.h2'));
+      await service.postEvents(conversationLines('W2', 'PN2', '919876543212', 'wamid.h3'));
+      expect((await historyOf(KEY_ALL)).length).toBeGreaterThan(allBefore);
+      expect(await historyOf(KEY_W1)).toEqual(before);
+      // W2's own key sees its ratings, and W1's traffic is as hidden from it.
+      const w2Before = await historyOf(KEY_W2);
+      expect(w2Before[0]!.wabas).toEqual(['W2']);
+      // W1's own traffic changes its share: listed, with the new share.
+      await service.postEvents(conversationLines('W1', 'PN1', '919876543213', 'wamid.h4'));
+      const after = await historyOf(KEY_W1);
+      expect(after.slice(1)).toEqual(before);
+      expect(after[0]!.totals).toEqual((await json(await service.get('/v1/totals?waba=W1', KEY_W1))).totals);
+      expect(await historyOf(KEY_W2)).toEqual(w2Before);
+      // A re-rate is listed even when it changed nothing of the key's share.
+      const rerate = await service.app.request('/v1/rerate', {
+        method: 'POST',
+        headers: { Authorization: `Bearer ${KEY_ALL}` },
+        body: JSON.stringify({}),
+      });
+      expect(rerate.status).toBe(200);
+      const [latest] = await historyOf(KEY_W1);
+      expect(latest!.reason).toBe('rerate');
+      expect(latest!.totals).toEqual(after[0]!.totals);
+    });
+  });
+});
+
 describe("one client's writes never change another client's bill", () => {
   const unitsOf = async (key: string, waba: string) =>
     ((await json(await service.get(`/v1/units?waba=${waba}&limit=1000`, key))).units as object[]).map((u) =>

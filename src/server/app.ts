@@ -213,6 +213,11 @@ function ratingToJson(record: RatingRecord, isNarrowed = false) {
   };
 }
 
+/** What a rating said of a key's share: all it shows but when it ran and its id. */
+function shareOf({ id: _id, rated_at: _ratedAt, ...share }: ReturnType<typeof ratingToJson>): string {
+  return JSON.stringify(share);
+}
+
 /**
  * A re-rate's stored changes, in the words POST /v1/rerate uses (snake_case, ISO instants) but their own shape:
  * `{period: {from, to}, outside_period, changed (a count), unchanged, totals: {old, new}, units: [{unit, old,
@@ -1546,19 +1551,33 @@ export function createApp(deps: AppDeps): Hono<Env> {
     // A limited key sees the ratings that touched its WABAs, narrowed to them: their WABAs and their share
     // of the totals (a portfolio mate's money is not its business). A rating from before the totals were
     // kept per WABA is shown only when every WABA it covers is the key's; a re-rate's unit changes likewise.
+    //
+    // A narrowed rating that left the key's share as the rating before it left it is not shown: each arrival
+    // of a mate's traffic re-rates the whole portfolio, and listing those ratings told the key when its mate's
+    // messages came in. What the key sees is when its own share of the bill changed (or the rules or cards it
+    // was rated under), and every re-rate.
     const records = await fromStore(store.listRatings(MAX_PAGE, scope));
-    const visible = records.flatMap((record) => {
-      if (record.wabas.every((w) => scope.includes(w))) return [ratingToJson(record)];
+    const visible: ReturnType<typeof ratingToJson>[] = [];
+    let previousShare: string | undefined;
+    for (const record of [...records].reverse()) {
+      if (record.wabas.every((w) => scope.includes(w))) {
+        const shown = ratingToJson(record);
+        visible.push(shown);
+        previousShare = shareOf(shown);
+        continue;
+      }
       const own = record.wabas.filter((w) => scope.includes(w));
-      if (own.length === 0 || record.totalsByWaba === undefined) return [];
-      return [
-        ratingToJson(
-          { ...record, wabas: own, totals: sumTotals(own.map((w) => record.totalsByWaba?.[w])) },
-          true,
-        ),
-      ];
-    });
-    return c.json({ ratings: visible.slice(0, limit) });
+      if (own.length === 0 || record.totalsByWaba === undefined) continue;
+      const shown = ratingToJson(
+        { ...record, wabas: own, totals: sumTotals(own.map((w) => record.totalsByWaba?.[w])) },
+        true,
+      );
+      const share = shareOf(shown);
+      if (record.reason === 'live' && share === previousShare) continue;
+      visible.push(shown);
+      previousShare = share;
+    }
+    return c.json({ ratings: visible.reverse().slice(0, limit) });
   });
 
   // --- operations ------------------------------------------------------------------------------------

@@ -588,7 +588,9 @@ export const openApiDocument = {
           'stored `changes`, in snake_case with ISO instants like POST /v1/rerate but in a shape of its own: ' +
           '{period: {from, to} (ISO instants or null), outside_period, changed (a count of the changed units), ' +
           'unchanged, totals: {old, new}, units: [{unit, old, new}] (the changed units; POST /v1/rerate ' +
-          'answers these as its `changed` array)}.',
+          'answers these as its `changed` array)}. A key for some WABAs of a shared portfolio sees ratings ' +
+          'narrowed to its WABAs and their share of the totals, and only the live ratings that changed that share ' +
+          "(or the rules or cards): one that left it as it was, as a mate's traffic alone does, is not listed.",
         parameters: [
           { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 1000, default: 50 } },
         ],
