@@ -575,3 +575,84 @@ describe('wameter estimate --db: the pricing of the stored bill', () => {
     expect(JSON.parse(copied.out).warnings ?? []).toEqual([]);
   });
 });
+
+describe('wameter estimate --db: volume tiers of a portfolio', () => {
+  it("counts the portfolio mates' stored messages toward the tier, as --events and the service do", async () => {
+    const here = mkdtempSync(join(tmpdir(), 'wameter-estimate-portfolio-'));
+    const accounts = join(here, 'accounts.json');
+    writeFileSync(
+      accounts,
+      JSON.stringify({
+        accounts: [{ waba: 'W1', portfolio: 'P1' }, { waba: 'W2', portfolio: 'P1' }, { waba: 'W3' }],
+      }),
+    );
+    // Utility templates delivered in India outside any service window: W1 one, W2 two, W3 (another
+    // portfolio) three.
+    const lines = (['W1', 'W2', 'W2', 'W3', 'W3', 'W3'] as const).flatMap((waba, i) => [
+      {
+        kind: 'outbound',
+        at: `2025-10-0${i + 1}T09:00:00Z`,
+        waba,
+        business: `PN-${waba}`,
+        user: `9198000000${10 + i}`,
+        id: `u${i}`,
+        template: 'utility',
+      },
+      { kind: 'status', at: `2025-10-0${i + 1}T09:00:05Z`, waba, id: `u${i}`, status: 'delivered' },
+    ]);
+    const traffic = join(here, 'events.ndjson');
+    writeFileSync(traffic, lines.map((line) => JSON.stringify(line)).join('\n') + '\n');
+    const cards = join(here, 'cards');
+    mkdirSync(cards);
+    copyFileSync(join('data', 'rate-cards', 'usd-2025-10-01.csv'), join(cards, 'usd-2025-10-01.csv'));
+    writeFileSync(
+      join(cards, 'usd-2025-10-01-tiers.csv'),
+      'Volume tiers in USD, effective October 1, 2025\nMarket,Currency,Category,From,To,Rate\n' +
+        'India,$US,Utility,1,3,0.0014\nIndia,$US,Utility,4,,0.0010\n',
+    );
+    const db = `sqlite:${join(here, 'store.db')}`;
+    const saved = [process.env.WAMETER_ACCOUNTS, process.env.WAMETER_RATE_CARDS] as const;
+    process.env.WAMETER_ACCOUNTS = accounts;
+    process.env.WAMETER_RATE_CARDS = cards;
+    try {
+      const imported = await runWameter(['import', traffic, '--db', db]);
+      expect(imported.code, imported.err).toBe(EXIT.OK);
+    } finally {
+      for (const [name, value] of [
+        ['WAMETER_ACCOUNTS', saved[0]],
+        ['WAMETER_RATE_CARDS', saved[1]],
+      ] as const) {
+        if (value === undefined) delete process.env[name];
+        else process.env[name] = value;
+      }
+    }
+    const quote = async (state: string[]) => {
+      const result = await cli([
+        recipients,
+        '--template',
+        'utility',
+        '--waba',
+        'W1',
+        '--business',
+        'PN-W1',
+        '--accounts',
+        accounts,
+        '--rate-cards',
+        cards,
+        '--format',
+        'json',
+        ...state,
+      ]);
+      expect(result.code, result.err).toBe(EXIT.OK);
+      return (JSON.parse(result.out) as { lines: { price: string; reason: string }[] }).lines[0]!;
+    };
+    const fromStore = await quote(['--db', db]);
+    const fromFile = await quote(['--events', traffic]);
+    expect(fromStore).toEqual(fromFile);
+    // The quoted send is the portfolio's fourth utility message of the month in India, not W1's second.
+    // The quoted send is the portfolio's fourth utility message of the month in India (W3 is of another
+    // portfolio), past the first band: not W1's second, at the list rate.
+    expect(fromStore.price).toBe('0.001');
+    expect(fromStore.reason).toMatch(/volume tier 4:, message 4 of 2025-10/);
+  });
+});

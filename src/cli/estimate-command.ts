@@ -276,11 +276,19 @@ async function runEstimate(
     );
   }
 
+  const portfolioOf = (waba: string, stored: readonly string[]): string[] => {
+    const portfolio = setup.accountBook.accountFor(waba).portfolio;
+    const mates = stored.filter((mate) => setup.accountBook.accountFor(mate).portfolio === portfolio);
+    return [...new Set([waba, ...mates])];
+  };
   const feed = async (add: (event: CoreEvent) => void): Promise<void> => {
     if (flags.db !== undefined) {
       const store = await openCommandStore(flags.db, { mode: 'read-only' });
       try {
-        for (const event of await store.listEvents(flags.waba ? [flags.waba] : undefined)) add(event);
+        // Volume tiers count a whole portfolio's messages (pricing-rules §5.3): the WABA's portfolio mates'
+        // events are listed with its own, as the service's estimate lists them.
+        const wabas = flags.waba === undefined ? undefined : portfolioOf(flags.waba, await store.listWabas());
+        for (const event of await store.listEvents(wabas)) add(event);
       } finally {
         await store.close();
       }
