@@ -53,6 +53,12 @@ export interface DeliveredMessage {
   id: string;
   template: TemplateCategory | null;
   isCategoryFromWebhook: boolean;
+  /**
+   * Only Meta's webhook tells of the message, and it says no more than that a free entry point made it free
+   * (`referral_conversion`): a template or not, nobody knows. Rated as `template: null` (inside the window both
+   * are free), but neither said to be a non-template nor counted as one sent outside a customer service window.
+   */
+  isTemplateUnknown?: boolean;
   /** When it was sent (the send log's `at`, else its earliest status): whether it can answer a user's message. */
   sentAtMs: number;
   /** How the trace's reasons name it, when not by its id (a quote's planned send has none of Meta's). */
@@ -287,7 +293,13 @@ export class PairMachine {
     // A free entry point window does not let a business write free-form outside the customer service window
     // (the CSW stays independent, §5.1): only where the ad click was inferred is the CSW unknown.
     const isWindowUnknown = (isFepEligible && this.isReferralInferred) || this.fep?.isInferred === true;
-    if (message.template === null && !isInServiceWindow && !isWindowUnknown && era !== 'NBP') {
+    if (
+      message.template === null &&
+      message.isTemplateUnknown !== true &&
+      !isInServiceWindow &&
+      !isWindowUnknown &&
+      era !== 'NBP'
+    ) {
       if (this.outsideWindow) this.outsideWindow.count += 1;
       else this.outsideWindow = { count: 1, firstId: message.id, firstAtMs: deliveredAtMs };
     }
@@ -650,9 +662,8 @@ export class PairMachine {
 }
 
 function describe(message: DeliveredMessage): string {
-  return message.template
-    ? `${message.template} template ${message.label ?? message.id}`
-    : `non-template message ${message.label ?? message.id}`;
+  if (message.template) return `${message.template} template ${message.label ?? message.id}`;
+  return `${message.isTemplateUnknown === true ? '' : 'non-template '}message ${message.label ?? message.id}`;
 }
 
 /**

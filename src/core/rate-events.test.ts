@@ -2,6 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { INDIA, at, byTime, hours, inbound, rate, send, shuffled } from '../../test/support/engine.js';
 import { mergeCopies } from './event-copies.js';
+import { explainUser } from './explain.js';
 import {
   eventKey,
   type CoreEvent,
@@ -1254,6 +1255,55 @@ describe('findings instead of silent guesses', () => {
     ]);
     expect(inferred.units.map((u) => u.type)).toEqual(['free_entry_point', 'free_entry_point']);
     expect(inferred.findings.map((f) => f.code)).not.toContain('NO_WINDOW_IN_INPUT');
+  });
+
+  it("a message only Meta's referral_conversion word tells of is not called a non-template, nor missing its user's window", async () => {
+    // Webhooks alone, as at the service's endpoint: the user's ad click is in the input, and Meta says free
+    // entry point for the answer 12 h later and for a message 50 h after the click (a template, most likely:
+    // the customer service window had closed). Neither is known to be a non-template. (CBP and PMP dates.)
+    for (const [start, model] of [
+      ['2024-12-02T10:00:00Z', 'CBP'],
+      ['2025-10-05T10:00:00Z', 'PMP'],
+    ] as const) {
+      const fep = (id: string, atMs: number): CoreEvent => ({
+        kind: 'status',
+        atMs,
+        id,
+        status: 'delivered',
+        waba: 'W1',
+        business: 'PN1',
+        user: INDIA,
+        pricing: { pricing_model: model, category: 'referral_conversion', type: 'free_entry_point' },
+      });
+      const result = await rate(
+        [inbound(hours(start, 0), 'ad', {}, true), fep('c1', hours(start, 12)), fep('c2', hours(start, 50))],
+        {
+          trace: { user: INDIA },
+        },
+      );
+      expect(result.units.every((u) => u.type === 'free_entry_point' && u.amountMicros === 0)).toBe(true);
+      expect(result.units.flatMap((u) => u.messages)).toEqual(['c1', 'c2']);
+      expect(result.findings.map((f) => f.code)).not.toContain('NO_WINDOW_IN_INPUT');
+      const story = explainUser(INDIA, undefined, result.timeline, result.units);
+      const words = story.entries.filter((e) => e.message_id === 'c2').map((e) => e.text);
+      expect(words.length, model).toBeGreaterThan(0);
+      expect(words.join('\n')).toContain('message c2');
+      expect(words.join('\n')).not.toContain('non-template');
+    }
+    // Meta's free-form word stays a non-template: `service` outside every window is said.
+    const service = await rate([
+      {
+        kind: 'status',
+        atMs: hours('2025-10-05T10:00:00Z', 0),
+        id: 's1',
+        status: 'delivered',
+        waba: 'W1',
+        business: 'PN1',
+        user: INDIA,
+        pricing: { pricing_model: 'PMP', category: 'service', type: 'free_customer_service' },
+      },
+    ]);
+    expect(service.findings.map((f) => f.code)).toContain('NO_WINDOW_IN_INPUT');
   });
 
   it('NO_RATE_CARD says when no card of the WABA currency is loaded at all, and where the currency comes from', async () => {

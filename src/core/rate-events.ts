@@ -1511,6 +1511,9 @@ export class Rater {
               id: record.id,
               template,
               isCategoryFromWebhook: !record.hasOutbound,
+              ...(template === null && !record.hasOutbound && isReferralConversionWord(record)
+                ? { isTemplateUnknown: true }
+                : {}),
               sentAtMs: record.sentAtMs,
             },
           });
@@ -1944,10 +1947,12 @@ function evidenceWord(record: MessageRecord): string | undefined {
  * or type `free_entry_point` under per-message pricing): the user came through an ad or a Page CTA.
  */
 function isFreeEntryPointEvidence(record: MessageRecord): boolean {
-  return (
-    evidenceWord(record)?.toLowerCase() === 'referral_conversion' ||
-    record.pricing?.type === 'free_entry_point'
-  );
+  return isReferralConversionWord(record) || record.pricing?.type === 'free_entry_point';
+}
+
+/** Meta's category word is `referral_conversion`: free in a free entry point, template or not. */
+function isReferralConversionWord(record: MessageRecord): boolean {
+  return evidenceWord(record)?.toLowerCase() === 'referral_conversion';
 }
 
 /**
