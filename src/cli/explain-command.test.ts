@@ -421,3 +421,56 @@ describe('wameter explain: a user written two ways', () => {
     }
   });
 });
+
+describe('explain --user with a business-scoped user id Meta joined to a number', () => {
+  // Meta's real payload gives the number 972987654321 and its business-scoped id together; the business's
+  // answer is then addressed to the id alone (`recipient_id` empty, `recipient_user_id`), as Meta documents.
+  const fixtures = join(ROOT, '..', 'shared', 'fixtures', 'webhooks', 'pywa');
+  const scopedId = 'US.13491208655302741918';
+  const inbound = readFileSync(join(fixtures, 'incoming_text.json'), 'utf8');
+  const answer = JSON.parse(readFileSync(join(fixtures, 'status_delivered.json'), 'utf8')) as {
+    entry: {
+      id: string;
+      changes: { value: { contacts: object[]; statuses: Record<string, unknown>[] } }[];
+    }[];
+  };
+  answer.entry[0]!.id = '1234567890987654321'; // the inbound's WABA
+  const [status] = answer.entry[0]!.changes[0]!.value.statuses;
+  Object.assign(status!, {
+    id: 'wamid.answer',
+    timestamp: '1697043300',
+    recipient_id: '',
+    recipient_user_id: scopedId,
+    pricing: { billable: false, pricing_model: 'CBP', category: 'service' },
+  });
+  answer.entry[0]!.changes[0]!.value.contacts = [
+    { profile: { name: 'Test Name' }, wa_id: '', user_id: scopedId },
+  ];
+  const bodies = join(dir, 'scoped-id.ndjson');
+  writeFileSync(bodies, `${JSON.stringify(JSON.parse(inbound))}\n${JSON.stringify(answer)}\n`);
+
+  it('tells the story of the number Meta joined the id to, and says so, in JSON and words', async () => {
+    const byNumber = await cli([bodies, '--user', '972987654321', '--format', 'json']);
+    expect(byNumber.code, byNumber.err).toBe(EXIT.OK);
+    const byId = await cli([bodies, '--user', scopedId, '--format', 'json']);
+    expect(byId.code, byId.err).toBe(EXIT.OK);
+    const number = JSON.parse(byNumber.out) as Record<string, unknown> & {
+      entries: { message_id?: string }[];
+    };
+    const id = JSON.parse(byId.out) as Record<string, unknown>;
+    expect(number.entries.flatMap((entry) => entry.message_id ?? [])).toEqual([
+      'wamid.xyzxyz',
+      'wamid.answer',
+    ]);
+    expect(Object.keys(id)).toEqual(['user', 'scoped_user', ...EXPLAIN_JSON_KEYS.slice(1)]);
+    expect(id).toEqual({ ...number, scoped_user: scopedId });
+    expect(id.user).toBe('972987654321');
+    const words = await cli([bodies, '--user', scopedId]);
+    expect(words.code).toBe(EXIT.OK);
+    expect(words.out).toContain(
+      `Timeline of user 972987654321\n  (business-scoped user ${scopedId} is this number`,
+    );
+    expect(words.out).toContain('wamid.answer');
+    expect(words.err).not.toContain('check the number');
+  });
+});

@@ -123,6 +123,9 @@ async function runExplain(
   const phone = normalisePhone(given);
   // Units name a Brazilian or Mexican mobile in one form, whichever the input used (canonicalUser).
   const user = phone.ok ? canonicalUser(phone.value) : given;
+  // A business-scoped id the rater joins to its phone number (Meta gave both on one message) has that
+  // number's story: one window, one set of conversations.
+  let storyUser = user;
   const units: BillableUnit[] = [];
   const pending: UnratedMessage[] = [];
   // The rater says nothing of failed messages (they are never charged): they are read from the events.
@@ -133,14 +136,14 @@ async function runExplain(
     setup,
     {
       unit(unit) {
-        if (unit.user === user) units.push(unit);
+        if (unit.user === storyUser) units.push(unit);
       },
       pending(message) {
-        if (message.user === user) pending.push({ ...message });
+        if (message.user === storyUser) pending.push({ ...message });
       },
     },
     {
-      trace: { user },
+      trace: { user, onJoined: (number) => (storyUser = number) },
       ...(flags.asOfRules ? { asOfRules: flags.asOfRules } : {}),
       onEvent: (event) => sends.observe(event),
       onSourceError: (error) => errors.report(error),
@@ -155,8 +158,12 @@ async function runExplain(
     if (template !== undefined) message.template = template;
   }
   const rated = new Set(timeline.flatMap((line) => (line.kind === 'message' ? [line.messageId] : [])));
-  const unrated = [...pending, ...sends.failed(rated)];
-  const explanation = explainUser(user, flags.business, timeline, units, unrated);
+  // The send log follows the id as asked: its failures are the story's (the number's own are not listed).
+  const unrated = [...pending, ...sends.failed(rated).map((message) => ({ ...message, user: storyUser }))];
+  const story = explainUser(storyUser, flags.business, timeline, units, unrated);
+  // The id asked for, right after the number whose story it has.
+  const { user: number, ...told } = story;
+  const explanation = storyUser === user ? story : { user: number, scoped_user: user, ...told };
   const shownUnits = units.filter((unit) => flags.business === undefined || unit.business === flags.business);
   const shownTimeline = timeline.filter(
     (line) => flags.business === undefined || line.business === flags.business,
@@ -166,7 +173,7 @@ async function runExplain(
   );
   const findings = findingsOfStory(
     rating.findings,
-    storyScopeOf(user, { timeline: shownTimeline, unrated: shownUnrated, units: shownUnits }),
+    storyScopeOf(storyUser, { timeline: shownTimeline, unrated: shownUnrated, units: shownUnits }),
   );
   const warn = (message: string) => io.writeError(`wameter: ${message}\n`);
   // The contract's explain document, extended (contract: "extend freely") with the story's findings.

@@ -36,6 +36,11 @@ export interface FailedJson extends PendingJson {
 
 export interface Explanation {
   user: string;
+  /**
+   * The business-scoped user id asked for, when a batch joined it to `user`, its phone number (Meta gave both
+   * on one message): the story is the number's.
+   */
+  scoped_user?: string;
   business: string | null;
   entries: ExplanationEntry[];
   units: UnitJson[];
@@ -366,6 +371,11 @@ export function formatExplanation(
   lines.push(
     `Timeline of user ${explanation.user}${explanation.business ? ` with business number ${explanation.business}` : ''}`,
   );
+  if (explanation.scoped_user !== undefined) {
+    lines.push(
+      `  (business-scoped user ${explanation.scoped_user} is this number: Meta gave both on one message, so their messages share windows and conversations)`,
+    );
+  }
   if (explanation.entries.length === 0) {
     lines.push(
       explanation.business

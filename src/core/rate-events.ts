@@ -62,8 +62,12 @@ export interface RatingOptions {
   isReportedRulesEnabled?: boolean;
   /** Also return one decision per delivered business message (explain, reconciliation). */
   withDecisions?: boolean;
-  /** Also return the story of one user (and business number), for explain. */
-  trace?: { user: string; business?: string };
+  /**
+   * Also return the story of one user (and business number), for explain. A business-scoped user id that a
+   * batch joins to its phone number is followed under the number (`RaterSummary.tracedUser`), said to
+   * `onJoined` before any unit of the number is emitted.
+   */
+  trace?: { user: string; business?: string; onJoined?: (user: string) => void };
   /**
    * Streaming: events older than the newest event seen minus this are late and are refused (counted in a
    * LATE_EVENT finding); units are emitted as soon as they are final. Omit for a batch (any order).
@@ -93,6 +97,11 @@ export interface RaterSummary {
   decisions: MessageDecision[];
   timeline: TimelineEntry[];
   stats: RaterStats;
+  /**
+   * The phone number the traced user's business-scoped id was joined to (a batch joins them: one window,
+   * one set of conversations): the story, units and pending messages are that number's. Absent otherwise.
+   */
+  tracedUser?: string;
 }
 
 export interface QuoteRequest {
@@ -125,6 +134,8 @@ export interface RatingOutput extends RatingResult {
   decisions: MessageDecision[];
   timeline: TimelineEntry[];
   stats: RaterStats;
+  /** `RaterSummary.tracedUser`. */
+  tracedUser?: string;
 }
 
 /** Rates a whole set of events (any order, duplicates allowed) and returns every unit, sorted. */
@@ -279,6 +290,8 @@ export class Rater {
   private readonly tierStatements = new TierStatements();
   /** Business-scoped user id → the phone number Meta gave with it somewhere in the input. */
   private readonly phoneByScopedId = new Map<string, string>();
+  /** The number the traced business-scoped id was joined to (`RaterSummary.tracedUser`). */
+  private traceJoinedTo: string | undefined;
   /** When the number in `phoneByScopedId` was last seen with its id (a user who changed numbers keeps the id). */
   private readonly phoneSeenAtMs = new Map<string, number>();
   /**
@@ -510,6 +523,7 @@ export class Rater {
       decisions: this.decisions,
       timeline: this.timeline.sort((a, b) => a.atMs - b.atMs),
       stats: this.stats,
+      ...(this.traceJoinedTo === undefined ? {} : { tracedUser: this.traceJoinedTo }),
     };
   }
 
@@ -712,7 +726,9 @@ export class Rater {
   ): ((entry: PairTraceEntry) => void) | undefined {
     const wanted = this.options.trace;
     const isTraced =
-      wanted !== undefined && wanted.user === user && (!wanted.business || wanted.business === business);
+      wanted !== undefined &&
+      (wanted.user === user || this.traceJoinedTo === user) &&
+      (!wanted.business || wanted.business === business);
     if (!isTraced && !this.options.withDecisions) return undefined;
     return (entry) => {
       if (isTraced) {
@@ -1441,6 +1457,18 @@ export class Rater {
    */
   private mergeScopedUsers(): void {
     if (this.phoneByScopedId.size === 0) return;
+    const traced = this.options.trace && this.phoneByScopedId.get(this.options.trace.user);
+    if (traced !== undefined && this.traceJoinedTo === undefined && traced !== this.options.trace?.user) {
+      // The traced id's story is its number's from now on: the number's pairs made before follow it too.
+      this.traceJoinedTo = traced;
+      this.options.trace?.onJoined?.(traced);
+      for (const [business, users] of this.pairs) {
+        for (const pair of users.values()) {
+          if (pair.user !== traced) continue;
+          pair.machine = pair.machine.fork(this.traceFor(pair.machine.waba, business, traced));
+        }
+      }
+    }
     const moved = new Map<PairState, PairState>();
     for (const [business, users] of this.pairs) {
       for (const [key, pair] of users) {

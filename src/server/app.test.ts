@@ -2704,6 +2704,40 @@ describe('explain over webhook-only traffic', () => {
   });
 });
 
+describe('explain by a business-scoped user id Meta joined to a number', () => {
+  it("answers the number's story, naming the id, as wameter explain does (not an empty story)", async () => {
+    service = await createTestService();
+    const scopedId = 'US.13491208655302741918';
+    // Meta's real payload gives the number and the id together; the business's answer is addressed to the id.
+    expect((await service.postWebhook(fixture('pywa/incoming_text.json'))).status).toBe(200);
+    const answer = JSON.parse(fixture('pywa/status_delivered.json').toString('utf8')) as {
+      entry: { id: string; changes: { value: { contacts: object[]; statuses: object[] } }[] }[];
+    };
+    answer.entry[0]!.id = '1234567890987654321';
+    const value = answer.entry[0]!.changes[0]!.value;
+    value.statuses = [
+      {
+        id: 'wamid.answer',
+        status: 'delivered',
+        timestamp: '1697043300',
+        recipient_id: '',
+        recipient_user_id: scopedId,
+        pricing: { billable: false, pricing_model: 'CBP', category: 'service' },
+      },
+    ];
+    value.contacts = [{ profile: { name: 'Test Name' }, wa_id: '', user_id: scopedId }];
+    expect((await service.postWebhook(JSON.stringify(answer))).status).toBe(200);
+    const byNumber = await json(await service.get('/v1/explain?user=972987654321', KEY_ALL));
+    const byId = await json(await service.get(`/v1/explain?user=${scopedId}`, KEY_ALL));
+    expect((byNumber.timeline as { message_id: string }[]).map((entry) => entry.message_id)).toEqual([
+      'wamid.xyzxyz',
+      'wamid.answer',
+    ]);
+    expect(byId).toEqual({ ...byNumber, scoped_user: scopedId });
+    expect(Object.keys(byId).slice(0, 2)).toEqual(['user', 'scoped_user']);
+  });
+});
+
 describe('unknown query parameters are refused, never ignored', () => {
   beforeEach(async () => {
     service = await createTestService();

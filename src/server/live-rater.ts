@@ -301,7 +301,17 @@ export function createInProcessLiveRater(store: Store, pricing: PricingSetup): L
         rateBook = book.value;
       }
       const output = rateWithPricing(pricing, events, { ...options, ...(rateBook ? { rateBook } : {}) });
-      return trace ? storyOf(output, failedOf(trace.user, events, output), trace) : { output };
+      if (!trace) return { output };
+      // A business-scoped id the rating joined to its number: the story is the number's (the id's failures
+      // among it).
+      const failed = failedOf(trace.user, events, output).map((message) =>
+        output.tracedUser === undefined ? message : { ...message, user: output.tracedUser },
+      );
+      return storyOf(
+        output,
+        failed,
+        output.tracedUser === undefined ? trace : { ...trace, user: output.tracedUser },
+      );
     },
     reconcile: (job) => reconcileStored(store, pricing, job),
     estimate: (job) => estimateStored(store, pricing, job),

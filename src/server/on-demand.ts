@@ -102,7 +102,11 @@ export function wabasOfUserPortfolios(
   };
   const portfolios = new Set<string>();
   for (const event of events) {
-    if (!('user' in event) || event.user === undefined || !isTheUser(event.user)) continue;
+    // A business-scoped id asked for may be named beside the number it is joined to (`from_user_id`).
+    const isNamed =
+      ('user' in event && event.user !== undefined && isTheUser(event.user)) ||
+      ('scopedUserId' in event && event.scopedUserId === user);
+    if (!isNamed) continue;
     if (event.waba === undefined) return scope;
     portfolios.add(portfolioOf(event.waba));
   }

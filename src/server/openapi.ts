@@ -369,7 +369,8 @@ export const openApiDocument = {
             description:
               'A phone number (+, spaces, dashes and a leading 00 are read) or a business-scoped user id ' +
               '("US.13491208655302741918"). Any other value is 400 BAD_QUERY, unless events the key may read name ' +
-              'such a user.',
+              "such a user. An id Meta gave together with a number is joined to it: the answer is the number's " +
+              'story, its `user` the number and `scoped_user` the id.',
           },
           { name: 'business', in: 'query', schema: { type: 'string' } },
           { name: 'waba', in: 'query', schema: { type: 'string' } },

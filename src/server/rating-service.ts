@@ -130,6 +130,8 @@ export interface TimelineJson {
 
 export interface ExplainReport {
   user: string;
+  /** The business-scoped id asked for, when the rating joined it to `user`, its number (Meta gave both). */
+  scoped_user?: string;
   business: string | null;
   /** The user's story in order: messages, windows opened, charges (the rater's trace). */
   timeline: TimelineJson[];
@@ -799,8 +801,10 @@ export function createRatingService(deps: RatingServiceDeps): RatingService {
         : await onDemand.run(query.client ?? LOCAL_CLIENT, () =>
             onDemandRater.rateScope(scope, { withDecisions: true, trace }),
           );
+    // A business-scoped id the rating joined to its number (Meta gave both): the story is the number's.
+    const storyUser = ('tracedUser' in result ? result.tracedUser : undefined) ?? query.user;
     const isAsked = (item: { waba: string; business: string; user: string }) =>
-      item.user === query.user &&
+      item.user === storyUser &&
       (query.business === undefined || item.business === query.business) &&
       (!visible || visible.has(item.waba));
     // By the pair's WABA, never by its business number: another client's events may name the same number.
@@ -815,13 +819,14 @@ export function createRatingService(deps: RatingServiceDeps): RatingService {
     // A finding naming a WABA the caller may not read (its own, or a second one) is not told to it.
     const findings = findingsOfStory(
       result.findings,
-      storyScopeOf(query.user, { timeline, unrated, units }),
+      storyScopeOf(storyUser, { timeline, unrated, units }),
     ).filter((finding) => isVisible(finding.waba) && isVisible(finding.other_waba));
     // The story's WABAs whose stored bill a re-rate under other rules wrote: this story is not that bill.
     const storyWabas = [...units.map((unit) => unit.waba), ...timeline.map((entry) => entry.waba)];
     findings.push(...(await storedUnderOtherRules(storyWabas.filter((waba) => isVisible(waba)))));
     return {
-      user: query.user,
+      user: storyUser,
+      ...(storyUser === query.user ? {} : { scoped_user: query.user }),
       business: query.business ?? null,
       // The trace follows one user across every WABA of the scope: keep only what the caller may see.
       timeline: timeline.map(timelineToJson),

@@ -16,7 +16,7 @@ export interface RateSourcesOptions {
   asOfRules?: Era;
   maxLatenessMs?: number;
   withDecisions?: boolean;
-  trace?: { user: string; business?: string };
+  trace?: RatingOptions['trace'];
   onSourceError?(error: SourceError): void;
   onIgnored?(note: IgnoredNote): void;
   /** Sees every event as it is read, before the rater (explain finds failed messages this way). */
