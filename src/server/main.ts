@@ -217,8 +217,8 @@ async function startService(config: ServiceConfig, options: StartOptions): Promi
   // A host that is not this machine's, or a port already in use, fails the start before the database is
   // created or migrated.
   await checkListenAddress(config.host, config.port);
-  // Runs the schema migrations, then takes the single-writer lock (docs/storage.md, "One writer per
-  // database"), refusing to start beside another writer; store.close() releases it. Migrating a large store
+  // Takes the single-writer lock (docs/storage.md, "One writer per database"), refusing to start beside
+  // another writer before migrating anything, then runs the schema migrations; store.close() releases it. Migrating a large store
   // takes a while (11 s for 600,000 events): said before and after, so that a silent start is not mistaken
   // for a hang. The store does not say which migrations are pending, so both lines cover "none" too.
   logger.info('checking the store schema, migrating it if this wameter is newer', {

@@ -18,11 +18,13 @@ import { hostname, tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { pathToFileURL } from 'node:url';
+import Database from 'better-sqlite3';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { compileSources } from '../../test/support/build-server.js';
 import { makeUnwritable } from '../../test/support/unwritable.js';
 import { eventKey } from '../core/events.js';
+import { openStore } from './open-store.js';
 import type { RatingRecord } from './store.js';
 import {
   acquireWriterLock,
@@ -359,6 +361,59 @@ describe('the writer lock on SQLite (a lock file beside the database)', () => {
     expect(existsSync(lockFile('store'))).toBe(false);
     const next = await openWriterStore(db('store'), 'import');
     await next.close();
+  });
+});
+
+describe('a writer refused the lock migrates nothing (an older wameter may be running on the store)', () => {
+  it('SQLite: the store stays at the schema its running writer knows', async () => {
+    const url = `sqlite:${join(dir, 'older.db')}`;
+    await (await openStore(url)).close();
+    const raw = new Database(join(dir, 'older.db'));
+    raw.exec(
+      'ALTER TABLE ratings DROP COLUMN rate_cards_digest; DELETE FROM schema_migrations WHERE version = 11',
+    );
+    raw.close();
+    const held = await acquireWriterLock(url, { command: 'serve' });
+    try {
+      await expect(openWriterStore(url, 'serve')).rejects.toThrow(/is rating this database/);
+      const after = new Database(join(dir, 'older.db'), { readonly: true });
+      expect(after.prepare('SELECT max(version) FROM schema_migrations').pluck().get()).toBe(10);
+      after.close();
+    } finally {
+      await held.release();
+    }
+    await (await openWriterStore(url, 'serve')).close();
+    const migrated = new Database(join(dir, 'older.db'), { readonly: true });
+    expect(migrated.prepare('SELECT max(version) FROM schema_migrations').pluck().get()).toBe(11);
+    migrated.close();
+  });
+
+  it('PostgreSQL: the schema stays at the migrations its running writer knows', async () => {
+    const schema = `wameter_lock_${randomBytes(5).toString('hex')}`;
+    schemas.push(schema);
+    await admin.query(`CREATE SCHEMA ${schema}`);
+    const url = new URL(DATABASE_URL);
+    url.searchParams.set('options', `-c search_path=${schema}`);
+    const first = await openWriterStore(url.toString(), 'serve');
+    await expect(openWriterStore(url.toString(), 'import')).rejects.toThrow(/is rating this database/);
+    await first.close();
+    const newest = Number(
+      (await admin.query(`SELECT max(version) AS v FROM ${schema}.schema_migrations`)).rows[0].v,
+    );
+    await admin.query(
+      `ALTER TABLE ${schema}.ratings DROP COLUMN rate_cards_digest; DELETE FROM ${schema}.schema_migrations WHERE version = ${newest}`,
+    );
+    const held = await acquireWriterLock(url.toString(), { command: 'serve' });
+    try {
+      await expect(openWriterStore(url.toString(), 'serve')).rejects.toThrow(/is rating this database/);
+      const { rows } = await admin.query(`SELECT max(version) AS v FROM ${schema}.schema_migrations`);
+      expect(Number(rows[0].v)).toBe(newest - 1);
+    } finally {
+      await held.release();
+    }
+    await (await openWriterStore(url.toString(), 'serve')).close();
+    const { rows } = await admin.query(`SELECT max(version) AS v FROM ${schema}.schema_migrations`);
+    expect(Number(rows[0].v)).toBe(newest);
   });
 });
 

@@ -106,20 +106,21 @@ export async function acquireWriterLock(
 }
 
 /**
- * Opens the store `url` names (migrating it) and takes its writer lock for `command`: the store's `close()`
- * releases the lock. If the lock is held, the store is closed again and the `WriterLockHeldError` thrown.
+ * Takes the writer lock of the store `url` names for `command`, then opens the store (migrating it): the
+ * store's `close()` releases the lock. If the lock is held, the `WriterLockHeldError` is thrown and the store
+ * is neither opened nor migrated — a newer wameter refused beside a running older one must not migrate the
+ * store under it (the older one would go on writing rows that the migrations' backfills never saw). Where the
+ * lock cannot be taken yet for another reason (no SQLite folder, a PostgreSQL schema not made yet, no server),
+ * the store is opened first, as it says best what is wrong, and locked after.
  */
 export async function openWriterStore(
   url: string,
   command: string,
   options: WriterLockOptions = {},
 ): Promise<Store> {
-  // The store first: a PostgreSQL schema named in the URL exists only once the store is migrated.
-  const store = await openStore(url);
   const state: LockState = { lost: undefined };
-  let lock: WriterLock;
-  try {
-    lock = await acquireWriterLock(
+  const take = () =>
+    acquireWriterLock(
       url,
       { command },
       {
@@ -130,12 +131,32 @@ export async function openWriterStore(
         },
       },
     );
+  let lock: WriterLock | undefined;
+  try {
+    lock = await take();
   } catch (error) {
-    await store.close();
+    if (error instanceof WriterLockHeldError) throw error;
+    // Anything else (no folder, no server, no schema yet): opening the store says what is wrong, in the words
+    // start-up errors are explained in, or makes what is missing; the lock is then taken after it.
+  }
+  let store: Store;
+  try {
+    store = await openStore(url);
+  } catch (error) {
+    await lock?.release();
     throw error;
+  }
+  if (lock === undefined) {
+    try {
+      lock = await take();
+    } catch (error) {
+      await store.close();
+      throw error;
+    }
   }
   return new StoreHoldingWriterLock(store, lock, state);
 }
+
 
 /** A rating write refused because the writer lock was lost while held: another process may be writing. */
 export class WriterLockLostError extends Error {
