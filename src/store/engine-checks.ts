@@ -145,7 +145,21 @@ export function decodeCursor(cursor: string): [number, string, string] {
     ) {
       return [value[0] as number, value[1], value[2]];
     }
-  } catch {
+    // Versions before the units' order took in the WABA returned `[opened_at, id]`: the client did pass it
+    // back unchanged, so it is told so, and what to do.
+    if (
+      Array.isArray(value) &&
+      value.length === 2 &&
+      Number.isSafeInteger(value[0]) &&
+      typeof value[1] === 'string'
+    ) {
+      throw new StoreInputError(
+        'BAD_CURSOR',
+        'cursor was returned by an earlier version of wameter, whose pages this one cannot continue: start paging again without cursor',
+      );
+    }
+  } catch (error) {
+    if (error instanceof StoreInputError) throw error;
     // falls through to the error below
   }
   throw new StoreInputError(

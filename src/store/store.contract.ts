@@ -1874,6 +1874,13 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
           StoreInputError,
         );
         await expect(store.queryUnits({}, { limit: 0 })).rejects.toMatchObject({ code: 'BAD_LIMIT' });
+        // A cursor of an earlier version ([opened_at, id]) is said to be one, with what to do.
+        const earlier = Buffer.from(JSON.stringify([T0, 'u1'])).toString('base64url');
+        await expect(store.queryUnits({}, { limit: 2, cursor: earlier })).rejects.toMatchObject({
+          code: 'BAD_CURSOR',
+          message:
+            'cursor was returned by an earlier version of wameter, whose pages this one cannot continue: start paging again without cursor',
+        });
       });
 
       it('refuses a cursor, or a filter, holding a NUL character as input it cannot use (never a store failure)', async () => {
