@@ -582,6 +582,44 @@ describe('wameter import', () => {
   }, 60_000);
 });
 
+describe('wameter import after an upgrade', () => {
+  it('re-rates a bill another wameter rated as a re-rate that keeps what changed, before storing the sources', async () => {
+    const { dir, db, config } = storeWithAccounts([]);
+    const events = tempFile(dir, 'w2.ndjson', CLEAN_W2_LINES);
+    expect((await run(['import', events, '--db', db, '--config', config])).code).toBe(0);
+    // An older wameter's bill: its ratings without a digest of the rating code, one unit priced otherwise.
+    const path = db.slice('sqlite:'.length);
+    const raw = new Database(path);
+    raw.exec('UPDATE ratings SET engine_digest = NULL');
+    const [unitId] = raw.prepare('SELECT id FROM units ORDER BY id LIMIT 1').pluck().all() as string[];
+    raw.prepare('UPDATE units SET amount_micros = amount_micros + 1000 WHERE id = ?').run(unitId);
+    const units = raw.prepare('SELECT count(*) FROM units').pluck().get() as number;
+    raw.close();
+    const upgraded = await run(['import', events, '--db', db, '--config', config]);
+    expect(upgraded.code).toBe(0);
+    expect(upgraded.error).toContain(
+      'wameter import: the stored bill was rated by another version of wameter (an upgrade)',
+    );
+    expect(upgraded.error).toMatch(
+      new RegExp(
+        `re-rated after the upgrade \\(rating_[^)]+\\): 1 unit\\(s\\) changed, ${units - 1} unchanged; totals `,
+      ),
+    );
+    const store = await openStore(db, { isReadOnly: true });
+    try {
+      const history = await store.listRatings(50);
+      const upgrade = history.find((rating) => rating.reason === 'upgrade')!;
+      expect((upgrade.changes as { units: { unit: string }[] }).units.map((change) => change.unit)).toEqual([
+        unitId,
+      ]);
+    } finally {
+      await store.close();
+    }
+    const again = await run(['import', events, '--db', db, '--config', config]);
+    expect(again.error).not.toContain('another version of wameter');
+  });
+});
+
 describe("wameter import: the service's reported-rules setting", () => {
   const lines = [
     '{"kind":"outbound","at":"2026-10-15T10:00:00Z","waba":"W1","business":"PN1","user":"919876543210","id":"m1","template":"marketing","delivered_at":"2026-10-15T10:00:02Z"}',

@@ -10,8 +10,10 @@ import { loadServiceConfig } from '../server/config.js';
 import { loadPricingSetup } from '../server/pricing-setup.js';
 import {
   ACCOUNTS_CHANGED_WARNING,
+  ENGINE_CHANGED_WARNING,
   RATE_CARDS_CHANGED_WARNING,
   RatingFailedError,
+  upgradeRerateSummary,
 } from '../server/rating-service.js';
 import type { EventInput } from '../store/store.js';
 import { CliError, EXIT } from './exit-codes.js';
@@ -139,6 +141,18 @@ async function runImport(sources: string[], flags: ImportFlags, io: CliIo): Prom
   let unpriced = 0;
   let unrated = 0;
   try {
+    // A store another wameter rated (an upgrade): its bill is re-rated first, as a re-rate that keeps what
+    // changed, so that the change is this version's alone, not mixed with what the sources add.
+    const upgrade = commandRatingService(store, pricing.value, io);
+    try {
+      if (await upgrade.isStoredUnderOtherEngine()) {
+        io.writeError(`wameter import: ${ENGINE_CHANGED_WARNING}\n`);
+        const report = await upgrade.rerate({ reason: 'upgrade' });
+        if (report.ok) io.writeError(`wameter import: ${upgradeRerateSummary(report.value)}\n`);
+      }
+    } finally {
+      await upgrade.close();
+    }
     storedWabas = new Set(await store.listWabas());
     // Without a WABA's events no status is tied to one: every stored status naming no WABA is counted here.
     hadStatusesWithoutWaba = storedWabas.size > 0 || (await store.countUnattributedStatuses()) > 0;

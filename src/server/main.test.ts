@@ -143,6 +143,67 @@ describe('graceful shutdown with keep-alive connections', () => {
     expect(warned(edited.logger)).toBe(true);
   });
 
+  it('after an upgrade (a bill rated by other rating code), the start re-rates it as a re-rate that keeps what changed', async () => {
+    const path = join(dir, 'upgraded.db');
+    const db = `sqlite:${path}`;
+    const serve = async () => {
+      const logger = createMemoryLogger();
+      const server = await startServer(testConfig({ db, port: 0, host: '127.0.0.1' }), {
+        logger,
+        ratingWorkerScript: null,
+      });
+      return { server, logger };
+    };
+    const ratings = async (server: RunningServer) =>
+      (
+        (await (
+          await fetch(`${server.url}/v1/ratings`, { headers: { Authorization: `Bearer ${KEY_ALL}` } })
+        ).json()) as {
+          ratings: { reason: string; changes?: { changed: number; units: { unit: string }[] } }[];
+        }
+      ).ratings;
+    const upgradeWarning = 'the stored bill was rated by another version of wameter (an upgrade)';
+    const first = await serve();
+    expect((await postWebhook(first.server, fixture('pywa/status_delivered.json'))).status).toBe(200);
+    await first.server.close(); // finishes the live rating first
+    expect(first.logger.lines.join('\n')).not.toContain(upgradeWarning);
+    // What an older wameter left: its ratings without (or with another) digest of the rating code, and a
+    // unit it priced otherwise.
+    const raw = new Database(path);
+    raw.exec(
+      'UPDATE ratings SET engine_digest = NULL; UPDATE units SET amount_micros = amount_micros + 1000',
+    );
+    const [unitId] = raw.prepare('SELECT id FROM units').pluck().all() as string[];
+    raw.close();
+    const upgraded = await serve();
+    let history = await ratings(upgraded.server);
+    for (
+      const deadline = Date.now() + 10_000;
+      !history.some((r) => r.reason === 'upgrade') && Date.now() < deadline;
+    ) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      history = await ratings(upgraded.server);
+    }
+    await upgraded.server.close();
+    const lines = upgraded.logger.lines.join('\n');
+    expect(lines).toContain(upgradeWarning);
+    expect(lines).toMatch(
+      /re-rated after the upgrade \(rating_[^)]+\): 1 unit\(s\) changed, 0 unchanged; totals/,
+    );
+    const upgrade = history.find((r) => r.reason === 'upgrade')!;
+    expect(upgrade.changes!.changed).toBe(1);
+    expect(upgrade.changes!.units.map((change) => change.unit)).toEqual([unitId]);
+    const check = new Database(path, { readonly: true });
+    expect(check.prepare("SELECT engine_digest FROM ratings WHERE reason = 'upgrade'").pluck().get()).toMatch(
+      /^[0-9a-f]{16}$/,
+    );
+    check.close();
+    // The next start is a restart: nothing to say.
+    const again = await serve();
+    await again.server.close();
+    expect(again.logger.lines.join('\n')).not.toContain(upgradeWarning);
+  });
+
   it('warns at start when the stored bill was priced with other accounts (it is re-priced under these)', async () => {
     const db = `sqlite:${join(dir, 'accounts-changed.db')}`;
     const accountsPath = join(dir, 'accounts-changed.json');

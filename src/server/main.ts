@@ -30,7 +30,9 @@ import { loadPricingSetup, loadRateCards } from './pricing-setup.js';
 import {
   ACCOUNTS_CHANGED_WARNING,
   createRatingService,
+  ENGINE_CHANGED_WARNING,
   RATE_CARDS_CHANGED_WARNING,
+  upgradeRerateSummary,
 } from './rating-service.js';
 import { explainStartError } from './start-errors.js';
 import { createStoreHealth } from './store-health.js';
@@ -358,8 +360,22 @@ async function startService(config: ServiceConfig, options: StartOptions): Promi
   // The bill is re-priced under this start's accounts: said when they are not those it was priced with.
   if (await rating.isStoredUnderOtherAccounts().catch(() => false)) logger.warn(ACCOUNTS_CHANGED_WARNING);
   if (await rating.isStoredUnderOtherRateCards().catch(() => false)) logger.warn(RATE_CARDS_CHANGED_WARNING);
-  // A crash may have stored arrivals without rating them: bring the whole bill up to date (reads wait).
-  void rating.rateAll().catch((error: unknown) => logger.error('initial rating failed', errorFields(error)));
+  // Another wameter rated the stored bill (an upgrade): re-rated as a re-rate that reports and keeps what it
+  // changed. Otherwise a crash may have stored arrivals without rating them: bring the whole bill up to date
+  // (reads wait).
+  let upgraded: Promise<unknown> = Promise.resolve();
+  if (await rating.isStoredUnderOtherEngine().catch(() => false)) {
+    logger.warn(ENGINE_CHANGED_WARNING);
+    upgraded = rating.rerate({ reason: 'upgrade' }).then(
+      (report) => {
+        if (report.ok) logger.warn(upgradeRerateSummary(report.value), { ratingId: report.value.ratingId });
+      },
+      (error: unknown) => logger.error('the re-rate after the upgrade failed', errorFields(error)),
+    );
+  }
+  void upgraded
+    .then(() => rating.rateAll())
+    .catch((error: unknown) => logger.error('initial rating failed', errorFields(error)));
 
   let closing: Promise<boolean> | undefined;
   const shutDown = () => {

@@ -582,7 +582,8 @@ export const openApiDocument = {
     },
     '/v1/ratings': {
       get: {
-        summary: 'History of ratings (live and re-rates), newest first',
+        summary:
+          'History of ratings (reason live, rerate, or upgrade: a new version re-rating the bill), newest first',
         description:
           "Each rating: {id, rated_at, reason, wabas, as_of_rules, rate_cards, rate_cards_digest, totals, changes?}; rate_cards_digest is a digest of the cards' contents (null for ratings stored before it was kept: an edited card keeps its id); rated_at is when " +
           'it ran, an ISO instant to the second ("2025-08-01T12:00:00Z"). A re-rate\'s ' +

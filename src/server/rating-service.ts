@@ -19,6 +19,7 @@ import type { BillableUnit, Era, Finding, MessageDecision, TimelineEntry } from 
 import { failedToJson, type FailedJson } from '../core/explain.js';
 import { findingsOfStory, storyScopeOf } from '../use-cases/explain-findings.js';
 import { accountsDigest, rateCardsDigest } from '../use-cases/load-rating-setup.js';
+import { engineDigest } from '../use-cases/engine-digest.js';
 import { createAccountBook } from '../ingest/accounts-file.js';
 import type { CurrencyTotals, RatingRecord, Store } from '../store/store.js';
 import {
@@ -174,6 +175,13 @@ export interface RatingService {
    */
   isStoredUnderOtherRateCards(): Promise<boolean>;
   /**
+   * The store's latest rating was made by other rating code (`engineDigest`: another wameter version, or one
+   * from before the digest was kept): an upgrade. `import` and `serve` then re-rate the whole bill as a
+   * re-rate (`rerate({reason: 'upgrade'})`), which keeps old vs new per unit in the history and says how
+   * much changed, instead of re-pricing it silently.
+   */
+  isStoredUnderOtherEngine(): Promise<boolean>;
+  /**
    * `BILL_RERATED` findings for those of `wabas` whose stored bill a re-rate last wrote under another era or
    * other rate cards than the service's: explain and reconciliation rate the stored events under the
    * service's own (as the next arrival will re-rate that bill), so their answer differs from `/v1/units`
@@ -267,6 +275,18 @@ export const ACCOUNTS_CHANGED_WARNING =
   'the stored bill was last priced with other accounts (time zones, currencies, portfolios, primary countries or authentication-international dates differ, or WABAs were added or removed): it is re-priced now under the accounts given to this run; to keep the earlier pricing, give the same accounts file (WAMETER_ACCOUNTS, or the accounts of --config), and to see what changes first, run `wameter rerate --dry-run`';
 
 /** What `serve` logs and `import` prints when the stored bill was priced with rate cards of other contents. */
+export const ENGINE_CHANGED_WARNING =
+  'the stored bill was rated by another version of wameter (an upgrade): it is re-rated now as a re-rate that keeps, in the rating history (GET /v1/ratings, reason "upgrade"), every unit that changed, old and new, and the totals before and after';
+
+/** What the re-rate after an upgrade changed, in a line (`ENGINE_CHANGED_WARNING`). */
+export function upgradeRerateSummary(report: RerateReport): string {
+  const money = (totals: TotalsJson) =>
+    Object.entries(totals)
+      .map(([currency, total]) => `${total.amount} ${currency} (${total.units} unit(s))`)
+      .join(', ') || 'nothing';
+  return `re-rated after the upgrade (${report.ratingId ?? 'not stored'}): ${report.changed.length} unit(s) changed, ${report.unchanged} unchanged; totals ${money(report.totals.old)} before, ${money(report.totals.new)} now`;
+}
+
 export const RATE_CARDS_CHANGED_WARNING =
   'the stored bill was last priced with rate cards whose rates differ from these (a card edited under the same file name, or other cards): it is re-priced now under the cards given to this run, and GET /v1/ratings tells the two ratings apart by their rate_cards_digest; to keep the earlier pricing, give the same cards (WAMETER_RATE_CARDS, or the rate cards of --config), and to see what changes first, run `wameter rerate --dry-run`';
 
@@ -334,6 +354,7 @@ export function createRatingService(deps: RatingServiceDeps): RatingService {
   const baseBook = createAccountBook(pricing.accounts);
   const pricingAccountsDigest = accountsDigest(pricing.accounts);
   const pricingCardsDigest = rateCardsDigest(pricing.cards);
+  const ratingCodeDigest = engineDigest();
   /**
    * WABA → the re-rate under another era or other cards that wrote its stored bill last (BILL_RERATED), until
    * a live rating writes it again. Kept as the ratings are written (every write is this service's while it
@@ -433,6 +454,7 @@ export function createRatingService(deps: RatingServiceDeps): RatingService {
       totals,
       accountsDigest: pricingAccountsDigest,
       rateCardsDigest: extra.cards ? rateCardsDigest(extra.cards) : pricingCardsDigest,
+      engineDigest: ratingCodeDigest,
       ...(extra.changes === undefined ? {} : { changes: extra.changes }),
       ...(extra.totalsByWaba === undefined ? {} : { totalsByWaba: extra.totalsByWaba }),
     };
@@ -852,6 +874,10 @@ export function createRatingService(deps: RatingServiceDeps): RatingService {
       return last?.accountsDigest !== undefined && last.accountsDigest !== pricingAccountsDigest;
     },
     storedUnderOtherRules,
+    async isStoredUnderOtherEngine() {
+      const [last] = await store.listRatings(1);
+      return last !== undefined && last.engineDigest !== ratingCodeDigest;
+    },
     async isStoredUnderOtherRateCards() {
       const [last] = await store.listRatings(1);
       return last?.rateCardsDigest !== undefined && last.rateCardsDigest !== pricingCardsDigest;

@@ -304,6 +304,12 @@ export interface RatingRecord {
    * SQLite, 12 of PostgreSQL; `undefined` in records written before it).
    */
   rateCardsDigest?: string;
+  /**
+   * The rating code that made it, as a digest (`engineDigest`, src/use-cases/engine-digest.ts): a start under
+   * other code (an upgrade) re-rates the bill as a reported re-rate (migration 12 of SQLite, 13 of
+   * PostgreSQL; `undefined` in records written before it).
+   */
+  engineDigest?: string;
   /** For a re-rate: what changed (old vs new per unit and in total). */
   changes?: unknown;
 }

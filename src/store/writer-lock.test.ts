@@ -370,21 +370,21 @@ describe('a writer refused the lock migrates nothing (an older wameter may be ru
     await (await openStore(url)).close();
     const raw = new Database(join(dir, 'older.db'));
     raw.exec(
-      'ALTER TABLE ratings DROP COLUMN rate_cards_digest; DELETE FROM schema_migrations WHERE version = 11',
+      'ALTER TABLE ratings DROP COLUMN engine_digest; DELETE FROM schema_migrations WHERE version = 12',
     );
     raw.close();
     const held = await acquireWriterLock(url, { command: 'serve' });
     try {
       await expect(openWriterStore(url, 'serve')).rejects.toThrow(/is rating this database/);
       const after = new Database(join(dir, 'older.db'), { readonly: true });
-      expect(after.prepare('SELECT max(version) FROM schema_migrations').pluck().get()).toBe(10);
+      expect(after.prepare('SELECT max(version) FROM schema_migrations').pluck().get()).toBe(11);
       after.close();
     } finally {
       await held.release();
     }
     await (await openWriterStore(url, 'serve')).close();
     const migrated = new Database(join(dir, 'older.db'), { readonly: true });
-    expect(migrated.prepare('SELECT max(version) FROM schema_migrations').pluck().get()).toBe(11);
+    expect(migrated.prepare('SELECT max(version) FROM schema_migrations').pluck().get()).toBe(12);
     migrated.close();
   });
 
@@ -401,7 +401,7 @@ describe('a writer refused the lock migrates nothing (an older wameter may be ru
       (await admin.query(`SELECT max(version) AS v FROM ${schema}.schema_migrations`)).rows[0].v,
     );
     await admin.query(
-      `ALTER TABLE ${schema}.ratings DROP COLUMN rate_cards_digest; DELETE FROM ${schema}.schema_migrations WHERE version = ${newest}`,
+      `ALTER TABLE ${schema}.ratings DROP COLUMN engine_digest; DELETE FROM ${schema}.schema_migrations WHERE version = ${newest}`,
     );
     const held = await acquireWriterLock(url.toString(), { command: 'serve' });
     try {

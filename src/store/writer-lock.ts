@@ -157,7 +157,6 @@ export async function openWriterStore(
   return new StoreHoldingWriterLock(store, lock, state);
 }
 
-
 /** A rating write refused because the writer lock was lost while held: another process may be writing. */
 export class WriterLockLostError extends Error {
   readonly code = 'WRITER_LOCK_LOST';

@@ -299,6 +299,7 @@ describe('PostgreSQL specifics', () => {
       { version: 10 },
       { version: 11 },
       { version: 12 },
+      { version: 13 },
     ]);
     await Promise.all(stores.map((store) => store.close()));
   });
@@ -333,6 +334,7 @@ describe('PostgreSQL specifics', () => {
       { version: 10 },
       { version: 11 },
       { version: 12 },
+      { version: 13 },
     ]);
     await store.close();
   });
@@ -385,6 +387,7 @@ describe('PostgreSQL specifics', () => {
     await admin!.query(
       `ALTER TABLE ${schema}.events DROP COLUMN tied_user, DROP COLUMN business, DROP COLUMN is_trusted;
        DROP INDEX ${schema}.events_unnamed_status;
+       ALTER TABLE ${schema}.ratings DROP COLUMN engine_digest;
        ALTER TABLE ${schema}.ratings DROP COLUMN rate_cards_digest;
        DELETE FROM ${schema}.schema_migrations WHERE version >= 7`,
     );
@@ -418,6 +421,7 @@ describe('PostgreSQL specifics', () => {
     await admin!.query(
       `ALTER TABLE ${schema}.events DROP COLUMN is_trusted, DROP COLUMN tied_user;
        DROP INDEX ${schema}.events_unnamed_status;
+       ALTER TABLE ${schema}.ratings DROP COLUMN engine_digest;
        ALTER TABLE ${schema}.ratings DROP COLUMN rate_cards_digest;
        DELETE FROM ${schema}.schema_migrations WHERE version >= 8`,
     );
@@ -653,12 +657,13 @@ describe('PostgreSQL opened read-only (commands that only read: estimate, rerate
       `ALTER TABLE ${schema}.ratings DROP COLUMN totals_by_waba, DROP COLUMN accounts_digest;
        ALTER TABLE ${schema}.events DROP COLUMN tied_user, DROP COLUMN business, DROP COLUMN is_trusted;
        DROP INDEX ${schema}.events_unnamed_status;
+       ALTER TABLE ${schema}.ratings DROP COLUMN engine_digest;
        ALTER TABLE ${schema}.ratings DROP COLUMN rate_cards_digest;
        DELETE FROM ${schema}.schema_migrations WHERE version >= 6`,
     );
     await expect(openPostgresStore(DATABASE_URL, { schema, isReadOnly: true })).rejects.toMatchObject({
       code: 'STORE_NEEDS_MIGRATION',
-      message: `the wameter store in the schema "${schema}" of ${database} is older than this wameter (schema migration 6, 7, 8, 9, 10, 11, 12 not applied yet), and a read-only open does not migrate it`,
+      message: `the wameter store in the schema "${schema}" of ${database} is older than this wameter (schema migration 6, 7, 8, 9, 10, 11, 12, 13 not applied yet), and a read-only open does not migrate it`,
     });
     const { rows } = await admin!.query(`SELECT max(version) AS newest FROM ${schema}.schema_migrations`);
     expect(rows).toEqual([{ newest: 5 }]);

@@ -386,6 +386,11 @@ const MIGRATIONS: readonly Migration[] = [
     name: 'ratings keep the digest of the rate cards they priced with',
     sql: `ALTER TABLE ratings ADD COLUMN rate_cards_digest text; -- or NULL (older ratings)`,
   },
+  {
+    version: 13,
+    name: 'ratings keep the digest of the rating code that made them',
+    sql: `ALTER TABLE ratings ADD COLUMN engine_digest text; -- or NULL (older ratings)`,
+  },
 ];
 
 /**
@@ -818,6 +823,7 @@ class PostgresStore implements Store {
       if (row.totals_by_waba !== null) rating.totalsByWaba = totalsByWabaFromStored(row.totals_by_waba);
       if (row.accounts_digest !== null) rating.accountsDigest = String(row.accounts_digest);
       if (row.rate_cards_digest !== null) rating.rateCardsDigest = String(row.rate_cards_digest);
+      if (row.engine_digest !== null) rating.engineDigest = String(row.engine_digest);
       return rating;
     });
   }
@@ -1368,8 +1374,8 @@ function mergeCopiesInOrder(
 async function insertRating(client: Queryable, rating: RatingRecord): Promise<void> {
   await client.query(
     `INSERT INTO ratings (id, rated_at_ms, reason, wabas, as_of_rules, rate_cards, totals, changes,
-       totals_by_waba, accounts_digest, rate_cards_digest)
-     VALUES ($1, $2, $3, $4::jsonb, $5, $6::jsonb, $7::json, $8::json, $9::json, $10, $11)`,
+       totals_by_waba, accounts_digest, rate_cards_digest, engine_digest)
+     VALUES ($1, $2, $3, $4::jsonb, $5, $6::jsonb, $7::json, $8::json, $9::json, $10, $11, $12)`,
     [
       rating.id,
       rating.ratedAtMs,
@@ -1382,6 +1388,7 @@ async function insertRating(client: Queryable, rating: RatingRecord): Promise<vo
       rating.totalsByWaba === undefined ? null : storedTotalsJson(rating.totalsByWaba),
       rating.accountsDigest ?? null,
       rating.rateCardsDigest ?? null,
+      rating.engineDigest ?? null,
     ],
   );
 }

@@ -55,6 +55,7 @@ describe('SQLite on disk', () => {
           name: 'events keep the user of the pair they tie, and statuses naming their WABA tie too',
         },
         { version: 11, name: 'ratings keep the digest of the rate cards they priced with' },
+        { version: 12, name: 'ratings keep the digest of the rating code that made them' },
       ]);
     } finally {
       db.close();
@@ -73,7 +74,7 @@ describe('SQLite on disk', () => {
         'DROP INDEX events_business_user; ALTER TABLE events DROP COLUMN tied_user;' +
         'DROP INDEX events_business; ALTER TABLE events DROP COLUMN business;' +
         'ALTER TABLE events DROP COLUMN is_trusted; DROP INDEX events_unnamed_status;' +
-        'ALTER TABLE ratings DROP COLUMN rate_cards_digest; DELETE FROM schema_migrations WHERE version >= 2',
+        'ALTER TABLE ratings DROP COLUMN engine_digest; ALTER TABLE ratings DROP COLUMN rate_cards_digest; DELETE FROM schema_migrations WHERE version >= 2',
     );
     old.close();
     const statements: string[] = [];
@@ -84,7 +85,7 @@ describe('SQLite on disk', () => {
         "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'events'",
       );
       expect(indexes.pluck().all()).not.toContain('events_message');
-      expect(db.prepare('SELECT max(version) FROM schema_migrations').pluck().get()).toBe(11);
+      expect(db.prepare('SELECT max(version) FROM schema_migrations').pluck().get()).toBe(12);
       // The store's own query for orphan statuses looks their message up through the primary key, and the
       // WABA that owns their business number with a seek of events_business.
       await store.listEvents(['W1']);
@@ -163,7 +164,7 @@ describe('SQLite on disk', () => {
       'DROP INDEX events_business_user; ALTER TABLE events DROP COLUMN tied_user;' +
         'DROP INDEX events_business; ALTER TABLE events DROP COLUMN business;' +
         'ALTER TABLE events DROP COLUMN is_trusted; DROP INDEX events_unnamed_status;' +
-        'ALTER TABLE ratings DROP COLUMN rate_cards_digest; DELETE FROM schema_migrations WHERE version >= 7',
+        'ALTER TABLE ratings DROP COLUMN engine_digest; ALTER TABLE ratings DROP COLUMN rate_cards_digest; DELETE FROM schema_migrations WHERE version >= 7',
     );
     old.close();
     const store = await openSqliteStore(path);
@@ -193,7 +194,7 @@ describe('SQLite on disk', () => {
     old.exec(
       'DROP INDEX events_business_user; ALTER TABLE events DROP COLUMN tied_user;' +
         'ALTER TABLE events DROP COLUMN is_trusted; DROP INDEX events_unnamed_status;' +
-        'ALTER TABLE ratings DROP COLUMN rate_cards_digest; DELETE FROM schema_migrations WHERE version >= 8',
+        'ALTER TABLE ratings DROP COLUMN engine_digest; ALTER TABLE ratings DROP COLUMN rate_cards_digest; DELETE FROM schema_migrations WHERE version >= 8',
     );
     old.close();
     const store = await openSqliteStore(path);
@@ -216,7 +217,7 @@ describe('SQLite on disk', () => {
     const old = new Database(path);
     old.exec(
       'DROP INDEX events_business_user; ALTER TABLE events DROP COLUMN tied_user;' +
-        'DROP INDEX events_unnamed_status; ALTER TABLE ratings DROP COLUMN rate_cards_digest;' +
+        'DROP INDEX events_unnamed_status; ALTER TABLE ratings DROP COLUMN engine_digest; ALTER TABLE ratings DROP COLUMN rate_cards_digest;' +
         'DELETE FROM schema_migrations WHERE version >= 9',
     );
     old.close();
@@ -480,12 +481,12 @@ describe('SQLite opened read-only (commands that only read: estimate, rerate --d
         'DROP INDEX events_business_user; ALTER TABLE events DROP COLUMN tied_user;' +
         'DROP INDEX events_business; ALTER TABLE events DROP COLUMN business;' +
         'ALTER TABLE events DROP COLUMN is_trusted; DROP INDEX events_unnamed_status;' +
-        'ALTER TABLE ratings DROP COLUMN rate_cards_digest; DELETE FROM schema_migrations WHERE version >= 6',
+        'ALTER TABLE ratings DROP COLUMN engine_digest; ALTER TABLE ratings DROP COLUMN rate_cards_digest; DELETE FROM schema_migrations WHERE version >= 6',
     );
     old.close();
     await expect(readOnly(path)).rejects.toMatchObject({
       code: 'STORE_NEEDS_MIGRATION',
-      message: `the wameter store in ${path} is older than this wameter (schema migration 6, 7, 8, 9, 10, 11 not applied yet), and a read-only open does not migrate it`,
+      message: `the wameter store in ${path} is older than this wameter (schema migration 6, 7, 8, 9, 10, 11, 12 not applied yet), and a read-only open does not migrate it`,
     });
     const after = new Database(path, { readonly: true });
     expect(after.prepare('SELECT max(version) FROM schema_migrations').pluck().get()).toBe(5);

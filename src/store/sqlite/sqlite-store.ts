@@ -339,6 +339,11 @@ const MIGRATIONS: readonly Migration[] = [
     name: 'ratings keep the digest of the rate cards they priced with',
     sql: `ALTER TABLE ratings ADD COLUMN rate_cards_digest TEXT; -- or NULL (older ratings)`,
   },
+  {
+    version: 12,
+    name: 'ratings keep the digest of the rating code that made them',
+    sql: `ALTER TABLE ratings ADD COLUMN engine_digest TEXT; -- or NULL (older ratings)`,
+  },
 ];
 
 /**
@@ -1051,8 +1056,8 @@ class SqliteStore implements Store {
   private insertRating(rating: RatingRecord): void {
     this.statement(
       `INSERT INTO ratings (id, rated_at_ms, reason, wabas, as_of_rules, rate_cards, totals, changes,
-         totals_by_waba, accounts_digest, rate_cards_digest)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+         totals_by_waba, accounts_digest, rate_cards_digest, engine_digest)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     ).run(
       rating.id,
       rating.ratedAtMs,
@@ -1065,6 +1070,7 @@ class SqliteStore implements Store {
       rating.totalsByWaba === undefined ? null : storedTotalsJson(rating.totalsByWaba),
       rating.accountsDigest ?? null,
       rating.rateCardsDigest ?? null,
+      rating.engineDigest ?? null,
     );
   }
 
@@ -1168,6 +1174,7 @@ class SqliteStore implements Store {
       }
       if (row.accounts_digest !== null) rating.accountsDigest = String(row.accounts_digest);
       if (row.rate_cards_digest !== null) rating.rateCardsDigest = String(row.rate_cards_digest);
+      if (row.engine_digest !== null) rating.engineDigest = String(row.engine_digest);
       return rating;
     });
   }
