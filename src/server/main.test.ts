@@ -698,11 +698,16 @@ describe('start-up errors say what failed and what to do', () => {
     });
 
   it('names the PostgreSQL host and port it could not reach, never the password', async () => {
-    const error = await startWith('postgres://postgres:Hush-Pw@127.0.0.1:5499/test?password=QueryPw').then(
+    // A port nothing listens on: one the system just gave and took back (a fixed one may be in use).
+    const probe = createServer();
+    await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+    const { port } = probe.address() as AddressInfo;
+    await new Promise((resolve) => probe.close(resolve));
+    const error = await startWith(`postgres://postgres:Hush-Pw@127.0.0.1:${port}/test?password=QueryPw`).then(
       () => null,
       (e: Error) => e,
     );
-    expect(error?.message).toMatch(/PostgreSQL database at 127\.0\.0\.1:5499/);
+    expect(error?.message).toMatch(new RegExp(`PostgreSQL database at 127\\.0\\.0\\.1:${port}`));
     expect(error?.message).toMatch(/ECONNREFUSED/);
     expect(error?.message).not.toMatch(/Hush-Pw|QueryPw/);
   });
