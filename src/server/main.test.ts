@@ -498,6 +498,50 @@ describe('a serve that lost its single-writer lock', () => {
     });
   });
 
+  it('a lock lost while the store is migrated (the lock is taken first) starts blocked and stops with exit code 75, no crash', async () => {
+    await inOwnSchema('wameter_lost_migrating', async (url, schema, admin) => {
+      // An older store (its newest migration undone), whose migration waits behind another session's lock.
+      const first = await startServer(testConfig({ db: url.toString(), port: 0, host: '127.0.0.1' }), {
+        logger: createMemoryLogger(),
+        ratingWorkerScript: null,
+      });
+      await first.close();
+      const { rows } = await admin.query(`SELECT max(version)::int AS v FROM ${schema}.schema_migrations`);
+      await admin.query(
+        `ALTER TABLE ${schema}.ratings DROP COLUMN engine_digest; DELETE FROM ${schema}.schema_migrations WHERE version = ${rows[0].v}`,
+      );
+      const holder = new pg.Client({ connectionString: url.toString() });
+      await holder.connect();
+      try {
+        await holder.query(`BEGIN; LOCK TABLE ${schema}.ratings IN ACCESS EXCLUSIVE MODE`);
+        const logger = createMemoryLogger();
+        const starting = startServer(testConfig({ db: url.toString(), port: 0, host: '127.0.0.1' }), {
+          logger,
+          ratingWorkerScript: null,
+        });
+        const isMigrating = () => logger.lines.some((line) => line.includes('checking the store schema'));
+        const deadline = Date.now() + 10_000;
+        while (!isMigrating() && Date.now() < deadline)
+          await new Promise((resolve) => setTimeout(resolve, 20));
+        await new Promise((resolve) => setTimeout(resolve, 300));
+        await admin.query(
+          "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name LIKE 'wameter serve pid %' AND pid <> pg_backend_pid() AND application_name LIKE $1",
+          [`wameter serve pid ${process.pid} %`],
+        );
+        await holder.query('ROLLBACK');
+        const server = await starting;
+        try {
+          const failure = await server.failed;
+          expect(failure).toMatchObject({ code: 'WRITER_LOCK_LOST', exitCode: EXIT_WRITER_LOCK_LOST });
+        } finally {
+          await server.close().catch(() => undefined);
+        }
+      } finally {
+        await holder.end();
+      }
+    });
+  });
+
   it('runUntilSignalled resolves with the failure (exit code 75), not as a stop by signal', async () => {
     await inOwnSchema('wameter_lost_lock_run', async (url, _schema, admin) => {
       const logger = createMemoryLogger();

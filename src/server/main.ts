@@ -230,12 +230,18 @@ async function startService(config: ServiceConfig, options: StartOptions): Promi
   let failure: ServiceFailure | null = null;
   let lockLost: ((failure: ServiceFailure) => void) | undefined;
   const whenLockLost = new Promise<ServiceFailure>((resolve) => (lockLost = resolve));
+  // The lock is taken before the migrations, which may take a while: it can be lost before the store's
+  // health exists, which then starts blocked.
+  let blockedBeforeHealth: string | undefined;
+  let blockStore = (reason: string): void => {
+    blockedBeforeHealth = reason;
+  };
   const store = await openWriterStore(config.db, 'serve', {
     onNotice: (message) => logger.warn(message),
     onLost: (error) => {
       const reason =
         'the single-writer lock was lost (its database connection ended): another process may now write ratings to this database, so this one stores nothing more';
-      storeHealth.block(`${reason}; this service is stopping to be restarted`); // assigned below, long before
+      blockStore(`${reason}; this service is stopping to be restarted`);
       logger.error(
         `${reason}: stopping once in-flight requests are answered, then exiting ${EXIT_WRITER_LOCK_LOST} so that its supervisor restarts it (the new process takes the lock again)`,
         { ...errorFields(error), errorCode: 'WRITER_LOCK_LOST', exitCode: EXIT_WRITER_LOCK_LOST },
@@ -257,6 +263,10 @@ async function startService(config: ServiceConfig, options: StartOptions): Promi
   );
   // After the store opened it: the SQLite file's identity is the one the store holds.
   const storeHealth = createStoreHealth({ clock, ...sqliteFileOption(config.db) });
+  blockStore = (reason) => {
+    storeHealth.block(reason);
+  };
+  if (blockedBeforeHealth !== undefined) storeHealth.block(blockedBeforeHealth);
   const metrics = new Metrics();
   if (options.logger === undefined) {
     // Logging may stop while the service goes on (createStdoutWriter): the one place left to see it.
