@@ -1579,7 +1579,48 @@ describe('rating history of a key for part of a shared portfolio', () => {
       const [latest] = await historyOf(KEY_W1);
       expect(latest!.reason).toBe('rerate');
       expect(latest!.totals).toEqual(after[0]!.totals);
+      // After a re-rate too, the mate's arrival is no news to the key.
+      const afterRerate = await historyOf(KEY_W1);
+      await service.postEvents(conversationLines('W2', 'PN2', '919876543214', 'wamid.h5'));
+      expect((await historyOf(KEY_ALL))[0]!.reason).toBe('live');
+      expect(await historyOf(KEY_W1)).toEqual(afterRerate);
     });
+  });
+
+  it("a key for WABAs of two portfolios: the mate's arrival in one is no news, whatever the other's ratings said", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'wameter-accounts-'));
+    const accountsPath = join(dir, 'accounts.json');
+    writeFileSync(
+      accountsPath,
+      JSON.stringify({
+        accounts: [
+          { waba: 'W1', portfolio: 'P1' },
+          { waba: 'W2', portfolio: 'P1' },
+          { waba: 'W3', portfolio: 'P2' },
+        ],
+      }),
+    );
+    const KEY_W1_W3 = 'key-client-w1-and-w3';
+    try {
+      service = await createTestService({
+        accountsPath,
+        apiKeys: [
+          { name: 'admin', key: KEY_ALL, wabas: '*' },
+          { name: 'client', key: KEY_W1_W3, wabas: ['W1', 'W3'] },
+        ],
+      });
+      const historyOf = async (key: string) =>
+        (await json(await service.get('/v1/ratings', key))).ratings as { reason: string }[];
+      await service.postEvents(conversationLines('W1', 'PN1', '919876543210', 'wamid.p1'));
+      await service.postEvents(conversationLines('W3', 'PN3', '919876543219', 'wamid.p3'));
+      const before = await historyOf(KEY_W1_W3);
+      const allBefore = (await historyOf(KEY_ALL)).length;
+      await service.postEvents(conversationLines('W2', 'PN2', '919876543211', 'wamid.p2'));
+      expect((await historyOf(KEY_ALL)).length).toBeGreaterThan(allBefore);
+      expect(await historyOf(KEY_W1_W3)).toEqual(before);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 

@@ -213,8 +213,14 @@ function ratingToJson(record: RatingRecord, isNarrowed = false) {
   };
 }
 
-/** What a rating said of a key's share: all it shows but when it ran and its id. */
-function shareOf({ id: _id, rated_at: _ratedAt, ...share }: ReturnType<typeof ratingToJson>): string {
+/** What a rating said of a key's share: all it shows but its id, when it ran and why. */
+function shareOf({
+  id: _id,
+  rated_at: _ratedAt,
+  reason: _reason,
+  changes: _changes,
+  ...share
+}: ReturnType<typeof ratingToJson>): string {
   return JSON.stringify(share);
 }
 
@@ -1556,26 +1562,26 @@ export function createApp(deps: AppDeps): Hono<Env> {
     // of a mate's traffic re-rates the whole portfolio, and listing those ratings told the key when its mate's
     // messages came in. What the key sees is when its own share of the bill changed (or the rules or cards it
     // was rated under), and every re-rate.
+    // Compared with the last rating listed of the same WABAs (a key may hold WABAs of several portfolios,
+    // each rated on its own), whatever that one's reason: after a re-rate, a mate's arrival is no news either.
     const records = await fromStore(store.listRatings(MAX_PAGE, scope));
     const visible: ReturnType<typeof ratingToJson>[] = [];
-    let previousShare: string | undefined;
+    const lastShare = new Map<string, string>();
     for (const record of [...records].reverse()) {
-      if (record.wabas.every((w) => scope.includes(w))) {
-        const shown = ratingToJson(record);
-        visible.push(shown);
-        previousShare = shareOf(shown);
-        continue;
-      }
+      const isWhole = record.wabas.every((w) => scope.includes(w));
       const own = record.wabas.filter((w) => scope.includes(w));
-      if (own.length === 0 || record.totalsByWaba === undefined) continue;
-      const shown = ratingToJson(
-        { ...record, wabas: own, totals: sumTotals(own.map((w) => record.totalsByWaba?.[w])) },
-        true,
-      );
+      if (!isWhole && (own.length === 0 || record.totalsByWaba === undefined)) continue;
+      const shown = isWhole
+        ? ratingToJson(record)
+        : ratingToJson(
+            { ...record, wabas: own, totals: sumTotals(own.map((w) => record.totalsByWaba?.[w])) },
+            true,
+          );
       const share = shareOf(shown);
-      if (record.reason === 'live' && share === previousShare) continue;
+      const wabas = own.join('\n');
+      if (!isWhole && record.reason === 'live' && lastShare.get(wabas) === share) continue;
       visible.push(shown);
-      previousShare = share;
+      lastShare.set(wabas, share);
     }
     return c.json({ ratings: visible.reverse().slice(0, limit) });
   });
