@@ -620,6 +620,64 @@ describe('wameter import after an upgrade', () => {
   });
 });
 
+describe('wameter import when the re-rate after an upgrade fails', () => {
+  it('says so and what to do, exit 1, and stores none of the sources', async () => {
+    const { dir, db, config } = storeWithAccounts([]);
+    expect(
+      (await run(['import', tempFile(dir, 'w2.ndjson', CLEAN_W2_LINES), '--db', db, '--config', config]))
+        .code,
+    ).toBe(0);
+    const raw = new Database(db.slice('sqlite:'.length));
+    raw.exec('UPDATE ratings SET engine_digest = NULL');
+    raw.exec(
+      "CREATE TRIGGER refuse_upgrade BEFORE INSERT ON ratings WHEN NEW.reason = 'upgrade' BEGIN SELECT RAISE(FAIL, 'injected failure'); END",
+    );
+    const events = () => raw.prepare('SELECT count(*) FROM events').pluck().get() as number;
+    const before = events();
+    const failed = await run([
+      'import',
+      tempFile(dir, 'w3.ndjson', CLEAN_W3_LINES),
+      '--db',
+      db,
+      '--config',
+      config,
+    ]);
+    expect(failed.code).toBe(1);
+    expect(failed.error).toContain(
+      'the stored bill, rated by another version of wameter, could not be re-rated (injected failure); nothing was imported: fix that (free disk space, reach the database), then run `wameter import` again',
+    );
+    expect(failed.error).not.toContain('internal error');
+    expect(events()).toBe(before);
+    raw.close();
+  });
+});
+
+describe('wameter import after an upgrade of part of the store', () => {
+  it('re-rates each WABA whose own latest rating other code made, even when the newest rating is this code’s', async () => {
+    const { dir, db, config } = storeWithAccounts([]);
+    const events = tempFile(dir, 'w2-w3.ndjson', [...CLEAN_W2_LINES, ...CLEAN_W3_LINES]);
+    expect((await run(['import', events, '--db', db, '--config', config])).code).toBe(0);
+    // W2's bill an older wameter rated (a unit priced otherwise); W3's rated last, by this code.
+    const raw = new Database(db.slice('sqlite:'.length));
+    raw.exec(`UPDATE ratings SET engine_digest = NULL WHERE wabas LIKE '%"W2"%'`);
+    raw.exec(`UPDATE ratings SET rated_at_ms = rated_at_ms + 60000 WHERE wabas LIKE '%"W3"%'`);
+    raw.exec(`UPDATE units SET amount_micros = amount_micros + 1000 WHERE waba = 'W2'`);
+    raw.close();
+    const upgraded = await run(['import', events, '--db', db, '--config', config]);
+    expect(upgraded.code).toBe(0);
+    expect(upgraded.error).toMatch(
+      /re-rated after the upgrade \(rating_[^)]+\): 1 unit\(s\) changed, 0 unchanged;/,
+    );
+    const store = await openStore(db, { isReadOnly: true });
+    try {
+      const upgrade = (await store.listRatings(50)).find((rating) => rating.reason === 'upgrade')!;
+      expect(upgrade.wabas).toEqual(['W2']);
+    } finally {
+      await store.close();
+    }
+  });
+});
+
 describe("wameter import: the service's reported-rules setting", () => {
   const lines = [
     '{"kind":"outbound","at":"2026-10-15T10:00:00Z","waba":"W1","business":"PN1","user":"919876543210","id":"m1","template":"marketing","delivered_at":"2026-10-15T10:00:02Z"}',

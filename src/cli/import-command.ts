@@ -10,10 +10,8 @@ import { loadServiceConfig } from '../server/config.js';
 import { loadPricingSetup } from '../server/pricing-setup.js';
 import {
   ACCOUNTS_CHANGED_WARNING,
-  ENGINE_CHANGED_WARNING,
   RATE_CARDS_CHANGED_WARNING,
   RatingFailedError,
-  upgradeRerateSummary,
 } from '../server/rating-service.js';
 import type { EventInput } from '../store/store.js';
 import { CliError, EXIT } from './exit-codes.js';
@@ -145,11 +143,13 @@ async function runImport(sources: string[], flags: ImportFlags, io: CliIo): Prom
     // changed, so that the change is this version's alone, not mixed with what the sources add.
     const upgrade = commandRatingService(store, pricing.value, io);
     try {
-      if (await upgrade.isStoredUnderOtherEngine()) {
-        io.writeError(`wameter import: ${ENGINE_CHANGED_WARNING}\n`);
-        const report = await upgrade.rerate({ reason: 'upgrade' });
-        if (report.ok) io.writeError(`wameter import: ${upgradeRerateSummary(report.value)}\n`);
-      }
+      await upgrade.upgrade((message) => io.writeError(`wameter import: ${message}\n`));
+    } catch (error) {
+      // Nothing of the sources is stored yet: the import can simply be run again.
+      const reason = (error instanceof Error ? error.message : String(error)).trim() || 'unknown error';
+      throw new CliError(
+        `the stored bill, rated by another version of wameter, could not be re-rated (${reason}); nothing was imported: fix that (free disk space, reach the database), then run \`wameter import\` again`,
+      );
     } finally {
       await upgrade.close();
     }

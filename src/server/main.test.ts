@@ -176,7 +176,14 @@ describe('graceful shutdown with keep-alive connections', () => {
     const [unitId] = raw.prepare('SELECT id FROM units').pluck().all() as string[];
     raw.close();
     const upgraded = await serve();
+    // A read at once waits for the upgrade's re-rate: never the older code's bill.
+    const totals = async () =>
+      (
+        await fetch(`${upgraded.server.url}/v1/totals`, { headers: { Authorization: `Bearer ${KEY_ALL}` } })
+      ).json();
+    const early = await totals();
     let history = await ratings(upgraded.server);
+    expect(history.some((r) => r.reason === 'upgrade')).toBe(true);
     for (
       const deadline = Date.now() + 10_000;
       !history.some((r) => r.reason === 'upgrade') && Date.now() < deadline;
@@ -184,6 +191,7 @@ describe('graceful shutdown with keep-alive connections', () => {
       await new Promise((resolve) => setTimeout(resolve, 50));
       history = await ratings(upgraded.server);
     }
+    expect(early).toEqual(await totals());
     await upgraded.server.close();
     const lines = upgraded.logger.lines.join('\n');
     expect(lines).toContain(upgradeWarning);

@@ -30,9 +30,7 @@ import { loadPricingSetup, loadRateCards } from './pricing-setup.js';
 import {
   ACCOUNTS_CHANGED_WARNING,
   createRatingService,
-  ENGINE_CHANGED_WARNING,
   RATE_CARDS_CHANGED_WARNING,
-  upgradeRerateSummary,
 } from './rating-service.js';
 import { explainStartError } from './start-errors.js';
 import { createStoreHealth } from './store-health.js';
@@ -373,17 +371,15 @@ async function startService(config: ServiceConfig, options: StartOptions): Promi
   // Another wameter rated the stored bill (an upgrade): re-rated as a re-rate that reports and keeps what it
   // changed. Otherwise a crash may have stored arrivals without rating them: bring the whole bill up to date
   // (reads wait).
-  let upgraded: Promise<unknown> = Promise.resolve();
-  if (await rating.isStoredUnderOtherEngine().catch(() => false)) {
-    logger.warn(ENGINE_CHANGED_WARNING);
-    upgraded = rating.rerate({ reason: 'upgrade' }).then(
-      (report) => {
-        if (report.ok) logger.warn(upgradeRerateSummary(report.value), { ratingId: report.value.ratingId });
-      },
-      (error: unknown) => logger.error('the re-rate after the upgrade failed', errorFields(error)),
-    );
-  }
-  void upgraded
+  // Reads wait for both.
+  void rating
+    .upgrade((message) => logger.warn(message))
+    .catch((error: unknown) =>
+      logger.error(
+        'the re-rate after the upgrade failed (retried): the bill is now rated without a report of what the upgrade changed; the ratings before it keep the old totals (GET /v1/ratings)',
+        errorFields(error),
+      ),
+    )
     .then(() => rating.rateAll())
     .catch((error: unknown) => logger.error('initial rating failed', errorFields(error)));
 

@@ -1,4 +1,5 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import Database from 'better-sqlite3';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -563,5 +564,53 @@ describe('RatingBehindError', () => {
     );
     expect(new RatingBehindError([], 2).message).not.toMatch(/W\d/);
     expect(new RatingBehindError(['W1', 'W2']).message).toContain('WABAs W1, W2 failed');
+  });
+});
+
+describe('the re-rate after an upgrade', () => {
+  it('re-rates the WABAs other rating code rated last, while reads wait and the lag counts it', async () => {
+    await makeService();
+    await ingest(conversationLines('W1', 'PN1', '919876543210', 'wamid.u'));
+    await rating.settled();
+    await rating.close();
+    const raw = new Database(join(dir, 'rating.db'));
+    raw.exec(
+      'UPDATE ratings SET engine_digest = NULL; UPDATE units SET amount_micros = amount_micros + 1000',
+    );
+    raw.close();
+    // The re-rate's reading of the stored units is held until released.
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    const real = store;
+    store = new Proxy(real, {
+      get(target, name, receiver) {
+        if (name !== 'queryUnits') return Reflect.get(target, name, receiver) as unknown;
+        return async (...args: Parameters<Store['queryUnits']>) => {
+          await held;
+          return target.queryUnits(...args);
+        };
+      },
+    });
+    await makeService();
+    const said: string[] = [];
+    const upgrading = rating.upgrade((message) => said.push(message));
+    let isRead = false;
+    const read = rating.current().then(() => (isRead = true));
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(isRead).toBe(false);
+    nowMs += 5_000;
+    expect(rating.lagSeconds()).toBe(5);
+    release();
+    await upgrading;
+    await read;
+    expect(said[0]).toMatch(/^the stored bill was rated by another version of wameter/);
+    expect(said[1]).toMatch(
+      /^re-rated after the upgrade \(rating_[^)]+\): 3 unit\(s\) changed, 0 unchanged;/,
+    );
+    expect(rating.lagSeconds()).toBe(0);
+    // Done: a second call has nothing to do.
+    await rating.upgrade((message) => said.push(message));
+    expect(said).toHaveLength(2);
+    store = real;
   });
 });

@@ -175,12 +175,14 @@ export interface RatingService {
    */
   isStoredUnderOtherRateCards(): Promise<boolean>;
   /**
-   * The store's latest rating was made by other rating code (`engineDigest`: another wameter version, or one
-   * from before the digest was kept): an upgrade. `import` and `serve` then re-rate the whole bill as a
-   * re-rate (`rerate({reason: 'upgrade'})`), which keeps old vs new per unit in the history and says how
-   * much changed, instead of re-pricing it silently.
+   * After an upgrade: the WABAs whose latest rating was made by other rating code (`engineDigest`: another
+   * wameter version, or one from before the digest was kept) are re-rated as a re-rate with reason
+   * `upgrade`, which keeps old vs new per unit in the history, instead of re-priced silently by the next
+   * rating. `say` gets `ENGINE_CHANGED_WARNING` first, then the summary (`upgradeRerateSummary`). Reads wait
+   * for it (`current()`), and the rating lag counts it. A failed re-rate is retried (unless `retries: false`)
+   * up to 3 times, then thrown. Nothing to do (a store this code rated, or an empty one): nothing is said.
    */
-  isStoredUnderOtherEngine(): Promise<boolean>;
+  upgrade(say: (message: string) => void): Promise<void>;
   /**
    * `BILL_RERATED` findings for those of `wabas` whose stored bill a re-rate last wrote under another era or
    * other rate cards than the service's: explain and reconciliation rate the stored events under the
@@ -614,6 +616,8 @@ export function createRatingService(deps: RatingServiceDeps): RatingService {
   }
 
   async function current(wabas?: readonly string[]): Promise<void> {
+    // An upgrade's re-rate runs before any live rating (which would re-price the bill with no report).
+    await upgrading?.done;
     await settled();
     if (behind.size === 0) return;
     const portfolios = wabas && new Set(wabas.map((waba) => baseBook.accountFor(waba).portfolio));
@@ -623,6 +627,57 @@ export function createRatingService(deps: RatingServiceDeps): RatingService {
     // Named only when the caller may read them: a portfolio mate's id is another client's.
     const named = wabas ? late.filter((waba) => wabas.includes(waba)) : late;
     if (late.length > 0) throw new RatingBehindError(named.sort(), late.length - named.length);
+  }
+
+  /** The upgrade's re-rate while it runs: reads wait for it. */
+  let upgrading: { done: Promise<void>; sinceMs: number } | undefined;
+
+  /** The stored WABAs whose latest rating another rating code made (each WABA's own latest: a portfolio re-rated by the new code first says nothing of the others). */
+  async function wabasRatedByOtherCode(): Promise<string[]> {
+    const stored = await store.listWabas();
+    const digestOf = new Map<string, string | undefined>();
+    for (const record of await store.listRatings(1000)) {
+      for (const waba of record.wabas) if (!digestOf.has(waba)) digestOf.set(waba, record.engineDigest);
+    }
+    const stale: string[] = [];
+    for (const waba of stored) {
+      if (!digestOf.has(waba)) {
+        const [last] = await store.listRatings(1, [waba]);
+        if (last === undefined) continue; // never rated: the next rating is its first, nothing to compare
+        digestOf.set(waba, last.engineDigest);
+      }
+      if (digestOf.get(waba) !== ratingCodeDigest) stale.push(waba);
+    }
+    return stale;
+  }
+
+  async function upgrade(say: (message: string) => void): Promise<void> {
+    // Reads wait from the first moment, the look at the ratings included.
+    let release!: () => void;
+    upgrading = { done: new Promise<void>((resolve) => (release = resolve)), sinceMs: clock() };
+    try {
+      const stale = await wabasRatedByOtherCode();
+      if (stale.length === 0) return;
+      say(ENGINE_CHANGED_WARNING);
+      for (let attempt = 1; ; attempt++) {
+        try {
+          const report = await rerate({ wabas: stale, reason: 'upgrade' });
+          if (report.ok) say(upgradeRerateSummary(report.value));
+          else say(`the re-rate after the upgrade was not needed: ${report.error.message}`);
+          return;
+        } catch (error) {
+          if (!retries || attempt >= 3) throw error;
+          logger.error('the re-rate after the upgrade failed; will retry', {
+            ...errorFields(error),
+            attempt,
+          });
+          await new Promise((resolve) => setTimeout(resolve, RETRY_MS * 5 ** (attempt - 1)));
+        }
+      }
+    } finally {
+      upgrading = undefined;
+      release();
+    }
   }
 
   async function listAllUnits(filter: { wabas: readonly string[]; fromMs?: number; toMs?: number }) {
@@ -874,17 +929,14 @@ export function createRatingService(deps: RatingServiceDeps): RatingService {
       return last?.accountsDigest !== undefined && last.accountsDigest !== pricingAccountsDigest;
     },
     storedUnderOtherRules,
-    async isStoredUnderOtherEngine() {
-      const [last] = await store.listRatings(1);
-      return last !== undefined && last.engineDigest !== ratingCodeDigest;
-    },
+    upgrade,
     async isStoredUnderOtherRateCards() {
       const [last] = await store.listRatings(1);
       return last?.rateCardsDigest !== undefined && last.rateCardsDigest !== pricingCardsDigest;
     },
     onDemandWaiting: () => onDemand.waitingCount(),
     lagSeconds() {
-      const oldest = Math.min(runningSinceMs ?? Infinity, ...dirty.values());
+      const oldest = Math.min(upgrading?.sinceMs ?? Infinity, runningSinceMs ?? Infinity, ...dirty.values());
       return oldest === Infinity ? 0 : Math.max(0, (clock() - oldest) / 1000);
     },
     rerate,
