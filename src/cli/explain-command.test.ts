@@ -446,8 +446,20 @@ describe('explain --user with a business-scoped user id Meta joined to a number'
   answer.entry[0]!.changes[0]!.value.contacts = [
     { profile: { name: 'Test Name' }, wa_id: '', user_id: scopedId },
   ];
+  // A message to the number that failed: the number's story lists it, whoever asks.
+  const failure = JSON.parse(readFileSync(join(fixtures, 'status_failed.json'), 'utf8')) as {
+    entry: { id: string; changes: { value: { statuses: Record<string, unknown>[] } }[] }[];
+  };
+  failure.entry[0]!.id = '1234567890987654321';
+  Object.assign(failure.entry[0]!.changes[0]!.value.statuses[0]!, {
+    id: 'wamid.failed',
+    timestamp: '1697043400',
+  });
   const bodies = join(dir, 'scoped-id.ndjson');
-  writeFileSync(bodies, `${JSON.stringify(JSON.parse(inbound))}\n${JSON.stringify(answer)}\n`);
+  writeFileSync(
+    bodies,
+    `${JSON.stringify(JSON.parse(inbound))}\n${JSON.stringify(answer)}\n${JSON.stringify(failure)}\n`,
+  );
 
   it('tells the story of the number Meta joined the id to, and says so, in JSON and words', async () => {
     const byNumber = await cli([bodies, '--user', '972987654321', '--format', 'json']);
@@ -461,8 +473,10 @@ describe('explain --user with a business-scoped user id Meta joined to a number'
     expect(number.entries.flatMap((entry) => entry.message_id ?? [])).toEqual([
       'wamid.xyzxyz',
       'wamid.answer',
+      'wamid.failed',
     ]);
     expect(Object.keys(id)).toEqual(['user', 'scoped_user', ...EXPLAIN_JSON_KEYS.slice(1)]);
+    expect((number.failed as { id: string }[]).map((message) => message.id)).toEqual(['wamid.failed']);
     expect(id).toEqual({ ...number, scoped_user: scopedId });
     expect(id.user).toBe('972987654321');
     const words = await cli([bodies, '--user', scopedId]);

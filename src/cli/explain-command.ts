@@ -13,6 +13,7 @@ import {
 } from '../core/explain.js';
 import { ERAS, type BillableUnit, type Era, type Finding } from '../core/units.js';
 import { canonicalUser, normalisePhone } from '../core/phone.js';
+import { readEventSources } from '../ingest/read-events.js';
 import { rateSources } from '../use-cases/rate-sources.js';
 import { eventSources, ratingSetupFrom } from './rating-inputs.js';
 import { EXIT } from './exit-codes.js';
@@ -158,8 +159,19 @@ async function runExplain(
     if (template !== undefined) message.template = template;
   }
   const rated = new Set(timeline.flatMap((line) => (line.kind === 'message' ? [line.messageId] : [])));
-  // The send log follows the id as asked: its failures are the story's (the number's own are not listed).
-  const unrated = [...pending, ...sends.failed(rated).map((message) => ({ ...message, user: storyUser }))];
+  // The send log followed the id as asked; the number it was joined to is known only now: its own failures
+  // are read from the sources again (not from stdin, which is read once: then they are not listed).
+  const failed = sends.failed(rated).map((message) => ({ ...message, user: storyUser }));
+  if (storyUser !== user && !sources.includes('-')) {
+    const numberSends = new UserSendLog(storyUser);
+    await readEventSources(sources, {
+      onEvents: (events) => events.forEach((event) => numberSends.observe(event)),
+      onError: () => undefined, // said in the first reading
+    });
+    const ids = new Set(failed.map((message) => message.id));
+    failed.push(...numberSends.failed(rated).filter((message) => !ids.has(message.id)));
+  }
+  const unrated = [...pending, ...failed];
   const story = explainUser(storyUser, flags.business, timeline, units, unrated);
   // The id asked for, right after the number whose story it has.
   const { user: number, ...told } = story;

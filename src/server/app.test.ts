@@ -2768,7 +2768,10 @@ describe('explain by a business-scoped user id Meta joined to a number', () => {
     ];
     value.contacts = [{ profile: { name: 'Test Name' }, wa_id: '', user_id: scopedId }];
     expect((await service.postWebhook(JSON.stringify(answer))).status).toBe(200);
+    // A message to the number that failed, in another WABA (another portfolio): the number's story has it.
+    expect((await service.postWebhook(fixture('pywa/status_failed.json'))).status).toBe(200);
     const byNumber = await json(await service.get('/v1/explain?user=972987654321', KEY_ALL));
+    expect((byNumber.failed as { id: string }[]).map((message) => message.id)).toEqual(['wamid.xyzxyz']);
     const byId = await json(await service.get(`/v1/explain?user=${scopedId}`, KEY_ALL));
     expect((byNumber.timeline as { message_id: string }[]).map((entry) => entry.message_id)).toEqual([
       'wamid.xyzxyz',

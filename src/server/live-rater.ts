@@ -302,11 +302,20 @@ export function createInProcessLiveRater(store: Store, pricing: PricingSetup): L
       }
       const output = rateWithPricing(pricing, events, { ...options, ...(rateBook ? { rateBook } : {}) });
       if (!trace) return { output };
-      // A business-scoped id the rating joined to its number: the story is the number's (the id's failures
-      // among it).
-      const failed = failedOf(trace.user, events, output).map((message) =>
-        output.tracedUser === undefined ? message : { ...message, user: output.tracedUser },
-      );
+      // A business-scoped id the rating joined to its number: the story is the number's, its failures and
+      // those of messages sent to the id alike.
+      const joined = output.tracedUser;
+      const failed =
+        joined === undefined
+          ? failedOf(trace.user, events, output)
+          : [
+              ...new Map(
+                [
+                  ...failedOf(joined, events, output),
+                  ...failedOf(trace.user, events, output).map((message) => ({ ...message, user: joined })),
+                ].map((message) => [message.id, message]),
+              ).values(),
+            ];
       return storyOf(
         output,
         failed,

@@ -92,17 +92,23 @@ export function wabasOfUserPortfolios(
   user: string,
   portfolioOf: (waba: string) => string,
 ): readonly string[] {
-  const asked = canonicalUser(user);
+  // A business-scoped id asked for is named beside the numbers it is joined to (`from_user_id`, contacts):
+  // the story is theirs, wherever their events are.
+  const asked = new Set([canonicalUser(user)]);
+  for (const event of events) {
+    if ('scopedUserId' in event && event.scopedUserId === user && event.user !== undefined) {
+      asked.add(canonicalUser(event.user));
+    }
+  }
   // Each number written one way is placed once (a portfolio's events name its users thousands of times).
   const isAsked = new Map<string, boolean>();
   const isTheUser = (written: string) => {
     let answer = isAsked.get(written);
-    if (answer === undefined) isAsked.set(written, (answer = canonicalUser(written) === asked));
+    if (answer === undefined) isAsked.set(written, (answer = asked.has(canonicalUser(written))));
     return answer;
   };
   const portfolios = new Set<string>();
   for (const event of events) {
-    // A business-scoped id asked for may be named beside the number it is joined to (`from_user_id`).
     const isNamed =
       ('user' in event && event.user !== undefined && isTheUser(event.user)) ||
       ('scopedUserId' in event && event.scopedUserId === user);
