@@ -407,6 +407,25 @@ describe('readiness (GET /healthz) fails when the store cannot keep what it ackn
     }
   });
 
+  it('is 503 when the SQLite write-ahead log was deleted (what it held would be lost at restart)', async () => {
+    const folder = mkdtempSync(join(dir, 'wal-removed-'));
+    const file = join(folder, 'wameter.db');
+    const server = await start({ db: `sqlite:${file}` });
+    try {
+      expect((await postWebhook(server)).status).toBe(200);
+      expect((await fetch(`${server.url}/healthz`)).status).toBe(200);
+      expect(existsSync(`${file}-wal`)).toBe(true);
+      rmSync(`${file}-wal`);
+      const health = await fetch(`${server.url}/healthz`);
+      expect(health.status).toBe(503);
+      expect(JSON.stringify(await health.json())).toMatch(/write-ahead log .*wameter\.db-wal was deleted/);
+      const webhook = await postWebhook(server, webhookFixtures()[1]!.body);
+      expect(webhook.status).toBe(503);
+    } finally {
+      await server.close().catch(() => undefined);
+    }
+  });
+
   it('is 503 when the SQLite file was deleted (its folder removed) or replaced by another file', async () => {
     const folder = mkdtempSync(join(dir, 'vanishing-'));
     const file = join(folder, 'wameter.db');

@@ -1,5 +1,5 @@
 // Readiness of the store, beyond "it answers a ping": the last write failed (disk full, read-only file), or
-// the SQLite file is no longer the one that was opened (deleted, or replaced) — cases where a ping still
+// the SQLite file or its write-ahead log is no longer the one that was opened (deleted, or replaced) — cases where a ping still
 // succeeds but nothing acknowledged would survive. It never writes anything itself.
 
 import { statSync } from 'node:fs';
@@ -51,6 +51,9 @@ export function createStoreHealth(options: StoreHealthOptions): StoreHealth {
   const { clock, sqliteFile } = options;
   const retryAfterMs = options.retryAfterMs ?? WRITE_RETRY_AFTER_MS;
   const opened = sqliteFile === undefined ? null : fileIdentity(sqliteFile);
+  // Its write-ahead log too: SQLite never deletes it while the database is open (a checkpoint only truncates
+  // it), and what was committed to it since the last checkpoint lives nowhere else.
+  const openedWal = sqliteFile === undefined ? null : fileIdentity(`${sqliteFile}-wal`);
   let lastFailure: { atMs: number; message: string } | null = null;
   let fileChecked: { atMs: number; problem: string | null } | null = null;
   let blocked: string | null = null;
@@ -63,6 +66,12 @@ export function createStoreHealth(options: StoreHealthOptions): StoreHealth {
     }
     if (now.dev !== opened.dev || now.ino !== opened.ino) {
       return `${sqliteFile} is no longer the SQLite file wameter opened (replaced or moved): writes go to the old file; restart wameter to open the new one`;
+    }
+    if (openedWal !== null) {
+      const wal = fileIdentity(`${sqliteFile}-wal`);
+      if (wal === null || wal.dev !== openedWal.dev || wal.ino !== openedWal.ino) {
+        return `the SQLite write-ahead log ${sqliteFile}-wal was ${wal === null ? 'deleted' : 'replaced'} while wameter runs: what is written now (and what it held since the last checkpoint) would be lost at restart; restart wameter, and never delete or move the -wal and -shm files of a database in use`;
+      }
     }
     return null;
   }
