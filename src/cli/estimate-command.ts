@@ -367,7 +367,7 @@ async function pricingDrift(
   const store = await openCommandStore(db, { mode: 'read-only' });
   let last;
   try {
-    [last] = await store.listRatings(1, [waba]);
+    [last] = await store.listRatings(1, [waba], { isWithoutChanges: true });
   } finally {
     await store.close();
   }

@@ -272,6 +272,9 @@ const LOCAL_CLIENT = 'local';
 
 const RETRY_MS = 1000;
 
+/** Ratings read for their digests and totals: a re-rate's changes (tens of MB) left unread. */
+const WITHOUT_CHANGES = { isWithoutChanges: true } as const;
+
 /** What `serve` logs and `import` prints when the stored bill was priced with other accounts (see above). */
 export const ACCOUNTS_CHANGED_WARNING =
   'the stored bill was last priced with other accounts (time zones, currencies, portfolios, primary countries or authentication-international dates differ, or WABAs were added or removed): it is re-priced now under the accounts given to this run; to keep the earlier pricing, give the same accounts file (WAMETER_ACCOUNTS, or the accounts of --config), and to see what changes first, run `wameter rerate --dry-run`';
@@ -636,13 +639,13 @@ export function createRatingService(deps: RatingServiceDeps): RatingService {
   async function wabasRatedByOtherCode(): Promise<string[]> {
     const stored = await store.listWabas();
     const digestOf = new Map<string, string | undefined>();
-    for (const record of await store.listRatings(1000)) {
+    for (const record of await store.listRatings(1000, undefined, WITHOUT_CHANGES)) {
       for (const waba of record.wabas) if (!digestOf.has(waba)) digestOf.set(waba, record.engineDigest);
     }
     const stale: string[] = [];
     for (const waba of stored) {
       if (!digestOf.has(waba)) {
-        const [last] = await store.listRatings(1, [waba]);
+        const [last] = await store.listRatings(1, [waba], WITHOUT_CHANGES);
         if (last === undefined) continue; // never rated: the next rating is its first, nothing to compare
         digestOf.set(waba, last.engineDigest);
       }
@@ -778,7 +781,7 @@ export function createRatingService(deps: RatingServiceDeps): RatingService {
         totals: { old: totalsOf(before), new: totalsOf(after) },
       };
     }
-    const [last] = await store.listRatings(1, scope);
+    const [last] = await store.listRatings(1, scope, WITHOUT_CHANGES);
     const isAccountsChanged =
       last?.accountsDigest !== undefined && last.accountsDigest !== pricingAccountsDigest;
     const isRateCardsChanged =
@@ -925,13 +928,13 @@ export function createRatingService(deps: RatingServiceDeps): RatingService {
       if (behind.size > 0) throw new RatingFailedError([...behind].sort(), lastFailure);
     },
     async isStoredUnderOtherAccounts() {
-      const [last] = await store.listRatings(1);
+      const [last] = await store.listRatings(1, undefined, WITHOUT_CHANGES);
       return last?.accountsDigest !== undefined && last.accountsDigest !== pricingAccountsDigest;
     },
     storedUnderOtherRules,
     upgrade,
     async isStoredUnderOtherRateCards() {
-      const [last] = await store.listRatings(1);
+      const [last] = await store.listRatings(1, undefined, WITHOUT_CHANGES);
       return last?.rateCardsDigest !== undefined && last.rateCardsDigest !== pricingCardsDigest;
     },
     onDemandWaiting: () => onDemand.waitingCount(),

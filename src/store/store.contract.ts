@@ -1658,6 +1658,17 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
         await store.replaceRating(third, EMPTY);
         expect(await store.listRatings(10)).toStrictEqual([third, second, first]);
         expect(await store.listRatings(1)).toStrictEqual([third]);
+        // Without a re-rate's changes (all else as stored), with or without WABAs.
+        const { changes: _changes, ...secondWithout } = second;
+        expect(await store.listRatings(10, undefined, { isWithoutChanges: true })).toStrictEqual([
+          third,
+          secondWithout,
+          first,
+        ]);
+        expect(await store.listRatings(10, ['W1'], { isWithoutChanges: true })).toStrictEqual([
+          secondWithout,
+          first,
+        ]);
       });
 
       it('keeps totals per WABA, the accounts and rate cards digests, and lists the ratings touching given WABAs', async () => {

@@ -384,8 +384,14 @@ export interface Store {
   /**
    * The rating history, newest first; with `wabas`, only ratings whose scope holds at least one of them (a
    * key's view: filtered in the query, so a busy store's other clients never push a key's ratings off a page).
+   * `isWithoutChanges`: a re-rate's `changes` (every changed unit, old and new: tens of MB for a large store)
+   * are left unread, for callers that look only at digests and totals.
    */
-  listRatings(limit: number, wabas?: readonly string[]): Promise<RatingRecord[]>;
+  listRatings(
+    limit: number,
+    wabas?: readonly string[],
+    options?: { isWithoutChanges?: boolean },
+  ): Promise<RatingRecord[]>;
 
   queryUnits(filter: UnitFilter, page: { limit: number; cursor?: string }): Promise<UnitPage>;
   /**

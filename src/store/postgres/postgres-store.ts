@@ -83,6 +83,11 @@ import {
 } from '../store.js';
 
 type Row = Record<string, unknown>;
+
+/** Every column of `ratings` but `changes` (NULL in its place), for `listRatings(…, {isWithoutChanges})`. */
+const RATING_COLUMNS_WITHOUT_CHANGES =
+  'id, rated_at_ms, reason, wabas, as_of_rules, rate_cards, totals, NULL AS changes, totals_by_waba, ' +
+  'accounts_digest, rate_cards_digest, engine_digest';
 /** What the SQL helpers below need of a pool, a pooled client, or a client bound to a deadline. */
 interface Queryable {
   query(text: string, values?: unknown[]): Promise<pg.QueryResult>;
@@ -797,16 +802,21 @@ class PostgresStore implements Store {
     return { rating, bound: { scope: 'each', ms: this.timeouts.ratingMs, operation: 'write' } };
   }
 
-  async listRatings(limit: number, wabas?: readonly string[]): Promise<RatingRecord[]> {
+  async listRatings(
+    limit: number,
+    wabas?: readonly string[],
+    options: { isWithoutChanges?: boolean } = {},
+  ): Promise<RatingRecord[]> {
     checkFilterText('wabas', wabas);
+    const columns = options.isWithoutChanges === true ? RATING_COLUMNS_WITHOUT_CHANGES : '*';
     const rows =
       wabas === undefined
-        ? await this.readRows('SELECT * FROM ratings ORDER BY rated_at_ms DESC, seq DESC LIMIT $1', [
+        ? await this.readRows(`SELECT ${columns} FROM ratings ORDER BY rated_at_ms DESC, seq DESC LIMIT $1`, [
             checkLimit(limit),
           ])
         : await this.readRows(
             // ?| : the scope (a JSON array of strings) holds any of them.
-            'SELECT * FROM ratings WHERE wabas ?| $2::text[] ORDER BY rated_at_ms DESC, seq DESC LIMIT $1',
+            `SELECT ${columns} FROM ratings WHERE wabas ?| $2::text[] ORDER BY rated_at_ms DESC, seq DESC LIMIT $1`,
             [checkLimit(limit), [...wabas]],
           );
     return rows.map((row: Row) => {

@@ -86,6 +86,11 @@ import { WalCheckpointer, walCheckpointWorkerScript } from './wal-checkpointer.j
 type Db = Database.Database;
 type Row = Record<string, unknown>;
 
+/** Every column of `ratings` but `changes` (NULL in its place), for `listRatings(…, {isWithoutChanges})`. */
+const RATING_COLUMNS_WITHOUT_CHANGES =
+  'id, rated_at_ms, reason, wabas, as_of_rules, rate_cards, totals, NULL AS changes, totals_by_waba, ' +
+  'accounts_digest, rate_cards_digest, engine_digest';
+
 interface Migration {
   version: number;
   name: string;
@@ -1145,15 +1150,20 @@ class SqliteStore implements Store {
     }
   }
 
-  async listRatings(limit: number, wabas?: readonly string[]): Promise<RatingRecord[]> {
+  async listRatings(
+    limit: number,
+    wabas?: readonly string[],
+    options: { isWithoutChanges?: boolean } = {},
+  ): Promise<RatingRecord[]> {
     checkFilterText('wabas', wabas);
+    const columns = options.isWithoutChanges === true ? RATING_COLUMNS_WITHOUT_CHANGES : '*';
     const rows = (
       wabas === undefined
-        ? this.statement('SELECT * FROM ratings ORDER BY rated_at_ms DESC, seq DESC LIMIT ?').all(
+        ? this.statement(`SELECT ${columns} FROM ratings ORDER BY rated_at_ms DESC, seq DESC LIMIT ?`).all(
             checkLimit(limit),
           )
         : this.statement(
-            `SELECT * FROM ratings r
+            `SELECT ${columns} FROM ratings r
              WHERE EXISTS (SELECT 1 FROM json_each(r.wabas) w WHERE w.value IN (SELECT value FROM json_each(?)))
              ORDER BY rated_at_ms DESC, seq DESC LIMIT ?`,
           ).all(JSON.stringify(wabas), checkLimit(limit))
