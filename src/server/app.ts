@@ -512,7 +512,13 @@ export function createApp(deps: AppDeps): Hono<Env> {
     if (error instanceof QueryError) return errorResponse(c, error.code, error.detail);
     if (error instanceof StoreInputError) return errorResponse(c, 'BAD_QUERY', error.message);
     if (error instanceof MoneyRangeError) return errorResponse(c, 'BAD_QUERY', error.message);
-    if (error instanceof RatingBehindError) return ratingBehindResponse(c, error);
+    if (error instanceof RatingBehindError) {
+      // Behind because nothing can be written (the SQLite file or its log gone, the writer lock lost): a
+      // retry does not help, only what the blocker says.
+      const blocker = storeHealth.writeBlocker();
+      if (blocker !== null) return errorResponse(c, 'STORE_UNAVAILABLE', `(${blocker}.)`);
+      return ratingBehindResponse(c, error);
+    }
     if (error instanceof ClientBusyError) return clientBusyResponse(c, error);
     // The connection closed before the whole body arrived — its client left (or the request timeout cut it),
     // or the shutdown cut it when its grace ended (`cutBy`): nothing was stored, and it is neither a store

@@ -410,15 +410,23 @@ describe('readiness (GET /healthz) fails when the store cannot keep what it ackn
   it('is 503 when the SQLite write-ahead log was deleted (what it held would be lost at restart)', async () => {
     const folder = mkdtempSync(join(dir, 'wal-removed-'));
     const file = join(folder, 'wameter.db');
-    const server = await start({ db: `sqlite:${file}` });
+    // The arrival is rated 10 s later at the earliest (unless a read asks): after the log is gone.
+    const server = await start({ db: `sqlite:${file}`, ratingDebounceMs: 10_000 });
+    const totals = () =>
+      fetch(`${server.url}/v1/totals`, { headers: { Authorization: `Bearer ${KEY_ALL}` } });
     try {
-      expect((await postWebhook(server)).status).toBe(200);
+      expect((await totals()).status).toBe(200); // the start's rating is done
+      expect((await postWebhook(server, fixture('pywa/status_delivered.json'))).status).toBe(200);
       expect((await fetch(`${server.url}/healthz`)).status).toBe(200);
       expect(existsSync(`${file}-wal`)).toBe(true);
       rmSync(`${file}-wal`);
       const health = await fetch(`${server.url}/healthz`);
       expect(health.status).toBe(503);
       expect(JSON.stringify(await health.json())).toMatch(/write-ahead log .*wameter\.db-wal was deleted/);
+      // A read: the rating of the arrival cannot be stored, and a retry would not help — the answer says why.
+      const read = await totals();
+      expect(read.status).toBe(503);
+      expect(JSON.stringify(await read.json())).toMatch(/STORE_UNAVAILABLE.*write-ahead log .* was deleted/);
       const webhook = await postWebhook(server, webhookFixtures()[1]!.body);
       expect(webhook.status).toBe(503);
     } finally {
