@@ -23,6 +23,23 @@ function brief(units: BillableUnit[]) {
   }));
 }
 
+/** A delivered status of W1's number PN1 carrying Meta's pricing words, with no send log line. */
+const webhookStatus = (
+  id: string,
+  atMs: number,
+  pricing: Record<string, unknown>,
+  user = INDIA,
+): CoreEvent => ({
+  kind: 'status',
+  atMs,
+  id,
+  status: 'delivered',
+  waba: 'W1',
+  business: 'PN1',
+  user,
+  pricing: pricing as MetaPricingEvidence,
+});
+
 describe('conversation-based pricing, four categories (CBP-2023)', () => {
   it('§10.1 marketing then two utility templates: one marketing and one utility conversation', async () => {
     const result = await rate([
@@ -294,22 +311,6 @@ describe('delivery is what counts', () => {
 });
 
 describe("categories only Meta's webhook gives", () => {
-  const webhookStatus = (
-    id: string,
-    atMs: number,
-    pricing: Record<string, unknown>,
-    user = INDIA,
-  ): CoreEvent => ({
-    kind: 'status',
-    atMs,
-    id,
-    status: 'delivered',
-    waba: 'W1',
-    business: 'PN1',
-    user,
-    pricing: pricing as MetaPricingEvidence,
-  });
-
   it('referral_conversion opens a free 72 h entry point and uses no free-tier conversation', async () => {
     // 1,001 users whose only traffic is a status saying "free entry point": none counts toward the 1,000.
     const events: CoreEvent[] = [];
@@ -1265,16 +1266,12 @@ describe('findings instead of silent guesses', () => {
       ['2024-12-02T10:00:00Z', 'CBP'],
       ['2025-10-05T10:00:00Z', 'PMP'],
     ] as const) {
-      const fep = (id: string, atMs: number): CoreEvent => ({
-        kind: 'status',
-        atMs,
-        id,
-        status: 'delivered',
-        waba: 'W1',
-        business: 'PN1',
-        user: INDIA,
-        pricing: { pricing_model: model, category: 'referral_conversion', type: 'free_entry_point' },
-      });
+      const fep = (id: string, atMs: number) =>
+        webhookStatus(id, atMs, {
+          pricing_model: model,
+          category: 'referral_conversion',
+          type: 'free_entry_point',
+        });
       const result = await rate(
         [inbound(hours(start, 0), 'ad', {}, true), fep('c1', hours(start, 12)), fep('c2', hours(start, 50))],
         {
@@ -1292,16 +1289,11 @@ describe('findings instead of silent guesses', () => {
     }
     // Meta's free-form word stays a non-template: `service` outside every window is said.
     const service = await rate([
-      {
-        kind: 'status',
-        atMs: hours('2025-10-05T10:00:00Z', 0),
-        id: 's1',
-        status: 'delivered',
-        waba: 'W1',
-        business: 'PN1',
-        user: INDIA,
-        pricing: { pricing_model: 'PMP', category: 'service', type: 'free_customer_service' },
-      },
+      webhookStatus('s1', hours('2025-10-05T10:00:00Z', 0), {
+        pricing_model: 'PMP',
+        category: 'service',
+        type: 'free_customer_service',
+      }),
     ]);
     expect(service.findings.map((f) => f.code)).toContain('NO_WINDOW_IN_INPUT');
   });

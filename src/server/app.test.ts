@@ -27,6 +27,7 @@ import {
 import { loadPricingSetup } from './pricing-setup.js';
 import { accountBookFor } from './rating-service.js';
 import { ERRORS } from './errors.js';
+import type { ServiceConfig } from './config.js';
 import { openApiDocument } from './openapi.js';
 import { openSqliteStore } from '../store/sqlite/sqlite-store.js';
 
@@ -1304,16 +1305,22 @@ describe('API keys are scoped to WABAs: one client never reads another', () => {
 });
 
 /** A service whose accounts put W1 and W2 (two keys' WABAs) in one portfolio, P1. */
-async function withSharedPortfolio(test: () => Promise<void>): Promise<void> {
+async function withSharedPortfolio(
+  test: () => Promise<void>,
+  options: { accounts?: object[]; apiKeys?: ServiceConfig['apiKeys'] } = {},
+): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'wameter-accounts-'));
   const accountsPath = join(dir, 'accounts.json');
-  const accounts = [
+  const accounts = options.accounts ?? [
     { waba: 'W1', portfolio: 'P1' },
     { waba: 'W2', portfolio: 'P1' },
   ];
   writeFileSync(accountsPath, JSON.stringify({ accounts }));
   try {
-    service = await createTestService({ accountsPath });
+    service = await createTestService({
+      accountsPath,
+      ...(options.apiKeys ? { apiKeys: options.apiKeys } : {}),
+    });
     await test();
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -1588,39 +1595,30 @@ describe('rating history of a key for part of a shared portfolio', () => {
   });
 
   it("a key for WABAs of two portfolios: the mate's arrival in one is no news, whatever the other's ratings said", async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'wameter-accounts-'));
-    const accountsPath = join(dir, 'accounts.json');
-    writeFileSync(
-      accountsPath,
-      JSON.stringify({
-        accounts: [
-          { waba: 'W1', portfolio: 'P1' },
-          { waba: 'W2', portfolio: 'P1' },
-          { waba: 'W3', portfolio: 'P2' },
-        ],
-      }),
-    );
     const KEY_W1_W3 = 'key-client-w1-and-w3';
-    try {
-      service = await createTestService({
-        accountsPath,
-        apiKeys: [
-          { name: 'admin', key: KEY_ALL, wabas: '*' },
-          { name: 'client', key: KEY_W1_W3, wabas: ['W1', 'W3'] },
-        ],
-      });
-      const historyOf = async (key: string) =>
-        (await json(await service.get('/v1/ratings', key))).ratings as { reason: string }[];
-      await service.postEvents(conversationLines('W1', 'PN1', '919876543210', 'wamid.p1'));
-      await service.postEvents(conversationLines('W3', 'PN3', '919876543219', 'wamid.p3'));
-      const before = await historyOf(KEY_W1_W3);
-      const allBefore = (await historyOf(KEY_ALL)).length;
-      await service.postEvents(conversationLines('W2', 'PN2', '919876543211', 'wamid.p2'));
-      expect((await historyOf(KEY_ALL)).length).toBeGreaterThan(allBefore);
-      expect(await historyOf(KEY_W1_W3)).toEqual(before);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    const accounts = [
+      { waba: 'W1', portfolio: 'P1' },
+      { waba: 'W2', portfolio: 'P1' },
+      { waba: 'W3', portfolio: 'P2' },
+    ];
+    const apiKeys = [
+      { name: 'admin', key: KEY_ALL, wabas: '*' as const },
+      { name: 'client', key: KEY_W1_W3, wabas: ['W1', 'W3'] },
+    ];
+    await withSharedPortfolio(
+      async () => {
+        const historyOf = async (key: string) =>
+          (await json(await service.get('/v1/ratings', key))).ratings as { reason: string }[];
+        await service.postEvents(conversationLines('W1', 'PN1', '919876543210', 'wamid.p1'));
+        await service.postEvents(conversationLines('W3', 'PN3', '919876543219', 'wamid.p3'));
+        const before = await historyOf(KEY_W1_W3);
+        const allBefore = (await historyOf(KEY_ALL)).length;
+        await service.postEvents(conversationLines('W2', 'PN2', '919876543211', 'wamid.p2'));
+        expect((await historyOf(KEY_ALL)).length).toBeGreaterThan(allBefore);
+        expect(await historyOf(KEY_W1_W3)).toEqual(before);
+      },
+      { accounts, apiKeys },
+    );
   });
 });
 
