@@ -218,9 +218,9 @@ async function startService(config: ServiceConfig, options: StartOptions): Promi
   // created or migrated.
   await checkListenAddress(config.host, config.port);
   // Takes the single-writer lock (docs/storage.md, "One writer per database"), refusing to start beside
-  // another writer before migrating anything, then runs the schema migrations; store.close() releases it. Migrating a large store
-  // takes a while (11 s for 600,000 events): said before and after, so that a silent start is not mistaken
-  // for a hang. The store does not say which migrations are pending, so both lines cover "none" too.
+  // another writer before migrating anything, then runs the schema migrations; store.close() releases it.
+  // Migrating a large store takes a while (11 s for 600,000 events): said before and after, so that a silent
+  // start is not mistaken for a hang. The store does not say which migrations are pending, so both lines cover "none" too.
   logger.info('checking the store schema, migrating it if this wameter is newer', {
     db: redactUrl(config.db),
   });
@@ -369,9 +369,8 @@ async function startService(config: ServiceConfig, options: StartOptions): Promi
   if (await rating.isStoredUnderOtherAccounts().catch(() => false)) logger.warn(ACCOUNTS_CHANGED_WARNING);
   if (await rating.isStoredUnderOtherRateCards().catch(() => false)) logger.warn(RATE_CARDS_CHANGED_WARNING);
   // Another wameter rated the stored bill (an upgrade): re-rated as a re-rate that reports and keeps what it
-  // changed. Otherwise a crash may have stored arrivals without rating them: bring the whole bill up to date
-  // (reads wait).
-  // Reads wait for both.
+  // changed. Then, as at every start, a crash may have stored arrivals without rating them: the whole bill is
+  // brought up to date. Reads wait for both.
   void rating
     .upgrade((message) => logger.warn(message))
     .catch((error: unknown) =>

@@ -982,12 +982,12 @@ function nothingToRerate(request: RerateRequest): string {
   return `None of the WABAs this key may re-rate (${named}) has stored events: nothing to re-rate.`;
 }
 
-/** Units compared per (WABA, id) — two clients' units may share an id (store migration 4) — as unit JSON. */
 /** Units compared between yields to the event loop: a re-rate of a large store never holds webhooks long. */
 const COMPARE_STEP = 2_000;
 
 /**
- * Old vs new units, by (id, WABA), in steps: done in the server's thread (the stored units are read here),
+ * Old vs new units as unit JSON, per (WABA, id) — two clients' units may share an id (store migration 4) —
+ * in steps: done in the server's thread (the stored units are read here),
  * it yields every `COMPARE_STEP` units, so that webhooks are served meanwhile (200,000 units in one go held
  * the thread ≈ 1.2 s).
  */
