@@ -652,29 +652,37 @@ describe('wameter import when the re-rate after an upgrade fails', () => {
   });
 });
 
-describe('wameter import after an upgrade of part of the store', () => {
-  it('re-rates each WABA whose own latest rating other code made, even when the newest rating is this code’s', async () => {
+describe('wameter rerate --waba on a store another wameter rated', () => {
+  it('re-rates the whole store as the upgrade first, so that its own record hides no other WABA’s upgrade', async () => {
     const { dir, db, config } = storeWithAccounts([]);
     const events = tempFile(dir, 'w2-w3.ndjson', [...CLEAN_W2_LINES, ...CLEAN_W3_LINES]);
     expect((await run(['import', events, '--db', db, '--config', config])).code).toBe(0);
-    // W2's bill an older wameter rated (a unit priced otherwise); W3's rated last, by this code.
+    // An older wameter's bill: W2's unit priced otherwise.
     const raw = new Database(db.slice('sqlite:'.length));
-    raw.exec(`UPDATE ratings SET engine_digest = NULL WHERE wabas LIKE '%"W2"%'`);
-    raw.exec(`UPDATE ratings SET rated_at_ms = rated_at_ms + 60000 WHERE wabas LIKE '%"W3"%'`);
+    raw.exec('UPDATE ratings SET engine_digest = NULL');
     raw.exec(`UPDATE units SET amount_micros = amount_micros + 1000 WHERE waba = 'W2'`);
     raw.close();
-    const upgraded = await run(['import', events, '--db', db, '--config', config]);
-    expect(upgraded.code).toBe(0);
-    expect(upgraded.error).toMatch(
-      /re-rated after the upgrade \(rating_[^)]+\): 1 unit\(s\) changed, 0 unchanged;/,
+    const rerated = await run(['rerate', '--waba', 'W3', '--db', db, '--config', config]);
+    expect(rerated.code, rerated.error).toBe(0);
+    expect(rerated.error).toContain(
+      'wameter rerate: the stored bill was rated by another version of wameter',
+    );
+    expect(rerated.error).toMatch(
+      /re-rated after the upgrade \(rating_[^)]+\): 1 unit\(s\) changed, 1 unchanged;/,
     );
     const store = await openStore(db, { isReadOnly: true });
     try {
-      const upgrade = (await store.listRatings(50)).find((rating) => rating.reason === 'upgrade')!;
-      expect(upgrade.wabas).toEqual(['W2']);
+      const [newest, upgrade] = await store.listRatings(2);
+      expect(newest!.reason).toBe('rerate (cli)');
+      expect(upgrade!.reason).toBe('upgrade');
+      expect(upgrade!.wabas).toEqual(['W2', 'W3']);
     } finally {
       await store.close();
     }
+    // Upgraded: the next writer has nothing to say.
+    expect((await run(['import', events, '--db', db, '--config', config])).error).not.toContain(
+      'another version',
+    );
   });
 });
 

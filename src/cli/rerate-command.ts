@@ -285,6 +285,11 @@ stderr beside the table, or as "findings" in the JSON.`,
           const rating = commandRatingService(store, pricing.value, io, {
             loadRateCards: (paths) => loadRateCards(paths, pricing.value.isReportedRulesEnabled),
           });
+          // A store another wameter rated: the whole of it is re-rated first as the upgrade (reported), or this
+          // re-rate's record, the newest, would hide the upgrade of every WABA it leaves out.
+          if (flags.dryRun !== true) {
+            await rating.upgrade((message) => io.writeError(`wameter rerate: ${message}\n`));
+          }
           const result = await rating.rerate({
             ...(flags.waba ? { wabas: flags.waba } : {}),
             ...(fromMs === undefined ? {} : { fromMs }),

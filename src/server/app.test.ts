@@ -1616,6 +1616,26 @@ describe('rating history of a key for part of a shared portfolio', () => {
         await service.postEvents(conversationLines('W2', 'PN2', '919876543211', 'wamid.p2'));
         expect((await historyOf(KEY_ALL)).length).toBeGreaterThan(allBefore);
         expect(await historyOf(KEY_W1_W3)).toEqual(before);
+        // A re-rate of everything under CBP-2022 (the free tier: nothing charged), then the mate's arrival:
+        // its live rating puts W1's bill back under the service's rules — news to the key, and listed.
+        const rerate = await service.app.request('/v1/rerate', {
+          method: 'POST',
+          headers: { Authorization: `Bearer ${KEY_ALL}` },
+          body: JSON.stringify({ as_of_rules: 'CBP-2022' }),
+        });
+        expect(rerate.status).toBe(200);
+        await service.postEvents(conversationLines('W2', 'PN2', '919876543212', 'wamid.p4'));
+        const [latest, rerated] = (await json(await service.get('/v1/ratings', KEY_W1_W3))).ratings as {
+          reason: string;
+          wabas: string[];
+          totals: object;
+        }[];
+        expect(rerated!.reason).toBe('rerate');
+        expect([latest!.reason, latest!.wabas]).toEqual(['live', ['W1']]);
+        expect(latest!.totals).not.toEqual(rerated!.totals);
+        expect(latest!.totals).toEqual(
+          (await json(await service.get('/v1/totals?waba=W1', KEY_W1_W3))).totals,
+        );
       },
       { accounts, apiKeys },
     );

@@ -213,17 +213,6 @@ function ratingToJson(record: RatingRecord, isNarrowed = false) {
   };
 }
 
-/** What a rating said of a key's share: all it shows but its id, when it ran and why. */
-function shareOf({
-  id: _id,
-  rated_at: _ratedAt,
-  reason: _reason,
-  changes: _changes,
-  ...share
-}: ReturnType<typeof ratingToJson>): string {
-  return JSON.stringify(share);
-}
-
 /**
  * A re-rate's stored changes, in the words POST /v1/rerate uses (snake_case, ISO instants) but their own shape:
  * `{period: {from, to}, outside_period, changed (a count), unchanged, totals: {old, new}, units: [{unit, old,
@@ -1568,8 +1557,9 @@ export function createApp(deps: AppDeps): Hono<Env> {
     // of a mate's traffic re-rates the whole portfolio, and listing those ratings told the key when its mate's
     // messages came in. What the key sees is when its own share of the bill changed (or the rules or cards it
     // was rated under), and every re-rate.
-    // Compared with the last rating listed of the same WABAs (a key may hold WABAs of several portfolios,
-    // each rated on its own), whatever that one's reason: after a re-rate, a mate's arrival is no news either.
+    // Compared WABA by WABA with the last rating listed that covered it (a key may hold WABAs of several
+    // portfolios, and a re-rate may cover several at once), whatever that one's reason: after a re-rate, a
+    // mate's arrival is no news either, but a live rating that changes any of the key's WABAs is.
     const records = await fromStore(store.listRatings(MAX_PAGE, scope));
     const visible: ReturnType<typeof ratingToJson>[] = [];
     const lastShare = new Map<string, string>();
@@ -1577,17 +1567,24 @@ export function createApp(deps: AppDeps): Hono<Env> {
       const isWhole = record.wabas.every((w) => scope.includes(w));
       const own = record.wabas.filter((w) => scope.includes(w));
       if (!isWhole && (own.length === 0 || record.totalsByWaba === undefined)) continue;
-      const shown = isWhole
-        ? ratingToJson(record)
-        : ratingToJson(
-            { ...record, wabas: own, totals: sumTotals(own.map((w) => record.totalsByWaba?.[w])) },
-            true,
-          );
-      const share = shareOf(shown);
-      const wabas = own.join('\n');
-      if (!isWhole && record.reason === 'live' && lastShare.get(wabas) === share) continue;
-      visible.push(shown);
-      lastShare.set(wabas, share);
+      const shareOfWaba = (waba: string) =>
+        JSON.stringify([
+          record.totalsByWaba?.[waba] ?? `${record.id} (no totals per WABA)`,
+          record.asOfRules,
+          record.rateCards,
+          record.rateCardsDigest ?? null,
+        ]);
+      const isNews = own.some((waba) => lastShare.get(waba) !== shareOfWaba(waba));
+      if (!isWhole && record.reason === 'live' && !isNews) continue;
+      visible.push(
+        isWhole
+          ? ratingToJson(record)
+          : ratingToJson(
+              { ...record, wabas: own, totals: sumTotals(own.map((w) => record.totalsByWaba?.[w])) },
+              true,
+            ),
+      );
+      for (const waba of own) lastShare.set(waba, shareOfWaba(waba));
     }
     return c.json({ ratings: visible.reverse().slice(0, limit) });
   });

@@ -596,8 +596,12 @@ describe('the re-rate after an upgrade', () => {
     const upgrading = rating.upgrade((message) => said.push(message));
     let isRead = false;
     const read = rating.current().then(() => (isRead = true));
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    // An arrival meanwhile is kept, not rated before the upgrade's re-rate (it would re-price unreported).
+    const ratingsBefore = (await real.listRatings(100)).length;
+    await ingest(conversationLines('W1', 'PN1', '919876543211', 'wamid.during'));
+    await new Promise((resolve) => setTimeout(resolve, 200)); // the debounce is 50 ms
     expect(isRead).toBe(false);
+    expect(await real.listRatings(100)).toHaveLength(ratingsBefore);
     nowMs += 5_000;
     expect(rating.lagSeconds()).toBe(5);
     release();
@@ -605,8 +609,13 @@ describe('the re-rate after an upgrade', () => {
     await read;
     expect(said[0]).toMatch(/^the stored bill was rated by another version of wameter/);
     expect(said[1]).toMatch(
-      /^re-rated after the upgrade \(rating_[^)]+\): 3 unit\(s\) changed, 0 unchanged;/,
+      // The 3 stored units changed by the upgrade, and the arrival's 3 new ones (stored before the re-rate
+      // listed the events: in its "now", old null — docs/storage.md "Upgrades").
+      /^re-rated after the upgrade \(rating_[^)]+\): 6 unit\(s\) changed, 0 unchanged; totals 0\.0151 USD \(3 unit\(s\)\) before/,
     );
+    await rating.settled();
+    const [afterwards, upgrade] = await real.listRatings(2);
+    expect([afterwards!.reason, upgrade!.reason]).toEqual(['live', 'upgrade']);
     expect(rating.lagSeconds()).toBe(0);
     // Done: a second call has nothing to do.
     await rating.upgrade((message) => said.push(message));

@@ -606,10 +606,12 @@ export function createRatingService(deps: RatingServiceDeps): RatingService {
       if (!dirty.has(waba)) dirty.set(waba, nowMs);
       for (const arrivals of arrivalsDuringRerates) arrivals.add(waba);
     }
-    if (dirty.size > 0 && !debounceTimer && runningSinceMs === null) schedule();
+    if (dirty.size > 0 && !debounceTimer && runningSinceMs === null && upgrading === undefined) schedule();
   }
 
   async function settled(): Promise<void> {
+    // No live rating before an upgrade's re-rate (which itself does not wait here).
+    await upgrading?.done;
     if (debounceTimer) {
       clearTimeout(debounceTimer);
       debounceTimer = undefined;
@@ -619,8 +621,7 @@ export function createRatingService(deps: RatingServiceDeps): RatingService {
   }
 
   async function current(wabas?: readonly string[]): Promise<void> {
-    // An upgrade's re-rate runs before any live rating (which would re-price the bill with no report).
-    await upgrading?.done;
+    // settled() waits for an upgrade's re-rate first: no live rating before it (one would re-price unreported).
     await settled();
     if (behind.size === 0) return;
     const portfolios = wabas && new Set(wabas.map((waba) => baseBook.accountFor(waba).portfolio));
@@ -635,23 +636,15 @@ export function createRatingService(deps: RatingServiceDeps): RatingService {
   /** The upgrade's re-rate while it runs: reads wait for it. */
   let upgrading: { done: Promise<void>; sinceMs: number } | undefined;
 
-  /** The stored WABAs whose latest rating another rating code made (each WABA's own latest: a portfolio re-rated by the new code first says nothing of the others). */
+  /**
+   * The stored WABAs to re-rate after an upgrade: every one when the newest rating was made by other rating
+   * code (one read of the history; every writer — serve, import, rerate — upgrades the whole store before it
+   * writes a rating of its own, so the newest rating tells), none otherwise.
+   */
   async function wabasRatedByOtherCode(): Promise<string[]> {
-    const stored = await store.listWabas();
-    const digestOf = new Map<string, string | undefined>();
-    for (const record of await store.listRatings(1000, undefined, WITHOUT_CHANGES)) {
-      for (const waba of record.wabas) if (!digestOf.has(waba)) digestOf.set(waba, record.engineDigest);
-    }
-    const stale: string[] = [];
-    for (const waba of stored) {
-      if (!digestOf.has(waba)) {
-        const [last] = await store.listRatings(1, [waba], WITHOUT_CHANGES);
-        if (last === undefined) continue; // never rated: the next rating is its first, nothing to compare
-        digestOf.set(waba, last.engineDigest);
-      }
-      if (digestOf.get(waba) !== ratingCodeDigest) stale.push(waba);
-    }
-    return stale;
+    const [newest] = await store.listRatings(1, undefined, WITHOUT_CHANGES);
+    if (newest === undefined || newest.engineDigest === ratingCodeDigest) return [];
+    return store.listWabas();
   }
 
   async function upgrade(say: (message: string) => void): Promise<void> {
@@ -664,7 +657,7 @@ export function createRatingService(deps: RatingServiceDeps): RatingService {
       say(ENGINE_CHANGED_WARNING);
       for (let attempt = 1; ; attempt++) {
         try {
-          const report = await rerate({ wabas: stale, reason: 'upgrade' });
+          const report = await rerate({ wabas: stale, reason: 'upgrade' }, { isUpgrade: true });
           if (report.ok) say(upgradeRerateSummary(report.value));
           else say(`the re-rate after the upgrade was not needed: ${report.error.message}`);
           return;
@@ -680,6 +673,8 @@ export function createRatingService(deps: RatingServiceDeps): RatingService {
     } finally {
       upgrading = undefined;
       release();
+      // Arrivals meanwhile were kept, not rated (a live rating first would re-price a portfolio unreported).
+      if (dirty.size > 0 && !debounceTimer && runningSinceMs === null) schedule();
     }
   }
 
@@ -694,11 +689,14 @@ export function createRatingService(deps: RatingServiceDeps): RatingService {
     }
   }
 
-  async function rerate(request: RerateRequest): Promise<Result<RerateReport, RerateError>> {
+  async function rerate(
+    request: RerateRequest,
+    internal: { isUpgrade?: boolean } = {},
+  ): Promise<Result<RerateReport, RerateError>> {
     const arrivals = new Set<string>();
     if (!request.isDryRun) arrivalsDuringRerates.add(arrivals);
     try {
-      return await rerateTracked(request, arrivals);
+      return await rerateTracked(request, arrivals, internal.isUpgrade === true);
     } finally {
       arrivalsDuringRerates.delete(arrivals);
     }
@@ -707,8 +705,10 @@ export function createRatingService(deps: RatingServiceDeps): RatingService {
   async function rerateTracked(
     request: RerateRequest,
     arrivals: ReadonlySet<string>,
+    isUpgrade: boolean,
   ): Promise<Result<RerateReport, RerateError>> {
-    await settled();
+    // An upgrade's re-rate runs before any live rating: nothing to wait for (and settled() waits for it).
+    if (!isUpgrade) await settled();
     // A re-rate that could not be stored (the writer lock lost, the SQLite file gone) fails before rating
     // anything, whatever it asks: the store is unavailable, not the request wrong (checked again at the write).
     const blocker = request.isDryRun ? null : (deps.storeHealth?.writeBlocker() ?? null);

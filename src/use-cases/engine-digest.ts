@@ -25,8 +25,12 @@ export function engineDigest(): string {
   if (computed !== undefined) return computed;
   const source = join(dirname(fileURLToPath(import.meta.url)), '..');
   const extension = extname(fileURLToPath(import.meta.url)); // `.js` when compiled, `.ts` from sources
+  // Tests, and the store's contract suite (compiled with the rest), are no rating code.
   const isModule = (name: string) =>
-    name.endsWith(extension) && !name.includes('.test.') && !name.endsWith('.d.ts');
+    name.endsWith(extension) &&
+    !name.includes('.test.') &&
+    !name.includes('.contract.') &&
+    !name.endsWith('.d.ts');
   const paths = [
     ...RATING_FOLDERS.flatMap((folder) =>
       modulesOf(join(source, folder))
