@@ -425,7 +425,7 @@ describe('wameter explain: a user written two ways', () => {
 describe('explain --user with a business-scoped user id Meta joined to a number', () => {
   // Meta's real payload gives the number 972987654321 and its business-scoped id together; the business's
   // answer is then addressed to the id alone (`recipient_id` empty, `recipient_user_id`), as Meta documents.
-  const fixtures = join(ROOT, '..', 'shared', 'fixtures', 'webhooks', 'pywa');
+  const fixtures = join(ROOT, 'test', 'fixtures', 'webhooks', 'pywa');
   const scopedId = 'US.13491208655302741918';
   const inbound = readFileSync(join(fixtures, 'incoming_text.json'), 'utf8');
   const answer = JSON.parse(readFileSync(join(fixtures, 'status_delivered.json'), 'utf8')) as {
