@@ -662,6 +662,12 @@ describe('wameter rerate --waba on a store another wameter rated', () => {
     raw.exec('UPDATE ratings SET engine_digest = NULL');
     raw.exec(`UPDATE units SET amount_micros = amount_micros + 1000 WHERE waba = 'W2'`);
     raw.close();
+    // A dry run stores nothing, and says that what it lists includes what this version changes by itself.
+    const dry = await run(['rerate', '--dry-run', '--waba', 'W3', '--db', db, '--config', config]);
+    expect(dry.code, dry.error).toBe(0);
+    expect(dry.error).toContain(
+      'wameter rerate: the stored bill was rated by another version of wameter: the changes below include what this version changes by itself',
+    );
     const rerated = await run(['rerate', '--waba', 'W3', '--db', db, '--config', config]);
     expect(rerated.code, rerated.error).toBe(0);
     expect(rerated.error).toContain(
@@ -679,8 +685,11 @@ describe('wameter rerate --waba on a store another wameter rated', () => {
     } finally {
       await store.close();
     }
-    // Upgraded: the next writer has nothing to say.
+    // Upgraded: the next writer, and a dry run, have nothing to say.
     expect((await run(['import', events, '--db', db, '--config', config])).error).not.toContain(
+      'another version',
+    );
+    expect((await run(['rerate', '--dry-run', '--db', db, '--config', config])).error).not.toContain(
       'another version',
     );
   });

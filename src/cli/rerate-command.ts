@@ -21,7 +21,7 @@ import {
 import { ALLOW_UNPRICED_HELP, unpricedExit, unratedIn } from './unpriced.js';
 import { loadServiceConfig } from '../server/config.js';
 import { loadPricingSetup, loadRateCards } from '../server/pricing-setup.js';
-import type { RerateReport } from '../server/rating-service.js';
+import { UPGRADE_DUE_IN_DRY_RUN_WARNING, type RerateReport } from '../server/rating-service.js';
 import type { Store } from '../store/store.js';
 
 interface RerateFlags {
@@ -289,6 +289,8 @@ stderr beside the table, or as "findings" in the JSON.`,
           // re-rate's record, the newest, would hide the upgrade of every WABA it leaves out.
           if (flags.dryRun !== true) {
             await rating.upgrade((message) => io.writeError(`wameter rerate: ${message}\n`));
+          } else if (await rating.isUpgradeDue()) {
+            io.writeError(`wameter rerate: ${UPGRADE_DUE_IN_DRY_RUN_WARNING}\n`);
           }
           const result = await rating.rerate({
             ...(flags.waba ? { wabas: flags.waba } : {}),

@@ -1594,6 +1594,28 @@ describe('rating history of a key for part of a shared portfolio', () => {
     });
   });
 
+  it("a key whose WABA has no units yet: the mate's arrivals are no news either", async () => {
+    await withSharedPortfolio(async () => {
+      const historyOf = async (key: string) =>
+        (await json(await service.get('/v1/ratings', key))).ratings as { reason: string }[];
+      await service.postEvents([
+        {
+          kind: 'inbound',
+          at: '2025-07-10T09:00:00Z',
+          waba: 'W1',
+          business: 'PN1',
+          user: '919876543210',
+          id: 'wamid.only-in',
+        },
+      ]);
+      const before = await historyOf(KEY_W1);
+      expect(before.length).toBeGreaterThan(0);
+      await service.postEvents(conversationLines('W2', 'PN2', '919876543211', 'wamid.n1'));
+      await service.postEvents(conversationLines('W2', 'PN2', '919876543212', 'wamid.n2'));
+      expect(await historyOf(KEY_W1)).toEqual(before);
+    });
+  });
+
   it("a key for WABAs of two portfolios: the mate's arrival in one is no news, whatever the other's ratings said", async () => {
     const KEY_W1_W3 = 'key-client-w1-and-w3';
     const accounts = [

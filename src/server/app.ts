@@ -1567,9 +1567,13 @@ export function createApp(deps: AppDeps): Hono<Env> {
       const isWhole = record.wabas.every((w) => scope.includes(w));
       const own = record.wabas.filter((w) => scope.includes(w));
       if (!isWhole && (own.length === 0 || record.totalsByWaba === undefined)) continue;
+      // A WABA absent from the totals per WABA has no units (none charged, none free); a rating from before
+      // they were kept is news each time (it is listed only when every WABA of it is the key's).
       const shareOfWaba = (waba: string) =>
         JSON.stringify([
-          record.totalsByWaba?.[waba] ?? `${record.id} (no totals per WABA)`,
+          record.totalsByWaba === undefined
+            ? `${record.id} (no totals per WABA)`
+            : (record.totalsByWaba[waba] ?? null),
           record.asOfRules,
           record.rateCards,
           record.rateCardsDigest ?? null,

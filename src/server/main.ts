@@ -305,6 +305,16 @@ async function startService(config: ServiceConfig, options: StartOptions): Promi
     onStoreError: () => metrics.inc('store_errors_total'),
     storeHealth,
   });
+  // Another wameter rated the stored bill (an upgrade): re-rated as a re-rate that reports and keeps what it
+  // changed — begun before the first request can arrive, so that no live rating comes before it.
+  const upgraded = rating
+    .upgrade((message) => logger.warn(message))
+    .catch((error: unknown) =>
+      logger.error(
+        'the re-rate after the upgrade failed (retried): the bill is now rated without a report of what the upgrade changed; the ratings before it keep the old totals (GET /v1/ratings)',
+        errorFields(error),
+      ),
+    );
   const marketNames = pricing.value.markets.names;
   const accounts = createAccountBook(pricing.value.accounts);
   const app = createApp({
@@ -368,17 +378,9 @@ async function startService(config: ServiceConfig, options: StartOptions): Promi
   // The bill is re-priced under this start's accounts: said when they are not those it was priced with.
   if (await rating.isStoredUnderOtherAccounts().catch(() => false)) logger.warn(ACCOUNTS_CHANGED_WARNING);
   if (await rating.isStoredUnderOtherRateCards().catch(() => false)) logger.warn(RATE_CARDS_CHANGED_WARNING);
-  // Another wameter rated the stored bill (an upgrade): re-rated as a re-rate that reports and keeps what it
-  // changed. Then, as at every start, a crash may have stored arrivals without rating them: the whole bill is
-  // brought up to date. Reads wait for both.
-  void rating
-    .upgrade((message) => logger.warn(message))
-    .catch((error: unknown) =>
-      logger.error(
-        'the re-rate after the upgrade failed (retried): the bill is now rated without a report of what the upgrade changed; the ratings before it keep the old totals (GET /v1/ratings)',
-        errorFields(error),
-      ),
-    )
+  // After the upgrade's re-rate (begun above), as at every start: a crash may have stored arrivals without
+  // rating them, so the whole bill is brought up to date. Reads wait for both.
+  void upgraded
     .then(() => rating.rateAll())
     .catch((error: unknown) => logger.error('initial rating failed', errorFields(error)));
 

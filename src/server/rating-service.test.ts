@@ -623,3 +623,47 @@ describe('the re-rate after an upgrade', () => {
     store = real;
   });
 });
+
+describe('an arrival just before the upgrade begins', () => {
+  it('is not rated before the upgrade: the live rating its debounce started waits, and nothing goes unreported', async () => {
+    await makeService();
+    await ingest(conversationLines('W1', 'PN1', '919876543210', 'wamid.v'));
+    await ingest(conversationLines('W2', 'PN2', '919876543212', 'wamid.w'));
+    await rating.settled();
+    await rating.close();
+    const raw = new Database(join(dir, 'rating.db'));
+    raw.exec(
+      'UPDATE ratings SET engine_digest = NULL; UPDATE units SET amount_micros = amount_micros + 1000',
+    );
+    raw.close();
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    const real = store;
+    store = new Proxy(real, {
+      get(target, name, receiver) {
+        if (name !== 'queryUnits') return Reflect.get(target, name, receiver) as unknown;
+        return async (...args: Parameters<Store['queryUnits']>) => {
+          await held;
+          return target.queryUnits(...args);
+        };
+      },
+    });
+    await makeService();
+    // The arrival's debounce (50 ms) starts before the upgrade does, and fires while it runs.
+    await ingest(conversationLines('W1', 'PN1', '919876543211', 'wamid.x'));
+    const ratingsBefore = (await real.listRatings(100)).length;
+    const said: string[] = [];
+    const upgrading = rating.upgrade((message) => said.push(message));
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(await real.listRatings(100)).toHaveLength(ratingsBefore);
+    release();
+    await upgrading;
+    await rating.settled();
+    const [afterwards, upgrade] = await real.listRatings(2);
+    expect([afterwards!.reason, upgrade!.reason]).toEqual(['live', 'upgrade']);
+    expect(upgrade!.wabas).toEqual(['W1', 'W2']);
+    // Every stored unit the older code priced is reported as changed (W1's 3 and W2's 3), and the arrival's.
+    expect(said[1]).toMatch(/: 9 unit\(s\) changed, 0 unchanged;/);
+    store = real;
+  });
+});

@@ -183,6 +183,8 @@ export interface RatingService {
    * up to 3 times, then thrown. Nothing to do (a store this code rated, or an empty one): nothing is said.
    */
   upgrade(say: (message: string) => void): Promise<void>;
+  /** Whether `upgrade()` would re-rate anything (the newest rating is other rating code's); reads only. */
+  isUpgradeDue(): Promise<boolean>;
   /**
    * `BILL_RERATED` findings for those of `wabas` whose stored bill a re-rate last wrote under another era or
    * other rate cards than the service's: explain and reconciliation rate the stored events under the
@@ -291,6 +293,9 @@ export function upgradeRerateSummary(report: RerateReport): string {
       .join(', ') || 'nothing';
   return `re-rated after the upgrade (${report.ratingId ?? 'not stored'}): ${report.changed.length} unit(s) changed, ${report.unchanged} unchanged; totals ${money(report.totals.old)} before, ${money(report.totals.new)} now`;
 }
+
+export const UPGRADE_DUE_IN_DRY_RUN_WARNING =
+  'the stored bill was rated by another version of wameter: the changes below include what this version changes by itself (a storing re-rate, `serve` or `import` re-rates the store first as the upgrade, reported apart)';
 
 export const RATE_CARDS_CHANGED_WARNING =
   'the stored bill was last priced with rate cards whose rates differ from these (a card edited under the same file name, or other cards): it is re-priced now under the cards given to this run, and GET /v1/ratings tells the two ratings apart by their rate_cards_digest; to keep the earlier pricing, give the same cards (WAMETER_RATE_CARDS, or the rate cards of --config), and to see what changes first, run `wameter rerate --dry-run`';
@@ -519,7 +524,8 @@ export function createRatingService(deps: RatingServiceDeps): RatingService {
   }
 
   async function runOnce(): Promise<void> {
-    if (dirty.size === 0) return;
+    // During an upgrade's re-rate arrivals wait in `dirty` (its end schedules them).
+    if (dirty.size === 0 || upgrading !== undefined) return;
     const batch = dirty;
     dirty = new Map();
     runningSinceMs = Math.min(...batch.values());
@@ -933,6 +939,7 @@ export function createRatingService(deps: RatingServiceDeps): RatingService {
     },
     storedUnderOtherRules,
     upgrade,
+    isUpgradeDue: async () => (await wabasRatedByOtherCode()).length > 0,
     async isStoredUnderOtherRateCards() {
       const [last] = await store.listRatings(1, undefined, WITHOUT_CHANGES);
       return last?.rateCardsDigest !== undefined && last.rateCardsDigest !== pricingCardsDigest;
