@@ -305,6 +305,11 @@ async function startService(config: ServiceConfig, options: StartOptions): Promi
     onStoreError: () => metrics.inc('store_errors_total'),
     storeHealth,
   });
+  // The bill is re-priced under this start's accounts: said when they are not those it was priced with.
+  // (Before listening: once the "listening" line is out, the caller may signal, and its handlers come when
+  // this returns.)
+  if (await rating.isStoredUnderOtherAccounts().catch(() => false)) logger.warn(ACCOUNTS_CHANGED_WARNING);
+  if (await rating.isStoredUnderOtherRateCards().catch(() => false)) logger.warn(RATE_CARDS_CHANGED_WARNING);
   // Another wameter rated the stored bill (an upgrade): re-rated as a re-rate that reports and keeps what it
   // changed — begun before the first request can arrive, so that no live rating comes before it.
   const upgraded = rating
@@ -375,9 +380,6 @@ async function startService(config: ServiceConfig, options: StartOptions): Promi
     url,
   });
 
-  // The bill is re-priced under this start's accounts: said when they are not those it was priced with.
-  if (await rating.isStoredUnderOtherAccounts().catch(() => false)) logger.warn(ACCOUNTS_CHANGED_WARNING);
-  if (await rating.isStoredUnderOtherRateCards().catch(() => false)) logger.warn(RATE_CARDS_CHANGED_WARNING);
   // After the upgrade's re-rate (begun above), as at every start: a crash may have stored arrivals without
   // rating them, so the whole bill is brought up to date. Reads wait for both.
   void upgraded
