@@ -567,31 +567,37 @@ describe('RatingBehindError', () => {
   });
 });
 
+/**
+ * The service's store as an older wameter left it (its ratings without this code's digest, each unit priced
+ * otherwise), a new service on it, and the store's unit reads held until `release()` (a long re-rate).
+ */
+async function asRatedByOlderCode(): Promise<{ real: Store; release: () => void }> {
+  await rating.settled();
+  await rating.close();
+  const raw = new Database(join(dir, 'rating.db'));
+  raw.exec('UPDATE ratings SET engine_digest = NULL; UPDATE units SET amount_micros = amount_micros + 1000');
+  raw.close();
+  let release!: () => void;
+  const held = new Promise<void>((resolve) => (release = resolve));
+  const real = store;
+  store = new Proxy(real, {
+    get(target, name, receiver) {
+      if (name !== 'queryUnits') return Reflect.get(target, name, receiver) as unknown;
+      return async (...args: Parameters<Store['queryUnits']>) => {
+        await held;
+        return target.queryUnits(...args);
+      };
+    },
+  });
+  await makeService();
+  return { real, release };
+}
+
 describe('the re-rate after an upgrade', () => {
   it('re-rates the WABAs other rating code rated last, while reads wait and the lag counts it', async () => {
     await makeService();
     await ingest(conversationLines('W1', 'PN1', '919876543210', 'wamid.u'));
-    await rating.settled();
-    await rating.close();
-    const raw = new Database(join(dir, 'rating.db'));
-    raw.exec(
-      'UPDATE ratings SET engine_digest = NULL; UPDATE units SET amount_micros = amount_micros + 1000',
-    );
-    raw.close();
-    // The re-rate's reading of the stored units is held until released.
-    let release!: () => void;
-    const held = new Promise<void>((resolve) => (release = resolve));
-    const real = store;
-    store = new Proxy(real, {
-      get(target, name, receiver) {
-        if (name !== 'queryUnits') return Reflect.get(target, name, receiver) as unknown;
-        return async (...args: Parameters<Store['queryUnits']>) => {
-          await held;
-          return target.queryUnits(...args);
-        };
-      },
-    });
-    await makeService();
+    const { real, release } = await asRatedByOlderCode();
     const said: string[] = [];
     const upgrading = rating.upgrade((message) => said.push(message));
     let isRead = false;
@@ -629,26 +635,7 @@ describe('an arrival just before the upgrade begins', () => {
     await makeService();
     await ingest(conversationLines('W1', 'PN1', '919876543210', 'wamid.v'));
     await ingest(conversationLines('W2', 'PN2', '919876543212', 'wamid.w'));
-    await rating.settled();
-    await rating.close();
-    const raw = new Database(join(dir, 'rating.db'));
-    raw.exec(
-      'UPDATE ratings SET engine_digest = NULL; UPDATE units SET amount_micros = amount_micros + 1000',
-    );
-    raw.close();
-    let release!: () => void;
-    const held = new Promise<void>((resolve) => (release = resolve));
-    const real = store;
-    store = new Proxy(real, {
-      get(target, name, receiver) {
-        if (name !== 'queryUnits') return Reflect.get(target, name, receiver) as unknown;
-        return async (...args: Parameters<Store['queryUnits']>) => {
-          await held;
-          return target.queryUnits(...args);
-        };
-      },
-    });
-    await makeService();
+    const { real, release } = await asRatedByOlderCode();
     // The arrival's debounce (50 ms) starts before the upgrade does, and fires while it runs.
     await ingest(conversationLines('W1', 'PN1', '919876543211', 'wamid.x'));
     const ratingsBefore = (await real.listRatings(100)).length;
