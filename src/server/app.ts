@@ -1553,13 +1553,11 @@ export function createApp(deps: AppDeps): Hono<Env> {
     // of the totals (a portfolio mate's money is not its business). A rating from before the totals were
     // kept per WABA is shown only when every WABA it covers is the key's; a re-rate's unit changes likewise.
     //
-    // A narrowed rating that left the key's share as the rating before it left it is not shown: each arrival
-    // of a mate's traffic re-rates the whole portfolio, and listing those ratings told the key when its mate's
-    // messages came in. What the key sees is when its own share of the bill changed (or the rules or cards it
-    // was rated under), and every re-rate.
-    // Compared WABA by WABA with the last rating listed that covered it (a key may hold WABAs of several
-    // portfolios, and a re-rate may cover several at once), whatever that one's reason: after a re-rate, a
-    // mate's arrival is no news either, but a live rating that changes any of the key's WABAs is.
+    // A narrowed live rating that left the key's share as it was is not shown: each arrival of a mate's
+    // traffic re-rates the whole portfolio, and listing those told the key when its mate's messages came in.
+    // The share is compared WABA by WABA with the last rating listed that covered it (a key may hold WABAs of
+    // several portfolios, and a re-rate may cover several at once), whatever that one's reason. Every re-rate
+    // is shown.
     const records = await fromStore(store.listRatings(MAX_PAGE, scope));
     const visible: ReturnType<typeof ratingToJson>[] = [];
     const lastShare = new Map<string, string>();
