@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { runWameter } from '../../test/support/cli.js';
+import { messagesWebhook } from '../../test/support/webhook-body.js';
 import { localDate } from '../core/calendar.js';
 import { DIFFERENCE_CAUSES } from '../core/reconcile.js';
 import { EXIT } from './exit-codes.js';
@@ -788,32 +789,21 @@ describe('wameter reconcile: what was checked, and what accounts for a differenc
 
   it("only Meta's webhook bodies: their categories are Meta's own, so nothing is checked (exit 1), and it says why", async () => {
     const webhook = (id: string, timestamp: number, category: string) =>
-      JSON.stringify({
-        object: 'whatsapp_business_account',
-        entry: [
-          {
-            id: 'W1',
-            changes: [
-              {
-                field: 'messages',
-                value: {
-                  messaging_product: 'whatsapp',
-                  metadata: { display_phone_number: '15550783881', phone_number_id: 'PN1' },
-                  statuses: [
-                    {
-                      id,
-                      status: 'delivered',
-                      timestamp: String(timestamp),
-                      recipient_id: '919876543210',
-                      pricing: { billable: true, pricing_model: 'PMP', category, type: 'regular' },
-                    },
-                  ],
-                },
-              },
-            ],
-          },
-        ],
-      });
+      JSON.stringify(
+        messagesWebhook('W1', {
+          messaging_product: 'whatsapp',
+          metadata: { display_phone_number: '15550783881', phone_number_id: 'PN1' },
+          statuses: [
+            {
+              id,
+              status: 'delivered',
+              timestamp: String(timestamp),
+              recipient_id: '919876543210',
+              pricing: { billable: true, pricing_model: 'PMP', category, type: 'regular' },
+            },
+          ],
+        }),
+      );
     const events = write(
       'webhooks-only.ndjson',
       `${webhook('wamid.w1', 1_759_903_203, 'utility')}\n${webhook('wamid.w2', 1_759_906_803, 'marketing')}\n`,

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runWameter } from '../../test/support/cli.js';
+import { messagesWebhook } from '../../test/support/webhook-body.js';
 import type { CoreEvent } from '../core/events.js';
 import {
   READ_CHUNK_BYTES,
@@ -60,23 +61,11 @@ const outbound = (id: string) =>
     template: 'marketing',
     delivered_at: '2025-08-01T10:00:05Z',
   });
-const statusBody = (id: string) => ({
-  object: 'whatsapp_business_account',
-  entry: [
-    {
-      id: 'W1',
-      changes: [
-        {
-          field: 'messages',
-          value: {
-            metadata: { phone_number_id: 'PN1' },
-            statuses: [{ id, status: 'sent', timestamp: '1750030073', recipient_id: 'U1' }],
-          },
-        },
-      ],
-    },
-  ],
-});
+const statusBody = (id: string) =>
+  messagesWebhook('W1', {
+    metadata: { phone_number_id: 'PN1' },
+    statuses: [{ id, status: 'sent', timestamp: '1750030073', recipient_id: 'U1' }],
+  });
 const pretty = (value: unknown) => JSON.stringify(value, null, 2);
 /** A status webhook body, pretty-printed (26 lines). */
 const body = (id: string) => pretty(statusBody(id));

@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runWameter } from '../../test/support/cli.js';
+import { messagesWebhook } from '../../test/support/webhook-body.js';
 import type { CoreEvent } from '../core/events.js';
 import { IGNORED } from './parse-event.js';
 import {
@@ -1266,24 +1267,11 @@ describe('an error inside a body spread over several lines names the line of the
 
   it('a field that cannot be placed is named at the body’s first line, saying so', async () => {
     const message = { id: 'in1', timestamp: '1750030073', type: 'text', from_user_id: 'US.1' };
-    const body = {
-      object: 'whatsapp_business_account',
-      entry: [
-        {
-          id: 'W1',
-          changes: [
-            {
-              field: 'messages',
-              value: {
-                metadata: { phone_number_id: 'PN1' },
-                contacts: [{ user_id: 'US.1', wa_id: 'x\u0000' }],
-                messages: [message],
-              },
-            },
-          ],
-        },
-      ],
-    };
+    const body = messagesWebhook('W1', {
+      metadata: { phone_number_id: 'PN1' },
+      contacts: [{ user_id: 'US.1', wa_id: 'x\u0000' }],
+      messages: [message],
+    });
     const text = `${inbound('in0')}\n${pretty(body)}\n`;
     const file = await write('unplaced.ndjson', text);
     const { errors } = await collect([file]);

@@ -29,6 +29,7 @@ import { accountBookFor } from './rating-service.js';
 import { ERRORS } from './errors.js';
 import type { ServiceConfig } from './config.js';
 import { openApiDocument } from './openapi.js';
+import { messagesWebhook } from '../../test/support/webhook-body.js';
 import { openSqliteStore } from '../store/sqlite/sqlite-store.js';
 
 let service: TestService;
@@ -1852,34 +1853,21 @@ describe("one client's writes never change another client's bill", () => {
       );
       const before = await unitsOf(KEY_ALL, 'W2');
       // W1 posts, with its own key, a webhook body of its own WABA pairing that id with a Brazilian number.
-      const pairing = {
-        object: 'whatsapp_business_account',
-        entry: [
+      const pairing = messagesWebhook('W1', {
+        messaging_product: 'whatsapp',
+        metadata: { display_phone_number: '1', phone_number_id: 'PN1' },
+        contacts: [{ profile: { name: 'x' }, wa_id: '5511999990000', user_id: SCOPED }],
+        messages: [
           {
-            id: 'W1',
-            changes: [
-              {
-                field: 'messages',
-                value: {
-                  messaging_product: 'whatsapp',
-                  metadata: { display_phone_number: '1', phone_number_id: 'PN1' },
-                  contacts: [{ profile: { name: 'x' }, wa_id: '5511999990000', user_id: SCOPED }],
-                  messages: [
-                    {
-                      from: '5511999990000',
-                      from_user_id: SCOPED,
-                      id: 'wamid.w1.pairing',
-                      timestamp: '1759399200',
-                      type: 'text',
-                      text: { body: 'hi' },
-                    },
-                  ],
-                },
-              },
-            ],
+            from: '5511999990000',
+            from_user_id: SCOPED,
+            id: 'wamid.w1.pairing',
+            timestamp: '1759399200',
+            type: 'text',
+            text: { body: 'hi' },
           },
         ],
-      };
+      });
       expect(await json(await service.postEvents([pairing], KEY_W1))).toMatchObject({ accepted: 1 });
       await service.rating.settled();
       expect(await unitsOf(KEY_ALL, 'W2')).toEqual(before);
