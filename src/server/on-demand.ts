@@ -81,7 +81,8 @@ export async function estimateStored(
 
 /**
  * The WABAs of `scope` whose events decide one user's story: those of every portfolio where the user has an
- * event (their number compared as the rater pairs it, `canonicalUser`) — a portfolio is rated on its own
+ * event (their number compared as the rater pairs it, `canonicalUser`; for a business-scoped id, also the
+ * numbers events join it to) — a portfolio is rated on its own
  * (live ratings never mix two), so the others change nothing of it. The caller lists these WABAs' events
  * again, as a live rating lists a portfolio's (statuses naming no WABA placed there included). Every WABA of
  * `scope` when one of the user's events names no WABA (its portfolio is not known before rating).
