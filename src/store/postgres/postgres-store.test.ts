@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eventKey, type OutboundEvent, type StatusEvent } from '../../core/events.js';
 import { openStore } from '../open-store.js';
 import { runStoreContract } from '../store.contract.js';
-import { openPostgresStore } from './postgres-store.js';
+import { openPostgresStore, withBound } from './postgres-store.js';
 import { StoreTimeoutError } from '../store.js';
 import {
   BACKFILL_INPUTS,
@@ -732,3 +732,25 @@ async function silenceableProxy(): Promise<{ url: string; silence(): void; speak
     },
   };
 }
+
+describe('a query past its bound', () => {
+  it("is a StoreTimeoutError when pg's own query_timeout says so, even a moment before the deadline by the clock", async () => {
+    // pg's timer may fire up to a millisecond before performance.now() reaches the deadline.
+    const client = {
+      query: () => Promise.reject(new Error('Query read timeout')),
+    } as unknown as pg.PoolClient;
+    const bounded = withBound(client, performance.now(), { scope: 'each', ms: 60_000, operation: 'read' });
+    await expect(bounded.query('SELECT 1')).rejects.toMatchObject({
+      name: 'StoreTimeoutError',
+      isConnectionLost: true,
+      message: 'the database did not answer the read within 60 s',
+    });
+    // Any other failure before the deadline is the failure itself.
+    const failing = { query: () => Promise.reject(new Error('boom')) } as unknown as pg.PoolClient;
+    await expect(
+      withBound(failing, performance.now(), { scope: 'each', ms: 60_000, operation: 'read' }).query(
+        'SELECT 1',
+      ),
+    ).rejects.toThrow(/^boom$/);
+  });
+});

@@ -159,7 +159,7 @@ export const RATING_TIMEOUT_MS = 600_000;
  * COMMIT (ingests: a webhook waits for it); `each`, every statement and the wait for a connection on its own
  * (reads and ratings, which may run long over a large portfolio, but never wait for ever).
  */
-interface Bound {
+export interface Bound {
   scope: 'whole' | 'each';
   ms: number;
   operation: 'write' | 'read' | 'ping';
@@ -1075,7 +1075,7 @@ const QUERY_CANCELED = '57014';
  * connection still awaits the server's answer), not when the server cancelled the statement itself
  * (`statement_timeout`: the connection is usable).
  */
-function withBound(client: pg.PoolClient, startedMs: number, bound: Bound): Queryable {
+export function withBound(client: pg.PoolClient, startedMs: number, bound: Bound): Queryable {
   const { ms, operation } = bound;
   return {
     async query(text, values) {
@@ -1091,7 +1091,10 @@ function withBound(client: pg.PoolClient, startedMs: number, bound: Bound): Quer
         if (code === QUERY_CANCELED && String(message).includes('statement timeout')) {
           throw new StoreTimeoutError(ms, { isConnectionLost: false, cause: error, operation });
         }
-        if (performance.now() >= deadlineMs) {
+        // pg's own query_timeout ("Query read timeout") is this bound, even when its timer fired a moment
+        // before `performance.now()` reaches the deadline (timers may run up to a millisecond early: the
+        // error then went out raw, a 503 without its reason — seen in CI).
+        if (performance.now() >= deadlineMs || /^Query read timeout$/i.test(String(message))) {
           throw new StoreTimeoutError(ms, { isConnectionLost: true, cause: error, operation });
         }
         throw error;
