@@ -609,9 +609,8 @@ describe('wameter import after an upgrade', () => {
     try {
       const history = await store.listRatings(50);
       const upgrade = history.find((rating) => rating.reason === 'upgrade')!;
-      expect((upgrade.changes as { units: { unit: string }[] }).units.map((change) => change.unit)).toEqual([
-        unitId,
-      ]);
+      const { units } = await store.listRatingChanges(upgrade.id, { limit: 50 });
+      expect((units as { unit: string }[]).map((change) => change.unit)).toEqual([unitId]);
     } finally {
       await store.close();
     }

@@ -2094,14 +2094,7 @@ describe('POST /v1/rerate and GET /v1/ratings', () => {
     expect(ratings.some((r) => r.reason === 'live')).toBe(true);
     // The history gives back what the re-rate answered, in its shape: snake_case, ISO instants, key order.
     const { changes } = ratings[0] as unknown as { changes: Record<string, unknown> };
-    expect(Object.keys(changes)).toEqual([
-      'period',
-      'outside_period',
-      'changed',
-      'unchanged',
-      'totals',
-      'units',
-    ]);
+    expect(Object.keys(changes)).toEqual(['period', 'outside_period', 'changed', 'unchanged', 'totals']);
     expect(changes).toMatchObject({
       period: { from: '2025-07-01T00:00:00Z', to: '2025-08-01T00:00:00Z' },
       outside_period: answer.outside_period,
@@ -2109,6 +2102,63 @@ describe('POST /v1/rerate and GET /v1/ratings', () => {
       unchanged: answer.unchanged,
       totals: answer.totals,
     });
+  });
+
+  it("pages a re-rate's changed units as the re-rate answered them (GET /v1/ratings/{id}/changes)", async () => {
+    await service.postEvents(conversationLines('W1', 'PN1', '919876543211', 'wamid.s'));
+    const answer = await json(await rerate({ as_of_rules: 'CBP-2023' }));
+    const id = answer.rating_id as string;
+    const expected = answer.changed as unknown[];
+    expect(expected.length).toBeGreaterThan(1);
+    const pages: unknown[][] = [];
+    let cursor: string | null = null;
+    do {
+      const query: string = cursor === null ? '' : `&cursor=${cursor}`;
+      const response = await service.get(`/v1/ratings/${id}/changes?limit=1${query}`, KEY_ALL);
+      expect(response.status).toBe(200);
+      const page = (await json(response)) as {
+        rating_id: string;
+        units: unknown[];
+        next_cursor: string | null;
+      };
+      expect(page.rating_id).toBe(id);
+      pages.push(page.units);
+      cursor = page.next_cursor;
+    } while (cursor !== null && pages.length <= expected.length);
+    expect(pages.flat()).toEqual(expected);
+    expect(pages.every((page) => page.length === 1)).toBe(true);
+    // W1's own key reads them too (every WABA of the re-rate is its own).
+    expect((await json(await service.get(`/v1/ratings/${id}/changes`, KEY_W1))).units).toEqual(expected);
+
+    // An unknown id, a live rating's, another client's re-rate: one 404, alike.
+    const ratings = (await json(await service.get('/v1/ratings', KEY_ALL))).ratings as {
+      id: string;
+      reason: string;
+    }[];
+    const live = ratings.find((r) => r.reason === 'live')!.id;
+    const notFound = async (path: string, key: string) => {
+      const response = await service.get(path, key);
+      expect(response.status, path).toBe(404);
+      return ((await json(response)) as { error: { code: string; message: string } }).error;
+    };
+    const unknown = await notFound('/v1/ratings/rating_nope/changes', KEY_ALL);
+    expect(unknown.code).toBe('NO_SUCH_RATING');
+    expect(unknown.message).toContain('"rating_nope"');
+    expect((await notFound(`/v1/ratings/${live}/changes`, KEY_ALL)).code).toBe('NO_SUCH_RATING');
+    const other = await notFound(`/v1/ratings/${id}/changes`, KEY_W2);
+    expect(other).toEqual({ ...unknown, message: unknown.message.replace('rating_nope', id) });
+
+    // A cursor of another endpoint, or made up: 400, saying what to do.
+    await service.postEvents(conversationLines('W2', 'PN2', '919876543212', 'wamid.t'));
+    const unitsCursor =
+      ((await json(await service.get('/v1/units?limit=1', KEY_ALL))).next_cursor as string) ?? '';
+    for (const bad of [unitsCursor, 'garbage']) {
+      const response = await service.get(`/v1/ratings/${id}/changes?cursor=${bad}`, KEY_ALL);
+      expect(response.status).toBe(400);
+      expect(((await json(response)) as { error: { message: string } }).error.message).toContain(
+        'pass next_cursor back unchanged',
+      );
+    }
   });
 
   it("answers the new rating's findings, a limited key only those of its own WABAs", async () => {
@@ -2180,7 +2230,7 @@ describe('POST /v1/rerate and GET /v1/ratings', () => {
       .split('\n')
       .find((line) => line.startsWith('| `GET /v1/ratings'))!;
     for (const text of [described, row]) {
-      // POST /v1/rerate answers `changed: [{unit, old, new}]`; the stored changes count them and list `units`.
+      // POST /v1/rerate answers `changed: [{unit, old, new}]`; the stored changes count them (GET /v1/ratings/{id}/changes pages them).
       expect(text).not.toMatch(/what `?POST \/v1\/rerate`? answered/);
       let at = -1;
       for (const key of keys) {
@@ -2559,8 +2609,9 @@ describe('operations: health, metrics, OpenAPI, rate limit, logs', () => {
     const routes = service.app.routes.filter((route) => route.method !== 'ALL' && !route.path.includes('*'));
     expect(routes.length).toBeGreaterThan(10);
     for (const route of routes) {
-      expect(paths[route.path], route.path).toBeDefined();
-      expect(paths[route.path]![route.method.toLowerCase()], `${route.method} ${route.path}`).toBeDefined();
+      const path = openApiPath(route.path);
+      expect(paths[path], route.path).toBeDefined();
+      expect(paths[path]![route.method.toLowerCase()], `${route.method} ${route.path}`).toBeDefined();
     }
   });
 
@@ -2853,7 +2904,7 @@ describe('unknown query parameters are refused, never ignored', () => {
     );
     expect(routes.length).toBeGreaterThan(10);
     for (const route of routes) {
-      const operation = paths[route.path]?.[route.method.toLowerCase()];
+      const operation = paths[openApiPath(route.path)]?.[route.method.toLowerCase()];
       expect(operation, `${route.method} ${route.path}`).toBeDefined();
       const names = (operation!.parameters ?? []).filter((p) => p.in === 'query').map((p) => p.name);
       const path = route.path.replace(':id', 'no-such-card');
@@ -2878,3 +2929,8 @@ describe('unknown query parameters are refused, never ignored', () => {
     }
   });
 });
+
+/** A route's path as OpenAPI writes it: `/v1/ratings/{id}/changes` for Hono's `/v1/ratings/:id/changes`. */
+function openApiPath(honoPath: string): string {
+  return honoPath.replace(/:([A-Za-z_][A-Za-z0-9_]*)/g, '{$1}');
+}

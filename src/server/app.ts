@@ -1591,6 +1591,27 @@ export function createApp(deps: AppDeps): Hono<Env> {
     return c.json({ ratings: visible.reverse().slice(0, limit) });
   });
 
+  // A re-rate's changed units, a page at a time: a large store's re-rate changes hundreds of thousands (tens of
+  // MB), which the history's listing leaves out. A key sees them when every WABA of the re-rate is its own (as
+  // the listing shows `changes`); any other id — unknown, a live rating's, another client's — is one 404, so
+  // that a key learns nothing of ratings it cannot read.
+  app.get('/v1/ratings/:id/changes', async (c) => {
+    const id = c.req.param('id');
+    const limit = limitOf(c, DEFAULT_PAGE);
+    const cursor = c.req.query('cursor');
+    const scope = scopeOf(c);
+    const record = await fromStore(store.getRating(id));
+    if (
+      record === undefined ||
+      record.changes === undefined ||
+      (scope !== undefined && !record.wabas.every((w) => scope.includes(w)))
+    ) {
+      return errorResponse(c, 'NO_SUCH_RATING', `(${JSON.stringify(id)})`);
+    }
+    const page = await fromStore(store.listRatingChanges(id, { limit, ...(cursor ? { cursor } : {}) }));
+    return c.json({ rating_id: id, units: page.units, next_cursor: page.nextCursor });
+  });
+
   // --- operations ------------------------------------------------------------------------------------
 
   // Liveness (like a Kubernetes liveness probe): the process answers; touches nothing, not even the store.

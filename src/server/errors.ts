@@ -75,6 +75,11 @@ export const ERRORS = {
     status: 404,
     message: 'No such endpoint: GET /openapi.json lists them all.',
   },
+  NO_SUCH_RATING: {
+    status: 404,
+    message:
+      'No re-rate with that id that this API key may read: GET /v1/ratings lists the ratings, and those with "changes" have changed units to list.',
+  },
   METHOD_NOT_ALLOWED: {
     status: 405,
     // The methods the route takes are in the detail and the Allow header (method-not-allowed.ts).

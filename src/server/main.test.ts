@@ -159,7 +159,7 @@ describe('graceful shutdown with keep-alive connections', () => {
         (await (
           await fetch(`${server.url}/v1/ratings`, { headers: { Authorization: `Bearer ${KEY_ALL}` } })
         ).json()) as {
-          ratings: { reason: string; changes?: { changed: number; units: { unit: string }[] } }[];
+          ratings: { id: string; reason: string; changes?: { changed: number } }[];
         }
       ).ratings;
     const upgradeWarning = 'the stored bill was rated by another version of wameter (an upgrade)';
@@ -192,15 +192,21 @@ describe('graceful shutdown with keep-alive connections', () => {
       history = await ratings(upgraded.server);
     }
     expect(early).toEqual(await totals());
+    const upgrade = history.find((r) => r.reason === 'upgrade')!;
+    const changed = (await (
+      await fetch(`${upgraded.server.url}/v1/ratings/${upgrade.id}/changes`, {
+        headers: { Authorization: `Bearer ${KEY_ALL}` },
+      })
+    ).json()) as { units: { unit: string }[]; next_cursor: string | null };
     await upgraded.server.close();
     const lines = upgraded.logger.lines.join('\n');
     expect(lines).toContain(upgradeWarning);
     expect(lines).toMatch(
       /re-rated after the upgrade \(rating_[^)]+\): 1 unit\(s\) changed, 0 unchanged; totals/,
     );
-    const upgrade = history.find((r) => r.reason === 'upgrade')!;
     expect(upgrade.changes!.changed).toBe(1);
-    expect(upgrade.changes!.units.map((change) => change.unit)).toEqual([unitId]);
+    expect(changed.units.map((change) => change.unit)).toEqual([unitId]);
+    expect(changed.next_cursor).toBeNull();
     const check = new Database(path, { readonly: true });
     expect(check.prepare("SELECT engine_digest FROM ratings WHERE reason = 'upgrade'").pluck().get()).toMatch(
       /^[0-9a-f]{16}$/,

@@ -589,8 +589,8 @@ export const openApiDocument = {
           'it ran, an ISO instant to the second ("2025-08-01T12:00:00Z"). A re-rate\'s ' +
           'stored `changes`, in snake_case with ISO instants like POST /v1/rerate but in a shape of its own: ' +
           '{period: {from, to} (ISO instants or null), outside_period, changed (a count of the changed units), ' +
-          'unchanged, totals: {old, new}, units: [{unit, old, new}] (the changed units; POST /v1/rerate ' +
-          'answers these as its `changed` array)}. A key for some WABAs of a shared portfolio sees ratings ' +
+          'unchanged, totals: {old, new}}; the changed units themselves (tens of MB for a large store) are paged ' +
+          'by GET /v1/ratings/{id}/changes. A key for some WABAs of a shared portfolio sees ratings ' +
           'narrowed to its WABAs and their share of the totals, and only the live ratings that changed that share ' +
           "(or the rules or cards): one that left it as it was, as a mate's traffic alone does, is not listed.",
         parameters: [
@@ -599,6 +599,36 @@ export const openApiDocument = {
         responses: {
           '200': json({ type: 'object', properties: { ratings: { type: 'array' } } }),
           ...authErrors,
+        },
+      },
+    },
+    '/v1/ratings/{id}/changes': {
+      get: {
+        summary: 'The units a re-rate changed, old and new, a page at a time',
+        description:
+          'In the order the re-rate listed them (POST /v1/rerate answered them as `changed`): {rating_id, units: ' +
+          '[{unit, old, new}], next_cursor}. A key reads them when every WABA of the re-rate is its own; an ' +
+          "unknown id, a live rating's or another client's re-rate is 404 NO_SUCH_RATING alike.",
+        parameters: [
+          { name: 'id', in: 'path', required: true, schema: { type: 'string' } },
+          {
+            name: 'limit',
+            in: 'query',
+            schema: { type: 'integer', minimum: 1, maximum: 1000, default: 100 },
+          },
+          { name: 'cursor', in: 'query', schema: { type: 'string' } },
+        ],
+        responses: {
+          '200': json({
+            type: 'object',
+            properties: {
+              rating_id: { type: 'string' },
+              units: { type: 'array' },
+              next_cursor: { type: ['string', 'null'] },
+            },
+          }),
+          ...authErrors,
+          '404': errorResponse('NO_SUCH_RATING'),
         },
       },
     },

@@ -451,6 +451,7 @@ export function createRatingService(deps: RatingServiceDeps): RatingService {
       /** Other rate cards than the service's (a re-rate's). */
       cards?: readonly RateCard[];
       changes?: unknown;
+      changedUnits?: readonly unknown[];
       totalsByWaba?: Record<string, Record<string, CurrencyTotals>>;
     },
   ): RatingRecord {
@@ -466,6 +467,7 @@ export function createRatingService(deps: RatingServiceDeps): RatingService {
       rateCardsDigest: extra.cards ? rateCardsDigest(extra.cards) : pricingCardsDigest,
       engineDigest: ratingCodeDigest,
       ...(extra.changes === undefined ? {} : { changes: extra.changes }),
+      ...(extra.changedUnits === undefined ? {} : { changedUnits: extra.changedUnits }),
       ...(extra.totalsByWaba === undefined ? {} : { totalsByWaba: extra.totalsByWaba }),
     };
   }
@@ -806,8 +808,9 @@ export function createRatingService(deps: RatingServiceDeps): RatingService {
           changed: changed.length,
           unchanged,
           totals,
-          units: changed,
         },
+        // Each kept beside the rating, read a page at a time (GET /v1/ratings/{id}/changes).
+        changedUnits: changed,
       });
       // In the live ratings' chain, so that none writes meanwhile; afterwards the stored units are no longer
       // what live ratings last wrote (other cards or rules): the next live rating rewrites its scope.

@@ -218,6 +218,34 @@ export function tierFromStored(parsed: unknown): TierPosition {
 export function encodeCursor(openedAtMs: number, id: string, waba: string): string {
   return Buffer.from(JSON.stringify([openedAtMs, id, waba])).toString('base64url');
 }
+/** The next page of a re-rate's changed units: `[ratingId, seq]`, the first change it lists. */
+export function encodeChangesCursor(ratingId: string, seq: number): string {
+  return Buffer.from(JSON.stringify([ratingId, seq])).toString('base64url');
+}
+
+/** The first change (`seq`) of the page `cursor` asks of the rating `ratingId`'s changed units. */
+export function decodeChangesCursor(cursor: string, ratingId: string): number {
+  let value: unknown;
+  try {
+    value = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
+  } catch {
+    // falls through to the error below
+  }
+  if (Array.isArray(value) && value.length === 2 && Number.isSafeInteger(value[1]) && value[1] >= 0) {
+    if (value[0] === ratingId) return value[1] as number;
+    if (typeof value[0] === 'string') {
+      throw new StoreInputError(
+        'BAD_CURSOR',
+        `cursor pages another rating's changes (${value[0]}): pass next_cursor back with the rating it came from`,
+      );
+    }
+  }
+  throw new StoreInputError(
+    'BAD_CURSOR',
+    'cursor is not one this API returned: pass next_cursor back unchanged',
+  );
+}
+
 export function findingWaba(finding: Finding): string | null {
   return typeof finding.waba === 'string' ? finding.waba : null;
 }

@@ -1671,6 +1671,76 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
         ]);
       });
 
+      it("keeps a re-rate's changed units beside it, a page at a time, and lists the rating without them", async () => {
+        const store = await fresh();
+        // Keys in an order no sorting gives (jsonb would sort them by length), a unicode name, a big amount.
+        const changedUnits = Array.from({ length: 5 }, (_, i) => ({
+          unit: `u${i}`,
+          old: i === 0 ? null : { amount: '0.0014', market: 'Côte d’Ivoire' },
+          new: { amount: i === 4 ? '10000000000000.000801' : '0.0011', market: 'India' },
+        }));
+        const changes = { period: { from: null, to: null }, changed: 5, unchanged: 2 };
+        const rerate: RatingRecord = {
+          ...rating('r2', ['W1'], T0 + 10),
+          reason: 'rerate',
+          changes,
+          changedUnits,
+        };
+        const viaDiff: RatingRecord = {
+          ...rating('r3', ['W1'], T0 + 20),
+          reason: 'rerate',
+          changes,
+          changedUnits,
+        };
+        await store.replaceRating(rating('r1', ['W1']), EMPTY);
+        await store.replaceRating(rerate, EMPTY);
+        await store.applyRatingDiff(viaDiff, {
+          units: { upsert: [], delete: [] },
+          pending: { upsert: [], delete: [] },
+        });
+        const { changedUnits: _units, ...listed } = rerate;
+        expect((await store.listRatings(10))[1]).toStrictEqual(listed);
+        expect(await store.getRating('r2')).toStrictEqual(listed);
+        expect(await store.getRating('r9')).toBeUndefined();
+
+        const pages: unknown[][] = [];
+        let cursor: string | undefined;
+        do {
+          const page = await store.listRatingChanges('r2', { limit: 2, ...(cursor ? { cursor } : {}) });
+          pages.push(page.units);
+          cursor = page.nextCursor ?? undefined;
+        } while (cursor !== undefined && pages.length < 10);
+        expect(pages.map((page) => page.length)).toEqual([2, 2, 1]);
+        expect(JSON.stringify(pages.flat())).toBe(JSON.stringify(changedUnits));
+        expect((await store.listRatingChanges('r3', { limit: 5 })).units).toStrictEqual(changedUnits);
+        // An exact last page says so: no cursor to a page of nothing.
+        expect((await store.listRatingChanges('r3', { limit: 5 })).nextCursor).toBeNull();
+        // A rating without changes, or no such rating: none.
+        expect(await store.listRatingChanges('r1', { limit: 5 })).toStrictEqual({
+          units: [],
+          nextCursor: null,
+        });
+        expect(await store.listRatingChanges('r9', { limit: 5 })).toStrictEqual({
+          units: [],
+          nextCursor: null,
+        });
+        // A cursor of another rating, of the units, or made up: refused, saying what to do.
+        const second = (await store.listRatingChanges('r2', { limit: 2 })).nextCursor!;
+        await expect(store.listRatingChanges('r3', { limit: 2, cursor: second })).rejects.toMatchObject({
+          code: 'BAD_CURSOR',
+          message: expect.stringContaining("another rating's changes (r2)") as string,
+        });
+        const unitCursor = (await store.queryUnits({}, { limit: 1 })).nextCursor ?? 'WyJ4Il0';
+        for (const cursor of [unitCursor, 'not a cursor', Buffer.from('["r2",-1]').toString('base64url')]) {
+          await expect(store.listRatingChanges('r2', { limit: 2, cursor })).rejects.toMatchObject({
+            code: 'BAD_CURSOR',
+          });
+        }
+        await expect(store.listRatingChanges('r2', { limit: 0 })).rejects.toMatchObject({
+          code: 'BAD_LIMIT',
+        });
+      });
+
       it('keeps totals per WABA, the accounts and rate cards digests, and lists the ratings touching given WABAs', async () => {
         const store = await fresh();
         const usd = (amountMicros: number | bigint) => ({

@@ -310,8 +310,25 @@ export interface RatingRecord {
    * PostgreSQL; `undefined` in records written before it).
    */
   engineDigest?: string;
-  /** For a re-rate: what changed (old vs new per unit and in total). */
+  /**
+   * For a re-rate: what changed in total (counts, totals old and new, the period) — without the changed units
+   * themselves, which are `changedUnits`.
+   */
   changes?: unknown;
+  /**
+   * For a re-rate, when written: every changed unit, old and new (`{unit, old, new}`), kept beside the rating
+   * and read a page at a time (`listRatingChanges`): a large store's re-rate changes hundreds of thousands of
+   * units. Never set by `listRatings`.
+   */
+  changedUnits?: readonly unknown[];
+}
+
+/** One page of a re-rate's changed units (`Store.listRatingChanges`). */
+export interface RatingChangesPage {
+  /** `{unit, old, new}` documents as the re-rate wrote them, in its order. */
+  units: unknown[];
+  /** Opaque; pass back as `cursor` for the next page; null at the end. */
+  nextCursor: string | null;
 }
 
 export interface Store {
@@ -384,14 +401,21 @@ export interface Store {
   /**
    * The rating history, newest first; with `wabas`, only ratings whose scope holds at least one of them (a
    * key's view: filtered in the query, so a busy store's other clients never push a key's ratings off a page).
-   * `isWithoutChanges`: a re-rate's `changes` (every changed unit, old and new: tens of MB for a large store)
-   * are left unread, for callers that look only at digests and totals.
+   * A re-rate's `changes` come without their units (`listRatingChanges` pages them); `isWithoutChanges`
+   * leaves even those unread, for callers that look only at digests and totals.
    */
   listRatings(
     limit: number,
     wabas?: readonly string[],
     options?: { isWithoutChanges?: boolean },
   ): Promise<RatingRecord[]>;
+  /** The rating `id` (as `listRatings` gives it: `changes` without its units), or undefined. */
+  getRating(id: string): Promise<RatingRecord | undefined>;
+  /**
+   * One page of the changed units a re-rate was written with (`changedUnits`), in their order after `cursor`;
+   * none for an unknown rating or one that changed none. A cursor from another rating is refused (BAD_CURSOR).
+   */
+  listRatingChanges(ratingId: string, page: { limit: number; cursor?: string }): Promise<RatingChangesPage>;
 
   queryUnits(filter: UnitFilter, page: { limit: number; cursor?: string }): Promise<UnitPage>;
   /**

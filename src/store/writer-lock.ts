@@ -220,6 +220,8 @@ class StoreHoldingWriterLock implements Store {
     return this.store.applyRatingDiff(...args);
   };
   listRatings: Store['listRatings'] = (...args) => this.store.listRatings(...args);
+  getRating: Store['getRating'] = (...args) => this.store.getRating(...args);
+  listRatingChanges: Store['listRatingChanges'] = (...args) => this.store.listRatingChanges(...args);
   queryUnits: Store['queryUnits'] = (...args) => this.store.queryUnits(...args);
   exportUnits: Store['exportUnits'] = (...args) => this.store.exportUnits(...args);
   totals: Store['totals'] = (...args) => this.store.totals(...args);

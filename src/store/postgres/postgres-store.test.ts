@@ -20,6 +20,7 @@ import {
   TRUST_BACKFILLED_ROWS,
   expectTrustBackfilledListings,
 } from '../../../test/support/message-trust-backfill.js';
+import { OLD_CHANGES, expectChangesMoved } from '../../../test/support/rating-changes-upgrade.js';
 import { ONE_INBOUND } from '../../../test/support/store-events.js';
 import { billableUnit } from '../../../test/support/units.js';
 
@@ -300,6 +301,7 @@ describe('PostgreSQL specifics', () => {
       { version: 11 },
       { version: 12 },
       { version: 13 },
+      { version: 14 },
     ]);
     await Promise.all(stores.map((store) => store.close()));
   });
@@ -335,6 +337,7 @@ describe('PostgreSQL specifics', () => {
       { version: 11 },
       { version: 12 },
       { version: 13 },
+      { version: 14 },
     ]);
     await store.close();
   });
@@ -474,6 +477,27 @@ describe('PostgreSQL specifics', () => {
     }
   });
 
+  it("upgrades version 13: a re-rate's changed units move out of its changes, in order, keys as written", async () => {
+    const schema = freshSchema();
+    await (await openPostgresStore(DATABASE_URL, { schema })).close();
+    // As version 13 stored re-rates: the changed units inside `changes`; and a live rating, with none.
+    await admin!.query(
+      `DROP TABLE ${schema}.rating_changes; DELETE FROM ${schema}.schema_migrations WHERE version >= 14`,
+    );
+    await admin!.query(
+      `INSERT INTO ${schema}.ratings (id, rated_at_ms, reason, wabas, as_of_rules, rate_cards, totals, changes)
+         VALUES ('r1', 1, 'live', '["W1"]', NULL, '[]', '{}', NULL),
+                ('r2', 2, 'rerate', '["W1"]', NULL, '[]', '{}', $1::json)`,
+      [OLD_CHANGES],
+    );
+    const store = await openPostgresStore(DATABASE_URL, { schema });
+    try {
+      await expectChangesMoved(store);
+    } finally {
+      await store.close();
+    }
+  });
+
   it('upgrades version 9: findings and rating documents are kept as written (json), those stored before readable', async () => {
     const schema = freshSchema();
     await (await openPostgresStore(DATABASE_URL, { schema })).close();
@@ -497,7 +521,9 @@ describe('PostgreSQL specifics', () => {
         [schema],
       );
       expect(
-        rows.map((row: Record<string, string>) => `${row.table_name}.${row.column_name} ${row.data_type}`),
+        rows
+          .map((row: Record<string, string>) => `${row.table_name}.${row.column_name} ${row.data_type}`)
+          .sort(), // in code-unit order: the server's collation orders "rating_changes" and "ratings" its way
       ).toEqual([
         'events.payload jsonb',
         'findings.payload json',
@@ -505,6 +531,7 @@ describe('PostgreSQL specifics', () => {
         'ratings.rate_cards jsonb',
         'ratings.totals json',
         'ratings.totals_by_waba json',
+        'rating_changes.change json',
         'ratings.wabas jsonb',
         'units.messages jsonb',
         'units.tier jsonb',
@@ -663,7 +690,7 @@ describe('PostgreSQL opened read-only (commands that only read: estimate, rerate
     );
     await expect(openPostgresStore(DATABASE_URL, { schema, isReadOnly: true })).rejects.toMatchObject({
       code: 'STORE_NEEDS_MIGRATION',
-      message: `the wameter store in the schema "${schema}" of ${database} is older than this wameter (schema migration 6, 7, 8, 9, 10, 11, 12, 13 not applied yet), and a read-only open does not migrate it`,
+      message: `the wameter store in the schema "${schema}" of ${database} is older than this wameter (schema migration 6, 7, 8, 9, 10, 11, 12, 13, 14 not applied yet), and a read-only open does not migrate it`,
     });
     const { rows } = await admin!.query(`SELECT max(version) AS newest FROM ${schema}.schema_migrations`);
     expect(rows).toEqual([{ newest: 5 }]);

@@ -14,9 +14,11 @@ import {
   checkFilterText,
   checkLimit,
   checkTimeZone,
+  decodeChangesCursor,
   decodeCursor,
   dimensionSql,
   UNPRICED_UNITS_SQL,
+  encodeChangesCursor,
   encodeCursor,
   checkNoNewerMigrations,
   checkReadableMigrations,
@@ -61,6 +63,7 @@ import {
   type IngestItemOutcome,
   type IngestOutcome,
   type RatingDiff,
+  type RatingChangesPage,
   type RatingRecord,
   type RawWebhookInput,
   ReadOnlyOpenError,
@@ -395,6 +398,29 @@ const MIGRATIONS: readonly Migration[] = [
     version: 13,
     name: 'ratings keep the digest of the rating code that made them',
     sql: `ALTER TABLE ratings ADD COLUMN engine_digest text; -- or NULL (older ratings)`,
+  },
+  {
+    version: 14,
+    name: "a re-rate's changed units are kept beside it, a row each",
+    // They were the `units` array inside `ratings.changes`: tens of MB a row on a large store, read whole by
+    // every listing of the history. Each moves to its own row, in its order, and leaves `changes` (whose other
+    // keys keep their order: json_object_agg in the order json_each gives them).
+    sql: `
+      CREATE TABLE IF NOT EXISTS rating_changes (
+        rating_id text    NOT NULL,
+        seq       integer NOT NULL, -- the change's place in the re-rate's list, from 0
+        change    json    NOT NULL, -- {unit, old, new}, its keys as written
+        PRIMARY KEY (rating_id, seq)
+      );
+      INSERT INTO rating_changes (rating_id, seq, change)
+        SELECT r.id, t.n - 1, t.value
+        FROM ratings r, json_array_elements(r.changes -> 'units') WITH ORDINALITY AS t(value, n)
+        WHERE json_typeof(r.changes -> 'units') = 'array';
+      UPDATE ratings SET changes = (
+          SELECT json_object_agg(e.key, e.value ORDER BY e.n)
+          FROM json_each(changes) WITH ORDINALITY AS e(key, value, n) WHERE e.key <> 'units')
+        WHERE json_typeof(changes -> 'units') = 'array';
+    `,
   },
 ];
 
@@ -819,23 +845,30 @@ class PostgresStore implements Store {
             `SELECT ${columns} FROM ratings WHERE wabas ?| $2::text[] ORDER BY rated_at_ms DESC, seq DESC LIMIT $1`,
             [checkLimit(limit), [...wabas]],
           );
-    return rows.map((row: Row) => {
-      const rating: RatingRecord = {
-        id: String(row.id),
-        ratedAtMs: Number(row.rated_at_ms),
-        reason: String(row.reason),
-        wabas: row.wabas as string[],
-        asOfRules: row.as_of_rules === null ? null : String(row.as_of_rules),
-        rateCards: row.rate_cards as string[],
-        totals: totalsFromStored(row.totals),
-      };
-      if (row.changes !== null) rating.changes = row.changes;
-      if (row.totals_by_waba !== null) rating.totalsByWaba = totalsByWabaFromStored(row.totals_by_waba);
-      if (row.accounts_digest !== null) rating.accountsDigest = String(row.accounts_digest);
-      if (row.rate_cards_digest !== null) rating.rateCardsDigest = String(row.rate_cards_digest);
-      if (row.engine_digest !== null) rating.engineDigest = String(row.engine_digest);
-      return rating;
-    });
+    return rows.map(ratingFromRow);
+  }
+
+  async getRating(id: string): Promise<RatingRecord | undefined> {
+    checkFilterText('id', id);
+    const [row] = await this.readRows('SELECT * FROM ratings WHERE id = $1', [id]);
+    return row === undefined ? undefined : ratingFromRow(row);
+  }
+
+  async listRatingChanges(
+    ratingId: string,
+    page: { limit: number; cursor?: string },
+  ): Promise<RatingChangesPage> {
+    checkFilterText('id', ratingId);
+    const limit = checkLimit(page.limit);
+    const from = page.cursor === undefined ? 0 : decodeChangesCursor(page.cursor, ratingId);
+    const rows = await this.readRows(
+      'SELECT change FROM rating_changes WHERE rating_id = $1 AND seq >= $2 ORDER BY seq LIMIT $3',
+      [ratingId, from, limit + 1],
+    );
+    return {
+      units: rows.slice(0, limit).map((row) => row.change),
+      nextCursor: rows.length > limit ? encodeChangesCursor(ratingId, from + limit) : null,
+    };
   }
 
   async queryUnits(filter: UnitFilter, page: { limit: number; cursor?: string }): Promise<UnitPage> {
@@ -1404,6 +1437,33 @@ async function insertRating(client: Queryable, rating: RatingRecord): Promise<vo
       rating.engineDigest ?? null,
     ],
   );
+  const changes = rating.changedUnits ?? [];
+  for (let start = 0; start < changes.length; start += BATCH_ROWS) {
+    await client.query(
+      `INSERT INTO rating_changes (rating_id, seq, change)
+       SELECT $1, $2::integer + t.n - 1, t.value FROM json_array_elements($3::json) WITH ORDINALITY AS t(value, n)`,
+      [rating.id, start, JSON.stringify(changes.slice(start, start + BATCH_ROWS))],
+    );
+  }
+}
+
+/** A `ratings` row as a record. */
+function ratingFromRow(row: Row): RatingRecord {
+  const rating: RatingRecord = {
+    id: String(row.id),
+    ratedAtMs: Number(row.rated_at_ms),
+    reason: String(row.reason),
+    wabas: row.wabas as string[],
+    asOfRules: row.as_of_rules === null ? null : String(row.as_of_rules),
+    rateCards: row.rate_cards as string[],
+    totals: totalsFromStored(row.totals),
+  };
+  if (row.changes !== null) rating.changes = row.changes;
+  if (row.totals_by_waba !== null) rating.totalsByWaba = totalsByWabaFromStored(row.totals_by_waba);
+  if (row.accounts_digest !== null) rating.accountsDigest = String(row.accounts_digest);
+  if (row.rate_cards_digest !== null) rating.rateCardsDigest = String(row.rate_cards_digest);
+  if (row.engine_digest !== null) rating.engineDigest = String(row.engine_digest);
+  return rating;
 }
 
 /** Inside a transaction: the scope's findings become `findings` (of the rating `rating.id`). */

@@ -13,6 +13,7 @@ import {
   BACKFILLED_ROWS,
   expectBackfilledListings,
 } from '../../../test/support/business-backfill.js';
+import { OLD_CHANGES, expectChangesMoved } from '../../../test/support/rating-changes-upgrade.js';
 import {
   TRUST_BACKFILL_INPUTS,
   TRUST_BACKFILLED_ROWS,
@@ -56,6 +57,7 @@ describe('SQLite on disk', () => {
         },
         { version: 11, name: 'ratings keep the digest of the rate cards they priced with' },
         { version: 12, name: 'ratings keep the digest of the rating code that made them' },
+        { version: 13, name: "a re-rate's changed units are kept beside it, a row each" },
       ]);
     } finally {
       db.close();
@@ -85,7 +87,7 @@ describe('SQLite on disk', () => {
         "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'events'",
       );
       expect(indexes.pluck().all()).not.toContain('events_message');
-      expect(db.prepare('SELECT max(version) FROM schema_migrations').pluck().get()).toBe(12);
+      expect(db.prepare('SELECT max(version) FROM schema_migrations').pluck().get()).toBe(13);
       // The store's own query for orphan statuses looks their message up through the primary key, and the
       // WABA that owns their business number with a seek of events_business.
       await store.listEvents(['W1']);
@@ -180,6 +182,27 @@ describe('SQLite on disk', () => {
       await expectBackfilledListings(store);
     } finally {
       db.close();
+      await store.close();
+    }
+  });
+
+  it("upgrades version 12: a re-rate's changed units move out of its changes, in order, keys as written", async () => {
+    const path = join(dir, 'changes.db');
+    await (await openSqliteStore(path)).close();
+    // As version 12 stored re-rates: the changed units inside `changes`; and a live rating, with none.
+    const old = new Database(path);
+    old.exec('DROP TABLE rating_changes; DELETE FROM schema_migrations WHERE version >= 13');
+    const insert = old.prepare(
+      `INSERT INTO ratings (id, rated_at_ms, reason, wabas, as_of_rules, rate_cards, totals, changes)
+       VALUES (?, ?, ?, '["W1"]', NULL, '[]', '{}', ?)`,
+    );
+    insert.run('r1', 1, 'live', null);
+    insert.run('r2', 2, 'rerate', OLD_CHANGES);
+    old.close();
+    const store = await openSqliteStore(path);
+    try {
+      await expectChangesMoved(store);
+    } finally {
       await store.close();
     }
   });
@@ -486,7 +509,7 @@ describe('SQLite opened read-only (commands that only read: estimate, rerate --d
     old.close();
     await expect(readOnly(path)).rejects.toMatchObject({
       code: 'STORE_NEEDS_MIGRATION',
-      message: `the wameter store in ${path} is older than this wameter (schema migration 6, 7, 8, 9, 10, 11, 12 not applied yet), and a read-only open does not migrate it`,
+      message: `the wameter store in ${path} is older than this wameter (schema migration 6, 7, 8, 9, 10, 11, 12, 13 not applied yet), and a read-only open does not migrate it`,
     });
     const after = new Database(path, { readonly: true });
     expect(after.prepare('SELECT max(version) FROM schema_migrations').pluck().get()).toBe(5);

@@ -15,9 +15,11 @@ import {
   checkFilterText,
   checkLimit,
   checkTimeZone,
+  decodeChangesCursor,
   decodeCursor,
   dimensionSql,
   UNPRICED_UNITS_SQL,
+  encodeChangesCursor,
   encodeCursor,
   checkNoNewerMigrations,
   checkReadableMigrations,
@@ -62,6 +64,7 @@ import {
   type IngestItemOutcome,
   type IngestOutcome,
   type RatingDiff,
+  type RatingChangesPage,
   type RatingRecord,
   type RawWebhookInput,
   ReadOnlyOpenError,
@@ -348,6 +351,24 @@ const MIGRATIONS: readonly Migration[] = [
     version: 12,
     name: 'ratings keep the digest of the rating code that made them',
     sql: `ALTER TABLE ratings ADD COLUMN engine_digest TEXT; -- or NULL (older ratings)`,
+  },
+  {
+    version: 13,
+    name: "a re-rate's changed units are kept beside it, a row each",
+    // They were the `units` array inside `ratings.changes`: tens of MB a row on a large store, read whole by
+    // every listing of the history. Each moves to its own row, in its order, and leaves `changes`.
+    sql: `
+      CREATE TABLE IF NOT EXISTS rating_changes (
+        rating_id TEXT    NOT NULL,
+        seq       INTEGER NOT NULL, -- the change's place in the re-rate's list, from 0
+        change    TEXT    NOT NULL, -- JSON {unit, old, new}
+        PRIMARY KEY (rating_id, seq)
+      ) STRICT, WITHOUT ROWID;
+      INSERT INTO rating_changes (rating_id, seq, change)
+        SELECT r.id, j.key, json_quote(j.value) FROM ratings r, json_each(r.changes, '$.units') j
+        WHERE json_type(r.changes, '$.units') = 'array';
+      UPDATE ratings SET changes = json_remove(changes, '$.units') WHERE json_type(changes, '$.units') = 'array';
+    `,
   },
 ];
 
@@ -1016,7 +1037,7 @@ class SqliteStore implements Store {
     assertInScope(rating, result);
     const scope = JSON.stringify(rating.wabas);
     await this.chunkedTransaction(async () => {
-      this.insertRating(rating);
+      await this.insertRating(rating);
       this.statement('DELETE FROM units WHERE waba IN (SELECT value FROM json_each(?))').run(scope);
       this.statement('DELETE FROM pending_messages WHERE waba IN (SELECT value FROM json_each(?))').run(
         scope,
@@ -1035,7 +1056,7 @@ class SqliteStore implements Store {
     });
     const scope = JSON.stringify(rating.wabas);
     await this.chunkedTransaction(async () => {
-      this.insertRating(rating);
+      await this.insertRating(rating);
       const deleteUnit = this.statement(
         'DELETE FROM units WHERE waba = ? AND id = ? AND waba IN (SELECT value FROM json_each(?))',
       );
@@ -1058,7 +1079,8 @@ class SqliteStore implements Store {
     }, durabilityOf(rating));
   }
 
-  private insertRating(rating: RatingRecord): void {
+  /** Inside a transaction: the rating's row, and a row for each unit it changed (`changedUnits`). */
+  private async insertRating(rating: RatingRecord): Promise<void> {
     this.statement(
       `INSERT INTO ratings (id, rated_at_ms, reason, wabas, as_of_rules, rate_cards, totals, changes,
          totals_by_waba, accounts_digest, rate_cards_digest, engine_digest)
@@ -1077,6 +1099,13 @@ class SqliteStore implements Store {
       rating.rateCardsDigest ?? null,
       rating.engineDigest ?? null,
     );
+    const insertChange = this.statement(
+      'INSERT INTO rating_changes (rating_id, seq, change) VALUES (?, ?, ?)',
+    );
+    for (const [seq, change] of (rating.changedUnits ?? []).entries()) {
+      insertChange.run(rating.id, seq, JSON.stringify(change));
+      if ((seq + 1) % CHUNK_ROWS === 0) await yieldToEventLoop();
+    }
   }
 
   /** Inside a transaction: the scope's findings become `findings` (of the rating `rating.id`). */
@@ -1168,25 +1197,29 @@ class SqliteStore implements Store {
              ORDER BY rated_at_ms DESC, seq DESC LIMIT ?`,
           ).all(JSON.stringify(wabas), checkLimit(limit))
     ) as Row[];
-    return rows.map((row) => {
-      const rating: RatingRecord = {
-        id: String(row.id),
-        ratedAtMs: Number(row.rated_at_ms),
-        reason: String(row.reason),
-        wabas: JSON.parse(String(row.wabas)) as string[],
-        asOfRules: row.as_of_rules === null ? null : String(row.as_of_rules),
-        rateCards: JSON.parse(String(row.rate_cards)) as string[],
-        totals: totalsFromStored(JSON.parse(String(row.totals))),
-      };
-      if (row.changes !== null) rating.changes = JSON.parse(String(row.changes));
-      if (row.totals_by_waba !== null) {
-        rating.totalsByWaba = totalsByWabaFromStored(JSON.parse(String(row.totals_by_waba)));
-      }
-      if (row.accounts_digest !== null) rating.accountsDigest = String(row.accounts_digest);
-      if (row.rate_cards_digest !== null) rating.rateCardsDigest = String(row.rate_cards_digest);
-      if (row.engine_digest !== null) rating.engineDigest = String(row.engine_digest);
-      return rating;
-    });
+    return rows.map(ratingFromRow);
+  }
+
+  async getRating(id: string): Promise<RatingRecord | undefined> {
+    checkFilterText('id', id);
+    const row = this.statement('SELECT * FROM ratings WHERE id = ?').get(id) as Row | undefined;
+    return row === undefined ? undefined : ratingFromRow(row);
+  }
+
+  async listRatingChanges(
+    ratingId: string,
+    page: { limit: number; cursor?: string },
+  ): Promise<RatingChangesPage> {
+    checkFilterText('id', ratingId);
+    const limit = checkLimit(page.limit);
+    const from = page.cursor === undefined ? 0 : decodeChangesCursor(page.cursor, ratingId);
+    const rows = this.statement(
+      'SELECT change FROM rating_changes WHERE rating_id = ? AND seq >= ? ORDER BY seq LIMIT ?',
+    )
+      .pluck()
+      .all(ratingId, from, limit + 1) as string[];
+    const units = rows.slice(0, limit).map((text) => JSON.parse(text) as unknown);
+    return { units, nextCursor: rows.length > limit ? encodeChangesCursor(ratingId, from + limit) : null };
   }
 
   async queryUnits(filter: UnitFilter, page: { limit: number; cursor?: string }): Promise<UnitPage> {
@@ -1494,6 +1527,27 @@ function nullableNumber(value: unknown): number | null {
 }
 
 // ---- checks shared by the methods ------------------------------------------------------------------------
+
+/** A `ratings` row as a record. */
+function ratingFromRow(row: Row): RatingRecord {
+  const rating: RatingRecord = {
+    id: String(row.id),
+    ratedAtMs: Number(row.rated_at_ms),
+    reason: String(row.reason),
+    wabas: JSON.parse(String(row.wabas)) as string[],
+    asOfRules: row.as_of_rules === null ? null : String(row.as_of_rules),
+    rateCards: JSON.parse(String(row.rate_cards)) as string[],
+    totals: totalsFromStored(JSON.parse(String(row.totals))),
+  };
+  if (row.changes !== null) rating.changes = JSON.parse(String(row.changes));
+  if (row.totals_by_waba !== null) {
+    rating.totalsByWaba = totalsByWabaFromStored(JSON.parse(String(row.totals_by_waba)));
+  }
+  if (row.accounts_digest !== null) rating.accountsDigest = String(row.accounts_digest);
+  if (row.rate_cards_digest !== null) rating.rateCardsDigest = String(row.rate_cards_digest);
+  if (row.engine_digest !== null) rating.engineDigest = String(row.engine_digest);
+  return rating;
+}
 
 // ---- cursor ----------------------------------------------------------------------------------------------
 
