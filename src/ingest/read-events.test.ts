@@ -1078,9 +1078,17 @@ describe('line ends and byte-order marks', () => {
       `${inbound('in1')}\r\n${inbound('in2')}\r${inbound('in3')}\r{oops\n${inbound('in4')}\r${inbound('in5')}\n`,
     );
     const { events, errors } = await collect([file]);
-    expect(ids(events)).toEqual(['in1', 'in4', 'in5']);
-    // A piece that is not JSON leaves its whole line reported as before: no guess at the rest.
-    expect(errors.map((e) => ['line' in e && e.line, e.code])).toEqual([[2, 'MALFORMED_LINE']]);
+    // A piece that is not JSON is reported on its own; the pieces beside it, whole objects, are read.
+    expect(ids(events)).toEqual(['in1', 'in2', 'in3', 'in4', 'in5']);
+    expect(errors).toEqual([
+      expect.objectContaining({
+        code: 'MALFORMED_LINE',
+        line: 2,
+        message: expect.stringMatching(
+          /^line 2 \(part 3 of 3: CR alone ends lines there\) is not valid JSON: /,
+        ),
+      }),
+    ]);
     const clean = await write(
       'joined-clean.ndjson',
       `${inbound('in1')}\n${inbound('in2')}\r${inbound('in3')}\n`,
@@ -1088,6 +1096,49 @@ describe('line ends and byte-order marks', () => {
     const read = await collect([clean]);
     expect(read.errors).toEqual([]);
     expect(ids(read.events)).toEqual(['in1', 'in2', 'in3']);
+  });
+
+  it('a broken line of a CR-only file never costs the line its CR joins it to (first line, open brace, bad byte)', async () => {
+    // `cat mac.ndjson unix.ndjson`, the broken line the CR-only file's first: the file's first line holds it.
+    const cat = await write(
+      'cat.ndjson',
+      `{"kind":"inbound",\r${inbound('in1')}\r${inbound('in2')}\n${inbound('in3')}\n`,
+    );
+    const joined = await collect([cat]);
+    expect(ids(joined.events)).toEqual(['in1', 'in2', 'in3']);
+    expect(joined.errors.map((e) => ['line' in e && e.line, e.code])).toEqual([[1, 'MALFORMED_LINE']]);
+    // A broken line that leaves a brace open, then the next line of the other file: not held as a document.
+    const open = await write(
+      'open.ndjson',
+      `${inbound('in1')}\n{"kind":"status","at":\r${inbound('in2')}\n${inbound('in3')}\n`,
+    );
+    const opened = await collect([open]);
+    expect(ids(opened.events)).toEqual(['in1', 'in2', 'in3']);
+    expect(opened.errors.map((e) => ['line' in e && e.line, e.code])).toEqual([[2, 'MALFORMED_LINE']]);
+    // A line of Latin-1 bytes ending in CR alone, then the LF file's line.
+    const latin = Buffer.concat([
+      Buffer.from(`${inbound('in1')}\n`),
+      Buffer.from(inbound('in2').replace('in2', 'in\u00e9'), 'latin1'),
+      Buffer.from(`\r${inbound('in3')}\n`),
+    ]);
+    const bytes = await collect([await write('latin.ndjson', latin)]);
+    expect(ids(bytes.events)).toEqual(['in1', 'in3']);
+    expect(bytes.errors).toEqual([
+      expect.objectContaining({
+        line: 2,
+        message: expect.stringContaining(
+          'line 2 (part 1 of 2: CR alone ends lines there) holds a byte that is not valid UTF-8',
+        ),
+      }),
+    ]);
+    // Fragments of one document with CRs between its tokens, none an object on its own: one error, as before.
+    const fragments = await write(
+      'fragments.ndjson',
+      `{"kind":\r"inbound",\r"at": oops}\n${inbound('in1')}\n`,
+    );
+    const one = await collect([fragments]);
+    expect(ids(one.events)).toEqual(['in1']);
+    expect(one.errors.map((e) => ['line' in e && e.line, e.code])).toEqual([[1, 'MALFORMED_LINE']]);
   });
 
   it('a CR inside a valid line is white space between tokens, not a line end', async () => {

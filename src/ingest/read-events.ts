@@ -462,6 +462,13 @@ class SourceReader {
       value = JSON.parse(line);
     } catch {
       const first = firstNonBlankChar(line);
+      if (line.includes('\r') && crSeparatedPieces(line) !== undefined) {
+        // Files joined with `cat`, the first with CR-only line ends (a broken line among them).
+        this.mode = 'lines';
+        this.held = [];
+        this.readCrSeparated(line, this.lineNo);
+        return;
+      }
       if (first === '{' || first === '[') {
         this.mode = 'document';
         this.valuesInARow = 0;
@@ -517,6 +524,8 @@ class SourceReader {
         return;
       }
       if (isBlank(line)) return;
+      // Before a held run: a broken line of a CR-only file, joined to the next by its CR, opens a document too.
+      if (this.readCrSeparated(line, lineNo)) return;
       // A line that opens an object or array and leaves it open may be the first line of a document spread
       // over several lines (a pretty-printed webhook body pasted into NDJSON): hold it and see.
       if (opensDocument(line)) {
@@ -524,7 +533,6 @@ class SourceReader {
         this.mode = 'run';
         return;
       }
-      if (this.readCrSeparated(line, lineNo)) return;
       this.malformedLine(line, lineNo, error);
       return;
     }
@@ -532,23 +540,24 @@ class SourceReader {
   }
 
   /**
-   * A line of an LF file that holds values separated by a CR alone (a CR-only file joined to an LF one): when
-   * every piece is a whole JSON value, each is read (at this line number); false, reading nothing, otherwise.
-   * Only tried on a line that does not parse: inside a valid line a CR is white space between tokens.
+   * A line of an LF file that holds values separated by a CR alone (`crSeparatedPieces`): each piece is read
+   * at this line number, and one that does not parse is reported on its own — a broken line of the CR-only
+   * part never costs the lines beside it. False, reading nothing, when the line is not one such.
    */
   private readCrSeparated(line: string, lineNo: number): boolean {
-    if (!line.includes('\r')) return false;
-    const values: unknown[] = [];
-    for (const piece of line.split('\r')) {
-      if (isBlank(piece)) continue;
-      try {
-        values.push(JSON.parse(piece));
-      } catch {
-        return false;
-      }
+    const pieces = crSeparatedPieces(line);
+    if (pieces === undefined) return false;
+    for (const [i, piece] of pieces.entries()) {
+      if (piece === undefined) continue;
+      if ('value' in piece) this.readValue(piece.value, lineNo, '');
+      else
+        this.malformedLine(
+          piece.text,
+          lineNo,
+          piece.error,
+          ` (part ${i + 1} of ${pieces.length}: CR alone ends lines there)`,
+        );
     }
-    if (values.length < 2) return false;
-    for (const value of values) this.readValue(value, lineNo, '');
     return true;
   }
 
@@ -601,7 +610,11 @@ class SourceReader {
     return (end === text.length ? text : text.slice(0, end)).indexOf(INVALID_BYTE, start);
   }
 
-  private malformedLine(line: string, lineNo: number, error: unknown = parseError(line)): void {
+  /**
+   * `piece`: where in line `lineNo` the text is, when it is not the whole line (` (part 2 of 3: CR alone ends
+   * lines there)`, `readCrSeparated`); columns then count from the piece's start.
+   */
+  private malformedLine(line: string, lineNo: number, error: unknown = parseError(line), piece = ''): void {
     const invalid = this.invalidBytesAt(line);
     if (invalid !== -1) {
       this.fail({
@@ -609,7 +622,7 @@ class SourceReader {
         file: this.file,
         line: lineNo,
         message:
-          `line ${lineNo} holds ${invalidBytesWords(line, invalid, line.length, `column ${invalid + 1}`)}, ` +
+          `line ${lineNo}${piece} holds ${invalidBytesWords(line, invalid, line.length, `column ${invalid + 1}`)}, ` +
           `${UNREAD_LINE_FOR_BAD_BYTES}`,
       });
       return;
@@ -620,7 +633,7 @@ class SourceReader {
       code: 'MALFORMED_LINE',
       file: this.file,
       line: lineNo,
-      message: `line ${lineNo} is not valid JSON: ${jsonErrorMessage(error)}${column}; fix or remove that line`,
+      message: `line ${lineNo}${piece} is not valid JSON: ${jsonErrorMessage(error)}${column}; fix or remove that line`,
     });
   }
 
@@ -1023,6 +1036,34 @@ function lineEndsOf(text: string): LineEnds {
   if (text.includes('\n')) return 'lf';
   const cr = text.indexOf('\r');
   return cr !== -1 && cr < text.length - 1 ? 'cr' : 'unknown';
+}
+
+/** A piece of a line between CRs (`crSeparatedPieces`): its value, or why it does not parse; blank: undefined. */
+type CrPiece = { value: unknown } | { text: string; error: unknown } | undefined;
+
+/**
+ * The values of a line of an LF file that CR-only line ends separate (a CR-only file joined to an LF one: the
+ * last line of the one and the first of the other are one line), or undefined when it is not one: fewer than
+ * two non-blank pieces, or none a whole JSON object or array (an event line, a webhook body) — a document with
+ * CR between its tokens breaks into fragments none of which is one. Only asked of a line that does not parse:
+ * inside a valid line a CR is white space between tokens.
+ */
+function crSeparatedPieces(line: string): CrPiece[] | undefined {
+  if (!line.includes('\r')) return undefined;
+  let count = 0;
+  let isAnyRead = false;
+  const pieces = line.split('\r').map((text): CrPiece => {
+    if (isBlank(text)) return undefined;
+    count++;
+    try {
+      const value: unknown = JSON.parse(text);
+      if (typeof value === 'object' && value !== null) isAnyRead = true;
+      return { value };
+    } catch (error) {
+      return { text, error };
+    }
+  });
+  return count >= 2 && isAnyRead ? pieces : undefined;
 }
 
 function parseError(text: string): unknown {
