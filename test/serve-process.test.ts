@@ -2,8 +2,8 @@
 // log output breaks (it keeps serving) and when it loses the single-writer lock (it drains, then exits 75 so
 // that `Restart=on-failure` starts a new process, which takes the lock again).
 
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -126,4 +126,58 @@ describe('serve that loses its single-writer lock (a PostgreSQL blip ended the l
       await admin.end();
     }
   }, 90_000);
+});
+
+describe('npm start, stopped by its supervisor (systemd, docker stop: SIGTERM to npm)', () => {
+  it('the server gets the signal and stops, instead of running on as an orphan holding the lock', async () => {
+    // package.json's own start script, run by npm from a folder whose dist/ is this test's build.
+    const { scripts } = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as {
+      scripts: { start: string };
+    };
+    const app = join(dir, 'npm-start');
+    mkdirSync(app);
+    symlinkSync(BUILD, join(app, 'dist'));
+    writeFileSync(
+      join(app, 'package.json'),
+      JSON.stringify({ name: 'npm-start', scripts: { start: scripts.start } }),
+    );
+    const db = join(dir, 'npm-start.db');
+    const env = { ...process.env };
+    delete env.DATABASE_URL;
+    const npm = spawn('npm', ['start', '--silent'], {
+      cwd: app,
+      env: {
+        ...env,
+        WAMETER_DB: `sqlite:${db}`,
+        PORT: '0',
+        WAMETER_HOST: '127.0.0.1',
+        WAMETER_RATE_LIMIT: 'off',
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    children.push(npm);
+    const npmExited = new Promise<void>((resolve) => npm.once('exit', () => resolve()));
+    const url = await new Promise<string>((resolve, reject) => {
+      createInterface({ input: npm.stdout! }).on('line', (line) => {
+        if (line.includes('"listening"')) resolve((JSON.parse(line) as { url: string }).url);
+      });
+      void npmExited.then(() => reject(new Error('npm start exited before listening')));
+    });
+    const isServing = () =>
+      fetch(`${url}/healthz/live`).then(
+        () => true,
+        () => false,
+      );
+    expect(await isServing()).toBe(true);
+    npm.kill('SIGTERM');
+    await npmExited;
+    let serving = true;
+    for (const deadline = Date.now() + 10_000; serving && Date.now() < deadline;) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      serving = await isServing();
+    }
+    // An orphan would keep the port and the writer lock: found by its database path, and stopped.
+    if (serving) spawnSync('pkill', ['-KILL', '-f', db]);
+    expect(serving, 'the server still answers after npm was stopped').toBe(false);
+  }, 60_000);
 });

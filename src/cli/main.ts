@@ -3,6 +3,8 @@
 // on are printed as one line; anything else is a bug and shows its stack.
 
 import { spawnSync } from 'node:child_process';
+import { realpathSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { Command, CommanderError } from 'commander';
 import { MoneyRangeError } from '../core/money.js';
 import { CliError, EXIT } from './exit-codes.js';
@@ -144,6 +146,17 @@ function runAsEntryPoint(): void {
   );
 }
 
-const isEntryPoint =
-  process.argv[1] !== undefined && import.meta.url.endsWith(process.argv[1].replace(/\\/g, '/'));
-if (isEntryPoint || process.argv[1]?.endsWith('/wameter')) runAsEntryPoint();
+/**
+ * Run as the program (not imported by a test): the script node was given is this module, whatever path led
+ * to it — npm's `bin` symlink, a symlinked folder (`npm link`, a deployment's `current` link). Comparing the
+ * paths as given, a symlinked folder made `wameter` do nothing at all and exit 0.
+ */
+function isEntryPoint(script: string | undefined): boolean {
+  if (script === undefined) return false;
+  try {
+    return realpathSync(script) === realpathSync(fileURLToPath(import.meta.url));
+  } catch {
+    return false;
+  }
+}
+if (isEntryPoint(process.argv[1])) runAsEntryPoint();
