@@ -66,6 +66,25 @@ describe('the findings of one user’s story', () => {
     );
   });
 
+  it('a card of the other pricing model is told with the units it priced, not with every story of the WABA', () => {
+    const findings = [
+      finding('RATE_CARD_OF_OTHER_MODEL', {
+        tag: 'card',
+        rate_card: 'usd-2024-11-01',
+        unit_id: 'u_x',
+        waba: 'W1',
+      }),
+    ];
+    const priced = (rateCard: string, waba = 'W1') =>
+      unit({ waba, rateCard, amountMicros: 25_000, rateMicros: 25_000 });
+    expect(codesOf(findingsOfStory(findings, story([priced('usd-2024-11-01')])))).toEqual([
+      'RATE_CARD_OF_OTHER_MODEL:card',
+    ]);
+    // Another user's charge was the first; this story's units came from another card, or another WABA.
+    expect(findingsOfStory(findings, story([priced('usd-2025-10-01')]))).toEqual([]);
+    expect(findingsOfStory(findings, story([priced('usd-2024-11-01', 'W2')]))).toEqual([]);
+  });
+
   it("another user's number or message is not the story's; the story's own are", () => {
     const findings = [
       finding('UNKNOWN_RECIPIENT', { tag: 'other', number: '99900000001', waba: 'W1' }),

@@ -72,6 +72,11 @@ function isOfStory(finding: Finding, story: StoryScope): boolean {
           (unit.category === text('category') ||
             (unit.category === 'service' && text('category') === 'utility')),
       );
+    // Charges priced from a card of the other pricing model: told with the story's units it priced (the
+    // finding names the first of its WABA's only). A card prices units of both kinds only on dates where
+    // conversations and messages meet, so a story whose units from that card are all of its own kind is rare.
+    case 'RATE_CARD_OF_OTHER_MODEL':
+      return story.units.some((unit) => unit.waba === text('waba') && unit.rateCard === text('rate_card'));
     case 'NO_RATE_CARD':
       return story.units.some(
         (unit) => isUnpriced(unit) && unit.rateCard === null && unit.currency === text('currency'),
