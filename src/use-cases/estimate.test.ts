@@ -364,11 +364,45 @@ describe('estimate: the sending business number belongs to the sending WABA', ()
     const request = { template: 'utility' as const, atMs: PMP_NOW, waba: W, business: 'PN-NEW' };
     const accepted = await estimateRecipients(`phone\n${IN_WINDOW}\n`, feed, setup, request);
     expect(accepted.ok && accepted.value.estimate.lines[0]!.free).toBe(false);
+    // Said, since a typo is quoted the same way: the quote knows nothing of the number's windows.
+    expect(accepted.ok && accepted.value.estimate.warnings).toEqual([
+      `business number PN-NEW sends in none of WABA ${W}'s traffic (its numbers: PN1): quoted with no open customer service window or free entry point, which are per business number; if it has sent before, check --business`,
+    ]);
     const refused = await estimateRecipients(`phone\n${IN_WINDOW}\n`, feed, setup, {
       ...request,
       isUnknownBusinessAccepted: false,
     });
     expect(refused).toMatchObject({ ok: false, error: { code: 'BUSINESS_NOT_OF_WABA', owners: [] } });
+  });
+
+  it('a WABA the traffic never shows is quoted with no history, and said so; a number given as the WABA is refused', async () => {
+    const feed = async (add: (event: CoreEvent) => void) => events().forEach(add);
+    const request = { template: 'utility' as const, atMs: PMP_NOW, waba: 'W-TYPO', business: 'PN-TYPO' };
+    const quoted = await estimateRecipients(`phone\n${IN_WINDOW}\n`, feed, setup, request);
+    expect(quoted.ok && quoted.value.estimate.lines[0]!.free).toBe(false);
+    expect(quoted.ok && quoted.value.estimate.warnings?.[0]).toBe(
+      `WABA W-TYPO sends in none of the traffic given (it shows WABA ${[W, 'W2'].sort().join(', ')}): quoted as a sender with no history of its own (no open customer service window or free entry point); if it has sent before, check --waba`,
+    );
+    // The sender the traffic shows: nothing to say.
+    const known = await estimateRecipients(`phone\n${IN_WINDOW}\n`, feed, setup, {
+      ...request,
+      waba: W,
+      business: 'PN1',
+    });
+    expect(known.ok && known.value.estimate.warnings).toBeUndefined();
+    // Without --business: a WABA the events never show is named so, and a business number taken for one too.
+    const { business: _business, ...withoutBusiness } = request;
+    const unknown = await estimateRecipients(`phone\n${IN_WINDOW}\n`, feed, setup, withoutBusiness);
+    expect(!unknown.ok && unknown.error.message).toBe(
+      `WABA W-TYPO sends in none of the events (they show WABA ${[W, 'W2'].sort().join(', ')}): check --waba, or, for a WABA that has never sent, pass --business (the phone_number_id that would send)`,
+    );
+    const number = await estimateRecipients(`phone\n${IN_WINDOW}\n`, feed, setup, {
+      ...withoutBusiness,
+      waba: 'PN2',
+    });
+    expect(!number.ok && number.error.message).toBe(
+      'PN2 is a business number (of WABA W2), not a WABA: pass the WABA with --waba and the number with --business',
+    );
   });
 
   it('messages name the inputs the way the caller does', async () => {

@@ -416,11 +416,37 @@ export class SendersSeen {
         code: 'BUSINESS_REQUIRED',
         message:
           numbers.length === 0
-            ? `the events name no business number of WABA ${chosenWaba}: pass ${names.business} (the phone_number_id that sends)`
+            ? this.ownersOf(chosenWaba).length > 0
+              ? `${chosenWaba} is a business number (of WABA ${listed(this.ownersOf(chosenWaba))}), not a WABA: pass the WABA with ${names.waba} and the number with ${names.business}`
+              : this.businessesByWaba.size > 0
+                ? `WABA ${chosenWaba} sends in none of the events (they show WABA ${listed([...this.businessesByWaba.keys()].sort())}): check ${names.waba}, or, for a WABA that has never sent, pass ${names.business} (the phone_number_id that would send)`
+                : `the events name no business number of WABA ${chosenWaba}: pass ${names.business} (the phone_number_id that sends)`
             : `WABA ${chosenWaba} has ${numbers.length} business numbers (${listed(numbers)}): pass ${names.business}`,
       });
     }
     return ok({ waba: chosenWaba, business: numbers[0]! });
+  }
+
+  /**
+   * Why a sender given by hand may be mistyped: a WABA the traffic never shows sending while it shows others,
+   * or a number it never shows WABA `waba` send from. Undefined when the traffic shows the sender, or no
+   * sender at all (a quote with no traffic says so itself). Told, not refused: a new WABA or number is a
+   * sender with no history, quoted rightly so — but a typo quoted as one says nothing of the windows,
+   * allowance and tier counts it missed.
+   */
+  unknownSenderWarning(
+    waba: string,
+    business: string,
+    names: SenderNames = CLI_SENDER_NAMES,
+  ): string | undefined {
+    const wabas = [...this.businessesByWaba.keys()].sort();
+    if (wabas.length === 0) return undefined;
+    if (!this.businessesByWaba.has(waba)) {
+      return `WABA ${waba} sends in none of the traffic given (it shows WABA ${listed(wabas)}): quoted as a sender with no history of its own (no open customer service window or free entry point); if it has sent before, check ${names.waba}`;
+    }
+    const numbers = [...this.businessesByWaba.get(waba)!].sort();
+    if (numbers.includes(business)) return undefined;
+    return `business number ${business} sends in none of WABA ${waba}'s traffic (its numbers: ${listed(numbers)}): quoted with no open customer service window or free entry point, which are per business number; if it has sent before, check ${names.business}`;
   }
 
   /** The WABAs the events show sending from this business number, sorted. */
@@ -544,6 +570,8 @@ export class EstimateSession {
     const card = this.setup.rateBook.cardInForce(account.currency, date);
     const ageDays = card ? (Date.parse(date) - Date.parse(card.effectiveDate)) / DAY_MS : 0;
     const warnings: string[] = [];
+    const unknownSender = this.senders.unknownSenderWarning(waba, business, request.senderNames);
+    if (unknownSender !== undefined) warnings.push(unknownSender);
     if (list.renamed !== undefined && list.renamed.length > 0) {
       const said = list.renamed.map(({ column, echoedAs }) => `${column} as ${echoedAs}`).join(', ');
       warnings.push(
