@@ -169,6 +169,8 @@ describe('npm start, stopped by its supervisor (systemd, docker stop: SIGTERM to
         () => false,
       );
     expect(await isServing()).toBe(true);
+    // Its processes, taken now: once npm is gone, an orphan is a child of init, found by nothing else.
+    const processes = descendantsOf(npm.pid!);
     npm.kill('SIGTERM');
     await npmExited;
     let serving = true;
@@ -176,8 +178,28 @@ describe('npm start, stopped by its supervisor (systemd, docker stop: SIGTERM to
       await new Promise((resolve) => setTimeout(resolve, 100));
       serving = await isServing();
     }
-    // An orphan would keep the port and the writer lock: found by its database path, and stopped.
-    if (serving) spawnSync('pkill', ['-KILL', '-f', db]);
+    // An orphan would keep the port and the writer lock: stopped here, whatever the verdict.
+    for (const pid of processes) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
     expect(serving, 'the server still answers after npm was stopped').toBe(false);
   }, 60_000);
 });
+
+/** The processes below `pid` (its children, theirs…), read from `ps`. */
+function descendantsOf(pid: number): number[] {
+  const rows = spawnSync('ps', ['-e', '-o', 'pid=,ppid='], { encoding: 'utf8' })
+    .stdout.trim()
+    .split('\n')
+    .map((row) => row.trim().split(/\s+/).map(Number) as [number, number]);
+  const found: number[] = [];
+  for (let parents = [pid]; parents.length > 0;) {
+    parents = rows.filter(([, parent]) => parents.includes(parent)).map(([child]) => child);
+    found.push(...parents);
+  }
+  return found;
+}

@@ -1,6 +1,7 @@
 import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { runWameter } from '../../test/support/cli.js';
 import { NO_TRAFFIC_WARNING } from './estimate-command.js';
@@ -135,6 +136,16 @@ describe('wameter estimate', () => {
   it('a bad --template or --at is refused', async () => {
     expect((await cli([recipients, '--template', 'promo'])).code).toBe(EXIT.USAGE);
     expect((await cli([recipients, '--template', 'utility', '--at', 'tomorrow'])).code).toBe(EXIT.USAGE);
+  });
+
+  it('a compressed recipients file is refused as such, not for its header of binary noise', async () => {
+    const gz = join(dir, 'recipients.csv.gz');
+    writeFileSync(gz, gzipSync(readFileSync(recipients)));
+    const result = await cli([gz, '--template', 'utility', '--waba', 'W1', '--business', 'PN1']);
+    expect(result.code).toBe(EXIT.USAGE);
+    expect(result.err).toBe(
+      `wameter: recipients ${gz}: not a text file: its first bytes look binary (gzip signature, NUL bytes, invalid UTF-8); if it is compressed, decompress it first (gzip: gunzip -k FILE)\n`,
+    );
   });
 
   it('--help explains with examples', async () => {

@@ -8,7 +8,7 @@ import { parseInstant } from '../core/calendar.js';
 import type { CoreEvent, TemplateCategory } from '../core/events.js';
 import { LINE_FIELDS, estimateRecipients, type EstimateJson } from '../use-cases/estimate.js';
 import { accountsDigest, rateCardsDigest, type RatingSetup } from '../use-cases/load-rating-setup.js';
-import { STDIN_NAME, readEventSources } from '../ingest/read-events.js';
+import { STDIN_NAME, describeNotText, readEventSources } from '../ingest/read-events.js';
 import { ratingSetupFrom, someSourceExists } from './rating-inputs.js';
 import { CliError, EXIT } from './exit-codes.js';
 import { terminalSafe, type CliIo } from './io.js';
@@ -247,17 +247,21 @@ async function runEstimate(
   }
   // As every command names stdin in its messages (read-events.ts).
   const recipientsName = isRecipientsStdin ? STDIN_NAME : recipientsPath;
-  let csvText: string;
+  let csvBytes: Buffer;
   try {
-    csvText = isRecipientsStdin
-      ? await readText(io.stdin ?? process.stdin)
-      : await readFile(recipientsPath, 'utf8');
+    csvBytes = isRecipientsStdin
+      ? await readBytes(io.stdin ?? process.stdin)
+      : await readFile(recipientsPath);
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     throw new CliError(
       `cannot read recipients ${recipientsName}${code ? ` (${code})` : ''}: ${isRecipientsStdin ? 'check what is piped in' : 'check the path'}`,
     );
   }
+  // A gzip or spreadsheet file would otherwise be refused for its "header" of binary noise.
+  const notText = describeNotText(csvBytes);
+  if (notText !== undefined) throw new CliError(`recipients ${recipientsName}: ${notText}`);
+  const csvText = csvBytes.toString('utf8');
   const setup = await ratingSetupFrom(flags);
   const errors = createSourceErrorReporter(io.writeError);
   // Contract §6: the state comes from --db or --events. With neither there is no traffic: the quote is the
@@ -401,10 +405,10 @@ async function pricingDrift(
 }
 
 /** All of a stream, as UTF-8 text (a recipients CSV piped in). */
-async function readText(stream: NodeJS.ReadableStream): Promise<string> {
+async function readBytes(stream: NodeJS.ReadableStream): Promise<Buffer> {
   const chunks: Buffer[] = [];
   for await (const chunk of stream) chunks.push(typeof chunk === 'string' ? Buffer.from(chunk) : chunk);
-  return Buffer.concat(chunks).toString('utf8');
+  return Buffer.concat(chunks);
 }
 
 /** Said when `estimate` quotes with neither --events nor --db. */

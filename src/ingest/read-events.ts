@@ -1344,7 +1344,7 @@ const BINARY_SIGNATURES: ReadonlyArray<{ name: string; bytes: readonly number[];
  * signature, a NUL byte (never in JSON text), or a quarter of the sample not UTF-8. A few stray Latin-1
  * bytes are not enough: such a file is still read, and its lines with bad bytes are reported one by one.
  */
-function describeNotText(chunk: Buffer | string): string | undefined {
+export function describeNotText(chunk: Buffer | string): string | undefined {
   if (typeof chunk === 'string') {
     const sample = chunk.slice(0, SNIFF_BYTES);
     let replaced = 0;
