@@ -2088,6 +2088,28 @@ describe('copies and numbers: what the reviewers found order- or flush-dependent
     expect(a.units).toHaveLength(1);
   });
 
+  it("a read's pricing and a delivery's conversation alone: each word kept from its own status, in any order", async () => {
+    // Served, the stored bill followed arrival order (SQLite) or the engine's (PostgreSQL): one rank for both
+    // words dropped a read's pricing after a delivered that carried only the conversation.
+    const party = { waba: 'W1', business: 'PN1', user: '447911123456' };
+    const read: CoreEvent = {
+      ...delivered(at('2025-08-01T15:21:57Z'), 'm6', party),
+      status: 'read',
+      pricing: { billable: true, pricing_model: 'PMP', type: 'regular', category: 'authentication' },
+    } as CoreEvent;
+    const conversationOnly = delivered(at('2025-08-01T15:21:27Z'), 'm6', {
+      ...party,
+      conversation: { id: 'c2', origin: { type: 'utility' } },
+    });
+    const a = await rate([read, conversationOnly]);
+    const b = await rate([conversationOnly, read]);
+    const streamed = await rate([conversationOnly, read], STREAM);
+    expect(a.units.map((u) => [u.category, u.amountMicros])).toEqual([['authentication', 30_400]]);
+    expect(b.units).toEqual(a.units);
+    expect(streamed.units).toEqual(a.units);
+    expect(b.findings).toEqual(a.findings);
+  });
+
   it('a status alone naming no WABA, for a number and user under two WABAs, takes the smaller WABA in any order', async () => {
     const w1 = inbound(hours(DAY, 0), 'in1', { waba: 'W1' });
     const w2 = inbound(hours(DAY, 0) + 60_000, 'in2', { waba: 'W2' });

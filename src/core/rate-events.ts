@@ -171,7 +171,12 @@ class MessageRecord {
   failedAtMs = Infinity;
   pricing: MetaPricingEvidence | undefined = undefined;
   conversation: MetaConversationEvidence | undefined = undefined;
-  evidenceRank = 0;
+  /**
+   * The EVIDENCE_RANK of the statuses `pricing` and `conversation` came from, each its own: a status may carry
+   * one without the other, and one rank for both let the order of the statuses decide which were kept.
+   */
+  pricingRank = 0;
+  conversationRank = 0;
   pair: PairState | undefined = undefined;
   isQueued = false;
   /** Counted in its pair's `waitingCount`. */
@@ -988,18 +993,24 @@ export class Rater {
       record.countryHint = event.userCountryHint;
       if (record.pair) mergeCountryHint(record.pair, record.countryHint);
     }
-    if (event.pricing || event.conversation) {
-      const rank = EVIDENCE_RANK.get(event.status) ?? 0;
-      if (rank > record.evidenceRank) {
-        record.evidenceRank = rank;
-        if (event.pricing) record.pricing = event.pricing;
-        if (event.conversation) record.conversation = event.conversation;
-      } else if (rank === record.evidenceRank) {
-        // Two webhooks of one status saying different things (copies): the rule of event-copies.ts keeps the
-        // same one whichever came first, so that the category never follows the order of the input.
-        if (event.pricing) record.pricing = preferredEvidence(record.pricing, event.pricing);
-        if (event.conversation)
-          record.conversation = preferredEvidence(record.conversation, event.conversation);
+    // Each of Meta's two words from the highest-ranked status that carries it. Two webhooks of one status
+    // saying different things (copies): the rule of event-copies.ts keeps the same one whichever came first,
+    // so that the category never follows the order of the input.
+    const rank = EVIDENCE_RANK.get(event.status) ?? 0;
+    if (event.pricing) {
+      if (rank > record.pricingRank) {
+        record.pricingRank = rank;
+        record.pricing = event.pricing;
+      } else if (rank === record.pricingRank) {
+        record.pricing = preferredEvidence(record.pricing, event.pricing);
+      }
+    }
+    if (event.conversation) {
+      if (rank > record.conversationRank) {
+        record.conversationRank = rank;
+        record.conversation = event.conversation;
+      } else if (rank === record.conversationRank) {
+        record.conversation = preferredEvidence(record.conversation, event.conversation);
       }
     }
     if (event.status === 'sent' || event.status === 'delivered' || event.status === 'failed')
@@ -1893,7 +1904,8 @@ function isUntouched(record: MessageRecord): boolean {
     record.failedAtMs === Infinity &&
     record.pair === undefined &&
     !record.isUnplaced &&
-    record.evidenceRank === 0
+    record.pricing === undefined &&
+    record.conversation === undefined
   );
 }
 
