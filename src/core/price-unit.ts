@@ -28,8 +28,11 @@ export interface PricingContext {
   findings: FindingCollector;
   /** Meta's own statements of the tier a portfolio reached (account_update webhooks). */
   tierStatements?: TierStatements;
-  /** The phone number seen with a business-scoped user id, if any (its market is the number's). */
-  phoneOfScopedUser?(user: string): string | undefined;
+  /**
+   * The phone number seen with a business-scoped user id in the portfolio of `waba`, if any (its market is
+   * the number's).
+   */
+  phoneOfScopedUser?(waba: string, user: string): string | undefined;
 }
 
 /**
@@ -188,7 +191,8 @@ export class UnitPricer {
     // A business-scoped id is priced at its number's market: still its own pair (a stream), or joined to the
     // number's pair (a batch), then the unit's user is the number and the draft remembers the id.
     const scopedUser = draft.scopedUser ?? draft.user;
-    const phone = draft.scopedUser !== undefined ? draft.user : this.context.phoneOfScopedUser?.(draft.user);
+    const phone =
+      draft.scopedUser !== undefined ? draft.user : this.context.phoneOfScopedUser?.(draft.waba, draft.user);
     const place = this.context.markets.resolve(phone ?? draft.user, date, draft.countryHint);
     if (phone !== undefined && place.market !== null) {
       // Per WABA: a finding is its WABA's to see (a key of a portfolio mate never learns of this user).

@@ -4,6 +4,7 @@ import { INDIA, at, byTime, hours, inbound, rate, send, shuffled } from '../../t
 import { mergeCopies } from './event-copies.js';
 import { explainUser } from './explain.js';
 import {
+  defaultAccount,
   eventKey,
   type CoreEvent,
   type MetaPricingEvidence,
@@ -1732,6 +1733,35 @@ describe('business-scoped user ids', () => {
       const finding = result.findings.find((f) => f.code === 'MARKET_INFERRED');
       expect(finding).toMatchObject({ number: INDIA, waba: 'W1' });
       expect(finding?.message).toContain(`business-scoped user ${SCOPED} is priced at the market of`);
+    }
+  });
+
+  it('a scoped id is joined to a number only within its portfolio, as the service rates each portfolio', async () => {
+    // Meta scopes the id to a business portfolio: another portfolio's id is another user, even when it is
+    // written alike. `rate` joined across portfolios, and the service (per portfolio) did not: priced against
+    // unpriced for one message.
+    const events: CoreEvent[] = [
+      {
+        ...inbound(hours(PMP, 0), 'in0', { waba: 'WA', business: 'PNA' }),
+        scopedUserId: SCOPED,
+      } as CoreEvent,
+      {
+        kind: 'status',
+        atMs: hours(PMP, 1),
+        id: 'm1',
+        status: 'delivered',
+        waba: 'WB',
+        business: 'PNB',
+        user: SCOPED,
+        pricing: { pricing_model: 'PMP', category: 'marketing', type: 'regular' },
+      },
+    ];
+    for (const options of [{}, { maxLatenessMs: 36 * 3_600_000 }]) {
+      const apart = await rate(events, options);
+      expect(apart.units.map((u) => [u.waba, u.user, u.market])).toEqual([['WB', SCOPED, null]]);
+      const onePortfolio = ['WA', 'WB'].map((waba) => ({ ...defaultAccount(waba), portfolio: 'P1' }));
+      const joined = await rate(events, { ...options, accounts: onePortfolio });
+      expect(joined.units.map((u) => [u.waba, u.market, u.amountMicros])).toEqual([['WB', 'India', 10_700]]);
     }
   });
 

@@ -293,8 +293,13 @@ export class Rater {
   private readonly categoryUpdates = new Map<string, CategoryUpdate[]>();
   private readonly findings = new FindingCollector();
   private readonly tierStatements = new TierStatements();
-  /** Business-scoped user id → the phone number Meta gave with it somewhere in the input. */
+  /**
+   * Business-scoped user id, within a portfolio (`scopedKey`) → the phone number Meta gave with it somewhere
+   * in the input.
+   */
   private readonly phoneByScopedId = new Map<string, string>();
+  /** Pairings of statuses naming no WABA, until their message has a WABA (`noteScopedPairsPlaced`). */
+  private scopedPairsUnplaced: { id: string; scopedId: string; phone: string; atMs: number }[] = [];
   /** The number the traced business-scoped id was joined to (`RaterSummary.tracedUser`). */
   private traceJoinedTo: string | undefined;
   /** When the number in `phoneByScopedId` was last seen with its id (a user who changed numbers keeps the id). */
@@ -380,7 +385,7 @@ export class Rater {
       markets: marketsOfEra(options),
       findings: this.findings,
       tierStatements: this.tierStatements,
-      phoneOfScopedUser: (user) => this.phoneByScopedId.get(user),
+      phoneOfScopedUser: (waba, user) => this.phoneByScopedId.get(this.scopedKey(waba, user)),
     });
   }
 
@@ -402,8 +407,16 @@ export class Rater {
       if (user !== event.user) event = { ...event, user };
     }
     if (this.isStreaming && event.atMs > this.watermarkMs) this.watermarkMs = event.atMs;
+    // Within the WABA's portfolio: Meta scopes the id to a business portfolio, and the service rates each
+    // portfolio on its own. A status naming no WABA pairs them in the portfolio of the WABA it is placed
+    // with, once it is (`noteScopedPairsPlaced`).
     if ((event.kind === 'inbound' || event.kind === 'status') && event.scopedUserId && event.user) {
-      this.notePhoneOfScopedId(event.scopedUserId, event.user, event.atMs);
+      if (event.waba) {
+        this.notePhoneOfScopedId(this.scopedKey(event.waba, event.scopedUserId), event.user, event.atMs);
+      } else {
+        const note = { id: event.id, scopedId: event.scopedUserId, phone: event.user, atMs: event.atMs };
+        this.scopedPairsUnplaced.push(note);
+      }
     }
     if ('copiesDisagreeOn' in event && event.copiesDisagreeOn && event.copiesDisagreeOn.length > 0) {
       // A store merged copies of this event that disagreed: the finding it would have said reading them.
@@ -450,6 +463,21 @@ export class Rater {
       this.eventsSinceFlush = 0;
       this.flush(this.watermarkMs - this.latenessMs);
     }
+  }
+
+  /** The pairings of statuses naming no WABA whose message now has one, in that WABA's portfolio. */
+  private noteScopedPairsPlaced(): void {
+    this.scopedPairsUnplaced = this.scopedPairsUnplaced.filter((note) => {
+      const waba = this.records.get(note.id)?.waba;
+      if (waba === undefined) return true;
+      this.notePhoneOfScopedId(this.scopedKey(waba, note.scopedId), note.phone, note.atMs);
+      return false;
+    });
+  }
+
+  /** `phoneByScopedId`'s key: a business-scoped id within the portfolio of `waba`. */
+  private scopedKey(waba: string, scopedId: string): string {
+    return `${this.accountFor(waba).portfolio}\u0000${scopedId}`;
   }
 
   /**
@@ -1305,6 +1333,7 @@ export class Rater {
   private flush(horizonMs: number): void {
     if (horizonMs <= this.horizonMs) return;
     this.placeUnplaced(horizonMs);
+    if (this.scopedPairsUnplaced.length > 0) this.noteScopedPairsPlaced();
     if (!this.isStreaming) {
       this.mergeScopedUsers();
       this.mergeInboundCopiesAcrossPairs();
@@ -1468,7 +1497,7 @@ export class Rater {
    */
   private mergeScopedUsers(): void {
     if (this.phoneByScopedId.size === 0) return;
-    const traced = this.options.trace && this.phoneByScopedId.get(this.options.trace.user);
+    const traced = this.options.trace && this.tracedPhone(this.options.trace.user);
     if (traced !== undefined && this.traceJoinedTo === undefined && traced !== this.options.trace?.user) {
       // The traced id's story is its number's from now on: the number's pairs made before follow it too.
       this.traceJoinedTo = traced;
@@ -1483,7 +1512,7 @@ export class Rater {
     const moved = new Map<PairState, PairState>();
     for (const [business, users] of this.pairs) {
       for (const [key, pair] of users) {
-        const phone = this.phoneByScopedId.get(pair.user);
+        const phone = this.phoneByScopedId.get(this.scopedKey(pair.machine.waba, pair.user));
         if (phone === undefined || phone === pair.user) continue;
         const target = this.pairFor(pair.machine.waba, business, phone);
         for (const inbound of pair.inbounds) target.inbounds.push(inbound);
@@ -1505,6 +1534,21 @@ export class Rater {
         record.user = target.user;
       }
     }
+  }
+
+  /**
+   * The number the traced id stands for: its portfolio's, or of several portfolios that each gave it one
+   * (an explain across portfolios), the smallest portfolio's.
+   */
+  private tracedPhone(scopedId: string): string | undefined {
+    let found: [string, string] | undefined;
+    for (const [key, phone] of this.phoneByScopedId) {
+      const at = key.indexOf('\u0000');
+      if (key.slice(at + 1) !== scopedId) continue;
+      const portfolio = key.slice(0, at);
+      if (found === undefined || portfolio < found[0]) found = [portfolio, phone];
+    }
+    return found?.[1];
   }
 
   private advancePair(pair: PairState, horizonMs: number, opened: UnitDraft[]): void {
