@@ -704,6 +704,33 @@ describe('POST /v1/events', () => {
       expect((await service.get('/v1/totals?waba=W2', KEY_ALL)).status).toBe(200);
     });
 
+    it("for a message known only from Meta's status naming its WABA: billed, in either order, as `wameter rate` bills it", async () => {
+      // A business sending through Meta's API without a send log: its message is known from Meta's `sent`.
+      const metaSent = {
+        kind: 'status',
+        at: '2025-07-12T10:00:00Z',
+        waba: 'W1',
+        business: 'PN1',
+        user: '919876543210',
+        id: 'wamid.nowaba',
+        status: 'sent',
+        pricing: { billable: true, pricing_model: 'PMP', category: 'utility', type: 'regular' },
+      };
+      const expected = await batchRating([metaSent, delivered]);
+      expect(expected.units.map((unit) => unit.messages)).toEqual([['wamid.nowaba']]);
+      for (const order of [
+        [metaSent, delivered],
+        [delivered, metaSent],
+      ]) {
+        await service.close();
+        service = await createTestService();
+        for (const line of order) {
+          expect(await json(await service.postEvents([line]))).toMatchObject({ accepted: 1 });
+        }
+        expect(await json(await service.get('/v1/totals', KEY_ALL))).toEqual({ totals: expected.totals });
+      }
+    });
+
     it('for an id two WABAs use: delivers both, as `wameter rate` does, in one portfolio or two', async () => {
       const sentOfW2 = { ...sent, waba: 'W2', business: 'PN2', template: 'utility' };
       const lines = [sent, sentOfW2, delivered];

@@ -3,9 +3,9 @@
 // same facts inside the ingest's transaction and decide here, alike. It must never miss a WABA whose stored
 // bill the ingest made wrong; naming one more only costs a rating.
 
-import type { CoreEvent } from '../core/events.js';
+import type { CoreEvent, InboundEvent, OutboundEvent, StatusEvent } from '../core/events.js';
 import { tiedBusinessOf, tiedUserOf } from './engine-checks.js';
-import type { EventInput } from './store.js';
+import { MESSAGE_STATUS_WORDS, type EventInput } from './store.js';
 
 /**
  * A stored row an ingest inserted or rewrote (its event, `events.business` or `events.is_trusted`), for the rows
@@ -173,10 +173,19 @@ export function joiningMessageIds(changes: readonly RowChange[]): string[] {
   const ids = new Set<string>();
   for (const change of changes) {
     const { event } = change;
-    if (event.kind !== 'inbound' && event.kind !== 'outbound') continue;
+    if (!isJoiningMessage(event)) continue;
     if (change.isInserted || (change.isTrusted && !change.wasTrusted)) ids.add(event.id);
   }
   return [...ids];
+}
+
+/**
+ * An event that makes its message known in its WABA, so that statuses naming no WABA join it
+ * (`messageKeysSql`): an inbound or outbound, or a status naming its WABA with one of `MESSAGE_STATUS_WORDS`.
+ */
+function isJoiningMessage(event: CoreEvent): event is InboundEvent | OutboundEvent | StatusEvent {
+  if (event.kind === 'inbound' || event.kind === 'outbound') return true;
+  return event.kind === 'status' && event.waba !== undefined && MESSAGE_STATUS_WORDS.includes(event.status);
 }
 
 /** Whether a status naming no WABA was stored or changed: then every stored WABA may list it differently. */
@@ -265,7 +274,7 @@ export function relistedWabas(
           }
         }
       }
-      if (event.kind !== 'inbound' && event.kind !== 'outbound') continue;
+      if (!isJoiningMessage(event)) continue;
       // A message that came to join statuses naming no WABA takes them from their numbers' owners.
       if (change.isInserted || (change.isTrusted && !change.wasTrusted)) {
         for (const status of facts.unnamedStatuses.get(event.id) ?? []) {

@@ -809,6 +809,38 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
         }
       });
 
+      it('lists a status naming no WABA with the WABA whose Meta status alone makes its message known, in either order', async () => {
+        // A business that sends through Meta's API without a send log: its message is known from Meta's `sent`
+        // webhook (naming W5), and a bare status line of it naming nothing joins it there, as the rater joins
+        // it. The service billed nothing where `rate` charged.
+        const sent: StatusEvent = {
+          kind: 'status',
+          atMs: T0,
+          waba: 'W5',
+          id: 'wamid.m1',
+          status: 'sent',
+          business: 'PN5',
+          user: '5521987654321',
+        };
+        const bare: StatusEvent = { kind: 'status', atMs: T0 + 5_000, id: 'wamid.m1', status: 'delivered' };
+        const first = await fresh();
+        await first.ingestWebhook(raw('{"m1":1}'), [input(sent, 'webhook')]);
+        expect((await first.ingestEvents([input(bare)])).relistedWabas).toEqual(['W5']);
+        expect(await first.listEvents(['W5'])).toEqual([sent, bare]);
+        expect(await first.countUnattributedStatuses()).toBe(0);
+        const second = await fresh();
+        await second.ingestEvents([input(bare)]);
+        expect(await second.countUnattributedStatuses()).toBe(1);
+        await second.ingestWebhook(raw('{"m1":1}'), [input(sent, 'webhook')]);
+        expect(await second.listEvents(['W5'])).toEqual([sent, bare]);
+        expect(await second.countUnattributedStatuses()).toBe(0);
+        // A status of another word (Meta's `deleted`) makes no message known.
+        const third = await fresh();
+        await third.ingestWebhook(raw('{"m1":2}'), [input({ ...sent, status: 'deleted' }, 'webhook')]);
+        await third.ingestEvents([input(bare)]);
+        expect(await third.listEvents(['W5'])).toEqual([{ ...sent, status: 'deleted' }]);
+      });
+
       it('counts the statuses naming no WABA that no scope lists, until an event ties them to a WABA', async () => {
         const store = await fresh();
         expect(await store.countUnattributedStatuses()).toBe(0);

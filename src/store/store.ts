@@ -34,10 +34,24 @@ export const EVENT_KEYS_PER_WABA_SQL = `UPDATE events SET key = CASE
   ELSE ${escapedWabaSql('waba')} || ':' || key
 END;`;
 
-/** SQL, both engines: the idempotency keys of the outbound and the inbound message `messageId` of `waba`. */
+/**
+ * Meta's status words that make a message of a WABA known from a status naming that WABA alone (a business
+ * that sends through Meta's API and keeps no send log): a status naming no WABA joins it as the rater joins
+ * it (`recordFor`: any record of its id). Statuses of other words (`deleted`, `warning`) join nothing here.
+ */
+export const MESSAGE_STATUS_WORDS: readonly string[] = ['sent', 'delivered', 'read', 'failed', 'played'];
+
+/**
+ * SQL, both engines: the idempotency keys of the outbound and the inbound message `messageId` of `waba`, and
+ * of the statuses naming `waba` that make the message known (`MESSAGE_STATUS_WORDS`).
+ */
 export function messageKeysSql(waba: string, messageId: string): string {
   const escaped = escapedWabaSql(waba);
-  return `${escaped} || ':outbound:' || ${messageId}, ${escaped} || ':inbound:' || ${messageId}`;
+  return [
+    `${escaped} || ':outbound:' || ${messageId}`,
+    `${escaped} || ':inbound:' || ${messageId}`,
+    ...MESSAGE_STATUS_WORDS.map((word) => `${escaped} || ':status:' || ${messageId} || ':${word}'`),
+  ].join(', ');
 }
 
 /**

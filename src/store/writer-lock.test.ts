@@ -370,7 +370,7 @@ describe('a writer refused the lock migrates nothing (an older wameter may be ru
     await (await openStore(url)).close();
     const raw = new Database(join(dir, 'older.db'));
     raw.exec(
-      'ALTER TABLE ratings DROP COLUMN engine_digest; DELETE FROM schema_migrations WHERE version = 12',
+      'DROP TABLE rating_changes; ALTER TABLE ratings DROP COLUMN engine_digest; DELETE FROM schema_migrations WHERE version >= 12',
     );
     raw.close();
     const held = await acquireWriterLock(url, { command: 'serve' });

@@ -527,11 +527,11 @@ describe('PostgreSQL specifics', () => {
       ).toEqual([
         'events.payload jsonb',
         'findings.payload json',
+        'rating_changes.change json',
         'ratings.changes json',
         'ratings.rate_cards jsonb',
         'ratings.totals json',
         'ratings.totals_by_waba json',
-        'rating_changes.change json',
         'ratings.wabas jsonb',
         'units.messages jsonb',
         'units.tier jsonb',
