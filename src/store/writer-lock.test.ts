@@ -111,6 +111,18 @@ describe('the writer lock on SQLite (a lock file beside the database)', () => {
   const db = (name: string) => `sqlite:${join(dir, `${name}.db`)}`;
   const lockFile = (name: string) => join(dir, `${name}.db.writer-lock`);
 
+  it('leaves nothing beside a folder or a file of another kind given as the database (a mistyped --db)', async () => {
+    const place = mkdtempSync(join(dir, 'not-a-store-'));
+    const folder = join(place, 'folder');
+    mkdirSync(folder);
+    const accounts = join(place, 'accounts.json');
+    writeFileSync(accounts, '{"accounts":[]}\n');
+    await expect(openWriterStore(`sqlite:${folder}`, 'import')).rejects.toThrow();
+    await expect(openWriterStore(`sqlite:${accounts}`, 'import')).rejects.toThrow(/not a database/);
+    expect(readdirSync(place).sort()).toEqual(['accounts.json', 'folder']);
+    expect(readFileSync(accounts, 'utf8')).toBe('{"accounts":[]}\n');
+  });
+
   it('refuses a second acquirer, naming the holder: command, pid, host and since when', async () => {
     const lock = await acquireWriterLock(db('twice'), { command: 'serve' });
     try {

@@ -4,7 +4,18 @@
 // once, naming its holder. Readers (rate, explain, estimate, reconcile, a dry-run re-rate) take no lock.
 
 import { randomBytes } from 'node:crypto';
-import { existsSync, linkSync, readFileSync, realpathSync, unlinkSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  linkSync,
+  openSync,
+  readFileSync,
+  readSync,
+  realpathSync,
+  statSync,
+  unlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { hostname } from 'node:os';
 import { basename, dirname, resolve } from 'node:path';
 import Database from 'better-sqlite3';
@@ -102,8 +113,35 @@ export async function acquireWriterLock(
   if (path === ':memory:') return { where: 'in-memory database (nothing to lock)', release: async () => {} };
   // The real path: two processes naming one file through different links or relative paths share a lock.
   const file = existsSync(path) ? realpathSync(path) : resolve(path);
+  // A folder, or a file of another kind (an accounts file given as --db): opening it says what is wrong, and a
+  // lock taken first would leave its `.alive` file beside the user's file.
+  const notAStore = notASqliteFile(file);
+  if (notAStore !== undefined) throw new Error(notAStore);
   return acquireFileLock(file, self, options);
 }
+
+/** Why `file` cannot be a SQLite database: a folder, or a file whose first bytes are not SQLite's header. */
+function notASqliteFile(file: string): string | undefined {
+  let stats;
+  try {
+    stats = statSync(file);
+  } catch {
+    return undefined; // made by the store when it is opened
+  }
+  if (stats.isDirectory()) return `${file} is a folder`;
+  if (!stats.isFile() || stats.size === 0) return undefined;
+  const header = Buffer.alloc(SQLITE_HEADER.length);
+  const fd = openSync(file, 'r');
+  try {
+    readSync(fd, header, 0, header.length, 0);
+  } finally {
+    closeSync(fd);
+  }
+  return header.equals(SQLITE_HEADER) ? undefined : `${file} is not a SQLite database`;
+}
+
+/** The first 16 bytes of every SQLite database file. */
+const SQLITE_HEADER = Buffer.from('SQLite format 3\u0000', 'latin1');
 
 /**
  * Takes the writer lock of the store `url` names for `command`, then opens the store (migrating it): the
