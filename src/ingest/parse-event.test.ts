@@ -328,6 +328,15 @@ describe('bad contract lines are errors that name the field', () => {
   });
 });
 
+describe('an accounts file read as traffic (`wameter rate examples/month`)', () => {
+  it('is named as one, with the flag it goes to', () => {
+    const result = parseEventValue({ accounts: [{ waba: 'W1', time_zone: 'Asia/Kolkata' }] });
+    expect(!result.ok && result.error.message).toMatch(
+      /^an accounts file \(give it with `--accounts`\), not an event line/,
+    );
+  });
+});
+
 describe("what Meta's webhook route says of a JSON value that is no webhook body", () => {
   /** The route's words for `value`, which parseEventValue must refuse. */
   const said = (value: unknown): string => {
@@ -351,6 +360,11 @@ describe("what Meta's webhook route says of a JSON value that is no webhook body
       'an analytics export',
       fixture('meta-docs/analytics_conversation_half_hour_by_category.json'),
       'It is a Meta analytics export: use it with `wameter reconcile --analytics`.',
+    ],
+    [
+      'an accounts file',
+      { accounts: [{ waba: 'W1', time_zone: 'Asia/Kolkata' }] },
+      "It is a wameter accounts file: the service reads it from WAMETER_ACCOUNTS or the configuration's accounts.",
     ],
     [
       'a fragment of a body',

@@ -438,12 +438,15 @@ function whatIsIt(value: Rec): string {
     return 'a Meta analytics export (use it with `wameter reconcile --analytics`), ';
   if (lookalike === 'webhook fragment')
     return `a fragment of a webhook (send the whole body, ${WEBHOOK_SHAPE}), `;
+  if (lookalike === 'accounts file') return 'an accounts file (give it with `--accounts`), ';
   return '';
 }
 
 const WEBHOOK_SHAPE = '{"object":"whatsapp_business_account","entry":[…]}';
 
-function lookalikeOf(value: Rec): 'analytics export' | 'webhook fragment' | undefined {
+function lookalikeOf(value: Rec): 'analytics export' | 'webhook fragment' | 'accounts file' | undefined {
+  // Contract §2's file (a folder of traffic holds it too: `wameter rate examples/month`).
+  if (Array.isArray(value.accounts)) return 'accounts file';
   if (
     value.conversation_analytics !== undefined ||
     value.pricing_analytics !== undefined ||
@@ -476,6 +479,8 @@ export function notAWebhookBody(value: unknown, error: ParseError): string {
       return 'It is a Meta analytics export: use it with `wameter reconcile --analytics`.';
     if (lookalike === 'webhook fragment')
       return `It is a fragment of a webhook body: post the whole body, ${WEBHOOK_SHAPE}.`;
+    if (lookalike === 'accounts file')
+      return "It is a wameter accounts file: the service reads it from WAMETER_ACCOUNTS or the configuration's accounts.";
     return `It is an object with neither "object" nor "entry", where Meta posts ${WEBHOOK_SHAPE}.`;
   }
   if (value.object === undefined) {
