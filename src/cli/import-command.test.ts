@@ -150,6 +150,23 @@ describe('wameter import', () => {
     expect(existsSync(path)).toBe(false);
   });
 
+  it('--no-reported is refused by import, rerate and serve with where it goes, nothing stored', async () => {
+    const path = join(mkdtempSync(join(tmpdir(), 'wameter-import-')), 'w.db');
+    const db = `sqlite:${path}`;
+    for (const [command, args, asServe] of [
+      ['import', [EXAMPLE, '--db', db], ', as serve does'],
+      ['rerate', ['--db', db], ', as serve does'],
+      ['serve', ['--db', db, '--port', '0'], ''],
+    ] as const) {
+      const { code, error } = await run([command, ...args, '--no-reported']);
+      expect(code, command).toBe(1);
+      expect(error).toContain(
+        `wameter ${command} reads whether to apply rules only reported by third parties from the service's configuration${asServe}: give "reportedRules": false in --config FILE, or WAMETER_REPORTED_RULES=off`,
+      );
+    }
+    expect(existsSync(path)).toBe(false);
+  });
+
   it('refuses a missing only source (exit 1) before the database is created', async () => {
     const path = join(mkdtempSync(join(tmpdir(), 'wameter-import-')), 'w.db');
     const { code, error } = await run(['import', '/nonexistent/events.ndjson', '--db', `sqlite:${path}`]);

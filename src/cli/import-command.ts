@@ -18,7 +18,7 @@ import { CliError, EXIT } from './exit-codes.js';
 import { someSourceExists } from './rating-inputs.js';
 import type { CliIo } from './io.js';
 import { commandRatingService, openCommandStore } from './open-command-store.js';
-import { databaseUrl, pathArgument, refuseServiceSettings } from './options.js';
+import { databaseUrl, pathArgument, refuseReportedFlag, refuseServiceSettings } from './options.js';
 import { createSourceErrorReporter } from './source-errors.js';
 import { ALLOW_UNPRICED_HELP, findingLine, unpricedExit, unratedIn } from './unpriced.js';
 
@@ -34,6 +34,7 @@ interface ImportFlags {
 export function registerImportCommand(program: Command, io: CliIo): void {
   const command = program.command('import');
   refuseServiceSettings(command, ['--accounts', '--rate-cards']);
+  refuseReportedFlag(command);
   command
     .description("load event files into the service's store and rate them (idempotent)")
     .argument(

@@ -206,6 +206,22 @@ export const RATE_CARDS_LIST_HELP =
   'rate card CSV file or folder; repeat the flag for several (--rate-cards a.csv --rate-cards tiers/), or list .csv files after it (--rate-cards a.csv b.csv: a folder after them is an event source); default: the bundled cards';
 
 /**
+ * `--no-reported` on a command that reads it from the service's configuration (import, rerate, serve): refused
+ * with where it goes, rather than commander's bare "unknown option". Hidden from --help.
+ */
+export function refuseReportedFlag(command: Command): void {
+  command.addOption(new Option('--no-reported').hideHelp());
+  command.hook('preAction', (self) => {
+    if (self.opts().reported !== false) return;
+    const asServe = self.name() === 'serve' ? '' : ', as serve does';
+    self.error(
+      `error: wameter ${self.name()} reads whether to apply rules only reported by third parties from the service's configuration${asServe}: give "reportedRules": false in --config FILE, or WAMETER_REPORTED_RULES=off — the same the service uses`,
+      { exitCode: 1, code: 'wameter.reportedInConfig' },
+    );
+  });
+}
+
+/**
  * `--accounts` (and `--rate-cards`) on a command that reads them from the service's configuration, as
  * `serve` does (import, rerate): refused with where they go, rather than commander's bare "unknown option" —
  * after which a retry without the flag would quietly price every WABA in UTC and USD. Hidden from --help.

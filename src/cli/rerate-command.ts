@@ -16,6 +16,7 @@ import {
   optionValues,
   parseEra,
   pathArgument,
+  refuseReportedFlag,
   refuseServiceSettings,
 } from './options.js';
 import { ALLOW_UNPRICED_HELP, unpricedExit, unratedIn } from './unpriced.js';
@@ -161,6 +162,7 @@ export function registerRerateCommand(program: Command, io: CliIo): Command {
   };
   const command = program.command('rerate');
   refuseServiceSettings(command, ['--accounts']);
+  refuseReportedFlag(command);
   return (
     command
       .description(

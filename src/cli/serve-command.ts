@@ -8,7 +8,7 @@ import { runUntilSignalled } from '../server/main.js';
 import { CliError, EXIT } from './exit-codes.js';
 import { keepRunningWhenOutputCloses, type CliIo } from './io.js';
 import { checkSqliteLocation } from './open-command-store.js';
-import { databaseUrl, optionValue, pathArgument } from './options.js';
+import { databaseUrl, optionValue, pathArgument, refuseReportedFlag } from './options.js';
 
 interface ServeFlags {
   db?: string;
@@ -19,8 +19,9 @@ interface ServeFlags {
 }
 
 export function registerServeCommand(program: Command, io: CliIo): Command {
-  return program
-    .command('serve')
+  const command = program.command('serve');
+  refuseReportedFlag(command);
+  return command
     .description('run the metering service: signed Meta webhooks in, the live bill out over an HTTP API')
     .option(
       '--db <url>',
