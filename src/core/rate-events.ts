@@ -1024,7 +1024,7 @@ export class Rater {
     // Each of Meta's two words from the highest-ranked status that carries it. Two webhooks of one status
     // saying different things (copies): the rule of event-copies.ts keeps the same one whichever came first,
     // so that the category never follows the order of the input.
-    const rank = EVIDENCE_RANK.get(event.status) ?? 0;
+    const rank = event.pricing || event.conversation ? (EVIDENCE_RANK.get(event.status) ?? 0) : 0;
     if (event.pricing) {
       if (rank > record.pricingRank) {
         record.pricingRank = rank;
