@@ -195,11 +195,49 @@ function plantedCharges(): string[] {
       status: 'delivered',
     }),
   ];
+  // Meta's webhook of a user's message naming both their number and their business-scoped id: the rating
+  // joins the two, and explain by the id tells the number's story.
+  const scopedInbound = {
+    object: 'whatsapp_business_account',
+    entry: [
+      {
+        id: saoPaulo.waba,
+        changes: [
+          {
+            field: 'messages',
+            value: {
+              messaging_product: 'whatsapp',
+              metadata: {
+                display_phone_number: '5511900000000',
+                phone_number_id: saoPaulo.numbers[0]!.phoneNumberId,
+              },
+              contacts: [{ profile: { name: 'Ana' }, wa_id: SCOPED_NUMBER, user_id: SCOPED_USER }],
+              messages: [
+                {
+                  from: SCOPED_NUMBER,
+                  from_user_id: SCOPED_USER,
+                  id: 'wamid.scoped-in',
+                  timestamp: String(Date.parse('2025-10-20T12:00:00Z') / 1000),
+                  type: 'text',
+                  text: { body: 'oi' },
+                },
+              ],
+            },
+          },
+        ],
+      },
+    ],
+  };
   return [
     ...send(saoPaulo, DAY_EDGE_USER, 'wamid.day-edge', '2025-10-01T01:00:00Z', 'authentication'),
     ...send(third, UNPRICED_USER, 'wamid.unpriced', UNPRICED_AT, 'marketing'),
+    JSON.stringify(scopedInbound),
   ];
 }
+
+/** A user Meta names by number and by business-scoped id in one webhook (`plantedCharges`). */
+const SCOPED_NUMBER = '5511987650002';
+const SCOPED_USER = 'BR.13491208655302741918';
 
 /** A month of traffic through the ingest API, in bodies of 1,500 lines. */
 async function loadTraffic(server: RunningServer): Promise<number> {
@@ -528,6 +566,13 @@ function runDashboardScenario(engine: 'sqlite' | 'postgres') {
         '2025-09-30 22:00:02 America/Sao_Paulo',
       );
       await shot(page, `${engine}-4b-why-charged-day-edge`);
+
+      // Asked by Meta's business-scoped id: the story of the number the rating joined it to, naming both.
+      await page.goto(`${server.url}/#/explain?user=${SCOPED_USER}`);
+      await page.locator('#explain-result h2').waitFor();
+      await expect(page.locator('#explain-result h2').textContent()).resolves.toBe(
+        `User ${SCOPED_NUMBER} (asked as business-scoped id ${SCOPED_USER})`,
+      );
 
       // A charge without a price: the total says so, in its currency, and "1 unit" is singular.
       await page.goto(`${server.url}/#/explain?user=${UNPRICED_USER}`);

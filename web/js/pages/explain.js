@@ -108,7 +108,9 @@ function localOf(iso, zone) {
 }
 
 function renderReport(report, zones) {
-  const who = `User ${report.user}${report.business ? ` with business number ${report.business}` : ''}`;
+  // Asked by Meta's business-scoped id, answered with the number the rating joined it to: both are named.
+  const scoped = report.scoped_user ? ` (asked as business-scoped id ${report.scoped_user})` : '';
+  const who = `User ${report.user}${scoped}${report.business ? ` with business number ${report.business}` : ''}`;
   if (report.timeline.length === 0 && report.units.length === 0) {
     return [
       h(
