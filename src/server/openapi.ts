@@ -20,6 +20,16 @@ const errorResponse = (description: string) => ({
   content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } },
 });
 
+/** `limit` (default 100) and `cursor`: a page of a cursor-paged list (`next_cursor` in the answer). */
+const pageParameters = [
+  {
+    name: 'limit',
+    in: 'query',
+    schema: { type: 'integer', minimum: 1, maximum: 1000, default: 100 },
+  },
+  { name: 'cursor', in: 'query', schema: { type: 'string' } },
+];
+
 const unitFilterParameters = [
   {
     name: 'waba',
@@ -316,15 +326,7 @@ export const openApiDocument = {
     '/v1/units': {
       get: {
         summary: 'Billable units, filtered, with cursor pagination',
-        parameters: [
-          ...unitFilterParameters,
-          {
-            name: 'limit',
-            in: 'query',
-            schema: { type: 'integer', minimum: 1, maximum: 1000, default: 100 },
-          },
-          { name: 'cursor', in: 'query', schema: { type: 'string' } },
-        ],
+        parameters: [...unitFilterParameters, ...pageParameters],
         responses: {
           '200': json({
             type: 'object',
@@ -611,12 +613,7 @@ export const openApiDocument = {
           "unknown id, a live rating's or another client's re-rate is 404 NO_SUCH_RATING alike.",
         parameters: [
           { name: 'id', in: 'path', required: true, schema: { type: 'string' } },
-          {
-            name: 'limit',
-            in: 'query',
-            schema: { type: 'integer', minimum: 1, maximum: 1000, default: 100 },
-          },
-          { name: 'cursor', in: 'query', schema: { type: 'string' } },
+          ...pageParameters,
         ],
         responses: {
           '200': json({

@@ -14,6 +14,7 @@ import {
   type AnalyticsDimension,
   type AnalyticsPoint,
   type CurrencyTotals,
+  type RatingChangesPage,
   type RatingRecord,
   type RawWebhookInput,
   type UnitFilter,
@@ -221,6 +222,22 @@ export function encodeCursor(openedAtMs: number, id: string, waba: string): stri
 /** The next page of a re-rate's changed units: `[ratingId, seq]`, the first change it lists. */
 export function encodeChangesCursor(ratingId: string, seq: number): string {
   return Buffer.from(JSON.stringify([ratingId, seq])).toString('base64url');
+}
+
+/**
+ * A page of the rating `ratingId`'s changed units from the `limit + 1` read from `from` on (one more than the
+ * page: whether another page follows).
+ */
+export function changesPage(
+  read: unknown[],
+  limit: number,
+  from: number,
+  ratingId: string,
+): RatingChangesPage {
+  return {
+    units: read.slice(0, limit),
+    nextCursor: read.length > limit ? encodeChangesCursor(ratingId, from + limit) : null,
+  };
 }
 
 /** The first change (`seq`) of the page `cursor` asks of the rating `ratingId`'s changed units. */

@@ -18,7 +18,7 @@ import {
   decodeCursor,
   dimensionSql,
   UNPRICED_UNITS_SQL,
-  encodeChangesCursor,
+  changesPage,
   encodeCursor,
   checkNoNewerMigrations,
   checkReadableMigrations,
@@ -865,10 +865,12 @@ class PostgresStore implements Store {
       'SELECT change FROM rating_changes WHERE rating_id = $1 AND seq >= $2 ORDER BY seq LIMIT $3',
       [ratingId, from, limit + 1],
     );
-    return {
-      units: rows.slice(0, limit).map((row) => row.change),
-      nextCursor: rows.length > limit ? encodeChangesCursor(ratingId, from + limit) : null,
-    };
+    return changesPage(
+      rows.map((row) => row.change),
+      limit,
+      from,
+      ratingId,
+    );
   }
 
   async queryUnits(filter: UnitFilter, page: { limit: number; cursor?: string }): Promise<UnitPage> {

@@ -19,7 +19,7 @@ import {
   decodeCursor,
   dimensionSql,
   UNPRICED_UNITS_SQL,
-  encodeChangesCursor,
+  changesPage,
   encodeCursor,
   checkNoNewerMigrations,
   checkReadableMigrations,
@@ -1218,8 +1218,12 @@ class SqliteStore implements Store {
     )
       .pluck()
       .all(ratingId, from, limit + 1) as string[];
-    const units = rows.slice(0, limit).map((text) => JSON.parse(text) as unknown);
-    return { units, nextCursor: rows.length > limit ? encodeChangesCursor(ratingId, from + limit) : null };
+    return changesPage(
+      rows.map((text) => JSON.parse(text) as unknown),
+      limit,
+      from,
+      ratingId,
+    );
   }
 
   async queryUnits(filter: UnitFilter, page: { limit: number; cursor?: string }): Promise<UnitPage> {
