@@ -468,9 +468,11 @@ export class Rater {
   /** The pairings of statuses naming no WABA whose message now has one, in that WABA's portfolio. */
   private noteScopedPairsPlaced(): void {
     this.scopedPairsUnplaced = this.scopedPairsUnplaced.filter((note) => {
-      const waba = this.records.get(note.id)?.waba;
-      if (waba === undefined) return true;
-      this.notePhoneOfScopedId(this.scopedKey(waba, note.scopedId), note.phone, note.atMs);
+      const record = this.records.get(note.id);
+      // Its record forgotten (a stream's rated and swept message): nothing is left to pair.
+      if (record === undefined) return false;
+      if (record.waba === undefined) return true;
+      this.notePhoneOfScopedId(this.scopedKey(record.waba, note.scopedId), note.phone, note.atMs);
       return false;
     });
   }
