@@ -1131,6 +1131,27 @@ describe('line ends and byte-order marks', () => {
         ),
       }),
     ]);
+    // A CR-only file, then a pretty-printed body (its `{` joined to the CR-only file's last line), or a CR-only
+    // array one element per line, then an LF line: read as documents, every event kept, as before.
+    const body = await write(
+      'cat-body.json',
+      `${inbound('in1')}\r${inbound('in2')}\r${pretty(statusBody('s1'))}\n`,
+    );
+    const bodies = await collect([body]);
+    expect(bodies.errors).toEqual([]);
+    expect(ids(bodies.events)).toEqual(['in1', 'in2', 's1']);
+    const array = await write(
+      'cat-array.json',
+      `[\r${inbound('in1')},\r${inbound('in2')}\r]\r${inbound('in3')}\n`,
+    );
+    const elements = await collect([array]);
+    expect(elements.errors).toEqual([]);
+    expect(ids(elements.events)).toEqual(['in1', 'in2', 'in3']);
+    const later = await write(
+      'later-array.json',
+      `${inbound('in0')}\n[\r${inbound('in1')},\r${inbound('in2')}\r]\r${inbound('in3')}\n`,
+    );
+    expect(ids((await collect([later])).events)).toEqual(['in0', 'in1', 'in2', 'in3']);
     // Fragments of one document with CRs between its tokens, none an object on its own: one error, as before.
     const fragments = await write(
       'fragments.ndjson',

@@ -462,7 +462,7 @@ class SourceReader {
       value = JSON.parse(line);
     } catch {
       const first = firstNonBlankChar(line);
-      if (line.includes('\r') && crSeparatedPieces(line) !== undefined) {
+      if (line.includes('\r') && crSeparatedPieces(line)?.kind === 'pieces') {
         // Files joined with `cat`, the first with CR-only line ends (a broken line among them).
         this.mode = 'lines';
         this.held = [];
@@ -542,11 +542,17 @@ class SourceReader {
   /**
    * A line of an LF file that holds values separated by a CR alone (`crSeparatedPieces`): each piece is read
    * at this line number, and one that does not parse is reported on its own — a broken line of the CR-only
-   * part never costs the lines beside it. False, reading nothing, when the line is not one such.
+   * part never costs the lines beside it; or whole documents cut by their brackets, each read. False, reading
+   * nothing, when the line is not one such. `isOpenEndFinal`: the lines after it do not continue it.
    */
-  private readCrSeparated(line: string, lineNo: number): boolean {
-    const pieces = crSeparatedPieces(line);
-    if (pieces === undefined) return false;
+  private readCrSeparated(line: string, lineNo: number, isOpenEndFinal = false): boolean {
+    const split = crSeparatedPieces(line, isOpenEndFinal);
+    if (split === undefined) return false;
+    if (split.kind === 'documents') {
+      this.readSequence(line, split.documents, lineNo, 'lines');
+      return true;
+    }
+    const { pieces } = split;
     for (const [i, piece] of pieces.entries()) {
       if (piece === undefined) continue;
       if ('value' in piece) this.readValue(piece.value, lineNo, '');
@@ -593,6 +599,8 @@ class SourceReader {
     this.run = undefined;
     this.mode = 'lines';
     if (run.lines.length === 1) {
+      // A broken line of a CR-only part whose last piece opened a document that the next line did not go on.
+      if (this.readCrSeparated(run.lines[0]!, run.firstLine, true)) return;
       this.malformedLine(run.lines[0]!, run.firstLine);
       return;
     }
@@ -1042,28 +1050,48 @@ function lineEndsOf(text: string): LineEnds {
 type CrPiece = { value: unknown } | { text: string; error: unknown } | undefined;
 
 /**
- * The values of a line of an LF file that CR-only line ends separate (a CR-only file joined to an LF one: the
- * last line of the one and the first of the other are one line), or undefined when it is not one: fewer than
- * two non-blank pieces, or none a whole JSON object or array (an event line, a webhook body) — a document with
- * CR between its tokens breaks into fragments none of which is one. Only asked of a line that does not parse:
- * inside a valid line a CR is white space between tokens.
+ * How a line of an LF file that CR-only line ends separate is read (a CR-only file joined to an LF one: the
+ * last line of the one and the first of the other are one line): its `pieces` between CRs, or its whole
+ * `documents` cut by their brackets (a CR-only array written one element per line: its elements end in commas,
+ * so the pieces alone do not parse). Undefined when it is neither:
+ * - fewer than two non-blank pieces, or none a whole JSON object or array (an event line, a webhook body);
+ * - a piece does not parse and the last piece opens a document left open, which the next lines may finish
+ *   (`cat mac.ndjson body.json`: the body's `{` is on this line) — unless `isOpenEndFinal` says they do not.
+ * Only asked of a line that does not parse: inside a valid line a CR is white space between tokens.
  */
-function crSeparatedPieces(line: string): CrPiece[] | undefined {
+function crSeparatedPieces(
+  line: string,
+  isOpenEndFinal = false,
+):
+  | { kind: 'pieces'; pieces: CrPiece[] }
+  | { kind: 'documents'; documents: Array<{ start: number; end: number }> }
+  | undefined {
   if (!line.includes('\r')) return undefined;
   let count = 0;
   let isAnyRead = false;
+  let isAnyBroken = false;
+  let last = '';
   const pieces = line.split('\r').map((text): CrPiece => {
     if (isBlank(text)) return undefined;
     count++;
+    last = text;
     try {
       const value: unknown = JSON.parse(text);
       if (typeof value === 'object' && value !== null) isAnyRead = true;
       return { value };
     } catch (error) {
+      isAnyBroken = true;
       return { text, error };
     }
   });
-  return count >= 2 && isAnyRead ? pieces : undefined;
+  if (count < 2 || !isAnyRead) return undefined;
+  if (!isAnyBroken) return { kind: 'pieces', pieces };
+  if (!isOpenEndFinal && opensDocument(last)) return undefined;
+  const documents = splitDocuments(line, false);
+  if (documents.length > 1 && documents.every((piece) => parses(line.slice(piece.start, piece.end)))) {
+    return { kind: 'documents', documents };
+  }
+  return { kind: 'pieces', pieces };
 }
 
 function parseError(text: string): unknown {
