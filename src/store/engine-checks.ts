@@ -240,6 +240,9 @@ export function changesPage(
   };
 }
 
+/** The largest `rating_changes.seq` (PostgreSQL's `integer`). */
+const MAX_CHANGE_SEQ = 2_147_483_647;
+
 /** The first change (`seq`) of the page `cursor` asks of the rating `ratingId`'s changed units. */
 export function decodeChangesCursor(cursor: string, ratingId: string): number {
   let value: unknown;
@@ -248,7 +251,15 @@ export function decodeChangesCursor(cursor: string, ratingId: string): number {
   } catch {
     // falls through to the error below
   }
-  if (Array.isArray(value) && value.length === 2 && Number.isSafeInteger(value[1]) && value[1] >= 0) {
+  // A change's place is an integer column of 32 bits in PostgreSQL: a larger one came from no page of ours
+  // (and would be a store error there, a 503, where SQLite answers an empty page).
+  if (
+    Array.isArray(value) &&
+    value.length === 2 &&
+    Number.isSafeInteger(value[1]) &&
+    value[1] >= 0 &&
+    value[1] <= MAX_CHANGE_SEQ
+  ) {
     if (value[0] === ratingId) return value[1] as number;
     if (typeof value[0] === 'string') {
       throw new StoreInputError(

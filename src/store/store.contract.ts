@@ -1763,7 +1763,10 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
           message: expect.stringContaining("another rating's changes (r2)") as string,
         });
         const unitCursor = (await store.queryUnits({}, { limit: 1 })).nextCursor ?? 'WyJ4Il0';
-        for (const cursor of [unitCursor, 'not a cursor', Buffer.from('["r2",-1]').toString('base64url')]) {
+        const tampered = ['["r2",-1]', '["r2",2147483648]', '["r2",1.5]'].map((text) =>
+          Buffer.from(text).toString('base64url'),
+        );
+        for (const cursor of [unitCursor, 'not a cursor', ...tampered]) {
           await expect(store.listRatingChanges('r2', { limit: 2, cursor })).rejects.toMatchObject({
             code: 'BAD_CURSOR',
           });
