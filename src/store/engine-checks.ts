@@ -225,6 +225,19 @@ export function encodeChangesCursor(ratingId: string, seq: number): string {
 }
 
 /**
+ * The checked request of a page of the rating `ratingId`'s changed units: its `limit`, and `from`, the first
+ * change it lists (0 without a cursor).
+ */
+export function changesPageRequest(
+  ratingId: string,
+  page: { limit: number; cursor?: string },
+): { limit: number; from: number } {
+  checkFilterText('id', ratingId);
+  const limit = checkLimit(page.limit);
+  return { limit, from: page.cursor === undefined ? 0 : decodeChangesCursor(page.cursor, ratingId) };
+}
+
+/**
  * A page of the rating `ratingId`'s changed units from the `limit + 1` read from `from` on (one more than the
  * page: whether another page follows).
  */

@@ -14,11 +14,11 @@ import {
   checkFilterText,
   checkLimit,
   checkTimeZone,
-  decodeChangesCursor,
   decodeCursor,
   dimensionSql,
   UNPRICED_UNITS_SQL,
   changesPage,
+  changesPageRequest,
   encodeCursor,
   checkNoNewerMigrations,
   checkReadableMigrations,
@@ -858,9 +858,7 @@ class PostgresStore implements Store {
     ratingId: string,
     page: { limit: number; cursor?: string },
   ): Promise<RatingChangesPage> {
-    checkFilterText('id', ratingId);
-    const limit = checkLimit(page.limit);
-    const from = page.cursor === undefined ? 0 : decodeChangesCursor(page.cursor, ratingId);
+    const { limit, from } = changesPageRequest(ratingId, page);
     const rows = await this.readRows(
       'SELECT change FROM rating_changes WHERE rating_id = $1 AND seq >= $2 ORDER BY seq LIMIT $3',
       [ratingId, from, limit + 1],

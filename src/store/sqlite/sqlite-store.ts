@@ -15,11 +15,11 @@ import {
   checkFilterText,
   checkLimit,
   checkTimeZone,
-  decodeChangesCursor,
   decodeCursor,
   dimensionSql,
   UNPRICED_UNITS_SQL,
   changesPage,
+  changesPageRequest,
   encodeCursor,
   checkNoNewerMigrations,
   checkReadableMigrations,
@@ -1210,9 +1210,7 @@ class SqliteStore implements Store {
     ratingId: string,
     page: { limit: number; cursor?: string },
   ): Promise<RatingChangesPage> {
-    checkFilterText('id', ratingId);
-    const limit = checkLimit(page.limit);
-    const from = page.cursor === undefined ? 0 : decodeChangesCursor(page.cursor, ratingId);
+    const { limit, from } = changesPageRequest(ratingId, page);
     const rows = this.statement(
       'SELECT change FROM rating_changes WHERE rating_id = ? AND seq >= ? ORDER BY seq LIMIT ?',
     )
