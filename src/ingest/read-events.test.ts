@@ -1152,6 +1152,14 @@ describe('line ends and byte-order marks', () => {
       `${inbound('in0')}\n[\r${inbound('in1')},\r${inbound('in2')}\r]\r${inbound('in3')}\n`,
     );
     expect(ids((await collect([later])).events)).toEqual(['in0', 'in1', 'in2', 'in3']);
+    // A broken line of a CR-only file, then a file that starts with a byte-order mark: its first line is read.
+    const bom = await write(
+      'cat-bom-cr.ndjson',
+      `{"kind":"status","at":\r${inbound('in1')}\r\uFEFF${inbound('in2')}\n`,
+    );
+    const marked = await collect([bom]);
+    expect(ids(marked.events)).toEqual(['in1', 'in2']);
+    expect(marked.errors.map((e) => ['line' in e && e.line, e.code])).toEqual([[1, 'MALFORMED_LINE']]);
     // Fragments of one document with CRs between its tokens, none an object on its own: one error, as before.
     const fragments = await write(
       'fragments.ndjson',

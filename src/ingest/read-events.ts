@@ -1071,7 +1071,9 @@ function crSeparatedPieces(
   let isAnyRead = false;
   let isAnyBroken = false;
   let last = '';
-  const pieces = line.split('\r').map((text): CrPiece => {
+  const pieces = line.split('\r').map((piece): CrPiece => {
+    // A byte-order mark at a piece's start: a file joined with `cat` after a CR-only one (no content).
+    const text = piece.charCodeAt(0) === 0xfeff ? piece.slice(1) : piece;
     if (isBlank(text)) return undefined;
     count++;
     last = text;
