@@ -404,7 +404,7 @@ async function pricingDrift(
   return warnings;
 }
 
-/** All of a stream, as UTF-8 text (a recipients CSV piped in). */
+/** All of a stream's bytes (a recipients CSV piped in: checked for binary before it is decoded). */
 async function readBytes(stream: NodeJS.ReadableStream): Promise<Buffer> {
   const chunks: Buffer[] = [];
   for await (const chunk of stream) chunks.push(typeof chunk === 'string' ? Buffer.from(chunk) : chunk);
