@@ -136,6 +136,12 @@ describe('wameter estimate', () => {
   it('a bad --template or --at is refused', async () => {
     expect((await cli([recipients, '--template', 'promo'])).code).toBe(EXIT.USAGE);
     expect((await cli([recipients, '--template', 'utility', '--at', 'tomorrow'])).code).toBe(EXIT.USAGE);
+    // Milliseconds are said to be such, with the seconds to write, as `rerate --from` says it.
+    const millis = await cli([recipients, '--template', 'utility', '--at', '1759406400000']);
+    expect(millis.code).toBe(EXIT.USAGE);
+    expect(millis.err).toContain(
+      '1759406400000" looks like milliseconds; timestamps here take Unix seconds: write 1759406400',
+    );
   });
 
   it('a compressed recipients file is refused as such, not for its header of binary noise', async () => {

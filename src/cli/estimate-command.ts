@@ -55,10 +55,8 @@ export interface EstimateCommandOptions {
 
 const parseAt = optionValue('an instant', (value) => {
   const parsed = parseInstant(value);
-  if (!parsed.ok)
-    throw new InvalidArgumentError(
-      `"${value}" is not an instant: use ISO-8601 with an offset (2025-10-01T09:00:00Z) or Unix seconds`,
-    );
+  // As `rerate --from` and event lines say it: milliseconds and out-of-range instants named as such.
+  if (!parsed.ok) throw new InvalidArgumentError(parsed.error.message);
   return parsed.value;
 });
 
