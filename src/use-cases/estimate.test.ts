@@ -252,7 +252,12 @@ describe('recipients', () => {
     expect(normalisePhone('+91 98765-43210')).toEqual({ ok: true, value: '919876543210' });
     expect(normalisePhone('0091 (98765) 43210')).toEqual({ ok: true, value: '919876543210' });
     expect(normalisePhone('1.415.555.0123')).toEqual({ ok: true, value: '14155550123' });
-    expect(normalisePhone('+91 98765 4321O').ok).toBe(false);
+    // The error names every mark the reading drops (dots and brackets too), so the writer knows what is wrong.
+    expect(normalisePhone('+91 98765 4321O')).toEqual({
+      ok: false,
+      error:
+        '"+91 98765 4321O" is not a phone number: only digits, with +, a leading 00, spaces, dashes, dots or brackets',
+    });
   });
 
   it('a CSV without a phone column is refused with the columns it has', () => {
