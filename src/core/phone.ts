@@ -12,7 +12,10 @@ export function normalisePhone(text: string): Result<string, string> {
     : compact.startsWith('00')
       ? compact.slice(2)
       : compact;
-  if (!/^\d+$/.test(digits)) return err(`"${text}" is not a phone number: only digits, with +, a leading 00, spaces, dashes, dots or brackets`);
+  if (!/^\d+$/.test(digits))
+    return err(
+      `"${text}" is not a phone number: only digits, with +, a leading 00, spaces, dashes, dots or brackets`,
+    );
   if (digits.length < 7) return err(`"${text}" is too short for a number with its country code`);
   if (digits.length > 15) return err(`"${text}" is longer than the 15 digits of an international number`);
   return ok(digits);
