@@ -283,7 +283,7 @@ export const ACCOUNTS_CHANGED_WARNING =
 
 /** What `serve` logs and `import` prints when the stored bill was priced with rate cards of other contents. */
 export const ENGINE_CHANGED_WARNING =
-  'the stored bill was rated by another version of wameter (an upgrade): it is re-rated now as a re-rate that keeps, in the rating history (GET /v1/ratings, reason "upgrade"), every unit that changed, old and new, and the totals before and after';
+  'the stored bill was rated by another version of wameter (an upgrade): it is re-rated now as a re-rate that keeps, in the rating history (GET /v1/ratings, reason "upgrade"), the totals before and after, and every unit that changed, old and new (GET /v1/ratings/{id}/changes)';
 
 /** What the re-rate after an upgrade changed, in a line (`ENGINE_CHANGED_WARNING`). */
 export function upgradeRerateSummary(report: RerateReport): string {
