@@ -1226,6 +1226,70 @@ describe('an array written one element per line', () => {
   });
 });
 
+describe('an array written one element per line after NDJSON lines (elements in column 1)', () => {
+  const element = (id: string) => JSON.stringify(statusBody(id));
+
+  it('after a one-line array: every element of both arrays is read, with no error', async () => {
+    const text = [`[${element('s1')},${element('s2')}]`, '[', `${element('s3')},`, element('s4'), ']'].join(
+      '\n',
+    );
+    const { events, errors } = await collect([await write('arrays-one-then-lines.ndjson', text + '\n')]);
+    expect(errors).toEqual([]);
+    expect(ids(events)).toEqual(['s1', 's2', 's3', 's4']);
+  });
+
+  it('one broken element (brackets left unbalanced) is one error at its line; the rest is read', async () => {
+    const broken = element('s3').replace('"status":"sent"', 'status":"sent"');
+    const text = [
+      element('s1'),
+      '[',
+      `${element('s2')},`,
+      '  ',
+      `${broken},`,
+      element('s4'),
+      ']',
+      element('s5'),
+    ].join('\n');
+    const file = await write('array-lines-after-ndjson.ndjson', text);
+    const { events, errors } = await collect([file]);
+    expect(ids(events)).toEqual(['s1', 's2', 's4', 's5']);
+    expect(errors).toEqual([
+      {
+        code: 'MALFORMED_LINE',
+        file,
+        line: 5,
+        message: expect.stringMatching(
+          /^line 5 \(element 1 of the array at lines 2–7\) is not valid JSON: .*; the other elements were read$/,
+        ),
+      },
+    ]);
+  });
+
+  it('a stray "[" line before NDJSON lines costs only itself', async () => {
+    const text = [element('s1'), '[', element('s2'), element('s3'), element('s4')].join('\n');
+    const file = await write('stray-bracket.ndjson', text);
+    const { events, errors } = await collect([file]);
+    expect(ids(events)).toEqual(['s1', 's2', 's3', 's4']);
+    expect(errors.map((e) => ['line' in e && e.line, e.code])).toEqual([[2, 'MALFORMED_LINE']]);
+  });
+
+  it('an array never closed: its "[" is the one error, every element is read', async () => {
+    const text = [element('s1'), '[', `${element('s2')},`, `${element('s3')},`].join('\n');
+    const file = await write('array-open.ndjson', text);
+    const { events, errors } = await collect([file]);
+    expect(ids(events)).toEqual(['s1', 's2', 's3']);
+    expect(errors).toEqual([
+      {
+        code: 'MALFORMED_LINE',
+        file,
+        line: 2,
+        message:
+          'line 2 opens an array, one element a line, that no "]" line closes; its elements (lines 3–4) were read: add the "]"',
+      },
+    ]);
+  });
+});
+
 describe('an error inside a body spread over several lines names the line of the field at fault', () => {
   /** The 1-based line of `text` where `needle` first occurs after `from` (a string, searched for as written). */
   const lineOf = (text: string, needle: string, from = 0) =>

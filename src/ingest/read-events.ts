@@ -320,6 +320,11 @@ interface BrokenRun {
   chars: number;
   /** Brackets still open at the end of the last line. */
   depth: number;
+  /**
+   * The run opened with a line that is `[` alone and every line since starts with `{` or `[` (an element) or
+   * is `]`: an array written one element per line, whose elements start in column 1 without being new lines.
+   */
+  isArrayOfLines: boolean;
 }
 
 /** Reads one file or stream: NDJSON line by line, or JSON documents (pretty-printed bodies, arrays). */
@@ -529,7 +534,13 @@ class SourceReader {
       // A line that opens an object or array and leaves it open may be the first line of a document spread
       // over several lines (a pretty-printed webhook body pasted into NDJSON): hold it and see.
       if (opensDocument(line)) {
-        this.run = { firstLine: lineNo, lines: [line], chars: line.length, depth: bracketDepth(line, 0) };
+        this.run = {
+          firstLine: lineNo,
+          lines: [line],
+          chars: line.length,
+          depth: bracketDepth(line, 0),
+          isArrayOfLines: line.trim() === '[',
+        };
         this.mode = 'run';
         return;
       }
@@ -576,7 +587,18 @@ class SourceReader {
     const run = this.run!;
     if (line.charCodeAt(0) === 0xfeff) line = line.slice(1);
     const first = line.charCodeAt(0);
-    const isNewDocument = first === OPEN_BRACE || first === OPEN_BRACKET;
+    if (run.isArrayOfLines && !isBlank(line)) {
+      const previous = run.lines.findLast((text) => !isBlank(text))!;
+      if (previous.trim() === ']') {
+        // The array closed on the line before (its brackets may not balance when an element is broken).
+        this.resolveRun();
+        this.readLine(line, lineNo);
+        return;
+      }
+      run.isArrayOfLines = isNextArrayLine(previous, line);
+    }
+    // An element of an array written one element per line starts in column 1 too: it goes on the run.
+    const isNewDocument = (first === OPEN_BRACE || first === OPEN_BRACKET) && !run.isArrayOfLines;
     if (isNewDocument || run.depth <= 0 || run.chars > this.maxDocumentBytes) {
       this.resolveRun();
       this.readLine(line, lineNo);
@@ -605,6 +627,19 @@ class SourceReader {
       return;
     }
     const text = run.lines.join('\n');
+    if (run.isArrayOfLines) {
+      // An array written one element per line: read whole, or element by element when one is broken.
+      let value: unknown;
+      try {
+        value = JSON.parse(text);
+      } catch {
+        if (this.readArrayOfLines(text, run.firstLine, 'the array', true)) return;
+      }
+      if (value !== undefined) {
+        this.readValue(value, run.firstLine, '', new ValuePlace(text, 0, text.length, run.firstLine));
+        return;
+      }
+    }
     this.readSequence(text, splitDocuments(text), run.firstLine, 'lines');
   }
 
@@ -712,26 +747,44 @@ class SourceReader {
    * broken element is one error at its line and costs nothing else. Answers false, reading nothing, when
    * `text` is not shaped so (a pretty-printed element spreads over lines that start otherwise).
    */
-  private readArrayOfLines(text: string): boolean {
+  private readArrayOfLines(
+    text: string,
+    firstLine = 1,
+    what = 'the document',
+    isOpenEndRead = false,
+  ): boolean {
     const lines = text.split('\n');
     let first = 0;
     while (first < lines.length && isBlank(lines[first]!)) first++;
     let last = lines.length - 1;
     while (last > first && isBlank(lines[last]!)) last--;
-    if (first >= last || lines[first]!.trim() !== '[' || lines[last]!.trim() !== ']') return false;
+    if (first >= last || lines[first]!.trim() !== '[') return false;
+    // Never closed (the file ended, or the next line was no element): its elements, and one error for that.
+    const isOpenEnd = lines[last]!.trim() !== ']';
+    if (isOpenEnd && !isOpenEndRead) return false;
     const elements: Array<{ lineNo: number; text: string; indent: number }> = [];
-    for (let i = first + 1; i < last; i++) {
+    for (let i = first + 1; i < (isOpenEnd ? last + 1 : last); i++) {
       const element = lines[i]!.trim();
       if (element === '') continue;
       if (element.charAt(0) !== '{' && element.charAt(0) !== '[') return false;
       elements.push({
-        lineNo: i + 1,
+        lineNo: firstLine + i,
         text: element,
         indent: lines[i]!.length - lines[i]!.trimStart().length,
       });
     }
     if (elements.length === 0) return false;
-    const array = `the array at lines ${first + 1}–${last + 1}`;
+    if (isOpenEnd) {
+      this.fail({
+        code: 'MALFORMED_LINE',
+        file: this.file,
+        line: firstLine + first,
+        message: `line ${firstLine + first} opens an array, one element a line, that no "]" line closes; its elements (lines ${firstLine + first + 1}–${firstLine + last}) were read: add the "]"`,
+      });
+    }
+    const array = isOpenEnd
+      ? `the array opened at line ${firstLine + first}`
+      : `the array at lines ${firstLine + first}–${firstLine + last}`;
     for (let k = 0; k < elements.length; k++) {
       const { lineNo, text: element, indent } = elements[k]!;
       const hasComma = element.endsWith(',');
@@ -756,9 +809,10 @@ class SourceReader {
         });
         continue;
       }
-      this.readOne(value, lineNo, `the document[${k}]: `);
+      this.readOne(value, lineNo, `${what}[${k}]: `);
       const isLast = k === elements.length - 1;
-      if (hasComma === !isLast) continue;
+      // An array never closed may have been cut after any element: its last one's comma is no fault.
+      if (hasComma === !isLast || (isOpenEnd && isLast)) continue;
       this.fail({
         code: 'MALFORMED_LINE',
         file: this.file,
@@ -1114,6 +1168,19 @@ const BACKSLASH = 0x5c;
 const NEWLINE = 0x0a;
 
 /** Whether `line` starts an object or array and leaves it open: maybe the first line of a longer document. */
+/**
+ * Whether `line` can follow `previous` in an array written one element per line: `]`, or an element starting
+ * with `{` or `[` after the array's `[` or an element ending with its comma (so that NDJSON lines after a stray
+ * `[` end the run at the second of them).
+ */
+function isNextArrayLine(previous: string, line: string): boolean {
+  const trimmed = line.trim();
+  if (trimmed === ']') return true;
+  if (!trimmed.startsWith('{') && !trimmed.startsWith('[')) return false;
+  const before = previous.trimEnd();
+  return before.endsWith(',') || before.trim() === '[';
+}
+
 function opensDocument(line: string): boolean {
   const first = firstNonBlankChar(line);
   return (first === '{' || first === '[') && bracketDepth(line, 0) > 0;
