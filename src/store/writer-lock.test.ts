@@ -5,6 +5,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import {
   existsSync,
+  linkSync,
   mkdirSync,
   mkdtempSync,
   readdirSync,
@@ -311,6 +312,29 @@ describe('the writer lock on SQLite (a lock file beside the database)', () => {
     } finally {
       await store.close();
     }
+  });
+
+  it('a database file with another hard link (which has a lock of its own) is locked, with a warning', async () => {
+    const store = await openStore(`sqlite:${join(dir, 'hard.db')}`);
+    await store.close();
+    const notices: string[] = [];
+    const lock = await acquireWriterLock(
+      db('hard'),
+      { command: 'serve' },
+      { onNotice: (m) => notices.push(m) },
+    );
+    await lock.release();
+    expect(notices).toEqual([]);
+    linkSync(join(dir, 'hard.db'), join(dir, 'hard-link.db'));
+    const linked = await acquireWriterLock(
+      db('hard'),
+      { command: 'serve' },
+      { onNotice: (m) => notices.push(m) },
+    );
+    await linked.release();
+    expect(notices).toEqual([
+      `the SQLite database ${realpathSync(join(dir, 'hard.db'))} has 2 hard links: the writer lock is taken beside the name given, so a process writing through another link is not kept out (two writers would bill messages twice, and SQLite keeps its journal beside each name: a crash could lose a transaction); remove the other links`,
+    ]);
   });
 
   it('a folder this process may not write: names the folder and the database, never the temporary file', async () => {

@@ -117,6 +117,14 @@ export async function acquireWriterLock(
   // lock taken first would leave its `.alive` file beside the user's file.
   const notAStore = notASqliteFile(file);
   if (notAStore !== undefined) throw new Error(notAStore);
+  const links = existsSync(file) ? statSync(file).nlink : 1;
+  if (links > 1) {
+    // Each name of the file has its own lock file (and SQLite its own journal): said, not refused, as a
+    // link may be one no process opens.
+    options.onNotice?.(
+      `the SQLite database ${file} has ${links} hard links: the writer lock is taken beside the name given, so a process writing through another link is not kept out (two writers would bill messages twice, and SQLite keeps its journal beside each name: a crash could lose a transaction); remove the other links`,
+    );
+  }
   return acquireFileLock(file, self, options);
 }
 
