@@ -117,6 +117,11 @@ describe('path options', () => {
     writeFileSync(join(cards, 'usd-2023-06-01.csv'), readFileSync(CARD_2023));
     const folder = await runWameter(['rate', events, '--rate-cards', CARD_2025, cards, '--format', 'json']);
     expect(folder.err).toContain(`wameter: ${cards}: UNREADABLE_SOURCE: directory holds no event files`);
+    // The folder holds cards only: the advice is the flag, not renaming a card to .ndjson.
+    expect(folder.err).toContain(
+      'a folder of .csv files holds rate cards, not events: give it with its own --rate-cards flag',
+    );
+    expect(folder.err).not.toContain('rename a file of events');
     expect(folder.code).toBe(EXIT.BAD_INPUT);
     const afterEvents = await runWameter(['rate', '--rate-cards', CARD_2025, events, CARD_2023]);
     expect(afterEvents.code).toBe(EXIT.USAGE);

@@ -246,7 +246,14 @@ function describePassedOver({
   if (hidden.length > 0) {
     parts.push(`${hidden.length} hidden ${hidden.length === 1 ? 'entry' : 'entries'} (first: ${hidden[0]})`);
   }
-  if (parts.length > 0) advice.push('rename a file of events to .ndjson, or name it as a source of its own');
+  if (hidden.length === 0 && otherFiles.length > 0 && otherFiles.every((file) => /\.csv$/i.test(file))) {
+    // Events are never CSV: a folder of .csv files is rate cards given where events go (after a card's path).
+    advice.push(
+      'a folder of .csv files holds rate cards, not events: give it with its own --rate-cards flag',
+    );
+  } else if (parts.length > 0) {
+    advice.push('rename a file of events to .ndjson, or name it as a source of its own');
+  }
   if (brokenLinks.length > 0) {
     const [first] = brokenLinks;
     parts.push(
