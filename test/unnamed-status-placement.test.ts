@@ -91,6 +91,19 @@ const X3_LINE = {
   pricing: { billable: true, pricing_model: 'PMP', category: 'utility', type: 'regular' },
 };
 
+/** x4: Meta's status webhook of W3 with another of Meta's words (`deleted`), and a delivery naming no WABA. */
+const X4_WEBHOOK = structuredClone(X3_WEBHOOK);
+X4_WEBHOOK.entry[0]!.changes[0]!.value.statuses = [
+  { id: 'wamid.x4', status: 'deleted', timestamp: '1759309200', recipient_id: '919800000041' },
+] as unknown as (typeof X3_WEBHOOK.entry)[0]['changes'][0]['value']['statuses'];
+const X4_LINE = {
+  kind: 'status',
+  at: '2025-10-01T09:00:10Z',
+  id: 'wamid.x4',
+  status: 'delivered',
+  pricing: { billable: true, pricing_model: 'PMP', category: 'marketing', type: 'regular' },
+};
+
 type UnitRow = [string, string, string | null, number, string[]];
 
 /** `wameter rate` of every line at once: each unit's WABA, id, category, amount (micros) and messages. */
@@ -174,6 +187,24 @@ describe.each(['SQLite', 'PostgreSQL'] as const)(
         expect((await service.postEvents([X3_LINE])).status).toBe(200);
         expect(await serviceUnits(service)).toEqual([]);
         expect((await service.postWebhook(JSON.stringify(X3_WEBHOOK))).status).toBe(200);
+        expect(await serviceUnits(service)).toEqual(expected);
+      } finally {
+        await service.close();
+      }
+    });
+
+    it('x4: a delivery naming nothing but the id joins a message known from a status of Meta’s word `deleted`', async () => {
+      const accountsPath = accountsFile(`x4-${engine}`, [
+        { waba: 'W3', timezone: 'UTC', currency: 'USD', portfolio: 'P3' },
+      ]);
+      const expected = await batchUnits(accountsPath, [X4_WEBHOOK, X4_LINE]);
+      expect(expected.map(([waba, id, category]) => [waba, id, category])).toEqual([
+        ['W3', 'u_wamid.x4', 'marketing'],
+      ]);
+      const service = await serviceWith(engine, accountsPath);
+      try {
+        expect((await service.postWebhook(JSON.stringify(X4_WEBHOOK))).status).toBe(200);
+        expect((await service.postEvents([X4_LINE])).status).toBe(200);
         expect(await serviceUnits(service)).toEqual(expected);
       } finally {
         await service.close();

@@ -834,11 +834,15 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
         await second.ingestWebhook(raw('{"m1":1}'), [input(sent, 'webhook')]);
         expect(await second.listEvents(['W5'])).toEqual([sent, bare]);
         expect(await second.countUnattributedStatuses()).toBe(0);
-        // A status of another word (Meta's `deleted`) makes no message known.
+        // Every word Meta documents makes the message known (`deleted`); a word it never wrote, none.
         const third = await fresh();
         await third.ingestWebhook(raw('{"m1":2}'), [input({ ...sent, status: 'deleted' }, 'webhook')]);
         await third.ingestEvents([input(bare)]);
-        expect(await third.listEvents(['W5'])).toEqual([{ ...sent, status: 'deleted' }]);
+        expect(await third.listEvents(['W5'])).toEqual([{ ...sent, status: 'deleted' }, bare]);
+        const fourth = await fresh();
+        await fourth.ingestWebhook(raw('{"m1":3}'), [input({ ...sent, status: 'unheard_of' }, 'webhook')]);
+        await fourth.ingestEvents([input(bare)]);
+        expect(await fourth.listEvents(['W5'])).toEqual([{ ...sent, status: 'unheard_of' }]);
       });
 
       it('counts the statuses naming no WABA that no scope lists, until an event ties them to a WABA', async () => {

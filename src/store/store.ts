@@ -37,9 +37,19 @@ END;`;
 /**
  * Meta's status words that make a message of a WABA known from a status naming that WABA alone (a business
  * that sends through Meta's API and keeps no send log): a status naming no WABA joins it as the rater joins
- * it (`recordFor`: any record of its id). Statuses of other words (`deleted`, `warning`) join nothing here.
+ * it (`recordFor`: any record of its id). Every word Meta documents for a message's status is here
+ * (`deleted`: a message the user deleted; `warning`: a catalog message's item); a status of a word Meta
+ * never documented joins nothing here (the rater joins it: docs/storage.md).
  */
-export const MESSAGE_STATUS_WORDS: readonly string[] = ['sent', 'delivered', 'read', 'failed', 'played'];
+export const MESSAGE_STATUS_WORDS: readonly string[] = [
+  'sent',
+  'delivered',
+  'read',
+  'failed',
+  'played',
+  'deleted',
+  'warning',
+];
 
 /**
  * SQL, both engines: the idempotency keys of the outbound and the inbound message `messageId` of `waba`, and
