@@ -595,7 +595,9 @@ class SourceReader {
     if (line.charCodeAt(0) === 0xfeff) line = line.slice(1);
     const first = line.charCodeAt(0);
     if (run.isArrayOfLines && !isBlank(line)) {
-      const previous = run.lines.findLast((text) => !isBlank(text))!;
+      let last = run.lines.length - 1;
+      while (last > 0 && isBlank(run.lines[last]!)) last--;
+      const previous = run.lines[last]!;
       if (previous.trim() === ']') {
         // The array closed on the line before (its brackets may not balance when an element is broken).
         this.resolveRun();

@@ -1382,6 +1382,47 @@ describe('explain in a portfolio shared by two clients', () => {
   });
 });
 
+describe("explain by a business-scoped id only the portfolio mate's events pair with a number", () => {
+  const SCOPED = 'US.88888888888888888888';
+  it('tells a key for the other WABA nothing: the answer of an id nobody uses', async () => {
+    await withSharedPortfolio(async () => {
+      // Meta's own webhook of W2 pairs the id with a Brazilian number; W1 has traffic of its own.
+      const pairing = messagesWebhook('W2', {
+        messaging_product: 'whatsapp',
+        metadata: { display_phone_number: '2', phone_number_id: 'PN2' },
+        contacts: [{ profile: { name: 'x' }, wa_id: '5511987650002', user_id: SCOPED }],
+        messages: [
+          {
+            from: '5511987650002',
+            from_user_id: SCOPED,
+            id: 'wamid.w2.in',
+            timestamp: '1760954400',
+            type: 'text',
+            text: { body: 'hi' },
+          },
+        ],
+      });
+      expect((await service.postWebhook(JSON.stringify(pairing))).status).toBe(200);
+      await service.postEvents(conversationLines('W1', 'PN1', '919876543210', 'wamid.k1'));
+      await service.rating.settled();
+      const stranger = 'US.12345678901234567890';
+      const asked = await json(await service.get(`/v1/explain?user=${SCOPED}`, KEY_W1));
+      const unknown = await json(await service.get(`/v1/explain?user=${stranger}`, KEY_W1));
+      expect(asked).toEqual({ ...unknown, user: SCOPED });
+      expect(JSON.stringify(asked)).not.toContain('5511987650002');
+      // Nor is the number asked directly (on-demand.test.ts: neither is rated, so the time tells nothing).
+      const byNumber = await json(await service.get('/v1/explain?user=5511987650002', KEY_W1));
+      expect(byNumber).toEqual({ ...unknown, user: '5511987650002' });
+      // The mate's own key, and a key for both, still get the number's story under the id.
+      for (const key of [KEY_W2, KEY_ALL]) {
+        const theirs = await json(await service.get(`/v1/explain?user=${SCOPED}`, key));
+        expect(theirs).toMatchObject({ user: '5511987650002', scoped_user: SCOPED });
+        expect(JSON.stringify(theirs.timeline)).toContain('wamid.w2.in');
+      }
+    });
+  });
+});
+
 describe('volume-tier statements posted with an API key', () => {
   const tierLine = (waba: string) =>
     JSON.stringify({

@@ -75,6 +75,12 @@ export interface ScopeRatingOptions {
    * that story comes back (on-demand.ts, `storyOf`).
    */
   trace?: { user: string; business?: string };
+  /**
+   * With a trace, for a key limited to some WABAs: only their events tell whether the user has a story (a
+   * number, an id, or a number paired with the id), so that another client's customers are neither rated
+   * nor told apart from strangers — by the answer or by how long it takes.
+   */
+  traceVisibleWabas?: readonly string[];
 }
 
 export interface ScopeRating {
@@ -287,11 +293,18 @@ export function createInProcessLiveRater(store: Store, pricing: PricingSetup): L
         rateMs: performance.now() - startedMs,
       };
     },
-    async rateScope(scope, { cards, ...options }) {
+    async rateScope(scope, { cards, traceVisibleWabas, ...options }) {
       const { trace } = options;
       let events: readonly CoreEvent[] = await store.listEvents(scope);
       if (trace) {
-        const wabas = wabasOfUserPortfolios(scope, events, trace.user, portfolioOf);
+        const visible = traceVisibleWabas && new Set(traceVisibleWabas);
+        const wabas = wabasOfUserPortfolios(
+          scope,
+          events,
+          trace.user,
+          portfolioOf,
+          visible && ((waba) => waba !== undefined && visible.has(waba)),
+        );
         if (wabas.length < scope.length) events = wabas.length === 0 ? [] : await store.listEvents(wabas);
       }
       let rateBook: RateBook | undefined;

@@ -888,7 +888,11 @@ export function createRatingService(deps: RatingServiceDeps): RatingService {
       scope.length === 0
         ? { output: { units: [], pending: [], decisions: [], timeline: [], findings: [] } }
         : await onDemand.run(query.client ?? LOCAL_CLIENT, () =>
-            onDemandRater.rateScope(scope, { withDecisions: true, trace }),
+            onDemandRater.rateScope(scope, {
+              withDecisions: true,
+              trace,
+              ...(query.visibleWabas ? { traceVisibleWabas: query.visibleWabas } : {}),
+            }),
           );
     // A business-scoped id the rating joined to its number (Meta gave both): the story is the number's.
     const storyUser = ('tracedUser' in result ? result.tracedUser : undefined) ?? query.user;
