@@ -553,7 +553,8 @@ export function createApp(deps: AppDeps): Hono<Env> {
     return errorResponse(c, 'RATE_LIMITED', undefined, { 'Retry-After': String(verdict.retryAfterSeconds) });
   };
   const rateLimit: MiddlewareHandler<Env> = async (c, next) => {
-    const verdict = limiter?.take(clientIp(c));
+    // By client as the body budget counts them: one IPv6 host's /64 is one bucket, not 2^64 of them.
+    const verdict = limiter?.take(clientOfAddress(clientIp(c)));
     if (verdict && !verdict.isAllowed) return refuseOverLimit(c, verdict);
     await next();
   };
@@ -618,7 +619,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
      * only when the refusal is answered as such (not 429), so a client that keeps failing cannot flood the log.
      */
     const rejectFailure = (reason: string, code: ErrorCode, detail?: string, log?: () => void) => {
-      const limited = webhookFailures?.take(clientIp(c));
+      const limited = webhookFailures?.take(clientOfAddress(clientIp(c)));
       if (limited && !limited.isAllowed) return refuseOverLimit(c, limited);
       log?.();
       return reject(reason, code, detail);

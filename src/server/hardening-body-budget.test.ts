@@ -220,6 +220,23 @@ describe('one client’s share of the body budget', () => {
     expect((await store.listEvents()).length).toBeGreaterThan(0);
   });
 
+  it('the rate limit counts a client so too: addresses of one IPv6 /64 share one bucket', async () => {
+    const { app } = await appWith({
+      config: testConfig({ rateLimit: { perSecond: 1, burst: 2 } }),
+      clientIp: (c: { req: { header(name: string): string | undefined } }) =>
+        c.req.header('x-test-client') ?? '',
+    });
+    const get = (client: string) =>
+      app.request('/v1/totals', { headers: { Authorization: `Bearer ${KEY_ALL}`, 'x-test-client': client } });
+    // Three addresses of one host's /64: the third request is over the burst of two.
+    const statuses = [];
+    for (const client of ['2001:db8:0:12::1', '2001:db8:0:12::2', '2001:db8:0:12:ffff::3'])
+      statuses.push((await get(client)).status);
+    expect(statuses).toEqual([200, 200, 429]);
+    // Another /64 has its own bucket.
+    expect((await get('2001:db8:0:13::1')).status).toBe(200);
+  });
+
   it('counts an IPv6 client by its /64 network, and an IPv4-mapped one as IPv4', () => {
     expect(clientOfAddress('203.0.113.7')).toBe('203.0.113.7');
     expect(clientOfAddress('::ffff:203.0.113.7')).toBe('203.0.113.7');
