@@ -930,6 +930,65 @@ describe('files that are not text', () => {
   });
 });
 
+describe('a broken line costs no line after it (a review: each of these lost the lines after it)', () => {
+  it('a truncated line, then lines that start with white space: the truncated one named, the others read', async () => {
+    const text = [
+      ` ${inbound('a')}`,
+      inbound('b').slice(0, -1),
+      ` ${inbound('c')}`,
+      `\t${outbound('d')}`,
+    ].join('\n');
+    const file = await write('indented-after-truncated.ndjson', text);
+    const { events, errors } = await collect([file]);
+    expect(ids(events)).toEqual(['a', 'c', 'd']);
+    expect(errors).toEqual([
+      expect.objectContaining({
+        code: 'MALFORMED_LINE',
+        line: 2,
+        message: expect.stringMatching(/^line 2 is not/),
+      }),
+    ]);
+    // As the first line of the file too.
+    const first = await write('indented-after-truncated-first.ndjson', text.split('\n').slice(1).join('\n'));
+    const again = await collect([first]);
+    expect(ids(again.events)).toEqual(['c', 'd']);
+    expect(again.errors.map((e) => ['line' in e && e.line, e.code])).toEqual([[1, 'MALFORMED_LINE']]);
+  });
+
+  it('a line broken in two, then lines a CR alone ends (files joined with cat): the CR lines are read', async () => {
+    const line = inbound('m0');
+    const broken = `${line.slice(0, 40)}\n${line.slice(40)}\r${inbound('m1')}\r${delivered('m1')}\r`;
+    for (const [name, text, expected] of [
+      ['cr-after-broken-first.ndjson', broken, ['m1', 'm1']],
+      ['cr-after-broken.ndjson', `${inbound('m9')}\n${broken}`, ['m9', 'm1', 'm1']],
+    ] as const) {
+      const file = await write(name, text);
+      const { events, errors } = await collect([file]);
+      expect(ids(events), name).toEqual(expected);
+      expect(errors.length, name).toBe(2); // the two halves of the broken line
+    }
+  });
+
+  it('two events on one line (cat of a file whose last line has no line end) are read on any line', async () => {
+    const file = await write('two-on-a-line.ndjson', `${inbound('a')}\n${outbound('b')}${delivered('b')}\n`);
+    const { events, errors } = await collect([file]);
+    expect(errors).toEqual([]);
+    expect(ids(events)).toEqual(['a', 'b', 'b']);
+  });
+
+  it('a NUL byte in the first line of events makes the file no binary: that line named, the others read', async () => {
+    const text = Buffer.concat([
+      Buffer.from(`${inbound('a')}\n`),
+      Buffer.from([0, 0, 0x0a]),
+      Buffer.from(`${inbound('b')}\n`),
+    ]);
+    const file = await write('nul-early.ndjson', text);
+    const { events, errors } = await collect([file]);
+    expect(ids(events)).toEqual(['a', 'b']);
+    expect(errors).toEqual([expect.objectContaining({ code: 'MALFORMED_LINE', line: 2 })]);
+  });
+});
+
 describe('empty sources', () => {
   it('an empty file or one of blank lines is named in a note (not an error); nothing else is said', async () => {
     const empty = await write('nothing.ndjson', '');

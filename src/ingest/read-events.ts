@@ -540,6 +540,7 @@ class SourceReader {
       if (this.readCrSeparated(line, lineNo)) return;
       // A line that opens an object or array and leaves it open may be the first line of a document spread
       // over several lines (a pretty-printed webhook body pasted into NDJSON): hold it and see.
+      if (this.readDocumentsOfLine(line, lineNo)) return;
       if (opensDocument(line)) {
         this.run = {
           firstLine: lineNo,
@@ -555,6 +556,21 @@ class SourceReader {
       return;
     }
     this.readValue(value, lineNo, '');
+  }
+
+  /**
+   * A line holding several whole JSON documents one after the other (`{…}{…}`: `cat` of files whose last
+   * line has no line end) is read as them, as the first line of a source is; false, reading nothing, when
+   * it is not one such.
+   */
+  private readDocumentsOfLine(line: string, lineNo: number): boolean {
+    const first = firstNonBlankChar(line);
+    if (first !== '{' && first !== '[') return false;
+    const documents = splitDocuments(line, false);
+    if (documents.length < 2 || !documents.every((piece) => parses(line.slice(piece.start, piece.end))))
+      return false;
+    this.readSequence(line, documents, lineNo, 'lines');
+    return true;
   }
 
   /**
@@ -649,7 +665,22 @@ class SourceReader {
         return;
       }
     }
-    this.readSequence(text, splitDocuments(text), run.firstLine, 'lines');
+    const documents = splitDocuments(text);
+    const isRead = documents.every((piece) => parses(text.slice(piece.start, piece.end)));
+    if (!isRead && run.lines.slice(1).some(standsAlone)) {
+      // Not one document after all: a truncated first line whose brackets never close, then lines that are
+      // events on their own (indented, or holding pieces a CR alone ends). The first line is the broken one;
+      // the others are read again, each as a line of the file — none is lost with the first.
+      this.malformedLine(run.lines[0]!, run.firstLine);
+      for (let i = 1; i < run.lines.length; i++) {
+        const line = run.lines[i]!;
+        if (line.length === 0) continue;
+        if ((this.mode as Mode) === 'run') this.continueRun(line, run.firstLine + i);
+        else this.readLine(line, run.firstLine + i);
+      }
+      return;
+    }
+    this.readSequence(text, documents, run.firstLine, 'lines');
   }
 
   /**
@@ -1061,13 +1092,8 @@ function secondValueStandsAlone(text: string): boolean {
     start = end === -1 ? text.length : end + 1;
     if (line === '') continue;
     if (++seen < 2) continue;
-    if (line.charAt(0) !== '{' && line.charAt(0) !== '[') return false;
-    try {
-      JSON.parse(line);
-      return true;
-    } catch {
-      return false;
-    }
+    // Pieces a CR alone separates count too: a broken first line, then a CR-only file joined with `cat`.
+    return standsAlone(line);
   }
   return false;
 }
@@ -1177,6 +1203,19 @@ const BACKSLASH = 0x5c;
 const NEWLINE = 0x0a;
 
 /** Whether `line` starts an object or array and leaves it open: maybe the first line of a longer document. */
+/**
+ * Whether a line read on its own gives an event or body: a whole JSON object or array (white space around it
+ * allowed), or pieces a CR alone separates of which one is.
+ */
+function standsAlone(line: string): boolean {
+  let start = 0;
+  let end = line.length - 1;
+  while (start <= end && isJsonSpace(line.charCodeAt(start))) start++;
+  while (end > start && isJsonSpace(line.charCodeAt(end))) end--;
+  if (start <= end && isWholeValue(line, start, end)) return true;
+  return crSeparatedPieces(line, true)?.kind === 'pieces';
+}
+
 /**
  * Whether `line` can follow `previous` in an array written one element per line: `]`, or an element starting
  * with `{` or `[` after the array's `[` or an element ending with its comma (so that NDJSON lines after a stray
@@ -1455,6 +1494,7 @@ export function describeNotText(chunk: Buffer | string): string | undefined {
     const sample = chunk.slice(0, SNIFF_BYTES);
     let replaced = 0;
     for (let i = 0; i < sample.length; i++) if (sample.charCodeAt(i) === 0xfffd) replaced++;
+    if (startsLikeJson(sample)) return undefined;
     const evidence = [];
     if (sample.includes('\u0000')) evidence.push('NUL bytes');
     if (replaced * 4 > sample.length) evidence.push('invalid UTF-8');
@@ -1465,12 +1505,24 @@ export function describeNotText(chunk: Buffer | string): string | undefined {
     return 'not a UTF-8 text file: it starts with a UTF-16 byte-order mark; convert it to UTF-8 first (e.g. iconv -f UTF-16 -t UTF-8 FILE)';
   }
   const signature = BINARY_SIGNATURES.find(({ bytes }) => bytes.every((byte, i) => sample[i] === byte));
+  // Text that starts as JSON does is events, whatever a later line holds (a NUL left by a crash, a Latin-1
+  // line): each bad line is named on its own, and the rest read.
+  if (signature === undefined && startsLikeJson(sample.toString('latin1'))) return undefined;
   const evidence = signature === undefined ? [] : [`${signature.name} signature`];
   if (sample.includes(0)) evidence.push('NUL bytes');
   if (invalidUtf8Bytes(sample) * 4 > sample.length) evidence.push('invalid UTF-8');
   if (evidence.length === 0) return undefined;
   const how = signature?.decompress === undefined ? '' : ` (${signature.name}: ${signature.decompress})`;
   return notTextMessage(evidence) + how;
+}
+
+/**
+ * Whether `text` starts as a JSON object or array of events does (a byte-order mark and white space allowed
+ * before): `{` or `[`, then `"`, `{`, `[`, `}` or `]` — not the NUL of UTF-16 without its mark.
+ */
+function startsLikeJson(text: string): boolean {
+  const match = /^(?:\ufeff|\u00ef\u00bb\u00bf)?[ \t\r\n]*[{[][ \t\r\n]*(.)/.exec(text);
+  return match !== null && '"{[}]'.includes(match[1]!);
 }
 
 function notTextMessage(evidence: string[]): string {
