@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, readdir, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
@@ -551,6 +552,24 @@ describe('sources', () => {
     expect(alone.ignored[0]!.reason).toBe(
       `not read: 2 broken links (first: ${join(root, 'deeper', 'ring-1.ndjson')}: it leads back to itself); fix or remove a broken link`,
     );
+  });
+
+  it('a named pipe in a folder, even named .ndjson, is passed over and said (reading it would wait for ever)', async () => {
+    const root = join(dir, 'with-pipe');
+    await write('with-pipe/a.ndjson', inbound('a'));
+    const made = spawnSync('mkfifo', [join(root, 'pipe.ndjson')]);
+    expect(made.status).toBe(0);
+    const { events, errors, ignored } = await collect([root]);
+    expect(errors).toEqual([]);
+    expect(ids(events)).toEqual(['a']);
+    expect(ignored).toEqual([
+      {
+        file: root,
+        line: 0,
+        count: 0,
+        reason: `not read: 1 entry that is no regular file (first: ${join(root, 'pipe.ndjson')}: a named pipe, socket or device; give a pipe as a source of its own)`,
+      },
+    ]);
   });
 
   it('a link back to a folder above is followed once: every file read once, the loop said, never an error', async () => {

@@ -170,6 +170,8 @@ interface PassedOver {
   brokenLinks: { path: string; why: string }[];
   /** Links to a folder already read: a loop back to a folder above (`sub/up -> ..`), or a second way in. */
   foldersAgain: { path: string; folder: string }[];
+  /** Entries named as event files that are no regular file: a named pipe (reading it waits for a writer), a socket, a device. */
+  notFiles: string[];
 }
 
 /**
@@ -180,7 +182,13 @@ interface PassedOver {
  */
 async function listEventFiles(directory: string): Promise<{ files: string[]; passedOver: PassedOver }> {
   const files: string[] = [];
-  const passedOver: PassedOver = { hidden: [], otherFiles: [], brokenLinks: [], foldersAgain: [] };
+  const passedOver: PassedOver = {
+    hidden: [],
+    otherFiles: [],
+    brokenLinks: [],
+    foldersAgain: [],
+    notFiles: [],
+  };
   /** Folders read, by device and inode (what a link resolves to), each with the path it was read under. */
   const foldersRead = new Map<string, string>();
   const walk = async (folder: string, identity: string): Promise<void> => {
@@ -194,9 +202,12 @@ async function listEventFiles(directory: string): Promise<{ files: string[]; pas
         continue;
       }
       let isDirectory = entry.isDirectory();
+      let isFile = entry.isFile();
       if (entry.isSymbolicLink()) {
         try {
-          isDirectory = (await stat(path)).isDirectory();
+          const target = await stat(path);
+          isDirectory = target.isDirectory();
+          isFile = target.isFile();
         } catch (error) {
           passedOver.brokenLinks.push({ path, why: describeBrokenLink(error) });
           continue;
@@ -207,6 +218,9 @@ async function listEventFiles(directory: string): Promise<{ files: string[]; pas
         const readAs = foldersRead.get(identity);
         if (readAs === undefined) await walk(path, identity);
         else passedOver.foldersAgain.push({ path, folder: readAs });
+      } else if (!isFile) {
+        // A named pipe would hold the whole command until something writes to it (never, in a folder).
+        passedOver.notFiles.push(path);
       } else if (isEventFileName(entry.name) || isEventFileName(withoutCompression(entry.name))) {
         // A compressed event file is listed too: reading it says it is compressed (one error), never skipped.
         files.push(path);
@@ -235,6 +249,7 @@ function describePassedOver({
   otherFiles,
   brokenLinks,
   foldersAgain,
+  notFiles,
 }: PassedOver): string | undefined {
   const parts: string[] = [];
   const advice: string[] = [];
@@ -260,6 +275,11 @@ function describePassedOver({
       `${brokenLinks.length} broken ${brokenLinks.length === 1 ? 'link' : 'links'} (first: ${first!.path}: ${first!.why})`,
     );
     advice.push('fix or remove a broken link');
+  }
+  if (notFiles.length > 0) {
+    parts.push(
+      `${notFiles.length} ${notFiles.length === 1 ? 'entry' : 'entries'} that ${notFiles.length === 1 ? 'is' : 'are'} no regular file (first: ${notFiles[0]}: a named pipe, socket or device; give a pipe as a source of its own)`,
+    );
   }
   if (foldersAgain.length > 0) {
     const [first] = foldersAgain;
