@@ -266,6 +266,23 @@ describe('recipients', () => {
     expect(!parsed.ok && parsed.error.message).toContain('name, mobile');
   });
 
+  it('a quoted field never closed is refused with its line: the rows after it are not swallowed into it', () => {
+    const rows = Array.from({ length: 50 }, (_, i) => `91987654${String(3200 + i)},n${i}`);
+    const parsed = parseRecipientsCsv(['phone,name', '919876543210,"Smith, J', ...rows].join('\n'));
+    expect(parsed).toEqual({
+      ok: false,
+      error: {
+        code: 'UNCLOSED_QUOTE',
+        message:
+          'the recipients CSV opens a quoted field on line 2 that is never closed, so every line after it would be part of that field: close the quote (a quote inside a quoted field is written twice, "")',
+      },
+    });
+    // Closed (a quote inside written twice, a line break inside kept): every row read.
+    const closed = parseRecipientsCsv(['phone,name', '919876543210,"Smith, ""J""\nJr"', ...rows].join('\n'));
+    expect(closed.ok && closed.value.recipients.length).toBe(51);
+    expect(closed.ok && closed.value.recipients[0]!.columns).toEqual({ name: 'Smith, "J"\nJr' });
+  });
+
   it('several WABAs in the events and no --waba: an error asking for it', async () => {
     const events: CoreEvent[] = [
       inbound(PMP_NOW, IN_WINDOW, 'a'),

@@ -16,6 +16,8 @@ export type EstimateErrorCode =
   | 'NO_PHONE_COLUMN'
   /** The CSV's header names more than MAX_CSV_COLUMNS columns. */
   | 'TOO_MANY_COLUMNS'
+  /** A quoted field of the CSV is never closed: every line after its quote would be one field. */
+  | 'UNCLOSED_QUOTE'
   /** The list holds more recipients than the caller takes at once (`RecipientLimits.maxRecipients`). */
   | 'TOO_MANY_RECIPIENTS'
   /** The columns echoed on every line would make too large an answer (`RecipientLimits.maxEchoChars`). */
@@ -216,7 +218,14 @@ export function parseRecipientsCsv(
   text: string,
   limits: RecipientLimits = {},
 ): Result<RecipientList, EstimateError> {
-  const rows = parseCsv(text.replace(/^\uFEFF/, ''));
+  const { rows, unclosedQuoteLine } = parseCsv(text.replace(/^\uFEFF/, ''));
+  if (unclosedQuoteLine !== undefined) {
+    // Read on, the rest of the list would be one field of that row: its recipients quoted nothing, silently.
+    return err({
+      code: 'UNCLOSED_QUOTE',
+      message: `the recipients CSV opens a quoted field on line ${unclosedQuoteLine} that is never closed, so every line after it would be part of that field: close the quote (a quote inside a quoted field is written twice, "")`,
+    });
+  }
   const header = rows.find((row) => row.fields.some((f) => f.trim() !== ''));
   const names = header?.fields.map((f) => f.trim()) ?? [];
   const phoneIndex = names.findIndex((name) => name.toLowerCase() === 'phone');
@@ -303,11 +312,12 @@ function echoNames(
   return { echoed, renamed };
 }
 
-function parseCsv(text: string): { line: number; fields: string[] }[] {
+function parseCsv(text: string): { rows: { line: number; fields: string[] }[]; unclosedQuoteLine?: number } {
   const rows: { line: number; fields: string[] }[] = [];
   let fields: string[] = [];
   let field = '';
   let isQuoted = false;
+  let quoteLine = 0;
   let line = 1;
   let rowLine = 1;
   for (let i = 0; i < text.length; i++) {
@@ -324,6 +334,7 @@ function parseCsv(text: string): { line: number; fields: string[] }[] {
       }
     } else if (char === '"' && field === '') {
       isQuoted = true;
+      quoteLine = line;
     } else if (char === ',') {
       fields.push(field);
       field = '';
@@ -339,11 +350,12 @@ function parseCsv(text: string): { line: number; fields: string[] }[] {
       field += char;
     }
   }
+  if (isQuoted) return { rows, unclosedQuoteLine: quoteLine };
   if (field !== '' || fields.length > 0) {
     fields.push(field);
     rows.push({ line: rowLine, fields });
   }
-  return rows;
+  return { rows };
 }
 
 // ---------------------------------------------------------------------------------------------------------
