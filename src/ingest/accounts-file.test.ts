@@ -89,6 +89,28 @@ describe('parseAccounts', () => {
     expect(problemOf({ accounts: [{ waba: 'W1', ...fields }] })).toContain(message);
   });
 
+  it('a key given twice is refused, naming it and its account (JSON would keep the last copy silently)', () => {
+    const text =
+      '{"accounts":[{"waba":"W1"},{"waba":"W2","timezone":"Asia/Kolkata","currency":"USD","timezone":"Pacific/Auckland"}]}';
+    expect(parseAccounts(text, 'accounts.json')).toEqual({
+      ok: false,
+      error: {
+        code: 'BAD_ACCOUNTS',
+        file: 'accounts.json',
+        message:
+          'accounts.json: key "timezone" is given twice in the object at accounts[1]; JSON would keep only the last copy: give each key once',
+      },
+    });
+    const twoLists = '{"accounts":[{"waba":"W1"}],"accounts":[{"waba":"W2"}]}';
+    expect(parseAccounts(twoLists, 'a.json')).toMatchObject({
+      ok: false,
+      error: {
+        message:
+          'a.json: key "accounts" is given twice at the top level; JSON would keep only the last copy: give each key once',
+      },
+    });
+  });
+
   it('an account without waba, or that is not an object, is named by index', () => {
     expect(problemOf({ accounts: [{ waba: 'W1' }, { timezone: 'UTC' }] })).toContain(
       'account 1 needs "waba" (the WhatsApp Business Account id, a string)',

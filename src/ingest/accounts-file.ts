@@ -2,6 +2,7 @@
 // authentication-international eligibility) and keeps the account book that account_update webhooks amend.
 // A typo must never silently fall back to a default: unknown fields and bad values are errors.
 
+import { repeatedJsonKey, repeatedKeyPlace } from './repeated-json-key.js';
 import { readFile } from 'node:fs/promises';
 import { isSupportedCountry } from 'libphonenumber-js/max';
 import { isValidTimeZone, parseInstant } from '../core/calendar.js';
@@ -44,10 +45,18 @@ function isRecord(value: unknown): value is Rec {
 export function parseAccounts(text: string, fileName: string): Result<Account[], AccountsError> {
   const fail = (message: string) => err<AccountsError>({ code: 'BAD_ACCOUNTS', message, file: fileName });
   let document: unknown;
+  const json = text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
   try {
-    document = JSON.parse(text.charCodeAt(0) === 0xfeff ? text.slice(1) : text);
+    document = JSON.parse(json);
   } catch (error) {
     return fail(`${fileName} is not valid JSON: ${(error as Error).message}; expected ${EXAMPLE}`);
+  }
+  // JSON keeps a key's last copy: a second "timezone" would price the account in another zone without a word.
+  const repeated = repeatedJsonKey(json);
+  if (repeated !== undefined) {
+    return fail(
+      `${fileName}: key ${JSON.stringify(repeated.key)} is given twice ${repeatedKeyPlace(repeated)}; JSON would keep only the last copy: give each key once`,
+    );
   }
   if (!isRecord(document) || !Array.isArray(document.accounts)) {
     return fail(`${fileName} must be an object with an "accounts" array, e.g. ${EXAMPLE}`);

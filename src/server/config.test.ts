@@ -165,6 +165,15 @@ describe('loadServiceConfig', () => {
     expect(invalid.ok ? '' : invalid.error.problems[0]).toContain('not valid JSON');
     const unknown = loadServiceConfig({ env: {}, configFile: writeJson('unknown.json', { prot: 1 }) });
     expect(unknown.ok ? '' : unknown.error.problems[0]).toContain('unknown setting "prot"');
+    // A key given twice: JSON would keep the last copy (a second "apiKeys" list dropping the first's keys).
+    const twice = writeJson(
+      'twice.json',
+      '{"port":8081,"apiKeys":[{"name":"a","key":"k-a-123456789","wabas":"*"}],"apiKeys":[]}',
+    );
+    const repeated = loadServiceConfig({ env: {}, configFile: twice });
+    expect(repeated.ok ? [] : repeated.error.problems).toEqual([
+      `config file ${JSON.stringify(twice)}: key "apiKeys" is given twice at the top level; JSON would keep only the last copy: give each key once`,
+    ]);
   });
 
   it('never quotes a secret in its problems', () => {

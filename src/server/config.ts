@@ -2,6 +2,7 @@
 // environment (flags win over the file, the file over the environment), validated into one typed value.
 // It never logs: secrets live only in the returned value; `describeConfig` is the loggable view.
 
+import { repeatedJsonKey, repeatedKeyPlace } from '../ingest/repeated-json-key.js';
 import { accessSync, constants, readFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { err, ok, type Result } from '../core/result.js';
@@ -618,6 +619,14 @@ function readConfigFile(path: string, problems: string[]): ConfigFile {
   }
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     problems.push(`config file ${JSON.stringify(path)} must hold a JSON object`);
+    return {};
+  }
+  // JSON keeps a key's last copy: a second "apiKeys" would drop the first list's keys without a word.
+  const repeated = repeatedJsonKey(text);
+  if (repeated !== undefined) {
+    problems.push(
+      `config file ${JSON.stringify(path)}: key ${JSON.stringify(repeated.key)} is given twice ${repeatedKeyPlace(repeated)}; JSON would keep only the last copy: give each key once`,
+    );
     return {};
   }
   for (const key of Object.keys(value)) {

@@ -4,7 +4,7 @@
 import { isNestedDeeperThan, isTextNestedDeeperThan, MAX_JSON_DEPTH } from '../ingest/parse-event.js';
 import { firstInvalidUtf8, invalidByteWords } from '../ingest/utf8.js';
 import type { ErrorCode } from './errors.js';
-import { repeatedJsonKey, repeatedKeyMessage } from './repeated-json-key.js';
+import { repeatedJsonKey, repeatedKeyMessage } from '../ingest/repeated-json-key.js';
 
 export type JsonObjectBody =
   | { ok: true; value: Record<string, unknown> }

@@ -1,6 +1,7 @@
 // Finds a key given twice in one object of a JSON text (`{"dry_run": true, "dry_run": false}`), which
 // JSON.parse silently reads as its last copy. Only for text JSON.parse has already accepted, and only for the
-// API's own small request bodies — never Meta's webhooks nor event lines, whose formats are not ours.
+// API's own small request bodies and wameter's own files (accounts, service config) — never Meta's webhooks
+// nor event lines, whose formats are not ours.
 
 export interface RepeatedKey {
   /** The key, decoded: `"dry\u005frun"` and `"dry_run"` are one key, as JSON.parse reads them. */
@@ -70,6 +71,11 @@ function pathOf(stack: readonly Frame[]): string {
 }
 
 /** The refusal's words: the key, and where its object is when not the body itself. */
+/** Where the repeated key's object is, in words: `in the object at accounts[1]`, or `at the top level`. */
+export function repeatedKeyPlace(repeated: RepeatedKey): string {
+  return repeated.path === '' ? 'at the top level' : `in the object at ${repeated.path}`;
+}
+
 export function repeatedKeyMessage(repeated: RepeatedKey): string {
   const where = repeated.path === '' ? 'in the body' : `in the object at ${repeated.path}`;
   return `Key ${JSON.stringify(repeated.key)} is given twice ${where}: JSON would keep only the last copy, so the request is refused rather than read as another question. Send each key once.`;
