@@ -2057,6 +2057,48 @@ describe('events of one message naming different numbers', () => {
     }
   });
 
+  it("Meta's country of a business-scoped user prices the id's messages, even where a status of it names a number too", async () => {
+    // m0's statuses name two recipients (a number, and the id with Meta's country): the number is kept for m0
+    // (no category: never priced), whichever came first, and the id's own message m1 is priced from the
+    // country in every order.
+    const id = 'US.13491208655302741918';
+    const sent: CoreEvent = {
+      kind: 'status',
+      atMs: hours(DAY, 0),
+      id: 'm0',
+      status: 'sent',
+      waba: 'W1',
+      business: 'PN1',
+      user: '263771270502',
+    };
+    const delivered: CoreEvent = {
+      kind: 'status',
+      atMs: hours(DAY, 0) + 5000,
+      id: 'm0',
+      status: 'delivered',
+      waba: 'W1',
+      business: 'PN1',
+      user: id,
+      userCountryHint: 'US',
+    };
+    const [outbound, delivery] = send(hours(DAY, 24), 'm1', 'marketing', { user: id });
+    const orders = [
+      [sent, outbound!, delivery!, delivered],
+      [delivered, outbound!, delivery!, sent],
+      [outbound!, delivery!, sent, delivered],
+      [outbound!, delivery!, delivered, sent],
+    ];
+    const outcomes = [];
+    for (const events of orders) {
+      const result = await rate(events);
+      outcomes.push({ units: result.units, pending: result.pending, findings: result.findings });
+      expect(result.units.map((u) => [u.messages[0], u.user, u.market])).toEqual([
+        ['m1', id, 'North America'],
+      ]);
+    }
+    for (const outcome of outcomes) expect(outcome).toEqual(outcomes[0]);
+  });
+
   it('a business-scoped id seen with two numbers is the user of the one seen last, in every order', async () => {
     const withId = (event: CoreEvent): CoreEvent => ({ ...event, scopedUserId: 'US.1' }) as CoreEvent;
     const india = withId(inbound(hours(DAY, 0), 'in1', { user: INDIA }));

@@ -298,6 +298,8 @@ export class Rater {
    * in the input.
    */
   private readonly phoneByScopedId = new Map<string, string>();
+  /** Meta's country of a user (`contacts[].profile.country_code`), by the user its statuses name. */
+  private readonly countryHintOfUser = new Map<string, string>();
   /** Pairings of statuses naming no WABA, until their message has a WABA (`noteScopedPairsPlaced`). */
   private scopedPairsUnplaced: { id: string; scopedId: string; phone: string; atMs: number }[] = [];
   /** The number the traced business-scoped id was joined to (`RaterSummary.tracedUser`). */
@@ -465,6 +467,19 @@ export class Rater {
     }
   }
 
+  /** The smaller of the country hints Meta gave for `user` (the order of the input decides nothing). */
+  private noteCountryHintOfUser(user: string, hint: string): void {
+    const known = this.countryHintOfUser.get(user);
+    if (known === undefined || hint < known) this.countryHintOfUser.set(user, hint);
+  }
+
+  /** A pair's country hint: its records', and Meta's for its user wherever that user's statuses stand. */
+  private countryHintOf(pair: PairState): string | undefined {
+    const ofUser = this.countryHintOfUser.get(pair.user);
+    if (ofUser === undefined) return pair.countryHint;
+    return pair.countryHint === undefined || ofUser < pair.countryHint ? ofUser : pair.countryHint;
+  }
+
   /** The pairings of statuses naming no WABA whose message now has one, in that WABA's portfolio. */
   private noteScopedPairsPlaced(): void {
     this.scopedPairsUnplaced = this.scopedPairsUnplaced.filter((note) => {
@@ -598,7 +613,8 @@ export class Rater {
               },
               capture,
             );
-        forked = pair?.countryHint ? { machine, countryHint: pair.countryHint } : { machine };
+        const countryHint = pair && this.countryHintOf(pair);
+        forked = countryHint ? { machine, countryHint } : { machine };
         machines.set(key, forked);
       }
       const opened: UnitDraft[] = [];
@@ -1023,6 +1039,9 @@ export class Rater {
       record.countryHint = event.userCountryHint;
       if (record.pair) mergeCountryHint(record.pair, record.countryHint);
     }
+    // And the user the status names: its record may stand under another recipient (the smaller of two, once
+    // both are read), and that user's own pair has the hint whichever came first.
+    if (event.userCountryHint && event.user) this.noteCountryHintOfUser(event.user, event.userCountryHint);
     // Each of Meta's two words from the highest-ranked status that carries it. Two webhooks of one status
     // saying different things (copies): the rule of event-copies.ts keeps the same one whichever came first,
     // so that the category never follows the order of the input.
@@ -1520,7 +1539,8 @@ export class Rater {
         for (const inbound of pair.inbounds) target.inbounds.push(inbound);
         for (const record of pair.queued) target.queued.push(record);
         target.waitingCount += pair.waitingCount;
-        if (pair.countryHint) mergeCountryHint(target, pair.countryHint);
+        const countryHint = this.countryHintOf(pair);
+        if (countryHint) mergeCountryHint(target, countryHint);
         users.delete(key);
         this.dirty.delete(pair);
         this.dirty.add(target);
@@ -1650,8 +1670,9 @@ export class Rater {
     pair.machine.apply(items, opened);
     const outside = pair.machine.takeOutsideWindow();
     if (outside) this.noteOutsideWindow(pair.machine.waba, outside);
-    if (pair.countryHint) {
-      for (let i = before; i < opened.length; i++) opened[i]!.countryHint = pair.countryHint;
+    const countryHint = this.countryHintOf(pair);
+    if (countryHint) {
+      for (let i = before; i < opened.length; i++) opened[i]!.countryHint = countryHint;
     }
     if (pair.scopedUserOf) {
       for (let i = before; i < opened.length; i++) {
