@@ -545,14 +545,14 @@ class SourceReader {
     return this.splitLines(text);
   }
 
-  private readLine(line: string, lineNo: number): void {
+  private readLine(line: string, lineNo: number, mayOpenRun = true): void {
     let value: unknown;
     try {
       value = JSON.parse(line);
     } catch (error) {
       // A byte-order mark at the start of a line (files concatenated with `cat`) is no content: skipped.
       if (line.charCodeAt(0) === 0xfeff) {
-        this.readLine(line.slice(1), lineNo);
+        this.readLine(line.slice(1), lineNo, mayOpenRun);
         return;
       }
       if (isBlank(line)) return;
@@ -561,7 +561,7 @@ class SourceReader {
       // A line that opens an object or array and leaves it open may be the first line of a document spread
       // over several lines (a pretty-printed webhook body pasted into NDJSON): hold it and see.
       if (this.readDocumentsOfLine(line, lineNo)) return;
-      if (opensDocument(line)) {
+      if (mayOpenRun && opensDocument(line)) {
         this.run = {
           firstLine: lineNo,
           lines: [line],
@@ -691,12 +691,12 @@ class SourceReader {
       // Not one document after all: a truncated first line whose brackets never close, then lines that are
       // events on their own (indented, or holding pieces a CR alone ends). The first line is the broken one;
       // the others are read again, each as a line of the file — none is lost with the first.
+      // A broken line among them opens no run of its own: each line is read again once, never again and
+      // again (a file of truncated lines would otherwise be read in time quadratic in its length).
       this.malformedLine(run.lines[0]!, run.firstLine);
       for (let i = 1; i < run.lines.length; i++) {
         const line = run.lines[i]!;
-        if (line.length === 0) continue;
-        if ((this.mode as Mode) === 'run') this.continueRun(line, run.firstLine + i);
-        else this.readLine(line, run.firstLine + i);
+        if (line.length !== 0) this.readLine(line, run.firstLine + i, false);
       }
       return;
     }
