@@ -104,6 +104,31 @@ const X4_LINE = {
   pricing: { billable: true, pricing_model: 'PMP', category: 'marketing', type: 'regular' },
 };
 
+/** x5: a message's statuses naming no WABA, one naming its number, the other its user (a review's seed 31). */
+const X5_INBOUND = {
+  kind: 'inbound',
+  at: '2025-08-02T07:00:00Z',
+  waba: 'W1',
+  business: 'PN1',
+  user: '16505557176',
+  id: 'wamid.x5in',
+};
+const X5_SENT = {
+  kind: 'status',
+  at: '2025-08-02T07:21:40Z',
+  id: 'wamid.x5',
+  status: 'sent',
+  business: 'PN1',
+  pricing: { billable: true, pricing_model: 'PMP', category: 'marketing', type: 'regular' },
+};
+const X5_DELIVERED = {
+  kind: 'status',
+  at: '2025-08-02T07:26:40Z',
+  id: 'wamid.x5',
+  status: 'delivered',
+  user: '16505557176',
+};
+
 type UnitRow = [string, string, string | null, number, string[]];
 
 /** `wameter rate` of every line at once: each unit's WABA, id, category, amount (micros) and messages. */
@@ -190,6 +215,29 @@ describe.each(['SQLite', 'PostgreSQL'] as const)(
         expect(await serviceUnits(service)).toEqual(expected);
       } finally {
         await service.close();
+      }
+    });
+
+    it('x5: statuses of one message naming its number and its user apart are placed as one, in any order', async () => {
+      const accountsPath = accountsFile(`x5-${engine}`, [
+        { waba: 'W1', timezone: 'UTC', currency: 'USD', portfolio: 'P' },
+      ]);
+      const expected = await batchUnits(accountsPath, [X5_INBOUND, X5_SENT, X5_DELIVERED]);
+      expect(expected.map(([waba, id, category, amount]) => [waba, id, category, amount > 0])).toEqual([
+        ['W1', 'u_wamid.x5', 'marketing', true],
+      ]);
+      for (const requests of [
+        [[X5_INBOUND, X5_SENT, X5_DELIVERED]],
+        [[X5_DELIVERED], [X5_SENT], [X5_INBOUND]],
+        [[X5_SENT], [X5_INBOUND], [X5_DELIVERED]],
+      ]) {
+        const service = await serviceWith(engine, accountsPath);
+        try {
+          for (const lines of requests) expect((await service.postEvents(lines)).status).toBe(200);
+          expect(await serviceUnits(service)).toEqual(expected);
+        } finally {
+          await service.close();
+        }
       }
     });
 

@@ -768,7 +768,7 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
         const owner = input({ ...inbound('wamid.b1', 'W2'), business: 'PN2' });
         const limited = untrusted(outbound('wamid.a1'));
         const trusted = input(outbound('wamid.a1'), 'import');
-        /** A bare status line of that message (no number): only its message can place it. */
+        /** A bare status line of that message (no number): the number of its message's other status places it, as the rater merges them, until its message does. */
         const read: StatusEvent = { kind: 'status', atMs: T0 + 2, id: 'wamid.a1', status: 'read' };
         // The limited key's copy alone joins nothing: PN2's owner has the status.
         const store = await fresh();
@@ -797,7 +797,8 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
           for (const isOneGroup of [true, false]) {
             const again = await fresh();
             await again.ingestEvents([owner, input(status), input(read, 'import')]);
-            expect(await again.countUnattributedStatuses()).toBe(1);
+            expect(await again.countUnattributedStatuses()).toBe(0);
+            expect(await again.listEvents(['W2'])).toEqual(expect.arrayContaining([status, read]));
             if (isOneGroup) await again.ingestBatch(items.map((events) => ({ raw: null, events })));
             else for (const events of items) await again.ingestEvents(events);
             const w1 = await again.listEvents(['W1']);
@@ -1325,7 +1326,8 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
           }),
           { seed: SEED, numRuns: 25 },
         );
-      });
+        // Hundreds of ingests and listings: ≈ 21 s on PostgreSQL beside a CI run on two cores (a guard, not a bound).
+      }, 120_000);
     });
 
     describe('group commit', () => {
