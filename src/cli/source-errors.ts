@@ -13,6 +13,8 @@ export function createSourceErrorReporter(writeError: (text: string) => void) {
   const skipped = new Map<string, number>();
   /** Fields of event lines the contract does not name (the lines were read without them): counted by field. */
   const unread = new Map<string, number>();
+  /** Items read and kept that decide nothing (a webhook status of a word Meta does not document). */
+  const withoutEffect = new Map<string, number>();
   return {
     report(error: SourceError): void {
       count += 1;
@@ -24,7 +26,7 @@ export function createSourceErrorReporter(writeError: (text: string) => void) {
     notice(note: IgnoredNote): void {
       if (note.line === 0) writeError(`wameter: ${note.file}: warning: ${note.reason}\n`);
       else {
-        const counts = note.isUnreadField ? unread : skipped;
+        const counts = note.isUnreadField ? unread : note.isWithoutEffect ? withoutEffect : skipped;
         counts.set(note.reason, (counts.get(note.reason) ?? 0) + note.count);
       }
     },
@@ -53,6 +55,9 @@ export function createSourceErrorReporter(writeError: (text: string) => void) {
       }
       for (const [reason, times] of byCount(unread)) {
         writeError(`wameter: read without a field: ${times} × ${reason}\n`);
+      }
+      for (const [reason, times] of byCount(withoutEffect)) {
+        writeError(`wameter: kept, deciding nothing: ${times} × ${reason}\n`);
       }
       if (count > SHOWN) writeError(`wameter: … and ${count - SHOWN} more input problem(s)\n`);
       if (count > 0 && wasAnythingRead)

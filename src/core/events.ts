@@ -6,6 +6,21 @@ export type TemplateCategory = 'marketing' | 'utility' | 'authentication';
 
 export type DeliveryStatus = 'sent' | 'delivered' | 'read' | 'failed';
 
+/**
+ * Every word Meta documents for a message's status in its webhooks: the contract's four, `played` (a voice
+ * message played), `deleted` (a message the user deleted) and `warning` (a catalog message's item). Webhooks
+ * keep any word; one of no such (`Delivered`, `delivred`) decides nothing, and the reader says so.
+ */
+export const META_STATUS_WORDS: readonly string[] = [
+  'sent',
+  'delivered',
+  'read',
+  'failed',
+  'played',
+  'deleted',
+  'warning',
+];
+
 /** Meta's own words about a message, kept verbatim as evidence for reconciliation (never an input). */
 export interface MetaPricingEvidence {
   billable?: boolean;

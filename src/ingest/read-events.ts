@@ -6,7 +6,7 @@
 import { createReadStream } from 'node:fs';
 import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { CoreEvent } from '../core/events.js';
+import { META_STATUS_WORDS, type CoreEvent } from '../core/events.js';
 import { JsonTextIndex, offsetOfError } from './error-position.js';
 import {
   parseContractLine,
@@ -58,6 +58,8 @@ export interface IgnoredNote {
   count: number;
   /** A field of an event line that the contract does not name: the line was read without it, not skipped. */
   isUnreadField?: boolean;
+  /** An item read and kept that decides nothing: a webhook status of a word Meta does not document. */
+  isWithoutEffect?: boolean;
 }
 
 export interface EventSink {
@@ -325,6 +327,16 @@ function parsePosition(error: unknown): number | undefined {
   if (at === -1) return undefined;
   const position = Number.parseInt(message.slice(at + 'at position '.length), 10);
   return Number.isFinite(position) ? position : undefined;
+}
+
+/** The note for a webhook status of a word Meta does not document (`Delivered`, `delivred`). */
+function unknownStatusWordWords(word: string): string {
+  const lower = word.toLowerCase();
+  const meant = META_STATUS_WORDS.find(
+    (known) => known === lower || (lower.length > 3 && known.startsWith(lower.slice(0, 4))),
+  );
+  const hint = meant === undefined ? '' : `; did you mean "${meant}"?`;
+  return `status word ${JSON.stringify(word)} of Meta's webhooks, which Meta does not document: its message is neither delivered nor failed by it${hint}`;
 }
 
 function jsonErrorMessage(error: unknown): string {
@@ -1007,7 +1019,15 @@ class SourceReader {
       return;
     }
     const { events, ignored, rejected } = parsed.value;
-    for (let i = 0; i < events.length; i++) this.batch.push(events[i]!);
+    for (let i = 0; i < events.length; i++) {
+      const event = events[i]!;
+      this.batch.push(event);
+      // Kept (its idempotency key holds it), but a word Meta never wrote decides nothing: said, not silent.
+      if (event.kind === 'status' && !META_STATUS_WORDS.includes(event.status)) {
+        const reason = unknownStatusWordWords(event.status);
+        this.sink.onIgnored?.({ file: this.file, line: lineNo, reason, count: 1, isWithoutEffect: true });
+      }
+    }
     this.summary.events += events.length;
     if (this.batch.length >= BATCH_SIZE) this.flush();
     for (let i = 0; i < ignored.length; i++) {

@@ -82,3 +82,42 @@ describe('fields an event line has beyond the contract', () => {
     ]);
   });
 });
+
+describe('a webhook status of a word Meta does not document (it decides nothing: said, not silent)', () => {
+  const statusBody = (id: string, word: string) =>
+    JSON.stringify({
+      object: 'whatsapp_business_account',
+      entry: [
+        {
+          id: 'W1',
+          changes: [
+            {
+              field: 'messages',
+              value: {
+                messaging_product: 'whatsapp',
+                metadata: { display_phone_number: '15550000000', phone_number_id: 'PN1' },
+                statuses: [{ id, status: word, timestamp: '1759309200', recipient_id: '919800000031' }],
+              },
+            },
+          ],
+        },
+      ],
+    });
+
+  it('wameter rate counts each such word on stderr, with the word meant; Meta’s own words are not named', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'wameter-words-'));
+    const file = join(dir, 'words.ndjson');
+    const words = ['Delivered', 'Delivered', 'delivred', 'gone', 'deleted', 'warning', 'sent'];
+    writeFileSync(file, `${words.map((word, i) => statusBody(`wamid.w${i}`, word)).join('\n')}\n`);
+    const { code, err } = await runWameter(['rate', file]);
+    expect(code).toBe(0);
+    const notes = err.split('\n').filter((line) => line.includes('kept, deciding nothing'));
+    const note = (times: number, word: string, hint: string) =>
+      `wameter: kept, deciding nothing: ${times} × status word "${word}" of Meta's webhooks, which Meta does not document: its message is neither delivered nor failed by it${hint}`;
+    expect(notes).toEqual([
+      note(2, 'Delivered', '; did you mean "delivered"?'),
+      note(1, 'delivred', '; did you mean "delivered"?'),
+      note(1, 'gone', ''),
+    ]);
+  });
+});

@@ -1,7 +1,7 @@
 // The one storage interface. sqlite/ and postgres/ implement it; everything outside those folders is
 // engine-agnostic. A contract suite (store.contract.ts) runs unchanged against both real engines.
 
-import type { CoreEvent } from '../core/events.js';
+import { META_STATUS_WORDS, type CoreEvent } from '../core/events.js';
 import type { Micros } from '../core/money.js';
 import type { MicrosTotals } from '../core/report.js';
 import type { BillableUnit, Finding, PendingMessage, PricingType, UnitCategory } from '../core/units.js';
@@ -41,15 +41,7 @@ END;`;
  * (`deleted`: a message the user deleted; `warning`: a catalog message's item); a status of a word Meta
  * never documented joins nothing here (the rater joins it: docs/storage.md).
  */
-export const MESSAGE_STATUS_WORDS: readonly string[] = [
-  'sent',
-  'delivered',
-  'read',
-  'failed',
-  'played',
-  'deleted',
-  'warning',
-];
+export const MESSAGE_STATUS_WORDS: readonly string[] = META_STATUS_WORDS;
 
 /**
  * SQL, both engines: the idempotency keys of the outbound and the inbound message `messageId` of `waba`, and
