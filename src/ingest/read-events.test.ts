@@ -554,6 +554,17 @@ describe('sources', () => {
     );
   });
 
+  it('one stray .csv file in a folder of events gets the usual advice, not the rate cards one', async () => {
+    const root = join(dir, 'events-and-csv');
+    await write('events-and-csv/a.ndjson', inbound('a'));
+    await write('events-and-csv/summary.csv', 'a,b\n');
+    const { events, ignored } = await collect([root]);
+    expect(ids(events)).toEqual(['a']);
+    expect(ignored.map((note) => note.reason)).toEqual([
+      `not read: 1 file not named .json, .ndjson, .jsonl (first: ${join(root, 'summary.csv')}); rename a file of events to .ndjson, or name it as a source of its own`,
+    ]);
+  });
+
   it('a named pipe in a folder, even named .ndjson, is passed over and said (reading it would wait for ever)', async () => {
     const root = join(dir, 'with-pipe');
     await write('with-pipe/a.ndjson', inbound('a'));
@@ -986,6 +997,22 @@ describe('a broken line costs no line after it (a review: each of these lost the
       expect(ids(events), name).toEqual(expected);
       expect(errors.length, name).toBe(2); // the two halves of the broken line
     }
+  });
+
+  it('a broken pretty-printed body holding an empty element on a line of its own is still one error', async () => {
+    const body = JSON.stringify({ ...statusBody('s1'), extra: [{}] }, null, 2).replace(
+      '"object"',
+      '"bad": 1,,\n  "object"',
+    );
+    const file = await write('pretty-broken-empty.ndjson', `${inbound('a')}\n${body}\n${inbound('b')}\n`);
+    const { events, errors } = await collect([file]);
+    expect(ids(events)).toEqual(['a', 'b']);
+    expect(errors).toEqual([
+      expect.objectContaining({
+        code: 'MALFORMED_LINE',
+        message: expect.stringMatching(/^lines 2–\d+ look like one JSON document spread over several lines/),
+      }),
+    ]);
   });
 
   it('two events on one line (cat of a file whose last line has no line end) are read on any line', async () => {

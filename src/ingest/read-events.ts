@@ -146,7 +146,7 @@ export async function readEventSources(
       unreadable(source, describeFsError(error));
       continue;
     }
-    const skippedNote = describePassedOver(passedOver);
+    const skippedNote = describePassedOver(passedOver, files.length > 0);
     if (files.length === 0) {
       unreadable(
         source,
@@ -246,13 +246,10 @@ function describeBrokenLink(error: unknown): string {
 }
 
 /** The warning for what a directory source did not read, or undefined when it read everything. */
-function describePassedOver({
-  hidden,
-  otherFiles,
-  brokenLinks,
-  foldersAgain,
-  notFiles,
-}: PassedOver): string | undefined {
+function describePassedOver(
+  { hidden, otherFiles, brokenLinks, foldersAgain, notFiles }: PassedOver,
+  hasEventFiles: boolean,
+): string | undefined {
   const parts: string[] = [];
   const advice: string[] = [];
   if (otherFiles.length > 0) {
@@ -263,7 +260,12 @@ function describePassedOver({
   if (hidden.length > 0) {
     parts.push(`${hidden.length} hidden ${hidden.length === 1 ? 'entry' : 'entries'} (first: ${hidden[0]})`);
   }
-  if (hidden.length === 0 && otherFiles.length > 0 && otherFiles.every((file) => /\.csv$/i.test(file))) {
+  const isCardsOnly =
+    !hasEventFiles &&
+    hidden.length === 0 &&
+    otherFiles.length > 0 &&
+    otherFiles.every((file) => /\.csv$/i.test(file));
+  if (isCardsOnly) {
     // Events are never CSV: a folder of .csv files is rate cards given where events go (after a card's path).
     advice.push(
       'a folder of .csv files holds rate cards, not events: give it with its own --rate-cards flag',
@@ -1252,8 +1254,16 @@ function standsAlone(line: string): boolean {
   let end = line.length - 1;
   while (start <= end && isJsonSpace(line.charCodeAt(start))) start++;
   while (end > start && isJsonSpace(line.charCodeAt(end))) end--;
-  if (start <= end && isWholeValue(line, start, end)) return true;
+  // `{}` and `[]` alone are lines of pretty-printed bodies too (an empty element): they prove nothing.
+  if (start <= end && !isEmptyValue(line, start, end) && isWholeValue(line, start, end)) return true;
   return crSeparatedPieces(line, true)?.kind === 'pieces';
+}
+
+/** Whether `line[start..end]` is `{}` or `[]`, white space inside allowed. */
+function isEmptyValue(line: string, start: number, end: number): boolean {
+  let inner = start + 1;
+  while (inner < end && isJsonSpace(line.charCodeAt(inner))) inner++;
+  return inner === end;
 }
 
 /**

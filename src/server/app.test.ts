@@ -1421,6 +1421,24 @@ describe("explain by a business-scoped id only the portfolio mate's events pair 
       }
     });
   });
+
+  it('still tells a limited key the story of its own user known only from statuses naming no WABA placed in its WABA', async () => {
+    await withSharedPortfolio(async () => {
+      const pricing = { billable: true, pricing_model: 'PMP', category: 'marketing', type: 'regular' };
+      const bare = { kind: 'status', id: 'wamid.s1', business: 'PN1', user: '15551234567', pricing };
+      await service.postEvents([
+        conversationLines('W1', 'PN1', '919876543210', 'wamid.in1')[0]!,
+        { ...bare, at: '2025-08-01T10:00:00Z', status: 'sent' },
+        { ...bare, at: '2025-08-01T10:00:05Z', status: 'delivered' },
+      ]);
+      await service.rating.settled();
+      const units = await json(await service.get('/v1/units', KEY_W1));
+      expect(JSON.stringify(units.units)).toContain('u_wamid.s1');
+      const story = await json(await service.get('/v1/explain?user=15551234567', KEY_W1));
+      expect((story.units as { id: string }[]).map((unit) => unit.id)).toEqual(['u_wamid.s1']);
+      expect(JSON.stringify(story.timeline)).toContain('wamid.s1');
+    });
+  });
 });
 
 describe('volume-tier statements posted with an API key', () => {

@@ -297,14 +297,10 @@ export function createInProcessLiveRater(store: Store, pricing: PricingSetup): L
       const { trace } = options;
       let events: readonly CoreEvent[] = await store.listEvents(scope);
       if (trace) {
-        const visible = traceVisibleWabas && new Set(traceVisibleWabas);
-        const wabas = wabasOfUserPortfolios(
-          scope,
-          events,
-          trace.user,
-          portfolioOf,
-          visible && ((waba) => waba !== undefined && visible.has(waba)),
-        );
+        // A limited key's story is told by its own WABAs' events, as the store lists them (statuses naming no
+        // WABA placed there included): another client's never tell it a number, nor that the user is theirs.
+        const own = traceVisibleWabas ? await store.listEvents(traceVisibleWabas) : events;
+        const wabas = wabasOfUserPortfolios(scope, own, trace.user, portfolioOf);
         if (wabas.length < scope.length) events = wabas.length === 0 ? [] : await store.listEvents(wabas);
       }
       let rateBook: RateBook | undefined;

@@ -92,14 +92,11 @@ export function wabasOfUserPortfolios(
   events: readonly CoreEvent[],
   user: string,
   portfolioOf: (waba: string) => string,
-  isVisible: (waba: string | undefined) => boolean = () => true,
 ): readonly string[] {
   // A business-scoped id asked for is named beside the numbers it is joined to (`from_user_id`, contacts):
-  // the story is theirs, wherever their events are — of the WABAs the caller may read (`isVisible`): another
-  // client's events never tell it a number, nor that the user is anyone's customer.
+  // the story is theirs, wherever `events` are (for a key limited to some WABAs, theirs alone: the caller's).
   const asked = new Set([canonicalUser(user)]);
   for (const event of events) {
-    if (!isVisible(event.waba)) continue;
     if ('scopedUserId' in event && event.scopedUserId === user && event.user !== undefined) {
       asked.add(canonicalUser(event.user));
     }
@@ -113,7 +110,6 @@ export function wabasOfUserPortfolios(
   };
   const portfolios = new Set<string>();
   for (const event of events) {
-    if (!isVisible(event.waba)) continue;
     const isNamed =
       ('user' in event && event.user !== undefined && isTheUser(event.user)) ||
       ('scopedUserId' in event && event.scopedUserId === user);

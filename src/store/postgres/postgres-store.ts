@@ -427,15 +427,20 @@ const MIGRATIONS: readonly Migration[] = [
 /** WABAs compared byte-wise, as SQLite compares them (and as `events_business` is sorted). */
 const BYTE_ORDER = ' COLLATE "C"';
 /**
+ * Back to the columns' own collation: a value compared with `events.business` or `events.tied_user` in "C"
+ * would keep PostgreSQL from their indexes (a scan of `events` for every status naming no WABA).
+ */
+const DEFAULT_ORDER = ' COLLATE "default"';
+/**
  * SQL: the business number of a status `s` naming no WABA (`events.business` is only ever a tie, never such a
  * status's), and its user as the rater pairs it — as the rater reads them, from every status of its message
  * naming no WABA: the smallest of each, byte-wise (a `sent` naming the number and a `delivered` naming the
  * user are one message to that user of that number). A seek of events_unnamed_status each.
  */
-const STATUS_BUSINESS_SQL = `(SELECT min((t.payload->>'business')${BYTE_ORDER}) FROM events t
-  WHERE t.waba IS NULL AND t.message_id = s.message_id AND t.kind = 'status')`;
-const STATUS_USER_SQL = `(SELECT min(${canonicalUserSql(`(t.payload->>'user')`, 'postgres')}${BYTE_ORDER}) FROM events t
-  WHERE t.waba IS NULL AND t.message_id = s.message_id AND t.kind = 'status')`;
+const STATUS_BUSINESS_SQL = `((SELECT min((t.payload->>'business')${BYTE_ORDER}) FROM events t
+  WHERE t.waba IS NULL AND t.message_id = s.message_id AND t.kind = 'status')${DEFAULT_ORDER})`;
+const STATUS_USER_SQL = `((SELECT min(${canonicalUserSql(`(t.payload->>'user')`, 'postgres')}${BYTE_ORDER}) FROM events t
+  WHERE t.waba IS NULL AND t.message_id = s.message_id AND t.kind = 'status')${DEFAULT_ORDER})`;
 /** SQL: where a status `s` naming no WABA is listed while its message is stored nowhere. */
 const STATUS_PLACEMENT_SQL = statusPlacementSql(STATUS_BUSINESS_SQL, STATUS_USER_SQL, BYTE_ORDER);
 
