@@ -2099,6 +2099,38 @@ describe('events of one message naming different numbers', () => {
     for (const outcome of outcomes) expect(outcome).toEqual(outcomes[0]);
   });
 
+  it("Meta's country of a business-scoped user stays in its portfolio (the id is scoped to one)", async () => {
+    const id = 'US.1';
+    const accounts = [
+      { waba: 'W1', timeZone: 'UTC', currency: 'USD', portfolio: 'PA' },
+      { waba: 'W2', timeZone: 'UTC', currency: 'USD', portfolio: 'PB' },
+    ];
+    // W1's webhook says the user of US.1 is in Germany; W2 (another portfolio) sends to an id written alike.
+    const hinted: CoreEvent = {
+      kind: 'status',
+      atMs: hours(DAY, 0),
+      id: 'm1',
+      status: 'delivered',
+      waba: 'W1',
+      business: 'PN1',
+      user: id,
+      userCountryHint: 'DE',
+      pricing: { billable: true, pricing_model: 'PMP', category: 'marketing', type: 'regular' },
+    };
+    const ofW2 = send(hours(DAY, 1), 'm2', 'marketing', { waba: 'W2', business: 'PN2', user: id });
+    for (const events of [
+      [hinted, ...ofW2],
+      [...ofW2, hinted],
+    ]) {
+      const result = await rate(events, { accounts });
+      expect(result.units.map((u) => [u.waba, u.messages[0], u.market])).toEqual([
+        ['W1', 'm1', 'Germany'],
+        ['W2', 'm2', null],
+      ]);
+      expect(result.findings.map((f) => f.code)).toContain('UNKNOWN_RECIPIENT');
+    }
+  });
+
   it('a business-scoped id seen with two numbers is the user of the one seen last, in every order', async () => {
     const withId = (event: CoreEvent): CoreEvent => ({ ...event, scopedUserId: 'US.1' }) as CoreEvent;
     const india = withId(inbound(hours(DAY, 0), 'in1', { user: INDIA }));

@@ -298,7 +298,10 @@ export class Rater {
    * in the input.
    */
   private readonly phoneByScopedId = new Map<string, string>();
-  /** Meta's country of a user (`contacts[].profile.country_code`), by the user its statuses name. */
+  /**
+   * Meta's country of a user (`contacts[].profile.country_code`), by the user its statuses name, within the
+   * portfolio (`scopedKey`).
+   */
   private readonly countryHintOfUser = new Map<string, string>();
   /** Pairings of statuses naming no WABA, until their message has a WABA (`noteScopedPairsPlaced`). */
   private scopedPairsUnplaced: { id: string; scopedId: string; phone: string; atMs: number }[] = [];
@@ -467,15 +470,22 @@ export class Rater {
     }
   }
 
-  /** The smaller of the country hints Meta gave for `user` (the order of the input decides nothing). */
-  private noteCountryHintOfUser(user: string, hint: string): void {
-    const known = this.countryHintOfUser.get(user);
-    if (known === undefined || hint < known) this.countryHintOfUser.set(user, hint);
+  /**
+   * The smaller of the country hints Meta gave for a user of a portfolio (`scopedKey`): the order of the input
+   * decides nothing.
+   */
+  private noteCountryHintOfUser(key: string, hint: string): void {
+    const known = this.countryHintOfUser.get(key);
+    if (known === undefined || hint < known) this.countryHintOfUser.set(key, hint);
   }
 
-  /** A pair's country hint: its records', and Meta's for its user wherever that user's statuses stand. */
+  /**
+   * A pair's country hint: its records', and Meta's for its user in its portfolio wherever that user's statuses
+   * stand.
+   */
   private countryHintOf(pair: PairState): string | undefined {
-    const ofUser = this.countryHintOfUser.get(pair.user);
+    if (this.countryHintOfUser.size === 0) return pair.countryHint;
+    const ofUser = this.countryHintOfUser.get(this.scopedKey(pair.machine.waba, pair.user));
     if (ofUser === undefined) return pair.countryHint;
     return pair.countryHint === undefined || ofUser < pair.countryHint ? ofUser : pair.countryHint;
   }
@@ -1041,7 +1051,11 @@ export class Rater {
     }
     // And the user the status names: its record may stand under another recipient (the smaller of two, once
     // both are read), and that user's own pair has the hint whichever came first.
-    if (event.userCountryHint && event.user) this.noteCountryHintOfUser(event.user, event.userCountryHint);
+    // Within the portfolio of the webhook's WABA (Meta scopes a business-scoped id to one): a hint always comes
+    // with its WABA, from Meta's contacts.
+    if (event.userCountryHint && event.user && event.waba) {
+      this.noteCountryHintOfUser(this.scopedKey(event.waba, event.user), event.userCountryHint);
+    }
     // Each of Meta's two words from the highest-ranked status that carries it. Two webhooks of one status
     // saying different things (copies): the rule of event-copies.ts keeps the same one whichever came first,
     // so that the category never follows the order of the input.
