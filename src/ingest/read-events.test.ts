@@ -1370,6 +1370,16 @@ describe('an array written one element per line after NDJSON lines (elements in 
     ]);
   });
 
+  it('a comma missing between elements is named; every element is read', async () => {
+    const text = [element('s1'), '[', element('s2'), `${element('s3')},`, element('s4'), ']'].join('\n');
+    const file = await write('array-missing-comma-after-ndjson.ndjson', text);
+    const { events, errors } = await collect([file]);
+    expect(ids(events)).toEqual(['s1', 's2', 's3', 's4']);
+    expect(errors.map((e) => ['line' in e && e.line, e.message])).toEqual([
+      [3, expect.stringContaining('a comma is missing after the array element on line 3')],
+    ]);
+  });
+
   it('a stray "[" line before NDJSON lines costs only itself', async () => {
     const text = [element('s1'), '[', element('s2'), element('s3'), element('s4')].join('\n');
     const file = await write('stray-bracket.ndjson', text);

@@ -1268,15 +1268,16 @@ function isEmptyValue(line: string, start: number, end: number): boolean {
 
 /**
  * Whether `line` can follow `previous` in an array written one element per line: `]`, or an element starting
- * with `{` or `[` after the array's `[` or an element ending with its comma (so that NDJSON lines after a stray
- * `[` end the run at the second of them).
+ * with `{` or `[` after the array's `[` or an element ending with its comma, or itself ending with one (so that
+ * NDJSON lines after a stray `[`, which end with none, end the run at the second of them).
  */
 function isNextArrayLine(previous: string, line: string): boolean {
   const trimmed = line.trim();
   if (trimmed === ']') return true;
   if (!trimmed.startsWith('{') && !trimmed.startsWith('[')) return false;
   const before = previous.trimEnd();
-  return before.endsWith(',') || before.trim() === '[';
+  // An element ending with its comma is inside an array too, whatever the line before missed (named later).
+  return before.endsWith(',') || before.trim() === '[' || trimmed.endsWith(',');
 }
 
 function opensDocument(line: string): boolean {
