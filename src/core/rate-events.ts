@@ -1049,10 +1049,9 @@ export class Rater {
       record.countryHint = event.userCountryHint;
       if (record.pair) mergeCountryHint(record.pair, record.countryHint);
     }
-    // And the user the status names: its record may stand under another recipient (the smaller of two, once
-    // both are read), and that user's own pair has the hint whichever came first.
-    // Within the portfolio of the webhook's WABA (Meta scopes a business-scoped id to one): a hint always comes
-    // with its WABA, from Meta's contacts.
+    // And the user the status names, within the portfolio of the webhook's WABA (Meta scopes a business-scoped
+    // id to one; a hint always comes with its WABA): its record may stand under another recipient (the smaller
+    // of two, once both are read), and that user's own pair has the hint whichever came first.
     if (event.userCountryHint && event.user && event.waba) {
       this.noteCountryHintOfUser(this.scopedKey(event.waba, event.user), event.userCountryHint);
     }

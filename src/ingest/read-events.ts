@@ -819,7 +819,9 @@ class SourceReader {
    * A document that does not parse but is an array written one element per line — `[`, then lines that each
    * start with `{` or `[` (one element, and its comma), then `]` — is read element by element, so that one
    * broken element is one error at its line and costs nothing else. Answers false, reading nothing, when
-   * `text` is not shaped so (a pretty-printed element spreads over lines that start otherwise).
+   * `text` is not shaped so (a pretty-printed element spreads over lines that start otherwise). `text` starts
+   * at line `firstLine` of the file (a run of NDJSON lines, or the whole file); `what` names it in errors;
+   * `isOpenEndRead`: an array no `]` line closes is read too, with one error at its `[`.
    */
   private readArrayOfLines(
     text: string,
@@ -1124,7 +1126,10 @@ function firstNonBlankLine(text: string): number {
   }
 }
 
-/** Whether the second non-blank line of `text` is a JSON object or array on its own (so: NDJSON). */
+/**
+ * Whether the second non-blank line of `text` stands alone (`standsAlone`: a JSON object or array, or pieces a
+ * CR alone separates): so the text is NDJSON, not one document.
+ */
 function secondValueStandsAlone(text: string): boolean {
   let seen = 0;
   let start = 0;
