@@ -77,6 +77,7 @@ import {
   EVENT_TRUST_BACKFILL_SQL,
   STORED_WABAS_CTE,
   messageJoinsStatusSql,
+  listingCandidatesSql,
   messageKeysSql,
   messageStoredSql,
   numberOwnerSql,
@@ -422,6 +423,17 @@ const MIGRATIONS: readonly Migration[] = [
         WHERE json_typeof(changes -> 'units') = 'array';
     `,
   },
+  {
+    version: 15,
+    name: 'statuses naming no WABA are found by their business number',
+    // A listing of some WABAs looks only at the statuses naming no WABA that its own events can bring in
+    // (listingCandidatesSql): those of its messages' ids, and those of messages whose statuses name a number
+    // its events tie, found with one seek of this index. Like events_unnamed_status it holds only them, and
+    // only those naming a number: a look-up of a message's statuses by its id (STATUS_PLACEMENT_SQL) must
+    // never take it for events_unnamed_status (PostgreSQL without statistics did: a scan of it each time).
+    sql: `CREATE INDEX IF NOT EXISTS events_unnamed_business ON events ((payload->>'business'))
+      WHERE waba IS NULL AND kind = 'status' AND (payload->>'business') IS NOT NULL;`,
+  },
 ];
 
 /** WABAs compared byte-wise, as SQLite compares them (and as `events_business` is sorted). */
@@ -716,19 +728,23 @@ class PostgresStore implements Store {
     // writer's, or the status's own untrusted writer's: messageJoinsStatusSql). When no WABA stores its
     // message so, it belongs to the one WABA the rater places it with (statusPlacementSql: its number and
     // user's pair's smallest WABA, a seek of events_business_user, else its number's owner, a seek of
-    // events_business), and only then is its message looked for in every stored WABA.
+    // events_business), and only then is its message looked for in every stored WABA. Only the statuses
+    // the scope's own events can bring in are looked at (listingCandidatesSql), not every one naming no WABA.
     const rows = await this.withoutJit(
-      `WITH RECURSIVE ${STORED_WABAS_CTE}
-       SELECT payload FROM events s
-       WHERE s.waba = ANY($1::text[])
-          OR (s.waba IS NULL AND s.kind = 'status' AND (
+      `WITH RECURSIVE ${STORED_WABAS_CTE},
+       listing_scope(waba) AS (SELECT unnest($1::text[])),
+       ${listingCandidatesSql((alias) => `(${alias}.payload->>'business')`)}
+       SELECT s.payload, s.at_ms, s.key FROM events s WHERE s.waba = ANY($1::text[])
+       UNION ALL
+       SELECT s.payload, s.at_ms, s.key FROM listing_candidates c, events s
+       WHERE s.key = c.key AND (
                 EXISTS (
                   SELECT 1 FROM unnest($1::text[]) AS w(waba), events m
                   WHERE m.key IN (${messageKeysSql('w.waba', 's.message_id')})
                     AND ${messageJoinsStatusSql('m', 's')})
                 -- CASE: PostgreSQL would otherwise look for the message in every WABA first, for every status.
                 OR CASE WHEN ${STATUS_PLACEMENT_SQL} = ANY($1::text[])
-                        THEN NOT ${messageStoredSql('s')} ELSE false END))
+                        THEN NOT ${messageStoredSql('s')} ELSE false END)
        ORDER BY at_ms, key`,
       [[...wabas]],
       this.ratingBound(),

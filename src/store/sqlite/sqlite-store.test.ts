@@ -58,6 +58,7 @@ describe('SQLite on disk', () => {
         { version: 11, name: 'ratings keep the digest of the rate cards they priced with' },
         { version: 12, name: 'ratings keep the digest of the rating code that made them' },
         { version: 13, name: "a re-rate's changed units are kept beside it, a row each" },
+        { version: 14, name: 'statuses naming no WABA are found by their business number' },
       ]);
     } finally {
       db.close();
@@ -87,7 +88,7 @@ describe('SQLite on disk', () => {
         "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'events'",
       );
       expect(indexes.pluck().all()).not.toContain('events_message');
-      expect(db.prepare('SELECT max(version) FROM schema_migrations').pluck().get()).toBe(13);
+      expect(db.prepare('SELECT max(version) FROM schema_migrations').pluck().get()).toBe(14);
       // The store's own query for orphan statuses looks their message up through the primary key, and the
       // WABA that owns their business number with a seek of events_business.
       await store.listEvents(['W1']);
@@ -509,7 +510,7 @@ describe('SQLite opened read-only (commands that only read: estimate, rerate --d
     old.close();
     await expect(readOnly(path)).rejects.toMatchObject({
       code: 'STORE_NEEDS_MIGRATION',
-      message: `the wameter store in ${path} is older than this wameter (schema migration 6, 7, 8, 9, 10, 11, 12, 13 not applied yet), and a read-only open does not migrate it`,
+      message: `the wameter store in ${path} is older than this wameter (schema migration 6, 7, 8, 9, 10, 11, 12, 13, 14 not applied yet), and a read-only open does not migrate it`,
     });
     const after = new Database(path, { readonly: true });
     expect(after.prepare('SELECT max(version) FROM schema_migrations').pluck().get()).toBe(5);
