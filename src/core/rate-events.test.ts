@@ -2478,3 +2478,36 @@ describe('messages to WhatsApp groups that Meta bills (no group rules in wameter
     ).toEqual(expected);
   });
 });
+
+describe('the rule a unit was priced under, as explain tells it', () => {
+  it('is the unit’s own on its opening message: the allowance it took, in the timeline and the decisions', async () => {
+    // CBP-2023 (India): two service conversations, the first and second of the month's free 1,000, and a
+    // message riding on the first (its own rule); then a utility template outside every window.
+    const day = '2024-03-05T09:00:00Z';
+    const events = [
+      inbound(hours(day, 0), 'in1'),
+      ...send(hours(day, 0.5), 'sv1', null),
+      ...send(hours(day, 1), 'sv2', null),
+      inbound(hours(day, 30), 'in2'),
+      ...send(hours(day, 30.5), 'sv3', null),
+      ...send(hours(day, 60), 'ut1', 'utility'),
+    ];
+    for (const options of [{}, { maxLatenessMs: 3_600_000, flushEveryEvents: 1 }]) {
+      const result = await rate(byTime(events), { ...options, trace: { user: INDIA }, withDecisions: true });
+      const ruleOf = (id: string) => result.units.find((unit) => unit.messages[0] === id)!.rule;
+      expect(ruleOf('sv1')).toBe('CBP_OPEN_SERVICE+FREE_TIER(1/1000)');
+      expect(ruleOf('sv3')).toBe('CBP_OPEN_SERVICE+FREE_TIER(2/1000)');
+      const told = (id: string) => result.timeline.find((line) => line.messageId === id)?.rule;
+      const decided = (id: string) => result.decisions.find((decision) => decision.messageId === id)?.rule;
+      for (const id of ['sv1', 'sv3', 'ut1']) {
+        expect(told(id), id).toBe(ruleOf(id));
+        expect(decided(id), id).toBe(ruleOf(id));
+      }
+      // A message riding on an open unit keeps its own rule, not the unit's.
+      expect(told('sv2')).not.toBe(ruleOf('sv1'));
+      expect(told('sv2')).toBe(decided('sv2'));
+      const story = explainUser(INDIA, undefined, result.timeline, result.units);
+      expect(story.entries.find((entry) => entry.message_id === 'sv1')?.rule).toBe(ruleOf('sv1'));
+    }
+  });
+});

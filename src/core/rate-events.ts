@@ -1373,6 +1373,11 @@ export class Rater {
       this.mergeInboundCopiesAcrossPairs();
     }
     this.horizonMs = horizonMs;
+    // What this flush tells (the trace, the decisions) starts here: its units' priced rules go there too.
+    const told =
+      this.options.trace !== undefined || this.options.withDecisions === true
+        ? { timeline: this.timeline.length, decisions: this.decisions.length }
+        : undefined;
     const opened: UnitDraft[] = [];
     // Pairs in a fixed order (number, user, WABA), not the order the input made them dirty in: a finding that
     // names its first case ("first: …") names the same whatever the order of the lines.
@@ -1381,12 +1386,47 @@ export class Rater {
       if (pair.inbounds.length === 0 && pair.queued.length === 0) this.dirty.delete(pair);
     }
     opened.sort((a, b) => a.openedAtMs - b.openedAtMs || compareIds(a.id, b.id));
+    const pricedRules = new Map<string, { before: string; after: string }>();
     for (const draft of opened) {
+      const before = draft.rule;
       this.pricer.price(draft);
+      if (told && draft.rule !== before) {
+        pricedRules.set(`${draft.waba}\u0000${draft.id}\u0000${draft.messages[0]}`, {
+          before,
+          after: draft.rule,
+        });
+      }
       this.emitQueue.push(draft);
     }
+    if (told && pricedRules.size > 0) this.tellPricedRules(told, pricedRules);
     this.emitFinal(horizonMs);
     if (horizonMs !== Infinity && ++this.flushes % SWEEP_EVERY_FLUSHES === 0) this.sweep(horizonMs);
+  }
+
+  /**
+   * The rule of a unit's opening message, as the timeline and the decisions tell it, is the unit's rule once
+   * priced (`UnitPricer.price` adds the allowance or the rate it took: `+FREE_TIER(3/1000)`,
+   * `+AUTH_INTERNATIONAL`), as `rate` prints it. A unit is priced in the flush that rated its opening
+   * message, so only what this flush told is looked at (`from`: the lengths before it).
+   */
+  private tellPricedRules(
+    from: { timeline: number; decisions: number },
+    rules: ReadonlyMap<string, { before: string; after: string }>,
+  ): void {
+    const priced = (of: { waba: string; unitId?: string; messageId?: string; rule?: string }) => {
+      const found = rules.get(`${of.waba}\u0000${of.unitId}\u0000${of.messageId}`);
+      return found !== undefined && found.before === of.rule ? found.after : undefined;
+    };
+    for (let i = from.timeline; i < this.timeline.length; i++) {
+      const line = this.timeline[i]!;
+      const rule = priced(line);
+      if (rule !== undefined) line.rule = rule;
+    }
+    for (let i = from.decisions; i < this.decisions.length; i++) {
+      const decision = this.decisions[i]!;
+      const rule = priced(decision);
+      if (rule !== undefined) decision.rule = rule;
+    }
   }
 
   /**
