@@ -18,7 +18,9 @@ import {
 import { hostname, tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { createRequire } from 'node:module';
 import { pathToFileURL } from 'node:url';
+import { Worker } from 'node:worker_threads';
 import Database from 'better-sqlite3';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
@@ -166,6 +168,41 @@ describe('the writer lock on SQLite (a lock file beside the database)', () => {
     } finally {
       await rerate.release();
     }
+  });
+
+  it('never takes over the lock of a holder still publishing it (the alive lock held, its file not yet written)', async () => {
+    // Another process between taking the alive lock and writing its file (a worker thread here, holding the
+    // alive lock as a holder does, then writing the file 100 ms later): an acquirer then must wait and be
+    // refused, naming it — not publish its own file, nor take the other's over once it is written (which
+    // left a live holder without its file, and later writers refused with no holder named).
+    const lockPath = lockFile('publishing');
+    const publisher = new Worker(
+      `const { parentPort, workerData } = require('node:worker_threads');
+       const Database = require(workerData.sqlite);
+       const alive = new Database(workerData.lockPath + '.alive', { timeout: 0 });
+       alive.exec('BEGIN EXCLUSIVE');
+       parentPort.postMessage('holding');
+       Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 100);
+       require('node:fs').writeFileSync(workerData.lockPath, workerData.content);
+       parentPort.once('message', () => { alive.exec('ROLLBACK'); alive.close(); parentPort.postMessage('done'); });`,
+      {
+        eval: true,
+        workerData: {
+          sqlite: createRequire(import.meta.url).resolve('better-sqlite3'),
+          lockPath,
+          content: `${JSON.stringify({ command: 'serve', pid: 4242, hostname: 'elsewhere', startedAtMs: 0, alive: true })}\n`,
+        },
+      },
+    );
+    onTestFinished(async () => {
+      await publisher.terminate();
+    });
+    await new Promise((resolve) => publisher.once('message', resolve));
+    const error = await refusal(acquireWriterLock(db('publishing'), { command: 'import' }));
+    expect(error.message).toMatch(/^a wameter serve \(pid 4242 on elsewhere, since 1970-01-01T00:00:00Z\)/);
+    expect(JSON.parse(readFileSync(lockPath, 'utf8'))).toMatchObject({ pid: 4242 });
+    publisher.postMessage('release');
+    await new Promise((resolve) => publisher.once('message', resolve));
   });
 
   it('can be taken again once released, and the lock file is gone', async () => {

@@ -306,20 +306,42 @@ function acquireFileLock(file: string, self: WriterLockHolder, options: WriterLo
   // which the system drops when the holder dies, wherever it ran: a later acquirer can tell a dead holder on
   // another host (a container moved after a crash) or a pid reused by another process from a live one.
   const content = `${JSON.stringify({ ...self, startedAt: new Date(self.startedAtMs).toISOString(), alive: true })}\n`;
-  // A few rounds: each lost race (a lock released or taken over meanwhile) is one more.
-  for (let round = 0; round < 5; round++) {
-    if (createWhole(file, lockPath, content)) {
-      const alive = holdAliveLock(lockPath);
-      if (alive !== null) return fileLock(lockPath, content, alive);
-      // Still held by a holder that has just released the file: it is going; the next round sees.
-      unlinkSync(lockPath);
-      continue;
+  // Rounds: each lost race (a lock released, taken over or being published meanwhile) is one more; a lock
+  // being published is waited for 10 ms a round, half a second at most.
+  for (let round = 0; round < 50; round++) {
+    // The alive lock first, the file after: a lock file saying `alive` is never published before its
+    // holder holds the alive lock, so no other acquirer can find it "free" and take over a live holder's file.
+    let alive: Database.Database | null;
+    try {
+      alive = holdAliveLock(lockPath);
+    } catch (error) {
+      // Its file cannot be made: the folder is not writable (as createWhole would say).
+      const probe = `${lockPath}.new-${process.pid}-${randomBytes(4).toString('hex')}`;
+      try {
+        writeFileSync(probe, '', { flag: 'wx' });
+        unlinkSync(probe);
+      } catch (cause) {
+        const code = (cause as NodeJS.ErrnoException).code;
+        if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS') {
+          throw new WriterLockFolderError(file, dirname(file), cause as NodeJS.ErrnoException);
+        }
+      }
+      throw error;
+    }
+    if (alive !== null) {
+      if (createWhole(file, lockPath, content)) return fileLock(lockPath, content, alive);
+      alive.exec('ROLLBACK');
+      alive.close();
     }
     let existing: string;
     try {
       existing = readFileSync(lockPath, 'utf8');
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') continue; // released meanwhile
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
+        // Another acquirer holds the alive lock and is about to publish its file (or has released it): wait.
+        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10);
+        continue;
+      }
       throw error;
     }
     const holder = parseHolder(existing);
