@@ -309,6 +309,27 @@ describe('the period compared with an analytics export', () => {
     });
   });
 
+  it('an unwrapped export without data points is an empty answer: compared over the period given, its kind the period’s', () => {
+    for (const data of [[{ data_points: [] }], []]) {
+      const empty = parseAnalyticsExport({ data });
+      if (!empty.ok) throw new Error(empty.error.message);
+      expect(empty.value).toEqual({ points: [] });
+      expect(comparedPeriod(empty.value, TZ)).toMatchObject({
+        ok: false,
+        error: { code: 'ANALYTICS_PERIOD_UNKNOWN' },
+      });
+      const october = { from: '2025-10-01', to: '2025-10-31', basis: 'requested' } as const;
+      const result = reconcileUnits(units, empty.value, { period: october });
+      expect(result.analytics).toMatchObject({ kind: 'pricing_analytics', period: { from: '2025-10-01' } });
+      // wameter's charges of October are differences Meta's empty answer lacks.
+      expect(result.differences.length).toBeGreaterThan(0);
+      const march2024 = { from: '2024-03-01', to: '2024-03-31', basis: 'requested' } as const;
+      expect(reconcileUnits(units, empty.value, { period: march2024 }).analytics?.kind).toBe(
+        'conversation_analytics',
+      );
+    }
+  });
+
   it('a half-hour export is compared over the whole days it spans', () => {
     const halfHour = dailyExport([{ day: '2025-10-15', volume: 1, cost: 0.0014, seconds: 1800 }]);
     const result = reconcileUnits(units, halfHour);
@@ -658,7 +679,7 @@ describe('every combination of dimensions an export of Meta can carry', () => {
   type Dimension = 'category' | 'type' | 'direction' | 'country' | 'phone' | 'tier';
   interface Era {
     name: string;
-    kind: AnalyticsExport['kind'];
+    kind: NonNullable<AnalyticsExport['kind']>;
     dimensions: Dimension[];
     units: BillableUnit[];
     /** A charged unit, which Meta's side files as a free entry point in the last test. */

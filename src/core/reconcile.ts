@@ -4,7 +4,7 @@
 // verdict — a difference is reported, not resolved.
 
 import { DAY_MS, HOUR_MS, formatInstant, localDate } from './calendar.js';
-import { eraOn, pricingModelOf } from './eras.js';
+import { PER_MESSAGE_PRICING_FROM, eraOn, pricingModelOf } from './eras.js';
 import { defaultAccount } from './events.js';
 import { formatMicros, negateMicros, sumMicros, type Micros } from './money.js';
 import { err, ok, type Result } from './result.js';
@@ -283,7 +283,7 @@ export type ByCurrencyJson = Record<string, { units: number; amount: string }>;
 export interface AnalyticsComparisonJson {
   /** The WABA the export describes: only its units are compared. */
   waba: string;
-  kind: AnalyticsExport['kind'];
+  kind: NonNullable<AnalyticsExport['kind']>;
   period: {
     /** First and last local day compared (inclusive), in `time_zone` (the WABA's, accounts file). */
     from: string;
@@ -341,7 +341,12 @@ export interface AnalyticsPoint {
 }
 
 export interface AnalyticsExport {
-  kind: 'conversation_analytics' | 'pricing_analytics';
+  /**
+   * Which of Meta's two answers it is: from its wrapper, else from its data points; absent for an unwrapped
+   * export without data points (Meta saw no traffic), whose comparison takes the kind Meta answers for its
+   * period (`kindOfPeriod`).
+   */
+  kind?: 'conversation_analytics' | 'pricing_analytics';
   /** The WABA id when the export carries one (`id`). */
   waba?: string;
   points: AnalyticsPoint[];
@@ -424,10 +429,19 @@ export function parseAnalyticsExport(value: unknown): Result<AnalyticsExport, An
       points.push(parsed);
     }
   }
-  if (kind === undefined) return fail('the export has no data points');
-  const result: AnalyticsExport = { kind, points };
+  // Unwrapped and without data points, it says nothing of its kind: an empty answer of either (the period,
+  // given with --from and --to, decides the kind compared: kindOfPeriod).
+  const result: AnalyticsExport = kind === undefined ? { points } : { kind, points };
   if (typeof value.id === 'string' && value.id !== '') result.waba = value.id;
   return ok(result);
+}
+
+/**
+ * The answer Meta gives for traffic from local day `from` on: `pricing_analytics` (per message) from the
+ * per-message pricing on (pricing-rules §5), `conversation_analytics` before.
+ */
+function kindOfPeriod(from: string): NonNullable<AnalyticsExport['kind']> {
+  return from >= PER_MESSAGE_PRICING_FROM ? 'pricing_analytics' : 'conversation_analytics';
 }
 
 function secondsField(value: unknown): number | undefined {
@@ -1364,7 +1378,7 @@ function compareBuckets(
 
   const comparison: AnalyticsComparisonJson = {
     waba,
-    kind: analytics.export.kind,
+    kind: analytics.export.kind ?? kindOfPeriod(from),
     period: { from, to, time_zone: timeZone, basis: period.basis },
     currency: billing.currency,
     currency_source: billing.source,
