@@ -143,6 +143,55 @@ describe('wameter rate', () => {
     expect(error).not.toContain(good);
   });
 
+  it('refuses sources that are all empty (exit 1, no empty bill printed): a truncated log is not "nothing charged"', async () => {
+    const empty = tempFile('only-empty.ndjson', '');
+    const blank = tempFile('only-blank.ndjson', '\n\n');
+    for (const sources of [[empty], [empty, blank]]) {
+      for (const format of ['table', 'json', 'csv']) {
+        const { code, out, error } = await run(['rate', ...sources, '--format', format]);
+        expect(code).toBe(1);
+        expect(out).toBe('');
+        expect(error).toContain(`wameter: ${empty}: warning: no events: the source is empty`);
+        expect(error).toContain(
+          `the sources hold no event (${sources.length === 1 ? empty : 'all 2'} empty, said above): nothing was rated`,
+        );
+      }
+    }
+    // Items that are not billing events are an answer: nothing billable happened (exit 0).
+    const echoes = tempFile(
+      'only-echoes.ndjson',
+      JSON.stringify({
+        object: 'whatsapp_business_account',
+        entry: [
+          {
+            id: 'W1',
+            changes: [
+              {
+                field: 'messages',
+                value: {
+                  messaging_product: 'whatsapp',
+                  metadata: { display_phone_number: '1', phone_number_id: 'PN1' },
+                  statuses: [
+                    {
+                      id: 'g1',
+                      status: 'delivered',
+                      timestamp: '1760000000',
+                      recipient_id: '120363000000000000',
+                      recipient_type: 'group',
+                    },
+                  ],
+                },
+              },
+            ],
+          },
+        ],
+      }),
+    );
+    const skipped = await run(['rate', echoes, '--format', 'json']);
+    expect(skipped.code, skipped.error).toBe(0);
+    expect(skipped.error).toContain('skipped, not billing events');
+  });
+
   it('refuses a missing only source (exit 1, no empty bill printed), with a message, not a stack trace', async () => {
     for (const format of ['table', 'json', 'csv']) {
       const { code, out, error } = await run(['rate', '/nonexistent/events.ndjson', '--format', format]);

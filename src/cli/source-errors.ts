@@ -2,7 +2,7 @@
 // warnings about whole sources (an empty file); and how many items were skipped as not billing events, by
 // reason.
 
-import type { IgnoredNote, SourceError } from '../ingest/read-events.js';
+import { EMPTY_SOURCE_REASON, type IgnoredNote, type SourceError } from '../ingest/read-events.js';
 import { CliError } from './exit-codes.js';
 
 const SHOWN = 20;
@@ -15,6 +15,8 @@ export function createSourceErrorReporter(writeError: (text: string) => void) {
   const unread = new Map<string, number>();
   /** Items read and kept that decide nothing (a webhook status of a word Meta does not document). */
   const withoutEffect = new Map<string, number>();
+  /** The sources said to be empty (a warning each). */
+  const emptySources: string[] = [];
   return {
     report(error: SourceError): void {
       count += 1;
@@ -24,8 +26,10 @@ export function createSourceErrorReporter(writeError: (text: string) => void) {
     },
     /** A note about a whole source (an empty file): a warning on stderr, not an input problem. */
     notice(note: IgnoredNote): void {
-      if (note.line === 0) writeError(`wameter: ${note.file}: warning: ${note.reason}\n`);
-      else {
+      if (note.line === 0) {
+        writeError(`wameter: ${note.file}: warning: ${note.reason}\n`);
+        if (note.reason.startsWith(EMPTY_SOURCE_REASON)) emptySources.push(note.file);
+      } else {
         const counts = note.isUnreadField ? unread : note.isWithoutEffect ? withoutEffect : skipped;
         counts.set(note.reason, (counts.get(note.reason) ?? 0) + note.count);
       }
@@ -35,11 +39,21 @@ export function createSourceErrorReporter(writeError: (text: string) => void) {
     },
     /**
      * When not one event was read and the sources had problems (a gzip file, a folder with no event files,
-     * only malformed lines), nothing was rated: refused (exit 1, the problems said above), never an empty bill
-     * or story that would read as "nothing charged".
+     * only malformed lines), or were all empty, nothing was rated: refused (exit 1, the problems said above),
+     * never an empty bill or story that would read as "nothing charged". Sources whose items were all skipped
+     * as not billing events (message echoes, group statuses) are an answer: nothing billable happened.
      */
     refuseWhenNothingRead(events: number): void {
-      if (events > 0 || count === 0) return;
+      if (events > 0) return;
+      if (count === 0 && emptySources.length > 0 && skipped.size === 0 && withoutEffect.size === 0) {
+        // Every source empty (a log rotated or truncated, a file not written yet): not "nothing was charged".
+        this.summarise(false);
+        const which = emptySources.length === 1 ? emptySources[0] : `all ${emptySources.length}`;
+        throw new CliError(
+          `the sources hold no event (${which} empty, said above): nothing was rated; give the files that hold the traffic`,
+        );
+      }
+      if (count === 0) return;
       this.summarise(false);
       throw new CliError(
         'no event could be read from the sources (each problem is named above): nothing was rated',
