@@ -77,6 +77,7 @@ import {
   EVENT_TRUST_BACKFILL_SQL,
   STORED_WABAS_CTE,
   messageJoinsStatusSql,
+  joinedStatusesSql,
   listingCandidatesSql,
   messageKeysSql,
   messageStoredSql,
@@ -753,13 +754,14 @@ class PostgresStore implements Store {
   }
 
   async countUnattributedStatuses(): Promise<number> {
-    // The number first (min() over events_business: one seek), then the message in every WABA.
+    // The number (min() over events_business: one seek), and whether a stored message joins it
+    // (joinedStatusesSql: one pass).
     const rows = await this.withoutJit(
-      `WITH RECURSIVE ${STORED_WABAS_CTE}
+      `WITH ${joinedStatusesSql()}
        SELECT count(*)::int AS n FROM events s
        WHERE s.waba IS NULL AND s.kind = 'status'
          AND ${numberOwnerSql(STATUS_BUSINESS_SQL, BYTE_ORDER)} IS NULL
-         AND NOT ${messageStoredSql('s')}`,
+         AND s.key NOT IN (SELECT key FROM joined_statuses)`,
       [],
     );
     return Number((rows[0] as Row).n);
