@@ -200,6 +200,37 @@ describe('PostgreSQL specifics', () => {
     }
   });
 
+  it("a read that waits for a connection the silent server never gives names the pool's wait, not the read's bound", async () => {
+    const proxy = await silenceableProxy();
+    // The pool's own connection timeout is the shortest bound (here the write's, 0.4 s): a read waiting for a
+    // new connection fails after it, long before its own 2 s bound (before: "within 2 s" after 0.4 s).
+    const store = await openPostgresStore(proxy.url, {
+      schema: freshSchema(),
+      writeTimeoutMs: 400,
+      readTimeoutMs: 2_000,
+    });
+    try {
+      proxy.silence();
+      // The idle connection the migration left: the read's own bound.
+      await expect(store.totals({})).rejects.toThrow('the database did not answer the read within 2 s');
+      // That one dropped, the next waits for a new connection.
+      const startedMs = performance.now();
+      const error = await store.totals({}).then(
+        () => null,
+        (thrown: unknown) => thrown,
+      );
+      expect(error).toBeInstanceOf(StoreTimeoutError);
+      expect(error).toMatchObject({
+        message: 'the database did not answer the read within 0.4 s',
+        isConnectionLost: false,
+      });
+      expect(performance.now() - startedMs).toBeLessThan(1_500);
+    } finally {
+      proxy.close();
+      await store.close().catch(() => undefined);
+    }
+  });
+
   it('an ingest held on a lock gives up after its write bound; the server cancels it too; nothing is stored', async () => {
     const name = `wameter_locked_${randomBytes(4).toString('hex')}`;
     const url = new URL(DATABASE_URL);

@@ -1100,11 +1100,14 @@ async function connectWithin(pool: pg.Pool, bound: Bound | number): Promise<pg.P
     return await Promise.race([connecting, late]);
   } catch (error) {
     connecting.then((client) => client.release()).catch(() => undefined);
-    // The pool's own connection timeout (as long as the bound) may say it first.
+    // The pool's own connection timeout may say it first: 10 s at most (openPostgresStore), shorter than a
+    // read's or a rating's bound, so the error names the time it waited, never the longer bound (a read
+    // answered 503 after 10 s once said "within 60 s").
+    const waitedMs = Math.min(ms, pool.options.connectionTimeoutMillis || ms);
     throw error instanceof StoreTimeoutError
       ? error
       : /timeout/i.test(String((error as Error).message))
-        ? new StoreTimeoutError(ms, { isConnectionLost: false, cause: error, operation })
+        ? new StoreTimeoutError(waitedMs, { isConnectionLost: false, cause: error, operation })
         : error;
   } finally {
     clearTimeout(timer);
