@@ -341,8 +341,74 @@ describe('PostgreSQL specifics', () => {
       { version: 12 },
       { version: 13 },
       { version: 14 },
+      { version: 16 },
     ]);
     await Promise.all(stores.map((store) => store.close()));
+  });
+
+  it('migration 16 makes the writer fence: one row, at epoch 0 until a holder of the writer lock advances it', async () => {
+    const schema = freshSchema();
+    await (await openPostgresStore(DATABASE_URL, { schema })).close();
+    await admin!.query(`DELETE FROM ${schema}.schema_migrations WHERE version = 16`);
+    await (await openPostgresStore(DATABASE_URL, { schema })).close(); // again: changes nothing
+    const { rows } = await admin!.query(`SELECT id, epoch::int AS epoch FROM ${schema}.writer_fence`);
+    expect(rows).toEqual([{ id: true, epoch: 0 }]);
+    await expect(admin!.query(`INSERT INTO ${schema}.writer_fence VALUES (false, 0)`)).rejects.toThrow(
+      /check constraint/,
+    );
+  });
+
+  it('checks the writer fence it is given before every ingest and rating, not before reads', async () => {
+    const schema = freshSchema();
+    const fence = {
+      epoch: 1 as number | undefined,
+      fencedOut: (found: number | undefined) => new Error(`fenced out at ${found}`),
+    };
+    await (await openPostgresStore(DATABASE_URL, { schema })).close();
+    await admin!.query(`UPDATE ${schema}.writer_fence SET epoch = 1`);
+    const store = await openPostgresStore(DATABASE_URL, { schema, writerFence: fence });
+    const rating = {
+      id: 'r1',
+      ratedAtMs: 1,
+      reason: 'live',
+      wabas: ['W1'],
+      asOfRules: null,
+      rateCards: [],
+      totals: {},
+    };
+    try {
+      await store.ingestEvents([{ key: 'k1', event: ONE_INBOUND, receivedAtMs: 1, source: 'api' }]);
+      await store.replaceRating(rating, { units: [], pending: [], findings: [] });
+      await admin!.query(`UPDATE ${schema}.writer_fence SET epoch = 2`);
+      const event = { ...ONE_INBOUND, id: 'm2' };
+      await expect(
+        store.ingestEvents([{ key: 'k2', event, receivedAtMs: 2, source: 'api' }]),
+      ).rejects.toThrow('fenced out at 2');
+      await expect(
+        store.ingestBatch([{ raw: null, events: [{ key: 'k2', event, receivedAtMs: 2, source: 'api' }] }]),
+      ).rejects.toThrow('fenced out at 2');
+      await expect(
+        store.replaceRating({ ...rating, id: 'r2' }, { units: [], pending: [], findings: [] }),
+      ).rejects.toThrow('fenced out at 2');
+      await expect(
+        store.applyRatingDiff(
+          { ...rating, id: 'r3' },
+          { units: { upsert: [], delete: [] }, pending: { upsert: [], delete: [] }, findings: [] },
+        ),
+      ).rejects.toThrow('fenced out at 2');
+      await admin!.query(`DELETE FROM ${schema}.writer_fence`);
+      await expect(
+        store.ingestEvents([{ key: 'k2', event, receivedAtMs: 2, source: 'api' }]),
+      ).rejects.toThrow('fenced out at undefined');
+      // Reads check nothing; nothing refused was stored, and the refused transactions left no lock behind.
+      expect(await store.listEvents()).toEqual([ONE_INBOUND]);
+      expect((await store.listRatings(10)).map((r) => r.id)).toEqual(['r1']);
+      await admin!.query(`INSERT INTO ${schema}.writer_fence VALUES (true, 1)`);
+      await store.ingestEvents([{ key: 'k2', event, receivedAtMs: 2, source: 'api' }]);
+      expect(await store.listEvents()).toHaveLength(2);
+    } finally {
+      await store.close();
+    }
   });
 
   it('refuses a schema another wameter migrated further (a rollback), changing nothing', async () => {
@@ -377,6 +443,7 @@ describe('PostgreSQL specifics', () => {
       { version: 12 },
       { version: 13 },
       { version: 14 },
+      { version: 16 },
     ]);
     await store.close();
   });
@@ -729,7 +796,7 @@ describe('PostgreSQL opened read-only (commands that only read: estimate, rerate
     );
     await expect(openPostgresStore(DATABASE_URL, { schema, isReadOnly: true })).rejects.toMatchObject({
       code: 'STORE_NEEDS_MIGRATION',
-      message: `the wameter store in the schema "${schema}" of ${database} is older than this wameter (schema migration 6, 7, 8, 9, 10, 11, 12, 13, 14 not applied yet), and a read-only open does not migrate it`,
+      message: `the wameter store in the schema "${schema}" of ${database} is older than this wameter (schema migration 6, 7, 8, 9, 10, 11, 12, 13, 14, 16 not applied yet), and a read-only open does not migrate it`,
     });
     const { rows } = await admin!.query(`SELECT max(version) AS newest FROM ${schema}.schema_migrations`);
     expect(rows).toEqual([{ newest: 5 }]);
