@@ -25,7 +25,7 @@ export interface OpenStoreOptions {
   isReadOnly?: boolean;
   /**
    * PostgreSQL: the writer fence every write transaction checks (`WriterFence`), for the holder of the writer
-   * lock (`openWriterStore`). SQLite needs none: its lock cannot be lost while its process runs.
+   * lock (`openWriterStore`). SQLite has none: nothing but the end of its process ends its lock.
    */
   writerFence?: WriterFence;
 }
