@@ -238,7 +238,7 @@ async function startService(config: ServiceConfig, options: StartOptions): Promi
     onNotice: (message) => logger.warn(message),
     onLost: (error) => {
       const reason =
-        'the single-writer lock was lost (its database connection ended): another process may now write ratings to this database, so this one stores nothing more';
+        'the single-writer lock was lost (its database session ended, or another process took the lock): another process may now write ratings to this database, so this one stores nothing more';
       blockStore(`${reason}; this service is stopping to be restarted`);
       logger.error(
         `${reason}: stopping once in-flight requests are answered, then exiting ${EXIT_WRITER_LOCK_LOST} so that its supervisor restarts it (the new process takes the lock again)`,

@@ -3,7 +3,7 @@
 
 import { openPostgresStore } from './postgres/postgres-store.js';
 import { openSqliteStore } from './sqlite/sqlite-store.js';
-import type { Store } from './store.js';
+import type { Store, WriterFence } from './store.js';
 
 /**
  * The SQLite file a database URL names (`sqlite:PATH`, `sqlite://PATH`, a bare path), `:memory:` for an
@@ -23,6 +23,11 @@ export interface OpenStoreOptions {
    * migration is refused with a `ReadOnlyOpenError` (`NO_STORE`, `STORE_NEEDS_MIGRATION`).
    */
   isReadOnly?: boolean;
+  /**
+   * PostgreSQL: the writer fence every write transaction checks (`WriterFence`), for the holder of the writer
+   * lock (`openWriterStore`). SQLite has none: nothing but the end of its process ends its lock.
+   */
+  writerFence?: WriterFence;
 }
 
 /**
@@ -33,7 +38,9 @@ export interface OpenStoreOptions {
  */
 export async function openStore(url: string, options: OpenStoreOptions = {}): Promise<Store> {
   const isReadOnly = options.isReadOnly === true;
-  if (/^postgres(ql)?:\/\//i.test(url)) return openPostgresStore(url, { isReadOnly });
+  if (/^postgres(ql)?:\/\//i.test(url)) {
+    return openPostgresStore(url, { isReadOnly, writerFence: options.writerFence });
+  }
   const path = sqlitePathOf(url);
   if (path === undefined) {
     // Only the scheme is repeated: the rest of a URL may hold a password.

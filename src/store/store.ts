@@ -516,6 +516,22 @@ export interface Store {
 }
 
 /**
+ * The writer fence of a PostgreSQL store opened by the holder of the single-writer lock (`openWriterStore`,
+ * docs/storage.md "One writer per database"). The schema's one-row `writer_fence` table holds an epoch that
+ * each new holder of the lock advances, from the lock's own session, once it has the lock. Every write
+ * transaction of the store (ingests, ratings) first reads that row `FOR SHARE`, in the statement that opens
+ * it, and is refused unless the epoch is `epoch`: a new holder's advance waits for every write transaction
+ * under way to end, and a write starting after the advance sees another epoch. So no write of a process that
+ * lost the lock commits after another process took it over, whether or not this process noticed the loss.
+ */
+export interface WriterFence {
+  /** The epoch this process's lock advanced the fence to; undefined until then (every write refused). */
+  epoch: number | undefined;
+  /** The error a write is refused with when the fence is at `found` (undefined: no fence row). */
+  fencedOut(found: number | undefined): Error;
+}
+
+/**
  * A caller's input the store cannot use (a cursor it did not issue, an unknown time zone, a filter value
  * holding a NUL character): the caller's mistake, not the store's, so the server answers 400 with `code`.
  */

@@ -28,7 +28,8 @@ import { compileSources } from '../../test/support/build-server.js';
 import { makeUnwritable } from '../../test/support/unwritable.js';
 import { eventKey } from '../core/events.js';
 import { openStore } from './open-store.js';
-import type { RatingRecord } from './store.js';
+import type { RatingRecord, Store } from './store.js';
+import { billableUnit } from '../../test/support/units.js';
 import {
   acquireWriterLock,
   openWriterStore,
@@ -473,20 +474,38 @@ describe('a writer refused the lock migrates nothing (an older wameter may be ru
     const newest = Number(
       (await admin.query(`SELECT max(version) AS v FROM ${schema}.schema_migrations`)).rows[0].v,
     );
+    // As an older wameter left it: without the newest migration (16, the writer fence).
     await admin.query(
-      `DROP INDEX ${schema}.events_unnamed_business; DELETE FROM ${schema}.schema_migrations WHERE version = ${newest}`,
+      `DROP TABLE ${schema}.writer_fence; DELETE FROM ${schema}.schema_migrations WHERE version = ${newest}`,
+    );
+    const older = Number(
+      (await admin.query(`SELECT max(version) AS v FROM ${schema}.schema_migrations`)).rows[0].v,
     );
     const held = await acquireWriterLock(url.toString(), { command: 'serve' });
     try {
       await expect(openWriterStore(url.toString(), 'serve')).rejects.toThrow(/is rating this database/);
       const { rows } = await admin.query(`SELECT max(version) AS v FROM ${schema}.schema_migrations`);
-      expect(Number(rows[0].v)).toBe(newest - 1);
+      expect(Number(rows[0].v)).toBe(older);
     } finally {
       await held.release();
     }
-    await (await openWriterStore(url.toString(), 'serve')).close();
+    // Its lock taken before the migration that makes the fence: advanced once the store is migrated.
+    const store = await openWriterStore(url.toString(), 'serve');
+    const rating = {
+      id: 'r1',
+      ratedAtMs: 1,
+      reason: 'live',
+      wabas: ['W1'],
+      asOfRules: null,
+      rateCards: [],
+      totals: {},
+    };
+    await store.replaceRating(rating, { units: [], pending: [], findings: [] }); // its epoch: accepted
+    await store.close();
     const { rows } = await admin.query(`SELECT max(version) AS v FROM ${schema}.schema_migrations`);
     expect(Number(rows[0].v)).toBe(newest);
+    const fence = await admin.query(`SELECT epoch::int AS epoch FROM ${schema}.writer_fence`);
+    expect(fence.rows).toEqual([{ epoch: 1 }]);
   });
 });
 
@@ -632,6 +651,132 @@ describe('the writer lock on PostgreSQL (a session advisory lock)', () => {
         { key: eventKey(event), event, receivedAtMs: Date.now(), source: 'test' },
       ]);
       expect(outcome.inserted).toHaveLength(1);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('a write of a process that lost the lock, already under way, never commits after another process took it', async () => {
+    const url = await freshUrl();
+    const schema = new URL(url).searchParams.get('options')!.replace('-c search_path=', '');
+    let lost: Error | undefined;
+    const old = await openWriterStore(url, 'serve', { onLost: (error) => (lost = error) });
+    const rating = (id: string, atMs: number): RatingRecord => ({
+      id,
+      ratedAtMs: atMs,
+      reason: 'rerate',
+      wabas: ['W1'],
+      asOfRules: null,
+      rateCards: [],
+      totals: {},
+    });
+    const holder = new pg.Client({ connectionString: DATABASE_URL });
+    await holder.connect();
+    let next: Store | undefined;
+    try {
+      // The old holder's re-rate, held mid-transaction (its rating row written, its changed units waiting on
+      // a lock), as a large re-rate is still writing when its lock's session ends.
+      await holder.query('BEGIN');
+      await holder.query(`LOCK TABLE ${schema}.rating_changes IN SHARE MODE`);
+      const stale = old
+        .replaceRating(
+          { ...rating('r-old', 1), changedUnits: [{ unit: 'u-old', old: null, new: null }] },
+          { units: [billableUnit({ id: 'u-old', waba: 'W1' })], pending: [], findings: [] },
+        )
+        .then(
+          () => 'committed',
+          (error: unknown) => error,
+        );
+      const deadline = Date.now() + 5_000;
+      const isWaiting = async () =>
+        (
+          await admin.query(
+            `SELECT count(*)::int AS n FROM pg_locks WHERE relation = '${schema}.rating_changes'::regclass AND NOT granted`,
+          )
+        ).rows[0].n > 0;
+      while (!(await isWaiting()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      await admin.query(
+        `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1`,
+        [`wameter serve pid ${process.pid} on ${hostname()}`.slice(0, 63)],
+      );
+      while (!lost && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      expect(lost).toBeInstanceOf(Error);
+
+      // Another process takes the lock and writes its bill: it waits for the old write to end (before the
+      // fence it did not, and the old write, committing after, replaced the new bill with its stale one).
+      const opening = openWriterStore(url, 'serve');
+      const write = (store: Store) =>
+        store.replaceRating(rating('r-new', 2), {
+          units: [billableUnit({ id: 'u-new', waba: 'W1' })],
+          pending: [],
+          findings: [],
+        });
+      const isEarly = await Promise.race([
+        opening.then(() => true),
+        new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 500)),
+      ]);
+      if (isEarly) await write(await opening);
+      await holder.query('ROLLBACK');
+      next = await opening;
+      if (!isEarly) await write(next);
+      const outcome = await stale;
+      // The new holder's bill stands; the old write committed before the new holder's epoch began.
+      expect((await next.queryUnits({}, { limit: 10 })).units.map((unit) => unit.id)).toEqual(['u-new']);
+      expect((await next.listRatings(10)).map((r) => r.id)).toEqual(['r-new', 'r-old']);
+      expect(outcome).toBe('committed');
+      expect(isEarly).toBe(false);
+    } finally {
+      await holder.query('ROLLBACK').catch(() => undefined);
+      await holder.end();
+      await next?.close();
+      await old.close();
+    }
+  });
+
+  it('a store whose lock another process took refuses every write at the database, before it notices the loss', async () => {
+    const url = await freshUrl();
+    const schema = new URL(url).searchParams.get('options')!.replace('-c search_path=', '');
+    let lost: Error | undefined;
+    const store = await openWriterStore(url, 'serve', { onLost: (error) => (lost = error) });
+    try {
+      const record: RatingRecord = {
+        id: 'r1',
+        ratedAtMs: 1,
+        reason: 'live',
+        wabas: ['W1'],
+        asOfRules: null,
+        rateCards: [],
+        totals: {},
+      };
+      await store.replaceRating(record, { units: [], pending: [], findings: [] });
+      // What a new holder does once it has the lock (its own session still alive here: the loss unnoticed,
+      // as when a partition hides it).
+      const { rows } = await admin.query(
+        `UPDATE ${schema}.writer_fence SET epoch = epoch + 1 RETURNING epoch::int AS epoch`,
+      );
+      const event = {
+        kind: 'inbound' as const,
+        atMs: Date.UTC(2025, 9, 1),
+        waba: 'W1',
+        business: 'PN1',
+        user: '919876543210',
+        id: 'wamid.fenced',
+        hasReferral: false,
+      };
+      await expect(
+        store.ingestEvents([{ key: eventKey(event), event, receivedAtMs: 1, source: 'test' }]),
+      ).rejects.toThrow(WriterLockLostError);
+      expect(lost?.message).toBe(
+        `another process took the writer lock: the database's writer fence is at epoch ${rows[0].epoch}, this process's is ${rows[0].epoch - 1}`,
+      );
+      await expect(
+        store.applyRatingDiff(
+          { ...record, id: 'r2' },
+          { units: { upsert: [], delete: [] }, pending: { upsert: [], delete: [] }, findings: [] },
+        ),
+      ).rejects.toThrow(/^the single-writer lock was lost \(another process took the writer lock/);
+      expect((await store.listRatings(10)).map((rating) => rating.id)).toEqual(['r1']);
+      expect(await store.listEvents()).toEqual([]);
     } finally {
       await store.close();
     }

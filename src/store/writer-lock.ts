@@ -21,7 +21,7 @@ import { basename, dirname, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import pg from 'pg';
 import { openStore, sqlitePathOf } from './open-store.js';
-import type { Store } from './store.js';
+import type { Store, WriterFence } from './store.js';
 
 /** Who holds (or asks for) the lock: what the refusal names. */
 export interface WriterLockHolder {
@@ -35,6 +35,13 @@ export interface WriterLockHolder {
 export interface WriterLock {
   /** Where the lock lives, for logs: the lock file, or the PostgreSQL database and schema. */
   readonly where: string;
+  /**
+   * PostgreSQL: the schema's writer fence (`WriterFence`), advanced from the lock's own session — so only
+   * while it holds the lock. Taking the lock advances it already when the schema has its `writer_fence` table
+   * (`epoch`); a store not yet migrated to it has none (`epoch` undefined): `advance()` once it is migrated.
+   * The advance waits for every write transaction still under way (a previous holder's) to end.
+   */
+  readonly fence?: { readonly epoch: number | undefined; advance(): Promise<number> };
   /** Gives the lock up; safe to call again. */
   release(): Promise<void>;
 }
@@ -165,18 +172,25 @@ export async function openWriterStore(
   options: WriterLockOptions = {},
 ): Promise<Store> {
   const state: LockState = { lost: undefined };
-  const take = () =>
-    acquireWriterLock(
-      url,
-      { command },
-      {
-        ...options,
-        onLost: (error) => {
-          state.lost = error;
-          options.onLost?.(error);
-        },
-      },
-    );
+  // Once, whichever says it first: the lock's session ending, or a write the fence refused.
+  const onLost = (error: Error) => {
+    if (state.lost !== undefined) return;
+    state.lost = error;
+    options.onLost?.(error);
+  };
+  // PostgreSQL: every ingest and rating is refused unless the schema's writer fence is at the epoch this
+  // holder advanced it to (set below, once the store is migrated and the lock held).
+  const fence: WriterFence = {
+    epoch: undefined,
+    fencedOut(found) {
+      const cause = new Error(
+        `another process took the writer lock: the database's writer fence is at epoch ${found ?? '(none)'}, this process's is ${fence.epoch ?? '(none yet)'}`,
+      );
+      if (fence.epoch !== undefined) onLost(cause);
+      return new WriterLockLostError(state.lost ?? cause);
+    },
+  };
+  const take = () => acquireWriterLock(url, { command }, { ...options, onLost });
   let lock: WriterLock | undefined;
   try {
     lock = await take();
@@ -187,18 +201,19 @@ export async function openWriterStore(
   }
   let store: Store;
   try {
-    store = await openStore(url);
+    store = await openStore(url, { writerFence: fence });
   } catch (error) {
     await lock?.release();
     throw error;
   }
-  if (lock === undefined) {
-    try {
-      lock = await take();
-    } catch (error) {
-      await store.close();
-      throw error;
-    }
+  try {
+    lock ??= await take();
+    // The fence's table exists now: a lock taken before the migration that made it advances it here.
+    if (lock.fence !== undefined) fence.epoch = lock.fence.epoch ?? (await lock.fence.advance());
+  } catch (error) {
+    await store.close();
+    await lock?.release();
+    throw error;
   }
   return new StoreHoldingWriterLock(store, lock, state);
 }
@@ -222,7 +237,10 @@ interface LockState {
 /**
  * A store that holds the writer lock until it is closed. Every other method is the store's own, except that
  * once the lock is lost, ratings are no longer written (WriterLockLostError): a second writer's rows and this
- * one's diffs would bill messages twice. Events are still stored (idempotent: whoever rates next sees them).
+ * one's diffs would bill messages twice. Events are still stored (idempotent: whoever rates next sees them)
+ * until another process takes the lock. On PostgreSQL the store's writer fence refuses, at the database,
+ * every ingest and rating once another process took the lock, including one this process started before
+ * it noticed the loss (`WriterFence`).
  */
 class StoreHoldingWriterLock implements Store {
   constructor(
@@ -565,6 +583,7 @@ async function acquireAdvisoryLock(
     throw error;
   }
   let schema: string;
+  let epoch: number | undefined;
   try {
     // What a refusal elsewhere names; backend_start gives "since" (this connection is the lock's own).
     await client.query("SELECT set_config('application_name', $1, false)", [
@@ -593,6 +612,15 @@ async function acquireAdvisoryLock(
         found.holder,
       );
     }
+    // Before anything else is written (the migrations too): a previous holder's writes still under way end
+    // first, and none of its later ones commits. A schema not migrated to the fence yet has no table.
+    const hasFence = (
+      await client.query<{ has: boolean }>(
+        `SELECT to_regclass(format('%I.writer_fence', $1::text)) IS NOT NULL AS has`,
+        [schema],
+      )
+    ).rows[0]?.has;
+    if (hasFence === true) epoch = await advanceFence(client, schema);
   } catch (error) {
     isReleased = true;
     await client.end().catch(() => {});
@@ -601,6 +629,15 @@ async function acquireAdvisoryLock(
   isHeld = true;
   return {
     where: `PostgreSQL advisory lock (schema ${schema})`,
+    fence: {
+      get epoch() {
+        return epoch;
+      },
+      async advance() {
+        epoch = await advanceFence(client, schema);
+        return epoch;
+      },
+    },
     async release() {
       if (isReleased) return;
       isReleased = true;
@@ -608,6 +645,20 @@ async function acquireAdvisoryLock(
       await client.end().catch(() => {});
     },
   };
+}
+
+/**
+ * Advances the writer fence of `schema` (`WriterFence`) on the lock's own session, which holds the lock while
+ * it lives: a process whose lock session ended cannot advance it. Waits while any write transaction holds the
+ * fence's row share-locked (a previous holder's, still under way). Makes the row if it was deleted.
+ */
+async function advanceFence(client: pg.Client, schema: string): Promise<number> {
+  const table = `${client.escapeIdentifier(schema)}.writer_fence`;
+  const { rows } = await client.query<{ epoch: string }>(
+    `INSERT INTO ${table} AS f (id, epoch) VALUES (true, 1)
+     ON CONFLICT (id) DO UPDATE SET epoch = f.epoch + 1 RETURNING epoch::text`,
+  );
+  return Number(rows[0]!.epoch);
 }
 
 async function advisoryLockHolder(

@@ -151,8 +151,23 @@ describe('PostgreSQL specifics', () => {
       const units = [billableUnit({ id: 'u1', waba: 'W1' })];
       await store.replaceRating(rating('r1'), { units, pending: [], findings: [] });
       // Connections already open and idle in the pool, as after a busy minute, and new ones alike.
-      await Promise.all([store.queryUnits({}, { limit: 1 }), store.totals({}), store.listFindings({})]);
+      await Promise.all([
+        store.queryUnits({}, { limit: 1 }),
+        store.totals({}),
+        store.listFindings({}),
+        store.listPending({}),
+        store.listRatings(1),
+        store.listWabas(),
+      ]);
       proxy.silence();
+      // A rating: listing a portfolio's events, and writing its units, within the rating's own bound (each on
+      // one of the idle connections: one waiting for a new connection would fail after the pool's own 1 s).
+      for (const list of [() => store.listEvents(), () => store.listEvents(['W1'])]) {
+        await expect(list()).rejects.toThrow('the database did not answer the read within 1.2 s');
+      }
+      await expect(store.replaceRating(rating('r2'), { units, pending: [], findings: [] })).rejects.toThrow(
+        'the database did not finish the write within 1.2 s',
+      );
       // Without the bounds each of these waits for an answer for ever (the connection is idle: TCP has
       // nothing to retransmit, so it never gives up either): this test would time out.
       const reads: [string, () => Promise<unknown>][] = [
@@ -182,18 +197,42 @@ describe('PostgreSQL specifics', () => {
           message: 'the database did not answer the read within 1 s',
         });
       }
-      // A rating: listing a portfolio's events, and writing its units, within the rating's own bound.
-      for (const list of [() => store.listEvents(), () => store.listEvents(['W1'])]) {
-        await expect(list()).rejects.toThrow('the database did not answer the read within 1.2 s');
-      }
-      await expect(store.replaceRating(rating('r2'), { units, pending: [], findings: [] })).rejects.toThrow(
-        'the database did not finish the write within 1.2 s',
-      );
       proxy.speak();
       // Every silent connection was dropped, none handed out again: new ones answer.
       expect((await store.queryUnits({}, { limit: 10 })).units).toHaveLength(1);
       expect(await store.listEvents(['W1'])).toEqual([event]);
       expect((await store.listRatings(10)).map((r) => r.id)).toEqual(['r1']);
+    } finally {
+      proxy.close();
+      await store.close().catch(() => undefined);
+    }
+  });
+
+  it("a read that waits for a connection the silent server never gives names the pool's wait, not the read's bound", async () => {
+    const proxy = await silenceableProxy();
+    // The pool's own connection timeout is the shortest bound (here the write's, 0.4 s): a read waiting for a
+    // new connection fails after it, long before its own 2 s bound (before: "within 2 s" after 0.4 s).
+    const store = await openPostgresStore(proxy.url, {
+      schema: freshSchema(),
+      writeTimeoutMs: 400,
+      readTimeoutMs: 2_000,
+    });
+    try {
+      proxy.silence();
+      // The idle connection the migration left: the read's own bound.
+      await expect(store.totals({})).rejects.toThrow('the database did not answer the read within 2 s');
+      // That one dropped, the next waits for a new connection.
+      const startedMs = performance.now();
+      const error = await store.totals({}).then(
+        () => null,
+        (thrown: unknown) => thrown,
+      );
+      expect(error).toBeInstanceOf(StoreTimeoutError);
+      expect(error).toMatchObject({
+        message: 'the database did not answer the read within 0.4 s',
+        isConnectionLost: false,
+      });
+      expect(performance.now() - startedMs).toBeLessThan(1_500);
     } finally {
       proxy.close();
       await store.close().catch(() => undefined);
@@ -303,8 +342,74 @@ describe('PostgreSQL specifics', () => {
       { version: 13 },
       { version: 14 },
       { version: 15 },
+      { version: 16 },
     ]);
     await Promise.all(stores.map((store) => store.close()));
+  });
+
+  it('migration 16 makes the writer fence: one row, at epoch 0 until a holder of the writer lock advances it', async () => {
+    const schema = freshSchema();
+    await (await openPostgresStore(DATABASE_URL, { schema })).close();
+    await admin!.query(`DELETE FROM ${schema}.schema_migrations WHERE version = 16`);
+    await (await openPostgresStore(DATABASE_URL, { schema })).close(); // again: changes nothing
+    const { rows } = await admin!.query(`SELECT id, epoch::int AS epoch FROM ${schema}.writer_fence`);
+    expect(rows).toEqual([{ id: true, epoch: 0 }]);
+    await expect(admin!.query(`INSERT INTO ${schema}.writer_fence VALUES (false, 0)`)).rejects.toThrow(
+      /check constraint/,
+    );
+  });
+
+  it('checks the writer fence it is given before every ingest and rating, not before reads', async () => {
+    const schema = freshSchema();
+    const fence = {
+      epoch: 1 as number | undefined,
+      fencedOut: (found: number | undefined) => new Error(`fenced out at ${found}`),
+    };
+    await (await openPostgresStore(DATABASE_URL, { schema })).close();
+    await admin!.query(`UPDATE ${schema}.writer_fence SET epoch = 1`);
+    const store = await openPostgresStore(DATABASE_URL, { schema, writerFence: fence });
+    const rating = {
+      id: 'r1',
+      ratedAtMs: 1,
+      reason: 'live',
+      wabas: ['W1'],
+      asOfRules: null,
+      rateCards: [],
+      totals: {},
+    };
+    try {
+      await store.ingestEvents([{ key: 'k1', event: ONE_INBOUND, receivedAtMs: 1, source: 'api' }]);
+      await store.replaceRating(rating, { units: [], pending: [], findings: [] });
+      await admin!.query(`UPDATE ${schema}.writer_fence SET epoch = 2`);
+      const event = { ...ONE_INBOUND, id: 'm2' };
+      await expect(
+        store.ingestEvents([{ key: 'k2', event, receivedAtMs: 2, source: 'api' }]),
+      ).rejects.toThrow('fenced out at 2');
+      await expect(
+        store.ingestBatch([{ raw: null, events: [{ key: 'k2', event, receivedAtMs: 2, source: 'api' }] }]),
+      ).rejects.toThrow('fenced out at 2');
+      await expect(
+        store.replaceRating({ ...rating, id: 'r2' }, { units: [], pending: [], findings: [] }),
+      ).rejects.toThrow('fenced out at 2');
+      await expect(
+        store.applyRatingDiff(
+          { ...rating, id: 'r3' },
+          { units: { upsert: [], delete: [] }, pending: { upsert: [], delete: [] }, findings: [] },
+        ),
+      ).rejects.toThrow('fenced out at 2');
+      await admin!.query(`DELETE FROM ${schema}.writer_fence`);
+      await expect(
+        store.ingestEvents([{ key: 'k2', event, receivedAtMs: 2, source: 'api' }]),
+      ).rejects.toThrow('fenced out at undefined');
+      // Reads check nothing; nothing refused was stored, and the refused transactions left no lock behind.
+      expect(await store.listEvents()).toEqual([ONE_INBOUND]);
+      expect((await store.listRatings(10)).map((r) => r.id)).toEqual(['r1']);
+      await admin!.query(`INSERT INTO ${schema}.writer_fence VALUES (true, 1)`);
+      await store.ingestEvents([{ key: 'k2', event, receivedAtMs: 2, source: 'api' }]);
+      expect(await store.listEvents()).toHaveLength(2);
+    } finally {
+      await store.close();
+    }
   });
 
   it('refuses a schema another wameter migrated further (a rollback), changing nothing', async () => {
@@ -340,6 +445,7 @@ describe('PostgreSQL specifics', () => {
       { version: 13 },
       { version: 14 },
       { version: 15 },
+      { version: 16 },
     ]);
     await store.close();
   });
@@ -692,7 +798,7 @@ describe('PostgreSQL opened read-only (commands that only read: estimate, rerate
     );
     await expect(openPostgresStore(DATABASE_URL, { schema, isReadOnly: true })).rejects.toMatchObject({
       code: 'STORE_NEEDS_MIGRATION',
-      message: `the wameter store in the schema "${schema}" of ${database} is older than this wameter (schema migration 6, 7, 8, 9, 10, 11, 12, 13, 14, 15 not applied yet), and a read-only open does not migrate it`,
+      message: `the wameter store in the schema "${schema}" of ${database} is older than this wameter (schema migration 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16 not applied yet), and a read-only open does not migrate it`,
     });
     const { rows } = await admin!.query(`SELECT max(version) AS newest FROM ${schema}.schema_migrations`);
     expect(rows).toEqual([{ newest: 5 }]);

@@ -72,6 +72,7 @@ import {
   type StoredRawWebhook,
   type UnitFilter,
   type UnitPage,
+  type WriterFence,
   EXPORT_PAGE_SIZE,
   EVENT_KEYS_PER_WABA_SQL,
   EVENT_TRUST_BACKFILL_SQL,
@@ -104,6 +105,8 @@ interface TransactionOptions {
   /** The statement that opens it (default `BEGIN`). */
   begin?: string;
   bound?: Bound;
+  /** A write the writer fence guards (ingests, ratings): refused unless the fence is at this process's epoch. */
+  isFenced?: boolean;
 }
 
 export interface PostgresStoreOptions {
@@ -126,6 +129,11 @@ export interface PostgresStoreOptions {
    * RATING_TIMEOUT_MS).
    */
   ratingTimeoutMs?: number;
+  /**
+   * The writer fence every ingest and rating checks first (`WriterFence`): given by the holder of the writer
+   * lock (`openWriterStore`); none, nothing is checked.
+   */
+  writerFence?: WriterFence;
 }
 
 /**
@@ -435,6 +443,20 @@ const MIGRATIONS: readonly Migration[] = [
     sql: `CREATE INDEX IF NOT EXISTS events_unnamed_business ON events ((payload->>'business'))
       WHERE waba IS NULL AND kind = 'status' AND (payload->>'business') IS NOT NULL;`,
   },
+  {
+    version: 16,
+    name: 'the writer fence: an epoch each new holder of the writer lock advances',
+    // One row. The holder of the writer lock advances the epoch from its lock's session once it has the
+    // lock; each ingest and rating of the store reads it FOR SHARE first and is refused when it is another
+    // holder's (WriterFence, docs/storage.md "One writer per database").
+    sql: `
+      CREATE TABLE IF NOT EXISTS writer_fence (
+        id    boolean PRIMARY KEY DEFAULT true CHECK (id), -- the one row
+        epoch bigint  NOT NULL
+      );
+      INSERT INTO writer_fence (id, epoch) VALUES (true, 0) ON CONFLICT (id) DO NOTHING;
+    `,
+  },
 ];
 
 /** WABAs compared byte-wise, as SQLite compares them (and as `events_business` is sorted). */
@@ -499,6 +521,7 @@ export async function openPostgresStore(url: string, options: PostgresStoreOptio
     writeTimeoutMs = WRITE_TIMEOUT_MS,
     readTimeoutMs = READ_TIMEOUT_MS,
     ratingTimeoutMs = RATING_TIMEOUT_MS,
+    writerFence,
   } = options;
   if (schema !== undefined && !/^[a-z_][a-z0-9_]{0,62}$/.test(schema)) {
     throw new Error(`schema "${schema}" must be a lower-case SQL identifier (letters, digits, _)`);
@@ -517,12 +540,18 @@ export async function openPostgresStore(url: string, options: PostgresStoreOptio
   });
   // An idle client losing its connection must not crash the process; the next query reports it.
   pool.on('error', () => {});
-  const store = new PostgresStore(pool, schema, isReadOnly, {
-    pingMs: pingTimeoutMs,
-    writeMs: writeTimeoutMs,
-    readMs: readTimeoutMs,
-    ratingMs: ratingTimeoutMs,
-  });
+  const store = new PostgresStore(
+    pool,
+    schema,
+    isReadOnly,
+    {
+      pingMs: pingTimeoutMs,
+      writeMs: writeTimeoutMs,
+      readMs: readTimeoutMs,
+      ratingMs: ratingTimeoutMs,
+    },
+    writerFence,
+  );
   try {
     if (isReadOnly) await store.checkReadable();
     else await store.migrate();
@@ -551,6 +580,8 @@ class PostgresStore implements Store {
     /** Opened for a command that only reads: never migrated (its sessions refuse writes too). */
     private readonly isReadOnly: boolean,
     private readonly timeouts: { pingMs: number; writeMs: number; readMs: number; ratingMs: number },
+    /** Checked by every ingest and rating (`WriterFence`); none for a store opened without the writer lock. */
+    private readonly writerFence: WriterFence | undefined,
   ) {}
 
   /** A read of the API: each statement (and the wait for a connection) within `readMs`. */
@@ -696,6 +727,7 @@ class PostgresStore implements Store {
   private ingestTransaction(items: readonly IngestItem[]): Promise<IngestItemOutcome[]> {
     return this.transaction((client) => ingestGroup(client, items), {
       bound: { scope: 'whole', ms: this.timeouts.writeMs, operation: 'write' },
+      isFenced: true,
     });
   }
 
@@ -856,7 +888,11 @@ class PostgresStore implements Store {
 
   /** A rating's write: each statement within `ratingMs` (a large portfolio's rewrite goes in many chunks). */
   private ratingWrite(rating: RatingRecord): TransactionOptions {
-    return { rating, bound: { scope: 'each', ms: this.timeouts.ratingMs, operation: 'write' } };
+    return {
+      rating,
+      bound: { scope: 'each', ms: this.timeouts.ratingMs, operation: 'write' },
+      isFenced: true,
+    };
   }
 
   async listRatings(
@@ -1040,11 +1076,16 @@ class PostgresStore implements Store {
    * and ends the session if the client goes quiet mid-transaction (so that a client cut off by a partition
    * leaves no session holding rows locked). Past its bound it fails with `StoreTimeoutError`; a connection
    * the client stopped waiting on is dropped, never rolled back on.
+   *
+   * `isFenced` (with a writer fence): the statement that opens it also reads the fence's row `FOR SHARE` (no
+   * round trip of its own), and the transaction is refused (`WriterFence.fencedOut`) unless the epoch is this
+   * process's; the row stays share-locked until it ends, so a new holder's advance waits for it.
    */
   private async transaction<T>(
     work: (client: Queryable) => Promise<T>,
-    { rating, begin = 'BEGIN', bound }: TransactionOptions = {},
+    { rating, begin = 'BEGIN', bound, isFenced = false }: TransactionOptions = {},
   ): Promise<T> {
+    const fence = isFenced ? this.writerFence : undefined;
     return this.withClient(async (queries, client, markBroken) => {
       const settings =
         bound === undefined
@@ -1053,8 +1094,16 @@ class PostgresStore implements Store {
             (bound.idleMs === null
               ? ''
               : `; SET LOCAL idle_in_transaction_session_timeout = ${bound.idleMs ?? bound.ms}`);
-      await queries.query(`${begin}${settings}`);
+      // Several statements: pg answers each (an array); the fence's read is the last.
+      const opened = (await queries.query(
+        `${begin}${settings}${fence === undefined ? '' : '; SELECT epoch FROM writer_fence FOR SHARE'}`,
+      )) as pg.QueryResult | pg.QueryResult[];
       try {
+        if (fence !== undefined) {
+          const read = Array.isArray(opened) ? opened[opened.length - 1]! : opened;
+          const found = read.rows[0] === undefined ? undefined : Number((read.rows[0] as Row).epoch);
+          if (fence.epoch === undefined || found !== fence.epoch) throw fence.fencedOut(found);
+        }
         if (rating?.reason === 'live') await queries.query('SET LOCAL synchronous_commit = off');
         const result = await work(queries);
         await queries.query('COMMIT');
@@ -1118,11 +1167,14 @@ async function connectWithin(pool: pg.Pool, bound: Bound | number): Promise<pg.P
     return await Promise.race([connecting, late]);
   } catch (error) {
     connecting.then((client) => client.release()).catch(() => undefined);
-    // The pool's own connection timeout (as long as the bound) may say it first.
+    // The pool's own connection timeout may say it first: 10 s at most (openPostgresStore), shorter than a
+    // read's or a rating's bound, so the error names the time it waited, never the longer bound (a read
+    // answered 503 after 10 s once said "within 60 s").
+    const waitedMs = Math.min(ms, pool.options.connectionTimeoutMillis || ms);
     throw error instanceof StoreTimeoutError
       ? error
       : /timeout/i.test(String((error as Error).message))
-        ? new StoreTimeoutError(ms, { isConnectionLost: false, cause: error, operation })
+        ? new StoreTimeoutError(waitedMs, { isConnectionLost: false, cause: error, operation })
         : error;
   } finally {
     clearTimeout(timer);
