@@ -98,36 +98,40 @@ export interface PendingMessage {
   sentAtMs: number;
 }
 
-export type FindingCode =
-  | 'UNKNOWN_RECIPIENT'
-  | 'MARKET_FROM_CALLING_CODE'
-  | 'MARKET_INFERRED'
-  | 'NO_RATE'
-  | 'NO_RATE_CARD'
-  | 'CATEGORY_FROM_WEBHOOK'
-  | 'UNKNOWN_CATEGORY'
-  | 'STATUS_WITHOUT_USER'
-  | 'READ_RECEIPT_ONLY'
-  | 'RATE_CARD_OF_OTHER_MODEL'
-  | 'REPORTED_RULES'
-  | 'DELIVERED_AND_FAILED'
-  | 'MESSAGE_OF_TWO_WABAS'
-  | 'NUMBER_OF_TWO_WABAS'
-  | 'NO_WINDOW_IN_INPUT'
-  | 'DELIVERED_BEFORE_SENT'
-  | 'LATE_EVENT'
-  | 'TEMPLATE_RECATEGORISED'
-  | 'META_DISAGREES'
-  | 'META_TIER_AHEAD'
-  | 'AUTH_INTERNATIONAL_NO_LOCATION'
-  | 'COPIES_DISAGREE'
-  | 'RECIPIENT_DISAGREES'
-  | 'WABA_UNKNOWN'
-  | 'ERA_NOT_SUPPORTED'
-  | 'GROUP_MESSAGES_NOT_RATED'
-  | 'ACCOUNT_NOT_LISTED'
+/** Every finding's code (a filter names one of them: `GET /v1/findings?code=`). */
+export const FINDING_CODES = [
+  'UNKNOWN_RECIPIENT',
+  'MARKET_FROM_CALLING_CODE',
+  'MARKET_INFERRED',
+  'NO_RATE',
+  'NO_RATE_CARD',
+  'CATEGORY_FROM_WEBHOOK',
+  'UNKNOWN_CATEGORY',
+  'STATUS_WITHOUT_USER',
+  'READ_RECEIPT_ONLY',
+  'RATE_CARD_OF_OTHER_MODEL',
+  'REPORTED_RULES',
+  'DELIVERED_AND_FAILED',
+  'MESSAGE_OF_TWO_WABAS',
+  'NUMBER_OF_TWO_WABAS',
+  'NO_WINDOW_IN_INPUT',
+  'DELIVERED_BEFORE_SENT',
+  'LATE_EVENT',
+  'TEMPLATE_RECATEGORISED',
+  'META_DISAGREES',
+  'META_TIER_AHEAD',
+  'AUTH_INTERNATIONAL_NO_LOCATION',
+  'COPIES_DISAGREE',
+  'RECIPIENT_DISAGREES',
+  'WABA_UNKNOWN',
+  'ERA_NOT_SUPPORTED',
+  'GROUP_MESSAGES_NOT_RATED',
+  'ACCOUNT_NOT_LISTED',
   /** The service's: a WABA's stored bill is a re-rate's under other rules or cards than an on-demand answer's. */
-  | 'BILL_RERATED';
+  'BILL_RERATED',
+] as const;
+
+export type FindingCode = (typeof FINDING_CODES)[number];
 
 export interface Finding {
   code: FindingCode;

@@ -468,6 +468,26 @@ describe('dashboard API: what the pages show', () => {
     expect(own.findings).toHaveLength(1);
     expect(Object.values(own.counts as Record<string, number>).reduce((a, b) => a + b, 0)).toBe(own.total);
     expect(JSON.stringify(own.findings)).not.toContain('999000111333');
+    const code = Object.keys(all.counts as Record<string, number>)[0]!;
+    expect((await json(await service.get(`/v1/findings?code=${code}`, KEY_ALL))).total).toBe(
+      (all.counts as Record<string, number>)[code],
+    );
+    // A code that is none: refused, not answered "no such finding" as if the bill had none.
+    for (const [asked, hint] of [
+      ['NOSUCH', ''],
+      [code.toLowerCase(), ` (did you mean "${code}"?)`],
+    ] as const) {
+      const refused = await service.get(`/v1/findings?code=${asked}`, KEY_ALL);
+      expect(refused.status).toBe(400);
+      expect(await refused.json()).toMatchObject({
+        error: {
+          code: 'BAD_QUERY',
+          message: expect.stringContaining(
+            `"code" "${asked}" is no finding code${hint}; codes: UNKNOWN_RECIPIENT, `,
+          ),
+        },
+      });
+    }
   });
 
   it('estimate: quotes each pasted phone, lists a bad number, and totals equal the lines', async () => {

@@ -19,7 +19,7 @@ import { eraOn, PER_MESSAGE_PRICING_FROM, pricingModelOf } from '../core/eras.js
 import { FREE_CONVERSATIONS_PER_MONTH, FREE_SERVICE_MESSAGES_PER_MONTH } from '../core/eras.js';
 import { formatMicros, MAX_EXACT_AMOUNT, MoneyRangeError, sumMicros, type Micros } from '../core/money.js';
 import { tierRate } from '../core/rate-card.js';
-import type { Era, RateCategory } from '../core/units.js';
+import { FINDING_CODES, type Era, type RateCategory } from '../core/units.js';
 import { createAccountBook } from '../ingest/accounts-file.js';
 import { packageRoot } from '../ingest/rate-card-files.js';
 import {
@@ -634,6 +634,14 @@ export function registerDashboardRoutes(app: Hono<Env>, deps: DashboardDeps): vo
       }
       const scope = waba ? [waba] : scopeOf(apiKey);
       const code = c.req.query('code') || undefined;
+      if (code !== undefined && !(FINDING_CODES as readonly string[]).includes(code)) {
+        // A mistyped code would answer "no such finding", as if the bill had none.
+        const near = FINDING_CODES.find((known) => known === code.toUpperCase());
+        throw new DashboardQueryError(
+          'BAD_QUERY',
+          `"code" ${JSON.stringify(code)} is no finding code${near ? ` (did you mean "${near}"?)` : ''}; codes: ${FINDING_CODES.join(', ')}.`,
+        );
+      }
       const limit = wholeNumber(c.req.query('limit'), 'limit', DEFAULT_FINDINGS_PAGE, 1, MAX_FINDINGS_PAGE);
       const offset = wholeNumber(c.req.query('offset'), 'offset', 0, 0, Number.MAX_SAFE_INTEGER);
       await rating.current(scopeOf(apiKey));

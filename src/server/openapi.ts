@@ -1,7 +1,7 @@
 // The hand-written OpenAPI 3.1 description of every route of app.ts, served at /openapi.json. A test checks
 // that every route the app registers appears here, so the document cannot silently fall behind.
 
-import { ERAS, PRICING_TYPES, UNIT_CATEGORIES } from '../core/units.js';
+import { ERAS, FINDING_CODES, PRICING_TYPES, UNIT_CATEGORIES } from '../core/units.js';
 import { MAX_JSON_DEPTH } from '../ingest/parse-event.js';
 import { ERRORS } from './errors.js';
 import { BODY_BUDGET_ERROR_CODE } from './read-body.js';
@@ -686,7 +686,7 @@ export const openApiDocument = {
         summary: 'Findings of the current rating (unknown numbers, missing rates, categories from webhooks…)',
         parameters: [
           { name: 'waba', in: 'query', schema: { type: 'string' } },
-          { name: 'code', in: 'query', schema: { type: 'string' } },
+          { name: 'code', in: 'query', schema: { type: 'string', enum: [...FINDING_CODES] } },
           { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 1000 } },
           { name: 'offset', in: 'query', schema: { type: 'integer', minimum: 0 } },
         ],
