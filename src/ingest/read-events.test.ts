@@ -1405,6 +1405,56 @@ describe('an array written one element per line after NDJSON lines (elements in 
   });
 });
 
+describe('an array written one element per line among other documents of a file that starts one', () => {
+  const element = (id: string) => JSON.stringify(statusBody(id));
+  const array = ['[', `${element('s1')},`, '{bad},', `${element('s2')},`, element('s3'), ']'];
+  const brokenAt = (errors: SourceError[]) => errors.map((e) => ['line' in e && e.line, e.message]);
+  const elementError = (line: number, lines: string) =>
+    expect.stringMatching(
+      new RegExp(
+        `^line ${line} \\(element 1 of the array at lines ${lines}\\) is not valid JSON: .*; the other elements were read$`,
+      ),
+    );
+
+  it('then an NDJSON line: the broken element is the one error, every other element read', async () => {
+    const text = [...array, inbound('in1')].join('\n');
+    const { events, errors } = await collect([await write('array-then-line.ndjson', text + '\n')]);
+    expect(ids(events)).toEqual(['s1', 's2', 's3', 'in1']);
+    expect(brokenAt(errors)).toEqual([[3, elementError(3, '1–6')]]);
+  });
+
+  it('then a pretty-printed body, or after one: the broken element is the one error', async () => {
+    const after = [...array, pretty(statusBody('s4'))].join('\n');
+    const one = await collect([await write('array-then-body.json', after + '\n')]);
+    expect(ids(one.events)).toEqual(['s1', 's2', 's3', 's4']);
+    expect(brokenAt(one.errors)).toEqual([[3, elementError(3, '1–6')]]);
+    const body = pretty(statusBody('s0'));
+    const before = [body, ...array].join('\n');
+    const two = await collect([await write('body-then-array.json', before + '\n')]);
+    const first = body.split('\n').length + 1;
+    expect(ids(two.events)).toEqual(['s0', 's1', 's2', 's3']);
+    expect(brokenAt(two.errors)).toEqual([[first + 2, elementError(first + 2, `${first}–${first + 5}`)]]);
+  });
+
+  it('never closed: its "[" is the one error, every element read, with or without a last comma', async () => {
+    for (const last of [element('s3'), `${element('s3')},`]) {
+      const text = ['[', `${element('s1')},`, `${element('s2')},`, last].join('\n');
+      const file = await write('array-open-first.ndjson', text + '\n');
+      const { events, errors } = await collect([file]);
+      expect(ids(events)).toEqual(['s1', 's2', 's3']);
+      expect(errors).toEqual([
+        {
+          code: 'MALFORMED_LINE',
+          file,
+          line: 1,
+          message:
+            'line 1 opens an array, one element a line, that no "]" line closes; its elements (lines 2–4) were read: add the "]"',
+        },
+      ]);
+    }
+  });
+});
+
 describe('an error inside a body spread over several lines names the line of the field at fault', () => {
   /** The 1-based line of `text` where `needle` first occurs after `from` (a string, searched for as written). */
   const lineOf = (text: string, needle: string, from = 0) =>
