@@ -1279,7 +1279,7 @@ function isEmptyValue(line: string, start: number, end: number): boolean {
  * with `{` or `[` after the array's `[` or an element ending with its comma, or itself ending with one (so that
  * NDJSON lines after a stray `[`, which end with none, end the run at the second of them).
  */
-function isNextArrayLine(previous: string, line: string): boolean {
+export function isNextArrayLine(previous: string, line: string): boolean {
   const trimmed = line.trim();
   if (trimmed === ']') return true;
   if (!trimmed.startsWith('{') && !trimmed.startsWith('[')) return false;
