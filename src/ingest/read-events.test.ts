@@ -1403,6 +1403,40 @@ describe('an array written one element per line after NDJSON lines (elements in 
       },
     ]);
   });
+
+  it('an array never closed, then a line that is no element of it: its "[" named, its elements and that line read', async () => {
+    for (const after of [inbound('in1'), 'garbage']) {
+      const text = [element('s1'), '[', `${element('s2')},`, element('s3'), after, element('s4')].join('\n');
+      const file = await write('array-open-then-line.ndjson', text);
+      const { events, errors } = await collect([file]);
+      expect(ids(events)).toEqual(['s1', 's2', 's3', ...(after === 'garbage' ? [] : ['in1']), 's4']);
+      expect(errors.map((e) => ['line' in e && e.line, e.message])).toEqual([
+        [
+          2,
+          'line 2 opens an array, one element a line, that no "]" line closes; its elements (lines 3–4) were read: add the "]"',
+        ],
+        ...(after === 'garbage' ? [[5, expect.stringMatching(/^line 5 is not valid JSON/)]] : []),
+      ]);
+    }
+  });
+
+  it('a broken element that closes more brackets than it opens costs only its line', async () => {
+    const text = [
+      element('s1'),
+      '[',
+      `${element('s2')}},`,
+      `${element('s3')},`,
+      element('s4'),
+      ']',
+      element('s5'),
+    ];
+    const file = await write('array-element-closes-more.ndjson', text.join('\n'));
+    const { events, errors } = await collect([file]);
+    expect(ids(events)).toEqual(['s1', 's3', 's4', 's5']);
+    expect(errors.map((e) => ['line' in e && e.line, e.message])).toEqual([
+      [3, expect.stringMatching(/^line 3 \(element 0 of the array at lines 2–6\) is not valid JSON/)],
+    ]);
+  });
 });
 
 describe('an array written one element per line among other documents of a file that starts one', () => {

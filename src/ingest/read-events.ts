@@ -654,11 +654,22 @@ class SourceReader {
         this.readLine(line, lineNo);
         return;
       }
-      run.isArrayOfLines = isNextArrayLine(previous, line);
+      if (!isNextArrayLine(previous, line)) {
+        // Elements that end with their commas, then a line that is none: an array never closed (cut, or its
+        // `]` lost), named at its `[`, its elements read. Without a comma it was a stray `[` before NDJSON lines.
+        if (run.lines.some((held, i) => i > 0 && held.trimEnd().endsWith(','))) {
+          this.resolveRun();
+          this.readLine(line, lineNo);
+          return;
+        }
+        run.isArrayOfLines = false;
+      }
     }
-    // An element of an array written one element per line starts in column 1 too: it goes on the run.
+    // An element of an array written one element per line starts in column 1 too: it goes on the run, and
+    // the array goes on, whatever its brackets (a broken element may close more than it opens), to its `]`.
     const isNewDocument = (first === OPEN_BRACE || first === OPEN_BRACKET) && !run.isArrayOfLines;
-    if (isNewDocument || run.depth <= 0 || run.chars > this.maxDocumentBytes) {
+    const isClosed = run.depth <= 0 && !run.isArrayOfLines;
+    if (isNewDocument || isClosed || run.chars > this.maxDocumentBytes) {
       this.resolveRun();
       this.readLine(line, lineNo);
       return;

@@ -624,6 +624,21 @@ describe('POST /v1/events', () => {
           'opens an array, one element a line, that no "]" line closes; its elements (lines 2–3) were read: add the "]"',
       },
     ]);
+    // Never closed, then a line that is no element: the same, and that line read on its own.
+    const [g, h] = conversationLines('W1', 'PN1', '919876543212', 'wamid.g').map((line) =>
+      JSON.stringify(line),
+    );
+    const cut = await json(await service.postEvents(['[', `${g},`, h, 'garbage', d].join('\n')));
+    expect(cut).toMatchObject({ accepted: 2, duplicates: 1 });
+    expect((cut.rejected as { line: number; error: string }[]).map((r) => [r.line, r.error])).toEqual([
+      [
+        1,
+        expect.stringMatching(
+          /^opens an array, one element a line, that no "]" line closes; its elements \(lines 2–3\)/,
+        ),
+      ],
+      [4, expect.stringMatching(/^Unexpected token/)],
+    ]);
     // A stray "[" before NDJSON lines costs only itself, as before.
     const stray = await json(await service.postEvents([d, '[', a, b].join('\n')));
     expect(stray).toMatchObject({ accepted: 0, duplicates: 3 });

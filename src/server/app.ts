@@ -1858,12 +1858,22 @@ function* bodyItems(
    * An array written one element per line (`[` alone, then lines that each start with `{` or `[`, then `]`),
    * as the file reader takes it among NDJSON lines (read-events.ts `isNextArrayLine`): looked over from its
    * `[` line to its `]` line or the body's end, then read element by element, each at its own line, so that
-   * a broken element costs only itself. A line that cannot follow (NDJSON lines after a stray `[`) ends it:
-   * the lines looked over are then read as the lines they are. Only where it starts and how many elements it
+   * a broken element costs only itself. A line that cannot follow ends it: as an array never closed when an
+   * element ended with its comma, else (NDJSON lines after a stray `[`) the lines looked over are read as the
+   * lines they are. Only where it starts and how many elements it
    * has are held, and its lines are read again from there: a body of millions of lines holds no copy of them.
    */
   let array:
-    { text: string; line: number; next: number; count: number; previous: string; last: number } | undefined;
+    | {
+        text: string;
+        line: number;
+        next: number;
+        count: number;
+        hasComma: boolean;
+        previous: string;
+        last: number;
+      }
+    | undefined;
   for (const { text: lineText, line, next } of bodyLines(body)) {
     const trimmed = lineText.trim();
     if (trimmed === '') continue;
@@ -1872,6 +1882,7 @@ function* bodyItems(
       if (isNextArrayLine(held.previous, lineText)) {
         if (trimmed !== ']') {
           held.count += 1;
+          held.hasComma ||= lineText.trimEnd().endsWith(',');
           held.previous = lineText;
           held.last = line;
           continue;
@@ -1884,17 +1895,28 @@ function* bodyItems(
         }
       }
       array = undefined;
-      readLine(held.text, held.line);
-      yield* items;
-      items.length = 0;
-      for (const { text, line: heldLine } of nonBlankBodyLines(body, held.next, held.line + 1, held.count)) {
-        readLine(text, heldLine);
+      if (held.hasComma) {
+        // Elements that end with their commas, then a line that is none: an array never closed.
+        const elements = nonBlankBodyLines(body, held.next, held.line + 1, held.count);
+        yield* arrayOfLinesItems(elements, held, isListed, hasInvalidUtf8, true);
+      } else {
+        readLine(held.text, held.line);
         yield* items;
         items.length = 0;
+        for (const { text, line: heldLine } of nonBlankBodyLines(
+          body,
+          held.next,
+          held.line + 1,
+          held.count,
+        )) {
+          readLine(text, heldLine);
+          yield* items;
+          items.length = 0;
+        }
       }
     }
     if (trimmed === '[') {
-      array = { text: lineText, line, next, count: 0, previous: lineText, last: line };
+      array = { text: lineText, line, next, count: 0, hasComma: false, previous: lineText, last: line };
       continue;
     }
     readLine(lineText, line);
