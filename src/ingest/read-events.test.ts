@@ -1470,6 +1470,49 @@ describe('an array written one element per line among other documents of a file 
     expect(brokenAt(two.errors)).toEqual([[first + 2, elementError(first + 2, `${first}–${first + 5}`)]]);
   });
 
+  it('never closed, then a pretty-printed body: its "[" and the broken element named, the body read', async () => {
+    const text = ['[', `${element('s1')},`, '{bad},', `${element('s2')},`, pretty(statusBody('s3'))].join(
+      '\n',
+    );
+    const { events, errors } = await collect([await write('array-open-then-body.json', text + '\n')]);
+    expect(ids(events)).toEqual(['s1', 's2', 's3']);
+    expect(brokenAt(errors)).toEqual([
+      [
+        1,
+        expect.stringMatching(
+          /^line 1 opens an array, one element a line, that no "]" line closes; its elements \(lines 2–4\)/,
+        ),
+      ],
+      [3, expect.stringMatching(/^line 3 \(element 1 of the array opened at line 1\) is not valid JSON/)],
+    ]);
+  });
+
+  it('a pretty-printed array of arrays of one-line elements, after a line or a broken document, is read as before', async () => {
+    const nested = [
+      '[',
+      '  [',
+      `    ${element('s1')},`,
+      `    ${element('s2')}`,
+      '  ],',
+      '  [',
+      `    ${element('s3')}`,
+      '  ]',
+      ']',
+    ];
+    for (const first of [inbound('in1'), '{broken']) {
+      const { errors } = await collect([await write('nested-arrays.ndjson', [first, ...nested].join('\n'))]);
+      expect(errors.map((e) => e.code)).toEqual([
+        ...(first === '{broken' ? ['MALFORMED_LINE'] : []),
+        'BAD_EVENT',
+        'BAD_EVENT',
+      ]);
+      expect(errors.filter((e) => e.code === 'BAD_EVENT').map((e) => e.message)).toEqual([
+        expect.stringMatching(/\[0\]: expected an event line .* not an array$/),
+        expect.stringMatching(/\[1\]: expected an event line .* not an array$/),
+      ]);
+    }
+  });
+
   it('never closed: its "[" is the one error, every element read, with or without a last comma', async () => {
     for (const last of [element('s3'), `${element('s3')},`]) {
       const text = ['[', `${element('s1')},`, `${element('s2')},`, last].join('\n');

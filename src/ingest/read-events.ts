@@ -655,9 +655,11 @@ class SourceReader {
         return;
       }
       if (!isNextArrayLine(previous, line)) {
-        // Elements that end with their commas, then a line that is none: an array never closed (cut, or its
-        // `]` lost), named at its `[`, its elements read. Without a comma it was a stray `[` before NDJSON lines.
-        if (run.lines.some((held, i) => i > 0 && held.trimEnd().endsWith(','))) {
+        // Elements that end with their commas, then a line that is none (nor the inside of a pretty-printed
+        // document): an array never closed (cut, or its `]` lost), named at its `[`, its elements read.
+        // Without a comma it was a stray `[` before NDJSON lines.
+        const hasComma = run.lines.some((held, i) => i > 0 && held.trimEnd().endsWith(','));
+        if (hasComma && !isInsideDocumentLine(line)) {
           this.resolveRun();
           this.readLine(line, lineNo);
           return;
@@ -1294,9 +1296,21 @@ export function isNextArrayLine(previous: string, line: string): boolean {
   const trimmed = line.trim();
   if (trimmed === ']') return true;
   if (!trimmed.startsWith('{') && !trimmed.startsWith('[')) return false;
+  // `{` or `[` alone opens a document spread over lines (a pretty-printed body), never a whole element.
+  if (trimmed.length === 1) return false;
   const before = previous.trimEnd();
   // An element ending with its comma is inside an array too, whatever the line before missed (named later).
   return before.endsWith(',') || before.trim() === '[' || trimmed.endsWith(',');
+}
+
+/**
+ * Whether `line` can only be the inside or the end of a document spread over lines: it starts with white space
+ * (a pretty-printer indents what is inside) or closes a bracket (`}`, `],`). A line that ends an array written
+ * one element per line never is one: an NDJSON line, or anything else in column 1.
+ */
+export function isInsideDocumentLine(line: string): boolean {
+  const first = line.charCodeAt(0);
+  return first === 0x20 || first === 0x09 || first === CLOSE_BRACE || first === CLOSE_BRACKET;
 }
 
 function opensDocument(line: string): boolean {
@@ -1418,7 +1432,11 @@ function arrayOfLinesEnd(text: string, at: number): number {
     lineEndAt = lineEnd(text, start);
     const line = text.slice(start, lineEndAt);
     if (isBlank(line)) continue;
-    if (!isNextArrayLine(previous, line)) break;
+    if (!isNextArrayLine(previous, line)) {
+      // Indented, or closing what an element opened: a pretty-printed document, not such an array.
+      if (isInsideDocumentLine(line)) return -1;
+      break;
+    }
     if (line.trim() === ']') return end === -1 ? -1 : start + line.indexOf(']') + 1;
     previous = line;
     end = start + line.trimEnd().length;
