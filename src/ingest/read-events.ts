@@ -1354,7 +1354,7 @@ function splitDocuments(text: string, isRecovering = true, from = 0): Array<{ st
   return documents;
 }
 
-/** A document of a file or run cut by `splitDocuments`; `isArrayOfLines`: an array written one element a line. */
+/** A document of a file or run, as `splitDocuments` cuts them. */
 interface DocumentPiece {
   start: number;
   end: number;

@@ -1860,8 +1860,8 @@ function* bodyItems(
    * `[` line to its `]` line or the body's end, then read element by element, each at its own line, so that
    * a broken element costs only itself. A line that cannot follow ends it: as an array never closed when an
    * element ended with its comma, else (NDJSON lines after a stray `[`) the lines looked over are read as the
-   * lines they are. Only where it starts and how many elements it
-   * has are held, and its lines are read again from there: a body of millions of lines holds no copy of them.
+   * lines they are. Only where it starts and how many elements it has are held, and its lines are read again
+   * from there: a body of millions of lines holds no copy of them.
    */
   let array:
     | {
@@ -1935,10 +1935,11 @@ function* bodyItems(
 }
 
 /**
- * The items of an array written one element per line, its `[` on line `array.line` and its elements on `lines`
- * (each with its comma, or none), the last on line `array.last`: each element at its own line, named `[k]: `; one that does not parse is
- * an error of its line alone. `isOpenEnd`: no `]` line closes it, which is an error of its `[` line. As for
- * lines, an element that cannot be an event is parsed only when `isListed(line)` (asked as it is reached).
+ * The items of an array written one element per line, its `[` on line `array.line` and its elements on
+ * `lines` (each with its comma, or none), the last on line `array.last`: each element at its own line, named
+ * `[k]: `; one that does not parse is an error of its line alone. `isOpenEnd`: no `]` line closes it, which is
+ * an error of its `[` line. As for lines, an element that cannot be an event is parsed only when
+ * `isListed(line)` (asked as it is reached).
  */
 function* arrayOfLinesItems(
   lines: Iterable<{ text: string; line: number }>,
