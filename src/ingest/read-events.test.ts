@@ -1403,6 +1403,133 @@ describe('an array written one element per line after NDJSON lines (elements in 
       },
     ]);
   });
+
+  it('an array never closed, then a line that is no element of it: its "[" named, its elements and that line read', async () => {
+    for (const after of [inbound('in1'), 'garbage']) {
+      const text = [element('s1'), '[', `${element('s2')},`, element('s3'), after, element('s4')].join('\n');
+      const file = await write('array-open-then-line.ndjson', text);
+      const { events, errors } = await collect([file]);
+      expect(ids(events)).toEqual(['s1', 's2', 's3', ...(after === 'garbage' ? [] : ['in1']), 's4']);
+      expect(errors.map((e) => ['line' in e && e.line, e.message])).toEqual([
+        [
+          2,
+          'line 2 opens an array, one element a line, that no "]" line closes; its elements (lines 3–4) were read: add the "]"',
+        ],
+        ...(after === 'garbage' ? [[5, expect.stringMatching(/^line 5 is not valid JSON/)]] : []),
+      ]);
+    }
+  });
+
+  it('a broken element that closes more brackets than it opens costs only its line', async () => {
+    const text = [
+      element('s1'),
+      '[',
+      `${element('s2')}},`,
+      `${element('s3')},`,
+      element('s4'),
+      ']',
+      element('s5'),
+    ];
+    const file = await write('array-element-closes-more.ndjson', text.join('\n'));
+    const { events, errors } = await collect([file]);
+    expect(ids(events)).toEqual(['s1', 's3', 's4', 's5']);
+    expect(errors.map((e) => ['line' in e && e.line, e.message])).toEqual([
+      [3, expect.stringMatching(/^line 3 \(element 0 of the array at lines 2–6\) is not valid JSON/)],
+    ]);
+  });
+});
+
+describe('an array written one element per line among other documents of a file that starts one', () => {
+  const element = (id: string) => JSON.stringify(statusBody(id));
+  const array = ['[', `${element('s1')},`, '{bad},', `${element('s2')},`, element('s3'), ']'];
+  const brokenAt = (errors: SourceError[]) => errors.map((e) => ['line' in e && e.line, e.message]);
+  const elementError = (line: number, lines: string) =>
+    expect.stringMatching(
+      new RegExp(
+        `^line ${line} \\(element 1 of the array at lines ${lines}\\) is not valid JSON: .*; the other elements were read$`,
+      ),
+    );
+
+  it('then an NDJSON line: the broken element is the one error, every other element read', async () => {
+    const text = [...array, inbound('in1')].join('\n');
+    const { events, errors } = await collect([await write('array-then-line.ndjson', text + '\n')]);
+    expect(ids(events)).toEqual(['s1', 's2', 's3', 'in1']);
+    expect(brokenAt(errors)).toEqual([[3, elementError(3, '1–6')]]);
+  });
+
+  it('then a pretty-printed body, or after one: the broken element is the one error', async () => {
+    const after = [...array, pretty(statusBody('s4'))].join('\n');
+    const one = await collect([await write('array-then-body.json', after + '\n')]);
+    expect(ids(one.events)).toEqual(['s1', 's2', 's3', 's4']);
+    expect(brokenAt(one.errors)).toEqual([[3, elementError(3, '1–6')]]);
+    const body = pretty(statusBody('s0'));
+    const before = [body, ...array].join('\n');
+    const two = await collect([await write('body-then-array.json', before + '\n')]);
+    const first = body.split('\n').length + 1;
+    expect(ids(two.events)).toEqual(['s0', 's1', 's2', 's3']);
+    expect(brokenAt(two.errors)).toEqual([[first + 2, elementError(first + 2, `${first}–${first + 5}`)]]);
+  });
+
+  it('never closed, then a pretty-printed body: its "[" and the broken element named, the body read', async () => {
+    const text = ['[', `${element('s1')},`, '{bad},', `${element('s2')},`, pretty(statusBody('s3'))].join(
+      '\n',
+    );
+    const { events, errors } = await collect([await write('array-open-then-body.json', text + '\n')]);
+    expect(ids(events)).toEqual(['s1', 's2', 's3']);
+    expect(brokenAt(errors)).toEqual([
+      [
+        1,
+        expect.stringMatching(
+          /^line 1 opens an array, one element a line, that no "]" line closes; its elements \(lines 2–4\)/,
+        ),
+      ],
+      [3, expect.stringMatching(/^line 3 \(element 1 of the array opened at line 1\) is not valid JSON/)],
+    ]);
+  });
+
+  it('a pretty-printed array of arrays of one-line elements, after a line or a broken document, is read as before', async () => {
+    const nested = [
+      '[',
+      '  [',
+      `    ${element('s1')},`,
+      `    ${element('s2')}`,
+      '  ],',
+      '  [',
+      `    ${element('s3')}`,
+      '  ]',
+      ']',
+    ];
+    for (const first of [inbound('in1'), '{broken']) {
+      const { errors } = await collect([await write('nested-arrays.ndjson', [first, ...nested].join('\n'))]);
+      expect(errors.map((e) => e.code)).toEqual([
+        ...(first === '{broken' ? ['MALFORMED_LINE'] : []),
+        'BAD_EVENT',
+        'BAD_EVENT',
+      ]);
+      expect(errors.filter((e) => e.code === 'BAD_EVENT').map((e) => e.message)).toEqual([
+        expect.stringMatching(/\[0\]: expected an event line .* not an array$/),
+        expect.stringMatching(/\[1\]: expected an event line .* not an array$/),
+      ]);
+    }
+  });
+
+  it('never closed: its "[" is the one error, every element read, with or without a last comma', async () => {
+    for (const last of [element('s3'), `${element('s3')},`]) {
+      const text = ['[', `${element('s1')},`, `${element('s2')},`, last].join('\n');
+      const file = await write('array-open-first.ndjson', text + '\n');
+      const { events, errors } = await collect([file]);
+      expect(ids(events)).toEqual(['s1', 's2', 's3']);
+      expect(errors).toEqual([
+        {
+          code: 'MALFORMED_LINE',
+          file,
+          line: 1,
+          message:
+            'line 1 opens an array, one element a line, that no "]" line closes; its elements (lines 2–4) were read: add the "]"',
+        },
+      ]);
+    }
+  });
 });
 
 describe('an error inside a body spread over several lines names the line of the field at fault', () => {

@@ -654,11 +654,24 @@ class SourceReader {
         this.readLine(line, lineNo);
         return;
       }
-      run.isArrayOfLines = isNextArrayLine(previous, line);
+      if (!isNextArrayLine(previous, line)) {
+        // Elements that end with their commas, then a line that is none (nor the inside of a pretty-printed
+        // document): an array never closed (cut, or its `]` lost), named at its `[`, its elements read.
+        // Without a comma it was a stray `[` before NDJSON lines.
+        const hasComma = run.lines.some((held, i) => i > 0 && held.trimEnd().endsWith(','));
+        if (hasComma && !isInsideDocumentLine(line)) {
+          this.resolveRun();
+          this.readLine(line, lineNo);
+          return;
+        }
+        run.isArrayOfLines = false;
+      }
     }
-    // An element of an array written one element per line starts in column 1 too: it goes on the run.
+    // An element of an array written one element per line starts in column 1 too: it goes on the run, and
+    // the array goes on, whatever its brackets (a broken element may close more than it opens), to its `]`.
     const isNewDocument = (first === OPEN_BRACE || first === OPEN_BRACKET) && !run.isArrayOfLines;
-    if (isNewDocument || run.depth <= 0 || run.chars > this.maxDocumentBytes) {
+    const isClosed = run.depth <= 0 && !run.isArrayOfLines;
+    if (isNewDocument || isClosed || run.chars > this.maxDocumentBytes) {
       this.resolveRun();
       this.readLine(line, lineNo);
       return;
@@ -762,7 +775,8 @@ class SourceReader {
     try {
       value = JSON.parse(text);
     } catch (error) {
-      if (this.readArrayOfLines(text)) return;
+      // An array never closed is read too (its `[` named): the file may have been cut after any element.
+      if (this.readArrayOfLines(text, 1, 'the document', true)) return;
       // NDJSON whose first line is broken: the other lines stand alone, so read it line by line.
       if (secondValueStandsAlone(text)) {
         this.mode = 'lines';
@@ -773,12 +787,9 @@ class SourceReader {
       }
       // Several documents one after the other (`cat a.json b.json`): each is read on its own. Cut by their
       // brackets (a body wrapped by hand may start a line with `{`); a piece that does not parse so is cut
-      // again where a line starts with `{` in column 1, so that a broken one costs no other.
-      const documents = splitDocuments(text, false).flatMap((piece) =>
-        parses(text.slice(piece.start, piece.end))
-          ? [piece]
-          : splitDocuments(text.slice(0, piece.end), true, piece.start),
-      );
+      // again where a line starts with `{` in column 1, so that a broken one costs no other. An array written
+      // one element per line among them is read element by element (`splitDocumentsOfFile`).
+      const documents = splitDocumentsOfFile(text);
       if (documents.length > 1) {
         this.readSequence(text, documents, 1, 'document');
         return;
@@ -820,8 +831,8 @@ class SourceReader {
    * start with `{` or `[` (one element, and its comma), then `]` — is read element by element, so that one
    * broken element is one error at its line and costs nothing else. Answers false, reading nothing, when
    * `text` is not shaped so (a pretty-printed element spreads over lines that start otherwise). `text` starts
-   * at line `firstLine` of the file (a run of NDJSON lines, or the whole file); `what` names it in errors;
-   * `isOpenEndRead`: an array no `]` line closes is read too, with one error at its `[`.
+   * at line `firstLine` of the file (a run of NDJSON lines, one of its documents, or the whole file); `what`
+   * names it in errors; `isOpenEndRead`: an array no `]` line closes is read too, with one error at its `[`.
    */
   private readArrayOfLines(
     text: string,
@@ -907,14 +918,19 @@ class SourceReader {
    */
   private readSequence(
     text: string,
-    documents: ReadonlyArray<{ start: number; end: number }>,
+    documents: ReadonlyArray<DocumentPiece>,
     firstLine: number,
     context: 'document' | 'lines',
   ): void {
     const cursor = new LineCursor(text, firstLine);
     let lastReportedLine = 0;
-    for (const { start, end } of documents) {
+    for (const { start, end, isArrayOfLines } of documents) {
       const startLine = cursor.locate(start).line;
+      if (isArrayOfLines === true) {
+        // Its lines do not parse together: each element at its own line, a broken one named alone.
+        const what = context === 'document' ? 'the document' : 'the array';
+        if (this.readArrayOfLines(text.slice(start, end), startLine, what, true)) continue;
+      }
       let value: unknown;
       try {
         value = JSON.parse(text.slice(start, end));
@@ -1276,13 +1292,25 @@ function isEmptyValue(line: string, start: number, end: number): boolean {
  * with `{` or `[` after the array's `[` or an element ending with its comma, or itself ending with one (so that
  * NDJSON lines after a stray `[`, which end with none, end the run at the second of them).
  */
-function isNextArrayLine(previous: string, line: string): boolean {
+export function isNextArrayLine(previous: string, line: string): boolean {
   const trimmed = line.trim();
   if (trimmed === ']') return true;
   if (!trimmed.startsWith('{') && !trimmed.startsWith('[')) return false;
+  // `{` or `[` alone opens a document spread over lines (a pretty-printed body), never a whole element.
+  if (trimmed.length === 1) return false;
   const before = previous.trimEnd();
   // An element ending with its comma is inside an array too, whatever the line before missed (named later).
   return before.endsWith(',') || before.trim() === '[' || trimmed.endsWith(',');
+}
+
+/**
+ * Whether `line` can only be the inside or the end of a document spread over lines: it starts with white space
+ * (a pretty-printer indents what is inside) or closes a bracket (`}`, `],`). A line that ends an array written
+ * one element per line never is one: an NDJSON line, or anything else in column 1.
+ */
+export function isInsideDocumentLine(line: string): boolean {
+  const first = line.charCodeAt(0);
+  return first === 0x20 || first === 0x09 || first === CLOSE_BRACE || first === CLOSE_BRACKET;
 }
 
 function opensDocument(line: string): boolean {
@@ -1324,6 +1352,96 @@ function splitDocuments(text: string, isRecovering = true, from = 0): Array<{ st
     at = skipBlank(text, end);
   }
   return documents;
+}
+
+/** A document of a file or run, as `splitDocuments` cuts them. */
+interface DocumentPiece {
+  start: number;
+  end: number;
+  /** The piece is such an array, which does not parse whole (a broken element, a comma missing, no `]`). */
+  isArrayOfLines?: boolean;
+}
+
+/**
+ * Cuts a file that is not one document into its documents: by their brackets, a piece that does not parse so
+ * cut again as `splitDocuments` recovers. A piece starting with a line that is `[` alone, then elements one a
+ * line (`arrayOfLinesEnd`), is that array, to its `]` line or its last element: when it does not parse it is
+ * read element by element, never cut at each element's `{` (which would name every element's comma).
+ * Linear: each line is looked at a bounded number of times.
+ */
+function splitDocumentsOfFile(text: string): DocumentPiece[] {
+  const pieces: DocumentPiece[] = [];
+  /** Pushes the array of lines at `at`, if one starts there; returns where the next piece starts, or -1. */
+  const array = (at: number): number => {
+    const end = arrayOfLinesEnd(text, at);
+    if (end === -1) return -1;
+    pieces.push(parses(text.slice(at, end)) ? { start: at, end } : { start: at, end, isArrayOfLines: true });
+    return skipBlank(text, end);
+  };
+  let at = skipBlank(text, 0);
+  while (at < text.length) {
+    const next = array(at);
+    if (next !== -1) {
+      at = next;
+      continue;
+    }
+    const end = documentEnd(text, at, false);
+    if (parses(text.slice(at, end))) {
+      pieces.push({ start: at, end });
+      at = skipBlank(text, end);
+      continue;
+    }
+    // Cut again within the piece, as `splitDocuments(text.slice(0, end), true, at)` does; an array of lines
+    // that starts inside it is read whole, and the cutting goes on after it.
+    const within = text.slice(0, end);
+    const first = at;
+    let from = at;
+    at = -1;
+    while (from < end) {
+      const afterArray = from === first ? -1 : array(from);
+      if (afterArray !== -1) {
+        at = afterArray;
+        break;
+      }
+      const pieceEnd = documentEnd(within, from, true);
+      pieces.push({ start: from, end: pieceEnd });
+      from = skipBlank(within, pieceEnd);
+    }
+    if (at === -1) at = skipBlank(text, end);
+  }
+  return pieces;
+}
+
+/**
+ * Where the array written one element per line that starts at `at` ends: `at` is a `[` alone on its line,
+ * the lines after it elements (`isNextArrayLine`: each starts with `{` or `[`, after the `[` or a comma, or
+ * ends with a comma), blank lines allowed between; it ends after its `]` line, or, never closed, after its
+ * last element (the next line is no element of it, or the text ends). -1 when `at` starts no such array.
+ */
+function arrayOfLinesEnd(text: string, at: number): number {
+  if (text.charCodeAt(at) !== OPEN_BRACKET) return -1;
+  for (let before = at - 1; before >= 0 && text.charCodeAt(before) !== NEWLINE; before--) {
+    if (!isJsonSpace(text.charCodeAt(before))) return -1;
+  }
+  let lineEndAt = lineEnd(text, at);
+  if (text.slice(at + 1, lineEndAt).trim() !== '') return -1;
+  let previous = '[';
+  let end = -1;
+  while (lineEndAt < text.length) {
+    const start = lineEndAt + 1;
+    lineEndAt = lineEnd(text, start);
+    const line = text.slice(start, lineEndAt);
+    if (isBlank(line)) continue;
+    if (!isNextArrayLine(previous, line)) {
+      // Indented, or closing what an element opened: a pretty-printed document, not such an array.
+      if (isInsideDocumentLine(line)) return -1;
+      break;
+    }
+    if (line.trim() === ']') return end === -1 ? -1 : start + line.indexOf(']') + 1;
+    previous = line;
+    end = start + line.trimEnd().length;
+  }
+  return end;
 }
 
 /** Whether `text` is one JSON document. */

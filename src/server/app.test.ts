@@ -589,6 +589,62 @@ describe('POST /v1/events', () => {
     ]);
   });
 
+  it('reads an array written one element per line as the file reader does: a broken element costs only its line', async () => {
+    const [a, b, c, d] = conversationLines('W1', 'PN1', '919876543210', 'wamid.e').map((line) =>
+      JSON.stringify(line),
+    );
+    const array = ['[', `${a},`, '{bad},', `${b},`, c, ']'];
+    // Alone in the body (line 1 opens it), then after an NDJSON line.
+    for (const [body, first] of [
+      [array.join('\n'), 1],
+      [[d, ...array].join('\n'), 2],
+    ] as const) {
+      const answer = await json(await service.postEvents(body));
+      expect(answer.rejected).toEqual([
+        {
+          line: first + 2,
+          code: 'MALFORMED_JSON',
+          error: expect.stringMatching(/^\[1\]: Expected property name/),
+        },
+      ]);
+      expect((answer.accepted as number) + (answer.duplicates as number)).toBe(first === 1 ? 3 : 4);
+    }
+    expect(await service.store.listEvents()).toHaveLength(4);
+    // Never closed: its "[" is the one rejection, its elements are stored.
+    const [e, f] = conversationLines('W1', 'PN1', '919876543211', 'wamid.f').map((line) =>
+      JSON.stringify(line),
+    );
+    const open = await json(await service.postEvents(['[', `${e},`, `${f},`].join('\n')));
+    expect(open).toMatchObject({ accepted: 2 });
+    expect(open.rejected).toEqual([
+      {
+        line: 1,
+        code: 'MALFORMED_JSON',
+        error:
+          'opens an array, one element a line, that no "]" line closes; its elements (lines 2–3) were read: add the "]"',
+      },
+    ]);
+    // Never closed, then a line that is no element: the same, and that line read on its own.
+    const [g, h] = conversationLines('W1', 'PN1', '919876543212', 'wamid.g').map((line) =>
+      JSON.stringify(line),
+    );
+    const cut = await json(await service.postEvents(['[', `${g},`, h, 'garbage', d].join('\n')));
+    expect(cut).toMatchObject({ accepted: 2, duplicates: 1 });
+    expect((cut.rejected as { line: number; error: string }[]).map((r) => [r.line, r.error])).toEqual([
+      [
+        1,
+        expect.stringMatching(
+          /^opens an array, one element a line, that no "]" line closes; its elements \(lines 2–3\)/,
+        ),
+      ],
+      [4, expect.stringMatching(/^Unexpected token/)],
+    ]);
+    // A stray "[" before NDJSON lines costs only itself, as before.
+    const stray = await json(await service.postEvents([d, '[', a, b].join('\n')));
+    expect(stray).toMatchObject({ accepted: 0, duplicates: 3 });
+    expect((stray.rejected as { line: number }[]).map((r) => r.line)).toEqual([2]);
+  });
+
   it('accepts whole Meta webhook bodies as lines', async () => {
     const line = JSON.stringify(JSON.parse(fixture('pywa/status_read.json').toString('utf8')));
     const answer = await json(await service.postEvents(line));

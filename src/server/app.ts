@@ -22,7 +22,7 @@ import {
   type ParseError,
   type UnknownLineField,
 } from '../ingest/parse-event.js';
-import { parses } from '../ingest/read-events.js';
+import { isNextArrayLine, parses } from '../ingest/read-events.js';
 import { verifyMetaSignature } from '../ingest/signature.js';
 import {
   decodeUtf8MarkingInvalid,
@@ -1717,17 +1717,42 @@ function holdsInvalidUtf8Mark(value: unknown): boolean {
   return false;
 }
 
-/** The lines of a body (ended by LF, CRLF or a lone CR) with their numbers from 1, read one at a time. */
-function* bodyLines(body: string): Generator<{ text: string; line: number }> {
+/**
+ * The lines of a body (ended by LF, CRLF or a lone CR) with their numbers from 1, read one at a time, each
+ * with the offset where the next starts; from offset `from` (a line's start), which is line `firstLine`.
+ */
+function* bodyLines(
+  body: string,
+  from = 0,
+  firstLine = 1,
+): Generator<{ text: string; line: number; next: number }> {
   const ends = /\r\n|\r|\n/g;
-  let start = 0;
-  let line = 1;
+  ends.lastIndex = from;
+  let start = from;
+  let line = firstLine;
   for (let end = ends.exec(body); end !== null; end = ends.exec(body)) {
-    yield { text: body.slice(start, end.index), line };
-    start = end.index + end[0].length;
+    const next = end.index + end[0].length;
+    yield { text: body.slice(start, end.index), line, next };
+    start = next;
     line += 1;
   }
-  yield { text: body.slice(start), line };
+  yield { text: body.slice(start), line, next: body.length };
+}
+
+/** The first `count` non-blank lines of `body` from offset `from` (line `firstLine`). */
+function* nonBlankBodyLines(
+  body: string,
+  from: number,
+  firstLine: number,
+  count: number,
+): Generator<{ text: string; line: number }> {
+  if (count === 0) return;
+  let seen = 0;
+  for (const line of bodyLines(body, from, firstLine)) {
+    if (line.text.trim() === '') continue;
+    yield line;
+    if (++seen === count) return;
+  }
 }
 
 /**
@@ -1813,28 +1838,144 @@ function* bodyItems(
       // Not one document either: read line by line, each bad line named.
     }
   }
-  for (const { text: lineText, line } of bodyLines(body)) {
+  const readLine = (lineText: string, line: number): void => {
+    if (cannotBeEvent(lineText.trim()) && !isListed(line)) {
+      items.push({ line, prefix: '', unread: true });
+    } else if (hasInvalidUtf8 && lineText.includes(INVALID_UTF8_MARK)) {
+      items.push({ line, prefix: '', error: NOT_UTF8 });
+    } else if (isTextNestedDeeperThan(lineText, MAX_JSON_DEPTH + 1)) {
+      // Never given to JSON.parse: millions of brackets would hold the server's thread for seconds.
+      items.push({ line, prefix: '', error: `nested deeper than ${MAX_JSON_DEPTH} levels` });
+    } else {
+      try {
+        add(JSON.parse(lineText), line);
+      } catch (error) {
+        items.push({ line, prefix: '', error: (error as Error).message });
+      }
+    }
+  };
+  /**
+   * An array written one element per line (`[` alone, then lines that each start with `{` or `[`, then `]`),
+   * as the file reader takes it among NDJSON lines (read-events.ts `isNextArrayLine`): looked over from its
+   * `[` line to its `]` line or the body's end, then read element by element, each at its own line, so that
+   * a broken element costs only itself. A line that cannot follow ends it: as an array never closed when an
+   * element ended with its comma, else (NDJSON lines after a stray `[`) the lines looked over are read as the
+   * lines they are. Only where it starts and how many elements it has are held, and its lines are read again
+   * from there: a body of millions of lines holds no copy of them.
+   */
+  let array:
+    | {
+        text: string;
+        line: number;
+        next: number;
+        count: number;
+        hasComma: boolean;
+        previous: string;
+        last: number;
+      }
+    | undefined;
+  for (const { text: lineText, line, next } of bodyLines(body)) {
     const trimmed = lineText.trim();
     if (trimmed === '') continue;
-    if (cannotBeEvent(trimmed) && !isListed(line)) {
-      yield { line, prefix: '', unread: true };
+    if (array !== undefined) {
+      const held = array;
+      if (isNextArrayLine(held.previous, lineText)) {
+        if (trimmed !== ']') {
+          held.count += 1;
+          held.hasComma ||= lineText.trimEnd().endsWith(',');
+          held.previous = lineText;
+          held.last = line;
+          continue;
+        }
+        if (held.count > 0) {
+          array = undefined;
+          const elements = nonBlankBodyLines(body, held.next, held.line + 1, held.count);
+          yield* arrayOfLinesItems(elements, held, isListed, hasInvalidUtf8, false);
+          continue;
+        }
+      }
+      array = undefined;
+      if (held.hasComma) {
+        // Elements that end with their commas, then a line that is none: an array never closed.
+        const elements = nonBlankBodyLines(body, held.next, held.line + 1, held.count);
+        yield* arrayOfLinesItems(elements, held, isListed, hasInvalidUtf8, true);
+      } else {
+        readLine(held.text, held.line);
+        yield* items;
+        items.length = 0;
+        for (const { text, line: heldLine } of nonBlankBodyLines(
+          body,
+          held.next,
+          held.line + 1,
+          held.count,
+        )) {
+          readLine(text, heldLine);
+          yield* items;
+          items.length = 0;
+        }
+      }
+    }
+    if (trimmed === '[') {
+      array = { text: lineText, line, next, count: 0, hasComma: false, previous: lineText, last: line };
       continue;
     }
-    if (hasInvalidUtf8 && lineText.includes(INVALID_UTF8_MARK)) {
-      yield { line, prefix: '', error: NOT_UTF8 };
-      continue;
-    }
-    if (isTextNestedDeeperThan(lineText, MAX_JSON_DEPTH + 1)) {
-      // Never given to JSON.parse: millions of brackets would hold the server's thread for seconds.
-      yield { line, prefix: '', error: `nested deeper than ${MAX_JSON_DEPTH} levels` };
-      continue;
-    }
-    try {
-      add(JSON.parse(lineText), line);
-    } catch (error) {
-      items.push({ line, prefix: '', error: (error as Error).message });
-    }
+    readLine(lineText, line);
     yield* items;
     items.length = 0;
+  }
+  if (array === undefined) return;
+  if (array.count === 0) {
+    readLine(array.text, array.line);
+    yield* items;
+    return;
+  }
+  // Never closed: its elements, and its `[` named (the body may have been cut after any element).
+  const elements = nonBlankBodyLines(body, array.next, array.line + 1, array.count);
+  yield* arrayOfLinesItems(elements, array, isListed, hasInvalidUtf8, true);
+}
+
+/**
+ * The items of an array written one element per line, its `[` on line `array.line` and its elements on
+ * `lines` (each with its comma, or none), the last on line `array.last`: each element at its own line, named
+ * `[k]: `; one that does not parse is an error of its line alone. `isOpenEnd`: no `]` line closes it, which is
+ * an error of its `[` line. As for lines, an element that cannot be an event is parsed only when
+ * `isListed(line)` (asked as it is reached).
+ */
+function* arrayOfLinesItems(
+  lines: Iterable<{ text: string; line: number }>,
+  array: { line: number; last: number },
+  isListed: (line: number) => boolean,
+  hasInvalidUtf8: boolean,
+  isOpenEnd: boolean,
+): Generator<BodyItem> {
+  let index = 0;
+  for (const { text, line } of lines) {
+    if (index === 0 && isOpenEnd) {
+      yield {
+        line: array.line,
+        prefix: '',
+        error: `opens an array, one element a line, that no "]" line closes; its elements (lines ${line}–${array.last}) were read: add the "]"`,
+      };
+    }
+    const prefix = `[${index++}]: `;
+    // Its comma dropped, its indent kept: a JSON error's position is then its column, less one.
+    const untilEnd = text.trimEnd();
+    const element = untilEnd.endsWith(',') ? untilEnd.slice(0, -1) : untilEnd;
+    if (cannotBeEvent(element.trim()) && !isListed(line)) {
+      yield { line, prefix, unread: true };
+    } else if (hasInvalidUtf8 && element.includes(INVALID_UTF8_MARK)) {
+      yield { line, prefix, error: prefix + NOT_UTF8 };
+    } else if (isTextNestedDeeperThan(element, MAX_JSON_DEPTH + 1)) {
+      yield { line, prefix, error: `${prefix}nested deeper than ${MAX_JSON_DEPTH} levels` };
+    } else {
+      let value: unknown;
+      try {
+        value = JSON.parse(element);
+      } catch (error) {
+        yield { line, prefix, error: prefix + (error as Error).message };
+        continue;
+      }
+      yield { line, prefix, value };
+    }
   }
 }
