@@ -487,6 +487,33 @@ export const openApiDocument = {
                           volume: { type: 'integer' },
                           cost: { type: 'number' },
                           unpriced: { type: 'integer', minimum: 1 },
+                          currency: { type: 'string' },
+                          // The asked dimensions, under Meta's field names for the metric.
+                          conversation_category: {
+                            type: 'string',
+                            description: 'CONVERSATION_CATEGORY (metric=conversation).',
+                          },
+                          pricing_category: {
+                            type: 'string',
+                            description: 'PRICING_CATEGORY (metric=pricing).',
+                          },
+                          conversation_type: {
+                            type: 'string',
+                            description: 'CONVERSATION_TYPE (metric=conversation).',
+                          },
+                          pricing_type: { type: 'string', description: 'PRICING_TYPE (metric=pricing).' },
+                          conversation_direction: { type: 'string' },
+                          phone_number: {
+                            type: 'string',
+                            description: 'PHONE with metric=conversation, as Meta names it.',
+                          },
+                          phone: {
+                            type: 'string',
+                            description: 'PHONE with metric=pricing, as Meta names it.',
+                          },
+                          country: { type: 'string' },
+                          waba: { type: 'string' },
+                          market: { type: 'string' },
                           tier: { type: ['string', 'null'] },
                         },
                       },
