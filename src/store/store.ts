@@ -159,7 +159,9 @@ export function statusPlacementSql(number: string, user: string, collate = ''): 
  *   `events_unnamed_business` holds it.
  * Each table is read in the order written (`CROSS JOIN`: SQLite keeps it), through the index `indexedBy`
  * names (SQLite's `INDEXED BY`: without statistics it would rather scan `events_waba` for `waba IS NULL`,
- * every status naming no WABA, than seek either partial index; PostgreSQL needs no hint).
+ * every status naming no WABA, than seek either partial index; PostgreSQL needs no hint). The scope's numbers
+ * are read as `business || ''`, a value without column affinity, which SQLite compares with the indexed
+ * expression as it is (with the column's affinity it scans that index instead of seeking it).
  */
 export function listingCandidatesSql(
   businessOf: (alias: string) => string,
