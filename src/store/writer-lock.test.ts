@@ -26,6 +26,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { compileSources } from '../../test/support/build-server.js';
 import { makeUnwritable } from '../../test/support/unwritable.js';
+import { ratingRecord } from '../../test/support/ratings.js';
 import { eventKey } from '../core/events.js';
 import { openStore } from './open-store.js';
 import type { RatingRecord, Store } from './store.js';
@@ -491,15 +492,7 @@ describe('a writer refused the lock migrates nothing (an older wameter may be ru
     }
     // Its lock taken before the migration that makes the fence: advanced once the store is migrated.
     const store = await openWriterStore(url.toString(), 'serve');
-    const rating = {
-      id: 'r1',
-      ratedAtMs: 1,
-      reason: 'live',
-      wabas: ['W1'],
-      asOfRules: null,
-      rateCards: [],
-      totals: {},
-    };
+    const rating = ratingRecord('r1');
     await store.replaceRating(rating, { units: [], pending: [], findings: [] }); // its epoch: accepted
     await store.close();
     const { rows } = await admin.query(`SELECT max(version) AS v FROM ${schema}.schema_migrations`);
@@ -661,15 +654,7 @@ describe('the writer lock on PostgreSQL (a session advisory lock)', () => {
     const schema = new URL(url).searchParams.get('options')!.replace('-c search_path=', '');
     let lost: Error | undefined;
     const old = await openWriterStore(url, 'serve', { onLost: (error) => (lost = error) });
-    const rating = (id: string, atMs: number): RatingRecord => ({
-      id,
-      ratedAtMs: atMs,
-      reason: 'rerate',
-      wabas: ['W1'],
-      asOfRules: null,
-      rateCards: [],
-      totals: {},
-    });
+    const rating = (id: string, atMs: number) => ratingRecord(id, { ratedAtMs: atMs, reason: 'rerate' });
     const holder = new pg.Client({ connectionString: DATABASE_URL });
     await holder.connect();
     let next: Store | undefined;
@@ -739,15 +724,7 @@ describe('the writer lock on PostgreSQL (a session advisory lock)', () => {
     let lost: Error | undefined;
     const store = await openWriterStore(url, 'serve', { onLost: (error) => (lost = error) });
     try {
-      const record: RatingRecord = {
-        id: 'r1',
-        ratedAtMs: 1,
-        reason: 'live',
-        wabas: ['W1'],
-        asOfRules: null,
-        rateCards: [],
-        totals: {},
-      };
+      const record = ratingRecord('r1');
       await store.replaceRating(record, { units: [], pending: [], findings: [] });
       // What a new holder does once it has the lock (its own session still alive here: the loss unnoticed,
       // as when a partition hides it).

@@ -21,6 +21,7 @@ import {
   expectTrustBackfilledListings,
 } from '../../../test/support/message-trust-backfill.js';
 import { OLD_CHANGES, expectChangesMoved } from '../../../test/support/rating-changes-upgrade.js';
+import { ratingRecord } from '../../../test/support/ratings.js';
 import { ONE_INBOUND } from '../../../test/support/store-events.js';
 import { billableUnit } from '../../../test/support/units.js';
 
@@ -136,15 +137,7 @@ describe('PostgreSQL specifics', () => {
       ratingTimeoutMs: 1_200,
       pingTimeoutMs: 1_000,
     });
-    const rating = (id: string) => ({
-      id,
-      ratedAtMs: 1,
-      reason: 'live',
-      wabas: ['W1'],
-      asOfRules: null,
-      rateCards: [],
-      totals: {},
-    });
+    const rating = (id: string) => ratingRecord(id);
     try {
       const event = { ...ONE_INBOUND, waba: 'W1' };
       await store.ingestEvents([{ key: 'k1', event, receivedAtMs: 1, source: 'api' }]);
@@ -368,15 +361,7 @@ describe('PostgreSQL specifics', () => {
     await (await openPostgresStore(DATABASE_URL, { schema })).close();
     await admin!.query(`UPDATE ${schema}.writer_fence SET epoch = 1`);
     const store = await openPostgresStore(DATABASE_URL, { schema, writerFence: fence });
-    const rating = {
-      id: 'r1',
-      ratedAtMs: 1,
-      reason: 'live',
-      wabas: ['W1'],
-      asOfRules: null,
-      rateCards: [],
-      totals: {},
-    };
+    const rating = ratingRecord('r1');
     try {
       await store.ingestEvents([{ key: 'k1', event: ONE_INBOUND, receivedAtMs: 1, source: 'api' }]);
       await store.replaceRating(rating, { units: [], pending: [], findings: [] });
