@@ -260,3 +260,189 @@ describe.each(['SQLite', 'PostgreSQL'] as const)(
     });
   },
 );
+
+// Placement of a status naming no WABA follows only what one event of the input ties (a differential of the
+// service against `wameter rate`, twenty-third session): families A, C and D of its report.
+const PMP_MARKETING = { billable: true, pricing_model: 'PMP', category: 'marketing', type: 'regular' };
+const PMP_UTILITY = { billable: true, pricing_model: 'PMP', category: 'utility', type: 'regular' };
+
+/** A: W1's status webhook of ma names PN2; a bare `sent` of ma names PN1; xa, a status of PN1, is tied nowhere. */
+const A_WEBHOOK = structuredClone(X3_WEBHOOK);
+A_WEBHOOK.entry[0]!.id = 'W1';
+A_WEBHOOK.entry[0]!.changes[0]!.value.metadata.phone_number_id = 'PN2';
+A_WEBHOOK.entry[0]!.changes[0]!.value.statuses = [
+  { id: 'wamid.ma', status: 'delivered', timestamp: '1759309200', recipient_id: U1, pricing: PMP_MARKETING },
+];
+const A_LINES = [
+  { kind: 'status', at: '2025-10-01T08:59:55Z', id: 'wamid.ma', status: 'sent', business: 'PN1' },
+  {
+    kind: 'status',
+    at: '2025-10-02T09:00:00Z',
+    id: 'wamid.xa',
+    status: 'delivered',
+    business: 'PN1',
+    user: U1,
+    pricing: PMP_UTILITY,
+  },
+];
+
+/** C: message id c stored by two portfolios (inbound in W1 and W3; outbound in W1, inbound in W3). */
+function inboundOf(waba: string, business: string, user: string, id: string, at: string): object {
+  return { kind: 'inbound', at, waba, business, user, id };
+}
+const C_STATUS = {
+  kind: 'status',
+  at: '2025-10-03T10:00:05Z',
+  id: 'wamid.c',
+  status: 'delivered',
+  business: 'PN1',
+  user: U1,
+  pricing: PMP_UTILITY,
+};
+const C_TWO_INBOUNDS = [
+  inboundOf('W1', 'PN1', U1, 'wamid.c', '2025-10-03T10:00:00Z'),
+  inboundOf('W3', 'PN3', U2, 'wamid.c', '2025-10-03T10:00:00Z'),
+  C_STATUS,
+];
+const C_OUTBOUND_AND_INBOUND = [
+  {
+    kind: 'outbound',
+    at: '2025-10-03T10:00:00Z',
+    waba: 'W1',
+    business: 'PN1',
+    user: U1,
+    id: 'wamid.c',
+    template: 'utility',
+  },
+  inboundOf('W3', 'PN3', U2, 'wamid.c', '2025-10-03T09:00:00Z'),
+  C_STATUS,
+];
+
+/** D: two copies of W1's outbound o1 name PN2 and PN1; PN2 is W2's number too; x1 is a status of PN2. */
+function outboundOf(waba: string, business: string, user: string, id: string, at: string): object {
+  return { kind: 'outbound', at, waba, business, user, id, template: 'marketing' };
+}
+function deliveredOf(id: string, at: string, fields: object = {}): object {
+  return { kind: 'status', at, id, status: 'delivered', ...fields };
+}
+const D_COPY_PN2 = outboundOf('W1', 'PN2', U1, 'wamid.o1', '2025-10-04T09:00:00Z');
+const D_COPY_PN1 = outboundOf('W1', 'PN1', U1, 'wamid.o1', '2025-10-04T09:00:00Z');
+const D_OTHERS = [
+  deliveredOf('wamid.o1', '2025-10-04T09:00:05Z'),
+  outboundOf('W2', 'PN2', U2, 'wamid.o2', '2025-10-04T09:10:00Z'),
+  deliveredOf('wamid.o2', '2025-10-04T09:10:05Z'),
+  deliveredOf('wamid.x1', '2025-10-04T11:00:00Z', { business: 'PN2', user: U1, pricing: PMP_UTILITY }),
+];
+
+const THREE_PORTFOLIOS = [
+  { waba: 'W1', timezone: 'UTC', currency: 'USD', portfolio: 'PA' },
+  { waba: 'W2', timezone: 'UTC', currency: 'USD', portfolio: 'PB' },
+  { waba: 'W3', timezone: 'UTC', currency: 'USD', portfolio: 'PC' },
+];
+
+/** The units of the accounts file's WABAs (a status tied nowhere is `rate`'s under its number: WABA_UNKNOWN). */
+function ofListedWabas(rows: UnitRow[]): UnitRow[] {
+  return rows.filter(([waba]) => THREE_PORTFOLIOS.some((account) => account.waba === waba));
+}
+
+describe.each(['SQLite', 'PostgreSQL'] as const)(
+  'a status naming no WABA is placed only by what one event ties: service and batch agree (%s)',
+  (engine) => {
+    it('A: a number no single event ties to a WABA places no status there, though a message’s statuses name it', async () => {
+      const accountsPath = accountsFile(`a-${engine}`, THREE_PORTFOLIOS);
+      const batch = await rateLinesAsBatch(accountsPath, [A_WEBHOOK, ...A_LINES]);
+      expect(batch.units.map((unit) => [unit.waba, unit.id]).sort()).toEqual([
+        ['PN1', 'u_wamid.xa'],
+        ['W1', 'u_wamid.ma'],
+      ]);
+      expect(batch.findings.map((finding) => finding.code)).toContain('WABA_UNKNOWN');
+      const service = await serviceWith(engine, accountsPath);
+      try {
+        expect((await service.postWebhook(JSON.stringify(A_WEBHOOK))).status).toBe(200);
+        expect((await service.postEvents(A_LINES)).status).toBe(200);
+        expect(await serviceUnits(service)).toEqual(
+          ofListedWabas(await batchUnits(accountsPath, [A_WEBHOOK, ...A_LINES])),
+        );
+      } finally {
+        await service.close();
+      }
+    });
+
+    it.each([
+      ['an inbound in two portfolios', C_TWO_INBOUNDS],
+      ['an outbound in one portfolio and an inbound in another', C_OUTBOUND_AND_INBOUND],
+    ])('C: a status of a message id stored by %s is billed once, where `rate` bills it', async (_, lines) => {
+      const accountsPath = accountsFile(`c-${engine}-${lines.length}-${String(lines[0])}`, THREE_PORTFOLIOS);
+      const expected = await batchUnits(accountsPath, lines);
+      expect(expected.filter(([, id]) => id === 'u_wamid.c').map(([waba]) => waba)).toEqual(['W1']);
+      for (const order of [lines, [...lines].reverse()]) {
+        const service = await serviceWith(engine, accountsPath);
+        try {
+          for (const line of order) {
+            expect((await service.postEvents([line])).status).toBe(200);
+            // Rated now: the next line's ingest must name the WABA that loses the status (relistedWabas).
+            await serviceUnits(service);
+          }
+          expect(await serviceUnits(service)).toEqual(expected);
+        } finally {
+          await service.close();
+        }
+      }
+    });
+
+    it('E: the smallest WABA tying a number is the smallest in the stores’ byte order, not UTF-16’s', async () => {
+      // UTF-16 puts the emoji's surrogates before U+FF21; UTF-8's bytes (F0… against EF…) put it after.
+      const [emoji, wide] = ['W\u{1F600}', 'W\uFF21'];
+      const accountsPath = accountsFile(`e-${engine}`, [
+        { waba: emoji, timezone: 'UTC', currency: 'USD', portfolio: 'PE' },
+        { waba: wide, timezone: 'UTC', currency: 'USD', portfolio: 'PW' },
+      ]);
+      const lines = [
+        outboundOf(emoji, 'PN9', U1, 'wamid.e1', '2025-10-04T09:00:00Z'),
+        deliveredOf('wamid.e1', '2025-10-04T09:00:05Z'),
+        outboundOf(wide, 'PN9', U2, 'wamid.e2', '2025-10-04T09:10:00Z'),
+        deliveredOf('wamid.e2', '2025-10-04T09:10:05Z'),
+        deliveredOf('wamid.ex', '2025-10-04T11:00:00Z', {
+          business: 'PN9',
+          user: '919800000009',
+          pricing: PMP_UTILITY,
+        }),
+      ];
+      const expected = await batchUnits(accountsPath, lines);
+      expect(expected.filter(([, id]) => id === 'u_wamid.ex').map(([waba]) => waba)).toEqual([wide]);
+      const service = await serviceWith(engine, accountsPath);
+      try {
+        expect((await service.postEvents(lines)).status).toBe(200);
+        expect(await serviceUnits(service)).toEqual(expected);
+      } finally {
+        await service.close();
+      }
+    });
+
+    it('D: copies of an outbound naming two numbers tie only the number kept, in any order of the lines', async () => {
+      const accountsPath = accountsFile(`d-${engine}`, THREE_PORTFOLIOS);
+      const orders = [
+        [D_COPY_PN2, ...D_OTHERS, D_COPY_PN1],
+        [D_COPY_PN1, ...D_OTHERS, D_COPY_PN2],
+        [...D_OTHERS, D_COPY_PN2, D_COPY_PN1],
+      ];
+      const expected = await batchUnits(accountsPath, orders[0]!);
+      // o1 is PN1's (the smaller number): only W2's o2 ties PN2, so x1 is W2's.
+      expect(expected.map(([waba, id]) => [waba, id])).toEqual([
+        ['W1', 'u_wamid.o1'],
+        ['W2', 'u_wamid.o2'],
+        ['W2', 'u_wamid.x1'],
+      ]);
+      for (const order of orders) {
+        expect(await batchUnits(accountsPath, order)).toEqual(expected);
+        const service = await serviceWith(engine, accountsPath);
+        try {
+          for (const line of order) expect((await service.postEvents([line])).status).toBe(200);
+          expect(await serviceUnits(service)).toEqual(expected);
+        } finally {
+          await service.close();
+        }
+      }
+    });
+  },
+);

@@ -2,6 +2,7 @@
 // define them for the date each message was delivered. One code path serves a whole file (batch) and an
 // endless stream with bounded lateness: batch is the stream whose horizon stays closed until the end.
 
+import { isBeforeInBytes } from './byte-order.js';
 import { DAY_MS, HOUR_MS, localDate } from './calendar.js';
 import { costInWords } from './explain.js';
 import { CLOCK_SKEW_MS, PENDING_TTL_MS } from './eras.js';
@@ -164,6 +165,8 @@ class MessageRecord {
   template: TemplateCategory | null | undefined = undefined;
   templateName: string | undefined = undefined;
   hasOutbound = false;
+  /** Its outbound line is counted in its pair's `ties` (Rater.tie): until the record leaves that pair. */
+  isTying = false;
   /** The delivery (pricing-rules §1): the earliest `delivered` report, else the earliest `read`. */
   deliveredAtMs = Infinity;
   /** `deliveredAtMs` comes from a read receipt (or a `played`): any `delivered` report replaces it. */
@@ -224,6 +227,13 @@ interface PairState {
    */
   isSwept: boolean;
   countryHint: string | undefined;
+  /**
+   * The events in it that tie its WABA, business number and user as the stores tie them (`events.business`,
+   * docs/storage.md): its inbounds and outbound lines — after their copies are merged, one pair each — and the
+   * statuses naming all three. Only a pair with ties places a status naming no WABA (placeUnplaced): a pair made
+   * for a message known from statuses alone, or for a status placed, ties nothing.
+   */
+  ties: number;
   /**
    * A batch's messages that were sent to a business-scoped id and joined this pair of the id's phone number
    * (mergeScopedUsers): message id → the scoped id. Their charges are priced from the number, "market inferred".
@@ -310,10 +320,12 @@ export class Rater {
   /** When the number in `phoneByScopedId` was last seen with its id (a user who changed numbers keeps the id). */
   private readonly phoneSeenAtMs = new Map<string, number>();
   /**
-   * Business number → the WABAs it has pairs under (never forgotten: a stream's sweep drops quiet pairs, not
-   * this), for statuses alone that name no WABA (placeUnplaced).
+   * Business number → the WABAs it has tied pairs under (`PairState.ties`), with how many such pairs each —
+   * never forgotten: a stream's sweep drops quiet pairs, not this —, for statuses alone that name no WABA
+   * (placeUnplaced). A tie leaves only with its event: an outbound line's copy naming another number moves
+   * it, as a store's merged row ties only the number it keeps.
    */
-  private readonly wabasOfBusiness = new Map<string, Set<string>>();
+  private readonly wabasOfBusiness = new Map<string, Map<string, number>>();
   /**
    * A stream's pairs swept as quiet (`sweep`) of business numbers that send for several WABAs: business →
    * `WABA\0user`. A status naming no WABA is placed under the WABA of its business number and user's pair
@@ -739,11 +751,26 @@ export class Rater {
     return pair;
   }
 
+  /**
+   * Counts `count` events more (or fewer, when negative) that tie `pair`'s WABA, number and user (`ties`). A pair
+   * under the number itself (statuses alone, WABA_UNKNOWN) ties nothing.
+   */
+  private tie(pair: PairState, count: number): void {
+    const waba = pair.machine.waba;
+    if (waba === pair.business) return;
+    const wasTied = pair.ties > 0;
+    pair.ties += count;
+    if (wasTied === pair.ties > 0) return;
+    // The pair came to tie, or tie no more: its WABA counts one tied pair more or fewer of the number.
+    let wabas = this.wabasOfBusiness.get(pair.business);
+    if (!wabas) this.wabasOfBusiness.set(pair.business, (wabas = new Map()));
+    const pairs = (wabas.get(waba) ?? 0) + (wasTied ? -1 : 1);
+    if (pairs > 0) wabas.set(waba, pairs);
+    else wabas.delete(waba);
+  }
+
   private newPair(waba: string, business: string, user: string): PairState {
     if (waba !== business) {
-      const wabas = this.wabasOfBusiness.get(business);
-      if (wabas) wabas.add(waba);
-      else this.wabasOfBusiness.set(business, new Set([waba]));
       const listed = this.options.listedWabas;
       // Once per WABA: a stream's sweep forgets quiet pairs and makes them again (the count would differ
       // from a batch's). The file's other WABAs are not counted in the words: other clients' to a key.
@@ -776,6 +803,7 @@ export class Rater {
       waitingCount: 0,
       isSwept: false,
       countryHint: undefined,
+      ties: 0,
       scopedUserOf: undefined,
     };
   }
@@ -854,6 +882,7 @@ export class Rater {
     // The smaller of two hints, not the first: the order of the input decides nothing.
     if (countryHint) mergeCountryHint(pair, countryHint);
     pair.inbounds.push({ atMs, id, hasReferral });
+    this.tie(pair, 1);
     this.dirty.add(pair);
   }
 
@@ -1009,8 +1038,9 @@ export class Rater {
     const { waba, business, user } = event;
     if (waba === undefined || !business || !user || waba === business) return;
     const pair = record.pair;
-    if (pair && pair.business === business && pair.user === user && pair.machine.waba === waba) return;
-    this.pairFor(waba, business, user);
+    const isOwnPair =
+      pair !== undefined && pair.business === business && pair.user === user && pair.machine.waba === waba;
+    this.tie(isOwnPair ? pair : this.pairFor(waba, business, user), 1);
   }
 
   private applyStatus(record: MessageRecord, event: StatusEvent): void {
@@ -1261,12 +1291,14 @@ export class Rater {
       setWaiting(record, false);
       const index = record.pair.queued.indexOf(record);
       if (index >= 0) record.pair.queued.splice(index, 1);
+      this.untieRecord(record);
       record.pair = undefined;
       record.isQueued = false;
     } else if (record.pair?.isSwept) {
       // A failed message kept after its quiet pair was swept (no item, none waiting or queued there): rated in
       // the pair the rest of the input keeps for its number and user, as a batch rates it, not in the
       // forgotten one (it charged twice, or charged what the user's later window made free).
+      this.untieRecord(record);
       record.pair = undefined;
       record.isWaiting = false;
       record.isQueued = false;
@@ -1290,6 +1322,10 @@ export class Rater {
       if (record.waba === record.pair.machine.waba) record.waba = record.pair.machine.waba;
     }
     const pair = record.pair;
+    if (record.hasOutbound && !record.isTying) {
+      this.tie(pair, 1);
+      record.isTying = true;
+    }
     if (record.deliveredAtMs !== Infinity) {
       setWaiting(record, false);
       if (!record.isQueued) {
@@ -1300,6 +1336,13 @@ export class Rater {
     } else {
       setWaiting(record, record.failedAtMs === Infinity);
     }
+  }
+
+  /** A record leaving its pair takes its outbound line's tie along (`PairState.ties`). */
+  private untieRecord(record: MessageRecord): void {
+    if (!record.isTying || !record.pair) return;
+    this.tie(record.pair, -1);
+    record.isTying = false;
   }
 
   /**
@@ -1366,11 +1409,15 @@ export class Rater {
   /** Rates every pair's items that happened before `horizonMs`, then prices and emits what became final. */
   private flush(horizonMs: number): void {
     if (horizonMs <= this.horizonMs) return;
+    // An inbound's copies naming two numbers tie only the one kept (PairState.ties) before statuses are
+    // placed by ties; where business-scoped ids are joined to numbers, after that join as well.
+    const isCopiesMerged = !this.isStreaming && this.phoneByScopedId.size === 0;
+    if (isCopiesMerged) this.mergeInboundCopiesAcrossPairs();
     this.placeUnplaced(horizonMs);
     if (this.scopedPairsUnplaced.length > 0) this.noteScopedPairsPlaced();
     if (!this.isStreaming) {
-      this.mergeScopedUsers();
-      this.mergeInboundCopiesAcrossPairs();
+      const isJoined = this.mergeScopedUsers();
+      if (!isCopiesMerged || isJoined) this.mergeInboundCopiesAcrossPairs();
     }
     this.horizonMs = horizonMs;
     // What this flush tells (the trace, the decisions) starts here: its units' priced rules go there too.
@@ -1457,11 +1504,12 @@ export class Rater {
       const business = record.business!;
       let waba = wabaOfInbound?.get(record.id);
       let withUser: string | undefined;
-      for (const candidate of waba === undefined ? (this.wabasOfBusiness.get(business) ?? []) : []) {
-        if (waba === undefined || candidate < waba) waba = candidate;
+      for (const candidate of waba === undefined ? (this.wabasOfBusiness.get(business)?.keys() ?? []) : []) {
+        // The smallest in the stores' byte order (numberOwnerSql, pairOwnerSql), not in UTF-16's.
+        if (waba === undefined || isBeforeInBytes(candidate, waba)) waba = candidate;
         if (
-          (withUser === undefined || candidate < withUser) &&
-          (this.findPair(candidate, business, record.user!) ||
+          (withUser === undefined || isBeforeInBytes(candidate, withUser)) &&
+          ((this.findPair(candidate, business, record.user!)?.ties ?? 0) > 0 ||
             this.sweptPairs.get(business)?.has(`${candidate}\u0000${record.user!}`))
         ) {
           withUser = candidate;
@@ -1482,10 +1530,8 @@ export class Rater {
         waba = business;
       }
       record.waba = waba;
-      const isTied = this.wabasOfBusiness.get(business)?.has(waba) ?? false;
+      // Its pair ties nothing (PairState.ties): no later status is placed by it, as in the stores.
       this.place(record, false);
-      // Placed by its inbound's id alone: that ties the number it names to no WABA (the stores' owner rule).
-      if (!isTied) this.wabasOfBusiness.get(business)?.delete(waba);
     }
   }
 
@@ -1509,7 +1555,7 @@ export class Rater {
         for (const item of pair.inbounds) {
           if (!ids.has(item.id)) continue;
           const known = found.get(item.id);
-          if (known === undefined || waba < known) found.set(item.id, waba);
+          if (known === undefined || isBeforeInBytes(waba, known)) found.set(item.id, waba);
         }
       }
     }
@@ -1555,6 +1601,9 @@ export class Rater {
         const moved = pair.inbounds.filter((item) => item.id === id);
         pair.inbounds = pair.inbounds.filter((item) => item.id !== id);
         for (const item of moved) target.inbounds.push(item);
+        // A store's merged row ties only the number and user it keeps: the copies' ties move with them.
+        this.tie(pair, -moved.length);
+        this.tie(target, moved.length);
       }
       this.dirty.add(target);
       const fields: CopyField[] = [];
@@ -1567,10 +1616,10 @@ export class Rater {
   /**
    * A batch learns, anywhere in its input, which phone number a business-scoped user id stands for; before
    * rating, the id's messages join the number's (one customer service window, one set of conversations).
-   * A stream cannot merge after the fact: there the number only gives the market.
+   * A stream cannot merge after the fact: there the number only gives the market. Whether any pair joined.
    */
-  private mergeScopedUsers(): void {
-    if (this.phoneByScopedId.size === 0) return;
+  private mergeScopedUsers(): boolean {
+    if (this.phoneByScopedId.size === 0) return false;
     const traced = this.options.trace && this.tracedPhone(this.options.trace.user);
     if (traced !== undefined && this.traceJoinedTo === undefined && traced !== this.options.trace?.user) {
       // The traced id's story is its number's from now on: the number's pairs made before follow it too.
@@ -1592,6 +1641,9 @@ export class Rater {
         for (const inbound of pair.inbounds) target.inbounds.push(inbound);
         for (const record of pair.queued) target.queued.push(record);
         target.waitingCount += pair.waitingCount;
+        const ties = pair.ties;
+        this.tie(pair, -ties);
+        this.tie(target, ties);
         const countryHint = this.countryHintOf(pair);
         if (countryHint) mergeCountryHint(target, countryHint);
         users.delete(key);
@@ -1600,7 +1652,7 @@ export class Rater {
         moved.set(pair, target);
       }
     }
-    if (moved.size === 0) return;
+    if (moved.size === 0) return false;
     for (const record of this.records.values()) {
       const target = record.pair && moved.get(record.pair);
       if (target) {
@@ -1609,6 +1661,7 @@ export class Rater {
         record.user = target.user;
       }
     }
+    return true;
   }
 
   /**
@@ -1890,7 +1943,7 @@ export class Rater {
           pair.waitingCount === 0 &&
           pair.machine.isQuiescentAt(horizonMs)
         ) {
-          if ((this.wabasOfBusiness.get(business)?.size ?? 0) > 1) {
+          if (pair.ties > 0 && (this.wabasOfBusiness.get(business)?.size ?? 0) > 1) {
             let swept = this.sweptPairs.get(business);
             if (!swept) this.sweptPairs.set(business, (swept = new Set()));
             swept.add(`${pair.machine.waba}\u0000${pair.user}`);

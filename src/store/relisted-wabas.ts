@@ -3,6 +3,7 @@
 // same facts inside the ingest's transaction and decide here, alike. It must never miss a WABA whose stored
 // bill the ingest made wrong; naming one more only costs a rating.
 
+import { isBeforeInBytes } from '../core/byte-order.js';
 import type { CoreEvent, InboundEvent, OutboundEvent, StatusEvent } from '../core/events.js';
 import { tiedBusinessOf, tiedUserOf } from './engine-checks.js';
 import { MESSAGE_STATUS_WORDS, type EventInput } from './store.js';
@@ -41,6 +42,12 @@ export interface UnnamedStatus {
    * and user's pair owner, else its number's owner), or null.
    */
   owner: string | null;
+  /**
+   * The WABAs whose stored inbound of its id joins it (`inboundWabasSql`): those that may list it by that inbound,
+   * and lose it to a business message of its id or to an inbound of a smaller WABA (`messageInScopeJoinsStatusSql`).
+   * Read only when no status naming no WABA changed (else every stored WABA is named anyway): empty then.
+   */
+  inboundWabas: readonly string[];
 }
 
 /** What an engine reads inside the ingest's transaction, for the rows `RowChange` lists. */
@@ -194,17 +201,6 @@ export function hasUnnamedStatusChange(changes: readonly RowChange[]): boolean {
 }
 
 /**
- * Byte order of UTF-8 (SQLite's BINARY, PostgreSQL's COLLATE "C"): how a number's owner is the smallest. That is
- * code point order, which JavaScript's comparison of UTF-16 code units keeps unless a surrogate pair is met.
- */
-function isBefore(a: string, b: string): boolean {
-  if (!SURROGATE.test(a) && !SURROGATE.test(b)) return a < b;
-  return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8')) < 0;
-}
-
-const SURROGATE = /[\uD800-\uDFFF]/;
-
-/**
  * `IngestOutcome.relistedWabas` of each item of a group, from the rows each item changed (`changes`), the WABAs
  * its outcome names already (`ownWabas`: of `inserted` and `merged`), and the facts read in the transaction.
  * Owners are compared before and after the whole group (one transaction: nothing between is ever read).
@@ -233,7 +229,7 @@ export function relistedWabas(
     if (owner !== undefined) return owner;
     // Only ties added: the smallest of the owner before and the WABAs that now tie it.
     owner = ownerBefore(key);
-    for (const waba of added.get(key) ?? []) if (owner === null || isBefore(waba, owner)) owner = waba;
+    for (const waba of added.get(key) ?? []) if (owner === null || isBeforeInBytes(waba, owner)) owner = waba;
     workedOut.set(key, owner);
     return owner;
   };
@@ -283,6 +279,7 @@ export function relistedWabas(
           if (!isJoined) continue;
           add(event.waba);
           add(status.owner);
+          for (const waba of status.inboundWabas) add(waba);
         }
       }
     }

@@ -48,12 +48,61 @@ export const MESSAGE_STATUS_WORDS: readonly string[] = META_STATUS_WORDS;
  * of the statuses naming `waba` that make the message known (`MESSAGE_STATUS_WORDS`).
  */
 export function messageKeysSql(waba: string, messageId: string): string {
+  return `${recordKeysSql(waba, messageId)}, ${inboundKeySql(waba, messageId)}`;
+}
+
+/**
+ * SQL, both engines: the idempotency keys of the events that make message `messageId` a business message of
+ * `waba` — its outbound, and the statuses naming `waba` with one of `MESSAGE_STATUS_WORDS` (the rater's records:
+ * `recordFor`).
+ */
+export function recordKeysSql(waba: string, messageId: string): string {
   const escaped = escapedWabaSql(waba);
   return [
     `${escaped} || ':outbound:' || ${messageId}`,
-    `${escaped} || ':inbound:' || ${messageId}`,
     ...MESSAGE_STATUS_WORDS.map((word) => `${escaped} || ':status:' || ${messageId} || ':${word}'`),
   ].join(', ');
+}
+
+/** SQL, both engines: the idempotency key of the inbound message `messageId` of `waba`. */
+export function inboundKeySql(waba: string, messageId: string): string {
+  return `${escapedWabaSql(waba)} || ':inbound:' || ${messageId}`;
+}
+
+/**
+ * SQL, both engines: status `s`, naming no WABA, is listed with a WABA of `listing_scope(waba)` by its message
+ * (`messageJoinsStatusSql` decides which stored messages count), as the rater gives it one:
+ * - to every WABA whose outbound, or status naming the WABA with a word that makes the message known, is of
+ *   its id (each such WABA has a record of the id: `recordFor`; MESSAGE_OF_TWO_WABAS when several);
+ * - else, when no WABA at all has such a message, to the smallest WABA (byte order: `collate` in PostgreSQL)
+ *   that has an inbound message of its id (Meta's ids are unique: `wabasOfInboundIds`), only that one — where
+ *   each WABA with such an inbound listed it, two portfolios billed it twice.
+ * Both need `stored_wabas` (`STORED_WABAS_CTE`) in the statement.
+ */
+export function messageInScopeJoinsStatusSql(s: string, collate = ''): string {
+  const id = `${s}.message_id`;
+  return `(EXISTS (SELECT 1 FROM listing_scope w, events m
+                   WHERE m.key IN (${recordKeysSql('w.waba', id)}) AND ${messageJoinsStatusSql('m', s)})
+     OR EXISTS (SELECT 1 FROM listing_scope w, events m
+                WHERE m.key = ${inboundKeySql('w.waba', id)} AND ${messageJoinsStatusSql('m', s)}
+                  AND NOT EXISTS (SELECT 1 FROM stored_wabas v, events r
+                                  WHERE v.waba IS NOT NULL AND r.key IN (${recordKeysSql('v.waba', id)})
+                                    AND ${messageJoinsStatusSql('r', s)})
+                  AND NOT EXISTS (SELECT 1 FROM stored_wabas v, events r
+                                  WHERE v.waba${collate} < w.waba${collate}
+                                    AND r.key = ${inboundKeySql('v.waba', id)}
+                                    AND ${messageJoinsStatusSql('r', s)})))`;
+}
+
+/**
+ * SQL, both engines: the WABAs whose stored inbound of status `s`'s message id joins `s` (`v.waba`, gathered by
+ * the engine's `aggregate`): those that may list `s` by its message (`messageInScopeJoinsStatusSql`), and lose
+ * it once a business message of its id, or an inbound of a smaller WABA, is stored.
+ */
+export function inboundWabasSql(s: string, aggregate: (column: string) => string): string {
+  return `(SELECT ${aggregate('v.waba')} FROM stored_wabas v, events m
+           WHERE v.waba IS NOT NULL AND m.key = ${inboundKeySql('v.waba', `${s}.message_id`)}
+             AND ${messageJoinsStatusSql('m', s)})`;
 }
 
 /**

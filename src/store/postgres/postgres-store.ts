@@ -77,10 +77,10 @@ import {
   EVENT_KEYS_PER_WABA_SQL,
   EVENT_TRUST_BACKFILL_SQL,
   STORED_WABAS_CTE,
-  messageJoinsStatusSql,
   joinedStatusesSql,
   listingCandidatesSql,
-  messageKeysSql,
+  inboundWabasSql,
+  messageInScopeJoinsStatusSql,
   messageStoredSql,
   numberOwnerSql,
   pairOwnerSql,
@@ -771,10 +771,7 @@ class PostgresStore implements Store {
        UNION ALL
        SELECT s.payload, s.at_ms, s.key FROM listing_candidates c, events s
        WHERE s.key = c.key AND (
-                EXISTS (
-                  SELECT 1 FROM unnest($1::text[]) AS w(waba), events m
-                  WHERE m.key IN (${messageKeysSql('w.waba', 's.message_id')})
-                    AND ${messageJoinsStatusSql('m', 's')})
+                ${messageInScopeJoinsStatusSql('s', BYTE_ORDER)}
                 -- CASE: PostgreSQL would otherwise look for the message in every WABA first, for every status.
                 OR CASE WHEN ${STATUS_PLACEMENT_SQL} = ANY($1::text[])
                         THEN NOT ${messageStoredSql('s')} ELSE false END)
@@ -1361,10 +1358,18 @@ async function readListingFacts(
   const ownersAfter = await readOwners(client, keysLosingTies(changes));
   const unnamedStatuses = new Map<string, UnnamedStatus[]>();
   const ids = joiningMessageIds(changes);
+  // The WABAs of inbounds of their ids, unless every stored WABA is named anyway (a status naming no WABA
+  // changed: a send log's statuses stored with their messages).
+  const isEveryWaba = hasUnnamedStatusChange(changes);
   if (ids.length > 0) {
+    const inboundWabas = isEveryWaba
+      ? 'NULL'
+      : inboundWabasSql('s', (column) => `coalesce(array_agg(${column}), '{}')`);
     // One seek of events_unnamed_status per message id.
     const { rows } = await client.query(
-      `SELECT s.message_id, s.is_trusted, s.source, ${STATUS_PLACEMENT_SQL} AS owner
+      `WITH RECURSIVE ${STORED_WABAS_CTE}
+       SELECT s.message_id, s.is_trusted, s.source, ${STATUS_PLACEMENT_SQL} AS owner,
+              ${inboundWabas} AS inbound_wabas
        FROM events s WHERE s.waba IS NULL AND s.message_id = ANY($1::text[]) AND s.kind = 'status'`,
       [ids],
     );
@@ -1376,11 +1381,12 @@ async function readListingFacts(
           isTrusted: row.is_trusted === true,
           source: String(row.source),
           owner: row.owner === null ? null : String(row.owner),
+          inboundWabas: row.inbound_wabas === null ? [] : (row.inbound_wabas as string[]),
         },
       ]);
     }
   }
-  const storedWabas = hasUnnamedStatusChange(changes)
+  const storedWabas = isEveryWaba
     ? (
         await client.query(
           `WITH RECURSIVE ${STORED_WABAS_CTE} SELECT waba FROM stored_wabas WHERE waba IS NOT NULL`,

@@ -76,10 +76,10 @@ import {
   EXPORT_PAGE_SIZE,
   EVENT_TRUST_BACKFILL_SQL,
   STORED_WABAS_CTE,
-  messageJoinsStatusSql,
   joinedStatusesSql,
   listingCandidatesSql,
-  messageKeysSql,
+  inboundWabasSql,
+  messageInScopeJoinsStatusSql,
   messageStoredSql,
   numberOwnerSql,
   pairOwnerSql,
@@ -814,11 +814,19 @@ class SqliteStore implements Store {
     // loop: SQLite would otherwise read every status naming no WABA through events_waba).
     const ids = joiningMessageIds(changes);
     const unnamedStatuses = new Map<string, UnnamedStatus[]>();
+    // The WABAs of inbounds of their ids, unless every stored WABA is named anyway (a status naming no WABA
+    // changed: a send log's statuses stored with their messages).
+    const isEveryWaba = hasUnnamedStatusChange(changes);
+    const inboundWabas = isEveryWaba
+      ? 'NULL'
+      : inboundWabasSql('s', (column) => `json_group_array(${column})`);
     const rows = (
       ids.length === 0
         ? []
         : this.statement(
-            `SELECT s.message_id, s.is_trusted, s.source, ${STATUS_PLACEMENT_SQL} AS owner
+            `WITH RECURSIVE ${STORED_WABAS_CTE}
+             SELECT s.message_id, s.is_trusted, s.source, ${STATUS_PLACEMENT_SQL} AS owner,
+                    ${inboundWabas} AS inbound_wabas
              FROM json_each(?) AS ids CROSS JOIN events s
              WHERE s.waba IS NULL AND s.message_id = ids.value AND s.kind = 'status'`,
           ).all(JSON.stringify(ids))
@@ -831,10 +839,11 @@ class SqliteStore implements Store {
           isTrusted: row.is_trusted === 1,
           source: String(row.source),
           owner: nullableString(row.owner),
+          inboundWabas: row.inbound_wabas === null ? [] : (JSON.parse(String(row.inbound_wabas)) as string[]),
         },
       ]);
     }
-    const storedWabas = hasUnnamedStatusChange(changes)
+    const storedWabas = isEveryWaba
       ? this.statement(
           `WITH RECURSIVE ${STORED_WABAS_CTE} SELECT waba FROM stored_wabas WHERE waba IS NOT NULL`,
         )
@@ -1006,10 +1015,7 @@ class SqliteStore implements Store {
          )}
          SELECT s.payload FROM listing_candidates c, events s
          WHERE s.key = c.key AND (
-           EXISTS (
-             SELECT 1 FROM listing_scope w, events m
-             WHERE m.key IN (${messageKeysSql('w.waba', 's.message_id')})
-               AND ${messageJoinsStatusSql('m', 's')})
+           ${messageInScopeJoinsStatusSql('s')}
            OR (${STATUS_PLACEMENT_SQL} IN (SELECT waba FROM listing_scope)
                AND NOT ${messageStoredSql('s')}))`,
       )
