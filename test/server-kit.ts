@@ -24,7 +24,7 @@ import { DEFAULT_BODY_LIMIT_BYTES, type ServiceConfig } from '../src/server/conf
 import type { LiveRater, PricingSetup } from '../src/server/live-rater.js';
 import { createMemoryLogger } from '../src/server/logger.js';
 import { Metrics } from '../src/server/metrics.js';
-import { loadPricingSetup, loadRateCards } from '../src/server/pricing-setup.js';
+import { loadPricingSetup, loadRateCards, parseRateCards } from '../src/server/pricing-setup.js';
 import { createRatingService } from '../src/server/rating-service.js';
 import { createStoreHealth } from '../src/server/store-health.js';
 import pg from 'pg';
@@ -126,6 +126,7 @@ export async function createTestService(
     clock: now,
     logger,
     loadRateCards,
+    parseRateCards,
     debounceMs: config.ratingDebounceMs,
     storeHealth,
     ...(options.liveRater ? { liveRater: options.liveRater(store, pricing.value) } : {}),

@@ -148,7 +148,6 @@ export async function loadRateCards(
   paths: readonly string[],
   markets?: MarketTableSource,
 ): Promise<Result<RateCard[], RateCardFileError>> {
-  const options = markets ? { knownMarkets: knownMarketsOf(markets) } : {};
   const files: string[] = [];
   for (const path of paths) {
     const found = await csvFilesOf(path);
@@ -159,15 +158,36 @@ export async function loadRateCards(
     return err({ code: 'UNREADABLE_SOURCE', message: 'no rate card files were given', file: '' });
   }
 
-  let cards: RateCard[] = [];
-  const tierFiles: VolumeTierFile[] = [];
+  const texts: RateCardText[] = [];
   for (const file of files) {
-    let text: string;
     try {
-      text = await readFile(file, 'utf8');
+      texts.push({ file, text: await readFile(file, 'utf8') });
     } catch (error) {
       return unreadable(file, error, 'rate card', RATE_CARDS_WANTED);
     }
+  }
+  return parseRateCardTexts(texts, markets);
+}
+
+/** A rate card or volume-tier file's text, and the file it is named by (in errors, and as `isVolumeTierFile`). */
+export interface RateCardText {
+  file: string;
+  text: string;
+}
+
+/**
+ * Rate cards from their texts, as `loadRateCards` makes them from files (`POST /v1/rerate` gets them in its
+ * body): a text whose name contains "tiers" is a volume-tier file; the cards are checked together and against
+ * `markets`. Errors name the file.
+ */
+export function parseRateCardTexts(
+  texts: readonly RateCardText[],
+  markets?: MarketTableSource,
+): Result<RateCard[], RateCardFileError> {
+  const options = markets ? { knownMarkets: knownMarketsOf(markets) } : {};
+  let cards: RateCard[] = [];
+  const tierFiles: VolumeTierFile[] = [];
+  for (const { file, text } of texts) {
     if (isVolumeTierFile(file)) {
       const parsed = parseVolumeTierCsv(text, file, options);
       if (!parsed.ok) return parsed;
@@ -181,7 +201,9 @@ export async function loadRateCards(
 
   const book = createRateBook(cards);
   if (!book.ok) {
-    const file = files.find((f) => basename(f).replace(/\.csv$/i, '') === book.error.file) ?? book.error.file;
+    const file =
+      texts.find(({ file: f }) => basename(f).replace(/\.csv$/i, '') === book.error.file)?.file ??
+      book.error.file;
     return err({ ...book.error, file });
   }
   for (const tierFile of tierFiles) {

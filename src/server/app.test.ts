@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
@@ -296,15 +296,15 @@ describe('POST /webhooks/whatsapp', () => {
     });
     expect(rerate.status).toBe(400);
     expect(await json(rerate)).toMatchObject({ error: { code: 'MALFORMED_JSON' } });
-    // Its own limit (64 KiB), named in the answer, not bodyLimitBytes.
+    // Its own limit (1 MiB: room for rate cards' text), named in the answer, not bodyLimitBytes.
     const huge = await service.app.request('/v1/rerate', {
       method: 'POST',
       headers: { Authorization: `Bearer ${KEY_ALL}` },
-      body: JSON.stringify({ from: 'x'.repeat(70_000) }),
+      body: JSON.stringify({ from: 'x'.repeat(1_100_000) }),
     });
     expect(huge.status).toBe(413);
     expect(await json(huge)).toMatchObject({
-      error: { code: 'BODY_TOO_LARGE', message: expect.stringContaining('The limit is 65536 bytes.') },
+      error: { code: 'BODY_TOO_LARGE', message: expect.stringContaining('The limit is 1048576 bytes.') },
     });
   });
 
@@ -2505,6 +2505,90 @@ describe('POST /v1/rerate and GET /v1/ratings', () => {
     }
   });
 
+  describe('under other rate cards sent as their text (rate_cards)', () => {
+    const cardsFolder = join(import.meta.dirname, '../../data/rate-cards');
+    /** The bundled cards, India's marketing rate set to 0.5000 in each. */
+    const dearIndia = () =>
+      readdirSync(cardsFolder).map((name) => ({
+        name,
+        csv: readFileSync(join(cardsFolder, name), 'utf8').replace(
+          /^India,\$US,([\d.]+),/m,
+          'India,$US,0.5000,',
+        ),
+      }));
+    type Change = { unit: string; old: { amount: string } | null; new: { amount: string } | null };
+
+    it('prices the re-rate with them: a dry run reports the change and stores nothing', async () => {
+      const before = await json(await service.get('/v1/ratings', KEY_ALL));
+      const response = await rerate({ rate_cards: dearIndia(), dry_run: true });
+      expect(response.status).toBe(200);
+      const answer = await json(response);
+      expect(answer.rate_cards_changed).toBe(true);
+      // Only the marketing message is priced from India's marketing rate.
+      expect((answer.changed as Change[]).map((change) => [change.unit, Number(change.new!.amount)])).toEqual(
+        [['u_wamid.r.o2', 0.5]],
+      );
+      expect(await json(await service.get('/v1/ratings', KEY_ALL))).toEqual(before);
+    });
+
+    it('stores a re-rate under them, named by the cards given, and a client key may dry-run them', async () => {
+      const cards = dearIndia();
+      const answer = await json(await rerate({ rate_cards: cards }));
+      expect((answer.changed as Change[]).map((change) => change.unit)).toEqual(['u_wamid.r.o2']);
+      const units = (await json(await service.get('/v1/units', KEY_ALL))).units as {
+        id: string;
+        amount: string;
+      }[];
+      expect(Number(units.find((unit) => unit.id === 'u_wamid.r.o2')!.amount)).toBe(0.5);
+      const ratings = (await json(await service.get('/v1/ratings', KEY_ALL))).ratings as {
+        reason: string;
+        rate_cards: string[];
+      }[];
+      expect(ratings[0]!.reason).toBe('rerate');
+      expect(ratings[0]!.rate_cards.length).toBeGreaterThan(0);
+      expect(ratings[0]!.rate_cards.every((id) => cards.some((card) => card.name.startsWith(id)))).toBe(true);
+      // W1's own key: a dry run under the same cards changes nothing more (the bill is already theirs).
+      const client = await rerate({ rate_cards: cards, dry_run: true }, KEY_W1);
+      expect(client.status).toBe(200);
+      expect((await json(client)).changed).toEqual([]);
+    });
+
+    it('refuses a card that does not parse, naming it and its line, and rates nothing', async () => {
+      const before = await json(await service.get('/v1/ratings', KEY_ALL));
+      const cards = dearIndia();
+      cards[cards.length - 1]!.csv = cards.at(-1)!.csv.replace(/^India,\$US,[\d.]+,/m, 'India,$US,cheap,');
+      const response = await rerate({ rate_cards: cards });
+      expect(response.status).toBe(400);
+      const { error } = (await json(response)) as { error: { code: string; message: string } };
+      expect(error.code).toBe('BAD_QUERY');
+      expect(error.message).toContain(cards.at(-1)!.name);
+      expect(error.message).toMatch(/line \d+/);
+      expect(await json(await service.get('/v1/ratings', KEY_ALL))).toEqual(before);
+    });
+
+    it.each([
+      [{ rate_cards: 'usd.csv' }, 'must be a list of {\\"name\\"'],
+      [{ rate_cards: [] }, '\\"rate_cards\\" is empty'],
+      [{ rate_cards: [{ name: 'a.csv' }] }, '\\"csv\\" must be the file\'s text'],
+      [{ rate_cards: [{ name: 'a.csv', csv: 1 }] }, '\\"csv\\" must be the file\'s text'],
+      [{ rate_cards: [{ name: 'a.txt', csv: '' }] }, 'ending in .csv'],
+      [{ rate_cards: [{ name: 'a.csv', csv: '', path: '/x' }] }, 'has a field \\"path\\"'],
+      [
+        {
+          rate_cards: [
+            { name: 'a.csv', csv: '' },
+            { name: 'A.csv', csv: '' },
+          ],
+        },
+        'given twice',
+      ],
+    ])('answers 400 for rate_cards of %j', async (body, mention) => {
+      const response = await rerate(body);
+      expect(response.status).toBe(400);
+      expect(JSON.stringify(await json(response))).toContain(mention);
+    });
+  });
+
   it('re-rating under the same rules changes nothing', async () => {
     const answer = await json(await rerate({}));
     expect(answer.changed).toEqual([]);
@@ -2515,7 +2599,8 @@ describe('POST /v1/rerate and GET /v1/ratings', () => {
     [{ as_of_rules: 'CBP-1999' }, 'as_of_rules'],
     [{ from: 'last week' }, 'from'],
     [{ wabas: 'W1' }, 'wabas'],
-    [{ rate_cards: ['/etc/passwd'] }, 'rate-cards'],
+    [{ rate_cards: ['/etc/passwd'] }, '\\"rate_cards\\"[0] is not an object'],
+    [{ rate_cards: [{ name: '/etc/passwd.csv', csv: '' }] }, 'without a folder'],
     [
       { from: '2025-11-01T00:00:00Z', to: '2025-10-01T00:00:00Z', dry_run: true },
       '\\"to\\" is before \\"from\\"',

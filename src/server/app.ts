@@ -55,6 +55,7 @@ import { parseJsonObjectBody } from './json-object-body.js';
 import { noRouteResponse } from './method-not-allowed.js';
 import { Metrics } from './metrics.js';
 import { MAX_LISTED_REJECTIONS, openApiDocument, queryParametersOf, unknownBodyField } from './openapi.js';
+import type { RateCardText } from '../ingest/rate-card-files.js';
 import { createRateLimiter, type RateLimitVerdict } from './rate-limit.js';
 import { RatingBehindError, type RatingService } from './rating-service.js';
 import { errorCodeOf, requestIdFor } from './request-log.js';
@@ -117,8 +118,11 @@ const MAX_PAGE = 1000;
 const DEFAULT_PAGE = 100;
 /** POST /v1/events reads this many items of a body between two turns of the event loop (tens of ms at most). */
 const ITEMS_PER_SLICE = 1000;
-/** POST /v1/rerate takes a few fields, never a file: its own small limit, whatever bodyLimitBytes is. */
-const RERATE_BODY_LIMIT_BYTES = 64 * 1024;
+/**
+ * POST /v1/rerate takes a few fields and, for other rate cards, their CSV text (Meta's card of every market is
+ * about 10 KB): its own limit, whatever bodyLimitBytes is.
+ */
+const RERATE_BODY_LIMIT_BYTES = 1024 * 1024;
 
 /** Thrown around store calls so the error handler can tell "database down" from a bug. */
 /** CSV exports downloaded at once (each holds a store snapshot until its client has read it). */
@@ -1429,19 +1433,16 @@ export function createApp(deps: AppDeps): Hono<Env> {
       );
     }
     // One JSON object, each key once: `"dry_run": true, "dry_run": false` would re-rate for real.
-    const parsed = parseJsonObjectBody(body.bytes, '{"from", "to", "wabas", "as_of_rules", "dry_run"}');
+    const parsed = parseJsonObjectBody(
+      body.bytes,
+      '{"from", "to", "wabas", "as_of_rules", "rate_cards", "dry_run"}',
+    );
     if (!parsed.ok) return errorResponse(c, parsed.error.code, parsed.error.detail);
     const request: Record<string, unknown> = parsed.value;
-    // Not a field of the document's: a path on the server, so its own answer rather than "unknown field".
-    if (request.rate_cards !== undefined) {
-      throw new QueryError(
-        'BAD_QUERY',
-        'Other rate cards are given to `wameter rerate --rate-cards`, not over HTTP.',
-      );
-    }
     // The fields the OpenAPI document lists, as for query parameters: a misspelt one is refused.
     const unknown = unknownBodyField('POST', '/v1/rerate', request);
     if (unknown !== undefined) throw new QueryError('BAD_QUERY', unknown);
+    const rateCardTexts = rateCardsOfBody(request.rate_cards);
     if (request.dry_run !== undefined && typeof request.dry_run !== 'boolean') {
       throw new QueryError('BAD_QUERY', '"dry_run" must be true or false (a JSON boolean).');
     }
@@ -1509,6 +1510,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
         ...(fromMs === undefined ? {} : { fromMs }),
         ...(toMs === undefined ? {} : { toMs }),
         ...(typeof era === 'string' ? { asOfRules: era as Era } : {}),
+        ...(rateCardTexts ? { rateCardTexts } : {}),
         isDryRun: request.dry_run === true,
         client: c.get('apiKey').name,
       }),
@@ -1978,4 +1980,52 @@ function* arrayOfLinesItems(
       yield { line, prefix, value };
     }
   }
+}
+
+/** A rate card's name in `POST /v1/rerate`'s `rate_cards`: a file's name (no folder), ending in `.csv`. */
+const RATE_CARD_NAME = /^[^/\\]+\.csv$/i;
+
+/**
+ * `POST /v1/rerate`'s `rate_cards`, checked: a non-empty list of `{name, csv}`, names of files, each once (a
+ * card's id is its name); undefined without the field. The texts are parsed as the rating's cards
+ * (`parseRateCards`), which names a card and its line when one does not parse.
+ */
+function rateCardsOfBody(value: unknown): RateCardText[] | undefined {
+  if (value === undefined) return undefined;
+  const shape =
+    '"rate_cards" must be a list of {"name": "FILE.csv", "csv": "TEXT"}: each rate card (Meta\'s CSV layout) or volume-tier file (a name containing "tiers") with its text';
+  if (!Array.isArray(value)) throw new QueryError('BAD_QUERY', `${shape}.`);
+  if (value.length === 0) {
+    throw new QueryError(
+      'BAD_QUERY',
+      '"rate_cards" is empty: give the cards to re-rate under, or leave it out for the service\'s own.',
+    );
+  }
+  const texts: RateCardText[] = [];
+  for (const [index, item] of value.entries()) {
+    const at = `"rate_cards"[${index}]`;
+    if (typeof item !== 'object' || item === null || Array.isArray(item)) {
+      throw new QueryError('BAD_QUERY', `${at} is not an object: ${shape}.`);
+    }
+    const fields = item as Record<string, unknown>;
+    const other = Object.keys(fields).find((key) => key !== 'name' && key !== 'csv');
+    if (other !== undefined) {
+      throw new QueryError('BAD_QUERY', `${at} has a field ${JSON.stringify(other)}: ${shape}.`);
+    }
+    const { name, csv } = fields;
+    if (typeof name !== 'string' || !RATE_CARD_NAME.test(name)) {
+      throw new QueryError(
+        'BAD_QUERY',
+        `${at}: "name" must be a file name ending in .csv, without a folder (e.g. "meta-2025-10-01.csv"; a volume-tier file's contains "tiers").`,
+      );
+    }
+    if (typeof csv !== 'string') {
+      throw new QueryError('BAD_QUERY', `${at} ("${name}"): "csv" must be the file's text, a JSON string.`);
+    }
+    if (texts.some((text) => text.file.toLowerCase() === name.toLowerCase())) {
+      throw new QueryError('BAD_QUERY', `${at}: the name "${name}" is given twice (a card is named by it).`);
+    }
+    texts.push({ file: name, text: csv });
+  }
+  return texts;
 }

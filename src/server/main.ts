@@ -26,7 +26,7 @@ import {
 } from './config.js';
 import { createJsonLogger, errorFields, hasLogOutputFailed, type Logger } from './logger.js';
 import { Metrics } from './metrics.js';
-import { loadPricingSetup, loadRateCards } from './pricing-setup.js';
+import { loadPricingSetup, loadRateCards, parseRateCards } from './pricing-setup.js';
 import {
   ACCOUNTS_CHANGED_WARNING,
   createRatingService,
@@ -301,6 +301,7 @@ async function startService(config: ServiceConfig, options: StartOptions): Promi
     clock,
     logger,
     loadRateCards: (paths) => loadRateCards(paths, pricing.value.isReportedRulesEnabled),
+    parseRateCards: (texts) => parseRateCards(texts, pricing.value.isReportedRulesEnabled),
     debounceMs: config.ratingDebounceMs,
     onStoreError: () => metrics.inc('store_errors_total'),
     storeHealth,

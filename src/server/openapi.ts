@@ -529,9 +529,9 @@ export const openApiDocument = {
     },
     '/v1/rerate': {
       post: {
-        summary: 'Re-rate a period under another era; reports old vs new per unit and in total',
+        summary: 'Re-rate a period under other rate cards or another era; reports old vs new per unit and in total',
         description:
-          'Only a key for every WABA ("*") may store a re-rate; a key limited to some WABAs may send {"dry_run": true} (anything else is 403 FORBIDDEN_RERATE: the stored bill is what the operator invoices from).',
+          'Only a key for every WABA ("*") may store a re-rate; a key limited to some WABAs may send {"dry_run": true} (anything else is 403 FORBIDDEN_RERATE: the stored bill is what the operator invoices from). Other rate cards are sent as their CSV text (`rate_cards`), as `wameter rerate --rate-cards` reads them from files; a card that does not parse is 400 BAD_QUERY naming it and its line.',
         requestBody: {
           // An empty body is refused (MALFORMED_JSON): `{}` re-rates every portfolio of the key.
           required: true,
@@ -547,6 +547,21 @@ export const openApiDocument = {
                   wabas: { type: 'array', items: { type: 'string' } },
                   as_of_rules: {
                     enum: [...ERAS],
+                  },
+                  rate_cards: {
+                    type: 'array',
+                    minItems: 1,
+                    description:
+                      "Other rate cards, instead of the service's: each a file's name and its text — a rate card in Meta's CSV layout, or a volume-tier file (a name containing \"tiers\"), as docs/rate-cards.md describes. The whole body is at most 1 MiB.",
+                    items: {
+                      type: 'object',
+                      additionalProperties: false,
+                      required: ['name', 'csv'],
+                      properties: {
+                        name: { type: 'string', pattern: '^[^/\\\\]+\\.[cC][sS][vV]$' },
+                        csv: { type: 'string' },
+                      },
+                    },
                   },
                   dry_run: { type: 'boolean', default: false },
                 },

@@ -5,7 +5,12 @@ import type { Account } from '../core/events.js';
 import { createMarketResolver } from '../core/market.js';
 import type { RateCard } from '../core/pricing-context.js';
 import { createRateBook } from '../core/rate-card.js';
-import { BUNDLED_MARKET_TABLE_NAME, loadBundledMarketTable } from '../ingest/rate-card-files.js';
+import {
+  BUNDLED_MARKET_TABLE_NAME,
+  loadBundledMarketTable,
+  parseRateCardTexts,
+  type RateCardText,
+} from '../ingest/rate-card-files.js';
 import { err, ok, type Result } from '../core/result.js';
 import { loadRateBook as loadCards, loadRatingSetup } from '../use-cases/load-rating-setup.js';
 import type { PricingSetup } from './rating-service.js';
@@ -27,6 +32,25 @@ export async function loadRateCards(
   });
   if (!rates.ok) return err(rates.error.message);
   return ok(rates.value.cards);
+}
+
+/**
+ * Rate cards from their texts (`POST /v1/rerate`'s `rate_cards`), checked as `loadRateCards` checks files: a text
+ * named with "tiers" is a volume-tier file.
+ */
+export async function parseRateCards(
+  texts: readonly RateCardText[],
+  isReportedRulesEnabled = true,
+): Promise<Result<RateCard[], string>> {
+  const table = await loadBundledMarketTable();
+  if (!table.ok) return err(table.error.message);
+  const cards = parseRateCardTexts(texts, {
+    table: table.value,
+    name: BUNDLED_MARKET_TABLE_NAME,
+    isReportedRulesEnabled,
+  });
+  if (!cards.ok) return err(`${cards.error.code}: ${cards.error.message}`);
+  return ok(cards.value);
 }
 
 export async function loadPricingSetup(input: {

@@ -21,6 +21,7 @@ import { findingsOfStory, storyScopeOf } from '../use-cases/explain-findings.js'
 import { accountsDigest, rateCardsDigest } from '../use-cases/load-rating-setup.js';
 import { engineDigest } from '../use-cases/engine-digest.js';
 import { createAccountBook } from '../ingest/accounts-file.js';
+import type { RateCardText } from '../ingest/rate-card-files.js';
 import type { CurrencyTotals, RatingRecord, Store } from '../store/store.js';
 import {
   createInProcessLiveRater,
@@ -53,8 +54,10 @@ export interface RerateRequest {
   fromMs?: number;
   toMs?: number;
   asOfRules?: Era;
-  /** Other rate cards (CLI only: paths on the machine running wameter). */
+  /** Other rate cards: paths on the machine running wameter (the CLI's `--rate-cards`). */
   rateCardPaths?: readonly string[];
+  /** Other rate cards given as their texts (`POST /v1/rerate`'s `rate_cards`); not with `rateCardPaths`. */
+  rateCardTexts?: readonly RateCardText[];
   /** Report what would change without storing anything. */
   isDryRun?: boolean;
   reason?: string;
@@ -227,6 +230,8 @@ export interface RatingServiceDeps {
   logger: Logger;
   /** Loads other rate cards for a re-rate (wired to the rate card files reader in main). */
   loadRateCards?: (paths: readonly string[]) => Promise<Result<readonly RateCard[], string>>;
+  /** Parses other rate cards given as texts for a re-rate (`POST /v1/rerate`; wired in main). */
+  parseRateCards?: (texts: readonly RateCardText[]) => Promise<Result<readonly RateCard[], string>>;
   debounceMs?: number;
   /**
    * Adaptive throttle: a live re-rate starts no sooner than this many times the last one's duration after it
@@ -728,6 +733,12 @@ export function createRatingService(deps: RatingServiceDeps): RatingService {
       const loaded = await deps.loadRateCards(request.rateCardPaths);
       if (!loaded.ok) return err({ code: 'BAD_RATE_CARDS', message: loaded.error });
       cards = loaded.value;
+    } else if (request.rateCardTexts && request.rateCardTexts.length > 0) {
+      if (!deps.parseRateCards)
+        return err({ code: 'BAD_RATE_CARDS', message: 'other rate cards are not available here' });
+      const parsed = await deps.parseRateCards(request.rateCardTexts);
+      if (!parsed.ok) return err({ code: 'BAD_RATE_CARDS', message: parsed.error });
+      cards = parsed.value;
     }
     const stored = await store.listWabas();
     const visible = request.visibleWabas ? new Set(request.visibleWabas) : undefined;
