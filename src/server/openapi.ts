@@ -529,7 +529,8 @@ export const openApiDocument = {
     },
     '/v1/rerate': {
       post: {
-        summary: 'Re-rate a period under other rate cards or another era; reports old vs new per unit and in total',
+        summary:
+          'Re-rate a period under other rate cards or another era; reports old vs new per unit and in total',
         description:
           'Only a key for every WABA ("*") may store a re-rate; a key limited to some WABAs may send {"dry_run": true} (anything else is 403 FORBIDDEN_RERATE: the stored bill is what the operator invoices from). Other rate cards are sent as their CSV text (`rate_cards`), as `wameter rerate --rate-cards` reads them from files; a card that does not parse is 400 BAD_QUERY naming it and its line.',
         requestBody: {
