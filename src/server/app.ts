@@ -410,10 +410,10 @@ export function createApp(deps: AppDeps): Hono<Env> {
     const startedMs = performance.now();
     try {
       const result = await write();
-      storeHealth.writeSucceeded();
+      storeHealth.writeSucceeded('ingest');
       return result;
     } catch (error) {
-      if (!(error instanceof StoreInputError)) storeHealth.writeFailed(error);
+      if (!(error instanceof StoreInputError)) storeHealth.writeFailed(error, 'ingest');
       throw error;
     } finally {
       metrics.observe('store_ingest_duration_seconds', { source }, (performance.now() - startedMs) / 1000);

@@ -402,7 +402,7 @@ describe('readiness (GET /healthz) fails when the store cannot keep what it ackn
       expect((await post()).status).toBe(503);
       const health = await fetch(`${server.url}/healthz`);
       expect(health.status).toBe(503);
-      expect(JSON.stringify(await health.json())).toMatch(/last write failed.*disk is full/);
+      expect(JSON.stringify(await health.json())).toMatch(/last write of webhooks or events failed.*disk is full/);
 
       other.exec('DROP TRIGGER full_disk');
       other.close();
@@ -764,13 +764,37 @@ describe('createStoreHealth (the half-open retry after a failed write)', () => {
     const health = createStoreHealth({ clock: () => clock.nowMs, retryAfterMs: 30_000 });
     const ping = () => Promise.resolve();
     expect(await health.check(ping)).toEqual({ isReady: true });
-    health.writeFailed(new Error('database or disk is full'));
+    health.writeFailed(new Error('database or disk is full'), 'ingest');
     clock.nowMs = 29_000;
     expect(await health.check(ping)).toMatchObject({ isReady: false });
     clock.nowMs = 31_000;
     expect(await health.check(ping)).toEqual({ isReady: true });
-    health.writeFailed(new Error('again'));
-    health.writeSucceeded();
+    health.writeFailed(new Error('again'), 'ingest');
+    health.writeSucceeded('ingest');
+    expect(await health.check(ping)).toEqual({ isReady: true });
+  });
+
+  it("stays not ready while webhooks' writes fail, whatever ratings commit meanwhile (and the other way round)", async () => {
+    const clock = { nowMs: 0 };
+    const health = createStoreHealth({ clock: () => clock.nowMs, retryAfterMs: 30_000 });
+    const ping = () => Promise.resolve();
+    health.writeFailed(new Error('timed out waiting for the write'), 'ingest');
+    clock.nowMs = 1_000;
+    health.writeSucceeded('rating');
+    expect(await health.check(ping)).toEqual({
+      isReady: false,
+      reason:
+        'the last write of webhooks or events failed 1 s ago: timed out waiting for the write; ready again once such a write succeeds',
+    });
+    health.writeSucceeded('ingest');
+    expect(await health.check(ping)).toEqual({ isReady: true });
+    health.writeFailed(new Error('disk full'), 'rating');
+    health.writeSucceeded('ingest');
+    expect(await health.check(ping)).toMatchObject({
+      isReady: false,
+      reason: expect.stringContaining('the last write of a rating failed'),
+    });
+    health.writeSucceeded('rating');
     expect(await health.check(ping)).toEqual({ isReady: true });
   });
 });

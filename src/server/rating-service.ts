@@ -511,12 +511,12 @@ export function createRatingService(deps: RatingServiceDeps): RatingService {
       }
     } catch (error) {
       liveRater.settle(scope, false);
-      deps.storeHealth?.writeFailed(error);
+      deps.storeHealth?.writeFailed(error, 'rating');
       throw error;
     }
     liveRater.settle(scope, true);
     for (const waba of scope) billOfOtherRules.delete(waba);
-    deps.storeHealth?.writeSucceeded();
+    deps.storeHealth?.writeSucceeded('rating');
     deps.onRatingStored?.(record, rating.diff ? rating.diff.findings : rating.full!.findings);
     logger.debug('rated', {
       wabas: scope.length,
@@ -833,10 +833,10 @@ export function createRatingService(deps: RatingServiceDeps): RatingService {
         try {
           await store.replaceRating(record, result);
         } catch (error) {
-          deps.storeHealth?.writeFailed(error);
+          deps.storeHealth?.writeFailed(error, 'rating');
           throw error;
         }
-        deps.storeHealth?.writeSucceeded();
+        deps.storeHealth?.writeSucceeded('rating');
         const isOtherRules = record.asOfRules !== null || record.rateCardsDigest !== pricingCardsDigest;
         for (const waba of scope) {
           if (isOtherRules) billOfOtherRules.set(waba, record);

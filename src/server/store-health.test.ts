@@ -23,14 +23,14 @@ describe('the readiness reason of a failed write', () => {
     expect(writeFailureHint(new Error('Connection terminated unexpectedly'))).toBeNull();
     expect(writeFailureHint('a string')).toBeNull();
     const health = createStoreHealth({ clock: () => 0 });
-    health.writeFailed(coded('database is locked', 'SQLITE_BUSY'));
+    health.writeFailed(coded('database is locked', 'SQLITE_BUSY'), 'ingest');
     const verdict = await health.check(() => Promise.resolve());
     expect(verdict).toEqual({
       isReady: false,
       reason:
-        'the last write failed 0 s ago: database is locked (another process holds a lock on the database); ready again once a write succeeds',
+        'the last write of webhooks or events failed 0 s ago: database is locked (another process holds a lock on the database); ready again once such a write succeeds',
     });
-    health.writeFailed(new Error('relation "units" does not exist'));
+    health.writeFailed(new Error('relation "units" does not exist'), 'rating');
     const plain = await health.check(() => Promise.resolve());
     expect(plain.isReady).toBe(false);
     expect(JSON.stringify(plain)).not.toContain('disk full');

@@ -7,11 +7,20 @@ import { StoreTimeoutError } from '../store/store.js';
 
 export type StoreHealthVerdict = { isReady: true } | { isReady: false; reason: string };
 
+/**
+ * What a write stored: webhooks and event batches (`ingest`), or a rating. Each kind proves only itself: a
+ * rating that commits says nothing of webhooks whose writes time out (a lock they wait for, a full group).
+ */
+export type WriteKind = 'ingest' | 'rating';
+
 export interface StoreHealth {
-  /** A write (ingest, rating) committed: the store takes writes again. */
-  writeSucceeded(): void;
-  /** A write failed; readiness fails until a write succeeds, or a ping does after `retryAfterMs`. */
-  writeFailed(error: unknown): void;
+  /** A write of `kind` committed: writes of that kind are taken again. */
+  writeSucceeded(kind: WriteKind): void;
+  /**
+   * A write of `kind` failed; readiness fails until a write of that kind succeeds, or a ping does after
+   * `retryAfterMs` without another failure of it.
+   */
+  writeFailed(error: unknown, kind: WriteKind): void;
   /**
    * The verdict for GET /healthz: `ping` is the store's read round trip. After a write failure the verdict
    * stays "not ready" while writes keep failing; once `retryAfterMs` has passed without a failed write, a
@@ -54,7 +63,7 @@ export function createStoreHealth(options: StoreHealthOptions): StoreHealth {
   // Its write-ahead log too: SQLite never deletes it while the database is open (a checkpoint only truncates
   // it), and what was committed to it since the last checkpoint lives nowhere else.
   const openedWal = sqliteFile === undefined ? null : fileIdentity(`${sqliteFile}-wal`);
-  let lastFailure: { atMs: number; message: string } | null = null;
+  const lastFailures = new Map<WriteKind, { atMs: number; message: string }>();
   let fileChecked: { atMs: number; problem: string | null } | null = null;
   let blocked: string | null = null;
 
@@ -89,13 +98,13 @@ export function createStoreHealth(options: StoreHealthOptions): StoreHealth {
       }
       return fileChecked.problem;
     },
-    writeSucceeded() {
-      lastFailure = null;
+    writeSucceeded(kind) {
+      lastFailures.delete(kind);
     },
-    writeFailed(error) {
+    writeFailed(error, kind) {
       const message = error instanceof Error ? error.message : String(error);
       const hint = writeFailureHint(error);
-      lastFailure = { atMs: clock(), message: hint === null ? message : `${message} (${hint})` };
+      lastFailures.set(kind, { atMs: clock(), message: hint === null ? message : `${message} (${hint})` });
     },
     async check(ping) {
       if (blocked !== null) return { isReady: false, reason: blocked };
@@ -103,14 +112,18 @@ export function createStoreHealth(options: StoreHealthOptions): StoreHealth {
       fileChecked = { atMs: clock(), problem: file };
       if (file !== null) return { isReady: false, reason: file };
       await ping();
-      if (lastFailure !== null) {
-        if (clock() - lastFailure.atMs < retryAfterMs) {
+      // The latest failure of a kind whose writes have not succeeded since (webhooks first when both).
+      for (const kind of ['ingest', 'rating'] as const) {
+        const failure = lastFailures.get(kind);
+        if (failure === undefined) continue;
+        if (clock() - failure.atMs < retryAfterMs) {
+          const what = kind === 'ingest' ? 'write of webhooks or events' : 'write of a rating';
           return {
             isReady: false,
-            reason: `the last write failed ${Math.round((clock() - lastFailure.atMs) / 1000)} s ago: ${lastFailure.message}; ready again once a write succeeds`,
+            reason: `the last ${what} failed ${Math.round((clock() - failure.atMs) / 1000)} s ago: ${failure.message}; ready again once such a write succeeds`,
           };
         }
-        lastFailure = null;
+        lastFailures.delete(kind);
       }
       return { isReady: true };
     },
