@@ -402,7 +402,9 @@ describe('readiness (GET /healthz) fails when the store cannot keep what it ackn
       expect((await post()).status).toBe(503);
       const health = await fetch(`${server.url}/healthz`);
       expect(health.status).toBe(503);
-      expect(JSON.stringify(await health.json())).toMatch(/last write of webhooks or events failed.*disk is full/);
+      expect(JSON.stringify(await health.json())).toMatch(
+        /last write of webhooks or events failed.*disk is full/,
+      );
 
       other.exec('DROP TRIGGER full_disk');
       other.close();
