@@ -41,6 +41,28 @@ describe('calendar', () => {
     expect(parseInstant('1750030073')).toEqual({ ok: true, value: 1750030073000 });
   });
 
+  it('reads RFC 3339’s lower-case t and z, and an offset of hours alone (ISO 8601’s ±HH)', () => {
+    const at = Date.UTC(2024, 2, 1, 10, 0, 0);
+    for (const [text, ms] of [
+      ['2024-03-01t10:00:00z', at],
+      ['2024-03-01t10:00:00Z', at],
+      ['2024-03-01T10:00:00z', at],
+      ['2024-03-01T15:00:00+05', at],
+      ['2024-03-01T05:00:00.000-05', at],
+      ['2024-03-01t15:30+05:30', at],
+    ] as const) {
+      expect(parseInstant(text), text).toEqual({ ok: true, value: ms });
+    }
+    for (const bad of [
+      '2024-03-01T10:00:00+5',
+      '2024-03-01T10:00:00+24',
+      '2024-03-01x10:00:00Z',
+      '2024-03-01T10:00:00+05:',
+    ]) {
+      expect(parseInstant(bad).ok, bad).toBe(false);
+    }
+  });
+
   it('refuses instants without an offset or that are not instants', () => {
     for (const bad of ['2024-03-01T10:00:00', '2024-03-01', 'yesterday', -5, null, undefined, {}]) {
       expect(parseInstant(bad).ok, String(bad)).toBe(false);

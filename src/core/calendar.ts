@@ -167,16 +167,17 @@ function isUnixSeconds(value: string): boolean {
 const DAYS_IN_MONTH = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
 
 /**
- * `YYYY-MM-DDTHH:MM[:SS[.fraction]](Z|±HH:MM|±HHMM)` → epoch ms, or undefined. Hand-written because it runs
- * once per event (Date.parse and a regex cost a sixth of reading a file), and stricter than Date.parse:
- * 2024-02-30 or 24:00 are refused, not rolled over.
+ * `YYYY-MM-DDTHH:MM[:SS[.fraction]](Z|±HH:MM|±HHMM|±HH)` → epoch ms, or undefined; `t` and `z` in lower case
+ * too (RFC 3339 §5.6 allows them; Python's and Go's formatters write upper case, some loggers lower).
+ * Hand-written because it runs once per event (Date.parse and a regex cost a sixth of reading a file), and
+ * stricter than Date.parse: 2024-02-30 or 24:00 are refused, not rolled over.
  */
 function parseIsoWithOffset(text: string): number | undefined {
   if (
     text.length < 17 ||
     text.charCodeAt(4) !== 45 /* - */ ||
     text.charCodeAt(7) !== 45 ||
-    text.charCodeAt(10) !== 84 /* T */ ||
+    (text.charCodeAt(10) !== 84 /* T */ && text.charCodeAt(10) !== 116) /* t */ ||
     text.charCodeAt(13) !== 58 /* : */
   ) {
     return undefined;
@@ -206,15 +207,17 @@ function parseIsoWithOffset(text: string): number | undefined {
   }
   let offsetMinutes = 0;
   const sign = text[at];
-  if (sign === 'Z') {
+  if (sign === 'Z' || sign === 'z') {
     at += 1;
   } else if (sign === '+' || sign === '-') {
     const offsetHours = twoDigitsAt(text, at + 1);
+    // ISO 8601's hours alone (`+05`), else minutes after a colon or not.
+    const isHoursOnly = at + 3 === text.length;
     const hasColon = text[at + 3] === ':';
-    const offsetMins = twoDigitsAt(text, at + (hasColon ? 4 : 3));
+    const offsetMins = isHoursOnly ? 0 : twoDigitsAt(text, at + (hasColon ? 4 : 3));
     if (!(offsetHours <= 23 && offsetMins <= 59)) return undefined;
     offsetMinutes = (sign === '-' ? -1 : 1) * (offsetHours * 60 + offsetMins);
-    at += hasColon ? 6 : 5;
+    at += isHoursOnly ? 3 : hasColon ? 6 : 5;
   } else {
     return undefined;
   }
