@@ -16,7 +16,7 @@ import type { Era, Finding, RateCategory } from './units.js';
  * Where rate cards are given, for the findings' advice: the command line's flag, and the service's setting
  * (`import`, `rerate` and the service itself refuse `--rate-cards`: their cards are the service's).
  */
-const GIVE_RATE_CARDS = '--rate-cards; for the service, WAMETER_RATE_CARDS or "rateCards"';
+export const GIVE_RATE_CARDS = '--rate-cards; for the service, WAMETER_RATE_CARDS or "rateCards"';
 /** How the rules only reported by third parties are switched off, on the command line and in the service. */
 export const SWITCH_REPORTED_OFF =
   '--no-reported; for the service, WAMETER_REPORTED_RULES=off or "reportedRules": false';

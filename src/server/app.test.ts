@@ -2553,6 +2553,20 @@ describe('POST /v1/rerate and GET /v1/ratings', () => {
       expect((await json(client)).changed).toEqual([]);
     });
 
+    it('advises, of a date without a card, to add one to rate_cards (not the flag or the setting it ignores)', async () => {
+      // Only October 2025's card: July's units have none in force.
+      const cards = dearIndia().filter((card) => card.name.startsWith('usd-2025-10-01'));
+      const answer = await json(await rerate({ rate_cards: cards, dry_run: true }));
+      const noCard = (answer.findings as { code: string; message: string }[]).filter(
+        (finding) => finding.code === 'NO_RATE_CARD',
+      );
+      expect(noCard.length).toBeGreaterThan(0);
+      for (const finding of noCard) {
+        expect(finding.message).toContain('"rate_cards" of the re-rate');
+        expect(finding.message).not.toContain('WAMETER_RATE_CARDS');
+      }
+    });
+
     it('refuses a card that does not parse, naming it and its line, and rates nothing', async () => {
       const before = await json(await service.get('/v1/ratings', KEY_ALL));
       const cards = dearIndia();
@@ -2572,6 +2586,10 @@ describe('POST /v1/rerate and GET /v1/ratings', () => {
       [{ rate_cards: [{ name: 'a.csv' }] }, '\\"csv\\" must be the file\'s text'],
       [{ rate_cards: [{ name: 'a.csv', csv: 1 }] }, '\\"csv\\" must be the file\'s text'],
       [{ rate_cards: [{ name: 'a.txt', csv: '' }] }, 'ending in .csv'],
+      [{ rate_cards: [{ name: 'a\u0000.csv', csv: '' }] }, 'without a folder or control characters'],
+      [{ rate_cards: [{ name: 'a\ud800.csv', csv: '' }] }, 'without a folder or control characters'],
+      [{ rate_cards: [{ name: `${'a'.repeat(252)}.csv`, csv: '' }] }, 'at most 255 characters'],
+      [{ rate_cards: Array.from({ length: 101 }, (_, i) => ({ name: `${i}.csv`, csv: '' })) }, 'at most 100'],
       [{ rate_cards: [{ name: 'a.csv', csv: '', path: '/x' }] }, 'has a field \\"path\\"'],
       [
         {

@@ -11,7 +11,8 @@ import { eventKey, type CoreEvent } from '../core/events.js';
 import { MoneyRangeError, formatMicros } from '../core/money.js';
 import { CSV_COLUMNS, sumTotals, totalsToJson, unitJsonCsvRow, unitToJson } from '../core/report.js';
 import { err } from '../core/result.js';
-import { ERAS, type Era } from '../core/units.js';
+import { GIVE_RATE_CARDS } from '../core/price-unit.js';
+import { ERAS, type Era, type Finding } from '../core/units.js';
 import {
   isNestedDeeperThan,
   isTextNestedDeeperThan,
@@ -1536,10 +1537,12 @@ export function createApp(deps: AppDeps): Hono<Env> {
       totals: report.totals,
       outside_period: report.outsidePeriod,
       findings: await findingsForReader(
-        report.findings.filter(
-          (finding) =>
-            isVisible(finding.waba) && (finding.other_waba === undefined || isVisible(finding.other_waba)),
-        ),
+        report.findings
+          .filter(
+            (finding) =>
+              isVisible(finding.waba) && (finding.other_waba === undefined || isVisible(finding.other_waba)),
+          )
+          .map((finding) => (rateCardTexts ? withCardsOfBody(finding) : finding)),
         tierCountsOf(c),
       ),
     });
@@ -1982,8 +1985,33 @@ function* arrayOfLinesItems(
   }
 }
 
-/** A rate card's name in `POST /v1/rerate`'s `rate_cards`: a file's name (no folder), ending in `.csv`. */
-const RATE_CARD_NAME = /^[^/\\]+\.csv$/i;
+/**
+ * A rate card's name in `POST /v1/rerate`'s `rate_cards`: a file's name (no folder, no control character),
+ * ending in `.csv`; at most `MAX_RATE_CARD_NAME` characters.
+ */
+const RATE_CARD_NAME = /^[^/\\\u0000-\u001f\u007f]+\.csv$/i;
+const MAX_RATE_CARD_NAME = 255;
+/** UTF-16 that is no text: half of a surrogate pair (PostgreSQL refuses it in JSON, SQLite would keep it). */
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+/**
+ * Rate cards one re-rate may give: Meta's cards are one per currency and date (wameter bundles 4), and they are
+ * parsed on the server's thread before the re-rate takes its turn (about 0.1 ms a small card).
+ */
+const MAX_RATE_CARDS = 100;
+
+/**
+ * A finding of a re-rate under `rate_cards`: its advice names that field, not the command line's flag or the
+ * service's setting, which this re-rate does not read.
+ */
+function withCardsOfBody(finding: Finding): Finding {
+  if (!finding.message.includes(GIVE_RATE_CARDS)) return finding;
+  return {
+    ...finding,
+    message: finding.message
+      .split(GIVE_RATE_CARDS)
+      .join('"rate_cards" of the re-rate, whose cards replace all the service\'s'),
+  };
+}
 
 /**
  * `POST /v1/rerate`'s `rate_cards`, checked: a non-empty list of `{name, csv}`, names of files, each once (a
@@ -2001,7 +2029,14 @@ function rateCardsOfBody(value: unknown): RateCardText[] | undefined {
       '"rate_cards" is empty: give the cards to re-rate under, or leave it out for the service\'s own.',
     );
   }
+  if (value.length > MAX_RATE_CARDS) {
+    throw new QueryError(
+      'BAD_QUERY',
+      `"rate_cards" holds ${value.length} items: at most ${MAX_RATE_CARDS} (Meta publishes one card per currency and date).`,
+    );
+  }
   const texts: RateCardText[] = [];
+  const names = new Set<string>();
   for (const [index, item] of value.entries()) {
     const at = `"rate_cards"[${index}]`;
     if (typeof item !== 'object' || item === null || Array.isArray(item)) {
@@ -2013,18 +2048,24 @@ function rateCardsOfBody(value: unknown): RateCardText[] | undefined {
       throw new QueryError('BAD_QUERY', `${at} has a field ${JSON.stringify(other)}: ${shape}.`);
     }
     const { name, csv } = fields;
-    if (typeof name !== 'string' || !RATE_CARD_NAME.test(name)) {
+    if (
+      typeof name !== 'string' ||
+      name.length > MAX_RATE_CARD_NAME ||
+      !RATE_CARD_NAME.test(name) ||
+      LONE_SURROGATE.test(name)
+    ) {
       throw new QueryError(
         'BAD_QUERY',
-        `${at}: "name" must be a file name ending in .csv, without a folder (e.g. "meta-2025-10-01.csv"; a volume-tier file's contains "tiers").`,
+        `${at}: "name" must be a file name ending in .csv, without a folder or control characters, at most ${MAX_RATE_CARD_NAME} characters (e.g. "meta-2025-10-01.csv"; a volume-tier file's contains "tiers").`,
       );
     }
     if (typeof csv !== 'string') {
       throw new QueryError('BAD_QUERY', `${at} ("${name}"): "csv" must be the file's text, a JSON string.`);
     }
-    if (texts.some((text) => text.file.toLowerCase() === name.toLowerCase())) {
+    if (names.has(name.toLowerCase())) {
       throw new QueryError('BAD_QUERY', `${at}: the name "${name}" is given twice (a card is named by it).`);
     }
+    names.add(name.toLowerCase());
     texts.push({ file: name, text: csv });
   }
   return texts;

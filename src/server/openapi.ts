@@ -552,14 +552,20 @@ export const openApiDocument = {
                   rate_cards: {
                     type: 'array',
                     minItems: 1,
+                    maxItems: 100,
                     description:
-                      "Other rate cards, instead of the service's: each a file's name and its text — a rate card in Meta's CSV layout, or a volume-tier file (a name containing \"tiers\"), as docs/rate-cards.md describes. The whole body is at most 1 MiB.",
+                      "Other rate cards, replacing all the service's for this re-rate (send every card the period needs): each a file's name (each once, letter case aside) and its text — a rate card in Meta's CSV layout, or a volume-tier file (a name containing \"tiers\"), as docs/rate-cards.md describes. The whole body is at most 1 MiB.",
                     items: {
                       type: 'object',
                       additionalProperties: false,
                       required: ['name', 'csv'],
                       properties: {
-                        name: { type: 'string', pattern: '^[^/\\\\]+\\.[cC][sS][vV]$' },
+                        name: {
+                          type: 'string',
+                          maxLength: 255,
+                          // No folder, no control character (and no lone surrogate, which a pattern cannot say).
+                          pattern: '^[^/\\\\\\u0000-\\u001f\\u007f]+\\.[cC][sS][vV]$',
+                        },
                         csv: { type: 'string' },
                       },
                     },
