@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { KEY_ALL, rateLinesAsBatch, serviceOn, type TestService } from './server-kit.js';
+import { KEY_ALL, KEY_W1, rateLinesAsBatch, serviceOn, type TestService } from './server-kit.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'wameter-unnamed-status-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -334,6 +334,32 @@ const D_OTHERS = [
   deliveredOf('wamid.x1', '2025-10-04T11:00:00Z', { business: 'PN2', user: U1, pricing: PMP_UTILITY }),
 ];
 
+/**
+ * F (seed 765 of the differential): two copies of W1's `read` of m3, one naming PN3 and a user, one naming PN1
+ * alone — merged, PN1 and the user, a pair no copy names, which the store's row therefore does not tie; W3 (W1's
+ * portfolio) ties PN1; m7 is a status of PN1.
+ */
+const F_COPIES = [
+  {
+    kind: 'status',
+    at: '2025-11-28T23:20:50Z',
+    id: 'wamid.m3',
+    status: 'read',
+    waba: 'W1',
+    business: 'PN3',
+    user: U1,
+  },
+  { kind: 'status', at: '2025-11-28T23:20:56Z', id: 'wamid.m3', status: 'read', waba: 'W1', business: 'PN1' },
+];
+const F_OTHERS = [
+  outboundOf('W3', 'PN1', U2, 'wamid.m5', '2025-11-28T15:24:53Z'),
+  deliveredOf('wamid.m7', '2025-10-13T13:01:11Z', {
+    business: 'PN1',
+    user: '5511987650004',
+    pricing: PMP_UTILITY,
+  }),
+];
+
 const THREE_PORTFOLIOS = [
   { waba: 'W1', timezone: 'UTC', currency: 'USD', portfolio: 'PA' },
   { waba: 'W2', timezone: 'UTC', currency: 'USD', portfolio: 'PB' },
@@ -414,6 +440,63 @@ describe.each(['SQLite', 'PostgreSQL'] as const)(
       try {
         expect((await service.postEvents(lines)).status).toBe(200);
         expect(await serviceUnits(service)).toEqual(expected);
+      } finally {
+        await service.close();
+      }
+    });
+
+    it('F: copies of a status naming its WABA tie only a number one copy named with a user, as the store’s merged row', async () => {
+      const accountsPath = accountsFile(`f-${engine}`, [
+        { waba: 'W1', timezone: 'UTC', currency: 'USD', portfolio: 'P1' },
+        { waba: 'W3', timezone: 'UTC', currency: 'USD', portfolio: 'P1' },
+      ]);
+      const orders = [
+        [...F_COPIES, ...F_OTHERS],
+        [...F_OTHERS, ...[...F_COPIES].reverse()],
+      ];
+      const expected = await batchUnits(accountsPath, orders[0]!);
+      // Only W3's outbound ties PN1: m7 is W3's.
+      expect(expected.filter(([, id]) => id === 'u_wamid.m7').map(([waba]) => waba)).toEqual(['W3']);
+      for (const order of orders) {
+        expect(await batchUnits(accountsPath, order)).toEqual(expected);
+        const service = await serviceWith(engine, accountsPath);
+        try {
+          for (const line of order) {
+            expect((await service.postEvents([line])).status).toBe(200);
+            await serviceUnits(service);
+          }
+          expect(await serviceUnits(service)).toEqual(expected);
+        } finally {
+          await service.close();
+        }
+      }
+    });
+
+    it('a limited key’s inbound ties nothing for the rater either: a status of its number and user goes to the trusted owner', async () => {
+      const accountsPath = accountsFile(`limited-${engine}`, [
+        { waba: 'W1', timezone: 'UTC', currency: 'USD', portfolio: 'P1' },
+        { waba: 'W3', timezone: 'UTC', currency: 'USD', portfolio: 'P1' },
+      ]);
+      const service = await serviceWith(engine, accountsPath);
+      try {
+        // W3's send log ties PN1 (to U2); W1's client writes an inbound of PN1 from U1 with its own key.
+        const trusted = [
+          outboundOf('W3', 'PN1', U2, 'wamid.l3', '2025-10-04T09:00:00Z'),
+          deliveredOf('wamid.l3', '2025-10-04T09:00:05Z'),
+        ];
+        expect((await service.postEvents(trusted)).status).toBe(200);
+        const inbound = inboundOf('W1', 'PN1', U1, 'wamid.l1', '2025-10-04T10:00:00Z');
+        expect((await service.postEvents([inbound], KEY_W1)).status).toBe(200);
+        const status = deliveredOf('wamid.lx', '2025-10-04T10:05:00Z', {
+          business: 'PN1',
+          user: U1,
+          pricing: PMP_UTILITY,
+        });
+        expect((await service.postEvents([status])).status).toBe(200);
+        // The stores' SQL lists it with P1 by W3's tie; the rater, given the listing, places it there too
+        // (before: with W1, by the limited key's inbound).
+        const units = await serviceUnits(service);
+        expect(units.filter(([, id]) => id === 'u_wamid.lx').map(([waba]) => waba)).toEqual(['W3']);
       } finally {
         await service.close();
       }

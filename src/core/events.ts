@@ -53,6 +53,12 @@ export interface InboundEvent {
   scopedUserId?: string;
   /** A store merged copies of this event that disagreed on these fields (event-copies.ts): a finding. */
   copiesDisagreeOn?: readonly CopyField[];
+  /**
+   * Set by a store's listing only (never read from input): the stored row ties nothing (`events.business` NULL:
+   * a writer not trusted with its number, or copies of which none named the number kept), so the rater counts
+   * no tie of its WABA, number and user for it (docs/storage.md), though it names all three.
+   */
+  isUntied?: true;
 }
 
 export interface OutboundEvent {
@@ -71,6 +77,12 @@ export interface OutboundEvent {
   isFailed?: boolean;
   /** A store merged copies of this event that disagreed on these fields (event-copies.ts): a finding. */
   copiesDisagreeOn?: readonly CopyField[];
+  /**
+   * Set by a store's listing only (never read from input): the stored row ties nothing (`events.business` NULL:
+   * a writer not trusted with its number, or copies of which none named the number kept), so the rater counts
+   * no tie of its WABA, number and user for it (docs/storage.md), though it names all three.
+   */
+  isUntied?: true;
 }
 
 export interface StatusEvent {
@@ -95,6 +107,12 @@ export interface StatusEvent {
   recipientType?: 'group';
   /** A store merged copies of this event that disagreed on these fields (event-copies.ts): a finding. */
   copiesDisagreeOn?: readonly CopyField[];
+  /**
+   * Set by a store's listing only (never read from input): the stored row ties nothing (`events.business` NULL:
+   * a writer not trusted with its number, or copies of which none named the number kept), so the rater counts
+   * no tie of its WABA, number and user for it (docs/storage.md), though it names all three.
+   */
+  isUntied?: true;
 }
 
 /** Meta's account_update / template_category_update facts that change how a WABA is billed. */

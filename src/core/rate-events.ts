@@ -155,6 +155,17 @@ const TOMBSTONE_MS = 7 * DAY_MS;
 const FLUSH_EVERY_EVENTS = 50_000;
 const SWEEP_EVERY_FLUSHES = 4;
 
+/** One status of a message naming its WABA, its copies merged as a store merges them (`MessageRecord.statusTies`). */
+interface StatusTie {
+  word: string;
+  business: string | undefined;
+  user: string | undefined;
+  /** The numbers a copy named with a user, itself tying them (a store row's own tie). */
+  numbers: string[];
+  /** The pair its tie is counted in (`PairState.ties`), if it ties. */
+  pair: PairState | undefined;
+}
+
 /** What is known of one business message, from its outbound line and its statuses in any order. */
 class MessageRecord {
   waba: string | undefined = undefined;
@@ -167,6 +178,15 @@ class MessageRecord {
   hasOutbound = false;
   /** Its outbound line is counted in its pair's `ties` (Rater.tie): until the record leaves that pair. */
   isTying = false;
+  /** Its outbound line ties nothing (`OutboundEvent.isUntied`: a store's row that does not). */
+  isOutboundUntied = false;
+  /**
+   * Copies of its statuses naming its WABA and a number or a user, one entry per status word (a store's row
+   * each: `WABA:status:ID:word`), as a store merges them: the smallest number and user of the copies, and the
+   * numbers copies named with a user on their own (a trusted writer's tie, `tiedBusinessAfterMerge`). The
+   * merged status ties its number and user only when one copy named that number so (`notePairOfStatus`).
+   */
+  statusTies: StatusTie[] | undefined = undefined;
   /** The delivery (pricing-rules §1): the earliest `delivered` report, else the earliest `read`. */
   deliveredAtMs = Infinity;
   /** `deliveredAtMs` comes from a read receipt (or a `played`): any `delivered` report replaces it. */
@@ -450,6 +470,7 @@ export class Rater {
           event.atMs,
           event.hasReferral,
           event.userCountryHint,
+          event.isUntied !== true,
         );
         break;
       case 'outbound':
@@ -877,12 +898,13 @@ export class Rater {
     atMs: number,
     hasReferral: boolean,
     countryHint: string | undefined,
+    isTying: boolean,
   ): void {
     const pair = this.pairFor(waba, business, user);
     // The smaller of two hints, not the first: the order of the input decides nothing.
     if (countryHint) mergeCountryHint(pair, countryHint);
     pair.inbounds.push({ atMs, id, hasReferral });
-    this.tie(pair, 1);
+    if (isTying) this.tie(pair, 1);
     this.dirty.add(pair);
   }
 
@@ -964,6 +986,7 @@ export class Rater {
       this.checkRecipient(record, event.business, event.user, 'log');
     }
     record.hasOutbound = true;
+    if (event.isUntied) record.isOutboundUntied = true;
     record.waba = event.waba;
     record.business = event.business;
     record.user = event.user;
@@ -1032,15 +1055,30 @@ export class Rater {
    * phone_number_id) shows that the number sends for that WABA, to that user: their pair is kept (for statuses
    * naming no WABA, placeUnplaced) even when the message's send log names another number or user, which wins
    * for the message itself. Whatever the order of the lines: read before the send log, the status made that
-   * pair anyway. The stores tie the number so (`events.business`, docs/storage.md).
+   * pair anyway. The stores tie the number so (`events.business`, docs/storage.md) — of a status's copies
+   * merged into one row: its smallest number and user, and only when one copy named that number with a user
+   * (`tiedBusinessAfterMerge`); a listed row that ties nothing says so (`isUntied`).
    */
   private notePairOfStatus(record: MessageRecord, event: StatusEvent): void {
     const { waba, business, user } = event;
-    if (waba === undefined || !business || !user || waba === business) return;
-    const pair = record.pair;
-    const isOwnPair =
-      pair !== undefined && pair.business === business && pair.user === user && pair.machine.waba === waba;
-    this.tie(isOwnPair ? pair : this.pairFor(waba, business, user), 1);
+    if (waba === undefined || waba === business || (!business && !user)) return;
+    record.statusTies ??= [];
+    let tie = record.statusTies.find((known) => known.word === event.status);
+    if (!tie) {
+      tie = { word: event.status, business: undefined, user: undefined, numbers: [], pair: undefined };
+      record.statusTies.push(tie);
+    }
+    if (business && (tie.business === undefined || business < tie.business)) tie.business = business;
+    if (user && (tie.user === undefined || user < tie.user)) tie.user = user;
+    if (business && user && !event.isUntied && !tie.numbers.includes(business)) tie.numbers.push(business);
+    const pair =
+      tie.business !== undefined && tie.user !== undefined && tie.numbers.includes(tie.business)
+        ? this.pairFor(waba, tie.business, tie.user)
+        : undefined;
+    if (pair === tie.pair) return;
+    if (tie.pair) this.tie(tie.pair, -1);
+    if (pair) this.tie(pair, 1);
+    tie.pair = pair;
   }
 
   private applyStatus(record: MessageRecord, event: StatusEvent): void {
@@ -1322,7 +1360,7 @@ export class Rater {
       if (record.waba === record.pair.machine.waba) record.waba = record.pair.machine.waba;
     }
     const pair = record.pair;
-    if (record.hasOutbound && !record.isTying) {
+    if (record.hasOutbound && !record.isTying && !record.isOutboundUntied) {
       this.tie(pair, 1);
       record.isTying = true;
     }

@@ -54,6 +54,18 @@ export function tiedBusinessOf(event: CoreEvent, isBusinessTied: boolean | undef
 }
 
 /**
+ * An event as a listing gives it to the rater: marked `isUntied` when its row ties nothing (`events.business`
+ * NULL) though its fields would (`tiedBusinessOf`): a writer not trusted with its number, or copies of which none
+ * named the number the merge kept. The rater then counts no tie for it, as the stores' SQL counts none. The
+ * event is the listing's own, just read: marked in place.
+ */
+export function withRowTie(event: CoreEvent, isRowUntied: boolean): CoreEvent {
+  // Only inbound, outbound and status events may tie (tiedBusinessOf): those carry `isUntied`.
+  if (isRowUntied && tiedBusinessOf(event, true) !== null) (event as { isUntied?: true }).isUntied = true;
+  return event;
+}
+
+/**
  * `events.tied_user` of a row whose `events.business` is `tie`: the user of the pair it ties (`canonicalUser`,
  * as the rater keys pairs), or null when it ties nothing.
  */

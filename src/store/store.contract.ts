@@ -5,6 +5,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
 import { TotalsAccumulator, totalsToJson } from '../core/report.js';
+import { listingOf } from '../../test/support/store-events.js';
 import { billableUnit } from '../../test/support/units.js';
 import {
   eventKey,
@@ -107,7 +108,7 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
         await store.ingestEvents([input(inbound('wamid.i1'))]);
         await store.migrate();
         await store.migrate();
-        expect(await store.listEvents()).toEqual([inbound('wamid.i1')]);
+        expect(await listingOf(store)).toEqual([inbound('wamid.i1')]);
       });
 
       it('answers ping and closes', async () => {
@@ -115,6 +116,42 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
         await expect(store.ping()).resolves.toBeUndefined();
         await store.close();
         await store.close(); // a second close is harmless
+      });
+    });
+
+    describe('a listing marks the rows that tie nothing though their fields would (isUntied)', () => {
+      it('a limited key’s message, and copies of a status none of which named the number kept with a user', async () => {
+        const store = await fresh();
+        const status = (business: string | undefined, user: string | undefined): StatusEvent => ({
+          kind: 'status',
+          atMs: T0 + 2,
+          waba: 'W1',
+          id: 'wamid.s1',
+          status: 'read',
+          ...(business === undefined ? {} : { business }),
+          ...(user === undefined ? {} : { user }),
+        });
+        await store.ingestEvents([
+          untrusted(inbound('wamid.limited')),
+          input(inbound('wamid.trusted', 'W1', T0 + 1)),
+          // Merged: PN1 (the smaller) and the user, but only PN3 was named with a user.
+          input(status('PN3', '447700900005')),
+          input(status('PN1', undefined)),
+          input({ ...status('PN4', '447700900006'), id: 'wamid.s2' }),
+          input(orphanStatus('wamid.orphan', 'PN1')),
+        ]);
+        const untied = (await store.listEvents(['W1']))
+          .filter((event) => 'isUntied' in event && event.isUntied === true)
+          .map((event) => ('id' in event ? event.id : event.kind))
+          .sort();
+        expect(untied).toEqual(['wamid.limited', 'wamid.s1']);
+        // The listing of every WABA marks them alike.
+        expect(
+          (await store.listEvents())
+            .filter((event) => 'isUntied' in event)
+            .map((event) => ('id' in event ? event.id : event.kind))
+            .sort(),
+        ).toEqual(['wamid.limited', 'wamid.s1']);
       });
     });
 
@@ -172,7 +209,7 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
           merged: [],
           relistedWabas: [],
         });
-        expect(await store.listEvents()).toEqual(events);
+        expect(await listingOf(store)).toEqual(events);
       });
 
       it('stores nothing, neither body nor events, when one event cannot be stored', async () => {
@@ -182,7 +219,7 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
         await expect(
           store.ingestWebhook(webhook, [input(inbound('wamid.i1')), input(broken)]),
         ).rejects.toThrow();
-        expect(await store.listEvents()).toEqual([]);
+        expect(await listingOf(store)).toEqual([]);
         const retry = await store.ingestWebhook(webhook, [input(inbound('wamid.i1'))]);
         expect(retry.isDuplicate).toBe(false);
         expect(retry.inserted).toEqual([inbound('wamid.i1')]);
@@ -200,7 +237,7 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
         expect(again.rawId).toBe(first.rawId);
         expect(again.inserted).toEqual([]);
         expect(again.merged).toEqual([]);
-        expect(await store.listEvents()).toEqual([inbound('wamid.i1')]);
+        expect(await listingOf(store)).toEqual([inbound('wamid.i1')]);
         expect((await store.getRawWebhook(first.rawId))?.receivedAtMs).toBe(T0 + MINUTE);
       });
 
@@ -245,8 +282,8 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
         });
         const fromWebhook = await store.ingestWebhook(raw('{"c":3}'), [input(first)]);
         expect(fromWebhook).toMatchObject({ isDuplicate: false, inserted: [], duplicates: 1, merged: [] });
-        expect(await store.listEvents()).toHaveLength(3);
-        expect(await store.listEvents()).toContainEqual(first);
+        expect(await listingOf(store)).toHaveLength(3);
+        expect(await listingOf(store)).toContainEqual(first);
       });
 
       it('keys events per WABA: another WABA’s event with the same id and status is not a duplicate', async () => {
@@ -272,8 +309,8 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
           merged: [],
           relistedWabas: [],
         });
-        expect(await store.listEvents(['W2'])).toEqual(expect.arrayContaining([theirs, status('W2')]));
-        expect(await store.listEvents(['W2'])).toHaveLength(2);
+        expect(await listingOf(store, ['W2'])).toEqual(expect.arrayContaining([theirs, status('W2')]));
+        expect(await listingOf(store, ['W2'])).toHaveLength(2);
         expect(eventKey(mine)).not.toBe(eventKey(theirs));
         // WABA ids are free text: an escaped ":" or "\\" cannot make two WABAs' keys meet.
         expect(eventKey(outbound('x', 'a:outbound:b'))).not.toBe(eventKey(outbound('b:outbound:x', 'a')));
@@ -317,14 +354,14 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
           },
         ];
         await store.ingestEvents(events.map((e) => input(e)));
-        const all = await store.listEvents();
+        const all = await listingOf(store);
         expect(all).toHaveLength(events.length);
         for (const event of events) expect(all).toContainEqual(event);
-        const w2 = await store.listEvents(['W2']);
+        const w2 = await listingOf(store, ['W2']);
         expect(w2).toHaveLength(2);
         expect(w2).toContainEqual(events[2]);
         expect(w2).toContainEqual(events[4]);
-        expect(await store.listEvents([])).toEqual([]);
+        expect(await listingOf(store, [])).toEqual([]);
         expect(await store.listWabas()).toEqual(['W1', 'W2']);
       });
 
@@ -344,13 +381,13 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
         ];
         const outcome = await store.ingestEvents(statements.map((event) => input(event)));
         expect(outcome.inserted).toHaveLength(3);
-        const listed = await store.listEvents(['W1']);
+        const listed = await listingOf(store, ['W1']);
         expect(listed).toHaveLength(3);
         for (const event of statements) expect(listed).toContainEqual(event);
         // A redelivery of one of them is a copy of it, not a fourth.
         const again = await store.ingestEvents([input(statement('UTILITY', 'India'))]);
         expect(again.inserted).toEqual([]);
-        expect(await store.listEvents(['W1'])).toHaveLength(3);
+        expect(await listingOf(store, ['W1'])).toHaveLength(3);
       });
 
       it('stores and finds events, units and findings whose ids are as long as the event parser lets through', async () => {
@@ -385,7 +422,7 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
           },
         ];
         expect((await store.ingestEvents(events.map((e) => input(e)))).inserted).toHaveLength(3);
-        expect(await store.listEvents([waba])).toHaveLength(3);
+        expect(await listingOf(store, [waba])).toHaveLength(3);
         expect(await store.listWabas(business)).toEqual([waba]);
         const big = unit(`u_${id}`, { waba, business, user, messages: [id] });
         await store.replaceRating(rating('r1', [waba]), {
@@ -409,11 +446,11 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
           input(status),
           input(orphan),
         ]);
-        const w2 = await store.listEvents(['W2']);
+        const w2 = await listingOf(store, ['W2']);
         expect(w2).toHaveLength(2);
         expect(w2).toContainEqual(status);
-        expect(await store.listEvents(['W1'])).toEqual([outbound('wamid.o1')]);
-        expect(await store.listEvents()).toHaveLength(4);
+        expect(await listingOf(store, ['W1'])).toEqual([outbound('wamid.o1')]);
+        expect(await listingOf(store)).toHaveLength(4);
         expect(await store.listWabas()).toEqual(['W1', 'W2']);
       });
 
@@ -450,7 +487,7 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
         const odd = 'W:\\9';
         const status: StatusEvent = { kind: 'status', atMs: T0 + 1, id: 'wamid.o9', status: 'read' };
         await store.ingestEvents([input(outbound('wamid.o9', odd)), input(status)]);
-        const listed = await store.listEvents([odd]);
+        const listed = await listingOf(store, [odd]);
         expect(listed).toHaveLength(2);
         expect(listed).toContainEqual(status);
       });
@@ -468,12 +505,12 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
         };
         const w2: OutboundEvent = { ...outbound('wamid.o2', 'W2'), business: 'PN2' };
         await store.ingestEvents([input(inbound('wamid.i1')), input(w2), input(status)]);
-        const w1 = await store.listEvents(['W1']);
+        const w1 = await listingOf(store, ['W1']);
         expect(w1).toHaveLength(2);
         expect(w1).toEqual(expect.arrayContaining([inbound('wamid.i1'), status]));
-        expect(await store.listEvents(['W2'])).toEqual([w2]);
-        expect(await store.listEvents(['W1', 'W2'])).toHaveLength(3);
-        expect(await store.listEvents([])).toEqual([]);
+        expect(await listingOf(store, ['W2'])).toEqual([w2]);
+        expect(await listingOf(store, ['W1', 'W2'])).toHaveLength(3);
+        expect(await listingOf(store, [])).toEqual([]);
         expect(await store.countUnattributedStatuses()).toBe(0);
       });
 
@@ -488,10 +525,10 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
           user: '919876543210',
         };
         await store.ingestEvents([input(outbound('wamid.o1')), input(inbound('wamid.i1')), input(status)]);
-        const listed = await store.listEvents(['W1']);
+        const listed = await listingOf(store, ['W1']);
         expect(listed).toHaveLength(3);
         expect(listed.filter((event) => event.kind === 'status')).toEqual([status]);
-        expect(await store.listEvents(['W1', 'W2'])).toHaveLength(3);
+        expect(await listingOf(store, ['W1', 'W2'])).toHaveLength(3);
       });
 
       it('lists a status that names no WABA with the WABA of its message only, not with another WABA of its number', async () => {
@@ -510,9 +547,9 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
           input(inbound('wamid.i1')),
           input(status),
         ]);
-        expect(await store.listEvents(['W1'])).toEqual([inbound('wamid.i1')]);
-        expect(await store.listEvents(['W2'])).toEqual(expect.arrayContaining([status]));
-        expect(await store.listEvents(['W1', 'W2'])).toHaveLength(3);
+        expect(await listingOf(store, ['W1'])).toEqual([inbound('wamid.i1')]);
+        expect(await listingOf(store, ['W2'])).toEqual(expect.arrayContaining([status]));
+        expect(await listingOf(store, ['W1', 'W2'])).toHaveLength(3);
       });
 
       it("ties a business number through a trusted status naming its WABA, whatever number its message's send log names", async () => {
@@ -531,13 +568,13 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
         };
         const status = orphanStatus('wamid.unlogged', 'PN9');
         await store.ingestEvents([input(outbound('wamid.o1')), input(named), input(status)]);
-        expect(await store.listEvents(['W1'])).toHaveLength(3);
-        expect(await store.listEvents(['W1'])).toContainEqual(status);
+        expect(await listingOf(store, ['W1'])).toHaveLength(3);
+        expect(await listingOf(store, ['W1'])).toContainEqual(status);
         expect(await store.listWabas('PN9')).toEqual(['W1']);
         expect(await store.countUnattributedStatuses()).toBe(0);
         // A larger WABA's inbound from PN9 takes nothing.
         await store.ingestEvents([input({ ...inbound('wamid.i9', 'W9'), business: 'PN9', user: '1' })]);
-        expect(await store.listEvents(['W9'])).not.toContainEqual(status);
+        expect(await listingOf(store, ['W9'])).not.toContainEqual(status);
         // A limited key's status naming its WABA ties nothing, nor does one naming no user.
         const alone = await fresh();
         await alone.ingestEvents([
@@ -566,16 +603,16 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
         await store.ingestEvents([input(status)]);
         expect(await store.countUnattributedStatuses()).toBe(1);
         await store.ingestWebhook(raw('{"x3":1}'), [input(hooked, 'webhook')]);
-        expect(await store.listEvents(['W3'])).toEqual(expect.arrayContaining([hooked, status]));
-        expect(await store.listEvents(['W3'])).toHaveLength(2);
+        expect(await listingOf(store, ['W3'])).toEqual(expect.arrayContaining([hooked, status]));
+        expect(await listingOf(store, ['W3'])).toHaveLength(2);
         expect(await store.countUnattributedStatuses()).toBe(0);
         // A webhook status of a smaller WABA takes it over, and names W3 to be rated again.
         const moved = await store.ingestWebhook(raw('{"x3":2}'), [
           input({ ...hooked, waba: 'W2', id: 'wamid.x3c', user: '919800000033' }, 'webhook'),
         ]);
         expect(moved.relistedWabas).toEqual(['W3']);
-        expect(await store.listEvents(['W2'])).toContainEqual(status);
-        expect(await store.listEvents(['W3'])).toEqual([hooked]);
+        expect(await listingOf(store, ['W2'])).toContainEqual(status);
+        expect(await listingOf(store, ['W3'])).toEqual([hooked]);
       });
 
       it('lists a status naming no WABA, whose message is stored nowhere, with the WABA of the pair its number and user have (x1)', async () => {
@@ -588,28 +625,28 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
         const received: InboundEvent = { ...inbound('wamid.x1in', 'W2'), business: 'PN', user: u2 };
         const status = orphanStatus('wamid.x1b', 'PN', u2);
         await store.ingestEvents([input(sent), input(status)]);
-        expect(await store.listEvents(['W1'])).toContainEqual(status);
+        expect(await listingOf(store, ['W1'])).toContainEqual(status);
         // W2's inbound from U2 takes it from W1, which must be rated again.
         const outcome = await store.ingestWebhook(raw('{"x1":1}'), [input(received, 'webhook')]);
         expect(outcome.relistedWabas).toEqual(['W1']);
-        expect(await store.listEvents(['W1'])).toEqual([sent]);
-        expect(await store.listEvents(['W2'])).toEqual(expect.arrayContaining([received, status]));
-        expect(await store.listEvents(['W1', 'W2'])).toHaveLength(3);
+        expect(await listingOf(store, ['W1'])).toEqual([sent]);
+        expect(await listingOf(store, ['W2'])).toEqual(expect.arrayContaining([received, status]));
+        expect(await listingOf(store, ['W1', 'W2'])).toHaveLength(3);
         // A status to a user no WABA has a pair with stays with the number's owner (the smallest WABA).
         const other = orphanStatus('wamid.x1c', 'PN', '919800000003');
         await store.ingestEvents([input(other)]);
-        expect(await store.listEvents(['W1'])).toContainEqual(other);
-        expect(await store.listEvents(['W2'])).not.toContainEqual(other);
+        expect(await listingOf(store, ['W1'])).toContainEqual(other);
+        expect(await listingOf(store, ['W2'])).not.toContainEqual(other);
         // A limited key's inbound from U3 on W0 ties no pair; a trusted one on W3 does, and W1 is named.
         await store.ingestEvents([
           untrusted({ ...received, id: 'wamid.x1d', waba: 'W0', user: '919800000003' }),
         ]);
-        expect(await store.listEvents(['W1'])).toContainEqual(other);
+        expect(await listingOf(store, ['W1'])).toContainEqual(other);
         const tied = await store.ingestEvents([
           input({ ...received, id: 'wamid.x1e', waba: 'W3', user: '919800000003' }),
         ]);
         expect(tied.relistedWabas).toEqual(['W1']);
-        expect(await store.listEvents(['W3'])).toContainEqual(other);
+        expect(await listingOf(store, ['W3'])).toContainEqual(other);
       });
 
       it('pairs a status naming no WABA with the user as the rater keys pairs (a Brazilian mobile without its ninth digit)', async () => {
@@ -621,8 +658,8 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
         ]);
         const status = orphanStatus('wamid.c', 'PN', '551187654321');
         expect(await store.ingestEvents([input(status)])).toMatchObject({ relistedWabas: ['W1', 'W2'] });
-        expect(await store.listEvents(['W2'])).toContainEqual(status);
-        expect(await store.listEvents(['W1'])).not.toContainEqual(status);
+        expect(await listingOf(store, ['W2'])).toContainEqual(status);
+        expect(await listingOf(store, ['W1'])).not.toContainEqual(status);
       });
 
       it('never ties a business number through an event its writer may not be trusted with (isBusinessTied: false)', async () => {
@@ -635,9 +672,9 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
           untrusted({ ...inbound('wamid.a1', 'W1'), business: 'PN2' }),
           untrusted({ ...outbound('wamid.a2', 'W1'), business: 'PN2' }),
         ]);
-        expect(await store.listEvents(['W1'])).toHaveLength(2);
-        expect(await store.listEvents(['W1'])).not.toContainEqual(status);
-        expect(await store.listEvents(['W2'])).toContainEqual(status);
+        expect(await listingOf(store, ['W1'])).toHaveLength(2);
+        expect(await listingOf(store, ['W1'])).not.toContainEqual(status);
+        expect(await listingOf(store, ['W2'])).toContainEqual(status);
         expect(await store.listWabas('PN2')).toEqual(['W2']);
         // Alone, an untrusted event attributes nothing either.
         const alone = await fresh();
@@ -645,7 +682,7 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
           untrusted({ ...inbound('wamid.a1', 'W1'), business: 'PN2' }),
           input(status),
         ]);
-        expect(await alone.listEvents(['W1'])).toHaveLength(1);
+        expect(await listingOf(alone, ['W1'])).toHaveLength(1);
         expect(await alone.countUnattributedStatuses()).toBe(1);
       });
 
@@ -658,25 +695,25 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
           input(inbound('wamid.i10', 'W10')),
           input(status),
         ]);
-        expect(await store.listEvents(['W10'])).toContainEqual(status);
-        expect(await store.listEvents(['W9'])).toEqual([inbound('wamid.i9', 'W9')]);
-        expect(await store.listEvents(['W10', 'W9'])).toHaveLength(3);
-        expect(await store.listEvents(['W9', 'W10', 'W11'])).toHaveLength(3);
+        expect(await listingOf(store, ['W10'])).toContainEqual(status);
+        expect(await listingOf(store, ['W9'])).toEqual([inbound('wamid.i9', 'W9')]);
+        expect(await listingOf(store, ['W10', 'W9'])).toHaveLength(3);
+        expect(await listingOf(store, ['W9', 'W10', 'W11'])).toHaveLength(3);
         expect(await store.countUnattributedStatuses()).toBe(0);
         // A smaller WABA tying it takes it over; an untrusted one does not.
         await store.ingestEvents([untrusted(inbound('wamid.i0', 'W0'))]);
-        expect(await store.listEvents(['W10'])).toContainEqual(status);
-        expect(await store.listEvents(['W0'])).toEqual([inbound('wamid.i0', 'W0')]);
+        expect(await listingOf(store, ['W10'])).toContainEqual(status);
+        expect(await listingOf(store, ['W0'])).toEqual([inbound('wamid.i0', 'W0')]);
         await store.ingestEvents([input(inbound('wamid.i1', 'W1'))]);
-        expect(await store.listEvents(['W1'])).toContainEqual(status);
-        expect(await store.listEvents(['W10'])).toEqual([inbound('wamid.i10', 'W10')]);
+        expect(await listingOf(store, ['W1'])).toContainEqual(status);
+        expect(await listingOf(store, ['W10'])).toEqual([inbound('wamid.i10', 'W10')]);
       });
 
       it("lists a status whose message a trusted writer stored with that WABA only, never with its number's owner too", async () => {
         const store = await fresh();
         const status = orphanStatus('wamid.b2', 'PN2');
         await store.ingestEvents([input({ ...inbound('wamid.b1', 'W2'), business: 'PN2' }), input(status)]);
-        expect(await store.listEvents(['W2'])).toContainEqual(status);
+        expect(await listingOf(store, ['W2'])).toContainEqual(status);
         // W1's send log (a webhook, an import, a key for every WABA) has an outbound with that message's id,
         // naming W1's number or PN2: the status joins it by id, as the rater does, and leaves W2's scope.
         for (const business of ['PN1', 'PN2']) {
@@ -686,9 +723,9 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
             input(status),
             input({ ...outbound('wamid.b2', 'W1'), business }),
           ]);
-          expect(await copy.listEvents(['W1'])).toContainEqual(status);
-          expect(await copy.listEvents(['W2'])).not.toContainEqual(status);
-          expect(await copy.listEvents(['W1', 'W2'])).toHaveLength(3);
+          expect(await listingOf(copy, ['W1'])).toContainEqual(status);
+          expect(await listingOf(copy, ['W2'])).not.toContainEqual(status);
+          expect(await listingOf(copy, ['W1', 'W2'])).toHaveLength(3);
           expect(await copy.listWabas('PN2')).toEqual(business === 'PN2' ? ['W1', 'W2'] : ['W2']);
         }
       });
@@ -708,9 +745,9 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
           ]) {
             const store = await fresh();
             for (const write of writes) await store.ingestEvents([write]);
-            expect(await store.listEvents(['W1'])).toEqual([forged.event]);
-            expect(await store.listEvents(['W2'])).toEqual(expect.arrayContaining([owner.event, status]));
-            expect(await store.listEvents(['W1', 'W2'])).toHaveLength(3);
+            expect(await listingOf(store, ['W1'])).toEqual([forged.event]);
+            expect(await listingOf(store, ['W2'])).toEqual(expect.arrayContaining([owner.event, status]));
+            expect(await listingOf(store, ['W1', 'W2'])).toHaveLength(3);
             expect(await store.countUnattributedStatuses()).toBe(0);
             expect(await store.listWabas('PN2')).toEqual(['W2']);
           }
@@ -719,13 +756,13 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
         const both = await fresh();
         await both.ingestEvents([input(outbound('wamid.b2', 'W2')), untrusted(outbound('wamid.b2'))]);
         await both.ingestEvents([input(status)]);
-        expect(await both.listEvents(['W1'])).toEqual([outbound('wamid.b2')]);
-        expect(await both.listEvents(['W2'])).toContainEqual(status);
+        expect(await listingOf(both, ['W1'])).toEqual([outbound('wamid.b2')]);
+        expect(await listingOf(both, ['W2'])).toContainEqual(status);
         // A status whose number no trusted event ties, and whose message only another writer's limited key
         // stored, is counted as one no scope lists.
         const nowhere = await fresh();
         await nowhere.ingestEvents([untrusted(outbound('wamid.c9')), input(orphanStatus('wamid.c9', 'PN9'))]);
-        expect(await nowhere.listEvents(['W1'])).toEqual([outbound('wamid.c9')]);
+        expect(await listingOf(nowhere, ['W1'])).toEqual([outbound('wamid.c9')]);
         expect(await nowhere.countUnattributedStatuses()).toBe(1);
       });
 
@@ -739,15 +776,15 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
         ]) {
           const store = await fresh();
           for (const write of writes) await store.ingestEvents([write]);
-          const w1 = await store.listEvents(['W1']);
+          const w1 = await listingOf(store, ['W1']);
           expect(w1).toHaveLength(2);
           expect(w1).toEqual(expect.arrayContaining([own.event, status]));
-          expect(await store.listEvents(['W3'])).toEqual([other.event]);
+          expect(await listingOf(store, ['W3'])).toEqual([other.event]);
           expect(await store.countUnattributedStatuses()).toBe(0);
           // Key two's copy of the status changes nothing: the status is still key one's.
           await store.ingestEvents([untrusted(status, 'two')]);
-          expect(await store.listEvents(['W1'])).toContainEqual(status);
-          expect(await store.listEvents(['W3'])).toEqual([other.event]);
+          expect(await listingOf(store, ['W1'])).toContainEqual(status);
+          expect(await listingOf(store, ['W3'])).toEqual([other.event]);
         }
         // Once a trusted writer stored a copy of the status (whichever came first), it is that writer's: no
         // limited key's message joins it, so no key can claim a status by writing its copy first.
@@ -758,7 +795,7 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
           const store = await fresh();
           await store.ingestEvents([own, copies[0]!]);
           await store.ingestEvents([copies[1]!]);
-          expect(await store.listEvents(['W1'])).toEqual([own.event]);
+          expect(await listingOf(store, ['W1'])).toEqual([own.event]);
           expect(await store.countUnattributedStatuses()).toBe(1);
         }
       });
@@ -773,8 +810,8 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
         // The limited key's copy alone joins nothing: PN2's owner has the status.
         const store = await fresh();
         await store.ingestEvents([owner, input(status), limited]);
-        expect(await store.listEvents(['W1'])).toEqual([limited.event]);
-        expect(await store.listEvents(['W2'])).toContainEqual(status);
+        expect(await listingOf(store, ['W1'])).toEqual([limited.event]);
+        expect(await listingOf(store, ['W2'])).toContainEqual(status);
         // The same outbound from a trusted writer: a duplicate that changes no field, yet now the status joins it:
         // W1 takes it from PN2's owner, W2, and both must be rated again.
         expect(await store.ingestEvents([trusted])).toEqual({
@@ -783,8 +820,8 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
           merged: [],
           relistedWabas: ['W1', 'W2'],
         });
-        expect(await store.listEvents(['W1'])).toEqual(expect.arrayContaining([limited.event, status]));
-        expect(await store.listEvents(['W2'])).toEqual([owner.event]);
+        expect(await listingOf(store, ['W1'])).toEqual(expect.arrayContaining([limited.event, status]));
+        expect(await listingOf(store, ['W2'])).toEqual([owner.event]);
         expect(await store.countUnattributedStatuses()).toBe(0);
         // In any order of the copies, within one batch, across the items of one group or in calls of their own,
         // and for a status no number places: the same.
@@ -798,13 +835,13 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
             const again = await fresh();
             await again.ingestEvents([owner, input(status), input(read, 'import')]);
             expect(await again.countUnattributedStatuses()).toBe(0);
-            expect(await again.listEvents(['W2'])).toEqual(expect.arrayContaining([status, read]));
+            expect(await listingOf(again, ['W2'])).toEqual(expect.arrayContaining([status, read]));
             if (isOneGroup) await again.ingestBatch(items.map((events) => ({ raw: null, events })));
             else for (const events of items) await again.ingestEvents(events);
-            const w1 = await again.listEvents(['W1']);
+            const w1 = await listingOf(again, ['W1']);
             expect(w1).toHaveLength(3);
             expect(w1).toEqual(expect.arrayContaining([status, read]));
-            expect(await again.listEvents(['W2'])).toEqual([owner.event]);
+            expect(await listingOf(again, ['W2'])).toEqual([owner.event]);
             expect(await again.countUnattributedStatuses()).toBe(0);
           }
         }
@@ -827,23 +864,23 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
         const first = await fresh();
         await first.ingestWebhook(raw('{"m1":1}'), [input(sent, 'webhook')]);
         expect((await first.ingestEvents([input(bare)])).relistedWabas).toEqual(['W5']);
-        expect(await first.listEvents(['W5'])).toEqual([sent, bare]);
+        expect(await listingOf(first, ['W5'])).toEqual([sent, bare]);
         expect(await first.countUnattributedStatuses()).toBe(0);
         const second = await fresh();
         await second.ingestEvents([input(bare)]);
         expect(await second.countUnattributedStatuses()).toBe(1);
         await second.ingestWebhook(raw('{"m1":1}'), [input(sent, 'webhook')]);
-        expect(await second.listEvents(['W5'])).toEqual([sent, bare]);
+        expect(await listingOf(second, ['W5'])).toEqual([sent, bare]);
         expect(await second.countUnattributedStatuses()).toBe(0);
         // Every word Meta documents makes the message known (`deleted`); a word it never wrote, none.
         const third = await fresh();
         await third.ingestWebhook(raw('{"m1":2}'), [input({ ...sent, status: 'deleted' }, 'webhook')]);
         await third.ingestEvents([input(bare)]);
-        expect(await third.listEvents(['W5'])).toEqual([{ ...sent, status: 'deleted' }, bare]);
+        expect(await listingOf(third, ['W5'])).toEqual([{ ...sent, status: 'deleted' }, bare]);
         const fourth = await fresh();
         await fourth.ingestWebhook(raw('{"m1":3}'), [input({ ...sent, status: 'unheard_of' }, 'webhook')]);
         await fourth.ingestEvents([input(bare)]);
-        expect(await fourth.listEvents(['W5'])).toEqual([{ ...sent, status: 'unheard_of' }]);
+        expect(await listingOf(fourth, ['W5'])).toEqual([{ ...sent, status: 'unheard_of' }]);
       });
 
       it('counts the statuses naming no WABA that no scope lists, until an event ties them to a WABA', async () => {
@@ -877,8 +914,8 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
           input(outbound('wamid.u2', 'W2')),
         ]);
         expect(await store.countUnattributedStatuses()).toBe(0);
-        expect(await store.listEvents(['W9'])).toContainEqual(unknownNumber);
-        expect(await store.listEvents(['W2'])).toContainEqual(bare);
+        expect(await listingOf(store, ['W9'])).toContainEqual(unknownNumber);
+        expect(await listingOf(store, ['W2'])).toContainEqual(bare);
       });
     });
 
@@ -919,7 +956,7 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
           relistedWabas: [],
         });
         const outcome = await store.ingestEvents([input(second, 'import')]);
-        return { store, outcome, stored: await store.listEvents() };
+        return { store, outcome, stored: await listingOf(store) };
       }
 
       it('keeps what a bare status line lacks from Meta’s full status, whichever was stored first', async () => {
@@ -931,7 +968,7 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
           relistedWabas: [],
         });
         expect(bareFirst.stored).toEqual([fullStatus]);
-        expect(await bareFirst.store.listEvents(['W1'])).toEqual([fullStatus]);
+        expect(await listingOf(bareFirst.store, ['W1'])).toEqual([fullStatus]);
         // The bare copy adds nothing to the full one (its instant is later): nothing is rewritten.
         const fullFirst = await inOrder(fullStatus, bareStatus);
         expect(fullFirst.outcome).toEqual({ inserted: [], duplicates: 1, merged: [], relistedWabas: [] });
@@ -977,7 +1014,7 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
             merged: [],
             relistedWabas: [],
           });
-          expect(await store.listEvents(['W1'])).toEqual([mergedSends]);
+          expect(await listingOf(store, ['W1'])).toEqual([mergedSends]);
         }
       });
 
@@ -1000,7 +1037,7 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
           merged: [fullStatus, metaInbound],
           relistedWabas: [],
         });
-        const stored = await store.listEvents();
+        const stored = await listingOf(store);
         expect(stored).toHaveLength(2);
         expect(stored).toEqual(expect.arrayContaining([fullStatus, metaInbound]));
 
@@ -1038,7 +1075,7 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
           },
           { rawId: null, isDuplicate: false, inserted: [], duplicates: 2, merged: [], relistedWabas: [] },
         ]);
-        expect(await group.listEvents()).toEqual([mergedSends]);
+        expect(await listingOf(group)).toEqual([mergedSends]);
       });
 
       it('merges copies committed concurrently: none of their fields is lost', async () => {
@@ -1056,7 +1093,7 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
           copies.map((copy) => store.ingestBatch([{ raw: null, events: [input(copy)] }])),
         );
         for (const [outcome] of outcomes) expect(outcome).toMatchObject({ inserted: [], duplicates: 1 });
-        expect(await store.listEvents()).toEqual([fullStatus]);
+        expect(await listingOf(store)).toEqual([fullStatus]);
       });
 
       it('a copy that brings the business number of a status naming no WABA ties it to the WABA of that number', async () => {
@@ -1064,7 +1101,7 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
         const bare: StatusEvent = { kind: 'status', atMs: T0 + 1, id: 'wamid.unlogged', status: 'delivered' };
         const full: StatusEvent = { ...bare, business: 'PN1', user: '919876543210' };
         await store.ingestEvents([input(inbound('wamid.i1')), input(bare)]);
-        expect(await store.listEvents(['W1'])).toEqual([inbound('wamid.i1')]);
+        expect(await listingOf(store, ['W1'])).toEqual([inbound('wamid.i1')]);
         expect(await store.countUnattributedStatuses()).toBe(1);
         // Merged, but naming no WABA: its message, looked up only when rating, could be any WABA's.
         expect(await store.ingestEvents([input(full)])).toEqual({
@@ -1073,7 +1110,7 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
           merged: [full],
           relistedWabas: ['W1'],
         });
-        expect(await store.listEvents(['W1'])).toEqual(expect.arrayContaining([full]));
+        expect(await listingOf(store, ['W1'])).toEqual(expect.arrayContaining([full]));
         expect(await store.countUnattributedStatuses()).toBe(0);
       });
       it("ties a stored event's number only while a trusted copy named it, in any order of the copies", async () => {
@@ -1090,7 +1127,7 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
           merged: [],
           relistedWabas: ['W1'],
         });
-        expect(await upgraded.listEvents(['W1'])).toContainEqual(status);
+        expect(await listingOf(upgraded, ['W1'])).toContainEqual(status);
         expect(await upgraded.listWabas('PN1')).toEqual(['W1']);
         expect(await upgraded.countUnattributedStatuses()).toBe(0);
         // A limited key's copy naming a smaller number (mergeCopies keeps the smaller) unties the event rather
@@ -1105,7 +1142,7 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
           await store.ingestEvents([copies[0]!, input(orphanStatus('wamid.u0', 'PN0'))]);
           const outcome = await store.ingestEvents([copies[1]!]);
           expect(outcome.duplicates).toBe(1);
-          expect(await store.listEvents(['W1'])).toEqual([mergedEvent]);
+          expect(await listingOf(store, ['W1'])).toEqual([mergedEvent]);
           expect(await store.listWabas('PN0')).toEqual([]);
           expect(await store.listWabas('PN1')).toEqual([]);
           expect(await store.countUnattributedStatuses()).toBe(1);
@@ -1134,7 +1171,7 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
         const store = await fresh();
         const status = orphanStatus('wamid.unlogged', 'PN1');
         await store.ingestEvents([input(inbound('wamid.i9', 'W9')), input(status)]);
-        expect(await store.listEvents(['W9'])).toContainEqual(status);
+        expect(await listingOf(store, ['W9'])).toContainEqual(status);
         return { store, status };
       }
 
@@ -1147,14 +1184,14 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
         expect(await store.ingestEvents([untrusted(inbound('wamid.a1', 'W1'))])).toMatchObject({
           relistedWabas: [],
         });
-        expect(await store.listEvents(['W9'])).toContainEqual(status);
+        expect(await listingOf(store, ['W9'])).toContainEqual(status);
         // A signed webhook's inbound on W1: W1 owns PN1 now, and W9 must be rated again.
         const webhook = await store.ingestWebhook(raw('{"in":1}'), [
           input(inbound('wamid.w1', 'W1'), 'webhook'),
         ]);
         expect(webhook).toMatchObject({ inserted: [inbound('wamid.w1', 'W1')], relistedWabas: ['W9'] });
-        expect(await store.listEvents(['W1'])).toContainEqual(status);
-        expect(await store.listEvents(['W9'])).not.toContainEqual(status);
+        expect(await listingOf(store, ['W1'])).toContainEqual(status);
+        expect(await listingOf(store, ['W9'])).not.toContainEqual(status);
         // Its redelivery changes nothing.
         expect(
           await store.ingestWebhook(raw('{"in":2}'), [input(inbound('wamid.w1', 'W1'), 'webhook')]),
@@ -1171,8 +1208,8 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
           merged: [],
           relistedWabas: ['W1', 'W9'],
         });
-        expect(await store.listEvents(['W1'])).toContainEqual(status);
-        expect(await store.listEvents(['W9'])).not.toContainEqual(status);
+        expect(await listingOf(store, ['W1'])).toContainEqual(status);
+        expect(await listingOf(store, ['W9'])).not.toContainEqual(status);
       });
 
       it('names the owner that loses a status when its message is stored, or made a trusted writer’s', async () => {
@@ -1181,13 +1218,13 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
         expect(
           await late.store.ingestEvents([input({ ...outbound('wamid.unlogged', 'W2'), business: 'PN2' })]),
         ).toMatchObject({ relistedWabas: ['W9'] });
-        expect(await late.store.listEvents(['W2'])).toContainEqual(late.status);
-        expect(await late.store.listEvents(['W9'])).not.toContainEqual(late.status);
+        expect(await listingOf(late.store, ['W2'])).toContainEqual(late.status);
+        expect(await listingOf(late.store, ['W9'])).not.toContainEqual(late.status);
         // A limited key's message joins no other writer's status: nothing moves, nothing is named.
         const forged = await ownedByW9();
         const limited = untrusted({ ...outbound('wamid.unlogged', 'W2'), business: 'PN2' });
         expect(await forged.store.ingestEvents([limited])).toMatchObject({ relistedWabas: [] });
-        expect(await forged.store.listEvents(['W9'])).toContainEqual(forged.status);
+        expect(await listingOf(forged.store, ['W9'])).toContainEqual(forged.status);
         // A trusted copy of it (no field changed, no tie of PN1): W2 takes the status from W9.
         expect(await forged.store.ingestEvents([input(limited.event, 'import')])).toEqual({
           inserted: [],
@@ -1195,20 +1232,20 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
           merged: [],
           relistedWabas: ['W2', 'W9'],
         });
-        expect(await forged.store.listEvents(['W2'])).toContainEqual(forged.status);
+        expect(await listingOf(forged.store, ['W2'])).toContainEqual(forged.status);
       });
 
       it("names the next owner when a copy takes the owner's tie away", async () => {
         const { store, status } = await ownedByW9();
         await store.ingestEvents([input(inbound('wamid.i1', 'W1'))]);
-        expect(await store.listEvents(['W1'])).toContainEqual(status);
+        expect(await listingOf(store, ['W1'])).toContainEqual(status);
         // A limited key's copy naming a smaller number unties W1's only inbound from PN1: W9 owns it again.
         const outcome = await store.ingestEvents([
           untrusted({ ...inbound('wamid.i1', 'W1'), business: 'PN0' }),
         ]);
         expect(outcome).toMatchObject({ duplicates: 1, relistedWabas: ['W9'] });
         expect(outcome.merged.map((event) => event.waba)).toEqual(['W1']);
-        expect(await store.listEvents(['W9'])).toContainEqual(status);
+        expect(await listingOf(store, ['W9'])).toContainEqual(status);
       });
 
       it('names every stored WABA for a status naming no WABA, and none for a status naming its WABA', async () => {
@@ -1242,7 +1279,7 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
           { raw: null, events: [input({ ...outbound('wamid.o2', 'W2'), business: 'PN2' })] },
         ]);
         expect(outcomes.map((outcome) => outcome.relistedWabas)).toEqual([['W1', 'W9'], ['W9'], ['W1'], []]);
-        expect(await store.listEvents(['W1'])).toContainEqual(status);
+        expect(await listingOf(store, ['W1'])).toContainEqual(status);
       });
 
       it(`names every WABA whose listing an ingest changed, over generated ingests (seed ${SEED})`, async () => {
@@ -1298,7 +1335,7 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
           Promise.all(
             wabas.map(async (waba) =>
               JSON.stringify(
-                (await store.listEvents([waba])).map((event) => [eventKey(event), event]).sort(),
+                (await listingOf(store, [waba])).map((event) => [eventKey(event), event]).sort(),
               ),
             ),
           );
@@ -1388,7 +1425,7 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
         ]);
         expect(new Set(outcomes.map((o) => o.rawId)).size).toBe(4); // before, a, null, c
         expect((await store.getRawWebhook(outcomes[4]!.rawId!))?.parseError).toBe('Unexpected token');
-        expect(await store.listEvents()).toHaveLength(4);
+        expect(await listingOf(store)).toHaveLength(4);
         expect(await store.listUnreadableWebhooks(10)).toHaveLength(1);
         expect(await store.ingestBatch([])).toEqual([]);
       });
@@ -1419,7 +1456,7 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
             });
           }
         });
-        expect(await store.listEvents()).toHaveLength((2 * count) / 3);
+        expect(await listingOf(store)).toHaveLength((2 * count) / 3);
       });
 
       it('refuses a body whose sha256 does not match, without failing the others', async () => {
@@ -1432,7 +1469,7 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
         expect(good.status).toBe('fulfilled');
         expect(refused.status).toBe('rejected');
         await expect(store.ingestBatch([{ raw: bad, events: [] }])).rejects.toThrow(/sha256/);
-        expect(await store.listEvents()).toEqual([inbound('wamid.y')]);
+        expect(await listingOf(store)).toEqual([inbound('wamid.y')]);
       });
     });
 
@@ -2033,7 +2070,7 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
           ).rejects.toMatchObject(refused);
         }
         await expect(store.listWabas('PN\u0000')).rejects.toMatchObject(refused);
-        await expect(store.listEvents(['W\u0000'])).rejects.toMatchObject(refused);
+        await expect(listingOf(store, ['W\u0000'])).rejects.toMatchObject(refused);
         await expect(store.listFindings({ wabas: ['W\u0000'] })).rejects.toMatchObject(refused);
         await expect(store.listRatings(10, ['W\u0000'])).rejects.toMatchObject(refused);
         // The store answers on.

@@ -10,6 +10,7 @@ import {
   type StatusEvent,
 } from '../../src/core/events.js';
 import type { EventInput, Store } from '../../src/store/store.js';
+import { listingOf } from './store-events.js';
 
 const header = { user: '919876543210', hasReferral: false } as const;
 const imported: InboundEvent = { kind: 'inbound', atMs: 1, waba: 'W1', business: 'PN1', id: 'i1', ...header };
@@ -78,10 +79,10 @@ export const BACKFILLED_ROWS = [
  * the webhook's status naming W4), the other with no WABA.
  */
 export async function expectBackfilledListings(store: Store): Promise<void> {
-  const w1 = await store.listEvents(['W1']);
+  const w1 = await listingOf(store, ['W1']);
   expect(w1.sort((a, b) => a.atMs - b.atMs)).toEqual([imported, orphan(5, 'PN1'), update]);
-  expect(await store.listEvents(['W2'])).toEqual([posted]);
-  const w4 = await store.listEvents(['W4']);
+  expect(await listingOf(store, ['W2'])).toEqual([posted]);
+  const w4 = await listingOf(store, ['W4']);
   expect(w4.sort((a, b) => a.atMs - b.atMs)).toEqual([named, orphan(7, 'PN4')]);
   expect(await store.listWabas('PN1')).toEqual(['W1']);
   expect(await store.listWabas('PN2')).toEqual([]);

@@ -9,6 +9,7 @@ import {
   type StatusEvent,
 } from '../../src/core/events.js';
 import type { EventInput, Store } from '../../src/store/store.js';
+import { listingOf } from './store-events.js';
 
 const user = '919876543210';
 const hooked: InboundEvent = {
@@ -89,10 +90,10 @@ export const TRUST_BACKFILLED_ROWS: [string, string, boolean][] = [
  * writer's status.
  */
 export async function expectTrustBackfilledListings(store: Store): Promise<void> {
-  const w1 = await store.listEvents(['W1']);
+  const w1 = await listingOf(store, ['W1']);
   expect(w1.sort((a, b) => a.atMs - b.atMs)).toEqual([imported, postedByOne, ofImported, ofOwnMessage]);
-  const w2 = await store.listEvents(['W2']);
+  const w2 = await listingOf(store, ['W2']);
   expect(w2.sort((a, b) => a.atMs - b.atMs)).toEqual([postedByAll, ofTrustedMessage]);
-  expect(await store.listEvents(['W3'])).toEqual([hooked]);
+  expect(await listingOf(store, ['W3'])).toEqual([hooked]);
   expect(await store.countUnattributedStatuses()).toBe(1);
 }

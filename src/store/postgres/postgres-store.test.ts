@@ -22,7 +22,7 @@ import {
 } from '../../../test/support/message-trust-backfill.js';
 import { OLD_CHANGES, expectChangesMoved } from '../../../test/support/rating-changes-upgrade.js';
 import { ratingRecord } from '../../../test/support/ratings.js';
-import { ONE_INBOUND } from '../../../test/support/store-events.js';
+import { ONE_INBOUND, listingOf } from '../../../test/support/store-events.js';
 import { billableUnit } from '../../../test/support/units.js';
 
 const DATABASE_URL = process.env.WAMETER_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
@@ -122,7 +122,7 @@ describe('PostgreSQL specifics', () => {
         inserted: [event],
       });
       // The silenced write's bytes never reached the server: nothing of it is stored.
-      expect(await store.listEvents()).toEqual([event]);
+      expect(await listingOf(store)).toEqual([event]);
     } finally {
       proxy.close();
       await store.close().catch(() => undefined);
@@ -155,7 +155,7 @@ describe('PostgreSQL specifics', () => {
       proxy.silence();
       // A rating: listing a portfolio's events, and writing its units, within the rating's own bound (each on
       // one of the idle connections: one waiting for a new connection would fail after the pool's own 1 s).
-      for (const list of [() => store.listEvents(), () => store.listEvents(['W1'])]) {
+      for (const list of [() => listingOf(store), () => listingOf(store, ['W1'])]) {
         await expect(list()).rejects.toThrow('the database did not answer the read within 1.2 s');
       }
       await expect(store.replaceRating(rating('r2'), { units, pending: [], findings: [] })).rejects.toThrow(
@@ -193,7 +193,7 @@ describe('PostgreSQL specifics', () => {
       proxy.speak();
       // Every silent connection was dropped, none handed out again: new ones answer.
       expect((await store.queryUnits({}, { limit: 10 })).units).toHaveLength(1);
-      expect(await store.listEvents(['W1'])).toEqual([event]);
+      expect(await listingOf(store, ['W1'])).toEqual([event]);
       expect((await store.listRatings(10)).map((r) => r.id)).toEqual(['r1']);
     } finally {
       proxy.close();
@@ -387,11 +387,11 @@ describe('PostgreSQL specifics', () => {
         store.ingestEvents([{ key: 'k2', event, receivedAtMs: 2, source: 'api' }]),
       ).rejects.toThrow('fenced out at undefined');
       // Reads check nothing; nothing refused was stored, and the refused transactions left no lock behind.
-      expect(await store.listEvents()).toEqual([ONE_INBOUND]);
+      expect(await listingOf(store)).toEqual([ONE_INBOUND]);
       expect((await store.listRatings(10)).map((r) => r.id)).toEqual(['r1']);
       await admin!.query(`INSERT INTO ${schema}.writer_fence VALUES (true, 1)`);
       await store.ingestEvents([{ key: 'k2', event, receivedAtMs: 2, source: 'api' }]);
-      expect(await store.listEvents()).toHaveLength(2);
+      expect(await listingOf(store)).toHaveLength(2);
     } finally {
       await store.close();
     }
@@ -468,7 +468,7 @@ describe('PostgreSQL specifics', () => {
         merged: [],
         relistedWabas: [],
       });
-      expect(await store.listEvents([sent.waba])).toEqual(expect.arrayContaining([sent, orphan]));
+      expect(await listingOf(store, [sent.waba])).toEqual(expect.arrayContaining([sent, orphan]));
     } finally {
       await store.close();
     }
@@ -562,7 +562,7 @@ describe('PostgreSQL specifics', () => {
         merged: [{ ...bare, business: 'PN1', user: '919876543210' }],
         relistedWabas: [],
       });
-      expect(await store.listEvents()).toEqual([{ ...bare, business: 'PN1', user: '919876543210' }]);
+      expect(await listingOf(store)).toEqual([{ ...bare, business: 'PN1', user: '919876543210' }]);
     } finally {
       await other.query('ROLLBACK').catch(() => {});
       await other.end();
@@ -806,7 +806,7 @@ describe('PostgreSQL opened read-only (commands that only read: estimate, rerate
     await writer.close();
     const store = await openStore(urlOf(schema), { isReadOnly: true });
     try {
-      expect(await store.listEvents()).toEqual([event]);
+      expect(await listingOf(store)).toEqual([event]);
       await expect(
         store.ingestEvents([
           { key: 'W1:inbound:m2', event: { ...event, id: 'm2' }, receivedAtMs: 3, source: 'api:test' },

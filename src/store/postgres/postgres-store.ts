@@ -32,6 +32,7 @@ import {
   mergedCopy,
   tiedBusinessAfterMerge,
   tiedBusinessOf,
+  withRowTie,
   tiedUserOf,
   sortPoints,
   storableText,
@@ -750,10 +751,11 @@ class PostgresStore implements Store {
     if (wabas === undefined) {
       const rows = await this.withClient(
         async (client) =>
-          (await client.query('SELECT payload FROM events ORDER BY at_ms, key')).rows as Row[],
+          (await client.query('SELECT payload, business IS NULL AS untied FROM events ORDER BY at_ms, key'))
+            .rows as Row[],
         this.ratingBound(),
       );
-      return rows.map((row: Row) => row.payload as CoreEvent);
+      return rows.map((row: Row) => withRowTie(row.payload as CoreEvent, row.untied === true));
     }
     // A status that did not name its WABA belongs to the WABA of the message it reports on, found by the
     // message's idempotency key in each WABA of the scope (eventKey: "WABA:outbound:ID" or "WABA:inbound:ID",
@@ -767,9 +769,9 @@ class PostgresStore implements Store {
       `WITH RECURSIVE ${STORED_WABAS_CTE},
        listing_scope(waba) AS (SELECT unnest($1::text[])),
        ${listingCandidatesSql((alias) => `(${alias}.payload->>'business')`)}
-       SELECT s.payload, s.at_ms, s.key FROM events s WHERE s.waba = ANY($1::text[])
+       SELECT s.payload, s.at_ms, s.key, s.business IS NULL AS untied FROM events s WHERE s.waba = ANY($1::text[])
        UNION ALL
-       SELECT s.payload, s.at_ms, s.key FROM listing_candidates c, events s
+       SELECT s.payload, s.at_ms, s.key, s.business IS NULL FROM listing_candidates c, events s
        WHERE s.key = c.key AND (
                 ${messageInScopeJoinsStatusSql('s', BYTE_ORDER)}
                 -- CASE: PostgreSQL would otherwise look for the message in every WABA first, for every status.
@@ -779,7 +781,8 @@ class PostgresStore implements Store {
       [[...wabas]],
       this.ratingBound(),
     );
-    return rows.map((row: Row) => row.payload as CoreEvent);
+    // Each row as it ties (withRowTie): the rater places statuses naming no WABA by the stored ties only.
+    return rows.map((row: Row) => withRowTie(row.payload as CoreEvent, row.untied === true));
   }
 
   async countUnattributedStatuses(): Promise<number> {

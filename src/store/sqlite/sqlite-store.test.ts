@@ -19,7 +19,7 @@ import {
   TRUST_BACKFILLED_ROWS,
   expectTrustBackfilledListings,
 } from '../../../test/support/message-trust-backfill.js';
-import { ONE_INBOUND } from '../../../test/support/store-events.js';
+import { ONE_INBOUND, listingOf } from '../../../test/support/store-events.js';
 import { billableUnit } from '../../../test/support/units.js';
 import { makeUnwritable } from '../../../test/support/unwritable.js';
 
@@ -91,7 +91,7 @@ describe('SQLite on disk', () => {
       expect(db.prepare('SELECT max(version) FROM schema_migrations').pluck().get()).toBe(14);
       // The store's own query for orphan statuses looks their message up through the primary key, and the
       // WABA that owns their business number with a seek of events_business.
-      await store.listEvents(['W1']);
+      await listingOf(store, ['W1']);
       const orphanQuery = statements.find((sql) => sql.includes("s.kind = 'status'"));
       expect(orphanQuery).toBeDefined();
       const plan = db
@@ -150,7 +150,7 @@ describe('SQLite on disk', () => {
         [sent, orphan].map((event) => ({ key: eventKey(event), event, receivedAtMs: 4, source: 'api:test' })),
       );
       expect(again).toEqual({ inserted: [], duplicates: 2, merged: [], relistedWabas: [] });
-      expect(await store.listEvents(['W:1'])).toEqual(expect.arrayContaining([sent, orphan]));
+      expect(await listingOf(store, ['W:1'])).toEqual(expect.arrayContaining([sent, orphan]));
     } finally {
       await store.close();
     }
@@ -452,10 +452,10 @@ describe('SQLite on disk', () => {
     const [a, b] = await Promise.all([openSqliteStore(path), openSqliteStore(path)]);
     const event = ONE_INBOUND;
     await a.ingestEvents([{ key: 'inbound:m1', event, receivedAtMs: 2, source: 'api:test' }]);
-    expect(await b.listEvents()).toEqual([event]);
+    expect(await listingOf(b)).toEqual([event]);
     await Promise.all([a.close(), b.close()]);
     const reopened = await openStore(`sqlite:${path}`);
-    expect(await reopened.listEvents()).toEqual([event]);
+    expect(await listingOf(reopened)).toEqual([event]);
     await reopened.close();
   });
 });
@@ -540,7 +540,7 @@ describe('SQLite opened read-only (commands that only read: estimate, rerate --d
     await writer.close();
     const store = await openStore(path, { isReadOnly: true });
     try {
-      expect(await store.listEvents()).toEqual([event]);
+      expect(await listingOf(store)).toEqual([event]);
       expect(await store.listWabas()).toEqual(['W1']);
       await expect(
         store.ingestEvents([

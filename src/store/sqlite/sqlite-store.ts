@@ -33,6 +33,7 @@ import {
   mergedCopy,
   tiedBusinessAfterMerge,
   tiedBusinessOf,
+  withRowTie,
   tiedUserOf,
   sortPoints,
   storableText,
@@ -982,17 +983,22 @@ class SqliteStore implements Store {
     // In chunks by rowid (no sort: the rater takes any order), yielding between chunks.
     const page =
       wabas === undefined
-        ? this.statement('SELECT rowid, payload FROM events WHERE rowid > ? ORDER BY rowid LIMIT ?').raw()
+        ? this.statement(
+            'SELECT rowid, payload, business IS NULL FROM events WHERE rowid > ? ORDER BY rowid LIMIT ?',
+          ).raw()
         : this.statement(
-            `SELECT rowid, payload FROM events
+            `SELECT rowid, payload, business IS NULL FROM events
              WHERE rowid > ? AND waba IN (SELECT value FROM json_each(?))
              ORDER BY rowid LIMIT ?`,
           ).raw();
     const scope = wabas === undefined ? [] : [JSON.stringify(wabas)];
     const events: CoreEvent[] = [];
     for (let after = 0; ;) {
-      const rows = page.all(after, ...scope, CHUNK_ROWS * 5) as [number, string][];
-      for (const [, payload] of rows) events.push(JSON.parse(payload) as CoreEvent);
+      const rows = page.all(after, ...scope, CHUNK_ROWS * 5) as [number, string, number][];
+      // Each row as it ties (withRowTie): the rater places statuses naming no WABA by the stored ties only.
+      for (const [, payload, isUntied] of rows) {
+        events.push(withRowTie(JSON.parse(payload) as CoreEvent, isUntied === 1));
+      }
       if (rows.length < CHUNK_ROWS * 5) break;
       after = rows.at(-1)![0];
       await yieldToEventLoop();
