@@ -9,6 +9,7 @@ import { CLOCK_SKEW_MS, PENDING_TTL_MS } from './eras.js';
 import { preferredEvidence, preferredTemplate } from './event-copies.js';
 import {
   type Account,
+  META_STATUS_WORDS,
   type AccountUpdateEvent,
   type CopyField,
   type CoreEvent,
@@ -155,6 +156,9 @@ const TOMBSTONE_MS = 7 * DAY_MS;
 const FLUSH_EVERY_EVENTS = 50_000;
 const SWEEP_EVERY_FLUSHES = 4;
 
+/** Each of Meta's status words as a bit (`MessageRecord.commonTieWords`); other words have none (0). */
+const STATUS_WORD_BITS = new Map(META_STATUS_WORDS.map((word, index) => [word, 1 << index]));
+
 /** One status of a message naming its WABA, its copies merged as a store merges them (`MessageRecord.statusTies`). */
 interface StatusTie {
   word: string;
@@ -181,11 +185,15 @@ class MessageRecord {
   /** Its outbound line ties nothing (`OutboundEvent.isUntied`: a store's row that does not). */
   isOutboundUntied = false;
   /**
-   * Copies of its statuses naming its WABA and a number or a user, one entry per status word (a store's row
-   * each: `WABA:status:ID:word`), as a store merges them: the smallest number and user of the copies, and the
-   * numbers copies named with a user on their own (a trusted writer's tie, `tiedBusinessAfterMerge`). The
-   * merged status ties its number and user only when one copy named that number so (`notePairOfStatus`).
+   * Copies of its statuses naming its WABA and a number or a user, as a store merges each word's copies (one row
+   * each: `WABA:status:ID:word`): the smallest number and user of the copies, and the numbers copies named with a
+   * user on their own (a trusted writer's tie, `tiedBusinessAfterMerge`). The merged status ties its number and
+   * user only when one copy named that number so (`notePairOfStatus`). Kept compactly: the words whose every
+   * copy named one same number and user, tying them (nearly all: Meta's webhooks), share `commonTie` (words as
+   * bits of `META_STATUS_WORDS`); any other word has its own entry in `statusTies`.
    */
+  commonTie: PairState | undefined = undefined;
+  commonTieWords = 0;
   statusTies: StatusTie[] | undefined = undefined;
   /** The delivery (pricing-rules §1): the earliest `delivered` report, else the earliest `read`. */
   deliveredAtMs = Infinity;
@@ -1062,15 +1070,44 @@ export class Rater {
   private notePairOfStatus(record: MessageRecord, event: StatusEvent): void {
     const { waba, business, user } = event;
     if (waba === undefined || waba === business || (!business && !user)) return;
-    record.statusTies ??= [];
-    let tie = record.statusTies.find((known) => known.word === event.status);
+    const bit = STATUS_WORD_BITS.get(event.status) ?? 0;
+    const isTying = business !== undefined && business !== '' && !!user && !event.isUntied;
+    let tie = record.statusTies?.find((known) => known.word === event.status);
+    if (!tie && bit !== 0) {
+      const common = record.commonTie;
+      const isCommon = common !== undefined && common.business === business && common.user === user;
+      if ((record.commonTieWords & bit) !== 0) {
+        if (isTying && isCommon) return; // another copy saying the same
+        // A copy saying otherwise: the word leaves the common tie for an entry of its own.
+        record.commonTieWords &= ~bit;
+        if (record.commonTieWords === 0) {
+          this.tie(common!, -1);
+          record.commonTie = undefined;
+        }
+        tie = {
+          word: event.status,
+          business: common!.business,
+          user: common!.user,
+          numbers: [common!.business],
+          pair: undefined,
+        };
+        (record.statusTies ??= []).push(tie);
+      } else if (isTying && (common === undefined || isCommon)) {
+        if (common === undefined) {
+          record.commonTie = this.pairFor(waba, business, user);
+          this.tie(record.commonTie, 1);
+        }
+        record.commonTieWords |= bit;
+        return;
+      }
+    }
     if (!tie) {
       tie = { word: event.status, business: undefined, user: undefined, numbers: [], pair: undefined };
-      record.statusTies.push(tie);
+      (record.statusTies ??= []).push(tie);
     }
     if (business && (tie.business === undefined || business < tie.business)) tie.business = business;
     if (user && (tie.user === undefined || user < tie.user)) tie.user = user;
-    if (business && user && !event.isUntied && !tie.numbers.includes(business)) tie.numbers.push(business);
+    if (isTying && !tie.numbers.includes(business)) tie.numbers.push(business);
     const pair =
       tie.business !== undefined && tie.user !== undefined && tie.numbers.includes(tie.business)
         ? this.pairFor(waba, tie.business, tie.user)
