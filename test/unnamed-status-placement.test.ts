@@ -371,6 +371,28 @@ function ofListedWabas(rows: UnitRow[]): UnitRow[] {
   return rows.filter(([waba]) => THREE_PORTFOLIOS.some((account) => account.waba === waba));
 }
 
+/**
+ * Posts `lines` to a fresh service one request each, the bill rated after each (so that the next ingest must
+ * name any WABA it moves a status from: relistedWabas), then expects the service's bill to be `expected`.
+ */
+async function expectServiceBill(
+  engine: 'SQLite' | 'PostgreSQL',
+  accountsPath: string,
+  lines: readonly object[],
+  expected: UnitRow[],
+): Promise<void> {
+  const service = await serviceWith(engine, accountsPath);
+  try {
+    for (const line of lines) {
+      expect((await service.postEvents([line])).status).toBe(200);
+      await serviceUnits(service);
+    }
+    expect(await serviceUnits(service)).toEqual(expected);
+  } finally {
+    await service.close();
+  }
+}
+
 describe.each(['SQLite', 'PostgreSQL'] as const)(
   'a status naming no WABA is placed only by what one event ties: service and batch agree (%s)',
   (engine) => {
@@ -402,17 +424,7 @@ describe.each(['SQLite', 'PostgreSQL'] as const)(
       const expected = await batchUnits(accountsPath, lines);
       expect(expected.filter(([, id]) => id === 'u_wamid.c').map(([waba]) => waba)).toEqual(['W1']);
       for (const order of [lines, [...lines].reverse()]) {
-        const service = await serviceWith(engine, accountsPath);
-        try {
-          for (const line of order) {
-            expect((await service.postEvents([line])).status).toBe(200);
-            // Rated now: the next line's ingest must name the WABA that loses the status (relistedWabas).
-            await serviceUnits(service);
-          }
-          expect(await serviceUnits(service)).toEqual(expected);
-        } finally {
-          await service.close();
-        }
+        await expectServiceBill(engine, accountsPath, order, expected);
       }
     });
 
@@ -459,16 +471,7 @@ describe.each(['SQLite', 'PostgreSQL'] as const)(
       expect(expected.filter(([, id]) => id === 'u_wamid.m7').map(([waba]) => waba)).toEqual(['W3']);
       for (const order of orders) {
         expect(await batchUnits(accountsPath, order)).toEqual(expected);
-        const service = await serviceWith(engine, accountsPath);
-        try {
-          for (const line of order) {
-            expect((await service.postEvents([line])).status).toBe(200);
-            await serviceUnits(service);
-          }
-          expect(await serviceUnits(service)).toEqual(expected);
-        } finally {
-          await service.close();
-        }
+        await expectServiceBill(engine, accountsPath, order, expected);
       }
     });
 
@@ -518,13 +521,7 @@ describe.each(['SQLite', 'PostgreSQL'] as const)(
       ]);
       for (const order of orders) {
         expect(await batchUnits(accountsPath, order)).toEqual(expected);
-        const service = await serviceWith(engine, accountsPath);
-        try {
-          for (const line of order) expect((await service.postEvents([line])).status).toBe(200);
-          expect(await serviceUnits(service)).toEqual(expected);
-        } finally {
-          await service.close();
-        }
+        await expectServiceBill(engine, accountsPath, order, expected);
       }
     });
   },

@@ -9,11 +9,19 @@ import {
   BUNDLED_MARKET_TABLE_NAME,
   loadBundledMarketTable,
   parseRateCardTexts,
+  type MarketTableSource,
   type RateCardText,
 } from '../ingest/rate-card-files.js';
 import { err, ok, type Result } from '../core/result.js';
 import { loadRateBook as loadCards, loadRatingSetup } from '../use-cases/load-rating-setup.js';
 import type { PricingSetup } from './rating-service.js';
+
+/** The bundled market table, under the service's rules, as the cards are checked against it. */
+async function bundledMarkets(isReportedRulesEnabled: boolean): Promise<Result<MarketTableSource, string>> {
+  const table = await loadBundledMarketTable();
+  if (!table.ok) return err(table.error.message);
+  return ok({ table: table.value, name: BUNDLED_MARKET_TABLE_NAME, isReportedRulesEnabled });
+}
 
 /**
  * Rate cards from paths (or the bundled ones), checked to form a book (no two in force on one day) and against
@@ -23,13 +31,9 @@ export async function loadRateCards(
   paths: readonly string[],
   isReportedRulesEnabled = true,
 ): Promise<Result<RateCard[], string>> {
-  const table = await loadBundledMarketTable();
-  if (!table.ok) return err(table.error.message);
-  const rates = await loadCards(paths, {
-    table: table.value,
-    name: BUNDLED_MARKET_TABLE_NAME,
-    isReportedRulesEnabled,
-  });
+  const markets = await bundledMarkets(isReportedRulesEnabled);
+  if (!markets.ok) return markets;
+  const rates = await loadCards(paths, markets.value);
   if (!rates.ok) return err(rates.error.message);
   return ok(rates.value.cards);
 }
@@ -42,13 +46,9 @@ export async function parseRateCards(
   texts: readonly RateCardText[],
   isReportedRulesEnabled = true,
 ): Promise<Result<RateCard[], string>> {
-  const table = await loadBundledMarketTable();
-  if (!table.ok) return err(table.error.message);
-  const cards = parseRateCardTexts(texts, {
-    table: table.value,
-    name: BUNDLED_MARKET_TABLE_NAME,
-    isReportedRulesEnabled,
-  });
+  const markets = await bundledMarkets(isReportedRulesEnabled);
+  if (!markets.ok) return markets;
+  const cards = parseRateCardTexts(texts, markets.value);
   if (!cards.ok) return err(`${cards.error.code}: ${cards.error.message}`);
   return ok(cards.value);
 }
