@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { runWameter } from '../../test/support/cli.js';
+import { messagesWebhook } from '../../test/support/webhook-body.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const EXAMPLE = join(ROOT, 'examples', 'month', 'events.ndjson');
@@ -160,32 +161,21 @@ describe('wameter rate', () => {
     // Items that are not billing events are an answer: nothing billable happened (exit 0).
     const echoes = tempFile(
       'only-echoes.ndjson',
-      JSON.stringify({
-        object: 'whatsapp_business_account',
-        entry: [
-          {
-            id: 'W1',
-            changes: [
-              {
-                field: 'messages',
-                value: {
-                  messaging_product: 'whatsapp',
-                  metadata: { display_phone_number: '1', phone_number_id: 'PN1' },
-                  statuses: [
-                    {
-                      id: 'g1',
-                      status: 'delivered',
-                      timestamp: '1760000000',
-                      recipient_id: '120363000000000000',
-                      recipient_type: 'group',
-                    },
-                  ],
-                },
-              },
-            ],
-          },
-        ],
-      }),
+      JSON.stringify(
+        messagesWebhook('W1', {
+          messaging_product: 'whatsapp',
+          metadata: { display_phone_number: '1', phone_number_id: 'PN1' },
+          statuses: [
+            {
+              id: 'g1',
+              status: 'delivered',
+              timestamp: '1760000000',
+              recipient_id: '120363000000000000',
+              recipient_type: 'group',
+            },
+          ],
+        }),
+      ),
     );
     const skipped = await run(['rate', echoes, '--format', 'json']);
     expect(skipped.code, skipped.error).toBe(0);

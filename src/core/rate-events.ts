@@ -1552,10 +1552,11 @@ export class Rater {
   }
 
   /**
-   * Places the records of statuses alone that name no WABA: under the WABA of a pair their business number
-   * and user have, else a WABA the business number has pairs under elsewhere in the input — the smallest id
-   * if several, whatever was read first — else under the business number itself with the default account,
-   * said by WABA_UNKNOWN.
+   * Places the records of statuses alone that name no WABA: under the WABA of an inbound message of their id
+   * (the smallest), else of a tied pair their business number and user have (`PairState.ties`), else a WABA
+   * the business number has tied pairs under elsewhere in the input — the smallest in byte order if several,
+   * as the stores take it — else under the business number itself with the default account, said by
+   * WABA_UNKNOWN.
    * A stream places a record once its first status is behind the horizon: an event that could still tell
    * its WABA (the user's message before it) would be late by then.
    */

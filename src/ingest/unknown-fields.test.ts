@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { runWameter } from '../../test/support/cli.js';
+import { messagesWebhook } from '../../test/support/webhook-body.js';
 import { parseContractLine, unknownLineFieldWords, unknownLineFields } from './parse-event.js';
 
 const OUTBOUND = {
@@ -85,24 +86,13 @@ describe('fields an event line has beyond the contract', () => {
 
 describe('a webhook status of a word Meta does not document (it decides nothing: said, not silent)', () => {
   const statusBody = (id: string, word: string) =>
-    JSON.stringify({
-      object: 'whatsapp_business_account',
-      entry: [
-        {
-          id: 'W1',
-          changes: [
-            {
-              field: 'messages',
-              value: {
-                messaging_product: 'whatsapp',
-                metadata: { display_phone_number: '15550000000', phone_number_id: 'PN1' },
-                statuses: [{ id, status: word, timestamp: '1759309200', recipient_id: '919800000031' }],
-              },
-            },
-          ],
-        },
-      ],
-    });
+    JSON.stringify(
+      messagesWebhook('W1', {
+        messaging_product: 'whatsapp',
+        metadata: { display_phone_number: '15550000000', phone_number_id: 'PN1' },
+        statuses: [{ id, status: word, timestamp: '1759309200', recipient_id: '919800000031' }],
+      }),
+    );
 
   it('wameter rate counts each such word on stderr, with the word meant; Meta’s own words are not named', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'wameter-words-'));

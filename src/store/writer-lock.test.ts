@@ -503,13 +503,18 @@ describe('a writer refused the lock migrates nothing (an older wameter may be ru
 });
 
 describe('the writer lock on PostgreSQL (a session advisory lock)', () => {
-  async function freshUrl(): Promise<string> {
+  /** A new schema, dropped after the tests, and the database URL whose connections use it. */
+  async function freshSchema(): Promise<{ url: string; schema: string }> {
     const schema = `wameter_lock_${randomBytes(5).toString('hex')}`;
     schemas.push(schema);
     await admin.query(`CREATE SCHEMA ${schema}`);
     const url = new URL(DATABASE_URL);
     url.searchParams.set('options', `-c search_path=${schema}`);
-    return url.toString();
+    return { url: url.toString(), schema };
+  }
+
+  async function freshUrl(): Promise<string> {
+    return (await freshSchema()).url;
   }
 
   it('refuses a second acquirer, naming the holder and its PostgreSQL session', async () => {
@@ -650,8 +655,7 @@ describe('the writer lock on PostgreSQL (a session advisory lock)', () => {
   });
 
   it('a write of a process that lost the lock, already under way, never commits after another process took it', async () => {
-    const url = await freshUrl();
-    const schema = new URL(url).searchParams.get('options')!.replace('-c search_path=', '');
+    const { url, schema } = await freshSchema();
     let lost: Error | undefined;
     const old = await openWriterStore(url, 'serve', { onLost: (error) => (lost = error) });
     const rating = (id: string, atMs: number) => ratingRecord(id, { ratedAtMs: atMs, reason: 'rerate' });
@@ -719,8 +723,7 @@ describe('the writer lock on PostgreSQL (a session advisory lock)', () => {
   });
 
   it('a store whose lock another process took refuses every write at the database, before it notices the loss', async () => {
-    const url = await freshUrl();
-    const schema = new URL(url).searchParams.get('options')!.replace('-c search_path=', '');
+    const { url, schema } = await freshSchema();
     let lost: Error | undefined;
     const store = await openWriterStore(url, 'serve', { onLost: (error) => (lost = error) });
     try {
