@@ -1289,6 +1289,48 @@ describe('line ends and byte-order marks', () => {
     expect(errors.map((e) => 'line' in e && e.line)).toEqual([3]);
     expect(summary.lines).toBe(4);
   });
+
+  // A line longer than a chunk is held in pieces until its end comes (joined once, not at every chunk).
+  const inSmallChunks = (text: string, size: number) => {
+    const bytes = Buffer.from(text, 'utf8');
+    const chunks: Buffer[] = [];
+    for (let at = 0; at < bytes.length; at += size) chunks.push(bytes.subarray(at, at + size));
+    return Readable.from(chunks);
+  };
+  const oneLineArray = (count: number) =>
+    JSON.stringify(Array.from({ length: count }, (_, i) => statusBody(`s${i}`)));
+
+  it('a one-line array spanning hundreds of chunks, then more lines, is read whole', async () => {
+    const text = `${oneLineArray(40)}\n${inbound('in1')}\n{oops\n${inbound('in2')}`;
+    const { events, errors, summary } = await collect(['-'], { stdin: inSmallChunks(text, 13) });
+    expect(ids(events)).toEqual([...Array.from({ length: 40 }, (_, i) => `s${i}`), 'in1', 'in2']);
+    expect(errors.map((e) => 'line' in e && e.line)).toEqual([3]);
+    expect(summary.lines).toBe(4);
+  });
+
+  it('CR-only line ends first met after a line of hundreds of chunks (a CR at a chunk end included)', async () => {
+    for (const size of [7, 11, 64]) {
+      const text = `${oneLineArray(20)}\r${inbound('in1')}\r{oops\r${inbound('in2')}\r`;
+      const { events, errors, summary } = await collect(['-'], { stdin: inSmallChunks(text, size) });
+      expect(ids(events), `chunks of ${size}`).toEqual([
+        ...Array.from({ length: 20 }, (_, i) => `s${i}`),
+        'in1',
+        'in2',
+      ]);
+      expect(errors.map((e) => 'line' in e && e.line)).toEqual([3]);
+      expect(summary.lines).toBe(4);
+    }
+  });
+
+  it('a line longer than the document limit, arriving in pieces, is refused as too large', async () => {
+    const text = `${inbound('in1')}\n${oneLineArray(40)}\n${inbound('in2')}\n`;
+    const { events, errors } = await collect(['-'], {
+      stdin: inSmallChunks(text, 50),
+      maxDocumentBytes: 2000,
+    });
+    expect(ids(events)).toEqual(['in1']);
+    expect(errors).toEqual([expect.objectContaining({ code: 'DOCUMENT_TOO_LARGE' })]);
+  });
 });
 
 describe('an array written one element per line', () => {

@@ -396,7 +396,10 @@ class SourceReader {
 
   async read(open: () => NodeJS.ReadableStream): Promise<void> {
     const decoder = this.decoder;
-    let carry = '';
+    // The unfinished last line, in pieces: a line longer than a chunk is joined once, when its end comes.
+    // (Joined chunk by chunk, every chunk scanned the whole line again: a 40 MB line took minutes.)
+    let carry: string[] = [];
+    let carryLength = 0;
     let isSniffed = false;
     // Only the stream's own failure (a file deleted while read, a connection reset) makes the source
     // unreadable. An error thrown while handling what was read — by the sink, such as a stdout that cannot be
@@ -419,9 +422,10 @@ class SourceReader {
             // string is invalid JSON anyway, so no valid value changes.
             if (this.lineEnds === 'unknown') {
               // With what is carried: a chunk may end at a CR whose next character only the next chunk shows.
-              this.lineEnds = lineEndsOf(carry === '' ? chunkText : carry.slice(-1) + chunkText);
+              const last = carry.at(-1) ?? '';
+              this.lineEnds = lineEndsOf(last === '' ? chunkText : last.slice(-1) + chunkText);
               if (this.lineEnds === 'cr') {
-                carry = carry.replaceAll('\r', '\n');
+                carry = carry.map((text) => text.replaceAll('\r', '\n'));
                 this.held = this.held.map((text) => text.replaceAll('\r', '\n'));
               }
             }
@@ -433,8 +437,14 @@ class SourceReader {
             this.held.push(chunkText);
             this.heldLength += chunkText.length;
           }
-          carry = this.splitLines(carry === '' ? chunkText : carry + chunkText);
-          if (carry.length > this.maxDocumentBytes) return this.tooLarge();
+          carry.push(chunkText);
+          carryLength += chunkText.length;
+          if (chunkText.includes('\n')) {
+            const rest = this.splitLines(carry.length === 1 ? chunkText : carry.join(''));
+            carry = rest === '' ? [] : [rest];
+            carryLength = rest.length;
+          }
+          if (carryLength > this.maxDocumentBytes) return this.tooLarge();
           if (isHolding && this.heldLength > this.maxDocumentBytes) return this.tooLarge();
           this.flush();
         } catch (error) {
@@ -444,7 +454,7 @@ class SourceReader {
       }
       const tail = decoder.end();
       if (this.mode === 'document') this.held.push(tail);
-      else carry += tail;
+      else carry.push(tail);
     } catch (error) {
       if (handlingFailure) throw handlingFailure.error;
       if (this.mode === 'run') this.resolveRun();
@@ -453,7 +463,8 @@ class SourceReader {
       this.fail({ code: 'UNREADABLE_SOURCE', file: this.file, message: describeFsError(error) + where });
       return;
     }
-    if (this.mode !== 'document' && carry !== '') this.acceptLine(carry);
+    const lastLine = carry.join('');
+    if (this.mode !== 'document' && lastLine !== '') this.acceptLine(lastLine);
     if (this.mode === 'document') this.readDocument(this.held.join(''));
     if (this.mode === 'run') this.resolveRun();
     this.held = [];
