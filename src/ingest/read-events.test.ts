@@ -1371,6 +1371,91 @@ describe('an array written one element per line', () => {
     expect(errors).toEqual([]);
     expect(ids(events)).toEqual(['s1', 's2']);
   });
+
+  // JSON.stringify's arrays cut after each comma, jq's, a log written so: `[` and `]` beside the elements.
+  it('its "[" and "]" beside the first and last elements: a broken element is one error, the rest read', async () => {
+    const broken = element('s3').replace('"status":"sent"', '"status":"sent",,');
+    for (const [name, text, line] of [
+      ['middle', [`[${element('s1')},`, ` ${element('s2')},`, ` ${broken},`, ` ${element('s4')}]`], 3],
+      ['last', [`[${element('s1')},`, `${element('s2')},`, `${broken}]`], 3],
+      ['first', [`[ ${broken},`, element('s2'), ']'], 1],
+    ] as const) {
+      const file = await write(`array-beside-${name}.json`, text.join('\n'));
+      const { events, errors } = await collect([file]);
+      const all = ['s1', 's2', 's3', 's4'].filter((id) => text.join('').includes(`"${id}"`));
+      expect(ids(events), name).toEqual(all.filter((id) => id !== 's3'));
+      expect(errors, name).toEqual([
+        expect.objectContaining({
+          code: 'MALFORMED_LINE',
+          line,
+          message: expect.stringMatching(
+            new RegExp(
+              `^line ${line} \\(element \\d of the array at lines 1–${text.length}\\) is not valid JSON: .*; the other elements were read$`,
+            ),
+          ),
+        }),
+      ]);
+    }
+  });
+
+  it('never closed, its "[" beside the first element: every element read, one error at the "["', async () => {
+    const text = [`[${element('s1')},`, `${element('s2')},`, element('s3')].join('\n');
+    const { events, errors } = await collect([await write('array-beside-open.json', text)]);
+    expect(ids(events)).toEqual(['s1', 's2', 's3']);
+    expect(errors.map((e) => ['line' in e && e.line, e.message])).toEqual([
+      [
+        1,
+        expect.stringContaining(
+          'opens an array, one element a line, that no "]" line closes; its elements (lines 1–3) were read',
+        ),
+      ],
+    ]);
+  });
+});
+
+describe('a whole file that is one pretty-printed array, broken', () => {
+  const body = (id: string) => JSON.stringify(statusBody(id), null, 2).replaceAll('\n', '\n  ');
+  const array = (elements: string[], separator = ',\n  ') => `[\n  ${elements.join(separator)}\n]\n`;
+
+  it('a broken element is one error at its line and column; the other elements are read', async () => {
+    const broken = body('s2').replace('"status": "sent"', '"status": "sent",,');
+    const text = array([body('s1'), broken, body('s3')]);
+    const { events, errors } = await collect([await write('pretty-array-broken.json', text)]);
+    expect(ids(events)).toEqual(['s1', 's3']);
+    const brokenLine = text.split('\n').findIndex((line) => line.includes(',,')) + 1;
+    const firstLine = text.split('\n').findIndex((line, i) => i > 1 && line === '  {') + 1;
+    expect(errors).toEqual([
+      {
+        code: 'MALFORMED_LINE',
+        file: expect.any(String),
+        line: brokenLine,
+        message: expect.stringMatching(
+          new RegExp(
+            `^element 1 of the array at lines 1–${text.split('\n').length - 1}, from line ${firstLine}, is not valid JSON: .* \\(line ${brokenLine}, column \\d+\\); the other elements were read$`,
+          ),
+        ),
+      },
+    ]);
+  });
+
+  it('a missing comma between elements is named; every element is read', async () => {
+    const text = array([body('s1'), body('s2')], '\n  ');
+    const { events, errors } = await collect([await write('pretty-array-comma.json', text)]);
+    expect(ids(events)).toEqual(['s1', 's2']);
+    expect(errors.map((e) => e.message)).toEqual([
+      expect.stringMatching(
+        /^element 0 of the array at lines .*: a comma is missing after it; the element was read$/,
+      ),
+    ]);
+  });
+
+  it('a pretty-printed array that parses is read as before, with no error', async () => {
+    const { events, errors } = await collect([
+      await write('pretty-array-ok.json', array([body('s1'), body('s2')])),
+    ]);
+    expect(errors).toEqual([]);
+    expect(ids(events)).toEqual(['s1', 's2']);
+  });
 });
 
 describe('an array written one element per line after NDJSON lines (elements in column 1)', () => {

@@ -788,6 +788,7 @@ class SourceReader {
     } catch (error) {
       // An array never closed is read too (its `[` named): the file may have been cut after any element.
       if (this.readArrayOfLines(text, 1, 'the document', true)) return;
+      if (this.readIndentedArray(text, error)) return;
       // NDJSON whose first line is broken: the other lines stand alone, so read it line by line.
       if (secondValueStandsAlone(text)) {
         this.mode = 'lines';
@@ -838,6 +839,83 @@ class SourceReader {
   }
 
   /**
+   * A pretty-printed array that does not parse (`JSON.stringify(events, null, 2)`, `json.dumps(…, indent=2)`):
+   * `[` alone on its first line, each element starting on a line of its own at one indentation (the first
+   * element's), `]` alone on the last line. Cut at those lines, each element is read on its own, so that a
+   * broken one is one error at its line and column and costs nothing else. False, reading nothing, when the
+   * text is not shaped so; `error` is the whole document's, said when no element shows what broke it.
+   */
+  private readIndentedArray(text: string, error: unknown): boolean {
+    const lines = text.split('\n');
+    let first = 0;
+    while (first < lines.length && isBlank(lines[first]!)) first++;
+    let last = lines.length - 1;
+    while (last > first && isBlank(lines[last]!)) last--;
+    if (lines[first]!.trim() !== '[' || lines[last]!.trim() !== ']') return false;
+    let start = first + 1;
+    while (start < last && isBlank(lines[start]!)) start++;
+    const opener = lines[start]?.trimStart() ?? '';
+    if (start >= last || (opener !== '{' && opener !== '[')) return false;
+    const indent = lines[start]!.slice(0, lines[start]!.length - opener.length);
+    const isStart = (line: string) =>
+      line.startsWith(indent) && (line.charAt(indent.length) === '{' || line.charAt(indent.length) === '[');
+    const starts: number[] = [];
+    for (let i = start; i < last; i++) if (isStart(lines[i]!)) starts.push(i);
+    if (starts.length < 2) return false;
+    const array = `the array at lines ${first + 1}–${last + 1}`;
+    let isBreakSaid = false;
+    for (let k = 0; k < starts.length; k++) {
+      const lineNo = starts[k]! + 1;
+      const piece = lines
+        .slice(starts[k], starts[k + 1] ?? last)
+        .join('\n')
+        .trimEnd();
+      const hasComma = piece.endsWith(',');
+      const element = hasComma ? piece.slice(0, -1) : piece;
+      let value: unknown;
+      try {
+        value = JSON.parse(element);
+      } catch (elementError) {
+        const position = parsePosition(elementError);
+        const at = position === undefined ? undefined : lineAndColumn(element, position);
+        const where = at === undefined ? '' : ` (line ${lineNo + at.line - 1}, column ${at.column})`;
+        isBreakSaid = true;
+        this.fail({
+          code: 'MALFORMED_LINE',
+          file: this.file,
+          line: at === undefined ? lineNo : lineNo + at.line - 1,
+          message: `element ${k} of ${array}, from line ${lineNo}, is not valid JSON: ${jsonErrorMessage(elementError).replace(/ at position \d+/, '')}${where}; the other elements were read`,
+        });
+        continue;
+      }
+      this.readOne(value, lineNo, `the document[${k}]: `);
+      const isLast = k === starts.length - 1;
+      if (hasComma === !isLast) continue;
+      isBreakSaid = true;
+      this.fail({
+        code: 'MALFORMED_LINE',
+        file: this.file,
+        line: lineNo,
+        message: isLast
+          ? `element ${k} of ${array}, from line ${lineNo}: a comma after the last element (JSON allows none); the element was read`
+          : `element ${k} of ${array}, from line ${lineNo}: a comma is missing after it; the element was read`,
+      });
+    }
+    if (!isBreakSaid) {
+      // Every element parses, yet the whole does not: say what JSON.parse said of the whole.
+      const position = parsePosition(error);
+      const at = position === undefined ? undefined : lineAndColumn(text, position);
+      this.fail({
+        code: 'MALFORMED_LINE',
+        file: this.file,
+        line: at?.line ?? first + 1,
+        message: `${array} does not parse: ${jsonErrorMessage(error)}${at === undefined ? '' : ` (line ${at.line}, column ${at.column})`}; its elements were read`,
+      });
+    }
+    return true;
+  }
+
+  /**
    * A document that does not parse but is an array written one element per line — `[`, then lines that each
    * start with `{` or `[` (one element, and its comma), then `]` — is read element by element, so that one
    * broken element is one error at its line and costs nothing else. Answers false, reading nothing, when
@@ -856,28 +934,43 @@ class SourceReader {
     while (first < lines.length && isBlank(lines[first]!)) first++;
     let last = lines.length - 1;
     while (last > first && isBlank(lines[last]!)) last--;
-    if (first >= last || lines[first]!.trim() !== '[') return false;
-    // Never closed (the file ended, or the next line was no element): its elements, and one error for that.
-    const isOpenEnd = lines[last]!.trim() !== ']';
-    if (isOpenEnd && !isOpenEndRead) return false;
+    if (first >= last) return false;
     const elements: Array<{ lineNo: number; text: string; indent: number }> = [];
-    for (let i = first + 1; i < (isOpenEnd ? last + 1 : last); i++) {
-      const element = lines[i]!.trim();
-      if (element === '') continue;
+    /** Adds the element `piece` of line `i` (its text after `skipped` characters of the line); false if none. */
+    const add = (i: number, piece: string, skipped = 0): boolean => {
+      const element = piece.trim();
+      if (element === '') return true;
       if (element.charAt(0) !== '{' && element.charAt(0) !== '[') return false;
       elements.push({
         lineNo: firstLine + i,
         text: element,
-        indent: lines[i]!.length - lines[i]!.trimStart().length,
+        indent: skipped + piece.length - piece.trimStart().length,
       });
+      return true;
+    };
+    // `[` alone on its line, or before the first element on it (`[{…},`: JSON.stringify's, jq's arrays cut
+    // after each comma, Python's json.dumps with a newline separator).
+    const opening = lines[first]!;
+    const bracketAt = opening.indexOf('[');
+    if (bracketAt === -1 || opening.slice(0, bracketAt).trim() !== '') return false;
+    const afterBracket = opening.slice(bracketAt + 1);
+    if (afterBracket.trim() !== '' && !add(first, afterBracket, bracketAt + 1)) return false;
+    // `]` alone on its line or after the last element on it (`{…}]`). Never closed (the file ended, or the next
+    // line was no element): its elements, and one error for that.
+    const closing = lines[last]!.trimEnd();
+    const isOpenEnd = !closing.endsWith(']') || (closing.trim() !== ']' && parses(closing.replace(/,$/, '')));
+    if (isOpenEnd && !isOpenEndRead) return false;
+    for (let i = first + 1; i < last; i++) {
+      if (!add(i, lines[i]!)) return false;
     }
+    if (!add(last, isOpenEnd ? closing : closing.slice(0, -1))) return false;
     if (elements.length === 0) return false;
     if (isOpenEnd) {
       this.fail({
         code: 'MALFORMED_LINE',
         file: this.file,
         line: firstLine + first,
-        message: `line ${firstLine + first} opens an array, one element a line, that no "]" line closes; its elements (lines ${firstLine + first + 1}–${firstLine + last}) were read: add the "]"`,
+        message: `line ${firstLine + first} opens an array, one element a line, that no "]" line closes; its elements (lines ${elements[0]!.lineNo}–${firstLine + last}) were read: add the "]"`,
       });
     }
     const array = isOpenEnd
