@@ -260,6 +260,36 @@ describe('POST /webhooks/whatsapp', () => {
     expect(await service.store.listEvents()).toEqual([]);
   });
 
+  it('/v1/events names an array written over lines with "[" and "]" beside its elements and says what to send', async () => {
+    const event = (id: string) =>
+      JSON.stringify({
+        kind: 'inbound',
+        at: '2025-10-05T10:00:00Z',
+        waba: 'W1',
+        business: 'PN1',
+        user: '919876543210',
+        id,
+      });
+    const response = await service.app.request('/v1/events', {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${KEY_ALL}`, 'Content-Type': 'application/x-ndjson' },
+      body: [`[${event('i1')},`, `${event('i2')},`, `${event('i3')}]`, '{"kind":'].join('\n'),
+    });
+    expect(response.status).toBe(200);
+    const answer = (await json(response)) as {
+      accepted: number;
+      rejected: { line: number; error: string }[];
+    };
+    expect(answer.accepted).toBe(0);
+    const hint = /the line is an element of an array written over several lines.*jq -c '\.\[\]'/;
+    expect(answer.rejected.map((r) => [r.line, hint.test(r.error)])).toEqual([
+      [1, true],
+      [2, true],
+      [3, true],
+      [4, false],
+    ]);
+  });
+
   it('keeps a signed body nested thousands deep as unreadable (400), never a crash; /v1/events rejects that line only', async () => {
     const deep = `${'['.repeat(5000)}${']'.repeat(5000)}`;
     const body = `{"object":"whatsapp_business_account","entry":[{"id":"W1","changes":[{"field":"messages","value":{"statuses":[{"id":"wamid.deep","status":"delivered","timestamp":${deep}}]}}]}]}`;

@@ -1783,6 +1783,17 @@ function cannotBeEvent(trimmed: string): boolean {
 }
 
 /**
+ * Words for a line that is one element of an array written over lines with its `[` or `]` beside an element
+ * (`[{…},`, `{…},`, `{…}]`): JSON.parse names only an unexpected character; say what to send instead.
+ */
+function arrayPieceHint(lineText: string): string {
+  const trimmed = lineText.trim();
+  const inner = trimmed.replace(/^\[/, '').replace(/(?:\]|,|\],)$/, '');
+  if (inner === trimmed || !parses(inner)) return '';
+  return '; the line is an element of an array written over several lines, its "[" or "]" beside an element: send NDJSON (one event or body a line, no commas between: jq -c \'.[]\'), or put "[" and "]" on lines of their own';
+}
+
+/**
  * The items of a `POST /v1/events` body, as the file reader takes them: NDJSON lines (ended by LF, CRLF or a
  * lone CR; a byte order mark ignored), each an event line, a webhook body or an array of those. A body whose
  * first line does not parse but which is, whole, one JSON value (a pretty-printed webhook body, an array over
@@ -1855,7 +1866,7 @@ function* bodyItems(
       try {
         add(JSON.parse(lineText), line);
       } catch (error) {
-        items.push({ line, prefix: '', error: (error as Error).message });
+        items.push({ line, prefix: '', error: (error as Error).message + arrayPieceHint(lineText) });
       }
     }
   };
