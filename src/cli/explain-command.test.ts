@@ -1,4 +1,5 @@
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { createWriteStream, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -486,5 +487,23 @@ describe('explain --user with a business-scoped user id Meta joined to a number'
     );
     expect(words.out).toContain('wamid.answer');
     expect(words.err).not.toContain('check the number');
+  });
+
+  // The number's own failures are read from the sources a second time: never from what can be read once.
+  it('from stdin or a named pipe: told without reading twice (no wait for ever), and stderr says what is not listed', async () => {
+    const said = (source: string) =>
+      `wameter: ${scopedId} is joined to 972987654321: failed messages sent to 972987654321 itself are not listed, because ${source} can be read only once; give the events as a file to list them\n`;
+    const text = readFileSync(bodies, 'utf8');
+    const piped = await runWameter(['explain', '-', '--user', scopedId, '--format', 'json'], { stdin: text });
+    expect(piped.code, piped.err).toBe(EXIT.OK);
+    expect(piped.err).toContain(said('stdin'));
+    expect(JSON.parse(piped.out)).toMatchObject({ user: '972987654321', scoped_user: scopedId, failed: [] });
+    const fifo = join(mkdtempSync(join(tmpdir(), 'wameter-fifo-')), 'events.fifo');
+    execFileSync('mkfifo', [fifo]);
+    createWriteStream(fifo).end(text);
+    const fromPipe = await cli([fifo, '--user', scopedId, '--format', 'json']);
+    expect(fromPipe.code, fromPipe.err).toBe(EXIT.OK);
+    expect(fromPipe.err).toContain(said(`${fifo} (a pipe or device)`));
+    expect(JSON.parse(fromPipe.out)).toEqual(JSON.parse(piped.out));
   });
 });

@@ -2,6 +2,7 @@
 // unit, what it cost and why, and the messages never charged (pending, failed: found in the events, which
 // the rater keeps to itself).
 
+import { stat } from 'node:fs/promises';
 import { Command, InvalidArgumentError } from 'commander';
 import {
   UserSendLog,
@@ -160,9 +161,16 @@ async function runExplain(
   }
   const rated = new Set(timeline.flatMap((line) => (line.kind === 'message' ? [line.messageId] : [])));
   // The send log followed the id as asked; the number it was joined to is known only now: its own failures
-  // are read from the sources again (not from stdin, which is read once: then they are not listed).
+  // are read from the sources again — only from files and folders: stdin and pipes are read once (a second
+  // opening of a named pipe would wait for a writer for ever); then they are not listed, and stderr says so.
   const failed = sends.failed(rated).map((message) => ({ ...message, user: storyUser }));
-  if (storyUser !== user && !sources.includes('-')) {
+  const readOnce = storyUser === user ? undefined : await sourceReadOnce(sources);
+  if (readOnce !== undefined) {
+    io.writeError(
+      `wameter: ${terminalSafe(user)} is joined to ${storyUser}: failed messages sent to ${storyUser} itself are not listed, because ${readOnce} can be read only once; give the events as a file to list them\n`,
+    );
+  }
+  if (storyUser !== user && readOnce === undefined) {
     const numberSends = new UserSendLog(storyUser);
     await readEventSources(sources, {
       onEvents: (events) => events.forEach((event) => numberSends.observe(event)),
@@ -255,4 +263,17 @@ function whatIsMissing(
     );
   }
   return lines;
+}
+
+/** The first source that cannot be read a second time (stdin, a pipe, a device), in words; none: undefined. */
+async function sourceReadOnce(sources: readonly string[]): Promise<string | undefined> {
+  for (const source of sources) {
+    if (source === '-') return 'stdin';
+    const kind = await stat(source).then(
+      (stats) => (stats.isFile() || stats.isDirectory() ? undefined : 'a pipe or device'),
+      () => 'unreadable now',
+    );
+    if (kind !== undefined) return `${terminalSafe(source)} (${kind})`;
+  }
+  return undefined;
 }
