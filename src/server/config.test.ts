@@ -194,6 +194,10 @@ describe('loadServiceConfig', () => {
     [{ perSecond: 5, brust: 10 }, 'config file "rateLimit": unknown key "brust" (known: perSecond, burst)'],
     [{ burst: 10 }, 'config file "rateLimit" must give "perSecond"'],
     [{ perSecond: 0 }, 'config file "rateLimit".perSecond must be a positive whole number'],
+    [
+      null,
+      'config file "rateLimit" must be {"perSecond": N, "burst"?: N}, or false to turn the limit off, not null',
+    ],
   ])('refuses the file\'s "rateLimit": %j, never starting with the default limit', (rateLimit, message) => {
     expect(fileProblems('rate-limit.json', { rateLimit })).toContain(message);
   });

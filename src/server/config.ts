@@ -492,7 +492,14 @@ function parseRateLimit(
   problems: string[],
 ): RateLimitConfig | null | undefined {
   if (value === undefined) return undefined;
-  if (value === false || value === null || value === 'off') return null;
+  if (value === false || value === 'off') return null;
+  // What a template writes for a value it lacks: refused, never read as the least safe setting (no limit).
+  if (value === null) {
+    problems.push(
+      `${where} must be {"perSecond": N, "burst"?: N}, or false to turn the limit off, not null; leave it out for the default (${DEFAULT_RATE_LIMIT.perSecond}/s, burst ${DEFAULT_RATE_LIMIT.burst})`,
+    );
+    return undefined;
+  }
   if (Array.isArray(value)) {
     problems.push(
       `${where} must be {"perSecond": N, "burst"?: N}, false (no limit), "N" or "N/BURST", not ${JSON.stringify(value)}`,
