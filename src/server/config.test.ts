@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -689,6 +689,32 @@ describe('settings that name nothing, or cannot be read, are refused naming the 
     const problems = problemsOf({ env: { [name]: value } });
     expect(problems).toContain(problem);
     expect(problems).not.toContain('k1=');
+  });
+
+  it.each([
+    ['', 'config file "rateCards" names no rate card file or folder'],
+    [' ', 'config file "rateCards" names no rate card file or folder'],
+    [[], 'config file "rateCards" names no rate card file or folder'],
+    [',', 'config file "rateCards": item 1 is empty (two commas in a row, or one at the start or end)'],
+    [['', 'x'], 'config file "rateCards"[0] is empty: give a rate card file or folder, or remove it'],
+  ])(
+    'refuses the config file\'s "rateCards": %j, never starting on the bundled cards (not for billing)',
+    (rateCards, problem) => {
+      const problems = problemsOf({ env: {}, configFile: writeJson('empty-cards.json', { rateCards }) });
+      expect(problems).toContain(problem);
+    },
+  );
+
+  it('a config file\'s "rateCards" names its paths, and the environment\'s are read only without it', () => {
+    const cards = join(dir, 'cards-dir');
+    mkdirSync(cards, { recursive: true });
+    const read = (rateCards: unknown, env: Record<string, string> = {}) =>
+      loadServiceConfig({ env, configFile: writeJson('cards.json', { rateCards }) });
+    expect(read(`${cards}, ${cards}`)).toMatchObject({ value: { rateCardPaths: [cards, cards] } });
+    expect(read([cards], { WAMETER_RATE_CARDS: ',' })).toMatchObject({ value: { rateCardPaths: [cards] } });
+    expect(loadServiceConfig({ env: { WAMETER_RATE_CARDS: '' } })).toMatchObject({
+      value: { rateCardPaths: [] },
+    });
   });
 
   it('reads the config file\'s comma-separated "appSecrets" string with the same checks', () => {

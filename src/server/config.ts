@@ -415,12 +415,28 @@ function secretsOnce<T extends AppSecret>(where: (index: number) => string, prob
   return { secrets, add };
 }
 
-function stringList(value: unknown, where: string, problems: string[]): string[] | undefined {
+/**
+ * The file's `rateCards`: a comma-separated string, read as WAMETER_RATE_CARDS is (an empty item refused by
+ * its number), or a list of paths. A value that names no path (`""`, `" "`, `[]`) is refused, never read as
+ * leaving the setting out: that would start on the bundled cards, which are not for billing (rate-cards.md).
+ */
+function rateCardPathsFromFile(value: unknown, where: string, problems: string[]): string[] | undefined {
   if (value === undefined) return undefined;
-  if (typeof value === 'string') return splitList(value);
-  if (Array.isArray(value) && value.every((v) => typeof v === 'string')) return value as string[];
-  problems.push(`${where} must be a string (comma-separated) or a list of strings`);
-  return undefined;
+  const namesNoPath = `${where} names no rate card file or folder: give the paths (a list, or one string, comma-separated), or leave "rateCards" out to price with the bundled cards`;
+  if (typeof value === 'string') {
+    if (value.trim() === '') problems.push(namesNoPath);
+    return commaItems(value, where, problems);
+  }
+  if (!Array.isArray(value) || !value.every((item) => typeof item === 'string')) {
+    problems.push(`${where} must be a string (comma-separated) or a list of strings`);
+    return undefined;
+  }
+  if (value.length === 0) problems.push(namesNoPath);
+  value.forEach((item: string, index) => {
+    if (item.trim() === '')
+      problems.push(`${where}[${index}] is empty: give a rate card file or folder, or remove it`);
+  });
+  return value as string[];
 }
 
 /**
@@ -438,13 +454,6 @@ function commaItems(text: string, where: string, problems: string[]): string[] {
       );
   });
   return items;
-}
-
-function splitList(text: string): string[] {
-  return text
-    .split(',')
-    .map((part) => part.trim())
-    .filter((part) => part !== '');
 }
 
 function optionalString(value: unknown, where: string, problems: string[]): string | undefined {
@@ -721,11 +730,10 @@ export function loadServiceConfig(input: {
   if (accountsPath !== null) checkReadable(accountsPath, 'accounts file', problems);
 
   const rateCardPaths =
-    stringList(file.rateCards, 'config file "rateCards"', problems) ??
-    commaItems(envValue(env, 'WAMETER_RATE_CARDS') ?? '', 'WAMETER_RATE_CARDS', problems).filter(
-      (item) => item !== '',
-    );
-  for (const path of rateCardPaths) checkReadable(path, 'rate card path', problems);
+    rateCardPathsFromFile(file.rateCards, 'config file "rateCards"', problems) ??
+    commaItems(envValue(env, 'WAMETER_RATE_CARDS') ?? '', 'WAMETER_RATE_CARDS', problems);
+  // An empty item is a problem said above (the configuration is then refused): only the others are checked.
+  for (const path of rateCardPaths) if (path.trim() !== '') checkReadable(path, 'rate card path', problems);
 
   const bodyLimitBytes =
     parsePositiveInt(file.bodyLimitBytes, 'config file "bodyLimitBytes"', problems, 'bytes') ??
