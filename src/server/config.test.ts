@@ -258,6 +258,44 @@ describe('loadServiceConfig', () => {
   });
 });
 
+describe('an API key that could never be sent as "Authorization: Bearer <key>"', () => {
+  // A space splits the header's token; a character outside ASCII arrives as other bytes: 401 every time.
+  it.each([
+    ['my key', 'a space'],
+    ['cl\u00e9-secr\u00e8te', 'a character that is not ASCII'],
+    ['tab\tkey', 'a space'],
+    ['bell\u0007key', 'a control character'],
+  ])('refuses %j at start, naming its place and name, never the key', (key, holds) => {
+    const fromFile = loadServiceConfig({
+      env: {},
+      configFile: writeJson('unsendable-key.json', { apiKeys: [{ name: 'ops', key, wabas: '*' }] }),
+    });
+    const fileProblems = fromFile.ok ? [] : fromFile.error.problems;
+    expect(fileProblems).toEqual([
+      `config file "apiKeys"[0]: the API key named "ops" holds ${holds}, so it could never be sent as "Authorization: Bearer <key>" (it would always get 401): use only visible ASCII characters — letters, digits and punctuation such as - _ . ~ + / = — with no spaces`,
+    ]);
+    const fromEnv = loadServiceConfig({ env: { WAMETER_API_KEYS: `ok-key=*,${key}=W1` } });
+    const envProblems = fromEnv.ok ? [] : fromEnv.error.problems;
+    expect(envProblems).toHaveLength(1);
+    expect(envProblems[0]).toMatch(
+      new RegExp(`^WAMETER_API_KEYS: item 2: the API key named "${apiKeyName(key)}" holds ${holds}, so`),
+    );
+    for (const problem of [...fileProblems, ...envProblems]) {
+      expect(problem).not.toContain(key);
+      expect(problem).not.toMatch(/secr|bell|my key/);
+    }
+  });
+
+  it('takes any visible ASCII, punctuation included', () => {
+    const key = 'k!"#$%&\'()*+-./:;<>?@[\\]^_`{|}~0aZ';
+    const result = loadServiceConfig({
+      env: {},
+      configFile: writeJson('punctuation-key.json', { apiKeys: [{ key, wabas: '*' }] }),
+    });
+    expect(result).toMatchObject({ ok: true, value: { apiKeys: [{ key }] } });
+  });
+});
+
 describe('parseApiKeySpec', () => {
   it('parses KEY=W1+W2 and KEY=*', () => {
     const problems: string[] = [];

@@ -209,9 +209,29 @@ export function parseApiKeySpec(spec: string, where: string, problems: string[])
       problems,
     );
     if (wabas === undefined) return;
+    if (!isSendableKey(key, `${where}: item ${index + 1}`, apiKeyName(key), problems)) return;
     keys.push({ name: apiKeyName(key), key, wabas });
   });
   return keys;
+}
+
+/**
+ * Whether `key` can be sent as `Authorization: Bearer <key>`: one token of visible ASCII (`!` to `~`), as the
+ * /v1 check reads it (app.ts). A space splits the token, and a character outside ASCII arrives as other
+ * bytes (a header is read as Latin-1, a client sends UTF-8): such a key would be answered 401 every time.
+ * The problem names the key by its place and name, never the key nor the character.
+ */
+function isSendableKey(key: string, where: string, name: string, problems: string[]): boolean {
+  if (/^[\x21-\x7e]+$/.test(key)) return true;
+  const holds = /[^\x00-\x7f]/.test(key)
+    ? 'a character that is not ASCII'
+    : /[ \t]/.test(key)
+      ? 'a space'
+      : 'a control character';
+  problems.push(
+    `${where}: the API key named ${JSON.stringify(name)} holds ${holds}, so it could never be sent as "Authorization: Bearer <key>" (it would always get 401): use only visible ASCII characters — letters, digits and punctuation such as - _ . ~ + / = — with no spaces`,
+  );
+  return false;
 }
 
 /** The fields of an `apiKeys` item of the config file. */
@@ -273,6 +293,7 @@ function parseApiKeysFromFile(value: unknown, problems: string[]): ApiKey[] | un
       return;
     }
     const keyName = typeof name === 'string' ? name : apiKeyName(key);
+    if (!isSendableKey(key, where, keyName, problems)) return;
     // The name is how the logs and the stored events' source (`api:NAME`) tell keys apart: one per key (the
     // same key twice is refused as such below).
     const other = namedAt.get(keyName);
