@@ -368,7 +368,7 @@ describe('wameter explain: the findings of the story, and its exit code', () => 
       const result = await cli([input, '--user', user]);
       expect(result.code, JSON.stringify(user)).toBe(EXIT.USAGE);
       expect(result.err, JSON.stringify(user)).toContain(
-        "an empty id matches no one: give the user's WhatsApp id, the phone number with its country code (e.g. 919876543210)",
+        "the value is empty (an unset variable in a script?): the flag needs a user's WhatsApp id",
       );
       expect(result.out).toBe('');
     }

@@ -3,7 +3,7 @@
 // the rater keeps to itself).
 
 import { stat } from 'node:fs/promises';
-import { Command, InvalidArgumentError } from 'commander';
+import { Command } from 'commander';
 import {
   UserSendLog,
   explainUser,
@@ -45,15 +45,8 @@ interface ExplainFlags {
   allowUnpriced?: boolean;
 }
 
-/** `--user`: a WhatsApp id to look for; an empty one would match no one, and say only that. */
-const userArgument = optionValue("a user's WhatsApp id", (value) => {
-  if (value.trim() === '') {
-    throw new InvalidArgumentError(
-      "an empty id matches no one: give the user's WhatsApp id, the phone number with its country code (e.g. 919876543210)",
-    );
-  }
-  return value;
-});
+/** `--user`: a WhatsApp id to look for (an empty one, which would match no one, is refused by `optionValue`). */
+const userArgument = optionValue("a user's WhatsApp id");
 
 export function registerExplainCommand(program: Command, io: CliIo): void {
   const command = program.command('explain');

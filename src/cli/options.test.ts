@@ -315,6 +315,67 @@ describe('a flag left without its value', () => {
   });
 });
 
+describe('a flag given an empty value (an unset variable in a script)', () => {
+  it('every option of every command that takes a value refuses an empty value, saying what it needs', () => {
+    const io = { writeOut: () => {}, writeError: () => {}, isStdinTty: true, exitCode: 0 };
+    const program = buildProgram(io);
+    const checked: string[] = [];
+    const unguarded: string[] = [];
+    for (const command of program.commands) {
+      for (const option of command.options) {
+        if (!option.required && !option.optional) continue;
+        const name = `${command.name()} ${option.long}`;
+        for (const value of ['', '  ']) {
+          checked.push(name);
+          try {
+            option.parseArg?.(value, undefined);
+            unguarded.push(`${name} ${JSON.stringify(value)}: accepted`);
+          } catch (error) {
+            const message = (error as Error).message;
+            if (
+              !(error instanceof InvalidArgumentError) ||
+              !message.startsWith('the value is empty (an unset variable in a script?): the flag needs ')
+            )
+              unguarded.push(`${name} ${JSON.stringify(value)}: ${message}`);
+          }
+        }
+      }
+    }
+    expect(unguarded).toEqual([]);
+    expect(checked).toEqual(
+      expect.arrayContaining([
+        'rate --accounts',
+        'explain --accounts',
+        'explain --business',
+        'estimate --accounts',
+        'reconcile --accounts',
+        'serve --config',
+        'import --db',
+      ]),
+    );
+  });
+
+  it.each([
+    [['rate', events, '--accounts', ''], "option '--accounts <file>' argument '' is invalid"],
+    [['rate', events, '--accounts='], "option '--accounts <file>' argument '' is invalid"],
+    [
+      ['explain', events, '--user', '919876543210', '--business', ''],
+      "option '--business <phone_number_id>'",
+    ],
+    [['explain', events, '--user', '919876543210', '--accounts', ''], "option '--accounts <file>'"],
+    [['estimate', recipients, '--template', 'utility', '--accounts', ''], "option '--accounts <file>'"],
+    [['reconcile', events, '--analytics', 'meta.json', '--accounts', ''], "option '--accounts <file>'"],
+    [['rate', events, '--rate-cards', ' '], "option '--rate-cards <path>'"],
+  ])('%j is refused (exit 1), never read as the flag left out', async (args, option) => {
+    const { code, err, out } = await runWameter(args);
+    expect(err).toContain(`error: ${option}`);
+    expect(err).toContain('the value is empty (an unset variable in a script?): the flag needs ');
+    expect(err).not.toMatch(NO_STACK);
+    expect(code).toBe(EXIT.USAGE);
+    expect(out).toBe('');
+  });
+});
+
 describe('commands', () => {
   it('an unknown command is refused (exit 1, naming the commands), with --help too', async () => {
     for (const args of [['cards'], ['cards', '--help'], ['cards', 'x.csv']]) {

@@ -34,8 +34,10 @@ export function choice<T extends string>(allowed: readonly T[]) {
  * The parser of a flag that takes a value. commander gives such a flag the next word whatever it is, so
  * `--user --format json` would take "--format" as the user and "json" as a source: a value that starts with
  * `--` is the next option, the flag's own value forgotten, and is refused naming what the flag needs (`noun`,
- * e.g. "a WABA id"). Any other value goes to `parse`, when given. Every value-taking flag of every command is
- * declared with it (options.test.ts checks them all).
+ * e.g. "a WABA id"). So is an empty value (or only spaces): what an unset variable in a script gives, which
+ * read as the flag left out would quietly change the answer (`--accounts ""`: every WABA billed in UTC and
+ * USD; `--business ""`: every business number's story). Any other value goes to `parse`, when given. Every
+ * value-taking flag of every command is declared with it (options.test.ts checks them all).
  */
 export function optionValue(noun: string): (value: string) => string;
 export function optionValue<T>(noun: string, parse: (value: string) => T): (value: string) => T;
@@ -44,6 +46,11 @@ export function optionValue<T>(noun: string, parse?: (value: string) => T): (val
     if (value.startsWith('--')) {
       throw new InvalidArgumentError(
         `"${value}" is an option, not ${noun}: the flag needs ${noun} before the next option`,
+      );
+    }
+    if (value.trim() === '') {
+      throw new InvalidArgumentError(
+        `the value is empty (an unset variable in a script?): the flag needs ${noun}`,
       );
     }
     return parse === undefined ? value : parse(value);

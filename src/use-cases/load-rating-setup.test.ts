@@ -56,3 +56,10 @@ describe('rateCardsDigest: what pricing takes from the rate cards', () => {
     expect(rateCardsDigest(first.value.cards)).toBe(rateCardsDigest(second.value.cards));
   });
 });
+
+describe('loadRatingSetup', () => {
+  it('an empty accounts path is refused as unreadable, never taken as "no accounts file" (UTC, USD)', async () => {
+    const setup = await loadRatingSetup({ accountsPath: '' });
+    expect(setup).toMatchObject({ ok: false, error: { code: 'UNREADABLE_SOURCE', file: '' } });
+  });
+});

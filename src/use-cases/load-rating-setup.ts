@@ -70,7 +70,9 @@ export async function loadRateBook(
 
 export async function loadRatingSetup(input: RatingSetupInput): Promise<Result<RatingSetup, SetupError>> {
   let accounts: Account[] = [];
-  if (input.accountsPath) {
+  // An empty path is a path (refused as unreadable), never "no accounts file": that would bill every WABA in
+  // UTC and USD without a word.
+  if (input.accountsPath !== undefined) {
     const loaded = await loadAccountsFile(input.accountsPath);
     if (!loaded.ok) return err(loaded.error);
     accounts = loaded.value;
