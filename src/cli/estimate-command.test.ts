@@ -154,6 +154,26 @@ describe('wameter estimate', () => {
     );
   });
 
+  it('a recipients file that is not UTF-8 is refused naming the byte, never echoed with U+FFFD', async () => {
+    // "José" saved as Latin-1 (Excel's plain "CSV" on Windows): its name column came out as "Jos\ufffd".
+    const latin1 = join(dir, 'recipients-latin1.csv');
+    writeFileSync(latin1, Buffer.from('phone,name\n919876543210,Jos\u00e9\n', 'latin1'));
+    const result = await cli([latin1, '--template', 'utility', '--waba', 'W1', '--business', 'PN1']);
+    expect(result.code).toBe(EXIT.USAGE);
+    expect(result.out).toBe('');
+    expect(result.err).toBe(
+      `wameter: recipients ${latin1} is not UTF-8: line 2, column 17 holds byte 0xE9 (offset 27), which starts no UTF-8 character, so it cannot be read as written; save the file as UTF-8 (from Windows-1252 or Latin-1: iconv -f WINDOWS-1252 -t UTF-8 FILE)\n`,
+    );
+    // Saved as UTF-8 (with the byte-order mark of Excel's "CSV UTF-8"), the name is echoed as written.
+    const utf8 = join(dir, 'recipients-utf8.csv');
+    writeFileSync(utf8, '\ufeffphone,name\n919876543210,Jos\u00e9\n');
+    const read = await cli([utf8, '--template', 'utility', '--events', events, '--format', 'json']);
+    expect(read.code).toBe(EXIT.OK);
+    expect(JSON.parse(read.out).lines).toEqual([
+      expect.objectContaining({ phone: '919876543210', name: 'Jos\u00e9' }),
+    ]);
+  });
+
   it('--help explains with examples', async () => {
     const result = await cli(['--help']);
     expect(result.out).toContain('Examples:');

@@ -9,6 +9,7 @@ import type { CoreEvent, TemplateCategory } from '../core/events.js';
 import { LINE_FIELDS, estimateRecipients, type EstimateJson } from '../use-cases/estimate.js';
 import { accountsDigest, rateCardsDigest, type RatingSetup } from '../use-cases/load-rating-setup.js';
 import { STDIN_NAME, describeNotText, readEventSources } from '../ingest/read-events.js';
+import { decodeUtf8File, notUtf8Words } from '../ingest/utf8.js';
 import { ratingSetupFrom, someSourceExists } from './rating-inputs.js';
 import { CliError, EXIT } from './exit-codes.js';
 import { terminalSafe, type CliIo } from './io.js';
@@ -259,7 +260,12 @@ async function runEstimate(
   // A gzip or spreadsheet file would otherwise be refused for its "header" of binary noise.
   const notText = describeNotText(csvBytes);
   if (notText !== undefined) throw new CliError(`recipients ${recipientsName}: ${notText}`);
-  const csvText = csvBytes.toString('utf8');
+  // Its columns are echoed as written: a byte that is not UTF-8 would come out as U+FFFD.
+  const decoded = decodeUtf8File(csvBytes);
+  if (!decoded.ok) {
+    throw new CliError(`recipients ${recipientsName} ${notUtf8Words(csvBytes, decoded.error)}`);
+  }
+  const csvText = decoded.value;
   const setup = await ratingSetupFrom(flags);
   const errors = createSourceErrorReporter(io.writeError);
   // Contract §6: the state comes from --db or --events. With neither there is no traffic: the quote is the

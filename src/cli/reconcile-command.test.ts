@@ -128,6 +128,17 @@ describe('wameter reconcile', () => {
     expect(missing.err).toContain('ANALYTICS_UNREADABLE');
   });
 
+  it('an analytics file that is not UTF-8 is refused naming the byte (exit 1), never read with U+FFFD', async () => {
+    const latin1 = join(dir, 'latin1.json');
+    writeFileSync(latin1, Buffer.from('{"data":[{"data_points":[],"caf\u00e9":1}]}', 'latin1'));
+    const result = await cli([sendLog, '--analytics', latin1]);
+    expect(result.code).toBe(EXIT.USAGE);
+    expect(result.out).toBe('');
+    expect(result.err).toContain(
+      `ANALYTICS_UNREADABLE: cannot read analytics export ${latin1}: it is not UTF-8: line 1, column 32 holds byte 0xE9 (offset 31)`,
+    );
+  });
+
   it("Meta's analytics example reads, and the buckets it has that wameter lacks are reported", async () => {
     const result = await cli([
       sendLog,

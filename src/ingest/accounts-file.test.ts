@@ -178,6 +178,36 @@ describe('loadAccountsFile', () => {
     });
   });
 
+  it('a file that is not UTF-8 is UNREADABLE_SOURCE naming the byte, never read with U+FFFD', async () => {
+    // Portfolios "Café" and "Cafè" saved as Latin-1 (E9, E8): with U+FFFD in their place they were one
+    // portfolio, and the second WABA's message was priced in the first's volume tier.
+    const path = join(dir, 'latin1.json');
+    const accounts = (portfolio: string, waba: string) =>
+      `{"waba":"${waba}","timezone":"UTC","currency":"USD","portfolio":"${portfolio}"}`;
+    await writeFile(
+      path,
+      Buffer.from(
+        `{"accounts":[\n${accounts('Caf\u00e9', 'W1')},\n${accounts('Caf\u00e8', 'W2')}\n]}`,
+        'latin1',
+      ),
+    );
+    expect(await loadAccountsFile(path)).toEqual({
+      ok: false,
+      error: {
+        code: 'UNREADABLE_SOURCE',
+        file: path,
+        message: `cannot read accounts file ${path}: it is not UTF-8: line 2, column 64 holds byte 0xE9 (offset 77), which starts no UTF-8 character, so it cannot be read as written; save the file as UTF-8 (from Windows-1252 or Latin-1: iconv -f WINDOWS-1252 -t UTF-8 FILE)`,
+      },
+    });
+  });
+
+  it('a UTF-8 file with a byte-order mark is read', async () => {
+    const path = join(dir, 'bom.json');
+    await writeFile(path, `\ufeff${CONTRACT_EXAMPLE}`);
+    const result = await loadAccountsFile(path);
+    expect(result.ok && result.value[0]!.timeZone).toBe('Asia/Kolkata');
+  });
+
   it('a missing file or a directory is UNREADABLE_SOURCE', async () => {
     const missing = join(dir, 'nope.json');
     expect(await loadAccountsFile(missing)).toEqual({

@@ -14,6 +14,7 @@ import {
   withPrimaryCountryChange,
 } from '../core/events.js';
 import { err, ok, type Result } from '../core/result.js';
+import { decodeUtf8File, notUtf8Words } from './utf8.js';
 
 export interface AccountsError {
   code: 'BAD_ACCOUNTS';
@@ -195,9 +196,9 @@ function parseEligibility(
 
 /** Reads and parses an accounts file; an unreadable path is an `UNREADABLE_SOURCE` error, not a throw. */
 export async function loadAccountsFile(path: string): Promise<Result<Account[], AccountsFileError>> {
-  let text: string;
+  let bytes: Buffer;
   try {
-    text = await readFile(path, 'utf8');
+    bytes = await readFile(path);
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     const why =
@@ -214,7 +215,15 @@ export async function loadAccountsFile(path: string): Promise<Result<Account[], 
       file: path,
     });
   }
-  return parseAccounts(text, path);
+  const text = decodeUtf8File(bytes);
+  if (!text.ok) {
+    return err({
+      code: 'UNREADABLE_SOURCE',
+      message: `cannot read accounts file ${path}: it ${notUtf8Words(bytes, text.error)}`,
+      file: path,
+    });
+  }
+  return parseAccounts(text.value, path);
 }
 
 export interface AccountBook {

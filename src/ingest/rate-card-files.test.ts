@@ -137,6 +137,24 @@ describe('loadRateCards', () => {
     expect(result.ok || result.error).toMatchObject({ code: 'BAD_RATE_CARD', file: path, line: 4 });
   });
 
+  it('refuses a card that is not UTF-8, naming the file, line and byte, never reading "€" as U+FFFD', async () => {
+    // Windows-1252 "€" is byte 0x80: read with U+FFFD, it was refused as an unknown currency "\ufffd".
+    const path = join(folder, 'eur-2025-10-01.csv');
+    const text = CARD.replace('in USD', 'in EUR').replaceAll('$US', '\u20ac');
+    await writeFile(path, Buffer.from(text.replaceAll('\u20ac', '\u0080'), 'latin1'));
+    const result = await loadRateCards([path]);
+    expect(result.ok || result.error).toEqual({
+      code: 'UNREADABLE_SOURCE',
+      file: path,
+      line: 3,
+      message: `cannot read rate card ${path}: it is not UTF-8: line 3, column 7 holds byte 0x80 (offset 153), which starts no UTF-8 character, so it cannot be read as written; save the file as UTF-8 (from Windows-1252 or Latin-1: iconv -f WINDOWS-1252 -t UTF-8 FILE)`,
+    });
+    // The same card saved as UTF-8, with a byte-order mark as Excel writes it, is read.
+    await writeFile(path, `\ufeff${text}`);
+    const read = await loadRateCards([path]);
+    expect(read.ok && read.value[0]!.currency).toBe('EUR');
+  });
+
   it('refuses a tier file without its card, naming both', async () => {
     await write('usd-2024-11-01.csv', CARD.replace('October 1, 2025', 'November 1, 2024'));
     const tiers = await write('usd-2025-10-01-tiers.csv', TIERS);

@@ -17,6 +17,7 @@ import {
   type RateCardError,
   type VolumeTierFile,
 } from '../core/rate-card.js';
+import { decodeUtf8File, notUtf8Words, type InvalidUtf8Place } from './utf8.js';
 
 export interface RateCardFileError {
   code: RateCardError['code'] | 'UNREADABLE_SOURCE';
@@ -79,6 +80,24 @@ function unreadable(
           ? `is a directory; ${nextStep}`
           : (error as Error).message;
   return err({ code: 'UNREADABLE_SOURCE', message: `cannot read ${what} ${file}: ${why}`, file });
+}
+
+/**
+ * A file that is not UTF-8, refused naming its first bad byte: read with U+FFFD there, a Windows-1252 "€"
+ * was refused as an unknown currency "\ufffd", and two market names differing only there would be one.
+ */
+function notUtf8(
+  file: string,
+  bytes: Uint8Array,
+  place: InvalidUtf8Place,
+  what: string,
+): { ok: false; error: RateCardFileError } {
+  return err({
+    code: 'UNREADABLE_SOURCE',
+    message: `cannot read ${what} ${file}: it ${notUtf8Words(bytes, place)}`,
+    file,
+    line: place.line,
+  });
 }
 
 /** The CSV files a path stands for: the file itself, or every `*.csv` in a directory (sorted by name). */
@@ -160,11 +179,15 @@ export async function loadRateCards(
 
   const texts: RateCardText[] = [];
   for (const file of files) {
+    let bytes: Buffer;
     try {
-      texts.push({ file, text: await readFile(file, 'utf8') });
+      bytes = await readFile(file);
     } catch (error) {
       return unreadable(file, error, 'rate card', RATE_CARDS_WANTED);
     }
+    const text = decodeUtf8File(bytes);
+    if (!text.ok) return notUtf8(file, bytes, text.error, 'rate card');
+    texts.push({ file, text: text.value });
   }
   return parseRateCardTexts(texts, markets);
 }
@@ -223,9 +246,9 @@ export function loadBundledRateCards(
 
 /** Reads and parses a market table CSV (data/markets.csv layout); errors name the file. */
 export async function loadMarketTableFile(path: string): Promise<Result<MarketTable, MarketTableFileError>> {
-  let text: string;
+  let bytes: Buffer;
   try {
-    text = await readFile(path, 'utf8');
+    bytes = await readFile(path);
   } catch (error) {
     const failure = unreadable(
       path,
@@ -235,7 +258,12 @@ export async function loadMarketTableFile(path: string): Promise<Result<MarketTa
     );
     return err({ code: 'UNREADABLE_SOURCE', message: failure.error.message, file: path });
   }
-  const parsed = parseMarketTable(text);
+  const text = decodeUtf8File(bytes);
+  if (!text.ok) {
+    const failure = notUtf8(path, bytes, text.error, 'market table');
+    return err({ code: 'UNREADABLE_SOURCE', message: failure.error.message, file: path });
+  }
+  const parsed = parseMarketTable(text.value);
   if (!parsed.ok)
     return err({ code: 'BAD_MARKET_TABLE', message: `${path}: ${parsed.error.message}`, file: path });
   return parsed;

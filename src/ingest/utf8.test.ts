@@ -1,5 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { decodeUtf8MarkingInvalid, firstInvalidUtf8, INVALID_UTF8_MARK } from './utf8.js';
+import {
+  decodeUtf8File,
+  decodeUtf8MarkingInvalid,
+  firstInvalidUtf8,
+  INVALID_UTF8_MARK,
+  notUtf8Words,
+} from './utf8.js';
 
 const bytes = (...parts: (string | number[])[]) =>
   Buffer.concat(parts.map((part) => (typeof part === 'string' ? Buffer.from(part) : Buffer.from(part))));
@@ -25,5 +31,47 @@ describe('bytes that are not UTF-8', () => {
     });
     // A genuine noncharacter (bytes EF BF BF) stays itself: the mark is a lone surrogate, never decoded.
     expect(INVALID_UTF8_MARK).toBe('\udfff');
+  });
+});
+
+describe('a file read whole (accounts, rate cards, configuration, recipients)', () => {
+  it('is its text when UTF-8, a byte-order mark and a genuine U+FFFD kept', () => {
+    expect(decodeUtf8File(bytes('\ufeff{"a":"caf\u00e9 \ufffd \u20ac"}'))).toEqual({
+      ok: true,
+      value: '\ufeff{"a":"caf\u00e9 \ufffd \u20ac"}',
+    });
+    expect(decodeUtf8File(bytes(''))).toEqual({ ok: true, value: '' });
+  });
+
+  it('is refused at its first bad byte, by line (LF, CRLF or CR) and column in characters', () => {
+    expect(decodeUtf8File(bytes('caf', [0xe9]))).toEqual({
+      ok: false,
+      error: { offset: 3, line: 1, column: 4 },
+    });
+    // Line 3 after an LF and a CRLF; the column counts "€" (3 bytes) as one character.
+    expect(decodeUtf8File(bytes('a\nb\r\n\u20acx', [0xe8], 'y', [0xe9]))).toEqual({
+      ok: false,
+      error: { offset: 9, line: 3, column: 3 },
+    });
+    expect(decodeUtf8File(bytes('a\rb', [0x80]))).toEqual({
+      ok: false,
+      error: { offset: 3, line: 2, column: 2 },
+    });
+    // A character cut by the end of the file.
+    expect(decodeUtf8File(bytes('ab', [0xf0, 0x9f, 0x98]))).toEqual({
+      ok: false,
+      error: { offset: 2, line: 1, column: 3 },
+    });
+  });
+
+  it('says where the byte is and to save the file as UTF-8', () => {
+    const latin1 = bytes('{"p":"Caf', [0xe9], '"}');
+    const decoded = decodeUtf8File(latin1);
+    if (decoded.ok) throw new Error('Latin-1 bytes were read');
+    expect(notUtf8Words(latin1, decoded.error)).toBe(
+      'is not UTF-8: line 1, column 10 holds byte 0xE9 (offset 9), which starts no UTF-8 character, so it ' +
+        'cannot be read as written; save the file as UTF-8 (from Windows-1252 or Latin-1: iconv -f ' +
+        'WINDOWS-1252 -t UTF-8 FILE)',
+    );
   });
 });

@@ -1,9 +1,10 @@
 // Bytes that are not UTF-8. A decoder replaces each bad sequence with U+FFFD without a word, so two ids that
 // differ only in a bad byte become one id (two messages merged, a charge lost). What reads input must find
 // them instead: the fast path stays the native decoder, and only a text holding U+FFFD is looked at again
-// (a genuine U+FFFD in valid bytes is read as it is).
+// (a genuine U+FFFD in valid bytes is read as it is). A file read whole is refused at its first bad byte.
 
 import { isUtf8 } from 'node:buffer';
+import { err, ok, type Result } from '../core/result.js';
 
 /**
  * Marks a bad sequence in a decoded text: a lone low surrogate, which no UTF-8 decodes to (a surrogate's
@@ -45,6 +46,55 @@ export function decodeUtf8MarkingInvalid(bytes: Uint8Array): { text: string; has
   }
   parts.push(buffer.toString('utf8', validFrom));
   return { text: parts.join(''), hasInvalid: true };
+}
+
+/** Where a file's first byte that is not UTF-8 is: its offset, and its line and column (1-based). */
+export interface InvalidUtf8Place {
+  offset: number;
+  line: number;
+  /** Counted in the line's characters before it, as the event reader counts its columns. */
+  column: number;
+}
+
+/** Decodes strictly: throws at a bad sequence. A byte-order mark is kept, as Buffer's decoder keeps it. */
+const STRICT_DECODER = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
+/**
+ * A whole file's bytes as text, or where its first byte that is not UTF-8 is: for a file read whole (an
+ * accounts file, a rate card, a configuration, a recipients CSV), which is refused rather than read with
+ * U+FFFD in place of its bad bytes. A UTF-8 byte-order mark is kept as U+FEFF, for the reader to skip.
+ */
+export function decodeUtf8File(bytes: Uint8Array): Result<string, InvalidUtf8Place> {
+  try {
+    return ok(STRICT_DECODER.decode(bytes));
+  } catch {
+    const offset = firstInvalidUtf8(bytes);
+    if (offset < 0) throw new Error('the strict decoder refused bytes that are UTF-8');
+    let lineStart = 0;
+    let line = 1;
+    for (let at = 0; at < offset; at++) {
+      const byte = bytes[at];
+      if (byte === 0x0a || (byte === 0x0d && bytes[at + 1] !== 0x0a)) {
+        line++;
+        lineStart = at + 1;
+      }
+    }
+    const column = STRICT_DECODER.decode(bytes.subarray(lineStart, offset)).length + 1;
+    return err({ offset, line, column });
+  }
+}
+
+/**
+ * Says that a file is not UTF-8 and what to do, after its name: `is not UTF-8: line 3, column 12 holds
+ * byte 0xE9 (offset 41), which starts no UTF-8 character, so it cannot be read as written; save the file …`.
+ */
+export function notUtf8Words(bytes: Uint8Array, place: InvalidUtf8Place): string {
+  const hex = bytes[place.offset]!.toString(16).toUpperCase().padStart(2, '0');
+  return (
+    `is not UTF-8: line ${place.line}, column ${place.column} holds byte 0x${hex} (offset ${place.offset}), ` +
+    `which starts no UTF-8 character, so it cannot be read as written; save the file as UTF-8 (from ` +
+    `Windows-1252 or Latin-1: iconv -f WINDOWS-1252 -t UTF-8 FILE)`
+  );
 }
 
 /** Describes the bad byte at `offset` for an error message: `byte 0xE9 at offset 41`. */

@@ -176,6 +176,15 @@ describe('loadServiceConfig', () => {
     ]);
   });
 
+  it('refuses a config file that is not UTF-8, naming the byte: a key holding it would never match', () => {
+    const path = writeJson('latin1.json', '');
+    writeFileSync(path, Buffer.from('{\n  "apiKeys": "cl\u00e9=*"\n}', 'latin1'));
+    const result = loadServiceConfig({ env: {}, configFile: path });
+    expect(result.ok ? [] : result.error.problems).toEqual([
+      `config file ${JSON.stringify(path)} is not UTF-8: line 2, column 17 holds byte 0xE9 (offset 18), which starts no UTF-8 character, so it cannot be read as written; save the file as UTF-8 (from Windows-1252 or Latin-1: iconv -f WINDOWS-1252 -t UTF-8 FILE)`,
+    ]);
+  });
+
   it('never quotes a secret in its problems', () => {
     const result = loadServiceConfig({ env: { WAMETER_API_KEYS: 'supersecretkey', PORT: 'x' } });
     expect(JSON.stringify(result)).not.toContain('supersecretkey');

@@ -3,6 +3,7 @@
 // It never logs: secrets live only in the returned value; `describeConfig` is the loggable view.
 
 import { repeatedJsonKey, repeatedKeyPlace } from '../ingest/repeated-json-key.js';
+import { decodeUtf8File, notUtf8Words } from '../ingest/utf8.js';
 import { accessSync, constants, readFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { err, ok, type Result } from '../core/result.js';
@@ -640,13 +641,20 @@ function checkReadable(path: string, what: string, problems: string[]): void {
 }
 
 function readConfigFile(path: string, problems: string[]): ConfigFile {
-  let text: string;
+  let bytes: Buffer;
   try {
-    text = readFileSync(path, 'utf8');
+    bytes = readFileSync(path);
   } catch {
     problems.push(`config file ${JSON.stringify(path)} cannot be read: check the --config path`);
     return {};
   }
+  // A byte that is not UTF-8 would be read as U+FFFD: a secret or an API key holding it would never match.
+  const decoded = decodeUtf8File(bytes);
+  if (!decoded.ok) {
+    problems.push(`config file ${JSON.stringify(path)} ${notUtf8Words(bytes, decoded.error)}`);
+    return {};
+  }
+  const text = decoded.value;
   let value: unknown;
   try {
     value = JSON.parse(text);

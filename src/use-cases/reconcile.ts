@@ -20,6 +20,7 @@ import {
   type ReadSummary,
   type SourceError,
 } from '../ingest/read-events.js';
+import { decodeUtf8File, notUtf8Words } from '../ingest/utf8.js';
 import type { RatingSetup } from './load-rating-setup.js';
 
 export type ReconcileErrorCode =
@@ -56,9 +57,9 @@ export interface ReconcileError {
 
 /** Reads Meta's analytics answer saved as JSON, with errors that name the file and what is wrong. */
 export async function loadAnalyticsExport(path: string): Promise<Result<AnalyticsExport, ReconcileError>> {
-  let text: string;
+  let bytes: Buffer;
   try {
-    text = await readFile(path, 'utf8');
+    bytes = await readFile(path);
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     return err({
@@ -66,9 +67,16 @@ export async function loadAnalyticsExport(path: string): Promise<Result<Analytic
       message: `cannot read analytics export ${path}${code ? ` (${code})` : ''}: check the path`,
     });
   }
+  const text = decodeUtf8File(bytes);
+  if (!text.ok) {
+    return err({
+      code: 'ANALYTICS_UNREADABLE',
+      message: `cannot read analytics export ${path}: it ${notUtf8Words(bytes, text.error)}`,
+    });
+  }
   let value: unknown;
   try {
-    value = JSON.parse(text.replace(/^\uFEFF/, ''));
+    value = JSON.parse(text.value.replace(/^\uFEFF/, ''));
   } catch (error) {
     return err({
       code: 'UNRECOGNISED_ANALYTICS',
