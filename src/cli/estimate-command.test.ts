@@ -174,6 +174,15 @@ describe('wameter estimate', () => {
     ]);
   });
 
+  it('an empty recipients path (an unset variable in a script) is refused saying what to give', async () => {
+    const result = await cli(['', '--template', 'utility', '--waba', 'W1', '--business', 'PN1']);
+    expect(result.code).toBe(EXIT.USAGE);
+    expect(result.out).toBe('');
+    expect(result.err).toBe(
+      'wameter: the recipients path is empty (an unset variable in a script?): give the recipients CSV, or - for stdin\n',
+    );
+  });
+
   it('--help explains with examples', async () => {
     const result = await cli(['--help']);
     expect(result.out).toContain('Examples:');

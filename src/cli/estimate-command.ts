@@ -238,6 +238,11 @@ async function runEstimate(
   }
   // Events none of which exist would quote as if nothing had been sent (allowance unused, no window open).
   if (flags.events !== undefined && flags.events.length > 0) someSourceExists(flags.events);
+  if (recipientsPath.trim() === '') {
+    throw new CliError(
+      'the recipients path is empty (an unset variable in a script?): give the recipients CSV, or - for stdin',
+    );
+  }
   const isRecipientsStdin = recipientsPath === '-';
   if (isRecipientsStdin && flags.events?.includes('-')) {
     throw new CliError(
