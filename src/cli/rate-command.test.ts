@@ -416,6 +416,47 @@ describe('wameter rate', () => {
     expect(error).toContain('skipped, not billing events: 1 × field "smb_message_echoes"');
     expect(error).toMatch(/skipped, not billing events: 2 × system message/);
   });
+
+  it("a webhook's recipient_id written with + is the user of the send log's digits (one window)", async () => {
+    const inbound =
+      '{"kind":"inbound","at":"2025-11-05T10:00:00Z","waba":"W1","business":"PN1","user":"919876543210","id":"wamid.in1"}';
+    const delivered = (recipient: string) =>
+      JSON.stringify(
+        messagesWebhook('W1', {
+          metadata: { display_phone_number: '15550783881', phone_number_id: 'PN1' },
+          statuses: [
+            {
+              id: 'wamid.out1',
+              status: 'delivered',
+              timestamp: '1762337103',
+              recipient_id: recipient,
+              pricing: {
+                billable: false,
+                pricing_model: 'PMP',
+                type: 'free_customer_service',
+                category: 'utility',
+              },
+            },
+          ],
+        }),
+      );
+    const rated = async (recipient: string) => {
+      const file = tempFile('e.ndjson', `${inbound}\n${delivered(recipient)}\n`);
+      const { code, out } = await run(['rate', file, '--format', 'json']);
+      expect(code).toBe(0);
+      const document = JSON.parse(out) as { units: unknown[]; findings: { code: string }[] };
+      return { units: document.units, codes: document.findings.map((f) => f.code) };
+    };
+    const digits = await rated('919876543210');
+    expect(digits.units).toEqual([
+      expect.objectContaining({ user: '919876543210', type: 'free_customer_service', amount: '0' }),
+    ]);
+    for (const written of ['+919876543210', '+91 98765-43210']) {
+      const plus = await rated(written);
+      expect(plus, written).toEqual(digits);
+      expect(plus.codes, written).not.toContain('META_DISAGREES');
+    }
+  });
 });
 
 describe('wameter rate --as-of-rules CBP-2022 with cards that have no CBP-2022 columns', () => {

@@ -1181,6 +1181,62 @@ describe('users of event lines written as phone numbers', () => {
   });
 });
 
+describe("users of Meta's webhooks written as phone numbers", () => {
+  const inboundMessage = (from: string) => ({ from, id: 'wamid.i', timestamp: '1750030073', type: 'text' });
+
+  it('a recipient_id, from or contacts wa_id with "+", spaces or dashes is read as the digits, as a line\'s user is', () => {
+    for (const written of ['+919876543210', '+91 98765-43210', '0091 98765 43210']) {
+      const [delivered] = events(
+        body([
+          {
+            field: 'messages',
+            value: {
+              metadata: META,
+              contacts: [{ wa_id: written, user_id: 'IN.1', profile: { country_code: 'IN' } }],
+              statuses: [status({ recipient_id: written })],
+            },
+          },
+        ]),
+      );
+      expect(delivered, written).toMatchObject({
+        user: '919876543210',
+        userCountryHint: 'IN',
+        scopedUserId: 'IN.1',
+      });
+      const [inbound] = events(
+        body([{ field: 'messages', value: { metadata: META, messages: [inboundMessage(written)] } }]),
+      );
+      expect(inbound, written).toMatchObject({ kind: 'inbound', user: '919876543210' });
+      // Only a business-scoped id beside it: the contact's number is the user, read the same way.
+      const [scoped] = events(
+        body([
+          {
+            field: 'messages',
+            value: {
+              metadata: META,
+              contacts: [{ wa_id: written, user_id: 'IN.1' }],
+              statuses: [status({ recipient_id: '', recipient_user_id: 'IN.1' })],
+            },
+          },
+        ]),
+      );
+      expect(scoped, written).toMatchObject({ user: '919876543210', scopedUserId: 'IN.1' });
+    }
+  });
+
+  it('a business-scoped id or another name that is not clearly a number is kept as written', () => {
+    for (const user of ['US.13491208655302741918', '+12', 'U1']) {
+      expect(
+        events(
+          body([
+            { field: 'messages', value: { metadata: META, statuses: [status({ recipient_id: user })] } },
+          ]),
+        )[0],
+      ).toMatchObject({ user });
+    }
+  });
+});
+
 describe('the parser never throws (fast-check, fixed seed)', () => {
   const SEED = 20251202;
   const bodies = listFixtures(new URL('.', FIXTURES)).map((path) => ({

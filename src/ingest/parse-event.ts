@@ -993,11 +993,17 @@ function phoneOfScopedUser(contacts: unknown, scopedId: string | undefined): str
   return undefined;
 }
 
+/** Whether a contact's `wa_id` names `user` (a wa_id, as `waIdOf` reads it). */
+function isContactOf(contact: Rec, user: string): boolean {
+  const phone = contact.wa_id;
+  return phone === user || (typeof phone === 'string' && waIdOf(phone) === user);
+}
+
 /** The business-scoped id `contacts[]` gives for a phone number, if any. */
 function scopedIdOfPhone(contacts: unknown, phone: string): string | undefined {
   if (!Array.isArray(contacts)) return undefined;
   for (const contact of contacts as unknown[]) {
-    if (isRecord(contact) && contact.wa_id === phone) return nonEmptyString(contact.user_id);
+    if (isRecord(contact) && isContactOf(contact, phone)) return nonEmptyString(contact.user_id);
   }
   return undefined;
 }
@@ -1005,7 +1011,9 @@ function scopedIdOfPhone(contacts: unknown, phone: string): string | undefined {
 /**
  * The user of a message or status: its wa_id (`phoneField`), else the number `contacts[]` gives for its
  * business-scoped id, else that id (`scopedField`); undefined when it names none, the error when the one
- * taken, or the business-scoped id beside it, cannot be kept (`textProblem`).
+ * taken, or the business-scoped id beside it, cannot be kept (`textProblem`). A number is read as an event
+ * line's `user` is (`waIdOf`: "+91 98765-43210" is 919876543210), so that a send log and a webhook that
+ * write one number differently name one user.
  */
 function userOf(
   where: string,
@@ -1016,13 +1024,13 @@ function userOf(
   scopedField: string,
 ): string | ParseError | undefined {
   const phone = nonEmptyString(phoneValue);
-  if (phone !== undefined) return textProblem(where, phoneField, phone) ?? phone;
+  if (phone !== undefined) return textProblem(where, phoneField, phone) ?? waIdOf(phone);
   if (scopedId === undefined) return undefined;
   const scopedProblem = textProblem(where, scopedField, scopedId);
   if (scopedProblem !== undefined) return scopedProblem;
   const contactPhone = phoneOfScopedUser(contacts, scopedId);
   if (contactPhone === undefined) return scopedId;
-  return textProblem(where, 'contacts[].wa_id', contactPhone) ?? contactPhone;
+  return textProblem(where, 'contacts[].wa_id', contactPhone) ?? waIdOf(contactPhone);
 }
 
 /**
@@ -1047,7 +1055,7 @@ function countryHint(contacts: unknown, user: string): string | undefined {
   if (!Array.isArray(contacts)) return undefined;
   for (let i = 0; i < contacts.length; i++) {
     const contact: unknown = contacts[i];
-    if (!isRecord(contact) || (contact.wa_id !== user && contact.user_id !== user)) continue;
+    if (!isRecord(contact) || (contact.user_id !== user && !isContactOf(contact, user))) continue;
     const profile = contact.profile;
     if (!isRecord(profile)) return undefined;
     const country = profile.country_code;

@@ -158,6 +158,44 @@ describe('POST /webhooks/whatsapp', () => {
     expect(kinds).toEqual(new Set(['account_update', 'template_category_update']));
   });
 
+  it("a recipient_id written with + is the send log's user, as `wameter rate` reads it", async () => {
+    const inbound = {
+      kind: 'inbound',
+      at: '2025-11-05T10:00:00Z',
+      waba: 'W1',
+      business: 'PN1',
+      user: '919876543210',
+      id: 'wamid.in1',
+    };
+    const delivered = messagesWebhook('W1', {
+      metadata: { display_phone_number: '15550783881', phone_number_id: 'PN1' },
+      statuses: [
+        {
+          id: 'wamid.out1',
+          status: 'delivered',
+          timestamp: '1762337103',
+          recipient_id: '+919876543210',
+          pricing: {
+            billable: false,
+            pricing_model: 'PMP',
+            type: 'free_customer_service',
+            category: 'utility',
+          },
+        },
+      ],
+    });
+    expect(await json(await service.postEvents([inbound]))).toMatchObject({ accepted: 1 });
+    expect((await service.postWebhook(JSON.stringify(delivered))).status).toBe(200);
+    const [status] = (await service.store.listEvents()).filter((event) => event.kind === 'status');
+    expect(status).toMatchObject({ user: '919876543210' });
+    const units = (await json(await service.get('/v1/units', KEY_ALL))).units as Record<string, unknown>[];
+    expect(units.map((unit) => [unit.user, unit.type, unit.amount])).toEqual([
+      ['919876543210', 'free_customer_service', '0'],
+    ]);
+    const expected = await batchRating([inbound, delivered]);
+    expect(await json(await service.get('/v1/totals', KEY_ALL))).toEqual({ totals: expected.totals });
+  });
+
   it('accepts a body signed with any of the configured app secrets', async () => {
     const response = await service.postWebhook(fixture('pywa/status_sent.json'), { secret: OTHER_SECRET });
     expect(response.status).toBe(200);
