@@ -417,6 +417,117 @@ describe('wameter rate', () => {
     expect(error).toMatch(/skipped, not billing events: 2 × system message/);
   });
 
+  describe("Meta's volume-tier statement and template recategorisation", () => {
+    const send =
+      '{"kind":"outbound","at":"2025-11-05T10:05:00Z","waba":"W1","business":"PN1","user":"919876543210","id":"t1","template":"utility","template_name":"welcome","delivered_at":"2025-11-05T10:05:03Z"}';
+    const cards = () => {
+      const dir = mkdtempSync(join(tmpdir(), 'wameter-cards-'));
+      writeFileSync(
+        join(dir, 'usd-2025-11-01.csv'),
+        'Title effective November 1, 2025\n\nMarket,Currency,Marketing,Utility,Authentication,Authentication-International,Service\nIndia,$US,0.0107,0.0014,0.0014,n/a,0\n',
+      );
+      writeFileSync(
+        join(dir, 'usd-2025-11-01-tiers.csv'),
+        'Volume tiers effective November 1, 2025\nMarket,Currency,Category,From,To,Rate\nIndia,$US,Utility,1,1,0.0014\nIndia,$US,Utility,2,,0.0012\n',
+      );
+      return dir;
+    };
+    const account = (field: string, value: object) =>
+      JSON.stringify({
+        object: 'whatsapp_business_account',
+        entry: [{ id: 'W1', time: 1761955200, changes: [{ field, value }] }],
+      });
+    const tierStatement = (fields: Record<string, string>) =>
+      account('account_update', {
+        event: 'VOLUME_BASED_PRICING_TIER_UPDATE',
+        volume_tier_info: {
+          tier_update_time: 1761955200,
+          pricing_category: 'UTILITY',
+          tier: '2:MAX',
+          effective_month: '2025-11',
+          region: 'India',
+          ...fields,
+        },
+      });
+    const rated = async (webhook: string, withCards = true) => {
+      const file = tempFile('e.ndjson', `${send}\n${webhook}\n`);
+      const { code, out, error } = await run([
+        'rate',
+        ...(withCards ? ['--rate-cards', cards()] : []),
+        file,
+        '--format',
+        'json',
+      ]);
+      const { units, findings } = JSON.parse(out) as {
+        units: { rate: string; category: string }[];
+        findings: { code: string; message: string }[];
+      };
+      return { code, error, units, findings, codes: findings.map((f) => f.code) };
+    };
+
+    it('a region written "india" or "INDIA" is India: the message is priced at the band Meta states', async () => {
+      for (const region of ['India', 'india', 'INDIA', ' India ']) {
+        const { code, units, codes } = await rated(tierStatement({ region }));
+        expect([code, units.map((unit) => unit.rate), codes], region).toEqual([
+          0,
+          ['0.0012'],
+          ['META_TIER_AHEAD'],
+        ]);
+      }
+    });
+
+    it('a month or tier that cannot be used is an input problem naming the field (exit 2), the rest rated', async () => {
+      for (const [fields, field] of [
+        [{ effective_month: '2025-13' }, '"effective_month"'],
+        [{ tier: 'two' }, '"tier"'],
+      ] as const) {
+        const { code, error, units } = await rated(tierStatement(fields));
+        expect(code, field).toBe(2);
+        expect(error, field).toContain(
+          `e.ndjson:2: BAD_EVENT: entry[0].changes[0].value.volume_tier_info ${field} must be`,
+        );
+        expect(
+          units.map((unit) => unit.rate),
+          field,
+        ).toEqual(['0.0014']);
+      }
+    });
+
+    it('a region that is no market is said in a TIER_STATEMENT_NOT_APPLIED finding', async () => {
+      const { code, findings, units, codes } = await rated(tierStatement({ region: 'Indai' }));
+      expect([code, units.map((unit) => unit.rate), codes]).toEqual([
+        0,
+        ['0.0014'],
+        ['TIER_STATEMENT_NOT_APPLIED'],
+      ]);
+      expect(findings[0]!.message).toContain(
+        '"Indai" is no market of the market table (did you mean India?)',
+      );
+    });
+
+    it("a template_category_update to no category of Meta's is an input problem (exit 2)", async () => {
+      const update = (category: string) =>
+        account('template_category_update', {
+          message_template_id: 278077987957091,
+          message_template_name: 'welcome',
+          previous_category: 'UTILITY',
+          new_category: category,
+        });
+      const marketing = await rated(update('MARKETING'), false);
+      expect([marketing.code, marketing.units.map((unit) => unit.category), marketing.codes]).toEqual([
+        0,
+        ['marketing'],
+        ['TEMPLATE_RECATEGORISED'],
+      ]);
+      const garbage = await rated(update('GARBAGE'), false);
+      expect(garbage.code).toBe(2);
+      expect(garbage.error).toContain(
+        'e.ndjson:2: BAD_EVENT: entry[0].changes[0].value "new_category" must be MARKETING, UTILITY or AUTHENTICATION',
+      );
+      expect(garbage.units.map((unit) => unit.category)).toEqual(['utility']);
+    });
+  });
+
   it("a webhook's recipient_id written with + is the user of the send log's digits (one window)", async () => {
     const inbound =
       '{"kind":"inbound","at":"2025-11-05T10:00:00Z","waba":"W1","business":"PN1","user":"919876543210","id":"wamid.in1"}';

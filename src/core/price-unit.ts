@@ -43,17 +43,25 @@ export interface PricingContext {
 export class TierStatements {
   private readonly byKey = new Map<string, { atMs: number; fromCount: number; tier: string }[]>();
 
+  /**
+   * Takes a statement whose `key.market` is the market table's spelling; false when `tier` is no band
+   * ("25001:100000", "100001:MAX") to read a count from (the caller says so: never dropped in silence). The
+   * first band ("0:25000") is read and raises nothing.
+   */
   add(
     key: { portfolio: string; market: string; category: string; month: string },
     atMs: number,
     tier: string,
-  ): void {
-    const fromCount = Number(tier.split(':')[0]);
-    if (!Number.isSafeInteger(fromCount) || fromCount < 1) return;
+  ): boolean {
+    const start = tier.split(':')[0] ?? '';
+    const fromCount = Number(start);
+    if (!/^\d+$/.test(start) || !tier.includes(':') || !Number.isSafeInteger(fromCount)) return false;
+    if (fromCount < 1) return true;
     const id = tierKey(key.portfolio, key.market, key.category, key.month);
     const list = this.byKey.get(id) ?? [];
     if (!list.some((s) => s.atMs === atMs && s.fromCount === fromCount)) list.push({ atMs, fromCount, tier });
     this.byKey.set(id, list);
+    return true;
   }
 
   /** The highest band start Meta stated at or before `atMs` for a `tierKey`, or undefined. */

@@ -755,13 +755,17 @@ function marketKey(name: string): string {
   return name.toLowerCase().replace(/\s+/g, '');
 }
 
-type MarketMatcher = (name: string) => { market: string } | { problem: string };
+/** A market name's match (`marketNameMatcher`): the market, or the several it could be, or the closest. */
+export type MarketNameMatch = { market: string } | { matches: string[]; closest: string[] };
 
-/** Matches a card's market name to the known markets; without any, every name stands as written. */
-function marketMatcher(known: KnownMarkets | undefined): MarketMatcher {
-  if (!known) return (name) => ({ market: name });
+/**
+ * A market name as one of `names` spells it, case and spacing aside ("india", " INDIA " → "India"); when it
+ * is none of them, `matches` (several names it could be) or none, and the `closest` names. Rate cards,
+ * volume-tier files and Meta's tier statements (rate-events.ts) name markets by this one rule.
+ */
+export function marketNameMatcher(names: readonly string[]): (name: string) => MarketNameMatch {
   const byKey = new Map<string, Set<string>>();
-  for (const name of known.names) {
+  for (const name of names) {
     const key = marketKey(name);
     byKey.set(key, (byKey.get(key) ?? new Set()).add(name));
   }
@@ -769,13 +773,30 @@ function marketMatcher(known: KnownMarkets | undefined): MarketMatcher {
     const key = marketKey(name);
     const matches = [...(byKey.get(key) ?? [])];
     if (matches.length === 1) return { market: matches[0] as string };
-    if (matches.length > 1) {
+    return { matches, closest: matches.length > 1 ? [] : closestMarkets(key, byKey) };
+  };
+}
+
+/** " (did you mean India?)" for a name matching no market, or "". */
+export function didYouMeanMarket(closest: readonly string[]): string {
+  return closest.length > 0 ? ` (did you mean ${orList(closest)}?)` : '';
+}
+
+type MarketMatcher = (name: string) => { market: string } | { problem: string };
+
+/** Matches a card's market name to the known markets; without any, every name stands as written. */
+function marketMatcher(known: KnownMarkets | undefined): MarketMatcher {
+  if (!known) return (name) => ({ market: name });
+  const match = marketNameMatcher(known.names);
+  return (name) => {
+    const matched = match(name);
+    if ('market' in matched) return matched;
+    if (matched.matches.length > 1) {
       return {
-        problem: `market "${name}" could be ${orList(matches)} in ${known.source}; write it exactly as one of them`,
+        problem: `market "${name}" could be ${orList(matched.matches)} in ${known.source}; write it exactly as one of them`,
       };
     }
-    const closest = closestMarkets(key, byKey);
-    const hint = closest.length > 0 ? ` (did you mean ${orList(closest)}?)` : '';
+    const hint = didYouMeanMarket(matched.closest);
     return {
       problem:
         `unknown market "${name}"${hint}: ${known.source} has no market of that name, so no recipient would ever ` +

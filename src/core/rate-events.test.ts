@@ -1604,6 +1604,68 @@ describe("Meta's tier statements (account_update VOLUME_BASED_PRICING_TIER_UPDAT
     expect(without.units.map((u) => u.tier?.count)).toEqual([1, 2, 3]);
   });
 
+  it('a region differing from a market only in case or spacing is that market, as on rate cards', async () => {
+    const day = '2025-11-03T00:00:00Z';
+    const statement = (region: string): CoreEvent => ({
+      kind: 'account_update',
+      atMs: hours(day, -48),
+      waba: 'W1',
+      event: 'VOLUME_BASED_PRICING_TIER_UPDATE',
+      volumeTier: { tier: '25000001:50000000', category: 'utility', region, effectiveMonth: '2025-11' },
+    });
+    const meant = await rate([statement('India'), ...send(hours(day, 0), 'u0', 'utility')]);
+    expect(meant.findings.map((f) => f.code)).toContain('META_TIER_AHEAD');
+    for (const region of ['india', 'INDIA', ' india ', 'In dia']) {
+      const result = await rate([statement(region), ...send(hours(day, 0), 'u0', 'utility')]);
+      expect(result.findings, region).toEqual(meant.findings);
+      expect(result.units, region).toEqual(meant.units);
+    }
+  });
+
+  it('a statement that cannot be applied is said (TIER_STATEMENT_NOT_APPLIED), never dropped in silence', async () => {
+    const day = '2025-11-03T00:00:00Z';
+    const statement = (
+      fields: Partial<{ tier: string; region: string; effectiveMonth: string }>,
+    ): CoreEvent => ({
+      kind: 'account_update',
+      atMs: hours(day, -48),
+      waba: 'W1',
+      event: 'VOLUME_BASED_PRICING_TIER_UPDATE',
+      volumeTier: {
+        tier: '2:MAX',
+        category: 'utility',
+        region: 'India',
+        effectiveMonth: '2025-11',
+        ...fields,
+      },
+    });
+    const notApplied = async (fields: Partial<{ tier: string; region: string; effectiveMonth: string }>) => {
+      const result = await rate([statement(fields), ...send(hours(day, 0), 'u0', 'utility')]);
+      expect(result.findings.map((f) => f.code)).toEqual(['TIER_STATEMENT_NOT_APPLIED']);
+      return result.findings[0]!;
+    };
+    // A region that is no market of the table: the reader cannot tell (it has no table), the rating says it.
+    expect(await notApplied({ region: 'Indai' })).toEqual({
+      code: 'TIER_STATEMENT_NOT_APPLIED',
+      message:
+        'Meta\'s volume-tier statement for WABA W1 (tier 2:MAX for utility in "Indai" in 2025-11) is not applied: "Indai" is no market of the market table (did you mean India?), so no message is of it; its portfolio\'s messages are priced from wameter\'s own count',
+      waba: 'W1',
+      category: 'utility',
+      region: 'Indai',
+      month: '2025-11',
+      tier: '2:MAX',
+      count: 1,
+    });
+    // What the reader now refuses (BAD_EVENT), held by a store from before it did.
+    expect((await notApplied({ tier: 'two' })).message).toContain('its tier "two" is no band FROM:TO');
+    expect((await notApplied({ effectiveMonth: '2025-13' })).message).toContain(
+      'it names no market or no month (YYYY-MM) it is of',
+    );
+    // The first band raises nothing and is no problem.
+    const first = await rate([statement({ tier: '0:25000' }), ...send(hours(day, 0), 'u0', 'utility')]);
+    expect(first.findings).toEqual([]);
+  });
+
   it('without volume-tier bands (the bundled cards) the finding says the list rate is charged, not a tier', async () => {
     const day = '2025-11-03T00:00:00Z';
     const events: CoreEvent[] = [

@@ -29,6 +29,7 @@ import {
   type UnitDraft,
 } from './pair-machine.js';
 import { exemplarAt, FindingCollector, TierStatements, UnitPricer } from './price-unit.js';
+import { didYouMeanMarket, marketNameMatcher, type MarketNameMatch } from './rate-card.js';
 import { RecentIds } from './recent-ids.js';
 import { canonicalUser } from './phone.js';
 import { bareStatus, bareStatusCode, bareStatusSlots, DeferredStatuses } from './deferred-statuses.js';
@@ -331,6 +332,8 @@ export class Rater {
   private readonly categoryUpdates = new Map<string, CategoryUpdate[]>();
   private readonly findings = new FindingCollector();
   private readonly tierStatements = new TierStatements();
+  /** Tier statements' regions to the table's markets (`marketOfRegion`), made at the first statement. */
+  private matchMarketName: ((name: string) => MarketNameMatch) | undefined;
   /**
    * Business-scoped user id, within a portfolio (`scopedKey`) → the phone number Meta gave with it somewhere
    * in the input.
@@ -1442,27 +1445,64 @@ export class Rater {
     }
     if (event.authInternational && isNewer('auth_international'))
       override.authInternational = event.authInternational;
-    const statement = event.volumeTier;
-    if (statement?.region && statement.effectiveMonth) {
-      // Meta words the category in capitals; authentication-international shares the authentication count.
-      const word = statement.category.toLowerCase();
-      const category = word.startsWith('authentication')
-        ? 'authentication'
-        : word === 'utility'
-          ? word
-          : null;
-      if (category) {
-        const key = {
-          portfolio: this.accountFor(event.waba).portfolio,
-          market: statement.region,
-          category,
-          month: statement.effectiveMonth,
-        };
-        this.tierStatements.add(key, event.atMs, statement.tier);
-      }
-    }
+    if (event.volumeTier) this.applyTierStatement(event, event.volumeTier);
     this.accountOverrides.set(event.waba, override);
     this.accountCache.delete(event.waba);
+  }
+
+  /**
+   * Meta's statement of the tier a portfolio reached. Its region is a market of the table whatever its case
+   * and spacing ("india" is India: rate-card.ts `marketNameMatcher`, as for rate cards); a statement that
+   * cannot be applied — a region that is no market, or a tier or month the reader would now refuse (events
+   * stored before it checked them) — is said in a TIER_STATEMENT_NOT_APPLIED finding, never dropped unsaid.
+   */
+  private applyTierStatement(
+    event: AccountUpdateEvent,
+    statement: NonNullable<AccountUpdateEvent['volumeTier']>,
+  ): void {
+    // Meta words the category in capitals; authentication-international shares the authentication count.
+    const word = statement.category.toLowerCase();
+    const category = word.startsWith('authentication') ? 'authentication' : word === 'utility' ? word : null;
+    if (category === null) return; // marketing is never tiered (docs/decisions.md)
+    const { region, effectiveMonth: month } = statement;
+    const notApplied = (why: string) =>
+      this.findings.add(
+        `TIER_STATEMENT_NOT_APPLIED:${event.waba}:${region ?? ''}:${month ?? ''}:${statement.tier}`,
+        () => ({
+          code: 'TIER_STATEMENT_NOT_APPLIED',
+          message: `Meta's volume-tier statement for WABA ${event.waba} (tier ${statement.tier} for ${category}${region === undefined ? '' : ` in "${region}"`}${month === undefined ? '' : ` in ${month}`}) is not applied: ${why}; its portfolio's messages are priced from wameter's own count`,
+          waba: event.waba,
+          category,
+          ...(region === undefined ? {} : { region }),
+          ...(month === undefined ? {} : { month }),
+          tier: statement.tier,
+        }),
+        exemplarAt(event.atMs, event.waba),
+      );
+    if (region === undefined || month === undefined || !/^\d{4}-(?:0[1-9]|1[0-2])$/.test(month)) {
+      notApplied('it names no market or no month (YYYY-MM) it is of');
+      return;
+    }
+    const matched = this.marketOfRegion(region);
+    if (!('market' in matched)) {
+      const could = matched.matches.length > 1 ? ` (it could be ${matched.matches.join(' or ')})` : '';
+      notApplied(
+        `"${region}" is no market of the market table${could}${didYouMeanMarket(matched.closest)}, so no message is of it`,
+      );
+      return;
+    }
+    const key = { portfolio: this.accountFor(event.waba).portfolio, market: matched.market, category, month };
+    if (!this.tierStatements.add(key, event.atMs, statement.tier)) {
+      notApplied(`its tier "${statement.tier}" is no band FROM:TO to read a count from`);
+    }
+  }
+
+  /** The market a tier statement's region names, case and spacing aside; as written without a table. */
+  private marketOfRegion(region: string): MarketNameMatch {
+    const names = this.options.markets.names;
+    if (names === undefined) return { market: region };
+    this.matchMarketName ??= marketNameMatcher(names);
+    return this.matchMarketName(region);
   }
 
   private addCategoryUpdate(event: TemplateCategoryUpdateEvent): void {

@@ -943,6 +943,109 @@ describe('Meta webhook bodies', () => {
       'its entry needs "time"',
     );
   });
+
+  it('a volume-tier statement whose tier, month, category or region the rating cannot use is refused by field, the rest of the body read', () => {
+    const info = { tier: '2:MAX', pricing_category: 'UTILITY', effective_month: '2025-11', region: 'India' };
+    const read = (fields: Record<string, unknown>) =>
+      parsed({
+        object: 'whatsapp_business_account',
+        entry: [
+          {
+            id: 'W1',
+            time: 1761955200,
+            changes: [
+              {
+                field: 'account_update',
+                value: {
+                  event: 'VOLUME_BASED_PRICING_TIER_UPDATE',
+                  volume_tier_info: { ...info, ...fields },
+                },
+              },
+              { field: 'messages', value: { metadata: META, statuses: [status({})] } },
+            ],
+          },
+        ],
+      });
+    const where = 'entry[0].changes[0].value.volume_tier_info';
+    for (const [fields, message] of [
+      [
+        { tier: 'two' },
+        `${where} "tier" must be Meta's band FROM:TO (e.g. "25001:100000", or "100001:MAX" for the last), not "two"`,
+      ],
+      [{ tier: '2' }, `${where} "tier" must be Meta's band FROM:TO`],
+      [{ tier: '5:2' }, `${where} "tier" must be Meta's band FROM:TO`],
+      [
+        { effective_month: '2025-13' },
+        `${where} "effective_month" must be a month written YYYY-MM (e.g. "2025-11"), not "2025-13"`,
+      ],
+      [{ effective_month: 'November' }, `${where} "effective_month" must be a month written YYYY-MM`],
+      [{ effective_month: undefined }, `${where} needs "effective_month" (the month, e.g. "2025-11")`],
+      [{ region: undefined }, `${where} needs "region" (the market, e.g. "India")`],
+      [{ region: 7 }, `${where} "region" must be a non-empty string (the market, e.g. "India"), not 7`],
+      [
+        { pricing_category: 'GARBAGE' },
+        `${where} "pricing_category" must be one of Meta's categories UTILITY, AUTHENTICATION, AUTHENTICATION_INTERNATIONAL, AUTHENTICATION-INTERNATIONAL, MARKETING, not "GARBAGE"`,
+      ],
+    ] as const) {
+      const item = read(fields);
+      expect(
+        item.rejected.map((e) => e.message),
+        JSON.stringify(fields),
+      ).toEqual([expect.stringContaining(message)]);
+      expect(item.rejected[0]!.code).toBe('BAD_EVENT');
+      expect(
+        item.events.map((e) => e.kind),
+        JSON.stringify(fields),
+      ).toEqual(['status']);
+    }
+    // Meta's own shapes are read: the first band from 0, an open last band, a region in any case (the market
+    // table is the rating's: rate-events.ts), authentication-international.
+    for (const fields of [
+      { tier: '0:25000' },
+      { tier: '100001:' },
+      { tier: '25001:100000' },
+      { region: ' INDIA ' },
+      { pricing_category: 'AUTHENTICATION_INTERNATIONAL' },
+      { pricing_category: 'MARKETING' },
+    ]) {
+      expect(read(fields).rejected, JSON.stringify(fields)).toEqual([]);
+    }
+  });
+
+  it("a template_category_update to a category that is none of Meta's is refused by field", () => {
+    const read = (newCategory: string) =>
+      parsed({
+        object: 'whatsapp_business_account',
+        entry: [
+          {
+            id: 'W1',
+            time: 1761955200,
+            changes: [
+              {
+                field: 'template_category_update',
+                value: {
+                  message_template_id: 1,
+                  message_template_name: 'welcome',
+                  new_category: newCategory,
+                },
+              },
+            ],
+          },
+        ],
+      });
+    expect(read('GARBAGE').rejected).toEqual([
+      {
+        code: 'BAD_EVENT',
+        message:
+          'entry[0].changes[0].value "new_category" must be MARKETING, UTILITY or AUTHENTICATION (the template\'s new category), not "GARBAGE"',
+      },
+    ]);
+    for (const word of ['MARKETING', 'utility', 'Authentication']) {
+      expect(read(word).events, word).toEqual([
+        expect.objectContaining({ kind: 'template_category_update', newCategory: word.toLowerCase() }),
+      ]);
+    }
+  });
 });
 
 const META = { display_phone_number: '15550783881', phone_number_id: 'PN1' };
@@ -1634,7 +1737,12 @@ describe('a NUL character (U+0000) in what becomes an event is refused: no store
     const tier = parsed(
       update({
         event: 'VOLUME_BASED_PRICING_TIER_UPDATE',
-        volume_tier_info: { tier: 'TIER_1\u0000', pricing_category: 'UTILITY' },
+        volume_tier_info: {
+          tier: 'TIER_1\u0000',
+          pricing_category: 'UTILITY',
+          region: 'India',
+          effective_month: '2025-11',
+        },
       }),
     );
     expect(tier.events).toEqual([]);

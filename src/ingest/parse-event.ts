@@ -1328,25 +1328,43 @@ function readAccountUpdate(
       out.rejected.push(bad(`${where}.volume_tier_info needs "tier" and "pricing_category" (strings)`));
       return;
     }
-    const region = nonEmptyString(tierInfo.region);
-    const month = nonEmptyString(tierInfo.effective_month);
     const tierWhere = `${where}.volume_tier_info`;
-    const nul =
-      nulProblem(tierWhere, 'tier', tier) ??
-      nulProblem(tierWhere, 'pricing_category', category) ??
-      nulProblem(tierWhere, 'region', region) ??
-      nulProblem(tierWhere, 'effective_month', month);
-    if (nul !== undefined) {
-      out.rejected.push(nul);
+    // Meta's statement is of one market and month: without either it could price nothing.
+    const region = nonEmptyString(tierInfo.region);
+    if (region === undefined) {
+      out.rejected.push(needField(tierWhere, 'region', 'the market, e.g. "India"', tierInfo.region));
       return;
     }
-    const volumeTier: NonNullable<AccountUpdateEvent['volumeTier']> = {
-      tier,
-      category: category.toLowerCase(),
-    };
-    if (region !== undefined) volumeTier.region = region;
-    if (month !== undefined) volumeTier.effectiveMonth = month;
-    event.volumeTier = volumeTier;
+    const month = nonEmptyString(tierInfo.effective_month);
+    if (month === undefined) {
+      out.rejected.push(
+        needField(tierWhere, 'effective_month', 'the month, e.g. "2025-11"', tierInfo.effective_month),
+      );
+      return;
+    }
+    // A value the rating cannot use is refused by name, not kept to decide nothing. The region is checked
+    // against the market table when rating (rate-events.ts): the table is not known here.
+    const problem =
+      nulProblem(tierWhere, 'tier', tier) ??
+      nulProblem(tierWhere, 'pricing_category', category) ??
+      textProblem(tierWhere, 'region', region, A_WORD) ??
+      nulProblem(tierWhere, 'effective_month', month) ??
+      tierBandProblem(tierWhere, tier) ??
+      (/^\d{4}-(?:0[1-9]|1[0-2])$/.test(month)
+        ? undefined
+        : bad(
+            `${tierWhere} "effective_month" must be a month written YYYY-MM (e.g. "2025-11"), not ${describe(month)}`,
+          )) ??
+      (TIER_CATEGORIES.has(category.toLowerCase())
+        ? undefined
+        : bad(
+            `${tierWhere} "pricing_category" must be one of Meta's categories ${[...TIER_CATEGORIES].map((word) => word.toUpperCase()).join(', ')}, not ${describe(category)}`,
+          ));
+    if (problem !== undefined) {
+      out.rejected.push(problem);
+      return;
+    }
+    event.volumeTier = { tier, category: category.toLowerCase(), region, effectiveMonth: month };
   } else if (name === 'AUTH_INTL_PRICE_ELIGIBILITY_UPDATE') {
     const eligibility = value.auth_international_rate_eligibility;
     const eligibilityWhere = `${where}.auth_international_rate_eligibility`;
@@ -1394,6 +1412,34 @@ function readAccountUpdate(
   out.events.push(event);
 }
 
+/**
+ * The categories of Meta's volume-tier statements: utility and authentication (authentication-international
+ * counts with it) are tiered; marketing is not, and its statements decide nothing (docs/decisions.md).
+ */
+const TIER_CATEGORIES: ReadonlySet<string> = new Set([
+  'utility',
+  'authentication',
+  'authentication_international',
+  'authentication-international',
+  'marketing',
+]);
+
+/**
+ * Why `tier` is no band of Meta's ("25001:100000", "100001:MAX", the first from 0: "0:25000"), or undefined:
+ * the rating reads its start as the count the portfolio reached.
+ */
+function tierBandProblem(where: string, tier: string): ParseError | undefined {
+  const band = /^(\d{1,15}):(\d{1,15}|MAX)?$/.exec(tier);
+  if (band !== null && (band[2] === undefined || band[2] === 'MAX' || Number(band[2]) >= Number(band[1])))
+    return undefined;
+  return bad(
+    `${where} "tier" must be Meta's band FROM:TO (e.g. "25001:100000", or "100001:MAX" for the last), not ${describe(tier)}`,
+  );
+}
+
+/** The categories a template can have, as Meta's template_category_update names them (in lower case). */
+const TEMPLATE_CATEGORY_WORDS: ReadonlySet<string> = new Set(['marketing', 'utility', 'authentication']);
+
 function readTemplateCategoryUpdate(
   out: BodyOutput,
   value: Rec,
@@ -1421,6 +1467,16 @@ function readTemplateCategoryUpdate(
   const newCategory = requiredId(where, 'new_category', 'e.g. "MARKETING"', value.new_category, A_WORD);
   if (typeof newCategory !== 'string') {
     out.rejected.push(newCategory);
+    return;
+  }
+  // A word the rating does not know would be kept and decide nothing: the template's messages rated under
+  // the send log's category without a word.
+  if (!TEMPLATE_CATEGORY_WORDS.has(newCategory.toLowerCase())) {
+    out.rejected.push(
+      bad(
+        `${where} "new_category" must be MARKETING, UTILITY or AUTHENTICATION (the template's new category), not ${describe(newCategory)}`,
+      ),
+    );
     return;
   }
   const templateId = value.message_template_id;

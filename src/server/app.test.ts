@@ -1620,6 +1620,82 @@ describe('volume-tier statements posted with an API key', () => {
   });
 });
 
+describe("Meta's volume-tier statement by webhook, rated as `wameter rate` rates it", () => {
+  const statement = (fields: Record<string, string>) => ({
+    object: 'whatsapp_business_account',
+    entry: [
+      {
+        id: 'W1',
+        time: 1761955200,
+        changes: [
+          {
+            field: 'account_update',
+            value: {
+              event: 'VOLUME_BASED_PRICING_TIER_UPDATE',
+              volume_tier_info: {
+                tier_update_time: 1761955200,
+                pricing_category: 'UTILITY',
+                tier: '2:MAX',
+                effective_month: '2025-11',
+                region: 'India',
+                ...fields,
+              },
+            },
+          },
+        ],
+      },
+    ],
+  });
+  const send = {
+    kind: 'outbound',
+    at: '2025-11-05T10:05:00Z',
+    waba: 'W1',
+    business: 'PN1',
+    user: '919876543210',
+    id: 't1',
+    template: 'utility',
+    delivered_at: '2025-11-05T10:05:03Z',
+  };
+  const findingsOf = async () =>
+    (
+      (await json(await service.get('/v1/findings', KEY_ALL))).findings as { code: string; message: string }[]
+    ).map((finding) => [finding.code, finding.message]);
+
+  beforeEach(async () => {
+    service = await createTestService();
+  });
+
+  it('a region in another case is its market, one that is no market a TIER_STATEMENT_NOT_APPLIED finding', async () => {
+    for (const [region, code] of [
+      ['india', 'META_TIER_AHEAD'],
+      ['Indai', 'TIER_STATEMENT_NOT_APPLIED'],
+    ] as const) {
+      await service.close();
+      service = await createDashboardService();
+      expect((await service.postWebhook(JSON.stringify(statement({ region })))).status).toBe(200);
+      expect(await json(await service.postEvents([send]))).toMatchObject({ accepted: 1 });
+      const expected = await batchRating([statement({ region }), send]);
+      expect(
+        expected.findings.map((finding) => finding.code),
+        region,
+      ).toEqual([code]);
+      expect(await findingsOf(), region).toEqual(
+        expected.findings.map((finding) => [finding.code, finding.message]),
+      );
+      expect(await json(await service.get('/v1/totals', KEY_ALL))).toEqual({ totals: expected.totals });
+    }
+  });
+
+  it('one whose month or tier cannot be used is an unreadable item of its body, as `wameter rate` refuses it', async () => {
+    for (const fields of [{ effective_month: '2025-13' }, { tier: 'two' }] as Record<string, string>[]) {
+      const response = await service.postWebhook(JSON.stringify(statement(fields)));
+      expect(response.status).toBe(200);
+      expect(await json(response), JSON.stringify(fields)).toMatchObject({ events: 0, unreadable: 1 });
+    }
+    expect(await service.store.listEvents()).toEqual([]);
+  });
+});
+
 describe('a client’s key and the stored bill', () => {
   it('may dry-run a re-rate of its own portfolio but not store one (403 FORBIDDEN_RERATE); the bill stays', async () => {
     service = await createTestService();
