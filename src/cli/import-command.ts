@@ -24,6 +24,8 @@ import { ALLOW_UNPRICED_HELP, findingLine, unpricedExit, unratedIn } from './unp
 
 const BATCH = 5000;
 const PROGRESS_EVERY = 100_000;
+/** New events after which the store's planner statistics are refreshed before rating (Store.refreshStatistics). */
+const STATISTICS_AFTER_INSERTS = 1_000;
 
 interface ImportFlags {
   db?: string;
@@ -203,6 +205,8 @@ async function runImport(sources: string[], flags: ImportFlags, io: CliIo): Prom
     flush();
     await Promise.all(writes);
     errors.refuseWhenNothingRead(read);
+    // The rating's queries are planned on what the store knows of its tables: up to date after a bulk write.
+    if (!writeFailure && inserted >= STATISTICS_AFTER_INSERTS) await store.refreshStatistics();
     if (writeFailure) {
       // Each write is one transaction: the events counted are stored, the others not (a later import adds them).
       const { error } = writeFailure;

@@ -586,6 +586,15 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
         expect(await alone.countUnattributedStatuses()).toBe(1);
       });
 
+      it('refreshStatistics (after an import) changes nothing a reader sees', async () => {
+        const store = await fresh();
+        const status = orphanStatus('wamid.stat', 'PN9');
+        await store.ingestEvents([input(outbound('wamid.o1')), input(status)]);
+        const before = [await listingOf(store, ['W1']), await store.countUnattributedStatuses()];
+        await store.refreshStatistics();
+        expect([await listingOf(store, ['W1']), await store.countUnattributedStatuses()]).toEqual(before);
+      });
+
       it("lists a status naming no WABA, whose message is stored nowhere, with a webhook status's WABA of its number (x3)", async () => {
         const store = await fresh();
         // Meta's status webhook of W3 (phone_number_id PN3) and a bare status line of PN3 naming no WABA: the

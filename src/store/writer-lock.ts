@@ -275,6 +275,7 @@ class StoreHoldingWriterLock implements Store {
   listWabas: Store['listWabas'] = (...args) => this.store.listWabas(...args);
   countUnattributedStatuses: Store['countUnattributedStatuses'] = (...args) =>
     this.store.countUnattributedStatuses(...args);
+  refreshStatistics: Store['refreshStatistics'] = () => this.store.refreshStatistics();
   replaceRating: Store['replaceRating'] = async (...args) => {
     this.checkHeld();
     return this.store.replaceRating(...args);

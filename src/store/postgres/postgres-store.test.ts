@@ -60,6 +60,45 @@ afterAll(async () => {
 
 runStoreContract('PostgreSQL', () => openPostgresStore(DATABASE_URL, { schema: freshSchema() }));
 
+describe('PostgreSQL planner statistics', () => {
+  // Never analysed, a table is planned as if empty (reltuples -1): an import's joins of statuses naming no
+  // WABA ran as a nested loop over the whole table for each (minutes for 10,000 of them).
+  it('refreshStatistics analyses events: the planner knows how many rows they hold', async () => {
+    const schema = freshSchema();
+    const store = await openPostgresStore(DATABASE_URL, { schema });
+    try {
+      const statuses = Array.from({ length: 300 }, (_, i) => ({
+        key: `s${i}`,
+        event: {
+          kind: 'status',
+          atMs: 1_760_000_000_000 + i,
+          id: `wamid.s${i}`,
+          status: 'delivered',
+        } as StatusEvent,
+        receivedAtMs: 0,
+        source: 'import' as const,
+      }));
+      await store.ingestEvents(statuses);
+      const reltuples = async () =>
+        Number(
+          (
+            await admin!.query(
+              `SELECT c.reltuples FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+               WHERE n.nspname = $1 AND c.relname = 'events'`,
+              [schema],
+            )
+          ).rows[0].reltuples,
+        );
+      expect(await reltuples()).toBe(-1);
+      await store.refreshStatistics();
+      expect(await reltuples()).toBe(300);
+      expect(await store.countUnattributedStatuses()).toBe(300);
+    } finally {
+      await store.close();
+    }
+  });
+});
+
 describe('PostgreSQL specifics', () => {
   it('ping gives up after its timeout when the server stops answering (packets dropped, no reset)', async () => {
     const proxy = await silenceableProxy();

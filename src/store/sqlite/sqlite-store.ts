@@ -1032,6 +1032,11 @@ class SqliteStore implements Store {
     return events;
   }
 
+  async refreshStatistics(): Promise<void> {
+    // Analyses only what SQLite's planner would gain from (its statistics are used when present).
+    this.db.pragma('optimize');
+  }
+
   async countUnattributedStatuses(): Promise<number> {
     // The number (an index seek), and whether a stored message joins it (joinedStatusesSql: one pass).
     return Number(
