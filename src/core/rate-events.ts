@@ -927,11 +927,29 @@ export class Rater {
    * gives it to the other WABAs' records too).
    */
   private recordFor(id: string, waba: string | undefined): MessageRecord | undefined {
-    if (this.isStreaming && this.tombstones.has(id)) {
-      this.stats.duplicates += 1;
-      return undefined;
-    }
     let record = this.records.get(id);
+    if (!record && this.isStreaming) {
+      // A stream that rated and forgot the id's first record keeps another WABA's record of the id, and
+      // remembers it rated under that WABA's key: the id's tombstone is the first WABA's message alone.
+      if (waba !== undefined && this.keysOfSharedId.size > 0) {
+        const keys = this.keysOfSharedId.get(id);
+        if (keys) {
+          const key = `${waba}\u0000${id}`;
+          if (keys.includes(key)) {
+            const claimed = this.records.get(key);
+            if (claimed) return claimed;
+            if (this.tombstones.has(key)) {
+              this.stats.duplicates += 1;
+              return undefined;
+            }
+          }
+        }
+      }
+      if (this.tombstones.has(id)) {
+        this.stats.duplicates += 1;
+        return undefined;
+      }
+    }
     if (!record) {
       record = new MessageRecord(id);
       this.records.set(id, record);
@@ -1016,18 +1034,25 @@ export class Rater {
    */
   private addStatus(event: StatusEvent): void {
     const record = this.recordFor(event.id, event.waba);
-    if (!record) return;
-    this.applyStatus(record, event);
-    this.notePairOfStatus(record, event);
-    if (event.waba === undefined && this.isStreaming && this.records.get(event.id) === record) {
-      this.keepStatusWithoutWaba(record, event);
+    if (record) {
+      this.applyStatus(record, event);
+      this.notePairOfStatus(record, event);
+      if (event.waba === undefined && this.isStreaming && this.records.get(event.id) === record) {
+        this.keepStatusWithoutWaba(record, event);
+      }
     }
     const keys = event.waba === undefined ? this.keysOfSharedId.get(event.id) : undefined;
     if (!keys) return;
+    // (A stream that rated and forgot the id's first record still gives it to the other WABAs' records kept.)
+    let isApplied = record !== undefined;
     for (const key of keys) {
       const other = this.records.get(key);
-      if (other) this.applyStatus(other, event);
+      if (other) {
+        this.applyStatus(other, event);
+        isApplied = true;
+      }
     }
+    if (!record && isApplied) this.stats.duplicates -= 1;
   }
 
   /**
