@@ -196,8 +196,9 @@ export class UnitPricer {
     }
     const month = date.slice(0, 7);
 
-    // A business-scoped id is priced at its number's market: still its own pair (a stream), or joined to the
-    // number's pair (a batch), then the unit's user is the number and the draft remembers the id.
+    // A business-scoped id is priced at its number's market: still its own pair (a stream's id placed before
+    // its number was known), or joined to the number's pair, then the unit's user is the number and the draft
+    // remembers the id.
     const scopedUser = draft.scopedUser ?? draft.user;
     const phone =
       draft.scopedUser !== undefined ? draft.user : this.context.phoneOfScopedUser?.(draft.waba, draft.user);

@@ -1866,6 +1866,70 @@ describe('business-scoped user ids', () => {
     }
   });
 
+  it('a stream joins a scoped id to the number Meta gave with it before, as a batch does', async () => {
+    // The user writes (Meta pairs the number with the id); an hour later a utility template's delivery names
+    // the id alone: inside the user's window, free (pricing-rules §7, §5.1). A stream charged it under the id,
+    // apart from the number's window, though the pairing was known before the status came (differential, F1).
+    const events: CoreEvent[] = [
+      { ...inbound(hours(PMP, 0), 'in0'), scopedUserId: SCOPED } as CoreEvent,
+      {
+        kind: 'status',
+        atMs: hours(PMP, 1),
+        id: 'm1',
+        status: 'delivered',
+        waba: 'W1',
+        business: 'PN1',
+        user: SCOPED,
+        pricing: { pricing_model: 'PMP', category: 'utility', type: 'regular' },
+      },
+      // A template sent to the id, never delivered: pending under the number.
+      { ...send(hours(PMP, 2), 'm2', 'marketing', { user: SCOPED }, 'pending')[0]!, waba: 'W1' } as CoreEvent,
+    ];
+    const batch = await rate(events);
+    expect(batch.units.map((u) => [u.user, u.type, u.amountMicros])).toEqual([
+      [INDIA, 'free_customer_service', 0],
+    ]);
+    expect(batch.pending.map((p) => p.user)).toEqual([INDIA]);
+    for (const options of [
+      { maxLatenessMs: 36 * 3_600_000 },
+      { maxLatenessMs: 600_000, flushEveryEvents: 1 },
+    ]) {
+      const streamed = await rate(events, options);
+      expect(streamed.units).toEqual(batch.units);
+      expect(streamed.pending).toEqual(batch.pending);
+      expect(streamed.findings).toEqual(batch.findings);
+    }
+    // The user's own message naming the id alone, after a status paired it: the number's window opens too.
+    // (Paired by Meta's webhook naming its WABA, or by a status naming none of a message whose WABA is known.)
+    for (const named of [{ waba: 'W1', business: 'PN1' }, {}]) {
+      const fromId: CoreEvent[] = [
+        ...send(hours(PMP, 0), 'm0', 'marketing'),
+        {
+          kind: 'status',
+          atMs: hours(PMP, 0) + 2000,
+          id: 'm0',
+          status: 'read',
+          ...named,
+          user: INDIA,
+          scopedUserId: SCOPED,
+        },
+        inbound(hours(PMP, 1), 'in1', { user: SCOPED }),
+        ...send(hours(PMP, 2), 'm3', 'utility'),
+      ];
+      const alone = await rate(fromId);
+      expect(alone.units.map((u) => [u.messages, u.type])).toEqual([
+        [['m0'], 'regular'],
+        [['m3'], 'free_customer_service'],
+      ]);
+      for (const options of [
+        { maxLatenessMs: 36 * 3_600_000 },
+        { maxLatenessMs: 600_000, flushEveryEvents: 1 },
+      ]) {
+        expect((await rate(fromId, options)).units).toEqual(alone.units);
+      }
+    }
+  });
+
   it('a scoped id with no number anywhere is priced from the contact country, flagged as inferred', async () => {
     const events: CoreEvent[] = [
       {

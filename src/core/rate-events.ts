@@ -462,8 +462,15 @@ export class Rater {
       if (event.waba) {
         this.notePhoneOfScopedId(this.scopedKey(event.waba, event.scopedUserId), event.user, event.atMs);
       } else {
-        const note = { id: event.id, scopedId: event.scopedUserId, phone: event.user, atMs: event.atMs };
-        this.scopedPairsUnplaced.push(note);
+        // A stream pairs them at once when the id's message already has its WABA, so that the events before
+        // its next flush join the number too (noteScopedPairsPlaced would pair them the same, later).
+        const waba = this.isStreaming ? this.records.get(event.id)?.waba : undefined;
+        if (waba !== undefined) {
+          this.notePhoneOfScopedId(this.scopedKey(waba, event.scopedUserId), event.user, event.atMs);
+        } else {
+          const note = { id: event.id, scopedId: event.scopedUserId, phone: event.user, atMs: event.atMs };
+          this.scopedPairsUnplaced.push(note);
+        }
       }
     }
     if ('copiesDisagreeOn' in event && event.copiesDisagreeOn && event.copiesDisagreeOn.length > 0) {
@@ -911,7 +918,10 @@ export class Rater {
     countryHint: string | undefined,
     isTying: boolean,
   ): void {
-    const pair = this.pairFor(waba, business, user);
+    // A stream's inbound from a business-scoped id whose number came before: the number's pair (place()).
+    const phone =
+      this.isStreaming && this.phoneByScopedId.size > 0 ? this.phoneOfScopedUser(waba, user) : undefined;
+    const pair = this.pairFor(waba, business, phone ?? user);
     // The smaller of two hints, not the first: the order of the input decides nothing.
     if (countryHint) mergeCountryHint(pair, countryHint);
     pair.inbounds.push({ atMs, id, hasReferral });
@@ -1341,6 +1351,7 @@ export class Rater {
   /** Forgets a record rated, retired or dropped, with what was kept of it alone. */
   private forgetRecord(record: MessageRecord): void {
     this.records.delete(record.key);
+    if (record.pair?.scopedUserOf !== undefined) record.pair.scopedUserOf.delete(record.id);
     this.forgetDisagreement(record);
     setWaiting(record, false);
     if (this.otherStatusesWithoutWaba.size > 0) this.otherStatusesWithoutWaba.delete(record);
@@ -1383,6 +1394,22 @@ export class Rater {
    * record's WABA, business number or user may have changed since it was attached (a send log, a merge).
    */
   private place(record: MessageRecord, mayMove: boolean): void {
+    // A stream joins a business-scoped id to the number its portfolio gave for it before (a batch joins every
+    // pair of the id once all is read, mergeScopedUsers): the number's pair, its window and conversations.
+    let scopedUser: string | undefined;
+    if (
+      this.isStreaming &&
+      this.phoneByScopedId.size > 0 &&
+      (mayMove || !record.pair) &&
+      record.user &&
+      record.waba !== undefined
+    ) {
+      const phone = this.phoneOfScopedUser(record.waba, record.user);
+      if (phone !== undefined) {
+        scopedUser = record.user;
+        record.user = phone;
+      }
+    }
     if (
       record.pair &&
       mayMove &&
@@ -1418,6 +1445,7 @@ export class Rater {
         return;
       }
       record.pair = this.pairFor(record.waba, record.business, record.user);
+      if (scopedUser !== undefined) (record.pair.scopedUserOf ??= new Map()).set(record.id, scopedUser);
       if (record.countryHint) mergeCountryHint(record.pair, record.countryHint);
       // Keep the pair's copies of equal strings: the event's own copies then die young (cheaper GC).
       record.business = record.pair.business;
@@ -1439,6 +1467,17 @@ export class Rater {
     } else {
       setWaiting(record, record.failedAtMs === Infinity);
     }
+  }
+
+  /**
+   * The number a business-scoped id `user` stands for in the portfolio of `waba`, as given so far; none for a
+   * number (a user written with a digit first: no id is, and no key is built for it).
+   */
+  private phoneOfScopedUser(waba: string, user: string): string | undefined {
+    const first = user.charCodeAt(0);
+    if (first >= 48 && first <= 57) return undefined;
+    const phone = this.phoneByScopedId.get(this.scopedKey(waba, user));
+    return phone === user ? undefined : phone;
   }
 
   /** A record leaving its pair takes its outbound line's tie along (`PairState.ties`). */
