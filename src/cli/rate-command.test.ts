@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { runWameter } from '../../test/support/cli.js';
-import { messagesWebhook } from '../../test/support/webhook-body.js';
+import { accountWebhook, messagesWebhook, tierStatementWebhook } from '../../test/support/webhook-body.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const EXAMPLE = join(ROOT, 'examples', 'month', 'events.ndjson');
@@ -432,23 +432,10 @@ describe('wameter rate', () => {
       );
       return dir;
     };
-    const account = (field: string, value: object) =>
-      JSON.stringify({
-        object: 'whatsapp_business_account',
-        entry: [{ id: 'W1', time: 1761955200, changes: [{ field, value }] }],
-      });
+    const account = (field: string, value: Record<string, unknown>) =>
+      JSON.stringify(accountWebhook('W1', field, value));
     const tierStatement = (fields: Record<string, string>) =>
-      account('account_update', {
-        event: 'VOLUME_BASED_PRICING_TIER_UPDATE',
-        volume_tier_info: {
-          tier_update_time: 1761955200,
-          pricing_category: 'UTILITY',
-          tier: '2:MAX',
-          effective_month: '2025-11',
-          region: 'India',
-          ...fields,
-        },
-      });
+      JSON.stringify(tierStatementWebhook('W1', fields));
     const rated = async (webhook: string, withCards = true) => {
       const file = tempFile('e.ndjson', `${send}\n${webhook}\n`);
       const { code, out, error } = await run([

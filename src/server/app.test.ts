@@ -29,7 +29,7 @@ import { accountBookFor } from './rating-service.js';
 import { ERRORS } from './errors.js';
 import type { ServiceConfig } from './config.js';
 import { openApiDocument } from './openapi.js';
-import { messagesWebhook } from '../../test/support/webhook-body.js';
+import { messagesWebhook, tierStatementWebhook } from '../../test/support/webhook-body.js';
 import { openSqliteStore } from '../store/sqlite/sqlite-store.js';
 
 let service: TestService;
@@ -1566,31 +1566,7 @@ describe("explain by a business-scoped id only the portfolio mate's events pair 
 });
 
 describe('volume-tier statements posted with an API key', () => {
-  const tierLine = (waba: string) =>
-    JSON.stringify({
-      object: 'whatsapp_business_account',
-      entry: [
-        {
-          id: waba,
-          time: 1761955200,
-          changes: [
-            {
-              field: 'account_update',
-              value: {
-                event: 'VOLUME_BASED_PRICING_TIER_UPDATE',
-                volume_tier_info: {
-                  tier_update_time: 1761955200,
-                  pricing_category: 'UTILITY',
-                  tier: '1000001:',
-                  effective_month: '2025-11',
-                  region: 'India',
-                },
-              },
-            },
-          ],
-        },
-      ],
-    });
+  const tierLine = (waba: string) => JSON.stringify(tierStatementWebhook(waba, { tier: '1000001:' }));
   const post = (key: string, line: string) =>
     service.app.request('/v1/events', {
       method: 'POST',
@@ -1621,31 +1597,7 @@ describe('volume-tier statements posted with an API key', () => {
 });
 
 describe("Meta's volume-tier statement by webhook, rated as `wameter rate` rates it", () => {
-  const statement = (fields: Record<string, string>) => ({
-    object: 'whatsapp_business_account',
-    entry: [
-      {
-        id: 'W1',
-        time: 1761955200,
-        changes: [
-          {
-            field: 'account_update',
-            value: {
-              event: 'VOLUME_BASED_PRICING_TIER_UPDATE',
-              volume_tier_info: {
-                tier_update_time: 1761955200,
-                pricing_category: 'UTILITY',
-                tier: '2:MAX',
-                effective_month: '2025-11',
-                region: 'India',
-                ...fields,
-              },
-            },
-          },
-        ],
-      },
-    ],
-  });
+  const statement = (fields: Record<string, string>) => tierStatementWebhook('W1', fields);
   const send = {
     kind: 'outbound',
     at: '2025-11-05T10:05:00Z',
