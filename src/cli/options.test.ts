@@ -251,28 +251,7 @@ describe('a flag left without its value', () => {
   });
 
   it('every option of every command that takes a value refuses the next option as its value', () => {
-    const io = { writeOut: () => {}, writeError: () => {}, isStdinTty: true, exitCode: 0 };
-    const program = buildProgram(io);
-    const checked: string[] = [];
-    const unguarded: string[] = [];
-    for (const command of program.commands) {
-      for (const option of command.options) {
-        if (!option.required && !option.optional) continue;
-        const name = `${command.name()} ${option.long}`;
-        checked.push(name);
-        try {
-          option.parseArg?.('--format', undefined);
-          unguarded.push(`${name}: accepted`);
-        } catch (error) {
-          const message = (error as Error).message;
-          if (
-            !(error instanceof InvalidArgumentError) ||
-            !message.startsWith('"--format" is an option, not ')
-          )
-            unguarded.push(`${name}: ${message}`);
-        }
-      }
-    }
+    const { checked, unguarded } = refusalsOfEveryValueOption('--format', '"--format" is an option, not ');
     expect(unguarded).toEqual([]);
     // The walk saw the options it guards (a renamed command would otherwise leave this test empty).
     expect(checked).toEqual(
@@ -317,30 +296,14 @@ describe('a flag left without its value', () => {
 
 describe('a flag given an empty value (an unset variable in a script)', () => {
   it('every option of every command that takes a value refuses an empty value, saying what it needs', () => {
-    const io = { writeOut: () => {}, writeError: () => {}, isStdinTty: true, exitCode: 0 };
-    const program = buildProgram(io);
-    const checked: string[] = [];
-    const unguarded: string[] = [];
-    for (const command of program.commands) {
-      for (const option of command.options) {
-        if (!option.required && !option.optional) continue;
-        const name = `${command.name()} ${option.long}`;
-        for (const value of ['', '  ']) {
-          checked.push(name);
-          try {
-            option.parseArg?.(value, undefined);
-            unguarded.push(`${name} ${JSON.stringify(value)}: accepted`);
-          } catch (error) {
-            const message = (error as Error).message;
-            if (
-              !(error instanceof InvalidArgumentError) ||
-              !message.startsWith('the value is empty (an unset variable in a script?): the flag needs ')
-            )
-              unguarded.push(`${name} ${JSON.stringify(value)}: ${message}`);
-          }
-        }
-      }
-    }
+    const refusals = ['', '  '].map((value) =>
+      refusalsOfEveryValueOption(
+        value,
+        'the value is empty (an unset variable in a script?): the flag needs ',
+      ),
+    );
+    const checked = refusals.flatMap((refusal) => refusal.checked);
+    const unguarded = refusals.flatMap((refusal) => refusal.unguarded);
     expect(unguarded).toEqual([]);
     expect(checked).toEqual(
       expect.arrayContaining([
@@ -389,3 +352,32 @@ describe('commands', () => {
     expect(help.out).toContain('Usage: wameter rate');
   });
 });
+
+/**
+ * Gives `value` to every option of every command that takes one: the options walked, and those that did not
+ * refuse it with an InvalidArgumentError whose message starts with `refusal`.
+ */
+function refusalsOfEveryValueOption(
+  value: string,
+  refusal: string,
+): { checked: string[]; unguarded: string[] } {
+  const io = { writeOut: () => {}, writeError: () => {}, isStdinTty: true, exitCode: 0 };
+  const checked: string[] = [];
+  const unguarded: string[] = [];
+  for (const command of buildProgram(io).commands) {
+    for (const option of command.options) {
+      if (!option.required && !option.optional) continue;
+      const name = `${command.name()} ${option.long}`;
+      checked.push(name);
+      try {
+        option.parseArg?.(value, undefined);
+        unguarded.push(`${name} ${JSON.stringify(value)}: accepted`);
+      } catch (error) {
+        const message = (error as Error).message;
+        if (!(error instanceof InvalidArgumentError) || !message.startsWith(refusal))
+          unguarded.push(`${name} ${JSON.stringify(value)}: ${message}`);
+      }
+    }
+  }
+  return { checked, unguarded };
+}
