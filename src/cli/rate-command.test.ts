@@ -93,6 +93,19 @@ describe('wameter rate', () => {
     }
   });
 
+  it('refuses an empty source among others (an unset variable in a script), nothing rated', async () => {
+    const events = tempFile('e.ndjson', LINES.join('\n'));
+    for (const command of ['rate', 'explain', 'reconcile']) {
+      const extra = command === 'explain' ? ['--user', '919876543210'] : [];
+      const { code, out, error } = await run([command, events, ' ', ...extra]);
+      expect(code, command).toBe(1);
+      expect(out).toBe('');
+      expect(error).toBe(
+        'wameter: source 2 is empty (an unset variable in a script?): give event files or folders, or - to read stdin\n',
+      );
+    }
+  });
+
   it('says which WABAs of the traffic an accounts file given leaves on the defaults (ACCOUNT_NOT_LISTED)', async () => {
     const accounts = tempFile(
       'accounts.json',

@@ -27,6 +27,13 @@ export function eventSources(
   flagBefore: (operand: string) => string | undefined = () => undefined,
 ): string[] {
   refuseCsvSources(sources, flagBefore);
+  // An empty operand is an unset variable in a script (`wameter rate "$LOG"`), as an empty flag value is.
+  const empty = sources.findIndex((source) => source.trim() === '');
+  if (empty !== -1) {
+    throw new CliError(
+      `source ${empty + 1} is empty (an unset variable in a script?): give event files or folders, or - to read stdin`,
+    );
+  }
   if (sources.length === 0) {
     throw new CliError(`give event files or folders, or - to read stdin (see wameter ${command} --help)`);
   }
