@@ -1596,6 +1596,51 @@ describe('streaming with bounded lateness', () => {
       expect(ofW2(streamed.findings)).toEqual(ofW2(batch.findings));
     }
   });
+
+  it("a send log whose message's delivery is behind the horizon is late, never rated out of order", async () => {
+    // m19's delivery (a status naming no WABA, nor user) is read at 03:00, m6 is delivered 24 s later in the
+    // same pair, and m19's send log comes 65 h after its delivery. A batch opens the conversation at m19's
+    // delivery; the stream, which had rated the pair past it, put m19 in m6's conversation opened 24 s later
+    // without a word when no sweep forgot m19's status between (differential, seed 31). Now it is late, as a
+    // delivery status that late is; a sweep between still retires m19 first (STATUS_WITHOUT_USER, left).
+    const day = '2025-02-03T00:00:00Z';
+    const party = { waba: 'W1', business: 'PN1', user: '919812345678' };
+    const fillers = [23, 43, 63].map((h) => inbound(hours(day, h), `f${h}`, { user: '919800000002' }));
+    const status: CoreEvent = { kind: 'status', atMs: hours(day, 3), id: 'm19', status: 'delivered' };
+    const m6: CoreEvent = {
+      kind: 'outbound',
+      atMs: hours(day, 3),
+      id: 'm6',
+      ...party,
+      template: 'authentication',
+      deliveredAtMs: hours(day, 3) + 24_000,
+    };
+    const m19: CoreEvent = {
+      kind: 'outbound',
+      atMs: hours(day, 68),
+      id: 'm19',
+      ...party,
+      template: 'marketing',
+    };
+    for (const events of [
+      [status, m6, ...fillers, m19],
+      // Or its own delivered_at that far before its send.
+      [m6, ...fillers, { ...m19, deliveredAtMs: hours(day, 3) } as CoreEvent],
+    ]) {
+      const batch = await rate(events);
+      expect(batch.units.map((u) => u.messages)).toEqual([['m19'], ['m6']]);
+      for (const flushEveryEvents of [1, 2]) {
+        const streamed = await rate(events, { maxLatenessMs: 36 * 3_600_000, flushEveryEvents });
+        expect(streamed.units.map((u) => [u.messages, u.openedAtMs])).toEqual([
+          [['m6'], hours(day, 3) + 24_000],
+        ]);
+        const isSweptFirst = flushEveryEvents === 1 && events[0] === status;
+        expect(streamed.findings.map((f) => f.code)).toContain(
+          isSweptFirst ? 'STATUS_WITHOUT_USER' : 'LATE_EVENT',
+        );
+      }
+    }
+  });
 });
 
 describe("Meta's tier statements (account_update VOLUME_BASED_PRICING_TIER_UPDATE)", () => {

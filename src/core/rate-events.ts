@@ -1021,6 +1021,19 @@ export class Rater {
       this.mergeOutboundCopy(record, event);
       return;
     }
+    if (this.isStreaming && !record.pair) {
+      // Its delivery (a status read before it, or its own delivered_at) is behind the horizon: the stream
+      // has rated the pair past it, so the message is late as a delivery status that late is (applyStatus).
+      // Before, it was rated out of its time's order, after the pair's later messages. (A sweep between
+      // retires such a status first: STATUS_WITHOUT_USER, and this send log is then a duplicate.)
+      const deliveredAtMs = Math.min(record.deliveredAtMs, event.deliveredAtMs ?? Infinity);
+      if (deliveredAtMs < this.horizonMs) {
+        this.stats.late += 1;
+        this.forgetRecord(record);
+        this.tombstones.add(record.key, this.horizonMs);
+        return;
+      }
+    }
     if (record.user !== undefined || record.business !== undefined) {
       this.checkRecipient(record, event.business, event.user, 'log');
     }
