@@ -72,6 +72,11 @@ export function localDate(atMs: number, timeZone: string): string {
   return date;
 }
 
+/** Whether `text` is a calendar month written "YYYY-MM" (Meta's `effective_month`). */
+export function isMonth(text: string): boolean {
+  return /^\d{4}-(?:0[1-9]|1[0-2])$/.test(text);
+}
+
 /** The local calendar month ("YYYY-MM") of an instant in an IANA time zone. */
 export function localMonth(atMs: number, timeZone: string): string {
   return localDate(atMs, timeZone).slice(0, 7);

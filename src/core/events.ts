@@ -4,6 +4,11 @@
 /** A template's category at the time it was sent; `null` is a non-template (free-form) message. */
 export type TemplateCategory = 'marketing' | 'utility' | 'authentication';
 
+/** Whether `value` is a template category, as contract §1 and Meta's template_category_update (lower-cased) name them. */
+export function isTemplateCategory(value: unknown): value is TemplateCategory {
+  return value === 'marketing' || value === 'utility' || value === 'authentication';
+}
+
 export type DeliveryStatus = 'sent' | 'delivered' | 'read' | 'failed';
 
 /**

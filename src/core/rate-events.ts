@@ -3,7 +3,7 @@
 // endless stream with bounded lateness: batch is the stream whose horizon stays closed until the end.
 
 import { isBeforeInBytes } from './byte-order.js';
-import { DAY_MS, HOUR_MS, localDate } from './calendar.js';
+import { DAY_MS, HOUR_MS, isMonth, localDate } from './calendar.js';
 import { costInWords } from './explain.js';
 import { CLOCK_SKEW_MS, PENDING_TTL_MS } from './eras.js';
 import { preferredEvidence, preferredTemplate } from './event-copies.js';
@@ -19,6 +19,7 @@ import {
   type StatusEvent,
   type TemplateCategory,
   type TemplateCategoryUpdateEvent,
+  isTemplateCategory,
   withPrimaryCountryChange,
 } from './events.js';
 import {
@@ -1556,7 +1557,7 @@ export class Rater {
         }),
         exemplarAt(event.atMs, event.waba),
       );
-    if (region === undefined || month === undefined || !/^\d{4}-(?:0[1-9]|1[0-2])$/.test(month)) {
+    if (region === undefined || month === undefined || !isMonth(month)) {
       notApplied('it names no market or no month (YYYY-MM) it is of');
       return;
     }
@@ -2537,10 +2538,6 @@ function categoriesWhenSent(updates: readonly CategoryUpdate[], sentAtMs: number
   }
   const categories = [...new Set([...latest.values()].map((u) => u.category))];
   return categories.sort((a, b) => (a === b ? 0 : preferredTemplate(a, b) === a ? -1 : 1));
-}
-
-function isTemplateCategory(value: string): value is TemplateCategory {
-  return value === 'marketing' || value === 'utility' || value === 'authentication';
 }
 
 /** What a message's statuses left out, of the user and the business number, in words (STATUS_WITHOUT_USER). */

@@ -3,7 +3,7 @@
 // no regexes per field, no object spreading. It never throws for bad input; it answers with a Result (a
 // seeded property test feeds it mutated real bodies to keep that true).
 
-import { instantMs, whyNotAnInstant } from '../core/calendar.js';
+import { instantMs, isMonth, whyNotAnInstant } from '../core/calendar.js';
 import type {
   AccountUpdateEvent,
   CoreEvent,
@@ -16,6 +16,7 @@ import type {
   TemplateCategory,
   TemplateCategoryUpdateEvent,
 } from '../core/events.js';
+import { isTemplateCategory } from '../core/events.js';
 import { err, ok, type Result } from '../core/result.js';
 import { normalisePhone } from '../core/phone.js';
 
@@ -556,8 +557,7 @@ function parseOutboundLine(line: Rec): OutboundEvent | ParseError {
   const rawTemplate = line.template;
   let template: TemplateCategory | null;
   if (rawTemplate === undefined || rawTemplate === null) template = null;
-  else if (rawTemplate === 'marketing' || rawTemplate === 'utility' || rawTemplate === 'authentication')
-    template = rawTemplate;
+  else if (isTemplateCategory(rawTemplate)) template = rawTemplate;
   else return bad(`outbound line "template" must be ${TEMPLATE_CATEGORIES}; got ${describe(rawTemplate)}`);
 
   const event: OutboundEvent = { kind: 'outbound', atMs, waba, business, user, id, template };
@@ -1350,7 +1350,7 @@ function readAccountUpdate(
       textProblem(tierWhere, 'region', region, A_WORD) ??
       nulProblem(tierWhere, 'effective_month', month) ??
       tierBandProblem(tierWhere, tier) ??
-      (/^\d{4}-(?:0[1-9]|1[0-2])$/.test(month)
+      (isMonth(month)
         ? undefined
         : bad(
             `${tierWhere} "effective_month" must be a month written YYYY-MM (e.g. "2025-11"), not ${describe(month)}`,
@@ -1437,9 +1437,6 @@ function tierBandProblem(where: string, tier: string): ParseError | undefined {
   );
 }
 
-/** The categories a template can have, as Meta's template_category_update names them (in lower case). */
-const TEMPLATE_CATEGORY_WORDS: ReadonlySet<string> = new Set(['marketing', 'utility', 'authentication']);
-
 function readTemplateCategoryUpdate(
   out: BodyOutput,
   value: Rec,
@@ -1471,7 +1468,7 @@ function readTemplateCategoryUpdate(
   }
   // A word the rating does not know would be kept and decide nothing: the template's messages rated under
   // the send log's category without a word.
-  if (!TEMPLATE_CATEGORY_WORDS.has(newCategory.toLowerCase())) {
+  if (!isTemplateCategory(newCategory.toLowerCase())) {
     out.rejected.push(
       bad(
         `${where} "new_category" must be MARKETING, UTILITY or AUTHENTICATION (the template's new category), not ${describe(newCategory)}`,
