@@ -1,6 +1,16 @@
 // Meta's worked examples (pricing-rules.md §10) and the rules around them, rated with the bundled cards.
 import { describe, expect, it } from 'vitest';
-import { INDIA, at, byTime, hours, inbound, rate, send, shuffled } from '../../test/support/engine.js';
+import {
+  INDIA,
+  at,
+  byTime,
+  hours,
+  inbound,
+  permutationsOf,
+  rate,
+  send,
+  shuffled,
+} from '../../test/support/engine.js';
 import { mergeCopies } from './event-copies.js';
 import { explainUser } from './explain.js';
 import {
@@ -2083,11 +2093,7 @@ describe('copies of one event: what each copy knows counts, in any order (contra
         })[0]!,
       },
     ];
-    const permutations: CoreEvent[][] = [];
-    for (const first of copies)
-      for (const second of copies)
-        for (const third of copies)
-          if (new Set([first, second, third]).size === 3) permutations.push([first, second, third]);
+    const permutations = permutationsOf(copies);
     expect(permutations).toHaveLength(6);
     const said: unknown[] = [];
     for (const events of permutations) {
@@ -2354,6 +2360,54 @@ describe('events of one message naming different numbers', () => {
       const result = await rate(events);
       expect(result.units.map((u) => [u.messages[0], u.market])).toEqual([['o1', 'Brazil']]);
     }
+  });
+
+  it('two copies of the send log naming two recipients and a status naming one of them: the same findings in every order', async () => {
+    // Differential seed 85: a status read between the copies agreed with neither yet or with the one that lost.
+    const copy = (user: string) => send(hours(DAY, 0), 'm1', 'authentication', { user }, 'pending')[0]!;
+    const status: CoreEvent = {
+      kind: 'status',
+      atMs: hours(DAY, 0) + 1000,
+      id: 'm1',
+      status: 'delivered',
+      waba: 'W1',
+      business: 'PN1',
+      user: INDIA,
+    };
+    const said = new Set<string>();
+    for (const events of permutationsOf([copy(INDIA), copy('971501234567'), status])) {
+      const result = await rate(events);
+      expect(result.units.map((u) => u.user)).toEqual([INDIA]);
+      said.add(JSON.stringify(result.findings.map((f) => [f.code, f.message])));
+    }
+    expect([...said].map((findings) => JSON.parse(findings) as string[][])).toEqual([
+      [['COPIES_DISAGREE', expect.stringContaining('on user')]],
+    ]);
+  });
+
+  it("a status naming the send log's first recipient, which a second copy of the log replaces: said in every order", async () => {
+    const copy = (user: string) => send(hours(DAY, 0), 'm1', 'authentication', { user }, 'pending')[0]!;
+    const status: CoreEvent = {
+      kind: 'status',
+      atMs: hours(DAY, 0) + 1000,
+      id: 'm1',
+      status: 'delivered',
+      waba: 'W1',
+      business: 'PN1',
+      user: '971501234567',
+    };
+    const said = new Set<string>();
+    for (const events of permutationsOf([copy(INDIA), copy('971501234567'), status])) {
+      const result = await rate(events);
+      said.add(JSON.stringify(result.findings.filter((f) => f.code === 'RECIPIENT_DISAGREES')));
+    }
+    expect(said.size).toBe(1);
+    expect(JSON.parse([...said][0]!)).toEqual([
+      expect.objectContaining({
+        message_id: 'm1',
+        message: expect.stringContaining('recipients 919876543210 (IN) and 971501234567 (AE)'),
+      }),
+    ]);
   });
 
   it('two statuses naming two recipients: the same one is kept whichever came first', async () => {

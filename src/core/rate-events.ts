@@ -177,6 +177,14 @@ class MessageRecord {
   waba: string | undefined = undefined;
   business: string | undefined = undefined;
   user: string | undefined = undefined;
+  /**
+   * What its statuses named, for RECIPIENT_DISAGREES, said once the record is final (`noteRecipientDisagrees`)
+   * so that no line order decides it: `statusNamed` has NAMED_USER / NAMED_BUSINESS when a status named the
+   * record's present `user` / `business`, and `otherNames` every other number or user a status named (or
+   * that was the record's when a send log or a merge changed it). Nearly always empty (kept for disagreement).
+   */
+  statusNamed = 0;
+  otherNames: { users: string[]; businesses: string[] } | undefined = undefined;
   countryHint: string | undefined = undefined;
   sentAtMs = Infinity;
   template: TemplateCategory | null | undefined = undefined;
@@ -375,8 +383,6 @@ export class Rater {
    * disagreed on so far (noteCopiesDisagree): one per WABA.
    */
   private readonly copiesDisagreeOf = new Map<string, { id: string; fields: Set<CopyField> }>();
-  /** Kind × WABA × message id → the numbers its events name, for a RECIPIENT_DISAGREES finding's words. */
-  private readonly disagreeingNumbers = new Map<string, Set<string>>();
   /**
    * WABA × message id → Meta's category word for a message rated but whose unit is not final yet (a
    * conversation still open), compared with the unit's category when it is (META_DISAGREES). Only messages
@@ -1035,14 +1041,11 @@ export class Rater {
         return;
       }
     }
-    if (record.user !== undefined || record.business !== undefined) {
-      this.checkRecipient(record, event.business, event.user, 'log');
-    }
     record.hasOutbound = true;
     if (event.isUntied) record.isOutboundUntied = true;
     record.waba = event.waba;
-    record.business = event.business;
-    record.user = event.user;
+    setRecordBusiness(record, event.business);
+    setRecordUser(record, event.user);
     record.sentAtMs = event.atMs;
     record.template = event.template;
     if (event.templateName) record.templateName = event.templateName;
@@ -1188,18 +1191,17 @@ export class Rater {
         (event.user && record.user && event.user !== record.user)
       ) {
         // Statuses of one message naming two recipients: the smaller is kept whatever came first.
-        this.checkRecipient(record, event.business, event.user, 'status');
         if (event.business !== undefined && event.business < record.business!)
-          record.business = event.business;
-        if (event.user && event.user < record.user!) record.user = event.user;
+          setRecordBusiness(record, event.business);
+        if (event.user && event.user < record.user!) setRecordUser(record, event.user);
         isMoved = record.pair !== undefined;
       }
-      if (event.business && !record.business) record.business = event.business;
-      if (event.user && !record.user) record.user = event.user;
+      if (event.business && !record.business) setRecordBusiness(record, event.business);
+      if (event.user && !record.user) setRecordUser(record, event.user);
       if (event.atMs < record.sentAtMs) record.sentAtMs = event.atMs;
-    } else if (event.user || event.business) {
-      this.checkRecipient(record, event.business, event.user, 'status');
     }
+    // What it named, against the send log or the other statuses once the record is final.
+    noteStatusNames(record, event.business, event.user);
     // Meta's country of a business-scoped user (contacts[].profile.country_code), whether or not the send log
     // came first: the smaller of two, so that the order of the lines decides nothing.
     if (event.userCountryHint && (!record.countryHint || event.userCountryHint < record.countryHint)) {
@@ -1251,11 +1253,11 @@ export class Rater {
     }
     if (event.business !== record.business) {
       disagreements.push('business');
-      if (event.business < record.business!) record.business = event.business;
+      if (event.business < record.business!) setRecordBusiness(record, event.business);
     }
     if (event.user !== record.user) {
       disagreements.push('user');
-      if (event.user < record.user!) record.user = event.user;
+      if (event.user < record.user!) setRecordUser(record, event.user);
     }
     if (event.templateName !== undefined) {
       if (record.templateName === undefined) record.templateName = event.templateName;
@@ -1302,81 +1304,64 @@ export class Rater {
   }
 
   /**
-   * A message's events naming another recipient (or business number) than it already has: the send log
-   * against Meta's statuses, or two statuses. Meta's numbers may be written otherwise than the log's (a
-   * Brazilian number without its ninth digit): only numbers in two countries (which may price apart) are said.
+   * A final record whose statuses named another recipient (or business number) than it has: the send log's,
+   * or, with statuses alone, the smaller their copies named. Said once the record is rated or given up
+   * (`retireRated`, `forgetRecord`), from every number its events named, so that no line order decides it: a
+   * second copy of the send log read last may still make the status agree. Meta's numbers may be written
+   * otherwise than the log's (a Brazilian number without its ninth digit): only numbers in two countries
+   * (which may price apart) are said; a business-scoped id is no number (MARKET_INFERRED says the rest).
    */
-  private checkRecipient(
-    record: MessageRecord,
-    business: string | undefined,
-    user: string | undefined,
-    source: 'log' | 'status',
-  ): void {
-    const isOtherBusiness =
-      business !== undefined && record.business !== undefined && business !== record.business;
-    let seen: string[];
+  private noteRecipientDisagrees(record: MessageRecord): void {
+    const others = record.otherNames;
+    if (others === undefined) return;
     let kind: 'business numbers' | 'recipients';
-    if (isOtherBusiness) {
+    let seen: string[];
+    const businesses = others.businesses.filter((business) => business !== record.business);
+    if (businesses.length > 0 && record.business) {
       kind = 'business numbers';
-      seen = [business, record.business!];
+      seen = [record.business, ...businesses];
     } else {
-      if (!user || !record.user || user === record.user) return;
-      // A business-scoped id is no number: its market is not known from it (MARKET_INFERRED says the rest).
-      if (!isPhoneNumber(user) || !isPhoneNumber(record.user)) return;
-      // Countries, not markets: a number's country does not change with the date (its market may), so the
-      // verdict does not depend on which event's date is at hand when the second number comes.
+      const ours = record.user;
+      if (!ours || !isPhoneNumber(ours)) return;
+      // Countries, not markets: a number's country does not change with the date (its market may).
       const countryOf = (number: string) => this.options.markets.resolve(number, PLACEMENT_DATE).country;
-      const theirs = countryOf(user);
-      const ours = countryOf(record.user);
-      if (theirs === ours) return;
+      const country = countryOf(ours);
+      seen = [];
+      for (const user of others.users) {
+        if (user === ours || !isPhoneNumber(user)) continue;
+        const theirs = countryOf(user);
+        if (theirs !== country) seen.push(`${user} (${theirs ?? '?'})`);
+      }
+      if (seen.length === 0) return;
+      seen.push(`${ours} (${country ?? '?'})`);
       kind = 'recipients';
-      seen = [`${user} (${theirs ?? '?'})`, `${record.user} (${ours ?? '?'})`];
     }
     const waba = record.waba;
-    // Every number the message's events name, whichever two disagreed first: the words follow no line order.
-    const key = `${kind}\u0000${waba ?? ''}\u0000${record.id}`;
-    let named = this.disagreeingNumbers.get(key);
-    if (!named) this.disagreeingNumbers.set(key, (named = new Set()));
-    for (const number of seen) named.add(number);
     if (!this.isFirstNote('RECIPIENT_DISAGREES', waba, record.id)) return;
-    const isLogged = source === 'log';
-    const numbers = named;
-    // Worded when listed, and so kept until then: one per WABA (the exemplar's), with its record and numbers.
+    const what = `${kind} ${seen.sort().join(' and ')}`;
+    const isLogged = record.hasOutbound;
+    // Worded when listed: one per WABA (the exemplar's).
     this.findings.addWorded(
       `RECIPIENT_DISAGREES:${waba ?? ''}`,
-      // Worded when listed: a send log line read after the statuses that disagree still says which was kept.
-      () => {
-        const what = `${kind} ${[...numbers].sort().join(' and ')}`;
-        return {
-          code: 'RECIPIENT_DISAGREES',
-          message:
-            isLogged || record.hasOutbound
-              ? `WABA ${waba ?? '?'}: the send log and Meta's statuses name different numbers for a message (e.g. ${record.id}, ${what}): rated as the send log says; check the numbers the send log records`
-              : `WABA ${waba ?? '?'}: Meta's statuses of one message name different numbers (e.g. ${record.id}, ${what}): the smaller number was kept, whichever came first; check the sources of those events`,
-          message_id: record.id,
-          ...(waba === undefined ? {} : { waba }),
-        };
-      },
+      () => ({
+        code: 'RECIPIENT_DISAGREES',
+        message: isLogged
+          ? `WABA ${waba ?? '?'}: the send log and Meta's statuses name different numbers for a message (e.g. ${record.id}, ${what}): rated as the send log says; check the numbers the send log records`
+          : `WABA ${waba ?? '?'}: Meta's statuses of one message name different numbers (e.g. ${record.id}, ${what}): the smaller number was kept, whichever came first; check the sources of those events`,
+        message_id: record.id,
+        ...(waba === undefined ? {} : { waba }),
+      }),
       record.id,
     );
   }
 
-  /** A record forgotten: the numbers its events gave (disagreeingNumbers) go too; a finding keeps its own. */
   /** Forgets a record rated, retired or dropped, with what was kept of it alone. */
   private forgetRecord(record: MessageRecord): void {
     this.records.delete(record.key);
     if (record.pair?.scopedUserOf !== undefined) record.pair.scopedUserOf.delete(record.id);
-    this.forgetDisagreement(record);
+    this.noteRecipientDisagrees(record);
     setWaiting(record, false);
     if (this.otherStatusesWithoutWaba.size > 0) this.otherStatusesWithoutWaba.delete(record);
-  }
-
-  private forgetDisagreement(record: MessageRecord): void {
-    if (this.disagreeingNumbers.size === 0) return;
-    const waba = record.waba ?? '';
-    for (const kind of ['business numbers', 'recipients']) {
-      this.disagreeingNumbers.delete(`${kind}\u0000${waba}\u0000${record.id}`);
-    }
   }
 
   /** Whether `code` has not been said yet of this message (a finding counts messages, not repeated lines). */
@@ -1421,7 +1406,7 @@ export class Rater {
       const phone = this.phoneOfScopedUser(record.waba, record.user);
       if (phone !== undefined) {
         scopedUser = record.user;
-        record.user = phone;
+        setRecordUser(record, phone);
       }
     }
     if (
@@ -1852,7 +1837,7 @@ export class Rater {
       if (target) {
         (target.scopedUserOf ??= new Map()).set(record.id, record.pair!.user);
         record.pair = target;
-        record.user = target.user;
+        setRecordUser(record, target.user);
       }
     }
     return true;
@@ -2067,6 +2052,7 @@ export class Rater {
   private retireRated(record: MessageRecord, horizonMs: number): void {
     if (!this.isStreaming) {
       record.isRated = true; // a batch forgets nothing before the end: one flag is cheaper than a delete
+      this.noteRecipientDisagrees(record);
       return;
     }
     this.forgetRecord(record);
@@ -2274,6 +2260,50 @@ function isUntouched(record: MessageRecord): boolean {
     record.pricing === undefined &&
     record.conversation === undefined
   );
+}
+
+/** `MessageRecord.statusNamed`: a status named the record's present user / business number. */
+const NAMED_USER = 1;
+const NAMED_BUSINESS = 2;
+
+/** Keeps what a status named (`MessageRecord.statusNamed`, `otherNames`) once the record has taken it in. */
+function noteStatusNames(
+  record: MessageRecord,
+  business: string | undefined,
+  user: string | undefined,
+): void {
+  if (user) {
+    if (user === record.user) record.statusNamed |= NAMED_USER;
+    else addOtherName(record, 'users', user);
+  }
+  if (business) {
+    if (business === record.business) record.statusNamed |= NAMED_BUSINESS;
+    else addOtherName(record, 'businesses', business);
+  }
+}
+
+function addOtherName(record: MessageRecord, kind: 'users' | 'businesses', name: string): void {
+  const names = (record.otherNames ??= { users: [], businesses: [] })[kind];
+  if (!names.includes(name)) names.push(name);
+}
+
+/** A record's user changed (a send log, a copy, a join): a status that named the one it had still did. */
+function setRecordUser(record: MessageRecord, user: string): void {
+  if (user === record.user) return;
+  if ((record.statusNamed & NAMED_USER) !== 0) {
+    addOtherName(record, 'users', record.user!);
+    record.statusNamed &= ~NAMED_USER;
+  }
+  record.user = user;
+}
+
+function setRecordBusiness(record: MessageRecord, business: string): void {
+  if (business === record.business) return;
+  if ((record.statusNamed & NAMED_BUSINESS) !== 0) {
+    addOtherName(record, 'businesses', record.business!);
+    record.statusNamed &= ~NAMED_BUSINESS;
+  }
+  record.business = business;
 }
 
 function isPhoneNumber(user: string): boolean {

@@ -113,6 +113,14 @@ export function shuffled<T>(items: readonly T[], seed: number): T[] {
   return copy;
 }
 
+/** Every order of the items (n! of them: for a handful). */
+export function permutationsOf<T>(items: readonly T[]): T[][] {
+  if (items.length <= 1) return [[...items]];
+  return items.flatMap((item, index) =>
+    permutationsOf([...items.slice(0, index), ...items.slice(index + 1)]).map((rest) => [item, ...rest]),
+  );
+}
+
 /** The events in time order (a stream's order). */
 export const byTime = (events: readonly CoreEvent[]): CoreEvent[] =>
   [...events].sort((a, b) => a.atMs - b.atMs);
