@@ -14,7 +14,7 @@ import {
   withPrimaryCountryChange,
 } from '../core/events.js';
 import { err, ok, type Result } from '../core/result.js';
-import { decodeUtf8File, notUtf8Words } from './utf8.js';
+import { decodeUtf8File, notUtf8Words, withoutByteOrderMark } from './utf8.js';
 
 export interface AccountsError {
   code: 'BAD_ACCOUNTS';
@@ -46,7 +46,7 @@ function isRecord(value: unknown): value is Rec {
 export function parseAccounts(text: string, fileName: string): Result<Account[], AccountsError> {
   const fail = (message: string) => err<AccountsError>({ code: 'BAD_ACCOUNTS', message, file: fileName });
   let document: unknown;
-  const json = text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
+  const json = withoutByteOrderMark(text);
   try {
     document = JSON.parse(json);
   } catch (error) {

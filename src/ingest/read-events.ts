@@ -14,7 +14,7 @@ import {
   unknownLineFieldWords,
   unknownLineFields,
 } from './parse-event.js';
-import { decodeUtf8MarkingInvalid, INVALID_UTF8_MARK } from './utf8.js';
+import { decodeUtf8MarkingInvalid, INVALID_UTF8_MARK, withoutByteOrderMark } from './utf8.js';
 
 /** How stdin is named in errors and summaries. */
 export const STDIN_NAME = '<stdin>';
@@ -780,7 +780,7 @@ class SourceReader {
 
   /** The whole file as one JSON document (a webhook body pretty-printed, or an array of bodies/lines). */
   private readDocument(withBom: string): void {
-    const text = withBom.charCodeAt(0) === 0xfeff ? withBom.slice(1) : withBom;
+    const text = withoutByteOrderMark(withBom);
     this.lineNo = countLines(text);
     let value: unknown;
     try {
@@ -1329,7 +1329,7 @@ function crSeparatedPieces(
   let last = '';
   const pieces = line.split('\r').map((piece): CrPiece => {
     // A byte-order mark at a piece's start: a file joined with `cat` after a CR-only one (no content).
-    const text = piece.charCodeAt(0) === 0xfeff ? piece.slice(1) : piece;
+    const text = withoutByteOrderMark(piece);
     if (isBlank(text)) return undefined;
     count++;
     last = text;

@@ -56,6 +56,11 @@ export interface InvalidUtf8Place {
   column: number;
 }
 
+/** The text without the UTF-8 byte-order mark an editor may have put first (Windows' Notepad, Excel). */
+export function withoutByteOrderMark(text: string): string {
+  return text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
+}
+
 /** Decodes strictly: throws at a bad sequence. A byte-order mark is kept, as Buffer's decoder keeps it. */
 const STRICT_DECODER = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 

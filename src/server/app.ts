@@ -30,6 +30,7 @@ import {
   firstInvalidUtf8,
   INVALID_UTF8_MARK,
   invalidByteWords,
+  withoutByteOrderMark,
 } from '../ingest/utf8.js';
 import {
   StoreInputError,
@@ -1806,7 +1807,7 @@ function* bodyItems(
   isListed: (line: number) => boolean,
   hasInvalidUtf8 = false,
 ): Generator<BodyItem> {
-  const body = text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
+  const body = withoutByteOrderMark(text);
   const items: BodyItem[] = [];
   const add = (value: unknown, line: number) => {
     if (!Array.isArray(value)) items.push({ line, prefix: '', value });

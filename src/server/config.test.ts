@@ -185,6 +185,18 @@ describe('loadServiceConfig', () => {
     ]);
   });
 
+  it('reads a config file that starts with a UTF-8 byte-order mark (Notepad saves one), as the accounts file', () => {
+    const path = writeJson(
+      'bom.json',
+      '\ufeff{"port": 2345, "apiKeys": [{"name": "a", "key": "k-a-123456789", "wabas": "*"}]}',
+    );
+    const result = loadServiceConfig({ env: {}, configFile: path });
+    expect(result.ok ? result.value : result.error.problems).toMatchObject({
+      port: 2345,
+      apiKeys: [expect.objectContaining({ name: 'a', wabas: '*' })],
+    });
+  });
+
   it('never quotes a secret in its problems', () => {
     const result = loadServiceConfig({ env: { WAMETER_API_KEYS: 'supersecretkey', PORT: 'x' } });
     expect(JSON.stringify(result)).not.toContain('supersecretkey');

@@ -3,7 +3,7 @@
 // It never logs: secrets live only in the returned value; `describeConfig` is the loggable view.
 
 import { repeatedJsonKey, repeatedKeyPlace } from '../ingest/repeated-json-key.js';
-import { decodeUtf8File, notUtf8Words } from '../ingest/utf8.js';
+import { decodeUtf8File, notUtf8Words, withoutByteOrderMark } from '../ingest/utf8.js';
 import { accessSync, constants, readFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { err, ok, type Result } from '../core/result.js';
@@ -654,7 +654,8 @@ function readConfigFile(path: string, problems: string[]): ConfigFile {
     problems.push(`config file ${JSON.stringify(path)} ${notUtf8Words(bytes, decoded.error)}`);
     return {};
   }
-  const text = decoded.value;
+  // A mark Notepad puts first is no JSON: read past, as the accounts file is.
+  const text = withoutByteOrderMark(decoded.value);
   let value: unknown;
   try {
     value = JSON.parse(text);
