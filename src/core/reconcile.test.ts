@@ -95,6 +95,16 @@ describe("Meta's words and numbers", () => {
     expect(metaCostToMicros(1234.5678915)).toBe(1_234_567_892);
   });
 
+  it('reads a cost past 2^53 micros exactly (a month of rupiah), never failing as a broken invariant', () => {
+    expect(metaCostToMicros(12_345_678_901.25)).toBe(12_345_678_901_250_000n);
+    expect(metaCostToMicros(-12_345_678_901.25)).toBe(-12_345_678_901_250_000n);
+    expect(metaCostToMicros(1e21)).toBe(10n ** 27n);
+    const parsed = parseAnalyticsExport({
+      pricing_analytics: { data: [{ data_points: [{ start: 1, end: 2, volume: 1, cost: 10_000_000_000 }] }] },
+    });
+    expect(parsed.ok && parsed.value.points[0]!.costMicros).toBe(10_000_000_000_000_000n);
+  });
+
   it("normalises Meta's category words of every era", () => {
     expect(analyticsCategory('MARKETING_LITE', 'REGULAR')).toBe('marketing');
     expect(analyticsCategory('authentication-international', undefined)).toBe('authentication_international');

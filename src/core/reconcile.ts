@@ -6,7 +6,7 @@
 import { DAY_MS, HOUR_MS, formatInstant, localDate } from './calendar.js';
 import { PER_MESSAGE_PRICING_FROM, eraOn, pricingModelOf } from './eras.js';
 import { defaultAccount } from './events.js';
-import { formatMicros, negateMicros, sumMicros, type Micros } from './money.js';
+import { exactMicros, formatMicros, negateMicros, sumMicros, type Micros } from './money.js';
 import { err, ok, type Result } from './result.js';
 import type { BillableUnit, Finding, MessageDecision } from './units.js';
 
@@ -330,7 +330,8 @@ export interface AnalyticsPoint {
   endMs: number;
   /** Conversations (conversation_analytics) or messages (pricing_analytics). */
   count: number;
-  costMicros: number;
+  /** Exact: a bigint beyond 2^53 micros (billions of rupiah in one point). */
+  costMicros: Micros;
   country?: string;
   /** Normalised (see analyticsCategory); absent when the point names no category. */
   category?: string;
@@ -455,9 +456,10 @@ function stringField(value: unknown): string | undefined {
 
 /**
  * THE rounding point of reconciliation: Meta's analytics give `cost` as a JSON number (a binary float). It
- * becomes micros from its shortest decimal form (what Meta wrote, e.g. 0.0432), rounded half up to 6 decimals.
+ * becomes micros from its shortest decimal form (what Meta wrote, e.g. 0.0432), rounded half up to 6 decimals;
+ * exact at any size (a bigint beyond 2^53 micros: 9,007,199,254.74 units, a month of rupiah).
  */
-export function metaCostToMicros(cost: number): number {
+export function metaCostToMicros(cost: number): Micros {
   const sign = cost < 0 ? -1 : 1;
   let text = String(Math.abs(cost));
   const exponent = /^(\d+)(?:\.(\d+))?e([+-]\d+)$/.exec(text);
@@ -472,11 +474,10 @@ export function metaCostToMicros(cost: number): number {
           : `${digits.slice(0, point)}.${digits.slice(point)}`;
   }
   const [whole = '0', fraction = ''] = text.split('.');
-  const kept = Number(fraction.slice(0, 6).padEnd(6, '0'));
+  const kept = BigInt(fraction.slice(0, 6).padEnd(6, '0'));
   const roundsUp = (fraction[6] ?? '0') >= '5';
-  const micros = Number(whole) * 1_000_000 + kept + (roundsUp ? 1 : 0);
-  if (!Number.isSafeInteger(micros)) throw new Error(`analytics cost out of exact range: ${cost}`);
-  return sign * micros;
+  const micros = BigInt(whole) * 1_000_000n + kept + (roundsUp ? 1n : 0n);
+  return exactMicros(sign < 0 ? -micros : micros);
 }
 
 /**

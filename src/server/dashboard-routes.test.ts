@@ -685,8 +685,19 @@ describe('dashboard API: what one estimate or reconciliation request may ask', (
   };
 
   it.each([
-    ['cost', 1e308],
-    ['cost', -1e300],
+    [12_345_678_901.25, '12345678901.25'],
+    [1e21, '1000000000000000000000'],
+  ])(
+    "reconciliation: an analytics point's cost of %d (past 2^53 micros: rupiah) is read exactly, not refused",
+    async (cost, amount) => {
+      const response = await post('/v1/reconciliation', exportWith('cost', cost), KEY_W1);
+      expect(response.status).toBe(200);
+      const body = await json(response);
+      expect(body.analytics.totals[0].meta.amount).toBe(amount);
+    },
+  );
+
+  it.each([
     ['end', 8_640_000_000_000],
     ['end', 99_999_999_999_999],
     ['start', -8_640_000_000_000],

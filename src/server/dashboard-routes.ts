@@ -17,7 +17,7 @@ import {
 } from '../core/calendar.js';
 import { eraOn, PER_MESSAGE_PRICING_FROM, pricingModelOf } from '../core/eras.js';
 import { FREE_CONVERSATIONS_PER_MONTH, FREE_SERVICE_MESSAGES_PER_MONTH } from '../core/eras.js';
-import { formatMicros, MAX_EXACT_AMOUNT, MoneyRangeError, sumMicros, type Micros } from '../core/money.js';
+import { formatMicros, MoneyRangeError, sumMicros, type Micros } from '../core/money.js';
 import { tierRate } from '../core/rate-card.js';
 import { FINDING_CODES, type Era, type RateCategory } from '../core/units.js';
 import { createAccountBook } from '../ingest/accounts-file.js';
@@ -32,12 +32,7 @@ import {
   type RecipientList,
 } from '../use-cases/estimate.js';
 import { whyNothingWasChecked } from '../use-cases/reconcile.js';
-import {
-  metaCostToMicros,
-  parseAnalyticsExport,
-  type AnalyticsExport,
-  type Difference,
-} from '../core/reconcile.js';
+import { parseAnalyticsExport, type AnalyticsExport, type Difference } from '../core/reconcile.js';
 import type { TemplateCategory } from '../core/events.js';
 import {
   StoreInputError,
@@ -982,9 +977,9 @@ export function registerDashboardRoutes(app: Hono<Env>, deps: DashboardDeps): vo
 
 /**
  * Why an analytics export's data point cannot be compared, naming it and the field (`data[0].data_points[3]:
- * "cost" …`), or undefined. Checks what parseAnalyticsExport would take but cannot compute with: a time
- * beyond the instants wameter reads (0 to 9999-12-31: a Date past it is invalid) and a cost beyond the largest
- * amount held exactly. The export's shape itself is left to parseAnalyticsExport (and its messages).
+ * "end" …`), or undefined. Checks what parseAnalyticsExport would take but cannot compute with: a time
+ * beyond the instants wameter reads (0 to 9999-12-31: a Date past it is invalid). A cost of any size is read
+ * exactly (metaCostToMicros). The export's shape itself is left to parseAnalyticsExport (and its messages).
  */
 export function analyticsPointRefusal(value: unknown): string | undefined {
   const isRecord = (v: unknown): v is Record<string, unknown> =>
@@ -1009,14 +1004,6 @@ export function analyticsPointRefusal(value: unknown): string | undefined {
         const ms = seconds * 1000;
         if (ms < MIN_INSTANT_MS || ms > MAX_INSTANT_MS) {
           return `${where}: "${field}" is ${seconds}, outside the instants wameter reads: Unix seconds from 0 to ${Math.floor(MAX_INSTANT_MS / 1000)} (9999-12-31).`;
-        }
-      }
-      const cost = point.cost;
-      if (typeof cost === 'number' && Number.isFinite(cost)) {
-        try {
-          metaCostToMicros(cost);
-        } catch {
-          return `${where}: "cost" is ${cost}, beyond the largest amount wameter holds exactly (${MAX_EXACT_AMOUNT}).`;
         }
       }
     }
