@@ -85,6 +85,21 @@ describe("Meta's words and numbers", () => {
     });
   });
 
+  it('an export asked without metric_types COST (no point has a cost) is refused, never read as free', () => {
+    const counts = [{ start: 1, end: 2, volume: 3, pricing_category: 'MARKETING' }];
+    expect(parseAnalyticsExport({ pricing_analytics: { data: [{ data_points: counts }] } })).toMatchObject({
+      ok: false,
+      error: {
+        code: 'UNRECOGNISED_ANALYTICS',
+        message: expect.stringContaining('metric_types COST and VOLUME'),
+      },
+    });
+    // A point without a cost among points with costs is read as 0, as before (a free point's cost left out).
+    const mixed = [...counts, { start: 1, end: 2, volume: 1, pricing_category: 'SERVICE', cost: 0 }];
+    const parsed = parseAnalyticsExport({ pricing_analytics: { data: [{ data_points: mixed }] } });
+    expect(parsed.ok && parsed.value.points.map((p) => p.costMicros)).toEqual([0, 0]);
+  });
+
   it("Meta's float cost becomes micros from its decimal form, rounded half up at the sixth decimal", () => {
     expect(metaCostToMicros(0.0432)).toBe(43_200);
     expect(metaCostToMicros(88.101)).toBe(88_101_000);
@@ -127,9 +142,9 @@ describe("Meta's words and numbers", () => {
       data: [
         {
           data_points: [
-            { start: 1, end: 2, conversation: 1, conversation_type: 'FREE_ENTRY_POINT' },
-            { start: 1, end: 2, conversation: 1, conversation_direction: 'USER_INITIATED' },
-            { start: 1, end: 2, conversation: 1, conversation_direction: 'UNKNOWN' },
+            { start: 1, end: 2, conversation: 1, cost: 0, conversation_type: 'FREE_ENTRY_POINT' },
+            { start: 1, end: 2, conversation: 1, cost: 0, conversation_direction: 'USER_INITIATED' },
+            { start: 1, end: 2, conversation: 1, cost: 0, conversation_direction: 'UNKNOWN' },
           ],
         },
       ],

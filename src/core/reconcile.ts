@@ -381,6 +381,7 @@ export function parseAnalyticsExport(value: unknown): Result<AnalyticsExport, An
     );
   }
   const points: AnalyticsPoint[] = [];
+  let hasCost = false;
   for (let i = 0; i < body.data.length; i++) {
     const entry: unknown = body.data[i];
     if (!isRecord(entry) || !Array.isArray(entry.data_points)) {
@@ -414,6 +415,7 @@ export function parseAnalyticsExport(value: unknown): Result<AnalyticsExport, An
       const cost = point.cost ?? 0;
       if (typeof cost !== 'number' || !Number.isFinite(cost))
         return fail(`${where} has a "cost" that is not a number`);
+      if (point.cost !== undefined && point.cost !== null) hasCost = true;
       const parsed: AnalyticsPoint = { startMs, endMs, count, costMicros: metaCostToMicros(cost) };
       if (typeof point.country === 'string' && point.country !== '')
         parsed.country = point.country.toUpperCase();
@@ -429,6 +431,13 @@ export function parseAnalyticsExport(value: unknown): Result<AnalyticsExport, An
       if (direction === 'business_initiated' || direction === 'user_initiated') parsed.direction = direction;
       points.push(parsed);
     }
+  }
+  // Asked without metric_types COST, Meta's points carry counts only (Meta writes a cost on every point, 0 for
+  // a free one, when asked): each read as 0, every charged bucket would be a cost difference blamed on the rates.
+  if (points.length > 0 && !hasCost) {
+    return fail(
+      `no data point has a "cost": the export was asked without metric_types COST, and wameter compares costs as well as counts: ask Meta again with metric_types COST and ${kind === 'pricing_analytics' ? 'VOLUME' : 'CONVERSATION'}`,
+    );
   }
   // Unwrapped and without data points, it says nothing of its kind: an empty answer of either (the period,
   // given with --from and --to, decides the kind compared: kindOfPeriod).
