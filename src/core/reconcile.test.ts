@@ -83,6 +83,15 @@ describe("Meta's words and numbers", () => {
       ok: false,
       error: { message: expect.stringContaining('neither "conversation"') },
     });
+    // A count written as text is named as such, not as missing.
+    const text = [{ start: 1, end: 2, volume: '3', cost: 0.1 }];
+    expect(parseAnalyticsExport({ data: [{ data_points: text }] })).toMatchObject({
+      ok: false,
+      error: {
+        message:
+          'data[0].data_points[0] has a "volume" that is not a number ("3"): save Meta\'s Graph API answer as it came',
+      },
+    });
   });
 
   it('an export asked without metric_types COST (no point has a cost) is refused, never read as free', () => {

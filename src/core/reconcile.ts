@@ -403,6 +403,12 @@ export function parseAnalyticsExport(value: unknown): Result<AnalyticsExport, An
             ? 'conversation_analytics'
             : undefined;
       if (pointKind === undefined) {
+        const given = (['volume', 'conversation'] as const).find((field) => point[field] != null);
+        if (given !== undefined) {
+          return fail(
+            `${where} has a "${given}" that is not a number (${JSON.stringify(point[given])}): save Meta's Graph API answer as it came`,
+          );
+        }
         return fail(
           `${where} has neither "conversation" (conversation_analytics) nor "volume" (pricing_analytics)`,
         );
