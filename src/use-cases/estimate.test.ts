@@ -642,4 +642,9 @@ describe('estimate totals per currency', () => {
       },
     });
   });
+
+  it('adds a total past 2^53 micros exactly (billions of rupiah), as `rate` does, instead of refusing it', () => {
+    const totals = totalsOf([line('IDR', '5000000000'), line('IDR', '5000000000.000001')]);
+    expect(totals.by_currency.IDR?.amount).toBe('10000000000.000001');
+  });
 });

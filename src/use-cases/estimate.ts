@@ -5,7 +5,7 @@
 import { defaultAccount, type CoreEvent, type TemplateCategory } from '../core/events.js';
 import { DAY_MS, localDate } from '../core/calendar.js';
 import { canonicalUser, normalisePhone } from '../core/phone.js';
-import { addMicros, formatMicros, parseMicros } from '../core/money.js';
+import { formatMicros, parseMicros, sumMicros, type Micros } from '../core/money.js';
 import { Rater, type Quote, type QuoteRequest, type RatingOptions } from '../core/rate-events.js';
 import { err, ok, type Result } from '../core/result.js';
 import { FindingCollector } from '../core/price-unit.js';
@@ -651,7 +651,8 @@ function toLine(recipient: Recipient, quote: Quote): EstimateLine {
 /** Totals are computed from the lines themselves, so they always equal the sum of the lines. */
 export function totalsOf(lines: readonly EstimateLine[]): EstimateTotals {
   const totals: EstimateTotals = { count: 0, free: 0, charged: 0, unpriced: 0, by_currency: {} };
-  const amounts = new Map<string, number>();
+  // Exact at any size (a bigint past 2^53 micros: a large campaign in rupiah), as `rate`'s totals are.
+  const amounts = new Map<string, Micros>();
   for (const line of lines) {
     totals.count += 1;
     const currency = (totals.by_currency[line.currency] ??= {
@@ -676,7 +677,7 @@ export function totalsOf(lines: readonly EstimateLine[]): EstimateTotals {
     }
     const micros = parseMicros(line.price);
     if (!micros.ok) throw new Error(`estimate line with a malformed price: ${line.price}`);
-    amounts.set(line.currency, addMicros(amounts.get(line.currency) ?? 0, micros.value));
+    amounts.set(line.currency, sumMicros(amounts.get(line.currency) ?? 0, micros.value));
   }
   for (const [currency, micros] of amounts) totals.by_currency[currency]!.amount = formatMicros(micros);
   // Charged sends none of which has a price: the amount is unknown, not an exact 0.
