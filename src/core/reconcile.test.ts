@@ -83,6 +83,18 @@ describe("Meta's words and numbers", () => {
       ok: false,
       error: { message: expect.stringContaining('neither "conversation"') },
     });
+    // Meta's error answer saved in place of the data says so, with Meta's own message.
+    const refused = {
+      error: { message: '(#100) Tried accessing nonexisting field', type: 'OAuthException', code: 100 },
+    };
+    expect(parseAnalyticsExport(refused)).toMatchObject({
+      ok: false,
+      error: {
+        message: expect.stringContaining(
+          `error answer of Meta's Graph API, not analytics data ("(#100) Tried accessing nonexisting field", code 100)`,
+        ),
+      },
+    });
     // A count written as text is named as such, not as missing.
     const text = [{ start: 1, end: 2, volume: '3', cost: 0.1 }];
     expect(parseAnalyticsExport({ data: [{ data_points: text }] })).toMatchObject({

@@ -375,6 +375,13 @@ export function parseAnalyticsExport(value: unknown): Result<AnalyticsExport, An
     kind = 'pricing_analytics';
     body = value.pricing_analytics;
   }
+  // The Graph API's answer to a refused request (bad token, field, period) saved in place of its data.
+  if (kind === undefined && isRecord(value.error)) {
+    const { message, code } = value.error;
+    return fail(
+      `this is an error answer of Meta's Graph API, not analytics data (${typeof message === 'string' ? JSON.stringify(message) : 'no message'}${typeof code === 'number' ? `, code ${code}` : ''}): correct the request and save Meta's answer again`,
+    );
+  }
   if (!isRecord(body) || !Array.isArray(body.data)) {
     return fail(
       'not a Meta analytics export: expected {"conversation_analytics":{"data":[…]}}, {"pricing_analytics":{"data":[…]}} or {"data":[{"data_points":[…]}]}',
