@@ -1833,6 +1833,38 @@ describe('rating history of a key for part of a shared portfolio', () => {
     });
   });
 
+  it("the mate's arrivals stay no news once the portfolio has more ratings than a listing reads (1000)", async () => {
+    await withSharedPortfolio(async () => {
+      type Rating = { id: string; reason: string; totals: object };
+      const historyOf = async (key: string) =>
+        (await json(await service.get('/v1/ratings?limit=1000', key))).ratings as Rating[];
+      await service.postEvents(conversationLines('W1', 'PN1', '919876543210', 'wamid.w1'));
+      await service.postEvents(conversationLines('W2', 'PN2', '919876543211', 'wamid.w2'));
+      // 1000 more live ratings of the portfolio that leave W1's share as it was (the mate's busy traffic).
+      await service.get('/v1/totals', KEY_ALL); // a read waits for the pending rating
+      const [latest] = await service.store.listRatings(1);
+      expect(latest!.wabas).toEqual(['W1', 'W2']);
+      for (let i = 0; i < 1000; i++) {
+        await service.store.applyRatingDiff(
+          { ...latest!, id: `rating_mate_${i}` },
+          { units: { upsert: [], delete: [] }, pending: { upsert: [], delete: [] } },
+        );
+      }
+      // Before, the oldest rating the listing read was listed with nothing older to compare it with: each
+      // arrival of the mate's pushed another of its live ratings there, which W1's key saw come and go.
+      const before = await historyOf(KEY_W1);
+      expect(before.filter((rating) => rating.id.startsWith('rating_mate_'))).toEqual([]);
+      await service.postEvents(conversationLines('W2', 'PN2', '919876543212', 'wamid.w3'));
+      await service.postEvents(conversationLines('W2', 'PN2', '919876543213', 'wamid.w4'));
+      expect(await historyOf(KEY_W1)).toEqual(before);
+      // W1's own traffic changes its share: still listed, compared with the ratings read.
+      await service.postEvents(conversationLines('W1', 'PN1', '919876543214', 'wamid.w5'));
+      const [own] = await historyOf(KEY_W1);
+      expect(own!.reason).toBe('live');
+      expect(own!.totals).toEqual((await json(await service.get('/v1/totals?waba=W1', KEY_W1))).totals);
+    });
+  });
+
   it("a key whose WABA has no units yet: the mate's arrivals are no news either", async () => {
     await withSharedPortfolio(async () => {
       const historyOf = async (key: string) =>

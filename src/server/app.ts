@@ -1565,7 +1565,13 @@ export function createApp(deps: AppDeps): Hono<Env> {
     // The share is compared WABA by WABA with the last rating listed that covered it (a key may hold WABAs of
     // several portfolios, and a re-rate may cover several at once), whatever that one's reason. Every re-rate
     // is shown.
+    //
+    // Only the last MAX_PAGE ratings are read: when there may be older ones, a live rating with no rating
+    // read before it that covered the WABA has nothing to be compared with, and is not shown (it becomes the
+    // WABA's baseline). Shown as news, the oldest rating read was a new one at every arrival of the mate's
+    // once the portfolio had more ratings than that.
     const records = await fromStore(store.listRatings(MAX_PAGE, scope));
+    const isEveryRatingRead = records.length < MAX_PAGE;
     const visible: ReturnType<typeof ratingToJson>[] = [];
     const lastShare = new Map<string, string>();
     for (const record of [...records].reverse()) {
@@ -1583,8 +1589,13 @@ export function createApp(deps: AppDeps): Hono<Env> {
           record.rateCards,
           record.rateCardsDigest ?? null,
         ]);
-      const isNews = own.some((waba) => lastShare.get(waba) !== shareOfWaba(waba));
-      if (!isWhole && record.reason === 'live' && !isNews) continue;
+      const isNews = own.some((waba) =>
+        lastShare.has(waba) ? lastShare.get(waba) !== shareOfWaba(waba) : isEveryRatingRead,
+      );
+      if (!isWhole && record.reason === 'live' && !isNews) {
+        for (const waba of own) if (!lastShare.has(waba)) lastShare.set(waba, shareOfWaba(waba));
+        continue;
+      }
       visible.push(
         isWhole
           ? ratingToJson(record)

@@ -643,7 +643,9 @@ export const openApiDocument = {
           'unchanged, totals: {old, new}}; the changed units themselves (tens of MB for a large store) are paged ' +
           'by GET /v1/ratings/{id}/changes. A key for some WABAs of a shared portfolio sees ratings ' +
           'narrowed to its WABAs and their share of the totals, and only the live ratings that changed that share ' +
-          "(or the rules or cards): one that left it as it was, as a mate's traffic alone does, is not listed.",
+          "(or the rules or cards): one that left it as it was, as a mate's traffic alone does, is not listed. " +
+          'The last 1000 ratings of its WABAs are read for this: when 1000 are read, a live rating that no rating ' +
+          'read before it covers has nothing to be compared with, and is not listed.',
         parameters: [
           { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 1000, default: 50 } },
         ],
