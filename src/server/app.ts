@@ -83,6 +83,7 @@ import {
   instantQuery,
   parseUnitFilter,
   timeZoneQuery,
+  unnamedUserProblem,
   userFormProblem,
   userQuery,
 } from './unit-filter.js';
@@ -936,6 +937,15 @@ export function createApp(deps: AppDeps): Hono<Env> {
     return filter.value;
   }
 
+  /** A `user` that names nobody the key may read, in no form a user has, is refused (unnamedUserProblem). */
+  async function checkUserNamed(c: Context<Env>, filter: UnitFilter): Promise<void> {
+    const problem = await unnamedUserProblem(c.req.query('user'), filter, async (named) => {
+      const page = await fromStore(store.queryUnits(named, { limit: 1 }));
+      return page.units.length > 0;
+    });
+    if (problem !== undefined) throw new QueryError(problem.code, problem.message);
+  }
+
   function limitOf(c: Context<Env>, fallback: number): number {
     const text = c.req.query('limit');
     if (text === undefined || text === '') return fallback;
@@ -1156,6 +1166,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
     const limit = limitOf(c, DEFAULT_PAGE);
     const cursor = c.req.query('cursor');
     await rating.current(scopeOf(c));
+    await checkUserNamed(c, filter);
     const page = await fromStore(store.queryUnits(filter, { limit, ...(cursor ? { cursor } : {}) }));
     const units = await unitsForReader(page.units.map(unitToJson), tierCountsOf(c));
     return c.json({ units, next_cursor: page.nextCursor });
@@ -1164,6 +1175,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
   app.get('/v1/units.csv', async (c) => {
     const filter = unitFilterOf(c);
     await rating.current(scopeOf(c));
+    await checkUserNamed(c, filter);
     // Streamed page by page as the client reads (each page waits for the one before to be taken): the
     // export of a large store is never held whole — a million units made a string past V8's limit (500) and
     // joining them stalled the event loop for a second. One snapshot of the bill: a live rating stored
@@ -1268,6 +1280,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
   app.get('/v1/totals', async (c) => {
     const filter = unitFilterOf(c);
     await rating.current(scopeOf(c));
+    await checkUserNamed(c, filter);
     const totals = await fromStore(store.totals(filter));
     return c.json({ totals: totalsToJson(totals) });
   });
@@ -1392,6 +1405,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
     const timeZone =
       askedZone.value ?? (filter.waba !== undefined ? deps.timeZoneOf?.(filter.waba) : undefined);
     await rating.current(scopeOf(c));
+    await checkUserNamed(c, filter);
     const points = await fromStore(
       store.analytics({
         ...filter,

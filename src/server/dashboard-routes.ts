@@ -42,7 +42,13 @@ import {
   type UnitFilter,
 } from '../store/store.js';
 import { totalsToJson } from '../core/report.js';
-import { mayKeyAccess, parseUnitFilter, scopeOfKey, timeZoneQuery } from './unit-filter.js';
+import {
+  mayKeyAccess,
+  parseUnitFilter,
+  scopeOfKey,
+  timeZoneQuery,
+  unnamedUserProblem,
+} from './unit-filter.js';
 import type { ApiKey, ServiceConfig } from './config.js';
 import { clientBusyResponse, errorResponse, ratingBehindResponse, type ErrorCode } from './errors.js';
 import { ClientBusyError } from './fair-queue.js';
@@ -246,6 +252,13 @@ export function registerDashboardRoutes(app: Hono<Env>, deps: DashboardDeps): vo
       if (!asked.ok) throw new DashboardQueryError(asked.error.code, asked.error.message);
       const timeZone = asked.value ?? (filter.waba ? accountBook().accountFor(filter.waba).timeZone : 'UTC');
       await rating.current(scopeOf(apiKey));
+      // A `user` in no form a user has, naming no unit of the key: 400, as on GET /v1/units.
+      const unnamed = await unnamedUserProblem(
+        c.req.query('user'),
+        filter,
+        async (named) => (await store.queryUnits(named, { limit: 1 })).units.length > 0,
+      );
+      if (unnamed !== undefined) throw new DashboardQueryError(unnamed.code, unnamed.message);
       const dimensions: AnalyticsDimension[] = [by, 'type', 'currency'];
       const span = await recentSpan(filter, granularity);
       const [points, totals] = await Promise.all([

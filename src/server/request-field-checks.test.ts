@@ -2,7 +2,8 @@
 // BAD_QUERY naming the field: POST /v1/reconciliation's `waba` of another type (a key of several WABAs sending
 // ["W2"] got all of them), a `time_zone` that is no IANA name, `dimensions` with an empty item or a dimension
 // twice, POST /v1/estimate's `phones` as numbers (rounded past 2^53, a minus sign dropped) or as one string,
-// and an explain `user` that is no phone number nor business-scoped id and names nobody the key can read.
+// and a `user` (explain; units, their CSV, totals, analytics) that is no phone number nor business-scoped id
+// and names nobody the key can read.
 
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
@@ -200,5 +201,60 @@ describe('GET /v1/explain: "user"', () => {
     expect(((await scoped.json()) as { units: unknown[] }).units.length).toBeGreaterThan(0);
     expect((await service.get('/v1/explain?user=customer-42', KEY_W1_W2)).status).toBe(200);
     expect((await service.get('/v1/explain?user=customer-42', KEY_W1)).status).toBe(400);
+  });
+});
+
+describe('GET /v1/units, /v1/units.csv, /v1/totals, /v1/analytics, /v1/dashboard/overview: "user"', () => {
+  const routes = [
+    '/v1/units?user=',
+    '/v1/units.csv?user=',
+    '/v1/totals?user=',
+    '/v1/analytics?start=2025-01-01T00:00:00Z&end=2026-01-01T00:00:00Z&granularity=MONTHLY&user=',
+    '/v1/dashboard/overview?user=',
+  ];
+
+  it('that is no phone number nor business-scoped id, and names no unit of the key, is 400 naming "user" (not an empty answer)', async () => {
+    for (const route of routes) {
+      for (const user of ['abc', '９１９８１００００００１', '12']) {
+        const answer = await refusal(await service.get(`${route}${encodeURIComponent(user)}`, KEY_W1));
+        expect(answer, `${route}${user}`).toMatchObject({ status: 400, code: 'BAD_QUERY' });
+        expect(answer.message, `${route}${user}`).toContain(
+          `"user" ${JSON.stringify(user)} is neither a phone number`,
+        );
+      }
+    }
+  });
+
+  it('still answers a phone number (of nobody too), a business-scoped id, and a user the key’s units name in other words', async () => {
+    await service.postEvents([
+      ...conversationLines('W1', 'PN1', 'user.9373795779eb6441', 'odd1'),
+      ...conversationLines('W2', 'PN2', 'customer-42', 'odd2'),
+    ]);
+    // The status, the body read (a CSV export is one at a time per key: each is read to its end).
+    const statusOf = async (path: string, key: string) => {
+      const response = await service.get(path, key);
+      await response.text();
+      return response.status;
+    };
+    for (const route of routes) {
+      // `user.0000`: shaped as Meta's documentation writes scoped ids (a webhook's may be joined to a number,
+      // its units stored under the number).
+      for (const user of [
+        '+91 98100-00001',
+        '919899999999',
+        'US.13491208655302741918',
+        'user.9373795779eb6441',
+        'user.0000',
+      ]) {
+        expect(await statusOf(`${route}${encodeURIComponent(user)}`, KEY_W1), `${route}${user}`).toBe(200);
+      }
+      expect(await statusOf(`${route}customer-42`, KEY_W1_W2), route).toBe(200);
+      // Another key's user, in words no phone number has: named by no unit this key may read.
+      expect(await statusOf(`${route}customer-42`, KEY_W1), route).toBe(400);
+    }
+    const units = (await (await service.get('/v1/units?user=customer-42', KEY_W1_W2)).json()) as {
+      units: unknown[];
+    };
+    expect(units.units.length).toBeGreaterThan(0);
   });
 });

@@ -91,6 +91,35 @@ export function userFormProblem(text: string): string | undefined {
   );
 }
 
+/** Letters, a period, then letters and digits (`user.9373795779eb…`): shaped like a user id, whatever its prefix. */
+const SCOPED_ID_LIKE = /^[A-Za-z]+(\.[A-Za-z0-9]+)+$/;
+
+/**
+ * Why a units filter's `user` (`given` as the request wrote it, read into `filter.user`) is refused, or
+ * undefined: a value that is no phone number nor business-scoped id (`abc`, `12`, full-width digits) and names
+ * no unit the key may read is a mistake, refused as GET /v1/explain refuses it — never answered with an empty
+ * page or `{"totals":{}}`, which read as "nothing billed to this user". A user a client's lines named in other
+ * words is still found (`hasUnits` asks the store, limited to the key's WABAs), and an id written as Meta's
+ * documentation writes scoped ids (`user.9373…`) is never refused: the rating may have joined it to a number,
+ * under which its units are stored. Asked once the bill is current.
+ */
+export async function unnamedUserProblem(
+  given: string | undefined,
+  filter: UnitFilter,
+  hasUnits: (filter: UnitFilter) => Promise<boolean>,
+): Promise<FilterProblem | undefined> {
+  if (given === undefined || filter.user === undefined) return undefined;
+  const problem = userFormProblem(given);
+  if (problem === undefined || SCOPED_ID_LIKE.test(given.trim())) return undefined;
+  const named = await hasUnits({
+    ...(filter.wabas === undefined ? {} : { wabas: filter.wabas }),
+    user: filter.user,
+  });
+  return named
+    ? undefined
+    : { code: 'BAD_QUERY', message: `${problem}, and no unit of this key's WABAs names such a user.` };
+}
+
 /**
  * `market` as units name it: one of `names` (a market table's), whatever its case; anything else is refused
  * rather than answered with nothing. Without `names`, taken as given.
