@@ -1306,12 +1306,25 @@ describe('query API: units, totals, CSV, explain, analytics', () => {
     expect(totals.USD!.unpriced).toBeGreaterThan(0);
     const answer = await json(
       await service.get(
-        '/v1/analytics?start=1751328000&end=1754006400&granularity=DAILY&metric=pricing&dimensions=COUNTRY',
+        '/v1/analytics?start=1751328000&end=1754006400&granularity=DAILY&metric=pricing&dimensions=COUNTRY,MARKET',
         KEY_ALL,
       ),
     );
     const points = (answer.data as { data_points: Record<string, unknown>[] }[])[0]!.data_points;
     const flagged = points.filter((point) => 'unpriced' in point);
+    // GET /openapi.json says so: a data point's country and market may be null (it said "string").
+    const described = (
+      openApiDocument.paths['/v1/analytics'].get.responses['200'].content['application/json'].schema as {
+        properties: {
+          data: { items: { properties: { data_points: { items: { properties: Record<string, object> } } } } };
+        };
+      }
+    ).properties.data.items.properties.data_points.items.properties;
+    for (const point of flagged) {
+      for (const [field, value] of Object.entries(point)) {
+        if (value === null) expect(described[field], field).toMatchObject({ type: ['string', 'null'] });
+      }
+    }
     expect(flagged.reduce((n, point) => n + (point.unpriced as number), 0)).toBe(totals.USD!.unpriced);
     // Only where units went unpriced, as in totals: every other point omits it.
     expect(flagged.every((point) => point.country === null && (point.unpriced as number) > 0)).toBe(true);

@@ -511,9 +511,15 @@ export const openApiDocument = {
                             type: 'string',
                             description: 'PHONE with metric=pricing, as Meta names it.',
                           },
-                          country: { type: 'string' },
+                          country: {
+                            type: ['string', 'null'],
+                            description: 'null for a number of no known country (its units unpriced).',
+                          },
                           waba: { type: 'string' },
-                          market: { type: 'string' },
+                          market: {
+                            type: ['string', 'null'],
+                            description: 'null for a unit of no known market (unpriced).',
+                          },
                           tier: { type: ['string', 'null'] },
                         },
                       },
