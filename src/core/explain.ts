@@ -64,6 +64,11 @@ export interface UnratedMessage {
   failedAtMs?: number;
 }
 
+/** Messages in the order they were sent, then by id: the same whatever order the events came in. */
+export function bySending(a: UnratedMessage, b: UnratedMessage): number {
+  return a.sentAtMs - b.sentAtMs || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+}
+
 export function explainUser(
   user: string,
   business: string | undefined,
@@ -278,9 +283,10 @@ export class UserSendLog {
   }
 
   /**
-   * After every event: the user's messages that failed and were never delivered nor rated. `ratedIds` (the
-   * messages of the traced timeline) settles a delivery this log could not attribute: one whose status named
-   * no user and came before the send log line.
+   * After every event: the user's messages that failed and were never delivered nor rated, in the order they
+   * were sent (then by id), whatever order the events came in. `ratedIds` (the messages of the traced
+   * timeline) settles a delivery this log could not attribute: one whose status named no user and came before
+   * the send log line.
    */
   failed(ratedIds: ReadonlySet<string>): UnratedMessage[] {
     const failed: UnratedMessage[] = [];
@@ -297,7 +303,7 @@ export class UserSendLog {
         failedAtMs,
       });
     }
-    return failed;
+    return failed.sort(bySending);
   }
 
   private noteFailure(id: string, atMs: number): void {

@@ -1168,6 +1168,25 @@ describe('query API: units, totals, CSV, explain, analytics', () => {
     expect(other.pending).toEqual([]);
   });
 
+  it('explain lists failed messages in the order they were sent, whatever order they arrived in', async () => {
+    // The stores list events in orders of their own (SQLite: as stored; PostgreSQL: otherwise): the answer
+    // followed it, so the same traffic listed its failures in another order on each.
+    const user = '919812345679';
+    const failedAt = (id: string, at: string) => [
+      { kind: 'outbound', at, waba: 'W1', business: 'PN1', user, id, template: 'marketing' },
+      { kind: 'status', at, waba: 'W1', id, status: 'failed' },
+    ];
+    await service.postEvents(failedAt('wamid.late', '2025-07-22T10:00:00Z'));
+    await service.postEvents(failedAt('wamid.early', '2025-07-12T10:00:00Z'));
+    await service.postEvents(failedAt('wamid.middle', '2025-07-20T10:00:00Z'));
+    const answer = await json(await service.get(`/v1/explain?user=${user}`, KEY_ALL));
+    expect((answer.failed as { id: string }[]).map((message) => message.id)).toEqual([
+      'wamid.early',
+      'wamid.middle',
+      'wamid.late',
+    ]);
+  });
+
   it("explain tells the story's findings, as `wameter explain` does, and never another client's", async () => {
     const user = '919812345678';
     const lines = [

@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { Account, CoreEvent } from '../core/events.js';
 import { MoneyRangeError } from '../core/money.js';
-import { UserSendLog, type UnratedMessage } from '../core/explain.js';
+import { bySending, UserSendLog, type UnratedMessage } from '../core/explain.js';
 import type { MarketResolver, RateBook, RateCard } from '../core/pricing-context.js';
 import { rateEvents, type RatingOutput } from '../core/rate-events.js';
 import { createRateBook } from '../core/rate-card.js';
@@ -324,7 +324,7 @@ export function createInProcessLiveRater(store: Store, pricing: PricingSetup): L
                   ...failedOf(trace.user, events, output).map((message) => ({ ...message, user: joined })),
                 ].map((message) => [message.id, message]),
               ).values(),
-            ];
+            ].sort(bySending);
       return storyOf(
         output,
         failed,
