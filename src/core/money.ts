@@ -103,10 +103,3 @@ export function negateMicros(value: Micros): Micros {
 }
 
 const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
-
-/** Adds micros, refusing to leave the range where integers are exact. */
-export function addMicros(a: number, b: number): number {
-  const sum = a + b;
-  if (!Number.isSafeInteger(sum)) throw new MoneyRangeError();
-  return sum;
-}

@@ -1,7 +1,8 @@
-// A sum of money beyond what wameter adds exactly (MoneyRangeError), thrown while rating in the on-demand
-// worker thread, is answered as the request's own doing — 400 BAD_QUERY, as the same error thrown in the
-// server's thread is — never 503, which tells the client to retry a request that can never succeed. The real
-// server, its real rating workers (compiled: a worker thread cannot run TypeScript) and a real SQLite file.
+// Sums of money past 2^53 micros, in the on-demand worker thread: added exactly (an estimate's totals), and a
+// MoneyRangeError still thrown while rating (an amount read as a float past 2^53) answered as the request's
+// own doing — 400 BAD_QUERY, as the same error thrown in the server's thread is — never 503, which tells the
+// client to retry a request that can never succeed. The real server, its real rating workers (compiled: a
+// worker thread cannot run TypeScript) and a real SQLite file.
 
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -18,7 +19,7 @@ import {
   testConfig,
   type TestService,
 } from '../../test/server-kit.js';
-import { createInProcessLiveRater } from './live-rater.js';
+import { createInProcessLiveRater, workerError, workerErrorKindOf } from './live-rater.js';
 import { createMemoryLogger } from './logger.js';
 import { startServer, type RunningServer } from './main.js';
 
@@ -61,8 +62,8 @@ async function estimate(phones: string[]): Promise<Response> {
   });
 }
 
-describe('a MoneyRangeError thrown in the rating worker', () => {
-  it('is answered 400 BAD_QUERY with what to do, as in the server thread — not 503 "retry later"', async () => {
+describe('an estimate past 2^53 micros in the rating worker', () => {
+  it('is added exactly there, as in the server thread: 200 with the exact total, never 503 "retry later"', async () => {
     // On-demand ratings (the estimate's) run in a worker thread of their own here.
     expect(logger.lines.map((line) => JSON.parse(line) as Record<string, unknown>)).toContainEqual(
       expect.objectContaining({ msg: 'live rating', on_demand_runs_in: 'a second worker thread' }),
@@ -83,14 +84,21 @@ describe('a MoneyRangeError thrown in the rating worker', () => {
       USD: { amount: ABSURD_PRICE },
     });
 
-    // Two pass the amounts added exactly: the request's own doing, said as such.
+    // Two pass 2^53 micros: added exactly (a bigint), as `wameter rate` adds its totals. Until the twenty-sixth
+    // session this was a MoneyRangeError, answered 400.
     const two = await estimate(['919876543210', '919812345678']);
-    const answer = (await two.json()) as { error: { code: string; message: string } };
-    expect({ status: two.status, code: answer.error.code }).toEqual({ status: 400, code: 'BAD_QUERY' });
-    expect(answer.error.message).toContain(`exceeds ${MAX_EXACT_AMOUNT} currency units`);
-    expect(two.headers.get('retry-after')).toBeNull();
-    // Not a failure of the service: nothing logged as one.
+    expect(two.status).toBe(200);
+    expect(((await two.json()) as { totals: { by_currency: unknown } }).totals.by_currency).toMatchObject({
+      USD: { amount: '10000000000' },
+    });
     expect(logger.lines.filter((line) => line.includes('"level":"error"'))).toEqual([]);
+  });
+
+  it('a MoneyRangeError a worker still throws (an amount a driver gave as a float past 2^53) crosses as itself', () => {
+    const error = workerError({ message: 'x', kind: workerErrorKindOf(new MoneyRangeError()) });
+    expect(error).toBeInstanceOf(MoneyRangeError);
+    expect(error.message).toContain(`exceeds ${MAX_EXACT_AMOUNT} currency units`);
+    expect(workerError({ message: 'disk full' })).not.toBeInstanceOf(MoneyRangeError);
   });
 });
 
