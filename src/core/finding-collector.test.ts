@@ -34,6 +34,17 @@ describe('FindingCollector', () => {
     expect(findings.list()).toEqual([{ code: 'RECIPIENT_DISAGREES', message: 'log', count: 2 }]);
   });
 
+  it('lists its findings in the order of their keys, whichever was said first', () => {
+    const codes = (order: string[]) => {
+      const findings = new FindingCollector();
+      for (const key of order) findings.add(key, () => ({ code: 'NUMBER_OF_TWO_WABAS', message: key }));
+      return findings.list().map((finding) => finding.message);
+    };
+    const sorted = ['NUMBER_OF_TWO_WABAS:PN1:W1:W2', 'NUMBER_OF_TWO_WABAS:PN2:W3:W4', 'NO_RATE:x'];
+    expect(codes([sorted[2]!, sorted[1]!, sorted[0]!])).toEqual(['NO_RATE:x', ...sorted.slice(0, 2)]);
+    expect(codes(sorted)).toEqual(['NO_RATE:x', ...sorted.slice(0, 2)]);
+  });
+
   it('exemplarAt orders by time first, then by id; a case without a time comes last', () => {
     expect(exemplarAt(1000, 'z') < exemplarAt(2000, 'a')).toBe(true);
     expect(exemplarAt(1000, 'a') < exemplarAt(1000, 'b')).toBe(true);

@@ -243,8 +243,8 @@ describe("META_DISAGREES: Meta's pricing type (free or charged) against wameter'
     ];
     const expected = said((await rate(events)).findings);
     expect(metaDisagrees((await rate(events)).findings)).toMatchObject([
-      { waba: 'W2', message_id: 'wamid.fcs2', count: 1 },
       { waba: 'W1', message_id: 'wamid.fcs1', count: 2 },
+      { waba: 'W2', message_id: 'wamid.fcs2', count: 1 },
     ]);
     for (const seed of [1, 7, 42])
       expect(said((await rate(shuffled(events, seed))).findings)).toEqual(expected);
@@ -408,7 +408,7 @@ describe('`wameter rate` tells it and still exits 0', () => {
       expect(document.units.map((u) => u.amount)).toEqual(['0.0014', '0.0014']);
       expect(
         metaDisagrees(document.findings).map((f) => `${String(f.category)}/${String(f.meta_category)}`),
-      ).toEqual(['utility/marketing', 'authentication/authentication_international']);
+      ).toEqual(['authentication/authentication_international', 'utility/marketing']);
     });
   }
 });

@@ -137,8 +137,13 @@ export class FindingCollector {
     }
   }
 
+  /**
+   * In the order of their keys (code first), not the order they were first said: one said as lines are read
+   * (MESSAGE_OF_TWO_WABAS, NUMBER_OF_TWO_WABAS, COPIES_DISAGREE) would follow the order of the input.
+   */
   list(): Finding[] {
-    return [...this.byKey.values()].map(({ finding, word, count }) => ({
+    const keys = [...this.byKey.keys()].sort();
+    return keys.map((key) => this.byKey.get(key)!).map(({ finding, word, count }) => ({
       ...(word ? word() : finding!),
       count,
     }));

@@ -2410,6 +2410,19 @@ describe('events of one message naming different numbers', () => {
     ]);
   });
 
+  it('findings said as lines are read (two numbers each sending for two WABAs) are listed in one order, whatever the order of the lines', async () => {
+    const events = [
+      ...send(hours(DAY, 0), 'a1', 'marketing', { waba: 'W1', business: 'PN1' }),
+      ...send(hours(DAY, 1), 'a2', 'marketing', { waba: 'W2', business: 'PN1' }),
+      ...send(hours(DAY, 2), 'b1', 'marketing', { waba: 'W3', business: 'PN2' }),
+      ...send(hours(DAY, 3), 'b2', 'marketing', { waba: 'W4', business: 'PN2' }),
+    ];
+    const listed = async (order: CoreEvent[]) =>
+      (await rate(order)).findings.filter((f) => f.code === 'NUMBER_OF_TWO_WABAS').map((f) => f.business);
+    expect(await listed(events)).toEqual(['PN1', 'PN2']);
+    expect(await listed([...events].reverse())).toEqual(['PN1', 'PN2']);
+  });
+
   it('two statuses naming two recipients: the same one is kept whichever came first', async () => {
     const base = { kind: 'status', atMs: hours(DAY, 0), id: 'm1', business: 'PN1' } as const;
     const sent: CoreEvent = { ...base, status: 'sent', user: '447700900123', waba: 'W1' };
