@@ -143,10 +143,12 @@ export class FindingCollector {
    */
   list(): Finding[] {
     const keys = [...this.byKey.keys()].sort();
-    return keys.map((key) => this.byKey.get(key)!).map(({ finding, word, count }) => ({
-      ...(word ? word() : finding!),
-      count,
-    }));
+    return keys
+      .map((key) => this.byKey.get(key)!)
+      .map(({ finding, word, count }) => ({
+        ...(word ? word() : finding!),
+        count,
+      }));
   }
 }
 
