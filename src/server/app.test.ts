@@ -2406,6 +2406,37 @@ describe('POST /v1/rerate and GET /v1/ratings', () => {
     });
   });
 
+  it('lists the ratings of some reasons only (reason=rerate,upgrade): live arrivals never push a re-rate off the page', async () => {
+    const response = await rerate({ as_of_rules: 'CBP-2023' });
+    const { rating_id: id } = await json(response);
+    // Arrivals after it: each a live rating, newer than the re-rate.
+    for (let i = 0; i < 3; i++) {
+      await service.postEvents(conversationLines('W1', 'PN1', `91987654322${i}`, `wamid.later${i}`));
+      await service.get('/v1/totals', KEY_ALL); // a read waits for the pending rating
+    }
+    type Rating = { id: string; reason: string };
+    const listed = async (query: string, key = KEY_ALL) =>
+      ((await json(await service.get(`/v1/ratings${query}`, key))).ratings as Rating[]).map((r) => r.reason);
+    expect(await listed('?limit=3')).toEqual(['live', 'live', 'live']);
+    const [rerated] = (await json(await service.get('/v1/ratings?reason=rerate&limit=3', KEY_ALL)))
+      .ratings as Rating[];
+    expect(rerated).toMatchObject({ id, reason: 'rerate' });
+    expect(await listed('?reason=rerate,upgrade')).toEqual(['rerate']);
+    expect(await listed('?reason=upgrade')).toEqual([]);
+    expect((await listed('?reason=live')).every((reason) => reason === 'live')).toBe(true);
+    expect(await listed('?reason=rerate', KEY_W1)).toEqual(['rerate']);
+    for (const bad of ['', 'rerates', 'rerate,rerate', 'rerate,', 'RERATE']) {
+      const refused = await service.get(`/v1/ratings?reason=${bad}`, KEY_ALL);
+      expect(refused.status).toBe(400);
+      expect((await json(refused)).error).toMatchObject({
+        code: 'BAD_QUERY',
+        message: expect.stringMatching(
+          bad === '' ? /"reason" is empty/ : /"reason" must list reasons of ratings/,
+        ),
+      });
+    }
+  });
+
   it("pages a re-rate's changed units as the re-rate answered them (GET /v1/ratings/{id}/changes)", async () => {
     await service.postEvents(conversationLines('W1', 'PN1', '919876543211', 'wamid.s'));
     const answer = await json(await rerate({ as_of_rules: 'CBP-2023' }));

@@ -33,11 +33,13 @@ import {
   withoutByteOrderMark,
 } from '../ingest/utf8.js';
 import {
+  RATING_REASONS,
   StoreInputError,
   type AnalyticsDimension,
   type EventInput,
   type Granularity,
   type IngestOutcome,
+  type RatingReason,
   type RatingRecord,
   type Store,
   type UnitFilter,
@@ -946,6 +948,24 @@ export function createApp(deps: AppDeps): Hono<Env> {
     if (problem !== undefined) throw new QueryError(problem.code, problem.message);
   }
 
+  /**
+   * `reason=rerate,upgrade`: the ratings of those reasons only (every live rating of a busy service would push
+   * a re-rate off the listing's page), or undefined for all. Each a reason a rating has, named once.
+   */
+  function ratingReasonsOf(c: Context<Env>): RatingReason[] | undefined {
+    const text = c.req.query('reason');
+    if (text === undefined) return undefined;
+    const reasons = text.split(',');
+    const unknown = reasons.find((reason) => !(RATING_REASONS as readonly string[]).includes(reason));
+    if (unknown !== undefined || new Set(reasons).size !== reasons.length) {
+      throw new QueryError(
+        'BAD_QUERY',
+        `"reason" must list reasons of ratings, each once, separated by commas: ${RATING_REASONS.join(', ')} (e.g. reason=rerate,upgrade), not ${JSON.stringify(text)}.`,
+      );
+    }
+    return reasons as RatingReason[];
+  }
+
   function limitOf(c: Context<Env>, fallback: number): number {
     const text = c.req.query('limit');
     if (text === undefined || text === '') return fallback;
@@ -1565,10 +1585,12 @@ export function createApp(deps: AppDeps): Hono<Env> {
 
   app.get('/v1/ratings', async (c) => {
     const limit = limitOf(c, 50);
+    const reasons = ratingReasonsOf(c);
     const scope = scopeOf(c);
     await rating.current(scopeOf(c));
     if (scope === undefined) {
-      return c.json({ ratings: (await fromStore(store.listRatings(limit))).map((r) => ratingToJson(r)) });
+      const records = await fromStore(store.listRatings(limit, undefined, { reasons }));
+      return c.json({ ratings: records.map((r) => ratingToJson(r)) });
     }
     // A limited key sees the ratings that touched its WABAs, narrowed to them: their WABAs and their share
     // of the totals (a portfolio mate's money is not its business). A rating from before the totals were
@@ -1584,7 +1606,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
     // read before it that covered the WABA has nothing to be compared with, and is not shown (it becomes the
     // WABA's baseline). Shown as news, the oldest rating read was a new one at every arrival of the mate's
     // once the portfolio had more ratings than that.
-    const records = await fromStore(store.listRatings(MAX_PAGE, scope));
+    const records = await fromStore(store.listRatings(MAX_PAGE, scope, { reasons }));
     const isEveryRatingRead = records.length < MAX_PAGE;
     const visible: ReturnType<typeof ratingToJson>[] = [];
     const lastShare = new Map<string, string>();

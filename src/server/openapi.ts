@@ -651,9 +651,18 @@ export const openApiDocument = {
           'narrowed to its WABAs and their share of the totals, and only the live ratings that changed that share ' +
           "(or the rules or cards): one that left it as it was, as a mate's traffic alone does, is not listed. " +
           'The last 1000 ratings of its WABAs are read for this: when 1000 are read, a live rating that no rating ' +
-          'read before it covers has nothing to be compared with, and is not listed.',
+          'read before it covers has nothing to be compared with, and is not listed. ' +
+          'reason=rerate,upgrade lists the ratings of those reasons only: on a busy service every arrival adds a ' +
+          'live rating, which would push a re-rate off the page.',
         parameters: [
           { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 1000, default: 50 } },
+          {
+            name: 'reason',
+            in: 'query',
+            description:
+              'Reasons to list, separated by commas, each once: live, rerate, upgrade (default: all).',
+            schema: { type: 'string', example: 'rerate,upgrade' },
+          },
         ],
         responses: {
           '200': json({ type: 'object', properties: { ratings: { type: 'array' } } }),

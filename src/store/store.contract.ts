@@ -1753,6 +1753,12 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
           secondWithout,
           first,
         ]);
+        // Ratings of some reasons only: a busy store's live ratings never push its re-rates off a page.
+        expect(await store.listRatings(10, undefined, { reasons: ['rerate'] })).toStrictEqual([second]);
+        expect(await store.listRatings(10, ['W2'], { reasons: ['live'] })).toStrictEqual([third]);
+        expect(await store.listRatings(10, ['W1'], { reasons: ['live', 'upgrade'] })).toStrictEqual([first]);
+        expect(await store.listRatings(10, undefined, { reasons: ['upgrade'] })).toStrictEqual([]);
+        expect(await store.listRatings(10, undefined, { reasons: [] })).toStrictEqual([]);
       });
 
       it("keeps a re-rate's changed units beside it, a page at a time, and lists the rating without them", async () => {

@@ -396,11 +396,18 @@ export interface AnalyticsPoint {
   dimensions: Partial<Record<AnalyticsDimension, string | null>>;
 }
 
+/**
+ * Why a rating ran: an arrival (`live`), a re-rate asked for (`rerate`), or a new version of wameter re-rating
+ * the stored bill (`upgrade`).
+ */
+export const RATING_REASONS = ['live', 'rerate', 'upgrade'] as const;
+export type RatingReason = (typeof RATING_REASONS)[number];
+
 /** One run of the rater over a scope, kept as history (what was rated, under which rules and cards). */
 export interface RatingRecord {
   id: string;
   ratedAtMs: number;
-  /** `live`, `rerate`, … */
+  /** One of RATING_REASONS (a string: a store may hold others an older version wrote). */
   reason: string;
   /** WABAs whose units this rating replaced. */
   wabas: string[];
@@ -530,12 +537,14 @@ export interface Store {
    * The rating history, newest first; with `wabas`, only ratings whose scope holds at least one of them (a
    * key's view: filtered in the query, so a busy store's other clients never push a key's ratings off a page).
    * A re-rate's `changes` come without their units (`listRatingChanges` pages them); `isWithoutChanges`
-   * leaves even those unread, for callers that look only at digests and totals.
+   * leaves even those unread, for callers that look only at digests and totals. With `reasons`, only ratings
+   * of those reasons (`rerate`, `upgrade`: a busy store's live ratings never push its re-rates off a page).
+   * Read newest first through an index (store migrations 15 / 17): never a sort of the whole history.
    */
   listRatings(
     limit: number,
     wabas?: readonly string[],
-    options?: { isWithoutChanges?: boolean },
+    options?: { isWithoutChanges?: boolean; reasons?: readonly string[] },
   ): Promise<RatingRecord[]>;
   /** The rating `id` (as `listRatings` gives it: `changes` without its units), or undefined. */
   getRating(id: string): Promise<RatingRecord | undefined>;

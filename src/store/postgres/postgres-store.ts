@@ -458,6 +458,17 @@ const MIGRATIONS: readonly Migration[] = [
       INSERT INTO writer_fence (id, epoch) VALUES (true, 0) ON CONFLICT (id) DO NOTHING;
     `,
   },
+  {
+    version: 17,
+    name: 'the rating history is read newest first through an index',
+    // Every listing (GET /v1/ratings, a re-rate's look at the last rating) sorted the whole history: each
+    // arrival adds a live rating, so a listing grew with every webhook ever rated. The second index finds the
+    // ratings of some reasons (re-rates) among them.
+    sql: `
+      CREATE INDEX IF NOT EXISTS ratings_newest ON ratings (rated_at_ms DESC, seq DESC);
+      CREATE INDEX IF NOT EXISTS ratings_newest_by_reason ON ratings (reason, rated_at_ms DESC, seq DESC);
+    `,
+  },
 ];
 
 /** WABAs compared byte-wise, as SQLite compares them (and as `events_business` is sorted). */
@@ -903,20 +914,27 @@ class PostgresStore implements Store {
   async listRatings(
     limit: number,
     wabas?: readonly string[],
-    options: { isWithoutChanges?: boolean } = {},
+    options: { isWithoutChanges?: boolean; reasons?: readonly string[] } = {},
   ): Promise<RatingRecord[]> {
     checkFilterText('wabas', wabas);
+    checkFilterText('reasons', options.reasons);
     const columns = options.isWithoutChanges === true ? RATING_COLUMNS_WITHOUT_CHANGES : '*';
-    const rows =
-      wabas === undefined
-        ? await this.readRows(`SELECT ${columns} FROM ratings ORDER BY rated_at_ms DESC, seq DESC LIMIT $1`, [
-            checkLimit(limit),
-          ])
-        : await this.readRows(
-            // ?| : the scope (a JSON array of strings) holds any of them.
-            `SELECT ${columns} FROM ratings WHERE wabas ?| $2::text[] ORDER BY rated_at_ms DESC, seq DESC LIMIT $1`,
-            [checkLimit(limit), [...wabas]],
-          );
+    const conditions: string[] = [];
+    const parameters: unknown[] = [checkLimit(limit)];
+    if (wabas !== undefined) {
+      // ?| : the scope (a JSON array of strings) holds any of them.
+      parameters.push([...wabas]);
+      conditions.push(`wabas ?| $${parameters.length}::text[]`);
+    }
+    if (options.reasons !== undefined) {
+      parameters.push([...options.reasons]);
+      conditions.push(`reason = ANY($${parameters.length}::text[])`);
+    }
+    const where = conditions.length === 0 ? '' : `WHERE ${conditions.join(' AND ')}`;
+    const rows = await this.readRows(
+      `SELECT ${columns} FROM ratings ${where} ORDER BY rated_at_ms DESC, seq DESC LIMIT $1`,
+      parameters,
+    );
     return rows.map(ratingFromRow);
   }
 
