@@ -68,6 +68,46 @@ describe('wameter rerate', () => {
     expect(stdout).toMatch(/USD: [\d.]+ \(0 units\) → [\d.]+ \(3 units\)/);
   });
 
+  it("gives each WABA's own totals beside the portfolio's (By WABA:, totals_by_waba), which add up to them", async () => {
+    const store = await openSqliteStore(join(dir, 'cli.db'));
+    const events: CoreEvent[] = conversationLines('W2', 'PN2', '919812345678', 'wamid.w2').flatMap((line) => {
+      const parsed = parseEventValue(line);
+      return parsed.ok ? parsed.value.events : [];
+    });
+    await store.ingestEvents(
+      events.map((event) => ({ key: eventKey(event), event, receivedAtMs: 0, source: 'test' })),
+    );
+    await store.close();
+    const accounts = join(dir, 'accounts.json');
+    const account = (waba: string) => ({ waba, timezone: 'UTC', currency: 'USD', portfolio: 'P1' });
+    writeFileSync(accounts, JSON.stringify({ accounts: [account('W1'), account('W2')] }));
+    const config = join(dir, 'config.json');
+    writeFileSync(config, JSON.stringify({ accounts }));
+    const args = ['--db', db, '--config', config, '--waba', 'W1', '--as-of-rules', 'CBP-2023', '--dry-run'];
+    const { stdout } = await run([...args, '--format', 'json']);
+    type Totals = Record<string, { amount: string; units: number }>;
+    const report = JSON.parse(stdout) as {
+      wabas: string[];
+      totals: { old: Totals; new: Totals };
+      totals_by_waba: Record<string, { old: Totals; new: Totals }>;
+    };
+    expect(report.wabas).toEqual(['W1', 'W2']);
+    expect(Object.keys(report.totals_by_waba)).toEqual(['W1', 'W2']);
+    // Never rated before (stored without a rating): the old totals are empty, the new ones each WABA's.
+    const usd = (totals: Totals) => totals.USD ?? { amount: '0', units: 0 };
+    for (const side of ['old', 'new'] as const) {
+      const [w1, w2] = [usd(report.totals_by_waba.W1![side]), usd(report.totals_by_waba.W2![side])];
+      expect(w1.units + w2.units).toBe(usd(report.totals[side]).units);
+      expect(Number(w1.amount) + Number(w2.amount)).toBeCloseTo(Number(usd(report.totals[side]).amount), 10);
+    }
+    const [w1, w2] = [usd(report.totals_by_waba.W1!.new), usd(report.totals_by_waba.W2!.new)];
+    expect([w1.units, w2.units]).toEqual([3, 3]); // conversationLines: three units each
+    const table = (await run(args)).stdout;
+    expect(table).toContain(
+      `By WABA:\n  W1:\n    USD: 0 (0 units) → ${w1.amount} (3 units)\n  W2:\n    USD: 0 (0 units) → ${w2.amount} (3 units)\n`,
+    );
+  });
+
   it('tells apart units whose amount changed, free units that only show another rate, and units added or removed', () => {
     const unit = (amount: string, rate: string) => ({
       category: 'referral_conversion',
@@ -91,6 +131,7 @@ describe('wameter rerate', () => {
       ] as unknown as RerateReport['changed'],
       unchanged: 3,
       totals: { old: {}, new: {} },
+      totalsByWaba: { W1: { old: {}, new: {} } },
       findings: [],
     });
     expect(text).toContain(
@@ -123,6 +164,7 @@ describe('wameter rerate', () => {
       'changed',
       'unchanged',
       'totals',
+      'totals_by_waba',
       'outside_period',
       'findings',
     ]);

@@ -79,22 +79,29 @@ export function formatRerateTable(report: RerateReport): string {
       lines.push(`${pad(change.unit, 44)} ${pad(describe(change.old), 34)} ${describe(change.new)}`);
     }
   }
-  lines.push('', 'Totals:');
-  const currencies = [
-    ...new Set([...Object.keys(report.totals.old), ...Object.keys(report.totals.new)]),
-  ].sort();
-  if (currencies.length === 0) lines.push('  (no units)');
-  for (const currency of currencies) {
-    const before = report.totals.old[currency];
-    const after = report.totals.new[currency];
-    // Units without a price add nothing: said beside the amount, which is then a floor.
-    const count = (totals: typeof before) =>
-      `${totals?.units ?? 0} units${totals?.unpriced ? `, ${totals.unpriced} not priced` : ''}`;
-    lines.push(
-      `  ${currency}: ${before?.amount ?? '0'} (${count(before)}) → ${after?.amount ?? '0'} (${count(after)})`,
-    );
+  lines.push('', 'Totals:', ...totalsLines(report.totals, '  '));
+  // A re-rate covers whole portfolios: each WABA's share, for re-billing each client its own.
+  if (report.wabas.length > 1) {
+    lines.push('', 'By WABA:');
+    for (const [waba, totals] of Object.entries(report.totalsByWaba)) {
+      lines.push(`  ${waba}:`, ...totalsLines(totals, '    '));
+    }
   }
   return `${lines.join('\n')}\n`;
+}
+
+/** One line a currency: the old total → the new, with their units. */
+function totalsLines(totals: RerateReport['totals'], indent: string): string[] {
+  const currencies = [...new Set([...Object.keys(totals.old), ...Object.keys(totals.new)])].sort();
+  if (currencies.length === 0) return [`${indent}(no units)`];
+  return currencies.map((currency) => {
+    const before = totals.old[currency];
+    const after = totals.new[currency];
+    // Units without a price add nothing: said beside the amount, which is then a floor.
+    const count = (side: typeof before) =>
+      `${side?.units ?? 0} units${side?.unpriced ? `, ${side.unpriced} not priced` : ''}`;
+    return `${indent}${currency}: ${before?.amount ?? '0'} (${count(before)}) → ${after?.amount ?? '0'} (${count(after)})`;
+  });
 }
 
 /**
@@ -312,7 +319,7 @@ stderr beside the table, or as "findings" in the JSON.`,
             io.writeError(`wameter rerate: ${RATE_CARDS_CHANGED}\n`);
           io.writeOut(
             flags.format === 'json'
-              ? `${JSON.stringify({ rating_id: report.ratingId, wabas: report.wabas, accounts_changed: report.isAccountsChanged, rate_cards_changed: report.isRateCardsChanged, changed: report.changed, unchanged: report.unchanged, totals: report.totals, outside_period: report.outsidePeriod, findings: report.findings }, null, 2)}\n`
+              ? `${JSON.stringify({ rating_id: report.ratingId, wabas: report.wabas, accounts_changed: report.isAccountsChanged, rate_cards_changed: report.isRateCardsChanged, changed: report.changed, unchanged: report.unchanged, totals: report.totals, totals_by_waba: report.totalsByWaba, outside_period: report.outsidePeriod, findings: report.findings }, null, 2)}\n`
               : terminalSafe(formatRerateTable(report)),
           );
           // As `rate` and `import` tell theirs: in the JSON document, or beside the table on stderr.

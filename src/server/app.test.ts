@@ -2388,6 +2388,7 @@ describe('POST /v1/rerate and GET /v1/ratings', () => {
     )!;
     expect(change.new!.era).toBe('CBP-2023');
     expect((answer.totals as { old: unknown }).old).toEqual(before.totals);
+    expect(answer.totals_by_waba).toEqual({ W1: answer.totals }); // each WABA's share: here the one WABA's
     const ratings = (await json(await service.get('/v1/ratings', KEY_ALL))).ratings as {
       reason: string;
       as_of_rules: string | null;

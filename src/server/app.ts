@@ -1570,6 +1570,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
       changed: report.changed,
       unchanged: report.unchanged,
       totals: report.totals,
+      totals_by_waba: report.totalsByWaba,
       outside_period: report.outsidePeriod,
       findings: await findingsForReader(
         report.findings

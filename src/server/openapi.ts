@@ -606,6 +606,18 @@ export const openApiDocument = {
                   new: { $ref: '#/components/schemas/Totals' },
                 },
               },
+              totals_by_waba: {
+                type: 'object',
+                description:
+                  '`totals` of each WABA reported, by WABA id: a re-rate covers whole portfolios, and a provider re-bills each client its own share.',
+                additionalProperties: {
+                  type: 'object',
+                  properties: {
+                    old: { $ref: '#/components/schemas/Totals' },
+                    new: { $ref: '#/components/schemas/Totals' },
+                  },
+                },
+              },
               outside_period: {
                 type: ['object', 'null'],
                 description:

@@ -78,6 +78,11 @@ export interface RerateReport {
   unchanged: number;
   totals: { old: TotalsJson; new: TotalsJson };
   /**
+   * `totals` of each WABA reported (every one of `wabas`, in their order): a re-rate covers whole portfolios,
+   * and a provider re-bills each client its own share.
+   */
+  totalsByWaba: Record<string, { old: TotalsJson; new: TotalsJson }>;
+  /**
    * With `from`/`to`: how many units opened outside the period changed too (the whole portfolio is rated and
    * stored again, since conversations, allowances and tiers run across any period), and the totals before and
    * after of every unit opened outside the period, changed or not; `null` without a period.
@@ -788,6 +793,11 @@ export function createRatingService(deps: RatingServiceDeps): RatingService {
 
     const { changed, unchanged } = await compareUnits(oldUnits, newUnits);
     const totals = { old: totalsOf(oldUnits), new: totalsOf(newUnits) };
+    const totalsByWaba: RerateReport['totalsByWaba'] = {};
+    for (const waba of [...reported].sort()) {
+      const ofWaba = (unit: BillableUnit) => unit.waba === waba;
+      totalsByWaba[waba] = { old: totalsOf(oldUnits.filter(ofWaba)), new: totalsOf(newUnits.filter(ofWaba)) };
+    }
     // The whole portfolio is rated again (conversations, allowances and tiers run across any period), and the
     // whole of it is stored: what changed outside the period is said too, never left unreported.
     let outsidePeriod: RerateReport['outsidePeriod'] = null;
@@ -857,6 +867,7 @@ export function createRatingService(deps: RatingServiceDeps): RatingService {
       changed,
       unchanged,
       totals,
+      totalsByWaba,
       outsidePeriod,
       isAccountsChanged,
       isRateCardsChanged,
