@@ -23,8 +23,12 @@ import { registerServeCommand } from './serve-command.js';
 let dir: string;
 let db: string;
 
-async function storeConversationAndClose(store: Store): Promise<void> {
-  const events: CoreEvent[] = conversationLines('W1', 'PN1', '919876543210', 'wamid.cli').flatMap((line) => {
+/** Stores a conversation of `waba`'s number to a user (conversationLines) and closes the store. */
+async function storeConversationAndClose(
+  store: Store,
+  [waba, business, user, id] = ['W1', 'PN1', '919876543210', 'wamid.cli'],
+): Promise<void> {
+  const events: CoreEvent[] = conversationLines(waba, business, user, id).flatMap((line) => {
     const parsed = parseEventValue(line);
     return parsed.ok ? parsed.value.events : [];
   });
@@ -69,15 +73,12 @@ describe('wameter rerate', () => {
   });
 
   it("gives each WABA's own totals beside the portfolio's (By WABA:, totals_by_waba), which add up to them", async () => {
-    const store = await openSqliteStore(join(dir, 'cli.db'));
-    const events: CoreEvent[] = conversationLines('W2', 'PN2', '919812345678', 'wamid.w2').flatMap((line) => {
-      const parsed = parseEventValue(line);
-      return parsed.ok ? parsed.value.events : [];
-    });
-    await store.ingestEvents(
-      events.map((event) => ({ key: eventKey(event), event, receivedAtMs: 0, source: 'test' })),
-    );
-    await store.close();
+    await storeConversationAndClose(await openSqliteStore(join(dir, 'cli.db')), [
+      'W2',
+      'PN2',
+      '919812345678',
+      'wamid.w2',
+    ]);
     const accounts = join(dir, 'accounts.json');
     const account = (waba: string) => ({ waba, timezone: 'UTC', currency: 'USD', portfolio: 'P1' });
     writeFileSync(accounts, JSON.stringify({ accounts: [account('W1'), account('W2')] }));

@@ -1044,8 +1044,8 @@ export class Rater {
     record.hasOutbound = true;
     if (event.isUntied) record.isOutboundUntied = true;
     record.waba = event.waba;
-    setRecordBusiness(record, event.business);
-    setRecordUser(record, event.user);
+    setRecordName(record, 'business', event.business);
+    setRecordName(record, 'user', event.user);
     record.sentAtMs = event.atMs;
     record.template = event.template;
     if (event.templateName) record.templateName = event.templateName;
@@ -1192,12 +1192,12 @@ export class Rater {
       ) {
         // Statuses of one message naming two recipients: the smaller is kept whatever came first.
         if (event.business !== undefined && event.business < record.business!)
-          setRecordBusiness(record, event.business);
-        if (event.user && event.user < record.user!) setRecordUser(record, event.user);
+          setRecordName(record, 'business', event.business);
+        if (event.user && event.user < record.user!) setRecordName(record, 'user', event.user);
         isMoved = record.pair !== undefined;
       }
-      if (event.business && !record.business) setRecordBusiness(record, event.business);
-      if (event.user && !record.user) setRecordUser(record, event.user);
+      if (event.business && !record.business) setRecordName(record, 'business', event.business);
+      if (event.user && !record.user) setRecordName(record, 'user', event.user);
       if (event.atMs < record.sentAtMs) record.sentAtMs = event.atMs;
     }
     // What it named, against the send log or the other statuses once the record is final.
@@ -1253,11 +1253,11 @@ export class Rater {
     }
     if (event.business !== record.business) {
       disagreements.push('business');
-      if (event.business < record.business!) setRecordBusiness(record, event.business);
+      if (event.business < record.business!) setRecordName(record, 'business', event.business);
     }
     if (event.user !== record.user) {
       disagreements.push('user');
-      if (event.user < record.user!) setRecordUser(record, event.user);
+      if (event.user < record.user!) setRecordName(record, 'user', event.user);
     }
     if (event.templateName !== undefined) {
       if (record.templateName === undefined) record.templateName = event.templateName;
@@ -1406,7 +1406,7 @@ export class Rater {
       const phone = this.phoneOfScopedUser(record.waba, record.user);
       if (phone !== undefined) {
         scopedUser = record.user;
-        setRecordUser(record, phone);
+        setRecordName(record, 'user', phone);
       }
     }
     if (
@@ -1837,7 +1837,7 @@ export class Rater {
       if (target) {
         (target.scopedUserOf ??= new Map()).set(record.id, record.pair!.user);
         record.pair = target;
-        setRecordUser(record, target.user);
+        setRecordName(record, 'user', target.user);
       }
     }
     return true;
@@ -2287,23 +2287,19 @@ function addOtherName(record: MessageRecord, kind: 'users' | 'businesses', name:
   if (!names.includes(name)) names.push(name);
 }
 
-/** A record's user changed (a send log, a copy, a join): a status that named the one it had still did. */
-function setRecordUser(record: MessageRecord, user: string): void {
-  if (user === record.user) return;
-  if ((record.statusNamed & NAMED_USER) !== 0) {
-    addOtherName(record, 'users', record.user!);
-    record.statusNamed &= ~NAMED_USER;
+/**
+ * A record's user or business number changed (a send log, a copy, a join): a status that named the one it had
+ * still did (`otherNames`).
+ */
+function setRecordName(record: MessageRecord, field: 'user' | 'business', value: string): void {
+  const old = record[field];
+  if (value === old) return;
+  const bit = field === 'user' ? NAMED_USER : NAMED_BUSINESS;
+  if ((record.statusNamed & bit) !== 0) {
+    addOtherName(record, field === 'user' ? 'users' : 'businesses', old!);
+    record.statusNamed &= ~bit;
   }
-  record.user = user;
-}
-
-function setRecordBusiness(record: MessageRecord, business: string): void {
-  if (business === record.business) return;
-  if ((record.statusNamed & NAMED_BUSINESS) !== 0) {
-    addOtherName(record, 'businesses', record.business!);
-    record.statusNamed &= ~NAMED_BUSINESS;
-  }
-  record.business = business;
+  record[field] = value;
 }
 
 function isPhoneNumber(user: string): boolean {
