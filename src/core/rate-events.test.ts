@@ -1985,6 +1985,56 @@ describe('business-scoped user ids', () => {
     }
   });
 
+  it("a stream's message placed by a scoped id is the number's own once its lines name the number, as in a batch", async () => {
+    // The user writes (Meta pairs the number with the id); the delivery of a message names the id alone, its
+    // read receipt (or its send log) the number. A batch keeps the number (the smaller of two recipients, or the
+    // send log's): priced from the number itself, not "market inferred". A stream placed the message under the
+    // number by the id and kept it flagged inferred whatever came later (differential seed 66); and a send log
+    // naming the id twice was two copies disagreeing on the user (the id against the number it was placed by).
+    const paired = { ...inbound(hours(PMP, 0), 'in0'), scopedUserId: SCOPED } as CoreEvent;
+    const delivered: CoreEvent = {
+      kind: 'status',
+      atMs: hours(PMP, 1),
+      id: 'm1',
+      status: 'delivered',
+      waba: 'W1',
+      business: 'PN1',
+      user: SCOPED,
+      pricing: { pricing_model: 'PMP', category: 'authentication', type: 'regular' },
+    };
+    const read: CoreEvent = {
+      ...delivered,
+      status: 'read',
+      atMs: hours(PMP, 2),
+      user: INDIA,
+      pricing: undefined,
+    };
+    const logged = (user: string): CoreEvent => ({
+      kind: 'outbound',
+      atMs: hours(PMP, 1) - 1000,
+      id: 'm1',
+      waba: 'W1',
+      business: 'PN1',
+      user,
+      template: 'authentication',
+    });
+    for (const [lines, isInferred] of [
+      [[delivered, read], false],
+      [[delivered, logged(INDIA)], false],
+      [[delivered, logged(SCOPED), logged(SCOPED)], true],
+    ] as const) {
+      const batch = await rate([paired, ...lines]);
+      expect(batch.units.map((u) => [u.user, u.isMarketInferred ?? false])).toEqual([[INDIA, isInferred]]);
+      for (const order of permutationsOf(lines)) {
+        for (const options of [{}, { maxLatenessMs: 36 * 3_600_000 }]) {
+          const result = await rate([paired, ...order], options);
+          expect(result.units).toEqual(batch.units);
+          expect(result.findings).toEqual(batch.findings);
+        }
+      }
+    }
+  });
+
   it('a scoped id with no number anywhere is priced from the contact country, flagged as inferred', async () => {
     const events: CoreEvent[] = [
       {

@@ -1045,7 +1045,7 @@ export class Rater {
     if (event.isUntied) record.isOutboundUntied = true;
     record.waba = event.waba;
     setRecordName(record, 'business', event.business);
-    setRecordName(record, 'user', event.user);
+    this.renameUser(record, event.user);
     record.sentAtMs = event.atMs;
     record.template = event.template;
     if (event.templateName) record.templateName = event.templateName;
@@ -1184,16 +1184,17 @@ export class Rater {
     let isMoved = false;
     if (!record.hasOutbound) {
       if (event.waba && !record.waba) record.waba = event.waba;
+      const named = this.namedUser(record);
       if (
         (event.business !== undefined &&
           record.business !== undefined &&
           event.business !== record.business) ||
-        (event.user && record.user && event.user !== record.user)
+        (event.user && named && event.user !== named)
       ) {
         // Statuses of one message naming two recipients: the smaller is kept whatever came first.
         if (event.business !== undefined && event.business < record.business!)
           setRecordName(record, 'business', event.business);
-        if (event.user && event.user < record.user!) setRecordName(record, 'user', event.user);
+        if (event.user && event.user < named!) this.renameUser(record, event.user);
         isMoved = record.pair !== undefined;
       }
       if (event.business && !record.business) setRecordName(record, 'business', event.business);
@@ -1255,9 +1256,10 @@ export class Rater {
       disagreements.push('business');
       if (event.business < record.business!) setRecordName(record, 'business', event.business);
     }
-    if (event.user !== record.user) {
+    const named = this.namedUser(record);
+    if (event.user !== named) {
       disagreements.push('user');
-      if (event.user < record.user!) setRecordName(record, 'user', event.user);
+      if (event.user < named!) this.renameUser(record, event.user);
     }
     if (event.templateName !== undefined) {
       if (record.templateName === undefined) record.templateName = event.templateName;
@@ -1416,7 +1418,10 @@ export class Rater {
         record.pair.user !== record.user ||
         record.pair.machine.waba !== record.waba)
     ) {
-      // A status named another pair (or no WABA) before the sender's log arrived: the log wins.
+      // A status named another pair (or no WABA) before the sender's log arrived: the log wins. (A stream's
+      // message placed by a business-scoped id stays so placed in the pair it joins.)
+      const placedBy = this.takeScopedUser(record);
+      scopedUser ??= placedBy;
       setWaiting(record, false);
       const index = record.pair.queued.indexOf(record);
       if (index >= 0) record.pair.queued.splice(index, 1);
@@ -1427,6 +1432,8 @@ export class Rater {
       // A failed message kept after its quiet pair was swept (no item, none waiting or queued there): rated in
       // the pair the rest of the input keeps for its number and user, as a batch rates it, not in the
       // forgotten one (it charged twice, or charged what the user's later window made free).
+      const placedBy = this.takeScopedUser(record);
+      scopedUser ??= placedBy;
       this.untieRecord(record);
       record.pair = undefined;
       record.isWaiting = false;
@@ -1444,7 +1451,6 @@ export class Rater {
         return;
       }
       record.pair = this.pairFor(record.waba, record.business, record.user);
-      if (scopedUser !== undefined) (record.pair.scopedUserOf ??= new Map()).set(record.id, scopedUser);
       if (record.countryHint) mergeCountryHint(record.pair, record.countryHint);
       // Keep the pair's copies of equal strings: the event's own copies then die young (cheaper GC).
       record.business = record.pair.business;
@@ -1452,6 +1458,7 @@ export class Rater {
       if (record.waba === record.pair.machine.waba) record.waba = record.pair.machine.waba;
     }
     const pair = record.pair;
+    if (scopedUser !== undefined) (pair.scopedUserOf ??= new Map()).set(record.id, scopedUser);
     if (record.hasOutbound && !record.isTying && !record.isOutboundUntied) {
       this.tie(pair, 1);
       record.isTying = true;
@@ -1477,6 +1484,32 @@ export class Rater {
     if (first >= 48 && first <= 57) return undefined;
     const phone = this.phoneByScopedId.get(this.scopedKey(waba, user));
     return phone === user ? undefined : phone;
+  }
+
+  /**
+   * The user the record's own lines name: a stream places a message sent to a business-scoped id under the
+   * number its portfolio gave for the id (place) and keeps the id in the pair's `scopedUserOf`, so that the
+   * smaller of two recipients, or a send log's copy, is judged against the id, as a batch judges it.
+   */
+  private namedUser(record: MessageRecord): string | undefined {
+    return record.pair?.scopedUserOf?.get(record.id) ?? record.user;
+  }
+
+  /**
+   * The record's lines name `user` now (a send log, the smaller of two): it is no more placed by the
+   * business-scoped id it may have been (`place` places it by `user`'s, if `user` is one).
+   */
+  private renameUser(record: MessageRecord, user: string): void {
+    this.takeScopedUser(record);
+    setRecordName(record, 'user', user);
+  }
+
+  /** The business-scoped id a stream placed the record by, taken from its pair (leaving it, or renamed). */
+  private takeScopedUser(record: MessageRecord): string | undefined {
+    const scopedUserOf = record.pair?.scopedUserOf;
+    const scopedUser = scopedUserOf?.get(record.id);
+    if (scopedUser !== undefined) scopedUserOf!.delete(record.id);
+    return scopedUser;
   }
 
   /** A record leaving its pair takes its outbound line's tie along (`PairState.ties`). */
