@@ -685,6 +685,28 @@ describe('each message is billed to its own WABA', () => {
     expect(finding).toMatchObject({ business: 'PX', waba: 'WN', other_waba: 'WK' });
     expect(finding!.message).toContain('WABA WK and for WABA WN');
   });
+
+  it('NUMBER_OF_TWO_WABAS follows where the copies of a send log leave its message, not which copy came first', async () => {
+    // WN's message m2 has two send log copies, one naming PX (WK's number for the same user), one PN: the
+    // smaller, PN, is kept, so PX sends for WK alone. The copy naming PX read first made a pair of WN under PX
+    // and said the number sent for two WABAs, in that order only (differential seed 179, shuffled).
+    const [failed] = send(at('2024-11-01T10:00:00Z'), 'm1', 'marketing', { waba: 'WK', business: 'PX' });
+    const copy = (business: string): CoreEvent => ({
+      ...send(at('2024-11-02T10:00:00Z'), 'm2', null, { waba: 'WN', business }, 'pending')[0]!,
+    });
+    const events = [{ ...failed!, isFailed: true } as CoreEvent, copy('PX'), copy('PN')];
+    const findings = (await rate(events, { accounts })).findings;
+    expect(findings.map((f) => f.code)).toEqual(['COPIES_DISAGREE']);
+    for (const order of permutationsOf(events)) {
+      expect((await rate(order, { accounts })).findings).toEqual(findings);
+    }
+    // Both copies naming PX: the number does send for both WABAs, in every order.
+    const both = [events[0]!, copy('PX'), { ...copy('PX'), atMs: at('2024-11-02T10:00:01Z') }];
+    for (const order of permutationsOf(both)) {
+      const codes = (await rate(order, { accounts })).findings.map((f) => f.code);
+      expect(codes).toContain('NUMBER_OF_TWO_WABAS');
+    }
+  });
 });
 
 describe('per-message pricing (PMP-2025)', () => {

@@ -374,6 +374,16 @@ export class Rater {
    * follows active users.
    */
   private readonly sweptPairs = new Map<string, Set<string>>();
+  /**
+   * Business number \0 user → the WABAs that made a pair of them (pairFor), for NUMBER_OF_TWO_WABAS, said at a
+   * flush of the pairs that hold anything then (`noteNumbersOfTwoWabas`); and the findings said (business \0
+   * user \0 WABA \0 WABA). Only for a number and user of several WABAs (rare: a number moved).
+   */
+  private readonly wabasOfNumberAndUser = new Map<
+    string,
+    { business: string; user: string; wabas: string[] }
+  >();
+  private readonly notedTwoWabas = new Set<string>();
   /** WABAs an ACCOUNT_NOT_LISTED finding was said of (once each, however often their pairs are made). */
   private readonly notListed = new Set<string>();
   /** Messages a disagreement finding was said of (COPIES_DISAGREE, RECIPIENT_DISAGREES): each counted once. */
@@ -779,15 +789,10 @@ export class Rater {
         users.set(key, pair);
         // A status that named no WABA made one of the pairs under the business number itself: not a WABA.
         if (first !== business && waba !== business) {
-          // Named in byte order, not in the order read: the input's order changes no word.
-          const [smaller, larger] = first < waba ? [first, waba] : [waba, first];
-          this.findings.add(`NUMBER_OF_TWO_WABAS:${business}:${smaller}:${larger}`, () => ({
-            code: 'NUMBER_OF_TWO_WABAS',
-            message: `business number ${business} sends for WABA ${smaller} and for WABA ${larger} (a number moved between WABAs?): each message is billed to its own WABA, and windows and conversations do not carry over from one to the other`,
-            business,
-            waba: larger,
-            other_waba: smaller,
-          }));
+          const key = `${business}\u0000${user}`;
+          let known = this.wabasOfNumberAndUser.get(key);
+          if (!known) this.wabasOfNumberAndUser.set(key, (known = { business, user, wabas: [] }));
+          for (const one of [first, waba]) if (!known.wabas.includes(one)) known.wabas.push(one);
         }
       }
     } else if (!pair) {
@@ -813,6 +818,43 @@ export class Rater {
     const pairs = (wabas.get(waba) ?? 0) + (wasTied ? -1 : 1);
     if (pairs > 0) wabas.set(waba, pairs);
     else wabas.delete(waba);
+  }
+
+  /**
+   * NUMBER_OF_TWO_WABAS for a business number and user whose pairs under two WABAs hold anything (a tie, an
+   * inbound, a message) once the lines up to this flush are read. Not when the second pair is made: a send
+   * log's copy or a status naming a number the message then leaves (a smaller copy wins) made a pair left
+   * empty, and the finding followed which copy came first (differential seed 179). Each two WABAs are named
+   * in byte order, once per number and user.
+   */
+  private noteNumbersOfTwoWabas(): void {
+    for (const { business, user, wabas } of this.wabasOfNumberAndUser.values()) {
+      const held = wabas
+        .filter((waba) => {
+          const pair = this.findPair(waba, business, user);
+          return (
+            pair !== undefined &&
+            pair.machine.waba === waba &&
+            (pair.ties > 0 || pair.inbounds.length > 0 || pair.queued.length > 0 || pair.waitingCount > 0)
+          );
+        })
+        .sort();
+      for (let i = 0; i < held.length; i++) {
+        for (let j = i + 1; j < held.length; j++) {
+          const [smaller, larger] = [held[i]!, held[j]!];
+          const key = `${business}\u0000${user}\u0000${smaller}\u0000${larger}`;
+          if (this.notedTwoWabas.has(key)) continue;
+          this.notedTwoWabas.add(key);
+          this.findings.add(`NUMBER_OF_TWO_WABAS:${business}:${smaller}:${larger}`, () => ({
+            code: 'NUMBER_OF_TWO_WABAS',
+            message: `business number ${business} sends for WABA ${smaller} and for WABA ${larger} (a number moved between WABAs?): each message is billed to its own WABA, and windows and conversations do not carry over from one to the other`,
+            business,
+            waba: larger,
+            other_waba: smaller,
+          }));
+        }
+      }
+    }
   }
 
   private newPair(waba: string, business: string, user: string): PairState {
@@ -1630,6 +1672,7 @@ export class Rater {
       const isJoined = this.mergeScopedUsers();
       if (!isCopiesMerged || isJoined) this.mergeInboundCopiesAcrossPairs();
     }
+    if (this.wabasOfNumberAndUser.size > 0) this.noteNumbersOfTwoWabas();
     this.horizonMs = horizonMs;
     // What this flush tells (the trace, the decisions) starts here: its units' priced rules go there too.
     const told =
