@@ -139,7 +139,7 @@ export class FindingCollector {
 
   /**
    * In the order of their keys (code first), not the order they were first said: one said as lines are read
-   * (MESSAGE_OF_TWO_WABAS, NUMBER_OF_TWO_WABAS, COPIES_DISAGREE) would follow the order of the input.
+   * (MESSAGE_OF_TWO_WABAS, COPIES_DISAGREE) or at a flush would follow the order of the input.
    */
   list(): Finding[] {
     const keys = [...this.byKey.keys()].sort();

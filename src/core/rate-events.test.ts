@@ -1845,6 +1845,17 @@ describe("Meta's tier statements (account_update VOLUME_BASED_PRICING_TIER_UPDAT
 describe('business-scoped user ids', () => {
   const PMP = '2025-10-15T00:00:00Z';
   const SCOPED = 'user.9373795779eb6441';
+  /** m1's delivery an hour into PMP, naming the scoped id alone, with Meta's category word. */
+  const deliveredToScopedId = (category: string): StatusEvent => ({
+    kind: 'status',
+    atMs: hours(PMP, 1),
+    id: 'm1',
+    status: 'delivered',
+    waba: 'W1',
+    business: 'PN1',
+    user: SCOPED,
+    pricing: { pricing_model: 'PMP', category, type: 'regular' },
+  });
 
   it('a scoped id whose number Meta gives elsewhere in the input joins that number (one service window)', async () => {
     const events: CoreEvent[] = [
@@ -1949,16 +1960,7 @@ describe('business-scoped user ids', () => {
     // apart from the number's window, though the pairing was known before the status came (differential, F1).
     const events: CoreEvent[] = [
       { ...inbound(hours(PMP, 0), 'in0'), scopedUserId: SCOPED } as CoreEvent,
-      {
-        kind: 'status',
-        atMs: hours(PMP, 1),
-        id: 'm1',
-        status: 'delivered',
-        waba: 'W1',
-        business: 'PN1',
-        user: SCOPED,
-        pricing: { pricing_model: 'PMP', category: 'utility', type: 'regular' },
-      },
+      deliveredToScopedId('utility'),
       // A template sent to the id, never delivered: pending under the number.
       { ...send(hours(PMP, 2), 'm2', 'marketing', { user: SCOPED }, 'pending')[0]!, waba: 'W1' } as CoreEvent,
     ];
@@ -2014,16 +2016,7 @@ describe('business-scoped user ids', () => {
     // number by the id and kept it flagged inferred whatever came later (differential seed 66); and a send log
     // naming the id twice was two copies disagreeing on the user (the id against the number it was placed by).
     const paired = { ...inbound(hours(PMP, 0), 'in0'), scopedUserId: SCOPED } as CoreEvent;
-    const delivered: CoreEvent = {
-      kind: 'status',
-      atMs: hours(PMP, 1),
-      id: 'm1',
-      status: 'delivered',
-      waba: 'W1',
-      business: 'PN1',
-      user: SCOPED,
-      pricing: { pricing_model: 'PMP', category: 'authentication', type: 'regular' },
-    };
+    const delivered = deliveredToScopedId('authentication');
     const read: CoreEvent = {
       ...delivered,
       status: 'read',
