@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { runWameter } from '../../test/support/cli.js';
 import { EXIT } from './exit-codes.js';
+import { readCsvRecords } from '../core/rate-card.js';
 
 /** explain --format json's keys, in order: contract §4's, then `findings` (an addition the contract allows). */
 const EXPLAIN_JSON_KEYS = ['user', 'business', 'entries', 'units', 'totals', 'pending', 'failed', 'findings'];
@@ -142,12 +143,12 @@ describe('wameter explain: messages never charged', () => {
   it('gives them as CSV rows with the same columns', async () => {
     const result = await cli([story, '--user', USER, '--format', 'csv']);
     const rows = result.out.trim().split('\n');
-    expect(rows[0]).toBe('at,kind,business,message_id,unit_id,era,rule,cost,text');
+    expect(rows[0]).toBe('at,kind,business,message_id,unit_id,era,rule,cost,text,amount,currency');
     expect(rows).toContain(
-      '2025-10-10T10:00:00Z,pending,PN1,pd1,,,,,"marketing template pd1 sent, never delivered: not charged"',
+      '2025-10-10T10:00:00Z,pending,PN1,pd1,,,,,"marketing template pd1 sent, never delivered: not charged",,',
     );
     expect(rows).toContain(
-      '2025-10-10T11:00:00Z,failed,PN1,f1,,,,,marketing template f1 failed at 2025-10-10T11:00:07Z: never charged',
+      '2025-10-10T11:00:00Z,failed,PN1,f1,,,,,marketing template f1 failed at 2025-10-10T11:00:07Z: never charged,,',
     );
   });
 
@@ -352,7 +353,7 @@ describe('wameter explain: the findings of the story, and its exit code', () => 
     ]);
     const { out } = await cli([file, '--user', '919876543210', '--format', 'json']);
     const story = JSON.parse(out) as {
-      entries: { business: string; cost?: string }[];
+      entries: { business: string; cost?: string; amount?: string | null; currency?: string }[];
       totals: Record<string, { amount: string }>;
     };
     // CBP-2023, India: marketing 0.0099, utility 0.0042 (usd-2023-06-01-partial).
@@ -360,7 +361,23 @@ describe('wameter explain: the findings of the story, and its exit code', () => 
       ['PN1', '0.0099 USD'],
       ['PN2', '0.0042 USD'],
     ]);
+    // The same as data, which a script (or a spreadsheet, from the CSV) can add up.
+    expect(story.entries.filter((e) => e.cost).map((e) => [e.amount, e.currency])).toEqual([
+      ['0.0099', 'USD'],
+      ['0.0042', 'USD'],
+    ]);
     expect(story.totals.USD!.amount).toBe('0.0141');
+    const csv = await cli([file, '--user', '919876543210', '--format', 'csv']);
+    const records = readCsvRecords(csv.out);
+    if (!records.ok) throw new Error(records.error.message);
+    const [header, ...rows] = records.value.map((record) => record.cells);
+    const amounts = rows
+      .map((cells) => [cells[header!.indexOf('amount')], cells[header!.indexOf('currency')]])
+      .filter(([amount]) => amount !== '');
+    expect(amounts).toEqual([
+      ['0.0099', 'USD'],
+      ['0.0042', 'USD'],
+    ]);
   });
 
   it('an empty --user is refused with what to give', async () => {

@@ -26,8 +26,12 @@ export interface ExplanationEntry {
   unit_id?: string;
   rule?: string;
   era?: string;
+  /** What the line cost, in words ("0.0625 USD", "0 USD", "unpriced"); `amount` and `currency` as data. */
   cost?: string;
   text: string;
+  /** The charge as a decimal string ("0.0625"; "0" for a message riding on a unit); null when unpriced. */
+  amount?: string | null;
+  currency?: string;
 }
 
 export interface FailedJson extends PendingJson {
@@ -103,9 +107,12 @@ export function explainUser(
         entry.cost =
           unit.amountMicros === null ? 'unpriced' : `${formatMicros(unit.amountMicros)} ${unit.currency}`;
         entry.text += ` \u2014 ${costInWords(unit)}`;
+        entry.amount = unit.amountMicros === null ? null : formatMicros(unit.amountMicros);
       } else {
         entry.cost = `0 ${unit?.currency ?? ''}`.trim();
+        entry.amount = '0';
       }
+      if (unit) entry.currency = unit.currency;
     }
     entries.push(entry);
   }
@@ -421,6 +428,9 @@ const EXPLANATION_COLUMNS = [
   'rule',
   'cost',
   'text',
+  // After `text`: the columns before them keep their places for scripts written earlier.
+  'amount',
+  'currency',
 ] as const;
 
 /** The story as CSV: one row per line, the same fields as the JSON entries. */
