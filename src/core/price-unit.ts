@@ -4,8 +4,9 @@
 import {
   FREE_CONVERSATIONS_PER_MONTH,
   FREE_SERVICE_MESSAGES_PER_MONTH,
-  PER_MESSAGE_PRICING_FROM,
+  eraOn,
   hasAuthInternationalRate,
+  isConversationEra,
 } from './eras.js';
 import { primaryCountryAt, type Account } from './events.js';
 import type { UnitDraft } from './pair-machine.js';
@@ -344,11 +345,12 @@ export class UnitPricer {
       return;
     }
     draft.amountMicros = draft.rateMicros;
-    // Meta's cards list rates per conversation until per-message pricing, per delivered message from it: a
-    // charge priced from a card of the other kind (no card of its own kind is in force on its date: a card
-    // missing from the bundled set, or a what-if under another era's rules) is said, so that its amount is
-    // not taken for Meta's.
-    const isCardPerMessage = card.effectiveDate >= PER_MESSAGE_PRICING_FROM;
+    // Meta's cards list rates per message under notification pricing (before 2022-02-01), per conversation
+    // from then until per-message pricing, per delivered message from it: the kind of the era in force on
+    // the card's effective date. A charge priced from a card of the other kind (no card of its own kind is in
+    // force on its date: a card missing from the bundled set, or a what-if under another era's rules) is
+    // said, so that its amount is not taken for Meta's.
+    const isCardPerMessage = !isConversationEra(eraOn(card.effectiveDate, true));
     if (isCardPerMessage !== (draft.unit === 'message')) {
       const per = (isPerMessage: boolean) => (isPerMessage ? 'per delivered message' : 'per conversation');
       findings.add(

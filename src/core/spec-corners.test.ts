@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { rateByReference, type ReferenceUnit } from '../../test/reference-rater.js';
 import { INDIA, at, inbound, loadPricing, rate, send } from '../../test/support/engine.js';
 import { defaultAccount } from './events.js';
-import { createRateBook } from './rate-card.js';
+import { createRateBook, parseRateCardCsv } from './rate-card.js';
 import type { CoreEvent, MetaConversationEvidence, MetaPricingEvidence, TemplateCategory } from './events.js';
 import { costInWords, explainUser } from './explain.js';
 import type { BillableUnit } from './units.js';
@@ -538,6 +538,35 @@ describe('words a money review found incomplete', () => {
     expect(costInWords(charged[0]!)).toBe(
       "charged 0.004 USD, past the month's free allowance (the 1,001st of 1,000 free service conversations of WABA W1) (service, India, rate card usd-2023-06-01-partial)",
     );
+  });
+
+  it('a card from before 2022-02-01 lists rates per message: an NBP charge priced from it says nothing', async () => {
+    // Notification pricing (pricing-rules §2) charged per delivered template, so its cards list rates per
+    // message; a conversation (a what-if of CBP over that traffic) priced from one is what is of the other kind.
+    const card = parseRateCardCsv(
+      [
+        'Cost per message in USD, effective January 1, 2021',
+        '',
+        'Market,Currency,Marketing,Utility,Authentication,Service',
+        'India,$US,0.0050,0.0030,0.0020,0.0000',
+      ].join('\n'),
+      'usd-2021-01-01.csv',
+    );
+    if (!card.ok) throw new Error(card.error.message);
+    const events = send(at('2021-06-01T10:00:00Z'), 'n1', 'marketing');
+    const nbp = await rate(events, { cards: [card.value] });
+    expect(nbp.units.map((u) => [u.unit, u.era, u.amountMicros, u.rateCard])).toEqual([
+      ['message', 'NBP', 5000, 'usd-2021-01-01'],
+    ]);
+    expect(nbp.findings).toEqual([]);
+    const whatIf = await rate(events, { cards: [card.value], asOfRules: 'CBP-2023' });
+    expect(whatIf.findings).toEqual([
+      expect.objectContaining({
+        code: 'RATE_CARD_OF_OTHER_MODEL',
+        rate_card: 'usd-2021-01-01',
+        message: expect.stringContaining('which lists rates per delivered message'),
+      }),
+    ]);
   });
 
   it('STATUS_WITHOUT_USER says which of the user and the business number the statuses left out', async () => {
