@@ -63,6 +63,8 @@ export interface DeliveredMessage {
   sentAtMs: number;
   /** How the trace's reasons name it, when not by its id (a quote's planned send has none of Meta's). */
   label?: string;
+  /** Its delivery is a read receipt's (or a `played`'s): no `delivered` report came (pricing-rules §1). */
+  isDeliveryFromRead?: boolean;
 }
 
 export interface PairRules {
@@ -305,7 +307,7 @@ export class PairMachine {
     }
     // Reasons are words for the trace: without a trace, no reason (nor its closure) is made.
     const isTraced = this.trace !== undefined;
-    const what = isTraced ? describe(message) : '';
+    const what = isTraced ? describe(message, deliveredAtMs) : '';
     const d: Delivery = { atMs: deliveredAtMs, date, era, message, opened };
 
     // Free entry point (all eras since CBP-2022): a window in which every business message is free. Under
@@ -661,9 +663,21 @@ export class PairMachine {
   }
 }
 
-function describe(message: DeliveredMessage): string {
-  if (message.template) return `${message.template} template ${message.label ?? message.id}`;
-  return `${message.isTemplateUnknown === true ? '' : 'non-template '}message ${message.label ?? message.id}`;
+function describe(message: DeliveredMessage, deliveredAtMs: number): string {
+  const name = message.label ?? message.id;
+  const what = message.template
+    ? `${message.template} template ${name}`
+    : `${message.isTemplateUnknown === true ? '' : 'non-template '}message ${name}`;
+  // Placed where it was delivered (§3.4: a late delivery opens at its delivery; §1: a read implies delivered):
+  // said when that is not where its send would put it, so that a story is not read by the send log's times.
+  const isLate = deliveredAtMs - message.sentAtMs > CLOCK_SKEW_MS;
+  if (!isLate && message.isDeliveryFromRead !== true) return what;
+  const sent = isLate ? `sent ${formatInstant(message.sentAtMs)}, ` : '';
+  const delivery =
+    message.isDeliveryFromRead === true
+      ? 'no delivered report: rated at its read receipt'
+      : 'rated at its delivery';
+  return `${what} (${sent}${delivery})`;
 }
 
 /**

@@ -1981,6 +1981,7 @@ export class Rater {
                 ? { isTemplateUnknown: true }
                 : {}),
               sentAtMs: record.sentAtMs,
+              ...(record.isDeliveryFromRead ? { isDeliveryFromRead: true } : {}),
             },
           });
           rated.push(record);

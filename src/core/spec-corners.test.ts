@@ -305,6 +305,38 @@ describe("explain's words say only what the rules in force do", () => {
     );
   });
 
+  it('a late delivery and a read without a delivered report: the words say where the message was placed', async () => {
+    const sentLate: CoreEvent[] = [
+      ...send(at('2024-03-02T12:00:00Z'), 'early', 'marketing'),
+      ...send(at('2024-03-01T00:00:00Z'), 'late', 'marketing', {}, 'pending'),
+      { kind: 'status', atMs: at('2024-03-03T00:00:00Z'), id: 'late', status: 'delivered' },
+      ...send(at('2024-03-05T00:00:00Z'), 'read', 'utility', {}, 'read'),
+      {
+        kind: 'outbound',
+        atMs: at('2024-03-05T02:00:00Z'),
+        id: 'readLate',
+        waba: 'W1',
+        business: 'PN1',
+        user: INDIA,
+        template: 'authentication',
+      },
+      { kind: 'status', atMs: at('2024-03-05T06:00:00Z'), id: 'readLate', status: 'read' },
+    ];
+    const reasons = await reasonsOf(sentLate);
+    expect(reasons.get('early')).toBe(
+      'marketing template early with no marketing conversation open: a marketing conversation opens until 2024-03-03T12:00:01Z',
+    );
+    expect(reasons.get('late')).toBe(
+      'marketing template late (sent 2024-03-01T00:00:00Z, rated at its delivery) inside open marketing conversation u_early: no charge',
+    );
+    expect(reasons.get('read')).toBe(
+      'utility template read (no delivered report: rated at its read receipt) with no utility conversation open: a utility conversation opens until 2024-03-06T00:00:01Z',
+    );
+    expect(reasons.get('readLate')).toBe(
+      'authentication template readLate (sent 2024-03-05T02:00:00Z, no delivered report: rated at its read receipt) with no authentication conversation open: an authentication conversation opens until 2024-03-06T06:00:00Z',
+    );
+  });
+
   it('--as-of-rules NBP over 2024 traffic: the words name the what-if, not the dates before 2022-02-01', async () => {
     const reasons = await reasonsOf(
       [
