@@ -1675,6 +1675,103 @@ describe('streaming with bounded lateness', () => {
   });
 });
 
+describe('volume tiers across a month edge (pricing-rules §5.3)', () => {
+  it("two WABAs of one portfolio in different time zones: each message counts in its own WABA's month", async () => {
+    const { parseRateCardCsv, parseVolumeTierCsv, attachVolumeTiers } = await import('./rate-card.js');
+    const card = parseRateCardCsv(
+      'TEST DATA, effective October 1, 2025\nMarket,Currency,Marketing,Utility,Authentication,Authentication-International,Service\nIndia,$US,0.0107,0.0020,0.0030,0.0300,0.0000\n',
+      'test-usd-2025-10-01.csv',
+    );
+    const tiers = parseVolumeTierCsv(
+      'TEST DATA tiers, effective October 1, 2025\nMarket,Currency,Category,From,To,Rate\nIndia,USD,Utility,1,2,0.0020\nIndia,USD,Utility,3,4,0.0015\nIndia,USD,Utility,5,,0.0010\nIndia,USD,Authentication,1,2,0.0030\nIndia,USD,Authentication,3,,0.0025\n',
+      'test-usd-2025-10-01-tiers.csv',
+    );
+    if (!card.ok || !tiers.ok) throw new Error('test card');
+    const cards = attachVolumeTiers([card.value], tiers.value);
+    if (!cards.ok) throw new Error(cards.error.message);
+    const accounts = [
+      { waba: 'WK', timeZone: 'Asia/Kolkata', currency: 'USD', portfolio: 'P1' },
+      { waba: 'WN', timeZone: 'America/New_York', currency: 'USD', portfolio: 'P1' },
+    ];
+    const kolkata = { waba: 'WK', business: 'PNK' };
+    const newYork = { waba: 'WN', business: 'PNN' };
+    const user = (n: number) => `9198000000${String(n).padStart(2, '0')}`;
+    const events: CoreEvent[] = [
+      ...send(at('2025-10-31T10:00:00Z'), 'k1', 'utility', { ...kolkata, user: user(1) }), // Oct #1
+      ...send(at('2025-10-31T11:00:00Z'), 'k2', 'utility', { ...kolkata, user: user(2) }), // Oct #2
+      ...send(at('2025-10-31T12:00:00Z'), 'k3', 'utility', { ...kolkata, user: user(3) }), // Oct #3
+      // 00:00 on November 1 in Kolkata, 14:30 on October 31 in New York
+      ...send(at('2025-10-31T18:29:59Z'), 'kNov', 'utility', { ...kolkata, user: user(4) }), // Nov #1
+      inbound(at('2025-10-31T19:00:00Z'), 'in5', { ...newYork, user: user(5) }),
+      ...send(at('2025-10-31T19:30:00Z'), 'nFree', 'utility', { ...newYork, user: user(5) }), // free: not counted
+      ...send(at('2025-10-31T19:40:00Z'), 'nMkt', 'marketing', { ...newYork, user: user(6) }), // never tiered
+      ...send(at('2025-10-31T20:00:00Z'), 'n4', 'utility', { ...newYork, user: user(7) }), // Oct #4
+      ...send(at('2025-11-01T01:00:00Z'), 'kNov2', 'utility', { ...kolkata, user: user(8) }), // Nov #2
+      // 23:59 on October 31 in New York (EDT, UTC-4): still October there
+      ...send(at('2025-11-01T03:58:59Z'), 'n5', 'utility', { ...newYork, user: user(9) }), // Oct #5
+      ...send(at('2025-11-01T04:00:00Z'), 'nNov', 'utility', { ...newYork, user: user(10) }), // Nov #3
+    ];
+    const result = await rate(events, { accounts, cards: cards.value });
+    expect(
+      result.units.map((u) => [u.messages[0], u.type, u.tier?.month, u.tier?.count, u.amountMicros]),
+    ).toEqual([
+      ['k1', 'regular', '2025-10', 1, 2000],
+      ['k2', 'regular', '2025-10', 2, 2000],
+      ['k3', 'regular', '2025-10', 3, 1500],
+      ['kNov', 'regular', '2025-11', 1, 2000],
+      ['nFree', 'free_customer_service', undefined, undefined, 0],
+      ['nMkt', 'regular', undefined, undefined, 10700],
+      ['n4', 'regular', '2025-10', 4, 1500],
+      ['kNov2', 'regular', '2025-11', 2, 2000],
+      ['n5', 'regular', '2025-10', 5, 1000],
+      ['nNov', 'regular', '2025-11', 3, 1500],
+    ]);
+  });
+
+  it('authentication-international continues the authentication count when it starts mid-month', async () => {
+    const { parseRateCardCsv, parseVolumeTierCsv, attachVolumeTiers } = await import('./rate-card.js');
+    const card = parseRateCardCsv(
+      'TEST DATA, effective October 1, 2025\nMarket,Currency,Marketing,Utility,Authentication,Authentication-International,Service\nIndia,$US,0.0107,0.0020,0.0030,0.0300,0.0000\n',
+      'test-usd-2025-10-01.csv',
+    );
+    const tiers = parseVolumeTierCsv(
+      'TEST DATA tiers, effective October 1, 2025\nMarket,Currency,Category,From,To,Rate\nIndia,USD,Authentication,1,2,0.0030\nIndia,USD,Authentication,3,,0.0025\n',
+      'test-usd-2025-10-01-tiers.csv',
+    );
+    if (!card.ok || !tiers.ok) throw new Error('test card');
+    const cards = attachVolumeTiers([card.value], tiers.value);
+    if (!cards.ok) throw new Error(cards.error.message);
+    const accounts = [
+      {
+        waba: 'WID',
+        timeZone: 'UTC',
+        currency: 'USD',
+        portfolio: 'P1',
+        primaryCountry: 'ID',
+        authInternational: { startMs: at('2025-10-15T00:00:00Z'), exceptionsMs: {} },
+      },
+      { waba: 'WIN', timeZone: 'UTC', currency: 'USD', portfolio: 'P1', primaryCountry: 'IN' },
+    ];
+    const abroad = { waba: 'WID', business: 'PNID' };
+    const home = { waba: 'WIN', business: 'PNIN' };
+    const result = await rate(
+      [
+        ...send(at('2025-10-10T00:00:00Z'), 'd1', 'authentication', { ...abroad, user: '919800000001' }),
+        ...send(at('2025-10-15T00:00:00Z'), 'i2', 'authentication', { ...abroad, user: '919800000002' }),
+        ...send(at('2025-10-16T00:00:00Z'), 'i3', 'authentication', { ...abroad, user: '919800000003' }),
+        ...send(at('2025-10-17T00:00:00Z'), 'h4', 'authentication', { ...home, user: '919800000004' }),
+      ],
+      { accounts, cards: cards.value },
+    );
+    expect(result.units.map((u) => [u.messages[0], u.category, u.amountMicros])).toEqual([
+      ['d1', 'authentication', 3000], // before the start time: domestic, count 1
+      ['i2', 'authentication_international', 30000], // count 2
+      ['i3', 'authentication_international', 30000], // count 3
+      ['h4', 'authentication', 2500], // count 4: the band from 3
+    ]);
+  });
+});
+
 describe("Meta's tier statements (account_update VOLUME_BASED_PRICING_TIER_UPDATE)", () => {
   it('price later messages at least at the tier Meta says the portfolio reached, with a finding', async () => {
     const { parseRateCardCsv, parseVolumeTierCsv, attachVolumeTiers } = await import('./rate-card.js');
