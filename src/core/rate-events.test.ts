@@ -883,6 +883,75 @@ describe('per-message pricing (PMP-2025)', () => {
     ]);
   });
 
+  it('each country has an authentication-international rate from its own date, in the WABA time zone (§2)', async () => {
+    const { parseRateCardCsv } = await import('./rate-card.js');
+    const markets = [
+      'Egypt',
+      'India',
+      'Indonesia',
+      'Malaysia',
+      'Nigeria',
+      'Pakistan',
+      'Saudi Arabia',
+      'South Africa',
+      'United Arab Emirates',
+      'Brazil',
+    ];
+    const card = parseRateCardCsv(
+      [
+        'TEST DATA, effective January 1, 2024',
+        'Market,Currency,Marketing,Utility,Authentication,Authentication-International,Service',
+        ...markets.map((market) => `${market},$US,0.0500,0.0100,0.0030,0.0300,0.0040`),
+      ].join('\n'),
+      'test-usd-2024-01-01.csv',
+    );
+    if (!card.ok) throw new Error(card.error.message);
+    // pricing-rules §2: Indonesia from 2024-06-01, India from 2024-07-01, the seven others from 2025-02-01;
+    // never a country without such a rate (Brazil), here the business's own country anyway.
+    const since: [country: string, number: string, date: string][] = [
+      ['ID', '6281234567890', '2024-06-01'],
+      ['IN', '919876543210', '2024-07-01'],
+      ['EG', '201012345678', '2025-02-01'],
+      ['MY', '60123456789', '2025-02-01'],
+      ['NG', '2348031234567', '2025-02-01'],
+      ['PK', '923001234567', '2025-02-01'],
+      ['SA', '966501234567', '2025-02-01'],
+      ['ZA', '27821234567', '2025-02-01'],
+      ['AE', '971501234567', '2025-02-01'],
+      ['BR', '5511987654321', '2024-06-01'],
+    ];
+    // Midnight in São Paulo (UTC-3) is 03:00 UTC; `send` delivers a second after the send: at 23:59:59 on the
+    // eve there, and at 00:00:00 on the day.
+    const events = since.flatMap(([country, number, date]) => [
+      ...send(at(`${date}T02:59:58Z`), `${country}-eve`, 'authentication', { user: number }),
+      ...send(at(`${date}T02:59:59Z`), `${country}-day`, 'authentication', {
+        business: 'PN2',
+        user: number,
+      }),
+    ]);
+    const result = await rate(events, {
+      cards: [card.value],
+      accounts: [
+        {
+          waba: 'W1',
+          timeZone: 'America/Sao_Paulo',
+          currency: 'USD',
+          portfolio: 'W1',
+          primaryCountry: 'BR',
+          authInternational: { startMs: 0, exceptionsMs: {} },
+        },
+      ],
+    });
+    const categoryOf = new Map(result.units.map((u) => [u.messages[0], [u.country, u.category]]));
+    for (const [country] of since) {
+      expect(categoryOf.get(`${country}-eve`)).toEqual([country, 'authentication']);
+      expect(categoryOf.get(`${country}-day`)).toEqual([
+        country,
+        country === 'BR' ? 'authentication' : 'authentication_international',
+      ]);
+    }
+  });
+
   it('a per-country exception start time overrides the general one', async () => {
     const events = send(hours(PMP, 10), 'a10', 'authentication');
     const result = await rate(events, {
