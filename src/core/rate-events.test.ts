@@ -989,6 +989,47 @@ describe('era boundaries follow the WABA time zone', () => {
     expect(byWaba).toEqual({ NY: 'CBP-2024-11', IN: 'PMP-2025' });
   });
 
+  it('each era starts at 00:00 of its date in a half-hour zone ahead of UTC and one behind it (§2)', async () => {
+    // Local midnight in UTC: Kolkata is UTC+05:30; St John's UTC-03:30, or UTC-02:30 in summer time.
+    const starts: [era: string, eve: string, kolkata: string, stJohns: string][] = [
+      ['CBP-2022', 'NBP', '2022-01-31T18:30:00Z', '2022-02-01T03:30:00Z'],
+      ['CBP-2023', 'CBP-2022', '2023-05-31T18:30:00Z', '2023-06-01T02:30:00Z'],
+      ['CBP-2024-11', 'CBP-2023', '2024-10-31T18:30:00Z', '2024-11-01T02:30:00Z'],
+      ['PMP-2025', 'CBP-2024-11', '2025-06-30T18:30:00Z', '2025-07-01T02:30:00Z'],
+      ['PMP-2026-10', 'PMP-2025', '2026-09-30T18:30:00Z', '2026-10-01T02:30:00Z'],
+    ];
+    let users = 0;
+    const delivered = (atMs: number, id: string, waba: string): CoreEvent => ({
+      kind: 'outbound',
+      atMs,
+      id,
+      waba,
+      business: `PN-${waba}`,
+      user: `9198000${String(++users).padStart(5, '0')}`, // a user each: nothing rides on another
+      template: 'marketing',
+      deliveredAtMs: atMs,
+    });
+    const events = starts.flatMap(([era, , kolkata, stJohns]) => [
+      delivered(at(kolkata) - 1, `${era}-eve-K`, 'K'),
+      delivered(at(kolkata), `${era}-day-K`, 'K'),
+      delivered(at(stJohns) - 1, `${era}-eve-S`, 'S'),
+      delivered(at(stJohns), `${era}-day-S`, 'S'),
+    ]);
+    const result = await rate(events, {
+      accounts: [
+        { waba: 'K', timeZone: 'Asia/Kolkata', currency: 'USD', portfolio: 'K' },
+        { waba: 'S', timeZone: 'America/St_Johns', currency: 'USD', portfolio: 'S' },
+      ],
+    });
+    const eraOf = new Map(result.units.map((u) => [u.messages[0], u.era]));
+    for (const [era, eve] of starts) {
+      for (const waba of ['K', 'S']) {
+        expect([`${era}-eve-${waba}`, eraOf.get(`${era}-eve-${waba}`)]).toEqual([`${era}-eve-${waba}`, eve]);
+        expect([`${era}-day-${waba}`, eraOf.get(`${era}-day-${waba}`)]).toEqual([`${era}-day-${waba}`, era]);
+      }
+    }
+  });
+
   it('CBP-2022: user-initiated inside the window, business-initiated outside, 1,000 free of any kind', async () => {
     const day = '2022-06-01T00:00:00Z'; // card usd-2022-02-01-partial (India: 0.0066 / 0.0040)
     const result = await rate([
