@@ -1056,6 +1056,33 @@ describe('era boundaries follow the WABA time zone', () => {
     expect(after.units[0]!.expiresAtMs! - after.units[0]!.openedAtMs).toBe(72 * 3_600_000);
   });
 
+  it('the free entry point of an answer delivered from 00:00 on 2023-03-01 in the WABA time zone lasts 72 h', async () => {
+    const tokyo = [{ waba: 'W1', timeZone: 'Asia/Tokyo', currency: 'USD', portfolio: 'W1' }];
+    const lengthOf = async (answeredIso: string) => {
+      const { units } = await rate(
+        [
+          inbound(at('2023-02-28T10:00:00Z'), 'ad', {}, true),
+          {
+            kind: 'outbound',
+            atMs: at(answeredIso),
+            id: 'answer',
+            waba: 'W1',
+            business: 'PN1',
+            user: INDIA,
+            template: null,
+            deliveredAtMs: at(answeredIso),
+          },
+        ],
+        { accounts: tokyo },
+      );
+      expect(units.map((u) => u.category)).toEqual(['referral_conversion']);
+      return (units[0]!.expiresAtMs! - units[0]!.openedAtMs) / 3_600_000;
+    };
+    // 15:00 UTC is midnight in Tokyo (UTC+9): February 28 there until then, 24 h; March 1 from then, 72 h.
+    await expect(lengthOf('2023-02-28T14:59:59.999Z')).resolves.toBe(24);
+    await expect(lengthOf('2023-02-28T15:00:00Z')).resolves.toBe(72);
+  });
+
   it('CBP-2024-11: every service conversation is free', async () => {
     const result = await rate(send(at('2025-01-10T00:00:00Z'), 's', null));
     expect(result.units[0]).toMatchObject({
