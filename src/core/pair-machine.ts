@@ -527,11 +527,19 @@ export class PairMachine {
     }
     const template = message.template;
     if (template === 'marketing' || template === 'authentication') {
+      // A conversation of its category opened before the switch does not take it: only utility ones carry
+      // over (pricing-rules §3.6, docs/decisions.md), which the words say where one is still open.
+      const notCarried = this.open.find((c) => c.slot === template);
       this.start(
         d,
         this.draft(d, 'message', null, template, 'regular', template),
         'PMP_CHARGED',
-        isTraced && (() => `${what}: charged per delivered message`),
+        isTraced &&
+          (() =>
+            `${what}: charged per delivered message` +
+            (notCarried
+              ? ` (open ${template} conversation ${notCarried.draft.id}, opened before per-message pricing, does not cover it: only utility conversations carry over)`
+              : '')),
       ).isTiered = template === 'authentication';
       return;
     }

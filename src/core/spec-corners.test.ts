@@ -337,6 +337,23 @@ describe("explain's words say only what the rules in force do", () => {
     );
   });
 
+  it('a marketing template after 2025-07-01 inside a marketing conversation opened before: the words say why it is charged', async () => {
+    const reasons = await reasonsOf([
+      logged('2025-06-30T17:00:00Z', 'u0', 'utility'),
+      logged('2025-06-30T17:30:00Z', 'm0', 'marketing'),
+      logged('2025-07-01T10:00:00Z', 'u1', 'utility'),
+      logged('2025-07-01T10:10:00Z', 'm1', 'marketing'),
+      logged('2025-07-01T18:00:00Z', 'm2', 'marketing'),
+    ]);
+    expect(reasons.get('u1')).toBe(
+      'utility template u1 inside utility conversation u_u0 opened before per-message pricing: free',
+    );
+    expect(reasons.get('m1')).toBe(
+      'marketing template m1: charged per delivered message (open marketing conversation u_m0, opened before per-message pricing, does not cover it: only utility conversations carry over)',
+    );
+    expect(reasons.get('m2')).toBe('marketing template m2: charged per delivered message');
+  });
+
   it('--as-of-rules NBP over 2024 traffic: the words name the what-if, not the dates before 2022-02-01', async () => {
     const reasons = await reasonsOf(
       [
