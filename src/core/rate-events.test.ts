@@ -1200,6 +1200,28 @@ describe("--as-of-rules applies the era's markets too", () => {
       /switching those rules off \(--no-reported; for the service, WAMETER_REPORTED_RULES=off or "reportedRules": false\) rates them under PMP-2025$/,
     );
   });
+
+  it('REPORTED_RULES counts every message rated under those rules, and says so: free ones too', async () => {
+    const result = await rate([
+      inbound(at('2026-10-05T09:00:00Z'), 'in1'),
+      // Inside the customer service window: free under PMP-2025, charged under the reported rules.
+      ...send(at('2026-10-05T10:00:00Z'), 'u1', 'utility'),
+      ...send(at('2026-10-05T10:05:00Z'), 'm1', 'marketing'),
+      // The user came through an ad: the answer is free under every era.
+      inbound(at('2026-10-06T09:00:00Z'), 'ad', {}, true),
+      ...send(at('2026-10-06T10:00:00Z'), 'f1', 'marketing'),
+    ]);
+    expect(result.units.map((u) => [u.messages[0], u.type])).toEqual([
+      ['u1', 'regular'],
+      ['m1', 'regular'],
+      ['f1', 'free_entry_point'],
+    ]);
+    const reported = result.findings.find((f) => f.code === 'REPORTED_RULES');
+    expect(reported?.count).toBe(3);
+    expect(reported?.message).toMatch(
+      /^WABA W1: messages, charged or free, \(first: unit u_u1, on 2026-10-05\)/,
+    );
+  });
 });
 
 describe('findings name the same case whatever the order of the lines', () => {
