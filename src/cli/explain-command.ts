@@ -170,7 +170,7 @@ async function runExplain(
       onError: () => undefined, // said in the first reading
     });
     const ids = new Set(failed.map((message) => message.id));
-    failed.push(...numberSends.failed(rated).filter((message) => !ids.has(message.id)));
+    for (const message of numberSends.failed(rated)) if (!ids.has(message.id)) failed.push(message);
   }
   const unrated = [...pending, ...failed];
   const story = explainUser(storyUser, flags.business, timeline, units, unrated);

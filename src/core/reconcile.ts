@@ -901,7 +901,8 @@ export function reconcile(input: ReconcileInput): ReconciliationJson {
   if (input.analytics) {
     const compared = compareBuckets(input, input.analytics, messageDiffs);
     result.checked.buckets = compared.checked;
-    differences.push(...compared.differences);
+    // One at a time: a spread passes each as an argument, past the stack's room for an export of many buckets.
+    for (const difference of compared.differences) differences.push(difference);
     result.analytics = compared.comparison;
   }
   return result;
