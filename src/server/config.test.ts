@@ -13,6 +13,7 @@ import {
   type ServiceConfig,
 } from './config.js';
 import { createJsonLogger } from './logger.js';
+import { jsonSyntaxError } from '../ingest/json-syntax-error.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'wameter-config-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -156,6 +157,32 @@ describe('loadServiceConfig', () => {
   it('lists every problem at once', () => {
     const result = loadServiceConfig({ env: { PORT: 'x', WAMETER_LOG_LEVEL: 'y' } });
     expect(result.ok ? [] : result.error.problems).toHaveLength(2);
+  });
+
+  it('says where a config file is not JSON without quoting its text, which holds secrets', () => {
+    // JSON.parse's own message quoted the text around the mistake: `Unexpected token 'V', ..."fyToken":
+    // VTOKsecret"... is not valid JSON` — a secret left without its double quotes went to stderr and the journal.
+    const cases = [
+      {
+        text: '{\n  "port": 8081,\n  "verifyToken": VTOKsecret\n}\n',
+        secret: 'VTOKsecret',
+        at: 'line 3, column 18',
+      },
+      { text: '{"appSecrets": [app-secret]}', secret: 'app-secret', at: 'line 1, column 17' },
+      { text: '{"appSecrets": ["s3cr3t",]}', secret: 's3cr3t', at: 'line 1, column 26' },
+      { text: '{"apiKeys": "k3y-3=*" "x"}', secret: 'k3y-3', at: 'line 1, column 23' },
+      { text: 'apikey-4=*', secret: 'apikey-4', at: 'line 1, column 1' },
+    ];
+    for (const [index, { text, secret, at }] of cases.entries()) {
+      const path = writeJson(`leak-${index}.json`, text);
+      const result = loadServiceConfig({ env: {}, configFile: path });
+      const problems = result.ok ? [] : result.error.problems;
+      expect(problems.length, text).toBeGreaterThan(0);
+      for (const problem of problems) expect(problem, text).not.toContain(secret);
+      expect(problems[0]).toBe(
+        `config file ${JSON.stringify(path)} is not valid JSON at ${at}: ${jsonSyntaxError(text)!.problem} (its text is not shown: it may hold secrets)`,
+      );
+    }
   });
 
   it('refuses an unreadable, invalid or unknown-keyed config file', () => {

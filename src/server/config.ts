@@ -2,6 +2,7 @@
 // environment (flags win over the file, the file over the environment), validated into one typed value.
 // It never logs: secrets live only in the returned value; `describeConfig` is the loggable view.
 
+import { jsonSyntaxError } from '../ingest/json-syntax-error.js';
 import { repeatedJsonKey, repeatedKeyPlace } from '../ingest/repeated-json-key.js';
 import { decodeUtf8File, notUtf8Words, withoutByteOrderMark } from '../ingest/utf8.js';
 import { accessSync, constants, readFileSync } from 'node:fs';
@@ -659,8 +660,15 @@ function readConfigFile(path: string, problems: string[]): ConfigFile {
   let value: unknown;
   try {
     value = JSON.parse(text);
-  } catch (error) {
-    problems.push(`config file ${JSON.stringify(path)} is not valid JSON: ${(error as Error).message}`);
+  } catch {
+    // Said by line and column, never in JSON.parse's words: those quote the text around the mistake, and a
+    // secret left without its double quotes (`"verifyToken": s3cret`) would be printed with them.
+    const syntax = jsonSyntaxError(text);
+    const where =
+      syntax === undefined ? '' : ` at line ${syntax.line}, column ${syntax.column}: ${syntax.problem}`;
+    problems.push(
+      `config file ${JSON.stringify(path)} is not valid JSON${where} (its text is not shown: it may hold secrets)`,
+    );
     return {};
   }
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
