@@ -320,6 +320,7 @@ export async function createDashboardService(
     rating: created.rating,
     pricing: pricing.value,
     ...(options.webRoot ? { webRoot: options.webRoot } : {}),
+    metrics: created.metrics,
   });
   return created;
 }

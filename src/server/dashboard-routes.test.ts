@@ -1291,6 +1291,18 @@ describe('the OpenAPI document', () => {
 });
 
 describe('metrics with every route mounted', () => {
+  it("a dashboard route answered 503 for a store failure counts in store_errors_total, as the query API's do", async () => {
+    service = await createDashboardService();
+    await service.store.close(); // every read fails from here on, as with a database that went away
+    for (const path of ['/v1/dashboard/accounts', '/v1/findings']) {
+      const response = await service.get(path, KEY_ALL);
+      expect(response.status, path).toBe(503);
+      expect((await json(response)).error.code).toBe('STORE_UNAVAILABLE');
+    }
+    expect(service.metrics.value('store_errors_total')).toBe(2);
+    service.store.close = async () => undefined;
+  });
+
   it('with the dashboard mounted (its catch-all last), metrics label each request with the route that answered', async () => {
     service = await createDashboardService();
     await service.get('/v1/units', KEY_ALL);

@@ -56,6 +56,7 @@ import { parseJsonObjectBody } from './json-object-body.js';
 import { unknownBodyField } from './openapi.js';
 import { bodyBudgetResponse, readRawBody } from './read-body.js';
 import { errorFields, type Logger } from './logger.js';
+import type { Metrics } from './metrics.js';
 import { RatingBehindError, type PricingSetup, type RatingService } from './rating-service.js';
 import {
   findingsForReader,
@@ -74,6 +75,8 @@ export interface DashboardDeps {
   pricing: PricingSetup;
   /** Folder of the dashboard's files; `<package root>/web` when omitted. */
   webRoot?: string;
+  /** The service's metrics: a route answered 503 for a store failure counts in `store_errors_total`. */
+  metrics?: Metrics;
 }
 
 type Env = { Variables: { apiKey: ApiKey } };
@@ -191,6 +194,8 @@ export function registerDashboardRoutes(app: Hono<Env>, deps: DashboardDeps): vo
         if (error instanceof MoneyRangeError) return errorResponse(c, 'BAD_QUERY', error.message);
         if (error instanceof RatingBehindError) return ratingBehindResponse(c, error);
         if (error instanceof ClientBusyError) return clientBusyResponse(c, error);
+        // Answered 503 as a store failure, as the query API's are: counted so too (docs/service.md, Metrics).
+        deps.metrics?.inc('store_errors_total');
         logger.error('dashboard route failed', errorFields(error));
         return errorResponse(c, 'STORE_UNAVAILABLE', undefined, { 'Retry-After': '5' });
       }

@@ -335,7 +335,7 @@ async function startService(config: ServiceConfig, options: StartOptions): Promi
     timeZoneOf: (waba) => accounts.accountFor(waba).timeZone,
     ...(options.bodyBudgetBytes === undefined ? {} : { bodyBudgetBytes: options.bodyBudgetBytes }),
   });
-  registerDashboardRoutes(app, { store, config, clock, logger, rating, pricing: pricing.value });
+  registerDashboardRoutes(app, { store, config, clock, logger, rating, pricing: pricing.value, metrics });
   options.extraRoutes?.(app);
 
   let connections: ConnectionDrain;
