@@ -399,6 +399,39 @@ describe('a rater of their own for on-demand ratings', () => {
   });
 });
 
+describe('ratings of a large store', () => {
+  // `Math.min(...values)` and `push(...rows)` pass every element as an argument: past about 120,000 the stack
+  // overflowed (RangeError). A start marks every stored WABA for its first rating; a portfolio's re-rate
+  // gathers all its units and messages.
+  it('takes 200,000 WABAs marked at once: the lag is said, and the batch is rated (here, kept for the retry)', async () => {
+    await makeService(undefined, undefined, [], { debounceMs: 60_000 });
+    rating.markDirty(Array.from({ length: 200_000 }, (_, i) => `W${i}`));
+    nowMs += 3_000;
+    expect(rating.lagSeconds()).toBe(3);
+    // A store that fails every rating at once: the batch must come back for the retry, not be lost on the way.
+    await store.close();
+    await rating.settled();
+    expect(rating.lagSeconds()).toBe(3);
+    expect(logger.lines.at(-1)).toContain('live rating failed; will retry');
+  });
+
+  it('re-rates a portfolio holding 150,000 messages', async () => {
+    await makeService();
+    const sent = Array.from({ length: 150_000 }, (_, i) => ({
+      kind: 'outbound',
+      at: new Date(Date.parse('2025-08-01T00:00:00Z') + i * 10_000).toISOString(),
+      waba: 'W1',
+      business: 'PN1',
+      user: '919876543210',
+      id: `wamid.big${i}`,
+      template: 'marketing',
+    }));
+    await storeUnrated(sent);
+    const report = await rating.rerate({ isDryRun: true, client: 'c' });
+    expect(report.ok).toBe(true);
+  }, 60_000);
+});
+
 describe('diffRating', () => {
   const unit = (id: string, overrides: Partial<BillableUnit> = {}): BillableUnit =>
     billableUnit({

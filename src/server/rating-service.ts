@@ -540,7 +540,7 @@ export function createRatingService(deps: RatingServiceDeps): RatingService {
     if (dirty.size === 0 || upgrading !== undefined) return;
     const batch = dirty;
     dirty = new Map();
-    runningSinceMs = Math.min(...batch.values());
+    runningSinceMs = earliestOf(batch.values());
     const startedMs = performance.now();
     round += 1;
     try {
@@ -785,9 +785,10 @@ export function createRatingService(deps: RatingServiceDeps): RatingService {
           }),
         { isContinuation: index > 0 },
       );
-      result.units.push(...output.units);
-      result.pending.push(...output.pending);
-      result.findings.push(...output.findings);
+      // One by one, never push(...rows): a portfolio's 150,000 units passed as arguments overflowed the stack.
+      for (const unit of output.units) result.units.push(unit);
+      for (const message of output.pending) result.pending.push(message);
+      for (const finding of output.findings) result.findings.push(finding);
     }
     const newUnits = result.units.filter(isInPeriod);
 
@@ -975,7 +976,11 @@ export function createRatingService(deps: RatingServiceDeps): RatingService {
     },
     onDemandWaiting: () => onDemand.waitingCount(),
     lagSeconds() {
-      const oldest = Math.min(upgrading?.sinceMs ?? Infinity, runningSinceMs ?? Infinity, ...dirty.values());
+      const oldest = Math.min(
+        upgrading?.sinceMs ?? Infinity,
+        runningSinceMs ?? Infinity,
+        earliestOf(dirty.values()),
+      );
       return oldest === Infinity ? 0 : Math.max(0, (clock() - oldest) / 1000);
     },
     rerate,
@@ -1000,6 +1005,17 @@ export function createRatingService(deps: RatingServiceDeps): RatingService {
 }
 
 /** An instant as the API writes it ("…:00Z", as units' opened_at), or null. */
+/**
+ * The smallest of `values` (Infinity when none), read one by one: `Math.min(...values)` passes them all as
+ * arguments, and a store of 140,000 WABAs marked for rating at once (a start's first rating) overflowed the
+ * stack — the batch was lost, and the rejection ended the process.
+ */
+function earliestOf(values: Iterable<number>): number {
+  let earliest = Infinity;
+  for (const value of values) if (value < earliest) earliest = value;
+  return earliest;
+}
+
 function isoOrNull(ms: number | undefined): string | null {
   return ms === undefined ? null : formatInstant(ms);
 }
