@@ -827,6 +827,36 @@ describe('settings that name nothing, or cannot be read, are refused naming the 
     },
   );
 
+  it.each([
+    [
+      { DATABASE_URL: 'host=db.internal port=5432 dbname=wameter user=wameter password=Hush' },
+      'DATABASE_URL',
+    ],
+    [{ WAMETER_DB: 'dbname=wameter password=Hush' }, 'WAMETER_DB'],
+    [{ WAMETER_DB: ' postgres://wameter:Hush@db.internal/wameter' }, 'WAMETER_DB'],
+    [{ DATABASE_URL: '\npostgres://wameter:Hush@db.internal/wameter' }, 'DATABASE_URL'],
+  ])(
+    'refuses a database that would be taken for a SQLite path but is meant for PostgreSQL, never showing it (%j)',
+    (env, name) => {
+      // Before, each was a SQLite file named after the text (created in the working folder), and the
+      // start-up line logged it whole, password included.
+      const problems = problemsOf({ env });
+      expect(problems).toMatch(new RegExp(`^the database of ${name} `));
+      expect(problems).not.toContain('Hush');
+    },
+  );
+
+  it('still takes SQLite paths of every kind', () => {
+    for (const db of [
+      './wameter.db',
+      '/var/lib/wameter/wameter.db',
+      'data/host-a.db',
+      'sqlite:./x=1.db',
+      ':memory:',
+    ])
+      expect(problemsOf({ env: { WAMETER_DB: db } }), db).toBe('');
+  });
+
   it('refuses a password an unencoded / cut into the path (its digits read as a port), never showing it', () => {
     const problems = problemsOf({ env: { DATABASE_URL: 'postgres://u:12/Hush@127.0.0.1:1/db' } });
     expect(problems).toMatch(/^the PostgreSQL URL of DATABASE_URL cannot be parsed/);

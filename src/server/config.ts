@@ -611,7 +611,26 @@ function hasCredentialsInPath(url: string): boolean {
   }
 }
 
+/**
+ * A libpq keyword/value connection string (`host=db password=… dbname=wameter`, as psql and psycopg take it):
+ * taken as a bare path, it was a SQLite file of that name, and the password was logged with it.
+ */
+const LIBPQ_KEYWORD_VALUE = /(^|\s)(host|hostaddr|port|dbname|user|password|passfile|sslmode|service)\s*=/i;
+
 function checkDb(db: string, setBy: string, problems: string[]): void {
+  // Neither value is shown: it may hold a password.
+  if (/^\s/.test(db)) {
+    problems.push(
+      `the database of ${setBy} starts with a space or a line break (not shown: it may hold a password): remove it — read as it stands, it is the path of a SQLite file, whatever follows`,
+    );
+    return;
+  }
+  if (!/^[a-z][a-z0-9+.-]+:/i.test(db) && LIBPQ_KEYWORD_VALUE.test(db)) {
+    problems.push(
+      `the database of ${setBy} is a libpq connection string of keywords (host=… dbname=…; not shown: it may hold a password), which wameter would take for the path of a SQLite file: write it as a URL, postgres://USER:PASSWORD@HOST:PORT/DB (percent-encode any @ : / ? # [ ] % in the user or password)`,
+    );
+    return;
+  }
   if (/^postgres(ql)?:\/\//i.test(db) && (!isReadablePostgresUrl(db) || hasCredentialsInPath(db))) {
     // The URL itself is never repeated: it holds the password.
     problems.push(
