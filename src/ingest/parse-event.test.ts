@@ -5,9 +5,12 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { eventKey, type CoreEvent, type StatusEvent } from '../core/events.js';
 import {
+  holdsMoreValuesThan,
   IGNORED,
   isNestedDeeperThan,
+  isTextHoldingMoreValuesThan,
   isTextNestedDeeperThan,
+  MAX_WEBHOOK_VALUES,
   notAWebhookBody,
   parseContractLine,
   parseEventValue,
@@ -1802,6 +1805,50 @@ describe('a NUL character (U+0000) in what becomes an event is refused: no store
         hasReferral: true,
       },
     ]);
+  });
+});
+
+describe("webhook bodies of more values than any of Meta's", () => {
+  it('are refused whole, before any item is read; a body of 1,000 statuses is read', () => {
+    const body = (statuses: unknown[]) => ({
+      object: 'whatsapp_business_account',
+      entry: [
+        {
+          id: 'W1',
+          changes: [{ field: 'messages', value: { metadata: { phone_number_id: 'PN1' }, statuses } }],
+        },
+      ],
+    });
+    const empties = body(Array.from({ length: MAX_WEBHOOK_VALUES }, () => ({})));
+    const parsed = parseEventValue(empties);
+    expect(parsed).toMatchObject({ ok: false, error: { code: 'BAD_EVENT' } });
+    expect(parsed.ok ? '' : parsed.error.message).toContain(`more than ${MAX_WEBHOOK_VALUES} JSON values`);
+    const status = (i: number) => ({
+      id: `wamid.k${i}`,
+      status: 'delivered',
+      timestamp: '1750030073',
+      recipient_id: '16505551234',
+      conversation: { id: 'c1', expiration_timestamp: '1750116480', origin: { type: 'marketing' } },
+      pricing: { billable: true, pricing_model: 'PMP', type: 'regular', category: 'marketing' },
+    });
+    const thousand = parseEventValue(body(Array.from({ length: 1000 }, (_, i) => status(i))));
+    expect(thousand.ok && thousand.value.events.length).toBe(1000);
+  });
+
+  it('are told from the text before parsing, never refusing what the parsed value would not', () => {
+    fc.assert(
+      fc.property(fc.json(), fc.integer({ min: 0, max: 40 }), (text, limit) => {
+        if (isTextHoldingMoreValuesThan(text, limit))
+          expect(holdsMoreValuesThan(JSON.parse(text), limit)).toBe(true);
+      }),
+    );
+    // A comma more than the limit's values less one: more values than the limit, whatever they are.
+    expect(isTextHoldingMoreValuesThan(`[${'{},'.repeat(10)}{}]`, 11)).toBe(false);
+    expect(isTextHoldingMoreValuesThan(`[${'{},'.repeat(11)}{}]`, 11)).toBe(true);
+    expect(holdsMoreValuesThan(JSON.parse(`[${'{},'.repeat(11)}{}]`), 11)).toBe(true);
+    expect(holdsMoreValuesThan(JSON.parse(`[${'{},'.repeat(11)}{}]`), 13)).toBe(false);
+    // Brackets and commas inside strings are text, not values.
+    expect(isTextHoldingMoreValuesThan(`{"a":"${'[,'.repeat(50)}\\"}`, 2)).toBe(false);
   });
 });
 

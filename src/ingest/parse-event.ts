@@ -312,6 +312,57 @@ export function isTextNestedDeeperThan(text: string, limit = MAX_JSON_DEPTH): bo
   return false;
 }
 
+/**
+ * The most JSON values (objects, arrays, strings, numbers…) one webhook body may hold. Meta batches at most
+ * 1,000 updates in a webhook, a few dozen values each (a body of 1,000 statuses holds about 15,000). Reading
+ * each item of a body takes microseconds and memory for its rejection: a signed 4 MiB body of 1.4 million
+ * empty statuses (`{}`) held the server's thread for 13 s and took 800 MB, Meta's webhooks waiting — and a
+ * client's API key could post the same as one line of `POST /v1/events` (18 s). Such a body is not read.
+ */
+export const MAX_WEBHOOK_VALUES = 100_000;
+
+/** Why a webhook body (or an event line) holding more than MAX_WEBHOOK_VALUES values is not read. */
+export const TOO_MANY_VALUES_MESSAGE = `holds more than ${MAX_WEBHOOK_VALUES} JSON values, more than any event line or webhook body (Meta batches at most 1,000 updates, a few dozen values each, in a webhook): not read`;
+
+/** Whether a parsed JSON value holds more than `limit` values (itself included), walked no further than that. */
+export function holdsMoreValuesThan(value: unknown, limit: number): boolean {
+  if (limit < 1) return true;
+  let count = 1;
+  const stack: unknown[] = [value];
+  while (stack.length > 0) {
+    const item = stack.pop();
+    if (item === null || typeof item !== 'object') continue;
+    for (const child of Array.isArray(item) ? item : Object.values(item)) {
+      if (++count > limit) return true;
+      if (child !== null && typeof child === 'object') stack.push(child);
+    }
+  }
+  return false;
+}
+
+/**
+ * Whether JSON text surely holds more than `limit` values, read before `JSON.parse` (one pass, strings
+ * skipped): it counts the commas between values, and an array or object of k values has k - 1 of them, so
+ * the text holds more values than commas. A text refused here is refused by `holdsMoreValuesThan` once parsed.
+ */
+export function isTextHoldingMoreValuesThan(text: string, limit: number): boolean {
+  let commas = 0;
+  let isInString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (isInString) {
+      if (c === 0x5c)
+        i++; // a backslash: the next character is escaped
+      else if (c === 0x22) isInString = false;
+    } else if (c === 0x22) {
+      isInString = true;
+    } else if (c === 0x2c && ++commas >= limit) {
+      return true;
+    }
+  }
+  return false;
+}
+
 function parseValue(value: unknown): Result<ParsedItem, ParseError> {
   if (!isRecord(value)) {
     return err(
@@ -915,6 +966,7 @@ function parseWebhookBody(body: Rec): Result<ParsedItem, ParseError> {
   }
   const entries = body.entry;
   if (!Array.isArray(entries)) return err(bad('webhook body needs "entry" (an array of entries)'));
+  if (holdsMoreValuesThan(body, MAX_WEBHOOK_VALUES)) return err(bad(TOO_MANY_VALUES_MESSAGE));
   const out: BodyOutput = { events: [], ignored: [], rejected: [] };
   for (let i = 0; i < entries.length; i++) {
     const entry: unknown = entries[i];

@@ -376,6 +376,46 @@ describe('POST /webhooks/whatsapp', () => {
     });
   });
 
+  it("keeps a signed body of more values than any of Meta's as unreadable (400) without parsing it; /v1/events refuses such a line only", async () => {
+    // 150,000 empty statuses: read item by item (a rejection each), a 4 MiB body of 1.4 million held the
+    // server's thread for 13 s and took 800 MB; a client's key could post one as a line for 18 s.
+    const statuses = Array.from({ length: 150_000 }, () => '{}').join(',');
+    const body = `{"object":"whatsapp_business_account","entry":[{"id":"W1","changes":[{"field":"messages","value":{"statuses":[${statuses}]}}]}]}`;
+    const parse = vi.spyOn(JSON, 'parse');
+    onTestFinished(() => parse.mockRestore());
+    const response = await service.postWebhook(Buffer.from(body));
+    expect(response.status).toBe(400);
+    expect(await json(response)).toMatchObject({ error: { code: 'MALFORMED_WEBHOOK' } });
+    expect(parse.mock.calls.some(([text]) => text === body)).toBe(false);
+    const [kept] = await service.store.listUnreadableWebhooks(10);
+    expect(kept!.parseError).toContain('more than 100000 JSON values');
+    const inbound = JSON.stringify({
+      kind: 'inbound',
+      at: '2025-07-10T09:00:00Z',
+      waba: 'W1',
+      business: 'PN1',
+      user: '919876543210',
+      id: 'wamid.ok',
+    });
+    const events = await service.app.request('/v1/events', {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${KEY_W1}`, 'Content-Type': 'application/x-ndjson' },
+      body: `${inbound}\n${body}\n[${body}]`,
+    });
+    expect(parse.mock.calls.some(([text]) => text === body)).toBe(false);
+    expect(await json(events)).toMatchObject({
+      accepted: 1,
+      rejected: [
+        { line: 2, code: 'BAD_EVENT', error: expect.stringContaining('more than 100000 JSON values') },
+        {
+          line: 3,
+          code: 'BAD_EVENT',
+          error: expect.stringMatching(/^\[0\]: holds more than 100000 JSON values/),
+        },
+      ],
+    });
+  });
+
   it('never hands a body or line nested deeper than the limit to JSON.parse (millions of brackets took seconds)', async () => {
     const deep = `${'['.repeat(200_000)}${']'.repeat(200_000)}`;
     const parse = vi.spyOn(JSON, 'parse');

@@ -14,9 +14,13 @@ import { err } from '../core/result.js';
 import { GIVE_RATE_CARDS } from '../core/price-unit.js';
 import { ERAS, type Era, type Finding } from '../core/units.js';
 import {
+  holdsMoreValuesThan,
   isNestedDeeperThan,
+  isTextHoldingMoreValuesThan,
   isTextNestedDeeperThan,
   MAX_JSON_DEPTH,
+  MAX_WEBHOOK_VALUES,
+  TOO_MANY_VALUES_MESSAGE,
   notAWebhookBody,
   parseEventValue,
   unknownLineFields,
@@ -669,6 +673,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
     const digest = sha256(raw).toString('hex');
     let value: unknown;
     let parseError: string | null = null;
+    let isTooManyValues = false;
     try {
       // Bad bytes would be decoded as U+FFFD without a word: two ids differing only there would be one.
       const invalidAt = firstInvalidUtf8(raw);
@@ -677,8 +682,11 @@ export function createApp(deps: AppDeps): Hono<Env> {
       // Kept as unreadable like any body that is no webhook: nothing may walk a value this deep (and, told
       // before parsing, millions of brackets never hold the thread in JSON.parse).
       if (isTextNestedDeeperThan(text)) throw new Error(`nested deeper than ${MAX_JSON_DEPTH} levels`);
-      value = JSON.parse(text);
-      if (isNestedDeeperThan(value)) parseError = `nested deeper than ${MAX_JSON_DEPTH} levels`;
+      // Nor a body of more values than any of Meta's holds: parsing it alone took seconds (parse-event.ts).
+      if (isTextHoldingMoreValuesThan(text, MAX_WEBHOOK_VALUES)) isTooManyValues = true;
+      else value = JSON.parse(text);
+      if (!isTooManyValues && isNestedDeeperThan(value))
+        parseError = `nested deeper than ${MAX_JSON_DEPTH} levels`;
     } catch (error) {
       parseError = (error as Error).message;
     }
@@ -687,6 +695,10 @@ export function createApp(deps: AppDeps): Hono<Env> {
     let unreadableItems = 0;
     let unreadableReasons: string[] = [];
     let malformedCode: ErrorCode | null = parseError === null ? null : 'MALFORMED_JSON';
+    if (isTooManyValues) {
+      parseError = TOO_MANY_VALUES_MESSAGE;
+      malformedCode = 'MALFORMED_WEBHOOK';
+    }
     if (parseError === null) {
       // Meta's bodies only: wameter's own event lines ({"kind":…}, contract §1) go to POST /v1/events, under
       // an API key scoped to WABAs. Read here, a line signed with an app secret was stored as events — a
@@ -1018,10 +1030,15 @@ export function createApp(deps: AppDeps): Hono<Env> {
         continue;
       }
       if ('error' in item) {
-        rejections.add(line, () => ({ code: 'MALFORMED_JSON', error: item.error }));
+        rejections.add(line, () => ({ code: item.code ?? 'MALFORMED_JSON', error: item.error }));
         continue;
       }
       const value = item.value;
+      // An element of an array read whole: counted before anything walks it (tooManyValuesItem).
+      if (holdsMoreValuesThan(value, MAX_WEBHOOK_VALUES)) {
+        rejections.add(line, () => ({ code: 'BAD_EVENT', error: prefix + TOO_MANY_VALUES_MESSAGE }));
+        continue;
+      }
       if (isNestedDeeperThan(value)) {
         rejections.add(line, () => ({
           code: 'MALFORMED_JSON',
@@ -1703,8 +1720,18 @@ export function createApp(deps: AppDeps): Hono<Env> {
  * or (`unread`) a line that cannot be an event, not parsed because its rejection would not be listed.
  */
 type BodyItem = { line: number; prefix: string } & (
-  { value: unknown } | { error: string } | { unread: true }
+  { value: unknown } | { error: string; code?: string } | { unread: true }
 );
+
+/**
+ * A line (or an element on its own line) that is one object holding more values than any webhook body Meta
+ * sends, refused before JSON.parse (parse-event.ts MAX_WEBHOOK_VALUES): no event line holds as many either.
+ */
+function tooManyValuesItem(text: string, line: number, prefix: string): BodyItem | undefined {
+  if (!text.trimStart().startsWith('{') || !isTextHoldingMoreValuesThan(text, MAX_WEBHOOK_VALUES))
+    return undefined;
+  return { line, prefix, code: 'BAD_EVENT', error: prefix + TOO_MANY_VALUES_MESSAGE };
+}
 
 /** A rejection of a `POST /v1/events` body line, as answered in `rejected`. */
 interface Rejection {
@@ -1880,6 +1907,11 @@ function* bodyItems(
     try {
       // An array of items may wrap them one level deeper; deeper than that is refused unparsed (below).
       if (isTextNestedDeeperThan(body, MAX_JSON_DEPTH + 1)) throw new Error('too deep');
+      const tooMany = tooManyValuesItem(body, first.line, '');
+      if (tooMany !== undefined) {
+        yield tooMany;
+        return;
+      }
       const document = JSON.parse(body) as unknown;
       if (hasInvalidUtf8 && body.includes(INVALID_UTF8_MARK)) {
         // An array's elements one by one, as the file reader does: only those holding the bad bytes refused.
@@ -1911,6 +1943,8 @@ function* bodyItems(
     } else if (isTextNestedDeeperThan(lineText, MAX_JSON_DEPTH + 1)) {
       // Never given to JSON.parse: millions of brackets would hold the server's thread for seconds.
       items.push({ line, prefix: '', error: `nested deeper than ${MAX_JSON_DEPTH} levels` });
+    } else if (tooManyValuesItem(lineText, line, '') !== undefined) {
+      items.push(tooManyValuesItem(lineText, line, '')!);
     } else {
       try {
         add(JSON.parse(lineText), line);
@@ -2032,6 +2066,8 @@ function* arrayOfLinesItems(
       yield { line, prefix, error: prefix + NOT_UTF8 };
     } else if (isTextNestedDeeperThan(element, MAX_JSON_DEPTH + 1)) {
       yield { line, prefix, error: `${prefix}nested deeper than ${MAX_JSON_DEPTH} levels` };
+    } else if (tooManyValuesItem(element, line, prefix) !== undefined) {
+      yield tooManyValuesItem(element, line, prefix)!;
     } else {
       let value: unknown;
       try {
