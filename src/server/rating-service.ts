@@ -417,7 +417,11 @@ export function createRatingService(deps: RatingServiceDeps): RatingService {
    * failing (a bug, a row its store refuses) never holds up the others' bills.
    */
   function failedLast(groups: string[][]): string[][] {
-    const rank = (scope: string[]) => Math.max(...scope.map((waba) => failedInRound.get(waba) ?? -1));
+    const rank = (scope: string[]) => {
+      let latest = -1;
+      for (const waba of scope) latest = Math.max(latest, failedInRound.get(waba) ?? -1);
+      return latest;
+    };
     return groups
       .map((scope) => ({ scope, rank: rank(scope) }))
       .sort((a, b) => a.rank - b.rank)
