@@ -113,6 +113,8 @@ describe('loadServiceConfig', () => {
     ],
     [{ WAMETER_RATE_CARDS: '/nonexistent/cards' }, 'rate card path'],
     [{ WAMETER_DB: 'mysql://x' }, 'database must be sqlite:PATH or postgres://'],
+    [{ WAMETER_DB: 'POSTGRES://u:pw@h/db' }, 'names its scheme in capitals'],
+    [{ WAMETER_DB: 'SQLite:./w.db' }, 'write it in lower case, sqlite:PATH or postgres://'],
     [{ WAMETER_RATE_LIMIT: 'fast' }, 'WAMETER_RATE_LIMIT must be "off"'],
     [{ WAMETER_LOG_LEVEL: 'loud' }, 'WAMETER_LOG_LEVEL must be one of'],
     [{ WAMETER_BODY_LIMIT: '-1' }, 'WAMETER_BODY_LIMIT must be a positive whole number'],

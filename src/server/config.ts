@@ -644,6 +644,12 @@ function checkDb(db: string, setBy: string, problems: string[]): void {
     return;
   }
   if (/^postgres(ql)?:\/\//.test(db)) return;
+  if (/^(postgres(ql)?:\/\/|sqlite:)/i.test(db)) {
+    problems.push(
+      `the database of ${setBy} names its scheme in capitals (not shown: it may hold a password): write it in lower case, sqlite:PATH or postgres://USER@HOST:PORT/DB`,
+    );
+    return;
+  }
   // Anything else with a scheme is a mistake; a bare path is a SQLite file (open-store.ts).
   if (/^[a-z][a-z0-9+.-]+:/i.test(db) && !/^[a-z]:[\\/]/i.test(db)) {
     problems.push(
