@@ -266,6 +266,20 @@ describe('recipients', () => {
     expect(!parsed.ok && parsed.error.message).toContain('name, mobile');
   });
 
+  it.each([
+    ['";"', 'phone;name\n+55 11 98765-4321;Ana\n'],
+    ['a tab', 'Phone\tname\n+55 11 98765-4321\tAna\n'],
+  ])(
+    'a CSV separated by %s (a spreadsheet of a decimal-comma locale) is refused saying to save it with commas',
+    (separator, text) => {
+      const parsed = parseRecipientsCsv(text);
+      expect(parsed).toMatchObject({ ok: false, error: { code: 'NO_PHONE_COLUMN' } });
+      expect(!parsed.ok && parsed.error.message).toContain(
+        `its columns are separated by ${separator}, not by commas: save the file as comma-separated CSV`,
+      );
+    },
+  );
+
   it('a quoted field never closed is refused with its line: the rows after it are not swallowed into it', () => {
     const rows = Array.from({ length: 50 }, (_, i) => `91987654${String(3200 + i)},n${i}`);
     const parsed = parseRecipientsCsv(['phone,name', '919876543210,"Smith, J', ...rows].join('\n'));

@@ -232,7 +232,7 @@ export function parseRecipientsCsv(
   if (!header || phoneIndex < 0) {
     return err({
       code: 'NO_PHONE_COLUMN',
-      message: `the recipients CSV needs a header row with a "phone" column${names.length > 0 ? ` (found: ${listed(names)})` : ''}`,
+      message: `the recipients CSV needs a header row with a "phone" column${names.length > 0 ? ` (found: ${listed(names)})` : ''}${otherSeparatorHint(names)}`,
     });
   }
   const named = names.filter((name) => name !== '').length;
@@ -468,6 +468,24 @@ export class SendersSeen {
       .map(([waba]) => waba)
       .sort();
   }
+}
+
+/**
+ * A header read as one column that holds "phone" between semicolons or tabs: a spreadsheet of a locale that
+ * writes decimal commas (Brazil, most of Europe) saves "CSV" with `;`, and a copy from one is tab-separated.
+ */
+function otherSeparatorHint(names: readonly string[]): string {
+  if (names.length !== 1) return '';
+  for (const [separator, said] of [
+    [';', '";"'],
+    ['\t', 'a tab'],
+  ] as const) {
+    const parts = names[0]!.split(separator).map((part) => part.trim().replace(/^"(.*)"$/, '$1'));
+    if (parts.length > 1 && parts.some((part) => part.toLowerCase() === 'phone')) {
+      return `; its columns are separated by ${said}, not by commas: save the file as comma-separated CSV`;
+    }
+  }
+  return '';
 }
 
 function listed(values: readonly string[]): string {
