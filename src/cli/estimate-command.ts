@@ -196,10 +196,17 @@ function recipientsAndEvents(
     const flag = flagBefore(extra[0]!);
     if (loose.length > 0)
       throw new CliError(`${refusal}: give event sources after --events (--events ${loose.join(' ')} …)`);
-    if (flag === '--rate-cards')
+    if (flag === '--rate-cards') {
+      // `--rate-cards a.csv b.csv customers.csv`: the first operand (b.csv) is the card after the flag's
+      // value, taken for the recipients file; name it, not the recipients after it.
+      const card =
+        positional !== undefined && isCsvName(positional) && flagBefore(positional) === '--rate-cards'
+          ? positional
+          : extra[0];
       throw new CliError(
-        `${refusal}: for several rate cards repeat the flag: --rate-cards … --rate-cards ${extra[0]}`,
+        `${refusal}: for several rate cards repeat the flag: --rate-cards … --rate-cards ${card}`,
       );
+    }
     if (flag !== undefined) {
       throw new CliError(
         `${refusal}: ${flag} takes one value, so ${extra[0]} was read as a second recipients file`,

@@ -164,6 +164,21 @@ describe('path options', () => {
     expect(err).toContain(`--rate-cards … --rate-cards ${CARD_2023}`);
   });
 
+  it('estimate names the second card, not the recipients file, when the recipients follow two cards', async () => {
+    const { code, err } = await runWameter([
+      'estimate',
+      '--rate-cards',
+      CARD_2025,
+      CARD_2023,
+      recipients,
+      '--template',
+      'utility',
+    ]);
+    expect(code).toBe(EXIT.USAGE);
+    expect(err).toContain(`--rate-cards … --rate-cards ${CARD_2023}`);
+    expect(err).not.toContain(`--rate-cards ${recipients}`);
+  });
+
   it('rate says a CSV source is not events, and speaks of rate cards only after --rate-cards', async () => {
     for (const args of [
       ['rate', recipients],
