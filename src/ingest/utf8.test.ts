@@ -74,4 +74,23 @@ describe('a file read whole (accounts, rate cards, configuration, recipients)', 
         'WINDOWS-1252 -t UTF-8 FILE)',
     );
   });
+
+  it.each([
+    ['little-endian', false],
+    ['big-endian', true],
+  ])(
+    'says that a UTF-16 file (%s, as Excel and PowerShell save) is UTF-16, with its iconv, never Windows-1252',
+    (_, isBigEndian) => {
+      const text = Buffer.from('\ufeff{"accounts":[]}', 'utf16le');
+      const utf16 = isBigEndian ? text.swap16() : text;
+      const decoded = decodeUtf8File(utf16);
+      if (decoded.ok) throw new Error('UTF-16 bytes were read as UTF-8');
+      const words = notUtf8Words(utf16, decoded.error);
+      expect(words).toBe(
+        'is not UTF-8 but UTF-16 (it starts with a UTF-16 byte-order mark), so it cannot be read as written; ' +
+          'save the file as UTF-8 (iconv -f UTF-16 -t UTF-8 FILE)',
+      );
+      expect(words).not.toContain('WINDOWS-1252');
+    },
+  );
 });

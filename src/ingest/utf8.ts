@@ -94,12 +94,24 @@ export function decodeUtf8File(bytes: Uint8Array): Result<string, InvalidUtf8Pla
  * byte 0xE9 (offset 41), which starts no UTF-8 character, so it cannot be read as written; save the file …`.
  */
 export function notUtf8Words(bytes: Uint8Array, place: InvalidUtf8Place): string {
+  // Excel's "Unicode text" and Windows PowerShell's `>` write UTF-16: Windows-1252's iconv would garble it.
+  if (place.offset === 0 && isUtf16ByteOrderMark(bytes)) {
+    return (
+      'is not UTF-8 but UTF-16 (it starts with a UTF-16 byte-order mark), so it cannot be read as written; ' +
+      'save the file as UTF-8 (iconv -f UTF-16 -t UTF-8 FILE)'
+    );
+  }
   const hex = bytes[place.offset]!.toString(16).toUpperCase().padStart(2, '0');
   return (
     `is not UTF-8: line ${place.line}, column ${place.column} holds byte 0x${hex} (offset ${place.offset}), ` +
     `which starts no UTF-8 character, so it cannot be read as written; save the file as UTF-8 (from ` +
     `Windows-1252 or Latin-1: iconv -f WINDOWS-1252 -t UTF-8 FILE)`
   );
+}
+
+/** Whether `bytes` start with UTF-16's byte-order mark, little-endian (FF FE) or big-endian (FE FF). */
+function isUtf16ByteOrderMark(bytes: Uint8Array): boolean {
+  return (bytes[0] === 0xff && bytes[1] === 0xfe) || (bytes[0] === 0xfe && bytes[1] === 0xff);
 }
 
 /** Describes the bad byte at `offset` for an error message: `byte 0xE9 at offset 41`. */
