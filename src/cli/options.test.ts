@@ -221,6 +221,22 @@ describe('path options', () => {
     }
   });
 
+  it('refuses - (stdin) for a flag that reads one file, saying how to give a pipe', async () => {
+    for (const args of [
+      ['rate', events, '--accounts', '-'],
+      ['reconcile', events, '--analytics', '-'],
+      ['import', events, '--config', '-', '--db', 'sqlite::memory:'],
+    ]) {
+      const { code, err, out } = await runWameter(args, { stdin: '{}' });
+      expect(code, args.join(' ')).toBe(EXIT.USAGE);
+      expect(err, args.join(' ')).toContain(
+        `"-" (stdin) is read only as an event source or estimate's recipients: give this flag a file (a pipe as /dev/stdin)`,
+      );
+      expect(err, args.join(' ')).not.toMatch(/no such file|ENOENT|cannot be read/);
+      expect(out).toBe('');
+    }
+  });
+
   it('documents the repeatable flag in every rating command’s help', async () => {
     for (const command of ['rate', 'explain', 'estimate', 'reconcile']) {
       const { out } = await runWameter([command, '--help']);

@@ -66,8 +66,19 @@ export function optionValues(noun: string): (value: string, previous?: string[])
   return (value, previous = []) => [...previous, one(value)];
 }
 
-/** A file or folder given to a flag (`--accounts`, `--rate-cards`, `--analytics`, `--config`…). */
-export const pathArgument = optionValue('a file or folder');
+/**
+ * A file or folder given to a flag that reads one (`--accounts`, `--analytics`, `--config`…). `-` is stdin only
+ * for event sources and estimate's recipients: here it would be looked for as a file named "-" and said
+ * missing, so it is refused saying how a pipe is given.
+ */
+export const pathArgument = optionValue('a file or folder', (value) => {
+  if (value === '-') {
+    throw new InvalidArgumentError(
+      `"-" (stdin) is read only as an event source or estimate's recipients: give this flag a file (a pipe as /dev/stdin)`,
+    );
+  }
+  return value;
+});
 
 /**
  * Paths of a repeatable flag (`--rate-cards a.csv --rate-cards tiers/`), each checked by `pathArgument`.
