@@ -266,6 +266,17 @@ describe('recipients', () => {
     expect(!parsed.ok && parsed.error.message).toContain('name, mobile');
   });
 
+  it.each(['', '\n\r\n', '\ufeff'])(
+    'an empty CSV (%j) is refused as empty, not as a header without "phone"',
+    (text) => {
+      const parsed = parseRecipientsCsv(text);
+      expect(parsed).toMatchObject({ ok: false, error: { code: 'NO_PHONE_COLUMN' } });
+      expect(!parsed.ok && parsed.error.message).toBe(
+        'the recipients CSV is empty: check that it is the file you meant (it needs a header row with a "phone" column, then a recipient a line)',
+      );
+    },
+  );
+
   it.each([
     ['";"', 'phone;name\n+55 11 98765-4321;Ana\n'],
     ['a tab', 'Phone\tname\n+55 11 98765-4321\tAna\n'],

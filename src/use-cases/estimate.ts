@@ -229,7 +229,15 @@ export function parseRecipientsCsv(
   const header = rows.find((row) => row.fields.some((f) => f.trim() !== ''));
   const names = header?.fields.map((f) => f.trim()) ?? [];
   const phoneIndex = names.findIndex((name) => name.toLowerCase() === 'phone');
-  if (!header || phoneIndex < 0) {
+  if (!header) {
+    // An empty list (a failed export, an unset variable's file) is said so, not taken for a wrong header.
+    return err({
+      code: 'NO_PHONE_COLUMN',
+      message:
+        'the recipients CSV is empty: check that it is the file you meant (it needs a header row with a "phone" column, then a recipient a line)',
+    });
+  }
+  if (phoneIndex < 0) {
     return err({
       code: 'NO_PHONE_COLUMN',
       message: `the recipients CSV needs a header row with a "phone" column${names.length > 0 ? ` (found: ${listed(names)})` : ''}${otherSeparatorHint(names)}`,
