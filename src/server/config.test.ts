@@ -205,6 +205,16 @@ describe('loadServiceConfig', () => {
     ]);
   });
 
+  it('says that an accounts file given as the config file is one, and where it goes', () => {
+    const accounts = writeJson('accounts.json', {
+      accounts: [{ waba: '291612946114990', timezone: 'Asia/Kolkata', currency: 'USD' }],
+    });
+    const result = loadServiceConfig({ env: {}, configFile: accounts });
+    expect(result.ok ? [] : result.error.problems).toEqual([
+      `config file "accounts" is a list of accounts: ${JSON.stringify(accounts)} looks like an accounts file (contract §2), not a configuration; a configuration names its accounts file by path ("accounts": "accounts.json"), or give it as WAMETER_ACCOUNTS`,
+    ]);
+  });
+
   it('refuses a config file that is not UTF-8, naming the byte: a key holding it would never match', () => {
     const path = writeJson('latin1.json', '');
     writeFileSync(path, Buffer.from('{\n  "apiKeys": "cl\u00e9=*"\n}', 'latin1'));

@@ -786,8 +786,16 @@ export function loadServiceConfig(input: {
     seen.add(apiKey.key);
   }
 
+  // An accounts file given as --config: its "accounts" list would be refused as "not a string" alone.
+  if (Array.isArray(file.accounts) && input.configFile !== undefined) {
+    problems.push(
+      `config file "accounts" is a list of accounts: ${JSON.stringify(input.configFile)} looks like an accounts file (contract §2), not a configuration; a configuration names its accounts file by path ("accounts": "accounts.json"), or give it as WAMETER_ACCOUNTS`,
+    );
+  }
   const accountsPath =
-    optionalString(file.accounts, 'config file "accounts"', problems) ??
+    (Array.isArray(file.accounts)
+      ? undefined
+      : optionalString(file.accounts, 'config file "accounts"', problems)) ??
     envValue(env, 'WAMETER_ACCOUNTS') ??
     null;
   if (accountsPath !== null) checkReadable(accountsPath, 'accounts file', problems);
