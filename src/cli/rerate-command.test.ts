@@ -141,6 +141,40 @@ describe('wameter rerate', () => {
     );
   });
 
+  it('says what changed in a unit whose category, type and amount stay the same (its era, its rate…)', () => {
+    const unit = (era: string, kind: string, rate: string) => ({
+      id: 'u_a',
+      unit: kind,
+      era,
+      category: 'marketing',
+      type: 'regular',
+      amount: '0.0411',
+      rate,
+      currency: 'USD',
+    });
+    const text = formatRerateTable({
+      ratingId: null,
+      isAccountsChanged: false,
+      isRateCardsChanged: false,
+      outsidePeriod: null,
+      wabas: ['W1'],
+      changed: [
+        {
+          unit: 'u_a',
+          old: unit('PMP-2025', 'message', '0.0411'),
+          new: unit('CBP-2023', 'conversation', '0.0411'),
+        },
+        { unit: 'u_b', old: unit('PMP-2025', 'message', '0.0411'), new: unit('PMP-2025', 'message', '0.05') },
+      ] as unknown as RerateReport['changed'],
+      unchanged: 0,
+      totals: { old: {}, new: {} },
+      totalsByWaba: { W1: { old: {}, new: {} } },
+      findings: [],
+    });
+    expect(text).toContain(' marketing/regular 0.0411 USD (unit, era differ)\n');
+    expect(text).toContain(' marketing/regular 0.0411 USD (rate differs)\n');
+  });
+
   it("lists the new rating's findings on stderr (table) and in the JSON's findings, as rate and import do", async () => {
     // July 2025 is per-message pricing, and the bundled cards have no per-message card before July 2025's
     // charges: they are priced from a per-conversation card, which a RATE_CARD_OF_OTHER_MODEL finding says.

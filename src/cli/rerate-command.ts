@@ -76,7 +76,12 @@ export function formatRerateTable(report: RerateReport): string {
     for (const change of report.changed) {
       const describe = (unit: typeof change.old) =>
         unit === null ? '—' : `${unit.category}/${unit.type} ${unit.amount ?? '?'} ${unit.currency}`;
-      lines.push(`${pad(change.unit, 44)} ${pad(describe(change.old), 34)} ${describe(change.new)}`);
+      const [before, after] = [describe(change.old), describe(change.new)];
+      // Alike in category, type and amount, the two would read as no change: name the fields that differ.
+      const fields = before === after ? differingFields(change.old, change.new) : [];
+      const which =
+        fields.length === 0 ? '' : ` (${fields.join(', ')} ${fields.length === 1 ? 'differs' : 'differ'})`;
+      lines.push(`${pad(change.unit, 44)} ${pad(before, 34)} ${after}${which}`);
     }
   }
   lines.push('', 'Totals:', ...totalsLines(report.totals, '  '));
@@ -88,6 +93,14 @@ export function formatRerateTable(report: RerateReport): string {
     }
   }
   return `${lines.join('\n')}\n`;
+}
+
+/** The fields of two versions of a unit that differ, in the order of the unit's JSON. */
+function differingFields(before: object | null, after: object | null): string[] {
+  if (before === null || after === null) return [];
+  const [old, now] = [before as Record<string, unknown>, after as Record<string, unknown>];
+  const keys = [...new Set([...Object.keys(old), ...Object.keys(now)])];
+  return keys.filter((key) => JSON.stringify(old[key]) !== JSON.stringify(now[key]));
 }
 
 /** One line a currency: the old total → the new, with their units. */
