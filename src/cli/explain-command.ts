@@ -32,7 +32,7 @@ import {
   watchRateCardOperands,
 } from './options.js';
 import { createSourceErrorReporter } from './source-errors.js';
-import { ALLOW_UNPRICED_HELP, findingLine, unpricedExit, unratedIn } from './unpriced.js';
+import { ALLOW_UNPRICED_HELP, findingLine, unpricedExit, unratedCodesIn, unratedIn } from './unpriced.js';
 
 interface ExplainFlags {
   user: string;
@@ -217,7 +217,11 @@ async function runExplain(
   // without a price, or of a WABA whose delivered messages could not all be rated, is not the whole answer:
   // exit 3, as `rate` (README "Exit codes"), said even when malformed lines decide the code.
   const unpriced = shownUnits.filter((unit) => unit.type === 'regular' && unit.amountMicros === null).length;
-  const exit = unpricedExit({ unpriced, unrated: unratedIn(findings) }, flags.allowUnpriced, warn);
+  const exit = unpricedExit(
+    { unpriced, unrated: unratedIn(findings), unratedCodes: unratedCodesIn(findings) },
+    flags.allowUnpriced,
+    warn,
+  );
   if (errors.count > 0) return EXIT.BAD_INPUT;
   return exit;
 }

@@ -303,7 +303,7 @@ describe('wameter import', () => {
     const { code, error } = await run(['import', file, '--db', `sqlite:${join(dir, 'w.db')}`]);
     expect(error).toContain('UNKNOWN_CATEGORY: WABA W1: delivered messages with no outbound line');
     expect(error).toContain(
-      'wameter import: 1 delivered message(s) could not be rated (see findings UNKNOWN_CATEGORY and STATUS_WITHOUT_USER: feed the send log too); pass --allow-unpriced to accept\n',
+      'wameter import: 1 delivered message(s) could not be rated (see finding UNKNOWN_CATEGORY: feed the send log too); pass --allow-unpriced to accept\n',
     );
     expect(code).toBe(3);
   });

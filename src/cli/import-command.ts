@@ -20,7 +20,7 @@ import type { CliIo } from './io.js';
 import { commandRatingService, openCommandStore } from './open-command-store.js';
 import { databaseUrl, pathArgument, refuseReportedFlag, refuseServiceSettings } from './options.js';
 import { createSourceErrorReporter } from './source-errors.js';
-import { ALLOW_UNPRICED_HELP, findingLine, unpricedExit, unratedIn } from './unpriced.js';
+import { ALLOW_UNPRICED_HELP, findingLine, unpricedExit, unratedCodesIn, unratedIn } from './unpriced.js';
 
 const BATCH = 5000;
 const PROGRESS_EVERY = 100_000;
@@ -141,6 +141,7 @@ async function runImport(sources: string[], flags: ImportFlags, io: CliIo): Prom
   let writeFailure: { error: unknown } | undefined;
   let unpriced = 0;
   let unrated = 0;
+  let unratedCodes: string[] = [];
   try {
     // A store another wameter rated (an upgrade): its bill is re-rated first, as a re-rate that keeps what
     // changed, so that the change is this version's alone, not mixed with what the sources add.
@@ -266,13 +267,14 @@ async function runImport(sources: string[], flags: ImportFlags, io: CliIo): Prom
     const importedTotals = imported.length === 0 ? {} : await store.totals({ wabas: imported });
     for (const total of Object.values(importedTotals)) unpriced += total.unpriced ?? 0;
     unrated = unratedIn(findings);
+    unratedCodes = unratedCodesIn(findings);
   } finally {
     await store.close();
   }
   errors.summarise();
   // The same rule as `rate`: bad input first, then units without a price and messages not rated.
   if (errors.count > 0) return EXIT.BAD_INPUT;
-  return unpricedExit({ unpriced, unrated }, flags.allowUnpriced, (message) =>
+  return unpricedExit({ unpriced, unrated, unratedCodes }, flags.allowUnpriced, (message) =>
     io.writeError(`wameter import: ${message}\n`),
   );
 }

@@ -18,7 +18,7 @@ import {
 } from './options.js';
 import { createSourceErrorReporter } from './source-errors.js';
 import { sayFindingsBesideCsv } from './findings-on-stderr.js';
-import { unpricedExit } from './unpriced.js';
+import { unpricedExit, unratedCodesIn } from './unpriced.js';
 import { OUTPUT_FORMATS, createUnitWriter, type OutputFormat } from './unit-writers.js';
 import type { Era } from '../core/units.js';
 import type { CliIo } from './io.js';
@@ -177,7 +177,11 @@ export async function runRate(
     );
   }
   // Said whatever decides the exit code: units without a price are news even when some lines were malformed.
-  const exit = unpricedExit({ unpriced, unrated: result.stats.unrated }, flags.allowUnpriced, warn);
+  const exit = unpricedExit(
+    { unpriced, unrated: result.stats.unrated, unratedCodes: unratedCodesIn(result.findings) },
+    flags.allowUnpriced,
+    warn,
+  );
   if (errors.count > 0) return EXIT.BAD_INPUT;
   if (exit !== EXIT.OK) return exit;
   // Late events are input left unrated, not units without a price: --allow-unpriced does not accept them.

@@ -410,7 +410,7 @@ describe('wameter rerate exits as `wameter rate` does for the same traffic', () 
         if (exitCode === 3) {
           // In the words of `rate` (unpriced.ts), of the new rating.
           expect(rerated.stderr).toContain(
-            'wameter rerate: 1 delivered message(s) of the new rating could not be rated (see findings UNKNOWN_CATEGORY and STATUS_WITHOUT_USER: feed the send log too); pass --allow-unpriced to accept\n',
+            `wameter rerate: 1 delivered message(s) of the new rating could not be rated (see finding ${code}: feed the send log too); pass --allow-unpriced to accept\n`,
           );
         }
         const accepted = await run(['--db', store, '--dry-run', '--format', format, '--allow-unpriced']);

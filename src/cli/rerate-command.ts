@@ -19,7 +19,7 @@ import {
   refuseReportedFlag,
   refuseServiceSettings,
 } from './options.js';
-import { ALLOW_UNPRICED_HELP, unpricedExit, unratedIn } from './unpriced.js';
+import { ALLOW_UNPRICED_HELP, unpricedExit, unratedCodesIn, unratedIn } from './unpriced.js';
 import { loadServiceConfig } from '../server/config.js';
 import { loadPricingSetup, loadRateCards } from '../server/pricing-setup.js';
 import { UPGRADE_DUE_IN_DRY_RUN_WARNING, type RerateReport } from '../server/rating-service.js';
@@ -350,7 +350,11 @@ stderr beside the table, or as "findings" in the JSON.`,
             0,
           );
           io.exitCode = unpricedExit(
-            { unpriced, unrated: unratedIn(report.findings) },
+            {
+              unpriced,
+              unrated: unratedIn(report.findings),
+              unratedCodes: unratedCodesIn(report.findings),
+            },
             flags.allowUnpriced,
             (message) => io.writeError(`wameter rerate: ${message}\n`),
             'of the new rating',

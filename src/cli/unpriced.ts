@@ -21,12 +21,24 @@ export function findingLine(finding: Finding): string {
 export function unratedIn(findings: readonly Finding[]): number {
   let unrated = 0;
   for (const finding of findings) {
-    const isUnrated =
-      finding.code === 'UNKNOWN_CATEGORY' ||
-      (finding.code === 'STATUS_WITHOUT_USER' && finding.message.startsWith('delivered message'));
-    if (isUnrated) unrated += typeof finding.count === 'number' ? finding.count : 1;
+    if (isUnratedFinding(finding)) unrated += typeof finding.count === 'number' ? finding.count : 1;
   }
   return unrated;
+}
+
+const UNRATED_CODES = ['UNKNOWN_CATEGORY', 'STATUS_WITHOUT_USER'];
+
+function isUnratedFinding(finding: Finding): boolean {
+  return (
+    finding.code === 'UNKNOWN_CATEGORY' ||
+    (finding.code === 'STATUS_WITHOUT_USER' && finding.message.startsWith('delivered message'))
+  );
+}
+
+/** The codes of the findings that `unratedIn` counts, each once, in the order the warning names them. */
+export function unratedCodesIn(findings: readonly Finding[]): string[] {
+  const codes = new Set<string>(findings.filter(isUnratedFinding).map((finding) => finding.code));
+  return UNRATED_CODES.filter((code) => codes.has(code));
 }
 
 /**
@@ -36,7 +48,12 @@ export function unratedIn(findings: readonly Finding[]): number {
  * codes"); `of` says whose units and messages they are when that is not plain (`rerate`: "of the new rating").
  */
 export function unpricedExit(
-  counts: { unpriced: number; unrated: number },
+  counts: {
+    unpriced: number;
+    unrated: number;
+    /** The findings that tell of the unrated messages (`unratedCodesIn`); both codes when not given. */
+    unratedCodes?: readonly string[];
+  },
   allowUnpriced: boolean | undefined,
   warn: (message: string) => void,
   of?: string,
@@ -50,8 +67,13 @@ export function unpricedExit(
     );
   }
   if (unrated > 0) {
+    const codes =
+      counts.unratedCodes === undefined || counts.unratedCodes.length === 0
+        ? UNRATED_CODES
+        : counts.unratedCodes;
+    const see = `see finding${codes.length > 1 ? 's' : ''} ${codes.join(' and ')}`;
     warn(
-      `${unrated} delivered message(s)${whose} could not be rated (see findings UNKNOWN_CATEGORY and STATUS_WITHOUT_USER: feed the send log too); pass --allow-unpriced to accept`,
+      `${unrated} delivered message(s)${whose} could not be rated (${see}: feed the send log too); pass --allow-unpriced to accept`,
     );
   }
   return EXIT.UNPRICED;
