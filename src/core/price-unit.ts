@@ -196,7 +196,7 @@ export class UnitPricer {
         `REPORTED_RULES:${draft.waba}`,
         () => ({
           code: 'REPORTED_RULES',
-          message: `WABA ${draft.waba}: messages, charged or free, (first: unit ${draft.id}, on ${date}) were rated under PMP-2026-10, rules reported by third parties and not yet in Meta's documentation (service messages and utility templates inside the customer service window charged, markets split); unless that era was chosen with --as-of-rules, switching those rules off (${SWITCH_REPORTED_OFF}) rates them under PMP-2025`,
+          message: `WABA ${draft.waba}: messages (first: unit ${draft.id}, on ${date}) were rated under PMP-2026-10, charged or free, rules reported by third parties and not yet in Meta's documentation (service messages and utility templates inside the customer service window charged, markets split); unless that era was chosen with --as-of-rules, switching those rules off (${SWITCH_REPORTED_OFF}) rates them under PMP-2025`,
           waba: draft.waba,
         }),
         exemplarAt(draft.openedAtMs, draft.id),

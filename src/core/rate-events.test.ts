@@ -1219,7 +1219,7 @@ describe("--as-of-rules applies the era's markets too", () => {
     const reported = result.findings.find((f) => f.code === 'REPORTED_RULES');
     expect(reported?.count).toBe(3);
     expect(reported?.message).toMatch(
-      /^WABA W1: messages, charged or free, \(first: unit u_u1, on 2026-10-05\)/,
+      /^WABA W1: messages \(first: unit u_u1, on 2026-10-05\) were rated under PMP-2026-10, charged or free,/,
     );
   });
 });

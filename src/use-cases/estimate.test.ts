@@ -168,7 +168,7 @@ describe('estimate: per-message pricing (PMP-2025)', () => {
     expect(later.warnings).toEqual([
       expect.stringContaining('usd-2025-10-01, effective 2025-10-01) is 427 days older than the send date'),
       // Rules only reported by third parties are never applied without a word, in a quote either.
-      expect.stringMatching(/^REPORTED_RULES: WABA W1: charges .* were rated under PMP-2026-10/),
+      expect.stringMatching(/^REPORTED_RULES: WABA W1: messages .* were rated under PMP-2026-10/),
     ]);
   });
 
