@@ -476,6 +476,64 @@ describe('PostgreSQL specifics', () => {
     await store.close();
   });
 
+  describe('a search_path of several schemas: the store is in the first it names, or refused', () => {
+    const urlOf = (...path: string[]) => {
+      const url = new URL(DATABASE_URL);
+      url.searchParams.set('options', `-c search_path=${path.join(',')}`);
+      return url.toString();
+    };
+    const tablesIn = async (schema: string) =>
+      (
+        await admin!.query(
+          'SELECT count(*)::int AS n FROM information_schema.tables WHERE table_schema = $1',
+          [schema],
+        )
+      ).rows[0].n as number;
+
+    it('refuses a first schema that does not exist, rather than create the store in the next one', async () => {
+      // PostgreSQL creates tables in the first schema of the path that exists: `missing,later` put the store in
+      // `later`, and once someone made `missing` (as docs/storage.md says to), the next start began a new,
+      // empty store there.
+      const [missing, later] = [freshSchema(), freshSchema()];
+      await admin!.query(`CREATE SCHEMA ${later}`);
+      const refusal = new RegExp(
+        `^the schema "${missing}", first in the search_path of .*, does not exist \\(or this user may not use it\\): create it \\(psql -c 'CREATE SCHEMA ${missing}'\\)`,
+      );
+      await expect(openStore(urlOf(missing, later))).rejects.toThrow(refusal);
+      await expect(openStore(urlOf(missing, later), { isReadOnly: true })).rejects.toThrow(refusal);
+      expect(await tablesIn(later)).toBe(0);
+    });
+
+    it('refuses a schema before the store that holds none of its tables: never a second, empty store', async () => {
+      const [empty, stored] = [freshSchema(), freshSchema()];
+      const store = await openPostgresStore(DATABASE_URL, { schema: stored });
+      await store.ingestEvents([
+        { key: eventKey(ONE_INBOUND), event: ONE_INBOUND, receivedAtMs: 1, source: 'import:a' },
+      ]);
+      await store.close();
+      await admin!.query(`CREATE SCHEMA ${empty}`);
+      const refusal = new RegExp(
+        `^the search_path of .* \\(${empty}, ?${stored}\\) reaches the schema "${empty}", which holds no wameter tables, before "${stored}", which holds wameter's store: .*name "${stored}" first`,
+      );
+      await expect(openStore(urlOf(empty, stored))).rejects.toThrow(refusal);
+      await expect(openStore(urlOf(empty, stored), { isReadOnly: true })).rejects.toThrow(refusal);
+      expect(await tablesIn(empty)).toBe(0);
+      // Named first, it is the store it was.
+      const reopened = await openStore(urlOf(stored, empty));
+      expect(await reopened.listEvents()).toHaveLength(1);
+      await reopened.close();
+    });
+
+    it('opens the store of a schema named after a "$user" schema that does not exist, and of one named first', async () => {
+      const [first, second] = [freshSchema(), freshSchema()];
+      await admin!.query(`CREATE SCHEMA ${first}; CREATE SCHEMA ${second}`);
+      await (await openStore(urlOf('"$user"', first, second))).close();
+      expect(await tablesIn(first)).toBeGreaterThan(0);
+      expect(await tablesIn(second)).toBe(0);
+      await (await openStore(urlOf('"$user"', first, second), { isReadOnly: true })).close();
+    });
+  });
+
   it('upgrades version 2 keys to keys per WABA: stored events stay duplicates of themselves', async () => {
     const schema = freshSchema();
     const sent: OutboundEvent = {

@@ -574,6 +574,66 @@ export async function openPostgresStore(url: string, options: PostgresStoreOptio
   return store;
 }
 
+/**
+ * Where the session's search_path puts the store: `schema`, the first schema of the path that exists (where
+ * PostgreSQL creates tables: `current_schema()`), the path as set, and `stores`, the schemas of the path that
+ * hold wameter's tables (`schema_migrations`), in the path's order.
+ */
+const SEARCH_PATH_SQL = `SELECT current_schema() AS schema, current_setting('search_path') AS search_path,
+  ARRAY(SELECT s.name::text FROM unnest(current_schemas(false)) WITH ORDINALITY AS s(name, place)
+        WHERE to_regclass(format('%I.schema_migrations', s.name)) IS NOT NULL ORDER BY s.place)::text[] AS stores`;
+
+interface SearchPathRow {
+  schema: string | null;
+  search_path: string;
+  stores: string[];
+}
+
+/** The names of a search_path setting (`"$user", public`), as PostgreSQL reads them: unquoted ones folded to lower case. */
+function searchPathNames(setting: string): string[] {
+  return (setting.match(/"(?:[^"]|"")*"|[^,]+/g) ?? [])
+    .map((part) => part.trim())
+    .filter((part) => part !== '')
+    .map((part) => (part.startsWith('"') ? part.slice(1, -1).replaceAll('""', '"') : part.toLowerCase()));
+}
+
+/** A schema name as psql takes it: plain when it needs no quotes. */
+function schemaSql(name: string): string {
+  return /^[a-z_][a-z0-9_]*$/.test(name) ? name : `"${name.replaceAll('"', '""')}"`;
+}
+
+/**
+ * Why the search_path must not be used as it stands, or undefined. PostgreSQL creates tables in the first
+ * schema of the path that exists and reads each table from the first schema that holds it, so a path naming
+ * a schema that does not exist yet put the store in the next one, and once that schema was made, the next
+ * writer started a new, empty store in it (its reads then finding none of the bill kept further on):
+ * - a schema before the store's, holding none of its tables, is refused (the store would be hidden);
+ * - a first schema named (after any `"$user"`) that does not exist is refused (the store would go, or be, in
+ *   another schema than the one named).
+ */
+function searchPathProblem(found: SearchPathRow, server: string): string | undefined {
+  const { schema, search_path: path, stores } = found;
+  if (schema === null) return undefined; // no schema at all: said where tables cannot be created or read
+  const options = `the URL's options=-c search_path=…`;
+  const [store] = stores;
+  if (store !== undefined && store !== schema) {
+    return `the search_path of ${server} (${path}) reaches the schema "${schema}", which holds no wameter tables, before "${store}", which holds wameter's store: a writer would start a new, empty store in "${schema}" and leave the bill kept in "${store}" unread; name "${store}" first in ${options} (or move its tables to "${schema}")`;
+  }
+  const first = searchPathNames(path).find(
+    (name) => name !== '$user' && name !== 'pg_catalog' && !name.startsWith('pg_temp'),
+  );
+  if (first === undefined || first === schema) return undefined;
+  return store === schema
+    ? `the schema "${first}", first in the search_path of ${server} (${path}), does not exist (or this user may not use it), and wameter's store is in "${schema}": name "${schema}" first in ${options} (creating "${first}" would hide that store behind a new, empty one)`
+    : `the schema "${first}", first in the search_path of ${server} (${path}), does not exist (or this user may not use it): create it (psql -c 'CREATE SCHEMA ${schemaSql(first)}') or fix ${options}, rather than put wameter's tables in "${schema}"`;
+}
+
+/** host, port and database as pg resolved them from the URL (never its password). */
+function serverOf(client: pg.PoolClient): string {
+  const { host, port, database } = client as unknown as { host: string; port: number; database: string };
+  return `the PostgreSQL database at ${host}:${port}/${database}`;
+}
+
 /** Adds `-c search_path=SCHEMA` to the URL's `options` (the URL wins over pg's config object). */
 function withSearchPath(url: string, schema: string): string {
   const parsed = new URL(url);
@@ -614,21 +674,17 @@ class PostgresStore implements Store {
     const onLost = () => {}; // the query under way fails instead (see transaction)
     client.on('error', onLost);
     try {
-      const { rows } = await client.query(
-        `SELECT current_schema() AS schema, current_setting('search_path') AS search_path,
-                to_regclass('schema_migrations') IS NOT NULL AS has_migrations`,
-      );
-      const found = rows[0] as { schema: string | null; search_path: string; has_migrations: boolean };
-      // host, port and database as pg resolved them from the URL (never its password).
-      const { host, port, database } = client as unknown as { host: string; port: number; database: string };
-      const server = `the PostgreSQL database at ${host}:${port}/${database}`;
+      const found = (await client.query(SEARCH_PATH_SQL)).rows[0] as SearchPathRow;
+      const server = serverOf(client);
       if (found.schema === null) {
         throw new ReadOnlyOpenError(
           'NO_STORE',
           `no wameter store in ${server}: no schema of its search_path (${found.search_path}) exists`,
         );
       }
-      const applied = found.has_migrations
+      const problem = searchPathProblem(found, server);
+      if (problem !== undefined) throw new Error(problem);
+      const applied = found.stores.includes(found.schema)
         ? new Set(
             (await client.query('SELECT version FROM schema_migrations')).rows.map((row: Row) =>
               Number(row.version),
@@ -656,6 +712,9 @@ class PostgresStore implements Store {
         [MIGRATION_LOCK, this.schema ?? null],
       );
       if (this.schema !== undefined) await client.query(`CREATE SCHEMA IF NOT EXISTS ${this.schema}`);
+      const found = (await client.query(SEARCH_PATH_SQL)).rows[0] as SearchPathRow;
+      const problem = searchPathProblem(found, serverOf(client as pg.PoolClient));
+      if (problem !== undefined) throw new Error(problem);
       await client.query(`CREATE TABLE IF NOT EXISTS schema_migrations (
         version       integer PRIMARY KEY,
         name          text    NOT NULL,
