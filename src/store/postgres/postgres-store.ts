@@ -1074,6 +1074,7 @@ class PostgresStore implements Store {
     const group = dimensions.map(([, sql]) => `, ${sql}`).join('');
     const params = new Params();
     let sql: string;
+    let zoneAt: number | undefined; // the place of the time zone among the parameters, if given
     if (query.granularity === 'HALF_HOUR') {
       // Half hours are cut in UTC, as in SQLite (Meta's half-hour buckets are UTC-aligned).
       sql = `SELECT u.opened_at_ms - u.opened_at_ms % ${HALF_HOUR_MS} AS start_ms,
@@ -1085,6 +1086,7 @@ class PostgresStore implements Store {
     } else {
       // Local day or month of each unit in the query's time zone; its start and end back to UTC instants
       // (a 23 h or 25 h day across a DST change).
+      zoneAt = params.values.length;
       const tz = params.add(timeZone);
       const field = params.add(query.granularity === 'DAILY' ? 'day' : 'month');
       const step = params.add(query.granularity === 'DAILY' ? '1 day' : '1 month');
@@ -1101,7 +1103,14 @@ class PostgresStore implements Store {
                FROM units ${where}) u
              GROUP BY u.bucket${group}`;
     }
-    const rows = await this.readRows(sql, params.values);
+    const rows = await this.readRows(sql, params.values).catch((error: unknown) => {
+      // A name ICU still reads but PostgreSQL's tz database dropped (`US/Pacific-New`): the zone it names.
+      const zone = canonicalTimeZone(timeZone);
+      if (zoneAt === undefined || zone === timeZone || !isUnknownTimeZone(error)) throw error;
+      const values = [...params.values];
+      values[zoneAt] = zone;
+      return this.readRows(sql, values);
+    });
     return sortPoints(
       rows.map((row: Row) => ({
         startMs: Number(row.start_ms),
@@ -1265,6 +1274,17 @@ async function connectWithin(pool: pg.Pool, bound: Bound | number): Promise<pg.P
 
 /** PostgreSQL's SQLSTATE for a statement cancelled by `statement_timeout` (query_canceled). */
 const QUERY_CANCELED = '57014';
+
+/** PostgreSQL's refusal of a time zone name it does not know (`time zone "X" not recognized`). */
+function isUnknownTimeZone(error: unknown): boolean {
+  const { code, message } = (error ?? {}) as { code?: unknown; message?: unknown };
+  return code === '22023' && typeof message === 'string' && /^time zone ".*" not recognized$/.test(message);
+}
+
+/** The zone a time zone name names, as ICU canonicalises it (`US/Pacific-New` → `America/Los_Angeles`). */
+function canonicalTimeZone(timeZone: string): string {
+  return new Intl.DateTimeFormat('en-US', { timeZone }).resolvedOptions().timeZone;
+}
 
 /**
  * `client` within `bound`, counted from `startedMs`: each query waits at most for what is left of the whole
