@@ -536,6 +536,26 @@ describe('the writer lock on PostgreSQL (a session advisory lock)', () => {
     }
   });
 
+  it("keeps its idle session under the server's idle_session_timeout: the lock is not lost while held", async () => {
+    // A database or role with idle_session_timeout (hardening against leaked connections) ended the lock's
+    // session, idle by design, after that time: `serve` lost the lock and exited 75, again after each restart.
+    const url = new URL(await freshUrl());
+    url.searchParams.set('options', `${url.searchParams.get('options')} -c idle_session_timeout=300`);
+    const lost: Error[] = [];
+    const lock = await acquireWriterLock(
+      url.toString(),
+      { command: 'serve' },
+      { onLost: (e) => lost.push(e) },
+    );
+    try {
+      await new Promise((resolve) => setTimeout(resolve, 1_500)); // five times the server's bound
+      expect(lost).toEqual([]);
+      await refusal(acquireWriterLock(url.toString(), { command: 'rerate' }));
+    } finally {
+      await lock.release();
+    }
+  });
+
   it('can be taken again once released', async () => {
     const url = await freshUrl();
     const first = await acquireWriterLock(url, { command: 'serve' });

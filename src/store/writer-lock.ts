@@ -590,6 +590,12 @@ async function acquireAdvisoryLock(
     await client.query("SELECT set_config('application_name', $1, false)", [
       `wameter ${self.command} pid ${self.pid} on ${self.hostname}`,
     ]);
+    // This session is idle by design while it holds the lock: a server, database or role with
+    // idle_session_timeout (PostgreSQL 14+; hardening against leaked connections) would end it, and with it the
+    // lock, every that often (`serve` exited 75 each time). Turned off for this session only, where it exists.
+    await client.query(
+      "SELECT set_config(name, '0', false) FROM pg_settings WHERE name = 'idle_session_timeout'",
+    );
     const current = (await client.query<{ schema: string | null }>('SELECT current_schema() AS schema'))
       .rows[0]?.schema;
     if (current === null || current === undefined) {
