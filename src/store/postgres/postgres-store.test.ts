@@ -446,6 +446,29 @@ describe('PostgreSQL specifics', () => {
     );
   });
 
+  it('works on a server, database or role with standard_conforming_strings off (a backslash in its SQL kept)', async () => {
+    // Its SQL writes a backslash as itself ('\\'); with the setting off, a backslash escapes in every string,
+    // and the migrations were refused with a syntax error.
+    const schema = freshSchema();
+    await admin!.query(`CREATE SCHEMA ${schema}`);
+    const url = new URL(DATABASE_URL);
+    url.searchParams.set('options', `-c search_path=${schema} -c standard_conforming_strings=off`);
+    const store = await openStore(url.toString());
+    try {
+      const event = { ...ONE_INBOUND, waba: 'W\\:1' };
+      await store.ingestEvents([{ key: eventKey(event), event, receivedAtMs: 1, source: 'import:a' }]);
+      const again = await store.ingestEvents([
+        { key: eventKey(event), event, receivedAtMs: 2, source: 'import:b' },
+      ]);
+      expect(again.duplicates).toBe(1);
+      expect(await listingOf(store, ['W\\:1'])).toEqual([event]);
+      const { rows } = await admin!.query(`SELECT key FROM ${schema}.events`);
+      expect(rows).toEqual([{ key: eventKey(event) }]);
+    } finally {
+      await store.close();
+    }
+  });
+
   it('is opened by openStore from a postgres:// URL, search_path in its options', async () => {
     const schema = freshSchema();
     await admin!.query(`CREATE SCHEMA ${schema}`);

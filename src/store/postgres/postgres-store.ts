@@ -545,10 +545,16 @@ export async function openPostgresStore(url: string, options: PostgresStoreOptio
     // pool's places: once a partition heals, attempts its packets were lost in keep callers waiting for a
     // place until this timeout (10 s, the write bound; shorter when the store is given shorter bounds).
     connectionTimeoutMillis: Math.min(10_000, writeTimeoutMs, readTimeoutMs),
-    // The server itself refuses any write of a read-only store's sessions, not only this code.
-    ...(isReadOnly
-      ? { onConnect: (client) => client.query('SET default_transaction_read_only = on').then(() => {}) }
-      : {}),
+    // Its SQL writes a backslash as itself (`'\\'`), as standard_conforming_strings (PostgreSQL's default) reads
+    // it: a server, database or role that turned it off made every such string an escape (the migrations were
+    // refused with a syntax error). And the server itself refuses any write of a read-only store's sessions,
+    // not only this code.
+    onConnect: (client) =>
+      client
+        .query(
+          `SET standard_conforming_strings = on${isReadOnly ? '; SET default_transaction_read_only = on' : ''}`,
+        )
+        .then(() => {}),
   });
   // An idle client losing its connection must not crash the process; the next query reports it.
   pool.on('error', () => {});
