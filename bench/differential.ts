@@ -986,6 +986,43 @@ function extraTraffic(
       at,
     );
   }
+  // A WhatsApp group: a user's message in it (no 1:1 window) and Meta's billed status of a message to it.
+  if (sent.length > 0 && x.chance(0.2)) {
+    const s = pickSent() as SentMessage;
+    const at = s.t + x.range(-3600, 3600) * 1000;
+    events += 2;
+    push(
+      webhookBody(s.waba.id, s.business, {
+        contacts: [{ profile: { name: 'U' }, wa_id: s.user.metaForm }],
+        messages: [
+          {
+            from: s.user.metaForm,
+            group_id: 'HBgLMTY1MDM4Nzk0MzkVAgASGBQzQTRBNjU5OUFFRTAzODEwMTQ0RgA',
+            id: `wamid.g${seed}x${counter++}`,
+            timestamp: String(Math.floor(at / 1000)),
+            type: 'text',
+            text: { body: 'hi all' },
+          },
+        ],
+      }),
+      at,
+    );
+    push(
+      webhookBody(s.waba.id, s.business, {
+        statuses: [
+          {
+            id: `wamid.g${seed}x${counter++}`,
+            status: 'delivered',
+            timestamp: String(Math.floor(at / 1000) + 5),
+            recipient_id: 'HBgLMTY1MDM4Nzk0MzkVAgASGBQzQTRBNjU5OUFFRTAzODEwMTQ0RgA',
+            recipient_type: 'group',
+            pricing: { billable: true, pricing_model: 'PMP', category: 'marketing', type: 'regular' },
+          },
+        ],
+      }),
+      at,
+    );
+  }
   // One POST with two WABAs' entries: a user's message to one, a status of another's message.
   if (sent.length > 0 && wabas.length > 1 && x.chance(0.4)) {
     const s = pickSent() as SentMessage;
@@ -1712,8 +1749,8 @@ Options:
   --extras          add what the spec allows beyond the seed's own lines (drawn apart, appended, so a seed's
                     lines without it stay as they were): Meta's tier statements, template_category_update in
                     its pending and id-less forms, played and unknown status words, webhook-only messages
-                    priced authentication_international or marketing_lite, a system message, one POST with two
-                    WABAs' entries
+                    priced authentication_international or marketing_lite, a system message, a group's message
+                    and billed status, one POST with two WABAs' entries
   --keep            keep each seed's scratch folder (input, accounts, cards, path files) under --work
   -h, --help        this help
 Exit code: 0 when every path agreed on every seed, 1 otherwise.`;
