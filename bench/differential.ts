@@ -26,7 +26,9 @@
 // said as `doc(…)`, not counted: READ_RECEIPT_ONLY (a stream does not charge a message known only from read
 // receipts) and LATE (a batched webhook body whose items lie further apart than the lateness); so is a store
 // path missing only the units `rate` bills under a business number no WABA ties (WABA_UNKNOWN), as
-// doc(UNATTRIBUTED): the stores rate no such status and count it (docs/storage.md). A stream's
+// doc(UNATTRIBUTED): the stores rate no such status and count it (docs/storage.md); and a stream's on a seed
+// whose inbound lines of one id name two numbers or users, as doc(INBOUND_COPIES) (a stream rates them as two
+// messages, decisions.md "Known limits"). A stream's
 // difference on a seed with business-scoped user ids is said as `F1(…)` (the family this tester found first:
 // a stream does not join such an id to its number), so that other families stand out. A difference that does
 // not come again on a second run is said as FLAKY.
@@ -1208,8 +1210,26 @@ function streamPath(ws: Workspace, lines: Line[]): Canon {
       ...RATE_FLAGS,
     ]),
   );
+  if (inboundCopiesDisagree(lines)) canon.note = 'INBOUND_COPIES';
   if (canon.findingCodes?.includes('READ_RECEIPT_ONLY')) canon.note = 'READ_RECEIPT_ONLY';
   return canon;
+}
+
+/**
+ * Do inbound lines of one id name two business numbers or users? A stream rates such copies as two messages
+ * where a batch keeps one (docs/decisions.md, "Known limits"): its difference is said as doc(INBOUND_COPIES).
+ */
+function inboundCopiesDisagree(lines: Line[]): boolean {
+  const pairOfId = new Map<string, string>();
+  for (const line of lines) {
+    if (!line.text.startsWith('{"kind":"inbound"')) continue;
+    const event = JSON.parse(line.text) as { id?: string; business?: string; user?: string };
+    const pair = `${event.business}\u0000${event.user}`;
+    const before = pairOfId.get(String(event.id));
+    if (before !== undefined && before !== pair) return true;
+    pairOfId.set(String(event.id), pair);
+  }
+  return false;
 }
 
 let sweptLateness = '36h';
@@ -1254,6 +1274,7 @@ function streamSweptPath(ws: Workspace, lines: Line[], seed: number): Canon {
     ]),
   );
   rmSync(file, { force: true });
+  if (inboundCopiesDisagree(lines)) canon.note = 'INBOUND_COPIES';
   if (canon.findingCodes?.includes('READ_RECEIPT_ONLY')) canon.note = 'READ_RECEIPT_ONLY';
   if (canon.findingCodes?.some((c) => c.startsWith('LATE'))) canon.note = 'LATE';
   // The filler WABA is not in the accounts file: drop what is said of it alone.
