@@ -70,12 +70,19 @@ describe('mergeCopies', () => {
     expect(mergeCopies(late, early).event).toEqual({ ...sent, deliveredAtMs: 9_500, isFailed: true });
   });
 
-  it('names a recipient two copies disagree on and keeps the same one whichever came first', () => {
+  it('keeps what each copy of a status named of its recipient, and the same one whichever came first', () => {
+    // `wameter rate` reads each copy of a status (RECIPIENT_DISAGREES for numbers of two countries, nothing
+    // for a business-scoped id and its number): no disagreement of copies, but the names the rater reads.
     const other: StatusEvent = { ...metaStatus, user: '447700900123' };
     const one = mergeCopies(metaStatus, other);
-    expect(one.disagreements).toEqual(['user']);
+    expect(one.disagreements).toEqual([]);
     expect(one.event).toEqual(mergeCopies(other, metaStatus).event);
     expect((one.event as StatusEvent).user).toBe('447700900123');
+    expect((one.event as StatusEvent).namesOfCopies).toEqual([
+      { business: metaStatus.business, user: '447700900123' },
+      { business: metaStatus.business, user: metaStatus.user },
+    ]);
+    expect((one.event as StatusEvent).copiesDisagreeOn).toBeUndefined();
   });
 
   it('keeps what earlier merges found when a third copy agrees', () => {

@@ -3,7 +3,7 @@
 // and Meta's full webhook of the same status. What each copy knows is kept, whichever copy came first, so
 // that the order of the input never changes a charge (contract §1: "order of lines does not matter").
 
-import type { CopyField, CoreEvent, TemplateCategory } from './events.js';
+import type { CopyField, CoreEvent, StatusEvent, StatusNames, TemplateCategory } from './events.js';
 
 export interface MergedCopies {
   event: CoreEvent;
@@ -47,8 +47,9 @@ export function mergeCopies(a: CoreEvent, b: CoreEvent): MergedCopies {
   merged.atMs = Math.min(a.atMs, b.atMs);
   const left = a as unknown as Record<string, unknown>;
   const right = b as unknown as Record<string, unknown>;
+  const isStatus = a.kind === 'status';
   for (const key of new Set([...Object.keys(a), ...Object.keys(b)])) {
-    if (key === 'atMs' || key === 'kind' || key === 'copiesDisagreeOn') continue;
+    if (key === 'atMs' || key === 'kind' || key === 'copiesDisagreeOn' || key === 'namesOfCopies') continue;
     const x = left[key];
     const y = right[key];
     if (x === undefined || y === undefined) {
@@ -56,7 +57,15 @@ export function mergeCopies(a: CoreEvent, b: CoreEvent): MergedCopies {
       continue;
     }
     if (sameValue(x, y)) continue;
-    merged[key] = pick(key, x, y, disagreements);
+    // Copies of one status naming the recipient otherwise are no disagreement of copies: `wameter rate`
+    // reads each (a business-scoped id and its number are one user; two numbers of two countries are
+    // RECIPIENT_DISAGREES), and the rater reads the row's `namesOfCopies` as it reads them.
+    merged[key] = isStatus && STATUS_NAME_FIELDS.has(key) ? smaller(x, y) : pick(key, x, y, disagreements);
+  }
+  if (isStatus) {
+    const names = namesOfCopies(a as StatusEvent, b as StatusEvent);
+    if (names.length > 1) merged.namesOfCopies = names;
+    else delete merged.namesOfCopies;
   }
   for (const key of Object.keys(merged)) if (merged[key] === undefined) delete merged[key];
   const found = [...disagreements].sort();
@@ -64,6 +73,62 @@ export function mergeCopies(a: CoreEvent, b: CoreEvent): MergedCopies {
   if (all.size > 0) merged.copiesDisagreeOn = [...all].sort();
   else delete merged.copiesDisagreeOn;
   return { event: merged as unknown as CoreEvent, disagreements: found };
+}
+
+/** The fields in which a status names its recipient (`StatusNames`). */
+const STATUS_NAME_FIELDS: ReadonlySet<string> = new Set([
+  'business',
+  'user',
+  'userCountryHint',
+  'scopedUserId',
+]);
+
+/**
+ * What each copy of two merged statuses named (a merged row's `namesOfCopies`, else its own), once each,
+ * sorted, when two of them name the recipient otherwise (else none); without a copy that names only what
+ * another names too (a bare status line beside Meta's copy): read again, it would tell the rater nothing.
+ */
+function namesOfCopies(a: StatusEvent, b: StatusEvent): StatusNames[] {
+  const byText = new Map<string, StatusNames>();
+  for (const names of [...namesOf(a), ...namesOf(b)]) byText.set(canonical(names), names);
+  const all = [...byText.values()];
+  if (!hasConflict(all)) return [];
+  const kept = all.filter((names) => !all.some((other) => other !== names && namesWithin(names, other)));
+  return kept
+    .map((names) => [canonical(names), names] as const)
+    .sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0))
+    .map(([, names]) => names);
+}
+
+/**
+ * Whether two of the copies give one field different values: else the merged status, naming what each copy
+ * named, says all they say (a bare status line, Meta's copy with the number, another with the country).
+ */
+function hasConflict(all: readonly StatusNames[]): boolean {
+  const seen = new Map<string, string>();
+  for (const names of all) {
+    for (const [field, value] of Object.entries(names) as [string, string][]) {
+      const known = seen.get(field);
+      if (known !== undefined && known !== value) return true;
+      seen.set(field, value);
+    }
+  }
+  return false;
+}
+
+/** Whether every name `inner` gives, `outer` gives the same. */
+function namesWithin(inner: StatusNames, outer: StatusNames): boolean {
+  return (Object.keys(inner) as (keyof StatusNames)[]).every((field) => inner[field] === outer[field]);
+}
+
+function namesOf(event: StatusEvent): readonly StatusNames[] {
+  if (event.namesOfCopies !== undefined && event.namesOfCopies.length > 0) return event.namesOfCopies;
+  const names: StatusNames = {};
+  if (event.business !== undefined) names.business = event.business;
+  if (event.user !== undefined) names.user = event.user;
+  if (event.userCountryHint !== undefined) names.userCountryHint = event.userCountryHint;
+  if (event.scopedUserId !== undefined) names.scopedUserId = event.scopedUserId;
+  return [names];
 }
 
 function disagreedBefore(event: CoreEvent): readonly CopyField[] {

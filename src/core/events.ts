@@ -39,6 +39,14 @@ export interface MetaConversationEvidence {
   origin?: { type?: string };
 }
 
+/** What one copy of a status named of its recipient (`StatusEvent.namesOfCopies`). */
+export interface StatusNames {
+  business?: string;
+  user?: string;
+  userCountryHint?: string;
+  scopedUserId?: string;
+}
+
 /** The fields on which copies of one event said different things (not where one copy said nothing). */
 export type CopyField =
   'user' | 'business' | 'template' | 'templateName' | 'userCountryHint' | 'scopedUserId';
@@ -110,8 +118,18 @@ export interface StatusEvent {
    * (GROUP_MESSAGES_NOT_RATED).
    */
   recipientType?: 'group';
-  /** A store merged copies of this event that disagreed on these fields (event-copies.ts): a finding. */
+  /**
+   * Written by stores before copies of statuses kept `namesOfCopies`: the fields their copies differed on.
+   * Read as nothing (`wameter rate` reads each copy of a status, and says no COPIES_DISAGREE of them).
+   */
   copiesDisagreeOn?: readonly CopyField[];
+  /**
+   * A store merged copies of this status that named the recipient otherwise (a business-scoped id alone and
+   * the number, a Brazilian mobile with and without its ninth digit, two numbers, two business numbers, two
+   * country hints): what each copy named, sorted, so that the rater reads the row as the copies themselves,
+   * as `wameter rate` reads them (event-copies.ts). Absent when every copy named the same.
+   */
+  namesOfCopies?: readonly StatusNames[];
   /**
    * Set by a store's listing only (never read from input): the stored row ties nothing (`events.business` NULL:
    * a writer not trusted with its number, or copies of which none named the number kept), so the rater counts

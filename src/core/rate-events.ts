@@ -465,6 +465,17 @@ export class Rater {
 
   add(event: CoreEvent): void {
     if (this.isFinished) throw new Error('Rater.add after finish');
+    if (event.kind === 'status' && event.namesOfCopies !== undefined && event.namesOfCopies.length > 0) {
+      // A store's row of copies of one status that named the recipient otherwise: read as those copies, as
+      // `wameter rate` reads them (a business-scoped id and its number are one user, no disagreement).
+      const { namesOfCopies, ...copy } = event;
+      delete copy.business;
+      delete copy.user;
+      delete copy.userCountryHint;
+      delete copy.scopedUserId;
+      for (const names of namesOfCopies) this.add({ ...copy, ...names });
+      return;
+    }
     this.stats.events += 1;
     if ('user' in event && event.user) {
       // One user written two ways (a Brazilian ninth digit, a Mexican 521): one pair, one window.
@@ -490,8 +501,14 @@ export class Rater {
         }
       }
     }
-    if ('copiesDisagreeOn' in event && event.copiesDisagreeOn && event.copiesDisagreeOn.length > 0) {
+    if (
+      event.kind !== 'status' &&
+      'copiesDisagreeOn' in event &&
+      event.copiesDisagreeOn &&
+      event.copiesDisagreeOn.length > 0
+    ) {
       // A store merged copies of this event that disagreed: the finding it would have said reading them.
+      // (Not of a status: `wameter rate` reads each copy of a status and says no COPIES_DISAGREE of them.)
       this.noteCopiesDisagree(event.waba, event.id, event.copiesDisagreeOn);
     }
     switch (event.kind) {
