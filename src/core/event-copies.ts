@@ -3,7 +3,14 @@
 // and Meta's full webhook of the same status. What each copy knows is kept, whichever copy came first, so
 // that the order of the input never changes a charge (contract §1: "order of lines does not matter").
 
-import type { CopyField, CoreEvent, StatusEvent, StatusNames, TemplateCategory } from './events.js';
+import type {
+  CopyField,
+  CoreEvent,
+  InboundEvent,
+  StatusEvent,
+  StatusNames,
+  TemplateCategory,
+} from './events.js';
 
 export interface MergedCopies {
   event: CoreEvent;
@@ -48,6 +55,9 @@ export function mergeCopies(a: CoreEvent, b: CoreEvent): MergedCopies {
   const left = a as unknown as Record<string, unknown>;
   const right = b as unknown as Record<string, unknown>;
   const isStatus = a.kind === 'status';
+  // Copies of one user's message, one naming the business-scoped id alone, the other the number with that
+  // id: one user, whose key is the number (a batch joins the id to it before comparing copies).
+  const pairedNumber = a.kind === 'inbound' && b.kind === 'inbound' ? numberPairedBy(a, b) : undefined;
   for (const key of new Set([...Object.keys(a), ...Object.keys(b)])) {
     if (key === 'atMs' || key === 'kind' || key === 'copiesDisagreeOn' || key === 'namesOfCopies') continue;
     const x = left[key];
@@ -60,7 +70,9 @@ export function mergeCopies(a: CoreEvent, b: CoreEvent): MergedCopies {
     // Copies of one status naming the recipient otherwise are no disagreement of copies: `wameter rate`
     // reads each (a business-scoped id and its number are one user; two numbers of two countries are
     // RECIPIENT_DISAGREES), and the rater reads the row's `namesOfCopies` as it reads them.
-    merged[key] = isStatus && STATUS_NAME_FIELDS.has(key) ? smaller(x, y) : pick(key, x, y, disagreements);
+    if (key === 'user' && pairedNumber !== undefined) merged.user = pairedNumber;
+    else
+      merged[key] = isStatus && STATUS_NAME_FIELDS.has(key) ? smaller(x, y) : pick(key, x, y, disagreements);
   }
   if (isStatus) {
     const names = namesOfCopies(a as StatusEvent, b as StatusEvent);
@@ -73,6 +85,15 @@ export function mergeCopies(a: CoreEvent, b: CoreEvent): MergedCopies {
   if (all.size > 0) merged.copiesDisagreeOn = [...all].sort();
   else delete merged.copiesDisagreeOn;
   return { event: merged as unknown as CoreEvent, disagreements: found };
+}
+
+/** The number of two inbound copies where one names it with a business-scoped id the other names alone. */
+function numberPairedBy(a: InboundEvent, b: InboundEvent): string | undefined {
+  if (a.scopedUserId !== undefined && a.scopedUserId === b.user && b.scopedUserId === undefined)
+    return a.user;
+  if (b.scopedUserId !== undefined && b.scopedUserId === a.user && a.scopedUserId === undefined)
+    return b.user;
+  return undefined;
 }
 
 /** The fields in which a status names its recipient (`StatusNames`). */

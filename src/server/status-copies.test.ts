@@ -109,3 +109,40 @@ describe.each(['SQLite', 'PostgreSQL'] as const)(
     });
   },
 );
+
+/** Meta's inbound message from a user known by the business-scoped id alone (`from` empty). */
+const FROM_SCOPED_ID = fixture('meta-docs/incoming_text_bsuid.json');
+/**
+ * The same message (same id) naming the number, with `contacts[].user_id` pairing it with that id, as Meta
+ * writes a contact whose number it shares (Meta's incoming_text_basic.json, its contact given the id).
+ */
+function fromNumberWithScopedId(): Buffer {
+  const value = JSON.parse(fixture('meta-docs/incoming_text_basic.json').toString('utf8')) as {
+    entry: {
+      changes: { value: { contacts: { user_id?: string }[]; messages: { timestamp: string }[] } }[];
+    }[];
+  };
+  const change = value.entry[0]!.changes[0]!.value;
+  change.contacts[0]!.user_id = 'user.93737...';
+  change.messages[0]!.timestamp = '1749416383';
+  return Buffer.from(JSON.stringify(value));
+}
+
+describe.each(['SQLite', 'PostgreSQL'] as const)(
+  'copies of one inbound message naming a business-scoped id and its number (%s)',
+  (engine) => {
+    it.each([
+      ['the number first', [fromNumberWithScopedId(), FROM_SCOPED_ID]],
+      ['the id first', [FROM_SCOPED_ID, fromNumberWithScopedId()]],
+    ])('%s: the same units and findings as `wameter rate`, no COPIES_DISAGREE', async (_name, bodies) => {
+      service = await serviceWithFindings(engine);
+      const live = await postAll(bodies);
+      const batch = await batchOf(bodies);
+      expect(live.units).toEqual(batch.units);
+      expect(live.findings).toEqual(batch.findings);
+      expect(live.findings.map((finding) => (finding as { code: string }).code)).not.toContain(
+        'COPIES_DISAGREE',
+      );
+    });
+  },
+);
