@@ -294,6 +294,18 @@ export function isNestedDeeperThan(value: unknown, limit = MAX_JSON_DEPTH): bool
  */
 export function isTextNestedDeeperThan(text: string, limit = MAX_JSON_DEPTH): boolean {
   let depth = 0;
+  return someCharOutsideStrings(text, (c) => {
+    if (c === 0x7b || c === 0x5b) return ++depth > limit;
+    if (c === 0x7d || c === 0x5d) depth--;
+    return false;
+  });
+}
+
+/**
+ * Whether `test` holds for a character of JSON text outside its strings (escapes included), in order; stops
+ * at the first. The one pass the checks made before `JSON.parse` share.
+ */
+function someCharOutsideStrings(text: string, test: (charCode: number) => boolean): boolean {
   let isInString = false;
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
@@ -303,10 +315,8 @@ export function isTextNestedDeeperThan(text: string, limit = MAX_JSON_DEPTH): bo
       else if (c === 0x22) isInString = false;
     } else if (c === 0x22) {
       isInString = true;
-    } else if (c === 0x7b || c === 0x5b) {
-      if (++depth > limit) return true;
-    } else if (c === 0x7d || c === 0x5d) {
-      depth--;
+    } else if (test(c)) {
+      return true;
     }
   }
   return false;
@@ -347,20 +357,7 @@ export function holdsMoreValuesThan(value: unknown, limit: number): boolean {
  */
 export function isTextHoldingMoreValuesThan(text: string, limit: number): boolean {
   let commas = 0;
-  let isInString = false;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (isInString) {
-      if (c === 0x5c)
-        i++; // a backslash: the next character is escaped
-      else if (c === 0x22) isInString = false;
-    } else if (c === 0x22) {
-      isInString = true;
-    } else if (c === 0x2c && ++commas >= limit) {
-      return true;
-    }
-  }
-  return false;
+  return someCharOutsideStrings(text, (c) => c === 0x2c && ++commas >= limit);
 }
 
 function parseValue(value: unknown): Result<ParsedItem, ParseError> {
