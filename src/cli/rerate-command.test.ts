@@ -109,6 +109,21 @@ describe('wameter rerate', () => {
     );
   });
 
+  /** The table of a re-rate of W1 that changed `changed` (unit JSON abridged) and left `unchanged` alone. */
+  const tableOfChanges = (changed: unknown[], unchanged: number) =>
+    formatRerateTable({
+      ratingId: null,
+      isAccountsChanged: false,
+      isRateCardsChanged: false,
+      outsidePeriod: null,
+      wabas: ['W1'],
+      changed: changed as RerateReport['changed'],
+      unchanged,
+      totals: { old: {}, new: {} },
+      totalsByWaba: { W1: { old: {}, new: {} } },
+      findings: [],
+    });
+
   it('tells apart units whose amount changed, free units that only show another rate, and units added or removed', () => {
     const unit = (amount: string, rate: string) => ({
       category: 'referral_conversion',
@@ -117,24 +132,16 @@ describe('wameter rerate', () => {
       rate,
       currency: 'USD',
     });
-    const text = formatRerateTable({
-      ratingId: null,
-      isAccountsChanged: false,
-      isRateCardsChanged: false,
-      outsidePeriod: null,
-      wabas: ['W1'],
-      changed: [
+    const text = tableOfChanges(
+      [
         { unit: 'u_a', old: unit('0.0107', '0.0107'), new: unit('0.0118', '0.0118') },
         { unit: 'u_b', old: unit('0', '0.0107'), new: unit('0', '0.0118') },
         // A free unit merged into another under the new rules: gone, not "changed in amount".
         { unit: 'u_c', old: unit('0', '0.0107'), new: null },
         { unit: 'u_d', old: null, new: unit('0.0118', '0.0118') },
-      ] as unknown as RerateReport['changed'],
-      unchanged: 3,
-      totals: { old: {}, new: {} },
-      totalsByWaba: { W1: { old: {}, new: {} } },
-      findings: [],
-    });
+      ],
+      3,
+    );
     expect(text).toContain(
       'WABAs: W1; 4 units changed (1 in amount, 1 only in another field such as the rate a free unit would have cost, ' +
         '1 only in the new rating, 1 only in the old rating), 3 unchanged.',
@@ -152,25 +159,17 @@ describe('wameter rerate', () => {
       rate,
       currency: 'USD',
     });
-    const text = formatRerateTable({
-      ratingId: null,
-      isAccountsChanged: false,
-      isRateCardsChanged: false,
-      outsidePeriod: null,
-      wabas: ['W1'],
-      changed: [
+    const text = tableOfChanges(
+      [
         {
           unit: 'u_a',
           old: unit('PMP-2025', 'message', '0.0411'),
           new: unit('CBP-2023', 'conversation', '0.0411'),
         },
         { unit: 'u_b', old: unit('PMP-2025', 'message', '0.0411'), new: unit('PMP-2025', 'message', '0.05') },
-      ] as unknown as RerateReport['changed'],
-      unchanged: 0,
-      totals: { old: {}, new: {} },
-      totalsByWaba: { W1: { old: {}, new: {} } },
-      findings: [],
-    });
+      ],
+      0,
+    );
     expect(text).toContain(' marketing/regular 0.0411 USD (unit, era differ)\n');
     expect(text).toContain(' marketing/regular 0.0411 USD (rate differs)\n');
   });
