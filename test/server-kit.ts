@@ -292,6 +292,29 @@ export async function rateLinesAsBatch(
   });
 }
 
+/** Mounts the dashboard's routes (GET /v1/findings, estimate, reconciliation…) on `created`, as main does. */
+export async function mountDashboardRoutes(
+  created: TestService,
+  options: { accountsPath: string | null; rateCardPaths: string[]; webRoot?: string },
+): Promise<void> {
+  const pricing = await loadPricingSetup({
+    accountsPath: options.accountsPath,
+    rateCardPaths: options.rateCardPaths,
+  });
+  if (!pricing.ok) throw new Error(pricing.error);
+  const clock = () => created.clock.nowMs;
+  registerDashboardRoutes(created.app, {
+    store: created.store,
+    config: { bodyLimitBytes: 1024 * 1024 } as ServiceConfig,
+    clock,
+    logger: createMemoryLogger(clock),
+    rating: created.rating,
+    pricing: pricing.value,
+    ...(options.webRoot ? { webRoot: options.webRoot } : {}),
+    metrics: created.metrics,
+  });
+}
+
 /** The service of the other route tests, with the dashboard's routes mounted the way main does it. */
 export async function createDashboardService(
   options: {
@@ -309,18 +332,10 @@ export async function createDashboardService(
     rateCardPaths,
     ...(options.apiKeys ? { apiKeys: options.apiKeys } : {}),
   });
-  const pricing = await loadPricingSetup({ accountsPath: options.accountsPath ?? null, rateCardPaths });
-  if (!pricing.ok) throw new Error(pricing.error);
-  const clock = () => created.clock.nowMs;
-  registerDashboardRoutes(created.app, {
-    store: created.store,
-    config: { bodyLimitBytes: 1024 * 1024 } as ServiceConfig,
-    clock,
-    logger: createMemoryLogger(clock),
-    rating: created.rating,
-    pricing: pricing.value,
+  await mountDashboardRoutes(created, {
+    accountsPath: options.accountsPath ?? null,
+    rateCardPaths,
     ...(options.webRoot ? { webRoot: options.webRoot } : {}),
-    metrics: created.metrics,
   });
   return created;
 }

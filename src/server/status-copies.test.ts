@@ -6,11 +6,14 @@
 
 import { afterEach, describe, expect, it } from 'vitest';
 import { ratingToJson } from '../core/report.js';
-import { fixture, KEY_ALL, rateLinesAsBatch, serviceOn, type TestService } from '../../test/server-kit.js';
-import type { ServiceConfig } from './config.js';
-import { registerDashboardRoutes } from './dashboard-routes.js';
-import { createMemoryLogger } from './logger.js';
-import { loadPricingSetup } from './pricing-setup.js';
+import {
+  fixture,
+  KEY_ALL,
+  mountDashboardRoutes,
+  rateLinesAsBatch,
+  serviceOn,
+  type TestService,
+} from '../../test/server-kit.js';
 
 /** Meta's delivered status naming the number, with `contacts[]` pairing it with the business-scoped id. */
 const WITH_NUMBER = fixture('meta-docs/status_delivered_marketing_pmp_bsuid_contacts.json');
@@ -34,17 +37,7 @@ afterEach(async () => {
 /** The service on `engine` with the dashboard's routes (GET /v1/findings) mounted, as main mounts them. */
 async function serviceWithFindings(engine: 'SQLite' | 'PostgreSQL'): Promise<TestService> {
   const created = await serviceOn(engine, 'wameter_status_copies');
-  const pricing = await loadPricingSetup({ accountsPath: null, rateCardPaths: [] });
-  if (!pricing.ok) throw new Error(pricing.error);
-  const clock = () => created.clock.nowMs;
-  registerDashboardRoutes(created.app, {
-    store: created.store,
-    config: { bodyLimitBytes: 1024 * 1024 } as ServiceConfig,
-    clock,
-    logger: createMemoryLogger(clock),
-    rating: created.rating,
-    pricing: pricing.value,
-  });
+  await mountDashboardRoutes(created, { accountsPath: null, rateCardPaths: [] });
   return created;
 }
 
