@@ -683,10 +683,9 @@ export function createApp(deps: AppDeps): Hono<Env> {
       // before parsing, millions of brackets never hold the thread in JSON.parse).
       if (isTextNestedDeeperThan(text)) throw new Error(`nested deeper than ${MAX_JSON_DEPTH} levels`);
       // Nor a body of more values than any of Meta's holds: parsing it alone took seconds (parse-event.ts).
+      // (Text that parses nests exactly as deep as its brackets outside strings: no walk of the value after.)
       if (isTextHoldingMoreValuesThan(text, MAX_WEBHOOK_VALUES)) isTooManyValues = true;
       else value = JSON.parse(text);
-      if (!isTooManyValues && isNestedDeeperThan(value))
-        parseError = `nested deeper than ${MAX_JSON_DEPTH} levels`;
     } catch (error) {
       parseError = (error as Error).message;
     }
@@ -1936,6 +1935,7 @@ function* bodyItems(
     }
   }
   const readLine = (lineText: string, line: number): void => {
+    let tooMany: BodyItem | undefined;
     if (cannotBeEvent(lineText.trim()) && !isListed(line)) {
       items.push({ line, prefix: '', unread: true });
     } else if (hasInvalidUtf8 && lineText.includes(INVALID_UTF8_MARK)) {
@@ -1943,8 +1943,8 @@ function* bodyItems(
     } else if (isTextNestedDeeperThan(lineText, MAX_JSON_DEPTH + 1)) {
       // Never given to JSON.parse: millions of brackets would hold the server's thread for seconds.
       items.push({ line, prefix: '', error: `nested deeper than ${MAX_JSON_DEPTH} levels` });
-    } else if (tooManyValuesItem(lineText, line, '') !== undefined) {
-      items.push(tooManyValuesItem(lineText, line, '')!);
+    } else if ((tooMany = tooManyValuesItem(lineText, line, '')) !== undefined) {
+      items.push(tooMany);
     } else {
       try {
         add(JSON.parse(lineText), line);
@@ -2060,14 +2060,15 @@ function* arrayOfLinesItems(
     // Its comma dropped, its indent kept: a JSON error's position is then its column, less one.
     const untilEnd = text.trimEnd();
     const element = untilEnd.endsWith(',') ? untilEnd.slice(0, -1) : untilEnd;
+    let tooMany: BodyItem | undefined;
     if (cannotBeEvent(element.trim()) && !isListed(line)) {
       yield { line, prefix, unread: true };
     } else if (hasInvalidUtf8 && element.includes(INVALID_UTF8_MARK)) {
       yield { line, prefix, error: prefix + NOT_UTF8 };
     } else if (isTextNestedDeeperThan(element, MAX_JSON_DEPTH + 1)) {
       yield { line, prefix, error: `${prefix}nested deeper than ${MAX_JSON_DEPTH} levels` };
-    } else if (tooManyValuesItem(element, line, prefix) !== undefined) {
-      yield tooManyValuesItem(element, line, prefix)!;
+    } else if ((tooMany = tooManyValuesItem(element, line, prefix)) !== undefined) {
+      yield tooMany;
     } else {
       let value: unknown;
       try {
