@@ -22,6 +22,7 @@ import {
   type TemplateCategoryUpdateEvent,
 } from './events.js';
 import type { BillableUnit, Finding } from './units.js';
+import type { RateCard } from './pricing-context.js';
 
 const DAY = '2024-03-01T00:00:00Z'; // CBP-2023, card usd-2023-06-01-partial (India: marketing 0.0099, utility 0.0042)
 
@@ -1834,20 +1835,32 @@ describe('streaming with bounded lateness', () => {
   });
 });
 
+/**
+ * A test card effective 2025-10-01 with India's rates (`marketing,utility,authentication,
+ * authentication_international,service`) and volume-tier bands (`tierRows`: rows of the tier file's format).
+ */
+async function indiaCardWithTiers(indiaRates: string, tierRows: string): Promise<RateCard[]> {
+  const { parseRateCardCsv, parseVolumeTierCsv, attachVolumeTiers } = await import('./rate-card.js');
+  const card = parseRateCardCsv(
+    `TEST DATA, effective October 1, 2025\nMarket,Currency,Marketing,Utility,Authentication,Authentication-International,Service\nIndia,$US,${indiaRates}\n`,
+    'test-usd-2025-10-01.csv',
+  );
+  const tiers = parseVolumeTierCsv(
+    `TEST DATA tiers, effective October 1, 2025\nMarket,Currency,Category,From,To,Rate\n${tierRows}`,
+    'test-usd-2025-10-01-tiers.csv',
+  );
+  if (!card.ok || !tiers.ok) throw new Error('test card');
+  const cards = attachVolumeTiers([card.value], tiers.value);
+  if (!cards.ok) throw new Error(cards.error.message);
+  return cards.value;
+}
+
 describe('volume tiers across a month edge (pricing-rules §5.3)', () => {
   it("two WABAs of one portfolio in different time zones: each message counts in its own WABA's month", async () => {
-    const { parseRateCardCsv, parseVolumeTierCsv, attachVolumeTiers } = await import('./rate-card.js');
-    const card = parseRateCardCsv(
-      'TEST DATA, effective October 1, 2025\nMarket,Currency,Marketing,Utility,Authentication,Authentication-International,Service\nIndia,$US,0.0107,0.0020,0.0030,0.0300,0.0000\n',
-      'test-usd-2025-10-01.csv',
+    const cards = await indiaCardWithTiers(
+      '0.0107,0.0020,0.0030,0.0300,0.0000',
+      'India,USD,Utility,1,2,0.0020\nIndia,USD,Utility,3,4,0.0015\nIndia,USD,Utility,5,,0.0010\nIndia,USD,Authentication,1,2,0.0030\nIndia,USD,Authentication,3,,0.0025\n',
     );
-    const tiers = parseVolumeTierCsv(
-      'TEST DATA tiers, effective October 1, 2025\nMarket,Currency,Category,From,To,Rate\nIndia,USD,Utility,1,2,0.0020\nIndia,USD,Utility,3,4,0.0015\nIndia,USD,Utility,5,,0.0010\nIndia,USD,Authentication,1,2,0.0030\nIndia,USD,Authentication,3,,0.0025\n',
-      'test-usd-2025-10-01-tiers.csv',
-    );
-    if (!card.ok || !tiers.ok) throw new Error('test card');
-    const cards = attachVolumeTiers([card.value], tiers.value);
-    if (!cards.ok) throw new Error(cards.error.message);
     const accounts = [
       { waba: 'WK', timeZone: 'Asia/Kolkata', currency: 'USD', portfolio: 'P1' },
       { waba: 'WN', timeZone: 'America/New_York', currency: 'USD', portfolio: 'P1' },
@@ -1870,7 +1883,7 @@ describe('volume tiers across a month edge (pricing-rules §5.3)', () => {
       ...send(at('2025-11-01T03:58:59Z'), 'n5', 'utility', { ...newYork, user: user(9) }), // Oct #5
       ...send(at('2025-11-01T04:00:00Z'), 'nNov', 'utility', { ...newYork, user: user(10) }), // Nov #3
     ];
-    const result = await rate(events, { accounts, cards: cards.value });
+    const result = await rate(events, { accounts, cards });
     expect(
       result.units.map((u) => [u.messages[0], u.type, u.tier?.month, u.tier?.count, u.amountMicros]),
     ).toEqual([
@@ -1888,18 +1901,10 @@ describe('volume tiers across a month edge (pricing-rules §5.3)', () => {
   });
 
   it('authentication-international continues the authentication count when it starts mid-month', async () => {
-    const { parseRateCardCsv, parseVolumeTierCsv, attachVolumeTiers } = await import('./rate-card.js');
-    const card = parseRateCardCsv(
-      'TEST DATA, effective October 1, 2025\nMarket,Currency,Marketing,Utility,Authentication,Authentication-International,Service\nIndia,$US,0.0107,0.0020,0.0030,0.0300,0.0000\n',
-      'test-usd-2025-10-01.csv',
+    const cards = await indiaCardWithTiers(
+      '0.0107,0.0020,0.0030,0.0300,0.0000',
+      'India,USD,Authentication,1,2,0.0030\nIndia,USD,Authentication,3,,0.0025\n',
     );
-    const tiers = parseVolumeTierCsv(
-      'TEST DATA tiers, effective October 1, 2025\nMarket,Currency,Category,From,To,Rate\nIndia,USD,Authentication,1,2,0.0030\nIndia,USD,Authentication,3,,0.0025\n',
-      'test-usd-2025-10-01-tiers.csv',
-    );
-    if (!card.ok || !tiers.ok) throw new Error('test card');
-    const cards = attachVolumeTiers([card.value], tiers.value);
-    if (!cards.ok) throw new Error(cards.error.message);
     const accounts = [
       {
         waba: 'WID',
@@ -1920,7 +1925,7 @@ describe('volume tiers across a month edge (pricing-rules §5.3)', () => {
         ...send(at('2025-10-16T00:00:00Z'), 'i3', 'authentication', { ...abroad, user: '919800000003' }),
         ...send(at('2025-10-17T00:00:00Z'), 'h4', 'authentication', { ...home, user: '919800000004' }),
       ],
-      { accounts, cards: cards.value },
+      { accounts, cards },
     );
     expect(result.units.map((u) => [u.messages[0], u.category, u.amountMicros])).toEqual([
       ['d1', 'authentication', 3000], // before the start time: domestic, count 1
@@ -1933,18 +1938,10 @@ describe('volume tiers across a month edge (pricing-rules §5.3)', () => {
 
 describe("Meta's tier statements (account_update VOLUME_BASED_PRICING_TIER_UPDATE)", () => {
   it('price later messages at least at the tier Meta says the portfolio reached, with a finding', async () => {
-    const { parseRateCardCsv, parseVolumeTierCsv, attachVolumeTiers } = await import('./rate-card.js');
-    const card = parseRateCardCsv(
-      'TEST DATA, effective October 1, 2025\nMarket,Currency,Marketing,Utility,Authentication,Authentication-International,Service\nIndia,$US,0.0107,0.0014,0.0014,0.0280,0.0000\n',
-      'test-usd-2025-10-01.csv',
+    const cards = await indiaCardWithTiers(
+      '0.0107,0.0014,0.0014,0.0280,0.0000',
+      'India,USD,Utility,1,3,0.0014\nIndia,USD,Utility,4,5,0.0010\nIndia,USD,Utility,6,,0.0005\n',
     );
-    const tiers = parseVolumeTierCsv(
-      'TEST DATA tiers, effective October 1, 2025\nMarket,Currency,Category,From,To,Rate\nIndia,USD,Utility,1,3,0.0014\nIndia,USD,Utility,4,5,0.0010\nIndia,USD,Utility,6,,0.0005\n',
-      'test-usd-2025-10-01-tiers.csv',
-    );
-    if (!card.ok || !tiers.ok) throw new Error('test card');
-    const cards = attachVolumeTiers([card.value], tiers.value);
-    if (!cards.ok) throw new Error(cards.error.message);
     const day = '2025-10-15T00:00:00Z';
     const events: CoreEvent[] = [
       ...send(hours(day, 0), 'u0', 'utility'),
@@ -1958,7 +1955,7 @@ describe("Meta's tier statements (account_update VOLUME_BASED_PRICING_TIER_UPDAT
       ...send(hours(day, 2), 'u2', 'utility', { user: '919800000002' }),
       ...send(hours(day, 3), 'u3', 'utility', { user: '919800000003' }),
     ];
-    const result = await rate(events, { cards: cards.value });
+    const result = await rate(events, { cards });
     expect(result.units.map((u) => [u.messages[0], u.tier?.count, u.tier?.band, u.amountMicros])).toEqual([
       ['u0', 1, '1:3', 1400],
       ['u2', 4, '4:5', 1000], // our own count would be 2: Meta's statement wins
@@ -1971,7 +1968,7 @@ describe("Meta's tier statements (account_update VOLUME_BASED_PRICING_TIER_UPDAT
     expect(finding?.message).toContain("later messages are priced from Meta's tier");
     const without = await rate(
       events.filter((e) => e.kind !== 'account_update'),
-      { cards: cards.value },
+      { cards },
     );
     expect(without.units.map((u) => u.tier?.count)).toEqual([1, 2, 3]);
   });
@@ -2067,18 +2064,10 @@ describe("Meta's tier statements (account_update VOLUME_BASED_PRICING_TIER_UPDAT
   });
 
   it("a portfolio's WABA with no rate card in force for its currency still counts toward the tier (§5.3)", async () => {
-    const { parseRateCardCsv, parseVolumeTierCsv, attachVolumeTiers } = await import('./rate-card.js');
-    const card = parseRateCardCsv(
-      'TEST DATA, effective October 1, 2025\nMarket,Currency,Marketing,Utility,Authentication,Authentication-International,Service\nIndia,$US,0.0107,0.0014,0.0014,0.0280,0.0000\n',
-      'test-usd-2025-10-01.csv',
+    const cards = await indiaCardWithTiers(
+      '0.0107,0.0014,0.0014,0.0280,0.0000',
+      'India,USD,Utility,1,2,0.0014\nIndia,USD,Utility,3,,0.0010\n',
     );
-    const tiers = parseVolumeTierCsv(
-      'TEST DATA tiers, effective October 1, 2025\nMarket,Currency,Category,From,To,Rate\nIndia,USD,Utility,1,2,0.0014\nIndia,USD,Utility,3,,0.0010\n',
-      'test-usd-2025-10-01-tiers.csv',
-    );
-    if (!card.ok || !tiers.ok) throw new Error('test card');
-    const cards = attachVolumeTiers([card.value], tiers.value);
-    if (!cards.ok) throw new Error(cards.error.message);
     const accounts = [
       { waba: 'W1', timeZone: 'UTC', currency: 'USD', portfolio: 'P' },
       { waba: 'W2', timeZone: 'UTC', currency: 'EUR', portfolio: 'P' }, // no EUR card at all
@@ -2088,7 +2077,7 @@ describe("Meta's tier statements (account_update VOLUME_BASED_PRICING_TIER_UPDAT
       ...send(at('2025-10-03T10:00:00Z'), 'e2', 'utility', { waba: 'W2', business: 'PN2' }),
       ...send(at('2025-10-04T10:00:00Z'), 'u1', 'utility'),
     ];
-    const result = await rate(events, { cards: cards.value, accounts });
+    const result = await rate(events, { cards, accounts });
     expect(result.units.map((u) => [u.messages[0], u.amountMicros, u.tier?.count, u.tier?.band])).toEqual([
       ['e1', null, undefined, undefined],
       ['e2', null, undefined, undefined],
