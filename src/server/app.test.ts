@@ -32,6 +32,16 @@ import { openApiDocument } from './openapi.js';
 import { messagesWebhook, tierStatementWebhook } from '../../test/support/webhook-body.js';
 import { openSqliteStore } from '../store/sqlite/sqlite-store.js';
 
+/** A well-formed event line, posted beside bad ones to show it is still taken. */
+const INBOUND_OK_LINE = JSON.stringify({
+  kind: 'inbound',
+  at: '2025-07-10T09:00:00Z',
+  waba: 'W1',
+  business: 'PN1',
+  user: '919876543210',
+  id: 'wamid.ok',
+});
+
 let service: TestService;
 
 afterEach(async () => {
@@ -337,14 +347,7 @@ describe('POST /webhooks/whatsapp', () => {
     const [kept] = await service.store.listUnreadableWebhooks(10);
     expect(kept!.parseError).toContain('nested deeper than 64 levels');
     const lines = [
-      JSON.stringify({
-        kind: 'inbound',
-        at: '2025-07-10T09:00:00Z',
-        waba: 'W1',
-        business: 'PN1',
-        user: '919876543210',
-        id: 'wamid.ok',
-      }),
+      INBOUND_OK_LINE,
       `{"kind":"status","at":${deep},"id":"wamid.x","status":"delivered","waba":"W1"}`,
     ];
     const events = await service.app.request('/v1/events', {
@@ -389,14 +392,7 @@ describe('POST /webhooks/whatsapp', () => {
     expect(parse.mock.calls.some(([text]) => text === body)).toBe(false);
     const [kept] = await service.store.listUnreadableWebhooks(10);
     expect(kept!.parseError).toContain('more than 100000 JSON values');
-    const inbound = JSON.stringify({
-      kind: 'inbound',
-      at: '2025-07-10T09:00:00Z',
-      waba: 'W1',
-      business: 'PN1',
-      user: '919876543210',
-      id: 'wamid.ok',
-    });
+    const inbound = INBOUND_OK_LINE;
     const events = await service.app.request('/v1/events', {
       method: 'POST',
       headers: { Authorization: `Bearer ${KEY_W1}`, 'Content-Type': 'application/x-ndjson' },
