@@ -465,13 +465,7 @@ export function generate(seed: number, maxEvents = 40, extras = false): Traffic 
   let t = localMidnight(boundary, anchorWaba.tz) - r.int(36 * 3600) * 1000;
   const target = r.range(5, Math.max(5, maxEvents));
 
-  interface Sent {
-    id: string;
-    waba: Waba;
-    business: string;
-    user: User;
-    cat: string | null;
-    t: number;
+  interface Sent extends SentMessage {
     lines: string[];
   }
   const sent: Sent[] = [];
