@@ -454,7 +454,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
     // The path only: a query string can hold hub.verify_token.
     logger.info('request', {
       method: c.req.method,
-      path: c.req.path,
+      path: loggedPath(c.req.path),
       status: c.res.status,
       ms,
       requestId,
@@ -2166,4 +2166,15 @@ function rateCardsOfBody(value: unknown): RateCardText[] | undefined {
     texts.push({ file: name, text: csv });
   }
   return texts;
+}
+
+/**
+ * The most characters of a request's path written in its log line. A client may send a path of up to Node's
+ * header limit (16 KB); every request, refused ones too, is logged, so a longer path is cut, its length said.
+ */
+export const MAX_LOGGED_PATH_CHARS = 512;
+
+function loggedPath(path: string): string {
+  if (path.length <= MAX_LOGGED_PATH_CHARS) return path;
+  return `${path.slice(0, MAX_LOGGED_PATH_CHARS)}… (${path.length} characters)`;
 }

@@ -4,6 +4,7 @@
 
 import { afterEach, describe, expect, it } from 'vitest';
 import { createTestService, KEY_ALL, webhookFixtures, type TestService } from '../../test/server-kit.js';
+import { MAX_LOGGED_PATH_CHARS } from './app.js';
 
 let service: TestService | undefined;
 afterEach(async () => {
@@ -65,6 +66,19 @@ describe('the request line', () => {
     expect(unauthenticated).not.toHaveProperty('apiKey');
     expect(badQuery).toMatchObject({ status: 400, apiKey: 'admin', errorCode: 'BAD_QUERY' });
     expect(service.logs.join('\n')).not.toContain(KEY_ALL);
+  });
+});
+
+describe('a long path', () => {
+  it(`is logged cut to ${MAX_LOGGED_PATH_CHARS} characters, its length said (a client may send 16 KB of it)`, async () => {
+    service = await createTestService();
+    const long = `/no/${'x'.repeat(10_000)}`;
+    expect((await service.app.request(long)).status).toBe(404);
+    expect((await service.app.request('/no/such/path')).status).toBe(404);
+    const [cut, short] = requestLines(service.logs);
+    expect(cut!.path).toBe(`${long.slice(0, MAX_LOGGED_PATH_CHARS)}… (${long.length} characters)`);
+    expect(short!.path).toBe('/no/such/path');
+    expect(service.logs.join('\n').length).toBeLessThan(4_000);
   });
 });
 
