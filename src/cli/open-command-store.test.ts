@@ -1,11 +1,21 @@
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { runWameter } from '../../test/support/cli.js';
+import { makeUnwritable } from '../../test/support/unwritable.js';
+import { acquireWriterLock } from '../store/writer-lock.js';
 import { EXIT } from './exit-codes.js';
 import { sqliteFileOf } from './open-command-store.js';
 
@@ -71,6 +81,103 @@ describe('commands that create the store (import, serve)', () => {
     const { code } = await runWameter(['import', events, '--db', `sqlite:${file}`]);
     expect(code).toBe(EXIT.OK);
     expect(existsSync(file)).toBe(true);
+  });
+});
+
+describe('a file that is not a wameter store is refused by every command, which leaves nothing beside it', () => {
+  /** Each command that opens a store, against `db`: what it printed and its exit code. */
+  const everyCommand = (db: string) => [
+    ['rerate', '--db', db],
+    ['rerate', '--dry-run', '--db', db],
+    ['import', events, '--db', db],
+    ['serve', '--db', db, '--port', '0', '--host', '127.0.0.1', '--log-level', 'silent'],
+    ['estimate', recipients, '--template', 'utility', '--db', db],
+  ];
+  /** Another program's SQLite database (in WAL mode, or not), holding one row of its own. */
+  const foreignDatabase = (file: string, isWal: boolean) => {
+    const other = new Database(file);
+    if (isWal) other.pragma('journal_mode = WAL');
+    other.exec("CREATE TABLE notes (body TEXT); INSERT INTO notes VALUES ('keep me')");
+    other.close();
+  };
+  const notesOf = (file: string) => {
+    const db = new Database(file, { readonly: true });
+    try {
+      return db.prepare('SELECT body FROM notes').pluck().all();
+    } finally {
+      db.close();
+    }
+  };
+
+  it.each([
+    ['another program’s SQLite database', false],
+    ['another program’s SQLite database in WAL mode', true],
+  ])('%s: refused in one line, unchanged, no lock file beside it', async (_, isWal) => {
+    const place = mkdtempSync(join(dir, 'foreign-'));
+    const file = join(place, 'notes.db');
+    foreignDatabase(file, isWal);
+    for (const args of everyCommand(`sqlite:${file}`)) {
+      const { code, err, out } = await runWameter(args);
+      expect(err, args.join(' ')).toContain(
+        'this SQLite file is not a wameter database (it holds other tables: notes): give wameter a file of its own',
+      );
+      expectOneClearLine(err);
+      expect(out).toBe('');
+      expect(code).toBe(EXIT.USAGE);
+      expect(readdirSync(place), args.join(' ')).toEqual(['notes.db']);
+    }
+    expect(notesOf(file)).toEqual(['keep me']);
+  });
+
+  it('a file of another kind, or a folder: refused in one line, nothing beside it or in it', async () => {
+    const place = mkdtempSync(join(dir, 'not-sqlite-'));
+    const text = join(place, 'accounts.json');
+    writeFileSync(text, '{"accounts":[]}\n');
+    const folder = join(place, 'store');
+    mkdirSync(folder);
+    for (const db of [text, folder]) {
+      for (const args of everyCommand(`sqlite:${db}`)) {
+        const { code, err } = await runWameter(args);
+        expectOneClearLine(err);
+        expect(err, args.join(' ')).toContain(db);
+        expect(code).toBe(EXIT.USAGE);
+        expect(readdirSync(place).sort(), args.join(' ')).toEqual(['accounts.json', 'store']);
+        expect(readdirSync(folder)).toEqual([]);
+      }
+    }
+    expect(readFileSync(text, 'utf8')).toBe('{"accounts":[]}\n');
+  });
+
+  it('another program’s SQLite database in a folder this user may not write: refused as such, nothing made', async () => {
+    const folder = mkdtempSync(join(dir, 'foreign-read-only-'));
+    const file = join(folder, 'notes.db');
+    foreignDatabase(file, false);
+    onTestFinished(makeUnwritable(folder));
+    for (const args of everyCommand(`sqlite:${file}`)) {
+      const { code, err } = await runWameter(args);
+      expect(err, args.join(' ')).toContain('this SQLite file is not a wameter database');
+      expectOneClearLine(err);
+      expect(code).toBe(EXIT.USAGE);
+    }
+    expect(readdirSync(folder)).toEqual(['notes.db']);
+  });
+
+  it('a wameter store still gets its lock files, and a second writer is still refused', async () => {
+    const place = mkdtempSync(join(dir, 'a-store-'));
+    const file = join(place, 'wameter.db');
+    expect((await runWameter(['import', events, '--db', `sqlite:${file}`])).code).toBe(EXIT.OK);
+    expect(readdirSync(place).sort()).toEqual(['wameter.db', 'wameter.db.writer-lock.alive']);
+    const lock = await acquireWriterLock(`sqlite:${file}`, { command: 'serve' });
+    try {
+      expect(existsSync(`${file}.writer-lock`)).toBe(true);
+      const { code, err } = await runWameter(['import', events, '--db', `sqlite:${file}`]);
+      expect(err).toMatch(
+        /^wameter: a wameter serve \(pid \d+ on .*\) is rating this database: send the events/,
+      );
+      expect(code).toBe(EXIT.USAGE);
+    } finally {
+      await lock.release();
+    }
   });
 });
 

@@ -128,6 +128,76 @@ describe('the writer lock on SQLite (a lock file beside the database)', () => {
     expect(readFileSync(accounts, 'utf8')).toBe('{"accounts":[]}\n');
   });
 
+  it("leaves nothing beside another program's SQLite database given as the database, nor changes it", async () => {
+    // Refused by the store (it holds other tables), as before; the lock taken first left its `.alive` file
+    // (an empty SQLite database) beside the user's file, which is not wameter's to litter.
+    const place = mkdtempSync(join(dir, 'foreign-'));
+    const foreign = join(place, 'notes.db');
+    const other = new Database(foreign);
+    other.exec("CREATE TABLE notes (body TEXT); INSERT INTO notes VALUES ('keep me')");
+    other.close();
+    // In WAL mode too (its -wal and -shm files come and go with its connections).
+    const walForeign = join(place, 'wal-notes.db');
+    const walOther = new Database(walForeign);
+    walOther.pragma('journal_mode = WAL');
+    walOther.exec("CREATE TABLE notes (body TEXT); INSERT INTO notes VALUES ('keep me')");
+    walOther.close();
+    const before = readdirSync(place).sort();
+    expect(before).toEqual(['notes.db', 'wal-notes.db']);
+
+    for (const file of [foreign, walForeign]) {
+      await expect(openWriterStore(`sqlite:${file}`, 'import')).rejects.toThrow(
+        'this SQLite file is not a wameter database (it holds other tables: notes): give wameter a file of its own',
+      );
+      await expect(openWriterStore(file, 'rerate')).rejects.toThrow(/not a wameter database/);
+      // The lock alone refuses it too: its files would be made beside the user's.
+      await expect(acquireWriterLock(`sqlite:${file}`, { command: 'serve' })).rejects.toThrow(
+        `${file} is not a wameter database (it holds other tables: notes)`,
+      );
+    }
+    expect(readdirSync(place).sort()).toEqual(before);
+    for (const file of [foreign, walForeign]) {
+      const after = new Database(file, { readonly: true });
+      expect(after.prepare('SELECT name FROM sqlite_master').pluck().all()).toEqual(['notes']);
+      expect(after.prepare('SELECT body FROM notes').pluck().all()).toEqual(['keep me']);
+      after.close();
+    }
+  });
+
+  it("a foreign SQLite database in a folder this process may not write: refused as not wameter's, nothing made", async () => {
+    const folder = mkdtempSync(join(dir, 'foreign-read-only-'));
+    const foreign = join(folder, 'notes.db');
+    const other = new Database(foreign);
+    other.exec('CREATE TABLE notes (body TEXT)');
+    other.close();
+    onTestFinished(makeUnwritable(folder));
+    await expect(openWriterStore(`sqlite:${foreign}`, 'import')).rejects.toThrow(
+      /^this SQLite file is not a wameter database \(it holds other tables: notes\)/,
+    );
+    expect(readdirSync(folder)).toEqual(['notes.db']);
+  });
+
+  it('an empty file or a SQLite file without tables becomes a store, and gets its lock files as any store', async () => {
+    const place = mkdtempSync(join(dir, 'becomes-a-store-'));
+    const empty = join(place, 'empty.db');
+    writeFileSync(empty, '');
+    const bare = join(place, 'bare.db');
+    const made = new Database(bare);
+    made.pragma('user_version = 7');
+    made.close();
+    for (const file of [empty, bare]) {
+      const store = await openWriterStore(`sqlite:${file}`, 'import');
+      try {
+        expect(existsSync(`${file}.writer-lock`)).toBe(true);
+        await refusal(acquireWriterLock(`sqlite:${file}`, { command: 'rerate' }));
+      } finally {
+        await store.close();
+      }
+      expect(existsSync(`${file}.writer-lock`)).toBe(false);
+      expect(existsSync(`${file}.writer-lock.alive`)).toBe(true);
+    }
+  });
+
   it('refuses a second acquirer, naming the holder: command, pid, host and since when', async () => {
     const lock = await acquireWriterLock(db('twice'), { command: 'serve' });
     try {

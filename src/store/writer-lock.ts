@@ -21,6 +21,7 @@ import { basename, dirname, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import pg from 'pg';
 import { openStore, sqlitePathOf } from './open-store.js';
+import { foreignSqliteFileReason } from './sqlite/sqlite-store.js';
 import type { Store, WriterFence } from './store.js';
 
 /** Who holds (or asks for) the lock: what the refusal names. */
@@ -101,6 +102,8 @@ export class WriterLockHeldError extends Error {
  *   process of this host that no longer runs is taken over (`onNotice` says so); one of a live process, or
  *   of another host (whose processes cannot be checked from here), is refused. Removed at release or at exit.
  *   A folder this process may not write is a `WriterLockFolderError` naming the folder and the database.
+ *   What is not wameter's to lock — a folder, a file that is not SQLite, another program's SQLite database
+ *   (tables, none of them wameter's) — is an Error saying so, thrown before anything is made beside it.
  * - In-memory SQLite: nothing to lock (no other process can open it).
  */
 export async function acquireWriterLock(
@@ -120,9 +123,9 @@ export async function acquireWriterLock(
   if (path === ':memory:') return { where: 'in-memory database (nothing to lock)', release: async () => {} };
   // The real path: two processes naming one file through different links or relative paths share a lock.
   const file = existsSync(path) ? realpathSync(path) : resolve(path);
-  // A folder, or a file of another kind (an accounts file given as --db): opening it says what is wrong, and a
-  // lock taken first would leave its `.alive` file beside the user's file.
-  const notAStore = notASqliteFile(file);
+  // A folder, a file of another kind (an accounts file given as --db) or another program's SQLite database:
+  // opening it says what is wrong, and a lock taken first would leave its `.alive` file beside the user's file.
+  const notAStore = notASqliteFile(file) ?? foreignSqliteFileReason(file);
   if (notAStore !== undefined) throw new Error(notAStore);
   const links = existsSync(file) ? statSync(file).nlink : 1;
   if (links > 1) {

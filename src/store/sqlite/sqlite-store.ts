@@ -573,11 +573,45 @@ function tablesOf(db: Database.Database): string[] {
  * to it (not even the switch to WAL): wameter never adds its tables to another program's database.
  */
 function refuseForeignFile(db: Database.Database): void {
-  const tables = tablesOf(db);
-  if (tables.length > 0 && !tables.includes('schema_migrations')) {
+  const tables = foreignTables(tablesOf(db));
+  if (tables.length > 0) {
     throw new Error(
-      `this SQLite file is not a wameter database (it holds other tables: ${tables.slice(0, 5).join(', ')}${tables.length > 5 ? ', …' : ''}): give wameter a file of its own`,
+      `this SQLite file is not a wameter database (${holdsOtherTables(tables)}): give wameter a file of its own`,
     );
+  }
+}
+
+/** The tables of another program that `tables` are, or none: wameter's store, or no table at all. */
+function foreignTables(tables: string[]): string[] {
+  return tables.length > 0 && !tables.includes('schema_migrations') ? tables : [];
+}
+
+function holdsOtherTables(tables: string[]): string {
+  return `it holds other tables: ${tables.slice(0, 5).join(', ')}${tables.length > 5 ? ', …' : ''}`;
+}
+
+/**
+ * Why the SQLite file at `path` is another program's database (the words `openSqliteStore` refuses it with),
+ * looked at without writing to it, for what would make files beside it before opening it (the writer lock);
+ * undefined when it is not (a wameter store, a file without tables) or cannot be read here (missing, not
+ * SQLite, unreadable, busy): opening the store then says what is wrong. The connection is the store's kind
+ * (read-write, `query_only`), so a WAL database's -wal and -shm files are removed again when it closes.
+ */
+export function foreignSqliteFileReason(path: string): string | undefined {
+  let db: Database.Database;
+  try {
+    db = new Database(path, { fileMustExist: true });
+  } catch {
+    return undefined;
+  }
+  try {
+    db.pragma('query_only = ON');
+    const tables = foreignTables(tablesOf(db));
+    return tables.length > 0 ? `${path} is not a wameter database (${holdsOtherTables(tables)})` : undefined;
+  } catch {
+    return undefined;
+  } finally {
+    db.close();
   }
 }
 
