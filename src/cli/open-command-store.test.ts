@@ -239,6 +239,29 @@ describe('commands that only read the store (estimate, rerate)', () => {
     expect(err).toContain(`wameter rerate: no such database file: ${file} (run \`wameter import\``);
     expect(existsSync(file)).toBe(false);
   });
+
+  it('rerate refuses an empty file, or a SQLite file without tables, as no store, and leaves it as it was', async () => {
+    // It made a store there (then found no events to re-rate), and left the lock's `.alive` file beside it.
+    const place = mkdtempSync(join(dir, 'no-store-'));
+    const empty = join(place, 'empty.db');
+    writeFileSync(empty, '');
+    const bare = join(place, 'bare.db');
+    const made = new Database(bare);
+    made.pragma('user_version = 7');
+    made.close();
+    const bareSize = statSync(bare).size;
+    for (const file of [empty, bare]) {
+      const { code, err, out } = await runWameter(['rerate', '--db', `sqlite:${file}`]);
+      expect(err).toBe(
+        `wameter rerate: no wameter store in ${file}: the file holds no wameter tables (run \`wameter import\` or \`wameter serve\` first, or check --db, WAMETER_DB or DATABASE_URL)\n`,
+      );
+      expect(out).toBe('');
+      expect(code).toBe(EXIT.USAGE);
+    }
+    expect(readdirSync(place).sort()).toEqual(['bare.db', 'empty.db']);
+    expect(statSync(empty).size).toBe(0);
+    expect(statSync(bare).size).toBe(bareSize);
+  });
 });
 
 const POSTGRES = process.env.WAMETER_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';

@@ -7,7 +7,7 @@ import { existsSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { redactUrl } from '../server/config.js';
 import { explainStartError } from '../server/start-errors.js';
-import { openStore, sqlitePathOf } from '../store/open-store.js';
+import { isSqliteFileWithoutTables, openStore, sqlitePathOf } from '../store/open-store.js';
 import { ReadOnlyOpenError, type Store } from '../store/store.js';
 import { openWriterStore, WriterLockHeldError } from '../store/writer-lock.js';
 import { createJsonLogger } from '../server/logger.js';
@@ -29,7 +29,8 @@ interface OpenCommandStoreCommon {
  * How a command opens its store:
  * - `read-only` (estimate, rerate --dry-run): the store must be there already, migrated by this version;
  *   nothing is created, migrated or written, and no lock is taken (it may look beside a running serve).
- * - `existing` (rerate): the SQLite file must exist; the store is migrated if needed.
+ * - `existing` (rerate): the SQLite file must exist and hold a store (not an empty file); it is migrated if
+ *   needed.
  * - `create` (import, serve): the SQLite file is created if missing (its folder must exist), and migrated.
  */
 export type OpenCommandStoreOptions =
@@ -87,8 +88,8 @@ export async function openCommandStore(url: string, options: OpenCommandStoreOpt
 }
 
 /**
- * Throws the CliError `openCommandStore` would for a SQLite file that is missing (read-only, existing) or
- * cannot be made (create).
+ * Throws the CliError `openCommandStore` would for a SQLite file that is missing (read-only, existing), holds
+ * no table (existing) or cannot be made (create).
  */
 export function checkSqliteLocation(url: string, options: OpenCommandStoreOptions): void {
   const setBy = options.setBy ?? '--db';
@@ -96,6 +97,13 @@ export function checkSqliteLocation(url: string, options: OpenCommandStoreOption
   if (file !== undefined && options.mode !== 'create' && !existsSync(file)) {
     throw new CliError(
       `no such database file: ${file} (run \`wameter import\` or \`wameter serve\` first, or check ${setBy})`,
+    );
+  }
+  // No store there yet (an empty file): one that is opened to be written becomes a store, with the writer
+  // lock's files beside it, and rerate would then only find no events; a read-only open refuses it alike.
+  if (file !== undefined && options.mode === 'existing' && isSqliteFileWithoutTables(url)) {
+    throw new CliError(
+      `no wameter store in ${file}: the file holds no wameter tables (run \`wameter import\` or \`wameter serve\` first, or check ${setBy})`,
     );
   }
   if (file !== undefined && options.mode === 'create' && !existsSync(dirname(resolve(file)))) {

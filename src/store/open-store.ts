@@ -2,7 +2,7 @@
 // The only place that knows which engines exist; it never reads the environment itself.
 
 import { openPostgresStore } from './postgres/postgres-store.js';
-import { openSqliteStore } from './sqlite/sqlite-store.js';
+import { inspectSqliteFile, openSqliteStore } from './sqlite/sqlite-store.js';
 import type { Store, WriterFence } from './store.js';
 
 /**
@@ -14,6 +14,17 @@ export function sqlitePathOf(url: string): string | undefined {
   if (/^sqlite:/i.test(url)) return url.replace(/^sqlite:(\/\/)?/i, '');
   // A Windows drive ("C:\…") is a path, not a scheme.
   return /^[a-z][a-z0-9+.-]+:/i.test(url) ? undefined : url;
+}
+
+/**
+ * Whether the SQLite file a database URL names is there and holds no table at all (an empty file, say): no
+ * store yet, which a command that needs one refuses before opening it (opening it for writing makes a store
+ * there). False for PostgreSQL, in-memory databases, and files that are missing or cannot be read.
+ */
+export function isSqliteFileWithoutTables(url: string): boolean {
+  const path = sqlitePathOf(url);
+  if (path === undefined || path.trim() === '' || path === ':memory:') return false;
+  return inspectSqliteFile(path)?.holds === 'nothing';
 }
 
 export interface OpenStoreOptions {

@@ -21,7 +21,7 @@ import { basename, dirname, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import pg from 'pg';
 import { openStore, sqlitePathOf } from './open-store.js';
-import { foreignSqliteFileReason } from './sqlite/sqlite-store.js';
+import { inspectSqliteFile } from './sqlite/sqlite-store.js';
 import type { Store, WriterFence } from './store.js';
 
 /** Who holds (or asks for) the lock: what the refusal names. */
@@ -125,8 +125,10 @@ export async function acquireWriterLock(
   const file = existsSync(path) ? realpathSync(path) : resolve(path);
   // A folder, a file of another kind (an accounts file given as --db) or another program's SQLite database:
   // opening it says what is wrong, and a lock taken first would leave its `.alive` file beside the user's file.
-  const notAStore = notASqliteFile(file) ?? foreignSqliteFileReason(file);
+  const notAStore = notASqliteFile(file);
   if (notAStore !== undefined) throw new Error(notAStore);
+  const contents = inspectSqliteFile(file);
+  if (contents?.holds === 'foreign') throw new Error(contents.reason);
   const links = existsSync(file) ? statSync(file).nlink : 1;
   if (links > 1) {
     // Each name of the file has its own lock file (and SQLite its own journal): said, not refused, as a

@@ -590,14 +590,23 @@ function holdsOtherTables(tables: string[]): string {
   return `it holds other tables: ${tables.slice(0, 5).join(', ')}${tables.length > 5 ? ', …' : ''}`;
 }
 
+/** What a SQLite file holds (`inspectSqliteFile`). */
+export type SqliteFileContents =
+  /** wameter's store (its migrations table), of this version or an older one. */
+  | { holds: 'store' }
+  /** No table at all: an empty file too. Opened for writing, it becomes a store. */
+  | { holds: 'nothing' }
+  /** Another program's tables: `reason` is the words `openSqliteStore` refuses the file with. */
+  | { holds: 'foreign'; reason: string };
+
 /**
- * Why the SQLite file at `path` is another program's database (the words `openSqliteStore` refuses it with),
- * looked at without writing to it, for what would make files beside it before opening it (the writer lock);
- * undefined when it is not (a wameter store, a file without tables) or cannot be read here (missing, not
- * SQLite, unreadable, busy): opening the store then says what is wrong. The connection is the store's kind
- * (read-write, `query_only`), so a WAL database's -wal and -shm files are removed again when it closes.
+ * What the SQLite file at `path` holds, looked at without writing to it, for what must know before opening
+ * the store (the writer lock makes its files beside a database it is to open; `wameter rerate` re-rates only a
+ * store); undefined when it cannot be read here (missing, not SQLite, unreadable, busy): opening the store
+ * then says what is wrong. The connection is the store's kind (read-write, `query_only`), so a WAL database's
+ * -wal and -shm files are removed again when it closes.
  */
-export function foreignSqliteFileReason(path: string): string | undefined {
+export function inspectSqliteFile(path: string): SqliteFileContents | undefined {
   let db: Database.Database;
   try {
     db = new Database(path, { fileMustExist: true });
@@ -606,8 +615,11 @@ export function foreignSqliteFileReason(path: string): string | undefined {
   }
   try {
     db.pragma('query_only = ON');
-    const tables = foreignTables(tablesOf(db));
-    return tables.length > 0 ? `${path} is not a wameter database (${holdsOtherTables(tables)})` : undefined;
+    const tables = tablesOf(db);
+    if (tables.length === 0) return { holds: 'nothing' };
+    const foreign = foreignTables(tables);
+    if (foreign.length === 0) return { holds: 'store' };
+    return { holds: 'foreign', reason: `${path} is not a wameter database (${holdsOtherTables(foreign)})` };
   } catch {
     return undefined;
   } finally {
