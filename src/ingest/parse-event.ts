@@ -338,12 +338,23 @@ export const TOO_MANY_VALUES_MESSAGE = `holds more than ${MAX_WEBHOOK_VALUES} JS
 export function holdsMoreValuesThan(value: unknown, limit: number): boolean {
   if (limit < 1) return true;
   let count = 1;
-  const stack: unknown[] = [value];
+  // Hot path (every webhook body read): children visited in place, no array of values made per object.
+  const stack: object[] = [];
+  if (value !== null && typeof value === 'object') stack.push(value);
   while (stack.length > 0) {
-    const item = stack.pop();
-    if (item === null || typeof item !== 'object') continue;
-    for (const child of Array.isArray(item) ? item : Object.values(item)) {
+    const item = stack.pop()!;
+    if (Array.isArray(item)) {
+      for (let i = 0; i < item.length; i++) {
+        if (++count > limit) return true;
+        const child: unknown = item[i];
+        if (child !== null && typeof child === 'object') stack.push(child);
+      }
+      continue;
+    }
+    const record = item as Record<string, unknown>;
+    for (const key in record) {
       if (++count > limit) return true;
+      const child = record[key];
       if (child !== null && typeof child === 'object') stack.push(child);
     }
   }
