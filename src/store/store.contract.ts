@@ -18,6 +18,7 @@ import type { BillableUnit, Finding, PendingMessage } from '../core/units.js';
 import { MAX_ID_BYTES, MAX_TEMPLATE_NAME_BYTES } from '../ingest/parse-event.js';
 import {
   StoreInputError,
+  ratingsCursor,
   type EventInput,
   type RatingRecord,
   type RawWebhookInput,
@@ -1759,6 +1760,81 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
         expect(await store.listRatings(10, ['W1'], { reasons: ['live', 'upgrade'] })).toStrictEqual([first]);
         expect(await store.listRatings(10, undefined, { reasons: ['upgrade'] })).toStrictEqual([]);
         expect(await store.listRatings(10, undefined, { reasons: [] })).toStrictEqual([]);
+      });
+
+      it('pages the history of ratings with a cursor: newest first, each rating once, filters kept', async () => {
+        const store = await fresh();
+        // 23 ratings over three WABAs and three reasons, some at the same instant (the later write is newer).
+        const wabasOf = (i: number) => (i % 3 === 0 ? ['W1', 'W2'] : i % 3 === 1 ? ['W1'] : ['W2']);
+        const reasonOf = (i: number) => (i % 5 === 0 ? 'rerate' : i % 7 === 0 ? 'upgrade' : 'live');
+        for (let i = 0; i < 23; i++) {
+          await store.replaceRating(
+            { ...rating(`r${i}`, wabasOf(i), T0 + Math.floor(i / 2) * MINUTE), reason: reasonOf(i) },
+            EMPTY,
+          );
+        }
+        const pagesOf = async (limit: number, wabas?: string[], reasons?: string[]) => {
+          const ids: string[] = [];
+          let cursor: string | undefined;
+          for (let page = 0; page < 30; page++) {
+            const read = await store.listRatings(limit, wabas, {
+              isWithoutChanges: true,
+              ...(reasons ? { reasons } : {}),
+              ...(cursor ? { cursor } : {}),
+            });
+            ids.push(...read.map((r) => r.id));
+            if (read.length < limit) return ids;
+            cursor = ratingsCursor(read.at(-1)!.id);
+          }
+          throw new Error('paging did not end');
+        };
+        const idsOf = async (wabas?: string[], reasons?: string[]) =>
+          (await store.listRatings(1000, wabas, reasons ? { reasons } : {})).map((r) => r.id);
+        const all = await idsOf();
+        expect(all).toEqual(Array.from({ length: 23 }, (_, i) => `r${22 - i}`));
+        for (const limit of [1, 4, 23]) expect(await pagesOf(limit)).toEqual(all);
+        for (const [wabas, reasons] of [
+          [['W1'], undefined],
+          [['W2'], ['live']],
+          [undefined, ['rerate', 'upgrade']],
+          [['W1'], ['rerate']],
+        ] as const) {
+          const expected = await idsOf(wabas && [...wabas], reasons && [...reasons]);
+          expect(expected.length).toBeGreaterThan(1);
+          expect(await pagesOf(2, wabas && [...wabas], reasons && [...reasons])).toEqual(expected);
+        }
+        // Ratings written while a client pages come before its cursor: its next page goes on where it was.
+        const [, second] = await store.listRatings(2);
+        await store.replaceRating(rating('r-new', ['W1'], T0 + 60 * MINUTE), EMPTY);
+        expect(
+          (await store.listRatings(3, undefined, { cursor: ratingsCursor(second!.id) })).map((r) => r.id),
+        ).toEqual(all.slice(2, 5));
+        // The oldest rating's cursor: nothing after it.
+        expect(await store.listRatings(5, undefined, { cursor: ratingsCursor('r0') })).toEqual([]);
+        // A cursor that is none, of another listing, or naming a rating this listing does not hold (unknown, of
+        // other WABAs, of another reason): refused alike, whatever the rating is.
+        const unitCursor = Buffer.from(JSON.stringify([T0, 'u1', 'W1'])).toString('base64url');
+        const changesCursor = Buffer.from(JSON.stringify(['r5', 2])).toString('base64url');
+        const refused: [string, string[] | undefined, string[] | undefined][] = [
+          ['not a cursor', undefined, undefined],
+          [unitCursor, undefined, undefined],
+          [changesCursor, undefined, undefined],
+          [ratingsCursor('r-unknown'), undefined, undefined],
+          [ratingsCursor('r\u0000'), undefined, undefined],
+          [ratingsCursor('r2'), ['W1'], undefined], // r2 rated W2 only
+          [ratingsCursor('r1'), undefined, ['rerate']], // r1 is a live rating
+          [Buffer.from(JSON.stringify(['ratings', 5])).toString('base64url'), undefined, undefined],
+        ];
+        for (const [cursor, wabas, reasons] of refused) {
+          await expect(
+            store.listRatings(5, wabas, { cursor, ...(reasons ? { reasons } : {}) }),
+            cursor,
+          ).rejects.toMatchObject({
+            code: 'BAD_CURSOR',
+            message:
+              'cursor is not one this listing of ratings returned: pass next_cursor back unchanged, with the same reason',
+          });
+        }
       });
 
       it("keeps a re-rate's changed units beside it, a page at a time, and lists the rating without them", async () => {

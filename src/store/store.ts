@@ -451,6 +451,47 @@ export interface RatingRecord {
   changedUnits?: readonly unknown[];
 }
 
+/**
+ * The cursor of the rating listing (`Store.listRatings`, `GET /v1/ratings`) that continues after the rating
+ * `ratingId`: `["ratings", id]`, as base64url JSON. It holds only the id of a rating the listing gave (never
+ * its place in the whole history, which would say how many ratings other clients had meanwhile).
+ */
+export function ratingsCursor(ratingId: string): string {
+  return Buffer.from(JSON.stringify(['ratings', ratingId])).toString('base64url');
+}
+
+/** The rating a `ratingsCursor` continues after; anything else is refused (BAD_CURSOR). */
+export function ratingOfCursor(cursor: string): string {
+  let value: unknown;
+  try {
+    value = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
+  } catch {
+    // falls through to the error below
+  }
+  if (
+    Array.isArray(value) &&
+    value.length === 2 &&
+    value[0] === 'ratings' &&
+    typeof value[1] === 'string' &&
+    value[1] !== '' &&
+    !value[1].includes('\u0000')
+  ) {
+    return value[1];
+  }
+  throw badRatingsCursor();
+}
+
+/**
+ * A ratings cursor that is none, or names a rating the listing cannot continue after: one answer for all (a
+ * key learns nothing of ratings it may not read by trying theirs).
+ */
+export function badRatingsCursor(): StoreInputError {
+  return new StoreInputError(
+    'BAD_CURSOR',
+    'cursor is not one this listing of ratings returned: pass next_cursor back unchanged, with the same reason',
+  );
+}
+
 /** One page of a re-rate's changed units (`Store.listRatingChanges`). */
 export interface RatingChangesPage {
   /** `{unit, old, new}` documents as the re-rate wrote them, in its order. */
@@ -540,11 +581,14 @@ export interface Store {
    * leaves even those unread, for callers that look only at digests and totals. With `reasons`, only ratings
    * of those reasons (`rerate`, `upgrade`: a busy store's live ratings never push its re-rates off a page).
    * Read newest first through an index (store migrations 15 / 17): never a sort of the whole history.
+   * With `cursor` (`ratingsCursor` of a rating of this listing), only the ratings after that one in this
+   * order: a cursor that is none, or names a rating the listing does not hold (unknown, of no WABA of
+   * `wabas`, of another reason), is refused (BAD_CURSOR), alike.
    */
   listRatings(
     limit: number,
     wabas?: readonly string[],
-    options?: { isWithoutChanges?: boolean; reasons?: readonly string[] },
+    options?: { isWithoutChanges?: boolean; reasons?: readonly string[]; cursor?: string },
   ): Promise<RatingRecord[]>;
   /** The rating `id` (as `listRatings` gives it: `changes` without its units), or undefined. */
   getRating(id: string): Promise<RatingRecord | undefined>;

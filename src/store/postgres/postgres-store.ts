@@ -87,6 +87,8 @@ import {
   pairOwnerSql,
   statusPlacementSql,
   canonicalUserSql,
+  badRatingsCursor,
+  ratingOfCursor,
 } from '../store.js';
 
 type Row = Record<string, unknown>;
@@ -979,7 +981,7 @@ class PostgresStore implements Store {
   async listRatings(
     limit: number,
     wabas?: readonly string[],
-    options: { isWithoutChanges?: boolean; reasons?: readonly string[] } = {},
+    options: { isWithoutChanges?: boolean; reasons?: readonly string[]; cursor?: string } = {},
   ): Promise<RatingRecord[]> {
     checkFilterText('wabas', wabas);
     checkFilterText('reasons', options.reasons);
@@ -994,6 +996,19 @@ class PostgresStore implements Store {
     if (options.reasons !== undefined) {
       parameters.push([...options.reasons]);
       conditions.push(`reason = ANY($${parameters.length}::text[])`);
+    }
+    if (options.cursor !== undefined) {
+      // The rating the cursor names, if this listing holds it (the same conditions, the id as $1 in place of
+      // the limit); the page goes on after it in the listing's order.
+      const [after] = await this.readRows(
+        `SELECT rated_at_ms, seq FROM ratings WHERE ${['id = $1', ...conditions].join(' AND ')}`,
+        [ratingOfCursor(options.cursor), ...parameters.slice(1)],
+      );
+      if (after === undefined) throw badRatingsCursor();
+      parameters.push(after.rated_at_ms, after.seq);
+      conditions.push(
+        `(rated_at_ms, seq) < ($${parameters.length - 1}::bigint, $${parameters.length}::bigint)`,
+      );
     }
     const where = conditions.length === 0 ? '' : `WHERE ${conditions.join(' AND ')}`;
     const rows = await this.readRows(

@@ -86,6 +86,8 @@ import {
   pairOwnerSql,
   statusPlacementSql,
   canonicalUserSql,
+  badRatingsCursor,
+  ratingOfCursor,
 } from '../store.js';
 import { WalCheckpointer, walCheckpointWorkerScript } from './wal-checkpointer.js';
 
@@ -1283,10 +1285,11 @@ class SqliteStore implements Store {
   async listRatings(
     limit: number,
     wabas?: readonly string[],
-    options: { isWithoutChanges?: boolean; reasons?: readonly string[] } = {},
+    options: { isWithoutChanges?: boolean; reasons?: readonly string[]; cursor?: string } = {},
   ): Promise<RatingRecord[]> {
     checkFilterText('wabas', wabas);
     checkFilterText('reasons', options.reasons);
+    checkLimit(limit);
     const columns = options.isWithoutChanges === true ? RATING_COLUMNS_WITHOUT_CHANGES : '*';
     const conditions: string[] = [];
     const parameters: unknown[] = [];
@@ -1301,10 +1304,20 @@ class SqliteStore implements Store {
       conditions.push(`r.reason IN (${options.reasons.map(() => '?').join(', ')})`);
       parameters.push(...options.reasons);
     }
+    if (options.cursor !== undefined) {
+      // The rating the cursor names, if this listing holds it; the page goes on after it in the listing's order.
+      const after = this.statement(
+        `SELECT rated_at_ms, seq FROM ratings r WHERE ${['r.id = ?', ...conditions].join(' AND ')}`,
+      ).get(ratingOfCursor(options.cursor), ...parameters) as
+        { rated_at_ms: number; seq: number } | undefined;
+      if (after === undefined) throw badRatingsCursor();
+      conditions.push('(r.rated_at_ms, r.seq) < (?, ?)');
+      parameters.push(after.rated_at_ms, after.seq);
+    }
     const where = conditions.length === 0 ? '' : `WHERE ${conditions.join(' AND ')}`;
     const rows = this.statement(
       `SELECT ${columns} FROM ratings r ${where} ORDER BY rated_at_ms DESC, seq DESC LIMIT ?`,
-    ).all(...parameters, checkLimit(limit)) as Row[];
+    ).all(...parameters, limit) as Row[];
     return rows.map(ratingFromRow);
   }
 
