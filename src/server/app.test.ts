@@ -31,6 +31,7 @@ import type { ServiceConfig } from './config.js';
 import { openApiDocument } from './openapi.js';
 import { messagesWebhook, tierStatementWebhook } from '../../test/support/webhook-body.js';
 import { openSqliteStore } from '../store/sqlite/sqlite-store.js';
+import { ratingsCursor } from '../store/store.js';
 
 /** A well-formed event line, posted beside bad ones to show it is still taken. */
 const INBOUND_OK_LINE = JSON.stringify({
@@ -480,7 +481,10 @@ describe('POST /webhooks/whatsapp', () => {
       lines.length,
     );
     expect(service.metrics.value('webhooks_received_total')).toBe(0);
-    expect(await json(await service.get('/v1/ratings', KEY_ALL))).toEqual({ ratings: [] });
+    expect(await json(await service.get('/v1/ratings', KEY_ALL))).toEqual({
+      ratings: [],
+      next_cursor: null,
+    });
     // Where they belong, the same lines are taken.
     expect(await json(await service.postEvents(lines))).toMatchObject({ accepted: lines.length });
   });
@@ -2003,6 +2007,152 @@ describe('rating history of a key for part of a shared portfolio', () => {
   });
 });
 
+/** Every rating `key` lists with `query`, page after page, and the pages' sizes (each at most `limit`). */
+async function ratingsPaged(key: string, query: string, limit: number) {
+  const ids: string[] = [];
+  const sizes: number[] = [];
+  let cursor: string | null = null;
+  for (let pages = 0; pages < 200; pages++) {
+    const response = await service.get(
+      `/v1/ratings?limit=${limit}${query}${cursor === null ? '' : `&cursor=${cursor}`}`,
+      key,
+    );
+    expect(response.status).toBe(200);
+    const page = (await json(response)) as { ratings: { id: string }[]; next_cursor: string | null };
+    expect(page.ratings.length).toBeLessThanOrEqual(limit);
+    ids.push(...page.ratings.map((r) => r.id));
+    sizes.push(page.ratings.length);
+    cursor = page.next_cursor;
+    if (cursor === null) return { ids, sizes };
+  }
+  throw new Error('the listing did not end');
+}
+
+describe('rating history of a key for part of a shared portfolio, a page at a time', () => {
+  /** The service on `engine`, W1 and W2 sharing portfolio P1 (KEY_W1 reads W1, KEY_W2 reads W2). */
+  async function sharedPortfolioOn(engine: 'SQLite' | 'PostgreSQL') {
+    const dir = mkdtempSync(join(tmpdir(), 'wameter-accounts-'));
+    onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
+    const accountsPath = join(dir, 'accounts.json');
+    writeFileSync(
+      accountsPath,
+      JSON.stringify({
+        accounts: [
+          { waba: 'W1', portfolio: 'P1' },
+          { waba: 'W2', portfolio: 'P1' },
+        ],
+      }),
+    );
+    service = await serviceOnEngine(engine, 'wameter_app', { accountsPath });
+  }
+
+  it.each(['SQLite', 'PostgreSQL'] as const)(
+    "lists each rating once past 1000, whatever the page: one hidden is hidden on every page, compared with the rating before it across a page's edge (%s)",
+    async (engine) => {
+      await sharedPortfolioOn(engine);
+      await service.postEvents(conversationLines('W1', 'PN1', '919876543210', 'wamid.g1'));
+      await service.postEvents(conversationLines('W2', 'PN2', '919876543211', 'wamid.g2'));
+      await service.get('/v1/totals', KEY_ALL); // a read waits for the pending rating
+      const before = (await ratingsPaged(KEY_W1, '', 1000)).ids;
+      expect(before.length).toBeGreaterThan(0);
+      const [latest] = await service.store.listRatings(1);
+      expect(latest!.wabas).toEqual(['W1', 'W2']);
+      const { W1: w1, W2: w2 } = latest!.totalsByWaba!;
+      const shareOf = (totals: NonNullable<typeof w1>, more: number) =>
+        Object.fromEntries(Object.entries(totals).map(([c, t]) => [c, { ...t, units: t.units + more }]));
+      // 1500 live ratings of the portfolio: the mate's share changes at each, W1's at every hundredth only.
+      for (let i = 0; i < 1500; i++) {
+        await service.store.applyRatingDiff(
+          {
+            ...latest!,
+            id: `rating_page_${i}`,
+            ratedAtMs: latest!.ratedAtMs + (i + 1) * 1000,
+            totalsByWaba: { W1: shareOf(w1!, 1 + Math.floor(i / 100)), W2: shareOf(w2!, 1 + i) },
+          },
+          { units: { upsert: [], delete: [] }, pending: { upsert: [], delete: [] } },
+        );
+      }
+      const expected = [...Array.from({ length: 15 }, (_, k) => `rating_page_${(14 - k) * 100}`), ...before];
+      // A page reads at most 1000 ratings after its cursor: limit=1000 takes two pages here.
+      const whole = await ratingsPaged(KEY_W1, '', 1000);
+      expect(whole.ids).toEqual(expected);
+      expect(whole.sizes.length).toBeGreaterThan(1);
+      for (const limit of [1, 7]) expect((await ratingsPaged(KEY_W1, '', limit)).ids).toEqual(expected);
+      // The mate's key sees every one (its share changed each time), each once, newest first.
+      const mate = await ratingsPaged(KEY_W2, '', 400);
+      expect(mate.ids.slice(0, 1500)).toEqual(
+        Array.from({ length: 1500 }, (_, k) => `rating_page_${1499 - k}`),
+      );
+      expect(new Set(mate.ids).size).toBe(mate.ids.length);
+      const all = await ratingsPaged(KEY_ALL, '', 333);
+      expect(all.ids.slice(0, 1500)).toEqual(mate.ids.slice(0, 1500));
+      expect(all.sizes.slice(0, -1).every((size) => size === 333)).toBe(true);
+    },
+  );
+
+  it('refuses a cursor naming a rating the key is not listed, as a made-up one: 400 BAD_QUERY naming cursor', async () => {
+    await sharedPortfolioOn('SQLite');
+    // W1's arrival, the mate's, W1's again: each rated before the next (a read waits for the pending rating).
+    for (const [waba, business, user] of [
+      ['W1', 'PN1', '919876543210'],
+      ['W2', 'PN2', '919876543211'],
+      ['W1', 'PN1', '919876543212'],
+    ] as const) {
+      await service.postEvents(conversationLines(waba, business, user, `wamid.${user}`));
+      await service.get('/v1/totals', KEY_ALL);
+    }
+    const [latest] = await service.store.listRatings(1);
+    // A rating of the mate's WABA alone (as one of a portfolio of its own would be).
+    await service.store.applyRatingDiff(
+      { ...latest!, id: 'rating_w2_alone', wabas: ['W2'], ratedAtMs: latest!.ratedAtMs + 1000 },
+      { units: { upsert: [], delete: [] }, pending: { upsert: [], delete: [] } },
+    );
+    type Rating = { id: string; reason: string };
+    const listedTo = async (key: string, query = '') =>
+      ((await json(await service.get(`/v1/ratings?limit=1000${query}`, key))).ratings as Rating[]).map(
+        (r) => r.id,
+      );
+    const all = await listedTo(KEY_ALL);
+    const own = await listedTo(KEY_W1);
+    // The mate's arrival: a live rating W1's key is not listed.
+    const hidden = all.filter((id) => !own.includes(id) && id !== 'rating_w2_alone');
+    expect(hidden.length).toBeGreaterThan(0);
+    expect(own.length).toBeGreaterThan(1);
+    // The cursor of a rating the key is listed: the ratings after it.
+    const listed = await service.get(`/v1/ratings?cursor=${ratingsCursor(own[0]!)}`, KEY_W1);
+    expect(listed.status).toBe(200);
+    expect(((await json(listed)).ratings as Rating[]).map((r) => r.id)).toEqual(own.slice(1));
+    const unitsCursor = (await json(await service.get('/v1/units?limit=1', KEY_W1))).next_cursor as string;
+    expect(typeof unitsCursor).toBe('string');
+    const refusals = [];
+    for (const [cursor, query] of [
+      ['not-a-cursor', ''],
+      [unitsCursor, ''],
+      [ratingsCursor('rating_nope'), ''],
+      [ratingsCursor(hidden[0]!), ''], // the mate's arrival: its time is none of this key's business
+      [ratingsCursor('rating_w2_alone'), ''], // a rating of no WABA of the key's
+      [ratingsCursor(own[0]!), '&reason=rerate'], // a live rating, in the listing of re-rates
+    ] as const) {
+      const response = await service.get(`/v1/ratings?cursor=${cursor}${query}`, KEY_W1);
+      expect(response.status, cursor).toBe(400);
+      refusals.push(await json(response));
+    }
+    expect(refusals[0]).toEqual({
+      error: {
+        code: 'BAD_QUERY',
+        message:
+          'A query parameter or request field is invalid. cursor is not one this listing of ratings returned: pass next_cursor back unchanged, with the same reason',
+      },
+    });
+    // One answer for all: a key learns nothing of ratings it may not read by trying their ids.
+    for (const refusal of refusals) expect(refusal).toEqual(refusals[0]);
+    // The rating of W2 alone is the mate's key's to page from.
+    expect((await service.get(`/v1/ratings?cursor=${ratingsCursor('rating_w2_alone')}`, KEY_W2)).status).toBe(
+      200,
+    );
+  });
+});
+
 describe("one client's writes never change another client's bill", () => {
   const unitsOf = async (key: string, waba: string) =>
     ((await json(await service.get(`/v1/units?waba=${waba}&limit=1000`, key))).units as object[]).map((u) =>
@@ -2473,6 +2623,73 @@ describe('POST /v1/rerate and GET /v1/ratings', () => {
       });
     }
   });
+
+  it.each(['SQLite', 'PostgreSQL'] as const)(
+    'pages the history with cursor (%s): {ratings, next_cursor}, newest first, each rating once, null on the last page',
+    async (engine) => {
+      service = await serviceOnEngine(engine, 'wameter_app');
+      for (let i = 0; i < 4; i++) {
+        await service.postEvents(conversationLines('W1', 'PN1', `91987654323${i}`, `wamid.page${i}`));
+        await service.get('/v1/totals', KEY_ALL); // a read waits for the pending rating
+        if (i % 2 === 1)
+          expect((await rerate({ as_of_rules: i === 1 ? 'CBP-2023' : 'PMP-2025' })).status).toBe(200);
+      }
+      type Page = { ratings: { id: string; reason: string }[]; next_cursor: string | null };
+      for (const key of [KEY_ALL, KEY_W1]) {
+        const whole = (await json(await service.get('/v1/ratings?limit=1000', key))) as Page;
+        expect(whole.next_cursor).toBeNull();
+        const ids = whole.ratings.map((r) => r.id);
+        expect(ids.length).toBeGreaterThan(4);
+        const paged = await ratingsPaged(key, '', 2);
+        expect(paged.ids).toEqual(ids);
+        expect(paged.sizes).toEqual([...Array(Math.ceil(ids.length / 2) - 1).fill(2), 2 - (ids.length % 2)]);
+        // An exact last page says so: no cursor to a page of nothing.
+        const exact = (await json(await service.get(`/v1/ratings?limit=${ids.length}`, key))) as Page;
+        expect(exact).toEqual(whole);
+        const first = (await json(await service.get(`/v1/ratings?limit=${ids.length - 1}`, key))) as Page;
+        expect(first.next_cursor).toEqual(expect.any(String));
+        expect(
+          (await json(await service.get(`/v1/ratings?limit=5&cursor=${first.next_cursor}`, key))) as Page,
+        ).toEqual({ ratings: [whole.ratings.at(-1)], next_cursor: null });
+        // Ratings of some reasons, paged the same.
+        const rerates = whole.ratings.filter((r) => r.reason === 'rerate').map((r) => r.id);
+        expect(rerates.length).toBe(2);
+        expect((await ratingsPaged(key, '&reason=rerate', 1)).ids).toEqual(rerates);
+      }
+      // A cursor that is none, of another listing, or of a rating this listing does not hold: 400 naming it.
+      const unitsCursor = (await json(await service.get('/v1/units?limit=1', KEY_ALL))).next_cursor as string;
+      const [rerated] = (await json(await service.get('/v1/ratings?reason=rerate', KEY_ALL))).ratings as {
+        id: string;
+      }[];
+      const changesCursor = (
+        await json(await service.get(`/v1/ratings/${rerated!.id}/changes?limit=1`, KEY_ALL))
+      ).next_cursor as string;
+      const [live] = (await json(await service.get('/v1/ratings?reason=live', KEY_ALL))).ratings as {
+        id: string;
+      }[];
+      for (const [cursor, query] of [
+        ['not-a-cursor', ''],
+        [unitsCursor, ''],
+        [changesCursor, ''],
+        [ratingsCursor('rating_nope'), ''],
+        [ratingsCursor(live!.id), '&reason=rerate'],
+      ]) {
+        const response = await service.get(`/v1/ratings?cursor=${cursor}${query}`, KEY_ALL);
+        expect(response.status, cursor).toBe(400);
+        expect(await json(response)).toEqual({
+          error: {
+            code: 'BAD_QUERY',
+            message:
+              'A query parameter or request field is invalid. cursor is not one this listing of ratings returned: pass next_cursor back unchanged, with the same reason',
+          },
+        });
+      }
+      // And the cursor of /v1/ratings is no cursor of /v1/units.
+      const ratingsPage = (await json(await service.get('/v1/ratings?limit=1', KEY_ALL))) as Page;
+      const units = await service.get(`/v1/units?cursor=${ratingsPage.next_cursor}`, KEY_ALL);
+      expect(units.status).toBe(400);
+    },
+  );
 
   it("pages a re-rate's changed units as the re-rate answered them (GET /v1/ratings/{id}/changes)", async () => {
     await service.postEvents(conversationLines('W1', 'PN1', '919876543211', 'wamid.s'));

@@ -47,6 +47,7 @@ import {
   type RatingRecord,
   type Store,
   type UnitFilter,
+  ratingsCursor,
 } from '../store/store.js';
 import type { ApiKey, ServiceConfig } from './config.js';
 import {
@@ -65,6 +66,7 @@ import { Metrics } from './metrics.js';
 import { MAX_LISTED_REJECTIONS, openApiDocument, queryParametersOf, unknownBodyField } from './openapi.js';
 import type { RateCardText } from '../ingest/rate-card-files.js';
 import { createRateLimiter, type RateLimitVerdict } from './rate-limit.js';
+import { scopedRatingsPage } from './scoped-ratings.js';
 import { RatingBehindError, type RatingService } from './rating-service.js';
 import { errorCodeOf, requestIdFor } from './request-log.js';
 import { createStoreHealth, writeFailureHint, type StoreHealth } from './store-health.js';
@@ -1603,63 +1605,35 @@ export function createApp(deps: AppDeps): Hono<Env> {
   app.get('/v1/ratings', async (c) => {
     const limit = limitOf(c, 50);
     const reasons = ratingReasonsOf(c);
+    const cursor = c.req.query('cursor');
     const scope = scopeOf(c);
-    await rating.current(scopeOf(c));
+    await rating.current(scope);
     if (scope === undefined) {
-      const records = await fromStore(store.listRatings(limit, undefined, { reasons }));
-      return c.json({ ratings: records.map((r) => ratingToJson(r)) });
+      // One more than the page: whether another follows (an exact last page says so, as /v1/units does).
+      const records = await fromStore(
+        store.listRatings(limit + 1, undefined, { reasons, ...(cursor ? { cursor } : {}) }),
+      );
+      const ratings = records.slice(0, limit);
+      return c.json({
+        ratings: ratings.map((r) => ratingToJson(r)),
+        next_cursor: records.length > limit ? ratingsCursor(ratings.at(-1)!.id) : null,
+      });
     }
     // A limited key sees the ratings that touched its WABAs, narrowed to them: their WABAs and their share
-    // of the totals (a portfolio mate's money is not its business). A rating from before the totals were
-    // kept per WABA is shown only when every WABA it covers is the key's; a re-rate's unit changes likewise.
-    //
-    // A narrowed live rating that left the key's share as it was is not shown: each arrival of a mate's
-    // traffic re-rates the whole portfolio, and listing those told the key when its mate's messages came in.
-    // The share is compared WABA by WABA with the last rating listed that covered it (a key may hold WABAs of
-    // several portfolios, and a re-rate may cover several at once), whatever that one's reason. Every re-rate
-    // is shown.
-    //
-    // Only the last MAX_PAGE ratings are read: when there may be older ones, a live rating with no rating
-    // read before it that covered the WABA has nothing to be compared with, and is not shown (it becomes the
-    // WABA's baseline). Shown as news, the oldest rating read was a new one at every arrival of the mate's
-    // once the portfolio had more ratings than that.
-    const records = await fromStore(store.listRatings(MAX_PAGE, scope, { reasons }));
-    const isEveryRatingRead = records.length < MAX_PAGE;
-    const visible: ReturnType<typeof ratingToJson>[] = [];
-    const lastShare = new Map<string, string>();
-    for (const record of [...records].reverse()) {
-      const isWhole = record.wabas.every((w) => scope.includes(w));
-      const own = record.wabas.filter((w) => scope.includes(w));
-      if (!isWhole && (own.length === 0 || record.totalsByWaba === undefined)) continue;
-      // A WABA absent from the totals per WABA has no units (none charged, none free); a rating from before
-      // they were kept is news each time (it is listed only when every WABA of it is the key's).
-      const shareOfWaba = (waba: string) =>
-        JSON.stringify([
-          record.totalsByWaba === undefined
-            ? `${record.id} (no totals per WABA)`
-            : (record.totalsByWaba[waba] ?? null),
-          record.asOfRules,
-          record.rateCards,
-          record.rateCardsDigest ?? null,
-        ]);
-      const isNews = own.some((waba) =>
-        lastShare.has(waba) ? lastShare.get(waba) !== shareOfWaba(waba) : isEveryRatingRead,
-      );
-      if (!isWhole && record.reason === 'live' && !isNews) {
-        for (const waba of own) if (!lastShare.has(waba)) lastShare.set(waba, shareOfWaba(waba));
-        continue;
-      }
-      visible.push(
+    // of the totals (a portfolio mate's money is not its business), without the live ratings that left its
+    // share as it was — scoped-ratings.ts says which, page by page.
+    const page = await fromStore(scopedRatingsPage(store, scope, { limit, reasons, cursor }));
+    return c.json({
+      ratings: page.ratings.map(({ record, own, isWhole }) =>
         isWhole
           ? ratingToJson(record)
           : ratingToJson(
               { ...record, wabas: own, totals: sumTotals(own.map((w) => record.totalsByWaba?.[w])) },
               true,
             ),
-      );
-      for (const waba of own) lastShare.set(waba, shareOfWaba(waba));
-    }
-    return c.json({ ratings: visible.reverse().slice(0, limit) });
+      ),
+      next_cursor: page.nextCursor,
+    });
   });
 
   // A re-rate's changed units, a page at a time: a large store's re-rate changes hundreds of thousands (tens of

@@ -662,12 +662,25 @@ export const openApiDocument = {
           'by GET /v1/ratings/{id}/changes. A key for some WABAs of a shared portfolio sees ratings ' +
           'narrowed to its WABAs and their share of the totals, and only the live ratings that changed that share ' +
           "(or the rules or cards): one that left it as it was, as a mate's traffic alone does, is not listed. " +
-          'The last 1000 ratings of its WABAs are read for this: when 1000 are read, a live rating that no rating ' +
-          'read before it covers has nothing to be compared with, and is not listed. ' +
+          'Its share is compared with the last of the 1000 ratings of its WABAs before it that covered the ' +
+          'WABA; a live rating that none of them covers has nothing to be compared with and is not listed ' +
+          '(unless they are all the ratings before it). Whether a rating is listed depends on the ratings before ' +
+          "it only, never on the page: a rating hidden on one page is listed on no other. Such a key's page " +
+          'reads at most 1000 ratings after its cursor, so it may hold fewer than limit (follow next_cursor until ' +
+          'null), and 1000 in a row that are not listed end its listing. ' +
           'reason=rerate,upgrade lists the ratings of those reasons only: on a busy service every arrival adds a ' +
-          'live rating, which would push a re-rate off the page.',
+          'live rating, which would push a re-rate off the page. {ratings, next_cursor}: pass next_cursor back ' +
+          'as cursor (with the same reason) for the older ratings, each listed once; null on the last page. A ' +
+          "cursor that is none, of another listing, or naming a rating this key's listing does not list is 400 " +
+          'BAD_QUERY, alike.',
         parameters: [
           { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 1000, default: 50 } },
+          {
+            name: 'cursor',
+            in: 'query',
+            description: 'next_cursor of the page before (GET /v1/ratings with the same reason).',
+            schema: { type: 'string' },
+          },
           {
             name: 'reason',
             in: 'query',
@@ -677,7 +690,10 @@ export const openApiDocument = {
           },
         ],
         responses: {
-          '200': json({ type: 'object', properties: { ratings: { type: 'array' } } }),
+          '200': json({
+            type: 'object',
+            properties: { ratings: { type: 'array' }, next_cursor: { type: ['string', 'null'] } },
+          }),
           ...authErrors,
         },
       },
