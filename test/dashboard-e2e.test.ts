@@ -779,6 +779,57 @@ function runDashboardScenario(engine: 'sqlite' | 'postgres') {
       }
     });
 
+    it('rate cards: the rating history shows 20 ratings, older ones a page at a time, in the order the API lists them', async () => {
+      // Every rating the API lists, newest first, page by page.
+      const listAll = async () => {
+        const all: { id: string; rated_at: string; reason: string }[] = [];
+        let cursor: string | null = null;
+        do {
+          const page = await api(
+            server,
+            `/v1/ratings?limit=1000${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`,
+          );
+          all.push(...page.ratings);
+          cursor = page.next_cursor;
+        } while (cursor !== null);
+        return all;
+      };
+      // Re-rates until the history holds more than the page's 20 (each is one rating).
+      const [waba] = describeWabas(TRAFFIC);
+      for (let missing = 21 - (await listAll()).length; missing > 0; missing--) {
+        await api(server, '/v1/rerate', {
+          method: 'POST',
+          headers: { 'Content-Type': 'application/json' },
+          body: JSON.stringify({ wabas: [waba!.waba] }),
+        });
+      }
+      const history = await listAll();
+      expect(history.length).toBeGreaterThanOrEqual(21);
+      const rowsShown = () => page.locator('#ratings-table tbody tr').count();
+      const reasonsShown = () => page.locator('#ratings-table tbody tr td:nth-child(2)').allTextContents();
+
+      await page.getByRole('link', { name: 'Overview' }).click();
+      await page.getByRole('link', { name: 'Rate cards & findings' }).click();
+      await page.locator('#ratings-table').waitFor();
+      expect(await rowsShown()).toBe(20);
+      await expect(page.locator('#ratings-status').textContent()).resolves.toBe(
+        '20 ratings shown; older ones on request.',
+      );
+      expect(await reasonsShown()).toEqual(history.slice(0, 20).map((rating) => rating.reason));
+      // Page on to the end: every rating once, and then no button.
+      while (await page.getByRole('button', { name: 'Older ratings' }).isVisible()) {
+        const before = await rowsShown();
+        await page.getByRole('button', { name: 'Older ratings' }).click();
+        await expect.poll(rowsShown).toBeGreaterThan(before);
+      }
+      await expect(page.locator('#ratings-status').textContent()).resolves.toBe(
+        `${history.length.toLocaleString('en-US')} ratings shown, the whole history.`,
+      );
+      const times = await page.locator('#ratings-table tbody tr td:nth-child(1)').allTextContents();
+      expect(times).toHaveLength(history.length);
+      expect(await reasonsShown()).toEqual(history.map((rating) => rating.reason));
+    }, 120_000);
+
     it("a client's key for one WABA of a shared portfolio: its tiered units are listed and explained, their tier count withheld", async () => {
       const waba = sharedPortfolioWaba();
       // The portfolio's count holds the mate's charges: the client reads the band, never the count.

@@ -120,35 +120,67 @@ function ratesDetails(card) {
   return details;
 }
 
+/** Ratings a page of the history shows; older ones come a page at a time ("Older ratings"). */
+const RATINGS_PAGE = 20;
+
 async function renderRatings(area) {
   let data;
   try {
-    data = await getJson('/v1/ratings', { limit: 20 });
+    data = await getJson('/v1/ratings', { limit: RATINGS_PAGE });
   } catch (error) {
     area.replaceChildren(area.firstChild, errorBox(error, 'load the rating history'));
     return;
   }
-  area.replaceChildren(
-    area.firstChild,
-    data.ratings.length === 0
-      ? h('p', { class: 'muted' }, 'Nothing rated yet.')
-      : table(
-          'The latest ratings of the bill (live re-ratings and re-rates), with the cards they used; a total ' +
-            'with charged units not priced is a floor',
-          ['Rated at', 'Reason', 'WABAs', 'Rules', 'Rate cards', 'Totals'],
-          data.ratings.map((rating) => [
-            instant(rating.rated_at),
-            rating.reason,
-            rating.wabas.join(', '),
-            rating.as_of_rules ?? 'of each date',
-            h('td', { class: 'mono' }, rating.rate_cards.join(', ')),
-            Object.entries(rating.totals)
-              .map(([currency, t]) => `${total(t.amount, currency, t.unpriced)}, ${count(t.units, 'unit')}`)
-              .join('; '),
-          ]),
-          { id: 'ratings-table' },
-        ),
+  if (data.ratings.length === 0) {
+    area.replaceChildren(area.firstChild, h('p', { class: 'muted' }, 'Nothing rated yet.'));
+    return;
+  }
+  const history = table(
+    'The ratings of the bill, newest first (live re-ratings and re-rates), with the cards they used; a total ' +
+      'with charged units not priced is a floor',
+    ['Rated at', 'Reason', 'WABAs', 'Rules', 'Rate cards', 'Totals'],
+    data.ratings.map(ratingRow),
+    { id: 'ratings-table' },
   );
+  const status = h('div', { class: 'muted', id: 'ratings-status', 'aria-live': 'polite' });
+  const older = h('button', { type: 'button', class: 'quiet', id: 'older-ratings' }, 'Older ratings');
+  let cursor = data.next_cursor;
+  let shown = data.ratings.length;
+  const tell = () => {
+    status.textContent = `${count(shown, 'rating')} shown${cursor ? '; older ones on request' : ', the whole history'}.`;
+    older.hidden = !cursor;
+  };
+  older.addEventListener('click', async () => {
+    older.disabled = true;
+    status.textContent = 'Loading older ratings…';
+    try {
+      const page = await getJson('/v1/ratings', { limit: RATINGS_PAGE, cursor });
+      const rows = table('', [], page.ratings.map(ratingRow)).tBodies[0].rows;
+      history.tBodies[0].append(...rows);
+      shown += page.ratings.length;
+      cursor = page.next_cursor;
+      tell();
+    } catch (error) {
+      status.replaceChildren(errorBox(error, 'load older ratings'));
+    } finally {
+      older.disabled = false;
+    }
+  });
+  tell();
+  area.replaceChildren(area.firstChild, h('div', { class: 'table-wrap' }, history), status, older);
+}
+
+function ratingRow(rating) {
+  return [
+    instant(rating.rated_at),
+    rating.reason,
+    rating.wabas.join(', '),
+    rating.as_of_rules ?? 'of each date',
+    h('td', { class: 'mono' }, rating.rate_cards.join(', ')),
+    Object.entries(rating.totals)
+      .map(([currency, t]) => `${total(t.amount, currency, t.unpriced)}, ${count(t.units, 'unit')}`)
+      .join('; '),
+  ];
 }
 
 async function renderFindings(area, params, ctx) {
