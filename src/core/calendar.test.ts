@@ -236,3 +236,22 @@ describe('time-zone names in any case', () => {
     expect(cachedTimeZones()).toBeLessThanOrEqual(1_000);
   });
 });
+
+describe('time-zone abbreviations', () => {
+  it('that ICU reads as a zone but IANA does not name are refused: IST, CST, BST name several zones', () => {
+    // ICU takes Java's old three-letter ids: IST as India (Israel and Ireland write IST too), CST as Chicago
+    // (China Standard Time too), BST as Dhaka (British Summer Time). A WABA's bill cut in another country's days.
+    for (const name of ['IST', 'ist', 'CST', 'BST', 'PST', 'JST', 'AET', 'SystemV/AST4']) {
+      expect(isValidTimeZone(name), name).toBe(false);
+    }
+  });
+
+  it('that IANA names are still zones: EST, MST, HST, CET, GMT, UTC, PRC, NZ, GB and the old links', () => {
+    for (const name of ['EST', 'MST', 'HST', 'CET', 'EET', 'WET', 'MET', 'GMT', 'UTC', 'UCT', 'PRC', 'ROK']) {
+      expect(isValidTimeZone(name), name).toBe(true);
+    }
+    for (const name of ['NZ', 'GB', 'Asia/Calcutta', 'US/Pacific', 'Etc/GMT-5', 'EST5EDT', 'Zulu']) {
+      expect(isValidTimeZone(name), name).toBe(true);
+    }
+  });
+});

@@ -39,7 +39,29 @@ function formatterFor(timeZone: string): Intl.DateTimeFormat {
   return formatter;
 }
 
+/**
+ * Names ICU takes for zones that IANA does not have: Java's old three-letter ids, and the `SystemV/` zones tzdata
+ * dropped in 2020. Each abbreviation names zones of several countries — ICU reads `IST` as India (Israel and
+ * Ireland write IST too), `CST` as Chicago (China Standard Time too), `BST` as Dhaka (British Summer Time) — so
+ * a WABA given one would have its days, months, eras and cards cut in another country's time. The IANA names
+ * of three letters (`EST`, `MST`, `HST`, `CET`, `EET`, `MET`, `WET`, `GMT`, `UTC`, `UCT`, `PRC`, `ROC`, `ROK`)
+ * are not among them.
+ */
+const JAVA_ZONE_IDS =
+  'ACT AET AGT ART AST BET BST CAT CNT CST CTT EAT ECT IET IST JST MIT NET NST PLT PNT PRT PST SST VST';
+const ICU_ONLY_ZONE_IDS = new Set(JAVA_ZONE_IDS.split(' '));
+
+/** What an error says of such a name (`"timezone" is "IST" (an abbreviation, …)`). */
+export const ABBREVIATION_NOTE = 'an abbreviation, which names zones of several countries';
+
+/** Whether a name ICU reads as a zone is one of its own abbreviations, which IANA does not name (above). */
+export function isTimeZoneAbbreviation(timeZone: string): boolean {
+  const upper = timeZone.toUpperCase();
+  return ICU_ONLY_ZONE_IDS.has(upper) || upper.startsWith('SYSTEMV/');
+}
+
 export function isValidTimeZone(timeZone: string): boolean {
+  if (isTimeZoneAbbreviation(timeZone)) return false;
   try {
     formatterFor(timeZone);
     return true;

@@ -58,6 +58,10 @@ describe('parseAccounts', () => {
   it.each([
     [{ timezone: 'India/Delhi' }, 'account 0 (waba W1) "timezone" is "India/Delhi": use an IANA time zone'],
     [{ timezone: 5.5 }, '"timezone" is 5.5: use an IANA time zone'],
+    [
+      { timezone: 'CST' },
+      'account 0 (waba W1) "timezone" is "CST" (an abbreviation, which names zones of several countries): use an IANA time zone',
+    ],
     [{ currency: 'dollar' }, 'account 0 (waba W1) "currency" must be a three-letter ISO 4217 code'],
     [{ currency: 'DOLLAR' }, '"currency" must be a three-letter'],
     [{ portfolio: '' }, '"portfolio" must be a non-empty string'],

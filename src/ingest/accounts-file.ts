@@ -5,7 +5,12 @@
 import { repeatedJsonKey, repeatedKeyPlace } from './repeated-json-key.js';
 import { readFile } from 'node:fs/promises';
 import { isSupportedCountry } from 'libphonenumber-js/max';
-import { isValidTimeZone, parseInstant } from '../core/calendar.js';
+import {
+  ABBREVIATION_NOTE,
+  isTimeZoneAbbreviation,
+  isValidTimeZone,
+  parseInstant,
+} from '../core/calendar.js';
 import {
   defaultAccount,
   type Account,
@@ -111,7 +116,11 @@ function parseAccount(raw: unknown, where: string, problems: string[]): Account 
   if (raw.timezone !== undefined) {
     if (typeof raw.timezone !== 'string' || !isValidTimeZone(raw.timezone))
       problems.push(
-        `${where2} "timezone" is ${JSON.stringify(raw.timezone)}: use an IANA time zone such as "Asia/Kolkata" or "UTC"`,
+        `${where2} "timezone" is ${JSON.stringify(raw.timezone)}${
+          typeof raw.timezone === 'string' && isTimeZoneAbbreviation(raw.timezone)
+            ? ` (${ABBREVIATION_NOTE})`
+            : ''
+        }: use an IANA time zone such as "Asia/Kolkata" or "UTC"`,
       );
     else account.timeZone = raw.timezone;
   }

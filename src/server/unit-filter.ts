@@ -2,7 +2,12 @@
 // for every route that takes them, always limited to the WABAs the caller's key may read; and the limit on
 // the range /v1/analytics answers.
 
-import { isValidTimeZone, parseInstant } from '../core/calendar.js';
+import {
+  ABBREVIATION_NOTE,
+  isTimeZoneAbbreviation,
+  isValidTimeZone,
+  parseInstant,
+} from '../core/calendar.js';
 import { canonicalUser, normalisePhone } from '../core/phone.js';
 import { err, ok, type Result } from '../core/result.js';
 import { PRICING_TYPES, UNIT_CATEGORIES, type PricingType, type UnitCategory } from '../core/units.js';
@@ -52,7 +57,9 @@ export function timeZoneQuery(
   const shown = text.length > 64 ? `${text.slice(0, 61)}...` : text;
   return err({
     code: 'BAD_QUERY',
-    message: `"time_zone": ${JSON.stringify(shown)} is not an IANA time zone (e.g. UTC, Asia/Kolkata, America/Sao_Paulo).`,
+    message: `"time_zone": ${JSON.stringify(shown)} is not an IANA time zone${
+      isTimeZoneAbbreviation(text) ? ` but ${ABBREVIATION_NOTE}` : ''
+    } (e.g. UTC, Asia/Kolkata, America/Sao_Paulo).`,
   });
 }
 
