@@ -6,7 +6,7 @@ import type { Command } from 'commander';
 import { eventKey, type CoreEvent } from '../core/events.js';
 import type { Finding } from '../core/units.js';
 import { readEventSources } from '../ingest/read-events.js';
-import { loadServiceConfig } from '../server/config.js';
+import { DB_SET_BY, loadServiceConfig } from '../server/config.js';
 import { loadPricingSetup } from '../server/pricing-setup.js';
 import {
   ACCOUNTS_CHANGED_WARNING,
@@ -102,7 +102,7 @@ async function runImport(sources: string[], flags: ImportFlags, io: CliIo): Prom
   // Import rates what it stored, so it takes the writer lock: not beside a running serve (docs/storage.md).
   const store = await openCommandStore(config.value.db, {
     mode: 'create',
-    setBy: '--db, WAMETER_DB or DATABASE_URL',
+    setBy: DB_SET_BY,
     writer: 'import',
     onNotice: (message) => io.writeError(`wameter import: ${message}\n`),
   });

@@ -56,7 +56,7 @@ describe('commands that create the store (import, serve)', () => {
     const { code, err } = await runWameter(['import', events, '--db', `sqlite:${MISSING_FOLDER}/w.db`]);
     expect(code).toBe(EXIT.USAGE);
     expect(err).toBe(
-      `wameter: cannot create the database ${MISSING_FOLDER}/w.db: the folder ${MISSING_FOLDER} does not exist (create it, or check --db, WAMETER_DB or DATABASE_URL)\n`,
+      `wameter: cannot create the database ${MISSING_FOLDER}/w.db: the folder ${MISSING_FOLDER} does not exist (create it, or check --db, WAMETER_DB, DATABASE_URL or the config file's "db")\n`,
     );
   });
 
@@ -268,7 +268,7 @@ const POSTGRES = process.env.WAMETER_TEST_POSTGRES_URL ?? 'postgres://postgres@1
 
 describe('commands that only read the store open it read-only: they never create or migrate anything', () => {
   const NO_STORE_ADVICE = 'run `wameter import` or `wameter serve` first';
-  const RERATE_SET_BY = '--db, WAMETER_DB or DATABASE_URL';
+  const RERATE_SET_BY = '--db, WAMETER_DB, DATABASE_URL or the config file\'s "db"';
   let admin: pg.Client;
   const schemas: string[] = [];
   /** A schema name that exists nowhere yet, dropped after the tests; its URL (through search_path). */

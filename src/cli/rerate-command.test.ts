@@ -233,7 +233,7 @@ describe('wameter rerate', () => {
     await (await openStore(empty)).close();
     const { code, stdout, stderr } = await run(['--db', empty]);
     expect(stderr).toBe(
-      'wameter rerate: the store holds no events, so there is nothing to re-rate: load them first with `wameter import` (or POST them to a running `wameter serve`), or check --db, WAMETER_DB or DATABASE_URL\n',
+      'wameter rerate: the store holds no events, so there is nothing to re-rate: load them first with `wameter import` (or POST them to a running `wameter serve`), or check --db, WAMETER_DB, DATABASE_URL or the config file\'s "db"\n',
     );
     expect(stdout).toBe('');
     expect(code).toBe(1);

@@ -20,7 +20,7 @@ import {
   refuseServiceSettings,
 } from './options.js';
 import { ALLOW_UNPRICED_HELP, unpricedExit, unratedCodesIn, unratedIn } from './unpriced.js';
-import { loadServiceConfig } from '../server/config.js';
+import { DB_SET_BY, loadServiceConfig } from '../server/config.js';
 import { loadPricingSetup, loadRateCards } from '../server/pricing-setup.js';
 import { UPGRADE_DUE_IN_DRY_RUN_WARNING, type RerateReport } from '../server/rating-service.js';
 import type { Store } from '../store/store.js';
@@ -166,7 +166,7 @@ const WABAS_NAMED = 20;
 async function wabasRefusal(store: Store, asked: readonly string[] | undefined): Promise<string | undefined> {
   const stored = (await store.listWabas()).sort();
   if (stored.length === 0) {
-    return 'the store holds no events, so there is nothing to re-rate: load them first with `wameter import` (or POST them to a running `wameter serve`), or check --db, WAMETER_DB or DATABASE_URL';
+    return `the store holds no events, so there is nothing to re-rate: load them first with \`wameter import\` (or POST them to a running \`wameter serve\`), or check ${DB_SET_BY}`;
   }
   const unknown = [...new Set(asked ?? [])].filter((waba) => !stored.includes(waba));
   if (unknown.length === 0) return undefined;
@@ -282,7 +282,7 @@ stderr beside the table, or as "findings" in the JSON.`,
         if (!pricing.ok) return fail(pricing.error);
         let store;
         try {
-          const setBy = '--db, WAMETER_DB or DATABASE_URL';
+          const setBy = DB_SET_BY;
           // A dry run stores nothing: it opens the store read-only (never creating or migrating it) and may
           // look while a service rates the database. A re-rate writes: it migrates and takes the lock.
           store = await openCommandStore(

@@ -3,7 +3,7 @@
 // when it stopped itself after losing the single-writer lock (a supervisor restarts it), 0 after SIGTERM.
 
 import type { Command } from 'commander';
-import { loadServiceConfig } from '../server/config.js';
+import { DB_SET_BY, loadServiceConfig } from '../server/config.js';
 import { runUntilSignalled } from '../server/main.js';
 import { CliError, EXIT } from './exit-codes.js';
 import { keepRunningWhenOutputCloses, type CliIo } from './io.js';
@@ -93,7 +93,7 @@ stops the log, not the service: said once on stderr.`,
       keepRunningWhenOutputCloses();
       try {
         // A SQLite file is created at start, but not its folder: say so before the start-up log.
-        checkSqliteLocation(config.value.db, { mode: 'create', setBy: '--db, WAMETER_DB or DATABASE_URL' });
+        checkSqliteLocation(config.value.db, { mode: 'create', setBy: DB_SET_BY });
         const stop = await runUntilSignalled(config.value);
         if (stop.code !== 'SIGNALLED') {
           io.writeError(`wameter serve: stopped: ${stop.message}\n`);

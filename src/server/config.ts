@@ -95,6 +95,8 @@ export interface ConfigError {
 }
 
 export const DEFAULT_DB = 'sqlite:./wameter.db';
+/** Where the database is set, as errors about it name the settings to check (a config file's too). */
+export const DB_SET_BY = '--db, WAMETER_DB, DATABASE_URL or the config file\'s "db"';
 export const DEFAULT_PORT = 8080;
 /** Meta batches up to ~1,000 statuses in one POST: 4 MiB leaves a wide margin. */
 export const DEFAULT_BODY_LIMIT_BYTES = 4 * 1024 * 1024;
@@ -652,9 +654,7 @@ function checkDb(db: string, setBy: string, problems: string[]): void {
   }
   // Anything else with a scheme is a mistake; a bare path is a SQLite file (open-store.ts).
   if (/^[a-z][a-z0-9+.-]+:/i.test(db) && !/^[a-z]:[\\/]/i.test(db)) {
-    problems.push(
-      'database must be sqlite:PATH or postgres://USER@HOST:PORT/DB (set --db, WAMETER_DB or DATABASE_URL)',
-    );
+    problems.push(`database must be sqlite:PATH or postgres://USER@HOST:PORT/DB (set ${DB_SET_BY})`);
   }
 }
 

@@ -123,7 +123,7 @@ describe('a PostgreSQL database that does not exist', () => {
     );
     const user = url.username === '' ? '' : ` -U ${url.username}`;
     expect(message).toBe(
-      `the database "wameter_no_such_db" does not exist on the PostgreSQL server at ${url.hostname}:${url.port || '5432'}: create it (createdb -h ${url.hostname} -p ${url.port || '5432'}${user} wameter_no_such_db, or CREATE DATABASE wameter_no_such_db; in psql), or fix the database name (the URL's path) in --db, WAMETER_DB or DATABASE_URL`,
+      `the database "wameter_no_such_db" does not exist on the PostgreSQL server at ${url.hostname}:${url.port || '5432'}: create it (createdb -h ${url.hostname} -p ${url.port || '5432'}${user} wameter_no_such_db, or CREATE DATABASE wameter_no_such_db; in psql), or fix the database name (the URL's path) in --db, WAMETER_DB, DATABASE_URL or the config file's "db"`,
     );
   });
 
@@ -134,7 +134,7 @@ describe('a PostgreSQL database that does not exist', () => {
       missing,
     ) as Error;
     expect(explained.message).toBe(
-      `the database "Billing DB" does not exist on the PostgreSQL server at db.internal:6543: create it (createdb -h db.internal -p 6543 -U wameter 'Billing DB', or CREATE DATABASE "Billing DB"; in psql), or fix the database name (the URL's path) in --db, WAMETER_DB or DATABASE_URL`,
+      `the database "Billing DB" does not exist on the PostgreSQL server at db.internal:6543: create it (createdb -h db.internal -p 6543 -U wameter 'Billing DB', or CREATE DATABASE "Billing DB"; in psql), or fix the database name (the URL's path) in --db, WAMETER_DB, DATABASE_URL or the config file's "db"`,
     );
     expect(explained.cause).toBe(missing);
     expect(explained.message).not.toMatch(/Hush-Pw|QueryPw/);
@@ -143,11 +143,11 @@ describe('a PostgreSQL database that does not exist', () => {
   it("keeps the hint of PostgreSQL's other refusals, whatever letters their SQLSTATE holds", () => {
     const role = Object.assign(new Error('role "nobody" does not exist'), { code: '28000' });
     expect((explainStartError('postgres://nobody:pw@127.0.0.1:5432/test', role) as Error).message).toBe(
-      'the PostgreSQL database at 127.0.0.1:5432/test refused: role "nobody" does not exist (check --db, WAMETER_DB or DATABASE_URL)',
+      'the PostgreSQL database at 127.0.0.1:5432/test refused: role "nobody" does not exist (check --db, WAMETER_DB, DATABASE_URL or the config file\'s "db")',
     );
     const internal = Object.assign(new Error('could not open file'), { code: 'XX000' });
     expect((explainStartError('postgres://u@127.0.0.1/test', internal) as Error).message).toBe(
-      'the PostgreSQL database at 127.0.0.1:5432/test refused: could not open file (check --db, WAMETER_DB or DATABASE_URL)',
+      'the PostgreSQL database at 127.0.0.1:5432/test refused: could not open file (check --db, WAMETER_DB, DATABASE_URL or the config file\'s "db")',
     );
     // An errno of five capitals is no SQLSTATE: left as it is.
     const pipe = Object.assign(new Error('write EPIPE'), { code: 'EPIPE' });

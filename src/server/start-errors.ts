@@ -6,9 +6,9 @@ import { accessSync, constants, existsSync, statSync, statfsSync } from 'node:fs
 import { basename, dirname, resolve } from 'node:path';
 import { sqlitePathOf } from '../store/open-store.js';
 import { WriterLockFolderError } from '../store/writer-lock.js';
-import { redactUrl } from './config.js';
+import { DB_SET_BY, redactUrl } from './config.js';
 
-const SET_BY = '--db, WAMETER_DB or DATABASE_URL';
+const SET_BY = DB_SET_BY;
 
 const NETWORK_CODES: Record<string, string> = {
   ECONNREFUSED: 'nothing listens there: is PostgreSQL running, on that port?',
