@@ -67,6 +67,7 @@ export function verifyMetaSignature(
     code: 'BAD_SIGNATURE',
     message:
       'X-Hub-Signature-256 does not match the body under any configured app secret: check WAMETER_APP_SECRETS ' +
+      'or the config file\'s "appSecrets", ' +
       'and that the exact raw request bytes are checked (never re-serialised JSON)',
   });
 }

@@ -594,7 +594,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
       return errorResponse(
         c,
         'WRONG_VERIFY_TOKEN',
-        'No verify token is configured: set WAMETER_VERIFY_TOKEN.',
+        'No verify token is configured: set WAMETER_VERIFY_TOKEN or the config file\'s "verifyToken".',
       );
     }
     // Not a handshake at all (no mode, or nothing to echo): a malformed request, 400.
@@ -618,7 +618,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
       return errorResponse(
         c,
         'WRONG_VERIFY_TOKEN',
-        'hub.verify_token does not match the configured verify token (WAMETER_VERIFY_TOKEN).',
+        'hub.verify_token does not match the configured verify token (WAMETER_VERIFY_TOKEN or the config file\'s "verifyToken").',
       );
     }
     return c.text(challenge, 200);
@@ -861,7 +861,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
     if (!apiKey) {
       const detail =
         config.apiKeys.length === 0
-          ? 'No API key is configured on this server: set WAMETER_API_KEYS.'
+          ? 'No API key is configured on this server: set WAMETER_API_KEYS or the config file\'s "apiKeys".'
           : undefined;
       return errorResponse(c, 'UNAUTHENTICATED', detail, { 'WWW-Authenticate': 'Bearer realm="wameter"' });
     }

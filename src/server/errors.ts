@@ -18,11 +18,12 @@ export const ERRORS = {
   BAD_SIGNATURE: {
     status: 401,
     message:
-      'X-Hub-Signature-256 does not match the body under any configured app secret (check WAMETER_APP_SECRETS); nothing was stored.',
+      'X-Hub-Signature-256 does not match the body under any configured app secret (check WAMETER_APP_SECRETS or the config file\'s "appSecrets"); nothing was stored.',
   },
   WEBHOOK_NOT_CONFIGURED: {
     status: 503,
-    message: 'No Meta app secret is configured, so no webhook can be verified: set WAMETER_APP_SECRETS.',
+    message:
+      'No Meta app secret is configured, so no webhook can be verified: set WAMETER_APP_SECRETS or the config file\'s "appSecrets".',
   },
   WRONG_VERIFY_TOKEN: {
     status: 403,
@@ -30,7 +31,8 @@ export const ERRORS = {
   },
   UNAUTHENTICATED: {
     status: 401,
-    message: 'Send a valid API key as "Authorization: Bearer <key>" (keys are set with WAMETER_API_KEYS).',
+    message:
+      'Send a valid API key as "Authorization: Bearer <key>" (keys are set with WAMETER_API_KEYS or the config file\'s "apiKeys").',
   },
   FORBIDDEN_WABA: {
     status: 403,

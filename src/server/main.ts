@@ -197,14 +197,18 @@ async function startService(config: ServiceConfig, options: StartOptions): Promi
   logger.info('starting', describeConfig(config));
   // Zero configuration starts, but says what stays closed until it is configured.
   if (config.appSecrets.length === 0) {
-    logger.warn('no Meta app secret: every webhook POST will be refused; set WAMETER_APP_SECRETS');
+    logger.warn(
+      'no Meta app secret: every webhook POST will be refused; set WAMETER_APP_SECRETS or the config file\'s "appSecrets"',
+    );
   }
   if (config.verifyToken === null) {
-    logger.warn("no verify token: Meta's subscription handshake will be refused; set WAMETER_VERIFY_TOKEN");
+    logger.warn(
+      'no verify token: Meta\'s subscription handshake will be refused; set WAMETER_VERIFY_TOKEN or the config file\'s "verifyToken"',
+    );
   }
   if (config.apiKeys.length === 0) {
     logger.warn(
-      'no API key: the query API and the dashboard are closed; set WAMETER_API_KEYS (e.g. admin=*)',
+      'no API key: the query API and the dashboard are closed; set WAMETER_API_KEYS (e.g. admin=*) or the config file\'s "apiKeys"',
     );
   }
 
