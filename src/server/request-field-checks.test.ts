@@ -115,6 +115,25 @@ describe('time_zone', () => {
   });
 });
 
+describe('an instant whose offset lost its + to the query string', () => {
+  it('is refused saying that + in a query is read as a space, and how to write it', async () => {
+    // curl "…?from=2025-07-01T00:00:00+05:30" sends a + that every URL decoder reads as a space.
+    for (const path of [
+      '/v1/totals?from=2025-07-01T00:00:00+05:30',
+      '/v1/units?to=2025-07-01T00:00:00.000+0530',
+      '/v1/analytics?start=2025-07-01T00:00:00+05:30&end=2025-08-01T00:00:00Z',
+    ]) {
+      const answer = await refusal(await service.get(path, KEY_W1));
+      expect(answer, path).toMatchObject({ status: 400, code: 'BAD_QUERY' });
+      expect(answer.message, path).toContain('a "+" in a URL\'s query is read as a space: write it as %2B');
+    }
+    expect((await service.get('/v1/totals?from=2025-07-01T00:00:00%2B05:30', KEY_W1)).status).toBe(200);
+    // Another malformed instant is not told about +.
+    const other = await refusal(await service.get('/v1/totals?from=2025-07-01', KEY_W1));
+    expect(other.message).not.toContain('%2B');
+  });
+});
+
 describe('/v1/analytics: dimensions', () => {
   const analytics = (dimensions: string) =>
     service.get(

@@ -30,6 +30,12 @@ export function mayKeyAccess(apiKey: ApiKey, waba: string): boolean {
   return scope === undefined || scope.includes(waba);
 }
 
+/**
+ * An instant whose offset's `+` a URL decoder read as a space (`2025-07-01T00:00:00 05:30`): curl and a browser
+ * send a `+` typed in a query as it is, and the query string's rules make it a space.
+ */
+const PLUS_READ_AS_SPACE = /\d{2}:\d{2}(:\d{2}(\.\d+)?)? \d{2}(:?\d{2})?$/;
+
 /** An optional instant parameter (ISO-8601 with offset or Unix seconds). */
 export function instantQuery(
   query: (name: string) => string | undefined,
@@ -38,9 +44,11 @@ export function instantQuery(
   const text = query(name);
   if (text === undefined || text === '') return ok(undefined);
   const parsed = parseInstant(text);
-  return parsed.ok
-    ? ok(parsed.value)
-    : err({ code: 'BAD_QUERY', message: `"${name}": ${parsed.error.message}.` });
+  if (parsed.ok) return ok(parsed.value);
+  const plus = PLUS_READ_AS_SPACE.test(text)
+    ? ` (a "+" in a URL's query is read as a space: write it as %2B, as in ${name}=2025-07-01T00:00:00%2B05:30, or give the instant in UTC with Z)`
+    : '';
+  return err({ code: 'BAD_QUERY', message: `"${name}": ${parsed.error.message}${plus}.` });
 }
 
 /**
