@@ -23,7 +23,7 @@ import { ALLOW_UNPRICED_HELP, unpricedExit, unratedCodesIn, unratedIn } from './
 import { DB_SET_BY, loadServiceConfig } from '../server/config.js';
 import { loadPricingSetup, loadRateCards } from '../server/pricing-setup.js';
 import { UPGRADE_DUE_IN_DRY_RUN_WARNING, type RerateReport } from '../server/rating-service.js';
-import type { Store } from '../store/store.js';
+import { CLI_RERATE_REASON, type Store } from '../store/store.js';
 
 interface RerateFlags {
   db?: string;
@@ -321,7 +321,7 @@ stderr beside the table, or as "findings" in the JSON.`,
             ...(flags.asOfRules ? { asOfRules: flags.asOfRules } : {}),
             ...(flags.rateCards ? { rateCardPaths: flags.rateCards } : {}),
             isDryRun: flags.dryRun === true,
-            reason: 'rerate (cli)',
+            reason: CLI_RERATE_REASON,
           });
           await rating.close();
           if (!result.ok) return fail(result.error.message);

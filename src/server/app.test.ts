@@ -2700,6 +2700,27 @@ describe('POST /v1/rerate and GET /v1/ratings', () => {
     },
   );
 
+  it('lists the re-rates of `wameter rerate` (reason "rerate (cli)") under reason=rerate too', async () => {
+    await service.postEvents(conversationLines('W1', 'PN1', '919876543230', 'wamid.cli'));
+    // What `wameter rerate` stores: the same re-rate, under a reason of its own.
+    const stored = await service.rating.rerate({ asOfRules: 'CBP-2023', reason: 'rerate (cli)' });
+    expect(stored.ok).toBe(true);
+    const id = stored.ok ? stored.value.ratingId : undefined;
+    for (let i = 0; i < 3; i++) {
+      await service.postEvents(conversationLines('W1', 'PN1', `91987654324${i}`, `wamid.after${i}`));
+      await service.get('/v1/totals', KEY_ALL);
+    }
+    type Rating = { id: string; reason: string };
+    const listed = async (query: string, key = KEY_ALL) =>
+      (await json(await service.get(`/v1/ratings${query}`, key))).ratings as Rating[];
+    expect(await listed('?reason=rerate&limit=3')).toEqual([
+      expect.objectContaining({ id, reason: 'rerate (cli)' }),
+    ]);
+    expect(await listed('?reason=rerate,upgrade')).toEqual([expect.objectContaining({ id })]);
+    expect(await listed('?reason=rerate', KEY_W1)).toEqual([expect.objectContaining({ id })]);
+    expect((await listed('?reason=live')).map((r) => r.reason)).not.toContain('rerate (cli)');
+  });
+
   it("pages a re-rate's changed units as the re-rate answered them (GET /v1/ratings/{id}/changes)", async () => {
     await service.postEvents(conversationLines('W1', 'PN1', '919876543211', 'wamid.s'));
     const answer = await json(await rerate({ as_of_rules: 'CBP-2023' }));

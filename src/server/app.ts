@@ -37,6 +37,7 @@ import {
   withoutByteOrderMark,
 } from '../ingest/utf8.js';
 import {
+  CLI_RERATE_REASON,
   RATING_REASONS,
   StoreInputError,
   type AnalyticsDimension,
@@ -963,9 +964,10 @@ export function createApp(deps: AppDeps): Hono<Env> {
 
   /**
    * `reason=rerate,upgrade`: the ratings of those reasons only (every live rating of a busy service would push
-   * a re-rate off the listing's page), or undefined for all. Each a reason a rating has, named once.
+   * a re-rate off the listing's page), or undefined for all. Each a reason a rating has, named once. `rerate`
+   * is every re-rate: `POST /v1/rerate`'s and those `wameter rerate` stores as `rerate (cli)`.
    */
-  function ratingReasonsOf(c: Context<Env>): RatingReason[] | undefined {
+  function ratingReasonsOf(c: Context<Env>): string[] | undefined {
     const text = c.req.query('reason');
     if (text === undefined) return undefined;
     const reasons = text.split(',');
@@ -976,7 +978,9 @@ export function createApp(deps: AppDeps): Hono<Env> {
         `"reason" must list reasons of ratings, each once, separated by commas: ${RATING_REASONS.join(', ')} (e.g. reason=rerate,upgrade), not ${JSON.stringify(text)}.`,
       );
     }
-    return reasons as RatingReason[];
+    return (reasons as RatingReason[]).flatMap((reason) =>
+      reason === 'rerate' ? [reason, CLI_RERATE_REASON] : [reason],
+    );
   }
 
   function limitOf(c: Context<Env>, fallback: number): number {

@@ -685,7 +685,7 @@ export const openApiDocument = {
             name: 'reason',
             in: 'query',
             description:
-              'Reasons to list, separated by commas, each once: live, rerate, upgrade (default: all).',
+              'Reasons to list, separated by commas, each once: live, rerate (every re-rate: POST /v1/rerate\'s, and those `wameter rerate` stored, whose reason is "rerate (cli)"), upgrade (default: all).',
             schema: { type: 'string', example: 'rerate,upgrade' },
           },
         ],

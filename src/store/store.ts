@@ -402,6 +402,8 @@ export interface AnalyticsPoint {
  */
 export const RATING_REASONS = ['live', 'rerate', 'upgrade'] as const;
 export type RatingReason = (typeof RATING_REASONS)[number];
+/** The reason of a re-rate stored by `wameter rerate` (`rerate` is `POST /v1/rerate`'s): both are re-rates. */
+export const CLI_RERATE_REASON = 'rerate (cli)';
 
 /** One run of the rater over a scope, kept as history (what was rated, under which rules and cards). */
 export interface RatingRecord {
