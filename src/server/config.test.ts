@@ -113,6 +113,9 @@ describe('loadServiceConfig', () => {
     ],
     [{ WAMETER_RATE_CARDS: '/nonexistent/cards' }, 'rate card path'],
     [{ WAMETER_DB: 'mysql://x' }, 'database must be sqlite:PATH or postgres://'],
+    // docs/storage.md: "Anything else is refused with an error naming the scheme" (and where it was set).
+    [{ WAMETER_DB: 'mysql://u:Hush@h/db' }, 'not a "mysql:" URL (fix WAMETER_DB)'],
+    [{ DATABASE_URL: 'Redis://h' }, 'not a "redis:" URL (fix DATABASE_URL)'],
     [{ WAMETER_DB: 'POSTGRES://u:pw@h/db' }, 'names its scheme in capitals'],
     [{ WAMETER_DB: 'SQLite:./w.db' }, 'write it in lower case, sqlite:PATH or postgres://'],
     [{ WAMETER_RATE_LIMIT: 'fast' }, 'WAMETER_RATE_LIMIT must be "off"'],
@@ -124,6 +127,7 @@ describe('loadServiceConfig', () => {
     if (result.ok) return;
     expect(result.error.code).toBe('BAD_CONFIG');
     expect(result.error.problems.join('\n')).toContain(message);
+    expect(result.error.problems.join('\n')).not.toContain('Hush'); // a password is never shown
   });
 
   it('bounds the connections open at once: 10,000 by default, WAMETER_MAX_CONNECTIONS or the file\'s "maxConnections"', () => {

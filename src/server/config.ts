@@ -653,8 +653,11 @@ function checkDb(db: string, setBy: string, problems: string[]): void {
     return;
   }
   // Anything else with a scheme is a mistake; a bare path is a SQLite file (open-store.ts).
-  if (/^[a-z][a-z0-9+.-]+:/i.test(db) && !/^[a-z]:[\\/]/i.test(db)) {
-    problems.push(`database must be sqlite:PATH or postgres://USER@HOST:PORT/DB (set ${DB_SET_BY})`);
+  const scheme = /^([a-z][a-z0-9+.-]+):/i.exec(db)?.[1];
+  if (scheme !== undefined && !/^[a-z]:[\\/]/i.test(db)) {
+    problems.push(
+      `database must be sqlite:PATH or postgres://USER@HOST:PORT/DB, not a "${scheme.toLowerCase()}:" URL (fix ${setBy})`,
+    );
   }
 }
 
