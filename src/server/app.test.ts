@@ -800,6 +800,13 @@ describe('POST /v1/events', () => {
     service = await createTestService({ bodyLimitBytes: 100 });
     const response = await service.postEvents(conversationLines('W1', 'PN1', '919876543210', 'wamid.e'));
     expect(response.status).toBe(413);
+    // Lines can always be sent in parts: the answer says so, and where the limit is set.
+    const { error } = (await json(response)) as { error: { code: string; message: string } };
+    expect(error.message).toBe(
+      'The request body is larger than this route accepts; nothing was stored. The limit is 100 bytes: send ' +
+        'the lines in several requests (each line is stored once, so a part sent twice does no harm), or ' +
+        'raise WAMETER_BODY_LIMIT or the config file\'s "bodyLimitBytes".',
+    );
   });
 
   it('refuses a compressed body with 415 UNSUPPORTED_ENCODING and stores nothing', async () => {

@@ -1001,7 +1001,14 @@ export function createApp(deps: AppDeps): Hono<Env> {
     }
     const body = await readRawBody(c, config.bodyLimitBytes);
     if (!body.ok && body.reason === 'busy') return bodyBudgetResponse(c);
-    if (!body.ok) return errorResponse(c, 'BODY_TOO_LARGE', `The limit is ${config.bodyLimitBytes} bytes.`);
+    if (!body.ok) {
+      return errorResponse(
+        c,
+        'BODY_TOO_LARGE',
+        `The limit is ${config.bodyLimitBytes} bytes: send the lines in several requests (each line is stored ` +
+          'once, so a part sent twice does no harm), or raise WAMETER_BODY_LIMIT or the config file\'s "bodyLimitBytes".',
+      );
+    }
     const apiKey = c.get('apiKey');
     const scope = scopeOf(c);
     const receivedAtMs = clock();
