@@ -197,6 +197,14 @@ describe('commands that only read the store (estimate, rerate)', () => {
     expect(existsSync(file)).toBe(false);
   });
 
+  it('estimate names its own --db as the setting to check when the path is a folder (it reads no config file)', async () => {
+    const { code, err } = await estimateFrom(`sqlite:${dir}`);
+    expect(code).toBe(EXIT.USAGE);
+    expect(err).toBe(
+      `wameter: cannot open the SQLite database ${dir}: ${dir} is a folder, not a file; give a file path such as ${dir}/wameter.db (--db)\n`,
+    );
+  });
+
   it('estimate reads a store that import filled', async () => {
     const file = join(dir, 'filled.db');
     expect((await runWameter(['import', events, '--db', `sqlite:${file}`])).code).toBe(EXIT.OK);

@@ -80,7 +80,7 @@ export async function openCommandStore(url: string, options: OpenCommandStoreOpt
     // What `serve` explains at start (a folder, a missing schema, a read-only file…) is said alike; network
     // failures keep this command's own words below (which name the flag that set the URL).
     if (!isNetworkFailure(error)) {
-      const explained = explainStartError(url, error);
+      const explained = explainStartError(url, error, setBy);
       if (explained !== error && explained instanceof Error) throw new CliError(explained.message);
     }
     throw new CliError(`cannot open the database ${redactUrl(url)}: ${whatWentWrong(error, setBy)}`);

@@ -8,8 +8,6 @@ import { sqlitePathOf } from '../store/open-store.js';
 import { WriterLockFolderError } from '../store/writer-lock.js';
 import { DB_SET_BY, redactUrl } from './config.js';
 
-const SET_BY = DB_SET_BY;
-
 const NETWORK_CODES: Record<string, string> = {
   ECONNREFUSED: 'nothing listens there: is PostgreSQL running, on that port?',
   ENOTFOUND: 'the host name is unknown',
@@ -33,7 +31,7 @@ function searchPathSchema(url: URL): string | undefined {
   return match?.[2];
 }
 
-function explainPostgres(db: string, error: unknown): string | undefined {
+function explainPostgres(db: string, error: unknown, setBy: string): string | undefined {
   let url: URL;
   try {
     url = new URL(db);
@@ -44,20 +42,20 @@ function explainPostgres(db: string, error: unknown): string | undefined {
   const cause = firstCause(error);
   const code = cause.code ?? '';
   if (code in NETWORK_CODES) {
-    return `cannot connect to ${where} (${code}: ${NETWORK_CODES[code]}); check ${SET_BY}`;
+    return `cannot connect to ${where} (${code}: ${NETWORK_CODES[code]}); check ${setBy}`;
   }
   if (code === '3F000' || /no schema has been selected to create in/.test(cause.message)) {
     const schema = searchPathSchema(url);
     return schema === undefined
-      ? `${where} has no schema to create wameter's tables in (search_path names none that exists): create one, or fix options=-c search_path=… in ${SET_BY}`
-      : `the schema "${schema}" named by search_path in ${SET_BY} does not exist in ${where}: create it (psql -c 'CREATE SCHEMA ${schema}') or fix the URL's options=-c search_path=…`;
+      ? `${where} has no schema to create wameter's tables in (search_path names none that exists): create one, or fix options=-c search_path=… in ${setBy}`
+      : `the schema "${schema}" named by search_path in ${setBy} does not exist in ${where}: create it (psql -c 'CREATE SCHEMA ${schema}') or fix the URL's options=-c search_path=…`;
   }
-  if (code === '3D000') return explainMissingDatabase(url, cause.message);
+  if (code === '3D000') return explainMissingDatabase(url, cause.message, setBy);
   // PostgreSQL's own refusals (authentication, permissions) carry a SQLSTATE: five digits or capitals, its
   // class a digit first (28000, 3D000, 42501) or one of the few of letters (F0, HV, P0, XX) — never an
   // errno's EPIPE.
   if (/^(\d[0-9A-Z]|F0|HV|P0|XX)[0-9A-Z]{3}$/.test(code)) {
-    return `${where} refused: ${cause.message} (check ${SET_BY})`;
+    return `${where} refused: ${cause.message} (check ${setBy})`;
   }
   return undefined;
 }
@@ -86,7 +84,7 @@ function decoded(part: string): string {
  * said with the server's host and port, the setting to check and how to create the database — never the
  * password.
  */
-function explainMissingDatabase(url: URL, message: string): string {
+function explainMissingDatabase(url: URL, message: string, setBy: string): string {
   const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
   const port = url.port || '5432';
   const user = decoded(url.username);
@@ -101,7 +99,7 @@ function explainMissingDatabase(url: URL, message: string): string {
     ...(user === '' ? [] : ['-U', shellWord(user)]),
     shellWord(name),
   ].join(' ');
-  return `the database "${name}" does not exist on the PostgreSQL server at ${url.hostname || 'localhost'}:${port}: create it (${createdb}, or CREATE DATABASE ${sqlIdentifier(name)}; in psql), or fix the database name (the URL's path) in ${SET_BY}`;
+  return `the database "${name}" does not exist on the PostgreSQL server at ${url.hostname || 'localhost'}:${port}: create it (${createdb}, or CREATE DATABASE ${sqlIdentifier(name)}; in psql), or fix the database name (the URL's path) in ${setBy}`;
 }
 
 /** The bytes this process may still write on the file system of `folder`, or undefined when unknown. */
@@ -128,33 +126,33 @@ function isWritable(path: string): boolean {
  * What this user may not write of the SQLite database `file`, and what to do: its folder (SQLite makes the
  * -wal and -shm files there, wameter its writer lock), or the file itself; undefined when both are writable.
  */
-function explainUnwritable(file: string, reason: string | undefined): string | undefined {
+function explainUnwritable(file: string, reason: string | undefined, setBy: string): string | undefined {
   const folder = dirname(file);
   const why = reason === undefined ? '' : ` (${reason})`;
   const isFileWritable = !existsSync(file) || isWritable(file);
   if (!isWritable(folder)) {
     const name = basename(file);
-    return `cannot write the SQLite database ${file}: its folder ${folder} is not writable by this user${why}, and the database needs files of its own beside it (${name}-wal, ${name}-shm, ${name}.writer-lock)${isFileWritable ? '' : '; the file itself is read-only too'}; make the folder writable by the user wameter runs as, or move the database to a folder it may write (check ${SET_BY})`;
+    return `cannot write the SQLite database ${file}: its folder ${folder} is not writable by this user${why}, and the database needs files of its own beside it (${name}-wal, ${name}-shm, ${name}.writer-lock)${isFileWritable ? '' : '; the file itself is read-only too'}; make the folder writable by the user wameter runs as, or move the database to a folder it may write (check ${setBy})`;
   }
   if (!isFileWritable) {
-    return `cannot write the SQLite database ${file}: the file is read-only for this user${why}, and every webhook is stored in it; make it writable by the user wameter runs as (its owner and mode, or its immutable attribute: lsattr), or check ${SET_BY}`;
+    return `cannot write the SQLite database ${file}: the file is read-only for this user${why}, and every webhook is stored in it; make it writable by the user wameter runs as (its owner and mode, or its immutable attribute: lsattr), or check ${setBy}`;
   }
   return undefined;
 }
 
-function explainSqlite(path: string, error: unknown): string | undefined {
+function explainSqlite(path: string, error: unknown, setBy: string): string | undefined {
   const file = resolve(path);
   const cause = firstCause(error);
   const message = cause.message;
   if (/directory does not exist/i.test(message)) {
-    return `cannot open the SQLite database ${file}: its folder ${dirname(file)} does not exist; create it, or check ${SET_BY}`;
+    return `cannot open the SQLite database ${file}: its folder ${dirname(file)} does not exist; create it, or check ${setBy}`;
   }
   const cannotOpen = cause.code === 'SQLITE_CANTOPEN' || /unable to open database file/i.test(message);
   if (cannotOpen && existsSync(file) && statSync(file).isDirectory()) {
-    return `cannot open the SQLite database ${file}: ${file} is a folder, not a file; give a file path such as ${file}/wameter.db (${SET_BY})`;
+    return `cannot open the SQLite database ${file}: ${file} is a folder, not a file; give a file path such as ${file}/wameter.db (${setBy})`;
   }
   if (cannotOpen && !existsSync(dirname(file))) {
-    return `cannot open the SQLite database ${file}: its folder ${dirname(file)} does not exist; create it, or check ${SET_BY}`;
+    return `cannot open the SQLite database ${file}: its folder ${dirname(file)} does not exist; create it, or check ${setBy}`;
   }
   // A full disk: SQLITE_FULL, or an I/O error of SQLite's shared memory or journal where the file system
   // has no block left (a full tmpfs says SQLITE_IOERR_SHMSIZE).
@@ -165,7 +163,7 @@ function explainSqlite(path: string, error: unknown): string | undefined {
     return `cannot write the SQLite database ${file}: the disk holding ${dirname(file)} is full (${cause.code}); free space on it (df ${dirname(file)}), then start wameter again`;
   }
   if (cause.code === 'SQLITE_NOTADB' || /file is not a database/i.test(message)) {
-    return `${file} is not a SQLite database (another kind of file, or damaged): check ${SET_BY}, or move the file away`;
+    return `${file} is not a SQLite database (another kind of file, or damaged): check ${setBy}, or move the file away`;
   }
   // A file SQLite opened read-only without a word (the store refuses it at open), or a folder where neither
   // SQLite nor the writer lock can make their files: said by which of the two is not writable.
@@ -173,11 +171,11 @@ function explainSqlite(path: string, error: unknown): string | undefined {
   if (cannotOpen || isRefusedWrite || cause instanceof WriterLockFolderError) {
     const reason =
       cause instanceof WriterLockFolderError ? (cause.cause as NodeJS.ErrnoException).code : cause.code;
-    const unwritable = explainUnwritable(file, reason);
+    const unwritable = explainUnwritable(file, reason, setBy);
     if (unwritable !== undefined) return unwritable;
   }
   if (cannotOpen) {
-    return `cannot open the SQLite database ${file}: the folder ${dirname(file)} or the file is not writable by this user (check permissions), or the path is wrong (check ${SET_BY})`;
+    return `cannot open the SQLite database ${file}: the folder ${dirname(file)} or the file is not writable by this user (check permissions), or the path is wrong (check ${setBy})`;
   }
   if (/^SQLITE_(READONLY|PERM|AUTH)/.test(cause.code ?? '')) {
     return `cannot write the SQLite database ${file} (${cause.code}): check its permissions and those of ${dirname(file)}`;
@@ -187,16 +185,17 @@ function explainSqlite(path: string, error: unknown): string | undefined {
 
 /**
  * The error `startServer` should report for `error`: explained when it comes from opening the database the
- * URL names (the original kept as `cause`), else `error` itself. Never holds the URL's password.
+ * URL names (the original kept as `cause`), else `error` itself. Never holds the URL's password. `setBy` names
+ * the settings that give the database (a command with its own `--db` only, as `estimate`, names that alone).
  */
-export function explainStartError(db: string, error: unknown): unknown {
+export function explainStartError(db: string, error: unknown, setBy: string = DB_SET_BY): unknown {
   const isPostgres = /^postgres(ql)?:\/\//i.test(db);
   const sqlitePath = isPostgres ? undefined : sqlitePathOf(db);
   const explained = isPostgres
-    ? explainPostgres(db, error)
+    ? explainPostgres(db, error, setBy)
     : sqlitePath === undefined || sqlitePath === '' || sqlitePath === ':memory:'
       ? undefined
-      : explainSqlite(sqlitePath, error);
+      : explainSqlite(sqlitePath, error, setBy);
   if (explained === undefined) {
     // Unrecognised: still never let a driver's message repeat the URL with its password.
     if (error instanceof Error && error.message.includes(db)) {
