@@ -261,7 +261,7 @@ describe('commands that only read the store (estimate, rerate)', () => {
     for (const file of [empty, bare]) {
       const { code, err, out } = await runWameter(['rerate', '--db', `sqlite:${file}`]);
       expect(err).toBe(
-        `wameter rerate: no wameter store in ${file}: the file holds no wameter tables (run \`wameter import\` or \`wameter serve\` first, or check --db, WAMETER_DB or DATABASE_URL)\n`,
+        `wameter rerate: no wameter store in ${file}: the file holds no wameter tables (run \`wameter import\` or \`wameter serve\` first, or check --db, WAMETER_DB, DATABASE_URL or the config file's "db")\n`,
       );
       expect(out).toBe('');
       expect(code).toBe(EXIT.USAGE);
