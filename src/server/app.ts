@@ -548,8 +548,9 @@ export function createApp(deps: AppDeps): Hono<Env> {
     if (error instanceof StoreUnavailable) {
       metrics.inc('store_errors_total');
       logger.error('store error', errorFields(error.cause));
-      // What the store's error says (disk full, read-only, no answer within the write's bound), never more.
-      const hint = writeFailureHint(error.cause);
+      // What the store's error says (disk full, read-only, no answer within the write's bound), never more;
+      // else what refused the write before it started (the SQLite file gone or replaced), as /healthz says.
+      const hint = writeFailureHint(error.cause) ?? storeHealth.writeBlocker();
       return errorResponse(c, 'STORE_UNAVAILABLE', hint === null ? undefined : `(${hint}.)`, {
         'Retry-After': '5',
       });
@@ -1679,7 +1680,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
       const verdict = await storeHealth.check(() => store.ping());
       if (verdict.isReady) return c.json({ status: 'ok', rating_lag_seconds: rating.lagSeconds() });
       logger.warn('not ready', { reason: verdict.reason });
-      return c.json(errorBody('STORE_UNAVAILABLE', verdict.reason), ERRORS.STORE_UNAVAILABLE.status);
+      return c.json(errorBody('STORE_UNAVAILABLE', `(${verdict.reason}.)`), ERRORS.STORE_UNAVAILABLE.status);
     } catch (error) {
       metrics.inc('store_errors_total');
       logger.error('health check failed', errorFields(error));

@@ -457,10 +457,17 @@ describe('readiness (GET /healthz) fails when the store cannot keep what it ackn
       const webhook = await postWebhook(server);
       expect(webhook.status).toBe(503);
       expect(webhook.headers.get('retry-after')).toBe('5');
+      // Saying why, as /healthz does (it said only "retry later", which no retry mends).
+      expect(((await webhook.json()) as { error: { message: string } }).error.message).toMatch(
+        /^The database could not serve this request right now; retry later \(webhooks are retried by Meta\)\. \(.*no longer the SQLite file.*\.\)$/,
+      );
       rmSync(folder, { recursive: true, force: true });
       const gone = await fetch(`${server.url}/healthz`);
       expect(gone.status).toBe(503);
-      expect(JSON.stringify(await gone.json())).toMatch(/no longer exists/);
+      // The reason in brackets after the catalogue's sentence, as every 503 gives it.
+      expect(((await gone.json()) as { error: { message: string } }).error.message).toMatch(
+        /^The database could not serve this request right now; retry later \(webhooks are retried by Meta\)\. \(.*no longer exists.*\.\)$/,
+      );
     } finally {
       await server.close().catch(() => undefined);
     }
