@@ -749,6 +749,32 @@ describe('start-up log', () => {
     expect(right.warnings).toEqual([]);
   });
 
+  it("warns at start when the newest rate card of a currency took effect more than half a year before the clock's today", async () => {
+    // The bundled cards' newest is usd-2025-10-01 (docs/rate-cards.md).
+    const startAt = async (today: string) => {
+      const logger = createMemoryLogger();
+      dbCount += 1;
+      const server = await startServer(
+        testConfig({ db: `sqlite:${join(dir, `main-${dbCount}.db`)}`, port: 0, host: '127.0.0.1' }),
+        { logger, ratingWorkerScript: null, clock: () => Date.parse(`${today}T12:00:00Z`) },
+      );
+      await server.close();
+      return logger.lines
+        .map((line) => JSON.parse(line) as { level: string; msg: string })
+        .filter((line) => /rate card/.test(line.msg) && line.level === 'warn');
+    };
+    expect(await startAt('2026-03-01')).toEqual([]);
+    expect(await startAt('2026-04-02')).toEqual([]);
+    expect(await startAt('2026-12-05')).toEqual([
+      expect.objectContaining({
+        msg:
+          "the newest USD rate card loaded, usd-2025-10-01, took effect 2025-10-01, 430 days ago: today's USD " +
+          "charges are priced from it, whatever Meta charges now; load Meta's current rate cards " +
+          '(WAMETER_RATE_CARDS or the config file\'s "rateCards"; docs/rate-cards.md)',
+      }),
+    ]);
+  });
+
   it('the "listening" line names the address it is bound to (0.0.0.0), beside the URL to reach it here', async () => {
     const logger = createMemoryLogger();
     dbCount += 1;

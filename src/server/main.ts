@@ -26,7 +26,7 @@ import {
 } from './config.js';
 import { createJsonLogger, errorFields, hasLogOutputFailed, type Logger } from './logger.js';
 import { Metrics } from './metrics.js';
-import { loadPricingSetup, loadRateCards, parseRateCards } from './pricing-setup.js';
+import { loadPricingSetup, staleRateCardWarnings, loadRateCards, parseRateCards } from './pricing-setup.js';
 import {
   ACCOUNTS_CHANGED_WARNING,
   createRatingService,
@@ -218,6 +218,7 @@ async function startService(config: ServiceConfig, options: StartOptions): Promi
     isReportedRulesEnabled: config.isReportedRulesEnabled ?? true,
   });
   if (!pricing.ok) throw new Error(pricing.error);
+  for (const warning of staleRateCardWarnings(pricing.value.cards, clock())) logger.warn(warning);
   // A host that is not this machine's, or a port already in use, fails the start before the database is
   // created or migrated.
   await checkListenAddress(config.host, config.port);

@@ -93,3 +93,32 @@ export async function pricingSetupFrom(input: {
     isReportedRulesEnabled: input.isReportedRulesEnabled,
   });
 }
+
+/** How many days after its effective date the newest card of a currency may be the one in force, unsaid. */
+export const STALE_RATE_CARD_DAYS = 183;
+
+const DAY_MS = 86_400_000;
+
+/**
+ * A warning for each currency whose newest loaded card took effect more than STALE_RATE_CARD_DAYS before
+ * `nowMs`: the service prices today's traffic from it, whatever Meta charges today, and nothing else says so
+ * (the bundled community cards end in October 2025). Meta publishes new rates several times a year.
+ */
+export function staleRateCardWarnings(cards: readonly RateCard[], nowMs: number): string[] {
+  const newest = new Map<string, RateCard>();
+  for (const card of cards) {
+    const kept = newest.get(card.currency);
+    if (kept === undefined || card.effectiveDate > kept.effectiveDate) newest.set(card.currency, card);
+  }
+  const warnings: string[] = [];
+  for (const card of [...newest.values()].sort((a, b) => a.currency.localeCompare(b.currency))) {
+    const days = Math.floor((nowMs - Date.parse(`${card.effectiveDate}T00:00:00Z`)) / DAY_MS);
+    if (!(days > STALE_RATE_CARD_DAYS)) continue;
+    warnings.push(
+      `the newest ${card.currency} rate card loaded, ${card.id}, took effect ${card.effectiveDate}, ${days} days ago: ` +
+        `today's ${card.currency} charges are priced from it, whatever Meta charges now; load Meta's current ` +
+        `rate cards (WAMETER_RATE_CARDS or the config file's "rateCards"; docs/rate-cards.md)`,
+    );
+  }
+  return warnings;
+}
