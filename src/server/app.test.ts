@@ -1131,6 +1131,25 @@ describe('query API: units, totals, CSV, explain, analytics', () => {
     expect((byPeriod.units as unknown[]).length).toBe(1);
   });
 
+  it('reads category, type and the analytics metric in any letter case, as Meta writes them (MARKETING, REGULAR, PRICING)', async () => {
+    for (const [written, lower] of [
+      ['category=MARKETING', 'category=marketing'],
+      ['category=Marketing&type=REGULAR', 'category=marketing&type=regular'],
+    ]) {
+      const units = (await json(await service.get(`/v1/units?${written}`, KEY_ALL))).units as unknown[];
+      expect(units.length).toBeGreaterThan(0);
+      expect(units).toEqual((await json(await service.get(`/v1/units?${lower}`, KEY_ALL))).units);
+      expect(await json(await service.get(`/v1/totals?${written}`, KEY_ALL))).toEqual(
+        await json(await service.get(`/v1/totals?${lower}`, KEY_ALL)),
+      );
+    }
+    const analytics =
+      '/v1/analytics?start=1751328000&end=1754006400&granularity=MONTHLY&dimensions=PRICING_CATEGORY';
+    const upper = await service.get(`${analytics}&metric=PRICING`, KEY_ALL);
+    expect(upper.status).toBe(200);
+    expect(await json(upper)).toEqual(await json(await service.get(`${analytics}&metric=pricing`, KEY_ALL)));
+  });
+
   it.each([
     ['limit=0', 'limit'],
     ['limit=1001', 'limit'],
@@ -1535,6 +1554,21 @@ describe('API keys are scoped to WABAs: one client never reads another', () => {
     );
     expect(answer.wabas).toEqual(['W1']);
     expect(JSON.stringify(answer)).not.toContain('W2');
+    // The era in any letter case, as `wameter rerate --as-of-rules cbp-2023` takes it; another is refused.
+    const rerate = (asOfRules: unknown) =>
+      service.app.request('/v1/rerate', {
+        method: 'POST',
+        headers: { Authorization: `Bearer ${KEY_W1}` },
+        body: JSON.stringify({ as_of_rules: asOfRules, dry_run: true }),
+      });
+    const lower = await json(await rerate('cbp-2023'));
+    expect(lower.totals).toEqual(answer.totals);
+    expect(lower.changed).toEqual(answer.changed);
+    for (const bad of ['cbp-2099', 7, '']) {
+      const refused = await rerate(bad);
+      expect(refused.status).toBe(400);
+      expect((await json(refused)).error.message).toContain('"as_of_rules" must be one of NBP, CBP-2022');
+    }
   });
 
   it("rating history shown to a W1 key covers W1's ratings only", async () => {

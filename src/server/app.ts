@@ -1406,11 +1406,11 @@ export function createApp(deps: AppDeps): Hono<Env> {
     filter.toMs = Math.min(filter.toMs ?? Infinity, end.value);
     const refusal = analyticsRangeRefusal(filter.toMs - filter.fromMs, granularity);
     if (refusal !== undefined) throw new QueryError('BAD_QUERY', refusal);
-    const kindText = c.req.query('metric') ?? 'conversation';
+    const kindText = (c.req.query('metric') ?? 'conversation').toLowerCase();
     if (kindText !== 'conversation' && kindText !== 'pricing') {
       throw new QueryError(
         'BAD_QUERY',
-        '"metric" must be conversation (conversation_analytics) or pricing (pricing_analytics).',
+        '"metric" must be conversation (conversation_analytics) or pricing (pricing_analytics), in any letter case.',
       );
     }
     const kind: AnalyticsKind = kindText;
@@ -1564,9 +1564,16 @@ export function createApp(deps: AppDeps): Hono<Env> {
         );
       }
     }
-    const era = request.as_of_rules;
-    if (era !== undefined && era !== null && !(ERAS as readonly unknown[]).includes(era)) {
-      throw new QueryError('BAD_QUERY', `"as_of_rules" must be one of ${ERAS.join(', ')}.`);
+    // An era's name in any letter case, as `wameter rerate --as-of-rules` takes it (cbp-2023).
+    const era =
+      typeof request.as_of_rules === 'string'
+        ? ERAS.find((name) => name.toUpperCase() === (request.as_of_rules as string).toUpperCase())
+        : request.as_of_rules;
+    if (era === undefined ? request.as_of_rules !== undefined : era !== null && typeof era !== 'string') {
+      throw new QueryError(
+        'BAD_QUERY',
+        `"as_of_rules" must be one of ${ERAS.join(', ')} (in any letter case), or null.`,
+      );
     }
     const scope = scopeOf(c);
     const result = await fromStore(

@@ -178,17 +178,25 @@ export function parseUnitFilter(
   }
   const user = query('user');
   if (user) filter.user = userQuery(user);
-  const category = query('category');
+  // In any letter case, as `market` and the analytics' `granularity` and `dimensions`: Meta's own API and
+  // exports write them in capitals (MARKETING, FREE_CUSTOMER_SERVICE).
+  const category = query('category')?.toLowerCase();
   if (category) {
     if (!(UNIT_CATEGORIES as readonly string[]).includes(category)) {
-      return err({ code: 'BAD_QUERY', message: `"category" must be one of ${UNIT_CATEGORIES.join(', ')}.` });
+      return err({
+        code: 'BAD_QUERY',
+        message: `"category" must be one of ${UNIT_CATEGORIES.join(', ')} (in any letter case).`,
+      });
     }
     filter.category = category as UnitCategory;
   }
-  const type = query('type');
+  const type = query('type')?.toLowerCase();
   if (type) {
     if (!(PRICING_TYPES as readonly string[]).includes(type)) {
-      return err({ code: 'BAD_QUERY', message: `"type" must be one of ${PRICING_TYPES.join(', ')}.` });
+      return err({
+        code: 'BAD_QUERY',
+        message: `"type" must be one of ${PRICING_TYPES.join(', ')} (in any letter case).`,
+      });
     }
     filter.type = type as PricingType;
   }
