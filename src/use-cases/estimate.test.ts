@@ -234,6 +234,18 @@ describe('estimate: conversation-based pricing', () => {
     expect(result.lines[1]!.free).toBe(false);
   });
 
+  it("a number listed twice rides the conversation the campaign's first send opened, named by its line, not an id", async () => {
+    const now = at('2024-03-12T12:00:00Z');
+    const result = await estimate(`phone\n${OUTSIDE}\n${IN_WINDOW}\n${OUTSIDE}\n`, [], {
+      template: 'utility',
+      atMs: now,
+    });
+    expect(result.lines.map((line) => line.free)).toEqual([false, false, true]);
+    expect(result.lines[2]!.reason).toBe(
+      "utility template to this recipient inside open utility conversation opened by this campaign's send to the recipient on line 2: no charge",
+    );
+  });
+
   it('the monthly free allowance shows up as the reason, and the 1,001st conversation is charged', async () => {
     const now = at('2022-06-15T12:00:00Z'); // CBP-2022: 1,000 free conversations per WABA per month
     const rows = ['phone'];

@@ -639,7 +639,7 @@ export class EstimateSession {
 /**
  * The id a quoted send goes by inside the rater: its recipient's line, zero-padded so that ids sort in line
  * order (a finding names the first of its sends by id: `line-10` sorted before `line-2`). Never shown: the
- * warnings say "the recipient on line N" (namingRecipients).
+ * warnings say "the recipient on line N" (namingRecipients), and so do the reasons (reasonInWords).
  */
 function sendIdOf(line: number): string {
   return `${SEND_ID_PREFIX}${String(line).padStart(15, '0')}`;
@@ -652,6 +652,20 @@ const SEND_ID_IN_WORDS = new RegExp(`(?:unit )?(?:u_)?${SEND_ID_PREFIX}0*(\\d+)`
 /** A warning with each quoted send named by its recipient's line, in words. */
 function namingRecipients(warning: string): string {
   return warning.replace(SEND_ID_IN_WORDS, (_, line: string) => `the recipient on line ${line}`);
+}
+
+/** A unit an earlier send of this campaign opened, as a reason names it (`u_<id>`). */
+const CAMPAIGN_UNIT_IN_WORDS = new RegExp(`u_${SEND_ID_PREFIX}0*(\\d+)`, 'g');
+
+/**
+ * A quote's reason with each unit an earlier send of the campaign opened named by that send's line (a number
+ * listed twice rides the conversation its first send opens), never by the rater's id of the send.
+ */
+function reasonInWords(reason: string): string {
+  return reason.replace(
+    CAMPAIGN_UNIT_IN_WORDS,
+    (_, line: string) => `opened by this campaign's send to the recipient on line ${line}`,
+  );
 }
 
 /** A quote as a line: its own fields, then the recipient's columns (none named like a field: echoNames). */
@@ -669,7 +683,7 @@ function toLine(recipient: Recipient, quote: Quote): EstimateLine {
     price: quote.amountMicros === null ? null : formatMicros(quote.amountMicros),
     currency: quote.currency,
     free: quote.isFree,
-    reason: quote.reason,
+    reason: reasonInWords(quote.reason),
     ...recipient.columns,
   };
 }
