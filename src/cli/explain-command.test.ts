@@ -243,7 +243,7 @@ describe('wameter explain: the findings of the story, and its exit code', () => 
     expect(result.out).toContain('charged, but no price is known');
     const section = result.out.slice(result.out.indexOf('\nFindings\n'));
     expect(section).toMatch(
-      /^\nFindings\n {2}NO_RATE: no row for market "United Kingdom" in rate card usd-2023-06-01-partial \(USD, effective 2023-06-01\), so no utility rate on 2024-03-01: import Meta's USD card in force on 2024-03-01 \(--rate-cards; for the service, WAMETER_RATE_CARDS or "rateCards"\)\n/,
+      /^\nFindings\n {2}NO_RATE: WABA W1: no row for market "United Kingdom" in rate card usd-2023-06-01-partial \(USD, effective 2023-06-01\), so no utility rate on 2024-03-01: import Meta's USD card in force on 2024-03-01 \(--rate-cards; for the service, WAMETER_RATE_CARDS or "rateCards"\)\n/,
     );
     // Other users' and other WABAs' findings are not this story's.
     expect(section).not.toContain('UNKNOWN_RECIPIENT');
@@ -265,7 +265,7 @@ describe('wameter explain: the findings of the story, and its exit code', () => 
     expect(csv.code).toBe(EXIT.UNPRICED);
     expect(csv.out).not.toContain('NO_RATE');
     expect(csv.err).toContain(
-      `wameter: 1 finding(s), not in the CSV (--format json lists them too):\nwameter:   NO_RATE: ${document.findings[0].message}\n`,
+      `wameter: 1 finding(s), not in the CSV (--format json lists them too):\nwameter:   NO_RATE: WABA W1: ${document.findings[0].message}\n`,
     );
   });
 

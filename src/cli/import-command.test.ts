@@ -279,7 +279,7 @@ describe('wameter import', () => {
     expect(imported.code).toBe(3);
     expect(imported.out).toBe('USD: 1 unit(s) in the store\n');
     expect(imported.error).toContain(
-      'wameter import: 1 finding(s) for the imported WABAs:\n  UNKNOWN_RECIPIENT: Recipient 999123456789 ',
+      'wameter import: 1 finding(s) for the imported WABAs:\n  UNKNOWN_RECIPIENT: WABA W9: Recipient 999123456789 ',
     );
     expect(imported.error).toContain(
       'wameter import: 1 charged unit(s) could not be priced (see findings: unknown number, no rate or no rate card); pass --allow-unpriced to accept\n',
@@ -291,7 +291,7 @@ describe('wameter import', () => {
     );
     expect(again.code).toBe(3);
     const allowed = await run(['import', file, '--db', db, '--allow-unpriced']);
-    expect(allowed.error).toContain('UNKNOWN_RECIPIENT: Recipient 999123456789');
+    expect(allowed.error).toContain('UNKNOWN_RECIPIENT: WABA W9: Recipient 999123456789');
     expect(allowed.error).not.toContain('could not be priced');
     expect(allowed.code).toBe(0);
   });
@@ -341,7 +341,7 @@ describe('wameter import', () => {
     const dir = mkdtempSync(join(tmpdir(), 'wameter-import-'));
     const db = `sqlite:${join(dir, 'w.db')}`;
     const first = await run(['import', tempFile(dir, 'orphan.ndjson', ORPHAN_STATUS_W1_LINES), '--db', db]);
-    expect(first.error).toContain('  STATUS_WITHOUT_USER: delivered message wamid.orphan ');
+    expect(first.error).toContain('  STATUS_WITHOUT_USER: WABA W1: delivered message wamid.orphan ');
     expect(first.code).toBe(3);
 
     // Files of another WABA: a send log, then its statuses, which name no WABA, then a whole clean file.
@@ -376,7 +376,7 @@ describe('wameter import', () => {
     expect((await importFile('w2.ndjson', CLEAN_W2_LINES)).code).toBe(0);
     const brought = await importFile('orphan.ndjson', ORPHAN_STATUS_W1_LINES);
     expect(brought.error).toContain(
-      'wameter import: 1 finding(s) for the imported WABAs:\n  STATUS_WITHOUT_USER: delivered message wamid.orphan ',
+      'wameter import: 1 finding(s) for the imported WABAs:\n  STATUS_WITHOUT_USER: WABA W1: delivered message wamid.orphan ',
     );
     expect(brought.error).toContain('wameter import: 1 delivered message(s) could not be rated');
     expect(brought.code).toBe(3);

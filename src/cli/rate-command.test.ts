@@ -275,6 +275,34 @@ describe('wameter rate', () => {
     );
   });
 
+  it('a finding of each of two WABAs names its WABA: never two identical lines read as one problem said twice', async () => {
+    const lines = ['WA', 'WB'].flatMap((waba, i) => [
+      `{"kind":"outbound","at":"2025-10-1${i}T00:00:00Z","waba":"${waba}","business":"P${waba}","user":"999072528450","id":"u${i}","template":"marketing","delivered_at":"2025-10-1${i}T00:00:02Z"}`,
+      `{"kind":"outbound","at":"2025-10-1${i}T00:00:00Z","waba":"${waba}","business":"P${waba}","user":"447700123456","id":"g${i}","template":"marketing","delivered_at":"2025-10-1${i}T00:00:02Z"}`,
+    ]);
+    const file = tempFile('two-wabas.ndjson', lines.join('\n'));
+    const partial = join(ROOT, 'data', 'rate-cards', 'usd-2023-06-01-partial.csv');
+    const { code, out } = await run(['rate', file, '--rate-cards', partial, '--allow-unpriced']);
+    expect(code).toBe(0);
+    const findings = out
+      .slice(out.indexOf('\nFindings\n'))
+      .split('\n')
+      .filter((line) => line.startsWith('  '));
+    expect(findings).toHaveLength(4);
+    expect(new Set(findings).size).toBe(4);
+    expect(findings).toContain(
+      '  UNKNOWN_RECIPIENT: WABA WA: Recipient 999072528450 does not start with a known country calling code, so its market is unknown and its messages cannot be priced; check that user ids are E.164 digits (country code first, no "+")',
+    );
+    expect(
+      findings.filter((line) => line.startsWith('  NO_RATE: WABA WB: no row for market "United Kingdom"')),
+    ).toHaveLength(1);
+    // The JSON keeps each message as the rater wrote it, its WABA in its own field.
+    const json = JSON.parse((await run(['rate', file, '--rate-cards', partial, '--format', 'json'])).out);
+    const noRate = json.findings.filter((f: { code: string }) => f.code === 'NO_RATE');
+    expect(noRate.map((f: { waba: string }) => f.waba).sort()).toEqual(['WA', 'WB']);
+    expect(noRate[0].message).toMatch(/^no row for market "United Kingdom"/);
+  });
+
   it('exits 3 when a delivered message could not be rated (no category anywhere), 0 with --allow-unpriced', async () => {
     // A status alone, its category unknown to wameter, and no outbound line.
     const status = JSON.stringify({
@@ -679,7 +707,7 @@ describe('wameter rate: what a CSV cannot hold, and bad entries of a folder', ()
     const [noRate] = json.findings;
     expect(json.findings).toHaveLength(1);
     expect(error).toContain(
-      `wameter: 1 finding(s), not in the CSV (--format json lists them too):\nwameter:   NO_RATE: ${noRate.message}\n`,
+      `wameter: 1 finding(s), not in the CSV (--format json lists them too):\nwameter:   NO_RATE: WABA W1: ${noRate.message}\n`,
     );
     expect(error).toContain(
       'wameter: 1 pending message(s): sent, never delivered, so not charged and not in the CSV (--format json lists them)\n',

@@ -13,6 +13,7 @@ import {
 } from '../core/report.js';
 import type { BillableUnit, Finding, PendingMessage } from '../core/units.js';
 import { terminalSafe } from './io.js';
+import { findingLine } from './unpriced.js';
 
 export type OutputFormat = 'table' | 'json' | 'csv';
 export const OUTPUT_FORMATS: readonly OutputFormat[] = ['table', 'json', 'csv'];
@@ -107,11 +108,7 @@ export function createUnitWriter(format: OutputFormat, write: (text: string) => 
           }
           if (findings.length > 0) {
             out.push(`\nFindings\n`);
-            for (const finding of findings) {
-              const count =
-                typeof finding.count === 'number' && finding.count > 1 ? ` (×${finding.count})` : '';
-              out.push(`  ${finding.code}: ${finding.message}${count}\n`);
-            }
+            for (const finding of findings) out.push(`  ${findingLine(finding)}\n`);
           }
           out.flush();
         },

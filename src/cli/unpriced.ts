@@ -8,10 +8,23 @@ import { EXIT } from './exit-codes.js';
 export const ALLOW_UNPRICED_HELP =
   'exit 0 even when some charged units have no price, or delivered messages could not be rated (they are listed in findings)';
 
-/** One finding as the table lists it: `CODE: message (×N)`. */
+/**
+ * One finding as the table lists it: `CODE: message (×N)`, and `CODE: WABA W: message (×N)` for a finding of
+ * one WABA whose message does not name it (NO_RATE, UNKNOWN_RECIPIENT…): such findings are counted per WABA,
+ * so two WABAs with the same problem would otherwise be two identical lines, read as one problem said twice.
+ * A portfolio's finding (META_TIER_AHEAD) names its portfolio, not the WABA of its first message.
+ */
 export function findingLine(finding: Finding): string {
   const count = typeof finding.count === 'number' && finding.count > 1 ? ` (×${finding.count})` : '';
-  return `${finding.code}: ${finding.message}${count}`;
+  const { waba } = finding;
+  const named =
+    typeof waba === 'string' &&
+    waba !== '' &&
+    finding.portfolio === undefined &&
+    !finding.message.includes(waba)
+      ? `WABA ${waba}: `
+      : '';
+  return `${finding.code}: ${named}${finding.message}${count}`;
 }
 
 /**
