@@ -3,8 +3,20 @@
 
 import { err, ok, type Result } from './result.js';
 
+/**
+ * A number written as a decimal: digits (after a `+` or not), one dot, then zeros only — `919876543210.0`, as a
+ * spreadsheet column of numbers or a script's float writes a phone number. Read with its dot dropped, as
+ * dots grouping digits are, it would be another number (`9198765432100`), a valid one in countries of
+ * several lengths (`491701234567.0` → `4917012345670`, a German number): someone else, without a word.
+ */
+const DECIMAL_NUMBER = /^\+?\d{7,}\.0+$/;
+
 /** No '+', spaces, dashes, dots, brackets or leading 00; 7 to 15 digits must be left. */
 export function normalisePhone(text: string): Result<string, string> {
+  if (DECIMAL_NUMBER.test(text.trim()))
+    return err(
+      `"${text}" is a number written as a decimal number: format the phone column as text, without decimals (${text.trim().replace(/\.0+$/, '')})`,
+    );
   const compact = text.trim().replace(/[\s\-.()\u00a0]/g, '');
   if (compact === '') return err('no phone number');
   const digits = compact.startsWith('+')

@@ -272,6 +272,26 @@ describe('recipients', () => {
     });
   });
 
+  it('a number a spreadsheet or script wrote as a decimal (919876543210.0) is refused, never read as another number', async () => {
+    const decimal = /as a decimal number: format the phone column as text, without decimals/;
+    for (const written of ['919876543210.0', '+491701234567.00', '5511987654321.0']) {
+      const read = normalisePhone(written);
+      expect(read.ok, written).toBe(false);
+      if (!read.ok) expect(read.error).toMatch(decimal);
+    }
+    // Dots that group digits are still read as people write them.
+    expect(normalisePhone('+49 170.123.4560')).toEqual({ ok: true, value: '491701234560' });
+    // 491701234567.0 read as 4917012345670 is a valid German number: someone else, quoted without a word.
+    const result = await estimate('phone\n491701234567.0\n491701234567\n', [], {
+      template: 'marketing',
+      atMs: at('2025-10-15T12:00:00Z'),
+    });
+    expect(result.lines.map((line) => line.phone)).toEqual(['491701234567']);
+    expect(result.invalid).toEqual([
+      { line: 2, phone: '491701234567.0', error: expect.stringMatching(decimal) },
+    ]);
+  });
+
   it('a CSV without a phone column is refused with the columns it has', () => {
     const parsed = parseRecipientsCsv('name,mobile\nAsha,9198\n');
     expect(parsed).toMatchObject({ ok: false, error: { code: 'NO_PHONE_COLUMN' } });
