@@ -309,6 +309,19 @@ describe('createMarketResolver', () => {
     });
   });
 
+  it('says a user id written as a decimal number (a float of 919876543210) is one, and how to write it', () => {
+    expect(resolver().resolve('919876543210.0', '2025-01-15')).toMatchObject({
+      country: null,
+      market: null,
+      finding: {
+        code: 'UNKNOWN_RECIPIENT',
+        number: '919876543210.0',
+        message:
+          "Recipient 919876543210.0 is a phone number written as a decimal number (a spreadsheet's or script's float), so its market is unknown and its messages cannot be priced: write user ids as text, without decimals (919876543210)",
+      },
+    });
+  });
+
   it('reports an unknown recipient for a user id without a usable hint', () => {
     const markets = resolver();
     expect(markets.resolve('user.9373abc', '2025-01-15')).toMatchObject({

@@ -3,6 +3,7 @@
 
 import parsePhoneNumber from 'libphonenumber-js/max';
 import metadata from 'libphonenumber-js/max/metadata';
+import { isDecimalNumber } from './phone.js';
 import type { MarketResolution, MarketResolver } from './pricing-context.js';
 import { isLocalDate, readCsvRecords } from './rate-card.js';
 import { err, ok, type Result } from './result.js';
@@ -370,6 +371,18 @@ function resolveByHint(
       ? (countriesByCallingCode[hint.replace('+', '')]?.[0] ?? null)
       : null;
   const shown = waId === '' ? '(empty wa_id)' : waId;
+  if (country === null && isDecimalNumber(waId)) {
+    // A send log's user column of numbers (a spreadsheet's, a script's float): not someone's id, a number.
+    return {
+      country: null,
+      market: null,
+      finding: {
+        code: 'UNKNOWN_RECIPIENT',
+        message: `Recipient ${shown} is a phone number written as a decimal number (a spreadsheet's or script's float), so its market is unknown and its messages cannot be priced: write user ids as text, without decimals (${waId.trim().replace(/\.0+$/, '')})`,
+        number: waId,
+      },
+    };
+  }
   if (country === null) {
     return {
       country: null,

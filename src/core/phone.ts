@@ -11,9 +11,14 @@ import { err, ok, type Result } from './result.js';
  */
 const DECIMAL_NUMBER = /^\+?\d{7,}\.0+$/;
 
+/** Whether `text` is a phone number written as a decimal number (DECIMAL_NUMBER: `919876543210.0`). */
+export function isDecimalNumber(text: string): boolean {
+  return DECIMAL_NUMBER.test(text.trim());
+}
+
 /** No '+', spaces, dashes, dots, brackets or leading 00; 7 to 15 digits must be left. */
 export function normalisePhone(text: string): Result<string, string> {
-  if (DECIMAL_NUMBER.test(text.trim()))
+  if (isDecimalNumber(text))
     return err(
       `"${text}" is a number written as a decimal number: format the phone column as text, without decimals (${text.trim().replace(/\.0+$/, '')})`,
     );
