@@ -16,8 +16,18 @@ export function isDecimalNumber(text: string): boolean {
   return DECIMAL_NUMBER.test(text.trim());
 }
 
+/**
+ * A long number as a spreadsheet shows it (`9.19877E+11`, `9,19877E+11` in a locale of decimal commas): the
+ * digits past the sixth are gone, so no number can be read from it.
+ */
+const SCIENTIFIC_NUMBER = /^\d[.,]\d+e\+?\d+$/i;
+
 /** No '+', spaces, dashes, dots, brackets or leading 00; 7 to 15 digits must be left. */
 export function normalisePhone(text: string): Result<string, string> {
+  if (SCIENTIFIC_NUMBER.test(text.trim()))
+    return err(
+      `"${text}" is a number in scientific notation, as a spreadsheet shows a long number: its last digits are lost; format the phone column as text and copy the numbers in again from where they came from`,
+    );
   if (isDecimalNumber(text))
     return err(
       `"${text}" is a number written as a decimal number: format the phone column as text, without decimals (${text.trim().replace(/\.0+$/, '')})`,

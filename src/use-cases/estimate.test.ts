@@ -292,6 +292,15 @@ describe('recipients', () => {
     ]);
   });
 
+  it('a number a spreadsheet shows in scientific notation (9.19877E+11) is refused, saying its digits are lost', () => {
+    for (const written of ['9.19877E+11', '9,19877E+11', '5.5119E+12', '9.19876543210e11']) {
+      expect(normalisePhone(written)).toEqual({
+        ok: false,
+        error: `"${written}" is a number in scientific notation, as a spreadsheet shows a long number: its last digits are lost; format the phone column as text and copy the numbers in again from where they came from`,
+      });
+    }
+  });
+
   it('a CSV without a phone column is refused with the columns it has', () => {
     const parsed = parseRecipientsCsv('name,mobile\nAsha,9198\n');
     expect(parsed).toMatchObject({ ok: false, error: { code: 'NO_PHONE_COLUMN' } });
