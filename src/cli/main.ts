@@ -9,6 +9,7 @@ import { Command, CommanderError } from 'commander';
 import { MoneyRangeError } from '../core/money.js';
 import { CliError, EXIT } from './exit-codes.js';
 import { endQuietlyWhenOutputCloses, processIo, type CliIo } from './io.js';
+import { refuseRepeatedValues } from './options.js';
 import { registerEstimateCommand } from './estimate-command.js';
 import { registerExplainCommand } from './explain-command.js';
 import { registerImportCommand } from './import-command.js';
@@ -41,6 +42,7 @@ export function buildProgram(io: CliIo, options: ProgramOptions = {}): Command {
   registerServeCommand(program, io);
   registerImportCommand(program, io);
   registerRerateCommand(program, io);
+  for (const command of program.commands) refuseRepeatedValues(command);
   return program;
 }
 

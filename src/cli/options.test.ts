@@ -370,6 +370,50 @@ describe('a flag given an empty value (an unset variable in a script)', () => {
   });
 });
 
+describe('a flag that takes one value, given twice', () => {
+  it.each([
+    [
+      ['estimate', recipients, '--template', 'marketing', '--template', 'utility'],
+      "'--template <category>'",
+      '"marketing", "utility"',
+    ],
+    [
+      ['reconcile', events, '--analytics', 'sept.json', '--analytics=oct.json'],
+      "'--analytics <file>'",
+      '"sept.json", "oct.json"',
+    ],
+    [
+      ['rate', events, '--accounts', 'a.json', '--accounts', 'b.json'],
+      "'--accounts <file>'",
+      '"a.json", "b.json"',
+    ],
+    [
+      ['rate', events, '--as-of-rules', 'NBP', '--as-of-rules', 'PMP-2025'],
+      "'--as-of-rules <era>'",
+      '"NBP", "PMP-2025"',
+    ],
+    [
+      ['explain', events, '--user', '919876543210', '--user', '911111111111'],
+      "'--user <wa_id>'",
+      '"919876543210", "911111111111"',
+    ],
+  ])(
+    '%j is refused (exit 1), naming the values, never the last kept without a word',
+    async (args, flag, values) => {
+      const { code, err, out } = await runWameter(args);
+      expect(err).toContain(`error: option ${flag} is given 2 times (${values}), and takes one value`);
+      expect(err).not.toMatch(NO_STACK);
+      expect(code).toBe(EXIT.USAGE);
+      expect(out).toBe('');
+    },
+  );
+
+  it('a flag whose values add up may be repeated', async () => {
+    const { code } = await runWameter(['rate', events, '--rate-cards', CARD_2023, '--rate-cards', CARD_2025]);
+    expect(code).toBe(EXIT.OK);
+  });
+});
+
 describe('commands', () => {
   it('an unknown command is refused (exit 1, naming the commands), with --help too', async () => {
     for (const args of [['cards'], ['cards', '--help'], ['cards', 'x.csv']]) {

@@ -2,6 +2,7 @@
 
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { ERAS, type Era } from '../core/units.js';
+import { EXIT } from './exit-codes.js';
 
 const DURATION = /^(\d+)(ms|s|m|h|d)$/;
 const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
@@ -63,7 +64,35 @@ export function optionValue<T>(noun: string, parse?: (value: string) => T): (val
  */
 export function optionValues(noun: string): (value: string, previous?: string[]) => string[] {
   const one = optionValue(noun);
-  return (value, previous = []) => [...previous, one(value)];
+  const values = (value: string, previous: string[] = []) => [...previous, one(value)];
+  REPEATABLE.add(values);
+  return values;
+}
+
+/** The parsers of the flags whose values add up when the flag is repeated (`optionValues`). */
+const REPEATABLE = new WeakSet<object>();
+
+/**
+ * Refuses a flag that takes one value given twice (`--template marketing --template utility`, `--analytics
+ * sept.json --analytics oct.json`, `--accounts a.json --accounts b.json`): commander keeps the last value
+ * without a word, so the first would be dropped — another category quoted, a month of Meta's export never
+ * compared, a file of accounts never read. Exit 1, naming the values. Flags whose values add up (`--rate-cards`,
+ * `--events`, rerate's `--waba`: `optionValues`) may be repeated.
+ */
+export function refuseRepeatedValues(command: Command): void {
+  for (const option of command.options) {
+    if (!(option.required || option.optional) || option.variadic) continue;
+    if (option.parseArg !== undefined && REPEATABLE.has(option.parseArg)) continue;
+    const given: string[] = [];
+    command.on(`option:${option.name()}`, (value: string) => {
+      given.push(value);
+      if (given.length < 2) return;
+      command.error(
+        `error: option '${option.flags}' is given ${given.length} times (${given.map((v) => JSON.stringify(v)).join(', ')}), and takes one value: the last would be used and the others dropped without a word; give it once`,
+        { exitCode: EXIT.USAGE, code: 'wameter.repeatedOption' },
+      );
+    });
+  }
 }
 
 /**
