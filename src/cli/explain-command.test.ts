@@ -79,6 +79,37 @@ describe('wameter explain: the WABA’s clock beside UTC', () => {
   });
 });
 
+describe('wameter explain: conversations named in words, never by their codes', () => {
+  it('a business-initiated conversation closed by a free entry point, an authentication-international one ended', async () => {
+    const events = eventsFile('words.ndjson', [
+      send('b0', '2024-03-05T00:00:00Z', { template: 'utility', delivered_at: '2024-03-05T00:00:01Z' }),
+      {
+        ...send('ad', '2024-03-05T02:00:00Z'),
+        kind: 'inbound',
+        template: undefined,
+        referral: { source_type: 'ad' },
+      },
+      send('b3', '2024-03-05T03:00:00Z', { template: null, delivered_at: '2024-03-05T03:00:01Z' }),
+      send('a1', '2024-08-05T00:00:00Z', {
+        template: 'authentication',
+        delivered_at: '2024-08-05T00:00:01Z',
+      }),
+    ]);
+    const accounts = join(dir, 'words-accounts.json');
+    writeFileSync(
+      accounts,
+      '{"accounts":[{"waba":"W1","primary_country":"ID","auth_international":{"start":"2024-01-01T00:00:00Z"}}]}',
+    );
+    const cbp2022 = await cli([events, '--user', USER, '--accounts', accounts, '--as-of-rules', 'CBP-2022']);
+    expect(cbp2022.out).toContain(
+      '  business-initiated conversation u_b0 closed early by a free entry point\n',
+    );
+    const told = await cli([events, '--user', USER, '--accounts', accounts, '--allow-unpriced']);
+    expect(told.out).toContain('  authentication-international conversation u_a1 ended\n');
+    expect(told.out).not.toMatch(/_initiated|authentication_international conversation/);
+  });
+});
+
 describe('wameter explain: messages never charged', () => {
   it('tells a message sent but never delivered instead of saying the user has none', async () => {
     const result = await cli([onlyPending, '--user', USER]);

@@ -130,7 +130,7 @@ export function explainUser(
         text:
           unit.category === 'referral_conversion'
             ? `free entry point ${unit.id} closed early by a new free entry point`
-            : `${unit.category} conversation ${unit.id} closed early by a free entry point`,
+            : `${categoryInWords(unit.category)} conversation ${unit.id} closed early by a free entry point`,
       });
     } else if (unit.expiresAtMs !== null) {
       entries.push({
@@ -140,7 +140,7 @@ export function explainUser(
         kind: 'expired',
         business: unit.business,
         unit_id: unit.id,
-        text: `${unit.category === 'referral_conversion' ? 'free entry point' : `${unit.category} conversation`} ${unit.id} ended`,
+        text: `${unit.category === 'referral_conversion' ? 'free entry point' : `${categoryInWords(unit.category)} conversation`} ${unit.id} ended`,
       });
     }
   }
@@ -376,6 +376,11 @@ function ordinal(n: number): string {
  * WABA; each line of a WABA not on UTC shows its clock too, since its local date decides the era, the month
  * and the rate card ("2025-06-30T20:00:00Z (2025-07-01 08:00 Pacific/Auckland)").
  */
+/** A unit's category as the story's words write it: `business-initiated`, not the code `business_initiated`. */
+function categoryInWords(category: string): string {
+  return category.replaceAll('_', '-');
+}
+
 export function formatExplanation(
   explanation: Explanation,
   zoneOfBusiness: (business: string) => string | undefined = () => undefined,
