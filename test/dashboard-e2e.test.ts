@@ -607,7 +607,7 @@ function runDashboardScenario(engine: 'sqlite' | 'postgres') {
       await expect(rows.nth(1).textContent()).resolves.toContain('Brazil');
       // Each warning its own note: the old card, then what pricing found (2030 is under rules only reported).
       const warnings = await page.locator('[data-warning]').allTextContents();
-      expect(warnings[0]).toContain('days older than the send date 2030-01-01');
+      expect(warnings[0]).toContain('rate card in force on the send date 2030-01-01');
       expect(warnings.slice(1)).toEqual([expect.stringMatching(/^REPORTED_RULES: WABA \d+: messages/)]);
       // Blank lines are skipped, and the bad number keeps the line it was pasted on.
       const invalid = page.locator('#estimate-invalid tbody tr');

@@ -166,9 +166,20 @@ describe('estimate: per-message pricing (PMP-2025)', () => {
       atMs: at('2026-12-02T12:00:00Z'),
     });
     expect(later.warnings).toEqual([
-      expect.stringContaining('usd-2025-10-01, effective 2025-10-01) is 427 days older than the send date'),
+      expect.stringContaining(
+        'the USD rate card in force on the send date 2026-12-02 (usd-2025-10-01, effective 2025-10-01) took effect 427 days before it',
+      ),
       // Rules only reported by third parties are never applied without a word, in a quote either.
       expect.stringMatching(/^REPORTED_RULES: WABA W1: messages .* were rated under PMP-2026-10/),
+    ]);
+    // A past send date: the card in force then is named, never called the newest loaded (usd-2025-10-01 is).
+    const past = await estimate(`phone\n${OUTSIDE}\n`, events(), {
+      template: 'marketing',
+      atMs: at('2025-09-15T12:00:00Z'),
+    });
+    expect(past.warnings).toEqual([
+      'the USD rate card in force on the send date 2025-09-15 (usd-2024-11-01, effective 2024-11-01) took effect 318 days before it: Meta changes its rates every few months, so import its card in force on 2025-09-15 (--rate-cards; for the service, WAMETER_RATE_CARDS or "rateCards") before trusting these prices',
+      expect.stringMatching(/^RATE_CARD_OF_OTHER_MODEL: /),
     ]);
   });
 

@@ -624,7 +624,7 @@ export class EstimateSession {
     }
     if (card && ageDays > STALE_CARD_DAYS) {
       warnings.push(
-        `the newest ${account.currency} rate card loaded (${card.id}, effective ${card.effectiveDate}) is ${Math.floor(ageDays)} days older than the send date ${date}: Meta changes its rates every few months, so import its current card (--rate-cards; for the service, WAMETER_RATE_CARDS or "rateCards") before trusting these prices`,
+        `the ${account.currency} rate card in force on the send date ${date} (${card.id}, effective ${card.effectiveDate}) took effect ${Math.floor(ageDays)} days before it: Meta changes its rates every few months, so import its card in force on ${date} (--rate-cards; for the service, WAMETER_RATE_CARDS or "rateCards") before trusting these prices`,
       );
     }
     // What pricing the quotes found (no rate for a market, reported rules applied…): a quote's reason
