@@ -1567,7 +1567,9 @@ describe('API keys are scoped to WABAs: one client never reads another', () => {
     for (const bad of ['cbp-2099', 7, '']) {
       const refused = await rerate(bad);
       expect(refused.status).toBe(400);
-      expect((await json(refused)).error.message).toContain('"as_of_rules" must be one of NBP, CBP-2022');
+      expect(await json(refused)).toMatchObject({
+        error: { message: expect.stringContaining('"as_of_rules" must be one of NBP, CBP-2022') },
+      });
     }
   });
 
