@@ -350,7 +350,7 @@ export function costInWords(unit: BillableUnit, said: 'findings' | 'warnings' = 
 }
 
 /**
- * ", past the month's free allowance (the 1,001st of 1,000 free conversations of WABA W1)" for a unit
+ * ", past the month's free allowance (1,000 free conversations of WABA W1, all used: this is the 1,001st)" for a unit
  * charged because its allowance was used up (its rule's `+ALLOWANCE_USED(used/limit)`), else ''.
  */
 function allowanceUsedWords(unit: BillableUnit): string {
@@ -361,7 +361,7 @@ function allowanceUsedWords(unit: BillableUnit): string {
     unit.unit === 'conversation'
       ? `free ${unit.category === 'service' ? 'service ' : ''}conversations of WABA ${unit.waba}`
       : `free service messages of business number ${unit.business}`;
-  return `, past the month's free allowance (the ${ordinal(Number(used))} of ${Number(limit).toLocaleString('en-US')} ${what})`;
+  return `, past the month's free allowance (${Number(limit).toLocaleString('en-US')} ${what}, all used: this is the ${ordinal(Number(used))})`;
 }
 
 function ordinal(n: number): string {

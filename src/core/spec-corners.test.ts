@@ -569,7 +569,7 @@ describe('words a money review found incomplete', () => {
     expect(await notListed(new Set(['W1', 'W2']))).toEqual([]);
   });
 
-  it("a conversation charged past the month's free allowance says so (the 1,001st of 1,000)", async () => {
+  it("a conversation charged past the month's free allowance says so (1,000 free, all used: this is the 1,001st)", async () => {
     // CBP-2023: 1,000 free service conversations per WABA and month; 1,001 users answered in August 2023.
     const events: CoreEvent[] = [];
     for (let i = 0; i < 1001; i++) {
@@ -585,7 +585,7 @@ describe('words a money review found incomplete', () => {
     expect(charged.map((unit) => unit.messages)).toEqual([['s1000']]);
     expect(charged[0]!.rule).toBe('CBP_OPEN_SERVICE+ALLOWANCE_USED(1001/1000)');
     expect(costInWords(charged[0]!)).toBe(
-      "charged 0.004 USD, past the month's free allowance (the 1,001st of 1,000 free service conversations of WABA W1) (service, India, rate card usd-2023-06-01-partial)",
+      "charged 0.004 USD, past the month's free allowance (1,000 free service conversations of WABA W1, all used: this is the 1,001st) (service, India, rate card usd-2023-06-01-partial)",
     );
   });
 
