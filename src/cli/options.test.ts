@@ -370,6 +370,51 @@ describe('a flag given an empty value (an unset variable in a script)', () => {
   });
 });
 
+describe('a flag that takes one of some words', () => {
+  it('takes the word in any letter case, as Meta writes categories (--template MARKETING, --format JSON)', async () => {
+    const lower = await runWameter([
+      'estimate',
+      recipients,
+      '--template',
+      'utility',
+      '--events',
+      events,
+      '--format',
+      'json',
+    ]);
+    const upper = await runWameter([
+      'estimate',
+      recipients,
+      '--template',
+      'UTILITY',
+      '--events',
+      events,
+      '--format',
+      'JSON',
+    ]);
+    expect(lower.code).toBe(EXIT.OK);
+    expect(upper).toEqual(lower);
+    const rated = await runWameter(['rate', events, '--format', 'Csv', '--rate-cards', CARD_2023]);
+    expect(rated.code).toBe(EXIT.OK);
+    expect(rated.out).toBe(
+      (await runWameter(['rate', events, '--format', 'csv', '--rate-cards', CARD_2023])).out,
+    );
+  });
+
+  it('refuses another word, listing those it takes', async () => {
+    const { code, err } = await runWameter([
+      'estimate',
+      recipients,
+      '--template',
+      'promo',
+      '--events',
+      events,
+    ]);
+    expect(code).toBe(EXIT.USAGE);
+    expect(err).toContain('"promo" is not one of marketing, utility, authentication');
+  });
+});
+
 describe('a flag that takes one value, given twice', () => {
   it.each([
     [

@@ -22,12 +22,14 @@ export function parseEra(value: string): Era {
   return era;
 }
 
+/** One of `allowed`, in any letter case (`--template MARKETING`, as Meta writes categories; `--format JSON`). */
 export function choice<T extends string>(allowed: readonly T[]) {
   return (value: string): T => {
-    if (!(allowed as readonly string[]).includes(value)) {
+    const chosen = allowed.find((one) => one.toLowerCase() === value.toLowerCase());
+    if (chosen === undefined) {
       throw new InvalidArgumentError(`"${value}" is not one of ${allowed.join(', ')}`);
     }
-    return value as T;
+    return chosen;
   };
 }
 
