@@ -3,6 +3,7 @@
 // file twice changes nothing.
 
 import type { Command } from 'commander';
+import { formatMicros } from '../core/money.js';
 import { eventKey, type CoreEvent } from '../core/events.js';
 import type { Finding } from '../core/units.js';
 import { readEventSources } from '../ingest/read-events.js';
@@ -246,7 +247,13 @@ async function runImport(sources: string[], flags: ImportFlags, io: CliIo): Prom
     }
     const totals = await store.totals({});
     for (const [currency, total] of Object.entries(totals)) {
-      io.writeOut(`${currency}: ${total.units} unit(s) in the store\n`);
+      // The amount too, as `wameter rate` ends: what a finance reader imports for.
+      const unpriced = total.unpriced
+        ? ` (${total.unpriced} not priced, not in the amount: see findings)`
+        : '';
+      io.writeOut(
+        `${currency}: ${formatMicros(total.amountMicros)} over ${total.units} unit(s) in the store${unpriced}\n`,
+      );
     }
     // What `rate` would say of these sources: the findings of their WABAs and their units without a price.
     const imported = [...wabas];
