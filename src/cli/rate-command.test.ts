@@ -598,6 +598,62 @@ describe('wameter rate', () => {
   });
 });
 
+describe("wameter rate: each WABA's own totals (re-billing each client)", () => {
+  type Totals = Record<string, { amount: string; units: number; by_category: Record<string, unknown> }>;
+  it('adds totals_by_waba to the JSON and "By WABA" to the table, which add up to the totals', async () => {
+    const json = await run(['rate', EXAMPLE, '--accounts', EXAMPLE_ACCOUNTS, '--format', 'json']);
+    const document = JSON.parse(json.out) as { totals: Totals; totals_by_waba: Record<string, Totals> };
+    const wabas = Object.keys(document.totals_by_waba);
+    expect(wabas.length).toBe(3);
+    const unitsOf = (units: { waba: string }[], waba: string) => units.filter((u) => u.waba === waba).length;
+    const units = (JSON.parse(json.out) as { units: { waba: string; amount: string; currency: string }[] })
+      .units;
+    const micros = (amount: string) => {
+      const [whole, fraction = ''] = amount.split('.');
+      return BigInt(whole!) * 1_000_000n + BigInt(fraction.padEnd(6, '0'));
+    };
+    let sum = 0n;
+    let count = 0;
+    for (const waba of wabas) {
+      const usd = document.totals_by_waba[waba]!.USD!;
+      expect(usd.units).toBe(unitsOf(units, waba));
+      expect(micros(usd.amount)).toBeGreaterThan(0n);
+      sum += micros(usd.amount);
+      count += usd.units;
+    }
+    const total = document.totals.USD!;
+    expect(count).toBe(total.units);
+    expect(sum).toBe(micros(total.amount));
+
+    const table = await run(['rate', EXAMPLE, '--accounts', EXAMPLE_ACCOUNTS]);
+    const section = table.out.slice(table.out.indexOf('\nBy WABA\n'));
+    for (const waba of wabas) {
+      const usd = document.totals_by_waba[waba]!.USD!;
+      expect(section).toMatch(
+        new RegExp(`\\n  ${waba} +USD +${usd.amount.replace('.', '\\.')}  over ${usd.units} unit\\(s\\)`),
+      );
+    }
+  });
+
+  it('leaves "By WABA" out of the table when one WABA is billed', async () => {
+    const file = tempFile(
+      'one.ndjson',
+      [
+        '{"kind":"outbound","at":"2024-03-01T10:05:00Z","waba":"W1","business":"PN1","user":"919876543210","id":"wamid.o1","template":"utility"}',
+        '{"kind":"status","at":"2024-03-01T10:05:03Z","id":"wamid.o1","status":"delivered"}',
+      ].join('\n'),
+    );
+    const table = await run(['rate', file]);
+    expect(table.out).toContain('\nTotals\n');
+    expect(table.out).not.toContain('By WABA');
+    const document = JSON.parse((await run(['rate', file, '--format', 'json'])).out) as {
+      totals: Totals;
+      totals_by_waba: Record<string, Totals>;
+    };
+    expect(document.totals_by_waba).toEqual({ W1: document.totals });
+  });
+});
+
 describe('wameter rate --as-of-rules CBP-2022 with cards that have no CBP-2022 columns', () => {
   // November 2025: the card in force is usd-2025-10-01 (Marketing, Utility, Authentication,
   // Authentication-International, Service). Under CBP-2022 rules the WABA's first 1,000 conversations of the

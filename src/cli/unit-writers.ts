@@ -45,19 +45,32 @@ export function createUnitWriter(format: OutputFormat, write: (text: string) => 
   // A table is read by a person on a terminal: no control character of the input reaches it (io.ts).
   const out = new Output(format === 'table' ? (text) => write(terminalSafe(text)) : write);
   const totals = new TotalsAccumulator();
+  // Each WABA's own share, for a provider re-billing each client (as `rerate` gives its "By WABA").
+  const byWaba = new Map<string, TotalsAccumulator>();
+  const add = (unit: BillableUnit) => {
+    totals.add(unit);
+    let ofWaba = byWaba.get(unit.waba);
+    if (!ofWaba) byWaba.set(unit.waba, (ofWaba = new TotalsAccumulator()));
+    ofWaba.add(unit);
+  };
+  const totalsByWaba = () =>
+    Object.fromEntries(
+      [...byWaba.keys()].sort(compareWabas).map((waba) => [waba, byWaba.get(waba)!.toJson()] as const),
+    );
   switch (format) {
     case 'json': {
       let isFirst = true;
       out.push('{"units":[');
       return {
         unit(unit) {
-          totals.add(unit);
+          add(unit);
           out.push(`${isFirst ? '\n' : ',\n'}${JSON.stringify(unitToJson(unit))}`);
           isFirst = false;
         },
         end(pending, findings) {
           out.push(`\n],"pending":${JSON.stringify(pending.map(pendingToJson))}`);
           out.push(`,"totals":${JSON.stringify(totals.toJson())}`);
+          out.push(`,"totals_by_waba":${JSON.stringify(totalsByWaba())}`);
           out.push(`,"findings":${JSON.stringify(findings)}}\n`);
           out.flush();
         },
@@ -79,7 +92,7 @@ export function createUnitWriter(format: OutputFormat, write: (text: string) => 
       let count = 0;
       return {
         unit(unit) {
-          totals.add(unit);
+          add(unit);
           count += 1;
           out.push(`${tableRow(unit)}\n`);
         },
@@ -98,6 +111,16 @@ export function createUnitWriter(format: OutputFormat, write: (text: string) => 
             }
           }
           if (Object.keys(json).length === 0) out.push('  nothing charged\n');
+          if (byWaba.size > 1) {
+            out.push('\nBy WABA\n');
+            for (const [waba, ofWaba] of Object.entries(totalsByWaba())) {
+              for (const [currency, total] of Object.entries(ofWaba)) {
+                out.push(
+                  `  ${waba.padEnd(20)} ${currency}  ${total.amount.padStart(12)}  over ${total.units} unit(s)${unpricedNote(total.unpriced)}\n`,
+                );
+              }
+            }
+          }
           if (pending.length > 0) {
             out.push(`\nPending (sent, not delivered: never charged until delivered): ${pending.length}\n`);
             for (const message of pending.slice(0, 20)) {
@@ -146,4 +169,9 @@ function tableRow(unit: BillableUnit): string {
 
 function clip(text: string, width: number): string {
   return text.length > width ? `${text.slice(0, width - 1)}…` : text.padEnd(width);
+}
+
+/** WABA ids in order: by length, then by text (numeric ids of one length sort as numbers). */
+function compareWabas(a: string, b: string): number {
+  return a.length - b.length || (a < b ? -1 : a > b ? 1 : 0);
 }
