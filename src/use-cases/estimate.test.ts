@@ -154,7 +154,9 @@ describe('estimate: per-message pricing (PMP-2025)', () => {
     const csv = `phone\n9876543210\n${OUTSIDE}\n`;
     const result = await estimate(csv, events(), { template: 'marketing', atMs: PMP_NOW });
     expect(result.invalid.map((i) => [i.line, i.phone])).toEqual([[2, '9876543210']]);
-    expect(result.invalid[0]!.error).toContain('with its country code');
+    expect(result.invalid[0]!.error).toBe(
+      '9876543210 is not a valid number of any country (by its first digits it would be priced as IR): if it lacks its country code, write it with one (e.g. +91 98765 43210); if it has one, check the number — no number of IR is written so (unassigned, or a digit too many or too few)',
+    );
     expect(result.lines.map((l) => l.phone)).toEqual([OUTSIDE]);
   });
 

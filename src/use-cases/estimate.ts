@@ -585,7 +585,7 @@ export class EstimateSession {
         invalid.push({
           line: recipient.line,
           phone: recipient.written,
-          error: `${recipient.phone} is not a valid number of any country (by its first digits it would be priced as ${place.country}): write the number with its country code, e.g. +91 98765 43210`,
+          error: `${recipient.phone} is not a valid number of any country (by its first digits it would be priced as ${place.country}): if it lacks its country code, write it with one (e.g. +91 98765 43210); if it has one, check the number — no number of ${place.country} is written so (unassigned, or a digit too many or too few)`,
         });
         continue;
       }
