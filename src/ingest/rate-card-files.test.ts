@@ -104,7 +104,7 @@ describe('loadRateCards', () => {
         message:
           `cannot read rate cards ${missing}: no such file or directory; check the path: give a rate card CSV ` +
           `in Meta's layout (Market,Currency,Marketing,Utility,…) or a folder of them, or leave out ` +
-          `--rate-cards (WAMETER_RATE_CARDS for the service) to price with the bundled cards`,
+          `--rate-cards (for the service, WAMETER_RATE_CARDS or the config file's "rateCards") to price with the bundled cards`,
         file: missing,
       },
     });

@@ -61,7 +61,7 @@ export function isVolumeTierFile(path: string): boolean {
 /** What to give instead of a rate card path that cannot be read. */
 const RATE_CARDS_WANTED =
   "give a rate card CSV in Meta's layout (Market,Currency,Marketing,Utility,…) or a folder of them, " +
-  'or leave out --rate-cards (WAMETER_RATE_CARDS for the service) to price with the bundled cards';
+  'or leave out --rate-cards (for the service, WAMETER_RATE_CARDS or the config file\'s "rateCards") to price with the bundled cards';
 
 /** An unreadable path as an error that says why and what to do (`nextStep`) when the path itself is wrong. */
 function unreadable(
