@@ -11,6 +11,7 @@ import type { BillableUnit, Finding, PendingMessage, TierPosition } from '../cor
 import {
   ReadOnlyOpenError,
   StoreInputError,
+  cursorValue,
   type AnalyticsDimension,
   type AnalyticsPoint,
   type CurrencyTotals,
@@ -143,37 +144,32 @@ export function checkTimeZone(timeZone: string): string {
 const NUL = '\u0000';
 
 export function decodeCursor(cursor: string): [number, string, string] {
-  try {
-    const value: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
-    // A NUL character is in no id this API returns (the event parser refuses them), and PostgreSQL cannot
-    // even compare one: a cursor holding one was made by hand.
-    if (
-      Array.isArray(value) &&
-      value.length === 3 &&
-      Number.isSafeInteger(value[0]) &&
-      typeof value[1] === 'string' &&
-      typeof value[2] === 'string' &&
-      !value[1].includes(NUL) &&
-      !value[2].includes(NUL)
-    ) {
-      return [value[0] as number, value[1], value[2]];
-    }
-    // Versions before the units' order took in the WABA returned `[opened_at, id]`: the client did pass it
-    // back unchanged, so it is told so, and what to do.
-    if (
-      Array.isArray(value) &&
-      value.length === 2 &&
-      Number.isSafeInteger(value[0]) &&
-      typeof value[1] === 'string'
-    ) {
-      throw new StoreInputError(
-        'BAD_CURSOR',
-        'cursor was returned by an earlier version of wameter, whose pages this one cannot continue: start paging again without cursor',
-      );
-    }
-  } catch (error) {
-    if (error instanceof StoreInputError) throw error;
-    // falls through to the error below
+  const value = cursorValue(cursor);
+  // A NUL character is in no id this API returns (the event parser refuses them), and PostgreSQL cannot
+  // even compare one: a cursor holding one was made by hand.
+  if (
+    Array.isArray(value) &&
+    value.length === 3 &&
+    Number.isSafeInteger(value[0]) &&
+    typeof value[1] === 'string' &&
+    typeof value[2] === 'string' &&
+    !value[1].includes(NUL) &&
+    !value[2].includes(NUL)
+  ) {
+    return [value[0] as number, value[1], value[2]];
+  }
+  // Versions before the units' order took in the WABA returned `[opened_at, id]`: the client did pass it
+  // back unchanged, so it is told so, and what to do.
+  if (
+    Array.isArray(value) &&
+    value.length === 2 &&
+    Number.isSafeInteger(value[0]) &&
+    typeof value[1] === 'string'
+  ) {
+    throw new StoreInputError(
+      'BAD_CURSOR',
+      'cursor was returned by an earlier version of wameter, whose pages this one cannot continue: start paging again without cursor',
+    );
   }
   throw new StoreInputError(
     'BAD_CURSOR',
@@ -270,12 +266,7 @@ const MAX_CHANGE_SEQ = 2_147_483_647;
 
 /** The first change (`seq`) of the page `cursor` asks of the rating `ratingId`'s changed units. */
 export function decodeChangesCursor(cursor: string, ratingId: string): number {
-  let value: unknown;
-  try {
-    value = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
-  } catch {
-    // falls through to the error below
-  }
+  const value = cursorValue(cursor);
   // A change's place is an integer column of 32 bits in PostgreSQL: a larger one came from no page of ours
   // (and would be a store error there, a 503, where SQLite answers an empty page).
   if (

@@ -462,14 +462,18 @@ export function ratingsCursor(ratingId: string): string {
   return Buffer.from(JSON.stringify(['ratings', ratingId])).toString('base64url');
 }
 
+/** What a cursor (base64url of JSON) holds, or undefined when it holds no JSON: each listing checks its shape. */
+export function cursorValue(cursor: string): unknown {
+  try {
+    return JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as unknown;
+  } catch {
+    return undefined;
+  }
+}
+
 /** The rating a `ratingsCursor` continues after; anything else is refused (BAD_CURSOR). */
 export function ratingOfCursor(cursor: string): string {
-  let value: unknown;
-  try {
-    value = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
-  } catch {
-    // falls through to the error below
-  }
+  const value = cursorValue(cursor);
   if (
     Array.isArray(value) &&
     value.length === 2 &&
