@@ -15,6 +15,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { runWameter } from '../../test/support/cli.js';
 import { makeUnwritable } from '../../test/support/unwritable.js';
+import { filesWithoutStore } from '../../test/support/sqlite-files.js';
 import { acquireWriterLock } from '../store/writer-lock.js';
 import { EXIT } from './exit-codes.js';
 import { sqliteFileOf } from './open-command-store.js';
@@ -250,13 +251,7 @@ describe('commands that only read the store (estimate, rerate)', () => {
 
   it('rerate refuses an empty file, or a SQLite file without tables, as no store, and leaves it as it was', async () => {
     // It made a store there (then found no events to re-rate), and left the lock's `.alive` file beside it.
-    const place = mkdtempSync(join(dir, 'no-store-'));
-    const empty = join(place, 'empty.db');
-    writeFileSync(empty, '');
-    const bare = join(place, 'bare.db');
-    const made = new Database(bare);
-    made.pragma('user_version = 7');
-    made.close();
+    const { place, empty, bare } = filesWithoutStore(dir, 'no-store-');
     const bareSize = statSync(bare).size;
     for (const file of [empty, bare]) {
       const { code, err, out } = await runWameter(['rerate', '--db', `sqlite:${file}`]);

@@ -26,6 +26,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { compileSources } from '../../test/support/build-server.js';
 import { makeUnwritable } from '../../test/support/unwritable.js';
+import { filesWithoutStore } from '../../test/support/sqlite-files.js';
 import { ratingRecord } from '../../test/support/ratings.js';
 import { eventKey } from '../core/events.js';
 import { openStore } from './open-store.js';
@@ -178,13 +179,7 @@ describe('the writer lock on SQLite (a lock file beside the database)', () => {
   });
 
   it('an empty file or a SQLite file without tables becomes a store, and gets its lock files as any store', async () => {
-    const place = mkdtempSync(join(dir, 'becomes-a-store-'));
-    const empty = join(place, 'empty.db');
-    writeFileSync(empty, '');
-    const bare = join(place, 'bare.db');
-    const made = new Database(bare);
-    made.pragma('user_version = 7');
-    made.close();
+    const { empty, bare } = filesWithoutStore(dir, 'becomes-a-store-');
     for (const file of [empty, bare]) {
       const store = await openWriterStore(`sqlite:${file}`, 'import');
       try {
