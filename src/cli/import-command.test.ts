@@ -416,6 +416,27 @@ describe('wameter import', () => {
     );
   });
 
+  it('says so when it rates a bill a what-if re-rate kept (rerate --as-of-rules without --dry-run), once', async () => {
+    const { dir, db, config } = storeWithAccounts([]);
+    const events = tempFile(dir, 'w2.ndjson', CLEAN_W2_LINES);
+    expect((await run(['import', events, '--db', db, '--config', config])).code).toBe(0);
+    const whatIf = await run(['rerate', '--db', db, '--config', config, '--as-of-rules', 'CBP-2022']);
+    expect(whatIf.error).not.toContain('what-if');
+    // The next import rates the whole bill again under the rules of each date: the what-if is replaced.
+    const next = await run(['import', events, '--db', db, '--config', config]);
+    expect(next.code).toBe(0);
+    expect(next.error).toContain(
+      "wameter import: the stored bill was last re-rated under CBP-2022 rules (`rerate --as-of-rules CBP-2022` or POST /v1/rerate's as_of_rules, kept as the bill): it is rated now under the rules in force on each date, which replaces it; the what-if stays in the rating history (GET /v1/ratings), and `--dry-run` re-rates without keeping one\n",
+    );
+    const after = await run(['import', events, '--db', db, '--config', config]);
+    expect(after.error).not.toContain('re-rated under');
+    // A dry run keeps nothing: nothing to say.
+    await run(['rerate', '--db', db, '--config', config, '--as-of-rules', 'CBP-2022', '--dry-run']);
+    expect((await run(['import', events, '--db', db, '--config', config])).error).not.toContain(
+      're-rated under',
+    );
+  });
+
   it('says so when it re-prices a bill that was priced with a card edited under the same name, and the history tells them apart', async () => {
     const { dir, db } = storeWithAccounts([]);
     const cards = join(dir, 'cards');

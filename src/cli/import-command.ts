@@ -12,6 +12,7 @@ import { loadPricingSetup } from '../server/pricing-setup.js';
 import {
   ACCOUNTS_CHANGED_WARNING,
   RATE_CARDS_CHANGED_WARNING,
+  whatIfReplacedWarning,
   RatingFailedError,
 } from '../server/rating-service.js';
 import type { EventInput } from '../store/store.js';
@@ -234,6 +235,8 @@ async function runImport(sources: string[], flags: ImportFlags, io: CliIo): Prom
       io.writeError(`wameter import: ${ACCOUNTS_CHANGED_WARNING}\n`);
     if (await rating.isStoredUnderOtherRateCards())
       io.writeError(`wameter import: ${RATE_CARDS_CHANGED_WARNING}\n`);
+    const whatIf = await rating.storedAsOfRules();
+    if (whatIf !== null) io.writeError(`wameter import: ${whatIfReplacedWarning(whatIf)}\n`);
     try {
       await rating.rateAll();
     } catch (error) {

@@ -143,6 +143,39 @@ describe('graceful shutdown with keep-alive connections', () => {
     expect(warned(edited.logger)).toBe(true);
   });
 
+  it('warns at start when the stored bill is a what-if re-rate (as_of_rules kept as the bill), which it replaces', async () => {
+    const db = `sqlite:${join(dir, 'what-if.db')}`;
+    const serve = async () => {
+      const logger = createMemoryLogger();
+      const server = await startServer(testConfig({ db, port: 0, host: '127.0.0.1' }), {
+        logger,
+        ratingWorkerScript: null,
+      });
+      return { server, logger };
+    };
+    const warned = (logger: { lines: string[] }) =>
+      logger.lines.filter((line) => line.includes('the stored bill was last re-rated under'));
+    const first = await serve();
+    expect((await postWebhook(first.server, fixture('meta-docs/incoming_text_basic.json'))).status).toBe(200);
+    const rerated = await fetch(`${first.server.url}/v1/rerate`, {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${KEY_ALL}`, 'Content-Type': 'application/json' },
+      body: JSON.stringify({ as_of_rules: 'CBP-2023' }),
+    });
+    expect(rerated.status).toBe(200);
+    await first.server.close();
+    expect(warned(first.logger)).toEqual([]);
+    const next = await serve();
+    await next.server.close();
+    expect(warned(next.logger)).toEqual([
+      expect.stringContaining('the stored bill was last re-rated under CBP-2023 rules'),
+    ]);
+    // That start rated it under the rules of each date: the next one has nothing to say.
+    const after = await serve();
+    await after.server.close();
+    expect(warned(after.logger)).toEqual([]);
+  });
+
   it('after an upgrade (a bill rated by other rating code), the start re-rates it as a re-rate that keeps what changed', async () => {
     const path = join(dir, 'upgraded.db');
     const db = `sqlite:${path}`;

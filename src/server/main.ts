@@ -31,6 +31,7 @@ import {
   ACCOUNTS_CHANGED_WARNING,
   createRatingService,
   RATE_CARDS_CHANGED_WARNING,
+  whatIfReplacedWarning,
 } from './rating-service.js';
 import { explainStartError } from './start-errors.js';
 import { createStoreHealth } from './store-health.js';
@@ -316,6 +317,8 @@ async function startService(config: ServiceConfig, options: StartOptions): Promi
   // this returns.)
   if (await rating.isStoredUnderOtherAccounts().catch(() => false)) logger.warn(ACCOUNTS_CHANGED_WARNING);
   if (await rating.isStoredUnderOtherRateCards().catch(() => false)) logger.warn(RATE_CARDS_CHANGED_WARNING);
+  const whatIf = await rating.storedAsOfRules().catch(() => null);
+  if (whatIf !== null) logger.warn(whatIfReplacedWarning(whatIf));
   // Another wameter rated the stored bill (an upgrade): re-rated as a re-rate that reports and keeps what it
   // changed — begun before the first request can arrive, so that no live rating comes before it.
   const upgraded = rating

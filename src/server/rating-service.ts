@@ -183,6 +183,11 @@ export interface RatingService {
    */
   isStoredUnderOtherRateCards(): Promise<boolean>;
   /**
+   * The era a re-rate wrote the stored bill under (`as_of_rules`: a what-if kept as the bill), when the latest
+   * rating was one; null otherwise. The next rating, under the rules of each date, replaces that bill.
+   */
+  storedAsOfRules(): Promise<string | null>;
+  /**
    * After an upgrade: the WABAs whose latest rating was made by other rating code (`engineDigest`: another
    * wameter version, or one from before the digest was kept) are re-rated as a re-rate with reason
    * `upgrade`, which keeps old vs new per unit in the history, instead of re-priced silently by the next
@@ -309,6 +314,11 @@ export const UPGRADE_DUE_IN_DRY_RUN_WARNING =
 
 export const RATE_CARDS_CHANGED_WARNING =
   'the stored bill was last priced with rate cards whose rates differ from these (a card edited under the same file name, or other cards): it is re-priced now under the cards given to this run, and GET /v1/ratings tells the two ratings apart by their rate_cards_digest; to keep the earlier pricing, give the same cards (WAMETER_RATE_CARDS, or the rate cards of --config), and to see what changes first, run `wameter rerate --dry-run`';
+
+/** What a start or an import says before it rates a bill a what-if re-rate wrote (`storedAsOfRules`). */
+export function whatIfReplacedWarning(era: string): string {
+  return `the stored bill was last re-rated under ${era} rules (\`rerate --as-of-rules ${era}\` or POST /v1/rerate's as_of_rules, kept as the bill): it is rated now under the rules in force on each date, which replaces it; the what-if stays in the rating history (GET /v1/ratings), and \`--dry-run\` re-rates without keeping one`;
+}
 
 /** The stored bill is older than acknowledged arrivals: their live rating failed and is being retried. */
 export class RatingBehindError extends Error {
@@ -974,6 +984,10 @@ export function createRatingService(deps: RatingServiceDeps): RatingService {
     storedUnderOtherRules,
     upgrade,
     isUpgradeDue: async () => (await wabasRatedByOtherCode()).length > 0,
+    async storedAsOfRules() {
+      const [last] = await store.listRatings(1, undefined, WITHOUT_CHANGES);
+      return last?.asOfRules ?? null;
+    },
     async isStoredUnderOtherRateCards() {
       const [last] = await store.listRatings(1, undefined, WITHOUT_CHANGES);
       return last?.rateCardsDigest !== undefined && last.rateCardsDigest !== pricingCardsDigest;
