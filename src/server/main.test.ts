@@ -38,6 +38,18 @@ function start(overrides: Partial<ServiceConfig> = {}): Promise<RunningServer> {
   );
 }
 
+/** The service on `db` with the test defaults, and the lines it logged (a memory logger of its own). */
+async function serveWithLog(
+  db: string,
+): Promise<{ server: RunningServer; logger: ReturnType<typeof createMemoryLogger> }> {
+  const logger = createMemoryLogger();
+  const server = await startServer(testConfig({ db, port: 0, host: '127.0.0.1' }), {
+    logger,
+    ratingWorkerScript: null,
+  });
+  return { server, logger };
+}
+
 /** One real fixture webhook, signed, to a running server. */
 function postWebhook(server: RunningServer, body: Buffer = webhookFixtures()[0]!.body): Promise<Response> {
   return fetch(`${server.url}/webhooks/whatsapp`, {
@@ -145,14 +157,7 @@ describe('graceful shutdown with keep-alive connections', () => {
 
   it('warns at start when the stored bill is a what-if re-rate (as_of_rules kept as the bill), which it replaces', async () => {
     const db = `sqlite:${join(dir, 'what-if.db')}`;
-    const serve = async () => {
-      const logger = createMemoryLogger();
-      const server = await startServer(testConfig({ db, port: 0, host: '127.0.0.1' }), {
-        logger,
-        ratingWorkerScript: null,
-      });
-      return { server, logger };
-    };
+    const serve = () => serveWithLog(db);
     const warned = (logger: { lines: string[] }) =>
       logger.lines.filter((line) => line.includes('the stored bill was last re-rated under'));
     const first = await serve();
@@ -179,14 +184,7 @@ describe('graceful shutdown with keep-alive connections', () => {
   it('after an upgrade (a bill rated by other rating code), the start re-rates it as a re-rate that keeps what changed', async () => {
     const path = join(dir, 'upgraded.db');
     const db = `sqlite:${path}`;
-    const serve = async () => {
-      const logger = createMemoryLogger();
-      const server = await startServer(testConfig({ db, port: 0, host: '127.0.0.1' }), {
-        logger,
-        ratingWorkerScript: null,
-      });
-      return { server, logger };
-    };
+    const serve = () => serveWithLog(db);
     const ratings = async (server: RunningServer) =>
       (
         (await (
