@@ -364,6 +364,11 @@ function allowanceUsedWords(unit: BillableUnit): string {
   return `, past the month's free allowance (${Number(limit).toLocaleString('en-US')} ${what}, all used: this is the ${ordinal(Number(used))})`;
 }
 
+/** A unit's category as the story's words write it: `business-initiated`, not the code `business_initiated`. */
+function categoryInWords(category: string): string {
+  return category.replaceAll('_', '-');
+}
+
 function ordinal(n: number): string {
   const text = n.toLocaleString('en-US');
   const tens = n % 100;
@@ -376,11 +381,6 @@ function ordinal(n: number): string {
  * WABA; each line of a WABA not on UTC shows its clock too, since its local date decides the era, the month
  * and the rate card ("2025-06-30T20:00:00Z (2025-07-01 08:00 Pacific/Auckland)").
  */
-/** A unit's category as the story's words write it: `business-initiated`, not the code `business_initiated`. */
-function categoryInWords(category: string): string {
-  return category.replaceAll('_', '-');
-}
-
 export function formatExplanation(
   explanation: Explanation,
   zoneOfBusiness: (business: string) => string | undefined = () => undefined,
