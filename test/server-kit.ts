@@ -339,3 +339,21 @@ export async function createDashboardService(
   });
   return created;
 }
+
+/**
+ * An accounts file in a new folder under `dir` (the system's temporary folder by default) putting W1 and W2
+ * in one portfolio, P1 (KEY_W1 reads W1, KEY_W2 reads W2): its path.
+ */
+export function sharedPortfolioAccounts(dir = mkdtempSync(join(tmpdir(), 'wameter-accounts-'))): string {
+  const accountsPath = join(dir, 'accounts.json');
+  writeFileSync(
+    accountsPath,
+    JSON.stringify({
+      accounts: [
+        { waba: 'W1', portfolio: 'P1' },
+        { waba: 'W2', portfolio: 'P1' },
+      ],
+    }),
+  );
+  return accountsPath;
+}

@@ -19,6 +19,7 @@ import {
   KEY_W2,
   OTHER_SECRET,
   SECRET,
+  sharedPortfolioAccounts,
   VERIFY_TOKEN,
   webhookFixtures,
   type TestService,
@@ -2085,17 +2086,7 @@ describe('rating history of a key for part of a shared portfolio, a page at a ti
   async function sharedPortfolioOn(engine: 'SQLite' | 'PostgreSQL') {
     const dir = mkdtempSync(join(tmpdir(), 'wameter-accounts-'));
     onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
-    const accountsPath = join(dir, 'accounts.json');
-    writeFileSync(
-      accountsPath,
-      JSON.stringify({
-        accounts: [
-          { waba: 'W1', portfolio: 'P1' },
-          { waba: 'W2', portfolio: 'P1' },
-        ],
-      }),
-    );
-    service = await serviceOnEngine(engine, 'wameter_app', { accountsPath });
+    service = await serviceOnEngine(engine, 'wameter_app', { accountsPath: sharedPortfolioAccounts(dir) });
   }
 
   it.each(['SQLite', 'PostgreSQL'] as const)(

@@ -1,23 +1,21 @@
 // Two WABAs of one portfolio whose events name one message id (MESSAGE_OF_TWO_WABAS): each has its own unit
 // of that id, so the live rating's diff must tell rows apart by WABA and id, not by id alone.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { createTestService, KEY_ALL, KEY_W1, KEY_W2, rateLinesAsBatch } from '../../test/server-kit.js';
+import {
+  createTestService,
+  KEY_ALL,
+  KEY_W1,
+  KEY_W2,
+  rateLinesAsBatch,
+  sharedPortfolioAccounts,
+} from '../../test/server-kit.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'wameter-shared-id-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
-const accountsPath = join(dir, 'accounts.json');
-writeFileSync(
-  accountsPath,
-  JSON.stringify({
-    accounts: [
-      { waba: 'W1', portfolio: 'P1' },
-      { waba: 'W2', portfolio: 'P1' },
-    ],
-  }),
-);
+const accountsPath = sharedPortfolioAccounts(dir);
 
 const sent = (waba: string, business: string, user: string, id: string, at: string, deliveredAt: string) => ({
   kind: 'outbound',
