@@ -3382,7 +3382,7 @@ describe('operations: health, metrics, OpenAPI, rate limit, logs', () => {
     expect([...codes].sort()).toEqual([...Object.keys(ERRORS), 'SERVER_BUSY'].sort());
   });
 
-  it('limits /v1 requests per client IP with 429 and Retry-After; signed webhooks still pass', async () => {
+  it('limits /v1 requests per API key with 429 and Retry-After; signed webhooks still pass', async () => {
     service = await createTestService({ rateLimit: { perSecond: 1, burst: 2 } });
     expect((await service.get('/v1/totals', KEY_ALL)).status).toBe(200);
     expect((await service.get('/v1/totals', KEY_ALL)).status).toBe(200);
@@ -3390,14 +3390,29 @@ describe('operations: health, metrics, OpenAPI, rate limit, logs', () => {
     expect(limited.status).toBe(429);
     expect(limited.headers.get('Retry-After')).toBe('1');
     expect(await json(limited)).toMatchObject({ error: { code: 'RATE_LIMITED' } });
+    // Another client's key from the same address (a provider's backend, a shared proxy) has its own bucket.
+    expect((await service.get('/v1/totals', KEY_W1)).status).toBe(200);
     // Meta's deliveries are never refused for the rate of other requests from the same address.
     expect((await service.postWebhook(fixture('pywa/status_sent.json'))).status).toBe(200);
     expect((await service.get('/healthz')).status).toBe(200);
-    // The verification handshake counts as an ordinary request.
-    const handshake = `/webhooks/whatsapp?hub.mode=subscribe&hub.verify_token=${VERIFY_TOKEN}&hub.challenge=7`;
-    expect((await service.get(handshake)).status).toBe(429);
     service.clock.nowMs += 1000;
     expect((await service.get('/v1/totals', KEY_ALL)).status).toBe(200);
+  });
+
+  it('limits requests without a valid key, and the webhook handshake, per client IP', async () => {
+    service = await createTestService({ rateLimit: { perSecond: 1, burst: 2 } });
+    // A wrong key and no key share the address's bucket: guessing keys is limited however many are tried.
+    expect((await service.get('/v1/totals', 'not-a-key')).status).toBe(401);
+    expect((await service.get('/v1/totals')).status).toBe(401);
+    const handshake = `/webhooks/whatsapp?hub.mode=subscribe&hub.verify_token=${VERIFY_TOKEN}&hub.challenge=7`;
+    const limited = await service.get(handshake);
+    expect(limited.status).toBe(429);
+    expect(await json(limited)).toMatchObject({ error: { code: 'RATE_LIMITED' } });
+    expect((await service.get('/v1/totals', 'another-guess')).status).toBe(429);
+    // A valid key is not held back by the failures of others at its address.
+    expect((await service.get('/v1/totals', KEY_W2)).status).toBe(200);
+    service.clock.nowMs += 1000;
+    expect((await service.get(handshake)).status).toBe(200);
   });
 
   it('never rate-limits signed webhooks: a burst of real payloads far over the limit is all stored', async () => {

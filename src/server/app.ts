@@ -358,7 +358,17 @@ export function createApp(deps: AppDeps): Hono<Env> {
   const exportingKeys = new Set<string>();
   const exportStallMs = deps.exportStallMs ?? EXPORT_STALL_MS;
   const exportDeadlineMs = deps.exportDeadlineMs ?? EXPORT_DEADLINE_MS;
-  const keysByHash = new Map(config.apiKeys.map((apiKey) => [sha256(apiKey.key).toString('hex'), apiKey]));
+  const keysByHash = new Map(
+    config.apiKeys.map((apiKey) => {
+      const hash = sha256(apiKey.key).toString('hex');
+      return [hash, { apiKey, hash }] as const;
+    }),
+  );
+  /** The configured key a request's `Authorization: Bearer …` names, with its hash; undefined for none. */
+  const apiKeyOfRequest = (c: Context) => {
+    const match = /^Bearer\s+(\S+)\s*$/i.exec(c.req.header('authorization') ?? '');
+    return match ? keysByHash.get(sha256(match[1]!).toString('hex')) : undefined;
+  };
   const limiter = config.rateLimit ? createRateLimiter(config.rateLimit, clock) : null;
   // Webhook POSTs count only when they fail (bad or missing signature, oversized body): Meta's signed
   // deliveries come from a few addresses, often far faster than any per-IP request limit, and must never be
@@ -570,9 +580,15 @@ export function createApp(deps: AppDeps): Hono<Env> {
     return errorResponse(c, 'RATE_LIMITED', undefined, { 'Retry-After': String(verdict.retryAfterSeconds) });
   };
   const rateLimit: MiddlewareHandler<Env> = async (c, next) => {
-    // By client as the body budget counts them: one IPv6 host's /64 is one bucket, not 2^64 of them.
-    const verdict = limiter?.take(clientOfAddress(clientIp(c)));
-    if (verdict && !verdict.isAllowed) return refuseOverLimit(c, verdict);
+    // A /v1 request with a valid API key is counted by its key: a provider's backend asking for fifty clients
+    // from one address must not share one bucket among them, nor with everyone else behind its proxy. Any
+    // other request (no key, a wrong one, the webhook handshake) by client as the body budget counts them:
+    // one IPv6 host's /64 is one bucket, not 2^64 of them.
+    if (!limiter) return next();
+    const known = c.req.path.startsWith('/v1/') ? apiKeyOfRequest(c) : undefined;
+    if (known) c.set('apiKey', known.apiKey);
+    const verdict = limiter.take(known ? `key ${known.hash}` : `ip ${clientOfAddress(clientIp(c))}`);
+    if (!verdict.isAllowed) return refuseOverLimit(c, verdict);
     await next();
   };
   const webhookRateLimit: MiddlewareHandler<Env> = async (c, next) => {
@@ -857,9 +873,8 @@ export function createApp(deps: AppDeps): Hono<Env> {
   // --- /v1: API key, scoped to WABAs -----------------------------------------------------------------
 
   app.use('/v1/*', async (c, next) => {
-    const header = c.req.header('authorization') ?? '';
-    const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
-    const apiKey = match ? keysByHash.get(sha256(match[1]!).toString('hex')) : undefined;
+    // Already found by the rate limit when it is on.
+    const apiKey = (c.get('apiKey') as ApiKey | undefined) ?? apiKeyOfRequest(c)?.apiKey;
     if (!apiKey) {
       const detail =
         config.apiKeys.length === 0
