@@ -226,15 +226,16 @@ describe('one client’s share of the body budget', () => {
       clientIp: (c: { req: { header(name: string): string | undefined } }) =>
         c.req.header('x-test-client') ?? '',
     });
+    // Requests without a valid key are counted by address (one with a key, by its key).
     const get = (client: string) =>
-      app.request('/v1/totals', { headers: { Authorization: `Bearer ${KEY_ALL}`, 'x-test-client': client } });
+      app.request('/v1/totals', { headers: { Authorization: 'Bearer a-guess', 'x-test-client': client } });
     // Three addresses of one host's /64: the third request is over the burst of two.
     const statuses = [];
     for (const client of ['2001:db8:0:12::1', '2001:db8:0:12::2', '2001:db8:0:12:ffff::3'])
       statuses.push((await get(client)).status);
-    expect(statuses).toEqual([200, 200, 429]);
+    expect(statuses).toEqual([401, 401, 429]);
     // Another /64 has its own bucket.
-    expect((await get('2001:db8:0:13::1')).status).toBe(200);
+    expect((await get('2001:db8:0:13::1')).status).toBe(401);
   });
 
   it('counts an IPv6 client by its /64 network, and an IPv4-mapped one as IPv4', () => {
