@@ -317,11 +317,13 @@ export function rateByReference(events: readonly CoreEvent[], options: Reference
     const month = date.slice(0, 7);
     const place = options.markets.resolve(unit.user, date);
     unit.market = place.market;
-    if (
-      unit.category === 'authentication' &&
-      isAuthInternational(account, place.country, date, unit.openedAtMs)
-    ) {
-      unit.category = 'authentication_international';
+    // §3.5, §5.4 (contract §4: a free entry point of an authentication template shows the rate it would have
+    // cost, the international one where it applies).
+    const isAuthentication =
+      unit.category === 'authentication' ||
+      (unit.type === 'free_entry_point' && unit.rateCategory === 'authentication');
+    if (isAuthentication && isAuthInternational(account, place.country, date, unit.openedAtMs)) {
+      if (unit.category === 'authentication') unit.category = 'authentication_international';
       unit.rateCategory = 'authentication_international';
     }
     const card = options.rateBook.cardInForce(account.currency, date);

@@ -243,6 +243,14 @@ export class UnitPricer {
       draft.category = 'authentication_international';
       draft.rateCategory = 'authentication_international';
       draft.rule += '+AUTH_INTERNATIONAL';
+    } else if (
+      draft.type === 'free_entry_point' &&
+      draft.rateCategory === 'authentication' &&
+      this.isAuthInternational(account, draft.waba, draft.country, date, draft.openedAtMs, false)
+    ) {
+      // A free entry point opened (or, under PMP, a message of it) by an authentication template shows the rate
+      // it would have cost (contract §4): outside the window that template is charged the international rate.
+      draft.rateCategory = 'authentication_international';
     }
 
     draft.currency = account.currency;
@@ -374,6 +382,7 @@ export class UnitPricer {
     country: string | null,
     date: string,
     atMs: number,
+    isCharged = true,
   ): boolean {
     const eligibility = account.authInternational;
     if (!eligibility || country === null) return false;
@@ -383,6 +392,8 @@ export class UnitPricer {
     // A business always pays its own country's rate: where it was located when the message was delivered.
     const home = primaryCountryAt(account, atMs);
     if (home === undefined) {
+      // A free unit's shown rate alone is at stake: nothing was priced for want of the location.
+      if (!isCharged) return false;
       // pricing-rules §5.4 needs "its primary business location is another country": unknown, not shown.
       this.context.findings.add(`AUTH_INTERNATIONAL_NO_LOCATION:${waba}`, () => ({
         code: 'AUTH_INTERNATIONAL_NO_LOCATION',

@@ -637,3 +637,68 @@ describe('words a money review found incomplete', () => {
     );
   });
 });
+
+describe('the rate a free entry point "would have cost" (contract §4) for an authentication template', () => {
+  // A business located in Indonesia, eligible for authentication-international rates since 2024-01-01,
+  // answers an Indian user's ad click with an authentication template: free, but outside the window the same
+  // template is charged at the international rate (§3.5, §5.4: India 0.0280 USD on usd-2024-11-01 and
+  // usd-2025-10-01), so that is the rate the free unit would have cost, not the domestic 0.0014.
+  const abroad = {
+    waba: 'W1',
+    timeZone: 'UTC',
+    currency: 'USD',
+    portfolio: 'W1',
+    primaryCountry: 'ID',
+    authInternational: { startMs: at('2024-01-01T00:00:00Z'), exceptionsMs: {} },
+  };
+  const events: CoreEvent[] = [
+    inbound(at('2024-11-10T10:00:00Z'), 'i1', {}, true),
+    logged('2024-11-10T10:05:00Z', 'c1', 'authentication'), // CBP-2024-11: a free entry point conversation
+    inbound(at('2025-10-10T10:00:00Z'), 'i2', {}, true),
+    logged('2025-10-10T10:05:00Z', 'p1', 'authentication'), // PMP-2025: opens the free window
+    logged('2025-10-10T11:05:00Z', 'p2', 'authentication'), // inside it
+    logged('2025-10-14T11:05:00Z', 'p3', 'authentication'), // after it: charged
+  ];
+  const shown = (units: readonly BillableUnit[]) =>
+    units.map((u) => [u.messages.join('+'), u.category, u.type, u.rateMicros, u.amountMicros]);
+
+  it('is the authentication-international rate where §5.4 applies, in CBP and PMP alike', async () => {
+    const result = await rate(events, { accounts: [abroad] });
+    expect(shown(result.units)).toEqual([
+      ['c1', 'referral_conversion', 'free_entry_point', 28_000, 0],
+      ['p1', 'referral_conversion', 'free_entry_point', 28_000, 0],
+      ['p2', 'referral_conversion', 'free_entry_point', 28_000, 0],
+      ['p3', 'authentication_international', 'regular', 28_000, 28_000],
+    ]);
+  });
+
+  it('stays the domestic rate at home, before the start time, or where the location is unknown (no finding)', async () => {
+    const home = await rate(events, { accounts: [{ ...abroad, primaryCountry: 'IN' }] });
+    const notYet = await rate(events, {
+      accounts: [{ ...abroad, authInternational: { startMs: at('2026-01-01T00:00:00Z'), exceptionsMs: {} } }],
+    });
+    for (const result of [home, notYet]) {
+      expect(shown(result.units).map((u) => u[3])).toEqual([1_400, 1_400, 1_400, 1_400]);
+    }
+    const { primaryCountry: _home, ...unlocated } = abroad;
+    const unknown = await rate(events.slice(0, 5), { accounts: [unlocated] });
+    expect(shown(unknown.units).map((u) => u[3])).toEqual([1_400, 1_400, 1_400]);
+    // Only free units: nothing was priced at the domestic rate for want of the location.
+    expect(unknown.findings.map((f) => f.code)).not.toContain('AUTH_INTERNATIONAL_NO_LOCATION');
+  });
+
+  it('the reference rater agrees', async () => {
+    const pricing = await loadPricing();
+    const book = createRateBook(pricing.cards);
+    if (!book.ok) throw new Error(book.error.message);
+    const reference = rateByReference(events, {
+      accountFor: (waba) => (waba === 'W1' ? abroad : defaultAccount(waba)),
+      rateBook: book.value,
+      markets: pricing.markets,
+    });
+    const engine = await rate(events, { accounts: [abroad] });
+    expect(engine.units.map((u) => [u.id, u.category, u.type, u.rateMicros, u.amountMicros])).toEqual(
+      reference.units.map((u) => [u.id, u.category, u.type, u.rateMicros, u.amountMicros]),
+    );
+  });
+});
