@@ -209,6 +209,7 @@ export function checkFilter(filter: UnitFilter): void {
   checkFilterText('waba', filter.waba);
   checkFilterText('business', filter.business);
   checkFilterText('user', filter.user);
+  checkFilterText('joinedNumber', filter.joinedNumber);
   checkFilterText('category', filter.category);
   checkFilterText('type', filter.type);
   checkFilterText('market', filter.market);

@@ -2069,6 +2069,35 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
         expect(await ids(store, { waba: 'W1', category: 'utility', fromMs: T0 + 1 })).toEqual(['u3']);
       });
 
+      it('finds a business-scoped id’s units under the number it was joined to (joinedNumber), and its own', async () => {
+        const store = await seeded();
+        const scopedId = 'US.13491208655302741918';
+        await store.replaceRating(rating('r2', ['W1', 'W2', 'W3']), {
+          units: [...units, unit('s1', { openedAtMs: T0 + 5, waba: 'W2', user: scopedId })],
+          pending: [],
+          findings: [],
+        });
+        const joined = { user: scopedId, joinedNumber: '447700900000' };
+        expect(await ids(store, { user: scopedId })).toEqual(['s1']);
+        expect(await ids(store, joined)).toEqual(['u3', 's1']);
+        // Within the caller's WABAs and the other filters, as any user filter.
+        expect(await ids(store, { ...joined, wabas: ['W1'] })).toEqual(['u3']);
+        expect(await ids(store, { ...joined, waba: 'W2' })).toEqual(['s1']);
+        expect(await ids(store, { ...joined, fromMs: T0 + 5 })).toEqual(['s1']);
+        const exported: string[] = [];
+        await store.exportUnits(joined, (page) => void exported.push(...page.map((u) => u.id)));
+        expect(exported).toEqual(['u3', 's1']);
+        expect((await store.totals(joined)).USD?.units).toBe(2);
+        const points = await store.analytics({ ...joined, granularity: 'MONTHLY', dimensions: ['waba'] });
+        expect(points.map((p) => [p.dimensions, p.units])).toEqual([
+          [{ waba: 'W1' }, 1],
+          [{ waba: 'W2' }, 1],
+        ]);
+        await expect(
+          store.queryUnits({ ...joined, joinedNumber: '44\u0000' }, { limit: 1 }),
+        ).rejects.toMatchObject({ name: 'StoreInputError', code: 'BAD_FILTER' });
+      });
+
       it('never leaks a unit outside the caller’s WABAs', async () => {
         const store = await seeded();
         expect(await ids(store, { wabas: ['W1'] })).toEqual(['u1', 'u3', 'u4']);

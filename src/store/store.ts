@@ -345,6 +345,11 @@ export interface UnitFilter {
   waba?: string;
   business?: string;
   user?: string;
+  /**
+   * With `user`, a business-scoped user id: the number the rating joined it to (Meta gave them together), under
+   * which the id's units are stored (one window, one set of conversations). Units of either user match.
+   */
+  joinedNumber?: string;
   category?: UnitCategory;
   type?: PricingType;
   market?: string;

@@ -1913,7 +1913,13 @@ function commonClauses(filter: UnitFilter, params: Params, prefix: string, timeC
     clauses.push(`${prefix}waba = ANY(${params.add([...filter.wabas])}::text[])`);
   if (filter.waba !== undefined) clauses.push(`${prefix}waba = ${params.add(filter.waba)}`);
   if (filter.business !== undefined) clauses.push(`${prefix}business = ${params.add(filter.business)}`);
-  if (filter.user !== undefined) clauses.push(`${prefix}user_id = ${params.add(filter.user)}`);
+  if (filter.user !== undefined) {
+    clauses.push(
+      filter.joinedNumber === undefined
+        ? `${prefix}user_id = ${params.add(filter.user)}`
+        : `${prefix}user_id IN (${params.add(filter.user)}, ${params.add(filter.joinedNumber)})`,
+    );
+  }
   if (filter.fromMs !== undefined)
     clauses.push(`${prefix}${timeColumn} >= ${params.add(filter.fromMs)}::bigint`);
   if (filter.toMs !== undefined) clauses.push(`${prefix}${timeColumn} < ${params.add(filter.toMs)}::bigint`);

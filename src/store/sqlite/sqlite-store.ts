@@ -1581,7 +1581,13 @@ function commonWhere(filter: UnitFilter, prefix: string, timeColumn: string): Wh
     add(`${prefix}waba IN (SELECT value FROM json_each(?))`, JSON.stringify(filter.wabas));
   if (filter.waba !== undefined) add(`${prefix}waba = ?`, filter.waba);
   if (filter.business !== undefined) add(`${prefix}business = ?`, filter.business);
-  if (filter.user !== undefined) add(`${prefix}user_id = ?`, filter.user);
+  if (filter.user !== undefined) {
+    if (filter.joinedNumber === undefined) add(`${prefix}user_id = ?`, filter.user);
+    else {
+      where.clauses.push(`${prefix}user_id IN (?, ?)`);
+      where.params.push(filter.user, filter.joinedNumber);
+    }
+  }
   if (filter.fromMs !== undefined) add(`${prefix}${timeColumn} >= ?`, filter.fromMs);
   if (filter.toMs !== undefined) add(`${prefix}${timeColumn} < ?`, filter.toMs);
   return where;
