@@ -17,6 +17,7 @@ import {
   KEY_ALL,
   KEY_W1,
   KEY_W2,
+  mountDashboardRoutes,
   OTHER_SECRET,
   SECRET,
   sharedPortfolioAccounts,
@@ -3629,6 +3630,130 @@ describe('explain by a business-scoped user id Meta joined to a number', () => {
     expect(Object.keys(byId).slice(0, 2)).toEqual(['user', 'scoped_user']);
   });
 });
+
+/**
+ * What the `user` filter finds on each route that reads it, as unit ids (`/v1/units`, `/v1/units.csv`), unit
+ * counts (`/v1/totals`, `/v1/analytics`, `/v1/dashboard/overview`'s totals), all in USD.
+ */
+async function unitsOfUser(user: string, key: string) {
+  const query = `user=${encodeURIComponent(user)}`;
+  const units = (await json(await service.get(`/v1/units?${query}`, key))).units as { id: string }[];
+  const csv = await (await service.get(`/v1/units.csv?${query}`, key)).text();
+  const count = (totals: unknown) => (totals as { USD?: { units: number } }).USD?.units ?? 0;
+  const analytics = (await json(
+    await service.get(`/v1/analytics?start=0&end=1800000000&granularity=MONTHLY&${query}`, key),
+  )) as { data: { data_points: { conversation: number }[] }[] };
+  const overview = await json(await service.get(`/v1/dashboard/overview?${query}`, key));
+  return {
+    units: units.map((unit) => unit.id).sort(),
+    csvRows: csv.trim().split('\r\n').length - 1,
+    totals: count((await json(await service.get(`/v1/totals?${query}`, key))).totals),
+    analytics: analytics.data.flatMap((d) => d.data_points).reduce((sum, p) => sum + p.conversation, 0),
+    overview: count(overview.totals),
+  };
+}
+
+describe.each(['SQLite', 'PostgreSQL'] as const)(
+  'the user filter by a business-scoped user id Meta joined to a number (%s)',
+  (engine) => {
+    const scopedId = 'US.13491208655302741918';
+    /** The service on `engine`, with the dashboard's routes (its overview reads the filter too). */
+    async function serviceWithDashboard(accountsPath?: string) {
+      service = await serviceOnEngine(engine, 'h_scoped', accountsPath ? { accountsPath } : {});
+      await mountDashboardRoutes(service, { accountsPath: accountsPath ?? null, rateCardPaths: [] });
+    }
+
+    it("finds the number's units, as explain tells them, and the units addressed to the id that nothing joined", async () => {
+      await serviceWithDashboard();
+      // Meta gives the number and the id together; the business's answer is addressed to the id.
+      expect((await service.postWebhook(fixture('pywa/incoming_text.json'))).status).toBe(200);
+      const answer = messagesWebhook('1234567890987654321', {
+        messaging_product: 'whatsapp',
+        metadata: { display_phone_number: '972123456789', phone_number_id: '1122334455667' },
+        contacts: [{ profile: { name: 'Test Name' }, wa_id: '', user_id: scopedId }],
+        statuses: [
+          {
+            id: 'wamid.answer',
+            status: 'delivered',
+            timestamp: '1697043300',
+            recipient_id: '',
+            recipient_user_id: scopedId,
+            pricing: { billable: false, pricing_model: 'CBP', category: 'service' },
+          },
+        ],
+      });
+      expect((await service.postWebhook(JSON.stringify(answer))).status).toBe(200);
+      // In another WABA (another portfolio), where nothing pairs the id, a message addressed to it.
+      await service.postEvents(conversationLines('W2', 'PN2', scopedId, 'wamid.w2'));
+      await service.rating.settled();
+      const story = await json(await service.get(`/v1/explain?user=${scopedId}`, KEY_ALL));
+      expect(story).toMatchObject({ user: '972987654321', scoped_user: scopedId });
+      const joined = (story.units as { id: string }[]).map((unit) => unit.id);
+      expect(joined.length).toBeGreaterThan(0);
+      const unjoined = (
+        (await json(await service.get('/v1/units?waba=W2', KEY_ALL))).units as { id: string; user: string }[]
+      ).filter((unit) => unit.user === scopedId);
+      expect(unjoined.length).toBeGreaterThan(0);
+      const all = [...joined, ...unjoined.map((unit) => unit.id)].sort();
+      const count = all.length;
+      expect(await unitsOfUser(scopedId, KEY_ALL)).toEqual({
+        units: all,
+        csvRows: count,
+        totals: count,
+        analytics: count,
+        overview: count,
+      });
+      // The number itself finds its own units only, as before.
+      expect((await unitsOfUser('+972 98-765-4321', KEY_ALL)).units).toEqual([...joined].sort());
+      // Other filters still narrow it.
+      const w2 = (await json(await service.get(`/v1/units?user=${scopedId}&waba=W2`, KEY_ALL))).units;
+      expect((w2 as { id: string }[]).map((unit) => unit.id).sort()).toEqual(
+        unjoined.map((u) => u.id).sort(),
+      );
+    });
+
+    it("tells a key nothing of an id that only another client's events pair with a number its own units have", async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'wameter-accounts-'));
+      onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
+      await serviceWithDashboard(sharedPortfolioAccounts(dir));
+      const number = '5511987650002';
+      const shared = 'US.88888888888888888888';
+      // Meta's own webhook of W2 (the portfolio mate) pairs the id with the number; both WABAs bill that number.
+      const pairing = messagesWebhook('W2', {
+        messaging_product: 'whatsapp',
+        metadata: { display_phone_number: '2', phone_number_id: 'PN2' },
+        contacts: [{ profile: { name: 'x' }, wa_id: number, user_id: shared }],
+        messages: [
+          {
+            from: number,
+            from_user_id: shared,
+            id: 'wamid.w2.in',
+            timestamp: '1752138000',
+            type: 'text',
+            text: { body: 'hi' },
+          },
+        ],
+      });
+      expect((await service.postWebhook(JSON.stringify(pairing))).status).toBe(200);
+      await service.postEvents([
+        ...conversationLines('W1', 'PN1', number, 'wamid.k1'),
+        ...conversationLines('W2', 'PN2', number, 'wamid.k2'),
+      ]);
+      await service.rating.settled();
+      const ofNumber = await unitsOfUser(number, KEY_W1);
+      expect(ofNumber.units.length).toBeGreaterThan(0);
+      // W1's key: what an id nobody uses finds (nothing), not W1's units of the number the mate paired it with.
+      const nothing = { units: [], csvRows: 0, totals: 0, analytics: 0, overview: 0 };
+      expect(await unitsOfUser(shared, KEY_W1)).toEqual(nothing);
+      expect(await unitsOfUser('US.12345678901234567890', KEY_W1)).toEqual(nothing);
+      // The mate's key finds its own units of the number by the id; a key for both WABAs finds both's.
+      const mates = await unitsOfUser(shared, KEY_W2);
+      expect(mates.units).toEqual((await unitsOfUser(number, KEY_W2)).units);
+      expect(mates.units.length).toBeGreaterThan(0);
+      expect((await unitsOfUser(shared, KEY_ALL)).units).toEqual((await unitsOfUser(number, KEY_ALL)).units);
+    });
+  },
+);
 
 describe('unknown query parameters are refused, never ignored', () => {
   beforeEach(async () => {

@@ -90,6 +90,7 @@ import {
   ANALYTICS_GRANULARITIES,
   analyticsRangeRefusal,
   instantQuery,
+  joinScopedUser,
   parseUnitFilter,
   timeZoneQuery,
   unnamedUserProblem,
@@ -969,8 +970,22 @@ export function createApp(deps: AppDeps): Hono<Env> {
     return filter.value;
   }
 
-  /** A `user` that names nobody the key may read, in no form a user has, is refused (unnamedUserProblem). */
+  /**
+   * The `user` filter as explain reads it: a business-scoped id joined to a number finds the number's units
+   * too (joinScopedUser); a `user` that names nobody the key may read, in no form a user has, is refused
+   * (unnamedUserProblem).
+   */
   async function checkUserNamed(c: Context<Env>, filter: UnitFilter): Promise<void> {
+    const scope = scopeOf(c);
+    await joinScopedUser(filter, (user) =>
+      fromStore(
+        rating.joinedNumber({
+          user,
+          ...(scope ? { visibleWabas: scope } : {}),
+          client: c.get('apiKey').name,
+        }),
+      ),
+    );
     const problem = await unnamedUserProblem(c.req.query('user'), filter, async (named) => {
       const page = await fromStore(store.queryUnits(named, { limit: 1 }));
       return page.units.length > 0;

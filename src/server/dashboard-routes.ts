@@ -43,6 +43,7 @@ import {
 } from '../store/store.js';
 import { totalsToJson } from '../core/report.js';
 import {
+  joinScopedUser,
   mayKeyAccess,
   parseUnitFilter,
   scopeOfKey,
@@ -257,7 +258,12 @@ export function registerDashboardRoutes(app: Hono<Env>, deps: DashboardDeps): vo
       if (!asked.ok) throw new DashboardQueryError(asked.error.code, asked.error.message);
       const timeZone = asked.value ?? (filter.waba ? accountBook().accountFor(filter.waba).timeZone : 'UTC');
       await rating.current(scopeOf(apiKey));
-      // A `user` in no form a user has, naming no unit of the key: 400, as on GET /v1/units.
+      // A business-scoped id joined to a number finds the number's units too, and a `user` in no form a user
+      // has, naming no unit of the key, is 400: as on GET /v1/units.
+      const scope = scopeOf(apiKey);
+      await joinScopedUser(filter, (user) =>
+        rating.joinedNumber({ user, ...(scope ? { visibleWabas: scope } : {}), client: apiKey.name }),
+      );
       const unnamed = await unnamedUserProblem(
         c.req.query('user'),
         filter,

@@ -38,7 +38,14 @@ const unitFilterParameters = [
     description: 'One WABA (must be one of the key’s).',
   },
   { name: 'business', in: 'query', schema: { type: 'string' }, description: 'Business phone number id.' },
-  { name: 'user', in: 'query', schema: { type: 'string' }, description: 'User WhatsApp id.' },
+  {
+    name: 'user',
+    in: 'query',
+    schema: { type: 'string' },
+    description:
+      'A phone number or a business-scoped user id, read as /v1/explain reads it: an id Meta gave together ' +
+      "with a number finds the number's units too, and its own.",
+  },
   { name: 'category', in: 'query', schema: { $ref: '#/components/schemas/Category' } },
   { name: 'type', in: 'query', schema: { $ref: '#/components/schemas/PricingType' } },
   {

@@ -217,6 +217,17 @@ export interface RatingService {
     client?: string;
   }): Promise<ExplainReport>;
   /**
+   * The number the rating joined business-scoped id `user` to (Meta gave them together), as explain finds it
+   * for a caller that may read `visibleWabas` (its `user`, `scoped_user` the id): only in portfolios where the
+   * caller's own events name the id, or a number they pair with it; undefined when none joins it. Rated in
+   * `client`'s turn, as explain is (`ClientBusyError` past its limit).
+   */
+  joinedNumber(query: {
+    user: string;
+    visibleWabas?: readonly string[];
+    client?: string;
+  }): Promise<string | undefined>;
+  /**
    * A reconciliation or an estimate over stored events, rated where live ratings run, in `client`'s turn.
    * Rejects with `ClientBusyError` when the client already has its limit of on-demand ratings.
    */
@@ -910,6 +921,29 @@ export function createRatingService(deps: RatingServiceDeps): RatingService {
     return Promise.resolve(findings);
   }
 
+  /**
+   * One user's story, rated on demand in `query.client`'s turn: the portfolios of the WABAs the caller may
+   * read (`visibleWabas`) where its own events name the user (`ScopeRatingOptions.traceVisibleWabas`).
+   */
+  async function tracedRating(
+    query: { user: string; business?: string; visibleWabas?: readonly string[]; client?: string },
+    withDecisions: boolean,
+  ) {
+    const visible = query.visibleWabas ? new Set(query.visibleWabas) : undefined;
+    const candidates = (await store.listWabas()).filter((waba) => !visible || visible.has(waba));
+    const scope = candidates.length === 0 ? [] : await portfolioScope(candidates);
+    const trace = { user: query.user, ...(query.business === undefined ? {} : { business: query.business }) };
+    return scope.length === 0
+      ? { output: { units: [], pending: [], decisions: [], timeline: [], findings: [] }, failed: undefined }
+      : await onDemand.run(query.client ?? LOCAL_CLIENT, () =>
+          onDemandRater.rateScope(scope, {
+            ...(withDecisions ? { withDecisions: true } : {}),
+            trace,
+            ...(query.visibleWabas ? { traceVisibleWabas: query.visibleWabas } : {}),
+          }),
+        );
+  }
+
   async function explain(query: {
     user: string;
     business?: string;
@@ -918,19 +952,7 @@ export function createRatingService(deps: RatingServiceDeps): RatingService {
   }): Promise<ExplainReport> {
     await settled();
     const visible = query.visibleWabas ? new Set(query.visibleWabas) : undefined;
-    const candidates = (await store.listWabas()).filter((waba) => !visible || visible.has(waba));
-    const scope = candidates.length === 0 ? [] : await portfolioScope(candidates);
-    const trace = { user: query.user, ...(query.business === undefined ? {} : { business: query.business }) };
-    const { output: result, failed } =
-      scope.length === 0
-        ? { output: { units: [], pending: [], decisions: [], timeline: [], findings: [] } }
-        : await onDemand.run(query.client ?? LOCAL_CLIENT, () =>
-            onDemandRater.rateScope(scope, {
-              withDecisions: true,
-              trace,
-              ...(query.visibleWabas ? { traceVisibleWabas: query.visibleWabas } : {}),
-            }),
-          );
+    const { output: result, failed } = await tracedRating(query, true);
     // A business-scoped id the rating joined to its number (Meta gave both): the story is the number's.
     const storyUser = ('tracedUser' in result ? result.tracedUser : undefined) ?? query.user;
     const isAsked = (item: { waba: string; business: string; user: string }) =>
@@ -972,6 +994,10 @@ export function createRatingService(deps: RatingServiceDeps): RatingService {
     markDirty,
     settled,
     current,
+    async joinedNumber(query) {
+      const { output } = await tracedRating(query, false);
+      return 'tracedUser' in output ? output.tracedUser : undefined;
+    },
     async rateAll() {
       markDirty(await store.listWabas());
       await settled();

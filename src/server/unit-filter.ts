@@ -83,6 +83,22 @@ export function userQuery(text: string): string {
 }
 
 /**
+ * Joins `filter`'s `user`, when it is no phone number (a business-scoped id), to the number the rating joined
+ * it to — Meta gave them together (`from_user_id`, `contacts[].user_id`) in its portfolio, and the id's units
+ * are stored under the number —, found by `joinedNumberOf` as GET /v1/explain finds it for the caller's key
+ * (RatingService.joinedNumber): then units of either match (`UnitFilter.joinedNumber`). Asked once the bill is
+ * current.
+ */
+export async function joinScopedUser(
+  filter: UnitFilter,
+  joinedNumberOf: (user: string) => Promise<string | undefined>,
+): Promise<void> {
+  if (filter.user === undefined || normalisePhone(filter.user).ok) return;
+  const number = await joinedNumberOf(filter.user);
+  if (number !== undefined && number !== filter.user) filter.joinedNumber = number;
+}
+
+/**
  * Meta's business-scoped user id (BSUID, sent for users who hide their number behind a username): a two-letter
  * country code, a period, and letters and digits (`US.13491208655302741918`; a parent id `US.ENT.1181…`).
  */
@@ -129,6 +145,7 @@ export async function unnamedUserProblem(
   const named = await hasUnits({
     ...(filter.wabas === undefined ? {} : { wabas: filter.wabas }),
     user: filter.user,
+    ...(filter.joinedNumber === undefined ? {} : { joinedNumber: filter.joinedNumber }),
   });
   return named
     ? undefined
