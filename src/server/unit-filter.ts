@@ -82,8 +82,11 @@ export function userQuery(text: string): string {
   return phone.ok ? canonicalUser(phone.value) : text.trim();
 }
 
+/** Letters, a period, then letters and digits (`user.9373795779eb…`): shaped like a user id, whatever its prefix. */
+const SCOPED_ID_LIKE = /^[A-Za-z]+(\.[A-Za-z0-9]+)+$/;
+
 /**
- * Joins `filter`'s `user`, when it is no phone number (a business-scoped id), to the number the rating joined
+ * Joins `filter`'s `user`, when it is shaped as a business-scoped id, to the number the rating joined
  * it to — Meta gave them together (`from_user_id`, `contacts[].user_id`) in its portfolio, and the id's units
  * are stored under the number —, found by `joinedNumberOf` as GET /v1/explain finds it for the caller's key
  * (RatingService.joinedNumber): then units of either match (`UnitFilter.joinedNumber`). Asked once the bill is
@@ -93,7 +96,8 @@ export async function joinScopedUser(
   filter: UnitFilter,
   joinedNumberOf: (user: string) => Promise<string | undefined>,
 ): Promise<void> {
-  if (filter.user === undefined || normalisePhone(filter.user).ok) return;
+  // Only an id shaped as Meta's are: `abc` or `12` (a mistake, refused unless a unit names it) costs no rating.
+  if (filter.user === undefined || !SCOPED_ID_LIKE.test(filter.user.trim())) return;
   const number = await joinedNumberOf(filter.user);
   if (number !== undefined && number !== filter.user) filter.joinedNumber = number;
 }
@@ -121,9 +125,6 @@ export function userFormProblem(text: string): string | undefined {
     `("US.13491208655302741918")`
   );
 }
-
-/** Letters, a period, then letters and digits (`user.9373795779eb…`): shaped like a user id, whatever its prefix. */
-const SCOPED_ID_LIKE = /^[A-Za-z]+(\.[A-Za-z0-9]+)+$/;
 
 /**
  * Why a units filter's `user` (`given` as the request wrote it, read into `filter.user`) is refused, or
