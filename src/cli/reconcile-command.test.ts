@@ -798,6 +798,24 @@ describe('wameter reconcile: what was checked, and what accounts for a differenc
     expect(table.out).not.toContain("import Meta's official rate card");
   });
 
+  it('a bucket only a message difference names, empty on both sides, is not counted in table nor JSON', async () => {
+    // Meta's webhook says marketing, its export utility (as wameter): the marketing bucket of that day holds
+    // nothing on either side, so one unit was compared in one bucket, not two.
+    const events = write('recategorised.ndjson', `${UTILITY_SENT}\n${PRICED_AS_MARKETING}\n`);
+    const exported = exportOf('utility-only.json', 'W1', [point('UTILITY', 0.0014)]);
+    const args = [events, '--accounts', accounts, '--analytics', exported];
+    const json = await cli([...args, '--format', 'json']);
+    const reconciliation = JSON.parse(json.out);
+    expect(reconciliation.differences).toEqual([
+      expect.objectContaining({ message: 'm1', cause: 'TEMPLATE_RECATEGORISED' }),
+    ]);
+    expect(reconciliation.checked.buckets).toBe(1);
+    const table = await cli(args);
+    expect(table.out).toContain('1 unit(s) of wameter in 1 bucket(s).');
+    expect(table.out).toContain('1 unit(s) of WABA W1 in 1 analytics bucket(s).');
+    expect(table.err).toContain('1 bucket(s)) with Meta');
+  });
+
   it("only Meta's webhook bodies: their categories are Meta's own, so nothing is checked (exit 1), and it says why", async () => {
     const webhook = (id: string, timestamp: number, category: string) =>
       JSON.stringify(

@@ -284,6 +284,21 @@ describe('the period compared with an analytics export', () => {
     expect(bucketsOf(result)).toEqual([['2025-10-15', 'META_COUNTS_FEWER', 1, 0]]);
   });
 
+  it("a bucket empty on both sides (a point of Meta's with no volume and no cost) is not counted as compared", () => {
+    const result = reconcileUnits(
+      units,
+      dailyExport([
+        { day: '2025-10-01', volume: 1, cost: 0.0014 },
+        { day: '2025-10-15', volume: 1, cost: 0.0014 },
+        { day: '2025-10-20', volume: 0, cost: 0 },
+        { day: '2025-10-31', volume: 1, cost: 0.0014 },
+      ]),
+    );
+    expect(result.differences).toEqual([]);
+    expect(result.analytics?.units).toBe(3);
+    expect(result.checked.buckets).toBe(3);
+  });
+
   it("units outside the period, and other WABAs' units, are counted as not compared with their amounts", () => {
     const result = reconcileUnits(
       [

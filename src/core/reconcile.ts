@@ -270,7 +270,11 @@ export interface ReconciliationJson {
      * `messages − unverifiable − category_from_webhook` were.
      */
     category_from_webhook: number;
-    /** Buckets of the analytics export (and of wameter's units in its period) compared. */
+    /**
+     * Buckets of the analytics export (and of wameter's units in its period) compared: those with a unit or an
+     * amount on either side. One empty on both sides (a data point of Meta's with no volume and no cost) is not
+     * counted.
+     */
     buckets: number;
   };
   /** With an analytics export: what was compared with it, the totals of both sides, what was left out. */
@@ -1421,5 +1425,14 @@ function compareBuckets(
       matching: common.matching.size,
     };
   }
-  return { differences, checked: tallies.size, comparison };
+  // A bucket with nothing on either side (a zero point of Meta's, or one only a message difference named) was
+  // compared with nothing: it is not counted, or "4 units in 5 buckets" would claim a day that holds none.
+  const checked = [...tallies.values()].filter(
+    (tally) =>
+      tally.ours.units > 0 ||
+      tally.ours.amountMicros !== 0 ||
+      tally.meta.units > 0 ||
+      tally.meta.amountMicros !== 0,
+  ).length;
+  return { differences, checked, comparison };
 }
