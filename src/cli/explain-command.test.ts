@@ -300,6 +300,35 @@ describe('wameter explain: the findings of the story, and its exit code', () => 
     );
   });
 
+  it("a finding of the WABA counted over several users says its count is the WABA's, and the story's own share", async () => {
+    // Four UK users of W1 the 2024 card has no rate for: one NO_RATE of W1 ×4, one unit of which is UK's.
+    const others = ['447700123457', '447700123458', '447700123459'];
+    const many = eventsFile('many-uk.ndjson', [
+      utility('uk1', UK),
+      delivered('uk1', '2024-03-01T10:05:03Z'),
+      ...others.flatMap((user, i) => [
+        utility(`uk-${i}`, user),
+        delivered(`uk-${i}`, '2024-03-01T10:05:06Z'),
+      ]),
+      // W2's delivery no send log line explains: UNKNOWN_CATEGORY ×2 of W2, whose share no unit tells.
+      { ...delivered('x2', '2024-03-01T10:06:00Z'), waba: 'W2', business: 'PN2', user: '919800000002' },
+      { ...delivered('x3', '2024-03-01T10:07:00Z'), waba: 'W2', business: 'PN2', user: '919800000003' },
+      utility('x1', NOWHERE, { waba: 'W2', business: 'PN2' }),
+      delivered('x1', '2024-03-01T10:05:05Z'),
+    ]);
+    const table = await cli([many, '--user', UK]);
+    const section = table.out.slice(table.out.indexOf('\nFindings\n'));
+    expect(section).toMatch(/\n {2}NO_RATE: WABA W1: .* \(×1 in this story, of ×4 in WABA W1\)\n/);
+    expect(section).not.toContain('(×4)');
+    const json = JSON.parse((await cli([many, '--user', UK, '--format', 'json'])).out);
+    expect(json.findings).toEqual([expect.objectContaining({ code: 'NO_RATE', count: 4, story_count: 1 })]);
+    const csv = await cli([many, '--user', UK, '--format', 'csv']);
+    expect(csv.err).toContain('(×1 in this story, of ×4 in WABA W1)');
+    // A finding whose share of the story its units cannot tell: the count is said to be the WABA's.
+    const nowhere = await cli([many, '--user', NOWHERE]);
+    expect(nowhere.out).toMatch(/\n {2}UNKNOWN_CATEGORY: .* \(×2 in WABA W2\)\n/);
+  });
+
   it('a priced story shows no findings of others and exits 0', async () => {
     const result = await cli([input, '--user', INDIA, '--format', 'json']);
     expect(result.code).toBe(EXIT.OK);

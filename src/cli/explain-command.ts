@@ -32,7 +32,13 @@ import {
   watchRateCardOperands,
 } from './options.js';
 import { createSourceErrorReporter } from './source-errors.js';
-import { ALLOW_UNPRICED_HELP, findingLine, unpricedExit, unratedCodesIn, unratedIn } from './unpriced.js';
+import {
+  ALLOW_UNPRICED_HELP,
+  storyFindingLine,
+  unpricedExit,
+  unratedCodesIn,
+  unratedIn,
+} from './unpriced.js';
 
 interface ExplainFlags {
   user: string;
@@ -203,7 +209,7 @@ async function runExplain(
     io.writeOut(terminalSafe(`${formatExplanation(explanation, zoneOf)}\n${findingsSection(findings)}`));
   }
   // A CSV holds the story's lines only (its pending messages among them): the findings are said beside it.
-  if (flags.format === 'csv') sayFindingsBesideCsv(findings, undefined, warn);
+  if (flags.format === 'csv') sayFindingsBesideCsv(findings, undefined, warn, storyFindingLine);
   errors.summarise();
   const missing = whatIsMissing(explanation, flags.business, {
     userBusinesses: new Set([
@@ -229,7 +235,7 @@ async function runExplain(
 /** The story's findings for the table, after its totals; nothing when there are none. */
 function findingsSection(findings: readonly Finding[]): string {
   if (findings.length === 0) return '';
-  return `\nFindings\n${findings.map((finding) => `  ${findingLine(finding)}\n`).join('')}`;
+  return `\nFindings\n${findings.map((finding) => `  ${storyFindingLine(finding)}\n`).join('')}`;
 }
 
 /** When the story is empty: which of the user and the business number the input does not have. */

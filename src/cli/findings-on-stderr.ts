@@ -16,10 +16,12 @@ export function sayFindings(
   findings: readonly Finding[],
   heading: string,
   warn: (line: string) => void,
+  /** How one finding reads (`storyFindingLine` for a user's story). */
+  lineOf: (finding: Finding) => string = findingLine,
 ): void {
   if (findings.length === 0) return;
   warn(heading);
-  for (const finding of findings.slice(0, FINDINGS_SHOWN)) warn(`  ${findingLine(finding)}`);
+  for (const finding of findings.slice(0, FINDINGS_SHOWN)) warn(`  ${lineOf(finding)}`);
   const rest = findings.slice(FINDINGS_SHOWN);
   if (rest.length > 0) {
     const byCode = new Map<string, number>();
@@ -40,11 +42,13 @@ export function sayFindingsBesideCsv(
   findings: readonly Finding[],
   pending: number | undefined,
   warn: (line: string) => void,
+  lineOf: (finding: Finding) => string = findingLine,
 ): void {
   sayFindings(
     findings,
     `${findings.length} finding(s), not in the CSV (--format json lists them too):`,
     warn,
+    lineOf,
   );
   if (pending !== undefined && pending > 0) {
     warn(

@@ -16,15 +16,46 @@ export const ALLOW_UNPRICED_HELP =
  */
 export function findingLine(finding: Finding): string {
   const count = typeof finding.count === 'number' && finding.count > 1 ? ` (×${finding.count})` : '';
+  return `${finding.code}: ${wabaNamed(finding)}${finding.message}${count}`;
+}
+
+/**
+ * One finding of a user's story (`explain`), as `findingLine` but saying whose its count is: the rating counts
+ * a finding over its whole WABA, of which the story is one user. `(×1 in this story, of ×4 in WABA W1)` where
+ * the story's share is known (`story_count`: findingsOfStory), else `(×4 in WABA W1)`.
+ */
+export function storyFindingLine(finding: Finding): string {
+  const count = typeof finding.count === 'number' ? finding.count : 1;
+  const other = typeof finding.other_waba === 'string' ? finding.other_waba : undefined;
+  const whole =
+    typeof finding.portfolio === 'string'
+      ? `portfolio ${finding.portfolio}`
+      : typeof finding.waba === 'string' && finding.waba !== ''
+        ? other === undefined
+          ? `WABA ${finding.waba}`
+          : `WABAs ${finding.waba} and ${other}`
+        : 'the input';
+  const own = typeof finding.story_count === 'number' ? finding.story_count : undefined;
+  const counted =
+    own === undefined
+      ? count > 1
+        ? ` (×${count} in ${whole})`
+        : ''
+      : count > 1 || own > 1
+        ? ` (×${own} in this story, of ×${count} in ${whole})`
+        : '';
+  return `${finding.code}: ${wabaNamed(finding)}${finding.message}${counted}`;
+}
+
+/** `WABA W: ` for a finding of one WABA whose message does not name it, else ''. */
+function wabaNamed(finding: Finding): string {
   const { waba } = finding;
-  const named =
-    typeof waba === 'string' &&
+  return typeof waba === 'string' &&
     waba !== '' &&
     finding.portfolio === undefined &&
     !finding.message.includes(waba)
-      ? `WABA ${waba}: `
-      : '';
-  return `${finding.code}: ${named}${finding.message}${count}`;
+    ? `WABA ${waba}: `
+    : '';
 }
 
 /**

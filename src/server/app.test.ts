@@ -1284,6 +1284,27 @@ describe('query API: units, totals, CSV, explain, analytics', () => {
     expect((await json(await service.get(`/v1/explain?user=${user}`, KEY_W2))).findings).toEqual([]);
   });
 
+  it("explain's findings keep the WABA's count and say the story's own share (story_count)", async () => {
+    // Three UK users of W1 the 2024 card has no rate for: one NO_RATE of W1 ×3, one unit of which is this story's.
+    const users = ['447700123456', '447700123457', '447700123458'];
+    await service.postEvents(
+      users.flatMap((user, i) => [
+        {
+          kind: 'outbound',
+          at: '2024-03-01T10:05:00Z',
+          waba: 'W1',
+          business: 'PN1',
+          user,
+          id: `wamid.uk${i}`,
+          template: 'utility',
+        },
+        { kind: 'status', at: '2024-03-01T10:05:03Z', waba: 'W1', id: `wamid.uk${i}`, status: 'delivered' },
+      ]),
+    );
+    const answer = await json(await service.get(`/v1/explain?user=${users[0]}`, KEY_ALL));
+    expect(answer.findings).toEqual([expect.objectContaining({ code: 'NO_RATE', count: 3, story_count: 1 })]);
+  });
+
   it('reads "user" as people write numbers, in either form of a Brazilian mobile, as `wameter explain` does', async () => {
     await service.postEvents(conversationLines('W1', 'PN1', '5521987654321', 'wamid.br'));
     for (const written of ['+55 21 98765-4321', '552187654321', '005521987654321']) {

@@ -408,7 +408,7 @@ export const openApiDocument = {
               findings: {
                 type: 'array',
                 description:
-                  "The rating's findings about this story (as `wameter explain` tells them): {code, message, …}; none naming a WABA the key may not read.",
+                  "The rating's findings about this story (as `wameter explain` tells them): {code, message, …}; none naming a WABA the key may not read. `count` is the rating's, of the finding's whole WABA (or portfolio); `story_count`, where the story's units tell it (NO_RATE, UNKNOWN_RECIPIENT, CATEGORY_FROM_WEBHOOK), how many of those cases are this story's.",
                 items: { type: 'object' },
               },
             },

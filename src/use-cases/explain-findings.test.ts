@@ -38,6 +38,14 @@ describe('the findings of one user’s story', () => {
         rate_card: 'usd-2025-10-01',
         market: 'India',
         category: 'marketing',
+        waba: 'W1',
+      }),
+      // Each WABA has its own: another WABA's missing rate is not this story's.
+      finding('NO_RATE', {
+        tag: 'other-waba',
+        rate_card: 'usd-2025-10-01',
+        market: 'India',
+        category: 'marketing',
         waba: 'W9',
       }),
       finding('NO_RATE', {
@@ -64,6 +72,39 @@ describe('the findings of one user’s story', () => {
     expect(findingsOfStory(findings, story([unit({ amountMicros: 25_000, rateMicros: 25_000 })]))).toEqual(
       [],
     );
+  });
+
+  it("a finding's count is its WABA's; the story's own share is story_count, where its units tell it", () => {
+    const findings = [
+      // The WABA's four unpriced marketing messages to India, one of which is this story's.
+      finding('NO_RATE', {
+        rate_card: 'usd-2025-10-01',
+        market: 'India',
+        category: 'marketing',
+        waba: 'W1',
+        count: 4,
+      }),
+      finding('CATEGORY_FROM_WEBHOOK', { waba: 'W1', count: 7 }),
+      finding('UNKNOWN_RECIPIENT', { number: '919876543210', waba: 'W1', count: 2 }),
+      // Of the whole WABA: what share is the story's, its units cannot tell.
+      finding('NO_WINDOW_IN_INPUT', { waba: 'W1', count: 9 }),
+    ];
+    const told = findingsOfStory(
+      findings,
+      story([
+        unit(),
+        unit({ id: 'u_m2', messages: ['m2'], isCategoryFromWebhook: true }),
+        unit({ id: 'u_m3', messages: ['m3'], market: null, rateCard: 'usd-2025-10-01' }),
+      ]),
+    );
+    expect(told.map((f) => [f.code, f.count, f.story_count])).toEqual([
+      ['NO_RATE', 4, 2],
+      ['CATEGORY_FROM_WEBHOOK', 7, 1],
+      ['UNKNOWN_RECIPIENT', 2, 1],
+      ['NO_WINDOW_IN_INPUT', 9, undefined],
+    ]);
+    // The rating's finding is told as it is, its count unchanged.
+    expect(findings[0]).not.toHaveProperty('story_count');
   });
 
   it('a card of the other pricing model is told with the units it priced, not with every story of the WABA', () => {

@@ -48,8 +48,63 @@ export function storyScopeOf(
   };
 }
 
+/**
+ * The findings of the story. A finding's `count` is the rating's, of its whole WABA (or portfolio): where the
+ * story's own share can be counted from its units, `story_count` says it (a WABA's `NO_RATE` ×4, one unit of
+ * which is this user's: `count` 4, `story_count` 1), so that a story never passes the WABA's count off as its own.
+ */
 export function findingsOfStory(findings: readonly Finding[], story: StoryScope): Finding[] {
-  return findings.filter((finding) => isOfStory(finding, story));
+  return findings
+    .filter((finding) => isOfStory(finding, story))
+    .map((finding) => {
+      const storyCount = storyCountOf(finding, story);
+      return storyCount === undefined ? finding : { ...finding, story_count: storyCount };
+    });
+}
+
+/** A unit charged but left without a price. */
+const isUnpriced = (unit: BillableUnit) => unit.type === 'regular' && unit.amountMicros === null;
+
+const textOf = (finding: Finding, key: string): string | undefined =>
+  typeof finding[key] === 'string' ? (finding[key] as string) : undefined;
+
+/**
+ * The units a missing rate left unpriced: the finding's own (one per WABA, card, market and category).
+ * PMP-2026-10 prices service messages from the utility column.
+ */
+function isUnpricedBy(finding: Finding, unit: BillableUnit): boolean {
+  const category = textOf(finding, 'category');
+  const waba = textOf(finding, 'waba');
+  return (
+    isUnpriced(unit) &&
+    (waba === undefined || unit.waba === waba) &&
+    unit.rateCard === textOf(finding, 'rate_card') &&
+    unit.market === textOf(finding, 'market') &&
+    (unit.category === category || (unit.category === 'service' && category === 'utility'))
+  );
+}
+
+/**
+ * How many of the finding's cases are the story's, where its units tell exactly (the rating counts these
+ * findings once per unit of their key); `undefined` where they cannot (a WABA's messages without a category,
+ * windows missing from the input…): then the count is the WABA's only.
+ */
+function storyCountOf(finding: Finding, story: StoryScope): number | undefined {
+  const waba = textOf(finding, 'waba');
+  const ofWaba = (unit: BillableUnit) => waba === undefined || unit.waba === waba;
+  switch (finding.code) {
+    case 'NO_RATE':
+      return story.units.filter((unit) => isUnpricedBy(finding, unit)).length;
+    // Keyed by WABA and user: every unit of the user in that WABA, which has no market.
+    case 'UNKNOWN_RECIPIENT':
+      return textOf(finding, 'number') === story.user
+        ? story.units.filter((unit) => ofWaba(unit) && unit.market === null).length
+        : undefined;
+    case 'CATEGORY_FROM_WEBHOOK':
+      return story.units.filter((unit) => ofWaba(unit) && unit.isCategoryFromWebhook === true).length;
+    default:
+      return undefined;
+  }
 }
 
 function isOfStory(finding: Finding, story: StoryScope): boolean {
@@ -59,19 +114,10 @@ function isOfStory(finding: Finding, story: StoryScope): boolean {
   if (text('number') === story.user || text('user') === story.user) return true;
   if (messageId !== undefined && story.messageIds.has(messageId)) return true;
   if (OF_ONE_NUMBER.has(finding.code)) return false;
-  const isUnpriced = (unit: BillableUnit) => unit.type === 'regular' && unit.amountMicros === null;
   switch (finding.code) {
-    // A missing price: told with the units it left unpriced (the finding names the first WABA only).
+    // A missing price: told with the units it left unpriced, of its own WABA (each WABA has its own finding).
     case 'NO_RATE':
-      return story.units.some(
-        (unit) =>
-          isUnpriced(unit) &&
-          unit.rateCard === text('rate_card') &&
-          unit.market === text('market') &&
-          // PMP-2026-10 prices service messages from the utility column.
-          (unit.category === text('category') ||
-            (unit.category === 'service' && text('category') === 'utility')),
-      );
+      return story.units.some((unit) => isUnpricedBy(finding, unit));
     // Charges priced from a card of the other pricing model: told with the story's units it priced (the
     // finding names the first of its WABA's only). A card prices units of both kinds only on dates where
     // conversations and messages meet, so a story whose units from that card are all of its own kind is rare.
