@@ -34,6 +34,19 @@ describe('FindingCollector', () => {
     expect(findings.list()).toEqual([{ code: 'RECIPIENT_DISAGREES', message: 'log', count: 2 }]);
   });
 
+  it('addOverDays words its finding from the smallest exemplar and the last day of its cases', () => {
+    const findings = new FindingCollector();
+    const word = (first: string) => (last: string) => ({
+      code: 'NO_RATE' as const,
+      message: `${first}..${last}`,
+    });
+    findings.addOverDays('k', word('2025-09-10'), exemplarAt(2000, 'b'), '2025-09-10');
+    findings.addOverDays('k', word('2025-09-27'), exemplarAt(4000, 'c'), '2025-09-27');
+    findings.addOverDays('k', word('2025-09-03'), exemplarAt(1000, 'a'), '2025-09-03');
+    findings.addOverDays('k', word('2025-09-19'), exemplarAt(3000, 'd'), '2025-09-19');
+    expect(findings.list()).toEqual([{ code: 'NO_RATE', message: '2025-09-03..2025-09-27', count: 4 }]);
+  });
+
   it('lists its findings in the order of their keys, whichever was said first', () => {
     const codes = (order: string[]) => {
       const findings = new FindingCollector();

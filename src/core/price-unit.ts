@@ -98,6 +98,8 @@ export class FindingCollector {
   private readonly byKey = new Map<string, { finding?: Finding; word?: () => Finding; count: number }>();
   /** Key → the exemplar its finding tells of, for findings that name one of several cases (`add`). */
   private readonly exemplars = new Map<string, string>();
+  /** Key → the last day its cases fell on, for findings that name their days (`addOverDays`). */
+  private readonly lastDays = new Map<string, string>();
 
   /**
    * Counts one more case of the finding `key`, made by `make` the first time. With `exemplar` (the case a
@@ -136,6 +138,17 @@ export class FindingCollector {
       existing.finding = finding;
       existing.word = word;
     }
+  }
+
+  /**
+   * `addWorded` for a finding whose cases fall on many days (a rate missing for weeks): `word` is given the
+   * last local day its cases fell on (`day` of each, YYYY-MM-DD), so that the finding names the days it
+   * concerns — its first (the exemplar's) and its last — not the first alone.
+   */
+  addOverDays(key: string, word: (lastDay: string) => Finding, exemplar: string, day: string): void {
+    const last = this.lastDays.get(key);
+    if (last === undefined || day > last) this.lastDays.set(key, day);
+    this.addWorded(key, () => word(this.lastDays.get(key) ?? day), exemplar);
   }
 
   /**
@@ -345,10 +358,13 @@ export class UnitPricer {
     }
     if (draft.rateMicros === null) {
       draft.amountMicros = null;
-      findings.add(
+      // Worded once every unit is priced: a rate missing for weeks names its first and last day.
+      const { market, rateCategory, waba, era } = draft;
+      findings.addOverDays(
         `NO_RATE:${draft.waba}:${card.id}:${draft.market}:${draft.rateCategory}`,
-        () => noRateFinding(card, draft.market!, draft.rateCategory, date, draft.waba, draft.era),
+        (lastDate) => noRateFinding(card, market, rateCategory, { date, lastDate }, waba, era),
         exemplarAt(draft.openedAtMs, draft.id),
+        date,
       );
       return;
     }
@@ -442,14 +458,21 @@ function columnsOf(card: RateCard): readonly (readonly [RateCategory, string])[]
   return columns;
 }
 
+/**
+ * A missing rate, on the days of its units: `date` the first (its exemplar's), `lastDate` the last; the
+ * message names both when they differ ("on 2025-09-03 … 2025-09-27").
+ */
 function noRateFinding(
   card: RateCard,
   market: string,
   category: RateCategory,
-  date: string,
+  days: { date: string; lastDate: string },
   waba: string,
   era: Era,
 ): Finding {
+  const { lastDate } = days;
+  const date = days.date === lastDate ? days.date : `${days.date} \u2026 ${lastDate}`;
+  const fields = { market, category, date: days.date, last_date: lastDate, rate_card: card.id, waba };
   const where = `in rate card ${card.id} (${card.currency}, effective ${card.effectiveDate})`;
   const listed = columnsOf(card);
   // A card without the category at all (no column, or n/a throughout) is a card of other categories: most often
@@ -469,7 +492,7 @@ function noRateFinding(
         ? `it is a card of CBP-2022's two categories, and these charges are rated under ${era} rules; ${needed} (${GIVE_RATE_CARDS})`
         : `add the column, or import Meta's full ${card.currency} card in force on ${date} (${GIVE_RATE_CARDS})`;
     const message = `no ${category} rate for market "${market}" on ${date} ${where}, nor for any other market: the card lists no ${category} rates at all (${has}): ${advice}`;
-    return { code: 'NO_RATE', message, market, category, date, rate_card: card.id, waba };
+    return { code: 'NO_RATE', message, ...fields };
   }
   // A card without the market's row at all most often predates the market (a card cannot list a market not
   // yet in force on its date): the advice is a newer card, not a rate added to this one.
@@ -480,5 +503,5 @@ function noRateFinding(
           ? `; "${market}" may be one of the markets split from their regions on 2026-10-01 under rules only reported by third parties (PMP-2026-10): with those rules switched off (${SWITCH_REPORTED_OFF}) it is priced in its former region`
           : ''
       }`;
-  return { code: 'NO_RATE', message, market, category, date, rate_card: card.id, waba };
+  return { code: 'NO_RATE', message, ...fields };
 }

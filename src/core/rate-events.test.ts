@@ -1343,6 +1343,25 @@ describe('findings instead of silent guesses', () => {
     ]);
   });
 
+  it('a rate missing on many days names its first and last day, in any order of the lines', async () => {
+    // The United Kingdom is not on the partial 2023 card: four days of March 2024 without a rate.
+    const days = ['2024-03-04', '2024-03-11', '2024-03-20', '2024-03-28'];
+    const events = days.flatMap((day, i) =>
+      send(at(`${day}T10:00:00Z`), `uk${i}`, 'marketing', { user: `44770090012${i}` }),
+    );
+    for (const order of [events, [...events].reverse(), shuffled(events, 7)]) {
+      const finding = (await rate(order)).findings.find((f) => f.code === 'NO_RATE');
+      expect(finding).toMatchObject({ date: '2024-03-04', last_date: '2024-03-28', count: 4 });
+      expect(finding?.message).toContain(
+        "so no marketing rate on 2024-03-04 \u2026 2024-03-28: import Meta's USD card in force on 2024-03-04 \u2026 2024-03-28",
+      );
+    }
+    // One day: named alone, as before.
+    const one = (await rate(events.slice(0, 2))).findings.find((f) => f.code === 'NO_RATE');
+    expect(one).toMatchObject({ date: '2024-03-04', last_date: '2024-03-04', count: 1 });
+    expect(one?.message).toContain('so no marketing rate on 2024-03-04: import');
+  });
+
   it('a market the card has no row for asks for a newer card; a market split under reported rules names --no-reported', async () => {
     const bangladesh = await rate(
       send(at('2026-10-05T10:00:00Z'), 'b', 'marketing', { user: '8801712345678' }),
