@@ -284,7 +284,7 @@ describe('the period compared with an analytics export', () => {
     expect(bucketsOf(result)).toEqual([['2025-10-15', 'META_COUNTS_FEWER', 1, 0]]);
   });
 
-  it("a bucket empty on both sides (a point of Meta's with no volume and no cost) is not counted as compared", () => {
+  it("a zero point of Meta's counts as a compared bucket: Meta said nothing was billed there, and wameter agrees", () => {
     const result = reconcileUnits(
       units,
       dailyExport([
@@ -296,7 +296,11 @@ describe('the period compared with an analytics export', () => {
     );
     expect(result.differences).toEqual([]);
     expect(result.analytics?.units).toBe(3);
-    expect(result.checked.buckets).toBe(3);
+    expect(result.checked.buckets).toBe(4);
+    // A quiet period: Meta's export states zero, wameter has no unit — checked, and in agreement.
+    const quiet = reconcileUnits([], dailyExport([{ day: '2025-10-20', volume: 0, cost: 0 }]));
+    expect(quiet.differences).toEqual([]);
+    expect(quiet.checked.buckets).toBe(1);
   });
 
   it("units outside the period, and other WABAs' units, are counted as not compared with their amounts", () => {

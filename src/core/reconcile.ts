@@ -1211,6 +1211,8 @@ function compareBuckets(
   };
 
   const metaTotal: { units: number; micros: Micros } = { units: 0, micros: 0 };
+  /** Buckets a point of Meta's export stated, a zero one too: compared, whatever they hold. */
+  const stated = new Set<BucketTally>();
   for (const point of points) {
     const label = labelOf(point);
     if (label === undefined) {
@@ -1219,6 +1221,7 @@ function compareBuckets(
       continue;
     }
     const tally = tallyFor(label, point.country, point);
+    stated.add(tally);
     tally.meta.units += point.count;
     tally.meta.amountMicros = sumMicros(tally.meta.amountMicros, point.costMicros);
     metaTotal.units += point.count;
@@ -1425,10 +1428,12 @@ function compareBuckets(
       matching: common.matching.size,
     };
   }
-  // A bucket with nothing on either side (a zero point of Meta's, or one only a message difference named) was
-  // compared with nothing: it is not counted, or "4 units in 5 buckets" would claim a day that holds none.
+  // A bucket only a message difference named, with nothing on either side, was compared with nothing: it is not
+  // counted, or "1 unit in 2 buckets" would claim a bucket that holds none. A zero point of Meta's export is:
+  // Meta said nothing was billed there, and wameter's none agrees (a quiet month is checked, not unknown).
   const checked = [...tallies.values()].filter(
     (tally) =>
+      stated.has(tally) ||
       tally.ours.units > 0 ||
       tally.ours.amountMicros !== 0 ||
       tally.meta.units > 0 ||
