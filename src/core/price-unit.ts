@@ -341,18 +341,24 @@ export class UnitPricer {
     }
     if (!card) {
       draft.amountMicros = null;
-      findings.add(
+      const { waba } = draft;
+      findings.addOverDays(
         // Per WABA, as every finding a unit can be told by: the key of one WABA sees why its unit has no
-        // price, and the count is that WABA's.
-        `NO_RATE_CARD:${draft.waba}:${account.currency}:${month}`,
-        () => ({
+        // price, and the count is that WABA's. One a month, naming its first and last day.
+        `NO_RATE_CARD:${waba}:${account.currency}:${month}`,
+        (lastDate) => ({
           code: 'NO_RATE_CARD',
-          message: `no ${account.currency} rate card is in force on ${date}: import Meta's rate card for that date (${GIVE_RATE_CARDS})${this.currencyHint(account.currency, draft.waba)}`,
+          message:
+            lastDate === date
+              ? `no ${account.currency} rate card is in force on ${date}: import Meta's rate card for that date (${GIVE_RATE_CARDS})${this.currencyHint(account.currency, waba)}`
+              : `no ${account.currency} rate card is in force on ${date} \u2026 ${lastDate}: import Meta's rate card for those dates (${GIVE_RATE_CARDS})${this.currencyHint(account.currency, waba)}`,
           currency: account.currency,
           date,
-          waba: draft.waba,
+          last_date: lastDate,
+          waba,
         }),
         exemplarAt(draft.openedAtMs, draft.id),
+        date,
       );
       return;
     }

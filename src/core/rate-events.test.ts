@@ -1523,6 +1523,19 @@ describe('findings instead of silent guesses', () => {
     expect(dated!.message).toBe(
       `no USD rate card is in force on 2021-06-01: import Meta's rate card for that date (--rate-cards; for the service, WAMETER_RATE_CARDS or "rateCards")`,
     );
+    expect(dated).toMatchObject({ date: '2021-06-01', last_date: '2021-06-01' });
+  });
+
+  it('NO_RATE_CARD names the first and last day of its month that lack a card, in any order of the lines', async () => {
+    const days = ['2021-06-03', '2021-06-29', '2021-06-11'];
+    const events = days.flatMap((day, i) => send(at(`${day}T10:00:00Z`), `nc${i}`, 'marketing'));
+    for (const order of [events, [...events].reverse()]) {
+      const finding = (await rate(order)).findings.find((f) => f.code === 'NO_RATE_CARD');
+      expect(finding).toMatchObject({ date: '2021-06-03', last_date: '2021-06-29', count: 3 });
+      expect(finding!.message).toBe(
+        `no USD rate card is in force on 2021-06-03 \u2026 2021-06-29: import Meta's rate card for those dates (--rate-cards; for the service, WAMETER_RATE_CARDS or "rateCards")`,
+      );
+    }
   });
 });
 
