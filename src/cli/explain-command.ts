@@ -63,7 +63,7 @@ export function registerExplainCommand(program: Command, io: CliIo): void {
     .argument('[sources...]', 'event files, folders, or - for stdin', [])
     .requiredOption(
       '--user <wa_id>',
-      "the user's WhatsApp id: the phone number with country code (+, spaces, dashes and a leading 00 are ignored), or a business-scoped user id as Meta writes it",
+      "the user's WhatsApp id: the phone number with country code (+, spaces, dashes, dots, brackets and a leading 00 are ignored), or a business-scoped user id as Meta writes it",
       userArgument,
     )
     .option('--business <phone_number_id>', 'only this business number', optionValue('a phone number id'))
