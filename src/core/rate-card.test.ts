@@ -676,6 +676,18 @@ describe('parseRateCardCsv with the markets of the market table', () => {
     expect(result.ok || result.error.message).not.toMatch(/did you mean/);
   });
 
+  it('refuses a market cell of a megabyte at once, showing its start and length, not the whole cell', () => {
+    // Measuring its edits from each known name took a table of a megabyte per name: minutes, gigabytes.
+    const huge = `Indi${'a'.repeat(1_000_000)}`;
+    const result = withMarkets([`${huge},$US,1,1,1,n/a,0`]);
+    expect(result.ok || result.error).toMatchObject({ code: 'UNKNOWN_MARKET', line: 3 });
+    expect(result.ok || result.error.message).toBe(
+      `usd.csv line 3: unknown market "Indi${'a'.repeat(56)}…" (1000004 characters) (did you mean India?): the market table ` +
+        '(markets.csv) has no market of that name, so no recipient would ever be priced with this row. ' +
+        'Correct the name; if Meta has added this market, the market table must list it before this card can be used',
+    );
+  });
+
   it('refuses a real market the table lacks (one Meta added later), saying the table must list it', () => {
     const result = withMarkets(['India,$US,1,1,1,n/a,0', 'Brazil,$US,1,1,1,n/a,0']);
     expect(result.ok || result.error).toMatchObject({ code: 'UNKNOWN_MARKET', file: 'usd.csv', line: 4 });

@@ -799,11 +799,21 @@ function marketMatcher(known: KnownMarkets | undefined): MarketMatcher {
     const hint = didYouMeanMarket(matched.closest);
     return {
       problem:
-        `unknown market "${name}"${hint}: ${known.source} has no market of that name, so no recipient would ever ` +
+        `unknown market ${quotedCell(name)}${hint}: ${known.source} has no market of that name, so no recipient would ever ` +
         `be priced with this row. Correct the name; if Meta has added this market, the market table must list ` +
         `it before this card can be used`,
     };
   };
+}
+
+/** The most characters of a cell a message shows: a market's name has at most 32. */
+const MOST_CELL_CHARACTERS_SHOWN = 60;
+
+/** A cell quoted for a message: `"Indai"`; a long one cut, with its length (`"XXXX…" (200000 characters)`). */
+function quotedCell(text: string): string {
+  if (text.length <= MOST_CELL_CHARACTERS_SHOWN) return `"${text}"`;
+  const cut = text.slice(0, MOST_CELL_CHARACTERS_SHOWN).replace(/[\ud800-\udbff]$/, '');
+  return `"${cut}…" (${text.length} characters)`;
 }
 
 /** The most words in a market's name: "Rest of Central & Eastern Europe". */
@@ -822,7 +832,7 @@ function noteHint(written: string, currencyCell: string | undefined): string {
     written.split(/\s+/).length > MOST_WORDS_IN_A_MARKET ||
     currencyOfToken(currencyCell ?? '') === undefined;
   return looksLikeNote
-    ? `; "${written}" looks like a note, not a market: notes below the table must be separated from it by a blank line`
+    ? `; ${quotedCell(written)} looks like a note, not a market: notes below the table must be separated from it by a blank line`
     : '';
 }
 
@@ -907,8 +917,12 @@ function closestMarkets(key: string, byKey: ReadonlyMap<string, ReadonlySet<stri
   const limit = Math.max(1, Math.floor(key.length / 3));
   const scored: { name: string; distance: number }[] = [];
   for (const [knownKey, names] of byKey) {
-    let distance = editDistance(key, knownKey);
     const isPart = key.length >= 4 && (knownKey.includes(key) || key.includes(knownKey));
+    // Names further apart in length than `limit` are more than `limit` edits apart: not measured, so that a
+    // cell of a megabyte (a file that is no card) costs no edit table of a megabyte per known market.
+    const isFar = Math.abs(key.length - knownKey.length) > limit;
+    if (isFar && !isPart) continue;
+    let distance = isFar ? limit : editDistance(key, knownKey);
     if (distance > limit && !isPart) continue;
     if (isPart) distance = Math.min(distance, limit);
     for (const name of names) scored.push({ name, distance });
