@@ -1203,6 +1203,34 @@ describe('line ends and byte-order marks', () => {
     expect(ids(read.events)).toEqual(['in1', 'in2', 'in3']);
   });
 
+  it('a CR-only file whose broken line holds a line feed (a raw LF in a string): the lines before it are read', async () => {
+    // The LF makes the file an LF one: its first line holds in1, in2 and the broken line's start, left open.
+    for (const [name, broken] of [
+      ['lf-in-string.ndjson', '{"kind":"oo\r\nps"}'],
+      ['lf-in-line.ndjson', '{"kind":"status",\n"x":1'],
+    ]) {
+      const file = await write(name!, `${inbound('in1')}\r${inbound('in2')}\r${broken}\r${inbound('in3')}\r`);
+      const { events, errors } = await collect([file]);
+      expect(ids(events)).toEqual(['in1', 'in2', 'in3']);
+      expect(errors).toEqual([
+        expect.objectContaining({
+          code: 'MALFORMED_LINE',
+          line: 1,
+          message: expect.stringMatching(
+            /^line 1 \(part 3 of 3: CR alone ends lines there\) is not valid JSON: /,
+          ),
+        }),
+        expect.objectContaining({
+          code: 'MALFORMED_LINE',
+          line: 2,
+          message: expect.stringMatching(
+            /^line 2 \(part 1 of 2: CR alone ends lines there\) is not valid JSON: /,
+          ),
+        }),
+      ]);
+    }
+  });
+
   it('a broken line of a CR-only file never costs the line its CR joins it to (first line, open brace, bad byte)', async () => {
     // `cat mac.ndjson unix.ndjson`, the broken line the CR-only file's first: the file's first line holds it.
     const cat = await write(

@@ -730,8 +730,11 @@ class SourceReader {
       // events on their own (indented, or holding pieces a CR alone ends). The first line is the broken one;
       // the others are read again, each as a line of the file — none is lost with the first.
       // A broken line among them opens no run of its own: each line is read again once, never again and
-      // again (a file of truncated lines would otherwise be read in time quadratic in its length).
-      this.malformedLine(run.lines[0]!, run.firstLine);
+      // again (a file of truncated lines would otherwise be read in time quadratic in its length). A first
+      // line of a CR-only part (events a CR alone ends, then the broken one) keeps its events: the lines after
+      // it do not continue what it leaves open.
+      if (!this.readCrSeparated(run.lines[0]!, run.firstLine, true))
+        this.malformedLine(run.lines[0]!, run.firstLine);
       for (let i = 1; i < run.lines.length; i++) {
         const line = run.lines[i]!;
         if (line.length !== 0) this.readLine(line, run.firstLine + i, false);
