@@ -22,8 +22,18 @@ export function isDecimalNumber(text: string): boolean {
  */
 const SCIENTIFIC_NUMBER = /^\d[.,]\d+e\+?\d+$/i;
 
-/** No '+', spaces, dashes, dots, brackets or leading 00; 7 to 15 digits must be left. */
-export function normalisePhone(text: string): Result<string, string> {
+/**
+ * Characters that show nothing: zero-width spaces and joiners, direction marks and embeddings (WhatsApp and
+ * Outlook copy a number as `U+202A+91 98765 43210U+202C`, a right-to-left spreadsheet adds U+200E), the word
+ * joiner and a byte-order mark. In a number they are no part of it, as a space is not: kept, the number would
+ * be a user of its own, priced by no market, its error showing nothing wrong.
+ */
+const INVISIBLE = /[\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]/g;
+
+/** No '+', spaces, dashes, dots, brackets, invisible marks or leading 00; 7 to 15 digits must be left. */
+export function normalisePhone(written: string): Result<string, string> {
+  // Dropped before anything is looked at: `U+202A919876543210.0U+202C` is still a decimal number.
+  const text = written.replace(INVISIBLE, '');
   if (SCIENTIFIC_NUMBER.test(text.trim()))
     return err(
       `"${text}" is a number in scientific notation, as a spreadsheet shows a long number: its last digits are lost; format the phone column as text and copy the numbers in again from where they came from`,

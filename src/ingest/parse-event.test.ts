@@ -1272,6 +1272,20 @@ describe('users of event lines written as phone numbers', () => {
     }
   });
 
+  it('marks that show nothing (direction marks, zero-width spaces) are dropped as spaces are', () => {
+    // As WhatsApp and Outlook copy a number, as a right-to-left spreadsheet writes it, a zero-width space.
+    for (const written of [
+      '\u202a+91 98765 43210\u202c',
+      '\u200e919876543210',
+      '9198765\u200b43210',
+      '\ufeff+919876543210',
+    ]) {
+      expect(events({ ...outbound, user: written })[0], JSON.stringify(written)).toMatchObject({
+        user: '919876543210',
+      });
+    }
+  });
+
   it('business-scoped ids and other names that are not clearly phone numbers are kept as written', () => {
     for (const user of [
       '919876543210',

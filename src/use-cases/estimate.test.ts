@@ -292,6 +292,11 @@ describe('recipients', () => {
       expect(read.ok, written).toBe(false);
       if (!read.ok) expect(read.error).toMatch(decimal);
     }
+    // So is one between invisible marks (a number copied from WhatsApp: U+202A … U+202C), not read as 9198765432100.
+    const marked = normalisePhone('\u202a919876543210.0\u202c');
+    expect(marked.ok).toBe(false);
+    if (!marked.ok) expect(marked.error).toMatch(decimal);
+    expect(normalisePhone('\u202a+91 98765 43210\u202c')).toEqual({ ok: true, value: '919876543210' });
     // Dots that group digits are still read as people write them.
     expect(normalisePhone('+49 170.123.4560')).toEqual({ ok: true, value: '491701234560' });
     // 491701234567.0 read as 4917012345670 is a valid German number: someone else, quoted without a word.
