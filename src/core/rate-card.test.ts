@@ -676,6 +676,22 @@ describe('parseRateCardCsv with the markets of the market table', () => {
     expect(result.ok || result.error.message).not.toMatch(/did you mean/);
   });
 
+  it('names the character of an unknown market that no market has: an invisible one or a look-alike', () => {
+    // "India" with a zero-width space, and with a Cyrillic і: shown, each looks like India itself.
+    const invisible = withMarkets(['India\u200b,$US,1,1,1,n/a,0']);
+    expect(invisible.ok || invisible.error).toMatchObject({ code: 'UNKNOWN_MARKET', line: 3 });
+    expect(invisible.ok || invisible.error.message).toMatch(
+      /unknown market "India\u200b" \(did you mean India\?\): .* before this card can be used; its character 6 \(U\+200B\) is in no market's name: an invisible character, or a letter of another alphabet that looks like a Latin one — type the name again$/,
+    );
+    const cyrillic = withMarkets(['Ind\u0456a,$US,1,1,1,n/a,0']);
+    expect(cyrillic.ok || cyrillic.error.message).toMatch(
+      /; its character 4 \(U\+0456\) is in no market's name: /,
+    );
+    // A name in ASCII says nothing of the kind.
+    const typo = withMarkets(['Indai,$US,1,1,1,n/a,0']);
+    expect(typo.ok || typo.error.message).not.toMatch(/is in no market's name/);
+  });
+
   it('refuses a market cell of a megabyte at once, showing its start and length, not the whole cell', () => {
     // Measuring its edits from each known name took a table of a megabyte per name: minutes, gigabytes.
     const huge = `Indi${'a'.repeat(1_000_000)}`;

@@ -788,6 +788,7 @@ type MarketMatcher = (name: string) => { market: string } | { problem: string };
 function marketMatcher(known: KnownMarkets | undefined): MarketMatcher {
   if (!known) return (name) => ({ market: name });
   const match = marketNameMatcher(known.names);
+  const characters = new Set(known.names.join(''));
   return (name) => {
     const matched = match(name);
     if ('market' in matched) return matched;
@@ -801,9 +802,29 @@ function marketMatcher(known: KnownMarkets | undefined): MarketMatcher {
       problem:
         `unknown market ${quotedCell(name)}${hint}: ${known.source} has no market of that name, so no recipient would ever ` +
         `be priced with this row. Correct the name; if Meta has added this market, the market table must list ` +
-        `it before this card can be used`,
+        `it before this card can be used${unseenCharacter(name, characters)}`,
     };
   };
+}
+
+/**
+ * `; its character 6 (U+200B) is in no market's name: …` when a name holds a character that is neither ASCII
+ * nor in any known name, else ''. An invisible one (a zero-width space, a direction mark) or a look-alike from
+ * another alphabet (Cyrillic і) makes "India" no market, and the message would show nothing wrong with it.
+ */
+function unseenCharacter(name: string, characters: ReadonlySet<string>): string {
+  let position = 0;
+  for (const character of name) {
+    position++;
+    const code = character.codePointAt(0)!;
+    if ((code >= 0x20 && code <= 0x7e) || characters.has(character)) continue;
+    const hex = code.toString(16).toUpperCase().padStart(4, '0');
+    return (
+      `; its character ${position} (U+${hex}) is in no market's name: an invisible character, or a letter of ` +
+      `another alphabet that looks like a Latin one — type the name again`
+    );
+  }
+  return '';
 }
 
 /** The most characters of a cell a message shows: a market's name has at most 32. */
