@@ -941,6 +941,22 @@ describe('files that are not text', () => {
     ]);
   });
 
+  it('UTF-16 text without a byte-order mark is refused as UTF-16, with the iconv that converts it', async () => {
+    const file = await write('utf16le.ndjson', Buffer.from(`${inbound('in1')}\n`, 'utf16le'));
+    const { events, errors } = await collect([file]);
+    expect(events).toEqual([]);
+    expect(errors).toEqual([
+      {
+        code: 'UNREADABLE_SOURCE',
+        file,
+        message:
+          'not a UTF-8 text file but UTF-16 (little-endian, without a byte-order mark: a NUL byte after each of ' +
+          'its first characters), so it cannot be read as written; save the file as UTF-8 (iconv -f UTF-16LE -t ' +
+          'UTF-8 FILE)',
+      },
+    ]);
+  });
+
   it('a few Latin-1 bytes, or NUL bytes late in a text file, do not make it binary: the good lines are read, the bad ones named', async () => {
     const latin1 = Buffer.from(`${inbound('in1', 'Zo\u00eb')}\n${inbound('in2')}\n`, 'latin1');
     const padded = Buffer.concat([

@@ -14,7 +14,13 @@ import {
   unknownLineFieldWords,
   unknownLineFields,
 } from './parse-event.js';
-import { decodeUtf8MarkingInvalid, INVALID_UTF8_MARK, withoutByteOrderMark } from './utf8.js';
+import {
+  decodeUtf8MarkingInvalid,
+  INVALID_UTF8_MARK,
+  utf16WithoutMark,
+  utf16WithoutMarkWords,
+  withoutByteOrderMark,
+} from './utf8.js';
 
 /** How stdin is named in errors and summaries. */
 export const STDIN_NAME = '<stdin>';
@@ -1785,6 +1791,8 @@ export function describeNotText(chunk: Buffer | string): string | undefined {
   if ((sample[0] === 0xff && sample[1] === 0xfe) || (sample[0] === 0xfe && sample[1] === 0xff)) {
     return 'not a UTF-8 text file: it starts with a UTF-16 byte-order mark; convert it to UTF-8 first (e.g. iconv -f UTF-16 -t UTF-8 FILE)';
   }
+  const endianness = utf16WithoutMark(sample);
+  if (endianness !== undefined) return `not a UTF-8 text file but ${utf16WithoutMarkWords(endianness)}`;
   const signature = BINARY_SIGNATURES.find(({ bytes }) => bytes.every((byte, i) => sample[i] === byte));
   // Text that starts as JSON does is events, whatever a later line holds (a NUL left by a crash, a Latin-1
   // line): each bad line is named on its own, and the rest read.

@@ -93,4 +93,27 @@ describe('a file read whole (accounts, rate cards, configuration, recipients)', 
       expect(words).not.toContain('WINDOWS-1252');
     },
   );
+  it.each([
+    ['little-endian', 'LE', false, 'after'],
+    ['big-endian', 'BE', true, 'before'],
+  ])(
+    'says that a UTF-16 file without a byte-order mark (%s) is UTF-16, not invalid JSON or a card without a header',
+    (_, endianness, isBigEndian, where) => {
+      // ASCII in UTF-16 is valid UTF-8, a NUL beside each character: it was decoded, then misread.
+      const text = Buffer.from('{"accounts":[]}', 'utf16le');
+      const utf16 = isBigEndian ? text.swap16() : text;
+      const decoded = decodeUtf8File(utf16);
+      if (decoded.ok) throw new Error('UTF-16 bytes were read as UTF-8');
+      expect(notUtf8Words(utf16, decoded.error)).toBe(
+        `is not UTF-8 but UTF-16 (${isBigEndian ? 'big' : 'little'}-endian, without a byte-order mark: a NUL ` +
+          `byte ${where} each of its first characters), so it cannot be read as written; save the file as ` +
+          `UTF-8 (iconv -f UTF-16${endianness} -t UTF-8 FILE)`,
+      );
+    },
+  );
+
+  it('reads UTF-8 that starts with characters beyond ASCII, and a file of one character, as text', () => {
+    expect(decodeUtf8File(Buffer.from('Zoë,Ω,日本\n'))).toEqual({ ok: true, value: 'Zoë,Ω,日本\n' });
+    expect(decodeUtf8File(Buffer.from('{'))).toEqual({ ok: true, value: '{' });
+  });
 });

@@ -70,6 +70,9 @@ const STRICT_DECODER = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }
  * U+FFFD in place of its bad bytes. A UTF-8 byte-order mark is kept as U+FEFF, for the reader to skip.
  */
 export function decodeUtf8File(bytes: Uint8Array): Result<string, InvalidUtf8Place> {
+  // ASCII in UTF-16 without a byte-order mark is valid UTF-8, a NUL beside each character: read so, a file of
+  // accounts was "not valid JSON at position 1" and a rate card had "no header row", nothing saying why.
+  if (utf16WithoutMark(bytes) !== undefined) return err({ offset: 0, line: 1, column: 1 });
   try {
     return ok(STRICT_DECODER.decode(bytes));
   } catch {
@@ -101,11 +104,44 @@ export function notUtf8Words(bytes: Uint8Array, place: InvalidUtf8Place): string
       'save the file as UTF-8 (iconv -f UTF-16 -t UTF-8 FILE)'
     );
   }
+  const endianness = place.offset === 0 ? utf16WithoutMark(bytes) : undefined;
+  if (endianness !== undefined) return `is not UTF-8 but ${utf16WithoutMarkWords(endianness)}`;
   const hex = bytes[place.offset]!.toString(16).toUpperCase().padStart(2, '0');
   return (
     `is not UTF-8: line ${place.line}, column ${place.column} holds byte 0x${hex} (offset ${place.offset}), ` +
     `which starts no UTF-8 character, so it cannot be read as written; save the file as UTF-8 (from ` +
     `Windows-1252 or Latin-1: iconv -f WINDOWS-1252 -t UTF-8 FILE)`
+  );
+}
+
+/** How many characters at the start of a file tell UTF-16 without a byte-order mark (fewer in a shorter file). */
+const UTF16_SNIFF_CHARACTERS = 8;
+
+/**
+ * `LE` or `BE` when `bytes` start as ASCII text in UTF-16 without a byte-order mark does (Python's `utf-16-le`,
+ * some exporters): a NUL after (little-endian) or before (big-endian) each of the first characters, none of
+ * them NUL. Never true of UTF-8 text, which has no NUL; undefined otherwise.
+ */
+export function utf16WithoutMark(bytes: Uint8Array): 'LE' | 'BE' | undefined {
+  const pairs = Math.min(UTF16_SNIFF_CHARACTERS, Math.floor(bytes.length / 2));
+  if (pairs < 2) return undefined;
+  let isLittle = true;
+  let isBig = true;
+  for (let i = 0; i < pairs; i++) {
+    const first = bytes[2 * i]!;
+    const second = bytes[2 * i + 1]!;
+    isLittle &&= first !== 0 && first < 0x80 && second === 0;
+    isBig &&= first === 0 && second !== 0 && second < 0x80;
+  }
+  return isLittle ? 'LE' : isBig ? 'BE' : undefined;
+}
+
+/** `UTF-16 (little-endian, without a byte-order mark: …); save the file as UTF-8 (iconv …)`. */
+export function utf16WithoutMarkWords(endianness: 'LE' | 'BE'): string {
+  const [order, where] = endianness === 'LE' ? ['little', 'after'] : ['big', 'before'];
+  return (
+    `UTF-16 (${order}-endian, without a byte-order mark: a NUL byte ${where} each of its first characters), so ` +
+    `it cannot be read as written; save the file as UTF-8 (iconv -f UTF-16${endianness} -t UTF-8 FILE)`
   );
 }
 
