@@ -1219,6 +1219,36 @@ describe('line ends and byte-order marks', () => {
     expect(ids(read.events)).toEqual(['in1', 'in2', 'in3']);
   });
 
+  it('a document cut short, then a CR-only file (`cat cut.json mac.ndjson`): the CR-only lines are read', async () => {
+    const cut = '{\n  "kind": "outbound",\n  "at": "202';
+    for (const [name, text, expected] of [
+      [
+        'cut-then-mac.ndjson',
+        `${cut}\r${inbound('in1')}\r${inbound('in2')}\r${inbound('in3')}\r`,
+        ['in1', 'in2', 'in3'],
+      ],
+      [
+        'mac-cut-mac.ndjson',
+        `${inbound('in1')}\r${cut}\r${inbound('in2')}\r${inbound('in3')}\r`,
+        ['in1', 'in2', 'in3'],
+      ],
+      [
+        'cut-mac-lf.ndjson',
+        `${cut}\r${inbound('in1')}\r${inbound('in2')}\n${inbound('in3')}\n`,
+        ['in1', 'in2', 'in3'],
+      ],
+    ] as const) {
+      const { events, errors } = await collect([await write(name, text)]);
+      expect(ids(events), name).toEqual(expected);
+      // The cut document's lines are named, each on its own.
+      expect(errors.map((e) => ['line' in e && e.line, e.code])).toEqual([
+        [1, 'MALFORMED_LINE'],
+        [2, 'MALFORMED_LINE'],
+        [3, 'MALFORMED_LINE'],
+      ]);
+    }
+  });
+
   it('a CR-only file whose broken line holds a line feed (a raw LF in a string): the lines before it are read', async () => {
     // The LF makes the file an LF one: its first line holds in1, in2 and the broken line's start, left open.
     for (const [name, broken] of [

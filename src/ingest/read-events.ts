@@ -471,6 +471,14 @@ class SourceReader {
     }
     const lastLine = carry.join('');
     if (this.mode !== 'document' && lastLine !== '') this.acceptLine(lastLine);
+    else if (lastLine !== '') {
+      // The last line of a held document is looked at too: it may prove the file NDJSON (CR-only lines).
+      this.acceptLine(lastLine);
+      if (this.isReplaying) {
+        const rest = this.replayAsLines();
+        if (rest !== '') this.acceptLine(rest);
+      }
+    }
     if (this.mode === 'document') this.readDocument(this.held.join(''));
     if (this.mode === 'run') this.resolveRun();
     this.held = [];
@@ -561,8 +569,14 @@ class SourceReader {
     while (start <= end && isJsonSpace(line.charCodeAt(start))) start++;
     if (start > end) return;
     while (isJsonSpace(line.charCodeAt(end))) end--;
-    if (!isWholeValue(line, start, end)) this.valuesInARow = 0;
-    else if (++this.valuesInARow >= 2) this.isReplaying = true;
+    if (isWholeValue(line, start, end)) {
+      if (++this.valuesInARow >= 2) this.isReplaying = true;
+      return;
+    }
+    this.valuesInARow = 0;
+    // Two whole values a CR alone separates on one line prove it too: lines of a CR-only file joined to a
+    // document cut short (`cat cut.json mac.ndjson`), which would otherwise be lost with it.
+    if (line.includes('\r') && wholePiecesOf(line) >= 2) this.isReplaying = true;
   }
 
   /** Reads everything held so far as NDJSON, from line 1; returns the unfinished rest (the new carry). */
@@ -1359,6 +1373,19 @@ function crSeparatedPieces(
     return { kind: 'documents', documents };
   }
   return { kind: 'pieces', pieces };
+}
+
+/** How many of the pieces a CR alone separates in `line` are each a whole JSON object or array. */
+function wholePiecesOf(line: string): number {
+  let whole = 0;
+  for (const piece of line.split('\r')) {
+    let start = 0;
+    let end = piece.length - 1;
+    while (start <= end && isJsonSpace(piece.charCodeAt(start))) start++;
+    while (end > start && isJsonSpace(piece.charCodeAt(end))) end--;
+    if (start <= end && !isEmptyValue(piece, start, end) && isWholeValue(piece, start, end)) whole++;
+  }
+  return whole;
 }
 
 function parseError(text: string): unknown {
