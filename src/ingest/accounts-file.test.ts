@@ -131,6 +131,23 @@ describe('parseAccounts', () => {
     expect(problemOf({ accounts: ['W1'] })).toContain('account 0 must be an object');
   });
 
+  it('a waba with white space around it or a character that does not show is refused: it would be no WABA of the traffic', () => {
+    // Matched exactly, the traffic's W1 would be billed in UTC and USD, its finding naming an id the file seems to list.
+    expect(problemOf({ accounts: [{ waba: 'W1 ', currency: 'INR' }] })).toBe(
+      'accounts.json: account 0 "waba" is "W1 ", which holds white space at its start or end: no WABA id has one, ' +
+        "and the traffic's WABA would not be this account; write the id alone",
+    );
+    expect(problemOf({ accounts: [{ waba: '\tW1' }] })).toContain(
+      'which holds white space at its start or end',
+    );
+    expect(problemOf({ accounts: [{ waba: 'W1\u200b' }] })).toContain(
+      'account 0 "waba" is "W1\u200b", which holds U+200B, a character that does not show',
+    );
+    expect(problemOf({ accounts: [{ waba: 'W\u0000' }] })).toContain(
+      'which holds U+0000, a character that does not show',
+    );
+  });
+
   it('a WABA listed twice is an error', () => {
     expect(problemOf({ accounts: [{ waba: 'W1' }, { waba: 'W1', currency: 'EUR' }] })).toContain(
       'account 1 repeats waba "W1" of account 0',

@@ -88,6 +88,22 @@ export function parseAccounts(text: string, fileName: string): Result<Account[],
   return ok(accounts);
 }
 
+/** Characters that show nothing: zero-width spaces and joiners, direction marks, the byte-order mark. */
+const INVISIBLE = /[\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]/;
+const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
+
+/**
+ * What an id holds that no WABA id does and that cannot be seen, in words: white space at its start or end, an
+ * invisible character or a control character; undefined when it holds none.
+ */
+function hiddenInId(id: string): string | undefined {
+  if (id.trim() !== id) return 'white space at its start or end';
+  const invisible = INVISIBLE.exec(id) ?? CONTROL.exec(id);
+  if (invisible === null) return undefined;
+  const code = invisible[0].charCodeAt(0).toString(16).toUpperCase().padStart(4, '0');
+  return `U+${code}, a character that does not show`;
+}
+
 function parseAccount(raw: unknown, where: string, problems: string[]): Account | undefined {
   if (!isRecord(raw)) {
     problems.push(`${where} must be an object like {"waba":"W1"}`);
@@ -108,6 +124,16 @@ function parseAccount(raw: unknown, where: string, problems: string[]): Account 
   }
   if (typeof waba !== 'string' || waba === '') {
     problems.push(`${where} needs "waba" (the WhatsApp Business Account id, a string)`);
+    return undefined;
+  }
+  const hidden = hiddenInId(waba);
+  if (hidden !== undefined) {
+    // Matched exactly, "W1 " is not the traffic's W1: that WABA would be billed in UTC and USD, and the
+    // ACCOUNT_NOT_LISTED finding would name an id the file seems to list.
+    problems.push(
+      `${where} "waba" is ${JSON.stringify(waba)}, which holds ${hidden}: no WABA id has one, and the traffic's ` +
+        `WABA would not be this account; write the id alone`,
+    );
     return undefined;
   }
   const where2 = `${where} (waba ${waba})`;
