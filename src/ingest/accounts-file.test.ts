@@ -69,7 +69,10 @@ describe('parseAccounts', () => {
     [{ currency: 'XYZ' }, '"currency" is "XYZ", which is no ISO 4217 currency'],
     [{ primary_country: 'ZZ' }, '"primary_country" is "ZZ", which is no country'],
     [{ auth_international: '2024-07-01' }, '"auth_international" must be an object'],
-    [{ auth_international: {} }, '"auth_international" needs "start"'],
+    [
+      { auth_international: {} },
+      'account 0 (waba W1) "auth_international" needs "start", the instant the account became eligible (ISO-8601 with an offset, such as "2024-07-01T00:00:00Z", or Unix seconds)',
+    ],
     [
       { auth_international: { start: '2024-07-01' } },
       '"auth_international" needs "start": "2024-07-01" is not an instant',

@@ -197,6 +197,14 @@ function parseEligibility(
     if (key !== 'start' && key !== 'exceptions')
       problems.push(`${where} has unknown field "${key}" (allowed: start, exceptions)`);
   }
+  if (raw.start === undefined) {
+    // Said as the field left out, not as a value: parseInstant would call it `undefined`.
+    problems.push(
+      `${where} needs "start", the instant the account became eligible (ISO-8601 with an offset, such as ` +
+        `"2024-07-01T00:00:00Z", or Unix seconds)`,
+    );
+    return undefined;
+  }
   const start = parseInstant(raw.start);
   if (!start.ok) {
     problems.push(`${where} needs "start": ${start.error.message}`);
