@@ -812,8 +812,10 @@ class SourceReader {
       // An array never closed is read too (its `[` named): the file may have been cut after any element.
       if (this.readArrayOfLines(text, 1, 'the document', true)) return;
       if (this.readIndentedArray(text, error)) return;
-      // NDJSON whose first line is broken: the other lines stand alone, so read it line by line.
-      if (secondValueStandsAlone(text)) {
+      // NDJSON whose first line is broken: the other lines stand alone, so read it line by line. So is a file
+      // whose line holds a value a CR alone ends beside a broken piece: a CR-only file joined to a document
+      // cut short (`cat cut.json mac.ndjson`); read as documents, the value would be lost with the broken one.
+      if (secondValueStandsAlone(text) || holdsCrEndedValue(text)) {
         this.mode = 'lines';
         this.lineNo = 0;
         const rest = this.splitLines(text);
@@ -1373,6 +1375,19 @@ function crSeparatedPieces(
     return { kind: 'documents', documents };
   }
   return { kind: 'pieces', pieces };
+}
+
+/**
+ * Whether a line of `text` holds, after a CR alone, a whole JSON object or array: a line of a CR-only file
+ * starts there. Asked only of a document that does not parse: inside a valid one a CR is white space.
+ */
+function holdsCrEndedValue(text: string): boolean {
+  if (!text.includes('\r')) return false;
+  for (const line of text.split('\n')) {
+    const cr = line.indexOf('\r');
+    if (cr !== -1 && wholePiecesOf(line.slice(cr + 1)) >= 1) return true;
+  }
+  return false;
 }
 
 /** How many of the pieces a CR alone separates in `line` are each a whole JSON object or array. */
