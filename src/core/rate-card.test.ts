@@ -253,6 +253,14 @@ describe('parseRateCardCsv refuses bad input', () => {
     expect(error.message).toMatch(/add a title line such as "effective June 1, 2023" above the header/);
   });
 
+  it('a date in the file name that is no calendar date is said to be one, not to be missing', () => {
+    const error = cardError(`Rates in USD\n${HEADER}\nIndia,$US,1,1,1,1,0\n`, 'usd-2025-02-30.csv');
+    expect(error).toMatchObject({ code: 'NO_EFFECTIVE_DATE', file: 'usd-2025-02-30.csv' });
+    expect(error.message).toMatch(
+      /\(the title reads "Rates in USD"\) and the file name's 2025-02-30 is not a calendar date; add a title line/,
+    );
+  });
+
   it('an impossible effective date, naming it, the file and the line', () => {
     const error = cardError(
       `Rates in USD\nCost in USD, effective Feb 30, 2024\n${HEADER}\nIndia,$US,1,1,1,1,0\n`,

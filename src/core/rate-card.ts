@@ -705,11 +705,17 @@ function effectiveDateOf(
     .map(recordText)
     .filter((t) => t !== '')
     .join(' / ');
+  // `usd-2025-02-30.csv`: a date in the name that is no calendar date is said to be one, not to be missing.
+  const impossible = rateCardId(base).match(DATE_IN_NAME)?.[0];
+  const nameWords =
+    impossible === undefined
+      ? 'the file name has no YYYY-MM-DD date'
+      : `the file name's ${impossible} is not a calendar date`;
   return fail(
     'NO_EFFECTIVE_DATE',
     `${fileName}: no effective date: no title line says "effective …" ` +
       (title === '' ? '(there is no title line above the header)' : `(the title reads "${title}")`) +
-      ` and the file name has no YYYY-MM-DD date; add a title line such as "effective ${monthDayYear(example.date)}" ` +
+      ` and ${nameWords}; add a title line such as "effective ${monthDayYear(example.date)}" ` +
       `above the header, or put the date in the file name (e.g. ${example.fileName})`,
   );
 }
