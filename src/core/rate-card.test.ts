@@ -290,6 +290,22 @@ describe('parseRateCardCsv refuses bad input', () => {
     expect(error).toMatchObject({ code: 'BAD_EFFECTIVE_DATE', file: 'usd-2025-03-01.csv', line: 1 });
   });
 
+  it("an effective year before Meta's first rates or past the century is refused as a typo", () => {
+    const typo = cardError(`effective October 1, 0205\n${HEADER}\nIndia,$US,1,1,1,1,0\n`, 'c.csv');
+    expect(typo).toMatchObject({ code: 'BAD_EFFECTIVE_DATE', file: 'c.csv' });
+    expect(typo.message).toBe(
+      `c.csv: effective date 0205-10-01 is before 2018, when Meta's WhatsApp Business rates began: a typo in ` +
+        `the year? Correct it (e.g. "effective June 1, 2023")`,
+    );
+    expect(cardError(`Rates\n${HEADER}\nIndia,$US,1,1,1,1,0\n`, 'usd-1999-10-01.csv').message).toMatch(
+      /effective date 1999-10-01 is before 2018/,
+    );
+    expect(cardError(`effective 2205-10-01\n${HEADER}\nIndia,$US,1,1,1,1,0\n`).message).toMatch(
+      /effective date 2205-10-01 is after 2099: a typo in the year\?/,
+    );
+    expect(card(`effective 2018-01-01\n${HEADER}\nIndia,$US,1,1,1,1,0\n`).effectiveDate).toBe('2018-01-01');
+  });
+
   it('accepts a leap day', () => {
     expect(card(`effective Feb 29, 2024\n${HEADER}\nIndia,$US,1,1,1,1,0\n`).effectiveDate).toBe('2024-02-29');
   });

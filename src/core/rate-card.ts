@@ -640,6 +640,31 @@ function effectiveDateOf(
   fileName: string,
   example: DateExample,
 ): Result<string, EffectiveDateError> {
+  const found = statedEffectiveDate(titleRecords, fileName, example);
+  if (!found.ok) return found;
+  // "effective October 1, 0205" (2025 mistyped) would price every later charge until a newer card: a year
+  // before Meta's first WhatsApp Business rates (2018) or past this century is a typo, not a card.
+  const year = Number(found.value.slice(0, 4));
+  if (year < FIRST_CARD_YEAR || year > LAST_CARD_YEAR) {
+    return err({
+      code: 'BAD_EFFECTIVE_DATE',
+      message:
+        `${fileName}: effective date ${found.value} is ${year < FIRST_CARD_YEAR ? `before ${FIRST_CARD_YEAR}, when Meta's WhatsApp Business rates began` : `after ${LAST_CARD_YEAR}`}: ` +
+        `a typo in the year? Correct it (e.g. "effective ${monthDayYear(example.date)}")`,
+    });
+  }
+  return found;
+}
+
+/** Meta's first WhatsApp Business Platform rates (per notification) date from 2018. */
+const FIRST_CARD_YEAR = 2018;
+const LAST_CARD_YEAR = 2099;
+
+function statedEffectiveDate(
+  titleRecords: readonly CsvRecord[],
+  fileName: string,
+  example: DateExample,
+): Result<string, EffectiveDateError> {
   const fail = (code: RateCardErrorCode, message: string, line?: number) =>
     err<EffectiveDateError>(line === undefined ? { code, message } : { code, message, line });
   let stated: { date: string; text: string; line: number } | undefined;
