@@ -921,6 +921,18 @@ describe('parseVolumeTierCsv', () => {
     expect(error.message).toMatch(/band 90000: overlaps band 1:100000 on line 3; it must start at 100001/);
   });
 
+  it('refuses a band whose rate is higher than the band before it (a mistyped rate)', () => {
+    const error = bad(['India,$US,Utility,1,100000,0.0014', 'India,$US,Utility,100001,,0.0016']);
+    expect(error).toMatchObject({ code: 'BAD_VOLUME_TIERS', line: 4 });
+    expect(error.message).toMatch(
+      /\(India, utility\): band 100001: has rate 0\.0016, higher than 0\.0014 of band 1:100000 on line 3; Meta's volume tiers only lower the rate/,
+    );
+    // The same rate again is no mistake of that kind.
+    const same = ['effective October 1, 2025', 'Market,Currency,Category,From,To,Rate'];
+    same.push('India,$US,Utility,1,100000,0.0014', 'India,$US,Utility,100001,,0.0014');
+    expect(tiers(same.join('\n'), 'tiers.csv').tiers.get('India|utility')).toHaveLength(2);
+  });
+
   it('refuses bands that do not start at 1', () => {
     expect(bad(['India,$US,Utility,0,10,0.0014']).message).toMatch(/From "0" is not a count ≥ 1/);
     expect(bad(['India,$US,Utility,2,,0.0014']).message).toMatch(

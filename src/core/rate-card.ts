@@ -1238,6 +1238,18 @@ export function parseVolumeTierCsv(
           band.line,
         );
       }
+      // Meta's tiers lower the rate as the month's count grows: a higher one is a mistyped rate (0.0016 for
+      // 0.0006), which would overcharge every message past the band's start.
+      if (band.rateMicros > previous.rateMicros) {
+        return fail(
+          'BAD_VOLUME_TIERS',
+          `${fileName} line ${band.line} (${label}): band ${band.fromCount}:${band.toCount ?? ''} has rate ` +
+            `${formatMicros(band.rateMicros)}, higher than ${formatMicros(previous.rateMicros)} of band ` +
+            `${previous.fromCount}:${previous.toCount} on line ${previous.line}; Meta's volume tiers only lower the ` +
+            `rate as the month's count grows: check the rate`,
+          band.line,
+        );
+      }
     }
     const last = sorted[sorted.length - 1] as Band;
     if (last.toCount !== null) {
