@@ -2458,6 +2458,22 @@ describe("one client's writes never change another client's bill", () => {
       expect(allowed.wabas).toEqual(['W1', 'W2']);
     });
   });
+
+  it("refuses a dry run alike before the mate's first event: the answer never tells when it arrived", async () => {
+    await withSharedPortfolio(async () => {
+      await service.postEvents(conversationLines('W1', 'PN1', '919876543210', 'wamid.k1'), KEY_W1);
+      const answerTo = async () => {
+        const answer = await rerate(KEY_W1, { dry_run: true });
+        return { status: answer.status, body: await json(answer) };
+      };
+      // W2 is W1's mate in the accounts file, with nothing stored yet.
+      const before = await answerTo();
+      await service.postEvents(conversationLines('W2', 'PN2', '5511999990000', 'wamid.k2'), KEY_W2);
+      const after = await answerTo();
+      expect(after.status).toBe(403);
+      expect(before).toEqual(after);
+    });
+  });
 });
 
 describe('an ingest re-rates every WABA whose statuses naming no WABA it moves', () => {

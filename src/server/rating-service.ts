@@ -778,7 +778,14 @@ export function createRatingService(deps: RatingServiceDeps): RatingService {
     if (asked.length === 0) return err({ code: 'NOTHING_TO_RERATE', message: nothingToRerate(request) });
     const groups = await portfolioGroups(asked);
     const scope = groups.flat().sort();
-    const hidden = visible ? scope.filter((waba) => !visible.has(waba)) : [];
+    // The portfolios' WABAs as the accounts file lists them too, as `portfolioOf` does (tier counts): judged by
+    // the stored ones alone, a dry run would pass until a mate's first event arrives and be refused after,
+    // telling the key when that mate's traffic began.
+    const portfolios = new Set(scope.map((waba) => baseBook.accountFor(waba).portfolio));
+    const listedMates = pricing.accounts.filter((a) => portfolios.has(a.portfolio)).map((a) => a.waba);
+    const hidden = visible
+      ? [...new Set([...scope, ...listedMates])].filter((waba) => !visible.has(waba))
+      : [];
     if (hidden.length > 0) {
       // A re-rate rewrites whole portfolios (tiers and allowances count across them): a key may only start
       // one when it may write every WABA of them.
