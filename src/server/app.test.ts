@@ -1980,6 +1980,31 @@ describe('rating history of a key for part of a shared portfolio', () => {
     });
   });
 
+  it("lists the key's live ratings alike before the mate's first event and after: that arrival is no news", async () => {
+    await withSharedPortfolio(async () => {
+      const historyOf = async () =>
+        (await json(await service.get('/v1/ratings', KEY_W1))).ratings as { id: string }[];
+      const inbound = (id: string, at: string) => ({
+        kind: 'inbound',
+        at,
+        waba: 'W1',
+        business: 'PN1',
+        user: '919876543210',
+        id,
+      });
+      await service.postEvents(conversationLines('W1', 'PN1', '919876543210', 'wamid.f1'), KEY_W1);
+      const first = await historyOf();
+      expect(first).toHaveLength(1);
+      // W1's own arrival that leaves its share as it was: no news, whether W2 (its mate in the accounts file)
+      // has stored events or not. Listed before W2's first event only, it told W1's key when that came.
+      await service.postEvents([inbound('wamid.f2', '2025-10-06T10:00:00Z')], KEY_W1);
+      expect(await historyOf()).toEqual(first);
+      await service.postEvents(conversationLines('W2', 'PN2', '5511999990000', 'wamid.f3'), KEY_W2);
+      await service.postEvents([inbound('wamid.f4', '2025-10-06T12:00:00Z')], KEY_W1);
+      expect(await historyOf()).toEqual(first);
+    });
+  });
+
   it("the mate's arrivals stay no news once the portfolio has more ratings than a listing reads (1000)", async () => {
     await withSharedPortfolio(async () => {
       type Rating = { id: string; reason: string; totals: object };
@@ -2167,9 +2192,16 @@ describe('rating history of a key for part of a shared portfolio, a page at a ti
       await service.get('/v1/totals', KEY_ALL);
     }
     const [latest] = await service.store.listRatings(1);
-    // A rating of the mate's WABA alone (as one of a portfolio of its own would be).
+    // A rating of the mate's WABA alone (a re-rate: listed to the mate's key whatever it changed; a live one
+    // that left W2's share as it was is no news to it either, in a portfolio shared with W1).
     await service.store.applyRatingDiff(
-      { ...latest!, id: 'rating_w2_alone', wabas: ['W2'], ratedAtMs: latest!.ratedAtMs + 1000 },
+      {
+        ...latest!,
+        id: 'rating_w2_alone',
+        reason: 'rerate',
+        wabas: ['W2'],
+        ratedAtMs: latest!.ratedAtMs + 1000,
+      },
       { units: { upsert: [], delete: [] }, pending: { upsert: [], delete: [] } },
     );
     type Rating = { id: string; reason: string };

@@ -1671,7 +1671,9 @@ export function createApp(deps: AppDeps): Hono<Env> {
     // A limited key sees the ratings that touched its WABAs, narrowed to them: their WABAs and their share
     // of the totals (a portfolio mate's money is not its business), without the live ratings that left its
     // share as it was — scoped-ratings.ts says which, page by page.
-    const page = await fromStore(scopedRatingsPage(store, scope, { limit, reasons, cursor }));
+    const page = await fromStore(
+      scopedRatingsPage(store, scope, { limit, reasons, cursor }, (waba) => rating.portfolioOf(waba)),
+    );
     return c.json({
       ratings: page.ratings.map(({ record, own, isWhole }) =>
         isWhole

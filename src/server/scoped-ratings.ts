@@ -42,7 +42,8 @@ export interface ScopedRatingsPage {
  *
  * A rating covering WABAs beyond the scope is listed narrowed; one from before the totals were kept per WABA
  * only when every WABA it covers is the key's. Every rating that is not live is listed (a re-rate, an
- * upgrade). A narrowed live rating is listed when, for some WABA of the key's it covers, the WABA's share of
+ * upgrade). A live rating is listed whenever its portfolios (`portfolioOf`: the accounts file's WABAs and the
+ * stored ones) are wholly the key's; else, narrowed or covering the key's WABAs alone, when, for some WABA of the key's it covers, the WABA's share of
  * the totals or the rules or cards differ from the last rating before it that covered that WABA (whatever
  * its reason), searched among the `SCOPED_RATINGS_READ` before it; with none there, only when those are all
  * the ratings before it (it is the WABA's first), else it has nothing to be compared with and is not listed.
@@ -54,8 +55,22 @@ export async function scopedRatingsPage(
   store: Store,
   scope: readonly string[],
   page: { limit: number; reasons?: readonly string[] | undefined; cursor?: string | undefined },
+  portfolioOf: (waba: string) => Promise<readonly string[]> = (waba) => Promise.resolve([waba]),
 ): Promise<ScopedRatingsPage> {
   const inScope = new Set(scope);
+  /** Whether every WABA of a WABA's portfolio (the accounts file's and the stored ones) is the key's. */
+  const isPortfolioOwn = new Map<string, Promise<boolean>>();
+  const isAllOwn = async (wabas: readonly string[]) => {
+    for (const waba of wabas) {
+      let answer = isPortfolioOwn.get(waba);
+      if (answer === undefined) {
+        answer = portfolioOf(waba).then((mates) => mates.every((mate) => inScope.has(mate)));
+        isPortfolioOwn.set(waba, answer);
+      }
+      if (!(await answer)) return false;
+    }
+    return true;
+  };
   const lookback = SCOPED_RATINGS_READ;
   /** The ratings read, newest first: the cursor's first when there is one. */
   const rows: RatingRecord[] = [];
@@ -115,7 +130,11 @@ export async function scopedRatingsPage(
     if (!isComparable(record, inScope)) return undefined;
     const own = record.wabas.filter((w) => inScope.has(w));
     const isWhole = own.length === record.wabas.length;
-    if (isWhole || record.reason !== 'live') return { record, own, isWhole };
+    if (record.reason !== 'live') return { record, own, isWhole };
+    // A live rating of the key's WABAs alone is listed whole; but in a portfolio shared with another key's WABA
+    // (the accounts file's mates count before their first event) it is listed as a narrowed one is, only when
+    // it is news: listed each time until the mate's first event and no more after, it told when that came.
+    if (isWhole && (await isAllOwn(own))) return { record, own, isWhole };
     for (const waba of own) {
       const before = await placeBefore(waba, at);
       const isNews =
