@@ -187,6 +187,22 @@ export class UnitPricer {
     return copy;
   }
 
+  /**
+   * Prices `draft` as `price` does, but leaves the volume-tier counts as they were: a quote for a key that may
+   * not read its portfolio's count, each of whose sends is priced as the portfolio's next charge (a campaign
+   * moving through the bands would tell, by the line where its price changes, how far the count stands from
+   * the next band: the mates' charges, and, quoted at each instant, when they came).
+   */
+  priceAtHeldTier(draft: UnitDraft): void {
+    const held = new Map(this.tierCounts);
+    try {
+      this.price(draft);
+    } finally {
+      this.tierCounts.clear();
+      for (const [key, value] of held) this.tierCounts.set(key, value);
+    }
+  }
+
   /** Fills in market, category refinements, type and price. Call in (openedAtMs, id) order. */
   /** When no card of the WABA's currency exists at all, the currency is the likelier mistake than the date. */
   private currencyHint(currency: string, waba: string): string {

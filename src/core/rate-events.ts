@@ -678,7 +678,11 @@ export class Rater {
    * quoted in order, so a campaign moves through volume tiers and allowances as it would for real. What
    * pricing them found (no rate, an unknown number, reported rules) goes to `findings`.
    */
-  quote(sends: readonly QuoteRequest[], findings = new FindingCollector()): Quote[] {
+  quote(
+    sends: readonly QuoteRequest[],
+    findings = new FindingCollector(),
+    options: { isTierCountHeld?: boolean } = {},
+  ): Quote[] {
     if (!this.isFinished) throw new Error('Rater.quote before finish');
     const pricer = this.pricer.fork(findings);
     const machines = new Map<string, { machine: PairMachine; countryHint?: string }>();
@@ -752,7 +756,8 @@ export class Rater {
         };
       }
       if (forked.countryHint) draft.countryHint = forked.countryHint;
-      pricer.price(draft);
+      if (options.isTierCountHeld === true) pricer.priceAtHeldTier(draft);
+      else pricer.price(draft);
       const unit = toUnit(draft);
       return {
         id: send.id,

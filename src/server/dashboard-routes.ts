@@ -813,6 +813,13 @@ export function registerDashboardRoutes(app: Hono<Env>, deps: DashboardDeps): vo
         }
         request.business = body.business;
       }
+      // A quote's volume-tier position counts the whole portfolio's charges of the month: to a key that may not
+      // read every WABA of it, the band alone (the count would tell the mates' charges: docs/dashboard.md) —
+      // in the words, and in the prices, each line at the band of the portfolio's next charge.
+      const mayReadCount = await tierCountReader(scopeOf(apiKey), (waba) => rating.portfolioOf(waba))(
+        request.waba!,
+      );
+      if (!mayReadCount) request.isTierCountHeld = true;
       await rating.settled();
       // Rated where live ratings run, in this key's turn (never in the webhook endpoint's event loop).
       const outcome = await rating.estimate(apiKey.name, {
@@ -837,12 +844,7 @@ export function registerDashboardRoutes(app: Hono<Env>, deps: DashboardDeps): vo
         }
         throw new DashboardQueryError('BAD_QUERY', `${code}: ${message}.`);
       }
-      // A quote's volume-tier position counts the whole portfolio's charges of the month: to a key that may not
-      // read every WABA of it, the band alone (the count would tell the mates' charges: docs/dashboard.md).
       const { estimate } = outcome.value;
-      const mayReadCount = await tierCountReader(scopeOf(apiKey), (waba) => rating.portfolioOf(waba))(
-        outcome.value.waba,
-      );
       const lines = mayReadCount
         ? estimate.lines
         : estimate.lines.map((line) => ({ ...line, reason: reasonWithoutTierCount(line.reason) }));

@@ -202,6 +202,48 @@ describe('tier counts of a shared portfolio', () => {
     );
   });
 
+  it("POST /v1/estimate: a campaign's lines do not move through the bands for such a key, which would give the count", async () => {
+    const pricesFor = async (key: string, at: string) => {
+      const response = await service.app.request('/v1/estimate', {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${key}` },
+        body: JSON.stringify({
+          phones: ['919899999991', '919899999992', '919899999993', '919899999994'],
+          template: 'utility',
+          waba: 'W2',
+          at,
+        }),
+      });
+      expect(response.status).toBe(200);
+      const { lines } = (await response.json()) as { lines: { price: string }[] };
+      return lines.map((line) => line.price);
+    };
+    // The portfolio had counted 3 by October 5 and 5 by October 20. Quoted moving through the bands (4:6 at
+    // 0.0012, then 7: at 0.0010), the line where the price drops would give W2's key the count, and asked at
+    // each instant, when each of W1's charges came. Such a key is quoted every line at the band of the
+    // portfolio's next charge: what a one-recipient quote tells it, and no more.
+    expect(await pricesFor(KEY_TWO, '2025-10-05T00:00:00Z')).toEqual([
+      '0.0012',
+      '0.0012',
+      '0.0012',
+      '0.0012',
+    ]);
+    expect(await pricesFor(KEY_TWO, '2025-10-20T00:00:00Z')).toEqual([
+      '0.0012',
+      '0.0012',
+      '0.0012',
+      '0.0012',
+    ]);
+    // A key for the whole portfolio is quoted the campaign as it would be charged.
+    expect(await pricesFor(KEY_BOTH, '2025-10-05T00:00:00Z')).toEqual([
+      '0.0012',
+      '0.0012',
+      '0.0012',
+      '0.001',
+    ]);
+    expect(await pricesFor(KEY_ALL, '2025-10-20T00:00:00Z')).toEqual(['0.0012', '0.001', '0.001', '0.001']);
+  });
+
   it("GET /v1/findings: META_TIER_AHEAD's words give the portfolio's count only to a key for all of it", async () => {
     // Meta says P1 reached India utility's band from 7 on October 12; wameter had counted 5 by then, so W2's
     // next charge is the 6th it counted: "but wameter counted 6" — a number that holds W1's three.

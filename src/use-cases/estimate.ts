@@ -111,6 +111,11 @@ export interface EstimateRequest {
   isUnknownBusinessAccepted?: boolean;
   /** How the caller names the sender's two inputs in messages: `--waba` / `--business` by default (CLI). */
   senderNames?: SenderNames;
+  /**
+   * Quote every send at the volume-tier band of the portfolio's next charge, never moving through the bands
+   * (Rater.quote): for a caller that may not read the portfolio's count. Default false (the CLI).
+   */
+  isTierCountHeld?: boolean;
 }
 
 export interface SenderNames {
@@ -601,7 +606,9 @@ export class EstimateSession {
       });
     }
     const findings = new FindingCollector();
-    const quotes = this.rater.quote(sends, findings);
+    const quotes = this.rater.quote(sends, findings, {
+      isTierCountHeld: request.isTierCountHeld === true,
+    });
     const lines = quoted.map((recipient, index) => toLine(recipient, quotes[index]!));
     invalid.sort((a, b) => a.line - b.line);
     const estimate: EstimateJson = { lines, invalid, totals: totalsOf(lines) };
