@@ -39,6 +39,25 @@ describe('request ids', () => {
     expect(requestLines(service.logs).at(-1)).toMatchObject({ requestId: id });
   });
 
+  it('makes ids that do not count requests: two of one client tell it nothing of the requests between them', async () => {
+    service = await createTestService();
+    const idOf = async (path: string, key?: string) =>
+      (await (key ? service!.get(path, key) : service!.app.request(path))).headers.get('x-request-id')!;
+    const first = await idOf('/v1/units', KEY_ALL);
+    // Another client's requests and Meta's deliveries, between two of this client's.
+    for (let i = 0; i < 5; i++) await idOf('/no/such/path');
+    const second = await idOf('/v1/units', KEY_ALL);
+    // A process's part and a count (req_<12 hex><8 base-36>) told a client how many requests the service had
+    // answered between two of its own: when another client's traffic (Meta's webhooks) came in.
+    const commonPrefix = (a: string, b: string) => {
+      let length = 0;
+      while (length < a.length && a[length] === b[length]) length++;
+      return length;
+    };
+    expect(commonPrefix(first, second)).toBeLessThan('req_'.length + 8);
+    expect(second).not.toBe(first);
+  });
+
   it('gives every request without one an id of its own, on errors too', async () => {
     service = await createTestService();
     const first = await service.app.request('/no/such/path');
