@@ -2005,6 +2005,31 @@ describe('rating history of a key for part of a shared portfolio', () => {
     });
   });
 
+  it("shows a re-rate's changes alike before the mate's first event and after: the key reads them of neither", async () => {
+    await withSharedPortfolio(async () => {
+      type Rating = { id: string; reason: string; changes?: unknown };
+      const latestRerate = async () => {
+        const rerate = await service.app.request('/v1/rerate', {
+          method: 'POST',
+          headers: { Authorization: `Bearer ${KEY_ALL}` },
+          body: JSON.stringify({ wabas: ['W1'] }),
+        });
+        expect(rerate.status).toBe(200);
+        const [latest] = (await json(await service.get('/v1/ratings', KEY_W1))).ratings as Rating[];
+        expect(latest!.reason).toBe('rerate');
+        const changes = await service.get(`/v1/ratings/${latest!.id}/changes`, KEY_W1);
+        return { hasChanges: latest!.changes !== undefined, changesStatus: changes.status };
+      };
+      await service.postEvents(conversationLines('W1', 'PN1', '919876543210', 'wamid.r1'), KEY_W1);
+      // W2, W1's mate in the accounts file, has no stored events: the re-rate covers W1 alone.
+      const before = await latestRerate();
+      await service.postEvents(conversationLines('W2', 'PN2', '5511999990000', 'wamid.r2'), KEY_W2);
+      const after = await latestRerate();
+      expect(after).toEqual({ hasChanges: false, changesStatus: 404 });
+      expect(before).toEqual(after);
+    });
+  });
+
   it("the mate's arrivals stay no news once the portfolio has more ratings than a listing reads (1000)", async () => {
     await withSharedPortfolio(async () => {
       type Rating = { id: string; reason: string; totals: object };

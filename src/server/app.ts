@@ -1697,10 +1697,19 @@ export function createApp(deps: AppDeps): Hono<Env> {
     const cursor = c.req.query('cursor');
     const scope = scopeOf(c);
     const record = await fromStore(store.getRating(id));
+    // Every WABA of the re-rate, and of its portfolios (the accounts file's mates too: GET /v1/ratings shows
+    // its changes so), the key's.
+    const isOwn = async (wabas: readonly string[]) => {
+      for (const waba of wabas) {
+        const mates = await fromStore(rating.portfolioOf(waba));
+        if (!mates.every((mate) => scope!.includes(mate))) return false;
+      }
+      return true;
+    };
     if (
       record === undefined ||
       record.changes === undefined ||
-      (scope !== undefined && !record.wabas.every((w) => scope.includes(w)))
+      (scope !== undefined && !(record.wabas.every((w) => scope.includes(w)) && (await isOwn(record.wabas))))
     ) {
       return errorResponse(c, 'NO_SUCH_RATING', `(${JSON.stringify(id)})`);
     }

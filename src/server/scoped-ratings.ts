@@ -23,7 +23,10 @@ import {
  */
 export const SCOPED_RATINGS_READ = 1000;
 
-/** A rating a key lists: `own`, its WABAs that are the key's (all of them when `isWhole`). */
+/**
+ * A rating a key lists: `own`, its WABAs that are the key's; `isWhole` when they are all of them and their
+ * portfolios hold no WABA of another key's (shown with its changes).
+ */
 export interface ListedRating {
   record: RatingRecord;
   own: string[];
@@ -129,12 +132,11 @@ export async function scopedRatingsPage(
     const record = rows[at]!;
     if (!isComparable(record, inScope)) return undefined;
     const own = record.wabas.filter((w) => inScope.has(w));
-    const isWhole = own.length === record.wabas.length;
-    if (record.reason !== 'live') return { record, own, isWhole };
-    // A live rating of the key's WABAs alone is listed whole; but in a portfolio shared with another key's WABA
-    // (the accounts file's mates count before their first event) it is listed as a narrowed one is, only when
-    // it is news: listed each time until the mate's first event and no more after, it told when that came.
-    if (isWhole && (await isAllOwn(own))) return { record, own, isWhole };
+    // A rating of the key's WABAs alone is whole (its changes shown) only when their portfolios hold no other
+    // key's WABA — the accounts file's mates count before their first event: otherwise it is listed as a
+    // narrowed one is. Listed whole until the mate's first event and narrowed after, it told when that came.
+    const isWhole = own.length === record.wabas.length && (await isAllOwn(own));
+    if (isWhole || record.reason !== 'live') return { record, own, isWhole };
     for (const waba of own) {
       const before = await placeBefore(waba, at);
       const isNews =
