@@ -1080,6 +1080,52 @@ describe('dashboard API: the estimate quotes only what the key may read', () => 
   });
 });
 
+describe('dashboard API: the estimate of a WABA that has sent nothing yet, beside a mate that has', () => {
+  // W2 and W3 share a portfolio; W3, a new client's, has no stored events yet.
+  const KEY_W3 = 'key-estimate-w3';
+  const accountsDir = mkdtempSync(join(tmpdir(), 'wameter-dashboard-new-waba-'));
+  const accountsPath = join(accountsDir, 'accounts.json');
+  writeFileSync(
+    accountsPath,
+    JSON.stringify({
+      accounts: [
+        { waba: 'W2', timezone: 'UTC', currency: 'USD', portfolio: 'P1' },
+        { waba: 'W3', timezone: 'UTC', currency: 'USD', portfolio: 'P1' },
+      ],
+    }),
+  );
+
+  beforeEach(async () => {
+    service = await createDashboardService({
+      accountsPath,
+      apiKeys: [
+        { name: 'admin', key: KEY_ALL, wabas: '*' },
+        { name: 'w3', key: KEY_W3, wabas: ['W3'] },
+      ],
+    });
+  });
+
+  it('asks for "business" in the same words before the mate\'s first event and after, never naming the mate\'s WABA', async () => {
+    const refusal = async () => {
+      const response = await post(
+        '/v1/estimate',
+        { phones: ['919800000009'], template: 'utility', waba: 'W3' },
+        KEY_W3,
+      );
+      expect(response.status).toBe(400);
+      return (await json(response)).error.message as string;
+    };
+    const before = await refusal();
+    expect(before).toContain('BUSINESS_REQUIRED');
+    await service.postEvents(conversationLines('W2', 'PN2', '919876543210', 'w2'));
+    // Before, the answer said "WABA W3 sends in none of the events (they show WABA W2)": the mate's id, and
+    // that it had begun sending.
+    const after = await refusal();
+    expect(after).not.toContain('W2');
+    expect(after).toBe(before);
+  });
+});
+
 describe("dashboard API: the estimate and another client's number in another portfolio", () => {
   // Default accounts: each WABA is its own portfolio, so W1's estimate never loads W2's events.
   const W2_USER = '919876543210';

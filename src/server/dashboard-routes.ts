@@ -842,6 +842,15 @@ export function registerDashboardRoutes(app: Hono<Env>, deps: DashboardDeps): vo
             `BUSINESS_NOT_OF_WABA: business number ${request.business} is not one the stored events show for WABA ${request.waba}${numbers.length > 0 ? `: pass one of its numbers with "business" (${numbers.join(', ')})` : ''}.`,
           );
         }
+        // A WABA with no number in the stored events, whose portfolio mates' events have some: told in the words
+        // of a portfolio with no events at all, never naming those WABAs (another client's ids, and that they
+        // have begun sending).
+        if (code === 'BUSINESS_REQUIRED' && !owners.every((owner) => mayAccess(apiKey, owner))) {
+          throw new DashboardQueryError(
+            'BAD_QUERY',
+            `BUSINESS_REQUIRED: the events name no business number of WABA ${request.waba}: pass "business" (the phone_number_id that sends).`,
+          );
+        }
         throw new DashboardQueryError('BAD_QUERY', `${code}: ${message}.`);
       }
       const { estimate } = outcome.value;

@@ -36,7 +36,10 @@ export type EstimateErrorCode =
 export interface EstimateError {
   code: EstimateErrorCode;
   message: string;
-  /** BUSINESS_NOT_OF_WABA: the WABAs the events show the number under (empty when none). */
+  /**
+   * BUSINESS_NOT_OF_WABA: the WABAs the events show the number under (empty when none). BUSINESS_REQUIRED for a
+   * WABA with no number in the events: the WABAs its message names (absent when it names none).
+   */
   owners?: string[];
   /** BUSINESS_NOT_OF_WABA: the WABA's own numbers, as the events show them (empty when none). */
   numbers?: string[];
@@ -437,8 +440,17 @@ export class SendersSeen {
       return ok({ waba: chosenWaba, business });
     }
     if (numbers.length !== 1) {
+      // The WABAs a message for a WABA with no number names (the number's, or every one of the events'): a
+      // caller that may not read them says it in other words (the service).
+      const named =
+        numbers.length > 0
+          ? []
+          : this.ownersOf(chosenWaba).length > 0
+            ? this.ownersOf(chosenWaba)
+            : [...this.businessesByWaba.keys()].sort();
       return err({
         code: 'BUSINESS_REQUIRED',
+        ...(named.length > 0 ? { owners: named } : {}),
         message:
           numbers.length === 0
             ? this.ownersOf(chosenWaba).length > 0
