@@ -710,7 +710,8 @@ export const openApiDocument = {
         summary: 'The units a re-rate changed, old and new, a page at a time',
         description:
           'In the order the re-rate listed them (POST /v1/rerate answered them as `changed`): {rating_id, units: ' +
-          '[{unit, old, new}], next_cursor}. A key reads them when every WABA of the re-rate is its own; an ' +
+          '[{unit, old, new}], next_cursor}. A key reads them when every WABA of the re-rate, and of its ' +
+          "portfolios (the accounts file's mates too), is its own; an " +
           "unknown id, a live rating's or another client's re-rate is 404 NO_SUCH_RATING alike.",
         parameters: [
           { name: 'id', in: 'path', required: true, schema: { type: 'string' } },
@@ -801,7 +802,10 @@ export const openApiDocument = {
           `At most ${MAX_ESTIMATE_RECIPIENTS} recipients per request ("phones" entries or CSV rows, valid or not): ` +
           'a longer list is 400 BAD_QUERY (TOO_MANY_RECIPIENTS) saying to split it. A CSV names at most ' +
           `${MAX_CSV_COLUMNS} columns (TOO_MANY_COLUMNS); each line echoes the fields its row has, and the ` +
-          `echoed columns may add at most ${MAX_ESTIMATE_ECHO_CHARS} characters to the answer (ECHO_TOO_LARGE).`,
+          `echoed columns may add at most ${MAX_ESTIMATE_ECHO_CHARS} characters to the answer (ECHO_TOO_LARGE). ` +
+          'A key that may not read every WABA of the portfolio is quoted every line at the volume-tier band of ' +
+          "the portfolio's next charge (a campaign never moves through the bands: where it did, the line where " +
+          "the price changed gave the portfolio mates' count).",
         requestBody: {
           required: true,
           content: {
