@@ -192,9 +192,19 @@ function wabasToRate(outcome: IngestOutcome): Set<string> {
  * — then finds it a duplicate, and nothing else would ever rate it (failure-injection review, fifteenth
  * session: the bill stayed short until a restart). A real duplicate costs a re-rating of its portfolio.
  */
-function wabasNamed(inputs: readonly { event: CoreEvent }[]): Set<string> {
+async function wabasNamed(
+  inputs: readonly { event: CoreEvent }[],
+  listWabas: () => Promise<string[]>,
+): Promise<Set<string>> {
   const wabas = new Set<string>();
-  for (const { event } of inputs) if (event.waba !== undefined) wabas.add(event.waba);
+  let isUnnamedStatus = false;
+  for (const { event } of inputs) {
+    if (event.waba !== undefined) wabas.add(event.waba);
+    else if (event.kind === 'status') isUnnamedStatus = true;
+  }
+  // A status naming no WABA is its message's WABA's, which only the stored events tell; storing one re-lists
+  // every stored WABA (store.ts relistedWabas), so its redelivery rates them all too, as its first write did.
+  if (isUnnamedStatus) for (const waba of await listWabas()) wabas.add(waba);
   return wabas;
 }
 
@@ -403,6 +413,14 @@ export function createApp(deps: AppDeps): Hono<Env> {
       return answer;
     };
   }
+
+  /** The stored WABAs (wabasNamed), a store failure answered 503 STORE_UNAVAILABLE: the sender retries. */
+  const listStoredWabas = () => fromStore(store.listWabas());
+  /**
+   * The same for a write that failed already (answered 503 for its own failure): none when the store cannot
+   * list them either — the retry, a duplicate then, lists them again (and a start rates every WABA).
+   */
+  const listStoredWabasIfUp = () => store.listWabas().catch((): string[] => []);
 
   async function fromStore<T>(operation: Promise<T>): Promise<T> {
     try {
@@ -828,7 +846,10 @@ export function createApp(deps: AppDeps): Hono<Env> {
       // webhooks_rejected_total counts every webhook not acknowledged (store_errors_total counts it too).
       if (error instanceof StoreUnavailable) {
         metrics.inc('webhooks_rejected_total', { reason: 'store_unavailable' });
-        rating.markDirty(wabasNamed(inputs));
+        return wabasNamed(inputs, listStoredWabasIfUp).then((wabas) => {
+          rating.markDirty(wabas);
+          throw error;
+        });
       }
       throw error;
     });
@@ -846,7 +867,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
     }
     if (outcome.isDuplicate) {
       metrics.inc('webhooks_duplicate_total');
-      rating.markDirty(wabasNamed(inputs));
+      rating.markDirty(await wabasNamed(inputs, listStoredWabas));
     } else {
       metrics.inc('webhooks_received_total');
       metrics.inc('events_ingested_total', { source: 'webhook' }, outcome.inserted.length);
@@ -1220,13 +1241,16 @@ export function createApp(deps: AppDeps): Hono<Env> {
       inputs.length === 0
         ? { inserted: [], duplicates: 0, merged: [], relistedWabas: [] }
         : await fromStore(writeToStore('api', () => store.ingestEvents(inputs))).catch((error: unknown) => {
-            if (error instanceof StoreUnavailable) rating.markDirty(wabasNamed(inputs));
-            throw error;
+            if (!(error instanceof StoreUnavailable)) throw error;
+            return wabasNamed(inputs, listStoredWabasIfUp).then((wabas) => {
+              rating.markDirty(wabas);
+              throw error;
+            });
           });
     metrics.inc('events_ingested_total', { source: 'api' }, outcome.inserted.length);
     rating.markDirty(
       outcome.duplicates > 0
-        ? new Set([...wabasToRate(outcome), ...wabasNamed(inputs)])
+        ? new Set([...wabasToRate(outcome), ...(await wabasNamed(inputs, listStoredWabas))])
         : wabasToRate(outcome),
     );
     return c.json({
