@@ -186,25 +186,36 @@ function wabasToRate(outcome: IngestOutcome): Set<string> {
 }
 
 /**
- * The WABAs a request's events name, rated again when the store found them stored already or failed: a
+ * The WABAs to rate again for a request's events when the store found them stored already or failed: a
  * write whose COMMIT reached the database but whose answer was lost (a connection reset) was answered 503,
  * yet stored; its redelivery — or, in a group commit, the one-by-one retry that follows the group's failure
  * — then finds it a duplicate, and nothing else would ever rate it (failure-injection review, fifteenth
  * session: the bill stayed short until a restart). A real duplicate costs a re-rating of its portfolio.
+ * Beyond the WABAs the events name, those their first write re-listed (store.ts `relistedWabas`, which only
+ * that write could tell): every stored WABA when a status names none (storing one re-lists them all; its
+ * WABA is its message's, which only the stored events tell), and the WABAs tying each business number an
+ * inbound, outbound or status naming its WABA gives (`listWabas(number)`): a number moved to a smaller WABA
+ * leaves its former owner still tying it, and the statuses naming no WABA a message came to join were placed
+ * with its number's owner. One look-up per number (a webhook's statuses give one or a few).
  */
 async function wabasNamed(
   inputs: readonly { event: CoreEvent }[],
-  listWabas: () => Promise<string[]>,
+  listWabas: (business?: string) => Promise<string[]>,
 ): Promise<Set<string>> {
   const wabas = new Set<string>();
+  const numbers = new Set<string>();
   let isUnnamedStatus = false;
   for (const { event } of inputs) {
-    if (event.waba !== undefined) wabas.add(event.waba);
-    else if (event.kind === 'status') isUnnamedStatus = true;
+    if (event.waba === undefined) {
+      if (event.kind === 'status') isUnnamedStatus = true;
+      continue;
+    }
+    wabas.add(event.waba);
+    if ((event.kind === 'inbound' || event.kind === 'outbound' || event.kind === 'status') && event.business)
+      numbers.add(event.business);
   }
-  // A status naming no WABA is its message's WABA's, which only the stored events tell; storing one re-lists
-  // every stored WABA (store.ts relistedWabas), so its redelivery rates them all too, as its first write did.
   if (isUnnamedStatus) for (const waba of await listWabas()) wabas.add(waba);
+  else for (const number of numbers) for (const waba of await listWabas(number)) wabas.add(waba);
   return wabas;
 }
 
@@ -415,12 +426,12 @@ export function createApp(deps: AppDeps): Hono<Env> {
   }
 
   /** The stored WABAs (wabasNamed), a store failure answered 503 STORE_UNAVAILABLE: the sender retries. */
-  const listStoredWabas = () => fromStore(store.listWabas());
+  const listStoredWabas = (business?: string) => fromStore(store.listWabas(business));
   /**
    * The same for a write that failed already (answered 503 for its own failure): none when the store cannot
    * list them either — the retry, a duplicate then, lists them again (and a start rates every WABA).
    */
-  const listStoredWabasIfUp = () => store.listWabas().catch((): string[] => []);
+  const listStoredWabasIfUp = (business?: string) => store.listWabas(business).catch((): string[] => []);
 
   async function fromStore<T>(operation: Promise<T>): Promise<T> {
     try {
