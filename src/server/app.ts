@@ -425,11 +425,10 @@ export function createApp(deps: AppDeps): Hono<Env> {
     };
   }
 
-  /** The stored WABAs (wabasNamed), a store failure answered 503 STORE_UNAVAILABLE: the sender retries. */
-  const listStoredWabas = (business?: string) => fromStore(store.listWabas(business));
   /**
-   * The same for a write that failed already (answered 503 for its own failure): none when the store cannot
-   * list them either — the retry, a duplicate then, lists them again (and a start rates every WABA).
+   * The stored WABAs (of a number), for wabasNamed: none when the store cannot list them — a duplicate is
+   * answered as ever (200), a failed write 503 for its own failure; a retry lists them again, and a start
+   * rates every WABA.
    */
   const listStoredWabasIfUp = (business?: string) => store.listWabas(business).catch((): string[] => []);
 
@@ -878,7 +877,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
     }
     if (outcome.isDuplicate) {
       metrics.inc('webhooks_duplicate_total');
-      rating.markDirty(await wabasNamed(inputs, listStoredWabas));
+      rating.markDirty(await wabasNamed(inputs, listStoredWabasIfUp));
     } else {
       metrics.inc('webhooks_received_total');
       metrics.inc('events_ingested_total', { source: 'webhook' }, outcome.inserted.length);
@@ -1261,7 +1260,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
     metrics.inc('events_ingested_total', { source: 'api' }, outcome.inserted.length);
     rating.markDirty(
       outcome.duplicates > 0
-        ? new Set([...wabasToRate(outcome), ...(await wabasNamed(inputs, listStoredWabas))])
+        ? new Set([...wabasToRate(outcome), ...(await wabasNamed(inputs, listStoredWabasIfUp))])
         : wabasToRate(outcome),
     );
     return c.json({
