@@ -912,7 +912,10 @@ class PostgresStore implements Store {
     // WABA, or a few), however many events tie it.
     const rows =
       business === undefined
-        ? await this.readRows('SELECT DISTINCT waba FROM events WHERE waba IS NOT NULL ORDER BY waba')
+        ? // One index seek a WABA (a skip scan), not a read of every event's.
+          await this.readRows(
+            `WITH RECURSIVE ${STORED_WABAS_CTE} SELECT waba FROM stored_wabas WHERE waba IS NOT NULL`,
+          )
         : await this.readRows(
             `WITH RECURSIVE number_wabas(waba) AS (
                SELECT min(waba${BYTE_ORDER}) FROM events WHERE business = $1

