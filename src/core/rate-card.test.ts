@@ -306,6 +306,26 @@ describe('parseRateCardCsv refuses bad input', () => {
     expect(card(`effective 2018-01-01\n${HEADER}\nIndia,$US,1,1,1,1,0\n`).effectiveDate).toBe('2018-01-01');
   });
 
+  it('a title stating another currency than the rows is refused, naming both', () => {
+    const error = cardError(
+      `Cost per message in USD, effective October 1, 2025\n${HEADER}\nIndia,€,1,1,1,1,0\n`,
+    );
+    expect(error).toMatchObject({ code: 'MIXED_CURRENCY', line: 1 });
+    expect(error.message).toMatch(
+      /line 1: the title says rates in USD but the rows are in EUR \("€" on line 3\).*correct the title or the rows/,
+    );
+    // The same currency, in Meta's symbol or its code, and a title naming none, are read as ever.
+    expect(
+      card(`Cost per message in EUR, effective October 1, 2025\n${HEADER}\nIndia,€,1,1,1,1,0\n`).currency,
+    ).toBe('EUR');
+    expect(card(`Rates in USD, effective October 1, 2025\n${HEADER}\nIndia,$US,1,1,1,1,0\n`).currency).toBe(
+      'USD',
+    );
+    expect(card(`Rates effective October 1, 2025 in India\n${HEADER}\nIndia,INR,1,1,1,1,0\n`).currency).toBe(
+      'INR',
+    );
+  });
+
   it('accepts a leap day', () => {
     expect(card(`effective Feb 29, 2024\n${HEADER}\nIndia,$US,1,1,1,1,0\n`).effectiveDate).toBe('2024-02-29');
   });
@@ -387,7 +407,8 @@ describe('parseRateCardCsv reads a cell only under a named column', () => {
   });
 
   it('reads a quoted grouped amount but not a quoted decimal comma', () => {
-    const cards = (cell: string) => `${TITLE}\nMarket,Currency,Marketing\nIndonesia,Rp,"${cell}"\n`;
+    const cards = (cell: string) =>
+      `${TITLE.replace('USD', 'IDR')}\nMarket,Currency,Marketing\nIndonesia,Rp,"${cell}"\n`;
     expect(card(cards('1,062.50')).rates.get('Indonesia')).toEqual({ marketing: 1_062_500_000 });
     expect(cardError(cards('0,785'))).toMatchObject({ code: 'BAD_RATE', line: 3 });
     expect(cardError(cards('1,0625')).message).toMatch(/write decimals with a point/);

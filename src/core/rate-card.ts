@@ -549,6 +549,16 @@ export function parseRateCardCsv(
   }
   if (!currency)
     return fail('BAD_RATE_CARD', `${fileName} has a header but no market rows below it`, header.line);
+  const titled = titleCurrency(titleRecords);
+  if (titled && titled.code !== currency.code) {
+    return fail(
+      'MIXED_CURRENCY',
+      `${fileName} line ${titled.line}: the title says rates in ${titled.code} but the rows are in ` +
+        `${currency.code} ("${currency.token}" on line ${currency.line}); a card of one currency read as another ` +
+        `would bill every charge in it: correct the title or the rows`,
+      titled.line,
+    );
+  }
 
   const effectiveDate = effectiveDateOf(titleRecords, fileName, {
     date: '2023-06-01',
@@ -582,6 +592,20 @@ export function parseRateCardCsv(
 }
 
 /** The title lines above the header as text, or `null` when there are none. */
+/**
+ * The currency a title line states as Meta writes it ("Cost per conversation in USD, effective …"): an ISO
+ * 4217 code in capitals after "in"; the first such line's, or undefined.
+ */
+function titleCurrency(titleRecords: readonly CsvRecord[]): { code: string; line: number } | undefined {
+  for (const record of titleRecords) {
+    for (const match of recordText(record).matchAll(/\bin ([A-Z]{3})\b/g)) {
+      const code = match[1]!;
+      if (isIsoCurrency(code)) return { code, line: record.line };
+    }
+  }
+  return undefined;
+}
+
 function titleOf(titleRecords: readonly CsvRecord[]): string | null {
   const lines = titleRecords.map(recordText).filter((t) => t !== '');
   return lines.length > 0 ? lines.join('\n') : null;
