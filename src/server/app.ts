@@ -50,6 +50,7 @@ import {
   type UnitFilter,
   ratingsCursor,
 } from '../store/store.js';
+import { isJoiningMessage } from '../store/relisted-wabas.js';
 import type { ApiKey, ServiceConfig } from './config.js';
 import {
   clientBusyResponse,
@@ -193,17 +194,24 @@ function wabasToRate(outcome: IngestOutcome): Set<string> {
  * session: the bill stayed short until a restart). A real duplicate costs a re-rating of its portfolio.
  * Beyond the WABAs the events name, those their first write re-listed (store.ts `relistedWabas`, which only
  * that write could tell): every stored WABA when a status names none (storing one re-lists them all; its
- * WABA is its message's, which only the stored events tell), and the WABAs tying each business number an
+ * WABA is its message's, which only the stored events tell); the WABAs tying each business number an
  * inbound, outbound or status naming its WABA gives (`listWabas(number)`): a number moved to a smaller WABA
  * leaves its former owner still tying it, and the statuses naming no WABA a message came to join were placed
- * with its number's owner. One look-up per number (a webhook's statuses give one or a few).
+ * with its number's owner; and the WABAs that place the statuses naming no WABA of the ids of the messages
+ * given (`listPlacingWabas`): a status of another number, placed with that number's owner (or listed by an
+ * inbound of its id) until its message came. One look-up per number (a webhook's statuses give one or a few),
+ * and one for all the message ids (an index seek each).
  */
 async function wabasNamed(
   inputs: readonly { event: CoreEvent }[],
-  listWabas: (business?: string) => Promise<string[]>,
+  stored: {
+    listWabas: (business?: string) => Promise<string[]>;
+    listPlacingWabas: (messageIds: readonly string[]) => Promise<string[]>;
+  },
 ): Promise<Set<string>> {
   const wabas = new Set<string>();
   const numbers = new Set<string>();
+  const messageIds = new Set<string>();
   let isUnnamedStatus = false;
   for (const { event } of inputs) {
     if (event.waba === undefined) {
@@ -213,9 +221,14 @@ async function wabasNamed(
     wabas.add(event.waba);
     if ((event.kind === 'inbound' || event.kind === 'outbound' || event.kind === 'status') && event.business)
       numbers.add(event.business);
+    if (isJoiningMessage(event)) messageIds.add(event.id);
   }
-  if (isUnnamedStatus) for (const waba of await listWabas()) wabas.add(waba);
-  else for (const number of numbers) for (const waba of await listWabas(number)) wabas.add(waba);
+  if (isUnnamedStatus) {
+    for (const waba of await stored.listWabas()) wabas.add(waba);
+    return wabas;
+  }
+  for (const number of numbers) for (const waba of await stored.listWabas(number)) wabas.add(waba);
+  if (messageIds.size > 0) for (const waba of await stored.listPlacingWabas([...messageIds])) wabas.add(waba);
   return wabas;
 }
 
@@ -426,11 +439,15 @@ export function createApp(deps: AppDeps): Hono<Env> {
   }
 
   /**
-   * The stored WABAs (of a number), for wabasNamed: none when the store cannot list them — a duplicate is
-   * answered as ever (200), a failed write 503 for its own failure; a retry lists them again, and a start
-   * rates every WABA.
+   * The stored WABAs (of a number; placing the statuses naming no WABA of some message ids), for wabasNamed:
+   * none when the store cannot list them — a duplicate is answered as ever (200), a failed write 503 for its
+   * own failure; a retry lists them again, and a start rates every WABA.
    */
-  const listStoredWabasIfUp = (business?: string) => store.listWabas(business).catch((): string[] => []);
+  const listStoredWabasIfUp = {
+    listWabas: (business?: string) => store.listWabas(business).catch((): string[] => []),
+    listPlacingWabas: (messageIds: readonly string[]) =>
+      store.listPlacingWabas(messageIds).catch((): string[] => []),
+  };
 
   async function fromStore<T>(operation: Promise<T>): Promise<T> {
     try {

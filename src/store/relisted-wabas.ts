@@ -190,7 +190,7 @@ export function joiningMessageIds(changes: readonly RowChange[]): string[] {
  * An event that makes its message known in its WABA, so that statuses naming no WABA join it
  * (`messageKeysSql`): an inbound or outbound, or a status naming its WABA with one of `MESSAGE_STATUS_WORDS`.
  */
-function isJoiningMessage(event: CoreEvent): event is InboundEvent | OutboundEvent | StatusEvent {
+export function isJoiningMessage(event: CoreEvent): event is InboundEvent | OutboundEvent | StatusEvent {
   if (event.kind === 'inbound' || event.kind === 'outbound') return true;
   return event.kind === 'status' && event.waba !== undefined && MESSAGE_STATUS_WORDS.includes(event.status);
 }

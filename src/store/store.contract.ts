@@ -1245,6 +1245,38 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
         expect(await listingOf(forged.store, ['W2'])).toContainEqual(forged.status);
       });
 
+      it('lists, after the fact, the WABAs that place the statuses naming no WABA of message ids (listPlacingWabas)', async () => {
+        // What a message of these ids re-lists when stored, asked again once it is: a retry after a lost answer.
+        const { store } = await ownedByW9();
+        expect(await store.listPlacingWabas([])).toEqual([]);
+        expect(await store.listPlacingWabas(['wamid.unlogged', 'wamid.none'])).toEqual(['W9']);
+        // Its send log, naming another number: W2 lists it now; W9 placed it, and is still named.
+        expect(
+          await store.ingestEvents([input({ ...outbound('wamid.unlogged', 'W2'), business: 'PN2' })]),
+        ).toMatchObject({ relistedWabas: ['W9'] });
+        expect(await store.listPlacingWabas(['wamid.unlogged'])).toEqual(['W9']);
+        // A status whose message W5 received (another number): W5 lists it by that inbound, W9 would place it.
+        // A limited key's inbound of its id on W3 joins no other writer's status: W3 is not named.
+        await store.ingestEvents([
+          input(orphanStatus('wamid.in', 'PN1')),
+          input({ ...inbound('wamid.in', 'W5'), business: 'PN5' }),
+          untrusted({ ...inbound('wamid.in', 'W3'), business: 'PN5' }),
+        ]);
+        expect(await listingOf(store, ['W5'])).toContainEqual(orphanStatus('wamid.in', 'PN1'));
+        expect(await store.listPlacingWabas(['wamid.in'])).toEqual(['W5', 'W9']);
+        // A status naming its WABA is its WABA's alone; a message with no status naming no WABA names nothing.
+        await store.ingestEvents([
+          input({ kind: 'status', atMs: T0, waba: 'W7', id: 'wamid.o7', status: 'read' }),
+        ]);
+        expect(await store.listPlacingWabas(['wamid.o7', 'wamid.i9'])).toEqual([]);
+        // Thousands of ids at once (a send log's), repeated ones too.
+        const ids = Array.from({ length: 5_000 }, (_, i) => `wamid.many${i}`);
+        expect(await store.listPlacingWabas([...ids, 'wamid.in', 'wamid.unlogged', 'wamid.in'])).toEqual([
+          'W5',
+          'W9',
+        ]);
+      });
+
       it("names the next owner when a copy takes the owner's tie away", async () => {
         const { store, status } = await ownedByW9();
         await store.ingestEvents([input(inbound('wamid.i1', 'W1'))]);

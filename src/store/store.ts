@@ -559,6 +559,16 @@ export interface Store {
    */
   listWabas(business?: string): Promise<string[]>;
   /**
+   * The WABAs besides their message's that list, or listed before a message of their id was stored, the stored
+   * statuses naming no WABA of these message ids (any writer's), sorted: where each is placed while no message
+   * joins it (`statusPlacementSql`: its number and user's pair owner, else its number's owner), and the WABAs
+   * whose stored inbound of its id joins it (`inboundWabasSql`). What the ingest that stored such a message, or
+   * made it a trusted writer's, re-listed (`IngestOutcome.relistedWabas`), for a caller that can no longer ask
+   * it: a write whose answer was lost, retried and found a duplicate. One seek of the index of statuses naming
+   * no WABA per id, however many ids (one statement): a webhook's or a send log's thousands.
+   */
+  listPlacingWabas(messageIds: readonly string[]): Promise<string[]>;
+  /**
    * Statuses that name no WABA and that no `listEvents(wabas)` lists, whatever its scope: no stored inbound or
    * outbound of any WABA that joins them has their message id (`messageJoinsStatusSql`), and no trusted inbound,
    * outbound or status of a WABA ties their business number, or they name none. Nothing rates them until such an

@@ -278,6 +278,7 @@ class StoreHoldingWriterLock implements Store {
     this.store.listUnreadableWebhooks(...args);
   listEvents: Store['listEvents'] = (...args) => this.store.listEvents(...args);
   listWabas: Store['listWabas'] = (...args) => this.store.listWabas(...args);
+  listPlacingWabas: Store['listPlacingWabas'] = (...args) => this.store.listPlacingWabas(...args);
   countUnattributedStatuses: Store['countUnattributedStatuses'] = (...args) =>
     this.store.countUnattributedStatuses(...args);
   refreshStatistics: Store['refreshStatistics'] = () => this.store.refreshStatistics();

@@ -929,6 +929,24 @@ class PostgresStore implements Store {
     return rows.map((row: Row) => String(row.waba));
   }
 
+  async listPlacingWabas(messageIds: readonly string[]): Promise<string[]> {
+    if (messageIds.length === 0) return [];
+    // As readListingFacts reads them: a seek of events_unnamed_status per id, in one statement.
+    const rows = await this.readRows(
+      `WITH RECURSIVE ${STORED_WABAS_CTE}
+       SELECT ${STATUS_PLACEMENT_SQL} AS owner,
+              ${inboundWabasSql('s', (column) => `coalesce(array_agg(${column}), '{}')`)} AS inbound_wabas
+       FROM events s WHERE s.waba IS NULL AND s.message_id = ANY($1::text[]) AND s.kind = 'status'`,
+      [[...new Set(messageIds)]],
+    );
+    const wabas = new Set<string>();
+    for (const row of rows) {
+      if (row.owner !== null) wabas.add(String(row.owner));
+      for (const waba of (row.inbound_wabas ?? []) as string[]) wabas.add(waba);
+    }
+    return [...wabas].sort();
+  }
+
   async replaceRating(
     rating: RatingRecord,
     result: { units: BillableUnit[]; pending: PendingMessage[]; findings: Finding[] },

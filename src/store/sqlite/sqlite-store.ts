@@ -1137,6 +1137,26 @@ class SqliteStore implements Store {
     return rows.map(String);
   }
 
+  async listPlacingWabas(messageIds: readonly string[]): Promise<string[]> {
+    if (messageIds.length === 0) return [];
+    // As listingFacts reads them: a seek of events_unnamed_status per id (CROSS JOIN keeps the ids the outer
+    // loop), in one statement.
+    const rows = this.statement(
+      `WITH RECURSIVE ${STORED_WABAS_CTE}
+       SELECT ${STATUS_PLACEMENT_SQL} AS owner,
+              ${inboundWabasSql('s', (column) => `json_group_array(${column})`)} AS inbound_wabas
+       FROM json_each(?) AS ids CROSS JOIN events s
+       WHERE s.waba IS NULL AND s.message_id = ids.value AND s.kind = 'status'`,
+    ).all(JSON.stringify([...new Set(messageIds)])) as Row[];
+    const wabas = new Set<string>();
+    for (const row of rows) {
+      if (row.owner !== null) wabas.add(String(row.owner));
+      if (row.inbound_wabas !== null)
+        for (const waba of JSON.parse(String(row.inbound_wabas)) as string[]) wabas.add(waba);
+    }
+    return [...wabas].sort();
+  }
+
   async replaceRating(
     rating: RatingRecord,
     result: { units: BillableUnit[]; pending: PendingMessage[]; findings: Finding[] },
