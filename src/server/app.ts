@@ -202,7 +202,7 @@ function wabasToRate(outcome: IngestOutcome): Set<string> {
  * inbound of its id) until its message came. One look-up per number (a webhook's statuses give one or a few),
  * and one for all the message ids (an index seek each).
  */
-async function wabasNamed(
+export async function wabasNamed(
   inputs: readonly { event: CoreEvent }[],
   stored: {
     listWabas: (business?: string) => Promise<string[]>;
