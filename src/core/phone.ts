@@ -28,7 +28,8 @@ const SCIENTIFIC_NUMBER = /^\d[.,]\d+e\+?\d+$/i;
  * joiner and a byte-order mark. In a number they are no part of it, as a space is not: kept, the number would
  * be a user of its own, priced by no market, its error showing nothing wrong.
  */
-const INVISIBLE = /[\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]/g;
+export const INVISIBLE_CHARACTER = /[\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]/;
+const INVISIBLE = new RegExp(INVISIBLE_CHARACTER.source, 'g');
 
 /** No '+', spaces, dashes, dots, brackets, invisible marks or leading 00; 7 to 15 digits must be left. */
 export function normalisePhone(written: string): Result<string, string> {

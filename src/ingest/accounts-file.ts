@@ -18,6 +18,7 @@ import {
   type AuthInternationalEligibility,
   withPrimaryCountryChange,
 } from '../core/events.js';
+import { INVISIBLE_CHARACTER } from '../core/phone.js';
 import { err, ok, type Result } from '../core/result.js';
 import { decodeUtf8File, notUtf8Words, withoutByteOrderMark } from './utf8.js';
 
@@ -88,8 +89,6 @@ export function parseAccounts(text: string, fileName: string): Result<Account[],
   return ok(accounts);
 }
 
-/** Characters that show nothing: zero-width spaces and joiners, direction marks, the byte-order mark. */
-const INVISIBLE = /[\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]/;
 const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
 
 /**
@@ -98,7 +97,7 @@ const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
  */
 function hiddenInId(id: string): string | undefined {
   if (id.trim() !== id) return 'white space at its start or end';
-  const invisible = INVISIBLE.exec(id) ?? CONTROL.exec(id);
+  const invisible = INVISIBLE_CHARACTER.exec(id) ?? CONTROL.exec(id);
   if (invisible === null) return undefined;
   const code = invisible[0].charCodeAt(0).toString(16).toUpperCase().padStart(4, '0');
   return `U+${code}, a character that does not show`;
