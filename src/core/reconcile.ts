@@ -271,9 +271,9 @@ export interface ReconciliationJson {
      */
     category_from_webhook: number;
     /**
-     * Buckets of the analytics export (and of wameter's units in its period) compared: those with a unit or an
-     * amount on either side. One empty on both sides (a data point of Meta's with no volume and no cost) is not
-     * counted.
+     * Buckets of the analytics export (and of wameter's units in its period) compared: those Meta's export has a
+     * data point for (a zero one too) and those holding a unit of wameter's; one that only a message difference
+     * names, empty on both sides, is not counted.
      */
     buckets: number;
   };
