@@ -31,7 +31,11 @@ import { accountBookFor } from './rating-service.js';
 import { ERRORS } from './errors.js';
 import type { ServiceConfig } from './config.js';
 import { openApiDocument } from './openapi.js';
-import { messagesWebhook, tierStatementWebhook } from '../../test/support/webhook-body.js';
+import {
+  messagesWebhook,
+  scopedIdPairingWebhook,
+  tierStatementWebhook,
+} from '../../test/support/webhook-body.js';
 import { openSqliteStore } from '../store/sqlite/sqlite-store.js';
 import { ratingsCursor } from '../store/store.js';
 
@@ -1658,20 +1662,13 @@ describe("explain by a business-scoped id only the portfolio mate's events pair 
   it('tells a key for the other WABA nothing: the answer of an id nobody uses', async () => {
     await withSharedPortfolio(async () => {
       // Meta's own webhook of W2 pairs the id with a Brazilian number; W1 has traffic of its own.
-      const pairing = messagesWebhook('W2', {
-        messaging_product: 'whatsapp',
-        metadata: { display_phone_number: '2', phone_number_id: 'PN2' },
-        contacts: [{ profile: { name: 'x' }, wa_id: '5511987650002', user_id: SCOPED }],
-        messages: [
-          {
-            from: '5511987650002',
-            from_user_id: SCOPED,
-            id: 'wamid.w2.in',
-            timestamp: '1760954400',
-            type: 'text',
-            text: { body: 'hi' },
-          },
-        ],
+      const pairing = scopedIdPairingWebhook({
+        waba: 'W2',
+        business: 'PN2',
+        number: '5511987650002',
+        scopedId: SCOPED,
+        id: 'wamid.w2.in',
+        timestamp: '1760954400',
       });
       expect((await service.postWebhook(JSON.stringify(pairing))).status).toBe(200);
       await service.postEvents(conversationLines('W1', 'PN1', '919876543210', 'wamid.k1'));
@@ -2463,20 +2460,13 @@ describe("one client's writes never change another client's bill", () => {
       );
       const before = await unitsOf(KEY_ALL, 'W2');
       // W1 posts, with its own key, a webhook body of its own WABA pairing that id with a Brazilian number.
-      const pairing = messagesWebhook('W1', {
-        messaging_product: 'whatsapp',
-        metadata: { display_phone_number: '1', phone_number_id: 'PN1' },
-        contacts: [{ profile: { name: 'x' }, wa_id: '5511999990000', user_id: SCOPED }],
-        messages: [
-          {
-            from: '5511999990000',
-            from_user_id: SCOPED,
-            id: 'wamid.w1.pairing',
-            timestamp: '1759399200',
-            type: 'text',
-            text: { body: 'hi' },
-          },
-        ],
+      const pairing = scopedIdPairingWebhook({
+        waba: 'W1',
+        business: 'PN1',
+        number: '5511999990000',
+        scopedId: SCOPED,
+        id: 'wamid.w1.pairing',
+        timestamp: '1759399200',
       });
       expect(await json(await service.postEvents([pairing], KEY_W1))).toMatchObject({ accepted: 1 });
       await service.rating.settled();
@@ -3813,20 +3803,13 @@ describe.each(['SQLite', 'PostgreSQL'] as const)(
       const number = '5511987650002';
       const shared = 'US.88888888888888888888';
       // Meta's own webhook of W2 (the portfolio mate) pairs the id with the number; both WABAs bill that number.
-      const pairing = messagesWebhook('W2', {
-        messaging_product: 'whatsapp',
-        metadata: { display_phone_number: '2', phone_number_id: 'PN2' },
-        contacts: [{ profile: { name: 'x' }, wa_id: number, user_id: shared }],
-        messages: [
-          {
-            from: number,
-            from_user_id: shared,
-            id: 'wamid.w2.in',
-            timestamp: '1752138000',
-            type: 'text',
-            text: { body: 'hi' },
-          },
-        ],
+      const pairing = scopedIdPairingWebhook({
+        waba: 'W2',
+        business: 'PN2',
+        number: number,
+        scopedId: shared,
+        id: 'wamid.w2.in',
+        timestamp: '1752138000',
       });
       expect((await service.postWebhook(JSON.stringify(pairing))).status).toBe(200);
       await service.postEvents([

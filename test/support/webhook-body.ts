@@ -34,3 +34,25 @@ export function tierStatementWebhook(waba: string, fields: Record<string, unknow
     },
   });
 }
+
+/**
+ * A user's text message as Meta sends it when the user has a business-scoped id: WABA `waba`'s number
+ * `business` (its phone_number_id) receives message `id` at `timestamp` (Unix seconds) from `number`, and Meta
+ * gives the user's id `scopedId` beside it (`contacts[].user_id`, `from_user_id`): the webhook that pairs them.
+ */
+export function scopedIdPairingWebhook(pairing: {
+  waba: string;
+  business: string;
+  number: string;
+  scopedId: string;
+  id: string;
+  timestamp: string;
+}) {
+  const { waba, business, number, scopedId, id, timestamp } = pairing;
+  return messagesWebhook(waba, {
+    messaging_product: 'whatsapp',
+    metadata: { display_phone_number: business.replace(/\D/g, '') || '1', phone_number_id: business },
+    contacts: [{ profile: { name: 'x' }, wa_id: number, user_id: scopedId }],
+    messages: [{ from: number, from_user_id: scopedId, id, timestamp, type: 'text', text: { body: 'hi' } }],
+  });
+}
