@@ -345,15 +345,16 @@ export async function createDashboardService(
  * in one portfolio, P1 (KEY_W1 reads W1, KEY_W2 reads W2): its path.
  */
 export function sharedPortfolioAccounts(dir = mkdtempSync(join(tmpdir(), 'wameter-accounts-'))): string {
+  return accountsFile(['W1', 'W2'], dir);
+}
+
+/** An accounts file (contract §2) in `dir` putting `wabas` in one portfolio, P1, in UTC and USD: its path. */
+export function accountsFile(
+  wabas: readonly string[],
+  dir = mkdtempSync(join(tmpdir(), 'wameter-accounts-')),
+): string {
   const accountsPath = join(dir, 'accounts.json');
-  writeFileSync(
-    accountsPath,
-    JSON.stringify({
-      accounts: [
-        { waba: 'W1', portfolio: 'P1' },
-        { waba: 'W2', portfolio: 'P1' },
-      ],
-    }),
-  );
+  const accounts = wabas.map((waba) => ({ waba, timezone: 'UTC', currency: 'USD', portfolio: 'P1' }));
+  writeFileSync(accountsPath, JSON.stringify({ accounts }));
   return accountsPath;
 }

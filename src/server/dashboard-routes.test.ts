@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
+  accountsFile,
   bundledCardsWithTiers,
   conversationLines,
   createDashboardService,
@@ -922,17 +923,7 @@ describe('dashboard API: volume-tier positions count as the rating does', () => 
 
 describe('dashboard API: the estimate quotes only what the key may read', () => {
   // W1 and W2 share a portfolio (their events are rated together for tiers); each client sees only its own.
-  const accountsDir = mkdtempSync(join(tmpdir(), 'wameter-dashboard-accounts-'));
-  const accountsPath = join(accountsDir, 'accounts.json');
-  writeFileSync(
-    accountsPath,
-    JSON.stringify({
-      accounts: [
-        { waba: 'W1', timezone: 'UTC', currency: 'USD', portfolio: 'P1' },
-        { waba: 'W2', timezone: 'UTC', currency: 'USD', portfolio: 'P1' },
-      ],
-    }),
-  );
+  const accountsPath = accountsFile(['W1', 'W2']);
   const W2_USER = '919876543210';
   const AT = '2025-07-10T12:00:00Z'; // three hours after W2's user wrote to PN2
 
@@ -1083,17 +1074,7 @@ describe('dashboard API: the estimate quotes only what the key may read', () => 
 describe('dashboard API: the estimate of a WABA that has sent nothing yet, beside a mate that has', () => {
   // W2 and W3 share a portfolio; W3, a new client's, has no stored events yet.
   const KEY_W3 = 'key-estimate-w3';
-  const accountsDir = mkdtempSync(join(tmpdir(), 'wameter-dashboard-new-waba-'));
-  const accountsPath = join(accountsDir, 'accounts.json');
-  writeFileSync(
-    accountsPath,
-    JSON.stringify({
-      accounts: [
-        { waba: 'W2', timezone: 'UTC', currency: 'USD', portfolio: 'P1' },
-        { waba: 'W3', timezone: 'UTC', currency: 'USD', portfolio: 'P1' },
-      ],
-    }),
-  );
+  const accountsPath = accountsFile(['W2', 'W3']);
 
   beforeEach(async () => {
     service = await createDashboardService({
