@@ -319,6 +319,18 @@ describe('recipients', () => {
     }
   });
 
+  it("a number after a spreadsheet's text mark ('+919876543210, as wameter's own CSVs write it) is read", async () => {
+    const result = await estimate("phone\n'+919876543210\n' 91 98765 43211\n''+919876543212\n'abc\n", [], {
+      template: 'marketing',
+      atMs: at('2025-10-15T12:00:00Z'),
+    });
+    expect(result.lines.map((line) => line.phone)).toEqual(['919876543210', '919876543211']);
+    // One mark only, and what follows it must be a number.
+    expect(result.invalid.map((line) => line.phone)).toEqual(["''+919876543212", "'abc"]);
+    const listed = recipientsFromPhones(["'+919876543210"]);
+    expect(listed.recipients.map((recipient) => recipient.phone)).toEqual(['919876543210']);
+  });
+
   it('a CSV without a phone column is refused with the columns it has', () => {
     const parsed = parseRecipientsCsv('name,mobile\nAsha,9198\n');
     expect(parsed).toMatchObject({ ok: false, error: { code: 'NO_PHONE_COLUMN' } });

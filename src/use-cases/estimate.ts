@@ -201,6 +201,16 @@ export function tooManyRecipients(maxRecipients: number): EstimateError {
 }
 
 /**
+ * A recipient's number as written: `normalisePhone`, after one leading `'` — a spreadsheet's mark for "text"
+ * (`'+919876543210`, kept by some exports), which wameter's own CSVs also write before a cell starting with `+`
+ * so that no spreadsheet runs it as a formula.
+ */
+function recipientPhone(written: string) {
+  const trimmed = written.trim();
+  return normalisePhone(trimmed.startsWith("'") ? trimmed.slice(1) : written);
+}
+
+/**
  * A list of phone numbers (the service's `phones`) → recipients; an entry's line is its position from 1, and
  * a blank or malformed entry is listed under `invalid`, never dropped.
  */
@@ -208,7 +218,7 @@ export function recipientsFromPhones(phones: readonly string[]): RecipientList {
   const recipients: Recipient[] = [];
   const invalid: InvalidRecipient[] = [];
   phones.forEach((written, index) => {
-    const phone = normalisePhone(written);
+    const phone = recipientPhone(written);
     if (phone.ok)
       recipients.push({ line: index + 1, phone: canonicalUser(phone.value), written, columns: {} });
     else invalid.push({ line: index + 1, phone: written, error: phone.error });
@@ -272,7 +282,7 @@ export function parseRecipientsCsv(
     });
     if (recipients.length + invalid.length >= maxRecipients) return err(tooManyRecipients(maxRecipients));
     const raw = row.fields[phoneIndex] ?? '';
-    const phone = normalisePhone(raw);
+    const phone = recipientPhone(raw);
     if (!phone.ok) {
       invalid.push({ line: row.line, phone: raw, error: phone.error });
       continue;
