@@ -389,6 +389,11 @@ export const openApiDocument = {
             type: 'object',
             properties: {
               user: { type: 'string' },
+              scoped_user: {
+                type: 'string',
+                description:
+                  'Only when `user` was a business-scoped id the rating joined to a phone number: the id asked for (`user` is then the number).',
+              },
               business: { type: ['string', 'null'] },
               timeline: {
                 type: 'array',
