@@ -143,15 +143,24 @@ export const openApiDocument = {
           'waba',
           'business',
           'user',
+          'country',
+          'market',
           'category',
           'type',
           'opened_at',
+          'expires_at',
+          'messages',
+          'rate',
+          'amount',
+          'currency',
+          'rate_card',
+          'rule',
         ],
         properties: {
           id: { type: 'string' },
           unit: { type: 'string', enum: ['conversation', 'message'] },
           pricing_model: { type: 'string', enum: ['NBP', 'CBP', 'PMP'] },
-          era: { type: 'string' },
+          era: { type: 'string', enum: [...ERAS] },
           waba: { type: 'string' },
           business: { type: 'string' },
           user: { type: 'string' },
@@ -169,6 +178,7 @@ export const openApiDocument = {
           rate_card: { type: ['string', 'null'] },
           tier: {
             type: 'object',
+            required: ['count', 'band', 'month'],
             description:
               "Volume-tier position of a tiered charge: {count, band, month}. `count` is the portfolio's running " +
               "count of the market × category × month, its other WABAs' charges included: null to a key that may " +
@@ -197,13 +207,112 @@ export const openApiDocument = {
           'Per currency: {amount, units, unpriced?, by_category: {category: {units, unpriced?, amount}}}. `unpriced` (present only when > 0) counts units that could not be priced (see findings): they are in `units` but not in `amount`.',
         additionalProperties: {
           type: 'object',
+          required: ['amount', 'units', 'by_category'],
           properties: {
             amount: { type: 'string' },
             units: { type: 'integer' },
             unpriced: { type: 'integer', minimum: 1 },
-            by_category: { type: 'object', additionalProperties: { type: 'object' } },
+            by_category: {
+              type: 'object',
+              additionalProperties: {
+                type: 'object',
+                required: ['units', 'amount'],
+                properties: {
+                  units: { type: 'integer' },
+                  unpriced: { type: 'integer', minimum: 1 },
+                  amount: { type: 'string' },
+                },
+              },
+            },
           },
         },
+      },
+      Rating: {
+        type: 'object',
+        required: [
+          'id',
+          'rated_at',
+          'reason',
+          'wabas',
+          'as_of_rules',
+          'rate_cards',
+          'rate_cards_digest',
+          'totals',
+        ],
+        properties: {
+          id: { type: 'string' },
+          rated_at: { type: 'string', format: 'date-time' },
+          reason: { type: 'string', description: 'live, rerate, "rerate (cli)" or upgrade.' },
+          wabas: { type: 'array', items: { type: 'string' } },
+          as_of_rules: { type: ['string', 'null'] },
+          rate_cards: { type: 'array', items: { type: 'string' } },
+          rate_cards_digest: { type: ['string', 'null'] },
+          totals: { $ref: '#/components/schemas/Totals' },
+          changes: {
+            type: 'object',
+            description: "A re-rate's stored changes (not for a key that sees the rating narrowed).",
+            required: ['period', 'outside_period', 'changed', 'unchanged', 'totals'],
+            properties: {
+              period: {
+                type: 'object',
+                required: ['from', 'to'],
+                properties: {
+                  from: { type: ['string', 'null'], format: 'date-time' },
+                  to: { type: ['string', 'null'], format: 'date-time' },
+                },
+              },
+              outside_period: {
+                type: ['object', 'null'],
+                required: ['changed', 'totals'],
+                properties: {
+                  changed: { type: 'integer' },
+                  totals: { $ref: '#/components/schemas/OldNewTotals' },
+                },
+              },
+              changed: { type: 'integer' },
+              unchanged: { type: 'integer' },
+              totals: { $ref: '#/components/schemas/OldNewTotals' },
+            },
+          },
+        },
+      },
+      PendingMessage: {
+        type: 'object',
+        required: ['id', 'waba', 'business', 'user', 'sent_at'],
+        properties: {
+          id: { type: 'string' },
+          waba: { type: 'string' },
+          business: { type: 'string' },
+          user: { type: 'string' },
+          sent_at: { type: 'string', format: 'date-time' },
+        },
+      },
+      OldNewTotals: {
+        type: 'object',
+        required: ['old', 'new'],
+        properties: {
+          old: { $ref: '#/components/schemas/Totals' },
+          new: { $ref: '#/components/schemas/Totals' },
+        },
+      },
+      UnitChange: {
+        type: 'object',
+        description:
+          'A unit a re-rate changed: its id, and the unit before and after (null where it did not exist).',
+        required: ['unit', 'old', 'new'],
+        properties: {
+          unit: { type: 'string' },
+          old: { oneOf: [{ $ref: '#/components/schemas/Unit' }, { type: 'null' }] },
+          new: { oneOf: [{ $ref: '#/components/schemas/Unit' }, { type: 'null' }] },
+        },
+      },
+      Finding: {
+        type: 'object',
+        description:
+          'A finding of the rating (contract §4): {code, message, waba?, count?, …}, with the fields of its code.',
+        required: ['code', 'message'],
+        properties: { code: { type: 'string', enum: [...FINDING_CODES] }, message: { type: 'string' } },
+        additionalProperties: true,
       },
     },
   },
@@ -251,6 +360,7 @@ export const openApiDocument = {
         responses: {
           '200': json({
             type: 'object',
+            required: ['received', 'duplicate', 'events', 'ignored', 'unreadable'],
             properties: {
               received: { type: 'boolean' },
               duplicate: { type: 'boolean' },
@@ -283,6 +393,7 @@ export const openApiDocument = {
         responses: {
           '200': json({
             type: 'object',
+            required: ['accepted', 'duplicates', 'merged', 'ignored', 'rejected'],
             properties: {
               accepted: { type: 'integer' },
               duplicates: { type: 'integer' },
@@ -298,6 +409,7 @@ export const openApiDocument = {
                   'Only when some event lines have fields the event-line contract does not name: each such field, by kind of line, with how many lines have it. Such a field is not read (a template category given as "category" rates the template as a free message): `did_you_mean` names the contract field for a common slip.',
                 items: {
                   type: 'object',
+                  required: ['kind', 'field', 'lines'],
                   properties: {
                     kind: { type: 'string' },
                     field: { type: 'string' },
@@ -311,6 +423,7 @@ export const openApiDocument = {
                 description: `The first ${MAX_LISTED_REJECTIONS} rejections, by line; \`rejected_unlisted\` counts the others.`,
                 items: {
                   type: 'object',
+                  required: ['line', 'code', 'error'],
                   properties: {
                     line: { type: 'integer' },
                     code: { type: 'string' },
@@ -337,6 +450,7 @@ export const openApiDocument = {
         responses: {
           '200': json({
             type: 'object',
+            required: ['units', 'next_cursor'],
             properties: {
               units: { type: 'array', items: { $ref: '#/components/schemas/Unit' } },
               next_cursor: { type: ['string', 'null'] },
@@ -361,7 +475,11 @@ export const openApiDocument = {
         summary: 'Totals per currency and category',
         parameters: unitFilterParameters,
         responses: {
-          '200': json({ type: 'object', properties: { totals: { $ref: '#/components/schemas/Totals' } } }),
+          '200': json({
+            type: 'object',
+            required: ['totals'],
+            properties: { totals: { $ref: '#/components/schemas/Totals' } },
+          }),
           ...authErrors,
         },
       },
@@ -387,6 +505,7 @@ export const openApiDocument = {
         responses: {
           '200': json({
             type: 'object',
+            required: ['user', 'business', 'timeline', 'decisions', 'units', 'pending', 'failed', 'findings'],
             properties: {
               user: { type: 'string' },
               scoped_user: {
@@ -399,22 +518,80 @@ export const openApiDocument = {
                 type: 'array',
                 description:
                   'The story in order: {at, kind (inbound | message), business, message_id, unit_id?, era?, rule?, reason}.',
-                items: { type: 'object' },
+                items: {
+                  type: 'object',
+                  required: ['at', 'kind', 'business', 'message_id', 'reason'],
+                  properties: {
+                    at: { type: 'string', format: 'date-time' },
+                    kind: { type: 'string', enum: ['inbound', 'message'] },
+                    business: { type: 'string' },
+                    message_id: { type: 'string' },
+                    unit_id: { type: 'string' },
+                    era: { type: 'string', enum: [...ERAS] },
+                    rule: { type: 'string' },
+                    reason: { type: 'string' },
+                  },
+                },
               },
-              decisions: { type: 'array', items: { type: 'object' } },
+              decisions: {
+                type: 'array',
+                description: 'One per delivered business message.',
+                items: {
+                  type: 'object',
+                  required: [
+                    'message_id',
+                    'waba',
+                    'business',
+                    'user',
+                    'delivered_at',
+                    'template',
+                    'era',
+                    'unit_id',
+                    'rule',
+                    'reason',
+                  ],
+                  properties: {
+                    message_id: { type: 'string' },
+                    waba: { type: 'string' },
+                    business: { type: 'string' },
+                    user: { type: 'string' },
+                    delivered_at: { type: 'string', format: 'date-time' },
+                    template: { type: ['string', 'null'] },
+                    era: { type: 'string', enum: [...ERAS] },
+                    unit_id: { type: 'string' },
+                    rule: { type: 'string' },
+                    reason: { type: 'string' },
+                  },
+                },
+              },
               units: { type: 'array', items: { $ref: '#/components/schemas/Unit' } },
-              pending: { type: 'array', items: { type: 'object' } },
+              pending: {
+                type: 'array',
+                description: "The user's business messages sent and never delivered (not charged).",
+                items: { $ref: '#/components/schemas/PendingMessage' },
+              },
               failed: {
                 type: 'array',
                 description:
                   "The user's business messages that failed (never charged): {id, waba, business, user, sent_at, failed_at}.",
-                items: { type: 'object' },
+                items: {
+                  type: 'object',
+                  required: ['id', 'waba', 'business', 'user', 'sent_at', 'failed_at'],
+                  properties: {
+                    id: { type: 'string' },
+                    waba: { type: 'string' },
+                    business: { type: 'string' },
+                    user: { type: 'string' },
+                    sent_at: { type: 'string', format: 'date-time' },
+                    failed_at: { type: 'string', format: 'date-time' },
+                  },
+                },
               },
               findings: {
                 type: 'array',
                 description:
                   "The rating's findings about this story (as `wameter explain` tells them): {code, message, …}; none naming a WABA the key may not read. `count` is the rating's, of the finding's whole WABA (or portfolio); `story_count`, where the story's units tell it (NO_RATE, UNKNOWN_RECIPIENT, CATEGORY_FROM_WEBHOOK), how many of those cases are this story's.",
-                items: { type: 'object' },
+                items: { $ref: '#/components/schemas/Finding' },
               },
             },
           }),
@@ -478,16 +655,19 @@ export const openApiDocument = {
         responses: {
           '200': json({
             type: 'object',
+            required: ['data'],
             properties: {
               data: {
                 type: 'array',
                 items: {
                   type: 'object',
+                  required: ['data_points'],
                   properties: {
                     data_points: {
                       type: 'array',
                       items: {
                         type: 'object',
+                        required: ['start', 'end', 'cost', 'currency'],
                         description:
                           '{start, end, conversation|volume, cost, unpriced?, currency, and the asked dimensions}. ' +
                           '`unpriced` (present only when > 0, as in /v1/totals) counts units that could not be ' +
@@ -597,6 +777,18 @@ export const openApiDocument = {
         responses: {
           '200': json({
             type: 'object',
+            required: [
+              'rating_id',
+              'wabas',
+              'accounts_changed',
+              'rate_cards_changed',
+              'changed',
+              'unchanged',
+              'totals',
+              'totals_by_waba',
+              'outside_period',
+              'findings',
+            ],
             properties: {
               rating_id: { type: ['string', 'null'] },
               wabas: { type: 'array', items: { type: 'string' } },
@@ -609,45 +801,28 @@ export const openApiDocument = {
                 description:
                   "The rate cards' contents (any rate or tier band, whatever their ids) differ from those the scope's last rating priced with.",
               },
-              changed: { type: 'array', items: { type: 'object' } },
+              changed: { type: 'array', items: { $ref: '#/components/schemas/UnitChange' } },
               unchanged: { type: 'integer' },
-              totals: {
-                type: 'object',
-                properties: {
-                  old: { $ref: '#/components/schemas/Totals' },
-                  new: { $ref: '#/components/schemas/Totals' },
-                },
-              },
+              totals: { $ref: '#/components/schemas/OldNewTotals' },
               totals_by_waba: {
                 type: 'object',
                 description:
                   '`totals` of each WABA reported, by WABA id: a re-rate covers whole portfolios, and a provider re-bills each client its own share.',
-                additionalProperties: {
-                  type: 'object',
-                  properties: {
-                    old: { $ref: '#/components/schemas/Totals' },
-                    new: { $ref: '#/components/schemas/Totals' },
-                  },
-                },
+                additionalProperties: { $ref: '#/components/schemas/OldNewTotals' },
               },
               outside_period: {
                 type: ['object', 'null'],
                 description:
                   'With from/to: `changed` counts the units opened outside the period that changed too (the whole portfolio is re-rated and, unless a dry run, stored); `totals` are those of every unit opened outside the period, changed or not, before (`old`) and after (`new`). null without a period.',
+                required: ['changed', 'totals'],
                 properties: {
                   changed: { type: 'integer' },
-                  totals: {
-                    type: 'object',
-                    properties: {
-                      old: { $ref: '#/components/schemas/Totals' },
-                      new: { $ref: '#/components/schemas/Totals' },
-                    },
-                  },
+                  totals: { $ref: '#/components/schemas/OldNewTotals' },
                 },
               },
               findings: {
                 type: 'array',
-                items: { type: 'object' },
+                items: { $ref: '#/components/schemas/Finding' },
                 description:
                   "The new rating's findings (contract §4: as `wameter rate` would say them of the same traffic, cards and era), of the whole portfolios re-rated; a key sees those naming its own WABAs only.",
               },
@@ -704,7 +879,11 @@ export const openApiDocument = {
         responses: {
           '200': json({
             type: 'object',
-            properties: { ratings: { type: 'array' }, next_cursor: { type: ['string', 'null'] } },
+            required: ['ratings', 'next_cursor'],
+            properties: {
+              ratings: { type: 'array', items: { $ref: '#/components/schemas/Rating' } },
+              next_cursor: { type: ['string', 'null'] },
+            },
           }),
           ...authErrors,
         },
@@ -725,9 +904,10 @@ export const openApiDocument = {
         responses: {
           '200': json({
             type: 'object',
+            required: ['rating_id', 'units', 'next_cursor'],
             properties: {
               rating_id: { type: 'string' },
-              units: { type: 'array' },
+              units: { type: 'array', items: { $ref: '#/components/schemas/UnitChange' } },
               next_cursor: { type: ['string', 'null'] },
             },
           }),
@@ -883,7 +1063,17 @@ export const openApiDocument = {
           'Readiness: the store answers, its last write did not fail, and (SQLite) its file is still the one opened',
         security: [],
         responses: {
-          '200': json({ type: 'object' }),
+          '200': json({
+            type: 'object',
+            required: ['status', 'rating_lag_seconds'],
+            properties: {
+              status: { type: 'string', enum: ['ok'] },
+              rating_lag_seconds: {
+                type: 'number',
+                description: 'How long the oldest stored arrival not yet rated has waited (0: none).',
+              },
+            },
+          }),
           '503': errorResponse('STORE_UNAVAILABLE, with the reason in the message'),
         },
       },
