@@ -268,6 +268,24 @@ afterAll(async () => {
 });
 
 describe('every answer conforms to GET /openapi.json', () => {
+  it('answers a webhook route without its secrets as the document declares', async () => {
+    const unconfigured = await createTestService({ appSecrets: [], verifyToken: null });
+    try {
+      conformance.mismatches.length = 0;
+      const posted = await unconfigured.postWebhook(fixture('meta-docs/incoming_text_basic.json'));
+      expect(posted.status).toBe(503);
+      await conformance.check('POST', '/webhooks/whatsapp', posted, 'no app secret');
+      const handshake = await unconfigured.get(
+        '/webhooks/whatsapp?hub.mode=subscribe&hub.verify_token=x&hub.challenge=1',
+      );
+      expect(handshake.status).toBe(403);
+      await conformance.check('GET', '/webhooks/whatsapp', handshake, 'no verify token');
+      expect(conformance.mismatches).toEqual([]);
+    } finally {
+      await unconfigured.close();
+    }
+  });
+
   it('answers every route the document lists as it declares', async () => {
     // Webhooks: handshake, duplicate, unsigned, badly signed, not a webhook.
     await ask(
@@ -760,6 +778,14 @@ describe('every answer conforms to GET /openapi.json', () => {
         await conformance.check('GET', '/v1/totals', response, `request ${i}`);
       }
       expect(statuses).toContain(429);
+      // Failing webhook POSTs of one address are limited too.
+      const webhookStatuses: number[] = [];
+      for (let i = 0; i < 3; i += 1) {
+        const response = await limited.postWebhook('{"a":1}', { signature: 'sha256=00' });
+        webhookStatuses.push(response.status);
+        await conformance.check('POST', '/webhooks/whatsapp', response, `bad signature ${i}`);
+      }
+      expect(webhookStatuses).toContain(429);
       expect(conformance.mismatches).toEqual([]);
     } finally {
       await limited.close();

@@ -276,6 +276,54 @@ export const openApiDocument = {
           },
         },
       },
+      OverviewAmounts: {
+        type: 'object',
+        required: ['amount', 'charged_units', 'free_units'],
+        properties: {
+          amount: { type: 'string' },
+          charged_units: { type: 'integer' },
+          free_units: { type: 'integer' },
+        },
+      },
+      Reconciliation: {
+        type: 'object',
+        description:
+          'Contract §7 (differences, checked) and the WABAs compared, why nothing could be (null: something was), the uploaded export compared (null: none), and BILL_RERATED findings.',
+        required: ['differences', 'checked', 'wabas', 'nothing_checked', 'analytics', 'findings'],
+        properties: {
+          differences: {
+            type: 'array',
+            description:
+              "A message's verdict against its webhook's, or a bucket's totals against the export's.",
+            items: {
+              type: 'object',
+              required: ['cause', 'ours', 'meta'],
+              properties: {
+                cause: { type: 'string' },
+                note: { type: 'string' },
+                ours: { type: 'object' },
+                meta: { type: 'object' },
+              },
+              // A message's fields (message, waba, business, user, delivered_at, differs) or a bucket's.
+              additionalProperties: true,
+            },
+          },
+          checked: {
+            type: 'object',
+            required: ['messages', 'unverifiable', 'category_from_webhook', 'buckets'],
+            properties: {
+              messages: { type: 'integer' },
+              unverifiable: { type: 'integer' },
+              category_from_webhook: { type: 'integer' },
+              buckets: { type: 'integer' },
+            },
+          },
+          wabas: { type: 'array', items: { type: 'string' } },
+          nothing_checked: { type: ['string', 'null'] },
+          analytics: { type: ['object', 'null'] },
+          findings: { type: 'array', items: { $ref: '#/components/schemas/Finding' } },
+        },
+      },
       PendingMessage: {
         type: 'object',
         required: ['id', 'waba', 'business', 'user', 'sent_at'],
@@ -920,7 +968,28 @@ export const openApiDocument = {
       get: {
         summary:
           "The WABAs this key may read, with their time zone, currency and portfolio (the dashboard's labels)",
-        responses: { '200': json({ type: 'object' }), ...authErrors },
+        responses: {
+          '200': json({
+            type: 'object',
+            required: ['accounts'],
+            properties: {
+              accounts: {
+                type: 'array',
+                items: {
+                  type: 'object',
+                  required: ['waba', 'time_zone', 'currency', 'portfolio'],
+                  properties: {
+                    waba: { type: 'string' },
+                    time_zone: { type: 'string' },
+                    currency: { type: 'string' },
+                    portfolio: { type: 'string' },
+                  },
+                },
+              },
+            },
+          }),
+          ...authErrors,
+        },
       },
     },
     '/v1/dashboard/overview': {
@@ -942,7 +1011,68 @@ export const openApiDocument = {
           },
           ...unitFilterParameters,
         ],
-        responses: { '200': json({ type: 'object' }), ...authErrors },
+        responses: {
+          '200': json({
+            type: 'object',
+            required: ['granularity', 'by', 'time_zone', 'currencies', 'totals', 'truncated'],
+            properties: {
+              granularity: { type: 'string', enum: ['DAILY', 'MONTHLY'] },
+              by: { type: 'string', enum: ['category', 'market', 'business', 'waba'] },
+              time_zone: { type: 'string' },
+              currencies: {
+                type: 'array',
+                items: {
+                  type: 'object',
+                  description:
+                    'Per currency: its buckets (empty days included, the latest ones), the keys of `by` they hold, and their sum.',
+                  required: ['currency', 'keys', 'totals', 'buckets'],
+                  properties: {
+                    currency: { type: 'string' },
+                    keys: { type: 'array', items: { type: 'string' } },
+                    totals: { $ref: '#/components/schemas/OverviewAmounts' },
+                    buckets: {
+                      type: 'array',
+                      items: {
+                        type: 'object',
+                        required: ['start', 'end', 'label', 'amount', 'charged_units', 'free_units', 'by'],
+                        properties: {
+                          start: { type: 'string', format: 'date-time' },
+                          end: { type: 'string', format: 'date-time' },
+                          label: { type: 'string' },
+                          amount: { type: 'string' },
+                          charged_units: { type: 'integer' },
+                          free_units: { type: 'integer' },
+                          by: {
+                            type: 'object',
+                            additionalProperties: { $ref: '#/components/schemas/OverviewAmounts' },
+                          },
+                        },
+                      },
+                    },
+                  },
+                },
+              },
+              totals: {
+                $ref: '#/components/schemas/Totals',
+                description: 'Exactly what GET /v1/totals answers for the same filters.',
+              },
+              truncated: {
+                type: ['object', 'null'],
+                description:
+                  'null, or what the answer left out: only the latest max_buckets buckets are answered.',
+                required: ['max_buckets', 'shown_from', 'shown_from_label', 'earliest_unit_at', 'left_out'],
+                properties: {
+                  max_buckets: { type: 'integer' },
+                  shown_from: { type: 'string', format: 'date-time' },
+                  shown_from_label: { type: 'string' },
+                  earliest_unit_at: { type: 'string', format: 'date-time' },
+                  left_out: { $ref: '#/components/schemas/Totals' },
+                },
+              },
+            },
+          }),
+          ...authErrors,
+        },
       },
     },
     '/v1/dashboard/allowances': {
@@ -952,20 +1082,189 @@ export const openApiDocument = {
           { name: 'month', in: 'query', schema: { type: 'string', pattern: '^\\d{4}-\\d{2}$' } },
           { name: 'waba', in: 'query', schema: { type: 'string' } },
         ],
-        responses: { '200': json({ type: 'object' }), ...authErrors },
+        responses: {
+          '200': json({
+            type: 'object',
+            required: ['month', 'era', 'allowance', 'tiers', 'tiers_note'],
+            properties: {
+              month: { type: 'string', pattern: '^\\d{4}-\\d{2}$' },
+              era: { type: 'string', enum: [...ERAS] },
+              allowance: {
+                type: 'object',
+                required: ['per', 'limit', 'what', 'rows'],
+                properties: {
+                  per: { type: ['string', 'null'] },
+                  limit: { type: ['integer', 'null'] },
+                  what: { type: 'string' },
+                  rows: {
+                    type: 'array',
+                    items: {
+                      type: 'object',
+                      required: ['waba', 'used', 'limit', 'remaining'],
+                      properties: {
+                        waba: { type: 'string' },
+                        business: { type: 'string' },
+                        used: { type: 'integer' },
+                        limit: { type: ['integer', 'null'] },
+                        remaining: { type: ['integer', 'null'] },
+                      },
+                    },
+                  },
+                },
+              },
+              tiers: {
+                type: 'array',
+                items: {
+                  type: 'object',
+                  required: [
+                    'portfolio',
+                    'wabas',
+                    'market',
+                    'category',
+                    'currency',
+                    'charged_this_month',
+                    'band',
+                    'band_rate',
+                    'next_band_from',
+                    'rate_card',
+                    'rate_categories',
+                  ],
+                  properties: {
+                    portfolio: { type: 'string' },
+                    wabas: { type: 'array', items: { type: 'string' } },
+                    market: { type: 'string' },
+                    category: { type: 'string' },
+                    currency: { type: 'string' },
+                    charged_this_month: { type: 'integer' },
+                    band: { type: ['string', 'null'] },
+                    band_rate: { type: ['string', 'null'] },
+                    next_band_from: { type: ['integer', 'null'] },
+                    rate_card: { type: ['string', 'null'] },
+                    rate_categories: {
+                      type: 'array',
+                      items: {
+                        type: 'object',
+                        required: ['category', 'charged_this_month', 'band', 'band_rate', 'next_band_from'],
+                        properties: {
+                          category: { type: 'string' },
+                          charged_this_month: { type: 'integer' },
+                          band: { type: ['string', 'null'] },
+                          band_rate: { type: ['string', 'null'] },
+                          next_band_from: { type: ['integer', 'null'] },
+                        },
+                      },
+                    },
+                  },
+                },
+              },
+              tiers_note: { type: ['string', 'null'] },
+            },
+          }),
+          ...authErrors,
+        },
       },
     },
     '/v1/rate-cards': {
       get: {
         summary: 'Rate cards the service prices with, the one in force marked, with provenance',
-        responses: { '200': json({ type: 'object' }), ...authErrors },
+        responses: {
+          '200': json({
+            type: 'object',
+            required: ['today', 'rate_cards'],
+            properties: {
+              today: { type: 'string', format: 'date' },
+              rate_cards: {
+                type: 'array',
+                items: {
+                  type: 'object',
+                  required: [
+                    'id',
+                    'currency',
+                    'effective_date',
+                    'until',
+                    'in_force',
+                    'title',
+                    'provenance',
+                    'markets',
+                    'has_volume_tiers',
+                  ],
+                  properties: {
+                    id: { type: 'string' },
+                    currency: { type: 'string' },
+                    effective_date: { type: 'string', format: 'date' },
+                    until: { type: ['string', 'null'], format: 'date' },
+                    in_force: { type: 'boolean' },
+                    title: { type: ['string', 'null'] },
+                    provenance: { type: ['string', 'null'] },
+                    markets: { type: 'integer' },
+                    has_volume_tiers: { type: 'boolean' },
+                  },
+                },
+              },
+            },
+          }),
+          ...authErrors,
+        },
       },
     },
     '/v1/rate-cards/{id}': {
       get: {
         summary: "One rate card's rates per market and category, and its volume-tier bands",
         parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }],
-        responses: { '200': json({ type: 'object' }), '404': errorResponse('NOT_FOUND'), ...authErrors },
+        responses: {
+          '200': json({
+            type: 'object',
+            required: ['id', 'currency', 'effective_date', 'title', 'provenance', 'rates', 'tiers'],
+            properties: {
+              id: { type: 'string' },
+              currency: { type: 'string' },
+              effective_date: { type: 'string', format: 'date' },
+              title: { type: ['string', 'null'] },
+              provenance: { type: ['string', 'null'] },
+              rates: {
+                type: 'array',
+                items: {
+                  type: 'object',
+                  required: ['market', 'rates'],
+                  properties: {
+                    market: { type: 'string' },
+                    rates: {
+                      type: 'object',
+                      description:
+                        'Rate per rate-card column (marketing, utility, …), exact decimal strings.',
+                      additionalProperties: { type: 'string' },
+                    },
+                  },
+                },
+              },
+              tiers: {
+                type: 'array',
+                items: {
+                  type: 'object',
+                  required: ['market', 'category', 'bands'],
+                  properties: {
+                    market: { type: 'string' },
+                    category: { type: 'string' },
+                    bands: {
+                      type: 'array',
+                      items: {
+                        type: 'object',
+                        required: ['from', 'to', 'rate'],
+                        properties: {
+                          from: { type: 'integer' },
+                          to: { type: ['integer', 'null'] },
+                          rate: { type: 'string' },
+                        },
+                      },
+                    },
+                  },
+                },
+              },
+            },
+          }),
+          '404': errorResponse('NOT_FOUND'),
+          ...authErrors,
+        },
       },
     },
     '/v1/findings': {
@@ -977,7 +1276,24 @@ export const openApiDocument = {
           { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 1000 } },
           { name: 'offset', in: 'query', schema: { type: 'integer', minimum: 0 } },
         ],
-        responses: { '200': json({ type: 'object' }), ...authErrors },
+        responses: {
+          '200': json({
+            type: 'object',
+            required: ['counts', 'total', 'findings', 'next_offset'],
+            properties: {
+              counts: {
+                type: 'object',
+                description: 'How many findings of each code (all codes, whatever `code` asks).',
+                propertyNames: { enum: [...FINDING_CODES] },
+                additionalProperties: { type: 'integer' },
+              },
+              total: { type: 'integer' },
+              findings: { type: 'array', items: { $ref: '#/components/schemas/Finding' } },
+              next_offset: { type: ['integer', 'null'] },
+            },
+          }),
+          ...authErrors,
+        },
       },
     },
     '/v1/estimate': {
@@ -1020,7 +1336,75 @@ export const openApiDocument = {
             },
           },
         },
-        responses: { '200': json({ type: 'object' }), ...authErrors, ...jsonBodyErrors },
+        responses: {
+          '200': json({
+            type: 'object',
+            description:
+              'Contract §6 (lines, invalid, totals, warnings?) and the WABA and number it priced for.',
+            required: ['lines', 'invalid', 'totals', 'waba', 'business'],
+            properties: {
+              lines: {
+                type: 'array',
+                items: {
+                  type: 'object',
+                  description: "A recipient's quote, and the CSV row's other columns echoed.",
+                  required: ['phone', 'country', 'market', 'price', 'currency', 'free', 'reason'],
+                  properties: {
+                    phone: { type: 'string' },
+                    country: { type: ['string', 'null'] },
+                    market: { type: ['string', 'null'] },
+                    price: { type: ['string', 'null'] },
+                    currency: { type: 'string' },
+                    free: { type: 'boolean' },
+                    reason: { type: 'string' },
+                  },
+                  additionalProperties: { type: ['string', 'number', 'boolean', 'null'] },
+                },
+              },
+              invalid: {
+                type: 'array',
+                items: {
+                  type: 'object',
+                  required: ['line', 'phone', 'error'],
+                  properties: {
+                    line: { type: 'integer' },
+                    phone: { type: 'string' },
+                    error: { type: 'string' },
+                  },
+                },
+              },
+              totals: {
+                type: 'object',
+                required: ['count', 'free', 'charged', 'unpriced', 'by_currency'],
+                properties: {
+                  count: { type: 'integer' },
+                  free: { type: 'integer' },
+                  charged: { type: 'integer' },
+                  unpriced: { type: 'integer' },
+                  by_currency: {
+                    type: 'object',
+                    additionalProperties: {
+                      type: 'object',
+                      required: ['count', 'free', 'charged', 'unpriced', 'amount'],
+                      properties: {
+                        count: { type: 'integer' },
+                        free: { type: 'integer' },
+                        charged: { type: 'integer' },
+                        unpriced: { type: 'integer' },
+                        amount: { type: ['string', 'null'] },
+                      },
+                    },
+                  },
+                },
+              },
+              warnings: { type: 'array', items: { type: 'string' } },
+              waba: { type: 'string' },
+              business: { type: 'string' },
+            },
+          }),
+          ...authErrors,
+          ...jsonBodyErrors,
+        },
       },
     },
     '/v1/reconciliation': {
@@ -1028,7 +1412,7 @@ export const openApiDocument = {
         summary:
           "Differences between wameter's verdicts and Meta's status webhooks (contract §7), with `nothing_checked`: null, or why nothing could be compared",
         parameters: [{ name: 'waba', in: 'query', schema: { type: 'string' } }],
-        responses: { '200': json({ type: 'object' }), ...authErrors },
+        responses: { '200': json({ $ref: '#/components/schemas/Reconciliation' }), ...authErrors },
       },
       post: {
         summary: 'The same, also compared with an uploaded Meta analytics export ({analytics, waba?})',
@@ -1054,7 +1438,11 @@ export const openApiDocument = {
             },
           },
         },
-        responses: { '200': json({ type: 'object' }), ...authErrors, ...jsonBodyErrors },
+        responses: {
+          '200': json({ $ref: '#/components/schemas/Reconciliation' }),
+          ...authErrors,
+          ...jsonBodyErrors,
+        },
       },
     },
     '/healthz': {
