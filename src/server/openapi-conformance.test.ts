@@ -246,6 +246,22 @@ beforeAll(async () => {
       template: 'marketing',
     },
     { kind: 'status', at: '2025-10-16T10:00:05Z', waba: 'W1', id: 'failed1', status: 'failed' },
+    // Older traffic: a CBP-2023 month of W3 (free service conversations), and a unit years before the others
+    // (the overview's DAILY buckets are then truncated).
+    ...conversationLines('W3', 'PN-W3', '+15551230003', 'w3old').map((line) => ({
+      ...line,
+      at: (line as { at: string }).at.replace('2025-07', '2023-07'),
+    })),
+    {
+      kind: 'outbound',
+      at: '2019-03-01T10:00:00Z',
+      waba: 'W3',
+      business: 'PN-W3',
+      user: '+15551230003',
+      id: 'ancient1',
+      template: 'marketing',
+      delivered_at: '2019-03-01T10:00:01Z',
+    },
     // A template to a number of no known country: a finding, an unpriced unit.
     tiered('W3', 'unknown1', '2025-10-05T10:00:00Z', '999123'),
   ]);
@@ -351,6 +367,20 @@ describe('every answer conforms to GET /openapi.json', () => {
         'garbage',
         '{"kind":"outbound"}',
       ].join('\n'),
+      KEY_W1,
+    );
+    // More than 1000 rejections (rejected_unlisted), and a field the contract does not name (did_you_mean).
+    await events(Array.from({ length: 1002 }, () => 'x').join('\n'), KEY_ALL);
+    await events(
+      JSON.stringify({
+        kind: 'outbound',
+        at: '2025-10-21T09:00:00Z',
+        waba: 'W1',
+        business: 'PN-W1',
+        user: '+15551230001',
+        id: 'x3',
+        category: 'marketing',
+      }),
       KEY_W1,
     );
     await events('{}', undefined);
@@ -632,6 +662,14 @@ describe('every answer conforms to GET /openapi.json', () => {
       status: 200,
     });
     await ask('GET', '/v1/dashboard/allowances', '/v1/dashboard/allowances', { key: KEY_W1, status: 200 });
+    await ask('GET', '/v1/dashboard/allowances', '/v1/dashboard/allowances?month=2023-07', {
+      key: KEY_W3,
+      status: 200,
+    });
+    await ask('GET', '/v1/dashboard/allowances', '/v1/dashboard/allowances?month=2019-03', {
+      key: KEY_ALL,
+      status: 200,
+    });
     await ask('GET', '/v1/dashboard/allowances', '/v1/dashboard/allowances?month=October', {
       key: KEY_ALL,
       status: 400,
@@ -664,6 +702,7 @@ describe('every answer conforms to GET /openapi.json', () => {
       status: 200,
     });
     await ask('GET', '/v1/findings', '/v1/findings', { key: KEY_W1, status: 200 });
+    await ask('GET', '/v1/findings', '/v1/findings?limit=1&offset=1', { key: KEY_ALL, status: 200 });
     await ask('GET', '/v1/findings', '/v1/findings?code=NOPE', { key: KEY_ALL, status: 400 });
     await ask('GET', '/v1/findings', '/v1/findings', { status: 401 });
     await ask('GET', '/v1/findings', '/v1/findings?waba=W3', { key: KEY_W1, status: 403 });
@@ -683,6 +722,11 @@ describe('every answer conforms to GET /openapi.json', () => {
         waba: 'W2',
         business: 'PN-W2',
       },
+      status: 200,
+    });
+    await ask('POST', '/v1/estimate', '/v1/estimate', {
+      key: KEY_W3,
+      body: { phones: ['919876543210', '+15551230003'], template: 'marketing', at: '2023-07-20T00:00:00Z' },
       status: 200,
     });
     await ask('POST', '/v1/estimate', '/v1/estimate', {
