@@ -37,6 +37,7 @@ interface ResponseObject {
   content?: Record<string, { schema?: Schema }>;
 }
 interface Operation {
+  requestBody?: ResponseObject;
   responses: Record<string, ResponseObject>;
 }
 type Document = {
@@ -65,7 +66,7 @@ class Conformance {
    * `properties` but says nothing of others closed (`additionalProperties: false`): a field the answer has and
    * the document does not name would be dropped by a generated client, so it is a mismatch too.
    */
-  private rebased<T>(schema: T): T {
+  private rebased<T>(schema: T, isAnswer = true): T {
     const copy = JSON.parse(
       JSON.stringify(schema).replaceAll('"#/components/schemas/', '"components#/$defs/'),
     ) as T;
@@ -81,8 +82,35 @@ class Conformance {
       }
       Object.values(object).forEach(close);
     };
-    close(copy);
+    if (isAnswer) close(copy);
     return copy;
+  }
+
+  /**
+   * Checks a JSON body the service took (answered 2xx) against the route's request schema: a client generated
+   * from the document must be able to send what the service takes.
+   */
+  checkRequest(method: string, template: string, body: unknown, what: string): void {
+    const schema =
+      this.document.paths[template]?.[method.toLowerCase()]?.requestBody?.content?.['application/json']
+        ?.schema;
+    if (schema === undefined) return;
+    const key = `request ${method} ${template}`;
+    let validate = this.compiled.get(key);
+    if (validate === undefined) {
+      validate = this.ajv.compile(this.rebased(schema, false));
+      this.compiled.set(key, validate);
+    }
+    if (!validate(body)) {
+      const errors = (validate.errors ?? [])
+        .slice(0, 5)
+        .map(
+          (error) => `${error.instancePath || '/'} ${error.message ?? ''} ${JSON.stringify(error.params)}`,
+        );
+      this.mismatches.push(
+        `${method} ${template} took a body its request schema refuses (${what}): ${errors.join('; ')}`,
+      );
+    }
   }
 
   /** Checks one answer of `method template` (a path of the document); returns its JSON body, if any. */
@@ -203,6 +231,9 @@ async function ask(
     conformance.mismatches.push(
       `${method} ${path}: expected ${options.status}, got ${response.status} ${await response.clone().text()}`,
     );
+  }
+  if (response.ok && options.body !== undefined && typeof options.body !== 'string') {
+    conformance.checkRequest(method, template, options.body, JSON.stringify(options.body).slice(0, 100));
   }
   return conformance.check(method, template, response, path);
 }
@@ -550,7 +581,12 @@ describe.each(['SQLite', 'PostgreSQL'] as const)(
       });
       await ask('POST', '/v1/rerate', '/v1/rerate', {
         key: KEY_ALL,
-        body: { dry_run: true, as_of_rules: 'cbp-2024-11' },
+        body: { dry_run: true, as_of_rules: 'CBP-2024-11' },
+        status: 200,
+      });
+      await ask('POST', '/v1/rerate', '/v1/rerate', {
+        key: KEY_ALL,
+        body: { dry_run: true, as_of_rules: null, wabas: ['W3'] },
         status: 200,
       });
       const stored = (await ask('POST', '/v1/rerate', '/v1/rerate', {

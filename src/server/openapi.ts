@@ -793,7 +793,9 @@ export const openApiDocument = {
                   to: { type: 'string' },
                   wabas: { type: 'array', items: { type: 'string' } },
                   as_of_rules: {
-                    enum: [...ERAS],
+                    enum: [...ERAS, null],
+                    description:
+                      "The era whose rules to re-rate under (its name in any letter case is taken too); null or left out: the rules of each unit's date, as a live rating rates it.",
                   },
                   rate_cards: {
                     type: 'array',
