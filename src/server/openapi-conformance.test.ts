@@ -857,6 +857,11 @@ describe.each(['SQLite', 'PostgreSQL'] as const)(
       await ask('GET', '/healthz/live', '/healthz/live', { status: 204 });
       await ask('GET', '/metrics', '/metrics', { status: 200 });
       await ask('GET', '/openapi.json', '/openapi.json', { status: 200 });
+      // A parameter these routes do not take is refused, as on every route.
+      await ask('GET', '/healthz', '/healthz?verbose=1', { status: 400 });
+      await ask('GET', '/metrics', '/metrics?format=json', { status: 400 });
+      await ask('GET', '/openapi.json', '/openapi.json?version=3', { status: 400 });
+      await ask('GET', '/healthz/live', '/healthz/live?x=1');
 
       // Every operation of the document was asked.
       const operations = Object.entries(openApiDocument.paths).flatMap(([path, methods]) =>

@@ -63,6 +63,11 @@ const unitFilterParameters = [
   { name: 'to', in: 'query', schema: { type: 'string' }, description: 'Units opened before (same format).' },
 ];
 
+/** A route without parameters refuses any query parameter all the same (an unknown one is never ignored). */
+const noParameterError = {
+  '400': errorResponse('BAD_QUERY: a query parameter is given (the route takes none), named in the message.'),
+};
+
 const authErrors = {
   '400': errorResponse(
     'BAD_QUERY: a parameter or body field is invalid, or not one the route takes (named in the message); a ' +
@@ -1464,6 +1469,7 @@ export const openApiDocument = {
               },
             },
           }),
+          ...noParameterError,
           '503': errorResponse('STORE_UNAVAILABLE, with the reason in the message'),
         },
       },
@@ -1472,18 +1478,25 @@ export const openApiDocument = {
       get: {
         summary: 'Liveness: the process answers (touches nothing, not even the store)',
         security: [],
-        responses: { '204': { description: 'Alive' } },
+        responses: { '204': { description: 'Alive' }, ...noParameterError },
       },
     },
     '/metrics': {
       get: {
         summary: 'Prometheus metrics (text exposition format)',
         security: [],
-        responses: { '200': { description: 'Metrics', content: { 'text/plain': {} } } },
+        responses: {
+          '200': { description: 'Metrics', content: { 'text/plain': {} } },
+          ...noParameterError,
+        },
       },
     },
     '/openapi.json': {
-      get: { summary: 'This document', security: [], responses: { '200': json({ type: 'object' }) } },
+      get: {
+        summary: 'This document',
+        security: [],
+        responses: { '200': json({ type: 'object' }), ...noParameterError },
+      },
     },
   },
 } as const;
