@@ -911,6 +911,16 @@ describe('error answers of other configurations conform to GET /openapi.json', (
         await conformance.check('POST', '/webhooks/whatsapp', response, `bad signature ${i}`);
       }
       expect(webhookStatuses).toContain(429);
+      // So are the webhook handshakes of one address.
+      const handshakeStatuses: number[] = [];
+      for (let i = 0; i < 3; i += 1) {
+        const response = await limited.get(
+          '/webhooks/whatsapp?hub.mode=subscribe&hub.verify_token=wrong&hub.challenge=1',
+        );
+        handshakeStatuses.push(response.status);
+        await conformance.check('GET', '/webhooks/whatsapp', response, `handshake ${i}`);
+      }
+      expect(handshakeStatuses).toContain(429);
       expect(conformance.mismatches).toEqual([]);
     } finally {
       await limited.close();

@@ -396,6 +396,9 @@ export const openApiDocument = {
           '403': errorResponse(
             'WRONG_VERIFY_TOKEN: hub.mode is not subscribe, hub.verify_token is missing or does not match, or no verify token is configured (webhooks.md: else 403).',
           ),
+          '429': errorResponse(
+            "RATE_LIMITED: this address's handshakes are over the rate limit (see Retry-After): guessing the verify token is limited.",
+          ),
         },
       },
       post: {
