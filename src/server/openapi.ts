@@ -1,5 +1,7 @@
 // The hand-written OpenAPI 3.1 description of every route of app.ts, served at /openapi.json. A test checks
-// that every route the app registers appears here, so the document cannot silently fall behind.
+// that every route the app registers appears here, so the document cannot silently fall behind; another
+// (openapi-conformance.test.ts) that every answer, errors included, conforms to the schema declared here for
+// its route and status — a field an answer has and its schema does not name counts as a mismatch.
 
 import { ERAS, FINDING_CODES, PRICING_TYPES, UNIT_CATEGORIES } from '../core/units.js';
 import { MAX_JSON_DEPTH } from '../ingest/parse-event.js';
