@@ -3,7 +3,10 @@
 // sharing a portfolio, volume tiers, pending and failed messages, a business-scoped user id, findings — is
 // asked every route the document lists, with typical and edge parameters and a few errors each; every JSON
 // body is validated (JSON Schema 2020-12, the document's $refs resolved) against the schema of its route and
-// status (else the route's `default`), and a status the route does not declare is a mismatch too.
+// status (else the route's `default`); a status the route does not declare, a content type it does not, and
+// a field an answer has that its schema does not name are mismatches too, and so is a JSON body the service
+// took that the route's request schema refuses. On SQLite and on PostgreSQL (whose aggregates must answer
+// the same JSON types).
 
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
