@@ -799,8 +799,12 @@ export const openApiDocument = {
                 // Closed: a misspelt field (`dryrun`) is refused, never ignored (bodyFieldsOf).
                 additionalProperties: false,
                 properties: {
-                  from: { type: 'string' },
-                  to: { type: 'string' },
+                  from: {
+                    type: ['string', 'null'],
+                    description:
+                      'An instant (ISO-8601 with an offset, or Unix seconds); null or left out: no bound.',
+                  },
+                  to: { type: ['string', 'null'], description: 'As from.' },
                   wabas: { type: 'array', items: { type: 'string' } },
                   as_of_rules: {
                     enum: [...ERAS, null],
@@ -1336,12 +1340,18 @@ export const openApiDocument = {
                   },
                   csv: { type: 'string' },
                   template: { type: 'string', enum: ['marketing', 'utility', 'authentication'] },
-                  at: { type: 'string' },
-                  waba: { type: 'string' },
+                  at: {
+                    type: ['string', 'null'],
+                    description: 'When the sends would be made (an instant); null, empty or left out: now.',
+                  },
+                  waba: {
+                    type: ['string', 'null'],
+                    description: "The sending WABA; null, empty or left out: the key's only WABA.",
+                  },
                   business: {
-                    type: 'string',
+                    type: ['string', 'null'],
                     description:
-                      "A phone_number_id the stored events show sending for `waba`. Any other — unused, or one of another WABA's, whether the key may read that WABA or not — is 400 BAD_QUERY (BUSINESS_NOT_OF_WABA), in the same words: a key cannot learn which numbers other clients send from.",
+                      "Null, empty or left out: the WABA's only number. A phone_number_id the stored events show sending for `waba`. Any other — unused, or one of another WABA's, whether the key may read that WABA or not — is 400 BAD_QUERY (BUSINESS_NOT_OF_WABA), in the same words: a key cannot learn which numbers other clients send from.",
                   },
                 },
               },
