@@ -358,3 +358,17 @@ export function accountsFile(
   writeFileSync(accountsPath, JSON.stringify({ accounts }));
   return accountsPath;
 }
+
+/** An event line: a utility template of `waba` (its number `PN-<waba>`) to `user`, delivered at once at `at`. */
+export function deliveredUtility(waba: string, id: string, at: string, user: string): object {
+  return {
+    kind: 'outbound',
+    at,
+    waba,
+    business: `PN-${waba}`,
+    user,
+    id,
+    template: 'utility',
+    delivered_at: at,
+  };
+}

@@ -27,6 +27,7 @@ import {
   mountDashboardRoutes,
   TEST_POSTGRES_URL,
   type TestService,
+  deliveredUtility,
 } from '../../test/server-kit.js';
 import { openPostgresStore } from '../store/postgres/postgres-store.js';
 import type { Store } from '../store/store.js';
@@ -192,16 +193,7 @@ let service: TestService;
 let conformance: Conformance;
 
 /** A utility template of `waba` to an Indian user, delivered at once (a tiered charge). */
-const tiered = (waba: string, id: string, at: string, user: string): object => ({
-  kind: 'outbound',
-  at,
-  waba,
-  business: `PN-${waba}`,
-  user,
-  id,
-  template: 'utility',
-  delivered_at: at,
-});
+const tiered = deliveredUtility;
 
 const bearer = (key: string | undefined): Record<string, string> =>
   key === undefined ? {} : { Authorization: `Bearer ${key}` };

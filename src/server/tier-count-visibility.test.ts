@@ -13,6 +13,7 @@ import {
   createDashboardService,
   KEY_ALL,
   type TestService,
+  deliveredUtility,
 } from '../../test/server-kit.js';
 
 const KEY_ONE = 'key-tiers-w1';
@@ -46,17 +47,8 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 let service: TestService;
 
-/** A utility template of `waba` to an Indian user, delivered at once. */
-const sent = (waba: string, id: string, at: string, user: string): object => ({
-  kind: 'outbound',
-  at,
-  waba,
-  business: `PN-${waba}`,
-  user,
-  id,
-  template: 'utility',
-  delivered_at: at,
-});
+/** A utility template of `waba` to an Indian user, delivered at once (a tiered charge). */
+const sent = deliveredUtility;
 
 beforeEach(async () => {
   service = await createDashboardService({
