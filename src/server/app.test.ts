@@ -826,6 +826,21 @@ describe('POST /v1/events', () => {
     expect(response.status).toBe(415);
     expect(await json(response)).toMatchObject({ error: { code: 'UNSUPPORTED_ENCODING' } });
     expect(await service.store.listEvents()).toEqual([]);
+    // So is a compressed JSON request body: read as sent it was "not JSON" (MALFORMED_JSON), nothing saying why.
+    const ratingsBefore = await service.store.listRatings(1000);
+    // (The dashboard's estimate and reconciliation: dashboard-routes.test.ts.)
+    for (const path of ['/v1/rerate']) {
+      const compressed = await service.app.request(path, {
+        method: 'POST',
+        headers: { Authorization: `Bearer ${KEY_ALL}`, 'Content-Encoding': 'gzip' },
+        body: gzipSync(JSON.stringify({ dry_run: true })),
+      });
+      expect(compressed.status, path).toBe(415);
+      const { error } = (await json(compressed)) as { error: { code: string; message: string } };
+      expect(error.code, path).toBe('UNSUPPORTED_ENCODING');
+      expect(error.message, path).toContain('(Content-Encoding: gzip)');
+    }
+    expect(await service.store.listRatings(1000)).toEqual(ratingsBefore);
   });
 
   it('answers 400 for a body with no lines', async () => {

@@ -85,6 +85,7 @@ import {
   clientOfAddress,
   DEFAULT_BODY_BUDGET_BYTES,
   IncompleteBodyError,
+  bodyEncoding,
   readRawBody,
 } from './read-body.js';
 import {
@@ -1073,11 +1074,8 @@ export function createApp(deps: AppDeps): Hono<Env> {
   }
 
   app.post('/v1/events', async (c) => {
-    // A gzipped body would be read as lines of binary, each rejected as malformed: say what is wrong instead.
-    const encoding = c.req.header('content-encoding')?.trim().toLowerCase();
-    if (encoding && encoding !== 'identity') {
-      return errorResponse(c, 'UNSUPPORTED_ENCODING', `(Content-Encoding: ${encoding})`);
-    }
+    const encoding = bodyEncoding(c);
+    if (encoding) return errorResponse(c, 'UNSUPPORTED_ENCODING', `(Content-Encoding: ${encoding})`);
     const body = await readRawBody(c, config.bodyLimitBytes);
     if (!body.ok && body.reason === 'busy') return bodyBudgetResponse(c);
     if (!body.ok) {
@@ -1567,6 +1565,8 @@ export function createApp(deps: AppDeps): Hono<Env> {
   });
 
   app.post('/v1/rerate', async (c) => {
+    const encoding = bodyEncoding(c);
+    if (encoding) return errorResponse(c, 'UNSUPPORTED_ENCODING', `(Content-Encoding: ${encoding})`);
     const body = await readRawBody(c, RERATE_BODY_LIMIT_BYTES);
     if (!body.ok && body.reason === 'busy') return bodyBudgetResponse(c);
     if (!body.ok) return errorResponse(c, 'BODY_TOO_LARGE', `The limit is ${RERATE_BODY_LIMIT_BYTES} bytes.`);

@@ -2,6 +2,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { gzipSync } from 'node:zlib';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
   accountsFile,
@@ -1217,6 +1218,25 @@ describe('dashboard API: JSON bodies without a declared length', () => {
       expect(isCancelled).toBe(true);
       // 1 MiB limit in 64 KiB chunks: about 17 read, then the stream is cancelled.
       expect(pulled).toBeLessThan(40);
+    },
+  );
+
+  it.each(['/v1/estimate', '/v1/reconciliation'])(
+    '%s refuses a compressed body 415 UNSUPPORTED_ENCODING (read as sent, it was "not JSON")',
+    async (path) => {
+      const response = await service.app.request(path, {
+        method: 'POST',
+        headers: {
+          'Content-Type': 'application/json',
+          'Content-Encoding': 'gzip',
+          Authorization: `Bearer ${KEY_ALL}`,
+        },
+        body: gzipSync(JSON.stringify({ phones: ['919876543210'], template: 'utility' })),
+      });
+      expect(response.status).toBe(415);
+      const { error } = (await json(response)) as { error: { code: string; message: string } };
+      expect(error.code).toBe('UNSUPPORTED_ENCODING');
+      expect(error.message).toContain('(Content-Encoding: gzip)');
     },
   );
 });

@@ -55,7 +55,7 @@ import { clientBusyResponse, errorResponse, ratingBehindResponse, type ErrorCode
 import { ClientBusyError } from './fair-queue.js';
 import { parseJsonObjectBody } from './json-object-body.js';
 import { unknownBodyField } from './openapi.js';
-import { bodyBudgetResponse, readRawBody } from './read-body.js';
+import { bodyBudgetResponse, bodyEncoding, readRawBody } from './read-body.js';
 import { errorFields, type Logger } from './logger.js';
 import type { Metrics } from './metrics.js';
 import { RatingBehindError, type PricingSetup, type RatingService } from './rating-service.js';
@@ -702,6 +702,8 @@ export function registerDashboardRoutes(app: Hono<Env>, deps: DashboardDeps): vo
   }
 
   async function jsonBody(c: Context<Env>, hint: string): Promise<Record<string, unknown>> {
+    const encoding = bodyEncoding(c);
+    if (encoding) throw new DashboardQueryError('UNSUPPORTED_ENCODING', `(Content-Encoding: ${encoding})`);
     // Counted as it arrives: a chunked body (no Content-Length) past the limit is never held whole.
     const body = await readRawBody(c, deps.config.bodyLimitBytes);
     if (!body.ok && body.reason === 'busy') throw new BodyBudgetRefusal();

@@ -55,7 +55,7 @@ export const ERRORS = {
   },
   UNSUPPORTED_ENCODING: {
     status: 415,
-    message: 'The body is compressed (Content-Encoding): send the lines uncompressed; nothing was stored.',
+    message: 'The body is compressed (Content-Encoding): send it uncompressed; nothing was stored or rated.',
   },
   MALFORMED_JSON: {
     status: 400,

@@ -95,6 +95,9 @@ const jsonBodyErrors = {
       `JSON would keep its last copy); a body that is not JSON, or nested deeper than ${MAX_JSON_DEPTH} levels, is MALFORMED_JSON.`,
   ),
   '413': errorResponse("BODY_TOO_LARGE: the body is beyond the route's limit (named in the message)."),
+  '415': errorResponse(
+    'UNSUPPORTED_ENCODING: the body is compressed (a Content-Encoding other than identity).',
+  ),
 };
 
 const json = (schema: unknown, description = 'OK') => ({

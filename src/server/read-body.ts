@@ -264,3 +264,13 @@ async function readWebBody(request: Request, limit: number, lease: BodyLease): P
   }
   return { ok: true, bytes };
 }
+
+/**
+ * The request's `Content-Encoding` when it is not `identity` (`gzip`, `br`…), else undefined: wameter reads no
+ * compressed body, so such a request is refused 415 UNSUPPORTED_ENCODING before its body is read — read as sent,
+ * event lines would each be "malformed", and a JSON request body "not JSON", nothing saying why.
+ */
+export function bodyEncoding(c: Context): string | undefined {
+  const encoding = c.req.header('content-encoding')?.trim().toLowerCase();
+  return encoding && encoding !== 'identity' ? encoding : undefined;
+}
