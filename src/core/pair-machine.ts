@@ -118,6 +118,8 @@ export function comparePairItems(a: PairItem, b: PairItem): number {
 
 export class PairMachine {
   private lastInboundMs = -Infinity;
+  /** The user's message before the last: the window a message sent before the last one was sent in. */
+  private previousInboundMs = -Infinity;
   private referralAtMs = -Infinity;
   private isReferralAnswered = true;
   /** The last ad click was inferred from Meta's word (no user message in the input): the CSW is unknown. */
@@ -153,6 +155,7 @@ export class PairMachine {
       return cloned;
     };
     copy.lastInboundMs = this.lastInboundMs;
+    copy.previousInboundMs = this.previousInboundMs;
     copy.referralAtMs = this.referralAtMs;
     copy.isReferralAnswered = this.isReferralAnswered;
     copy.isReferralInferred = this.isReferralInferred;
@@ -218,6 +221,7 @@ export class PairMachine {
     }
     if (item.id === this.lastSeenInboundId) return; // the same inbound message twice
     this.lastSeenInboundId = item.id;
+    this.previousInboundMs = this.lastInboundMs;
     this.lastInboundMs = item.atMs;
     if (item.hasReferral) {
       this.referralAtMs = item.atMs;
@@ -283,6 +287,11 @@ export class PairMachine {
     const date = localDate(deliveredAtMs, this.rules.timeZone);
     const era = this.rules.asOfRules ?? eraOn(date, this.rules.isReportedRulesEnabled);
     const isInServiceWindow = deliveredAtMs < this.lastInboundMs + SERVICE_WINDOW_MS;
+    // A non-template is sendable inside the window (§1) and may be delivered after it closed (§3.4: pending).
+    const windowOfSendMs =
+      this.lastInboundMs <= message.sentAtMs ? this.lastInboundMs : this.previousInboundMs;
+    const isSentInServiceWindow =
+      windowOfSendMs <= message.sentAtMs && message.sentAtMs < windowOfSendMs + SERVICE_WINDOW_MS;
     // The answer to the ad click is the first business message sent after it (a clock's skew allowed), not one
     // sent before the user wrote and delivered after (§1: "the business answered"). Where only Meta's word
     // tells of the click, it is taken to be just before the message (that message is the answer).
@@ -299,6 +308,7 @@ export class PairMachine {
       message.template === null &&
       message.isTemplateUnknown !== true &&
       !isInServiceWindow &&
+      !isSentInServiceWindow &&
       !isWindowUnknown &&
       era !== 'NBP'
     ) {

@@ -589,6 +589,44 @@ describe('words a money review found incomplete', () => {
     );
   });
 
+  it('a non-template sent inside the customer service window and delivered after it closed is no NO_WINDOW_IN_INPUT', async () => {
+    // §1: a non-template is *sendable* inside an open window; §3.4: a pending message opens its conversation when
+    // it is delivered, up to 30 days later. The user's message is in the input: nothing is missing from it.
+    const late: CoreEvent = {
+      kind: 'outbound',
+      atMs: at('2023-06-30T10:01:00Z'),
+      id: 'late',
+      waba: 'W1',
+      business: 'PN1',
+      user: INDIA,
+      template: null,
+      deliveredAtMs: at('2023-07-01T17:00:00Z'),
+    };
+    const result = await rate([inbound(at('2023-06-30T10:00:00Z'), 'in'), late]);
+    expect(brief(result.units)).toEqual([
+      {
+        messages: ['late'],
+        category: 'service',
+        type: 'free_tier',
+        rule: 'CBP_OPEN_SERVICE+FREE_TIER(1/1000)',
+        amount: 0,
+      },
+    ]);
+    expect(result.findings.map((f) => f.code)).not.toContain('NO_WINDOW_IN_INPUT');
+    // Sent after the window closed (or with no user message at all), it is still said.
+    const sentLate = { ...late, atMs: at('2023-07-01T10:01:00Z') };
+    for (const events of [[inbound(at('2023-06-30T10:00:00Z'), 'in'), sentLate], [late]]) {
+      expect((await rate(events)).findings.map((f) => f.code)).toContain('NO_WINDOW_IN_INPUT');
+    }
+    // The user wrote again between the send and the delivery: the window the send was in is the earlier one.
+    const wroteAgain = await rate([
+      inbound(at('2023-06-30T10:00:00Z'), 'in'),
+      inbound(at('2023-06-30T12:00:00Z'), 'in2'),
+      { ...late, deliveredAtMs: at('2023-07-02T17:00:00Z') },
+    ]);
+    expect(wroteAgain.findings.map((f) => f.code)).not.toContain('NO_WINDOW_IN_INPUT');
+  });
+
   it('a card from before 2022-02-01 lists rates per message: an NBP charge priced from it says nothing', async () => {
     // Notification pricing (pricing-rules §2) charged per delivered template, so its cards list rates per
     // message; a conversation (a what-if of CBP over that traffic) priced from one is what is of the other kind.
