@@ -627,6 +627,74 @@ describe('words a money review found incomplete', () => {
     expect(wroteAgain.findings.map((f) => f.code)).not.toContain('NO_WINDOW_IN_INPUT');
   });
 
+  it('the monthly free conversations: per WABA over its numbers, by delivery in its time zone, FEP not counted', async () => {
+    // CBP-2023 (§3.3): 1,000 free service conversations per WABA and month (WABA time zone), across all its
+    // numbers; marketing and utility never free. CBP-2022 (§4): 1,000 of either kind, free entry points not
+    // counted. A conversation opens at its delivery (§3.4), so a late delivery counts in the month it lands in.
+    const kolkata = { ...defaultAccount('W1'), timeZone: 'Asia/Kolkata' };
+    const conversations = (era: 'CBP-2022' | 'CBP-2023', fromIso: string): CoreEvent[] => {
+      const events: CoreEvent[] = [];
+      for (let i = 0; i < 999; i++) {
+        const user = `9198765${String(i).padStart(5, '0')}`;
+        const atMs = at(fromIso) + i * 60_000;
+        const party = { business: i % 2 === 0 ? 'PN1' : 'PN2', user };
+        const template: TemplateCategory | null = era === 'CBP-2022' && i % 2 === 0 ? 'marketing' : null;
+        if (template === null) events.push(inbound(atMs - 30_000, `in${i}`, party));
+        events.push({ ...logged(new Date(atMs).toISOString(), `s${i}`, template), ...party } as CoreEvent);
+      }
+      return events;
+    };
+    const ad = (iso: string, template: TemplateCategory | null): CoreEvent[] => [
+      inbound(at(iso), 'ad', { user: '919811111111' }, true),
+      {
+        ...logged(new Date(at(iso) + 60_000).toISOString(), 'fep', template),
+        user: '919811111111',
+      } as CoreEvent,
+    ];
+    // Sent at 23:50 on the last day (Kolkata), delivered at 00:10 on the first: the new month's.
+    const late = (sentIso: string, deliveredIso: string, template: TemplateCategory | null): CoreEvent =>
+      ({
+        ...logged(sentIso, 'late', template),
+        user: '919822222222',
+        business: 'PN2',
+        deliveredAtMs: at(deliveredIso),
+      }) as CoreEvent;
+    const cases = [
+      {
+        era: 'CBP-2023' as const,
+        events: [
+          ...conversations('CBP-2023', '2023-07-01T00:00:00Z'),
+          ...ad('2023-07-01T17:00:00Z', null),
+          { ...logged('2023-07-01T17:10:00Z', 'mkt', 'marketing'), user: '919833333333' } as CoreEvent,
+          inbound(at('2023-06-30T18:19:00Z'), 'in-late', { user: '919822222222', business: 'PN2' }),
+          late('2023-06-30T18:20:00Z', '2023-06-30T18:40:00Z', null),
+          inbound(at('2023-07-01T17:20:00Z'), 'in-last', { user: '919844444444' }),
+          { ...logged('2023-07-01T17:21:00Z', 'last', null), user: '919844444444' } as CoreEvent,
+        ],
+      },
+      {
+        era: 'CBP-2022' as const,
+        events: [
+          ...conversations('CBP-2022', '2022-07-01T00:00:00Z'),
+          ...ad('2022-07-01T17:00:00Z', 'marketing'),
+          late('2022-06-30T18:20:00Z', '2022-06-30T18:40:00Z', 'utility'),
+          { ...logged('2022-07-01T17:21:00Z', 'last', 'utility'), user: '919844444444' } as CoreEvent,
+        ],
+      },
+    ];
+    for (const { era, events } of cases) {
+      const { units } = await rate(events, { accounts: [kolkata] });
+      const typeOf = (id: string) => units.find((unit) => unit.messages[0] === id)?.type;
+      expect(units.every((unit) => unit.era === era)).toBe(true);
+      expect(typeOf('late')).toBe('free_tier');
+      expect(typeOf('fep')).toBe('free_entry_point');
+      expect(units.filter((unit) => unit.type === 'free_tier')).toHaveLength(1000);
+      expect(typeOf('s998')).toBe('free_tier'); // the 1,000th: the late one, then 999
+      expect(typeOf('last')).toBe('regular'); // the 1,001st
+      if (era === 'CBP-2023') expect(typeOf('mkt')).toBe('regular');
+    }
+  });
+
   it('a card from before 2022-02-01 lists rates per message: an NBP charge priced from it says nothing', async () => {
     // Notification pricing (pricing-rules §2) charged per delivered template, so its cards list rates per
     // message; a conversation (a what-if of CBP over that traffic) priced from one is what is of the other kind.
