@@ -118,6 +118,16 @@ describe('parseAccounts', () => {
     });
   });
 
+  it('a top-level key beside "accounts" is refused: a default meant for every WABA would be read as nothing', () => {
+    const problem = problemOf({ timezone: 'Asia/Kolkata', accounts: [{ waba: 'W1' }] });
+    expect(problem).toBe(
+      'accounts.json: unknown top-level key "timezone": the file holds only "accounts" (settings such as "timezone" go inside each account)',
+    );
+    expect(problemOf({ accounts: [{ waba: 'W1' }], currency: 'EUR' })).toContain(
+      'unknown top-level key "currency"',
+    );
+  });
+
   it('an account without waba, or that is not an object, is named by index', () => {
     expect(problemOf({ accounts: [{ waba: 'W1' }, { timezone: 'UTC' }] })).toContain(
       'account 1 needs "waba" (the WhatsApp Business Account id, a string)',

@@ -69,6 +69,15 @@ export function parseAccounts(text: string, fileName: string): Result<Account[],
     return fail(`${fileName} must be an object with an "accounts" array, e.g. ${EXAMPLE}`);
   }
   const problems: string[] = [];
+  // A top-level "default_timezone" or "currency" beside the list would be read as nothing at all: every
+  // WABA it was meant for would be billed with the contract's defaults (UTC, USD) without a word.
+  for (const key of Object.keys(document)) {
+    if (key !== 'accounts') {
+      problems.push(
+        `unknown top-level key "${key}": the file holds only "accounts" (settings such as "timezone" go inside each account)`,
+      );
+    }
+  }
   const accounts: Account[] = [];
   const seen = new Map<string, number>();
   document.accounts.forEach((raw: unknown, index: number) => {
