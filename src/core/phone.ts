@@ -31,10 +31,32 @@ const SCIENTIFIC_NUMBER = /^\d[.,]\d+e\+?\d+$/i;
 export const INVISIBLE_CHARACTER = /[\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]/;
 const INVISIBLE = new RegExp(INVISIBLE_CHARACTER.source, 'g');
 
-/** No '+', spaces, dashes, dots, brackets, invisible marks or leading 00; 7 to 15 digits must be left. */
+const DECIMAL_DIGIT = /\p{Nd}/u;
+
+/**
+ * Digits of other scripts as ASCII digits, and full-width forms as their ASCII letters: a number typed on an
+ * Arabic or Persian keyboard (`٩١٩٨٧٦…`, `۹۱۹۸۷۶…`), in Devanagari, or in a Japanese or Chinese input method's
+ * full-width characters (`＋９１ ９８７６５…`) is the same number. Unicode's decimal digits come in runs of ten
+ * from zero, so a digit's value is its distance from the start of its run.
+ */
+function asciiForm(text: string): string {
+  if (!/[^\u0000-\u007f]/.test(text)) return text;
+  return text.normalize('NFKC').replace(/\p{Nd}/gu, (digit) => {
+    const point = digit.codePointAt(0)!;
+    let zero = point;
+    while (DECIMAL_DIGIT.test(String.fromCodePoint(zero - 1))) zero--;
+    return String((point - zero) % 10);
+  });
+}
+
+/**
+ * No '+', spaces, dashes, dots, brackets, invisible marks or leading 00 (nor both, as in `+0091…`); digits of
+ * any script are read as digits; 7 to 15 digits must be left, the first of them not 0 (no country code starts
+ * with 0: `0987…` is a national number, its country unknown).
+ */
 export function normalisePhone(written: string): Result<string, string> {
   // Dropped before anything is looked at: `U+202A919876543210.0U+202C` is still a decimal number.
-  const text = written.replace(INVISIBLE, '');
+  const text = asciiForm(written.replace(INVISIBLE, ''));
   if (SCIENTIFIC_NUMBER.test(text.trim()))
     return err(
       `"${text}" is a number in scientific notation, as a spreadsheet shows a long number: its last digits are lost; format the phone column as text and copy the numbers in again from where they came from`,
@@ -45,14 +67,22 @@ export function normalisePhone(written: string): Result<string, string> {
     );
   const compact = text.trim().replace(/[\s\-.()\u00a0]/g, '');
   if (compact === '') return err('no phone number');
-  const digits = compact.startsWith('+')
-    ? compact.slice(1)
-    : compact.startsWith('00')
-      ? compact.slice(2)
-      : compact;
+  // `+0091…` writes the international prefix twice, as `+` and as `00`: no country code starts with 0, so the
+  // number meant is `+91…`.
+  const digits = compact.startsWith('+00')
+    ? compact.slice(3)
+    : compact.startsWith('+')
+      ? compact.slice(1)
+      : compact.startsWith('00')
+        ? compact.slice(2)
+        : compact;
   if (!/^\d+$/.test(digits))
     return err(
       `"${text}" is not a phone number: only digits, with +, a leading 00, spaces, dashes, dots or brackets`,
+    );
+  if (digits.startsWith('0'))
+    return err(
+      `"${text}" has no country code (no country code starts with 0: a national number, such as India's 098765 43210, is written with its country code, +91 98765 43210)`,
     );
   if (digits.length < 7) return err(`"${text}" is too short for a number with its country code`);
   if (digits.length > 15) return err(`"${text}" is longer than the 15 digits of an international number`);

@@ -1261,7 +1261,15 @@ describe('ids written as JSON numbers, or missing, are refused at the item', () 
 
 describe('users of event lines written as phone numbers', () => {
   it('"+", spaces, dashes and a leading 00 are dropped, as Meta writes a wa_id', () => {
-    for (const written of ['+919876543210', '+91 98765-43210', '0091 98765 43210', '(91) 98765.43210']) {
+    for (const written of [
+      '+919876543210',
+      '+91 98765-43210',
+      '0091 98765 43210',
+      '(91) 98765.43210',
+      '+0091 98765 43210',
+      '＋９１ ９８７６５ ４３２１０',
+      '+٩١٩٨٧٦٥٤٣٢١٠',
+    ]) {
       expect(events({ ...outbound, user: written })[0], written).toMatchObject({ user: '919876543210' });
       expect(
         events({ kind: 'inbound', at: AT, waba: 'W1', business: 'PN1', user: written, id: 'i1' })[0],

@@ -681,8 +681,8 @@ function parseStatusLine(line: Rec): StatusEvent | ParseError {
  * A contract line's user as Meta's webhooks name the same person: a phone number written the way people write
  * it ("+91 98765-43210", "0091…") becomes the digits-only wa_id, so that a send log and a webhook meet on
  * one user. The rule is the one `wameter explain --user` and `estimate` apply (normalisePhone in
- * src/core/phone.ts): drop spaces, dashes, dots and brackets, then a leading "+" or "00"; what is left must
- * be 7 to 15 digits. Anything else — a business-scoped id
+ * src/core/phone.ts): drop spaces, dashes, dots and brackets, then a leading "+" or "00" (or both), read digits
+ * of any script as digits; what is left must be 7 to 15 digits, not starting with 0. Anything else — a business-scoped id
  * ("US.1349…"), a name — is not clearly a phone number and is kept as written. Hot path: a wa_id already in
  * Meta's form is answered after one look at each character, with no allocation.
  */

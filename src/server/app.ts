@@ -1435,7 +1435,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
       }),
     );
     // A value that is no phone number nor business-scoped id, and names no one in the key's events (`abc`,
-    // full-width digits), is a mistake: 400 naming `user`, not an empty story that reads as "nothing sent".
+    // `0981…`), is a mistake: 400 naming `user`, not an empty story that reads as "nothing sent".
     const formProblem = userFormProblem(given);
     const isEmpty =
       report.timeline.length === 0 &&

@@ -197,7 +197,7 @@ describe('POST /v1/estimate: "phones"', () => {
 
 describe('GET /v1/explain: "user"', () => {
   it('that is no phone number nor business-scoped id, and names nobody of the key, is 400 naming "user"', async () => {
-    for (const user of ['abc', '９１９８１００００００１', '12', 'user.nobody']) {
+    for (const user of ['abc', '09810000001', '12', 'user.nobody']) {
       const answer = await refusal(await service.get(`/v1/explain?user=${encodeURIComponent(user)}`, KEY_W1));
       expect(answer, user).toMatchObject({ status: 400, code: 'BAD_QUERY' });
       expect(answer.message, user).toContain(`"user" ${JSON.stringify(user)} is neither a phone number`);
@@ -206,7 +206,13 @@ describe('GET /v1/explain: "user"', () => {
 
   it('still answers every phone number as the service reads them, a business-scoped id, and any user the events name', async () => {
     // Numbers as people write them, and Meta's business-scoped ids (BSUIDs), known or not: a story, maybe empty.
-    for (const user of ['919810000001', '+91 98100-00001', '0091 9810000001', '919899999999']) {
+    for (const user of [
+      '919810000001',
+      '+91 98100-00001',
+      '0091 9810000001',
+      '919899999999',
+      '９１９８１００００００１',
+    ]) {
       const response = await service.get(`/v1/explain?user=${encodeURIComponent(user)}`, KEY_W1);
       expect(response.status, user).toBe(200);
     }
@@ -239,7 +245,7 @@ describe('GET /v1/units, /v1/units.csv, /v1/totals, /v1/analytics, /v1/dashboard
 
   it('that is no phone number nor business-scoped id, and names no unit of the key, is 400 naming "user" (not an empty answer)', async () => {
     for (const route of routes) {
-      for (const user of ['abc', '９１９８１００００００１', '12']) {
+      for (const user of ['abc', '09810000001', '12']) {
         const answer = await refusal(await service.get(`${route}${encodeURIComponent(user)}`, KEY_W1));
         expect(answer, `${route}${user}`).toMatchObject({ status: 400, code: 'BAD_QUERY' });
         expect(answer.message, `${route}${user}`).toContain(

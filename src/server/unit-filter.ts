@@ -128,7 +128,7 @@ export function userFormProblem(text: string): string | undefined {
 
 /**
  * Why a units filter's `user` (`given` as the request wrote it, read into `filter.user`) is refused, or
- * undefined: a value that is no phone number nor business-scoped id (`abc`, `12`, full-width digits) and names
+ * undefined: a value that is no phone number nor business-scoped id (`abc`, `12`, `0981…`) and names
  * no unit the key may read is a mistake, refused as GET /v1/explain refuses it — never answered with an empty
  * page or `{"totals":{}}`, which read as "nothing billed to this user". A user a client's lines named in other
  * words is still found (`hasUnits` asks the store, limited to the key's WABAs), and an id written as Meta's
