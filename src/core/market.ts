@@ -352,7 +352,7 @@ function placeOnce(waId: string, table: MarketTable): Placed {
         `Check the number, or update libphonenumber-js`,
       number: waId,
       country: placement.country,
-      callingCode: placement.callingCode,
+      calling_code: placement.callingCode,
     }),
   };
 }
