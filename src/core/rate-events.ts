@@ -3,7 +3,7 @@
 // endless stream with bounded lateness: batch is the stream whose horizon stays closed until the end.
 
 import { isBeforeInBytes } from './byte-order.js';
-import { DAY_MS, HOUR_MS, isMonth, localDate } from './calendar.js';
+import { DAY_MS, HOUR_MS, formatInstant, isMonth, localDate } from './calendar.js';
 import { costInWords } from './explain.js';
 import { CLOCK_SKEW_MS, PENDING_TTL_MS } from './eras.js';
 import { preferredEvidence, preferredTemplate } from './event-copies.js';
@@ -1671,7 +1671,8 @@ export class Rater {
     // One template of the name: Meta's id, else its language, else the name alone (updates without either).
     const template =
       event.templateId ?? (event.templateLanguage === undefined ? '' : `@${event.templateLanguage}`);
-    const update = { atMs: event.atMs, category: event.newCategory, template };
+    const update: CategoryUpdate = { atMs: event.atMs, category: event.newCategory, template };
+    if (event.previousCategory !== undefined) update.previous = event.previousCategory;
     if (
       !list.some((u) => u.atMs === update.atMs && u.category === update.category && u.template === template)
     ) {
@@ -2144,8 +2145,40 @@ export class Rater {
         );
         template = current;
       }
+      if (template !== null) this.notePreviousCategory(record, updates ?? [], template);
     }
     return template;
+  }
+
+  /**
+   * Meta's completed change of a template's category names the category it had until then
+   * (`previous_category`); where that is not the category a send of the template before the change was rated
+   * under (the send log's, or an earlier change's), a finding says so. Nothing is repriced: the change tells
+   * what the template was just before it, not since when (docs/decisions.md, (g)).
+   */
+  private notePreviousCategory(
+    record: MessageRecord,
+    updates: readonly CategoryUpdate[],
+    rated: TemplateCategory,
+  ): void {
+    const next = nextChangeAfter(updates, record.sentAtMs);
+    if (next === undefined || next.previous.includes(rated)) return;
+    const previous = next.previous[0]!;
+    const waba = record.waba!;
+    const templateName = record.templateName!;
+    this.findings.add(
+      `PREVIOUS_CATEGORY_DISAGREES:${waba}:${templateName}:${rated}:${previous}:${next.atMs}`,
+      () => ({
+        code: 'PREVIOUS_CATEGORY_DISAGREES',
+        message: `WABA ${waba}: sends of template "${templateName}" (first: ${record.id}, sent ${formatInstant(record.sentAtMs)}) were rated ${rated}, but Meta's template_category_update of ${formatInstant(next.atMs)} says the template was ${previous} until then (previous_category): the send log's category, or a change of category wameter was not fed, is wrong for some of them; they stay rated ${rated}: check the send log and feed Meta's template_category_update webhooks, then re-rate`,
+        waba,
+        template: templateName,
+        category: rated,
+        previous_category: previous,
+        changed_at: formatInstant(next.atMs),
+      }),
+      exemplarAt(record.sentAtMs, record.id),
+    );
   }
 
   private retireRated(record: MessageRecord, horizonMs: number): void {
@@ -2643,6 +2676,34 @@ interface CategoryUpdate {
   atMs: number;
   category: string;
   template: string;
+  /** Meta's `previous_category`: the category the template had until this change. */
+  previous?: string;
+}
+
+/**
+ * The first change after `sentAtMs` of a name's template and the categories Meta says it had until then, each
+ * once, costliest first; undefined when no such change names one, or when changes tell of several templates
+ * of the name (one per language: the send log names none, so which one was sent is not known).
+ */
+function nextChangeAfter(
+  updates: readonly CategoryUpdate[],
+  sentAtMs: number,
+): { atMs: number; previous: TemplateCategory[] } | undefined {
+  if (updates.length === 0 || updates.some((u) => u.template !== updates[0]!.template)) return undefined;
+  let atMs = Infinity;
+  for (const update of updates) if (update.atMs > sentAtMs && update.atMs < atMs) atMs = update.atMs;
+  const previous = new Set<TemplateCategory>();
+  for (const update of updates) {
+    if (update.atMs === atMs && update.previous !== undefined) {
+      const category = update.previous.toLowerCase();
+      if (isTemplateCategory(category)) previous.add(category);
+    }
+  }
+  if (previous.size === 0) return undefined;
+  return {
+    atMs,
+    previous: [...previous].sort((a, b) => (a === b ? 0 : preferredTemplate(a, b) === a ? -1 : 1)),
+  };
 }
 
 /**

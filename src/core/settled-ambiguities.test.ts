@@ -282,6 +282,64 @@ describe('(g) template_category_update: when a new category takes effect', () =>
     expect(findings.filter((f) => f.code === 'TEMPLATE_RECATEGORISED')).toHaveLength(1);
   });
 
+  it("Meta's previous_category differing from the category a send was rated under is said, no amount changed", async () => {
+    // The send log says utility; Meta's completed change says the template was marketing until 12:00 (a change
+    // wameter was not fed, or a stale send log): the send before it stays utility, with a finding naming both.
+    const fromMarketing = { ...change, previousCategory: 'marketing', newCategory: 'utility' } as CoreEvent;
+    const events = [
+      named('2025-10-09T09:00:00Z', 'b1'),
+      named('2025-10-10T11:59:59Z', 'b2'),
+      named('2025-10-10T12:00:00Z', 'a1'),
+      fromMarketing,
+    ];
+    for (const order of [events, [...events].reverse()]) {
+      const { units, findings } = await rate(order);
+      expect(units.map((u) => [u.messages[0], u.category, u.amountMicros])).toEqual([
+        ['b1', 'utility', 1_400],
+        ['b2', 'utility', 1_400],
+        ['a1', 'utility', 1_400],
+      ]);
+      expect(findings.filter((f) => f.code === 'PREVIOUS_CATEGORY_DISAGREES')).toEqual([
+        {
+          code: 'PREVIOUS_CATEGORY_DISAGREES',
+          message:
+            "WABA W1: sends of template \"order_update\" (first: b1, sent 2025-10-09T09:00:00Z) were rated utility, but Meta's template_category_update of 2025-10-10T12:00:00Z says the template was marketing until then (previous_category): the send log's category, or a change of category wameter was not fed, is wrong for some of them; they stay rated utility: check the send log and feed Meta's template_category_update webhooks, then re-rate",
+          waba: 'W1',
+          template: 'order_update',
+          category: 'utility',
+          previous_category: 'marketing',
+          changed_at: '2025-10-10T12:00:00Z',
+          count: 2,
+        },
+      ]);
+    }
+    // A stream whose lateness covers the change says the same (one that rated a send before reading the change
+    // says nothing of that send: docs/decisions.md, (g)).
+    const stream = await rate(
+      [...events].sort((a, b) => a.atMs - b.atMs),
+      { maxLatenessMs: 2 * 86_400_000, flushEveryEvents: 1 },
+    );
+    expect(stream.findings).toEqual((await rate(events)).findings);
+    // Agreeing with what wameter had (or no previous_category at all): nothing said.
+    for (const agreeing of [change, { ...change, previousCategory: undefined }] as CoreEvent[]) {
+      const { findings } = await rate([named('2025-10-10T11:00:00Z', 'b'), agreeing]);
+      expect(findings.map((f) => f.code)).not.toContain('PREVIOUS_CATEGORY_DISAGREES');
+    }
+    // Templates of the name in several languages: the send log names none, so nothing is compared.
+    const spanish = {
+      ...fromMarketing,
+      templateId: '222',
+      templateLanguage: 'es',
+      previousCategory: 'utility',
+    };
+    const { findings } = await rate([
+      named('2025-10-10T11:00:00Z', 'b'),
+      fromMarketing,
+      spanish as CoreEvent,
+    ]);
+    expect(findings.map((f) => f.code)).not.toContain('PREVIOUS_CATEGORY_DISAGREES');
+  });
+
   it('by the send, not the delivery: a message sent before the change and delivered after it keeps its category', async () => {
     const sentBefore = {
       ...named('2025-10-10T11:00:00Z', 'late'),
