@@ -351,3 +351,32 @@ describe('(g) template_category_update: when a new category takes effect', () =>
     ]);
   });
 });
+
+describe("the bundled cards' known gaps are left unpriced, never guessed (docs/rate-cards.md)", () => {
+  it('Egypt authentication-international from 2025-02-01 to 2025-09-30: NO_RATE; from 2025-10-01: the card', async () => {
+    const abroad = {
+      ...defaultAccount('W1'),
+      primaryCountry: 'IN',
+      authInternational: { startMs: at('2025-01-01T00:00:00Z'), exceptionsMs: {} },
+    };
+    const EGYPT = '201001234567';
+    const events = [
+      logged('2025-03-10T10:00:00Z', 'mar', 'authentication', EGYPT), // CBP-2024-11
+      logged('2025-08-10T10:00:00Z', 'aug', 'authentication', EGYPT), // PMP-2025, priced from usd-2024-11-01
+      logged('2025-10-10T10:00:00Z', 'oct', 'authentication', EGYPT), // usd-2025-10-01: 0.0650
+    ];
+    const { units, findings } = await rate(events, { accounts: [abroad] });
+    expect(units.map((u) => [u.messages[0], u.category, u.rateCard, u.amountMicros])).toEqual([
+      ['mar', 'authentication_international', 'usd-2024-11-01', null],
+      ['aug', 'authentication_international', 'usd-2024-11-01', null],
+      ['oct', 'authentication_international', 'usd-2025-10-01', 65_000],
+    ]);
+    expect(findings.find((f) => f.code === 'NO_RATE')).toMatchObject({
+      market: 'Egypt',
+      category: 'authentication_international',
+      date: '2025-03-10',
+      last_date: '2025-08-10',
+      count: 2,
+    });
+  });
+});
