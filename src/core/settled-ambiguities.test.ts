@@ -180,6 +180,11 @@ describe('(d) per-message pricing (PMP-2025): a template delivered inside an ope
       logged('2025-10-10T10:30:00Z', 'auth', 'authentication'),
       logged('2025-10-10T10:40:00Z', 'text', null),
       logged('2025-10-11T10:00:00Z', 'util-after', 'utility'), // the window closed at 10:00: charged
+      // Sent inside the window, delivered after it closed: judged at its delivery (§5.1, §3.4), charged.
+      {
+        ...logged('2025-10-11T09:59:00Z', 'util-late', 'utility'),
+        deliveredAtMs: at('2025-10-11T10:30:00Z'),
+      } as CoreEvent,
     ];
     const { units } = await rate(events);
     expect(units.map((u) => [u.messages[0], u.category, u.type, u.amountMicros])).toEqual([
@@ -188,6 +193,7 @@ describe('(d) per-message pricing (PMP-2025): a template delivered inside an ope
       ['auth', 'authentication', 'regular', 1_400],
       ['text', 'service', 'free_customer_service', 0],
       ['util-after', 'utility', 'regular', 1_400],
+      ['util-late', 'utility', 'regular', 1_400],
     ]);
   });
 });
