@@ -736,9 +736,11 @@ export function reconcile(input: ReconcileInput): ReconciliationJson {
     const same = unitsById.get(decision.unitId);
     return same?.find((unit) => unit.waba === decision.waba) ?? same?.[0];
   };
-  const recategorised = new Set(
-    (input.findings ?? []).filter((f) => f.code === 'TEMPLATE_RECATEGORISED').map((f) => String(f.waba)),
-  );
+  const wabasOf = (code: Finding['code']) =>
+    new Set((input.findings ?? []).filter((f) => f.code === code).map((f) => String(f.waba)));
+  const recategorised = wabasOf('TEMPLATE_RECATEGORISED');
+  // Meta's own change of a template said it was another category than the send log before it.
+  const previousDisagrees = wabasOf('PREVIOUS_CATEGORY_DISAGREES');
   const decisions = [...input.decisions].sort(
     (a, b) => a.deliveredAtMs - b.deliveredAtMs || (a.messageId < b.messageId ? -1 : 1),
   );
@@ -888,6 +890,9 @@ export function reconcile(input: ReconcileInput): ReconciliationJson {
       }
       if (cause === 'TEMPLATE_RECATEGORISED' && recategorised.has(decision.waba)) {
         note = `a TEMPLATE_RECATEGORISED finding names a template of this WABA; ${note}`;
+      }
+      if (cause === 'TEMPLATE_RECATEGORISED' && previousDisagrees.has(decision.waba)) {
+        note = `a PREVIOUS_CATEGORY_DISAGREES finding says Meta's template_category_update gave a template of this WABA another category before its change than the send log does; ${note}`;
       }
     }
     const difference: MessageDifference = { ...base, ours, meta, differs, cause, note };

@@ -121,6 +121,44 @@ describe('real status webhooks against a send log', () => {
     expect((result.differences[0] as MessageDifference).note).toMatch(/customer service window/);
   });
 
+  it("Meta billed marketing where the send log said utility and Meta's previous_category agrees: the note says so", () => {
+    const sentAtMs = at('2025-10-08T06:00:00Z');
+    const sent = {
+      kind: 'outbound',
+      atMs: sentAtMs,
+      waba: 'W1',
+      business: 'PN1',
+      user: '919876543210',
+      id: 'm1',
+      template: 'utility',
+      templateName: 'order_update',
+    } as CoreEvent;
+    const delivered: StatusEvent = {
+      kind: 'status',
+      atMs: sentAtMs + 3000,
+      id: 'm1',
+      status: 'delivered',
+      waba: 'W1',
+      pricing: { pricing_model: 'PMP', category: 'marketing', type: 'regular' },
+    };
+    // Meta's completed change a day later: the template was marketing until then (the send log is stale).
+    const change: CoreEvent = {
+      kind: 'template_category_update',
+      atMs: sentAtMs + 24 * HOUR,
+      waba: 'W1',
+      templateName: 'order_update',
+      templateId: '111',
+      previousCategory: 'marketing',
+      newCategory: 'utility',
+    };
+    const [difference] = run([sent, delivered, change]).differences as MessageDifference[];
+    expect(difference).toMatchObject({ message: 'm1', cause: 'TEMPLATE_RECATEGORISED' });
+    expect(difference!.note).toContain('a PREVIOUS_CATEGORY_DISAGREES finding');
+    // Without Meta's change, the note is the cause's alone.
+    const [alone] = run([sent, delivered]).differences as MessageDifference[];
+    expect(alone!.note).not.toContain('PREVIOUS_CATEGORY_DISAGREES');
+  });
+
   it('a delivered status without pricing (API v24) is unverifiable, not a difference', () => {
     const [sent] = webhookEvents(
       'meta-docs/status_sent_v24_no_conversation_no_pricing.json',
