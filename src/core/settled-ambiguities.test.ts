@@ -251,7 +251,7 @@ describe('(e) §7: a number the library cannot place', () => {
     expect(markets.resolve('1242555', '2025-10-10')).toMatchObject({
       country: 'BS',
       market: 'Other', // not North America, the US's
-      finding: { code: 'MARKET_FROM_CALLING_CODE', country: 'BS', callingCode: '1' },
+      finding: { code: 'MARKET_FROM_CALLING_CODE', country: 'BS', calling_code: '1' },
     });
     expect(markets.resolve('99912345', '2025-10-10')).toMatchObject({
       country: null,
