@@ -7,8 +7,18 @@ import { runWameter } from '../../test/support/cli.js';
 import { EXIT } from './exit-codes.js';
 import { readCsvRecords } from '../core/rate-card.js';
 
-/** explain --format json's keys, in order: contract §4's, then `findings` (an addition the contract allows). */
-const EXPLAIN_JSON_KEYS = ['user', 'business', 'entries', 'units', 'totals', 'pending', 'failed', 'findings'];
+/** explain --format json's keys, in order: contract §4's with `totals_by_waba` after `totals`, then `findings` (additions the contract allows). */
+const EXPLAIN_JSON_KEYS = [
+  'user',
+  'business',
+  'entries',
+  'units',
+  'totals',
+  'totals_by_waba',
+  'pending',
+  'failed',
+  'findings',
+];
 
 function cli(args: string[]) {
   return runWameter(['explain', ...args]);
@@ -582,5 +592,61 @@ describe('explain --user with a business-scoped user id Meta joined to a number'
     expect(fromPipe.code, fromPipe.err).toBe(EXIT.OK);
     expect(fromPipe.err).toContain(said(`${fifo} (a pipe or device)`));
     expect(JSON.parse(fromPipe.out)).toEqual(JSON.parse(piped.out));
+  });
+});
+
+describe('wameter explain: a user messaged by two client WABAs', () => {
+  // A provider's two clients (WABAs W1 and W2, both billed in USD) message one customer: the story is the
+  // customer's, but each client is re-billed its own share, so the story says whose each line and amount is.
+  const twoClients = eventsFile('two-clients.ndjson', [
+    send('w1a', '2025-10-10T09:00:00Z'),
+    status('w1a', '2025-10-10T09:00:05Z', 'delivered'),
+    send('w2a', '2025-10-11T09:00:00Z', { waba: 'W2', business: 'PN2' }),
+    status('w2a', '2025-10-11T09:00:05Z', 'delivered'),
+    send('w2b', '2025-10-12T09:00:00Z', { waba: 'W2', business: 'PN2', template: 'utility' }),
+    status('w2b', '2025-10-12T09:00:05Z', 'delivered'),
+  ]);
+
+  it("gives each WABA's own totals beside the story's (By WABA, totals_by_waba), which add up to them", async () => {
+    const json = await cli([twoClients, '--user', USER, '--format', 'json']);
+    expect(json.code, json.err).toBe(EXIT.OK);
+    const document = JSON.parse(json.out) as {
+      totals: Record<string, { amount: string; units: number }>;
+      totals_by_waba: Record<string, Record<string, { amount: string; units: number }>>;
+      units: { waba: string; amount: string }[];
+    };
+    expect(Object.keys(document.totals_by_waba)).toEqual(['W1', 'W2']);
+    for (const waba of ['W1', 'W2']) {
+      const own = document.units.filter((unit) => unit.waba === waba);
+      expect(document.totals_by_waba[waba]!.USD!.units).toBe(own.length);
+      const micros = own.reduce((sum, unit) => sum + Math.round(Number(unit.amount) * 1e6), 0);
+      expect(Math.round(Number(document.totals_by_waba[waba]!.USD!.amount) * 1e6)).toBe(micros);
+    }
+    expect(document.totals.USD!.units).toBe(3);
+
+    const table = await cli([twoClients, '--user', USER]);
+    expect(table.code, table.err).toBe(EXIT.OK);
+    const byWaba = table.out.slice(table.out.indexOf('\nBy WABA\n'));
+    expect(table.out).toContain('\nBy WABA\n');
+    for (const waba of ['W1', 'W2']) {
+      const usd = document.totals_by_waba[waba]!.USD!;
+      expect(byWaba).toMatch(
+        new RegExp(`\\n  ${waba} +USD +${usd.amount.replace('.', '\\.')}  over ${usd.units} unit\\(s\\)`),
+      );
+    }
+    // Each line names its WABA beside its business number, so that a client's lines can be told apart.
+    expect(table.out).toContain('[WABA W1, number PN1]');
+    expect(table.out).toContain('[WABA W2, number PN2]');
+  });
+
+  it('says nothing of WABAs when the story has one (JSON: its totals under its WABA)', async () => {
+    const json = await cli([twoClients, '--user', USER, '--business', 'PN2', '--format', 'json']);
+    const document = JSON.parse(json.out) as { totals: object; totals_by_waba: Record<string, object> };
+    expect(document.totals_by_waba).toEqual({ W2: document.totals });
+    const table = await cli([twoClients, '--user', USER]);
+    const one = await cli([twoClients, '--user', USER, '--business', 'PN2']);
+    expect(one.out).not.toContain('By WABA');
+    expect(one.out).not.toContain('[WABA');
+    expect(table.out).toContain('By WABA');
   });
 });

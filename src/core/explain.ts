@@ -49,6 +49,11 @@ export interface Explanation {
   entries: ExplanationEntry[];
   units: UnitJson[];
   totals: TotalsJson;
+  /**
+   * Each WABA's own totals in the shape of `totals`, which they add up to: a provider whose clients (WABAs)
+   * message one user re-bills each its own share (as `rate`'s `totals_by_waba`).
+   */
+  totals_by_waba: Record<string, TotalsJson>;
   /** The user's business messages sent but never delivered: reported, never charged (contract §1). */
   pending: PendingJson[];
   /** The user's business messages that failed (and were never delivered): never charged. */
@@ -173,9 +178,19 @@ export function explainUser(
     entries: entries.map(({ atMs: _atMs, order: _order, ...entry }) => entry),
     units: units.map(unitToJson),
     totals: totalsOf(units),
+    totals_by_waba: Object.fromEntries(
+      [...new Set(units.map((unit) => unit.waba))]
+        .sort(compareWabas)
+        .map((waba) => [waba, totalsOf(units.filter((unit) => unit.waba === waba))] as const),
+    ),
     pending: shownUnrated.filter((m) => m.failedAtMs === undefined).map(toJson),
     failed: shownUnrated.flatMap((m) => (m.failedAtMs === undefined ? [] : [failedToJson(m)])),
   };
+}
+
+/** WABA ids in order: by length, then by text (numeric ids of one length sort as numbers), as `rate`'s. */
+function compareWabas(a: string, b: string): number {
+  return a.length - b.length || (a < b ? -1 : a > b ? 1 : 0);
 }
 
 /** A failed message of the user as explain's JSON lists it (`failed`). */
@@ -379,12 +394,17 @@ function ordinal(n: number): string {
 /**
  * The explanation as lines of text for a terminal. `zoneOfBusiness`: the time zone of a business number's
  * WABA; each line of a WABA not on UTC shows its clock too, since its local date decides the era, the month
- * and the rate card ("2025-06-30T20:00:00Z (2025-07-01 08:00 Pacific/Auckland)").
+ * and the rate card ("2025-06-30T20:00:00Z (2025-07-01 08:00 Pacific/Auckland)"). `wabaOfBusiness`: a
+ * business number's WABA; when the story's units are of several WABAs (a provider's clients messaging one
+ * user), each line names its WABA and the totals are also given per WABA, each client's share.
  */
 export function formatExplanation(
   explanation: Explanation,
   zoneOfBusiness: (business: string) => string | undefined = () => undefined,
+  wabaOfBusiness: (business: string) => string | undefined = () => undefined,
 ): string {
+  const wabas = Object.keys(explanation.totals_by_waba);
+  const isOfSeveralWabas = wabas.length > 1;
   const lines: string[] = [];
   lines.push(
     `Timeline of user ${explanation.user}${explanation.business ? ` with business number ${explanation.business}` : ''}`,
@@ -402,7 +422,13 @@ export function formatExplanation(
     );
   }
   for (const entry of explanation.entries) {
-    const who = explanation.business ? '' : ` [${entry.business}]`;
+    const waba = isOfSeveralWabas ? wabaOfBusiness(entry.business) : undefined;
+    const who =
+      waba !== undefined
+        ? ` [WABA ${waba}, number ${entry.business}]`
+        : explanation.business
+          ? ''
+          : ` [${entry.business}]`;
     const zone = zoneOfBusiness(entry.business);
     const local =
       zone === undefined || zone === 'UTC' ? '' : ` (${localClock(Date.parse(entry.at), zone)} ${zone})`;
@@ -419,6 +445,16 @@ export function formatExplanation(
     lines.push(
       `Total: ${totals.amount} ${currency} over ${totals.units} unit(s)${unpricedNote(totals.unpriced)}`,
     );
+  }
+  if (isOfSeveralWabas) {
+    lines.push('', 'By WABA');
+    for (const waba of wabas) {
+      for (const [currency, totals] of Object.entries(explanation.totals_by_waba[waba]!)) {
+        lines.push(
+          `  ${waba.padEnd(20)} ${currency}  ${totals.amount.padStart(12)}  over ${totals.units} unit(s)${unpricedNote(totals.unpriced)}`,
+        );
+      }
+    }
   }
   return lines.join('\n');
 }
