@@ -299,17 +299,21 @@ interface RatedUnit {
   amount: string | null;
 }
 
-/** Meta's DAILY pricing_analytics answer for the month WABA, from wameter's units (costs × `factor`). */
+/**
+ * Meta's DAILY pricing_analytics answer for the month WABA, from wameter's units (costs × `factor`), its days
+ * cut at midnight in `zone` (`offset` its UTC offset in October 2025): by default the WABA's own, Asia/Kolkata.
+ */
 async function monthExport(
   name: string,
-  options: { skipDays?: string[]; factor?: number } = {},
+  options: { skipDays?: string[]; factor?: number; zone?: string; offset?: string } = {},
 ): Promise<string> {
+  const { zone = 'Asia/Kolkata', offset = '+05:30' } = options;
   const rated = await runWameter(['rate', ...month, '--format', 'json']);
   const units = (JSON.parse(rated.out) as { units: RatedUnit[] }).units;
   const points = new Map<string, { day: string; volume: number; micros: number; [k: string]: unknown }>();
   for (const unit of units) {
     if (unit.waba !== MONTH_WABA) continue;
-    const day = localDate(Date.parse(unit.opened_at), 'Asia/Kolkata');
+    const day = localDate(Date.parse(unit.opened_at), zone);
     if (options.skipDays?.includes(day)) continue;
     const category = unit.type === 'free_entry_point' ? 'SERVICE' : unit.category.toUpperCase();
     const key = `${day}|${unit.country}|${category}|${unit.type}`;
@@ -328,8 +332,8 @@ async function monthExport(
   const factor = options.factor ?? 1;
   const data_points = [...points.values()].map(({ day, micros, ...rest }) => ({
     ...rest,
-    start: Date.parse(`${day}T00:00:00+05:30`) / 1000,
-    end: Date.parse(`${day}T00:00:00+05:30`) / 1000 + 86_400,
+    start: Date.parse(`${day}T00:00:00${offset}`) / 1000,
+    end: Date.parse(`${day}T00:00:00${offset}`) / 1000 + 86_400,
     cost: Number(((micros * factor) / 1_000_000).toFixed(6)),
   }));
   const path = join(dir, name);
@@ -422,6 +426,34 @@ describe('wameter reconcile --analytics: the period, what is compared, totals, c
     expect(table.out).not.toContain("import Meta's official rate card");
     const json = JSON.parse((await cli([...month, '--analytics', exported, '--format', 'json'])).out);
     expect(json.analytics.currency_ratio.meta_per_wameter).toBe('88');
+  });
+
+  it("days Meta cut in another time zone than the accounts file's: says so, with the clock its points start at", async () => {
+    // The WABA's days cut at midnight in America/Los_Angeles (07:00Z in October), 12.5 hours off Asia/Kolkata:
+    // every unit sits on a neighbouring day, and the period takes in a month more. Without a word of the
+    // cause, dozens of META_COUNTS_FEWER ("messages Meta did not bill") hid a wrong time zone.
+    const exported = await monthExport('los-angeles.json', { zone: 'America/Los_Angeles', offset: '-07:00' });
+    const table = await cli([...month, '--analytics', exported]);
+    expect(table.code).toBe(EXIT.DIFFERENCES);
+    const said =
+      "Meta's data points start at 12:30 in Asia/Kolkata (07:00 UTC), not at its midnight: Meta cuts this WABA's days in another time zone than the accounts file's";
+    expect(table.out).toContain(said);
+    expect(table.out).toContain(
+      "set the WABA's time zone in the accounts file to the one in Meta Business Manager",
+    );
+    expect(table.err).toContain(said);
+    const json = await cli([...month, '--analytics', exported, '--format', 'json']);
+    expect(JSON.parse(json.out).analytics.meta_day_start).toEqual({
+      local: '12:30',
+      utc: '07:00',
+      points: expect.any(Number),
+    });
+    expect(json.err).toContain(said);
+    // Cut at the WABA's own midnight, nothing is said.
+    const own = await cli([...month, '--analytics', await monthExport('own-zone.json'), '--format', 'json']);
+    expect(own.code).toBe(EXIT.OK);
+    expect(JSON.parse(own.out).analytics.meta_day_start).toBeUndefined();
+    expect(own.err).not.toContain('not at its midnight');
   });
 
   it("prints wameter's total, Meta's total and the difference for the WABA", async () => {

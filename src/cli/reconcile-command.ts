@@ -86,7 +86,9 @@ category are compared with Meta's export, over whole calendar months (whole days
 Meta's answer states no period and lists no day without traffic, so wameter's units on a day Meta does not
 list are differences. --from/--to choose the days instead (the period asked of Meta, or a narrower one).
 A data point on several local days (a month; a half hour across the WABA's midnight, as in a UTC+05:45
-zone) is a bucket of its own, FROM..TO, holding wameter's units of that time.
+zone) is a bucket of its own, FROM..TO, holding wameter's units of that time. Days are the WABA's time
+zone's (accounts file): when no daily or monthly point of Meta's starts at midnight there, a warning says
+Meta cuts the WABA's days in another zone (set the one of Business Manager in the accounts file).
 The WABA's units outside the period, and other WABAs' units, are counted as not compared. Meta's export
 states no currency: its amounts are read in the WABA's currency of the accounts file. Each difference names
 a likely cause: TEMPLATE_RECATEGORISED, TIME_ZONE_DAY_EDGE, ERA_BOUNDARY, FREE_ENTRY_POINT_MISSED,
@@ -155,6 +157,9 @@ async function runReconcile(
     );
   }
   const nothingChecked = whyNothingWasChecked(reconciliation, flags.analytics !== undefined);
+  // Said on stderr too, so that it is seen beside a JSON document or a table written to a file.
+  const otherZone = reconciliation.analytics && metaDayStartWords(reconciliation.analytics);
+  if (otherZone) io.writeError(`wameter: warning: ${otherZone}\n`);
   if (flags.format === 'json') io.writeOut(`${JSON.stringify(reconciliation)}\n`);
   else io.writeOut(terminalSafe(formatReconciliation(reconciliation, nothingChecked)));
   errors.summarise();
@@ -258,6 +263,17 @@ const BASIS_WORDS: Record<AnalyticsComparisonJson['period']['basis'], string> = 
   requested: '--from/--to',
 };
 
+/**
+ * Why Meta's days are not the accounts file's, when none of its daily or monthly points is cut at the WABA's
+ * midnight there (`meta_day_start`); else undefined.
+ */
+function metaDayStartWords(analytics: AnalyticsComparisonJson): string | undefined {
+  const start = analytics.meta_day_start;
+  if (!start) return undefined;
+  const zone = analytics.period.time_zone;
+  return `Meta's data points start at ${start.local} in ${zone} (${start.utc} UTC), not at its midnight: Meta cuts this WABA's days in another time zone than the accounts file's, so its units fall on neighbouring days (TIME_ZONE_DAY_EDGE; META_COUNTS_FEWER and MISSING_WEBHOOK where they do not pair up) and the period may take in a neighbouring month; set the WABA's time zone in the accounts file to the one in Meta Business Manager, and compare again`;
+}
+
 function amounts(byCurrency: ByCurrencyJson): string {
   const parts = Object.entries(byCurrency).map(([currency, { amount }]) => `${amount} ${currency}`);
   return parts.length > 0 ? ` (${parts.join(', ')})` : '';
@@ -286,6 +302,8 @@ function describeAnalytics(analytics: AnalyticsComparisonJson, buckets: number):
       );
     }
   }
+  const otherZone = metaDayStartWords(analytics);
+  if (otherZone) lines.push(`  Time zone:      ${otherZone}`);
   if (analytics.currency_ratio) {
     const ratio = analytics.currency_ratio;
     lines.push(

@@ -3,7 +3,7 @@
 // no category) against a Meta analytics export. Pure: it only compares values it is given, and never changes a
 // verdict — a difference is reported, not resolved.
 
-import { DAY_MS, HOUR_MS, formatInstant, localDate } from './calendar.js';
+import { DAY_MS, HOUR_MS, formatInstant, localClock, localDate } from './calendar.js';
 import { PER_MESSAGE_PRICING_FROM, eraOn, pricingModelOf } from './eras.js';
 import { defaultAccount } from './events.js';
 import { exactMicros, formatMicros, negateMicros, sumMicros, type Micros } from './money.js';
@@ -314,6 +314,21 @@ export interface AnalyticsComparisonJson {
   };
   /** Set when (nearly) every cost difference has one ratio Meta/wameter far from 1: see CURRENCY_MISMATCH. */
   currency_ratio?: { meta_per_wameter: string; cost_differences: number; matching: number };
+  /** Set when no daily or monthly data point of Meta's begins or ends at midnight in `period.time_zone`. */
+  meta_day_start?: MetaDayStartJson;
+}
+
+/**
+ * The clock Meta's daily (or monthly) data points start at, in the WABA's time zone of the accounts file and in
+ * UTC (`HH:MM`), when not one of them begins or ends at midnight there: Meta cuts a WABA's days at midnight in
+ * the time zone set for it in Business Manager, so the accounts file names another zone. Its units then fall on
+ * neighbouring days, or months (TIME_ZONE_DAY_EDGE, META_COUNTS_FEWER, MISSING_WEBHOOK), whatever else is right.
+ */
+export interface MetaDayStartJson {
+  local: string;
+  utc: string;
+  /** How many daily or monthly points there are: none of them is cut at the accounts file's midnight. */
+  points: number;
 }
 
 export interface AnalyticsTotalsJson {
@@ -633,6 +648,30 @@ function daysOfPoint(point: AnalyticsPoint, timeZone: string): { first: string; 
     first: localDate(point.startMs + inset, timeZone),
     last: localDate(point.endMs - inset, timeZone),
   };
+}
+
+/**
+ * When no daily or monthly data point begins or ends at midnight in `timeZone`: the clock most of them start
+ * at, there and in UTC (see MetaDayStartJson). Half-hour points are cut on the clock and say nothing of it.
+ */
+export function metaDayStart(
+  points: readonly AnalyticsPoint[],
+  timeZone: string,
+): MetaDayStartJson | undefined {
+  const days = points.filter((point) => !isClockPoint(point));
+  if (days.length === 0) return undefined;
+  const clockOf = (atMs: number) => localClock(atMs, timeZone).slice(11);
+  const starts = new Map<string, { utc: string; count: number }>();
+  for (const point of days) {
+    const local = clockOf(point.startMs);
+    if (local === '00:00' || clockOf(point.endMs) === '00:00') return undefined;
+    const utc = formatInstant(point.startMs).slice(11, 16);
+    const seen = starts.get(local) ?? { utc, count: 0 };
+    seen.count += 1;
+    starts.set(local, seen);
+  }
+  const [local, { utc }] = [...starts].sort((a, b) => b[1].count - a[1].count || (a[0] < b[0] ? -1 : 1))[0]!;
+  return { local, utc, points: days.length };
 }
 
 function lastDayOfMonth(day: string): string {
@@ -1426,6 +1465,8 @@ function compareBuckets(
       meta_outside_period: { units: metaOutside.units, amount: formatMicros(metaOutside.micros) },
     },
   };
+  const dayStart = metaDayStart(analytics.export.points, timeZone);
+  if (dayStart) comparison.meta_day_start = dayStart;
   if (common) {
     comparison.currency_ratio = {
       meta_per_wameter: formatRatio(common.ratio),
