@@ -598,6 +598,39 @@ describe('wameter rate', () => {
   });
 });
 
+describe('wameter rate --rate-cards: the cards given replace the bundled ones', () => {
+  it('says so when dates are left without a card (NO_RATE_CARD), and how to keep them priced', async () => {
+    // A new card given alone, as one imports "the new rate card": the bundled cards no longer price March 2024.
+    const card = tempFile(
+      'usd-2025-07-01.csv',
+      readFileSync(join(ROOT, 'data', 'rate-cards', 'usd-2025-10-01.csv'), 'utf8').replace(
+        'effective October 1, 2025',
+        'effective July 1, 2025',
+      ),
+    );
+    const events = tempFile('march.ndjson', LINES.join('\n'));
+    const alone = await run(['rate', events, '--rate-cards', card]);
+    expect(alone.code, alone.error).toBe(3);
+    expect(alone.out).toContain('NO_RATE_CARD');
+    expect(alone.error).toContain(
+      'wameter: --rate-cards replaces the bundled rate cards, it does not add to them: the dates of the NO_RATE_CARD finding(s) have no card among those given; give their cards too',
+    );
+    expect(alone.error).toContain(`--rate-cards ${join(ROOT, 'data', 'rate-cards')}`);
+    // Beside the bundled cards it prices them, and nothing is said; nor without --rate-cards.
+    const beside = await run([
+      'rate',
+      events,
+      '--rate-cards',
+      card,
+      '--rate-cards',
+      join(ROOT, 'data', 'rate-cards'),
+    ]);
+    expect(beside.code, beside.error).toBe(0);
+    expect(beside.error).not.toContain('replaces');
+    expect((await run(['rate', events])).error).not.toContain('replaces');
+  });
+});
+
 describe("wameter rate: each WABA's own totals (re-billing each client)", () => {
   type Totals = Record<string, { amount: string; units: number; by_category: Record<string, unknown> }>;
   it('adds totals_by_waba to the JSON and "By WABA" to the table, which add up to the totals', async () => {

@@ -1,6 +1,8 @@
 // `wameter rate`: rates event files (or stdin) and prints the billable units and totals.
 
 import { Command } from 'commander';
+import { join } from 'node:path';
+import { packageRoot } from '../ingest/rate-card-files.js';
 import type { BillableUnit, PendingMessage } from '../core/units.js';
 import { rateSources } from '../use-cases/rate-sources.js';
 import { eventSources, ratingSetupFrom } from './rating-inputs.js';
@@ -18,7 +20,7 @@ import {
 } from './options.js';
 import { createSourceErrorReporter } from './source-errors.js';
 import { sayFindingsBesideCsv } from './findings-on-stderr.js';
-import { unpricedExit, unratedCodesIn } from './unpriced.js';
+import { replacedCardsNote, unpricedExit, unratedCodesIn } from './unpriced.js';
 import { OUTPUT_FORMATS, createUnitWriter, type OutputFormat } from './unit-writers.js';
 import type { Era } from '../core/units.js';
 import type { CliIo } from './io.js';
@@ -176,6 +178,16 @@ export async function runRate(
       `wameter: ${late} event(s) were not rated: they came more than ${formatLateness(flags.maxLateness ?? DEFAULT_LATENESS_MS)} after newer ones (finding LATE_EVENT); rate without --stream, or raise --max-lateness\n`,
     );
   }
+  // A new card given alone replaces the bundled ones: the dates before it lost their card, said as such.
+  const replaced =
+    flags.rateCards === undefined
+      ? undefined
+      : replacedCardsNote(
+          result.findings,
+          'the bundled rate cards',
+          `--rate-cards ${join(packageRoot(), 'data', 'rate-cards')} for the bundled ones, or a folder of every card the traffic needs`,
+        );
+  if (replaced) warn(replaced);
   // Said whatever decides the exit code: units without a price are news even when some lines were malformed.
   const exit = unpricedExit(
     { unpriced, unrated: result.stats.unrated, unratedCodes: unratedCodesIn(result.findings) },

@@ -341,6 +341,26 @@ describe('wameter rerate', () => {
     expect((JSON.parse(lower.stdout) as { changed: unknown[] }).changed.length).toBeGreaterThan(0);
   });
 
+  it('says that --rate-cards replaces the configured cards when it leaves dates without a card; the example gives a folder', async () => {
+    // "Re-rate under the new card": the card of October 2025 given alone leaves the July traffic without one.
+    const card = join(dir, 'usd-2025-10-01.csv');
+    writeFileSync(
+      card,
+      readFileSync(join(import.meta.dirname, '..', '..', 'data', 'rate-cards', 'usd-2025-10-01.csv'), 'utf8'),
+    );
+    const table = await run(['--db', db, '--rate-cards', card, '--dry-run']);
+    expect(table.code).toBe(3);
+    expect(table.stderr).toContain('NO_RATE_CARD');
+    expect(table.stderr).toContain(
+      'wameter rerate: --rate-cards replaces the configured rate cards (WAMETER_RATE_CARDS or the "rateCards" of --config FILE; else the bundled ones), it does not add to them: the dates of the NO_RATE_CARD finding(s) have no card among those given; give their cards too',
+    );
+    const help = (await runWameter(['rerate', '--help'])).out;
+    expect(help).not.toMatch(/rerate [^\n]*--rate-cards \S+\.csv\n/);
+    expect(help.replace(/\s+/g, ' ')).toContain(
+      'instead of the configured (or bundled) cards, which they replace',
+    );
+  });
+
   it('says when the new rating has charges without a price (exit 3, the total a floor); --allow-unpriced accepts', async () => {
     // A card dated before the traffic that prices "Other" only: the Indian user's charges have no rate.
     const card = join(dir, 'usd-2025-07-01.csv');

@@ -19,7 +19,13 @@ import {
   refuseReportedFlag,
   refuseServiceSettings,
 } from './options.js';
-import { ALLOW_UNPRICED_HELP, unpricedExit, unratedCodesIn, unratedIn } from './unpriced.js';
+import {
+  ALLOW_UNPRICED_HELP,
+  replacedCardsNote,
+  unpricedExit,
+  unratedCodesIn,
+  unratedIn,
+} from './unpriced.js';
 import { DB_SET_BY, loadServiceConfig } from '../server/config.js';
 import { loadPricingSetup, loadRateCards } from '../server/pricing-setup.js';
 import { UPGRADE_DUE_IN_DRY_RUN_WARNING, type RerateReport } from '../server/rating-service.js';
@@ -217,7 +223,7 @@ export function registerRerateCommand(program: Command, io: CliIo): Command {
       // No positional arguments here, so several paths after one flag are unambiguous; repeating it works too.
       .option(
         '--rate-cards <path...>',
-        'other rate card files or folders: several after one flag, or the flag repeated (default: the configured or bundled cards)',
+        "rate card files or folders to price with instead of the configured (or bundled) cards, which they replace: give every card the stored traffic needs, earlier dates' too (a folder of them); several after one flag, or the flag repeated",
         collectPaths,
       )
       .option('--format <format>', 'table or json', optionValue('a format'), 'table')
@@ -230,7 +236,7 @@ export function registerRerateCommand(program: Command, io: CliIo): Command {
         'after',
         `
 Examples:
-  $ wameter rerate --db sqlite:./wameter.db --rate-cards ./cards/usd-2025-10-01.csv
+  $ wameter rerate --db sqlite:./wameter.db --rate-cards ./cards/ --dry-run   # cards/: Meta's cards, old and new
   $ wameter rerate --from 2025-07-01T00:00:00Z --to 2025-08-01T00:00:00Z --as-of-rules CBP-2023 --dry-run
   $ wameter rerate --waba 102290129340398 --format json
 The accounts (time zones, currencies, portfolios) come from the service's configuration — --config FILE or
@@ -343,6 +349,17 @@ stderr beside the table, or as "findings" in the JSON.`,
               (line) => io.writeError(`wameter rerate: ${line}\n`),
             );
           }
+          // Other cards replace the configured ones: a new card given alone leaves the dates before it without
+          // one, and a stored re-rate would bill them nothing. Said, as the finding alone says "import a card".
+          const replaced =
+            flags.rateCards === undefined
+              ? undefined
+              : replacedCardsNote(
+                  report.findings,
+                  'the configured rate cards (WAMETER_RATE_CARDS or the "rateCards" of --config FILE; else the bundled ones)',
+                  'a folder of every card the stored traffic needs, or the flag repeated; --dry-run first',
+                );
+          if (replaced) io.writeError(`wameter rerate: ${replaced}\n`);
           // A new bill with charges it could not price, or of messages it could not rate, is not the bill:
           // exit 3 by the rule of `rate` (unpriced.ts), judged on the new rating (its totals, its findings).
           const unpriced = Object.values(report.totals.new).reduce(

@@ -122,3 +122,18 @@ export function unpricedExit(
   }
   return EXIT.UNPRICED;
 }
+
+/**
+ * Said when rate cards were given (`--rate-cards`) and some dates of the rating have no card (`NO_RATE_CARD`):
+ * the cards given replace `replaced`, they are not added to them, so a new card given alone ("re-rate under the
+ * new card") leaves every date before it without one, and those charges out of the bill. `keep` says how to
+ * give the other cards too. Undefined when there is nothing to say.
+ */
+export function replacedCardsNote(
+  findings: readonly Finding[],
+  replaced: string,
+  keep: string,
+): string | undefined {
+  if (!findings.some((finding) => finding.code === 'NO_RATE_CARD')) return undefined;
+  return `--rate-cards replaces ${replaced}, it does not add to them: the dates of the NO_RATE_CARD finding(s) have no card among those given; give their cards too (${keep})`;
+}
