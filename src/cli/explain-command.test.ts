@@ -184,12 +184,12 @@ describe('wameter explain: messages never charged', () => {
   it('gives them as CSV rows with the same columns', async () => {
     const result = await cli([story, '--user', USER, '--format', 'csv']);
     const rows = result.out.trim().split('\n');
-    expect(rows[0]).toBe('at,kind,business,message_id,unit_id,era,rule,cost,text,amount,currency');
+    expect(rows[0]).toBe('at,kind,business,message_id,unit_id,era,rule,cost,text,amount,currency,waba');
     expect(rows).toContain(
-      '2025-10-10T10:00:00Z,pending,PN1,pd1,,,,,"marketing template pd1 sent, never delivered: not charged",,',
+      '2025-10-10T10:00:00Z,pending,PN1,pd1,,,,,"marketing template pd1 sent, never delivered: not charged",,,W1',
     );
     expect(rows).toContain(
-      '2025-10-10T11:00:00Z,failed,PN1,f1,,,,,marketing template f1 failed at 2025-10-10T11:00:07Z: never charged,,',
+      '2025-10-10T11:00:00Z,failed,PN1,f1,,,,,marketing template f1 failed at 2025-10-10T11:00:07Z: never charged,,,W1',
     );
   });
 
@@ -637,6 +637,11 @@ describe('wameter explain: a user messaged by two client WABAs', () => {
     // Each line names its WABA beside its business number, so that a client's lines can be told apart.
     expect(table.out).toContain('[WABA W1, number PN1]');
     expect(table.out).toContain('[WABA W2, number PN2]');
+    const entries = (JSON.parse(json.out) as { entries: { waba: string; business: string }[] }).entries;
+    expect(entries.map((entry) => `${entry.waba} ${entry.business}`)).toEqual(['W1 PN1', 'W2 PN2', 'W2 PN2']);
+    const csv = (await cli([twoClients, '--user', USER, '--format', 'csv'])).out.trim().split('\n');
+    expect(csv[0]!.split(',').at(-1)).toBe('waba');
+    expect(csv.slice(1).map((row) => row.split(',').at(-1))).toEqual(entries.map((entry) => entry.waba));
   });
 
   it('says nothing of WABAs when the story has one (JSON: its totals under its WABA)', async () => {

@@ -206,11 +206,7 @@ async function runExplain(
       const waba = wabaOfBusiness.get(business);
       return waba === undefined ? undefined : setup.accountBook.accountFor(waba).timeZone;
     };
-    io.writeOut(
-      terminalSafe(
-        `${formatExplanation(explanation, zoneOf, (business) => wabaOfBusiness.get(business))}\n${findingsSection(findings)}`,
-      ),
-    );
+    io.writeOut(terminalSafe(`${formatExplanation(explanation, zoneOf)}\n${findingsSection(findings)}`));
   }
   // A CSV holds the story's lines only (its pending messages among them): the findings are said beside it.
   if (flags.format === 'csv') sayFindingsBesideCsv(findings, undefined, warn, storyFindingLine);

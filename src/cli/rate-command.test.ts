@@ -882,7 +882,7 @@ describe('wameter explain', () => {
     ]);
     expect(code).toBe(0);
     const rows = out.trim().split('\n');
-    expect(rows[0]).toBe('at,kind,business,message_id,unit_id,era,rule,cost,text,amount,currency');
+    expect(rows[0]).toBe('at,kind,business,message_id,unit_id,era,rule,cost,text,amount,currency,waba');
     expect(rows[1]).toMatch(/^2024-03-01T10:00:00Z,inbound,PN1,wamid\.in1,/);
     expect(rows[2]).toMatch(
       /^2024-03-01T10:05:03Z,message,PN1,wamid\.o1,u_wamid\.o1,CBP-2023,CBP_OPEN,0\.0042 USD,/,

@@ -21,6 +21,8 @@ export interface ExplanationEntry {
   at: string;
   /** `pending`: sent, never delivered; `failed`: Meta or the send log said it failed. Neither is charged. */
   kind: 'inbound' | 'message' | 'closed' | 'expired' | 'pending' | 'failed';
+  /** The WABA of the line's business number: a user several WABAs (a provider's clients) message has one story. */
+  waba: string;
   business: string;
   message_id?: string;
   unit_id?: string;
@@ -99,6 +101,7 @@ export function explainUser(
       order: 1,
       at: formatInstant(line.atMs),
       kind: line.kind,
+      waba: line.waba,
       business: line.business,
       message_id: line.messageId,
       text: line.reason,
@@ -128,6 +131,7 @@ export function explainUser(
         order: 0,
         at: formatInstant(unit.closedAtMs),
         kind: 'closed',
+        waba: unit.waba,
         business: unit.business,
         unit_id: unit.id,
         // A free entry point conversation is closed only by a newer one: an ad click answered under
@@ -143,6 +147,7 @@ export function explainUser(
         order: 0,
         at: formatInstant(unit.expiresAtMs),
         kind: 'expired',
+        waba: unit.waba,
         business: unit.business,
         unit_id: unit.id,
         text: `${unit.category === 'referral_conversion' ? 'free entry point' : `${categoryInWords(unit.category)} conversation`} ${unit.id} ended`,
@@ -159,6 +164,7 @@ export function explainUser(
       order: 1,
       at: formatInstant(message.sentAtMs),
       kind: message.failedAtMs === undefined ? 'pending' : 'failed',
+      waba: message.waba,
       business: message.business,
       message_id: message.id,
       text: unratedInWords(message),
@@ -394,14 +400,13 @@ function ordinal(n: number): string {
 /**
  * The explanation as lines of text for a terminal. `zoneOfBusiness`: the time zone of a business number's
  * WABA; each line of a WABA not on UTC shows its clock too, since its local date decides the era, the month
- * and the rate card ("2025-06-30T20:00:00Z (2025-07-01 08:00 Pacific/Auckland)"). `wabaOfBusiness`: a
- * business number's WABA; when the story's units are of several WABAs (a provider's clients messaging one
- * user), each line names its WABA and the totals are also given per WABA, each client's share.
+ * and the rate card ("2025-06-30T20:00:00Z (2025-07-01 08:00 Pacific/Auckland)"). When the story's units are
+ * of several WABAs (a provider's clients messaging one user), each line names its WABA and the totals are also
+ * given per WABA, each client's share.
  */
 export function formatExplanation(
   explanation: Explanation,
   zoneOfBusiness: (business: string) => string | undefined = () => undefined,
-  wabaOfBusiness: (business: string) => string | undefined = () => undefined,
 ): string {
   const wabas = Object.keys(explanation.totals_by_waba);
   const isOfSeveralWabas = wabas.length > 1;
@@ -422,13 +427,11 @@ export function formatExplanation(
     );
   }
   for (const entry of explanation.entries) {
-    const waba = isOfSeveralWabas ? wabaOfBusiness(entry.business) : undefined;
-    const who =
-      waba !== undefined
-        ? ` [WABA ${waba}, number ${entry.business}]`
-        : explanation.business
-          ? ''
-          : ` [${entry.business}]`;
+    const who = isOfSeveralWabas
+      ? ` [WABA ${entry.waba}, number ${entry.business}]`
+      : explanation.business
+        ? ''
+        : ` [${entry.business}]`;
     const zone = zoneOfBusiness(entry.business);
     const local =
       zone === undefined || zone === 'UTC' ? '' : ` (${localClock(Date.parse(entry.at), zone)} ${zone})`;
@@ -472,6 +475,8 @@ const EXPLANATION_COLUMNS = [
   // After `text`: the columns before them keep their places for scripts written earlier.
   'amount',
   'currency',
+  // After them, for the same reason: the WABA of the line (a user several clients message).
+  'waba',
 ] as const;
 
 /** The story as CSV: one row per line, the same fields as the JSON entries. */
