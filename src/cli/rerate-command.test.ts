@@ -361,6 +361,37 @@ describe('wameter rerate', () => {
     );
   });
 
+  it('stores no re-rate that leaves more charges without a price than the stored bill, unless --allow-unpriced', async () => {
+    const first = await run(['--db', db, '--format', 'json']);
+    expect(first.code).toBe(0);
+    const stored = (JSON.parse(first.stdout) as { totals: { new: Record<string, { amount: string }> } })
+      .totals.new;
+    // The card of October 2025 alone: the July traffic has no card, and its charges no price.
+    const card = join(dir, 'usd-2025-10-01.csv');
+    writeFileSync(
+      card,
+      readFileSync(join(import.meta.dirname, '..', '..', 'data', 'rate-cards', 'usd-2025-10-01.csv'), 'utf8'),
+    );
+    const refused = await run(['--db', db, '--rate-cards', card]);
+    expect(refused.code).toBe(1);
+    expect(refused.stdout).toBe('');
+    expect(refused.stderr).toMatch(
+      /the new rating leaves [1-9]\d* charged unit\(s\) without a price where the stored bill has 0 \(findings: \d+ × NO_RATE_CARD\): nothing was stored\. Rate cards given to rerate replace the configured ones: .*; --dry-run to see what would change, --allow-unpriced to store it anyway\n$/,
+    );
+    // The stored bill is still the priced one: a dry run with the configured cards changes nothing.
+    const after = await run(['--db', db, '--dry-run', '--format', 'json']);
+    const report = JSON.parse(after.stdout) as {
+      changed: unknown[];
+      totals: { old: Record<string, { amount: string }> };
+    };
+    expect(report.changed).toEqual([]);
+    expect(report.totals.old).toEqual(stored);
+    // Asked for, it is stored (and exits 3, as any rating with unpriced charges).
+    const allowed = await run(['--db', db, '--rate-cards', card, '--allow-unpriced', '--format', 'json']);
+    expect(allowed.code).toBe(0);
+    expect((JSON.parse(allowed.stdout) as { rating_id: string | null }).rating_id).toMatch(/^rating_/);
+  });
+
   it('says when the new rating has charges without a price (exit 3, the total a floor); --allow-unpriced accepts', async () => {
     // A card dated before the traffic that prices "Other" only: the Indian user's charges have no rate.
     const card = join(dir, 'usd-2025-07-01.csv');

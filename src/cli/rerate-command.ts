@@ -248,8 +248,9 @@ One process writes ratings to a database at a time: while \`wameter serve\` runs
 its POST /v1/rerate, or stop it first (--dry-run stores nothing and may run beside it).
 
 Exit codes: 0 re-rated (or, with --dry-run, reported); 1 nothing done (bad flag or configuration, a
-database that cannot be opened, no stored events, an unknown --waba, a rating that could not be stored);
-3 some charged units of the new rating have no price (its totals are then a floor, not the bill), or some
+database that cannot be opened, no stored events, an unknown --waba, a rating that could not be stored, or
+one not stored because it leaves more charged units without a price than the stored bill — other cards
+given alone, say: --allow-unpriced stores it anyway); 3 some charged units of the new rating have no price (its totals are then a floor, not the bill), or some
 delivered messages of the portfolios re-rated could not be rated (no category, no user or business number),
 as \`wameter rate\` exits for the same traffic: its findings say why — --allow-unpriced accepts them.
 The new rating's findings (a rate card of another pricing model, a market without a rate…) are listed on
@@ -327,9 +328,14 @@ stderr beside the table, or as "findings" in the JSON.`,
             ...(flags.asOfRules ? { asOfRules: flags.asOfRules } : {}),
             ...(flags.rateCards ? { rateCardPaths: flags.rateCards } : {}),
             isDryRun: flags.dryRun === true,
+            ...(flags.allowUnpriced === true ? { allowUnpriced: true } : {}),
             reason: CLI_RERATE_REASON,
           });
           await rating.close();
+          if (!result.ok && result.error.code === 'MORE_UNPRICED')
+            return fail(
+              `${result.error.message}. Rate cards given to rerate replace the configured ones: give every card the stored traffic needs (a folder of them); --dry-run to see what would change, --allow-unpriced to store it anyway`,
+            );
           if (!result.ok) return fail(result.error.message);
           const report = result.value;
           if (flags.format === 'json' && report.isAccountsChanged)

@@ -3176,6 +3176,27 @@ describe('POST /v1/rerate and GET /v1/ratings', () => {
       }
     });
 
+    it('stores no re-rate pricing fewer charges than the stored bill (409 UNPRICED_RERATE), unless allow_unpriced', async () => {
+      // Only October 2025's card: July's charges, priced in the stored bill, would have none.
+      const cards = dearIndia().filter((card) => card.name.startsWith('usd-2025-10-01'));
+      const before = await json(await service.get('/v1/ratings', KEY_ALL));
+      const units = await json(await service.get('/v1/units', KEY_ALL));
+      const refused = await rerate({ rate_cards: cards });
+      expect(refused.status).toBe(409);
+      const { error } = (await json(refused)) as { error: { code: string; message: string } };
+      expect(error.code).toBe('UNPRICED_RERATE');
+      expect(error.message).toMatch(
+        /the new rating leaves [1-9]\d* charged unit\(s\) without a price where the stored bill has 0 \(findings: \d+ × NO_RATE_CARD\): nothing was stored/,
+      );
+      expect(await json(await service.get('/v1/ratings', KEY_ALL))).toEqual(before);
+      expect(await json(await service.get('/v1/units', KEY_ALL))).toEqual(units);
+      const bad = await rerate({ rate_cards: cards, allow_unpriced: 'yes' });
+      expect(bad.status).toBe(400);
+      const allowed = await rerate({ rate_cards: cards, allow_unpriced: true });
+      expect(allowed.status).toBe(200);
+      expect((await json(allowed)).rating_id).toMatch(/^rating_/);
+    });
+
     it('refuses a card that does not parse, naming it and its line, and rates nothing', async () => {
       const before = await json(await service.get('/v1/ratings', KEY_ALL));
       const cards = dearIndia();

@@ -1582,7 +1582,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
     // One JSON object, each key once: `"dry_run": true, "dry_run": false` would re-rate for real.
     const parsed = parseJsonObjectBody(
       body.bytes,
-      '{"from", "to", "wabas", "as_of_rules", "rate_cards", "dry_run"}',
+      '{"from", "to", "wabas", "as_of_rules", "rate_cards", "dry_run", "allow_unpriced"}',
     );
     if (!parsed.ok) return errorResponse(c, parsed.error.code, parsed.error.detail);
     const request: Record<string, unknown> = parsed.value;
@@ -1592,6 +1592,9 @@ export function createApp(deps: AppDeps): Hono<Env> {
     const rateCardTexts = rateCardsOfBody(request.rate_cards);
     if (request.dry_run !== undefined && typeof request.dry_run !== 'boolean') {
       throw new QueryError('BAD_QUERY', '"dry_run" must be true or false (a JSON boolean).');
+    }
+    if (request.allow_unpriced !== undefined && typeof request.allow_unpriced !== 'boolean') {
+      throw new QueryError('BAD_QUERY', '"allow_unpriced" must be true or false (a JSON boolean).');
     }
     // A client's key (limited to its WABAs) may look, not rewrite: a stored re-rate under another era (CBP-2022's
     // free conversations, say) would stand as the bill the operator exports until the next arrival.
@@ -1666,9 +1669,13 @@ export function createApp(deps: AppDeps): Hono<Env> {
         ...(typeof era === 'string' ? { asOfRules: era as Era } : {}),
         ...(rateCardTexts ? { rateCardTexts } : {}),
         isDryRun: request.dry_run === true,
+        ...(request.allow_unpriced === true ? { allowUnpriced: true } : {}),
         client: c.get('apiKey').name,
       }),
     );
+    if (!result.ok && result.error.code === 'MORE_UNPRICED') {
+      throw new QueryError('UNPRICED_RERATE', `${result.error.message}.`);
+    }
     if (!result.ok) {
       throw new QueryError(
         result.error.code === 'FORBIDDEN_WABA' ? 'FORBIDDEN_WABA' : 'BAD_QUERY',

@@ -77,6 +77,11 @@ export const ERRORS = {
     status: 404,
     message: 'No such endpoint: GET /openapi.json lists them all.',
   },
+  UNPRICED_RERATE: {
+    status: 409,
+    message:
+      'The re-rate was not stored: its new rating leaves more charged units without a price than the stored bill. Send {"dry_run": true} to see them (findings NO_RATE_CARD, NO_RATE), send every rate card the stored traffic needs (rate_cards replace the service\'s), or "allow_unpriced": true to store it anyway.',
+  },
   NO_SUCH_RATING: {
     status: 404,
     message:

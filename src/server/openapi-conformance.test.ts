@@ -584,18 +584,21 @@ describe.each(['SQLite', 'PostgreSQL'] as const)(
         body: { dry_run: true, as_of_rules: null, wabas: ['W3'] },
         status: 200,
       });
+      const cheapCards = {
+        wabas: ['W1', 'W3'],
+        from: '2025-10-01T00:00:00Z',
+        rate_cards: [
+          {
+            name: 'usd-2025-11-01-cheap.csv',
+            csv: 'Market,Currency,Marketing,Utility,Authentication,Authentication-International,Service\nIndia,USD,0.01,0.001,0.001,0.02,0\nNorth America,USD,0.02,0.002,0.002,,0\n',
+          },
+        ],
+      };
+      // A card of November alone leaves October's charges without a price: not stored unless asked for.
+      await ask('POST', '/v1/rerate', '/v1/rerate', { key: KEY_ALL, body: cheapCards, status: 409 });
       const stored = (await ask('POST', '/v1/rerate', '/v1/rerate', {
         key: KEY_ALL,
-        body: {
-          wabas: ['W1', 'W3'],
-          from: '2025-10-01T00:00:00Z',
-          rate_cards: [
-            {
-              name: 'usd-2025-11-01-cheap.csv',
-              csv: 'Market,Currency,Marketing,Utility,Authentication,Authentication-International,Service\nIndia,USD,0.01,0.001,0.001,0.02,0\nNorth America,USD,0.02,0.002,0.002,,0\n',
-            },
-          ],
-        },
+        body: { ...cheapCards, allow_unpriced: true },
         status: 200,
       })) as { rating_id: string | null };
       const live = (await ask('POST', '/v1/rerate', '/v1/rerate', {

@@ -836,6 +836,12 @@ export const openApiDocument = {
                     },
                   },
                   dry_run: { type: 'boolean', default: false },
+                  allow_unpriced: {
+                    type: 'boolean',
+                    default: false,
+                    description:
+                      'Store the new rating even when it leaves more charged units without a price than the stored bill (409 UNPRICED_RERATE otherwise, nothing stored).',
+                  },
                 },
               },
             },
@@ -899,6 +905,9 @@ export const openApiDocument = {
           ...jsonBodyErrors,
           '403': errorResponse(
             'FORBIDDEN_RERATE: a key limited to some WABAs asked for a re-rate other than a dry run. FORBIDDEN_WABA: a WABA the key may not read, or a portfolio holding one.',
+          ),
+          '409': errorResponse(
+            'UNPRICED_RERATE: the new rating leaves more charged units without a price than the stored bill (other cards sent alone, say); nothing was stored — send {"dry_run": true} to see, or "allow_unpriced": true to store it anyway.',
           ),
         },
       },

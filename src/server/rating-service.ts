@@ -60,6 +60,12 @@ export interface RerateRequest {
   rateCardTexts?: readonly RateCardText[];
   /** Report what would change without storing anything. */
   isDryRun?: boolean;
+  /**
+   * Store the new rating even when it leaves more charged units without a price than the stored bill of the
+   * same WABAs (other cards given alone, say, leaving earlier dates without a card); else it is refused
+   * (`MORE_UNPRICED`) and nothing is stored.
+   */
+  allowUnpriced?: boolean;
   reason?: string;
   /** Who asks (an API key's name): on-demand ratings take the clients in turn (`FairQueue`). */
   client?: string;
@@ -108,8 +114,12 @@ export interface RerateReport {
 }
 
 export interface RerateError {
-  /** NOTHING_TO_RERATE: none of the WABAs asked for (or, without `wabas`, visible) has stored events. */
-  code: 'BAD_RATE_CARDS' | 'FORBIDDEN_WABA' | 'NOTHING_TO_RERATE';
+  /**
+   * NOTHING_TO_RERATE: none of the WABAs asked for (or, without `wabas`, visible) has stored events.
+   * MORE_UNPRICED: the new rating leaves more charged units without a price than the stored bill, and
+   * `allowUnpriced` was not given: nothing was stored.
+   */
+  code: 'BAD_RATE_CARDS' | 'FORBIDDEN_WABA' | 'NOTHING_TO_RERATE' | 'MORE_UNPRICED';
   message: string;
 }
 
@@ -700,7 +710,11 @@ export function createRatingService(deps: RatingServiceDeps): RatingService {
       say(ENGINE_CHANGED_WARNING);
       for (let attempt = 1; ; attempt++) {
         try {
-          const report = await rerate({ wabas: stale, reason: 'upgrade' }, { isUpgrade: true });
+          // The service's own cards and rules: what live ratings would store anyway, priced or not.
+          const report = await rerate(
+            { wabas: stale, reason: 'upgrade', allowUnpriced: true },
+            { isUpgrade: true },
+          );
           if (report.ok) say(upgradeRerateSummary(report.value));
           else say(`the re-rate after the upgrade was not needed: ${report.error.message}`);
           return;
@@ -849,6 +863,20 @@ export function createRatingService(deps: RatingServiceDeps): RatingService {
     const isRateCardsChanged =
       last?.rateCardsDigest !== undefined &&
       last.rateCardsDigest !== (cards ? rateCardsDigest(cards) : pricingCardsDigest);
+    // A stored re-rate replaces the bill: one that prices fewer of its charges (a new card given alone leaves
+    // the dates before it without one) would stand as the bill, the charges it lost billed nothing, until the
+    // next arrival of each portfolio. Refused unless asked for; a dry run reports it as it is.
+    if (!request.isDryRun && request.allowUnpriced !== true) {
+      const unpricedBefore = storedUnits.filter((unit) => unit.amountMicros === null).length;
+      const rerated = result.units.filter((unit) => reported.has(unit.waba));
+      const unpricedAfter = rerated.filter((unit) => unit.amountMicros === null).length;
+      if (unpricedAfter > unpricedBefore) {
+        return err({
+          code: 'MORE_UNPRICED',
+          message: moreUnpricedMessage(unpricedBefore, unpricedAfter, result.findings, reported),
+        });
+      }
+    }
     let ratingId: string | null = null;
     if (!request.isDryRun) {
       const record = newRecord(request.reason ?? 'rerate', scope, currencyTotalsOf(result.units), {
@@ -1127,4 +1155,30 @@ async function compareUnits(
     await pause();
   }
   return { changed, unchanged };
+}
+
+/** Finding codes that say why charges have no price (contract §4 findings). */
+const UNPRICED_CAUSES: readonly string[] = ['NO_RATE_CARD', 'NO_RATE', 'UNKNOWN_RECIPIENT'];
+
+/**
+ * Why a re-rate was not stored (`MORE_UNPRICED`): how many charges the stored bill and the new rating leave
+ * without a price, and the new rating's findings that say why (their codes and counts, for `reported` WABAs).
+ */
+export function moreUnpricedMessage(
+  before: number,
+  after: number,
+  findings: readonly Finding[],
+  reported: ReadonlySet<string>,
+): string {
+  const causes = new Map<string, number>();
+  for (const finding of findings) {
+    if (!UNPRICED_CAUSES.includes(finding.code)) continue;
+    if (typeof finding.waba === 'string' && !reported.has(finding.waba)) continue;
+    causes.set(finding.code, (causes.get(finding.code) ?? 0) + 1);
+  }
+  const why =
+    causes.size === 0
+      ? ''
+      : ` (findings: ${[...causes].map(([code, count]) => `${count} × ${code}`).join(', ')})`;
+  return `the new rating leaves ${after} charged unit(s) without a price where the stored bill has ${before}${why}: nothing was stored`;
 }
