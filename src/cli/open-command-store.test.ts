@@ -377,7 +377,7 @@ describe('commands that only read the store open it read-only: they never create
       'run `wameter serve` or `wameter import` against it once to migrate it, then try again (or check';
     const estimate = await estimateFrom(`sqlite:${file}`);
     expect(estimate.err).toBe(
-      `wameter: the wameter store in ${file} is older than this wameter (schema migration 6, 7, 8, 9, 10, 11, 12, 13, 14, 15 not applied yet), and a read-only open does not migrate it: ${migrateAdvice} --db)\n`,
+      `wameter: the wameter store in ${file} is older than this wameter (schema migration 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16 not applied yet), and a read-only open does not migrate it: ${migrateAdvice} --db)\n`,
     );
     expect(estimate.code).toBe(EXIT.USAGE);
     const dryRun = await runWameter(['rerate', '--dry-run', '--db', `sqlite:${file}`]);

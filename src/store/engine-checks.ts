@@ -13,6 +13,8 @@ import {
   StoreInputError,
   cursorValue,
   type AnalyticsDimension,
+  type AnalyticsQuery,
+  type BusinessNumber,
   type AnalyticsPoint,
   type CurrencyTotals,
   type RatingChangesPage,
@@ -213,6 +215,53 @@ export function checkFilter(filter: UnitFilter): void {
   checkFilterText('category', filter.category);
   checkFilterText('type', filter.type);
   checkFilterText('market', filter.market);
+}
+
+/** `checkFilterText` for Meta's list filters of an analytics query (`AnalyticsQuery`). */
+export function checkAnalyticsLists(query: AnalyticsQuery): void {
+  checkFilterText('businesses', query.businesses);
+  checkFilterText('countries', query.countries);
+  checkFilterText('categories', query.categories);
+  checkFilterText('types', query.types);
+  checkFilterText('directions', query.directions);
+}
+
+/**
+ * The columns (SQL of units aliased `u`) Meta's list filters of an analytics query test, with their lists:
+ * each engine writes `column IN list` in its own dialect. An empty list is kept (it matches nothing).
+ */
+export function analyticsListFilters(
+  query: AnalyticsQuery,
+  jsonText: JsonTextSql,
+): Array<{ sql: string; values: readonly string[] }> {
+  checkAnalyticsLists(query);
+  const lists: Array<{ sql: string; values: readonly string[] | undefined }> = [
+    { sql: 'u.business', values: query.businesses },
+    { sql: 'u.country', values: query.countries },
+    { sql: 'u.category', values: query.categories },
+    { sql: 'u.type', values: query.types },
+    { sql: dimensionSql('direction', jsonText), values: query.directions },
+  ];
+  return lists.filter(
+    (list): list is { sql: string; values: readonly string[] } => list.values !== undefined,
+  );
+}
+
+/** Business numbers sorted by WABA, then number, compared by code unit (alike on both engines). */
+export function sortedBusinessNumbers(numbers: BusinessNumber[]): BusinessNumber[] {
+  const compare = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+  return numbers.sort((a, b) => compare(a.waba, b.waba) || compare(a.business, b.business));
+}
+
+/**
+ * A display number as Meta's analytics write it (`15550783881`): the digits of `metadata.display_phone_number`
+ * (Meta writes them bare; a `+`, spaces or dashes are dropped), or undefined when it holds none or anything
+ * other than digits and those signs.
+ */
+export function displayNumberDigits(value: unknown): string | undefined {
+  if (typeof value !== 'string' || !/^[+\d\s().-]+$/.test(value)) return undefined;
+  const digits = value.replace(/\D/g, '');
+  return digits.length > 0 && digits.length <= 20 ? digits : undefined;
 }
 
 /**

@@ -19,6 +19,7 @@ import { MAX_ID_BYTES, MAX_TEMPLATE_NAME_BYTES } from '../ingest/parse-event.js'
 import {
   StoreInputError,
   ratingsCursor,
+  type AnalyticsQuery,
   type EventInput,
   type RatingRecord,
   type RawWebhookInput,
@@ -2555,6 +2556,96 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
           point('2024-03-01T00:00:00Z', '2024-04-01T00:00:00Z', 3, 3500, { country: 'IN' }),
           point('2024-04-01T00:00:00Z', '2024-05-01T00:00:00Z', 1, 40, { country: 'IN' }),
         ]);
+      });
+
+      it("takes Meta's list filters: numbers, countries, categories, types and directions, each one of a list", async () => {
+        const store = await fresh();
+        const opened = (iso: string) => ({ openedAtMs: at(iso) });
+        await store.replaceRating(rating('r1', ['W1', 'W2']), {
+          units: [
+            unit('l1', { ...opened('2024-03-09T10:00:00Z'), amountMicros: 1000 }),
+            unit('l2', {
+              ...opened('2024-03-09T10:05:00Z'),
+              amountMicros: 2000,
+              business: 'PN2',
+              country: 'BR',
+            }),
+            unit('l3', { ...opened('2024-03-09T10:10:00Z'), amountMicros: 300, category: 'marketing' }),
+            unit('l4', {
+              ...opened('2024-03-09T10:15:00Z'),
+              amountMicros: 0,
+              category: 'service',
+              type: 'free_entry_point',
+            }),
+            unit('l5', { ...opened('2024-03-09T10:20:00Z'), amountMicros: 40, country: null, waba: 'W2' }),
+          ],
+          pending: [],
+          findings: [],
+        });
+        const total = async (query: Partial<AnalyticsQuery>) =>
+          (await store.analytics({ granularity: 'DAILY', dimensions: [], ...query })).map((p) => [
+            p.units,
+            p.amountMicros,
+          ]);
+        expect(await total({ businesses: ['PN2'] })).toEqual([[1, 2000]]);
+        expect(await total({ businesses: ['PN1', 'PN2'], countries: ['IN'] })).toEqual([[3, 1300]]);
+        expect(await total({ countries: ['BR', 'XX'] })).toEqual([[1, 2000]]);
+        expect(await total({ categories: ['marketing', 'service'] })).toEqual([[2, 300]]);
+        expect(await total({ types: ['free_entry_point'] })).toEqual([[1, 0]]);
+        expect(await total({ directions: ['USER_INITIATED'] })).toEqual([[1, 0]]);
+        expect(await total({ directions: ['BUSINESS_INITIATED'] })).toEqual([[4, 3340]]);
+        expect(await total({ directions: ['BUSINESS_INITIATED', 'USER_INITIATED'], wabas: ['W2'] })).toEqual([
+          [1, 40],
+        ]);
+        // An empty list matches nothing (the route never passes one: Meta's empty list is no filter).
+        expect(await total({ countries: [] })).toEqual([]);
+        // Half hours (another query of each engine) filter alike.
+        expect(
+          (
+            await store.analytics({ granularity: 'HALF_HOUR', dimensions: ['business'], countries: ['BR'] })
+          ).map((p) => p.dimensions),
+        ).toEqual([{ business: 'PN2' }]);
+        await expect(
+          store.analytics({ granularity: 'DAILY', dimensions: [], countries: ['I\u0000N'] }),
+        ).rejects.toThrow(/countries/);
+      });
+
+      it('keeps the display numbers a stored webhook gives, the last body naming a number winning', async () => {
+        const store = await fresh();
+        const numbers = (...list: Array<[string, string, string]>) =>
+          list.map(([waba, business, displayNumber]) => ({ waba, business, displayNumber }));
+        expect(await store.businessNumbers({})).toEqual([]);
+        await store.ingestWebhook(
+          {
+            ...raw('{"numbers":1}'),
+            businessNumbers: numbers(['W1', 'PN1', '15550001111'], ['W2', 'PN7', '4420000']),
+          },
+          [input(inbound('wamid.n1'), 'webhook')],
+        );
+        // A redelivery of the first body stores nothing; a new body naming PN1 again replaces its number.
+        await store.ingestWebhook(
+          { ...raw('{"numbers":1}'), businessNumbers: numbers(['W1', 'PN1', '999']) },
+          [],
+        );
+        expect(await store.businessNumbers({ wabas: ['W1'] })).toEqual(numbers(['W1', 'PN1', '15550001111']));
+        await store.ingestBatch([
+          {
+            raw: { ...raw('{"numbers":2}'), businessNumbers: numbers(['W1', 'PN1', '15550002222']) },
+            events: [],
+          },
+          {
+            raw: { ...raw('{"numbers":3}'), businessNumbers: numbers(['W1', 'PN1', '15550003333']) },
+            events: [],
+          },
+          { raw: null, events: [input(inbound('wamid.n2'))] },
+        ]);
+        expect(await store.businessNumbers({})).toEqual(
+          numbers(['W1', 'PN1', '15550003333'], ['W2', 'PN7', '4420000']),
+        );
+        expect(await store.businessNumbers({ wabas: ['W2', 'W9'] })).toEqual(
+          numbers(['W2', 'PN7', '4420000']),
+        );
+        expect(await store.businessNumbers({ wabas: [] })).toEqual([]);
       });
 
       it('counts the unpriced units of each point as totals counts them: no amount, free units are priced', async () => {

@@ -15,6 +15,23 @@ export interface RawWebhookInput {
   sha256: string;
   /** Why the body could not be read (bad JSON…), or null. Such bodies are kept for inspection. */
   parseError: string | null;
+  /**
+   * The business numbers the body names with their display number (`metadata.display_phone_number` beside
+   * `metadata.phone_number_id`), kept (`businessNumbers`) when the body is stored, not when it is a redelivery.
+   * Only a writer trusted to tie numbers to WABAs (a signed webhook of an unbound secret) gives them.
+   */
+  businessNumbers?: readonly BusinessNumber[];
+}
+
+/**
+ * A business number's display number, as Meta's analytics answer it for the PHONE dimension and read it in
+ * `phone_numbers`: the number's digits only (`15550783881`), from the webhooks of its WABA.
+ */
+export interface BusinessNumber {
+  waba: string;
+  /** The phone_number_id (`business` everywhere else). */
+  business: string;
+  displayNumber: string;
 }
 
 /**
@@ -379,9 +396,22 @@ export type Granularity = 'HALF_HOUR' | 'DAILY' | 'MONTHLY';
 export type AnalyticsDimension =
   'waba' | 'business' | 'country' | 'market' | 'category' | 'type' | 'currency' | 'direction' | 'tier';
 
+/** Meta's conversation_direction of a unit (`dimensionSql('direction')`). */
+export type AnalyticsDirection = 'BUSINESS_INITIATED' | 'USER_INITIATED';
+
 export interface AnalyticsQuery extends UnitFilter {
   granularity: Granularity;
   dimensions: readonly AnalyticsDimension[];
+  /**
+   * Meta's list filters (`phone_numbers`, `country_codes`, `pricing_categories`, `pricing_types`,
+   * `conversation_directions`): a unit matches when its value is one of the list's (each list ANDed with the
+   * rest). An empty list matches nothing; undefined filters nothing.
+   */
+  businesses?: readonly string[];
+  countries?: readonly string[];
+  categories?: readonly UnitCategory[];
+  types?: readonly PricingType[];
+  directions?: readonly AnalyticsDirection[];
   /** Time zone in which DAILY / MONTHLY buckets are cut (default UTC). */
   timeZone?: string;
 }
@@ -643,6 +673,11 @@ export interface Store {
   /** Aggregated in the store, never by loading every unit. */
   totals(filter: UnitFilter): Promise<Record<string, CurrencyTotals>>;
   analytics(query: AnalyticsQuery): Promise<AnalyticsPoint[]>;
+  /**
+   * The display numbers of the business numbers of these WABAs (`undefined`: every WABA), as the webhooks
+   * last named them, sorted by WABA then number. A number no stored webhook named is not listed.
+   */
+  businessNumbers(filter: { wabas?: readonly string[] }): Promise<BusinessNumber[]>;
   listPending(filter: UnitFilter): Promise<PendingMessage[]>;
   listFindings(filter: { wabas?: readonly string[] }): Promise<Finding[]>;
 }

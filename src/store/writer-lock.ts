@@ -297,6 +297,7 @@ class StoreHoldingWriterLock implements Store {
   exportUnits: Store['exportUnits'] = (...args) => this.store.exportUnits(...args);
   totals: Store['totals'] = (...args) => this.store.totals(...args);
   analytics: Store['analytics'] = (...args) => this.store.analytics(...args);
+  businessNumbers: Store['businessNumbers'] = (...args) => this.store.businessNumbers(...args);
   listPending: Store['listPending'] = (...args) => this.store.listPending(...args);
   listFindings: Store['listFindings'] = (...args) => this.store.listFindings(...args);
 }

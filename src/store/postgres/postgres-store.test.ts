@@ -21,6 +21,10 @@ import {
   expectTrustBackfilledListings,
 } from '../../../test/support/message-trust-backfill.js';
 import { OLD_CHANGES, expectChangesMoved } from '../../../test/support/rating-changes-upgrade.js';
+import {
+  expectBusinessNumbersFilled,
+  seedBeforeBusinessNumbers,
+} from '../../../test/support/business-numbers-upgrade.js';
 import { ratingRecord } from '../../../test/support/ratings.js';
 import { ONE_INBOUND, listingOf } from '../../../test/support/store-events.js';
 import { billableUnit } from '../../../test/support/units.js';
@@ -376,6 +380,7 @@ describe('PostgreSQL specifics', () => {
       { version: 15 },
       { version: 16 },
       { version: 17 },
+      { version: 18 },
     ]);
     await Promise.all(stores.map((store) => store.close()));
   });
@@ -495,6 +500,7 @@ describe('PostgreSQL specifics', () => {
       { version: 15 },
       { version: 16 },
       { version: 17 },
+      { version: 18 },
     ]);
     await store.close();
   });
@@ -688,6 +694,23 @@ describe('PostgreSQL specifics', () => {
     } finally {
       await other.query('ROLLBACK').catch(() => {});
       await other.end();
+      await store.close();
+    }
+  });
+
+  it('upgrades version 17: the display numbers of the stored webhooks are kept, and the bill is answered', async () => {
+    const schema = freshSchema();
+    const before = await openPostgresStore(DATABASE_URL, { schema });
+    await seedBeforeBusinessNumbers(before);
+    await before.close();
+    // As version 17 left it: no business_numbers.
+    await admin!.query(
+      `DROP TABLE ${schema}.business_numbers; DELETE FROM ${schema}.schema_migrations WHERE version >= 18`,
+    );
+    const store = await openPostgresStore(DATABASE_URL, { schema });
+    try {
+      await expectBusinessNumbersFilled(store);
+    } finally {
       await store.close();
     }
   });
@@ -905,7 +928,7 @@ describe('PostgreSQL opened read-only (commands that only read: estimate, rerate
     );
     await expect(openPostgresStore(DATABASE_URL, { schema, isReadOnly: true })).rejects.toMatchObject({
       code: 'STORE_NEEDS_MIGRATION',
-      message: `the wameter store in the schema "${schema}" of ${database} is older than this wameter (schema migration 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17 not applied yet), and a read-only open does not migrate it`,
+      message: `the wameter store in the schema "${schema}" of ${database} is older than this wameter (schema migration 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18 not applied yet), and a read-only open does not migrate it`,
     });
     const { rows } = await admin!.query(`SELECT max(version) AS newest FROM ${schema}.schema_migrations`);
     expect(rows).toEqual([{ newest: 5 }]);

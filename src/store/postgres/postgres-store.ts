@@ -38,6 +38,8 @@ import {
   storableText,
   tierFromStored,
   toBuffer,
+  analyticsListFilters,
+  sortedBusinessNumbers,
 } from '../engine-checks.js';
 import { GroupCommitQueue } from '../group-commit.js';
 import {
@@ -58,6 +60,7 @@ import {
 import {
   type AnalyticsPoint,
   type AnalyticsQuery,
+  type BusinessNumber,
   type CurrencyTotals,
   type EventInput,
   type IngestItem,
@@ -469,6 +472,61 @@ const MIGRATIONS: readonly Migration[] = [
     sql: `
       CREATE INDEX IF NOT EXISTS ratings_newest ON ratings (rated_at_ms DESC, seq DESC);
       CREATE INDEX IF NOT EXISTS ratings_newest_by_reason ON ratings (reason, rated_at_ms DESC, seq DESC);
+    `,
+  },
+  {
+    version: 18,
+    name: 'business numbers keep the display number the webhooks give them',
+    // Meta's analytics answer a number's display number for PHONE (and read it in phone_numbers), which only
+    // the webhooks carry (metadata.display_phone_number beside phone_number_id). Filled from the stored bodies
+    // here, where a trusted writer tied the number to the entry's WABA (events.business): a bound secret's
+    // body may name any number, and ties none. A body jsonb cannot read (a \u0000 JSON.parse took) stops
+    // the one statement: then each body is read on its own, and such a body gives nothing.
+    sql: `
+      CREATE TABLE IF NOT EXISTS business_numbers (
+        waba           text NOT NULL,
+        business       text NOT NULL, -- the phone_number_id
+        display_number text NOT NULL, -- its digits only (15550783881), as Meta's analytics write it
+        PRIMARY KEY (waba, business)
+      );
+      CREATE OR REPLACE FUNCTION pg_temp.wameter_business_numbers(body bytea)
+        RETURNS TABLE (waba text, business text, display_number text) LANGUAGE sql AS $f$
+        SELECT en.value->>'id', ch.value->'value'->'metadata'->>'phone_number_id',
+               regexp_replace(ch.value->'value'->'metadata'->>'display_phone_number', '[-+ ().]', '', 'g')
+        FROM jsonb_array_elements(CASE WHEN jsonb_typeof(convert_from(body, 'UTF8')::jsonb->'entry') = 'array'
+                                       THEN convert_from(body, 'UTF8')::jsonb->'entry' ELSE '[]' END) en,
+             jsonb_array_elements(CASE WHEN jsonb_typeof(en.value->'changes') = 'array'
+                                       THEN en.value->'changes' ELSE '[]' END) ch
+        WHERE jsonb_typeof(en.value->'id') = 'string'
+          AND jsonb_typeof(ch.value->'value'->'metadata'->'phone_number_id') = 'string'
+          AND jsonb_typeof(ch.value->'value'->'metadata'->'display_phone_number') = 'string'
+      $f$;
+      DO $d$
+      DECLARE r record;
+      BEGIN
+        BEGIN
+          INSERT INTO business_numbers (waba, business, display_number)
+          SELECT DISTINCT ON (n.waba, n.business) n.waba, n.business, n.display_number
+          FROM raw_webhooks w CROSS JOIN LATERAL pg_temp.wameter_business_numbers(w.body) n
+          WHERE w.parse_error IS NULL AND n.display_number ~ '^[0-9]{1,20}$'
+            AND EXISTS (SELECT 1 FROM events e WHERE e.business = n.business AND e.waba = n.waba)
+          ORDER BY n.waba, n.business, w.id DESC
+          ON CONFLICT (waba, business) DO NOTHING;
+        EXCEPTION WHEN others THEN
+          FOR r IN SELECT id, body FROM raw_webhooks WHERE parse_error IS NULL ORDER BY id LOOP
+            BEGIN
+              INSERT INTO business_numbers (waba, business, display_number)
+              SELECT DISTINCT ON (n.waba, n.business) n.waba, n.business, n.display_number
+              FROM pg_temp.wameter_business_numbers(r.body) n
+              WHERE n.display_number ~ '^[0-9]{1,20}$'
+                AND EXISTS (SELECT 1 FROM events e WHERE e.business = n.business AND e.waba = n.waba)
+              ON CONFLICT (waba, business) DO UPDATE SET display_number = excluded.display_number;
+            EXCEPTION WHEN others THEN NULL;
+            END;
+          END LOOP;
+        END;
+      END
+      $d$;
     `,
   },
 ];
@@ -1115,6 +1173,9 @@ class PostgresStore implements Store {
     const select = dimensions.map(([d, sql]) => `, ${sql} AS d_${d}`).join('');
     const group = dimensions.map(([, sql]) => `, ${sql}`).join('');
     const params = new Params();
+    const lists = analyticsListFilters(query, postgresJsonText);
+    const listClauses = () =>
+      lists.map((list) => `${list.sql} = ANY(${params.add([...list.values])}::text[])`);
     let sql: string;
     let zoneAt: number | undefined; // the place of the time zone among the parameters, if given
     if (query.granularity === 'HALF_HOUR') {
@@ -1123,7 +1184,7 @@ class PostgresStore implements Store {
                     u.opened_at_ms - u.opened_at_ms % ${HALF_HOUR_MS} + ${HALF_HOUR_MS} AS end_ms,
                     count(*) AS units, ${UNPRICED_UNITS_SQL} AS unpriced,
                     coalesce(sum(u.amount_micros), 0) AS amount_micros ${select}
-             FROM units u ${whereSql(unitClauses(query, params, 'u.'))}
+             FROM units u ${whereSql([...unitClauses(query, params, 'u.'), ...listClauses()])}
              GROUP BY 1${group}`;
     } else {
       // Local day or month of each unit in the query's time zone; its start and end back to UTC instants
@@ -1132,7 +1193,7 @@ class PostgresStore implements Store {
       const tz = params.add(timeZone);
       const field = params.add(query.granularity === 'DAILY' ? 'day' : 'month');
       const step = params.add(query.granularity === 'DAILY' ? '1 day' : '1 month');
-      const where = whereSql(unitClauses(query, params));
+      const where = whereSql([...unitClauses(query, params, 'u.'), ...listClauses()]);
       sql = `SELECT (extract(epoch FROM u.bucket AT TIME ZONE ${tz}::text) * 1000)::bigint AS start_ms,
                     (extract(epoch FROM (u.bucket + ${step}::interval) AT TIME ZONE ${tz}::text) * 1000)::bigint
                       AS end_ms,
@@ -1142,7 +1203,7 @@ class PostgresStore implements Store {
                SELECT *, date_trunc(${field}::text,
                         (timestamptz 'epoch' + opened_at_ms * interval '1 millisecond') AT TIME ZONE ${tz}::text)
                         AS bucket
-               FROM units ${where}) u
+               FROM units u ${where}) u
              GROUP BY u.bucket${group}`;
     }
     const rows = await this.readRows(sql, params.values).catch((error: unknown) => {
@@ -1165,6 +1226,24 @@ class PostgresStore implements Store {
         ),
       })),
       query.dimensions,
+    );
+  }
+
+  async businessNumbers(filter: { wabas?: readonly string[] }): Promise<BusinessNumber[]> {
+    checkFilterText('wabas', filter.wabas);
+    const rows =
+      filter.wabas === undefined
+        ? await this.readRows('SELECT waba, business, display_number FROM business_numbers', [])
+        : await this.readRows(
+            'SELECT waba, business, display_number FROM business_numbers WHERE waba = ANY($1::text[])',
+            [[...filter.wabas]],
+          );
+    return sortedBusinessNumbers(
+      rows.map((row: Row) => ({
+        waba: String(row.waba),
+        business: String(row.business),
+        displayNumber: String(row.display_number),
+      })),
     );
   }
 
@@ -1858,6 +1937,24 @@ async function ingestGroup(client: Queryable, items: readonly IngestItem[]): Pro
     client,
     items.map((item, index) => (isWritten[index] ? item.events : [])),
   );
+  // The display numbers of the stored bodies, the last naming a number winning (one row each: a statement
+  // may not update a row twice).
+  const numbers = new Map<string, BusinessNumber>();
+  items.forEach((item, index) => {
+    if (!isWritten[index]) return;
+    for (const number of item.raw?.businessNumbers ?? []) {
+      numbers.set(JSON.stringify([number.waba, number.business]), number);
+    }
+  });
+  if (numbers.size > 0) {
+    const rows = [...numbers.values()];
+    await client.query(
+      `INSERT INTO business_numbers (waba, business, display_number)
+       SELECT * FROM unnest($1::text[], $2::text[], $3::text[])
+       ON CONFLICT (waba, business) DO UPDATE SET display_number = excluded.display_number`,
+      [rows.map((n) => n.waba), rows.map((n) => n.business), rows.map((n) => n.displayNumber)],
+    );
+  }
   const { outcomes, changes } = writes;
   if (changes.some((rows) => rows.length > 0)) {
     // The WABAs whose listing the group changed, read before it commits.

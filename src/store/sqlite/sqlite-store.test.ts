@@ -15,6 +15,10 @@ import {
 } from '../../../test/support/business-backfill.js';
 import { OLD_CHANGES, expectChangesMoved } from '../../../test/support/rating-changes-upgrade.js';
 import {
+  expectBusinessNumbersFilled,
+  seedBeforeBusinessNumbers,
+} from '../../../test/support/business-numbers-upgrade.js';
+import {
   TRUST_BACKFILL_INPUTS,
   TRUST_BACKFILLED_ROWS,
   expectTrustBackfilledListings,
@@ -60,6 +64,7 @@ describe('SQLite on disk', () => {
         { version: 13, name: "a re-rate's changed units are kept beside it, a row each" },
         { version: 14, name: 'statuses naming no WABA are found by their business number' },
         { version: 15, name: 'the rating history is read newest first through an index' },
+        { version: 16, name: 'business numbers keep the display number the webhooks give them' },
       ]);
     } finally {
       db.close();
@@ -89,7 +94,7 @@ describe('SQLite on disk', () => {
         "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'events'",
       );
       expect(indexes.pluck().all()).not.toContain('events_message');
-      expect(db.prepare('SELECT max(version) FROM schema_migrations').pluck().get()).toBe(15);
+      expect(db.prepare('SELECT max(version) FROM schema_migrations').pluck().get()).toBe(16);
       // The store's own query for orphan statuses looks their message up through the primary key, and the
       // WABA that owns their business number with a seek of events_business.
       await listingOf(store, ['W1']);
@@ -184,6 +189,23 @@ describe('SQLite on disk', () => {
       await expectBackfilledListings(store);
     } finally {
       db.close();
+      await store.close();
+    }
+  });
+
+  it('upgrades version 15: the display numbers of the stored webhooks are kept, and the bill is answered', async () => {
+    const path = join(dir, 'numbers.db');
+    const before = await openSqliteStore(path);
+    await seedBeforeBusinessNumbers(before);
+    await before.close();
+    // As version 15 left it: no business_numbers.
+    const old = new Database(path);
+    old.exec('DROP TABLE business_numbers; DELETE FROM schema_migrations WHERE version >= 16');
+    old.close();
+    const store = await openSqliteStore(path);
+    try {
+      await expectBusinessNumbersFilled(store);
+    } finally {
       await store.close();
     }
   });
@@ -547,7 +569,7 @@ describe('SQLite opened read-only (commands that only read: estimate, rerate --d
     old.close();
     await expect(readOnly(path)).rejects.toMatchObject({
       code: 'STORE_NEEDS_MIGRATION',
-      message: `the wameter store in ${path} is older than this wameter (schema migration 6, 7, 8, 9, 10, 11, 12, 13, 14, 15 not applied yet), and a read-only open does not migrate it`,
+      message: `the wameter store in ${path} is older than this wameter (schema migration 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16 not applied yet), and a read-only open does not migrate it`,
     });
     const after = new Database(path, { readonly: true });
     expect(after.prepare('SELECT max(version) FROM schema_migrations').pluck().get()).toBe(5);

@@ -17,6 +17,8 @@ import {
   checkTimeZone,
   decodeCursor,
   dimensionSql,
+  analyticsListFilters,
+  sortedBusinessNumbers,
   UNPRICED_UNITS_SQL,
   changesPage,
   changesPageRequest,
@@ -59,6 +61,7 @@ import {
 import {
   type AnalyticsPoint,
   type AnalyticsQuery,
+  type BusinessNumber,
   type CurrencyTotals,
   type EventInput,
   type IngestItem,
@@ -104,6 +107,35 @@ interface Migration {
   name: string;
   sql: string;
 }
+
+/**
+ * Migration 16's backfill: each stored readable body's (entry id, phone_number_id, display_phone_number)
+ * whose number a trusted writer tied to that WABA, the display number's digits only. json_each walks only
+ * objects and arrays (a body holding another shape where an entry or change should be gives nothing), and the
+ * last body naming a pair wins, as the ingest keeps it.
+ */
+const BUSINESS_NUMBERS_BACKFILL_SQL = `
+  INSERT OR REPLACE INTO business_numbers (waba, business, display_number)
+  SELECT n.waba, n.business, n.display_number FROM (
+    SELECT json_extract(CASE WHEN en.type = 'object' THEN en.value END, '$.id') AS waba,
+           json_extract(CASE WHEN ch.type = 'object' THEN ch.value END, '$.value.metadata.phone_number_id')
+             AS business,
+           replace(replace(replace(replace(replace(replace(
+             json_extract(CASE WHEN ch.type = 'object' THEN ch.value END,
+                          '$.value.metadata.display_phone_number'),
+             '+', ''), ' ', ''), '-', ''), '(', ''), ')', ''), '.', '') AS display_number,
+           r.id AS raw_id
+    FROM raw_webhooks r,
+         json_each(CASE WHEN json_valid(CAST(r.body AS TEXT)) THEN CAST(r.body AS TEXT) ELSE '{}' END,
+                   '$.entry') en,
+         json_each(CASE WHEN en.type = 'object' THEN en.value ELSE '{}' END, '$.changes') ch
+    WHERE r.parse_error IS NULL) n
+  WHERE typeof(n.waba) = 'text' AND typeof(n.business) = 'text' AND typeof(n.display_number) = 'text'
+    AND n.display_number <> '' AND length(n.display_number) <= 20 AND n.display_number NOT GLOB '*[^0-9]*'
+    -- SQLite's text functions stop at a NUL (a \\u0000 the body escaped): the bytes must be as many as the digits.
+    AND length(CAST(n.display_number AS BLOB)) = length(n.display_number)
+    AND EXISTS (SELECT 1 FROM events e WHERE e.business = n.business AND e.waba = n.waba)
+  ORDER BY n.raw_id;`;
 
 /** Numbered, append-only: a released migration is never edited, a change is a new number. */
 const MIGRATIONS: readonly Migration[] = [
@@ -395,6 +427,23 @@ const MIGRATIONS: readonly Migration[] = [
     sql: `
       CREATE INDEX IF NOT EXISTS ratings_newest ON ratings (rated_at_ms DESC, seq DESC);
       CREATE INDEX IF NOT EXISTS ratings_newest_by_reason ON ratings (reason, rated_at_ms DESC, seq DESC);
+    `,
+  },
+  {
+    version: 16,
+    name: 'business numbers keep the display number the webhooks give them',
+    // Meta's analytics answer a number's display number for PHONE (and read it in phone_numbers), which only
+    // the webhooks carry (metadata.display_phone_number beside phone_number_id). Filled from the stored
+    // bodies here, where a trusted writer tied the number to the entry's WABA (events.business): a bound
+    // secret's body may name any number, and ties none.
+    sql: `
+      CREATE TABLE IF NOT EXISTS business_numbers (
+        waba           TEXT NOT NULL,
+        business       TEXT NOT NULL, -- the phone_number_id
+        display_number TEXT NOT NULL, -- its digits only (15550783881), as Meta's analytics write it
+        PRIMARY KEY (waba, business)
+      ) STRICT, WITHOUT ROWID;
+      ${BUSINESS_NUMBERS_BACKFILL_SQL}
     `,
   },
 ];
@@ -816,6 +865,12 @@ class SqliteStore implements Store {
             'INSERT INTO raw_webhooks (received_at_ms, body, sha256, parse_error) VALUES (?, ?, ?, ?)',
           ).run(raw.receivedAtMs, toBuffer(raw.body), raw.sha256, storableText(raw.parseError));
           const outcome = this.insertEvents(events, ownersBefore, changes);
+          for (const number of raw.businessNumbers ?? []) {
+            this.statement(
+              `INSERT INTO business_numbers (waba, business, display_number) VALUES (?, ?, ?)
+               ON CONFLICT (waba, business) DO UPDATE SET display_number = excluded.display_number`,
+            ).run(number.waba, number.business, number.displayNumber);
+          }
           return {
             outcome: { rawId: Number(result.lastInsertRowid), isDuplicate: false, ...outcome },
             changes,
@@ -1498,6 +1553,10 @@ class SqliteStore implements Store {
     const select = dimensions.map(([d, sql]) => `${sql} AS d_${d}`).join(', ');
     const group = dimensions.map(([, sql]) => `, ${sql}`).join('');
     const where = unitWhere(query, 'u.');
+    for (const list of analyticsListFilters(query, sqliteJsonText)) {
+      where.clauses.push(`${list.sql} IN (SELECT value FROM json_each(?))`);
+      where.params.push(JSON.stringify(list.values));
+    }
     let rows: Row[];
     if (query.granularity === 'HALF_HOUR') {
       // Half hours are cut in UTC: every offset in use is a multiple of 15 minutes, and Meta's half-hour
@@ -1549,6 +1608,27 @@ class SqliteStore implements Store {
         ),
       })),
       query.dimensions,
+    );
+  }
+
+  async businessNumbers(filter: { wabas?: readonly string[] }): Promise<BusinessNumber[]> {
+    checkFilterText('wabas', filter.wabas);
+    const rows = (
+      filter.wabas === undefined
+        ? this.statement(
+            'SELECT waba, business, display_number FROM business_numbers ORDER BY waba, business',
+          ).all()
+        : this.statement(
+            `SELECT waba, business, display_number FROM business_numbers
+             WHERE waba IN (SELECT value FROM json_each(?)) ORDER BY waba, business`,
+          ).all(JSON.stringify(filter.wabas))
+    ) as Row[];
+    return sortedBusinessNumbers(
+      rows.map((row) => ({
+        waba: String(row.waba),
+        business: String(row.business),
+        displayNumber: String(row.display_number),
+      })),
     );
   }
 
