@@ -41,6 +41,7 @@ import {
   RATING_REASONS,
   StoreInputError,
   type AnalyticsDimension,
+  type BusinessNumber,
   type EventInput,
   type Granularity,
   type IngestOutcome,
@@ -60,6 +61,19 @@ import {
   ratingBehindResponse,
   type ErrorCode,
 } from './errors.js';
+import {
+  AnalyticsQueryError,
+  analyticsKind,
+  analyticsListFilters,
+  analyticsMetrics,
+  businessNumbersOf,
+  businessesNamed,
+  metaList,
+  type AnalyticsKind,
+  type AnalyticsListFilters,
+  type AnalyticsMetrics,
+  type MetaAnalyticsParameters,
+} from './analytics-query.js';
 import { ClientBusyError } from './fair-queue.js';
 import { errorFields, withRequestLogContext, type Logger, type RequestLogContext } from './logger.js';
 import { parseJsonObjectBody } from './json-object-body.js';
@@ -315,7 +329,36 @@ const ANALYTICS_DIMENSIONS: Record<string, AnalyticsDimension> = {
   TIER: 'tier',
 };
 
-type AnalyticsKind = 'conversation' | 'pricing';
+/** The query parameters of /v1/analytics named as Meta names them (`MetaAnalyticsParameters`). */
+const META_ANALYTICS_PARAMETERS = [
+  'metric',
+  'dimensions',
+  'metric_types',
+  'phone_numbers',
+  'country_codes',
+  'pricing_categories',
+  'pricing_types',
+  'conversation_categories',
+  'conversation_types',
+  'conversation_directions',
+] as const satisfies ReadonlyArray<keyof MetaAnalyticsParameters>;
+
+/**
+ * The display number of a business number, of the point's WABA when it is known (PHONE with WABA), else of
+ * any of the key's WABAs that names one (a phone_number_id is Meta's, one number's, whatever WABA reads it).
+ */
+function displayNumbers(
+  numbers: readonly BusinessNumber[],
+): (waba: string | null | undefined, business: string) => string | undefined {
+  const byWaba = new Map(
+    numbers.map((number) => [`${number.waba}\u0000${number.business}`, number.displayNumber]),
+  );
+  const byBusiness = new Map<string, string>();
+  for (const number of numbers)
+    if (!byBusiness.has(number.business)) byBusiness.set(number.business, number.displayNumber);
+  return (waba, business) =>
+    (waba ? byWaba.get(`${waba}\u0000${business}`) : undefined) ?? byBusiness.get(business);
+}
 
 /** The field name Meta uses for a dimension in each kind of analytics. */
 function analyticsFieldName(kind: AnalyticsKind, dimension: AnalyticsDimension): string {
@@ -325,7 +368,7 @@ function analyticsFieldName(kind: AnalyticsKind, dimension: AnalyticsDimension):
     case 'type':
       return kind === 'conversation' ? 'conversation_type' : 'pricing_type';
     case 'business':
-      return kind === 'conversation' ? 'phone_number' : 'phone';
+      return 'phone_number';
     case 'direction':
       return 'conversation_direction';
     default:
@@ -867,7 +910,18 @@ export function createApp(deps: AppDeps): Hono<Env> {
     }));
     const outcome = await fromStore(
       writeToStore('webhook', () =>
-        store.ingestWebhook({ receivedAtMs, body: raw, sha256: digest, parseError }, inputs),
+        store.ingestWebhook(
+          {
+            receivedAtMs,
+            body: raw,
+            sha256: digest,
+            parseError,
+            // The display numbers Meta's analytics answer for PHONE: kept from the writers trusted to tie
+            // numbers to WABAs only (a bound secret's body may name any number).
+            ...(parseError === null && !isBoundSigner ? { businessNumbers: businessNumbersOf(value) } : {}),
+          },
+          inputs,
+        ),
       ),
     ).catch((error: unknown) => {
       // Answered 503 STORE_UNAVAILABLE (onError; Meta retries): a refusal like the others, so that
@@ -1485,28 +1539,29 @@ export function createApp(deps: AppDeps): Hono<Env> {
     filter.toMs = Math.min(filter.toMs ?? Infinity, end.value);
     const refusal = analyticsRangeRefusal(filter.toMs - filter.fromMs, granularity);
     if (refusal !== undefined) throw new QueryError('BAD_QUERY', refusal);
-    const kindText = (c.req.query('metric') ?? 'conversation').toLowerCase();
-    if (kindText !== 'conversation' && kindText !== 'pricing') {
-      throw new QueryError(
-        'BAD_QUERY',
-        '"metric" must be conversation (conversation_analytics) or pricing (pricing_analytics), in any letter case.',
-      );
+    // Meta's parameters, read as Meta reads them (lists as A,B or ["A","B"]).
+    const meta: MetaAnalyticsParameters = {};
+    for (const name of META_ANALYTICS_PARAMETERS) {
+      const value = c.req.query(name);
+      if (value !== undefined) meta[name] = value;
     }
-    const kind: AnalyticsKind = kindText;
-    // A comma list, each item once: an empty item (`dimensions=,`, `WABA,,PHONE`) or a dimension named twice
-    // (`WABA,WABA`, or `CONVERSATION_CATEGORY,PRICING_CATEGORY`: one answer field) is refused, never skipped.
+    const metaRead = <T>(read: () => T): T => {
+      try {
+        return read();
+      } catch (error) {
+        if (error instanceof AnalyticsQueryError) throw new QueryError('BAD_QUERY', error.message);
+        throw error;
+      }
+    };
+    const dimensionNames = metaRead(() =>
+      meta.dimensions === undefined ? [] : metaList('dimensions', meta.dimensions),
+    );
+    // Each dimension once: two names of one dimension (`CONVERSATION_CATEGORY,PRICING_CATEGORY`: one answer
+    // field) are refused, never merged.
     const asked: AnalyticsDimension[] = [];
     const namedAs = new Map<AnalyticsDimension, string>();
-    const dimensionsText = c.req.query('dimensions');
-    const names = dimensionsText === undefined ? [] : dimensionsText.split(',').map((d) => d.trim());
-    for (const [index, given] of names.entries()) {
+    for (const given of dimensionNames) {
       const name = given.toUpperCase();
-      if (name === '') {
-        throw new QueryError(
-          'BAD_QUERY',
-          `"dimensions" has an empty item (item ${index + 1} of ${JSON.stringify(dimensionsText)}): give a comma list of dimension names, each once, or leave it out.`,
-        );
-      }
       const dimension = Object.hasOwn(ANALYTICS_DIMENSIONS, name) ? ANALYTICS_DIMENSIONS[name] : undefined;
       if (!dimension) {
         throw new QueryError(
@@ -1518,14 +1573,15 @@ export function createApp(deps: AppDeps): Hono<Env> {
       if (earlier !== undefined) {
         throw new QueryError(
           'BAD_QUERY',
-          earlier === name
-            ? `"dimensions" names ${name} twice: give each dimension once.`
-            : `"dimensions" names one dimension twice (${earlier} and ${name} are the same): give it once.`,
+          `"dimensions" names one dimension twice (${earlier} and ${name} are the same): give it once.`,
         );
       }
       namedAs.set(dimension, name);
       asked.push(dimension);
     }
+    const kind: AnalyticsKind = metaRead(() => analyticsKind(meta));
+    const metrics: AnalyticsMetrics = metaRead(() => analyticsMetrics(kind, meta.metric_types));
+    const lists: AnalyticsListFilters = metaRead(() => analyticsListFilters(meta));
     // Amounts of different currencies never add up: always split by currency.
     const dimensions: AnalyticsDimension[] = asked.includes('currency') ? asked : [...asked, 'currency'];
     // As Meta's exports and the dashboard: one WABA's days and months in its time zone unless told otherwise.
@@ -1535,30 +1591,47 @@ export function createApp(deps: AppDeps): Hono<Env> {
       askedZone.value ?? (filter.waba !== undefined ? deps.timeZoneOf?.(filter.waba) : undefined);
     await rating.current(scopeOf(c));
     await checkUserNamed(c, filter);
+    // Meta's PHONE is a number's display number, which only the webhooks carry: those of the key's WABAs.
+    const isPhoneUsed = asked.includes('business') || lists.phoneNumbers !== undefined;
+    const numbers = isPhoneUsed ? await fromStore(store.businessNumbers({ wabas: filter.wabas })) : [];
     const points = await fromStore(
       store.analytics({
         ...filter,
         granularity,
         dimensions,
         ...(timeZone ? { timeZone } : {}),
+        ...(lists.phoneNumbers ? { businesses: businessesNamed(lists.phoneNumbers, numbers) } : {}),
+        ...(lists.countries ? { countries: lists.countries } : {}),
+        ...(lists.categories ? { categories: lists.categories } : {}),
+        ...(lists.types ? { types: lists.types } : {}),
+        ...(lists.directions ? { directions: lists.directions } : {}),
       }),
     );
+    const displayOf = displayNumbers(numbers);
     const countField = kind === 'conversation' ? 'conversation' : 'volume';
     const dataPoints = points.map((point) => {
       const json: Record<string, unknown> = {
         start: Math.floor(point.startMs / 1000),
         end: Math.floor(point.endMs / 1000),
-        [countField]: point.units,
       };
+      if (metrics.count) json[countField] = point.units;
       for (const dimension of dimensions) {
-        json[analyticsFieldName(kind, dimension)] = analyticsValue(
-          dimension,
-          point.dimensions[dimension] ?? null,
-        );
+        const value = point.dimensions[dimension] ?? null;
+        if (dimension === 'business') {
+          // Meta's field: the display number (null when no stored webhook gave it); beside it, the id.
+          json.phone_number = value === null ? null : (displayOf(point.dimensions.waba, value) ?? null);
+          json.phone_number_id = value;
+          // wameter's name of it for metric=pricing before it answered Meta's (deprecated).
+          if (kind === 'pricing') json.phone = value;
+          continue;
+        }
+        json[analyticsFieldName(kind, dimension)] = analyticsValue(dimension, value);
       }
-      json.cost = Number(formatMicros(point.amountMicros));
-      // As /v1/totals: units that could not be priced are counted but add nothing to `cost` (a lower bound).
-      if (point.unpriced > 0) json.unpriced = point.unpriced;
+      if (metrics.cost) {
+        json.cost = Number(formatMicros(point.amountMicros));
+        // As /v1/totals: units that could not be priced are counted but add nothing to `cost` (a lower bound).
+        if (point.unpriced > 0) json.unpriced = point.unpriced;
+      }
       return json;
     });
     return c.json({ data: [{ data_points: dataPoints }] });

@@ -545,6 +545,32 @@ describe.each(['SQLite', 'PostgreSQL'] as const)(
         '/v1/analytics?start=2025-10-01T00:00:00Z&end=2025-11-01T00:00:00Z&dimensions=PHONE',
         { key: KEY_W1, status: 200 },
       );
+      // As a tool written for Meta's API asks: its lists, metric types and filters (PHONE answers the display
+      // numbers the fixtures' webhooks gave, null for numbers only send logs named).
+      for (const metricTypes of ['["COST"]', '["VOLUME"]', '[]']) {
+        await ask(
+          'GET',
+          '/v1/analytics',
+          `/v1/analytics?${range}&granularity=MONTHLY&dimensions=${encodeURIComponent('["PHONE","PRICING_CATEGORY","TIER"]')}` +
+            `&metric_types=${encodeURIComponent(metricTypes)}&phone_numbers=%5B%5D&country_codes=US,IN,BR` +
+            '&pricing_types=REGULAR,FREE_CUSTOMER_SERVICE,FREE_ENTRY_POINT&pricing_categories=MARKETING,UTILITY,SERVICE',
+          { key: KEY_ALL, status: 200 },
+        );
+      }
+      await ask(
+        'GET',
+        '/v1/analytics',
+        `/v1/analytics?${range}&dimensions=PHONE,CONVERSATION_TYPE&metric_types=CONVERSATION&conversation_directions=USER_INITIATED,BUSINESS_INITIATED&conversation_types=FREE_ENTRY,REGULAR&conversation_categories=SERVICE`,
+        { key: KEY_ALL, status: 200 },
+      );
+      await ask('GET', '/v1/analytics', `/v1/analytics?${range}&pricing_categories=PROMO`, {
+        key: KEY_ALL,
+        status: 400,
+      });
+      await ask('GET', '/v1/analytics', `/v1/analytics?${range}&dimensions=TIER,CONVERSATION_TYPE`, {
+        key: KEY_ALL,
+        status: 400,
+      });
       await ask('GET', '/v1/analytics', '/v1/analytics?start=1&end=1767225600&granularity=HALF_HOUR', {
         key: KEY_ALL,
         status: 400,

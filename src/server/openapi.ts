@@ -694,16 +694,77 @@ export const openApiDocument = {
             in: 'query',
             schema: { type: 'string' },
             description:
-              'Comma list, each dimension once (an empty item or a dimension named twice is 400): CONVERSATION_CATEGORY, CONVERSATION_TYPE, CONVERSATION_DIRECTION (BUSINESS_INITIATED: ' +
+              'A list as Meta takes one (A,B, [A,B] or ["A","B"]; [] for none), each dimension once (an empty item or a dimension named twice is 400): CONVERSATION_CATEGORY, CONVERSATION_TYPE, CONVERSATION_DIRECTION (BUSINESS_INITIATED: ' +
               'templates; USER_INITIATED: service, user-initiated, free entry point), PRICING_CATEGORY, PRICING_TYPE, ' +
-              'COUNTRY, PHONE, WABA, MARKET, CURRENCY, TIER (the volume-tier band as Meta writes it: "0:100000", ' +
+              'COUNTRY, PHONE (phone_number: the display number; phone_number_id beside it), WABA, MARKET, CURRENCY, TIER (the volume-tier band as Meta writes it: "0:100000", ' +
               '"100001:MAX"; null for a unit without a tier position; answered for metric=conversation too).',
           },
           {
             name: 'metric',
             in: 'query',
-            schema: { enum: ['conversation', 'pricing'], default: 'conversation' },
-            description: 'conversation → "conversation" counts (conversation_analytics); pricing → "volume".',
+            schema: { enum: ['conversation', 'pricing'] },
+            description:
+              'conversation → "conversation" counts and conversation_* names (conversation_analytics); pricing → ' +
+              '"volume" and pricing_* names (pricing_analytics). Without it, the names the request uses say which ' +
+              '(PRICING_CATEGORY, PRICING_TYPE, TIER, pricing_*, VOLUME → pricing; CONVERSATION_*, conversation_*, ' +
+              'CONVERSATION → conversation; both → 400), else conversation.',
+          },
+          {
+            name: 'metric_types',
+            in: 'query',
+            schema: { type: 'string' },
+            description:
+              "Meta's list: COST and CONVERSATION (metric=conversation) or VOLUME (metric=pricing); absent or [] → both. A metric not asked is left out of the data points.",
+          },
+          {
+            name: 'phone_numbers',
+            in: 'query',
+            schema: { type: 'string' },
+            description:
+              'List of business numbers: display numbers as Meta writes them (15550783881; +, spaces and dashes ignored), ' +
+              "as the webhooks of the key's WABAs gave them; a value that is none is taken as a phone_number_id.",
+          },
+          {
+            name: 'country_codes',
+            in: 'query',
+            schema: { type: 'string' },
+            description: 'List of 2-letter country codes (US, IN); another value is 400.',
+          },
+          {
+            name: 'pricing_categories',
+            in: 'query',
+            schema: { type: 'string' },
+            description:
+              'List of AUTHENTICATION, AUTHENTICATION_INTERNATIONAL, MARKETING, MARKETING_LITE, SERVICE, UTILITY, ' +
+              "REFERRAL_CONVERSION (and wameter's BUSINESS_INITIATED, USER_INITIATED); another value is 400. One " +
+              'filter with conversation_categories: give one of them.',
+          },
+          {
+            name: 'conversation_categories',
+            in: 'query',
+            schema: { type: 'string' },
+            description: 'As pricing_categories.',
+          },
+          {
+            name: 'pricing_types',
+            in: 'query',
+            schema: { type: 'string' },
+            description:
+              'List of REGULAR, FREE_CUSTOMER_SERVICE, FREE_ENTRY_POINT (FREE_ENTRY: the same), FREE_TIER; another ' +
+              'value is 400. One filter with conversation_types: give one of them.',
+          },
+          {
+            name: 'conversation_types',
+            in: 'query',
+            schema: { type: 'string' },
+            description: 'As pricing_types.',
+          },
+          {
+            name: 'conversation_directions',
+            in: 'query',
+            schema: { type: 'string' },
+            description:
+              "List of BUSINESS_INITIATED, USER_INITIATED, UNKNOWN (no unit of wameter's); another value is 400.",
           },
           {
             name: 'time_zone',
@@ -728,10 +789,11 @@ export const openApiDocument = {
                       type: 'array',
                       items: {
                         type: 'object',
-                        required: ['start', 'end', 'cost', 'currency'],
+                        required: ['start', 'end', 'currency'],
                         description:
-                          '{start, end, conversation|volume, cost, unpriced?, currency, and the asked dimensions}. ' +
-                          '`unpriced` (present only when > 0, as in /v1/totals) counts units that could not be ' +
+                          '{start, end, conversation|volume, cost, unpriced?, currency, and the asked dimensions}: ' +
+                          'the count and cost unless metric_types leaves them out. ' +
+                          '`unpriced` (with cost, present only when > 0, as in /v1/totals) counts units that could not be ' +
                           'priced: they are in the count but not in `cost`, which is then a lower bound.',
                         properties: {
                           start: { type: 'integer' },
@@ -757,12 +819,21 @@ export const openApiDocument = {
                           pricing_type: { type: 'string', description: 'PRICING_TYPE (metric=pricing).' },
                           conversation_direction: { type: 'string' },
                           phone_number: {
+                            type: ['string', 'null'],
+                            description:
+                              "PHONE: the number's display number as Meta answers it (15550783881), from the " +
+                              'webhooks; null when no stored webhook gave it (send logs name the phone_number_id only).',
+                          },
+                          phone_number_id: {
                             type: 'string',
-                            description: 'PHONE with metric=conversation, as Meta names it.',
+                            description: "PHONE: the phone_number_id (wameter's `business`), always.",
                           },
                           phone: {
                             type: 'string',
-                            description: 'PHONE with metric=pricing, as Meta names it.',
+                            deprecated: true,
+                            description:
+                              'PHONE with metric=pricing: the phone_number_id, as wameter answered it before it used ' +
+                              "Meta's phone_number (deprecated: read phone_number_id).",
                           },
                           country: {
                             type: ['string', 'null'],
