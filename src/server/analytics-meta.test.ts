@@ -245,6 +245,47 @@ describe("Meta's parameters", () => {
     );
   });
 
+  it("answers pricing_analytics' TIER as Meta does: left out on free points, 0:MAX on marketing", async () => {
+    // A utility template answered inside the user's window: free, as the service reply.
+    await service.postEvents([
+      {
+        kind: 'outbound',
+        at: '2025-07-10T09:02:00Z',
+        waba: 'W1',
+        business: 'PN1',
+        user: '919876543210',
+        id: 'wamid.w1.o4',
+        template: 'utility',
+      },
+      { kind: 'status', at: '2025-07-10T09:02:05Z', waba: 'W1', id: 'wamid.w1.o4', status: 'delivered' },
+    ]);
+    const all = await points('granularity=MONTHLY&metric=pricing&dimensions=PRICING_TYPE,PRICING_CATEGORY');
+    const free = all.filter((point) => point.pricing_type !== 'REGULAR');
+    const marketing = all.filter((point) => point.pricing_category === 'MARKETING');
+    const untiered = all.filter(
+      (point) => point.pricing_type === 'REGULAR' && point.pricing_category === 'UTILITY',
+    );
+    expect(free.map((point) => point.pricing_category)).toEqual(['SERVICE', 'UTILITY']);
+    expect(marketing.length).toBe(1);
+    const byTier = await points('granularity=MONTHLY&dimensions=TIER');
+    const month = { start: 1751328000, end: 1754006400, currency: 'USD' };
+    // Free points of both categories, alike without their tier, are one point (counts and costs summed); a
+    // charge whose card has no bands keeps wameter's null (its band is unknown).
+    expect(byTier).toHaveLength(3);
+    expect(byTier).toEqual(
+      expect.arrayContaining([
+        { ...month, volume: count(marketing), tier: '0:MAX', cost: marketing[0]!.cost },
+        { ...month, volume: count(free), cost: 0 },
+        { ...month, volume: count(untiered), tier: null, cost: untiered[0]!.cost },
+      ]),
+    );
+    const typed = await points('granularity=MONTHLY&dimensions=TIER,PRICING_TYPE');
+    expect(typed.every((point) => 'tier' in point === (point.pricing_type === 'REGULAR'))).toBe(true);
+    // conversation_analytics has no TIER: wameter's answer there is the stored band, null without one.
+    const conversation = await points('granularity=MONTHLY&metric=conversation&dimensions=TIER');
+    expect(conversation.map((point) => point.tier)).toEqual([null]);
+  });
+
   it("answers a request written as Meta's documentation writes one", async () => {
     const dimensions = encodeURIComponent('["PRICING_CATEGORY","PRICING_TYPE","TIER","COUNTRY"]');
     const list = await points(

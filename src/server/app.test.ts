@@ -1496,13 +1496,14 @@ describe('query API: units, totals, CSV, explain, analytics', () => {
     const answer = await json(response);
     const month = { start: 1759276800, end: 1761955200, currency: 'USD' };
     expect((answer.data as { data_points: unknown[] }[])[0]!.data_points).toEqual([
-      { ...month, volume: 1, tier: null, pricing_category: 'MARKETING', cost: 0.0107 },
+      // As Meta writes it for marketing, never tiered.
+      { ...month, volume: 1, tier: '0:MAX', pricing_category: 'MARKETING', cost: 0.0107 },
       { ...month, volume: 1, tier: null, pricing_category: 'UTILITY', cost: 0, unpriced: 1 },
       { ...month, volume: 3, tier: '0:3', pricing_category: 'UTILITY', cost: 0.0042 },
       { ...month, volume: 2, tier: '4:5', pricing_category: 'UTILITY', cost: 0.002 },
       { ...month, volume: 2, tier: '6:MAX', pricing_category: 'UTILITY', cost: 0.001 },
     ]);
-    // conversation_analytics has no TIER; wameter answers it there too, under the same field name.
+    // conversation_analytics has no TIER; wameter answers it there too, under the same field name, as stored.
     const conversation = await json(await service.get(query('conversation'), KEY_ALL));
     const tiers = (conversation.data as { data_points: Record<string, unknown>[] }[])[0]!.data_points.map(
       (point) => point.tier,

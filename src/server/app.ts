@@ -8,7 +8,7 @@ import { Hono, type Context, type MiddlewareHandler } from 'hono';
 import { matchedRoutes } from 'hono/route';
 import { formatInstant, parseInstant } from '../core/calendar.js';
 import { eventKey, type CoreEvent } from '../core/events.js';
-import { MoneyRangeError, formatMicros } from '../core/money.js';
+import { MoneyRangeError, formatMicros, sumMicros } from '../core/money.js';
 import { CSV_COLUMNS, sumTotals, totalsToJson, unitJsonCsvRow, unitToJson } from '../core/report.js';
 import { err } from '../core/result.js';
 import { GIVE_RATE_CARDS } from '../core/price-unit.js';
@@ -41,6 +41,7 @@ import {
   RATING_REASONS,
   StoreInputError,
   type AnalyticsDimension,
+  type AnalyticsPoint,
   type BusinessNumber,
   type EventInput,
   type Granularity,
@@ -1594,11 +1595,17 @@ export function createApp(deps: AppDeps): Hono<Env> {
     // Meta's PHONE is a number's display number, which only the webhooks carry: those of the key's WABAs.
     const isPhoneUsed = asked.includes('business') || lists.phoneNumbers !== undefined;
     const numbers = isPhoneUsed ? await fromStore(store.businessNumbers({ wabas: filter.wabas })) : [];
+    // pricing_analytics' TIER as Meta answers it: left out on free points, 0:MAX on marketing (never tiered).
+    // Telling them needs each unit's type and category, asked of the store when not asked for, then summed away.
+    const isMetaTier = kind === 'pricing' && asked.includes('tier');
+    const hidden = isMetaTier
+      ? (['type', 'category'] as const).filter((dimension) => !dimensions.includes(dimension))
+      : [];
     const points = await fromStore(
       store.analytics({
         ...filter,
         granularity,
-        dimensions,
+        dimensions: [...dimensions, ...hidden],
         ...(timeZone ? { timeZone } : {}),
         ...(lists.phoneNumbers ? { businesses: businessesNamed(lists.phoneNumbers, numbers) } : {}),
         ...(lists.countries ? { countries: lists.countries } : {}),
@@ -1609,24 +1616,51 @@ export function createApp(deps: AppDeps): Hono<Env> {
     );
     const displayOf = displayNumbers(numbers);
     const countField = kind === 'conversation' ? 'conversation' : 'volume';
-    const dataPoints = points.map((point) => {
+    // The answer's fields of each point; points alike once the hidden dimensions are gone are one.
+    const merged = new Map<string, { fields: Record<string, unknown>; point: AnalyticsPoint }>();
+    for (const point of points) {
+      const fields: Record<string, unknown> = {};
+      for (const dimension of dimensions) {
+        const value = point.dimensions[dimension] ?? null;
+        if (dimension === 'business') {
+          // Meta's field: the display number (null when no stored webhook gave it); beside it, the id.
+          fields.phone_number = value === null ? null : (displayOf(point.dimensions.waba, value) ?? null);
+          fields.phone_number_id = value;
+          // wameter's name of it for metric=pricing before it answered Meta's (deprecated).
+          if (kind === 'pricing') fields.phone = value;
+          continue;
+        }
+        if (dimension === 'tier' && isMetaTier) {
+          if (point.dimensions.type !== 'regular') continue;
+          if (value === null && point.dimensions.category === 'marketing') {
+            fields.tier = '0:MAX';
+            continue;
+          }
+        }
+        fields[analyticsFieldName(kind, dimension)] = analyticsValue(dimension, value);
+      }
+      const key = JSON.stringify([point.startMs, point.endMs, fields]);
+      const earlier = merged.get(key);
+      merged.set(key, {
+        fields,
+        point:
+          earlier === undefined
+            ? point
+            : {
+                ...earlier.point,
+                units: earlier.point.units + point.units,
+                unpriced: earlier.point.unpriced + point.unpriced,
+                amountMicros: sumMicros(earlier.point.amountMicros, point.amountMicros),
+              },
+      });
+    }
+    const dataPoints = [...merged.values()].map(({ fields, point }) => {
       const json: Record<string, unknown> = {
         start: Math.floor(point.startMs / 1000),
         end: Math.floor(point.endMs / 1000),
       };
       if (metrics.count) json[countField] = point.units;
-      for (const dimension of dimensions) {
-        const value = point.dimensions[dimension] ?? null;
-        if (dimension === 'business') {
-          // Meta's field: the display number (null when no stored webhook gave it); beside it, the id.
-          json.phone_number = value === null ? null : (displayOf(point.dimensions.waba, value) ?? null);
-          json.phone_number_id = value;
-          // wameter's name of it for metric=pricing before it answered Meta's (deprecated).
-          if (kind === 'pricing') json.phone = value;
-          continue;
-        }
-        json[analyticsFieldName(kind, dimension)] = analyticsValue(dimension, value);
-      }
+      Object.assign(json, fields);
       if (metrics.cost) {
         json.cost = Number(formatMicros(point.amountMicros));
         // As /v1/totals: units that could not be priced are counted but add nothing to `cost` (a lower bound).

@@ -697,7 +697,8 @@ export const openApiDocument = {
               'A list as Meta takes one (A,B, [A,B] or ["A","B"]; [] for none), each dimension once (an empty item or a dimension named twice is 400): CONVERSATION_CATEGORY, CONVERSATION_TYPE, CONVERSATION_DIRECTION (BUSINESS_INITIATED: ' +
               'templates; USER_INITIATED: service, user-initiated, free entry point), PRICING_CATEGORY, PRICING_TYPE, ' +
               'COUNTRY, PHONE (phone_number: the display number; phone_number_id beside it), WABA, MARKET, CURRENCY, TIER (the volume-tier band as Meta writes it: "0:100000", ' +
-              '"100001:MAX"; null for a unit without a tier position; answered for metric=conversation too).',
+              '"100001:MAX"; with metric=pricing as Meta answers it: left out on free points, "0:MAX" for marketing, ' +
+              'null for a charge of no known band; with metric=conversation, which Meta lacks, the band or null).',
           },
           {
             name: 'metric',
