@@ -223,6 +223,7 @@ describe("Meta's parameters", () => {
       sum((p) => p.pricing_category === 'SERVICE'),
     );
     expect(await ask('conversation_directions=UNKNOWN')).toBe(0);
+    expect(await ask('conversation_types=REGULAR,UNKNOWN')).toBe(sum((p) => p.pricing_type === 'REGULAR'));
     expect(sum((p) => p.country === 'BR')).toBeGreaterThan(0);
     expect(sum((p) => p.pricing_type === 'FREE_CUSTOMER_SERVICE')).toBeGreaterThan(0);
     // Meta's conversation_analytics word for a free entry point's conversations.

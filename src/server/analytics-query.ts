@@ -96,6 +96,8 @@ const TYPE_WORDS: Readonly<Record<string, Word<PricingType>>> = {
   // conversation_analytics' own word for it (its data points write FREE_ENTRY_POINT).
   FREE_ENTRY: 'free_entry_point',
   FREE_TIER: 'free_tier',
+  // In the Graph reference's conversation_types: no wameter unit's type.
+  UNKNOWN: null,
 };
 const DIRECTION_WORDS: Readonly<Record<string, Word<AnalyticsDirection>>> = {
   BUSINESS_INITIATED: 'BUSINESS_INITIATED',

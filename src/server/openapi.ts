@@ -751,7 +751,7 @@ export const openApiDocument = {
             in: 'query',
             schema: { type: 'string' },
             description:
-              'List of REGULAR, FREE_CUSTOMER_SERVICE, FREE_ENTRY_POINT (FREE_ENTRY: the same), FREE_TIER; another ' +
+              'List of REGULAR, FREE_CUSTOMER_SERVICE, FREE_ENTRY_POINT (FREE_ENTRY: the same), FREE_TIER, UNKNOWN (no unit); another ' +
               'value is 400. One filter with conversation_types: give one of them.',
           },
           {
