@@ -282,10 +282,11 @@ export function businessesNamed(items: readonly string[], numbers: readonly Busi
  * `phone_number_id` and a `display_phone_number` of digits (signs dropped), under an entry naming its WABA.
  */
 export function businessNumbersOf(value: unknown): BusinessNumber[] {
-  const numbers: BusinessNumber[] = [];
+  // One per (WABA, number), the body's last: a batched body names its number in every change.
+  const numbers = new Map<string, BusinessNumber>();
   const isRecord = (item: unknown): item is Record<string, unknown> =>
     typeof item === 'object' && item !== null && !Array.isArray(item);
-  if (!isRecord(value) || !Array.isArray(value.entry)) return numbers;
+  if (!isRecord(value) || !Array.isArray(value.entry)) return [];
   for (const entry of value.entry) {
     if (!isRecord(entry) || typeof entry.id !== 'string' || !Array.isArray(entry.changes)) continue;
     for (const change of entry.changes) {
@@ -294,8 +295,8 @@ export function businessNumbersOf(value: unknown): BusinessNumber[] {
       const displayNumber = displayNumberDigits(display);
       if (typeof business !== 'string' || business === '' || displayNumber === undefined) continue;
       if (business.includes('\u0000') || entry.id.includes('\u0000')) continue;
-      numbers.push({ waba: entry.id, business, displayNumber });
+      numbers.set(JSON.stringify([entry.id, business]), { waba: entry.id, business, displayNumber });
     }
   }
-  return numbers;
+  return [...numbers.values()];
 }
