@@ -1951,7 +1951,8 @@ async function ingestGroup(client: Queryable, items: readonly IngestItem[]): Pro
     await client.query(
       `INSERT INTO business_numbers (waba, business, display_number)
        SELECT * FROM unnest($1::text[], $2::text[], $3::text[])
-       ON CONFLICT (waba, business) DO UPDATE SET display_number = excluded.display_number`,
+       ON CONFLICT (waba, business) DO UPDATE SET display_number = excluded.display_number
+               WHERE business_numbers.display_number <> excluded.display_number`,
       [rows.map((n) => n.waba), rows.map((n) => n.business), rows.map((n) => n.displayNumber)],
     );
   }

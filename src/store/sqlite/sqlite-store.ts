@@ -868,7 +868,8 @@ class SqliteStore implements Store {
           for (const number of raw.businessNumbers ?? []) {
             this.statement(
               `INSERT INTO business_numbers (waba, business, display_number) VALUES (?, ?, ?)
-               ON CONFLICT (waba, business) DO UPDATE SET display_number = excluded.display_number`,
+               ON CONFLICT (waba, business) DO UPDATE SET display_number = excluded.display_number
+               WHERE business_numbers.display_number <> excluded.display_number`,
             ).run(number.waba, number.business, number.displayNumber);
           }
           return {
