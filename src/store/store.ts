@@ -232,6 +232,8 @@ export function statusPlacementSql(number: string, user: string, collate = ''): 
 export function listingCandidatesSql(
   businessOf: (alias: string) => string,
   indexedBy: (index: string) => string = () => '',
+  /** The column naming a candidate (`key`; SQLite's `rowid`, a seek of the table itself rather than of its key's index). */
+  id = 'key',
 ): string {
   return `listing_ids(message_id) AS (
     SELECT DISTINCT e.message_id FROM events e
@@ -243,10 +245,10 @@ export function listingCandidatesSql(
     SELECT DISTINCT t.message_id FROM listing_numbers n CROSS JOIN events t ${indexedBy('events_unnamed_business')}
     WHERE ${businessOf('t')} = n.business AND t.waba IS NULL AND t.kind = 'status'),
   listing_candidates(key) AS (
-    SELECT s.key FROM listing_ids i CROSS JOIN events s ${indexedBy('events_unnamed_status')}
+    SELECT s.${id} FROM listing_ids i CROSS JOIN events s ${indexedBy('events_unnamed_status')}
     WHERE s.message_id = i.message_id AND s.waba IS NULL AND s.kind = 'status'
     UNION
-    SELECT s.key FROM listing_siblings i CROSS JOIN events s ${indexedBy('events_unnamed_status')}
+    SELECT s.${id} FROM listing_siblings i CROSS JOIN events s ${indexedBy('events_unnamed_status')}
     WHERE s.message_id = i.message_id AND s.waba IS NULL AND s.kind = 'status')`;
 }
 

@@ -1095,7 +1095,9 @@ class SqliteStore implements Store {
 
   async listEvents(wabas?: readonly string[]): Promise<CoreEvent[]> {
     checkFilterText('wabas', wabas);
-    // In chunks by rowid (no sort: the rater takes any order), yielding between chunks.
+    // In chunks by rowid (no sort: the rater takes any order), yielding between chunks; a scope's WABAs one
+    // at a time, each chunk read in the order of `events_waba` (a chunk of several WABAs at once had every row
+    // of them after the last one read sorted again: 1.8× the CPU over a portfolio of 163,000 events).
     const page =
       wabas === undefined
         ? this.statement(
@@ -1103,21 +1105,24 @@ class SqliteStore implements Store {
           ).raw()
         : this.statement(
             `SELECT rowid, payload, business IS NULL FROM events
-             WHERE rowid > ? AND waba IN (SELECT value FROM json_each(?))
-             ORDER BY rowid LIMIT ?`,
+             WHERE waba = ? AND rowid > ? ORDER BY rowid LIMIT ?`,
           ).raw();
-    const scope = wabas === undefined ? [] : [JSON.stringify(wabas)];
     const events: CoreEvent[] = [];
-    for (let after = 0; ;) {
-      const rows = page.all(after, ...scope, CHUNK_ROWS * 5) as [number, string, number][];
-      // Each row as it ties (withRowTie): the rater places statuses naming no WABA by the stored ties only.
-      for (const [, payload, isUntied] of rows) {
-        events.push(withRowTie(JSON.parse(payload) as CoreEvent, isUntied === 1));
+    for (const waba of wabas === undefined ? [undefined] : [...new Set(wabas)]) {
+      for (let after = 0; ;) {
+        const rows = (
+          waba === undefined ? page.all(after, CHUNK_ROWS * 5) : page.all(waba, after, CHUNK_ROWS * 5)
+        ) as [number, string, number][];
+        // Each row as it ties (withRowTie): the rater places statuses naming no WABA by the stored ties only.
+        for (const [, payload, isUntied] of rows) {
+          events.push(withRowTie(JSON.parse(payload) as CoreEvent, isUntied === 1));
+        }
+        if (rows.length < CHUNK_ROWS * 5) break;
+        after = rows.at(-1)![0];
+        await yieldToEventLoop();
       }
-      if (rows.length < CHUNK_ROWS * 5) break;
-      after = rows.at(-1)![0];
-      await yieldToEventLoop();
     }
+    const scope = wabas === undefined ? [] : [JSON.stringify(wabas)];
     if (wabas !== undefined) {
       // A status that did not name its WABA belongs to the WABA of the message it reports on, found by
       // the message's idempotency key in each WABA of the scope (eventKey: "WABA:outbound:ID" or
@@ -1133,9 +1138,10 @@ class SqliteStore implements Store {
          ${listingCandidatesSql(
            (alias) => `json_extract(${alias}.payload, '$.business')`,
            (index) => `INDEXED BY ${index}`,
+           'rowid',
          )}
          SELECT s.payload FROM listing_candidates c, events s
-         WHERE s.key = c.key AND (
+         WHERE s.rowid = c.key AND (
            ${messageInScopeJoinsStatusSql('s')}
            OR (${STATUS_PLACEMENT_SQL} IN (SELECT waba FROM listing_scope)
                AND NOT ${messageStoredSql('s')}))`,
