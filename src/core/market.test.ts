@@ -273,7 +273,12 @@ describe('createMarketResolver', () => {
     expect(resolution).toMatchObject({
       country: 'GB',
       market: 'United Kingdom',
-      finding: { code: 'MARKET_FROM_CALLING_CODE', number: '447700900123', country: 'GB', calling_code: '44' },
+      finding: {
+        code: 'MARKET_FROM_CALLING_CODE',
+        number: '447700900123',
+        country: 'GB',
+        calling_code: '44',
+      },
     });
     expect(resolution.finding?.message).toContain('447700900123');
   });
