@@ -257,6 +257,19 @@ async function shot(page: Page, name: string): Promise<void> {
   await page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: false });
 }
 
+/** WCAG contrast ratio of two CSS colours "rgb(r, g, b)". */
+function contrast(one: string, two: string): number {
+  const luminance = (css: string) => {
+    const [r, g, b] = (css.match(/[\d.]+/g) ?? []).slice(0, 3).map((part) => {
+      const c = Number(part) / 255;
+      return c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4;
+    });
+    return 0.2126 * r! + 0.7152 * g! + 0.0722 * b!;
+  };
+  const [light, dark] = [luminance(one), luminance(two)].sort((a, b) => b - a);
+  return (light! + 0.05) / (dark! + 0.05);
+}
+
 function runDashboardScenario(engine: 'sqlite' | 'postgres') {
   describe(`the dashboard on ${engine === 'sqlite' ? 'SQLite' : 'PostgreSQL'}`, () => {
     let server: RunningServer;
@@ -874,6 +887,249 @@ function runDashboardScenario(engine: 'sqlite' | 'postgres') {
         await shot(clientPage, `${engine}-8-client-tiered-units`);
       } finally {
         await context.close();
+      }
+    });
+
+    /** A page of its own, the admin's key already kept in the browser, at `hash`. */
+    async function keyedPage(hash: string, viewport = { width: 1280, height: 800 }): Promise<Page> {
+      const context = await browser.newContext({ viewport });
+      const fresh = await context.newPage();
+      fresh.on('pageerror', (error) => {
+        throw new Error(`the dashboard threw: ${error.message}`);
+      });
+      await fresh.goto(`${server.url}/`);
+      await fresh.evaluate((key) => localStorage.setItem('wameter.apiKey', key), KEY);
+      await fresh.goto(`${server.url}/${hash}`);
+      await fresh.reload();
+      return fresh;
+    }
+
+    it('keyboard: "Skip to content" moves the focus into the page shown (never to another page), and the focus ring shows on the dark header', async () => {
+      const kb = await keyedPage('#/units?category=marketing');
+      try {
+        await kb.locator('#units-table').waitFor();
+        await kb.keyboard.press('Tab');
+        await expect(kb.evaluate(() => document.activeElement?.className)).resolves.toBe('skip');
+        await kb.keyboard.press('Enter');
+        await kb.waitForTimeout(300);
+        await expect(kb.evaluate(() => location.hash)).resolves.toBe('#/units?category=marketing');
+        await expect(kb.locator('main h1').textContent()).resolves.toBe('Units');
+        await expect(kb.evaluate(() => document.activeElement?.id)).resolves.toBe('main');
+        // The next Tab is in the page's own form, not back in the header.
+        await kb.keyboard.press('Tab');
+        await expect(kb.evaluate(() => document.activeElement?.id)).resolves.toBe('f-waba');
+        // A page link reached by Tab: its focus ring stands out from the header (WCAG 1.4.11: 3:1).
+        await kb.reload();
+        await kb.locator('#units-table').waitFor();
+        await kb.keyboard.press('Tab');
+        await kb.keyboard.press('Tab');
+        const ring = await kb.evaluate(() => {
+          const focused = document.activeElement as HTMLElement;
+          return {
+            text: focused.textContent,
+            outline: getComputedStyle(focused).outlineColor,
+            header: getComputedStyle(document.querySelector('header.top')!).backgroundColor,
+          };
+        });
+        expect(ring.text).toBe('Overview');
+        expect(contrast(ring.outline, ring.header)).toBeGreaterThanOrEqual(3);
+        // Followed from the keyboard, a page link leaves the focus at the new page's content.
+        await kb.keyboard.press('Enter');
+        await kb.locator('#spend-title').waitFor();
+        await expect(kb.evaluate(() => document.activeElement?.id)).resolves.toBe('main');
+      } finally {
+        await kb.context().close();
+      }
+    });
+
+    it('overview: the charts say whose days they draw — UTC for all WABAs, the WABA’s zone for one — as the API cuts them', async () => {
+      const kolkata = describeWabas(TRAFFIC).find((profile) => profile.timeZone === 'Asia/Kolkata')!;
+      const all = await api(server, '/v1/dashboard/overview?granularity=DAILY&by=category');
+      const one = await api(
+        server,
+        `/v1/dashboard/overview?granularity=DAILY&by=category&waba=${kolkata.waba}`,
+      );
+      expect([all.time_zone, one.time_zone]).toEqual(['UTC', 'Asia/Kolkata']);
+      const tz = await keyedPage('#/overview');
+      try {
+        const heading = tz.locator('[data-currency="USD"] h4.spend-heading');
+        await heading.waitFor();
+        await expect(heading.textContent()).resolves.toBe('Spend per day by category (USD; days in UTC)');
+        await tz.goto(`${server.url}/#/overview?waba=${kolkata.waba}&granularity=MONTHLY`);
+        await tz.waitForFunction(() =>
+          document.querySelector('h4.spend-heading')?.textContent?.includes('months in'),
+        );
+        await expect(heading.textContent()).resolves.toBe(
+          'Spend per month by category (USD; months in Asia/Kolkata)',
+        );
+      } finally {
+        await tz.context().close();
+      }
+    });
+
+    it('overview: the spend per category in words equals /v1/totals, and sums are exact decimals with thousands grouped', async () => {
+      const totals = (await api(server, '/v1/totals')).totals.USD;
+      const real = await keyedPage('#/overview');
+      try {
+        await real.locator('table.by-table').waitFor({ state: 'attached' });
+        const rows = await real
+          .locator('table.by-table tbody tr')
+          .evaluateAll((trs) => trs.map((tr) => Array.from(tr.children, (cell) => cell.textContent)));
+        const categories = Object.keys(totals.by_category).sort();
+        expect(rows.map((row) => row[0]).sort()).toEqual(categories);
+        for (const [category, spend] of rows) {
+          expect(spend).toBe(`${totals.by_category[category!].amount} USD`);
+        }
+      } finally {
+        await real.context().close();
+      }
+      // An answer of large amounts with more decimals than a float keeps, over more keys than are drawn
+      // one by one: every figure on the page is the exact sum, its whole part grouped as counts are.
+      const keys = Array.from({ length: 14 }, (_, i) => `market-${String(i).padStart(2, '0')}`);
+      const amounts = ['1234567.1234567', '0.1', '0.2'];
+      const bucket = {
+        start: '2025-10-01T00:00:00Z',
+        end: '2025-10-02T00:00:00Z',
+        label: '2025-10-01',
+        amount: '0',
+        charged_units: 42,
+        free_units: 0,
+        by: Object.fromEntries(
+          keys.map((key, i) => [key, { amount: amounts[i % 3], charged_units: 3, free_units: 0 }]),
+        ),
+      };
+      const synthetic = {
+        granularity: 'DAILY',
+        by: 'market',
+        time_zone: 'UTC',
+        truncated: null,
+        totals: { IDR: { amount: '12345673.834567', units: 42 } },
+        currencies: [
+          {
+            currency: 'IDR',
+            keys,
+            totals: { amount: '12345673.834567', charged_units: 42, free_units: 0 },
+            buckets: [bucket, { ...bucket, start: '2025-10-02T00:00:00Z', label: '2025-10-02' }],
+          },
+        ],
+      };
+      const fake = await keyedPage('about:blank');
+      try {
+        await fake.route('**/v1/dashboard/overview?**', (route) =>
+          route.fulfill({ json: synthetic, headers: { 'Cache-Control': 'no-store' } }),
+        );
+        await fake.goto(`${server.url}/#/overview?by=market`);
+        const total = fake.locator('[data-currency="IDR"] [data-stat="total-amount"]');
+        await total.waitFor();
+        await expect(total.textContent()).resolves.toBe('12,345,673.834567 IDR');
+        // The 13th and 14th keys ("2 others"): 1234567.1234567 + 0.1 each day, never a float's "1234.6k".
+        const others = await fake
+          .locator('#spend-chart-IDR rect title', { hasText: 'others:' })
+          .allTextContents();
+        expect(others).toEqual([
+          '2025-10-01 — 2 others: 1,234,567.2234567 IDR',
+          '2025-10-02 — 2 others: 1,234,567.2234567 IDR',
+        ]);
+        // Per key over both days: 0.1 + 0.1 = 0.2 exactly, 2 × 1234567.1234567.
+        const spend = await fake
+          .locator('table.by-table tbody tr')
+          .evaluateAll((trs) => trs.map((tr) => tr.children[1]?.textContent));
+        expect(spend.slice(0, 3)).toEqual(['2,469,134.2469134 IDR', '0.2 IDR', '0.4 IDR']);
+      } finally {
+        await fake.context().close();
+      }
+    });
+
+    it('a busy or unavailable server: the wait is said in seconds and "Try again" draws the page', async () => {
+      const busy = await keyedPage('about:blank');
+      try {
+        let refusals = 1;
+        await busy.route('**/v1/dashboard/accounts', (route) =>
+          refusals-- > 0
+            ? route.fulfill({
+                status: 429,
+                headers: { 'Retry-After': '7' },
+                json: {
+                  error: {
+                    code: 'RATE_LIMITED',
+                    message:
+                      'Too many requests from this client: retry after the number of seconds in Retry-After.',
+                  },
+                },
+              })
+            : route.continue(),
+        );
+        await busy.goto(`${server.url}/#/units`);
+        const error = busy.locator('main .error-box');
+        await error.waitFor();
+        await expect(error.textContent()).resolves.toContain('Try again in 7 seconds.');
+        await expect(error.textContent()).resolves.toContain('(RATE_LIMITED, HTTP 429)');
+        await shot(busy, `${engine}-9-busy-429`);
+        await error.getByRole('button', { name: 'Try again' }).click();
+        await busy.locator('#units-table').waitFor();
+        await expect(busy.locator('main .error-box').count()).resolves.toBe(0);
+        // The store unavailable for the next page: said, and asked again from where it was.
+        await busy.route('**/v1/units?**', (route) =>
+          route.request().url().includes('cursor=')
+            ? route.fulfill({
+                status: 503,
+                headers: { 'Retry-After': '5' },
+                json: {
+                  error: {
+                    code: 'STORE_UNAVAILABLE',
+                    message:
+                      'The database could not serve this request right now; retry later (webhooks are retried by Meta).',
+                  },
+                },
+              })
+            : route.continue(),
+        );
+        await busy.getByRole('button', { name: 'Next page' }).click();
+        await expect(busy.locator('#units-results .error-box').textContent()).resolves.toContain(
+          'Try again in 5 seconds.',
+        );
+        await busy.unroute('**/v1/units?**');
+        await busy.locator('#units-results').getByRole('button', { name: 'Try again' }).click();
+        await busy.locator('#units-table').waitFor();
+        await expect(busy.locator('#units-status').textContent()).resolves.toMatch(/^Page 2: /);
+      } finally {
+        await busy.context().close();
+      }
+    });
+
+    it('a slow server: the page is named and says it is loading while the WABAs are asked for', async () => {
+      const slow = await keyedPage('about:blank');
+      try {
+        await slow.route('**/v1/dashboard/accounts', async (route) => {
+          await new Promise((resolve) => setTimeout(resolve, 1500));
+          await route.continue();
+        });
+        await slow.goto(`${server.url}/#/reconciliation`);
+        await slow.locator('main h1').waitFor();
+        await expect(slow.title()).resolves.toBe('wameter — Reconciliation');
+        await expect(slow.locator('main [role="status"]').textContent()).resolves.toBe('Loading your WABAs…');
+        await slow.locator('#reconciliation-summary').waitFor();
+        await expect(slow.locator('main').textContent()).resolves.not.toContain('Loading your WABAs');
+      } finally {
+        await slow.context().close();
+      }
+    });
+
+    it('"Why was I charged?": the timeline is a group whose markers are buttons, each said once', async () => {
+      const user = (await api(server, '/v1/units?type=free_customer_service&limit=1')).units[0].user;
+      const story = await keyedPage(`#/explain?user=${encodeURIComponent(user)}`);
+      try {
+        const chart = story.locator('#timeline-chart');
+        await chart.waitFor();
+        // An image's content is presentational: buttons inside one are hidden from assistive technology.
+        await expect(chart.getAttribute('role')).resolves.toBe('group');
+        const labels = await chart
+          .locator('g.marker')
+          .evaluateAll((nodes) => nodes.map((node) => node.getAttribute('aria-label') ?? ''));
+        expect(labels.some((label) => label.includes('user wrote'))).toBe(true);
+        for (const label of labels) expect(label).not.toMatch(/user wrote: user wrote/);
+      } finally {
+        await story.context().close();
       }
     });
   });

@@ -12,8 +12,10 @@ interface DashboardHelpers {
     zone: string | undefined,
     everyHours: number,
   ): { ms: number; day: string; hour: number }[];
+  addDecimals(amounts: string[]): string;
+  groupThousands(decimal: string): string;
 }
-const { serviceWords, axisTicks, newestOnly } = (await import(
+const { serviceWords, axisTicks, newestOnly, addDecimals, groupThousands } = (await import(
   pathToFileURL(new URL('../web/js/dom.js', import.meta.url).pathname).href
 )) as DashboardHelpers;
 
@@ -110,5 +112,23 @@ describe('newestOnly: a page action started again makes the earlier run stale', 
     expect([first(), second()]).toEqual([false, true]);
     const other = newestOnly()();
     expect([second(), other()]).toEqual([true, true]);
+  });
+});
+
+describe('the dashboard adds and shows amounts as the decimal strings they are', () => {
+  it('sums exactly, whatever the decimals (never a float: 0.1 + 0.2 is 0.3)', () => {
+    expect(addDecimals(['0.1', '0.2'])).toBe('0.3');
+    expect(addDecimals(['1234567.1234567', '0.1'])).toBe('1234567.2234567');
+    expect(addDecimals(['9007199254740993', '0.000000001'])).toBe('9007199254740993.000000001');
+    expect(addDecimals(['-0.5', '0.25'])).toBe('-0.25');
+    expect(addDecimals(['1.50', '2.50'])).toBe('4');
+    expect(addDecimals([])).toBe('0');
+  });
+
+  it('groups the whole part by thousands and keeps every decimal', () => {
+    expect(groupThousands('1234567.8901234')).toBe('1,234,567.8901234');
+    expect(groupThousands('-1000')).toBe('-1,000');
+    expect(groupThousands('999.99')).toBe('999.99');
+    expect(groupThousands('0')).toBe('0');
   });
 });

@@ -4,11 +4,18 @@
 const KEY_STORAGE = 'wameter.apiKey';
 
 export class ApiError extends Error {
-  constructor(status, code, message) {
+  constructor(status, code, message, retryAfter = null) {
     super(message);
     this.status = status;
     this.code = code;
+    /** Seconds the server asked to wait (its Retry-After header), or null. */
+    this.retryAfter = retryAfter;
   }
+}
+
+/** Worth asking again as it is: the server could not be reached, was busy (429) or unavailable (502–504). */
+export function isRetryable(error) {
+  return Boolean(error) && [0, 429, 502, 503, 504].includes(error.status) && error.code !== 'NO_API_KEY';
 }
 
 export function getKey() {
@@ -65,7 +72,13 @@ export async function request(path, { method = 'GET', query, json } = {}) {
     if (response.status === 404 && code === 'NOT_FOUND') {
       message = `This server does not offer ${method} ${path}. ${message}`;
     }
-    throw new ApiError(response.status, code, message);
+    // The server's words point a script at its Retry-After header; a person reads the seconds instead.
+    const header = response.headers.get('Retry-After');
+    const retryAfter = header !== null && /^\d+$/.test(header.trim()) ? Number(header) : null;
+    if (retryAfter !== null) {
+      message = `${message.replace(/[\s.]*$/, '')}. Try again in ${retryAfter} second${retryAfter === 1 ? '' : 's'}.`;
+    }
+    throw new ApiError(response.status, code, message, retryAfter);
   }
   return response;
 }

@@ -89,6 +89,8 @@ async function route() {
   // awaiting the server) adds later lands in a detached element and is never shown beside the new one.
   const view = h('div', { class: 'view', 'data-page': name });
   main.replaceChildren(view);
+  // Named at once, not when the page's answers come: a slow server leaves no other page's title in the tab.
+  document.title = `wameter — ${document.querySelector(`#nav a[data-page="${name}"]`)?.textContent ?? ''}`;
   if (!getKey()) {
     showNotice(
       'Enter your API key at the top right to see your data (it is kept in this browser only).',
@@ -102,8 +104,6 @@ async function route() {
   } catch (error) {
     if (seq === renderSeq) view.append(errorBox(error, `show this page`));
   }
-  if (seq !== renderSeq) return;
-  document.title = `wameter — ${document.querySelector(`#nav a[data-page="${name}"]`)?.textContent ?? ''}`;
 }
 
 const keyForm = document.getElementById('key-form');
@@ -128,7 +128,26 @@ document.getElementById('forget-key').addEventListener('click', () => {
   accountsPromise = null;
   route();
 });
-window.addEventListener('hashchange', route);
+window.addEventListener('hashchange', () => {
+  route();
+  // A page chosen from the keyboard (a link, a filter chip) starts reading at its content, not at the top.
+  if (document.activeElement === document.body || document.activeElement?.closest('#nav')) main.focus();
+});
+// "Skip to content" moves the focus: followed as a link, "#main" would be a route and show the overview.
+document.querySelector('a.skip').addEventListener('click', (event) => {
+  event.preventDefault();
+  main.focus();
+});
+// The link of the page shown draws it again (the address does not change, so no hashchange would).
+document.getElementById('nav').addEventListener('click', (event) => {
+  const link = event.target.closest('a[data-page]');
+  if (link && link.getAttribute('href') === location.hash) {
+    event.preventDefault();
+    route();
+  }
+});
+// "Try again" of an error box (dom.js, errorBox) draws the page again, its filters kept in the address.
+window.addEventListener('wameter:retry', () => route());
 window.addEventListener('unhandledrejection', (event) => {
   showNotice(`Unexpected error: ${event.reason?.message ?? event.reason}`, 'error');
 });

@@ -1,5 +1,7 @@
 // Small DOM helpers: elements are built with textContent only (data from webhooks is never parsed as HTML).
 
+import { isRetryable } from './api.js';
+
 const SVG_NS = 'http://www.w3.org/2000/svg';
 
 /** h('td', {class: 'num'}, 'text', child…): an element; `on*` attributes become listeners. */
@@ -56,7 +58,7 @@ export function select(name, options, value) {
   );
 }
 
-/** A table with a caption, header cells with scope and the given rows (arrays of cells or <td>s). */
+/** A table with a caption, header cells with scope and the given rows (arrays of cells, <td>s or <th>s). */
 export function table(caption, headers, rows, attrs = {}) {
   return h(
     'table',
@@ -79,7 +81,9 @@ export function table(caption, headers, rows, attrs = {}) {
           'tr',
           {},
           cells.map((cell) =>
-            cell instanceof HTMLElement && cell.tagName === 'TD' ? cell : h('td', {}, cell),
+            cell instanceof HTMLElement && (cell.tagName === 'TD' || cell.tagName === 'TH')
+              ? cell
+              : h('td', {}, cell),
           ),
         ),
       ),
@@ -91,14 +95,20 @@ export function numCell(value) {
   return h('td', { class: 'num' }, value);
 }
 
-/** A readable error box for a failed call: the server's message and code, never a silent failure. */
-export function errorBox(error, what) {
+/**
+ * A readable error box for a failed call: the server's message and code, never a silent failure. When asking
+ * again may help (no answer, 429, 503), a "Try again" button runs `retry`, by default the page drawn again.
+ */
+export function errorBox(error, what, retry = () => window.dispatchEvent(new Event('wameter:retry'))) {
   const code = error && error.code ? ` (${error.code}${error.status ? `, HTTP ${error.status}` : ''})` : '';
   return h(
     'div',
     { class: 'error-box', role: 'alert' },
     h('strong', {}, what ? `Could not ${what}.` : 'Something went wrong.'),
     `${error && error.message ? error.message : String(error)}${code}`,
+    isRetryable(error) && retry
+      ? h('div', {}, h('button', { type: 'button', class: 'retry', onclick: () => retry() }, 'Try again'))
+      : null,
   );
 }
 
@@ -106,10 +116,52 @@ export function loading(text = 'Loading…') {
   return h('p', { class: 'muted', role: 'status' }, text);
 }
 
-/** Decimal string amount with its currency, e.g. "12.345 USD" (never rounded or summed as floats here). */
+/** Awaits `promise` with `text` shown in `parent` meanwhile (a slow server never leaves a page blank). */
+export async function whileLoading(parent, promise, text = 'Loading…') {
+  const shown = parent.appendChild(loading(text));
+  try {
+    return await promise;
+  } finally {
+    shown.remove();
+  }
+}
+
+/**
+ * Decimal string amount with its currency, e.g. "12,345.678 USD": the server's digits, never rounded or
+ * summed as floats here, the whole part grouped by thousands as counts are ("1,204 units").
+ */
 export function money(amount, currency) {
   if (amount === null || amount === undefined) return 'unpriced';
-  return `${amount} ${currency ?? ''}`.trim();
+  return `${groupThousands(String(amount))} ${currency ?? ''}`.trim();
+}
+
+/** "-1234567.5" → "-1,234,567.5" (string work only: no digit is lost to a float). */
+export function groupThousands(decimal) {
+  const match = /^(-?)(\d+)(\.\d+)?$/.exec(decimal);
+  if (!match) return decimal;
+  return `${match[1]}${match[2].replace(/\B(?=(\d{3})+$)/g, ',')}${match[3] ?? ''}`;
+}
+
+/**
+ * The exact sum of decimal strings ("0.1" + "0.2" = "0.3", any number of decimals; never floats), trailing
+ * zeros of the fraction left out.
+ */
+export function addDecimals(amounts) {
+  let scale = 0;
+  for (const amount of amounts) scale = Math.max(scale, (String(amount).split('.')[1] ?? '').length);
+  let sum = 0n;
+  for (const amount of amounts) {
+    const text = String(amount);
+    const negative = text.startsWith('-');
+    const [whole, fraction = ''] = text.replace(/^[-+]/, '').split('.');
+    const value = BigInt(`${whole}${fraction.padEnd(scale, '0')}`);
+    sum += negative ? -value : value;
+  }
+  const sign = sum < 0n ? '-' : '';
+  const digits = (sum < 0n ? -sum : sum).toString().padStart(scale + 1, '0');
+  const whole = digits.slice(0, digits.length - scale);
+  const fraction = digits.slice(digits.length - scale).replace(/0+$/, '');
+  return `${sign}${whole}${fraction ? `.${fraction}` : ''}`;
 }
 
 /**

@@ -16,6 +16,7 @@ import {
   select,
   table,
   total,
+  whileLoading,
 } from '../dom.js';
 
 /** A line's own fields (contract §6); any other field is a column of the recipients CSV, echoed. */
@@ -23,7 +24,7 @@ const LINE_FIELDS = ['phone', 'country', 'market', 'price', 'currency', 'free', 
 
 export async function render(main, params, ctx) {
   main.append(h('h1', {}, 'Estimate a send'));
-  const accounts = await ctx.accounts().catch((error) => {
+  const accounts = await whileLoading(main, ctx.accounts(), 'Loading your WABAs…').catch((error) => {
     main.append(errorBox(error, 'list your WABAs'));
     return null;
   });
@@ -154,7 +155,7 @@ export async function render(main, params, ctx) {
       }
       fill(result, ...renderEstimate(estimate));
     } catch (error) {
-      if (isNewest()) result.replaceChildren(errorBox(error, 'estimate'));
+      if (isNewest()) result.replaceChildren(errorBox(error, 'estimate', () => form.requestSubmit()));
     }
   });
 }

@@ -5,6 +5,7 @@
 import { getJson } from '../api.js';
 import { legend } from '../charts.js';
 import {
+  addDecimals,
   axisTicks,
   count,
   errorBox,
@@ -280,29 +281,24 @@ function findingsList(findings) {
 }
 
 /**
- * Sums decimal-string amounts per currency exactly (as integers of 10⁻⁶); a charged unit without a price is
- * counted beside its currency's sum, which is then a floor ("at least …, N charged units not priced").
+ * Sums decimal-string amounts per currency exactly (addDecimals: any number of decimals); a charged unit
+ * without a price is counted beside its currency's sum, which is then a floor ("at least …, N charged units
+ * not priced").
  */
 function totalsOf(units) {
-  const micros = new Map();
+  const amounts = new Map();
   const unpriced = new Map();
   for (const unit of units) {
-    if (!micros.has(unit.currency)) micros.set(unit.currency, 0n);
+    if (!amounts.has(unit.currency)) amounts.set(unit.currency, []);
     if (unit.amount === null) {
       if (unit.type === 'regular') unpriced.set(unit.currency, (unpriced.get(unit.currency) ?? 0) + 1);
       continue;
     }
-    const [whole, fraction = ''] = unit.amount.split('.');
-    const value =
-      BigInt(whole) * 1_000_000n +
-      BigInt((fraction + '000000').slice(0, 6)) * (whole.startsWith('-') ? -1n : 1n);
-    micros.set(unit.currency, (micros.get(unit.currency) ?? 0n) + value);
+    amounts.get(unit.currency).push(unit.amount);
   }
-  return [...micros.entries()].map(([currency, value]) => {
-    const whole = value / 1_000_000n;
-    const fraction = (value % 1_000_000n).toString().padStart(6, '0').replace(/0+$/, '');
-    return total(`${whole}${fraction ? `.${fraction}` : ''}`, currency, unpriced.get(currency) ?? 0);
-  });
+  return [...amounts.entries()].map(([currency, list]) =>
+    total(addDecimals(list), currency, unpriced.get(currency) ?? 0),
+  );
 }
 
 function timelineChart(report, unitsById, zone, onSelect) {
@@ -353,7 +349,8 @@ function timelineChart(report, unitsById, zone, onSelect) {
     width,
     height,
     viewBox: `0 0 ${width} ${height}`,
-    role: 'img',
+    // A group, not an image: an image's content is presentational, and its markers are buttons to reach.
+    role: 'group',
     'aria-label': `Timeline of user ${report.user} from ${instant(new Date(minMs).toISOString())} to ${instant(new Date(maxMs).toISOString())}; the axis in ${zone ?? 'UTC'} time`,
     'data-zone': zone ?? 'UTC',
   });
@@ -479,7 +476,10 @@ function timelineChart(report, unitsById, zone, onSelect) {
     const cy = laneY(3) + 13;
     const unit = entry.unit_id ? unitsById.get(entry.unit_id) : undefined;
     const isCharged = unit && unit.type === 'regular' && unit.messages[0] === entry.message_id;
-    const text = `${instant(entry.at)} — ${entry.kind === 'inbound' ? 'user wrote' : 'business sent'}: ${entry.reason}${entry.rule ? ` [${entry.rule}]` : ''}`;
+    const who = entry.kind === 'inbound' ? 'user wrote' : 'business sent';
+    // An inbound entry's reason already starts "user wrote: …": said once.
+    const reason = entry.reason.startsWith(`${who}:`) ? entry.reason : `${who}: ${entry.reason}`;
+    const text = `${instant(entry.at)} — ${reason}${entry.rule ? ` [${entry.rule}]` : ''}`;
     const shape =
       entry.kind === 'inbound'
         ? s('circle', { cx, cy: cy - 5, r: 6, fill: COLORS.inbound })

@@ -4,6 +4,7 @@
 import { getJson } from '../api.js';
 import { meter, stackedBars } from '../charts.js';
 import {
+  addDecimals,
   errorBox,
   field,
   fill,
@@ -17,6 +18,7 @@ import {
   PALETTE,
   select,
   table,
+  whileLoading,
 } from '../dom.js';
 
 const BY = [
@@ -36,7 +38,7 @@ export async function render(main, params, ctx) {
     month: params.month ?? '',
   };
   main.append(h('h1', {}, 'Overview'));
-  const accounts = await ctx.accounts().catch((error) => {
+  const accounts = await whileLoading(main, ctx.accounts(), 'Loading your WABAs…').catch((error) => {
     main.append(errorBox(error, 'list your WABAs'));
     return null;
   });
@@ -128,11 +130,11 @@ export async function render(main, params, ctx) {
         to: state.to,
       });
     } catch (error) {
-      if (isNewest()) body.replaceChildren(errorBox(error, 'load the overview'));
+      if (isNewest()) body.replaceChildren(errorBox(error, 'load the overview', refresh));
       return;
     }
     if (!isNewest()) return;
-    fill(body, ...renderSpend(overview, state));
+    fill(body, ...renderSpend(overview));
     await renderAllowances(allowanceArea, state, latestMonthOf(overview), ctx);
   }
   await refresh();
@@ -149,7 +151,7 @@ export function latestMonthOf(overview) {
   return latest ? latest.label.slice(0, 7) : '';
 }
 
-function renderSpend(overview, state) {
+function renderSpend(overview) {
   const byName = BY.find(([value]) => value === overview.by)?.[1] ?? overview.by;
   if (overview.currencies.length === 0) {
     return [
@@ -160,6 +162,9 @@ function renderSpend(overview, state) {
       ),
     ];
   }
+  // The buckets are days (months) of one clock: the chosen WABA's, or UTC for several (the API's time_zone).
+  const step = overview.granularity === 'MONTHLY' ? 'month' : 'day';
+  const zoneWords = `${step}s in ${overview.time_zone ?? 'UTC'}`;
   const shown = overview.currencies.map((cur) => {
     const totals = overview.totals[cur.currency] ?? {
       amount: cur.totals.amount,
@@ -179,9 +184,9 @@ function renderSpend(overview, state) {
         key: `${others.length} others`,
         color: '#9aa5b1',
         values: cur.buckets.map((b) => others.reduce((sum, key) => sum + Number(b.by[key]?.amount ?? 0), 0)),
-        formatted: cur.buckets.map(
-          (b) =>
-            `${formatAxis(others.reduce((sum, key) => sum + Number(b.by[key]?.amount ?? 0), 0))} ${cur.currency}`,
+        // The tooltip's figure is the exact sum of the server's amounts, never the float drawn.
+        formatted: cur.buckets.map((b) =>
+          money(addDecimals(others.map((key) => b.by[key]?.amount ?? '0')), cur.currency),
         ),
       });
     }
@@ -212,8 +217,8 @@ function renderSpend(overview, state) {
       ),
       h(
         'h4',
-        {},
-        `Spend per ${state.granularity === 'DAILY' ? 'day' : 'month'} by ${byName.toLowerCase()} (${cur.currency})`,
+        { class: 'spend-heading' },
+        `Spend per ${step} by ${byName.toLowerCase()} (${cur.currency}; ${zoneWords})`,
       ),
       stackedBars({
         title: `Spend by ${byName.toLowerCase()} in ${cur.currency}`,
@@ -222,7 +227,7 @@ function renderSpend(overview, state) {
         format: (n) => formatAxis(n),
         id: `spend-chart-${cur.currency}`,
       }),
-      h('h4', {}, 'Charged vs free units'),
+      h('h4', {}, `Charged vs free units (${zoneWords})`),
       stackedBars({
         title: `Charged and free units (${cur.currency})`,
         labels,
@@ -265,6 +270,7 @@ function truncationNotice(overview) {
   return h('p', { class: 'warning-box', role: 'note', id: 'spend-truncated' }, truncationText(overview));
 }
 
+/** The charts' figures in words: spend (exact sums of the buckets' amounts) and units per key. */
 function byTable(cur, byName) {
   const rows = cur.keys.map((key) => {
     let charged = 0;
@@ -273,20 +279,28 @@ function byTable(cur, byName) {
       charged += bucket.by[key]?.charged_units ?? 0;
       free += bucket.by[key]?.free_units ?? 0;
     }
-    return [key, numCell(int(charged)), numCell(int(free))];
+    const spend = addDecimals(cur.buckets.map((bucket) => bucket.by[key]?.amount ?? '0'));
+    return [
+      h('th', { scope: 'row' }, key),
+      numCell(money(spend, cur.currency)),
+      numCell(int(charged)),
+      numCell(int(free)),
+    ];
   });
   return h(
     'details',
     {},
-    h('summary', {}, `Units per ${byName.toLowerCase()}`),
+    h('summary', {}, `Spend and units per ${byName.toLowerCase()}`),
     table(
       null,
       [
         byName,
+        h('th', { scope: 'col', class: 'num' }, 'Spend'),
         h('th', { scope: 'col', class: 'num' }, 'Charged units'),
         h('th', { scope: 'col', class: 'num' }, 'Free units'),
       ],
       rows,
+      { class: 'by-table', 'data-currency': cur.currency },
     ),
   );
 }

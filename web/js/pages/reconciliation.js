@@ -17,11 +17,12 @@ import {
   serviceWords,
   table,
   total,
+  whileLoading,
 } from '../dom.js';
 
 export async function render(main, params, ctx) {
   main.append(h('h1', {}, 'Reconciliation with Meta'));
-  const accounts = await ctx.accounts().catch((error) => {
+  const accounts = await whileLoading(main, ctx.accounts(), 'Loading your WABAs…').catch((error) => {
     main.append(errorBox(error, 'list your WABAs'));
     return null;
   });
@@ -77,7 +78,7 @@ export async function render(main, params, ctx) {
       }
       if (isNewest()) fill(result, ...renderReconciliation(data));
     } catch (error) {
-      if (isNewest()) result.replaceChildren(errorBox(error, 'reconcile'));
+      if (isNewest()) result.replaceChildren(errorBox(error, 'reconcile', run));
     }
   }
   form.addEventListener('submit', (event) => {

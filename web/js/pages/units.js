@@ -14,6 +14,7 @@ import {
   newestOnly,
   select,
   table,
+  whileLoading,
 } from '../dom.js';
 
 const CATEGORIES = [
@@ -32,7 +33,7 @@ const PAGE_SIZE = 50;
 
 export async function render(main, params, ctx) {
   main.append(h('h1', {}, 'Units'));
-  const accounts = await ctx.accounts().catch((error) => {
+  const accounts = await whileLoading(main, ctx.accounts(), 'Loading your WABAs…').catch((error) => {
     main.append(errorBox(error, 'list your WABAs'));
     return null;
   });
@@ -119,7 +120,7 @@ export async function render(main, params, ctx) {
     } catch (error) {
       if (!isNewest()) return;
       status.textContent = 'Units could not be loaded.';
-      results.replaceChildren(errorBox(error, 'load units'));
+      results.replaceChildren(errorBox(error, 'load units', () => load(cursor)));
       return;
     }
     if (!isNewest()) return;
