@@ -1115,6 +1115,25 @@ function runDashboardScenario(engine: 'sqlite' | 'postgres') {
       }
     });
 
+    it('units: each opening is also read on its WABA’s clock, which decides its day and month on the bill', async () => {
+      const [unit] = (await api(server, `/v1/units?user=${DAY_EDGE_USER}`)).units;
+      expect(Date.parse(unit.opened_at)).toBe(Date.parse('2025-10-01T01:00:02Z'));
+      const list = await keyedPage(`#/units?user=${DAY_EDGE_USER}`);
+      try {
+        await list.locator('#units-table').waitFor();
+        const opened = list.locator('#units-table tbody tr', { hasText: unit.id }).locator('td').first();
+        // October 1st in UTC, still September 30th in São Paulo: on the WABA's September bill.
+        await expect(opened.textContent()).resolves.toBe(
+          '2025-10-01 01:00:02 UTC2025-09-30 22:00:02 America/Sao_Paulo',
+        );
+        await expect(list.locator('#units-table thead th').first().textContent()).resolves.toBe(
+          'Opened (UTC; the WABA’s clock below)',
+        );
+      } finally {
+        await list.context().close();
+      }
+    });
+
     it('"Why was I charged?": the timeline is a group whose markers are buttons, each said once', async () => {
       const user = (await api(server, '/v1/units?type=free_customer_service&limit=1')).units[0].user;
       const story = await keyedPage(`#/explain?user=${encodeURIComponent(user)}`);

@@ -10,6 +10,7 @@ import {
   isoToLocalInput,
   loading,
   localInputToIso,
+  localTime,
   money,
   newestOnly,
   select,
@@ -38,6 +39,7 @@ export async function render(main, params, ctx) {
     return null;
   });
   if (accounts === null) return;
+  const zones = new Map(accounts.map((account) => [account.waba, account.time_zone]));
 
   const controls = {
     waba: select('waba', [['', 'All'], ...accounts.map((a) => [a.waba, a.waba])], params.waba),
@@ -146,7 +148,7 @@ export async function render(main, params, ctx) {
         table(
           null,
           [
-            'Opened',
+            'Opened (UTC; the WABA’s clock below)',
             'WABA',
             'Business',
             'User',
@@ -158,7 +160,20 @@ export async function render(main, params, ctx) {
             'Unit',
           ],
           page.units.map((unit) => [
-            h('td', { class: 'nowrap' }, instant(unit.opened_at)),
+            // The WABA's local date decides the unit's day, month and rate card: 01:00 UTC on October 1st is
+            // September 30th in São Paulo, and on its September bill.
+            h(
+              'td',
+              { class: 'nowrap local-date' },
+              instant(unit.opened_at),
+              localTime(unit.opened_at, zones.get(unit.waba))
+                ? h(
+                    'span',
+                    { class: 'muted' },
+                    `${localTime(unit.opened_at, zones.get(unit.waba))} ${zones.get(unit.waba)}`,
+                  )
+                : null,
+            ),
             unit.waba,
             unit.business,
             h(
