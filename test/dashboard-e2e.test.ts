@@ -890,15 +890,19 @@ function runDashboardScenario(engine: 'sqlite' | 'postgres') {
       }
     });
 
-    /** A page of its own, the admin's key already kept in the browser, at `hash`. */
-    async function keyedPage(hash: string, viewport = { width: 1280, height: 800 }): Promise<Page> {
+    /** A page of its own, the admin's key (or `key`) already kept in the browser, at `hash`. */
+    async function keyedPage(
+      hash: string,
+      viewport = { width: 1280, height: 800 },
+      key = KEY,
+    ): Promise<Page> {
       const context = await browser.newContext({ viewport });
       const fresh = await context.newPage();
       fresh.on('pageerror', (error) => {
         throw new Error(`the dashboard threw: ${error.message}`);
       });
       await fresh.goto(`${server.url}/`);
-      await fresh.evaluate((key) => localStorage.setItem('wameter.apiKey', key), KEY);
+      await fresh.evaluate((kept) => localStorage.setItem('wameter.apiKey', kept), key);
       await fresh.goto(`${server.url}/${hash}`);
       await fresh.reload();
       return fresh;
@@ -1131,6 +1135,32 @@ function runDashboardScenario(engine: 'sqlite' | 'postgres') {
         );
       } finally {
         await list.context().close();
+      }
+    });
+
+    it("a link naming a WABA the key may not read says so, never showing the key's other WABAs as if they were it", async () => {
+      const own = sharedPortfolioWaba();
+      const mate = describeWabas(TRAFFIC)[1]!.waba;
+      for (const hash of [`#/units?waba=${mate}`, `#/overview?waba=${mate}`]) {
+        const link = await keyedPage(hash, undefined, CLIENT_KEY);
+        try {
+          const note = link.locator('#waba-not-shown');
+          await note.waitFor();
+          await expect(note.textContent()).resolves.toContain(
+            `WABA ${mate}, named in this page’s address, is not among the WABAs this API key may read`,
+          );
+          await expect(link.locator('#f-waba').inputValue()).resolves.toBe('');
+        } finally {
+          await link.context().close();
+        }
+      }
+      const mine = await keyedPage(`#/units?waba=${own}`, undefined, CLIENT_KEY);
+      try {
+        await mine.locator('#units-table').waitFor();
+        await expect(mine.locator('#f-waba').inputValue()).resolves.toBe(own);
+        await expect(mine.locator('#waba-not-shown').count()).resolves.toBe(0);
+      } finally {
+        await mine.context().close();
       }
     });
 

@@ -112,6 +112,20 @@ export function errorBox(error, what, retry = () => window.dispatchEvent(new Eve
   );
 }
 
+/**
+ * A WABA named in the page's address (a bookmark, a colleague's link) that is not among the key's: said, never
+ * silently replaced by the key's other WABAs; null when there is nothing to say.
+ */
+export function wabaNotShown(asked, accounts) {
+  if (!asked || accounts.some((account) => account.waba === asked)) return null;
+  return h(
+    'p',
+    { class: 'warning-box', role: 'note', id: 'waba-not-shown' },
+    `WABA ${asked}, named in this page’s address, is not among the WABAs this API key may read, so it is ` +
+      'not chosen below: what this page shows is not that WABA’s.',
+  );
+}
+
 export function loading(text = 'Loading…') {
   return h('p', { class: 'muted', role: 'status' }, text);
 }

@@ -16,6 +16,7 @@ import {
   select,
   table,
   total,
+  wabaNotShown,
   whileLoading,
 } from '../dom.js';
 
@@ -115,7 +116,7 @@ export async function render(main, params, ctx) {
     ),
     h('div', { class: 'row' }, h('button', { type: 'submit', id: 'run-estimate' }, 'Estimate')),
   );
-  main.append(form, result);
+  main.append(form, wabaNotShown(params.waba, accounts) ?? '', result);
   // Sent again before the answer (another template, other numbers): only the latest estimate draws.
   const beginEstimate = newestOnly();
   form.addEventListener('submit', async (event) => {

@@ -18,6 +18,7 @@ import {
   PALETTE,
   select,
   table,
+  wabaNotShown,
   whileLoading,
 } from '../dom.js';
 
@@ -96,6 +97,7 @@ export async function render(main, params, ctx) {
       field('From (UTC)', fromInput),
       field('To (UTC)', toInput),
     ),
+    wabaNotShown(params.waba, accounts) ?? '',
   );
   const spendArea = h(
     'section',

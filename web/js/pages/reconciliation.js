@@ -17,6 +17,7 @@ import {
   serviceWords,
   table,
   total,
+  wabaNotShown,
   whileLoading,
 } from '../dom.js';
 
@@ -49,6 +50,7 @@ export async function render(main, params, ctx) {
       'Each business message’s verdict (pricing model, category, type, conversation) is compared with what Meta’s status webhooks said. Upload a conversation_analytics or pricing_analytics answer to compare totals per day, country and category too.',
     ),
     form,
+    wabaNotShown(params.waba, accounts) ?? '',
     result,
   );
   // Sent again (another WABA, another file) before the answer: only the latest comparison draws.

@@ -15,6 +15,7 @@ import {
   newestOnly,
   select,
   table,
+  wabaNotShown,
   whileLoading,
 } from '../dom.js';
 
@@ -95,7 +96,7 @@ export async function render(main, params, ctx) {
     ),
   );
   const results = h('div', { id: 'units-results' });
-  main.append(form, status, results);
+  main.append(form, wabaNotShown(params.waba, accounts) ?? '', status, results);
 
   const filters = () => {
     const query = {};
