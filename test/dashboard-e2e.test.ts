@@ -270,6 +270,41 @@ function contrast(one: string, two: string): number {
   return (light! + 0.05) / (dark! + 0.05);
 }
 
+/**
+ * An overview answer of large amounts with more decimals than a float keeps, over 14 markets (more than the
+ * 12 drawn one by one): IDR, two days.
+ */
+function syntheticOverview() {
+  const keys = Array.from({ length: 14 }, (_, i) => `market-${String(i).padStart(2, '0')}`);
+  const amounts = ['1234567.1234567', '0.1', '0.2'];
+  const bucket = {
+    start: '2025-10-01T00:00:00Z',
+    end: '2025-10-02T00:00:00Z',
+    label: '2025-10-01',
+    amount: '0',
+    charged_units: 42,
+    free_units: 0,
+    by: Object.fromEntries(
+      keys.map((key, i) => [key, { amount: amounts[i % 3], charged_units: 3, free_units: 0 }]),
+    ),
+  };
+  return {
+    granularity: 'DAILY',
+    by: 'market',
+    time_zone: 'UTC',
+    truncated: null,
+    totals: { IDR: { amount: '12345673.834567', units: 42 } },
+    currencies: [
+      {
+        currency: 'IDR',
+        keys,
+        totals: { amount: '12345673.834567', charged_units: 42, free_units: 0 },
+        buckets: [bucket, { ...bucket, start: '2025-10-02T00:00:00Z', label: '2025-10-02' }],
+      },
+    ],
+  };
+}
+
 function runDashboardScenario(engine: 'sqlite' | 'postgres') {
   describe(`the dashboard on ${engine === 'sqlite' ? 'SQLite' : 'PostgreSQL'}`, () => {
     let server: RunningServer;
@@ -989,34 +1024,7 @@ function runDashboardScenario(engine: 'sqlite' | 'postgres') {
       }
       // An answer of large amounts with more decimals than a float keeps, over more keys than are drawn
       // one by one: every figure on the page is the exact sum, its whole part grouped as counts are.
-      const keys = Array.from({ length: 14 }, (_, i) => `market-${String(i).padStart(2, '0')}`);
-      const amounts = ['1234567.1234567', '0.1', '0.2'];
-      const bucket = {
-        start: '2025-10-01T00:00:00Z',
-        end: '2025-10-02T00:00:00Z',
-        label: '2025-10-01',
-        amount: '0',
-        charged_units: 42,
-        free_units: 0,
-        by: Object.fromEntries(
-          keys.map((key, i) => [key, { amount: amounts[i % 3], charged_units: 3, free_units: 0 }]),
-        ),
-      };
-      const synthetic = {
-        granularity: 'DAILY',
-        by: 'market',
-        time_zone: 'UTC',
-        truncated: null,
-        totals: { IDR: { amount: '12345673.834567', units: 42 } },
-        currencies: [
-          {
-            currency: 'IDR',
-            keys,
-            totals: { amount: '12345673.834567', charged_units: 42, free_units: 0 },
-            buckets: [bucket, { ...bucket, start: '2025-10-02T00:00:00Z', label: '2025-10-02' }],
-          },
-        ],
-      };
+      const synthetic = syntheticOverview();
       const fake = await keyedPage('about:blank');
       try {
         await fake.route('**/v1/dashboard/overview?**', (route) =>
@@ -1039,6 +1047,33 @@ function runDashboardScenario(engine: 'sqlite' | 'postgres') {
           .locator('table.by-table tbody tr')
           .evaluateAll((trs) => trs.map((tr) => tr.children[1]?.textContent));
         expect(spend.slice(0, 3)).toEqual(['2,469,134.2469134 IDR', '0.2 IDR', '0.4 IDR']);
+      } finally {
+        await fake.context().close();
+      }
+    });
+
+    it('overview: every series of the charts stands out from the card (WCAG 1.4.11, 3:1), "others" and free units too', async () => {
+      const fake = await keyedPage('about:blank');
+      try {
+        await fake.route('**/v1/dashboard/overview?**', (route) =>
+          route.fulfill({ json: syntheticOverview(), headers: { 'Cache-Control': 'no-store' } }),
+        );
+        await fake.goto(`${server.url}/#/overview?by=market`);
+        const card = fake.locator('section.card[data-currency="IDR"]');
+        await card.locator('.legend').first().waitFor();
+        const { background, swatches } = await card.evaluate((section) => ({
+          background: getComputedStyle(section).backgroundColor,
+          swatches: Array.from(section.querySelectorAll('.legend li'), (li) => [
+            li.textContent,
+            getComputedStyle(li.querySelector('rect')!).fill,
+          ]),
+        }));
+        expect(swatches.map(([name]) => name)).toEqual(
+          expect.arrayContaining(['2 others', 'charged units', 'free units']),
+        );
+        for (const [name, fill] of swatches) {
+          expect(contrast(fill!, background), `${name} (${fill})`).toBeGreaterThanOrEqual(3);
+        }
       } finally {
         await fake.context().close();
       }
