@@ -346,6 +346,10 @@ function runDashboardScenario(engine: 'sqlite' | 'postgres') {
       const error = page.locator('.error-box').first();
       await error.waitFor();
       await expect(error.textContent()).resolves.toMatch(/valid API key.*UNAUTHENTICATED, HTTP 401/);
+      // Said as the page's reader acts on it: where to put another key, not which header a script sends.
+      await expect(error.textContent()).resolves.toContain(
+        'The API key kept in this browser was refused: paste a valid one in the "API key" box at the top',
+      );
     });
 
     it('overview: the total a person reads equals /v1/totals, with the spend chart drawn', async () => {

@@ -69,6 +69,10 @@ export async function request(path, { method = 'GET', query, json } = {}) {
     } catch {
       // not JSON: keep the status line
     }
+    // The server's words are for a script's author (a header, a setting): the page's reader is told what to do.
+    if (response.status === 401) {
+      message = `The API key kept in this browser was refused: paste a valid one in the "API key" box at the top and press "Use key". The server said: ${message}`;
+    }
     if (response.status === 404 && code === 'NOT_FOUND') {
       message = `This server does not offer ${method} ${path}. ${message}`;
     }
