@@ -779,6 +779,11 @@ function runDashboardScenario(engine: 'sqlite' | 'postgres') {
       await page.locator('#rate-card-table').waitFor();
       await expect(page.locator('#rate-card-table').textContent()).resolves.toContain('usd-2025-10-01');
       expect(await page.locator('#rate-card-table .chip', { hasText: 'in force' }).count()).toBe(1);
+      // "Today" is the server's UTC date (a WABA's charges use the card of its own local date): said.
+      const { today } = await api(server, '/v1/rate-cards');
+      await expect(
+        page.locator('section[aria-labelledby="cards-title"] p').first().textContent(),
+      ).resolves.toMatch(new RegExp(`^In force today \\(${today}, UTC\\): .*its WABA’s local date\\.$`));
       await page.getByRole('heading', { name: 'Findings', exact: true }).waitFor();
       await page.getByRole('group', { name: 'Filter findings by code' }).waitFor();
       // No page of findings after this one: nothing, not a bare "null", under the table.
@@ -929,21 +934,22 @@ function runDashboardScenario(engine: 'sqlite' | 'postgres') {
       }
     });
 
-    /** A page of its own, the admin's key (or `key`) already kept in the browser, at `hash`. */
+    /**
+     * A page of its own, the admin's key (or `key`) kept in the browser before any page script runs, opened at
+     * `hash` (left blank for 'about:blank'). One load: a page drawn first would rewrite the address.
+     */
     async function keyedPage(
       hash: string,
       viewport = { width: 1280, height: 800 },
       key = KEY,
     ): Promise<Page> {
       const context = await browser.newContext({ viewport });
+      await context.addInitScript((kept) => localStorage.setItem('wameter.apiKey', kept), key);
       const fresh = await context.newPage();
       fresh.on('pageerror', (error) => {
         throw new Error(`the dashboard threw: ${error.message}`);
       });
-      await fresh.goto(`${server.url}/`);
-      await fresh.evaluate((kept) => localStorage.setItem('wameter.apiKey', kept), key);
-      await fresh.goto(`${server.url}/${hash}`);
-      await fresh.reload();
+      if (hash !== 'about:blank') await fresh.goto(`${server.url}/${hash}`);
       return fresh;
     }
 
@@ -1200,6 +1206,19 @@ function runDashboardScenario(engine: 'sqlite' | 'postgres') {
         await expect(mine.locator('#waba-not-shown').count()).resolves.toBe(0);
       } finally {
         await mine.context().close();
+      }
+    });
+
+    it('units: filters that match nothing say so, with no empty table or page buttons', async () => {
+      const none = await keyedPage('#/units?user=919000000000&category=marketing');
+      try {
+        await expect(none.locator('#no-units').textContent()).resolves.toBe(
+          'No units match these filters: widen them, or press Clear.',
+        );
+        await expect(none.locator('#units-table').count()).resolves.toBe(0);
+        await expect(none.locator('#next-page').count()).resolves.toBe(0);
+      } finally {
+        await none.context().close();
       }
     });
 

@@ -46,9 +46,11 @@ async function renderCards(area) {
     h(
       'p',
       {},
-      `In force today (${data.today}): `,
+      // The server's date, UTC: a WABA east or west of it may already (still) be on another day, and its
+      // charges use the card of its own local date.
+      `In force today (${data.today}, UTC): `,
       inForce.length ? inForce.map((card) => `${card.id} (${card.currency})`).join(', ') : 'none',
-      '.',
+      '. A charge is priced from the card in force on its WABA’s local date.',
     ),
     h(
       'div',

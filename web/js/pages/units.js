@@ -127,6 +127,20 @@ export async function render(main, params, ctx) {
       return;
     }
     if (!isNewest()) return;
+    if (page.units.length === 0 && cursors.length === 0) {
+      status.textContent = '';
+      const filtered = Object.keys(query).length > 0;
+      results.replaceChildren(
+        h(
+          'p',
+          { class: 'muted', id: 'no-units' },
+          filtered
+            ? 'No units match these filters: widen them, or press Clear.'
+            : 'No units yet. Send events to POST /v1/events or point Meta’s webhooks at this server.',
+        ),
+      );
+      return;
+    }
     status.textContent = `Page ${cursors.length + 1}: ${page.units.length} unit${page.units.length === 1 ? '' : 's'}${page.next_cursor ? ', more on the next page' : ''}.`;
     const next = h('button', { type: 'button', id: 'next-page', disabled: !page.next_cursor }, 'Next page');
     const previous = h(
