@@ -661,6 +661,12 @@ function runDashboardScenario(engine: 'sqlite' | 'postgres') {
       const warnings = await page.locator('[data-warning]').allTextContents();
       expect(warnings[0]).toContain('rate card in force on the send date 2030-01-01');
       expect(warnings.slice(1)).toEqual([expect.stringMatching(/^REPORTED_RULES: WABA \d+: messages/)]);
+      // The page runs on the service: its settings are named, never the command line's flags (as on explain).
+      expect(warnings[0]).toContain('(the server’s rate cards: WAMETER_RATE_CARDS or "rateCards")');
+      expect(warnings[1]).toContain(
+        '(the server’s setting: WAMETER_REPORTED_RULES=off or "reportedRules": false)',
+      );
+      for (const warning of warnings) expect(warning).not.toMatch(/\(--(rate-cards|no-reported);/);
       // Blank lines are skipped, and the bad number keeps the line it was pasted on.
       const invalid = page.locator('#estimate-invalid tbody tr');
       expect(await invalid.count()).toBe(1);

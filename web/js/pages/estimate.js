@@ -14,6 +14,7 @@ import {
   newestOnly,
   numCell,
   select,
+  serviceWords,
   table,
   total,
   wabaNotShown,
@@ -200,7 +201,8 @@ function renderEstimate(estimate) {
   const parts = [
     h('h2', {}, 'Estimate'),
     ...(estimate.warnings ?? []).map((warning) =>
-      h('p', { class: 'warning-box', role: 'note', 'data-warning': '' }, warning),
+      // Said for the service this page runs on: its settings, not the command line's flags (serviceWords).
+      h('p', { class: 'warning-box', role: 'note', 'data-warning': '' }, serviceWords(warning)),
     ),
     h(
       'div',
