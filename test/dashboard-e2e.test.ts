@@ -785,6 +785,19 @@ function runDashboardScenario(engine: 'sqlite' | 'postgres') {
       await page.locator('#rate-card-table').waitFor();
       await expect(page.locator('#rate-card-table').textContent()).resolves.toContain('usd-2025-10-01');
       expect(await page.locator('#rate-card-table .chip', { hasText: 'in force' }).count()).toBe(1);
+      // Each effective date on one line, never broken at its hyphens ("2025-10-" over "01").
+      const lines = await page.locator('#rate-card-table tbody tr').evaluateAll((rows) =>
+        rows.map((row) => {
+          const range = document.createRange();
+          range.selectNodeContents(row.children[2]!);
+          return [
+            row.children[2]!.textContent,
+            new Set(Array.from(range.getClientRects(), (r) => r.top)).size,
+          ];
+        }),
+      );
+      expect(lines.length).toBeGreaterThan(1);
+      for (const [date, count] of lines) expect([date, count]).toEqual([date, 1]);
       // "Today" is the server's UTC date (a WABA's charges use the card of its own local date): said.
       const { today } = await api(server, '/v1/rate-cards');
       await expect(

@@ -71,8 +71,9 @@ async function renderCards(area) {
         data.rate_cards.map((card) => [
           h('td', { class: 'mono' }, card.id),
           card.currency,
-          card.effective_date,
-          card.until ?? '—',
+          // A date is never broken at its hyphens ("2025-10-" over "01").
+          h('td', { class: 'nowrap' }, card.effective_date),
+          h('td', { class: 'nowrap' }, card.until ?? '—'),
           h(
             'td',
             {},
