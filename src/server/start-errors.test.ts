@@ -1,7 +1,7 @@
 // Start-up errors about a SQLite database this user may not write, through the real start (startServer on
 // real files): refused before the service listens, naming the file or its folder and what to do.
 
-import { existsSync, mkdirSync, mkdtempSync, realpathSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, realpathSync, rmSync, truncateSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -95,6 +95,23 @@ describe('a SQLite database this user may not write', () => {
 function escape(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
+
+describe('a damaged SQLite database', () => {
+  it('is refused at start naming the file, and saying to keep it and restore or recover it (SQLite names no file)', async () => {
+    const file = join(dir, 'damaged.db');
+    await makeStore(file);
+    // Cut short (a copy taken while it was written, a torn write): its pages point past the end.
+    truncateSync(file, 3 * 4096);
+
+    const message = await refusal(startOn(file));
+    expect(message).toMatch(
+      new RegExp(
+        `^the SQLite database ${escape(file)} is damaged \\(SQLITE_CORRUPT: database disk image is malformed\\): wameter does not start on it; keep the file.*restore the latest backup.*sqlite3 ${escape(file)} \\.recover \\| sqlite3 NEW\\.db`,
+      ),
+    );
+    expect(existsSync(`${file}.writer-lock`)).toBe(false);
+  });
+});
 
 describe('a SQLite database on a full disk', () => {
   it('is said so at start, naming the folder and what to do (SQLite says only "database or disk is full")', () => {

@@ -162,6 +162,11 @@ function explainSqlite(path: string, error: unknown, setBy: string): string | un
   ) {
     return `cannot write the SQLite database ${file}: the disk holding ${dirname(file)} is full (${cause.code}); free space on it (df ${dirname(file)}), then start wameter again`;
   }
+  // Damaged pages (a torn write on a disk that lies about fsync, a copy taken with `cp` while it was written,
+  // a truncated file): SQLite says only "database disk image is malformed", naming no file.
+  if (/^SQLITE_CORRUPT/.test(cause.code ?? '') || /database disk image is malformed/i.test(message)) {
+    return `the SQLite database ${file} is damaged (${cause.code ?? 'SQLITE_CORRUPT'}: ${message}): wameter does not start on it; keep the file, with its -wal and -shm files (it holds the only copy of the raw webhooks), and restore the latest backup (docs/service.md, "Backup and restore"), or recover what SQLite can still read into a new file (sqlite3 ${shellWord(file)} .recover | sqlite3 NEW.db), check the new file (PRAGMA integrity_check, its event count) and give wameter that one (${setBy})`;
+  }
   if (cause.code === 'SQLITE_NOTADB' || /file is not a database/i.test(message)) {
     return `${file} is not a SQLite database (another kind of file, or damaged): check ${setBy}, or move the file away`;
   }

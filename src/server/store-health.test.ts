@@ -12,6 +12,14 @@ describe('the readiness reason of a failed write', () => {
     [coded('cannot execute INSERT in a read-only transaction', '25006'), 'the database is read-only'],
     [coded('database is locked', 'SQLITE_BUSY'), 'another process holds a lock on the database'],
     [
+      coded('database disk image is malformed', 'SQLITE_CORRUPT'),
+      'the database file is damaged: restore it from a backup (docs/service.md, "Backup and restore")',
+    ],
+    [
+      coded('invalid page in block 12 of relation base/16384/16385', 'XX001'),
+      'the database file is damaged: restore it from a backup (docs/service.md, "Backup and restore")',
+    ],
+    [
       coded('relation "raw_webhooks" does not exist', '42P01'),
       'a table is missing: was the schema dropped or renamed?',
     ],

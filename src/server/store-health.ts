@@ -142,5 +142,8 @@ export function writeFailureHint(error: unknown): string | null {
     return 'the database is read-only';
   if (code === 'SQLITE_BUSY' || code === '55P03') return 'another process holds a lock on the database';
   if (code === '42P01') return 'a table is missing: was the schema dropped or renamed?';
+  // SQLITE_CORRUPT and its extended codes (SQLITE_CORRUPT_INDEX…); PostgreSQL's XX001 and XX002.
+  if (code.startsWith('SQLITE_CORRUPT') || code === 'XX001' || code === 'XX002')
+    return 'the database file is damaged: restore it from a backup (docs/service.md, "Backup and restore")';
   return null;
 }
