@@ -5,7 +5,8 @@
 
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { Worker } from 'node:worker_threads';
+import { getHeapStatistics } from 'node:v8';
+import { Worker, type ResourceLimits } from 'node:worker_threads';
 import type { Account, CoreEvent } from '../core/events.js';
 import { MoneyRangeError } from '../core/money.js';
 import { bySending, UserSendLog, type UnratedMessage } from '../core/explain.js';
@@ -406,6 +407,16 @@ export function workerError(reply: { message: string; kind?: WorkerErrorKind }):
   return new Error(reply.message);
 }
 
+/**
+ * The heap limit of a worker in MB: its own (`resourceLimits`, read while it ran: an exited worker's are
+ * empty), else the process's (V8's flags, --max-old-space-size, are the process's).
+ */
+function heapLimitMb(limits: Worker['resourceLimits']): number {
+  const own = limits?.maxOldGenerationSizeMb;
+  if (own !== undefined && own > 0) return own;
+  return Math.round(getHeapStatistics().heap_size_limit / 2 ** 20);
+}
+
 /** The compiled worker script next to this module; `null` when running from TypeScript sources (tests). */
 export function ratingWorkerScript(): string | null {
   const url = new URL('./rating-worker.js', import.meta.url);
@@ -419,21 +430,123 @@ export function isSharedDatabase(db: string): boolean {
   return !/(^|:)(\/\/)?:memory:/i.test(db) && !/^sqlite:(\/\/)?$/i.test(db);
 }
 
+/** Why a rating worker died: its heap limit reached, or anything else that ended it (an uncaught error). */
+export type WorkerDeathCause = 'out_of_memory' | 'crashed';
+
+export interface WorkerRaterOptions {
+  /** What the worker rates, for the log: the live rating of arrivals, or on-demand ratings. */
+  role?: 'live rating' | 'on-demand rating';
+  /** A worker died (it was not closed): counted in `rating_worker_deaths_total`. */
+  onDeath?: (cause: WorkerDeathCause) => void;
+  /** The pause before a new worker starts after the nth death in a row (the last repeats). */
+  restartDelaysMs?: readonly number[];
+  /** performance.now() by default (tests: their own). */
+  nowMs?: () => number;
+  /** The worker's own heap limits (default: the process's, which --max-old-space-size sets). */
+  resourceLimits?: ResourceLimits;
+}
+
+/**
+ * After a worker's death, the next starts at once; after the 2nd, 3rd… death in a row (a portfolio whose
+ * rating always runs out of memory, a bug that ends the thread), it waits longer each time, up to a minute:
+ * each new worker reads and rates the failing portfolio again, so restarting it every second kept a core
+ * busy for nothing and logged two errors a second for as long as it lasted.
+ */
+export const WORKER_RESTART_DELAYS_MS: readonly number[] = [0, 2_000, 5_000, 15_000, 30_000, 60_000];
+
+/** A worker's rater that the service can also stop at once (its shutdown's bound passed). */
+export interface WorkerLiveRater extends LiveRater {
+  /**
+   * Stops the worker now: what it was rating fails with `reason` (nothing of it was written; its portfolios'
+   * stored bill stays as it was, and a start re-rates every WABA), and no request starts it again. Says
+   * whether a rating (or another request) was running in it.
+   */
+  abort(reason: string): boolean;
+}
+
 /**
  * Ratings in a worker thread that opens its own connection to `setup.db` and builds its pricing from the
  * same accounts and rate cards as the server's. A worker that dies fails the ratings it had (the service
- * retries them) and is replaced at the next rating.
+ * retries them) and is replaced at the next rating — at once the first time, after a growing pause when it
+ * keeps dying (`WORKER_RESTART_DELAYS_MS`); the log says why it died and what to do.
  */
-export function createWorkerLiveRater(script: string, setup: WorkerSetup, logger: Logger): LiveRater {
+export function createWorkerLiveRater(
+  script: string,
+  setup: WorkerSetup,
+  logger: Logger,
+  options: WorkerRaterOptions = {},
+): WorkerLiveRater {
+  const role = options.role ?? 'live rating';
+  const restartDelaysMs = options.restartDelaysMs ?? WORKER_RESTART_DELAYS_MS;
+  const nowMs = options.nowMs ?? (() => performance.now());
   let worker: Worker | null = null;
   let ready: Promise<void> | null = null;
   let nextId = 1;
   /** Request id → its caller (each resolves with the answer type its request asked for). */
-  const waiting = new Map<number, { resolve: (rating: unknown) => void; reject: (error: Error) => void }>();
+  const waiting = new Map<
+    number,
+    { resolve: (rating: unknown) => void; reject: (error: Error) => void; work: string }
+  >();
+  /** Deaths since a worker last answered a request, the last one's cause, and when a new one may start. */
+  let deathsInRow = 0;
+  /**
+   * What the workers that died were doing (a request's kind and scope): only an answer to one of these ends
+   * the run of deaths — other portfolios' ratings, answered between the retries of the one that kills the
+   * worker, say nothing of it.
+   */
+  const fatalWork = new Set<string>();
+  let lastDeath = '';
+  let restartAtMs = -Infinity;
+  /** Threads that end because they were told to (closed or aborted): their exit is no death. */
+  const ending = new WeakSet<Worker>();
+
+  function died(limits: Worker['resourceLimits'], code: number, error: Error | undefined): void {
+    const isOutOfMemory = (error as NodeJS.ErrnoException | undefined)?.code === 'ERR_WORKER_OUT_OF_MEMORY';
+    const cause: WorkerDeathCause = isOutOfMemory ? 'out_of_memory' : 'crashed';
+    deathsInRow += 1;
+    for (const caller of waiting.values()) fatalWork.add(caller.work);
+    const pauseMs = restartDelaysMs[Math.min(deathsInRow, restartDelaysMs.length) - 1] ?? 0;
+    restartAtMs = nowMs() + pauseMs;
+    const next =
+      pauseMs === 0
+        ? 'a new one starts at the next rating'
+        : `a new one starts in ${Math.round(pauseMs / 1000)} s at the earliest (it died ${deathsInRow} times in a row)`;
+    options.onDeath?.(cause);
+    if (isOutOfMemory) {
+      const limitMb = heapLimitMb(limits);
+      lastDeath = `it ran out of memory (its heap limit: ${limitMb} MB)`;
+      logger.error(
+        `the ${role} worker ran out of memory (its heap limit: ${limitMb} MB): the ratings it had failed and are retried; ${next}. A portfolio whose events do not fit keeps failing and its bill stays behind (503 RATING_BEHIND): give the process more heap, about what \`wameter rate\` over that portfolio's events needs (NODE_OPTIONS=--max-old-space-size=MB before \`wameter serve\`; the worker's limit follows it), then restart`,
+        {
+          ...(error === undefined ? {} : errorFields(error)),
+          errorCode: 'RATING_WORKER_OUT_OF_MEMORY',
+          heapLimitMb: limitMb,
+          deathsInRow,
+        },
+      );
+    } else {
+      lastDeath = `it stopped (exit code ${code}${error === undefined ? '' : `: ${error.message}`})`;
+      logger.error(
+        `the ${role} worker stopped (exit code ${code}): the ratings it had failed and are retried; ${next}`,
+        {
+          ...(error === undefined ? {} : errorFields(error)),
+          errorCode: 'RATING_WORKER_DIED',
+          exitCode: code,
+          deathsInRow,
+        },
+      );
+    }
+  }
 
   function start(): Promise<void> {
-    const thread = new Worker(script, { workerData: setup });
+    const thread = new Worker(script, {
+      workerData: setup,
+      ...(options.resourceLimits === undefined ? {} : { resourceLimits: options.resourceLimits }),
+    });
     worker = thread;
+    let failure: Error | undefined;
+    let limits: Worker['resourceLimits'];
+    thread.once('online', () => (limits = thread.resourceLimits));
     ready = new Promise<void>((resolve, reject) => {
       thread.on('message', (reply: WorkerReply) => {
         if (reply.type === 'ready') resolve();
@@ -441,17 +554,30 @@ export function createWorkerLiveRater(script: string, setup: WorkerSetup, logger
         else {
           const caller = waiting.get(reply.id);
           waiting.delete(reply.id);
+          // It did what killed its predecessors: whatever killed them is gone.
+          if (caller !== undefined && (fatalWork.size === 0 || fatalWork.has(caller.work))) {
+            deathsInRow = 0;
+            fatalWork.clear();
+          }
           if (reply.type === 'error') caller?.reject(workerError(reply));
           else caller?.resolve(reply.type === 'answered' ? reply.answer : reply.rating);
         }
       });
+      // Said once, with the exit: an uncaught error is followed by the thread's exit.
       thread.on('error', (error) => {
-        logger.error('rating worker failed', errorFields(error));
+        failure = error;
         reject(error);
       });
       thread.on('exit', (code) => {
         if (worker === thread) worker = null;
-        const error = new Error(`rating worker exited (code ${code})`);
+        // Asked for nothing, told to end, or ended by its own start's failure (said by the rating's error).
+        const hadWork = waiting.size > 0 || failure !== undefined;
+        if (!ending.has(thread) && hadWork) died(limits, code, failure);
+        const error = new Error(
+          failure === undefined
+            ? `rating worker exited (code ${code})`
+            : `rating worker exited (code ${code}): ${failure.message}`,
+        );
         for (const caller of waiting.values()) caller.reject(error);
         waiting.clear();
         reject(error);
@@ -466,16 +592,32 @@ export function createWorkerLiveRater(script: string, setup: WorkerSetup, logger
 
   /** Closed: no request starts a worker again (an on-demand rating still queued when the service stops). */
   let isClosed = false;
+  /** Requests waiting for the worker they started to be ready (not yet in `waiting`). */
+  let starting = 0;
 
   /** Sends a request that the worker answers (starting the worker if none runs). */
   async function ask<T>(request: (id: number) => WorkerRequest): Promise<T> {
     if (isClosed) throw new Error('the rating worker is closed: the service is stopping');
-    if (!worker) await start();
-    else await ready;
+    if (!worker) {
+      const waitMs = restartAtMs - nowMs();
+      if (waitMs > 0) {
+        throw new Error(
+          `the ${role} worker died ${deathsInRow} times in a row (last: ${lastDeath}); a new one starts in ${Math.ceil(waitMs / 1000)} s`,
+        );
+      }
+      starting += 1;
+      try {
+        await start();
+      } finally {
+        starting -= 1;
+      }
+    } else await ready;
     const id = nextId++;
+    const message = request(id);
+    const work = 'scope' in message ? `${message.type} ${scopeKey(message.scope)}` : message.type;
     return new Promise<T>((resolve, reject) => {
-      waiting.set(id, { resolve: resolve as (rating: unknown) => void, reject });
-      post(request(id));
+      waiting.set(id, { resolve: resolve as (rating: unknown) => void, reject, work });
+      post(message);
     });
   }
 
@@ -499,10 +641,23 @@ export function createWorkerLiveRater(script: string, setup: WorkerSetup, logger
     forgetAll() {
       post({ type: 'forgetAll' });
     },
+    abort(reason) {
+      isClosed = true;
+      const thread = worker;
+      if (!thread) return false;
+      ending.add(thread);
+      const wasBusy = waiting.size > 0 || starting > 0;
+      const error = new Error(reason);
+      for (const caller of waiting.values()) caller.reject(error);
+      waiting.clear();
+      void thread.terminate();
+      return wasBusy;
+    },
     async close() {
       isClosed = true;
       const thread = worker;
       if (!thread) return;
+      ending.add(thread);
       const exited = new Promise<void>((resolve) => thread.once('exit', () => resolve()));
       post({ type: 'close' });
       // The worker closes its store and ends; one that does not within the grace is stopped.

@@ -43,12 +43,15 @@ export interface RunningServer {
   port: number;
   /** Node's HTTP server, for its settings (timeouts); close the service with `close()`, not through it. */
   httpServer: Server;
-  /** Stops accepting, finishes in-flight requests and pending ratings, closes the store. */
+  /**
+   * Stops accepting, finishes in-flight requests and pending ratings (a worker's rating still running after
+   * half of `storeCloseMs` is stopped: a start re-rates every WABA), closes the store.
+   */
   close(): Promise<void>;
   /**
    * close(), resolving `false` when the ratings and the store did not close within `storeCloseMs` (a write
-   * stuck on a database that does not answer): the process should then exit without them
-   * (runUntilSignalled: `STORE_NOT_CLOSED`).
+   * stuck on a database that does not answer, or a rating's long write): the process should then exit
+   * without them (runUntilSignalled: `STORE_NOT_CLOSED`, with `storeNotClosedReason`).
    */
   shutDown(): Promise<boolean>;
   /**
@@ -58,6 +61,8 @@ export interface RunningServer {
   failed: Promise<ServiceFailure>;
   /** The failure, from the moment it happened (before the drain ends); null while the service can go on. */
   readonly failure: ServiceFailure | null;
+  /** Why shutDown() gave up on the store (a write the database does not answer…); null until it has. */
+  readonly storeNotClosedReason: string | null;
 }
 
 /**
@@ -291,10 +296,20 @@ async function startService(config: ServiceConfig, options: StartOptions): Promi
     isReportedRulesEnabled: pricing.value.isReportedRulesEnabled ?? true,
   };
   const hasWorkers = workerScript !== null && isSharedDatabase(config.db);
-  const liveRater = hasWorkers ? createWorkerLiveRater(workerScript, workerSetup, logger) : undefined;
+  const liveRater = hasWorkers
+    ? createWorkerLiveRater(workerScript, workerSetup, logger, {
+        role: 'live rating',
+        onDeath: (cause) => metrics.inc('rating_worker_deaths_total', { worker: 'live', cause }),
+      })
+    : undefined;
   // On-demand ratings (explain, re-rate, reconciliation, estimate) in a second worker: a client's explain of
   // a large portfolio never holds up the live rating of another client's arrivals (bench/fairness.ts).
-  const onDemandRater = hasWorkers ? createWorkerLiveRater(workerScript, workerSetup, logger) : undefined;
+  const onDemandRater = hasWorkers
+    ? createWorkerLiveRater(workerScript, workerSetup, logger, {
+        role: 'on-demand rating',
+        onDeath: (cause) => metrics.inc('rating_worker_deaths_total', { worker: 'on_demand', cause }),
+      })
+    : undefined;
   logger.info('live rating', {
     runs_in: liveRater ? 'worker thread' : 'server thread',
     on_demand_runs_in: onDemandRater ? 'a second worker thread' : 'server thread',
@@ -396,30 +411,56 @@ async function startService(config: ServiceConfig, options: StartOptions): Promi
     .catch((error: unknown) => logger.error('initial rating failed', errorFields(error)));
 
   let closing: Promise<boolean> | undefined;
+  /** Why the store did not close, once a shutdown gave up on it. */
+  let notClosedReason: string | undefined;
   const shutDown = () => {
     closing ??= (async () => {
       logger.info('shutting down');
       // Every response from now on says Connection: close; idle keep-alive sockets end now, busy ones once
       // their response is sent; whatever is still open after the grace is cut.
       await connections.drain(options.shutdownGraceMs ?? 10_000);
+      // The pending ratings are finished, within half the bound: a live rating of a large portfolio takes
+      // longer (33 s for 600,000 events), and waiting for it held the stop until the bound and then blamed the
+      // database. Past it, the worker's rating is stopped: nothing of it was written, and a start re-rates
+      // every WABA. A rating already writing (in this thread) still has the rest of the bound.
       // A write stuck on a database that stopped answering (a network partition: no error, no answer) would
       // hold the close, and the process, until the database came back. Every request answered 200 is stored
       // by then, and the cut ones were answered nothing (Meta retries them): past the bound, stop waiting.
       const storeCloseMs = options.storeCloseMs ?? STORE_CLOSE_MS;
-      let bound: ReturnType<typeof setTimeout> | undefined;
-      const isClosed = await Promise.race([
+      const deadlineMs = performance.now() + storeCloseMs;
+      const ratingsClosed = rating
+        .close()
+        .catch((error: unknown) => logger.error('the ratings did not close', errorFields(error)));
+      /** Whether the store answered a ping when a rating was stopped (undefined: none was stopped). */
+      let isStoreAnswering: boolean | undefined;
+      if (!(await settlesWithin(ratingsClosed, storeCloseMs / 2))) {
+        const reason = `the service is stopping: the rating still running ${storeCloseMs / 2000} s after the requests were answered was stopped (a start re-rates every WABA)`;
+        // Both, before either's answer is awaited: `||` would spare the second.
+        const stopped = [liveRater?.abort(reason), onDemandRater?.abort(reason)].some(Boolean);
+        isStoreAnswering = await settlesWithin(store.ping(), Math.max(0, deadlineMs - performance.now()));
+        const what = stopped
+          ? 'stopped in its worker thread, nothing of it written'
+          : 'it is being written or rates in this thread, and is given the rest of the bound';
+        logger.warn(
+          `a rating was still running ${storeCloseMs / 2000} s after the requests were answered (a large portfolio: its debug line "rated" says how long each takes): ${what}; a portfolio whose rating did not finish keeps its stored bill until the next start, which re-rates every WABA; every request answered 200 is stored`,
+          { errorCode: 'RATING_STOPPED' },
+        );
+      }
+      const isClosed = await settlesWithin(
         (async () => {
-          await rating.close();
+          await ratingsClosed;
           await store.close();
-          return true;
         })(),
-        new Promise<false>((resolve) => (bound = setTimeout(() => resolve(false), storeCloseMs))),
-      ]);
-      clearTimeout(bound);
+        Math.max(0, deadlineMs - performance.now()),
+      );
       if (isClosed) logger.info('stopped');
       else {
+        notClosedReason =
+          isStoreAnswering === true
+            ? "a rating's write was still running (the database answers)"
+            : 'a write still waits for the database, which does not answer';
         logger.error(
-          `the store did not close within ${storeCloseMs / 1000} s (a write still waits for the database, which does not answer): exiting without it; every request answered 200 is stored`,
+          `the store did not close within ${storeCloseMs / 1000} s (${notClosedReason}): exiting without it; ${isStoreAnswering === true ? 'the unfinished write is rolled back and the next start re-rates every WABA; ' : ''}every request answered 200 is stored`,
           { errorCode: 'STORE_NOT_CLOSED' },
         );
       }
@@ -447,7 +488,29 @@ async function startService(config: ServiceConfig, options: StartOptions): Promi
     get failure() {
       return failure;
     },
+    get storeNotClosedReason() {
+      return notClosedReason ?? null;
+    },
   };
+}
+
+/**
+ * Whether `promise` fulfils within `ms` (false when it rejects, or is still pending then). The timer is
+ * cleared either way: a pending one would hold the stopping process for its length.
+ */
+async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    return await Promise.race([
+      promise.then(
+        () => true,
+        () => false,
+      ),
+      new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), ms))),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /**
@@ -540,7 +603,7 @@ export async function runUntilSignalled(
               ? { code: 'SIGNALLED', exitCode: 0 }
               : {
                   code: 'STORE_NOT_CLOSED',
-                  message: 'the store did not close (the database does not answer); exiting without it',
+                  message: `the store did not close (${running.storeNotClosedReason ?? 'the database does not answer'}); exiting without it`,
                   exitCode: EXIT_STORE_NOT_CLOSED,
                 }),
         );

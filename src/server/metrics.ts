@@ -97,6 +97,10 @@ export class Metrics {
       'http_connections_refused_total',
       'Connections closed as they were accepted, unanswered, because the maxConnections setting was reached.',
     );
+    this.define(
+      'rating_worker_deaths_total',
+      'Rating worker threads that died (worker="live" or "on_demand"; cause="out_of_memory": its heap limit reached, "crashed": anything else); each is replaced, after a growing pause when it keeps dying, and the log says what to do.',
+    );
     this.defineHistogram(
       'store_ingest_duration_seconds',
       'Seconds from a store call of an ingest (a webhook body with its events: source="webhook"; a POST /v1/events batch: source="api") until it is durable or has failed, waiting for its group commit included.',
@@ -109,6 +113,9 @@ export class Metrics {
     this.inc('store_errors_total', undefined, 0);
     this.inc('rate_limited_total', undefined, 0);
     this.inc('http_connections_refused_total', undefined, 0);
+    for (const worker of ['live', 'on_demand'])
+      for (const cause of ['out_of_memory', 'crashed'])
+        this.inc('rating_worker_deaths_total', { worker, cause }, 0);
   }
 
   private define(name: string, help: string): void {
