@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Worker } from 'node:worker_threads';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { eventKey, type CoreEvent } from '../core/events.js';
 import type { RatingOutput } from '../core/rate-events.js';
 import type { BillableUnit, PendingMessage } from '../core/units.js';
@@ -12,13 +13,14 @@ import { parseEventValue } from '../ingest/parse-event.js';
 import { openStore } from '../store/open-store.js';
 import { openSqliteStore } from '../store/sqlite/sqlite-store.js';
 import { recipientsFromPhones } from '../use-cases/estimate.js';
-import { conversationLines } from '../../test/server-kit.js';
+import { conversationLines, deliveredUtility } from '../../test/server-kit.js';
 import { buildRatingWorker } from '../../test/support/build-server.js';
 import {
   createInProcessLiveRater,
   createWorkerLiveRater,
   isSharedDatabase,
   keepInScope,
+  RATING_PART_ROWS,
   type LiveRater,
   type PricingSetup,
   type WorkerSetup,
@@ -122,6 +124,60 @@ describe('live rating in a worker thread', () => {
       worker.forgetAll();
       expect((await worker.rate([WABA])).diff).toBeNull();
     } finally {
+      await worker.close();
+      await store.close();
+    }
+  });
+
+  it("sends a large rating's rows in parts, each once the server's thread took the last: the same rows as in this thread", async () => {
+    // More rows than RATING_PART_ROWS: delivered templates (units), and templates never delivered (pending).
+    const file = join(dir, 'parts.db');
+    const store = await openSqliteStore(file);
+    const count = 2 * RATING_PART_ROWS + 500;
+    const lines = Array.from({ length: count }, (_, i) => {
+      const at = new Date(Date.UTC(2025, 7, 1) + i * 60_000).toISOString();
+      const line = deliveredUtility(
+        'WPARTS',
+        `wamid.parts.${i}`,
+        at,
+        `1650555${String(i % 1000).padStart(4, '0')}`,
+      );
+      return i % 10 === 0 ? { ...line, delivered_at: undefined } : line;
+    });
+    await store.ingestEvents(
+      lines.flatMap((line) => {
+        const parsed = parseEventValue(JSON.parse(JSON.stringify(line)));
+        if (!parsed.ok) throw new Error(parsed.error.message);
+        return parsed.value.events.map((event) => ({
+          key: eventKey(event),
+          event,
+          receivedAtMs: 0,
+          source: 'test',
+        }));
+      }),
+    );
+    // What the server's thread tells the worker: a `partTaken` per part it took.
+    const taken: unknown[] = [];
+    const original = Worker.prototype.postMessage;
+    const post = vi.spyOn(Worker.prototype, 'postMessage').mockImplementation(function (
+      this: Worker,
+      message: unknown,
+    ) {
+      if ((message as { type?: string }).type === 'partTaken') taken.push(message);
+      original.call(this, message);
+    });
+    const local = createInProcessLiveRater(store, pricing);
+    const worker = createWorkerLiveRater(script, { ...setup, db: `sqlite:${file}` }, logger);
+    try {
+      const expected = await local.rate(['WPARTS']);
+      expect(expected.full!.units.length).toBeGreaterThan(RATING_PART_ROWS);
+      expect(expected.full!.pending.length).toBeGreaterThan(0);
+      const rating = await worker.rate(['WPARTS']);
+      expect(rating.full).toEqual(expected.full);
+      expect(rating.totals).toEqual(expected.totals);
+      expect(taken).toHaveLength(Math.ceil(expected.full!.units.length / RATING_PART_ROWS));
+    } finally {
+      post.mockRestore();
       await worker.close();
       await store.close();
     }

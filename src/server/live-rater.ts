@@ -261,6 +261,13 @@ export function rateWithPricing(
 
 const CLOSE_GRACE_MS = 5_000;
 
+/**
+ * The rows of a full live rating cross from the worker in parts of this many, each sent once the server's
+ * thread has taken the last: the whole of a 600,000-event portfolio in one message took seconds to read in
+ * the server's thread (a structured clone is read at once), and webhooks waited as long.
+ */
+export const RATING_PART_ROWS = 5_000;
+
 const scopeKey = (scope: readonly string[]) => scope.join('\n');
 
 /** Live rating on the calling thread: the server's, or the worker's (which runs this one inside). */
@@ -377,12 +384,20 @@ export type WorkerRequest =
   | { type: 'estimate'; id: number; job: EstimateJob }
   | { type: 'settle'; scope: readonly string[]; isCommitted: boolean }
   | { type: 'forgetAll' }
-  | { type: 'close' };
+  | { type: 'close' }
+  /** The server's thread took a part of a rating's rows (`ratedPart`): the worker sends the next. */
+  | { type: 'partTaken'; id: number };
 
 export type WorkerReply =
   | { type: 'ready' }
   | { type: 'failed'; message: string }
-  | { type: 'rated'; id: number; rating: LiveRating }
+  /**
+   * A rating; `inParts`: its rows (`full`) came before it in `ratedPart` replies, and its own `full` holds only
+   * the findings.
+   */
+  | { type: 'rated'; id: number; rating: LiveRating; inParts?: true }
+  /** Some of the rows of a full rating, sent one part at a time (RATING_PART_ROWS), each once the last was taken. */
+  | { type: 'ratedPart'; id: number; units: BillableUnit[]; pending: PendingMessage[] }
   | { type: 'ratedScope'; id: number; rating: ScopeRating }
   | { type: 'answered'; id: number; answer: ReconcileAnswer | EstimateAnswer }
   | { type: 'error'; id: number; message: string; kind?: WorkerErrorKind };
@@ -482,6 +497,8 @@ export function createWorkerLiveRater(
   let worker: Worker | null = null;
   let ready: Promise<void> | null = null;
   let nextId = 1;
+  /** Request id → the rows of its rating received so far in parts. */
+  const parts = new Map<number, { units: BillableUnit[]; pending: PendingMessage[] }>();
   /** Request id → its caller (each resolves with the answer type its request asked for). */
   const waiting = new Map<
     number,
@@ -551,7 +568,20 @@ export function createWorkerLiveRater(
       thread.on('message', (reply: WorkerReply) => {
         if (reply.type === 'ready') resolve();
         else if (reply.type === 'failed') reject(new Error(`rating worker cannot start: ${reply.message}`));
-        else {
+        else if (reply.type === 'ratedPart') {
+          const rows = parts.get(reply.id) ?? { units: [], pending: [] };
+          for (const unit of reply.units) rows.units.push(unit);
+          for (const item of reply.pending) rows.pending.push(item);
+          parts.set(reply.id, rows);
+          // The next part once this thread has had its turn at whatever waits (webhooks): the worker sends it
+          // when told.
+          setImmediate(() => thread.postMessage({ type: 'partTaken', id: reply.id } satisfies WorkerRequest));
+        } else {
+          if (reply.type === 'rated' && reply.inParts) {
+            const rows = parts.get(reply.id) ?? { units: [], pending: [] };
+            parts.delete(reply.id);
+            reply.rating.full = { ...rows, findings: reply.rating.full?.findings ?? [] };
+          }
           const caller = waiting.get(reply.id);
           waiting.delete(reply.id);
           // It did what killed its predecessors: whatever killed them is gone.
@@ -580,6 +610,7 @@ export function createWorkerLiveRater(
         );
         for (const caller of waiting.values()) caller.reject(error);
         waiting.clear();
+        parts.clear();
         reject(error);
       });
     });

@@ -7,7 +7,9 @@ import { openStore } from '../store/open-store.js';
 import type { Store } from '../store/store.js';
 import {
   createInProcessLiveRater,
+  RATING_PART_ROWS,
   type LiveRater,
+  type LiveRating,
   type WorkerReply,
   type WorkerRequest,
   type WorkerSetup,
@@ -47,17 +49,48 @@ async function main(port: NonNullable<typeof parentPort>, setup: WorkerSetup): P
       });
     }
   };
+  /** Request id → the server's thread taking the part of its rows last sent (`partTaken`). */
+  const taken = new Map<number, () => void>();
+  /**
+   * A rating, its rows first in parts when there are many (RATING_PART_ROWS), each sent once the server's
+   * thread took the last: read at once, a whole portfolio's rows held up that thread for seconds.
+   */
+  const rated = async (id: number, rating: LiveRating): Promise<WorkerReply> => {
+    const { full } = rating;
+    if (full === null || full.units.length + full.pending.length <= RATING_PART_ROWS) {
+      return { type: 'rated', id, rating };
+    }
+    for (let start = 0; start < Math.max(full.units.length, full.pending.length); start += RATING_PART_ROWS) {
+      const wasTaken = new Promise<void>((resolve) => taken.set(id, resolve));
+      reply({
+        type: 'ratedPart',
+        id,
+        units: full.units.slice(start, start + RATING_PART_ROWS),
+        pending: full.pending.slice(start, start + RATING_PART_ROWS),
+      });
+      await wasTaken;
+    }
+    return {
+      type: 'rated',
+      id,
+      rating: { ...rating, full: { ...full, units: [], pending: [] } },
+      inParts: true,
+    };
+  };
   // One request at a time, in order: a settle always follows the rating it settles.
   let queue: Promise<void> = Promise.resolve();
   port.on('message', (request: WorkerRequest) => {
+    // Not queued: the rating in progress is what waits for it.
+    if (request.type === 'partTaken') {
+      const resolve = taken.get(request.id);
+      taken.delete(request.id);
+      resolve?.();
+      return;
+    }
     queue = queue.then(async () => {
       switch (request.type) {
         case 'rate':
-          await answer(request.id, async () => ({
-            type: 'rated',
-            id: request.id,
-            rating: await rater.rate(request.scope),
-          }));
+          await answer(request.id, async () => rated(request.id, await rater.rate(request.scope)));
           break;
         case 'rateScope':
           await answer(request.id, async () => ({
