@@ -91,7 +91,10 @@ export class Metrics {
       'webhook_items_unreadable_total',
       'Items of stored, signed webhook bodies that could not be read (each logged with the raw body id and where it is in the body); the rest of each body was stored.',
     );
-    this.define('store_errors_total', 'Store operations that failed (the database unreachable or refusing).');
+    this.define(
+      'store_errors_total',
+      'Store operations that failed (the database unreachable or refusing), and live rating rounds that failed whatever the cause: a rating worker that died is one too (rating_worker_deaths_total tells those apart).',
+    );
     this.define('rate_limited_total', 'Requests refused by the per-client rate limit.');
     this.define(
       'http_connections_refused_total',
