@@ -175,7 +175,15 @@ describe('live rating in a worker thread', () => {
       const rating = await worker.rate(['WPARTS']);
       expect(rating.full).toEqual(expected.full);
       expect(rating.totals).toEqual(expected.totals);
-      expect(taken).toHaveLength(Math.ceil(expected.full!.units.length / RATING_PART_ROWS));
+      const parts = Math.ceil(expected.full!.units.length / RATING_PART_ROWS);
+      expect(taken).toHaveLength(parts);
+      // A re-rate's whole rating of the scope too.
+      const whole = await worker.rateScope(['WPARTS'], {});
+      const wholeHere = await local.rateScope(['WPARTS'], {});
+      expect(whole.output.units).toEqual(wholeHere.output.units);
+      expect(whole.output.pending).toEqual(wholeHere.output.pending);
+      expect(whole.output.findings).toEqual(wholeHere.output.findings);
+      expect(taken).toHaveLength(2 * parts);
     } finally {
       post.mockRestore();
       await worker.close();

@@ -396,9 +396,13 @@ export type WorkerReply =
    * the findings.
    */
   | { type: 'rated'; id: number; rating: LiveRating; inParts?: true }
-  /** Some of the rows of a full rating, sent one part at a time (RATING_PART_ROWS), each once the last was taken. */
+  /**
+   * Some of the rows of a full live rating or of a scope's whole rating (a re-rate's), one part at a time
+   * (RATING_PART_ROWS), each once the last was taken.
+   */
   | { type: 'ratedPart'; id: number; units: BillableUnit[]; pending: PendingMessage[] }
-  | { type: 'ratedScope'; id: number; rating: ScopeRating }
+  /** A whole rating of a scope; `inParts`: its units and pending messages came before it (`ratedPart`). */
+  | { type: 'ratedScope'; id: number; rating: ScopeRating; inParts?: true }
   | { type: 'answered'; id: number; answer: ReconcileAnswer | EstimateAnswer }
   | { type: 'error'; id: number; message: string; kind?: WorkerErrorKind };
 
@@ -577,10 +581,12 @@ export function createWorkerLiveRater(
           // when told.
           setImmediate(() => thread.postMessage({ type: 'partTaken', id: reply.id } satisfies WorkerRequest));
         } else {
-          if (reply.type === 'rated' && reply.inParts) {
+          if ((reply.type === 'rated' || reply.type === 'ratedScope') && reply.inParts) {
             const rows = parts.get(reply.id) ?? { units: [], pending: [] };
             parts.delete(reply.id);
-            reply.rating.full = { ...rows, findings: reply.rating.full?.findings ?? [] };
+            if (reply.type === 'rated') {
+              reply.rating.full = { ...rows, findings: reply.rating.full?.findings ?? [] };
+            } else reply.rating.output = { ...reply.rating.output, ...rows };
           }
           const caller = waiting.get(reply.id);
           waiting.delete(reply.id);

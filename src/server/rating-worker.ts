@@ -5,11 +5,13 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { openStore } from '../store/open-store.js';
 import type { Store } from '../store/store.js';
+import type { BillableUnit, PendingMessage } from '../core/units.js';
 import {
   createInProcessLiveRater,
   RATING_PART_ROWS,
   type LiveRater,
   type LiveRating,
+  type ScopeRating,
   type WorkerReply,
   type WorkerRequest,
   type WorkerSetup,
@@ -52,28 +54,49 @@ async function main(port: NonNullable<typeof parentPort>, setup: WorkerSetup): P
   /** Request id → the server's thread taking the part of its rows last sent (`partTaken`). */
   const taken = new Map<number, () => void>();
   /**
-   * A rating, its rows first in parts when there are many (RATING_PART_ROWS), each sent once the server's
-   * thread took the last: read at once, a whole portfolio's rows held up that thread for seconds.
+   * Sends `units` and `pending` in parts (RATING_PART_ROWS), each once the server's thread took the last, when
+   * there are more than one part of them; says whether it did. Read at once, a whole portfolio's rows held up
+   * that thread (and every webhook) for seconds.
    */
-  const rated = async (id: number, rating: LiveRating): Promise<WorkerReply> => {
-    const { full } = rating;
-    if (full === null || full.units.length + full.pending.length <= RATING_PART_ROWS) {
-      return { type: 'rated', id, rating };
-    }
-    for (let start = 0; start < Math.max(full.units.length, full.pending.length); start += RATING_PART_ROWS) {
+  const sentInParts = async (
+    id: number,
+    units: readonly BillableUnit[],
+    pending: readonly PendingMessage[],
+  ): Promise<boolean> => {
+    if (units.length + pending.length <= RATING_PART_ROWS) return false;
+    for (let start = 0; start < Math.max(units.length, pending.length); start += RATING_PART_ROWS) {
       const wasTaken = new Promise<void>((resolve) => taken.set(id, resolve));
       reply({
         type: 'ratedPart',
         id,
-        units: full.units.slice(start, start + RATING_PART_ROWS),
-        pending: full.pending.slice(start, start + RATING_PART_ROWS),
+        units: units.slice(start, start + RATING_PART_ROWS),
+        pending: pending.slice(start, start + RATING_PART_ROWS),
       });
       await wasTaken;
+    }
+    return true;
+  };
+  /** A live rating, its rows (when it has all of them: `full`) sent first in parts when there are many. */
+  const rated = async (id: number, rating: LiveRating): Promise<WorkerReply> => {
+    const { full } = rating;
+    if (full === null || !(await sentInParts(id, full.units, full.pending))) {
+      return { type: 'rated', id, rating };
     }
     return {
       type: 'rated',
       id,
       rating: { ...rating, full: { ...full, units: [], pending: [] } },
+      inParts: true,
+    };
+  };
+  /** A whole rating of a scope (a re-rate's), its units and pending messages sent first in parts when many. */
+  const ratedScope = async (id: number, rating: ScopeRating): Promise<WorkerReply> => {
+    const { output } = rating;
+    if (!(await sentInParts(id, output.units, output.pending))) return { type: 'ratedScope', id, rating };
+    return {
+      type: 'ratedScope',
+      id,
+      rating: { ...rating, output: { ...output, units: [], pending: [] } },
       inParts: true,
     };
   };
@@ -93,11 +116,9 @@ async function main(port: NonNullable<typeof parentPort>, setup: WorkerSetup): P
           await answer(request.id, async () => rated(request.id, await rater.rate(request.scope)));
           break;
         case 'rateScope':
-          await answer(request.id, async () => ({
-            type: 'ratedScope',
-            id: request.id,
-            rating: await rater.rateScope(request.scope, request.options),
-          }));
+          await answer(request.id, async () =>
+            ratedScope(request.id, await rater.rateScope(request.scope, request.options)),
+          );
           break;
         case 'reconcile':
           await answer(request.id, async () => ({
