@@ -459,6 +459,8 @@ export interface WorkerRaterOptions {
   onDeath?: (cause: WorkerDeathCause) => void;
   /** The pause before a new worker starts after the nth death in a row (the last repeats). */
   restartDelaysMs?: readonly number[];
+  /** A request still unanswered after this long is said in the log (RATING_SLOW_WARNING_MS). */
+  slowWarningMs?: number;
   /** performance.now() by default (tests: their own). */
   nowMs?: () => number;
   /** The worker's own heap limits (default: the process's, which --max-old-space-size sets). */
@@ -472,6 +474,13 @@ export interface WorkerRaterOptions {
  * busy for nothing and logged two errors a second for as long as it lasted.
  */
 export const WORKER_RESTART_DELAYS_MS: readonly number[] = [0, 2_000, 5_000, 15_000, 30_000, 60_000];
+
+/**
+ * A rating still running after 5 minutes is said in the log, again every 5 minutes: a large portfolio may take
+ * that long, but a worker stuck in a loop never answers, and reads of the bill wait for the live rating
+ * without a word anywhere else.
+ */
+export const RATING_SLOW_WARNING_MS = 5 * 60_000;
 
 /** A worker's rater that the service can also stop at once (its shutdown's bound passed). */
 export interface WorkerLiveRater extends LiveRater {
@@ -652,8 +661,34 @@ export function createWorkerLiveRater(
     const id = nextId++;
     const message = request(id);
     const work = 'scope' in message ? `${message.type} ${scopeKey(message.scope)}` : message.type;
+    const wabas = 'scope' in message ? message.scope.length : undefined;
+    const startedMs = nowMs();
+    const slowMs = options.slowWarningMs ?? RATING_SLOW_WARNING_MS;
+    const slow = setInterval(() => {
+      const minutes = Math.round((nowMs() - startedMs) / 60_000);
+      logger.warn(
+        `the ${role} worker has been rating for ${minutes} min: a large portfolio can take that long (each rating's debug line "rated" says how long), a worker stuck in a loop never ends${role === 'live rating' ? ' — and reads of the bill wait for the live rating' : ''}; if rating_lag_seconds keeps growing and this repeats, restart the service (it rates every WABA at start)`,
+        {
+          errorCode: 'RATING_SLOW',
+          request: message.type,
+          ...(wabas === undefined ? {} : { wabas }),
+          minutes,
+        },
+      );
+    }, slowMs);
+    slow.unref?.();
     return new Promise<T>((resolve, reject) => {
-      waiting.set(id, { resolve: resolve as (rating: unknown) => void, reject, work });
+      waiting.set(id, {
+        resolve: (rating) => {
+          clearInterval(slow);
+          (resolve as (rating: unknown) => void)(rating);
+        },
+        reject: (error) => {
+          clearInterval(slow);
+          reject(error);
+        },
+        work,
+      });
       post(message);
     });
   }

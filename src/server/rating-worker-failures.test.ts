@@ -4,7 +4,7 @@
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { eventKey, type CoreEvent } from '../core/events.js';
 import { parseEventValue } from '../ingest/parse-event.js';
 import { openSqliteStore } from '../store/sqlite/sqlite-store.js';
@@ -22,15 +22,16 @@ const SETUP: WorkerSetup = { db: 'sqlite::memory:', accounts: [], cards: [], isR
 
 /**
  * A stand-in worker that speaks the rating worker's protocol: ready at once; a `rate` request runs out of
- * memory (`oom`) or throws outside any handler (`crash`) when it is BIG's and the file `fail` exists; else it
+ * memory (`oom`), throws outside any handler (`crash`) or is never answered (`hang`) when it is BIG's and the file `fail` exists; else it
  * answers.
  */
-function standIn(name: string, onRate: 'oom' | 'crash', fail: string): string {
+function standIn(name: string, onRate: 'oom' | 'crash' | 'hang', fail: string): string {
   const file = join(dir, `${name}.mjs`);
-  const failure =
-    onRate === 'oom'
-      ? 'const hoard = []; for (;;) hoard.push(new Array(100_000).fill(hoard.length));'
-      : "setImmediate(() => { throw new Error('a bug in rating'); }); return;";
+  const failure = {
+    oom: 'const hoard = []; for (;;) hoard.push(new Array(100_000).fill(hoard.length));',
+    crash: "setImmediate(() => { throw new Error('a bug in rating'); }); return;",
+    hang: 'return;',
+  }[onRate];
   writeFileSync(
     file,
     `import { parentPort } from 'node:worker_threads';
@@ -126,6 +127,41 @@ describe('a rating worker that keeps dying', () => {
       await expect(rater.rate(['BIG'])).rejects.toThrow(/a bug in rating/);
       expect(logged(logger).at(-1)?.msg).toContain('a new one starts at the next rating');
       expect(deaths).toEqual(['crashed', 'crashed', 'crashed']);
+    } finally {
+      await rater.close();
+    }
+  });
+});
+
+describe('a rating that does not end', () => {
+  it('is said in the log after the warning time, and again each time it passes, until it is answered', async () => {
+    const fail = join(dir, 'hang-fails');
+    writeFileSync(fail, '');
+    const logger = createMemoryLogger();
+    let now = 0;
+    const rater = createWorkerLiveRater(standIn('hang', 'hang', fail), SETUP, logger, {
+      slowWarningMs: 100,
+      nowMs: () => now,
+    });
+    const slow = () => logged(logger).filter((line) => line.errorCode === 'RATING_SLOW');
+    try {
+      const stuck = rater.rate(['BIG', 'BIG2']);
+      await expect(rater.rate(['SMALL'])).resolves.toEqual({ units: 1 });
+      now = 5 * 60_000;
+      await vi.waitFor(() => expect(slow().length).toBeGreaterThanOrEqual(2), { timeout: 5_000 });
+      expect(slow()[0]).toMatchObject({
+        msg: 'the live rating worker has been rating for 5 min: a large portfolio can take that long (each rating\'s debug line "rated" says how long), a worker stuck in a loop never ends — and reads of the bill wait for the live rating; if rating_lag_seconds keeps growing and this repeats, restart the service (it rates every WABA at start)',
+        request: 'rate',
+        wabas: 2,
+        minutes: 5,
+      });
+      // The answered rating (SMALL) is never said slow; the stuck one stops being said once it ends.
+      expect(slow().every((line) => line.wabas === 2)).toBe(true);
+      rater.abort('stopping');
+      await expect(stuck).rejects.toThrow('stopping');
+      const said = slow().length;
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      expect(slow()).toHaveLength(said);
     } finally {
       await rater.close();
     }
