@@ -3665,6 +3665,7 @@ describe('reads never show a stale bill while live rating keeps failing', () => 
     const file = join(dir, 'behind.db');
     const store = await openSqliteStore(file);
     service = await createTestService({}, { store });
+    await mountDashboardRoutes(service, { accountsPath: null, rateCardPaths: [] });
     const other = new Database(file);
     try {
       // Rating writes fail (as on a full disk); arrivals are still stored and acknowledged.
@@ -3679,8 +3680,12 @@ describe('reads never show a stale bill while live rating keeps failing', () => 
         expect(response.headers.get('Retry-After'), path).toBe('1');
         expect(await json(response), path).toMatchObject({ error: { code: 'RATING_BEHIND' } });
       }
-      // A key whose portfolio is current still reads.
+      // A key whose portfolio is current still reads; so does a key for every WABA, of another portfolio.
       expect((await service.get('/v1/totals', KEY_W2)).status).toBe(200);
+      for (const path of ['/v1/totals?waba=W2', '/v1/units?waba=W2', '/v1/dashboard/overview?waba=W2']) {
+        expect((await service.get(path, KEY_ALL)).status, path).toBe(200);
+      }
+      expect((await service.get('/v1/totals?waba=W1', KEY_ALL)).status).toBe(503);
       // Readiness says the store refuses writes.
       expect((await service.get('/healthz')).status).toBe(503);
 

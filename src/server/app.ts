@@ -1068,6 +1068,15 @@ export function createApp(deps: AppDeps): Hono<Env> {
     });
   }
 
+  /**
+   * The WABAs a read of units needs current: the one its `waba` filter names (with its portfolio: tiers and
+   * allowances run across it), else every WABA of the key. A portfolio whose live rating keeps failing (out of
+   * memory, say) then holds back only reads that include it, not a `*` key's read of another client's WABA.
+   */
+  function readScope(c: Context<Env>, filter: UnitFilter): readonly string[] | undefined {
+    return filter.waba !== undefined ? [filter.waba] : scopeOf(c);
+  }
+
   function unitFilterOf(c: Context<Env>): UnitFilter {
     const filter = parseUnitFilter((name) => c.req.query(name), c.get('apiKey'), deps.marketNames);
     if (!filter.ok) throw new QueryError(filter.error.code, filter.error.message);
@@ -1349,7 +1358,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
     const filter = unitFilterOf(c);
     const limit = limitOf(c, DEFAULT_PAGE);
     const cursor = c.req.query('cursor');
-    await rating.current(scopeOf(c));
+    await rating.current(readScope(c, filter));
     await checkUserNamed(c, filter);
     const page = await fromStore(store.queryUnits(filter, { limit, ...(cursor ? { cursor } : {}) }));
     const units = await unitsForReader(page.units.map(unitToJson), tierCountsOf(c));
@@ -1358,7 +1367,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
 
   app.get('/v1/units.csv', async (c) => {
     const filter = unitFilterOf(c);
-    await rating.current(scopeOf(c));
+    await rating.current(readScope(c, filter));
     await checkUserNamed(c, filter);
     // Streamed page by page as the client reads (each page waits for the one before to be taken): the
     // export of a large store is never held whole — a million units made a string past V8's limit (500) and
@@ -1463,7 +1472,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
 
   app.get('/v1/totals', async (c) => {
     const filter = unitFilterOf(c);
-    await rating.current(scopeOf(c));
+    await rating.current(readScope(c, filter));
     await checkUserNamed(c, filter);
     const totals = await fromStore(store.totals(filter));
     return c.json({ totals: totalsToJson(totals) });
@@ -1590,7 +1599,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
     if (!askedZone.ok) throw new QueryError(askedZone.error.code, askedZone.error.message);
     const timeZone =
       askedZone.value ?? (filter.waba !== undefined ? deps.timeZoneOf?.(filter.waba) : undefined);
-    await rating.current(scopeOf(c));
+    await rating.current(readScope(c, filter));
     await checkUserNamed(c, filter);
     // Meta's PHONE is a number's display number, which only the webhooks carry: those of the key's WABAs.
     const isPhoneUsed = asked.includes('business') || lists.phoneNumbers !== undefined;

@@ -257,7 +257,8 @@ export function registerDashboardRoutes(app: Hono<Env>, deps: DashboardDeps): vo
       const asked = timeZoneQuery((name) => c.req.query(name));
       if (!asked.ok) throw new DashboardQueryError(asked.error.code, asked.error.message);
       const timeZone = asked.value ?? (filter.waba ? accountBook().accountFor(filter.waba).timeZone : 'UTC');
-      await rating.current(scopeOf(apiKey));
+      // Only the WABA asked for (and its portfolio) must be current: another's failing rating is not this read's.
+      await rating.current(filter.waba ? [filter.waba] : scopeOf(apiKey));
       // A business-scoped id joined to a number finds the number's units too, and a `user` in no form a user
       // has, naming no unit of the key, is 400: as on GET /v1/units.
       const scope = scopeOf(apiKey);
@@ -377,7 +378,7 @@ export function registerDashboardRoutes(app: Hono<Env>, deps: DashboardDeps): vo
         const timeZone = book.accountFor(w).timeZone;
         byTimeZone.set(timeZone, [...(byTimeZone.get(timeZone) ?? []), w]);
       }
-      await rating.current(scopeOf(apiKey));
+      await rating.current(waba ? [waba] : scopeOf(apiKey));
       const points: AnalyticsPoint[] = [];
       for (const [timeZone, group] of byTimeZone) {
         const fromMs = startOfLocalDate(`${month}-01`, timeZone);
@@ -663,7 +664,7 @@ export function registerDashboardRoutes(app: Hono<Env>, deps: DashboardDeps): vo
       }
       const limit = wholeNumber(c.req.query('limit'), 'limit', DEFAULT_FINDINGS_PAGE, 1, MAX_FINDINGS_PAGE);
       const offset = wholeNumber(c.req.query('offset'), 'offset', 0, 0, Number.MAX_SAFE_INTEGER);
-      await rating.current(scopeOf(apiKey));
+      await rating.current(scope);
       const visible = scopeOf(apiKey);
       // A finding that names a second WABA (MESSAGE_OF_TWO_WABAS, NUMBER_OF_TWO_WABAS) is shown only to a key
       // that may read both: to another client it would give away that WABA's id and its message ids.
