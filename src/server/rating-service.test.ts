@@ -207,6 +207,46 @@ describe('live re-rating', () => {
     await rating.current(['B1']);
   });
 
+  it('a rating that keeps failing is logged at its first failure, then at most once a minute, and its end is said', async () => {
+    await makeService();
+    let refusals = 0;
+    let isRefusing = true;
+    const replaceRating = store.replaceRating.bind(store);
+    store.replaceRating = (record, result) => {
+      if (!isRefusing) return replaceRating(record, result);
+      refusals += 1;
+      return Promise.reject(new Error('row refused'));
+    };
+    const until = async (isDone: () => boolean) => {
+      const deadline = Date.now() + 15_000;
+      while (!isDone()) {
+        if (Date.now() > deadline) throw new Error('waited too long');
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+    };
+    const before = logger.lines.length; // the lines of this test only
+    const ours = () => logger.lines.slice(before);
+    // (Services of earlier tests may still retry against their closed stores: their lines are not these.)
+    const failed = () =>
+      ours().filter(
+        (line) => line.includes('live rating failed; will retry') && line.includes('row refused'),
+      );
+    await ingest(conversationLines('A1', 'PNA', '919876543210', 'wamid.a'));
+    await until(() => refusals >= 3); // retried every second
+    expect(failed()).toHaveLength(1);
+    nowMs += 61_000;
+    await until(() => refusals >= 4);
+    await until(() => failed().length === 2);
+    expect(failed()[1]).toContain('"failed_rounds_unlogged":');
+    expect(failed()[1]).toContain('"failing_for_seconds":61');
+    isRefusing = false;
+    await until(() => ours().some((line) => line.includes('live rating recovered')));
+    const recovered = ours().find((line) => line.includes('live rating recovered'))!;
+    expect(recovered).toContain(`"failed_rounds":${refusals}`);
+    expect(failed()).toHaveLength(2);
+    expect((await store.queryUnits({ waba: 'A1' }, { limit: 10 })).units).toHaveLength(3);
+  }, 30_000);
+
   it('a one-shot rateAll (no retries) rates every portfolio it can and names the ones it could not', async () => {
     await makeService(undefined, undefined, [], { retries: false });
     await storeUnrated([

@@ -309,6 +309,8 @@ export interface RatingServiceDeps {
 const LOCAL_CLIENT = 'local';
 
 const RETRY_MS = 1000;
+/** A live rating that keeps failing (retried every second) is logged again at most this often. */
+const FAILURE_LOG_MS = 60_000;
 
 /** Ratings read for their digests and totals: a re-rate's changes (tens of MB) left unread. */
 const WITHOUT_CHANGES = { isWithoutChanges: true } as const;
@@ -439,6 +441,8 @@ export function createRatingService(deps: RatingServiceDeps): RatingService {
   const behind = new Set<string>();
   /** Why the last live rating failed (while `behind` is not empty). */
   let lastFailure: unknown;
+  /** A run of failed live rating rounds: since when, how many, and when one was last logged. */
+  let failing: { sinceMs: number; rounds: number; loggedAtMs: number; unlogged: number } | undefined;
   /** WABA → the round in which its portfolio's rating last failed (until one succeeds). */
   const failedInRound = new Map<string, number>();
   let round = 0;
@@ -599,13 +603,38 @@ export function createRatingService(deps: RatingServiceDeps): RatingService {
         }
       }
       if (failure) throw failure.error;
+      if (failing !== undefined && batch.size === 0) {
+        // Said once it is over, as its start was: how long the bill could not be brought up to date.
+        logger.info('live rating recovered', {
+          failed_rounds: failing.rounds,
+          failing_for_seconds: Math.round((clock() - failing.sinceMs) / 1000),
+        });
+        failing = undefined;
+      }
     } catch (error) {
       lastFailure = error;
       deps.onStoreError?.();
-      logger.error(retries ? 'live rating failed; will retry' : 'rating failed', {
-        ...errorFields(error),
-        wabas: batch.size,
-      });
+      // Retried every second: logged at the first failure, then at most once a minute with how many rounds
+      // failed since (a portfolio that cannot be rated wrote two error lines a second for as long as it lasted).
+      const nowMs = clock();
+      failing ??= { sinceMs: nowMs, rounds: 0, loggedAtMs: -Infinity, unlogged: 0 };
+      failing.rounds += 1;
+      if (!retries || nowMs - failing.loggedAtMs >= FAILURE_LOG_MS) {
+        logger.error(retries ? 'live rating failed; will retry' : 'rating failed', {
+          ...errorFields(error),
+          wabas: batch.size,
+          ...(failing.unlogged > 0
+            ? {
+                failed_rounds_unlogged: failing.unlogged,
+                failing_for_seconds: Math.round((nowMs - failing.sinceMs) / 1000),
+              }
+            : {}),
+        });
+        failing.loggedAtMs = nowMs;
+        failing.unlogged = 0;
+      } else {
+        failing.unlogged += 1;
+      }
       for (const waba of batch.keys()) behind.add(waba);
       if (!retries) return;
       for (const [waba, sinceMs] of batch) dirty.set(waba, Math.min(sinceMs, dirty.get(waba) ?? Infinity));
