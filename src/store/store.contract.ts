@@ -1629,6 +1629,29 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
     });
 
     describe('ratings', () => {
+      it("replaceRating replaces every row of a portfolio's thousands (deleted in chunks), no other WABA's", async () => {
+        const store = await fresh();
+        const many = Array.from({ length: 4_500 }, (_, i) => unit(`u_${i}`, { waba: 'W1' }));
+        const pending = Array.from({ length: 4_100 }, (_, i) => ({
+          id: `wamid.p${i}`,
+          waba: 'W1',
+          business: 'PN1',
+          user: '919876543210',
+          sentAtMs: T0,
+        }));
+        await store.replaceRating(rating('r1', ['W1']), { units: many, pending, findings: [] });
+        const other = unit('u_other', { waba: 'W2' });
+        await store.replaceRating(rating('r2', ['W2']), { units: [other], pending: [], findings: [] });
+        expect((await store.queryUnits({ waba: 'W1' }, { limit: 1000 })).units).toHaveLength(1000);
+        const kept = unit('u_kept', { waba: 'W1' });
+        await store.replaceRating(rating('r3', ['W1'], T0 + 1), { units: [kept], pending: [], findings: [] });
+        expect((await store.queryUnits({}, { limit: 1000 })).units.map((u) => u.id).sort()).toEqual([
+          'u_kept',
+          'u_other',
+        ]);
+        expect(await store.listPending({ wabas: ['W1'] })).toEqual([]);
+      });
+
       it('gives back units with every field as stored', async () => {
         const store = await fresh();
         const units: BillableUnit[] = [

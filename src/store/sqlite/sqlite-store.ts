@@ -1224,13 +1224,18 @@ class SqliteStore implements Store {
     result: { units: BillableUnit[]; pending: PendingMessage[]; findings: Finding[] },
   ): Promise<void> {
     assertInScope(rating, result);
-    const scope = JSON.stringify(rating.wabas);
     await this.chunkedTransaction(async () => {
       await this.insertRating(rating);
-      this.statement('DELETE FROM units WHERE waba IN (SELECT value FROM json_each(?))').run(scope);
-      this.statement('DELETE FROM pending_messages WHERE waba IN (SELECT value FROM json_each(?))').run(
-        scope,
-      );
+      // In chunks, yielding between them, as the rows are written: one statement deleting a portfolio's
+      // 600,000 units held the server's thread (and every webhook) for 3.4–4.5 s.
+      for (const table of ['units', 'pending_messages'] as const) {
+        const deleteChunk = this.statement(
+          `DELETE FROM ${table} WHERE rowid IN (SELECT rowid FROM ${table} WHERE waba = ? LIMIT ?)`,
+        );
+        for (const waba of new Set(rating.wabas)) {
+          while (deleteChunk.run(waba, CHUNK_ROWS).changes === CHUNK_ROWS) await yieldToEventLoop();
+        }
+      }
       this.replaceFindings(rating, result.findings);
       await this.upsertUnits(result.units, rating.id, false);
       await this.upsertPending(result.pending, rating.id, false);
