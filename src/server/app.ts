@@ -422,6 +422,9 @@ function repeatedParameterResponse(c: Context, name: string): Response {
   return errorResponse(c, 'BAD_QUERY', `"${name}" is given more than once: give each parameter once.`);
 }
 
+/** A store error repeated word for word is logged again after this long (each request has its own line). */
+const STORE_ERROR_LOG_MS = 10_000;
+
 export function createApp(deps: AppDeps): Hono<Env> {
   const { store, config, clock, logger, rating } = deps;
   const metrics = deps.metrics ?? new Metrics();
@@ -434,6 +437,8 @@ export function createApp(deps: AppDeps): Hono<Env> {
     () => rating.onDemandWaiting(),
   );
   const app = new Hono<Env>();
+  /** A store error's words → when it was last logged and how many times it came since (onError). */
+  const storeErrorsLogged = new Map<string, { atMs: number; unlogged: number }>();
   /** The API keys downloading a CSV export now (one each, MAX_CONCURRENT_EXPORTS in all). */
   const exportingKeys = new Set<string>();
   const exportStallMs = deps.exportStallMs ?? EXPORT_STALL_MS;
@@ -648,7 +653,23 @@ export function createApp(deps: AppDeps): Hono<Env> {
     }
     if (error instanceof StoreUnavailable) {
       metrics.inc('store_errors_total');
-      logger.error('store error', errorFields(error.cause));
+      // Each refused request has its request line; the store's error itself is said once, then at most every
+      // STORE_ERROR_LOG_MS while it repeats word for word (a full disk refused 342 webhooks in a second, an
+      // error line each), with how many refusals it stands for.
+      const fields = errorFields(error.cause);
+      const key = `${String(fields.errorName)}\u0000${String(fields.error)}`;
+      const nowMs = clock();
+      const seen = storeErrorsLogged.get(key);
+      if (seen === undefined || nowMs - seen.atMs >= STORE_ERROR_LOG_MS) {
+        if (storeErrorsLogged.size >= 100) storeErrorsLogged.clear();
+        storeErrorsLogged.set(key, { atMs: nowMs, unlogged: 0 });
+        logger.error('store error', {
+          ...fields,
+          ...(seen !== undefined && seen.unlogged > 0 ? { same_errors_unlogged: seen.unlogged } : {}),
+        });
+      } else {
+        seen.unlogged += 1;
+      }
       // What the store's error says (disk full, read-only, no answer within the write's bound), never more;
       // else what refused the write before it started (the SQLite file gone or replaced), as /healthz says.
       const hint = writeFailureHint(error.cause) ?? storeHealth.writeBlocker();

@@ -120,4 +120,20 @@ describe('a webhook refused because the store is unavailable', () => {
       errorCode: 'STORE_UNAVAILABLE',
     });
   });
+
+  it('says the same store error once for many refused requests, then again with how many it stood for', async () => {
+    service = await createTestService();
+    await service.store.close();
+    const bodies = webhookFixtures().slice(0, 5);
+    for (const { body } of bodies) expect((await service.postWebhook(body)).status).toBe(503);
+    const storeErrors = () => linesOf(service.logs).filter((line) => line.msg === 'store error');
+    expect(storeErrors()).toHaveLength(1);
+    // Every refusal is still counted, and each request has its own line.
+    expect(service.metrics.value('store_errors_total')).toBe(5);
+    expect(requestLines(service.logs).filter((line) => line.status === 503)).toHaveLength(5);
+    service.clock.nowMs += 10_000;
+    expect((await service.postWebhook(bodies[0]!.body)).status).toBe(503);
+    expect(storeErrors()).toHaveLength(2);
+    expect(storeErrors()[1]).toMatchObject({ level: 'error', same_errors_unlogged: 4 });
+  });
 });
