@@ -122,11 +122,12 @@ describe('a webhook refused because the store is unavailable', () => {
   });
 
   it('says the same store error once for many refused requests, then again with how many it stood for', async () => {
-    service = await createTestService();
+    const created = await createTestService();
+    service = created;
     await service.store.close();
     const bodies = webhookFixtures().slice(0, 5);
     for (const { body } of bodies) expect((await service.postWebhook(body)).status).toBe(503);
-    const storeErrors = () => linesOf(service.logs).filter((line) => line.msg === 'store error');
+    const storeErrors = () => linesOf(created.logs).filter((line) => line.msg === 'store error');
     expect(storeErrors()).toHaveLength(1);
     // Every refusal is still counted, and each request has its own line.
     expect(service.metrics.value('store_errors_total')).toBe(5);
