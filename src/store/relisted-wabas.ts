@@ -62,8 +62,61 @@ export interface ListingFacts {
   ownersAfter: ReadonlyMap<string, string | null>;
   /** The statuses naming no WABA of each message id in `joiningMessageIds`. */
   unnamedStatuses: ReadonlyMap<string, readonly UnnamedStatus[]>;
-  /** Every WABA that has events, after the writes: read only when `hasUnnamedStatusChange`. */
+  /**
+   * For each message id of a status naming no WABA that the group stored (`unnamedStatusIds`), the WABAs that
+   * may list its statuses naming no WABA, after the writes (`unnamedStatusWabasOf`); `null` when they were not
+   * looked up (such a status rewritten, or more ids × stored WABAs than `UNNAMED_LOOKUP_LIMIT`): then every
+   * stored WABA.
+   */
+  unnamedStatusWabas: ReadonlyMap<string, readonly string[]> | null;
+  /** Every WABA that has events, after the writes: read only when `unnamedStatusWabas` is null. */
   storedWabas: readonly string[];
+}
+
+/**
+ * Look-ups (message ids × stored WABAs, each a few key seeks) above which an ingest names every stored WABA
+ * for its statuses naming no WABA instead of finding theirs: a bound on the work inside the ingest's
+ * transaction (20,000 × 6 seeks ≈ 0.1 s), where naming one WABA too many only costs a rating.
+ */
+export const UNNAMED_LOOKUP_LIMIT = 20_000;
+
+/**
+ * The message ids of the statuses naming no WABA these changes stored, each once; `null` when one of them was
+ * rewritten (a copy merged into it may have changed its number, and where it was listed before is not read):
+ * then every stored WABA is named.
+ */
+export function unnamedStatusIds(changes: readonly RowChange[]): string[] | null {
+  const ids = new Set<string>();
+  for (const change of changes) {
+    if (!isUnnamedStatus(change.event)) continue;
+    if (!change.isInserted) return null;
+    ids.add(change.event.id);
+  }
+  return [...ids];
+}
+
+/**
+ * The WABAs that may list a status naming no WABA of message id `id` (a superset of `listEvents`' choice,
+ * whoever wrote what): every stored WABA holding an event of the id that makes its message known there or is
+ * its inbound (`messageKeysSql`: the WABAs `messageInScopeJoinsStatusSql` may list it with), and every WABA tying
+ * a business number one of the id's statuses naming no WABA gives (`events.business`: the owners
+ * `statusPlacementSql` may place them with, as they were before the group — ties are only added, but by a
+ * rewrite whose owners `relistedWabas` names itself — and after). `holders`: the first, by id; `tying`: the
+ * second, by business number; `numbers`: the business numbers of each id's statuses naming no WABA.
+ */
+export function unnamedStatusWabasOf(
+  ids: readonly string[],
+  holders: ReadonlyMap<string, readonly string[]>,
+  numbers: ReadonlyMap<string, readonly string[]>,
+  tying: ReadonlyMap<string, readonly string[]>,
+): Map<string, string[]> {
+  const wabas = new Map<string, string[]>();
+  for (const id of ids) {
+    const found = new Set(holders.get(id) ?? []);
+    for (const number of numbers.get(id) ?? []) for (const waba of tying.get(number) ?? []) found.add(waba);
+    wabas.set(id, [...found].sort());
+  }
+  return wabas;
 }
 
 /** The WABAs an outcome names already: of its new and its merged events. */
@@ -115,7 +168,7 @@ function keysOfTie(tie: string | null, user: string | null): string[] {
   return user === null ? [tieKey(tie)] : [tieKey(tie), tieKey(tie, user)];
 }
 
-function isUnnamedStatus(event: CoreEvent): boolean {
+function isUnnamedStatus(event: CoreEvent): event is StatusEvent {
   return event.kind === 'status' && event.waba === undefined;
 }
 
@@ -195,11 +248,6 @@ export function isJoiningMessage(event: CoreEvent): event is InboundEvent | Outb
   return event.kind === 'status' && event.waba !== undefined && MESSAGE_STATUS_WORDS.includes(event.status);
 }
 
-/** Whether a status naming no WABA was stored or changed: then every stored WABA may list it differently. */
-export function hasUnnamedStatusChange(changes: readonly RowChange[]): boolean {
-  return changes.some((change) => isUnnamedStatus(change.event));
-}
-
 /**
  * `IngestOutcome.relistedWabas` of each item of a group, from the rows each item changed (`changes`), the WABAs
  * its outcome names already (`ownWabas`: of `inserted` and `merged`), and the facts read in the transaction.
@@ -242,7 +290,9 @@ export function relistedWabas(
     for (const change of changes) {
       const { event } = change;
       if (isUnnamedStatus(event)) {
-        isEveryWaba = true;
+        // The WABAs that listed it before and list it after are among those that may list a status of its id.
+        if (facts.unnamedStatusWabas === null) isEveryWaba = true;
+        else for (const waba of facts.unnamedStatusWabas.get(event.id) ?? []) add(waba);
         continue;
       }
       // A tie added or taken away: a number's statuses move when its owner changes (those whose pair has no

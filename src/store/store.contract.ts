@@ -2,6 +2,7 @@
 // mocks). `open` must give a fresh, empty, migrated store each time it is called.
 
 import { createHash, randomBytes } from 'node:crypto';
+import { UNNAMED_LOOKUP_LIMIT } from './relisted-wabas.js';
 import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
 import { TotalsAccumulator, totalsToJson } from '../core/report.js';
@@ -1291,25 +1292,59 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
         expect(await listingOf(store, ['W9'])).toContainEqual(status);
       });
 
-      it('names every stored WABA for a status naming no WABA, and none for a status naming its WABA', async () => {
+      it('names, for a status naming no WABA, the WABAs holding its message or tying its number; none for a status naming its WABA', async () => {
         const { store } = await ownedByW9();
-        await store.ingestEvents([input(outbound('wamid.o2', 'W2'))]);
+        await store.ingestEvents([
+          input({ ...outbound('wamid.o2', 'W2'), business: 'PN2' }),
+          input({ ...outbound('wamid.o3', 'W3'), business: 'PN3' }),
+        ]);
         expect(
           await store.ingestEvents([
             input({ kind: 'status', atMs: T0, waba: 'W2', id: 'wamid.o2', status: 'read' }),
           ]),
         ).toMatchObject({ relistedWabas: [] });
+        // Its message's WABA, not every stored one (W3, W9: their listings do not change).
         expect(
           await store.ingestEvents([
             input({ kind: 'status', atMs: T0, id: 'wamid.o2', status: 'delivered' }),
           ]),
-        ).toMatchObject({ relistedWabas: ['W2', 'W9'] });
-        // A copy that only makes such a status a trusted writer's (it then joins trusted messages only).
-        await store.ingestEvents([untrusted({ kind: 'status', atMs: T0, id: 'wamid.x', status: 'sent' })]);
+        ).toMatchObject({ relistedWabas: ['W2'] });
+        // A message stored nowhere, its number PN1 tied by W9 alone: the WABA it is placed with (every WABA
+        // tying the number would be named: the owner, the smallest, is among them).
+        expect(await store.ingestEvents([input(orphanStatus('wamid.elsewhere', 'PN1'))])).toMatchObject({
+          relistedWabas: ['W9'],
+        });
+        // Stored by a limited key, no WABA holds its message nor ties a number it names; a copy that makes it a
+        // trusted writer's rewrites it (it then joins trusted messages only): every stored WABA, as for any
+        // rewritten status naming no WABA.
+        expect(
+          await store.ingestEvents([untrusted({ kind: 'status', atMs: T0, id: 'wamid.x', status: 'sent' })]),
+        ).toMatchObject({ relistedWabas: [] });
         expect(
           await store.ingestEvents([input({ kind: 'status', atMs: T0, id: 'wamid.x', status: 'sent' })]),
-        ).toEqual({ inserted: [], duplicates: 1, merged: [], relistedWabas: ['W2', 'W9'] });
+        ).toEqual({ inserted: [], duplicates: 1, merged: [], relistedWabas: ['W2', 'W3', 'W9'] });
       });
+
+      it('names every stored WABA for a status naming no WABA when a copy rewrote it, or past the bound on look-ups', async () => {
+        const { store } = await ownedByW9();
+        await store.ingestEvents([input({ ...outbound('wamid.o2', 'W2'), business: 'PN2' })]);
+        const bare: StatusEvent = { kind: 'status', atMs: T0 + 1, id: 'wamid.o2', status: 'delivered' };
+        expect(await store.ingestEvents([input(bare)])).toMatchObject({ relistedWabas: ['W2'] });
+        // The same status again with its number: merged into the stored one, which may move it anywhere.
+        const merged = await store.ingestEvents([input({ ...bare, business: 'PN2', user: '919876543210' })]);
+        expect(merged).toMatchObject({ duplicates: 1, relistedWabas: ['W2', 'W9'] });
+        expect(merged.merged).toHaveLength(1);
+        // More ids × stored WABAs than UNNAMED_LOOKUP_LIMIT: every stored WABA rather than their look-ups.
+        const many = Array.from({ length: Math.floor(UNNAMED_LOOKUP_LIMIT / 2) + 1 }, (_, i) =>
+          input({ kind: 'status', atMs: T0 + 1, id: `wamid.many${i}`, status: 'sent' }),
+        );
+        expect(await store.ingestEvents(many)).toMatchObject({ relistedWabas: ['W2', 'W9'] });
+        expect(
+          await store.ingestEvents([
+            input({ kind: 'status', atMs: T0 + 1, id: 'wamid.one', status: 'sent' }),
+          ]),
+        ).toMatchObject({ relistedWabas: [] });
+      }, 60_000);
 
       it('in a group, names what the whole group changed with each item that took part', async () => {
         const { store, status } = await ownedByW9();

@@ -316,8 +316,9 @@ export interface IngestOutcome {
    * - a message's WABA when its row came to join statuses naming no WABA without changing its event (a trusted
    *   copy of what a limited key stored: `events.is_trusted`), and the owners of those statuses' numbers,
    *   which lose them (also when the message is new: a send log arriving after its statuses);
-   * - every stored WABA when a status naming no WABA was stored or changed (its message, looked up only when
-   *   rating, may be in any of them).
+   * - when a status naming no WABA was stored, the WABAs holding an event of its message id and those tying a
+   *   number its id's statuses give (`unnamedStatusWabasOf`); every stored WABA when one was rewritten, or past
+   *   `UNNAMED_LOOKUP_LIMIT`.
    * Computed inside the ingest's transaction, over the group it was committed with (`ingestBatch`): what the
    * whole group changed, named with each item whose events took part in it. A status naming its WABA, or an
    * event another kind, never adds one: webhooks of statuses cost no look-up.

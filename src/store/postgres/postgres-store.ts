@@ -46,7 +46,9 @@ import {
   type ListingFacts,
   type RowChange,
   type UnnamedStatus,
-  hasUnnamedStatusChange,
+  unnamedStatusIds,
+  unnamedStatusWabasOf,
+  UNNAMED_LOOKUP_LIMIT,
   isPlacingChange,
   isPlacingRow,
   joiningMessageIds,
@@ -85,6 +87,7 @@ import {
   listingCandidatesSql,
   inboundWabasSql,
   messageInScopeJoinsStatusSql,
+  messageKeysSql,
   messageStoredSql,
   numberOwnerSql,
   pairOwnerSql,
@@ -1584,9 +1587,26 @@ async function readListingFacts(
   const ownersAfter = await readOwners(client, keysLosingTies(changes));
   const unnamedStatuses = new Map<string, UnnamedStatus[]>();
   const ids = joiningMessageIds(changes);
-  // The WABAs of inbounds of their ids, unless every stored WABA is named anyway (a status naming no WABA
-  // changed: a send log's statuses stored with their messages).
-  const isEveryWaba = hasUnnamedStatusChange(changes);
+  // The WABAs that may list the statuses naming no WABA the group stored or changed; past the bound on the
+  // look-ups, every stored WABA instead.
+  const unnamedIds = unnamedStatusIds(changes);
+  let unnamedStatusWabas: Map<string, string[]> | null = new Map();
+  let storedWabas: string[] = [];
+  if (unnamedIds === null || unnamedIds.length > 0) {
+    const stored = (
+      await client.query(
+        `WITH RECURSIVE ${STORED_WABAS_CTE} SELECT waba FROM stored_wabas WHERE waba IS NOT NULL`,
+      )
+    ).rows.map((row: Row) => String(row.waba));
+    if (unnamedIds === null || unnamedIds.length * stored.length > UNNAMED_LOOKUP_LIMIT) {
+      unnamedStatusWabas = null;
+      storedWabas = stored;
+    } else {
+      unnamedStatusWabas = await readUnnamedStatusWabas(client, unnamedIds);
+    }
+  }
+  // The WABAs of inbounds of their ids, unless every stored WABA is named anyway.
+  const isEveryWaba = unnamedStatusWabas === null;
   if (ids.length > 0) {
     const inboundWabas = isEveryWaba
       ? 'NULL'
@@ -1612,14 +1632,58 @@ async function readListingFacts(
       ]);
     }
   }
-  const storedWabas = isEveryWaba
-    ? (
-        await client.query(
-          `WITH RECURSIVE ${STORED_WABAS_CTE} SELECT waba FROM stored_wabas WHERE waba IS NOT NULL`,
-        )
-      ).rows.map((row: Row) => String(row.waba))
-    : [];
-  return { ownersBefore, ownersAfter, unnamedStatuses, storedWabas };
+  return { ownersBefore, ownersAfter, unnamedStatuses, unnamedStatusWabas, storedWabas };
+}
+
+/**
+ * For each of `ids`, the WABAs that may list its statuses naming no WABA (`unnamedStatusWabasOf`): the stored
+ * WABAs holding a message event of the id (a few key seeks per stored WABA and id), and the WABAs tying each
+ * business number those statuses give (one skip scan of events_business per number).
+ */
+async function readUnnamedStatusWabas(
+  client: Queryable,
+  ids: readonly string[],
+): Promise<Map<string, string[]>> {
+  const holders = new Map<string, string[]>();
+  const holding = await client.query(
+    `WITH RECURSIVE ${STORED_WABAS_CTE}
+     SELECT DISTINCT ids.value AS id, w.waba AS waba
+     FROM unnest($1::text[]) AS ids(value) CROSS JOIN stored_wabas w CROSS JOIN events m
+     WHERE w.waba IS NOT NULL AND m.key IN (${messageKeysSql('w.waba', 'ids.value')})`,
+    [[...ids]],
+  );
+  for (const row of holding.rows as Row[]) {
+    const id = String(row.id);
+    holders.set(id, [...(holders.get(id) ?? []), String(row.waba)]);
+  }
+  const numbers = new Map<string, string[]>();
+  const giving = await client.query(
+    `SELECT DISTINCT s.message_id AS id, s.payload->>'business' AS business
+     FROM events s WHERE s.waba IS NULL AND s.message_id = ANY($1::text[]) AND s.kind = 'status'
+       AND s.payload->>'business' IS NOT NULL`,
+    [[...ids]],
+  );
+  for (const row of giving.rows as Row[]) {
+    const id = String(row.id);
+    numbers.set(id, [...(numbers.get(id) ?? []), String(row.business)]);
+  }
+  const tying = new Map<string, string[]>();
+  for (const number of new Set([...numbers.values()].flat())) {
+    const { rows } = await client.query(
+      `WITH RECURSIVE t(waba) AS (
+         SELECT min(waba) FROM events WHERE business = $1
+         UNION ALL
+         SELECT (SELECT min(e.waba) FROM events e WHERE e.business = $1 AND e.waba > t.waba) FROM t
+         WHERE t.waba IS NOT NULL)
+       SELECT waba FROM t WHERE waba IS NOT NULL`,
+      [number],
+    );
+    tying.set(
+      number,
+      (rows as Row[]).map((row) => String(row.waba)),
+    );
+  }
+  return unnamedStatusWabasOf(ids, holders, numbers, tying);
 }
 
 /** Reads the stored events of `keys` into `into` (`suffix`: an ORDER BY and a locking clause, or nothing). */

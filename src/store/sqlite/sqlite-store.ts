@@ -47,7 +47,9 @@ import {
   type ListingFacts,
   type RowChange,
   type UnnamedStatus,
-  hasUnnamedStatusChange,
+  unnamedStatusIds,
+  unnamedStatusWabasOf,
+  UNNAMED_LOOKUP_LIMIT,
   isPlacingChange,
   isPlacingRow,
   joiningMessageIds,
@@ -84,6 +86,7 @@ import {
   listingCandidatesSql,
   inboundWabasSql,
   messageInScopeJoinsStatusSql,
+  messageKeysSql,
   messageStoredSql,
   numberOwnerSql,
   pairOwnerSql,
@@ -930,9 +933,27 @@ class SqliteStore implements Store {
     // loop: SQLite would otherwise read every status naming no WABA through events_waba).
     const ids = joiningMessageIds(changes);
     const unnamedStatuses = new Map<string, UnnamedStatus[]>();
-    // The WABAs of inbounds of their ids, unless every stored WABA is named anyway (a status naming no WABA
-    // changed: a send log's statuses stored with their messages).
-    const isEveryWaba = hasUnnamedStatusChange(changes);
+    // The WABAs that may list the statuses naming no WABA the group stored or changed; past the bound on the
+    // look-ups, every stored WABA instead.
+    const unnamedIds = unnamedStatusIds(changes);
+    let unnamedStatusWabas: Map<string, string[]> | null = new Map();
+    let storedWabas: string[] = [];
+    if (unnamedIds === null || unnamedIds.length > 0) {
+      const stored = this.statement(
+        `WITH RECURSIVE ${STORED_WABAS_CTE} SELECT waba FROM stored_wabas WHERE waba IS NOT NULL`,
+      )
+        .pluck()
+        .all()
+        .map(String);
+      if (unnamedIds === null || unnamedIds.length * stored.length > UNNAMED_LOOKUP_LIMIT) {
+        unnamedStatusWabas = null;
+        storedWabas = stored;
+      } else {
+        unnamedStatusWabas = this.unnamedStatusWabas(unnamedIds);
+      }
+    }
+    // The WABAs of inbounds of their ids, unless every stored WABA is named anyway.
+    const isEveryWaba = unnamedStatusWabas === null;
     const inboundWabas = isEveryWaba
       ? 'NULL'
       : inboundWabasSql('s', (column) => `json_group_array(${column})`);
@@ -959,15 +980,51 @@ class SqliteStore implements Store {
         },
       ]);
     }
-    const storedWabas = isEveryWaba
-      ? this.statement(
-          `WITH RECURSIVE ${STORED_WABAS_CTE} SELECT waba FROM stored_wabas WHERE waba IS NOT NULL`,
-        )
-          .pluck()
-          .all()
-          .map(String)
-      : [];
-    return { ownersBefore, ownersAfter, unnamedStatuses, storedWabas };
+    return { ownersBefore, ownersAfter, unnamedStatuses, unnamedStatusWabas, storedWabas };
+  }
+
+  /**
+   * For each of `ids`, the WABAs that may list its statuses naming no WABA (`unnamedStatusWabasOf`): the stored
+   * WABAs holding a message event of the id (a few key seeks per stored WABA and id), and the WABAs tying each
+   * business number those statuses give (one skip scan of events_business per number).
+   */
+  private unnamedStatusWabas(ids: readonly string[]): Map<string, string[]> {
+    const idsJson = JSON.stringify(ids);
+    const holders = new Map<string, string[]>();
+    const holding = this.statement(
+      `WITH RECURSIVE ${STORED_WABAS_CTE}
+       SELECT DISTINCT ids.value AS id, w.waba AS waba
+       FROM json_each(?) AS ids CROSS JOIN stored_wabas w CROSS JOIN events m
+       WHERE w.waba IS NOT NULL AND m.key IN (${messageKeysSql('w.waba', 'ids.value')})`,
+    ).all(idsJson) as Row[];
+    for (const row of holding) {
+      const id = String(row.id);
+      holders.set(id, [...(holders.get(id) ?? []), String(row.waba)]);
+    }
+    const numbers = new Map<string, string[]>();
+    const giving = this.statement(
+      `SELECT DISTINCT ids.value AS id, json_extract(s.payload, '$.business') AS business
+       FROM json_each(?) AS ids CROSS JOIN events s INDEXED BY events_unnamed_status
+       WHERE s.waba IS NULL AND s.message_id = ids.value AND s.kind = 'status'
+         AND json_extract(s.payload, '$.business') IS NOT NULL`,
+    ).all(idsJson) as Row[];
+    for (const row of giving) {
+      const id = String(row.id);
+      numbers.set(id, [...(numbers.get(id) ?? []), String(row.business)]);
+    }
+    const tying = new Map<string, string[]>();
+    const tiers = this.statement(
+      `WITH RECURSIVE t(waba) AS (
+         SELECT min(waba) FROM events WHERE business = ?
+         UNION ALL
+         SELECT (SELECT min(e.waba) FROM events e WHERE e.business = ? AND e.waba > t.waba) FROM t
+         WHERE t.waba IS NOT NULL)
+       SELECT waba FROM t WHERE waba IS NOT NULL`,
+    ).pluck();
+    for (const number of new Set([...numbers.values()].flat())) {
+      tying.set(number, tiers.all(number, number).map(String));
+    }
+    return unnamedStatusWabasOf(ids, holders, numbers, tying);
   }
 
   /**
