@@ -101,22 +101,31 @@ export function unnamedStatusIds(changes: readonly RowChange[]): string[] | null
  * its inbound (`messageKeysSql`: the WABAs `messageInScopeJoinsStatusSql` may list it with), and every WABA tying
  * a business number one of the id's statuses naming no WABA gives (`events.business`: the owners
  * `statusPlacementSql` may place them with, as they were before the group — ties are only added, but by a
- * rewrite whose owners `relistedWabas` names itself — and after). `holders`: the first, by id; `tying`: the
- * second, by business number; `numbers`: the business numbers of each id's statuses naming no WABA.
+ * rewrite whose owners `relistedWabas` names itself — and after). `holders`: the first, a row per id and WABA;
+ * `numbers`: the business numbers of each id's statuses naming no WABA, a row each; `tying(number)`: the
+ * WABAs tying a number.
  */
 export function unnamedStatusWabasOf(
   ids: readonly string[],
-  holders: ReadonlyMap<string, readonly string[]>,
-  numbers: ReadonlyMap<string, readonly string[]>,
-  tying: ReadonlyMap<string, readonly string[]>,
+  holders: readonly Readonly<Record<string, unknown>>[],
+  numbers: readonly Readonly<Record<string, unknown>>[],
+  tying: (number: string) => readonly string[],
 ): Map<string, string[]> {
-  const wabas = new Map<string, string[]>();
-  for (const id of ids) {
-    const found = new Set(holders.get(id) ?? []);
-    for (const number of numbers.get(id) ?? []) for (const waba of tying.get(number) ?? []) found.add(waba);
-    wabas.set(id, [...found].sort());
+  const wabas = new Map<string, Set<string>>(ids.map((id) => [id, new Set<string>()]));
+  for (const row of holders) wabas.get(String(row.id))?.add(String(row.waba));
+  const tiedBy = new Map<string, readonly string[]>();
+  for (const row of numbers) {
+    const number = String(row.business);
+    let tied = tiedBy.get(number);
+    if (tied === undefined) tiedBy.set(number, (tied = tying(number)));
+    for (const waba of tied) wabas.get(String(row.id))?.add(waba);
   }
-  return wabas;
+  return new Map([...wabas].map(([id, found]) => [id, [...found].sort()]));
+}
+
+/** The business numbers of rows of `unnamedStatusWabasOf`'s `numbers`, each once. */
+export function numbersOf(numbers: readonly Readonly<Record<string, unknown>>[]): string[] {
+  return [...new Set(numbers.map((row) => String(row.business)))];
 }
 
 /** The WABAs an outcome names already: of its new and its merged events. */

@@ -48,6 +48,7 @@ import {
   type UnnamedStatus,
   unnamedStatusIds,
   unnamedStatusWabasOf,
+  numbersOf,
   UNNAMED_LOOKUP_LIMIT,
   isPlacingChange,
   isPlacingRow,
@@ -1644,31 +1645,21 @@ async function readUnnamedStatusWabas(
   client: Queryable,
   ids: readonly string[],
 ): Promise<Map<string, string[]>> {
-  const holders = new Map<string, string[]>();
-  const holding = await client.query(
+  const holders = await client.query(
     `WITH RECURSIVE ${STORED_WABAS_CTE}
      SELECT DISTINCT ids.value AS id, w.waba AS waba
      FROM unnest($1::text[]) AS ids(value) CROSS JOIN stored_wabas w CROSS JOIN events m
      WHERE w.waba IS NOT NULL AND m.key IN (${messageKeysSql('w.waba', 'ids.value')})`,
     [[...ids]],
   );
-  for (const row of holding.rows as Row[]) {
-    const id = String(row.id);
-    holders.set(id, [...(holders.get(id) ?? []), String(row.waba)]);
-  }
-  const numbers = new Map<string, string[]>();
-  const giving = await client.query(
+  const numbers = await client.query(
     `SELECT DISTINCT s.message_id AS id, s.payload->>'business' AS business
      FROM events s WHERE s.waba IS NULL AND s.message_id = ANY($1::text[]) AND s.kind = 'status'
        AND s.payload->>'business' IS NOT NULL`,
     [[...ids]],
   );
-  for (const row of giving.rows as Row[]) {
-    const id = String(row.id);
-    numbers.set(id, [...(numbers.get(id) ?? []), String(row.business)]);
-  }
-  const tying = new Map<string, string[]>();
-  for (const number of new Set([...numbers.values()].flat())) {
+  const tiedBy = new Map<string, string[]>();
+  for (const number of numbersOf(numbers.rows as Row[])) {
     const { rows } = await client.query(
       `WITH RECURSIVE t(waba) AS (
          SELECT min(waba) FROM events WHERE business = $1
@@ -1678,12 +1669,17 @@ async function readUnnamedStatusWabas(
        SELECT waba FROM t WHERE waba IS NOT NULL`,
       [number],
     );
-    tying.set(
+    tiedBy.set(
       number,
       (rows as Row[]).map((row) => String(row.waba)),
     );
   }
-  return unnamedStatusWabasOf(ids, holders, numbers, tying);
+  return unnamedStatusWabasOf(
+    ids,
+    holders.rows as Row[],
+    numbers.rows as Row[],
+    (number) => tiedBy.get(number) ?? [],
+  );
 }
 
 /** Reads the stored events of `keys` into `into` (`suffix`: an ORDER BY and a locking clause, or nothing). */

@@ -990,30 +990,19 @@ class SqliteStore implements Store {
    */
   private unnamedStatusWabas(ids: readonly string[]): Map<string, string[]> {
     const idsJson = JSON.stringify(ids);
-    const holders = new Map<string, string[]>();
-    const holding = this.statement(
+    const holders = this.statement(
       `WITH RECURSIVE ${STORED_WABAS_CTE}
        SELECT DISTINCT ids.value AS id, w.waba AS waba
        FROM json_each(?) AS ids CROSS JOIN stored_wabas w CROSS JOIN events m
        WHERE w.waba IS NOT NULL AND m.key IN (${messageKeysSql('w.waba', 'ids.value')})`,
     ).all(idsJson) as Row[];
-    for (const row of holding) {
-      const id = String(row.id);
-      holders.set(id, [...(holders.get(id) ?? []), String(row.waba)]);
-    }
-    const numbers = new Map<string, string[]>();
-    const giving = this.statement(
+    const numbers = this.statement(
       `SELECT DISTINCT ids.value AS id, json_extract(s.payload, '$.business') AS business
        FROM json_each(?) AS ids CROSS JOIN events s INDEXED BY events_unnamed_status
        WHERE s.waba IS NULL AND s.message_id = ids.value AND s.kind = 'status'
          AND json_extract(s.payload, '$.business') IS NOT NULL`,
     ).all(idsJson) as Row[];
-    for (const row of giving) {
-      const id = String(row.id);
-      numbers.set(id, [...(numbers.get(id) ?? []), String(row.business)]);
-    }
-    const tying = new Map<string, string[]>();
-    const tiers = this.statement(
+    const tying = this.statement(
       `WITH RECURSIVE t(waba) AS (
          SELECT min(waba) FROM events WHERE business = ?
          UNION ALL
@@ -1021,10 +1010,7 @@ class SqliteStore implements Store {
          WHERE t.waba IS NOT NULL)
        SELECT waba FROM t WHERE waba IS NOT NULL`,
     ).pluck();
-    for (const number of new Set([...numbers.values()].flat())) {
-      tying.set(number, tiers.all(number, number).map(String));
-    }
-    return unnamedStatusWabasOf(ids, holders, numbers, tying);
+    return unnamedStatusWabasOf(ids, holders, numbers, (number) => tying.all(number, number).map(String));
   }
 
   /**
