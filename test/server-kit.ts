@@ -32,6 +32,7 @@ import { onTestFinished } from 'vitest';
 import { openPostgresStore } from '../src/store/postgres/postgres-store.js';
 import { openSqliteStore } from '../src/store/sqlite/sqlite-store.js';
 import type { Store } from '../src/store/store.js';
+import { dropSchema } from './support/pg-schema.js';
 
 export const SECRET = 'test-app-secret-1';
 export const OTHER_SECRET = 'test-app-secret-2';
@@ -243,7 +244,7 @@ export async function serviceOn(
     await store.close();
     const admin = new pg.Client({ connectionString: TEST_POSTGRES_URL });
     await admin.connect();
-    await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+    await dropSchema(admin, schema);
     await admin.end();
   });
   return createTestService(overrides, { store });

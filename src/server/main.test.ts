@@ -25,6 +25,7 @@ import type { ServiceConfig } from './config.js';
 import { createMemoryLogger } from './logger.js';
 import { EXIT_WRITER_LOCK_LOST, runUntilSignalled, startServer, type RunningServer } from './main.js';
 import { createStoreHealth } from './store-health.js';
+import { dropSchema } from '../../test/support/pg-schema.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'wameter-main-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -523,7 +524,7 @@ async function inOwnSchema(
     url.searchParams.set('options', `-c search_path=${schema}`);
     await test(url, schema, admin);
   } finally {
-    await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+    await dropSchema(admin, schema);
     await admin.end();
   }
 }

@@ -14,6 +14,7 @@ import {
   KEY_ALL,
   type TestService,
 } from '../../test/server-kit.js';
+import { dropSchema } from '../../test/support/pg-schema.js';
 
 let service: TestService | undefined;
 const cleanups: (() => Promise<void>)[] = [];
@@ -41,7 +42,7 @@ async function serviceOnLockableStore(
     await store.close();
     const admin = new pg.Client({ connectionString: TEST_POSTGRES_URL });
     await admin.connect();
-    await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+    await dropSchema(admin, schema);
     await admin.end();
   });
   service = await createTestService({}, { store });
