@@ -932,3 +932,44 @@ describe('the heap cap of a streaming run', () => {
     expect(streamingHeapCap(['rate', 'f.ndjson'], { WAMETER_STREAM_HEAP_MB: 'abc' }, [])).toBeUndefined();
   });
 });
+
+describe('wameter rate --month', () => {
+  type Bill = {
+    units: { waba: string; opened_at: string; amount: string | null }[];
+    totals: Record<string, { amount: string; units: number }>;
+  };
+  const bill = async (month?: string): Promise<Bill> => {
+    const args = ['rate', EXAMPLE, '--accounts', EXAMPLE_ACCOUNTS, '--format', 'json'];
+    const { code, out } = await run(month === undefined ? args : [...args, '--month', month]);
+    expect(code).toBe(0);
+    return JSON.parse(out) as Bill;
+  };
+  const micros = (amount: string) => Math.round(Number(amount) * 1_000_000);
+
+  it("lists and totals the units billed in that month by each WABA's clock, the months adding up to the whole", async () => {
+    const [whole, september, october] = [await bill(), await bill('2025-09'), await bill('2025-10')];
+    // 2025-10-01T00:54Z is still September 30 in São Paulo: on September's bill, though October in UTC.
+    expect(september.units.map((unit) => [unit.waba, unit.opened_at])).toEqual([
+      ['953306147105484', '2025-10-01T00:54:06Z'],
+    ]);
+    expect(september.totals.USD).toMatchObject({ amount: '0.0315', units: 1 });
+    expect(october.units.length + september.units.length).toBe(whole.units.length);
+    expect(october.units.some((unit) => unit.opened_at === '2025-10-01T00:54:06Z')).toBe(false);
+    expect(micros(october.totals.USD!.amount) + micros(september.totals.USD!.amount)).toBe(
+      micros(whole.totals.USD!.amount),
+    );
+    expect((await bill('2025-08')).units).toEqual([]);
+  });
+
+  it('says what it left out on stderr, and refuses what is not a month', async () => {
+    const { error } = await run(['rate', EXAMPLE, '--accounts', EXAMPLE_ACCOUNTS, '--month', '2025-09']);
+    expect(error).toContain(
+      "wameter: --month 2025-09: 1 unit(s) and 0 pending message(s) of that month by each WABA's clock are listed and totalled, 935 unit(s) of other months left out",
+    );
+    for (const month of ['2025-13', '2025-9', 'July']) {
+      const refused = await run(['rate', EXAMPLE, '--month', month]);
+      expect(refused.code, month).toBe(1);
+      expect(refused.error, month).toContain(`"${month}" is not a month: write it YYYY-MM (2025-07)`);
+    }
+  });
+});

@@ -1,8 +1,9 @@
 // `wameter rate`: rates event files (or stdin) and prints the billable units and totals.
 
-import { Command } from 'commander';
+import { Command, InvalidArgumentError } from 'commander';
 import { join } from 'node:path';
 import { packageRoot } from '../ingest/rate-card-files.js';
+import { isMonth, localDate } from '../core/calendar.js';
 import type { BillableUnit, PendingMessage } from '../core/units.js';
 import { rateSources } from '../use-cases/rate-sources.js';
 import { eventSources, ratingSetupFrom } from './rating-inputs.js';
@@ -34,6 +35,7 @@ interface RateFlags {
   stream?: boolean;
   maxLateness?: number;
   allowUnpriced?: boolean;
+  month?: string;
 }
 
 // Meta retries an unanswered webhook for up to 36 h (webhooks.md): a redelivery that late is still rated.
@@ -83,6 +85,11 @@ export function registerRateCommand(program: Command, io: CliIo): void {
       '--allow-unpriced',
       'exit 0 even when some charged units have no price, or delivered messages could not be rated (they are listed in findings); not when --stream refused late events',
     )
+    .option(
+      '--month <YYYY-MM>',
+      "only the units billed in that month, each by its WABA's clock (accounts file), and their totals: a month's bill (the whole traffic is still rated: conversations, allowances and tiers run across months)",
+      optionValue('a month', parseMonth),
+    )
     .addHelpText(
       'after',
       `
@@ -106,7 +113,8 @@ Examples:
   wameter rate events.ndjson --as-of-rules PMP-2025     # what would this traffic cost per message?
   wameter rate events.ndjson --rate-cards cards/usd-2025-07-01.csv --rate-cards cards/usd-2025-10-01.csv
   wameter rate --rate-cards cards/usd-2025-07-01.csv cards/usd-2025-10-01.csv events.ndjson
-  wameter rate huge.ndjson --stream --max-lateness 36h --format json > units.json`,
+  wameter rate huge.ndjson --stream --max-lateness 36h --format json > units.json
+  wameter rate events/ --accounts accounts.json --month 2025-07 --format csv > july.csv`,
     )
     .action(async (operands: string[], flags: RateFlags) => {
       // `--rate-cards a.csv b.csv`: b.csv is a card (commander gave it to the sources).
@@ -127,6 +135,12 @@ export async function runRate(
     throw new CliError('--max-lateness only applies with --stream');
   }
   const setup = await ratingSetupFrom(flags);
+  // A month's bill: a unit is billed on the local date of its opening in its WABA's time zone (the date that
+  // chose its era, card, allowance and tier month), a pending message on that of its sending.
+  const month = flags.month;
+  const isOfMonth = (waba: string, atMs: number) =>
+    month === undefined || localDate(atMs, setup.accountBook.accountFor(waba).timeZone).startsWith(month);
+  let otherMonths = 0;
 
   const writer = createUnitWriter(flags.format, io.writeOut);
   const errors = createSourceErrorReporter(io.writeError);
@@ -137,11 +151,15 @@ export async function runRate(
     setup,
     {
       unit(unit: BillableUnit) {
+        if (!isOfMonth(unit.waba, unit.openedAtMs)) {
+          otherMonths += 1;
+          return;
+        }
         if (unit.amountMicros === null && unit.type === 'regular') unpriced += 1;
         writer.unit(unit);
       },
       pending(message) {
-        pending.push(message);
+        if (isOfMonth(message.waba, message.sentAtMs)) pending.push(message);
       },
     },
     {
@@ -170,6 +188,11 @@ export async function runRate(
   io.writeError(
     `wameter: read ${result.read.events} event(s) from ${result.read.files.length} source(s): ${result.stats.units} unit(s), ${result.stats.pending} pending, ${result.findings.length} finding(s)\n`,
   );
+  if (month !== undefined) {
+    io.writeError(
+      `wameter: --month ${month}: ${result.stats.units - otherMonths} unit(s) and ${pending.length} pending message(s) of that month by each WABA's clock are listed and totalled, ${otherMonths} unit(s) of other months left out; the findings are the whole rating's\n`,
+    );
+  }
   // Events --stream refused as late were never rated: the output is not the whole traffic, whatever else
   // happened, so this is said even when bad input decides the exit code.
   const late = result.stats.late;
@@ -210,4 +233,11 @@ function formatLateness(ms: number): string {
   ];
   const [unit, size] = units.find(([, size]) => ms % size === 0) ?? ['ms', 1];
   return `${ms / size}${unit}`;
+}
+
+/** `--month`: a calendar month, `YYYY-MM`. */
+function parseMonth(text: string): string {
+  const month = text.trim();
+  if (!isMonth(month)) throw new InvalidArgumentError(`"${text}" is not a month: write it YYYY-MM (2025-07)`);
+  return month;
 }
