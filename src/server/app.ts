@@ -209,9 +209,10 @@ function wabasToRate(outcome: IngestOutcome): Set<string> {
  * — then finds it a duplicate, and nothing else would ever rate it (failure-injection review, fifteenth
  * session: the bill stayed short until a restart). A real duplicate costs a re-rating of its portfolio.
  * Beyond the WABAs the events name, those their first write re-listed (store.ts `relistedWabas`, which only
- * that write could tell): every stored WABA when a status names none (storing one re-lists them all; its
- * WABA is its message's, which only the stored events tell); the WABAs tying each business number an
- * inbound, outbound or status naming its WABA gives (`listWabas(number)`): a number moved to a smaller WABA
+ * that write could tell): every stored WABA when a status names none (storing one re-lists the WABAs that
+ * may list it, and every WABA when it merged into a stored copy — which a duplicate cannot tell apart); the
+ * WABAs tying each business number an inbound, outbound or status naming its WABA gives
+ * (`listWabas(number)`): a number moved to a smaller WABA
  * leaves its former owner still tying it, and the statuses naming no WABA a message came to join were placed
  * with its number's owner; and the WABAs that place the statuses naming no WABA of the ids of the messages
  * given (`listPlacingWabas`): a status of another number, placed with that number's owner (or listed by an

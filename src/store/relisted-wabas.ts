@@ -45,7 +45,7 @@ export interface UnnamedStatus {
   /**
    * The WABAs whose stored inbound of its id joins it (`inboundWabasSql`): those that may list it by that inbound,
    * and lose it to a business message of its id or to an inbound of a smaller WABA (`messageInScopeJoinsStatusSql`).
-   * Read only when no status naming no WABA changed (else every stored WABA is named anyway): empty then.
+   * Read unless every stored WABA is named anyway (`ListingFacts.unnamedStatusWabas` null): empty then.
    */
   inboundWabas: readonly string[];
 }
