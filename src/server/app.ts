@@ -192,7 +192,7 @@ function constantTimeEquals(a: string, b: string): boolean {
 /**
  * The WABAs an ingest's outcome says to rate again: those of its new events, of the stored events a copy
  * completed (a referral, a recipient), and those whose statuses naming no WABA it moved (`relistedWabas`: a
- * number's former owner, a message that came to join them, every WABA for such a status itself). So the
+ * number's former owner, a message that came to join them, the WABAs that may list such a status itself). So the
  * stored bill of every WABA whose listing the ingest changed is rated again before any read shows it.
  */
 function wabasToRate(outcome: IngestOutcome): Set<string> {
@@ -209,30 +209,32 @@ function wabasToRate(outcome: IngestOutcome): Set<string> {
  * — then finds it a duplicate, and nothing else would ever rate it (failure-injection review, fifteenth
  * session: the bill stayed short until a restart). A real duplicate costs a re-rating of its portfolio.
  * Beyond the WABAs the events name, those their first write re-listed (store.ts `relistedWabas`, which only
- * that write could tell): every stored WABA when a status names none (storing one re-lists the WABAs that
- * may list it, and every WABA when it merged into a stored copy — which a duplicate cannot tell apart); the
- * WABAs tying each business number an inbound, outbound or status naming its WABA gives
- * (`listWabas(number)`): a number moved to a smaller WABA
+ * that write could tell): for a status naming none, the WABAs that may list the statuses naming no WABA of its
+ * id (`listUnnamedStatusWabas`: holding its message, or tying a number they give or gave — what storing it, or
+ * merging it into a stored copy, named); the WABAs tying each business number an inbound, outbound or status
+ * naming its WABA gives (`listWabas(number)`): a number moved to a smaller WABA
  * leaves its former owner still tying it, and the statuses naming no WABA a message came to join were placed
  * with its number's owner; and the WABAs that place the statuses naming no WABA of the ids of the messages
  * given (`listPlacingWabas`): a status of another number, placed with that number's owner (or listed by an
  * inbound of its id) until its message came. One look-up per number (a webhook's statuses give one or a few),
- * and one for all the message ids (an index seek each).
+ * one for all the message ids (an index seek each), and one for the ids of the statuses naming no WABA (a few
+ * key seeks per id and stored WABA; every stored WABA past `UNNAMED_LOOKUP_LIMIT` of them).
  */
 export async function wabasNamed(
   inputs: readonly { event: CoreEvent }[],
   stored: {
     listWabas: (business?: string) => Promise<string[]>;
     listPlacingWabas: (messageIds: readonly string[]) => Promise<string[]>;
+    listUnnamedStatusWabas: (messageIds: readonly string[]) => Promise<string[]>;
   },
 ): Promise<Set<string>> {
   const wabas = new Set<string>();
   const numbers = new Set<string>();
   const messageIds = new Set<string>();
-  let isUnnamedStatus = false;
+  const unnamedStatusIds = new Set<string>();
   for (const { event } of inputs) {
     if (event.waba === undefined) {
-      if (event.kind === 'status') isUnnamedStatus = true;
+      if (event.kind === 'status') unnamedStatusIds.add(event.id);
       continue;
     }
     wabas.add(event.waba);
@@ -240,12 +242,10 @@ export async function wabasNamed(
       numbers.add(event.business);
     if (isJoiningMessage(event)) messageIds.add(event.id);
   }
-  if (isUnnamedStatus) {
-    for (const waba of await stored.listWabas()) wabas.add(waba);
-    return wabas;
-  }
   for (const number of numbers) for (const waba of await stored.listWabas(number)) wabas.add(waba);
   if (messageIds.size > 0) for (const waba of await stored.listPlacingWabas([...messageIds])) wabas.add(waba);
+  if (unnamedStatusIds.size > 0)
+    for (const waba of await stored.listUnnamedStatusWabas([...unnamedStatusIds])) wabas.add(waba);
   return wabas;
 }
 
@@ -498,6 +498,8 @@ export function createApp(deps: AppDeps): Hono<Env> {
     listWabas: (business?: string) => store.listWabas(business).catch((): string[] => []),
     listPlacingWabas: (messageIds: readonly string[]) =>
       store.listPlacingWabas(messageIds).catch((): string[] => []),
+    listUnnamedStatusWabas: (messageIds: readonly string[]) =>
+      store.listUnnamedStatusWabas(messageIds).catch((): string[] => []),
   };
 
   async function fromStore<T>(operation: Promise<T>): Promise<T> {

@@ -55,6 +55,36 @@ async function listings(store: Store): Promise<string[]> {
 }
 
 describe('what a duplicate rates again', () => {
+  it('names, for a status naming no WABA, the WABAs that may list it, not every stored WABA', async () => {
+    const store = await openSqliteStore(':memory:');
+    try {
+      const trusted = (event: CoreEvent): EventInput => ({
+        key: eventKey(event),
+        event,
+        receivedAtMs: T0,
+        source: 'import',
+      });
+      const sent = (waba: string, id: string) =>
+        MESSAGES.find((event) => event.kind === 'outbound' && event.waba === waba && event.id === id)!;
+      // Three portfolios: W1's send log of m1 (PN1), W2's of m2 (PN1), W10's of m2 (PN2).
+      await store.ingestEvents([sent('W1', 'm1'), sent('W2', 'm2'), sent('W10', 'm2')].map(trusted));
+      // A status line naming no WABA of m1, sent twice: W1 holds its message, and only W1 is named.
+      const status: CoreEvent = { kind: 'status', atMs: T0 + 1, id: 'm1', status: 'delivered' };
+      expect(await store.ingestEvents([trusted(status)])).toMatchObject({ relistedWabas: ['W1'] });
+      expect(await store.ingestEvents([trusted(status)])).toMatchObject({ duplicates: 1, relistedWabas: [] });
+      expect([...(await wabasNamed([trusted(status)], store))]).toEqual(['W1']);
+      // One naming PN2 as well (a copy merged into it): W10 ties PN2 and may place it — W2 still not named.
+      const numbered: CoreEvent = { ...status, business: 'PN2', user: USERS[0]! };
+      expect(await store.ingestEvents([trusted(numbered)])).toMatchObject({
+        duplicates: 1,
+        relistedWabas: ['W1', 'W10'],
+      });
+      expect([...(await wabasNamed([trusted(numbered)], store))].sort()).toEqual(['W1', 'W10']);
+    } finally {
+      await store.close();
+    }
+  });
+
   it(`covers every WABA whose listing its first write changed, over generated ingests (seed ${SEED})`, async () => {
     const writer = fc.constantFrom<[string, boolean]>(
       ['import', true],

@@ -63,10 +63,9 @@ export interface ListingFacts {
   /** The statuses naming no WABA of each message id in `joiningMessageIds`. */
   unnamedStatuses: ReadonlyMap<string, readonly UnnamedStatus[]>;
   /**
-   * For each message id of a status naming no WABA that the group stored (`unnamedStatusIds`), the WABAs that
-   * may list its statuses naming no WABA, after the writes (`unnamedStatusWabasOf`); `null` when they were not
-   * looked up (such a status rewritten, or more ids × stored WABAs than `UNNAMED_LOOKUP_LIMIT`): then every
-   * stored WABA.
+   * For each message id of a status naming no WABA that the group stored or rewrote (`unnamedStatusIds`), the
+   * WABAs that may list its statuses naming no WABA, after the writes (`unnamedStatusWabasOf`); `null` when they
+   * were not looked up (more ids × stored WABAs than `UNNAMED_LOOKUP_LIMIT`): then every stored WABA.
    */
   unnamedStatusWabas: ReadonlyMap<string, readonly string[]> | null;
   /** Every WABA that has events, after the writes: read only when `unnamedStatusWabas` is null. */
@@ -81,17 +80,15 @@ export interface ListingFacts {
 export const UNNAMED_LOOKUP_LIMIT = 20_000;
 
 /**
- * The message ids of the statuses naming no WABA these changes stored, each once; `null` when one of them was
- * rewritten (a copy merged into it may have changed its number, and where it was listed before is not read):
- * then every stored WABA is named.
+ * The message ids of the statuses naming no WABA these changes stored or rewrote, each once. A rewrite (a copy
+ * merged in, or made a trusted writer's) is looked up as an insert is: a merge that changes its number keeps
+ * the number it had in `namesOfCopies` (event-copies.ts), which `unnamedStatusWabasOf`'s numbers read, and the
+ * WABAs holding its message are the same whoever wrote it — so the WABAs that may list it after the rewrite
+ * include those that listed it before.
  */
-export function unnamedStatusIds(changes: readonly RowChange[]): string[] | null {
+export function unnamedStatusIds(changes: readonly RowChange[]): string[] {
   const ids = new Set<string>();
-  for (const change of changes) {
-    if (!isUnnamedStatus(change.event)) continue;
-    if (!change.isInserted) return null;
-    ids.add(change.event.id);
-  }
+  for (const change of changes) if (isUnnamedStatus(change.event)) ids.add(change.event.id);
   return [...ids];
 }
 
@@ -99,33 +96,59 @@ export function unnamedStatusIds(changes: readonly RowChange[]): string[] | null
  * The WABAs that may list a status naming no WABA of message id `id` (a superset of `listEvents`' choice,
  * whoever wrote what): every stored WABA holding an event of the id that makes its message known there or is
  * its inbound (`messageKeysSql`: the WABAs `messageInScopeJoinsStatusSql` may list it with), and every WABA tying
- * a business number one of the id's statuses naming no WABA gives (`events.business`: the owners
+ * a business number one of the id's statuses naming no WABA gives or gave (`events.business`: the owners
  * `statusPlacementSql` may place them with, as they were before the group — ties are only added, but by a
- * rewrite whose owners `relistedWabas` names itself — and after). `holders`: the first, a row per id and WABA;
- * `numbers`: the business numbers of each id's statuses naming no WABA, a row each; `tying(number)`: the
- * WABAs tying a number.
+ * rewrite whose owners `relistedWabas` names itself — and after). None for an id with no stored status naming
+ * no WABA. `holders`: the first, a row per id and WABA; `statuses`: the id's statuses naming no WABA, a row each
+ * (`id`, `business`: `$.business`, `names_of_copies`: `$.namesOfCopies`, as JSON text or as read from jsonb) —
+ * a status's own number and those its copies named (a merge keeps the smaller number, and the one it replaced
+ * only in `namesOfCopies`, event-copies.ts); `tying(number)`: the WABAs tying a number.
  */
 export function unnamedStatusWabasOf(
   ids: readonly string[],
   holders: readonly Readonly<Record<string, unknown>>[],
-  numbers: readonly Readonly<Record<string, unknown>>[],
+  statuses: readonly Readonly<Record<string, unknown>>[],
   tying: (number: string) => readonly string[],
 ): Map<string, string[]> {
   const wabas = new Map<string, Set<string>>(ids.map((id) => [id, new Set<string>()]));
-  for (const row of holders) wabas.get(String(row.id))?.add(String(row.waba));
+  const withStatuses = new Set(statuses.map((row) => String(row.id)));
+  for (const row of holders)
+    if (withStatuses.has(String(row.id))) wabas.get(String(row.id))?.add(String(row.waba));
   const tiedBy = new Map<string, readonly string[]>();
-  for (const row of numbers) {
-    const number = String(row.business);
-    let tied = tiedBy.get(number);
-    if (tied === undefined) tiedBy.set(number, (tied = tying(number)));
-    for (const waba of tied) wabas.get(String(row.id))?.add(waba);
+  for (const { id, business } of numberRowsOf(statuses)) {
+    let tied = tiedBy.get(business);
+    if (tied === undefined) tiedBy.set(business, (tied = tying(business)));
+    for (const waba of tied) wabas.get(id)?.add(waba);
   }
   return new Map([...wabas].map(([id, found]) => [id, [...found].sort()]));
 }
 
-/** The business numbers of rows of `unnamedStatusWabasOf`'s `numbers`, each once. */
-export function numbersOf(numbers: readonly Readonly<Record<string, unknown>>[]): string[] {
-  return [...new Set(numbers.map((row) => String(row.business)))];
+/** The business numbers `statuses` give (`unnamedStatusWabasOf`), each once. */
+export function numbersOf(statuses: readonly Readonly<Record<string, unknown>>[]): string[] {
+  return [...new Set(numberRowsOf(statuses).map((row) => row.business))];
+}
+
+/** The numbers of `unnamedStatusWabasOf`'s `statuses`: a row per id and number, each once. */
+function numberRowsOf(
+  statuses: readonly Readonly<Record<string, unknown>>[],
+): { id: string; business: string }[] {
+  const seen = new Set<string>();
+  const numbers: { id: string; business: string }[] = [];
+  const add = (id: string, business: unknown) => {
+    if (typeof business !== 'string' || seen.has(tieKey(business, id))) return;
+    seen.add(tieKey(business, id));
+    numbers.push({ id, business });
+  };
+  for (const row of statuses) {
+    const id = String(row.id);
+    add(id, row.business);
+    const copies: unknown =
+      typeof row.names_of_copies === 'string' ? JSON.parse(row.names_of_copies) : row.names_of_copies;
+    if (Array.isArray(copies))
+      for (const names of copies as unknown[])
+        if (typeof names === 'object' && names !== null) add(id, (names as { business?: unknown }).business);
+  }
+  return numbers;
 }
 
 /** The WABAs an outcome names already: of its new and its merged events. */

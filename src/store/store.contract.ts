@@ -1315,25 +1315,85 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
           relistedWabas: ['W9'],
         });
         // Stored by a limited key, no WABA holds its message nor ties a number it names; a copy that makes it a
-        // trusted writer's rewrites it (it then joins trusted messages only): every stored WABA, as for any
-        // rewritten status naming no WABA.
+        // trusted writer's rewrites it (it then joins trusted messages only): no WABA may list it, before or
+        // after, and none is named.
         expect(
           await store.ingestEvents([untrusted({ kind: 'status', atMs: T0, id: 'wamid.x', status: 'sent' })]),
         ).toMatchObject({ relistedWabas: [] });
         expect(
           await store.ingestEvents([input({ kind: 'status', atMs: T0, id: 'wamid.x', status: 'sent' })]),
-        ).toEqual({ inserted: [], duplicates: 1, merged: [], relistedWabas: ['W2', 'W3', 'W9'] });
+        ).toEqual({ inserted: [], duplicates: 1, merged: [], relistedWabas: [] });
       });
 
-      it('names every stored WABA for a status naming no WABA when a copy rewrote it, or past the bound on look-ups', async () => {
+      it('names, for a rewritten status naming no WABA, the WABAs that may list it before and after; none for its redelivery', async () => {
         const { store } = await ownedByW9();
-        await store.ingestEvents([input({ ...outbound('wamid.o2', 'W2'), business: 'PN2' })]);
+        // W2 ties PN2, W3 ties PN3 (no status of theirs is concerned: never named).
+        await store.ingestEvents([
+          input({ ...outbound('wamid.o2', 'W2'), business: 'PN2' }),
+          input({ ...outbound('wamid.o3', 'W3'), business: 'PN3' }),
+        ]);
         const bare: StatusEvent = { kind: 'status', atMs: T0 + 1, id: 'wamid.o2', status: 'delivered' };
         expect(await store.ingestEvents([input(bare)])).toMatchObject({ relistedWabas: ['W2'] });
-        // The same status again with its number: merged into the stored one, which may move it anywhere.
+        // The same line again (a send log posted twice) changes nothing and names nothing.
+        expect(await store.ingestEvents([input(bare)])).toEqual({
+          inserted: [],
+          duplicates: 1,
+          merged: [],
+          relistedWabas: [],
+        });
+        // The same status again with its number: merged into the stored one; its message's WABA lists it.
         const merged = await store.ingestEvents([input({ ...bare, business: 'PN2', user: '919876543210' })]);
-        expect(merged).toMatchObject({ duplicates: 1, relistedWabas: ['W2', 'W9'] });
+        expect(merged).toMatchObject({ duplicates: 1, relistedWabas: ['W2'] });
         expect(merged.merged).toHaveLength(1);
+        // A status whose message is stored nowhere, placed with W2 (PN2's owner); a copy naming PN1 merges into
+        // it (the smaller number is kept): W9 places it now, and both are named — not W3.
+        const placed = orphanStatus('wamid.nowhere', 'PN2');
+        expect(await store.ingestEvents([input(placed)])).toMatchObject({ relistedWabas: ['W2'] });
+        expect(await listingOf(store, ['W2'])).toContainEqual(placed);
+        const moved = await store.ingestEvents([input({ ...placed, business: 'PN1' })]);
+        expect(moved).toMatchObject({ duplicates: 1, relistedWabas: ['W2', 'W9'] });
+        expect(moved.merged).toHaveLength(1);
+        expect((await listingOf(store, ['W2'])).map((event) => eventKey(event))).not.toContain(
+          eventKey(placed),
+        );
+        expect((await listingOf(store, ['W9'])).map((event) => eventKey(event))).toContain(eventKey(placed));
+        // Its redelivery (either copy) names nothing; after the fact, the WABAs that may list it are both.
+        expect(await store.ingestEvents([input(placed)])).toMatchObject({ duplicates: 1, relistedWabas: [] });
+        expect(await store.listUnnamedStatusWabas(['wamid.nowhere'])).toEqual(['W2', 'W9']);
+      });
+
+      it('lists, after the fact, the WABAs that may list the statuses naming no WABA of message ids (listUnnamedStatusWabas)', async () => {
+        // What storing or rewriting such a status named, asked again: a retry after a lost answer.
+        const { store } = await ownedByW9();
+        await store.ingestEvents([
+          input({ ...outbound('wamid.o2', 'W2'), business: 'PN2' }),
+          input({ ...outbound('wamid.o3', 'W3'), business: 'PN3' }),
+          input({ kind: 'status', atMs: T0, id: 'wamid.o2', status: 'delivered' }),
+          // An inbound of W5 (another number) and a status of its id naming PN1 (W9's).
+          input({ ...inbound('wamid.in', 'W5'), business: 'PN5' }),
+          input(orphanStatus('wamid.in', 'PN1')),
+        ]);
+        expect(await store.listUnnamedStatusWabas([])).toEqual([]);
+        expect(await store.listUnnamedStatusWabas(['wamid.o2'])).toEqual(['W2']);
+        expect(await store.listUnnamedStatusWabas(['wamid.in', 'wamid.none'])).toEqual(['W5', 'W9']);
+        // An id with no status naming no WABA, or none stored at all: no WABA.
+        expect(await store.listUnnamedStatusWabas(['wamid.o3', 'wamid.none'])).toEqual([]);
+        expect(await store.listUnnamedStatusWabas(['wamid.o2', 'wamid.in', 'wamid.o2'])).toEqual([
+          'W2',
+          'W5',
+          'W9',
+        ]);
+        // More ids × stored WABAs (four) than UNNAMED_LOOKUP_LIMIT: every stored WABA rather than their look-ups.
+        const ids = Array.from(
+          { length: Math.floor(UNNAMED_LOOKUP_LIMIT / 4) + 1 },
+          (_, i) => `wamid.many${i}`,
+        );
+        expect(await store.listUnnamedStatusWabas(ids)).toEqual(['W2', 'W3', 'W5', 'W9']);
+      });
+
+      it('names every stored WABA for statuses naming no WABA past the bound on look-ups', async () => {
+        const { store } = await ownedByW9();
+        await store.ingestEvents([input({ ...outbound('wamid.o2', 'W2'), business: 'PN2' })]);
         // More ids × stored WABAs than UNNAMED_LOOKUP_LIMIT: every stored WABA rather than their look-ups.
         const many = Array.from({ length: Math.floor(UNNAMED_LOOKUP_LIMIT / 2) + 1 }, (_, i) =>
           input({ kind: 'status', atMs: T0 + 1, id: `wamid.many${i}`, status: 'sent' }),

@@ -602,6 +602,15 @@ export interface Store {
    */
   listPlacingWabas(messageIds: readonly string[]): Promise<string[]>;
   /**
+   * The WABAs that may list the stored statuses naming no WABA of these message ids, sorted: those holding an
+   * event of the id that makes its message known there or is its inbound (any writer's), and those tying a
+   * business number one of the id's statuses naming no WABA gives, or gave before a copy merged into it
+   * (`unnamedStatusWabasOf`). What storing or rewriting such a status re-listed (`IngestOutcome.relistedWabas`),
+   * for a caller that can no longer ask it: a write whose answer was lost, retried and found a duplicate. Every
+   * stored WABA past the ingest's bound on the look-ups (more ids × stored WABAs than `UNNAMED_LOOKUP_LIMIT`).
+   */
+  listUnnamedStatusWabas(messageIds: readonly string[]): Promise<string[]>;
+  /**
    * Statuses that name no WABA and that no `listEvents(wabas)` lists, whatever its scope: no stored inbound or
    * outbound of any WABA that joins them has their message id (`messageJoinsStatusSql`), and no trusted inbound,
    * outbound or status of a WABA ties their business number, or they name none. Nothing rates them until such an

@@ -279,6 +279,8 @@ class StoreHoldingWriterLock implements Store {
   listEvents: Store['listEvents'] = (...args) => this.store.listEvents(...args);
   listWabas: Store['listWabas'] = (...args) => this.store.listWabas(...args);
   listPlacingWabas: Store['listPlacingWabas'] = (...args) => this.store.listPlacingWabas(...args);
+  listUnnamedStatusWabas: Store['listUnnamedStatusWabas'] = (...args) =>
+    this.store.listUnnamedStatusWabas(...args);
   countUnattributedStatuses: Store['countUnattributedStatuses'] = (...args) =>
     this.store.countUnattributedStatuses(...args);
   refreshStatistics: Store['refreshStatistics'] = () => this.store.refreshStatistics();

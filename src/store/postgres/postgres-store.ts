@@ -991,6 +991,17 @@ class PostgresStore implements Store {
     return rows.map((row: Row) => String(row.waba));
   }
 
+  async listUnnamedStatusWabas(messageIds: readonly string[]): Promise<string[]> {
+    if (messageIds.length === 0) return [];
+    const ids = [...new Set(messageIds)];
+    // As readListingFacts looks them up, with the same bound on the look-ups.
+    return this.read(async (client) => {
+      const stored = await readStoredWabas(client);
+      if (ids.length * stored.length > UNNAMED_LOOKUP_LIMIT) return stored;
+      return [...new Set([...(await readUnnamedStatusWabas(client, ids)).values()].flat())].sort();
+    });
+  }
+
   async listPlacingWabas(messageIds: readonly string[]): Promise<string[]> {
     if (messageIds.length === 0) return [];
     // As readListingFacts reads them: a seek of events_unnamed_status per id, in one statement.
@@ -1579,6 +1590,14 @@ async function readOwners(client: Queryable, keys: readonly string[]): Promise<M
   return owners;
 }
 
+/** Every WABA that has events, sorted (a loose scan of events_waba). */
+async function readStoredWabas(client: Queryable): Promise<string[]> {
+  const { rows } = await client.query(
+    `WITH RECURSIVE ${STORED_WABAS_CTE} SELECT waba FROM stored_wabas WHERE waba IS NOT NULL`,
+  );
+  return (rows as Row[]).map((row) => String(row.waba));
+}
+
 /** What `relistedWabas` needs beyond the changes, read after the group's writes (ListingFacts). */
 async function readListingFacts(
   client: Queryable,
@@ -1593,13 +1612,9 @@ async function readListingFacts(
   const unnamedIds = unnamedStatusIds(changes);
   let unnamedStatusWabas: Map<string, string[]> | null = new Map();
   let storedWabas: string[] = [];
-  if (unnamedIds === null || unnamedIds.length > 0) {
-    const stored = (
-      await client.query(
-        `WITH RECURSIVE ${STORED_WABAS_CTE} SELECT waba FROM stored_wabas WHERE waba IS NOT NULL`,
-      )
-    ).rows.map((row: Row) => String(row.waba));
-    if (unnamedIds === null || unnamedIds.length * stored.length > UNNAMED_LOOKUP_LIMIT) {
+  if (unnamedIds.length > 0) {
+    const stored = await readStoredWabas(client);
+    if (unnamedIds.length * stored.length > UNNAMED_LOOKUP_LIMIT) {
       unnamedStatusWabas = null;
       storedWabas = stored;
     } else {
@@ -1652,14 +1667,17 @@ async function readUnnamedStatusWabas(
      WHERE w.waba IS NOT NULL AND m.key IN (${messageKeysSql('w.waba', 'ids.value')})`,
     [[...ids]],
   );
-  const numbers = await client.query(
-    `SELECT DISTINCT s.message_id AS id, s.payload->>'business' AS business
-     FROM events s WHERE s.waba IS NULL AND s.message_id = ANY($1::text[]) AND s.kind = 'status'
-       AND s.payload->>'business' IS NOT NULL`,
-    [[...ids]],
-  );
+  // Each status's number, and those its merged copies named (namesOfCopies: the number a merge replaced).
+  const statuses = (
+    await client.query(
+      `SELECT s.message_id AS id, s.payload->>'business' AS business,
+              s.payload->'namesOfCopies' AS names_of_copies
+       FROM events s WHERE s.waba IS NULL AND s.message_id = ANY($1::text[]) AND s.kind = 'status'`,
+      [[...ids]],
+    )
+  ).rows as Row[];
   const tiedBy = new Map<string, string[]>();
-  for (const number of numbersOf(numbers.rows as Row[])) {
+  for (const number of numbersOf(statuses)) {
     const { rows } = await client.query(
       `WITH RECURSIVE t(waba) AS (
          SELECT min(waba) FROM events WHERE business = $1
@@ -1674,12 +1692,7 @@ async function readUnnamedStatusWabas(
       (rows as Row[]).map((row) => String(row.waba)),
     );
   }
-  return unnamedStatusWabasOf(
-    ids,
-    holders.rows as Row[],
-    numbers.rows as Row[],
-    (number) => tiedBy.get(number) ?? [],
-  );
+  return unnamedStatusWabasOf(ids, holders.rows as Row[], statuses, (number) => tiedBy.get(number) ?? []);
 }
 
 /** Reads the stored events of `keys` into `into` (`suffix`: an ORDER BY and a locking clause, or nothing). */

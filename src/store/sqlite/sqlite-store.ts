@@ -938,14 +938,9 @@ class SqliteStore implements Store {
     const unnamedIds = unnamedStatusIds(changes);
     let unnamedStatusWabas: Map<string, string[]> | null = new Map();
     let storedWabas: string[] = [];
-    if (unnamedIds === null || unnamedIds.length > 0) {
-      const stored = this.statement(
-        `WITH RECURSIVE ${STORED_WABAS_CTE} SELECT waba FROM stored_wabas WHERE waba IS NOT NULL`,
-      )
-        .pluck()
-        .all()
-        .map(String);
-      if (unnamedIds === null || unnamedIds.length * stored.length > UNNAMED_LOOKUP_LIMIT) {
+    if (unnamedIds.length > 0) {
+      const stored = this.storedWabas();
+      if (unnamedIds.length * stored.length > UNNAMED_LOOKUP_LIMIT) {
         unnamedStatusWabas = null;
         storedWabas = stored;
       } else {
@@ -996,11 +991,12 @@ class SqliteStore implements Store {
        FROM json_each(?) AS ids CROSS JOIN stored_wabas w CROSS JOIN events m
        WHERE w.waba IS NOT NULL AND m.key IN (${messageKeysSql('w.waba', 'ids.value')})`,
     ).all(idsJson) as Row[];
-    const numbers = this.statement(
-      `SELECT DISTINCT ids.value AS id, json_extract(s.payload, '$.business') AS business
+    // Each status's number, and those its merged copies named (namesOfCopies: the number a merge replaced).
+    const statuses = this.statement(
+      `SELECT ids.value AS id, json_extract(s.payload, '$.business') AS business,
+              json_extract(s.payload, '$.namesOfCopies') AS names_of_copies
        FROM json_each(?) AS ids CROSS JOIN events s INDEXED BY events_unnamed_status
-       WHERE s.waba IS NULL AND s.message_id = ids.value AND s.kind = 'status'
-         AND json_extract(s.payload, '$.business') IS NOT NULL`,
+       WHERE s.waba IS NULL AND s.message_id = ids.value AND s.kind = 'status'`,
     ).all(idsJson) as Row[];
     const tying = this.statement(
       `WITH RECURSIVE t(waba) AS (
@@ -1010,7 +1006,7 @@ class SqliteStore implements Store {
          WHERE t.waba IS NOT NULL)
        SELECT waba FROM t WHERE waba IS NOT NULL`,
     ).pluck();
-    return unnamedStatusWabasOf(ids, holders, numbers, (number) => tying.all(number, number).map(String));
+    return unnamedStatusWabasOf(ids, holders, statuses, (number) => tying.all(number, number).map(String));
   }
 
   /**
@@ -1240,6 +1236,25 @@ class SqliteStore implements Store {
             .pluck()
             .all({ business });
     return rows.map(String);
+  }
+
+  async listUnnamedStatusWabas(messageIds: readonly string[]): Promise<string[]> {
+    if (messageIds.length === 0) return [];
+    const ids = [...new Set(messageIds)];
+    // As listingFacts looks them up, with the same bound on the look-ups.
+    const stored = this.storedWabas();
+    if (ids.length * stored.length > UNNAMED_LOOKUP_LIMIT) return stored;
+    return [...new Set([...this.unnamedStatusWabas(ids).values()].flat())].sort();
+  }
+
+  /** Every WABA that has events, sorted (a loose scan of events_waba). */
+  private storedWabas(): string[] {
+    return this.statement(
+      `WITH RECURSIVE ${STORED_WABAS_CTE} SELECT waba FROM stored_wabas WHERE waba IS NOT NULL`,
+    )
+      .pluck()
+      .all()
+      .map(String);
   }
 
   async listPlacingWabas(messageIds: readonly string[]): Promise<string[]> {
