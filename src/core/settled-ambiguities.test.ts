@@ -385,6 +385,37 @@ describe('(g) template_category_update: when a new category takes effect', () =>
   });
 });
 
+describe("(h) a country's first date of authentication-international rates, in the WABA's time zone", () => {
+  it("is read as the eras are: the delivery's local date, not UTC nor the recipient's (§2, §5.4)", async () => {
+    // An Indonesian business in Pacific/Chatham (UTC+12:45 in June), eligible since 2024-01-01: India's rate
+    // applies from 2024-07-01, which begins there at 2024-06-30T11:15Z — still June 30th in UTC and in India.
+    const chatham = {
+      waba: 'W1',
+      timeZone: 'Pacific/Chatham',
+      currency: 'USD',
+      portfolio: 'P1',
+      primaryCountry: 'ID',
+      authInternational: { startMs: at('2024-01-01T00:00:00Z'), exceptionsMs: {} },
+    };
+    const events = [
+      logged('2024-06-30T11:14:59Z', 'before', 'authentication'), // 2024-06-30 23:59:59 there
+      logged('2024-06-30T11:15:00Z', 'after', 'authentication', '919812345678'), // 2024-07-01 00:00 there
+    ];
+    const { units } = await rate(events, { accounts: [chatham] });
+    expect(units.map((u) => [u.messages[0], u.era, u.category])).toEqual([
+      ['before', 'CBP-2023', 'authentication'],
+      ['after', 'CBP-2023', 'authentication_international'],
+    ]);
+    // The business's own start time is an instant: a later one holds the rate back whatever the date.
+    const later = {
+      ...chatham,
+      authInternational: { startMs: at('2024-06-30T12:00:00Z'), exceptionsMs: {} },
+    };
+    const held = await rate(events, { accounts: [later] });
+    expect(held.units.map((u) => u.category)).toEqual(['authentication', 'authentication']);
+  });
+});
+
 describe("the bundled cards' known gaps are left unpriced, never guessed (docs/rate-cards.md)", () => {
   it('Egypt authentication-international from 2025-02-01 to 2025-09-30: NO_RATE; from 2025-10-01: the card', async () => {
     const abroad = {
