@@ -11,6 +11,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { compileSources } from './support/build-server.js';
 import { TEST_POSTGRES_URL } from './server-kit.js';
+import { dropSchema } from './support/pg-schema.js';
 
 const ROOT = join(import.meta.dirname, '..');
 // Inside the repository (git-ignored) so the built modules find the package's data/ folder.
@@ -126,6 +127,134 @@ describe('serve that loses its single-writer lock (a PostgreSQL blip ended the l
       await admin.end();
     }
   }, 90_000);
+});
+
+/** `wameter serve --db DB` on a free loopback port, not waited for: its stdout lines as they come, and its exit. */
+function spawnServe(db: string) {
+  const env = { ...process.env };
+  delete env.WAMETER_DB;
+  delete env.DATABASE_URL;
+  const child = spawn(
+    process.execPath,
+    [ENTRY, 'serve', '--db', db, '--port', '0', '--host', '127.0.0.1', '--log-level', 'info'],
+    { cwd: dir, env: { ...env, WAMETER_RATE_LIMIT: 'off' }, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  children.push(child);
+  const lines: string[] = [];
+  let stderr = '';
+  child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  const waiters: { test: (line: string) => boolean; resolve: () => void }[] = [];
+  createInterface({ input: child.stdout! }).on('line', (line) => {
+    lines.push(line);
+    for (const waiter of waiters.filter((w) => w.test(line))) waiter.resolve();
+  });
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once('exit', (code, signal) => resolve({ code, signal })),
+  );
+  return {
+    child,
+    lines,
+    stderr: () => stderr,
+    exited,
+    /** Resolves at the first stdout line containing `text` (fails if the process exits first). */
+    lineWith: (text: string) =>
+      new Promise<void>((resolve, reject) => {
+        if (lines.some((line) => line.includes(text))) return resolve();
+        waiters.push({ test: (line) => line.includes(text), resolve });
+        void exited.then(() =>
+          reject(new Error(`serve exited before a line with ${text}: ${lines.join('\n')}`)),
+        );
+      }),
+  };
+}
+
+/** postgres-store.ts's MIGRATION_LOCK ("wame"): the first key of the advisory lock a migration takes. */
+const MIGRATION_LOCK = 0x77616d65;
+
+describe('serve signalled while it starts (migrating a PostgreSQL schema, before it listens)', () => {
+  /** wameter's migration lock of `schema` (postgres-store.ts MIGRATION_LOCK): a start migrating it waits. */
+  const holdMigrationLock = (admin: pg.Client, schema: string) =>
+    admin.query(`SELECT pg_advisory_lock(${MIGRATION_LOCK}, hashtext($1))`, [schema]);
+  const tablesOf = async (admin: pg.Client, schema: string) =>
+    (
+      await admin.query('SELECT table_name FROM information_schema.tables WHERE table_schema = $1', [schema])
+    ).rows.map((row: { table_name: string }) => row.table_name);
+  /** Waits until a session waits for an advisory lock of `schema`'s migration. */
+  const migrationWaiting = async (admin: pg.Client) => {
+    for (;;) {
+      const { rows } = await admin.query(
+        `SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND classid::bigint = ${MIGRATION_LOCK} AND NOT granted`,
+      );
+      if ((rows[0] as { n: number }).n > 0) return;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  };
+
+  it.each(['SIGTERM', 'SIGINT'] as const)(
+    '%s: says so at once, stops the start once its step ends, exits 0; the migration is whole, nothing listened',
+    async (signal) => {
+      const schema = `wameter_start_signal_${signal.toLowerCase()}_${process.pid}_${Date.now()}`;
+      const admin = new pg.Client({ connectionString: TEST_POSTGRES_URL });
+      await admin.connect();
+      try {
+        await admin.query(`CREATE SCHEMA ${schema}`);
+        await holdMigrationLock(admin, schema);
+        const url = new URL(TEST_POSTGRES_URL);
+        url.searchParams.set('options', `-c search_path=${schema}`);
+        const served = spawnServe(url.toString());
+        await migrationWaiting(admin);
+        served.child.kill(signal);
+        await served.lineWith(`${signal} while starting`);
+        // The step under way (the migration) ends, committed whole; the start stops after it.
+        await admin.query('SELECT pg_advisory_unlock_all()');
+        expect(await served.exited).toEqual({ code: 0, signal: null });
+        expect(served.lines.join('\n')).not.toMatch(/"listening"/);
+        expect(served.lines.at(-1)).toMatch(/"stopped before serving"/);
+        expect(served.stderr()).toBe('');
+        const applied = await admin.query(`SELECT count(*)::int AS n FROM ${schema}.schema_migrations`);
+        expect((applied.rows[0] as { n: number }).n).toBeGreaterThan(0);
+        // Its writer lock went with its sessions: a new start takes it.
+        const again = await serve(url.toString());
+        again.child.kill('SIGTERM');
+        expect(await again.exit(15_000)).toBe(0);
+      } finally {
+        await dropSchema(admin, schema);
+        await admin.end();
+      }
+    },
+    60_000,
+  );
+
+  it('a step that does not end (a migration waiting on a lock): exits 1 after the bound, its migration rolled back', async () => {
+    const schema = `wameter_start_stuck_${process.pid}_${Date.now()}`;
+    const admin = new pg.Client({ connectionString: TEST_POSTGRES_URL });
+    await admin.connect();
+    try {
+      await admin.query(`CREATE SCHEMA ${schema}`);
+      await holdMigrationLock(admin, schema);
+      const url = new URL(TEST_POSTGRES_URL);
+      url.searchParams.set('options', `-c search_path=${schema}`);
+      const served = spawnServe(url.toString());
+      await migrationWaiting(admin);
+      served.child.kill('SIGTERM');
+      await served.lineWith('SIGTERM while starting');
+      expect(await served.exited).toEqual({ code: 1, signal: null });
+      expect(served.lines.join('\n')).not.toMatch(/"listening"/);
+      expect(served.lines.at(-1)).toMatch(/"level":"error".*did not end within 10 s/);
+      expect(served.stderr()).toMatch(/^wameter serve: stopped: /);
+      // Nothing of the migration stayed (its transaction ended with its session), and no session is left.
+      expect(await tablesOf(admin, schema)).toEqual([]);
+      const { rows } = await admin.query(
+        'SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name LIKE $1',
+        [`wameter serve pid ${served.child.pid} %`],
+      );
+      expect((rows[0] as { n: number }).n).toBe(0);
+    } finally {
+      await admin.query('SELECT pg_advisory_unlock_all()');
+      await dropSchema(admin, schema);
+      await admin.end();
+    }
+  }, 60_000);
 });
 
 describe('npm start, stopped by its supervisor (systemd, docker stop: SIGTERM to npm)', () => {

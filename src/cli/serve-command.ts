@@ -65,7 +65,8 @@ Examples:
   $ wameter serve --config /etc/wameter.json
 Endpoints: GET /openapi.json describes them; docs/service.md explains the security model and metrics.
 
-Exit codes: 0 stopped by SIGTERM or SIGINT once in-flight requests were answered; 1 not started (a setting
+Exit codes: 0 stopped by SIGTERM or SIGINT once in-flight requests were answered (while starting: once
+the step under way ended, before listening); 1 not started (a setting
 to fix, the port in use, a database that cannot be opened or migrated, another process rating it);
 ${EXIT.WRITER_LOCK_LOST} stopped itself, once in-flight requests were answered, because it lost the single-writer lock
 (a PostgreSQL blip): restart it (systemd Restart=on-failure does). A log output (stdout) that breaks

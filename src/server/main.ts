@@ -118,6 +118,34 @@ export interface StartOptions {
   httpTimeouts?: Partial<HttpTimeouts>;
   /** The bytes of request bodies all requests may hold at once (AppDeps.bodyBudgetBytes). */
   bodyBudgetBytes?: number;
+  /**
+   * Stops the start (SIGTERM before it listens): once the step under way ends, what it opened is closed and
+   * startServer rejects with a `StartStoppedError`.
+   */
+  signal?: AbortSignal;
+  /** Told each step of the start as it begins (`START_STEPS`), for what a signal during it says. */
+  onStep?: (step: string) => void;
+}
+
+/**
+ * The steps of a start before it listens, as the line of a signal during one names them. A step is not cut
+ * short: a migration is applied whole or not at all (one transaction), and SQLite's runs in this thread.
+ */
+export const START_STEPS = {
+  pricing: 'loading the accounts and rate cards',
+  address: 'checking the address to listen on',
+  store: 'opening the store: taking the single-writer lock, migrating its schema if this wameter is newer',
+  checks: 'checking the stored bill against this start (accounts, rate cards, rating code)',
+  listen: 'starting to listen',
+} as const;
+
+/** startServer stopped by its `signal` before it listened: what it had opened is closed again. */
+export class StartStoppedError extends Error {
+  readonly code = 'START_STOPPED';
+  constructor(readonly step: string) {
+    super(`the start was stopped before it listened (after ${step})`);
+    this.name = 'StartStoppedError';
+  }
 }
 
 export interface HttpTimeouts {
@@ -149,10 +177,13 @@ export const HTTP_TIMEOUTS: Readonly<HttpTimeouts> = {
  * host and port or the SQLite path, never a password; the driver's error as `cause`).
  */
 export async function startServer(config: ServiceConfig, options: StartOptions = {}): Promise<RunningServer> {
+  // What the start opened, closed again (newest first) when it fails or is stopped before it listens.
+  const opened: (() => Promise<unknown>)[] = [];
   try {
-    return await startService(config, options);
+    return await startService(config, options, opened);
   } catch (error) {
-    throw explainStartError(config.db, error);
+    for (const close of opened.reverse()) await close().catch(() => undefined);
+    throw error instanceof StartStoppedError ? error : explainStartError(config.db, error);
   }
 }
 
@@ -197,7 +228,22 @@ function explainListenError(error: unknown, host: string, port: number): unknown
   return error;
 }
 
-async function startService(config: ServiceConfig, options: StartOptions): Promise<RunningServer> {
+async function startService(
+  config: ServiceConfig,
+  options: StartOptions,
+  opened: (() => Promise<unknown>)[],
+): Promise<RunningServer> {
+  /** Ends the step under way: the start stops here if it was signalled meanwhile, else `next` begins. */
+  let step: string = START_STEPS.pricing;
+  const begin = async (next: string) => {
+    // A turn of the event loop first: the steps run on SQLite's synchronous driver, whose awaits never let a
+    // signal's handler in (SIGTERM during a migration was handled only once the server listened).
+    await new Promise((resolve) => setImmediate(resolve));
+    if (options.signal?.aborted) throw new StartStoppedError(step);
+    step = next;
+    options.onStep?.(next);
+  };
+  await begin(START_STEPS.pricing);
   const clock = options.clock ?? Date.now;
   const logger = options.logger ?? createJsonLogger({ level: config.logLevel, clock });
   logger.info('starting', describeConfig(config));
@@ -225,9 +271,11 @@ async function startService(config: ServiceConfig, options: StartOptions): Promi
   });
   if (!pricing.ok) throw new Error(pricing.error);
   for (const warning of staleRateCardWarnings(pricing.value.cards, clock())) logger.warn(warning);
+  await begin(START_STEPS.address);
   // A host that is not this machine's, or a port already in use, fails the start before the database is
   // created or migrated.
   await checkListenAddress(config.host, config.port);
+  await begin(START_STEPS.store);
   // Takes the single-writer lock (docs/storage.md, "One writer per database"), refusing to start beside
   // another writer before migrating anything, then runs the schema migrations; store.close() releases it.
   // Migrating a large store takes a while (11 s for 600,000 events): said before and after, so that a silent
@@ -263,7 +311,9 @@ async function startService(config: ServiceConfig, options: StartOptions): Promi
       lockLost?.(failure);
     },
   });
+  opened.push(() => store.close());
   logger.info('store schema up to date', { ms: Math.round(performance.now() - openStartMs) });
+  await begin(START_STEPS.checks);
   await warnOfUnknownWabas(
     config,
     new Set(pricing.value.accounts.map((account) => account.waba)),
@@ -327,6 +377,14 @@ async function startService(config: ServiceConfig, options: StartOptions): Promi
     onStoreError: () => metrics.inc('store_errors_total'),
     storeHealth,
   });
+  opened.push(async () => {
+    // As shutDown stops a rating: the close asked first, then the workers' ratings cut.
+    const closed = rating.close();
+    const reason = 'the service is stopping before it listened';
+    liveRater?.abort(reason);
+    onDemandRater?.abort(reason);
+    await closed;
+  });
   // The bill is re-priced under this start's accounts: said when they are not those it was priced with.
   // (Before listening: once the "listening" line is out, the caller may signal, and its handlers come when
   // this returns.)
@@ -361,6 +419,7 @@ async function startService(config: ServiceConfig, options: StartOptions): Promi
   registerDashboardRoutes(app, { store, config, clock, logger, rating, pricing: pricing.value, metrics });
   options.extraRoutes?.(app);
 
+  await begin(START_STEPS.listen);
   let connections: ConnectionDrain;
   let httpServer: Server;
   const timeouts = { ...HTTP_TIMEOUTS, ...options.httpTimeouts };
@@ -383,8 +442,7 @@ async function startService(config: ServiceConfig, options: StartOptions): Promi
     connections = trackConnections(server);
     limitConnections(server, config.maxConnections ?? DEFAULT_MAX_CONNECTIONS, metrics, logger, clock);
     server.once('error', reject);
-  }).catch(async (error: unknown) => {
-    await store.close();
+  }).catch((error: unknown) => {
     throw explainListenError(error, config.host, config.port);
   });
   metrics.gauge(
@@ -582,19 +640,78 @@ function sqliteFileOption(db: string): { sqliteFile?: string } {
 /**
  * Starts the server and closes it gracefully on SIGTERM / SIGINT (exit code 0), or when it stopped itself
  * because it cannot go on (the lost writer lock: `EXIT_WRITER_LOCK_LOST`). Resolves once it is stopped.
+ * A signal while it starts (a long migration, a slow database) is said at once; the start stops once the
+ * step under way ends, closing what it opened, and resolves `SIGNALLED` without having listened. A step that
+ * does not end within `storeCloseMs` (a migration waiting for a lock, a database that does not answer) is
+ * left to the database, which rolls back what it did not commit: `STORE_NOT_CLOSED`, exit at once.
  */
 export async function runUntilSignalled(
   config: ServiceConfig,
   options: StartOptions = {},
 ): Promise<ServiceStop> {
-  const running = await startServer(config, options);
+  const logger =
+    options.logger ?? createJsonLogger({ level: config.logLevel, clock: options.clock ?? Date.now });
+  const stopMs = options.storeCloseMs ?? STORE_CLOSE_MS;
+  const stopStart = new AbortController();
+  let step: string = START_STEPS.pricing;
+  /** The signal received while starting, and the stop that gives the start up once the bound has passed. */
+  let startSignal: NodeJS.Signals | undefined;
+  let onStartBound: ((stop: ServiceStop) => void) | undefined;
+  const startBound = new Promise<ServiceStop>((resolve) => (onStartBound = resolve));
+  let boundTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Set once the server listens: what a signal does from then on. */
+  let onRunningSignal: (() => void) | undefined;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (onRunningSignal !== undefined) return onRunningSignal();
+    if (startSignal !== undefined) return;
+    startSignal = signal;
+    logger.warn(
+      `${signal} while starting (${step}): the start stops once this step ends, before listening, and the process exits 0; a step still running ${stopMs / 1000} s from now is left to the database, which rolls back what it did not commit`,
+      { signal, step },
+    );
+    stopStart.abort();
+    boundTimer = setTimeout(() => {
+      const message = `the start did not end within ${stopMs / 1000} s of ${signal} (${step}): exiting without it; the database rolls back what it did not commit (a migration is applied whole or not at all), nothing is half-written`;
+      logger.error(message, { errorCode: 'START_NOT_STOPPED', signal, step });
+      onStartBound?.({ code: 'STORE_NOT_CLOSED', message, exitCode: EXIT_STORE_NOT_CLOSED });
+    }, stopMs);
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+  const stopListening = () => {
+    clearTimeout(boundTimer);
+    process.off('SIGTERM', onSignal);
+    process.off('SIGINT', onSignal);
+  };
+  let running: RunningServer;
+  try {
+    const started = startServer(config, {
+      ...options,
+      logger,
+      signal: stopStart.signal,
+      onStep: (next) => (step = next),
+    });
+    const first = await Promise.race([started, startBound]);
+    if (!('url' in first)) {
+      // Given up: the start goes on until the caller exits; its failure, if any, is no longer anyone's.
+      started.catch(() => undefined);
+      stopListening();
+      return first;
+    }
+    running = first;
+  } catch (error) {
+    stopListening();
+    if (!(error instanceof StartStoppedError)) throw error;
+    logger.info('stopped before serving', { signal: startSignal, step: error.step });
+    return { code: 'SIGNALLED', exitCode: 0 };
+  }
+  clearTimeout(boundTimer);
   return new Promise<ServiceStop>((resolve) => {
     const settle = (stop: ServiceStop) => {
-      process.off('SIGTERM', onSignal);
-      process.off('SIGINT', onSignal);
+      stopListening();
       resolve(stop);
     };
-    const onSignal = () => {
+    onRunningSignal = () => {
       // A signal during the drain of a lost lock still exits non-zero: the service did not stop by choice.
       const stopped = (isClosed: boolean) =>
         settle(
@@ -609,9 +726,9 @@ export async function runUntilSignalled(
         );
       running.shutDown().then(stopped, () => stopped(true));
     };
-    process.on('SIGTERM', onSignal);
-    process.on('SIGINT', onSignal);
     void running.failed.then(settle);
+    // Signalled as the last step ended: it listens, and stops as it would a moment later.
+    if (startSignal !== undefined) onRunningSignal();
   });
 }
 
