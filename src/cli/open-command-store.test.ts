@@ -119,8 +119,9 @@ describe('a file that is not a wameter store is refused by every command, which 
     foreignDatabase(file, isWal);
     for (const args of everyCommand(`sqlite:${file}`)) {
       const { code, err, out } = await runWameter(args);
+      // Named, with what to do, and the setting that gave it (serve's several).
       expect(err, args.join(' ')).toContain(
-        'this SQLite file is not a wameter database (it holds other tables: notes): give wameter a file of its own',
+        `the SQLite file ${file} is not a wameter database (it holds other tables: notes): another program's data, left as it is; give wameter a file of its own (a path where no file is yet: it creates one) (check --db`,
       );
       expectOneClearLine(err);
       expect(out).toBe('');
@@ -156,7 +157,7 @@ describe('a file that is not a wameter store is refused by every command, which 
     onTestFinished(makeUnwritable(folder));
     for (const args of everyCommand(`sqlite:${file}`)) {
       const { code, err } = await runWameter(args);
-      expect(err, args.join(' ')).toContain('this SQLite file is not a wameter database');
+      expect(err, args.join(' ')).toContain(`the SQLite file ${file} is not a wameter database`);
       expectOneClearLine(err);
       expect(code).toBe(EXIT.USAGE);
     }
@@ -325,6 +326,35 @@ describe('commands that only read the store open it read-only: they never create
     );
     expect(code).toBe(EXIT.USAGE);
     expect(existsSync(file)).toBe(false);
+  });
+
+  it("every command refuses a PostgreSQL schema of another program's tables, naming it and what to do; nothing added", async () => {
+    for (const tables of [
+      ['customers'], // no name of wameter's: the store's tables were added beside them
+      ['events', 'users'], // one of wameter's names: "relation "events" already exists", naming no schema
+    ]) {
+      const { schema, url } = freshSchema();
+      await admin.query(`CREATE SCHEMA ${schema}`);
+      for (const table of tables) await admin.query(`CREATE TABLE ${schema}.${table} (id integer)`);
+      await admin.query(`INSERT INTO ${schema}.${tables[0]} VALUES (1)`);
+      for (const [args, setBy] of [
+        [['import', events, '--db', url], RERATE_SET_BY],
+        [['rerate', '--db', url], RERATE_SET_BY],
+        [
+          ['serve', '--db', url, '--port', '0', '--host', '127.0.0.1', '--log-level', 'silent'],
+          RERATE_SET_BY,
+        ],
+      ] as const) {
+        const { code, err } = await runWameter([...args]);
+        expect(err, args.join(' ')).toContain(
+          `the schema "${schema}" of ${database} is not a wameter store (it holds other tables: ${tables.join(', ')}): another program's data, left as it is; give wameter a schema of its own (psql -c 'CREATE SCHEMA wameter', then options=-c search_path=wameter in the URL) (check ${setBy})`,
+        );
+        expectOneClearLine(err);
+        expect(code).toBe(EXIT.USAGE);
+      }
+      expect((await tablesOf(schema)).map((row) => row.table_name).sort()).toEqual(tables);
+      expect((await admin.query(`SELECT id FROM ${schema}.${tables[0]}`)).rows).toEqual([{ id: 1 }]);
+    }
   });
 
   it('estimate and rerate --dry-run refuse an empty PostgreSQL schema in one line, and create no table', async () => {

@@ -5,6 +5,7 @@
 import { accessSync, constants, existsSync, statSync, statfsSync } from 'node:fs';
 import { basename, dirname, resolve } from 'node:path';
 import { sqlitePathOf } from '../store/open-store.js';
+import { ForeignStoreError } from '../store/store.js';
 import { WriterLockFolderError } from '../store/writer-lock.js';
 import { DB_SET_BY, redactUrl } from './config.js';
 
@@ -194,6 +195,9 @@ function explainSqlite(path: string, error: unknown, setBy: string): string | un
  * the settings that give the database (a command with its own `--db` only, as `estimate`, names that alone).
  */
 export function explainStartError(db: string, error: unknown, setBy: string = DB_SET_BY): unknown {
+  // Another program's SQLite file or PostgreSQL schema: the store's words name it; the setting is added.
+  if (error instanceof ForeignStoreError)
+    return new Error(`${error.message} (check ${setBy})`, { cause: error });
   const isPostgres = /^postgres(ql)?:\/\//i.test(db);
   const sqlitePath = isPostgres ? undefined : sqlitePathOf(db);
   const explained = isPostgres

@@ -766,3 +766,24 @@ export class ReadOnlyOpenError extends Error {
     this.name = 'ReadOnlyOpenError';
   }
 }
+
+/**
+ * A database given as the store that holds another program's tables and no wameter store (a SQLite file, a
+ * PostgreSQL schema): refused before anything is written to it — wameter never adds its tables to another
+ * program's data. The message names it, and what to give instead (the caller adds the setting to check).
+ */
+export class ForeignStoreError extends Error {
+  readonly code = 'NOT_A_WAMETER_STORE';
+  constructor(
+    /** "the SQLite file /var/lib/app.db", "the schema "public" of the PostgreSQL database at …". */
+    readonly where: string,
+    readonly tables: readonly string[],
+    /** What to give wameter instead: "a file of its own (…)". */
+    instead: string,
+  ) {
+    super(
+      `${where} is not a wameter ${where.startsWith('the SQLite file') ? 'database' : 'store'} (it holds other tables: ${tables.slice(0, 5).join(', ')}${tables.length > 5 ? ', …' : ''}): another program's data, left as it is; give wameter ${instead}`,
+    );
+    this.name = 'ForeignStoreError';
+  }
+}

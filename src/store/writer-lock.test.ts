@@ -148,7 +148,7 @@ describe('the writer lock on SQLite (a lock file beside the database)', () => {
 
     for (const file of [foreign, walForeign]) {
       await expect(openWriterStore(`sqlite:${file}`, 'import')).rejects.toThrow(
-        'this SQLite file is not a wameter database (it holds other tables: notes): give wameter a file of its own',
+        `the SQLite file ${file} is not a wameter database (it holds other tables: notes): another program's data, left as it is; give wameter a file of its own`,
       );
       await expect(openWriterStore(file, 'rerate')).rejects.toThrow(/not a wameter database/);
       // The lock alone refuses it too: its files would be made beside the user's.
@@ -173,7 +173,7 @@ describe('the writer lock on SQLite (a lock file beside the database)', () => {
     other.close();
     onTestFinished(makeUnwritable(folder));
     await expect(openWriterStore(`sqlite:${foreign}`, 'import')).rejects.toThrow(
-      /^this SQLite file is not a wameter database \(it holds other tables: notes\)/,
+      `the SQLite file ${foreign} is not a wameter database (it holds other tables: notes)`,
     );
     expect(readdirSync(folder)).toEqual(['notes.db']);
   });

@@ -73,6 +73,7 @@ import {
   type RatingChangesPage,
   type RatingRecord,
   type RawWebhookInput,
+  ForeignStoreError,
   ReadOnlyOpenError,
   type Store,
   StoreTimeoutError,
@@ -653,6 +654,11 @@ const SEARCH_PATH_SQL = `SELECT current_schema() AS schema, current_setting('sea
   ARRAY(SELECT s.name::text FROM unnest(current_schemas(false)) WITH ORDINALITY AS s(name, place)
         WHERE to_regclass(format('%I.schema_migrations', s.name)) IS NOT NULL ORDER BY s.place)::text[] AS stores`;
 
+/** The tables (and views) of the schema tables are created in, by name. */
+const FOREIGN_TABLES_SQL = `SELECT c.relname::text AS name FROM pg_class c
+  WHERE c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = current_schema())
+    AND c.relkind IN ('r', 'p', 'v', 'm', 'f') ORDER BY c.relname`;
+
 interface SearchPathRow {
   schema: string | null;
   search_path: string;
@@ -785,6 +791,19 @@ class PostgresStore implements Store {
       const found = (await client.query(SEARCH_PATH_SQL)).rows[0] as SearchPathRow;
       const problem = searchPathProblem(found, serverOf(client as pg.PoolClient));
       if (problem !== undefined) throw new Error(problem);
+      // Another program's schema (tables, and no wameter store): its tables were added beside theirs, or a
+      // name both use refused the migration with "relation "events" already exists", naming no schema.
+      if (found.schema !== null && !found.stores.includes(found.schema)) {
+        const { rows } = await client.query(FOREIGN_TABLES_SQL);
+        const tables = rows.map((row: Row) => String(row.name));
+        if (tables.length > 0) {
+          throw new ForeignStoreError(
+            `the schema "${found.schema}" of ${serverOf(client as pg.PoolClient)}`,
+            tables,
+            "a schema of its own (psql -c 'CREATE SCHEMA wameter', then options=-c search_path=wameter in the URL)",
+          );
+        }
+      }
       await client.query(`CREATE TABLE IF NOT EXISTS schema_migrations (
         version       integer PRIMARY KEY,
         name          text    NOT NULL,

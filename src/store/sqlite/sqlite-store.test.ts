@@ -475,7 +475,7 @@ describe('SQLite on disk', () => {
     other.exec('CREATE TABLE customers (id INTEGER)');
     other.close();
     await expect(openSqliteStore(foreign)).rejects.toThrow(
-      'this SQLite file is not a wameter database (it holds other tables: customers): give wameter a file of its own',
+      `the SQLite file ${foreign} is not a wameter database (it holds other tables: customers): another program's data, left as it is; give wameter a file of its own`,
     );
     const after = new Database(foreign, { readonly: true });
     expect(after.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").pluck().all()).toEqual([
@@ -587,7 +587,7 @@ describe('SQLite opened read-only (commands that only read: estimate, rerate --d
     const other = new Database(foreign);
     other.exec('CREATE TABLE customers (id INTEGER)');
     other.close();
-    await expect(readOnly(foreign)).rejects.toThrow(/^this SQLite file is not a wameter database/);
+    await expect(readOnly(foreign)).rejects.toThrow(`the SQLite file ${foreign} is not a wameter database`);
     expect(tablesOf(foreign)).toEqual(['customers']);
   });
 

@@ -3,6 +3,7 @@
 // that SQL can aggregate.
 
 import { existsSync } from 'node:fs';
+import { resolve as resolvePath } from 'node:path';
 import Database from 'better-sqlite3';
 import { localDate } from '../../core/calendar.js';
 import { microsOf } from '../../core/money.js';
@@ -73,6 +74,7 @@ import {
   type RatingChangesPage,
   type RatingRecord,
   type RawWebhookInput,
+  ForeignStoreError,
   ReadOnlyOpenError,
   type Store,
   type StoredRawWebhook,
@@ -533,7 +535,7 @@ export async function openSqliteStore(path: string, options: SqliteStoreOptions 
   if (isReadOnly) return openReadOnly(path, driverOptions);
   const db = new Database(path, driverOptions);
   try {
-    refuseForeignFile(db);
+    refuseForeignFile(db, path);
     // WAL lets readers run during a write; synchronous=FULL fsyncs the WAL at every commit, so a body that
     // got a 200 survives SIGKILL and power loss. busy_timeout waits for another process's write.
     db.pragma('journal_mode = WAL');
@@ -595,7 +597,7 @@ function openReadOnly(path: string, driverOptions: Database.Options): SqliteStor
   try {
     db.pragma('query_only = ON');
     db.pragma('busy_timeout = 5000');
-    refuseForeignFile(db);
+    refuseForeignFile(db, path);
     const hasMigrations = tablesOf(db).includes('schema_migrations');
     const applied = hasMigrations
       ? new Set(
@@ -626,22 +628,23 @@ function tablesOf(db: Database.Database): string[] {
  * A SQLite file of something else (tables, and no wameter migrations) is refused before anything is written
  * to it (not even the switch to WAL): wameter never adds its tables to another program's database.
  */
-function refuseForeignFile(db: Database.Database): void {
+function refuseForeignFile(db: Database.Database, path: string): void {
   const tables = foreignTables(tablesOf(db));
-  if (tables.length > 0) {
-    throw new Error(
-      `this SQLite file is not a wameter database (${holdsOtherTables(tables)}): give wameter a file of its own`,
-    );
-  }
+  if (tables.length > 0) throw foreignFileError(path, tables);
+}
+
+/** Names the file (the driver's errors never do), and what to give instead. */
+function foreignFileError(path: string, tables: string[]): ForeignStoreError {
+  return new ForeignStoreError(
+    `the SQLite file ${resolvePath(path)}`,
+    tables,
+    'a file of its own (a path where no file is yet: it creates one)',
+  );
 }
 
 /** The tables of another program that `tables` are, or none: wameter's store, or no table at all. */
 function foreignTables(tables: string[]): string[] {
   return tables.length > 0 && !tables.includes('schema_migrations') ? tables : [];
-}
-
-function holdsOtherTables(tables: string[]): string {
-  return `it holds other tables: ${tables.slice(0, 5).join(', ')}${tables.length > 5 ? ', …' : ''}`;
 }
 
 /** What a SQLite file holds (`inspectSqliteFile`). */
@@ -673,7 +676,7 @@ export function inspectSqliteFile(path: string): SqliteFileContents | undefined 
     if (tables.length === 0) return { holds: 'nothing' };
     const foreign = foreignTables(tables);
     if (foreign.length === 0) return { holds: 'store' };
-    return { holds: 'foreign', reason: `${path} is not a wameter database (${holdsOtherTables(foreign)})` };
+    return { holds: 'foreign', reason: foreignFileError(path, foreign).message };
   } catch {
     return undefined;
   } finally {
