@@ -1,5 +1,13 @@
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Command } from 'commander';
@@ -13,7 +21,7 @@ import type { Store } from '../store/store.js';
 import { acquireWriterLock } from '../store/writer-lock.js';
 import { createMemoryLogger } from '../server/logger.js';
 import { startServer } from '../server/main.js';
-import { conversationLines, testConfig } from '../../test/server-kit.js';
+import { conversationLines, KEY_ALL, testConfig } from '../../test/server-kit.js';
 import { runWameter } from '../../test/support/cli.js';
 import { processIo } from './io.js';
 import type { RerateReport } from '../server/rating-service.js';
@@ -621,6 +629,66 @@ describe('one process writes ratings to a database (the writer lock)', () => {
     } finally {
       await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
       await admin.end();
+    }
+  });
+});
+
+describe('the document of `wameter rerate --format json` and of POST /v1/rerate (rerateDocument)', () => {
+  it('is the same for the same store and request, bar the id of the rating each stored', async () => {
+    const file = join(dir, 'cli.db');
+    await storeConversationAndClose(await openSqliteStore(file), ['W2', 'PN2', '919812345678', 'wamid.w2']);
+    // A user of no known market: its charges are unpriced, and the document lists findings.
+    await storeConversationAndClose(await openSqliteStore(file), ['W3', 'PN3', '999074955201', 'wamid.w3']);
+    // Rated once, as a service would have: each re-rate below compares against that rating.
+    expect((await run(['--db', db, '--allow-unpriced'])).code).toBe(0);
+    const apiFile = join(dir, 'api.db');
+    copyFileSync(file, apiFile);
+    const request = {
+      from: '2025-07-11T00:00:00Z',
+      to: '2025-08-01T00:00:00Z',
+      wabas: ['W1', 'W3'],
+      as_of_rules: 'CBP-2023',
+      allow_unpriced: true,
+    };
+    const flags = [
+      ...['--from', request.from, '--to', request.to, '--waba', ...request.wabas],
+      ...['--as-of-rules', request.as_of_rules, '--allow-unpriced', '--format', 'json'],
+    ];
+    for (const isDryRun of [true, false]) {
+      const cli = await run(['--db', db, ...flags, ...(isDryRun ? ['--dry-run'] : [])]);
+      expect(cli.code, cli.stderr).toBe(0);
+      const server = await startServer(testConfig({ db: `sqlite:${apiFile}` }), {
+        logger: createMemoryLogger(),
+        ratingWorkerScript: null,
+      });
+      let answered: Response;
+      try {
+        answered = await fetch(`${server.url}/v1/rerate`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${KEY_ALL}`, 'content-type': 'application/json' },
+          body: JSON.stringify({ ...request, dry_run: isDryRun }),
+        });
+      } finally {
+        await server.close();
+      }
+      expect(answered.status).toBe(200);
+      const fromApi = (await answered.json()) as Record<string, unknown>;
+      const fromCli = JSON.parse(cli.stdout) as Record<string, unknown>;
+      // Something to compare: units changed under the era, findings of the unpriced market.
+      expect((fromCli.changed as unknown[]).length).toBeGreaterThan(0);
+      expect((fromCli.findings as unknown[]).length).toBeGreaterThan(0);
+      if (isDryRun) {
+        expect(fromApi.rating_id).toBeNull();
+        expect(fromCli.rating_id).toBeNull();
+      } else {
+        expect(fromApi.rating_id).toMatch(/^rating_/);
+        expect(fromCli.rating_id).toMatch(/^rating_/);
+        expect(fromApi.rating_id).not.toBe(fromCli.rating_id);
+      }
+      const withoutId = (document: Record<string, unknown>) => ({ ...document, rating_id: 'its own' });
+      // The same fields in the same order, and the same values.
+      expect(Object.keys(fromApi)).toEqual(Object.keys(fromCli));
+      expect(withoutId(fromApi)).toEqual(withoutId(fromCli));
     }
   });
 });

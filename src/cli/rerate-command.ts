@@ -29,6 +29,7 @@ import {
 import { DB_SET_BY, loadServiceConfig } from '../server/config.js';
 import { loadPricingSetup, loadRateCards } from '../server/pricing-setup.js';
 import { UPGRADE_DUE_IN_DRY_RUN_WARNING, type RerateReport } from '../server/rating-service.js';
+import { rerateDocument } from '../server/rerate-document.js';
 import { CLI_RERATE_REASON, type Store } from '../store/store.js';
 
 interface RerateFlags {
@@ -344,7 +345,7 @@ stderr beside the table, or as "findings" in the JSON.`,
             io.writeError(`wameter rerate: ${RATE_CARDS_CHANGED}\n`);
           io.writeOut(
             flags.format === 'json'
-              ? `${JSON.stringify({ rating_id: report.ratingId, wabas: report.wabas, accounts_changed: report.isAccountsChanged, rate_cards_changed: report.isRateCardsChanged, changed: report.changed, unchanged: report.unchanged, totals: report.totals, totals_by_waba: report.totalsByWaba, outside_period: report.outsidePeriod, findings: report.findings }, null, 2)}\n`
+              ? `${JSON.stringify(rerateDocument(report), null, 2)}\n`
               : terminalSafe(formatRerateTable(report)),
           );
           // As `rate` and `import` tell theirs: in the JSON document, or beside the table on stderr.

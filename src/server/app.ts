@@ -85,6 +85,7 @@ import type { RateCardText } from '../ingest/rate-card-files.js';
 import { createRateLimiter, type RateLimitVerdict } from './rate-limit.js';
 import { scopedRatingsPage } from './scoped-ratings.js';
 import { RatingBehindError, type RatingService } from './rating-service.js';
+import { rerateDocument } from './rerate-document.js';
 import { errorCodeOf, requestIdFor } from './request-log.js';
 import { createStoreHealth, writeFailureHint, type StoreHealth } from './store-health.js';
 import {
@@ -1827,26 +1828,17 @@ export function createApp(deps: AppDeps): Hono<Env> {
     // name its own WABAs (and, naming a second one, that one too), as GET /v1/findings does.
     const isVisible = (waba: unknown) =>
       scope === undefined || (typeof waba === 'string' && scope.includes(waba));
-    return c.json({
-      rating_id: report.ratingId,
-      wabas: report.wabas,
-      accounts_changed: report.isAccountsChanged,
-      rate_cards_changed: report.isRateCardsChanged,
-      changed: report.changed,
-      unchanged: report.unchanged,
-      totals: report.totals,
-      totals_by_waba: report.totalsByWaba,
-      outside_period: report.outsidePeriod,
-      findings: await findingsForReader(
-        report.findings
-          .filter(
-            (finding) =>
-              isVisible(finding.waba) && (finding.other_waba === undefined || isVisible(finding.other_waba)),
-          )
-          .map((finding) => (rateCardTexts ? withCardsOfBody(finding) : finding)),
-        tierCountsOf(c),
-      ),
-    });
+    const findings = await findingsForReader(
+      report.findings
+        .filter(
+          (finding) =>
+            isVisible(finding.waba) && (finding.other_waba === undefined || isVisible(finding.other_waba)),
+        )
+        .map((finding) => (rateCardTexts ? withCardsOfBody(finding) : finding)),
+      tierCountsOf(c),
+    );
+    // The document `wameter rerate --format json` prints, built by the same function.
+    return c.json(rerateDocument(report, findings));
   });
 
   app.get('/v1/ratings', async (c) => {
