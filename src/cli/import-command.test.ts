@@ -12,6 +12,7 @@ import { dirname, join } from 'node:path';
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import { runWameter } from '../../test/support/cli.js';
+import { messagesWebhook } from '../../test/support/webhook-body.js';
 import { openStore } from '../store/open-store.js';
 import { acquireWriterLock } from '../store/writer-lock.js';
 
@@ -494,6 +495,48 @@ describe('wameter import', () => {
       ]);
     } finally {
       await store.close();
+    }
+  });
+
+  it("keeps the display numbers of Meta's webhook bodies it imports, for analytics' PHONE, as the service keeps a webhook's", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'wameter-import-'));
+    const db = `sqlite:${join(dir, 'w.db')}`;
+    const body = (display: string, id: string) =>
+      JSON.stringify(
+        messagesWebhook('W4', {
+          messaging_product: 'whatsapp',
+          metadata: { display_phone_number: display, phone_number_id: 'PN4' },
+          messages: [
+            { from: '919876543210', id, timestamp: '1709287200', type: 'text', text: { body: 'hi' } },
+          ],
+        }),
+      );
+    // A saved body on one line, and an array of saved bodies spread over several lines (one JSON document).
+    const first = await run([
+      'import',
+      tempFile(dir, 'hooks.ndjson', [body('+1 555-000-4444', 'wamid.h1')]),
+      '--db',
+      db,
+    ]);
+    expect(first.code, first.error).toBe(0);
+    const store = await openStore(db, { isReadOnly: true });
+    try {
+      expect(await store.businessNumbers({})).toEqual([
+        { waba: 'W4', business: 'PN4', displayNumber: '15550004444' },
+      ]);
+    } finally {
+      await store.close();
+    }
+    const array = JSON.stringify([JSON.parse(body('15550005555', 'wamid.h2'))], null, 2);
+    const second = await run(['import', tempFile(dir, 'hooks.json', [array]), '--db', db]);
+    expect(second.code, second.error).toBe(0);
+    const after = await openStore(db, { isReadOnly: true });
+    try {
+      expect(await after.businessNumbers({})).toEqual([
+        { waba: 'W4', business: 'PN4', displayNumber: '15550005555' },
+      ]);
+    } finally {
+      await after.close();
     }
   });
 

@@ -15,7 +15,8 @@ import {
   whatIfReplacedWarning,
   RatingFailedError,
 } from '../server/rating-service.js';
-import type { EventInput } from '../store/store.js';
+import { businessNumbersOf } from '../server/analytics-query.js';
+import type { BusinessNumber, EventInput } from '../store/store.js';
 import { CliError, EXIT } from './exit-codes.js';
 import { someSourceExists } from './rating-inputs.js';
 import type { CliIo } from './io.js';
@@ -163,16 +164,23 @@ async function runImport(sources: string[], flags: ImportFlags, io: CliIo): Prom
     // Without a WABA's events no status is tied to one: every stored status naming no WABA is counted here.
     hadStatusesWithoutWaba = storedWabas.size > 0 || (await store.countUnattributedStatuses()) > 0;
     let batch: EventInput[] = [];
+    /**
+     * The display numbers of the Meta webhook bodies read since the last write (by WABA and number, the last
+     * winning), written with the next batch: the operator's files are trusted as a signed webhook is.
+     */
+    let numbers = new Map<string, BusinessNumber>();
     const writes: Promise<void>[] = [];
     const flush = () => {
-      if (batch.length === 0) return;
+      if (batch.length === 0 && numbers.size === 0) return;
       const events = batch;
+      const businessNumbers = [...numbers.values()];
       batch = [];
+      numbers = new Map();
       if (writeFailure) return;
       const givenOfNewKeys = ofNewKeys(events.map((input) => input.event));
       // Handled at once: a refused write must not go unhandled while the sources are still being read.
       writes.push(
-        store.ingestEvents(events).then(
+        store.ingestEvents(events, businessNumbers.length > 0 ? { businessNumbers } : {}).then(
           (outcome) => {
             inserted += outcome.inserted.length;
             duplicates += outcome.duplicates;
@@ -202,6 +210,11 @@ async function runImport(sources: string[], flags: ImportFlags, io: CliIo): Prom
         },
         onError: (error) => errors.report(error),
         onIgnored: (note) => errors.notice(note),
+        onWebhookBody(value) {
+          for (const number of businessNumbersOf(value)) {
+            numbers.set(JSON.stringify([number.waba, number.business]), number);
+          }
+        },
       },
       io.stdin ? { stdin: io.stdin } : {},
     );

@@ -74,6 +74,11 @@ export interface EventSink {
   onError(error: SourceError): void;
   /** Valid items that are not billing events (group statuses, system messages…), and empty sources. */
   onIgnored?(note: IgnoredNote): void;
+  /**
+   * Each value read as a Meta webhook body (not a contract event line), once it parsed, before its events are
+   * handed to `onEvents`: for a reader keeping more of a body than its events (its display numbers).
+   */
+  onWebhookBody?(value: unknown): void;
 }
 
 export interface ReadOptions {
@@ -1167,6 +1172,7 @@ class SourceReader {
       this.badEvent(lineNo, prefix, parsed.error.message, place, element);
       return;
     }
+    this.sink.onWebhookBody?.(value);
     const { events, ignored, rejected } = parsed.value;
     for (let i = 0; i < events.length; i++) {
       const event = events[i]!;

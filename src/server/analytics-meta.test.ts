@@ -11,6 +11,7 @@ import {
   KEY_W1,
   KEY_W2,
   SECRET,
+  serviceOn,
   type TestService,
 } from '../../test/server-kit.js';
 import { messagesWebhook } from '../../test/support/webhook-body.js';
@@ -126,6 +127,40 @@ describe("PHONE: Meta's phone_number is the display number", () => {
     expect(await points('granularity=MONTHLY&metric=pricing&phone_numbers=15550001111', KEY_W2)).toEqual([]);
   });
 });
+
+describe.each(['SQLite', 'PostgreSQL'] as const)(
+  "PHONE: display numbers from Meta's bodies posted as events (%s)",
+  (engine) => {
+    beforeEach(async () => {
+      service = await serviceOn(engine, 'analytics_numbers');
+      await service.postEvents([
+        ...conversationLines('W1', 'PN1', '919876543210', 'wamid.w1'),
+        ...conversationLines('W2', 'PN2', '5511987654321', 'wamid.w2'),
+      ]);
+    });
+
+    it('keeps the display number of a webhook body posted to /v1/events by a key for every WABA', async () => {
+      const posted = await service.postEvents(inboundWebhook('+1 555-000-1111'));
+      expect(posted.status).toBe(200);
+      const list = await points('granularity=MONTHLY&metric=pricing&dimensions=PHONE');
+      expect(list.map((point) => [point.phone_number, point.phone_number_id])).toEqual([
+        ['15550001111', 'PN1'],
+        [null, 'PN2'],
+      ]);
+      // Posted again, its events all copies now, with another display number: the later one stands.
+      await service.postEvents(inboundWebhook('15550002222'));
+      expect(
+        count(await points('granularity=MONTHLY&metric=pricing&phone_numbers=15550002222')),
+      ).toBeGreaterThan(0);
+    });
+
+    it('keeps none from a key limited to some WABAs: its lines may name any number', async () => {
+      expect((await service.postEvents(inboundWebhook('15559999999', 'W2', 'PN2'), KEY_W2)).status).toBe(200);
+      const list = await points('granularity=MONTHLY&metric=pricing&dimensions=PHONE&waba=W2');
+      expect(list.map((point) => point.phone_number)).toEqual([null]);
+    });
+  },
+);
 
 describe("Meta's parameters", () => {
   beforeEach(async () => {

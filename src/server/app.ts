@@ -1193,6 +1193,8 @@ export function createApp(deps: AppDeps): Hono<Env> {
     let itemCount = 0;
     /** The fields beyond the contract of each event line's event (`unread_fields`). */
     const unknownFieldsOf = new Map<CoreEvent, readonly UnknownLineField[]>();
+    /** The display numbers of the Meta webhook bodies among the lines, by WABA and number, the last winning. */
+    const businessNumbers = new Map<string, BusinessNumber>();
     // A line holding bytes that are not UTF-8 is refused, never read with U+FFFD in their place.
     const { text, hasInvalid } = decodeUtf8MarkingInvalid(body.bytes);
     // Past the listed rejections, a line that cannot be an event is only counted: parsing it (an exception
@@ -1229,6 +1231,13 @@ export function createApp(deps: AppDeps): Hono<Env> {
         const { code, message } = parsed.error;
         rejections.add(line, () => ({ code, error: prefix + message }));
         continue;
+      }
+      // A Meta webhook body's display numbers, kept as a signed webhook's are: from a key for every WABA only
+      // (a limited key's lines may name any number, as they tie none: isBusinessTied below).
+      if (scope === undefined) {
+        for (const number of businessNumbersOf(value)) {
+          businessNumbers.set(JSON.stringify([number.waba, number.business]), number);
+        }
       }
       // A field the event-line contract does not name is not read: said in the answer (`unread_fields`) for
       // the lines taken (an event line is one event).
@@ -1352,9 +1361,16 @@ export function createApp(deps: AppDeps): Hono<Env> {
       }
     }
     const outcome: IngestOutcome =
-      inputs.length === 0
+      inputs.length === 0 && businessNumbers.size === 0
         ? { inserted: [], duplicates: 0, merged: [], relistedWabas: [] }
-        : await fromStore(writeToStore('api', () => store.ingestEvents(inputs))).catch((error: unknown) => {
+        : await fromStore(
+            writeToStore('api', () =>
+              store.ingestEvents(
+                inputs,
+                businessNumbers.size > 0 ? { businessNumbers: [...businessNumbers.values()] } : {},
+              ),
+            ),
+          ).catch((error: unknown) => {
             if (!(error instanceof StoreUnavailable)) throw error;
             return wabasNamed(inputs, listStoredWabasIfUp).then((wabas) => {
               rating.markDirty(wabas);

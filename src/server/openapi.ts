@@ -822,8 +822,9 @@ export const openApiDocument = {
                           phone_number: {
                             type: ['string', 'null'],
                             description:
-                              "PHONE: the number's display number as Meta answers it (15550783881), from the " +
-                              'webhooks; null when no stored webhook gave it (send logs name the phone_number_id only).',
+                              "PHONE: the number's display number as Meta answers it (15550783881), from Meta's " +
+                              'webhook bodies (signed, or posted to /v1/events by a key for every WABA, or imported); ' +
+                              'null when none gave it (send logs name the phone_number_id only).',
                           },
                           phone_number_id: {
                             type: 'string',

@@ -2766,6 +2766,34 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
         expect(await store.businessNumbers({ wabas: [] })).toEqual([]);
       });
 
+      it("keeps the display numbers given with events alone (Meta's bodies posted as events, or imported), as a webhook's", async () => {
+        const store = await fresh();
+        const numbers = (...list: Array<[string, string, string]>) =>
+          list.map(([waba, business, displayNumber]) => ({ waba, business, displayNumber }));
+        await store.ingestEvents([input(inbound('wamid.e1'))], {
+          businessNumbers: numbers(['W1', 'PN1', '15550001111']),
+        });
+        expect(await store.businessNumbers({})).toEqual(numbers(['W1', 'PN1', '15550001111']));
+        // Stored again (an import run twice): nothing changes; a later body naming another number replaces it,
+        // and numbers with no event at all (a body of ignored items) are kept.
+        await store.ingestEvents([input(inbound('wamid.e1'))], {
+          businessNumbers: numbers(['W1', 'PN1', '15550001111']),
+        });
+        await store.ingestEvents([], { businessNumbers: numbers(['W2', 'PN7', '4420000']) });
+        await store.ingestBatch([
+          { raw: null, events: [], businessNumbers: numbers(['W1', 'PN1', '15550002222']) },
+          {
+            raw: null,
+            events: [input(inbound('wamid.e2'))],
+            businessNumbers: numbers(['W1', 'PN1', '15550003333']),
+          },
+        ]);
+        expect(await store.businessNumbers({})).toEqual(
+          numbers(['W1', 'PN1', '15550003333'], ['W2', 'PN7', '4420000']),
+        );
+        expect((await store.listEvents(['W1'])).length).toBe(2);
+      });
+
       it('counts the unpriced units of each point as totals counts them: no amount, free units are priced', async () => {
         const store = await fresh();
         const opened = (iso: string) => ({ openedAtMs: at(iso) });

@@ -333,6 +333,18 @@ export interface IngestOutcome {
 export interface IngestItem {
   raw: RawWebhookInput | null;
   events: EventInput[];
+  /**
+   * For events alone (`raw` null): the display numbers of the Meta webhook bodies they were read from (POST
+   * /v1/events, `wameter import`), kept as a stored body's `RawWebhookInput.businessNumbers` are — from writers
+   * trusted to tie numbers to WABAs only. Kept even when every event is a copy of a stored one. A body's own
+   * are `raw.businessNumbers`.
+   */
+  businessNumbers?: readonly BusinessNumber[];
+}
+
+/** The display numbers an ingest item keeps: its body's when it has one, else those given with its events. */
+export function businessNumbersOfItem(item: IngestItem): readonly BusinessNumber[] {
+  return (item.raw === null ? item.businessNumbers : item.raw.businessNumbers) ?? [];
 }
 
 export interface IngestItemOutcome extends IngestOutcome {
@@ -562,9 +574,14 @@ export interface Store {
   ): Promise<IngestOutcome & { rawId: number; isDuplicate: boolean }>;
   /**
    * Stores events (API, imports) idempotently, in one transaction: a key already stored (or repeated in the
-   * call) is a duplicate, merged into the stored copy (`IngestOutcome.merged`).
+   * call) is a duplicate, merged into the stored copy (`IngestOutcome.merged`). `businessNumbers`: the display
+   * numbers of the Meta webhook bodies the events were read from (`IngestItem.businessNumbers`), kept in the
+   * same transaction, the last given for a number winning.
    */
-  ingestEvents(events: EventInput[]): Promise<IngestOutcome>;
+  ingestEvents(
+    events: EventInput[],
+    options?: { businessNumbers?: readonly BusinessNumber[] },
+  ): Promise<IngestOutcome>;
   /**
    * Group commit: stores every item in ONE transaction, durable when the promise resolves, with the outcome
    * of each (in order) exactly as if each had been ingested alone, one after the other (a body or event key

@@ -64,6 +64,7 @@ import {
   type AnalyticsPoint,
   type AnalyticsQuery,
   type BusinessNumber,
+  businessNumbersOfItem,
   type CurrencyTotals,
   type EventInput,
   type IngestItem,
@@ -874,8 +875,15 @@ class PostgresStore implements Store {
     return { ...outcome, rawId: outcome.rawId! };
   }
 
-  async ingestEvents(events: EventInput[]): Promise<IngestOutcome> {
-    const { inserted, duplicates, merged, relistedWabas } = await this.ingests.submit({ raw: null, events });
+  async ingestEvents(
+    events: EventInput[],
+    options: { businessNumbers?: readonly BusinessNumber[] } = {},
+  ): Promise<IngestOutcome> {
+    const { inserted, duplicates, merged, relistedWabas } = await this.ingests.submit({
+      raw: null,
+      events,
+      ...(options.businessNumbers ? { businessNumbers: options.businessNumbers } : {}),
+    });
     return { inserted, duplicates, merged, relistedWabas };
   }
 
@@ -2034,7 +2042,7 @@ async function ingestGroup(client: Queryable, items: readonly IngestItem[]): Pro
   const numbers = new Map<string, BusinessNumber>();
   items.forEach((item, index) => {
     if (!isWritten[index]) return;
-    for (const number of item.raw?.businessNumbers ?? []) {
+    for (const number of businessNumbersOfItem(item)) {
       numbers.set(JSON.stringify([number.waba, number.business]), number);
     }
   });

@@ -65,6 +65,7 @@ import {
   type AnalyticsPoint,
   type AnalyticsQuery,
   type BusinessNumber,
+  businessNumbersOfItem,
   type CurrencyTotals,
   type EventInput,
   type IngestItem,
@@ -825,14 +826,32 @@ class SqliteStore implements Store {
     return { ...outcome, rawId: outcome.rawId! };
   }
 
-  async ingestEvents(events: EventInput[]): Promise<IngestOutcome> {
-    const { inserted, duplicates, merged, relistedWabas } = await this.ingests.submit({ raw: null, events });
+  async ingestEvents(
+    events: EventInput[],
+    options: { businessNumbers?: readonly BusinessNumber[] } = {},
+  ): Promise<IngestOutcome> {
+    const { inserted, duplicates, merged, relistedWabas } = await this.ingests.submit({
+      raw: null,
+      events,
+      ...(options.businessNumbers ? { businessNumbers: options.businessNumbers } : {}),
+    });
     return { inserted, duplicates, merged, relistedWabas };
   }
 
   async ingestBatch(items: readonly IngestItem[]): Promise<IngestItemOutcome[]> {
     for (const item of items) if (item.raw) assertSha256(item.raw);
     return this.writes.run(() => this.ingestGroup(items));
+  }
+
+  /** Display numbers of business numbers (store.ts `BusinessNumber`), each replacing the one stored before. */
+  private keepBusinessNumbers(numbers: readonly BusinessNumber[]): void {
+    for (const number of numbers) {
+      this.statement(
+        `INSERT INTO business_numbers (waba, business, display_number) VALUES (?, ?, ?)
+         ON CONFLICT (waba, business) DO UPDATE SET display_number = excluded.display_number
+         WHERE business_numbers.display_number <> excluded.display_number`,
+      ).run(number.waba, number.business, number.displayNumber);
+    }
   }
 
   /**
@@ -850,6 +869,7 @@ class SqliteStore implements Store {
           const changes: RowChange[] = [];
           if (raw === null) {
             const outcome = this.insertEvents(events, ownersBefore, changes);
+            this.keepBusinessNumbers(businessNumbersOfItem(item));
             return { outcome: { rawId: null, isDuplicate: false, ...outcome }, changes };
           }
           const existing = this.statement('SELECT id FROM raw_webhooks WHERE sha256 = ?')
@@ -871,13 +891,7 @@ class SqliteStore implements Store {
             'INSERT INTO raw_webhooks (received_at_ms, body, sha256, parse_error) VALUES (?, ?, ?, ?)',
           ).run(raw.receivedAtMs, toBuffer(raw.body), raw.sha256, storableText(raw.parseError));
           const outcome = this.insertEvents(events, ownersBefore, changes);
-          for (const number of raw.businessNumbers ?? []) {
-            this.statement(
-              `INSERT INTO business_numbers (waba, business, display_number) VALUES (?, ?, ?)
-               ON CONFLICT (waba, business) DO UPDATE SET display_number = excluded.display_number
-               WHERE business_numbers.display_number <> excluded.display_number`,
-            ).run(number.waba, number.business, number.displayNumber);
-          }
+          this.keepBusinessNumbers(businessNumbersOfItem(item));
           return {
             outcome: { rawId: Number(result.lastInsertRowid), isDuplicate: false, ...outcome },
             changes,
