@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { businessNumbersOf, businessesNamed, metaList } from './analytics-query.js';
+import { businessNumbersOf, businessesNamed, graphFields, metaList } from './analytics-query.js';
 
 describe('metaList: a list as Meta takes one', () => {
   it.each([
@@ -94,5 +94,52 @@ describe('businessesNamed: phone_numbers as display numbers, else phone_number_i
     expect(businessesNamed(['+1 555 000 1111'], numbers)).toEqual(['PN1', 'PN7']);
     expect(businessesNamed(['15550002222', 'PN9'], numbers)).toEqual(['PN2', 'PN9']);
     expect(businessesNamed(['15559999999'], numbers)).toEqual(['15559999999']);
+  });
+});
+
+describe("graphFields: Meta's fields= of GET /{WABA_ID}", () => {
+  it('reads each field and its modifiers, lists in any of their forms, commas inside them kept', () => {
+    expect(
+      graphFields(
+        'id,conversation_analytics.start(1685602800).end(1688194800).granularity(MONTHLY).phone_numbers([])' +
+          '.dimensions(["CONVERSATION_CATEGORY","CONVERSATION_TYPE","COUNTRY","PHONE"]),' +
+          'pricing_analytics.start(1).end(2).dimensions(PRICING_CATEGORY,TIER).country_codes()',
+      ),
+    ).toEqual([
+      { name: 'id', modifiers: {} },
+      {
+        name: 'conversation_analytics',
+        modifiers: {
+          start: '1685602800',
+          end: '1688194800',
+          granularity: 'MONTHLY',
+          phone_numbers: '[]',
+          dimensions: '["CONVERSATION_CATEGORY","CONVERSATION_TYPE","COUNTRY","PHONE"]',
+        },
+      },
+      {
+        name: 'pricing_analytics',
+        modifiers: { start: '1', end: '2', dimensions: 'PRICING_CATEGORY,TIER', country_codes: '[]' },
+      },
+    ]);
+    // Spaces and line breaks between the parts, as Meta's documentation writes its examples.
+    expect(graphFields(' conversation_analytics\n  .start(1)\n  .end(2) ')).toEqual([
+      { name: 'conversation_analytics', modifiers: { start: '1', end: '2' } },
+    ]);
+  });
+
+  it.each([
+    ['', 'names no field'],
+    ['analytics.start(1)', 'is not a field wameter answers'],
+    ['pricing_analytics.start(1).start(2)', 'gives "start" twice'],
+    ['pricing_analytics.conversation_types([REGULAR])', 'takes no "conversation_types"'],
+    ['conversation_analytics.pricing_types([REGULAR])', 'takes no "pricing_types"'],
+    ['pricing_analytics.start(1', 'is not closed'],
+    ['pricing_analytics.start', 'is not closed'],
+    ['pricing_analytics,pricing_analytics', 'names pricing_analytics twice'],
+    ['pricing_analytics start(1)', 'cannot be read'],
+    ['id.start(1)', 'takes no "start"'],
+  ])('refuses %j', (text, words) => {
+    expect(() => graphFields(text)).toThrow(words);
   });
 });

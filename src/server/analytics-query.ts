@@ -300,3 +300,136 @@ export function businessNumbersOf(value: unknown): BusinessNumber[] {
   }
   return [...numbers.values()];
 }
+
+/** A field of Graph's `fields=` and its modifiers (`.start(1)` → `start: "1"`), as written (`()` → `[]`). */
+export interface GraphField {
+  name: 'id' | 'conversation_analytics' | 'pricing_analytics';
+  modifiers: Record<string, string>;
+}
+
+/** The modifiers each field wameter answers takes (Meta's analytics guide): any other is refused. */
+const GRAPH_MODIFIERS: Readonly<Record<GraphField['name'], readonly string[]>> = {
+  id: [],
+  conversation_analytics: [
+    'start',
+    'end',
+    'granularity',
+    'phone_numbers',
+    'country_codes',
+    'metric_types',
+    'conversation_categories',
+    'conversation_types',
+    'conversation_directions',
+    'dimensions',
+  ],
+  pricing_analytics: [
+    'start',
+    'end',
+    'granularity',
+    'phone_numbers',
+    'country_codes',
+    'metric_types',
+    'pricing_categories',
+    'pricing_types',
+    'dimensions',
+  ],
+};
+
+/**
+ * Graph's `fields` parameter as Meta's tools write it for a WABA's analytics
+ * (`conversation_analytics.start(…).end(…).granularity(DAILY).dimensions(["PHONE"]),id`): its fields, split at
+ * the commas outside brackets and quotes, each with its modifiers. Only `id`, `conversation_analytics` and
+ * `pricing_analytics` are answered; a field named twice, a modifier given twice or one its field does not
+ * take, and text that is none of this are refused, naming what is wrong.
+ */
+export function graphFields(text: string): GraphField[] {
+  const parts: string[] = [];
+  let depth = 0;
+  let quote = false;
+  let start = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i]!;
+    if (quote) {
+      if (c === '\\') i++;
+      else if (c === '"') quote = false;
+    } else if (c === '"') quote = true;
+    else if (c === '(' || c === '[') depth++;
+    else if (c === ')' || c === ']') depth--;
+    else if (c === ',' && depth === 0) {
+      parts.push(text.slice(start, i));
+      start = i + 1;
+    }
+  }
+  if (quote || depth !== 0) {
+    throw new AnalyticsQueryError(
+      `"fields" is not closed: a bracket or quote of ${shown(text)} is left open.`,
+    );
+  }
+  parts.push(text.slice(start));
+  if (parts.every((part) => part.trim() === '')) {
+    throw new AnalyticsQueryError(
+      '"fields" names no field: give conversation_analytics or pricing_analytics.',
+    );
+  }
+  const fields: GraphField[] = [];
+  for (const raw of parts) {
+    const part = raw.replace(/\s+(?=\.)|(?<=\.)\s+/g, '').trim();
+    const head = /^[a-z_]+/.exec(part)?.[0] ?? '';
+    if (!Object.hasOwn(GRAPH_MODIFIERS, head)) {
+      throw new AnalyticsQueryError(
+        `"fields": ${shown(head || part)} is not a field wameter answers: give conversation_analytics, pricing_analytics or id.`,
+      );
+    }
+    const name = head as GraphField['name'];
+    if (fields.some((field) => field.name === name)) {
+      throw new AnalyticsQueryError(`"fields" names ${name} twice: give it once, with all its modifiers.`);
+    }
+    const modifiers: Record<string, string> = {};
+    let rest = part.slice(head.length);
+    while (rest !== '') {
+      const opening = /^\.([a-z_]+)\(/.exec(rest);
+      if (!opening) {
+        if (/^\.[a-z_]+$/.test(rest)) {
+          throw new AnalyticsQueryError(`"fields": ${shown(part)} is not closed: write ${rest.slice(1)}(…).`);
+        }
+        throw new AnalyticsQueryError(
+          `"fields": ${shown(part)} cannot be read: write each modifier as .name(value), e.g. ${name}.start(1751328000).end(1754006400).`,
+        );
+      }
+      const modifier = opening[1]!;
+      // The argument runs to its closing bracket (brackets inside it, and quoted text, counted).
+      let level = 0;
+      let inQuote = false;
+      let close = -1;
+      for (let i = opening[0].length; i < rest.length; i++) {
+        const c = rest[i]!;
+        if (inQuote) {
+          if (c === '\\') i++;
+          else if (c === '"') inQuote = false;
+        } else if (c === '"') inQuote = true;
+        else if (c === '(' || c === '[') level++;
+        else if (c === ')' && level === 0) {
+          close = i;
+          break;
+        } else if (c === ')' || c === ']') level--;
+      }
+      if (close === -1) throw new AnalyticsQueryError(`"fields": ${shown(part)} is not closed.`);
+      if (!GRAPH_MODIFIERS[name].includes(modifier)) {
+        const takes = GRAPH_MODIFIERS[name];
+        throw new AnalyticsQueryError(
+          `"fields": ${name} takes no "${modifier}"` +
+            (takes.length === 0 ? '.' : `; it takes ${takes.join(', ')}.`),
+        );
+      }
+      if (Object.hasOwn(modifiers, modifier)) {
+        throw new AnalyticsQueryError(`"fields": ${name} gives "${modifier}" twice: give it once.`);
+      }
+      const value = rest.slice(opening[0].length, close).trim();
+      // `.country_codes()`, as the Graph reference writes an empty list: every value, as `[]`.
+      modifiers[modifier] = value === '' ? '[]' : value;
+      rest = rest.slice(close + 1);
+    }
+    fields.push({ name, modifiers });
+  }
+  return fields;
+}

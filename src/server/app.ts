@@ -65,6 +65,8 @@ import {
 import {
   AnalyticsQueryError,
   analyticsKind,
+  graphFields,
+  type GraphField,
   analyticsListFilters,
   analyticsMetrics,
   businessNumbersOf,
@@ -311,6 +313,9 @@ function changesToJson(changes: unknown): unknown {
     ...rest,
   };
 }
+
+/** Graph's error code for each status /v1/graph answers a refusal with (its body rewritten in Graph's shape). */
+const GRAPH_ERROR_CODES: Readonly<Record<number, number>> = { 400: 100, 401: 190, 403: 100, 429: 4, 503: 2 };
 
 /** Meta's analytics dimension names (and wameter's own) → the store's dimension. */
 const ANALYTICS_DIMENSIONS: Record<string, AnalyticsDimension> = {
@@ -712,6 +717,33 @@ export function createApp(deps: AppDeps): Hono<Env> {
     await next();
   };
   app.use('/webhooks/*', webhookRateLimit);
+  // /v1/graph answers a tool written for Meta's Graph API: its refusals (of the API key, the rate limit, the query
+  // checks below, the route) in Graph's error shape, which such a tool reads (`error.code` a number: 100 for a
+  // parameter or an object it may not read, 190 for the token, 4 for the rate limit, 2 for a service that cannot
+  // answer now), each with its status, headers and message as the other routes answer them.
+  app.use('/v1/graph/*', async (c, next) => {
+    await next();
+    const graphCode = GRAPH_ERROR_CODES[c.res.status];
+    if (graphCode === undefined || !c.res.headers.get('content-type')?.includes('json')) return;
+    const body = (await c.res.clone().json()) as { error?: { code?: unknown; message?: unknown } };
+    if (typeof body.error?.code !== 'string' || typeof body.error.message !== 'string') return;
+    const { status } = c.res;
+    const headers = new Headers(c.res.headers);
+    headers.delete('content-length');
+    c.res = undefined;
+    c.res = new Response(
+      JSON.stringify({
+        error: {
+          message: body.error.message,
+          type: 'OAuthException',
+          code: graphCode,
+          wameter_code: body.error.code,
+        },
+      }),
+      { status, headers },
+    );
+  });
+
   app.use('/v1/*', rateLimit);
 
   // --- Meta webhooks ---------------------------------------------------------------------------------
@@ -1563,11 +1595,17 @@ export function createApp(deps: AppDeps): Hono<Env> {
     });
   });
 
-  app.get('/v1/analytics', async (c) => {
-    const filter = unitFilterOf(c);
+  /**
+   * The data points of /v1/analytics for a request whose parameters `query` gives (the query string, or a
+   * Graph request's modifiers) over the units `filter` lets the key read.
+   */
+  async function analyticsDataPoints(
+    c: Context<Env>,
+    query: (name: string) => string | undefined,
+    filter: UnitFilter,
+  ): Promise<Record<string, unknown>[]> {
     // Read as `from` and `to` are (Unix seconds or ISO-8601 with an offset), so a value beyond the instants
     // wameter reads is 400 — never a bigint overflow in the store, nor two values rounded to one float.
-    const query = (name: string) => c.req.query(name);
     const start = instantQuery(query, 'start');
     if (!start.ok) throw new QueryError(start.error.code, start.error.message);
     const end = instantQuery(query, 'end');
@@ -1578,7 +1616,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
         '"start" and "end" are required (Unix seconds, or ISO-8601 with an offset), with end after start.',
       );
     }
-    const granularityText = (c.req.query('granularity') ?? 'DAILY').toUpperCase();
+    const granularityText = (query('granularity') ?? 'DAILY').toUpperCase();
     if (!(ANALYTICS_GRANULARITIES as readonly string[]).includes(granularityText)) {
       throw new QueryError(
         'BAD_QUERY',
@@ -1593,7 +1631,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
     // Meta's parameters, read as Meta reads them (lists as A,B or ["A","B"]).
     const meta: MetaAnalyticsParameters = {};
     for (const name of META_ANALYTICS_PARAMETERS) {
-      const value = c.req.query(name);
+      const value = query(name);
       if (value !== undefined) meta[name] = value;
     }
     const metaRead = <T>(read: () => T): T => {
@@ -1718,8 +1756,65 @@ export function createApp(deps: AppDeps): Hono<Env> {
       }
       return json;
     });
+    return dataPoints;
+  }
+
+  app.get('/v1/analytics', async (c) => {
+    const dataPoints = await analyticsDataPoints(c, (name) => c.req.query(name), unitFilterOf(c));
     return c.json({ data: [{ data_points: dataPoints }] });
   });
+
+  // Meta's own request for a WABA's analytics, `GET /{version}/{WABA_ID}?fields=pricing_analytics.start(…)…`,
+  // answered as Graph answers it (docs/service.md "Analytics as Meta's"): a tool written for Meta's API reads
+  // ours with its base URL pointed at /v1/graph and a wameter API key as its token.
+  const graphAnalytics = async (c: Context<Env>) => {
+    const waba = c.req.param('waba') ?? '';
+    const version = c.req.param('version');
+    if (version !== undefined && !/^v\d+\.\d+$/.test(version)) {
+      throw new QueryError(
+        'BAD_QUERY',
+        `${JSON.stringify(version.length > 64 ? `${version.slice(0, 61)}...` : version)} is no Graph API version: write /v1/graph/v21.0/{WABA_ID}, or /v1/graph/{WABA_ID}.`,
+      );
+    }
+    const fieldsText = c.req.query('fields');
+    if (fieldsText === undefined) {
+      throw new QueryError(
+        'BAD_QUERY',
+        '"fields" is required: give conversation_analytics.start(…).end(…)… or pricing_analytics.start(…).end(…)….',
+      );
+    }
+    let fields: GraphField[];
+    try {
+      fields = graphFields(fieldsText);
+    } catch (error) {
+      if (error instanceof AnalyticsQueryError) throw new QueryError('BAD_QUERY', error.message);
+      throw error;
+    }
+    // The WABA of the path, as `waba=` is read: a key limited to other WABAs is refused (403), whatever
+    // the fields, even `id` alone — it learns nothing of another client's WABA.
+    const filter = parseUnitFilter(
+      (name) => (name === 'waba' ? waba : undefined),
+      c.get('apiKey'),
+      deps.marketNames,
+    );
+    if (!filter.ok) throw new QueryError(filter.error.code, filter.error.message);
+    const answer: Record<string, unknown> = {};
+    for (const field of fields) {
+      if (field.name === 'id') continue;
+      const metric = field.name === 'pricing_analytics' ? 'pricing' : 'conversation';
+      const modifiers: Record<string, string> = { ...field.modifiers, metric };
+      const points = await analyticsDataPoints(
+        c,
+        (name) => (Object.hasOwn(modifiers, name) ? modifiers[name] : undefined),
+        { ...filter.value },
+      );
+      answer[field.name] = { data: [{ data_points: points }] };
+    }
+    answer.id = waba;
+    return c.json(answer);
+  };
+  app.get('/v1/graph/:version/:waba', graphAnalytics);
+  app.get('/v1/graph/:waba', graphAnalytics);
 
   app.post('/v1/rerate', async (c) => {
     const encoding = bodyEncoding(c);

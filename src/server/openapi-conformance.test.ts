@@ -587,6 +587,23 @@ describe.each(['SQLite', 'PostgreSQL'] as const)(
       await ask('GET', '/v1/analytics', `/v1/analytics?${range}`, { status: 401 });
       await ask('GET', '/v1/analytics', `/v1/analytics?${range}&waba=W1`, { key: KEY_W2, status: 403 });
 
+      // Meta's Graph request for a WABA's analytics, its answers and refusals in Graph's shapes.
+      const graphFieldsText = encodeURIComponent(
+        'id,conversation_analytics.start(1746057600).end(1767225600).granularity(MONTHLY)' +
+          '.dimensions(["CONVERSATION_TYPE","PHONE"]),pricing_analytics.start(1746057600).end(1767225600)' +
+          '.granularity(DAILY).dimensions([PRICING_CATEGORY,TIER,COUNTRY]).metric_types([VOLUME,COST])',
+      );
+      for (const [template, path] of [
+        ['/v1/graph/{version}/{waba}', '/v1/graph/v21.0/W2'],
+        ['/v1/graph/{waba}', '/v1/graph/W2'],
+      ] as const) {
+        await ask('GET', template, `${path}?fields=${graphFieldsText}`, { key: KEY_ALL, status: 200 });
+        await ask('GET', template, `${path}?fields=analytics.start(1)`, { key: KEY_ALL, status: 400 });
+        await ask('GET', template, `${path}?fields=id&limit=5`, { key: KEY_ALL, status: 400 });
+        await ask('GET', template, `${path}?fields=id`, { status: 401 });
+        await ask('GET', template, `${path}?fields=id`, { key: KEY_W1, status: 403 });
+      }
+
       // Re-rate: dry runs (a client's key too), one stored, with a period, another era, other cards; errors.
       await ask('POST', '/v1/rerate', '/v1/rerate', { key: KEY_W3, body: { dry_run: true }, status: 200 });
       await ask('POST', '/v1/rerate', '/v1/rerate', {

@@ -105,6 +105,148 @@ const json = (schema: unknown, description = 'OK') => ({
   content: { 'application/json': { schema } },
 });
 
+/** The answer's `data` of /v1/analytics, and of each field /v1/graph answers: Meta's `{data: [{data_points}]}`. */
+const analyticsData = {
+  type: 'array',
+  items: {
+    type: 'object',
+    required: ['data_points'],
+    properties: {
+      data_points: {
+        type: 'array',
+        items: {
+          type: 'object',
+          required: ['start', 'end', 'currency'],
+          description:
+            '{start, end, conversation|volume, cost, unpriced?, currency, and the asked dimensions}: ' +
+            'the count and cost unless metric_types leaves them out. ' +
+            '`unpriced` (with cost, present only when > 0, as in /v1/totals) counts units that could not be ' +
+            'priced: they are in the count but not in `cost`, which is then a lower bound.',
+          properties: {
+            start: { type: 'integer' },
+            end: { type: 'integer' },
+            conversation: { type: 'integer' },
+            volume: { type: 'integer' },
+            cost: { type: 'number' },
+            unpriced: { type: 'integer', minimum: 1 },
+            currency: { type: 'string' },
+            // The asked dimensions, under Meta's field names for the metric.
+            conversation_category: {
+              type: 'string',
+              description: 'CONVERSATION_CATEGORY (metric=conversation).',
+            },
+            pricing_category: {
+              type: 'string',
+              description: 'PRICING_CATEGORY (metric=pricing).',
+            },
+            conversation_type: {
+              type: 'string',
+              description: 'CONVERSATION_TYPE (metric=conversation).',
+            },
+            pricing_type: { type: 'string', description: 'PRICING_TYPE (metric=pricing).' },
+            conversation_direction: { type: 'string' },
+            phone_number: {
+              type: ['string', 'null'],
+              description:
+                "PHONE: the number's display number as Meta answers it (15550783881), from Meta's " +
+                'webhook bodies (signed, or posted to /v1/events by a key for every WABA, or imported); ' +
+                'null when none gave it (send logs name the phone_number_id only).',
+            },
+            phone_number_id: {
+              type: 'string',
+              description: "PHONE: the phone_number_id (wameter's `business`), always.",
+            },
+            phone: {
+              type: 'string',
+              deprecated: true,
+              description:
+                'PHONE with metric=pricing: the phone_number_id, as wameter answered it before it used ' +
+                "Meta's phone_number (deprecated: read phone_number_id).",
+            },
+            country: {
+              type: ['string', 'null'],
+              description: 'null for a number of no known country (its units unpriced).',
+            },
+            waba: { type: 'string' },
+            market: {
+              type: ['string', 'null'],
+              description: 'null for a unit of no known market (unpriced).',
+            },
+            tier: { type: ['string', 'null'] },
+          },
+        },
+      },
+    },
+  },
+};
+
+const graphError = (description: string) => ({
+  description,
+  content: { 'application/json': { schema: { $ref: '#/components/schemas/GraphError' } } },
+});
+
+/** The answer of one analytics field of /v1/graph: Meta's `{data: [{data_points}]}`. */
+const graphField = { type: 'object', required: ['data'], properties: { data: analyticsData } };
+
+/** GET /v1/graph/{version}/{waba} and /v1/graph/{waba}: Meta's Graph request for a WABA's analytics. */
+const graphOperation = (isVersioned: boolean) => ({
+  get: {
+    summary: "Meta's Graph request for a WABA's conversation_analytics / pricing_analytics",
+    description:
+      "For a tool written for Meta's Graph API (base URL pointed at /v1/graph, a wameter API key as its token, " +
+      'in the Authorization header): fields=conversation_analytics.start(…).end(…).granularity(…)…, ' +
+      'pricing_analytics.…, id, as Meta writes them, each field once; each answered as GET /v1/analytics ' +
+      "answers it for waba={waba} with metric=conversation or pricing (its days cut in the WABA's time zone), " +
+      'wrapped as Graph wraps a field. A key limited to other WABAs is refused (403), whatever the fields. ' +
+      "Every refusal is in Graph's error shape (GraphError).",
+    parameters: [
+      ...(isVersioned
+        ? [
+            {
+              name: 'version',
+              in: 'path',
+              required: true,
+              schema: { type: 'string', pattern: '^v[0-9]+\\.[0-9]+$' },
+              description: 'The Graph API version the tool asks for (v21.0): read, not used.',
+            },
+          ]
+        : []),
+      { name: 'waba', in: 'path', required: true, schema: { type: 'string' }, description: 'The WABA id.' },
+      {
+        name: 'fields',
+        in: 'query',
+        required: true,
+        schema: { type: 'string' },
+        description:
+          'conversation_analytics and/or pricing_analytics with their modifiers (start, end, granularity, ' +
+          'phone_numbers, country_codes, metric_types, dimensions, and conversation_categories, ' +
+          'conversation_types, conversation_directions or pricing_categories, pricing_types: each as the ' +
+          'parameter of the same name of /v1/analytics), and id, separated by commas.',
+      },
+    ],
+    responses: {
+      '200': json({
+        type: 'object',
+        required: ['id'],
+        properties: {
+          id: { type: 'string' },
+          conversation_analytics: graphField,
+          pricing_analytics: graphField,
+        },
+      }),
+      '400': graphError(
+        'A field, modifier or value it cannot read, named in the message; a query parameter other than fields.',
+      ),
+      '401': graphError('The API key is missing or unknown (code 190).'),
+      '403': graphError('The key may not read that WABA (code 100).'),
+      '429': graphError('Rate limited (code 4; see Retry-After).'),
+      '503': graphError(
+        'The store cannot answer now, or the bill is not current yet (code 2; see Retry-After).',
+      ),
+    },
+  },
+});
+
 export const openApiDocument = {
   openapi: '3.1.0',
   info: {
@@ -136,6 +278,32 @@ export const openApiDocument = {
                 enum: [...Object.keys(ERRORS), BODY_BUDGET_ERROR_CODE],
               },
               message: { type: 'string' },
+            },
+          },
+        },
+      },
+      GraphError: {
+        type: 'object',
+        required: ['error'],
+        description: "Graph API's error shape, as /v1/graph answers every refusal.",
+        properties: {
+          error: {
+            type: 'object',
+            required: ['message', 'type', 'code', 'wameter_code'],
+            properties: {
+              message: { type: 'string' },
+              type: { const: 'OAuthException' },
+              code: {
+                type: 'integer',
+                enum: [2, 4, 100, 190],
+                description:
+                  "Graph's code: 100 a parameter, or a WABA the key may not read; 190 the API key; 4 the rate limit; 2 the service cannot answer now.",
+              },
+              wameter_code: {
+                type: 'string',
+                enum: [...Object.keys(ERRORS), BODY_BUDGET_ERROR_CODE],
+                description: "The code wameter's other routes answer with (the Error schema's).",
+              },
             },
           },
         },
@@ -779,86 +947,14 @@ export const openApiDocument = {
           '200': json({
             type: 'object',
             required: ['data'],
-            properties: {
-              data: {
-                type: 'array',
-                items: {
-                  type: 'object',
-                  required: ['data_points'],
-                  properties: {
-                    data_points: {
-                      type: 'array',
-                      items: {
-                        type: 'object',
-                        required: ['start', 'end', 'currency'],
-                        description:
-                          '{start, end, conversation|volume, cost, unpriced?, currency, and the asked dimensions}: ' +
-                          'the count and cost unless metric_types leaves them out. ' +
-                          '`unpriced` (with cost, present only when > 0, as in /v1/totals) counts units that could not be ' +
-                          'priced: they are in the count but not in `cost`, which is then a lower bound.',
-                        properties: {
-                          start: { type: 'integer' },
-                          end: { type: 'integer' },
-                          conversation: { type: 'integer' },
-                          volume: { type: 'integer' },
-                          cost: { type: 'number' },
-                          unpriced: { type: 'integer', minimum: 1 },
-                          currency: { type: 'string' },
-                          // The asked dimensions, under Meta's field names for the metric.
-                          conversation_category: {
-                            type: 'string',
-                            description: 'CONVERSATION_CATEGORY (metric=conversation).',
-                          },
-                          pricing_category: {
-                            type: 'string',
-                            description: 'PRICING_CATEGORY (metric=pricing).',
-                          },
-                          conversation_type: {
-                            type: 'string',
-                            description: 'CONVERSATION_TYPE (metric=conversation).',
-                          },
-                          pricing_type: { type: 'string', description: 'PRICING_TYPE (metric=pricing).' },
-                          conversation_direction: { type: 'string' },
-                          phone_number: {
-                            type: ['string', 'null'],
-                            description:
-                              "PHONE: the number's display number as Meta answers it (15550783881), from Meta's " +
-                              'webhook bodies (signed, or posted to /v1/events by a key for every WABA, or imported); ' +
-                              'null when none gave it (send logs name the phone_number_id only).',
-                          },
-                          phone_number_id: {
-                            type: 'string',
-                            description: "PHONE: the phone_number_id (wameter's `business`), always.",
-                          },
-                          phone: {
-                            type: 'string',
-                            deprecated: true,
-                            description:
-                              'PHONE with metric=pricing: the phone_number_id, as wameter answered it before it used ' +
-                              "Meta's phone_number (deprecated: read phone_number_id).",
-                          },
-                          country: {
-                            type: ['string', 'null'],
-                            description: 'null for a number of no known country (its units unpriced).',
-                          },
-                          waba: { type: 'string' },
-                          market: {
-                            type: ['string', 'null'],
-                            description: 'null for a unit of no known market (unpriced).',
-                          },
-                          tier: { type: ['string', 'null'] },
-                        },
-                      },
-                    },
-                  },
-                },
-              },
-            },
+            properties: { data: analyticsData },
           }),
           ...authErrors,
         },
       },
     },
+    '/v1/graph/{version}/{waba}': graphOperation(true),
+    '/v1/graph/{waba}': graphOperation(false),
     '/v1/rerate': {
       post: {
         summary:

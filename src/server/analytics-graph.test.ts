@@ -1,0 +1,129 @@
+// GET /v1/graph/{version}/{waba_id}?fields=…: Meta's Graph request for a WABA's conversation_analytics and
+// pricing_analytics (developers.facebook.com/documentation/business-messaging/whatsapp/analytics), answered as
+// Graph answers it — `{"pricing_analytics": {"data": [{"data_points": […]}]}, "id": "…"}` — under the API key
+// and WABA scoping of the other /v1 routes, with Graph's error shape for a request it cannot read.
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import {
+  conversationLines,
+  createTestService,
+  KEY_ALL,
+  KEY_W1,
+  KEY_W2,
+  type TestService,
+} from '../../test/server-kit.js';
+
+let service: TestService;
+afterEach(async () => {
+  await service.close();
+});
+
+beforeEach(async () => {
+  service = await createTestService();
+  await service.postEvents([
+    ...conversationLines('W1', 'PN1', '919876543210', 'wamid.w1'),
+    ...conversationLines('W2', 'PN2', '5511987654321', 'wamid.w2'),
+  ]);
+});
+
+const RANGE = 'start(1751328000).end(1754006400)'; // July 2025, in UTC
+
+async function json(path: string, key = KEY_ALL): Promise<{ status: number; body: Record<string, unknown> }> {
+  const response = await service.get(path, key);
+  return { status: response.status, body: (await response.json()) as Record<string, unknown> };
+}
+
+/** The data points /v1/analytics answers for the same question. */
+async function analytics(query: string, key = KEY_ALL): Promise<unknown[]> {
+  const { status, body } = await json(`/v1/analytics?start=1751328000&end=1754006400&${query}`, key);
+  expect(status, JSON.stringify(body)).toBe(200);
+  return (body as { data: { data_points: unknown[] }[] }).data[0]!.data_points;
+}
+
+const graph = (fields: string, path = '/v1/graph/v21.0/W1') => `${path}?fields=${encodeURIComponent(fields)}`;
+
+describe("GET /v1/graph/{version}/{waba_id}?fields=: Meta's Graph request", () => {
+  it("answers pricing_analytics wrapped as Graph answers a field, with the WABA's id", async () => {
+    const fields =
+      `pricing_analytics.${RANGE}.granularity(DAILY).phone_numbers([])` +
+      '.dimensions(["PRICING_CATEGORY","PRICING_TYPE","COUNTRY"])';
+    const { status, body } = await json(graph(fields), KEY_W1);
+    expect(status, JSON.stringify(body)).toBe(200);
+    expect(Object.keys(body).sort()).toEqual(['id', 'pricing_analytics']);
+    expect(body.id).toBe('W1');
+    const points = (body.pricing_analytics as { data: { data_points: Record<string, unknown>[] }[] }).data[0]!
+      .data_points;
+    expect(points.length).toBeGreaterThan(0);
+    expect(points.every((point) => typeof point.volume === 'number' && 'pricing_category' in point)).toBe(
+      true,
+    );
+    expect(points).toEqual(
+      await analytics(
+        'waba=W1&metric=pricing&granularity=DAILY&dimensions=PRICING_CATEGORY,PRICING_TYPE,COUNTRY',
+        KEY_W1,
+      ),
+    );
+  });
+
+  it('answers several fields at once, and takes the path without a version', async () => {
+    const fields =
+      `id,conversation_analytics.${RANGE}.granularity(MONTHLY).dimensions([CONVERSATION_CATEGORY]),` +
+      `pricing_analytics.${RANGE}.granularity(MONTHLY).metric_types([VOLUME])`;
+    const { status, body } = await json(graph(fields, '/v1/graph/W2'));
+    expect(status, JSON.stringify(body)).toBe(200);
+    expect(Object.keys(body).sort()).toEqual(['conversation_analytics', 'id', 'pricing_analytics']);
+    expect(
+      (body.conversation_analytics as { data: { data_points: unknown[] }[] }).data[0]!.data_points,
+    ).toEqual(
+      await analytics('waba=W2&metric=conversation&granularity=MONTHLY&dimensions=CONVERSATION_CATEGORY'),
+    );
+    const pricing = (body.pricing_analytics as { data: { data_points: Record<string, unknown>[] }[] })
+      .data[0]!.data_points;
+    expect(pricing).toEqual(
+      await analytics('waba=W2&metric=pricing&granularity=MONTHLY&metric_types=VOLUME'),
+    );
+    expect(pricing.every((point) => !('cost' in point))).toBe(true);
+    // `id` alone: the WABA's id, as Graph answers it.
+    expect((await json(graph('id', '/v1/graph/W2'))).body).toEqual({ id: 'W2' });
+  });
+
+  it("never answers another client's WABA: 403 in Graph's error shape, no data", async () => {
+    const fields = `pricing_analytics.${RANGE}.granularity(MONTHLY)`;
+    for (const path of ['/v1/graph/v21.0/W2', '/v1/graph/W2', '/v1/graph/v21.0/W9']) {
+      const { status, body } = await json(graph(fields, path), KEY_W1);
+      expect(status, path).toBe(403);
+      expect(Object.keys(body)).toEqual(['error']);
+      expect(body.error).toMatchObject({ type: 'OAuthException', code: 100 });
+      expect((body.error as { message: string }).message).toContain('W');
+    }
+    expect((await json(graph(fields, '/v1/graph/v21.0/W1'), KEY_W2)).status).toBe(403);
+    // Without a key: 401, as every /v1 route.
+    const anonymous = await service.get(graph(fields), '');
+    expect(anonymous.status).toBe(401);
+    expect(await anonymous.json()).toMatchObject({
+      error: { type: 'OAuthException', code: 190, wameter_code: 'UNAUTHENTICATED' },
+    });
+  });
+
+  it("refuses a request it cannot read with Graph's error shape (code 100), naming what is wrong", async () => {
+    const cases: Array<[string, string]> = [
+      [graph(`analytics.${RANGE}.granularity(DAY)`), 'analytics'],
+      [graph(`pricing_analytics.${RANGE}.conversation_types([REGULAR])`), 'conversation_types'],
+      [graph(`pricing_analytics.${RANGE}.granularity(WEEKLY)`), 'granularity'],
+      [graph('pricing_analytics.end(1754006400)'), 'start'],
+      [graph(`pricing_analytics.${RANGE}.dimensions([PHONE,PHONE])`), 'dimensions'],
+      [graph(`pricing_analytics.${RANGE}.pricing_types([PROMO])`), 'pricing_types'],
+      [graph(`pricing_analytics.${RANGE}.granularity(DAILY`), 'not closed'],
+      ['/v1/graph/v21.0/W1', 'fields'],
+      [graph(`pricing_analytics.${RANGE}`, '/v1/graph/latest/W1'), 'no Graph API version'],
+      [graph(`pricing_analytics.${RANGE}`) + '&access_token=abc', 'access_token'],
+    ];
+    for (const [path, words] of cases) {
+      const { status, body } = await json(path);
+      expect(status, path).toBe(400);
+      expect(Object.keys(body), path).toEqual(['error']);
+      const error = body.error as Record<string, unknown>;
+      expect(error, path).toMatchObject({ type: 'OAuthException', code: 100 });
+      expect(error.message, path).toContain(words);
+    }
+  });
+});
