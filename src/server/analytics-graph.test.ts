@@ -71,11 +71,8 @@ describe("GET /v1/graph/{version}/{waba_id}?fields=: Meta's Graph request", () =
     const { status, body } = await json(graph(fields, '/v1/graph/W2'));
     expect(status, JSON.stringify(body)).toBe(200);
     expect(Object.keys(body).sort()).toEqual(['conversation_analytics', 'id', 'pricing_analytics']);
-    expect(
-      (body.conversation_analytics as { data: { data_points: unknown[] }[] }).data[0]!.data_points,
-    ).toEqual(
-      await analytics('waba=W2&metric=conversation&granularity=MONTHLY&dimensions=CONVERSATION_CATEGORY'),
-    );
+    // July 2025 is billed per message: no conversation of W2's there (below).
+    expect(body.conversation_analytics).toEqual({ data: [{ data_points: [] }] });
     const pricing = (body.pricing_analytics as { data: { data_points: Record<string, unknown>[] }[] })
       .data[0]!.data_points;
     expect(pricing).toEqual(
@@ -84,6 +81,36 @@ describe("GET /v1/graph/{version}/{waba_id}?fields=: Meta's Graph request", () =
     expect(pricing.every((point) => !('cost' in point))).toBe(true);
     // `id` alone: the WABA's id, as Graph answers it.
     expect((await json(graph('id', '/v1/graph/W2'))).body).toEqual({ id: 'W2' });
+  });
+
+  it("answers conversation_analytics from the conversation eras' units only, as Meta's counts conversations", async () => {
+    // A user's message and a utility reply in March 2024 (conversation-based pricing), besides July 2025's.
+    const line = { waba: 'W1', business: 'PN1', user: '919876543210' };
+    await service.postEvents([
+      { kind: 'inbound', at: '2024-03-01T10:00:00Z', ...line, id: 'wamid.c.in' },
+      { kind: 'outbound', at: '2024-03-01T10:05:00Z', ...line, id: 'wamid.c.o', template: 'utility' },
+      { kind: 'status', at: '2024-03-01T10:05:03Z', id: 'wamid.c.o', status: 'delivered', waba: 'W1' },
+    ]);
+    const range = 'start(1706745600).end(1754006400)'; // February 2024 to July 2025, in UTC
+    const { status, body } = await json(
+      graph(
+        `conversation_analytics.${range}.granularity(MONTHLY).dimensions([CONVERSATION_TYPE]),` +
+          `pricing_analytics.${range}.granularity(MONTHLY).dimensions([PRICING_TYPE])`,
+      ),
+    );
+    expect(status, JSON.stringify(body)).toBe(200);
+    type Points = { data: { data_points: Record<string, unknown>[] }[] };
+    const conversation = (body.conversation_analytics as Points).data[0]!.data_points;
+    // March 2024's conversation only, never July 2025's messages (FREE_CUSTOMER_SERVICE is no conversation type).
+    expect(conversation.length).toBeGreaterThan(0);
+    expect(conversation.every((point) => point.start === 1709251200)).toBe(true);
+    const march = await json(
+      '/v1/analytics?start=1709251200&end=1711929600&waba=W1&metric=conversation&granularity=MONTHLY&dimensions=CONVERSATION_TYPE',
+    );
+    expect(conversation).toEqual((march.body as Points).data[0]!.data_points);
+    // pricing_analytics answers every message, July 2025's too.
+    const pricing = (body.pricing_analytics as Points).data[0]!.data_points;
+    expect(pricing.some((point) => point.start === 1751328000)).toBe(true);
   });
 
   it("never answers another client's WABA: 403 in Graph's error shape, no data", async () => {

@@ -13,6 +13,7 @@ import { CSV_COLUMNS, sumTotals, totalsToJson, unitJsonCsvRow, unitToJson } from
 import { err } from '../core/result.js';
 import { GIVE_RATE_CARDS } from '../core/price-unit.js';
 import { ERAS, type Era, type Finding } from '../core/units.js';
+import { isConversationEra } from '../core/eras.js';
 import {
   holdsMoreValuesThan,
   isNestedDeeperThan,
@@ -1603,6 +1604,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
     c: Context<Env>,
     query: (name: string) => string | undefined,
     filter: UnitFilter,
+    eras?: readonly Era[],
   ): Promise<Record<string, unknown>[]> {
     // Read as `from` and `to` are (Unix seconds or ISO-8601 with an offset), so a value beyond the instants
     // wameter reads is 400 — never a bigint overflow in the store, nor two values rounded to one float.
@@ -1700,6 +1702,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
         ...(lists.categories ? { categories: lists.categories } : {}),
         ...(lists.types ? { types: lists.types } : {}),
         ...(lists.directions ? { directions: lists.directions } : {}),
+        ...(eras ? { eras } : {}),
       }),
     );
     const displayOf = displayNumbers(numbers);
@@ -1803,10 +1806,13 @@ export function createApp(deps: AppDeps): Hono<Env> {
       if (field.name === 'id') continue;
       const metric = field.name === 'pricing_analytics' ? 'pricing' : 'conversation';
       const modifiers: Record<string, string> = { ...field.modifiers, metric };
+      // Meta's conversation_analytics counts conversations: the units of the conversation-based eras only
+      // (a message billed per message, from 2025-07-01, is pricing_analytics' alone).
       const points = await analyticsDataPoints(
         c,
         (name) => (Object.hasOwn(modifiers, name) ? modifiers[name] : undefined),
         { ...filter.value },
+        metric === 'conversation' ? ERAS.filter(isConversationEra) : undefined,
       );
       answer[field.name] = { data: [{ data_points: points }] };
     }

@@ -197,7 +197,9 @@ const graphOperation = (isVersioned: boolean) => ({
       'in the Authorization header): fields=conversation_analytics.start(…).end(…).granularity(…)…, ' +
       'pricing_analytics.…, id, as Meta writes them, each field once; each answered as GET /v1/analytics ' +
       "answers it for waba={waba} with metric=conversation or pricing (its days cut in the WABA's time zone), " +
-      'wrapped as Graph wraps a field. A key limited to other WABAs is refused (403), whatever the fields. ' +
+      'wrapped as Graph wraps a field — conversation_analytics counting only the units of the conversation-based ' +
+      "eras, as Meta counts conversations (a message billed per message is pricing_analytics' alone). " +
+      'A key limited to other WABAs is refused (403), whatever the fields. ' +
       "Every refusal is in Graph's error shape (GraphError).",
     parameters: [
       ...(isVersioned

@@ -224,6 +224,7 @@ export function checkAnalyticsLists(query: AnalyticsQuery): void {
   checkFilterText('categories', query.categories);
   checkFilterText('types', query.types);
   checkFilterText('directions', query.directions);
+  checkFilterText('eras', query.eras);
 }
 
 /**
@@ -241,6 +242,7 @@ export function analyticsListFilters(
     { sql: 'u.category', values: query.categories },
     { sql: 'u.type', values: query.types },
     { sql: dimensionSql('direction', jsonText), values: query.directions },
+    { sql: 'u.era', values: query.eras },
   ];
   return lists.filter(
     (list): list is { sql: string; values: readonly string[] } => list.values !== undefined,

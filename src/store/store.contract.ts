@@ -15,7 +15,7 @@ import {
   type OutboundEvent,
   type StatusEvent,
 } from '../core/events.js';
-import type { BillableUnit, Finding, PendingMessage } from '../core/units.js';
+import type { BillableUnit, Era, Finding, PendingMessage } from '../core/units.js';
 import { MAX_ID_BYTES, MAX_TEMPLATE_NAME_BYTES } from '../ingest/parse-event.js';
 import {
   StoreInputError,
@@ -2764,6 +2764,39 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
           numbers(['W2', 'PN7', '4420000']),
         );
         expect(await store.businessNumbers({ wabas: [] })).toEqual([]);
+      });
+
+      it('filters analytics by the era that rated each unit (conversation_analytics: the conversation eras only)', async () => {
+        const store = await fresh();
+        await store.replaceRating(rating('r1', ['W1']), {
+          units: [
+            unit('c1', { era: 'CBP-2023' }),
+            unit('c2', { era: 'CBP-2024-11', openedAtMs: T0 + MINUTE }),
+            unit('m1', {
+              era: 'PMP-2025',
+              pricingModel: 'PMP',
+              unit: 'message',
+              openedAtMs: T0 + 2 * MINUTE,
+            }),
+          ],
+          pending: [],
+          findings: [],
+        });
+        const count = async (eras?: readonly Era[]) =>
+          (
+            await store.analytics({ granularity: 'MONTHLY', dimensions: [], ...(eras ? { eras } : {}) })
+          ).reduce((sum, point) => sum + point.units, 0);
+        expect(await count()).toBe(3);
+        expect(await count(['CBP-2022', 'CBP-2023', 'CBP-2024-11'])).toBe(2);
+        expect(await count(['PMP-2025'])).toBe(1);
+        expect(await count([])).toBe(0);
+        // Half hours are another query of each engine: filtered alike.
+        const halfHours = await store.analytics({
+          granularity: 'HALF_HOUR',
+          dimensions: [],
+          eras: ['PMP-2025'],
+        });
+        expect(halfHours.reduce((sum, point) => sum + point.units, 0)).toBe(1);
       });
 
       it("keeps the display numbers given with events alone (Meta's bodies posted as events, or imported), as a webhook's", async () => {

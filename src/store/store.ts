@@ -4,7 +4,7 @@
 import { META_STATUS_WORDS, type CoreEvent } from '../core/events.js';
 import type { Micros } from '../core/money.js';
 import type { MicrosTotals } from '../core/report.js';
-import type { BillableUnit, Finding, PendingMessage, PricingType, UnitCategory } from '../core/units.js';
+import type { BillableUnit, Era, Finding, PendingMessage, PricingType, UnitCategory } from '../core/units.js';
 
 /** A webhook POST body exactly as received: the only evidence Meta ever gives, so it is kept verbatim. */
 export interface RawWebhookInput {
@@ -427,6 +427,11 @@ export interface AnalyticsQuery extends UnitFilter {
   categories?: readonly UnitCategory[];
   types?: readonly PricingType[];
   directions?: readonly AnalyticsDirection[];
+  /**
+   * The eras whose units are counted (`BillableUnit.era`, the rules that rated each unit): Meta's
+   * conversation_analytics counts the conversations of the conversation-based eras only. Undefined: every era.
+   */
+  eras?: readonly Era[];
   /** Time zone in which DAILY / MONTHLY buckets are cut (default UTC). */
   timeZone?: string;
 }
