@@ -39,6 +39,9 @@ async function analytics(query: string, key = KEY_ALL): Promise<unknown[]> {
   return (body as { data: { data_points: unknown[] }[] }).data[0]!.data_points;
 }
 
+/** A request without an Authorization header. */
+const anonymous = (path: string) => Promise.resolve(service.app.request(path));
+
 const graph = (fields: string, path = '/v1/graph/v21.0/W1') => `${path}?fields=${encodeURIComponent(fields)}`;
 
 describe("GET /v1/graph/{version}/{waba_id}?fields=: Meta's Graph request", () => {
@@ -113,6 +116,39 @@ describe("GET /v1/graph/{version}/{waba_id}?fields=: Meta's Graph request", () =
     expect(pricing.some((point) => point.start === 1751328000)).toBe(true);
   });
 
+  it("takes the key as Graph takes its token from Meta's SDKs, access_token=, on /v1/graph alone", async () => {
+    const fields = `pricing_analytics.${RANGE}.granularity(MONTHLY)`;
+    const viaQuery = await anonymous(`${graph(fields)}&access_token=${KEY_W1}`);
+    expect(viaQuery.status).toBe(200);
+    expect(await viaQuery.json()).toEqual((await json(graph(fields), KEY_W1)).body);
+    // Scoped as the header's key: W1's key never reads W2.
+    const other = await anonymous(`${graph(fields, '/v1/graph/v21.0/W2')}&access_token=${KEY_W1}`);
+    expect(other.status).toBe(403);
+    // An unknown token is 401 (Graph's code 190); other routes never read it (401 without the header).
+    const unknown = await anonymous(`${graph(fields)}&access_token=nope`);
+    expect(unknown.status).toBe(401);
+    expect(await unknown.json()).toMatchObject({ error: { code: 190 } });
+    const analyticsRoute = await anonymous(
+      `/v1/analytics?start=1751328000&end=1754006400&access_token=${KEY_ALL}`,
+    );
+    expect(analyticsRoute.status).toBe(401);
+  });
+
+  it('reads a list item holding commas as the items it names, as the guide writes ["COUNTRY,PHONE"]', async () => {
+    const split = await json(
+      graph(
+        `pricing_analytics.${RANGE}.granularity(MONTHLY).dimensions(["PRICING_CATEGORY","COUNTRY,PHONE"])`,
+      ),
+    );
+    const apart = await json(
+      graph(
+        `pricing_analytics.${RANGE}.granularity(MONTHLY).dimensions(["PRICING_CATEGORY","COUNTRY","PHONE"])`,
+      ),
+    );
+    expect(split.status, JSON.stringify(split.body)).toBe(200);
+    expect(split.body).toEqual(apart.body);
+  });
+
   it("never answers another client's WABA: 403 in Graph's error shape, no data", async () => {
     const fields = `pricing_analytics.${RANGE}.granularity(MONTHLY)`;
     for (const path of ['/v1/graph/v21.0/W2', '/v1/graph/W2', '/v1/graph/v21.0/W9']) {
@@ -124,9 +160,9 @@ describe("GET /v1/graph/{version}/{waba_id}?fields=: Meta's Graph request", () =
     }
     expect((await json(graph(fields, '/v1/graph/v21.0/W1'), KEY_W2)).status).toBe(403);
     // Without a key: 401, as every /v1 route.
-    const anonymous = await service.get(graph(fields), '');
-    expect(anonymous.status).toBe(401);
-    expect(await anonymous.json()).toMatchObject({
+    const keyless = await service.get(graph(fields), '');
+    expect(keyless.status).toBe(401);
+    expect(await keyless.json()).toMatchObject({
       error: { type: 'OAuthException', code: 190, wameter_code: 'UNAUTHENTICATED' },
     });
   });
@@ -142,7 +178,7 @@ describe("GET /v1/graph/{version}/{waba_id}?fields=: Meta's Graph request", () =
       [graph(`pricing_analytics.${RANGE}.granularity(DAILY`), 'not closed'],
       ['/v1/graph/v21.0/W1', 'fields'],
       [graph(`pricing_analytics.${RANGE}`, '/v1/graph/latest/W1'), 'no Graph API version'],
-      [graph(`pricing_analytics.${RANGE}`) + '&access_token=abc', 'access_token'],
+      [graph(`pricing_analytics.${RANGE}`) + '&limit=5', 'limit'],
     ];
     for (const [path, words] of cases) {
       const { status, body } = await json(path);

@@ -10,6 +10,8 @@ describe('metaList: a list as Meta takes one', () => {
     ['[ "A" ]', ['A']],
     ['[]', []],
     ['[ ]', []],
+    // Meta's guide writes a quoted item holding several: ["COUNTRY,PHONE"].
+    ['["A","B,C"]', ['A', 'B', 'C']],
   ])('%s', (text, items) => {
     expect(metaList('dimensions', text)).toEqual(items);
   });

@@ -35,7 +35,9 @@ export function metaList(name: string, text: string): string[] {
     if (!Array.isArray(parsed) || !parsed.every((item): item is string => typeof item === 'string')) {
       throw new AnalyticsQueryError(`"${name}" must be a list of strings: ${name}=A,B or ${name}=["A","B"].`);
     }
-    items = parsed.map((item) => item.trim());
+    // A quoted item holding commas names several (Meta's guide writes ["COUNTRY,PHONE"]): no value of these
+    // lists holds a comma.
+    items = parsed.flatMap((item) => item.split(',')).map((item) => item.trim());
   } else {
     const inner = trimmed.startsWith('[') && trimmed.endsWith(']') ? trimmed.slice(1, -1).trim() : trimmed;
     if (inner === '' && trimmed !== '') return [];

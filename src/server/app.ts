@@ -457,10 +457,20 @@ export function createApp(deps: AppDeps): Hono<Env> {
       return [hash, { apiKey, hash }] as const;
     }),
   );
-  /** The configured key a request's `Authorization: Bearer …` names, with its hash; undefined for none. */
+  /**
+   * The configured key a request's `Authorization: Bearer …` names, with its hash; undefined for none. On
+   * /v1/graph only, a request without that header may give it as Graph's `access_token` query parameter, as
+   * Meta's SDKs send their token (the request log never writes a query string).
+   */
   const apiKeyOfRequest = (c: Context) => {
-    const match = /^Bearer\s+(\S+)\s*$/i.exec(c.req.header('authorization') ?? '');
-    return match ? keysByHash.get(sha256(match[1]!).toString('hex')) : undefined;
+    const header = c.req.header('authorization');
+    const token =
+      header === undefined
+        ? c.req.path.startsWith('/v1/graph/')
+          ? c.req.query('access_token')
+          : undefined
+        : /^Bearer\s+(\S+)\s*$/i.exec(header)?.[1];
+    return token ? keysByHash.get(sha256(token).toString('hex')) : undefined;
   };
   const limiter = config.rateLimit ? createRateLimiter(config.rateLimit, clock) : null;
   // Webhook POSTs count only when they fail (bad or missing signature, oversized body): Meta's signed

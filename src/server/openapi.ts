@@ -215,6 +215,14 @@ const graphOperation = (isVersioned: boolean) => ({
         : []),
       { name: 'waba', in: 'path', required: true, schema: { type: 'string' }, description: 'The WABA id.' },
       {
+        name: 'access_token',
+        in: 'query',
+        schema: { type: 'string' },
+        description:
+          "The API key, as Meta's SDKs send their token, when no Authorization header is sent (this route only). " +
+          "A URL may end up in proxies' logs: prefer the header.",
+      },
+      {
         name: 'fields',
         in: 'query',
         required: true,
