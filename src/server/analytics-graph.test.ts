@@ -134,6 +134,24 @@ describe("GET /v1/graph/{version}/{waba_id}?fields=: Meta's Graph request", () =
     expect(analyticsRoute.status).toBe(401);
   });
 
+  it("answers the rate limit's refusal in Graph's shape (code 4), Retry-After kept", async () => {
+    await service.close();
+    service = await createTestService({ rateLimit: { perSecond: 1, burst: 2 } });
+    const path = graph('id');
+    const statuses: number[] = [];
+    let refused: Response | undefined;
+    for (let i = 0; i < 3; i++) {
+      const response = await service.get(path, KEY_W1);
+      statuses.push(response.status);
+      if (response.status === 429) refused = response;
+    }
+    expect(statuses).toEqual([200, 200, 429]);
+    expect(refused!.headers.get('retry-after')).toMatch(/^\d+$/);
+    expect(await refused!.json()).toMatchObject({
+      error: { type: 'OAuthException', code: 4, wameter_code: 'RATE_LIMITED' },
+    });
+  });
+
   it('reads a list item holding commas as the items it names, as the guide writes ["COUNTRY,PHONE"]', async () => {
     const split = await json(
       graph(
@@ -162,6 +180,9 @@ describe("GET /v1/graph/{version}/{waba_id}?fields=: Meta's Graph request", () =
     // Without a key: 401, as every /v1 route.
     const keyless = await service.get(graph(fields), '');
     expect(keyless.status).toBe(401);
+    // Its headers as every route's 401.
+    expect(keyless.headers.get('www-authenticate')).toBe('Bearer realm="wameter"');
+    expect(keyless.headers.get('content-type')).toMatch(/^application\/json/);
     expect(await keyless.json()).toMatchObject({
       error: { type: 'OAuthException', code: 190, wameter_code: 'UNAUTHENTICATED' },
     });
