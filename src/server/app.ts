@@ -736,8 +736,11 @@ export function createApp(deps: AppDeps): Hono<Env> {
     await next();
     const graphCode = GRAPH_ERROR_CODES[c.res.status];
     if (graphCode === undefined || !c.res.headers.get('content-type')?.includes('json')) return;
-    const body = (await c.res.clone().json()) as { error?: { code?: unknown; message?: unknown } };
-    if (typeof body.error?.code !== 'string' || typeof body.error.message !== 'string') return;
+    const body = (await c.res
+      .clone()
+      .json()
+      .catch(() => undefined)) as { error?: { code?: unknown; message?: unknown } } | undefined;
+    if (typeof body?.error?.code !== 'string' || typeof body.error.message !== 'string') return;
     const { status } = c.res;
     const headers = new Headers(c.res.headers);
     headers.delete('content-length');
