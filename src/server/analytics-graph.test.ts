@@ -5,6 +5,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
   conversationLines,
+  createDashboardService,
   createTestService,
   KEY_ALL,
   KEY_W1,
@@ -150,6 +151,32 @@ describe("GET /v1/graph/{version}/{waba_id}?fields=: Meta's Graph request", () =
     expect(await refused!.json()).toMatchObject({
       error: { type: 'OAuthException', code: 4, wameter_code: 'RATE_LIMITED' },
     });
+  });
+
+  it("is read back by wameter's own reader of Meta's answers: the reconciliation finds it agrees with the bill", async () => {
+    await service.close();
+    service = await createDashboardService();
+    await service.postEvents(conversationLines('W1', 'PN1', '919876543210', 'wamid.w1'));
+    const fields = `pricing_analytics.${RANGE}.granularity(DAILY).dimensions([COUNTRY,PRICING_CATEGORY])`;
+    const answer = await json(graph(fields), KEY_W1);
+    expect(answer.status).toBe(200);
+    const response = await service.app.request('/v1/reconciliation', {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${KEY_W1}`, 'Content-Type': 'application/json' },
+      body: JSON.stringify({ analytics: answer.body }),
+    });
+    const body = (await response.json()) as {
+      checked: { buckets: number };
+      differences: { bucket?: unknown }[];
+      analytics: { waba: string; kind: string; totals: unknown[] };
+    };
+    expect(response.status, JSON.stringify(body)).toBe(200);
+    expect(body.analytics).toMatchObject({ waba: 'W1', kind: 'pricing_analytics' });
+    expect(body.checked.buckets).toBeGreaterThan(0);
+    expect(body.differences.filter((difference) => difference.bucket !== undefined)).toEqual([]);
+    expect(body.analytics.totals).toEqual([
+      expect.objectContaining({ waba: 'W1', difference: { units: 0, amount: '0' } }),
+    ]);
   });
 
   it('reads a list item holding commas as the items it names, as the guide writes ["COUNTRY,PHONE"]', async () => {
