@@ -167,6 +167,29 @@ describe('parseAccounts', () => {
     );
   });
 
+  it('portfolios written alike but for letter case or white space around them are refused, naming both: they would split one volume tier', () => {
+    const message = problemOf({
+      accounts: [
+        { waba: 'W1', portfolio: 'Acme' },
+        { waba: 'W2', portfolio: 'Other' },
+        { waba: 'W3', portfolio: 'acme ' },
+        { waba: 'W4', portfolio: 'Acme' },
+      ],
+    });
+    expect(message).toBe(
+      'accounts.json: account 2 (waba W3) "portfolio" is "acme ", and account 0 (waba W1) writes "Acme": ' +
+        'they differ only in letter case or white space around them, so they are two portfolios, each with ' +
+        'its own volume tiers (portfolio × market × category × month): write one portfolio one way, or give ' +
+        'two portfolios names that differ by more',
+    );
+    // Told apart by more than case or spaces: two portfolios, as written.
+    expect(
+      accountsOf(
+        '{"accounts":[{"waba":"W1","portfolio":"Acme"},{"waba":"W2","portfolio":"Acme 2"},{"waba":"W3","portfolio":"Acme"}]}',
+      ).map((account) => account.portfolio),
+    ).toEqual(['Acme', 'Acme 2', 'Acme']);
+  });
+
   it('lists every problem at once', () => {
     const message = problemOf({
       accounts: [

@@ -80,6 +80,8 @@ export function parseAccounts(text: string, fileName: string): Result<Account[],
   }
   const accounts: Account[] = [];
   const seen = new Map<string, number>();
+  // Each portfolio's first spelling, by the form that letter case and white space around it do not change.
+  const portfolios = new Map<string, { portfolio: string; where: string }>();
   document.accounts.forEach((raw: unknown, index: number) => {
     const before = problems.length;
     const account = parseAccount(raw, `account ${index}`, problems);
@@ -92,6 +94,21 @@ export function parseAccounts(text: string, fileName: string): Result<Account[],
       return;
     }
     seen.set(account.waba, index);
+    // Portfolios are matched exactly, and volume tiers count per portfolio × market × category × month: "Acme"
+    // and "acme " would count one client's charges in two tiers, each billed from its first band.
+    const where = `account ${index} (waba ${account.waba})`;
+    const alike = account.portfolio.trim().toLowerCase();
+    const earlier = portfolios.get(alike);
+    if (earlier === undefined) portfolios.set(alike, { portfolio: account.portfolio, where });
+    else if (earlier.portfolio !== account.portfolio) {
+      problems.push(
+        `${where} "portfolio" is ${JSON.stringify(account.portfolio)}, and ${earlier.where} writes ` +
+          `${JSON.stringify(earlier.portfolio)}: they differ only in letter case or white space around them, so ` +
+          'they are two portfolios, each with its own volume tiers (portfolio × market × category × month): ' +
+          'write one portfolio one way, or give two portfolios names that differ by more',
+      );
+      return;
+    }
     accounts.push(account);
   });
   if (problems.length > 0) return fail(`${fileName}: ${problems.join('; ')}`);
