@@ -95,13 +95,15 @@ async function batchExpectation(deliveries: readonly Delivery[]) {
     if (!parsed.ok) throw new Error(parsed.error.message);
     return parsed.value.events;
   });
+  const { accountFor } = accountBookFor(pricing.value.accounts, events);
   return ratingToJson(
     rateEvents(events, {
-      accountFor: accountBookFor(pricing.value.accounts, events).accountFor,
+      accountFor,
       listedWabas: new Set(pricing.value.accounts.map((account) => account.waba)),
       rateBook: pricing.value.rateBook,
       markets: pricing.value.markets,
     }),
+    (waba) => accountFor(waba).timeZone,
   );
 }
 

@@ -87,6 +87,28 @@ describe('wameter explain: the WABA’s clock beside UTC', () => {
     const utc = await cli([auckland, '--user', USER]);
     expect(utc.out).toContain('  2025-06-30T20:00:02Z [PN1]  utility template nz1');
   });
+
+  it("gives each unit of the JSON its local_date, the date of its opening on its WABA's clock", async () => {
+    const auckland = eventsFile('auckland-json.ndjson', [
+      send('nz2', '2025-06-30T20:00:00Z', { template: 'utility' }),
+      status('nz2', '2025-06-30T20:00:02Z', 'delivered'),
+    ]);
+    const accounts = join(dir, 'auckland-json-accounts.json');
+    writeFileSync(accounts, JSON.stringify({ accounts: [{ waba: 'W1', timezone: 'Pacific/Auckland' }] }));
+    const local = await cli([auckland, '--accounts', accounts, '--user', USER, '--format', 'json']);
+    expect(local.code).toBe(0);
+    expect((JSON.parse(local.out) as { units: unknown[] }).units).toEqual([
+      expect.objectContaining({
+        opened_at: '2025-06-30T20:00:02Z',
+        local_date: '2025-07-01',
+        era: 'PMP-2025',
+      }),
+    ]);
+    const utc = await cli([auckland, '--user', USER, '--format', 'json']);
+    expect((JSON.parse(utc.out) as { units: unknown[] }).units).toEqual([
+      expect.objectContaining({ local_date: '2025-06-30' }),
+    ]);
+  });
 });
 
 describe('wameter explain: conversations named in words, never by their codes', () => {

@@ -179,7 +179,14 @@ async function runExplain(
     for (const message of numberSends.failed(rated)) if (!ids.has(message.id)) failed.push(message);
   }
   const unrated = [...pending, ...failed];
-  const story = explainUser(storyUser, flags.business, timeline, units, unrated);
+  const story = explainUser(
+    storyUser,
+    flags.business,
+    timeline,
+    units,
+    unrated,
+    (waba) => setup.accountBook.accountFor(waba).timeZone,
+  );
   // The id asked for, right after the number whose story it has.
   const { user: number, ...told } = story;
   const explanation = storyUser === user ? story : { user: number, scoped_user: user, ...told };

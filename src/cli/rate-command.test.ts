@@ -961,6 +961,24 @@ describe('wameter rate --month', () => {
     expect((await bill('2025-08')).units).toEqual([]);
   });
 
+  it("gives each unit its local_date, the date of its opening on its WABA's clock, in JSON and CSV", async () => {
+    const whole = (await bill()) as Bill & { units: { local_date: string }[] };
+    const evening = whole.units.find((unit) => unit.opened_at === '2025-10-01T00:54:06Z');
+    // São Paulo's evening of September 30: the date that put it on September's bill.
+    expect(evening).toMatchObject({ waba: '953306147105484', local_date: '2025-09-30' });
+    for (const month of ['2025-09', '2025-10']) {
+      const units = (await bill(month)).units as { local_date?: string }[];
+      expect(units.every((unit) => unit.local_date?.startsWith(month))).toBe(true);
+    }
+    const csv = await run(['rate', EXAMPLE, '--accounts', EXAMPLE_ACCOUNTS, '--format', 'csv']);
+    const [header, ...rows] = csv.out.trim().split('\n');
+    const columns = header!.split(',');
+    expect(columns.at(-1)).toBe('local_date');
+    const row = rows.find((line) => line.includes('2025-10-01T00:54:06Z'))!.split(',');
+    expect(row[columns.indexOf('local_date')]).toBe('2025-09-30');
+    expect(rows).toHaveLength(whole.units.length);
+  });
+
   it('says what it left out on stderr, and refuses what is not a month', async () => {
     const { error } = await run(['rate', EXAMPLE, '--accounts', EXAMPLE_ACCOUNTS, '--month', '2025-09']);
     expect(error).toContain(

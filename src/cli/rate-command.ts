@@ -142,7 +142,11 @@ export async function runRate(
     month === undefined || localDate(atMs, setup.accountBook.accountFor(waba).timeZone).startsWith(month);
   let otherMonths = 0;
 
-  const writer = createUnitWriter(flags.format, io.writeOut);
+  const writer = createUnitWriter(
+    flags.format,
+    io.writeOut,
+    (waba) => setup.accountBook.accountFor(waba).timeZone,
+  );
   const errors = createSourceErrorReporter(io.writeError);
   const pending: PendingMessage[] = [];
   let unpriced = 0;

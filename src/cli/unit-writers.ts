@@ -41,7 +41,12 @@ class Output {
   }
 }
 
-export function createUnitWriter(format: OutputFormat, write: (text: string) => void): UnitWriter {
+/** `timeZoneOf`: each WABA's time zone, as the rating used it (each unit's `local_date`). */
+export function createUnitWriter(
+  format: OutputFormat,
+  write: (text: string) => void,
+  timeZoneOf: (waba: string) => string,
+): UnitWriter {
   // A table is read by a person on a terminal: no control character of the input reaches it (io.ts).
   const out = new Output(format === 'table' ? (text) => write(terminalSafe(text)) : write);
   const totals = new TotalsAccumulator();
@@ -64,7 +69,7 @@ export function createUnitWriter(format: OutputFormat, write: (text: string) => 
       return {
         unit(unit) {
           add(unit);
-          out.push(`${isFirst ? '\n' : ',\n'}${JSON.stringify(unitToJson(unit))}`);
+          out.push(`${isFirst ? '\n' : ',\n'}${JSON.stringify(unitToJson(unit, timeZoneOf(unit.waba)))}`);
           isFirst = false;
         },
         end(pending, findings) {
@@ -80,7 +85,7 @@ export function createUnitWriter(format: OutputFormat, write: (text: string) => 
       out.push(`${CSV_COLUMNS.join(',')}\n`);
       return {
         unit(unit) {
-          out.push(`${unitCsvRow(unit)}\n`);
+          out.push(`${unitCsvRow(unit, timeZoneOf(unit.waba))}\n`);
         },
         end() {
           out.flush();

@@ -6,6 +6,7 @@ import {
   isValidTimeZone,
   localDate,
   localMonth,
+  localMonthRange,
   MAX_INSTANT_MS,
   parseInstant,
 } from './calendar.js';
@@ -17,6 +18,40 @@ describe('calendar', () => {
     expect(localDate(ms, 'Asia/Kolkata')).toBe('2025-07-01'); // 01:30 the next day
     expect(localDate(ms, 'America/Los_Angeles')).toBe('2025-06-30');
     expect(localMonth(ms, 'Asia/Kolkata')).toBe('2025-07');
+  });
+
+  it("gives a month's instants in a zone: exactly those localMonth puts in it", () => {
+    const iso = (ms: number) => new Date(ms).toISOString();
+    const range = (month: string, zone: string) => {
+      const { fromMs, toMs } = localMonthRange(month, zone);
+      return [iso(fromMs), iso(toMs)];
+    };
+    expect(range('2025-09', 'UTC')).toEqual(['2025-09-01T00:00:00.000Z', '2025-10-01T00:00:00.000Z']);
+    expect(range('2025-09', 'America/Sao_Paulo')).toEqual([
+      '2025-09-01T03:00:00.000Z',
+      '2025-10-01T03:00:00.000Z',
+    ]);
+    expect(range('2025-12', 'Asia/Kolkata')).toEqual([
+      '2025-11-30T18:30:00.000Z',
+      '2025-12-31T18:30:00.000Z',
+    ]);
+    expect(range('2025-07', 'Asia/Kathmandu')).toEqual([
+      '2025-06-30T18:15:00.000Z',
+      '2025-07-31T18:15:00.000Z',
+    ]);
+    // Summer time: New York's March starts at UTC-5 and ends at UTC-4.
+    expect(range('2025-03', 'America/New_York')).toEqual([
+      '2025-03-01T05:00:00.000Z',
+      '2025-04-01T04:00:00.000Z',
+    ]);
+    for (const zone of ['America/Sao_Paulo', 'Asia/Kolkata', 'Pacific/Kiritimati', 'Pacific/Pago_Pago']) {
+      const { fromMs, toMs } = localMonthRange('2025-10', zone);
+      expect([localMonth(fromMs - 1, zone), localMonth(fromMs, zone)], zone).toEqual(['2025-09', '2025-10']);
+      expect([localMonth(toMs - 1, zone), localMonth(toMs, zone)], zone).toEqual(['2025-10', '2025-11']);
+    }
+    // The ends of the instants read: nothing before 1969's last day, nothing after 9999.
+    expect(localMonthRange('1900-01', 'UTC')).toEqual({ fromMs: 0, toMs: 0 });
+    expect(localMonthRange('9999-12', 'UTC').toMs).toBe(MAX_INSTANT_MS + 1);
   });
 
   it('is exact at local midnight, including half-hour and quarter-hour zones', () => {

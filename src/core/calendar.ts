@@ -104,6 +104,42 @@ export function localMonth(atMs: number, timeZone: string): string {
   return localDate(atMs, timeZone).slice(0, 7);
 }
 
+/**
+ * The instants whose local month (`localMonth`) in `timeZone` is `month` ("YYYY-MM"): `[fromMs, toMs)`, from the
+ * first quarter hour of its first day to that of the next month's. Found with `localDate` itself, so a filter on
+ * these instants chooses exactly the units `localMonth` puts in the month (a zone whose date went back across a
+ * month's edge, which none has done at one, would not be one range).
+ */
+export function localMonthRange(month: string, timeZone: string): { fromMs: number; toMs: number } {
+  if (!isMonth(month)) throw new Error(`not a month: ${month}`);
+  const year = Number(month.slice(0, 4));
+  const number = Number(month.slice(5, 7));
+  // No instant wameter reads (MIN_INSTANT_MS to MAX_INSTANT_MS) is before 1969-12-31 or after 9999-12-31 anywhere.
+  if (year < 1969) return { fromMs: MIN_INSTANT_MS, toMs: MIN_INSTANT_MS };
+  const next = number === 12 ? `${year + 1}-01` : `${year}-${String(number + 1).padStart(2, '0')}`;
+  return {
+    fromMs: firstInstantOfDay(`${month}-01`, timeZone),
+    toMs: year === 9999 && number === 12 ? MAX_INSTANT_MS + 1 : firstInstantOfDay(`${next}-01`, timeZone),
+  };
+}
+
+/**
+ * The first instant whose local date in `timeZone` is `date` or later: a quarter hour (offsets are multiples
+ * of one), searched for within a day of the date's UTC midnight (offsets lie within ±14 h).
+ */
+function firstInstantOfDay(date: string, timeZone: string): number {
+  const utcMidnightMs =
+    daysFromCivil(Number(date.slice(0, 4)), Number(date.slice(5, 7)), Number(date.slice(8, 10))) * DAY_MS;
+  let low = Math.floor((utcMidnightMs - DAY_MS) / QUARTER_HOUR_MS); // its date is before `date`
+  let high = Math.floor((utcMidnightMs + DAY_MS) / QUARTER_HOUR_MS); // its date is `date` or later
+  while (high - low > 1) {
+    const middle = Math.floor((low + high) / 2);
+    if (localDate(middle * QUARTER_HOUR_MS, timeZone) >= date) high = middle;
+    else low = middle;
+  }
+  return high * QUARTER_HOUR_MS;
+}
+
 export type InstantError = { code: 'BAD_TIMESTAMP'; message: string };
 
 /**

@@ -86,6 +86,8 @@ export function explainUser(
   timeline: readonly TimelineEntry[],
   allUnits: readonly BillableUnit[],
   unrated: readonly UnratedMessage[] = [],
+  /** Each WABA's time zone, as the rating used it: each unit's `local_date`. */
+  timeZoneOf: (waba: string) => string = () => 'UTC',
 ): Explanation {
   const isShown = (of: { user: string; business: string }) =>
     of.user === user && (!business || of.business === business);
@@ -182,7 +184,7 @@ export function explainUser(
     user,
     business: business ?? null,
     entries: entries.map(({ atMs: _atMs, order: _order, ...entry }) => entry),
-    units: units.map(unitToJson),
+    units: units.map((unit) => unitToJson(unit, timeZoneOf(unit.waba))),
     totals: totalsOf(units),
     totals_by_waba: Object.fromEntries(
       [...new Set(units.map((unit) => unit.waba))]

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { CSV_COLUMNS, TotalsAccumulator, csvField, unitCsvRow } from './report.js';
+import { CSV_COLUMNS, TotalsAccumulator, csvField, unitCsvRow, unitToJson } from './report.js';
 import type { BillableUnit } from './units.js';
 import { billableUnit } from '../../test/support/units.js';
 
@@ -38,7 +38,7 @@ describe('unitCsvRow', () => {
       isCategoryFromWebhook: true,
     });
     const row = Object.fromEntries(
-      CSV_COLUMNS.map((column, i) => [column, unitCsvRow(tiered).split(',')[i]]),
+      CSV_COLUMNS.map((column, i) => [column, unitCsvRow(tiered, 'UTC').split(',')[i]]),
     );
     expect(row).toMatchObject({
       id: 'u_a1',
@@ -49,7 +49,7 @@ describe('unitCsvRow', () => {
       category_from_webhook: 'true',
     });
     const plain = Object.fromEntries(
-      CSV_COLUMNS.map((column, i) => [column, unitCsvRow(billableUnit({ id: 'u_b' })).split(',')[i]]),
+      CSV_COLUMNS.map((column, i) => [column, unitCsvRow(billableUnit({ id: 'u_b' }), 'UTC').split(',')[i]]),
     );
     expect(plain).toMatchObject({
       tier_count: '',
@@ -62,6 +62,21 @@ describe('unitCsvRow', () => {
     expect(CSV_COLUMNS.slice(0, 20).join(',')).toBe(
       'id,unit,pricing_model,era,waba,business,user,country,market,category,type,opened_at,expires_at,closed_at,messages,rate,amount,currency,rate_card,rule',
     );
+  });
+});
+
+describe('local_date', () => {
+  // 2025-10-01T00:54Z: an evening of September 30 in São Paulo (UTC-3), the morning of October 1 in UTC.
+  const evening = billableUnit({ id: 'u_sp', openedAtMs: Date.parse('2025-10-01T00:54:06Z') });
+
+  it("is the date of the unit's opening on its WABA's clock, in JSON and as the last CSV column", () => {
+    expect(unitToJson(evening, 'America/Sao_Paulo').local_date).toBe('2025-09-30');
+    expect(unitToJson(evening, 'Asia/Kolkata').local_date).toBe('2025-10-01');
+    expect(unitToJson(evening, 'UTC').local_date).toBe('2025-10-01');
+    expect(CSV_COLUMNS.at(-1)).toBe('local_date');
+    expect(unitCsvRow(evening, 'America/Sao_Paulo').split(',').at(-1)).toBe('2025-09-30');
+    // Placed after the columns that came before it: scripts reading by position keep working.
+    expect(CSV_COLUMNS.indexOf('category_from_webhook')).toBe(CSV_COLUMNS.length - 2);
   });
 });
 

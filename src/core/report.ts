@@ -1,7 +1,7 @@
 // The public JSON shapes of contract.md §4: units, pending messages, totals and findings as users script
 // against them (snake_case, decimal strings for money, ISO instants). Pure formatting, no rating here.
 
-import { formatInstant } from './calendar.js';
+import { formatInstant, localDate } from './calendar.js';
 import { exactMicros, formatMicros, sumMicros, type Micros } from './money.js';
 import type { BillableUnit, Finding, PendingMessage, RatingResult } from './units.js';
 
@@ -18,6 +18,12 @@ export interface UnitJson {
   category: BillableUnit['category'];
   type: BillableUnit['type'];
   opened_at: string;
+  /**
+   * The date (YYYY-MM-DD) of `opened_at` on the clock of the unit's WABA (its accounts-file time zone): the
+   * date that chose its era, rate card, free allowance and tier month, and the month whose bill it is on
+   * (`rate --month`, `month=`). Given wherever units are answered with their WABA's time zone known.
+   */
+  local_date?: string;
   expires_at: string | null;
   closed_at?: string;
   messages: string[];
@@ -62,7 +68,12 @@ export interface RatingJson {
   findings: Finding[];
 }
 
-export function unitToJson(unit: BillableUnit): UnitJson {
+/**
+ * A unit as contract §4 writes it; with `timeZone`, its WABA's (the one the rating used), its `local_date`.
+ * The date is worked out here, from the instant and the zone, with the rater's own `localDate`: never stored,
+ * so the stored bill and a re-rate's comparison of units hold nothing that could disagree with the instant.
+ */
+export function unitToJson(unit: BillableUnit, timeZone?: string): UnitJson {
   const json: UnitJson = {
     id: unit.id,
     unit: unit.unit,
@@ -76,6 +87,7 @@ export function unitToJson(unit: BillableUnit): UnitJson {
     category: unit.category,
     type: unit.type,
     opened_at: formatInstant(unit.openedAtMs),
+    ...(timeZone === undefined ? {} : { local_date: localDate(unit.openedAtMs, timeZone) }),
     expires_at: unit.expiresAtMs === null ? null : formatInstant(unit.expiresAtMs),
     messages: unit.messages,
     rate: unit.rateMicros === null ? null : formatMicros(unit.rateMicros),
@@ -246,9 +258,10 @@ export function totalsOf(units: Iterable<BillableUnit>): TotalsJson {
   return accumulator.toJson();
 }
 
-export function ratingToJson(result: RatingResult): RatingJson {
+/** A rating as contract §4's document; `timeZoneOf` gives each WABA's time zone (its units' `local_date`). */
+export function ratingToJson(result: RatingResult, timeZoneOf: (waba: string) => string): RatingJson {
   return {
-    units: result.units.map(unitToJson),
+    units: result.units.map((unit) => unitToJson(unit, timeZoneOf(unit.waba))),
     pending: result.pending.map(pendingToJson),
     totals: totalsOf(result.units),
     findings: result.findings,
@@ -258,8 +271,9 @@ export function ratingToJson(result: RatingResult): RatingJson {
 /**
  * Columns of a unit as a CSV row: the fields of contract §4 (messages space-separated), then what JSON gives
  * only on some units — the volume tier (count, band, month) and the two flags, `true` or `false` — so that a
- * spreadsheet user sees as much as a JSON one. New columns go at the end: scripts reading by position keep
- * working.
+ * spreadsheet user sees as much as a JSON one; then `local_date`, the opening's date on the WABA's clock
+ * (the UTC `opened_at` puts a São Paulo evening on the next day, or the next month). New columns go at the
+ * end: scripts reading by position keep working.
  */
 export const CSV_COLUMNS = [
   'id',
@@ -287,6 +301,7 @@ export const CSV_COLUMNS = [
   'tier_month',
   'market_inferred',
   'category_from_webhook',
+  'local_date',
 ] as const;
 
 /**
@@ -301,8 +316,9 @@ export function csvField(value: string | number | boolean | null | undefined): s
   return /[",\n\r]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
 }
 
-export function unitCsvRow(unit: BillableUnit): string {
-  return unitJsonCsvRow(unitToJson(unit));
+/** A unit as a CSV row; `timeZone` is its WABA's, for the `local_date` column (`unitToJson`). */
+export function unitCsvRow(unit: BillableUnit, timeZone: string): string {
+  return unitJsonCsvRow(unitToJson(unit, timeZone));
 }
 
 /** A unit's JSON (`unitToJson`, maybe `withheldTierCount`) as a CSV row: a withheld count is an empty cell. */

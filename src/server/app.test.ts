@@ -68,12 +68,10 @@ async function batchRating(lines: readonly object[]) {
     if (!parsed.ok) throw new Error(parsed.error.message);
     return parsed.value.events;
   });
+  const { accountFor } = accountBookFor(pricing.value.accounts, events);
   return ratingToJson(
-    rateEvents(events, {
-      accountFor: accountBookFor(pricing.value.accounts, events).accountFor,
-      rateBook: pricing.value.rateBook,
-      markets: pricing.value.markets,
-    }),
+    rateEvents(events, { accountFor, rateBook: pricing.value.rateBook, markets: pricing.value.markets }),
+    (waba) => accountFor(waba).timeZone,
   );
 }
 
@@ -1193,7 +1191,7 @@ describe('query API: units, totals, CSV, explain, analytics', () => {
     expect(response.headers.get('Content-Type')).toContain('text/csv');
     const rows = (await response.text()).trim().split('\r\n');
     expect(rows[0]).toBe(
-      'id,unit,pricing_model,era,waba,business,user,country,market,category,type,opened_at,expires_at,closed_at,messages,rate,amount,currency,rate_card,rule,tier_count,tier_band,tier_month,market_inferred,category_from_webhook',
+      'id,unit,pricing_model,era,waba,business,user,country,market,category,type,opened_at,expires_at,closed_at,messages,rate,amount,currency,rate_card,rule,tier_count,tier_band,tier_month,market_inferred,category_from_webhook,local_date',
     );
     const units = (await json(await service.get('/v1/units?waba=W1', KEY_ALL))).units as { id: string }[];
     expect(rows.length - 1).toBe(units.length);

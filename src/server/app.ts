@@ -12,7 +12,7 @@ import { MoneyRangeError, formatMicros, sumMicros } from '../core/money.js';
 import { CSV_COLUMNS, sumTotals, totalsToJson, unitJsonCsvRow, unitToJson } from '../core/report.js';
 import { err } from '../core/result.js';
 import { GIVE_RATE_CARDS } from '../core/price-unit.js';
-import { ERAS, type Era, type Finding } from '../core/units.js';
+import { ERAS, type BillableUnit, type Era, type Finding } from '../core/units.js';
 import { isConversationEra } from '../core/eras.js';
 import {
   holdsMoreValuesThan,
@@ -112,6 +112,8 @@ import {
   analyticsRangeRefusal,
   instantQuery,
   joinScopedUser,
+  localMonthFilter,
+  monthQuery,
   parseUnitFilter,
   timeZoneQuery,
   unnamedUserProblem,
@@ -1148,10 +1150,30 @@ export function createApp(deps: AppDeps): Hono<Env> {
     return filter.waba !== undefined ? [filter.waba] : scopeOf(c);
   }
 
+  /** A stored unit as the API answers it: its `local_date` on its WABA's clock (accounts file; UTC unlisted). */
+  function unitJsonOf(unit: BillableUnit) {
+    return unitToJson(unit, deps.timeZoneOf?.(unit.waba) ?? 'UTC');
+  }
+
   function unitFilterOf(c: Context<Env>): UnitFilter {
     const filter = parseUnitFilter((name) => c.req.query(name), c.get('apiKey'), deps.marketNames);
     if (!filter.ok) throw new QueryError(filter.error.code, filter.error.message);
     return filter.value;
+  }
+
+  /**
+   * The units filters with `month` (/v1/units, /v1/units.csv, /v1/totals): the units billed in that month by
+   * each WABA's clock (`UnitFilter.localPeriod`), among the WABAs the filter may hold.
+   */
+  async function monthlyUnitFilterOf(c: Context<Env>): Promise<UnitFilter> {
+    const filter = unitFilterOf(c);
+    const month = monthQuery((name) => c.req.query(name));
+    if (!month.ok) throw new QueryError(month.error.code, month.error.message);
+    if (month.value === undefined) return filter;
+    const wabas =
+      filter.waba !== undefined ? [filter.waba] : (filter.wabas ?? (await fromStore(store.listWabas())));
+    filter.localPeriod = localMonthFilter(month.value, wabas, (waba) => deps.timeZoneOf?.(waba) ?? 'UTC');
+    return filter;
   }
 
   /**
@@ -1442,18 +1464,18 @@ export function createApp(deps: AppDeps): Hono<Env> {
   });
 
   app.get('/v1/units', async (c) => {
-    const filter = unitFilterOf(c);
+    const filter = await monthlyUnitFilterOf(c);
     const limit = limitOf(c, DEFAULT_PAGE);
     const cursor = c.req.query('cursor');
     await rating.current(readScope(c, filter));
     await checkUserNamed(c, filter);
     const page = await fromStore(store.queryUnits(filter, { limit, ...(cursor ? { cursor } : {}) }));
-    const units = await unitsForReader(page.units.map(unitToJson), tierCountsOf(c));
+    const units = await unitsForReader(page.units.map(unitJsonOf), tierCountsOf(c));
     return c.json({ units, next_cursor: page.nextCursor });
   });
 
   app.get('/v1/units.csv', async (c) => {
-    const filter = unitFilterOf(c);
+    const filter = await monthlyUnitFilterOf(c);
     await rating.current(readScope(c, filter));
     await checkUserNamed(c, filter);
     // Streamed page by page as the client reads (each page waits for the one before to be taken): the
@@ -1521,7 +1543,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
     const exported = store.exportUnits(filter, async (units) => {
       pageCame();
       let text = '';
-      for (const unit of await unitsForReader(units.map(unitToJson), mayReadCount))
+      for (const unit of await unitsForReader(units.map(unitJsonOf), mayReadCount))
         text += `${unitJsonCsvRow(unit)}\r\n`;
       await send(text);
     });
@@ -1558,7 +1580,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
   });
 
   app.get('/v1/totals', async (c) => {
-    const filter = unitFilterOf(c);
+    const filter = await monthlyUnitFilterOf(c);
     await rating.current(readScope(c, filter));
     await checkUserNamed(c, filter);
     const totals = await fromStore(store.totals(filter));

@@ -73,7 +73,9 @@ async function serviceWith(
 
 /** The CSV the export of `units` makes, header first. */
 const csvOf = (units: readonly BillableUnit[]) =>
-  [CSV_COLUMNS.join(','), ...units.map(unitCsvRow)].map((row) => `${row}\r\n`).join('');
+  [CSV_COLUMNS.join(','), ...units.map((unit) => unitCsvRow(unit, 'UTC'))]
+    .map((row) => `${row}\r\n`)
+    .join('');
 
 async function readUntil(reader: ReadableStreamDefaultReader<Uint8Array>, lines: number): Promise<string> {
   let text = '';

@@ -65,6 +65,20 @@ const unitFilterParameters = [
   { name: 'to', in: 'query', schema: { type: 'string' }, description: 'Units opened before (same format).' },
 ];
 
+/**
+ * `month`: the units billed in a month by each WABA's clock (/v1/units, /v1/units.csv, /v1/totals only: the
+ * other routes that take the units filters cut their own periods).
+ */
+const monthParameter = {
+  name: 'month',
+  in: 'query',
+  schema: { type: 'string', pattern: '^\\d{4}-(0[1-9]|1[0-2])$' },
+  description:
+    "The units billed in that month (YYYY-MM), each by its WABA's clock: those whose `local_date` is in it, as " +
+    '`wameter rate --month` chooses them. Not with `from`/`to` (UTC instants): 400 BAD_QUERY when both are given, ' +
+    'or when the value is no month.',
+};
+
 /** A route without parameters refuses any query parameter all the same (an unknown one is never ignored). */
 const noParameterError = {
   '400': errorResponse('BAD_QUERY: a query parameter is given (the route takes none), named in the message.'),
@@ -357,6 +371,16 @@ export const openApiDocument = {
           category: { $ref: '#/components/schemas/Category' },
           type: { $ref: '#/components/schemas/PricingType' },
           opened_at: { type: 'string', format: 'date-time' },
+          local_date: {
+            type: 'string',
+            format: 'date',
+            description:
+              "The date (YYYY-MM-DD) of `opened_at` on the clock of the unit's WABA (its accounts-file time zone, " +
+              'UTC when unlisted): the date that chose its era, rate card, free allowance and tier month, and the ' +
+              'month whose bill it is on (`month=`). `opened_at` is UTC: a São Paulo evening charge is there the ' +
+              'next day, or the next month. Given by /v1/units, /v1/units.csv (the last column) and /v1/explain; ' +
+              "absent from a re-rate's changed units.",
+          },
           expires_at: { type: ['string', 'null'], format: 'date-time' },
           closed_at: { type: 'string', format: 'date-time' },
           messages: { type: 'array', items: { type: 'string' } },
@@ -685,7 +709,7 @@ export const openApiDocument = {
     '/v1/units': {
       get: {
         summary: 'Billable units, filtered, with cursor pagination',
-        parameters: [...unitFilterParameters, ...pageParameters],
+        parameters: [...unitFilterParameters, monthParameter, ...pageParameters],
         responses: {
           '200': json({
             type: 'object',
@@ -702,7 +726,7 @@ export const openApiDocument = {
     '/v1/units.csv': {
       get: {
         summary: 'The same units as CSV',
-        parameters: unitFilterParameters,
+        parameters: [...unitFilterParameters, monthParameter],
         responses: {
           '200': { description: 'CSV with a header row.', content: { 'text/csv': {} } },
           ...authErrors,
@@ -712,7 +736,7 @@ export const openApiDocument = {
     '/v1/totals': {
       get: {
         summary: 'Totals per currency and category',
-        parameters: unitFilterParameters,
+        parameters: [...unitFilterParameters, monthParameter],
         responses: {
           '200': json({
             type: 'object',

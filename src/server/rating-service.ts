@@ -1047,7 +1047,7 @@ export function createRatingService(deps: RatingServiceDeps): RatingService {
       // The trace follows one user across every WABA of the scope: keep only what the caller may see.
       timeline: timeline.map(timelineToJson),
       decisions: result.decisions.filter(isAsked).map(decisionToJson),
-      units: units.map(unitToJson),
+      units: units.map((unit) => unitToJson(unit, baseBook.accountFor(unit.waba).timeZone)),
       pending: result.pending.filter(isAsked).map(pendingToJson),
       failed: (failed ?? []).filter(isAsked).map(failedToJson),
       findings,
@@ -1163,6 +1163,7 @@ async function compareUnits(
   const byKey = async (units: readonly BillableUnit[]) => {
     const map = new Map<string, string>();
     for (const unit of units) {
+      // Without `local_date`: the old unit's would be worked out in today's time zone, not the one it was rated in.
       map.set(keyOf(unit), JSON.stringify(unitToJson(unit)));
       await pause();
     }

@@ -61,6 +61,7 @@ async function batchOf(bodies: readonly Buffer[]) {
       null,
       bodies.map((body) => JSON.parse(body.toString('utf8')) as object),
     ),
+    () => 'UTC', // no accounts file: every WABA on UTC, as the service here
   );
   return { findings: output.findings, units: output.units };
 }

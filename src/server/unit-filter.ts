@@ -4,14 +4,16 @@
 
 import {
   ABBREVIATION_NOTE,
+  isMonth,
   isTimeZoneAbbreviation,
   isValidTimeZone,
+  localMonthRange,
   parseInstant,
 } from '../core/calendar.js';
 import { canonicalUser, normalisePhone } from '../core/phone.js';
 import { err, ok, type Result } from '../core/result.js';
 import { PRICING_TYPES, UNIT_CATEGORIES, type PricingType, type UnitCategory } from '../core/units.js';
-import type { Granularity, UnitFilter } from '../store/store.js';
+import type { Granularity, LocalPeriod, UnitFilter } from '../store/store.js';
 import type { ApiKey } from './config.js';
 import type { ErrorCode } from './errors.js';
 
@@ -228,6 +230,58 @@ export function parseUnitFilter(
     return err({ code: 'BAD_QUERY', message: '"to" is before "from".' });
   }
   return ok(filter);
+}
+
+/**
+ * The `month` parameter (/v1/units, /v1/units.csv, /v1/totals): a month, `YYYY-MM`, or absent. Not with `from`
+ * or `to`: those are UTC instants, a month is each WABA's own, and which one was meant cannot be told.
+ */
+export function monthQuery(
+  query: (name: string) => string | undefined,
+): Result<string | undefined, FilterProblem> {
+  const text = query('month');
+  if (text === undefined || text === '') return ok(undefined);
+  if (!isMonth(text)) {
+    const shown = text.length > 64 ? `${text.slice(0, 61)}...` : text;
+    return err({
+      code: 'BAD_QUERY',
+      message: `"month": ${JSON.stringify(shown)} is not a month: write it YYYY-MM (2025-07).`,
+    });
+  }
+  if (query('from') || query('to')) {
+    return err({
+      code: 'BAD_QUERY',
+      message:
+        '"month" chooses the units billed in a month by each WABA\'s clock, "from" and "to" instants in UTC: give one or the other, not both.',
+    });
+  }
+  return ok(text);
+}
+
+/**
+ * The instants of `month` on the clock of each of `wabas` (`timeZoneOf`: the accounts file's zone), grouped by
+ * zone for the store (`UnitFilter.localPeriod`): the units a WABA opened in that month by its own clock, as
+ * `wameter rate --month` chooses them. WABAs whose month is UTC's are left to `others` (no list to send).
+ */
+export function localMonthFilter(
+  month: string,
+  wabas: readonly string[],
+  timeZoneOf: (waba: string) => string,
+): LocalPeriod {
+  const others = localMonthRange(month, 'UTC');
+  const byRange = new Map<string, { wabas: string[]; fromMs: number; toMs: number }>();
+  const rangeOfZone = new Map<string, { fromMs: number; toMs: number }>();
+  for (const waba of wabas) {
+    const zone = timeZoneOf(waba);
+    let range = rangeOfZone.get(zone);
+    if (range === undefined) rangeOfZone.set(zone, (range = localMonthRange(month, zone)));
+    if (range.fromMs === others.fromMs && range.toMs === others.toMs) continue;
+    const key = `${range.fromMs}:${range.toMs}`;
+    const group = byRange.get(key);
+    if (group === undefined) byRange.set(key, { wabas: [waba], ...range });
+    else group.wabas.push(waba);
+  }
+  return { zones: [...byRange.values()], others };
 }
 
 /** The granularities of /v1/analytics, finest first. */

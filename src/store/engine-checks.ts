@@ -215,6 +215,7 @@ export function checkFilter(filter: UnitFilter): void {
   checkFilterText('category', filter.category);
   checkFilterText('type', filter.type);
   checkFilterText('market', filter.market);
+  for (const zone of filter.localPeriod?.zones ?? []) checkFilterText('localPeriod', zone.wabas);
 }
 
 /** `checkFilterText` for Meta's list filters of an analytics query (`AnalyticsQuery`). */

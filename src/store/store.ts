@@ -389,6 +389,19 @@ export interface UnitFilter {
   fromMs?: number;
   /** Units opened before this instant. */
   toMs?: number;
+  /**
+   * Units opened within one calendar period (a month: `month=`) of their own WABA's clock, which only the caller
+   * knows (the accounts file): a WABA of one of `zones` in that zone's instants `[fromMs, toMs)`, any other WABA
+   * in `others`' (UTC's, the accounts' default). Pending messages, by their sending. Built by `localMonthFilter`
+   * (server/unit-filter.ts).
+   */
+  localPeriod?: LocalPeriod;
+}
+
+/** A calendar period on each WABA's clock, as instants per time zone (`UnitFilter.localPeriod`). */
+export interface LocalPeriod {
+  zones: readonly { wabas: readonly string[]; fromMs: number; toMs: number }[];
+  others: { fromMs: number; toMs: number };
 }
 
 /** Units per page of `Store.exportUnits` unless the caller says otherwise. */

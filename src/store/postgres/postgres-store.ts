@@ -2142,6 +2142,25 @@ function commonClauses(filter: UnitFilter, params: Params, prefix: string, timeC
   if (filter.fromMs !== undefined)
     clauses.push(`${prefix}${timeColumn} >= ${params.add(filter.fromMs)}::bigint`);
   if (filter.toMs !== undefined) clauses.push(`${prefix}${timeColumn} < ${params.add(filter.toMs)}::bigint`);
+  const period = filter.localPeriod;
+  if (period !== undefined) {
+    // The whole period's bounds first, so the time index is read only between them; then each zone's own.
+    const ranges = [...period.zones, period.others];
+    const inRange = (range: { fromMs: number; toMs: number }) =>
+      `${prefix}${timeColumn} >= ${params.add(range.fromMs)}::bigint AND ${prefix}${timeColumn} < ${params.add(range.toMs)}::bigint`;
+    clauses.push(
+      inRange({
+        fromMs: Math.min(...ranges.map((range) => range.fromMs)),
+        toMs: Math.max(...ranges.map((range) => range.toMs)),
+      }),
+    );
+    const terms = period.zones.map(
+      (zone) => `(${prefix}waba = ANY(${params.add([...zone.wabas])}::text[]) AND ${inRange(zone)})`,
+    );
+    const listed = params.add(period.zones.flatMap((zone) => zone.wabas));
+    terms.push(`(NOT (${prefix}waba = ANY(${listed}::text[])) AND ${inRange(period.others)})`);
+    clauses.push(`(${terms.join(' OR ')})`);
+  }
   return clauses;
 }
 

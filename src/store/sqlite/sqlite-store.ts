@@ -1781,6 +1781,22 @@ function commonWhere(filter: UnitFilter, prefix: string, timeColumn: string): Wh
   }
   if (filter.fromMs !== undefined) add(`${prefix}${timeColumn} >= ?`, filter.fromMs);
   if (filter.toMs !== undefined) add(`${prefix}${timeColumn} < ?`, filter.toMs);
+  const period = filter.localPeriod;
+  if (period !== undefined) {
+    // The whole period's bounds first, so the time index is read only between them; then each zone's own.
+    const ranges = [...period.zones, period.others];
+    add(`${prefix}${timeColumn} >= ?`, Math.min(...ranges.map((range) => range.fromMs)));
+    add(`${prefix}${timeColumn} < ?`, Math.max(...ranges.map((range) => range.toMs)));
+    const inRange = `${prefix}${timeColumn} >= ? AND ${prefix}${timeColumn} < ?`;
+    const terms = period.zones.map((zone) => {
+      where.params.push(JSON.stringify(zone.wabas), zone.fromMs, zone.toMs);
+      return `(${prefix}waba IN (SELECT value FROM json_each(?)) AND ${inRange})`;
+    });
+    where.params.push(JSON.stringify(period.zones.flatMap((zone) => zone.wabas)));
+    where.params.push(period.others.fromMs, period.others.toMs);
+    terms.push(`(${prefix}waba NOT IN (SELECT value FROM json_each(?)) AND ${inRange})`);
+    where.clauses.push(`(${terms.join(' OR ')})`);
+  }
   return where;
 }
 
