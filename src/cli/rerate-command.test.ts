@@ -265,6 +265,64 @@ describe('wameter rerate', () => {
     await store.close();
   });
 
+  it("refuses a day given for --from/--to (it takes instants), saying the instant to write on the WABAs' clock", async () => {
+    await storeConversationAndClose(await openSqliteStore(join(dir, 'cli.db')), [
+      'W2',
+      'PN2',
+      '919812345678',
+      'wamid.w2',
+    ]);
+    const accounts = join(dir, 'accounts.json');
+    writeFileSync(
+      accounts,
+      JSON.stringify({
+        accounts: [
+          { waba: 'W1', timezone: 'America/Sao_Paulo' },
+          { waba: 'W2', timezone: 'Asia/Kolkata' },
+        ],
+      }),
+    );
+    const config = join(dir, 'service.json');
+    writeFileSync(config, JSON.stringify({ accounts }));
+    const one = await run([
+      '--db',
+      db,
+      '--config',
+      config,
+      '--waba',
+      'W1',
+      '--from',
+      '2025-07-01',
+      '--dry-run',
+    ]);
+    expect(one.stderr).toBe(
+      'wameter rerate: --from: "2025-07-01" is a day, and --from takes an instant (units opened at or after it ' +
+        'are reported). 2025-07-01 begins at 2025-07-01T03:00:00Z on the clock of the WABA re-rated ' +
+        '(America/Sao_Paulo: W1): write --from 2025-07-01T03:00:00Z\n',
+    );
+    expect(one.code).toBe(1);
+    // --to: the end of the period is the start of the day after the last one to report.
+    const to = await run(['--db', db, '--config', config, '--waba', 'W1', '--to', '2025-07-31', '--dry-run']);
+    expect(to.stderr).toBe(
+      'wameter rerate: --to: "2025-07-31" is a day, and --to takes an instant (units opened before it are ' +
+        'reported). To report the whole of 2025-07-31, give the instant 2025-08-01 begins: 2025-08-01T03:00:00Z ' +
+        'on the clock of the WABA re-rated (America/Sao_Paulo: W1): write --to 2025-08-01T03:00:00Z\n',
+    );
+    // WABAs of two clocks: each clock's instant, and how to re-rate one alone.
+    const both = await run(['--db', db, '--config', config, '--from', '2025-07-01', '--dry-run']);
+    expect(both.stderr).toBe(
+      'wameter rerate: --from: "2025-07-01" is a day, and --from takes an instant (units opened at or after it ' +
+        'are reported). 2025-07-01 begins at another instant on each clock of the WABAs re-rated: ' +
+        '2025-06-30T18:30:00Z (Asia/Kolkata: W2), 2025-07-01T03:00:00Z (America/Sao_Paulo: W1); one period ' +
+        'is reported for all: write the instant of the clock you mean (the earliest, --from ' +
+        "2025-06-30T18:30:00Z, takes in the whole day on every clock), or give --waba to re-rate one WABA's portfolio\n",
+    );
+    expect(both.code).toBe(1);
+    const store = await openStore(db);
+    expect(await store.listRatings(10)).toEqual([]);
+    await store.close();
+  });
+
   it('says when the accounts differ from those the last rating priced with (a rerate without --accounts)', async () => {
     const accounts = join(dir, 'accounts.json');
     writeFileSync(accounts, JSON.stringify({ accounts: [{ waba: 'W1', timezone: 'Asia/Kolkata' }] }));

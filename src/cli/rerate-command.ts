@@ -3,7 +3,9 @@
 // use-case as POST /v1/rerate (server/rating-service.ts).
 
 import type { Command } from 'commander';
-import { formatInstant, parseInstant } from '../core/calendar.js';
+import { formatInstant, isCalendarDay, parseInstant } from '../core/calendar.js';
+import { createAccountBook } from '../ingest/accounts-file.js';
+import { dayForInstantHint } from '../use-cases/day-for-instant.js';
 import { ERAS, type Era } from '../core/units.js';
 import { EXIT, OutputError } from './exit-codes.js';
 import { sayFindings } from './findings-on-stderr.js';
@@ -207,7 +209,7 @@ export function registerRerateCommand(program: Command, io: CliIo): Command {
       )
       .option(
         '--from <instant>',
-        'only report units opened at or after (ISO-8601 with offset, or Unix seconds)',
+        "only report units opened at or after (ISO-8601 with offset, or Unix seconds; a day, 2025-07-01, is refused with the instant it begins on the WABAs' clock)",
         optionValue('an instant'),
       )
       .option('--to <instant>', 'only report units opened before', optionValue('an instant'))
@@ -260,8 +262,15 @@ stderr beside the table, or as "findings" in the JSON.`,
       .action(async (flags: RerateFlags) => {
         if (flags.format !== 'table' && flags.format !== 'json')
           return fail('--format must be table or json');
-        const instant = (name: string, text: string | undefined): number | undefined | null => {
+        // A day (`--from 2025-07-01`, as `reconcile` takes them) is refused once the WABAs' clocks are known,
+        // saying the instant it begins there: its UTC midnight is not their billing day's edge.
+        const days: { role: 'from' | 'to'; day: string }[] = [];
+        const instant = (name: 'from' | 'to', text: string | undefined): number | undefined | null => {
           if (text === undefined) return undefined;
+          if (isCalendarDay(text.trim())) {
+            days.push({ role: name, day: text.trim() });
+            return undefined;
+          }
           const parsed = parseInstant(text);
           if (parsed.ok) return parsed.value;
           fail(`--${name}: ${parsed.error.message}`);
@@ -311,6 +320,25 @@ stderr beside the table, or as "findings" in the JSON.`,
           // Checked here, before anything is rated: an unknown WABA (a typo) would record an empty rating.
           const refusal = await wabasRefusal(store, flags.waba);
           if (refusal !== undefined) return fail(refusal);
+          if (days.length > 0) {
+            const book = createAccountBook(pricing.value.accounts);
+            const wabas = flags.waba ? [...new Set(flags.waba)] : await store.listWabas();
+            return fail(
+              days
+                .map(({ role, day }) =>
+                  dayForInstantHint({
+                    field: `--${role}`,
+                    role,
+                    day,
+                    wabas,
+                    timeZoneOf: (waba) => book.accountFor(waba).timeZone,
+                    write: (value) => `--${role} ${value}`,
+                    narrow: '--waba',
+                  }),
+                )
+                .join('\nwameter rerate: '),
+            );
+          }
           // Other cards are checked under the configuration's reported-rules setting, as the service's are.
           const rating = commandRatingService(store, pricing.value, io, {
             loadRateCards: (paths) => loadRateCards(paths, pricing.value.isReportedRulesEnabled),

@@ -123,11 +123,21 @@ export function localMonthRange(month: string, timeZone: string): { fromMs: numb
   };
 }
 
+/** Whether `text` is a calendar day written `YYYY-MM-DD` (one that exists: not 2025-02-30). */
+export function isCalendarDay(text: unknown): text is string {
+  if (typeof text !== 'string' || !/^\d{4}-\d{2}-\d{2}$/.test(text)) return false;
+  const [year, month, day] = [Number(text.slice(0, 4)), Number(text.slice(5, 7)), Number(text.slice(8, 10))];
+  const isLeap = year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0);
+  const monthDays = month === 2 && isLeap ? 29 : DAYS_IN_MONTH[month - 1];
+  return monthDays !== undefined && day >= 1 && day <= monthDays;
+}
+
 /**
- * The first instant whose local date in `timeZone` is `date` or later: a quarter hour (offsets are multiples
- * of one), searched for within a day of the date's UTC midnight (offsets lie within ±14 h).
+ * The first instant whose local date in `timeZone` is `date` (`YYYY-MM-DD`) or later — its local midnight, or
+ * the first quarter hour after a midnight that summer time skipped: a quarter hour (offsets are multiples of
+ * one), searched for within a day of the date's UTC midnight (offsets lie within ±14 h).
  */
-function firstInstantOfDay(date: string, timeZone: string): number {
+export function firstInstantOfDay(date: string, timeZone: string): number {
   const utcMidnightMs =
     daysFromCivil(Number(date.slice(0, 4)), Number(date.slice(5, 7)), Number(date.slice(8, 10))) * DAY_MS;
   let low = Math.floor((utcMidnightMs - DAY_MS) / QUARTER_HOUR_MS); // its date is before `date`

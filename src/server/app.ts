@@ -6,7 +6,8 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { Hono, type Context, type MiddlewareHandler } from 'hono';
 import { matchedRoutes } from 'hono/route';
-import { formatInstant, parseInstant } from '../core/calendar.js';
+import { formatInstant, isCalendarDay, parseInstant } from '../core/calendar.js';
+import { dayForInstantHint } from '../use-cases/day-for-instant.js';
 import { eventKey, type CoreEvent } from '../core/events.js';
 import { MoneyRangeError, formatMicros, sumMicros } from '../core/money.js';
 import { CSV_COLUMNS, sumTotals, totalsToJson, unitJsonCsvRow, unitToJson } from '../core/report.js';
@@ -1897,8 +1898,15 @@ export function createApp(deps: AppDeps): Hono<Env> {
         'This key is limited to some WABAs; nothing was rated or stored.',
       );
     }
-    const instant = (name: string): number | undefined => {
+    // A day ("2025-07-01", as `wameter reconcile` takes them) is refused once the WABAs are known, saying the
+    // instant it begins on their clock (its UTC midnight is not their billing day's edge), as `wameter rerate`.
+    const days: { role: 'from' | 'to'; day: string }[] = [];
+    const instant = (name: 'from' | 'to'): number | undefined => {
       if (request[name] === undefined || request[name] === null) return undefined;
+      if (isCalendarDay(request[name])) {
+        days.push({ role: name, day: request[name] });
+        return undefined;
+      }
       const parsed = parseInstant(request[name]);
       if (!parsed.ok) throw new QueryError('BAD_QUERY', `"${name}": ${parsed.error.message}.`);
       return parsed.value;
@@ -1940,6 +1948,25 @@ export function createApp(deps: AppDeps): Hono<Env> {
           `WABA ${JSON.stringify(unknownWaba)} has no stored events: nothing to re-rate (check the id).`,
         );
       }
+    }
+    if (days.length > 0) {
+      const named = wabas ?? scopeOf(c) ?? (await fromStore(store.listWabas()));
+      throw new QueryError(
+        'BAD_QUERY',
+        days
+          .map(({ role, day }) =>
+            dayForInstantHint({
+              field: `"${role}"`,
+              role,
+              day,
+              wabas: named,
+              timeZoneOf: (waba) => deps.timeZoneOf?.(waba) ?? 'UTC',
+              write: (value) => `"${role}": "${value}"`,
+              narrow: '"wabas"',
+            }),
+          )
+          .join('; '),
+      );
     }
     // An era's name in any letter case, as `wameter rerate --as-of-rules` takes it (cbp-2023).
     const era =

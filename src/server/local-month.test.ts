@@ -161,4 +161,40 @@ describe.each(['SQLite', 'PostgreSQL'] as const)("a month's bill by each WABA's 
       });
     }
   });
+  it('POST /v1/rerate refuses a day for "from"/"to" (instants), saying the instant it begins on the WABAs\' clock', async () => {
+    await start();
+    const rerate = (body: object, key = KEY_ALL) =>
+      service.app.request('/v1/rerate', {
+        method: 'POST',
+        headers: { Authorization: `Bearer ${key}`, 'Content-Type': 'application/json' },
+        body: JSON.stringify({ dry_run: true, ...body }),
+      });
+    const prefix = 'A query parameter or request field is invalid. ';
+    for (const [body, key] of [
+      [{ from: '2025-07-01', wabas: ['W1'] }, KEY_ALL],
+      [{ from: '2025-07-01' }, KEY_W1],
+    ] as const) {
+      const response = await rerate(body, key);
+      expect(response.status).toBe(400);
+      expect(await response.json()).toEqual({
+        error: {
+          code: 'BAD_QUERY',
+          message:
+            `${prefix}"from": "2025-07-01" is a day, and "from" takes an instant (units opened at or after it are ` +
+            'reported). 2025-07-01 begins at 2025-07-01T03:00:00Z on the clock of the WABA re-rated ' +
+            '(America/Sao_Paulo: W1): write "from": "2025-07-01T03:00:00Z"',
+        },
+      });
+    }
+    const all = await rerate({ to: '2025-09-30' });
+    expect(all.status).toBe(400);
+    expect(((await all.json()) as { error: { message: string } }).error.message).toBe(
+      `${prefix}"to": "2025-09-30" is a day, and "to" takes an instant (units opened before it are reported). ` +
+        'To report the whole of 2025-09-30, give the instant 2025-10-01 begins, another on each clock of the ' +
+        'WABAs re-rated: 2025-09-30T18:30:00Z (Asia/Kolkata: W2), 2025-10-01T00:00:00Z (UTC: W3), ' +
+        '2025-10-01T03:00:00Z (America/Sao_Paulo: W1); one period is reported for all: write the instant of ' +
+        'the clock you mean (the latest, "to": "2025-10-01T03:00:00Z", takes in the whole day on every clock), ' +
+        'or give "wabas" to re-rate one WABA\'s portfolio',
+    );
+  });
 });

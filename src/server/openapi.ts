@@ -1008,7 +1008,9 @@ export const openApiDocument = {
                   from: {
                     type: ['string', 'null'],
                     description:
-                      'An instant (ISO-8601 with an offset, or Unix seconds); null or left out: no bound.',
+                      'An instant (ISO-8601 with an offset, or Unix seconds); null or left out: no bound. A day ' +
+                      '("2025-07-01") is 400 BAD_QUERY saying the instant it begins on the clock of the WABAs ' +
+                      "re-rated (their accounts-file time zones): its UTC midnight is not their billing day's edge.",
                   },
                   to: { type: ['string', 'null'], description: 'As from.' },
                   wabas: { type: 'array', items: { type: 'string' } },
