@@ -2220,6 +2220,34 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
         expect(await ids(store, { waba: 'W1', category: 'utility', fromMs: T0 + 1 })).toEqual(['u3']);
       });
 
+      it("filters by a period on each WABA's clock (localPeriod): each zone's WABAs in its range, the rest in others'", async () => {
+        const store = await seeded();
+        // u1 T0 (W1), u2 T0+1 (W2), u3 T0+2 (W1), u4 T0+3 (W1), u5 T0+4 (W3).
+        const period = {
+          zones: [
+            { wabas: ['W2'], fromMs: T0 + 1, toMs: T0 + 2 },
+            { wabas: ['W3', 'W9'], fromMs: T0 + 10, toMs: T0 + 20 },
+          ],
+          others: { fromMs: T0 + 2, toMs: T0 + 4 },
+        };
+        expect(await ids(store, { localPeriod: period })).toEqual(['u2', 'u3', 'u4']);
+        expect(await ids(store, { localPeriod: { ...period, zones: [] } })).toEqual(['u3', 'u4']);
+        expect(await ids(store, { localPeriod: period, wabas: ['W2', 'W3'] })).toEqual(['u2']);
+        expect(await ids(store, { localPeriod: period, category: 'utility' })).toEqual(['u3']);
+        expect(await store.totals({ localPeriod: period })).toMatchObject({ USD: { units: 3 } });
+        const exported: string[] = [];
+        await store.exportUnits(
+          { localPeriod: period },
+          (page) => void exported.push(...page.map((u) => u.id)),
+        );
+        expect(exported).toEqual(['u2', 'u3', 'u4']);
+        // Paged, the cursor keeps the period.
+        const first = await store.queryUnits({ localPeriod: period }, { limit: 2 });
+        expect(first.units.map((u) => u.id)).toEqual(['u2', 'u3']);
+        const next = await store.queryUnits({ localPeriod: period }, { limit: 2, cursor: first.nextCursor! });
+        expect(next.units.map((u) => u.id)).toEqual(['u4']);
+      });
+
       it('finds a business-scoped id’s units under the number it was joined to (joinedNumber), and its own', async () => {
         const store = await seeded();
         const scopedId = 'US.13491208655302741918';
