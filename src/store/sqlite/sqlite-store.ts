@@ -1783,19 +1783,23 @@ function commonWhere(filter: UnitFilter, prefix: string, timeColumn: string): Wh
   if (filter.toMs !== undefined) add(`${prefix}${timeColumn} < ?`, filter.toMs);
   const period = filter.localPeriod;
   if (period !== undefined) {
-    // The whole period's bounds first, so the time index is read only between them; then each zone's own.
+    // The whole period's bounds, read through the time index; then each row against its own zone's, chosen by
+    // its WABA (`+`: not an index term). An OR of one range per zone made SQLite union index searches per zone
+    // instead: 135–370 ms against 82–112 ms for a month's totals of 26,000 units in a store of 300,000.
     const ranges = [...period.zones, period.others];
     add(`${prefix}${timeColumn} >= ?`, Math.min(...ranges.map((range) => range.fromMs)));
     add(`${prefix}${timeColumn} < ?`, Math.max(...ranges.map((range) => range.toMs)));
-    const inRange = `${prefix}${timeColumn} >= ? AND ${prefix}${timeColumn} < ?`;
-    const terms = period.zones.map((zone) => {
-      where.params.push(JSON.stringify(zone.wabas), zone.fromMs, zone.toMs);
-      return `(${prefix}waba IN (SELECT value FROM json_each(?)) AND ${inRange})`;
-    });
-    where.params.push(JSON.stringify(period.zones.flatMap((zone) => zone.wabas)));
-    where.params.push(period.others.fromMs, period.others.toMs);
-    terms.push(`(${prefix}waba NOT IN (SELECT value FROM json_each(?)) AND ${inRange})`);
-    where.clauses.push(`(${terms.join(' OR ')})`);
+    const edgeOf = (edge: 'fromMs' | 'toMs') => {
+      const cases = period.zones.map((zone) => {
+        where.params.push(JSON.stringify(zone.wabas), zone[edge]);
+        return `WHEN ${prefix}waba IN (SELECT value FROM json_each(?)) THEN ?`;
+      });
+      where.params.push(period.others[edge]);
+      return cases.length === 0 ? '?' : `CASE ${cases.join(' ')} ELSE ? END`;
+    };
+    const from = edgeOf('fromMs');
+    const to = edgeOf('toMs');
+    where.clauses.push(`+${prefix}${timeColumn} >= ${from} AND +${prefix}${timeColumn} < ${to}`);
   }
   return where;
 }
