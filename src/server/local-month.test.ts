@@ -7,7 +7,9 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { readFileSync } from 'node:fs';
 import { KEY_ALL, KEY_W1, serviceOn, type TestService } from '../../test/server-kit.js';
+import { runWameter } from '../../test/support/cli.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'wameter-local-month-'));
 const accountsPath = join(dir, 'accounts.json');
@@ -60,13 +62,13 @@ async function ok(path: string, key = KEY_ALL): Promise<Record<string, unknown>>
   return (await response.json()) as Record<string, unknown>;
 }
 
-/** Every unit /v1/units answers to `query`, read two a page (the cursor keeps the month). */
+/** Every unit /v1/units answers to `query`, read two a page unless it says (the cursor keeps the month). */
 async function unitsOf(query: string, key = KEY_ALL): Promise<UnitJson[]> {
   const units: UnitJson[] = [];
   let cursor: string | null = null;
   do {
     const params = new URLSearchParams(query);
-    params.set('limit', '2');
+    if (!params.has('limit')) params.set('limit', '2');
     if (cursor !== null) params.set('cursor', cursor);
     const page = await ok(`/v1/units?${params.toString()}`, key);
     units.push(...(page.units as UnitJson[]));
@@ -196,5 +198,37 @@ describe.each(['SQLite', 'PostgreSQL'] as const)("a month's bill by each WABA's 
         'the clock you mean (the latest, "to": "2025-10-01T03:00:00Z", takes in the whole day on every clock), ' +
         'or give "wabas" to re-rate one WABA\'s portfolio',
     );
+  });
+});
+
+describe('month= chooses what `wameter rate --month` chooses', () => {
+  const example = join(import.meta.dirname, '..', '..', 'examples', 'month');
+  it("the bundled example month (three WABAs: São Paulo, Kolkata, Jakarta), each month's units and totals alike", async () => {
+    service = await serviceOn('SQLite', 'wameter_local_month', {
+      accountsPath: join(example, 'accounts.json'),
+    });
+    const lines = readFileSync(join(example, 'events.ndjson'), 'utf8').trim().split('\n');
+    for (let at = 0; at < lines.length; at += 1000) {
+      expect((await service.postEvents(lines.slice(at, at + 1000).join('\n'))).status).toBe(200);
+    }
+    const pairs = (units: readonly { waba: string; id: string }[]) =>
+      units.map((unit) => `${unit.waba} ${unit.id}`).sort();
+    for (const month of ['2025-09', '2025-10']) {
+      const batch = await runWameter([
+        'rate',
+        join(example, 'events.ndjson'),
+        '--accounts',
+        join(example, 'accounts.json'),
+        '--month',
+        month,
+        '--format',
+        'json',
+      ]);
+      const bill = JSON.parse(batch.out) as { units: UnitJson[]; totals: unknown };
+      const live = await unitsOf(`month=${month}&limit=1000`);
+      expect(live.length, month).toBeGreaterThan(0);
+      expect(pairs(live), month).toEqual(pairs(bill.units));
+      expect((await ok(`/v1/totals?month=${month}`)).totals, month).toEqual(bill.totals);
+    }
   });
 });
