@@ -118,10 +118,10 @@ export function registerEstimateCommand(
 Each recipient is quoted as the next send of the campaign: a utility template inside an open customer
 service window, anything inside a free entry point window, or a send riding an open conversation is free;
 the monthly free allowance and volume tiers move as the campaign goes. Numbers are normalised (+, spaces,
-dashes, dots, brackets, leading 00); a bad number is listed under "invalid" and never stops the estimate. Every other
-column is echoed on each line; one named like a field of the line (country, market, price, currency,
-free, reason, a second phone) is echoed as input_<name>, with a warning. Recipients file - reads stdin
-(then --events - cannot also).
+dashes, dots, brackets, leading 00); a bad number is listed under "invalid" and never stops the estimate.
+Every other column is echoed on each line; one named like a field of the line (country, market, price,
+currency, free, reason, a second phone) is echoed as input_<name>, with a warning. Recipients file -
+reads stdin (then --events - cannot also).
 
 Several event sources: list them after one --events (--events sends.ndjson webhooks/) or repeat the flag
 (--events sends.ndjson --events webhooks/). --events takes every path up to the next flag; event sources

@@ -93,11 +93,11 @@ on stderr. When the user (or the --business number) is not in the input, stderr 
 stays 0: an empty story is an answer.
 
 Exit codes: 0 told; 1 nothing done (bad flag, no source given — stdin is read only with -, unreadable
-accounts or rate card, no given source exists, or
-not one event could be read from the sources); 2 some input lines
-malformed or a source unreadable (each named on stderr, the story told from the rest); 3 a charged unit
-of the story could not be priced, or the story's WABA has delivered messages that could not be rated (see
-its findings; --allow-unpriced accepts these); with both 2 and 3, both are said and the exit code is 2.
+accounts or rate card, no given source exists, or not one event could be read from the sources); 2 some
+input lines malformed or a source unreadable (each named on stderr, the story told from the rest); 3 a
+charged unit of the story could not be priced, or the story's WABA has delivered messages that could not
+be rated (see its findings; --allow-unpriced accepts these); with both 2 and 3, both are said and the exit
+code is 2.
 
 Example:
   wameter explain examples/month/events.ndjson --accounts examples/month/accounts.json --user 916289289587`,

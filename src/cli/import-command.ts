@@ -69,14 +69,14 @@ message, a bare status line and Meta's webhook) completes the stored event, whic
 counts such copies, telling those that can only be copies within the input (of a WABA the store had no
 events of) from the others, which may also be copies of stored events. Statuses that name no WABA are rated
 with the WABA of their message or, when it is not stored, with the WABA whose events use their business
-number; when the sources hold such statuses, stderr
-says how many the store holds that neither ties to a WABA (not rated; the exit code does not count them).
+number; when the sources hold such statuses, stderr says how many the store holds that neither ties to a
+WABA (not rated; the exit code does not count them).
 
 Exit codes: 0 ok; 1 nothing done (bad configuration, a database that cannot be opened, no given source
-exists, or not one event could be read from the sources), or the events
-could not all be stored, or not rated; 2 some input lines malformed (each named on stderr, the rest
-imported); 3 some charged units of the imported WABAs have no price, or some delivered messages could
-not be rated (the findings are listed on stderr; --allow-unpriced to accept).
+exists, or not one event could be read from the sources), or the events could not all be stored, or not
+rated; 2 some input lines malformed (each named on stderr, the rest imported); 3 some charged units of
+the imported WABAs have no price, or some delivered messages could not be rated (the findings are listed
+on stderr; --allow-unpriced to accept).
 
 Examples:
   WAMETER_ACCOUNTS=examples/month/accounts.json wameter import examples/month/events.ndjson

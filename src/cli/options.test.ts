@@ -269,6 +269,18 @@ describe('the main help', () => {
   });
 });
 
+describe('every command’s help', () => {
+  it('keeps its prose within 110 columns, as written: a line edited longer than the others read ragged', async () => {
+    for (const command of ['rate', 'explain', 'estimate', 'reconcile', 'serve', 'import', 'rerate']) {
+      const { out } = await runWameter([command, '--help']);
+      // Commander wraps the options itself; the text after them is printed as written. An example (indented)
+      // may be one long command line.
+      const long = out.split('\n').filter((line) => !line.startsWith(' ') && line.length > 110);
+      expect(long, `wameter ${command} --help`).toEqual([]);
+    }
+  });
+});
+
 describe('a flag left without its value', () => {
   it('refuses a value that starts with --, and passes any other to the parser', () => {
     expect(() => optionValue('a WABA id')('--format')).toThrow(InvalidArgumentError);

@@ -100,11 +100,10 @@ Output: --format csv holds the units only; the findings (code, message, count) a
 messages are then said on stderr. table and json hold them too.
 
 Exit codes: 0 ok; 1 nothing rated (bad flag, no source given — stdin is read only with -, unreadable
-accounts or rate card, no given source exists, or
-not one event could be read from the sources);
-2 some input lines malformed or a source unreadable (each named on stderr, the rest rated); 3 some charged units could not
-be priced, or delivered messages could not be rated, or (with --stream) late events were not rated;
-with both 2 and 3, both are said and the exit code is 2.
+accounts or rate card, no given source exists, or not one event could be read from the sources); 2 some
+input lines malformed or a source unreadable (each named on stderr, the rest rated); 3 some charged units
+could not be priced, or delivered messages could not be rated, or (with --stream) late events were not
+rated; with both 2 and 3, both are said and the exit code is 2.
 
 Examples:
   wameter rate examples/month/events.ndjson --accounts examples/month/accounts.json

@@ -253,9 +253,10 @@ its POST /v1/rerate, or stop it first (--dry-run stores nothing and may run besi
 Exit codes: 0 re-rated (or, with --dry-run, reported); 1 nothing done (bad flag or configuration, a
 database that cannot be opened, no stored events, an unknown --waba, a rating that could not be stored, or
 one not stored because it leaves more charged units without a price than the stored bill — other cards
-given alone, say: --allow-unpriced stores it anyway); 3 some charged units of the new rating have no price (its totals are then a floor, not the bill), or some
-delivered messages of the portfolios re-rated could not be rated (no category, no user or business number),
-as \`wameter rate\` exits for the same traffic: its findings say why — --allow-unpriced accepts them.
+given alone, say: --allow-unpriced stores it anyway); 3 some charged units of the new rating have no price
+(its totals are then a floor, not the bill), or some delivered messages of the portfolios re-rated could
+not be rated (no category, no user or business number), as \`wameter rate\` exits for the same traffic:
+its findings say why — --allow-unpriced accepts them.
 The new rating's findings (a rate card of another pricing model, a market without a rate…) are listed on
 stderr beside the table, or as "findings" in the JSON.`,
       )
