@@ -377,8 +377,11 @@ async function startService(
     onStoreError: () => metrics.inc('store_errors_total'),
     storeHealth,
   });
+  /** Set once the service stops (shutDown, or a start stopped before listening). */
+  let isStopping = false;
   opened.push(async () => {
     // As shutDown stops a rating: the close asked first, then the workers' ratings cut.
+    isStopping = true;
     const closed = rating.close();
     const reason = 'the service is stopping before it listened';
     liveRater?.abort(reason);
@@ -397,10 +400,16 @@ async function startService(
   const upgraded = rating
     .upgrade((message) => logger.warn(message))
     .catch((error: unknown) =>
-      logger.error(
-        'the re-rate after the upgrade failed (retried): the bill is now rated without a report of what the upgrade changed; the ratings before it keep the old totals (GET /v1/ratings)',
-        errorFields(error),
-      ),
+      isStopping
+        ? // Stopped with the service (its rating cut, its retries ended): nothing of it was stored.
+          logger.warn(
+            'the re-rate after the upgrade was stopped with the service, nothing of it stored: the next start re-rates the store as an upgrade again',
+            errorFields(error),
+          )
+        : logger.error(
+            'the re-rate after the upgrade failed (retried): the bill is now rated without a report of what the upgrade changed; the ratings before it keep the old totals (GET /v1/ratings)',
+            errorFields(error),
+          ),
     );
   const marketNames = pricing.value.markets.names;
   const accounts = createAccountBook(pricing.value.accounts);
@@ -472,6 +481,7 @@ async function startService(
   /** Why the store did not close, once a shutdown gave up on it. */
   let notClosedReason: string | undefined;
   const shutDown = () => {
+    isStopping = true;
     closing ??= (async () => {
       logger.info('shutting down');
       // Every response from now on says Connection: close; idle keep-alive sockets end now, busy ones once

@@ -703,6 +703,37 @@ describe('the re-rate after an upgrade', () => {
   });
 });
 
+describe('a stop during the re-rate after an upgrade', () => {
+  it('ends its retries: close() waits for no further attempt, and none starts after it', async () => {
+    await makeService();
+    await ingest(conversationLines('W1', 'PN1', '919876543210', 'wamid.stop'));
+    const { real, release } = await asRatedByOlderCode();
+    // Its unit reads fail from now on (a database gone), as the re-rate reads the stored units.
+    let failedReads = 0;
+    store = new Proxy(real, {
+      get(target, name, receiver) {
+        if (name !== 'queryUnits') return Reflect.get(target, name, receiver) as unknown;
+        return async () => {
+          failedReads += 1;
+          throw new Error('the database went away');
+        };
+      },
+    });
+    await makeService();
+    release();
+    const upgrading = rating.upgrade(() => undefined).catch((error: unknown) => error);
+    while (failedReads === 0) await new Promise((resolve) => setTimeout(resolve, 10));
+    const attempts = failedReads;
+    // The first attempt failed: the service sleeps before the next (1 s, then 5 s) — and is stopped now.
+    await rating.close();
+    expect(failedReads).toBe(attempts);
+    expect(await upgrading).toBeInstanceOf(Error);
+    await new Promise((resolve) => setTimeout(resolve, 1_200)); // past the first retry's time
+    expect(failedReads).toBe(attempts);
+    store = real;
+  });
+});
+
 describe('an arrival just before the upgrade begins', () => {
   it('is not rated before the upgrade: the live rating its debounce started waits, and nothing goes unreported', async () => {
     await makeService();

@@ -717,6 +717,9 @@ export function createRatingService(deps: RatingServiceDeps): RatingService {
 
   /** The upgrade's re-rate while it runs: reads wait for it. */
   let upgrading: { done: Promise<void>; sinceMs: number } | undefined;
+  /** Set by close(): the upgrade's re-rate is not tried again, and its wait for the next try ends now. */
+  let isClosing = false;
+  let endUpgradeWait: (() => void) | undefined;
 
   /**
    * The stored WABAs to re-rate after an upgrade: every one when the newest rating was made by other rating
@@ -748,12 +751,22 @@ export function createRatingService(deps: RatingServiceDeps): RatingService {
           else say(`the re-rate after the upgrade was not needed: ${report.error.message}`);
           return;
         } catch (error) {
-          if (!retries || attempt >= 3) throw error;
+          // A stopping service does not try again: close() waited for the retries (6 s), and the stop then
+          // blamed the store for not closing; the next start upgrades the store as this one would have.
+          if (!retries || attempt >= 3 || isClosing) throw error;
           logger.error('the re-rate after the upgrade failed; will retry', {
             ...errorFields(error),
             attempt,
           });
-          await new Promise((resolve) => setTimeout(resolve, RETRY_MS * 5 ** (attempt - 1)));
+          await new Promise<void>((resolve) => {
+            const timer = setTimeout(resolve, RETRY_MS * 5 ** (attempt - 1));
+            endUpgradeWait = () => {
+              clearTimeout(timer);
+              resolve();
+            };
+          });
+          endUpgradeWait = undefined;
+          if (isClosing) throw error;
         }
       }
     } finally {
@@ -1097,6 +1110,8 @@ export function createRatingService(deps: RatingServiceDeps): RatingService {
     estimate: (client, job) => onDemand.run(client, () => onDemandRater.estimate(job)),
     portfolioOf,
     async close() {
+      isClosing = true;
+      endUpgradeWait?.();
       if (retryTimer) {
         clearTimeout(retryTimer);
         retryTimer = undefined;
