@@ -379,7 +379,9 @@ function runDashboardScenario(engine: 'sqlite' | 'postgres') {
 
       await page.getByRole('button', { name: 'Month' }).click();
       await page.waitForFunction(() =>
-        /: [12] bars/.test(document.querySelector('#spend-chart-USD')?.getAttribute('aria-label') ?? ''),
+        /: (1 bar|2 bars) from/.test(
+          document.querySelector('#spend-chart-USD')?.getAttribute('aria-label') ?? '',
+        ),
       );
       await page.getByLabel('Break down by').selectOption('market');
       await page.waitForFunction(() =>
@@ -667,6 +669,9 @@ function runDashboardScenario(engine: 'sqlite' | 'postgres') {
         '(the server’s setting: WAMETER_REPORTED_RULES=off or "reportedRules": false)',
       );
       for (const warning of warnings) expect(warning).not.toMatch(/\(--(rate-cards|no-reported);/);
+      // Nor the command line's way of choosing an era: the service's is a re-rate.
+      for (const warning of warnings) expect(warning).not.toContain('--as-of-rules');
+      expect(warnings[1]).toContain('unless a re-rate chose that era (POST /v1/rerate’s "as_of_rules")');
       // Blank lines are skipped, and the bad number keeps the line it was pasted on.
       const invalid = page.locator('#estimate-invalid tbody tr');
       expect(await invalid.count()).toBe(1);
@@ -1032,6 +1037,86 @@ function runDashboardScenario(engine: 'sqlite' | 'postgres') {
         );
       } finally {
         await tz.context().close();
+      }
+    });
+
+    it('overview: one WABA’s From and To are its own days, on the clock the page names (a São Paulo day is not the UTC one)', async () => {
+      const saoPaulo = describeWabas(TRAFFIC)[1]!;
+      expect(saoPaulo.timeZone).toBe('America/Sao_Paulo');
+      const tz = await keyedPage(`#/overview?waba=${saoPaulo.waba}`);
+      try {
+        const total = tz.locator('[data-currency="USD"] [data-stat="total-amount"]');
+        await total.waitFor();
+        await expect(tz.locator('#clock-note').textContent()).resolves.toBe(
+          `Days are America/Sao_Paulo days, the clock of WABA ${saoPaulo.waba}’s bill: From, To and the charts’ days are its days.`,
+        );
+        // A finance user picks September 30th, first and last day, as the WABA's bill reads it: the evening
+        // of the planted charge at 2025-10-01T01:00Z is in it, though UTC's September 30th has no unit.
+        const fromBox = tz.getByLabel('From, first day (America/Sao_Paulo)');
+        const toBox = tz.getByLabel('To, last day included (America/Sao_Paulo)');
+        await fromBox.fill('2025-09-30');
+        await toBox.fill('2025-09-30');
+        await tz.waitForFunction(() =>
+          /: 1 bar from 2025-09-30/.test(
+            document.querySelector('#spend-chart-USD')?.getAttribute('aria-label') ?? '',
+          ),
+        );
+        // São Paulo's September 30th is 2025-09-30T03:00Z to 2025-10-01T03:00Z: the address keeps those instants.
+        const from = '2025-09-30T03:00:00Z';
+        const to = '2025-10-01T03:00:00Z';
+        await expect(tz.evaluate(() => location.hash)).resolves.toContain(
+          `from=${encodeURIComponent(from)}&to=${encodeURIComponent(to)}`,
+        );
+        const day = (await api(server, `/v1/totals?waba=${saoPaulo.waba}&from=${from}&to=${to}`)).totals.USD;
+        const utcDay = await api(
+          server,
+          `/v1/totals?waba=${saoPaulo.waba}&from=2025-09-30T00:00:00Z&to=2025-10-01T00:00:00Z`,
+        );
+        expect(utcDay.totals).toEqual({});
+        expect(day.units).toBeGreaterThan(0);
+        await expect(total.textContent()).resolves.toBe(`${day.amount} USD`);
+        await expect(tz.locator('[data-stat="total-units"]').textContent()).resolves.toBe(
+          day.units.toLocaleString('en-US'),
+        );
+        // Reloaded from the address, the same days are shown.
+        await tz.reload();
+        await total.waitFor();
+        await expect(fromBox.inputValue()).resolves.toBe('2025-09-30');
+        await expect(toBox.inputValue()).resolves.toBe('2025-09-30');
+        await expect(total.textContent()).resolves.toBe(`${day.amount} USD`);
+        await shot(tz, `${engine}-overview-sao-paulo-day`);
+      } finally {
+        await tz.context().close();
+      }
+    });
+
+    it('overview: WABAs of different clocks are drawn in UTC days, said so, and a key whose WABAs share a clock gets theirs', async () => {
+      const all = await keyedPage('#/overview');
+      try {
+        await all.locator('[data-currency="USD"] [data-stat="total-amount"]').waitFor();
+        await expect(all.locator('#clock-note').textContent()).resolves.toBe(
+          'Days are UTC days: these WABAs keep different clocks (America/Sao_Paulo, Asia/Jakarta, Asia/Kolkata), ' +
+            'so a day here is no one WABA’s day. Choose one WABA to see its bill’s days.',
+        );
+        await all.getByLabel('From, first day (UTC)').waitFor();
+      } finally {
+        await all.context().close();
+      }
+      // The client's key reads one Kolkata WABA: "All WABAs" is its days too, in the API as on the page.
+      const own = await api(server, '/v1/dashboard/overview', {}, CLIENT_KEY);
+      expect(own.time_zone).toBe('Asia/Kolkata');
+      const client = await keyedPage('#/overview', undefined, CLIENT_KEY);
+      try {
+        await client.locator('[data-currency="USD"] [data-stat="total-amount"]').waitFor();
+        await expect(client.locator('#clock-note').textContent()).resolves.toContain(
+          'Days are Asia/Kolkata days',
+        );
+        await client.getByLabel('From, first day (Asia/Kolkata)').waitFor();
+        await expect(client.locator('h4.spend-heading').first().textContent()).resolves.toContain(
+          'days in Asia/Kolkata',
+        );
+      } finally {
+        await client.context().close();
       }
     });
 

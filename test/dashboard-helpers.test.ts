@@ -1,6 +1,7 @@
 import { pathToFileURL } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { SWITCH_REPORTED_OFF } from '../src/core/price-unit.js';
+import { rateLinesAsBatch } from './server-kit.js';
 
 // The dashboard's own module (plain browser JavaScript, no DOM needed for this function).
 interface DashboardHelpers {
@@ -40,6 +41,30 @@ describe("the dashboard says a finding's advice as the service's user follows it
     expect(serviceWords(words)).toBe(
       'rates them under PMP-2025 (the server’s setting: WAMETER_REPORTED_RULES=off or "reportedRules": false); ' +
         'it is priced in its former region (the server’s setting: WAMETER_REPORTED_RULES=off or "reportedRules": false)',
+    );
+  });
+
+  it('reported rules: an era is chosen in the service by a re-rate, never by a command-line flag', async () => {
+    // The rater's own REPORTED_RULES words, as a finding or an estimate's warning carries them.
+    const rated = await rateLinesAsBatch(null, [
+      {
+        kind: 'outbound',
+        at: '2026-10-05T10:00:00Z',
+        waba: 'W1',
+        business: 'B1',
+        user: '919812345678',
+        id: 'm1',
+        template: 'utility',
+      },
+      { kind: 'status', at: '2026-10-05T10:00:02Z', id: 'm1', status: 'delivered' },
+    ]);
+    const words = rated.findings.find((finding) => finding.code === 'REPORTED_RULES')!.message;
+    expect(words).toContain('--as-of-rules');
+    const said = serviceWords(words);
+    expect(said).not.toContain('--');
+    expect(said).toContain(
+      'unless a re-rate chose that era (POST /v1/rerate’s "as_of_rules"), switching those rules off ' +
+        '(the server’s setting: WAMETER_REPORTED_RULES=off or "reportedRules": false) rates them under PMP-2025',
     );
   });
 

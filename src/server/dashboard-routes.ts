@@ -253,10 +253,15 @@ export function registerDashboardRoutes(app: Hono<Env>, deps: DashboardDeps): vo
       if (!OVERVIEW_DIMENSIONS.includes(by)) {
         throw new DashboardQueryError('BAD_QUERY', `"by" must be one of ${OVERVIEW_DIMENSIONS.join(', ')}.`);
       }
-      // Days are cut in the asked time zone, else in the chosen WABA's (its bill's days), else in UTC.
+      // Days are cut in the asked time zone, else in the chosen WABA's (its bill's days), else in the one the
+      // key's WABAs share, else in UTC (docs/decisions.md: no day is every client's day).
       const asked = timeZoneQuery((name) => c.req.query(name));
       if (!asked.ok) throw new DashboardQueryError(asked.error.code, asked.error.message);
-      const timeZone = asked.value ?? (filter.waba ? accountBook().accountFor(filter.waba).timeZone : 'UTC');
+      const book = accountBook();
+      const zones = new Set(
+        (filter.waba ? [filter.waba] : await visibleWabas(apiKey)).map((w) => book.accountFor(w).timeZone),
+      );
+      const timeZone = asked.value ?? (zones.size === 1 ? [...zones][0]! : 'UTC');
       // Only the WABA asked for (and its portfolio) must be current: another's failing rating is not this read's.
       await rating.current(filter.waba ? [filter.waba] : scopeOf(apiKey));
       // A business-scoped id joined to a number finds the number's units too, and a `user` in no form a user

@@ -1240,7 +1240,8 @@ export const openApiDocument = {
             name: 'time_zone',
             in: 'query',
             schema: { type: 'string' },
-            description: 'IANA zone the days are cut in (another value is 400 BAD_QUERY naming time_zone)',
+            description:
+              'IANA zone the days are cut in (another value is 400 BAD_QUERY naming time_zone); default: the `waba` asked for’s zone, else the zone every WABA of the key keeps, else UTC',
           },
           ...unitFilterParameters,
         ],

@@ -36,7 +36,7 @@ export function stackedBars({ title, labels, series, format = String, height = 2
       class: 'chart',
       viewBox: `0 0 ${width} ${height}`,
       role: 'img',
-      'aria-label': `${title}: ${labels.length} bars${labels.length ? ` from ${labels[0]} to ${labels.at(-1)}` : ''}`,
+      'aria-label': `${title}: ${labels.length} bar${labels.length === 1 ? '' : 's'}${labels.length ? ` from ${labels[0]} to ${labels.at(-1)}` : ''}`,
       ...(id ? { id } : {}),
     },
     s('title', {}, title),

@@ -292,6 +292,31 @@ export function axisTicks(minMs, maxMs, givenZone, everyHours) {
   return ticks;
 }
 
+/** The instant `zone`'s clock starts `day` ("2025-10-05"), as "2025-10-04T18:30:00Z" (UTC without a zone). */
+export function startOfLocalDay(day, zone) {
+  return new Date(zoneInstant(day, 0, zone)).toISOString().replace('.000Z', 'Z');
+}
+
+/** The day after `day` ("2025-10-31" → "2025-11-01"). */
+export function nextDay(day) {
+  return new Date(Date.parse(`${day}T12:00:00Z`) + 24 * HOUR_MS).toISOString().slice(0, 10);
+}
+
+/** The day (YYYY-MM-DD) `zone`'s clock reads at `iso` (UTC without a zone). */
+export function localDay(iso, zone) {
+  return (zone && zone !== 'UTC' ? localTime(iso, zone) : new Date(iso).toISOString()).slice(0, 10);
+}
+
+/**
+ * The clock whose days a page reads for the WABAs chosen (one WABA, or all the key's when `waba` is empty):
+ * their time zone when they share one, else UTC; `zones` lists the zones they keep (for saying so).
+ */
+export function clockOf(accounts, waba) {
+  const chosen = waba ? accounts.filter((account) => account.waba === waba) : accounts;
+  const zones = [...new Set(chosen.map((account) => account.time_zone))].sort();
+  return { zone: zones.length === 1 ? zones[0] : 'UTC', zones };
+}
+
 /** <input type="datetime-local"> value (read as UTC) → ISO instant, or '' when empty. */
 export function localInputToIso(value) {
   if (!value) return '';
@@ -325,10 +350,22 @@ export const PALETTE = [
 /**
  * A finding's or an advice's words as the service's user reads them: the rating names both the command
  * line's flag and the service's setting ("--rate-cards; for the service, WAMETER_RATE_CARDS or …",
- * "--no-reported; for the service, WAMETER_REPORTED_RULES=off or …"); this page runs on the service.
+ * "--no-reported; for the service, WAMETER_REPORTED_RULES=off or …"); this page runs on the service, where
+ * an era other than each date's is chosen by a re-rate (POST /v1/rerate's `as_of_rules`), not `--as-of-rules`.
  */
 export function serviceWords(text) {
-  return String(text ?? '').replace(/\(--([a-z-]+); for the service, ([^)]*)\)/g, (_, flag, setting) =>
-    flag === 'rate-cards' ? `(the server’s rate cards: ${setting})` : `(the server’s setting: ${setting})`,
+  return (
+    String(text ?? '')
+      .replace(/\(--([a-z-]+); for the service, ([^)]*)\)/g, (_, flag, setting) =>
+        flag === 'rate-cards'
+          ? `(the server’s rate cards: ${setting})`
+          : `(the server’s setting: ${setting})`,
+      )
+      // The service rates each date under its era (the setting above decides PMP-2026-10's reported rules):
+      // only a re-rate chooses another era (docs/service.md, "Re-rating and history"), never a flag.
+      .replace(
+        /that era was chosen with --as-of-rules\b/g,
+        'a re-rate chose that era (POST /v1/rerate’s "as_of_rules")',
+      )
   );
 }

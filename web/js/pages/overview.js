@@ -5,18 +5,22 @@ import { getJson } from '../api.js';
 import { meter, stackedBars } from '../charts.js';
 import {
   addDecimals,
+  clockOf,
   errorBox,
   field,
   fill,
   h,
   int,
   loading,
-  localInputToIso,
+  localDay,
+  localTime,
   money,
   newestOnly,
   numCell,
+  nextDay,
   PALETTE,
   select,
+  startOfLocalDay,
   table,
   wabaNotShown,
   whileLoading,
@@ -73,17 +77,76 @@ export async function render(main, params, ctx) {
     [['', 'All WABAs'], ...accounts.map((a) => [a.waba, `${a.waba} (${a.time_zone})`])],
     state.waba,
   );
-  const fromInput = h('input', {
-    type: 'datetime-local',
-    name: 'from',
-    id: 'f-from',
-    value: state.from.slice(0, 16),
+  // From and To are days of the clock the chosen WABAs keep (clockOf): the address keeps the instants they
+  // start and end at, so a link means the same period whoever opens it.
+  let clock = clockOf(accounts, wabaSelect.value);
+  const fromInput = h('input', { type: 'date', name: 'from', id: 'f-from' });
+  const toInput = h('input', { type: 'date', name: 'to', id: 'f-to' });
+  const fromLabel = h('span', {});
+  const toLabel = h('span', {});
+  const clockNote = h('p', { class: 'muted clock-note', id: 'clock-note' });
+  const exactNote = h('p', { class: 'warning-box', role: 'note', id: 'exact-times', hidden: true });
+  /**
+   * Instants of the address that are no midnight of the clock (a link made with times, or on another clock)
+   * are kept as they are until a day is picked, and said: the days shown would not be what is asked.
+   */
+  const exact = { from: '', to: '' };
+  function showDays() {
+    const fromMs = Date.parse(state.from);
+    const toMs = Date.parse(state.to);
+    fromInput.value = Number.isNaN(fromMs) ? '' : localDay(state.from, clock.zone);
+    toInput.value = Number.isNaN(toMs) ? '' : localDay(new Date(toMs - 1).toISOString(), clock.zone);
+    // An address value that is no instant is kept too: the server's refusal then says what is wrong with it.
+    exact.from =
+      state.from &&
+      (!fromInput.value || startOfLocalDay(fromInput.value, clock.zone) !== canonical(state.from))
+        ? state.from
+        : '';
+    exact.to =
+      state.to &&
+      (!toInput.value || startOfLocalDay(nextDay(toInput.value), clock.zone) !== canonical(state.to))
+        ? state.to
+        : '';
+  }
+  function showClock() {
+    const zone = clock.zone;
+    fromLabel.textContent = `From, first day (${zone})`;
+    toLabel.textContent = `To, last day included (${zone})`;
+    const chosen = wabaSelect.value;
+    clockNote.textContent =
+      clock.zones.length === 0
+        ? 'Days are UTC days.'
+        : clock.zones.length > 1
+          ? `Days are UTC days: these WABAs keep different clocks (${clock.zones.join(', ')}), so a day here is ` +
+            'no one WABA’s day. Choose one WABA to see its bill’s days.'
+          : chosen
+            ? `Days are ${zone} days, the clock of WABA ${chosen}’s bill: From, To and the charts’ days are its days.`
+            : `Days are ${zone} days, the clock of ${accounts.length === 1 ? 'this WABA’s bill' : 'these WABAs’ bills'}: ` +
+              'From, To and the charts’ days are their days.';
+    const asRead = (iso) => localTime(iso, zone) || iso;
+    const times = [
+      exact.from ? `from ${asRead(exact.from)}` : '',
+      exact.to ? `to ${asRead(exact.to)} (not included)` : '',
+    ].filter(Boolean);
+    exactNote.hidden = times.length === 0;
+    exactNote.textContent = times.length
+      ? `This page’s address asks ${times.join(' ')} on the ${zone} clock, not whole days: the figures are ` +
+        'of those times. Pick a day to replace them.'
+      : '';
+  }
+  showDays();
+  showClock();
+  fromInput.addEventListener('change', () => {
+    exact.from = '';
   });
-  const toInput = h('input', {
-    type: 'datetime-local',
-    name: 'to',
-    id: 'f-to',
-    value: state.to.slice(0, 16),
+  toInput.addEventListener('change', () => {
+    exact.to = '';
+  });
+  // Another WABA: the days picked stay the days shown, now on its clock.
+  wabaSelect.addEventListener('change', () => {
+    clock = clockOf(accounts, wabaSelect.value);
+    exact.from = '';
+    exact.to = '';
   });
   for (const control of [bySelect, wabaSelect, fromInput, toInput])
     control.addEventListener('change', () => refresh());
@@ -94,9 +157,11 @@ export async function render(main, params, ctx) {
       h('div', { class: 'field' }, h('span', { class: 'muted' }, 'Step'), toggle),
       field('Break down by', bySelect),
       field('WABA', wabaSelect),
-      field('From (UTC)', fromInput),
-      field('To (UTC)', toInput),
+      field(fromLabel, fromInput),
+      field(toLabel, toInput),
     ),
+    clockNote,
+    exactNote,
     wabaNotShown(params.waba, accounts) ?? '',
   );
   const spendArea = h(
@@ -114,8 +179,9 @@ export async function render(main, params, ctx) {
     const isNewest = beginRefresh();
     state.by = bySelect.value;
     state.waba = wabaSelect.value;
-    state.from = localInputToIso(fromInput.value);
-    state.to = localInputToIso(toInput.value);
+    state.from = exact.from || (fromInput.value ? startOfLocalDay(fromInput.value, clock.zone) : '');
+    state.to = exact.to || (toInput.value ? startOfLocalDay(nextDay(toInput.value), clock.zone) : '');
+    showClock();
     for (const button of toggle.querySelectorAll('button')) {
       button.setAttribute('aria-pressed', String(button.dataset.granularity === state.granularity));
     }
@@ -128,6 +194,7 @@ export async function render(main, params, ctx) {
         granularity: state.granularity,
         by: state.by,
         waba: state.waba,
+        time_zone: clock.zone,
         from: state.from,
         to: state.to,
       });
@@ -140,6 +207,12 @@ export async function render(main, params, ctx) {
     await renderAllowances(allowanceArea, state, latestMonthOf(overview), ctx);
   }
   await refresh();
+}
+
+/** An instant as the address writes it ("2025-10-04T18:30:00Z"), for comparing. */
+function canonical(iso) {
+  const ms = Date.parse(iso);
+  return Number.isNaN(ms) ? iso : new Date(ms).toISOString().replace('.000Z', 'Z');
 }
 
 /**
