@@ -1287,6 +1287,63 @@ function runDashboardScenario(engine: 'sqlite' | 'postgres') {
       }
     });
 
+    it('units: one WABA’s times are read on its clock, the filter’s total is shown, and Export CSV exports the filters shown', async () => {
+      const saoPaulo = describeWabas(TRAFFIC)[1]!;
+      const list = await keyedPage(`#/units?waba=${saoPaulo.waba}`);
+      try {
+        await list.locator('#units-table').waitFor();
+        // São Paulo's September 30th, as a provider re-billing that client reads its bill.
+        await list.getByLabel('Opened from (America/Sao_Paulo)').fill('2025-09-30T00:00');
+        await list.getByLabel('Opened before (America/Sao_Paulo)').fill('2025-10-01T00:00');
+        await list.getByRole('button', { name: 'Apply filters' }).click();
+        const from = '2025-09-30T03:00:00Z';
+        const to = '2025-10-01T03:00:00Z';
+        await list.waitForFunction(
+          (wanted) => location.hash.includes(wanted),
+          `from=${encodeURIComponent(from)}&to=${encodeURIComponent(to)}`,
+        );
+        const expected = await api(server, `/v1/units?waba=${saoPaulo.waba}&from=${from}&to=${to}`);
+        expect(expected.units.map((unit: { user: string }) => unit.user)).toContain(DAY_EDGE_USER);
+        await list.waitForFunction(
+          (count) => document.querySelectorAll('#units-table tbody tr').length === count,
+          expected.units.length,
+        );
+        const ids = await list.locator('#units-table tbody tr td:nth-child(10)').allTextContents();
+        expect(ids).toEqual(expected.units.map((unit: { id: string }) => unit.id));
+        // What these filters add up to, as /v1/totals says: the figure a provider re-bills.
+        const totals = (await api(server, `/v1/totals?waba=${saoPaulo.waba}&from=${from}&to=${to}`)).totals
+          .USD;
+        await expect(list.locator('#units-totals').textContent()).resolves.toBe(
+          `These filters: ${totals.units} unit${totals.units === 1 ? '' : 's'}, ${totals.amount} USD.`,
+        );
+        // A filter changed but not applied: Export CSV applies it first, so the file is the table shown.
+        await list.getByLabel('Category').selectOption('authentication');
+        const [download] = await Promise.all([
+          list.waitForEvent('download'),
+          list.getByRole('button', { name: 'Export CSV' }).click(),
+        ]);
+        const csv = readFileSync((await download.path())!, 'utf8')
+          .trim()
+          .split('\r\n');
+        const wanted = await api(
+          server,
+          `/v1/units?waba=${saoPaulo.waba}&from=${from}&to=${to}&category=authentication`,
+        );
+        expect(csv.length - 1).toBe(wanted.units.length);
+        expect(csv.slice(1).every((row) => row.split(',')[9] === 'authentication')).toBe(true);
+        await list.waitForFunction(() => location.hash.includes('category=authentication'));
+        await list.waitForFunction(
+          (count) => document.querySelectorAll('#units-table tbody tr').length === count,
+          wanted.units.length,
+        );
+        expect(download.suggestedFilename()).toBe(
+          `wameter-units-${saoPaulo.waba}-2025-09-30T00-00-to-2025-10-01T00-00-America-Sao_Paulo.csv`,
+        );
+      } finally {
+        await list.context().close();
+      }
+    });
+
     it("a link naming a WABA the key may not read says so, never showing the key's other WABAs as if they were it", async () => {
       const own = sharedPortfolioWaba();
       const mate = describeWabas(TRAFFIC)[1]!.waba;

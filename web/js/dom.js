@@ -259,7 +259,11 @@ function zoneOffsetMs(ms, zone) {
  * as in Santiago) and the day starts at the change itself, the later of the two.
  */
 function zoneInstant(day, hour, zone) {
-  const wall = Date.parse(`${day}T00:00:00Z`) + hour * HOUR_MS;
+  return wallInstant(Date.parse(`${day}T00:00:00Z`) + hour * HOUR_MS, zone);
+}
+
+/** The instant `zone`'s clock reads the wall time `wall` (its digits as if UTC, in ms): as zoneInstant. */
+function wallInstant(wall, zone) {
   const candidates = [
     wall - zoneOffsetMs(wall - 24 * HOUR_MS, zone),
     wall - zoneOffsetMs(wall + 24 * HOUR_MS, zone),
@@ -315,6 +319,23 @@ export function clockOf(accounts, waba) {
   const chosen = waba ? accounts.filter((account) => account.waba === waba) : accounts;
   const zones = [...new Set(chosen.map((account) => account.time_zone))].sort();
   return { zone: zones.length === 1 ? zones[0] : 'UTC', zones };
+}
+
+/**
+ * <input type="datetime-local"> value read on `zone`'s clock → ISO instant ("2025-09-30T00:00" in São Paulo
+ * → "2025-09-30T03:00:00Z"), or '' when empty or no time.
+ */
+export function wallTimeToIso(value, zone) {
+  const wall = Date.parse(`${value.length === 16 ? `${value}:00` : value}Z`);
+  if (!value || Number.isNaN(wall)) return '';
+  return new Date(wallInstant(wall, zone)).toISOString().replace('.000Z', 'Z');
+}
+
+/** An ISO instant as a datetime-local value on `zone`'s clock ("2025-09-30T03:00:00Z" → "2025-09-30T00:00"). */
+export function isoToWallTime(iso, zone) {
+  if (!iso || Number.isNaN(Date.parse(iso))) return '';
+  const local = zone && zone !== 'UTC' ? localTime(iso, zone) : '';
+  return local ? local.slice(0, 16).replace(' ', 'T') : new Date(iso).toISOString().slice(0, 16);
 }
 
 /** <input type="datetime-local"> value (read as UTC) → ISO instant, or '' when empty. */

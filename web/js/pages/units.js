@@ -3,19 +3,22 @@
 
 import { getJson, request } from '../api.js';
 import {
+  clockOf,
+  count,
   errorBox,
   field,
   h,
   instant,
-  isoToLocalInput,
+  isoToWallTime,
   loading,
-  localInputToIso,
   localTime,
-  money,
   newestOnly,
+  money,
   select,
   table,
+  total,
   wabaNotShown,
+  wallTimeToIso,
   whileLoading,
 } from '../dom.js';
 
@@ -59,14 +62,14 @@ export async function render(main, params, ctx) {
       value: params.market ?? '',
       placeholder: 'e.g. India',
     }),
-    from: h('input', {
-      type: 'datetime-local',
-      name: 'from',
-      id: 'f-from',
-      value: isoToLocalInput(params.from),
-    }),
-    to: h('input', { type: 'datetime-local', name: 'to', id: 'f-to', value: isoToLocalInput(params.to) }),
+    from: h('input', { type: 'datetime-local', name: 'from', id: 'f-from' }),
+    to: h('input', { type: 'datetime-local', name: 'to', id: 'f-to' }),
   };
+  // "Opened from / before" are read on the clock of the WABAs chosen (one WABA's, the one all the key's keep,
+  // else UTC), as the Overview's days: a client's bill month is its own clock's. The address keeps instants.
+  let clock = clockOf(accounts, controls.waba.value);
+  controls.from.value = isoToWallTime(params.from, clock.zone);
+  controls.to.value = isoToWallTime(params.to, clock.zone);
   const labels = {
     waba: 'WABA',
     business: 'Business number',
@@ -74,10 +77,21 @@ export async function render(main, params, ctx) {
     category: 'Category',
     type: 'Type',
     market: 'Market',
-    from: 'Opened from (UTC)',
-    to: 'Opened before (UTC)',
+    from: h('span', {}),
+    to: h('span', {}),
   };
+  function showClock() {
+    labels.from.textContent = `Opened from (${clock.zone})`;
+    labels.to.textContent = `Opened before (${clock.zone})`;
+  }
+  showClock();
+  // Another WABA: the times typed stay as typed, now read on its clock.
+  controls.waba.addEventListener('change', () => {
+    clock = clockOf(accounts, controls.waba.value);
+    showClock();
+  });
   const status = h('p', { class: 'muted', role: 'status', id: 'units-status' });
+  const totalsLine = h('p', { id: 'units-totals' });
   const exportButton = h('button', { type: 'button', id: 'export-csv' }, 'Export CSV');
   const form = h(
     'form',
@@ -96,27 +110,34 @@ export async function render(main, params, ctx) {
     ),
   );
   const results = h('div', { id: 'units-results' });
-  main.append(form, wabaNotShown(params.waba, accounts) ?? '', status, results);
+  main.append(form, wabaNotShown(params.waba, accounts) ?? '', status, totalsLine, results);
 
   const filters = () => {
     const query = {};
     for (const name of FILTERS) {
       const value = controls[name].value.trim();
-      if (value) query[name] = name === 'from' || name === 'to' ? localInputToIso(value) : value;
+      if (value) query[name] = name === 'from' || name === 'to' ? wallTimeToIso(value, clock.zone) : value;
     }
     return query;
   };
   const cursors = [];
+  /** The filters of the table shown (or being loaded): Export CSV applies the form's first when they differ. */
+  let shownQuery = null;
 
   // "Apply filters" or a page button pressed again before the answer: only the latest load draws.
   const beginLoad = newestOnly();
   async function load(cursor) {
     const isNewest = beginLoad();
     const query = filters();
+    shownQuery = query;
     ctx.remember('units', query);
     results.replaceChildren(loading());
     // Never the last page's words over a table being replaced (or an error in its place).
     status.textContent = 'Loading units…';
+    if (cursor === undefined) {
+      totalsLine.textContent = '';
+      showTotals(query, isNewest);
+    }
     let page;
     try {
       page = await getJson('/v1/units', { ...query, limit: PAGE_SIZE, cursor });
@@ -222,6 +243,25 @@ export async function render(main, params, ctx) {
     rememberUsers(page.units.map((unit) => unit.user));
   }
 
+  /** What the filters add up to (GET /v1/totals, the same query): the figure a provider re-bills. */
+  async function showTotals(query, isNewest) {
+    let answer;
+    try {
+      answer = await getJson('/v1/totals', query);
+    } catch {
+      // The table's own request says what failed; the line stays empty rather than wrong.
+      return;
+    }
+    if (!isNewest()) return;
+    const parts = Object.entries(answer.totals).map(([currency, totals]) =>
+      total(totals.amount, currency, totals.unpriced),
+    );
+    const units = Object.values(answer.totals).reduce((sum, totals) => sum + totals.units, 0);
+    totalsLine.textContent = parts.length
+      ? `These filters: ${count(units, 'unit')}, ${parts.join('; ')}.`
+      : '';
+  }
+
   form.addEventListener('submit', (event) => {
     event.preventDefault();
     cursors.length = 0;
@@ -230,6 +270,8 @@ export async function render(main, params, ctx) {
   form.addEventListener('reset', () => {
     setTimeout(() => {
       for (const name of FILTERS) controls[name].value = '';
+      clock = clockOf(accounts, '');
+      showClock();
       cursors.length = 0;
       load(undefined);
     });
@@ -239,10 +281,16 @@ export async function render(main, params, ctx) {
     const previousText = exportButton.textContent;
     exportButton.textContent = 'Exporting…';
     try {
-      const response = await request('/v1/units.csv', { query: filters() });
+      // The filters shown are the file's: applied first, so the table and the file never differ.
+      const query = filters();
+      if (JSON.stringify(query) !== JSON.stringify(shownQuery)) {
+        cursors.length = 0;
+        load(undefined);
+      }
+      const response = await request('/v1/units.csv', { query });
       const blob = await response.blob();
       const url = URL.createObjectURL(blob);
-      const link = h('a', { href: url, download: 'wameter-units.csv', hidden: true });
+      const link = h('a', { href: url, download: csvName(query, clock.zone), hidden: true });
       document.body.append(link);
       link.click();
       link.remove();
@@ -255,6 +303,26 @@ export async function render(main, params, ctx) {
     }
   });
   await load(undefined);
+}
+
+/**
+ * The export's file name, saying what it holds: "wameter-units-<waba>-<from>-to-<to>-<zone>.csv", the times
+ * on the clock the filters were typed in (characters a file name may not hold replaced by "-").
+ */
+function csvName(query, zone) {
+  const parts = ['wameter-units', query.waba];
+  if (query.from || query.to) {
+    parts.push(
+      isoToWallTime(query.from, zone) || 'start',
+      'to',
+      isoToWallTime(query.to, zone) || 'now',
+      zone,
+    );
+  }
+  return `${parts
+    .filter(Boolean)
+    .join('-')
+    .replace(/[^\w.-]+/g, '-')}.csv`;
 }
 
 /** Users seen on the units page, offered as suggestions on the "Why was I charged?" page. */
