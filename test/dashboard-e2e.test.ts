@@ -1090,6 +1090,49 @@ function runDashboardScenario(engine: 'sqlite' | 'postgres') {
       }
     });
 
+    it('overview: a client’s bill month is one pick on its clock, and its units are one link away with the same total', async () => {
+      const saoPaulo = describeWabas(TRAFFIC)[1]!;
+      const bill = await keyedPage(`#/overview?waba=${saoPaulo.waba}`);
+      try {
+        const total = bill.locator('[data-currency="USD"] [data-stat="total-amount"]');
+        await total.waitFor();
+        await bill.getByLabel('Bill month (America/Sao_Paulo)').fill('2025-09');
+        // São Paulo's September: 2025-09-01T03:00Z to 2025-10-01T03:00Z, its first and last day in From and To.
+        const from = '2025-09-01T03:00:00Z';
+        const to = '2025-10-01T03:00:00Z';
+        await bill.waitForFunction(
+          (wanted) => location.hash.includes(wanted),
+          `from=${encodeURIComponent(from)}&to=${encodeURIComponent(to)}`,
+        );
+        await expect(bill.getByLabel('From, first day (America/Sao_Paulo)').inputValue()).resolves.toBe(
+          '2025-09-01',
+        );
+        await expect(bill.getByLabel('To, last day included (America/Sao_Paulo)').inputValue()).resolves.toBe(
+          '2025-09-30',
+        );
+        const month = (await api(server, `/v1/totals?waba=${saoPaulo.waba}&from=${from}&to=${to}`)).totals
+          .USD;
+        expect(month.units).toBeGreaterThan(0);
+        await bill.waitForFunction(
+          (wanted) =>
+            document.querySelector('[data-currency="USD"] [data-stat="total-amount"]')?.textContent ===
+            wanted,
+          `${month.amount} USD`,
+        );
+        // The month's allowance and tiers are that month's too.
+        await expect(bill.locator('#f-month').inputValue()).resolves.toBe('2025-09');
+        // The units behind the figures, one link away: the same WABA and period, the same total.
+        await bill.getByRole('link', { name: 'List these units' }).first().click();
+        await bill.locator('#units-table').waitFor();
+        await expect(bill.locator('#f-waba').inputValue()).resolves.toBe(saoPaulo.waba);
+        await expect(bill.locator('#units-totals').textContent()).resolves.toBe(
+          `These filters: ${month.units} unit${month.units === 1 ? '' : 's'}, ${month.amount} USD.`,
+        );
+      } finally {
+        await bill.context().close();
+      }
+    });
+
     it('overview: WABAs of different clocks are drawn in UTC days, said so, and a key whose WABAs share a clock gets theirs', async () => {
       const all = await keyedPage('#/overview');
       try {

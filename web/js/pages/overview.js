@@ -84,6 +84,8 @@ export async function render(main, params, ctx) {
   const toInput = h('input', { type: 'date', name: 'to', id: 'f-to' });
   const fromLabel = h('span', {});
   const toLabel = h('span', {});
+  const billMonth = h('input', { type: 'month', name: 'bill-month', id: 'f-bill-month' });
+  const billLabel = h('span', {});
   const clockNote = h('p', { class: 'muted clock-note', id: 'clock-note' });
   const exactNote = h('p', { class: 'warning-box', role: 'note', id: 'exact-times', hidden: true });
   /**
@@ -110,6 +112,7 @@ export async function render(main, params, ctx) {
   }
   function showClock() {
     const zone = clock.zone;
+    billLabel.textContent = `Bill month (${zone})`;
     fromLabel.textContent = `From, first day (${zone})`;
     toLabel.textContent = `To, last day included (${zone})`;
     const chosen = wabaSelect.value;
@@ -134,8 +137,25 @@ export async function render(main, params, ctx) {
         'of those times. Pick a day to replace them.'
       : '';
   }
+  /** The bill month shown: From and To are exactly one calendar month's first and last day, else none. */
+  function showBillMonth() {
+    const [first, last] = [fromInput.value, toInput.value];
+    const whole =
+      first && last && !exact.from && !exact.to && first.endsWith('-01') && last === lastDayOfMonth(first);
+    billMonth.value = whole ? first.slice(0, 7) : '';
+  }
   showDays();
   showClock();
+  showBillMonth();
+  // A bill month is its first and last day, on the clock shown; the allowances below follow it.
+  billMonth.addEventListener('change', () => {
+    if (!billMonth.value) return;
+    fromInput.value = `${billMonth.value}-01`;
+    toInput.value = lastDayOfMonth(billMonth.value);
+    exact.from = '';
+    exact.to = '';
+    state.month = billMonth.value;
+  });
   fromInput.addEventListener('change', () => {
     exact.from = '';
   });
@@ -148,7 +168,7 @@ export async function render(main, params, ctx) {
     exact.from = '';
     exact.to = '';
   });
-  for (const control of [bySelect, wabaSelect, fromInput, toInput])
+  for (const control of [bySelect, wabaSelect, billMonth, fromInput, toInput])
     control.addEventListener('change', () => refresh());
   main.append(
     h(
@@ -157,6 +177,7 @@ export async function render(main, params, ctx) {
       h('div', { class: 'field' }, h('span', { class: 'muted' }, 'Step'), toggle),
       field('Break down by', bySelect),
       field('WABA', wabaSelect),
+      field(billLabel, billMonth),
       field(fromLabel, fromInput),
       field(toLabel, toInput),
     ),
@@ -182,6 +203,7 @@ export async function render(main, params, ctx) {
     state.from = exact.from || (fromInput.value ? startOfLocalDay(fromInput.value, clock.zone) : '');
     state.to = exact.to || (toInput.value ? startOfLocalDay(nextDay(toInput.value), clock.zone) : '');
     showClock();
+    showBillMonth();
     for (const button of toggle.querySelectorAll('button')) {
       button.setAttribute('aria-pressed', String(button.dataset.granularity === state.granularity));
     }
@@ -203,7 +225,7 @@ export async function render(main, params, ctx) {
       return;
     }
     if (!isNewest()) return;
-    fill(body, ...renderSpend(overview));
+    fill(body, ...renderSpend(overview, state));
     await renderAllowances(allowanceArea, state, latestMonthOf(overview), ctx);
   }
   await refresh();
@@ -226,7 +248,21 @@ export function latestMonthOf(overview) {
   return latest ? latest.label.slice(0, 7) : '';
 }
 
-function renderSpend(overview) {
+/** The Units page of the overview's WABA and period, narrowed by `extra` (a category, a market…). */
+function unitsHref(state, extra = {}) {
+  const query = new URLSearchParams(
+    Object.entries({ waba: state.waba, from: state.from, to: state.to, ...extra }).filter(([, v]) => v),
+  ).toString();
+  return `#/units${query ? `?${query}` : ''}`;
+}
+
+/** The last day of the month of `day` or `month` ("2025-09" → "2025-09-30"). */
+function lastDayOfMonth(dayOrMonth) {
+  const [year, month] = dayOrMonth.split('-').map(Number);
+  return new Date(Date.UTC(year, month, 0)).toISOString().slice(0, 10);
+}
+
+function renderSpend(overview, state) {
   const byName = BY.find(([value]) => value === overview.by)?.[1] ?? overview.by;
   if (overview.currencies.length === 0) {
     return [
@@ -292,6 +328,12 @@ function renderSpend(overview) {
         stat('Free units', int(cur.totals.free_units), 'free-units'),
       ),
       h(
+        'p',
+        { class: 'drill' },
+        h('a', { href: unitsHref(state), class: 'units-link' }, 'List these units'),
+        ' — each with the rule that priced it, and Export CSV of them.',
+      ),
+      h(
         'h4',
         { class: 'spend-heading' },
         `Spend per ${step} by ${byName.toLowerCase()} (${cur.currency}; ${zoneWords})`,
@@ -312,7 +354,7 @@ function renderSpend(overview) {
         integer: true,
         height: 170,
       }),
-      byTable(cur, byName),
+      byTable(cur, byName, (key) => (key === '(unknown)' ? null : unitsHref(state, { [overview.by]: key }))),
     );
   });
   return overview.truncated ? [truncationNotice(overview), ...shown] : shown;
@@ -347,7 +389,7 @@ function truncationNotice(overview) {
 }
 
 /** The charts' figures in words: spend (exact sums of the buckets' amounts) and units per key. */
-function byTable(cur, byName) {
+function byTable(cur, byName, hrefOf) {
   const rows = cur.keys.map((key) => {
     let charged = 0;
     let free = 0;
@@ -356,8 +398,9 @@ function byTable(cur, byName) {
       free += bucket.by[key]?.free_units ?? 0;
     }
     const spend = addDecimals(cur.buckets.map((bucket) => bucket.by[key]?.amount ?? '0'));
+    const href = hrefOf(key);
     return [
-      h('th', { scope: 'row' }, key),
+      h('th', { scope: 'row' }, href ? h('a', { href, title: `The units of ${key}` }, key) : key),
       numCell(money(spend, cur.currency)),
       numCell(int(charged)),
       numCell(int(free)),
