@@ -785,6 +785,54 @@ function runDashboardScenario(engine: 'sqlite' | 'postgres') {
       expect(nothing).toMatch(/export\.$/);
     });
 
+    it('reconciliation: a day where Meta’s export differs links to wameter’s units of that day, on the WABA’s clock', async () => {
+      const saoPaulo = describeWabas(TRAFFIC)[1]!;
+      // São Paulo's September 30th (03:00Z to 03:00Z), when the planted authentication charge was sent.
+      const start = Date.parse('2025-09-30T03:00:00Z') / 1000;
+      const exported = {
+        pricing_analytics: {
+          data: [
+            {
+              data_points: [
+                {
+                  start,
+                  end: start + 86_400,
+                  country: 'BR',
+                  pricing_type: 'REGULAR',
+                  pricing_category: 'AUTHENTICATION',
+                  volume: 7,
+                  cost: 0.2,
+                },
+              ],
+            },
+          ],
+        },
+        id: saoPaulo.waba,
+      };
+      const recon = await keyedPage(`#/reconciliation?waba=${saoPaulo.waba}`);
+      try {
+        await recon.locator('#reconciliation-summary').waitFor();
+        await recon.locator('#f-analytics').setInputFiles({
+          name: 'meta.json',
+          mimeType: 'application/json',
+          buffer: Buffer.from(JSON.stringify(exported)),
+        });
+        await recon.getByRole('button', { name: 'Compare' }).click();
+        const row = recon.locator('#bucket-differences tbody tr', { hasText: '2025-09-30' });
+        await row.waitFor();
+        const link = row.getByRole('link', { name: 'wameter’s units' });
+        await expect(link.getAttribute('href')).resolves.toBe(
+          `#/units?waba=${saoPaulo.waba}&from=${encodeURIComponent('2025-09-30T03:00:00Z')}` +
+            `&to=${encodeURIComponent('2025-10-01T03:00:00Z')}&category=authentication`,
+        );
+        await link.click();
+        await recon.locator('#units-table').waitFor();
+        await expect(recon.locator('#units-table').textContent()).resolves.toContain(DAY_EDGE_USER);
+      } finally {
+        await recon.context().close();
+      }
+    });
+
     it('rate cards and findings: the card in force is marked and findings are counted by code', async () => {
       await page.getByRole('link', { name: 'Rate cards & findings' }).click();
       await page.locator('#rate-card-table').waitFor();

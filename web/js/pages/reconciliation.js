@@ -13,8 +13,10 @@ import {
   loading,
   money,
   newestOnly,
+  nextDay,
   select,
   serviceWords,
+  startOfLocalDay,
   table,
   total,
   wabaNotShown,
@@ -78,7 +80,7 @@ export async function render(main, params, ctx) {
       } else {
         data = await getJson('/v1/reconciliation', { waba: waba.value });
       }
-      if (isNewest()) fill(result, ...renderReconciliation(data));
+      if (isNewest()) fill(result, ...renderReconciliation(data, accounts));
     } catch (error) {
       if (isNewest()) result.replaceChildren(errorBox(error, 'reconcile', run));
     }
@@ -90,7 +92,7 @@ export async function render(main, params, ctx) {
   await run();
 }
 
-function renderReconciliation(data) {
+function renderReconciliation(data, accounts) {
   const messages = data.differences.filter((d) => 'message' in d);
   const buckets = data.differences.filter((d) => 'bucket' in d);
   const causes = {};
@@ -177,7 +179,12 @@ function renderReconciliation(data) {
             d.bucket.category !== '*' || (!d.bucket.type && !d.bucket.direction)
               ? d.bucket.category
               : [d.bucket.type, d.bucket.direction].filter(Boolean).join(' '),
-            `${count(d.ours.units, 'unit')}, ${money(d.ours.amount, d.ours.currency)}`,
+            h(
+              'td',
+              {},
+              `${count(d.ours.units, 'unit')}, ${money(d.ours.amount, d.ours.currency)}`,
+              bucketUnitsLink(d.bucket, accounts),
+            ),
             `${count(d.meta.units, 'unit')}, ${money(d.meta.amount, d.meta.currency ?? d.ours.currency)}`,
             h('td', {}, h('strong', {}, d.cause), h('div', { class: 'muted' }, pageNote(d.note))),
           ]),
@@ -187,6 +194,38 @@ function renderReconciliation(data) {
     );
   }
   return parts;
+}
+
+/** Unit categories the Units page filters by: a bucket of another (a type, a direction) links without one. */
+const UNIT_CATEGORIES = [
+  'marketing',
+  'utility',
+  'authentication',
+  'authentication_international',
+  'service',
+  'referral_conversion',
+  'business_initiated',
+  'user_initiated',
+];
+
+/**
+ * A link to wameter's units behind a bucket: its WABA, its day on the WABA's clock (the export's days are the
+ * WABA's), its category; every country of that day (the Units page filters by market, not by country).
+ */
+function bucketUnitsLink(bucket, accounts) {
+  const zone = accounts.find((account) => account.waba === bucket.waba)?.time_zone;
+  if (!zone || !/^\d{4}-\d{2}-\d{2}$/.test(bucket.day ?? '')) return null;
+  const query = new URLSearchParams({
+    waba: bucket.waba,
+    from: startOfLocalDay(bucket.day, zone),
+    to: startOfLocalDay(nextDay(bucket.day), zone),
+  });
+  if (UNIT_CATEGORIES.includes(bucket.category)) query.set('category', bucket.category);
+  return h(
+    'div',
+    {},
+    h('a', { href: `#/units?${query}`, title: `Every country’s units of ${bucket.day}` }, 'wameter’s units'),
+  );
 }
 
 /** The period compared with Meta's export and both totals: the first thing a finance team looks for. */
