@@ -1181,6 +1181,42 @@ function runDashboardScenario(engine: 'sqlite' | 'postgres') {
       }
     });
 
+    it('overview: the spend per category of a client’s bill month downloads as CSV, line for line /v1/totals', async () => {
+      const saoPaulo = describeWabas(TRAFFIC)[1]!;
+      const from = '2025-10-01T03:00:00Z';
+      const to = '2025-11-01T03:00:00Z';
+      const bill = await keyedPage(
+        `#/overview?waba=${saoPaulo.waba}&from=${encodeURIComponent(from)}&to=${encodeURIComponent(to)}`,
+      );
+      try {
+        await bill.locator('table.by-table').waitFor({ state: 'attached' });
+        await expect(bill.getByLabel('Bill month (America/Sao_Paulo)').inputValue()).resolves.toBe('2025-10');
+        const [download] = await Promise.all([
+          bill.waitForEvent('download'),
+          bill.getByRole('button', { name: 'Download CSV of spend per category' }).click(),
+        ]);
+        expect(download.suggestedFilename()).toBe(
+          `wameter-spend-by-category-${saoPaulo.waba}-2025-10-01-to-2025-10-31-America-Sao_Paulo.csv`,
+        );
+        const lines = readFileSync((await download.path())!, 'utf8')
+          .trim()
+          .split('\r\n');
+        expect(lines[0]).toBe('category,currency,spend,charged_units,free_units,units');
+        const totals = (await api(server, `/v1/totals?waba=${saoPaulo.waba}&from=${from}&to=${to}`)).totals
+          .USD;
+        const rows = lines.slice(1).map((line) => line.split(','));
+        expect(rows.map((row) => row[0]).sort()).toEqual(Object.keys(totals.by_category).sort());
+        for (const [category, currency, spend, charged, free, units] of rows) {
+          expect(currency).toBe('USD');
+          expect(spend).toBe(totals.by_category[category!].amount);
+          expect(Number(charged) + Number(free)).toBe(Number(units));
+          expect(Number(units)).toBe(totals.by_category[category!].units);
+        }
+      } finally {
+        await bill.context().close();
+      }
+    });
+
     it('overview: WABAs of different clocks are drawn in UTC days, said so, and a key whose WABAs share a clock gets theirs', async () => {
       const all = await keyedPage('#/overview');
       try {

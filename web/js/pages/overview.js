@@ -355,6 +355,7 @@ function renderSpend(overview, state) {
         height: 170,
       }),
       byTable(cur, byName, (key) => (key === '(unknown)' ? null : unitsHref(state, { [overview.by]: key }))),
+      downloadButton(cur, overview, state),
     );
   });
   return overview.truncated ? [truncationNotice(overview), ...shown] : shown;
@@ -388,9 +389,12 @@ function truncationNotice(overview) {
   return h('p', { class: 'warning-box', role: 'note', id: 'spend-truncated' }, truncationText(overview));
 }
 
-/** The charts' figures in words: spend (exact sums of the buckets' amounts) and units per key. */
-function byTable(cur, byName, hrefOf) {
-  const rows = cur.keys.map((key) => {
+/**
+ * Per key: its exact spend (the sum of the buckets' amounts) and its charged and free units, over the buckets
+ * shown — the table's rows and the downloaded CSV's.
+ */
+function perKey(cur) {
+  return cur.keys.map((key) => {
     let charged = 0;
     let free = 0;
     for (const bucket of cur.buckets) {
@@ -398,6 +402,61 @@ function byTable(cur, byName, hrefOf) {
       free += bucket.by[key]?.free_units ?? 0;
     }
     const spend = addDecimals(cur.buckets.map((bucket) => bucket.by[key]?.amount ?? '0'));
+    return { key, spend, charged, free };
+  });
+}
+
+/** One CSV field, quoted when it holds a comma, a quote or a line break (RFC 4180). */
+function csvField(value) {
+  const text = String(value);
+  return /[",\r\n]/.test(text) ? `"${text.replaceAll('"', '""')}"` : text;
+}
+
+/**
+ * "Download CSV of spend per category": the table's lines as a file (exact decimal amounts, as shown), named
+ * for its WABA, its first and last day and the clock they are read on — what a provider re-bills a client.
+ */
+function downloadButton(cur, overview, state) {
+  const byName = (BY.find(([value]) => value === overview.by)?.[1] ?? overview.by).toLowerCase();
+  const save = () => {
+    const lines = [
+      [overview.by, 'currency', 'spend', 'charged_units', 'free_units', 'units'].join(','),
+      ...perKey(cur).map((row) =>
+        [row.key, cur.currency, row.spend, row.charged, row.free, row.charged + row.free]
+          .map(csvField)
+          .join(','),
+      ),
+    ];
+    const zone = overview.time_zone ?? 'UTC';
+    const from = state.from ? localDay(state.from, zone) : (cur.buckets[0]?.label ?? '');
+    const to = state.to
+      ? localDay(new Date(Date.parse(state.to) - 1).toISOString(), zone)
+      : (cur.buckets.at(-1)?.label ?? '');
+    const name = ['wameter-spend-by', overview.by, state.waba, from, 'to', to, zone]
+      .filter(Boolean)
+      .join('-')
+      .replace(/[^\w.-]+/g, '-');
+    const url = URL.createObjectURL(new Blob([`${lines.join('\r\n')}\r\n`], { type: 'text/csv' }));
+    const link = h('a', { href: url, download: `${name}.csv`, hidden: true });
+    document.body.append(link);
+    link.click();
+    link.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 10_000);
+  };
+  return h(
+    'p',
+    {},
+    h(
+      'button',
+      { type: 'button', class: 'quiet download-by', onclick: save },
+      `Download CSV of spend per ${byName}`,
+    ),
+  );
+}
+
+/** The charts' figures in words: spend (exact sums of the buckets' amounts) and units per key. */
+function byTable(cur, byName, hrefOf) {
+  const rows = perKey(cur).map(({ key, spend, charged, free }) => {
     const href = hrefOf(key);
     return [
       h('th', { scope: 'row' }, href ? h('a', { href, title: `The units of ${key}` }, key) : key),
