@@ -1226,6 +1226,15 @@ function runDashboardScenario(engine: 'sqlite' | 'postgres') {
             'so a day here is no one WABA’s day. Choose one WABA to see its bill’s days.',
         );
         await all.getByLabel('From, first day (UTC)').waitFor();
+        // Said to a screen reader as it changes: choosing a WABA tells whose days the page now reads.
+        await expect(all.locator('#clock-note').getAttribute('aria-live')).resolves.toBe('polite');
+        await all.locator('#f-waba').selectOption(describeWabas(TRAFFIC)[0]!.waba);
+        await all.getByLabel('From, first day (Asia/Kolkata)').waitFor();
+        await expect(all.locator('#clock-note').textContent()).resolves.toContain(
+          'Days are Asia/Kolkata days',
+        );
+        // Two month boxes on one page, each named for what it picks.
+        await all.getByLabel('Allowance month', { exact: true }).waitFor();
       } finally {
         await all.context().close();
       }
@@ -1440,6 +1449,7 @@ function runDashboardScenario(engine: 'sqlite' | 'postgres') {
         // What these filters add up to, as /v1/totals says: the figure a provider re-bills.
         const totals = (await api(server, `/v1/totals?waba=${saoPaulo.waba}&from=${from}&to=${to}`)).totals
           .USD;
+        await expect(list.locator('#units-totals').getAttribute('aria-live')).resolves.toBe('polite');
         await expect(list.locator('#units-totals').textContent()).resolves.toBe(
           `These filters: ${totals.units} unit${totals.units === 1 ? '' : 's'}, ${totals.amount} USD.`,
         );

@@ -86,7 +86,7 @@ export async function render(main, params, ctx) {
   const toLabel = h('span', {});
   const billMonth = h('input', { type: 'month', name: 'bill-month', id: 'f-bill-month' });
   const billLabel = h('span', {});
-  const clockNote = h('p', { class: 'muted clock-note', id: 'clock-note' });
+  const clockNote = h('p', { class: 'muted clock-note', id: 'clock-note', 'aria-live': 'polite' });
   const exactNote = h('p', { class: 'warning-box', role: 'note', id: 'exact-times', hidden: true });
   /**
    * Instants of the address that are no midnight of the clock (a link made with times, or on another clock)
@@ -505,7 +505,7 @@ async function renderAllowances(area, state, defaultMonth, ctx) {
   const body = h('div', {}, loading());
   area.replaceChildren(
     h('h2', { id: 'allowance-title' }, 'Free allowance and volume tiers'),
-    h('div', { class: 'row' }, field('Month', monthInput)),
+    h('div', { class: 'row' }, field('Allowance month', monthInput)),
     body,
   );
   monthInput.addEventListener('change', () => {

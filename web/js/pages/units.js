@@ -91,7 +91,7 @@ export async function render(main, params, ctx) {
     showClock();
   });
   const status = h('p', { class: 'muted', role: 'status', id: 'units-status' });
-  const totalsLine = h('p', { id: 'units-totals' });
+  const totalsLine = h('p', { id: 'units-totals', 'aria-live': 'polite' });
   const exportButton = h('button', { type: 'button', id: 'export-csv' }, 'Export CSV');
   const form = h(
     'form',
