@@ -431,6 +431,11 @@ function runDashboardScenario(engine: 'sqlite' | 'postgres') {
       await total.waitFor();
       await expect(page.locator('[data-stat="charged-units"]').textContent()).resolves.toBe('1');
       await expect(total.textContent()).resolves.toBe('at least 0 USD');
+      // A link made with times, not days: kept as asked, and said on the WABA's clock (Jakarta, UTC+7).
+      await expect(page.locator('#exact-times').textContent()).resolves.toBe(
+        'This page’s address asks from 2025-10-21 18:59:00 to 2025-10-21 19:01:00 (not included) on the ' +
+          'Asia/Jakarta clock, not whole days: the figures are of those times. Pick a day to replace them.',
+      );
       await expect(page.locator('[data-stat="total-amount-note"]').textContent()).resolves.toContain(
         '1 charged unit not priced',
       );
