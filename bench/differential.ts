@@ -47,6 +47,7 @@ import {
 import { join, resolve, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { isValidTimeZone } from '../src/core/calendar.js';
 import { signMetaBody } from '../src/ingest/signature.js';
 import { Rng } from './generate-traffic.js';
 
@@ -416,7 +417,21 @@ function eraModel(ms: number): string {
 }
 
 /** Generates one seed's traffic: small, adversarial, deterministic. */
-export function generate(seed: number, maxEvents = 40, extras = false): Traffic {
+/**
+ * What the WABAs' time zones and the traffic's boundary date are drawn from: ZONES and BOUNDARIES, or the lists
+ * --zones and --boundaries give (zones with offsets of 45 minutes, or DST changes on a boundary day).
+ */
+export interface Draws {
+  zones: readonly string[];
+  boundaries: readonly string[];
+}
+
+export function generate(
+  seed: number,
+  maxEvents = 40,
+  extras = false,
+  draws: Draws = { zones: ZONES, boundaries: BOUNDARIES },
+): Traffic {
   const b = new TrafficBuilder(seed);
   const r = b.r;
   const tiers = tieredSeed(seed);
@@ -433,7 +448,7 @@ export function generate(seed: number, maxEvents = 40, extras = false): Traffic 
     const portfolio = i > 0 && r.chance(0.5) ? 'P1' : `P${i + 1}`;
     const numbers: string[] = [];
     for (let j = 0; j < r.range(1, 2); j++) numbers.push(r.chance(0.5) ? `PN${i + 1}${j}` : `10654${i}${j}`);
-    wabas.push({ id, tz: r.pick(ZONES), portfolio, numbers, listed: i === 0 || r.chance(0.85) });
+    wabas.push({ id, tz: r.pick(draws.zones), portfolio, numbers, listed: i === 0 || r.chance(0.85) });
   }
   // A number under two WABAs, now and then.
   if (r.chance(0.3)) (wabas[1] as Waba).numbers.push((wabas[0] as Waba).numbers[0] as string);
@@ -460,7 +475,7 @@ export function generate(seed: number, maxEvents = 40, extras = false): Traffic 
   const users = r.shuffle([...pool]).slice(0, r.range(3, Math.min(8, pool.length)));
   const boundary = tiers
     ? r.pick(['2025-08-01', '2025-09-01', '2025-10-01', '2025-11-01', '2026-01-01'])
-    : r.pick(BOUNDARIES);
+    : r.pick(draws.boundaries);
   const anchorWaba = r.pick(wabas);
   let t = localMidnight(boundary, anchorWaba.tz) - r.int(36 * 3600) * 1000;
   const target = r.range(5, Math.max(5, maxEvents));
@@ -1766,9 +1781,34 @@ Options:
                     its pending and id-less forms, played and unknown status words, webhook-only messages
                     priced authentication_international or marketing_lite, a system message, a group's message
                     and billed status, one POST with two WABAs' entries
+  --zones LIST      comma-separated IANA time zones the WABAs' zones are drawn from, instead of the built-in
+                    list (e.g. Pacific/Chatham,America/St_Johns,Africa/Cairo,America/Asuncion)
+  --boundaries LIST comma-separated dates (YYYY-MM-DD) the traffic is placed around, instead of the era
+                    switches and month ends built in (a seed with volume tiers keeps its own months)
   --keep            keep each seed's scratch folder (input, accounts, cards, path files) under --work
   -h, --help        this help
 Exit code: 0 when every path agreed on every seed, 1 otherwise.`;
+
+/** --zones and --boundaries, checked: a zone Intl does not know, or a date not written YYYY-MM-DD, is refused. */
+function drawsOf(zones: string | undefined, boundaries: string | undefined): Draws {
+  const listOf = (text: string) =>
+    text
+      .split(',')
+      .map((item) => item.trim())
+      .filter((item) => item !== '');
+  const draws: Draws = {
+    zones: zones === undefined ? ZONES : listOf(zones),
+    boundaries: boundaries === undefined ? BOUNDARIES : listOf(boundaries),
+  };
+  if (draws.zones.length === 0) throw new Error('--zones names no time zone');
+  if (draws.boundaries.length === 0) throw new Error('--boundaries names no date');
+  for (const zone of draws.zones)
+    if (!isValidTimeZone(zone)) throw new Error(`--zones: ${JSON.stringify(zone)} is not an IANA time zone`);
+  for (const date of draws.boundaries)
+    if (!/^\d{4}-\d{2}-\d{2}$/.test(date) || Number.isNaN(Date.parse(`${date}T00:00:00Z`)))
+      throw new Error(`--boundaries: ${JSON.stringify(date)} is not a date written YYYY-MM-DD`);
+  return draws;
+}
 
 async function main(): Promise<number> {
   const { values } = parseArgs({
@@ -1792,6 +1832,8 @@ async function main(): Promise<number> {
       'swept-lateness': { type: 'string' },
       f1: { type: 'boolean', default: false },
       extras: { type: 'boolean', default: false },
+      zones: { type: 'string' },
+      boundaries: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -1802,8 +1844,9 @@ async function main(): Promise<number> {
   if (values.cli !== undefined) CLI = resolve(values.cli);
   if (values.port !== undefined) basePort = Number(values.port);
   const maxEvents = Number(values.events);
+  const draws = drawsOf(values.zones, values.boundaries);
   if (values.dump !== undefined) {
-    const traffic = generate(Number(values.dump), maxEvents, values.extras);
+    const traffic = generate(Number(values.dump), maxEvents, values.extras, draws);
     console.log(JSON.stringify(traffic.accounts));
     for (const l of traffic.lines) console.log(l.text);
     return 0;
@@ -1849,7 +1892,7 @@ async function main(): Promise<number> {
   );
   let failures = 0;
   for (let seed = first; seed <= last; seed++) {
-    const traffic = generate(seed, maxEvents, values.extras);
+    const traffic = generate(seed, maxEvents, values.extras, draws);
     const dir = join(values.work, `s${seed}`);
     const ws = writeWorkspace(dir, traffic, traffic.lines);
     const ref = batchPath(ws);
