@@ -1,10 +1,13 @@
 // What billing must never break, checked on generated traffic (fast-check, fixed seed: a failure prints the
 // seed and the shrunk counterexample; rerun with WAMETER_PROPERTY_SEED=<seed>). More cases locally with
-// WAMETER_PROPERTY_RUNS=<factor> (multiplies every property's run count).
+// WAMETER_PROPERTY_RUNS=<factor> (multiplies every property's run count), and in other time zones with
+// WAMETER_PROPERTY_ZONES=<zone>,<zone>,… (those of W_IN, W_NY, W_UTC and W_EUR, in that order: 45-minute
+// offsets, DST changes on a switch's day — Pacific/Chatham,America/St_Johns,Africa/Cairo,America/Asuncion).
 // The traffic spans every era from 2022 to 2026 and the days around each switch and month end.
 
 import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { isValidTimeZone } from '../src/core/calendar.js';
 import { formatMicros } from '../src/core/money.js';
 import { defaultAccount, type Account, type CoreEvent, type TemplateCategory } from '../src/core/events.js';
 import type { RateBook, RateCard } from '../src/core/pricing-context.js';
@@ -71,10 +74,16 @@ function withTestTiers(cards: readonly RateCard[]): RateCard[] {
 // but count toward the portfolio's tiers (§5.3), and it is eligible for authentication-international with
 // no primary location known (priced at the domestic rate, §5.4).
 
+/** The time zones WAMETER_PROPERTY_ZONES gives, in the order of ACCOUNTS (each absent one as written below). */
+const ZONES = (process.env.WAMETER_PROPERTY_ZONES ?? '').split(',').filter((zone) => zone !== '');
+for (const zone of ZONES)
+  if (!isValidTimeZone(zone)) throw new Error(`WAMETER_PROPERTY_ZONES: ${zone} is not an IANA time zone`);
+const zoneOf = (index: number, zone: string) => ZONES[index] ?? zone;
+
 const ACCOUNTS: Account[] = [
   {
     waba: 'W_IN',
-    timeZone: 'Asia/Kolkata',
+    timeZone: zoneOf(0, 'Asia/Kolkata'),
     currency: 'USD',
     portfolio: 'P1',
     primaryCountry: 'IN',
@@ -85,16 +94,16 @@ const ACCOUNTS: Account[] = [
   },
   {
     waba: 'W_NY',
-    timeZone: 'America/New_York',
+    timeZone: zoneOf(1, 'America/New_York'),
     currency: 'USD',
     portfolio: 'P1',
     primaryCountry: 'US',
     authInternational: { startMs: Date.parse('2024-08-15T00:00:00Z'), exceptionsMs: {} },
   },
-  { waba: 'W_UTC', timeZone: 'UTC', currency: 'USD', portfolio: 'P2' },
+  { waba: 'W_UTC', timeZone: zoneOf(2, 'UTC'), currency: 'USD', portfolio: 'P2' },
   {
     waba: 'W_EUR',
-    timeZone: 'UTC',
+    timeZone: zoneOf(3, 'UTC'),
     currency: 'EUR',
     portfolio: 'P1',
     authInternational: { startMs: Date.parse('2024-01-01T00:00:00Z'), exceptionsMs: {} },
