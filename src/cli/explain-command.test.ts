@@ -677,3 +677,65 @@ describe('wameter explain: a user messaged by two client WABAs', () => {
     expect(table.out).toContain('By WABA');
   });
 });
+
+describe("wameter explain: a finding of the WABA never names another user's unit or message", () => {
+  const REPORTED = '919812345678';
+  const SEPTEMBER = '916313906162';
+  const OCTOBER = '919800000003';
+  const template = (id: string, user: string, at: string) => [
+    { kind: 'outbound', at, waba: 'W1', business: 'PN1', user, id, template: 'utility' },
+    { kind: 'status', at: at.replace(':00Z', ':02Z'), id, status: 'delivered' },
+  ];
+  const input = eventsFile('reported-rules-of-one-user.ndjson', [
+    // The WABA's first unit under the reported PMP-2026-10 rules, reported delivered and failed: another user's.
+    ...template('wamid.reported', REPORTED, '2026-10-05T10:00:00Z'),
+    { kind: 'status', at: '2026-10-05T10:00:09Z', id: 'wamid.reported', status: 'failed' },
+    // All of this user's charges were PMP-2025.
+    ...template('wamid.sept', SEPTEMBER, '2026-09-20T10:00:00Z'),
+    ...template('wamid.c1', OCTOBER, '2026-10-07T08:00:00Z'),
+    ...template('wamid.c2', OCTOBER, '2026-10-08T08:00:00Z'),
+  ]);
+  const findingsOf = async (user: string) => {
+    const result = await cli([input, '--user', user, '--format', 'json', '--allow-unpriced']);
+    expect(result.code, result.err).toBe(EXIT.OK);
+    return JSON.parse(result.out) as { findings: Record<string, unknown>[] };
+  };
+
+  it('a story of PMP-2025 charges is not told of the reported rules, nor of the other user', async () => {
+    const document = await findingsOf(SEPTEMBER);
+    expect(document.findings.map((finding) => finding.code)).not.toContain('REPORTED_RULES');
+    // The WABA's feed's delivered-and-failed report is told, its example withheld.
+    expect(document.findings).toContainEqual(
+      expect.objectContaining({
+        code: 'DELIVERED_AND_FAILED',
+        message:
+          "WABA W1: messages were reported both delivered and failed (first: [not this user's]): rated as delivered",
+      }),
+    );
+    expect(JSON.stringify(document)).not.toContain('wamid.reported');
+    expect(JSON.stringify(document)).not.toContain(REPORTED);
+    const table = await cli([input, '--user', SEPTEMBER, '--allow-unpriced']);
+    expect(table.out).not.toContain('wamid.reported');
+    expect(table.out).not.toContain('REPORTED_RULES');
+  });
+
+  it('a story of units under the reported rules is told of them, naming its own first unit', async () => {
+    const document = await findingsOf(OCTOBER);
+    expect(document.findings.filter((finding) => finding.code === 'REPORTED_RULES')).toEqual([
+      expect.objectContaining({ unit_id: 'u_wamid.c1', date: '2026-10-07', count: 3, story_count: 2 }),
+    ]);
+    const reported = document.findings.find((finding) => finding.code === 'REPORTED_RULES')!;
+    expect(reported.message).toMatch(
+      /^WABA W1: messages \(first: unit u_wamid\.c1, on 2026-10-07\) were rated/,
+    );
+    expect(JSON.stringify(document)).not.toContain('wamid.reported');
+    // The user whose unit it names hears it as the rating said it.
+    const own = await findingsOf(REPORTED);
+    expect(own.findings).toContainEqual(
+      expect.objectContaining({ code: 'REPORTED_RULES', unit_id: 'u_wamid.reported', date: '2026-10-05' }),
+    );
+    expect(own.findings).toContainEqual(
+      expect.objectContaining({ code: 'DELIVERED_AND_FAILED', message_id: 'wamid.reported' }),
+    );
+  });
+});

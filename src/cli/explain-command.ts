@@ -199,7 +199,11 @@ async function runExplain(
   );
   const findings = findingsOfStory(
     rating.findings,
-    storyScopeOf(storyUser, { timeline: shownTimeline, unrated: shownUnrated, units: shownUnits }),
+    storyScopeOf(
+      storyUser,
+      { timeline: shownTimeline, unrated: shownUnrated, units: shownUnits },
+      (waba) => setup.accountBook.accountFor(waba).timeZone,
+    ),
   );
   const warn = (message: string) => io.writeError(`wameter: ${message}\n`);
   // The contract's explain document, extended (contract: "extend freely") with the story's findings.

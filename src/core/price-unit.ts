@@ -227,6 +227,9 @@ export class UnitPricer {
           code: 'REPORTED_RULES',
           message: `WABA ${draft.waba}: messages (first: unit ${draft.id}, on ${date}) were rated under PMP-2026-10, charged or free, rules reported by third parties and not yet in Meta's documentation (service messages and utility templates inside the customer service window charged, markets split); unless that era was chosen with --as-of-rules, switching those rules off (${SWITCH_REPORTED_OFF}) rates them under PMP-2025`,
           waba: draft.waba,
+          // The unit named, and its local day: a story of another user retells the finding with its own.
+          unit_id: draft.id,
+          date,
         }),
         exemplarAt(draft.openedAtMs, draft.id),
       );

@@ -2176,6 +2176,7 @@ export class Rater {
         category: rated,
         previous_category: previous,
         changed_at: formatInstant(next.atMs),
+        message_id: record.id,
       }),
       exemplarAt(record.sentAtMs, record.id),
     );

@@ -342,6 +342,7 @@ describe('(g) template_category_update: when a new category takes effect', () =>
           category: 'utility',
           previous_category: 'marketing',
           changed_at: '2025-10-10T12:00:00Z',
+          message_id: 'b1',
           count: 2,
         },
       ]);

@@ -1301,6 +1301,37 @@ describe('query API: units, totals, CSV, explain, analytics', () => {
     expect((await json(await service.get(`/v1/explain?user=${user}`, KEY_W2))).findings).toEqual([]);
   });
 
+  it("explain never names another user's unit or message: the reported rules are told with the story's own units", async () => {
+    const template = (id: string, user: string, at: string) => [
+      { kind: 'outbound', at, waba: 'W1', business: 'PN1', user, id, template: 'utility' },
+      { kind: 'status', at: at.replace(':00Z', ':02Z'), waba: 'W1', id, status: 'delivered' },
+    ];
+    await service.postEvents([
+      // The WABA's first unit under the reported PMP-2026-10 rules, reported delivered and failed: another user's.
+      ...template('wamid.reported', '919812345678', '2026-10-05T10:00:00Z'),
+      { kind: 'status', at: '2026-10-05T10:00:09Z', waba: 'W1', id: 'wamid.reported', status: 'failed' },
+      ...template('wamid.sept', '916313906162', '2026-09-20T10:00:00Z'),
+      ...template('wamid.c1', '919800000003', '2026-10-07T08:00:00Z'),
+    ]);
+    // All of this user's charges were PMP-2025: not told of the reported rules, nor of the other user.
+    const september = await json(await service.get('/v1/explain?user=916313906162', KEY_ALL));
+    const codes = (september.findings as { code: string }[]).map((finding) => finding.code);
+    expect(codes).toContain('DELIVERED_AND_FAILED');
+    expect(codes).not.toContain('REPORTED_RULES');
+    expect(JSON.stringify(september)).not.toMatch(/wamid\.reported|919812345678/);
+    // A story of units under the reported rules: told, naming its own.
+    const october = await json(await service.get('/v1/explain?user=919800000003', KEY_W1));
+    expect(october.findings).toContainEqual(
+      expect.objectContaining({
+        code: 'REPORTED_RULES',
+        unit_id: 'u_wamid.c1',
+        date: '2026-10-07',
+        story_count: 1,
+      }),
+    );
+    expect(JSON.stringify(october)).not.toMatch(/wamid\.reported|919812345678/);
+  });
+
   it("explain's findings keep the WABA's count and say the story's own share (story_count)", async () => {
     // Three UK users of W1 the 2024 card has no rate for: one NO_RATE of W1 ×3, one unit of which is this story's.
     const users = ['447700123456', '447700123457', '447700123458'];

@@ -333,10 +333,12 @@ export function createInProcessLiveRater(store: Store, pricing: PricingSetup): L
                 ].map((message) => [message.id, message]),
               ).values(),
             ].sort(bySending);
+      let book: AccountBook | undefined;
       return storyOf(
         output,
         failed,
         output.tracedUser === undefined ? trace : { ...trace, user: output.tracedUser },
+        (waba) => (book ??= accountBookFor(pricing.accounts, events)).accountFor(waba).timeZone,
       );
     },
     reconcile: (job) => reconcileStored(store, pricing, job),

@@ -130,6 +130,8 @@ export function storyOf(
   output: RatingOutput,
   failed: readonly UnratedMessage[],
   trace: { user: string; business?: string },
+  /** Each WABA's time zone, as the rating used it. */
+  timeZoneOf: (waba: string) => string,
 ): { output: RatingOutput; failed: UnratedMessage[] } {
   const isTraced = (item: { user: string; business: string }) =>
     item.user === trace.user && (trace.business === undefined || item.business === trace.business);
@@ -140,7 +142,11 @@ export function storyOf(
     trace.business === undefined
       ? output.timeline
       : output.timeline.filter((entry) => entry.business === trace.business);
-  const story = storyScopeOf(trace.user, { timeline, unrated: [...pending, ...failedOfStory], units });
+  const story = storyScopeOf(
+    trace.user,
+    { timeline, unrated: [...pending, ...failedOfStory], units },
+    timeZoneOf,
+  );
   return {
     output: {
       ...output,

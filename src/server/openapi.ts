@@ -853,7 +853,7 @@ export const openApiDocument = {
               findings: {
                 type: 'array',
                 description:
-                  "The rating's findings about this story (as `wameter explain` tells them): {code, message, …}; none naming a WABA the key may not read. `count` is the rating's, of the finding's whole WABA (or portfolio); `story_count`, where the story's units tell it (NO_RATE, UNKNOWN_RECIPIENT, CATEGORY_FROM_WEBHOOK), how many of those cases are this story's.",
+                  "The rating's findings about this story (as `wameter explain` tells them): {code, message, …}; none naming a WABA the key may not read. `count` is the rating's, of the finding's whole WABA (or portfolio); `story_count`, where the story's units tell it (NO_RATE, UNKNOWN_RECIPIENT, CATEGORY_FROM_WEBHOOK), how many of those cases are this story's (REPORTED_RULES too: its units rated under PMP-2026-10). A story never names another user's unit or message: a finding of the WABA whose example is not the story's is told with it withheld (\"[not this user's]\" in its message, no message_id or unit_id); REPORTED_RULES names the story's own first unit under the era.",
                 items: { $ref: '#/components/schemas/Finding' },
               },
             },

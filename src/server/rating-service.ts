@@ -1048,7 +1048,7 @@ export function createRatingService(deps: RatingServiceDeps): RatingService {
     // A finding naming a WABA the caller may not read (its own, or a second one) is not told to it.
     const findings = findingsOfStory(
       result.findings,
-      storyScopeOf(storyUser, { timeline, unrated, units }),
+      storyScopeOf(storyUser, { timeline, unrated, units }, (waba) => baseBook.accountFor(waba).timeZone),
     ).filter((finding) => isVisible(finding.waba) && isVisible(finding.other_waba));
     // The story's WABAs whose stored bill a re-rate under other rules wrote: this story is not that bill.
     const storyWabas = [...units.map((unit) => unit.waba), ...timeline.map((entry) => entry.waba)];

@@ -22,6 +22,7 @@ function story(units: BillableUnit[]): StoryScope {
     messageIds: new Set(units.flatMap((u) => u.messages)),
     businesses: new Set(units.map((u) => u.business)),
     wabas: new Set(units.map((u) => u.waba)),
+    timeZoneOf: () => 'UTC',
   };
 }
 
@@ -210,5 +211,119 @@ describe('the findings of one user’s story', () => {
       'META_DISAGREES:mine',
       'META_DISAGREES:named',
     ]);
+  });
+});
+
+describe("a story never names another user's unit or message", () => {
+  const reportedMessage = (id: string, date: string) =>
+    `WABA W1: messages (first: unit ${id}, on ${date}) were rated under PMP-2026-10, charged or free, rules reported by third parties`;
+  const reported = finding('REPORTED_RULES', {
+    message: reportedMessage('u_wamid.reported', '2026-10-05'),
+    waba: 'W1',
+    unit_id: 'u_wamid.reported',
+    date: '2026-10-05',
+    count: 3,
+  });
+  const oct = Date.parse('2026-10-07T08:00:00Z');
+
+  it('REPORTED_RULES is told only with a story whose units were rated under PMP-2026-10, naming its own', () => {
+    // All of this story's charges were PMP-2025: the reported rules changed none of them.
+    const pmp2025 = unit({ era: 'PMP-2025', amountMicros: 25_000, rateMicros: 25_000 });
+    expect(findingsOfStory([reported], story([pmp2025]))).toEqual([]);
+    // Of another WABA: not this story's either.
+    expect(findingsOfStory([reported], story([unit({ waba: 'W2', era: 'PMP-2026-10' })]))).toEqual([]);
+    const mine = [
+      unit({ id: 'u_late', messages: ['late'], era: 'PMP-2026-10', openedAtMs: oct + 3_600_000 }),
+      unit({ id: 'u_first', messages: ['first'], era: 'PMP-2026-10', openedAtMs: oct }),
+      pmp2025,
+    ];
+    const told = findingsOfStory([reported], story(mine));
+    expect(told).toEqual([
+      {
+        ...reported,
+        message: reportedMessage('u_first', '2026-10-07'),
+        unit_id: 'u_first',
+        date: '2026-10-07',
+        story_count: 2,
+      },
+    ]);
+    expect(JSON.stringify(told)).not.toContain('wamid.reported');
+    // The story holding the unit it names is told it as it is.
+    const named = unit({ id: 'u_wamid.reported', messages: ['wamid.reported'], era: 'PMP-2026-10' });
+    expect(findingsOfStory([reported], story([named]))).toEqual([{ ...reported, story_count: 1 }]);
+  });
+
+  it("a finding of the WABA's feed told with a story withholds the message it names when that is another's", () => {
+    const findings = [
+      finding('NO_WINDOW_IN_INPUT', {
+        message: 'WABA W1: non-template messages were delivered with no window (first: wamid.x1); feed them',
+        waba: 'W1',
+        message_id: 'wamid.x1',
+      }),
+      finding('DELIVERED_AND_FAILED', {
+        message: 'WABA W1: messages were reported both delivered and failed (first: m1): rated as delivered',
+        waba: 'W1',
+        message_id: 'm1',
+      }),
+      finding('RATE_CARD_OF_OTHER_MODEL', {
+        message:
+          'WABA W1: charges per delivered message (first: u_wamid.x2, on 2026-10-02) were priced from card c',
+        rate_card: 'c',
+        unit_id: 'u_wamid.x2',
+        date: '2026-10-02',
+        waba: 'W1',
+      }),
+    ];
+    const told = findingsOfStory(findings, story([unit({ rateCard: 'c' })]));
+    expect(told.map((f) => [f.code, f.message, f.message_id, f.unit_id])).toEqual([
+      [
+        'NO_WINDOW_IN_INPUT',
+        "WABA W1: non-template messages were delivered with no window (first: [not this user's]); feed them",
+        undefined,
+        undefined,
+      ],
+      // The story's own message, named as it is.
+      ['DELIVERED_AND_FAILED', findings[1]!.message, 'm1', undefined],
+      [
+        'RATE_CARD_OF_OTHER_MODEL',
+        "WABA W1: charges per delivered message (first: [not this user's], on 2026-10-02) were priced from card c",
+        undefined,
+        undefined,
+      ],
+    ]);
+    expect(JSON.stringify(told)).not.toMatch(/wamid\.x/);
+  });
+
+  it("a message's other numbers are told only with its story; messages never rated, with the example withheld", () => {
+    const findings = [
+      finding('RECIPIENT_DISAGREES', {
+        message:
+          'WABA W1: the send log and statuses name different numbers (e.g. wamid.y, recipients 4477 and 9198)',
+        waba: 'W1',
+        message_id: 'wamid.y',
+      }),
+      finding('STATUS_WITHOUT_USER', {
+        message: 'delivered message wamid.z has no outbound line',
+        waba: 'W1',
+        message_id: 'wamid.z',
+      }),
+      finding('UNKNOWN_CATEGORY', {
+        message: 'WABA W1: cannot be rated (first: wamid.c)',
+        waba: 'W1',
+        message_id: 'wamid.c',
+      }),
+      // An id inside a longer word is not withheld: the finding is not told rather than told with it.
+      finding('READ_RECEIPT_ONLY', {
+        message: 'WABA W1: read receipts (first: xwamid.r)',
+        waba: 'W1',
+        message_id: 'wamid.r',
+      }),
+    ];
+    expect(findingsOfStory(findings, story([unit()])).map((f) => [f.code, f.message, f.message_id])).toEqual([
+      ['STATUS_WITHOUT_USER', "delivered message [not this user's] has no outbound line", undefined],
+      ['UNKNOWN_CATEGORY', "WABA W1: cannot be rated (first: [not this user's])", undefined],
+    ]);
+    const mine = unit({ messages: ['wamid.y'] });
+    expect(codesOf(findingsOfStory(findings.slice(0, 1), story([mine])))).toEqual(['RECIPIENT_DISAGREES']);
   });
 });
