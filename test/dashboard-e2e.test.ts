@@ -1428,6 +1428,65 @@ function runDashboardScenario(engine: 'sqlite' | 'postgres') {
       }
     });
 
+    it('units: with one WABA chosen, each opening is read first on its clock, UTC below', async () => {
+      const saoPaulo = describeWabas(TRAFFIC)[1]!;
+      expect(saoPaulo.timeZone).toBe('America/Sao_Paulo');
+      const [unit] = (await api(server, `/v1/units?user=${DAY_EDGE_USER}`)).units;
+      const list = await keyedPage(`#/units?waba=${saoPaulo.waba}&user=${DAY_EDGE_USER}`);
+      try {
+        await list.locator('#units-table').waitFor();
+        await expect(list.locator('#units-table thead th').first().textContent()).resolves.toBe(
+          'Opened (America/Sao_Paulo; UTC below)',
+        );
+        const opened = list.locator('#units-table tbody tr', { hasText: unit.id }).locator('td').first();
+        // September 30th on the WABA's clock (the day of its bill, as the API's local_date), then the UTC instant.
+        expect(unit.local_date).toBe('2025-09-30');
+        await expect(opened.textContent()).resolves.toBe(
+          '2025-09-30 22:00:02 America/Sao_Paulo2025-10-01 01:00:02 UTC',
+        );
+      } finally {
+        await list.context().close();
+      }
+    });
+
+    it('overview: a bill month’s charts draw every day of the month, before its first unit and after its last', async () => {
+      const saoPaulo = describeWabas(TRAFFIC)[1]!;
+      const bill = await keyedPage(`#/overview?waba=${saoPaulo.waba}`);
+      try {
+        await bill.locator('[data-currency="USD"] [data-stat="total-amount"]').waitFor();
+        for (const [month, from, to, last] of [
+          ['2025-10', '2025-10-01T03:00:00Z', '2025-11-01T03:00:00Z', '2025-10-31'],
+          ['2025-09', '2025-09-01T03:00:00Z', '2025-10-01T03:00:00Z', '2025-09-30'],
+        ] as const) {
+          // The API's buckets run from the month's first unit's day to its last's only: not the whole month.
+          const overview = await api(
+            server,
+            `/v1/dashboard/overview?waba=${saoPaulo.waba}&from=${from}&to=${to}&time_zone=America/Sao_Paulo`,
+          );
+          const labels = overview.currencies[0].buckets.map((bucket: { label: string }) => bucket.label);
+          expect(labels.length).toBeGreaterThan(0);
+          expect(labels[0] > `${month}-01` || labels.at(-1) < last).toBe(true);
+          await bill.getByLabel('Bill month (America/Sao_Paulo)').fill(month);
+          await bill.waitForFunction(
+            (wanted) => location.hash.includes(wanted),
+            `from=${encodeURIComponent(from)}&to=${encodeURIComponent(to)}`,
+          );
+          const days = Number(last.slice(8));
+          await bill.waitForFunction(
+            (wanted) => document.querySelector('#spend-chart-USD')?.getAttribute('aria-label') === wanted,
+            `Spend by category in USD: ${days} bars from ${month}-01 to ${last}`,
+          );
+          await expect(
+            bill
+              .locator('[data-currency="USD"] svg[aria-label^="Charged and free units"]')
+              .getAttribute('aria-label'),
+          ).resolves.toBe(`Charged and free units (USD): ${days} bars from ${month}-01 to ${last}`);
+        }
+      } finally {
+        await bill.context().close();
+      }
+    });
+
     it('units: one WABA’s times are read on its clock, the filter’s total is shown, and Export CSV exports the filters shown', async () => {
       const saoPaulo = describeWabas(TRAFFIC)[1]!;
       const list = await keyedPage(`#/units?waba=${saoPaulo.waba}`);

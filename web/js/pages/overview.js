@@ -225,7 +225,9 @@ export async function render(main, params, ctx) {
       return;
     }
     if (!isNewest()) return;
-    fill(body, ...renderSpend(overview, state));
+    // A bill month's daily charts span the whole month, its days without units drawn empty.
+    const days = state.granularity === 'DAILY' && billMonth.value ? daysOfMonth(billMonth.value) : null;
+    fill(body, ...renderSpend(overview, state, days));
     await renderAllowances(allowanceArea, state, latestMonthOf(overview), ctx);
   }
   await refresh();
@@ -262,7 +264,37 @@ function lastDayOfMonth(dayOrMonth) {
   return new Date(Date.UTC(year, month, 0)).toISOString().slice(0, 10);
 }
 
-function renderSpend(overview, state) {
+/** Every day of `month` ("2025-09" → "2025-09-01" … "2025-09-30"). */
+function daysOfMonth(month) {
+  const last = Number(lastDayOfMonth(month).slice(8));
+  return Array.from({ length: last }, (_, i) => `${month}-${String(i + 1).padStart(2, '0')}`);
+}
+
+/**
+ * The currency's buckets over every one of `days` (labels of the API's local days), those without units
+ * empty: the API draws from the first day with units to the last only. Unchanged when a bucket is of
+ * another day (the answer is not of these days).
+ */
+export function overDays(cur, days) {
+  if (!days) return cur;
+  const byLabel = new Map(cur.buckets.map((bucket) => [bucket.label, bucket]));
+  if (cur.buckets.some((bucket) => !days.includes(bucket.label))) return cur;
+  return {
+    ...cur,
+    buckets: days.map(
+      (day) =>
+        byLabel.get(day) ?? {
+          label: day,
+          amount: '0',
+          charged_units: 0,
+          free_units: 0,
+          by: Object.create(null),
+        },
+    ),
+  };
+}
+
+function renderSpend(overview, state, days = null) {
   const byName = BY.find(([value]) => value === overview.by)?.[1] ?? overview.by;
   if (overview.currencies.length === 0) {
     return [
@@ -276,7 +308,8 @@ function renderSpend(overview, state) {
   // The buckets are days (months) of one clock: the chosen WABA's, or UTC for several (the API's time_zone).
   const step = overview.granularity === 'MONTHLY' ? 'month' : 'day';
   const zoneWords = `${step}s in ${overview.time_zone ?? 'UTC'}`;
-  const shown = overview.currencies.map((cur) => {
+  const shown = overview.currencies.map((answered) => {
+    const cur = overDays(answered, days);
     const totals = overview.totals[cur.currency] ?? {
       amount: cur.totals.amount,
       units: cur.totals.charged_units + cur.totals.free_units,

@@ -129,6 +129,8 @@ export async function render(main, params, ctx) {
   async function load(cursor) {
     const isNewest = beginLoad();
     const query = filters();
+    // The clock these filters were read on: the table says its times on it, whatever is picked meanwhile.
+    const shownClock = clock;
     shownQuery = query;
     ctx.remember('units', query);
     results.replaceChildren(loading());
@@ -177,6 +179,9 @@ export async function render(main, params, ctx) {
       cursors.length = 0;
       load(undefined);
     });
+    // One WABA chosen (or WABAs sharing one clock): its clock first, as the filters above read times; else UTC
+    // first, each WABA's own clock below.
+    const shared = isOwnClock(shownClock) ? shownClock.zone : null;
     results.replaceChildren(
       h(
         'div',
@@ -184,7 +189,7 @@ export async function render(main, params, ctx) {
         table(
           null,
           [
-            'Opened (UTC; the WABA’s clock below)',
+            shared ? `Opened (${shared}; UTC below)` : 'Opened (UTC; the WABA’s clock below)',
             'WABA',
             'Business',
             'User',
@@ -198,18 +203,7 @@ export async function render(main, params, ctx) {
           page.units.map((unit) => [
             // The WABA's local date decides the unit's day, month and rate card: 01:00 UTC on October 1st is
             // September 30th in São Paulo, and on its September bill.
-            h(
-              'td',
-              { class: 'nowrap local-date' },
-              instant(unit.opened_at),
-              localTime(unit.opened_at, zones.get(unit.waba))
-                ? h(
-                    'span',
-                    { class: 'muted' },
-                    `${localTime(unit.opened_at, zones.get(unit.waba))} ${zones.get(unit.waba)}`,
-                  )
-                : null,
-            ),
+            openedCell(unit, zones.get(unit.waba), shared),
             unit.waba,
             unit.business,
             h(
@@ -334,4 +328,31 @@ function rememberUsers(users) {
   } catch {
     // storage unavailable: suggestions are a convenience only
   }
+}
+
+/** Whether the clock the filters read is the chosen WABAs' own (one zone, not UTC for want of one). */
+function isOwnClock(clock) {
+  return clock.zones.length === 1 && clock.zone !== 'UTC';
+}
+
+/**
+ * A unit's opening: on its WABA's clock first when that is the clock the page reads (`shared`), the UTC
+ * instant below; else UTC first, its WABA's clock below.
+ */
+function openedCell(unit, zone, shared) {
+  const local = localTime(unit.opened_at, zone);
+  if (shared && zone === shared && local) {
+    return h(
+      'td',
+      { class: 'nowrap local-date' },
+      `${local} ${zone}`,
+      h('span', { class: 'muted' }, instant(unit.opened_at)),
+    );
+  }
+  return h(
+    'td',
+    { class: 'nowrap local-date' },
+    instant(unit.opened_at),
+    local ? h('span', { class: 'muted' }, `${local} ${zone}`) : null,
+  );
 }
