@@ -12,7 +12,7 @@ import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { parseAnalyticsExport } from '../src/core/reconcile.js';
-import { analyticsPointRefusal } from '../src/server/dashboard-routes.js';
+import { analyticsPointRefusal } from '../src/server/reconcile-body.js';
 import { parseJsonObjectBody } from '../src/server/json-object-body.js';
 import { loadServiceConfig } from '../src/server/config.js';
 import { startServer } from '../src/server/main.js';

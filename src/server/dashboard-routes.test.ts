@@ -620,6 +620,46 @@ describe('dashboard API: what the pages show', () => {
   });
 });
 
+describe("dashboard API: a reconciliation's export is read where on-demand ratings run", () => {
+  beforeEach(async () => {
+    service = await createDashboardService();
+  });
+  afterEach(async () => {
+    await service.close();
+  });
+
+  it("hands the body's bytes over and names the kept export in the job; one refused is dropped", async () => {
+    await service.postEvents(conversationLines('W1', 'PN1', '919876543210', 'a'));
+    const { rating } = service;
+    const reads: { isBytes: boolean; ref?: number }[] = [];
+    const jobs: object[] = [];
+    const dropped: number[] = [];
+    const { readAnalyticsBody, reconcile, dropAnalytics } = rating;
+    rating.readAnalyticsBody = async (client, bytes) => {
+      const read = await readAnalyticsBody(client, bytes);
+      reads.push({ isBytes: bytes instanceof Uint8Array, ...(read.ok ? { ref: read.value.ref } : {}) });
+      return read;
+    };
+    rating.reconcile = (client, job) => (jobs.push(job), reconcile(client, job));
+    rating.dropAnalytics = (ref) => (dropped.push(ref), dropAnalytics(ref));
+    const exported = { ...marketingExport(5, 0.5), id: 'W1' };
+    const response = await post('/v1/reconciliation', { analytics: exported }, KEY_W1);
+    expect(response.status).toBe(200);
+    expect((await json(response)).checked.buckets).toBeGreaterThan(0);
+    expect(reads).toEqual([{ isBytes: true, ref: expect.any(Number) }]);
+    // The job carries no parsed export (read, then copied to the worker, in this thread): its ref.
+    expect(jobs).toEqual([
+      { scope: ['W1'], analyticsRef: reads[0]!.ref, analyticsWaba: 'W1', countedWabas: ['W1'] },
+    ]);
+    // Another client's WABA: 403 before anything is rated, and the export read for it is not kept.
+    const foreign = await post('/v1/reconciliation', { analytics: { ...exported, id: 'W2' } }, KEY_W1);
+    expect(foreign.status).toBe(403);
+    expect(reads).toHaveLength(2);
+    expect(jobs).toHaveLength(1);
+    expect(dropped).toContain(reads[1]!.ref);
+  });
+});
+
 describe('dashboard API: what one estimate or reconciliation request may ask', () => {
   beforeEach(async () => {
     service = await createDashboardService();

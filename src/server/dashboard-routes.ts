@@ -6,15 +6,7 @@
 import { realpath, readFile, stat } from 'node:fs/promises';
 import { extname, join, sep } from 'node:path';
 import type { Context, Hono } from 'hono';
-import {
-  DAY_MS,
-  formatInstant,
-  HOUR_MS,
-  localDate,
-  MAX_INSTANT_MS,
-  MIN_INSTANT_MS,
-  parseInstant,
-} from '../core/calendar.js';
+import { DAY_MS, formatInstant, HOUR_MS, localDate, MAX_INSTANT_MS, parseInstant } from '../core/calendar.js';
 import { eraOn, PER_MESSAGE_PRICING_FROM, pricingModelOf } from '../core/eras.js';
 import { FREE_CONVERSATIONS_PER_MONTH, FREE_SERVICE_MESSAGES_PER_MONTH } from '../core/eras.js';
 import { formatMicros, MoneyRangeError, sumMicros, type Micros } from '../core/money.js';
@@ -32,7 +24,7 @@ import {
   type RecipientList,
 } from '../use-cases/estimate.js';
 import { whyNothingWasChecked } from '../use-cases/reconcile.js';
-import { parseAnalyticsExport, type AnalyticsExport, type Difference } from '../core/reconcile.js';
+import type { Difference } from '../core/reconcile.js';
 import type { TemplateCategory } from '../core/events.js';
 import {
   StoreInputError,
@@ -54,6 +46,7 @@ import type { ApiKey, ServiceConfig } from './config.js';
 import { clientBusyResponse, errorResponse, ratingBehindResponse, type ErrorCode } from './errors.js';
 import { ClientBusyError } from './fair-queue.js';
 import { parseJsonObjectBody } from './json-object-body.js';
+import { describeJson } from './reconcile-body.js';
 import { unknownBodyField } from './openapi.js';
 import { bodyBudgetResponse, bodyEncoding, readRawBody } from './read-body.js';
 import { errorFields, type Logger } from './logger.js';
@@ -707,7 +700,8 @@ export function registerDashboardRoutes(app: Hono<Env>, deps: DashboardDeps): vo
     ].sort();
   }
 
-  async function jsonBody(c: Context<Env>, hint: string): Promise<Record<string, unknown>> {
+  /** A request's body bytes, within the body limit and budget. */
+  async function rawBody(c: Context<Env>): Promise<Uint8Array> {
     const encoding = bodyEncoding(c);
     if (encoding) throw new DashboardQueryError('UNSUPPORTED_ENCODING', `(Content-Encoding: ${encoding})`);
     // Counted as it arrives: a chunked body (no Content-Length) past the limit is never held whole.
@@ -716,8 +710,12 @@ export function registerDashboardRoutes(app: Hono<Env>, deps: DashboardDeps): vo
     if (!body.ok) {
       throw new DashboardQueryError('BODY_TOO_LARGE', `The limit is ${deps.config.bodyLimitBytes} bytes.`);
     }
+    return body.bytes;
+  }
+
+  async function jsonBody(c: Context<Env>, hint: string): Promise<Record<string, unknown>> {
     // One JSON object, each key once: a second "template" would be quoted instead of the first.
-    const parsed = parseJsonObjectBody(body.bytes, hint);
+    const parsed = parseJsonObjectBody(await rawBody(c), hint);
     if (!parsed.ok) throw new DashboardQueryError(parsed.error.code, parsed.error.detail);
     return parsed.value;
   }
@@ -882,11 +880,7 @@ export function registerDashboardRoutes(app: Hono<Env>, deps: DashboardDeps): vo
 
   // --- reconciliation (contract §7) --------------------------------------------------------------------------
 
-  async function reconcileFor(
-    c: Context<Env>,
-    apiKey: ApiKey,
-    analytics?: { export: AnalyticsExport; waba?: string },
-  ) {
+  async function reconcileFor(c: Context<Env>, apiKey: ApiKey, analytics?: { ref: number; waba?: string }) {
     let waba = c.req.query('waba') || analytics?.waba;
     if (waba && !mayAccess(apiKey, waba)) {
       throw new DashboardQueryError(
@@ -924,7 +918,7 @@ export function registerDashboardRoutes(app: Hono<Env>, deps: DashboardDeps): vo
     // count. Rated where live ratings run, in this key's turn (never in the webhook endpoint's event loop).
     const finished = await rating.reconcile(apiKey.name, {
       scope: visible.length > 0 ? await portfolioOf(visible) : [],
-      ...(analytics?.export ? { analytics: analytics.export, ...(waba ? { analyticsWaba: waba } : {}) } : {}),
+      ...(analytics ? { analyticsRef: analytics.ref, ...(waba ? { analyticsWaba: waba } : {}) } : {}),
       countedWabas: visible,
     });
     if (!finished.ok)
@@ -969,32 +963,19 @@ export function registerDashboardRoutes(app: Hono<Env>, deps: DashboardDeps): vo
   app.post(
     '/v1/reconciliation',
     guarded(async (c, apiKey) => {
-      const body = await jsonBody(
-        c,
-        '{"analytics": <Meta\'s conversation_analytics / pricing_analytics answer>, "waba"?}',
-      );
-      // One WABA id, or left out: any other value (null, a number, a list, "") is no WABA — taken as absent, a
-      // key for several WABAs would be answered for all of them, not the one it meant.
-      if (body.waba !== undefined && (typeof body.waba !== 'string' || body.waba.trim() === '')) {
-        throw new DashboardQueryError(
-          'BAD_QUERY',
-          `"waba" must be one WABA id, a non-empty string ("waba": "102290129340398"), or left out; it is ${describeJson(body.waba)}.`,
-        );
-      }
-      const exported = body.analytics ?? body;
-      // Bad input is 400 naming the field, never a store outage (503 with Retry-After, an error logged).
-      const refusal = analyticsPointRefusal(exported);
-      if (refusal !== undefined) throw new DashboardQueryError('BAD_QUERY', refusal);
-      let parsed: ReturnType<typeof parseAnalyticsExport>;
+      // Parsed, checked and read where on-demand ratings run (reconcile-body.ts), the export kept there for
+      // the reconciliation: in this thread a 4 MiB export held every webhook for a second. Only its WABA
+      // comes back, for the key's checks below, before anything is rated.
+      const read = await rating.readAnalyticsBody(apiKey.name, await rawBody(c));
+      if (!read.ok) throw new DashboardQueryError(read.error.code, read.error.detail);
+      const { ref, waba } = read.value;
       try {
-        parsed = parseAnalyticsExport(exported);
-      } catch (error) {
-        // Reading the export is the request's input alone: whatever stops it is the export's fault.
-        throw new DashboardQueryError('BAD_QUERY', `the analytics export cannot be read: ${String(error)}.`);
+        return await reconcileFor(c, apiKey, { ref, ...(waba ? { waba } : {}) });
+      } finally {
+        // Refused before its reconciliation ran (a WABA not the key's, a busy client): not kept for nothing.
+        // Once it ran, the export was taken, and this does nothing.
+        rating.dropAnalytics(ref);
       }
-      if (!parsed.ok) throw new DashboardQueryError('BAD_QUERY', parsed.error.message);
-      const waba = typeof body.waba === 'string' ? body.waba : parsed.value.waba;
-      return reconcileFor(c, apiKey, { export: parsed.value, ...(waba ? { waba } : {}) });
     }),
   );
 
@@ -1016,55 +997,6 @@ export function registerDashboardRoutes(app: Hono<Env>, deps: DashboardDeps): vo
       'Referrer-Policy': 'no-referrer',
     });
   });
-}
-
-/**
- * Why an analytics export's data point cannot be compared, naming it and the field (`data[0].data_points[3]:
- * "end" …`), or undefined. Checks what parseAnalyticsExport would take but cannot compute with: a time
- * beyond the instants wameter reads (0 to 9999-12-31: a Date past it is invalid). A cost of any size is read
- * exactly (metaCostToMicros). The export's shape itself is left to parseAnalyticsExport (and its messages).
- */
-export function analyticsPointRefusal(value: unknown): string | undefined {
-  const isRecord = (v: unknown): v is Record<string, unknown> =>
-    typeof v === 'object' && v !== null && !Array.isArray(v);
-  if (!isRecord(value)) return undefined;
-  const body = isRecord(value.conversation_analytics)
-    ? value.conversation_analytics
-    : isRecord(value.pricing_analytics)
-      ? value.pricing_analytics
-      : value;
-  if (!Array.isArray(body.data)) return undefined;
-  for (const [i, entry] of body.data.entries()) {
-    if (!isRecord(entry) || !Array.isArray(entry.data_points)) continue;
-    for (const [j, point] of entry.data_points.entries()) {
-      if (!isRecord(point)) continue;
-      const where = `data[${i}].data_points[${j}]`;
-      for (const field of ['start', 'end'] as const) {
-        // Read as parseAnalyticsExport reads it: Unix seconds, a number or a string of digits.
-        const given = point[field];
-        const seconds = typeof given === 'string' && /^\d+$/.test(given) ? Number(given) : given;
-        if (typeof seconds !== 'number' || !Number.isSafeInteger(seconds)) continue;
-        const ms = seconds * 1000;
-        if (ms < MIN_INSTANT_MS || ms > MAX_INSTANT_MS) {
-          return `${where}: "${field}" is ${seconds}, outside the instants wameter reads: Unix seconds from 0 to ${Math.floor(MAX_INSTANT_MS / 1000)} (9999-12-31).`;
-        }
-      }
-    }
-  }
-  return undefined;
-}
-
-/** A JSON value in a refusal's words: its type, and the value itself when short. */
-function describeJson(value: unknown): string {
-  if (value === null) return 'null';
-  if (Array.isArray(value))
-    return value.length === 0
-      ? 'an empty list'
-      : `a list of ${value.length} item${value.length === 1 ? '' : 's'}`;
-  if (typeof value === 'object') return 'an object';
-  if (typeof value === 'string') return value.trim() === '' ? 'an empty string' : 'a string';
-  const text = JSON.stringify(value);
-  return `a ${typeof value === 'number' ? 'number' : typeof value} (${text.length > 40 ? `${text.slice(0, 37)}...` : text})`;
 }
 
 function wholeNumber(

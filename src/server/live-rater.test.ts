@@ -8,6 +8,7 @@ import { Worker } from 'node:worker_threads';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { eventKey, type CoreEvent } from '../core/events.js';
 import type { RatingOutput } from '../core/rate-events.js';
+import { parseAnalyticsExport } from '../core/reconcile.js';
 import type { BillableUnit, PendingMessage } from '../core/units.js';
 import { parseEventValue } from '../ingest/parse-event.js';
 import { openStore } from '../store/open-store.js';
@@ -267,6 +268,54 @@ describe('live rating in a worker thread', () => {
         request: { ...refusedJob.request, isUnknownBusinessAccepted: false },
       });
       expect(!refused.ok && refused.error.code).toBe('BUSINESS_NOT_OF_WABA');
+    } finally {
+      await worker.close();
+      await store.close();
+    }
+  });
+
+  it('reads a reconciliation body where it rates: the bytes handed over, the export kept for the job naming it', async () => {
+    const store = await openSqliteStore(DB);
+    const local = createInProcessLiveRater(store, pricing);
+    const worker = createWorkerLiveRater(script, setup, logger);
+    try {
+      const start = Date.parse('2025-07-12T00:00:00Z') / 1000;
+      const point = { start, end: start + 86_400, conversation: 3, conversation_category: 'SERVICE' };
+      const exported = {
+        conversation_analytics: { data: [{ data_points: [{ ...point, country: 'US', cost: 0 }] }] },
+      };
+      const text = JSON.stringify({ analytics: { ...exported, id: WABA } });
+      const bytes = new TextEncoder().encode(text);
+      const read = await worker.readAnalyticsBody(bytes);
+      if (!read.ok) throw new Error(read.error.detail);
+      expect(read.value.waba).toBe(WABA);
+      // A copy went over: the caller's bytes are still its own.
+      expect(new TextDecoder().decode(bytes)).toBe(text);
+      const job = { scope: [WABA], countedWabas: [WABA], analyticsWaba: WABA };
+      const reconciled = await worker.reconcile({ ...job, analyticsRef: read.value.ref });
+      const parsed = parseAnalyticsExport({ ...exported, id: WABA });
+      if (!parsed.ok) throw new Error(parsed.error.message);
+      const expected = await local.reconcile({ ...job, analytics: parsed.value });
+      expect(expected.ok && expected.value.reconciliation.checked.buckets).toBeGreaterThan(0);
+      expect(reconciled).toEqual(expected);
+      // Taken by its reconciliation: the same ref again reads nothing, never another request's export.
+      await expect(worker.reconcile({ ...job, analyticsRef: read.value.ref })).rejects.toThrow(
+        /no longer kept/,
+      );
+      // Dropped (the route refused the request): gone as well.
+      const dropped = await worker.readAnalyticsBody(bytes);
+      if (!dropped.ok) throw new Error(dropped.error.detail);
+      worker.dropAnalytics(dropped.value.ref);
+      await expect(worker.reconcile({ ...job, analyticsRef: dropped.value.ref })).rejects.toThrow(
+        /no longer kept/,
+      );
+      // A body's refusal comes back in the words the server's thread answered it with.
+      for (const body of ['{"analytics": ', '[1]', '{"waba": 7}', '{"analytics": {"hello": 1}}']) {
+        const given = new TextEncoder().encode(body);
+        const refused = await worker.readAnalyticsBody(given);
+        expect(refused.ok, body).toBe(false);
+        expect(refused).toEqual(await local.readAnalyticsBody(given));
+      }
     } finally {
       await worker.close();
       await store.close();

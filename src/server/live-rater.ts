@@ -21,6 +21,8 @@ import { errorFields, type Logger } from './logger.js';
 import {
   wabasOfUserPortfolios,
   estimateStored,
+  KeptExports,
+  type AnalyticsBodyRead,
   reconcileStored,
   storyOf,
   type EstimateAnswer,
@@ -100,6 +102,13 @@ export interface LiveRater {
   readonly where: 'worker thread' | 'server thread';
   rate(scope: readonly string[]): Promise<LiveRating>;
   rateScope(scope: readonly string[], options: ScopeRatingOptions): Promise<ScopeRating>;
+  /**
+   * Reads a POST /v1/reconciliation body (reconcile-body.ts) and keeps its export for the `reconcile` job that
+   * names its ref (`analyticsRef`); the bytes are the rater's from then on (a worker's takes them over).
+   */
+  readAnalyticsBody(bytes: Uint8Array): Promise<AnalyticsBodyRead>;
+  /** The export read under `ref` is not reconciled after all (the route refused the request). */
+  dropAnalytics(ref: number): void;
   reconcile(job: ReconcileJob): Promise<ReconcileAnswer>;
   estimate(job: EstimateJob): Promise<EstimateAnswer>;
   /** The last rating of `scope` was written (`true`) or its write failed (`false`: rewrite all next time). */
@@ -278,6 +287,8 @@ export function createInProcessLiveRater(store: Store, pricing: PricingSetup): L
   const unsettled = new Map<string, StoredRating>();
   const book = createAccountBook(pricing.accounts);
   const portfolioOf = (waba: string) => book.accountFor(waba).portfolio;
+  const exports = new KeptExports();
+  let nextRef = 1;
   return {
     where: 'server thread',
     async rate(scope) {
@@ -341,7 +352,9 @@ export function createInProcessLiveRater(store: Store, pricing: PricingSetup): L
         (waba) => (book ??= accountBookFor(pricing.accounts, events)).accountFor(waba).timeZone,
       );
     },
-    reconcile: (job) => reconcileStored(store, pricing, job),
+    readAnalyticsBody: async (bytes) => exports.read(nextRef++, bytes),
+    dropAnalytics: (ref) => exports.drop(ref),
+    reconcile: (job) => reconcileStored(store, pricing, job, exports),
     estimate: (job) => estimateStored(store, pricing, job),
     settle(scope, isCommitted) {
       const key = scopeKey(scope);
@@ -382,6 +395,9 @@ export interface WorkerSetup {
 export type WorkerRequest =
   | { type: 'rate'; id: number; scope: readonly string[] }
   | { type: 'rateScope'; id: number; scope: readonly string[]; options: ScopeRatingOptions }
+  /** A reconciliation body's bytes, handed over (transferred, never copied): its export is kept there. */
+  | { type: 'readAnalytics'; id: number; bytes: Uint8Array }
+  | { type: 'dropAnalytics'; ref: number }
   | { type: 'reconcile'; id: number; job: ReconcileJob }
   | { type: 'estimate'; id: number; job: EstimateJob }
   | { type: 'settle'; scope: readonly string[]; isCommitted: boolean }
@@ -405,7 +421,7 @@ export type WorkerReply =
   | { type: 'ratedPart'; id: number; units: BillableUnit[]; pending: PendingMessage[] }
   /** A whole rating of a scope; `inParts`: its units and pending messages came before it (`ratedPart`). */
   | { type: 'ratedScope'; id: number; rating: ScopeRating; inParts?: true }
-  | { type: 'answered'; id: number; answer: ReconcileAnswer | EstimateAnswer }
+  | { type: 'answered'; id: number; answer: ReconcileAnswer | EstimateAnswer | AnalyticsBodyRead }
   | { type: 'error'; id: number; message: string; kind?: WorkerErrorKind };
 
 /**
@@ -634,8 +650,8 @@ export function createWorkerLiveRater(
     return ready;
   }
 
-  function post(request: WorkerRequest): void {
-    worker?.postMessage(request);
+  function post(request: WorkerRequest, transfer?: ArrayBuffer[]): void {
+    worker?.postMessage(request, transfer);
   }
 
   /** Closed: no request starts a worker again (an on-demand rating still queued when the service stops). */
@@ -644,7 +660,7 @@ export function createWorkerLiveRater(
   let starting = 0;
 
   /** Sends a request that the worker answers (starting the worker if none runs). */
-  async function ask<T>(request: (id: number) => WorkerRequest): Promise<T> {
+  async function ask<T>(request: (id: number) => WorkerRequest, transfer?: ArrayBuffer[]): Promise<T> {
     if (isClosed) throw new Error('the rating worker is closed: the service is stopping');
     if (!worker) {
       const waitMs = restartAtMs - nowMs();
@@ -691,7 +707,7 @@ export function createWorkerLiveRater(
         },
         work,
       });
-      post(message);
+      post(message, transfer);
     });
   }
 
@@ -702,6 +718,15 @@ export function createWorkerLiveRater(
     },
     rateScope(scope, options) {
       return ask<ScopeRating>((id) => ({ type: 'rateScope', id, scope, options }));
+    },
+    readAnalyticsBody(bytes) {
+      // A copy of its own to hand over (a millisecond for 4 MiB): the caller's bytes may be a slice of a
+      // buffer shared with others (Node's pool), which a transfer would take from them too.
+      const own = new Uint8Array(bytes);
+      return ask<AnalyticsBodyRead>((id) => ({ type: 'readAnalytics', id, bytes: own }), [own.buffer]);
+    },
+    dropAnalytics(ref) {
+      post({ type: 'dropAnalytics', ref });
     },
     reconcile(job) {
       return ask<ReconcileAnswer>((id) => ({ type: 'reconcile', id, job }));

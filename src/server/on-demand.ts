@@ -22,12 +22,18 @@ import type { RatingSetup } from '../use-cases/load-rating-setup.js';
 import { ReconcileSession, type ReconcileError } from '../use-cases/reconcile.js';
 import type { Store } from '../store/store.js';
 import type { PricingSetup } from './live-rater.js';
+import { readReconciliationBody, type ReconciliationBodyRefusal } from './reconcile-body.js';
 
 /** A reconciliation of stored events (GET / POST /v1/reconciliation). */
 export interface ReconcileJob {
   /** The WABAs whose events are rated: the caller's and their portfolio mates (shared tiers, allowances). */
   scope: readonly string[];
   analytics?: AnalyticsExport;
+  /**
+   * Instead of `analytics`: the export that `readAnalyticsBody` read from a request's body and kept where the
+   * job runs (a worker's), so that it is neither parsed nor copied in the server's thread.
+   */
+  analyticsRef?: number;
   analyticsWaba?: string;
   /** The WABAs whose messages count as compared (the caller's own). */
   countedWabas: readonly string[];
@@ -57,10 +63,59 @@ export function ratingSetupOf(pricing: PricingSetup): RatingSetup {
   };
 }
 
-export async function reconcileStored(store: Store, pricing: PricingSetup, job: ReconcileJob) {
+/** A reconciliation body read where on-demand ratings run: the ref of its kept export, and its WABA. */
+export type AnalyticsBodyRead = Result<{ ref: number; waba?: string }, ReconciliationBodyRefusal>;
+
+/**
+ * The exports read from reconciliation bodies (`readReconciliationBody`) and kept, by ref, for the
+ * reconciliation that follows once the route has checked the key may read their WABA. Each is taken by that
+ * reconciliation, or dropped when the route answers without one (a WABA not the key's).
+ */
+export class KeptExports {
+  private readonly kept = new Map<number, AnalyticsExport>();
+
+  /** Reads `bytes` and, when they hold an export, keeps it under `ref`. */
+  read(ref: number, bytes: Uint8Array): AnalyticsBodyRead {
+    const read = readReconciliationBody(bytes);
+    if (!read.ok) return read;
+    this.kept.set(ref, read.value.export);
+    return { ok: true, value: { ref, ...(read.value.waba === undefined ? {} : { waba: read.value.waba }) } };
+  }
+
+  /** The export kept under `ref`, no longer kept. */
+  take(ref: number): AnalyticsExport {
+    const exported = this.kept.get(ref);
+    // Kept by a worker that stopped since (its successor keeps nothing of it): the request fails as one whose
+    // rating failed, and the client sends it again.
+    if (exported === undefined) {
+      throw new Error(`the analytics export read from this request's body is no longer kept (ref ${ref})`);
+    }
+    this.kept.delete(ref);
+    return exported;
+  }
+
+  drop(ref: number): void {
+    this.kept.delete(ref);
+  }
+
+  /** Exports kept now (tests: none is left behind). */
+  get size(): number {
+    return this.kept.size;
+  }
+}
+
+export async function reconcileStored(
+  store: Store,
+  pricing: PricingSetup,
+  job: ReconcileJob,
+  exports?: KeptExports,
+) {
+  const analytics =
+    job.analytics ??
+    (job.analyticsRef === undefined ? undefined : (exports ?? new KeptExports()).take(job.analyticsRef));
   const session = new ReconcileSession(ratingSetupOf(pricing));
   for (const event of await store.listEvents(job.scope)) session.add(event);
-  return session.finish(job.analytics, job.analyticsWaba, {}, job.countedWabas) satisfies ReconcileAnswer;
+  return session.finish(analytics, job.analyticsWaba, {}, job.countedWabas) satisfies ReconcileAnswer;
 }
 
 export async function estimateStored(

@@ -33,7 +33,13 @@ import {
 } from './live-rater.js';
 import { FairQueue } from './fair-queue.js';
 import { errorFields, type Logger } from './logger.js';
-import type { EstimateAnswer, EstimateJob, ReconcileAnswer, ReconcileJob } from './on-demand.js';
+import type {
+  AnalyticsBodyRead,
+  EstimateAnswer,
+  EstimateJob,
+  ReconcileAnswer,
+  ReconcileJob,
+} from './on-demand.js';
 import type { StoreHealth } from './store-health.js';
 
 export {
@@ -242,6 +248,14 @@ export interface RatingService {
    * Rejects with `ClientBusyError` when the client already has its limit of on-demand ratings.
    */
   reconcile(client: string, job: ReconcileJob): Promise<ReconcileAnswer>;
+  /**
+   * Reads a POST /v1/reconciliation body where on-demand ratings run, in `client`'s turn, keeping its export
+   * for the `reconcile` whose job names its ref (else `dropAnalytics`). Never refused for the client's
+   * limit: a body's own faults are answered before that limit is looked at, as when the server's thread read
+   * it; the reconciliation that follows is counted.
+   */
+  readAnalyticsBody(client: string, bytes: Uint8Array): Promise<AnalyticsBodyRead>;
+  dropAnalytics(ref: number): void;
   estimate(client: string, job: EstimateJob): Promise<EstimateAnswer>;
   /**
    * Every WABA of `waba`'s portfolio: those the store holds and those the accounts file puts there. What a
@@ -1107,6 +1121,9 @@ export function createRatingService(deps: RatingServiceDeps): RatingService {
     rerate,
     explain,
     reconcile: (client, job) => onDemand.run(client, () => onDemandRater.reconcile(job)),
+    readAnalyticsBody: (client, bytes) =>
+      onDemand.run(client, () => onDemandRater.readAnalyticsBody(bytes), { isContinuation: true }),
+    dropAnalytics: (ref) => onDemandRater.dropAnalytics(ref),
     estimate: (client, job) => onDemand.run(client, () => onDemandRater.estimate(job)),
     portfolioOf,
     async close() {

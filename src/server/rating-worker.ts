@@ -100,6 +100,13 @@ async function main(port: NonNullable<typeof parentPort>, setup: WorkerSetup): P
       inParts: true,
     };
   };
+  /**
+   * The server's ref of an export read here (its request's id, unique for the server's rater) → this rater's
+   * own. A ref from a worker that stopped is unknown here: its reconciliation fails, never reads another
+   * request's export.
+   */
+  const exportRefs = new Map<number, number>();
+  const ownRef = (ref: number) => exportRefs.get(ref) ?? -1;
   // One request at a time, in order: a settle always follows the rating it settles.
   let queue: Promise<void> = Promise.resolve();
   port.on('message', (request: WorkerRequest) => {
@@ -120,13 +127,34 @@ async function main(port: NonNullable<typeof parentPort>, setup: WorkerSetup): P
             ratedScope(request.id, await rater.rateScope(request.scope, request.options)),
           );
           break;
-        case 'reconcile':
+        case 'readAnalytics':
+          await answer(request.id, async () => {
+            const read = await rater.readAnalyticsBody(request.bytes);
+            if (!read.ok) return { type: 'answered', id: request.id, answer: read };
+            exportRefs.set(request.id, read.value.ref);
+            return {
+              type: 'answered',
+              id: request.id,
+              answer: { ok: true, value: { ...read.value, ref: request.id } },
+            };
+          });
+          break;
+        case 'dropAnalytics':
+          rater.dropAnalytics(ownRef(request.ref));
+          exportRefs.delete(request.ref);
+          break;
+        case 'reconcile': {
+          const { analyticsRef } = request.job;
+          const job =
+            analyticsRef === undefined ? request.job : { ...request.job, analyticsRef: ownRef(analyticsRef) };
+          if (analyticsRef !== undefined) exportRefs.delete(analyticsRef);
           await answer(request.id, async () => ({
             type: 'answered',
             id: request.id,
-            answer: await rater.reconcile(request.job),
+            answer: await rater.reconcile(job),
           }));
           break;
+        }
         case 'estimate':
           await answer(request.id, async () => ({
             type: 'answered',
