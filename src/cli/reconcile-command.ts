@@ -168,7 +168,7 @@ async function runReconcile(
     ? ` and ${analytics.units} unit(s) of WABA ${analytics.waba} (${analytics.period.from}..${analytics.period.to}, ${checked.buckets} bucket(s)) with Meta's analytics; not compared: ${analytics.not_compared.other_wabas.units} unit(s) of other WABA(s), ${analytics.not_compared.outside_period.units} outside the period`
     : '';
   io.writeError(
-    `wameter: compared ${messagesCompared(checked)} of ${checked.messages} message(s) with Meta's webhooks${analyticsSummary}: ${differences.length} difference(s)\n`,
+    `wameter: compared ${messagesCompared(checked)} of ${checked.messages} message(s)${analytics ? ` delivered ${analytics.period.from}..${analytics.period.to}` : ''} with Meta's webhooks${analyticsSummary}: ${differences.length} difference(s)\n`,
   );
   if (nothingChecked !== undefined) io.writeError(`wameter: ${nothingChecked}\n`);
   // Differences are the answer a script branches on: malformed lines (named above) do not hide them.
@@ -203,7 +203,7 @@ export function formatReconciliation(reconciliation: ReconciliationJson, nothing
       ? `; ${checked.category_from_webhook} rated from Meta's own category, with no send log line: not checked`
       : '';
   lines.push(
-    `Checked: ${messagesCompared(checked)} of ${checked.messages} delivered message(s) against Meta's status webhooks (${checked.unverifiable} without Meta's pricing: unverifiable${fromWebhook}); ${
+    `Checked: ${messagesCompared(checked)} of ${checked.messages} delivered message(s)${analytics ? ` of ${analytics.period.from}..${analytics.period.to}` : ''} against Meta's status webhooks (${checked.unverifiable} without Meta's pricing: unverifiable${fromWebhook}); ${
       analytics
         ? `${analytics.units} unit(s) of WABA ${analytics.waba} in ${checked.buckets} analytics bucket(s).`
         : 'no analytics export (--analytics).'

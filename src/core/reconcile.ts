@@ -258,7 +258,8 @@ export interface ReconciliationJson {
   checked: {
     /**
      * Delivered business messages looked at, of every WABA (each is compared with its own webhook); of the
-     * `countedWabas` only, when given.
+     * `countedWabas` only, when given. With an analytics export, those delivered in the period compared with it
+     * (its local days on the export's WABA's clock); a difference outside it is still listed.
      */
     messages: number;
     /** Of those, messages whose webhook carried no pricing (API v24+, or only a status without it). */
@@ -789,6 +790,17 @@ export function reconcile(input: ReconcileInput): ReconciliationJson {
   let unverifiable = 0;
   let categoryFromWebhook = 0;
   let counted = 0;
+  // With an export, the messages counted as checked are those delivered in the period compared with it (local
+  // days on the export's WABA's clock, as its buckets are): the summary then speaks of the days the export
+  // covers, not of all time (docs/decisions.md). A difference found outside the period is still listed.
+  const counting = input.analytics
+    ? { period: periodOfComparison(input, input.analytics), timeZone: input.timeZoneOf(input.analytics.waba) }
+    : undefined;
+  const isInCountedPeriod = (decision: MessageDecision) => {
+    if (counting === undefined) return true;
+    const day = localDate(decision.deliveredAtMs, counting.timeZone);
+    return day >= counting.period.from && day <= counting.period.to;
+  };
   const isCounted = (waba: string) => input.countedWabas === undefined || input.countedWabas.includes(waba);
   // CBP: Meta's conversation ids against wameter's units, in delivery order.
   const unitOfMetaConversation = new Map<string, string>();
@@ -797,7 +809,7 @@ export function reconcile(input: ReconcileInput): ReconciliationJson {
   const openingOfMetaConversation = new Map<string, { messageId: string; deliveredAtMs: number }>();
 
   for (const decision of decisions) {
-    const isCountedHere = isCounted(decision.waba);
+    const isCountedHere = isCounted(decision.waba) && isInCountedPeriod(decision);
     if (isCountedHere) counted += 1;
     const unit = unitOf(decision);
     const isOurOpening = unit !== undefined && unit.messages[0] === decision.messageId;
@@ -1177,6 +1189,18 @@ function commonCostRatio(
 /** A ratio for people: four significant digits (88, 0.01136). */
 const formatRatio = (ratio: number) => String(Number(ratio.toPrecision(4)));
 
+/** The local days compared with the export: the caller's, else those its points span (comparedPeriod). */
+function periodOfComparison(
+  input: ReconcileInput,
+  analytics: { export: AnalyticsExport; waba: string; period?: ComparedPeriod },
+): ComparedPeriod {
+  if (analytics.period !== undefined) return analytics.period;
+  const chosen = comparedPeriod(analytics.export, input.timeZoneOf(analytics.waba));
+  // An export without data points states no period: the caller must give one (comparedPeriod says so).
+  if (!chosen.ok) throw new Error(`reconcile: ${chosen.error.message}`);
+  return chosen.value;
+}
+
 function compareBuckets(
   input: ReconcileInput,
   analytics: { export: AnalyticsExport; waba: string; period?: ComparedPeriod },
@@ -1191,13 +1215,7 @@ function compareBuckets(
     currency: input.units.find((u) => u.waba === waba)?.currency ?? defaultAccount(waba).currency,
     source: 'default' as const,
   };
-  let period = analytics.period;
-  if (period === undefined) {
-    const chosen = comparedPeriod(analytics.export, timeZone);
-    // An export without data points states no period: the caller must give one (comparedPeriod says so).
-    if (!chosen.ok) throw new Error(`reconcile: ${chosen.error.message}`);
-    period = chosen.value;
-  }
+  const period = periodOfComparison(input, analytics);
   const { from, to } = period;
   const isInPeriod = (day: string) => day >= from && day <= to;
 

@@ -660,6 +660,41 @@ describe("dashboard API: a reconciliation's export is read where on-demand ratin
   });
 });
 
+describe("dashboard API: a reconciliation's counts are of the period compared", () => {
+  beforeEach(async () => {
+    service = await createDashboardService();
+  });
+  afterEach(async () => {
+    await service.close();
+  });
+
+  it("counts the messages delivered in the export's days, not those of all time", async () => {
+    await service.postEvents([
+      ...conversationLines('W1', 'PN1', '919876543210', 'a'),
+      ...templateSent('2025-06-20T10:00:00Z', 'wamid.june'),
+      ...templateSent('2025-08-02T10:00:00Z', 'wamid.august'),
+    ]);
+    const allTime = (await json(await service.get('/v1/reconciliation', KEY_W1))).checked;
+    // July's export (one day's point: the whole month is compared): June's and August's messages are not.
+    const exported = { ...marketingExport(5, 0.5), id: 'W1' };
+    const july = await json(await post('/v1/reconciliation', { analytics: exported }, KEY_W1));
+    expect(july.analytics.period).toMatchObject({ from: '2025-07-01', to: '2025-07-31' });
+    expect(july.checked.messages).toBe(allTime.messages - 2);
+    expect(july.checked.unverifiable).toBe(allTime.unverifiable - 2);
+    expect(july.checked.messages).toBeGreaterThan(0);
+    // An export of August: its message alone.
+    const start = Date.parse('2025-08-02T00:00:00Z') / 1000;
+    const point = { start, end: start + 86_400, conversation: 1, conversation_category: 'MARKETING' };
+    const august = {
+      conversation_analytics: { data: [{ data_points: [{ ...point, country: 'IN', cost: 0.1 }] }] },
+    };
+    const answer = await json(
+      await post('/v1/reconciliation', { analytics: { ...august, id: 'W1' } }, KEY_W1),
+    );
+    expect(answer.checked).toMatchObject({ messages: 1, unverifiable: 1 });
+  });
+});
+
 describe('dashboard API: what one estimate or reconciliation request may ask', () => {
   beforeEach(async () => {
     service = await createDashboardService();

@@ -522,6 +522,8 @@ export const openApiDocument = {
           },
           checked: {
             type: 'object',
+            description:
+              "The key's delivered messages compared with Meta's status webhooks (`messages`, of which `unverifiable` and `category_from_webhook` could not be checked) and the export's buckets compared. With an uploaded export, the messages delivered in its period (`analytics.period`: local days on the export's WABA's clock); without one, every stored message.",
             required: ['messages', 'unverifiable', 'category_from_webhook', 'buckets'],
             properties: {
               messages: { type: 'integer' },

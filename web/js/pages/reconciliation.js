@@ -101,7 +101,7 @@ function renderReconciliation(data, accounts) {
     h(
       'p',
       { id: 'reconciliation-summary' },
-      `Checked ${int(data.checked.messages - data.checked.unverifiable - (data.checked.category_from_webhook ?? 0))} of ${int(data.checked.messages)} delivered messages (${int(data.checked.unverifiable)} without Meta pricing to compare${data.checked.category_from_webhook ? `, ${int(data.checked.category_from_webhook)} rated from Meta’s own category, with no send log line` : ''}) and ${int(data.checked.buckets)} analytics buckets: `,
+      `Checked ${int(data.checked.messages - data.checked.unverifiable - (data.checked.category_from_webhook ?? 0))} of ${int(data.checked.messages)} delivered messages${data.analytics ? ` of ${data.analytics.period.from} to ${data.analytics.period.to} (the export’s days)` : ''} (${int(data.checked.unverifiable)} without Meta pricing to compare${data.checked.category_from_webhook ? `, ${int(data.checked.category_from_webhook)} rated from Meta’s own category, with no send log line` : ''}) and ${int(data.checked.buckets)} analytics buckets: `,
       h(
         'strong',
         {},
