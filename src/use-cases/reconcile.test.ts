@@ -604,6 +604,21 @@ describe('whyNothingWasChecked', () => {
     expect(withExport).toContain('the analytics export has no day × country × category bucket');
   });
 
+  it('with an export, says no message was delivered in its period, not that the input holds none', () => {
+    const period = { from: '2025-10-10', to: '2025-10-20', time_zone: 'UTC', basis: 'requested' as const };
+    const why = whyNothingWasChecked(
+      {
+        ...json({ messages: 0, unverifiable: 0, buckets: 0 }),
+        analytics: { period } as NonNullable<ReconciliationJson['analytics']>,
+      },
+      true,
+    );
+    expect(why).toContain(
+      'no business message was delivered in the period compared (2025-10-10..2025-10-20)',
+    );
+    expect(why).not.toContain('the input holds no delivered business message');
+  });
+
   it('a send log alone, rated and reconciled, checks nothing', () => {
     const sent: CoreEvent = {
       kind: 'outbound',

@@ -216,8 +216,15 @@ export function whyNothingWasChecked(
   if (differences.length > 0 || messagesCompared(checked) > 0 || checked.buckets > 0) return undefined;
   const fromWebhook = checked.category_from_webhook;
   const reasons: string[] = [];
-  if (checked.messages === 0) reasons.push('the input holds no delivered business message');
-  else if (checked.unverifiable === checked.messages) {
+  // With an export, `checked` counts the messages delivered in its period: others may be in the input.
+  const { analytics } = reconciliation;
+  if (checked.messages === 0) {
+    reasons.push(
+      analytics
+        ? `no business message was delivered in the period compared (${analytics.period.from}..${analytics.period.to})`
+        : 'the input holds no delivered business message',
+    );
+  } else if (checked.unverifiable === checked.messages) {
     reasons.push(
       `none of the ${checked.messages} delivered message(s) has a status webhook with Meta's pricing or conversation (a send log alone has none; Graph API v24+ webhooks carry no pricing)`,
     );
