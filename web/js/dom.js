@@ -390,3 +390,15 @@ export function serviceWords(text) {
       )
   );
 }
+
+/** The categories of units (contract §4): the Units page's filter, and the categories a link to it may name. */
+export const UNIT_CATEGORIES = [
+  'marketing',
+  'utility',
+  'authentication',
+  'authentication_international',
+  'service',
+  'referral_conversion',
+  'business_initiated',
+  'user_initiated',
+];

@@ -19,6 +19,7 @@ import {
   startOfLocalDay,
   table,
   total,
+  UNIT_CATEGORIES,
   wabaNotShown,
   whileLoading,
 } from '../dom.js';
@@ -196,18 +197,6 @@ function renderReconciliation(data, accounts) {
   return parts;
 }
 
-/** Unit categories the Units page filters by: a bucket of another (a type, a direction) links without one. */
-const UNIT_CATEGORIES = [
-  'marketing',
-  'utility',
-  'authentication',
-  'authentication_international',
-  'service',
-  'referral_conversion',
-  'business_initiated',
-  'user_initiated',
-];
-
 /**
  * A link to wameter's units behind a bucket: its WABA, its day on the WABA's clock (the export's days are the
  * WABA's), its category; every country of that day (the Units page filters by market, not by country).
@@ -220,6 +209,7 @@ function bucketUnitsLink(bucket, accounts) {
     from: startOfLocalDay(bucket.day, zone),
     to: startOfLocalDay(nextDay(bucket.day), zone),
   });
+  // A bucket of another category (a type, a direction) links without one.
   if (UNIT_CATEGORIES.includes(bucket.category)) query.set('category', bucket.category);
   return h(
     'div',

@@ -17,21 +17,12 @@ import {
   select,
   table,
   total,
+  UNIT_CATEGORIES,
   wabaNotShown,
   wallTimeToIso,
   whileLoading,
 } from '../dom.js';
 
-const CATEGORIES = [
-  'marketing',
-  'utility',
-  'authentication',
-  'authentication_international',
-  'service',
-  'referral_conversion',
-  'business_initiated',
-  'user_initiated',
-];
 const TYPES = ['regular', 'free_tier', 'free_entry_point', 'free_customer_service'];
 const FILTERS = ['waba', 'business', 'user', 'category', 'type', 'market', 'from', 'to'];
 const PAGE_SIZE = 50;
@@ -54,7 +45,7 @@ export async function render(main, params, ctx) {
       placeholder: 'phone number id',
     }),
     user: h('input', { name: 'user', id: 'f-user', value: params.user ?? '', placeholder: 'wa_id' }),
-    category: select('category', [['', 'All'], ...CATEGORIES.map((c) => [c, c])], params.category),
+    category: select('category', [['', 'All'], ...UNIT_CATEGORIES.map((c) => [c, c])], params.category),
     type: select('type', [['', 'All'], ...TYPES.map((t) => [t, t])], params.type),
     market: h('input', {
       name: 'market',
