@@ -475,7 +475,12 @@ async function startService(
   // rating them, so the whole bill is brought up to date. Reads wait for both.
   void upgraded
     .then(() => rating.rateAll())
-    .catch((error: unknown) => logger.error('initial rating failed', errorFields(error)));
+    .catch((error: unknown) =>
+      // Cut by a shutdown (which says so, RATING_STOPPED), not failed: the next start rates every WABA.
+      closing === undefined
+        ? logger.error('initial rating failed', errorFields(error))
+        : logger.info('initial rating stopped: the service is stopping', errorFields(error)),
+    );
 
   let closing: Promise<boolean> | undefined;
   /** Why the store did not close, once a shutdown gave up on it. */

@@ -247,6 +247,32 @@ describe('live re-rating', () => {
     expect((await store.queryUnits({ waba: 'A1' }, { limit: 10 })).units).toHaveLength(3);
   }, 30_000);
 
+  it('a rating cut by the service stopping is said once as such, not as a failure, and not tried again', async () => {
+    await makeService();
+    const before = logger.lines.length;
+    const ours = () => logger.lines.slice(before);
+    let writes = 0;
+    let cut: ((error: Error) => void) | undefined;
+    store.replaceRating = () => {
+      writes += 1;
+      return new Promise((_resolve, reject) => (cut = reject));
+    };
+    await ingest(conversationLines('A1', 'PNA', '919876543210', 'wamid.a'));
+    while (cut === undefined) await new Promise((resolve) => setTimeout(resolve, 10));
+    // As the server's shutdown does past its bound: close() asked, then the rating under way cut.
+    const closed = rating.close();
+    cut(
+      new Error(
+        'the service is stopping: the rating still running 5 s after the requests were answered was stopped',
+      ),
+    );
+    await closed;
+    await new Promise((resolve) => setTimeout(resolve, 1_200)); // past a retry's second
+    expect(writes).toBe(1);
+    expect(ours().filter((line) => line.includes('"level":"error"'))).toEqual([]);
+    expect(ours().filter((line) => line.includes('live rating stopped'))).toHaveLength(1);
+  });
+
   it('a one-shot rateAll (no retries) rates every portfolio it can and names the ones it could not', async () => {
     await makeService(undefined, undefined, [], { retries: false });
     await storeUnrated([

@@ -626,6 +626,17 @@ export function createRatingService(deps: RatingServiceDeps): RatingService {
         failing = undefined;
       }
     } catch (error) {
+      if (isClosing && retries) {
+        // Cut by the service stopping (its shutdown aborts a rating still running past its bound, and says so):
+        // no failure of the store, and no retry — one would start after close() and rate against a closed
+        // store. The next start rates every WABA.
+        for (const waba of batch.keys()) behind.add(waba);
+        logger.info('live rating stopped: the service is stopping; the next start rates what is left', {
+          ...errorFields(error),
+          wabas: batch.size,
+        });
+        return;
+      }
       lastFailure = error;
       deps.onStoreError?.();
       // Retried every second: logged at the first failure, then at most once a minute with how many rounds
