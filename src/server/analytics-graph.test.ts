@@ -117,6 +117,68 @@ describe("GET /v1/graph/{version}/{waba_id}?fields=: Meta's Graph request", () =
     expect(pricing.some((point) => point.start === 1751328000)).toBe(true);
   });
 
+  it('agrees with /v1/analytics?metric=conversation, which counts conversations only too, and tells what it left out', async () => {
+    // A user's message and a utility reply in March 2024 (conversation-based pricing), besides July 2025's.
+    const line = { waba: 'W1', business: 'PN1', user: '919876543210' };
+    await service.postEvents([
+      { kind: 'inbound', at: '2024-03-01T10:00:00Z', ...line, id: 'wamid.c.in' },
+      { kind: 'outbound', at: '2024-03-01T10:05:00Z', ...line, id: 'wamid.c.o', template: 'utility' },
+      { kind: 'status', at: '2024-03-01T10:05:03Z', id: 'wamid.c.o', status: 'delivered', waba: 'W1' },
+    ]);
+    const start = 1706745600; // 2024-02-01, to July 2025's end
+    const end = 1754006400;
+    type Points = { data: { data_points: Record<string, unknown>[] }[]; not_counted?: unknown };
+    for (const dimensions of ['CONVERSATION_TYPE', 'CONVERSATION_CATEGORY,COUNTRY,CONVERSATION_DIRECTION']) {
+      const viaGraph = await json(
+        graph(
+          `conversation_analytics.start(${start}).end(${end}).granularity(MONTHLY).dimensions([${dimensions}])`,
+        ),
+        KEY_W1,
+      );
+      expect(viaGraph.status, JSON.stringify(viaGraph.body)).toBe(200);
+      const graphPoints = (viaGraph.body.conversation_analytics as Points).data[0]!.data_points;
+      // With metric=conversation, and without metric (conversation_analytics, as before): the same points.
+      for (const metric of ['&metric=conversation', '']) {
+        const viaQuery = await json(
+          `/v1/analytics?start=${start}&end=${end}&waba=W1&granularity=MONTHLY&dimensions=${dimensions}${metric}`,
+          KEY_W1,
+        );
+        expect(viaQuery.status, JSON.stringify(viaQuery.body)).toBe(200);
+        const queryPoints = (viaQuery.body as Points).data[0]!.data_points;
+        expect(queryPoints, `${dimensions}${metric}`).toEqual(graphPoints);
+        // March 2024's conversation only: no message of July 2025 counted as one.
+        expect(queryPoints.length).toBeGreaterThan(0);
+        expect(queryPoints.every((point) => point.start === 1709251200)).toBe(true);
+        expect(queryPoints.some((point) => point.conversation_type === 'FREE_CUSTOMER_SERVICE')).toBe(false);
+        // July 2025's messages are not dropped without a word: their count, and where to read them.
+        const july = (await analytics(
+          'waba=W1&metric=pricing&granularity=MONTHLY&metric_types=VOLUME',
+          KEY_W1,
+        )) as Record<string, unknown>[];
+        const messages = july
+          .filter((point) => point.start === 1751328000)
+          .reduce((sum: number, point) => sum + (point.volume as number), 0);
+        expect(messages).toBeGreaterThan(0);
+        expect((viaQuery.body as Points).not_counted).toEqual({
+          units: messages,
+          reason: expect.stringContaining('metric=pricing'),
+        });
+      }
+      // The Graph route answers Meta's shape alone.
+      expect(Object.keys(viaGraph.body.conversation_analytics as object)).toEqual(['data']);
+    }
+    // Over conversation-era dates only, nothing is left out: no not_counted.
+    const march = await json(
+      '/v1/analytics?start=1709251200&end=1711929600&waba=W1&metric=conversation&granularity=MONTHLY',
+      KEY_W1,
+    );
+    expect(Object.keys(march.body)).toEqual(['data']);
+    // metric=pricing counts every unit, as before.
+    expect(Object.keys((await json(`/v1/analytics?start=${start}&end=${end}&metric=pricing`)).body)).toEqual([
+      'data',
+    ]);
+  });
+
   it("takes the key as Graph takes its token from Meta's SDKs, access_token=, on /v1/graph alone", async () => {
     const fields = `pricing_analytics.${RANGE}.granularity(MONTHLY)`;
     const viaQuery = await anonymous(`${graph(fields)}&access_token=${KEY_W1}`);

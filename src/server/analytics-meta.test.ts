@@ -21,11 +21,21 @@ afterEach(async () => {
   await service.close();
 });
 
-const RANGE = 'start=1751328000&end=1754006400'; // July 2025, in UTC
+const RANGE = 'start=1751328000&end=1754006400'; // July 2025, in UTC: billed per message
+// June 2025, in UTC: the last month billed per conversation, which conversation_analytics (metric=conversation)
+// counts — it leaves July's messages out, as Meta's does.
+const JUNE = 'start=1748736000&end=1751328000';
 type Point = Record<string, unknown>;
 
-async function points(query: string, key = KEY_ALL): Promise<Point[]> {
-  const response = await service.get(`/v1/analytics?${RANGE}&${query}`, key);
+/** conversationLines' traffic a month earlier, in June 2025: conversations (CBP-2024-11). */
+function juneLines(waba: string, business: string, user: string, prefix: string): object[] {
+  return conversationLines(waba, business, user, prefix).map((line) =>
+    JSON.parse(JSON.stringify(line).replaceAll('2025-07-', '2025-06-')),
+  );
+}
+
+async function points(query: string, key = KEY_ALL, range = RANGE): Promise<Point[]> {
+  const response = await service.get(`/v1/analytics?${range}&${query}`, key);
   const body = (await response.json()) as { data: { data_points: Point[] }[]; error?: unknown };
   expect(response.status, JSON.stringify(body)).toBe(200);
   return body.data[0]!.data_points;
@@ -80,8 +90,17 @@ describe("PHONE: Meta's phone_number is the display number", () => {
       ['15550001111', 'PN1', 'PN1'],
       [null, 'PN2', 'PN2'],
     ]);
-    // conversation_analytics names it alike (it answered the phone_number_id there before).
-    const conversation = await points('granularity=MONTHLY&metric=conversation&dimensions=PHONE,WABA');
+    // conversation_analytics names it alike (it answered the phone_number_id there before), over June's
+    // conversations: the display number is the number's, for all its history.
+    await service.postEvents([
+      ...juneLines('W1', 'PN1', '919876543210', 'wamid.j1'),
+      ...juneLines('W2', 'PN2', '5511987654321', 'wamid.j2'),
+    ]);
+    const conversation = await points(
+      'granularity=MONTHLY&metric=conversation&dimensions=PHONE,WABA',
+      KEY_ALL,
+      JUNE,
+    );
     expect(
       conversation.map((point) => [point.phone_number, point.phone_number_id, 'phone' in point]),
     ).toEqual([
@@ -168,6 +187,7 @@ describe("Meta's parameters", () => {
     await service.postEvents([
       ...conversationLines('W1', 'PN1', '919876543210', 'wamid.w1'),
       ...conversationLines('W2', 'PN2', '5511987654321', 'wamid.w2'),
+      ...juneLines('W1', 'PN1', '919876543210', 'wamid.j1'),
     ]);
   });
 
@@ -184,15 +204,17 @@ describe("Meta's parameters", () => {
     }
     const [point] = await points('granularity=MONTHLY&dimensions=PRICING_CATEGORY');
     expect(point).toHaveProperty('pricing_category');
-    // conversation_analytics' names, or none: as before.
-    expect(await points('granularity=MONTHLY&dimensions=CONVERSATION_TYPE')).toEqual(
-      await points('granularity=MONTHLY&dimensions=CONVERSATION_TYPE&metric=conversation'),
+    // conversation_analytics' names, or none: as before (over June's conversations).
+    const byType = await points('granularity=MONTHLY&dimensions=CONVERSATION_TYPE', KEY_ALL, JUNE);
+    expect(byType.length).toBeGreaterThan(0);
+    expect(byType).toEqual(
+      await points('granularity=MONTHLY&dimensions=CONVERSATION_TYPE&metric=conversation', KEY_ALL, JUNE),
     );
-    expect((await points('granularity=MONTHLY'))[0]).toHaveProperty('conversation');
+    expect((await points('granularity=MONTHLY', KEY_ALL, JUNE))[0]).toHaveProperty('conversation');
     expect(await refusal('dimensions=PRICING_CATEGORY,CONVERSATION_TYPE')).toMatch(/give "metric"/);
     // With metric, either family's names are answered under the metric's.
     expect(
-      (await points('granularity=MONTHLY&metric=conversation&dimensions=PRICING_CATEGORY'))[0],
+      (await points('granularity=MONTHLY&metric=conversation&dimensions=PRICING_CATEGORY', KEY_ALL, JUNE))[0],
     ).toHaveProperty('conversation_category');
   });
 
@@ -233,7 +255,8 @@ describe("Meta's parameters", () => {
     expect(volumeOnly).toEqual(both.map(({ cost: _cost, unpriced: _unpriced, ...rest }) => rest));
     expect(await points('granularity=MONTHLY&metric=pricing&metric_types=COST,VOLUME')).toEqual(both);
     expect(await points('granularity=MONTHLY&metric=pricing&metric_types=%5B%5D')).toEqual(both);
-    const conversationCount = await points('granularity=MONTHLY&metric_types=CONVERSATION');
+    const conversationCount = await points('granularity=MONTHLY&metric_types=CONVERSATION', KEY_ALL, JUNE);
+    expect(conversationCount.length).toBeGreaterThan(0);
     expect(conversationCount.every((point) => 'conversation' in point && !('cost' in point))).toBe(true);
     expect(await refusal('metric=pricing&metric_types=CONVERSATION')).toContain('"metric_types"');
     expect(await refusal('metric_types=CLICKS')).toContain('COST, CONVERSATION');
@@ -317,8 +340,14 @@ describe("Meta's parameters", () => {
     );
     const typed = await points('granularity=MONTHLY&dimensions=TIER,PRICING_TYPE');
     expect(typed.every((point) => 'tier' in point === (point.pricing_type === 'REGULAR'))).toBe(true);
-    // conversation_analytics has no TIER: wameter's answer there is the stored band, null without one.
-    const conversation = await points('granularity=MONTHLY&metric=conversation&dimensions=TIER');
+    // conversation_analytics has no TIER: wameter answers the stored band there, and it counts conversations
+    // only, which have none (June's), never July's tiered messages.
+    expect(await points('granularity=MONTHLY&metric=conversation&dimensions=TIER')).toEqual([]);
+    const conversation = await points(
+      'granularity=MONTHLY&metric=conversation&dimensions=TIER',
+      KEY_ALL,
+      JUNE,
+    );
     expect(conversation.map((point) => point.tier)).toEqual([null]);
   });
 

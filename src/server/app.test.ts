@@ -1375,8 +1375,13 @@ describe('query API: units, totals, CSV, explain, analytics', () => {
     expect(response.status).toBe(400);
   });
 
-  it("answers analytics in the shape of Meta's conversation_analytics", async () => {
-    const start = Date.parse('2025-07-01T00:00:00Z') / 1000;
+  it("answers analytics in the shape of Meta's conversation_analytics, counting conversations only", async () => {
+    // June 2025's traffic too: the last month billed per conversation (July's is billed per message).
+    const june = [...linesW1, ...linesW2].map((line) =>
+      JSON.parse(JSON.stringify(line).replaceAll('2025-07-', '2025-06-').replaceAll('wamid.', 'wamid.june.')),
+    );
+    await service.postEvents(june);
+    const start = Date.parse('2025-06-01T00:00:00Z') / 1000;
     const end = Date.parse('2025-08-01T00:00:00Z') / 1000;
     const answer = await json(
       await service.get(
@@ -1399,9 +1404,32 @@ describe('query API: units, totals, CSV, explain, analytics', () => {
       );
       expect((point.end as number) - (point.start as number)).toBe(86_400);
     }
+    // Until 2026-12-05 this counted every unit, July's messages each as one "conversation" (this test pinned
+    // it). Meta's conversation_analytics counts the conversations of conversation-based pricing only, as
+    // /v1/graph's does: July's messages are pricing_analytics' (metric=pricing), and the answer says how many
+    // it left out, so that a client who read them here is told (docs/decisions.md, "Analytics as Meta's").
     const total = points.reduce((sum, p) => sum + (p.conversation as number), 0);
-    const units = (await json(await service.get('/v1/units?limit=1000', KEY_ALL))).units as unknown[];
-    expect(total).toBe(units.length);
+    const units = (await json(await service.get('/v1/units?limit=1000', KEY_ALL))).units as {
+      opened_at: string;
+    }[];
+    const ofJune = units.filter((unit) => unit.opened_at.startsWith('2025-06-')).length;
+    expect(points.every((point) => (point.start as number) < Date.parse('2025-07-01T00:00:00Z') / 1000)).toBe(
+      true,
+    );
+    expect(total).toBe(ofJune);
+    expect(ofJune).toBeGreaterThan(0);
+    expect(answer.not_counted).toEqual({
+      units: units.length - ofJune,
+      reason: expect.stringContaining('metric=pricing'),
+    });
+    const pricing = await json(
+      await service.get(`/v1/analytics?start=${start}&end=${end}&granularity=DAILY&metric=pricing`, KEY_ALL),
+    );
+    const volume = (pricing.data as { data_points: { volume: number }[] }[])[0]!.data_points.reduce(
+      (sum, p) => sum + p.volume,
+      0,
+    );
+    expect(volume).toBe(units.length);
   });
 
   it("cuts one WABA's analytics days in its time zone, as Meta's exports and the dashboard do", async () => {
@@ -1414,7 +1442,11 @@ describe('query API: units, totals, CSV, explain, analytics', () => {
     await service.postEvents(linesW1);
     const starts = async (query: string) => {
       const answer = await json(
-        await service.get(`/v1/analytics?start=1751000000&end=1754006400&granularity=DAILY${query}`, KEY_ALL),
+        // July's units are messages: pricing_analytics' (metric=conversation counts conversations only).
+        await service.get(
+          `/v1/analytics?start=1751000000&end=1754006400&granularity=DAILY&metric=pricing${query}`,
+          KEY_ALL,
+        ),
       );
       return (answer.data as { data_points: { start: number }[] }[])[0]!.data_points.map((p) => p.start);
     };
@@ -1432,7 +1464,8 @@ describe('query API: units, totals, CSV, explain, analytics', () => {
     const end = Date.parse('2025-08-01T00:00:00Z') / 1000;
     const answer = await json(
       await service.get(
-        `/v1/analytics?start=${start}&end=${end}&granularity=MONTHLY&dimensions=CONVERSATION_DIRECTION`,
+        // July's units are messages, which pricing_analytics counts (wameter answers the direction there too).
+        `/v1/analytics?start=${start}&end=${end}&granularity=MONTHLY&metric=pricing&dimensions=CONVERSATION_DIRECTION`,
         KEY_ALL,
       ),
     );
@@ -1444,7 +1477,7 @@ describe('query API: units, totals, CSV, explain, analytics', () => {
     const counted = (direction: string) =>
       points
         .filter((p) => p.conversation_direction === direction)
-        .reduce((n, p) => n + (p.conversation as number), 0);
+        .reduce((n, p) => n + (p.volume as number), 0);
     expect(counted('USER_INITIATED')).toBe(userInitiated);
     expect(counted('BUSINESS_INITIATED')).toBe(units.length - userInitiated);
     expect(userInitiated).toBeGreaterThan(0);
@@ -1532,12 +1565,13 @@ describe('query API: units, totals, CSV, explain, analytics', () => {
       { ...month, volume: 2, tier: '4:5', pricing_category: 'UTILITY', cost: 0.002 },
       { ...month, volume: 2, tier: '6:MAX', pricing_category: 'UTILITY', cost: 0.001 },
     ]);
-    // conversation_analytics has no TIER; wameter answers it there too, under the same field name, as stored.
+    // conversation_analytics counts conversations only: October's units are messages, none counted there (it
+    // answered each with its band until 2026-12-05), and the answer says so.
     const conversation = await json(await service.get(query('conversation'), KEY_ALL));
-    const tiers = (conversation.data as { data_points: Record<string, unknown>[] }[])[0]!.data_points.map(
-      (point) => point.tier,
-    );
-    expect(tiers).toEqual([null, null, '0:3', '4:5', '6:MAX']);
+    expect(conversation).toEqual({
+      data: [{ data_points: [] }],
+      not_counted: { units: lines.length / 2, reason: expect.stringContaining('metric=pricing') },
+    });
   });
 
   it.each([
@@ -1599,7 +1633,7 @@ describe('API keys are scoped to WABAs: one client never reads another', () => {
   it("analytics of a W1 key count W1's units only", async () => {
     const answer = await json(
       await service.get(
-        '/v1/analytics?start=1751328000&end=1754006400&granularity=MONTHLY&dimensions=WABA',
+        '/v1/analytics?start=1751328000&end=1754006400&granularity=MONTHLY&metric=pricing&dimensions=WABA',
         KEY_W1,
       ),
     );
@@ -3795,15 +3829,19 @@ async function unitsOfUser(user: string, key: string) {
   const units = (await json(await service.get(`/v1/units?${query}`, key))).units as { id: string }[];
   const csv = await (await service.get(`/v1/units.csv?${query}`, key)).text();
   const count = (totals: unknown) => (totals as { USD?: { units: number } }).USD?.units ?? 0;
+  // metric=pricing counts every unit (conversation_analytics, the conversations only).
   const analytics = (await json(
-    await service.get(`/v1/analytics?start=0&end=1800000000&granularity=MONTHLY&${query}`, key),
-  )) as { data: { data_points: { conversation: number }[] }[] };
+    await service.get(
+      `/v1/analytics?start=0&end=1800000000&granularity=MONTHLY&metric=pricing&${query}`,
+      key,
+    ),
+  )) as { data: { data_points: { volume: number }[] }[] };
   const overview = await json(await service.get(`/v1/dashboard/overview?${query}`, key));
   return {
     units: units.map((unit) => unit.id).sort(),
     csvRows: csv.trim().split('\r\n').length - 1,
     totals: count((await json(await service.get(`/v1/totals?${query}`, key))).totals),
-    analytics: analytics.data.flatMap((d) => d.data_points).reduce((sum, p) => sum + p.conversation, 0),
+    analytics: analytics.data.flatMap((d) => d.data_points).reduce((sum, p) => sum + p.volume, 0),
     overview: count(overview.totals),
   };
 }

@@ -321,6 +321,11 @@ function changesToJson(changes: unknown): unknown {
 /** Graph's error code for each status /v1/graph answers a refusal with (its body rewritten in Graph's shape). */
 const GRAPH_ERROR_CODES: Readonly<Record<number, number>> = { 400: 100, 401: 190, 403: 100, 429: 4, 503: 2 };
 
+/** The units `/v1/analytics?metric=conversation` counts: Meta's conversation_analytics counts conversations. */
+const CONVERSATION_ERAS: readonly Era[] = ERAS.filter(isConversationEra);
+/** The others (per-message pricing, and notification-based before 2022-02-01), which metric=pricing counts. */
+const NON_CONVERSATION_ERAS: readonly Era[] = ERAS.filter((era) => !isConversationEra(era));
+
 /** Meta's analytics dimension names (and wameter's own) → the store's dimension. */
 const ANALYTICS_DIMENSIONS: Record<string, AnalyticsDimension> = {
   CONVERSATION_CATEGORY: 'category',
@@ -340,6 +345,11 @@ const ANALYTICS_DIMENSIONS: Record<string, AnalyticsDimension> = {
   DIRECTION: 'direction',
   TIER: 'tier',
 };
+
+/** Why /v1/analytics?metric=conversation left units out (`not_counted`), and where they are counted. */
+const NOT_COUNTED_REASON =
+  'billed per message (from 2025-07-01; or per notification, before 2022-02-01), not as conversations: ' +
+  "Meta's conversation_analytics does not count them; metric=pricing counts them (volume, cost).";
 
 /** The query parameters of /v1/analytics named as Meta names them (`MetaAnalyticsParameters`). */
 const META_ANALYTICS_PARAMETERS = [
@@ -1634,14 +1644,16 @@ export function createApp(deps: AppDeps): Hono<Env> {
 
   /**
    * The data points of /v1/analytics for a request whose parameters `query` gives (the query string, or a
-   * Graph request's modifiers) over the units `filter` lets the key read.
+   * Graph request's modifiers) over the units `filter` lets the key read; for conversation_analytics, when
+   * `isLeftOutCounted`, also how many of those units it did not count (`notCountedUnits`: not billed as
+   * conversations; 0 otherwise).
    */
   async function analyticsDataPoints(
     c: Context<Env>,
     query: (name: string) => string | undefined,
     filter: UnitFilter,
-    eras?: readonly Era[],
-  ): Promise<Record<string, unknown>[]> {
+    isLeftOutCounted: boolean,
+  ): Promise<{ dataPoints: Record<string, unknown>[]; notCountedUnits: number }> {
     // Read as `from` and `to` are (Unix seconds or ISO-8601 with an offset), so a value beyond the instants
     // wameter reads is 400 — never a bigint overflow in the store, nor two values rounded to one float.
     const start = instantQuery(query, 'start');
@@ -1727,20 +1739,39 @@ export function createApp(deps: AppDeps): Hono<Env> {
     const hidden = isMetaTier
       ? (['type', 'category'] as const).filter((dimension) => !dimensions.includes(dimension))
       : [];
+    const question = {
+      ...filter,
+      ...(timeZone ? { timeZone } : {}),
+      ...(lists.phoneNumbers ? { businesses: businessesNamed(lists.phoneNumbers, numbers) } : {}),
+      ...(lists.countries ? { countries: lists.countries } : {}),
+      ...(lists.categories ? { categories: lists.categories } : {}),
+      ...(lists.types ? { types: lists.types } : {}),
+      ...(lists.directions ? { directions: lists.directions } : {}),
+    };
+    // Meta's conversation_analytics counts conversations: the units of the conversation-based eras only. A
+    // message billed per message (from 2025-07-01) is pricing_analytics' alone, never one "conversation".
     const points = await fromStore(
       store.analytics({
-        ...filter,
+        ...question,
         granularity,
         dimensions: [...dimensions, ...hidden],
-        ...(timeZone ? { timeZone } : {}),
-        ...(lists.phoneNumbers ? { businesses: businessesNamed(lists.phoneNumbers, numbers) } : {}),
-        ...(lists.countries ? { countries: lists.countries } : {}),
-        ...(lists.categories ? { categories: lists.categories } : {}),
-        ...(lists.types ? { types: lists.types } : {}),
-        ...(lists.directions ? { directions: lists.directions } : {}),
-        ...(eras ? { eras } : {}),
+        ...(kind === 'conversation' ? { eras: CONVERSATION_ERAS } : {}),
       }),
     );
+    // What that leaves out, counted under the same filters, so that a client who read them here before is told.
+    const notCountedUnits =
+      kind === 'conversation' && isLeftOutCounted
+        ? (
+            await fromStore(
+              store.analytics({
+                ...question,
+                granularity: 'MONTHLY',
+                dimensions: [],
+                eras: NON_CONVERSATION_ERAS,
+              }),
+            )
+          ).reduce((sum, point) => sum + point.units, 0)
+        : 0;
     const displayOf = displayNumbers(numbers);
     const countField = kind === 'conversation' ? 'conversation' : 'volume';
     // The answer's fields of each point; points alike once the hidden dimensions are gone are one.
@@ -1795,12 +1826,22 @@ export function createApp(deps: AppDeps): Hono<Env> {
       }
       return json;
     });
-    return dataPoints;
+    return { dataPoints, notCountedUnits };
   }
 
   app.get('/v1/analytics', async (c) => {
-    const dataPoints = await analyticsDataPoints(c, (name) => c.req.query(name), unitFilterOf(c));
-    return c.json({ data: [{ data_points: dataPoints }] });
+    const { dataPoints, notCountedUnits } = await analyticsDataPoints(
+      c,
+      (name) => c.req.query(name),
+      unitFilterOf(c),
+      true,
+    );
+    return c.json({
+      data: [{ data_points: dataPoints }],
+      // wameter's own (a tool written for Meta reads `data`): what metric=conversation left out, and where to
+      // read it, rather than a month of messages gone from the answer without a word.
+      ...(notCountedUnits > 0 ? { not_counted: { units: notCountedUnits, reason: NOT_COUNTED_REASON } } : {}),
+    });
   });
 
   // Meta's own request for a WABA's analytics, `GET /{version}/{WABA_ID}?fields=pricing_analytics.start(…)…`,
@@ -1842,15 +1883,15 @@ export function createApp(deps: AppDeps): Hono<Env> {
       if (field.name === 'id') continue;
       const metric = field.name === 'pricing_analytics' ? 'pricing' : 'conversation';
       const modifiers: Record<string, string> = { ...field.modifiers, metric };
-      // Meta's conversation_analytics counts conversations: the units of the conversation-based eras only
-      // (a message billed per message, from 2025-07-01, is pricing_analytics' alone).
-      const points = await analyticsDataPoints(
+      // As /v1/analytics answers it (conversation_analytics: the conversation-based eras' units only), in
+      // Meta's shape alone: what it left out is said on /v1/analytics only.
+      const { dataPoints } = await analyticsDataPoints(
         c,
         (name) => (Object.hasOwn(modifiers, name) ? modifiers[name] : undefined),
         { ...filter.value },
-        metric === 'conversation' ? ERAS.filter(isConversationEra) : undefined,
+        false,
       );
-      answer[field.name] = { data: [{ data_points: points }] };
+      answer[field.name] = { data: [{ data_points: dataPoints }] };
     }
     answer.id = waba;
     return c.json(answer);

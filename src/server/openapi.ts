@@ -902,15 +902,18 @@ export const openApiDocument = {
               'templates; USER_INITIATED: service, user-initiated, free entry point), PRICING_CATEGORY, PRICING_TYPE, ' +
               'COUNTRY, PHONE (phone_number: the display number; phone_number_id beside it), WABA, MARKET, CURRENCY, TIER (the volume-tier band as Meta writes it: "0:100000", ' +
               '"100001:MAX"; with metric=pricing as Meta answers it: left out on free points, "0:MAX" for marketing, ' +
-              'null for a charge of no known band; with metric=conversation, which Meta lacks, the band or null).',
+              'null for a charge of no known band; with metric=conversation, which Meta lacks, always null: ' +
+              'conversations have no tier position).',
           },
           {
             name: 'metric',
             in: 'query',
             schema: { enum: ['conversation', 'pricing'] },
             description:
-              'conversation → "conversation" counts and conversation_* names (conversation_analytics); pricing → ' +
-              '"volume" and pricing_* names (pricing_analytics). Without it, the names the request uses say which ' +
+              'conversation → "conversation" counts and conversation_* names (conversation_analytics): as Meta ' +
+              "counts conversations, only the units of conversation-based pricing (before 2025-07-01 in the WABA's " +
+              'time zone), the others told in not_counted; pricing → "volume" and pricing_* names ' +
+              '(pricing_analytics), every unit. Without it, the names the request uses say which ' +
               '(PRICING_CATEGORY, PRICING_TYPE, TIER, pricing_*, VOLUME → pricing; CONVERSATION_*, conversation_*, ' +
               'CONVERSATION → conversation; both → 400), else conversation.',
           },
@@ -983,7 +986,22 @@ export const openApiDocument = {
           '200': json({
             type: 'object',
             required: ['data'],
-            properties: { data: analyticsData },
+            properties: {
+              data: analyticsData,
+              not_counted: {
+                type: 'object',
+                required: ['units', 'reason'],
+                description:
+                  "wameter's own, with conversation_analytics (metric=conversation) only, and only when some " +
+                  'are: the units of the range and filters it did not count, not billed as conversations ' +
+                  '(per message from 2025-07-01, or per notification before 2022-02-01); metric=pricing ' +
+                  'counts them, with their cost.',
+                properties: {
+                  units: { type: 'integer', minimum: 1 },
+                  reason: { type: 'string' },
+                },
+              },
+            },
           }),
           ...authErrors,
         },
