@@ -258,13 +258,20 @@ describe("GET /v1/graph/{version}/{waba_id}?fields=: Meta's Graph request", () =
 
   it("never answers another client's WABA: 403 in Graph's error shape, no data", async () => {
     const fields = `pricing_analytics.${RANGE}.granularity(MONTHLY)`;
+    const answers: string[] = [];
     for (const path of ['/v1/graph/v21.0/W2', '/v1/graph/W2', '/v1/graph/v21.0/W9']) {
       const { status, body } = await json(graph(fields, path), KEY_W1);
       expect(status, path).toBe(403);
       expect(Object.keys(body)).toEqual(['error']);
-      expect(body.error).toMatchObject({ type: 'OAuthException', code: 100 });
+      // Meta's code and subcode for an object that "does not exist, cannot be loaded due to missing permissions,
+      // or does not support this operation": one answer for the three.
+      expect(body.error).toMatchObject({ type: 'OAuthException', code: 100, error_subcode: 33 });
       expect((body.error as { message: string }).message).toContain('W');
+      answers.push(JSON.stringify(body).replace(/W[29]/g, 'W?'));
     }
+    // W2 (another client's, with events) and W9 (no such WABA) are refused alike, word for word but the id:
+    // W1's key cannot tell that W2 exists.
+    expect(new Set(answers).size).toBe(1);
     expect((await json(graph(fields, '/v1/graph/v21.0/W1'), KEY_W2)).status).toBe(403);
     // Without a key: 401, as every /v1 route.
     const keyless = await service.get(graph(fields), '');
@@ -274,6 +281,49 @@ describe("GET /v1/graph/{version}/{waba_id}?fields=: Meta's Graph request", () =
     expect(keyless.headers.get('content-type')).toMatch(/^application\/json/);
     expect(await keyless.json()).toMatchObject({
       error: { type: 'OAuthException', code: 190, wameter_code: 'UNAUTHENTICATED' },
+    });
+  });
+
+  it("answers a path it does not have in Graph's error shape (404, code 100), alike whatever the WABA", async () => {
+    const fields = `pricing_analytics.${RANGE}.granularity(MONTHLY)`;
+    const answers = new Set<string>();
+    for (const waba of ['W1', 'W2', 'W9']) {
+      for (const path of [
+        `/v1/graph/v23.0/${waba}/foo`,
+        // Meta's edge form: wameter answers the fields form only.
+        graph(fields, `/v1/graph/v23.0/${waba}/pricing_analytics`),
+        `/v1/graph/v23.0/${waba}/phone_numbers/extra`,
+      ]) {
+        const response = await service.get(path, KEY_W1);
+        expect(response.status, path).toBe(404);
+        expect(response.headers.get('content-type'), path).toMatch(/^application\/json/);
+        const body = (await response.json()) as { error: Record<string, unknown> };
+        expect(Object.keys(body), path).toEqual(['error']);
+        expect(body.error, path).toEqual({
+          message: expect.stringContaining('?fields='),
+          type: 'OAuthException',
+          code: 100,
+          error_subcode: 33,
+          wameter_code: 'NOT_FOUND',
+        });
+        answers.add(`${response.status} ${JSON.stringify(body)}`);
+      }
+    }
+    // One answer for the key's own WABA, another client's and one that does not exist: nothing told of W2.
+    expect(answers.size).toBe(1);
+    // Without a key: 401 (code 190) before anything else, as every /v1 path.
+    const keyless = await anonymous('/v1/graph/v23.0/W2/foo');
+    expect(keyless.status).toBe(401);
+    expect(await keyless.json()).toMatchObject({ error: { code: 190, wameter_code: 'UNAUTHENTICATED' } });
+    // A method the route does not take: 405 with Allow, in Graph's shape too.
+    const post = await service.app.request('/v1/graph/v21.0/W1?fields=id', {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${KEY_W1}` },
+    });
+    expect(post.status).toBe(405);
+    expect(post.headers.get('allow')).toContain('GET');
+    expect(await post.json()).toMatchObject({
+      error: { type: 'OAuthException', code: 100, wameter_code: 'METHOD_NOT_ALLOWED' },
     });
   });
 

@@ -318,8 +318,26 @@ function changesToJson(changes: unknown): unknown {
   };
 }
 
-/** Graph's error code for each status /v1/graph answers a refusal with (its body rewritten in Graph's shape). */
-const GRAPH_ERROR_CODES: Readonly<Record<number, number>> = { 400: 100, 401: 190, 403: 100, 429: 4, 503: 2 };
+/**
+ * Graph's error code for each status /v1/graph answers a refusal with (its body rewritten in Graph's shape):
+ * 100 a parameter, an object or a path it cannot read, 190 the token, 4 the rate limit, 2 a service that cannot
+ * answer now; any other status is Graph's 1, "an unknown error".
+ */
+const GRAPH_ERROR_CODES: Readonly<Record<number, number>> = {
+  400: 100,
+  401: 190,
+  403: 100,
+  404: 100,
+  405: 100,
+  429: 4,
+  503: 2,
+};
+/**
+ * Graph's `error_subcode` 33, which Meta answers for an object that "does not exist, cannot be loaded due to
+ * missing permissions, or does not support this operation" — one answer for the three, as ours are: a WABA the
+ * key may not read (whether it exists or not), a path or method the route does not have.
+ */
+const GRAPH_SUBCODE_33: ReadonlySet<string> = new Set(['FORBIDDEN_WABA', 'NOT_FOUND', 'METHOD_NOT_ALLOWED']);
 
 /** The units `/v1/analytics?metric=conversation` counts: Meta's conversation_analytics counts conversations. */
 const CONVERSATION_ERAS: readonly Era[] = ERAS.filter(isConversationEra);
@@ -747,8 +765,8 @@ export function createApp(deps: AppDeps): Hono<Env> {
   // answer now), each with its status, headers and message as the other routes answer them.
   app.use('/v1/graph/*', async (c, next) => {
     await next();
-    const graphCode = GRAPH_ERROR_CODES[c.res.status];
-    if (graphCode === undefined || !c.res.headers.get('content-type')?.includes('json')) return;
+    if (c.res.status < 400 || !c.res.headers.get('content-type')?.includes('json')) return;
+    const graphCode = GRAPH_ERROR_CODES[c.res.status] ?? 1;
     const body = (await c.res
       .clone()
       .json()
@@ -757,14 +775,24 @@ export function createApp(deps: AppDeps): Hono<Env> {
     const { status } = c.res;
     const headers = new Headers(c.res.headers);
     headers.delete('content-length');
+    const wameterCode = body.error.code;
+    // A path /v1/graph does not have: the message says which request it answers (the same whatever the path
+    // names, so that it tells nothing of any WABA).
+    const message =
+      wameterCode === 'NOT_FOUND'
+        ? `Unsupported ${c.req.method.toLowerCase()} request: /v1/graph answers GET /v1/graph/{version}/{WABA_ID}?fields=… ` +
+          "with conversation_analytics, pricing_analytics and id, as Meta's analytics guide writes the request " +
+          '(not the edge form /{WABA_ID}/pricing_analytics, nor any other path).'
+        : body.error.message;
     c.res = undefined;
     c.res = new Response(
       JSON.stringify({
         error: {
-          message: body.error.message,
+          message,
           type: 'OAuthException',
           code: graphCode,
-          wameter_code: body.error.code,
+          ...(GRAPH_SUBCODE_33.has(wameterCode) ? { error_subcode: 33 } : {}),
+          wameter_code: wameterCode,
         },
       }),
       { status, headers },

@@ -213,8 +213,10 @@ const graphOperation = (isVersioned: boolean) => ({
       "answers it for waba={waba} with metric=conversation or pricing (its days cut in the WABA's time zone), " +
       'wrapped as Graph wraps a field — conversation_analytics counting only the units of the conversation-based ' +
       "eras, as Meta counts conversations (a message billed per message is pricing_analytics' alone). " +
-      'A key limited to other WABAs is refused (403), whatever the fields. ' +
-      "Every refusal is in Graph's error shape (GraphError).",
+      'A key limited to other WABAs is refused (403, code 100, error_subcode 33), whatever the fields, alike ' +
+      "whether that WABA exists or not. Every refusal is in Graph's error shape (GraphError), and so is a path " +
+      "under /v1/graph that is none of these two (404, code 100, error_subcode 33: Meta's edge form " +
+      '/{waba}/pricing_analytics too).',
     parameters: [
       ...(isVersioned
         ? [
@@ -262,7 +264,10 @@ const graphOperation = (isVersioned: boolean) => ({
         'A field, modifier or value it cannot read, named in the message; a query parameter other than fields.',
       ),
       '401': graphError('The API key is missing or unknown (code 190).'),
-      '403': graphError('The key may not read that WABA (code 100).'),
+      '403': graphError(
+        'The key may not read that WABA (code 100, error_subcode 33), whether it exists or not.',
+      ),
+      '405': graphError('A method other than GET or HEAD (code 100, error_subcode 33; see Allow).'),
       '429': graphError('Rate limited (code 4; see Retry-After).'),
       '503': graphError(
         'The store cannot answer now, or the bill is not current yet (code 2; see Retry-After).',
@@ -282,7 +287,7 @@ export const openApiDocument = {
       'Every /v1 answer, and every error answer, carries "X-Content-Type-Options: nosniff" and ' +
       '"Cache-Control: no-store". A path below asked with a method it does not list is 405 ' +
       'METHOD_NOT_ALLOWED with an Allow header naming the methods it takes (HEAD wherever GET is); a path ' +
-      'not listed is 404 NOT_FOUND.',
+      'not listed is 404 NOT_FOUND (under /v1/graph, both in the GraphError shape, as that route answers).',
   },
   components: {
     securitySchemes: { apiKey: { type: 'http', scheme: 'bearer' } },
@@ -319,9 +324,14 @@ export const openApiDocument = {
               type: { const: 'OAuthException' },
               code: {
                 type: 'integer',
-                enum: [2, 4, 100, 190],
+                enum: [1, 2, 4, 100, 190],
                 description:
-                  "Graph's code: 100 a parameter, or a WABA the key may not read; 190 the API key; 4 the rate limit; 2 the service cannot answer now.",
+                  "Graph's code: 100 a parameter, a WABA the key may not read, or a path or method /v1/graph does not have; 190 the API key; 4 the rate limit; 2 the service cannot answer now; 1 an unexpected failure.",
+              },
+              error_subcode: {
+                const: 33,
+                description:
+                  "Meta's subcode for an object that does not exist, cannot be loaded due to missing permissions, or does not support the operation: a WABA the key may not read (whether it exists or not), a path or method /v1/graph does not have.",
               },
               wameter_code: {
                 type: 'string',
