@@ -315,6 +315,13 @@ describe("GET /v1/graph/{version}/{waba_id}?fields=: Meta's Graph request", () =
     const keyless = await anonymous('/v1/graph/v23.0/W2/foo');
     expect(keyless.status).toBe(401);
     expect(await keyless.json()).toMatchObject({ error: { code: 190, wameter_code: 'UNAUTHENTICATED' } });
+    // HEAD, as GET without the body.
+    const head = await service.app.request('/v1/graph/v23.0/W1/foo', {
+      method: 'HEAD',
+      headers: { Authorization: `Bearer ${KEY_W1}` },
+    });
+    expect(head.status).toBe(404);
+    expect(await head.text()).toBe('');
     // A method the route does not take: 405 with Allow, in Graph's shape too.
     const post = await service.app.request('/v1/graph/v21.0/W1?fields=id', {
       method: 'POST',

@@ -181,6 +181,43 @@ describe.each(['SQLite', 'PostgreSQL'] as const)(
   },
 );
 
+describe.each(['SQLite', 'PostgreSQL'] as const)(
+  'metric=conversation: conversations only, and what it left out under the same filters (%s)',
+  (engine) => {
+    it("counts June's conversations, not July's messages, and says how many of those its filters matched", async () => {
+      service = await serviceOn(engine, 'analytics_eras');
+      await service.postEvents([
+        ...conversationLines('W1', 'PN1', '919876543210', 'wamid.w1'),
+        ...conversationLines('W2', 'PN2', '5511987654321', 'wamid.w2'),
+        ...juneLines('W1', 'PN1', '919876543210', 'wamid.j1'),
+        ...juneLines('W2', 'PN2', '5511987654321', 'wamid.j2'),
+      ]);
+      const both = 'start=1748736000&end=1754006400'; // June and July 2025
+      const answer = async (query: string) => {
+        const response = await service.get(`/v1/analytics?${both}&granularity=MONTHLY&${query}`, KEY_ALL);
+        const body = (await response.json()) as {
+          data: { data_points: Point[] }[];
+          not_counted?: { units: number };
+        };
+        expect(response.status, JSON.stringify(body)).toBe(200);
+        return body;
+      };
+      for (const filter of ['', '&waba=W2', '&country_codes=IN', '&pricing_categories=MARKETING']) {
+        const messages = (await answer(`metric=pricing${filter}`)).data[0]!.data_points;
+        const inJune = count(messages.filter((point) => point.start === 1748736000));
+        const inJuly = count(messages.filter((point) => point.start === 1751328000));
+        expect(inJune, filter).toBeGreaterThan(0);
+        expect(inJuly, filter).toBeGreaterThan(0);
+        const conversations = await answer(`metric=conversation&dimensions=CONVERSATION_TYPE${filter}`);
+        const points = conversations.data[0]!.data_points;
+        expect(points.every((point) => point.start === 1748736000)).toBe(true);
+        expect(count(points, 'conversation'), filter).toBe(inJune);
+        expect(conversations.not_counted?.units, filter).toBe(inJuly);
+      }
+    });
+  },
+);
+
 describe("Meta's parameters", () => {
   beforeEach(async () => {
     service = await createTestService();
