@@ -180,8 +180,8 @@ export async function benchDashboardApi(options: DashboardBenchOptions): Promise
           ['overview: spend per month by market', '/v1/dashboard/overview?granularity=MONTHLY&by=market'],
           ['allowances and tier positions, 2025-10', '/v1/dashboard/allowances?month=2025-10'],
           [
-            'analytics (Meta shape), DAILY by country',
-            '/v1/analytics?start=1759276800&end=1761955200&granularity=DAILY&dimensions=country',
+            'analytics (Meta shape), DAILY by country, metric=pricing',
+            '/v1/analytics?start=1759276800&end=1761955200&granularity=DAILY&dimensions=country&metric=pricing',
           ],
           ['units, first page of 100', '/v1/units?limit=100'],
           [
