@@ -1,8 +1,9 @@
 // Which portfolios an explanation rates: those where the asked user has events — of the WABAs the caller may
 // read, so that another client's customers are neither rated nor told apart from strangers.
 import { describe, expect, it } from 'vitest';
+import { fixture } from '../../test/server-kit.js';
 import type { CoreEvent } from '../core/events.js';
-import { wabasOfUserPortfolios } from './on-demand.js';
+import { KEPT_EXPORTS_LIMITS, KeptExports, wabasOfUserPortfolios } from './on-demand.js';
 
 const SCOPED = 'US.88888888888888888888';
 const portfolioOf = (waba: string) => ({ W1: 'P1', W2: 'P1', W3: 'P2' })[waba] ?? waba;
@@ -63,5 +64,62 @@ describe('wabasOfUserPortfolios', () => {
   it('a status naming no WABA among the events: every WABA of the scope (its portfolio is known only rating)', () => {
     const bare: CoreEvent = { kind: 'status', atMs: 4, id: 'x', status: 'delivered', user: '15550001111' };
     expect(wabasOfUserPortfolios(scope, [...events, bare], '15550001111', portfolioOf)).toEqual(scope);
+  });
+});
+
+describe('KeptExports (the exports of POST /v1/reconciliation bodies, kept in the worker for their turn)', () => {
+  const body = fixture('meta-docs/analytics_conversation_half_hour_by_category.json');
+  const keep = (exports: KeptExports, ref: number) => {
+    const read = exports.read(ref, body);
+    if (!read.ok) throw new Error(read.error.detail);
+    return read.value;
+  };
+
+  it('keeps at most `count` exports: past it the oldest is dropped, and its request told to send it again', () => {
+    const exports = new KeptExports({ count: 2, bytes: Number.MAX_SAFE_INTEGER });
+    for (const ref of [1, 2, 3]) expect(keep(exports, ref)).toEqual({ ref, waba: '102290129340398' });
+    expect(exports.size).toBe(2);
+    expect(() => exports.take(1)).toThrow(
+      /was dropped before its reconciliation's turn: more than 2 exports, .* were waiting at once; send the request again/,
+    );
+    expect(exports.take(2).waba).toBe('102290129340398');
+    expect(exports.take(3).waba).toBe('102290129340398');
+    expect(exports.size).toBe(0);
+    // Taken once: the same ref again is no other request's export.
+    expect(() => exports.take(3)).toThrow(/no longer kept \(ref 3\)/);
+  });
+
+  it('keeps at most `bytes` of bodies, dropping the oldest, yet always the newest whatever its size', () => {
+    const exports = new KeptExports({ count: 100, bytes: 2 * body.byteLength });
+    for (const ref of [1, 2]) keep(exports, ref);
+    expect(exports.size).toBe(2);
+    keep(exports, 3);
+    expect(exports.size).toBe(2);
+    expect(() => exports.take(1)).toThrow(/dropped before its reconciliation's turn/);
+    // A body larger than the bound alone (a raised WAMETER_BODY_LIMIT) is still kept for its own request.
+    const small = new KeptExports({ count: 100, bytes: 10 });
+    keep(small, 1);
+    keep(small, 2);
+    expect(() => small.take(1)).toThrow(/dropped/);
+    expect(small.take(2).waba).toBe('102290129340398');
+  });
+
+  it('a dropped or taken export frees its place: a steady stream under the bounds loses none', () => {
+    const exports = new KeptExports({ count: 2, bytes: 2 * body.byteLength });
+    for (let ref = 1; ref <= 50; ref++) {
+      keep(exports, ref);
+      if (ref % 2 === 0) exports.drop(ref - 1);
+      else if (ref > 1) exports.take(ref - 1);
+      expect(exports.size).toBeLessThanOrEqual(2);
+    }
+    expect(exports.take(50).waba).toBe('102290129340398');
+  });
+
+  it('by default keeps 32 exports and 64 MiB of their bodies (docs/service.md)', () => {
+    expect(KEPT_EXPORTS_LIMITS).toEqual({ count: 32, bytes: 64 * 1024 * 1024 });
+    const exports = new KeptExports();
+    for (let ref = 1; ref <= 33; ref++) keep(exports, ref);
+    expect(exports.size).toBe(32);
+    expect(() => exports.take(1)).toThrow(/more than 32 exports, or 64 MiB of them/);
   });
 });

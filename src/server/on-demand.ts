@@ -67,35 +67,83 @@ export function ratingSetupOf(pricing: PricingSetup): RatingSetup {
 export type AnalyticsBodyRead = Result<{ ref: number; waba?: string }, ReconciliationBodyRefusal>;
 
 /**
+ * How many exports a worker keeps at most, and how many bytes of request bodies they were read from. Each is
+ * kept only between its body's read and its reconciliation's turn, so a few per client at most are kept at
+ * once (4 waiting or running per API key, fair-queue.ts); the bound is for those a request never came back
+ * for (its answer lost between the threads), which nothing else would ever drop, and for many clients each
+ * sending large exports at once. A parsed export takes several times its body's bytes.
+ */
+export const KEPT_EXPORTS_LIMITS: Readonly<KeptExportsLimits> = { count: 32, bytes: 64 * 1024 * 1024 };
+
+export interface KeptExportsLimits {
+  /** Exports kept at most. */
+  count: number;
+  /** Bytes of the bodies they were read from, at most (the newest is kept whatever its size). */
+  bytes: number;
+}
+
+/** How many refs of exports dropped for the limits are remembered, to say so to their requests. */
+const EVICTED_REFS_REMEMBERED = 1_000;
+
+/**
  * The exports read from reconciliation bodies (`readReconciliationBody`) and kept, by ref, for the
  * reconciliation that follows once the route has checked the key may read their WABA. Each is taken by that
- * reconciliation, or dropped when the route answers without one (a WABA not the key's).
+ * reconciliation, or dropped when the route answers without one (a WABA not the key's). Past the limits, the
+ * oldest are dropped: its request fails (503, the client sends it again) rather than the worker running out
+ * of memory.
  */
 export class KeptExports {
-  private readonly kept = new Map<number, AnalyticsExport>();
+  private readonly kept = new Map<number, { exported: AnalyticsExport; bytes: number }>();
+  private keptBytes = 0;
+  /** Refs dropped for the limits, oldest first (at most EVICTED_REFS_REMEMBERED). */
+  private readonly evicted = new Set<number>();
 
-  /** Reads `bytes` and, when they hold an export, keeps it under `ref`. */
+  constructor(private readonly limits: KeptExportsLimits = KEPT_EXPORTS_LIMITS) {}
+
+  /** Reads `bytes` and, when they hold an export, keeps it under `ref`, dropping the oldest past the limits. */
   read(ref: number, bytes: Uint8Array): AnalyticsBodyRead {
     const read = readReconciliationBody(bytes);
     if (!read.ok) return read;
-    this.kept.set(ref, read.value.export);
+    this.kept.set(ref, { exported: read.value.export, bytes: bytes.byteLength });
+    this.keptBytes += bytes.byteLength;
+    for (const [oldest] of this.kept) {
+      if (oldest === ref) break;
+      if (this.kept.size <= this.limits.count && this.keptBytes <= this.limits.bytes) break;
+      this.forget(oldest);
+      this.evicted.add(oldest);
+      if (this.evicted.size > EVICTED_REFS_REMEMBERED)
+        this.evicted.delete(this.evicted.values().next().value!);
+    }
     return { ok: true, value: { ref, ...(read.value.waba === undefined ? {} : { waba: read.value.waba }) } };
   }
 
   /** The export kept under `ref`, no longer kept. */
   take(ref: number): AnalyticsExport {
-    const exported = this.kept.get(ref);
-    // Kept by a worker that stopped since (its successor keeps nothing of it): the request fails as one whose
-    // rating failed, and the client sends it again.
-    if (exported === undefined) {
+    const kept = this.kept.get(ref);
+    if (kept === undefined) {
+      if (this.evicted.delete(ref)) {
+        throw new Error(
+          `the analytics export read from this request's body was dropped before its reconciliation's turn: more than ${this.limits.count} exports, or ${this.limits.bytes / (1024 * 1024)} MiB of them, were waiting at once; send the request again`,
+        );
+      }
+      // Kept by a worker that stopped since (its successor keeps nothing of it): the request fails as one
+      // whose rating failed, and the client sends it again.
       throw new Error(`the analytics export read from this request's body is no longer kept (ref ${ref})`);
     }
-    this.kept.delete(ref);
-    return exported;
+    this.forget(ref);
+    return kept.exported;
   }
 
   drop(ref: number): void {
+    this.forget(ref);
+    this.evicted.delete(ref);
+  }
+
+  private forget(ref: number): void {
+    const kept = this.kept.get(ref);
+    if (kept === undefined) return;
     this.kept.delete(ref);
+    this.keptBytes -= kept.bytes;
   }
 
   /** Exports kept now (tests: none is left behind). */
