@@ -3,7 +3,8 @@
 // that `Restart=on-failure` starts a new process, which takes the lock again).
 
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -33,6 +34,8 @@ afterAll(() => {
 interface Served {
   child: ChildProcess;
   url: string;
+  /** Its stdout lines so far (the service's JSON log). */
+  lines: string[];
   stderr: () => string;
   /** The exit code, or `still running after N ms`. */
   exit: (withinMs: number) => Promise<number | null | string>;
@@ -56,9 +59,10 @@ async function serve(db: string): Promise<Served> {
   let stderr = '';
   child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const lines: string[] = [];
   const url = await new Promise<string>((resolve, reject) => {
-    const lines = createInterface({ input: child.stdout! });
-    lines.on('line', (line) => {
+    createInterface({ input: child.stdout! }).on('line', (line) => {
+      lines.push(line);
       if (line.includes('"listening"')) resolve((JSON.parse(line) as { url: string }).url);
     });
     void exited.then((code) => reject(new Error(`serve exited (${code}) before listening: ${stderr}`)));
@@ -66,6 +70,7 @@ async function serve(db: string): Promise<Served> {
   return {
     child,
     url,
+    lines,
     stderr: () => stderr,
     exit: (withinMs) =>
       Promise.race([
@@ -98,7 +103,7 @@ describe('serve whose log output breaks (its stdout pipe closed by the reader)',
 });
 
 describe('serve that loses its single-writer lock (a PostgreSQL blip ended the lock session)', () => {
-  it('drains, then exits 75 with the reason on stderr, so that its supervisor restarts it', async () => {
+  it('drains, then exits 75 with the reason in its JSON log, so that its supervisor restarts it', async () => {
     const schema = `wameter_serve_lost_${process.pid}_${Date.now()}`;
     const admin = new pg.Client({ connectionString: TEST_POSTGRES_URL });
     await admin.connect();
@@ -114,8 +119,14 @@ describe('serve that loses its single-writer lock (a PostgreSQL blip ended the l
       );
       expect(rowCount).toBe(1);
       expect(await served.exit(15_000)).toBe(75);
-      expect(served.stderr()).toMatch(/single-writer lock was lost/);
-      expect(served.stderr()).toMatch(/exit 75/);
+      const lost = served.lines.map(parseLine).find((line) => line.errorCode === 'WRITER_LOCK_LOST');
+      expect(lost).toMatchObject({
+        level: 'error',
+        exitCode: 75,
+        msg: expect.stringMatching(/single-writer lock was lost.*exiting 75/),
+      });
+      // Said once, in the log: not again in plain words on stderr.
+      expect(served.stderr()).toBe('');
 
       // The supervisor's restart takes the lock again.
       const again = await serve(url.toString());
@@ -129,15 +140,34 @@ describe('serve that loses its single-writer lock (a PostgreSQL blip ended the l
   }, 90_000);
 });
 
-/** `wameter serve --db DB` on a free loopback port, not waited for: its stdout lines as they come, and its exit. */
-function spawnServe(db: string) {
+/**
+ * `wameter serve --db DB` on a loopback port (`port`, default any free one), not waited for: its stdout
+ * lines as they come, and its exit. `entry`: another build's CLI; `env`: more of the environment.
+ */
+function spawnServe(db: string, options: { port?: number; entry?: string; env?: NodeJS.ProcessEnv } = {}) {
   const env = { ...process.env };
   delete env.WAMETER_DB;
   delete env.DATABASE_URL;
+  const port = String(options.port ?? 0);
   const child = spawn(
     process.execPath,
-    [ENTRY, 'serve', '--db', db, '--port', '0', '--host', '127.0.0.1', '--log-level', 'info'],
-    { cwd: dir, env: { ...env, WAMETER_RATE_LIMIT: 'off' }, stdio: ['ignore', 'pipe', 'pipe'] },
+    [
+      options.entry ?? ENTRY,
+      'serve',
+      '--db',
+      db,
+      '--port',
+      port,
+      '--host',
+      '127.0.0.1',
+      '--log-level',
+      'info',
+    ],
+    {
+      cwd: dir,
+      env: { ...env, WAMETER_RATE_LIMIT: 'off', ...options.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
   );
   children.push(child);
   const lines: string[] = [];
@@ -241,7 +271,7 @@ describe('serve signalled while it starts (migrating a PostgreSQL schema, before
       expect(await served.exited).toEqual({ code: 1, signal: null });
       expect(served.lines.join('\n')).not.toMatch(/"listening"/);
       expect(served.lines.at(-1)).toMatch(/"level":"error".*did not end within 10 s/);
-      expect(served.stderr()).toMatch(/^wameter serve: stopped: /);
+      expect(served.stderr()).toBe('');
       // Nothing of the migration stayed (its transaction ended with its session), and no session is left.
       expect(await tablesOf(admin, schema)).toEqual([]);
       const { rows } = await admin.query(
@@ -316,6 +346,72 @@ describe('npm start, stopped by its supervisor (systemd, docker stop: SIGTERM to
       }
     }
     expect(serving, 'the server still answers after npm was stopped').toBe(false);
+  }, 60_000);
+});
+
+/** A line of the service's log: one JSON object (throws, naming the line, when it is not). */
+function parseLine(line: string): Record<string, unknown> {
+  try {
+    return JSON.parse(line) as Record<string, unknown>;
+  } catch {
+    throw new Error(`not a JSON log line: ${line}`);
+  }
+}
+
+describe('serve writes every line as one JSON log line, on stdout (supervisors parse them)', () => {
+  it("a WAL checkpointer that stops is logged as a warning line with its code, not Node's plain text on stderr", async () => {
+    // This build's checkpoint worker dies as it starts (a crash): the store's writer checkpoints itself again.
+    const broken = join(ROOT, '.tmp', 'serve-process-build-broken-checkpointer');
+    rmSync(broken, { recursive: true, force: true });
+    cpSync(BUILD, broken, { recursive: true });
+    writeFileSync(
+      join(broken, 'src', 'store', 'sqlite', 'wal-checkpoint-worker.js'),
+      "throw new Error('the checkpoint worker crashed (test)');\n",
+    );
+    try {
+      const served = spawnServe(`sqlite:${join(dir, 'broken-checkpointer.db')}`, {
+        entry: join(broken, 'src', 'cli', 'main.js'),
+      });
+      await served.lineWith('"listening"');
+      await served.lineWith('WAL checkpointer stopped');
+      served.child.kill('SIGTERM');
+      expect(await served.exited).toEqual({ code: 0, signal: null });
+      const lines = served.lines.map(parseLine);
+      expect(lines.find((line) => String(line.msg).includes('WAL checkpointer'))).toEqual({
+        at: expect.stringMatching(/^\d{4}-\d\d-\d\dT/),
+        level: 'warn',
+        msg: 'the SQLite WAL checkpointer stopped (the checkpoint worker crashed (test)): the writing connection checkpoints itself from now on',
+        warning: 'Warning',
+        warningCode: 'WAMETER_WAL_CHECKPOINTER',
+      });
+      expect(lines.at(-1)).toMatchObject({ level: 'info', msg: 'stopped' });
+      expect(served.stderr()).toBe('');
+    } finally {
+      rmSync(broken, { recursive: true, force: true });
+    }
+  }, 60_000);
+
+  it('a start that fails (its port in use) says why in one JSON error line, nothing on stderr, and exits 1', async () => {
+    const holder = createServer();
+    await new Promise<void>((resolve) => holder.listen(0, '127.0.0.1', resolve));
+    try {
+      const { port } = holder.address() as AddressInfo;
+      const served = spawnServe(`sqlite:${join(dir, 'port-in-use.db')}`, { port });
+      expect(await served.exited).toEqual({ code: 1, signal: null });
+      const lines = served.lines.map(parseLine);
+      expect(lines[0]).toMatchObject({ level: 'info', msg: 'starting' });
+      expect(lines.at(-1)).toMatchObject({
+        level: 'error',
+        msg: expect.stringMatching(
+          `^cannot start: cannot listen on port ${port} of 127.0.0.1: another process uses it`,
+        ),
+        errorCode: 'START_FAILED',
+        exitCode: 1,
+      });
+      expect(served.stderr()).toBe('');
+    } finally {
+      await new Promise((resolve) => holder.close(resolve));
+    }
   }, 60_000);
 });
 

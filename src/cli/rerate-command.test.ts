@@ -12,7 +12,7 @@ import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Command } from 'commander';
 import pg from 'pg';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { eventKey, type CoreEvent } from '../core/events.js';
 import { parseEventValue } from '../ingest/parse-event.js';
 import { openStore } from '../store/open-store.js';
@@ -646,18 +646,31 @@ describe('one process writes ratings to a database (the writer lock)', () => {
     }
   });
 
-  it('serve does not start while another serve rates the database (exit 1, naming it)', async () => {
+  it('serve does not start while another serve rates the database (exit 1, naming it in its log)', async () => {
     const lock = await acquireWriterLock(db, { command: 'serve' });
+    // The service's log is the process's stdout (its JSON lines), not the command's io.
+    const logged: string[] = [];
+    const write = vi
+      .spyOn(process.stdout, 'write')
+      .mockImplementation((chunk: string | Uint8Array) => logged.push(String(chunk)) > 0);
     try {
       const { code, err } = await runWameter([
         'serve',
-        ...['--db', db, '--port', '0', '--host', '127.0.0.1', '--log-level', 'silent'],
+        ...['--db', db, '--port', '0', '--host', '127.0.0.1', '--log-level', 'error'],
       ]);
-      expect(err).toMatch(
-        new RegExp(`^wameter serve: cannot start: ${HELD_BY_SERVE.source}run one wameter serve per database`),
-      );
+      const lines = logged.join('').trimEnd().split('\n');
+      expect(lines).toHaveLength(1);
+      expect(JSON.parse(lines[0]!)).toMatchObject({
+        level: 'error',
+        msg: expect.stringMatching(
+          new RegExp(`^cannot start: ${HELD_BY_SERVE.source}run one wameter serve per database`),
+        ),
+        errorCode: 'START_FAILED',
+      });
+      expect(err).toBe('');
       expect(code).toBe(1);
     } finally {
+      write.mockRestore();
       await lock.release();
     }
   });

@@ -4,7 +4,7 @@
 
 import type { Command } from 'commander';
 import { DB_SET_BY, loadServiceConfig } from '../server/config.js';
-import { runUntilSignalled } from '../server/main.js';
+import { runUntilSignalled, type ServiceStop } from '../server/main.js';
 import { CliError, EXIT } from './exit-codes.js';
 import { keepRunningWhenOutputCloses, type CliIo } from './io.js';
 import { checkSqliteLocation } from './open-command-store.js';
@@ -95,18 +95,24 @@ stops the log, not the service: said once on stderr.`,
       try {
         // A SQLite file is created at start, but not its folder: say so before the start-up log.
         checkSqliteLocation(config.value.db, { mode: 'create', setBy: DB_SET_BY });
-        const stop = await runUntilSignalled(config.value);
-        if (stop.code !== 'SIGNALLED') {
-          io.writeError(`wameter serve: stopped: ${stop.message}\n`);
-          io.exitCode = stop.exitCode;
-        }
-        // The store's connections are still open, waiting on a database that does not answer: they would
-        // keep the process alive until it does.
-        if (stop.code === 'STORE_NOT_CLOSED') process.exit(stop.exitCode);
       } catch (error) {
         const reason = (error as Error).message;
         io.writeError(`wameter serve: ${error instanceof CliError ? reason : `cannot start: ${reason}`}\n`);
         io.exitCode = EXIT.USAGE;
+        return;
       }
+      // From here on every line is one of the service's JSON log lines (stdout): why it could not start or
+      // stopped other than by a signal is logged there, not repeated on stderr in plain words.
+      let stop: ServiceStop;
+      try {
+        stop = await runUntilSignalled(config.value);
+      } catch {
+        io.exitCode = EXIT.USAGE;
+        return;
+      }
+      io.exitCode = stop.exitCode;
+      // The store's connections are still open, waiting on a database that does not answer: they would
+      // keep the process alive until it does.
+      if (stop.code === 'STORE_NOT_CLOSED') process.exit(stop.exitCode);
     });
 }

@@ -1,10 +1,15 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { PassThrough, Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
+import { openSqliteStore, walCheckpointerOf } from '../store/sqlite/sqlite-store.js';
 import {
   createJsonLogger,
   createMemoryLogger,
   createStdoutWriter,
   hasLogOutputFailed,
+  routeProcessWarnings,
   withRequestLogContext,
   type RequestLogContext,
 } from './logger.js';
@@ -42,6 +47,9 @@ describe('createStdoutWriter (the service log when its output breaks)', () => {
     await new Promise((resolve) => setImmediate(resolve));
     expect(stdout.written).toEqual(['{"msg":"one"}\n']);
     expect(told.match(/log output \(stdout\) failed \(EPIPE: its reader went away\)/g)).toHaveLength(1);
+    // Said as a log line too: one JSON object, whatever reads stderr.
+    expect(told.endsWith('\n') && told.split('\n').length).toBe(2);
+    expect(JSON.parse(told)).toMatchObject({ level: 'error', errorCode: 'LOG_OUTPUT_FAILED', code: 'EPIPE' });
     expect(hasLogOutputFailed(stdout)).toBe(true);
     expect(hasLogOutputFailed(new PassThrough())).toBe(false);
   });
@@ -80,5 +88,66 @@ describe('request log context', () => {
     const logger = createJsonLogger({ level: 'info', clock: () => 0, write: (line) => lines.push(line) });
     withRequestLogContext({ fields: { requestId: 'req_1' } }, () => logger.info('x', { requestId: 'own' }));
     expect(JSON.parse(lines[0]!)).toMatchObject({ requestId: 'own' });
+  });
+});
+
+describe('routeProcessWarnings (wameter serve: every line it writes is a JSON log line)', () => {
+  it("logs the SQLite WAL checkpointer's stop as a warn line with its code, in place of Node's stderr text", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'wameter-logger-'));
+    const logger = createMemoryLogger(() => Date.parse('2026-12-05T20:00:00Z'));
+    const nodePrinters = process.listeners('warning');
+    const giveBack = routeProcessWarnings(logger);
+    try {
+      // A worker that cannot start ends the checkpointer as a crash does: the store's own reporter warns.
+      const store = await openSqliteStore(join(dir, 'w.db'), {
+        walCheckpointer: { script: join(dir, 'no-such-worker.js') },
+      });
+      await walCheckpointerOf(store)!.exited;
+      await store.close();
+      // process.emitWarning emits on the next tick.
+      await new Promise((resolve) => setImmediate(resolve));
+      // Node's printer (plain text on stderr) did not have it.
+      expect(process.listeners('warning').some((listener) => nodePrinters.includes(listener))).toBe(false);
+    } finally {
+      giveBack();
+      rmSync(dir, { recursive: true, force: true });
+    }
+    expect(logger.lines.map((line) => JSON.parse(line) as unknown)).toEqual([
+      {
+        at: '2026-12-05T20:00:00.000Z',
+        level: 'warn',
+        msg: expect.stringMatching(
+          /^the SQLite WAL checkpointer stopped \(.*no-such-worker\.js.*\): the writing connection checkpoints itself from now on$/,
+        ),
+        warning: 'Warning',
+        warningCode: 'WAMETER_WAL_CHECKPOINTER',
+      },
+    ]);
+    // Given back: a command other than serve prints its warnings as Node does.
+    expect(process.listeners('warning')).toEqual(nodePrinters);
+  });
+
+  it("a warning's detail goes in its own field", () => {
+    const logger = createMemoryLogger();
+    const giveBack = routeProcessWarnings(logger);
+    try {
+      process.emit(
+        'warning',
+        Object.assign(new Error('the API is deprecated'), {
+          name: 'DeprecationWarning',
+          code: 'DEP0000',
+          detail: 'use the other one',
+        }),
+      );
+    } finally {
+      giveBack();
+    }
+    expect(JSON.parse(logger.lines[0]!)).toMatchObject({
+      level: 'warn',
+      msg: 'the API is deprecated',
+      warning: 'DeprecationWarning',
+      warningCode: 'DEP0000',
+      detail: 'use the other one',
+    });
   });
 });

@@ -1,6 +1,8 @@
 // Structured JSON logs: one object per line, with the injected clock's instant. Callers pass fields, never
 // bodies, secrets or keys; this module does not try to guess what is secret, so it must not be given any.
-// A log output that breaks (its reader gone) never stops the service: logging stops, said once on stderr.
+// A log output that breaks (its reader gone) never stops the service: logging stops, said once on stderr (as
+// one JSON line too). Process warnings (Node's, and the SQLite WAL checkpointer's) go through it while the
+// service runs (`routeProcessWarnings`), instead of Node's plain text on stderr.
 
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type { LogLevel } from './config.js';
@@ -38,7 +40,7 @@ export function createJsonLogger(options: {
   /** Where each line goes (default: stdout, through `createStdoutWriter`). */
   write?: (line: string) => void;
 }): Logger {
-  const write = options.write ?? createStdoutWriter();
+  const write = options.write ?? createStdoutWriter(undefined, options.clock);
   const threshold = RANK[options.level];
   const log = (level: Exclude<LogLevel, 'silent'>, msg: string, fields?: LogFields) => {
     if (RANK[level] < threshold) return;
@@ -70,11 +72,13 @@ const outputStates = new WeakMap<NodeJS.WritableStream, OutputState>();
 /**
  * Writes log lines to stdout. A long-running service must not die of its log output: when stdout fails (the
  * reader of its pipe went away: EPIPE; a full disk: ENOSPC), lines are dropped from then on, the failure is
- * said once on stderr (if it still works), and the service goes on answering — Meta's webhooks matter more
- * than their log lines, and an exit would cut in-flight requests. A restart reconnects the output.
+ * said once on stderr (if it still works) as one JSON log line, and the service goes on answering — Meta's
+ * webhooks matter more than their log lines, and an exit would cut in-flight requests. A restart reconnects
+ * the output.
  */
 export function createStdoutWriter(
   streams: LogStreams = { stdout: process.stdout, stderr: process.stderr },
+  clock: () => number = Date.now,
 ): (line: string) => void {
   const { stdout, stderr } = streams;
   let state = outputStates.get(stdout);
@@ -87,9 +91,14 @@ export function createStdoutWriter(
         const code = error.code ?? error.message;
         const why = code === 'EPIPE' ? ': its reader went away' : '';
         try {
-          stderr.write(
-            `wameter: the log output (stdout) failed (${code}${why}): no more log lines are written; the service goes on (restart it to log again)\n`,
-          );
+          const line = JSON.stringify({
+            at: new Date(clock()).toISOString(),
+            level: 'error',
+            msg: `the log output (stdout) failed (${code}${why}): no more log lines are written; the service goes on (restart it to log again)`,
+            errorCode: 'LOG_OUTPUT_FAILED',
+            code,
+          });
+          stderr.write(`${line}\n`);
         } catch {
           // stderr is gone too: there is no one left to tell.
         }
@@ -109,6 +118,31 @@ export function createStdoutWriter(
     } catch (error) {
       output.fail(error as NodeJS.ErrnoException);
     }
+  };
+}
+
+/**
+ * Logs the process's warnings through `logger` (level warn; `warning`: its name, `warningCode`: its code,
+ * `detail`), instead of Node's default, which prints them on stderr as plain text (`(node:PID) Warning: …`)
+ * among the service's JSON lines. The SQLite WAL checkpointer says so when its worker stops (code
+ * `WAMETER_WAL_CHECKPOINTER`); Node, of a deprecated API a dependency calls. Returns a function that gives
+ * the warnings back to the listeners that had them (Node's printer): the commands other than `serve` keep
+ * their plain stderr.
+ */
+export function routeProcessWarnings(logger: Logger): () => void {
+  const previous = process.listeners('warning');
+  const log = (warning: Error & { code?: unknown; detail?: unknown }) => {
+    logger.warn(warning.message, {
+      warning: warning.name,
+      ...(typeof warning.code === 'string' ? { warningCode: warning.code } : {}),
+      ...(typeof warning.detail === 'string' ? { detail: warning.detail } : {}),
+    });
+  };
+  process.removeAllListeners('warning');
+  process.on('warning', log);
+  return () => {
+    process.off('warning', log);
+    for (const listener of previous) process.on('warning', listener);
   };
 }
 

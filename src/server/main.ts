@@ -24,7 +24,13 @@ import {
   unknownWabaWarnings,
   type ServiceConfig,
 } from './config.js';
-import { createJsonLogger, errorFields, hasLogOutputFailed, type Logger } from './logger.js';
+import {
+  createJsonLogger,
+  errorFields,
+  hasLogOutputFailed,
+  routeProcessWarnings,
+  type Logger,
+} from './logger.js';
 import { Metrics } from './metrics.js';
 import { loadPricingSetup, staleRateCardWarnings, loadRateCards, parseRateCards } from './pricing-setup.js';
 import {
@@ -93,6 +99,12 @@ export type ServiceStop =
   | { code: 'SIGNALLED'; exitCode: 0 }
   | ServiceFailure
   | { code: 'STORE_NOT_CLOSED'; message: string; exitCode: number };
+
+/**
+ * The exit code of a service that could not start (a setting to fix, the port in use, a database that cannot
+ * be opened or migrated, another process rating it): runUntilSignalled rejects, having logged why.
+ */
+export const EXIT_START_FAILED = 1;
 
 /** How long close() waits for the ratings and the store to close after the requests' grace. */
 const STORE_CLOSE_MS = 10_000;
@@ -659,6 +671,9 @@ function sqliteFileOption(db: string): { sqliteFile?: string } {
  * step under way ends, closing what it opened, and resolves `SIGNALLED` without having listened. A step that
  * does not end within `storeCloseMs` (a migration waiting for a lock, a database that does not answer) is
  * left to the database, which rolls back what it did not commit: `STORE_NOT_CLOSED`, exit at once.
+ * Every line it writes is one of the logger's: process warnings go through it while it runs, and a start that
+ * fails is logged (`cannot start: …`, `START_FAILED`) before it rejects; a stop other than by signal is
+ * logged by what stopped it (`WRITER_LOCK_LOST`, `STORE_NOT_CLOSED`, `START_NOT_STOPPED`).
  */
 export async function runUntilSignalled(
   config: ServiceConfig,
@@ -693,10 +708,14 @@ export async function runUntilSignalled(
   };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
+  // Every line the service writes is one of its JSON log lines: a process warning too (the WAL checkpointer's
+  // stop, a dependency's deprecation), which Node would print as plain text on stderr.
+  const giveWarningsBack = routeProcessWarnings(logger);
   const stopListening = () => {
     clearTimeout(boundTimer);
     process.off('SIGTERM', onSignal);
     process.off('SIGINT', onSignal);
+    giveWarningsBack();
   };
   let running: RunningServer;
   try {
@@ -716,7 +735,14 @@ export async function runUntilSignalled(
     running = first;
   } catch (error) {
     stopListening();
-    if (!(error instanceof StartStoppedError)) throw error;
+    if (!(error instanceof StartStoppedError)) {
+      // In the log, not only in the rejection: its caller writes nothing more (wameter serve, below).
+      logger.error(`cannot start: ${(error as Error).message}`, {
+        errorCode: 'START_FAILED',
+        exitCode: EXIT_START_FAILED,
+      });
+      throw error;
+    }
     logger.info('stopped before serving', { signal: startSignal, step: error.step });
     return { code: 'SIGNALLED', exitCode: 0 };
   }
@@ -768,14 +794,9 @@ if (isMainModule()) {
     );
     process.exit(1);
   }
+  // Why it stopped or could not start is in the log already (runUntilSignalled): nothing more on stderr.
   runUntilSignalled(config.value).then(
-    (stop) => {
-      if (stop.code !== 'SIGNALLED') process.stderr.write(`wameter: stopped: ${stop.message}\n`);
-      process.exit(stop.exitCode);
-    },
-    (error: unknown) => {
-      process.stderr.write(`wameter: cannot start: ${(error as Error).message}\n`);
-      process.exit(1);
-    },
+    (stop) => process.exit(stop.exitCode),
+    () => process.exit(EXIT_START_FAILED),
   );
 }

@@ -87,7 +87,11 @@ export function walCheckpointWorkerScript(): string | null {
   return existsSync(path) ? path : null;
 }
 
-/** Tells the operator (stderr) that the writer checkpoints itself again: nothing is lost, it is slower. */
+/**
+ * Tells the operator that the writer checkpoints itself again: nothing is lost, it is slower. A process
+ * warning, so that whoever runs the store says it in its own way: a command's stderr (Node prints it), the
+ * service's JSON log (`wameter serve` logs the process's warnings: routeProcessWarnings, src/server/logger.ts).
+ */
 function warn(error: Error): void {
   process.emitWarning(
     `the SQLite WAL checkpointer stopped (${error.message}): the writing connection checkpoints itself from now on`,
