@@ -8,7 +8,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { CliIo } from '../src/cli/io.js';
-import { runCli } from '../src/cli/main.js';
+import { runCli } from '../src/cli/program.js';
 
 const GOLDEN = join(import.meta.dirname, 'golden');
 

@@ -3,7 +3,16 @@
 // that `Restart=on-failure` starts a new process, which takes the lock again).
 
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -346,6 +355,52 @@ describe('npm start, stopped by its supervisor (systemd, docker stop: SIGTERM to
       }
     }
     expect(serving, 'the server still answers after npm was stopped').toBe(false);
+  }, 60_000);
+});
+
+describe('a signal while wameter loads its modules (before serve has listeners of its own)', () => {
+  it.each(['SIGTERM', 'SIGINT'] as const)(
+    '%s: serve logs it and stops before serving, exit 0, instead of dying unlogged (143, 130)',
+    async (signal) => {
+      const db = join(dir, `loading-${signal}.db`);
+      // Sent by the process to itself right after it holds signals, before it imports the program (main.ts).
+      const served = spawnServe(`sqlite:${db}`, { env: { WAMETER_TEST_SIGNAL_WHILE_LOADING: signal } });
+      const outcome = await Promise.race([
+        served.exited,
+        served.lineWith('"listening"').then(() => 'listened'),
+      ]);
+      expect(outcome).toEqual({ code: 0, signal: null });
+      expect(served.lines.map(parseLine)).toEqual([
+        expect.objectContaining({
+          level: 'warn',
+          msg: expect.stringMatching(`^${signal} while starting \\(loading wameter and its settings\\)`),
+          signal,
+          step: 'loading wameter and its settings',
+        }),
+        expect.objectContaining({ level: 'info', msg: 'stopped before serving', signal }),
+      ]);
+      expect(served.stderr()).toBe('');
+      // Stopped before the store's step: no database made.
+      expect(existsSync(db)).toBe(false);
+    },
+    60_000,
+  );
+
+  it('any other command is ended by the signal as before, once loaded (nothing run, nothing printed)', async () => {
+    const child = spawn(process.execPath, [ENTRY, 'rate', join(dir, 'no-such-events.ndjson')], {
+      cwd: dir,
+      env: { ...process.env, WAMETER_TEST_SIGNAL_WHILE_LOADING: 'SIGTERM' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    children.push(child);
+    let output = '';
+    child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    const exit = await new Promise((resolve) =>
+      child.once('exit', (code, signal) => resolve({ code, signal })),
+    );
+    expect(exit).toEqual({ code: null, signal: 'SIGTERM' });
+    expect(output).toBe('');
   }, 60_000);
 });
 

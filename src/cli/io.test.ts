@@ -11,7 +11,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { compileSources } from '../../test/support/build-server.js';
 import { EXIT } from './exit-codes.js';
 import { processIo } from './io.js';
-import { runCli } from './main.js';
+import { runCli } from './program.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const dir = mkdtempSync(join(tmpdir(), 'wameter-io-'));

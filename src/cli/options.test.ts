@@ -5,7 +5,7 @@ import { InvalidArgumentError } from 'commander';
 import { describe, expect, it } from 'vitest';
 import { runWameter } from '../../test/support/cli.js';
 import { EXIT } from './exit-codes.js';
-import { buildProgram } from './main.js';
+import { buildProgram } from './program.js';
 import { collectPaths, optionValue, optionValues, pathArgument } from './options.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');

@@ -903,7 +903,7 @@ describe('wameter explain', () => {
 
 describe('the heap cap of a streaming run', () => {
   it('applies to rate --stream only, unless a cap was already chosen', async () => {
-    const { streamingHeapCap } = await import('./main.js');
+    const { streamingHeapCap } = await import('./program.js');
     expect(streamingHeapCap(['rate', 'f.ndjson', '--stream'], {}, [])).toBe(640);
     expect(streamingHeapCap(['rate', 'f.ndjson', '--stream'], { WAMETER_STREAM_HEAP_MB: '1024' }, [])).toBe(
       1024,
@@ -918,7 +918,7 @@ describe('the heap cap of a streaming run', () => {
   });
 
   it('refuses a WAMETER_STREAM_HEAP_MB that is not a whole number of MiB from 64 up, never replacing it silently', async () => {
-    const { streamingHeapCap } = await import('./main.js');
+    const { streamingHeapCap } = await import('./program.js');
     for (const setting of ['abc', 'lots', '512.5', '-1', '63', '1e3']) {
       expect(
         () => streamingHeapCap(['rate', 'f.ndjson', '--stream'], { WAMETER_STREAM_HEAP_MB: setting }, []),

@@ -7,6 +7,7 @@ import { DB_SET_BY, loadServiceConfig } from '../server/config.js';
 import { runUntilSignalled, type ServiceStop } from '../server/main.js';
 import { CliError, EXIT } from './exit-codes.js';
 import { keepRunningWhenOutputCloses, type CliIo } from './io.js';
+import { releaseHeldSignals } from './loading-signals.js';
 import { checkSqliteLocation } from './open-command-store.js';
 import { databaseUrl, optionValue, pathArgument, refuseReportedFlag } from './options.js';
 
@@ -105,7 +106,8 @@ stops the log, not the service: said once on stderr.`,
       // stopped other than by a signal is logged there, not repeated on stderr in plain words.
       let stop: ServiceStop;
       try {
-        stop = await runUntilSignalled(config.value);
+        // A signal received while wameter loaded stops the start as one received now (main.ts).
+        stop = await runUntilSignalled(config.value, { takeHeldSignal: releaseHeldSignals });
       } catch {
         io.exitCode = EXIT.USAGE;
         return;

@@ -144,6 +144,7 @@ export interface StartOptions {
  * short: a migration is applied whole or not at all (one transaction), and SQLite's runs in this thread.
  */
 export const START_STEPS = {
+  load: 'loading wameter and its settings',
   pricing: 'loading the accounts and rate cards',
   address: 'checking the address to listen on',
   store: 'opening the store: taking the single-writer lock, migrating its schema if this wameter is newer',
@@ -246,7 +247,7 @@ async function startService(
   opened: (() => Promise<unknown>)[],
 ): Promise<RunningServer> {
   /** Ends the step under way: the start stops here if it was signalled meanwhile, else `next` begins. */
-  let step: string = START_STEPS.pricing;
+  let step: string = START_STEPS.load;
   const begin = async (next: string) => {
     // A turn of the event loop first: the steps run on SQLite's synchronous driver, whose awaits never let a
     // signal's handler in (SIGTERM during a migration was handled only once the server listened).
@@ -677,13 +678,19 @@ function sqliteFileOption(db: string): { sqliteFile?: string } {
  */
 export async function runUntilSignalled(
   config: ServiceConfig,
-  options: StartOptions = {},
+  options: StartOptions & {
+    /**
+     * Called once its own listeners are on: ends the caller's (`wameter`'s, held while its modules loaded)
+     * and returns the signal they received, if any, which then stops the start as one received now.
+     */
+    takeHeldSignal?: () => NodeJS.Signals | undefined;
+  } = {},
 ): Promise<ServiceStop> {
   const logger =
     options.logger ?? createJsonLogger({ level: config.logLevel, clock: options.clock ?? Date.now });
   const stopMs = options.storeCloseMs ?? STORE_CLOSE_MS;
   const stopStart = new AbortController();
-  let step: string = START_STEPS.pricing;
+  let step: string = START_STEPS.load;
   /** The signal received while starting, and the stop that gives the start up once the bound has passed. */
   let startSignal: NodeJS.Signals | undefined;
   let onStartBound: ((stop: ServiceStop) => void) | undefined;
@@ -711,6 +718,8 @@ export async function runUntilSignalled(
   // Every line the service writes is one of its JSON log lines: a process warning too (the WAL checkpointer's
   // stop, a dependency's deprecation), which Node would print as plain text on stderr.
   const giveWarningsBack = routeProcessWarnings(logger);
+  const held = options.takeHeldSignal?.();
+  if (held !== undefined) onSignal(held);
   const stopListening = () => {
     clearTimeout(boundTimer);
     process.off('SIGTERM', onSignal);

@@ -1,7 +1,7 @@
 // Runs the real command line in-process, as `wameter ARGS` would, and collects what it printed.
 import { Readable } from 'node:stream';
 import type { CliIo } from '../../src/cli/io.js';
-import { runCli, type ProgramOptions } from '../../src/cli/main.js';
+import { runCli, type ProgramOptions } from '../../src/cli/program.js';
 
 export interface CliRun {
   code: number;
