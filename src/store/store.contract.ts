@@ -2326,6 +2326,115 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
         }
       });
 
+      it('lists the dearest first with order amount_desc: per currency, unpriced last, ties in time order, each unit once across pages', async () => {
+        const store = await fresh();
+        // Equal amounts at equal instants (the tie-break is id, then WABA), free units, units without an
+        // amount, currencies whose codes sort byte by byte, and ids with case and accents.
+        const amounts = [7000, 115_000, 0, null, 7000, 250, 9_007_199_254_740_991, 7000];
+        const many = ['a', 'B', 'é', 'Z', '_', 'z'].flatMap((name, i) =>
+          amounts.map((amountMicros, j) =>
+            unit(`u_${name}_${j}`, {
+              waba: j % 3 === 0 ? 'W2' : 'W1',
+              currency: (['USD', 'INR', 'EUR'] as const)[(i + j) % 3],
+              amountMicros,
+              openedAtMs: T0 + ((i * j) % 4) * MINUTE,
+            }),
+          ),
+        );
+        many.push(unit('u_a_0', { waba: 'W1', currency: 'USD', amountMicros: 7000, openedAtMs: T0 }));
+        many.push(unit('u_a_0', { waba: 'W3', currency: 'USD', amountMicros: 7000, openedAtMs: T0 }));
+        await store.replaceRating(rating('r1', ['W1', 'W2', 'W3']), {
+          units: [...many].reverse(),
+          pending: [],
+          findings: [],
+        });
+        const dearestFirst = (a: BillableUnit, b: BillableUnit) =>
+          compareBytes(a.currency, b.currency) ||
+          (a.amountMicros === null ? 1 : 0) - (b.amountMicros === null ? 1 : 0) ||
+          (b.amountMicros ?? 0) - (a.amountMicros ?? 0) ||
+          a.openedAtMs - b.openedAtMs ||
+          compareBytes(a.id, b.id) ||
+          compareBytes(a.waba, b.waba);
+        const key = (u: BillableUnit) => `${u.waba}/${u.id}`;
+        for (const filter of [
+          {},
+          { wabas: ['W1', 'W3'] },
+          { waba: 'W2', fromMs: T0 + MINUTE },
+        ] as UnitFilter[]) {
+          const matching = many.filter(
+            (u) =>
+              (filter.wabas === undefined || filter.wabas.includes(u.waba)) &&
+              (filter.waba === undefined || u.waba === filter.waba) &&
+              (filter.fromMs === undefined || u.openedAtMs >= filter.fromMs),
+          );
+          const expected = [...matching].sort(dearestFirst).map(key);
+          expect(expected.length).toBeGreaterThan(5);
+          for (const limit of [1, 2, 7, expected.length, expected.length + 1]) {
+            const seen: string[] = [];
+            let cursor: string | undefined;
+            let pages = 0;
+            do {
+              const page = await store.queryUnits(filter, {
+                limit,
+                order: 'amount_desc',
+                ...(cursor === undefined ? {} : { cursor }),
+              });
+              expect(page.units.length).toBeLessThanOrEqual(limit);
+              seen.push(...page.units.map(key));
+              cursor = page.nextCursor ?? undefined;
+              pages += 1;
+            } while (cursor !== undefined && pages < 200);
+            expect(seen).toEqual(expected);
+          }
+          // The export reads the same order, in one snapshot.
+          const exported: string[] = [];
+          await store.exportUnits(filter, (page) => void exported.push(...page.map(key)), 3, 'amount_desc');
+          expect(exported).toEqual(expected);
+        }
+        // The default order is still the time order.
+        expect((await store.queryUnits({}, { limit: 1000 })).units.map(key)).toEqual(
+          [...many]
+            .sort(
+              (a, b) =>
+                a.openedAtMs - b.openedAtMs || compareBytes(a.id, b.id) || compareBytes(a.waba, b.waba),
+            )
+            .map(key),
+        );
+      });
+
+      it('refuses a cursor of one order passed with another, naming both, and an amount cursor it did not issue', async () => {
+        const store = await seeded();
+        const byTime = (await store.queryUnits({}, { limit: 1 })).nextCursor!;
+        const byAmount = (await store.queryUnits({}, { limit: 1, order: 'amount_desc' })).nextCursor!;
+        await expect(
+          store.queryUnits({}, { limit: 1, order: 'amount_desc', cursor: byTime }),
+        ).rejects.toMatchObject({
+          name: 'StoreInputError',
+          code: 'BAD_CURSOR',
+          message:
+            'cursor was returned for order=opened_at (the default: by opening time), not order=amount_desc: pass it back with the order it came with, or start paging again without cursor',
+        });
+        await expect(store.queryUnits({}, { limit: 1, cursor: byAmount })).rejects.toMatchObject({
+          code: 'BAD_CURSOR',
+          message:
+            'cursor was returned for order=amount_desc, not order=opened_at (the default: by opening time): pass it back with the order it came with, or start paging again without cursor',
+        });
+        const cursor = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
+        for (const tampered of [
+          cursor(['amount_desc', 'USD', 1.5, T0, 'u1', 'W1']),
+          cursor(['amount_desc', 'USD', 7000, T0, 'u1']),
+          cursor(['amount_desc', 'US\u0000', 7000, T0, 'u1', 'W1']),
+          cursor(['amount_asc', 'USD', 7000, T0, 'u1', 'W1']),
+        ]) {
+          await expect(
+            store.queryUnits({}, { limit: 1, order: 'amount_desc', cursor: tampered }),
+          ).rejects.toMatchObject({
+            code: 'BAD_CURSOR',
+            message: 'cursor is not one this API returned: pass next_cursor back unchanged',
+          });
+        }
+      });
+
       it('refuses a cursor it did not issue and a limit that is not positive', async () => {
         const store = await seeded();
         await expect(store.queryUnits({}, { limit: 2, cursor: 'not-a-cursor' })).rejects.toBeInstanceOf(

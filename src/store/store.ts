@@ -404,6 +404,17 @@ export interface LocalPeriod {
   others: { fromMs: number; toMs: number };
 }
 
+/**
+ * The orders units are listed in (`Store.queryUnits`, `exportUnits`; GET /v1/units's `order`):
+ * - `opened_at` (the default): by opening time, then id, then WABA.
+ * - `amount_desc`: the dearest first. Amounts of different currencies are never compared: units are grouped
+ *   by currency (in code order, byte by byte), each currency's largest amount first, units that could not be
+ *   priced (no amount) after its free ones; equal amounts in `opened_at` order, so the order is total and a
+ *   cursor continues it exactly.
+ */
+export const UNIT_ORDERS = ['opened_at', 'amount_desc'] as const;
+export type UnitOrder = (typeof UNIT_ORDERS)[number];
+
 /** Units per page of `Store.exportUnits` unless the caller says otherwise. */
 export const EXPORT_PAGE_SIZE = 1000;
 
@@ -696,9 +707,17 @@ export interface Store {
    */
   listRatingChanges(ratingId: string, page: { limit: number; cursor?: string }): Promise<RatingChangesPage>;
 
-  queryUnits(filter: UnitFilter, page: { limit: number; cursor?: string }): Promise<UnitPage>;
   /**
-   * Every unit matching `filter`, in `queryUnits` order, read in ONE snapshot: the bill as it stood when the
+   * One page of the units matching `filter`, in `order` (default `opened_at`, see UNIT_ORDERS), after
+   * `cursor` (a `nextCursor` of the same order: one of another order, or none this store issued, is refused,
+   * BAD_CURSOR).
+   */
+  queryUnits(
+    filter: UnitFilter,
+    page: { limit: number; cursor?: string; order?: UnitOrder },
+  ): Promise<UnitPage>;
+  /**
+   * Every unit matching `filter`, in `queryUnits` order (`order`, default `opened_at`), read in ONE snapshot: the bill as it stood when the
    * export began, each unit once, whatever ratings write meanwhile (a late delivery moving a unit's
    * `openedAtMs` across the cursor, a unit added or deleted). `queryUnits` pages, read one request after
    * another, promise none of that. `onPage` gets each non-empty page in order (at most `pageSize` units,
@@ -716,6 +735,7 @@ export interface Store {
     filter: UnitFilter,
     onPage: (units: BillableUnit[]) => void | Promise<void>,
     pageSize?: number,
+    order?: UnitOrder,
   ): Promise<number>;
   /** Aggregated in the store, never by loading every unit. */
   totals(filter: UnitFilter): Promise<Record<string, CurrencyTotals>>;

@@ -381,6 +381,7 @@ describe('PostgreSQL specifics', () => {
       { version: 16 },
       { version: 17 },
       { version: 18 },
+      { version: 19 },
     ]);
     await Promise.all(stores.map((store) => store.close()));
   });
@@ -501,6 +502,7 @@ describe('PostgreSQL specifics', () => {
       { version: 16 },
       { version: 17 },
       { version: 18 },
+      { version: 19 },
     ]);
     await store.close();
   });
@@ -928,7 +930,7 @@ describe('PostgreSQL opened read-only (commands that only read: estimate, rerate
     );
     await expect(openPostgresStore(DATABASE_URL, { schema, isReadOnly: true })).rejects.toMatchObject({
       code: 'STORE_NEEDS_MIGRATION',
-      message: `the wameter store in the schema "${schema}" of ${database} is older than this wameter (schema migration 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18 not applied yet), and a read-only open does not migrate it`,
+      message: `the wameter store in the schema "${schema}" of ${database} is older than this wameter (schema migration 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19 not applied yet), and a read-only open does not migrate it`,
     });
     const { rows } = await admin!.query(`SELECT max(version) AS newest FROM ${schema}.schema_migrations`);
     expect(rows).toEqual([{ newest: 5 }]);

@@ -16,14 +16,15 @@ import {
   checkFilterText,
   checkLimit,
   checkTimeZone,
-  decodeCursor,
+  AMOUNT_DESC_KEY_SQL,
+  decodeUnitCursor,
   dimensionSql,
   analyticsListFilters,
   sortedBusinessNumbers,
   UNPRICED_UNITS_SQL,
   changesPage,
   changesPageRequest,
-  encodeCursor,
+  encodeUnitCursor,
   checkNoNewerMigrations,
   checkReadableMigrations,
   foldTotals,
@@ -80,6 +81,7 @@ import {
   type Store,
   type StoredRawWebhook,
   type UnitFilter,
+  type UnitOrder,
   type UnitPage,
   EVENT_KEYS_PER_WABA_SQL,
   EXPORT_PAGE_SIZE,
@@ -450,6 +452,20 @@ const MIGRATIONS: readonly Migration[] = [
         PRIMARY KEY (waba, business)
       ) STRICT, WITHOUT ROWID;
       ${BUSINESS_NUMBERS_BACKFILL_SQL}
+    `,
+  },
+  {
+    version: 17,
+    name: 'units are read dearest first through an index',
+    // GET /v1/units?order=amount_desc (the dashboard's Units page sorted by amount): without an index each
+    // page sorted every unit the filters match — 30–75 ms a page over 100,000 units, in the server's thread.
+    // Within one WABA (the page's usual filter) the second index serves the order. Expression: engine-checks'
+    // AMOUNT_DESC_KEY_SQL, spelt alike.
+    sql: `
+      CREATE INDEX IF NOT EXISTS units_amount
+        ON units (currency, coalesce(-amount_micros, 9223372036854775807), opened_at_ms, id, waba);
+      CREATE INDEX IF NOT EXISTS units_waba_amount
+        ON units (waba, currency, coalesce(-amount_micros, 9223372036854775807), opened_at_ms, id);
     `,
   },
 ];
@@ -1511,41 +1527,56 @@ class SqliteStore implements Store {
     );
   }
 
-  async queryUnits(filter: UnitFilter, page: { limit: number; cursor?: string }): Promise<UnitPage> {
-    return this.unitPage(filter, checkLimit(page.limit), page.cursor);
+  async queryUnits(
+    filter: UnitFilter,
+    page: { limit: number; cursor?: string; order?: UnitOrder },
+  ): Promise<UnitPage> {
+    return this.unitPage(filter, checkLimit(page.limit), page.cursor, page.order ?? 'opened_at');
   }
 
   /**
-   * One page of units in (openedAtMs, id, waba) order, after `cursor`: `queryUnits` and `exportUnits` (which
-   * passes `prepare` of its own reading connection).
+   * One page of units in `order` (UNIT_ORDERS), after `cursor`: `queryUnits` and `exportUnits` (which passes
+   * `prepare` of its own reading connection). Each order is read through an index of its key (units_opened,
+   * units_amount), so a page is a seek and a short scan, however many units the store holds.
    */
   private unitPage(
     filter: UnitFilter,
     limit: number,
     cursor: string | undefined,
+    order: UnitOrder,
     prepare: (sql: string) => Database.Statement = (sql) => this.statement(sql),
   ): UnitPage {
     const where = unitWhere(filter);
     if (cursor !== undefined) {
-      const [openedAtMs, id, waba] = decodeCursor(cursor);
-      where.clauses.push('(opened_at_ms, id, waba) > (?, ?, ?)');
-      where.params.push(openedAtMs, id, waba);
+      const after = decodeUnitCursor(cursor, order);
+      if (after.order === 'opened_at') {
+        where.clauses.push('(opened_at_ms, id, waba) > (?, ?, ?)');
+        where.params.push(after.openedAtMs, after.id, after.waba);
+      } else {
+        where.clauses.push(
+          `(currency, ${AMOUNT_DESC_KEY_SQL}, opened_at_ms, id, waba) > (?, ${AMOUNT_DESC_KEY_SQL.replace('amount_micros', '?')}, ?, ?, ?)`,
+        );
+        where.params.push(after.currency, after.amountMicros, after.openedAtMs, after.id, after.waba);
+      }
     }
-    const rows = prepare(
-      `SELECT * FROM units ${whereSql(where)} ORDER BY opened_at_ms, id, waba LIMIT ?`,
-    ).all(...where.params, limit + 1) as Row[];
+    const orderBy =
+      order === 'opened_at'
+        ? 'opened_at_ms, id, waba'
+        : `currency, ${AMOUNT_DESC_KEY_SQL}, opened_at_ms, id, waba`;
+    const rows = prepare(`SELECT * FROM units ${whereSql(where)} ORDER BY ${orderBy} LIMIT ?`).all(
+      ...where.params,
+      limit + 1,
+    ) as Row[];
     const units = rows.slice(0, limit).map(unitFromRow);
     const last = units.at(-1);
-    return {
-      units,
-      nextCursor: rows.length > limit && last ? encodeCursor(last.openedAtMs, last.id, last.waba) : null,
-    };
+    return { units, nextCursor: rows.length > limit && last ? encodeUnitCursor(order, last) : null };
   }
 
   async exportUnits(
     filter: UnitFilter,
     onPage: (units: BillableUnit[]) => void | Promise<void>,
     pageSize = EXPORT_PAGE_SIZE,
+    order: UnitOrder = 'opened_at',
   ): Promise<number> {
     const limit = checkLimit(pageSize);
     // A file's export reads through a connection of its own, in one read transaction: WAL keeps the snapshot
@@ -1554,7 +1585,7 @@ class SqliteStore implements Store {
     // health checks waited). It sees what was committed when it began: a rating written in chunks and not
     // yet committed is not half in it.
     const reader = this.exportConnection();
-    if (reader === undefined) return this.exportUnitsLocked(filter, onPage, limit);
+    if (reader === undefined) return this.exportUnitsLocked(filter, onPage, limit, order);
     const statements = new Map<string, Database.Statement>();
     const prepare = (sql: string) => {
       let statement = statements.get(sql);
@@ -1566,7 +1597,7 @@ class SqliteStore implements Store {
       reader.prepare('BEGIN').run();
       let cursor: string | undefined;
       do {
-        const page = this.unitPage(filter, limit, cursor, prepare);
+        const page = this.unitPage(filter, limit, cursor, order, prepare);
         count += page.units.length;
         if (page.units.length > 0) await onPage(page.units);
         cursor = page.nextCursor ?? undefined;
@@ -1596,6 +1627,7 @@ class SqliteStore implements Store {
     filter: UnitFilter,
     onPage: (units: BillableUnit[]) => void | Promise<void>,
     limit: number,
+    order: UnitOrder,
   ): Promise<number> {
     let count = 0;
     let handing: Promise<void> | undefined;
@@ -1604,7 +1636,7 @@ class SqliteStore implements Store {
       this.db.transaction(() => {
         let cursor: string | undefined;
         do {
-          const page = this.unitPage(filter, limit, cursor);
+          const page = this.unitPage(filter, limit, cursor, order);
           count += page.units.length;
           if (page.units.length > 0) {
             if (handing !== undefined) left.push(page.units);
