@@ -1116,6 +1116,70 @@ describe('query API: units, totals, CSV, explain, analytics', () => {
     expect(seen.sort()).toEqual(all.map((u) => u.id).sort());
   });
 
+  it('lists units dearest first with order=amount_desc, page by page and in the CSV; refuses another order, or a cursor of the other order', async () => {
+    type Listed = { id: string; waba: string; amount: string | null; currency: string; opened_at: string };
+    const all = (await json(await service.get('/v1/units?limit=1000', KEY_ALL))).units as Listed[];
+    expect(new Set(all.map((u) => u.amount)).size).toBeGreaterThan(1);
+    const byId = (a: Listed, b: Listed) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+    const expected = [...all]
+      .sort(
+        (a, b) =>
+          (a.currency < b.currency ? -1 : a.currency > b.currency ? 1 : 0) ||
+          (a.amount === null ? 1 : 0) - (b.amount === null ? 1 : 0) ||
+          Number(b.amount ?? 0) - Number(a.amount ?? 0) ||
+          Date.parse(a.opened_at) - Date.parse(b.opened_at) ||
+          byId(a, b),
+      )
+      .map((u) => `${u.waba}/${u.id}`);
+    const seen: string[] = [];
+    let cursor: string | null = null;
+    let timeCursor: string | null = null;
+    do {
+      const page = await json(
+        await service.get(
+          `/v1/units?order=AMOUNT_DESC&limit=2${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`,
+          KEY_ALL,
+        ),
+      );
+      seen.push(...(page.units as Listed[]).map((u) => `${u.waba}/${u.id}`));
+      cursor = page.next_cursor as string | null;
+      timeCursor ??= (await json(await service.get('/v1/units?limit=1', KEY_ALL))).next_cursor as string;
+      if (cursor !== null) {
+        // The other order's cursor names a place in another order: refused, naming both.
+        const crossed = await service.get(`/v1/units?limit=2&cursor=${encodeURIComponent(cursor)}`, KEY_ALL);
+        expect(crossed.status).toBe(400);
+        expect((await json(crossed)).error).toEqual({
+          code: 'BAD_QUERY',
+          message: expect.stringContaining(
+            'cursor was returned for order=amount_desc, not order=opened_at (the default: by opening time)',
+          ) as unknown,
+        });
+      }
+    } while (cursor);
+    expect(seen).toEqual(expected);
+    const crossed = await service.get(
+      `/v1/units?order=amount_desc&cursor=${encodeURIComponent(timeCursor!)}`,
+      KEY_ALL,
+    );
+    expect(crossed.status).toBe(400);
+    expect(((await json(crossed)).error as { message: string }).message).toContain(
+      'cursor was returned for order=opened_at (the default: by opening time), not order=amount_desc',
+    );
+    const csv = await (await service.get('/v1/units.csv?order=amount_desc', KEY_ALL)).text();
+    const rows = csv.trim().split('\r\n').slice(1);
+    expect(rows.map((row) => row.split(',')[0])).toEqual(expected.map((key) => key.split('/')[1]));
+    for (const path of ['/v1/units?order=amount', '/v1/units.csv?order=dearest']) {
+      const refused = await service.get(path, KEY_ALL);
+      expect(refused.status).toBe(400);
+      expect((await json(refused)).error).toEqual({
+        code: 'BAD_QUERY',
+        message: expect.stringContaining(
+          'is no order of the units: give opened_at (the default, by opening time) or amount_desc',
+        ) as unknown,
+      });
+    }
+  });
+
   it('reads "market" as a market of the table, whatever its case; refuses one that is none (400)', async () => {
     const india = (await json(await service.get('/v1/units?market=India', KEY_ALL))).units as unknown[];
     expect(india.length).toBeGreaterThan(0);

@@ -52,6 +52,7 @@ import {
   type RatingRecord,
   type Store,
   type UnitFilter,
+  type UnitOrder,
   ratingsCursor,
 } from '../store/store.js';
 import { isJoiningMessage } from '../store/relisted-wabas.js';
@@ -117,6 +118,7 @@ import {
   monthQuery,
   parseUnitFilter,
   timeZoneQuery,
+  unitOrderQuery,
   unnamedUserProblem,
   userFormProblem,
   userQuery,
@@ -1259,6 +1261,13 @@ export function createApp(deps: AppDeps): Hono<Env> {
     );
   }
 
+  /** The `order` of /v1/units and /v1/units.csv (unitOrderQuery). */
+  function unitOrderOf(c: Context<Env>): UnitOrder {
+    const order = unitOrderQuery((name) => c.req.query(name));
+    if (!order.ok) throw new QueryError(order.error.code, order.error.message);
+    return order.value;
+  }
+
   function limitOf(c: Context<Env>, fallback: number): number {
     const text = c.req.query('limit');
     if (text === undefined || text === '') return fallback;
@@ -1504,17 +1513,19 @@ export function createApp(deps: AppDeps): Hono<Env> {
 
   app.get('/v1/units', async (c) => {
     const filter = await monthlyUnitFilterOf(c);
+    const order = unitOrderOf(c);
     const limit = limitOf(c, DEFAULT_PAGE);
     const cursor = c.req.query('cursor');
     await rating.current(readScope(c, filter));
     await checkUserNamed(c, filter);
-    const page = await fromStore(store.queryUnits(filter, { limit, ...(cursor ? { cursor } : {}) }));
+    const page = await fromStore(store.queryUnits(filter, { limit, order, ...(cursor ? { cursor } : {}) }));
     const units = await unitsForReader(page.units.map(unitJsonOf), tierCountsOf(c));
     return c.json({ units, next_cursor: page.nextCursor });
   });
 
   app.get('/v1/units.csv', async (c) => {
     const filter = await monthlyUnitFilterOf(c);
+    const order = unitOrderOf(c);
     await rating.current(readScope(c, filter));
     await checkUserNamed(c, filter);
     // Streamed page by page as the client reads (each page waits for the one before to be taken): the
@@ -1579,13 +1590,18 @@ export function createApp(deps: AppDeps): Hono<Env> {
     const firstPage = new Promise<void>((resolve) => (pageCame = resolve));
     void send(`${CSV_COLUMNS.join(',')}\r\n`).catch(() => undefined);
     const mayReadCount = tierCountsOf(c);
-    const exported = store.exportUnits(filter, async (units) => {
-      pageCame();
-      let text = '';
-      for (const unit of await unitsForReader(units.map(unitJsonOf), mayReadCount))
-        text += `${unitJsonCsvRow(unit)}\r\n`;
-      await send(text);
-    });
+    const exported = store.exportUnits(
+      filter,
+      async (units) => {
+        pageCame();
+        let text = '';
+        for (const unit of await unitsForReader(units.map(unitJsonOf), mayReadCount))
+          text += `${unitJsonCsvRow(unit)}\r\n`;
+        await send(text);
+      },
+      undefined,
+      order,
+    );
     try {
       // A store that fails before the first page is answered 503, as any read; after it, the answer is cut.
       await Promise.race([firstPage, exported]);

@@ -7,6 +7,7 @@ import { ERAS, FINDING_CODES, PRICING_TYPES, UNIT_CATEGORIES } from '../core/uni
 import { MAX_JSON_DEPTH } from '../ingest/parse-event.js';
 import { ERRORS } from './errors.js';
 import { BODY_BUDGET_ERROR_CODE } from './read-body.js';
+import { UNIT_ORDERS } from '../store/store.js';
 import { MAX_ANALYTICS_BUCKETS } from './unit-filter.js';
 import { MAX_CSV_COLUMNS, MAX_ESTIMATE_ECHO_CHARS, MAX_ESTIMATE_RECIPIENTS } from '../use-cases/estimate.js';
 
@@ -77,6 +78,19 @@ const monthParameter = {
     "The units billed in that month (YYYY-MM), each by its WABA's clock: those whose `local_date` is in it, as " +
     '`wameter rate --month` chooses them. Not with `from`/`to` (UTC instants): 400 BAD_QUERY when both are given, ' +
     'or when the value is no month.',
+};
+
+/** `order`: the order /v1/units and /v1/units.csv list the units in (UNIT_ORDERS, src/store/store.ts). */
+const unitOrderParameter = {
+  name: 'order',
+  in: 'query',
+  schema: { type: 'string', enum: [...UNIT_ORDERS], default: 'opened_at' },
+  description:
+    'opened_at (the default): by opening time, then unit id, then WABA. amount_desc: the dearest first — ' +
+    "grouped by currency (in code order: amounts of two currencies are never compared), each currency's " +
+    'largest amount first, its units that could not be priced (amount null) after its free ones, equal ' +
+    'amounts in opening-time order. In any letter case; another value is 400 BAD_QUERY naming the orders. A ' +
+    'cursor continues the order it was returned with only: one of another order is 400 BAD_QUERY naming both.',
 };
 
 /** A route without parameters refuses any query parameter all the same (an unknown one is never ignored). */
@@ -720,8 +734,8 @@ export const openApiDocument = {
     },
     '/v1/units': {
       get: {
-        summary: 'Billable units, filtered, with cursor pagination',
-        parameters: [...unitFilterParameters, monthParameter, ...pageParameters],
+        summary: 'Billable units, filtered, in an order, with cursor pagination',
+        parameters: [...unitFilterParameters, monthParameter, unitOrderParameter, ...pageParameters],
         responses: {
           '200': json({
             type: 'object',
@@ -737,8 +751,8 @@ export const openApiDocument = {
     },
     '/v1/units.csv': {
       get: {
-        summary: 'The same units as CSV',
-        parameters: [...unitFilterParameters, monthParameter],
+        summary: 'The same units as CSV, in the same order',
+        parameters: [...unitFilterParameters, monthParameter, unitOrderParameter],
         responses: {
           '200': { description: 'CSV with a header row.', content: { 'text/csv': {} } },
           ...authErrors,

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { UnitFilter } from '../store/store.js';
-import { joinScopedUser } from './unit-filter.js';
+import { joinScopedUser, unitOrderQuery } from './unit-filter.js';
 
 describe('joinScopedUser', () => {
   const joinWith = async (user: string | undefined, number: string | undefined) => {
@@ -32,5 +32,29 @@ describe('joinScopedUser', () => {
       expect(asked, String(user)).toEqual([]);
       expect(filter.joinedNumber).toBeUndefined();
     }
+  });
+});
+
+describe('unitOrderQuery', () => {
+  const orderOf = (text: string | undefined) =>
+    unitOrderQuery((name) => (name === 'order' ? text : undefined));
+
+  it('reads the orders in any letter case, the time order when absent', () => {
+    expect(orderOf(undefined)).toEqual({ ok: true, value: 'opened_at' });
+    expect(orderOf('')).toEqual({ ok: true, value: 'opened_at' });
+    expect(orderOf('amount_desc')).toEqual({ ok: true, value: 'amount_desc' });
+    expect(orderOf('AMOUNT_DESC')).toEqual({ ok: true, value: 'amount_desc' });
+    expect(orderOf('opened_at')).toEqual({ ok: true, value: 'opened_at' });
+  });
+
+  it('refuses another word naming the orders, never listing in the default order as if sorted', () => {
+    expect(orderOf('-amount')).toEqual({
+      ok: false,
+      error: {
+        code: 'BAD_QUERY',
+        message:
+          '"order" "-amount" is no order of the units: give opened_at (the default, by opening time) or amount_desc (the dearest first, per currency).',
+      },
+    });
   });
 });

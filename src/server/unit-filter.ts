@@ -13,7 +13,13 @@ import {
 import { canonicalUser, normalisePhone } from '../core/phone.js';
 import { err, ok, type Result } from '../core/result.js';
 import { PRICING_TYPES, UNIT_CATEGORIES, type PricingType, type UnitCategory } from '../core/units.js';
-import type { Granularity, LocalPeriod, UnitFilter } from '../store/store.js';
+import {
+  UNIT_ORDERS,
+  type Granularity,
+  type LocalPeriod,
+  type UnitFilter,
+  type UnitOrder,
+} from '../store/store.js';
 import type { ApiKey } from './config.js';
 import type { ErrorCode } from './errors.js';
 
@@ -256,6 +262,25 @@ export function monthQuery(
     });
   }
   return ok(text);
+}
+
+/**
+ * The `order` parameter (/v1/units, /v1/units.csv): one of UNIT_ORDERS, in any letter case (`opened_at` when
+ * absent); another value is refused naming them, never answered in the default order, which would read as
+ * sorted.
+ */
+export function unitOrderQuery(
+  query: (name: string) => string | undefined,
+): Result<UnitOrder, FilterProblem> {
+  const text = query('order');
+  if (text === undefined || text === '') return ok('opened_at');
+  const order = text.trim().toLowerCase();
+  if ((UNIT_ORDERS as readonly string[]).includes(order)) return ok(order as UnitOrder);
+  const shown = text.length > 64 ? `${text.slice(0, 61)}...` : text;
+  return err({
+    code: 'BAD_QUERY',
+    message: `"order" ${JSON.stringify(shown)} is no order of the units: give opened_at (the default, by opening time) or amount_desc (the dearest first, per currency).`,
+  });
 }
 
 /**
