@@ -550,6 +550,69 @@ function runDashboardScenario(engine: 'sqlite' | 'postgres') {
       expect(csv.slice(1).every((row) => row.split(',')[9] === 'marketing')).toBe(true);
     });
 
+    it('units: the Amount header lists the dearest first, page after page, kept in the address and the CSV; Opened lists them by time again', async () => {
+      const saoPaulo = describeWabas(TRAFFIC)[1]!;
+      const list = await keyedPage(`#/units?waba=${saoPaulo.waba}`);
+      try {
+        await list.locator('#units-table').waitFor();
+        const ids = () => list.locator('#units-table tbody tr td:nth-child(10)').allTextContents();
+        const amountHeader = list.locator('#units-table thead th', { has: list.locator('#sort-amount') });
+        await expect(amountHeader.getAttribute('aria-sort')).resolves.toBe('none');
+        await list.getByRole('button', { name: 'Amount', exact: true }).click();
+        await list.locator('#units-status').filter({ hasText: 'dearest first' }).waitFor();
+        await list.waitForFunction(() => location.hash.includes('order=amount_desc'));
+        await expect(amountHeader.getAttribute('aria-sort')).resolves.toBe('descending');
+        await expect(list.getByLabel('Order').inputValue()).resolves.toBe('amount_desc');
+        // What the API lists dearest first, page by page: the table's pages, in that order.
+        const first = await api(server, `/v1/units?waba=${saoPaulo.waba}&order=amount_desc&limit=50`);
+        const amounts = (first.units as { amount: string | null }[]).map((u) => Number(u.amount ?? -1));
+        expect(amounts[0]).toBeGreaterThan(amounts.at(-1)!);
+        expect(amounts).toEqual([...amounts].sort((a, b) => b - a));
+        await expect(ids()).resolves.toEqual(first.units.map((u: { id: string }) => u.id));
+        await list.getByRole('button', { name: 'Next page' }).click();
+        await list.locator('#units-status').filter({ hasText: 'Page 2' }).waitFor();
+        const second = await api(
+          server,
+          `/v1/units?waba=${saoPaulo.waba}&order=amount_desc&limit=50&cursor=${encodeURIComponent(first.next_cursor)}`,
+        );
+        await expect(ids()).resolves.toEqual(second.units.map((u: { id: string }) => u.id));
+        await shot(list, `${engine}-3-units-dearest-first`);
+        // The export holds the same units in the same order.
+        const [download] = await Promise.all([
+          list.waitForEvent('download'),
+          list.getByRole('button', { name: 'Export CSV' }).click(),
+        ]);
+        const rows = readFileSync((await download.path())!, 'utf8')
+          .trim()
+          .split('\r\n')
+          .slice(1);
+        expect(rows.slice(0, 100).map((row) => row.split(',')[0])).toEqual(
+          [...first.units, ...second.units].map((u: { id: string }) => u.id),
+        );
+        // A bookmark of the sorted page opens sorted.
+        await list.reload();
+        await list.locator('#units-status').filter({ hasText: 'dearest first' }).waitFor();
+        await expect(ids()).resolves.toEqual(first.units.map((u: { id: string }) => u.id));
+        // Opened lists them by opening time again.
+        await list.getByRole('button', { name: /^Opened/ }).click();
+        await list.waitForFunction(() => !location.hash.includes('order='));
+        await list.locator('#units-status').filter({ hasNotText: 'dearest' }).waitFor();
+        const byTime = await api(server, `/v1/units?waba=${saoPaulo.waba}&limit=50`);
+        await list.waitForFunction(
+          (expected) =>
+            Array.from(document.querySelectorAll('#units-table tbody tr td:nth-child(10)'))
+              .map((cell) => cell.textContent)
+              .join() === expected,
+          byTime.units.map((u: { id: string }) => u.id).join(),
+        );
+        await expect(list.locator('#units-table thead th').first().getAttribute('aria-sort')).resolves.toBe(
+          'ascending',
+        );
+      } finally {
+        await list.context().close();
+      }
+    });
+
     it('"Why was I charged?": a user picked from the units table gets a timeline with the rule text', async () => {
       await page.getByRole('button', { name: 'First page' }).click();
       await page.locator('#units-status').filter({ hasText: 'Page 1' }).waitFor();

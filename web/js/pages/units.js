@@ -1,5 +1,6 @@
-// Units: the API's filters, one page at a time (cursor pagination), and a CSV export of exactly what the
-// filters select (GET /v1/units.csv with the same query).
+// Units: the API's filters, one page at a time (cursor pagination) in the order chosen (by opening time, or
+// dearest first: `order`), and a CSV export of exactly what the filters select, in that order (GET
+// /v1/units.csv with the same query).
 
 import { getJson, request } from '../api.js';
 import {
@@ -24,7 +25,12 @@ import {
 } from '../dom.js';
 
 const TYPES = ['regular', 'free_tier', 'free_entry_point', 'free_customer_service'];
-const FILTERS = ['waba', 'business', 'user', 'category', 'type', 'market', 'from', 'to'];
+const FILTERS = ['waba', 'business', 'user', 'category', 'type', 'market', 'from', 'to', 'order'];
+/** The orders of GET /v1/units (`order`), as the "Order" box and the column headers name them. */
+const ORDERS = [
+  ['', 'Opening time'],
+  ['amount_desc', 'Amount, dearest first'],
+];
 const PAGE_SIZE = 50;
 
 export async function render(main, params, ctx) {
@@ -55,6 +61,9 @@ export async function render(main, params, ctx) {
     }),
     from: h('input', { type: 'datetime-local', name: 'from', id: 'f-from' }),
     to: h('input', { type: 'datetime-local', name: 'to', id: 'f-to' }),
+    // Not a filter: the order the units are listed in (and exported in). Amounts of different currencies are
+    // never compared: the server lists each currency's units dearest first, one currency after the other.
+    order: select('order', ORDERS, params.order),
   };
   // "Opened from / before" are read on the clock of the WABAs chosen (one WABA's, the one all the key's keep,
   // else UTC), as the Overview's days: a client's bill month is its own clock's. The address keeps instants.
@@ -70,6 +79,7 @@ export async function render(main, params, ctx) {
     market: 'Market',
     from: h('span', {}),
     to: h('span', {}),
+    order: 'Order',
   };
   function showClock() {
     labels.from.textContent = `Opened from (${clock.zone})`;
@@ -143,7 +153,7 @@ export async function render(main, params, ctx) {
     if (!isNewest()) return;
     if (page.units.length === 0 && cursors.length === 0) {
       status.textContent = '';
-      const filtered = Object.keys(query).length > 0;
+      const filtered = Object.keys(query).some((name) => name !== 'order');
       results.replaceChildren(
         h(
           'p',
@@ -155,7 +165,8 @@ export async function render(main, params, ctx) {
       );
       return;
     }
-    status.textContent = `Page ${cursors.length + 1}: ${page.units.length} unit${page.units.length === 1 ? '' : 's'}${page.next_cursor ? ', more on the next page' : ''}.`;
+    const isByAmount = query.order === 'amount_desc';
+    status.textContent = `Page ${cursors.length + 1}: ${page.units.length} unit${page.units.length === 1 ? '' : 's'}${isByAmount ? ', dearest first (each currency on its own)' : ''}${page.next_cursor ? ', more on the next page' : ''}.`;
     const next = h('button', { type: 'button', id: 'next-page', disabled: !page.next_cursor }, 'Next page');
     const previous = h(
       'button',
@@ -173,6 +184,37 @@ export async function render(main, params, ctx) {
     // One WABA chosen (or WABAs sharing one clock): its clock first, as the filters above read times; else UTC
     // first, each WABA's own clock below.
     const shared = isOwnClock(shownClock) ? shownClock.zone : null;
+    // The two headers the units can be ordered by are buttons that list them so, from the first page (the
+    // filters as typed, as "Apply filters" would); `aria-sort` says which one orders the table (its arrow is
+    // drawn by the style sheet, so the header's words stay the column's name).
+    const sortHeader = (text, order, id, className) => {
+      const isSorted = (query.order ?? '') === order;
+      const button = h(
+        'button',
+        {
+          type: 'button',
+          class: 'sort',
+          id,
+          'aria-pressed': isSorted ? 'true' : 'false',
+          title: `List the units by ${ORDERS.find(([value]) => value === order)[1].toLowerCase()}`,
+        },
+        text,
+      );
+      button.addEventListener('click', () => {
+        controls.order.value = order;
+        cursors.length = 0;
+        load(undefined);
+      });
+      return h(
+        'th',
+        {
+          scope: 'col',
+          class: className,
+          'aria-sort': isSorted ? (order === '' ? 'ascending' : 'descending') : 'none',
+        },
+        button,
+      );
+    };
     results.replaceChildren(
       h(
         'div',
@@ -180,14 +222,19 @@ export async function render(main, params, ctx) {
         table(
           null,
           [
-            shared ? `Opened (${shared}; UTC below)` : 'Opened (UTC; the WABA’s clock below)',
+            sortHeader(
+              shared ? `Opened (${shared}; UTC below)` : 'Opened (UTC; the WABA’s clock below)',
+              '',
+              'sort-opened',
+              undefined,
+            ),
             'WABA',
             'Business',
             'User',
             'Market',
             'Category',
             'Type',
-            h('th', { scope: 'col', class: 'num' }, 'Amount'),
+            sortHeader('Amount', 'amount_desc', 'sort-amount', 'num'),
             'Rule',
             'Unit',
           ],
@@ -232,7 +279,9 @@ export async function render(main, params, ctx) {
   async function showTotals(query, isNewest) {
     let answer;
     try {
-      answer = await getJson('/v1/totals', query);
+      // The totals of the filters: the order is no filter (and /v1/totals refuses a parameter it does not take).
+      const { order: _order, ...filtersOnly } = query;
+      answer = await getJson('/v1/totals', filtersOnly);
     } catch {
       // The table's own request says what failed; the line stays empty rather than wrong.
       return;
