@@ -818,7 +818,7 @@ function runDashboardScenario(engine: 'sqlite' | 'postgres') {
         mimeType: 'application/json',
         buffer: Buffer.from(JSON.stringify(exported)),
       });
-      // With the WABA picked too (sent in the body: POST /v1/reconciliation takes no query parameters).
+      // With the WABA picked too (sent in the body beside the export).
       await page.getByLabel('WABA').selectOption(unit.waba);
       await page.getByRole('button', { name: 'Compare' }).click();
       await page.locator('#reconciliation-totals, #reconciliation-result .error-box').first().waitFor();
@@ -896,6 +896,88 @@ function runDashboardScenario(engine: 'sqlite' | 'postgres') {
         await link.click();
         await recon.locator('#units-table').waitFor();
         await expect(recon.locator('#units-table').textContent()).resolves.toContain(DAY_EDGE_USER);
+      } finally {
+        await recon.context().close();
+      }
+    });
+
+    it('reconciliation: From and To choose the days compared with an uploaded export, on its WABA’s clock; off without one', async () => {
+      const saoPaulo = describeWabas(TRAFFIC)[1]!;
+      // São Paulo's October 5th (03:00Z to 03:00Z): one day's point of Meta's export.
+      const start = Date.parse('2025-10-05T03:00:00Z') / 1000;
+      const exported = {
+        pricing_analytics: {
+          data: [
+            {
+              data_points: [
+                {
+                  start,
+                  end: start + 86_400,
+                  country: 'BR',
+                  pricing_type: 'REGULAR',
+                  pricing_category: 'MARKETING',
+                  volume: 3,
+                  cost: 0.1,
+                },
+              ],
+            },
+          ],
+        },
+        id: saoPaulo.waba,
+      };
+      const recon = await keyedPage(`#/reconciliation?waba=${saoPaulo.waba}`);
+      try {
+        await recon.locator('#reconciliation-summary').waitFor();
+        const from = recon.getByLabel('From, first day (America/Sao_Paulo)');
+        const to = recon.getByLabel('To, last day included (America/Sao_Paulo)');
+        // Without an export every stored message is compared: there are no days to choose.
+        await expect(from.isDisabled()).resolves.toBe(true);
+        await expect(recon.locator('#period-note').textContent()).resolves.toContain(
+          'upload one to choose them',
+        );
+        await recon.locator('#f-analytics').setInputFiles({
+          name: 'meta.json',
+          mimeType: 'application/json',
+          buffer: Buffer.from(JSON.stringify(exported)),
+        });
+        await expect(from.isEnabled()).resolves.toBe(true);
+        await from.fill('2025-10-01');
+        await to.fill('2025-10-15');
+        await recon.getByRole('button', { name: 'Compare' }).click();
+        const period = recon.locator('#reconciliation-period');
+        await period.filter({ hasText: '2025-10-15' }).waitFor();
+        await expect(period.textContent()).resolves.toContain(
+          `for WABA ${saoPaulo.waba} compared over 2025-10-01 – 2025-10-15 (America/Sao_Paulo)`,
+        );
+        await recon.waitForFunction(() => location.hash.includes('from=2025-10-01&to=2025-10-15'));
+        // What the page says is what the API answers for those days.
+        const answer = await api(server, '/v1/reconciliation?from=2025-10-01&to=2025-10-15', {
+          method: 'POST',
+          body: JSON.stringify({ analytics: exported, waba: saoPaulo.waba }),
+          headers: { 'Content-Type': 'application/json' },
+        });
+        expect(answer.analytics.period).toMatchObject({
+          from: '2025-10-01',
+          to: '2025-10-15',
+          basis: 'requested',
+        });
+        const { messages, unverifiable, category_from_webhook: fromWebhook } = answer.checked;
+        await expect(recon.locator('#reconciliation-summary').textContent()).resolves.toContain(
+          `Checked ${(messages - unverifiable - fromWebhook).toLocaleString('en-US')} of ${messages.toLocaleString('en-US')} delivered messages of 2025-10-01 to 2025-10-15 (the days chosen)`,
+        );
+        const wholeMonth = await api(server, '/v1/reconciliation', {
+          method: 'POST',
+          body: JSON.stringify({ analytics: exported, waba: saoPaulo.waba }),
+          headers: { 'Content-Type': 'application/json' },
+        });
+        expect(messages).toBeLessThan(wholeMonth.checked.messages);
+        await shot(recon, `${engine}-6-reconciliation-days`);
+        // Emptied: the export's whole month again.
+        await from.fill('');
+        await to.fill('');
+        await recon.getByRole('button', { name: 'Compare' }).click();
+        await period.filter({ hasText: '2025-10-31' }).waitFor();
+        await expect(period.textContent()).resolves.toContain('compared over 2025-10-01 – 2025-10-31');
       } finally {
         await recon.context().close();
       }

@@ -695,6 +695,75 @@ describe("dashboard API: a reconciliation's counts are of the period compared", 
   });
 });
 
+describe('dashboard API: the days a reconciliation compares with an export (from, to)', () => {
+  beforeEach(async () => {
+    service = await createDashboardService();
+  });
+  afterEach(async () => {
+    await service.close();
+  });
+
+  it('compares the days asked, as `wameter reconcile --from/--to`, and counts the messages of those days', async () => {
+    await service.postEvents([
+      ...conversationLines('W1', 'PN1', '919876543210', 'a'),
+      ...templateSent('2025-07-20T10:00:00Z', 'wamid.late-july'),
+    ]);
+    const exported = { ...marketingExport(5, 0.5), id: 'W1' };
+    const month = await json(await post('/v1/reconciliation', { analytics: exported }, KEY_W1));
+    expect(month.analytics.period).toMatchObject({
+      from: '2025-07-01',
+      to: '2025-07-31',
+      basis: 'export_months',
+    });
+    const asked = await post(
+      '/v1/reconciliation?from=2025-07-01&to=2025-07-15',
+      { analytics: exported },
+      KEY_W1,
+    );
+    expect(asked.status).toBe(200);
+    const firstHalf = await json(asked);
+    expect(firstHalf.analytics.period).toMatchObject({
+      from: '2025-07-01',
+      to: '2025-07-15',
+      basis: 'requested',
+    });
+    // The message of the 20th is outside the days asked: not counted as checked.
+    expect(firstHalf.checked.messages).toBe(month.checked.messages - 1);
+    expect(firstHalf.checked.messages).toBeGreaterThan(0);
+  });
+
+  it('refuses a value that is no day, a period that ends before it starts, and a period without an export', async () => {
+    await service.postEvents(conversationLines('W1', 'PN1', '919876543210', 'a'));
+    const exported = { ...marketingExport(5, 0.5), id: 'W1' };
+    const refusal = async (response: Response) => {
+      expect(response.status).toBe(400);
+      return (await json(response)).error as { code: string; message: string };
+    };
+    await expect(
+      refusal(await post('/v1/reconciliation?from=2025-7-1', { analytics: exported }, KEY_W1)),
+    ).resolves.toEqual({
+      code: 'BAD_QUERY',
+      message: expect.stringContaining(
+        '"from" "2025-7-1" is not a day: write YYYY-MM-DD, a day on the clock of the WABA the export describes.',
+      ) as unknown,
+    });
+    await expect(
+      refusal(await post('/v1/reconciliation?to=2025-06-30', { analytics: exported }, KEY_W1)),
+    ).resolves.toMatchObject({
+      code: 'BAD_QUERY',
+      message: expect.stringContaining('ends (2025-06-30) before it starts') as unknown,
+    });
+    for (const path of ['/v1/reconciliation?from=2025-07-01', '/v1/reconciliation?waba=W1&to=2025-07-31']) {
+      await expect(refusal(await service.get(path, KEY_W1))).resolves.toEqual({
+        code: 'BAD_QUERY',
+        message: expect.stringContaining(
+          '"from" and "to" choose the days compared with Meta\'s analytics export: upload one',
+        ) as unknown,
+      });
+    }
+  });
+});
+
 describe('dashboard API: what one estimate or reconciliation request may ask', () => {
   beforeEach(async () => {
     service = await createDashboardService();

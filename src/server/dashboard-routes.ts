@@ -24,7 +24,7 @@ import {
   type RecipientList,
 } from '../use-cases/estimate.js';
 import { whyNothingWasChecked } from '../use-cases/reconcile.js';
-import type { Difference } from '../core/reconcile.js';
+import { isCalendarDate, type Difference } from '../core/reconcile.js';
 import type { TemplateCategory } from '../core/events.js';
 import {
   StoreInputError,
@@ -880,7 +880,37 @@ export function registerDashboardRoutes(app: Hono<Env>, deps: DashboardDeps): vo
 
   // --- reconciliation (contract §7) --------------------------------------------------------------------------
 
+  /**
+   * `from` and `to` of GET and POST /v1/reconciliation: the first and last local day (YYYY-MM-DD, on the
+   * export's WABA's clock) compared with an uploaded export, as `wameter reconcile --from/--to` (by default the
+   * export's whole months). Without an export there is no period to choose — every stored message of the key's
+   * WABAs is compared — so they are refused rather than ignored, which would read as a comparison of those days.
+   */
+  function reconciliationPeriodOf(c: Context<Env>, hasExport: boolean): { from?: string; to?: string } {
+    const period: { from?: string; to?: string } = {};
+    for (const name of ['from', 'to'] as const) {
+      const day = c.req.query(name);
+      if (day === undefined || day === '') continue;
+      if (!isCalendarDate(day)) {
+        const shown = day.length > 64 ? `${day.slice(0, 61)}...` : day;
+        throw new DashboardQueryError(
+          'BAD_QUERY',
+          `"${name}" ${JSON.stringify(shown)} is not a day: write YYYY-MM-DD, a day on the clock of the WABA the export describes.`,
+        );
+      }
+      period[name] = day;
+    }
+    if (!hasExport && (period.from !== undefined || period.to !== undefined)) {
+      throw new DashboardQueryError(
+        'BAD_QUERY',
+        '"from" and "to" choose the days compared with Meta\'s analytics export: upload one (POST /v1/reconciliation with {"analytics": …}), or leave them out — without an export every stored message is compared with Meta\'s status webhooks, whatever its day.',
+      );
+    }
+    return period;
+  }
+
   async function reconcileFor(c: Context<Env>, apiKey: ApiKey, analytics?: { ref: number; waba?: string }) {
+    const period = reconciliationPeriodOf(c, analytics !== undefined);
     let waba = c.req.query('waba') || analytics?.waba;
     if (waba && !mayAccess(apiKey, waba)) {
       throw new DashboardQueryError(
@@ -919,6 +949,7 @@ export function registerDashboardRoutes(app: Hono<Env>, deps: DashboardDeps): vo
     const finished = await rating.reconcile(apiKey.name, {
       scope: visible.length > 0 ? await portfolioOf(visible) : [],
       ...(analytics ? { analyticsRef: analytics.ref, ...(waba ? { analyticsWaba: waba } : {}) } : {}),
+      ...(period.from !== undefined || period.to !== undefined ? { period } : {}),
       countedWabas: visible,
     });
     if (!finished.ok)

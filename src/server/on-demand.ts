@@ -19,7 +19,7 @@ import {
 } from '../use-cases/estimate.js';
 import { findingsOfStory, storyScopeOf } from '../use-cases/explain-findings.js';
 import type { RatingSetup } from '../use-cases/load-rating-setup.js';
-import { ReconcileSession, type ReconcileError } from '../use-cases/reconcile.js';
+import { ReconcileSession, type ReconcileError, type RequestedPeriod } from '../use-cases/reconcile.js';
 import type { Store } from '../store/store.js';
 import type { PricingSetup } from './live-rater.js';
 import { readReconciliationBody, type ReconciliationBodyRefusal } from './reconcile-body.js';
@@ -35,6 +35,10 @@ export interface ReconcileJob {
    */
   analyticsRef?: number;
   analyticsWaba?: string;
+  /**
+   * With an export: the local days compared with it (`wameter reconcile --from/--to`), else its whole months.
+   */
+  period?: RequestedPeriod;
   /** The WABAs whose messages count as compared (the caller's own). */
   countedWabas: readonly string[];
 }
@@ -163,7 +167,12 @@ export async function reconcileStored(
     (job.analyticsRef === undefined ? undefined : (exports ?? new KeptExports()).take(job.analyticsRef));
   const session = new ReconcileSession(ratingSetupOf(pricing));
   for (const event of await store.listEvents(job.scope)) session.add(event);
-  return session.finish(analytics, job.analyticsWaba, {}, job.countedWabas) satisfies ReconcileAnswer;
+  return session.finish(
+    analytics,
+    job.analyticsWaba,
+    job.period ?? {},
+    job.countedWabas,
+  ) satisfies ReconcileAnswer;
 }
 
 export async function estimateStored(

@@ -93,6 +93,11 @@ const unitOrderParameter = {
     'cursor continues the order it was returned with only: one of another order is 400 BAD_QUERY naming both.',
 };
 
+/** `from` / `to` of /v1/reconciliation: a local day (its description is each route's). */
+function reconciliationDayParameter(name: 'from' | 'to') {
+  return { name, in: 'query', schema: { type: 'string', format: 'date' } };
+}
+
 /** A route without parameters refuses any query parameter all the same (an unknown one is never ignored). */
 const noParameterError = {
   '400': errorResponse('BAD_QUERY: a query parameter is given (the route takes none), named in the message.'),
@@ -1695,11 +1700,34 @@ export const openApiDocument = {
       get: {
         summary:
           "Differences between wameter's verdicts and Meta's status webhooks (contract §7), with `nothing_checked`: null, or why nothing could be compared",
-        parameters: [{ name: 'waba', in: 'query', schema: { type: 'string' } }],
+        parameters: [
+          { name: 'waba', in: 'query', schema: { type: 'string' } },
+          {
+            ...reconciliationDayParameter('from'),
+            description:
+              'Only with an export (POST): without one every stored message is compared, and from or to is 400 BAD_QUERY saying so.',
+          },
+          {
+            ...reconciliationDayParameter('to'),
+            description: 'Only with an export (POST), as from.',
+          },
+        ],
         responses: { '200': json({ $ref: '#/components/schemas/Reconciliation' }), ...authErrors },
       },
       post: {
         summary: 'The same, also compared with an uploaded Meta analytics export ({analytics, waba?})',
+        parameters: [
+          {
+            ...reconciliationDayParameter('from'),
+            description:
+              "The first day compared with the export (YYYY-MM-DD, on the clock of the WABA it describes), as `wameter reconcile --from`; default: the first day of its first data point's month (of its first half hour's day for a HALF_HOUR export). A value that is no day, or a period cutting one of Meta's data points (a mid-month day for a MONTHLY export), is 400 BAD_QUERY.",
+          },
+          {
+            ...reconciliationDayParameter('to'),
+            description:
+              "The last day compared, included (as `--to`); default: the last day of the export's last month (day).",
+          },
+        ],
         requestBody: {
           required: true,
           content: {

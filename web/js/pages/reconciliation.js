@@ -1,8 +1,10 @@
 // Reconciliation (contract §7): where wameter's verdict per message differs from Meta's status webhooks,
-// and — with an uploaded analytics export — where day × country × category totals differ, with causes.
+// and — with an uploaded analytics export — where day × country × category totals differ, with causes, over
+// the days chosen (From, To: days on the export's WABA's clock; by default the export's whole months).
 
-import { getJson, postJson } from '../api.js';
+import { getJson, request } from '../api.js';
 import {
+  clockOf,
   count,
   errorBox,
   field,
@@ -38,12 +40,49 @@ export async function render(main, params, ctx) {
     name: 'analytics',
     accept: '.json,application/json',
   });
+  // The days compared with an export, as `wameter reconcile --from/--to`: days of the clock of the WABA the
+  // export describes (its bill's days, as the Overview's From and To), sent as they are (YYYY-MM-DD). Without
+  // an export every stored message is compared, whatever its day: they are then off, and not sent.
+  const isDay = (text) => /^\d{4}-\d{2}-\d{2}$/.test(text ?? '');
+  const fromInput = h('input', {
+    type: 'date',
+    name: 'from',
+    id: 'f-from',
+    value: isDay(params.from) ? params.from : '',
+  });
+  const toInput = h('input', {
+    type: 'date',
+    name: 'to',
+    id: 'f-to',
+    value: isDay(params.to) ? params.to : '',
+  });
+  const fromLabel = h('span', {});
+  const toLabel = h('span', {});
+  const periodNote = h('p', { class: 'muted', id: 'period-note', 'aria-live': 'polite' });
+  function showPeriod() {
+    const hasExport = Boolean(file.files && file.files[0]);
+    // The chosen WABA's clock (or the one all the key's WABAs keep); else the export's WABA's, named by it.
+    const clock = clockOf(accounts, waba.value);
+    const zone = clock.zones.length === 1 ? clock.zone : 'the export’s WABA’s clock';
+    fromLabel.textContent = `From, first day (${zone})`;
+    toLabel.textContent = `To, last day included (${zone})`;
+    fromInput.disabled = !hasExport;
+    toInput.disabled = !hasExport;
+    periodNote.textContent = hasExport
+      ? 'From and To choose the days compared with the export (left empty: the whole months its data points fall in). Ask Meta for the same days.'
+      : 'From and To choose the days compared with a Meta analytics export: upload one to choose them. Without one, every stored message is compared with Meta’s status webhooks, whatever its day.';
+  }
+  showPeriod();
+  file.addEventListener('change', showPeriod);
+  waba.addEventListener('change', showPeriod);
   const result = h('div', { id: 'reconciliation-result', 'aria-live': 'polite' });
   const form = h(
     'form',
     { class: 'card row', 'aria-label': 'Reconciliation options' },
     field('WABA', waba),
     field('Meta analytics export (optional JSON)', file),
+    field(fromLabel, fromInput),
+    field(toLabel, toInput),
     h('button', { type: 'submit', id: 'run-reconciliation' }, 'Compare'),
   );
   main.append(
@@ -53,6 +92,7 @@ export async function render(main, params, ctx) {
       'Each business message’s verdict (pricing model, category, type, conversation) is compared with what Meta’s status webhooks said. Upload a conversation_analytics or pricing_analytics answer to compare totals per day, country and category too.',
     ),
     form,
+    periodNote,
     wabaNotShown(params.waba, accounts) ?? '',
     result,
   );
@@ -60,7 +100,10 @@ export async function render(main, params, ctx) {
   const beginRun = newestOnly();
   async function run() {
     const isNewest = beginRun();
-    ctx.remember('reconciliation', { waba: waba.value });
+    const period = {};
+    if (fromInput.value) period.from = fromInput.value;
+    if (toInput.value) period.to = toInput.value;
+    ctx.remember('reconciliation', { waba: waba.value, ...period });
     result.replaceChildren(loading('Comparing with Meta…'));
     try {
       let data;
@@ -73,11 +116,13 @@ export async function render(main, params, ctx) {
             message: `${file.files[0].name} is not JSON (${error.message}). Save Meta's Graph API answer as it came.`,
           };
         }
-        // POST /v1/reconciliation takes no query parameters: the WABA goes in the body beside the export.
-        data = await postJson('/v1/reconciliation', {
-          analytics,
-          ...(waba.value ? { waba: waba.value } : {}),
+        // The WABA goes in the body beside the export; the days compared in the query, as GET's filters.
+        const answer = await request('/v1/reconciliation', {
+          method: 'POST',
+          query: period,
+          json: { analytics, ...(waba.value ? { waba: waba.value } : {}) },
         });
+        data = await answer.json();
       } else {
         data = await getJson('/v1/reconciliation', { waba: waba.value });
       }
@@ -102,7 +147,7 @@ function renderReconciliation(data, accounts) {
     h(
       'p',
       { id: 'reconciliation-summary' },
-      `Checked ${int(data.checked.messages - data.checked.unverifiable - (data.checked.category_from_webhook ?? 0))} of ${int(data.checked.messages)} delivered messages${data.analytics ? ` of ${data.analytics.period.from} to ${data.analytics.period.to} (the export’s days)` : ''} (${int(data.checked.unverifiable)} without Meta pricing to compare${data.checked.category_from_webhook ? `, ${int(data.checked.category_from_webhook)} rated from Meta’s own category, with no send log line` : ''}) and ${int(data.checked.buckets)} analytics buckets: `,
+      `Checked ${int(data.checked.messages - data.checked.unverifiable - (data.checked.category_from_webhook ?? 0))} of ${int(data.checked.messages)} delivered messages${data.analytics ? ` of ${data.analytics.period.from} to ${data.analytics.period.to} (${data.analytics.period.basis === 'requested' ? 'the days chosen' : 'the export’s days'})` : ''} (${int(data.checked.unverifiable)} without Meta pricing to compare${data.checked.category_from_webhook ? `, ${int(data.checked.category_from_webhook)} rated from Meta’s own category, with no send log line` : ''}) and ${int(data.checked.buckets)} analytics buckets: `,
       h(
         'strong',
         {},
@@ -275,7 +320,7 @@ export function pageNote(note) {
   const words = (note ?? '')
     .replace(
       ' (choose the period with --from/--to)',
-      ' (the period compared is the export’s, shown above the totals: ask Meta for all of it)',
+      ' (choose the days compared with From and To above, and ask Meta for the same days)',
     )
     .replace(/run `wameter explain --user …`/g, 'open the user’s “Why was I charged?” page (the user’s link)')
     .replace(/ of `wameter rate`/g, ' on the “Rate cards & findings” page')
