@@ -166,9 +166,9 @@ export type UnitPosition =
  * SQL (both engines): a unit's place among its currency's units in `amount_desc` order, ascending — its amount
  * negated, and for a unit without an amount the largest 64-bit integer, after every priced one. One key
  * ascending, so that a page's cursor is a plain row comparison, `(currency, AMOUNT_DESC_KEY_SQL, opened_at_ms,
- * id, waba) > (…)`, which both engines answer with one seek of units_amount (units_waba_amount within a WABA)
- * — a descending amount beside ascending columns made it an OR the planners could only scan from the start:
- * a page deep in 100,000 units took PostgreSQL 60–230 ms. Units' amounts are safe integers, so the negation
+ * id, waba) > (…)`, which PostgreSQL answers with one seek of units_amount (units_waba_amount within a WABA),
+ * SQLite with up to three (its unitPage) — a descending amount beside ascending columns made it an OR the
+ * planners could only scan from the start: a page deep in 100,000 units took PostgreSQL 60–230 ms. Units' amounts are safe integers, so the negation
  * cannot overflow. Spelt exactly as the indexes' expression, which the planners match by its text.
  */
 export const AMOUNT_DESC_KEY_SQL = 'coalesce(-amount_micros, 9223372036854775807)';
