@@ -61,9 +61,10 @@ export async function render(main, params, ctx) {
   const periodNote = h('p', { class: 'muted', id: 'period-note', 'aria-live': 'polite' });
   function showPeriod() {
     const hasExport = Boolean(file.files && file.files[0]);
-    // The chosen WABA's clock (or the one all the key's WABAs keep); else the export's WABA's, named by it.
+    // The chosen WABA's clock (or the one all the key's WABAs keep); else the one of the WABA the export names
+    // (not said "WABA" here: the label would then be the WABA box's too, for a reader finding it by its name).
     const clock = clockOf(accounts, waba.value);
-    const zone = clock.zones.length === 1 ? clock.zone : 'the export’s WABA’s clock';
+    const zone = clock.zones.length === 1 ? clock.zone : 'the clock of the export’s account';
     fromLabel.textContent = `From, first day (${zone})`;
     toLabel.textContent = `To, last day included (${zone})`;
     fromInput.disabled = !hasExport;
