@@ -103,15 +103,20 @@ stops the log, not the service: said once on stderr.`,
         return;
       }
       // From here on every line is one of the service's JSON log lines (stdout): why it could not start or
-      // stopped other than by a signal is logged there, not repeated on stderr in plain words.
+      // stopped other than by a signal is logged there, not repeated on stderr in plain words — unless the log
+      // is silent: then stderr says it, as before the log existed (a failed start must never be wordless).
+      const isLogSilent = config.value.logLevel === 'silent';
       let stop: ServiceStop;
       try {
         // A signal received while wameter loaded stops the start as one received now (main.ts).
         stop = await runUntilSignalled(config.value, { takeHeldSignal: releaseHeldSignals });
-      } catch {
+      } catch (error) {
+        if (isLogSilent) io.writeError(`wameter serve: cannot start: ${(error as Error).message}\n`);
         io.exitCode = EXIT.USAGE;
         return;
       }
+      if (isLogSilent && stop.code !== 'SIGNALLED')
+        io.writeError(`wameter serve: stopped: ${stop.message}\n`);
       io.exitCode = stop.exitCode;
       // The store's connections are still open, waiting on a database that does not answer: they would
       // keep the process alive until it does.
