@@ -263,6 +263,60 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
       });
     });
 
+    describe('where the events last changed (readEventChanges: a start skips the portfolios rated since)', () => {
+      it('marks the WABA of each event stored or merged, past every earlier mark; a copy that adds nothing marks none', async () => {
+        const store = await fresh();
+        expect(await store.readEventChanges()).toEqual({ seq: 0, byWaba: new Map(), unnamedSeq: 0 });
+        await store.ingestEvents([input(inbound('wamid.i1', 'W1'))]);
+        const first = await store.readEventChanges();
+        expect(first.seq).toBeGreaterThan(0);
+        expect(first.byWaba).toEqual(new Map([['W1', first.seq]]));
+        await store.ingestWebhook(raw('{"w2":1}'), [input(outbound('wamid.o1', 'W2'))]);
+        const second = await store.readEventChanges();
+        expect(second.byWaba.get('W1')).toBe(first.seq);
+        expect(second.byWaba.get('W2')).toBeGreaterThan(first.seq);
+        expect(second.seq).toBe(second.byWaba.get('W2'));
+        // The same event again adds nothing: nothing rated from it changes.
+        await store.ingestEvents([input(inbound('wamid.i1', 'W1'))]);
+        expect((await store.readEventChanges()).byWaba).toEqual(second.byWaba);
+        // An earlier copy rewrites the stored event (the earliest instant is kept): its WABA is marked again.
+        const merged = await store.ingestEvents([input({ ...inbound('wamid.i1', 'W1'), atMs: T0 - MINUTE })]);
+        expect(merged.merged).toHaveLength(1);
+        const third = await store.readEventChanges();
+        expect(third.byWaba.get('W1')).toBeGreaterThan(second.seq);
+        expect(third.byWaba.get('W2')).toBe(second.byWaba.get('W2'));
+        expect(third.unnamedSeq).toBe(0);
+      });
+
+      it('marks what may move a status naming no WABA: the status, a message of its id or a tie of its number in any WABA', async () => {
+        const store = await fresh();
+        await store.ingestEvents([input(orphanStatus('wamid.s1', 'PN7'))]);
+        const stored = await store.readEventChanges();
+        expect(stored.unnamedSeq).toBe(stored.seq);
+        expect(stored.byWaba).toEqual(new Map());
+        // Another WABA's message of another id, tying another number: no status naming no WABA can move.
+        await store.ingestEvents([input(inbound('wamid.other', 'W5'))]);
+        const unrelated = await store.readEventChanges();
+        expect(unrelated.unnamedSeq).toBe(stored.seq);
+        expect(unrelated.byWaba.get('W5')).toBeGreaterThan(stored.seq);
+        // Its message stored in a WABA: the status may join it there, and leave the listing it was placed in.
+        await store.ingestEvents([input(outbound('wamid.s1', 'W6'))]);
+        const joined = await store.readEventChanges();
+        expect(joined.unnamedSeq).toBe(joined.seq);
+        expect(joined.unnamedSeq).toBeGreaterThan(unrelated.seq);
+        // A WABA tying the number a status names (a status whose message is stored nowhere is placed by it).
+        await store.ingestEvents([input(orphanStatus('wamid.s2', 'PN8'))]);
+        const before = await store.readEventChanges();
+        await store.ingestEvents([input({ ...inbound('wamid.tie', 'W7'), business: 'PN8' })]);
+        const tied = await store.readEventChanges();
+        expect(tied.unnamedSeq).toBeGreaterThan(before.seq);
+        expect(tied.byWaba.get('W7')).toBe(tied.unnamedSeq);
+        // The same number given by a writer that ties none (a limited key) moves nothing.
+        await store.ingestEvents([untrusted({ ...inbound('wamid.untied', 'W8'), business: 'PN8' })]);
+        expect((await store.readEventChanges()).unnamedSeq).toBe(tied.unnamedSeq);
+      });
+    });
+
     describe('events', () => {
       it('stores a key once, within one batch and across batches', async () => {
         const store = await fresh();
@@ -2085,6 +2139,23 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
         expect('totalsByWaba' in plain! || 'accountsDigest' in plain! || 'rateCardsDigest' in plain!).toBe(
           false,
         );
+      });
+
+      it('keeps the event change mark a live rating read and the digest of its setup', async () => {
+        const store = await fresh();
+        const live: RatingRecord = {
+          ...rating('r1', ['W1'], T0),
+          eventsSeq: 9_007_199_254,
+          setupDigest: '0a1b2c3d4e5f6a7b',
+        };
+        await store.replaceRating(live, EMPTY);
+        expect(await store.listRatings(1)).toStrictEqual([live]);
+        expect(await store.listRatings(1, ['W1'], { isWithoutChanges: true })).toStrictEqual([live]);
+        expect(await store.getRating('r1')).toStrictEqual(live);
+        // A rating that read no mark (a re-rate, an older version's) keeps none.
+        await store.replaceRating(rating('r2', ['W1'], T0 + 1), EMPTY);
+        const [plain] = await store.listRatings(1);
+        expect('eventsSeq' in plain! || 'setupDigest' in plain!).toBe(false);
       });
 
       it('gives back findings, a rating’s changes and totals, and tier positions with their keys in one order', async () => {

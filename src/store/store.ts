@@ -520,6 +520,19 @@ export interface RatingRecord {
    */
   engineDigest?: string;
   /**
+   * What else the rating priced with (`ratingSetupDigest`, src/use-cases/rating-setup-digest.ts: the reported
+   * rules setting and the time zone data of the runtime), as a digest (migration 17 of SQLite, 19 of
+   * PostgreSQL; `undefined` in records written before it).
+   */
+  setupDigest?: string;
+  /**
+   * The store's event change counter (`EventChanges.seq`) read before the rating listed its events: every
+   * event stored or rewritten since has a higher mark (migration 17 of SQLite, 19 of PostgreSQL). Only live
+   * ratings keep it; `undefined` otherwise. A start re-rates no portfolio whose last rating is provably
+   * current (docs/decisions.md, "A start skips the portfolios whose stored rating is current").
+   */
+  eventsSeq?: number;
+  /**
    * For a re-rate: what changed in total (counts, totals old and new, the period) — without the changed units
    * themselves, which are `changedUnits`.
    */
@@ -530,6 +543,23 @@ export interface RatingRecord {
    * units. Never set by `listRatings`.
    */
   changedUnits?: readonly unknown[];
+}
+
+/**
+ * Where the events of a store last changed, kept by the database itself (triggers on `events`, migration 17 of
+ * SQLite, 19 of PostgreSQL) in the transaction that writes them, so that no crash between storing an event and
+ * rating it loses the mark. Every insert or rewrite (a merged duplicate) of an event advances `seq` and marks
+ * its WABA with it; a change that may move a status naming no WABA from one portfolio's listing to another's
+ * (such a status itself, or a message or business-number tie of another WABA that may join or place one) marks
+ * `unnamedSeq` instead of naming every WABA it could touch.
+ */
+export interface EventChanges {
+  /** The counter: the mark of the last change committed (0 before any). Commit order is mark order. */
+  seq: number;
+  /** WABA → the mark of the last change to one of its events. A WABA never changed since is absent. */
+  byWaba: ReadonlyMap<string, number>;
+  /** The mark of the last change that may move a status naming no WABA between listings (0: none). */
+  unnamedSeq: number;
 }
 
 /**
@@ -670,6 +700,11 @@ export interface Store {
    * statuses, timed out (60 s) counting them, where 0.25 s sufficed once analysed. SQLite: `PRAGMA optimize`.
    */
   refreshStatistics(): Promise<void>;
+  /**
+   * Where the stored events last changed (`EventChanges`): a start compares it with each portfolio's last
+   * rating (`RatingRecord.eventsSeq`) to tell whether anything the rating read has changed since.
+   */
+  readEventChanges(): Promise<EventChanges>;
 
   /** Replaces, in one transaction, the current units, pending messages and findings of `rating.wabas`. */
   replaceRating(

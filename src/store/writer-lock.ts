@@ -284,6 +284,7 @@ class StoreHoldingWriterLock implements Store {
   countUnattributedStatuses: Store['countUnattributedStatuses'] = (...args) =>
     this.store.countUnattributedStatuses(...args);
   refreshStatistics: Store['refreshStatistics'] = () => this.store.refreshStatistics();
+  readEventChanges: Store['readEventChanges'] = () => this.store.readEventChanges();
   replaceRating: Store['replaceRating'] = async (...args) => {
     this.checkHeld();
     return this.store.replaceRating(...args);

@@ -382,6 +382,7 @@ describe('PostgreSQL specifics', () => {
       { version: 17 },
       { version: 18 },
       { version: 19 },
+      { version: 20 },
     ]);
     await Promise.all(stores.map((store) => store.close()));
   });
@@ -503,6 +504,7 @@ describe('PostgreSQL specifics', () => {
       { version: 17 },
       { version: 18 },
       { version: 19 },
+      { version: 20 },
     ]);
     await store.close();
   });
@@ -611,7 +613,8 @@ describe('PostgreSQL specifics', () => {
     await before.close();
     // Back to what version 6 stored: no business column (its index goes with it), nor is_trusted.
     await admin!.query(
-      `ALTER TABLE ${schema}.events DROP COLUMN tied_user, DROP COLUMN business, DROP COLUMN is_trusted;
+      `DROP TRIGGER events_changed ON ${schema}.events;
+       ALTER TABLE ${schema}.events DROP COLUMN tied_user, DROP COLUMN business, DROP COLUMN is_trusted;
        DROP INDEX ${schema}.events_unnamed_status;
        ALTER TABLE ${schema}.ratings DROP COLUMN engine_digest;
        ALTER TABLE ${schema}.ratings DROP COLUMN rate_cards_digest;
@@ -645,7 +648,8 @@ describe('PostgreSQL specifics', () => {
     await before.close();
     // Back to what version 7 stored: no is_trusted column.
     await admin!.query(
-      `ALTER TABLE ${schema}.events DROP COLUMN is_trusted, DROP COLUMN tied_user;
+      `DROP TRIGGER events_changed ON ${schema}.events;
+       ALTER TABLE ${schema}.events DROP COLUMN is_trusted, DROP COLUMN tied_user;
        DROP INDEX ${schema}.events_unnamed_status;
        ALTER TABLE ${schema}.ratings DROP COLUMN engine_digest;
        ALTER TABLE ${schema}.ratings DROP COLUMN rate_cards_digest;
@@ -921,7 +925,8 @@ describe('PostgreSQL opened read-only (commands that only read: estimate, rerate
     const schema = freshSchema();
     await (await openPostgresStore(DATABASE_URL, { schema })).close();
     await admin!.query(
-      `ALTER TABLE ${schema}.ratings DROP COLUMN totals_by_waba, DROP COLUMN accounts_digest;
+      `DROP TRIGGER events_changed ON ${schema}.events;
+       ALTER TABLE ${schema}.ratings DROP COLUMN totals_by_waba, DROP COLUMN accounts_digest;
        ALTER TABLE ${schema}.events DROP COLUMN tied_user, DROP COLUMN business, DROP COLUMN is_trusted;
        DROP INDEX ${schema}.events_unnamed_status;
        ALTER TABLE ${schema}.ratings DROP COLUMN engine_digest;
@@ -930,7 +935,7 @@ describe('PostgreSQL opened read-only (commands that only read: estimate, rerate
     );
     await expect(openPostgresStore(DATABASE_URL, { schema, isReadOnly: true })).rejects.toMatchObject({
       code: 'STORE_NEEDS_MIGRATION',
-      message: `the wameter store in the schema "${schema}" of ${database} is older than this wameter (schema migration 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19 not applied yet), and a read-only open does not migrate it`,
+      message: `the wameter store in the schema "${schema}" of ${database} is older than this wameter (schema migration 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20 not applied yet), and a read-only open does not migrate it`,
     });
     const { rows } = await admin!.query(`SELECT max(version) AS newest FROM ${schema}.schema_migrations`);
     expect(rows).toEqual([{ newest: 5 }]);

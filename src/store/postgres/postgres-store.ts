@@ -77,6 +77,7 @@ import {
   type RawWebhookInput,
   ForeignStoreError,
   ReadOnlyOpenError,
+  type EventChanges,
   type Store,
   StoreTimeoutError,
   type StoredRawWebhook,
@@ -107,7 +108,7 @@ type Row = Record<string, unknown>;
 /** Every column of `ratings` but `changes` (NULL in its place), for `listRatings(…, {isWithoutChanges})`. */
 const RATING_COLUMNS_WITHOUT_CHANGES =
   'id, rated_at_ms, reason, wabas, as_of_rules, rate_cards, totals, NULL AS changes, totals_by_waba, ' +
-  'accounts_digest, rate_cards_digest, engine_digest';
+  'accounts_digest, rate_cards_digest, engine_digest, setup_digest, events_seq';
 /** What the SQL helpers below need of a pool, a pooled client, or a client bound to a deadline. */
 interface Queryable {
   query(text: string, values?: unknown[]): Promise<pg.QueryResult>;
@@ -203,6 +204,50 @@ interface Migration {
   name: string;
   sql: string;
 }
+
+/**
+ * Migration 20's trigger functions. At its commit, each event row a transaction inserted or rewrote takes the
+ * transaction's mark (the clock advanced once, by its first row), as does its WABA (its old one too, for a
+ * rewrite) — and '' when the row may move a status naming no WABA between listings (store.ts, `EventChanges`):
+ * it is one, or it is a message of a message id such a status reports on (which may join it:
+ * `messageJoinsStatusSql`), or it ties a business number such a status names (its placement:
+ * `statusPlacementSql`). A status stored after its message marks '' itself. A mark already given is not
+ * written again (no new row version for each of a transaction's thousands of rows).
+ */
+const EVENT_CHANGE_FUNCTIONS_SQL = `
+  CREATE OR REPLACE FUNCTION wameter_mark_event_change(row_waba text, row_message_id text, row_business text, mark bigint)
+    RETURNS void LANGUAGE plpgsql SET search_path FROM CURRENT AS $f$
+  BEGIN
+    INSERT INTO event_changes AS c (waba, seq) VALUES (coalesce(row_waba, ''), mark)
+      ON CONFLICT (waba) DO UPDATE SET seq = excluded.seq WHERE c.seq <> excluded.seq;
+    IF row_waba IS NOT NULL AND (
+         (row_message_id IS NOT NULL
+          AND EXISTS (SELECT 1 FROM events u WHERE u.message_id = row_message_id
+                                              AND u.waba IS NULL))
+         OR (row_business IS NOT NULL
+             AND EXISTS (SELECT 1 FROM events u WHERE (u.payload->>'business') = row_business
+                                                 AND u.waba IS NULL AND u.kind = 'status'))) THEN
+      INSERT INTO event_changes AS c (waba, seq) VALUES ('', mark)
+        ON CONFLICT (waba) DO UPDATE SET seq = excluded.seq WHERE c.seq <> excluded.seq;
+    END IF;
+  END $f$;
+  CREATE OR REPLACE FUNCTION wameter_event_changed() RETURNS trigger
+    LANGUAGE plpgsql SET search_path FROM CURRENT AS $f$
+  DECLARE
+    mark bigint;
+    taken_by bigint;
+  BEGIN
+    SELECT seq, tx INTO mark, taken_by FROM event_clock WHERE id FOR UPDATE;
+    IF taken_by IS DISTINCT FROM txid_current() THEN
+      mark := mark + 1;
+      UPDATE event_clock SET seq = mark, tx = txid_current() WHERE id;
+    END IF;
+    PERFORM wameter_mark_event_change(NEW.waba, NEW.message_id, NEW.business, mark);
+    IF TG_OP = 'UPDATE' THEN
+      PERFORM wameter_mark_event_change(OLD.waba, OLD.message_id, OLD.business, mark);
+    END IF;
+    RETURN NULL;
+  END $f$;`;
 
 /** Numbered, append-only: a released migration is never edited, a change is a new number. */
 const MIGRATIONS: readonly Migration[] = [
@@ -549,6 +594,41 @@ const MIGRATIONS: readonly Migration[] = [
         (currency COLLATE "C", (coalesce(-amount_micros, 9223372036854775807)), opened_at_ms, id, waba);
       CREATE INDEX IF NOT EXISTS units_waba_amount ON units
         (waba, currency COLLATE "C", (coalesce(-amount_micros, 9223372036854775807)), opened_at_ms, id);
+    `,
+  },
+  {
+    version: 20,
+    name: 'the events keep a mark of where they last changed, and ratings the mark they read',
+    // A start re-rated every portfolio, even when nothing had changed since its stored rating (tens of seconds
+    // on a large store). The database marks every insert or rewrite of an event itself, in the transaction
+    // that writes it (a crash between storing and rating loses nothing), so that a start can tell a current
+    // rating from a stale one (EventChanges, docs/decisions.md). The marks are written when the transaction
+    // commits (a deferred trigger): the clock's row lock, taken then and held to the commit, puts those commits
+    // in a line, so that a mark read is never passed by one committed later with a smaller mark (a sequence's
+    // values are taken in another order than their transactions commit), and a writer waiting for it holds
+    // no lock another one waits for (taken at the first write, it deadlocked two writers merging one event).
+    // '' marks a change that may move a status naming no WABA between listings: such a status, and a message
+    // or tie of a WABA that one may join or be placed by. The functions keep the store's schema as their
+    // search_path, so that a session of another search_path writing its events (an operator's) finds them.
+    // A later migration that rewrites events and then alters the table (pending trigger events forbid it, in
+    // the one transaction of the migrations) says `SET CONSTRAINTS events_changed IMMEDIATE` first.
+    sql: `
+      CREATE TABLE IF NOT EXISTS event_clock (
+        id  boolean PRIMARY KEY DEFAULT true CHECK (id), -- the one row
+        seq bigint  NOT NULL,                            -- the mark of the last change to an event
+        tx  bigint                                       -- the transaction that took it
+      );
+      INSERT INTO event_clock (id, seq) VALUES (true, 0) ON CONFLICT (id) DO NOTHING;
+      CREATE TABLE IF NOT EXISTS event_changes (
+        waba text   PRIMARY KEY, -- '': a change that may move a status naming no WABA
+        seq  bigint NOT NULL     -- the mark of its last change
+      );
+      ${EVENT_CHANGE_FUNCTIONS_SQL}
+      DROP TRIGGER IF EXISTS events_changed ON events;
+      CREATE CONSTRAINT TRIGGER events_changed AFTER INSERT OR UPDATE ON events
+        DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION wameter_event_changed();
+      ALTER TABLE ratings ADD COLUMN IF NOT EXISTS events_seq bigint; -- the mark read before its events, or NULL
+      ALTER TABLE ratings ADD COLUMN IF NOT EXISTS setup_digest text; -- or NULL (older ratings)
     `,
   },
 ];
@@ -971,6 +1051,27 @@ class PostgresStore implements Store {
   async refreshStatistics(): Promise<void> {
     // A sample of the table (30,000 rows by default): a fraction of a second, whatever its size.
     await this.withClient((client) => client.query('ANALYZE events'), this.ratingBound());
+  }
+
+  async readEventChanges(): Promise<EventChanges> {
+    // One statement: the marks and the clock of the same snapshot.
+    const { rows } = await this.withClient(
+      (client) =>
+        client.query(
+          `SELECT waba, seq FROM event_changes
+           UNION ALL SELECT NULL, seq FROM event_clock WHERE id`,
+        ),
+      this.ratingBound(),
+    );
+    let seq = 0;
+    let unnamedSeq = 0;
+    const byWaba = new Map<string, number>();
+    for (const row of rows as { waba: string | null; seq: string }[]) {
+      if (row.waba === null) seq = Number(row.seq);
+      else if (row.waba === '') unnamedSeq = Number(row.seq);
+      else byWaba.set(row.waba, Number(row.seq));
+    }
+    return { seq, byWaba, unnamedSeq };
   }
 
   async countUnattributedStatuses(): Promise<number> {
@@ -1855,8 +1956,8 @@ function mergeCopiesInOrder(
 async function insertRating(client: Queryable, rating: RatingRecord): Promise<void> {
   await client.query(
     `INSERT INTO ratings (id, rated_at_ms, reason, wabas, as_of_rules, rate_cards, totals, changes,
-       totals_by_waba, accounts_digest, rate_cards_digest, engine_digest)
-     VALUES ($1, $2, $3, $4::jsonb, $5, $6::jsonb, $7::json, $8::json, $9::json, $10, $11, $12)`,
+       totals_by_waba, accounts_digest, rate_cards_digest, engine_digest, setup_digest, events_seq)
+     VALUES ($1, $2, $3, $4::jsonb, $5, $6::jsonb, $7::json, $8::json, $9::json, $10, $11, $12, $13, $14)`,
     [
       rating.id,
       rating.ratedAtMs,
@@ -1870,6 +1971,8 @@ async function insertRating(client: Queryable, rating: RatingRecord): Promise<vo
       rating.accountsDigest ?? null,
       rating.rateCardsDigest ?? null,
       rating.engineDigest ?? null,
+      rating.setupDigest ?? null,
+      rating.eventsSeq ?? null,
     ],
   );
   const changes = rating.changedUnits ?? [];
@@ -1898,6 +2001,8 @@ function ratingFromRow(row: Row): RatingRecord {
   if (row.accounts_digest !== null) rating.accountsDigest = String(row.accounts_digest);
   if (row.rate_cards_digest !== null) rating.rateCardsDigest = String(row.rate_cards_digest);
   if (row.engine_digest !== null) rating.engineDigest = String(row.engine_digest);
+  if (row.setup_digest !== null) rating.setupDigest = String(row.setup_digest);
+  if (row.events_seq !== null) rating.eventsSeq = Number(row.events_seq);
   return rating;
 }
 

@@ -27,6 +27,11 @@ import { ONE_INBOUND, listingOf } from '../../../test/support/store-events.js';
 import { billableUnit } from '../../../test/support/units.js';
 import { makeUnwritable } from '../../../test/support/unwritable.js';
 
+/** What migration 17 adds, taken away again: a store as an older version left it (the tests below go back further). */
+const BEFORE_EVENT_MARKS =
+  'DROP TRIGGER events_changed_on_insert; DROP TRIGGER events_changed_on_update; DROP TABLE event_changes;' +
+  'DROP TABLE event_clock; ALTER TABLE ratings DROP COLUMN events_seq; ALTER TABLE ratings DROP COLUMN setup_digest;';
+
 runStoreContract('SQLite (:memory:)', () => openSqliteStore(':memory:'));
 // On a file too: some paths exist only there (an export reads through a connection of its own).
 const contractDir = mkdtempSync(join(tmpdir(), 'wameter-sqlite-contract-'));
@@ -66,6 +71,10 @@ describe('SQLite on disk', () => {
         { version: 15, name: 'the rating history is read newest first through an index' },
         { version: 16, name: 'business numbers keep the display number the webhooks give them' },
         { version: 17, name: 'units are read dearest first through an index' },
+        {
+          version: 18,
+          name: 'the events keep a mark of where they last changed, and ratings the mark they read',
+        },
       ]);
     } finally {
       db.close();
@@ -79,7 +88,8 @@ describe('SQLite on disk', () => {
     // Back to what version 1 left.
     const old = new Database(path);
     old.exec(
-      'CREATE INDEX events_message ON events (message_id); ALTER TABLE units DROP COLUMN is_category_from_webhook;' +
+      BEFORE_EVENT_MARKS +
+        'CREATE INDEX events_message ON events (message_id); ALTER TABLE units DROP COLUMN is_category_from_webhook;' +
         'ALTER TABLE ratings DROP COLUMN totals_by_waba; ALTER TABLE ratings DROP COLUMN accounts_digest;' +
         'DROP INDEX events_business_user; ALTER TABLE events DROP COLUMN tied_user;' +
         'DROP INDEX events_business; ALTER TABLE events DROP COLUMN business;' +
@@ -95,7 +105,7 @@ describe('SQLite on disk', () => {
         "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'events'",
       );
       expect(indexes.pluck().all()).not.toContain('events_message');
-      expect(db.prepare('SELECT max(version) FROM schema_migrations').pluck().get()).toBe(17);
+      expect(db.prepare('SELECT max(version) FROM schema_migrations').pluck().get()).toBe(18);
       // The store's own query for orphan statuses looks their message up through the primary key, and the
       // WABA that owns their business number with a seek of events_business.
       await listingOf(store, ['W1']);
@@ -171,7 +181,8 @@ describe('SQLite on disk', () => {
     // Back to what version 6 stored: no business column, nor is_trusted.
     const old = new Database(path);
     old.exec(
-      'DROP INDEX events_business_user; ALTER TABLE events DROP COLUMN tied_user;' +
+      BEFORE_EVENT_MARKS +
+        'DROP INDEX events_business_user; ALTER TABLE events DROP COLUMN tied_user;' +
         'DROP INDEX events_business; ALTER TABLE events DROP COLUMN business;' +
         'ALTER TABLE events DROP COLUMN is_trusted; DROP INDEX events_unnamed_status;' +
         'ALTER TABLE ratings DROP COLUMN engine_digest; ALTER TABLE ratings DROP COLUMN rate_cards_digest; DELETE FROM schema_migrations WHERE version >= 7',
@@ -201,7 +212,9 @@ describe('SQLite on disk', () => {
     await before.close();
     // As version 15 left it: no business_numbers.
     const old = new Database(path);
-    old.exec('DROP TABLE business_numbers; DELETE FROM schema_migrations WHERE version >= 16');
+    old.exec(
+      `${BEFORE_EVENT_MARKS} DROP TABLE business_numbers; DELETE FROM schema_migrations WHERE version >= 16`,
+    );
     old.close();
     const store = await openSqliteStore(path);
     try {
@@ -216,7 +229,9 @@ describe('SQLite on disk', () => {
     await (await openSqliteStore(path)).close();
     // As version 12 stored re-rates: the changed units inside `changes`; and a live rating, with none.
     const old = new Database(path);
-    old.exec('DROP TABLE rating_changes; DELETE FROM schema_migrations WHERE version >= 13');
+    old.exec(
+      `${BEFORE_EVENT_MARKS} DROP TABLE rating_changes; DELETE FROM schema_migrations WHERE version >= 13`,
+    );
     const insert = old.prepare(
       `INSERT INTO ratings (id, rated_at_ms, reason, wabas, as_of_rules, rate_cards, totals, changes)
        VALUES (?, ?, ?, '["W1"]', NULL, '[]', '{}', ?)`,
@@ -240,7 +255,8 @@ describe('SQLite on disk', () => {
     // Back to what version 7 stored: no is_trusted column.
     const old = new Database(path);
     old.exec(
-      'DROP INDEX events_business_user; ALTER TABLE events DROP COLUMN tied_user;' +
+      BEFORE_EVENT_MARKS +
+        'DROP INDEX events_business_user; ALTER TABLE events DROP COLUMN tied_user;' +
         'ALTER TABLE events DROP COLUMN is_trusted; DROP INDEX events_unnamed_status;' +
         'ALTER TABLE ratings DROP COLUMN engine_digest; ALTER TABLE ratings DROP COLUMN rate_cards_digest; DELETE FROM schema_migrations WHERE version >= 8',
     );
@@ -264,7 +280,8 @@ describe('SQLite on disk', () => {
     await (await openSqliteStore(path)).close();
     const old = new Database(path);
     old.exec(
-      'DROP INDEX events_business_user; ALTER TABLE events DROP COLUMN tied_user;' +
+      BEFORE_EVENT_MARKS +
+        'DROP INDEX events_business_user; ALTER TABLE events DROP COLUMN tied_user;' +
         'DROP INDEX events_unnamed_status; ALTER TABLE ratings DROP COLUMN engine_digest; ALTER TABLE ratings DROP COLUMN rate_cards_digest;' +
         'DELETE FROM schema_migrations WHERE version >= 9',
     );
@@ -610,7 +627,8 @@ describe('SQLite opened read-only (commands that only read: estimate, rerate --d
     await (await openSqliteStore(path)).close();
     const old = new Database(path);
     old.exec(
-      'ALTER TABLE ratings DROP COLUMN totals_by_waba; ALTER TABLE ratings DROP COLUMN accounts_digest;' +
+      BEFORE_EVENT_MARKS +
+        'ALTER TABLE ratings DROP COLUMN totals_by_waba; ALTER TABLE ratings DROP COLUMN accounts_digest;' +
         'DROP INDEX events_business_user; ALTER TABLE events DROP COLUMN tied_user;' +
         'DROP INDEX events_business; ALTER TABLE events DROP COLUMN business;' +
         'ALTER TABLE events DROP COLUMN is_trusted; DROP INDEX events_unnamed_status;' +
@@ -619,7 +637,7 @@ describe('SQLite opened read-only (commands that only read: estimate, rerate --d
     old.close();
     await expect(readOnly(path)).rejects.toMatchObject({
       code: 'STORE_NEEDS_MIGRATION',
-      message: `the wameter store in ${path} is older than this wameter (schema migration 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17 not applied yet), and a read-only open does not migrate it`,
+      message: `the wameter store in ${path} is older than this wameter (schema migration 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18 not applied yet), and a read-only open does not migrate it`,
     });
     const after = new Database(path, { readonly: true });
     expect(after.prepare('SELECT max(version) FROM schema_migrations').pluck().get()).toBe(5);

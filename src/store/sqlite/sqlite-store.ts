@@ -78,6 +78,7 @@ import {
   type RawWebhookInput,
   ForeignStoreError,
   ReadOnlyOpenError,
+  type EventChanges,
   type Store,
   type StoredRawWebhook,
   type UnitFilter,
@@ -108,7 +109,7 @@ type Row = Record<string, unknown>;
 /** Every column of `ratings` but `changes` (NULL in its place), for `listRatings(…, {isWithoutChanges})`. */
 const RATING_COLUMNS_WITHOUT_CHANGES =
   'id, rated_at_ms, reason, wabas, as_of_rules, rate_cards, totals, NULL AS changes, totals_by_waba, ' +
-  'accounts_digest, rate_cards_digest, engine_digest';
+  'accounts_digest, rate_cards_digest, engine_digest, setup_digest, events_seq';
 
 interface Migration {
   version: number;
@@ -468,7 +469,59 @@ const MIGRATIONS: readonly Migration[] = [
         ON units (waba, currency, coalesce(-amount_micros, 9223372036854775807), opened_at_ms, id);
     `,
   },
+  {
+    version: 18,
+    name: 'the events keep a mark of where they last changed, and ratings the mark they read',
+    // A start re-rated every portfolio, even when nothing had changed since its stored rating (tens of seconds
+    // on a large store). The database marks every insert or rewrite of an event itself, in the transaction
+    // that writes it (a crash between storing and rating loses nothing), so that a start can tell a current
+    // rating from a stale one (EventChanges, docs/decisions.md). '' marks a change that may move a status naming
+    // no WABA between listings: such a status, and a message or tie of a WABA that one may join or be placed by.
+    sql: `
+      CREATE TABLE IF NOT EXISTS event_clock (
+        id  INTEGER PRIMARY KEY CHECK (id = 1), -- the one row
+        seq INTEGER NOT NULL                    -- the mark of the last change to an event
+      ) STRICT;
+      INSERT OR IGNORE INTO event_clock (id, seq) VALUES (1, 0);
+      CREATE TABLE IF NOT EXISTS event_changes (
+        waba TEXT    PRIMARY KEY, -- '': a change that may move a status naming no WABA
+        seq  INTEGER NOT NULL     -- the mark of its last change
+      ) STRICT, WITHOUT ROWID;
+      ${eventChangeTriggerSql('INSERT')}
+      ${eventChangeTriggerSql('UPDATE')}
+      ALTER TABLE ratings ADD COLUMN events_seq INTEGER;  -- the mark the rating read before its events, or NULL
+      ALTER TABLE ratings ADD COLUMN setup_digest TEXT;   -- or NULL (older ratings)
+    `,
+  },
 ];
+
+/**
+ * Migration 18's trigger on `event` (INSERT or UPDATE) of `events`: the clock advances a row at a time, and the
+ * row's WABA (its old one too, for a rewrite) takes the new mark, and so does '' when the row may move a status
+ * naming no WABA between listings (store.ts, `EventChanges`): it is one, or it is a message of a message id
+ * such a status reports on (which may join it: `messageJoinsStatusSql`), or it ties a business number such a
+ * status names (its placement: `statusPlacementSql`). A status stored after its message marks '' itself.
+ */
+function eventChangeTriggerSql(event: 'INSERT' | 'UPDATE'): string {
+  const rows = event === 'INSERT' ? ['NEW'] : ['NEW', 'OLD'];
+  // A row naming no WABA has marked '' already (its own WABA's mark).
+  const mayMoveUnnamed = (row: string) => `(${row}.waba IS NOT NULL AND (
+      (${row}.message_id IS NOT NULL
+          AND EXISTS (SELECT 1 FROM events u WHERE u.message_id = ${row}.message_id AND u.waba IS NULL))
+      OR (${row}.business IS NOT NULL
+          AND EXISTS (SELECT 1 FROM events u
+                      WHERE json_extract(u.payload, '$.business') = ${row}.business || ''
+                        AND u.waba IS NULL AND u.kind = 'status'))))`;
+  const mark = (waba: string, condition = 'TRUE') => `
+      INSERT INTO event_changes (waba, seq) SELECT ${waba}, seq FROM event_clock WHERE id = 1 AND ${condition}
+        ON CONFLICT (waba) DO UPDATE SET seq = excluded.seq;`;
+  return `CREATE TRIGGER IF NOT EXISTS events_changed_on_${event.toLowerCase()} AFTER ${event} ON events
+    BEGIN
+      UPDATE event_clock SET seq = seq + 1 WHERE id = 1;
+      ${rows.map((row) => mark(`coalesce(${row}.waba, '')`)).join('')}
+      ${mark("''", rows.map(mayMoveUnnamed).join(' OR '))}
+    END;`;
+}
 
 /**
  * SQL: the business number of a status `s` naming no WABA (`events.business` is only ever a tie, never such a
@@ -1230,6 +1283,27 @@ class SqliteStore implements Store {
     this.db.pragma('optimize');
   }
 
+  async readEventChanges(): Promise<EventChanges> {
+    // After any write in progress on this connection commits (an ingest yields between its chunks: a mark read
+    // inside it could be rolled back, and given again to other events), in one read transaction: the marks and
+    // the clock of the same moment.
+    return this.writes.run(() =>
+      this.db.transaction((): EventChanges => {
+        const seq = Number(this.statement('SELECT seq FROM event_clock WHERE id = 1').pluck().get() ?? 0);
+        const byWaba = new Map<string, number>();
+        let unnamedSeq = 0;
+        for (const [waba, mark] of this.statement('SELECT waba, seq FROM event_changes').raw().all() as [
+          string,
+          number,
+        ][]) {
+          if (waba === '') unnamedSeq = Number(mark);
+          else byWaba.set(waba, Number(mark));
+        }
+        return { seq, byWaba, unnamedSeq };
+      })(),
+    );
+  }
+
   async countUnattributedStatuses(): Promise<number> {
     // The number (an index seek), and whether a stored message joins it (joinedStatusesSql: one pass).
     return Number(
@@ -1368,8 +1442,8 @@ class SqliteStore implements Store {
   private async insertRating(rating: RatingRecord): Promise<void> {
     this.statement(
       `INSERT INTO ratings (id, rated_at_ms, reason, wabas, as_of_rules, rate_cards, totals, changes,
-         totals_by_waba, accounts_digest, rate_cards_digest, engine_digest)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+         totals_by_waba, accounts_digest, rate_cards_digest, engine_digest, setup_digest, events_seq)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     ).run(
       rating.id,
       rating.ratedAtMs,
@@ -1383,6 +1457,8 @@ class SqliteStore implements Store {
       rating.accountsDigest ?? null,
       rating.rateCardsDigest ?? null,
       rating.engineDigest ?? null,
+      rating.setupDigest ?? null,
+      rating.eventsSeq ?? null,
     );
     const insertChange = this.statement(
       'INSERT INTO rating_changes (rating_id, seq, change) VALUES (?, ?, ?)',
@@ -1943,6 +2019,8 @@ function ratingFromRow(row: Row): RatingRecord {
   if (row.accounts_digest !== null) rating.accountsDigest = String(row.accounts_digest);
   if (row.rate_cards_digest !== null) rating.rateCardsDigest = String(row.rate_cards_digest);
   if (row.engine_digest !== null) rating.engineDigest = String(row.engine_digest);
+  if (row.setup_digest !== null) rating.setupDigest = String(row.setup_digest);
+  if (row.events_seq !== null) rating.eventsSeq = Number(row.events_seq);
   return rating;
 }
 
