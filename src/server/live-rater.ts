@@ -64,6 +64,11 @@ export interface LiveRating {
    * stores' listing and the rater ever disagree): those rows are left out, never written, and said in the log.
    */
   outsideScope: string[];
+  /**
+   * The store's event change counter read before the events were listed (`EventChanges.seq`): the rating holds
+   * every event change up to it, so one with a higher mark since is one it may not have read.
+   */
+  eventsSeq: number;
   rateMs: number;
 }
 
@@ -294,6 +299,9 @@ export function createInProcessLiveRater(store: Store, pricing: PricingSetup): L
     async rate(scope) {
       const key = scopeKey(scope);
       const startedMs = performance.now();
+      // Read first: a change committed between this read and the listing has a higher mark, so it can only make
+      // the rating look older than it is (a start re-rates it), never newer.
+      const { seq: eventsSeq } = await store.readEventChanges();
       const { kept: result, outside } = keepInScope(
         rateWithPricing(pricing, await store.listEvents(scope)),
         scope,
@@ -309,6 +317,7 @@ export function createInProcessLiveRater(store: Store, pricing: PricingSetup): L
         diff: before ? diffRating(before, result) : null,
         full: before ? null : { units: result.units, pending: result.pending, findings: result.findings },
         outsideScope: outside,
+        eventsSeq,
         rateMs: performance.now() - startedMs,
       };
     },

@@ -25,6 +25,8 @@ import type { ServiceConfig } from './config.js';
 import { createMemoryLogger } from './logger.js';
 import { EXIT_WRITER_LOCK_LOST, runUntilSignalled, startServer, type RunningServer } from './main.js';
 import { createStoreHealth } from './store-health.js';
+import { eventKey, type OutboundEvent } from '../core/events.js';
+import { openSqliteStore } from '../store/sqlite/sqlite-store.js';
 import { dropSchema } from '../../test/support/pg-schema.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'wameter-main-'));
@@ -121,6 +123,136 @@ function webhookRequestHead(body: Buffer): string {
     '',
   ].join('\r\n');
 }
+
+describe('a start rates only the portfolios whose stored rating is not current (docs/decisions.md)', () => {
+  /** A template sent and delivered to a user of `waba` (its own portfolio: the accounts file names none). */
+  const sentLines = (waba: string, id: string, at = '2025-07-10T09:00:00Z') =>
+    [
+      { kind: 'outbound', at, waba, business: `PN-${waba}`, user: '919876543210', id, template: 'marketing' },
+      { kind: 'status', at, waba, business: `PN-${waba}`, user: '919876543210', id, status: 'delivered' },
+    ]
+      .map((line) => JSON.stringify(line))
+      .join('\n');
+  const postLines = async (server: RunningServer, body: string) => {
+    const response = await fetch(`${server.url}/v1/events`, {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${KEY_ALL}`, 'Content-Type': 'application/x-ndjson' },
+      body,
+    });
+    expect(response.status).toBe(200);
+  };
+  const get = async (server: RunningServer, path: string) =>
+    (await fetch(`${server.url}${path}`, { headers: { Authorization: `Bearer ${KEY_ALL}` } })).json();
+  /** The start's rating, once done, as its log line says: how many portfolios it rated and found current. */
+  const initialRating = async (logger: { lines: string[] }) => {
+    for (const deadline = Date.now() + 20_000; Date.now() < deadline;) {
+      const line = logger.lines.find((text) => text.includes('"initial rating done"'));
+      if (line !== undefined) {
+        const { portfolios_rated: rated, portfolios_current: current } = JSON.parse(line) as Record<
+          string,
+          number
+        >;
+        return { rated, current };
+      }
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    throw new Error(`no "initial rating done" line: ${logger.lines.join('\n')}`);
+  };
+  const ratingsOf = (path: string) => {
+    const db = new Database(path, { readonly: true });
+    try {
+      return db.prepare('SELECT id, wabas FROM ratings ORDER BY seq').all() as {
+        id: string;
+        wabas: string;
+      }[];
+    } finally {
+      db.close();
+    }
+  };
+
+  it('a restart with nothing new rates nothing and serves the same bill; events stored but never rated (a crash) re-rate their portfolio only', async () => {
+    const path = join(dir, 'restart-current.db');
+    const db = `sqlite:${path}`;
+    const first = await serveWithLog(db);
+    await postLines(first.server, `${sentLines('W1', 'wamid.a1')}\n${sentLines('W2', 'wamid.b1')}`);
+    const units = await get(first.server, '/v1/units');
+    const totals = await get(first.server, '/v1/totals');
+    expect((units as { units: unknown[] }).units).toHaveLength(2);
+    await first.server.close();
+    const rated = ratingsOf(path);
+
+    const restart = await serveWithLog(db);
+    expect(await initialRating(restart.logger)).toEqual({ rated: 0, current: 2 });
+    expect(await get(restart.server, '/v1/units')).toEqual(units);
+    expect(await get(restart.server, '/v1/totals')).toEqual(totals);
+    await restart.server.close();
+    expect(ratingsOf(path)).toEqual(rated);
+
+    // A crash between storing events and rating them: W2's stored, no rating of them written.
+    const crashed = await openSqliteStore(path);
+    const late: OutboundEvent = {
+      kind: 'outbound',
+      atMs: Date.parse('2025-07-11T09:00:00Z'),
+      waba: 'W2',
+      business: 'PN-W2',
+      user: '919876543211',
+      id: 'wamid.b2',
+      template: 'marketing',
+      deliveredAtMs: Date.parse('2025-07-11T09:00:01Z'),
+    };
+    await crashed.ingestEvents([{ key: eventKey(late), event: late, receivedAtMs: 0, source: 'api:admin' }]);
+    await crashed.close();
+    const recovered = await serveWithLog(db);
+    expect(await initialRating(recovered.logger)).toEqual({ rated: 1, current: 1 });
+    const after = (await get(recovered.server, '/v1/units')) as { units: { waba: string }[] };
+    expect(after.units.map((unit) => unit.waba).sort()).toEqual(['W1', 'W2', 'W2']);
+    await recovered.server.close();
+    const newRatings = ratingsOf(path).slice(rated.length);
+    expect(newRatings.map((rating) => JSON.parse(rating.wabas) as string[])).toEqual([['W2']]);
+  });
+
+  it('a restart under other accounts, an edited rate card or the other reported-rules setting re-rates', async () => {
+    const path = join(dir, 'restart-inputs.db');
+    const db = `sqlite:${path}`;
+    const cards = join(dir, 'restart-inputs-cards');
+    mkdirSync(cards);
+    const bundled = join(import.meta.dirname, '..', '..', 'data', 'rate-cards');
+    for (const name of readdirSync(bundled)) copyFileSync(join(bundled, name), join(cards, name));
+    const accountsPath = join(dir, 'restart-inputs.json');
+    const accounts = (timezone: string) =>
+      writeFileSync(
+        accountsPath,
+        JSON.stringify({ accounts: [{ waba: 'W1', timezone, currency: 'USD', portfolio: 'P' }] }),
+      );
+    accounts('Asia/Kolkata');
+    const serve = async (overrides: Partial<ServiceConfig> = {}) => {
+      const logger = createMemoryLogger();
+      const server = await startServer(
+        testConfig({ db, port: 0, host: '127.0.0.1', rateCardPaths: [cards], accountsPath, ...overrides }),
+        { logger, ratingWorkerScript: null },
+      );
+      const initial = await initialRating(logger);
+      await server.close();
+      return initial;
+    };
+    const first = await startServer(
+      testConfig({ db, port: 0, host: '127.0.0.1', rateCardPaths: [cards], accountsPath }),
+      { logger: createMemoryLogger(), ratingWorkerScript: null },
+    );
+    await postLines(first, sentLines('W1', 'wamid.a1'));
+    await first.close();
+    expect(await serve()).toEqual({ rated: 0, current: 1 });
+    accounts('America/Sao_Paulo');
+    expect(await serve()).toEqual({ rated: 1, current: 0 });
+    expect(await serve()).toEqual({ rated: 0, current: 1 });
+    const card = join(cards, 'usd-2025-10-01.csv');
+    writeFileSync(card, readFileSync(card, 'utf8').replace(/^India,\$US,([\d.]+),/m, 'India,$US,0.5000,'));
+    expect(await serve()).toEqual({ rated: 1, current: 0 });
+    expect(await serve()).toEqual({ rated: 0, current: 1 });
+    expect(await serve({ isReportedRulesEnabled: false })).toEqual({ rated: 1, current: 0 });
+    expect(await serve({ isReportedRulesEnabled: false })).toEqual({ rated: 0, current: 1 });
+  });
+});
 
 describe('graceful shutdown with keep-alive connections', () => {
   it('warns at start when the stored bill was priced with a rate card since edited under its own name', async () => {

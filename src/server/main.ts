@@ -485,9 +485,19 @@ async function startService(
   });
 
   // After the upgrade's re-rate (begun above), as at every start: a crash may have stored arrivals without
-  // rating them, so the whole bill is brought up to date. Reads wait for both.
+  // rating them, so the bill is brought up to date — every portfolio but those whose stored rating is provably
+  // current (nothing it read or priced with changed since: docs/decisions.md), which a restart would rate to
+  // the same bill. Reads wait for both.
   void upgraded
-    .then(() => rating.rateAll())
+    .then(async () => {
+      const startedMs = performance.now();
+      const { rated, current } = await rating.rateStale();
+      logger.info('initial rating done', {
+        portfolios_rated: rated,
+        portfolios_current: current,
+        ms: Math.round(performance.now() - startedMs),
+      });
+    })
     .catch((error: unknown) =>
       // Cut by a shutdown (which says so, RATING_STOPPED), not failed: the next start rates every WABA.
       closing === undefined

@@ -20,9 +20,16 @@ import { failedToJson, type FailedJson } from '../core/explain.js';
 import { findingsOfStory, storyScopeOf } from '../use-cases/explain-findings.js';
 import { accountsDigest, rateCardsDigest } from '../use-cases/load-rating-setup.js';
 import { engineDigest } from '../use-cases/engine-digest.js';
+import { ratingSetupDigest } from '../use-cases/rating-setup-digest.js';
 import { createAccountBook } from '../ingest/accounts-file.js';
 import type { RateCardText } from '../ingest/rate-card-files.js';
-import type { CurrencyTotals, RatingRecord, Store } from '../store/store.js';
+import {
+  ratingsCursor,
+  type CurrencyTotals,
+  type EventChanges,
+  type RatingRecord,
+  type Store,
+} from '../store/store.js';
 import {
   createInProcessLiveRater,
   currencyTotalsByWabaOf,
@@ -187,6 +194,12 @@ export interface RatingService {
    */
   rateAll(): Promise<void>;
   /**
+   * A start's rating: `rateAll()` for every portfolio but those whose stored rating is provably current
+   * (`isRatingCurrent`: nothing it read or priced with has changed since), which are left as stored. Resolves to
+   * how many portfolios were rated and how many were current.
+   */
+  rateStale(): Promise<{ rated: number; current: number }>;
+  /**
    * Whether the store's latest rating priced with other accounts than this service's (its `accountsDigest`:
    * time zones, currencies, portfolios, primary countries, authentication-international dates, or WABAs
    * added or removed): `rateAll()` then re-prices the stored bill under these. Said by `import` and `serve`.
@@ -326,6 +339,9 @@ const RETRY_MS = 1000;
 /** A live rating that keeps failing (retried every second) is logged again at most this often. */
 const FAILURE_LOG_MS = 60_000;
 
+/** The most ratings a start reads, newest first, to find each portfolio's last one (`rateStale`). */
+const CURRENT_SEARCH_RATINGS = 10_000;
+
 /** Ratings read for their digests and totals: a re-rate's changes (tens of MB) left unread. */
 const WITHOUT_CHANGES = { isWithoutChanges: true } as const;
 
@@ -422,6 +438,7 @@ export function createRatingService(deps: RatingServiceDeps): RatingService {
   const pricingAccountsDigest = accountsDigest(pricing.accounts);
   const pricingCardsDigest = rateCardsDigest(pricing.cards);
   const ratingCodeDigest = engineDigest();
+  const setupDigest = ratingSetupDigest(pricing.isReportedRulesEnabled ?? true);
   /**
    * WABA → the re-rate under another era or other cards that wrote its stored bill last (BILL_RERATED), until
    * a live rating writes it again. Kept as the ratings are written (every write is this service's while it
@@ -516,6 +533,8 @@ export function createRatingService(deps: RatingServiceDeps): RatingService {
       changes?: unknown;
       changedUnits?: readonly unknown[];
       totalsByWaba?: Record<string, Record<string, CurrencyTotals>>;
+      /** A live rating's: the event change counter read before it listed its events. */
+      eventsSeq?: number;
     },
   ): RatingRecord {
     return {
@@ -529,6 +548,8 @@ export function createRatingService(deps: RatingServiceDeps): RatingService {
       accountsDigest: pricingAccountsDigest,
       rateCardsDigest: extra.cards ? rateCardsDigest(extra.cards) : pricingCardsDigest,
       engineDigest: ratingCodeDigest,
+      setupDigest,
+      ...(extra.eventsSeq === undefined ? {} : { eventsSeq: extra.eventsSeq }),
       ...(extra.changes === undefined ? {} : { changes: extra.changes }),
       ...(extra.changedUnits === undefined ? {} : { changedUnits: extra.changedUnits }),
       ...(extra.totalsByWaba === undefined ? {} : { totalsByWaba: extra.totalsByWaba }),
@@ -549,7 +570,10 @@ export function createRatingService(deps: RatingServiceDeps): RatingService {
         outside: rating.outsideScope,
       });
     }
-    const record = newRecord('live', scope, rating.totals, { totalsByWaba: rating.totalsByWaba });
+    const record = newRecord('live', scope, rating.totals, {
+      totalsByWaba: rating.totalsByWaba,
+      eventsSeq: rating.eventsSeq,
+    });
     let written: number;
     try {
       // The writer lock lost, the SQLite file gone: nothing is written (a retry will find it still so).
@@ -800,6 +824,73 @@ export function createRatingService(deps: RatingServiceDeps): RatingService {
       // Arrivals meanwhile were kept, not rated (a live rating first would re-price a portfolio unreported).
       if (dirty.size > 0 && !debounceTimer && runningSinceMs === null) schedule();
     }
+  }
+
+  /**
+   * The newest rating of each of `scopes` (portfolios: no WABA in two), read newest first through the history
+   * a page at a time, at most `CURRENT_SEARCH_RATINGS` of them (a busy store adds a live rating per arrival:
+   * one search per portfolio read the whole history for each quiet one). A portfolio whose rating is further
+   * back is not found, and rated.
+   */
+  async function newestRatingsOf(scopes: readonly (readonly string[])[]): Promise<Map<number, RatingRecord>> {
+    const scopeOf = new Map<string, number>();
+    scopes.forEach((scope, index) => scope.forEach((waba) => scopeOf.set(waba, index)));
+    const newest = new Map<number, RatingRecord>();
+    let cursor: string | undefined;
+    for (let read = 0; newest.size < scopes.length && read < CURRENT_SEARCH_RATINGS;) {
+      const page = await store.listRatings(1000, undefined, {
+        ...WITHOUT_CHANGES,
+        ...(cursor ? { cursor } : {}),
+      });
+      for (const rating of page) {
+        for (const waba of rating.wabas) {
+          const index = scopeOf.get(waba);
+          if (index !== undefined && !newest.has(index)) newest.set(index, rating);
+        }
+      }
+      if (page.length < 1000) break;
+      read += page.length;
+      cursor = ratingsCursor(page.at(-1)!.id);
+    }
+    return newest;
+  }
+
+  /**
+   * Whether the stored bill of `scope` (a portfolio's stored WABAs) is what rating it now would store, provably:
+   * its newest rating (`last`, of any reason) is a live rating of exactly these WABAs, under the rules of each
+   * date, made by this rating code with these accounts, rate cards and setup (`ratingSetupDigest`), and no event
+   * it could have listed has changed since it read them (`changes`: no WABA of the scope, nor a status naming no
+   * WABA or what places one, marked after its `eventsSeq`). Anything unknown — a rating of an older version, a
+   * re-rate, a scope that grew — is not current. docs/decisions.md, "A start rates only the portfolios whose
+   * stored rating is not current".
+   */
+  function isRatingCurrent(scope: readonly string[], last: RatingRecord | undefined, changes: EventChanges) {
+    if (last?.eventsSeq === undefined || last.reason !== 'live' || last.asOfRules !== null) return false;
+    if (
+      last.engineDigest !== ratingCodeDigest ||
+      last.accountsDigest !== pricingAccountsDigest ||
+      last.rateCardsDigest !== pricingCardsDigest ||
+      last.setupDigest !== setupDigest
+    ) {
+      return false;
+    }
+    const rated = new Set(last.wabas);
+    if (rated.size !== scope.length || !scope.every((waba) => rated.has(waba))) return false;
+    if (changes.unnamedSeq > last.eventsSeq) return false;
+    return scope.every((waba) => (changes.byWaba.get(waba) ?? 0) <= last.eventsSeq!);
+  }
+
+  async function rateStale(): Promise<{ rated: number; current: number }> {
+    // The marks first: an event stored while the ratings are looked at has a higher mark than any of them.
+    const changes = await store.readEventChanges();
+    const stored = await store.listWabas();
+    const scopes = await portfolioGroups(stored, stored);
+    const newest = await newestRatingsOf(scopes);
+    const stale = scopes.filter((scope, index) => !isRatingCurrent(scope, newest.get(index), changes));
+    markDirty(stale.flat());
+    await settled();
+    if (behind.size > 0) throw new RatingFailedError([...behind].sort(), lastFailure);
+    return { rated: stale.length, current: scopes.length - stale.length };
   }
 
   async function listAllUnits(filter: { wabas: readonly string[]; fromMs?: number; toMs?: number }) {
@@ -1105,6 +1196,7 @@ export function createRatingService(deps: RatingServiceDeps): RatingService {
       await settled();
       if (behind.size > 0) throw new RatingFailedError([...behind].sort(), lastFailure);
     },
+    rateStale,
     async isStoredUnderOtherAccounts() {
       const [last] = await store.listRatings(1, undefined, WITHOUT_CHANGES);
       return last?.accountsDigest !== undefined && last.accountsDigest !== pricingAccountsDigest;
