@@ -25,8 +25,8 @@ import type { ServiceConfig } from './config.js';
 import { createMemoryLogger } from './logger.js';
 import { EXIT_WRITER_LOCK_LOST, runUntilSignalled, startServer, type RunningServer } from './main.js';
 import { createStoreHealth } from './store-health.js';
-import { eventKey, type OutboundEvent } from '../core/events.js';
-import { openSqliteStore } from '../store/sqlite/sqlite-store.js';
+import { eventKey, type OutboundEvent, type StatusEvent } from '../core/events.js';
+import { openStore } from '../store/open-store.js';
 import { dropSchema } from '../../test/support/pg-schema.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'wameter-main-'));
@@ -158,38 +158,37 @@ describe('a start rates only the portfolios whose stored rating is not current (
     }
     throw new Error(`no "initial rating done" line: ${logger.lines.join('\n')}`);
   };
-  const ratingsOf = (path: string) => {
-    const db = new Database(path, { readonly: true });
+  /** The rating history of the store at `db` (newest first), read with the server stopped. */
+  const ratingsOf = async (db: string) => {
+    const store = await openStore(db);
     try {
-      return db.prepare('SELECT id, wabas FROM ratings ORDER BY seq').all() as {
-        id: string;
-        wabas: string;
-      }[];
+      return (await store.listRatings(1000, undefined, { isWithoutChanges: true })).map(({ id, wabas }) => ({
+        id,
+        wabas,
+      }));
     } finally {
-      db.close();
+      await store.close();
     }
   };
-
-  it('a restart with nothing new rates nothing and serves the same bill; events stored but never rated (a crash) re-rate their portfolio only', async () => {
-    const path = join(dir, 'restart-current.db');
-    const db = `sqlite:${path}`;
+  /** A restart with nothing new, then one after events were stored without a rating (a crash), on `db`. */
+  const restarts = async (db: string) => {
     const first = await serveWithLog(db);
     await postLines(first.server, `${sentLines('W1', 'wamid.a1')}\n${sentLines('W2', 'wamid.b1')}`);
     const units = await get(first.server, '/v1/units');
     const totals = await get(first.server, '/v1/totals');
     expect((units as { units: unknown[] }).units).toHaveLength(2);
     await first.server.close();
-    const rated = ratingsOf(path);
+    const rated = await ratingsOf(db);
 
     const restart = await serveWithLog(db);
     expect(await initialRating(restart.logger)).toEqual({ rated: 0, current: 2 });
     expect(await get(restart.server, '/v1/units')).toEqual(units);
     expect(await get(restart.server, '/v1/totals')).toEqual(totals);
     await restart.server.close();
-    expect(ratingsOf(path)).toEqual(rated);
+    expect(await ratingsOf(db)).toEqual(rated);
 
     // A crash between storing events and rating them: W2's stored, no rating of them written.
-    const crashed = await openSqliteStore(path);
+    const crashed = await openStore(db);
     const late: OutboundEvent = {
       kind: 'outbound',
       atMs: Date.parse('2025-07-11T09:00:00Z'),
@@ -207,8 +206,34 @@ describe('a start rates only the portfolios whose stored rating is not current (
     const after = (await get(recovered.server, '/v1/units')) as { units: { waba: string }[] };
     expect(after.units.map((unit) => unit.waba).sort()).toEqual(['W1', 'W2', 'W2']);
     await recovered.server.close();
-    const newRatings = ratingsOf(path).slice(rated.length);
-    expect(newRatings.map((rating) => JSON.parse(rating.wabas) as string[])).toEqual([['W2']]);
+    const history = await ratingsOf(db);
+    expect(history.slice(1)).toEqual(rated);
+    expect(history[0]!.wabas).toEqual(['W2']);
+
+    // A status naming no WABA, stored without a rating: W1's message joins it, but which portfolio a status
+    // naming no WABA lands in is not marked — every portfolio is rated.
+    const unnamed = await openStore(db);
+    const status: StatusEvent = {
+      kind: 'status',
+      atMs: Date.parse('2025-07-10T09:05:00Z'),
+      id: 'wamid.a1',
+      status: 'read',
+    };
+    await unnamed.ingestEvents([
+      { key: eventKey(status), event: status, receivedAtMs: 0, source: 'api:admin' },
+    ]);
+    await unnamed.close();
+    const placed = await serveWithLog(db);
+    expect(await initialRating(placed.logger)).toEqual({ rated: 2, current: 0 });
+    await placed.server.close();
+  };
+
+  it('a restart with nothing new rates nothing and serves the same bill; events stored but never rated (a crash) re-rate their portfolio only, a status naming no WABA every portfolio', async () => {
+    await restarts(`sqlite:${join(dir, 'restart-current.db')}`);
+  });
+
+  it('the same on PostgreSQL', async () => {
+    await inOwnSchema('wameter_restart', (url) => restarts(url.toString()));
   });
 
   it('a restart under other accounts, an edited rate card or the other reported-rules setting re-rates', async () => {
