@@ -542,7 +542,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
   /**
    * The stored WABAs (of a number; placing the statuses naming no WABA of some message ids), for wabasNamed:
    * none when the store cannot list them — a duplicate is answered as ever (200), a failed write 503 for its
-   * own failure; a retry lists them again, and a start rates every WABA.
+   * own failure; a retry lists them again, and a start rates every portfolio whose bill is behind.
    */
   const listStoredWabasIfUp = {
     listWabas: (business?: string) => store.listWabas(business).catch((): string[] => []),

@@ -513,7 +513,7 @@ export const RATING_SLOW_WARNING_MS = 5 * 60_000;
 export interface WorkerLiveRater extends LiveRater {
   /**
    * Stops the worker now: what it was rating fails with `reason` (nothing of it was written; its portfolios'
-   * stored bill stays as it was, and a start re-rates every WABA), and no request starts it again. Says
+   * stored bill stays as it was, and the next start rates it), and no request starts it again. Says
    * whether a rating (or another request) was running in it.
    */
   abort(reason: string): boolean;
@@ -694,7 +694,7 @@ export function createWorkerLiveRater(
     const slow = setInterval(() => {
       const minutes = Math.round((nowMs() - startedMs) / 60_000);
       logger.warn(
-        `the ${role} worker has been rating for ${minutes} min: a large portfolio can take that long (each rating's debug line "rated" says how long), a worker stuck in a loop never ends${role === 'live rating' ? ' — and reads of the bill wait for the live rating' : ''}; if rating_lag_seconds keeps growing and this repeats, restart the service (it rates every WABA at start)`,
+        `the ${role} worker has been rating for ${minutes} min: a large portfolio can take that long (each rating's debug line "rated" says how long), a worker stuck in a loop never ends${role === 'live rating' ? ' — and reads of the bill wait for the live rating' : ''}; if rating_lag_seconds keeps growing and this repeats, restart the service (its start rates every portfolio whose bill is behind)`,
         {
           errorCode: 'RATING_SLOW',
           request: message.type,

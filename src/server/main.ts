@@ -51,7 +51,7 @@ export interface RunningServer {
   httpServer: Server;
   /**
    * Stops accepting, finishes in-flight requests and pending ratings (a worker's rating still running after
-   * half of `storeCloseMs` is stopped: a start re-rates every WABA), closes the store.
+   * half of `storeCloseMs` is stopped: the next start rates its portfolio), closes the store.
    */
   close(): Promise<void>;
   /**
@@ -499,7 +499,7 @@ async function startService(
       });
     })
     .catch((error: unknown) =>
-      // Cut by a shutdown (which says so, RATING_STOPPED), not failed: the next start rates every WABA.
+      // Cut by a shutdown (which says so, RATING_STOPPED), not failed: the next start rates what it left behind.
       closing === undefined
         ? logger.error('initial rating failed', errorFields(error))
         : logger.info('initial rating stopped: the service is stopping', errorFields(error)),
@@ -530,7 +530,7 @@ async function startService(
       /** Whether the store answered a ping when a rating was stopped (undefined: none was stopped). */
       let isStoreAnswering: boolean | undefined;
       if (!(await settlesWithin(ratingsClosed, storeCloseMs / 2))) {
-        const reason = `the service is stopping: the rating still running ${storeCloseMs / 2000} s after the requests were answered was stopped (a start re-rates every WABA)`;
+        const reason = `the service is stopping: the rating still running ${storeCloseMs / 2000} s after the requests were answered was stopped (the next start rates its portfolio)`;
         // Both, before either's answer is awaited: `||` would spare the second.
         const stopped = [liveRater?.abort(reason), onDemandRater?.abort(reason)].some(Boolean);
         isStoreAnswering = await settlesWithin(store.ping(), Math.max(0, deadlineMs - performance.now()));
@@ -538,7 +538,7 @@ async function startService(
           ? 'stopped in its worker thread, nothing of it written'
           : 'it is being written or rates in this thread, and is given the rest of the bound';
         logger.warn(
-          `a rating was still running ${storeCloseMs / 2000} s after the requests were answered (a large portfolio: its debug line "rated" says how long each takes): ${what}; a portfolio whose rating did not finish keeps its stored bill until the next start, which re-rates every WABA; every request answered 200 is stored`,
+          `a rating was still running ${storeCloseMs / 2000} s after the requests were answered (a large portfolio: its debug line "rated" says how long each takes): ${what}; a portfolio whose rating did not finish keeps its stored bill until the next start, which rates it; every request answered 200 is stored`,
           { errorCode: 'RATING_STOPPED' },
         );
       }
@@ -556,7 +556,7 @@ async function startService(
             ? "a rating's write was still running (the database answers)"
             : 'a write still waits for the database, which does not answer';
         logger.error(
-          `the store did not close within ${storeCloseMs / 1000} s (${notClosedReason}): exiting without it; ${isStoreAnswering === true ? 'the unfinished write is rolled back and the next start re-rates every WABA; ' : ''}every request answered 200 is stored`,
+          `the store did not close within ${storeCloseMs / 1000} s (${notClosedReason}): exiting without it; ${isStoreAnswering === true ? 'the unfinished write is rolled back and the next start rates its portfolio; ' : ''}every request answered 200 is stored`,
           { errorCode: 'STORE_NOT_CLOSED' },
         );
       }

@@ -653,7 +653,7 @@ export function createRatingService(deps: RatingServiceDeps): RatingService {
       if (isClosing && retries) {
         // Cut by the service stopping (its shutdown aborts a rating still running past its bound, and says so):
         // no failure of the store, and no retry — one would start after close() and rate against a closed
-        // store. The next start rates every WABA.
+        // store. The next start rates what is left (its events are newer than its stored rating).
         for (const waba of batch.keys()) behind.add(waba);
         logger.info('live rating stopped: the service is stopping; the next start rates what is left', {
           ...errorFields(error),

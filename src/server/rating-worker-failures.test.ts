@@ -150,7 +150,7 @@ describe('a rating that does not end', () => {
       now = 5 * 60_000;
       await vi.waitFor(() => expect(slow().length).toBeGreaterThanOrEqual(2), { timeout: 5_000 });
       expect(slow()[0]).toMatchObject({
-        msg: 'the live rating worker has been rating for 5 min: a large portfolio can take that long (each rating\'s debug line "rated" says how long), a worker stuck in a loop never ends — and reads of the bill wait for the live rating; if rating_lag_seconds keeps growing and this repeats, restart the service (it rates every WABA at start)',
+        msg: 'the live rating worker has been rating for 5 min: a large portfolio can take that long (each rating\'s debug line "rated" says how long), a worker stuck in a loop never ends — and reads of the bill wait for the live rating; if rating_lag_seconds keeps growing and this repeats, restart the service (its start rates every portfolio whose bill is behind)',
         request: 'rate',
         wabas: 2,
         minutes: 5,
@@ -213,7 +213,7 @@ describe('a shutdown while a long live rating runs in the worker', () => {
     expect(performance.now() - startedMs).toBeLessThan(1_500);
     const lines = logged(logger);
     expect(lines.find((line) => line.errorCode === 'RATING_STOPPED')?.msg).toMatch(
-      /^a rating was still running 0\.2 s after the requests were answered .*: stopped in its worker thread, nothing of it written; .*the next start, which re-rates every WABA; every request answered 200 is stored$/,
+      /^a rating was still running 0\.2 s after the requests were answered .*: stopped in its worker thread, nothing of it written; .*the next start, which rates it; every request answered 200 is stored$/,
     );
     expect(lines.some((line) => line.errorCode === 'STORE_NOT_CLOSED')).toBe(false);
     // The rating cut is said by that warning alone: no "live rating failed" nor "initial rating failed" beside.
