@@ -521,13 +521,13 @@ export interface RatingRecord {
   engineDigest?: string;
   /**
    * What else the rating priced with (`ratingSetupDigest`, src/use-cases/rating-setup-digest.ts: the reported
-   * rules setting and the time zone data of the runtime), as a digest (migration 17 of SQLite, 19 of
+   * rules setting and the time zone data of the runtime), as a digest (migration 18 of SQLite, 20 of
    * PostgreSQL; `undefined` in records written before it).
    */
   setupDigest?: string;
   /**
    * The store's event change counter (`EventChanges.seq`) read before the rating listed its events: every
-   * event stored or rewritten since has a higher mark (migration 17 of SQLite, 19 of PostgreSQL). Only live
+   * event stored or rewritten since has a higher mark (migration 18 of SQLite, 20 of PostgreSQL). Only live
    * ratings keep it; `undefined` otherwise. A start re-rates no portfolio whose last rating is provably
    * current (docs/decisions.md, "A start skips the portfolios whose stored rating is current").
    */
@@ -546,8 +546,8 @@ export interface RatingRecord {
 }
 
 /**
- * Where the events of a store last changed, kept by the database itself (triggers on `events`, migration 17 of
- * SQLite, 19 of PostgreSQL) in the transaction that writes them, so that no crash between storing an event and
+ * Where the events of a store last changed, kept by the database itself (triggers on `events`, migration 18 of
+ * SQLite, 20 of PostgreSQL) in the transaction that writes them, so that no crash between storing an event and
  * rating it loses the mark. Every insert or rewrite (a merged duplicate) of an event advances `seq` and marks
  * its WABA with it; a change that may move a status naming no WABA from one portfolio's listing to another's
  * (such a status itself, or a message or business-number tie of another WABA that may join or place one) marks

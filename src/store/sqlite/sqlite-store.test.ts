@@ -27,7 +27,7 @@ import { ONE_INBOUND, listingOf } from '../../../test/support/store-events.js';
 import { billableUnit } from '../../../test/support/units.js';
 import { makeUnwritable } from '../../../test/support/unwritable.js';
 
-/** What migration 17 adds, taken away again: a store as an older version left it (the tests below go back further). */
+/** What migration 18 adds, taken away again: a store as an older version left it (the tests below go back further). */
 const BEFORE_EVENT_MARKS =
   'DROP TRIGGER events_changed_on_insert; DROP TRIGGER events_changed_on_update; DROP TABLE event_changes;' +
   'DROP TABLE event_clock; ALTER TABLE ratings DROP COLUMN events_seq; ALTER TABLE ratings DROP COLUMN setup_digest;';
