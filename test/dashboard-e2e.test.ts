@@ -856,27 +856,7 @@ function runDashboardScenario(engine: 'sqlite' | 'postgres') {
     it('reconciliation: a day where Meta’s export differs links to wameter’s units of that day, on the WABA’s clock', async () => {
       const saoPaulo = describeWabas(TRAFFIC)[1]!;
       // São Paulo's September 30th (03:00Z to 03:00Z), when the planted authentication charge was sent.
-      const start = Date.parse('2025-09-30T03:00:00Z') / 1000;
-      const exported = {
-        pricing_analytics: {
-          data: [
-            {
-              data_points: [
-                {
-                  start,
-                  end: start + 86_400,
-                  country: 'BR',
-                  pricing_type: 'REGULAR',
-                  pricing_category: 'AUTHENTICATION',
-                  volume: 7,
-                  cost: 0.2,
-                },
-              ],
-            },
-          ],
-        },
-        id: saoPaulo.waba,
-      };
+      const exported = oneDayPricingExport(saoPaulo.waba, '2025-09-30T03:00:00Z', 'AUTHENTICATION', 7, 0.2);
       const recon = await keyedPage(`#/reconciliation?waba=${saoPaulo.waba}`);
       try {
         await recon.locator('#reconciliation-summary').waitFor();
@@ -904,27 +884,7 @@ function runDashboardScenario(engine: 'sqlite' | 'postgres') {
     it('reconciliation: From and To choose the days compared with an uploaded export, on its WABA’s clock; off without one', async () => {
       const saoPaulo = describeWabas(TRAFFIC)[1]!;
       // São Paulo's October 5th (03:00Z to 03:00Z): one day's point of Meta's export.
-      const start = Date.parse('2025-10-05T03:00:00Z') / 1000;
-      const exported = {
-        pricing_analytics: {
-          data: [
-            {
-              data_points: [
-                {
-                  start,
-                  end: start + 86_400,
-                  country: 'BR',
-                  pricing_type: 'REGULAR',
-                  pricing_category: 'MARKETING',
-                  volume: 3,
-                  cost: 0.1,
-                },
-              ],
-            },
-          ],
-        },
-        id: saoPaulo.waba,
-      };
+      const exported = oneDayPricingExport(saoPaulo.waba, '2025-10-05T03:00:00Z', 'MARKETING', 3, 0.1);
       const recon = await keyedPage(`#/reconciliation?waba=${saoPaulo.waba}`);
       try {
         await recon.locator('#reconciliation-summary').waitFor();
@@ -1751,3 +1711,16 @@ function runDashboardScenario(engine: 'sqlite' | 'postgres') {
 
 runDashboardScenario('sqlite');
 runDashboardScenario('postgres');
+
+/** Meta's pricing_analytics export of one Brazilian day from `startIso`: one data point of one category. */
+function oneDayPricingExport(waba: string, startIso: string, category: string, volume: number, cost: number) {
+  const start = Date.parse(startIso) / 1000;
+  const point = {
+    start,
+    end: start + 86_400,
+    country: 'BR',
+    pricing_type: 'REGULAR',
+    pricing_category: category,
+  };
+  return { pricing_analytics: { data: [{ data_points: [{ ...point, volume, cost }] }] }, id: waba };
+}
