@@ -48,9 +48,16 @@ import { ClientBusyError } from './fair-queue.js';
 import { parseJsonObjectBody } from './json-object-body.js';
 import { describeJson } from './reconcile-body.js';
 import { unknownBodyField } from './openapi.js';
-import { bodyBudgetResponse, bodyEncoding, readRawBody } from './read-body.js';
+import {
+  BODY_BUDGET_ERROR_CODE,
+  BODY_BUDGET_RETRY_AFTER_SECONDS,
+  bodyBudgetResponse,
+  bodyEncoding,
+  readRawBody,
+} from './read-body.js';
 import { errorFields, type Logger } from './logger.js';
 import type { Metrics } from './metrics.js';
+import { ExportDroppedError } from './on-demand.js';
 import { RatingBehindError, type PricingSetup, type RatingService } from './rating-service.js';
 import {
   findingsForReader,
@@ -188,6 +195,13 @@ export function registerDashboardRoutes(app: Hono<Env>, deps: DashboardDeps): vo
         if (error instanceof MoneyRangeError) return errorResponse(c, 'BAD_QUERY', error.message);
         if (error instanceof RatingBehindError) return ratingBehindResponse(c, error);
         if (error instanceof ClientBusyError) return clientBusyResponse(c, error);
+        // The server held more exports than it may: busy, not failing (not a store error, not logged as one).
+        if (error instanceof ExportDroppedError) {
+          const message = `The server held more reconciliation exports at once than it may: ${error.message}.`;
+          return c.json({ error: { code: BODY_BUDGET_ERROR_CODE, message } }, 503, {
+            'Retry-After': String(BODY_BUDGET_RETRY_AFTER_SECONDS),
+          });
+        }
         // Answered 503 as a store failure, as the query API's are: counted so too (docs/service.md, Metrics).
         deps.metrics?.inc('store_errors_total');
         logger.error('dashboard route failed', errorFields(error));

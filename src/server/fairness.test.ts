@@ -9,6 +9,7 @@ import {
 import type { ServiceConfig } from './config.js';
 import { registerDashboardRoutes } from './dashboard-routes.js';
 import { createInProcessLiveRater, type LiveRater } from './live-rater.js';
+import { KeptExports } from './on-demand.js';
 import { createMemoryLogger } from './logger.js';
 import { loadPricingSetup } from './pricing-setup.js';
 
@@ -104,5 +105,52 @@ describe('on-demand ratings over HTTP', () => {
     } finally {
       stop();
     }
+  });
+
+  it('a reconciliation whose export was dropped for the limits is 503 SERVER_BUSY with Retry-After, not a store error', async () => {
+    // The worker's bound on kept exports (KeptExports), met for real: two kept where one may be, so the first
+    // is dropped and its reconciliation finds it gone.
+    const kept = new KeptExports({ count: 1, bytes: 64 * 1024 * 1024 });
+    const body = new TextEncoder().encode(JSON.stringify({ analytics: { data: [{ data_points: [] }] } }));
+    kept.read(1, body);
+    kept.read(2, body);
+    service = await createTestService(
+      {},
+      {
+        liveRater: (store, pricing) => ({
+          ...createInProcessLiveRater(store, pricing),
+          reconcile: async () => {
+            kept.take(1);
+            throw new Error('unreachable: the export was dropped');
+          },
+        }),
+      },
+    );
+    const pricing = await loadPricingSetup({ accountsPath: null, rateCardPaths: [] });
+    if (!pricing.ok) throw new Error(pricing.error);
+    const clock = () => service!.clock.nowMs;
+    const logger = createMemoryLogger(clock);
+    registerDashboardRoutes(service.app, {
+      store: service.store,
+      config: { bodyLimitBytes: 1024 * 1024 } as ServiceConfig,
+      clock,
+      logger,
+      rating: service.rating,
+      pricing: pricing.value,
+      metrics: service.metrics,
+    });
+    await service.postEvents(conversationLines('W1', 'PN1', '919800000001', 'w1'));
+    const response = await service.app.request('/v1/reconciliation', {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${KEY_W1}` },
+      body: JSON.stringify({ analytics: { data: [{ data_points: [] }], id: 'W1' } }),
+    });
+    expect(response.status).toBe(503);
+    expect(response.headers.get('retry-after')).toBe('5');
+    const { error } = (await response.json()) as { error: { code: string; message: string } };
+    expect(error.code).toBe('SERVER_BUSY');
+    expect(error.message).toMatch(/dropped before its reconciliation's turn: .*send the request again/);
+    expect(service.metrics.value('store_errors_total')).toBe(0);
+    expect(logger.lines.filter((line) => line.includes('"level":"error"'))).toEqual([]);
   });
 });

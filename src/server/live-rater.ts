@@ -21,6 +21,7 @@ import { errorFields, type Logger } from './logger.js';
 import {
   wabasOfUserPortfolios,
   estimateStored,
+  ExportDroppedError,
   KeptExports,
   type AnalyticsBodyRead,
   reconcileStored,
@@ -440,16 +441,18 @@ export type WorkerReply =
  * helps) instead of as the request's own doing (400 BAD_QUERY, as app.ts answers the same error thrown in
  * the server's thread).
  */
-export type WorkerErrorKind = 'money_range';
+export type WorkerErrorKind = 'money_range' | 'export_dropped';
 
 /** The kind a worker's error is sent with (undefined: any other error, which keeps its message only). */
 export function workerErrorKindOf(error: unknown): WorkerErrorKind | undefined {
-  return error instanceof MoneyRangeError ? 'money_range' : undefined;
+  if (error instanceof MoneyRangeError) return 'money_range';
+  return error instanceof ExportDroppedError ? 'export_dropped' : undefined;
 }
 
 /** A worker's error, in the server's thread: of the class its kind names, else an Error with its message. */
 export function workerError(reply: { message: string; kind?: WorkerErrorKind }): Error {
   if (reply.kind === 'money_range') return new MoneyRangeError();
+  if (reply.kind === 'export_dropped') return new ExportDroppedError(reply.message);
   return new Error(reply.message);
 }
 

@@ -3,7 +3,8 @@
 import { describe, expect, it } from 'vitest';
 import { fixture } from '../../test/server-kit.js';
 import type { CoreEvent } from '../core/events.js';
-import { KEPT_EXPORTS_LIMITS, KeptExports, wabasOfUserPortfolios } from './on-demand.js';
+import { workerError, workerErrorKindOf } from './live-rater.js';
+import { ExportDroppedError, KEPT_EXPORTS_LIMITS, KeptExports, wabasOfUserPortfolios } from './on-demand.js';
 
 const SCOPED = 'US.88888888888888888888';
 const portfolioOf = (waba: string) => ({ W1: 'P1', W2: 'P1', W3: 'P2' })[waba] ?? waba;
@@ -102,6 +103,24 @@ describe('KeptExports (the exports of POST /v1/reconciliation bodies, kept in th
     keep(small, 2);
     expect(() => small.take(1)).toThrow(/dropped/);
     expect(small.take(2).waba).toBe('102290129340398');
+  });
+
+  it("a dropped export's error crosses from the worker to the server's thread as itself, its words kept", () => {
+    const exports = new KeptExports({ count: 1, bytes: KEPT_EXPORTS_LIMITS.bytes });
+    const body = new TextEncoder().encode(JSON.stringify({ analytics: { data: [{ data_points: [] }] } }));
+    exports.read(1, body);
+    exports.read(2, body);
+    let dropped: unknown;
+    try {
+      exports.take(1);
+    } catch (error) {
+      dropped = error;
+    }
+    expect(dropped).toBeInstanceOf(ExportDroppedError);
+    const message = (dropped as Error).message;
+    const crossed = workerError({ message, kind: workerErrorKindOf(dropped)! });
+    expect(crossed).toBeInstanceOf(ExportDroppedError);
+    expect(crossed.message).toBe(message);
   });
 
   it('a dropped or taken export frees its place: a steady stream under the bounds loses none', () => {

@@ -96,6 +96,18 @@ const EVICTED_REFS_REMEMBERED = 1_000;
  * oldest are dropped: its request fails (503, the client sends it again) rather than the worker running out
  * of memory.
  */
+/**
+ * The export a reconciliation request's body held was dropped for the limits before the worker reached it:
+ * the server was busy, not the store failing — answered 503 `SERVER_BUSY` with Retry-After, so the client sends
+ * the request again (never counted as a store error).
+ */
+export class ExportDroppedError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ExportDroppedError';
+  }
+}
+
 export class KeptExports {
   private readonly kept = new Map<number, { exported: AnalyticsExport; bytes: number }>();
   private keptBytes = 0;
@@ -126,7 +138,7 @@ export class KeptExports {
     const kept = this.kept.get(ref);
     if (kept === undefined) {
       if (this.evicted.delete(ref)) {
-        throw new Error(
+        throw new ExportDroppedError(
           `the analytics export read from this request's body was dropped before its reconciliation's turn: more than ${this.limits.count} exports, or ${this.limits.bytes / (1024 * 1024)} MiB of them, were waiting at once; send the request again`,
         );
       }
