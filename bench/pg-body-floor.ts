@@ -2,14 +2,14 @@
 // groups of 10 (the load test's connections), each group ONE statement in autocommit (no BEGIN/COMMIT round
 // trips), into a table holding only what durability and duplicate detection need (the body, its SHA-256 with
 // a unique index, the arrival). No events, no listing facts, no rating. What a body costs here is what no
-// design storing bodies in PostgreSQL can go below on this machine; table 3b's "bodies" row is the store's own
-// ingest of the same bodies. Two ways to pass a group: arrays (`unnest`) and one JSON text
+// design storing bodies in PostgreSQL can go below on this machine; table 3b's "bodies" row is the store's
+// own ingest of the same bodies. Two ways to pass a group: arrays (`unnest`) and one JSON text
 // (`json_to_recordset`).
 //
 //   npm run build && node dist/bench/pg-body-floor.js [GROUPS] [URL]
 //
-// CPU: this process's (process.cpuUsage) plus every PostgreSQL process's (utime + stime from /proc), ÷ bodies.
-// Linux only (/proc).
+// CPU: this process's (process.cpuUsage) plus every PostgreSQL process's (utime + stime from /proc), ÷
+// bodies. Linux only (/proc).
 
 import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';

@@ -103,8 +103,8 @@ stops the log, not the service: said once on stderr.`,
         return;
       }
       // From here on every line is one of the service's JSON log lines (stdout): why it could not start or
-      // stopped other than by a signal is logged there, not repeated on stderr in plain words — unless the log
-      // is silent: then stderr says it, as before the log existed (a failed start must never be wordless).
+      // stopped other than by a signal is logged there, not repeated on stderr in plain words — unless the
+      // log is silent: then stderr says it, as before the log existed (a failed start is never wordless).
       const isLogSilent = config.value.logLevel === 'silent';
       let stop: ServiceStop;
       try {

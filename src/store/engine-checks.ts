@@ -147,8 +147,8 @@ export function checkTimeZone(timeZone: string): string {
 const NUL = '\u0000';
 
 /**
- * Where a page of units ends, in the order it was listed in (`UnitOrder`): the next page starts strictly after
- * this unit. Every order ends its key with (openedAtMs, id, waba), unique, so the order is total.
+ * Where a page of units ends, in the order it was listed in (`UnitOrder`): the next page starts strictly
+ * after this unit. Every order ends its key with (openedAtMs, id, waba), unique, so the order is total.
  */
 export type UnitPosition =
   | { order: 'opened_at'; openedAtMs: number; id: string; waba: string }
@@ -163,13 +163,14 @@ export type UnitPosition =
     };
 
 /**
- * SQL (both engines): a unit's place among its currency's units in `amount_desc` order, ascending — its amount
- * negated, and for a unit without an amount the largest 64-bit integer, after every priced one. One key
- * ascending, so that a page's cursor is a plain row comparison, `(currency, AMOUNT_DESC_KEY_SQL, opened_at_ms,
- * id, waba) > (…)`, which PostgreSQL answers with one seek of units_amount (units_waba_amount within a WABA),
- * SQLite with up to three (its unitPage) — a descending amount beside ascending columns made it an OR the
- * planners could only scan from the start: a page deep in 100,000 units took PostgreSQL 60–230 ms. Units' amounts are safe integers, so the negation
- * cannot overflow. Spelt exactly as the indexes' expression, which the planners match by its text.
+ * SQL (both engines): a unit's place among its currency's units in `amount_desc` order, ascending — its
+ * amount negated, and for a unit without an amount the largest 64-bit integer, after every priced one. One
+ * key ascending, so that a page's cursor is a plain row comparison, `(currency, AMOUNT_DESC_KEY_SQL,
+ * opened_at_ms, id, waba) > (…)`, which PostgreSQL answers with one seek of units_amount (units_waba_amount
+ * within a WABA), SQLite with up to three (its unitPage) — a descending amount beside ascending columns made
+ * it an OR the planners could only scan from the start: a page deep in 100,000 units took PostgreSQL 60–230
+ * ms. Units' amounts are safe integers, so the negation cannot overflow. Spelt exactly as the indexes'
+ * expression, which the planners match by its text.
  */
 export const AMOUNT_DESC_KEY_SQL = 'coalesce(-amount_micros, 9223372036854775807)';
 
@@ -182,8 +183,8 @@ const ORDER_WORDS: Record<UnitOrder, string> = {
 /**
  * The cursor of a page of units that ends at `unit`, in `order`: `[openedAtMs, id, waba]` for `opened_at`
  * (the form earlier versions gave, so their clients' cursors still continue), `["amount_desc", currency,
- * amountMicros, openedAtMs, id, waba]` for `amount_desc`, as base64url JSON. It holds the sort key, so the next
- * page is one index seek past it, whatever was stored or deleted meanwhile.
+ * amountMicros, openedAtMs, id, waba]` for `amount_desc`, as base64url JSON. It holds the sort key, so the
+ * next page is one index seek past it, whatever was stored or deleted meanwhile.
  */
 export function encodeUnitCursor(order: UnitOrder, unit: BillableUnit): string {
   const key =
@@ -195,8 +196,8 @@ export function encodeUnitCursor(order: UnitOrder, unit: BillableUnit): string {
 
 /**
  * The unit a cursor of `order` continues after. A cursor of another order is refused naming both (its key is
- * not this order's: the page would start at a wrong place), as is one an earlier version gave, or one this API
- * never gave (BAD_CURSOR, a 400).
+ * not this order's: the page would start at a wrong place), as is one an earlier version gave, or one this
+ * API never gave (BAD_CURSOR, a 400).
  */
 export function decodeUnitCursor(cursor: string, order: UnitOrder): UnitPosition {
   const value = cursorValue(cursor);
