@@ -16,6 +16,7 @@ import {
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { createInterface } from 'node:readline';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -468,6 +469,52 @@ describe('serve writes every line as one JSON log line, on stdout (supervisors p
       await new Promise((resolve) => holder.close(resolve));
     }
   }, 60_000);
+
+  it.each([
+    [
+      'an exception thrown from a callback',
+      'setImmediate(() => { throw new Error(WORDS); })',
+      'uncaughtException',
+    ],
+    ['a rejection nothing handles', 'void Promise.reject(new Error(WORDS))', 'unhandledRejection'],
+  ])(
+    'a bug escaping every handler (%s) is one JSON error line with its stack, nothing on stderr, exit 70',
+    async (_what, plant, origin) => {
+      // A bug planted in the real service (a module Node loads first, --import), set off once it listens.
+      const planted = join(dir, `plant-${origin}.mjs`);
+      writeFileSync(
+        planted,
+        `const WORDS = 'planted bug after listening';
+         const write = process.stdout.write.bind(process.stdout);
+         let isPlanted = false;
+         process.stdout.write = (chunk, ...rest) => {
+           if (!isPlanted && String(chunk).includes('"msg":"listening"')) {
+             isPlanted = true;
+             ${plant};
+           }
+           return write(chunk, ...rest);
+         };\n`,
+      );
+      const served = spawnServe(`sqlite:${join(dir, `uncaught-${origin}.db`)}`, {
+        env: { NODE_OPTIONS: `--import ${pathToFileURL(planted).href}` },
+      });
+      expect(await served.exited).toEqual({ code: 70, signal: null });
+      const last = parseLine(served.lines.at(-1)!);
+      expect(last).toMatchObject({
+        level: 'error',
+        msg: expect.stringMatching(
+          /^uncaught .*: a bug in wameter, please report it; the service stops at once/,
+        ),
+        error: 'planted bug after listening',
+        origin,
+        errorCode: 'UNCAUGHT_EXCEPTION',
+        exitCode: 70,
+      });
+      expect(String(last.stack)).toContain('plant-');
+      expect(served.stderr()).toBe('');
+    },
+    60_000,
+  );
 });
 
 /** The processes below `pid` (its children, theirs…), read from `ps`. */

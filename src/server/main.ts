@@ -106,6 +106,9 @@ export type ServiceStop =
  */
 export const EXIT_START_FAILED = 1;
 
+/** The exit code after an uncaught exception: a bug (sysexits' EX_SOFTWARE, as the CLI's `EXIT.INTERNAL`). */
+export const EXIT_UNCAUGHT = 70;
+
 /** How long close() waits for the ratings and the store to close after the requests' grace. */
 const STORE_CLOSE_MS = 10_000;
 
@@ -728,12 +731,32 @@ export async function runUntilSignalled(
   // Every line the service writes is one of its JSON log lines: a process warning too (the WAL checkpointer's
   // stop, a dependency's deprecation), which Node would print as plain text on stderr.
   const giveWarningsBack = routeProcessWarnings(logger);
+  // A bug that escapes every handler — an exception thrown from a callback, or a rejection nothing handles
+  // (Node makes it one) — ends the process at once, as Node would: its state can no longer be trusted, and a
+  // supervisor restarts it (every request answered 200 is stored; Meta retries the others). Said as one JSON
+  // log line with the stack, not Node's plain text on stderr among the service's lines.
+  const onUncaught = (error: unknown, origin: string) => {
+    const what = origin === 'unhandledRejection' ? 'rejection nothing handled' : 'exception';
+    logger.error(
+      `uncaught ${what}: a bug in wameter, please report it; the service stops at once (every request answered 200 is stored, Meta retries the others)`,
+      {
+        ...errorFields(error),
+        ...(error instanceof Error && error.stack !== undefined ? { stack: error.stack } : {}),
+        origin,
+        errorCode: 'UNCAUGHT_EXCEPTION',
+        exitCode: EXIT_UNCAUGHT,
+      },
+    );
+    process.exit(EXIT_UNCAUGHT);
+  };
+  process.on('uncaughtException', onUncaught);
   const held = options.takeHeldSignal?.();
   if (held !== undefined) onSignal(held);
   const stopListening = () => {
     clearTimeout(boundTimer);
     process.off('SIGTERM', onSignal);
     process.off('SIGINT', onSignal);
+    process.off('uncaughtException', onUncaught);
     giveWarningsBack();
   };
   let running: RunningServer;
