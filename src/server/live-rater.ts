@@ -419,6 +419,8 @@ export type WorkerRequest =
 export type WorkerReply =
   | { type: 'ready' }
   | { type: 'failed'; message: string }
+  /** A process warning raised in the worker (a deprecation a dependency triggers): the server's thread logs it. */
+  | { type: 'warning'; name: string; message: string; code?: string; detail?: string }
   /**
    * A rating; `inParts`: its rows (`full`) came before it in `ratedPart` replies, and its own `full` holds only
    * the findings.
@@ -609,7 +611,15 @@ export function createWorkerLiveRater(
     thread.once('online', () => (limits = thread.resourceLimits));
     ready = new Promise<void>((resolve, reject) => {
       thread.on('message', (reply: WorkerReply) => {
-        if (reply.type === 'ready') resolve();
+        if (reply.type === 'warning') {
+          // In the service's log, as the server thread's own warnings are (routeProcessWarnings).
+          logger.warn(reply.message, {
+            warning: reply.name,
+            ...(reply.code === undefined ? {} : { warningCode: reply.code }),
+            ...(reply.detail === undefined ? {} : { detail: reply.detail }),
+            thread: `${role} worker`,
+          });
+        } else if (reply.type === 'ready') resolve();
         else if (reply.type === 'failed') reject(new Error(`rating worker cannot start: ${reply.message}`));
         else if (reply.type === 'ratedPart') {
           const rows = parts.get(reply.id) ?? { units: [], pending: [] };

@@ -4,6 +4,7 @@
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { eventKey, type CoreEvent } from '../core/events.js';
 import { parseEventValue } from '../ingest/parse-event.js';
@@ -234,4 +235,41 @@ describe('a shutdown while a long live rating runs in the worker', () => {
       await again.close();
     }
   }, 60_000);
+});
+
+describe("a process warning raised in a rating worker (a dependency's deprecation)", () => {
+  it("is a warn line of the service's log, with the thread it came from, not Node's plain text", async () => {
+    const built = buildRatingWorker(
+      join(import.meta.dirname, '..', '..', '.tmp', 'worker-warning-test-build'),
+    );
+    // The real worker, then a warning raised in its thread once it has loaded.
+    const script = join(dir, 'warning-worker.mjs');
+    writeFileSync(
+      script,
+      `import ${JSON.stringify(pathToFileURL(built).href)};
+process.emitWarning('planted in the worker', { code: 'WAMETER_PLANTED', detail: 'from a test' });
+`,
+    );
+    const db = join(dir, 'warning.db');
+    await (await openSqliteStore(db)).close();
+    const logger = createMemoryLogger();
+    const rater = createWorkerLiveRater(script, { ...SETUP, db: `sqlite:${db}` }, logger, {
+      role: 'on-demand rating',
+    });
+    try {
+      await expect(rater.rate(['W1'])).resolves.toBeDefined();
+      await vi.waitFor(() =>
+        expect(logged(logger).some((line) => line.msg === 'planted in the worker')).toBe(true),
+      );
+      expect(logged(logger).find((line) => line.msg === 'planted in the worker')).toMatchObject({
+        level: 'warn',
+        warning: 'Warning',
+        warningCode: 'WAMETER_PLANTED',
+        detail: 'from a test',
+        thread: 'on-demand rating worker',
+      });
+    } finally {
+      await rater.close();
+    }
+  }, 120_000);
 });

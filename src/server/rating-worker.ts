@@ -21,6 +21,18 @@ import { pricingSetupFrom } from './pricing-setup.js';
 
 async function main(port: NonNullable<typeof parentPort>, setup: WorkerSetup): Promise<void> {
   const reply = (message: WorkerReply) => port.postMessage(message);
+  // This thread's process warnings go to the server's thread, which logs them as JSON lines: Node would print
+  // them here as plain text on stderr, among the service's log lines.
+  process.removeAllListeners('warning');
+  process.on('warning', (warning: Error & { code?: unknown; detail?: unknown }) =>
+    reply({
+      type: 'warning',
+      name: warning.name,
+      message: warning.message,
+      ...(typeof warning.code === 'string' ? { code: warning.code } : {}),
+      ...(typeof warning.detail === 'string' ? { detail: warning.detail } : {}),
+    }),
+  );
   let store: Store;
   let rater: LiveRater;
   try {
