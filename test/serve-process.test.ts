@@ -229,6 +229,21 @@ describe('serve signalled while it starts (migrating a PostgreSQL schema, before
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
   };
+  /**
+   * `wameter serve` on a new `schema`, its start held in the migration by the lock `admin` takes, then sent
+   * `signal` — once it has said so.
+   */
+  const signalledWhileMigrating = async (admin: pg.Client, schema: string, signal: NodeJS.Signals) => {
+    await admin.query(`CREATE SCHEMA ${schema}`);
+    await holdMigrationLock(admin, schema);
+    const url = new URL(TEST_POSTGRES_URL);
+    url.searchParams.set('options', `-c search_path=${schema}`);
+    const served = spawnServe(url.toString());
+    await migrationWaiting(admin);
+    served.child.kill(signal);
+    await served.lineWith(`${signal} while starting`);
+    return { served, url };
+  };
 
   it.each(['SIGTERM', 'SIGINT'] as const)(
     '%s: says so at once, stops the start once its step ends, exits 0; the migration is whole, nothing listened',
@@ -237,14 +252,7 @@ describe('serve signalled while it starts (migrating a PostgreSQL schema, before
       const admin = new pg.Client({ connectionString: TEST_POSTGRES_URL });
       await admin.connect();
       try {
-        await admin.query(`CREATE SCHEMA ${schema}`);
-        await holdMigrationLock(admin, schema);
-        const url = new URL(TEST_POSTGRES_URL);
-        url.searchParams.set('options', `-c search_path=${schema}`);
-        const served = spawnServe(url.toString());
-        await migrationWaiting(admin);
-        served.child.kill(signal);
-        await served.lineWith(`${signal} while starting`);
+        const { served, url } = await signalledWhileMigrating(admin, schema, signal);
         // The step under way (the migration) ends, committed whole; the start stops after it.
         await admin.query('SELECT pg_advisory_unlock_all()');
         expect(await served.exited).toEqual({ code: 0, signal: null });
@@ -270,14 +278,7 @@ describe('serve signalled while it starts (migrating a PostgreSQL schema, before
     const admin = new pg.Client({ connectionString: TEST_POSTGRES_URL });
     await admin.connect();
     try {
-      await admin.query(`CREATE SCHEMA ${schema}`);
-      await holdMigrationLock(admin, schema);
-      const url = new URL(TEST_POSTGRES_URL);
-      url.searchParams.set('options', `-c search_path=${schema}`);
-      const served = spawnServe(url.toString());
-      await migrationWaiting(admin);
-      served.child.kill('SIGTERM');
-      await served.lineWith('SIGTERM while starting');
+      const { served } = await signalledWhileMigrating(admin, schema, 'SIGTERM');
       expect(await served.exited).toEqual({ code: 1, signal: null });
       expect(served.lines.join('\n')).not.toMatch(/"listening"/);
       expect(served.lines.at(-1)).toMatch(/"level":"error".*did not end within 10 s/);

@@ -3,7 +3,16 @@
 // requests. Each caller's promise resolves only once its group has committed, so "200 only once durable"
 // holds for every request of the group.
 
-import { StoreTimeoutError, type IngestItem, type IngestItemOutcome } from './store.js';
+import { assertSha256 } from './engine-checks.js';
+import {
+  StoreTimeoutError,
+  type BusinessNumber,
+  type EventInput,
+  type IngestItem,
+  type IngestItemOutcome,
+  type IngestOutcome,
+  type RawWebhookInput,
+} from './store.js';
 
 export interface GroupCommitOptions {
   /** Most items in one group. */
@@ -49,6 +58,29 @@ export class GroupCommitQueue {
         this.draining = this.drain();
       }
     });
+  }
+
+  /** `Store.ingestWebhook` on either engine: the body and its events, one item of the next group. */
+  async submitWebhook(
+    raw: RawWebhookInput,
+    events: EventInput[],
+  ): Promise<IngestOutcome & { rawId: number; isDuplicate: boolean }> {
+    assertSha256(raw);
+    const outcome = await this.submit({ raw, events });
+    return { ...outcome, rawId: outcome.rawId! };
+  }
+
+  /** `Store.ingestEvents` on either engine: events without a body (and the display numbers they came with). */
+  async submitEvents(
+    events: EventInput[],
+    options: { businessNumbers?: readonly BusinessNumber[] } = {},
+  ): Promise<IngestOutcome> {
+    const { inserted, duplicates, merged, relistedWabas } = await this.submit({
+      raw: null,
+      events,
+      ...(options.businessNumbers ? { businessNumbers: options.businessNumbers } : {}),
+    });
+    return { inserted, duplicates, merged, relistedWabas };
   }
 
   /** Resolves when everything submitted so far has been committed (or has failed). */

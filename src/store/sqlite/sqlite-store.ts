@@ -886,25 +886,18 @@ class SqliteStore implements Store {
     }
   }
 
-  async ingestWebhook(
+  ingestWebhook(
     raw: RawWebhookInput,
     events: EventInput[],
   ): Promise<IngestOutcome & { rawId: number; isDuplicate: boolean }> {
-    assertSha256(raw);
-    const outcome = await this.ingests.submit({ raw, events });
-    return { ...outcome, rawId: outcome.rawId! };
+    return this.ingests.submitWebhook(raw, events);
   }
 
-  async ingestEvents(
+  ingestEvents(
     events: EventInput[],
     options: { businessNumbers?: readonly BusinessNumber[] } = {},
   ): Promise<IngestOutcome> {
-    const { inserted, duplicates, merged, relistedWabas } = await this.ingests.submit({
-      raw: null,
-      events,
-      ...(options.businessNumbers ? { businessNumbers: options.businessNumbers } : {}),
-    });
-    return { inserted, duplicates, merged, relistedWabas };
+    return this.ingests.submitEvents(events, options);
   }
 
   async ingestBatch(items: readonly IngestItem[]): Promise<IngestItemOutcome[]> {
