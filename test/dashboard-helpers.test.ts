@@ -1,6 +1,7 @@
 import { pathToFileURL } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { SWITCH_REPORTED_OFF } from '../src/core/price-unit.js';
+import { UNIT_CATEGORIES as ENGINE_UNIT_CATEGORIES } from '../src/core/units.js';
 import { rateLinesAsBatch } from './server-kit.js';
 
 // The dashboard's own module (plain browser JavaScript, no DOM needed for this function).
@@ -15,8 +16,9 @@ interface DashboardHelpers {
   ): { ms: number; day: string; hour: number }[];
   addDecimals(amounts: string[]): string;
   groupThousands(decimal: string): string;
+  UNIT_CATEGORIES: readonly string[];
 }
-const { serviceWords, axisTicks, newestOnly, addDecimals, groupThousands } = (await import(
+const { serviceWords, axisTicks, newestOnly, addDecimals, groupThousands, UNIT_CATEGORIES } = (await import(
   pathToFileURL(new URL('../web/js/dom.js', import.meta.url).pathname).href
 )) as DashboardHelpers;
 
@@ -155,5 +157,11 @@ describe('the dashboard adds and shows amounts as the decimal strings they are',
     expect(groupThousands('-1000')).toBe('-1,000');
     expect(groupThousands('999.99')).toBe('999.99');
     expect(groupThousands('0')).toBe('0');
+  });
+});
+
+describe("the dashboard's copy of the engine's lists (plain JS in the browser cannot import the TypeScript)", () => {
+  it("names the units' categories as the engine does, in its order", () => {
+    expect(UNIT_CATEGORIES).toEqual(ENGINE_UNIT_CATEGORIES);
   });
 });
