@@ -32,6 +32,16 @@ let dir: string;
 let db: string;
 
 /** Stores a conversation of `waba`'s number to a user (conversationLines) and closes the store. */
+/** A second WABA's conversation (W2), beside what the test stored before, in `cli.db`. */
+async function storeW2Conversation(): Promise<void> {
+  await storeConversationAndClose(await openSqliteStore(join(dir, 'cli.db')), [
+    'W2',
+    'PN2',
+    '919812345678',
+    'wamid.w2',
+  ]);
+}
+
 async function storeConversationAndClose(
   store: Store,
   [waba, business, user, id] = ['W1', 'PN1', '919876543210', 'wamid.cli'],
@@ -81,12 +91,7 @@ describe('wameter rerate', () => {
   });
 
   it("gives each WABA's own totals beside the portfolio's (By WABA:, totals_by_waba), which add up to them", async () => {
-    await storeConversationAndClose(await openSqliteStore(join(dir, 'cli.db')), [
-      'W2',
-      'PN2',
-      '919812345678',
-      'wamid.w2',
-    ]);
+    await storeW2Conversation();
     const accounts = join(dir, 'accounts.json');
     const account = (waba: string) => ({ waba, timezone: 'UTC', currency: 'USD', portfolio: 'P1' });
     writeFileSync(accounts, JSON.stringify({ accounts: [account('W1'), account('W2')] }));
@@ -266,12 +271,7 @@ describe('wameter rerate', () => {
   });
 
   it("refuses a day given for --from/--to (it takes instants), saying the instant to write on the WABAs' clock", async () => {
-    await storeConversationAndClose(await openSqliteStore(join(dir, 'cli.db')), [
-      'W2',
-      'PN2',
-      '919812345678',
-      'wamid.w2',
-    ]);
+    await storeW2Conversation();
     const accounts = join(dir, 'accounts.json');
     writeFileSync(
       accounts,
