@@ -753,6 +753,15 @@ async function waitForRating(baseUrl: string, timeoutMs: number): Promise<number
   return null;
 }
 
+/**
+ * What a child wrote on stderr, for an error: all of it up to 1,000 characters, else its first 600 (a failed
+ * start's message comes first, its stack after) and its last 400.
+ */
+function stderrOf(written: { head: string; tail: string; length: number }): string {
+  if (written.length <= 1_000) return written.tail.trim();
+  return `${written.head.slice(0, 600).trim()} … ${written.tail.slice(-400).trim()}`;
+}
+
 async function stopChild(child: ChildProcess): Promise<void> {
   if (child.exitCode !== null || child.pid === undefined) return;
   const closed = new Promise<void>((resolveClose) => child.once('close', () => resolveClose()));
@@ -823,10 +832,12 @@ async function loadOneStore(
     { stdio: ['ignore', logFd, 'pipe'] },
   );
   if (typeof logFd === 'number') closeSync(logFd);
-  let stderr = '';
+  const stderr = { head: '', tail: '', length: 0 };
   child.stderr?.setEncoding('utf8');
   child.stderr?.on('data', (text: string) => {
-    stderr = (stderr + text).slice(-4000);
+    if (stderr.head.length < 600) stderr.head = (stderr.head + text).slice(0, 600);
+    stderr.tail = (stderr.tail + text).slice(-1_000);
+    stderr.length += text.length;
   });
   const baseUrl = `http://127.0.0.1:${port}`;
   try {
@@ -834,7 +845,7 @@ async function loadOneStore(
   } catch (error) {
     await stopChild(child);
     throw new Error(
-      `${(error as Error).message}${stderr ? `; server stderr: ${stderr.trim().slice(-600)}` : ''}`,
+      `${(error as Error).message}${stderr.length > 0 ? `; server stderr: ${stderrOf(stderr)}` : ''}`,
     );
   }
   const autocannon = loadAutocannon();
