@@ -245,6 +245,9 @@ function reconcileUnits(
   });
 }
 
+/** A unit's fields under CBP-2023: a conversation, which conversation_analytics counts. */
+const CBP_2023 = { unit: 'conversation', pricingModel: 'CBP', era: 'CBP-2023' } as const;
+
 const bucketsOf = (result: ReconciliationJson) =>
   result.differences
     .filter((d): d is BucketDifference => 'bucket' in d)
@@ -326,6 +329,7 @@ describe('the period compared with an analytics export', () => {
         units: 2,
         by_currency: { BRL: { units: 1, amount: '0.005' }, USD: { units: 1, amount: '0.025' } },
       },
+      other_pricing_model: { units: 0, by_currency: {} },
       meta_outside_period: { units: 0, amount: '0' },
     });
   });
@@ -405,6 +409,113 @@ describe('the period compared with an analytics export', () => {
     });
     expect(result.differences).toEqual([]);
     expect(result.analytics?.not_compared.outside_period.units).toBe(2);
+  });
+});
+
+// Meta's conversation_analytics counts conversations only (the conversation-based eras); from 2025-07-01 in
+// the WABA's time zone Meta bills per delivered message, which its pricing_analytics alone counts.
+
+describe("a conversation_analytics export against wameter's units billed per message", () => {
+  const conversation = (id: string, openedAt: string) =>
+    unitAt(id, openedAt, {
+      unit: 'conversation',
+      pricingModel: 'CBP',
+      era: 'CBP-2024-11',
+      category: 'marketing',
+      rateMicros: 10_700,
+      amountMicros: 10_700,
+      rule: 'CBP_OPENED',
+    });
+  /** Meta's DAILY conversation_analytics points of marketing conversations in India. */
+  function conversationExport(points: { day: string; conversations: number; cost: number }[]) {
+    const parsed = parseAnalyticsExport({
+      conversation_analytics: {
+        data: [
+          {
+            data_points: points.map((p) => ({
+              start: kolkataMidnight(p.day),
+              end: kolkataMidnight(p.day) + 86_400,
+              conversation: p.conversations,
+              cost: p.cost,
+              country: 'IN',
+              conversation_category: 'MARKETING',
+            })),
+          },
+        ],
+      },
+      id: 'W1',
+    });
+    if (!parsed.ok) throw new Error(parsed.error.message);
+    return parsed.value;
+  }
+  const june = [conversation('c1', '2025-06-15T05:30:00Z'), conversation('c2', '2025-06-30T05:30:00Z')];
+  // 20:00Z on 30 June is 01:30 on 1 July in Kolkata: billed per message, though still June in UTC.
+  const perMessage = [unitAt('m1', '2025-06-30T20:00:00Z'), unitAt('m2', '2025-07-15T05:30:00Z')];
+  const junePoints = [
+    { day: '2025-06-15', conversations: 1, cost: 0.0107 },
+    { day: '2025-06-30', conversations: 1, cost: 0.0107 },
+  ];
+
+  it('a period reaching past 2025-07-01 compares the conversations only; the messages are not compared', () => {
+    const exported = conversationExport(junePoints);
+    const period = comparedPeriod(exported, TZ, { from: '2025-06-01', to: '2025-07-31' });
+    if (!period.ok) throw new Error(period.error.message);
+    const result = reconcileUnits([...june, ...perMessage], exported, { period: period.value });
+    expect(result.differences).toEqual([]);
+    expect(result.analytics?.units).toBe(2);
+    expect(result.analytics?.totals[0]).toMatchObject({
+      ours: { units: 2, amount: '0.0214' },
+      difference: { units: 0, amount: '0' },
+    });
+    expect(result.analytics?.not_compared.other_pricing_model).toEqual({
+      units: 2,
+      by_currency: { USD: { units: 2, amount: '0.0028' } },
+      reason: expect.stringContaining(
+        "Meta's conversation_analytics does not count them; its pricing_analytics does",
+      ) as unknown,
+    });
+    expect(result.analytics?.not_compared.outside_period.units).toBe(0);
+  });
+
+  it("an export whose points reach into July (a zero point) compares June's conversations only", () => {
+    const exported = conversationExport([...junePoints, { day: '2025-07-02', conversations: 0, cost: 0 }]);
+    const result = reconcileUnits([...june, ...perMessage], exported);
+    expect(result.analytics?.period).toMatchObject({ from: '2025-06-01', to: '2025-07-31' });
+    expect(result.differences).toEqual([]);
+    expect(result.analytics?.not_compared.other_pricing_model.units).toBe(2);
+  });
+
+  it('a period wholly billed per message is no wall of differences: nothing of it is compared', () => {
+    const empty = parseAnalyticsExport({ conversation_analytics: { data: [] }, id: 'W1' });
+    if (!empty.ok) throw new Error(empty.error.message);
+    const july = { from: '2025-07-01', to: '2025-07-31', basis: 'requested' } as const;
+    const units = [unitAt('a', '2025-07-03T05:30:00Z'), unitAt('b', '2025-07-04T05:30:00Z'), perMessage[1]!];
+    const result = reconcileUnits(units, empty.value, { period: july });
+    expect(result.differences).toEqual([]);
+    expect(result.checked.buckets).toBe(0);
+    expect(result.analytics).toMatchObject({
+      kind: 'conversation_analytics',
+      units: 0,
+      not_compared: { other_pricing_model: { units: 3 } },
+    });
+    // The same export against conversations of that period: they are compared (and Meta has none of them).
+    const late = conversation('late', '2025-07-03T05:30:00Z');
+    expect(bucketsOf(reconcileUnits([late], empty.value, { period: july }))).toEqual([
+      ['2025-07-03', 'META_COUNTS_FEWER', 1, 0],
+    ]);
+  });
+
+  it('a pricing_analytics export compares every unit, conversations too (as /v1/analytics?metric=pricing)', () => {
+    const exported = dailyExport([
+      { day: '2025-06-15', volume: 1, cost: 0.0107, category: 'MARKETING' },
+      { day: '2025-06-30', volume: 1, cost: 0.0107, category: 'MARKETING' },
+      { day: '2025-07-01', volume: 1, cost: 0.0014 },
+      { day: '2025-07-15', volume: 1, cost: 0.0014 },
+    ]);
+    const result = reconcileUnits([...june, ...perMessage], exported);
+    expect(result.differences).toEqual([]);
+    expect(result.analytics?.units).toBe(4);
+    expect(result.analytics?.not_compared.other_pricing_model).toEqual({ units: 0, by_currency: {} });
   });
 });
 
@@ -507,7 +618,13 @@ describe('totals and currency of an analytics comparison', () => {
 
 describe("a half-hour data point across the WABA's local midnight (Asia/Kathmandu, UTC+05:45)", () => {
   const KATHMANDU = 'Asia/Kathmandu';
-  const marketing: Partial<BillableUnit> = { category: 'marketing', amountMicros: 9_900, rateMicros: 9_900 };
+  /** A marketing conversation of CBP-2023, as conversation_analytics counts them. */
+  const marketing: Partial<BillableUnit> = {
+    ...CBP_2023,
+    category: 'marketing',
+    amountMicros: 9_900,
+    rateMicros: 9_900,
+  };
   /** Meta's HALF_HOUR conversation_analytics points: [start ISO, conversations, cost]. */
   const halfHours = (points: [string, number, number][]): AnalyticsExport => {
     const parsed = parseAnalyticsExport({
@@ -651,6 +768,7 @@ describe("Meta's half-hour points against wameter's units of the same half hours
     const units = halfHours.flatMap((h) =>
       Array.from({ length: h.count }, (_, k) =>
         billableUnit({
+          ...CBP_2023,
           id: `u${h.index}-${k}`,
           openedAtMs: (base + h.index * HALF_HOUR_S) * 1000 + k * 10 * 60_000 + 60_000,
           category: 'marketing',

@@ -4,7 +4,7 @@
 // verdict — a difference is reported, not resolved.
 
 import { DAY_MS, HOUR_MS, formatInstant, localClock, localDate } from './calendar.js';
-import { PER_MESSAGE_PRICING_FROM, eraOn, pricingModelOf } from './eras.js';
+import { PER_MESSAGE_PRICING_FROM, eraOn, isConversationEra, pricingModelOf } from './eras.js';
 import { defaultAccount } from './events.js';
 import { exactMicros, formatMicros, negateMicros, sumMicros, type Micros } from './money.js';
 import { err, ok, type Result } from './result.js';
@@ -310,6 +310,13 @@ export interface AnalyticsComparisonJson {
     outside_period: { units: number; by_currency: ByCurrencyJson };
     /** wameter's units of the other WABAs of the input: the export describes one WABA. */
     other_wabas: { wabas: number; units: number; by_currency: ByCurrencyJson };
+    /**
+     * wameter's units of the WABA inside the period that the export's kind does not count: with a
+     * conversation_analytics export, those billed per message (from 2025-07-01 in the WABA's time zone) or per
+     * notification (before 2022-02-01), which Meta's pricing_analytics counts. A pricing_analytics export counts
+     * every unit (as `/v1/analytics?metric=pricing`): none there. `reason` when there are some.
+     */
+    other_pricing_model: { units: number; by_currency: ByCurrencyJson; reason?: string };
     /** Meta's data points outside the period (only a requested period leaves some out). */
     meta_outside_period: { units: number; amount: string };
   };
@@ -1189,6 +1196,12 @@ function commonCostRatio(
 /** A ratio for people: four significant digits (88, 0.01136). */
 const formatRatio = (ratio: number) => String(Number(ratio.toPrecision(4)));
 
+/** Why a conversation_analytics comparison leaves out units of the period (`not_compared.other_pricing_model`). */
+const OTHER_PRICING_MODEL_REASON =
+  "billed per message (from 2025-07-01 in the WABA's time zone; or per notification, before 2022-02-01), not as " +
+  "conversations: Meta's conversation_analytics does not count them; its pricing_analytics does (compare them " +
+  'with a pricing_analytics export of the period)';
+
 /** The local days compared with the export: the caller's, else those its points span (comparedPeriod). */
 function periodOfComparison(
   input: ReconcileInput,
@@ -1218,6 +1231,11 @@ function compareBuckets(
   const period = periodOfComparison(input, analytics);
   const { from, to } = period;
   const isInPeriod = (day: string) => day >= from && day <= to;
+  const kind = analytics.export.kind ?? kindOfPeriod(from);
+  // Meta's conversation_analytics counts conversations only: the units of the conversation-based eras, and the
+  // messages Meta's own verdict put in one. A pricing_analytics export is set against every unit (as
+  // /v1/analytics?metric=pricing counts them; docs/estimate-and-reconcile.md).
+  const isCountedByExport = (pricingModel: string) => kind === 'pricing_analytics' || pricingModel === 'CBP';
 
   // A point on one local day (daysOfPoint) goes to that day's bucket (half-hour points add up); a point on
   // several (a month; a half hour across the WABA's midnight) is a bucket of its own, `FROM..TO`, and
@@ -1294,6 +1312,9 @@ function compareBuckets(
   const outsidePeriod = new CurrencyTotals();
   const otherWabas = new CurrencyTotals();
   const otherWabaIds = new Set<string>();
+  const otherPricingModel = new CurrencyTotals();
+  // By the era wameter rated the unit under, as /v1/analytics?metric=conversation counts units.
+  const isComparedUnit = (unit: BillableUnit) => kind === 'pricing_analytics' || isConversationEra(unit.era);
   for (const unit of input.units) {
     if (unit.waba !== waba) {
       otherWabas.add(unit);
@@ -1303,6 +1324,10 @@ function compareBuckets(
     const day = bucketAt(unit.openedAtMs);
     if (day === undefined) {
       outsidePeriod.add(unit);
+      continue;
+    }
+    if (!isComparedUnit(unit)) {
+      otherPricingModel.add(unit);
       continue;
     }
     compared.add(unit);
@@ -1334,14 +1359,16 @@ function compareBuckets(
     const { decision, unit, meta, ours } = verdicts;
     if (decision.waba !== waba || !unit || !meta) continue;
     if (ours.send_log === false) continue;
-    if (verdicts.isMetaOpening) {
+    // Each side's unit moves the export's count only when the export counts units of its pricing model: a
+    // message Meta billed per message is no conversation of Meta's conversation_analytics.
+    if (verdicts.isMetaOpening && isCountedByExport(meta.pricing_model ?? pricingModelOf(unit.era))) {
       const day = bucketAt(decision.deliveredAtMs);
       if (day !== undefined) {
         const words = metaWords(meta, unit);
         explain(tallyFor(day, unit.country, words), difference, 1, metaCostOf(meta, words, unit));
       }
     }
-    if (verdicts.isOurOpening) {
+    if (verdicts.isOurOpening && isComparedUnit(unit)) {
       const day = bucketAt(unit.openedAtMs);
       if (day !== undefined)
         explain(tallyFor(day, unit.country, ourWords(unit)), difference, -1, unit.amountMicros);
@@ -1471,7 +1498,7 @@ function compareBuckets(
 
   const comparison: AnalyticsComparisonJson = {
     waba,
-    kind: analytics.export.kind ?? kindOfPeriod(from),
+    kind,
     period: { from, to, time_zone: timeZone, basis: period.basis },
     currency: billing.currency,
     currency_source: billing.source,
@@ -1480,6 +1507,11 @@ function compareBuckets(
     not_compared: {
       outside_period: { units: outsidePeriod.units, by_currency: outsidePeriod.toJson() },
       other_wabas: { wabas: otherWabaIds.size, units: otherWabas.units, by_currency: otherWabas.toJson() },
+      other_pricing_model: {
+        units: otherPricingModel.units,
+        by_currency: otherPricingModel.toJson(),
+        ...(otherPricingModel.units > 0 ? { reason: OTHER_PRICING_MODEL_REASON } : {}),
+      },
       meta_outside_period: { units: metaOutside.units, amount: formatMicros(metaOutside.micros) },
     },
   };

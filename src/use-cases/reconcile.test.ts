@@ -609,7 +609,10 @@ describe('whyNothingWasChecked', () => {
     const why = whyNothingWasChecked(
       {
         ...json({ messages: 0, unverifiable: 0, buckets: 0 }),
-        analytics: { period } as NonNullable<ReconciliationJson['analytics']>,
+        analytics: {
+          period,
+          not_compared: { other_pricing_model: { units: 0, by_currency: {} } },
+        } as NonNullable<ReconciliationJson['analytics']>,
       },
       true,
     );
@@ -715,6 +718,122 @@ describe('an analytics export compared over a period', () => {
     expect(
       monthly.finish(exportOf('W1', ['2025-10-01'], 31 * 86_400), undefined, { to: '2025-10-20' }),
     ).toMatchObject({ ok: false, error: { code: 'ANALYTICS_PERIOD_CUTS_POINT' } });
+  });
+});
+
+describe('a conversation_analytics export and messages on either side of per-message pricing (2025-07-01)', () => {
+  const setup = (): RatingSetup => ({
+    ...bundled,
+    accounts: [{ waba: 'W1', timeZone: TZ, currency: 'USD', portfolio: 'W1' }],
+  });
+  const sent = (id: string, atIso: string, deliveredAtMs?: number): CoreEvent => ({
+    kind: 'outbound',
+    atMs: at(atIso),
+    waba: 'W1',
+    business: 'PN1',
+    user: '919876543210',
+    id,
+    template: 'utility',
+    ...(deliveredAtMs !== undefined ? { deliveredAtMs } : {}),
+  });
+  const delivered = (id: string, atIso: string, model: 'CBP' | 'PMP'): StatusEvent => ({
+    kind: 'status',
+    atMs: at(atIso) + 3000,
+    id,
+    status: 'delivered',
+    waba: 'W1',
+    business: 'PN1',
+    user: '919876543210',
+    ...(model === 'CBP'
+      ? {
+          pricing: { billable: true, pricing_model: 'CBP', category: 'utility' },
+          conversation: { id: `C-${id}`, origin: { type: 'utility' } },
+        }
+      : { pricing: { billable: true, pricing_model: 'PMP', category: 'utility', type: 'regular' } }),
+  });
+  /** Meta's DAILY conversation_analytics points (Kolkata days) of utility conversations in India. */
+  const conversations = (points: [string, number, number][]): AnalyticsExport => {
+    const parsed = parseAnalyticsExport({
+      conversation_analytics: {
+        data: [
+          {
+            data_points: points.map(([day, conversation, cost]) => ({
+              start: Date.parse(`${day}T00:00:00+05:30`) / 1000,
+              end: Date.parse(`${day}T00:00:00+05:30`) / 1000 + 86_400,
+              country: 'IN',
+              conversation_category: 'UTILITY',
+              conversation,
+              cost,
+            })),
+          },
+        ],
+      },
+      id: 'W1',
+    });
+    if (!parsed.ok) throw new Error(parsed.error.message);
+    return parsed.value;
+  };
+  const finish = (events: CoreEvent[], analytics: AnalyticsExport, period = {}) => {
+    const session = new ReconcileSession(setup());
+    for (const event of events) session.add(event);
+    const finished = session.finish(analytics, undefined, period);
+    if (!finished.ok) throw new Error(finished.error.message);
+    return finished.value.reconciliation;
+  };
+  const buckets = (result: ReconciliationJson) =>
+    result.differences.filter((d): d is BucketDifference => 'bucket' in d);
+
+  it("Meta billed per message a message of a conversation of wameter's: its bucket is the era boundary", () => {
+    // 28 June in Kolkata: a utility conversation for wameter; Meta's webhook says it billed the message (PMP),
+    // so its conversation_analytics has no conversation that day.
+    const result = finish(
+      [sent('m1', '2025-06-28T05:30:00Z'), delivered('m1', '2025-06-28T05:30:00Z', 'PMP')],
+      conversations([['2025-06-10', 0, 0]]),
+    );
+    expect(result.differences.map((d) => d.cause)).toEqual(['ERA_BOUNDARY', 'ERA_BOUNDARY']);
+    expect(buckets(result)).toEqual([
+      expect.objectContaining({
+        bucket: { waba: 'W1', day: '2025-06-28', country: 'IN', category: 'utility' },
+        ours: expect.objectContaining({ units: 1 }),
+        meta: expect.objectContaining({ units: 0 }),
+        messages: ['m1'],
+      }),
+    ]);
+  });
+
+  it("Meta opened a conversation with a message wameter billed per message: Meta's bucket is the era boundary", () => {
+    // 2 July in Kolkata: billed per message for wameter, not compared with conversations; Meta's webhook
+    // names a conversation, which its conversation_analytics counts.
+    const result = finish(
+      [sent('m2', '2025-07-02T05:30:00Z'), delivered('m2', '2025-07-02T05:30:00Z', 'CBP')],
+      conversations([['2025-07-02', 1, 0.0042]]),
+    );
+    expect(result.analytics).toMatchObject({ units: 0, not_compared: { other_pricing_model: { units: 1 } } });
+    expect(buckets(result)).toEqual([
+      expect.objectContaining({
+        bucket: { waba: 'W1', day: '2025-07-02', country: 'IN', category: 'utility' },
+        ours: expect.objectContaining({ units: 0 }),
+        meta: expect.objectContaining({ units: 1 }),
+        cause: 'ERA_BOUNDARY',
+        messages: ['m2'],
+      }),
+    ]);
+  });
+
+  it('a period wholly billed per message says so when nothing could be checked', () => {
+    const empty = parseAnalyticsExport({ conversation_analytics: { data: [] }, id: 'W1' });
+    if (!empty.ok) throw new Error(empty.error.message);
+    // Delivered per the send log, with no status webhook: nothing of Meta's to compare the message with.
+    const result = finish([sent('m3', '2025-07-05T05:30:00Z', at('2025-07-05T05:30:03Z'))], empty.value, {
+      from: '2025-07-01',
+      to: '2025-07-31',
+    });
+    expect(result.differences).toEqual([]);
+    const why = whyNothingWasChecked(result, true);
+    expect(why).toContain(
+      "the 1 unit(s) of WABA W1 in the period were billed per message, which Meta's conversation_analytics does not count",
+    );
+    expect(why).toContain("give Meta's pricing_analytics export");
   });
 });
 

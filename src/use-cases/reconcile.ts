@@ -238,8 +238,14 @@ export function whyNothingWasChecked(
       `${fromWebhook} delivered message(s) were rated from Meta's own category (${CATEGORY_FROM_WEBHOOK_WHY})`,
     );
   }
+  // A conversation_analytics export of days billed per message: wameter's units there are not Meta's to count.
+  const perMessage = analytics?.not_compared.other_pricing_model.units ?? 0;
   const buckets = hasAnalytics
-    ? "the analytics export has no day × country × category bucket in the events' period"
+    ? `the analytics export has no day × country × category bucket in the events' period${
+        analytics && perMessage > 0
+          ? ` (the ${perMessage} unit(s) of WABA ${analytics.waba} in the period were billed per message, which Meta's ${analytics.kind} does not count: its pricing_analytics does)`
+          : ''
+      }`
     : `no analytics export was given (${analyticsInput})`;
   const feed =
     fromWebhook > 0
