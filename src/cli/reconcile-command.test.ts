@@ -366,6 +366,8 @@ describe('wameter reconcile --analytics: the period, what is compared, totals, c
     const whole = await cli([...month, '--analytics', exported]);
     expect(whole.code).toBe(EXIT.OK);
     expect(whole.out).toContain('agree on everything checked');
+    // pricing_analytics counts every unit: none is left out for its pricing model.
+    expect(whole.out + whole.err).not.toContain('billed per message');
     const narrow = await cli([
       ...month,
       '--analytics',
@@ -456,6 +458,51 @@ describe('wameter reconcile --analytics: the period, what is compared, totals, c
     expect(own.code).toBe(EXIT.OK);
     expect(JSON.parse(own.out).analytics.meta_day_start).toBeUndefined();
     expect(own.err).not.toContain('not at its midnight');
+  });
+
+  it("Meta's conversation_analytics of October 2025 counts none of its messages, billed per message: no wall of differences", async () => {
+    // Meta's conversation_analytics answers October 2025 with a zero day (per-message pricing: no conversation).
+    const start = Date.parse('2025-10-15T00:00:00+05:30') / 1000;
+    const zero = join(dir, 'october-conversations.json');
+    writeFileSync(
+      zero,
+      JSON.stringify({
+        conversation_analytics: {
+          data: [{ data_points: [{ start, end: start + 86_400, conversation: 0, cost: 0 }] }],
+        },
+        id: MONTH_WABA,
+      }),
+    );
+    const json = await cli([...month, '--analytics', zero, '--format', 'json']);
+    expect(json.code).toBe(EXIT.OK);
+    const answer = JSON.parse(json.out);
+    expect(answer.differences).toEqual([]);
+    expect(answer.analytics).toMatchObject({ kind: 'conversation_analytics', units: 0 });
+    expect(answer.analytics.not_compared.other_pricing_model).toEqual({
+      units: 420,
+      by_currency: { USD: { units: 420, amount: expect.stringMatching(/^\d+\.\d+$/) as unknown } },
+      reason: expect.stringContaining("Meta's conversation_analytics does not count them") as unknown,
+    });
+    expect(json.err).toContain(
+      "not compared: 516 unit(s) of other WABA(s), 0 outside the period, 420 billed per message (Meta's pricing_analytics counts them)",
+    );
+    const note = `every unit of WABA ${MONTH_WABA} in 2025-10-01..2025-10-31 (420) was billed per message, which Meta's conversation_analytics does not count, so none of them was compared: compare them with Meta's pricing_analytics export of those days`;
+    expect(json.err).toContain(`wameter: note: ${note}`);
+    const table = await cli([...month, '--analytics', zero]);
+    expect(table.code).toBe(EXIT.OK);
+    expect(table.out).toContain(`Note:           ${note}`);
+    expect(table.out).toMatch(
+      /Not compared: +420 unit\(s\) of this WABA in the period billed per message \([\d.]+ USD\), which Meta's conversation_analytics does not count: compare them with its pricing_analytics export/,
+    );
+    // An empty answer over --from/--to: nothing compared, and it says why, naming the export to give instead.
+    const empty = join(dir, 'october-no-conversations.json');
+    writeFileSync(empty, JSON.stringify({ conversation_analytics: { data: [] }, id: MONTH_WABA }));
+    const none = await cli([...month, '--analytics', empty, '--from', '2025-10-01', '--to', '2025-10-31']);
+    expect(none.code).toBe(EXIT.USAGE);
+    expect(none.out).not.toMatch(/META_COUNTS_FEWER|agree on everything/);
+    expect(none.err).toContain(
+      `the 420 unit(s) of WABA ${MONTH_WABA} in the period were billed per message, which Meta's conversation_analytics does not count`,
+    );
   });
 
   it("prints wameter's total, Meta's total and the difference for the WABA", async () => {

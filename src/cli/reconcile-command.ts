@@ -89,8 +89,10 @@ A data point on several local days (a month; a half hour across the WABA's midni
 zone) is a bucket of its own, FROM..TO, holding wameter's units of that time. Days are the WABA's time
 zone's (accounts file): when no daily or monthly point of Meta's starts at midnight there, a warning says
 Meta cuts the WABA's days in another zone (set the one of Business Manager in the accounts file).
-The WABA's units outside the period, and other WABAs' units, are counted as not compared. Meta's export
-states no currency: its amounts are read in the WABA's currency of the accounts file. Each difference names
+The WABA's units outside the period, and other WABAs' units, are counted as not compared. So are, against
+a conversation_analytics export, the WABA's units billed per message (from 2025-07-01 in its time zone):
+Meta counts those in pricing_analytics only (a pricing_analytics export is compared with every unit).
+Meta's export states no currency: its amounts are read in the WABA's currency of the accounts file. Each difference names
 a likely cause: TEMPLATE_RECATEGORISED, TIME_ZONE_DAY_EDGE, ERA_BOUNDARY, FREE_ENTRY_POINT_MISSED,
 MISSING_WEBHOOK, UNKNOWN_RATE, COST_DIFFERS, CURRENCY_MISMATCH, META_COUNTS_FEWER, CONVERSATION_MISMATCH,
 PRICING_TYPE_MISMATCH, CATEGORY_MISMATCH (docs/estimate-and-reconcile.md).
@@ -160,12 +162,15 @@ async function runReconcile(
   // Said on stderr too, so that it is seen beside a JSON document or a table written to a file.
   const otherZone = reconciliation.analytics && metaDayStartWords(reconciliation.analytics);
   if (otherZone) io.writeError(`wameter: warning: ${otherZone}\n`);
+  const noneCounted = reconciliation.analytics && perMessageOnlyWords(reconciliation.analytics);
+  if (noneCounted) io.writeError(`wameter: note: ${noneCounted}\n`);
   if (flags.format === 'json') io.writeOut(`${JSON.stringify(reconciliation)}\n`);
   else io.writeOut(terminalSafe(formatReconciliation(reconciliation, nothingChecked)));
   errors.summarise();
   const { checked, differences, analytics } = reconciliation;
+  const perMessage = analytics?.not_compared.other_pricing_model.units ?? 0;
   const analyticsSummary = analytics
-    ? ` and ${analytics.units} unit(s) of WABA ${analytics.waba} (${analytics.period.from}..${analytics.period.to}, ${checked.buckets} bucket(s)) with Meta's analytics; not compared: ${analytics.not_compared.other_wabas.units} unit(s) of other WABA(s), ${analytics.not_compared.outside_period.units} outside the period`
+    ? ` and ${analytics.units} unit(s) of WABA ${analytics.waba} (${analytics.period.from}..${analytics.period.to}, ${checked.buckets} bucket(s)) with Meta's analytics; not compared: ${analytics.not_compared.other_wabas.units} unit(s) of other WABA(s), ${analytics.not_compared.outside_period.units} outside the period${perMessage > 0 ? `, ${perMessage} billed per message (Meta's pricing_analytics counts them)` : ''}`
     : '';
   io.writeError(
     `wameter: compared ${messagesCompared(checked)} of ${checked.messages} message(s)${analytics ? ` delivered ${analytics.period.from}..${analytics.period.to}` : ''} with Meta's webhooks${analyticsSummary}: ${differences.length} difference(s)\n`,
@@ -190,7 +195,9 @@ export function formatReconciliation(reconciliation: ReconciliationJson, nothing
     lines.push('Nothing could be checked against Meta, so no agreement is claimed (why: on stderr).');
   else if (differences.length === 0) {
     const left = analytics
-      ? analytics.not_compared.outside_period.units + analytics.not_compared.other_wabas.units
+      ? analytics.not_compared.outside_period.units +
+        analytics.not_compared.other_wabas.units +
+        analytics.not_compared.other_pricing_model.units
       : 0;
     lines.push(
       `wameter and Meta agree on everything checked.${left > 0 ? ` ${left} unit(s) were not compared: see below.` : ''}`,
@@ -274,6 +281,17 @@ function metaDayStartWords(analytics: AnalyticsComparisonJson): string | undefin
   return `Meta's data points start at ${start.local} in ${zone} (${start.utc} UTC), not at its midnight: Meta cuts this WABA's days in another time zone than the accounts file's, so its units fall on neighbouring days (TIME_ZONE_DAY_EDGE; META_COUNTS_FEWER and MISSING_WEBHOOK where they do not pair up) and the period may take in a neighbouring month; set the WABA's time zone in the accounts file to the one in Meta Business Manager, and compare again`;
 }
 
+/**
+ * When the export's kind counts none of the WABA's units in the period (a conversation_analytics export of days
+ * billed per message): the comparison says nothing of them, and which export would; else undefined.
+ */
+function perMessageOnlyWords(analytics: AnalyticsComparisonJson): string | undefined {
+  const left = analytics.not_compared.other_pricing_model.units;
+  if (left === 0 || analytics.units > 0) return undefined;
+  const { from, to } = analytics.period;
+  return `every unit of WABA ${analytics.waba} in ${from}..${to} (${left}) was billed per message, which Meta's ${analytics.kind} does not count, so none of them was compared: compare them with Meta's pricing_analytics export of those days`;
+}
+
 function amounts(byCurrency: ByCurrencyJson): string {
   const parts = Object.entries(byCurrency).map(([currency, { amount }]) => `${amount} ${currency}`);
   return parts.length > 0 ? ` (${parts.join(', ')})` : '';
@@ -304,6 +322,8 @@ function describeAnalytics(analytics: AnalyticsComparisonJson, buckets: number):
   }
   const otherZone = metaDayStartWords(analytics);
   if (otherZone) lines.push(`  Time zone:      ${otherZone}`);
+  const noneCounted = perMessageOnlyWords(analytics);
+  if (noneCounted) lines.push(`  Note:           ${noneCounted}`);
   if (analytics.currency_ratio) {
     const ratio = analytics.currency_ratio;
     lines.push(
@@ -313,6 +333,11 @@ function describeAnalytics(analytics: AnalyticsComparisonJson, buckets: number):
   lines.push(
     `  Not compared:   ${left.other_wabas.units} unit(s) of ${left.other_wabas.wabas} other WABA(s)${amounts(left.other_wabas.by_currency)}, which the export does not describe; ${left.outside_period.units} unit(s) of this WABA outside the period${amounts(left.outside_period.by_currency)}`,
   );
+  if (left.other_pricing_model.units > 0) {
+    lines.push(
+      `  Not compared:   ${left.other_pricing_model.units} unit(s) of this WABA in the period billed per message${amounts(left.other_pricing_model.by_currency)}, which Meta's ${analytics.kind} does not count: compare them with its pricing_analytics export`,
+    );
+  }
   if (left.meta_outside_period.units > 0 || left.meta_outside_period.amount !== '0') {
     lines.push(
       `  Not compared:   ${left.meta_outside_period.units} unit(s) of Meta's, ${left.meta_outside_period.amount}, in data points outside the period`,
