@@ -620,6 +620,42 @@ describe('dashboard API: what the pages show', () => {
   });
 });
 
+describe('dashboard API: a conversation_analytics export against messages billed per message', () => {
+  beforeEach(async () => {
+    service = await createDashboardService();
+  });
+  afterEach(async () => {
+    await service.close();
+  });
+
+  it("July 2025's messages are not set against Meta's conversations: not_compared says so, and which export counts them", async () => {
+    await service.postEvents(conversationLines('W1', 'PN1', '919876543210', 'a'));
+    // Meta's conversation_analytics of July 2025: a zero day (per-message pricing began on the 1st).
+    const body = await json(
+      await post('/v1/reconciliation', { analytics: { ...marketingExport(0, 0), id: 'W1' } }, KEY_W1),
+    );
+    expect(body.differences.filter((d: { bucket?: unknown }) => d.bucket !== undefined)).toEqual([]);
+    expect(body.analytics).toMatchObject({ kind: 'conversation_analytics', units: 0 });
+    expect(body.analytics.not_compared.other_pricing_model).toEqual({
+      units: 3,
+      by_currency: { USD: { units: 3, amount: expect.any(String) as unknown } },
+      reason: expect.stringContaining('its pricing_analytics does') as unknown,
+    });
+    // An empty answer over the days asked: nothing was checked, and the words say why.
+    const empty = await json(
+      await post(
+        '/v1/reconciliation?from=2025-07-01&to=2025-07-31',
+        { analytics: { conversation_analytics: { data: [] }, id: 'W1' } },
+        KEY_W1,
+      ),
+    );
+    expect(empty.differences).toEqual([]);
+    expect(empty.nothing_checked).toContain(
+      "the 3 unit(s) of WABA W1 in the period were billed per message, which Meta's conversation_analytics does not count",
+    );
+  });
+});
+
 describe("dashboard API: a reconciliation's export is read where on-demand ratings run", () => {
   beforeEach(async () => {
     service = await createDashboardService();

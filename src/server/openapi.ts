@@ -563,7 +563,11 @@ export const openApiDocument = {
           },
           wabas: { type: 'array', items: { type: 'string' } },
           nothing_checked: { type: ['string', 'null'] },
-          analytics: { type: ['object', 'null'] },
+          analytics: {
+            type: ['object', 'null'],
+            description:
+              "The uploaded export compared (null: none): `wameter reconcile`'s `analytics` block (docs/estimate-and-reconcile.md) without `not_compared.other_wabas` — its kind, period, totals, and what was not compared: `outside_period`, `other_pricing_model` (`{units, by_currency, reason?}`: against a conversation_analytics export, the WABA's units of the period billed per message, which Meta's pricing_analytics counts) and `meta_outside_period`.",
+          },
           findings: { type: 'array', items: { $ref: '#/components/schemas/Finding' } },
         },
       },
