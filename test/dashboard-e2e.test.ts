@@ -794,16 +794,17 @@ function runDashboardScenario(engine: 'sqlite' | 'postgres') {
       // An uploaded Meta export (its "id" names the WABA): the page shows the period compared and both totals.
       const unit = (await api(server, '/v1/units?limit=1')).units[0];
       const day = Date.parse(`${String(unit.opened_at).slice(0, 10)}T00:00:00Z`) / 1000;
+      // October 2025 is billed per message: Meta's pricing_analytics counts those messages.
       const exported = {
-        conversation_analytics: {
+        pricing_analytics: {
           data: [
             {
               data_points: [
                 {
                   start: day,
                   end: day + 86_400,
-                  conversation: 5,
-                  conversation_category: 'MARKETING',
+                  volume: 5,
+                  pricing_category: 'MARKETING',
                   country: 'IN',
                   cost: 0.5,
                 },
@@ -840,6 +841,36 @@ function runDashboardScenario(engine: 'sqlite' | 'postgres') {
         /--\w|wameter explain/,
       );
       await shot(page, `${engine}-6-reconciliation`);
+      // Meta's conversation_analytics of the same day counts conversations only: the month's messages, billed
+      // per message, are not set against it, and the page says so rather than listing each day as a difference.
+      const { pricing_analytics: points, ...rest } = exported;
+      const conversations = {
+        ...rest,
+        conversation_analytics: {
+          data: points.data.map(({ data_points }) => ({
+            data_points: data_points.map(({ volume, pricing_category, ...point }) => ({
+              ...point,
+              conversation: volume,
+              conversation_category: pricing_category,
+            })),
+          })),
+        },
+      };
+      await page.locator('#f-analytics').setInputFiles({
+        name: 'meta-conversations.json',
+        mimeType: 'application/json',
+        buffer: Buffer.from(JSON.stringify(conversations)),
+      });
+      await page.getByRole('button', { name: 'Compare' }).click();
+      await page
+        .locator('#reconciliation-period', { hasText: "Meta's conversation_analytics export" })
+        .waitFor();
+      await expect(page.locator('#reconciliation-period').textContent()).resolves.toMatch(
+        /[\d,]+ units? of this WABA in it (was|were) billed per message, which Meta's conversation_analytics does not count, and (was|were) not compared: upload Meta's pricing_analytics export of these days/,
+      );
+      await expect(page.locator('#reconciliation-result').textContent()).resolves.not.toContain(
+        'META_COUNTS_FEWER',
+      );
       // The server's "nothing could be checked" words name the upload once and end with a full stop.
       const words =
         'nothing could be checked against Meta: the input holds no delivered business message, and no ' +

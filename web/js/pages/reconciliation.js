@@ -268,14 +268,25 @@ function bucketUnitsLink(bucket, accounts) {
 function renderComparedTotals(analytics) {
   const period = analytics.period;
   const outside = analytics.not_compared.outside_period.units;
+  // Against a conversation_analytics export: the units billed per message, which only pricing_analytics counts.
+  const perMessage = analytics.not_compared.other_pricing_model.units;
+  const left = [];
+  if (outside > 0) {
+    left.push(
+      `${count(outside, 'unit')} of this WABA ${outside === 1 ? 'falls' : 'fall'} outside it and ${outside === 1 ? 'was' : 'were'} not compared`,
+    );
+  }
+  if (perMessage > 0) {
+    left.push(
+      `${count(perMessage, 'unit')} of this WABA in it ${perMessage === 1 ? 'was' : 'were'} billed per message, which Meta's ${analytics.kind} does not count, and ${perMessage === 1 ? 'was' : 'were'} not compared: upload Meta's pricing_analytics export of these days to compare ${perMessage === 1 ? 'it' : 'them'}`,
+    );
+  }
   return [
     h(
       'p',
       { id: 'reconciliation-period', class: 'muted' },
       `Meta's ${analytics.kind} export for WABA ${analytics.waba} compared over ${period.from} – ${period.to} (${period.time_zone})` +
-        (outside > 0
-          ? `; ${count(outside, 'unit')} of this WABA ${outside === 1 ? 'falls' : 'fall'} outside it and ${outside === 1 ? 'was' : 'were'} not compared.`
-          : '.') +
+        (left.length > 0 ? `; ${left.join('; ')}.` : '.') +
         ` Meta's export states no currency: its amounts are read in ${analytics.currency}.`,
     ),
     h(
