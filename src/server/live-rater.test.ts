@@ -10,6 +10,7 @@ import { eventKey, type CoreEvent } from '../core/events.js';
 import type { RatingOutput } from '../core/rate-events.js';
 import { parseAnalyticsExport } from '../core/reconcile.js';
 import type { BillableUnit, PendingMessage } from '../core/units.js';
+import type { Store } from '../store/store.js';
 import { parseEventValue } from '../ingest/parse-event.js';
 import { openStore } from '../store/open-store.js';
 import { openSqliteStore } from '../store/sqlite/sqlite-store.js';
@@ -494,6 +495,82 @@ describe("explanations: only the portfolios of the user's events are rated", () 
 
 const POSTGRES = process.env.WAMETER_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 
+/** A message never delivered (a pending row), beside EVENTS. */
+const PENDING_INPUT = (() => {
+  const parsed = parseEventValue({
+    kind: 'outbound',
+    at: '2025-07-14T10:00:00Z',
+    waba: WABA,
+    business: '106540352242922',
+    user: '16505551234',
+    id: 'wamid.live.pending',
+    template: 'marketing',
+  });
+  if (!parsed.ok) throw new Error(parsed.error.message);
+  const [event] = parsed.value.events;
+  return { key: eventKey(event!), event: event!, receivedAtMs: 0, source: 'test' };
+})();
+
+/**
+ * A worker that remembers no rating of WABA, told the stored bill is current (a start found it so), reads the
+ * stored rows back and answers a diff against them: none of its units or pending messages to write again.
+ */
+async function diffsAgainstStoredRows(
+  store: Store,
+  setup: WorkerSetup,
+  pricing: PricingSetup,
+): Promise<void> {
+  await store.ingestEvents([...EVENT_INPUTS, PENDING_INPUT]);
+  const rated = await createInProcessLiveRater(store, pricing).rate([WABA]);
+  expect(rated.full!.pending).toHaveLength(1);
+  await store.replaceRating(
+    {
+      id: 'rating_stored',
+      ratedAtMs: 0,
+      reason: 'live',
+      wabas: [WABA],
+      asOfRules: null,
+      rateCards: [],
+      totals: rated.totals,
+    },
+    rated.full!,
+  );
+  const worker = createWorkerLiveRater(script, setup, createMemoryLogger());
+  try {
+    const read = await worker.rate([WABA], { isStoredCurrent: true });
+    expect(read.full).toBeNull();
+    expect(read.diff?.units).toEqual({ upsert: [], delete: [] });
+    expect(read.diff?.pending).toEqual({ upsert: [], delete: [] });
+    // The findings are not read back: written whole.
+    expect(read.diff?.findings).toEqual(rated.full!.findings);
+    expect(read.totals).toEqual(rated.totals);
+    worker.settle([WABA], false);
+    expect((await worker.rate([WABA])).diff).toBeNull();
+  } finally {
+    await worker.close();
+  }
+}
+
+describe('a live rating of a bill the rater does not remember but the caller knows is current', () => {
+  it('reads the stored rows back and writes a diff (SQLite, in a worker thread)', async () => {
+    const loaded = await loadPricingSetup({ accountsPath: null, rateCardPaths: [] });
+    if (!loaded.ok) throw new Error(loaded.error);
+    const file = join(dir, 'read-back.db');
+    const store = await openSqliteStore(file);
+    const setup = {
+      db: `sqlite:${file}`,
+      accounts: [],
+      cards: loaded.value.cards,
+      isReportedRulesEnabled: true,
+    };
+    try {
+      await diffsAgainstStoredRows(store, setup, loaded.value);
+    } finally {
+      await store.close();
+    }
+  });
+});
+
 describe('live rating in a worker thread on PostgreSQL', () => {
   const logger = createMemoryLogger();
   let admin: pg.Client;
@@ -552,5 +629,16 @@ describe('live rating in a worker thread on PostgreSQL', () => {
       empty.schema,
     ]);
     expect(tables.rowCount).toBe(0);
+  });
+
+  it('reads a current stored bill back and writes a diff against it, as on SQLite', async () => {
+    const { url } = await freshSchema();
+    const store = await openStore(url);
+    const setup: WorkerSetup = { db: url, accounts: [], cards: pricing.cards, isReportedRulesEnabled: true };
+    try {
+      await diffsAgainstStoredRows(store, setup, pricing);
+    } finally {
+      await store.close();
+    }
   });
 });

@@ -73,6 +73,10 @@ export interface LiveRating {
   rateMs: number;
 }
 
+export interface LiveRatingOptions {
+  isStoredCurrent?: boolean;
+}
+
 /** A whole rating of a scope for a re-rate (other cards or era) or an explanation (decisions, a trace). */
 export interface ScopeRatingOptions {
   asOfRules?: Era;
@@ -94,6 +98,11 @@ export interface ScopeRatingOptions {
 
 export interface ScopeRating {
   output: RatingOutput;
+  /**
+   * Without a trace: the store's event change counter read before the events were listed, as a live rating
+   * keeps it (`LiveRating.eventsSeq`), for a re-rate's record.
+   */
+  eventsSeq?: number;
   /** With a trace: the traced user's business messages that failed (never charged; the rater keeps them). */
   failed?: UnratedMessage[];
 }
@@ -106,7 +115,12 @@ export interface ScopeRating {
  */
 export interface LiveRater {
   readonly where: 'worker thread' | 'server thread';
-  rate(scope: readonly string[]): Promise<LiveRating>;
+  /**
+   * Rates `scope` live. `options.isStoredCurrent`: the stored bill of `scope` is its last rating's, known to
+   * the caller though not to this rater (a start found it current): when the rater remembers no rating of
+   * the scope, it reads the stored rows back and writes a diff against them instead of rewriting them all.
+   */
+  rate(scope: readonly string[], options?: LiveRatingOptions): Promise<LiveRating>;
   rateScope(scope: readonly string[], options: ScopeRatingOptions): Promise<ScopeRating>;
   /**
    * Reads a POST /v1/reconciliation body (reconcile-body.ts) and keeps its export for the `reconcile` job that
@@ -119,7 +133,10 @@ export interface LiveRater {
   estimate(job: EstimateJob): Promise<EstimateAnswer>;
   /** The last rating of `scope` was written (`true`) or its write failed (`false`: rewrite all next time). */
   settle(scope: readonly string[], isCommitted: boolean): void;
-  /** The stored units no longer are what live ratings wrote (a re-rate): the next ones rewrite everything. */
+  /**
+   * The stored units no longer are what live ratings wrote (a re-rate): the next ones rewrite everything, but
+   * for a scope rated with `isStoredCurrent`.
+   */
   forgetAll(): void;
   close(): Promise<void>;
 }
@@ -158,6 +175,21 @@ export function storedRatingOf(result: {
     pending: new Map(result.pending.map((item) => [rowKeyOf(item), item])),
     findings: JSON.stringify(result.findings),
   };
+}
+
+/**
+ * What the store holds for `scope` as a rating's rows, read back (`LiveRatingOptions.isStoredCurrent`): its
+ * units and pending messages. Its findings are not read (a finding naming no WABA belongs to the rating that
+ * made it, not to a WABA): the diff against it replaces them whole, as a full rating would.
+ */
+export async function readStoredRating(store: Store, scope: readonly string[]): Promise<StoredRating> {
+  const units: BillableUnit[] = [];
+  await store.exportUnits({ wabas: scope }, (page) => {
+    for (const unit of page) units.push(unit);
+  });
+  const rating = storedRatingOf({ units, pending: await store.listPending({ wabas: scope }), findings: [] });
+  // No JSON text of a list of findings: never equal to the new rating's, which are then written.
+  return { ...rating, findings: '' };
 }
 
 /**
@@ -297,7 +329,7 @@ export function createInProcessLiveRater(store: Store, pricing: PricingSetup): L
   let nextRef = 1;
   return {
     where: 'server thread',
-    async rate(scope) {
+    async rate(scope, options = {}) {
       const key = scopeKey(scope);
       const startedMs = performance.now();
       // Read first: a change committed between this read and the listing has a higher mark, so it can only make
@@ -307,7 +339,9 @@ export function createInProcessLiveRater(store: Store, pricing: PricingSetup): L
         rateWithPricing(pricing, await store.listEvents(scope)),
         scope,
       );
-      const before = stored.get(key);
+      // Read back after the events: the caller writes nothing meanwhile (its ratings are written one by one).
+      const before =
+        stored.get(key) ?? (options.isStoredCurrent ? await readStoredRating(store, scope) : undefined);
       stored.delete(key); // unknown until the write of this rating commits
       unsettled.set(key, storedRatingOf(result));
       return {
@@ -324,6 +358,8 @@ export function createInProcessLiveRater(store: Store, pricing: PricingSetup): L
     },
     async rateScope(scope, { cards, traceVisibleWabas, ...options }) {
       const { trace } = options;
+      // Read first, as a live rating does: a re-rate under the service's rules is then as current as one.
+      const eventsSeq = trace ? undefined : (await store.readEventChanges()).seq;
       let events: readonly CoreEvent[] = await store.listEvents(scope);
       if (trace) {
         // A limited key's story is told by its own WABAs' events, as the store lists them (statuses naming no
@@ -339,7 +375,7 @@ export function createInProcessLiveRater(store: Store, pricing: PricingSetup): L
         rateBook = book.value;
       }
       const output = rateWithPricing(pricing, events, { ...options, ...(rateBook ? { rateBook } : {}) });
-      if (!trace) return { output };
+      if (!trace) return { output, ...(eventsSeq === undefined ? {} : { eventsSeq }) };
       // A business-scoped id the rating joined to its number: the story is the number's, its failures and
       // those of messages sent to the id alike.
       const joined = output.tracedUser;
@@ -403,7 +439,7 @@ export interface WorkerSetup {
 }
 
 export type WorkerRequest =
-  | { type: 'rate'; id: number; scope: readonly string[] }
+  | { type: 'rate'; id: number; scope: readonly string[]; options?: LiveRatingOptions }
   | { type: 'rateScope'; id: number; scope: readonly string[]; options: ScopeRatingOptions }
   /** A reconciliation body's bytes, handed over (transferred, never copied): its export is kept there. */
   | { type: 'readAnalytics'; id: number; bytes: Uint8Array }
@@ -735,8 +771,13 @@ export function createWorkerLiveRater(
 
   return {
     where: 'worker thread',
-    rate(scope) {
-      return ask<LiveRating>((id) => ({ type: 'rate', id, scope }));
+    rate(scope, rateOptions) {
+      return ask<LiveRating>((id) => ({
+        type: 'rate',
+        id,
+        scope,
+        ...(rateOptions === undefined ? {} : { options: rateOptions }),
+      }));
     },
     rateScope(scope, options) {
       return ask<ScopeRating>((id) => ({ type: 'rateScope', id, scope, options }));

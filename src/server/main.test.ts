@@ -228,6 +228,64 @@ describe('a start rates only the portfolios whose stored rating is not current (
     await placed.server.close();
   };
 
+  /**
+   * Restarts of `db` after re-rates: one under the service's own rules and cards (a re-rate, an upgrade's)
+   * leaves a current bill, a what-if (as_of_rules) does not. `sql` runs a statement on the stopped store.
+   */
+  const restartsAfterRerates = async (db: string, sql: (statement: string) => Promise<void>) => {
+    const rerate = async (server: RunningServer, body: object) => {
+      const response = await fetch(`${server.url}/v1/rerate`, {
+        method: 'POST',
+        headers: { Authorization: `Bearer ${KEY_ALL}`, 'Content-Type': 'application/json' },
+        body: JSON.stringify(body),
+      });
+      expect(response.status).toBe(200);
+    };
+    const first = await serveWithLog(db);
+    await postLines(first.server, `${sentLines('W1', 'wamid.a1')}\n${sentLines('W2', 'wamid.b1')}`);
+    const units = await get(first.server, '/v1/units');
+    await rerate(first.server, {});
+    await first.server.close();
+
+    const afterRerate = await serveWithLog(db);
+    expect(await initialRating(afterRerate.logger)).toEqual({ rated: 0, current: 2 });
+    expect(await get(afterRerate.server, '/v1/units')).toEqual(units);
+    // A what-if of W1 is not the bill the service keeps: W1's portfolio is rated again, W2's is not.
+    await rerate(afterRerate.server, { wabas: ['W1'], as_of_rules: 'CBP-2023' });
+    await afterRerate.server.close();
+
+    const afterWhatIf = await serveWithLog(db);
+    expect(await initialRating(afterWhatIf.logger)).toEqual({ rated: 1, current: 1 });
+    expect(await get(afterWhatIf.server, '/v1/units')).toEqual(units);
+    await afterWhatIf.server.close();
+
+    // An upgrade: the start re-rates every WABA as an upgrade, which leaves nothing for its own rating.
+    await sql('UPDATE ratings SET engine_digest = NULL');
+    const upgraded = await serveWithLog(db);
+    expect(await initialRating(upgraded.logger)).toEqual({ rated: 0, current: 2 });
+    expect(upgraded.logger.lines.join('\n')).toContain('re-rated after the upgrade');
+    expect(await get(upgraded.server, '/v1/units')).toEqual(units);
+    await upgraded.server.close();
+  };
+
+  it('a restart after a re-rate or an upgrade rates nothing; after a what-if re-rate (as_of_rules), its portfolio', async () => {
+    const path = join(dir, 'restart-rerated.db');
+    await restartsAfterRerates(`sqlite:${path}`, async (statement) => {
+      const raw = new Database(path);
+      raw.exec(statement);
+      raw.close();
+    });
+  });
+
+  it('the same on PostgreSQL after re-rates', async () => {
+    await inOwnSchema('wameter_restart_rerated', (url, schema, admin) =>
+      restartsAfterRerates(url.toString(), async (statement) => {
+        await admin.query(`SET search_path = ${schema}`);
+        await admin.query(statement);
+      }),
+    );
+  });
+
   it('a restart with nothing new rates nothing and serves the same bill; events stored but never rated (a crash) re-rate their portfolio only, a status naming no WABA every portfolio', async () => {
     await restarts(`sqlite:${join(dir, 'restart-current.db')}`);
   });

@@ -340,6 +340,54 @@ describe('live re-rating writes only what changed, and is throttled', () => {
     expect(check.ok && check.value.unchanged).toBe(6);
   });
 
+  it('after a start that found the stored rating current, the first live rating writes a diff against it', async () => {
+    const calls: string[] = [];
+    const replaceRating = store.replaceRating.bind(store);
+    const applyRatingDiff = store.applyRatingDiff.bind(store);
+    store.replaceRating = (record, result) => {
+      calls.push('replace');
+      return replaceRating(record, result);
+    };
+    store.applyRatingDiff = (record, diff) => {
+      const findings = diff.findings === undefined ? '' : '+findings';
+      calls.push(`diff:${diff.units.upsert.length}/${diff.units.delete.length}${findings}`);
+      return applyRatingDiff(record, diff);
+    };
+    await makeService();
+    await ingest(conversationLines('W1', 'PN1', '919876543210', 'wamid.s1'));
+    // A user who never answers: a message left pending (its row read back too).
+    await ingest([
+      {
+        kind: 'outbound',
+        at: '2025-07-10T09:00:00Z',
+        waba: 'W2',
+        business: 'PN2',
+        user: '919876543212',
+        id: 'wamid.p1',
+        template: 'marketing',
+      },
+    ]);
+    await rating.settled();
+    await rating.close();
+    // A restart: a new service, nothing of the last one's memory.
+    await makeService();
+    expect(await rating.rateStale()).toEqual({ rated: 0, current: 2 });
+    rating.markDirty(['W1', 'W2']); // nothing new: nothing to write but the findings
+    await rating.settled();
+    await ingest(conversationLines('W1', 'PN1', '919876543211', 'wamid.s2'));
+    await rating.settled();
+    expect(calls.slice(2)).toEqual(['diff:0/0+findings', 'diff:0/0+findings', 'diff:3/0+findings']);
+    // After a re-rate under the service's own rules and cards, the same: a diff against what it stored.
+    expect((await rating.rerate({ wabas: ['W1'] })).ok).toBe(true);
+    rating.markDirty(['W1']);
+    await rating.settled();
+    expect(calls.slice(5)).toEqual(['replace', 'diff:0/0+findings']);
+    const check = await rating.rerate({ isDryRun: true });
+    expect(check.ok && check.value.changed).toEqual([]);
+    expect(check.ok && check.value.unchanged).toBe(6);
+    expect(await store.listPending({})).toHaveLength(1);
+  });
+
   it('waits a multiple of the last rating time before the next live one; settled() does not wait', async () => {
     slowRatingWrites();
     await makeService(undefined, 20); // next live rating ≥ 20 × 60 ms after the last

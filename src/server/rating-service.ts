@@ -446,6 +446,13 @@ export function createRatingService(deps: RatingServiceDeps): RatingService {
    * first ratings rewrite every portfolio under the service's rules.
    */
   const billOfOtherRules = new Map<string, RatingRecord>();
+  /**
+   * WABAs whose stored bill is a rating under the service's own rules that the live rater may not remember (a
+   * start found it current; a re-rate under the service's rules wrote it): their next live rating reads the
+   * stored rows back and writes a diff against them, not every row again (`LiveRatingOptions`). Until a live
+   * rating of theirs is written.
+   */
+  const storedUnremembered = new Set<string>();
   const debounceMs = deps.debounceMs ?? 100;
   const throttleFactor = deps.throttleFactor ?? 3;
   const quietMs = deps.quietMs ?? 1_000;
@@ -533,7 +540,7 @@ export function createRatingService(deps: RatingServiceDeps): RatingService {
       changes?: unknown;
       changedUnits?: readonly unknown[];
       totalsByWaba?: Record<string, Record<string, CurrencyTotals>>;
-      /** A live rating's: the event change counter read before it listed its events. */
+      /** The event change counter read before the rating listed its events (a live rating's, a re-rate's). */
       eventsSeq?: number;
     },
   ): RatingRecord {
@@ -558,11 +565,14 @@ export function createRatingService(deps: RatingServiceDeps): RatingService {
 
   /**
    * Rates one portfolio and stores the result: only the rows that changed when its last stored rating is
-   * known, everything otherwise (first rating after start, after a failure or a re-rate).
+   * known — remembered by the rater, or read back when a start found it current or a re-rate under the
+   * service's rules wrote it (`storedUnremembered`) — everything otherwise (a portfolio the start rated, after a
+   * failure, after a re-rate under other rules).
    */
   async function rateAndStore(scope: string[]): Promise<void> {
     const startedMs = performance.now();
-    const rating = await liveRater.rate(scope);
+    const isStoredCurrent = scope.some((waba) => storedUnremembered.has(waba));
+    const rating = await liveRater.rate(scope, isStoredCurrent ? { isStoredCurrent } : undefined);
     const ratedMs = performance.now();
     if (rating.outsideScope.length > 0) {
       logger.error('a rating placed rows outside its portfolio; they were left out of the stored bill', {
@@ -597,7 +607,10 @@ export function createRatingService(deps: RatingServiceDeps): RatingService {
       throw error;
     }
     liveRater.settle(scope, true);
-    for (const waba of scope) billOfOtherRules.delete(waba);
+    for (const waba of scope) {
+      billOfOtherRules.delete(waba);
+      storedUnremembered.delete(waba);
+    }
     deps.storeHealth?.writeSucceeded('rating');
     deps.onRatingStored?.(record, rating.diff ? rating.diff.findings : rating.full!.findings);
     logger.debug('rated', {
@@ -857,15 +870,16 @@ export function createRatingService(deps: RatingServiceDeps): RatingService {
 
   /**
    * Whether the stored bill of `scope` (a portfolio's stored WABAs) is what rating it now would store, provably:
-   * its newest rating (`last`, of any reason) is a live rating of exactly these WABAs, under the rules of each
-   * date, made by this rating code with these accounts, rate cards and setup (`ratingSetupDigest`), and no event
-   * it could have listed has changed since it read them (`changes`: no WABA of the scope, nor a status naming no
-   * WABA or what places one, marked after its `eventsSeq`). Anything unknown — a rating of an older version, a
-   * re-rate, a scope that grew — is not current. docs/decisions.md, "A start rates only the portfolios whose
-   * stored rating is not current".
+   * its newest rating (`last`: a live rating, a re-rate or an upgrade's) rated exactly these WABAs of the
+   * portfolio under the rules of each date (`asOfRules` null), made by this rating code with these accounts,
+   * rate cards and setup (`ratingSetupDigest`) — what a live rating prices with; a re-rate under an era or
+   * other cards is not — and no event it could have listed has changed since it read them (`changes`: no WABA
+   * of the scope, nor a status naming no WABA or what places one, marked after its `eventsSeq`). Anything
+   * unknown — a rating of an older version, one that kept no `eventsSeq`, a scope that grew — is not current.
+   * docs/decisions.md, "A start rates only the portfolios whose stored rating is not current".
    */
   function isRatingCurrent(scope: readonly string[], last: RatingRecord | undefined, changes: EventChanges) {
-    if (last?.eventsSeq === undefined || last.reason !== 'live' || last.asOfRules !== null) return false;
+    if (last?.eventsSeq === undefined || last.asOfRules !== null) return false;
     if (
       last.engineDigest !== ratingCodeDigest ||
       last.accountsDigest !== pricingAccountsDigest ||
@@ -874,7 +888,10 @@ export function createRatingService(deps: RatingServiceDeps): RatingService {
     ) {
       return false;
     }
-    const rated = new Set(last.wabas);
+    // A re-rate's record holds every portfolio it re-rated (each rated on its own, as live ratings are): its
+    // WABAs of this portfolio must be the scope.
+    const portfolio = baseBook.accountFor(scope[0]!).portfolio;
+    const rated = new Set(last.wabas.filter((waba) => baseBook.accountFor(waba).portfolio === portfolio));
     if (rated.size !== scope.length || !scope.every((waba) => rated.has(waba))) return false;
     if (changes.unnamedSeq > last.eventsSeq) return false;
     return scope.every((waba) => (changes.byWaba.get(waba) ?? 0) <= last.eventsSeq!);
@@ -886,7 +903,12 @@ export function createRatingService(deps: RatingServiceDeps): RatingService {
     const stored = await store.listWabas();
     const scopes = await portfolioGroups(stored, stored);
     const newest = await newestRatingsOf(scopes);
-    const stale = scopes.filter((scope, index) => !isRatingCurrent(scope, newest.get(index), changes));
+    const stale: string[][] = [];
+    scopes.forEach((scope, index) => {
+      if (!isRatingCurrent(scope, newest.get(index), changes)) stale.push(scope);
+      // Left as stored: its first live rating writes a diff against the stored rows.
+      else for (const waba of scope) storedUnremembered.add(waba);
+    });
     markDirty(stale.flat());
     await settled();
     if (behind.size > 0) throw new RatingFailedError([...behind].sort(), lastFailure);
@@ -979,8 +1001,13 @@ export function createRatingService(deps: RatingServiceDeps): RatingService {
     const result: RatingResultRows = { units: [], pending: [], findings: [] };
     // One turn per portfolio (a re-rate of every client's portfolio does not hold the others for all of
     // them); once the first is let in, the rest are never refused half-way.
+    /**
+     * The lowest event change counter the portfolios' ratings read before listing their events (undefined when
+     * a rater gave none): the record then holds every change up to it, as a live rating's does.
+     */
+    let eventsSeq: number | undefined = Number.POSITIVE_INFINITY;
     for (const [index, group] of groups.entries()) {
-      const { output } = await onDemand.run(
+      const { output, eventsSeq: groupSeq } = await onDemand.run(
         request.client ?? LOCAL_CLIENT,
         () =>
           onDemandRater.rateScope(group, {
@@ -989,6 +1016,8 @@ export function createRatingService(deps: RatingServiceDeps): RatingService {
           }),
         { isContinuation: index > 0 },
       );
+      eventsSeq =
+        groupSeq === undefined || eventsSeq === undefined ? undefined : Math.min(eventsSeq, groupSeq);
       // One by one, never push(...rows): a portfolio's 150,000 units passed as arguments overflowed the stack.
       for (const unit of output.units) result.units.push(unit);
       for (const message of output.pending) result.pending.push(message);
@@ -1041,6 +1070,7 @@ export function createRatingService(deps: RatingServiceDeps): RatingService {
         totalsByWaba: currencyTotalsByWabaOf(result.units),
         ...(request.asOfRules ? { asOfRules: request.asOfRules } : {}),
         ...(cards ? { cards } : {}),
+        ...(eventsSeq !== undefined && Number.isFinite(eventsSeq) ? { eventsSeq } : {}),
         // As POST /v1/rerate answers it (snake_case, ISO instants): GET /v1/ratings gives it back as stored.
         changes: {
           period: { from: isoOrNull(request.fromMs), to: isoOrNull(request.toMs) },
@@ -1053,7 +1083,8 @@ export function createRatingService(deps: RatingServiceDeps): RatingService {
         changedUnits: changed,
       });
       // In the live ratings' chain, so that none writes meanwhile; afterwards the stored units are no longer
-      // what live ratings last wrote (other cards or rules): the next live rating rewrites its scope.
+      // what live ratings last wrote: the next live rating rewrites its scope — or, after a re-rate under the
+      // service's own rules and cards, reads the stored rows back and writes a diff (`storedUnremembered`).
       const write = chain.then(async () => {
         // The writer lock lost, the SQLite file gone: nothing is written, as for live ratings.
         const blocker = deps.storeHealth?.writeBlocker() ?? null;
@@ -1068,8 +1099,13 @@ export function createRatingService(deps: RatingServiceDeps): RatingService {
         deps.storeHealth?.writeSucceeded('rating');
         const isOtherRules = record.asOfRules !== null || record.rateCardsDigest !== pricingCardsDigest;
         for (const waba of scope) {
-          if (isOtherRules) billOfOtherRules.set(waba, record);
-          else billOfOtherRules.delete(waba);
+          if (isOtherRules) {
+            billOfOtherRules.set(waba, record);
+            storedUnremembered.delete(waba);
+          } else {
+            billOfOtherRules.delete(waba);
+            storedUnremembered.add(waba);
+          }
         }
         // What arrived while this re-rate ran is not in what it just wrote: rated again (arrivalsDuringRerates).
         const arrived = scope.filter((waba) => arrivals.has(waba));

@@ -132,7 +132,9 @@ async function main(port: NonNullable<typeof parentPort>, setup: WorkerSetup): P
     queue = queue.then(async () => {
       switch (request.type) {
         case 'rate':
-          await answer(request.id, async () => rated(request.id, await rater.rate(request.scope)));
+          await answer(request.id, async () =>
+            rated(request.id, await rater.rate(request.scope, request.options)),
+          );
           break;
         case 'rateScope':
           await answer(request.id, async () =>

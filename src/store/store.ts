@@ -527,9 +527,10 @@ export interface RatingRecord {
   setupDigest?: string;
   /**
    * The store's event change counter (`EventChanges.seq`) read before the rating listed its events: every
-   * event stored or rewritten since has a higher mark (migration 18 of SQLite, 20 of PostgreSQL). Only live
-   * ratings keep it; `undefined` otherwise. A start re-rates no portfolio whose last rating is provably
-   * current (docs/decisions.md, "A start skips the portfolios whose stored rating is current").
+   * event stored or rewritten since has a higher mark (migration 18 of SQLite, 20 of PostgreSQL). Live ratings
+   * and re-rates (an upgrade's too) keep it — a re-rate of several portfolios the lowest its ratings read;
+   * `undefined` in records written before. A start re-rates no portfolio whose last rating is provably current
+   * (docs/decisions.md, "A start rates only the portfolios whose stored rating is not current").
    */
   eventsSeq?: number;
   /**
