@@ -591,6 +591,37 @@ describe('wameter serve', () => {
   });
 });
 
+describe('a start after `wameter rerate`', () => {
+  /** How many portfolios the start rated and found current (its "initial rating done" line). */
+  const startRating = async () => {
+    const logger = createMemoryLogger();
+    const server = await startServer(testConfig({ db, port: 0, host: '127.0.0.1' }), {
+      logger,
+      ratingWorkerScript: null,
+    });
+    try {
+      for (const deadline = Date.now() + 20_000; Date.now() < deadline;) {
+        const line = logger.lines.find((text) => text.includes('"initial rating done"'));
+        if (line !== undefined) {
+          const fields = JSON.parse(line) as Record<string, number>;
+          return { rated: fields.portfolios_rated, current: fields.portfolios_current };
+        }
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      throw new Error(`no "initial rating done" line: ${logger.lines.join('\n')}`);
+    } finally {
+      await server.close();
+    }
+  };
+
+  it('rates nothing after a re-rate under the same rules and cards, and the portfolio after a what-if', async () => {
+    expect((await run(['--db', db])).code).toBe(0);
+    expect(await startRating()).toEqual({ rated: 0, current: 1 });
+    expect((await run(['--db', db, '--as-of-rules', 'CBP-2023'])).code).toBe(0);
+    expect(await startRating()).toEqual({ rated: 1, current: 0 });
+  });
+});
+
 /** The refusal while `wameter serve` (this process, here) holds the database's writer lock. */
 const HELD_BY_SERVE = new RegExp(
   `a wameter serve \\(pid ${process.pid} on ${hostname()}, since \\d{4}-\\d\\d-\\d\\dT[\\d:]+Z\\) ` +
