@@ -627,6 +627,74 @@ describe('re-rate', () => {
     expect(messages).toContain('wamid.before.o1');
   });
 
+  it("a re-rate written after a live rating made later is the newest rating: a start judges the bill by the re-rate's read", async () => {
+    const pricing = await loadPricingSetup({ accountsPath: null, rateCardPaths: [] });
+    if (!pricing.ok) throw new Error(pricing.error);
+    const inner = createInProcessLiveRater(store, pricing.value);
+    const gate = () => {
+      let open!: () => void;
+      const opened = new Promise<void>((resolve) => (open = resolve));
+      return { open, opened };
+    };
+    const rerateRated = gate();
+    const rerateGoes = gate();
+    const liveRated = gate();
+    const liveGoes = gate();
+    const rerateRecordMade = gate();
+    let liveRatings = 0;
+    const rater: LiveRater = {
+      ...inner,
+      async rate(scope, options) {
+        liveRatings += 1;
+        // The live rating after the re-rate's write (of the arrival during it) fails: the service stops there.
+        if (liveRatings === 3) throw new Error('the store went away');
+        const rated = await inner.rate(scope, options);
+        if (liveRatings === 2) {
+          liveRated.open();
+          await liveGoes.opened;
+        }
+        return rated;
+      },
+      async rateScope(scope, options) {
+        const output = await inner.rateScope(scope, options);
+        rerateRated.open();
+        await rerateGoes.opened;
+        return output;
+      },
+    };
+    await makeService(undefined, 0, [], { liveRater: rater, retries: false });
+    await ingest(conversationLines('W1', 'PN1', '919876543210', 'wamid.before'));
+    await rating.settled();
+    // The re-rate reads the events and rates them; an arrival comes, and its live rating reads it.
+    const rerating = rating.rerate({});
+    await rerateRated.opened;
+    await ingest(conversationLines('W1', 'PN1', '919876543211', 'wamid.during'));
+    const live = rating.settled();
+    await liveRated.opened;
+    // The re-rate makes its record (its last read of the store before is the history's newest)…
+    const listRatings = store.listRatings.bind(store);
+    store.listRatings = async (...args) => {
+      const page = await listRatings(...args);
+      setTimeout(rerateRecordMade.open, 0);
+      return page;
+    };
+    rerateGoes.open();
+    await rerateRecordMade.opened;
+    store.listRatings = listRatings;
+    // …then the live rating makes its own, later, and is written first: the re-rate's write follows it.
+    nowMs += 1000;
+    liveGoes.open();
+    await live;
+    expect((await rerating).ok).toBe(true);
+    await rating.settled();
+    await rating.close();
+    // A restart: the stored units are the re-rate's, which lack the arrival; the portfolio is rated.
+    await makeService();
+    expect(await rating.rateStale()).toEqual({ rated: 1, current: 0 });
+    const messages = (await store.queryUnits({}, { limit: 100 })).units.flatMap((unit) => unit.messages);
+    expect(messages).toContain('wamid.during.o1');
+  });
+
   it('re-rates under other rate cards (CLI paths) and reports the change', async () => {
     await makeService();
     await ingest(conversationLines('W1', 'PN1', '919876543210', 'wamid.rr'));

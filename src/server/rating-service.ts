@@ -1090,6 +1090,10 @@ export function createRatingService(deps: RatingServiceDeps): RatingService {
         const blocker = deps.storeHealth?.writeBlocker() ?? null;
         if (blocker !== null) throw new Error(blocker);
         liveRater.forgetAll();
+        // Dated when written, not when made: a live rating made meanwhile (of an arrival during the re-rate) is
+        // written before it, and the history's newest rating must be the one whose rows are stored — a start
+        // judges the bill by it (`isRatingCurrent`), and the live one read events this re-rate did not.
+        record.ratedAtMs = Math.max(record.ratedAtMs, clock());
         try {
           await store.replaceRating(record, result);
         } catch (error) {
