@@ -26,6 +26,7 @@ import {
   seedBeforeBusinessNumbers,
 } from '../../../test/support/business-numbers-upgrade.js';
 import { ratingRecord } from '../../../test/support/ratings.js';
+import { expectDeletionsMarked } from '../../../test/support/event-deletion-marks.js';
 import { ONE_INBOUND, listingOf } from '../../../test/support/store-events.js';
 import { billableUnit } from '../../../test/support/units.js';
 
@@ -82,6 +83,20 @@ afterAll(async () => {
 });
 
 runStoreContract('PostgreSQL', () => openPostgresStore(DATABASE_URL, { schema: freshSchema() }));
+
+describe('events deleted by hand', () => {
+  it('mark their WABA, and what may move a status naming no WABA, as stored ones do (at the commit)', async () => {
+    const schema = freshSchema();
+    const store = await openPostgresStore(DATABASE_URL, { schema });
+    try {
+      await expectDeletionsMarked(store, async (condition) => {
+        await admin!.query(`DELETE FROM ${schema}.events WHERE ${condition}`);
+      });
+    } finally {
+      await store.close();
+    }
+  });
+});
 
 describe('PostgreSQL planner statistics', () => {
   // Never analysed, a table is planned as if empty (reltuples -1): an import's joins of statuses naming no
@@ -402,6 +417,7 @@ describe('PostgreSQL specifics', () => {
       { version: 18 },
       { version: 19 },
       { version: 20 },
+      { version: 22 },
     ]);
     await Promise.all(stores.map((store) => store.close()));
   });
@@ -524,6 +540,7 @@ describe('PostgreSQL specifics', () => {
       { version: 18 },
       { version: 19 },
       { version: 20 },
+      { version: 22 },
     ]);
     await store.close();
   });
@@ -954,7 +971,7 @@ describe('PostgreSQL opened read-only (commands that only read: estimate, rerate
     );
     await expect(openPostgresStore(DATABASE_URL, { schema, isReadOnly: true })).rejects.toMatchObject({
       code: 'STORE_NEEDS_MIGRATION',
-      message: `the wameter store in the schema "${schema}" of ${database} is older than this wameter (schema migration 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20 not applied yet), and a read-only open does not migrate it`,
+      message: `the wameter store in the schema "${schema}" of ${database} is older than this wameter (schema migration 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 22 not applied yet), and a read-only open does not migrate it`,
     });
     const { rows } = await admin!.query(`SELECT max(version) AS newest FROM ${schema}.schema_migrations`);
     expect(rows).toEqual([{ newest: 5 }]);

@@ -23,13 +23,14 @@ import {
   TRUST_BACKFILLED_ROWS,
   expectTrustBackfilledListings,
 } from '../../../test/support/message-trust-backfill.js';
+import { expectDeletionsMarked } from '../../../test/support/event-deletion-marks.js';
 import { ONE_INBOUND, listingOf } from '../../../test/support/store-events.js';
 import { billableUnit } from '../../../test/support/units.js';
 import { makeUnwritable } from '../../../test/support/unwritable.js';
 
-/** What migration 18 adds, taken away again: a store as an older version left it (the tests below go back further). */
+/** What migrations 18 and 20 add, taken away again: a store as an older version left it (the tests below go back further). */
 const BEFORE_EVENT_MARKS =
-  'DROP TRIGGER events_changed_on_insert; DROP TRIGGER events_changed_on_update; DROP TABLE event_changes;' +
+  'DROP TRIGGER events_changed_on_delete; DROP TRIGGER events_changed_on_insert; DROP TRIGGER events_changed_on_update; DROP TABLE event_changes;' +
   'DROP TABLE event_clock; ALTER TABLE ratings DROP COLUMN events_seq; ALTER TABLE ratings DROP COLUMN setup_digest;';
 
 runStoreContract('SQLite (:memory:)', () => openSqliteStore(':memory:'));
@@ -38,6 +39,21 @@ const contractDir = mkdtempSync(join(tmpdir(), 'wameter-sqlite-contract-'));
 let contractFiles = 0;
 afterAll(() => rmSync(contractDir, { recursive: true, force: true }));
 runStoreContract('SQLite (file)', () => openSqliteStore(join(contractDir, `${++contractFiles}.db`)));
+
+describe('events deleted by hand', () => {
+  it('mark their WABA, and what may move a status naming no WABA, as stored ones do', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'wameter-sqlite-delete-'));
+    onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
+    const path = join(dir, 'deleted.db');
+    const store = await openSqliteStore(path);
+    onTestFinished(() => store.close());
+    await expectDeletionsMarked(store, async (condition) => {
+      const raw = new Database(path);
+      raw.exec(`DELETE FROM events WHERE ${condition}`);
+      raw.close();
+    });
+  });
+});
 
 describe('SQLite on disk', () => {
   const dir = mkdtempSync(join(tmpdir(), 'wameter-sqlite-'));
@@ -75,6 +91,7 @@ describe('SQLite on disk', () => {
           version: 18,
           name: 'the events keep a mark of where they last changed, and ratings the mark they read',
         },
+        { version: 20, name: 'events deleted are marked as stored ones are' },
       ]);
     } finally {
       db.close();
@@ -105,7 +122,7 @@ describe('SQLite on disk', () => {
         "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'events'",
       );
       expect(indexes.pluck().all()).not.toContain('events_message');
-      expect(db.prepare('SELECT max(version) FROM schema_migrations').pluck().get()).toBe(18);
+      expect(db.prepare('SELECT max(version) FROM schema_migrations').pluck().get()).toBe(20);
       // The store's own query for orphan statuses looks their message up through the primary key, and the
       // WABA that owns their business number with a seek of events_business.
       await listingOf(store, ['W1']);
@@ -637,7 +654,7 @@ describe('SQLite opened read-only (commands that only read: estimate, rerate --d
     old.close();
     await expect(readOnly(path)).rejects.toMatchObject({
       code: 'STORE_NEEDS_MIGRATION',
-      message: `the wameter store in ${path} is older than this wameter (schema migration 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18 not applied yet), and a read-only open does not migrate it`,
+      message: `the wameter store in ${path} is older than this wameter (schema migration 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 20 not applied yet), and a read-only open does not migrate it`,
     });
     const after = new Database(path, { readonly: true });
     expect(after.prepare('SELECT max(version) FROM schema_migrations').pluck().get()).toBe(5);
