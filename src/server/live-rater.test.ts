@@ -123,7 +123,11 @@ describe('live rating in a worker thread', () => {
       expect(second.full).toBeNull();
       expect(second.diff?.units).toEqual({ upsert: [], delete: [] });
       worker.settle([WABA], true);
-      worker.forgetAll();
+      // A re-rate of another portfolio: this one is still known; of this one: rewritten in full.
+      worker.forget(['W_OTHER']);
+      expect((await worker.rate([WABA])).diff?.units).toEqual({ upsert: [], delete: [] });
+      worker.settle([WABA], true);
+      worker.forget([WABA]);
       expect((await worker.rate([WABA])).diff).toBeNull();
     } finally {
       await worker.close();

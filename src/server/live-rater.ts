@@ -134,10 +134,11 @@ export interface LiveRater {
   /** The last rating of `scope` was written (`true`) or its write failed (`false`: rewrite all next time). */
   settle(scope: readonly string[], isCommitted: boolean): void;
   /**
-   * The stored units no longer are what live ratings wrote (a re-rate): the next ones rewrite everything, but
-   * for a scope rated with `isStoredCurrent`.
+   * The stored units of the scopes holding any of `wabas` are no longer what live ratings wrote (a re-rate of
+   * their portfolios): their next ratings rewrite everything, but for a scope rated with `isStoredCurrent`.
+   * Other scopes stay known.
    */
-  forgetAll(): void;
+  forget(wabas: readonly string[]): void;
   close(): Promise<void>;
 }
 
@@ -408,9 +409,13 @@ export function createInProcessLiveRater(store: Store, pricing: PricingSetup): L
       unsettled.delete(key);
       if (isCommitted && rating) stored.set(key, rating);
     },
-    forgetAll() {
-      stored.clear();
-      unsettled.clear();
+    forget(wabas) {
+      const forgotten = new Set(wabas);
+      for (const map of [stored, unsettled]) {
+        for (const key of [...map.keys()]) {
+          if (key.split('\n').some((waba) => forgotten.has(waba))) map.delete(key);
+        }
+      }
     },
     async close() {},
   };
@@ -447,7 +452,7 @@ export type WorkerRequest =
   | { type: 'reconcile'; id: number; job: ReconcileJob }
   | { type: 'estimate'; id: number; job: EstimateJob }
   | { type: 'settle'; scope: readonly string[]; isCommitted: boolean }
-  | { type: 'forgetAll' }
+  | { type: 'forget'; wabas: readonly string[] }
   | { type: 'close' }
   /** The server's thread took a part of a rating's rows (`ratedPart`): the worker sends the next. */
   | { type: 'partTaken'; id: number };
@@ -800,8 +805,8 @@ export function createWorkerLiveRater(
     settle(scope, isCommitted) {
       post({ type: 'settle', scope, isCommitted });
     },
-    forgetAll() {
-      post({ type: 'forgetAll' });
+    forget(wabas) {
+      post({ type: 'forget', wabas });
     },
     abort(reason) {
       isClosed = true;

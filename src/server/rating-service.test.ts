@@ -382,6 +382,10 @@ describe('live re-rating writes only what changed, and is throttled', () => {
     rating.markDirty(['W1']);
     await rating.settled();
     expect(calls.slice(5)).toEqual(['replace', 'diff:0/0+findings']);
+    // The re-rate of W1 left W2's portfolio as its last live rating wrote it: still a plain diff.
+    rating.markDirty(['W2']);
+    await rating.settled();
+    expect(calls.slice(7)).toEqual(['diff:0/0']);
     const check = await rating.rerate({ isDryRun: true });
     expect(check.ok && check.value.changed).toEqual([]);
     expect(check.ok && check.value.unchanged).toBe(6);

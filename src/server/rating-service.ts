@@ -1089,7 +1089,8 @@ export function createRatingService(deps: RatingServiceDeps): RatingService {
         // The writer lock lost, the SQLite file gone: nothing is written, as for live ratings.
         const blocker = deps.storeHealth?.writeBlocker() ?? null;
         if (blocker !== null) throw new Error(blocker);
-        liveRater.forgetAll();
+        // The re-rated portfolios' rows are no longer what live ratings wrote; the others' still are.
+        liveRater.forget(scope);
         // Dated when written, not when made: a live rating made meanwhile (of an arrival during the re-rate) is
         // written before it, and the history's newest rating must be the one whose rows are stored — a start
         // judges the bill by it (`isRatingCurrent`), and the live one read events this re-rate did not.

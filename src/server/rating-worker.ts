@@ -179,8 +179,8 @@ async function main(port: NonNullable<typeof parentPort>, setup: WorkerSetup): P
         case 'settle':
           rater.settle(request.scope, request.isCommitted);
           break;
-        case 'forgetAll':
-          rater.forgetAll();
+        case 'forget':
+          rater.forget(request.wabas);
           break;
         case 'close':
           await store.close();
