@@ -73,7 +73,9 @@ export interface LiveRating {
   rateMs: number;
 }
 
+/** What the caller knows of a scope's stored bill (`LiveRater.rate`). */
 export interface LiveRatingOptions {
+  /** The stored rows are a rating under the service's own rules: read them back to diff against. */
   isStoredCurrent?: boolean;
 }
 
