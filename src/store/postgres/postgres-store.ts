@@ -3,6 +3,7 @@
 // never answer for a webhook before its transaction committed, and never aggregate units in JavaScript that
 // SQL can aggregate.
 
+import { createHash } from 'node:crypto';
 import pg from 'pg';
 import { microsOf } from '../../core/money.js';
 import type { CoreEvent } from '../../core/events.js';
@@ -111,7 +112,34 @@ const RATING_COLUMNS_WITHOUT_CHANGES =
   'accounts_digest, rate_cards_digest, engine_digest, setup_digest, events_seq';
 /** What the SQL helpers below need of a pool, a pooled client, or a client bound to a deadline. */
 interface Queryable {
-  query(text: string, values?: unknown[]): Promise<pg.QueryResult>;
+  query(text: string | Prepared, values?: unknown[]): Promise<pg.QueryResult>;
+}
+
+/** A statement each connection parses and plans once (a named prepared statement): `prepared`. */
+interface Prepared {
+  name: string;
+  text: string;
+}
+
+const preparedByText = new Map<string, Prepared>();
+
+/**
+ * `text` as a named prepared statement, for the statements every ingest sends (webhooks stored in groups):
+ * PostgreSQL parses and plans an unnamed statement each time it is sent — for the listing facts' look-up,
+ * three times as long as running it — and a named one once per connection (measured: docs/decisions.md,
+ * "An ingest's statements are prepared"). The name is the text's digest, so two texts never share one (pg
+ * refuses a name given to another text). A prepared statement outlives a rolled-back transaction; a
+ * migration that alters its tables makes PostgreSQL analyse and plan it again, under the session's
+ * search_path (the store's schema, fixed per connection), so none may be cached from before. Only for a
+ * fixed set of texts (each is kept per connection for its life), never for text built from values.
+ */
+function prepared(text: string): Prepared {
+  let statement = preparedByText.get(text);
+  if (statement === undefined) {
+    statement = { name: `wameter_${createHash('sha256').update(text).digest('hex').slice(0, 40)}`, text };
+    preparedByText.set(text, statement);
+  }
+  return statement;
 }
 
 interface TransactionOptions {
@@ -1612,14 +1640,16 @@ function canonicalTimeZone(timeZone: string): string {
 export function withBound(client: pg.PoolClient, startedMs: number, bound: Bound): Queryable {
   const { ms, operation } = bound;
   return {
-    async query(text, values) {
+    async query(statement, values) {
       const nowMs = performance.now();
       const deadlineMs = bound.scope === 'whole' ? startedMs + ms : nowMs + ms;
       const leftMs = Math.ceil(deadlineMs - nowMs);
       if (leftMs <= 0) throw new StoreTimeoutError(ms, { isConnectionLost: false, operation });
       try {
         // (`query_timeout` per query is pg's, not in its types.)
-        return await client.query({ text, values, query_timeout: leftMs } as pg.QueryConfig);
+        const { name, text } =
+          typeof statement === 'string' ? { name: undefined, text: statement } : statement;
+        return await client.query({ name, text, values, query_timeout: leftMs } as pg.QueryConfig);
       } catch (error) {
         const { code, message } = error as { code?: unknown; message?: unknown };
         if (code === QUERY_CANCELED && String(message).includes('statement timeout')) {
@@ -1679,12 +1709,12 @@ async function insertEventGroups(client: Queryable, groups: readonly EventInput[
   for (const batch of chunks(ordered)) {
     // A key another transaction is inserting: this waits for it to commit, then inserts nothing.
     const { rows } = await client.query(
-      `INSERT INTO events (key, kind, waba, message_id, at_ms, payload, received_at_ms, source, business,
+      prepared(`INSERT INTO events (key, kind, waba, message_id, at_ms, payload, received_at_ms, source, business,
                            tied_user, is_trusted)
        SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::jsonb[],
                             $7::bigint[], $8::text[], $9::text[], $10::text[], $11::boolean[])
        ON CONFLICT (key) DO NOTHING
-       RETURNING key`,
+       RETURNING key`),
       [
         batch.map((e) => e.key),
         batch.map((e) => e.event.kind),
@@ -1733,11 +1763,11 @@ async function insertEventGroups(client: Queryable, groups: readonly EventInput[
   for (const [key, owner] of await readOwners(client, unread)) ownersBefore.set(key, owner);
   for (const batch of chunks([...changed])) {
     await client.query(
-      `UPDATE events e SET payload = u.payload, at_ms = u.at_ms, business = u.business,
+      prepared(`UPDATE events e SET payload = u.payload, at_ms = u.at_ms, business = u.business,
          tied_user = u.tied_user, is_trusted = u.is_trusted
        FROM unnest($1::text[], $2::jsonb[], $3::bigint[], $4::text[], $5::text[], $6::boolean[])
          AS u (key, payload, at_ms, business, tied_user, is_trusted)
-       WHERE e.key = u.key`,
+       WHERE e.key = u.key`),
       [
         batch.map(([key]) => key),
         batch.map(([, row]) => JSON.stringify(row.event)),
@@ -1760,9 +1790,9 @@ async function readOwners(client: Queryable, keys: readonly string[]): Promise<M
   if (keys.length === 0) return owners;
   const split = keys.map(splitTieKey);
   const { rows } = await client.query(
-    `SELECT n.i, CASE WHEN n.u IS NULL THEN ${numberOwnerSql('n.number', BYTE_ORDER)}
+    prepared(`SELECT n.i, CASE WHEN n.u IS NULL THEN ${numberOwnerSql('n.number', BYTE_ORDER)}
                       ELSE ${pairOwnerSql('n.number', 'n.u', BYTE_ORDER)} END AS owner
-     FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS n(number, u, i)`,
+     FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS n(number, u, i)`),
     [split.map(([number]) => number), split.map(([, user]) => user)],
   );
   for (const row of rows as Row[])
@@ -1773,7 +1803,7 @@ async function readOwners(client: Queryable, keys: readonly string[]): Promise<M
 /** Every WABA that has events, sorted (a loose scan of events_waba). */
 async function readStoredWabas(client: Queryable): Promise<string[]> {
   const { rows } = await client.query(
-    `WITH RECURSIVE ${STORED_WABAS_CTE} SELECT waba FROM stored_wabas WHERE waba IS NOT NULL`,
+    prepared(`WITH RECURSIVE ${STORED_WABAS_CTE} SELECT waba FROM stored_wabas WHERE waba IS NOT NULL`),
   );
   return (rows as Row[]).map((row) => String(row.waba));
 }
@@ -1809,10 +1839,10 @@ async function readListingFacts(
       : inboundWabasSql('s', (column) => `coalesce(array_agg(${column}), '{}')`);
     // One seek of events_unnamed_status per message id.
     const { rows } = await client.query(
-      `WITH RECURSIVE ${STORED_WABAS_CTE}
+      prepared(`WITH RECURSIVE ${STORED_WABAS_CTE}
        SELECT s.message_id, s.is_trusted, s.source, ${STATUS_PLACEMENT_SQL} AS owner,
               ${inboundWabas} AS inbound_wabas
-       FROM events s WHERE s.waba IS NULL AND s.message_id = ANY($1::text[]) AND s.kind = 'status'`,
+       FROM events s WHERE s.waba IS NULL AND s.message_id = ANY($1::text[]) AND s.kind = 'status'`),
       [ids],
     );
     for (const row of rows as Row[]) {
@@ -1841,30 +1871,30 @@ async function readUnnamedStatusWabas(
   ids: readonly string[],
 ): Promise<Map<string, string[]>> {
   const holders = await client.query(
-    `WITH RECURSIVE ${STORED_WABAS_CTE}
+    prepared(`WITH RECURSIVE ${STORED_WABAS_CTE}
      SELECT DISTINCT ids.value AS id, w.waba AS waba
      FROM unnest($1::text[]) AS ids(value) CROSS JOIN stored_wabas w CROSS JOIN events m
-     WHERE w.waba IS NOT NULL AND m.key IN (${messageKeysSql('w.waba', 'ids.value')})`,
+     WHERE w.waba IS NOT NULL AND m.key IN (${messageKeysSql('w.waba', 'ids.value')})`),
     [[...ids]],
   );
   // Each status's number, and those its merged copies named (namesOfCopies: the number a merge replaced).
   const statuses = (
     await client.query(
-      `SELECT s.message_id AS id, s.payload->>'business' AS business,
+      prepared(`SELECT s.message_id AS id, s.payload->>'business' AS business,
               s.payload->'namesOfCopies' AS names_of_copies
-       FROM events s WHERE s.waba IS NULL AND s.message_id = ANY($1::text[]) AND s.kind = 'status'`,
+       FROM events s WHERE s.waba IS NULL AND s.message_id = ANY($1::text[]) AND s.kind = 'status'`),
       [[...ids]],
     )
   ).rows as Row[];
   const tiedBy = new Map<string, string[]>();
   for (const number of numbersOf(statuses)) {
     const { rows } = await client.query(
-      `WITH RECURSIVE t(waba) AS (
+      prepared(`WITH RECURSIVE t(waba) AS (
          SELECT min(waba) FROM events WHERE business = $1
          UNION ALL
          SELECT (SELECT min(e.waba) FROM events e WHERE e.business = $1 AND e.waba > t.waba) FROM t
          WHERE t.waba IS NOT NULL)
-       SELECT waba FROM t WHERE waba IS NOT NULL`,
+       SELECT waba FROM t WHERE waba IS NOT NULL`),
       [number],
     );
     tiedBy.set(
@@ -1884,8 +1914,8 @@ async function readStoredEvents(
 ): Promise<void> {
   for (const batch of chunks(keys)) {
     const { rows } = await client.query(
-      `SELECT key, payload, business, tied_user, is_trusted, source FROM events
-       WHERE key = ANY($1::text[])${suffix}`,
+      prepared(`SELECT key, payload, business, tied_user, is_trusted, source FROM events
+       WHERE key = ANY($1::text[])${suffix}`),
       [batch],
     );
     for (const row of rows as Row[]) {
@@ -2159,12 +2189,12 @@ async function ingestGroup(client: Queryable, items: readonly IngestItem[]): Pro
     const firsts = [...firstBySha.values()].map((index) => items[index]!.raw!);
     // A concurrent delivery of the same body (another process) waits on the unique index, then inserts nothing.
     const { rows } = await client.query(
-      `INSERT INTO raw_webhooks (received_at_ms, body, sha256, parse_error)
+      prepared(`INSERT INTO raw_webhooks (received_at_ms, body, sha256, parse_error)
        SELECT r.received_at_ms, r.body, r.sha256, r.parse_error
        FROM unnest($1::bigint[], $2::bytea[], $3::text[], $4::text[])
          WITH ORDINALITY AS r (received_at_ms, body, sha256, parse_error, n)
        ORDER BY r.n
-       ON CONFLICT (sha256) DO NOTHING RETURNING id, sha256`,
+       ON CONFLICT (sha256) DO NOTHING RETURNING id, sha256`),
       [
         firsts.map((r) => r.receivedAtMs),
         firsts.map((r) => toBuffer(r.body)),
@@ -2179,7 +2209,7 @@ async function ingestGroup(client: Queryable, items: readonly IngestItem[]): Pro
     const missing = firsts.map((r) => r.sha256).filter((sha) => !idBySha.has(sha));
     if (missing.length > 0) {
       const existing = await client.query(
-        'SELECT id, sha256 FROM raw_webhooks WHERE sha256 = ANY($1::text[])',
+        prepared('SELECT id, sha256 FROM raw_webhooks WHERE sha256 = ANY($1::text[])'),
         [missing],
       );
       for (const row of existing.rows as Row[]) idBySha.set(String(row.sha256), Number(row.id));
@@ -2206,10 +2236,10 @@ async function ingestGroup(client: Queryable, items: readonly IngestItem[]): Pro
   if (numbers.size > 0) {
     const rows = [...numbers.values()];
     await client.query(
-      `INSERT INTO business_numbers (waba, business, display_number)
+      prepared(`INSERT INTO business_numbers (waba, business, display_number)
        SELECT * FROM unnest($1::text[], $2::text[], $3::text[])
        ON CONFLICT (waba, business) DO UPDATE SET display_number = excluded.display_number
-               WHERE business_numbers.display_number <> excluded.display_number`,
+               WHERE business_numbers.display_number <> excluded.display_number`),
       [rows.map((n) => n.waba), rows.map((n) => n.business), rows.map((n) => n.displayNumber)],
     );
   }
