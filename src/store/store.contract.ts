@@ -315,6 +315,31 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
         await store.ingestEvents([untrusted({ ...inbound('wamid.untied', 'W8'), business: 'PN8' })]);
         expect((await store.readEventChanges()).unnamedSeq).toBe(tied.unnamedSeq);
       });
+
+      it('marks every WABA of one ingest, and what may move a status naming no WABA whichever of its rows it is', async () => {
+        const store = await fresh();
+        await store.ingestEvents([input(orphanStatus('wamid.s9', 'PN9')), input(inbound('wamid.i0', 'W1'))]);
+        const before = await store.readEventChanges();
+        // In key order: two rows of W1, then W2's message of the status's id (the third row may move it), W3.
+        await store.ingestEvents([
+          input(inbound('wamid.i3', 'W3')),
+          input(outbound('wamid.s9', 'W2')),
+          input(inbound('wamid.i2', 'W1')),
+          input(inbound('wamid.i1', 'W1')),
+        ]);
+        const after = await store.readEventChanges();
+        for (const waba of ['W1', 'W2', 'W3']) expect(after.byWaba.get(waba)).toBeGreaterThan(before.seq);
+        expect(after.unnamedSeq).toBeGreaterThan(before.seq);
+        // A status naming no WABA first, then a WABA's message: both marked.
+        await store.ingestEvents([
+          input(inbound('wamid.i4', 'W1')),
+          input(orphanStatus('wamid.s10', 'PN10')),
+        ]);
+        const last = await store.readEventChanges();
+        expect(last.byWaba.get('W1')).toBeGreaterThan(after.seq);
+        expect(last.unnamedSeq).toBeGreaterThan(after.seq);
+        expect(last.byWaba.get('W3')).toBe(after.byWaba.get('W3'));
+      });
     });
 
     describe('events', () => {

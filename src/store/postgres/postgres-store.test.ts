@@ -417,7 +417,7 @@ describe('PostgreSQL specifics', () => {
       { version: 18 },
       { version: 19 },
       { version: 20 },
-      { version: 22 },
+      { version: 21 },
     ]);
     await Promise.all(stores.map((store) => store.close()));
   });
@@ -432,6 +432,34 @@ describe('PostgreSQL specifics', () => {
     await expect(admin!.query(`INSERT INTO ${schema}.writer_fence VALUES (false, 0)`)).rejects.toThrow(
       /check constraint/,
     );
+  });
+
+  it("one transaction writing the events of two stores takes each store's own mark (migration 21's memo)", async () => {
+    const [first, second] = [freshSchema(), freshSchema()];
+    const stores = [
+      await openPostgresStore(DATABASE_URL, { schema: first }),
+      await openPostgresStore(DATABASE_URL, { schema: second }),
+    ];
+    try {
+      await stores[1]!.ingestEvents([
+        {
+          key: eventKey(ONE_INBOUND),
+          event: ONE_INBOUND,
+          receivedAtMs: ONE_INBOUND.atMs,
+          source: 'test',
+        },
+      ]);
+      const row = (schema: string, waba: string) =>
+        `INSERT INTO ${schema}.events (key, kind, waba, message_id, at_ms, payload, received_at_ms, source)
+         VALUES ('${waba}:inbound:wamid.two', 'inbound', '${waba}', 'wamid.two', 1, '{}', 1, 'test')`;
+      await admin!.query(`BEGIN; ${row(first, 'WA')}; ${row(second, 'WB')}; COMMIT`);
+      const [marks, others] = [await stores[0]!.readEventChanges(), await stores[1]!.readEventChanges()];
+      expect(marks).toEqual({ seq: 1, byWaba: new Map([['WA', 1]]), unnamedSeq: 0 });
+      expect(others.seq).toBe(2);
+      expect(others.byWaba.get('WB')).toBe(2);
+    } finally {
+      await Promise.all(stores.map((store) => store.close()));
+    }
   });
 
   it('checks the writer fence it is given before every ingest and rating, not before reads', async () => {
@@ -540,7 +568,7 @@ describe('PostgreSQL specifics', () => {
       { version: 18 },
       { version: 19 },
       { version: 20 },
-      { version: 22 },
+      { version: 21 },
     ]);
     await store.close();
   });
@@ -971,7 +999,7 @@ describe('PostgreSQL opened read-only (commands that only read: estimate, rerate
     );
     await expect(openPostgresStore(DATABASE_URL, { schema, isReadOnly: true })).rejects.toMatchObject({
       code: 'STORE_NEEDS_MIGRATION',
-      message: `the wameter store in the schema "${schema}" of ${database} is older than this wameter (schema migration 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 22 not applied yet), and a read-only open does not migrate it`,
+      message: `the wameter store in the schema "${schema}" of ${database} is older than this wameter (schema migration 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21 not applied yet), and a read-only open does not migrate it`,
     });
     const { rows } = await admin!.query(`SELECT max(version) AS newest FROM ${schema}.schema_migrations`);
     expect(rows).toEqual([{ newest: 5 }]);

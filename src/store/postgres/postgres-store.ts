@@ -277,31 +277,6 @@ const EVENT_CHANGE_FUNCTIONS_SQL = `
     RETURN NULL;
   END $f$;`;
 
-/**
- * Migration 22's trigger function: migration 20's, which marks a deleted row too (its WABA, and '' when it may
- * move a status naming no WABA), as it marks the old row of a rewrite.
- */
-const EVENT_DELETE_FUNCTION_SQL = `
-  CREATE OR REPLACE FUNCTION wameter_event_changed() RETURNS trigger
-    LANGUAGE plpgsql SET search_path FROM CURRENT AS $f$
-  DECLARE
-    mark bigint;
-    taken_by bigint;
-  BEGIN
-    SELECT seq, tx INTO mark, taken_by FROM event_clock WHERE id FOR UPDATE;
-    IF taken_by IS DISTINCT FROM txid_current() THEN
-      mark := mark + 1;
-      UPDATE event_clock SET seq = mark, tx = txid_current() WHERE id;
-    END IF;
-    IF TG_OP <> 'DELETE' THEN
-      PERFORM wameter_mark_event_change(NEW.waba, NEW.message_id, NEW.business, mark);
-    END IF;
-    IF TG_OP <> 'INSERT' THEN
-      PERFORM wameter_mark_event_change(OLD.waba, OLD.message_id, OLD.business, mark);
-    END IF;
-    RETURN NULL;
-  END $f$;`;
-
 /** Numbered, append-only: a released migration is never edited, a change is a new number. */
 const MIGRATIONS: readonly Migration[] = [
   {
@@ -684,15 +659,85 @@ const MIGRATIONS: readonly Migration[] = [
       ALTER TABLE ratings ADD COLUMN IF NOT EXISTS setup_digest text; -- or NULL (older ratings)
     `,
   },
-  // 21: left to a change made beside this one (the numbers need not follow each other).
   {
-    version: 22,
-    name: 'events deleted are marked as stored ones are',
-    // No wameter code deletes events, but the clean-up of docs/storage.md does, by hand: its portfolio's stored
-    // rating then looked current to the next start, which kept a bill of events no longer stored. Marked at the
-    // commit as a rewrite marks the old row (the same deferred trigger, now on DELETE too).
+    version: 21,
+    name: 'an event change takes the mark once per transaction, marks each WABA once in a row, and deletions too',
+    // Migration 20's function did for every row of a transaction what only its first needed: the clock's row
+    // read FOR UPDATE, its WABA's mark written again (a no-op), the look-ups for a status naming no WABA even
+    // once '' was marked — about a third of an ingest's CPU on the database (docs/decisions.md, "The event
+    // marks are taken once per transaction"). Same marks, same guarantees: the first row of a transaction to
+    // fire still takes the clock's lock at commit and holds it to the end, and the later rows reuse its mark
+    // from a memo (the setting wameter.event_mark, local to the transaction: gone at its end, and undone
+    // with a savepoint rolled back, as the clock's update is), which names the transaction and this schema's
+    // events table (another schema's store written in the same transaction has its own clock). A WABA
+    // marked by the row before (rows come in key order, and a key begins with its WABA) and '' once marked
+    // are not written again; the look-ups run until '' is marked. Still at commit, so a status naming no WABA
+    // committed meanwhile is seen, or takes a later mark itself.
+    // A deleted row is marked as the old row of a rewrite is (its WABA, and '' when it may move a status naming
+    // no WABA): no wameter code deletes events, but the clean-up of docs/storage.md does, by hand, and the next
+    // start would otherwise keep the stored bill of events no longer stored.
     sql: `
-      ${EVENT_DELETE_FUNCTION_SQL}
+      CREATE OR REPLACE FUNCTION wameter_event_changed() RETURNS trigger
+        LANGUAGE plpgsql SET search_path FROM CURRENT AS $f$
+      DECLARE
+        -- The memo: "TX RELID MARK UNNAMED LAST_WABA" (UNNAMED: t once '' is marked; LAST_WABA may hold spaces).
+        memo text := current_setting('wameter.event_mark', true);
+        prefix text := txid_current() || ' ' || TG_RELID || ' ';
+        rest text;
+        mark bigint;
+        taken_by bigint;
+        is_unnamed_marked boolean := false;
+        last_waba text;
+        row_waba text;
+        row_message_id text;
+        row_business text;
+        side int;
+      BEGIN
+        IF left(memo, length(prefix)) = prefix THEN
+          rest := substr(memo, length(prefix) + 1);
+          mark := split_part(rest, ' ', 1)::bigint;
+          is_unnamed_marked := split_part(rest, ' ', 2) = 't';
+          last_waba := substr(rest, length(split_part(rest, ' ', 1)) + 4);
+        ELSE
+          SELECT c.seq, c.tx INTO mark, taken_by FROM event_clock c WHERE c.id FOR UPDATE;
+          IF taken_by IS DISTINCT FROM txid_current() THEN
+            mark := mark + 1;
+            UPDATE event_clock SET seq = mark, tx = txid_current() WHERE id;
+          END IF;
+        END IF;
+        -- Side 1 the new row (an insert, a rewrite), side 2 the old one (a rewrite, a deletion).
+        FOR side IN CASE WHEN TG_OP = 'DELETE' THEN 2 ELSE 1 END .. CASE WHEN TG_OP = 'INSERT' THEN 1 ELSE 2 END LOOP
+          IF side = 1 THEN
+            row_waba := NEW.waba; row_message_id := NEW.message_id; row_business := NEW.business;
+          ELSE
+            row_waba := OLD.waba; row_message_id := OLD.message_id; row_business := OLD.business;
+          END IF;
+          IF coalesce(row_waba, '') IS DISTINCT FROM last_waba
+             AND NOT (row_waba IS NULL AND is_unnamed_marked) THEN
+            INSERT INTO event_changes AS c (waba, seq) VALUES (coalesce(row_waba, ''), mark)
+              ON CONFLICT (waba) DO UPDATE SET seq = excluded.seq WHERE c.seq <> excluded.seq;
+          END IF;
+          last_waba := coalesce(row_waba, '');
+          is_unnamed_marked := is_unnamed_marked OR row_waba IS NULL;
+          IF NOT is_unnamed_marked AND (
+               (row_message_id IS NOT NULL
+                AND EXISTS (SELECT 1 FROM events u WHERE u.message_id = row_message_id
+                                                    AND u.waba IS NULL))
+               OR (row_business IS NOT NULL
+                   AND EXISTS (SELECT 1 FROM events u WHERE (u.payload->>'business') = row_business
+                                                       AND u.waba IS NULL AND u.kind = 'status'))) THEN
+            INSERT INTO event_changes AS c (waba, seq) VALUES ('', mark)
+              ON CONFLICT (waba) DO UPDATE SET seq = excluded.seq WHERE c.seq <> excluded.seq;
+            is_unnamed_marked := true;
+          END IF;
+        END LOOP;
+        rest := prefix || mark || ' ' || CASE WHEN is_unnamed_marked THEN 't' ELSE 'f' END || ' ' || last_waba;
+        IF rest IS DISTINCT FROM memo THEN
+          PERFORM set_config('wameter.event_mark', rest, true);
+        END IF;
+        RETURN NULL;
+      END $f$;
+      DROP FUNCTION IF EXISTS wameter_mark_event_change(text, text, text, bigint);
       DROP TRIGGER IF EXISTS events_changed ON events;
       CREATE CONSTRAINT TRIGGER events_changed AFTER INSERT OR UPDATE OR DELETE ON events
         DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION wameter_event_changed();
