@@ -130,8 +130,9 @@ const preparedByText = new Map<string, Prepared>();
  * "An ingest's statements are prepared"). The name is the text's digest, so two texts never share one (pg
  * refuses a name given to another text). A prepared statement outlives a rolled-back transaction; a
  * migration that alters its tables makes PostgreSQL analyse and plan it again, under the session's
- * search_path (the store's schema, fixed per connection), so none may be cached from before. Only for a
- * fixed set of texts (each is kept per connection for its life), never for text built from values.
+ * search_path (the store's schema, fixed per connection): no plan made before a migration is used after
+ * it. Only for a fixed set of texts (each is kept per connection for its life), never for text built from
+ * values.
  */
 function prepared(text: string): Prepared {
   let statement = preparedByText.get(text);
@@ -664,15 +665,16 @@ const MIGRATIONS: readonly Migration[] = [
     name: 'an event change takes the mark once per transaction, marks each WABA once in a row, and deletions too',
     // Migration 20's function did for every row of a transaction what only its first needed: the clock's row
     // read FOR UPDATE, its WABA's mark written again (a no-op), the look-ups for a status naming no WABA even
-    // once '' was marked — about a third of an ingest's CPU on the database (docs/decisions.md, "The event
-    // marks are taken once per transaction"). Same marks, same guarantees: the first row of a transaction to
-    // fire still takes the clock's lock at commit and holds it to the end, and the later rows reuse its mark
-    // from a memo (the setting wameter.event_mark, local to the transaction: gone at its end, and undone
-    // with a savepoint rolled back, as the clock's update is), which names the transaction and this schema's
-    // events table (another schema's store written in the same transaction has its own clock). A WABA
-    // marked by the row before (rows come in key order, and a key begins with its WABA) and '' once marked
-    // are not written again; the look-ups run until '' is marked. Still at commit, so a status naming no WABA
-    // committed meanwhile is seen, or takes a later mark itself.
+    // once '' was marked: costs that grow with the rows a transaction writes (a fifth of the database's CPU
+    // for batched webhook bodies: docs/decisions.md, "The event marks are taken once per transaction").
+    // Same marks, same guarantees: the first row of a transaction to fire still takes the clock's lock at
+    // commit and holds it to the end, and the later rows reuse its mark from a memo (the setting
+    // wameter.event_mark, local to the transaction: gone at its end, and undone with a savepoint rolled back,
+    // as the clock's update is), which names the transaction and this schema's events table (another
+    // schema's store written in the same transaction has its own clock). A WABA marked by the row before
+    // (rows come in key order, and a key begins with its WABA) and '' once marked are not written again; the
+    // look-ups run until '' is marked. Still at commit, so a status naming no WABA committed meanwhile is
+    // seen, or takes a later mark itself.
     // A deleted row is marked as the old row of a rewrite is (its WABA, and '' when it may move a status naming
     // no WABA): no wameter code deletes events, but the clean-up of docs/storage.md does, by hand, and the next
     // start would otherwise keep the stored bill of events no longer stored.
