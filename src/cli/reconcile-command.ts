@@ -92,10 +92,10 @@ Meta cuts the WABA's days in another zone (set the one of Business Manager in th
 The WABA's units outside the period, and other WABAs' units, are counted as not compared. So are, against
 a conversation_analytics export, the WABA's units billed per message (from 2025-07-01 in its time zone):
 Meta counts those in pricing_analytics only (a pricing_analytics export is compared with every unit).
-Meta's export states no currency: its amounts are read in the WABA's currency of the accounts file. Each difference names
-a likely cause: TEMPLATE_RECATEGORISED, TIME_ZONE_DAY_EDGE, ERA_BOUNDARY, FREE_ENTRY_POINT_MISSED,
-MISSING_WEBHOOK, UNKNOWN_RATE, COST_DIFFERS, CURRENCY_MISMATCH, META_COUNTS_FEWER, CONVERSATION_MISMATCH,
-PRICING_TYPE_MISMATCH, CATEGORY_MISMATCH (docs/estimate-and-reconcile.md).
+Meta's export states no currency: its amounts are read in the WABA's currency of the accounts file.
+Each difference names a likely cause: TEMPLATE_RECATEGORISED, TIME_ZONE_DAY_EDGE, ERA_BOUNDARY,
+FREE_ENTRY_POINT_MISSED, MISSING_WEBHOOK, UNKNOWN_RATE, COST_DIFFERS, CURRENCY_MISMATCH, META_COUNTS_FEWER,
+CONVERSATION_MISMATCH, PRICING_TYPE_MISMATCH, CATEGORY_MISMATCH (docs/estimate-and-reconcile.md).
 
 Exit codes: 0 everything checked agrees; 4 differences found (even when some input lines were malformed:
 they are still named on stderr); 1 nothing done: a bad flag (or --from/--to that cut one of Meta's data
