@@ -6,6 +6,7 @@ import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it, onTestFinished } from 'vitest';
 import { eventKey, type CoreEvent, type OutboundEvent, type StatusEvent } from '../../core/events.js';
 import { openStore } from '../open-store.js';
+import type { EventInput } from '../store.js';
 import { runStoreContract } from '../store.contract.js';
 import { openSqliteStore } from './sqlite-store.js';
 import {
@@ -539,6 +540,53 @@ describe('SQLite on disk', () => {
       statements.length = 0;
       await ingestInbound('m2', 3);
       expect(pragmas()).toEqual([]);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it("keeps an ingest's statement journals in memory, and gives every other write and read the file's temp storage", async () => {
+    const path = join(dir, 'journals.db');
+    const statements: string[] = [];
+    const store = await openSqliteStore(path, { verbose: (sql) => statements.push(String(sql)) });
+    const inbound = (id: string): EventInput => ({
+      key: `W1:inbound:${id}`,
+      event: { kind: 'inbound', atMs: 1, waba: 'W1', business: 'PN1', user: '1', id, hasReferral: false },
+      receivedAtMs: 2,
+      source: 'api:test',
+    });
+    const transactions = () =>
+      statements.filter((sql) => /^(BEGIN|COMMIT|ROLLBACK)|temp_store/i.test(sql.trim()));
+    try {
+      statements.length = 0;
+      await Promise.all([store.ingestEvents([inbound('m1')]), store.ingestEvents([inbound('m2')])]);
+      await store.ingestBatch([{ raw: null, events: [inbound('m3')] }]);
+      // Set before the transaction begins (SQLite places its statement journals then), set back after it ends.
+      expect(transactions()).toEqual([
+        'PRAGMA temp_store = MEMORY',
+        'BEGIN IMMEDIATE',
+        'COMMIT',
+        'PRAGMA temp_store = DEFAULT',
+        'PRAGMA temp_store = MEMORY',
+        'BEGIN IMMEDIATE',
+        'COMMIT',
+        'PRAGMA temp_store = DEFAULT',
+      ]);
+      statements.length = 0;
+      await store.replaceRating(
+        {
+          id: 'r1',
+          ratedAtMs: 1,
+          reason: 'rerate',
+          wabas: ['W1'],
+          asOfRules: null,
+          rateCards: [],
+          totals: {},
+        },
+        { units: [], pending: [], findings: [] },
+      );
+      expect(await store.listEvents(['W1'])).toHaveLength(3);
+      expect(transactions().filter((sql) => /temp_store/i.test(sql))).toEqual([]);
     } finally {
       await store.close();
     }

@@ -930,6 +930,21 @@ class SqliteStore implements Store {
    * whose listing the group changed (`relistedWabas`) read before it commits.
    */
   private ingestGroup(items: readonly IngestItem[]): IngestItemOutcome[] {
+    // The statement journals of the group's transaction in memory. An INSERT into events runs migration 18's
+    // trigger, so SQLite keeps a statement journal of every page the INSERT changes; one passing 64 KiB (a page
+    // split or two) went to a temporary file, and so did every later statement of the transaction — a pwrite
+    // per page and an open and unlink of the file, in the server's thread. Never more than a statement's pages;
+    // only here: with temp_store = MEMORY a sort or a temporary index is held in memory whole, however large.
+    // Set before BEGIN (SQLite places them when the write transaction begins), set back after it ends.
+    this.db.exec('PRAGMA temp_store = MEMORY');
+    try {
+      return this.writeGroup(items);
+    } finally {
+      this.db.exec('PRAGMA temp_store = DEFAULT');
+    }
+  }
+
+  private writeGroup(items: readonly IngestItem[]): IngestItemOutcome[] {
     return this.db
       .transaction(() => {
         // Before anything is written: the owners of the numbers these events may tie (ListingFacts); a tie a
