@@ -935,7 +935,9 @@ class SqliteStore implements Store {
     // split or two) went to a temporary file, and so did every later statement of the transaction — a pwrite
     // per page and an open and unlink of the file, in the server's thread. Never more than a statement's pages;
     // only here: with temp_store = MEMORY a sort or a temporary index is held in memory whole, however large.
-    // Set before BEGIN (SQLite places them when the write transaction begins), set back after it ends.
+    // Set before BEGIN (SQLite places them when the write transaction begins), set back after it ends. No
+    // temporary table may ever be made on this connection: with the temporary database open, each change of
+    // temp_store closes it and makes every prepared statement prepare again.
     this.db.exec('PRAGMA temp_store = MEMORY');
     try {
       return this.writeGroup(items);
