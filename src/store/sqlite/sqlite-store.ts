@@ -493,9 +493,8 @@ const MIGRATIONS: readonly Migration[] = [
       ALTER TABLE ratings ADD COLUMN setup_digest TEXT;   -- or NULL (older ratings)
     `,
   },
-  // 19: left to a change made beside this one (the numbers need not follow each other).
   {
-    version: 20,
+    version: 19,
     name: 'events deleted are marked as stored ones are',
     // No wameter code deletes events, but the clean-up of docs/storage.md does, by hand: its portfolio's stored
     // rating then looked current to the next start, which kept a bill of events no longer stored. Marked as a
@@ -505,7 +504,7 @@ const MIGRATIONS: readonly Migration[] = [
 ];
 
 /**
- * Migration 18's trigger on `event` (INSERT or UPDATE; migration 20's on DELETE) of `events`: the clock advances a
+ * Migration 18's trigger on `event` (INSERT or UPDATE; migration 19's on DELETE) of `events`: the clock advances a
  * row at a time, and the row's WABA (its old one too, for a rewrite; a deleted row's) takes the new mark, and so does '' when the row may move a status
  * naming no WABA between listings (store.ts, `EventChanges`): it is one, or it is a message of a message id
  * such a status reports on (which may join it: `messageJoinsStatusSql`), or it ties a business number such a
