@@ -313,19 +313,29 @@ function slowRatingWrites(): void {
   };
 }
 
+/**
+ * The store's rating writes from now on, in order: `replace`, or `diff:UPSERTS/DELETES` (`+findings` when
+ * `withFindings` and the diff rewrites them).
+ */
+function recordRatingWrites({ withFindings = false } = {}): string[] {
+  const calls: string[] = [];
+  const replaceRating = store.replaceRating.bind(store);
+  const applyRatingDiff = store.applyRatingDiff.bind(store);
+  store.replaceRating = (record, result) => {
+    calls.push('replace');
+    return replaceRating(record, result);
+  };
+  store.applyRatingDiff = (record, diff) => {
+    const findings = withFindings && diff.findings !== undefined ? '+findings' : '';
+    calls.push(`diff:${diff.units.upsert.length}/${diff.units.delete.length}${findings}`);
+    return applyRatingDiff(record, diff);
+  };
+  return calls;
+}
+
 describe('live re-rating writes only what changed, and is throttled', () => {
   it('after the first rating, writes diffs that leave exactly the batch result', async () => {
-    const calls: string[] = [];
-    const replaceRating = store.replaceRating.bind(store);
-    const applyRatingDiff = store.applyRatingDiff.bind(store);
-    store.replaceRating = (record, result) => {
-      calls.push('replace');
-      return replaceRating(record, result);
-    };
-    store.applyRatingDiff = (record, diff) => {
-      calls.push(`diff:${diff.units.upsert.length}/${diff.units.delete.length}`);
-      return applyRatingDiff(record, diff);
-    };
+    const calls = recordRatingWrites();
     await makeService();
     await ingest(conversationLines('W1', 'PN1', '919876543210', 'wamid.d1'));
     await rating.settled();
@@ -341,18 +351,7 @@ describe('live re-rating writes only what changed, and is throttled', () => {
   });
 
   it('after a start that found the stored rating current, the first live rating writes a diff against it', async () => {
-    const calls: string[] = [];
-    const replaceRating = store.replaceRating.bind(store);
-    const applyRatingDiff = store.applyRatingDiff.bind(store);
-    store.replaceRating = (record, result) => {
-      calls.push('replace');
-      return replaceRating(record, result);
-    };
-    store.applyRatingDiff = (record, diff) => {
-      const findings = diff.findings === undefined ? '' : '+findings';
-      calls.push(`diff:${diff.units.upsert.length}/${diff.units.delete.length}${findings}`);
-      return applyRatingDiff(record, diff);
-    };
+    const calls = recordRatingWrites({ withFindings: true });
     await makeService();
     await ingest(conversationLines('W1', 'PN1', '919876543210', 'wamid.s1'));
     // A user who never answers: a message left pending (its row read back too).
