@@ -20,16 +20,14 @@ import { packageRoot } from '../ingest/rate-card-files.js';
 
 let service: TestService;
 
-/** Meta's conversation_analytics export of one day (2025-07-12) of marketing conversations in India. */
-function marketingExport(conversations: number, cost: number) {
-  const start = Date.parse('2025-07-12T00:00:00Z') / 1000;
-  const point = {
-    start,
-    end: start + 86_400,
-    conversation: conversations,
-    conversation_category: 'MARKETING',
-  };
-  return { conversation_analytics: { data: [{ data_points: [{ ...point, country: 'IN', cost }] }] } };
+/**
+ * Meta's pricing_analytics export of one day (2025-07-12, `day`) of marketing messages delivered in India: what
+ * Meta counts them in since per-message pricing began (2025-07-01), where its conversation_analytics counts none.
+ */
+function marketingExport(messages: number, cost: number, day = '2025-07-12') {
+  const start = Date.parse(`${day}T00:00:00Z`) / 1000;
+  const point = { start, end: start + 86_400, volume: messages, pricing_category: 'MARKETING' };
+  return { pricing_analytics: { data: [{ data_points: [{ ...point, country: 'IN', cost }] }] } };
 }
 
 function post(path: string, body: unknown, key?: string): Promise<Response> {
@@ -597,9 +595,19 @@ describe('dashboard API: what the pages show', () => {
     expect(body.checked.buckets).toBeGreaterThan(0);
     expect(body.nothing_checked).toBeNull();
     expect(body.differences.some((d: { bucket?: unknown }) => d.bucket !== undefined)).toBe(true);
+    // July's messages are billed per message: set against the export's, day by day (its marketing day's 5).
+    expect(body.differences).toContainEqual(
+      expect.objectContaining({
+        bucket: { waba: 'W1', day: '2025-07-12', country: 'IN', category: 'marketing' },
+        ours: expect.objectContaining({ units: 1 }) as unknown,
+        meta: expect.objectContaining({ units: 5, amount: '0.5' }) as unknown,
+      }),
+    );
+    expect(body.analytics.not_compared.other_pricing_model.units).toBe(0);
     // The compared period and both totals come with it; what other WABAs hold does not.
     expect(body.analytics).toMatchObject({
       waba: 'W1',
+      kind: 'pricing_analytics',
       period: { from: '2025-07-01', to: '2025-07-31', time_zone: 'UTC' },
       totals: [{ waba: 'W1', meta: { units: 5, amount: '0.5' } }],
     });
@@ -631,8 +639,13 @@ describe('dashboard API: a conversation_analytics export against messages billed
   it("July 2025's messages are not set against Meta's conversations: not_compared says so, and which export counts them", async () => {
     await service.postEvents(conversationLines('W1', 'PN1', '919876543210', 'a'));
     // Meta's conversation_analytics of July 2025: a zero day (per-message pricing began on the 1st).
+    const start = Date.parse('2025-07-12T00:00:00Z') / 1000;
+    const point = { start, end: start + 86_400, conversation: 0, conversation_category: 'MARKETING' };
+    const zeroDay = {
+      conversation_analytics: { data: [{ data_points: [{ ...point, country: 'IN', cost: 0 }] }] },
+    };
     const body = await json(
-      await post('/v1/reconciliation', { analytics: { ...marketingExport(0, 0), id: 'W1' } }, KEY_W1),
+      await post('/v1/reconciliation', { analytics: { ...zeroDay, id: 'W1' } }, KEY_W1),
     );
     expect(body.differences.filter((d: { bucket?: unknown }) => d.bucket !== undefined)).toEqual([]);
     expect(body.analytics).toMatchObject({ kind: 'conversation_analytics', units: 0 });
@@ -719,11 +732,7 @@ describe("dashboard API: a reconciliation's counts are of the period compared", 
     expect(july.checked.unverifiable).toBe(allTime.unverifiable - 2);
     expect(july.checked.messages).toBeGreaterThan(0);
     // An export of August: its message alone.
-    const start = Date.parse('2025-08-02T00:00:00Z') / 1000;
-    const point = { start, end: start + 86_400, conversation: 1, conversation_category: 'MARKETING' };
-    const august = {
-      conversation_analytics: { data: [{ data_points: [{ ...point, country: 'IN', cost: 0.1 }] }] },
-    };
+    const august = marketingExport(1, 0.1, '2025-08-02');
     const answer = await json(
       await post('/v1/reconciliation', { analytics: { ...august, id: 'W1' } }, KEY_W1),
     );
@@ -861,7 +870,7 @@ describe('dashboard API: what one estimate or reconciliation request may ask', (
   /** Meta's export of one day, with one field of its point replaced. */
   const exportWith = (field: string, value: unknown) => {
     const exported = marketingExport(5, 0.5);
-    const point = exported.conversation_analytics.data[0]!.data_points[0]! as Record<string, unknown>;
+    const point = exported.pricing_analytics.data[0]!.data_points[0]! as Record<string, unknown>;
     point[field] = value;
     return { analytics: { ...exported, id: 'W1' } };
   };
@@ -1480,7 +1489,7 @@ describe('dashboard API: JSON bodies are read strictly', () => {
     const { error } = await json(response);
     expect(error.code).toBe('BAD_QUERY');
     expect(error.message).toContain('"cost" is given twice');
-    expect(error.message).toContain('analytics.conversation_analytics.data[0].data_points[0]');
+    expect(error.message).toContain('analytics.pricing_analytics.data[0].data_points[0]');
   });
 
   it.each(['/v1/estimate', '/v1/reconciliation'])(
