@@ -27,7 +27,10 @@ import { ALLOW_UNPRICED_HELP, findingLine, unpricedExit, unratedCodesIn, unrated
 
 const BATCH = 5000;
 const PROGRESS_EVERY = 100_000;
-/** New events after which the store's planner statistics are refreshed before rating (Store.refreshStatistics). */
+/**
+ * New events after which the store's planner statistics are refreshed: of the events before rating, of the
+ * bill after (Store.refreshStatistics).
+ */
 const STATISTICS_AFTER_INSERTS = 1_000;
 
 interface ImportFlags {
@@ -222,7 +225,8 @@ async function runImport(sources: string[], flags: ImportFlags, io: CliIo): Prom
     await Promise.all(writes);
     errors.refuseWhenNothingRead(read);
     // The rating's queries are planned on what the store knows of its tables: up to date after a bulk write.
-    if (!writeFailure && inserted >= STATISTICS_AFTER_INSERTS) await store.refreshStatistics();
+    const isBulkLoad = !writeFailure && inserted >= STATISTICS_AFTER_INSERTS;
+    if (isBulkLoad) await store.refreshStatistics('events');
     if (writeFailure) {
       // Each write is one transaction: the events counted are stored, the others not (a later import adds them).
       const { error } = writeFailure;
@@ -261,6 +265,8 @@ async function runImport(sources: string[], flags: ImportFlags, io: CliIo): Prom
     } finally {
       await rating.close();
     }
+    // What is then read of the bill (a category's units dearest first) is planned on these.
+    if (isBulkLoad) await store.refreshStatistics('bill');
     const totals = await store.totals({});
     for (const [currency, total] of Object.entries(totals)) {
       // The amount too, as `wameter rate` ends: what a finance reader imports for.

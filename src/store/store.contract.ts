@@ -673,7 +673,8 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
         const status = orphanStatus('wamid.stat', 'PN9');
         await store.ingestEvents([input(outbound('wamid.o1')), input(status)]);
         const before = [await listingOf(store, ['W1']), await store.countUnattributedStatuses()];
-        await store.refreshStatistics();
+        await store.refreshStatistics('events');
+        await store.refreshStatistics('bill');
         expect([await listingOf(store, ['W1']), await store.countUnattributedStatuses()]).toEqual(before);
       });
 

@@ -616,6 +616,9 @@ export interface RatingChangesPage {
   nextCursor: string | null;
 }
 
+/** The tables `Store.refreshStatistics` analyses: `events`, or the rating's (units, pending messages, findings). */
+export type StatisticsOf = 'events' | 'bill';
+
 export interface Store {
   /** Creates or upgrades the schema. Runs at start; safe to run again. */
   migrate(): Promise<void>;
@@ -695,12 +698,16 @@ export interface Store {
    */
   countUnattributedStatuses(): Promise<number>;
   /**
-   * Brings the query planner's statistics of `events` up to date, after many events were written at once (an
-   * import). Without them PostgreSQL plans the joins of statuses naming no WABA as if the table were empty — a
-   * nested loop over the whole table for each status: an import of 20,000 bench events, half of them such
-   * statuses, timed out (60 s) counting them, where 0.25 s sufficed once analysed. SQLite: `PRAGMA optimize`.
+   * Brings the query planner's statistics up to date after many rows were written at once (an import): of
+   * `events` after storing them, of the `bill` (units, pending messages, findings) after rating them.
+   * Without them PostgreSQL plans a table never analysed from its size alone, each filter's share guessed:
+   * the joins of statuses naming no WABA ran as a nested loop over the whole table for each status (an import
+   * of 20,000 bench events, half of them such statuses, timed out (60 s) counting them, where 0.25 s sufficed
+   * once analysed), and a page of a category's or two WABAs' units dearest first sorted them all instead of
+   * reading units_amount (docs/storage.md). SQLite: `PRAGMA optimize` for events; nothing for the bill, whose
+   * pages its planner reads through their indexes without statistics (the same plans once analysed).
    */
-  refreshStatistics(): Promise<void>;
+  refreshStatistics(of: StatisticsOf): Promise<void>;
   /**
    * Where the stored events last changed (`EventChanges`): a start compares it with each portfolio's last
    * rating (`RatingRecord.eventsSeq`) to tell whether anything the rating read has changed since.

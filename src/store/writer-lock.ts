@@ -283,7 +283,7 @@ class StoreHoldingWriterLock implements Store {
     this.store.listUnnamedStatusWabas(...args);
   countUnattributedStatuses: Store['countUnattributedStatuses'] = (...args) =>
     this.store.countUnattributedStatuses(...args);
-  refreshStatistics: Store['refreshStatistics'] = () => this.store.refreshStatistics();
+  refreshStatistics: Store['refreshStatistics'] = (...args) => this.store.refreshStatistics(...args);
   readEventChanges: Store['readEventChanges'] = () => this.store.readEventChanges();
   replaceRating: Store['replaceRating'] = async (...args) => {
     this.checkHeld();

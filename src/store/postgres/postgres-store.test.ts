@@ -128,9 +128,38 @@ describe('PostgreSQL planner statistics', () => {
           ).rows[0].reltuples,
         );
       expect(await reltuples()).toBe(-1);
-      await store.refreshStatistics();
+      await store.refreshStatistics('events');
       expect(await reltuples()).toBe(300);
       expect(await store.countUnattributedStatuses()).toBe(300);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it("refreshStatistics('bill') analyses the rating's tables: units, pending messages, findings", async () => {
+    const schema = freshSchema();
+    const store = await openPostgresStore(DATABASE_URL, { schema });
+    try {
+      // Autovacuum would analyse them in its own time: only refreshStatistics may here.
+      for (const table of ['events', 'units', 'pending_messages', 'findings']) {
+        await admin!.query(`ALTER TABLE ${schema}.${table} SET (autovacuum_enabled = false)`);
+      }
+      const units = Array.from({ length: 300 }, (_, i) => billableUnit({ id: `u${i}` }));
+      await store.replaceRating(ratingRecord('r1'), { units, pending: [], findings: [] });
+      const reltuples = async () =>
+        Object.fromEntries(
+          (
+            await admin!.query(
+              `SELECT c.relname, c.reltuples FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+               WHERE n.nspname = $1 AND c.relname IN ('events', 'units', 'pending_messages', 'findings')`,
+              [schema],
+            )
+          ).rows.map((row: { relname: string; reltuples: number }) => [row.relname, Number(row.reltuples)]),
+        );
+      const never = { events: -1, units: -1, pending_messages: -1, findings: -1 };
+      expect(await reltuples()).toEqual(never);
+      await store.refreshStatistics('bill');
+      expect(await reltuples()).toEqual({ ...never, units: 300, pending_messages: 0, findings: 0 });
     } finally {
       await store.close();
     }

@@ -102,6 +102,7 @@ import {
   canonicalUserSql,
   badRatingsCursor,
   ratingOfCursor,
+  type StatisticsOf,
 } from '../store.js';
 
 type Row = Record<string, unknown>;
@@ -1155,9 +1156,10 @@ class PostgresStore implements Store {
     return rows.map((row: Row) => withRowTie(row.payload as CoreEvent, row.untied === true));
   }
 
-  async refreshStatistics(): Promise<void> {
-    // A sample of the table (30,000 rows by default): a fraction of a second, whatever its size.
-    await this.withClient((client) => client.query('ANALYZE events'), this.ratingBound());
+  async refreshStatistics(of: StatisticsOf): Promise<void> {
+    // A sample of each table (30,000 rows by default): a fraction of a second, whatever its size.
+    const tables = of === 'events' ? 'events' : 'units, pending_messages, findings';
+    await this.withClient((client) => client.query(`ANALYZE ${tables}`), this.ratingBound());
   }
 
   async readEventChanges(): Promise<EventChanges> {
