@@ -1648,6 +1648,25 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
         expect(await store.ingestBatch([])).toEqual([]);
       });
 
+      it('ingestBatch keeps each body of a group byte for byte, empty, NUL and invalid UTF-8 included', async () => {
+        const store = await fresh();
+        const bodies = [
+          new TextEncoder().encode('{"entry":[{"text":"olá 😀"}]}'),
+          new Uint8Array([]),
+          new Uint8Array([0x00, 0xff, 0xfe, 0xc3, 0x28, 0x5c, 0x22, 0x7b, 0x7d, 0x2c]), // NUL, \ " { } ,
+          new Uint8Array([0x78]),
+          new TextEncoder().encode('x'.repeat(5_000)),
+        ];
+        const outcomes = await store.ingestBatch(
+          bodies.map((body) => ({ raw: raw(body, 'bad'), events: [] })),
+        );
+        expect(new Set(outcomes.map((o) => o.rawId)).size).toBe(bodies.length);
+        for (const [index, body] of bodies.entries()) {
+          const stored = await store.getRawWebhook(outcomes[index]!.rawId!);
+          expect(Buffer.from(stored!.body).equals(Buffer.from(body))).toBe(true);
+        }
+      });
+
       it('commits concurrent ingests together, each exactly as if alone', async () => {
         const store = await fresh();
         const count = 60;

@@ -1757,25 +1757,35 @@ async function insertEventGroups(client: Queryable, groups: readonly EventInput[
   const insertedKeys = new Set<string>();
   for (const batch of chunks(ordered)) {
     // A key another transaction is inserting: this waits for it to commit, then inserts nothing.
+    // The rows as one JSON text (an object a row), written by one JSON.stringify: as arrays, pg would send
+    // each payload escaped again as an element of array text. Each payload's text goes to jsonb as before.
     const { rows } = await client.query(
       prepared(`INSERT INTO events (key, kind, waba, message_id, at_ms, payload, received_at_ms, source, business,
                            tied_user, is_trusted)
-       SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::jsonb[],
-                            $7::bigint[], $8::text[], $9::text[], $10::text[], $11::boolean[])
+       SELECT * FROM json_to_recordset($1::json) AS r (key text, kind text, waba text, message_id text,
+         at_ms bigint, payload jsonb, received_at_ms bigint, source text, business text, tied_user text,
+         is_trusted boolean)
        ON CONFLICT (key) DO NOTHING
        RETURNING key`),
       [
-        batch.map((e) => e.key),
-        batch.map((e) => e.event.kind),
-        batch.map((e) => e.event.waba ?? null),
-        batch.map((e) => ('id' in e.event ? e.event.id : null)),
-        batch.map((e) => e.event.atMs),
-        batch.map((e) => JSON.stringify(e.event)),
-        batch.map((e) => e.receivedAtMs),
-        batch.map((e) => e.source),
-        batch.map((e) => tiedBusinessOf(e.event, e.isBusinessTied)),
-        batch.map((e) => tiedUserOf(e.event, tiedBusinessOf(e.event, e.isBusinessTied))),
-        batch.map((e) => isTrustedWriter(e)),
+        JSON.stringify(
+          batch.map((e) => {
+            const business = tiedBusinessOf(e.event, e.isBusinessTied);
+            return {
+              key: e.key,
+              kind: e.event.kind,
+              waba: e.event.waba ?? null,
+              message_id: 'id' in e.event ? e.event.id : null,
+              at_ms: e.event.atMs,
+              payload: e.event,
+              received_at_ms: e.receivedAtMs,
+              source: e.source,
+              business,
+              tied_user: tiedUserOf(e.event, business),
+              is_trusted: isTrustedWriter(e),
+            };
+          }),
+        ),
       ],
     );
     for (const row of rows as Row[]) insertedKeys.add(String(row.key));
@@ -1814,16 +1824,20 @@ async function insertEventGroups(client: Queryable, groups: readonly EventInput[
     await client.query(
       prepared(`UPDATE events e SET payload = u.payload, at_ms = u.at_ms, business = u.business,
          tied_user = u.tied_user, is_trusted = u.is_trusted
-       FROM unnest($1::text[], $2::jsonb[], $3::bigint[], $4::text[], $5::text[], $6::boolean[])
-         AS u (key, payload, at_ms, business, tied_user, is_trusted)
+       FROM json_to_recordset($1::json)
+         AS u (key text, payload jsonb, at_ms bigint, business text, tied_user text, is_trusted boolean)
        WHERE e.key = u.key`),
       [
-        batch.map(([key]) => key),
-        batch.map(([, row]) => JSON.stringify(row.event)),
-        batch.map(([, row]) => row.event.atMs),
-        batch.map(([, row]) => row.tie),
-        batch.map(([, row]) => row.tiedUser),
-        batch.map(([, row]) => row.isTrusted),
+        JSON.stringify(
+          batch.map(([key, row]) => ({
+            key,
+            payload: row.event,
+            at_ms: row.event.atMs,
+            business: row.tie,
+            tied_user: row.tiedUser,
+            is_trusted: row.isTrusted,
+          })),
+        ),
       ],
     );
   }
@@ -2236,19 +2250,30 @@ async function ingestGroup(client: Queryable, items: readonly IngestItem[]): Pro
   const newShas = new Set<string>();
   if (firstBySha.size > 0) {
     const firsts = [...firstBySha.values()].map((index) => items[index]!.raw!);
+    // The bodies as one bytea, each cut out of it by its place (1-based) and length: a Buffer parameter goes
+    // in binary, byte for byte, where pg sends a bytea[] parameter as array text, each body hex-encoded.
+    const bodies = firsts.map((r) => toBuffer(r.body));
+    const starts: number[] = [];
+    let start = 1;
+    for (const body of bodies) {
+      starts.push(start);
+      start += body.length;
+    }
     // A concurrent delivery of the same body (another process) waits on the unique index, then inserts nothing.
     const { rows } = await client.query(
       prepared(`INSERT INTO raw_webhooks (received_at_ms, body, sha256, parse_error)
-       SELECT r.received_at_ms, r.body, r.sha256, r.parse_error
-       FROM unnest($1::bigint[], $2::bytea[], $3::text[], $4::text[])
-         WITH ORDINALITY AS r (received_at_ms, body, sha256, parse_error, n)
+       SELECT r.received_at_ms, substring($6::bytea FROM r.start FOR r.length), r.sha256, r.parse_error
+       FROM unnest($1::bigint[], $2::integer[], $3::integer[], $4::text[], $5::text[])
+         WITH ORDINALITY AS r (received_at_ms, start, length, sha256, parse_error, n)
        ORDER BY r.n
        ON CONFLICT (sha256) DO NOTHING RETURNING id, sha256`),
       [
         firsts.map((r) => r.receivedAtMs),
-        firsts.map((r) => toBuffer(r.body)),
+        starts,
+        bodies.map((body) => body.length),
         firsts.map((r) => r.sha256),
         firsts.map((r) => storableText(r.parseError)),
+        Buffer.concat(bodies),
       ],
     );
     for (const row of rows as Row[]) {
