@@ -816,9 +816,9 @@ describe("wameter import: the service's reported-rules setting", () => {
 });
 
 describe('wameter import on PostgreSQL: planner statistics', () => {
-  // Never analysed, units are planned from their size alone, a filter's share guessed: a category's page dearest
-  // first (order=amount_desc) sorted all its units instead of reading units_amount until autovacuum analysed
-  // them (500,000 bench events imported: 24–26 ms a page, then 0.09–0.12 ms; docs/storage.md).
+  // Never analysed, units are planned from their size alone, a filter's share guessed: a category's page
+  // dearest first (order=amount_desc) sorted all its units instead of reading units_amount until autovacuum
+  // analysed them (500,000 bench events imported: 24–26 ms a page, then 0.09–0.12 ms; docs/storage.md).
   it('analyses the units, pending messages and findings it rated after a bulk load, as the events before', async () => {
     const server = process.env.WAMETER_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
     const admin = new pg.Client({ connectionString: server, connectionTimeoutMillis: 5_000 });

@@ -505,11 +505,12 @@ const MIGRATIONS: readonly Migration[] = [
 ];
 
 /**
- * Migration 18's trigger on `event` (INSERT or UPDATE; migration 19's on DELETE) of `events`: the clock advances a
- * row at a time, and the row's WABA (its old one too, for a rewrite; a deleted row's) takes the new mark, and so does '' when the row may move a status
- * naming no WABA between listings (store.ts, `EventChanges`): it is one, or it is a message of a message id
- * such a status reports on (which may join it: `messageJoinsStatusSql`), or it ties a business number such a
- * status names (its placement: `statusPlacementSql`). A status stored after its message marks '' itself.
+ * Migration 18's trigger on `event` (INSERT or UPDATE; migration 19's on DELETE) of `events`: the clock
+ * advances a row at a time, and the row's WABA (its old one too, for a rewrite; a deleted row's) takes the new
+ * mark, and so does '' when the row may move a status naming no WABA between listings (store.ts,
+ * `EventChanges`): it is one, or it is a message of a message id such a status reports on (which may join it:
+ * `messageJoinsStatusSql`), or it ties a business number such a status names (its placement:
+ * `statusPlacementSql`). A status stored after its message marks '' itself.
  */
 function eventChangeTriggerSql(event: 'INSERT' | 'UPDATE' | 'DELETE'): string {
   const rows = { INSERT: ['NEW'], UPDATE: ['NEW', 'OLD'], DELETE: ['OLD'] }[event];
