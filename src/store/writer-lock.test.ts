@@ -239,9 +239,11 @@ describe('the writer lock on SQLite (a lock file beside the database)', () => {
 
   it('never takes over the lock of a holder still publishing it (the alive lock held, its file not yet written)', async () => {
     // Another process between taking the alive lock and writing its file (a worker thread here, holding the
-    // alive lock as a holder does, then writing the file 100 ms later): an acquirer then must wait and be
-    // refused, naming it — not publish its own file, nor take the other's over once it is written (which
-    // left a live holder without its file, and later writers refused with no holder named).
+    // alive lock as a holder does, then publishing the file 100 ms later, whole, as createWhole does: written
+    // beside it and linked — written in place, an acquirer reading it half-written was refused naming no one):
+    // an acquirer then must wait and be refused, naming it — not publish its own file, nor take the other's
+    // over once it is written (which left a live holder without its file, and later writers refused with no
+    // holder named).
     const lockPath = lockFile('publishing');
     const publisher = new Worker(
       `const { parentPort, workerData } = require('node:worker_threads');
@@ -250,7 +252,10 @@ describe('the writer lock on SQLite (a lock file beside the database)', () => {
        alive.exec('BEGIN EXCLUSIVE');
        parentPort.postMessage('holding');
        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 100);
-       require('node:fs').writeFileSync(workerData.lockPath, workerData.content);
+       const fs = require('node:fs');
+       fs.writeFileSync(workerData.lockPath + '.new-publisher', workerData.content);
+       fs.linkSync(workerData.lockPath + '.new-publisher', workerData.lockPath);
+       fs.unlinkSync(workerData.lockPath + '.new-publisher');
        parentPort.once('message', () => { alive.exec('ROLLBACK'); alive.close(); parentPort.postMessage('done'); });`,
       {
         eval: true,
