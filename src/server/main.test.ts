@@ -25,7 +25,7 @@ import type { ServiceConfig } from './config.js';
 import { createMemoryLogger } from './logger.js';
 import { EXIT_WRITER_LOCK_LOST, runUntilSignalled, startServer, type RunningServer } from './main.js';
 import { createStoreHealth } from './store-health.js';
-import { eventKey, type OutboundEvent, type StatusEvent } from '../core/events.js';
+import { eventKey, type CoreEvent, type OutboundEvent, type StatusEvent } from '../core/events.js';
 import { openStore } from '../store/open-store.js';
 import { dropSchema } from '../../test/support/pg-schema.js';
 
@@ -170,6 +170,15 @@ describe('a start rates only the portfolios whose stored rating is not current (
       await store.close();
     }
   };
+  /** Stores `event` in the store at `db` with the server stopped: stored, never rated (a crash between). */
+  const storeUnrated = async (db: string, event: CoreEvent) => {
+    const store = await openStore(db);
+    try {
+      await store.ingestEvents([{ key: eventKey(event), event, receivedAtMs: 0, source: 'api:admin' }]);
+    } finally {
+      await store.close();
+    }
+  };
   /** A restart with nothing new, then one after events were stored without a rating (a crash), on `db`. */
   const restarts = async (db: string) => {
     const first = await serveWithLog(db);
@@ -188,7 +197,6 @@ describe('a start rates only the portfolios whose stored rating is not current (
     expect(await ratingsOf(db)).toEqual(rated);
 
     // A crash between storing events and rating them: W2's stored, no rating of them written.
-    const crashed = await openStore(db);
     const late: OutboundEvent = {
       kind: 'outbound',
       atMs: Date.parse('2025-07-11T09:00:00Z'),
@@ -199,8 +207,7 @@ describe('a start rates only the portfolios whose stored rating is not current (
       template: 'marketing',
       deliveredAtMs: Date.parse('2025-07-11T09:00:01Z'),
     };
-    await crashed.ingestEvents([{ key: eventKey(late), event: late, receivedAtMs: 0, source: 'api:admin' }]);
-    await crashed.close();
+    await storeUnrated(db, late);
     const recovered = await serveWithLog(db);
     expect(await initialRating(recovered.logger)).toEqual({ rated: 1, current: 1 });
     const after = (await get(recovered.server, '/v1/units')) as { units: { waba: string }[] };
@@ -212,17 +219,13 @@ describe('a start rates only the portfolios whose stored rating is not current (
 
     // A status naming no WABA, stored without a rating: W1's message joins it, but which portfolio a status
     // naming no WABA lands in is not marked — every portfolio is rated.
-    const unnamed = await openStore(db);
     const status: StatusEvent = {
       kind: 'status',
       atMs: Date.parse('2025-07-10T09:05:00Z'),
       id: 'wamid.a1',
       status: 'read',
     };
-    await unnamed.ingestEvents([
-      { key: eventKey(status), event: status, receivedAtMs: 0, source: 'api:admin' },
-    ]);
-    await unnamed.close();
+    await storeUnrated(db, status);
     const placed = await serveWithLog(db);
     expect(await initialRating(placed.logger)).toEqual({ rated: 2, current: 0 });
     await placed.server.close();
