@@ -531,7 +531,7 @@ describe('a writer refused the lock migrates nothing (an older wameter may be ru
     }
     await (await openWriterStore(url, 'serve')).close();
     const migrated = new Database(join(dir, 'older.db'), { readonly: true });
-    expect(migrated.prepare('SELECT max(version) FROM schema_migrations').pluck().get()).toBe(19);
+    expect(migrated.prepare('SELECT max(version) FROM schema_migrations').pluck().get()).toBe(20);
     migrated.close();
   });
 

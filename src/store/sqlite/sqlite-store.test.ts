@@ -29,10 +29,15 @@ import { ONE_INBOUND, listingOf } from '../../../test/support/store-events.js';
 import { billableUnit } from '../../../test/support/units.js';
 import { makeUnwritable } from '../../../test/support/unwritable.js';
 
-/** What migrations 18 and 20 add, taken away again: a store as an older version left it (the tests below go back further). */
+/** What migrations 18 and 19 add, taken away again: a store as an older version left it (the tests below go back further). */
 const BEFORE_EVENT_MARKS =
   'DROP TRIGGER events_changed_on_delete; DROP TRIGGER events_changed_on_insert; DROP TRIGGER events_changed_on_update; DROP TABLE event_changes;' +
   'DROP TABLE event_clock; ALTER TABLE ratings DROP COLUMN events_seq; ALTER TABLE ratings DROP COLUMN setup_digest;';
+
+/** What migrations 10 and 20 add to the ties, taken away again: the index of ties as versions 7–9 left it. */
+const BEFORE_TIED_USER =
+  'DROP INDEX events_business_waba_user; ALTER TABLE events DROP COLUMN tied_user;' +
+  'CREATE INDEX events_business ON events (business, waba) WHERE business IS NOT NULL;';
 
 runStoreContract('SQLite (:memory:)', () => openSqliteStore(':memory:'));
 // On a file too: some paths exist only there (an export reads through a connection of its own).
@@ -93,6 +98,7 @@ describe('SQLite on disk', () => {
           name: 'the events keep a mark of where they last changed, and ratings the mark they read',
         },
         { version: 19, name: 'events deleted are marked as stored ones are' },
+        { version: 20, name: "one index finds a number's owner and a pair's" },
       ]);
     } finally {
       db.close();
@@ -109,8 +115,8 @@ describe('SQLite on disk', () => {
       BEFORE_EVENT_MARKS +
         'CREATE INDEX events_message ON events (message_id); ALTER TABLE units DROP COLUMN is_category_from_webhook;' +
         'ALTER TABLE ratings DROP COLUMN totals_by_waba; ALTER TABLE ratings DROP COLUMN accounts_digest;' +
-        'DROP INDEX events_business_user; ALTER TABLE events DROP COLUMN tied_user;' +
-        'DROP INDEX events_business; ALTER TABLE events DROP COLUMN business;' +
+        'DROP INDEX events_business_waba_user; ALTER TABLE events DROP COLUMN tied_user;' +
+        'ALTER TABLE events DROP COLUMN business;' +
         'ALTER TABLE events DROP COLUMN is_trusted; DROP INDEX events_unnamed_status;' +
         'ALTER TABLE ratings DROP COLUMN engine_digest; ALTER TABLE ratings DROP COLUMN rate_cards_digest; DELETE FROM schema_migrations WHERE version >= 2',
     );
@@ -123,9 +129,9 @@ describe('SQLite on disk', () => {
         "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'events'",
       );
       expect(indexes.pluck().all()).not.toContain('events_message');
-      expect(db.prepare('SELECT max(version) FROM schema_migrations').pluck().get()).toBe(19);
+      expect(db.prepare('SELECT max(version) FROM schema_migrations').pluck().get()).toBe(20);
       // The store's own query for orphan statuses looks their message up through the primary key, and the
-      // WABA that owns their business number with a seek of events_business.
+      // WABA that owns their business number with a seek of events_business_waba_user.
       await listingOf(store, ['W1']);
       const orphanQuery = statements.find((sql) => sql.includes("s.kind = 'status'"));
       expect(orphanQuery).toBeDefined();
@@ -137,11 +143,14 @@ describe('SQLite on disk', () => {
         /SEARCH m (EXISTS )?USING (COVERING )?INDEX sqlite_autoindex_events_1 \(key=\?\)/,
       );
       expect(plan.join('\n')).not.toMatch(/SCAN m\b/);
-      expect(plan.join('\n')).toMatch(/SEARCH b USING COVERING INDEX events_business \(business=\?\)/);
-      expect(plan.join('\n')).not.toMatch(/SCAN b\b/);
-      // The WABA of the pair its number and user have: a seek of events_business_user.
       expect(plan.join('\n')).toMatch(
-        /SEARCH p USING COVERING INDEX events_business_user \(business=\? AND tied_user=\?\)/,
+        /SEARCH b USING COVERING INDEX events_business_waba_user \(business=\?\)/,
+      );
+      expect(plan.join('\n')).not.toMatch(/SCAN b\b/);
+      // The WABA of the pair its number and user have: a seek of events_business_waba_user for each WABA
+      // tying the number.
+      expect(plan.join('\n')).toMatch(
+        /SEARCH p (EXISTS )?USING COVERING INDEX events_business_waba_user \(business=\? AND waba=\? AND tied_user=\?\)/,
       );
       expect(plan.join('\n')).not.toMatch(/SCAN p\b/);
     } finally {
@@ -200,8 +209,8 @@ describe('SQLite on disk', () => {
     const old = new Database(path);
     old.exec(
       BEFORE_EVENT_MARKS +
-        'DROP INDEX events_business_user; ALTER TABLE events DROP COLUMN tied_user;' +
-        'DROP INDEX events_business; ALTER TABLE events DROP COLUMN business;' +
+        'DROP INDEX events_business_waba_user; ALTER TABLE events DROP COLUMN tied_user;' +
+        'ALTER TABLE events DROP COLUMN business;' +
         'ALTER TABLE events DROP COLUMN is_trusted; DROP INDEX events_unnamed_status;' +
         'ALTER TABLE ratings DROP COLUMN engine_digest; ALTER TABLE ratings DROP COLUMN rate_cards_digest; DELETE FROM schema_migrations WHERE version >= 7',
     );
@@ -214,7 +223,7 @@ describe('SQLite on disk', () => {
       );
       // Only the rows that tie are in the index.
       expect(
-        db.prepare("SELECT sql FROM sqlite_master WHERE name = 'events_business'").pluck().get(),
+        db.prepare("SELECT sql FROM sqlite_master WHERE name = 'events_business_waba_user'").pluck().get(),
       ).toMatch(/WHERE business IS NOT NULL$/);
       await expectBackfilledListings(store);
     } finally {
@@ -274,7 +283,7 @@ describe('SQLite on disk', () => {
     const old = new Database(path);
     old.exec(
       BEFORE_EVENT_MARKS +
-        'DROP INDEX events_business_user; ALTER TABLE events DROP COLUMN tied_user;' +
+        BEFORE_TIED_USER +
         'ALTER TABLE events DROP COLUMN is_trusted; DROP INDEX events_unnamed_status;' +
         'ALTER TABLE ratings DROP COLUMN engine_digest; ALTER TABLE ratings DROP COLUMN rate_cards_digest; DELETE FROM schema_migrations WHERE version >= 8',
     );
@@ -299,7 +308,7 @@ describe('SQLite on disk', () => {
     const old = new Database(path);
     old.exec(
       BEFORE_EVENT_MARKS +
-        'DROP INDEX events_business_user; ALTER TABLE events DROP COLUMN tied_user;' +
+        BEFORE_TIED_USER +
         'DROP INDEX events_unnamed_status; ALTER TABLE ratings DROP COLUMN engine_digest; ALTER TABLE ratings DROP COLUMN rate_cards_digest;' +
         'DELETE FROM schema_migrations WHERE version >= 9',
     );
@@ -349,6 +358,93 @@ describe('SQLite on disk', () => {
         .all()
         .map((row) => (row as { detail: string }).detail);
       expect(plan.join('\n')).toMatch(/SEARCH s USING INDEX events_unnamed_status \(message_id=\?\)/);
+    } finally {
+      db.close();
+      await store.close();
+    }
+  });
+
+  it("upgrades version 19: one index of the ties finds a number's owner and a pair's, with seeks", async () => {
+    // A tie went into two indexes, (number, WABA) and (number, user, WABA): each a WAL page for every status
+    // a webhook stores. One index (number, WABA, user) keeps both look-ups to seeks.
+    const path = join(dir, 'ties.db');
+    const input = (event: CoreEvent): EventInput => ({
+      key: eventKey(event),
+      event,
+      receivedAtMs: 2,
+      source: 'webhook',
+    });
+    const inbound = (waba: string, user: string, id: string): CoreEvent => ({
+      kind: 'inbound',
+      atMs: 1,
+      waba,
+      business: 'PN1',
+      user,
+      id,
+      hasReferral: false,
+    });
+    const before = await openSqliteStore(path);
+    await before.ingestEvents([input(inbound('W1', '1', 'm1')), input(inbound('W2', '2', 'm2'))]);
+    await before.close();
+    // As version 19 left it.
+    const old = new Database(path);
+    old.exec(
+      'DROP INDEX IF EXISTS events_business_waba_user;' +
+        'CREATE INDEX IF NOT EXISTS events_business ON events (business, waba) WHERE business IS NOT NULL;' +
+        'CREATE INDEX IF NOT EXISTS events_business_user ON events (business, tied_user, waba)' +
+        '  WHERE business IS NOT NULL;' +
+        'DELETE FROM schema_migrations WHERE version >= 20',
+    );
+    old.close();
+    const statements: string[] = [];
+    const store = await openSqliteStore(path, { verbose: (sql) => statements.push(String(sql)) });
+    const db = new Database(path, { readonly: true });
+    try {
+      const indexes = db
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'events' ORDER BY name")
+        .pluck()
+        .all();
+      expect(indexes).toEqual([
+        'events_business_waba_user',
+        'events_unnamed_business',
+        'events_unnamed_status',
+        'events_waba',
+        'sqlite_autoindex_events_1',
+      ]);
+      expect(
+        db.prepare("SELECT sql FROM sqlite_master WHERE name = 'events_business_waba_user'").pluck().get(),
+      ).toMatch(/\(business, waba, tied_user\)\s+WHERE business IS NOT NULL$/);
+      // The owners of what a group ties are read before its writes: each a seek, none a scan.
+      statements.length = 0;
+      await store.ingestEvents([input(inbound('W3', '2', 'm3'))]);
+      const owners = statements.find((sql) => sql.includes('AS j) AS n'));
+      expect(owners).toBeDefined();
+      const plan = db
+        .prepare(`EXPLAIN QUERY PLAN ${owners!}`)
+        .all()
+        .map((row) => (row as { detail: string }).detail)
+        .join('\n');
+      expect(plan).toMatch(/SEARCH b USING COVERING INDEX events_business_waba_user \(business=\?\)/);
+      expect(plan).toMatch(
+        /SEARCH b USING COVERING INDEX events_business_waba_user \(business=\? AND waba>\?\)/,
+      );
+      expect(plan).toMatch(
+        /SEARCH p (EXISTS )?USING COVERING INDEX events_business_waba_user \(business=\? AND waba=\? AND tied_user=\?\)/,
+      );
+      expect(plan).not.toMatch(/SCAN (b|p)\b/);
+      // A status naming no WABA, whose message is stored nowhere, goes to its pair's WABA (W2), not to its
+      // number's owner (W1).
+      const status: StatusEvent = {
+        kind: 'status',
+        atMs: 3,
+        id: 's2',
+        status: 'delivered',
+        business: 'PN1',
+        user: '2',
+      };
+      await store.ingestEvents([input(status)]);
+      expect(await listingOf(store, ['W2'])).toContainEqual(status);
+      expect(await listingOf(store, ['W1'])).not.toContainEqual(status);
     } finally {
       db.close();
       await store.close();
@@ -694,15 +790,15 @@ describe('SQLite opened read-only (commands that only read: estimate, rerate --d
     old.exec(
       BEFORE_EVENT_MARKS +
         'ALTER TABLE ratings DROP COLUMN totals_by_waba; ALTER TABLE ratings DROP COLUMN accounts_digest;' +
-        'DROP INDEX events_business_user; ALTER TABLE events DROP COLUMN tied_user;' +
-        'DROP INDEX events_business; ALTER TABLE events DROP COLUMN business;' +
+        'DROP INDEX events_business_waba_user; ALTER TABLE events DROP COLUMN tied_user;' +
+        'ALTER TABLE events DROP COLUMN business;' +
         'ALTER TABLE events DROP COLUMN is_trusted; DROP INDEX events_unnamed_status;' +
         'ALTER TABLE ratings DROP COLUMN engine_digest; ALTER TABLE ratings DROP COLUMN rate_cards_digest; DELETE FROM schema_migrations WHERE version >= 6',
     );
     old.close();
     await expect(readOnly(path)).rejects.toMatchObject({
       code: 'STORE_NEEDS_MIGRATION',
-      message: `the wameter store in ${path} is older than this wameter (schema migration 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19 not applied yet), and a read-only open does not migrate it`,
+      message: `the wameter store in ${path} is older than this wameter (schema migration 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20 not applied yet), and a read-only open does not migrate it`,
     });
     const after = new Database(path, { readonly: true });
     expect(after.prepare('SELECT max(version) FROM schema_migrations').pluck().get()).toBe(5);
