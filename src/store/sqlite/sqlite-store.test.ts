@@ -426,6 +426,9 @@ describe('SQLite on disk', () => {
         .join('\n');
       expect(plan).toMatch(/SEARCH b USING COVERING INDEX events_business_waba_user \(business=\?\)/);
       expect(plan).toMatch(
+        /SEARCH f USING COVERING INDEX events_business_waba_user \(business=\? AND waba=\? AND tied_user=\?\)/,
+      );
+      expect(plan).toMatch(
         /SEARCH b USING COVERING INDEX events_business_waba_user \(business=\? AND waba>\?\)/,
       );
       expect(plan).toMatch(

@@ -507,8 +507,9 @@ const MIGRATIONS: readonly Migration[] = [
     // of the ties: events_business (number, WABA) and events_business_user (number, user, WABA). A group of
     // ten one-status webhooks wrote ≈ 10 WAL pages into each (a leaf for each row; ≈ 74 pages in all).
     // One index ordered (number, WABA, user) serves both look-ups: a number's owner is its first entry, as
-    // before; a pair's owner is the first of the number's WABAs holding the pair, two seeks for each of them
-    // (a number has one WABA, or a few: sqlitePairOwnerSql).
+    // before; a pair's owner is that WABA when it holds the pair (a seek), else the first of the number's
+    // other WABAs that does, two seeks for each of them (a number has one WABA, or a few:
+    // sqlitePairOwnerSql).
     sql: `
       CREATE INDEX IF NOT EXISTS events_business_waba_user ON events (business, waba, tied_user)
         WHERE business IS NOT NULL;
@@ -557,20 +558,27 @@ const STATUS_BUSINESS_SQL = `(SELECT min(json_extract(t.payload, '$.business')) 
   WHERE t.waba IS NULL AND t.message_id = s.message_id AND t.kind = 'status')`;
 /**
  * SQL: `pairOwnerSql` (store.ts) as SQLite reads it through migration 20's index on `events (business, waba,
- * tied_user)`: the smallest of the WABAs tying business number `number` (read one after another, a seek each:
- * a number has one WABA, or a few) that tie it with user `user` (a seek each); NULL when none does (or `user`
- * is NULL). The same WABA as `pairOwnerSql`'s, where an index led by the user was one seek more to keep at
- * every tie stored.
+ * tied_user)`: the number's owner (`numberOwnerSql`) when it ties business number `number` with user `user`
+ * (a seek), else the first of the number's other WABAs, read one after another, that does (two seeks each; a
+ * number has one WABA, or a few); NULL when none does (or `user` is NULL). The same WABA as `pairOwnerSql`'s,
+ * where an index led by the user was one more index to write at every tie stored.
  */
 function sqlitePairOwnerSql(number: string, user: string): string {
-  return `(WITH RECURSIVE pair_wabas(waba) AS (
-      SELECT min(b.waba) FROM events b WHERE b.business = ${number} AND ${user} IS NOT NULL
-      UNION ALL
-      SELECT (SELECT min(b.waba) FROM events b WHERE b.business = ${number} AND b.waba > pw.waba)
-      FROM pair_wabas pw WHERE pw.waba IS NOT NULL)
-    SELECT min(pw.waba) FROM pair_wabas pw
-    WHERE EXISTS (SELECT 1 FROM events p
-                  WHERE p.business = ${number} AND p.waba = pw.waba AND p.tied_user = ${user}))`;
+  const owner = numberOwnerSql(number);
+  return `coalesce(
+    (SELECT f.waba FROM events f
+     WHERE f.business = ${number} AND f.waba = ${owner} AND f.tied_user = ${user}),
+    CASE WHEN ${user} IS NOT NULL
+              AND EXISTS (SELECT 1 FROM events g WHERE g.business = ${number} AND g.waba > ${owner})
+    THEN (WITH RECURSIVE pair_wabas(waba) AS (
+            SELECT min(b.waba) FROM events b WHERE b.business = ${number} AND b.waba > ${owner}
+            UNION ALL
+            SELECT (SELECT min(b.waba) FROM events b WHERE b.business = ${number} AND b.waba > pw.waba)
+            FROM pair_wabas pw WHERE pw.waba IS NOT NULL)
+          SELECT min(pw.waba) FROM pair_wabas pw
+          WHERE EXISTS (SELECT 1 FROM events p
+                        WHERE p.business = ${number} AND p.waba = pw.waba AND p.tied_user = ${user}))
+    END)`;
 }
 
 /** SQL: `statusPlacementSql` (store.ts) with SQLite's look-up of a pair's owner (`sqlitePairOwnerSql`). */
@@ -1042,8 +1050,8 @@ class SqliteStore implements Store {
 
   /**
    * The owner of each tie key now (`tieKey`: a number, `numberOwnerSql`, one seek of
-   * events_business_waba_user; a number and a user, `sqlitePairOwnerSql`, two seeks for each WABA tying
-   * the number), or null.
+   * events_business_waba_user; a number and a user, `sqlitePairOwnerSql`, one more when the number's owner
+   * holds the pair, else two for each WABA tying the number), or null.
    */
   private ownersOf(keys: readonly string[]): Map<string, string | null> {
     const owners = new Map<string, string | null>();
