@@ -350,10 +350,23 @@ describe('createMarketResolver', () => {
   it('runs the phone library once per distinct number', () => {
     const markets = resolver();
     const before = phoneLibrary.calls;
+    // Numbers only the library places (fast-placement.ts leaves them to it): a mobile number of Argentina,
+    // which its national prefix rule rewrites, and a non-geographic one.
     for (let i = 0; i < 1000; i++) {
-      markets.resolve('919876543210', '2025-01-15');
-      markets.resolve('12092345678', i % 2 === 0 ? '2025-01-15' : '2026-11-01');
+      markets.resolve('5491143924724', '2025-01-15');
+      markets.resolve('80012345678', i % 2 === 0 ? '2025-01-15' : '2026-11-01');
     }
     expect(phoneLibrary.calls - before).toBe(2);
+  });
+
+  it('places a common number from compiled metadata, without parsing it with the library', () => {
+    const markets = resolver();
+    const before = phoneLibrary.calls;
+    expect(markets.resolve('919876543210', '2025-01-15')).toEqual({ country: 'IN', market: 'India' });
+    expect(markets.resolve('447700900123', '2025-01-15')).toMatchObject({
+      country: 'GB',
+      finding: { code: 'MARKET_FROM_CALLING_CODE' },
+    });
+    expect(phoneLibrary.calls - before).toBe(0);
   });
 });

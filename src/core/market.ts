@@ -3,6 +3,7 @@
 
 import parsePhoneNumber from 'libphonenumber-js/max';
 import metadata from 'libphonenumber-js/max/metadata';
+import { fastPlacement } from './fast-placement.js';
 import { isDecimalNumber } from './phone.js';
 import type { MarketResolution, MarketResolver } from './pricing-context.js';
 import { isLocalDate, readCsvRecords } from './rate-card.js';
@@ -255,11 +256,17 @@ function callingCodeAtStart(digits: string): string | null {
  * The country of a WhatsApp id (E.164 digits, no '+'). libphonenumber's placement when it holds the number as
  * valid; otherwise a fallback flagged `isFromCallingCode`: for shared calling codes the table's area codes
  * (when a table is given), then the country libphonenumber would guess from the number's leading digits, then
- * the calling code's main country. `country: null` when no calling code is recognised.
+ * the calling code's main country. `country: null` when no calling code is recognised. Most numbers are placed
+ * from libphonenumber's metadata compiled once (fast-placement.ts); the rest by its `parsePhoneNumber`.
  */
 export function placeRecipient(waId: string, table?: MarketTable): RecipientPlacement {
   // wa_ids are digits without '+'; a '+' written in front (E.164 as people type it) is accepted.
   const digits = /^\+?\d+$/.test(waId) ? waId.replace('+', '') : '';
+  return fastPlacement(digits, table) ?? placeWithLibrary(digits, table);
+}
+
+/** `placeRecipient` by libphonenumber's `parsePhoneNumber` and `isValid()`: the cases `fastPlacement` leaves. */
+function placeWithLibrary(digits: string, table?: MarketTable): RecipientPlacement {
   const phone = digits === '' ? undefined : parsePhoneNumber(`+${digits}`);
   if (phone?.country && phone.isValid()) {
     return { country: phone.country, callingCode: phone.countryCallingCode, isFromCallingCode: false };
@@ -283,8 +290,8 @@ type Placed = { country: string | null; finding?: Finding };
 const CACHE_LIMIT = 1_000_000;
 
 /**
- * A MarketResolver over a table. The phone library runs once per distinct number (cached); the market is
- * looked up per call because the table is versioned by date.
+ * A MarketResolver over a table. A number is placed once (cached); the market is looked up per call because
+ * the table is versioned by date.
  */
 export function createMarketResolver(
   table: MarketTable,
