@@ -797,6 +797,71 @@ describe('PostgreSQL specifics', () => {
     }
   });
 
+  it('answers a body a concurrent delivery stored meanwhile as a duplicate, with its id, and stores the rest of its group', async () => {
+    // The group's one statement (bodies, events, display numbers) writes no event and no number once one of
+    // its bodies turns out stored (here by another process, which the insert waits for): they follow, one
+    // statement at a time, for the items written only.
+    const schema = freshSchema();
+    const store = await openPostgresStore(DATABASE_URL, { schema });
+    const other = new pg.Client({ connectionString: DATABASE_URL });
+    await other.connect();
+    const raw = (text: string, displayNumber: string) => {
+      const body = Buffer.from(text);
+      return {
+        receivedAtMs: 1,
+        body,
+        sha256: createHash('sha256').update(body).digest('hex'),
+        parseError: null,
+        businessNumbers: [{ waba: 'W1', business: 'PN1', displayNumber }],
+      };
+    };
+    const status = (id: string): StatusEvent => ({ kind: 'status', atMs: 5, waba: 'W1', id, status: 'sent' });
+    const input = (event: StatusEvent) => ({
+      key: eventKey(event),
+      event,
+      receivedAtMs: 1,
+      source: 'webhook',
+    });
+    try {
+      const first = raw('{"first":1}', '+1 555 0199');
+      await other.query('BEGIN');
+      const { rows } = await other.query(
+        `INSERT INTO ${schema}.raw_webhooks (received_at_ms, body, sha256) VALUES (1, $1, $2) RETURNING id`,
+        [first.body, first.sha256],
+      );
+      const storing = store.ingestBatch([
+        { raw: raw('{"second":1}', '+1 555 0100'), events: [input(status('wamid.b'))] },
+        { raw: first, events: [input(status('wamid.a'))] },
+        { raw: null, events: [input(status('wamid.c'))] },
+      ]);
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      await other.query('COMMIT');
+      const outcomes = await storing;
+      expect(outcomes[0]).toMatchObject({ isDuplicate: false, inserted: [status('wamid.b')], duplicates: 0 });
+      expect(outcomes[1]).toEqual({
+        rawId: Number((rows[0] as { id: string }).id),
+        isDuplicate: true,
+        inserted: [],
+        duplicates: 1,
+        merged: [],
+        relistedWabas: [],
+      });
+      expect(outcomes[2]).toMatchObject({ rawId: null, isDuplicate: false, inserted: [status('wamid.c')] });
+      expect((await listingOf(store)).map((event) => ('id' in event ? event.id : '')).sort()).toEqual([
+        'wamid.b',
+        'wamid.c',
+      ]);
+      // The stored body's display number is not written again: the new body's stays.
+      expect(await store.businessNumbers({})).toEqual([
+        { waba: 'W1', business: 'PN1', displayNumber: '+1 555 0100' },
+      ]);
+    } finally {
+      await other.query('ROLLBACK').catch(() => {});
+      await other.end();
+      await store.close();
+    }
+  });
+
   it('upgrades version 17: the display numbers of the stored webhooks are kept, and the bill is answered', async () => {
     const schema = freshSchema();
     const before = await openPostgresStore(DATABASE_URL, { schema });

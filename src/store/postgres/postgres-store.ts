@@ -1747,49 +1747,78 @@ interface GroupWrites {
  * its result: no copy's fields are lost.
  */
 async function insertEventGroups(client: Queryable, groups: readonly EventInput[][]): Promise<GroupWrites> {
-  const firsts = new Map<string, EventInput>();
-  for (const events of groups)
-    for (const input of events) if (!firsts.has(input.key)) firsts.set(input.key, input);
+  const firsts = firstsOf(groups);
   // Before anything is written: the owners of the numbers these events may tie.
   const ownersBefore = await readOwners(client, [...tiedKeysOf(groups.flat())]);
-  // In key order: two transactions inserting or locking the same keys take them in one order (no deadlock).
-  const ordered = [...firsts.values()].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
   const insertedKeys = new Set<string>();
-  for (const batch of chunks(ordered)) {
+  for (const batch of chunks(inKeyOrder(firsts))) {
     // A key another transaction is inserting: this waits for it to commit, then inserts nothing.
     // The rows as one JSON text (an object a row), written by one JSON.stringify: as arrays, pg would send
     // each payload escaped again as an element of array text. Each payload's text goes to jsonb as before.
     const { rows } = await client.query(
-      prepared(`INSERT INTO events (key, kind, waba, message_id, at_ms, payload, received_at_ms, source, business,
-                           tied_user, is_trusted)
-       SELECT * FROM json_to_recordset($1::json) AS r (key text, kind text, waba text, message_id text,
-         at_ms bigint, payload jsonb, received_at_ms bigint, source text, business text, tied_user text,
-         is_trusted boolean)
+      prepared(`INSERT INTO events (${EVENT_COLUMNS})
+       SELECT * FROM json_to_recordset($1::json) AS r (${EVENT_RECORD})
        ON CONFLICT (key) DO NOTHING
        RETURNING key`),
-      [
-        JSON.stringify(
-          batch.map((e) => {
-            const business = tiedBusinessOf(e.event, e.isBusinessTied);
-            return {
-              key: e.key,
-              kind: e.event.kind,
-              waba: e.event.waba ?? null,
-              message_id: 'id' in e.event ? e.event.id : null,
-              at_ms: e.event.atMs,
-              payload: e.event,
-              received_at_ms: e.receivedAtMs,
-              source: e.source,
-              business,
-              tied_user: tiedUserOf(e.event, business),
-              is_trusted: isTrustedWriter(e),
-            };
-          }),
-        ),
-      ],
+      [JSON.stringify(batch.map(eventRow))],
     );
     for (const row of rows as Row[]) insertedKeys.add(String(row.key));
   }
+  return mergeCopies(client, groups, firsts, insertedKeys, ownersBefore);
+}
+
+/** The columns of `events` an ingest writes, and their types as `json_to_recordset` reads them. */
+const EVENT_COLUMNS =
+  'key, kind, waba, message_id, at_ms, payload, received_at_ms, source, business, tied_user, is_trusted';
+const EVENT_RECORD = `key text, kind text, waba text, message_id text, at_ms bigint, payload jsonb,
+  received_at_ms bigint, source text, business text, tied_user text, is_trusted boolean`;
+
+/** An event's row of `events` as first stored, an object of EVENT_COLUMNS for `json_to_recordset`. */
+function eventRow(e: EventInput): Record<string, unknown> {
+  const business = tiedBusinessOf(e.event, e.isBusinessTied);
+  return {
+    key: e.key,
+    kind: e.event.kind,
+    waba: e.event.waba ?? null,
+    message_id: 'id' in e.event ? e.event.id : null,
+    at_ms: e.event.atMs,
+    payload: e.event,
+    received_at_ms: e.receivedAtMs,
+    source: e.source,
+    business,
+    tied_user: tiedUserOf(e.event, business),
+    is_trusted: isTrustedWriter(e),
+  };
+}
+
+/** The first input of each key, in the groups' order. */
+function firstsOf(groups: readonly EventInput[][]): Map<string, EventInput> {
+  const firsts = new Map<string, EventInput>();
+  for (const events of groups)
+    for (const input of events) if (!firsts.has(input.key)) firsts.set(input.key, input);
+  return firsts;
+}
+
+/**
+ * In key order: two transactions inserting or locking the same keys take them in one order (no deadlock).
+ * JavaScript's order (UTF-16 code units), the same for every path that inserts events.
+ */
+function inKeyOrder(firsts: ReadonlyMap<string, EventInput>): EventInput[] {
+  return [...firsts.values()].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+}
+
+/**
+ * After the first input of each key was inserted where its key was new (`insertedKeys`), with the owners read
+ * before (`ownersBefore`): the copies merged into the stored rows, as `insertEventGroups` says.
+ */
+async function mergeCopies(
+  client: Queryable,
+  groups: readonly EventInput[][],
+  firsts: ReadonlyMap<string, EventInput>,
+  insertedKeys: ReadonlySet<string>,
+  ownersBefore: Map<string, string | null>,
+): Promise<GroupWrites> {
+  const ordered = inKeyOrder(firsts);
   /** Each key's event as stored before the copies: as inserted above, or the stored row. */
   const base = new Map<string, StoredEvent>();
   for (const key of insertedKeys) {
@@ -2240,83 +2269,26 @@ async function upsertPending(
 /**
  * One transaction for a group: bodies inserted together (a body repeated in the group, or already stored,
  * is a duplicate), then the events of every item that is not a duplicate, the first of each key winning.
+ * A group of up to BATCH_ROWS events sends its bodies, the owners' read, its events and its display numbers
+ * as one statement (`writeGroupAtOnce`), a larger one each as its own (`writeGroupInSteps`).
  */
 async function ingestGroup(client: Queryable, items: readonly IngestItem[]): Promise<IngestItemOutcome[]> {
   const firstBySha = new Map<string, number>();
   items.forEach((item, index) => {
     if (item.raw && !firstBySha.has(item.raw.sha256)) firstBySha.set(item.raw.sha256, index);
   });
-  const idBySha = new Map<string, number>();
-  const newShas = new Set<string>();
-  if (firstBySha.size > 0) {
-    const firsts = [...firstBySha.values()].map((index) => items[index]!.raw!);
-    // The bodies as one bytea, each cut out of it by its place (1-based) and length: a Buffer parameter goes
-    // in binary, byte for byte, where pg sends a bytea[] parameter as array text, each body hex-encoded.
-    const bodies = firsts.map((r) => toBuffer(r.body));
-    const starts: number[] = [];
-    let start = 1;
-    for (const body of bodies) {
-      starts.push(start);
-      start += body.length;
-    }
-    // A concurrent delivery of the same body (another process) waits on the unique index, then inserts nothing.
-    const { rows } = await client.query(
-      prepared(`INSERT INTO raw_webhooks (received_at_ms, body, sha256, parse_error)
-       SELECT r.received_at_ms, substring($6::bytea FROM r.start FOR r.length), r.sha256, r.parse_error
-       FROM unnest($1::bigint[], $2::integer[], $3::integer[], $4::text[], $5::text[])
-         WITH ORDINALITY AS r (received_at_ms, start, length, sha256, parse_error, n)
-       ORDER BY r.n
-       ON CONFLICT (sha256) DO NOTHING RETURNING id, sha256`),
-      [
-        firsts.map((r) => r.receivedAtMs),
-        starts,
-        bodies.map((body) => body.length),
-        firsts.map((r) => r.sha256),
-        firsts.map((r) => storableText(r.parseError)),
-        Buffer.concat(bodies),
-      ],
-    );
-    for (const row of rows as Row[]) {
-      idBySha.set(String(row.sha256), Number(row.id));
-      newShas.add(String(row.sha256));
-    }
-    const missing = firsts.map((r) => r.sha256).filter((sha) => !idBySha.has(sha));
-    if (missing.length > 0) {
-      const existing = await client.query(
-        prepared('SELECT id, sha256 FROM raw_webhooks WHERE sha256 = ANY($1::text[])'),
-        [missing],
-      );
-      for (const row of existing.rows as Row[]) idBySha.set(String(row.sha256), Number(row.id));
-    }
-  }
-  // Items whose events are written: events alone, and the first occurrence of each newly stored body.
-  const isWritten = items.map(
-    (item, index) =>
-      item.raw === null || (newShas.has(item.raw.sha256) && firstBySha.get(item.raw.sha256) === index),
+  // Items whose events may be written: events alone, and the first occurrence of each body (if it is new).
+  const isCandidate = items.map(
+    (item, index) => item.raw === null || firstBySha.get(item.raw.sha256) === index,
   );
-  const writes = await insertEventGroups(
-    client,
-    items.map((item, index) => (isWritten[index] ? item.events : [])),
+  const candidateEvents = items.reduce(
+    (sum, item, index) => sum + (isCandidate[index] ? item.events.length : 0),
+    0,
   );
-  // The display numbers of the stored bodies, the last naming a number winning (one row each: a statement
-  // may not update a row twice).
-  const numbers = new Map<string, BusinessNumber>();
-  items.forEach((item, index) => {
-    if (!isWritten[index]) return;
-    for (const number of businessNumbersOfItem(item)) {
-      numbers.set(JSON.stringify([number.waba, number.business]), number);
-    }
-  });
-  if (numbers.size > 0) {
-    const rows = [...numbers.values()];
-    await client.query(
-      prepared(`INSERT INTO business_numbers (waba, business, display_number)
-       SELECT * FROM unnest($1::text[], $2::text[], $3::text[])
-       ON CONFLICT (waba, business) DO UPDATE SET display_number = excluded.display_number
-               WHERE business_numbers.display_number <> excluded.display_number`),
-      [rows.map((n) => n.waba), rows.map((n) => n.business), rows.map((n) => n.displayNumber)],
-    );
-  }
+  const { idBySha, writes, isWritten } =
+    candidateEvents <= BATCH_ROWS
+      ? await writeGroupAtOnce(client, items, firstBySha, isCandidate)
+      : await writeGroupInSteps(client, items, firstBySha);
   const { outcomes, changes } = writes;
   if (changes.some((rows) => rows.length > 0)) {
     // The WABAs whose listing the group changed, read before it commits.
@@ -2341,6 +2313,226 @@ async function ingestGroup(client: Queryable, items: readonly IngestItem[]): Pro
     }
     return { rawId: idBySha.get(item.raw.sha256)!, isDuplicate: false, ...outcomes[index]! };
   });
+}
+
+/** What a group's writes found: each body's id, its events' writes, the items written. */
+interface GroupStored {
+  idBySha: Map<string, number>;
+  writes: GroupWrites;
+  /** Per item: its events were written (events alone, or the first occurrence of a body stored now). */
+  isWritten: boolean[];
+}
+
+/** The first occurrence of each body of a group, in the group's order. */
+function firstBodies(
+  items: readonly IngestItem[],
+  firstBySha: ReadonlyMap<string, number>,
+): RawWebhookInput[] {
+  return [...firstBySha.values()].map((index) => items[index]!.raw!);
+}
+
+/**
+ * The bodies' parameters of the statements that insert them: each column as an array, and the bodies as one
+ * bytea, each cut out of it by its place (1-based) and length: a Buffer parameter goes in binary, byte for
+ * byte, where pg sends a bytea[] parameter as array text, each body hex-encoded.
+ */
+function bodyParameters(firsts: readonly RawWebhookInput[]): unknown[] {
+  const bodies = firsts.map((r) => toBuffer(r.body));
+  const starts: number[] = [];
+  let start = 1;
+  for (const body of bodies) {
+    starts.push(start);
+    start += body.length;
+  }
+  return [
+    firsts.map((r) => r.receivedAtMs),
+    starts,
+    bodies.map((body) => body.length),
+    firsts.map((r) => r.sha256),
+    firsts.map((r) => storableText(r.parseError)),
+    Buffer.concat(bodies),
+  ];
+}
+
+/** SQL: the bodies ($1–$6 of `bodyParameters`) inserted, in the group's order; a stored one is not. */
+const INSERT_BODIES_SQL = `INSERT INTO raw_webhooks (received_at_ms, body, sha256, parse_error)
+       SELECT r.received_at_ms, substring($6::bytea FROM r.start FOR r.length), r.sha256, r.parse_error
+       FROM unnest($1::bigint[], $2::integer[], $3::integer[], $4::text[], $5::text[])
+         WITH ORDINALITY AS r (received_at_ms, start, length, sha256, parse_error, n)
+       ORDER BY r.n
+       ON CONFLICT (sha256) DO NOTHING RETURNING id, sha256`;
+
+/**
+ * The ids of the bodies stored before (`missing`), into `idBySha`: read in a statement of its own, whose
+ * snapshot sees a concurrent delivery of the same body that the insert waited for.
+ */
+async function readStoredBodyIds(
+  client: Queryable,
+  missing: readonly string[],
+  idBySha: Map<string, number>,
+): Promise<void> {
+  if (missing.length === 0) return;
+  const existing = await client.query(
+    prepared('SELECT id, sha256 FROM raw_webhooks WHERE sha256 = ANY($1::text[])'),
+    [missing],
+  );
+  for (const row of existing.rows as Row[]) idBySha.set(String(row.sha256), Number(row.id));
+}
+
+/**
+ * The display numbers of the items written, the last naming a number winning (one row each: a statement may
+ * not update a row twice), in the order each number is first named.
+ */
+function displayNumbersOf(items: readonly IngestItem[], isWritten: readonly boolean[]): BusinessNumber[] {
+  const numbers = new Map<string, BusinessNumber>();
+  items.forEach((item, index) => {
+    if (!isWritten[index]) return;
+    for (const number of businessNumbersOfItem(item)) {
+      numbers.set(JSON.stringify([number.waba, number.business]), number);
+    }
+  });
+  return [...numbers.values()];
+}
+
+/**
+ * A group's writes one statement at a time: its bodies, then (knowing which are new) its events
+ * (`insertEventGroups`) and the display numbers of the items written (`writeEventsAndNumbers`).
+ */
+async function writeGroupInSteps(
+  client: Queryable,
+  items: readonly IngestItem[],
+  firstBySha: ReadonlyMap<string, number>,
+): Promise<GroupStored> {
+  const idBySha = new Map<string, number>();
+  const newShas = new Set<string>();
+  if (firstBySha.size > 0) {
+    const firsts = firstBodies(items, firstBySha);
+    // A concurrent delivery of the same body (another process) waits on the unique index, then inserts
+    // nothing.
+    const { rows } = await client.query(prepared(INSERT_BODIES_SQL), bodyParameters(firsts));
+    for (const row of rows as Row[]) {
+      idBySha.set(String(row.sha256), Number(row.id));
+      newShas.add(String(row.sha256));
+    }
+    await readStoredBodyIds(
+      client,
+      firsts.map((r) => r.sha256).filter((sha) => !idBySha.has(sha)),
+      idBySha,
+    );
+  }
+  return writeEventsAndNumbers(client, items, firstBySha, idBySha, newShas);
+}
+
+/** After the bodies' insert (`newShas`: the bodies it stored), the items' events and display numbers. */
+async function writeEventsAndNumbers(
+  client: Queryable,
+  items: readonly IngestItem[],
+  firstBySha: ReadonlyMap<string, number>,
+  idBySha: Map<string, number>,
+  newShas: ReadonlySet<string>,
+): Promise<GroupStored> {
+  const isWritten = items.map(
+    (item, index) =>
+      item.raw === null || (newShas.has(item.raw.sha256) && firstBySha.get(item.raw.sha256) === index),
+  );
+  const writes = await insertEventGroups(
+    client,
+    items.map((item, index) => (isWritten[index] ? item.events : [])),
+  );
+  const numbers = displayNumbersOf(items, isWritten);
+  if (numbers.length > 0) {
+    await client.query(
+      prepared(`INSERT INTO business_numbers (waba, business, display_number)
+       SELECT * FROM unnest($1::text[], $2::text[], $3::text[])
+       ON CONFLICT (waba, business) DO UPDATE SET display_number = excluded.display_number
+               WHERE business_numbers.display_number <> excluded.display_number`),
+      [numbers.map((n) => n.waba), numbers.map((n) => n.business), numbers.map((n) => n.displayNumber)],
+    );
+  }
+  return { idBySha, writes, isWritten };
+}
+
+/**
+ * A group's writes as `writeGroupInSteps` makes them, in one statement when every body of the group is new
+ * (one round trip, not four; measured: docs/benchmarks.md, "Thirty-fourth session"): the bodies inserted, the
+ * owners of the numbers the events may tie (`readOwners`), read from the statement's snapshot — before any of
+ * its writes, as `insertEventGroups` reads them — and, only if the statement inserted every body (`all_new`),
+ * the events of every item (`isCandidate`: events alone, the first occurrence of each body), the first of
+ * each key in key order (`inKeyOrder`), and their display numbers (`displayNumbersOf`): what
+ * `writeGroupInSteps` writes when every body is new. What only the inserts tell (the rows stored before, the
+ * copies' merges) follows as in `insertEventGroups`. A body already stored (a delivery again, or one a
+ * concurrent transaction stored: the insert waits for it), and the statement writes no event and no number:
+ * they are written after, one statement at a time (`writeEventsAndNumbers`), as `writeGroupInSteps` does.
+ */
+async function writeGroupAtOnce(
+  client: Queryable,
+  items: readonly IngestItem[],
+  firstBySha: ReadonlyMap<string, number>,
+  isCandidate: readonly boolean[],
+): Promise<GroupStored> {
+  const firsts = firstBodies(items, firstBySha);
+  const groups = items.map((item, index) => (isCandidate[index] ? item.events : []));
+  const eventFirsts = firstsOf(groups);
+  const tieKeys = [...tiedKeysOf(groups.flat())];
+  const split = tieKeys.map(splitTieKey);
+  const numbers = displayNumbersOf(items, isCandidate);
+  const { rows } = await client.query(
+    prepared(`WITH bodies AS (${INSERT_BODIES_SQL}),
+     all_new AS (SELECT count(*) = $13 AS is_true FROM bodies),
+     events_stored AS (
+       INSERT INTO events (${EVENT_COLUMNS})
+       SELECT * FROM json_to_recordset($9::json) AS r (${EVENT_RECORD})
+       WHERE (SELECT is_true FROM all_new)
+       ON CONFLICT (key) DO NOTHING
+       RETURNING key),
+     numbers_stored AS (
+       INSERT INTO business_numbers (waba, business, display_number)
+       SELECT * FROM unnest($10::text[], $11::text[], $12::text[])
+       WHERE (SELECT is_true FROM all_new)
+       ON CONFLICT (waba, business) DO UPDATE SET display_number = excluded.display_number
+               WHERE business_numbers.display_number <> excluded.display_number)
+     SELECT 'body' AS what, id AS n, sha256 AS text FROM bodies
+     UNION ALL SELECT 'event', NULL, key FROM events_stored
+     UNION ALL
+     SELECT 'owner', n.i, CASE WHEN n.u IS NULL THEN ${numberOwnerSql('n.number', BYTE_ORDER)}
+                               ELSE ${pairOwnerSql('n.number', 'n.u', BYTE_ORDER)} END
+     FROM unnest($7::text[], $8::text[]) WITH ORDINALITY AS n (number, u, i)`),
+    [
+      ...bodyParameters(firsts),
+      split.map(([number]) => number),
+      split.map(([, user]) => user),
+      JSON.stringify(inKeyOrder(eventFirsts).map(eventRow)),
+      numbers.map((n) => n.waba),
+      numbers.map((n) => n.business),
+      numbers.map((n) => n.displayNumber),
+      firsts.length,
+    ],
+  );
+  const idBySha = new Map<string, number>();
+  const newShas = new Set<string>();
+  const insertedKeys = new Set<string>();
+  const ownersBefore = new Map<string, string | null>();
+  for (const row of rows as Row[]) {
+    if (row.what === 'body') {
+      idBySha.set(String(row.text), Number(row.n));
+      newShas.add(String(row.text));
+    } else if (row.what === 'event') {
+      insertedKeys.add(String(row.text));
+    } else {
+      ownersBefore.set(tieKeys[Number(row.n) - 1]!, row.text === null ? null : String(row.text));
+    }
+  }
+  if (newShas.size < firsts.length) {
+    // A body stored before: nothing but the new bodies was written.
+    await readStoredBodyIds(
+      client,
+      firsts.map((r) => r.sha256).filter((sha) => !idBySha.has(sha)),
+      idBySha,
+    );
+    return writeEventsAndNumbers(client, items, firstBySha, idBySha, newShas);
+  }
+  const writes = await mergeCopies(client, groups, eventFirsts, insertedKeys, ownersBefore);
+  return { idBySha, writes, isWritten: [...isCandidate] };
 }
 
 /**
