@@ -2269,8 +2269,9 @@ async function upsertPending(
 /**
  * One transaction for a group: bodies inserted together (a body repeated in the group, or already stored,
  * is a duplicate), then the events of every item that is not a duplicate, the first of each key winning.
- * A group of up to BATCH_ROWS events sends its bodies, the owners' read, its events and its display numbers
- * as one statement (`writeGroupAtOnce`), a larger one each as its own (`writeGroupInSteps`).
+ * A group of 1 to BATCH_ROWS events sends its bodies, the owners' read, its events and its display numbers
+ * as one statement (`writeGroupAtOnce`), a larger one, or one without events, each as its own
+ * (`writeGroupInSteps`).
  */
 async function ingestGroup(client: Queryable, items: readonly IngestItem[]): Promise<IngestItemOutcome[]> {
   const firstBySha = new Map<string, number>();
@@ -2285,8 +2286,11 @@ async function ingestGroup(client: Queryable, items: readonly IngestItem[]): Pro
     (sum, item, index) => sum + (isCandidate[index] ? item.events.length : 0),
     0,
   );
+  // A group without events (bodies that carry none) goes in steps too: the one statement's plan costs the
+  // backend more to start than the round trips it saves there (≈ 45 → 85 µs of backend CPU a webhook, measured:
+  // docs/benchmarks.md, "Thirty-fourth session").
   const { idBySha, writes, isWritten } =
-    candidateEvents <= BATCH_ROWS
+    candidateEvents > 0 && candidateEvents <= BATCH_ROWS
       ? await writeGroupAtOnce(client, items, firstBySha, isCandidate)
       : await writeGroupInSteps(client, items, firstBySha);
   const { outcomes, changes } = writes;
