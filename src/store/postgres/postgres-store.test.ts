@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eventKey, type OutboundEvent, type StatusEvent } from '../../core/events.js';
 import { openStore } from '../open-store.js';
 import { runStoreContract } from '../store.contract.js';
-import { openPostgresStore, withBound } from './postgres-store.js';
+import { NUMBER_WABAS_SQL, openPostgresStore, withBound } from './postgres-store.js';
 import { StoreTimeoutError } from '../store.js';
 import {
   BACKFILL_INPUTS,
@@ -1023,6 +1023,59 @@ describe('PostgreSQL specifics', () => {
         expect(rows.map((row: { 'QUERY PLAN': string }) => row['QUERY PLAN']).join('\n')).toMatch(
           /events_unnamed_status/,
         );
+      } finally {
+        await client.end();
+      }
+    } finally {
+      await store.close();
+    }
+  });
+
+  it("reads a business number's WABAs with a seek of events_business each, in its collation", async () => {
+    // Statuses naming no WABA look up the WABAs tying their number (readUnnamedStatusWabas), as listWabas
+    // does: compared in the column's own collation, PostgreSQL could not seek the next WABA in the index
+    // (sorted in "C") and read the events of every WABA in turn, filtering them by number.
+    const schema = freshSchema();
+    const store = await openPostgresStore(DATABASE_URL, { schema });
+    try {
+      // W0's events (another number's) come first in WABA order, then PN1's three WABAs.
+      const events = ['W2', 'W1', 'W0', 'W3'].flatMap((waba) =>
+        Array.from({ length: 500 }, (_, i): OutboundEvent => ({
+          kind: 'outbound',
+          atMs: i,
+          waba,
+          business: waba === 'W0' ? 'PN2' : 'PN1',
+          user: `9198765${String(i).padStart(5, '0')}`,
+          id: `wamid.${waba}.${i}`,
+          template: 'utility',
+        })),
+      );
+      await store.ingestEvents(
+        events.map((event) => ({ key: eventKey(event), event, receivedAtMs: 2, source: 'import:x' })),
+      );
+      expect(await store.listWabas('PN1')).toEqual(['W1', 'W2', 'W3']);
+      const client = new pg.Client({ connectionString: DATABASE_URL });
+      await client.connect();
+      try {
+        await client.query(`SET search_path = ${schema}; ANALYZE events`);
+        const { rows } = await client.query(`EXPLAIN (ANALYZE, FORMAT JSON) ${NUMBER_WABAS_SQL}`, ['PN1']);
+        // Every row the walk read from events, kept or filtered out: a seek per step reads one entry, four steps.
+        let read = 0;
+        const visit = (node: {
+          'Relation Name'?: string;
+          'Actual Rows': number;
+          'Rows Removed by Filter'?: number;
+          'Actual Loops': number;
+          Plans?: unknown[];
+        }) => {
+          if (node['Relation Name'] === 'events') {
+            read += (node['Actual Rows'] + (node['Rows Removed by Filter'] ?? 0)) * node['Actual Loops'];
+          }
+          for (const child of node.Plans ?? []) visit(child as typeof node);
+        };
+        visit((rows[0] as { 'QUERY PLAN': [{ Plan: Parameters<typeof visit>[0] }] })['QUERY PLAN'][0].Plan);
+        expect(read).toBeGreaterThan(0);
+        expect(read).toBeLessThanOrEqual(4);
       } finally {
         await client.end();
       }
