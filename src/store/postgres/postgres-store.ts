@@ -776,8 +776,8 @@ const STATUS_PLACEMENT_SQL = `(SELECT ${statusPlacementSql(`(o.business${DEFAULT
  * SQL: the WABAs whose events tie business number `$1`, read from events_business one at a time in byte order
  * (a number has one WABA, or a few), however many events tie it. The comparisons must be in the index's
  * collation ("C"): in the column's own, PostgreSQL cannot seek the next WABA in the index and read the
- * events of every WABA in turn instead (101 ms against 0.7 ms, cold, for a number of a store of 100,000 events,
- * `readUnnamedStatusWabas` until 2026-12-06).
+ * events of every WABA in turn instead (101 ms against 0.7 ms, cold, for a number of a store of 100,000
+ * events: `readUnnamedStatusWabas` until 2026-12-06).
  */
 export const NUMBER_WABAS_SQL = `WITH RECURSIVE number_wabas(waba) AS (
     SELECT min(waba${BYTE_ORDER}) FROM events WHERE business = $1
