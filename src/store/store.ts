@@ -193,19 +193,21 @@ export function numberOwnerSql(number: string, collate = ''): string {
 }
 
 /**
- * SQL, both engines: the smallest WABA (byte order) whose trusted events tie business number `number` with
+ * SQL, PostgreSQL's: the smallest WABA (byte order) whose trusted events tie business number `number` with
  * user `user` (`events.business` and `events.tied_user`: the pair the rater keeps them in), read with one
- * seek of the index on `events (business, tied_user, waba)`; NULL when none does (or `user` is NULL).
+ * seek of the index on `events (business, tied_user, waba)`; NULL when none does (or `user` is NULL). SQLite
+ * finds the same WABA through its one index of the ties (`sqlitePairOwnerSql`, its migration 20).
  */
 export function pairOwnerSql(number: string, user: string, collate = ''): string {
   return `(SELECT min(p.waba${collate}) FROM events p WHERE p.business = ${number} AND p.tied_user = ${user})`;
 }
 
 /**
- * SQL, both engines: the WABA a status naming no WABA, whose message is stored nowhere, is listed with — the
- * rater's placement (docs/decisions.md, "Statuses alone that name no WABA"): the WABA of the pair its business
- * number and user have (`pairOwnerSql`), else its number's owner (`numberOwnerSql`). `user` is the status's
- * user as the rater pairs it (`canonicalUser`, in the engine's SQL).
+ * SQL, PostgreSQL's (SQLite's `sqliteStatusPlacementSql` is the same with its own pair look-up): the WABA a
+ * status naming no WABA, whose message is stored nowhere, is listed with — the rater's placement
+ * (docs/decisions.md, "Statuses alone that name no WABA"): the WABA of the pair its business number and user
+ * have (`pairOwnerSql`), else its number's owner (`numberOwnerSql`). `user` is the status's user as the rater
+ * pairs it (`canonicalUser`, in the engine's SQL).
  */
 export function statusPlacementSql(number: string, user: string, collate = ''): string {
   return `coalesce(${pairOwnerSql(number, user, collate)}, ${numberOwnerSql(number, collate)})`;

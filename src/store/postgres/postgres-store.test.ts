@@ -947,16 +947,7 @@ describe('PostgreSQL specifics', () => {
       );
       // Stored after: as written. The scope queries of ratings still read `wabas` (jsonb).
       await store.replaceRating(
-        {
-          id: 'r1',
-          ratedAtMs: 1,
-          reason: 'rerate',
-          wabas: ['W1'],
-          asOfRules: null,
-          rateCards: [],
-          totals: {},
-          changes: { period: { fromMs: 0, toMs: null } },
-        },
+        ratingRecord('r1', { reason: 'rerate', changes: { period: { fromMs: 0, toMs: null } } }),
         { units: [], pending: [], findings: [{ code: 'NO_RATE', message: 'new', waba: 'W1' }] },
       );
       expect(JSON.stringify(await store.listFindings({ wabas: ['W1'] }))).toBe(

@@ -26,6 +26,7 @@ import {
 } from '../../../test/support/message-trust-backfill.js';
 import { expectDeletionsMarked } from '../../../test/support/event-deletion-marks.js';
 import { ONE_INBOUND, listingOf } from '../../../test/support/store-events.js';
+import { ratingRecord } from '../../../test/support/ratings.js';
 import { billableUnit } from '../../../test/support/units.js';
 import { makeUnwritable } from '../../../test/support/unwritable.js';
 
@@ -672,18 +673,11 @@ describe('SQLite on disk', () => {
         'PRAGMA temp_store = DEFAULT',
       ]);
       statements.length = 0;
-      await store.replaceRating(
-        {
-          id: 'r1',
-          ratedAtMs: 1,
-          reason: 'rerate',
-          wabas: ['W1'],
-          asOfRules: null,
-          rateCards: [],
-          totals: {},
-        },
-        { units: [], pending: [], findings: [] },
-      );
+      await store.replaceRating(ratingRecord('r1', { reason: 'rerate' }), {
+        units: [],
+        pending: [],
+        findings: [],
+      });
       expect(await store.listEvents(['W1'])).toHaveLength(3);
       expect(transactions().filter((sql) => /temp_store/i.test(sql))).toEqual([]);
     } finally {
