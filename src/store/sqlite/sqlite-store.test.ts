@@ -418,7 +418,7 @@ describe('SQLite on disk', () => {
       // The owners of what a group ties are read before its writes: each a seek, none a scan.
       statements.length = 0;
       await store.ingestEvents([input(inbound('W3', '2', 'm3'))]);
-      const owners = statements.find((sql) => sql.includes('AS j) AS n'));
+      const owners = statements.find((sql) => sql.includes('WITH n AS MATERIALIZED'));
       expect(owners).toBeDefined();
       const plan = db
         .prepare(`EXPLAIN QUERY PLAN ${owners!}`)

@@ -60,6 +60,7 @@ import {
   relistedWabas,
   rewrittenTieKeys,
   splitTieKey,
+  tieKey,
   tiedKeysOf,
 } from '../relisted-wabas.js';
 import {
@@ -561,10 +562,10 @@ const STATUS_BUSINESS_SQL = `(SELECT min(json_extract(t.payload, '$.business')) 
  * tied_user)`: the number's owner (`numberOwnerSql`) when it ties business number `number` with user `user`
  * (a seek), else the first of the number's other WABAs, read one after another, that does (two seeks each; a
  * number has one WABA, or a few); NULL when none does (or `user` is NULL). The same WABA as `pairOwnerSql`'s,
- * where an index led by the user was one more index to write at every tie stored.
+ * where an index led by the user was one more index to write at every tie stored. `owner`: the number's owner
+ * as SQL, when read already.
  */
-function sqlitePairOwnerSql(number: string, user: string): string {
-  const owner = numberOwnerSql(number);
+function sqlitePairOwnerSql(number: string, user: string, owner = numberOwnerSql(number)): string {
   return `coalesce(
     (SELECT f.waba FROM events f
      WHERE f.business = ${number} AND f.waba = ${owner} AND f.tied_user = ${user}),
@@ -596,14 +597,18 @@ const STATUS_PLACEMENT_SQL = `(SELECT ${sqliteStatusPlacementSql('o.business', '
         FROM events t WHERE t.waba IS NULL AND t.message_id = s.message_id AND t.kind = 'status') o)`;
 
 /**
- * `ownersOf`'s statement: for each tie key of a JSON array of [number, user or null] (`splitTieKey`), its index
- * and owner. Texts built once: each group ran it and `UNNAMED_STATUSES_SQL` with texts of several KB made anew,
- * and looked up by them (≈ 2.5 µs of the server's thread a webhook).
+ * `ownersOf`'s statement: for each [number, user or null] of a JSON array, its index, the number's owner and
+ * the pair's (NULL without a user). The number's owner is read once for both (materialized: the pair's SQL
+ * names it three times, each a seek), and each element's fields once. Texts built once: each group ran it and
+ * `UNNAMED_STATUSES_SQL` with texts of several KB made anew, and looked up by them.
  */
-const OWNERS_SQL = `SELECT n.key, CASE WHEN n.user IS NULL THEN ${numberOwnerSql('n.number')}
-                          ELSE ${sqlitePairOwnerSql('n.number', 'n.user')} END AS owner
-       FROM (SELECT j.key AS key, json_extract(j.value, '$[0]') AS number, json_extract(j.value, '$[1]') AS user
-             FROM json_each(?) AS j) AS n`;
+const OWNERS_SQL = `WITH n AS MATERIALIZED (
+         SELECT j.key AS key, j.number, j.user, ${numberOwnerSql('j.number')} AS owner
+         FROM (SELECT key, json_extract(value, '$[0]') AS number, json_extract(value, '$[1]') AS user
+               FROM json_each(?)) AS j)
+       SELECT n.key, n.owner,
+              CASE WHEN n.user IS NOT NULL THEN ${sqlitePairOwnerSql('n.number', 'n.user', 'n.owner')} END
+       FROM n`;
 
 /** `listingFacts`' statuses naming no WABA of a JSON array of message ids, with (or not) their inbounds' WABAs. */
 function unnamedStatusesSql(inboundWabas: string): string {
@@ -852,6 +857,9 @@ class SqliteStore implements Store {
   private readonly writes = new WriteLock();
   /** Concurrent ingests share one transaction, so one fsync (group commit). */
   private readonly ingests = new GroupCommitQueue((items) => this.writes.run(() => this.ingestGroup(items)));
+  /** `writeGroup`'s transaction, made at its first group. */
+  private groupTransaction:
+    Database.Transaction<(items: readonly IngestItem[]) => IngestItemOutcome[]> | undefined;
   /** The worker thread that checkpoints the WAL (a file opened for writing, when its script is found). */
   checkpointer: WalCheckpointer | undefined;
   /** close()'s one run: a second call waits for the first. */
@@ -1016,73 +1024,81 @@ class SqliteStore implements Store {
   }
 
   private writeGroup(items: readonly IngestItem[]): IngestItemOutcome[] {
-    return this.db
-      .transaction(() => {
-        // Before anything is written: the owners of the numbers these events may tie (ListingFacts); a tie a
-        // rewrite takes away adds its number's owner before that rewrite (insertEvents).
-        const ownersBefore = this.ownersOf([...tiedKeysOf(items.flatMap((item) => item.events))]);
-        const written = items.map((item): { outcome: IngestItemOutcome; changes: RowChange[] } => {
-          const { raw, events } = item;
-          const changes: RowChange[] = [];
-          if (raw === null) {
-            const outcome = this.insertEvents(events, ownersBefore, changes);
-            this.keepBusinessNumbers(businessNumbersOfItem(item));
-            return { outcome: { rawId: null, isDuplicate: false, ...outcome }, changes };
-          }
-          const existing = this.statement('SELECT id FROM raw_webhooks WHERE sha256 = ?')
-            .pluck()
-            .get(raw.sha256);
-          if (existing !== undefined) {
-            // Stored before together with its events, in one transaction: all of them are already here.
-            const outcome = {
-              rawId: Number(existing),
-              isDuplicate: true,
-              inserted: [],
-              duplicates: events.length,
-              merged: [],
-              relistedWabas: [],
-            };
-            return { outcome, changes };
-          }
-          const result = this.statement(
-            'INSERT INTO raw_webhooks (received_at_ms, body, sha256, parse_error) VALUES (?, ?, ?, ?)',
-          ).run(raw.receivedAtMs, toBuffer(raw.body), raw.sha256, storableText(raw.parseError));
-          const outcome = this.insertEvents(events, ownersBefore, changes);
-          this.keepBusinessNumbers(businessNumbersOfItem(item));
-          return {
-            outcome: { rawId: Number(result.lastInsertRowid), isDuplicate: false, ...outcome },
-            changes,
-          };
-        });
-        if (written.every(({ changes }) => changes.length === 0))
-          return written.map(({ outcome }) => outcome);
-        const relisted = relistedWabas(
-          written.map(({ outcome, changes }) => ({
-            changes,
-            ownWabas: ownWabasOf(outcome),
-          })),
-          this.listingFacts(
-            written.flatMap(({ changes }) => changes),
-            ownersBefore,
-          ),
-        );
-        return written.map(({ outcome }, index) => ({ ...outcome, relistedWabas: relisted[index]! }));
-      })
-      .immediate();
+    // Made once: better-sqlite3's `transaction` builds four wrapped functions and their properties each time.
+    this.groupTransaction ??= this.db.transaction((group: readonly IngestItem[]) => this.writeGroupIn(group));
+    return this.groupTransaction.immediate(items);
+  }
+
+  /** `writeGroup` inside its transaction. */
+  private writeGroupIn(items: readonly IngestItem[]): IngestItemOutcome[] {
+    // Before anything is written: the owners of the numbers these events may tie (ListingFacts); a tie a
+    // rewrite takes away adds its number's owner before that rewrite (insertEvents).
+    const ownersBefore = this.ownersOf([...tiedKeysOf(items.flatMap((item) => item.events))]);
+    const written = items.map((item): { outcome: IngestItemOutcome; changes: RowChange[] } => {
+      const { raw, events } = item;
+      const changes: RowChange[] = [];
+      if (raw === null) {
+        const outcome = this.insertEvents(events, ownersBefore, changes);
+        this.keepBusinessNumbers(businessNumbersOfItem(item));
+        return { outcome: { rawId: null, isDuplicate: false, ...outcome }, changes };
+      }
+      const existing = this.statement('SELECT id FROM raw_webhooks WHERE sha256 = ?').pluck().get(raw.sha256);
+      if (existing !== undefined) {
+        // Stored before together with its events, in one transaction: all of them are already here.
+        const outcome = {
+          rawId: Number(existing),
+          isDuplicate: true,
+          inserted: [],
+          duplicates: events.length,
+          merged: [],
+          relistedWabas: [],
+        };
+        return { outcome, changes };
+      }
+      const result = this.statement(
+        'INSERT INTO raw_webhooks (received_at_ms, body, sha256, parse_error) VALUES (?, ?, ?, ?)',
+      ).run(raw.receivedAtMs, toBuffer(raw.body), raw.sha256, storableText(raw.parseError));
+      const outcome = this.insertEvents(events, ownersBefore, changes);
+      this.keepBusinessNumbers(businessNumbersOfItem(item));
+      return {
+        outcome: { rawId: Number(result.lastInsertRowid), isDuplicate: false, ...outcome },
+        changes,
+      };
+    });
+    if (written.every(({ changes }) => changes.length === 0)) return written.map(({ outcome }) => outcome);
+    const relisted = relistedWabas(
+      written.map(({ outcome, changes }) => ({
+        changes,
+        ownWabas: ownWabasOf(outcome),
+      })),
+      this.listingFacts(
+        written.flatMap(({ changes }) => changes),
+        ownersBefore,
+      ),
+    );
+    return written.map(({ outcome }, index) => ({ ...outcome, relistedWabas: relisted[index]! }));
   }
 
   /**
    * The owner of each tie key now (`tieKey`: a number, `numberOwnerSql`, one seek of
    * events_business_waba_user; a number and a user, `sqlitePairOwnerSql`, one more when the number's owner
-   * holds the pair, else two for each WABA tying the number), or null.
+   * holds the pair, else two for each WABA tying the number), or null. A number asked for with a pair of it
+   * (`tiedKeysOf` asks for both) is read with the pair, its owner once.
    */
   private ownersOf(keys: readonly string[]): Map<string, string | null> {
     const owners = new Map<string, string | null>();
     if (keys.length === 0) return owners;
-    const rows = this.statement(OWNERS_SQL)
-      .raw()
-      .all(JSON.stringify(keys.map(splitTieKey))) as [number, unknown][];
-    for (const [key, owner] of rows) owners.set(keys[key]!, nullableString(owner));
+    const asked = new Set(keys);
+    const split = keys.map(splitTieKey);
+    const pairs = split.filter(([, user]) => user !== null);
+    const withPairs = new Set(pairs.map(([number]) => number));
+    const reads = [...pairs, ...split.filter(([number, user]) => user === null && !withPairs.has(number))];
+    const rows = this.statement(OWNERS_SQL).raw().all(JSON.stringify(reads)) as [number, unknown, unknown][];
+    for (const [index, owner, pairOwner] of rows) {
+      const [number, user] = reads[index]!;
+      if (asked.has(tieKey(number))) owners.set(tieKey(number), nullableString(owner));
+      if (user !== null) owners.set(tieKey(number, user), nullableString(pairOwner));
+    }
     return owners;
   }
 
