@@ -3,6 +3,7 @@
 // no regexes per field, no object spreading. It never throws for bad input; it answers with a Result (a
 // seeded property test feeds it mutated real bodies to keep that true).
 
+import { isAscii } from 'node:buffer';
 import { instantMs, isMonth, whyNotAnInstant } from '../core/calendar.js';
 import type {
   AccountUpdateEvent,
@@ -138,13 +139,14 @@ const A_WORD: TextLimit = { noun: "a word of Meta's", limit: MAX_ID_BYTES };
  * Why a string read from the input cannot be kept as `field` of an event: more bytes than `kind` allows, or a
  * NUL character (U+0000), which PostgreSQL keeps in no text and no JSON; undefined when it can. Hot path: an id
  * of at most a third of the limit in UTF-16 units (every real one) is never measured, and U+0000 is looked
- * for by the engine's own scan.
+ * for by the engine's own scan — unless `isTextPlain` says that no string of the value can hold one.
  */
 function textProblem(
   where: string,
   field: string,
   value: string,
   kind: TextLimit = AN_ID,
+  isTextPlain = false,
 ): ParseError | undefined {
   if (value.length * 3 > kind.limit) {
     const bytes = utf8Length(value);
@@ -154,6 +156,7 @@ function textProblem(
       );
     }
   }
+  if (isTextPlain) return undefined;
   // One look for NUL and every other control character (hot path: a compiled character class).
   const control = CONTROL_CHARACTER.exec(value);
   if (control === null) return isWellFormed(value) ? undefined : nulError(where, field, value);
@@ -213,6 +216,18 @@ function utf8Length(value: string): number {
   return bytes;
 }
 
+/**
+ * Whether the JSON text in `bytes` is plain: ASCII without a backslash or DEL (0x7F). JSON allows no raw
+ * control character inside a string, and without a backslash no string holds an escape, so no string parsed
+ * from such text (key or value) holds a control character (U+0000–U+001F, U+007F–U+009F) or a lone
+ * surrogate: nothing `textProblem` and `holdsNul` look for (`parseEventValue`'s `isTextPlain`). Native scans,
+ * made once for a whole chunk of a file: looking at each string of each line cost the reader ≈ 7 % of its
+ * instructions.
+ */
+export function isPlainJsonText(bytes: Uint8Array): boolean {
+  return isAscii(bytes) && bytes.indexOf(0x5c) === -1 && bytes.indexOf(0x7f) === -1;
+}
+
 /** A required id: a non-empty string (else `needField`) that `textProblem` finds nothing wrong with. */
 function requiredId(
   where: string,
@@ -220,10 +235,11 @@ function requiredId(
   what: string,
   value: unknown,
   kind: TextLimit = AN_ID,
+  isTextPlain = false,
 ): string | ParseError {
   const text = nonEmptyString(value);
   if (text === undefined) return needField(where, field, what, value);
-  return textProblem(where, field, text, kind) ?? text;
+  return textProblem(where, field, text, kind, isTextPlain) ?? text;
 }
 
 /** A string that is kept but is no id (a tier name, a country code…): refused only for a NUL character. */
@@ -253,10 +269,12 @@ function addIgnored(list: IgnoredCount[], reason: string, count = 1): void {
 /**
  * One parsed JSON value → core events. A contract event line gives one event; a webhook body gives as many
  * as it batches (possibly none). Values that are neither are a `BAD_EVENT` error naming what is wrong.
+ * `isTextPlain`: the value was parsed from plain text (`isPlainJsonText`), so its strings are not looked at
+ * for control characters and lone surrogates (none can be there); the answer is the same either way.
  */
-export function parseEventValue(value: unknown): Result<ParsedItem, ParseError> {
+export function parseEventValue(value: unknown, isTextPlain = false): Result<ParsedItem, ParseError> {
   try {
-    return parseValue(value);
+    return parseValue(value, isTextPlain);
   } catch (error) {
     // A value nested thousands deep (valid JSON) overflows the stack where it is described or copied: it is
     // no event line nor webhook body, and is refused as such rather than crashing the reader.
@@ -371,7 +389,7 @@ export function isTextHoldingMoreValuesThan(text: string, limit: number): boolea
   return someCharOutsideStrings(text, (c) => c === 0x2c && ++commas >= limit);
 }
 
-function parseValue(value: unknown): Result<ParsedItem, ParseError> {
+function parseValue(value: unknown, isTextPlain: boolean): Result<ParsedItem, ParseError> {
   if (!isRecord(value)) {
     return err(
       bad(
@@ -379,12 +397,12 @@ function parseValue(value: unknown): Result<ParsedItem, ParseError> {
       ),
     );
   }
-  const line = parseContractLine(value);
+  const line = parseContractLine(value, isTextPlain);
   if (line !== undefined) {
     if ('code' in line) return err(line);
     return ok({ events: [line], ignored: EMPTY, rejected: EMPTY });
   }
-  if (value.object !== undefined || value.entry !== undefined) return parseWebhookBody(value);
+  if (value.object !== undefined || value.entry !== undefined) return parseWebhookBody(value, isTextPlain);
   return err(
     bad(
       `${whatIsIt(value)}not an event line (needs "kind": ${LINE_KINDS}) nor a webhook body (needs "object":"whatsapp_business_account")`,
@@ -396,14 +414,15 @@ function parseValue(value: unknown): Result<ParsedItem, ParseError> {
  * A contract event line (a value with "kind") → its one event, or the error naming the field; `undefined`
  * when the value is not a contract line (use parseEventValue). The file reader's fast path: most lines are
  * contract lines, and this answers them without parseEventValue's Result and ParsedItem wrappers.
+ * `isTextPlain` as parseEventValue's.
  */
-export function parseContractLine(value: unknown): CoreEvent | ParseError | undefined {
+export function parseContractLine(value: unknown, isTextPlain = false): CoreEvent | ParseError | undefined {
   if (!isRecord(value)) return undefined;
   const kind = value.kind;
   if (kind === undefined) return undefined;
-  if (kind === 'status') return parseStatusLine(value);
-  if (kind === 'outbound') return parseOutboundLine(value);
-  if (kind === 'inbound') return parseInboundLine(value);
+  if (kind === 'status') return parseStatusLine(value, isTextPlain);
+  if (kind === 'outbound') return parseOutboundLine(value, isTextPlain);
+  if (kind === 'inbound') return parseInboundLine(value, isTextPlain);
   return bad(`"kind" must be ${LINE_KINDS}, not ${describe(kind)}`);
 }
 
@@ -574,25 +593,28 @@ function parseMessageHeader(
   line: Rec,
   where: string,
   roles: { business: string; user: string },
+  isTextPlain: boolean,
 ): MessageHeader | ParseError {
   const atMs = instantField(where, 'at', line.at);
   if (typeof atMs !== 'number') return atMs;
-  const waba = requiredId(where, 'waba', 'the WhatsApp Business Account id', line.waba);
+  const waba = requiredId(where, 'waba', 'the WhatsApp Business Account id', line.waba, AN_ID, isTextPlain);
   if (typeof waba !== 'string') return waba;
-  const business = requiredId(where, 'business', roles.business, line.business);
+  const business = requiredId(where, 'business', roles.business, line.business, AN_ID, isTextPlain);
   if (typeof business !== 'string') return business;
-  const user = requiredId(where, 'user', roles.user, line.user);
+  const user = requiredId(where, 'user', roles.user, line.user, AN_ID, isTextPlain);
   if (typeof user !== 'string') return user;
-  const id = requiredId(where, 'id', "the message's wamid", line.id);
+  const id = requiredId(where, 'id', "the message's wamid", line.id, AN_ID, isTextPlain);
   if (typeof id !== 'string') return id;
   return { atMs, waba, business, user: waIdOf(user), id };
 }
 
-function parseInboundLine(line: Rec): InboundEvent | ParseError {
-  const header = parseMessageHeader(line, 'inbound line', {
-    business: "the business number's phone_number_id",
-    user: "the sender's wa_id",
-  });
+function parseInboundLine(line: Rec, isTextPlain: boolean): InboundEvent | ParseError {
+  const header = parseMessageHeader(
+    line,
+    'inbound line',
+    { business: "the business number's phone_number_id", user: "the sender's wa_id" },
+    isTextPlain,
+  );
   if ('code' in header) return header;
   const referral = line.referral;
   if (referral !== undefined && referral !== null && !isRecord(referral)) {
@@ -604,12 +626,14 @@ function parseInboundLine(line: Rec): InboundEvent | ParseError {
   return { kind: 'inbound', atMs, waba, business, user, id, hasReferral: isRecord(referral) };
 }
 
-function parseOutboundLine(line: Rec): OutboundEvent | ParseError {
+function parseOutboundLine(line: Rec, isTextPlain: boolean): OutboundEvent | ParseError {
   const where = 'outbound line';
-  const header = parseMessageHeader(line, where, {
-    business: "the sending number's phone_number_id",
-    user: "the recipient's wa_id",
-  });
+  const header = parseMessageHeader(
+    line,
+    where,
+    { business: "the sending number's phone_number_id", user: "the recipient's wa_id" },
+    isTextPlain,
+  );
   if ('code' in header) return header;
   const { atMs, waba, business, user, id } = header;
 
@@ -624,7 +648,7 @@ function parseOutboundLine(line: Rec): OutboundEvent | ParseError {
   if (templateName !== undefined && templateName !== null) {
     if (typeof templateName !== 'string' || templateName === '')
       return bad(`outbound line "template_name" must be a non-empty string, not ${describe(templateName)}`);
-    const problem = textProblem(where, 'template_name', templateName, A_TEMPLATE_NAME);
+    const problem = textProblem(where, 'template_name', templateName, A_TEMPLATE_NAME, isTextPlain);
     if (problem !== undefined) return problem;
     event.templateName = templateName;
   }
@@ -642,11 +666,11 @@ function parseOutboundLine(line: Rec): OutboundEvent | ParseError {
   return event;
 }
 
-function parseStatusLine(line: Rec): StatusEvent | ParseError {
+function parseStatusLine(line: Rec, isTextPlain: boolean): StatusEvent | ParseError {
   const where = 'status line';
   const atMs = instantField(where, 'at', line.at);
   if (typeof atMs !== 'number') return atMs;
-  const id = requiredId(where, 'id', "the business message's wamid", line.id);
+  const id = requiredId(where, 'id', "the business message's wamid", line.id, AN_ID, isTextPlain);
   if (typeof id !== 'string') return id;
   const status = line.status;
   if (status !== 'sent' && status !== 'delivered' && status !== 'read' && status !== 'failed')
@@ -654,7 +678,14 @@ function parseStatusLine(line: Rec): StatusEvent | ParseError {
   const event: StatusEvent = { kind: 'status', atMs, id, status };
   // waba, business and user may be omitted on a status: the outbound line with the same id links them.
   if (line.waba !== undefined && line.waba !== null) {
-    const waba = requiredId(where, 'waba', 'optional: omit it or give the WABA id', line.waba);
+    const waba = requiredId(
+      where,
+      'waba',
+      'optional: omit it or give the WABA id',
+      line.waba,
+      AN_ID,
+      isTextPlain,
+    );
     if (typeof waba !== 'string') return waba;
     event.waba = waba;
   }
@@ -664,16 +695,25 @@ function parseStatusLine(line: Rec): StatusEvent | ParseError {
       'business',
       'optional: omit it or give the phone_number_id',
       line.business,
+      AN_ID,
+      isTextPlain,
     );
     if (typeof business !== 'string') return business;
     event.business = business;
   }
   if (line.user !== undefined && line.user !== null) {
-    const user = requiredId(where, 'user', "optional: omit it or give the recipient's wa_id", line.user);
+    const user = requiredId(
+      where,
+      'user',
+      "optional: omit it or give the recipient's wa_id",
+      line.user,
+      AN_ID,
+      isTextPlain,
+    );
     if (typeof user !== 'string') return user;
     event.user = waIdOf(user);
   }
-  const evidenceError = readEvidence(where, line, event);
+  const evidenceError = readEvidence(where, line, event, isTextPlain);
   return evidenceError ?? event;
 }
 
@@ -759,10 +799,18 @@ function billedGroupStatus(
   where: string,
   status: Rec,
   envelope: { waba: string; business: string },
+  isTextPlain: boolean,
 ): StatusEvent | undefined {
   if (!isRecord(status.pricing) || status.pricing.billable !== true) return undefined;
-  const id = requiredId(where, 'id', "the business message's wamid", status.id);
-  const word = requiredId(where, 'status', 'sent, delivered, read, failed…', status.status, A_WORD);
+  const id = requiredId(where, 'id', "the business message's wamid", status.id, AN_ID, isTextPlain);
+  const word = requiredId(
+    where,
+    'status',
+    'sent, delivered, read, failed…',
+    status.status,
+    A_WORD,
+    isTextPlain,
+  );
   const atMs = instantField(where, 'timestamp', status.timestamp);
   if (typeof id !== 'string' || typeof word !== 'string' || typeof atMs !== 'number') return undefined;
   const event: StatusEvent = {
@@ -774,15 +822,21 @@ function billedGroupStatus(
     business: envelope.business,
     recipientType: 'group',
   };
-  return readEvidence(where, status, event) === undefined ? event : undefined;
+  return readEvidence(where, status, event, isTextPlain) === undefined ? event : undefined;
 }
 
-function readEvidence(where: string, source: Rec, event: StatusEvent): ParseError | undefined {
+/** `isTextPlain`: no string of `source` can hold NUL or a lone surrogate (`parseEventValue`). */
+function readEvidence(
+  where: string,
+  source: Rec,
+  event: StatusEvent,
+  isTextPlain: boolean,
+): ParseError | undefined {
   const pricing = source.pricing;
   if (pricing !== undefined && pricing !== null) {
     if (!isRecord(pricing))
       return bad(`${where} "pricing" must be an object (Meta's pricing, verbatim), not ${describe(pricing)}`);
-    if (holdsNul(pricing)) return evidenceNulError(where, 'pricing', pricing);
+    if (!isTextPlain && holdsNul(pricing)) return evidenceNulError(where, 'pricing', pricing);
     event.pricing = isWellTypedPricing(pricing)
       ? (pricing as MetaPricingEvidence)
       : wellTypedPricing(pricing);
@@ -793,7 +847,7 @@ function readEvidence(where: string, source: Rec, event: StatusEvent): ParseErro
       return bad(
         `${where} "conversation" must be an object (Meta's conversation, verbatim), not ${describe(conversation)}`,
       );
-    if (holdsNul(conversation)) return evidenceNulError(where, 'conversation', conversation);
+    if (!isTextPlain && holdsNul(conversation)) return evidenceNulError(where, 'conversation', conversation);
     event.conversation = isWellTypedConversation(conversation)
       ? (conversation as MetaConversationEvidence)
       : wellTypedConversation(conversation);
@@ -949,7 +1003,7 @@ interface BodyOutput {
   rejected: ParseError[];
 }
 
-function parseWebhookBody(body: Rec): Result<ParsedItem, ParseError> {
+function parseWebhookBody(body: Rec, isTextPlain: boolean): Result<ParsedItem, ParseError> {
   // Decision: a body without "object" is refused, even when its changes look like WhatsApp's: Meta sends
   // "object" on every body, so one without it was cut or rebuilt by hand, and other Meta products
   // (Instagram, Pages) post the same "entry"/"changes" envelope.
@@ -988,7 +1042,8 @@ function parseWebhookBody(body: Rec): Result<ParsedItem, ParseError> {
       continue;
     }
     const waba = nonEmptyString(entry.id);
-    const wabaProblem = waba === undefined ? undefined : textProblem(`entry[${i}]`, 'id', waba);
+    const wabaProblem =
+      waba === undefined ? undefined : textProblem(`entry[${i}]`, 'id', waba, AN_ID, isTextPlain);
     if (wabaProblem !== undefined) {
       out.rejected.push(wabaProblem);
       continue;
@@ -1015,7 +1070,7 @@ function parseWebhookBody(body: Rec): Result<ParsedItem, ParseError> {
         continue;
       }
       if (field === 'messages') {
-        readMessagesValue(out, change.value, waba, entry.id, path);
+        readMessagesValue(out, change.value, waba, entry.id, path, isTextPlain);
       } else if (field === 'account_update') {
         readAccountUpdate(out, change.value, waba, entry, path);
       } else {
@@ -1082,15 +1137,16 @@ function userOf(
   phoneField: string,
   scopedId: string | undefined,
   scopedField: string,
+  isTextPlain: boolean,
 ): string | ParseError | undefined {
   const phone = nonEmptyString(phoneValue);
-  if (phone !== undefined) return textProblem(where, phoneField, phone) ?? waIdOf(phone);
+  if (phone !== undefined) return textProblem(where, phoneField, phone, AN_ID, isTextPlain) ?? waIdOf(phone);
   if (scopedId === undefined) return undefined;
-  const scopedProblem = textProblem(where, scopedField, scopedId);
+  const scopedProblem = textProblem(where, scopedField, scopedId, AN_ID, isTextPlain);
   if (scopedProblem !== undefined) return scopedProblem;
   const contactPhone = phoneOfScopedUser(contacts, scopedId);
   if (contactPhone === undefined) return scopedId;
-  return textProblem(where, 'contacts[].wa_id', contactPhone) ?? waIdOf(contactPhone);
+  return textProblem(where, 'contacts[].wa_id', contactPhone, AN_ID, isTextPlain) ?? waIdOf(contactPhone);
 }
 
 /**
@@ -1103,11 +1159,13 @@ function scopedAliasOf(
   scopedId: string | undefined,
   scopedField: string,
   user: string,
+  isTextPlain: boolean,
 ): string | ParseError | undefined {
-  if (scopedId !== undefined) return textProblem(where, scopedField, scopedId) ?? scopedId;
+  if (scopedId !== undefined)
+    return textProblem(where, scopedField, scopedId, AN_ID, isTextPlain) ?? scopedId;
   const alias = scopedIdOfPhone(contacts, user);
   if (alias === undefined) return undefined;
-  return textProblem(where, 'contacts[].user_id', alias) ?? alias;
+  return textProblem(where, 'contacts[].user_id', alias, AN_ID, isTextPlain) ?? alias;
 }
 
 /** `contacts[].profile.country_code` of the contact whose wa_id or user_id is `user`. */
@@ -1133,6 +1191,7 @@ function readMessagesValue(
   waba: string | undefined,
   rawWaba: unknown,
   path: string,
+  isTextPlain: boolean,
 ): void {
   const metadata = value.metadata;
   const business = isRecord(metadata) ? nonEmptyString(metadata.phone_number_id) : undefined;
@@ -1140,7 +1199,9 @@ function readMessagesValue(
   // The WABA and business number every item of this value is kept with; undefined when one is missing or
   // cannot be kept (each item is then refused with envelopeError, which names why).
   const envelope =
-    waba !== undefined && business !== undefined && textProblem('', '', business) === undefined
+    waba !== undefined &&
+    business !== undefined &&
+    textProblem('', '', business, AN_ID, isTextPlain) === undefined
       ? { waba, business }
       : undefined;
   const envelopeError = (where: string): ParseError =>
@@ -1170,7 +1231,7 @@ function readMessagesValue(
         addIgnored(out.ignored, IGNORED.groupMessage);
         continue;
       }
-      const id = requiredId(where, 'id', "the message's wamid", message.id);
+      const id = requiredId(where, 'id', "the message's wamid", message.id, AN_ID, isTextPlain);
       if (typeof id !== 'string') {
         out.rejected.push(id);
         continue;
@@ -1187,7 +1248,7 @@ function readMessagesValue(
         continue;
       }
       const scopedId = nonEmptyString(message.from_user_id);
-      const user = userOf(where, contacts, message.from, 'from', scopedId, 'from_user_id');
+      const user = userOf(where, contacts, message.from, 'from', scopedId, 'from_user_id', isTextPlain);
       if (user === undefined) {
         out.rejected.push(
           bad(`${where} needs "from" (the user's wa_id) or "from_user_id" (business-scoped id)`),
@@ -1202,7 +1263,7 @@ function readMessagesValue(
         out.rejected.push(envelopeError(where));
         continue;
       }
-      const scopedAlias = scopedAliasOf(where, contacts, scopedId, 'from_user_id', user);
+      const scopedAlias = scopedAliasOf(where, contacts, scopedId, 'from_user_id', user, isTextPlain);
       if (scopedAlias !== undefined && typeof scopedAlias !== 'string') {
         out.rejected.push(scopedAlias);
         continue;
@@ -1236,18 +1297,26 @@ function readMessagesValue(
         continue;
       }
       if (status.recipient_type === 'group') {
-        const billed = envelope === undefined ? undefined : billedGroupStatus(where, status, envelope);
+        const billed =
+          envelope === undefined ? undefined : billedGroupStatus(where, status, envelope, isTextPlain);
         if (billed === undefined) addIgnored(out.ignored, IGNORED.groupStatus);
         else out.events.push(billed);
         continue;
       }
-      const id = requiredId(where, 'id', "the business message's wamid", status.id);
+      const id = requiredId(where, 'id', "the business message's wamid", status.id, AN_ID, isTextPlain);
       if (typeof id !== 'string') {
         out.rejected.push(id);
         continue;
       }
       // Meta's other words are kept (they decide nothing): one is part of the status's idempotency key.
-      const word = requiredId(where, 'status', 'sent, delivered, read, failed…', status.status, A_WORD);
+      const word = requiredId(
+        where,
+        'status',
+        'sent, delivered, read, failed…',
+        status.status,
+        A_WORD,
+        isTextPlain,
+      );
       if (typeof word !== 'string') {
         out.rejected.push(word);
         continue;
@@ -1277,6 +1346,7 @@ function readMessagesValue(
         'recipient_id',
         scopedId,
         'recipient_user_id',
+        isTextPlain,
       );
       if (user === undefined) {
         out.rejected.push(
@@ -1288,7 +1358,7 @@ function readMessagesValue(
         out.rejected.push(user);
         continue;
       }
-      const scopedAlias = scopedAliasOf(where, contacts, scopedId, 'recipient_user_id', user);
+      const scopedAlias = scopedAliasOf(where, contacts, scopedId, 'recipient_user_id', user, isTextPlain);
       if (scopedAlias !== undefined && typeof scopedAlias !== 'string') {
         out.rejected.push(scopedAlias);
         continue;
@@ -1305,7 +1375,7 @@ function readMessagesValue(
       const country = countryHint(contacts, user);
       if (country !== undefined) event.userCountryHint = country;
       if (scopedAlias !== undefined && scopedAlias !== user) event.scopedUserId = scopedAlias;
-      const evidenceError = readEvidence(where, status, event);
+      const evidenceError = readEvidence(where, status, event, isTextPlain);
       if (evidenceError !== undefined) {
         out.rejected.push(evidenceError);
         continue;

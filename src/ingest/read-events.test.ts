@@ -277,6 +277,42 @@ describe('NDJSON files', () => {
     ]);
   });
 
+  it('an id holding a control character or a lone surrogate is refused by its line, however the bytes arrive in chunks', async () => {
+    // Written raw (DEL, a C1 character: JSON.stringify escapes neither) or as an escape (ESC, an unpaired
+    // surrogate). The reader spares the look at each string only for text it knows plain: a chunk of ASCII
+    // without a backslash or DEL, and a line's pieces carried from the chunks before it.
+    const lines = [
+      inbound('in1'),
+      outbound('o1').replace('"W1"', '"W\u007f1"'),
+      inbound('in2'),
+      outbound('o2').replace('"o2"', '"o\u00852"'),
+      outbound('o3').replace('"o3"', '"o\\u001b3"'),
+      delivered('o4').replace('"o4"', '"o\\ud8004"'),
+      inbound('in3'),
+    ];
+    const text = Buffer.from(lines.join('\n') + '\n', 'utf8');
+    const expected: Array<[number, string]> = [
+      [2, 'outbound line "waba" holds a control character (U+007F)'],
+      [4, 'outbound line "id" holds a control character (U+0085)'],
+      [5, 'outbound line "id" holds a control character (U+001B)'],
+      [6, 'status line "id" holds a lone UTF-16 surrogate'],
+    ];
+    for (const size of [1, 2, 3, 7, 16, 50, 151, 1000]) {
+      const chunks: Buffer[] = [];
+      for (let at = 0; at < text.length; at += size) chunks.push(text.subarray(at, at + size));
+      const { events, errors } = await collect(['-'], { stdin: Readable.from(chunks) });
+      expect(ids(events), `chunks of ${size} bytes`).toEqual(['in1', 'in2', 'in3']);
+      expect(errors, `chunks of ${size} bytes`).toEqual(
+        expected.map(([line, message]) => ({
+          code: 'BAD_EVENT',
+          file: STDIN_NAME,
+          line,
+          message: expect.stringContaining(message),
+        })),
+      );
+    }
+  });
+
   it('an instant out of range or in milliseconds, or a misspelt status word, is BAD_EVENT with its line; the rest is rated', async () => {
     const status = (at: string, word = 'delivered') =>
       `{"kind":"status","at":${at},"id":"o1","status":"${word}"}`;

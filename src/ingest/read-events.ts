@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { META_STATUS_WORDS, type CoreEvent } from '../core/events.js';
 import { JsonTextIndex, offsetOfError } from './error-position.js';
 import {
+  isPlainJsonText,
   parseContractLine,
   parseEventValue,
   unknownLineFieldWords,
@@ -411,6 +412,8 @@ class SourceReader {
     // (Joined chunk by chunk, every chunk scanned the whole line again: a 40 MB line took minutes.)
     let carry: string[] = [];
     let carryLength = 0;
+    /** Every piece of `carry` is plain text (`isPlainJsonText`): so is each line split from it. */
+    let isCarryPlain = true;
     let isSniffed = false;
     // Only the stream's own failure (a file deleted while read, a connection reset) makes the source
     // unreadable. An error thrown while handling what was read — by the sink, such as a stdout that cannot be
@@ -427,6 +430,7 @@ class SourceReader {
           }
           // A string chunk was decoded by the stream itself: a U+FFFD in it can no longer be told from a bad byte.
           let chunkText = typeof chunk === 'string' ? chunk : decoder.write(chunk as Uint8Array);
+          const isChunkPlain = typeof chunk !== 'string' && decoder.isLastPlain;
           if (this.lineEnds !== 'lf') {
             // Until decided, and in a file whose lines end with CR alone: every CR becomes a line end, so that
             // lines are counted (and errors placed) as the user's editor shows them. A raw CR inside a JSON
@@ -450,10 +454,13 @@ class SourceReader {
           }
           carry.push(chunkText);
           carryLength += chunkText.length;
+          isCarryPlain &&= isChunkPlain;
           if (chunkText.includes('\n')) {
-            const rest = this.splitLines(carry.length === 1 ? chunkText : carry.join(''));
+            const rest = this.splitLines(carry.length === 1 ? chunkText : carry.join(''), isCarryPlain);
             carry = rest === '' ? [] : [rest];
             carryLength = rest.length;
+            // The rest is the end of this chunk (the text ends with it, and it holds a line end).
+            isCarryPlain = isChunkPlain;
           }
           if (carryLength > this.maxDocumentBytes) return this.tooLarge();
           if (isHolding && this.heldLength > this.maxDocumentBytes) return this.tooLarge();
@@ -502,24 +509,28 @@ class SourceReader {
     }
   }
 
-  /** Handles every complete line of `text`; returns the unfinished rest. */
-  private splitLines(text: string): string {
+  /**
+   * Handles every complete line of `text`; returns the unfinished rest. `isTextPlain`: `text` is plain text
+   * (`isPlainJsonText`), and so is every line of it.
+   */
+  private splitLines(text: string, isTextPlain = false): string {
     let start = 0;
     for (;;) {
       const newline = text.indexOf('\n', start);
       if (newline === -1) return text.slice(start);
-      this.acceptLine(text.slice(start, newline));
+      this.acceptLine(text.slice(start, newline), isTextPlain);
       start = newline + 1;
       if (this.isReplaying) return this.replayAsLines();
     }
   }
 
-  private acceptLine(raw: string): void {
+  /** `isTextPlain`: the line is plain text (`isPlainJsonText`). */
+  private acceptLine(raw: string, isTextPlain = false): void {
     this.lineNo++;
     let line = raw.charCodeAt(raw.length - 1) === 13 ? raw.slice(0, -1) : raw;
     if (line.length === 0) return;
     if (this.mode === 'lines') {
-      this.readLine(line, this.lineNo);
+      this.readLine(line, this.lineNo, true, isTextPlain);
       return;
     }
     if (this.mode === 'run') {
@@ -595,7 +606,8 @@ class SourceReader {
     return this.splitLines(text);
   }
 
-  private readLine(line: string, lineNo: number, mayOpenRun = true): void {
+  /** `isTextPlain`: the line is plain text (`isPlainJsonText`); told to the parser when it parses alone. */
+  private readLine(line: string, lineNo: number, mayOpenRun = true, isTextPlain = false): void {
     let value: unknown;
     try {
       value = JSON.parse(line);
@@ -625,7 +637,7 @@ class SourceReader {
       this.malformedLine(line, lineNo, error);
       return;
     }
-    this.readValue(value, lineNo, '');
+    this.readValue(value, lineNo, '', undefined, isTextPlain);
   }
 
   /**
@@ -1132,23 +1144,33 @@ class SourceReader {
    * `place`, for a value read from a document: where its text is, looked at only when the value has an
    * error, so that the error names the line of the field at fault rather than the value's first line.
    */
-  private readValue(value: unknown, lineNo: number, what: string, place?: ValuePlace): void {
+  private readValue(
+    value: unknown,
+    lineNo: number,
+    what: string,
+    place?: ValuePlace,
+    isTextPlain = false,
+  ): void {
     if (Array.isArray(value)) {
       const prefix = what === '' ? 'the array' : what;
-      for (let i = 0; i < value.length; i++) this.readOne(value[i], lineNo, `${prefix}[${i}]: `, place, i);
+      for (let i = 0; i < value.length; i++) {
+        this.readOne(value[i], lineNo, `${prefix}[${i}]: `, place, i, isTextPlain);
+      }
     } else {
-      this.readOne(value, lineNo, '', place);
+      this.readOne(value, lineNo, '', place, undefined, isTextPlain);
     }
   }
 
+  /** `isTextPlain`: the value was parsed from plain text (`isPlainJsonText`). */
   private readOne(
     value: unknown,
     lineNo: number,
     prefix: string,
     place?: ValuePlace,
     element?: number,
+    isTextPlain = false,
   ): void {
-    const line = parseContractLine(value);
+    const line = parseContractLine(value, isTextPlain);
     if (line !== undefined) {
       if ('code' in line) {
         this.badEvent(lineNo, prefix, line.message, place, element);
@@ -1167,7 +1189,7 @@ class SourceReader {
       }
       return;
     }
-    const parsed = parseEventValue(value);
+    const parsed = parseEventValue(value, isTextPlain);
     if (!parsed.ok) {
       this.badEvent(lineNo, prefix, parsed.error.message, place, element);
       return;
@@ -1765,10 +1787,13 @@ function invalidBytesWords(text: string, first: number, end: number, where: stri
 class ChunkDecoder {
   /** Whether a bad byte was found: until then no text is searched for INVALID_BYTE. */
   hasInvalid = false;
+  /** Whether the text the last `write` gave is plain (`isPlainJsonText`): its chunk's, with no cut before. */
+  isLastPlain = false;
   /** The first 1–3 bytes of a character cut by the end of the last chunk. */
   private cut: Uint8Array | undefined;
 
   write(chunk: Uint8Array): string {
+    this.isLastPlain = this.cut === undefined && isPlainJsonText(chunk);
     const bytes = this.cut === undefined ? chunk : Buffer.concat([this.cut, chunk]);
     const end = endOfWholeCharacters(bytes);
     this.cut = end === bytes.length ? undefined : Buffer.from(bytes.subarray(end)); // a copy: 1–3 bytes
