@@ -1,15 +1,17 @@
 // A batch's statuses that name no WABA, kept until every line is read (Rater.add, Rater.finish). Most of them
 // are a send log's bare lines — an id, a word and an instant — and a million of them kept as the reader's
-// objects cost ≈ 80 MB; kept as columns (the id shared with its message's record when that came first) they
-// cost a few bytes each. Any other status is kept as it is.
+// objects cost ≈ 80 MB; kept as columns (the id's record in place of the id when that came first) they cost a
+// few bytes each. Any other status is kept as it is.
 
 import type { StatusEvent } from './events.js';
 
 const WORDS = ['sent', 'delivered', 'read', 'failed', 'played'] as const;
 const WORD_CODES = new Map<string, number>(WORDS.map((word, i) => [word, i]));
 
-export class DeferredStatuses {
-  private ids: string[] = [];
+/** `Holder`: what a status is kept with in place of its id (the id's record, found already). */
+export class DeferredStatuses<Holder extends { readonly id: string }> {
+  /** Each bare status's record, or its id when it had none yet. */
+  private ids: (Holder | string)[] = [];
   private times = new Float64Array(1024);
   private words = new Uint8Array(1024);
   private others: StatusEvent[] = [];
@@ -18,8 +20,11 @@ export class DeferredStatuses {
     return this.ids.length + this.others.length;
   }
 
-  /** Keeps `event`; `sharedId` is an equal string already kept elsewhere (the record's id), to keep instead. */
-  add(event: StatusEvent, sharedId: string | undefined): void {
+  /**
+   * Keeps `event`; `record`, when given, is its id's record, kept in place of the id (no second copy of the
+   * id string) and handed back with it (no second look-up).
+   */
+  add(event: StatusEvent, record: Holder | undefined): void {
     const code = bareStatusCode(event);
     if (code === undefined) {
       this.others.push(event);
@@ -34,20 +39,24 @@ export class DeferredStatuses {
       words.set(this.words);
       this.words = words;
     }
-    this.ids.push(sharedId ?? event.id);
+    this.ids.push(record ?? event.id);
     this.times[index] = event.atMs;
     this.words[index] = code;
   }
 
-  /** Hands every status back, as events, and forgets them. */
-  drain(apply: (event: StatusEvent) => void): void {
+  /** Hands every status back, as events, each with the record it was kept with (if any), and forgets them. */
+  drain(apply: (event: StatusEvent, record: Holder | undefined) => void): void {
     const { ids, times, words, others } = this;
     this.ids = [];
     this.others = [];
     this.times = new Float64Array(0);
     this.words = new Uint8Array(0);
-    for (let i = 0; i < ids.length; i++) apply(bareStatus(times[i]!, ids[i]!, words[i]!));
-    for (const event of others) apply(event);
+    for (let i = 0; i < ids.length; i++) {
+      const kept = ids[i]!;
+      if (typeof kept === 'string') apply(bareStatus(times[i]!, kept, words[i]!), undefined);
+      else apply(bareStatus(times[i]!, kept.id, words[i]!), kept);
+    }
+    for (const event of others) apply(event, undefined);
   }
 }
 

@@ -326,7 +326,11 @@ export class UnitPricer {
         draft.category === 'authentication_international' ? 'authentication' : draft.category;
       const key = tierKey(account.portfolio, draft.market, countCategory, month);
       let count = (this.tierCounts.get(key) ?? 0) + 1;
-      const bands = card?.tiers.get(`${draft.market}|${draft.rateCategory}`);
+      // (The bundled cards have no bands: no key is made for them.)
+      const bands =
+        card !== undefined && card.tiers.size > 0
+          ? card.tiers.get(`${draft.market}|${draft.rateCategory}`)
+          : undefined;
       const stated = this.context.tierStatements?.floorAt(key, draft.openedAtMs);
       if (stated && stated.fromCount > count) {
         const counted = count;
