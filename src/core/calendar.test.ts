@@ -63,6 +63,31 @@ describe('calendar', () => {
     expect(localDate(midnightNepal, 'Asia/Kathmandu')).toBe('2025-07-01');
   });
 
+  it("gives every zone's date as its parts say it, at each quarter hour of a day and across years", () => {
+    // localDate writes the formatter's own text where that is the date (checked once a formatter): the
+    // reference here joins the parts of an en-CA formatter of its own.
+    const instants = [
+      ...Array.from({ length: 96 }, (_, i) => Date.parse('2025-03-09T00:00:00Z') + i * 15 * 60_000),
+      Date.parse('1970-01-01T00:00:00Z'),
+      Date.parse('2024-02-29T23:59:59Z'),
+      Date.parse('9999-12-31T12:00:00Z'),
+    ];
+    for (const zone of Intl.supportedValuesOf('timeZone')) {
+      const parts = new Intl.DateTimeFormat('en-CA', {
+        timeZone: zone,
+        year: 'numeric',
+        month: '2-digit',
+        day: '2-digit',
+      });
+      for (const ms of instants) {
+        const of = (type: string) => parts.formatToParts(new Date(ms)).find((p) => p.type === type)?.value;
+        expect(localDate(ms, zone), `${zone} ${new Date(ms).toISOString()}`).toBe(
+          `${of('year')}-${of('month')}-${of('day')}`,
+        );
+      }
+    }
+  });
+
   it('reads ISO instants with offsets and Unix seconds as number or string', () => {
     expect(parseInstant('2024-03-01T10:00:00Z')).toEqual({
       ok: true,
