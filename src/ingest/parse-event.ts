@@ -228,6 +228,11 @@ export function isPlainJsonText(bytes: Uint8Array): boolean {
   return isAscii(bytes) && bytes.indexOf(0x5c) === -1 && bytes.indexOf(0x7f) === -1;
 }
 
+/** A webhook status's word (`sent`, `delivered`…, or another of Meta's), read as a required id is. */
+function statusWord(where: string, status: Rec, isTextPlain: boolean): string | ParseError {
+  return requiredId(where, 'status', 'sent, delivered, read, failed…', status.status, A_WORD, isTextPlain);
+}
+
 /** A required id: a non-empty string (else `needField`) that `textProblem` finds nothing wrong with. */
 function requiredId(
   where: string,
@@ -803,14 +808,7 @@ function billedGroupStatus(
 ): StatusEvent | undefined {
   if (!isRecord(status.pricing) || status.pricing.billable !== true) return undefined;
   const id = requiredId(where, 'id', "the business message's wamid", status.id, AN_ID, isTextPlain);
-  const word = requiredId(
-    where,
-    'status',
-    'sent, delivered, read, failed…',
-    status.status,
-    A_WORD,
-    isTextPlain,
-  );
+  const word = statusWord(where, status, isTextPlain);
   const atMs = instantField(where, 'timestamp', status.timestamp);
   if (typeof id !== 'string' || typeof word !== 'string' || typeof atMs !== 'number') return undefined;
   const event: StatusEvent = {
@@ -1309,14 +1307,7 @@ function readMessagesValue(
         continue;
       }
       // Meta's other words are kept (they decide nothing): one is part of the status's idempotency key.
-      const word = requiredId(
-        where,
-        'status',
-        'sent, delivered, read, failed…',
-        status.status,
-        A_WORD,
-        isTextPlain,
-      );
+      const word = statusWord(where, status, isTextPlain);
       if (typeof word !== 'string') {
         out.rejected.push(word);
         continue;
