@@ -592,6 +592,34 @@ describe('diffRating', () => {
     expect(sameRecord(unit('a', { isMarketInferred: true }), unit('a', { isMarketInferred: false }))).toBe(
       false,
     );
+    // An object field by its fields, whatever their order (a unit read back from the store is built anew).
+    const tier = { count: 1, band: '1:', month: '2025-08' };
+    expect(
+      sameRecord(unit('a', { tier }), unit('a', { tier: { month: '2025-08', band: '1:', count: 1 } })),
+    ).toBe(true);
+    expect(sameRecord(unit('a', { tier }), unit('a', { tier: { ...tier, count: 2 } }))).toBe(false);
+    expect(sameRecord(unit('a', { tier }), unit('a'))).toBe(false);
+    expect(sameRecord(unit('a'), unit('a', { messages: ['wamid.a'] }))).toBe(true);
+  });
+
+  it('keys rows by WABA and id: one id in two WABAs is two rows', () => {
+    const before = storedRatingOf({
+      units: [unit('a', { waba: 'W1' }), unit('a', { waba: 'W2' })],
+      pending: [
+        { id: 'p1', waba: 'W1', business: 'PN1', user: '1', sentAtMs: 1 },
+        { id: 'p1', waba: 'W2', business: 'PN2', user: '1', sentAtMs: 1 },
+      ],
+      findings: [],
+    });
+    const diff = diffRating(before, {
+      units: [unit('a', { waba: 'W2' }), unit('a', { waba: 'W3' })],
+      pending: [{ id: 'p1', waba: 'W1', business: 'PN1', user: '1', sentAtMs: 2 }],
+      findings: [],
+    });
+    expect(diff.units.upsert.map((u) => [u.waba, u.id])).toEqual([['W3', 'a']]);
+    expect(diff.units.delete).toEqual([{ waba: 'W1', id: 'a' }]);
+    expect(diff.pending.upsert.map((p) => [p.waba, p.sentAtMs])).toEqual([['W1', 2]]);
+    expect(diff.pending.delete).toEqual([{ waba: 'W2', id: 'p1' }]);
   });
 });
 
