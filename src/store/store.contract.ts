@@ -613,6 +613,33 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
         expect(await listingOf(store, ['W1', 'W2'])).toHaveLength(3);
       });
 
+      it('lists a status that names no WABA once when several messages of the scope join it, or the scope names a WABA twice', async () => {
+        const store = await fresh();
+        // Its outbound in W1 and in W2 (MESSAGE_OF_TWO_WABAS), and Meta's status naming W1: each joins it.
+        const sent: StatusEvent = {
+          kind: 'status',
+          atMs: T0 + 1,
+          waba: 'W1',
+          id: 'wamid.o1',
+          status: 'sent',
+          business: 'PN1',
+          user: '919876543210',
+        };
+        const status: StatusEvent = { kind: 'status', atMs: T0 + 2, id: 'wamid.o1', status: 'delivered' };
+        await store.ingestEvents([
+          input(outbound('wamid.o1')),
+          input(outbound('wamid.o1', 'W2')),
+          input(sent),
+          input(status),
+        ]);
+        for (const scope of [['W1'], ['W2'], ['W1', 'W2'], ['W1', 'W1'], ['W2', 'W1', 'W2']]) {
+          const listed = await listingOf(store, scope);
+          expect(listed.filter((event) => event.kind === 'status' && event.waba === undefined)).toEqual([
+            status,
+          ]);
+        }
+      });
+
       it('lists a status that names no WABA with the WABA of its message only, not with another WABA of its number', async () => {
         const store = await fresh();
         // PN1 moved from W2 to W1: W2's message is W2's, though W1 uses that number now.

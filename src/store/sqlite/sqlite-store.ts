@@ -90,11 +90,12 @@ import {
   EVENT_TRUST_BACKFILL_SQL,
   STORED_WABAS_CTE,
   joinedStatusesSql,
-  listingCandidatesSql,
   inboundWabasSql,
   messageInScopeJoinsStatusSql,
+  messageJoinsStatusSql,
   messageKeysSql,
   messageStoredSql,
+  recordKeysSql,
   numberOwnerSql,
   canonicalUserSql,
   badRatingsCursor,
@@ -595,6 +596,58 @@ const STATUS_PLACEMENT_SQL = `(SELECT ${sqliteStatusPlacementSql('o.business', '
   FROM (SELECT min(json_extract(t.payload, '$.business')) AS business,
                min(${canonicalUserSql(`json_extract(t.payload, '$.user')`, 'sqlite')}) AS tied_user
         FROM events t WHERE t.waba IS NULL AND t.message_id = s.message_id AND t.kind = 'status') o)`;
+
+/**
+ * `listEvents`' statement for the statuses naming no WABA of a scope (a JSON array of WABAs, `listing_scope`):
+ * the candidates `listingCandidatesSql` (store.ts) describes that its predicate keeps — listed with a WABA of the
+ * scope by their message (`messageInScopeJoinsStatusSql`), or placed there while their message is stored nowhere
+ * (`STATUS_PLACEMENT_SQL`, `messageStoredSql`) — found in one pass over the scope's events (`listing_reached`):
+ * each event with a message id seeks the statuses naming no WABA of its id (`events_unnamed_status`). A status so
+ * reached from a business message of the scope (an event whose own key is one of `recordKeysSql` of its WABA
+ * and id) that joins it (`messageJoinsStatusSql`) is listed at once: that message is one the predicate's first
+ * seeks would find. Every other candidate — reached from the scope's events only through an inbound or a message
+ * that does not join it, or by a number the scope ties (`listing_siblings`) — is decided by the predicate as
+ * before, unless that pass listed it. Each candidate's predicate, its seeks of every key form in every WABA of
+ * the scope, was ≈ 10 µs a status on a store of send logs (1.8 s of a 2.1 s listing; docs/benchmarks.md §7).
+ * The scope's numbers are read by a loose scan of the ties (`events_business_waba_user`: a seek for each number
+ * of the store and each WABA of the scope), not from every event of the scope. Each table is read in the order
+ * written (`CROSS JOIN`, `INDEXED BY`: with statistics, SQLite scanned every event for the predicate instead).
+ * The whole status is read only when it is listed or decided on (a trusted message joins it without its row).
+ */
+const SCOPE_UNNAMED_STATUSES_SQL = `WITH RECURSIVE ${STORED_WABAS_CTE},
+  listing_scope(waba) AS (SELECT value FROM json_each(?)),
+  listing_reached(key, is_found) AS MATERIALIZED (
+    SELECT s.rowid, m.key IN (${recordKeysSql('m.waba', 'm.message_id')})
+                    AND CASE WHEN m.is_trusted THEN 1 ELSE ${messageJoinsStatusSql('m', 's')} END
+    FROM listing_scope w CROSS JOIN events m INDEXED BY events_waba
+      CROSS JOIN events s INDEXED BY events_unnamed_status
+    WHERE m.waba = w.waba AND m.message_id IS NOT NULL AND s.message_id = m.message_id AND s.waba IS NULL),
+  tied_numbers(business) AS (
+    SELECT min(business) FROM events WHERE business IS NOT NULL
+    UNION ALL
+    SELECT (SELECT min(e.business) FROM events e WHERE e.business > a.business)
+    FROM tied_numbers a WHERE a.business IS NOT NULL),
+  listing_numbers(business) AS (
+    SELECT a.business || '' FROM tied_numbers a
+    WHERE a.business IS NOT NULL
+      AND EXISTS (SELECT 1 FROM listing_scope w CROSS JOIN events b
+                  WHERE b.business = a.business AND b.waba = w.waba)),
+  listing_siblings(message_id) AS (
+    SELECT DISTINCT t.message_id FROM listing_numbers n CROSS JOIN events t INDEXED BY events_unnamed_business
+    WHERE json_extract(t.payload, '$.business') = n.business AND t.waba IS NULL AND t.kind = 'status'),
+  listing_undecided(key) AS (
+    SELECT key FROM listing_reached WHERE NOT is_found
+    UNION
+    SELECT t.rowid FROM listing_siblings i CROSS JOIN events t INDEXED BY events_unnamed_status
+    WHERE t.message_id = i.message_id AND t.waba IS NULL AND t.kind = 'status')
+  SELECT s.payload FROM events s
+  WHERE s.rowid IN (SELECT key FROM listing_reached WHERE is_found) AND s.kind = 'status'
+  UNION ALL
+  SELECT s.payload FROM listing_undecided c CROSS JOIN events s
+  WHERE s.rowid = c.key AND s.kind = 'status'
+    AND s.rowid NOT IN (SELECT key FROM listing_reached WHERE is_found)
+    AND (${messageInScopeJoinsStatusSql('s')}
+         OR (${STATUS_PLACEMENT_SQL} IN (SELECT waba FROM listing_scope) AND NOT ${messageStoredSql('s')}))`;
 
 /**
  * `ownersOf`'s statement: for each [number, user or null] of a JSON array, its index, the number's owner and
@@ -1343,30 +1396,15 @@ class SqliteStore implements Store {
     }
     const scope = wabas === undefined ? [] : [JSON.stringify(wabas)];
     if (wabas !== undefined) {
-      // A status that did not name its WABA belongs to the WABA of the message it reports on, found by
-      // the message's idempotency key in each WABA of the scope (eventKey: "WABA:outbound:ID" or
-      // "WABA:inbound:ID", the WABA escaped as migration 3 does; the primary key's index), when that message
-      // joins it (a trusted writer's, or the status's own untrusted writer's: messageJoinsStatusSql). When no
-      // WABA stores its message so, it belongs to the one WABA the rater places it with (statusPlacementSql:
-      // its number and user's pair's smallest WABA, seeks of events_business_waba_user, else its number's
-      // owner, a seek of it), and only then is its message looked for in every stored WABA.
-      // Only the statuses the scope's own events can bring in are looked at (listingCandidatesSql).
-      const orphans = this.statement(
-        `WITH RECURSIVE ${STORED_WABAS_CTE},
-         listing_scope(waba) AS (SELECT value FROM json_each(?)),
-         ${listingCandidatesSql(
-           (alias) => `json_extract(${alias}.payload, '$.business')`,
-           (index) => `INDEXED BY ${index}`,
-           'rowid',
-         )}
-         SELECT s.payload FROM listing_candidates c, events s
-         WHERE s.rowid = c.key AND (
-           ${messageInScopeJoinsStatusSql('s')}
-           OR (${STATUS_PLACEMENT_SQL} IN (SELECT waba FROM listing_scope)
-               AND NOT ${messageStoredSql('s')}))`,
-      )
-        .pluck()
-        .all(scope[0]);
+      // A status that did not name its WABA belongs to the WABA of the message it reports on, when that message
+      // joins it (a trusted writer's, or the status's own untrusted writer's: messageJoinsStatusSql): found from
+      // the scope's messages, each seeking the statuses of its id. When no WABA stores its message so, it belongs
+      // to the one WABA the rater places it with (statusPlacementSql: its number and user's pair's smallest WABA,
+      // seeks of events_business_waba_user, else its number's owner, a seek of it), and only then is its message
+      // looked for in every stored WABA. Only the statuses the scope's own events can bring in are looked at
+      // (listingCandidatesSql), and only those its messages do not join are decided one at a time
+      // (SCOPE_UNNAMED_STATUSES_SQL).
+      const orphans = this.statement(SCOPE_UNNAMED_STATUSES_SQL).pluck().all(scope[0]);
       for (const payload of orphans) events.push(JSON.parse(String(payload)) as CoreEvent);
     }
     return events;
