@@ -169,9 +169,10 @@ export function messageStoredSql(s: string): string {
  * SQL, both engines: a `WITH` term `joined_statuses(key)`, the statuses naming no WABA whose message is
  * stored in some WABA by a writer they join (`messageStoredSql`, the other way round): every stored message
  * (an event whose own key is one of `messageKeysSql` of its WABA and id) seeks the statuses of its id in
- * `events_unnamed_status` (`indexedBy`: SQLite's hint, see `listingCandidatesSql`). One pass over the
- * events, instead of a look-up in every stored WABA for every status (statuses × WABAs × 9 key seeks: 16 s
- * of a 52 s import of 190,000 events in PostgreSQL).
+ * `events_unnamed_status` (`indexedBy`: SQLite's `INDEXED BY`, since without statistics it would rather scan
+ * `events_waba` for `waba IS NULL`, every status naming no WABA, than seek a partial index; PostgreSQL needs
+ * no hint). One pass over the events, instead of a look-up in every stored WABA for every status (statuses ×
+ * WABAs × 9 key seeks: 16 s of a 52 s import of 190,000 events in PostgreSQL).
  */
 export function joinedStatusesSql(indexedBy: (index: string) => string = () => ''): string {
   return `joined_statuses(key) AS MATERIALIZED (
@@ -214,7 +215,7 @@ export function statusPlacementSql(number: string, user: string, collate = ''): 
 }
 
 /**
- * SQL, both engines: the terms of a `WITH` clause ending in `listing_candidates(key)`, the statuses naming no
+ * SQL, PostgreSQL's: the terms of a `WITH` clause ending in `listing_candidates(key)`, the statuses naming no
  * WABA that a listing of the WABAs of `listing_scope(waba)` (a term the caller defines before these) may
  * hold — a superset the listing's own predicate then decides on, so that it looks up only these, not every
  * status naming no WABA of the store (on a store of send logs, nearly every status: the listing took seconds
@@ -225,18 +226,11 @@ export function statusPlacementSql(number: string, user: string, collate = ''): 
  *   of its message naming no WABA (the smallest), so that number is tied (`events.business`) by an event of
  *   the scope. `businessOf(alias)` is the engine's business number of a status's payload, as its index
  *   `events_unnamed_business` holds it.
- * Each table is read in the order written (`CROSS JOIN`: SQLite keeps it), through the index `indexedBy`
- * names (SQLite's `INDEXED BY`: without statistics it would rather scan `events_waba` for `waba IS NULL`,
- * every status naming no WABA, than seek either partial index; PostgreSQL needs no hint). The scope's numbers
- * are read as `business || ''`, a value without column affinity, which SQLite compares with the indexed
- * expression as it is (with the column's affinity it scans that index instead of seeking it).
+ * SQLite gathers the same candidates another way (`SCOPE_UNNAMED_STATUSES_SQL` in sqlite-store.ts: one pass
+ * over the scope's events, which lists at once the statuses a message of the scope joins, and decides only
+ * the others with the predicate).
  */
-export function listingCandidatesSql(
-  businessOf: (alias: string) => string,
-  indexedBy: (index: string) => string = () => '',
-  /** The column naming a candidate (`key`; SQLite's `rowid`, a seek of the table itself rather than of its key's index). */
-  id = 'key',
-): string {
+export function listingCandidatesSql(businessOf: (alias: string) => string): string {
   return `listing_ids(message_id) AS (
     SELECT DISTINCT e.message_id FROM events e
     WHERE e.waba IN (SELECT waba FROM listing_scope) AND e.message_id IS NOT NULL),
@@ -244,13 +238,13 @@ export function listingCandidatesSql(
     SELECT DISTINCT e.business || '' FROM events e
     WHERE e.waba IN (SELECT waba FROM listing_scope) AND e.business IS NOT NULL),
   listing_siblings(message_id) AS (
-    SELECT DISTINCT t.message_id FROM listing_numbers n CROSS JOIN events t ${indexedBy('events_unnamed_business')}
+    SELECT DISTINCT t.message_id FROM listing_numbers n CROSS JOIN events t
     WHERE ${businessOf('t')} = n.business AND t.waba IS NULL AND t.kind = 'status'),
   listing_candidates(key) AS (
-    SELECT s.${id} FROM listing_ids i CROSS JOIN events s ${indexedBy('events_unnamed_status')}
+    SELECT s.key FROM listing_ids i CROSS JOIN events s
     WHERE s.message_id = i.message_id AND s.waba IS NULL AND s.kind = 'status'
     UNION
-    SELECT s.${id} FROM listing_siblings i CROSS JOIN events s ${indexedBy('events_unnamed_status')}
+    SELECT s.key FROM listing_siblings i CROSS JOIN events s
     WHERE s.message_id = i.message_id AND s.waba IS NULL AND s.kind = 'status')`;
 }
 
