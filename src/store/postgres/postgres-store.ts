@@ -791,8 +791,8 @@ const STATUS_IN_SCOPE_SQL = `(${messageInScopeJoinsStatusSql('s', BYTE_ORDER)}
  *   found with that very row (its WABA is of the scope, its key one the `EXISTS` seeks): they are listed
  *   without it. It is only a shortcut: a status it does not decide is decided by the whole predicate
  *   (`STATUS_IN_SCOPE_SQL`), so the listing is the same whatever it finds. On a store of send logs it decides
- *   nearly every status: 170,741 of the largest portfolio's (h_pglist_1m) took 8 key seeks a WABA of the scope
- *   each (4.2 s of the 5.4 s of the statement; docs/benchmarks.md §7, thirty-sixth session).
+ *   nearly every status: the 170,741 of a portfolio of 333,944 events took 8 key seeks a WABA of the scope
+ *   each (4.2 s of the statement's 5.4 s; docs/benchmarks.md §7, thirty-sixth session).
  * - `listing_numbers`, `listing_siblings`: the message ids of the statuses naming no WABA that name a number
  *   an event of the scope ties, as in `listingCandidatesSql` (a seek of `events_unnamed_business` a number).
  * The scope's rows are found by `waba = ANY($1)` (an index scan of `events (waba)`), not `IN listing_scope`,
