@@ -214,39 +214,21 @@ export function statusPlacementSql(number: string, user: string, collate = ''): 
   return `coalesce(${pairOwnerSql(number, user, collate)}, ${numberOwnerSql(number, collate)})`;
 }
 
-/**
- * SQL, PostgreSQL's: the terms of a `WITH` clause ending in `listing_candidates(key)`, the statuses naming no
- * WABA that a listing of the WABAs of `listing_scope(waba)` (a term the caller defines before these) may
- * hold — a superset the listing's own predicate then decides on, so that it looks up only these, not every
- * status naming no WABA of the store (on a store of send logs, nearly every status: the listing took seconds
- * a WABA, however few events it had). A status joins such a listing in one of two ways only:
+/*
+ * The listing's candidates (`listEvents` of some WABAs, both engines): the statuses naming no WABA that a
+ * listing of a scope may hold — a superset the listing's own predicate then decides on
+ * (`messageInScopeJoinsStatusSql`, else the placement), so that it looks up only these, not every status
+ * naming no WABA of the store (on a store of send logs, nearly every status: the listing took seconds a WABA,
+ * however few events it had). A status joins such a listing in one of two ways only:
  * - its message is stored in a WABA of the scope (`messageKeysSql`: a key of that WABA and the status's
  *   message id), so the message id is an id of an event of the scope;
  * - it is placed there (`statusPlacementSql`): the WABA named ties the business number of one of the statuses
  *   of its message naming no WABA (the smallest), so that number is tied (`events.business`) by an event of
- *   the scope. `businessOf(alias)` is the engine's business number of a status's payload, as its index
- *   `events_unnamed_business` holds it.
- * SQLite gathers the same candidates another way (`SCOPE_UNNAMED_STATUSES_SQL` in sqlite-store.ts: one pass
- * over the scope's events, which lists at once the statuses a message of the scope joins, and decides only
- * the others with the predicate).
+ *   the scope (found through the index `events_unnamed_business`).
+ * Each engine gathers them its own way, and lists at once those a trusted record of the scope joins:
+ * SQLite's `SCOPE_UNNAMED_STATUSES_SQL` (one pass over the scope's events), PostgreSQL's `LISTING_MESSAGES_SQL`
+ * (the scope's message ids once, each with whether such a record is among them).
  */
-export function listingCandidatesSql(businessOf: (alias: string) => string): string {
-  return `listing_ids(message_id) AS (
-    SELECT DISTINCT e.message_id FROM events e
-    WHERE e.waba IN (SELECT waba FROM listing_scope) AND e.message_id IS NOT NULL),
-  listing_numbers(business) AS (
-    SELECT DISTINCT e.business || '' FROM events e
-    WHERE e.waba IN (SELECT waba FROM listing_scope) AND e.business IS NOT NULL),
-  listing_siblings(message_id) AS (
-    SELECT DISTINCT t.message_id FROM listing_numbers n CROSS JOIN events t
-    WHERE ${businessOf('t')} = n.business AND t.waba IS NULL AND t.kind = 'status'),
-  listing_candidates(key) AS (
-    SELECT s.key FROM listing_ids i CROSS JOIN events s
-    WHERE s.message_id = i.message_id AND s.waba IS NULL AND s.kind = 'status'
-    UNION
-    SELECT s.key FROM listing_siblings i CROSS JOIN events s
-    WHERE s.message_id = i.message_id AND s.waba IS NULL AND s.kind = 'status')`;
-}
 
 /**
  * SQL of `canonicalUser` (core/phone.ts) for engine `engine`, over the text expression `user` (NULL stays NULL):

@@ -526,7 +526,7 @@ const MIGRATIONS: readonly Migration[] = [
     version: 15,
     name: 'statuses naming no WABA are found by their business number',
     // A listing of some WABAs looks only at the statuses naming no WABA that its own events can bring in
-    // (listingCandidatesSql): those of its messages' ids, and those of messages whose statuses name a number
+    // (the listing's candidates, store.ts): those of its messages' ids, and those of messages whose statuses name a number
     // its events tie, found with one seek of this index. Like events_unnamed_status it holds only them, and
     // only those naming a number: a look-up of a message's statuses by its id (STATUS_PLACEMENT_SQL) must
     // never take it for events_unnamed_status (PostgreSQL without statistics did: a scan of it each time).
@@ -789,7 +789,7 @@ const STATUS_IN_SCOPE_SQL = `(CASE WHEN EXISTS (SELECT 1 FROM listing_scope w, e
   OR CASE WHEN ${STATUS_PLACEMENT_SQL} = ANY($1::text[]) THEN NOT ${messageStoredSql('s')} ELSE false END)`;
 
 /**
- * SQL, PostgreSQL's form of `listingCandidatesSql` for `listEvents` (the WABAs of the scope are `$1`): the terms
+ * SQL, PostgreSQL's gathering of the listing's candidates (store.ts) for `listEvents` (the WABAs of the scope are `$1`): the terms
  * of a `WITH` clause after `listing_scope`, the statuses naming no WABA a listing may hold, as message ids.
  * - `listing_messages(message_id, is_recorded)`: the message ids of the scope's events, each once, and whether
  *   one of them is a record of its id (`recordKeysSql`: its own key is its WABA's outbound or status key of
@@ -801,7 +801,7 @@ const STATUS_IN_SCOPE_SQL = `(CASE WHEN EXISTS (SELECT 1 FROM listing_scope w, e
  *   nearly every status: the 170,741 of a portfolio of 333,944 events took 8 key seeks a WABA of the scope
  *   each (4.2 s of the statement's 5.4 s; docs/benchmarks.md §7, thirty-sixth session).
  * - `listing_numbers`, `listing_siblings`: the message ids of the statuses naming no WABA that name a number
- *   an event of the scope ties, as in `listingCandidatesSql` (a seek of `events_unnamed_business` a number).
+ *   an event of the scope ties (a seek of `events_unnamed_business` a number).
  * The scope's rows are found by `waba = ANY($1)` (an index scan of `events (waba)`), not `IN listing_scope`,
  * which PostgreSQL read as a scan of the whole table.
  */
@@ -1190,8 +1190,8 @@ class PostgresStore implements Store {
     // message so, it belongs to the one WABA the rater places it with (statusPlacementSql: its number and
     // user's pair's smallest WABA, a seek of events_business_user, else its number's owner, a seek of
     // events_business), and only then is its message looked for in every stored WABA. Only the statuses
-    // the scope's own events can bring in are looked at (LISTING_MESSAGES_SQL, PostgreSQL's form of
-    // listingCandidatesSql), not every one naming no WABA: those of the ids of the scope's events, which a
+    // the scope's own events can bring in are looked at (LISTING_MESSAGES_SQL, PostgreSQL's gathering of
+    // the listing's candidates), not every one naming no WABA: those of the ids of the scope's events, which a
     // trusted record of the id in the scope lists at once (is_recorded), and those of the messages whose
     // statuses name a number the scope ties (the ids of the scope's events left out: listed above). Each
     // status is listed once (listing_messages and listing_siblings hold each id once, and the second part

@@ -421,7 +421,7 @@ const MIGRATIONS: readonly Migration[] = [
     version: 14,
     name: 'statuses naming no WABA are found by their business number',
     // A listing of some WABAs looks only at the statuses naming no WABA that its own events can bring in
-    // (listingCandidatesSql): those of its messages' ids, and those of messages whose statuses name a number
+    // (the listing's candidates, store.ts): those of its messages' ids, and those of messages whose statuses name a number
     // its events tie, found with one seek of this index. Like events_unnamed_status it holds only them, and
     // only those naming a number: a look-up of a message's statuses by its id (STATUS_PLACEMENT_SQL) must
     // never take it for events_unnamed_status (PostgreSQL without statistics did: a scan of it each time).
@@ -599,7 +599,7 @@ const STATUS_PLACEMENT_SQL = `(SELECT ${sqliteStatusPlacementSql('o.business', '
 
 /**
  * `listEvents`' statement for the statuses naming no WABA of a scope (a JSON array of WABAs, `listing_scope`):
- * the candidates `listingCandidatesSql` (store.ts) describes that its predicate keeps — listed with a WABA of the
+ * the listing's candidates (store.ts) that its predicate keeps — listed with a WABA of the
  * scope by their message (`messageInScopeJoinsStatusSql`), or placed there while their message is stored nowhere
  * (`STATUS_PLACEMENT_SQL`, `messageStoredSql`) — found in one pass over the scope's events (`listing_reached`):
  * each event with a message id seeks the statuses naming no WABA of its id (`events_unnamed_status`). A status so
@@ -1406,7 +1406,7 @@ class SqliteStore implements Store {
       // to the one WABA the rater places it with (statusPlacementSql: its number and user's pair's smallest WABA,
       // seeks of events_business_waba_user, else its number's owner, a seek of it), and only then is its message
       // looked for in every stored WABA. Only the statuses the scope's own events can bring in are looked at
-      // (listingCandidatesSql), and only those its messages do not join are decided one at a time
+      // (the listing's candidates, store.ts), and only those its messages do not join are decided one at a time
       // (SCOPE_UNNAMED_STATUSES_SQL).
       const orphans = this.statement(SCOPE_UNNAMED_STATUSES_SQL).pluck().all(scope[0]);
       for (const payload of orphans) events.push(JSON.parse(String(payload)) as CoreEvent);
