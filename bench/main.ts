@@ -1231,7 +1231,7 @@ function printCeilingTable(args: BenchArgs, ceilings: ServerResult['ceilings']):
     table,
     [
       `waiting: with ${args.connections} connections at most ${args.connections} webhooks share a commit; a one-writer store (SQLite) cannot answer faster than it commits groups of ${args.connections}, whatever the design`,
-      `work: ${os.availableParallelism()} cores ÷ target rate, less the CPU of one echo request (server + load generator, table 3: a webhook's HTTP exchange alone): what storing, checking, parsing and rating a webhook must fit in; the verdict compares storing + checking and parsing (signature, SHA-256, JSON.parse, events: measured in this process), rating left out`,
+      `work: ${os.availableParallelism()} cores ÷ target rate, less the CPU of one echo request (server + load generator, table 3: a webhook's HTTP exchange alone): what storing, checking, parsing and rating a webhook must fit in; the verdict compares storing + checking and parsing (signature, the text's limits, JSON.parse, events: measured in this process; the body's SHA-256 is the store's, in storing), rating left out`,
       "CPU µs storing took: the whole machine's busy time (so PostgreSQL's own processes count), less its idle rate, ÷ webhooks",
       "bodies: what the issue requires to be durable before the 200; bodies and events: what the store keeps. Bodies alone out of reach ⇒ no server design using this store's ingest reaches the target on this machine (a single INSERT a group, with nothing else, costs less: node dist/bench/pg-body-floor.js)",
       'bare file: the same bodies appended to a plain file, one fdatasync a group, no index and no events — the floor under any store',

@@ -10,6 +10,7 @@ import {
   isNestedDeeperThan,
   isTextHoldingMoreValuesThan,
   isTextNestedDeeperThan,
+  textOverLimits,
   MAX_WEBHOOK_VALUES,
   notAWebhookBody,
   parseContractLine,
@@ -1871,6 +1872,33 @@ describe("webhook bodies of more values than any of Meta's", () => {
     expect(holdsMoreValuesThan(JSON.parse(`[${'{},'.repeat(11)}{}]`), 13)).toBe(false);
     // Brackets and commas inside strings are text, not values.
     expect(isTextHoldingMoreValuesThan(`{"a":"${'[,'.repeat(50)}\\"}`, 2)).toBe(false);
+  });
+});
+
+describe('textOverLimits: both checks before parsing, in one pass', () => {
+  it('says what isTextNestedDeeperThan, then isTextHoldingMoreValuesThan, say of the same text', () => {
+    const expected = (text: string, depthLimit: number, valueLimit: number) =>
+      isTextNestedDeeperThan(text, depthLimit)
+        ? 'too_deep'
+        : isTextHoldingMoreValuesThan(text, valueLimit)
+          ? 'too_many_values'
+          : null;
+    const jsonish = fc.oneof(
+      fc.json(),
+      fc.stringMatching(/^[[\]{},"\\a:]{0,40}$/),
+      fc.constantFrom(`{"text":"\\"}${'['.repeat(3)}`, `[${'{},'.repeat(11)}{}]`, '[,[,[,'),
+    );
+    fc.assert(
+      fc.property(
+        jsonish,
+        fc.integer({ min: -1, max: 6 }),
+        fc.integer({ min: -1, max: 14 }),
+        (text, depth, values) => {
+          expect(textOverLimits(text, depth, values)).toBe(expected(text, depth, values));
+        },
+      ),
+      { seed: 36, numRuns: 2_000 },
+    );
   });
 });
 

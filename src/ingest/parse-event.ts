@@ -394,6 +394,31 @@ export function isTextHoldingMoreValuesThan(text: string, limit: number): boolea
   return someCharOutsideStrings(text, (c) => c === 0x2c && ++commas >= limit);
 }
 
+/**
+ * What `isTextNestedDeeperThan(text, depthLimit)` and then `isTextHoldingMoreValuesThan(text, valueLimit)` say
+ * of one text, in one pass over it where they make one each (the webhook route asks both of every body, before
+ * `JSON.parse`, on the server's thread): `'too_deep'` when the first holds, else `'too_many_values'` when the
+ * second does, else null.
+ */
+export function textOverLimits(
+  text: string,
+  depthLimit: number,
+  valueLimit: number,
+): 'too_deep' | 'too_many_values' | null {
+  let depth = 0;
+  let commas = 0;
+  const isTooDeep = someCharOutsideStrings(text, (c) => {
+    if (c === 0x7b || c === 0x5b) return ++depth > depthLimit;
+    if (c === 0x7d || c === 0x5d) depth--;
+    else if (c === 0x2c) commas++;
+    return false;
+  });
+  if (isTooDeep) return 'too_deep';
+  // isTextHoldingMoreValuesThan holds once a comma brings the count to the limit: at the first comma for a
+  // limit of 1 or less, never without one.
+  return commas >= Math.max(1, valueLimit) ? 'too_many_values' : null;
+}
+
 function parseValue(value: unknown, isTextPlain: boolean): Result<ParsedItem, ParseError> {
   if (!isRecord(value)) {
     return err(

@@ -24,6 +24,7 @@ import {
   MAX_WEBHOOK_VALUES,
   TOO_MANY_VALUES_MESSAGE,
   notAWebhookBody,
+  textOverLimits,
   parseEventValue,
   unknownLineFields,
   type ParseError,
@@ -189,6 +190,9 @@ class QueryError extends Error {
     super(detail);
   }
 }
+
+/** Decodes whole bodies (never a stream: no state between calls), so one serves every request. */
+const UTF8 = new TextDecoder('utf-8');
 
 function sha256(data: Uint8Array | string): Buffer {
   return createHash('sha256').update(data).digest();
@@ -895,7 +899,6 @@ export function createApp(deps: AppDeps): Hono<Env> {
     }
 
     const receivedAtMs = clock();
-    const digest = sha256(raw).toString('hex');
     let value: unknown;
     let parseError: string | null = null;
     let isTooManyValues = false;
@@ -903,13 +906,15 @@ export function createApp(deps: AppDeps): Hono<Env> {
       // Bad bytes would be decoded as U+FFFD without a word: two ids differing only there would be one.
       const invalidAt = firstInvalidUtf8(raw);
       if (invalidAt >= 0) throw new Error(`not valid UTF-8: ${invalidByteWords(raw, invalidAt)}`);
-      const text = new TextDecoder('utf-8').decode(raw);
-      // Kept as unreadable like any body that is no webhook: nothing may walk a value this deep (and, told
-      // before parsing, millions of brackets never hold the thread in JSON.parse).
-      if (isTextNestedDeeperThan(text)) throw new Error(`nested deeper than ${MAX_JSON_DEPTH} levels`);
+      const text = UTF8.decode(raw);
+      // Both told in one pass over the text (textOverLimits). Kept as unreadable like any body that is no
+      // webhook: nothing may walk a value this deep (and, told before parsing, millions of brackets never hold
+      // the thread in JSON.parse).
+      const overLimit = textOverLimits(text, MAX_JSON_DEPTH, MAX_WEBHOOK_VALUES);
+      if (overLimit === 'too_deep') throw new Error(`nested deeper than ${MAX_JSON_DEPTH} levels`);
       // Nor a body of more values than any of Meta's holds: parsing it alone took seconds (parse-event.ts).
       // (Text that parses nests exactly as deep as its brackets outside strings: no walk of the value after.)
-      if (isTextHoldingMoreValuesThan(text, MAX_WEBHOOK_VALUES)) isTooManyValues = true;
+      if (overLimit === 'too_many_values') isTooManyValues = true;
       else value = JSON.parse(text);
     } catch (error) {
       parseError = (error as Error).message;
@@ -1028,8 +1033,9 @@ export function createApp(deps: AppDeps): Hono<Env> {
         store.ingestWebhook(
           {
             receivedAtMs,
+            // No sha256: the store hashes the bytes itself (engine-checks.ts withSha256), once — given one, it
+            // would hash them again to check it.
             body: raw,
-            sha256: digest,
             parseError,
             // The display numbers Meta's analytics answer for PHONE: kept from the writers trusted to tie
             // numbers to WABAs only (a bound secret's body may name any number).

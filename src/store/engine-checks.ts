@@ -20,6 +20,7 @@ import {
   type RatingChangesPage,
   type RatingRecord,
   type RawWebhookInput,
+  type WebhookBodyInput,
   type UnitFilter,
   type UnitOrder,
 } from './store.js';
@@ -120,6 +121,21 @@ export function isTrustedAfterMerge(storedIsTrusted: boolean, copy: { isBusiness
 export function mergedCopy(stored: CoreEvent, copy: CoreEvent): CoreEvent | undefined {
   const merged = mergeCopies(stored, copy).event;
   return isSameEvent(merged, stored) ? undefined : merged;
+}
+
+/**
+ * The body with the SHA-256 it is stored and found by (`raw_webhooks.sha256`, which finds a redelivery):
+ * computed here from its bytes when the caller gives none, else the caller's, checked against them. Either
+ * way no body is ever stored under another body's digest — the guarantee `assertSha256` gives a caller that
+ * passes one (a wrong digest would make a later redelivery of the same bytes a new body, and a different
+ * body with that digest a duplicate of it). The webhook route gives none: its own hash and this check hashed
+ * each body twice on the server's thread, the second time only to find the first right.
+ */
+export function withSha256(raw: WebhookBodyInput): RawWebhookInput {
+  if (raw.sha256 === undefined)
+    return { ...raw, sha256: createHash('sha256').update(raw.body).digest('hex') };
+  assertSha256(raw as RawWebhookInput);
+  return raw as RawWebhookInput;
 }
 
 export function assertSha256(raw: RawWebhookInput): void {

@@ -3,7 +3,7 @@
 // requests. Each caller's promise resolves only once its group has committed, so "200 only once durable"
 // holds for every request of the group.
 
-import { assertSha256 } from './engine-checks.js';
+import { withSha256 } from './engine-checks.js';
 import {
   StoreTimeoutError,
   type BusinessNumber,
@@ -11,7 +11,7 @@ import {
   type IngestItem,
   type IngestItemOutcome,
   type IngestOutcome,
-  type RawWebhookInput,
+  type WebhookBodyInput,
 } from './store.js';
 
 export interface GroupCommitOptions {
@@ -62,11 +62,10 @@ export class GroupCommitQueue {
 
   /** `Store.ingestWebhook` on either engine: the body and its events, one item of the next group. */
   async submitWebhook(
-    raw: RawWebhookInput,
+    raw: WebhookBodyInput,
     events: EventInput[],
   ): Promise<IngestOutcome & { rawId: number; isDuplicate: boolean }> {
-    assertSha256(raw);
-    const outcome = await this.submit({ raw, events });
+    const outcome = await this.submit({ raw: withSha256(raw), events });
     return { ...outcome, rawId: outcome.rawId! };
   }
 

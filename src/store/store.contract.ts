@@ -251,6 +251,28 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
         );
       });
 
+      it('given no sha256, keeps the body under its bytes’ own: a redelivery with or without one is a duplicate', async () => {
+        const store = await fresh();
+        const webhook = raw('{"unhashed":1}');
+        const { sha256, ...withoutDigest } = webhook;
+        const outcome = await store.ingestWebhook(withoutDigest, []);
+        expect(outcome.isDuplicate).toBe(false);
+        expect(await store.getRawWebhook(outcome.rawId)).toEqual({ ...webhook, id: outcome.rawId });
+        expect(sha256).toBe(createHash('sha256').update('{"unhashed":1}').digest('hex'));
+        expect(await store.ingestWebhook(webhook, [])).toMatchObject({
+          rawId: outcome.rawId,
+          isDuplicate: true,
+        });
+        expect(await store.ingestWebhook(withoutDigest, [])).toMatchObject({
+          rawId: outcome.rawId,
+          isDuplicate: true,
+        });
+        // Given, it is still checked against the bytes.
+        await expect(store.ingestWebhook({ ...withoutDigest, sha256: 'cd'.repeat(32) }, [])).rejects.toThrow(
+          /sha256/,
+        );
+      });
+
       it('keeps unreadable bodies and lists them newest first', async () => {
         const store = await fresh();
         const bad1 = await store.ingestWebhook(raw('not json', 'Unexpected token o'), []);

@@ -24,6 +24,12 @@ export interface RawWebhookInput {
 }
 
 /**
+ * A body as `Store.ingestWebhook` takes it: its `sha256` may be left out, and the store then computes it from
+ * the bytes (engine-checks.ts `withSha256`); one given is checked against them.
+ */
+export type WebhookBodyInput = Omit<RawWebhookInput, 'sha256'> & { sha256?: string };
+
+/**
  * A business number's display number, as Meta's analytics answer it for the PHONE dimension and read it in
  * `phone_numbers`: the number's digits only (`15550783881`), from the webhooks of its WABA.
  */
@@ -608,10 +614,11 @@ export interface Store {
   /**
    * Stores a webhook body and the events read from it in ONE transaction, durable when the promise
    * resolves (answer 200 only after). An identical body already stored → `isDuplicate`, nothing written
-   * (`merged: []`, `relistedWabas: []`).
+   * (`merged: []`, `relistedWabas: []`). Its `sha256` left out, the store hashes the bytes itself; given, it is
+   * checked against them (a wrong one is refused, nothing stored).
    */
   ingestWebhook(
-    raw: RawWebhookInput,
+    raw: WebhookBodyInput,
     events: EventInput[],
   ): Promise<IngestOutcome & { rawId: number; isDuplicate: boolean }>;
   /**

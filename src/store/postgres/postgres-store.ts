@@ -76,6 +76,7 @@ import {
   type RatingChangesPage,
   type RatingRecord,
   type RawWebhookInput,
+  type WebhookBodyInput,
   ForeignStoreError,
   ReadOnlyOpenError,
   type EventChanges,
@@ -1134,7 +1135,7 @@ class PostgresStore implements Store {
   }
 
   ingestWebhook(
-    raw: RawWebhookInput,
+    raw: WebhookBodyInput,
     events: EventInput[],
   ): Promise<IngestOutcome & { rawId: number; isDuplicate: boolean }> {
     return this.ingests.submitWebhook(raw, events);

@@ -76,7 +76,7 @@ import {
   type RatingDiff,
   type RatingChangesPage,
   type RatingRecord,
-  type RawWebhookInput,
+  type WebhookBodyInput,
   ForeignStoreError,
   ReadOnlyOpenError,
   type EventChanges,
@@ -1030,7 +1030,7 @@ class SqliteStore implements Store {
   }
 
   ingestWebhook(
-    raw: RawWebhookInput,
+    raw: WebhookBodyInput,
     events: EventInput[],
   ): Promise<IngestOutcome & { rawId: number; isDuplicate: boolean }> {
     return this.ingests.submitWebhook(raw, events);
