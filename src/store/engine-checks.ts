@@ -126,7 +126,7 @@ export function mergedCopy(stored: CoreEvent, copy: CoreEvent): CoreEvent | unde
 /**
  * The body with the SHA-256 it is stored and found by (`raw_webhooks.sha256`, which finds a redelivery):
  * computed here from its bytes when the caller gives none, else the caller's, checked against them. Either
- * way no body is ever stored under another body's digest — the guarantee `assertSha256` gives a caller that
+ * way no body is ever stored under another body's digest — the guarantee `checkedSha256` gives a caller that
  * passes one (a wrong digest would make a later redelivery of the same bytes a new body, and a different
  * body with that digest a duplicate of it). The webhook route gives none: its own hash and this check hashed
  * each body twice on the server's thread, the second time only to find the first right.
@@ -134,15 +134,20 @@ export function mergedCopy(stored: CoreEvent, copy: CoreEvent): CoreEvent | unde
 export function withSha256(raw: WebhookBodyInput): RawWebhookInput {
   if (raw.sha256 === undefined)
     return { ...raw, sha256: createHash('sha256').update(raw.body).digest('hex') };
-  assertSha256(raw as RawWebhookInput);
-  return raw as RawWebhookInput;
+  return checkedSha256(raw as RawWebhookInput);
 }
 
-export function assertSha256(raw: RawWebhookInput): void {
+/**
+ * `raw` with its digest checked against its bytes, and kept as their lower-case hex: a digest given in capitals
+ * (accepted: hex is hex) was stored as given, so a redelivery of the same body, hashed in lower case, was not
+ * found as its duplicate.
+ */
+export function checkedSha256(raw: RawWebhookInput): RawWebhookInput {
   const actual = createHash('sha256').update(raw.body).digest('hex');
   if (actual !== raw.sha256.toLowerCase()) {
     throw new Error(`raw webhook sha256 ${raw.sha256} does not match its body (${actual})`);
   }
+  return raw.sha256 === actual ? raw : { ...raw, sha256: actual };
 }
 export function checkLimit(limit: number): number {
   if (!Number.isSafeInteger(limit) || limit < 1) {

@@ -251,6 +251,22 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
         );
       });
 
+      it('keeps a sha256 given in capitals as the lower-case hex of the bytes: a redelivery is a duplicate', async () => {
+        const store = await fresh();
+        const webhook = raw('{"capitals":1}');
+        const outcome = await store.ingestWebhook({ ...webhook, sha256: webhook.sha256.toUpperCase() }, []);
+        expect(outcome.isDuplicate).toBe(false);
+        expect((await store.getRawWebhook(outcome.rawId))?.sha256).toBe(webhook.sha256);
+        expect(await store.ingestWebhook(webhook, [])).toMatchObject({
+          rawId: outcome.rawId,
+          isDuplicate: true,
+        });
+        const [batched] = await store.ingestBatch([
+          { raw: { ...webhook, sha256: webhook.sha256.toUpperCase() }, events: [] },
+        ]);
+        expect(batched).toMatchObject({ rawId: outcome.rawId, isDuplicate: true });
+      });
+
       it('given no sha256, keeps the body under its bytes’ own: a redelivery with or without one is a duplicate', async () => {
         const store = await fresh();
         const webhook = raw('{"unhashed":1}');

@@ -10,7 +10,7 @@ import type { CoreEvent } from '../../core/events.js';
 import type { BillableUnit, Finding, PendingMessage } from '../../core/units.js';
 import {
   assertInScope,
-  assertSha256,
+  checkedSha256,
   checkFilter,
   checkFilterText,
   checkLimit,
@@ -1149,8 +1149,8 @@ class PostgresStore implements Store {
   }
 
   async ingestBatch(items: readonly IngestItem[]): Promise<IngestItemOutcome[]> {
-    for (const item of items) if (item.raw) assertSha256(item.raw);
-    return this.ingestTransaction(items);
+    const checked = items.map((item) => (item.raw ? { ...item, raw: checkedSha256(item.raw) } : item));
+    return this.ingestTransaction(checked);
   }
 
   private ingestTransaction(items: readonly IngestItem[]): Promise<IngestItemOutcome[]> {

@@ -11,7 +11,7 @@ import type { CoreEvent } from '../../core/events.js';
 import type { BillableUnit, Finding, PendingMessage } from '../../core/units.js';
 import {
   assertInScope,
-  assertSha256,
+  checkedSha256,
   checkFilter,
   checkFilterText,
   checkLimit,
@@ -1044,8 +1044,8 @@ class SqliteStore implements Store {
   }
 
   async ingestBatch(items: readonly IngestItem[]): Promise<IngestItemOutcome[]> {
-    for (const item of items) if (item.raw) assertSha256(item.raw);
-    return this.writes.run(() => this.ingestGroup(items));
+    const checked = items.map((item) => (item.raw ? { ...item, raw: checkedSha256(item.raw) } : item));
+    return this.writes.run(() => this.ingestGroup(checked));
   }
 
   /** Display numbers of business numbers (store.ts `BusinessNumber`), each replacing the one stored before. */
