@@ -88,6 +88,40 @@ describe('calendar', () => {
     }
   });
 
+  it('is exact on both sides of each local midnight and each change of offset (cached by UTC day)', () => {
+    // A zone's dates are cached by UTC day, cut at its local midnight: around summer-time changes (Santiago
+    // goes back from midnight to 23:00, Lord Howe moves by half an hour, Chatham is 12:45 ahead) every
+    // quarter hour, and the millisecond before it, is the date the zone's own parts give.
+    const zones = [
+      'America/Santiago',
+      'Australia/Lord_Howe',
+      'Pacific/Chatham',
+      'America/New_York',
+      'Asia/Kolkata',
+    ];
+    const days = ['2025-04-04', '2025-04-05', '2025-04-06', '2025-09-06', '2025-09-07', '2025-10-05'];
+    for (const zone of zones) {
+      const parts = new Intl.DateTimeFormat('en-CA', {
+        timeZone: zone,
+        year: 'numeric',
+        month: '2-digit',
+        day: '2-digit',
+      });
+      const reference = (ms: number) => {
+        const of = (type: string) => parts.formatToParts(new Date(ms)).find((p) => p.type === type)?.value;
+        return `${of('year')}-${of('month')}-${of('day')}`;
+      };
+      for (const day of days) {
+        for (let quarter = 0; quarter < 96; quarter++) {
+          const ms = Date.parse(`${day}T00:00:00Z`) + quarter * 15 * 60_000;
+          for (const at of [ms, ms - 1]) {
+            expect(localDate(at, zone), `${zone} ${new Date(at).toISOString()}`).toBe(reference(at));
+          }
+        }
+      }
+    }
+  });
+
   it('reads ISO instants with offsets and Unix seconds as number or string', () => {
     expect(parseInstant('2024-03-01T10:00:00Z')).toEqual({
       ok: true,

@@ -7,11 +7,10 @@ export const MINUTE_MS = 60_000;
 export const HOUR_MS = 60 * MINUTE_MS;
 export const DAY_MS = 24 * HOUR_MS;
 // Every time zone offset in use is a multiple of 15 minutes, so a local date cannot change inside one
-// quarter hour of UTC: the quarter hour is an exact cache key.
+// quarter hour of UTC: the quarter hour is an exact cache key (for the days `DayDates` does not cut in two).
 const QUARTER_HOUR_MS = 15 * MINUTE_MS;
 
 const formatters = new Map<string, Intl.DateTimeFormat>();
-const dayCaches = new Map<string, Map<number, string>>();
 /**
  * The most time-zone names cached at once. IANA has about 600 and their aliases, but a name is matched in any
  * case (`aSIA/kolkata` is valid), so an API client naming new spellings without end would grow the caches
@@ -21,7 +20,7 @@ const MAX_CACHED_TIME_ZONES = 1_000;
 
 /** How many time-zone names the caches hold (tests). */
 export function cachedTimeZones(): number {
-  return Math.max(formatters.size, dayCaches.size);
+  return Math.max(formatters.size, dayCaches.size, offsetFormatters.size);
 }
 
 function formatterFor(timeZone: string): Intl.DateTimeFormat {
@@ -81,8 +80,8 @@ const formatsTheDate = new WeakMap<Intl.DateTimeFormat, boolean>();
 
 /**
  * Whether `formatter.format` writes the same "YYYY-MM-DD" as its parts joined (`en-CA`'s pattern in the ICU of
- * Node 20): a third of the cost of `formatToParts` at each quarter hour not cached yet (≈ 30,000 over the 1M
- * bench file). Checked once a formatter, on a day after the 12th (so that day and month cannot be mistaken), for
+ * Node 20): a third of the cost of `formatToParts` at each date not cached yet (`DayDates`: two a zone and
+ * day). Checked once a formatter, on a day after the 12th (so that day and month cannot be mistaken), for
  * an ICU whose pattern for `en-CA` is another.
  */
 function isFormatTheDate(formatter: Intl.DateTimeFormat): boolean {
@@ -95,6 +94,89 @@ function isFormatTheDate(formatter: Intl.DateTimeFormat): boolean {
   return is;
 }
 
+/**
+ * What one zone's instants of one UTC day (`Math.floor(atMs / DAY_MS)`) fall on: `before` from the day's start
+ * to `splitMs`, `after` from there (a zone's offset is constant over nearly every day, so its local midnight
+ * cuts the day once at most). A day whose offset changes, or is not a multiple of 15 minutes (a zone's local
+ * mean time, before 1972), keeps a date a quarter hour in `quarters`, as every day was cached before.
+ */
+class DayDates {
+  constructor(
+    readonly splitMs: number,
+    readonly before: string,
+    readonly after: string,
+    readonly quarters: Map<number, string> | undefined,
+  ) {}
+}
+
+const dayCaches = new Map<string, Map<number, DayDates>>();
+const offsetFormatters = new Map<string, Intl.DateTimeFormat>();
+
+/** The local date of `atMs` as the formatter writes it, worked out afresh (nothing cached). */
+function formatDate(atMs: number, timeZone: string): string {
+  if (timeZone === 'UTC') return new Date(atMs).toISOString().slice(0, 10);
+  const formatter = formatterFor(timeZone);
+  return isFormatTheDate(formatter)
+    ? formatter.format(new Date(atMs))
+    : dateFromParts(formatter, new Date(atMs));
+}
+
+/** The zone's offset from UTC at `atMs`, a whole second (ms): its local time read as UTC, less the instant. */
+function offsetAt(atMs: number, timeZone: string): number {
+  let formatter = offsetFormatters.get(timeZone);
+  if (!formatter) {
+    if (offsetFormatters.size >= MAX_CACHED_TIME_ZONES) offsetFormatters.clear();
+    formatter = new Intl.DateTimeFormat('en-US', {
+      timeZone,
+      hourCycle: 'h23',
+      year: 'numeric',
+      month: 'numeric',
+      day: 'numeric',
+      hour: 'numeric',
+      minute: 'numeric',
+      second: 'numeric',
+    });
+    offsetFormatters.set(timeZone, formatter);
+  }
+  const at = new Date(atMs);
+  let year = 0;
+  let month = 0;
+  let day = 0;
+  let hour = 0;
+  let minute = 0;
+  let second = 0;
+  for (const part of formatter.formatToParts(at)) {
+    if (part.type === 'year') year = Number(part.value);
+    else if (part.type === 'month') month = Number(part.value);
+    else if (part.type === 'day') day = Number(part.value);
+    else if (part.type === 'hour') hour = Number(part.value) % 24;
+    else if (part.type === 'minute') minute = Number(part.value);
+    else if (part.type === 'second') second = Number(part.value);
+  }
+  const local = new Date(0);
+  local.setUTCFullYear(year, month - 1, day);
+  local.setUTCHours(hour, minute, second, 0);
+  return local.getTime() - (atMs - (((atMs % 1000) + 1000) % 1000));
+}
+
+/**
+ * The dates of UTC day `day` in `timeZone`. The offset is read at the day's first and last second: where they
+ * are one offset, a multiple of 15 minutes, the day's dates are the one before its local midnight and the one
+ * from it (no zone has changed its offset twice within one day). Four formatter calls a zone and day, where a
+ * cache by quarter hour made 96 (≈ 30,000 over the 1M bench file).
+ */
+function datesOfDay(day: number, timeZone: string): DayDates {
+  const startMs = day * DAY_MS;
+  const offsetMs = offsetAt(startMs, timeZone);
+  if (offsetMs % QUARTER_HOUR_MS !== 0 || offsetAt(startMs + DAY_MS - 1000, timeZone) !== offsetMs) {
+    return new DayDates(startMs, '', '', new Map());
+  }
+  const midnightMs = startMs + (((-offsetMs % DAY_MS) + DAY_MS) % DAY_MS);
+  const before = formatDate(startMs, timeZone);
+  const after = midnightMs === startMs ? before : formatDate(midnightMs, timeZone);
+  return new DayDates(midnightMs === startMs ? startMs + DAY_MS : midnightMs, before, after, undefined);
+}
+
 /** The local calendar date ("YYYY-MM-DD") of an instant in an IANA time zone. */
 export function localDate(atMs: number, timeZone: string): string {
   let cache = dayCaches.get(timeZone);
@@ -103,19 +185,19 @@ export function localDate(atMs: number, timeZone: string): string {
     cache = new Map();
     dayCaches.set(timeZone, cache);
   }
-  const key = Math.floor(atMs / QUARTER_HOUR_MS);
-  let date = cache.get(key);
+  const day = Math.floor(atMs / DAY_MS);
+  let dates = cache.get(day);
+  if (dates === undefined) {
+    if (cache.size > 50_000) cache.clear();
+    dates = datesOfDay(day, timeZone);
+    cache.set(day, dates);
+  }
+  if (dates.quarters === undefined) return atMs < dates.splitMs ? dates.before : dates.after;
+  const quarter = Math.floor(atMs / QUARTER_HOUR_MS);
+  let date = dates.quarters.get(quarter);
   if (date === undefined) {
-    if (timeZone === 'UTC') {
-      date = new Date(atMs).toISOString().slice(0, 10);
-    } else {
-      const formatter = formatterFor(timeZone);
-      date = isFormatTheDate(formatter)
-        ? formatter.format(new Date(atMs))
-        : dateFromParts(formatter, new Date(atMs));
-    }
-    if (cache.size > 200_000) cache.clear();
-    cache.set(key, date);
+    date = formatDate(atMs, timeZone);
+    dates.quarters.set(quarter, date);
   }
   return date;
 }
