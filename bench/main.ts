@@ -26,6 +26,7 @@ import {
   type Ceiling,
   type StorageAloneRun,
 } from './service-ceiling.js';
+import { benchLive, LIVE_TABLE_HEADERS, liveTableRows, type LiveResult } from './live-lag.js';
 import { BODY_SHAPES, WebhookBodies, type BodyShape, type SignedBody } from './webhook-bodies.js';
 import { accountsPathFor, trafficFileName, writeTraffic } from './write-traffic.js';
 import type { CoreEvent } from '../src/core/events.js';
@@ -57,10 +58,18 @@ function findPackageRoot(from: string): string {
 // ---------------------------------------------------------------------------------------------------------
 // Arguments.
 
-type Section = 'engine' | 'memory' | 'server' | 'dashboard' | 'estimator' | 'ingest';
-const SECTIONS: readonly Section[] = ['engine', 'memory', 'server', 'dashboard', 'estimator', 'ingest'];
+type Section = 'engine' | 'memory' | 'server' | 'dashboard' | 'estimator' | 'ingest' | 'live';
+const SECTIONS: readonly Section[] = [
+  'engine',
+  'memory',
+  'server',
+  'dashboard',
+  'estimator',
+  'ingest',
+  'live',
+];
 
-interface BenchArgs {
+export interface BenchArgs {
   isQuick: boolean;
   seed: number;
   events: number;
@@ -76,6 +85,10 @@ interface BenchArgs {
   serverCpuProfDir: string | null;
   /** Table 3 diagnostics: the server child's JSON log (level debug: rating timings) goes to this file. */
   serverLogPath: string | null;
+  /** Table 9: events of the traffic imported into the store the live rating's lag is measured on. */
+  liveEvents: number;
+  /** Table 9: probes posted to each of the two portfolios. */
+  livePosts: number;
 }
 
 const USAGE = `usage: npm run bench -- [options]      (or: node --expose-gc dist/bench/main.js [options])
@@ -90,9 +103,11 @@ const USAGE = `usage: npm run bench -- [options]      (or: node --expose-gc dist
   --server-seconds N    duration of each load run (default 10)
   --connections N       concurrent connections of the load runs, and the group size of table 3b (default 10)
   --server-cpu-prof DIR write the load-test server's CPU profiles (node --cpu-prof), one per thread, into DIR/server-STORE
-  --server-log FILE     write each load-test server's JSON log at level debug (rating timings) to FILE.sqlite / FILE.postgres`;
+  --server-log FILE     write each load-test server's JSON log at level debug (rating timings) to FILE.sqlite / FILE.postgres
+  --live-events N       events imported into the store of the live-lag section (default 300000; 50000 with --quick)
+  --live-posts N        probes posted to each of its two portfolios, each timed until the lag is 0 (default 5)`;
 
-function parseBenchArgs(argv: string[]): BenchArgs {
+export function parseBenchArgs(argv: string[]): BenchArgs {
   const { values } = parseArgs({
     args: argv,
     options: {
@@ -109,6 +124,8 @@ function parseBenchArgs(argv: string[]): BenchArgs {
       connections: { type: 'string' },
       'server-cpu-prof': { type: 'string' },
       'server-log': { type: 'string' },
+      'live-events': { type: 'string' },
+      'live-posts': { type: 'string' },
       help: { type: 'boolean' },
     },
     strict: true,
@@ -146,6 +163,8 @@ function parseBenchArgs(argv: string[]): BenchArgs {
     connections: int('connections', values.connections, 10),
     serverCpuProfDir: values['server-cpu-prof'] ?? null,
     serverLogPath: values['server-log'] ?? null,
+    liveEvents: int('live-events', values['live-events'], isQuick ? 50_000 : 300_000),
+    livePosts: int('live-posts', values['live-posts'], 5),
   };
 }
 
@@ -791,6 +810,40 @@ async function postgresAdmin(url: string): Promise<PgClient | null> {
   }
 }
 
+/**
+ * The service as a child process (this file's `--serve-child CONFIG`, the real startServer) listening on
+ * `port`, once GET /healthz answers; `logFd` (a file descriptor, closed here) receives its stdout.
+ */
+async function startServeChild(
+  configPath: string,
+  port: number,
+  nodeFlags: readonly string[],
+  logFd: number | 'ignore',
+): Promise<ChildProcess> {
+  const child = spawn(
+    process.execPath,
+    [...nodeFlags, fileURLToPath(import.meta.url), '--serve-child', configPath],
+    { stdio: ['ignore', logFd, 'pipe'] },
+  );
+  if (typeof logFd === 'number') closeSync(logFd);
+  const stderr = { head: '', tail: '', length: 0 };
+  child.stderr?.setEncoding('utf8');
+  child.stderr?.on('data', (text: string) => {
+    if (stderr.head.length < 600) stderr.head = (stderr.head + text).slice(0, 600);
+    stderr.tail = (stderr.tail + text).slice(-1_000);
+    stderr.length += text.length;
+  });
+  try {
+    await waitForHealth(`http://127.0.0.1:${port}`, child, 60_000);
+  } catch (error) {
+    await stopChild(child);
+    throw new Error(
+      `${(error as Error).message}${stderr.length > 0 ? `; server stderr: ${stderrOf(stderr)}` : ''}`,
+    );
+  }
+  return child;
+}
+
 /** One server (a child process running startServer) on one store, loaded with webhooks, the echo, then the no-op. */
 async function loadOneStore(
   args: BenchArgs,
@@ -826,28 +879,8 @@ async function loadOneStore(
           `--cpu-prof-dir=${join(args.serverCpuProfDir, `server-${store}`)}`,
         ];
   const logFd = args.serverLogPath === null ? 'ignore' : openSync(`${args.serverLogPath}.${store}`, 'w');
-  const child = spawn(
-    process.execPath,
-    [...nodeFlags, fileURLToPath(import.meta.url), '--serve-child', configPath],
-    { stdio: ['ignore', logFd, 'pipe'] },
-  );
-  if (typeof logFd === 'number') closeSync(logFd);
-  const stderr = { head: '', tail: '', length: 0 };
-  child.stderr?.setEncoding('utf8');
-  child.stderr?.on('data', (text: string) => {
-    if (stderr.head.length < 600) stderr.head = (stderr.head + text).slice(0, 600);
-    stderr.tail = (stderr.tail + text).slice(-1_000);
-    stderr.length += text.length;
-  });
+  const child = await startServeChild(configPath, port, nodeFlags, logFd);
   const baseUrl = `http://127.0.0.1:${port}`;
-  try {
-    await waitForHealth(baseUrl, child, 60_000);
-  } catch (error) {
-    await stopChild(child);
-    throw new Error(
-      `${(error as Error).message}${stderr.length > 0 ? `; server stderr: ${stderrOf(stderr)}` : ''}`,
-    );
-  }
   const autocannon = loadAutocannon();
   const { signMetaBody } = await importProject<{ signMetaBody(body: string, secret: string): string }>(
     'ingest/signature.js',
@@ -1503,6 +1536,118 @@ async function benchIngest(args: BenchArgs): Promise<IngestResult> {
   }
 }
 
+// ---------------------------------------------------------------------------------------------------------
+// Table 9: the live rating's lag on a store with history (issue 3) — bench/live-lag.ts does the work.
+
+/** A fresh schema on the PostgreSQL server of `--pg-url`, as the server section makes one; null when unreachable. */
+async function freshPostgresSchema(
+  postgresUrl: string,
+  name: string,
+): Promise<{ url: string; sizeBytes(): Promise<number>; drop(): Promise<void> } | null> {
+  const admin = await postgresAdmin(postgresUrl);
+  if (admin === null) return null;
+  const schema = `wameter_bench_${name}_${process.pid}_${Date.now().toString(36)}`;
+  await admin.query(`CREATE SCHEMA ${schema}`);
+  const url = new URL(postgresUrl);
+  url.searchParams.set('options', `-c search_path=${schema}`);
+  return {
+    url: url.toString(),
+    sizeBytes: async () => {
+      const result = (await admin.query(
+        `SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0)::bigint AS bytes FROM pg_class c
+         JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = '${schema}' AND c.relkind IN ('r', 'm')`,
+      )) as { rows: { bytes: string }[] };
+      return Number(result.rows[0]?.bytes ?? 0);
+    },
+    drop: async () => {
+      await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+      await admin.end();
+    },
+  };
+}
+
+/** `wameter import TRAFFIC --db DB` (the CLI, as a user runs it) with the traffic's accounts file. */
+async function runImportChild(
+  trafficPath: string,
+  accountsPath: string,
+  db: string,
+): Promise<{ code: number | null; stderr: string }> {
+  const cli = findCli();
+  if (cli === null)
+    return { code: null, stderr: 'the CLI is not built (dist/src/cli/main.js missing): run npm run build' };
+  const child = spawn(process.execPath, [cli, 'import', trafficPath, '--db', db, '--allow-unpriced'], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+    env: { ...process.env, WAMETER_ACCOUNTS: accountsPath, WAMETER_LOG_LEVEL: 'warn' },
+  });
+  let stderr = '';
+  child.stderr?.setEncoding('utf8');
+  child.stderr?.on('data', (text: string) => {
+    stderr = (stderr + text).slice(-2_000);
+  });
+  const code = await new Promise<number | null>((resolveCode) =>
+    child.on('close', (exit) => resolveCode(exit)),
+  );
+  return { code, stderr: stderr.trim().split('\n').slice(-3).join(' ⏎ ') };
+}
+
+async function benchLiveSection(args: BenchArgs): Promise<LiveResult> {
+  const workDir = await mkdtemp(join(os.tmpdir(), 'wameter-bench-live-'));
+  let configs = 0;
+  const { openStore } = await importProject<{
+    openStore(
+      url: string,
+      options: { isReadOnly: boolean },
+    ): Promise<{
+      listEvents(wabas: readonly string[]): Promise<readonly unknown[]>;
+      businessNumbers(filter: { wabas?: readonly string[] }): Promise<readonly { business: string }[]>;
+      close(): Promise<void>;
+    }>;
+  }>('store/open-store.js');
+  try {
+    const result = await benchLive({
+      seed: args.seed,
+      events: args.liveEvents,
+      posts: args.livePosts,
+      postgres: args.postgres,
+      postgresUrl: args.postgresUrl,
+      workDir,
+      ensureTrafficFile,
+      runImport: runImportChild,
+      freshPostgresSchema: () => freshPostgresSchema(args.postgresUrl, 'live'),
+      openStore: (db) => openStore(db, { isReadOnly: true }),
+      startServeChild: async (config) => {
+        const port = await freePort();
+        const configPath = join(workDir, `config-${++configs}.json`);
+        await writeFile(configPath, JSON.stringify({ ...config, port }, null, 2));
+        const child = await startServeChild(configPath, port, [], 'ignore');
+        return { baseUrl: `http://127.0.0.1:${port}`, child, stop: () => stopChild(child) };
+      },
+      cpuSecondsOf,
+      progress,
+    });
+    const notes = [
+      `traffic: ${result.trafficFile.replace(ROOT + '/', '')} imported with \`wameter import\` into a new store each run`,
+      'each post: one outbound utility template and its delivered (POST /v1/events, NDJSON) for a WABA of the portfolio, ' +
+        'timed until GET /metrics reports rating_lag_seconds 0 (polled every 50 ms); the smallest portfolio first',
+      ...result.stores.map(
+        (store) =>
+          `${store.store}: import ${store.importSeconds.toFixed(1)} s; the service's start rating ended after ${store.startRatingSeconds.toFixed(1)} s`,
+      ),
+      'server CPU: user + system of the service process (its rating worker included) over the posts and waits, per post',
+      ...result.notes,
+    ];
+    printTable(
+      `9. Live rating lag on a store with history — ${formatInt(result.events)} events imported, ${result.posts} posts per portfolio`,
+      LIVE_TABLE_HEADERS,
+      liveTableRows(result),
+      notes,
+    );
+    return result;
+  } finally {
+    await rm(workDir, { recursive: true, force: true });
+  }
+}
+
 async function main(argv: string[]): Promise<number> {
   if (argv[0] === '--serve-child') {
     await serveChild(argv[1] ?? '');
@@ -1537,6 +1682,7 @@ async function main(argv: string[]): Promise<number> {
   await section('dashboard', () => benchDashboard(args));
   await section('estimator', () => benchEstimator(args));
   await section('ingest', () => benchIngest(args));
+  await section('live', () => benchLiveSection(args));
   await writeFile(join(OUT_DIR, 'last-run.json'), JSON.stringify(results, null, 2) + '\n');
   process.stdout.write(`\nresults: ${join(OUT_DIR, 'last-run.json').replace(ROOT + '/', '')}\n`);
   if (failures.length > 0) process.stderr.write(`[bench] failed sections:\n  ${failures.join('\n  ')}\n`);
