@@ -115,6 +115,8 @@ describe('live re-rating', () => {
   it('debounces arrivals and reports the rating lag until the bill is current', async () => {
     await makeService();
     await ingest(conversationLines('W1', 'PN1', '919876543210', 'wamid.m').slice(0, 3));
+    // Not rated yet within the arrival's own millisecond: still not 0, which says "bill current".
+    expect(rating.lagSeconds()).toBe(0.001);
     nowMs += 2000;
     expect(rating.lagSeconds()).toBe(2);
     await rating.settled();
