@@ -73,6 +73,7 @@ try {
       info: quiet,
       warn: quiet,
       error: (message, fields) => console.error(message, fields),
+      isLevelWritten: (level) => level === 'debug' || level === 'error',
     },
   });
   // The start's first rating (in its worker, written here) done: 5 s without a "rated" line.

@@ -112,7 +112,7 @@ export async function createTestService(
   const config = testConfig(overrides);
   const clock = { nowMs: Date.parse('2025-08-01T12:00:00Z') };
   const now = () => clock.nowMs;
-  const logger = createMemoryLogger(now);
+  const logger = createMemoryLogger(now, config.logLevel);
   const metrics = new Metrics();
   const pricing = await loadPricingSetup({
     accountsPath: config.accountsPath,

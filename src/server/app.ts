@@ -615,8 +615,11 @@ export function createApp(deps: AppDeps): Hono<Env> {
       c.res = new Response(c.res.body, c.res);
       c.res.headers.set('X-Request-Id', requestId);
     }
+    // The request line is info: at `warn` (the load bench's level, often production's) nothing of it is
+    // gathered. An answer below 400 has no error code: its body is not copied and read for one (nor awaited).
+    if (!logger.isLevelWritten('info')) return;
     const apiKey = (c.get('apiKey') as ApiKey | undefined)?.name;
-    const errorCode = await errorCodeOf(c.res);
+    const errorCode = c.res.status < 400 ? undefined : await errorCodeOf(c.res);
     // The path only: a query string can hold hub.verify_token.
     logger.info('request', {
       method: c.req.method,

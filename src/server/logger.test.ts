@@ -91,6 +91,32 @@ describe('request log context', () => {
   });
 });
 
+describe('isLevelWritten', () => {
+  it.each(['debug', 'info', 'warn', 'error', 'silent'] as const)(
+    'says at %s exactly which levels the logger writes',
+    (threshold) => {
+      const lines: string[] = [];
+      const logger = createJsonLogger({
+        level: threshold,
+        clock: () => 0,
+        write: (line) => lines.push(line),
+      });
+      const levels = ['debug', 'info', 'warn', 'error'] as const;
+      for (const level of levels) logger[level]('x');
+      const written = lines.map((line) => (JSON.parse(line) as { level: string }).level);
+      expect(levels.filter((level) => logger.isLevelWritten(level))).toEqual(written);
+    },
+  );
+
+  it('holds for a memory logger given a level (the test services use the configured one)', () => {
+    const logger = createMemoryLogger(() => 0, 'warn');
+    logger.info('dropped');
+    logger.warn('kept');
+    expect(logger.lines.map((line) => (JSON.parse(line) as { msg: string }).msg)).toEqual(['kept']);
+    expect([logger.isLevelWritten('info'), logger.isLevelWritten('warn')]).toEqual([false, true]);
+  });
+});
+
 describe('routeProcessWarnings (wameter serve: every line it writes is a JSON log line)', () => {
   it("logs the SQLite WAL checkpointer's stop as a warn line with its code, in place of Node's stderr text", async () => {
     const dir = mkdtempSync(join(tmpdir(), 'wameter-logger-'));

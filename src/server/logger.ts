@@ -14,6 +14,11 @@ export interface Logger {
   info(msg: string, fields?: LogFields): void;
   warn(msg: string, fields?: LogFields): void;
   error(msg: string, fields?: LogFields): void;
+  /**
+   * Whether a line of `level` would be written: a caller whose fields cost work to gather (the request line's
+   * error code, read from the answer's body) gathers them only then.
+   */
+  isLevelWritten(level: Exclude<LogLevel, 'silent'>): boolean;
 }
 
 const RANK: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40, silent: 100 };
@@ -52,6 +57,7 @@ export function createJsonLogger(options: {
     info: (msg, fields) => log('info', msg, fields),
     warn: (msg, fields) => log('warn', msg, fields),
     error: (msg, fields) => log('error', msg, fields),
+    isLevelWritten: (level) => RANK[level] >= threshold,
   };
 }
 
@@ -151,10 +157,13 @@ export function hasLogOutputFailed(stdout: NodeJS.WritableStream = process.stdou
   return outputStates.get(stdout)?.failure != null;
 }
 
-/** A logger that keeps lines in memory (tests read them back). */
-export function createMemoryLogger(clock: () => number = () => 0): Logger & { lines: string[] } {
+/** A logger that keeps the lines of `level` and above in memory (tests read them back). */
+export function createMemoryLogger(
+  clock: () => number = () => 0,
+  level: LogLevel = 'debug',
+): Logger & { lines: string[] } {
   const lines: string[] = [];
-  const logger = createJsonLogger({ level: 'debug', clock, write: (line) => lines.push(line) });
+  const logger = createJsonLogger({ level, clock, write: (line) => lines.push(line) });
   return Object.assign(logger, { lines });
 }
 

@@ -88,6 +88,58 @@ describe('the request line', () => {
   });
 });
 
+describe('the log level', () => {
+  it('writes the request line at info, with the error code of a 4xx and none for a success', async () => {
+    service = await createTestService({ logLevel: 'info' });
+    expect((await service.app.request('/healthz/live')).status).toBe(204);
+    const malformed = await service.postWebhook('{not json');
+    expect(malformed.status).toBe(400);
+    const id = malformed.headers.get('x-request-id');
+    const [live, refused] = requestLines(service.logs);
+    expect(live).toMatchObject({ level: 'info', path: '/healthz/live', status: 204 });
+    expect(live).not.toHaveProperty('errorCode');
+    expect(refused).toMatchObject({ requestId: id, status: 400, errorCode: 'MALFORMED_JSON' });
+    expect(linesOf(service.logs).find((line) => line.msg === 'unreadable webhook kept')).toMatchObject({
+      level: 'warn',
+      requestId: id,
+    });
+  });
+
+  it("writes no request line at warn, while the request's own warnings and errors keep its id", async () => {
+    service = await createTestService({ logLevel: 'warn' });
+    const live = await service.app.request('/healthz/live', { headers: { 'X-Request-Id': 'probe-1' } });
+    expect(live.headers.get('x-request-id')).toBe('probe-1');
+    const malformed = await service.postWebhook('{not json');
+    expect(malformed.status).toBe(400);
+    const malformedId = malformed.headers.get('x-request-id');
+    expect(malformedId).toMatch(/^req_/);
+    await service.store.close(); // every write fails from here on: a 503 and its store error line
+    const refused = await service.postWebhook(webhookFixtures()[0]!.body);
+    expect(refused.status).toBe(503);
+    const refusedId = refused.headers.get('x-request-id');
+    expect(linesOf(service.logs).map((line) => [line.level, line.msg, line.requestId])).toEqual([
+      ['warn', 'unreadable webhook kept', malformedId],
+      ['error', 'store error', refusedId],
+    ]);
+    // Still measured, whatever the log writes.
+    expect(service.metrics.render()).toContain(
+      'http_request_duration_seconds_count{method="GET",route="/healthz/live",status="204"} 1',
+    );
+  });
+
+  it('writes only errors at error, and nothing at silent', async () => {
+    service = await createTestService({ logLevel: 'error' });
+    expect((await service.postWebhook('{not json')).status).toBe(400);
+    expect((await service.get('/v1/units')).status).toBe(401);
+    expect(service.logs).toEqual([]);
+    await service.close();
+    service = await createTestService({ logLevel: 'silent' });
+    await service.store.close();
+    expect((await service.postWebhook(webhookFixtures()[0]!.body)).status).toBe(503);
+    expect(service.logs).toEqual([]);
+  });
+});
+
 describe('a long path', () => {
   it(`is logged cut to ${MAX_LOGGED_PATH_CHARS} characters, its length said (a client may send 16 KB of it)`, async () => {
     service = await createTestService();
