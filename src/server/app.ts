@@ -1129,6 +1129,9 @@ export function createApp(deps: AppDeps): Hono<Env> {
   // meant to narrow the answer would widen it to everything the key may read.
   app.use('*', async (c, next) => {
     if (c.req.path.startsWith('/webhooks/')) return next();
+    // A URL without `?` has no query parameter to check: parsing it (twice) cost every such request, the
+    // liveness probe's too, ≈ 1 µs (helper reqlog, docs/benchmarks.md §3, thirty-sixth session).
+    if (!c.req.url.includes('?')) return next();
     const repeated = repeatedParameter(c);
     if (repeated !== undefined) return repeatedParameterResponse(c, repeated);
     const route = matchedRoutes(c).find((candidate) => candidate.method !== 'ALL');
