@@ -678,6 +678,34 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
         }
       });
 
+      it('lists a status that names no WABA, whose message is only an inbound, with the smallest WABA whose inbound joins it', async () => {
+        const store = await fresh();
+        // No number: only its message places it. Two WABAs store an inbound of its id (a trusted writer's),
+        // a limited key another on W0 (it joins that key's statuses only); no business message of it is
+        // stored. Neither engine's shortcut (a record of the scope joining it) lists it: the whole predicate
+        // decides (SQLite's listing_undecided, PostgreSQL's STATUS_IN_SCOPE_SQL and its inbound key).
+        const status: StatusEvent = { kind: 'status', atMs: T0 + 1, id: 'wamid.i1', status: 'read' };
+        await store.ingestEvents([
+          input(inbound('wamid.i1', 'W2')),
+          untrusted(inbound('wamid.i1', 'W0')),
+          input(status),
+          input(inbound('wamid.i1', 'W10')),
+        ]);
+        const unnamed = async (scope: string[]) =>
+          (await listingOf(store, scope)).filter((event) => event.kind === 'status');
+        for (const scope of [['W10'], ['W2', 'W10'], ['W10', 'W2', 'W10'], ['W0', 'W10']]) {
+          expect(await unnamed(scope), JSON.stringify(scope)).toEqual([status]);
+        }
+        for (const scope of [['W2'], ['W0'], ['W0', 'W2'], ['W2', 'W2']]) {
+          expect(await unnamed(scope), JSON.stringify(scope)).toEqual([]);
+        }
+        // A business message of its id, in a WABA of its own, takes it from every inbound's WABA.
+        await store.ingestEvents([input(outbound('wamid.i1', 'W3'))]);
+        expect(await unnamed(['W3'])).toEqual([status]);
+        expect(await unnamed(['W10', 'W3'])).toEqual([status]);
+        expect(await unnamed(['W10', 'W2'])).toEqual([]);
+      });
+
       it('lists a status that names no WABA with the WABA of its message only, not with another WABA of its number', async () => {
         const store = await fresh();
         // PN1 moved from W2 to W1: W2's message is W2's, though W1 uses that number now.
