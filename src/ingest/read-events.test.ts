@@ -1439,6 +1439,25 @@ describe('line ends and byte-order marks', () => {
     }
   });
 
+  it('in chunks of any size, lines read as the whole file reads them, a document proved NDJSON included', async () => {
+    // A line carried from the chunks before is joined to the start of the chunk that ends it, and the rest of
+    // that chunk is split where it is: the held first line is proved no document at either (a replay).
+    const broken = outbound('bad').replace(/}$/, ',}');
+    const lines = (from: number, count: number) =>
+      Array.from({ length: count }, (_, i) => outbound(`o${from + i}`));
+    const text = [broken, 'oops', '', ...lines(0, 6), broken, ...lines(6, 3)].join('\r\n') + '\r\n';
+    const whole = await collect([await write('carried-lines.ndjson', text)]);
+    expect(ids(whole.events)).toEqual(Array.from({ length: 9 }, (_, i) => `o${i}`));
+    const said = (errors: SourceError[]) => errors.map((e) => ['line' in e && e.line, e.code, e.message]);
+    expect(said(whole.errors).map(([line]) => line)).toEqual([1, 2, 10]);
+    for (let size = 1; size <= 160; size++) {
+      const { events, errors, summary } = await collect(['-'], { stdin: inSmallChunks(text, size) });
+      expect(events, `chunks of ${size}`).toEqual(whole.events);
+      expect(said(errors), `chunks of ${size}`).toEqual(said(whole.errors));
+      expect(summary.lines, `chunks of ${size}`).toBe(whole.summary.lines);
+    }
+  });
+
   it('a line longer than the document limit, arriving in pieces, is refused as too large', async () => {
     const text = `${inbound('in1')}\n${oneLineArray(40)}\n${inbound('in2')}\n`;
     const { events, errors } = await collect(['-'], {
