@@ -186,20 +186,43 @@ const RECORD_FLAGS = {
   hasSendReport: 256,
 } as const;
 
-/** What is known of one business message, from its outbound line and its statuses in any order. */
+/**
+ * Where `MessageRecord`'s small numbers are kept in its `flags`, after the bits of RECORD_FLAGS: the offset of
+ * each and its mask (how many bits it has). `statusNamed` holds NAMED_USER | NAMED_BUSINESS, `commonTieWords`
+ * a bit of each of META_STATUS_WORDS, each rank one of EVIDENCE_RANK's (0 to 4).
+ */
+const STATUS_NAMED_AT = 9;
+const STATUS_NAMED_MASK = 0b11;
+const COMMON_TIE_WORDS_AT = 11;
+const COMMON_TIE_WORDS_MASK = (1 << META_STATUS_WORDS.length) - 1;
+const PRICING_RANK_AT = COMMON_TIE_WORDS_AT + META_STATUS_WORDS.length;
+const RANK_MASK = 0b111;
+const CONVERSATION_RANK_AT = PRICING_RANK_AT + 3;
+
+/**
+ * What few records have (`MessageRecord.rare`): kept apart, so that the record of a usual message — all that a
+ * batch holds until the end — has no field for them.
+ */
+class RareRecordFacts {
+  /** `MessageRecord.key`, when not its id. */
+  key: string | undefined = undefined;
+  otherNames: { users: string[]; businesses: string[] } | undefined = undefined;
+  countryHint: string | undefined = undefined;
+  statusTies: StatusTie[] | undefined = undefined;
+  failedAtMs = Infinity;
+  bareStatusesWithoutWaba: number[] | undefined = undefined;
+}
+
+/**
+ * What is known of one business message, from its outbound line and its statuses in any order. A batch holds
+ * every record until the end, so a record is kept small: what most messages have in fields of their own, yes
+ * or no facts and small numbers as bits of one field (`flags`), and what few have in `rare` — 208 bytes and 3
+ * boxed numbers a record before, now 136 and 2.
+ */
 class MessageRecord {
   waba: string | undefined = undefined;
   business: string | undefined = undefined;
   user: string | undefined = undefined;
-  /**
-   * What its statuses named, for RECIPIENT_DISAGREES, said once the record is final (`noteRecipientDisagrees`)
-   * so that no line order decides it: `statusNamed` has NAMED_USER / NAMED_BUSINESS when a status named the
-   * record's present `user` / `business`, and `otherNames` every other number or user a status named (or
-   * that was the record's when a send log or a merge changed it). Nearly always empty (kept for disagreement).
-   */
-  statusNamed = 0;
-  otherNames: { users: string[]; businesses: string[] } | undefined = undefined;
-  countryHint: string | undefined = undefined;
   sentAtMs = Infinity;
   template: TemplateCategory | null | undefined = undefined;
   templateName: string | undefined = undefined;
@@ -212,20 +235,93 @@ class MessageRecord {
    * bits of `META_STATUS_WORDS`); any other word has its own entry in `statusTies`.
    */
   commonTie: PairState | undefined = undefined;
-  commonTieWords = 0;
-  statusTies: StatusTie[] | undefined = undefined;
   /** The delivery (pricing-rules §1): the earliest `delivered` report, else the earliest `read`. */
   deliveredAtMs = Infinity;
-  failedAtMs = Infinity;
   pricing: MetaPricingEvidence | undefined = undefined;
   conversation: MetaConversationEvidence | undefined = undefined;
+  pair: PairState | undefined = undefined;
+  /**
+   * Its yes-or-no facts (below), a bit each (RECORD_FLAGS), and its small numbers (`statusNamed`,
+   * `commonTieWords`, `pricingRank`, `conversationRank`, at `STATUS_NAMED_AT`…): one field, not thirteen.
+   */
+  private flags = 0;
+  /** What few records have (RareRecordFacts), made when one of its facts is first set. */
+  private rare: RareRecordFacts | undefined = undefined;
+
+  /**
+   * `key`: its key in `Rater.records` — the id, or, when events of a second WABA name the same id, that
+   * WABA and the id (Rater.recordFor).
+   */
+  constructor(
+    readonly id: string,
+    key: string = id,
+  ) {
+    if (key !== id) this.rareFacts().key = key;
+  }
+
+  get key(): string {
+    return this.rare?.key ?? this.id;
+  }
+
+  /**
+   * What its statuses named, for RECIPIENT_DISAGREES, said once the record is final (`noteRecipientDisagrees`)
+   * so that no line order decides it: `statusNamed` has NAMED_USER / NAMED_BUSINESS when a status named the
+   * record's present `user` / `business`, and `otherNames` every other number or user a status named (or
+   * that was the record's when a send log or a merge changed it). Nearly always empty (kept for disagreement).
+   */
+  get statusNamed(): number {
+    return (this.flags >>> STATUS_NAMED_AT) & STATUS_NAMED_MASK;
+  }
+  set statusNamed(value: number) {
+    this.setBits(STATUS_NAMED_AT, STATUS_NAMED_MASK, value);
+  }
+  get otherNames(): { users: string[]; businesses: string[] } | undefined {
+    return this.rare?.otherNames;
+  }
+  set otherNames(value: { users: string[]; businesses: string[] } | undefined) {
+    if (value !== undefined || this.rare !== undefined) this.rareFacts().otherNames = value;
+  }
+  get countryHint(): string | undefined {
+    return this.rare?.countryHint;
+  }
+  set countryHint(value: string | undefined) {
+    if (value !== undefined || this.rare !== undefined) this.rareFacts().countryHint = value;
+  }
+  /** The words of `commonTie`, as bits of `META_STATUS_WORDS` (STATUS_WORD_BITS). */
+  get commonTieWords(): number {
+    return (this.flags >>> COMMON_TIE_WORDS_AT) & COMMON_TIE_WORDS_MASK;
+  }
+  set commonTieWords(value: number) {
+    this.setBits(COMMON_TIE_WORDS_AT, COMMON_TIE_WORDS_MASK, value);
+  }
+  get statusTies(): StatusTie[] | undefined {
+    return this.rare?.statusTies;
+  }
+  set statusTies(value: StatusTie[] | undefined) {
+    if (value !== undefined || this.rare !== undefined) this.rareFacts().statusTies = value;
+  }
+  get failedAtMs(): number {
+    return this.rare === undefined ? Infinity : this.rare.failedAtMs;
+  }
+  set failedAtMs(value: number) {
+    if (value !== Infinity || this.rare !== undefined) this.rareFacts().failedAtMs = value;
+  }
   /**
    * The EVIDENCE_RANK of the statuses `pricing` and `conversation` came from, each its own: a status may carry
    * one without the other, and one rank for both let the order of the statuses decide which were kept.
    */
-  pricingRank = 0;
-  conversationRank = 0;
-  pair: PairState | undefined = undefined;
+  get pricingRank(): number {
+    return (this.flags >>> PRICING_RANK_AT) & RANK_MASK;
+  }
+  set pricingRank(value: number) {
+    this.setBits(PRICING_RANK_AT, RANK_MASK, value);
+  }
+  get conversationRank(): number {
+    return (this.flags >>> CONVERSATION_RANK_AT) & RANK_MASK;
+  }
+  set conversationRank(value: number) {
+    this.setBits(CONVERSATION_RANK_AT, RANK_MASK, value);
+  }
   /**
    * A stream's statuses that named no WABA, kept on the id's first record while it is kept: a record of the
    * id that a second WABA's events make later gets them too (Rater.replayStatusesWithoutWaba), as a batch
@@ -235,23 +331,12 @@ class MessageRecord {
    * code (a status's effect on a record is the earliest of its word's: delivery, failure, send), so that a
    * stream keeps no event object for them (`Rater.otherStatusesWithoutWaba` keeps the others).
    */
-  bareStatusesWithoutWaba: number[] | undefined = undefined;
-
-  /**
-   * `key`: its key in `Rater.records` — the id, or, when events of a second WABA name the same id, that
-   * WABA and the id (Rater.recordFor).
-   */
-  constructor(
-    readonly id: string,
-    readonly key: string = id,
-  ) {}
-
-  /**
-   * Its yes-or-no facts (below), a bit each (RECORD_FLAGS): one field, not nine, in each of the records a
-   * batch holds to the end — 64 bytes less a message for the collector to copy (the 1M bench file's records,
-   * once read: 76 → 61 MB).
-   */
-  private flags = 0;
+  get bareStatusesWithoutWaba(): number[] | undefined {
+    return this.rare?.bareStatusesWithoutWaba;
+  }
+  set bareStatusesWithoutWaba(value: number[] | undefined) {
+    if (value !== undefined || this.rare !== undefined) this.rareFacts().bareStatusesWithoutWaba = value;
+  }
 
   get hasOutbound(): boolean {
     return (this.flags & RECORD_FLAGS.hasOutbound) !== 0;
@@ -319,6 +404,16 @@ class MessageRecord {
 
   private setFlag(bit: number, value: boolean): void {
     this.flags = value ? this.flags | bit : this.flags & ~bit;
+  }
+
+  /** Sets the small number at bit `at` (of `mask`'s width) to `value`, which must fit. */
+  private setBits(at: number, mask: number, value: number): void {
+    if ((value & mask) !== value) throw new RangeError(`MessageRecord: ${value} does not fit ${mask}`);
+    this.flags = (this.flags & ~(mask << at)) | (value << at);
+  }
+
+  private rareFacts(): RareRecordFacts {
+    return (this.rare ??= new RareRecordFacts());
   }
 }
 
