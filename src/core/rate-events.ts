@@ -27,6 +27,7 @@ import {
   comparePairItems,
   type DeliveredMessage,
   type PairItem,
+  type PairRules,
   type PairTraceEntry,
   type UnitDraft,
 } from './pair-machine.js';
@@ -499,6 +500,8 @@ export class Rater {
    */
   private readonly pairs = new Map<string, Map<string, PairState>>();
   private readonly dirty = new Set<PairState>();
+  /** Each time zone's `PairRules` (pairRules): one object, not one a pair. */
+  private readonly rulesOfTimeZone = new Map<string, PairRules>();
   private readonly tombstones = new RecentIds(TOMBSTONE_MS, DAY_MS);
   private readonly accountOverrides = new Map<string, Partial<Account>>();
   private readonly accountCache = new Map<string, Account>();
@@ -1073,11 +1076,7 @@ export class Rater {
         waba,
         business,
         user,
-        {
-          timeZone: account.timeZone,
-          isReportedRulesEnabled: this.isReportedRulesEnabled,
-          ...(this.options.asOfRules ? { asOfRules: this.options.asOfRules } : {}),
-        },
+        this.pairRules(account.timeZone),
         this.traceFor(waba, business, user),
       ),
       inbounds: [],
@@ -1088,6 +1087,20 @@ export class Rater {
       ties: 0,
       scopedUserOf: undefined,
     };
+  }
+
+  /** The rules of the pairs of WABAs in `timeZone`: one object for all of them (a machine never changes it). */
+  private pairRules(timeZone: string): PairRules {
+    let rules = this.rulesOfTimeZone.get(timeZone);
+    if (rules === undefined) {
+      rules = {
+        timeZone,
+        isReportedRulesEnabled: this.isReportedRulesEnabled,
+        ...(this.options.asOfRules ? { asOfRules: this.options.asOfRules } : {}),
+      };
+      this.rulesOfTimeZone.set(timeZone, rules);
+    }
+    return rules;
   }
 
   private traceFor(
@@ -1167,7 +1180,7 @@ export class Rater {
     const pair = this.pairFor(waba, business, phone ?? user);
     // The smaller of two hints, not the first: the order of the input decides nothing.
     if (countryHint) mergeCountryHint(pair, countryHint);
-    pair.inbounds.push({ atMs, id, hasReferral });
+    pair.inbounds = appended(pair.inbounds, { atMs, id, hasReferral });
     if (isTying) this.tie(pair, 1);
     this.dirty.add(pair);
   }
@@ -1707,7 +1720,7 @@ export class Rater {
       setWaiting(record, false);
       if (!record.isQueued) {
         record.isQueued = true;
-        pair.queued.push(record);
+        pair.queued = appended(pair.queued, record);
         this.dirty.add(pair);
       }
     } else {
@@ -2618,6 +2631,18 @@ function setRecordName(record: MessageRecord, field: 'user' | 'business', value:
 
 function isPhoneNumber(user: string): boolean {
   return /^\+?\d+$/.test(user);
+}
+
+/**
+ * `list` with `item` added at its end: while it is short, a new array of its exact length; else `list` itself.
+ * A first push makes room for 17 items, and most pairs hold one or two inbounds or queued records until a
+ * batch's end (the 1M bench file's 49,308 pairs: 9.5 MB of such rooms for 1.5 MB of items).
+ */
+function appended<T>(list: T[], item: T): T[] {
+  if (list.length === 0) return [item];
+  if (list.length === 1) return [list[0]!, item];
+  list.push(item);
+  return list;
 }
 
 function pairKey(waba: string, user: string): string {
