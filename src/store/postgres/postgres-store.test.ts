@@ -447,6 +447,7 @@ describe('PostgreSQL specifics', () => {
       { version: 19 },
       { version: 20 },
       { version: 21 },
+      { version: 22 },
     ]);
     await Promise.all(stores.map((store) => store.close()));
   });
@@ -488,6 +489,62 @@ describe('PostgreSQL specifics', () => {
       expect(others.byWaba.get('WB')).toBe(2);
     } finally {
       await Promise.all(stores.map((store) => store.close()));
+    }
+  });
+
+  it("a message committed after a status naming no WABA of its id marks '' though none was stored when it was written (migration 22)", async () => {
+    // The message's writer finds no row naming no WABA when it writes the message; the status's writer then
+    // takes the clock's lock and commits while the message's writer waits for that lock at its commit. The
+    // message's look-ups (their probe, after the lock) must see the status: '' takes the message's mark.
+    const schema = freshSchema();
+    const store = await openPostgresStore(DATABASE_URL, { schema });
+    const [messageWriter, statusWriter] = [
+      new pg.Client({ connectionString: DATABASE_URL }),
+      new pg.Client({ connectionString: DATABASE_URL }),
+    ];
+    await messageWriter.connect();
+    await statusWriter.connect();
+    try {
+      await messageWriter.query(`BEGIN;
+        INSERT INTO ${schema}.events (key, kind, waba, message_id, at_ms, payload, received_at_ms, source)
+        VALUES ('WA:outbound:wamid.late', 'outbound', 'WA', 'wamid.late', 1, '{}', 1, 'test')`);
+      await statusWriter.query(`BEGIN; SET CONSTRAINTS ALL IMMEDIATE;
+        INSERT INTO ${schema}.events (key, kind, waba, message_id, at_ms, payload, received_at_ms, source)
+        VALUES (':status:wamid.late:sent', 'status', NULL, 'wamid.late', 1, '{}', 1, 'test')`);
+      const committed = messageWriter.query('COMMIT'); // its trigger waits for the clock's lock
+      await new Promise((resolveWait) => setTimeout(resolveWait, 300));
+      await statusWriter.query('COMMIT');
+      await committed;
+      expect(await store.readEventChanges()).toEqual({ seq: 2, byWaba: new Map([['WA', 2]]), unnamedSeq: 2 });
+    } finally {
+      await messageWriter.end();
+      await statusWriter.end();
+      await store.close();
+    }
+  });
+
+  it("one transaction writing messages, then a status naming no WABA of their id, marks '' (migration 22)", async () => {
+    // The messages' rows fire first and find no row naming no WABA stored (their look-ups skipped); the
+    // status's own row marks ''.
+    const schema = freshSchema();
+    const store = await openPostgresStore(DATABASE_URL, { schema });
+    try {
+      const row = (key: string, waba: string | null) =>
+        `INSERT INTO ${schema}.events (key, kind, waba, message_id, at_ms, payload, received_at_ms, source)
+         VALUES ('${key}', '${waba === null ? 'status' : 'outbound'}', ${waba === null ? 'NULL' : `'${waba}'`},
+                 'wamid.one', 1, '{}', 1, 'test')`;
+      await admin!.query(`BEGIN; SET CONSTRAINTS ALL IMMEDIATE; ${row('WA:outbound:wamid.one', 'WA')};
+        ${row('WB:outbound:wamid.one', 'WB')}; ${row(':status:wamid.one:sent', null)}; COMMIT`);
+      expect(await store.readEventChanges()).toEqual({
+        seq: 1,
+        byWaba: new Map([
+          ['WA', 1],
+          ['WB', 1],
+        ]),
+        unnamedSeq: 1,
+      });
+    } finally {
+      await store.close();
     }
   });
 
@@ -598,6 +655,7 @@ describe('PostgreSQL specifics', () => {
       { version: 19 },
       { version: 20 },
       { version: 21 },
+      { version: 22 },
     ]);
     await store.close();
   });
@@ -1137,7 +1195,7 @@ describe('PostgreSQL opened read-only (commands that only read: estimate, rerate
     );
     await expect(openPostgresStore(DATABASE_URL, { schema, isReadOnly: true })).rejects.toMatchObject({
       code: 'STORE_NEEDS_MIGRATION',
-      message: `the wameter store in the schema "${schema}" of ${database} is older than this wameter (schema migration 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21 not applied yet), and a read-only open does not migrate it`,
+      message: `the wameter store in the schema "${schema}" of ${database} is older than this wameter (schema migration 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22 not applied yet), and a read-only open does not migrate it`,
     });
     const { rows } = await admin!.query(`SELECT max(version) AS newest FROM ${schema}.schema_migrations`);
     expect(rows).toEqual([{ newest: 5 }]);

@@ -748,6 +748,92 @@ const MIGRATIONS: readonly Migration[] = [
         DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION wameter_event_changed();
     `,
   },
+  {
+    version: 22,
+    name: "an event change skips the look-ups for statuses naming no WABA when none is stored, or '' is marked",
+    // Migration 21's function ran its two look-ups (a message or a status naming no WABA that the row may move)
+    // as one SQL condition a row, also once '' was marked (PL/pgSQL hands the whole condition to the executor,
+    // which starts its plan before the first AND can stop it): a third of the trigger's work for webhooks
+    // whose statuses name their WABA (docs/benchmarks.md §3, "Thirty-seventh session"). Now the look-ups run
+    // only while '' is unmarked, and not at all when no row naming no WABA is stored: the first row of a
+    // transaction to fire probes events_unnamed_status once, after the clock's lock ('n' in the memo's
+    // UNNAMED field). Same marks: while the transaction holds the clock's lock, no other transaction writing
+    // events commits (its own first row waits for the lock at its commit), so a row naming no WABA that the
+    // look-ups of a later row could find is one this transaction writes itself (or rewrites, or deletes) after
+    // the probe — and that row marks '' itself, before the commit. A savepoint rolled back undoes the memo with
+    // the clock's update and lock, as before: the next row probes again.
+    sql: `
+      CREATE OR REPLACE FUNCTION wameter_event_changed() RETURNS trigger
+        LANGUAGE plpgsql SET search_path FROM CURRENT AS $f$
+      DECLARE
+        -- The memo: "TX RELID MARK UNNAMED LAST_WABA" (UNNAMED: t once '' is marked, n when no row naming no
+        -- WABA was stored at the probe, else f; LAST_WABA may hold spaces).
+        memo text := current_setting('wameter.event_mark', true);
+        prefix text := txid_current() || ' ' || TG_RELID || ' ';
+        rest text;
+        mark bigint;
+        taken_by bigint;
+        unnamed text := 'f';
+        last_waba text;
+        row_waba text;
+        row_message_id text;
+        row_business text;
+        side int;
+      BEGIN
+        IF left(memo, length(prefix)) = prefix THEN
+          rest := substr(memo, length(prefix) + 1);
+          mark := split_part(rest, ' ', 1)::bigint;
+          unnamed := split_part(rest, ' ', 2);
+          last_waba := substr(rest, length(split_part(rest, ' ', 1)) + 4);
+        ELSE
+          SELECT c.seq, c.tx INTO mark, taken_by FROM event_clock c WHERE c.id FOR UPDATE;
+          IF taken_by IS DISTINCT FROM txid_current() THEN
+            mark := mark + 1;
+            UPDATE event_clock SET seq = mark, tx = txid_current() WHERE id;
+          END IF;
+          -- In the order of events_unnamed_status, so that it is read (one entry), never the table.
+          PERFORM FROM events u WHERE u.waba IS NULL ORDER BY u.message_id LIMIT 1;
+          IF NOT FOUND THEN
+            unnamed := 'n';
+          END IF;
+        END IF;
+        -- Side 1 the new row (an insert, a rewrite), side 2 the old one (a rewrite, a deletion).
+        FOR side IN CASE WHEN TG_OP = 'DELETE' THEN 2 ELSE 1 END .. CASE WHEN TG_OP = 'INSERT' THEN 1 ELSE 2 END LOOP
+          IF side = 1 THEN
+            row_waba := NEW.waba; row_message_id := NEW.message_id; row_business := NEW.business;
+          ELSE
+            row_waba := OLD.waba; row_message_id := OLD.message_id; row_business := OLD.business;
+          END IF;
+          IF coalesce(row_waba, '') IS DISTINCT FROM last_waba
+             AND NOT (row_waba IS NULL AND unnamed = 't') THEN
+            INSERT INTO event_changes AS c (waba, seq) VALUES (coalesce(row_waba, ''), mark)
+              ON CONFLICT (waba) DO UPDATE SET seq = excluded.seq WHERE c.seq <> excluded.seq;
+          END IF;
+          last_waba := coalesce(row_waba, '');
+          IF row_waba IS NULL THEN
+            unnamed := 't';
+          ELSIF unnamed = 'f' THEN
+            -- Its own statement: PL/pgSQL evaluates a condition holding a subquery in the executor, whole.
+            IF (row_message_id IS NOT NULL
+                AND EXISTS (SELECT 1 FROM events u WHERE u.message_id = row_message_id
+                                                    AND u.waba IS NULL))
+               OR (row_business IS NOT NULL
+                   AND EXISTS (SELECT 1 FROM events u WHERE (u.payload->>'business') = row_business
+                                                       AND u.waba IS NULL AND u.kind = 'status')) THEN
+              INSERT INTO event_changes AS c (waba, seq) VALUES ('', mark)
+                ON CONFLICT (waba) DO UPDATE SET seq = excluded.seq WHERE c.seq <> excluded.seq;
+              unnamed := 't';
+            END IF;
+          END IF;
+        END LOOP;
+        rest := prefix || mark || ' ' || unnamed || ' ' || last_waba;
+        IF rest IS DISTINCT FROM memo THEN
+          PERFORM set_config('wameter.event_mark', rest, true);
+        END IF;
+        RETURN NULL;
+      END $f$;
+    `,
+  },
 ];
 
 /** WABAs compared byte-wise, as SQLite compares them (and as `events_business` is sorted). */
@@ -1809,10 +1895,13 @@ async function insertEventGroups(client: Queryable, groups: readonly EventInput[
   for (const batch of chunks(inKeyOrder(firsts))) {
     // A key another transaction is inserting: this waits for it to commit, then inserts nothing.
     // The rows as one JSON text (an object a row), written by one JSON.stringify: as arrays, pg would send
-    // each payload escaped again as an element of array text. Each payload's text goes to jsonb as before.
+    // each payload escaped again as an element of array text. Read as jsonb (`jsonb_to_recordset`): the text
+    // is parsed once and each payload taken as the jsonb it already is (`json_to_recordset` parsed the text,
+    // then each payload's text again for its jsonb column); the same rows (docs/benchmarks.md §3,
+    // "Thirty-seventh session").
     const { rows } = await client.query(
       prepared(`INSERT INTO events (${EVENT_COLUMNS})
-       SELECT * FROM json_to_recordset($1::json) AS r (${EVENT_RECORD})
+       SELECT * FROM jsonb_to_recordset($1::jsonb) AS r (${EVENT_RECORD})
        ON CONFLICT (key) DO NOTHING
        RETURNING key`),
       [JSON.stringify(batch.map(eventRow))],
@@ -1822,13 +1911,13 @@ async function insertEventGroups(client: Queryable, groups: readonly EventInput[
   return mergeCopies(client, groups, firsts, insertedKeys, ownersBefore);
 }
 
-/** The columns of `events` an ingest writes, and their types as `json_to_recordset` reads them. */
+/** The columns of `events` an ingest writes, and their types as `jsonb_to_recordset` reads them. */
 const EVENT_COLUMNS =
   'key, kind, waba, message_id, at_ms, payload, received_at_ms, source, business, tied_user, is_trusted';
 const EVENT_RECORD = `key text, kind text, waba text, message_id text, at_ms bigint, payload jsonb,
   received_at_ms bigint, source text, business text, tied_user text, is_trusted boolean`;
 
-/** An event's row of `events` as first stored, an object of EVENT_COLUMNS for `json_to_recordset`. */
+/** An event's row of `events` as first stored, an object of EVENT_COLUMNS for `jsonb_to_recordset`. */
 function eventRow(e: EventInput): Record<string, unknown> {
   const business = tiedBusinessOf(e.event, e.isBusinessTied);
   return {
@@ -1908,7 +1997,7 @@ async function mergeCopies(
     await client.query(
       prepared(`UPDATE events e SET payload = u.payload, at_ms = u.at_ms, business = u.business,
          tied_user = u.tied_user, is_trusted = u.is_trusted
-       FROM json_to_recordset($1::json)
+       FROM jsonb_to_recordset($1::jsonb)
          AS u (key text, payload jsonb, at_ms bigint, business text, tied_user text, is_trusted boolean)
        WHERE e.key = u.key`),
       [
@@ -2532,7 +2621,7 @@ async function writeGroupAtOnce(
      all_new AS (SELECT count(*) = $13 AS is_true FROM bodies),
      events_stored AS (
        INSERT INTO events (${EVENT_COLUMNS})
-       SELECT * FROM json_to_recordset($9::json) AS r (${EVENT_RECORD})
+       SELECT * FROM jsonb_to_recordset($9::jsonb) AS r (${EVENT_RECORD})
        WHERE (SELECT is_true FROM all_new)
        ON CONFLICT (key) DO NOTHING
        RETURNING key),
