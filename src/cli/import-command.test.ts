@@ -376,6 +376,43 @@ describe('wameter import', () => {
     }
   });
 
+  it("rates again the portfolio whose bill the import changed though its sources never name it (no ingest's relistedWabas needed)", async () => {
+    // W9's inbound ties PN1 with the user: W9 lists PN1's status naming no WABA, whose message is stored nowhere
+    // (pending: sent). W1's send log of that message, in another portfolio, then takes the status from W9: the
+    // second import names W1 only, and W9's stored bill must lose the message all the same (rateAll).
+    const { dir, db, config } = storeWithAccounts(
+      ['W1', 'W9'].map((waba) => ({ waba, timezone: 'UTC', currency: 'USD', portfolio: `P-${waba}` })),
+    );
+    const w9 = tempFile(dir, 'w9.ndjson', [
+      '{"kind":"inbound","at":"2024-03-01T10:00:00Z","waba":"W9","business":"PN1","user":"919876543210","id":"wamid.in9"}',
+      '{"kind":"status","at":"2024-03-01T10:06:03Z","id":"wamid.moved","status":"sent","business":"PN1","user":"919876543210"}',
+    ]);
+    const w1 = tempFile(dir, 'w1.ndjson', [
+      '{"kind":"outbound","at":"2024-03-01T10:06:00Z","waba":"W1","business":"PN1","user":"919876543210","id":"wamid.moved","template":"utility"}',
+    ]);
+    const pendingOf = async (url: string) => {
+      const store = await openStore(url, { isReadOnly: true });
+      try {
+        const pending = await store.listPending({});
+        return {
+          pending: pending.map((message) => [message.waba, message.id]),
+          totals: await store.totals({}),
+        };
+      } finally {
+        await store.close();
+      }
+    };
+    expect((await run(['import', w9, '--db', db, '--config', config])).code).toBe(0);
+    expect((await pendingOf(db)).pending).toEqual([['W9', 'wamid.moved']]);
+    expect((await run(['import', w1, '--db', db, '--config', config])).code).toBe(0);
+    const bill = await pendingOf(db);
+    expect(bill.pending).toEqual([['W1', 'wamid.moved']]);
+    // The same bill as one import of both files into a new store.
+    const once = `sqlite:${join(dir, 'once.db')}`;
+    expect((await run(['import', w9, w1, '--db', once, '--config', config])).code).toBe(0);
+    expect(bill).toEqual(await pendingOf(once));
+  });
+
   it("reports an unrated status with the import that brought it, never with its portfolio mates' or another portfolio's", async () => {
     // W1 and W3 share a portfolio (rated together); W2 is a portfolio of its own.
     const { dir, db, config } = storeWithAccounts(

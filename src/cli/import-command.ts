@@ -181,9 +181,16 @@ async function runImport(sources: string[], flags: ImportFlags, io: CliIo): Prom
       numbers = new Map();
       if (writeFailure) return;
       const givenOfNewKeys = ofNewKeys(events.map((input) => input.event));
+      // The rating after rates every stored WABA (`rateAll`): a superset of those an ingest names to rate again
+      // (`relistedWabas`, WABAs with events), whose look-ups are skipped (`isRelistingNeeded`: a third of an
+      // import's CPU on bench traffic, docs/benchmarks.md §6, "Thirty-eighth session").
+      const options = {
+        ...(businessNumbers.length > 0 ? { businessNumbers } : {}),
+        isRelistingNeeded: false,
+      };
       // Handled at once: a refused write must not go unhandled while the sources are still being read.
       writes.push(
-        store.ingestEvents(events, businessNumbers.length > 0 ? { businessNumbers } : {}).then(
+        store.ingestEvents(events, options).then(
           (outcome) => {
             inserted += outcome.inserted.length;
             duplicates += outcome.duplicates;

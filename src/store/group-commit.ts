@@ -6,8 +6,8 @@
 import { withSha256 } from './engine-checks.js';
 import {
   StoreTimeoutError,
-  type BusinessNumber,
   type EventInput,
+  type IngestEventsOptions,
   type IngestItem,
   type IngestItemOutcome,
   type IngestOutcome,
@@ -69,15 +69,16 @@ export class GroupCommitQueue {
     return { ...outcome, rawId: outcome.rawId! };
   }
 
-  /** `Store.ingestEvents` on either engine: events without a body (and the display numbers they came with). */
-  async submitEvents(
-    events: EventInput[],
-    options: { businessNumbers?: readonly BusinessNumber[] } = {},
-  ): Promise<IngestOutcome> {
+  /**
+   * `Store.ingestEvents` on either engine: events without a body (and the display numbers they came with, and
+   * whether their `relistedWabas` is needed).
+   */
+  async submitEvents(events: EventInput[], options: IngestEventsOptions = {}): Promise<IngestOutcome> {
     const { inserted, duplicates, merged, relistedWabas } = await this.submit({
       raw: null,
       events,
       ...(options.businessNumbers ? { businessNumbers: options.businessNumbers } : {}),
+      ...(options.isRelistingNeeded === false ? { isRelistingNeeded: false } : {}),
     });
     return { inserted, duplicates, merged, relistedWabas };
   }

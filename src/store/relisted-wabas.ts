@@ -6,7 +6,7 @@
 import { isBeforeInBytes } from '../core/byte-order.js';
 import type { CoreEvent, InboundEvent, OutboundEvent, StatusEvent } from '../core/events.js';
 import { tiedBusinessOf, tiedUserOf } from './engine-checks.js';
-import { MESSAGE_STATUS_WORDS, type EventInput } from './store.js';
+import { MESSAGE_STATUS_WORDS, type EventInput, type IngestItem } from './store.js';
 
 /**
  * A stored row an ingest inserted or rewrote (its event, `events.business` or `events.is_trusted`), for the rows
@@ -70,6 +70,14 @@ export interface ListingFacts {
   unnamedStatusWabas: ReadonlyMap<string, readonly string[]> | null;
   /** Every WABA that has events, after the writes: read only when `unnamedStatusWabas` is null. */
   storedWabas: readonly string[];
+}
+
+/**
+ * Whether a group's look-ups for `relistedWabas` are made: unless every item of it said it does not need them
+ * (`IngestEventsOptions.isRelistingNeeded: false`, `wameter import`), whose outcomes then name none.
+ */
+export function isRelistingNeededBy(items: readonly IngestItem[]): boolean {
+  return items.some((item) => item.isRelistingNeeded !== false);
 }
 
 /**

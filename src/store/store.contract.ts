@@ -93,6 +93,57 @@ function rating(id: string, wabas: string[], ratedAtMs = T0): RatingRecord {
 
 const EMPTY = { units: [], pending: [], findings: [] };
 
+/**
+ * Generated ingests over WABAs `wabas` (each step a group of one or two items, `ingestBatch`), of few distinct
+ * events, so that copies (the same key from another writer) come often.
+ */
+function generatedIngests(): { wabas: string[]; step: fc.Arbitrary<EventInput[][]> } {
+  const wabas = ['W1', 'W2', 'W10'];
+  // Two users, so that a status naming no WABA is placed by its number and user's pair (statusPlacementSql);
+  // statuses naming their WABA, a number and a user tie as messages do.
+  const users = ['919876543210', '919876543211'];
+  const messages = wabas.flatMap((waba) =>
+    ['PN1', 'PN2'].flatMap((business) =>
+      ['m1', 'm2'].map((id, i): CoreEvent => ({ ...outbound(id, waba), business, user: users[i]! })),
+    ),
+  );
+  const namedStatuses = wabas.flatMap((waba) =>
+    ['PN1', 'PN2'].map((business, i): CoreEvent => ({
+      kind: 'status',
+      atMs: T0 + 1,
+      waba,
+      id: 'm3',
+      status: 'sent',
+      business,
+      user: users[i]!,
+    })),
+  );
+  const statuses = ['m1', 'm2', 'm4'].flatMap((id) =>
+    ['PN1', 'PN2', undefined].flatMap((business) =>
+      users.map((user): CoreEvent => ({
+        kind: 'status',
+        atMs: T0 + 1,
+        id,
+        status: 'delivered',
+        ...(business === undefined ? {} : { business, user }),
+      })),
+    ),
+  );
+  const writer = fc.constantFrom<[string, boolean]>(['import', true], ['api:one', false], ['api:two', false]);
+  const written = fc
+    .tuple(fc.constantFrom(...messages, ...messages, ...namedStatuses, ...statuses), writer)
+    .map(([event, [source, isTrusted]]): EventInput => ({
+      ...input(event, source),
+      ...(isTrusted ? {} : { isBusinessTied: false }),
+    }));
+  /** One ingest: a group of one or two items (ingestBatch). */
+  const step = fc.array(fc.array(written, { minLength: 1, maxLength: 2 }), {
+    minLength: 1,
+    maxLength: 2,
+  });
+  return { wabas, step };
+}
+
 export function runStoreContract(name: string, open: () => Promise<Store>): void {
   describe(`Store contract: ${name}`, () => {
     const opened: Store[] = [];
@@ -1594,54 +1645,7 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
       });
 
       it(`names every WABA whose listing an ingest changed, over generated ingests (seed ${SEED})`, async () => {
-        const wabas = ['W1', 'W2', 'W10'];
-        // Few distinct events, so that copies (the same key from another writer) come often.
-        // Two users, so that a status naming no WABA is placed by its number and user's pair (statusPlacementSql);
-        // statuses naming their WABA, a number and a user tie as messages do.
-        const users = ['919876543210', '919876543211'];
-        const messages = wabas.flatMap((waba) =>
-          ['PN1', 'PN2'].flatMap((business) =>
-            ['m1', 'm2'].map((id, i): CoreEvent => ({ ...outbound(id, waba), business, user: users[i]! })),
-          ),
-        );
-        const namedStatuses = wabas.flatMap((waba) =>
-          ['PN1', 'PN2'].map((business, i): CoreEvent => ({
-            kind: 'status',
-            atMs: T0 + 1,
-            waba,
-            id: 'm3',
-            status: 'sent',
-            business,
-            user: users[i]!,
-          })),
-        );
-        const statuses = ['m1', 'm2', 'm4'].flatMap((id) =>
-          ['PN1', 'PN2', undefined].flatMap((business) =>
-            users.map((user): CoreEvent => ({
-              kind: 'status',
-              atMs: T0 + 1,
-              id,
-              status: 'delivered',
-              ...(business === undefined ? {} : { business, user }),
-            })),
-          ),
-        );
-        const writer = fc.constantFrom<[string, boolean]>(
-          ['import', true],
-          ['api:one', false],
-          ['api:two', false],
-        );
-        const written = fc
-          .tuple(fc.constantFrom(...messages, ...messages, ...namedStatuses, ...statuses), writer)
-          .map(([event, [source, isTrusted]]): EventInput => ({
-            ...input(event, source),
-            ...(isTrusted ? {} : { isBusinessTied: false }),
-          }));
-        /** One ingest: a group of one or two items (ingestBatch). */
-        const step = fc.array(fc.array(written, { minLength: 1, maxLength: 2 }), {
-          minLength: 1,
-          maxLength: 2,
-        });
+        const { wabas, step } = generatedIngests();
         const listings = async (store: Store) =>
           Promise.all(
             wabas.map(async (waba) =>
@@ -1676,6 +1680,83 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
         );
         // Hundreds of ingests and listings: ≈ 21 s on PostgreSQL beside a CI run on two cores (a guard, not a bound).
       }, 120_000);
+
+      it('names nothing for an ingest that does not need it (isRelistingNeeded: false): not computed, the same rows', async () => {
+        const { store, status } = await ownedByW9();
+        // W1 comes to own PN1 and takes the status from W9, which an ingest that needs it names (['W9']).
+        expect(
+          await store.ingestEvents([input(inbound('wamid.i1', 'W1'))], { isRelistingNeeded: false }),
+        ).toEqual({ inserted: [inbound('wamid.i1', 'W1')], duplicates: 0, merged: [], relistedWabas: [] });
+        expect(await listingOf(store, ['W1'])).toContainEqual(status);
+        expect(await listingOf(store, ['W9'])).not.toContainEqual(status);
+      });
+
+      it('in a group, names nothing for the items that do not need it, and for the others what the whole group changed', async () => {
+        const { store, status } = await ownedByW9();
+        // The group of 'in a group, names what the whole group changed…', its first item not needing it.
+        const outcomes = await store.ingestBatch([
+          { raw: null, events: [input(inbound('wamid.i5', 'W5'))], isRelistingNeeded: false },
+          { raw: raw('{"w1":1}'), events: [input(inbound('wamid.i1', 'W1'), 'webhook')] },
+          { raw: null, events: [input(outbound('wamid.o9', 'W9'))] },
+          { raw: null, events: [input({ ...outbound('wamid.o2', 'W2'), business: 'PN2' })] },
+        ]);
+        expect(outcomes.map((outcome) => outcome.relistedWabas)).toEqual([[], ['W9'], ['W1'], []]);
+        expect(await listingOf(store, ['W1'])).toContainEqual(status);
+      });
+
+      it(`stores exactly the same rows when no item needs relistedWabas, over generated ingests (seed ${SEED})`, async () => {
+        // What `wameter import` writes: its rating after (rateAll) reads every listing, every placement, and a
+        // later start the marks of what changed (readEventChanges).
+        const { wabas, step } = generatedIngests();
+        const ids = ['m1', 'm2', 'm3', 'm4'];
+        const numbers = [{ waba: 'W1', business: 'PN1', displayNumber: '+1 555 0100' }];
+        const sorted = (events: readonly CoreEvent[]) => events.map((event) => JSON.stringify(event)).sort();
+        /** Everything the store holds of its events, as its readers see it (a listing's isUntied marks too). */
+        const readers = async (store: Store) => ({
+          listings: await Promise.all(
+            [undefined, wabas, ...wabas.map((waba) => [waba])].map(async (scope) =>
+              sorted(await store.listEvents(scope)),
+            ),
+          ),
+          wabas: await store.listWabas(),
+          owners: await Promise.all(['PN1', 'PN2'].map((business) => store.listWabas(business))),
+          unattributed: await store.countUnattributedStatuses(),
+          placing: await store.listPlacingWabas(ids),
+          unnamed: await store.listUnnamedStatusWabas(ids),
+          changes: await store.readEventChanges(),
+          numbers: await store.businessNumbers({}),
+        });
+        await fc.assert(
+          fc.asyncProperty(fc.array(step, { minLength: 1, maxLength: 12 }), async (steps) => {
+            const named = await fresh();
+            const notNamed = await fresh();
+            try {
+              for (const items of steps) {
+                const outcomes = await named.ingestBatch(
+                  items.map((events) => ({ raw: null, events, businessNumbers: numbers })),
+                );
+                const skipped = await notNamed.ingestBatch(
+                  items.map((events) => ({
+                    raw: null,
+                    events,
+                    businessNumbers: numbers,
+                    isRelistingNeeded: false,
+                  })),
+                );
+                expect(skipped).toEqual(outcomes.map((outcome) => ({ ...outcome, relistedWabas: [] })));
+                expect(await readers(notNamed)).toEqual(await readers(named));
+              }
+            } finally {
+              for (const store of [named, notNamed]) {
+                await store.close();
+                opened.splice(opened.indexOf(store), 1);
+              }
+            }
+          }),
+          { seed: SEED, numRuns: 25 },
+        );
+        // Two stores and all their readers a step: ≈ 35 s on PostgreSQL on a shared two-core machine (a guard).
+      }, 180_000);
     });
 
     describe('group commit', () => {

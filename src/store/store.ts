@@ -305,7 +305,8 @@ export interface IngestOutcome {
    *   `UNNAMED_LOOKUP_LIMIT`.
    * Computed inside the ingest's transaction, over the group it was committed with (`ingestBatch`): what the
    * whole group changed, named with each item whose events took part in it. A status naming its WABA, or an
-   * event another kind, never adds one: webhooks of statuses cost no look-up.
+   * event another kind, never adds one: webhooks of statuses cost no look-up. Not computed, and `[]`, for an
+   * ingest that said it does not need it (`IngestEventsOptions.isRelistingNeeded: false`: `wameter import`).
    */
   relistedWabas: string[];
 }
@@ -324,6 +325,27 @@ export interface IngestItem {
    * are `raw.businessNumbers`.
    */
   businessNumbers?: readonly BusinessNumber[];
+  /** `IngestEventsOptions.isRelistingNeeded` of the call that queued the item (default true). */
+  isRelistingNeeded?: boolean;
+}
+
+/** `Store.ingestEvents`' options. */
+export interface IngestEventsOptions {
+  /**
+   * The display numbers of the Meta webhook bodies the events were read from (`IngestItem.businessNumbers`),
+   * kept in the same transaction, the last given for a number winning.
+   */
+  businessNumbers?: readonly BusinessNumber[];
+  /**
+   * Whether the caller reads `IngestOutcome.relistedWabas` (default true). False for a caller that rates every
+   * stored WABA after its writes anyway (`wameter import`: `RatingService.rateAll`): the ingest then skips the
+   * look-ups that name them (the owners of the numbers its events tie before and after, the WABAs that may list
+   * its statuses naming no WABA: relisted-wabas.ts `ListingFacts`), and its outcome's `relistedWabas` is `[]`,
+   * meaning NOT COMPUTED, never "none". Everything written is the same either way: the events, their ties, the
+   * display numbers, and the marks the database keeps of what changed (`readEventChanges`). In a group with
+   * items that need them (`ingestBatch`), the look-ups are made for the group, and this item's list is `[]`.
+   */
+  isRelistingNeeded?: boolean;
 }
 
 /** The display numbers an ingest item keeps: its body's when it has one, else those given with its events. */
@@ -623,14 +645,11 @@ export interface Store {
   ): Promise<IngestOutcome & { rawId: number; isDuplicate: boolean }>;
   /**
    * Stores events (API, imports) idempotently, in one transaction: a key already stored (or repeated in the
-   * call) is a duplicate, merged into the stored copy (`IngestOutcome.merged`). `businessNumbers`: the display
-   * numbers of the Meta webhook bodies the events were read from (`IngestItem.businessNumbers`), kept in the
-   * same transaction, the last given for a number winning.
+   * call) is a duplicate, merged into the stored copy (`IngestOutcome.merged`). `options.businessNumbers`: the
+   * display numbers the events came with; `options.isRelistingNeeded: false`: `relistedWabas` not computed
+   * (`IngestEventsOptions`).
    */
-  ingestEvents(
-    events: EventInput[],
-    options?: { businessNumbers?: readonly BusinessNumber[] },
-  ): Promise<IngestOutcome>;
+  ingestEvents(events: EventInput[], options?: IngestEventsOptions): Promise<IngestOutcome>;
   /**
    * Group commit: stores every item in ONE transaction, durable when the promise resolves, with the outcome
    * of each (in order) exactly as if each had been ingested alone, one after the other (a body or event key

@@ -58,6 +58,7 @@ import {
   keysLosingTies,
   ownWabasOf,
   relistedWabas,
+  isRelistingNeededBy,
   rewrittenTieKeys,
   splitTieKey,
   tiedKeysOf,
@@ -69,6 +70,7 @@ import {
   businessNumbersOfItem,
   type CurrencyTotals,
   type EventInput,
+  type IngestEventsOptions,
   type IngestItem,
   type IngestItemOutcome,
   type IngestOutcome,
@@ -1227,10 +1229,7 @@ class PostgresStore implements Store {
     return this.ingests.submitWebhook(raw, events);
   }
 
-  ingestEvents(
-    events: EventInput[],
-    options: { businessNumbers?: readonly BusinessNumber[] } = {},
-  ): Promise<IngestOutcome> {
+  ingestEvents(events: EventInput[], options: IngestEventsOptions = {}): Promise<IngestOutcome> {
     return this.ingests.submitEvents(events, options);
   }
 
@@ -1874,7 +1873,10 @@ interface StoredEvent {
 interface GroupWrites {
   outcomes: IngestOutcome[];
   changes: RowChange[][];
-  /** Owners of the numbers the writes may tie or untie, read before them (ListingFacts.ownersBefore). */
+  /**
+   * Owners of the numbers the writes may tie or untie, read before them (ListingFacts.ownersBefore); none read
+   * when no item needs its `relistedWabas` (`isRelistingNeededBy`).
+   */
   ownersBefore: Map<string, string | null>;
 }
 
@@ -1885,12 +1887,19 @@ interface GroupWrites {
  * `business`: the number a trusted copy tied, `tiedBusinessAfterMerge`; `is_trusted`: a trusted writer stored
  * a copy, `isTrustedAfterMerge`; the rest stays as first stored). The stored rows a copy may change are locked
  * first (FOR UPDATE), so that a concurrent writer's merge of the same event waits for this one and merges into
- * its result: no copy's fields are lost.
+ * its result: no copy's fields are lost. `isRelisting`: the owners `relistedWabas` needs are read (not for an
+ * import: `isRelistingNeededBy`).
  */
-async function insertEventGroups(client: Queryable, groups: readonly EventInput[][]): Promise<GroupWrites> {
+async function insertEventGroups(
+  client: Queryable,
+  groups: readonly EventInput[][],
+  isRelisting: boolean,
+): Promise<GroupWrites> {
   const firsts = firstsOf(groups);
   // Before anything is written: the owners of the numbers these events may tie.
-  const ownersBefore = await readOwners(client, [...tiedKeysOf(groups.flat())]);
+  const ownersBefore = isRelisting
+    ? await readOwners(client, [...tiedKeysOf(groups.flat())])
+    : new Map<string, string | null>();
   const insertedKeys = new Set<string>();
   for (const batch of chunks(inKeyOrder(firsts))) {
     // A key another transaction is inserting: this waits for it to commit, then inserts nothing.
@@ -1908,7 +1917,7 @@ async function insertEventGroups(client: Queryable, groups: readonly EventInput[
     );
     for (const row of rows as Row[]) insertedKeys.add(String(row.key));
   }
-  return mergeCopies(client, groups, firsts, insertedKeys, ownersBefore);
+  return mergeCopies(client, groups, firsts, insertedKeys, ownersBefore, isRelisting);
 }
 
 /** The columns of `events` an ingest writes, and their types as `jsonb_to_recordset` reads them. */
@@ -1953,7 +1962,8 @@ function inKeyOrder(firsts: ReadonlyMap<string, EventInput>): EventInput[] {
 
 /**
  * After the first input of each key was inserted where its key was new (`insertedKeys`), with the owners read
- * before (`ownersBefore`): the copies merged into the stored rows, as `insertEventGroups` says.
+ * before (`ownersBefore`, when `isRelisting`): the copies merged into the stored rows, as `insertEventGroups`
+ * says.
  */
 async function mergeCopies(
   client: Queryable,
@@ -1961,6 +1971,7 @@ async function mergeCopies(
   firsts: ReadonlyMap<string, EventInput>,
   insertedKeys: ReadonlySet<string>,
   ownersBefore: Map<string, string | null>,
+  isRelisting: boolean,
 ): Promise<GroupWrites> {
   const ordered = inKeyOrder(firsts);
   /** Each key's event as stored before the copies: as inserted above, or the stored row. */
@@ -1990,9 +2001,11 @@ async function mergeCopies(
   }
   // The ties the rewrites below add or take away: their owners before them (the inserts tied only keys read
   // above, so for any other key this is still the owner the group found).
-  const rewritten = new Set(changes.flat().flatMap(rewrittenTieKeys));
-  const unread = [...rewritten].filter((key) => !ownersBefore.has(key));
-  for (const [key, owner] of await readOwners(client, unread)) ownersBefore.set(key, owner);
+  if (isRelisting) {
+    const rewritten = new Set(changes.flat().flatMap(rewrittenTieKeys));
+    const unread = [...rewritten].filter((key) => !ownersBefore.has(key));
+    for (const [key, owner] of await readOwners(client, unread)) ownersBefore.set(key, owner);
+  }
   for (const batch of chunks([...changed])) {
     await client.query(
       prepared(`UPDATE events e SET payload = u.payload, at_ms = u.at_ms, business = u.business,
@@ -2430,13 +2443,16 @@ async function ingestGroup(client: Queryable, items: readonly IngestItem[]): Pro
       ? await writeGroupAtOnce(client, items, firstBySha, isCandidate)
       : await writeGroupInSteps(client, items, firstBySha);
   const { outcomes, changes } = writes;
-  if (changes.some((rows) => rows.length > 0)) {
+  // Not when no item needs them (`wameter import`): every outcome's `relistedWabas` stays `[]`.
+  if (isRelistingNeededBy(items) && changes.some((rows) => rows.length > 0)) {
     // The WABAs whose listing the group changed, read before it commits.
     const relisted = relistedWabas(
       outcomes.map((outcome, index) => ({ changes: changes[index]!, ownWabas: ownWabasOf(outcome) })),
       await readListingFacts(client, changes.flat(), writes.ownersBefore),
     );
-    outcomes.forEach((outcome, index) => (outcome.relistedWabas = relisted[index]!));
+    outcomes.forEach((outcome, index) => {
+      if (items[index]!.isRelistingNeeded !== false) outcome.relistedWabas = relisted[index]!;
+    });
   }
   return items.map((item, index) => {
     if (item.raw === null) return { rawId: null, isDuplicate: false, ...outcomes[index]! };
@@ -2578,6 +2594,7 @@ async function writeEventsAndNumbers(
   const writes = await insertEventGroups(
     client,
     items.map((item, index) => (isWritten[index] ? item.events : [])),
+    isRelistingNeededBy(items),
   );
   const numbers = displayNumbersOf(items, isWritten);
   if (numbers.length > 0) {
@@ -2613,7 +2630,9 @@ async function writeGroupAtOnce(
   const firsts = firstBodies(items, firstBySha);
   const groups = items.map((item, index) => (isCandidate[index] ? item.events : []));
   const eventFirsts = firstsOf(groups);
-  const tieKeys = [...tiedKeysOf(groups.flat())];
+  const isRelisting = isRelistingNeededBy(items);
+  // The owners `relistedWabas` needs: none read when no item needs it.
+  const tieKeys = isRelisting ? [...tiedKeysOf(groups.flat())] : [];
   const split = tieKeys.map(splitTieKey);
   const numbers = displayNumbersOf(items, isCandidate);
   const { rows } = await client.query(
@@ -2671,7 +2690,7 @@ async function writeGroupAtOnce(
     );
     return writeEventsAndNumbers(client, items, firstBySha, idBySha, newShas);
   }
-  const writes = await mergeCopies(client, groups, eventFirsts, insertedKeys, ownersBefore);
+  const writes = await mergeCopies(client, groups, eventFirsts, insertedKeys, ownersBefore, isRelisting);
   return { idBySha, writes, isWritten: [...isCandidate] };
 }
 

@@ -51,6 +51,7 @@ import {
   type UnnamedStatus,
   unnamedStatusIds,
   unnamedStatusWabasOf,
+  isRelistingNeededBy,
   UNNAMED_LOOKUP_LIMIT,
   isPlacingChange,
   isPlacingRow,
@@ -70,6 +71,7 @@ import {
   businessNumbersOfItem,
   type CurrencyTotals,
   type EventInput,
+  type IngestEventsOptions,
   type IngestItem,
   type IngestItemOutcome,
   type IngestOutcome,
@@ -1036,10 +1038,7 @@ class SqliteStore implements Store {
     return this.ingests.submitWebhook(raw, events);
   }
 
-  ingestEvents(
-    events: EventInput[],
-    options: { businessNumbers?: readonly BusinessNumber[] } = {},
-  ): Promise<IngestOutcome> {
+  ingestEvents(events: EventInput[], options: IngestEventsOptions = {}): Promise<IngestOutcome> {
     return this.ingests.submitEvents(events, options);
   }
 
@@ -1088,14 +1087,19 @@ class SqliteStore implements Store {
 
   /** `writeGroup` inside its transaction. */
   private writeGroupIn(items: readonly IngestItem[]): IngestItemOutcome[] {
+    // Not needed by any item (`wameter import`): none of the look-ups below, the same writes.
+    const isRelisting = isRelistingNeededBy(items);
     // Before anything is written: the owners of the numbers these events may tie (ListingFacts); a tie a
     // rewrite takes away adds its number's owner before that rewrite (insertEvents).
-    const ownersBefore = this.ownersOf([...tiedKeysOf(items.flatMap((item) => item.events))]);
+    const ownersBefore = isRelisting
+      ? this.ownersOf([...tiedKeysOf(items.flatMap((item) => item.events))])
+      : new Map<string, string | null>();
     const written = items.map((item): { outcome: IngestItemOutcome; changes: RowChange[] } => {
       const { raw, events } = item;
       const changes: RowChange[] = [];
+      const relisting = isRelisting ? { ownersBefore, changes } : null;
       if (raw === null) {
-        const outcome = this.insertEvents(events, ownersBefore, changes);
+        const outcome = this.insertEvents(events, relisting);
         this.keepBusinessNumbers(businessNumbersOfItem(item));
         return { outcome: { rawId: null, isDuplicate: false, ...outcome }, changes };
       }
@@ -1115,7 +1119,7 @@ class SqliteStore implements Store {
       const result = this.statement(
         'INSERT INTO raw_webhooks (received_at_ms, body, sha256, parse_error) VALUES (?, ?, ?, ?)',
       ).run(raw.receivedAtMs, toBuffer(raw.body), raw.sha256, storableText(raw.parseError));
-      const outcome = this.insertEvents(events, ownersBefore, changes);
+      const outcome = this.insertEvents(events, relisting);
       this.keepBusinessNumbers(businessNumbersOfItem(item));
       return {
         outcome: { rawId: Number(result.lastInsertRowid), isDuplicate: false, ...outcome },
@@ -1133,7 +1137,10 @@ class SqliteStore implements Store {
         ownersBefore,
       ),
     );
-    return written.map(({ outcome }, index) => ({ ...outcome, relistedWabas: relisted[index]! }));
+    return written.map(({ outcome }, index) => ({
+      ...outcome,
+      relistedWabas: items[index]!.isRelistingNeeded === false ? [] : relisted[index]!,
+    }));
   }
 
   /**
@@ -1251,14 +1258,14 @@ class SqliteStore implements Store {
    * (its key stored before, or earlier in this batch) is a duplicate, merged into the stored row, which is
    * rewritten only when the merge changes it (payload, `at_ms`, `business`, `is_trusted`; the rest stays as
    * first stored). `business` is the number a trusted copy tied (`tiedBusinessOf`, `tiedBusinessAfterMerge`),
-   * `is_trusted` whether any copy's writer was trusted (`isTrustedWriter`, `isTrustedAfterMerge`). The rows
-   * that place statuses naming no WABA are added to `changes` (`isPlacingRow`), and the owner of a number a
-   * rewrite unties is noted in `ownersBefore` before that rewrite.
+   * `is_trusted` whether any copy's writer was trusted (`isTrustedWriter`, `isTrustedAfterMerge`). With
+   * `relisting` (the group names its `relistedWabas`), the rows that place statuses naming no WABA are added to
+   * its `changes` (`isPlacingRow`), and the owner of a number a rewrite unties is noted in its `ownersBefore`
+   * before that rewrite; null: the same writes, nothing noted.
    */
   private insertEvents(
     events: EventInput[],
-    ownersBefore: Map<string, string | null>,
-    changes: RowChange[],
+    relisting: { ownersBefore: Map<string, string | null>; changes: RowChange[] } | null,
   ): IngestOutcome {
     const insert = this.statement(
       `INSERT INTO events (key, kind, waba, message_id, at_ms, payload, received_at_ms, source, business,
@@ -1290,6 +1297,7 @@ class SqliteStore implements Store {
       ).changes;
       if (count === 1) {
         inserted.push(event);
+        if (relisting === null) continue;
         const change: RowChange = {
           event,
           source: input.source,
@@ -1301,7 +1309,7 @@ class SqliteStore implements Store {
           wasTrusted: false,
           isTrusted,
         };
-        if (isPlacingRow(event) && isPlacingChange(change)) changes.push(change);
+        if (isPlacingRow(event) && isPlacingChange(change)) relisting.changes.push(change);
         continue;
       }
       duplicates += 1;
@@ -1336,7 +1344,7 @@ class SqliteStore implements Store {
         wasTrusted,
         isTrusted: isNowTrusted,
       };
-      this.noteOwnersBefore(ownersBefore, change);
+      if (relisting !== null) this.noteOwnersBefore(relisting.ownersBefore, change);
       if (next === undefined) {
         this.statement('UPDATE events SET business = ?, tied_user = ?, is_trusted = ? WHERE key = ?').run(
           nextTie,
@@ -1351,7 +1359,8 @@ class SqliteStore implements Store {
         ).run(JSON.stringify(next), next.atMs, nextTie, nextTiedUser, isNowTrusted ? 1 : 0, input.key);
         merged.set(input.key, next);
       }
-      if (isPlacingRow(stored) && isPlacingChange(change)) changes.push(change);
+      if (relisting !== null && isPlacingRow(stored) && isPlacingChange(change))
+        relisting.changes.push(change);
     }
     // Named by the group, once every item is written (ingestGroup).
     return { inserted, duplicates, merged: [...merged.values()], relistedWabas: [] };
