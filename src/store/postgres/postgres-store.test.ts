@@ -5,11 +5,11 @@ import { createHash, randomBytes } from 'node:crypto';
 import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { eventKey, type OutboundEvent, type StatusEvent } from '../../core/events.js';
+import { eventKey, type CoreEvent, type OutboundEvent, type StatusEvent } from '../../core/events.js';
 import { openStore } from '../open-store.js';
 import { runStoreContract } from '../store.contract.js';
 import { NUMBER_WABAS_SQL, openPostgresStore, withBound } from './postgres-store.js';
-import { StoreTimeoutError } from '../store.js';
+import { StoreTimeoutError, type EventInput, type Store } from '../store.js';
 import {
   BACKFILL_INPUTS,
   BACKFILLED_ROWS,
@@ -491,6 +491,80 @@ describe('PostgreSQL specifics', () => {
       await Promise.all(stores.map((store) => store.close()));
     }
   });
+
+  it('writes a group too large for one statement (in steps) alike whether or not it names relistedWabas', async () => {
+    // `wameter import`'s groups (up to 20,000 events): the steps' owners are not read, the same rows written.
+    const stores = [
+      await openPostgresStore(DATABASE_URL, { schema: freshSchema() }),
+      await openPostgresStore(DATABASE_URL, { schema: freshSchema() }),
+    ];
+    const user = '919876543210';
+    const inputOf = (event: CoreEvent, source = 'import', isBusinessTied = true): EventInput => ({
+      key: eventKey(event),
+      event,
+      receivedAtMs: 1,
+      source,
+      ...(isBusinessTied ? {} : { isBusinessTied: false }),
+    });
+    const outbound = (waba: string, id: string, business: string): OutboundEvent => ({
+      kind: 'outbound',
+      atMs: 1,
+      waba,
+      business,
+      user,
+      id,
+      template: 'utility',
+    });
+    const status = (id: string, business?: string): StatusEvent => ({
+      kind: 'status',
+      atMs: 2,
+      id,
+      status: 'delivered',
+      ...(business === undefined ? {} : { business, user }),
+    });
+    // Stored first: W9's message tying PN1, a limited key's message of W2 and its status naming no WABA.
+    const first = [
+      inputOf(outbound('W9', 'wamid.w9', 'PN1')),
+      inputOf(outbound('W2', 'wamid.w2', 'PN2'), 'api:limited', false),
+      inputOf(status('wamid.w2'), 'api:limited', false),
+    ];
+    // Then one group of 6,001 events: statuses naming no WABA placed by PN1 (W9's), W1 coming to own PN1, and a
+    // trusted copy of the limited key's message (a rewrite: its row ties PN2 and joins statuses now).
+    const group = [
+      ...Array.from({ length: 5_999 }, (_, i) => inputOf(status(`wamid.s${i}`, 'PN1'))),
+      inputOf(outbound('W1', 'wamid.w1', 'PN1')),
+      inputOf(outbound('W2', 'wamid.w2', 'PN2')),
+    ];
+    const numbers = [{ waba: 'W1', business: 'PN1', displayNumber: '+1 555 0100' }];
+    const readers = async (store: Store) => ({
+      listings: await Promise.all(
+        [undefined, ['W1'], ['W2'], ['W9']].map(async (scope) =>
+          (await store.listEvents(scope)).map((event) => JSON.stringify(event)).sort(),
+        ),
+      ),
+      owners: await Promise.all(['PN1', 'PN2'].map((business) => store.listWabas(business))),
+      unattributed: await store.countUnattributedStatuses(),
+      changes: await store.readEventChanges(),
+      numbers: await store.businessNumbers({}),
+    });
+    try {
+      const [named, notNamed] = stores as [Store, Store];
+      await named.ingestEvents(first);
+      await notNamed.ingestEvents(first, { isRelistingNeeded: false });
+      const outcome = await named.ingestEvents(group, { businessNumbers: numbers });
+      const skipped = await notNamed.ingestEvents(group, {
+        businessNumbers: numbers,
+        isRelistingNeeded: false,
+      });
+      // W9 loses PN1's statuses to W1; W2's row, now a trusted writer's, is named too (not a merged event).
+      expect(outcome.relistedWabas).toEqual(['W2', 'W9']);
+      expect(skipped).toEqual({ ...outcome, relistedWabas: [] });
+      expect(skipped.inserted).toHaveLength(6_000);
+      expect(await readers(notNamed)).toEqual(await readers(named));
+    } finally {
+      await Promise.all(stores.map((store) => store.close()));
+    }
+  }, 60_000);
 
   it("a message committed after a status naming no WABA of its id marks '' though none was stored when it was written (migration 22)", async () => {
     // The message's writer finds no row naming no WABA when it writes the message; the status's writer then
