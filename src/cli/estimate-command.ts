@@ -351,6 +351,7 @@ async function runEstimate(
   if (flags.format === 'json') io.writeOut(`${JSON.stringify(estimate)}\n`);
   else if (flags.format === 'csv') io.writeOut(estimateCsv(estimate));
   else io.writeOut(terminalSafe(estimateTable(estimate)));
+  await io.settle?.();
   for (const warning of estimate.warnings ?? []) io.writeError(`wameter: warning: ${warning}\n`);
   if (flags.format !== 'json') {
     for (const bad of estimate.invalid.slice(0, 20))

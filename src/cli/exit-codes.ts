@@ -47,7 +47,21 @@ export class CliError extends Error {
  * rating on for an output that cannot be written — and says so in one line, without the success summary.
  */
 export class OutputError extends CliError {
-  constructor(readonly reason: string) {
-    super(`cannot write the output: ${reason}`, EXIT.OUTPUT_FAILED);
+  constructor(
+    readonly reason: string,
+    exitCode: number = EXIT.OUTPUT_FAILED,
+  ) {
+    super(`cannot write the output: ${reason}`, exitCode);
+  }
+}
+
+/**
+ * The reader of stdout went away (`wameter rate … | head -1`): its choice, not an error. The command stops at
+ * its next write, as it does on a full disk (an `OutputError`, so that nothing takes it for a failed rating),
+ * but quietly and with exit 0: no findings or summary on stderr, no exit 3 for a bill no one reads.
+ */
+export class OutputClosedError extends OutputError {
+  constructor() {
+    super('its reader went away (EPIPE)', EXIT.OK);
   }
 }

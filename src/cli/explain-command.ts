@@ -219,6 +219,7 @@ async function runExplain(
     };
     io.writeOut(terminalSafe(`${formatExplanation(explanation, zoneOf)}\n${findingsSection(findings)}`));
   }
+  await io.settle?.();
   // A CSV holds the story's lines only (its pending messages among them): the findings are said beside it.
   if (flags.format === 'csv') sayFindingsBesideCsv(findings, undefined, warn, storyFindingLine);
   errors.summarise();

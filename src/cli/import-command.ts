@@ -284,6 +284,7 @@ async function runImport(sources: string[], flags: ImportFlags, io: CliIo): Prom
         `${currency}: ${formatMicros(total.amountMicros)} over ${total.units} unit(s) in the store${unpriced}\n`,
       );
     }
+    await io.settle?.();
     // What `rate` would say of these sources: the findings of their WABAs and their units without a price.
     const imported = [...wabas];
     const findings = reportedFindings(ratedFindings.values(), wabas);

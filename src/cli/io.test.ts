@@ -103,6 +103,63 @@ describe('a stdout that refuses the output', () => {
   });
 });
 
+/**
+ * A stdout whose reader went away while a write waited on the full pipe (`wameter rate … | head -1`): as on a
+ * real pipe, the write's EPIPE is told later (its callback in the next turn of the event loop), not at once.
+ */
+function readerGone() {
+  let writes = 0;
+  const stdout = new Writable({
+    write(_chunk, _encoding, done) {
+      writes += 1;
+      setImmediate(() => done(Object.assign(new Error('write EPIPE'), { code: 'EPIPE' })));
+    },
+  });
+  stdout.on('error', () => {}); // the process's listener (endQuietlyWhenOutputCloses) is not installed here
+  let stderr = '';
+  const io = processIo({
+    stdout,
+    stderr: new Writable({
+      write(chunk, _encoding, done) {
+        stderr += String(chunk);
+        done();
+      },
+    }),
+    stdin: Readable.from([]),
+  });
+  return { io, stderr: () => stderr, writes: () => writes };
+}
+
+describe('a reader that stops reading', () => {
+  // README "Exit codes": the command ends quietly with exit 0 — no findings, summary or exit 3 said to no one.
+  it.each([
+    [['rate', small]],
+    [['rate', small, '--format', 'csv']],
+    [['rate', large, '--stream', '--format', 'csv']],
+    // Its empty story is said on stderr after it, as a quote's summary is.
+    [['explain', small, '--user', '911111111111']],
+    [
+      [
+        'estimate',
+        join(dir, 'quiet.csv'),
+        '--template',
+        'utility',
+        '--events',
+        small,
+        '--at',
+        '2024-03-01T12:00:00Z',
+      ],
+    ],
+  ])('%j ends quietly with exit 0', async (args) => {
+    writeFileSync(join(dir, 'quiet.csv'), 'phone\n919876543210\n');
+    const { io, stderr, writes } = readerGone();
+    const code = await runCli(args, io);
+    expect(stderr()).toBe('');
+    expect(code).toBe(EXIT.OK);
+    expect(writes()).toBeGreaterThan(0);
+  });
+});
+
 describe('the command line as a process', () => {
   const build = join(ROOT, '.tmp', 'cli-io-build');
   const entry = join(build, 'src', 'cli', 'main.js');

@@ -1,11 +1,18 @@
 // The command line's window on the process, passed in so that commands run in tests without a subprocess.
 
-import { EXIT, OutputError } from './exit-codes.js';
+import { EXIT, OutputClosedError, OutputError } from './exit-codes.js';
 
 export interface CliIo {
   /** Writes to stdout; throws `OutputError` when stdout refuses the output (a full disk…). */
   writeOut(text: string): void;
   writeError(text: string): void;
+  /**
+   * Waits for stdout's writes still under way, then throws as `writeOut` does when one failed: a command
+   * calls it once its output is written, before it says more on stderr. A pipe's write that filled the pipe
+   * ends later, and the reader going away meanwhile (`| head -1`) is known only then (`OutputClosedError`:
+   * the command ends quietly, exit 0, its summary unsaid). Absent in tests' stand-ins: nothing to wait for.
+   */
+  settle?(): Promise<void>;
   isStdinTty: boolean;
   /** Progress lines are for a person watching a terminal, not for logs. */
   isStderrTty?: boolean;
@@ -15,7 +22,11 @@ export interface CliIo {
 
 /** The streams `processIo` writes to: the process's own, or stand-ins in tests. */
 export interface OutputStreams {
-  stdout: NodeJS.WritableStream & { readonly errored?: Error | null; isTTY?: boolean };
+  stdout: NodeJS.WritableStream & {
+    readonly errored?: Error | null;
+    readonly writableLength?: number;
+    isTTY?: boolean;
+  };
   stderr: NodeJS.WritableStream & { isTTY?: boolean };
   stdin: NodeJS.ReadableStream & { isTTY?: boolean };
 }
@@ -27,17 +38,27 @@ export function processIo(
   streams: OutputStreams = { stdout: process.stdout, stderr: process.stderr, stdin: process.stdin },
 ): CliIo {
   const { stdout, stderr, stdin } = streams;
+  const throwIfFailed = () => {
+    const failure = stdout.errored as NodeJS.ErrnoException | null | undefined;
+    if (!failure) return;
+    if (failure.code === 'EPIPE') throw new OutputClosedError();
+    toldFailures.add(failure);
+    throw new OutputError(describeOutputFailure(failure));
+  };
   return {
     writeOut: (text) => {
       stdout.write(text);
       // A file on Linux is written synchronously, so its failure (ENOSPC, EFBIG, EIO) is known at once: the
       // command stops here rather than rate on and print a success summary over an incomplete output. A
-      // closed pipe (EPIPE) is the reader's choice: `endQuietlyWhenOutputCloses` ends the command quietly.
-      const failure = stdout.errored as NodeJS.ErrnoException | null | undefined;
-      if (failure && failure.code !== 'EPIPE') {
-        toldFailures.add(failure);
-        throw new OutputError(describeOutputFailure(failure));
-      }
+      // closed pipe (EPIPE) is the reader's choice: the command stops too, quietly (runCli: exit 0, nothing
+      // on stderr), rather than go on to print its findings and summary to no one.
+      throwIfFailed();
+    },
+    settle: async () => {
+      if (stdout.errored || stdout.writableLength === 0) return throwIfFailed();
+      // Called back once every earlier write has ended, or failed (then with an error, after `errored` is set).
+      await new Promise<void>((resolve) => stdout.write('', () => resolve()));
+      throwIfFailed();
     },
     writeError: (text) => void stderr.write(terminalSafe(text)),
     isStdinTty: Boolean(stdin.isTTY),

@@ -5,7 +5,7 @@
 import { spawnSync } from 'node:child_process';
 import { Command, CommanderError } from 'commander';
 import { MoneyRangeError } from '../core/money.js';
-import { CliError, EXIT } from './exit-codes.js';
+import { CliError, EXIT, OutputClosedError } from './exit-codes.js';
 import { endQuietlyWhenOutputCloses, processIo, type CliIo } from './io.js';
 import { releaseHeldSignals } from './loading-signals.js';
 import { refuseRepeatedValues } from './options.js';
@@ -64,6 +64,8 @@ export async function runCli(argv: string[], io: CliIo, options: ProgramOptions 
     if (error instanceof CommanderError) {
       return error.exitCode === 0 ? EXIT.OK : EXIT.USAGE;
     }
+    // The reader of stdout went away: the command ends quietly (README "Exit codes").
+    if (error instanceof OutputClosedError) return EXIT.OK;
     if (error instanceof CliError) {
       io.writeError(`wameter: ${error.message}\n`);
       return error.exitCode;

@@ -184,6 +184,7 @@ export async function runRate(
   errors.refuseWhenNothingRead(result.read.events);
   pending.sort((a, b) => a.sentAtMs - b.sentAtMs || (a.id < b.id ? -1 : 1));
   writer.end(pending, result.findings);
+  await io.settle?.();
   // A CSV holds the units only (README, `--format`): what else the rating found is said beside it.
   const warn = (message: string) => io.writeError(`wameter: ${message}\n`);
   if (flags.format === 'csv') sayFindingsBesideCsv(result.findings, pending.length, warn);

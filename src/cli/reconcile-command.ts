@@ -166,6 +166,7 @@ async function runReconcile(
   if (noneCounted) io.writeError(`wameter: note: ${noneCounted}\n`);
   if (flags.format === 'json') io.writeOut(`${JSON.stringify(reconciliation)}\n`);
   else io.writeOut(terminalSafe(formatReconciliation(reconciliation, nothingChecked)));
+  await io.settle?.();
   errors.summarise();
   const { checked, differences, analytics } = reconciliation;
   const perMessage = analytics?.not_compared.other_pricing_model.units ?? 0;

@@ -377,6 +377,7 @@ stderr beside the table, or as "findings" in the JSON.`,
               ? `${JSON.stringify(rerateDocument(report), null, 2)}\n`
               : terminalSafe(formatRerateTable(report)),
           );
+          await io.settle?.();
           // As `rate` and `import` tell theirs: in the JSON document, or beside the table on stderr.
           if (flags.format === 'table') {
             sayFindings(
