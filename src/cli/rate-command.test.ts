@@ -54,6 +54,23 @@ const LINES = [
 ];
 
 describe('wameter rate', () => {
+  it('a rate card saved from Excel as a workbook (.xlsx, a zip) is said to be one, not to be converted from Windows-1252', async () => {
+    const workbook = tempFile('rates.xlsx', '');
+    writeFileSync(
+      workbook,
+      Buffer.concat([
+        Buffer.from('PK\u0003\u0004\u0014\u0000\u0006\u0000'),
+        Buffer.from([0xa2, 0x9f, 0x00, 0xd8]),
+      ]),
+    );
+    const { code, out, error } = await run(['rate', EXAMPLE, '--rate-cards', workbook]);
+    expect(out).toBe('');
+    expect(error).toContain(`cannot read rate card ${workbook}: it is not a text file but a zip archive`);
+    expect(error).toContain('as CSV UTF-8');
+    expect(error).not.toContain('WINDOWS-1252');
+    expect(code).toBe(1);
+  });
+
   it('prints the contract JSON document with exact decimal amounts', async () => {
     const { code, out } = await run(['rate', tempFile('e.ndjson', LINES.join('\n')), '--format', 'json']);
     expect(code).toBe(0);

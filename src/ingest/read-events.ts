@@ -16,6 +16,7 @@ import {
   unknownLineFields,
 } from './parse-event.js';
 import {
+  binarySignatureOf,
   decodeUtf8MarkingInvalid,
   INVALID_UTF8_MARK,
   utf16WithoutMark,
@@ -1846,16 +1847,6 @@ function endOfWholeCharacters(bytes: Uint8Array): number {
 /** Bytes looked at to tell text from binary: enough for any file signature and a fair sample. */
 const SNIFF_BYTES = 512;
 
-/** Signatures of files mistaken for event files (compressed logs, images), and how to open the compressed. */
-const BINARY_SIGNATURES: ReadonlyArray<{ name: string; bytes: readonly number[]; decompress?: string }> = [
-  { name: 'gzip', bytes: [0x1f, 0x8b], decompress: 'gunzip -k FILE' },
-  { name: 'zstd', bytes: [0x28, 0xb5, 0x2f, 0xfd], decompress: 'unzstd FILE' },
-  { name: 'xz', bytes: [0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00], decompress: 'unxz -k FILE' },
-  { name: 'zip', bytes: [0x50, 0x4b, 0x03, 0x04], decompress: 'unzip FILE' },
-  { name: 'PNG image', bytes: [0x89, 0x50, 0x4e, 0x47] },
-  { name: 'JPEG image', bytes: [0xff, 0xd8, 0xff] },
-];
-
 /**
  * Why the first chunk of a source is not UTF-8 text, or undefined when it is. Binary means: a known
  * signature, a NUL byte (never in JSON text), or a quarter of the sample not UTF-8. A few stray Latin-1
@@ -1878,7 +1869,7 @@ export function describeNotText(chunk: Buffer | string): string | undefined {
   }
   const endianness = utf16WithoutMark(sample);
   if (endianness !== undefined) return `not a UTF-8 text file but ${utf16WithoutMarkWords(endianness)}`;
-  const signature = BINARY_SIGNATURES.find(({ bytes }) => bytes.every((byte, i) => sample[i] === byte));
+  const signature = binarySignatureOf(sample);
   // Text that starts as JSON does is events, whatever a later line holds (a NUL left by a crash, a Latin-1
   // line): each bad line is named on its own, and the rest read.
   if (signature === undefined && startsLikeJson(sample.toString('latin1'))) return undefined;

@@ -112,6 +112,28 @@ describe('a file read whole (accounts, rate cards, configuration, recipients)', 
     },
   );
 
+  it.each([
+    [
+      'gzip-compressed',
+      bytes([0x1f, 0x8b, 0x08, 0x00, 0x8e, 0xd1], '{"a'),
+      'decompress it first (gunzip -k FILE)',
+    ],
+    // An Excel workbook (.xlsx) is a zip archive: a rate card or recipients list saved from Excel as is.
+    ['zip', bytes('PK', [0x03, 0x04, 0x14, 0x00, 0x06, 0x00, 0x08, 0x00, 0xa2], 'xl/'), 'as CSV UTF-8'],
+    [
+      'binary',
+      bytes([0x7f], 'ELF', [0x02, 0x01, 0x01, 0x00, 0x00, 0xd0, 0x9f, 0xff]),
+      'give the text file itself',
+    ],
+  ])('says that a %s file is not a text file, never to convert it from Windows-1252', (_, binary, what) => {
+    const decoded = decodeUtf8File(binary);
+    if (decoded.ok) throw new Error('binary bytes were read as UTF-8');
+    const words = notUtf8Words(binary, decoded.error);
+    expect(words).toMatch(/^is not a text file/);
+    expect(words).toContain(what);
+    expect(words).not.toContain('WINDOWS-1252');
+  });
+
   it('reads UTF-8 that starts with characters beyond ASCII, and a file of one character, as text', () => {
     expect(decodeUtf8File(Buffer.from('Zoë,Ω,日本\n'))).toEqual({ ok: true, value: 'Zoë,Ω,日本\n' });
     expect(decodeUtf8File(Buffer.from('{'))).toEqual({ ok: true, value: '{' });

@@ -106,12 +106,72 @@ export function notUtf8Words(bytes: Uint8Array, place: InvalidUtf8Place): string
   }
   const endianness = place.offset === 0 ? utf16WithoutMark(bytes) : undefined;
   if (endianness !== undefined) return `is not UTF-8 but ${utf16WithoutMarkWords(endianness)}`;
+  // A compressed file, a workbook saved from Excel (.xlsx, a zip) or any binary: no text encoding reads it,
+  // and Windows-1252's iconv would only turn its bytes into other noise.
+  const binary = notTextWords(bytes, place);
+  if (binary !== undefined) return binary;
   const hex = bytes[place.offset]!.toString(16).toUpperCase().padStart(2, '0');
   return (
     `is not UTF-8: line ${place.line}, column ${place.column} holds byte 0x${hex} (offset ${place.offset}), ` +
     `which starts no UTF-8 character, so it cannot be read as written; save the file as UTF-8 (from ` +
     `Windows-1252 or Latin-1: iconv -f WINDOWS-1252 -t UTF-8 FILE)`
   );
+}
+
+/** A file signature that says a file is no text, and what opens it. */
+export interface BinarySignature {
+  name: string;
+  bytes: readonly number[];
+  /** How to decompress it, for the compressed. */
+  decompress?: string;
+}
+
+/** Signatures of files mistaken for text files (compressed logs, workbooks, images), and how to open the compressed. */
+const BINARY_SIGNATURES: readonly BinarySignature[] = [
+  { name: 'gzip', bytes: [0x1f, 0x8b], decompress: 'gunzip -k FILE' },
+  { name: 'zstd', bytes: [0x28, 0xb5, 0x2f, 0xfd], decompress: 'unzstd FILE' },
+  { name: 'xz', bytes: [0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00], decompress: 'unxz -k FILE' },
+  { name: 'zip', bytes: [0x50, 0x4b, 0x03, 0x04], decompress: 'unzip FILE' },
+  { name: 'PNG image', bytes: [0x89, 0x50, 0x4e, 0x47] },
+  { name: 'JPEG image', bytes: [0xff, 0xd8, 0xff] },
+];
+
+/** The signature `bytes` start with, if any. */
+export function binarySignatureOf(bytes: Uint8Array): BinarySignature | undefined {
+  return BINARY_SIGNATURES.find((signature) => signature.bytes.every((byte, i) => bytes[i] === byte));
+}
+
+/** Bytes of a file read whole in which a NUL byte, beside one that is not UTF-8, says it is no text. */
+const BINARY_SNIFF_BYTES = 512;
+
+/**
+ * Says that a file read whole is no text, after its name, when it starts with a known signature, or holds a
+ * NUL byte and its first byte that is not UTF-8 in its first 512 bytes; undefined otherwise (then it is text
+ * in another encoding, said by `notUtf8Words`).
+ */
+function notTextWords(bytes: Uint8Array, place: InvalidUtf8Place): string | undefined {
+  const signature = binarySignatureOf(bytes);
+  if (signature?.name === 'zip') {
+    return (
+      'is not a text file but a zip archive (as an Excel workbook, .xlsx, is), so it cannot be read as ' +
+      'written: save a spreadsheet as CSV UTF-8 (Excel: File › Save As › CSV UTF-8), or unzip an archive ' +
+      'first (unzip FILE)'
+    );
+  }
+  if (signature?.decompress !== undefined) {
+    return `is not a text file but ${signature.name}-compressed, so it cannot be read as written: decompress it first (${signature.decompress})`;
+  }
+  if (signature !== undefined) {
+    return `is not a text file but a ${signature.name}, so it cannot be read as written: give the text file itself`;
+  }
+  const sample = bytes.subarray(0, BINARY_SNIFF_BYTES);
+  if (place.offset < BINARY_SNIFF_BYTES && sample.includes(0)) {
+    return (
+      'is not a text file: its first bytes look binary (NUL bytes, bytes that are not UTF-8), so it cannot be ' +
+      'read as written: give the text file itself (a compressed one decompressed first)'
+    );
+  }
+  return undefined;
 }
 
 /** How many characters at the start of a file tell UTF-16 without a byte-order mark (fewer in a shorter file). */
