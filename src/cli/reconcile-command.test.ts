@@ -128,6 +128,25 @@ describe('wameter reconcile', () => {
     expect(missing.err).toContain('ANALYTICS_UNREADABLE');
   });
 
+  it('an analytics file cut short or empty is placed by line and column, or said to be empty (exit 1)', async () => {
+    // An export saved while the download was still running: its last data point cut off.
+    const cut = join(dir, 'cut.json');
+    writeFileSync(cut, '{\n  "data": [\n    {\n      "data_points": [\n        {"start": 1748736000, "end"');
+    const result = await cli([sendLog, '--analytics', cut]);
+    expect(result.code).toBe(EXIT.USAGE);
+    expect(result.err).toContain(
+      `UNRECOGNISED_ANALYTICS: ${cut} is not JSON at line 5, column 36: the text ends before the JSON value is complete`,
+    );
+    expect(result.err).not.toContain('position');
+    const empty = join(dir, 'empty-export.json');
+    writeFileSync(empty, '');
+    const emptied = await cli([sendLog, '--analytics', empty]);
+    expect(emptied.code).toBe(EXIT.USAGE);
+    expect(emptied.err).toContain(
+      `UNRECOGNISED_ANALYTICS: ${empty} is empty: check that it is the file you meant`,
+    );
+  });
+
   it('an analytics file that is not UTF-8 is refused naming the byte (exit 1), never read with U+FFFD', async () => {
     const latin1 = join(dir, 'latin1.json');
     writeFileSync(latin1, Buffer.from('{"data":[{"data_points":[],"caf\u00e9":1}]}', 'latin1'));

@@ -208,6 +208,28 @@ describe('parseAccounts', () => {
     expect(problemOf([{ waba: 'W1' }])).toContain('must be an object with an "accounts" array');
     expect(problemOf({ account: [] })).toContain('must be an object with an "accounts" array');
   });
+
+  it('a syntax error is placed by line and column, as an editor shows them, never by offset alone', () => {
+    // A comma left after an account's last field, as a hand edit leaves one.
+    const text = '{\n  "accounts": [\n    {\n      "waba": "W1",\n      "timezone": "UTC",\n    }\n  ]\n}\n';
+    const broken = parseAccounts(text, 'a.json');
+    expect(broken).toMatchObject({ ok: false, error: { code: 'BAD_ACCOUNTS' } });
+    if (broken.ok) return;
+    expect(broken.error.message).toMatch(
+      /^a\.json is not valid JSON at line 6, column 5: a comma before "}" is not allowed in JSON: remove it; /,
+    );
+    expect(broken.error.message).not.toContain('position');
+  });
+
+  it('an empty file is said to be empty', () => {
+    for (const text of ['', '  \n', '\ufeff']) {
+      const empty = parseAccounts(text, 'a.json');
+      if (empty.ok) throw new Error('an empty file was read');
+      expect(empty.error.message).toMatch(
+        /^a\.json is empty: check that it is the file you meant; expected \{/,
+      );
+    }
+  });
 });
 
 describe('loadAccountsFile', () => {

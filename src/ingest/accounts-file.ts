@@ -2,6 +2,7 @@
 // authentication-international eligibility) and keeps the account book that account_update webhooks amend.
 // A typo must never silently fall back to a default: unknown fields and bad values are errors.
 
+import { jsonSyntaxError } from './json-syntax-error.js';
 import { repeatedJsonKey, repeatedKeyPlace } from './repeated-json-key.js';
 import { readFile } from 'node:fs/promises';
 import { isSupportedCountry } from 'libphonenumber-js/max';
@@ -53,10 +54,19 @@ export function parseAccounts(text: string, fileName: string): Result<Account[],
   const fail = (message: string) => err<AccountsError>({ code: 'BAD_ACCOUNTS', message, file: fileName });
   let document: unknown;
   const json = withoutByteOrderMark(text);
+  if (json.trim() === '') {
+    return fail(`${fileName} is empty: check that it is the file you meant; expected ${EXAMPLE}`);
+  }
   try {
     document = JSON.parse(json);
   } catch (error) {
-    return fail(`${fileName} is not valid JSON: ${(error as Error).message}; expected ${EXAMPLE}`);
+    // By line and column, as an editor shows them: JSON.parse says only an offset ("at position 196").
+    const syntax = jsonSyntaxError(json);
+    const why =
+      syntax === undefined
+        ? `: ${(error as Error).message}`
+        : ` at line ${syntax.line}, column ${syntax.column}: ${syntax.problem}`;
+    return fail(`${fileName} is not valid JSON${why}; expected ${EXAMPLE}`);
   }
   // JSON keeps a key's last copy: a second "timezone" would price the account in another zone without a word.
   const repeated = repeatedJsonKey(json);

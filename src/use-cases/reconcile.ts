@@ -20,6 +20,7 @@ import {
   type ReadSummary,
   type SourceError,
 } from '../ingest/read-events.js';
+import { jsonSyntaxError } from '../ingest/json-syntax-error.js';
 import { decodeUtf8File, notUtf8Words } from '../ingest/utf8.js';
 import type { RatingSetup } from './load-rating-setup.js';
 
@@ -74,13 +75,26 @@ export async function loadAnalyticsExport(path: string): Promise<Result<Analytic
       message: `cannot read analytics export ${path}: it ${notUtf8Words(bytes, text.error)}`,
     });
   }
-  let value: unknown;
-  try {
-    value = JSON.parse(text.value.replace(/^\uFEFF/, ''));
-  } catch (error) {
+  const json = text.value.replace(/^\uFEFF/, '');
+  if (json.trim() === '') {
     return err({
       code: 'UNRECOGNISED_ANALYTICS',
-      message: `${path} is not JSON (${(error as Error).message}): save Meta's Graph API answer as it came`,
+      message: `${path} is empty: check that it is the file you meant (Meta's Graph API answer, saved as it came)`,
+    });
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(json);
+  } catch (error) {
+    // By line and column (a download cut short ends early): JSON.parse says only an offset.
+    const syntax = jsonSyntaxError(json);
+    const why =
+      syntax === undefined
+        ? ` (${(error as Error).message})`
+        : ` at line ${syntax.line}, column ${syntax.column}: ${syntax.problem}`;
+    return err({
+      code: 'UNRECOGNISED_ANALYTICS',
+      message: `${path} is not JSON${why}; save Meta's Graph API answer as it came`,
     });
   }
   const parsed = parseAnalyticsExport(value);
