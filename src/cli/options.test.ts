@@ -483,6 +483,15 @@ describe('commands', () => {
     expect(help.code).toBe(0);
     expect(help.out).toContain('Usage: wameter rate');
   });
+
+  it('help of an unknown command says the command is unknown, not only the program help (exit 1)', async () => {
+    const { code, out, err } = await runWameter(['help', 'cards']);
+    expect(code).toBe(1);
+    expect(out).toBe('');
+    expect(err).toBe(
+      "error: unknown command 'cards'; the commands are rate, explain, estimate, reconcile, serve, import, rerate (wameter --help)\n",
+    );
+  });
 });
 
 /**

@@ -49,11 +49,13 @@ export async function runCli(argv: string[], io: CliIo, options: ProgramOptions 
   const program = buildProgram(io, options);
   // An unknown command is refused even with --help, which commander would answer with the program's help and
   // exit 0 (`wameter cards --help`): a script would take the command for one that exists.
-  const [first] = argv;
+  // So is `wameter help cards`, which commander answers with the program's help alone, on stderr, exit 1.
+  const [first, second] = argv;
   const commands = new Set([...program.commands.flatMap((c) => [c.name(), ...c.aliases()]), 'help']);
-  if (first !== undefined && !first.startsWith('-') && !commands.has(first)) {
+  const named = first === 'help' && second !== undefined && !second.startsWith('-') ? second : first;
+  if (named !== undefined && !named.startsWith('-') && !commands.has(named)) {
     io.writeError(
-      `error: unknown command '${first}'; the commands are ${[...commands].filter((c) => c !== 'help').join(', ')} (wameter --help)\n`,
+      `error: unknown command '${named}'; the commands are ${[...commands].filter((c) => c !== 'help').join(', ')} (wameter --help)\n`,
     );
     return EXIT.USAGE;
   }
