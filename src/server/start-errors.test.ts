@@ -2,9 +2,11 @@
 // real files): refused before the service listens, naming the file or its folder and what to do.
 
 import { existsSync, mkdirSync, mkdtempSync, realpathSync, rmSync, truncateSync } from 'node:fs';
+import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
+import pg from 'pg';
 import { afterAll, describe, expect, it, onTestFinished } from 'vitest';
 import { testConfig } from '../../test/server-kit.js';
 import { makeUnwritable } from '../../test/support/unwritable.js';
@@ -170,4 +172,48 @@ describe('a PostgreSQL database that does not exist', () => {
     const pipe = Object.assign(new Error('write EPIPE'), { code: 'EPIPE' });
     expect(explainStartError('postgres://u@127.0.0.1/test', pipe)).toBe(pipe);
   });
+});
+
+describe('a PostgreSQL URL whose port answers as no PostgreSQL does', () => {
+  // The driver's words alone ("Connection terminated unexpectedly") named neither the database nor what to check.
+  it.each([
+    [
+      'closes the connection at once (a proxy, a server refusing this host)',
+      (socket: Socket) => socket.destroy(),
+      'closed the connection',
+    ],
+    [
+      'answers in another protocol (another server on that port)',
+      (socket: Socket) => socket.write(Buffer.from([0x4a, 0, 0, 0, 5, 0x0a])),
+      'answered in another protocol',
+    ],
+    [
+      'never answers (packets dropped by a firewall)',
+      () => {},
+      'did not answer within the connection timeout',
+    ],
+  ])(
+    'a server that %s is said so, naming the database and the setting to check',
+    async (_, behave, words) => {
+      const server = createServer(behave);
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      onTestFinished(() => void server.close());
+      const { port } = server.address() as AddressInfo;
+      const url = `postgres://u:Hush-Pw@127.0.0.1:${port}/billing`;
+      // As the store connects (postgres-store.ts: a pool with a connection timeout).
+      const pool = new pg.Pool({ connectionString: url, connectionTimeoutMillis: 300 });
+      const failure: unknown = await pool.query('SELECT 1').then(
+        () => undefined,
+        (error: unknown) => error,
+      );
+      await pool.end();
+      const explained = explainStartError(url, failure) as Error;
+      expect(explained).not.toBe(failure);
+      expect(explained.message).toContain(`the PostgreSQL database at 127.0.0.1:${port}/billing`);
+      expect(explained.message).toContain(words);
+      expect(explained.message).toMatch(/; check --db, WAMETER_DB, DATABASE_URL or the config file's "db"$/);
+      expect(explained.message).not.toContain('Hush-Pw');
+      expect(explained.cause).toBe(failure);
+    },
+  );
 });

@@ -19,6 +19,24 @@ const NETWORK_CODES: Record<string, string> = {
   ECONNRESET: 'the server closed the connection (TLS required? see sslmode)',
 };
 
+/** What node-postgres says when what answers on the port is not PostgreSQL, or nothing answers at all. */
+const DRIVER_FAILURES: readonly { message: RegExp; words: string }[] = [
+  {
+    message: /^Connection terminated unexpectedly$/,
+    words:
+      "closed the connection before it answered as PostgreSQL does (is that port PostgreSQL's, not a proxy's or another server's? was PostgreSQL restarting?)",
+  },
+  {
+    message: /^Connection terminated due to connection timeout$|^timeout expired$/,
+    words:
+      'did not answer within the connection timeout (a firewall dropping the packets, the wrong host or port, or a server too busy?)',
+  },
+  {
+    message: /^received invalid response: |^Received unexpected .* from backend/,
+    words: "answered in another protocol than PostgreSQL's (another server on that port? check the port)",
+  },
+];
+
 /** The first cause with a code: Node may try several addresses and reject with all (an AggregateError). */
 function firstCause(error: unknown): NodeJS.ErrnoException & { code?: string } {
   const first = error instanceof AggregateError && error.errors.length > 0 ? error.errors[0] : error;
@@ -45,6 +63,9 @@ function explainPostgres(db: string, error: unknown, setBy: string): string | un
   if (code in NETWORK_CODES) {
     return `cannot connect to ${where} (${code}: ${NETWORK_CODES[code]}); check ${setBy}`;
   }
+  // The driver's own failures carry no code, and its words name neither the database nor what to check.
+  const driver = DRIVER_FAILURES.find(({ message }) => message.test(cause.message));
+  if (code === '' && driver !== undefined) return `${where} ${driver.words}; check ${setBy}`;
   if (code === '3F000' || /no schema has been selected to create in/.test(cause.message)) {
     const schema = searchPathSchema(url);
     return schema === undefined
