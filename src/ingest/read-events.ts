@@ -3,7 +3,7 @@
 // Duplicates are not this module's business (the engine dedupes); it never throws for bad input.
 // The per-line fast path is one JSON.parse per NDJSON line: extra work happens once per file or on error paths.
 
-import { createReadStream } from 'node:fs';
+import { createReadStream, type Dirent } from 'node:fs';
 import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { META_STATUS_WORDS, type CoreEvent } from '../core/events.js';
@@ -156,10 +156,13 @@ export async function readEventSources(
     try {
       ({ files, passedOver } = await listEventFiles(source));
     } catch (error) {
-      unreadable(source, describeFsError(error));
+      unreadable(source, describeFsError(error, 'folder'));
       continue;
     }
+    // A subfolder this user may not list: its events are missing, an input problem named as its own source.
+    for (const { path, why } of passedOver.unreadableFolders) unreadable(path, why);
     const skippedNote = describePassedOver(passedOver, files.length > 0);
+    if (files.length === 0 && passedOver.unreadableFolders.length > 0) continue;
     if (files.length === 0) {
       unreadable(
         source,
@@ -187,6 +190,8 @@ interface PassedOver {
   foldersAgain: { path: string; folder: string }[];
   /** Entries named as event files that are no regular file: a named pipe (reading it waits for a writer), a socket, a device. */
   notFiles: string[];
+  /** Subfolders that could not be listed (another user's, `chmod 700`), each with why. */
+  unreadableFolders: { path: string; why: string }[];
 }
 
 /**
@@ -203,12 +208,21 @@ async function listEventFiles(directory: string): Promise<{ files: string[]; pas
     brokenLinks: [],
     foldersAgain: [],
     notFiles: [],
+    unreadableFolders: [],
   };
   /** Folders read, by device and inode (what a link resolves to), each with the path it was read under. */
   const foldersRead = new Map<string, string>();
   const walk = async (folder: string, identity: string): Promise<void> => {
     foldersRead.set(identity, folder);
-    const entries = await readdir(folder, { withFileTypes: true });
+    let entries: Dirent[];
+    try {
+      entries = await readdir(folder, { withFileTypes: true });
+    } catch (error) {
+      // The folder given itself: the caller names it. A subfolder never costs the rest of the folder.
+      if (folder === directory) throw error;
+      passedOver.unreadableFolders.push({ path: folder, why: describeFsError(error, 'folder') });
+      return;
+    }
     entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     for (const entry of entries) {
       const path = join(folder, entry.name);
@@ -318,10 +332,11 @@ function isEventFileName(name: string): boolean {
   return EVENT_FILE_EXTENSIONS.some((extension) => lower.endsWith(extension));
 }
 
-function describeFsError(error: unknown): string {
+function describeFsError(error: unknown, what: 'file' | 'folder' = 'file'): string {
   const code = (error as NodeJS.ErrnoException | undefined)?.code;
   if (code === 'ENOENT') return 'no such file or directory: check the path';
-  if (code === 'EACCES' || code === 'EPERM') return 'permission denied: make the file readable for this user';
+  if (code === 'EACCES' || code === 'EPERM')
+    return `permission denied: make the ${what} readable for this user`;
   if (code === 'EISDIR') return 'is a directory where a file was expected';
   return error instanceof Error ? error.message : String(error);
 }
