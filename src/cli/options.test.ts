@@ -484,6 +484,13 @@ describe('commands', () => {
     expect(help.out).toContain('Usage: wameter rate');
   });
 
+  it('serve --help names the callback URL to give Meta and where the dashboard is, not only /openapi.json', async () => {
+    const { code, out } = await runWameter(['serve', '--help']);
+    expect(code).toBe(0);
+    expect(out).toContain('https://YOUR-HOST/webhooks/whatsapp');
+    expect(out).toMatch(/dashboard at \//);
+  });
+
   it('help of an unknown command says the command is unknown, not only the program help (exit 1)', async () => {
     const { code, out, err } = await runWameter(['help', 'cards']);
     expect(code).toBe(1);

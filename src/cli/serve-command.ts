@@ -64,7 +64,12 @@ Examples:
   $ WAMETER_APP_SECRETS=… WAMETER_VERIFY_TOKEN=… WAMETER_API_KEYS='s3cret=*' wameter serve
   $ wameter serve --db postgres://wameter@127.0.0.1:5432/wameter --port 9000
   $ wameter serve --config /etc/wameter.json
-Endpoints: GET /openapi.json describes them; docs/service.md explains the security model and metrics.
+
+Endpoints: Meta's webhooks come to GET and POST /webhooks/whatsapp: in the Meta app's WhatsApp webhook
+settings give the callback URL https://YOUR-HOST/webhooks/whatsapp and the verify token of
+WAMETER_VERIFY_TOKEN (Meta calls HTTPS only, and wameter serves HTTP: put a TLS reverse proxy in front).
+The query API is under /v1 (an API key), the dashboard at / (docs/dashboard.md); GET /openapi.json
+describes every endpoint; docs/service.md explains the security model and metrics.
 
 Exit codes: 0 stopped by SIGTERM or SIGINT once in-flight requests were answered (while starting: once
 the step under way ended, before listening); 1 not started (a setting
