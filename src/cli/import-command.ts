@@ -18,6 +18,7 @@ import {
 import { businessNumbersOf } from '../server/analytics-query.js';
 import type { BusinessNumber, EventInput } from '../store/store.js';
 import { CliError, EXIT } from './exit-codes.js';
+import { exitOnInterrupt } from './interrupt.js';
 import { someSourceExists } from './rating-inputs.js';
 import type { CliIo } from './io.js';
 import { commandRatingService, openCommandStore } from './open-command-store.js';
@@ -79,7 +80,8 @@ Exit codes: 0 ok; 1 nothing done (bad configuration, a database that cannot be o
 exists, or not one event could be read from the sources), or the events could not all be stored, or not
 rated; 2 some input lines malformed (each named on stderr, the rest imported); 3 some charged units of
 the imported WABAs have no price, or some delivered messages could not be rated (the findings are listed
-on stderr; --allow-unpriced to accept).
+on stderr; --allow-unpriced to accept); 130 or 143 interrupted by SIGINT (Ctrl-C) or SIGTERM: what was stored
+stays, stderr says where it stopped; run the same command again to finish.
 
 Examples:
   WAMETER_ACCOUNTS=examples/month/accounts.json wameter import examples/month/events.ndjson
@@ -105,15 +107,35 @@ async function runImport(sources: string[], flags: ImportFlags, io: CliIo): Prom
     isReportedRulesEnabled: config.value.isReportedRulesEnabled ?? true,
   });
   if (!pricing.ok) throw new CliError(pricing.error);
-  // Import rates what it stored, so it takes the writer lock: not beside a running serve (docs/storage.md).
-  const store = await openCommandStore(config.value.db, {
-    mode: 'create',
-    setBy: DB_SET_BY,
-    writer: 'import',
-    onNotice: (message) => io.writeError(`wameter import: ${message}\n`),
-  });
-  const errors = createSourceErrorReporter(io.writeError);
   let inserted = 0;
+  /** Where an interrupted import stopped: what it says, and what running it again does. */
+  let phase: 'opening' | 'storing' | 'rating' | 'reporting' = 'opening';
+  const stopListening = exitOnInterrupt(io, (signal) => {
+    const stored = `${inserted} new event(s) stored`;
+    const where =
+      phase === 'opening'
+        ? 'before storing any event'
+        : phase === 'storing'
+          ? `while storing events (${stored} so far; nothing rated yet)`
+          : phase === 'rating'
+            ? `while rating (${stored}; the portfolios rated so far are stored, the others keep their last rating)`
+            : `after storing and rating (${stored})`;
+    return `wameter import: interrupted by ${signal} ${where}: run the same \`wameter import\` again to finish (stored events are skipped, then everything is rated), or start \`wameter serve\`, which rates the store at start\n`;
+  });
+  // Import rates what it stored, so it takes the writer lock: not beside a running serve (docs/storage.md).
+  let store: Awaited<ReturnType<typeof openCommandStore>>;
+  try {
+    store = await openCommandStore(config.value.db, {
+      mode: 'create',
+      setBy: DB_SET_BY,
+      writer: 'import',
+      onNotice: (message) => io.writeError(`wameter import: ${message}\n`),
+    });
+  } catch (error) {
+    stopListening();
+    throw error;
+  }
+  const errors = createSourceErrorReporter(io.writeError);
   let read = 0;
   let duplicates = 0;
   /**
@@ -163,6 +185,7 @@ async function runImport(sources: string[], flags: ImportFlags, io: CliIo): Prom
     } finally {
       await upgrade.close();
     }
+    phase = 'storing';
     storedWabas = new Set(await store.listWabas());
     // Without a WABA's events no status is tied to one: every stored status naming no WABA is counted here.
     hadStatusesWithoutWaba = storedWabas.size > 0 || (await store.countUnattributedStatuses()) > 0;
@@ -261,6 +284,7 @@ async function runImport(sources: string[], flags: ImportFlags, io: CliIo): Prom
       io.writeError(`wameter import: ${RATE_CARDS_CHANGED_WARNING}\n`);
     const whatIf = await rating.storedAsOfRules();
     if (whatIf !== null) io.writeError(`wameter import: ${whatIfReplacedWarning(whatIf)}\n`);
+    phase = 'rating';
     try {
       await rating.rateAll();
     } catch (error) {
@@ -272,6 +296,7 @@ async function runImport(sources: string[], flags: ImportFlags, io: CliIo): Prom
     } finally {
       await rating.close();
     }
+    phase = 'reporting';
     // What is then read of the bill (a category's units dearest first) is planned on these.
     if (isBulkLoad) await store.refreshStatistics('bill');
     const totals = await store.totals({});
@@ -307,6 +332,7 @@ async function runImport(sources: string[], flags: ImportFlags, io: CliIo): Prom
     unratedCodes = unratedCodesIn(findings);
   } finally {
     await store.close();
+    stopListening();
   }
   errors.summarise();
   // The same rule as `rate`: bad input first, then units without a price and messages not rated.
