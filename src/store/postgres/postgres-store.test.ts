@@ -622,6 +622,64 @@ describe('PostgreSQL specifics', () => {
     }
   });
 
+  it('stores events whose rows pass jsonb’s 256 MiB as one value, each payload within it, alone or in a group', async () => {
+    // One jsonb value holds at most 268,435,455 bytes. Read as jsonb, a batch's rows were one such value,
+    // and three statuses of 90 MB each were refused ("total size of jsonb array elements exceeds the
+    // maximum"), where json_to_recordset (the ingest until the thirty-seventh session) stored them.
+    const schema = freshSchema();
+    const store = await openPostgresStore(DATABASE_URL, { schema, writeTimeoutMs: 120_000 });
+    try {
+      const note = 'x'.repeat(90_000_000);
+      const status = (id: string): StatusEvent => ({
+        kind: 'status',
+        atMs: Date.UTC(2025, 9, 1),
+        id,
+        status: 'delivered',
+        pricing: { category: 'utility', note } as StatusEvent['pricing'],
+      });
+      const input = (event: StatusEvent) => ({
+        key: eventKey(event),
+        event,
+        receivedAtMs: 1,
+        source: 'import',
+      });
+      const ids = ['wamid.big1', 'wamid.big2', 'wamid.big3'];
+      // With 4,998 small ones: more than one statement's rows, so inserted one batch at a time (insertEventGroups).
+      const small = Array.from({ length: 4_998 }, (_, i) =>
+        input({ ...status(`wamid.small${i}`), pricing: {} }),
+      );
+      const stored = await store.ingestEvents([...ids.map((id) => input(status(id))), ...small]);
+      expect(stored.inserted).toHaveLength(5_001);
+      const body = new TextEncoder().encode('{}');
+      const webhook = {
+        receivedAtMs: 1,
+        body,
+        sha256: createHash('sha256').update(body).digest('hex'),
+        parseError: null,
+      };
+      // A webhook's events: its group's one statement (writeGroupAtOnce).
+      const grouped = ['wamid.big4', 'wamid.big5', 'wamid.big6'];
+      expect(
+        (
+          await store.ingestWebhook(
+            webhook,
+            grouped.map((id) => input(status(id))),
+          )
+        ).inserted,
+      ).toHaveLength(3);
+      const { rows } = await admin!.query(
+        `SELECT message_id, length(payload->'pricing'->>'note') AS chars
+         FROM ${schema}.events WHERE message_id LIKE 'wamid.big%' ORDER BY message_id`,
+      );
+      expect(rows).toEqual([
+        ...ids.map((id) => ({ message_id: id, chars: 90_000_000 })),
+        ...grouped.map((id) => ({ message_id: id, chars: 90_000_000 })),
+      ]);
+    } finally {
+      await store.close();
+    }
+  }, 300_000);
+
   it('checks the writer fence it is given before every ingest and rating, not before reads', async () => {
     const schema = freshSchema();
     const fence = {

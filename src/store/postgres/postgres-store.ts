@@ -1907,13 +1907,14 @@ async function insertEventGroups(
     // each payload escaped again as an element of array text. Read as jsonb (`jsonb_to_recordset`): the text
     // is parsed once and each payload taken as the jsonb it already is (`json_to_recordset` parsed the text,
     // then each payload's text again for its jsonb column); the same rows (docs/benchmarks.md §3,
-    // "Thirty-seventh session").
+    // "Thirty-seventh session"). A text too long for one jsonb value is read as json (recordsetOf).
+    const rowsText = JSON.stringify(batch.map(eventRow));
     const { rows } = await client.query(
       prepared(`INSERT INTO events (${EVENT_COLUMNS})
-       SELECT * FROM jsonb_to_recordset($1::jsonb) AS r (${EVENT_RECORD})
+       SELECT * FROM ${recordsetOf('$1', rowsText)} AS r (${EVENT_RECORD})
        ON CONFLICT (key) DO NOTHING
        RETURNING key`),
-      [JSON.stringify(batch.map(eventRow))],
+      [rowsText],
     );
     for (const row of rows as Row[]) insertedKeys.add(String(row.key));
   }
@@ -1925,6 +1926,22 @@ const EVENT_COLUMNS =
   'key, kind, waba, message_id, at_ms, payload, received_at_ms, source, business, tied_user, is_trusted';
 const EVENT_RECORD = `key text, kind text, waba text, message_id text, at_ms bigint, payload jsonb,
   received_at_ms bigint, source text, business text, tied_user text, is_trusted boolean`;
+
+/**
+ * Rows sent as a JSON text longer than this (UTF-16 units) are read by json_to_recordset, not jsonb's: as
+ * jsonb the rows are one value, which holds at most 268,435,455 bytes (up to 6 a character of the text: `0,`
+ * is 12), where json makes each row's payload a jsonb value of its own, as the ingest did before the
+ * thirty-seventh session (three statuses of 90 MB each, stored before, were refused). A batch of Meta's
+ * events is a few MB: read as jsonb.
+ */
+const JSONB_ROWS_MAX_CHARS = 32 * 1024 * 1024;
+
+/** How the rows of `parameter`, sent as `text`, are read: `jsonb_to_recordset`, or json's for a long text. */
+function recordsetOf(parameter: string, text: string): string {
+  return text.length > JSONB_ROWS_MAX_CHARS
+    ? `json_to_recordset(${parameter}::json)`
+    : `jsonb_to_recordset(${parameter}::jsonb)`;
+}
 
 /** An event's row of `events` as first stored, an object of EVENT_COLUMNS for `jsonb_to_recordset`. */
 function eventRow(e: EventInput): Record<string, unknown> {
@@ -2007,24 +2024,23 @@ async function mergeCopies(
     for (const [key, owner] of await readOwners(client, unread)) ownersBefore.set(key, owner);
   }
   for (const batch of chunks([...changed])) {
+    const rowsText = JSON.stringify(
+      batch.map(([key, row]) => ({
+        key,
+        payload: row.event,
+        at_ms: row.event.atMs,
+        business: row.tie,
+        tied_user: row.tiedUser,
+        is_trusted: row.isTrusted,
+      })),
+    );
     await client.query(
       prepared(`UPDATE events e SET payload = u.payload, at_ms = u.at_ms, business = u.business,
          tied_user = u.tied_user, is_trusted = u.is_trusted
-       FROM jsonb_to_recordset($1::jsonb)
+       FROM ${recordsetOf('$1', rowsText)}
          AS u (key text, payload jsonb, at_ms bigint, business text, tied_user text, is_trusted boolean)
        WHERE e.key = u.key`),
-      [
-        JSON.stringify(
-          batch.map(([key, row]) => ({
-            key,
-            payload: row.event,
-            at_ms: row.event.atMs,
-            business: row.tie,
-            tied_user: row.tiedUser,
-            is_trusted: row.isTrusted,
-          })),
-        ),
-      ],
+      [rowsText],
     );
   }
   return { outcomes, changes, ownersBefore };
@@ -2635,12 +2651,13 @@ async function writeGroupAtOnce(
   const tieKeys = isRelisting ? [...tiedKeysOf(groups.flat())] : [];
   const split = tieKeys.map(splitTieKey);
   const numbers = displayNumbersOf(items, isCandidate);
+  const rowsText = JSON.stringify(inKeyOrder(eventFirsts).map(eventRow));
   const { rows } = await client.query(
     prepared(`WITH bodies AS (${INSERT_BODIES_SQL}),
      all_new AS (SELECT count(*) = $13 AS is_true FROM bodies),
      events_stored AS (
        INSERT INTO events (${EVENT_COLUMNS})
-       SELECT * FROM jsonb_to_recordset($9::jsonb) AS r (${EVENT_RECORD})
+       SELECT * FROM ${recordsetOf('$9', rowsText)} AS r (${EVENT_RECORD})
        WHERE (SELECT is_true FROM all_new)
        ON CONFLICT (key) DO NOTHING
        RETURNING key),
@@ -2660,7 +2677,7 @@ async function writeGroupAtOnce(
       ...bodyParameters(firsts),
       split.map(([number]) => number),
       split.map(([, user]) => user),
-      JSON.stringify(inKeyOrder(eventFirsts).map(eventRow)),
+      rowsText,
       numbers.map((n) => n.waba),
       numbers.map((n) => n.business),
       numbers.map((n) => n.displayNumber),
