@@ -238,12 +238,15 @@ export function eventKey(event: CoreEvent): string {
  * `tier_update_time` (utility and authentication, India and Indonesia): each is its own event, never a copy
  * of another (a copy's fields would be merged into one statement). Keys of other account updates, and of
  * statements stored before this part existed, are as they were: a redelivery of such a statement is stored
- * once more under the longer key, which changes nothing (a statement said twice is said once).
+ * once more under the longer key, which changes nothing (a statement said twice is said once). The tier is
+ * part of it too (thirty-eighth session): two statements differing in their tier alone are two, as `wameter
+ * rate` applies them; as copies the stores kept the smaller text, the lower tier. A statement stored before
+ * keeps its key without the tier; its redelivery is stored once more, which changes nothing either.
  */
 function tierStatementKey(event: AccountUpdateEvent): string {
   const statement = event.volumeTier;
   if (statement === undefined) return '';
-  return [statement.category, statement.region ?? '', statement.effectiveMonth ?? '']
+  return [statement.category, statement.region ?? '', statement.effectiveMonth ?? '', statement.tier]
     .map((part) => `:${escapeKeyPart(part)}`)
     .join('');
 }

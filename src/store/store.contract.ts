@@ -561,6 +561,26 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
         expect(await listingOf(store, ['W1'])).toHaveLength(3);
       });
 
+      it("keeps Meta's tier statements of one instant, category, region and month naming two tiers as two events", async () => {
+        // `wameter rate` applies each (the count raised to the higher tier's); kept as copies of one, the
+        // row held the smaller text ("1:2") and the stored bill priced the band below (differential seed
+        // 90024 --extras: 0.025 USD where `rate` said 0.02).
+        const store = await fresh();
+        const statement = (tier: string): CoreEvent => ({
+          kind: 'account_update',
+          atMs: T0,
+          waba: 'W1',
+          event: 'VOLUME_BASED_PRICING_TIER_UPDATE',
+          volumeTier: { tier, category: 'AUTHENTICATION', region: 'Indonesia', effectiveMonth: '2025-11' },
+        });
+        const outcome = await store.ingestEvents([input(statement('1:2')), input(statement('3:4'))]);
+        expect(outcome.inserted).toHaveLength(2);
+        const listed = await listingOf(store, ['W1']);
+        expect(listed).toHaveLength(2);
+        expect(listed).toContainEqual(statement('1:2'));
+        expect(listed).toContainEqual(statement('3:4'));
+      });
+
       it('stores and finds events, units and findings whose ids are as long as the event parser lets through', async () => {
         // The parser's limits (MAX_ID_BYTES, MAX_TEMPLATE_NAME_BYTES) keep every index entry of PostgreSQL
         // under its 2,704 bytes; random text, as PostgreSQL could compress a repeated one.
