@@ -97,7 +97,7 @@ const EMPTY = { units: [], pending: [], findings: [] };
  * Generated ingests over WABAs `wabas` (each step a group of one or two items, `ingestBatch`), of few distinct
  * events, so that copies (the same key from another writer) come often.
  */
-function generatedIngests(): { wabas: string[]; step: fc.Arbitrary<EventInput[][]> } {
+export function generatedIngests(): { wabas: string[]; step: fc.Arbitrary<EventInput[][]> } {
   const wabas = ['W1', 'W2', 'W10'];
   // Two users, so that a status naming no WABA is placed by its number and user's pair (statusPlacementSql);
   // statuses naming their WABA, a number and a user tie as messages do.

@@ -3,12 +3,13 @@ import { existsSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync }
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
+import fc from 'fast-check';
 import { afterAll, describe, expect, it, onTestFinished } from 'vitest';
 import { eventKey, type CoreEvent, type OutboundEvent, type StatusEvent } from '../../core/events.js';
 import { openStore } from '../open-store.js';
 import type { EventInput } from '../store.js';
-import { runStoreContract } from '../store.contract.js';
-import { openSqliteStore } from './sqlite-store.js';
+import { generatedIngests, runStoreContract } from '../store.contract.js';
+import { eventChangeTriggerSql, openSqliteStore } from './sqlite-store.js';
 import {
   BACKFILL_INPUTS,
   BACKFILLED_ROWS,
@@ -32,7 +33,7 @@ import { makeUnwritable } from '../../../test/support/unwritable.js';
 
 /** What migrations 18 and 19 add, taken away again: a store as an older version left it (the tests below go back further). */
 const BEFORE_EVENT_MARKS =
-  'DROP TRIGGER events_changed_on_delete; DROP TRIGGER events_changed_on_insert; DROP TRIGGER events_changed_on_update; DROP TABLE event_changes;' +
+  'DROP TRIGGER events_changed_on_delete; DROP TRIGGER IF EXISTS events_changed_on_insert; DROP TRIGGER events_changed_on_update; DROP TABLE event_changes;' +
   'DROP TABLE event_clock; ALTER TABLE ratings DROP COLUMN events_seq; ALTER TABLE ratings DROP COLUMN setup_digest;';
 
 /** What migrations 10 and 20 add to the ties, taken away again: the index of ties as versions 7–9 left it. */
@@ -46,6 +47,191 @@ const contractDir = mkdtempSync(join(tmpdir(), 'wameter-sqlite-contract-'));
 let contractFiles = 0;
 afterAll(() => rmSync(contractDir, { recursive: true, force: true }));
 runStoreContract('SQLite (file)', () => openSqliteStore(join(contractDir, `${++contractFiles}.db`)));
+
+/**
+ * The marks of migration 18's trigger on INSERT (dropped by migration 21), kept by the released trigger itself
+ * in tables of its own beside the store's (`ref_event_clock`, `ref_event_changes`), with its trigger on UPDATE
+ * too: every change of the events, as versions 18–20 marked them. `raw` is a connection to the store's file.
+ */
+function keepReferenceMarks(raw: Database.Database): void {
+  const asReference = (sql: string) =>
+    sql
+      .replace(/\bevent_(clock|changes)\b/g, 'ref_event_$1')
+      .replace(/\bevents_changed_on_/g, 'ref_changed_on_');
+  raw.exec(`
+    CREATE TABLE ref_event_clock (id INTEGER PRIMARY KEY CHECK (id = 1), seq INTEGER NOT NULL) STRICT;
+    INSERT INTO ref_event_clock (id, seq) SELECT 1, seq FROM event_clock;
+    CREATE TABLE ref_event_changes (waba TEXT PRIMARY KEY, seq INTEGER NOT NULL) STRICT, WITHOUT ROWID;
+    INSERT INTO ref_event_changes SELECT * FROM event_changes;
+    ${asReference(eventChangeTriggerSql('INSERT'))}
+    ${asReference(eventChangeTriggerSql('UPDATE'))}`);
+}
+
+/** The marks of `raw`'s store (`prefix` '') or of its reference (`'ref_'`): the clock, and each WABA's mark. */
+function marksIn(raw: Database.Database, prefix: '' | 'ref_'): { seq: number; marks: Map<string, number> } {
+  const seq = Number(raw.prepare(`SELECT seq FROM ${prefix}event_clock WHERE id = 1`).pluck().get());
+  const rows = raw.prepare(`SELECT waba, seq FROM ${prefix}event_changes`).raw().all() as [string, number][];
+  return { seq, marks: new Map(rows) };
+}
+
+describe('the marks of the events an ingest inserts (migration 21: once a group, no trigger on INSERT)', () => {
+  const SEED = 20261206;
+
+  it(`are those of the released trigger for what readers compare, over generated ingests (seed ${SEED})`, async () => {
+    // Readers compare a mark with a clock read between groups (isRatingCurrent; readEventChanges waits for the
+    // write lock): what must be equal is which group last marked each WABA and '', and which groups advanced the
+    // clock — not the numbers, the trigger's one a row, the ingest's one a group.
+    const dir = mkdtempSync(join(tmpdir(), 'wameter-sqlite-marks-'));
+    onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
+    const { step } = generatedIngests();
+    let run = 0;
+    await fc.assert(
+      fc.asyncProperty(fc.array(step, { minLength: 1, maxLength: 12 }), async (steps) => {
+        const path = join(dir, `${++run}.db`);
+        const store = await openSqliteStore(path);
+        const raw = new Database(path);
+        try {
+          keepReferenceMarks(raw);
+          /** For each of store and reference: the clock after each group (index 0: before the first). */
+          const clocks = { store: [marksIn(raw, '').seq], reference: [marksIn(raw, 'ref_').seq] };
+          /** The group whose change a mark is (the first whose clock after reaches it; 0: before the first). */
+          const groupsOf = (marks: Map<string, number>, after: readonly number[]) =>
+            new Map([...marks].map(([waba, seq]) => [waba, after.findIndex((clock) => clock >= seq)]));
+          for (const [index, items] of steps.entries()) {
+            await store.ingestBatch(
+              items.map((events, i) => ({ raw: null, events, isRelistingNeeded: (index + i) % 2 === 0 })),
+            );
+            const stored = await store.readEventChanges();
+            const reference = marksIn(raw, 'ref_');
+            clocks.store.push(stored.seq);
+            clocks.reference.push(reference.seq);
+            const marks = new Map(stored.byWaba);
+            if (stored.unnamedSeq > 0) marks.set('', stored.unnamedSeq);
+            expect(marks).toEqual(marksIn(raw, '').marks);
+            expect(groupsOf(marks, clocks.store)).toEqual(groupsOf(reference.marks, clocks.reference));
+            // The clock advances in the groups that changed an event, and only in those.
+            expect(stored.seq > clocks.store.at(-2)!).toBe(reference.seq > clocks.reference.at(-2)!);
+          }
+        } finally {
+          raw.close();
+          await store.close();
+        }
+      }),
+      { seed: SEED, numRuns: 150 },
+    );
+  }, 120_000);
+
+  it('keep the marks a version 20 store wrote, and mark what is inserted after the upgrade past them', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'wameter-sqlite-marks-upgrade-'));
+    onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
+    const T0 = Date.parse('2025-07-10T09:00:00Z');
+    const input = (event: CoreEvent): EventInput => ({
+      key: eventKey(event),
+      event,
+      receivedAtMs: 2,
+      source: 'import',
+    });
+    const message = (id: string, waba: string, business: string): CoreEvent => ({
+      kind: 'inbound',
+      atMs: T0,
+      waba,
+      business,
+      user: '1',
+      id,
+      hasReferral: false,
+    });
+    // Rows as version 20 stored them, its trigger on INSERT marking each: copied from another store's file.
+    const scratchPath = join(dir, 'scratch.db');
+    const scratch = await openSqliteStore(scratchPath);
+    await scratch.ingestEvents([
+      input(message('wamid.a', 'W1', 'PN1')),
+      input(message('wamid.b', 'W2', 'PN2')),
+      input({ kind: 'status', atMs: T0 + 1, id: 'wamid.s', status: 'delivered', business: 'PN9', user: '1' }),
+    ]);
+    await scratch.close();
+    const path = join(dir, 'older.db');
+    await (await openSqliteStore(path)).close();
+    const old = new Database(path);
+    old.exec(`${eventChangeTriggerSql('INSERT')}; DELETE FROM schema_migrations WHERE version >= 21;`);
+    old.exec(
+      `ATTACH '${scratchPath}' AS scratch; INSERT INTO events SELECT * FROM scratch.events; DETACH scratch`,
+    );
+    const before = marksIn(old, '');
+    old.close();
+    expect(before.seq).toBe(3);
+    expect(before.marks).toEqual(
+      new Map([
+        ['W1', 1],
+        ['W2', 2],
+        ['', 3],
+      ]),
+    );
+
+    const store = await openSqliteStore(path);
+    onTestFinished(() => store.close());
+    const upgraded = await store.readEventChanges();
+    expect(upgraded).toEqual({
+      seq: 3,
+      byWaba: new Map([
+        ['W1', 1],
+        ['W2', 2],
+      ]),
+      unnamedSeq: 3,
+    });
+    const db = new Database(path, { readonly: true });
+    onTestFinished(() => {
+      db.close();
+    });
+    expect(
+      db.prepare("SELECT name FROM sqlite_master WHERE type = 'trigger' ORDER BY name").pluck().all(),
+    ).toEqual(['events_changed_on_delete', 'events_changed_on_update']);
+
+    // A WABA's message of another id, tying another number: its WABA only.
+    await store.ingestEvents([input(message('wamid.c', 'W3', 'PN3'))]);
+    const third = await store.readEventChanges();
+    expect(third).toEqual({
+      seq: 4,
+      byWaba: new Map([
+        ['W1', 1],
+        ['W2', 2],
+        ['W3', 4],
+      ]),
+      unnamedSeq: 3,
+    });
+    // A tie of the number the stored status names (it places that status), and a message of its id.
+    await store.ingestEvents([input(message('wamid.d', 'W1', 'PN9'))]);
+    expect(await store.readEventChanges()).toEqual({
+      seq: 5,
+      byWaba: new Map([
+        ['W1', 5],
+        ['W2', 2],
+        ['W3', 4],
+      ]),
+      unnamedSeq: 5,
+    });
+    await store.ingestEvents([input(message('wamid.s', 'W2', 'PN2'))]);
+    expect(await store.readEventChanges()).toEqual({
+      seq: 6,
+      byWaba: new Map([
+        ['W1', 5],
+        ['W2', 6],
+        ['W3', 4],
+      ]),
+      unnamedSeq: 6,
+    });
+    // A rewrite is still marked by its trigger (an earlier copy of a stored message).
+    await store.ingestEvents([input({ ...message('wamid.c', 'W3', 'PN3'), atMs: T0 - 1 })]);
+    expect(await store.readEventChanges()).toEqual({
+      seq: 7,
+      byWaba: new Map([
+        ['W1', 5],
+        ['W2', 6],
+        ['W3', 7],
+      ]),
+      unnamedSeq: 6,
+    });
+  });
+});
 
 describe('events deleted by hand', () => {
   it('mark their WABA, and what may move a status naming no WABA, as stored ones do', async () => {
@@ -100,6 +286,7 @@ describe('SQLite on disk', () => {
         },
         { version: 19, name: 'events deleted are marked as stored ones are' },
         { version: 20, name: "one index finds a number's owner and a pair's" },
+        { version: 21, name: 'an ingest marks the events it inserts once, after them, not a row at a time' },
       ]);
     } finally {
       db.close();
@@ -130,7 +317,7 @@ describe('SQLite on disk', () => {
         "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'events'",
       );
       expect(indexes.pluck().all()).not.toContain('events_message');
-      expect(db.prepare('SELECT max(version) FROM schema_migrations').pluck().get()).toBe(20);
+      expect(db.prepare('SELECT max(version) FROM schema_migrations').pluck().get()).toBe(21);
       // The store's own query for orphan statuses looks their message up through the primary key, and the
       // WABA that owns their business number with a seek of events_business_waba_user.
       await listingOf(store, ['W1']);
@@ -795,7 +982,7 @@ describe('SQLite opened read-only (commands that only read: estimate, rerate --d
     old.close();
     await expect(readOnly(path)).rejects.toMatchObject({
       code: 'STORE_NEEDS_MIGRATION',
-      message: `the wameter store in ${path} is older than this wameter (schema migration 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20 not applied yet), and a read-only open does not migrate it`,
+      message: `the wameter store in ${path} is older than this wameter (schema migration 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21 not applied yet), and a read-only open does not migrate it`,
     });
     const after = new Database(path, { readonly: true });
     expect(after.prepare('SELECT max(version) FROM schema_migrations').pluck().get()).toBe(5);

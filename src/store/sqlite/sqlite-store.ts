@@ -521,17 +521,30 @@ const MIGRATIONS: readonly Migration[] = [
       DROP INDEX IF EXISTS events_business;
     `,
   },
+  {
+    version: 21,
+    name: 'an ingest marks the events it inserts once, after them, not a row at a time',
+    // Migration 18's trigger on INSERT did for every row what a group needs once: the clock advanced, the row's
+    // WABA marked (again), the two look-ups for a status naming no WABA run — about a third of `wameter import`'s
+    // CPU in insertEvents, and a statement journal for every INSERT. The one code that inserts events, the
+    // ingest's group (writeGroupIn), now writes the same marks itself, in the same transaction, after its
+    // inserts (markInserted): one advance, each WABA inserted marked with it, and '' on the same condition,
+    // evaluated over the group's rows. Rewrites and deletions keep their triggers (migrations 18 and 19).
+    sql: `DROP TRIGGER IF EXISTS events_changed_on_insert;`,
+  },
 ];
 
 /**
- * Migration 18's trigger on `event` (INSERT or UPDATE; migration 19's on DELETE) of `events`: the clock
+ * Migration 18's trigger on `event` (INSERT or UPDATE; migration 19's on DELETE) of `events` — the one on
+ * INSERT dropped by migration 21, its marks written by the ingest after its inserts (`markInserted`): the clock
  * advances a row at a time, and the row's WABA (its old one too, for a rewrite; a deleted row's) takes the new
  * mark, and so does '' when the row may move a status naming no WABA between listings (store.ts,
  * `EventChanges`): it is one, or it is a message of a message id such a status reports on (which may join it:
  * `messageJoinsStatusSql`), or it ties a business number such a status names (its placement:
- * `statusPlacementSql`). A status stored after its message marks '' itself.
+ * `statusPlacementSql`). A status stored after its message marks '' itself. Exported for the tests, whose
+ * reference for `markInserted` is the released trigger.
  */
-function eventChangeTriggerSql(event: 'INSERT' | 'UPDATE' | 'DELETE'): string {
+export function eventChangeTriggerSql(event: 'INSERT' | 'UPDATE' | 'DELETE'): string {
   const rows = { INSERT: ['NEW'], UPDATE: ['NEW', 'OLD'], DELETE: ['OLD'] }[event];
   // A row naming no WABA has marked '' already (its own WABA's mark).
   const mayMoveUnnamed = (row: string) => `(${row}.waba IS NOT NULL AND (
@@ -550,6 +563,35 @@ function eventChangeTriggerSql(event: 'INSERT' | 'UPDATE' | 'DELETE'): string {
       ${rows.map((row) => mark(`coalesce(${row}.waba, '')`)).join('')}
       ${mark("''", rows.map(mayMoveUnnamed).join(' OR '))}
     END;`;
+}
+
+/**
+ * What the events a group inserted mark (`markInserted`, since migration 21): the WABA of each ('' for a status
+ * naming none), and for the rows naming their WABA, what the trigger looked up a status naming no WABA by —
+ * their message id (`events.message_id`) and the business number they tie (`events.business`).
+ */
+interface InsertMarks {
+  wabas: Set<string>;
+  messageIds: Set<string>;
+  numbers: Set<string>;
+}
+
+function newInsertMarks(): InsertMarks {
+  return { wabas: new Set(), messageIds: new Set(), numbers: new Set() };
+}
+
+/** Notes a row inserted, by the values insertEvents wrote in its `waba`, `message_id` and `business`. */
+function noteInserted(
+  marks: InsertMarks,
+  waba: string | null,
+  messageId: string | null,
+  tie: string | null,
+): void {
+  marks.wabas.add(waba ?? '');
+  // Once '' is marked, the look-ups decide nothing.
+  if (marks.wabas.has('')) return;
+  if (messageId !== null) marks.messageIds.add(messageId);
+  if (tie !== null) marks.numbers.add(tie);
 }
 
 /**
@@ -1063,10 +1105,11 @@ class SqliteStore implements Store {
    * whose listing the group changed (`relistedWabas`) read before it commits.
    */
   private ingestGroup(items: readonly IngestItem[]): IngestItemOutcome[] {
-    // The statement journals of the group's transaction in memory. An INSERT into events runs migration 18's
-    // trigger, so SQLite keeps a statement journal of every page the INSERT changes; one passing 64 KiB (a page
-    // split or two) went to a temporary file, and so did every later statement of the transaction — a pwrite
-    // per page and an open and unlink of the file, in the server's thread. Never more than a statement's pages;
+    // The statement journals of the group's transaction in memory. An INSERT into events ran migration 18's
+    // trigger (until migration 21), and a rewrite still runs its trigger on UPDATE, so SQLite keeps a statement
+    // journal of every page the statement changes; one passing 64 KiB (a page split or two) went to a temporary
+    // file, and so did every later statement of the transaction — a pwrite per page and an open and unlink of
+    // the file, in the server's thread. Never more than a statement's pages;
     // only here: with temp_store = MEMORY a sort or a temporary index is held in memory whole, however large.
     // Set before BEGIN (SQLite places them when the write transaction begins), set back after it ends. No
     // temporary table may ever be made on this connection: with the temporary database open, each change of
@@ -1094,12 +1137,13 @@ class SqliteStore implements Store {
     const ownersBefore = isRelisting
       ? this.ownersOf([...tiedKeysOf(items.flatMap((item) => item.events))])
       : new Map<string, string | null>();
+    const marks = newInsertMarks();
     const written = items.map((item): { outcome: IngestItemOutcome; changes: RowChange[] } => {
       const { raw, events } = item;
       const changes: RowChange[] = [];
       const relisting = isRelisting ? { ownersBefore, changes } : null;
       if (raw === null) {
-        const outcome = this.insertEvents(events, relisting);
+        const outcome = this.insertEvents(events, relisting, marks);
         this.keepBusinessNumbers(businessNumbersOfItem(item));
         return { outcome: { rawId: null, isDuplicate: false, ...outcome }, changes };
       }
@@ -1119,13 +1163,16 @@ class SqliteStore implements Store {
       const result = this.statement(
         'INSERT INTO raw_webhooks (received_at_ms, body, sha256, parse_error) VALUES (?, ?, ?, ?)',
       ).run(raw.receivedAtMs, toBuffer(raw.body), raw.sha256, storableText(raw.parseError));
-      const outcome = this.insertEvents(events, relisting);
+      const outcome = this.insertEvents(events, relisting, marks);
       this.keepBusinessNumbers(businessNumbersOfItem(item));
       return {
         outcome: { rawId: Number(result.lastInsertRowid), isDuplicate: false, ...outcome },
         changes,
       };
     });
+    // Every insert of the group is behind it (insertEvents is the only code that inserts events), and nothing of
+    // the transaction is after it but reads: the marks are written with the rows, or rolled back with them.
+    this.markInserted(marks);
     if (written.every(({ changes }) => changes.length === 0)) return written.map(({ outcome }) => outcome);
     const relisted = relistedWabas(
       written.map(({ outcome, changes }) => ({
@@ -1141,6 +1188,60 @@ class SqliteStore implements Store {
       ...outcome,
       relistedWabas: items[index]!.isRelistingNeeded === false ? [] : relisted[index]!,
     }));
+  }
+
+  /**
+   * The marks of the events a group inserted (`InsertMarks`), in its transaction, after its inserts: what
+   * migration 18's trigger on INSERT wrote a row at a time (`eventChangeTriggerSql`), once. The clock advances
+   * once, each WABA inserted takes the new mark, and so does '' when an inserted row names no WABA, or names
+   * one and may move a status naming no WABA: a message of an id such a status reports on, or a tie of a number
+   * such a status names — the trigger's two look-ups, made here for all the rows together, and not at all when
+   * no status naming no WABA is stored (a seek of events_unnamed_status).
+   *
+   * The same marks as the trigger's for what readers compare (`EventChanges`: a mark against a clock read
+   * between transactions — every ingest holds the write lock, and readEventChanges waits for it): each group
+   * inserting rows marks the same WABAs, and '' in the same groups, past every clock read before it and at most
+   * the clock after it; only the numbers differ (one advance a group, not one a row). '' the same: a look-up
+   * made after the group's writes rather than at each row (with the row's values as inserted) finds what the
+   * row's would have found — an ingest deletes no row and never rewrites a row's WABA, message id or kind —
+   * or more only through a status naming no WABA the group inserted or rewrote after that row, which marked ''
+   * itself (inserted: its own WABA's mark is ''; rewritten: migration 18's trigger on UPDATE). Rewrites of the
+   * group may still advance the clock between (their trigger): the order within a group is never read.
+   */
+  private markInserted(marks: InsertMarks): void {
+    if (marks.wabas.size === 0) return;
+    if (!marks.wabas.has('') && this.isUnnamedMovedBy(marks)) marks.wabas.add('');
+    this.statement('UPDATE event_clock SET seq = seq + 1 WHERE id = 1').run();
+    // `WHERE true`: an upsert's SELECT must not end at a join (SQLite would read ON CONFLICT as its ON).
+    this.statement(
+      `INSERT INTO event_changes (waba, seq)
+       SELECT w.value, (SELECT seq FROM event_clock WHERE id = 1) FROM json_each(?) w WHERE true
+       ON CONFLICT (waba) DO UPDATE SET seq = excluded.seq`,
+    ).run(JSON.stringify([...marks.wabas]));
+  }
+
+  /** Whether an inserted row naming its WABA may move a status naming no WABA (markInserted). */
+  private isUnnamedMovedBy(marks: InsertMarks): boolean {
+    if (marks.messageIds.size === 0 && marks.numbers.size === 0) return false;
+    // None stored: none to move (the probe PostgreSQL's migration 22 makes once a transaction).
+    const isAnyUnnamed =
+      this.statement(
+        'SELECT 1 FROM events INDEXED BY events_unnamed_status WHERE waba IS NULL LIMIT 1',
+      ).get() !== undefined;
+    if (!isAnyUnnamed) return false;
+    // The trigger's look-ups, spelt alike (`|| ''`: a number without affinity, so that SQLite seeks
+    // events_unnamed_business's expression), a seek each; CROSS JOIN keeps the values the outer loop.
+    return (
+      this.statement(
+        `SELECT EXISTS (SELECT 1 FROM json_each(?) i CROSS JOIN events u INDEXED BY events_unnamed_status
+                        WHERE u.message_id = i.value AND u.waba IS NULL)
+             OR EXISTS (SELECT 1 FROM json_each(?) n CROSS JOIN events u INDEXED BY events_unnamed_business
+                        WHERE json_extract(u.payload, '$.business') = n.value || ''
+                          AND u.waba IS NULL AND u.kind = 'status')`,
+      )
+        .pluck()
+        .get(JSON.stringify([...marks.messageIds]), JSON.stringify([...marks.numbers])) === 1
+    );
   }
 
   /**
@@ -1261,11 +1362,13 @@ class SqliteStore implements Store {
    * `is_trusted` whether any copy's writer was trusted (`isTrustedWriter`, `isTrustedAfterMerge`). With
    * `relisting` (the group names its `relistedWabas`), the rows that place statuses naming no WABA are added to
    * its `changes` (`isPlacingRow`), and the owner of a number a rewrite unties is noted in its `ownersBefore`
-   * before that rewrite; null: the same writes, nothing noted.
+   * before that rewrite; null: the same writes, nothing noted. Each row inserted is noted in `marks`, which the
+   * group writes after its inserts (`markInserted`); a rewrite is marked by its trigger (migration 18).
    */
   private insertEvents(
     events: EventInput[],
     relisting: { ownersBefore: Map<string, string | null>; changes: RowChange[] } | null,
+    marks: InsertMarks,
   ): IngestOutcome {
     const insert = this.statement(
       `INSERT INTO events (key, kind, waba, message_id, at_ms, payload, received_at_ms, source, business,
@@ -1282,11 +1385,13 @@ class SqliteStore implements Store {
       const tie = tiedBusinessOf(event, input.isBusinessTied);
       const tiedUser = tiedUserOf(event, tie);
       const isTrusted = isTrustedWriter(input);
+      const waba = event.waba ?? null;
+      const messageId = 'id' in event ? event.id : null;
       const count = insert.run(
         input.key,
         event.kind,
-        event.waba ?? null,
-        'id' in event ? event.id : null,
+        waba,
+        messageId,
         event.atMs,
         json,
         input.receivedAtMs,
@@ -1297,6 +1402,7 @@ class SqliteStore implements Store {
       ).changes;
       if (count === 1) {
         inserted.push(event);
+        noteInserted(marks, waba, messageId, tie);
         if (relisting === null) continue;
         const change: RowChange = {
           event,
