@@ -515,7 +515,7 @@ describe('a writer refused the lock migrates nothing (an older wameter may be ru
     await (await openStore(url)).close();
     const raw = new Database(join(dir, 'older.db'));
     raw.exec(
-      'DROP TRIGGER events_changed_on_delete; DROP TRIGGER IF EXISTS events_changed_on_insert; DROP TRIGGER events_changed_on_update; DROP TABLE event_changes;' +
+      'DROP TRIGGER events_changed_on_delete; DROP TRIGGER IF EXISTS events_changed_on_insert; DROP TRIGGER IF EXISTS events_changed_on_update; DROP TABLE event_changes;' +
         'DROP TABLE event_clock; ALTER TABLE ratings DROP COLUMN events_seq; ALTER TABLE ratings DROP COLUMN setup_digest;' +
         'DROP TABLE rating_changes; ALTER TABLE ratings DROP COLUMN engine_digest; DELETE FROM schema_migrations WHERE version >= 12',
     );
@@ -531,7 +531,7 @@ describe('a writer refused the lock migrates nothing (an older wameter may be ru
     }
     await (await openWriterStore(url, 'serve')).close();
     const migrated = new Database(join(dir, 'older.db'), { readonly: true });
-    expect(migrated.prepare('SELECT max(version) FROM schema_migrations').pluck().get()).toBe(21);
+    expect(migrated.prepare('SELECT max(version) FROM schema_migrations').pluck().get()).toBe(22);
     migrated.close();
   });
 

@@ -33,7 +33,7 @@ import { makeUnwritable } from '../../../test/support/unwritable.js';
 
 /** What migrations 18 and 19 add, taken away again: a store as an older version left it (the tests below go back further). */
 const BEFORE_EVENT_MARKS =
-  'DROP TRIGGER events_changed_on_delete; DROP TRIGGER IF EXISTS events_changed_on_insert; DROP TRIGGER events_changed_on_update; DROP TABLE event_changes;' +
+  'DROP TRIGGER events_changed_on_delete; DROP TRIGGER IF EXISTS events_changed_on_insert; DROP TRIGGER IF EXISTS events_changed_on_update; DROP TABLE event_changes;' +
   'DROP TABLE event_clock; ALTER TABLE ratings DROP COLUMN events_seq; ALTER TABLE ratings DROP COLUMN setup_digest;';
 
 /** What migrations 10 and 20 add to the ties, taken away again: the index of ties as versions 7–9 left it. */
@@ -49,9 +49,12 @@ afterAll(() => rmSync(contractDir, { recursive: true, force: true }));
 runStoreContract('SQLite (file)', () => openSqliteStore(join(contractDir, `${++contractFiles}.db`)));
 
 /**
- * The marks of migration 18's trigger on INSERT (dropped by migration 21), kept by the released trigger itself
- * in tables of its own beside the store's (`ref_event_clock`, `ref_event_changes`), with its trigger on UPDATE
- * too: every change of the events, as versions 18–20 marked them. `raw` is a connection to the store's file.
+ * The marks of migration 18's triggers on INSERT and UPDATE (dropped by migrations 21 and 22), kept by the
+ * released triggers themselves in tables of their own beside the store's (`ref_event_clock`,
+ * `ref_event_changes`): every change of the events, as versions 18–20 marked them. And a count of the rewrites
+ * (`ref_rewrites`): all of them, those that merged a copy (the payload changed), those that moved the row's tie
+ * (`business`), and those whose OLD row's tie names a status naming no WABA that the NEW row's does not (a look-up
+ * only the OLD row makes decides '' there). `raw` is a connection to the store's file.
  */
 function keepReferenceMarks(raw: Database.Database): void {
   const asReference = (sql: string) =>
@@ -64,7 +67,17 @@ function keepReferenceMarks(raw: Database.Database): void {
     CREATE TABLE ref_event_changes (waba TEXT PRIMARY KEY, seq INTEGER NOT NULL) STRICT, WITHOUT ROWID;
     INSERT INTO ref_event_changes SELECT * FROM event_changes;
     ${asReference(eventChangeTriggerSql('INSERT'))}
-    ${asReference(eventChangeTriggerSql('UPDATE'))}`);
+    ${asReference(eventChangeTriggerSql('UPDATE'))}
+    CREATE TABLE ref_rewrites (all_ INTEGER, merged INTEGER, tie_moved INTEGER, old_tie_unnamed INTEGER);
+    INSERT INTO ref_rewrites VALUES (0, 0, 0, 0);
+    CREATE TRIGGER ref_count_rewrites AFTER UPDATE ON events
+    BEGIN
+      UPDATE ref_rewrites SET all_ = all_ + 1, merged = merged + (OLD.payload <> NEW.payload),
+        tie_moved = tie_moved + (OLD.business IS NOT NEW.business),
+        old_tie_unnamed = old_tie_unnamed + (OLD.waba IS NOT NULL AND OLD.business IS NOT NEW.business
+          AND EXISTS (SELECT 1 FROM events u WHERE json_extract(u.payload, '$.business') = OLD.business || ''
+                        AND u.waba IS NULL AND u.kind = 'status'));
+    END;`);
 }
 
 /** The marks of `raw`'s store (`prefix` '') or of its reference (`'ref_'`): the clock, and each WABA's mark. */
@@ -74,10 +87,10 @@ function marksIn(raw: Database.Database, prefix: '' | 'ref_'): { seq: number; ma
   return { seq, marks: new Map(rows) };
 }
 
-describe('the marks of the events an ingest inserts (migration 21: once a group, no trigger on INSERT)', () => {
+describe('the marks of the events an ingest inserts or rewrites (migrations 21 and 22: once a group, no trigger)', () => {
   const SEED = 20261206;
 
-  it(`are those of the released trigger for what readers compare, over generated ingests (seed ${SEED})`, async () => {
+  it(`are those of the released triggers for what readers compare, over generated ingests (seed ${SEED})`, async () => {
     // Readers compare a mark with a clock read between groups (isRatingCurrent; readEventChanges waits for the
     // write lock): what must be equal is which group last marked each WABA and '', and which groups advanced the
     // clock — not the numbers, the trigger's one a row, the ingest's one a group.
@@ -85,6 +98,8 @@ describe('the marks of the events an ingest inserts (migration 21: once a group,
     onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
     const { step } = generatedIngests();
     let run = 0;
+    /** The rewrites of every run (`ref_rewrites`), and the groups that rewrote rows and inserted none. */
+    const rewrites = { all: 0, merged: 0, tieMoved: 0, oldTieUnnamed: 0, groupsRewritingOnly: 0 };
     await fc.assert(
       fc.asyncProperty(fc.array(step, { minLength: 1, maxLength: 12 }), async (steps) => {
         const path = join(dir, `${++run}.db`);
@@ -98,9 +113,12 @@ describe('the marks of the events an ingest inserts (migration 21: once a group,
           const groupsOf = (marks: Map<string, number>, after: readonly number[]) =>
             new Map([...marks].map(([waba, seq]) => [waba, after.findIndex((clock) => clock >= seq)]));
           for (const [index, items] of steps.entries()) {
-            await store.ingestBatch(
+            const outcomes = await store.ingestBatch(
               items.map((events, i) => ({ raw: null, events, isRelistingNeeded: (index + i) % 2 === 0 })),
             );
+            const isRewriting = marksIn(raw, 'ref_').seq > clocks.reference.at(-1)!;
+            if (isRewriting && outcomes.every((outcome) => outcome.inserted.length === 0))
+              rewrites.groupsRewritingOnly += 1;
             const stored = await store.readEventChanges();
             const reference = marksIn(raw, 'ref_');
             clocks.store.push(stored.seq);
@@ -112,6 +130,14 @@ describe('the marks of the events an ingest inserts (migration 21: once a group,
             // The clock advances in the groups that changed an event, and only in those.
             expect(stored.seq > clocks.store.at(-2)!).toBe(reference.seq > clocks.reference.at(-2)!);
           }
+          const [all, merged, tieMoved, oldTieUnnamed] = raw
+            .prepare('SELECT * FROM ref_rewrites')
+            .raw()
+            .get() as number[];
+          rewrites.all += all!;
+          rewrites.merged += merged!;
+          rewrites.tieMoved += tieMoved!;
+          rewrites.oldTieUnnamed += oldTieUnnamed!;
         } finally {
           raw.close();
           await store.close();
@@ -119,6 +145,13 @@ describe('the marks of the events an ingest inserts (migration 21: once a group,
       }),
       { seed: SEED, numRuns: 150 },
     );
+    // The generated ingests rewrite rows, and in every way the trigger on UPDATE marked: copies of another
+    // writer merged (444 rewrites, 353 merging, 111 moving a tie, 22 where only the OLD row's tie names a status
+    // naming no WABA; 165 groups rewriting only, at this seed), not as a bound.
+    expect(rewrites.merged).toBeGreaterThan(100);
+    expect(rewrites.tieMoved).toBeGreaterThan(30);
+    expect(rewrites.oldTieUnnamed).toBeGreaterThan(5);
+    expect(rewrites.groupsRewritingOnly).toBeGreaterThan(30);
   }, 120_000);
 
   it('keep the marks a version 20 store wrote, and mark what is inserted after the upgrade past them', async () => {
@@ -184,7 +217,7 @@ describe('the marks of the events an ingest inserts (migration 21: once a group,
     });
     expect(
       db.prepare("SELECT name FROM sqlite_master WHERE type = 'trigger' ORDER BY name").pluck().all(),
-    ).toEqual(['events_changed_on_delete', 'events_changed_on_update']);
+    ).toEqual(['events_changed_on_delete']);
 
     // A WABA's message of another id, tying another number: its WABA only.
     await store.ingestEvents([input(message('wamid.c', 'W3', 'PN3'))]);
@@ -219,7 +252,7 @@ describe('the marks of the events an ingest inserts (migration 21: once a group,
       ]),
       unnamedSeq: 6,
     });
-    // A rewrite is still marked by its trigger (an earlier copy of a stored message).
+    // A rewrite is marked too, by its group since migration 22 (an earlier copy of a stored message).
     await store.ingestEvents([input({ ...message('wamid.c', 'W3', 'PN3'), atMs: T0 - 1 })]);
     expect(await store.readEventChanges()).toEqual({
       seq: 7,
@@ -230,6 +263,77 @@ describe('the marks of the events an ingest inserts (migration 21: once a group,
       ]),
       unnamedSeq: 6,
     });
+  });
+
+  it('keep the marks a version 21 store wrote, its trigger on UPDATE dropped, and mark rewrites past them', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'wameter-sqlite-marks-upgrade-21-'));
+    onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
+    const T0 = Date.parse('2025-07-10T09:00:00Z');
+    const sent = (business: string): CoreEvent => ({
+      kind: 'outbound',
+      atMs: T0,
+      waba: 'W1',
+      business,
+      user: '1',
+      id: 'wamid.a',
+      template: 'utility',
+    });
+    const input = (event: CoreEvent, source = 'import'): EventInput => ({
+      key: eventKey(event),
+      event,
+      receivedAtMs: 2,
+      source,
+      ...(source.startsWith('api:') ? { isBusinessTied: false } : {}),
+    });
+    // A store as version 21 left it: its inserts marked by the group, its rewrites by migration 18's trigger.
+    const path = join(dir, 'older.db');
+    const older = await openSqliteStore(path);
+    await older.ingestEvents([input(sent('PN2'))]);
+    await older.ingestEvents([
+      input({ kind: 'status', atMs: T0 + 1, id: 'wamid.s', status: 'delivered', business: 'PN2', user: '1' }),
+    ]);
+    await older.close();
+    const old = new Database(path);
+    old.exec(`${eventChangeTriggerSql('UPDATE')}; DELETE FROM schema_migrations WHERE version >= 22;`);
+    // A rewrite under version 21, marked by the trigger: W1, and '' (W1's message ties PN2, which the status
+    // naming no WABA names).
+    old.exec("UPDATE events SET received_at_ms = 3 WHERE key = 'W1:outbound:wamid.a'");
+    const before = marksIn(old, '');
+    old.close();
+    expect(before).toEqual({
+      seq: 3,
+      marks: new Map([
+        ['W1', 3],
+        ['', 3],
+      ]),
+    });
+
+    const store = await openSqliteStore(path);
+    onTestFinished(() => store.close());
+    expect(await store.readEventChanges()).toEqual({ seq: 3, byWaba: new Map([['W1', 3]]), unnamedSeq: 3 });
+    const db = new Database(path, { readonly: true });
+    onTestFinished(() => {
+      db.close();
+    });
+    expect(
+      db.prepare("SELECT name FROM sqlite_master WHERE type = 'trigger' ORDER BY name").pluck().all(),
+    ).toEqual(['events_changed_on_delete']);
+    expect(db.prepare('SELECT max(version) FROM schema_migrations').pluck().get()).toBe(22);
+
+    // A limited key's copy naming PN1 merges into W1's message (the smaller number kept), which then ties no
+    // number: only its OLD row's tie, PN2, names the status naming no WABA — '' is marked with W1, once.
+    const outcome = await store.ingestEvents([input(sent('PN1'), 'api:one')]);
+    expect(outcome.merged).toHaveLength(1);
+    expect(db.prepare("SELECT business FROM events WHERE waba = 'W1'").pluck().get()).toBeNull();
+    expect(await store.readEventChanges()).toEqual({ seq: 4, byWaba: new Map([['W1', 4]]), unnamedSeq: 4 });
+    // The same copy again changes nothing: no mark.
+    await store.ingestEvents([input(sent('PN1'), 'api:one')]);
+    expect(await store.readEventChanges()).toEqual({ seq: 4, byWaba: new Map([['W1', 4]]), unnamedSeq: 4 });
+    // A trusted copy naming PN1 ties the row to PN1 (a rewrite whose NEW row ties a number no status naming no
+    // WABA names, and its OLD row none): W1 only.
+    await store.ingestEvents([input(sent('PN1'))]);
+    expect(db.prepare("SELECT business FROM events WHERE waba = 'W1'").pluck().get()).toBe('PN1');
+    expect(await store.readEventChanges()).toEqual({ seq: 5, byWaba: new Map([['W1', 5]]), unnamedSeq: 4 });
   });
 });
 
@@ -287,6 +391,10 @@ describe('SQLite on disk', () => {
         { version: 19, name: 'events deleted are marked as stored ones are' },
         { version: 20, name: "one index finds a number's owner and a pair's" },
         { version: 21, name: 'an ingest marks the events it inserts once, after them, not a row at a time' },
+        {
+          version: 22,
+          name: 'an ingest marks the events it rewrites once, with those it inserts, not a row at a time',
+        },
       ]);
     } finally {
       db.close();
@@ -317,7 +425,7 @@ describe('SQLite on disk', () => {
         "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'events'",
       );
       expect(indexes.pluck().all()).not.toContain('events_message');
-      expect(db.prepare('SELECT max(version) FROM schema_migrations').pluck().get()).toBe(21);
+      expect(db.prepare('SELECT max(version) FROM schema_migrations').pluck().get()).toBe(22);
       // The store's own query for orphan statuses looks their message up through the primary key, and the
       // WABA that owns their business number with a seek of events_business_waba_user.
       await listingOf(store, ['W1']);
@@ -982,7 +1090,7 @@ describe('SQLite opened read-only (commands that only read: estimate, rerate --d
     old.close();
     await expect(readOnly(path)).rejects.toMatchObject({
       code: 'STORE_NEEDS_MIGRATION',
-      message: `the wameter store in ${path} is older than this wameter (schema migration 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21 not applied yet), and a read-only open does not migrate it`,
+      message: `the wameter store in ${path} is older than this wameter (schema migration 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22 not applied yet), and a read-only open does not migrate it`,
     });
     const after = new Database(path, { readonly: true });
     expect(after.prepare('SELECT max(version) FROM schema_migrations').pluck().get()).toBe(5);

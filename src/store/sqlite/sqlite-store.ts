@@ -532,17 +532,28 @@ const MIGRATIONS: readonly Migration[] = [
     // evaluated over the group's rows. Rewrites and deletions keep their triggers (migrations 18 and 19).
     sql: `DROP TRIGGER IF EXISTS events_changed_on_insert;`,
   },
+  {
+    version: 22,
+    name: 'an ingest marks the events it rewrites once, with those it inserts, not a row at a time',
+    // Migration 18's trigger on UPDATE did for every rewrite (a copy merged into a stored row, a row made
+    // trusted or tied) what migration 21 made the group do once for its inserts, and forced a statement journal
+    // on every such UPDATE. The only code that updates events is the ingest's group (insertEvents, in
+    // writeGroupIn; the backfills that update events are migrations 3–10, before any trigger): it notes each
+    // rewrite's WABA, message id and both ties, the old and the new, and writes their marks with its inserts'
+    // (markChanged). Deletions keep their trigger (migration 19: the clean-up by hand).
+    sql: `DROP TRIGGER IF EXISTS events_changed_on_update;`,
+  },
 ];
 
 /**
  * Migration 18's trigger on `event` (INSERT or UPDATE; migration 19's on DELETE) of `events` — the one on
- * INSERT dropped by migration 21, its marks written by the ingest after its inserts (`markInserted`): the clock
- * advances a row at a time, and the row's WABA (its old one too, for a rewrite; a deleted row's) takes the new
- * mark, and so does '' when the row may move a status naming no WABA between listings (store.ts,
+ * INSERT dropped by migration 21, the one on UPDATE by migration 22, their marks written by the ingest after
+ * its writes (`markChanged`): the clock advances a row at a time, and the row's WABA (its old one too, for a
+ * rewrite; a deleted row's) takes the new mark, and so does '' when the row may move a status naming no WABA between listings (store.ts,
  * `EventChanges`): it is one, or it is a message of a message id such a status reports on (which may join it:
  * `messageJoinsStatusSql`), or it ties a business number such a status names (its placement:
  * `statusPlacementSql`). A status stored after its message marks '' itself. Exported for the tests, whose
- * reference for `markInserted` is the released trigger.
+ * reference for `markChanged` is the released triggers.
  */
 export function eventChangeTriggerSql(event: 'INSERT' | 'UPDATE' | 'DELETE'): string {
   const rows = { INSERT: ['NEW'], UPDATE: ['NEW', 'OLD'], DELETE: ['OLD'] }[event];
@@ -566,32 +577,37 @@ export function eventChangeTriggerSql(event: 'INSERT' | 'UPDATE' | 'DELETE'): st
 }
 
 /**
- * What the events a group inserted mark (`markInserted`, since migration 21): the WABA of each ('' for a status
- * naming none), and for the rows naming their WABA, what the trigger looked up a status naming no WABA by —
- * their message id (`events.message_id`) and the business number they tie (`events.business`).
+ * What the events a group inserted or rewrote mark (`markChanged`; inserts since migration 21, rewrites since
+ * 22): the WABA of each ('' for a status naming none), and for the rows naming their WABA, what the triggers
+ * looked up a status naming no WABA by — their message id (`events.message_id`) and the business number they
+ * tie (`events.business`): a rewrite's both, the OLD row's and the NEW's, as the trigger on UPDATE looked up
+ * each (a rewrite never changes a row's WABA or message id, so those are the same in both).
  */
-interface InsertMarks {
+interface ChangeMarks {
   wabas: Set<string>;
   messageIds: Set<string>;
   numbers: Set<string>;
 }
 
-function newInsertMarks(): InsertMarks {
+function newChangeMarks(): ChangeMarks {
   return { wabas: new Set(), messageIds: new Set(), numbers: new Set() };
 }
 
-/** Notes a row inserted, by the values insertEvents wrote in its `waba`, `message_id` and `business`. */
-function noteInserted(
-  marks: InsertMarks,
+/**
+ * Notes a row inserted or rewritten, by the values insertEvents wrote in (or left in) its `waba` and
+ * `message_id`, and each value its `business` held: the tie inserted, or a rewrite's tie before and after.
+ */
+function noteChanged(
+  marks: ChangeMarks,
   waba: string | null,
   messageId: string | null,
-  tie: string | null,
+  ...ties: (string | null)[]
 ): void {
   marks.wabas.add(waba ?? '');
   // Once '' is marked, the look-ups decide nothing.
   if (marks.wabas.has('')) return;
   if (messageId !== null) marks.messageIds.add(messageId);
-  if (tie !== null) marks.numbers.add(tie);
+  for (const tie of ties) if (tie !== null) marks.numbers.add(tie);
 }
 
 /**
@@ -1106,11 +1122,12 @@ class SqliteStore implements Store {
    */
   private ingestGroup(items: readonly IngestItem[]): IngestItemOutcome[] {
     // The statement journals of the group's transaction in memory. An INSERT into events ran migration 18's
-    // trigger (until migration 21), and a rewrite still runs its trigger on UPDATE, so SQLite keeps a statement
-    // journal of every page the statement changes; one passing 64 KiB (a page split or two) went to a temporary
-    // file, and so did every later statement of the transaction — a pwrite per page and an open and unlink of
-    // the file, in the server's thread. Never more than a statement's pages;
-    // only here: with temp_store = MEMORY a sort or a temporary index is held in memory whole, however large.
+    // trigger (until migration 21), and so did a rewrite (until migration 22), so SQLite kept a statement
+    // journal of every page the statement changed; one passing 64 KiB (a page split or two) went to a
+    // temporary file, and so did every later statement of the transaction — a pwrite per page and an open and
+    // unlink of the file, in the server's thread. Kept for any statement that still needs one. Never more than
+    // a statement's pages; only here: with temp_store = MEMORY a sort or a temporary index is held in memory
+    // whole, however large.
     // Set before BEGIN (SQLite places them when the write transaction begins), set back after it ends. No
     // temporary table may ever be made on this connection: with the temporary database open, each change of
     // temp_store closes it and makes every prepared statement prepare again.
@@ -1137,7 +1154,7 @@ class SqliteStore implements Store {
     const ownersBefore = isRelisting
       ? this.ownersOf([...tiedKeysOf(items.flatMap((item) => item.events))])
       : new Map<string, string | null>();
-    const marks = newInsertMarks();
+    const marks = newChangeMarks();
     const written = items.map((item): { outcome: IngestItemOutcome; changes: RowChange[] } => {
       const { raw, events } = item;
       const changes: RowChange[] = [];
@@ -1170,9 +1187,10 @@ class SqliteStore implements Store {
         changes,
       };
     });
-    // Every insert of the group is behind it (insertEvents is the only code that inserts events), and nothing of
-    // the transaction is after it but reads: the marks are written with the rows, or rolled back with them.
-    this.markInserted(marks);
+    // Every insert and rewrite of the group is behind it (insertEvents is the only code that inserts or updates
+    // events), and nothing of the transaction is after it but reads: the marks are written with the rows, or
+    // rolled back with them.
+    this.markChanged(marks);
     if (written.every(({ changes }) => changes.length === 0)) return written.map(({ outcome }) => outcome);
     const relisted = relistedWabas(
       written.map(({ outcome, changes }) => ({
@@ -1191,24 +1209,24 @@ class SqliteStore implements Store {
   }
 
   /**
-   * The marks of the events a group inserted (`InsertMarks`), in its transaction, after its inserts: what
-   * migration 18's trigger on INSERT wrote a row at a time (`eventChangeTriggerSql`), once. The clock advances
-   * once, each WABA inserted takes the new mark, and so does '' when an inserted row names no WABA, or names
-   * one and may move a status naming no WABA: a message of an id such a status reports on, or a tie of a number
-   * such a status names — the trigger's two look-ups, made here for all the rows together, and not at all when
-   * no status naming no WABA is stored (a seek of events_unnamed_status).
+   * The marks of the events a group inserted or rewrote (`ChangeMarks`), in its transaction, after its writes:
+   * what migration 18's triggers on INSERT and UPDATE wrote a row at a time (`eventChangeTriggerSql`), once.
+   * The clock advances once, each WABA inserted or rewritten takes the new mark, and so does '' when such a
+   * row names no WABA, or names one and may move a status naming no WABA: a message of an id such a status
+   * reports on, or a tie of a number such a status names (a rewrite's: its tie before and its tie after, the
+   * trigger's OLD and NEW rows) — the triggers' two look-ups, made here for all the rows together, and not at
+   * all when no status naming no WABA is stored (a seek of events_unnamed_status).
    *
-   * The same marks as the trigger's for what readers compare (`EventChanges`: a mark against a clock read
+   * The same marks as the triggers' for what readers compare (`EventChanges`: a mark against a clock read
    * between transactions — every ingest holds the write lock, and readEventChanges waits for it): each group
-   * inserting rows marks the same WABAs, and '' in the same groups, past every clock read before it and at most
+   * changing rows marks the same WABAs, and '' in the same groups, past every clock read before it and at most
    * the clock after it; only the numbers differ (one advance a group, not one a row). '' the same: a look-up
-   * made after the group's writes rather than at each row (with the row's values as inserted) finds what the
+   * made after the group's writes rather than at each row (with the row's values as written) finds what the
    * row's would have found — an ingest deletes no row and never rewrites a row's WABA, message id or kind —
-   * or more only through a status naming no WABA the group inserted or rewrote after that row, which marked ''
-   * itself (inserted: its own WABA's mark is ''; rewritten: migration 18's trigger on UPDATE). Rewrites of the
-   * group may still advance the clock between (their trigger): the order within a group is never read.
+   * except through a status naming no WABA that the group inserted, or rewrote (its number), after that row,
+   * and which marked '' itself (its own WABA's mark is ''). The order within a group is never read.
    */
-  private markInserted(marks: InsertMarks): void {
+  private markChanged(marks: ChangeMarks): void {
     if (marks.wabas.size === 0) return;
     if (!marks.wabas.has('') && this.isUnnamedMovedBy(marks)) marks.wabas.add('');
     this.statement('UPDATE event_clock SET seq = seq + 1 WHERE id = 1').run();
@@ -1220,8 +1238,8 @@ class SqliteStore implements Store {
     ).run(JSON.stringify([...marks.wabas]));
   }
 
-  /** Whether an inserted row naming its WABA may move a status naming no WABA (markInserted). */
-  private isUnnamedMovedBy(marks: InsertMarks): boolean {
+  /** Whether a row inserted or rewritten naming its WABA may move a status naming no WABA (markChanged). */
+  private isUnnamedMovedBy(marks: ChangeMarks): boolean {
     if (marks.messageIds.size === 0 && marks.numbers.size === 0) return false;
     // None stored: none to move (the probe PostgreSQL's migration 22 makes once a transaction).
     const isAnyUnnamed =
@@ -1362,13 +1380,13 @@ class SqliteStore implements Store {
    * `is_trusted` whether any copy's writer was trusted (`isTrustedWriter`, `isTrustedAfterMerge`). With
    * `relisting` (the group names its `relistedWabas`), the rows that place statuses naming no WABA are added to
    * its `changes` (`isPlacingRow`), and the owner of a number a rewrite unties is noted in its `ownersBefore`
-   * before that rewrite; null: the same writes, nothing noted. Each row inserted is noted in `marks`, which the
-   * group writes after its inserts (`markInserted`); a rewrite is marked by its trigger (migration 18).
+   * before that rewrite; null: the same writes, nothing noted. Each row inserted or rewritten is noted in
+   * `marks`, which the group writes after its writes (`markChanged`).
    */
   private insertEvents(
     events: EventInput[],
     relisting: { ownersBefore: Map<string, string | null>; changes: RowChange[] } | null,
-    marks: InsertMarks,
+    marks: ChangeMarks,
   ): IngestOutcome {
     const insert = this.statement(
       `INSERT INTO events (key, kind, waba, message_id, at_ms, payload, received_at_ms, source, business,
@@ -1402,7 +1420,7 @@ class SqliteStore implements Store {
       ).changes;
       if (count === 1) {
         inserted.push(event);
-        noteInserted(marks, waba, messageId, tie);
+        noteChanged(marks, waba, messageId, tie);
         if (relisting === null) continue;
         const change: RowChange = {
           event,
@@ -1419,11 +1437,20 @@ class SqliteStore implements Store {
         continue;
       }
       duplicates += 1;
-      const [payload, storedTie, storedTiedUser, trustedFlag, source] = this.statement(
-        'SELECT payload, business, tied_user, is_trusted, source FROM events WHERE key = ?',
-      )
-        .raw()
-        .get(input.key) as [string, string | null, string | null, number, string];
+      const [payload, storedTie, storedTiedUser, trustedFlag, source, storedWaba, storedMessageId] =
+        this.statement(
+          'SELECT payload, business, tied_user, is_trusted, source, waba, message_id FROM events WHERE key = ?',
+        )
+          .raw()
+          .get(input.key) as [
+          string,
+          string | null,
+          string | null,
+          number,
+          string,
+          string | null,
+          string | null,
+        ];
       const stored = JSON.parse(payload) as CoreEvent;
       const wasTrusted = trustedFlag === 1;
       // The same text (a file imported again) merges nothing, but a trusted copy may still tie it and make it
@@ -1465,6 +1492,9 @@ class SqliteStore implements Store {
         ).run(JSON.stringify(next), next.atMs, nextTie, nextTiedUser, isNowTrusted ? 1 : 0, input.key);
         merged.set(input.key, next);
       }
+      // As the trigger on UPDATE marked it: the row's WABA and message id (a rewrite leaves them as stored), and
+      // the ties of its OLD and NEW rows.
+      noteChanged(marks, storedWaba, storedMessageId, storedTie, nextTie);
       if (relisting !== null && isPlacingRow(stored) && isPlacingChange(change))
         relisting.changes.push(change);
     }
