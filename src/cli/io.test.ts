@@ -47,15 +47,8 @@ writeFileSync(
   }).join('\n'),
 );
 
-/** A stdout on a full disk: every write fails at once, as a file's synchronous write does on Linux. */
-function fullDisk() {
-  let written = 0;
-  const stdout = new Writable({
-    write(_chunk, _encoding, done) {
-      written += 1;
-      done(Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' }));
-    },
-  });
+/** The command line's io over `stdout`, its stderr kept for the test (stdin empty). */
+function withStdout(stdout: Writable) {
   stdout.on('error', () => {}); // the process's listener (endQuietlyWhenOutputCloses) is not installed here
   let stderr = '';
   const io = processIo({
@@ -68,7 +61,19 @@ function fullDisk() {
     }),
     stdin: Readable.from([]),
   });
-  return { io, stderr: () => stderr, writes: () => written };
+  return { io, stderr: () => stderr };
+}
+
+/** A stdout on a full disk: every write fails at once, as a file's synchronous write does on Linux. */
+function fullDisk() {
+  let written = 0;
+  const stdout = new Writable({
+    write(_chunk, _encoding, done) {
+      written += 1;
+      done(Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' }));
+    },
+  });
+  return { ...withStdout(stdout), writes: () => written };
 }
 
 describe('a stdout that refuses the output', () => {
@@ -115,19 +120,7 @@ function readerGone() {
       setImmediate(() => done(Object.assign(new Error('write EPIPE'), { code: 'EPIPE' })));
     },
   });
-  stdout.on('error', () => {}); // the process's listener (endQuietlyWhenOutputCloses) is not installed here
-  let stderr = '';
-  const io = processIo({
-    stdout,
-    stderr: new Writable({
-      write(chunk, _encoding, done) {
-        stderr += String(chunk);
-        done();
-      },
-    }),
-    stdin: Readable.from([]),
-  });
-  return { io, stderr: () => stderr, writes: () => writes };
+  return { ...withStdout(stdout), writes: () => writes };
 }
 
 describe('a reader that stops reading', () => {
