@@ -554,10 +554,10 @@ export interface RatingRecord {
 
 /**
  * Where the events of a store last changed, kept by the database itself (triggers on `events`, migration 18
- * of SQLite, 20 of PostgreSQL; SQLite's inserts by the ingest since its migration 21, once a group after
- * them) in the transaction that writes them, so that no crash between storing an event and rating it loses
- * the mark. Every insert or rewrite (a merged duplicate) of an event advances `seq` (PostgreSQL once a
- * transaction, SQLite once for a group's inserts and once a rewrite) and marks its WABA with it, and so does
+ * of SQLite, 20 of PostgreSQL; SQLite's inserts and rewrites by the ingest since its migrations 21 and 22, once
+ * a group after them) in the transaction that writes them, so that no crash between storing an event and
+ * rating it loses the mark. Every insert or rewrite (a merged duplicate) of an event advances `seq`
+ * (PostgreSQL once a transaction, SQLite once a group) and marks its WABA with it, and so does
  * a deletion (by hand only; migration 19 of SQLite, 21 of PostgreSQL); a change that may move a status naming
  * no WABA from one portfolio's listing to another's (such a status itself, or a message or business-number
  * tie of another WABA that may join or place one) marks `unnamedSeq` instead of naming every WABA it could
