@@ -178,6 +178,57 @@ describe('wameter import', () => {
     expect(existsSync(path)).toBe(false);
   });
 
+  it('refuses sources that surely hold no event (an empty folder, empty files) as before, without creating the database', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'wameter-import-'));
+    const emptyFolder = join(dir, 'empty');
+    mkdirSync(emptyFolder);
+    const folderOfEmptyFiles = join(dir, 'rotated');
+    mkdirSync(folderOfEmptyFiles);
+    writeFileSync(join(folderOfEmptyFiles, 'a.ndjson'), '');
+    const emptyFile = join(dir, 'empty.ndjson');
+    writeFileSync(emptyFile, '');
+    const path = join(dir, 'w.db');
+    const db = `sqlite:${path}`;
+    const folder = await run(['import', emptyFolder, '--db', db]);
+    expect(folder.code).toBe(1);
+    expect(folder.error).toBe(
+      `wameter: ${emptyFolder}: UNREADABLE_SOURCE: directory holds no event files (.json, .ndjson, .jsonl): check the path\n` +
+        'wameter: 1 input problem(s)\n' +
+        'wameter: no event could be read from the sources (each problem is named above): nothing was rated\n',
+    );
+    const files = await run(['import', emptyFile, folderOfEmptyFiles, '--db', db]);
+    expect(files.code).toBe(1);
+    expect(files.error).toContain(
+      `wameter: ${emptyFile}: warning: no events: the source is empty (it has no bytes)`,
+    );
+    expect(files.error).toContain(
+      'wameter: the sources hold no event (all 2 empty, said above): nothing was rated; give the files that hold the traffic\n',
+    );
+    const mixed = await run(['import', emptyFolder, emptyFile, join(dir, 'missing.ndjson'), '--db', db]);
+    expect(mixed.code).toBe(1);
+    expect(mixed.error).toContain('no event could be read from the sources (each problem is named above)');
+    const stdin = await runWameter(['import', '-', emptyFolder, '--db', db], { stdin: '' });
+    expect(stdin.code).toBe(1);
+    expect(stdin.err).toContain(
+      'wameter: <stdin>: warning: no events: the source is empty (it has no bytes)',
+    );
+    expect(stdin.err).toContain('no event could be read from the sources (each problem is named above)');
+    const onlyStdin = await runWameter(['import', '-', '--db', db], { stdin: '' });
+    expect(onlyStdin.code).toBe(1);
+    expect(onlyStdin.err).toBe(
+      'wameter: <stdin>: warning: no events: the source is empty (it has no bytes); check that it is the file you meant\n' +
+        'wameter: the sources hold no event (<stdin> empty, said above): nothing was rated; give the files that hold the traffic\n',
+    );
+    // No file, not even the writer lock's: the database was never opened.
+    expect(readdirSync(dir).sort()).toEqual(['empty', 'empty.ndjson', 'rotated']);
+    // Stdin that holds events is imported whole: its first bytes, waited for, are read with the rest.
+    const lines = await runWameter(['import', '-', emptyFolder, '--db', db], {
+      stdin: CLEAN_W2_LINES.join('\n'),
+    });
+    expect(lines.err).toContain('wameter import: stored 3 new event(s), 0 duplicate(s)');
+    expect(lines.code).toBe(2);
+  });
+
   it('refuses while a serve rates the database (exit 1, naming it), and stores nothing', async () => {
     const db = `sqlite:${join(mkdtempSync(join(tmpdir(), 'wameter-import-')), 'w.db')}`;
     const lock = await acquireWriterLock(db, { command: 'serve' });

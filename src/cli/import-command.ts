@@ -2,11 +2,12 @@
 // the imported WABAs so the stored bill is current. The same idempotency as POST /v1/events: importing a
 // file twice changes nothing.
 
+import { Readable } from 'node:stream';
 import type { Command } from 'commander';
 import { formatMicros } from '../core/money.js';
 import { eventKey, type CoreEvent } from '../core/events.js';
 import type { Finding } from '../core/units.js';
-import { readEventSources } from '../ingest/read-events.js';
+import { isSurelyWithoutEvents, readEventSources } from '../ingest/read-events.js';
 import { DB_SET_BY, loadServiceConfig } from '../server/config.js';
 import { loadPricingSetup } from '../server/pricing-setup.js';
 import {
@@ -107,6 +108,17 @@ async function runImport(sources: string[], flags: ImportFlags, io: CliIo): Prom
     isReportedRulesEnabled: config.value.isReportedRulesEnabled ?? true,
   });
   if (!pricing.ok) throw new CliError(pricing.error);
+  // Nor must sources that surely hold no event (an empty folder, a log rotated to nothing, stdin that ends
+  // without a byte): the reader reads them (nothing) and refuses them in its words, as it would after opening
+  // the store, which is never opened.
+  const stdin = io.stdin ?? process.stdin;
+  const others = sources.filter((source) => source !== '-');
+  if (
+    (await isSurelyWithoutEvents(others)) &&
+    (others.length === sources.length || !(await hasFirstBytes(stdin)))
+  ) {
+    await refuseSourcesWithoutEvents(sources, io);
+  }
   let inserted = 0;
   /** Where an interrupted import stopped: what it says, and what running it again does. */
   let phase: 'opening' | 'storing' | 'rating' | 'reporting' = 'opening';
@@ -340,6 +352,69 @@ async function runImport(sources: string[], flags: ImportFlags, io: CliIo): Prom
   return unpricedExit({ unpriced, unrated, unratedCodes }, flags.allowUnpriced, (message) =>
     io.writeError(`wameter import: ${message}\n`),
   );
+}
+
+/**
+ * Reads sources `isSurelyWithoutEvents` found without events and refuses them (exit 1), as `runImport` would
+ * once it has read them: the same warnings, problems and refusal. Returns only when they now hold an event
+ * (written since they were looked at): the import then reads them as usual.
+ */
+async function refuseSourcesWithoutEvents(sources: string[], io: CliIo): Promise<void> {
+  const errors = createSourceErrorReporter(io.writeError);
+  let read = 0;
+  await readEventSources(
+    sources,
+    {
+      onEvents: (events) => void (read += events.length),
+      onError: (error) => errors.report(error),
+      onIgnored: (note) => errors.notice(note),
+    },
+    // Stdin, when given, ended without a byte (`hasFirstBytes`): read as the empty source it was.
+    { stdin: Readable.from([]) },
+  );
+  errors.refuseWhenNothingRead(read);
+}
+
+/**
+ * Waits for the first bytes of `stdin` and puts them back (`unshift`), for the reader to read them: false when
+ * it ends without one (`< /dev/null`, an empty pipe). True too when it fails: the reader then says why.
+ */
+async function hasFirstBytes(stdin: NodeJS.ReadableStream): Promise<boolean> {
+  let isEnded = (stdin as Partial<Readable>).readableEnded === true;
+  let hasFailed = false;
+  // Listened to throughout: an 'end' emitted between two waits (a tick's callbacks run before a promise's)
+  // is not missed.
+  let wake = () => {};
+  const onReadable = () => wake();
+  const onEnd = () => {
+    isEnded = true;
+    wake();
+  };
+  const onError = () => {
+    hasFailed = true;
+    wake();
+  };
+  stdin.on('readable', onReadable);
+  stdin.on('end', onEnd);
+  stdin.on('error', onError);
+  try {
+    for (;;) {
+      const chunk = stdin.read() as Buffer | string | null;
+      // An empty chunk (an object-mode stream's '') holds no byte: passed over.
+      if (chunk !== null && chunk.length > 0) {
+        stdin.unshift(chunk);
+        return true;
+      }
+      if (chunk !== null) continue;
+      if (isEnded) return false;
+      if (hasFailed) return true;
+      await new Promise<void>((resolve) => (wake = resolve));
+    }
+  } finally {
+    stdin.off('readable', onReadable);
+    stdin.off('end', onEnd);
+    stdin.off('error', onError);
+  }
 }
 
 /**

@@ -180,6 +180,45 @@ export async function readEventSources(
   return summary;
 }
 
+/**
+ * Whether `sources` surely hold no event, known without reading a byte of them: none is stdin (`-`), and each
+ * is missing or cannot be looked at, is an empty file (no bytes), or is a folder that holds no event file, as
+ * `readEventSources` lists them, or only empty ones. `readEventSources` then reads nothing of them and says
+ * why, in its words; a caller may ask before it creates anything (`wameter import`'s store). False when one
+ * source may hold an event (a file of blank lines only is known to be empty only once read).
+ */
+export async function isSurelyWithoutEvents(sources: readonly string[]): Promise<boolean> {
+  const isEmptyFile = async (path: string) => {
+    try {
+      const found = await stat(path);
+      return found.isFile() && found.size === 0;
+    } catch {
+      return true;
+    }
+  };
+  for (const source of sources) {
+    if (source === '-') return false;
+    let isDirectory: boolean;
+    try {
+      isDirectory = (await stat(source)).isDirectory();
+    } catch {
+      continue;
+    }
+    if (!isDirectory) {
+      if (await isEmptyFile(source)) continue;
+      return false;
+    }
+    let files: string[];
+    try {
+      ({ files } = await listEventFiles(source));
+    } catch {
+      continue;
+    }
+    for (const file of files) if (!(await isEmptyFile(file))) return false;
+  }
+  return true;
+}
+
 /** Entries of a directory source that were not read: hidden ones, files of other kinds, bad links (paths). */
 interface PassedOver {
   hidden: string[];
