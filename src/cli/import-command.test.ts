@@ -341,7 +341,7 @@ describe('wameter import', () => {
       'USD: 0 over 1 unit(s) in the store (1 not priced, not in the amount: see findings)\n',
     );
     expect(imported.error).toContain(
-      'wameter import: 1 finding(s) for the imported WABAs:\n  UNKNOWN_RECIPIENT: WABA W9: Recipient 999123456789 ',
+      'wameter import: 1 finding(s) for the imported WABAs (`wameter rerate --dry-run --format json` lists them all):\nwameter import:   UNKNOWN_RECIPIENT: WABA W9: Recipient 999123456789 ',
     );
     expect(imported.error).toContain(
       'wameter import: 1 charged unit(s) could not be priced (see findings: unknown number, no rate or no rate card); pass --allow-unpriced to accept\n',
@@ -356,6 +356,26 @@ describe('wameter import', () => {
     expect(allowed.error).toContain('UNKNOWN_RECIPIENT: WABA W9: Recipient 999123456789');
     expect(allowed.error).not.toContain('could not be priced');
     expect(allowed.code).toBe(0);
+  });
+
+  it('lists the first 20 findings of the imported WABAs, then counts the rest by code and says where all are, as `rate` does', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'wameter-import-'));
+    // One unknown recipient in each of 25 WABAs: 25 findings.
+    const lines = Array.from({ length: 25 }, (_, i) =>
+      UNKNOWN_RECIPIENT_LINES.map((line) =>
+        line.replaceAll('"W9"', `"W${100 + i}"`).replaceAll('wamid.u1', `wamid.u${i}`),
+      ),
+    ).flat();
+    const file = tempFile(dir, 'unknown.ndjson', lines);
+    const imported = await run(['import', file, '--db', `sqlite:${join(dir, 'w.db')}`, '--allow-unpriced']);
+    expect(imported.code).toBe(0);
+    const listed = imported.error.split('\n').filter((line) => line.startsWith('wameter import:   '));
+    expect(listed).toHaveLength(21);
+    expect(listed[0]).toMatch(/^wameter import: {3}UNKNOWN_RECIPIENT: WABA W100: /);
+    expect(listed[20]).toBe('wameter import:   … and 5 more: 5 × UNKNOWN_RECIPIENT');
+    expect(imported.error).toContain(
+      'wameter import: 25 finding(s) for the imported WABAs (`wameter rerate --dry-run --format json` lists them all):\n',
+    );
   });
 
   it('exits 3 like `wameter rate` when a delivered message cannot be rated', async () => {
@@ -475,7 +495,7 @@ describe('wameter import', () => {
     expect((await importFile('w2.ndjson', CLEAN_W2_LINES)).code).toBe(0);
     const brought = await importFile('orphan.ndjson', ORPHAN_STATUS_W1_LINES);
     expect(brought.error).toContain(
-      'wameter import: 1 finding(s) for the imported WABAs:\n  STATUS_WITHOUT_USER: WABA W1: delivered message wamid.orphan ',
+      'wameter import: 1 finding(s) for the imported WABAs (`wameter rerate --dry-run --format json` lists them all):\nwameter import:   STATUS_WITHOUT_USER: WABA W1: delivered message wamid.orphan ',
     );
     expect(brought.error).toContain('wameter import: 1 delivered message(s) could not be rated');
     expect(brought.code).toBe(3);

@@ -25,7 +25,8 @@ import type { CliIo } from './io.js';
 import { commandRatingService, openCommandStore } from './open-command-store.js';
 import { databaseUrl, pathArgument, refuseReportedFlag, refuseServiceSettings } from './options.js';
 import { createSourceErrorReporter } from './source-errors.js';
-import { ALLOW_UNPRICED_HELP, findingLine, unpricedExit, unratedCodesIn, unratedIn } from './unpriced.js';
+import { sayFindings } from './findings-on-stderr.js';
+import { ALLOW_UNPRICED_HELP, unpricedExit, unratedCodesIn, unratedIn } from './unpriced.js';
 
 const BATCH = 5000;
 const PROGRESS_EVERY = 100_000;
@@ -81,7 +82,8 @@ Exit codes: 0 ok; 1 nothing done (bad configuration, a database that cannot be o
 exists, or not one event could be read from the sources), or the events could not all be stored, or not
 rated; 2 some input lines malformed (each named on stderr, the rest imported); 3 some charged units of
 the imported WABAs have no price, or some delivered messages could not be rated (the findings are listed
-on stderr; --allow-unpriced to accept); 130 or 143 interrupted by SIGINT (Ctrl-C) or SIGTERM: what was stored
+on stderr, the first 20 then the rest counted by code; \`wameter rerate --dry-run --format json\` lists all;
+--allow-unpriced to accept); 130 or 143 interrupted by SIGINT (Ctrl-C) or SIGTERM: what was stored
 stays, stderr says where it stopped; run the same command again to finish.
 
 Examples:
@@ -325,10 +327,12 @@ async function runImport(sources: string[], flags: ImportFlags, io: CliIo): Prom
     // What `rate` would say of these sources: the findings of their WABAs and their units without a price.
     const imported = [...wabas];
     const findings = reportedFindings(ratedFindings.values(), wabas);
-    if (findings.length > 0) {
-      io.writeError(`wameter import: ${findings.length} finding(s) for the imported WABAs:\n`);
-      for (const finding of findings) io.writeError(`  ${findingLine(finding)}\n`);
-    }
+    // As `rate` and `rerate` tell theirs: the first 20, the rest counted by code, and where all are.
+    sayFindings(
+      findings,
+      `${findings.length} finding(s) for the imported WABAs (\`wameter rerate --dry-run --format json\` lists them all):`,
+      (line) => io.writeError(`wameter import: ${line}\n`),
+    );
     // Statuses no rating sees (store.ts countUnattributedStatuses): said, but not in the exit code, which
     // judges the imported WABAs' bill (these belong to no WABA, and may come from any earlier import).
     // Asked only when these sources hold such statuses: the count looks each one's message up in every WABA.
