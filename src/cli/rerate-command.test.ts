@@ -187,6 +187,53 @@ describe('wameter rerate', () => {
     expect(text).toContain(' marketing/regular 0.0411 USD (rate differs)\n');
   });
 
+  it('lines its columns up whatever the length of a unit or its category (authentication_international)', () => {
+    const unit = (category: string, amount: string) => ({
+      category,
+      type: 'regular',
+      amount,
+      rate: amount,
+      currency: 'USD',
+    });
+    const text = tableOfChanges(
+      [
+        {
+          unit: 'c_W1_PN1_919876543210_authentication_international_1751328000000',
+          old: unit('authentication_international', '0.0280'),
+          new: unit('authentication_international', '0.0300'),
+        },
+        { unit: 'm_1', old: unit('utility', '0.0014'), new: unit('utility', '0.0015') },
+        { unit: 'm_2', old: null, new: unit('marketing', '0.0107') },
+      ],
+      0,
+    );
+    const lines = text.split('\n');
+    const header = lines.findIndex((line) => line.startsWith('unit '));
+    const rows = lines.slice(header, header + 4);
+    // Every row's old and new cells begin where the header's "old" and "new" do, one space or more apart.
+    const [oldAt, newAt] = [rows[0]!.indexOf('old'), rows[0]!.indexOf('new')];
+    expect(rows.map((row) => row.slice(oldAt).split(' ')[0])).toEqual([
+      'old',
+      'authentication_international/regular',
+      'utility/regular',
+      '—',
+    ]);
+    expect(rows.map((row) => row.slice(newAt).split(' ')[0])).toEqual([
+      'new',
+      'authentication_international/regular',
+      'utility/regular',
+      'marketing/regular',
+    ]);
+    for (const row of rows) expect(row[oldAt - 1]).toBe(' ');
+    for (const row of rows) expect(row[newAt - 1]).toBe(' ');
+    // No wider than the longest cell needs: one space between the columns of the longest.
+    expect(rows[1]).toBe(
+      'c_W1_PN1_919876543210_authentication_international_1751328000000 ' +
+        'authentication_international/regular 0.0280 USD ' +
+        'authentication_international/regular 0.0300 USD',
+    );
+  });
+
   it("lists the new rating's findings on stderr (table) and in the JSON's findings, as rate and import do", async () => {
     // July 2025 is per-message pricing, and the bundled cards have no per-message card before July 2025's
     // charges: they are priced from a per-conversation card, which a RATE_CARD_OF_OTHER_MODEL finding says.

@@ -47,8 +47,19 @@ interface RerateFlags {
   dryRun?: boolean;
 }
 
-function pad(text: string, width: number): string {
-  return text.length >= width ? text : text + ' '.repeat(width - text.length);
+/**
+ * Rows of cells as lines, each column as wide as its longest cell (the last unpadded), one space apart: a
+ * long category (`authentication_international/regular 0.0280 USD`) or unit id never pushes a row's next
+ * cells out of line with the others' (as bench/main.ts's tables size theirs).
+ */
+function alignColumns(rows: readonly (readonly string[])[]): string[] {
+  const widths: number[] = [];
+  for (const row of rows) {
+    row.forEach((cell, i) => (widths[i] = Math.max(widths[i] ?? 0, cell.length)));
+  }
+  return rows.map((row) =>
+    row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i] ?? 0))).join(' '),
+  );
 }
 
 export function formatRerateTable(report: RerateReport): string {
@@ -81,7 +92,7 @@ export function formatRerateTable(report: RerateReport): string {
     );
   }
   if (report.changed.length > 0) {
-    lines.push('', `${pad('unit', 44)} ${pad('old', 34)} new`);
+    const rows = [['unit', 'old', 'new']];
     for (const change of report.changed) {
       const describe = (unit: typeof change.old) =>
         unit === null ? '—' : `${unit.category}/${unit.type} ${unit.amount ?? '?'} ${unit.currency}`;
@@ -90,8 +101,9 @@ export function formatRerateTable(report: RerateReport): string {
       const fields = before === after ? differingFields(change.old, change.new) : [];
       const which =
         fields.length === 0 ? '' : ` (${fields.join(', ')} ${fields.length === 1 ? 'differs' : 'differ'})`;
-      lines.push(`${pad(change.unit, 44)} ${pad(before, 34)} ${after}${which}`);
+      rows.push([change.unit, before, `${after}${which}`]);
     }
+    lines.push('', ...alignColumns(rows));
   }
   lines.push('', 'Totals:', ...totalsLines(report.totals, '  '));
   // A re-rate covers whole portfolios: each WABA's share, for re-billing each client its own.
