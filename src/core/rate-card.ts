@@ -1,6 +1,7 @@
 // Rate cards (Meta's per-market price lists) and their volume-tier files: parsing Meta's CSV layout, exactly,
 // and choosing the card in force on a local date. Pure: text in, values out; never reads files or the clock.
 
+import { editDistance } from './edit-distance.js';
 import type { MarketTable } from './market.js';
 import { formatMicros, MICROS_PER_UNIT, parseMicros } from './money.js';
 import type { RateBook, RateCard, TierBand } from './pricing-context.js';
@@ -1005,33 +1006,6 @@ function closestMarkets(key: string, byKey: ReadonlyMap<string, ReadonlySet<stri
   }
   scored.sort((a, b) => a.distance - b.distance || (a.name < b.name ? -1 : 1));
   return scored.slice(0, 3).map((s) => s.name);
-}
-
-/** Edits (insert, delete, substitute, swap two neighbours) from one text to another: "indai" → "india" is 1. */
-function editDistance(a: string, b: string): number {
-  const rows: number[][] = [];
-  for (let i = 0; i <= a.length; i++) {
-    const row = [i];
-    for (let j = 1; j <= b.length; j++) {
-      if (i === 0) {
-        row.push(j);
-        continue;
-      }
-      const previous = rows[i - 1] as number[];
-      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
-      let best = Math.min(
-        (previous[j] as number) + 1,
-        (row[j - 1] as number) + 1,
-        (previous[j - 1] as number) + cost,
-      );
-      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) {
-        best = Math.min(best, ((rows[i - 2] as number[])[j - 2] as number) + 1);
-      }
-      row.push(best);
-    }
-    rows.push(row);
-  }
-  return (rows[a.length] as number[])[b.length] as number;
 }
 
 /** ["BD"] → "BD"; ["IQ", "KW", "OM"] → "IQ, KW and OM". */

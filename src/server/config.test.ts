@@ -198,6 +198,19 @@ describe('loadServiceConfig', () => {
     expect(invalid.ok ? '' : invalid.error.problems[0]).toContain('not valid JSON');
     const unknown = loadServiceConfig({ env: {}, configFile: writeJson('unknown.json', { prot: 1 }) });
     expect(unknown.ok ? '' : unknown.error.problems[0]).toContain('unknown setting "prot"');
+    // A slip names the setting meant, in any case; a word near none (or near two alike) names none.
+    for (const [key, meant] of [
+      ['prot', 'port'],
+      ['acounts', 'accounts'],
+      ['RateCards', 'rateCards'],
+      ['apikeys', 'apiKeys'],
+      ['loudness', undefined],
+    ] as const) {
+      const typo = loadServiceConfig({ env: {}, configFile: writeJson(`typo-${key}.json`, { [key]: 1 }) });
+      const problem = typo.ok ? '' : typo.error.problems[0]!;
+      if (meant === undefined) expect(problem).not.toContain('did you mean');
+      else expect(problem).toContain(`unknown setting "${key}" (did you mean "${meant}"? known: db, port`);
+    }
     // A key given twice: JSON would keep the last copy (a second "apiKeys" list dropping the first's keys).
     const twice = writeJson(
       'twice.json',

@@ -8,6 +8,7 @@ import { decodeUtf8File, notUtf8Words, withoutByteOrderMark } from '../ingest/ut
 import { accessSync, constants, readFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { err, ok, type Result } from '../core/result.js';
+import { closestName } from '../core/edit-distance.js';
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'silent';
 const LOG_LEVELS: readonly LogLevel[] = ['debug', 'info', 'warn', 'error', 'silent'];
@@ -713,7 +714,10 @@ function readConfigFile(path: string, problems: string[]): ConfigFile {
   }
   for (const key of Object.keys(value)) {
     if (!FILE_KEYS.has(key)) {
-      problems.push(`config file: unknown setting "${key}" (known: ${[...FILE_KEYS].join(', ')})`);
+      // A slip of the keyboard (`acounts`) names the setting meant: a list of twenty is hard to read for it.
+      const meant = closestName(key, FILE_KEYS);
+      const hint = meant === undefined ? '' : `did you mean "${meant}"? `;
+      problems.push(`config file: unknown setting "${key}" (${hint}known: ${[...FILE_KEYS].join(', ')})`);
     }
   }
   return value as ConfigFile;
