@@ -4,8 +4,8 @@
 import { describe, expect, it } from 'vitest';
 import { rateByReference, type ReferenceUnit } from '../../test/reference-rater.js';
 import { INDIA, at, inbound, loadPricing, rate, send } from '../../test/support/engine.js';
-import { defaultAccount } from './events.js';
-import { createRateBook, parseRateCardCsv } from './rate-card.js';
+import { defaultAccount, type Account } from './events.js';
+import { attachVolumeTiers, createRateBook, parseRateCardCsv, parseVolumeTierCsv } from './rate-card.js';
 import type { CoreEvent, MetaConversationEvidence, MetaPricingEvidence, TemplateCategory } from './events.js';
 import { costInWords, explainUser } from './explain.js';
 import type { BillableUnit } from './units.js';
@@ -805,6 +805,333 @@ describe('the rate a free entry point "would have cost" (contract §4) for an au
     const engine = await rate(events, { accounts: [abroad] });
     expect(engine.units.map((u) => [u.id, u.category, u.type, u.rateMicros, u.amountMicros])).toEqual(
       reference.units.map((u) => [u.id, u.category, u.type, u.rateMicros, u.amountMicros]),
+    );
+  });
+});
+
+// Thirty-ninth session (spec-oracle review): corners of pricing-rules.md no test held, each bill computed by
+// hand from the spec alone (the reasoning: one comment per line), then run. Cards are the bundled ones: India
+// marketing/utility/authentication 0.0107/0.0014/0.0014 USD on usd-2024-11-01 and usd-2025-10-01, 0.0099/0.0042
+// on usd-2023-06-01-partial, business-/user-initiated 0.0066/0.0040 on usd-2022-02-01-partial.
+describe('corners computed by hand from the spec (spec-oracle review, thirty-ninth session)', () => {
+  const utcIn = (timeZone: string, extra: Partial<Account> = {}): Account[] => [
+    { waba: 'W1', timeZone, currency: 'USD', portfolio: 'P1', ...extra },
+  ];
+  const userNo = (n: number) => `91987654321${n}`;
+  /** A send log line that knows its delivery (`deliveredIso`, else the send itself). */
+  const out = (
+    iso: string,
+    id: string,
+    template: TemplateCategory | null,
+    party: { user?: string; business?: string } = {},
+    deliveredIso = iso,
+  ): CoreEvent => ({
+    kind: 'outbound',
+    atMs: at(iso),
+    id,
+    waba: 'W1',
+    business: party.business ?? 'PN1',
+    user: party.user ?? INDIA,
+    template,
+    deliveredAtMs: at(deliveredIso),
+  });
+  /** A send log line without its outcome, and Meta's status of it at `statusIso`. */
+  const late = (
+    sentIso: string,
+    id: string,
+    template: TemplateCategory | null,
+    statusIso: string,
+    user = INDIA,
+    word: 'delivered' | 'read' | 'failed' = 'delivered',
+  ): CoreEvent[] => [
+    { kind: 'outbound', atMs: at(sentIso), id, waba: 'W1', business: 'PN1', user, template },
+    { kind: 'status', atMs: at(statusIso), id, status: word },
+  ];
+  const shown = (units: readonly BillableUnit[]) =>
+    units.map((u) => [u.messages.join('+'), u.era, u.category, u.type, u.rateMicros, u.amountMicros]);
+  const total = (units: readonly BillableUnit[]) => units.reduce((sum, u) => sum + (u.amountMicros ?? 0), 0);
+
+  it('§1, §5.1: the customer service window is [t, t + 24 h) for a utility template; a user message at the same instant opens it first', async () => {
+    // The user's line comes after the business's in the input: order of lines decides nothing (contract §1).
+    const result = await rate(
+      [
+        out('2025-10-10T10:00:00Z', 'u0', 'utility'), // same instant as the user's message: inside, free
+        inbound(at('2025-10-10T10:00:00Z'), 'in'),
+        out('2025-10-11T09:59:59.999Z', 'u1', 'utility'), // the window's last millisecond: free
+        out('2025-10-11T10:00:00Z', 'u2', 'utility'), // t + 24 h is outside: charged 0.0014
+      ],
+      { accounts: utcIn('UTC') },
+    );
+    expect(shown(result.units)).toEqual([
+      ['u0', 'PMP-2025', 'utility', 'free_customer_service', 1_400, 0],
+      ['u1', 'PMP-2025', 'utility', 'free_customer_service', 1_400, 0],
+      ['u2', 'PMP-2025', 'utility', 'regular', 1_400, 1_400],
+    ]);
+    expect(result.findings).toEqual([]);
+  });
+
+  it('§4: CBP-2022 user-initiated within 24 h of the user, business-initiated from t + 24 h; same instant is inside', async () => {
+    const result = await rate(
+      [
+        inbound(at('2022-06-10T10:00:00Z'), 'in1', { user: userNo(1) }),
+        out('2022-06-10T10:00:00Z', 'v1', 'marketing', { user: userNo(1) }), // same instant: user-initiated
+        inbound(at('2022-06-11T10:00:00Z'), 'in2', { user: userNo(2) }),
+        out('2022-06-12T09:59:59.999Z', 'v2', 'marketing', { user: userNo(2) }), // last ms: user-initiated
+        inbound(at('2022-06-11T10:00:00Z'), 'in3', { user: userNo(3) }),
+        out('2022-06-12T10:00:00Z', 'v3', 'marketing', { user: userNo(3) }), // t + 24 h: business-initiated
+      ],
+      { accounts: utcIn('UTC') },
+    );
+    // The first 1,000 conversations of June (any kind) are free; each shows the rate it would have cost.
+    expect(shown(result.units)).toEqual([
+      ['v1', 'CBP-2022', 'user_initiated', 'free_tier', 4_000, 0],
+      ['v2', 'CBP-2022', 'user_initiated', 'free_tier', 4_000, 0],
+      ['v3', 'CBP-2022', 'business_initiated', 'free_tier', 6_600, 0],
+    ]);
+  });
+
+  it('§2, §3.4, §4: a late delivery across 2022-02-01 is rated under CBP-2022; delivered then failed is delivered', async () => {
+    const result = await rate(
+      [
+        out('2022-01-31T22:00:00Z', 'c0', 'marketing', { user: userNo(0) }), // NBP: per template, no card
+        ...late('2022-01-31T23:00:00Z', 'c1', 'marketing', '2022-02-01T00:30:00Z', userNo(1)), // CBP-2022
+        ...late('2022-02-10T10:00:00Z', 'c2', 'utility', '2022-02-10T10:00:05Z', userNo(2)),
+        { kind: 'status', atMs: at('2022-02-10T10:00:10Z'), id: 'c2', status: 'failed' },
+      ],
+      { accounts: utcIn('UTC') },
+    );
+    expect(shown(result.units)).toEqual([
+      ['c0', 'NBP', 'marketing', 'regular', null, null],
+      ['c1', 'CBP-2022', 'business_initiated', 'free_tier', 6_600, 0], // February's 1st of 1,000
+      ['c2', 'CBP-2022', 'business_initiated', 'free_tier', 6_600, 0], // 2nd
+    ]);
+    expect(result.units[1]!.openedAtMs).toBe(at('2022-02-01T00:30:00Z'));
+    expect(result.findings.map((f) => f.code).sort()).toEqual(['DELIVERED_AND_FAILED', 'NO_RATE_CARD']);
+  });
+
+  it('§3.4, §3.6: late deliveries and a read without delivered across 2025-07-01 (UTC)', async () => {
+    const A = userNo(0);
+    const B = userNo(1);
+    const result = await rate(
+      [
+        out('2025-06-30T20:00:00Z', 'a1', 'utility', { user: A }, '2025-06-30T20:00:01Z'), // CBP: 0.0014 to 07-01T20:00:01
+        ...late('2025-06-30T23:00:00Z', 'a2', 'utility', '2025-07-01T19:00:00Z', A), // PMP, rides a1: free
+        ...late('2025-06-30T23:30:00Z', 'a3', 'marketing', '2025-07-01T02:00:00Z', A), // PMP: 0.0107
+        ...late('2025-07-01T19:30:00Z', 'a4', 'utility', '2025-07-01T20:00:01Z', A), // a1 has ended: 0.0014
+        out('2025-06-30T23:00:00Z', 'b1', 'marketing', { user: B }), // CBP marketing conversation: 0.0107
+        ...late('2025-06-30T23:59:00Z', 'b2', 'marketing', '2025-07-01T00:00:30Z', B, 'read'), // PMP: 0.0107
+      ],
+      { accounts: utcIn('UTC') },
+    );
+    expect(shown(result.units)).toEqual([
+      ['a1+a2', 'CBP-2024-11', 'utility', 'regular', 1_400, 1_400],
+      ['b1', 'CBP-2024-11', 'marketing', 'regular', 10_700, 10_700],
+      ['b2', 'PMP-2025', 'marketing', 'regular', 10_700, 10_700],
+      ['a3', 'PMP-2025', 'marketing', 'regular', 10_700, 10_700],
+      ['a4', 'PMP-2025', 'utility', 'regular', 1_400, 1_400],
+    ]);
+    expect(total(result.units)).toBe(34_900);
+  });
+
+  it('§3.6 in a zone ahead of UTC: the switch and the carried utility conversation follow Kolkata time', async () => {
+    const result = await rate(
+      [
+        out('2025-06-30T18:00:00Z', 'a1', 'utility'), // 23:30 on June 30 in Kolkata: CBP, until 07-01T18:00Z
+        out('2025-06-30T18:30:00Z', 'a2', 'utility'), // 00:00 on July 1 there: PMP, rides a1
+        out('2025-07-01T17:59:59.999Z', 'a3', 'utility'), // a1's last millisecond: rides
+        out('2025-07-01T18:00:00Z', 'a4', 'utility'), // a1 has ended, no window: 0.0014
+        out('2025-06-30T18:29:59.999Z', 'b1', 'marketing', { user: userNo(1) }), // CBP: a conversation
+        out('2025-06-30T18:30:00Z', 'b2', 'marketing', { user: userNo(1) }), // PMP: not carried, 0.0107
+        out('2025-06-30T18:30:00Z', 'c1', 'utility', { user: userNo(2) }), // PMP, nothing open: 0.0014
+      ],
+      { accounts: utcIn('Asia/Kolkata') },
+    );
+    expect(shown(result.units)).toEqual([
+      ['a1+a2+a3', 'CBP-2024-11', 'utility', 'regular', 1_400, 1_400],
+      ['b1', 'CBP-2024-11', 'marketing', 'regular', 10_700, 10_700],
+      ['b2', 'PMP-2025', 'marketing', 'regular', 10_700, 10_700],
+      ['c1', 'PMP-2025', 'utility', 'regular', 1_400, 1_400],
+      ['a4', 'PMP-2025', 'utility', 'regular', 1_400, 1_400],
+    ]);
+    expect(total(result.units)).toBe(25_600);
+  });
+
+  it('§3.2, §5.1: the answer to an ad click must come before t + 24 h (half-open), under PMP and CBP', async () => {
+    const ad = (iso: string, user: string) => inbound(at(iso), `ad-${user}`, { user }, true);
+    const result = await rate(
+      [
+        ad('2025-10-10T10:00:00Z', userNo(0)),
+        out('2025-10-11T10:00:00Z', 'p1', 'marketing', { user: userNo(0) }), // t + 24 h: no answer, 0.0107
+        out('2025-10-11T12:00:00Z', 'p2', 'marketing', { user: userNo(0) }), // no window: 0.0107
+        ad('2025-10-10T10:00:00Z', userNo(1)),
+        out('2025-10-11T09:59:59.999Z', 'q1', 'marketing', { user: userNo(1) }), // answer: 72 h window
+        out('2025-10-14T09:59:59.998Z', 'q2', 'marketing', { user: userNo(1) }), // inside: free
+        out('2025-10-14T09:59:59.999Z', 'q3', 'marketing', { user: userNo(1) }), // its end: 0.0107
+        ad('2024-03-10T10:00:00Z', userNo(2)),
+        out('2024-03-11T10:00:00Z', 'r1', 'marketing', { user: userNo(2) }), // CBP-2023: a conversation, 0.0099
+        ad('2024-03-10T10:00:00Z', userNo(3)),
+        out('2024-03-11T09:59:59.999Z', 's1', 'marketing', { user: userNo(3) }), // free entry point, 72 h
+        out('2024-03-14T09:59:59.998Z', 's2', 'utility', { user: userNo(3) }), // rides it
+        out('2024-03-14T09:59:59.999Z', 's3', 'utility', { user: userNo(3) }), // it ended: 0.0042
+      ],
+      { accounts: utcIn('UTC') },
+    );
+    expect(shown(result.units)).toEqual([
+      ['s1+s2', 'CBP-2023', 'referral_conversion', 'free_entry_point', 9_900, 0],
+      ['r1', 'CBP-2023', 'marketing', 'regular', 9_900, 9_900],
+      ['s3', 'CBP-2023', 'utility', 'regular', 4_200, 4_200],
+      ['q1', 'PMP-2025', 'referral_conversion', 'free_entry_point', 10_700, 0],
+      ['p1', 'PMP-2025', 'marketing', 'regular', 10_700, 10_700],
+      ['p2', 'PMP-2025', 'marketing', 'regular', 10_700, 10_700],
+      ['q2', 'PMP-2025', 'referral_conversion', 'free_entry_point', 10_700, 0],
+      ['q3', 'PMP-2025', 'marketing', 'regular', 10_700, 10_700],
+    ]);
+  });
+
+  it('§5.4: a per-country exception earlier than the general start applies from its own instant', async () => {
+    const account = utcIn('Asia/Kolkata', {
+      primaryCountry: 'ID',
+      authInternational: {
+        startMs: at('2025-12-01T00:00:00Z'),
+        exceptionsMs: { IN: at('2025-10-10T00:00:00Z') },
+      },
+    });
+    const EGYPT = '201001234567';
+    const result = await rate(
+      [
+        out('2025-10-09T23:59:59Z', 'x1', 'authentication'), // before India's exception: domestic 0.0014
+        out('2025-10-10T00:00:00Z', 'x2', 'authentication'), // from it: international 0.0280
+        out('2025-10-11T00:00:00Z', 'x3', 'authentication', { user: EGYPT }), // before the general start: 0.0036
+        out('2025-12-01T00:00:00Z', 'x4', 'authentication', { user: EGYPT }), // from it: 0.0650
+        out('2025-12-01T00:00:00Z', 'x5', 'authentication', { user: '6281234567890' }), // at home: 0.0250
+      ],
+      { accounts: account },
+    );
+    expect(shown(result.units).map(([id, , category, , , amount]) => [id, category, amount])).toEqual([
+      ['x1', 'authentication', 1_400],
+      ['x2', 'authentication_international', 28_000],
+      ['x3', 'authentication', 3_600],
+      ['x4', 'authentication_international', 65_000],
+      ['x5', 'authentication', 25_000],
+    ]);
+  });
+
+  it("§2, §7, §8: Zimbabwe's move to Rest of Africa and the card of 2025-10-01 follow the WABA's date (Auckland)", async () => {
+    const ZIMBABWE = '263771234567';
+    const result = await rate(
+      [
+        out('2025-09-30T10:59:59Z', 'z1', 'marketing', { user: ZIMBABWE }), // 23:59:59 Sept 30 (NZDT): Other
+        out('2025-09-30T11:00:00Z', 'z2', 'marketing', { user: ZIMBABWE }), // 00:00 Oct 1: Rest of Africa
+      ],
+      { accounts: utcIn('Pacific/Auckland') },
+    );
+    expect(result.units.map((u) => [u.messages[0], u.market, u.rateCard, u.amountMicros])).toEqual([
+      ['z1', 'Other', 'usd-2024-11-01', 60_400],
+      ['z2', 'Rest of Africa', 'usd-2025-10-01', 22_500],
+    ]);
+  });
+
+  it('§6 (reported): late deliveries and a read without delivered across 2026-10-01', async () => {
+    const result = await rate(
+      [
+        inbound(at('2026-09-30T20:00:00Z'), 'in'), // window until 2026-10-01T20:00Z
+        ...late('2026-09-30T23:20:00Z', 'w1', 'utility', '2026-09-30T23:20:01Z'), // PMP-2025, in window: free
+        ...late('2026-09-30T23:30:00Z', 'w2', null, '2026-09-30T23:30:01Z'), // PMP-2025: free
+        ...late('2026-09-30T23:00:00Z', 'w3', null, '2026-10-01T00:30:00Z'), // PMP-2026-10: 1st of 1,000 free
+        ...late('2026-09-30T23:10:00Z', 'w4', 'utility', '2026-10-01T00:40:00Z', INDIA, 'read'), // charged
+      ],
+      { accounts: utcIn('UTC') },
+    );
+    expect(shown(result.units)).toEqual([
+      ['w1', 'PMP-2025', 'utility', 'free_customer_service', 1_400, 0],
+      ['w2', 'PMP-2025', 'service', 'free_customer_service', 0, 0],
+      ['w3', 'PMP-2026-10', 'service', 'free_tier', 1_400, 0],
+      ['w4', 'PMP-2026-10', 'utility', 'regular', 1_400, 1_400],
+    ]);
+  });
+
+  it('§6 (reported): 1,000 free service messages per business number and Kolkata month; the rest at the list utility rate, never tiered', async () => {
+    // Bands on usd-2025-10-01 for India utility: 1–3 at 0.0014 (the list rate), from 4 at 0.0010.
+    const pricing = await loadPricing();
+    const tiers = parseVolumeTierCsv(
+      'Volume tiers in USD, effective October 1, 2025\nMarket,Currency,Category,From,To,Rate\n' +
+        'India,$US,Utility,1,3,0.0014\nIndia,$US,Utility,4,,0.0010\n',
+      'usd-2025-10-01-tiers.csv',
+    );
+    if (!tiers.ok) throw new Error(tiers.error.message);
+    const cards = attachVolumeTiers(pricing.cards, tiers.value);
+    if (!cards.ok) throw new Error(cards.error.message);
+    const events: CoreEvent[] = [
+      inbound(at('2026-10-31T00:00:00Z'), 'in1'), // window until 2026-11-01T00:00Z (05:30 IST)
+      inbound(at('2026-10-31T00:00:00Z'), 'in2', { business: 'PN2' }),
+    ];
+    for (let i = 1; i <= 1000; i++) {
+      events.push(out(new Date(at('2026-10-31T01:00:00Z') + i * 1000).toISOString(), `n${i}`, null));
+    }
+    events.push(
+      out('2026-10-31T02:00:00Z', 'u1', 'utility'), // in the window: charged, utility count 1
+      out('2026-10-31T03:00:00Z', 'u2', 'utility'), // count 2
+      out('2026-10-31T04:00:00Z', 'n1001', null), // allowance used: list utility rate, no tier, no count
+      out('2026-10-31T05:00:00Z', 'u3', 'utility'), // count 3: still 0.0014
+      out('2026-10-31T06:00:00Z', 'u4', 'utility'), // count 4: 0.0010
+      out('2026-10-31T12:00:00Z', 'p1', null, { business: 'PN2' }), // PN2's own allowance: free
+      out('2026-10-31T18:29:59.999Z', 'n1002', null), // 23:59:59.999 on Oct 31 in Kolkata: charged
+      out('2026-10-31T18:30:00Z', 'n1003', null), // 00:00 on Nov 1 there: November's 1st, free
+      out('2026-10-31T18:30:00.001Z', 'u5', 'utility'), // still in the window: November count 1, 0.0014
+    );
+    const accounts = utcIn('Asia/Kolkata');
+    const result = await rate(events, { accounts, cards: cards.value });
+    const charged = result.units.filter((u) => u.type === 'regular');
+    expect(
+      charged.map((u) => [u.messages[0], u.category, u.amountMicros, u.tier?.month, u.tier?.count]),
+    ).toEqual([
+      ['u1', 'utility', 1_400, '2026-10', 1],
+      ['u2', 'utility', 1_400, '2026-10', 2],
+      ['n1001', 'service', 1_400, undefined, undefined],
+      ['u3', 'utility', 1_400, '2026-10', 3],
+      ['u4', 'utility', 1_000, '2026-10', 4],
+      ['n1002', 'service', 1_400, undefined, undefined],
+      ['u5', 'utility', 1_400, '2026-11', 1],
+    ]);
+    const free = result.units.filter((u) => u.type !== 'regular');
+    expect(free).toHaveLength(1002);
+    expect(free.every((u) => u.type === 'free_tier' && u.rateMicros === 1_400)).toBe(true);
+    const ruleOf = (id: string) => result.units.find((u) => u.messages[0] === id)!.rule;
+    expect([ruleOf('n1000'), ruleOf('n1001'), ruleOf('p1'), ruleOf('n1003')]).toEqual([
+      'PMP2026_SERVICE+FREE_TIER(1000/1000)',
+      'PMP2026_SERVICE+ALLOWANCE_USED(1001/1000)',
+      'PMP2026_SERVICE+FREE_TIER(1/1000)',
+      'PMP2026_SERVICE+FREE_TIER(1/1000)',
+    ]);
+    expect(total(result.units)).toBe(9_400);
+    // Without the reported rules every one of these is free (PMP-2025: non-templates and in-window utility).
+    const official = await rate(events, { accounts, cards: cards.value, isReportedRulesEnabled: false });
+    expect(total(official.units)).toBe(0);
+  });
+
+  it('the reference rater agrees on these corners', async () => {
+    // (Spot check of the rater written from the spec alone: the Kolkata switch and the ad click's deadline.)
+    const pricing = await loadPricing();
+    const book = createRateBook(pricing.cards);
+    if (!book.ok) throw new Error(book.error.message);
+    const accounts = utcIn('Asia/Kolkata');
+    const events = [
+      out('2025-06-30T18:00:00Z', 'a1', 'utility'),
+      out('2025-06-30T18:30:00Z', 'a2', 'utility'),
+      out('2025-07-01T18:00:00Z', 'a4', 'utility'),
+      out('2025-06-30T18:29:59.999Z', 'b1', 'marketing', { user: userNo(1) }),
+      out('2025-06-30T18:30:00Z', 'b2', 'marketing', { user: userNo(1) }),
+      inbound(at('2025-10-10T04:30:00Z'), 'ad', { user: userNo(2) }, true),
+      out('2025-10-11T04:30:00Z', 'p1', 'marketing', { user: userNo(2) }),
+    ];
+    const reference = rateByReference(events, {
+      accountFor: (waba) => accounts.find((a) => a.waba === waba) ?? defaultAccount(waba),
+      rateBook: book.value,
+      markets: pricing.markets,
+    });
+    const engine = await rate(events, { accounts });
+    expect(engine.units.map((u) => [u.id, u.era, u.category, u.type, u.amountMicros])).toEqual(
+      reference.units.map((u) => [u.id, u.era, u.category, u.type, u.amountMicros]),
     );
   });
 });
