@@ -1109,6 +1109,31 @@ describe('corners computed by hand from the spec (spec-oracle review, thirty-nin
     expect(total(official.units)).toBe(0);
   });
 
+  it('§2, §3.3: the 1,001st service conversation at the last millisecond of October in São Paulo is charged; at 00:00 on November 1 there it is free', async () => {
+    // 1,000 service conversations over two numbers on October 31 in São Paulo (UTC−3), each in a window.
+    const events: CoreEvent[] = [];
+    for (let i = 0; i < 1000; i++) {
+      const iso = new Date(at('2024-10-31T03:00:00Z') + i * 60_000).toISOString();
+      const party = { user: `9198765${String(i).padStart(5, '0')}`, business: i % 2 === 0 ? 'PN1' : 'PN2' };
+      events.push(inbound(at(iso), `in${i}`, party), out(iso, `s${i}`, null, party));
+    }
+    events.push(
+      inbound(at('2024-11-01T02:00:00Z'), 'in-a', { user: userNo(1), business: 'PN2' }),
+      // 23:59:59.999 on October 31 there: CBP-2023, the month's 1,001st, service 0.0040 on usd-2023-06-01
+      out('2024-11-01T02:59:59.999Z', 'last', null, { user: userNo(1), business: 'PN2' }),
+      inbound(at('2024-11-01T02:00:00Z'), 'in-b', { user: userNo(2) }),
+      // 00:00 on November 1 there: CBP-2024-11, every service conversation free
+      out('2024-11-01T03:00:00Z', 'nov', null, { user: userNo(2) }),
+    );
+    const result = await rate(events, { accounts: utcIn('America/Sao_Paulo') });
+    expect(result.units.filter((u) => u.type === 'free_tier')).toHaveLength(1000);
+    expect(shown(result.units.slice(1000))).toEqual([
+      ['last', 'CBP-2023', 'service', 'regular', 4_000, 4_000],
+      ['nov', 'CBP-2024-11', 'service', 'free_customer_service', 0, 0],
+    ]);
+    expect(total(result.units)).toBe(4_000);
+  });
+
   it('the reference rater agrees on these corners', async () => {
     // (Spot check of the rater written from the spec alone: the Kolkata switch and the ad click's deadline.)
     const pricing = await loadPricing();
