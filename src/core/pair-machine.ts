@@ -298,6 +298,11 @@ export class PairMachine {
     const isAnswer = this.isReferralInferred || message.sentAtMs >= this.referralAtMs - CLOCK_SKEW_MS;
     const isFepEligible =
       isAnswer && !this.isReferralAnswered && deliveredAtMs < this.referralAtMs + FEP_ANSWER_MS;
+    // The first answer to an ad click, delivered too late to open a free entry point: its words say so, where
+    // the click's own line told of the deadline (notification pricing has no free entry point to miss).
+    const isLateAnswerToClick =
+      isAnswer && !this.isReferralAnswered && !isFepEligible && !this.isReferralInferred && era !== 'NBP';
+    const clickAtMs = this.referralAtMs;
     if (isAnswer) this.isReferralAnswered = true;
     if (this.fep && deliveredAtMs >= this.fep.expiresAtMs) this.fep = null;
     this.closeExpired(deliveredAtMs);
@@ -317,7 +322,12 @@ export class PairMachine {
     }
     // Reasons are words for the trace: without a trace, no reason (nor its closure) is made.
     const isTraced = this.trace !== undefined;
-    const what = isTraced ? describe(message, deliveredAtMs) : '';
+    const what = !isTraced
+      ? ''
+      : describe(message, deliveredAtMs) +
+        (isLateAnswerToClick
+          ? ` (the first answer to the user's ad / Page CTA message of ${formatInstant(clickAtMs)}, delivered 24 h or more after it: too late to open a free entry point)`
+          : '');
     const d: Delivery = { atMs: deliveredAtMs, date, era, message, opened };
 
     // Free entry point (all eras since CBP-2022): a window in which every business message is free. Under

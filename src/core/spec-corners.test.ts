@@ -438,6 +438,41 @@ describe("explain's words say only what the rules in force do", () => {
   });
 });
 
+describe('the first answer to an ad click, delivered too late for a free entry point, says so', () => {
+  it('PMP and CBP: at t + 24 h the answer is charged as any message, and its words name the click it missed', async () => {
+    const late = " (the first answer to the user's ad / Page CTA message of";
+    const pmp = await reasonsOf([
+      inbound(at('2025-10-10T10:00:00Z'), 'i1', {}, true),
+      logged('2025-10-11T10:00:00Z', 'm1', 'marketing'), // t + 24 h: outside the 24 h to answer
+      logged('2025-10-11T12:00:00Z', 'm2', 'marketing'), // not the first answer: no such words
+    ]);
+    expect(pmp.get('m1')).toBe(
+      "marketing template m1 (the first answer to the user's ad / Page CTA message of 2025-10-10T10:00:00Z, delivered 24 h or more after it: too late to open a free entry point): charged per delivered message",
+    );
+    expect(pmp.get('m2')).toBe('marketing template m2: charged per delivered message');
+    const cbp = await reasonsOf([
+      inbound(at('2024-03-10T10:00:00Z'), 'i1', {}, true),
+      logged('2024-03-11T10:00:00Z', 'm1', 'marketing'),
+    ]);
+    expect(cbp.get('m1')).toBe(
+      "marketing template m1 (the first answer to the user's ad / Page CTA message of 2024-03-10T10:00:00Z, delivered 24 h or more after it: too late to open a free entry point) with no marketing conversation open: a marketing conversation opens until 2024-03-12T10:00:00Z",
+    );
+    // In time (the last millisecond), the answer opens the free entry point and says that instead.
+    const inTime = await reasonsOf([
+      inbound(at('2025-10-10T10:00:00Z'), 'i1', {}, true),
+      logged('2025-10-11T09:59:59.999Z', 'm1', 'marketing'),
+    ]);
+    expect(inTime.get('m1')).not.toContain(late);
+    expect(inTime.get('m1')).toContain('is the first answer within 24 h');
+    // No ad click, no such words.
+    const plain = await reasonsOf([
+      inbound(at('2025-10-10T10:00:00Z'), 'i1'),
+      logged('2025-10-11T10:00:00Z', 'm1', 'marketing'),
+    ]);
+    expect(plain.get('m1')).toBe('marketing template m1: charged per delivered message');
+  });
+});
+
 describe('the reference rater (test/reference-rater.ts) agrees on these corners', () => {
   // The generated traffic of test/rating-properties.test.ts rarely has two ad clicks of one pair within 72 h.
   const comparable = (u: BillableUnit | ReferenceUnit) => ({
