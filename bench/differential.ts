@@ -28,7 +28,11 @@
 // path missing only the units `rate` bills under a business number no WABA ties (WABA_UNKNOWN), as
 // doc(UNATTRIBUTED): the stores rate no such status and count it (docs/storage.md); and a stream's on a seed
 // whose inbound lines of one id name two numbers or users, as doc(INBOUND_COPIES) (a stream rates them as two
-// messages, decisions.md "Known limits"). A stream's
+// messages, decisions.md "Known limits"); and a stream's whose output `rate` gives once the items it takes for
+// duplicates of a message it rated and forgot are taken from that message (`forgettingLimit`): a second
+// WABA's message of the id met more than the lateness later, doc(SECOND_WABA_FORGOTTEN), and a `delivered`
+// later than the read receipt it rated the message at, doc(DELIVERED_AFTER_READ) (decisions.md "Known limits"
+// and "Streaming"); any other difference beside them is still one. A stream's
 // difference on a seed with business-scoped user ids is said as `F1(…)` (the family this tester found first:
 // a stream does not join such an id to its number), so that other families stand out. A difference that does
 // not come again on a second run is said as FLAKY.
@@ -47,6 +51,7 @@ import {
 import { join, resolve, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { parseDuration } from '../src/cli/options.js';
 import { isValidTimeZone } from '../src/core/calendar.js';
 import { signMetaBody } from '../src/ingest/signature.js';
 import { Rng } from './generate-traffic.js';
@@ -1175,6 +1180,18 @@ function batchPath(ws: Workspace): Canon {
   return canonRate(runCli(['rate', ws.input, '--accounts', ws.accounts, ...cardFlags(ws), ...RATE_FLAGS]));
 }
 
+/** `wameter rate` (batch) over other lines, with the workspace's accounts and cards. */
+function rateLines(ws: Workspace, lines: Line[]): Canon {
+  const file = join(ws.dir, 'lines.ndjson');
+  writeFileSync(file, lines.map((l) => l.text).join('\n') + '\n');
+  const canon = canonRate(runCli(['rate', file, '--accounts', ws.accounts, ...cardFlags(ws), ...RATE_FLAGS]));
+  rmSync(file, { force: true });
+  return canon;
+}
+
+/** --findings: a difference in findings alone counts (a documented limit must then explain them too). */
+let strict = false;
+
 /** Shuffled, some lines duplicated, split into 2–4 files. Deterministic in (seed, lines). */
 function shuffledFiles(ws: Workspace, lines: Line[], seed: number, sub: string): string[] {
   const r = new Rand(seed ^ 0x5bd1e995);
@@ -1221,6 +1238,13 @@ function streamPath(ws: Workspace, lines: Line[]): Canon {
   );
   if (inboundCopiesDisagree(lines)) canon.note = 'INBOUND_COPIES';
   if (canon.findingCodes?.includes('READ_RECEIPT_ONLY')) canon.note = 'READ_RECEIPT_ONLY';
+  canon.note ??= forgettingLimit(
+    lines,
+    parseDuration(streamLateness),
+    canon,
+    (l) => rateLines(ws, l),
+    strict,
+  );
   return canon;
 }
 
@@ -1288,7 +1312,226 @@ function streamSweptPath(ws: Workspace, lines: Line[], seed: number): Canon {
   if (canon.findingCodes?.some((c) => c.startsWith('LATE'))) canon.note = 'LATE';
   // The filler WABA is not in the accounts file: drop what is said of it alone.
   if (canon.findings !== undefined) canon.findings = canon.findings.filter((f) => !f.includes('FILLER'));
+  canon.note ??= forgettingLimit(lines, parseDuration(sweptLateness), canon, (l) => rateLines(ws, l), strict);
   return canon;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Documented limits of a stream that rates and forgets (docs/decisions.md, "Known limits")
+
+/** One item a line names: an event line, or one status or message of a webhook body. */
+export interface Item {
+  /** The line's index. */
+  line: number;
+  /** Where in a webhook body: entry, change, list and index; undefined for an event line. */
+  at?: { entry: number; change: number; list: 'statuses' | 'messages'; index: number };
+  id: string;
+  kind: string;
+  waba?: string;
+  status?: string;
+  /** Event time (ms); NaN when the item says none the tester reads. */
+  t: number;
+}
+
+/** An event line's `at` or a webhook's `timestamp` (Unix seconds, a number or digits, or ISO-8601), in ms. */
+function timeOf(at: unknown): number {
+  if (typeof at === 'number') return at * 1000;
+  if (typeof at !== 'string') return Number.NaN;
+  if (/^\d+$/.test(at)) return Number(at) * 1000;
+  return Date.parse(at);
+}
+
+/** The items of the lines that name a message id. */
+export function itemsOf(lines: Line[]): Item[] {
+  const items: Item[] = [];
+  lines.forEach((line, index) => {
+    let doc: unknown;
+    try {
+      doc = JSON.parse(line.text);
+    } catch {
+      return;
+    }
+    if (doc === null || typeof doc !== 'object') return;
+    const o = doc as Record<string, unknown>;
+    if (typeof o.kind === 'string') {
+      if (typeof o.id !== 'string') return;
+      items.push({
+        line: index,
+        id: o.id,
+        kind: o.kind,
+        ...(typeof o.waba === 'string' ? { waba: o.waba } : {}),
+        ...(typeof o.status === 'string' ? { status: o.status } : {}),
+        t: timeOf(o.at),
+      });
+      return;
+    }
+    if (!Array.isArray(o.entry)) return;
+    o.entry.forEach((entry: { id?: unknown; changes?: unknown }, e) => {
+      if (!Array.isArray(entry?.changes)) return;
+      entry.changes.forEach((change: { value?: Record<string, unknown> }, c) => {
+        for (const list of ['statuses', 'messages'] as const) {
+          const elements = change?.value?.[list];
+          if (!Array.isArray(elements)) continue;
+          elements.forEach((el: { id?: unknown; status?: unknown; timestamp?: unknown }, i) => {
+            if (typeof el?.id !== 'string') return;
+            items.push({
+              line: index,
+              at: { entry: e, change: c, list, index: i },
+              id: el.id,
+              kind: list === 'statuses' ? 'status' : 'inbound',
+              ...(typeof entry.id === 'string' ? { waba: entry.id } : {}),
+              ...(typeof el.status === 'string' ? { status: el.status } : {}),
+              t: timeOf(el.timestamp),
+            });
+          });
+        }
+      });
+    });
+  });
+  return items;
+}
+
+/**
+ * What a stream does not give a message: the item goes (to none), or, a status line naming no WABA, goes to
+ * the WABAs named (a copy of the line naming each).
+ */
+export interface Change {
+  item: Item;
+  to: string[];
+}
+
+/**
+ * The lines with `changes` made: an event line goes whole or is replaced by its copies; a webhook body keeps
+ * its other items (a change, an entry or the body left with none goes).
+ */
+export function withChanges(lines: Line[], changes: Iterable<Change>): Line[] {
+  const byLine = new Map<number, Change[]>();
+  for (const change of changes)
+    byLine.set(change.item.line, [...(byLine.get(change.item.line) ?? []), change]);
+  const out: Line[] = [];
+  lines.forEach((line, index) => {
+    const made = byLine.get(index);
+    if (made === undefined) {
+      out.push(line);
+      return;
+    }
+    const eventLine = made.find((change) => change.item.at === undefined);
+    if (eventLine !== undefined) {
+      const event = JSON.parse(line.text) as Record<string, unknown>;
+      for (const waba of eventLine.to) out.push({ text: JSON.stringify({ ...event, waba }), t: line.t });
+      return;
+    }
+    const body = JSON.parse(line.text) as {
+      entry: { changes: { value: Record<string, unknown[] | undefined> }[] }[];
+    };
+    for (const { item } of made) {
+      const at = item.at!;
+      body.entry[at.entry]!.changes[at.change]!.value[at.list]![at.index] = null;
+    }
+    for (const entry of body.entry) {
+      entry.changes = entry.changes.filter((change) => {
+        let emptied = false;
+        for (const list of ['statuses', 'messages'] as const) {
+          const elements = change.value[list];
+          if (elements === undefined) continue;
+          change.value[list] = elements.filter((el) => el !== null);
+          if (change.value[list].length === 0) {
+            delete change.value[list];
+            emptied = true;
+          }
+        }
+        return !emptied || change.value.statuses !== undefined || change.value.messages !== undefined;
+      });
+    }
+    body.entry = body.entry.filter((entry) => entry.changes.length > 0);
+    if (body.entry.length > 0) out.push({ text: JSON.stringify(body), t: line.t });
+  });
+  return out;
+}
+
+/**
+ * The items of a WABA met only after another WABA's message of the same id was rated and forgotten: a
+ * stream takes them for duplicates of that message (decisions.md, "Known limits"; seed 90012). Those of an
+ * id whose WABAs' first items lie more than the lateness apart, the later WABAs', go.
+ */
+export function secondWabaChanges(items: Item[], latenessMs: number): Change[] {
+  const firstOf = new Map<string, Map<string, number>>();
+  for (const item of items) {
+    if (item.waba === undefined || Number.isNaN(item.t)) continue;
+    const wabas = firstOf.get(item.id) ?? new Map<string, number>();
+    wabas.set(item.waba, Math.min(wabas.get(item.waba) ?? Infinity, item.t));
+    firstOf.set(item.id, wabas);
+  }
+  const late = new Set<string>();
+  for (const [id, wabas] of firstOf) {
+    const earliest = Math.min(...wabas.values());
+    for (const [waba, t] of wabas) if (t > earliest + latenessMs) late.add(`${id}\u0000${waba}`);
+  }
+  return items.filter((item) => late.has(`${item.id}\u0000${item.waba}`)).map((item) => ({ item, to: [] }));
+}
+
+/**
+ * `delivered` reports later in time than a read receipt of their message by more than the lateness: a stream
+ * that rated the message at its read takes them for its duplicates (decisions.md, "Streaming": the
+ * twenty-sixth session's limit; seed 91017). A report naming no WABA still reaches the messages of that id
+ * of the other WABAs (as a batch's does every WABA's): it goes to those. A report and a receipt naming two
+ * WABAs are not paired.
+ */
+export function deliveredAfterReadChanges(items: Item[], latenessMs: number): Change[] {
+  const reads = items.filter((item) => item.status === 'read' && !Number.isNaN(item.t));
+  const changes: Change[] = [];
+  for (const item of items) {
+    if (item.status !== 'delivered') continue;
+    const earlier = reads.filter(
+      (read) =>
+        read.id === item.id &&
+        item.t > read.t + latenessMs &&
+        (read.waba === undefined || item.waba === undefined || read.waba === item.waba),
+    );
+    if (earlier.length === 0) continue;
+    if (item.waba !== undefined) {
+      changes.push({ item, to: [] });
+      continue;
+    }
+    const wabasOfId = new Set(
+      items.filter((i) => i.id === item.id && i.waba !== undefined).map((i) => i.waba!),
+    );
+    const rated = earlier.some((read) => read.waba === undefined)
+      ? wabasOfId
+      : new Set(earlier.map((read) => read.waba!));
+    changes.push({ item, to: [...wabasOfId].filter((waba) => !rated.has(waba)).sort() });
+  }
+  return changes;
+}
+
+/**
+ * Is a stream's bill one of the two documented limits of a stream that forgets? Each names the items the
+ * stream takes for duplicates of a message it rated; the stream's output is said as that limit only when
+ * `rate` over the lines with those items taken from that message (`withChanges`) gives it — the bill, and the
+ * findings too when `strict`. Any other difference, alone or beside these, is not explained. `rateLines` is
+ * `wameter rate` (batch) over the lines.
+ */
+export function forgettingLimit(
+  lines: Line[],
+  latenessMs: number,
+  stream: Canon,
+  rateLines: (lines: Line[]) => Canon,
+  strict: boolean,
+): string | undefined {
+  if (stream.error !== undefined) return undefined;
+  const items = itemsOf(lines);
+  const second = secondWabaChanges(items, latenessMs);
+  const delivered = deliveredAfterReadChanges(items, latenessMs);
+  const tries: [string, Change[]][] = [];
+  if (second.length > 0) tries.push(['SECOND_WABA_FORGOTTEN', second]);
+  if (delivered.length > 0) tries.push(['DELIVERED_AFTER_READ', delivered]);
+  if (second.length > 0 && delivered.length > 0)
+    tries.push(['SECOND_WABA_FORGOTTEN+DELIVERED_AFTER_READ', [...second, ...delivered]]);
+  for (const [name, changes] of tries) {
+    const diff = compare(rateLines(withChanges(lines, changes)), stream);
+    if (diff === undefined || (!strict && !billDiffers(diff))) return name;
+  }
+  return undefined;
 }
 
 let portCounter = 0;
@@ -1851,6 +2094,7 @@ async function main(): Promise<number> {
     for (const l of traffic.lines) console.log(l.text);
     return 0;
   }
+  strict = values.findings;
   if (values.lateness !== undefined) streamLateness = values.lateness;
   if (values['swept-lateness'] !== undefined) sweptLateness = values['swept-lateness'];
   if (values.input !== undefined) {
