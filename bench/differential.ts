@@ -1471,14 +1471,17 @@ export function secondWabaChanges(items: Item[], latenessMs: number): Change[] {
 }
 
 /**
- * `delivered` reports later in time than a read receipt of their message by more than the lateness: a stream
- * that rated the message at its read takes them for its duplicates (decisions.md, "Streaming": the
+ * `delivered` reports later in time than a read receipt (or a `played`) of their message by more than the
+ * lateness: a stream that rated the message at its read takes them for its duplicates (decisions.md, "Streaming": the
  * twenty-sixth session's limit; seed 91017). A report naming no WABA still reaches the messages of that id
  * of the other WABAs (as a batch's does every WABA's): it goes to those. A report and a receipt naming two
  * WABAs are not paired.
  */
 export function deliveredAfterReadChanges(items: Item[], latenessMs: number): Change[] {
-  const reads = items.filter((item) => item.status === 'read' && !Number.isNaN(item.t));
+  // A `played` (a voice message played) implies delivery as a `read` does (rate-events.ts).
+  const reads = items.filter(
+    (item) => (item.status === 'read' || item.status === 'played') && !Number.isNaN(item.t),
+  );
   const changes: Change[] = [];
   for (const item of items) {
     if (item.status !== 'delivered') continue;

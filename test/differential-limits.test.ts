@@ -101,6 +101,11 @@ describe('the differential tester: documented limits of a stream that forgets', 
     expect(JSON.parse(changed[3]!.text)).toMatchObject({ status: 'delivered', waba: 'W2', business: 'PN1' });
     // Within the lateness, the stream still had the message: nothing to take away.
     expect(deliveredAfterReadChanges(itemsOf(read91017), 200 * H)).toEqual([]);
+    // A `played` (seed 93028: failed, played, then delivered five days later) is a read receipt too.
+    const played = read91017.map((l) => ({ ...l, text: l.text.replace('"read"', '"played"') }));
+    expect(deliveredAfterReadChanges(itemsOf(played), LATENESS).map((c) => [c.item.line, c.to])).toEqual([
+      [3, ['W2']],
+    ]);
   });
 
   it("takes away the later WABA's items of an id, a webhook body keeping its other statuses", () => {
