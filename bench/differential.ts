@@ -30,9 +30,10 @@
 // whose inbound lines of one id name two numbers or users, as doc(INBOUND_COPIES) (a stream rates them as two
 // messages, decisions.md "Known limits"); and a stream's whose output `rate` gives once the items it takes for
 // duplicates of a message it rated and forgot are taken from that message (`forgettingLimit`): a second
-// WABA's message of the id met more than the lateness later, doc(SECOND_WABA_FORGOTTEN), and a `delivered`
-// later than the read receipt it rated the message at, doc(DELIVERED_AFTER_READ) (decisions.md "Known limits"
-// and "Streaming"); any other difference beside them is still one. A stream's
+// WABA's message of the id met once the stream's horizon is past the first WABA's, doc(SECOND_WABA_FORGOTTEN),
+// and a `delivered` coming once it is past the read receipt the stream rated the message at,
+// doc(DELIVERED_AFTER_READ) (decisions.md "Known limits" and "Streaming"); any other difference beside them is
+// still one. A stream's
 // difference on a seed with business-scoped user ids is said as `F1(…)` (the family this tester found first:
 // a stream does not join such an id to its number), so that other families stand out. A difference that does
 // not come again on a second run is said as FLAKY.
@@ -1331,6 +1332,14 @@ export interface Item {
   status?: string;
   /** Event time (ms); NaN when the item says none the tester reads. */
   t: number;
+  /** Its place in the stream's order: the lines time-sorted (as `rate --stream` reads them here), then in turn. */
+  seq: number;
+  /**
+   * The stream's newest event time once the item is read (its watermark: the horizon is that less the
+   * lateness). A webhook body is placed by its earliest item, so its later items move it ahead of the lines
+   * around it.
+   */
+  wm: number;
 }
 
 /** An event line's `at` or a webhook's `timestamp` (Unix seconds, a number or digits, or ISO-8601), in ms. */
@@ -1362,6 +1371,8 @@ export function itemsOf(lines: Line[]): Item[] {
         ...(typeof o.waba === 'string' ? { waba: o.waba } : {}),
         ...(typeof o.status === 'string' ? { status: o.status } : {}),
         t: timeOf(o.at),
+        seq: 0,
+        wm: Number.NaN,
       });
       return;
     }
@@ -1382,12 +1393,29 @@ export function itemsOf(lines: Line[]): Item[] {
               ...(typeof entry.id === 'string' ? { waba: entry.id } : {}),
               ...(typeof el.status === 'string' ? { status: el.status } : {}),
               t: timeOf(el.timestamp),
+              seq: 0,
+              wm: Number.NaN,
             });
           });
         }
       });
     });
   });
+  // The stream's order (streamPath, streamSweptPath): by the line's time, stable; lines of no known time in
+  // their own order.
+  const order = lines.map((_, i) => i);
+  if (!lines.some((l) => Number.isNaN(l.t))) order.sort((a, b) => lines[a]!.t - lines[b]!.t || a - b);
+  const itemsOfLine = new Map<number, Item[]>();
+  for (const item of items) itemsOfLine.set(item.line, [...(itemsOfLine.get(item.line) ?? []), item]);
+  let seq = 0;
+  let newest = -Infinity;
+  for (const index of order) {
+    for (const item of itemsOfLine.get(index) ?? []) {
+      if (!Number.isNaN(item.t)) newest = Math.max(newest, item.t);
+      item.seq = seq++;
+      item.wm = newest;
+    }
+  }
   return items;
 }
 
@@ -1450,34 +1478,47 @@ export function withChanges(lines: Line[], changes: Iterable<Change>): Line[] {
 }
 
 /**
- * The items of a WABA met only after another WABA's message of the same id was rated and forgotten: a
- * stream takes them for duplicates of that message (decisions.md, "Known limits"; seed 90012). Those of an
- * id whose WABAs' first items lie more than the lateness apart, the later WABAs', go.
+ * The items of a WABA met only after another WABA's message of the same id could be rated and forgotten: a
+ * stream takes them for duplicates of that message (decisions.md, "Known limits"; seeds 90012, 93070). Those
+ * of each WABA (of an id) whose first item comes when the stream's horizon is past the first WABA's earliest
+ * item, go.
  */
 export function secondWabaChanges(items: Item[], latenessMs: number): Change[] {
-  const firstOf = new Map<string, Map<string, number>>();
+  const byId = new Map<string, Item[]>();
   for (const item of items) {
     if (item.waba === undefined || Number.isNaN(item.t)) continue;
-    const wabas = firstOf.get(item.id) ?? new Map<string, number>();
-    wabas.set(item.waba, Math.min(wabas.get(item.waba) ?? Infinity, item.t));
-    firstOf.set(item.id, wabas);
+    byId.set(item.id, [...(byId.get(item.id) ?? []), item]);
   }
-  const late = new Set<string>();
-  for (const [id, wabas] of firstOf) {
-    const earliest = Math.min(...wabas.values());
-    for (const [waba, t] of wabas) if (t > earliest + latenessMs) late.add(`${id}\u0000${waba}`);
+  const changes: Change[] = [];
+  for (const ofId of byId.values()) {
+    const inOrder = [...ofId].sort((x, y) => x.seq - y.seq);
+    const firstWaba = inOrder[0]!.waba;
+    const earliest = Math.min(...ofId.filter((i) => i.waba === firstWaba).map((i) => i.t));
+    const met = new Set<string>([firstWaba!]);
+    const late = new Set<string>();
+    for (const item of inOrder) {
+      if (met.has(item.waba!)) continue;
+      met.add(item.waba!);
+      if (earliest < item.wm - latenessMs) late.add(item.waba!);
+    }
+    for (const item of ofId) if (late.has(item.waba!)) changes.push({ item, to: [] });
   }
-  return items.filter((item) => late.has(`${item.id}\u0000${item.waba}`)).map((item) => ({ item, to: [] }));
+  return changes;
 }
 
 /**
- * `delivered` reports later in time than a read receipt (or a `played`) of their message by more than the
- * lateness: a stream that rated the message at its read takes them for its duplicates (decisions.md, "Streaming": the
- * twenty-sixth session's limit; seed 91017). A report naming no WABA still reaches the messages of that id
- * of the other WABAs (as a batch's does every WABA's): it goes to those. A report and a receipt naming two
- * WABAs are not paired.
+ * `delivered` reports that come when the stream's horizon is past a read receipt (or a `played`) of their
+ * message: a stream that rated the message at its read takes them for its duplicates (decisions.md,
+ * "Streaming": the twenty-sixth session's limit; seed 91017). A report naming no WABA still reaches the
+ * messages of that id of the other WABAs (as a batch's does every WABA's): it goes to those, but for the
+ * WABAs in `gone` (`id` NUL `waba`: their items taken away). A report and a receipt naming two WABAs are not
+ * paired.
  */
-export function deliveredAfterReadChanges(items: Item[], latenessMs: number): Change[] {
+export function deliveredAfterReadChanges(
+  items: Item[],
+  latenessMs: number,
+  gone: ReadonlySet<string> = new Set(),
+): Change[] {
   // A `played` (a voice message played) implies delivery as a `read` does (rate-events.ts).
   const reads = items.filter(
     (item) => (item.status === 'read' || item.status === 'played') && !Number.isNaN(item.t),
@@ -1485,10 +1526,12 @@ export function deliveredAfterReadChanges(items: Item[], latenessMs: number): Ch
   const changes: Change[] = [];
   for (const item of items) {
     if (item.status !== 'delivered') continue;
+    const horizon = Math.max(item.wm, item.t) - latenessMs;
     const earlier = reads.filter(
       (read) =>
         read.id === item.id &&
-        item.t > read.t + latenessMs &&
+        read.t < horizon &&
+        read.seq < item.seq &&
         (read.waba === undefined || item.waba === undefined || read.waba === item.waba),
     );
     if (earlier.length === 0) continue;
@@ -1497,7 +1540,9 @@ export function deliveredAfterReadChanges(items: Item[], latenessMs: number): Ch
       continue;
     }
     const wabasOfId = new Set(
-      items.filter((i) => i.id === item.id && i.waba !== undefined).map((i) => i.waba!),
+      items
+        .filter((i) => i.id === item.id && i.waba !== undefined && !gone.has(`${i.id}\u0000${i.waba}`))
+        .map((i) => i.waba!),
     );
     const rated = earlier.some((read) => read.waba === undefined)
       ? wabasOfId
@@ -1528,8 +1573,11 @@ export function forgettingLimit(
   const tries: [string, Change[]][] = [];
   if (second.length > 0) tries.push(['SECOND_WABA_FORGOTTEN', second]);
   if (delivered.length > 0) tries.push(['DELIVERED_AFTER_READ', delivered]);
-  if (second.length > 0 && delivered.length > 0)
-    tries.push(['SECOND_WABA_FORGOTTEN+DELIVERED_AFTER_READ', [...second, ...delivered]]);
+  if (second.length > 0 && delivered.length > 0) {
+    const gone = new Set(second.map(({ item }) => `${item.id}\u0000${item.waba}`));
+    const both = [...second, ...deliveredAfterReadChanges(items, latenessMs, gone)];
+    tries.push(['SECOND_WABA_FORGOTTEN+DELIVERED_AFTER_READ', both]);
+  }
   for (const [name, changes] of tries) {
     const diff = compare(rateLines(withChanges(lines, changes)), stream);
     if (diff === undefined || (!strict && !billDiffers(diff))) return name;

@@ -129,6 +129,43 @@ describe('the differential tester: documented limits of a stream that forgets', 
     ]);
   });
 
+  it("counts the horizon from the stream's newest event: a body's later items move it ahead", () => {
+    // Seed 93070, shortened: W2's send log comes 24 h after W1's message was read (within the lateness), but
+    // a body read before it (placed by its failure) delivers another message 30 h later: the stream's horizon
+    // was past W1's read, which it rated and forgot, and W2's message was taken for a duplicate.
+    const body = statusBody('W3', { id: 'wamid.x22', status: 'failed', timestamp: 1767454556 }) as {
+      entry: { changes: { value: { statuses: object[] } }[] }[];
+    };
+    body.entry[0]!.changes[0]!.value.statuses.push({
+      id: 'wamid.x22',
+      status: 'delivered',
+      timestamp: 1767562354,
+    });
+    const w1 = [
+      statusBody('W1', { id: 'wamid.x8', status: 'sent', timestamp: 1767415681 }),
+      { kind: 'status', at: '2026-01-03T04:48:07Z', id: 'wamid.x8', status: 'read', business: 'PN1' },
+    ];
+    const w2 = [
+      {
+        kind: 'outbound',
+        at: '2026-01-04T04:58:44Z',
+        waba: 'W2',
+        business: 'PN2',
+        user: '1',
+        id: 'wamid.x8',
+      },
+      { kind: 'status', at: '2026-01-06T11:19:07Z', id: 'wamid.x8', status: 'delivered', user: '1' },
+    ];
+    const moved = itemsOf(lines(...w1, body, ...w2));
+    expect(moved.map((i) => i.wm)).toEqual(
+      [1767415681, 1767415687, 1767454556, 1767562354, 1767562354, 1767698347].map((t) => t * 1000),
+    );
+    expect(secondWabaChanges(moved, LATENESS).map((c) => c.item.line)).toEqual([3]);
+    expect(deliveredAfterReadChanges(moved, LATENESS).map((c) => [c.item.line, c.to])).toEqual([[4, []]]);
+    // Without that body the horizon is 36 h behind W2's send log: W1's message is still kept.
+    expect(secondWabaChanges(itemsOf(lines(...w1, ...w2)), LATENESS)).toEqual([]);
+  });
+
   it('says the limit only when rate over the changed lines gives what the stream gave', () => {
     // W2's first item lies 2.9 days after W1's: W2's items are a candidate too (the second-WABA limit), but
     // rate without them does not bill W2's message, which the stream did; the delivered report given to W2
