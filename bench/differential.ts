@@ -1481,7 +1481,8 @@ export function withChanges(lines: Line[], changes: Iterable<Change>): Line[] {
  * The items of a WABA met only after another WABA's message of the same id could be rated and forgotten: a
  * stream takes them for duplicates of that message (decisions.md, "Known limits"; seeds 90012, 93070). Those
  * of each WABA (of an id) whose first item comes when the stream's horizon is past the first WABA's earliest
- * item, go.
+ * item, go; and so do the statuses naming no WABA that come then (seed 93089), but for the messages of the id
+ * the stream may still keep.
  */
 export function secondWabaChanges(items: Item[], latenessMs: number): Change[] {
   const byId = new Map<string, Item[]>();
@@ -1502,6 +1503,17 @@ export function secondWabaChanges(items: Item[], latenessMs: number): Change[] {
       if (earliest < item.wm - latenessMs) late.add(item.waba!);
     }
     for (const item of ofId) if (late.has(item.waba!)) changes.push({ item, to: [] });
+    if (late.size === 0) continue;
+    // A status naming no WABA that comes once the horizon is past the first WABA's message reaches only the
+    // messages of the id the stream still keeps: those of WABAs met in time whose earliest item is not behind
+    // that horizon. It goes to those.
+    const earliestOf = (waba: string) => Math.min(...ofId.filter((i) => i.waba === waba).map((i) => i.t));
+    for (const item of items) {
+      if (item.id !== inOrder[0]!.id || item.waba !== undefined || !(earliest < item.wm - latenessMs))
+        continue;
+      const kept = [...met].filter((w) => !late.has(w) && earliestOf(w) >= item.wm - latenessMs).sort();
+      changes.push({ item, to: kept });
+    }
   }
   return changes;
 }

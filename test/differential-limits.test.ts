@@ -160,10 +160,49 @@ describe('the differential tester: documented limits of a stream that forgets', 
     expect(moved.map((i) => i.wm)).toEqual(
       [1767415681, 1767415687, 1767454556, 1767562354, 1767562354, 1767698347].map((t) => t * 1000),
     );
-    expect(secondWabaChanges(moved, LATENESS).map((c) => c.item.line)).toEqual([3]);
+    // W2's send log goes, and the delivery naming no WABA: no message of the id is kept by then.
+    expect(secondWabaChanges(moved, LATENESS).map((c) => [c.item.line, c.to])).toEqual([
+      [3, []],
+      [4, []],
+    ]);
     expect(deliveredAfterReadChanges(moved, LATENESS).map((c) => [c.item.line, c.to])).toEqual([[4, []]]);
     // Without that body the horizon is 36 h behind W2's send log: W1's message is still kept.
     expect(secondWabaChanges(itemsOf(lines(...w1, ...w2)), LATENESS)).toEqual([]);
+  });
+
+  it('gives a status naming no WABA, after the first WABA was forgotten, to the messages still kept', () => {
+    // Seed 93089, shortened: W1 and W2 send one id at once, W3 four days later; a read naming no WABA after
+    // that reaches no message (W1's and W2's rated and forgotten, W3's taken for a duplicate). With W2's
+    // message sent 11 h after W1's (met in time, still kept) and the read before W3's send, it goes to W2's.
+    const send = (waba: string, at: string) => ({
+      kind: 'outbound',
+      at,
+      waba,
+      business: 'PN',
+      user: '1',
+      id: 'm',
+    });
+    const read = { kind: 'status', at: '2025-08-03T09:10:46Z', id: 'm', status: 'read', business: 'PN' };
+    const apart = lines(
+      send('W1', '2025-07-30T20:58:45Z'),
+      send('W2', '2025-07-30T20:58:45Z'),
+      send('W3', '2025-08-03T08:37:43Z'),
+      read,
+    );
+    expect(secondWabaChanges(itemsOf(apart), LATENESS).map((c) => [c.item.line, c.to])).toEqual([
+      [2, []],
+      [3, []],
+    ]);
+    const kept = lines(
+      send('W1', '2025-07-30T20:58:45Z'),
+      send('W2', '2025-07-31T08:00:00Z'),
+      { ...read, at: '2025-08-01T12:00:00Z' },
+      send('W3', '2025-08-03T08:37:43Z'),
+    );
+    expect(secondWabaChanges(itemsOf(kept), LATENESS).map((c) => [c.item.line, c.to])).toEqual([
+      [3, []],
+      [2, ['W2']],
+    ]);
   });
 
   it('says the limit only when rate over the changed lines gives what the stream gave', () => {
@@ -183,12 +222,9 @@ describe('the differential tester: documented limits of a stream that forgets', 
     };
     expect(forgettingLimit(read91017, LATENESS, stream, rate, true)).toBe('DELIVERED_AFTER_READ');
     expect(rated).toHaveLength(2);
-    expect(rated[0]!.map((l) => l.text)).toEqual(
-      read91017
-        .slice(0, 2)
-        .map((l) => l.text)
-        .concat(read91017[3]!.text),
-    );
+    // The second-WABA limit tried first: W2's send log goes, and the delivery naming no WABA, which would
+    // reach no message the stream still kept (W1's was behind the horizon).
+    expect(rated[0]!.map((l) => l.text)).toEqual(read91017.slice(0, 2).map((l) => l.text));
     expect(rated[1]![3]!.text).toContain('"waba":"W2"');
     expect(forgettingLimit(second90012, LATENESS, canon(['W2 x2']), () => canon(['W2 x2']), true)).toBe(
       'SECOND_WABA_FORGOTTEN',
