@@ -1482,9 +1482,9 @@ export function withChanges(lines: Line[], changes: Iterable<Change>): Line[] {
  * stream takes them for duplicates of that message (decisions.md, "Known limits"; seeds 90012, 93070). Those
  * of each WABA (of an id) whose first item comes when the stream's horizon is past the first WABA's earliest
  * item, go; and so do the statuses naming no WABA that come then (seed 93089), but for the messages of the id
- * the stream may still keep.
+ * the stream may still keep (by their earliest item: `withBare` false leaves them as they are, seed 93072).
  */
-export function secondWabaChanges(items: Item[], latenessMs: number): Change[] {
+export function secondWabaChanges(items: Item[], latenessMs: number, withBare = true): Change[] {
   const byId = new Map<string, Item[]>();
   for (const item of items) {
     if (item.waba === undefined || Number.isNaN(item.t)) continue;
@@ -1503,7 +1503,7 @@ export function secondWabaChanges(items: Item[], latenessMs: number): Change[] {
       if (earliest < item.wm - latenessMs) late.add(item.waba!);
     }
     for (const item of ofId) if (late.has(item.waba!)) changes.push({ item, to: [] });
-    if (late.size === 0) continue;
+    if (late.size === 0 || !withBare) continue;
     // A status naming no WABA that comes once the horizon is past the first WABA's message reaches only the
     // messages of the id the stream still keeps: those of WABAs met in time whose earliest item is not behind
     // that horizon. It goes to those.
@@ -1580,15 +1580,21 @@ export function forgettingLimit(
 ): string | undefined {
   if (stream.error !== undefined) return undefined;
   const items = itemsOf(lines);
+  const lateOnly = secondWabaChanges(items, latenessMs, false);
   const second = secondWabaChanges(items, latenessMs);
   const delivered = deliveredAfterReadChanges(items, latenessMs);
   const tries: [string, Change[]][] = [];
-  if (second.length > 0) tries.push(['SECOND_WABA_FORGOTTEN', second]);
+  if (lateOnly.length > 0) tries.push(['SECOND_WABA_FORGOTTEN', lateOnly]);
+  if (second.length > lateOnly.length) tries.push(['SECOND_WABA_FORGOTTEN', second]);
   if (delivered.length > 0) tries.push(['DELIVERED_AFTER_READ', delivered]);
-  if (second.length > 0 && delivered.length > 0) {
-    const gone = new Set(second.map(({ item }) => `${item.id}\u0000${item.waba}`));
-    const both = [...second, ...deliveredAfterReadChanges(items, latenessMs, gone)];
-    tries.push(['SECOND_WABA_FORGOTTEN+DELIVERED_AFTER_READ', both]);
+  if (lateOnly.length > 0 && delivered.length > 0) {
+    const gone = new Set(lateOnly.map(({ item }) => `${item.id}\u0000${item.waba}`));
+    const others = deliveredAfterReadChanges(items, latenessMs, gone);
+    const taken = new Set(second.map(({ item }) => item));
+    for (const changes of second.length > lateOnly.length ? [second, lateOnly] : [lateOnly]) {
+      const more = changes === second ? others.filter(({ item }) => !taken.has(item)) : others;
+      tries.push(['SECOND_WABA_FORGOTTEN+DELIVERED_AFTER_READ', [...changes, ...more]]);
+    }
   }
   for (const [name, changes] of tries) {
     const diff = compare(rateLines(withChanges(lines, changes)), stream);
