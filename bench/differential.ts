@@ -32,8 +32,8 @@
 // duplicates of a message it rated and forgot are taken from that message (`forgettingLimit`): a second
 // WABA's message of the id met once the stream's horizon is past the first WABA's, doc(SECOND_WABA_FORGOTTEN),
 // and a `delivered` coming once it is past the read receipt the stream rated the message at,
-// doc(DELIVERED_AFTER_READ) (decisions.md "Known limits" and "Streaming"); any other difference beside them is
-// still one. A stream's
+// doc(DELIVERED_AFTER_READ), or past an earlier `delivered` it rated the message at, doc(DELIVERED_AGAIN)
+// (decisions.md "Known limits" and "Streaming"); any other difference beside them is still one. A stream's
 // difference on a seed with business-scoped user ids is said as `F1(…)` (the family this tester found first:
 // a stream does not join such an id to its number), so that other families stand out. A difference that does
 // not come again on a second run is said as FLAKY.
@@ -1530,10 +1530,15 @@ export function deliveredAfterReadChanges(
   items: Item[],
   latenessMs: number,
   gone: ReadonlySet<string> = new Set(),
+  /**
+   * The reports a stream rates a message at: a read receipt or a `played` (which imply delivery, rate-events.ts),
+   * or — `['delivered']` — an earlier `delivered` itself, for a second `delivered` that comes once the horizon
+   * is past the first (decisions.md, "Streaming": seed 93014; its pricing is then not read).
+   */
+  ratedAt: readonly string[] = ['read', 'played'],
 ): Change[] {
-  // A `played` (a voice message played) implies delivery as a `read` does (rate-events.ts).
   const reads = items.filter(
-    (item) => (item.status === 'read' || item.status === 'played') && !Number.isNaN(item.t),
+    (item) => item.status !== undefined && ratedAt.includes(item.status) && !Number.isNaN(item.t),
   );
   const changes: Change[] = [];
   for (const item of items) {
@@ -1565,7 +1570,7 @@ export function deliveredAfterReadChanges(
 }
 
 /**
- * Is a stream's bill one of the two documented limits of a stream that forgets? Each names the items the
+ * Is a stream's bill one of the documented limits of a stream that forgets? Each names the items the
  * stream takes for duplicates of a message it rated; the stream's output is said as that limit only when
  * `rate` over the lines with those items taken from that message (`withChanges`) gives it — the bill, and the
  * findings too when `strict`. Any other difference, alone or beside these, is not explained. `rateLines` is
@@ -1587,6 +1592,8 @@ export function forgettingLimit(
   if (lateOnly.length > 0) tries.push(['SECOND_WABA_FORGOTTEN', lateOnly]);
   if (second.length > lateOnly.length) tries.push(['SECOND_WABA_FORGOTTEN', second]);
   if (delivered.length > 0) tries.push(['DELIVERED_AFTER_READ', delivered]);
+  const again = deliveredAfterReadChanges(items, latenessMs, new Set(), ['delivered']);
+  if (again.length > 0) tries.push(['DELIVERED_AGAIN', again]);
   if (lateOnly.length > 0 && delivered.length > 0) {
     const gone = new Set(lateOnly.map(({ item }) => `${item.id}\u0000${item.waba}`));
     const others = deliveredAfterReadChanges(items, latenessMs, gone);

@@ -233,6 +233,43 @@ describe('the differential tester: documented limits of a stream that forgets', 
     );
   });
 
+  it('says a second delivered, past the horizon of the one the stream rated at, as DELIVERED_AGAIN (seed 93014)', () => {
+    // Seed 93014, minimised: W1029's message delivered (no pricing) on 2026-09-30, then a second `delivered`
+    // of it, with Meta's pricing, 70 h later (first in the file, ordered by time as the stream reads it).
+    const [later, first] = lines(
+      statusBody('1029', {
+        id: 'wamid.o93014x2',
+        status: 'delivered',
+        timestamp: 1791047402,
+        recipient_id: '8801712345678',
+        pricing: { billable: true, pricing_model: 'PMP', category: 'authentication', type: 'regular' },
+      }),
+      statusBody('1029', {
+        id: 'wamid.o93014x2',
+        status: 'delivered',
+        timestamp: '1790795167',
+        recipient_id: '8801712345678',
+      }),
+    );
+    // Each line at its time: the stream reads them in time order.
+    const again = [
+      { ...later!, t: 1_791_047_402_000 },
+      { ...first!, t: 1_790_795_167_000 },
+    ];
+    const changes = deliveredAfterReadChanges(itemsOf(again), LATENESS, new Set(), ['delivered']);
+    expect(changes.map((c) => [c.item.line, c.to])).toEqual([[0, []]]);
+    // Within a lateness of 100 h the stream still holds the message: nothing to take away.
+    expect(deliveredAfterReadChanges(itemsOf(again), 100 * H, new Set(), ['delivered'])).toEqual([]);
+    // Read receipts alone are not this family's reports.
+    expect(deliveredAfterReadChanges(itemsOf(again), LATENESS)).toEqual([]);
+    // The stream's bill is rate's without the second report (its pricing unread: the category unknown).
+    const stream = canon([]);
+    const rate = (l: Line[]) =>
+      l.some((line) => line.text.includes('pricing')) ? canon(['x2 0.0113']) : canon([]);
+    expect(forgettingLimit(again, LATENESS, stream, rate, true)).toBe('DELIVERED_AGAIN');
+    expect(forgettingLimit(again, LATENESS, canon(['x2 0.0113', 'another']), rate, true)).toBeUndefined();
+  });
+
   it('leaves any other difference a mismatch', () => {
     // The stream's bill differs from rate over the changed lines too (another unit, another amount): not
     // this limit.
