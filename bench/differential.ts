@@ -286,7 +286,8 @@ class TrafficBuilder {
   }
 }
 
-function webhookBody(waba: string, business: string, value: Record<string, unknown>): object {
+/** A Meta webhook body of one WABA's entry, one change of `messages` holding `value` (statuses or messages). */
+export function webhookBody(waba: string, business: string, value: Record<string, unknown>): object {
   return {
     object: 'whatsapp_business_account',
     entry: [

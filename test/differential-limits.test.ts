@@ -13,6 +13,7 @@ import {
   withChanges,
   type Canon,
   type Line,
+  webhookBody,
 } from '../bench/differential.js';
 
 const H = 3_600_000;
@@ -23,20 +24,7 @@ function lines(...objects: object[]): Line[] {
 }
 
 function statusBody(waba: string, status: Record<string, unknown>): object {
-  return {
-    object: 'whatsapp_business_account',
-    entry: [
-      {
-        id: waba,
-        changes: [
-          {
-            field: 'messages',
-            value: { metadata: { phone_number_id: 'PN1' }, statuses: [status] },
-          },
-        ],
-      },
-    ],
-  };
+  return webhookBody(waba, 'PN1', { statuses: [status] });
 }
 
 // Seed 91017, minimised, with a second WABA's message of the same id: W1's message sent and read on
