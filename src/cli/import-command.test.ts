@@ -229,6 +229,36 @@ describe('wameter import', () => {
     expect(lines.code).toBe(2);
   });
 
+  it('refuses small files of blank or malformed lines only without creating the database, and imports a file that holds one event among them', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'wameter-import-'));
+    const blank = join(dir, 'blank.ndjson');
+    writeFileSync(blank, '\n  \n\n');
+    const folder = join(dir, 'logs');
+    mkdirSync(folder);
+    writeFileSync(join(folder, 'bad.ndjson'), '{x}\nnot json\n');
+    const db = `sqlite:${join(dir, 'w.db')}`;
+    const blankOnly = await run(['import', blank, '--db', db]);
+    expect(blankOnly.code).toBe(1);
+    expect(blankOnly.error).toBe(
+      `wameter: ${blank}: warning: no events: the source is empty (its 3 line(s) are all blank); check that it is the file you meant\n` +
+        `wameter: the sources hold no event (${blank} empty, said above): nothing was rated; give the files that hold the traffic\n`,
+    );
+    const malformed = await run(['import', blank, folder, '--db', db]);
+    expect(malformed.code).toBe(1);
+    expect(malformed.error).toContain(`wameter: ${join(folder, 'bad.ndjson')}:1: MALFORMED_LINE: `);
+    expect(malformed.error).toContain(`wameter: ${join(folder, 'bad.ndjson')}:2: MALFORMED_LINE: `);
+    expect(malformed.error).toContain(
+      'no event could be read from the sources (each problem is named above)',
+    );
+    // Each problem said once: the reading before the store is opened says nothing.
+    expect(malformed.error.split('bad.ndjson:1: MALFORMED_LINE').length).toBe(2);
+    expect(readdirSync(dir).sort()).toEqual(['blank.ndjson', 'logs']);
+    writeFileSync(join(folder, 'good.ndjson'), `${CLEAN_W2_LINES.join('\n')}\n`);
+    const withEvents = await run(['import', blank, folder, '--db', db]);
+    expect(withEvents.error).toContain('wameter import: stored 3 new event(s), 0 duplicate(s)');
+    expect(existsSync(join(dir, 'w.db'))).toBe(true);
+  });
+
   it('refuses while a serve rates the database (exit 1, naming it), and stores nothing', async () => {
     const db = `sqlite:${join(mkdtempSync(join(tmpdir(), 'wameter-import-')), 'w.db')}`;
     const lock = await acquireWriterLock(db, { command: 'serve' });

@@ -7,7 +7,7 @@ import type { Command } from 'commander';
 import { formatMicros } from '../core/money.js';
 import { eventKey, type CoreEvent } from '../core/events.js';
 import type { Finding } from '../core/units.js';
-import { isSurelyWithoutEvents, readEventSources } from '../ingest/read-events.js';
+import { holdsNoEventWithin, isSurelyWithoutEvents, readEventSources } from '../ingest/read-events.js';
 import { DB_SET_BY, loadServiceConfig } from '../server/config.js';
 import { loadPricingSetup } from '../server/pricing-setup.js';
 import {
@@ -35,6 +35,12 @@ const PROGRESS_EVERY = 100_000;
  * bill after (Store.refreshStatistics).
  */
 const STATISTICS_AFTER_INSERTS = 1_000;
+/**
+ * Files and folders of at most this many bytes in all are read once before the store is opened, so that
+ * sources of blank or malformed lines only are refused without creating the database (larger ones are not
+ * read twice: their refusal comes after it is created).
+ */
+const PRE_READ_BYTES = 4 * 1024 * 1024;
 
 interface ImportFlags {
   db?: string;
@@ -119,6 +125,10 @@ async function runImport(sources: string[], flags: ImportFlags, io: CliIo): Prom
     (await isSurelyWithoutEvents(others)) &&
     (others.length === sources.length || !(await hasFirstBytes(stdin)))
   ) {
+    await refuseSourcesWithoutEvents(sources, io);
+  }
+  // Small files of blank or malformed lines only, likewise (a mistyped path that names the wrong file).
+  if (others.length === sources.length && (await holdsNoEventWithin(sources, PRE_READ_BYTES))) {
     await refuseSourcesWithoutEvents(sources, io);
   }
   let inserted = 0;

@@ -219,6 +219,48 @@ export async function isSurelyWithoutEvents(sources: readonly string[]): Promise
   return true;
 }
 
+/**
+ * True when `sources` (files and folders, no stdin) hold at most `maxBytes` of event files in all and reading
+ * them finds no event (blank lines only, malformed lines only): a caller may then refuse them before it
+ * creates anything, as it refuses `isSurelyWithoutEvents` sources. False otherwise, and for larger sources,
+ * which are not read twice. Says nothing: the caller's own reading names the problems.
+ */
+export async function holdsNoEventWithin(sources: readonly string[], maxBytes: number): Promise<boolean> {
+  let bytes = 0;
+  for (const source of sources) {
+    if (source === '-') return false;
+    let found: Awaited<ReturnType<typeof stat>>;
+    try {
+      found = await stat(source);
+    } catch {
+      continue;
+    }
+    let files = [source];
+    if (found.isDirectory()) {
+      try {
+        ({ files } = await listEventFiles(source));
+      } catch {
+        continue;
+      }
+    }
+    for (const file of files) {
+      try {
+        bytes += (await stat(file)).size;
+      } catch {
+        continue;
+      }
+      if (bytes > maxBytes) return false;
+    }
+  }
+  let events = 0;
+  await readEventSources(sources, {
+    onEvents: (read) => void (events += read.length),
+    onError: () => {},
+    onIgnored: () => {},
+  });
+  return events === 0;
+}
+
 /** Entries of a directory source that were not read: hidden ones, files of other kinds, bad links (paths). */
 interface PassedOver {
   hidden: string[];
