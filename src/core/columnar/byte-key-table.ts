@@ -1,0 +1,228 @@
+// Interns keys (message ids, users, business numbers, WABAs) to dense integers 0, 1, 2… by their UTF-8 bytes, so
+// that a columnar rater keeps integers, never a string per event. Pure; nothing in production uses it yet (stage
+// 2 of the columnar reader wires it). It must never give two different keys one integer, nor one key two.
+
+/** Bytes of a key kept in the recent-key table's slot: hash, index + 1, arena offset, byte length. */
+const SLOT_WIDTH = 4;
+const DEFAULT_SLOTS = 1 << 10;
+const DEFAULT_RECENT_SLOTS = 1 << 12;
+/** The arena's offsets are kept as 32-bit unsigned integers: the keys of one table hold less than 4 GiB. */
+const MAX_ARENA_BYTES = 2 ** 32 - 1;
+
+export interface ByteKeyTableOptions {
+  /** Slots of the hash table at first, a power of two (it doubles when half full). Default 1,024. */
+  initialSlots?: number;
+  /** Slots of the direct-mapped table of recently looked-up keys, a power of two. Default 4,096. */
+  recentSlots?: number;
+  /**
+   * Tests only: the bits of each hash kept (e.g. 3), so that many keys share a hash and every look-up compares
+   * keys byte by byte. The answers are the same, only slower.
+   */
+  hashMask?: number;
+}
+
+/**
+ * A hash table over the keys' bytes: open addressing (linear probing) over a hash of every byte of the key, four
+ * at a time; each slot `[hash, index + 1, offset, length]` in one Int32Array, so that a probe touches one cache
+ * line; the keys copied once into one byte arena and compared whole. In front of it a direct-mapped table of
+ * recently looked-up keys (a message's statuses come close together in a file). A key given as bytes and the
+ * same key given as a string (UTF-8) are one key.
+ */
+export class ByteKeyTable {
+  /** Whether the last `intern` / `internString` added its key (false: the key was there). */
+  isNew = false;
+  private slots: Int32Array;
+  private mask: number;
+  private readonly recent: Int32Array;
+  private readonly recentMask: number;
+  private readonly hashMask: number;
+  private count = 0;
+  /** Where each key's bytes start in the arena, by index; `starts[count]` is where the next key goes. */
+  private starts: Float64Array;
+  private arena: Uint8Array;
+  private arenaView: DataView;
+  private used = 0;
+  /** A DataView over the last buffer looked up in (one per chunk of a file, not one per key). */
+  private viewedBuffer: Uint8Array | undefined;
+  private viewed: DataView | undefined;
+  private scratch = new Uint8Array(256);
+  private readonly encoder = new TextEncoder();
+  private readonly decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
+  constructor(options: ByteKeyTableOptions = {}) {
+    const slots = options.initialSlots ?? DEFAULT_SLOTS;
+    const recent = options.recentSlots ?? DEFAULT_RECENT_SLOTS;
+    if (!isPowerOfTwo(slots) || slots < 2) throw new RangeError(`initialSlots ${slots}: a power of two >= 2`);
+    if (!isPowerOfTwo(recent)) throw new RangeError(`recentSlots ${recent}: a power of two`);
+    this.slots = new Int32Array(slots * SLOT_WIDTH);
+    this.mask = slots - 1;
+    this.recent = new Int32Array(recent * SLOT_WIDTH);
+    this.recentMask = recent - 1;
+    this.hashMask = options.hashMask ?? -1;
+    this.starts = new Float64Array(slots / 2 + 1);
+    this.arena = new Uint8Array(slots * 16);
+    this.arenaView = new DataView(this.arena.buffer);
+  }
+
+  /** How many keys the table holds (the next new key's integer). */
+  get size(): number {
+    return this.count;
+  }
+
+  /** The integer of the key written in `bytes[start, end)`, added if new (`isNew` says which). */
+  intern(bytes: Uint8Array, start: number, end: number): number {
+    if (!(start >= 0 && start <= end && end <= bytes.length)) {
+      throw new RangeError(`key bytes [${start}, ${end}) outside a buffer of ${bytes.length}`);
+    }
+    const view = this.viewOf(bytes);
+    const length = end - start;
+    const hash = this.hashOf(bytes, view, start, end);
+    const recent = this.recent;
+    const r = (hash & this.recentMask) * SLOT_WIDTH;
+    if (
+      recent[r + 1] !== 0 &&
+      recent[r] === hash &&
+      recent[r + 3] === length &&
+      this.isKeyAt(recent[r + 2]! >>> 0, bytes, view, start, end)
+    ) {
+      this.isNew = false;
+      return recent[r + 1]! - 1;
+    }
+    const slots = this.slots;
+    let slot = mix(hash) & this.mask;
+    for (;;) {
+      const q = slot * SLOT_WIDTH;
+      const indexPlusOne = slots[q + 1]!;
+      if (indexPlusOne === 0) break;
+      if (
+        slots[q] === hash &&
+        slots[q + 3] === length &&
+        this.isKeyAt(slots[q + 2]! >>> 0, bytes, view, start, end)
+      ) {
+        recent.set(slots.subarray(q, q + SLOT_WIDTH), r);
+        this.isNew = false;
+        return indexPlusOne - 1;
+      }
+      slot = (slot + 1) & this.mask;
+    }
+    return this.add(bytes, start, end, hash, slot, r);
+  }
+
+  /**
+   * The integer of `text`'s key (its UTF-8 bytes, as `intern` would be given them), added if new. A string with
+   * a lone surrogate has no UTF-8 and is no key (the readers refuse such ids): a RangeError.
+   */
+  internString(text: string): number {
+    if (!isWellFormed(text))
+      throw new RangeError(`a key must be well-formed UTF-16: ${JSON.stringify(text)}`);
+    if (this.scratch.length < text.length * 3) this.scratch = new Uint8Array(text.length * 3);
+    const { written } = this.encoder.encodeInto(text, this.scratch);
+    return this.intern(this.scratch, 0, written);
+  }
+
+  /** The key of integer `index`, decoded from its UTF-8 bytes (a RangeError for bytes that are not UTF-8). */
+  text(index: number): string {
+    if (!(Number.isInteger(index) && index >= 0 && index < this.count)) {
+      throw new RangeError(`no key ${index} in a table of ${this.count}`);
+    }
+    const start = this.starts[index]!;
+    const end = this.starts[index + 1]!;
+    try {
+      return this.decoder.decode(this.arena.subarray(start, end));
+    } catch {
+      throw new RangeError(`key ${index} is not UTF-8: its bytes were given so`);
+    }
+  }
+
+  /** Hash of every byte of the key: four at a time (little-endian words), then the last 0–3. */
+  private hashOf(bytes: Uint8Array, view: DataView, start: number, end: number): number {
+    let hash = Math.imul(end - start, 0x9e3779b1);
+    let i = start;
+    for (; i + 4 <= end; i += 4) hash = Math.imul(hash ^ view.getInt32(i, true), 0x85ebca6b) ^ (hash >>> 15);
+    for (; i < end; i++) hash = Math.imul(hash ^ bytes[i]!, 0x01000193);
+    hash ^= hash >>> 16;
+    return hash & this.hashMask;
+  }
+
+  /** Whether the arena's bytes from `offset` are those of `bytes[start, end)` (lengths already equal). */
+  private isKeyAt(offset: number, bytes: Uint8Array, view: DataView, start: number, end: number): boolean {
+    const arena = this.arena;
+    const arenaView = this.arenaView;
+    const shift = offset - start;
+    let i = start;
+    for (; i + 4 <= end; i += 4)
+      if (arenaView.getInt32(shift + i, true) !== view.getInt32(i, true)) return false;
+    for (; i < end; i++) if (arena[shift + i] !== bytes[i]) return false;
+    return true;
+  }
+
+  private add(bytes: Uint8Array, start: number, end: number, hash: number, slot: number, r: number): number {
+    const length = end - start;
+    if (this.used + length > this.arena.length) this.growArena(this.used + length);
+    if (this.count + 2 > this.starts.length) {
+      const starts = new Float64Array(this.starts.length * 2);
+      starts.set(this.starts);
+      this.starts = starts;
+    }
+    const offset = this.used;
+    // Copied before the table may grow: `bytes` may be the scratch buffer, never the arena.
+    this.arena.set(bytes.subarray(start, end), offset);
+    this.used += length;
+    const index = this.count++;
+    this.starts[index + 1] = this.used;
+    const q = slot * SLOT_WIDTH;
+    this.slots[q] = hash;
+    this.slots[q + 1] = index + 1;
+    this.slots[q + 2] = offset | 0;
+    this.slots[q + 3] = length;
+    this.recent.set(this.slots.subarray(q, q + SLOT_WIDTH), r);
+    if (this.count * 2 > this.slots.length / SLOT_WIDTH) this.growSlots();
+    this.isNew = true;
+    return index;
+  }
+
+  private growArena(needed: number): void {
+    if (needed > MAX_ARENA_BYTES) throw new RangeError('the keys of one table hold more than 4 GiB');
+    let size = this.arena.length * 2;
+    while (size < needed) size *= 2;
+    const arena = new Uint8Array(Math.min(size, MAX_ARENA_BYTES));
+    arena.set(this.arena.subarray(0, this.used));
+    this.arena = arena;
+    this.arenaView = new DataView(arena.buffer);
+  }
+
+  private growSlots(): void {
+    const old = this.slots;
+    const size = (old.length / SLOT_WIDTH) * 2;
+    const slots = new Int32Array(size * SLOT_WIDTH);
+    const mask = size - 1;
+    for (let q = 0; q < old.length; q += SLOT_WIDTH) {
+      if (old[q + 1] === 0) continue;
+      let slot = mix(old[q]!) & mask;
+      while (slots[slot * SLOT_WIDTH + 1] !== 0) slot = (slot + 1) & mask;
+      slots.set(old.subarray(q, q + SLOT_WIDTH), slot * SLOT_WIDTH);
+    }
+    this.slots = slots;
+    this.mask = mask;
+  }
+
+  private viewOf(bytes: Uint8Array): DataView {
+    if (bytes !== this.viewedBuffer || this.viewed === undefined) {
+      this.viewedBuffer = bytes;
+      this.viewed = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    }
+    return this.viewed;
+  }
+}
+
+/** The slot a hash starts probing at: its high bits folded in, so that a small table uses all of them. */
+function mix(hash: number): number {
+  return hash ^ (hash >>> 15);
+}
+
+const isWellFormed = (text: string): boolean =>
+  (String.prototype as unknown as { isWellFormed(this: string): boolean }).isWellFormed.call(text);
+
+function isPowerOfTwo(n: number): boolean {
+  return Number.isInteger(n) && n >= 1 && (n & (n - 1)) === 0;
+}
