@@ -99,7 +99,10 @@ export class ByteKeyTable {
         slots[q + 3] === length &&
         this.isKeyAt(slots[q + 2]! >>> 0, bytes, view, start, end)
       ) {
-        recent.set(slots.subarray(q, q + SLOT_WIDTH), r);
+        recent[r] = hash;
+        recent[r + 1] = indexPlusOne;
+        recent[r + 2] = slots[q + 2]!;
+        recent[r + 3] = length;
         this.isNew = false;
         return indexPlusOne - 1;
       }
@@ -165,8 +168,8 @@ export class ByteKeyTable {
       this.starts = starts;
     }
     const offset = this.used;
-    // Copied before the table may grow: `bytes` may be the scratch buffer, never the arena.
-    this.arena.set(bytes.subarray(start, end), offset);
+    const arena = this.arena;
+    for (let i = 0; i < length; i++) arena[offset + i] = bytes[start + i]!;
     this.used += length;
     const index = this.count++;
     this.starts[index + 1] = this.used;
@@ -175,7 +178,11 @@ export class ByteKeyTable {
     this.slots[q + 1] = index + 1;
     this.slots[q + 2] = offset | 0;
     this.slots[q + 3] = length;
-    this.recent.set(this.slots.subarray(q, q + SLOT_WIDTH), r);
+    const recent = this.recent;
+    recent[r] = hash;
+    recent[r + 1] = index + 1;
+    recent[r + 2] = offset | 0;
+    recent[r + 3] = length;
     if (this.count * 2 > this.slots.length / SLOT_WIDTH) this.growSlots();
     this.isNew = true;
     return index;
@@ -200,7 +207,11 @@ export class ByteKeyTable {
       if (old[q + 1] === 0) continue;
       let slot = mix(old[q]!) & mask;
       while (slots[slot * SLOT_WIDTH + 1] !== 0) slot = (slot + 1) & mask;
-      slots.set(old.subarray(q, q + SLOT_WIDTH), slot * SLOT_WIDTH);
+      const to = slot * SLOT_WIDTH;
+      slots[to] = old[q]!;
+      slots[to + 1] = old[q + 1]!;
+      slots[to + 2] = old[q + 2]!;
+      slots[to + 3] = old[q + 3]!;
     }
     this.slots = slots;
     this.mask = mask;

@@ -38,7 +38,8 @@ async function readText(text: string | Buffer): Promise<Read> {
 
 /** The scanner's answer for `line` (a string, written as UTF-8), or undefined when it refuses the line. */
 function scan(line: string): CoreEvent | undefined {
-  const bytes = Buffer.from(`xx${line}yy`, 'utf8');
+  // Bytes around the line that would end it well, so that a scanner reading past its end would show it.
+  const bytes = Buffer.from(`{"${line}"}`, 'utf8');
   const out = new ScannedLine();
   return scanContractLine(bytes, 2, bytes.length - 2, out) ? toCoreEvent(bytes, out) : undefined;
 }

@@ -188,30 +188,42 @@ function isWordAt(bytes: Uint8Array, at: number, end: number, word: Uint8Array):
   return true;
 }
 
-/** Whether `bytes[start, stop)` is `word`. */
-function isWord(bytes: Uint8Array, start: number, stop: number, word: Uint8Array): boolean {
-  return stop - start === word.length && isWordAt(bytes, start, stop, word);
-}
-
-/** The index in `words` (from 1) of the word `bytes[start, stop)` is, or 0. */
-function wordIndex(bytes: Uint8Array, start: number, stop: number, words: readonly Uint8Array[]): number {
-  for (let k = 1; k < words.length; k++) if (isWord(bytes, start, stop, words[k]!)) return k;
+/**
+ * The index in `words` (from 1) of the word written at `at` and ended there by a quote, with `valueEnd` after
+ * the quote; 0 when none is.
+ */
+function wordAt(bytes: Uint8Array, at: number, end: number, words: readonly Uint8Array[]): number {
+  for (let k = 1; k < words.length; k++) {
+    const word = words[k]!;
+    const stop = at + word.length;
+    if (stop < end && bytes[stop] === QUOTE && isWordAt(bytes, at, end, word)) {
+      valueEnd = stop + 1;
+      return k;
+    }
+  }
   return 0;
 }
 
-/** The keys by their length: each length's candidates (at most three). */
-const KEYS_BY_LENGTH: readonly (readonly { bytes: Uint8Array; bit: number }[])[] = Array.from(
-  { length: 14 },
-  (_, length) => KEY_BYTES.filter((key) => key.bytes.length === length),
+/** The keys by their first byte: each byte's candidates (at most two). */
+const KEYS_BY_FIRST_BYTE: readonly (readonly { bytes: Uint8Array; bit: number }[])[] = Array.from(
+  { length: 256 },
+  (_, byte) => KEY_BYTES.filter((key) => key.bytes[0] === byte),
 );
 
-/** The bit of the key `bytes[start, stop)`, or 0 for a key no contract line has. */
-function keyBit(bytes: Uint8Array, start: number, stop: number): number {
-  const candidates = KEYS_BY_LENGTH[stop - start];
-  if (candidates === undefined) return 0;
-  for (let k = 0; k < candidates.length; k++) {
-    const key = candidates[k]!;
-    if (isWordAt(bytes, start, stop, key.bytes)) return key.bit;
+/**
+ * The bit of the key written at `at` (after its opening quote) and ended by its closing quote, with `valueEnd`
+ * after that quote; 0 for any other key (one no contract line has, or one written with an escape).
+ */
+function keyBitAt(bytes: Uint8Array, at: number, end: number): number {
+  const keys = KEYS_BY_FIRST_BYTE[bytes[at]!];
+  if (keys === undefined) return 0;
+  for (let k = 0; k < keys.length; k++) {
+    const key = keys[k]!;
+    const stop = at + key.bytes.length;
+    if (stop < end && bytes[stop] === QUOTE && isWordAt(bytes, at, end, key.bytes)) {
+      valueEnd = stop + 1;
+      return key.bit;
+    }
   }
   return 0;
 }
@@ -325,6 +337,11 @@ function digitsValue(bytes: Uint8Array, start: number, stop: number, limit: numb
   return value;
 }
 
+/** The byte at `at`, or -1 from `stop` on (where calendar's `charCodeAt` gives NaN). */
+function byteAt(bytes: Uint8Array, at: number, stop: number): number {
+  return at < stop ? bytes[at]! : -1;
+}
+
 /** Two digits at `at` as a number, or -1 (calendar's `twoDigitsAt`). */
 function twoDigits(bytes: Uint8Array, at: number): number {
   const high = bytes[at]! - 0x30;
@@ -351,8 +368,14 @@ function daysFromCivil(year: number, month: number, day: number): number {
  */
 function isoMs(bytes: Uint8Array, start: number, stop: number): number {
   const length = stop - start;
-  const b = (k: number): number => (start + k < stop ? bytes[start + k]! : -1);
-  if (length < 17 || b(4) !== 45 || b(7) !== 45 || (b(10) !== 84 && b(10) !== 116) || b(13) !== 58) return -1;
+  if (
+    length < 17 ||
+    byteAt(bytes, start + 4, stop) !== 45 ||
+    byteAt(bytes, start + 7, stop) !== 45 ||
+    (byteAt(bytes, start + 10, stop) !== 84 && byteAt(bytes, start + 10, stop) !== 116) ||
+    byteAt(bytes, start + 13, stop) !== 58
+  )
+    return -1;
   const century = twoDigits(bytes, start);
   const yearOfCentury = twoDigits(bytes, start + 2);
   const month = twoDigits(bytes, start + 5);
@@ -364,15 +387,15 @@ function isoMs(bytes: Uint8Array, start: number, stop: number): number {
   let second = 0;
   let milliseconds = 0;
   let at = 16;
-  if (at < length && b(at) === 58) {
+  if (at < length && byteAt(bytes, start + at, stop) === 58) {
     second = at + 2 < length ? twoDigits(bytes, start + at + 1) : -1;
     if (second < 0) return -1;
     at += 3;
-    if (at < length && b(at) === 46) {
+    if (at < length && byteAt(bytes, start + at, stop) === 46) {
       at += 1;
       let places = 0;
-      while (places < 9 && at < length && isDigit(b(at))) {
-        if (places < 3) milliseconds = milliseconds * 10 + (b(at) - 48);
+      while (places < 9 && at < length && isDigit(byteAt(bytes, start + at, stop))) {
+        if (places < 3) milliseconds = milliseconds * 10 + (byteAt(bytes, start + at, stop) - 48);
         places += 1;
         at += 1;
       }
@@ -382,13 +405,13 @@ function isoMs(bytes: Uint8Array, start: number, stop: number): number {
   }
   if (at >= length) return -1;
   let offsetMinutes = 0;
-  const sign = b(at);
+  const sign = byteAt(bytes, start + at, stop);
   if (sign === 90 || sign === 122) {
     at += 1;
   } else if (sign === 43 || sign === 45) {
     const offsetHours = at + 2 < length ? twoDigits(bytes, start + at + 1) : -1;
     const isHoursOnly = at + 3 === length;
-    const hasColon = !isHoursOnly && at + 3 < length && b(at + 3) === 58;
+    const hasColon = !isHoursOnly && at + 3 < length && byteAt(bytes, start + at + 3, stop) === 58;
     const minutesAt = at + (hasColon ? 4 : 3);
     const offsetMins = isHoursOnly ? 0 : minutesAt + 1 < length ? twoDigits(bytes, start + minutesAt) : -1;
     if (!(offsetHours >= 0 && offsetHours <= 23 && offsetMins >= 0 && offsetMins <= 59)) return -1;
@@ -464,9 +487,7 @@ export function scanContractLine(bytes: Uint8Array, start: number, end: number, 
   let i = skipSpace(bytes, start + 1, end);
   for (;;) {
     if (bytes[i] !== QUOTE) return false;
-    const keyEnd = plainString(bytes, i, end);
-    if (keyEnd === -1) return false;
-    const bit = keyBit(bytes, i + 1, keyEnd);
+    const bit = keyBitAt(bytes, i + 1, end);
     if (bit === 0 || (seen & bit) !== 0) return false;
     seen |= bit;
     i = skipSpace(bytes, valueEnd, end);
@@ -483,11 +504,30 @@ export function scanContractLine(bytes: Uint8Array, start: number, end: number, 
       i += 4;
     } else if (c === QUOTE) {
       const valueStart = i + 1;
-      const stop = plainString(bytes, i, end);
-      if (stop === -1) return false;
-      i = valueEnd;
       given |= bit;
-      if (bit === F_WABA || bit === F_BUSINESS || bit === F_USER || bit === F_ID) {
+      if (bit === F_KIND || bit === F_STATUS || bit === F_TEMPLATE) {
+        // A word of the contract, then the closing quote (anything else: refused).
+        const words = bit === F_KIND ? KIND_WORDS : bit === F_STATUS ? STATUS_WORDS : TEMPLATE_WORDS;
+        const word = wordAt(bytes, valueStart, end, words);
+        if (word === 0) return false;
+        if (bit === F_KIND) out.kind = word;
+        else if (bit === F_STATUS) out.status = word;
+        else out.template = word;
+        i = valueEnd;
+      } else if (bit === F_AT || bit === F_DELIVERED_AT) {
+        // Every byte up to the next quote is read as part of the instant, so none needs a look of its own.
+        let stop = valueStart;
+        while (stop < end && bytes[stop] !== QUOTE) stop++;
+        if (stop === end) return false;
+        const ms = instantMsOfStringBytes(bytes, valueStart, stop);
+        if (ms === -1) return false;
+        if (bit === F_AT) out.atMs = ms;
+        else out.deliveredAtMs = ms;
+        i = stop + 1;
+      } else if (bit === F_WABA || bit === F_BUSINESS || bit === F_USER || bit === F_ID) {
+        const stop = plainString(bytes, i, end);
+        if (stop === -1) return false;
+        i = valueEnd;
         if (stop === valueStart || stop - valueStart > MAX_ID_BYTES) return false;
         if (bit === F_WABA) {
           out.wabaStart = valueStart;
@@ -503,24 +543,12 @@ export function scanContractLine(bytes: Uint8Array, start: number, end: number, 
           out.idStart = valueStart;
           out.idEnd = stop;
         }
-      } else if (bit === F_KIND) {
-        out.kind = wordIndex(bytes, valueStart, stop, KIND_WORDS);
-        if (out.kind === 0) return false;
-      } else if (bit === F_AT || bit === F_DELIVERED_AT) {
-        const ms = instantMsOfStringBytes(bytes, valueStart, stop);
-        if (ms === -1) return false;
-        if (bit === F_AT) out.atMs = ms;
-        else out.deliveredAtMs = ms;
-      } else if (bit === F_TEMPLATE) {
-        out.template = wordIndex(bytes, valueStart, stop, TEMPLATE_WORDS);
-        if (out.template === 0) return false;
       } else if (bit === F_TEMPLATE_NAME) {
-        if (stop === valueStart || stop - valueStart > MAX_TEMPLATE_NAME_BYTES) return false;
+        const stop = plainString(bytes, i, end);
+        if (stop === -1 || stop === valueStart || stop - valueStart > MAX_TEMPLATE_NAME_BYTES) return false;
+        i = valueEnd;
         out.templateNameStart = valueStart;
         out.templateNameEnd = stop;
-      } else if (bit === F_STATUS) {
-        out.status = wordIndex(bytes, valueStart, stop, STATUS_WORDS);
-        if (out.status === 0) return false;
       } else return false; // failed, referral, pricing, conversation: never a string
     } else if (bit === F_AT || bit === F_DELIVERED_AT) {
       // Unix seconds as a JSON integer: no sign, no leading zero, no fraction or exponent.
