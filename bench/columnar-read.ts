@@ -18,7 +18,7 @@ import { StringDecoder } from 'node:string_decoder';
 import { ByteKeyTable } from '../src/core/columnar/byte-key-table.js';
 import { LineSplitter } from '../src/ingest/columnar/line-splitter.js';
 import { LINE_STATUS, scanContractLine, ScannedLine } from '../src/ingest/columnar/scan-contract-line.js';
-import { parseEventValue } from '../src/ingest/parse-event.js';
+import { isPlainJsonText, parseEventValue } from '../src/ingest/parse-event.js';
 import { readEventSources, READ_CHUNK_BYTES } from '../src/ingest/read-events.js';
 
 type Mode = 'parse' | 'reader' | 'split' | 'scan' | 'columnar' | 'columnar-webhooks';
@@ -107,7 +107,8 @@ async function columnar(path: string, isWebhookRead: boolean): Promise<Record<st
     parsed++;
     const value: unknown = JSON.parse(bytes.toString('utf8', start, end));
     if (!isWebhookRead) return;
-    const result = parseEventValue(value);
+    // As the reader tells it: strings of plain text need no look for control characters.
+    const result = parseEventValue(value, isPlainJsonText(bytes.subarray(start, end)));
     if (!result.ok) return;
     for (const event of result.value.events) {
       webhookEvents++;

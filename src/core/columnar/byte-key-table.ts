@@ -42,10 +42,15 @@ export class ByteKeyTable {
   private arena: Uint8Array;
   private arenaView: DataView;
   private used = 0;
-  /** A DataView over the last buffer looked up in (one per chunk of a file, not one per key). */
+  /**
+   * A DataView over the last caller's buffer looked up in (one per chunk of a file, not one per key; the
+   * scratch buffer of `internString` has its own, so that keys of both kinds in turn make no new view).
+   */
   private viewedBuffer: Uint8Array | undefined;
   private viewed: DataView | undefined;
+  /** Where `internString` writes a key's UTF-8 bytes, with its own DataView (never taken for a caller's). */
   private scratch = new Uint8Array(256);
+  private scratchView = new DataView(this.scratch.buffer);
   private readonly encoder = new TextEncoder();
   private readonly decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
@@ -118,7 +123,10 @@ export class ByteKeyTable {
   internString(text: string): number {
     if (!isWellFormed(text))
       throw new RangeError(`a key must be well-formed UTF-16: ${JSON.stringify(text)}`);
-    if (this.scratch.length < text.length * 3) this.scratch = new Uint8Array(text.length * 3);
+    if (this.scratch.length < text.length * 3) {
+      this.scratch = new Uint8Array(text.length * 3);
+      this.scratchView = new DataView(this.scratch.buffer);
+    }
     const { written } = this.encoder.encodeInto(text, this.scratch);
     return this.intern(this.scratch, 0, written);
   }
@@ -218,6 +226,7 @@ export class ByteKeyTable {
   }
 
   private viewOf(bytes: Uint8Array): DataView {
+    if (bytes === this.scratch) return this.scratchView;
     if (bytes !== this.viewedBuffer || this.viewed === undefined) {
       this.viewedBuffer = bytes;
       this.viewed = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
