@@ -1061,11 +1061,7 @@ export class Rater {
       // from a batch's). The file's other WABAs are not counted in the words: other clients' to a key.
       if (listed !== undefined && listed.size > 0 && !listed.has(waba) && !this.notListed.has(waba)) {
         this.notListed.add(waba);
-        this.findings.add(`ACCOUNT_NOT_LISTED:${waba}`, () => ({
-          code: 'ACCOUNT_NOT_LISTED',
-          message: `WABA ${waba} is not in the accounts file: it is rated with the defaults (time zone UTC, currency USD, a portfolio of its own); if those are not its settings, add it to the accounts file (--accounts; for the service, WAMETER_ACCOUNTS or "accounts") — a mistyped WABA id there leaves the real one on the defaults`,
-          waba,
-        }));
+        this.findings.add(`ACCOUNT_NOT_LISTED:${waba}`, () => accountNotListedFinding(waba));
       }
     }
     const account = this.accountFor(waba);
@@ -2213,27 +2209,17 @@ export class Rater {
             // One finding per WABA counting its messages, naming the first delivered (as DELIVERED_BEFORE_SENT).
             this.findings.add(
               `DELIVERED_AND_FAILED:${record.waba}`,
-              () => ({
-                code: 'DELIVERED_AND_FAILED',
-                message: `WABA ${record.waba ?? '?'}: messages were reported both delivered and failed (first: ${record.id}): rated as delivered`,
-                message_id: record.id,
-                waba: record.waba,
-              }),
+              () => deliveredAndFailedFinding(record.waba, record.id),
               exemplarAt(record.deliveredAtMs, record.id),
             );
           }
           if (record.hasOutbound && record.deliveredAtMs < record.sentAtMs - CLOCK_SKEW_MS) {
             // Seconds of skew between the sender's clock and Meta's are normal; more is a send log written in
             // another time zone than it says, which moves windows, eras and months.
-            const gapMinutes = ((record.sentAtMs - record.deliveredAtMs) / 60_000).toFixed(0); // words, not money
             this.findings.add(
               `DELIVERED_BEFORE_SENT:${record.waba}`,
-              () => ({
-                code: 'DELIVERED_BEFORE_SENT',
-                message: `WABA ${record.waba ?? '?'}: messages were delivered before the send log says they were sent (first: ${record.id}, by ${gapMinutes} min); rated at their delivery — check the time zone of the send log's "at"`,
-                message_id: record.id,
-                waba: record.waba,
-              }),
+              () =>
+                deliveredBeforeSentFinding(record.waba, record.id, record.sentAtMs - record.deliveredAtMs),
               exemplarAt(record.deliveredAtMs, record.id),
             );
           }
@@ -2265,12 +2251,7 @@ export class Rater {
     waba: string,
     outside: { count: number; firstId: string; firstAtMs: number },
   ): void {
-    const make = () => ({
-      code: 'NO_WINDOW_IN_INPUT' as const,
-      message: `WABA ${waba}: non-template messages were delivered with no customer service window open in the input (first: ${outside.firstId}); Meta sends those only inside one, so the users' messages are probably missing — feed the inbound webhooks too: without them, utility templates inside windows are charged here but free at Meta (from 2025-07-01)`,
-      waba,
-      message_id: outside.firstId,
-    });
+    const make = () => noWindowInInputFinding(waba, outside.firstId);
     for (let i = 0; i < outside.count; i++)
       this.findings.add(`NO_WINDOW_IN_INPUT:${waba}`, make, exemplarAt(outside.firstAtMs, outside.firstId));
   }
@@ -2533,6 +2514,45 @@ export class Rater {
   }
 }
 
+// The words of findings the columnar rater (src/core/columnar) says too: one text for both engines.
+
+export function accountNotListedFinding(waba: string): Finding {
+  return {
+    code: 'ACCOUNT_NOT_LISTED',
+    message: `WABA ${waba} is not in the accounts file: it is rated with the defaults (time zone UTC, currency USD, a portfolio of its own); if those are not its settings, add it to the accounts file (--accounts; for the service, WAMETER_ACCOUNTS or "accounts") — a mistyped WABA id there leaves the real one on the defaults`,
+    waba,
+  };
+}
+
+export function deliveredAndFailedFinding(waba: string | undefined, id: string): Finding {
+  return {
+    code: 'DELIVERED_AND_FAILED',
+    message: `WABA ${waba ?? '?'}: messages were reported both delivered and failed (first: ${id}): rated as delivered`,
+    message_id: id,
+    waba,
+  };
+}
+
+/** `gapMs`: how long before its send (by the send log) the message was delivered. */
+export function deliveredBeforeSentFinding(waba: string | undefined, id: string, gapMs: number): Finding {
+  const gapMinutes = (gapMs / 60_000).toFixed(0); // words, not money
+  return {
+    code: 'DELIVERED_BEFORE_SENT',
+    message: `WABA ${waba ?? '?'}: messages were delivered before the send log says they were sent (first: ${id}, by ${gapMinutes} min); rated at their delivery — check the time zone of the send log's "at"`,
+    message_id: id,
+    waba,
+  };
+}
+
+export function noWindowInInputFinding(waba: string, firstId: string): Finding {
+  return {
+    code: 'NO_WINDOW_IN_INPUT',
+    message: `WABA ${waba}: non-template messages were delivered with no customer service window open in the input (first: ${firstId}); Meta sends those only inside one, so the users' messages are probably missing — feed the inbound webhooks too: without them, utility templates inside windows are charged here but free at Meta (from 2025-07-01)`,
+    waba,
+    message_id: firstId,
+  };
+}
+
 /**
  * Copies of one inbound message among a pair's waiting ones are one message (mergeCopies): the earliest
  * instant, with the ad referral any copy tells of (a CRM's copy may lack it). Keeps one item per id, in place.
@@ -2655,7 +2675,8 @@ function setWaiting(record: MessageRecord, isWaiting: boolean): void {
   record.pair.waitingCount += isWaiting ? 1 : -1;
 }
 
-function toUnit(draft: UnitDraft): BillableUnit {
+/** The public unit of a priced draft (also the columnar rater's: src/core/columnar). */
+export function toUnit(draft: UnitDraft): BillableUnit {
   const unit: BillableUnit = {
     id: draft.id,
     unit: draft.unit,

@@ -31,12 +31,8 @@ export interface RateSourcesResult extends RaterSummary {
   read: ReadSummary;
 }
 
-export async function rateSources(
-  sources: readonly string[],
-  setup: RatingSetup,
-  sink: RatingSink,
-  options: RateSourcesOptions = {},
-): Promise<RateSourcesResult> {
+/** The Rater's options for a setup (accounts, cards, markets), as every rating of sources takes them. */
+export function ratingOptionsFor(setup: RatingSetup, options: RateSourcesOptions = {}): RatingOptions {
   const accounts = new Map(setup.accounts.map((a) => [a.waba, a]));
   const ratingOptions: RatingOptions = {
     accountFor: (waba) => accounts.get(waba) ?? defaultAccount(waba),
@@ -49,6 +45,16 @@ export async function rateSources(
   if (options.maxLatenessMs !== undefined) ratingOptions.maxLatenessMs = options.maxLatenessMs;
   if (options.withDecisions) ratingOptions.withDecisions = true;
   if (options.trace) ratingOptions.trace = options.trace;
+  return ratingOptions;
+}
+
+export async function rateSources(
+  sources: readonly string[],
+  setup: RatingSetup,
+  sink: RatingSink,
+  options: RateSourcesOptions = {},
+): Promise<RateSourcesResult> {
+  const ratingOptions = ratingOptionsFor(setup, options);
   const rater = new Rater(ratingOptions, sink);
   const progressEvery = options.progressEvery ?? 1_000_000;
   let added = 0;

@@ -1,0 +1,854 @@
+// A batch rater for one class of input — every delivery under PMP-2025, send logs and Meta's statuses that
+// agree — giving exactly what the Rater (rate-events.ts) gives for it, faster: keys interned to integers, state
+// in typed arrays, one global time sort and one walk. Any other input it bails out of, having called its sink
+// nothing, so that the Rater rates that input instead. It must never give an answer the Rater would not.
+
+import { canonicalUser } from '../phone.js';
+import { localDate } from '../calendar.js';
+import { CLOCK_SKEW_MS, FEP_ANSWER_MS, SERVICE_WINDOW_MS, eraOn, fepWindowMs } from '../eras.js';
+import type { Account, CoreEvent, TemplateCategory } from '../events.js';
+import type { UnitDraft } from '../pair-machine.js';
+import { exemplarAt, FindingCollector, TierStatements, UnitPricer } from '../price-unit.js';
+import {
+  accountNotListedFinding,
+  deliveredAndFailedFinding,
+  deliveredBeforeSentFinding,
+  noWindowInInputFinding,
+  toUnit,
+  type RaterStats,
+  type RaterSummary,
+  type RatingOptions,
+  type RatingSink,
+} from '../rate-events.js';
+import type { PricingType, RateCategory, UnitCategory } from '../units.js';
+import { MapKeyTable, type KeyTable } from './key-table.js';
+
+/** What `finish` gives: the Rater's summary, or why this input is not one the columnar rater rates. */
+export type ColumnarOutcome = RaterSummary | { bail: string };
+
+/** No key (a status naming no WABA, an outbound line without a template name). */
+export const NO_KEY = -1;
+
+/** A send log's template, as the integer API takes it: 0 a non-template, then the three categories. */
+export const TEMPLATE_CODES: readonly (TemplateCategory | null)[] = [
+  null,
+  'marketing',
+  'utility',
+  'authentication',
+];
+const NON_TEMPLATE = 0;
+const MARKETING = 1;
+const UTILITY = 2;
+const AUTHENTICATION = 3;
+
+/** Meta's status words the columnar rater takes, as the integer API codes them; any other word bails. */
+export const STATUS_WORD_CODES: ReadonlyMap<string, number> = new Map([
+  ['sent', 0],
+  ['delivered', 1],
+  ['read', 2],
+  ['failed', 3],
+  ['played', 4],
+]);
+const DELIVERED = 1;
+const READ = 2;
+const FAILED = 3;
+const PLAYED = 4;
+
+/** Per id: what its lines told (bits of `idFlags`). */
+const HAS_OUTBOUND = 1;
+const HAS_STATUS = 2;
+/** A status named its WABA, business number and user (`statusWaba`…). */
+const HAS_STATUS_NAMES = 4;
+const HAS_INBOUND = 8;
+
+/** The only era this rater decides (pair-machine.ts's per-message rules as in force from 2025-07-01). */
+const ERA = 'PMP-2025';
+
+export class ColumnarRater {
+  readonly ids: KeyTable = new MapKeyTable();
+  readonly users: KeyTable = new MapKeyTable();
+  readonly businesses: KeyTable = new MapKeyTable();
+  readonly wabas: KeyTable = new MapKeyTable();
+  readonly templateNames: KeyTable = new MapKeyTable();
+
+  private bailReason: string | undefined;
+  private isFinished = false;
+  private events = 0;
+  private duplicates = 0;
+
+  // Per id (messages and inbound messages share the table; their columns are apart), grown by doubling.
+  private capacity = 0;
+  private idFlags = new Uint8Array(0);
+  private outboundWaba = new Int32Array(0);
+  private outboundBusiness = new Int32Array(0);
+  private outboundUser = new Int32Array(0);
+  private template = new Int8Array(0);
+  private templateName = new Int32Array(0);
+  private sentAtMs = new Float64Array(0);
+  /** The earliest `delivered` (or a send log's delivery), and the earliest `read` / `played`. */
+  private deliveredAtMs = new Float64Array(0);
+  private readAtMs = new Float64Array(0);
+  private failedAtMs = new Float64Array(0);
+  private statusWaba = new Int32Array(0);
+  private statusBusiness = new Int32Array(0);
+  private statusUser = new Int32Array(0);
+  private inboundWaba = new Int32Array(0);
+  private inboundBusiness = new Int32Array(0);
+  private inboundUser = new Int32Array(0);
+  private inboundAtMs = new Float64Array(0);
+  private inboundReferral = new Uint8Array(0);
+
+  private readonly accounts = new Map<string, Account>();
+
+  constructor(
+    private readonly options: RatingOptions,
+    private readonly sink: RatingSink,
+  ) {
+    if (
+      options.asOfRules !== undefined ||
+      options.withDecisions === true ||
+      options.trace !== undefined ||
+      options.maxLatenessMs !== undefined
+    ) {
+      this.bailReason = 'not a plain batch';
+    }
+  }
+
+  /** Why the input is not rated here (then nothing more is kept), or undefined. */
+  get bailedBecause(): string | undefined {
+    return this.bailReason;
+  }
+
+  /** Gives the input up to the Rater: the first reason is kept. */
+  bail(reason: string): void {
+    this.bailReason ??= reason;
+  }
+
+  /** A core event, as the readers make it: its keys interned, then the integer API. */
+  add(event: CoreEvent): void {
+    if (this.isFinished) throw new Error('ColumnarRater.add after finish');
+    if (this.bailReason !== undefined) return;
+    switch (event.kind) {
+      case 'inbound': {
+        if (event.userCountryHint !== undefined || event.scopedUserId !== undefined) {
+          this.bail('country hint or business-scoped id');
+          return;
+        }
+        if (event.copiesDisagreeOn !== undefined || event.isUntied !== undefined) {
+          this.bail("a store's merged copies");
+          return;
+        }
+        if (!event.waba || !event.business || !event.user || !event.id) {
+          this.bail('empty key');
+          return;
+        }
+        this.addInbound(
+          this.wabas.internString(event.waba),
+          this.businesses.internString(event.business),
+          this.users.internString(canonicalUser(event.user)),
+          this.ids.internString(event.id),
+          event.atMs,
+          event.hasReferral ? true : false,
+        );
+        return;
+      }
+      case 'outbound': {
+        if (event.copiesDisagreeOn !== undefined || event.isUntied !== undefined) {
+          this.bail("a store's merged copies");
+          return;
+        }
+        if (!event.waba || !event.business || !event.user || !event.id) {
+          this.bail('empty key');
+          return;
+        }
+        const template = TEMPLATE_CODES.indexOf(event.template);
+        if (template < 0) {
+          this.bail('unknown template category');
+          return;
+        }
+        this.addOutbound(
+          this.wabas.internString(event.waba),
+          this.businesses.internString(event.business),
+          this.users.internString(canonicalUser(event.user)),
+          this.ids.internString(event.id),
+          event.atMs,
+          template,
+          event.templateName === undefined ? NO_KEY : this.templateNames.internString(event.templateName),
+          event.deliveredAtMs ?? Infinity,
+          event.isFailed ? true : false,
+        );
+        return;
+      }
+      case 'status': {
+        if (event.pricing !== undefined || event.conversation !== undefined) {
+          this.bail('pricing evidence');
+          return;
+        }
+        if (
+          event.recipientType !== undefined ||
+          event.userCountryHint !== undefined ||
+          event.scopedUserId !== undefined
+        ) {
+          this.bail('group, country hint or business-scoped id');
+          return;
+        }
+        if (
+          event.namesOfCopies !== undefined ||
+          event.copiesDisagreeOn !== undefined ||
+          event.isUntied !== undefined
+        ) {
+          this.bail("a store's merged copies");
+          return;
+        }
+        const word = STATUS_WORD_CODES.get(event.status);
+        if (word === undefined) {
+          this.bail('status word');
+          return;
+        }
+        if (!event.id || event.waba === '' || event.business === '' || event.user === '') {
+          this.bail('empty key');
+          return;
+        }
+        this.addStatus(
+          this.ids.internString(event.id),
+          word,
+          event.atMs,
+          event.waba === undefined ? NO_KEY : this.wabas.internString(event.waba),
+          event.business === undefined ? NO_KEY : this.businesses.internString(event.business),
+          event.user === undefined ? NO_KEY : this.users.internString(canonicalUser(event.user)),
+        );
+        return;
+      }
+      case 'account_update':
+        this.bail('account update');
+        return;
+      case 'template_category_update':
+        this.bail('template category update');
+        return;
+    }
+  }
+
+  /**
+   * A send log's line (contract §1 `outbound`), its keys interned (non-empty; the user canonical: phone.ts
+   * `canonicalUser`). `template`: a TEMPLATE_CODES index; `deliveredAtMs` Infinity when the log has none.
+   */
+  addOutbound(
+    waba: number,
+    business: number,
+    user: number,
+    id: number,
+    atMs: number,
+    template: number,
+    templateName: number,
+    deliveredAtMs: number,
+    isFailed: boolean,
+  ): void {
+    if (this.bailReason !== undefined) return;
+    this.events += 1;
+    if (!isInstant(atMs) || (deliveredAtMs !== Infinity && !isInstant(deliveredAtMs))) {
+      this.bail('instant not a whole millisecond');
+      return;
+    }
+    this.ensureId(id);
+    const flags = this.idFlags[id]!;
+    if ((flags & HAS_OUTBOUND) !== 0) {
+      // A copy of the send log: the Rater merges copies that agree (the earliest send); others say so.
+      this.duplicates += 1;
+      if (this.outboundWaba[id] !== waba) {
+        this.bail('message of two WABAs');
+        return;
+      }
+      if (
+        this.template[id] !== template ||
+        this.outboundBusiness[id] !== business ||
+        this.outboundUser[id] !== user
+      ) {
+        this.bail('copies disagree');
+        return;
+      }
+      if (templateName !== NO_KEY) {
+        const known = this.templateName[id]!;
+        if (known === NO_KEY) this.templateName[id] = templateName;
+        else if (known !== templateName) {
+          this.bail('copies disagree');
+          return;
+        }
+      }
+      if (atMs < this.sentAtMs[id]!) this.sentAtMs[id] = atMs;
+    } else {
+      this.idFlags[id] = flags | HAS_OUTBOUND;
+      this.outboundWaba[id] = waba;
+      this.outboundBusiness[id] = business;
+      this.outboundUser[id] = user;
+      this.template[id] = template;
+      this.templateName[id] = templateName;
+      this.sentAtMs[id] = atMs;
+    }
+    if (isFailed && atMs < this.failedAtMs[id]!) this.failedAtMs[id] = atMs;
+    if (deliveredAtMs < this.deliveredAtMs[id]!) this.deliveredAtMs[id] = deliveredAtMs;
+  }
+
+  /** A user's message (contract §1 `inbound`), its keys interned as `addOutbound`'s. */
+  addInbound(
+    waba: number,
+    business: number,
+    user: number,
+    id: number,
+    atMs: number,
+    hasReferral: boolean,
+  ): void {
+    if (this.bailReason !== undefined) return;
+    this.events += 1;
+    if (!isInstant(atMs)) {
+      this.bail('instant not a whole millisecond');
+      return;
+    }
+    this.ensureId(id);
+    const flags = this.idFlags[id]!;
+    if ((flags & HAS_INBOUND) !== 0) {
+      // Copies of one user's message in one pair: the earliest instant, an ad referral any copy tells of.
+      if (
+        this.inboundWaba[id] !== waba ||
+        this.inboundBusiness[id] !== business ||
+        this.inboundUser[id] !== user
+      ) {
+        this.bail('inbound copies name two pairs');
+        return;
+      }
+      if (atMs < this.inboundAtMs[id]!) this.inboundAtMs[id] = atMs;
+      if (hasReferral) this.inboundReferral[id] = 1;
+      return;
+    }
+    this.idFlags[id] = flags | HAS_INBOUND;
+    this.inboundWaba[id] = waba;
+    this.inboundBusiness[id] = business;
+    this.inboundUser[id] = user;
+    this.inboundAtMs[id] = atMs;
+    this.inboundReferral[id] = hasReferral ? 1 : 0;
+  }
+
+  /**
+   * A status of a business message: `word` a STATUS_WORD_CODES code; `waba`, `business` and `user` all three
+   * (Meta's webhook) or none (a send log's bare line, NO_KEY).
+   */
+  addStatus(id: number, word: number, atMs: number, waba: number, business: number, user: number): void {
+    if (this.bailReason !== undefined) return;
+    this.events += 1;
+    if (!isInstant(atMs)) {
+      this.bail('instant not a whole millisecond');
+      return;
+    }
+    if ((waba === NO_KEY) !== (business === NO_KEY) || (waba === NO_KEY) !== (user === NO_KEY)) {
+      this.bail('status naming part of its recipient');
+      return;
+    }
+    this.ensureId(id);
+    const flags = this.idFlags[id]!;
+    if (waba !== NO_KEY) {
+      if ((flags & HAS_STATUS_NAMES) === 0) {
+        this.idFlags[id] = flags | HAS_STATUS | HAS_STATUS_NAMES;
+        this.statusWaba[id] = waba;
+        this.statusBusiness[id] = business;
+        this.statusUser[id] = user;
+      } else if (
+        this.statusWaba[id] !== waba ||
+        this.statusBusiness[id] !== business ||
+        this.statusUser[id] !== user
+      ) {
+        this.bail('statuses name two recipients');
+        return;
+      }
+    } else this.idFlags[id] = flags | HAS_STATUS;
+    if (word === DELIVERED) {
+      if (atMs < this.deliveredAtMs[id]!) this.deliveredAtMs[id] = atMs;
+    } else if (word === READ || word === PLAYED) {
+      if (atMs < this.readAtMs[id]!) this.readAtMs[id] = atMs;
+    } else if (word === FAILED) {
+      if (atMs < this.failedAtMs[id]!) this.failedAtMs[id] = atMs;
+    }
+  }
+
+  /**
+   * Rates everything and gives the sink every unit, then every pending message, as the Rater's `finish` does;
+   * or, for input outside the class, gives the sink nothing and says why.
+   */
+  finish(): ColumnarOutcome {
+    if (this.isFinished) throw new Error('ColumnarRater.finish called twice');
+    this.isFinished = true;
+    if (this.bailReason !== undefined) return { bail: this.bailReason };
+    const rated = new ColumnarWalk(this).rate();
+    if ('bail' in rated) return rated;
+    const { drafts, pending, findings } = rated;
+    for (const draft of drafts) this.sink.unit(toUnit(draft));
+    for (const message of pending) this.sink.pending(message);
+    const stats: RaterStats = {
+      events: this.events,
+      duplicates: this.duplicates,
+      late: 0,
+      units: drafts.length,
+      pending: pending.length,
+      unrated: 0,
+    };
+    return { findings: findings.list(), decisions: [], timeline: [], stats };
+  }
+
+  /** The columns of ids, for the walk (read only there). */
+  columns() {
+    return {
+      idFlags: this.idFlags,
+      outboundWaba: this.outboundWaba,
+      outboundBusiness: this.outboundBusiness,
+      outboundUser: this.outboundUser,
+      template: this.template,
+      sentAtMs: this.sentAtMs,
+      deliveredAtMs: this.deliveredAtMs,
+      readAtMs: this.readAtMs,
+      failedAtMs: this.failedAtMs,
+      statusWaba: this.statusWaba,
+      statusBusiness: this.statusBusiness,
+      statusUser: this.statusUser,
+      inboundWaba: this.inboundWaba,
+      inboundBusiness: this.inboundBusiness,
+      inboundUser: this.inboundUser,
+      inboundAtMs: this.inboundAtMs,
+      inboundReferral: this.inboundReferral,
+    };
+  }
+
+  get ratingOptions(): RatingOptions {
+    return this.options;
+  }
+
+  /** The WABA's account, as the Rater's `accountFor` gives it (no account update is in this class). */
+  accountFor(waba: string): Account {
+    let account = this.accounts.get(waba);
+    if (account === undefined) {
+      account = { ...this.options.accountFor(waba) };
+      this.accounts.set(waba, account);
+    }
+    return account;
+  }
+
+  private ensureId(id: number): void {
+    if (id < this.capacity) return;
+    const capacity = Math.max(1024, this.capacity * 2, id + 1);
+    this.idFlags = grown(this.idFlags, capacity, 0);
+    this.outboundWaba = grown(this.outboundWaba, capacity, NO_KEY);
+    this.outboundBusiness = grown(this.outboundBusiness, capacity, NO_KEY);
+    this.outboundUser = grown(this.outboundUser, capacity, NO_KEY);
+    this.template = grown(this.template, capacity, NO_KEY);
+    this.templateName = grown(this.templateName, capacity, NO_KEY);
+    this.sentAtMs = grown(this.sentAtMs, capacity, Infinity);
+    this.deliveredAtMs = grown(this.deliveredAtMs, capacity, Infinity);
+    this.readAtMs = grown(this.readAtMs, capacity, Infinity);
+    this.failedAtMs = grown(this.failedAtMs, capacity, Infinity);
+    this.statusWaba = grown(this.statusWaba, capacity, NO_KEY);
+    this.statusBusiness = grown(this.statusBusiness, capacity, NO_KEY);
+    this.statusUser = grown(this.statusUser, capacity, NO_KEY);
+    this.inboundWaba = grown(this.inboundWaba, capacity, NO_KEY);
+    this.inboundBusiness = grown(this.inboundBusiness, capacity, NO_KEY);
+    this.inboundUser = grown(this.inboundUser, capacity, NO_KEY);
+    this.inboundAtMs = grown(this.inboundAtMs, capacity, Infinity);
+    this.inboundReferral = grown(this.inboundReferral, capacity, 0);
+    this.capacity = capacity;
+  }
+}
+
+type Typed = Uint8Array | Int8Array | Int32Array | Float64Array;
+
+/** `array` copied into one of `capacity` entries, the new ones `fill`. */
+function grown<T extends Typed>(array: T, capacity: number, fill: number): T {
+  const copy = new (array.constructor as new (length: number) => T)(capacity);
+  copy.set(array as never);
+  if (fill !== 0) copy.fill(fill, array.length);
+  return copy;
+}
+
+/** An instant the Rater's sort and this one's agree on: a whole millisecond (the readers' instants are). */
+function isInstant(atMs: number): boolean {
+  return Number.isSafeInteger(atMs);
+}
+
+/** Pair columns grow by doubling too. */
+interface RatedInput {
+  drafts: UnitDraft[];
+  pending: { id: string; waba: string; business: string; user: string; sentAtMs: number }[];
+  findings: FindingCollector;
+}
+
+/**
+ * The batch's rating, once every line is read: pairs (business number × user under one WABA) made, every
+ * delivery and inbound message sorted by (instant, inbound first, id) — each pair's items in the order
+ * PairMachine takes them — and one walk deciding each delivery as PairMachine.decide does under PMP-2025;
+ * then the drafts priced by the engine's own UnitPricer in that order, which is the Rater's (opening, id).
+ */
+class ColumnarWalk {
+  private readonly findings = new FindingCollector();
+  private pairCount = 0;
+  private pairWaba = new Int32Array(1024);
+  private pairBusiness = new Int32Array(1024);
+  private pairUser = new Int32Array(1024);
+  /** The next pair of the same user (a chain per user; few users have more than one business number). */
+  private pairNext = new Int32Array(1024);
+  private readonly pairOfUser: Int32Array;
+  private readonly wabaOfBusiness: Int32Array;
+  private readonly isWabaSeen: Uint8Array;
+
+  constructor(private readonly rater: ColumnarRater) {
+    this.pairOfUser = new Int32Array(rater.users.size).fill(NO_KEY);
+    this.wabaOfBusiness = new Int32Array(rater.businesses.size).fill(NO_KEY);
+    this.isWabaSeen = new Uint8Array(rater.wabas.size);
+  }
+
+  rate(): RatedInput | { bail: string } {
+    const rater = this.rater;
+    const c = rater.columns();
+    const idCount = rater.ids.size;
+    const messagePair = new Int32Array(idCount).fill(NO_KEY);
+    const inboundPair = new Int32Array(idCount).fill(NO_KEY);
+    // Items: deliveries (kind 1) and inbound messages (kind 0), by id.
+    const itemId = new Int32Array(idCount * 2);
+    const itemAtMs = new Float64Array(idCount * 2);
+    const itemKind = new Uint8Array(idCount * 2);
+    let items = 0;
+    const pendingIds: number[] = [];
+    for (let id = 0; id < idCount; id++) {
+      const flags = c.idFlags[id]!;
+      if ((flags & (HAS_OUTBOUND | HAS_STATUS)) !== 0) {
+        if ((flags & HAS_OUTBOUND) === 0) return { bail: 'statuses without a send log' };
+        const waba = c.outboundWaba[id]!;
+        const business = c.outboundBusiness[id]!;
+        const user = c.outboundUser[id]!;
+        if (
+          (flags & HAS_STATUS_NAMES) !== 0 &&
+          (c.statusWaba[id] !== waba || c.statusBusiness[id] !== business || c.statusUser[id] !== user)
+        ) {
+          return { bail: 'statuses name another recipient than the send log' };
+        }
+        const pair = this.pairOf(waba, business, user);
+        if (pair === NO_KEY) return { bail: 'business number of two WABAs' };
+        messagePair[id] = pair;
+        const deliveredAtMs = c.deliveredAtMs[id]! !== Infinity ? c.deliveredAtMs[id]! : c.readAtMs[id]!;
+        if (deliveredAtMs !== Infinity) {
+          itemId[items] = id;
+          itemAtMs[items] = deliveredAtMs;
+          itemKind[items] = 1;
+          items += 1;
+        } else if (c.failedAtMs[id] === Infinity) pendingIds.push(id);
+      }
+      if ((flags & HAS_INBOUND) !== 0) {
+        const pair = this.pairOf(c.inboundWaba[id]!, c.inboundBusiness[id]!, c.inboundUser[id]!);
+        if (pair === NO_KEY) return { bail: 'business number of two WABAs' };
+        inboundPair[id] = pair;
+        itemId[items] = id;
+        itemAtMs[items] = c.inboundAtMs[id]!;
+        itemKind[items] = 0;
+        items += 1;
+      }
+    }
+    const listed = rater.ratingOptions.listedWabas;
+    if (listed !== undefined && listed.size > 0) {
+      for (let waba = 0; waba < this.isWabaSeen.length; waba++) {
+        const text = rater.wabas.text(waba);
+        if (this.isWabaSeen[waba] === 1 && !listed.has(text)) {
+          this.findings.add(`ACCOUNT_NOT_LISTED:${text}`, () => accountNotListedFinding(text));
+        }
+      }
+    }
+
+    const order = this.timeOrder(itemId, itemAtMs, itemKind, items);
+    const drafts = this.walk(order, itemId, itemAtMs, itemKind, messagePair, inboundPair);
+    if ('bail' in drafts) return drafts;
+
+    const options = rater.ratingOptions;
+    const pricer = new UnitPricer({
+      accountFor: (waba) => rater.accountFor(waba),
+      rateBook: options.rateBook,
+      markets: options.markets,
+      findings: this.findings,
+      tierStatements: new TierStatements(),
+    });
+    for (const draft of drafts) pricer.price(draft);
+
+    // Pending: sent, neither delivered nor failed; in the Rater's order (send, then id).
+    const ids = rater.ids;
+    pendingIds.sort((a, b) => c.sentAtMs[a]! - c.sentAtMs[b]! || compareIds(ids.text(a), ids.text(b)));
+    const pending = pendingIds.map((id) => {
+      const pair = messagePair[id]!;
+      return {
+        id: ids.text(id),
+        waba: rater.wabas.text(this.pairWaba[pair]!),
+        business: rater.businesses.text(this.pairBusiness[pair]!),
+        user: rater.users.text(this.pairUser[pair]!),
+        sentAtMs: c.sentAtMs[id]!,
+      };
+    });
+    return { drafts, pending, findings: this.findings };
+  }
+
+  /**
+   * Item indices by (instant, inbound before delivery, id in UTF-16 order): one exact number per item,
+   * ((instant − earliest) × 2 + kind) × n + index, sorted natively, then each run of one instant and kind by
+   * id; a comparator where the numbers would not be exact.
+   */
+  private timeOrder(itemId: Int32Array, itemAtMs: Float64Array, itemKind: Uint8Array, n: number): Int32Array {
+    const ids = this.rater.ids;
+    const order = new Int32Array(n);
+    if (n === 0) return order;
+    let earliest = Infinity;
+    let latest = -Infinity;
+    for (let i = 0; i < n; i++) {
+      const atMs = itemAtMs[i]!;
+      if (atMs < earliest) earliest = atMs;
+      if (atMs > latest) latest = atMs;
+    }
+    const byId = (a: number, b: number) => compareIds(ids.text(itemId[a]!), ids.text(itemId[b]!));
+    if (((latest - earliest) * 2 + 2) * n > Number.MAX_SAFE_INTEGER) {
+      const all = Array.from({ length: n }, (_, i) => i);
+      all.sort((a, b) => itemAtMs[a]! - itemAtMs[b]! || itemKind[a]! - itemKind[b]! || byId(a, b));
+      order.set(all);
+      return order;
+    }
+    const keys = new Float64Array(n);
+    for (let i = 0; i < n; i++) keys[i] = ((itemAtMs[i]! - earliest) * 2 + itemKind[i]!) * n + i;
+    keys.sort();
+    let runStart = 0;
+    let runKey = -1;
+    for (let k = 0; k < n; k++) {
+      const index = keys[k]! % n;
+      const key = keys[k]! - index;
+      order[k] = index;
+      if (key !== runKey) {
+        if (k - runStart > 1) sortRun(order, runStart, k, byId);
+        runStart = k;
+        runKey = key;
+      }
+    }
+    if (n - runStart > 1) sortRun(order, runStart, n, byId);
+    return order;
+  }
+
+  /** PairMachine.decide under PMP-2025 for every delivery, in global time order; each pair's state in columns. */
+  private walk(
+    order: Int32Array,
+    itemId: Int32Array,
+    itemAtMs: Float64Array,
+    itemKind: Uint8Array,
+    messagePair: Int32Array,
+    inboundPair: Int32Array,
+  ): UnitDraft[] | { bail: string } {
+    const rater = this.rater;
+    const c = rater.columns();
+    const options = rater.ratingOptions;
+    const isReportedRulesEnabled = options.isReportedRulesEnabled ?? true;
+    const pairs = this.pairCount;
+    const lastInboundMs = new Float64Array(pairs).fill(-Infinity);
+    const previousInboundMs = new Float64Array(pairs).fill(-Infinity);
+    const referralAtMs = new Float64Array(pairs).fill(-Infinity);
+    const isReferralAnswered = new Uint8Array(pairs).fill(1);
+    const fepExpiresAtMs = new Float64Array(pairs).fill(-Infinity);
+    const outsideCount = new Int32Array(pairs);
+    const outsideFirst = new Int32Array(pairs);
+    const outsideFirstAtMs = new Float64Array(pairs);
+    const timeZones = Array.from(
+      { length: rater.wabas.size },
+      (_, waba) => rater.accountFor(rater.wabas.text(waba)).timeZone,
+    );
+    const drafts: UnitDraft[] = [];
+    for (let k = 0; k < order.length; k++) {
+      const item = order[k]!;
+      const id = itemId[item]!;
+      const atMs = itemAtMs[item]!;
+      if (itemKind[item] === 0) {
+        const pair = inboundPair[id]!;
+        previousInboundMs[pair] = lastInboundMs[pair]!;
+        lastInboundMs[pair] = atMs;
+        if (c.inboundReferral[id] === 1) {
+          referralAtMs[pair] = atMs;
+          isReferralAnswered[pair] = 0;
+        }
+        continue;
+      }
+      const pair = messagePair[id]!;
+      const waba = this.pairWaba[pair]!;
+      const date = localDate(atMs, timeZones[waba]!);
+      const era = eraOn(date, isReportedRulesEnabled);
+      if (era !== ERA) return { bail: `era ${era}` };
+      const sentAtMs = c.sentAtMs[id]!;
+      const template = c.template[id]!;
+      const last = lastInboundMs[pair]!;
+      const isInServiceWindow = atMs < last + SERVICE_WINDOW_MS;
+      const windowOfSendMs = last <= sentAtMs ? last : previousInboundMs[pair]!;
+      const isSentInServiceWindow =
+        windowOfSendMs <= sentAtMs && sentAtMs < windowOfSendMs + SERVICE_WINDOW_MS;
+      const isAnswer = sentAtMs >= referralAtMs[pair]! - CLOCK_SKEW_MS;
+      const isFepEligible =
+        isAnswer && isReferralAnswered[pair] === 0 && atMs < referralAtMs[pair]! + FEP_ANSWER_MS;
+      if (isAnswer) isReferralAnswered[pair] = 1;
+      const isFepOpen = atMs < fepExpiresAtMs[pair]!;
+      if (template === NON_TEMPLATE && !isInServiceWindow && !isSentInServiceWindow) {
+        if (outsideCount[pair] === 0) {
+          outsideFirst[pair] = id;
+          outsideFirstAtMs[pair] = atMs;
+        }
+        outsideCount[pair] = outsideCount[pair]! + 1;
+      }
+      const wabaText = rater.wabas.text(waba);
+      const idText = rater.ids.text(id);
+      const rateCategory: RateCategory = template === NON_TEMPLATE ? 'service' : TEMPLATE_CODES[template]!;
+      let draft: UnitDraft;
+      if (isFepOpen && !isFepEligible) {
+        draft = this.draft(pair, wabaText, idText, atMs, date, 'referral_conversion', 'free_entry_point');
+        draft.rateCategory = rateCategory;
+        draft.rule = 'FEP_WINDOW';
+        draft.isFreeEntryPoint = true;
+      } else if (isFepEligible) {
+        draft = this.draft(pair, wabaText, idText, atMs, date, 'referral_conversion', 'free_entry_point');
+        draft.rateCategory = rateCategory;
+        draft.isFreeEntryPoint = true;
+        draft.rule = 'FEP_OPEN';
+        fepExpiresAtMs[pair] = atMs + fepWindowMs(date, ERA);
+      } else if (template === MARKETING || template === AUTHENTICATION) {
+        const category = TEMPLATE_CODES[template]!;
+        draft = this.draft(pair, wabaText, idText, atMs, date, category, 'regular');
+        draft.rateCategory = category;
+        draft.rule = 'PMP_CHARGED';
+        draft.isTiered = template === AUTHENTICATION;
+      } else if (template === UTILITY) {
+        draft = this.draft(
+          pair,
+          wabaText,
+          idText,
+          atMs,
+          date,
+          'utility',
+          isInServiceWindow ? 'free_customer_service' : 'regular',
+        );
+        draft.rateCategory = 'utility';
+        draft.rule = isInServiceWindow ? 'PMP_UTILITY_IN_CSW' : 'PMP_CHARGED';
+        draft.isTiered = !isInServiceWindow;
+      } else {
+        draft = this.draft(pair, wabaText, idText, atMs, date, 'service', 'free_customer_service');
+        draft.rateCategory = 'service';
+        draft.rule = 'PMP_SERVICE_FREE';
+      }
+      drafts.push(draft);
+      // The Rater's findings of a delivered message (advancePair), in any order: each keeps its earliest case.
+      if (c.failedAtMs[id] !== Infinity) {
+        this.findings.add(
+          `DELIVERED_AND_FAILED:${wabaText}`,
+          () => deliveredAndFailedFinding(wabaText, idText),
+          exemplarAt(atMs, idText),
+        );
+      }
+      if (atMs < sentAtMs - CLOCK_SKEW_MS) {
+        this.findings.add(
+          `DELIVERED_BEFORE_SENT:${wabaText}`,
+          () => deliveredBeforeSentFinding(wabaText, idText, sentAtMs - atMs),
+          exemplarAt(atMs, idText),
+        );
+      }
+    }
+    // As the Rater says them (noteOutsideWindow): per pair, its count, naming its first.
+    for (let pair = 0; pair < pairs; pair++) {
+      const count = outsideCount[pair]!;
+      if (count === 0) continue;
+      const waba = this.rater.wabas.text(this.pairWaba[pair]!);
+      const firstId = this.rater.ids.text(outsideFirst[pair]!);
+      const exemplar = exemplarAt(outsideFirstAtMs[pair]!, firstId);
+      for (let i = 0; i < count; i++) {
+        this.findings.add(
+          `NO_WINDOW_IN_INPUT:${waba}`,
+          () => noWindowInInputFinding(waba, firstId),
+          exemplar,
+        );
+      }
+    }
+    return drafts;
+  }
+
+  /** PairMachine's draft of a PMP-2025 message unit (its rule, rate column and flags set by the caller). */
+  private draft(
+    pair: number,
+    waba: string,
+    id: string,
+    openedAtMs: number,
+    openedOnLocalDate: string,
+    category: UnitCategory,
+    type: PricingType,
+  ): UnitDraft {
+    const rater = this.rater;
+    return {
+      id: `u_${id}`,
+      unit: 'message',
+      pricingModel: 'PMP',
+      era: ERA,
+      waba,
+      business: rater.businesses.text(this.pairBusiness[pair]!),
+      user: rater.users.text(this.pairUser[pair]!),
+      country: null,
+      market: null,
+      category,
+      type,
+      openedAtMs,
+      expiresAtMs: null,
+      messages: [id],
+      rateMicros: null,
+      amountMicros: null,
+      currency: '',
+      rateCard: null,
+      rule: '',
+      allowance: 'none',
+      rateCategory: 'service',
+      isTiered: false,
+      isCategoryFromWebhook: false,
+      isFreeEntryPoint: false,
+      openedOnLocalDate,
+    };
+  }
+
+  /**
+   * The pair of (WABA, business number, user), made at its first sight; NO_KEY for a business number of two
+   * WABAs (or named as its WABA): the Rater's findings and placements of those are not reproduced here.
+   */
+  private pairOf(waba: number, business: number, user: number): number {
+    const owner = this.wabaOfBusiness[business]!;
+    if (owner === NO_KEY) {
+      if (this.rater.wabas.text(waba) === this.rater.businesses.text(business)) return NO_KEY;
+      this.wabaOfBusiness[business] = waba;
+    } else if (owner !== waba) return NO_KEY;
+    for (let pair = this.pairOfUser[user]!; pair !== NO_KEY; pair = this.pairNext[pair]!) {
+      if (this.pairBusiness[pair] === business) return pair;
+    }
+    const pair = this.pairCount++;
+    if (pair === this.pairWaba.length) {
+      const capacity = pair * 2;
+      this.pairWaba = grown(this.pairWaba, capacity, 0);
+      this.pairBusiness = grown(this.pairBusiness, capacity, 0);
+      this.pairUser = grown(this.pairUser, capacity, 0);
+      this.pairNext = grown(this.pairNext, capacity, 0);
+    }
+    this.pairWaba[pair] = waba;
+    this.pairBusiness[pair] = business;
+    this.pairUser[pair] = user;
+    this.pairNext[pair] = this.pairOfUser[user]!;
+    this.pairOfUser[user] = pair;
+    this.isWabaSeen[waba] = 1;
+    return pair;
+  }
+}
+
+/** Sorts `order[from, to)` with `compare` (a run of one instant and kind, sorted by id). */
+function sortRun(
+  order: Int32Array,
+  from: number,
+  to: number,
+  compare: (a: number, b: number) => number,
+): void {
+  const run = Array.from(order.subarray(from, to)).sort(compare);
+  order.set(run, from);
+}
+
+function compareIds(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}

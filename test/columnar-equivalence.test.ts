@@ -1,0 +1,430 @@
+// The columnar rater (src/core/columnar) against the Rater: for any input it either bails out, having called
+// its sink nothing, or gives exactly the Rater's sink calls (units and pending messages, in order) and summary.
+// Generated traffic of several shapes, hand-made corners, the golden scenarios and Meta's webhook fixtures.
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { generateAccounts, generateTraffic, type TrafficOptions } from '../bench/generate-traffic.js';
+import { ColumnarRater } from '../src/core/columnar/columnar-rater.js';
+import type { CoreEvent } from '../src/core/events.js';
+import { Rater, type RaterSummary } from '../src/core/rate-events.js';
+import { readEventSources } from '../src/ingest/read-events.js';
+import { loadRatingSetup, type RatingSetup } from '../src/use-cases/load-rating-setup.js';
+import { ratingOptionsFor } from '../src/use-cases/rate-sources.js';
+
+const scratch = mkdtempSync(join(tmpdir(), 'wameter-columnar-'));
+afterAll(() => rmSync(scratch, { recursive: true, force: true }));
+
+type Call = ['unit' | 'pending', unknown];
+
+async function setupOf(input: Parameters<typeof loadRatingSetup>[0] = {}): Promise<RatingSetup> {
+  const setup = await loadRatingSetup(input);
+  if (!setup.ok) throw new Error(setup.error.message);
+  return setup.value;
+}
+
+async function eventsOf(paths: string[]): Promise<CoreEvent[]> {
+  const events: CoreEvent[] = [];
+  await readEventSources(paths, { onEvents: (read) => events.push(...read), onError: () => undefined });
+  return events;
+}
+
+/** Both engines over the same events: the Rater's calls and summary, the columnar rater's calls and outcome. */
+function rateBoth(events: readonly CoreEvent[], setup: RatingSetup, isReportedRulesEnabled?: boolean) {
+  const options = ratingOptionsFor(setup);
+  if (isReportedRulesEnabled !== undefined) options.isReportedRulesEnabled = isReportedRulesEnabled;
+  const run = <T>(make: (sink: { unit(u: unknown): void; pending(p: unknown): void }) => T) => {
+    const calls: Call[] = [];
+    const engine = make({
+      unit: (unit) => calls.push(['unit', unit]),
+      pending: (message) => calls.push(['pending', message]),
+    });
+    return { calls, engine };
+  };
+  const rater = run((sink) => new Rater(options, sink));
+  for (const event of events) rater.engine.add(event);
+  const summary: RaterSummary = rater.engine.finish();
+  const columnar = run((sink) => new ColumnarRater(options, sink));
+  for (const event of events) columnar.engine.add(event);
+  const outcome = columnar.engine.finish();
+  return { rater: { calls: rater.calls, summary }, columnar: { calls: columnar.calls, outcome } };
+}
+
+/** Bailed (and said nothing), or exactly the Rater's output: the bail reason, or `undefined` when it rated. */
+function expectEquivalent(both: ReturnType<typeof rateBoth>): string | undefined {
+  const { rater, columnar } = both;
+  if ('bail' in columnar.outcome) {
+    expect(columnar.calls).toEqual([]);
+    return columnar.outcome.bail;
+  }
+  expect(columnar.calls.length).toBe(rater.calls.length);
+  expect(columnar.calls).toEqual(rater.calls);
+  expect(columnar.outcome).toEqual(rater.summary);
+  expect(columnar.outcome.decisions).toEqual([]);
+  expect(columnar.outcome.timeline).toEqual([]);
+  return undefined;
+}
+
+async function generated(name: string, options: TrafficOptions) {
+  const path = join(scratch, `${name}.ndjson`);
+  writeFileSync(path, [...generateTraffic(options)].join('\n') + '\n');
+  const accountsPath = join(scratch, `${name}.accounts.json`);
+  writeFileSync(accountsPath, JSON.stringify(generateAccounts(options)));
+  return { events: await eventsOf([path]), setup: await setupOf({ accountsPath }) };
+}
+
+describe('columnar rater: generated traffic is rated as the Rater rates it, or given up', () => {
+  const shapes: [string, TrafficOptions, string | undefined][] = [
+    ['default shape', { seed: 11, eventsTarget: 12_000, users: 600 }, undefined],
+    ['another seed', { seed: 12, eventsTarget: 12_000, users: 2_000 }, undefined],
+    [
+      'disorder and duplicates',
+      { seed: 13, eventsTarget: 8_000, users: 150, disorder: 0.5, duplicates: 0.3 },
+      undefined,
+    ],
+    [
+      'far disorder',
+      { seed: 14, eventsTarget: 6_000, users: 100, disorder: 1, disorderMaxMinutes: 3_000 },
+      undefined,
+    ],
+    ['webhooks only', { seed: 15, eventsTarget: 8_000, users: 400, webhookFraction: 1, days: 3 }, undefined],
+    ['no webhooks', { seed: 16, eventsTarget: 8_000, users: 400, webhookFraction: 0 }, undefined],
+    ['time-ordered', { seed: 17, eventsTarget: 8_000, users: 300, timeOrdered: true }, undefined],
+    ['mid-PMP-2025', { seed: 18, eventsTarget: 8_000, start: '2026-02-20T00:00:00Z', days: 40 }, undefined],
+    [
+      'across 2025-07-01',
+      { seed: 19, eventsTarget: 6_000, start: '2025-06-25T00:00:00Z', days: 10 },
+      'era CBP-2024-11',
+    ],
+    [
+      'into PMP-2026-10',
+      { seed: 20, eventsTarget: 6_000, start: '2026-09-25T00:00:00Z', days: 10 },
+      'era PMP-2026-10',
+    ],
+  ];
+  for (const [name, options, bail] of shapes) {
+    it(`${name}: ${bail === undefined ? 'rated, exactly as the Rater' : `given up (${bail})`}`, async () => {
+      const { events, setup } = await generated(name.replaceAll(' ', '-'), options);
+      const both = rateBoth(events, setup);
+      expect(expectEquivalent(both)).toBe(bail);
+      if (bail === undefined) expect(both.rater.summary.stats.units).toBeGreaterThan(500);
+    });
+  }
+});
+
+const W = '100000000000001';
+const W2 = '100000000000002';
+const B = '106540352242922';
+const U = '919876543210';
+const T0 = Date.parse('2025-10-06T10:00:00Z');
+const MIN = 60_000;
+const HOUR = 60 * MIN;
+
+const inbound = (id: string, atMs: number, more: Partial<CoreEvent> = {}): CoreEvent =>
+  ({ kind: 'inbound', atMs, waba: W, business: B, user: U, id, hasReferral: false, ...more }) as CoreEvent;
+const outbound = (id: string, atMs: number, template: string | null, more: Partial<CoreEvent> = {}) =>
+  ({ kind: 'outbound', atMs, waba: W, business: B, user: U, id, template, ...more }) as CoreEvent;
+const status = (id: string, word: string, atMs: number, more: Partial<CoreEvent> = {}): CoreEvent =>
+  ({ kind: 'status', atMs, id, status: word, ...more }) as CoreEvent;
+
+describe('columnar rater: hand-made corners of its class, as the Rater rates them', () => {
+  const corners: [string, CoreEvent[]][] = [
+    [
+      'a non-template outside any window (NO_WINDOW_IN_INPUT), twice in a pair, in two pairs',
+      [
+        inbound('i0', T0 + 9 * HOUR, { user: '14155550123' }),
+        outbound('m1', T0 + HOUR, null),
+        status('m1', 'delivered', T0 + HOUR),
+        outbound('m2', T0, null),
+        status('m2', 'delivered', T0 + 1000),
+        outbound('m3', T0 + 2 * HOUR, null, { user: '5511987654321' }),
+        status('m3', 'read', T0 + 2 * HOUR),
+      ],
+    ],
+    [
+      'delivered and failed; delivered before sent; a delivery from the send log; a failure from it',
+      [
+        outbound('m1', T0, 'marketing'),
+        status('m1', 'failed', T0 + 5000),
+        status('m1', 'delivered', T0 + 9000),
+        outbound('m2', T0 + HOUR, 'utility'),
+        status('m2', 'delivered', T0 + HOUR - 20 * MIN),
+        outbound('m3', T0 + 2 * HOUR, 'authentication', { deliveredAtMs: T0 + 2 * HOUR + 4000 } as never),
+        outbound('m4', T0 + 3 * HOUR, 'marketing', { isFailed: true } as never),
+        outbound('m5', T0 + 4 * HOUR, 'marketing'),
+        status('m5', 'sent', T0 + 4 * HOUR + 1000),
+      ],
+    ],
+    [
+      'an ad click, its answer, a message inside the free entry point, a second click answered in it',
+      [
+        inbound('i1', T0, { hasReferral: true } as never),
+        outbound('m1', T0 + 10 * MIN, null),
+        status('m1', 'delivered', T0 + 10 * MIN + 2000),
+        outbound('m2', T0 + 30 * HOUR, 'marketing'),
+        status('m2', 'read', T0 + 30 * HOUR + 5000),
+        inbound('i2', T0 + 40 * HOUR, { hasReferral: true } as never),
+        outbound('m3', T0 + 41 * HOUR, 'utility'),
+        status('m3', 'delivered', T0 + 41 * HOUR + 1000),
+        outbound('m4', T0 + 200 * HOUR, 'utility'),
+        status('m4', 'delivered', T0 + 200 * HOUR + 1000),
+        outbound('m5', T0 + 201 * HOUR, 'authentication'),
+        status('m5', 'played', T0 + 201 * HOUR + 1000),
+      ],
+    ],
+    [
+      'an answer sent before the click, a late answer, utility in and out of the window',
+      [
+        outbound('m0', T0 - 10 * MIN, 'marketing'),
+        inbound('i1', T0, { hasReferral: true } as never),
+        status('m0', 'delivered', T0 + MIN),
+        outbound('m1', T0 + 25 * HOUR, 'utility'),
+        status('m1', 'delivered', T0 + 25 * HOUR),
+        inbound('i2', T0 + 26 * HOUR),
+        outbound('m2', T0 + 27 * HOUR, 'utility'),
+        status('m2', 'delivered', T0 + 27 * HOUR),
+        outbound('m3', T0 + 27 * HOUR, 'utility', { user: '919876543211' }),
+        status('m3', 'delivered', T0 + 27 * HOUR),
+      ],
+    ],
+    [
+      'one instant: inbound before deliveries, deliveries by id; copies of an inbound and a send log merged',
+      [
+        outbound('mb', T0, null),
+        outbound('ma', T0, 'utility'),
+        status('mb', 'delivered', T0 + HOUR),
+        status('ma', 'delivered', T0 + HOUR),
+        inbound('i1', T0 + HOUR),
+        inbound('i1', T0 + HOUR - 5000, { hasReferral: true } as never),
+        outbound('mc', T0 + 2 * HOUR, 'marketing', { templateName: 'promo' } as never),
+        outbound('mc', T0 + 2 * HOUR - 1000, 'marketing'),
+        status('mc', 'delivered', T0 + 2 * HOUR + 1000),
+        status('mc', 'delivered', T0 + 2 * HOUR + 1000),
+      ],
+    ],
+    [
+      "Meta's webhook statuses naming the send log's recipient, before and after it; a Brazilian number two ways",
+      [
+        status('m1', 'delivered', T0 + 1000, { waba: W, business: B, user: '551187654321' }),
+        outbound('m1', T0, 'marketing', { user: '5511987654321' }),
+        status('m1', 'read', T0 + 9000, { waba: W, business: B, user: '5511987654321' }),
+        inbound('i1', T0 + HOUR, { user: '551187654321' }),
+        outbound('m2', T0 + 2 * HOUR, 'utility', { user: '5511987654321' }),
+        status('m2', 'delivered', T0 + 2 * HOUR, { waba: W, business: B, user: '5511987654321' }),
+      ],
+    ],
+    [
+      'copies of an inbound message: the earliest instant opens the window',
+      [
+        inbound('i1', T0 + 25 * HOUR),
+        inbound('i1', T0 + HOUR),
+        outbound('m1', T0 + 24 * HOUR, 'utility'),
+        status('m1', 'delivered', T0 + 24 * HOUR + 30 * MIN),
+      ],
+    ],
+    [
+      'a WABA the accounts file does not list (ACCOUNT_NOT_LISTED), pending messages in order',
+      [
+        outbound('m1', T0, 'marketing', { waba: W2, business: '106540352242923' }),
+        status('m1', 'sent', T0 + 1000),
+        outbound('m0', T0, 'marketing'),
+        outbound('m2', T0 - HOUR, 'utility'),
+        outbound('m3', T0 + HOUR, 'authentication'),
+        status('m3', 'delivered', T0 + HOUR + 1000),
+      ],
+    ],
+  ];
+  for (const [name, events] of corners) {
+    it(name, async () => {
+      const setup = await setupOf();
+      const listed = {
+        ...setup,
+        accounts: [{ waba: W, timeZone: 'Asia/Kolkata', currency: 'USD', portfolio: 'p' }],
+      };
+      for (const one of [setup, listed]) {
+        const both = rateBoth(events, one);
+        expect(expectEquivalent(both)).toBeUndefined();
+      }
+    });
+  }
+
+  it('the corners say the findings they are about (so that the comparison covers them)', async () => {
+    const setup = await setupOf();
+    const codes = corners.flatMap(([, events]) =>
+      rateBoth(events, setup).rater.summary.findings.map((finding) => finding.code),
+    );
+    for (const code of ['NO_WINDOW_IN_INPUT', 'DELIVERED_AND_FAILED', 'DELIVERED_BEFORE_SENT'])
+      expect(codes).toContain(code);
+  });
+});
+
+describe('columnar rater: input outside its class is given up, the sink told nothing', () => {
+  const base = [outbound('m1', T0, 'marketing'), status('m1', 'delivered', T0 + 1000)];
+  const cases: [string, CoreEvent[], string][] = [
+    [
+      "a status with Meta's pricing",
+      [
+        ...base,
+        status('m1', 'read', T0 + 2000, {
+          waba: W,
+          business: B,
+          user: U,
+          pricing: { category: 'marketing' },
+        } as never),
+      ],
+      'pricing evidence',
+    ],
+    [
+      'a delivery under CBP-2024-11',
+      [
+        outbound('m1', Date.parse('2025-03-01T10:00:00Z'), 'marketing'),
+        status('m1', 'delivered', Date.parse('2025-03-01T10:00:01Z')),
+      ],
+      'era CBP-2024-11',
+    ],
+    [
+      'an account update',
+      [
+        ...base,
+        {
+          kind: 'account_update',
+          atMs: T0,
+          waba: W,
+          event: 'BUSINESS_PRIMARY_LOCATION_COUNTRY_UPDATE',
+          primaryCountry: 'IN',
+        },
+      ],
+      'account update',
+    ],
+    [
+      'a template category update',
+      [
+        ...base,
+        { kind: 'template_category_update', atMs: T0, waba: W, templateName: 'x', newCategory: 'UTILITY' },
+      ],
+      'template category update',
+    ],
+    [
+      'a status naming another user than the send log',
+      [...base, status('m1', 'read', T0 + 2000, { waba: W, business: B, user: '14155550123' })],
+      'statuses name another recipient than the send log',
+    ],
+    ['statuses alone, no send log', [status('m9', 'delivered', T0)], 'statuses without a send log'],
+    [
+      'one message id in two WABAs',
+      [...base, outbound('m1', T0, 'marketing', { waba: W2 })],
+      'message of two WABAs',
+    ],
+    ['copies of a send log disagreeing', [...base, outbound('m1', T0, 'utility')], 'copies disagree'],
+    [
+      'an inbound message in two pairs',
+      [inbound('i1', T0), inbound('i1', T0, { user: '14155550123' })],
+      'inbound copies name two pairs',
+    ],
+    [
+      'a country hint',
+      [inbound('i1', T0, { userCountryHint: 'IN' } as never)],
+      'country hint or business-scoped id',
+    ],
+    [
+      'a group status',
+      [...base, status('m1', 'read', T0, { recipientType: 'group' } as never)],
+      'group, country hint or business-scoped id',
+    ],
+    [
+      'a business number of two WABAs',
+      [...base, outbound('m2', T0, 'marketing', { waba: W2 })],
+      'business number of two WABAs',
+    ],
+    ['an undocumented status word', [...base, status('m1', 'deleted', T0)], 'status word'],
+  ];
+  for (const [name, events, reason] of cases) {
+    it(`${name}: ${reason}`, async () => {
+      const both = rateBoth(events, await setupOf());
+      expect(expectEquivalent(both)).toBe(reason);
+    });
+  }
+
+  it('a what-if, a trace, decisions or a stream: not a plain batch', async () => {
+    const options = ratingOptionsFor(await setupOf());
+    for (const more of [
+      { asOfRules: 'PMP-2025' },
+      { withDecisions: true },
+      { trace: { user: U } },
+      { maxLatenessMs: 1 },
+    ]) {
+      const calls: unknown[] = [];
+      const rater = new ColumnarRater({ ...options, ...more } as never, {
+        unit: (u) => calls.push(u),
+        pending: (p) => calls.push(p),
+      });
+      for (const event of [outbound('m1', T0, 'marketing'), status('m1', 'delivered', T0 + 1000)])
+        rater.add(event);
+      expect(rater.finish()).toEqual({ bail: 'not a plain batch' });
+      expect(calls).toEqual([]);
+    }
+  });
+});
+
+describe('columnar rater: the golden scenarios and the webhook fixtures, rated alike or given up', () => {
+  const GOLDEN = join(import.meta.dirname, 'golden');
+  // What each golden scenario is for the columnar rater: rated (undefined), or its bail reason.
+  const expected: Record<string, string | undefined> = {
+    'authentication-international-exceptions': undefined,
+    'cbp-2023-shop-day': 'era CBP-2023',
+    'free-entry-point-across-eras': 'era CBP-2024-11',
+    'notification-to-cbp-2022': 'era NBP',
+    'pmp-2026-10-reported-off': undefined,
+    'pmp-2026-10-reported-on': 'era PMP-2026-10',
+    'portfolio-tiers-across-midnight': undefined,
+    'switch-to-pmp-2025-07-01': 'era CBP-2024-11',
+  };
+  const scenarios = readdirSync(GOLDEN, { withFileTypes: true })
+    .filter((entry) => entry.isDirectory())
+    .map((entry) => entry.name)
+    .sort();
+  it('every scenario is listed here', () => {
+    expect(scenarios).toEqual(Object.keys(expected).sort());
+  });
+  for (const name of scenarios) {
+    it(`${name}: ${expected[name] ?? 'rated, exactly as the Rater'}`, async () => {
+      const folder = join(GOLDEN, name);
+      const cliArgs =
+        (JSON.parse(readFileSync(join(folder, 'expected.json'), 'utf8')) as { cli_args?: string[] })
+          .cli_args ?? [];
+      const setup = await setupOf({
+        ...(existsSync(join(folder, 'accounts.json')) ? { accountsPath: join(folder, 'accounts.json') } : {}),
+        ...(existsSync(join(folder, 'rate-cards')) ? { rateCardPaths: [join(folder, 'rate-cards')] } : {}),
+        ...(cliArgs.includes('--no-reported') ? { isReportedRulesEnabled: false } : {}),
+      });
+      const both = rateBoth(await eventsOf([join(folder, 'events.ndjson')]), setup);
+      expect(expectEquivalent(both)).toBe(expected[name]);
+    });
+  }
+
+  it('each webhook fixture file, and all of them at once', async () => {
+    const root = join(import.meta.dirname, 'fixtures', 'webhooks');
+    const files = readdirSync(root, { recursive: true, withFileTypes: true })
+      .filter((entry) => entry.isFile() && entry.name.endsWith('.json'))
+      .map((entry) => join(entry.parentPath, entry.name))
+      .sort();
+    expect(files.length).toBeGreaterThan(40);
+    const setup = await setupOf();
+    const outcomes = new Map<string, number>();
+    for (const file of [...files.map((one) => [one]), files]) {
+      const reason = expectEquivalent(rateBoth(await eventsOf(file), setup)) ?? 'rated';
+      outcomes.set(reason, (outcomes.get(reason) ?? 0) + 1);
+    }
+    // Files of no business message are "rated" (nothing to rate); the others name what they hold.
+    expect(Object.fromEntries(outcomes)).toEqual({
+      'account update': 3,
+      'country hint or business-scoped id': 6,
+      'group, country hint or business-scoped id': 1,
+      'pricing evidence': 9,
+      rated: 36,
+      'statuses without a send log': 2,
+      'template category update': 2,
+    });
+  });
+});
