@@ -327,6 +327,9 @@ async function parseOnly(path: string): Promise<ParseOnlyRun> {
 interface EngineRun {
   seconds: number;
   eventsRead: number;
+  /** Which engine rated (`RateSourcesResult.engine`), and why the columnar rater gave the file up, if it did. */
+  engine: string;
+  bail?: string;
   units: number;
   pending: number;
   findings: number;
@@ -344,7 +347,13 @@ interface RateSourcesModule {
     setup: unknown,
     sink: { unit(unit: unknown): void; pending(message: unknown): void },
     options?: { maxLatenessMs?: number; onSourceError?(error: unknown): void },
-  ): Promise<{ read: { events: number }; findings: unknown[]; stats: { units: number; pending: number } }>;
+  ): Promise<{
+    read: { events: number };
+    findings: unknown[];
+    stats: { units: number; pending: number };
+    engine?: string;
+    bail?: string;
+  }>;
 }
 
 /**
@@ -377,6 +386,8 @@ async function engineRun(path: string, accountsPath: string): Promise<EngineRun>
   return {
     seconds: (performance.now() - startedMs) / 1000,
     eventsRead: result.read.events,
+    engine: result.engine ?? 'rater',
+    ...(result.bail === undefined ? {} : { bail: result.bail }),
     units,
     pending,
     findings: result.findings.length,
@@ -450,7 +461,7 @@ async function benchEngine(args: BenchArgs): Promise<EngineResult> {
     [
       ['bare JSON.parse loop', median(parseSeconds).toFixed(2), formatInt(parseRate), '1.00', ''],
       [
-        'wameter read + rate (batch)',
+        `wameter read + rate (batch, ${last?.engine ?? '?'}${last?.bail === undefined ? '' : `, bail: ${last.bail}`})`,
         median(engineSeconds).toFixed(2),
         formatInt(engineRate),
         result.ratio.toFixed(2),

@@ -1,5 +1,6 @@
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import type { BillableUnit, PendingMessage } from '../core/units.js';
 import { loadRatingSetup } from './load-rating-setup.js';
 import { rateSources } from './rate-sources.js';
 
@@ -21,5 +22,96 @@ describe('rateSources', () => {
     expect(progress).toEqual([1000, 2000, 3000]);
     expect(units).toBe(result.stats.units);
     expect(units).toBeGreaterThan(900);
+  });
+});
+
+describe('rateSources: the columnar rater where the input is of its class, else the Rater', () => {
+  const GOLDEN = join(import.meta.dirname, '..', '..', 'test', 'golden');
+  const rate = async (
+    sources: string[],
+    accountsPath: string | undefined,
+    options: Parameters<typeof rateSources>[3] = {},
+  ) => {
+    const setup = await loadRatingSetup(accountsPath === undefined ? {} : { accountsPath });
+    if (!setup.ok) throw new Error(setup.error.message);
+    const units: BillableUnit[] = [];
+    const pending: PendingMessage[] = [];
+    const result = await rateSources(
+      sources,
+      setup.value,
+      { unit: (unit) => units.push(unit), pending: (message) => pending.push(message) },
+      options,
+    );
+    return { result, units, pending };
+  };
+
+  it('rates a month of PMP-2025 traffic with the columnar rater, as the Rater does (engine "rater")', async () => {
+    const sources = [join(EXAMPLE, 'events.ndjson')];
+    const accounts = join(EXAMPLE, 'accounts.json');
+    const columnar = await rate(sources, accounts);
+    const rater = await rate(sources, accounts, { engine: 'rater' });
+    expect(columnar.result.engine).toBe('columnar');
+    expect(rater.result.engine).toBe('rater');
+    expect(rater.result.bail).toBeUndefined();
+    expect(columnar.units).toEqual(rater.units);
+    expect(columnar.pending).toEqual(rater.pending);
+    const { engine: _a, ...fromColumnar } = columnar.result;
+    const { engine: _b, ...fromRater } = rater.result;
+    expect(fromColumnar).toEqual(fromRater);
+  });
+
+  it('WAMETER_ENGINE=rater forces the Rater', async () => {
+    const before = process.env.WAMETER_ENGINE;
+    process.env.WAMETER_ENGINE = 'rater';
+    try {
+      const { result } = await rate([join(EXAMPLE, 'events.ndjson')], join(EXAMPLE, 'accounts.json'));
+      expect(result.engine).toBe('rater');
+    } finally {
+      if (before === undefined) delete process.env.WAMETER_ENGINE;
+      else process.env.WAMETER_ENGINE = before;
+    }
+  });
+
+  it('input outside the class: read again by the Rater, progress told once, the bail said', async () => {
+    const folder = join(GOLDEN, 'cbp-2023-shop-day');
+    const progress: number[] = [];
+    const { result, units } = await rate([join(folder, 'events.ndjson')], join(folder, 'accounts.json'), {
+      onProgress: (events) => progress.push(events),
+      progressEvery: 2,
+    });
+    expect(result.engine).toBe('rater');
+    expect(result.bail).toBe('era CBP-2023');
+    expect(progress).toEqual(
+      Array.from({ length: Math.floor(result.read.events / 2) }, (_, i) => 2 * (i + 1)),
+    );
+    expect(units.length).toBe(result.stats.units);
+  });
+
+  it('a source error: the Rater reads again and tells it, once', async () => {
+    const errors: string[] = [];
+    const { result } = await rate(
+      [join(EXAMPLE, 'events.ndjson'), join(EXAMPLE, 'no-such-file.ndjson')],
+      join(EXAMPLE, 'accounts.json'),
+      { onSourceError: (error) => errors.push(error.code) },
+    );
+    expect(result.engine).toBe('rater');
+    expect(result.bail).toBe('source error');
+    expect(errors).toEqual(['UNREADABLE_SOURCE']);
+  });
+
+  it('stdin, a stream, a what-if, decisions, a trace or an event hook: the Rater alone', async () => {
+    const sources = [join(EXAMPLE, 'events.ndjson')];
+    const accounts = join(EXAMPLE, 'accounts.json');
+    for (const options of [
+      { maxLatenessMs: 36 * 3_600_000 },
+      { asOfRules: 'PMP-2025' as const },
+      { withDecisions: true },
+      { trace: { user: '1' } },
+      { onEvent: () => {} },
+    ]) {
+      const { result } = await rate(sources, accounts, options);
+      expect(result.engine).toBe('rater');
+      expect(result.bail).toBeUndefined();
+    }
   });
 });
