@@ -95,7 +95,7 @@ describe('columnar rater: generated traffic is rated as the Rater rates it, or g
     [
       'across 2025-07-01',
       { seed: 19, eventsTarget: 6_000, start: '2025-06-25T00:00:00Z', days: 10 },
-      'era CBP-2024-11',
+      'era before PMP-2025',
     ],
     [
       'into PMP-2026-10',
@@ -276,12 +276,12 @@ describe('columnar rater: input outside its class is given up, the sink told not
       'pricing evidence',
     ],
     [
-      'a delivery under CBP-2024-11',
+      'a delivery before 2025-06-30 (UTC)',
       [
         outbound('m1', Date.parse('2025-03-01T10:00:00Z'), 'marketing'),
         status('m1', 'delivered', Date.parse('2025-03-01T10:00:01Z')),
       ],
-      'era CBP-2024-11',
+      'era before PMP-2025',
     ],
     [
       'an account update',
@@ -346,6 +346,29 @@ describe('columnar rater: input outside its class is given up, the sink told not
     });
   }
 
+  it("a delivery on 2025-06-30 by its WABA's clock, after it by UTC's: era CBP-2024-11, found by the walk", async () => {
+    const setup = await setupOf();
+    const west = {
+      ...setup,
+      accounts: [{ waba: W, timeZone: 'America/Los_Angeles', currency: 'USD', portfolio: 'p' }],
+    };
+    const events = [
+      outbound('m1', Date.parse('2025-07-01T03:00:00Z'), 'marketing'),
+      status('m1', 'delivered', Date.parse('2025-07-01T03:00:01Z')),
+    ];
+    expect(expectEquivalent(rateBoth(events, west))).toBe('era CBP-2024-11');
+    expect(expectEquivalent(rateBoth(events, setup))).toBeUndefined();
+  });
+
+  it('a delivery surely under PMP-2026-10 (reported rules on), or PMP-2025 with them off', async () => {
+    const events = [
+      outbound('m1', Date.parse('2026-10-03T03:00:00Z'), 'marketing'),
+      status('m1', 'delivered', Date.parse('2026-10-03T03:00:01Z')),
+    ];
+    expect(expectEquivalent(rateBoth(events, await setupOf()))).toBe('era PMP-2026-10');
+    expect(expectEquivalent(rateBoth(events, await setupOf(), false))).toBeUndefined();
+  });
+
   it('a what-if, a trace, decisions or a stream: not a plain batch', async () => {
     const options = ratingOptionsFor(await setupOf());
     for (const more of [
@@ -372,9 +395,9 @@ describe('columnar rater: the golden scenarios and the webhook fixtures, rated a
   // What each golden scenario is for the columnar rater: rated (undefined), or its bail reason.
   const expected: Record<string, string | undefined> = {
     'authentication-international-exceptions': undefined,
-    'cbp-2023-shop-day': 'era CBP-2023',
-    'free-entry-point-across-eras': 'era CBP-2024-11',
-    'notification-to-cbp-2022': 'era NBP',
+    'cbp-2023-shop-day': 'era before PMP-2025',
+    'free-entry-point-across-eras': 'era before PMP-2025',
+    'notification-to-cbp-2022': 'era before PMP-2025',
     'pmp-2026-10-reported-off': undefined,
     'pmp-2026-10-reported-on': 'era PMP-2026-10',
     'portfolio-tiers-across-midnight': undefined,

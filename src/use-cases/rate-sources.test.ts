@@ -80,7 +80,7 @@ describe('rateSources: the columnar rater where the input is of its class, else 
       progressEvery: 2,
     });
     expect(result.engine).toBe('rater');
-    expect(result.bail).toBe('era CBP-2023');
+    expect(result.bail).toBe('era before PMP-2025');
     expect(progress).toEqual(
       Array.from({ length: Math.floor(result.read.events / 2) }, (_, i) => 2 * (i + 1)),
     );

@@ -74,27 +74,34 @@ export async function rateSources(
   if (isColumnarEligible(sources, options)) {
     const columnar = new ColumnarRater(ratingOptions, sink);
     let added = 0;
-    const read = await readEventSources(sources, {
-      onEvents(events) {
-        for (const event of events) {
-          columnar.add(event);
-          if (++added % progressEvery === 0) {
-            options.onProgress?.(added);
-            progressTold = added;
+    let read: ReadSummary | undefined;
+    try {
+      read = await readEventSources(sources, {
+        onEvents(events) {
+          for (const event of events) {
+            columnar.add(event);
+            if (++added % progressEvery === 0) {
+              options.onProgress?.(added);
+              progressTold = added;
+            }
           }
-        }
-      },
-      // Said by the Rater's read instead, in its order: the fast read gives the input up.
-      onError() {
-        columnar.bail('source error');
-      },
-      onIgnored() {
-        columnar.bail('ignored item');
-      },
-    });
+          // Given up: the rest is not read (a sink's throw stops the reader, readEventSources).
+          if (columnar.bailedBecause !== undefined) throw GIVEN_UP;
+        },
+        // Said by the Rater's read instead, in its order: the fast read gives the input up.
+        onError() {
+          columnar.bail('source error');
+        },
+        onIgnored() {
+          columnar.bail('ignored item');
+        },
+      });
+    } catch (error) {
+      if (error !== GIVEN_UP) throw error;
+    }
     const outcome = columnar.finish();
-    if (!('bail' in outcome)) return { ...outcome, read, engine: 'columnar' };
-    bail = outcome.bail;
+    if (read !== undefined && !('bail' in outcome)) return { ...outcome, read, engine: 'columnar' };
+    bail = 'bail' in outcome ? outcome.bail : 'read stopped';
   }
   const rater = new Rater(ratingOptions, sink);
   let added = 0;
@@ -119,6 +126,9 @@ export async function rateSources(
   );
   return { ...rater.finish(), read, engine: 'rater', ...(bail === undefined ? {} : { bail }) };
 }
+
+/** Thrown by the columnar read's sink once the columnar rater has given the input up: stops the read. */
+const GIVEN_UP = new Error('the columnar rater gave the input up');
 
 /**
  * The columnar rater reads the sources once and, if it gives the input up, the Rater reads them again: files

@@ -49,6 +49,7 @@ export const STATUS_WORD_CODES: ReadonlyMap<string, number> = new Map([
   ['failed', 3],
   ['played', 4],
 ]);
+const SENT = 0;
 const DELIVERED = 1;
 const READ = 2;
 const FAILED = 3;
@@ -63,6 +64,13 @@ const HAS_INBOUND = 8;
 
 /** The only era this rater decides (pair-machine.ts's per-message rules as in force from 2025-07-01). */
 const ERA = 'PMP-2025';
+/**
+ * Deliveries before this instant are before 2025-07-01 in every time zone (none is ahead of UTC by more than
+ * 14 h), from the second one after 2026-10-01 in every zone (none behind by more than 12 h): under another
+ * era. Seen as the lines are read, they give the input up at once (the walk would, once all is read).
+ */
+const SURELY_BEFORE_MS = Date.UTC(2025, 5, 30);
+const SURELY_REPORTED_FROM_MS = Date.UTC(2026, 9, 2);
 
 export class ColumnarRater {
   readonly ids: KeyTable = new MapKeyTable();
@@ -249,6 +257,7 @@ export class ColumnarRater {
       this.bail('instant not a whole millisecond');
       return;
     }
+    if (deliveredAtMs !== Infinity && this.isSurelyOfAnotherEra(deliveredAtMs)) return;
     this.ensureId(id);
     const flags = this.idFlags[id]!;
     if ((flags & HAS_OUTBOUND) !== 0) {
@@ -342,6 +351,7 @@ export class ColumnarRater {
       this.bail('status naming part of its recipient');
       return;
     }
+    if (word !== FAILED && word !== SENT && this.isSurelyOfAnotherEra(atMs)) return;
     this.ensureId(id);
     const flags = this.idFlags[id]!;
     if (waba !== NO_KEY) {
@@ -427,6 +437,15 @@ export class ColumnarRater {
       this.accounts.set(waba, account);
     }
     return account;
+  }
+
+  /** A delivery at `atMs` is under another era than PMP-2025 whatever its WABA's zone: gives the input up. */
+  private isSurelyOfAnotherEra(atMs: number): boolean {
+    if (atMs < SURELY_BEFORE_MS) this.bail('era before PMP-2025');
+    else if (atMs >= SURELY_REPORTED_FROM_MS && (this.options.isReportedRulesEnabled ?? true)) {
+      this.bail('era PMP-2026-10');
+    }
+    return this.bailReason !== undefined;
   }
 
   private ensureId(id: number): void {
