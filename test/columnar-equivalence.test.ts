@@ -4,10 +4,11 @@
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import { generateAccounts, generateTraffic, type TrafficOptions } from '../bench/generate-traffic.js';
 import { ColumnarRater } from '../src/core/columnar/columnar-rater.js';
-import type { CoreEvent } from '../src/core/events.js';
+import type { CoreEvent, OutboundEvent, StatusEvent } from '../src/core/events.js';
 import { Rater, type RaterSummary } from '../src/core/rate-events.js';
 import { readEventSources } from '../src/ingest/read-events.js';
 import { loadRatingSetup, type RatingSetup } from '../src/use-cases/load-rating-setup.js';
@@ -215,6 +216,19 @@ describe('columnar rater: hand-made corners of its class, as the Rater rates the
       ],
     ],
     [
+      "deliveries at a free entry point's end and a window's end, to the millisecond",
+      [
+        inbound('i1', T0, { hasReferral: true } as never),
+        outbound('m1', T0 + MIN, null),
+        status('m1', 'delivered', T0 + 2 * MIN),
+        outbound('m2', T0 + 72 * HOUR, 'marketing'),
+        status('m2', 'delivered', T0 + 2 * MIN + 72 * HOUR),
+        inbound('i2', T0 + 100 * HOUR),
+        outbound('m3', T0 + 123 * HOUR, 'utility'),
+        status('m3', 'delivered', T0 + 124 * HOUR),
+      ],
+    ],
+    [
       'copies of an inbound message: the earliest instant opens the window',
       [
         inbound('i1', T0 + 25 * HOUR),
@@ -256,6 +270,129 @@ describe('columnar rater: hand-made corners of its class, as the Rater rates the
     );
     for (const code of ['NO_WINDOW_IN_INPUT', 'DELIVERED_AND_FAILED', 'DELIVERED_BEFORE_SENT'])
       expect(codes).toContain(code);
+  });
+});
+
+describe('columnar rater: random small traffic of its class (fast-check, fixed seed)', () => {
+  // A few pairs whose lines often meet at one instant, windows and free entry points opening and closing.
+  const PAIRS = [
+    { waba: W, business: B, user: U },
+    { waba: W, business: B, user: '5511987654321' },
+    { waba: W, business: '106540352242929', user: U },
+    { waba: W2, business: '106540352242923', user: '14155550123' },
+  ];
+  /** Most lines in two pairs of one WABA, some in a third and in another WABA's. */
+  const pairOf = (index: number) => PAIRS[[0, 1, 0, 1, 0, 1, 2, 3][index % 8]!]!;
+  /** A Brazilian number as Meta may write it (without its ninth digit): one user for the Rater. */
+  const spelled = (user: string, isShort: boolean) =>
+    isShort && user.startsWith('55') ? `${user.slice(0, 4)}${user.slice(5)}` : user;
+  // Instants around a few anchors, at the rules' edges (the 5 min skew, the 24 h window, the 72 h entry point).
+  const SECOND = 1000;
+  const EDGES = [0, SECOND, 5 * MIN - SECOND, 5 * MIN, 5 * MIN + SECOND, 24 * HOUR - SECOND, 24 * HOUR];
+  const offset = fc.oneof(
+    fc.constantFrom(...EDGES, 24 * HOUR + SECOND, 72 * HOUR - SECOND, 72 * HOUR, 72 * HOUR + SECOND),
+    fc.integer({ min: 0, max: 8 * 60 }).map((minutes) => minutes * 10 * MIN),
+  );
+  const instant = fc
+    .tuple(fc.integer({ min: 0, max: 2 }), offset, fc.boolean())
+    .map(([anchor, by, isBefore]) => T0 + anchor * 12 * HOUR + (isBefore ? -by : by));
+  const line = fc.oneof(
+    fc.record({
+      kind: fc.constant('outbound' as const),
+      message: fc.integer({ min: 0, max: 15 }),
+      atMs: instant,
+      delivered: fc.option(offset, { freq: 4 }),
+      isFailed: fc.integer({ min: 0, max: 5 }).map((roll) => roll === 0),
+      isShort: fc.boolean(),
+    }),
+    fc.record({
+      kind: fc.constant('inbound' as const),
+      inbound: fc.integer({ min: 0, max: 7 }),
+      atMs: instant,
+      hasReferral: fc.boolean(),
+      isShort: fc.boolean(),
+    }),
+    fc.record({
+      kind: fc.constant('status' as const),
+      message: fc.integer({ min: 0, max: 15 }),
+      atMs: instant,
+      word: fc.constantFrom('sent', 'delivered', 'delivered', 'read', 'failed', 'played'),
+      isNamed: fc.boolean(),
+      isShort: fc.boolean(),
+    }),
+  );
+  type Line = typeof line extends fc.Arbitrary<infer T> ? T : never;
+  const TEMPLATES = [null, 'marketing', 'utility', 'authentication'] as const;
+  /**
+   * Each message and inbound id keeps its pair (and a message its template); its lines differ in instants,
+   * copies, words and spellings. A message with statuses and no send log gets one, a minute before them.
+   */
+  const toEvents = (lines: readonly Line[]): CoreEvent[] => {
+    const events: CoreEvent[] = [];
+    const sentAt = new Map<number, number>();
+    const statusAt = new Map<number, number>();
+    for (const l of lines) {
+      if (l.kind === 'inbound') {
+        const pair = pairOf(l.inbound);
+        const user = spelled(pair.user, l.isShort);
+        events.push({
+          kind: 'inbound',
+          atMs: l.atMs,
+          ...pair,
+          user,
+          id: `i${l.inbound}`,
+          hasReferral: l.hasReferral,
+        });
+        continue;
+      }
+      const pair = pairOf(l.message);
+      const id = `m${l.message}`;
+      if (l.kind === 'outbound') {
+        const template = TEMPLATES[Math.floor(l.message / 4)]!;
+        const event: OutboundEvent = {
+          kind: 'outbound',
+          atMs: l.atMs,
+          ...pair,
+          user: spelled(pair.user, l.isShort),
+          id,
+          template,
+        };
+        if (l.delivered !== null) event.deliveredAtMs = l.atMs + l.delivered - 5 * MIN;
+        if (l.isFailed) event.isFailed = true;
+        events.push(event);
+        sentAt.set(l.message, l.atMs);
+        continue;
+      }
+      const event: StatusEvent = { kind: 'status', atMs: l.atMs, id, status: l.word };
+      events.push(l.isNamed ? { ...event, ...pair, user: spelled(pair.user, l.isShort) } : event);
+      statusAt.set(l.message, Math.min(statusAt.get(l.message) ?? Infinity, l.atMs));
+    }
+    for (const [message, atMs] of statusAt) {
+      if (sentAt.has(message)) continue;
+      const pair = pairOf(message);
+      const template = TEMPLATES[Math.floor(message / 4)]!;
+      events.push({ kind: 'outbound', atMs: atMs - MIN, ...pair, id: `m${message}`, template });
+    }
+    return events;
+  };
+
+  it('each run is rated exactly as the Rater rates it, or given up; most are rated', async () => {
+    const setup = await setupOf();
+    const listed = {
+      ...setup,
+      accounts: [{ waba: W, timeZone: 'Asia/Kolkata', currency: 'USD', portfolio: 'p' }],
+    };
+    let runs = 0;
+    let rated = 0;
+    fc.assert(
+      fc.property(fc.array(line, { minLength: 1, maxLength: 40 }), fc.boolean(), (lines, isListed) => {
+        runs += 1;
+        if (expectEquivalent(rateBoth(toEvents(lines), isListed ? listed : setup)) === undefined) rated += 1;
+      }),
+      { seed: 40_2026, numRuns: 1_000 },
+    );
+    console.log('RATED', rated, runs);
+    expect(rated).toBeGreaterThan(runs / 2);
   });
 });
 
