@@ -402,7 +402,7 @@ export class ColumnarRater {
     return { findings: findings.list(), decisions: [], timeline: [], stats };
   }
 
-  /** The columns of ids, for the walk (read only there). */
+  /** The columns of ids, for the walk (read only there; not for callers). */
   columns() {
     return {
       idFlags: this.idFlags,
@@ -425,6 +425,7 @@ export class ColumnarRater {
     };
   }
 
+  /** The options it was made with, for the walk. */
   get ratingOptions(): RatingOptions {
     return this.options;
   }
@@ -488,7 +489,7 @@ function isInstant(atMs: number): boolean {
   return Number.isSafeInteger(atMs);
 }
 
-/** Pair columns grow by doubling too. */
+/** What the walk rated: the priced drafts in the Rater's order, the pending messages in its order, the findings. */
 interface RatedInput {
   drafts: UnitDraft[];
   pending: { id: string; waba: string; business: string; user: string; sentAtMs: number }[];
