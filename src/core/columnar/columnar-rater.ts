@@ -6,7 +6,14 @@
 import { canonicalUser } from '../phone.js';
 import { localDate } from '../calendar.js';
 import { CLOCK_SKEW_MS, FEP_ANSWER_MS, SERVICE_WINDOW_MS, eraOn, fepWindowMs } from '../eras.js';
-import type { Account, CoreEvent, TemplateCategory } from '../events.js';
+import type {
+  Account,
+  CoreEvent,
+  InboundEvent,
+  OutboundEvent,
+  StatusEvent,
+  TemplateCategory,
+} from '../events.js';
 import type { UnitDraft } from '../pair-machine.js';
 import { exemplarAt, FindingCollector, TierStatements, UnitPricer } from '../price-unit.js';
 import {
@@ -71,6 +78,63 @@ const ERA = 'PMP-2025';
  */
 const SURELY_BEFORE_MS = Date.UTC(2025, 5, 30);
 const SURELY_REPORTED_FROM_MS = Date.UTC(2026, 9, 2);
+
+/**
+ * Every field of the three message events, as `add` weighs it (reads it, or bails when it is set). A field
+ * added to one of these events is a type error here until `add` weighs it too: an unread field could change
+ * what the Rater gives (the fast path must then bail, or do as the Rater does).
+ */
+type SameKeys<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+const WEIGHED_FIELDS: [
+  SameKeys<
+    keyof InboundEvent,
+    | 'kind'
+    | 'atMs'
+    | 'waba'
+    | 'business'
+    | 'user'
+    | 'id'
+    | 'hasReferral'
+    | 'userCountryHint'
+    | 'scopedUserId'
+    | 'copiesDisagreeOn'
+    | 'isUntied'
+  >,
+  SameKeys<
+    keyof OutboundEvent,
+    | 'kind'
+    | 'atMs'
+    | 'waba'
+    | 'business'
+    | 'user'
+    | 'id'
+    | 'template'
+    | 'templateName'
+    | 'deliveredAtMs'
+    | 'isFailed'
+    | 'copiesDisagreeOn'
+    | 'isUntied'
+  >,
+  SameKeys<
+    keyof StatusEvent,
+    | 'kind'
+    | 'atMs'
+    | 'id'
+    | 'status'
+    | 'waba'
+    | 'business'
+    | 'user'
+    | 'userCountryHint'
+    | 'scopedUserId'
+    | 'pricing'
+    | 'conversation'
+    | 'recipientType'
+    | 'copiesDisagreeOn'
+    | 'namesOfCopies'
+    | 'isUntied'
+  >,
+] = [true, true, true];
+void WEIGHED_FIELDS;
 
 export class ColumnarRater {
   readonly ids: KeyTable = new MapKeyTable();
