@@ -7,7 +7,9 @@ import {
   readFileSync,
   writeFileSync,
 } from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { writeFile } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -257,6 +259,16 @@ describe('wameter import', () => {
     const withEvents = await run(['import', blank, folder, '--db', db]);
     expect(withEvents.error).toContain('wameter import: stored 3 new event(s), 0 duplicate(s)');
     expect(existsSync(join(dir, 'w.db'))).toBe(true);
+  });
+
+  it("reads a named pipe (a shell's <(…)) once: never before the store is opened", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'wameter-import-'));
+    const fifo = join(dir, 'events.pipe');
+    execFileSync('mkfifo', [fifo]);
+    const writing = writeFile(fifo, `${CLEAN_W2_LINES.join('\n')}\n`);
+    const piped = await run(['import', fifo, '--db', `sqlite:${join(dir, 'w.db')}`]);
+    await writing;
+    expect(piped.error).toContain('wameter import: stored 3 new event(s), 0 duplicate(s)');
   });
 
   it('refuses while a serve rates the database (exit 1, naming it), and stores nothing', async () => {

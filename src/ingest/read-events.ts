@@ -222,8 +222,9 @@ export async function isSurelyWithoutEvents(sources: readonly string[]): Promise
 /**
  * True when `sources` (files and folders, no stdin) hold at most `maxBytes` of event files in all and reading
  * them finds no event (blank lines only, malformed lines only): a caller may then refuse them before it
- * creates anything, as it refuses `isSurelyWithoutEvents` sources. False otherwise, and for larger sources,
- * which are not read twice. Says nothing: the caller's own reading names the problems.
+ * creates anything, as it refuses `isSurelyWithoutEvents` sources. False otherwise, for larger sources, which
+ * are not read twice, and for any source that is no regular file or folder (stdin, a named pipe, `<(…)`).
+ * Says nothing: the caller's own reading names the problems.
  */
 export async function holdsNoEventWithin(sources: readonly string[], maxBytes: number): Promise<boolean> {
   let bytes = 0;
@@ -235,6 +236,8 @@ export async function holdsNoEventWithin(sources: readonly string[], maxBytes: n
     } catch {
       continue;
     }
+    // A named pipe or a shell's `<(…)` is read once only: never before the caller's own reading.
+    if (!found.isFile() && !found.isDirectory()) return false;
     let files = [source];
     if (found.isDirectory()) {
       try {

@@ -1,3 +1,7 @@
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { BillableUnit, PendingMessage } from '../core/units.js';
@@ -97,6 +101,23 @@ describe('rateSources: the columnar rater where the input is of its class, else 
     expect(result.engine).toBe('rater');
     expect(result.bail).toBe('source error');
     expect(errors).toEqual(['UNREADABLE_SOURCE']);
+  });
+
+  it("a named pipe (a shell's <(…)) is read once, by the Rater: a bail could not read it again", async () => {
+    const scenario = join(GOLDEN, 'cbp-2023-shop-day');
+    const accounts = join(scenario, 'accounts.json');
+    const fromFile = await rate([join(scenario, 'events.ndjson')], accounts);
+    expect(fromFile.result.bail).toBeDefined();
+    const fifo = join(mkdtempSync(join(tmpdir(), 'wameter-fifo-')), 'events.pipe');
+    execFileSync('mkfifo', [fifo]);
+    const writing = writeFile(fifo, readFileSync(join(scenario, 'events.ndjson')));
+    const fromPipe = await rate([fifo], accounts);
+    await writing;
+    expect(fromPipe.result.engine).toBe('rater');
+    expect(fromPipe.result.bail).toBeUndefined();
+    expect(fromPipe.result.read.events).toBe(fromFile.result.read.events);
+    expect(fromPipe.units).toEqual(fromFile.units);
+    expect(fromPipe.units.length).toBeGreaterThan(0);
   });
 
   it('stdin, a stream, a what-if, decisions, a trace or an event hook: the Rater alone', async () => {

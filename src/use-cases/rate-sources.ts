@@ -1,6 +1,7 @@
 // Reads event sources and rates them in one pass: the use-case behind `wameter rate`, `explain`,
 // `estimate --events` and `reconcile`. Units stream to the sink as they become final.
 
+import { stat } from 'node:fs/promises';
 import { defaultAccount, type CoreEvent } from '../core/events.js';
 import { ColumnarRater } from '../core/columnar/columnar-rater.js';
 import { Rater, type RaterSummary, type RatingOptions, type RatingSink } from '../core/rate-events.js';
@@ -71,7 +72,7 @@ export async function rateSources(
   // Progress already told by a columnar read that bailed: the Rater's read of the same sources does not
   // tell it twice.
   let progressTold = 0;
-  if (isColumnarEligible(sources, options)) {
+  if (await isColumnarEligible(sources, options)) {
     const columnar = new ColumnarRater(ratingOptions, sink);
     let added = 0;
     let read: ReadSummary | undefined;
@@ -131,18 +132,30 @@ export async function rateSources(
 const GIVEN_UP = new Error('the columnar rater gave the input up');
 
 /**
- * The columnar rater reads the sources once and, if it gives the input up, the Rater reads them again: files
- * only (stdin cannot be read twice), a plain batch (no what-if, stream, trace, decisions or event hook).
+ * The columnar rater reads the sources once and, if it gives the input up, the Rater reads them again: regular
+ * files and folders only (stdin, a named pipe or a shell's `<(…)` cannot be read twice: their second read
+ * would find nothing), a plain batch (no what-if, stream, trace, decisions or event hook).
  */
-function isColumnarEligible(sources: readonly string[], options: RateSourcesOptions): boolean {
+async function isColumnarEligible(sources: readonly string[], options: RateSourcesOptions): Promise<boolean> {
   const engine = options.engine ?? (process.env.WAMETER_ENGINE === 'rater' ? 'rater' : 'auto');
-  return (
-    engine === 'auto' &&
-    !sources.includes('-') &&
-    options.asOfRules === undefined &&
-    options.maxLatenessMs === undefined &&
-    options.withDecisions !== true &&
-    options.trace === undefined &&
-    options.onEvent === undefined
-  );
+  if (
+    engine !== 'auto' ||
+    sources.includes('-') ||
+    options.asOfRules !== undefined ||
+    options.maxLatenessMs !== undefined ||
+    options.withDecisions === true ||
+    options.trace !== undefined ||
+    options.onEvent !== undefined
+  ) {
+    return false;
+  }
+  for (const source of sources) {
+    try {
+      const found = await stat(source);
+      if (!found.isFile() && !found.isDirectory()) return false;
+    } catch {
+      // Missing: the read says so (once, by the Rater after the fast read's bail).
+    }
+  }
+  return true;
 }
