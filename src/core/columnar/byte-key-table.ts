@@ -53,6 +53,8 @@ export class ByteKeyTable {
   private scratchView = new DataView(this.scratch.buffer);
   private readonly encoder = new TextEncoder();
   private readonly decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+  /** Keys decoded by `text`, by index (sparse until asked). */
+  private readonly texts: (string | undefined)[] = [];
 
   constructor(options: ByteKeyTableOptions = {}) {
     const slots = options.initialSlots ?? DEFAULT_SLOTS;
@@ -136,13 +138,19 @@ export class ByteKeyTable {
     if (!(Number.isInteger(index) && index >= 0 && index < this.count)) {
       throw new RangeError(`no key ${index} in a table of ${this.count}`);
     }
+    const known = this.texts[index];
+    if (known !== undefined) return known;
     const start = this.starts[index]!;
     const end = this.starts[index + 1]!;
+    let text: string;
     try {
-      return this.decoder.decode(this.arena.subarray(start, end));
+      text = this.decoder.decode(this.arena.subarray(start, end));
     } catch {
       throw new RangeError(`key ${index} is not UTF-8: its bytes were given so`);
     }
+    // Kept: a walk's sorts ask for the same keys many times.
+    this.texts[index] = text;
+    return text;
   }
 
   /** Hash of every byte of the key: four at a time (little-endian words), then the last 0–3. */

@@ -28,7 +28,7 @@ import {
   type RatingSink,
 } from '../rate-events.js';
 import type { PricingType, RateCategory, UnitCategory } from '../units.js';
-import { MapKeyTable, type KeyTable } from './key-table.js';
+import { ByteKeyTable } from './byte-key-table.js';
 
 /** What `finish` gives: the Rater's summary, or why this input is not one the columnar rater rates. */
 export type ColumnarOutcome = RaterSummary | { bail: string };
@@ -137,11 +137,16 @@ const WEIGHED_FIELDS: [
 void WEIGHED_FIELDS;
 
 export class ColumnarRater {
-  readonly ids: KeyTable = new MapKeyTable();
-  readonly users: KeyTable = new MapKeyTable();
-  readonly businesses: KeyTable = new MapKeyTable();
-  readonly wabas: KeyTable = new MapKeyTable();
-  readonly templateNames: KeyTable = new MapKeyTable();
+  // Keys given as strings (`add`) and as UTF-8 bytes (a byte reader, `intern`) share one integer space.
+  readonly ids = new ByteKeyTable();
+  /** Users canonical (phone.ts `canonicalUser`): one user written two ways is one user. */
+  readonly users = new ByteKeyTable();
+  readonly businesses = new ByteKeyTable();
+  readonly wabas = new ByteKeyTable();
+  readonly templateNames = new ByteKeyTable();
+  /** Users as written, given as bytes (`userOfBytes`), and each one's canonical index in `users` once known. */
+  private readonly writtenUsers = new ByteKeyTable();
+  private canonicalOfWritten = new Int32Array(0);
 
   private bailReason: string | undefined;
   private isFinished = false;
@@ -196,10 +201,37 @@ export class ColumnarRater {
     this.bailReason ??= reason;
   }
 
+  /**
+   * The index in `users` of a user given as the UTF-8 bytes `bytes[start, end)` as written: its canonical
+   * form's, as `add` interns it (each way of writing a user is made canonical once, at its first sight).
+   */
+  userOfBytes(bytes: Uint8Array, start: number, end: number): number {
+    const written = this.writtenUsers.intern(bytes, start, end);
+    if (written >= this.canonicalOfWritten.length) {
+      this.canonicalOfWritten = grown(this.canonicalOfWritten, Math.max(1024, written * 2), NO_KEY);
+    }
+    let user = this.canonicalOfWritten[written]!;
+    if (user === NO_KEY) {
+      user = this.users.internString(canonicalUser(this.writtenUsers.text(written)));
+      this.canonicalOfWritten[written] = user;
+    }
+    return user;
+  }
+
   /** A core event, as the readers make it: its keys interned, then the integer API. */
   add(event: CoreEvent): void {
     if (this.isFinished) throw new Error('ColumnarRater.add after finish');
     if (this.bailReason !== undefined) return;
+    try {
+      this.addEvent(event);
+    } catch (error) {
+      // A key that has no UTF-8 (a lone surrogate) cannot be interned: the Rater rates it.
+      if (error instanceof RangeError) this.bail('key without UTF-8');
+      else throw error;
+    }
+  }
+
+  private addEvent(event: CoreEvent): void {
     switch (event.kind) {
       case 'inbound': {
         if (event.userCountryHint !== undefined || event.scopedUserId !== undefined) {
