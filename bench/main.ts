@@ -327,7 +327,7 @@ async function parseOnly(path: string): Promise<ParseOnlyRun> {
 interface EngineRun {
   seconds: number;
   eventsRead: number;
-  /** Which engine rated (`RateSourcesResult.engine`), and why the columnar rater gave the file up, if it did. */
+  /** Which engine rated (`RateSourcesResult.engine`, and its `reader`), and why the columnar rater gave the file up, if it did. */
   engine: string;
   bail?: string;
   units: number;
@@ -352,6 +352,7 @@ interface RateSourcesModule {
     findings: unknown[];
     stats: { units: number; pending: number };
     engine?: string;
+    reader?: string;
     bail?: string;
   }>;
 }
@@ -386,7 +387,8 @@ async function engineRun(path: string, accountsPath: string): Promise<EngineRun>
   return {
     seconds: (performance.now() - startedMs) / 1000,
     eventsRead: result.read.events,
-    engine: result.engine ?? 'rater',
+    engine:
+      result.engine === 'columnar' ? `columnar, read as ${result.reader ?? '?'}` : (result.engine ?? 'rater'),
     ...(result.bail === undefined ? {} : { bail: result.bail }),
     units,
     pending,

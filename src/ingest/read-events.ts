@@ -181,6 +181,29 @@ export async function readEventSources(
 }
 
 /**
+ * The events `readEventSources` reads from `value`, the one JSON value of a line of NDJSON (read as
+ * `SourceReader.readOne` reads it), when it says nothing else of it — no error and no note; undefined when
+ * it would say something, or when `value` is an array. For the columnar byte reader (ingest/columnar), which
+ * then lets the reader read the whole source.
+ */
+export function eventsOfQuietValue(value: unknown, isTextPlain: boolean): readonly CoreEvent[] | undefined {
+  if (Array.isArray(value)) return undefined;
+  const line = parseContractLine(value, isTextPlain);
+  if (line !== undefined) {
+    if ('code' in line || unknownLineFields(line, value) !== undefined) return undefined;
+    return [line];
+  }
+  const parsed = parseEventValue(value, isTextPlain);
+  if (!parsed.ok) return undefined;
+  const { events, ignored, rejected } = parsed.value;
+  if (ignored.length > 0 || rejected.length > 0) return undefined;
+  for (const event of events) {
+    if (event.kind === 'status' && !META_STATUS_WORDS.includes(event.status)) return undefined;
+  }
+  return events;
+}
+
+/**
  * Whether `sources` surely hold no event, known without reading a byte of them: none is stdin (`-`), and each
  * is missing or cannot be looked at, is an empty file (no bytes), or is a folder that holds no event file, as
  * `readEventSources` lists them, or only empty ones. `readEventSources` then reads nothing of them and says

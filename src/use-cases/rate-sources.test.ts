@@ -55,12 +55,13 @@ describe('rateSources: the columnar rater where the input is of its class, else 
     const columnar = await rate(sources, accounts);
     const rater = await rate(sources, accounts, { engine: 'rater' });
     expect(columnar.result.engine).toBe('columnar');
+    expect(columnar.result.reader).toBe('bytes');
     expect(rater.result.engine).toBe('rater');
     expect(rater.result.bail).toBeUndefined();
     expect(columnar.units).toEqual(rater.units);
     expect(columnar.pending).toEqual(rater.pending);
-    const { engine: _a, ...fromColumnar } = columnar.result;
-    const { engine: _b, ...fromRater } = rater.result;
+    const { engine: _a, reader: _c, ...fromColumnar } = columnar.result;
+    const { engine: _b, reader: _d, ...fromRater } = rater.result;
     expect(fromColumnar).toEqual(fromRater);
   });
 

@@ -4,6 +4,7 @@
 import { stat } from 'node:fs/promises';
 import { defaultAccount, type CoreEvent } from '../core/events.js';
 import { ColumnarRater } from '../core/columnar/columnar-rater.js';
+import { readFilesColumnar } from '../ingest/columnar/read-columnar.js';
 import { Rater, type RaterSummary, type RatingOptions, type RatingSink } from '../core/rate-events.js';
 import type { Era } from '../core/units.js';
 import {
@@ -33,6 +34,12 @@ export interface RateSourcesOptions {
    * (`rater` forces the Rater: for A/B runs, and as a safety switch).
    */
   engine?: 'auto' | 'rater';
+  /**
+   * How the columnar rater's input is read: `bytes` (the default) the byte reader (ingest/columnar) where it
+   * is sure to read as the reader does, else the reader's events; `events` always the reader's events (for
+   * A/B runs). Unset, the environment's WAMETER_COLUMNAR_READER decides (`events`).
+   */
+  columnarReader?: 'bytes' | 'events';
 }
 
 export interface RateSourcesResult extends RaterSummary {
@@ -41,6 +48,8 @@ export interface RateSourcesResult extends RaterSummary {
   engine: 'columnar' | 'rater';
   /** Why the columnar rater gave the input up to the Rater, when it did (its stable reason). */
   bail?: string;
+  /** How the events were read: the columnar byte reader, or `readEventSources`. */
+  reader: 'bytes' | 'events';
 }
 
 /** The Rater's options for a setup (accounts, cards, markets), as every rating of sources takes them. */
@@ -72,7 +81,27 @@ export async function rateSources(
   // Progress already told by a columnar read that bailed: the Rater's read of the same sources does not
   // tell it twice.
   let progressTold = 0;
-  if (await isColumnarEligible(sources, options)) {
+  const isEligible = await isColumnarEligible(sources, options);
+  const columnarReader =
+    options.columnarReader ?? (process.env.WAMETER_COLUMNAR_READER === 'events' ? 'events' : 'bytes');
+  if (isEligible && columnarReader === 'bytes') {
+    // Stage 2: the files' bytes straight into the columnar rater, where the byte reader is sure to read them
+    // as the reader does; else (`needsReader`) stage 1 reads them again through the reader.
+    const columnar = new ColumnarRater(ratingOptions, sink);
+    let added = 0;
+    const outcome = await readFilesColumnar(sources, columnar, () => {
+      if (++added % progressEvery === 0 && added > progressTold) {
+        options.onProgress?.(added);
+        progressTold = added;
+      }
+    });
+    if ('read' in outcome) {
+      const rated = columnar.finish();
+      if (!('bail' in rated)) return { ...rated, read: outcome.read, engine: 'columnar', reader: 'bytes' };
+      bail = rated.bail;
+    } else if ('bail' in outcome) bail = outcome.bail;
+  }
+  if (isEligible && bail === undefined) {
     const columnar = new ColumnarRater(ratingOptions, sink);
     let added = 0;
     let read: ReadSummary | undefined;
@@ -81,7 +110,7 @@ export async function rateSources(
         onEvents(events) {
           for (const event of events) {
             columnar.add(event);
-            if (++added % progressEvery === 0) {
+            if (++added % progressEvery === 0 && added > progressTold) {
               options.onProgress?.(added);
               progressTold = added;
             }
@@ -101,7 +130,9 @@ export async function rateSources(
       if (error !== GIVEN_UP) throw error;
     }
     const outcome = columnar.finish();
-    if (read !== undefined && !('bail' in outcome)) return { ...outcome, read, engine: 'columnar' };
+    if (read !== undefined && !('bail' in outcome)) {
+      return { ...outcome, read, engine: 'columnar', reader: 'events' };
+    }
     bail = 'bail' in outcome ? outcome.bail : 'read stopped';
   }
   const rater = new Rater(ratingOptions, sink);
@@ -125,7 +156,13 @@ export async function rateSources(
     },
     options.stdin ? { stdin: options.stdin } : {},
   );
-  return { ...rater.finish(), read, engine: 'rater', ...(bail === undefined ? {} : { bail }) };
+  return {
+    ...rater.finish(),
+    read,
+    engine: 'rater',
+    reader: 'events',
+    ...(bail === undefined ? {} : { bail }),
+  };
 }
 
 /** Thrown by the columnar read's sink once the columnar rater has given the input up: stops the read. */
