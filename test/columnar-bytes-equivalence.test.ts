@@ -157,15 +157,12 @@ describe('rateSources over files: lines the scanner refuses, mixed with accepted
   it('a Brazilian user written two ways, split between a scanned line and a webhook body, is one user', async () => {
     // 5511 8765 4321 without the ninth digit; 5511 9 8765 4321 with it (phone.ts canonicalUser).
     const lines = [
-      ...conversation(1, T0, inboundBody('wamid.i1', T0, '551187654321'), (id, at, t) =>
-        outboundLine(id, at, '5511987654321', t),
+      ...conversation(1, T0, inboundBody('wamid.i1', T0, '5511987654321'), (id, at, t) =>
+        outboundLine(id, at, '551187654321', t),
       ),
       // The other way round: the user's message scanned, the answers read by JSON.parse (an escape in the id).
-      ...conversation(
-        2,
-        T0 + 60 * MIN,
-        inboundLine('wamid.i2', T0 + 60 * MIN, '5511987650000'),
-        (id, at, t) => outboundLine(id, at, '551187650000', t).replace('"wamid.', '"wamid\\u002e'),
+      ...conversation(2, T0 + 60 * MIN, inboundLine('wamid.i2', T0 + 60 * MIN, '551187650000'), (id, at, t) =>
+        outboundLine(id, at, '5511987650000', t).replace('"wamid.', '"wamid\\u002e'),
       ),
     ];
     const file = written('brazil.ndjson', lines.join('\n') + '\n');
