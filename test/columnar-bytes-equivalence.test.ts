@@ -225,6 +225,10 @@ describe('rateSources over files: lines the scanner refuses, mixed with accepted
     );
     const cr = written('cr.ndjson', lines.join('\r'));
     expect(await expectSameAllWays([cr])).toBe('events');
+    // A CR as the last byte (after LF line ends, or of a file of one line): left to the reader.
+    for (const text of [lines.join('\n') + '\r', lines[0] + '\r', lines.join('\r\n') + '\r\r']) {
+      expect(await expectSameAllWays([written('cr-last.ndjson', text)])).toBe('events');
+    }
     const empty = written('empty.ndjson', '\n\n');
     const clean = written('clean2.ndjson', lines.join('\n'));
     expect(await expectSameAllWays([clean, empty])).toBe('rater');
