@@ -215,7 +215,20 @@ describe('rateSources over files: lines the scanner refuses, mixed with accepted
     expect(await expectSameAllWays([noted, broken])).toBe('rater');
     // A webhook status of a word Meta does not document (a note), after clean files.
     const clean = written('clean.ndjson', lines.join('\n'));
-    const word = written('word.ndjson', statusLine('wamid.s1', 'Delivered', T0 + 9 * MIN));
+    const body = JSON.parse(inboundBody('wamid.x', T0, '919876543210')) as {
+      entry: { changes: { value: Record<string, unknown> }[] }[];
+    };
+    const value = body.entry[0]!.changes[0]!.value;
+    delete value.messages;
+    value.statuses = [
+      {
+        id: 'wamid.s1',
+        status: 'Delivered',
+        timestamp: String((T0 + 9 * MIN) / 1000),
+        recipient_id: '919876543210',
+      },
+    ];
+    const word = written('word.ndjson', JSON.stringify(body));
     expect(await expectSameAllWays([clean, clean, word])).toBe('rater');
   });
 
