@@ -211,6 +211,9 @@ describe('rateSources over files: lines the scanner refuses, mixed with accepted
     );
     const noted = written('noted.ndjson', [...lines, lines[1]!.replace('{', '{"category":"x",')].join('\n'));
     expect(await expectSameAllWays([noted])).toBe('rater');
+    // Straight to the Rater: the event-fed columnar rater would give it up at the same line.
+    expect((await rateFiles([noted], {})).bail).toBe('said by the reader');
+    expect((await rateFiles([noted], {}, { columnarReader: 'events' })).bail).toBe('ignored item');
     const broken = written('broken.ndjson', [...lines, '{"kind":'].join('\n'));
     expect(await expectSameAllWays([noted, broken])).toBe('rater');
     // A webhook status of a word Meta does not document (a note), after clean files.
@@ -242,6 +245,12 @@ describe('rateSources over files: lines the scanner refuses, mixed with accepted
     for (const text of [lines.join('\n') + '\r', lines[0] + '\r', lines.join('\r\n') + '\r\r']) {
       expect(await expectSameAllWays([written('cr-last.ndjson', text)])).toBe('events');
     }
+    // An array of events on a line: read element by element by the reader, quietly.
+    const array = written(
+      'array.ndjson',
+      [lines[0], `[${lines[1]},${lines[2]}]`, ...lines.slice(3)].join('\n'),
+    );
+    expect(await expectSameAllWays([array])).toBe('events');
     const empty = written('empty.ndjson', '\n\n');
     const clean = written('clean2.ndjson', lines.join('\n'));
     expect(await expectSameAllWays([clean, empty])).toBe('rater');

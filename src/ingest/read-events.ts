@@ -182,23 +182,26 @@ export async function readEventSources(
 
 /**
  * The events `readEventSources` reads from `value`, the one JSON value of a line of NDJSON (read as
- * `SourceReader.readOne` reads it), when it says nothing else of it — no error and no note; undefined when
- * it would say something, or when `value` is an array. For the columnar byte reader (ingest/columnar), which
- * then lets the reader read the whole source.
+ * `SourceReader.readOne` reads it), when it says nothing else of it; `'says'` when it surely says something
+ * of it (an error or a note); undefined for an array (read element by element). For the columnar byte reader
+ * (ingest/columnar), which lets the reader read the sources unless the value is quiet.
  */
-export function eventsOfQuietValue(value: unknown, isTextPlain: boolean): readonly CoreEvent[] | undefined {
+export function eventsOfQuietValue(
+  value: unknown,
+  isTextPlain: boolean,
+): readonly CoreEvent[] | 'says' | undefined {
   if (Array.isArray(value)) return undefined;
   const line = parseContractLine(value, isTextPlain);
   if (line !== undefined) {
-    if ('code' in line || unknownLineFields(line, value) !== undefined) return undefined;
+    if ('code' in line || unknownLineFields(line, value) !== undefined) return 'says';
     return [line];
   }
   const parsed = parseEventValue(value, isTextPlain);
-  if (!parsed.ok) return undefined;
+  if (!parsed.ok) return 'says';
   const { events, ignored, rejected } = parsed.value;
-  if (ignored.length > 0 || rejected.length > 0) return undefined;
+  if (ignored.length > 0 || rejected.length > 0) return 'says';
   for (const event of events) {
-    if (event.kind === 'status' && !META_STATUS_WORDS.includes(event.status)) return undefined;
+    if (event.kind === 'status' && !META_STATUS_WORDS.includes(event.status)) return 'says';
   }
   return events;
 }

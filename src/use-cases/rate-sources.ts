@@ -100,6 +100,8 @@ export async function rateSources(
       if (!('bail' in rated)) return { ...rated, read: outcome.read, engine: 'columnar', reader: 'bytes' };
       bail = rated.bail;
     } else if ('bail' in outcome) bail = outcome.bail;
+    // Stage 1 would give the input up at the same line (its source error or note): the Rater reads at once.
+    else if (outcome.readerSays) bail = 'said by the reader';
   }
   if (isEligible && bail === undefined) {
     const columnar = new ColumnarRater(ratingOptions, sink);

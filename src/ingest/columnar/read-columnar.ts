@@ -30,8 +30,13 @@ import {
   TEMPLATE_UTILITY,
 } from './scan-contract-line.js';
 
-/** The sources read (their summary, as `readEventSources` gives it), the rater's bail, or why the reader must. */
-export type ColumnarReadOutcome = { read: ReadSummary } | { bail: string } | { needsReader: string };
+/**
+ * The sources read (their summary, as `readEventSources` gives it), the rater's bail, or why the reader must
+ * read them (`readerSays`: the reader surely says an error or a note of a line, so that a columnar rater fed
+ * its events would give them up too).
+ */
+export type ColumnarReadOutcome =
+  { read: ReadSummary } | { bail: string } | { needsReader: string; readerSays?: true };
 
 /**
  * Blank lines before a source's first value, in bytes, beyond which the reader is left to read it (it holds
@@ -90,7 +95,7 @@ export async function readFilesColumnar(
       (lastByte === CR ? 'a CR at the end' : undefined) ??
       // Nothing but blank lines (or no byte): the reader says a note of it.
       (file.hasValue ? undefined : 'no value');
-    if (needsReader !== undefined) return { needsReader };
+    if (needsReader !== undefined) return { needsReader, ...(file.readerSays ? { readerSays: true } : {}) };
     if (rater.bailedBecause !== undefined) return { bail: rater.bailedBecause };
     read.files.push({ file: source, lines: splitter.lines, events: file.events, errors: 0, ignored: 0 });
     read.lines += splitter.lines;
@@ -105,6 +110,8 @@ class FileLines {
   /** A line held a value (the reader has decided the source is NDJSON). */
   hasValue = false;
   needsReader: string | undefined;
+  /** The reader surely says an error or a note of the line that stopped the reading. */
+  readerSays = false;
   private blankBytes = 0;
   private readonly scanned = new ScannedLine();
   private readonly decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
@@ -138,8 +145,9 @@ class FileLines {
       return;
     }
     const events = eventsOfQuietValue(value, isPlainJsonText(lineBytes));
-    if (events === undefined) {
-      this.needsReader = 'a line the reader says something of';
+    if (events === undefined || events === 'says') {
+      this.needsReader = events === 'says' ? 'a line the reader says something of' : 'an array';
+      this.readerSays = events === 'says';
       return;
     }
     for (const event of events) {
