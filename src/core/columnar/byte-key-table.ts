@@ -142,11 +142,17 @@ export class ByteKeyTable {
     if (known !== undefined) return known;
     const start = this.starts[index]!;
     const end = this.starts[index + 1]!;
+    const bytes = this.arena.subarray(start, end);
     let text: string;
-    try {
-      text = this.decoder.decode(this.arena.subarray(start, end));
-    } catch {
-      throw new RangeError(`key ${index} is not UTF-8: its bytes were given so`);
+    if (end - start <= MAX_ASCII_SHORTCUT && isAscii(bytes)) {
+      // ASCII (every generated and most real ids): its code points are its bytes, no decoder needed.
+      text = String.fromCharCode.apply(null, bytes as unknown as number[]);
+    } else {
+      try {
+        text = this.decoder.decode(bytes);
+      } catch {
+        throw new RangeError(`key ${index} is not UTF-8: its bytes were given so`);
+      }
     }
     // Kept: a walk's sorts ask for the same keys many times.
     this.texts[index] = text;
@@ -253,4 +259,12 @@ const isWellFormed = (text: string): boolean =>
 
 function isPowerOfTwo(n: number): boolean {
   return Number.isInteger(n) && n >= 1 && (n & (n - 1)) === 0;
+}
+
+/** Keys up to this many bytes are decoded by `String.fromCharCode` when ASCII (its arguments stay few). */
+const MAX_ASCII_SHORTCUT = 1024;
+
+function isAscii(bytes: Uint8Array): boolean {
+  for (let i = 0; i < bytes.length; i++) if (bytes[i]! >= 0x80) return false;
+  return true;
 }
