@@ -155,6 +155,8 @@ export class ByteKeyTable {
       }
     }
     // Kept: a walk's sorts ask for the same keys many times.
+    // Kept dense (a sparse array turns into a dictionary): the slots up to `index` first.
+    while (this.texts.length < index) this.texts.push(undefined);
     this.texts[index] = text;
     return text;
   }
