@@ -1,7 +1,8 @@
-// `rateSources` over files: its default path — the columnar byte reader (src/ingest/columnar/read-columnar.ts)
-// into the columnar rater, else the reader's events, else the Rater — against the Rater alone
-// (`engine: 'rater'`) and against the columnar rater fed the reader's events (`columnarReader: 'events'`): the
-// same sink calls in order, the same summary and read summary, the same errors and notes, progress told once.
+// `rateSources` over files: its default path — the columnar byte reader
+// (src/ingest/columnar/read-columnar.ts) into the columnar rater, else the reader's events, else the Rater —
+// against the Rater alone (`engine: 'rater'`) and against the columnar rater fed the reader's events
+// (`columnarReader: 'events'`): the same sink calls in order, the same summary and read summary, the same
+// errors and notes, progress told once.
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -154,13 +155,13 @@ function conversation(
 }
 
 describe('rateSources over files: lines the scanner refuses, mixed with accepted ones', () => {
-  it('a Brazilian user written two ways, split between a scanned line and a webhook body, is one user', async () => {
+  it('a Brazilian user written two ways, on scanned lines and in a webhook body, is one user', async () => {
     // 5511 8765 4321 without the ninth digit; 5511 9 8765 4321 with it (phone.ts canonicalUser).
     const lines = [
       ...conversation(1, T0, inboundBody('wamid.i1', T0, '5511987654321'), (id, at, t) =>
         outboundLine(id, at, '551187654321', t),
       ),
-      // The other way round: the user's message scanned, the answers read by JSON.parse (an escape in the id).
+      // The other way round: the user's message scanned, the answers read by JSON.parse (escaped ids).
       ...conversation(2, T0 + 60 * MIN, inboundLine('wamid.i2', T0 + 60 * MIN, '551187650000'), (id, at, t) =>
         outboundLine(id, at, '5511987650000', t).replace('"wamid.', '"wamid\\u002e'),
       ),
@@ -205,7 +206,7 @@ describe('rateSources over files: lines the scanner refuses, mixed with accepted
     expect((await rateFiles([file], {})).summary.read.lines).toBe(8);
   });
 
-  it('an unknown field (a note), a line that does not parse (an error): the reader reads, each said once', async () => {
+  it('an unknown field (a note), a broken line (an error): the reader reads, each said once', async () => {
     const lines = conversation(1, T0, inboundLine('wamid.i1', T0, '919876543210'), (id, at, t) =>
       outboundLine(id, at, '919876543210', t),
     );

@@ -1,6 +1,7 @@
-// Interns keys (message ids, users, business numbers, WABAs) to dense integers 0, 1, 2… by their UTF-8 bytes, so
-// that a columnar rater keeps integers, never a string per event. Pure; nothing in production uses it yet (stage
-// 2 of the columnar reader wires it). It must never give two different keys one integer, nor one key two.
+// Interns keys (message ids, users, business numbers, WABAs) to dense integers 0, 1, 2… by their UTF-8 bytes,
+// so that a columnar rater keeps integers, never a string per event: the `ColumnarRater`'s tables, fed bytes
+// by the byte reader (ingest/columnar) and strings by `add`. Pure. It must never give two different keys one
+// integer, nor one key two.
 
 /** Bytes of a key kept in the recent-key table's slot: hash, index + 1, arena offset, byte length. */
 const SLOT_WIDTH = 4;

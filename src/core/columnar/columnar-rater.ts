@@ -144,7 +144,7 @@ export class ColumnarRater {
   readonly businesses = new ByteKeyTable();
   readonly wabas = new ByteKeyTable();
   readonly templateNames = new ByteKeyTable();
-  /** Users as written, given as bytes (`userOfBytes`), and each one's canonical index in `users` once known. */
+  /** Users as written, given as bytes (`userOfBytes`), and each one's index in `users` once known. */
   private readonly writtenUsers = new ByteKeyTable();
   private canonicalOfWritten = new Int32Array(0);
 

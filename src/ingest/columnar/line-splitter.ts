@@ -1,7 +1,7 @@
 // Splits a source's bytes, read in chunks, into NDJSON lines handed over as byte ranges of a Buffer: no string,
-// no copy for a line that lies within one chunk. For the columnar reader (stage 2), which nothing in production
-// uses yet. It reads lines as `readEventSources` numbers them in a file of LF (or CRLF) line ends, and says
-// so when a source may be read otherwise (see `needsReader`); it never judges what a line holds.
+// no copy for a line that lies within one chunk. For the columnar byte reader (stage 2, read-columnar.ts). It
+// reads lines as `readEventSources` numbers them in a file of LF (or CRLF) line ends, and says so when a source
+// may be read otherwise (see `needsReader`); it never judges what a line holds.
 
 import { describeNotText, MAX_DOCUMENT_BYTES } from '../read-events.js';
 

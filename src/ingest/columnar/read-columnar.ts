@@ -1,9 +1,10 @@
-// The columnar byte reader (stage 2 of the columnar design): reads files of NDJSON through `LineSplitter` into a
-// `ColumnarRater`. A contract line `scanContractLine` accepts goes to the rater's integer API, its keys interned
-// from the bytes (no string, no `CoreEvent`); any other line is decoded and read as `readEventSources` reads
-// such a line alone (`eventsOfQuietValue`), each of its events given to `add`. It reads a source only while it
-// is sure the reader reads it the same way and says nothing of it — no error, no note; otherwise it stops and
-// says why (`needsReader`), and the caller has the reader read all the sources instead.
+// The columnar byte reader (stage 2 of the columnar design): reads files of NDJSON through `LineSplitter`
+// into a `ColumnarRater`. A contract line `scanContractLine` accepts goes to the rater's integer API, its
+// keys interned from the bytes (no string, no `CoreEvent`); any other line is decoded and read as
+// `readEventSources` reads such a line alone (`eventsOfQuietValue`), each of its events given to `add`. It
+// reads a source only while it is sure the reader reads it the same way and says nothing of it — no error, no
+// note; otherwise it stops and says why (`needsReader`), and the caller has the reader read all the sources
+// instead.
 
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
@@ -157,7 +158,7 @@ class FileLines {
     this.events += events.length;
   }
 
-  /** As `ColumnarRater.add` adds the event `toCoreEvent` makes of the line: the same keys, in the same order. */
+  /** As `ColumnarRater.add` adds the event `toCoreEvent` makes of the line: the same keys, same order. */
   private addScanned(bytes: Buffer, s: ScannedLine): void {
     const rater = this.rater;
     if (s.kind === LINE_INBOUND) {

@@ -1,6 +1,6 @@
 // A strict byte scanner of one contract event line (contract.md §1: kind inbound, outbound or status), for the
-// columnar reader of stage 2 — nothing in production calls it yet. It reads the line where it lies in a Buffer:
-// no JSON.parse, no string, no object. It ACCEPTS a line only when it is certain that `readEventSources` reads
+// columnar byte reader of stage 2 (read-columnar.ts, behind `rateSources`). It reads the line where it lies in
+// a Buffer: no JSON.parse, no string, no object. It ACCEPTS a line only when it is certain that `readEventSources` reads
 // that line, alone in NDJSON, as the one event `toCoreEvent` makes, with no error and no note; anything else it
 // REFUSES (returns false), and the caller reads the line the reader's way. Accepting a line the reader reads
 // otherwise would be a money bug; refusing one costs only speed.
