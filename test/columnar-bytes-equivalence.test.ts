@@ -6,6 +6,7 @@
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import { generateAccounts, generateTraffic, type TrafficOptions } from '../bench/generate-traffic.js';
 import { loadRatingSetup } from '../src/use-cases/load-rating-setup.js';
@@ -332,5 +333,68 @@ describe('rateSources over files: the golden scenarios, examples/ and the webhoo
     // Bodies of one user's message or of nothing billable, read by bytes; the others said something (a note)
     // or bail (pricing evidence, account updates…: columnar-equivalence.test.ts).
     expect(Object.fromEntries(ways)).toEqual({ bytes: 16, rater: 42 });
+  });
+});
+
+describe('rateSources over files: generated traffic, its lines rewritten at random (fast-check, fixed seed)', () => {
+  /** Ways to write a line that the reader reads alike (or, for the last ones, with a note or an error). */
+  const rewrites: ((line: string) => string)[] = [
+    (line) => line,
+    // Keys in another order: JSON.parse reads it.
+    (line) => JSON.stringify(Object.fromEntries(Object.entries(JSON.parse(line) as object).reverse())),
+    // An escaped character in a string: JSON.parse reads it.
+    (line) => line.replace('"wamid', '"\\u0077amid'),
+    // White space around the tokens and the line.
+    (line) => ` ${line.replaceAll('":', '" :\t')}\t`,
+    // A CR LF line end.
+    (line) => `${line}\r`,
+    // A blank line before it.
+    (line) => `\n${line}`,
+    // A user written without the Brazilian ninth digit (the reader keeps it; `canonicalUser` joins it).
+    (line) => line.replace(/"(55[1-9]{2})9([6-9]\d{7})"/, '"$1$2"'),
+  ];
+  const weights = [40, 6, 6, 6, 6, 3, 6];
+
+  it('each run is rated as the Rater rates it and as the event-fed columnar rater does', async () => {
+    const ways = new Map<string, number>();
+    let run = 0;
+    await fc.assert(
+      fc.asyncProperty(
+        fc.integer({ min: 1, max: 1_000_000 }),
+        fc.array(fc.nat(weights.reduce((a, b) => a + b) - 1), { minLength: 400, maxLength: 400 }),
+        fc.boolean(),
+        fc.option(fc.nat(299), { freq: 3 }),
+        async (seed, picks, isWebhookHeavy, noted) => {
+          const options: TrafficOptions = {
+            seed,
+            eventsTarget: 300,
+            users: 40,
+            wabas: 2,
+            days: 2,
+            webhookFraction: isWebhookHeavy ? 0.6 : 0.2,
+            duplicates: 0.1,
+          };
+          const lines = [...generateTraffic(options)].map((line, i) => {
+            let pick = picks[i % picks.length]!;
+            let rewrite = 0;
+            while (pick >= weights[rewrite]!) pick -= weights[rewrite++]!;
+            // An unknown field (a note) on one line of some runs: the reader's to read.
+            return rewrites[rewrite]!(i === noted ? line.replace('{', '{"category":"x",') : line);
+          });
+          run += 1;
+          const file = written(`random-${run}.ndjson`, lines.join('\n') + '\n');
+          const accountsPath = written(
+            `random-${run}.accounts.json`,
+            JSON.stringify(generateAccounts(options)),
+          );
+          const way = await expectSameAllWays([file], { accountsPath });
+          ways.set(way, (ways.get(way) ?? 0) + 1);
+        },
+      ),
+      { seed: 2026_12_06, numRuns: 40 },
+    );
+    // Both ways are taken: most runs by bytes, those with a note by the Rater.
+    expect(ways.get('bytes') ?? 0).toBeGreaterThan(5);
+    expect(ways.get('rater') ?? 0).toBeGreaterThan(5);
   });
 });
