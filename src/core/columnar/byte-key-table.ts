@@ -124,13 +124,23 @@ export class ByteKeyTable {
    * a lone surrogate has no UTF-8 and is no key (the readers refuse such ids): a RangeError.
    */
   internString(text: string): number {
-    if (!isWellFormed(text))
-      throw new RangeError(`a key must be well-formed UTF-16: ${JSON.stringify(text)}`);
-    if (this.scratch.length < text.length * 3) {
-      this.scratch = new Uint8Array(text.length * 3);
+    const length = text.length;
+    if (this.scratch.length < length * 3) {
+      this.scratch = new Uint8Array(length * 3);
       this.scratchView = new DataView(this.scratch.buffer);
     }
-    const { written } = this.encoder.encodeInto(text, this.scratch);
+    // ASCII (its UTF-8 bytes are its code units) written here: no encoder call, no result object.
+    const scratch = this.scratch;
+    let i = 0;
+    for (; i < length; i++) {
+      const unit = text.charCodeAt(i);
+      if (unit >= 0x80) break;
+      scratch[i] = unit;
+    }
+    if (i === length) return this.intern(scratch, 0, length);
+    if (!isWellFormed(text))
+      throw new RangeError(`a key must be well-formed UTF-16: ${JSON.stringify(text)}`);
+    const { written } = this.encoder.encodeInto(text, scratch);
     return this.intern(this.scratch, 0, written);
   }
 
