@@ -481,7 +481,7 @@ function mergeCountryHint(pair: PairState, hint: string): void {
 const PLACEMENT_DATE = '2000-01-01';
 
 /** How much a status's pricing evidence weighs; Meta's other words weigh 0. A Map: no word finds Object's properties. */
-const EVIDENCE_RANK: ReadonlyMap<string, number> = new Map([
+export const EVIDENCE_RANK: ReadonlyMap<string, number> = new Map([
   ['delivered', 4],
   ['read', 3],
   ['sent', 2],
@@ -2396,18 +2396,7 @@ export class Rater {
       if (said === undefined) continue;
       words.delete(id);
       if (words.size === 0) this.metaWords.delete(draft.waba);
-      const theirs = metaDisagreesWith(draft, said.word);
-      const theirType = metaChargeDisagreesWith(draft, said.word);
-      if (theirs === undefined && theirType === undefined) continue;
-      const { waba, category: ours } = draft;
-      const disagreement: MetaDisagreement = { waba, ours, theirs: theirs ?? said.word.category };
-      if (theirType !== undefined) disagreement.types = { ours: draft.type, theirs: theirType };
-      const typeKey = theirType === undefined ? '' : `\u0000${draft.type}\u0000${theirType}`;
-      this.findings.add(
-        `META_DISAGREES:${waba}\u0000${ours}\u0000${disagreement.theirs}${typeKey}`,
-        () => metaDisagreesFinding(disagreement, id),
-        exemplarAt(said.deliveredAtMs, id),
-      );
+      addMetaDisagrees(this.findings, draft, id, said.word, said.deliveredAtMs);
     }
   }
 
@@ -2852,6 +2841,33 @@ export function metaChargeDisagreesWith(
 ): string | undefined {
   if (meta.type === undefined || unit.type === 'free_tier' || !isComparable(unit, meta)) return undefined;
   return META_TYPE_CHARGES[meta.type] === (unit.type === 'regular') ? undefined : meta.type;
+}
+
+/**
+ * A META_DISAGREES case: Meta's word on message `id` of a priced unit (its category final: authentication-
+ * international is known once priced), delivered at `deliveredAtMs`, where it differs from the unit's — one
+ * finding per WABA × (wameter's category, Meta's) and types, counting messages, naming the first delivered.
+ * The Rater's words, also the columnar rater's (one text for both engines).
+ */
+export function addMetaDisagrees(
+  findings: FindingCollector,
+  draft: UnitDraft,
+  id: string,
+  word: MetaCategoryWord,
+  deliveredAtMs: number,
+): void {
+  const theirs = metaDisagreesWith(draft, word);
+  const theirType = metaChargeDisagreesWith(draft, word);
+  if (theirs === undefined && theirType === undefined) return;
+  const { waba, category: ours } = draft;
+  const disagreement: MetaDisagreement = { waba, ours, theirs: theirs ?? word.category };
+  if (theirType !== undefined) disagreement.types = { ours: draft.type, theirs: theirType };
+  const typeKey = theirType === undefined ? '' : `\u0000${draft.type}\u0000${theirType}`;
+  findings.add(
+    `META_DISAGREES:${waba}\u0000${ours}\u0000${disagreement.theirs}${typeKey}`,
+    () => metaDisagreesFinding(disagreement, id),
+    exemplarAt(deliveredAtMs, id),
+  );
 }
 
 /** wameter's verdict on a message and Meta's (category; pricing type when one side charges and the other not). */
