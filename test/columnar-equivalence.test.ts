@@ -7,8 +7,8 @@ import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import { generateAccounts, generateTraffic, type TrafficOptions } from '../bench/generate-traffic.js';
-import { ColumnarRater } from '../src/core/columnar/columnar-rater.js';
-import type { CoreEvent, OutboundEvent, StatusEvent } from '../src/core/events.js';
+import { ColumnarRater, TEMPLATE_CODES } from '../src/core/columnar/columnar-rater.js';
+import type { CoreEvent, MetaPricingEvidence, OutboundEvent, StatusEvent } from '../src/core/events.js';
 import { Rater, type RaterSummary } from '../src/core/rate-events.js';
 import { readEventSources } from '../src/ingest/read-events.js';
 import { loadRatingSetup, type RatingSetup } from '../src/use-cases/load-rating-setup.js';
@@ -126,6 +126,8 @@ const inbound = (id: string, atMs: number, more: Partial<CoreEvent> = {}): CoreE
   ({ kind: 'inbound', atMs, waba: W, business: B, user: U, id, hasReferral: false, ...more }) as CoreEvent;
 const outbound = (id: string, atMs: number, template: string | null, more: Partial<CoreEvent> = {}) =>
   ({ kind: 'outbound', atMs, waba: W, business: B, user: U, id, template, ...more }) as CoreEvent;
+/** The recipient a status names, for its send log. */
+const pick = (event: StatusEvent) => ({ waba: event.waba, business: event.business, user: event.user });
 const status = (id: string, word: string, atMs: number, more: Partial<CoreEvent> = {}): CoreEvent =>
   ({ kind: 'status', atMs, id, status: word, ...more }) as CoreEvent;
 
@@ -296,6 +298,17 @@ describe('columnar rater: random small traffic of its class (fast-check, fixed s
   const instant = fc
     .tuple(fc.integer({ min: 0, max: 2 }), offset, fc.boolean())
     .map(([anchor, by, isBefore]) => T0 + anchor * 12 * HOUR + (isBefore ? -by : by));
+  const PRICINGS: MetaPricingEvidence[] = [
+    { billable: true, pricing_model: 'PMP', category: 'marketing', type: 'regular' },
+    { billable: true, pricing_model: 'PMP', category: 'utility', type: 'regular' },
+    { billable: false, pricing_model: 'PMP', category: 'utility', type: 'free_customer_service' },
+    { billable: false, pricing_model: 'PMP', category: 'service', type: 'free_customer_service' },
+    { billable: false, pricing_model: 'PMP', category: 'marketing', type: 'free_entry_point' },
+    { billable: true, pricing_model: 'PMP', category: 'authentication', type: 'regular' },
+    { billable: true, pricing_model: 'PMP', category: 'authentication_international', type: 'regular' },
+    { billable: true, pricing_model: 'CBP', category: 'marketing' },
+    { category: 'utility' },
+  ];
   const line = fc.oneof(
     fc.record({
       kind: fc.constant('outbound' as const),
@@ -317,6 +330,7 @@ describe('columnar rater: random small traffic of its class (fast-check, fixed s
       message: fc.integer({ min: 0, max: 15 }),
       atMs: instant,
       word: fc.constantFrom('sent', 'delivered', 'delivered', 'read', 'failed', 'played'),
+      pricing: fc.option(fc.constantFrom(...PRICINGS), { freq: 2 }),
       isNamed: fc.boolean(),
       isShort: fc.boolean(),
     }),
@@ -364,6 +378,7 @@ describe('columnar rater: random small traffic of its class (fast-check, fixed s
         continue;
       }
       const event: StatusEvent = { kind: 'status', atMs: l.atMs, id, status: l.word };
+      if (l.pricing !== null) event.pricing = l.pricing;
       events.push(l.isNamed ? { ...event, ...pair, user: spelled(pair.user, l.isShort) } : event);
       statusAt.set(l.message, Math.min(statusAt.get(l.message) ?? Infinity, l.atMs));
     }
@@ -384,15 +399,21 @@ describe('columnar rater: random small traffic of its class (fast-check, fixed s
     };
     let runs = 0;
     let rated = 0;
+    let disagreeing = 0;
     fc.assert(
       fc.property(fc.array(line, { minLength: 1, maxLength: 40 }), fc.boolean(), (lines, isListed) => {
         runs += 1;
-        if (expectEquivalent(rateBoth(toEvents(lines), isListed ? listed : setup)) === undefined) rated += 1;
+        const both = rateBoth(toEvents(lines), isListed ? listed : setup);
+        if (expectEquivalent(both) !== undefined) return;
+        rated += 1;
+        if (both.rater.summary.findings.some((finding) => finding.code === 'META_DISAGREES'))
+          disagreeing += 1;
       }),
       { seed: 40_2026, numRuns: 1_000 },
     );
-    console.log('RATED', rated, runs);
     expect(rated).toBeGreaterThan(runs / 2);
+    // Meta's pricing on the statuses: often a word that is not wameter's (META_DISAGREES), compared alike.
+    expect(disagreeing).toBeGreaterThan(runs / 10);
   });
 });
 
@@ -400,17 +421,28 @@ describe('columnar rater: input outside its class is given up, the sink told not
   const base = [outbound('m1', T0, 'marketing'), status('m1', 'delivered', T0 + 1000)];
   const cases: [string, CoreEvent[], string][] = [
     [
-      "a status with Meta's pricing",
+      "Meta's pricing on the statuses of a message with no send log (its category, an ad click inferred)",
       [
-        ...base,
-        status('m1', 'read', T0 + 2000, {
+        status('m9', 'delivered', T0, {
           waba: W,
           business: B,
           user: U,
-          pricing: { category: 'marketing' },
+          pricing: { billable: false, pricing_model: 'PMP', category: 'marketing', type: 'free_entry_point' },
         } as never),
       ],
-      'pricing evidence',
+      'statuses without a send log',
+    ],
+    [
+      "Meta's conversation on the status of a message with no send log",
+      [
+        status('m9', 'read', T0, {
+          waba: W,
+          business: B,
+          user: U,
+          conversation: { origin: { type: 'utility' } },
+        }),
+      ],
+      'statuses without a send log',
     ],
     [
       'a delivery before 2025-06-30 (UTC)',
@@ -580,11 +612,196 @@ describe('columnar rater: the golden scenarios and the webhook fixtures, rated a
     expect(Object.fromEntries(outcomes)).toEqual({
       'account update': 3,
       'country hint or business-scoped id': 6,
-      'group, country hint or business-scoped id': 1,
-      'pricing evidence': 9,
+      'era before PMP-2025': 1,
+      'group, country hint or business-scoped id': 8,
       rated: 36,
-      'statuses without a send log': 2,
+      'statuses without a send log': 3,
       'template category update': 2,
     });
+  });
+
+  it("every pricing and conversation object of the fixtures, on a webhook's statuses", async () => {
+    const root = join(import.meta.dirname, 'fixtures', 'webhooks');
+    const files = readdirSync(root, { recursive: true, withFileTypes: true })
+      .filter((entry) => entry.isFile() && entry.name.endsWith('.json'))
+      .map((entry) => join(entry.parentPath, entry.name))
+      .sort();
+    // Meta's evidence objects as the fixtures give them (a status's, a snippet's), each once.
+    const evidence = new Map<string, { pricing?: unknown; conversation?: unknown }>();
+    const isObject = (value: unknown): value is Record<string, unknown> =>
+      typeof value === 'object' && value !== null && !Array.isArray(value);
+    const visit = (value: unknown): void => {
+      if (Array.isArray(value)) value.forEach(visit);
+      if (!isObject(value)) return;
+      if (isObject(value.pricing) || isObject(value.conversation)) {
+        const found = { pricing: value.pricing, conversation: value.conversation };
+        evidence.set(JSON.stringify(found), found);
+      }
+      Object.values(value).forEach(visit);
+    };
+    for (const file of files) visit(JSON.parse(readFileSync(file, 'utf8')));
+    expect(evidence.size).toBeGreaterThan(6);
+    // Meta's webhook of a sent status carrying each evidence object, and its delivered status 5 s on.
+    const body = readFileSync(
+      join(root, 'meta-docs', 'status_sent_marketing_pmp_with_conversation.json'),
+      'utf8',
+    );
+    const setup = await setupOf();
+    const outcomes = new Map<string, number>();
+    let disagreeing = 0;
+    let index = 0;
+    for (const found of evidence.values()) {
+      for (const template of TEMPLATE_CODES) {
+        const webhook = JSON.parse(body) as {
+          entry: { changes: { value: { statuses: Record<string, unknown>[] } }[] }[];
+        };
+        const statuses = webhook.entry[0]!.changes[0]!.value.statuses;
+        const sent = { ...statuses[0]!, timestamp: String(T0 / 1000), ...found };
+        statuses.splice(0, 1, sent, { ...sent, status: 'delivered', timestamp: String(T0 / 1000 + 5) });
+        const path = join(scratch, `evidence-${index++}.json`);
+        writeFileSync(path, JSON.stringify(webhook));
+        const events = await eventsOf([path]);
+        const named = events.find((event): event is StatusEvent => event.kind === 'status')!;
+        const both = rateBoth([outbound(named.id, T0 - MIN, template, pick(named)), ...events], setup);
+        const reason = expectEquivalent(both) ?? 'rated';
+        outcomes.set(reason, (outcomes.get(reason) ?? 0) + 1);
+        const codes = both.rater.summary.findings.map((finding) => finding.code);
+        if (reason === 'rated' && codes.includes('META_DISAGREES')) disagreeing += 1;
+      }
+    }
+    expect(Object.fromEntries(outcomes)).toEqual({ rated: evidence.size * TEMPLATE_CODES.length });
+    expect(disagreeing).toBe(19);
+  });
+});
+
+describe("columnar rater: Meta's pricing on the statuses of messages with a send log, as the Rater's", () => {
+  type Unit = { messages: string[]; category: string; type: string };
+  /** Meta's pricing of each message as the Rater's own units word it (a free entry point: its type). */
+  const agreeing = (events: readonly CoreEvent[], setup: RatingSetup): Map<string, MetaPricingEvidence> => {
+    const words = new Map<string, MetaPricingEvidence>();
+    for (const event of events) {
+      if (event.kind !== 'outbound') continue;
+      const category = event.template ?? 'service';
+      words.set(event.id, { billable: true, pricing_model: 'PMP', category, type: 'regular' });
+    }
+    const { rater } = rateBoth(events, setup);
+    for (const [kind, unit] of rater.calls) {
+      if (kind !== 'unit') continue;
+      const { messages, category, type } = unit as Unit;
+      const said = words.get(messages[0]!)!;
+      const isFep = category === 'referral_conversion';
+      words.set(messages[0]!, {
+        billable: type === 'regular',
+        pricing_model: 'PMP',
+        category: isFep ? said.category! : category,
+        type,
+      });
+    }
+    return words;
+  };
+  /** Every status naming its WABA (Meta's webhook) given the pricing `wordOf` says for its message. */
+  const withPricing = (
+    events: readonly CoreEvent[],
+    wordOf: (event: StatusEvent, index: number) => MetaPricingEvidence | undefined,
+  ): CoreEvent[] =>
+    events.map((event, index) => {
+      if (event.kind !== 'status' || event.waba === undefined) return event;
+      const pricing = wordOf(event, index);
+      return pricing === undefined ? event : { ...event, pricing };
+    });
+  const metaDisagrees = (both: ReturnType<typeof rateBoth>) =>
+    both.rater.summary.findings.filter((finding) => finding.code === 'META_DISAGREES').length;
+  /** Meta's words that disagree with wameter's, or that it cannot compare. */
+  const OTHER_WORDS: MetaPricingEvidence[] = [
+    { billable: true, pricing_model: 'PMP', category: 'marketing', type: 'regular' },
+    { billable: true, pricing_model: 'PMP', category: 'utility', type: 'regular' },
+    { billable: false, pricing_model: 'PMP', category: 'utility', type: 'free_customer_service' },
+    { billable: false, pricing_model: 'PMP', category: 'service', type: 'free_customer_service' },
+    { billable: false, pricing_model: 'PMP', category: 'marketing', type: 'free_entry_point' },
+    { billable: false, pricing_model: 'PMP', category: 'referral_conversion', type: 'free_entry_point' },
+    { billable: true, pricing_model: 'PMP', category: 'authentication_international', type: 'regular' },
+    { billable: true, pricing_model: 'PMP', category: 'authentication-international', type: 'regular' },
+    { billable: true, pricing_model: 'PMP', category: 'marketing_lite', type: 'regular' },
+    { billable: true, pricing_model: 'CBP', category: 'marketing' },
+    { billable: true, category: 'authentication' },
+    { billable: false, pricing_model: 'PMP', category: 'marketing', type: 'regular' },
+    { pricing_model: 'PMP', category: 'not_a_category', type: 'regular' },
+    { pricing_model: 'PMP', type: 'regular' },
+    { billable: true, pricing_model: 'PMP', category: 'user_initiated', type: 'regular' },
+    { billable: true, pricing_model: 'PMP', category: 'MARKETING', type: 'REGULAR', extra: 'x' } as never,
+  ];
+  const shapes: [string, TrafficOptions][] = [
+    ['default shape', { seed: 41, eventsTarget: 8_000, users: 400 }],
+    [
+      'disorder and duplicates',
+      { seed: 42, eventsTarget: 6_000, users: 150, disorder: 0.5, duplicates: 0.3 },
+    ],
+    ['webhooks only', { seed: 43, eventsTarget: 6_000, users: 300, webhookFraction: 1, days: 3 }],
+  ];
+  for (const [name, options] of shapes) {
+    it(`${name}: agreeing words are rated, exactly as the Rater (no META_DISAGREES)`, async () => {
+      const { events, setup } = await generated(`pricing-${name.replaceAll(' ', '-')}`, options);
+      const words = agreeing(events, setup);
+      const priced = withPricing(events, (event) => words.get(event.id));
+      expect(priced.filter((event) => event.kind === 'status' && event.pricing).length).toBeGreaterThan(500);
+      const both = rateBoth(priced, setup);
+      expect(expectEquivalent(both)).toBeUndefined();
+      expect(metaDisagrees(both)).toBe(0);
+      expect(both.rater.summary.stats.units).toBeGreaterThan(300);
+    });
+
+    it(`${name}: disagreeing words, other models, billable:false, conversations: alike`, async () => {
+      const { events, setup } = await generated(`pricing-${name.replaceAll(' ', '-')}`, options);
+      const words = agreeing(events, setup);
+      const priced = withPricing(events, (event, index) =>
+        index % 3 === 0 ? OTHER_WORDS[index % OTHER_WORDS.length] : words.get(event.id),
+      ).map((event, index) =>
+        event.kind === 'status' && index % 5 === 0
+          ? { ...event, conversation: { id: 'c', origin: { type: 'referral_conversion' } } }
+          : event,
+      );
+      const both = rateBoth(priced, setup);
+      expect(expectEquivalent(both)).toBeUndefined();
+      expect(metaDisagrees(both)).toBeGreaterThan(3);
+    });
+
+    it(`${name}: statuses repeated with other words, at one rank and at others, alike`, async () => {
+      const { events, setup } = await generated(`pricing-${name.replaceAll(' ', '-')}`, options);
+      const words = agreeing(events, setup);
+      const priced = withPricing(events, (event) => words.get(event.id));
+      const repeated: CoreEvent[] = [];
+      priced.forEach((event, index) => {
+        // Copies before and after, of the same word (preferredEvidence) and of another (EVIDENCE_RANK).
+        if (event.kind === 'status' && event.waba !== undefined && index % 2 === 0) {
+          const other = OTHER_WORDS[index % OTHER_WORDS.length]!;
+          const word = ['sent', 'delivered', 'read', 'failed', 'played'][index % 5]!;
+          repeated.push({ ...event, pricing: other });
+          repeated.push(event);
+          repeated.push({ ...event, status: word, pricing: OTHER_WORDS[(index + 7) % OTHER_WORDS.length]! });
+        } else repeated.push(event);
+      });
+      const both = rateBoth(repeated, setup);
+      expect(expectEquivalent(both)).toBeUndefined();
+      expect(metaDisagrees(both)).toBeGreaterThan(3);
+    });
+  }
+
+  it('authentication-international units against Meta saying authentication, and the reverse', async () => {
+    const folder = join(import.meta.dirname, 'golden', 'authentication-international-exceptions');
+    const setup = await setupOf({ accountsPath: join(folder, 'accounts.json') });
+    const events = await eventsOf([join(folder, 'events.ndjson')]);
+    const named = events.map((event) => {
+      if (event.kind !== 'status') return event;
+      const send = events.find((one) => one.kind === 'outbound' && one.id === event.id) as OutboundEvent;
+      return { ...event, waba: send.waba, business: send.business, user: send.user };
+    });
+    const codes: string[] = [];
+    for (const category of ['authentication', 'authentication_international']) {
+      const priced = withPricing(named, () => ({ pricing_model: 'PMP', category, type: 'regular' }));
+      const both = rateBoth(priced, setup);
+      expect(expectEquivalent(both)).toBeUndefined();
+      codes.push(...both.rater.summary.findings.map((finding) => `${finding.code} ${finding.message}`));
+    }
+    expect(codes.filter((code) => code.includes('authentication-international rate')).length).toBe(2);
   });
 });

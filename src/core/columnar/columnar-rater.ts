@@ -1,15 +1,18 @@
 // A batch rater for one class of input — every delivery under PMP-2025, send logs and Meta's statuses that
-// agree — giving exactly what the Rater (rate-events.ts) gives for it, faster: keys interned to integers, state
-// in typed arrays, one global time sort and one walk. Any other input it bails out of, having called its sink
-// nothing, so that the Rater rates that input instead. It must never give an answer the Rater would not.
+// agree on the recipient (their pricing, whatever it says) — giving exactly what the Rater (rate-events.ts)
+// gives for it, faster: keys interned to integers, state in typed arrays, one global time sort and one walk.
+// Any other input it bails out of, having called its sink nothing, so that the Rater rates that input
+// instead. It must never give an answer the Rater would not.
 
 import { canonicalUser } from '../phone.js';
 import { localDate } from '../calendar.js';
 import { CLOCK_SKEW_MS, FEP_ANSWER_MS, SERVICE_WINDOW_MS, eraOn, fepWindowMs } from '../eras.js';
+import { preferredEvidence } from '../event-copies.js';
 import type {
   Account,
   CoreEvent,
   InboundEvent,
+  MetaPricingEvidence,
   OutboundEvent,
   StatusEvent,
   TemplateCategory,
@@ -18,8 +21,11 @@ import type { UnitDraft } from '../pair-machine.js';
 import { exemplarAt, FindingCollector, TierStatements, UnitPricer } from '../price-unit.js';
 import {
   accountNotListedFinding,
+  addMetaDisagrees,
   deliveredAndFailedFinding,
   deliveredBeforeSentFinding,
+  EVIDENCE_RANK,
+  metaCategoryWord,
   noWindowInInputFinding,
   toUnit,
   type RaterStats,
@@ -61,6 +67,10 @@ const DELIVERED = 1;
 const READ = 2;
 const FAILED = 3;
 const PLAYED = 4;
+/** The Rater's weight of a status's pricing evidence (EVIDENCE_RANK), by STATUS_WORD_CODES code. */
+const EVIDENCE_RANK_OF_WORD: readonly number[] = [...STATUS_WORD_CODES].map(
+  ([word]) => EVIDENCE_RANK.get(word) ?? 0,
+);
 
 /** Per id: what its lines told (bits of `idFlags`). */
 const HAS_OUTBOUND = 1;
@@ -174,6 +184,8 @@ export class ColumnarRater {
   private inboundUser = new Int32Array(0);
   private inboundAtMs = new Float64Array(0);
   private inboundReferral = new Uint8Array(0);
+  /** Meta's pricing of a message, as the Rater keeps it (`record.pricing`); empty while no status has any. */
+  private readonly evidence = new PricingEvidence();
 
   private readonly accounts = new Map<string, Account>();
 
@@ -284,10 +296,9 @@ export class ColumnarRater {
         return;
       }
       case 'status': {
-        if (event.pricing !== undefined || event.conversation !== undefined) {
-          this.bail('pricing evidence');
-          return;
-        }
+        // `pricing` is kept (addStatus); `conversation` is read as nothing: in a batch the Rater reads it
+        // only for a message without a send log (its category, an inferred ad click), and the walk gives up
+        // any status without one ('statuses without a send log'), as it does `pricing` there.
         if (
           event.recipientType !== undefined ||
           event.userCountryHint !== undefined ||
@@ -320,6 +331,7 @@ export class ColumnarRater {
           event.waba === undefined ? NO_KEY : this.wabas.internString(event.waba),
           event.business === undefined ? NO_KEY : this.businesses.internString(event.business),
           event.user === undefined ? NO_KEY : this.users.internString(canonicalUser(event.user)),
+          event.pricing,
         );
         return;
       }
@@ -434,9 +446,17 @@ export class ColumnarRater {
 
   /**
    * A status of a business message: `word` a STATUS_WORD_CODES code; `waba`, `business` and `user` all three
-   * (Meta's webhook) or none (a send log's bare line, NO_KEY).
+   * (Meta's webhook) or none (a send log's bare line, NO_KEY); `pricing` Meta's, when the status carries it.
    */
-  addStatus(id: number, word: number, atMs: number, waba: number, business: number, user: number): void {
+  addStatus(
+    id: number,
+    word: number,
+    atMs: number,
+    waba: number,
+    business: number,
+    user: number,
+    pricing?: MetaPricingEvidence,
+  ): void {
     if (this.bailReason !== undefined) return;
     this.events += 1;
     if (!isInstant(atMs)) {
@@ -465,6 +485,7 @@ export class ColumnarRater {
         return;
       }
     } else this.idFlags[id] = flags | HAS_STATUS;
+    if (pricing !== undefined) this.evidence.keep(id, EVIDENCE_RANK_OF_WORD[word]!, pricing);
     if (word === DELIVERED) {
       if (atMs < this.deliveredAtMs[id]!) this.deliveredAtMs[id] = atMs;
     } else if (word === READ || word === PLAYED) {
@@ -518,6 +539,7 @@ export class ColumnarRater {
       inboundUser: this.inboundUser,
       inboundAtMs: this.inboundAtMs,
       inboundReferral: this.inboundReferral,
+      evidence: this.evidence,
     };
   }
 
@@ -580,6 +602,35 @@ function grown<T extends Typed>(array: T, capacity: number, fill: number): T {
   return copy;
 }
 
+/**
+ * Meta's pricing per message id, as the Rater keeps it (applyStatus): the one of the status of the highest
+ * EVIDENCE_RANK that carries one; of two at one rank, preferredEvidence's (whichever came first).
+ */
+class PricingEvidence {
+  private rank = new Uint8Array(0);
+  private readonly pricing: (MetaPricingEvidence | undefined)[] = [];
+  private count = 0;
+
+  /** No status carried pricing. */
+  get isEmpty(): boolean {
+    return this.count === 0;
+  }
+
+  keep(id: number, rank: number, pricing: MetaPricingEvidence): void {
+    if (id >= this.rank.length) this.rank = grown(this.rank, Math.max(1024, this.rank.length * 2, id + 1), 0);
+    const kept = this.rank[id]!;
+    if (rank < kept) return;
+    const current = this.pricing[id];
+    if (current === undefined) this.count += 1;
+    this.pricing[id] = rank > kept ? pricing : preferredEvidence(current, pricing);
+    this.rank[id] = rank;
+  }
+
+  of(id: number): MetaPricingEvidence | undefined {
+    return this.pricing[id];
+  }
+}
+
 /** An instant the Rater's sort and this one's agree on: a whole millisecond (the readers' instants are). */
 function isInstant(atMs: number): boolean {
   return Number.isSafeInteger(atMs);
@@ -609,6 +660,8 @@ class ColumnarWalk {
   private readonly pairOfUser: Int32Array;
   private readonly wabaOfBusiness: Int32Array;
   private readonly isWabaSeen: Uint8Array;
+  /** The message id of each draft the walk made, in its order. */
+  private readonly draftIds: number[] = [];
 
   constructor(private readonly rater: ColumnarRater) {
     this.pairOfUser = new Int32Array(rater.users.size).fill(NO_KEY);
@@ -685,6 +738,7 @@ class ColumnarWalk {
       tierStatements: new TierStatements(),
     });
     for (const draft of drafts) pricer.price(draft);
+    if (!c.evidence.isEmpty) this.noteMetaDisagrees(drafts, c.evidence);
 
     // Pending: sent, neither delivered nor failed; in the Rater's order (send, then id).
     const ids = rater.ids;
@@ -849,6 +903,7 @@ class ColumnarWalk {
         draft.rule = 'PMP_SERVICE_FREE';
       }
       drafts.push(draft);
+      this.draftIds.push(id);
       // The Rater's findings of a delivered message (advancePair), in any order: each keeps its earliest case.
       if (c.failedAtMs[id] !== Infinity) {
         this.findings.add(
@@ -881,6 +936,19 @@ class ColumnarWalk {
       }
     }
     return drafts;
+  }
+
+  /**
+   * Meta's word on each priced draft's message against the unit (the Rater's noteMetaDisagrees, with its
+   * words), at the message's delivery: the unit's opening.
+   */
+  private noteMetaDisagrees(drafts: readonly UnitDraft[], evidence: PricingEvidence): void {
+    for (let i = 0; i < drafts.length; i++) {
+      const word = metaCategoryWord(evidence.of(this.draftIds[i]!));
+      if (word === undefined) continue;
+      const draft = drafts[i]!;
+      addMetaDisagrees(this.findings, draft, draft.messages[0]!, word, draft.openedAtMs);
+    }
   }
 
   /** PairMachine's draft of a PMP-2025 message unit (its rule, rate column and flags set by the caller). */
