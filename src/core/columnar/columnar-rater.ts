@@ -660,8 +660,8 @@ class ColumnarWalk {
   private readonly pairOfUser: Int32Array;
   private readonly wabaOfBusiness: Int32Array;
   private readonly isWabaSeen: Uint8Array;
-  /** The message id of each draft the walk made, in its order. */
-  private readonly draftIds: number[] = [];
+  /** The message id of each draft the walk made, in its order, when a status carried pricing (else empty). */
+  private draftIds = new Int32Array(0);
 
   constructor(private readonly rater: ColumnarRater) {
     this.pairOfUser = new Int32Array(rater.users.size).fill(NO_KEY);
@@ -825,6 +825,8 @@ class ColumnarWalk {
       (_, waba) => rater.accountFor(rater.wabas.text(waba)).timeZone,
     );
     const drafts: UnitDraft[] = [];
+    const hasEvidence = !c.evidence.isEmpty;
+    if (hasEvidence) this.draftIds = new Int32Array(order.length);
     for (let k = 0; k < order.length; k++) {
       const item = order[k]!;
       const id = itemId[item]!;
@@ -902,8 +904,8 @@ class ColumnarWalk {
         draft.rateCategory = 'service';
         draft.rule = 'PMP_SERVICE_FREE';
       }
+      if (hasEvidence) this.draftIds[drafts.length] = id;
       drafts.push(draft);
-      this.draftIds.push(id);
       // The Rater's findings of a delivered message (advancePair), in any order: each keeps its earliest case.
       if (c.failedAtMs[id] !== Infinity) {
         this.findings.add(
