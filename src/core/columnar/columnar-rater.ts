@@ -608,26 +608,37 @@ function grown<T extends Typed>(array: T, capacity: number, fill: number): T {
  */
 class PricingEvidence {
   private rank = new Uint8Array(0);
-  private readonly pricing: (MetaPricingEvidence | undefined)[] = [];
-  private count = 0;
+  /** Per id, 1 + its index in `kept` (0: none); the objects kept dense, in the order their ids first had one. */
+  private slot = new Int32Array(0);
+  private readonly kept: MetaPricingEvidence[] = [];
 
   /** No status carried pricing. */
   get isEmpty(): boolean {
-    return this.count === 0;
+    return this.kept.length === 0;
   }
 
   keep(id: number, rank: number, pricing: MetaPricingEvidence): void {
-    if (id >= this.rank.length) this.rank = grown(this.rank, Math.max(1024, this.rank.length * 2, id + 1), 0);
+    if (id >= this.slot.length) {
+      const capacity = Math.max(1024, this.slot.length * 2, id + 1);
+      this.rank = grown(this.rank, capacity, 0);
+      this.slot = grown(this.slot, capacity, 0);
+    }
+    const slot = this.slot[id]!;
+    if (slot === 0) {
+      this.kept.push(pricing);
+      this.slot[id] = this.kept.length;
+      this.rank[id] = rank;
+      return;
+    }
     const kept = this.rank[id]!;
     if (rank < kept) return;
-    const current = this.pricing[id];
-    if (current === undefined) this.count += 1;
-    this.pricing[id] = rank > kept ? pricing : preferredEvidence(current, pricing);
+    this.kept[slot - 1] = rank > kept ? pricing : preferredEvidence(this.kept[slot - 1], pricing);
     this.rank[id] = rank;
   }
 
   of(id: number): MetaPricingEvidence | undefined {
-    return this.pricing[id];
+    const slot = id < this.slot.length ? this.slot[id]! : 0;
+    return slot === 0 ? undefined : this.kept[slot - 1];
   }
 }
 
