@@ -4,7 +4,8 @@
 //
 //   node dist/bench/columnar-read.js parse|reader|split|scan|columnar|columnar-webhooks FILE
 //
-// parse: the bench's baseline (bench/main.ts `parseOnly`, copied): 64 KiB chunks, StringDecoder, split, JSON.parse.
+// parse: the bench's baseline (bench/parse-only.ts, as bench/main.ts runs it): 64 KiB chunks, StringDecoder,
+// split, JSON.parse.
 // reader: `readEventSources` into a sink that drops what it is given.
 // split: LineSplitter over the same chunks, nothing done with the lines.
 // scan: and scanContractLine on every line, nothing kept; the other lines skipped (not parsed).
@@ -14,39 +15,14 @@
 //   its events interned from their strings: what stage 2 costs if it keeps parse-event for webhook bodies.
 
 import { createReadStream } from 'node:fs';
-import { StringDecoder } from 'node:string_decoder';
 import { ByteKeyTable } from '../src/core/columnar/byte-key-table.js';
 import { LineSplitter } from '../src/ingest/columnar/line-splitter.js';
 import { LINE_STATUS, scanContractLine, ScannedLine } from '../src/ingest/columnar/scan-contract-line.js';
 import { isPlainJsonText, parseEventValue } from '../src/ingest/parse-event.js';
 import { readEventSources, READ_CHUNK_BYTES } from '../src/ingest/read-events.js';
+import { parseEveryLine } from './parse-only.js';
 
 type Mode = 'parse' | 'reader' | 'split' | 'scan' | 'columnar' | 'columnar-webhooks';
-
-async function parseOnly(path: string): Promise<Record<string, number>> {
-  const decoder = new StringDecoder('utf8');
-  let rest = '';
-  let lines = 0;
-  let objects = 0;
-  for await (const chunk of createReadStream(path, { highWaterMark: READ_CHUNK_BYTES })) {
-    const text = rest + decoder.write(chunk as Buffer);
-    let from = 0;
-    for (let newline = text.indexOf('\n'); newline !== -1; newline = text.indexOf('\n', from)) {
-      if (newline > from) {
-        const value: unknown = JSON.parse(text.slice(from, newline));
-        if (typeof value === 'object') objects++;
-        lines++;
-      }
-      from = newline + 1;
-    }
-    rest = text.slice(from);
-  }
-  if (rest.trim() !== '') {
-    JSON.parse(rest);
-    lines++;
-  }
-  return { lines, objects };
-}
 
 async function reader(path: string): Promise<Record<string, number>> {
   let events = 0;
@@ -146,7 +122,7 @@ const startedMs = performance.now();
 const startedCpu = process.cpuUsage();
 const counts =
   mode === 'parse'
-    ? await parseOnly(path)
+    ? await parseEveryLine(path)
     : mode === 'reader'
       ? await reader(path)
       : mode === 'split' || mode === 'scan'

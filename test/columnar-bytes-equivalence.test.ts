@@ -5,9 +5,10 @@
 // errors and notes, progress told once.
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
+import { fixtureJsonFiles } from './support/fixture-files.js';
 import { generateAccounts, generateTraffic, type TrafficOptions } from '../bench/generate-traffic.js';
 import { loadRatingSetup } from '../src/use-cases/load-rating-setup.js';
 import { rateSources, type RateSourcesOptions } from '../src/use-cases/rate-sources.js';
@@ -303,11 +304,7 @@ describe('rateSources over files: the golden scenarios, examples/ and the webhoo
   });
 
   it('each webhook fixture file, and all of them at once', async () => {
-    const root = join(import.meta.dirname, 'fixtures', 'webhooks');
-    const files = readdirSync(root, { recursive: true, withFileTypes: true })
-      .filter((entry) => entry.isFile() && entry.name.endsWith('.json'))
-      .map((entry) => join(entry.parentPath, entry.name))
-      .sort();
+    const files = fixtureJsonFiles();
     expect(files.length).toBeGreaterThan(40);
     const ways = new Map<string, number>();
     for (const sources of [...files.map((one) => [one]), files]) {
@@ -319,11 +316,8 @@ describe('rateSources over files: the golden scenarios, examples/ and the webhoo
   });
 
   it('the webhook fixtures written one body a line (NDJSON): each file, and all in one', async () => {
-    const root = join(import.meta.dirname, 'fixtures', 'webhooks');
-    const bodies = readdirSync(root, { recursive: true, withFileTypes: true })
-      .filter((entry) => entry.isFile() && entry.name.endsWith('.json') && entry.name !== 'SOURCES.json')
-      .map((entry) => join(entry.parentPath, entry.name))
-      .sort()
+    const bodies = fixtureJsonFiles()
+      .filter((file) => basename(file) !== 'SOURCES.json')
       .map((file) => JSON.stringify(JSON.parse(readFileSync(file, 'utf8'))));
     const ways = new Map<string, number>();
     for (const [i, text] of [...bodies.map((one) => [one]), bodies].entries()) {

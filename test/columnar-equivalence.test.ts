@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
+import { fixtureJsonFiles } from './support/fixture-files.js';
 import { generateAccounts, generateTraffic, type TrafficOptions } from '../bench/generate-traffic.js';
 import { ColumnarRater, TEMPLATE_CODES } from '../src/core/columnar/columnar-rater.js';
 import type { CoreEvent, MetaPricingEvidence, OutboundEvent, StatusEvent } from '../src/core/events.js';
@@ -596,11 +597,7 @@ describe('columnar rater: the golden scenarios and the webhook fixtures, rated a
   }
 
   it('each webhook fixture file, and all of them at once', async () => {
-    const root = join(import.meta.dirname, 'fixtures', 'webhooks');
-    const files = readdirSync(root, { recursive: true, withFileTypes: true })
-      .filter((entry) => entry.isFile() && entry.name.endsWith('.json'))
-      .map((entry) => join(entry.parentPath, entry.name))
-      .sort();
+    const files = fixtureJsonFiles();
     expect(files.length).toBeGreaterThan(40);
     const setup = await setupOf();
     const outcomes = new Map<string, number>();
@@ -621,11 +618,7 @@ describe('columnar rater: the golden scenarios and the webhook fixtures, rated a
   });
 
   it("every pricing and conversation object of the fixtures, on a webhook's statuses", async () => {
-    const root = join(import.meta.dirname, 'fixtures', 'webhooks');
-    const files = readdirSync(root, { recursive: true, withFileTypes: true })
-      .filter((entry) => entry.isFile() && entry.name.endsWith('.json'))
-      .map((entry) => join(entry.parentPath, entry.name))
-      .sort();
+    const files = fixtureJsonFiles();
     // Meta's evidence objects as the fixtures give them (a status's, a snippet's), each once.
     const evidence = new Map<string, { pricing?: unknown; conversation?: unknown }>();
     const isObject = (value: unknown): value is Record<string, unknown> =>
@@ -643,7 +636,9 @@ describe('columnar rater: the golden scenarios and the webhook fixtures, rated a
     expect(evidence.size).toBeGreaterThan(6);
     // Meta's webhook of a sent status carrying each evidence object, and its delivered status 5 s on.
     const body = readFileSync(
-      join(root, 'meta-docs', 'status_sent_marketing_pmp_with_conversation.json'),
+      files.find((file) =>
+        file.endsWith(join('meta-docs', 'status_sent_marketing_pmp_with_conversation.json')),
+      )!,
       'utf8',
     );
     const setup = await setupOf();
