@@ -1,6 +1,6 @@
-// What reading a file costs the columnar reader of stage 2 (its parts exist, nothing uses them yet), against the
-// bench's parse-only loop and today's reader, each run in its own process (docs/benchmarks.md §1, fortieth
-// session). Not a test and not part of `npm run bench`.
+// What reading a file costs the columnar reader's parts (stage 2, wired in `rateSources`: read-columnar.ts),
+// against the bench's parse-only loop and the general reader, each run in its own process (docs/benchmarks.md
+// §1, fortieth session). Not a test and not part of `npm run bench`.
 //
 //   node dist/bench/columnar-read.js parse|reader|split|scan|columnar|columnar-webhooks FILE
 //

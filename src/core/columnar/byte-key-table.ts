@@ -3,7 +3,7 @@
 // by the byte reader (ingest/columnar) and strings by `add`. Pure. It must never give two different keys one
 // integer, nor one key two.
 
-/** Bytes of a key kept in the recent-key table's slot: hash, index + 1, arena offset, byte length. */
+/** Int32 entries of a slot (the table's, the recent table's): hash, index + 1, arena offset, byte length. */
 const SLOT_WIDTH = 4;
 const DEFAULT_SLOTS = 1 << 10;
 const DEFAULT_RECENT_SLOTS = 1 << 12;
