@@ -28,12 +28,13 @@ import {
   metaCategoryWord,
   noWindowInInputFinding,
   toUnit,
+  type MetaCategoryWord,
   type RaterStats,
   type RaterSummary,
   type RatingOptions,
   type RatingSink,
 } from '../rate-events.js';
-import type { PricingType, RateCategory, UnitCategory } from '../units.js';
+import type { BillableUnit, PricingType, RateCategory, TierPosition, UnitCategory } from '../units.js';
 import { ByteKeyTable } from './byte-key-table.js';
 
 /** What `finish` gives: the Rater's summary, or why this input is not one the columnar rater rates. */
@@ -505,14 +506,14 @@ export class ColumnarRater {
     if (this.bailReason !== undefined) return { bail: this.bailReason };
     const rated = new ColumnarWalk(this).rate();
     if ('bail' in rated) return rated;
-    const { drafts, pending, findings } = rated;
-    for (const draft of drafts) this.sink.unit(toUnit(draft));
+    const { units, pending, findings } = rated;
+    for (let i = 0; i < units.count; i++) this.sink.unit(units.unit(i));
     for (const message of pending) this.sink.pending(message);
     const stats: RaterStats = {
       events: this.events,
       duplicates: this.duplicates,
       late: 0,
-      units: drafts.length,
+      units: units.count,
       pending: pending.length,
       unrated: 0,
     };
@@ -647,9 +648,9 @@ function isInstant(atMs: number): boolean {
   return Number.isSafeInteger(atMs);
 }
 
-/** What the walk rated: the priced drafts in the Rater's order, the pending messages in its order, the findings. */
+/** What the walk rated: the priced units in the Rater's order, the pending messages in its order, the findings. */
 interface RatedInput {
-  drafts: UnitDraft[];
+  units: PricedUnits;
   pending: { id: string; waba: string; business: string; user: string; sentAtMs: number }[];
   findings: FindingCollector;
 }
@@ -671,8 +672,6 @@ class ColumnarWalk {
   private readonly pairOfUser: Int32Array;
   private readonly wabaOfBusiness: Int32Array;
   private readonly isWabaSeen: Uint8Array;
-  /** The message id of each draft the walk made, in its order, when a status carried pricing (else empty). */
-  private draftIds = new Int32Array(0);
 
   constructor(private readonly rater: ColumnarRater) {
     this.pairOfUser = new Int32Array(rater.users.size).fill(NO_KEY);
@@ -737,19 +736,8 @@ class ColumnarWalk {
     }
 
     const order = this.timeOrder(itemId, itemAtMs, itemKind, items);
-    const drafts = this.walk(order, itemId, itemAtMs, itemKind, messagePair, inboundPair);
-    if ('bail' in drafts) return drafts;
-
-    const options = rater.ratingOptions;
-    const pricer = new UnitPricer({
-      accountFor: (waba) => rater.accountFor(waba),
-      rateBook: options.rateBook,
-      markets: options.markets,
-      findings: this.findings,
-      tierStatements: new TierStatements(),
-    });
-    for (const draft of drafts) pricer.price(draft);
-    if (!c.evidence.isEmpty) this.noteMetaDisagrees(drafts, c.evidence);
+    const units = this.walk(order, itemId, itemAtMs, itemKind, messagePair, inboundPair);
+    if ('bail' in units) return units;
 
     // Pending: sent, neither delivered nor failed; in the Rater's order (send, then id).
     const ids = rater.ids;
@@ -764,7 +752,7 @@ class ColumnarWalk {
         sentAtMs: c.sentAtMs[id]!,
       };
     });
-    return { drafts, pending, findings: this.findings };
+    return { units, pending, findings: this.findings };
   }
 
   /**
@@ -817,7 +805,7 @@ class ColumnarWalk {
     itemKind: Uint8Array,
     messagePair: Int32Array,
     inboundPair: Int32Array,
-  ): UnitDraft[] | { bail: string } {
+  ): PricedUnits | { bail: string } {
     const rater = this.rater;
     const c = rater.columns();
     const options = rater.ratingOptions;
@@ -835,9 +823,15 @@ class ColumnarWalk {
       { length: rater.wabas.size },
       (_, waba) => rater.accountFor(rater.wabas.text(waba)).timeZone,
     );
-    const drafts: UnitDraft[] = [];
+    const units = new PricedUnits(
+      rater,
+      this.pairWaba,
+      this.pairBusiness,
+      this.pairUser,
+      this.findings,
+      order.length,
+    );
     const hasEvidence = !c.evidence.isEmpty;
-    if (hasEvidence) this.draftIds = new Int32Array(order.length);
     for (let k = 0; k < order.length; k++) {
       const item = order[k]!;
       const id = itemId[item]!;
@@ -879,44 +873,44 @@ class ColumnarWalk {
       const wabaText = rater.wabas.text(waba);
       const idText = rater.ids.text(id);
       const rateCategory: RateCategory = template === NON_TEMPLATE ? 'service' : TEMPLATE_CODES[template]!;
-      let draft: UnitDraft;
-      if (isFepOpen && !isFepEligible) {
-        draft = this.draft(pair, wabaText, idText, atMs, date, 'referral_conversion', 'free_entry_point');
-        draft.rateCategory = rateCategory;
-        draft.rule = 'FEP_WINDOW';
-        draft.isFreeEntryPoint = true;
-      } else if (isFepEligible) {
-        draft = this.draft(pair, wabaText, idText, atMs, date, 'referral_conversion', 'free_entry_point');
-        draft.rateCategory = rateCategory;
-        draft.isFreeEntryPoint = true;
-        draft.rule = 'FEP_OPEN';
-        fepExpiresAtMs[pair] = atMs + fepWindowMs(date, ERA);
+      let category: UnitCategory;
+      let type: PricingType;
+      let rule: string;
+      let unitRateCategory: RateCategory;
+      let isTiered = false;
+      const isFreeEntryPoint = isFepOpen || isFepEligible;
+      if (isFreeEntryPoint) {
+        category = 'referral_conversion';
+        type = 'free_entry_point';
+        unitRateCategory = rateCategory;
+        if (isFepEligible) {
+          rule = 'FEP_OPEN';
+          fepExpiresAtMs[pair] = atMs + fepWindowMs(date, ERA);
+        } else rule = 'FEP_WINDOW';
       } else if (template === MARKETING || template === AUTHENTICATION) {
-        const category = TEMPLATE_CODES[template]!;
-        draft = this.draft(pair, wabaText, idText, atMs, date, category, 'regular');
-        draft.rateCategory = category;
-        draft.rule = 'PMP_CHARGED';
-        draft.isTiered = template === AUTHENTICATION;
+        category = TEMPLATE_CODES[template]!;
+        type = 'regular';
+        unitRateCategory = category;
+        rule = 'PMP_CHARGED';
+        isTiered = template === AUTHENTICATION;
       } else if (template === UTILITY) {
-        draft = this.draft(
-          pair,
-          wabaText,
-          idText,
-          atMs,
-          date,
-          'utility',
-          isInServiceWindow ? 'free_customer_service' : 'regular',
-        );
-        draft.rateCategory = 'utility';
-        draft.rule = isInServiceWindow ? 'PMP_UTILITY_IN_CSW' : 'PMP_CHARGED';
-        draft.isTiered = !isInServiceWindow;
+        category = 'utility';
+        type = isInServiceWindow ? 'free_customer_service' : 'regular';
+        unitRateCategory = 'utility';
+        rule = isInServiceWindow ? 'PMP_UTILITY_IN_CSW' : 'PMP_CHARGED';
+        isTiered = !isInServiceWindow;
       } else {
-        draft = this.draft(pair, wabaText, idText, atMs, date, 'service', 'free_customer_service');
-        draft.rateCategory = 'service';
-        draft.rule = 'PMP_SERVICE_FREE';
+        category = 'service';
+        type = 'free_customer_service';
+        unitRateCategory = 'service';
+        rule = 'PMP_SERVICE_FREE';
       }
-      if (hasEvidence) this.draftIds[drafts.length] = id;
-      drafts.push(draft);
+      const draft = units.draft(pair, id, wabaText, idText, atMs, date, category, type);
+      draft.rateCategory = unitRateCategory;
+      draft.rule = rule;
+      draft.isTiered = isTiered;
+      draft.isFreeEntryPoint = isFreeEntryPoint;
+      units.price(hasEvidence ? metaCategoryWord(c.evidence.of(id)) : undefined);
       // The Rater's findings of a delivered message (advancePair), in any order: each keeps its earliest case.
       if (c.failedAtMs[id] !== Infinity) {
         this.findings.add(
@@ -948,60 +942,7 @@ class ColumnarWalk {
         );
       }
     }
-    return drafts;
-  }
-
-  /**
-   * Meta's word on each priced draft's message against the unit (the Rater's noteMetaDisagrees, with its
-   * words), at the message's delivery: the unit's opening.
-   */
-  private noteMetaDisagrees(drafts: readonly UnitDraft[], evidence: PricingEvidence): void {
-    for (let i = 0; i < drafts.length; i++) {
-      const word = metaCategoryWord(evidence.of(this.draftIds[i]!));
-      if (word === undefined) continue;
-      const draft = drafts[i]!;
-      addMetaDisagrees(this.findings, draft, draft.messages[0]!, word, draft.openedAtMs);
-    }
-  }
-
-  /** PairMachine's draft of a PMP-2025 message unit (its rule, rate column and flags set by the caller). */
-  private draft(
-    pair: number,
-    waba: string,
-    id: string,
-    openedAtMs: number,
-    openedOnLocalDate: string,
-    category: UnitCategory,
-    type: PricingType,
-  ): UnitDraft {
-    const rater = this.rater;
-    return {
-      id: `u_${id}`,
-      unit: 'message',
-      pricingModel: 'PMP',
-      era: ERA,
-      waba,
-      business: rater.businesses.text(this.pairBusiness[pair]!),
-      user: rater.users.text(this.pairUser[pair]!),
-      country: null,
-      market: null,
-      category,
-      type,
-      openedAtMs,
-      expiresAtMs: null,
-      messages: [id],
-      rateMicros: null,
-      amountMicros: null,
-      currency: '',
-      rateCard: null,
-      rule: '',
-      allowance: 'none',
-      rateCategory: 'service',
-      isTiered: false,
-      isCategoryFromWebhook: false,
-      isFreeEntryPoint: false,
-      openedOnLocalDate,
-    };
+    return units;
   }
 
   /**
@@ -1032,6 +973,178 @@ class ColumnarWalk {
     this.pairOfUser[user] = pair;
     this.isWabaSeen[waba] = 1;
     return pair;
+  }
+}
+
+/**
+ * The walk's units, each priced by the engine's UnitPricer as the walk makes it (the walk's order is the
+ * Rater's: opening, then id) on one draft reused for every unit, and kept in columns: no object per unit is
+ * held until `unit` makes each one for the sink (a unit handed on and dropped dies young; 234,423 drafts and
+ * units held to the end were promoted, copied and pretenured). The pricer keeps nothing of a draft once
+ * `price` returns: its findings are made at once, or worded from values it copied (price-unit.ts).
+ */
+class PricedUnits {
+  count = 0;
+  private readonly pricer: UnitPricer;
+  /** The one draft priced: every field set by `draft` (one shape), the pricer's results read by `price`. */
+  private readonly scratch: UnitDraft;
+  private readonly pricedMessage: string[] = [''];
+  private messageText = '';
+  private readonly messageIds: Int32Array;
+  private readonly unitPairs: Int32Array;
+  private readonly openedAtMs: Float64Array;
+  private readonly isMarketInferred: Uint8Array;
+  private readonly unitIds: string[] = [];
+  private readonly categories: UnitCategory[] = [];
+  private readonly types: PricingType[] = [];
+  private readonly rules: string[] = [];
+  private readonly countries: (string | null)[] = [];
+  private readonly markets: (string | null)[] = [];
+  private readonly currencies: string[] = [];
+  private readonly rateCards: (string | null)[] = [];
+  private readonly rateMicros: (number | null)[] = [];
+  private readonly amountMicros: (number | null)[] = [];
+  private readonly tiers: (TierPosition | undefined)[] = [];
+
+  constructor(
+    private readonly rater: ColumnarRater,
+    private readonly pairWaba: Int32Array,
+    private readonly pairBusiness: Int32Array,
+    private readonly pairUser: Int32Array,
+    private readonly findings: FindingCollector,
+    capacity: number,
+  ) {
+    const options = rater.ratingOptions;
+    this.pricer = new UnitPricer({
+      accountFor: (waba) => rater.accountFor(waba),
+      rateBook: options.rateBook,
+      markets: options.markets,
+      findings,
+      tierStatements: new TierStatements(),
+    });
+    this.messageIds = new Int32Array(capacity);
+    this.unitPairs = new Int32Array(capacity);
+    this.openedAtMs = new Float64Array(capacity);
+    this.isMarketInferred = new Uint8Array(capacity);
+    this.scratch = {
+      id: '',
+      unit: 'message',
+      pricingModel: 'PMP',
+      era: ERA,
+      waba: '',
+      business: '',
+      user: '',
+      country: null,
+      market: null,
+      category: 'service',
+      type: 'regular',
+      openedAtMs: 0,
+      expiresAtMs: null,
+      messages: this.pricedMessage,
+      rateMicros: null,
+      amountMicros: null,
+      currency: '',
+      rateCard: null,
+      rule: '',
+      allowance: 'none',
+      rateCategory: 'service',
+      isTiered: false,
+      isCategoryFromWebhook: false,
+      isFreeEntryPoint: false,
+      openedOnLocalDate: '',
+      tier: undefined,
+      isMarketInferred: undefined,
+    };
+  }
+
+  /**
+   * The draft of the next unit, PairMachine's of a PMP-2025 message (its rule, rate column and flags set by
+   * the caller), then `price`.
+   */
+  draft(
+    pair: number,
+    id: number,
+    waba: string,
+    idText: string,
+    openedAtMs: number,
+    openedOnLocalDate: string,
+    category: UnitCategory,
+    type: PricingType,
+  ): UnitDraft {
+    const rater = this.rater;
+    const draft = this.scratch;
+    const i = this.count;
+    this.messageIds[i] = id;
+    this.unitPairs[i] = pair;
+    this.messageText = idText;
+    this.pricedMessage[0] = idText;
+    draft.id = `u_${idText}`;
+    draft.waba = waba;
+    draft.business = rater.businesses.text(this.pairBusiness[pair]!);
+    draft.user = rater.users.text(this.pairUser[pair]!);
+    draft.country = null;
+    draft.market = null;
+    draft.category = category;
+    draft.type = type;
+    draft.openedAtMs = openedAtMs;
+    draft.rateMicros = null;
+    draft.amountMicros = null;
+    draft.currency = '';
+    draft.rateCard = null;
+    draft.rule = '';
+    draft.rateCategory = 'service';
+    draft.isTiered = false;
+    draft.isFreeEntryPoint = false;
+    draft.openedOnLocalDate = openedOnLocalDate;
+    draft.tier = undefined;
+    draft.isMarketInferred = undefined;
+    return draft;
+  }
+
+  /** Prices the draft, then tells Meta's `word` on its message against it (the Rater's noteMetaDisagrees). */
+  price(word: MetaCategoryWord | undefined): void {
+    const draft = this.scratch;
+    this.pricer.price(draft);
+    if (word !== undefined) addMetaDisagrees(this.findings, draft, this.messageText, word, draft.openedAtMs);
+    const i = this.count++;
+    this.openedAtMs[i] = draft.openedAtMs;
+    this.isMarketInferred[i] = draft.isMarketInferred ? 1 : 0;
+    this.unitIds.push(draft.id);
+    this.categories.push(draft.category);
+    this.types.push(draft.type);
+    this.rules.push(draft.rule);
+    this.countries.push(draft.country);
+    this.markets.push(draft.market);
+    this.currencies.push(draft.currency);
+    this.rateCards.push(draft.rateCard);
+    this.rateMicros.push(draft.rateMicros);
+    this.amountMicros.push(draft.amountMicros);
+    this.tiers.push(draft.tier);
+  }
+
+  /** The `i`th unit, as the Rater's `toUnit` makes it of its draft. */
+  unit(i: number): BillableUnit {
+    const rater = this.rater;
+    const draft = this.scratch;
+    const pair = this.unitPairs[i]!;
+    draft.id = this.unitIds[i]!;
+    draft.waba = rater.wabas.text(this.pairWaba[pair]!);
+    draft.business = rater.businesses.text(this.pairBusiness[pair]!);
+    draft.user = rater.users.text(this.pairUser[pair]!);
+    draft.country = this.countries[i] ?? null;
+    draft.market = this.markets[i] ?? null;
+    draft.category = this.categories[i]!;
+    draft.type = this.types[i]!;
+    draft.openedAtMs = this.openedAtMs[i]!;
+    draft.messages = [rater.ids.text(this.messageIds[i]!)];
+    draft.rateMicros = this.rateMicros[i] ?? null;
+    draft.amountMicros = this.amountMicros[i] ?? null;
+    draft.currency = this.currencies[i]!;
+    draft.rateCard = this.rateCards[i] ?? null;
+    draft.rule = this.rules[i]!;
+    draft.tier = this.tiers[i];
+    draft.isMarketInferred = this.isMarketInferred[i] === 1 ? true : undefined;
+    return toUnit(draft);
   }
 }
 
