@@ -8,7 +8,12 @@ import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import { fixtureJsonFiles } from './support/fixture-files.js';
 import { generateAccounts, generateTraffic, type TrafficOptions } from '../bench/generate-traffic.js';
-import { ColumnarRater, TEMPLATE_CODES } from '../src/core/columnar/columnar-rater.js';
+import {
+  BYTES_PER_ID,
+  ColumnarRater,
+  MAX_PRESIZED_IDS,
+  TEMPLATE_CODES,
+} from '../src/core/columnar/columnar-rater.js';
 import type { CoreEvent, MetaPricingEvidence, OutboundEvent, StatusEvent } from '../src/core/events.js';
 import { Rater, type RaterSummary } from '../src/core/rate-events.js';
 import { readEventSources } from '../src/ingest/read-events.js';
@@ -50,6 +55,13 @@ function rateBoth(events: readonly CoreEvent[], setup: RatingSetup, isReportedRu
   const columnar = run((sink) => new ColumnarRater(options, sink));
   for (const event of events) columnar.engine.add(event);
   const outcome = columnar.engine.finish();
+  // A size hint presizes its columns (for 2,000 ids: more than most inputs here hold, fewer than the
+  // largest): the same calls and outcome, whether its columns grow from the hint's size or never grow.
+  const hinted = run((sink) => new ColumnarRater(options, sink, { bytes: 2_000 * BYTES_PER_ID }));
+  for (const event of events) hinted.engine.add(event);
+  const hintedOutcome = hinted.engine.finish();
+  expect(hinted.calls).toEqual(columnar.calls);
+  expect(hintedOutcome).toEqual(outcome);
   return { rater: { calls: rater.calls, summary }, columnar: { calls: columnar.calls, outcome } };
 }
 
@@ -798,5 +810,22 @@ describe("columnar rater: Meta's pricing on the statuses of messages with a send
       codes.push(...both.rater.summary.findings.map((finding) => `${finding.code} ${finding.message}`));
     }
     expect(codes.filter((code) => code.includes('authentication-international rate')).length).toBe(2);
+  });
+});
+
+describe('columnar rater: a size hint presizes its columns, within a bound', () => {
+  it('room for one id per BYTES_PER_ID bytes, at most MAX_PRESIZED_IDS; none without a hint', async () => {
+    const options = ratingOptionsFor(await setupOf());
+    const sink = { unit: () => undefined, pending: () => undefined };
+    expect(new ColumnarRater(options, sink).idCapacity).toBe(0);
+    expect(new ColumnarRater(options, sink, { bytes: 0 }).idCapacity).toBe(0);
+    expect(new ColumnarRater(options, sink, { bytes: 5_000 * BYTES_PER_ID }).idCapacity).toBe(5_000);
+    expect(new ColumnarRater(options, sink, { bytes: 2 ** 40 }).idCapacity).toBe(MAX_PRESIZED_IDS);
+    // Ids beyond the presized room: the columns grow as without a hint.
+    const small = new ColumnarRater(options, sink, { bytes: 1_500 * BYTES_PER_ID });
+    small.addStatus(small.ids.internString('m'), 1, Date.UTC(2025, 7, 1), -1, -1, -1);
+    for (let i = 0; i < 1_600; i++) small.ids.internString(`id-${i}`);
+    small.addStatus(1_600, 1, Date.UTC(2025, 7, 1), -1, -1, -1);
+    expect(small.idCapacity).toBe(3_000);
   });
 });

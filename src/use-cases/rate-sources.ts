@@ -87,7 +87,7 @@ export async function rateSources(
   if (isEligible && columnarReader === 'bytes') {
     // Stage 2: the files' bytes straight into the columnar rater, where the byte reader is sure to read them
     // as the reader does; else (`needsReader`) stage 1 reads them again through the reader.
-    const columnar = new ColumnarRater(ratingOptions, sink);
+    const columnar = new ColumnarRater(ratingOptions, sink, { bytes: await bytesOf(sources) });
     let added = 0;
     const outcome = await readFilesColumnar(sources, columnar, () => {
       if (++added % progressEvery === 0 && added > progressTold) {
@@ -104,7 +104,7 @@ export async function rateSources(
     else if (outcome.readerSays) bail = 'said by the reader';
   }
   if (isEligible && bail === undefined) {
-    const columnar = new ColumnarRater(ratingOptions, sink);
+    const columnar = new ColumnarRater(ratingOptions, sink, { bytes: await bytesOf(sources) });
     let added = 0;
     let read: ReadSummary | undefined;
     try {
@@ -165,6 +165,16 @@ export async function rateSources(
     reader: 'events',
     ...(bail === undefined ? {} : { bail }),
   };
+}
+
+/** The sizes of the sources that are regular files, summed (the columnar rater's size hint; folders: 0). */
+async function bytesOf(sources: readonly string[]): Promise<number> {
+  let bytes = 0;
+  for (const source of sources) {
+    const found = await stat(source).catch(() => undefined);
+    if (found?.isFile() === true) bytes += found.size;
+  }
+  return bytes;
 }
 
 /** Thrown by the columnar read's sink once the columnar rater has given the input up: stops the read. */

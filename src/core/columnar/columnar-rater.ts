@@ -147,9 +147,35 @@ const WEIGHED_FIELDS: [
 ] = [true, true, true];
 void WEIGHED_FIELDS;
 
+/**
+ * What a caller knows of the input before reading it: `bytes`, its size (the files' sizes). The ids' table
+ * and columns are then made for about as many ids as that much input holds (one per BYTES_PER_ID bytes, at
+ * most MAX_PRESIZED_IDS), not grown from 1,024 by doubling (each time copied and filled); beyond, they grow
+ * as without a hint. A hint changes no result, only how often the columns grow.
+ */
+export interface ColumnarSizeHint {
+  bytes?: number;
+}
+
+/**
+ * Input bytes per message id, a floor for the files wameter reads: the bench's 1M-line file (webhook bodies and
+ * send logs) holds one id per 480 bytes; a send log alone, one per 150 to 250 (its columns then grow once or
+ * twice from the hint's size, instead of nine times).
+ */
+export const BYTES_PER_ID = 384;
+/** The most ids a hint reserves room for (≈ 83 MB of columns, 48 MB of the ids' table): 2^20. */
+export const MAX_PRESIZED_IDS = 1 << 20;
+
+/** How many ids a hint presizes for: 0 (no presizing) without a size. */
+export function presizedIds(hint: ColumnarSizeHint): number {
+  const bytes = hint.bytes;
+  if (bytes === undefined || !(bytes > 0)) return 0;
+  return Math.min(MAX_PRESIZED_IDS, Math.floor(bytes / BYTES_PER_ID));
+}
+
 export class ColumnarRater {
   // Keys given as strings (`add`) and as UTF-8 bytes (a byte reader, `intern`) share one integer space.
-  readonly ids = new ByteKeyTable();
+  readonly ids: ByteKeyTable;
   /** Users canonical (phone.ts `canonicalUser`): one user written two ways is one user. */
   readonly users = new ByteKeyTable();
   readonly businesses = new ByteKeyTable();
@@ -193,7 +219,12 @@ export class ColumnarRater {
   constructor(
     private readonly options: RatingOptions,
     private readonly sink: RatingSink,
+    hint: ColumnarSizeHint = {},
   ) {
+    const expected = presizedIds(hint);
+    // The table doubles when half full: room for `expected` keys without growing.
+    this.ids = new ByteKeyTable(expected > 512 ? { initialSlots: nextPowerOfTwo(expected * 2 + 2) } : {});
+    if (expected > 1024) this.ensureId(expected - 1);
     if (
       options.asOfRules !== undefined ||
       options.withDecisions === true ||
@@ -520,6 +551,11 @@ export class ColumnarRater {
     return { findings: findings.list(), decisions: [], timeline: [], stats };
   }
 
+  /** How many ids the columns hold before they grow (tests: a hint's presizing). */
+  get idCapacity(): number {
+    return this.capacity;
+  }
+
   /** The columns of ids, for the walk (read only there; not for callers). */
   columns() {
     return {
@@ -641,6 +677,13 @@ class PricingEvidence {
     const slot = id < this.slot.length ? this.slot[id]! : 0;
     return slot === 0 ? undefined : this.kept[slot - 1];
   }
+}
+
+/** The least power of two >= n (n >= 1). */
+function nextPowerOfTwo(n: number): number {
+  let power = 1;
+  while (power < n) power *= 2;
+  return power;
 }
 
 /** An instant the Rater's sort and this one's agree on: a whole millisecond (the readers' instants are). */
@@ -994,17 +1037,17 @@ class PricedUnits {
   private readonly unitPairs: Int32Array;
   private readonly openedAtMs: Float64Array;
   private readonly isMarketInferred: Uint8Array;
-  private readonly unitIds: string[] = [];
-  private readonly categories: UnitCategory[] = [];
-  private readonly types: PricingType[] = [];
-  private readonly rules: string[] = [];
-  private readonly countries: (string | null)[] = [];
-  private readonly markets: (string | null)[] = [];
-  private readonly currencies: string[] = [];
-  private readonly rateCards: (string | null)[] = [];
-  private readonly rateMicros: (number | null)[] = [];
-  private readonly amountMicros: (number | null)[] = [];
-  private readonly tiers: (TierPosition | undefined)[] = [];
+  // Stored by index into arrays made at their full length (pushes grew and copied them: ≈ 20 % of a walk).
+  private readonly categories: UnitCategory[];
+  private readonly types: PricingType[];
+  private readonly rules: string[];
+  private readonly countries: (string | null)[];
+  private readonly markets: (string | null)[];
+  private readonly currencies: string[];
+  private readonly rateCards: (string | null)[];
+  private readonly rateMicros: (number | null)[];
+  private readonly amountMicros: (number | null)[];
+  private readonly tiers: (TierPosition | undefined)[];
 
   constructor(
     private readonly rater: ColumnarRater,
@@ -1026,6 +1069,16 @@ class PricedUnits {
     this.unitPairs = new Int32Array(capacity);
     this.openedAtMs = new Float64Array(capacity);
     this.isMarketInferred = new Uint8Array(capacity);
+    this.categories = new Array<UnitCategory>(capacity).fill('service');
+    this.types = new Array<PricingType>(capacity).fill('regular');
+    this.rules = new Array<string>(capacity).fill('');
+    this.countries = new Array<string | null>(capacity).fill(null);
+    this.markets = new Array<string | null>(capacity).fill(null);
+    this.currencies = new Array<string>(capacity).fill('');
+    this.rateCards = new Array<string | null>(capacity).fill(null);
+    this.rateMicros = new Array<number | null>(capacity).fill(null);
+    this.amountMicros = new Array<number | null>(capacity).fill(null);
+    this.tiers = new Array<TierPosition | undefined>(capacity).fill(undefined);
     this.scratch = {
       id: '',
       unit: 'message',
@@ -1109,17 +1162,16 @@ class PricedUnits {
     const i = this.count++;
     this.openedAtMs[i] = draft.openedAtMs;
     this.isMarketInferred[i] = draft.isMarketInferred ? 1 : 0;
-    this.unitIds.push(draft.id);
-    this.categories.push(draft.category);
-    this.types.push(draft.type);
-    this.rules.push(draft.rule);
-    this.countries.push(draft.country);
-    this.markets.push(draft.market);
-    this.currencies.push(draft.currency);
-    this.rateCards.push(draft.rateCard);
-    this.rateMicros.push(draft.rateMicros);
-    this.amountMicros.push(draft.amountMicros);
-    this.tiers.push(draft.tier);
+    this.categories[i] = draft.category;
+    this.types[i] = draft.type;
+    this.rules[i] = draft.rule;
+    this.countries[i] = draft.country;
+    this.markets[i] = draft.market;
+    this.currencies[i] = draft.currency;
+    this.rateCards[i] = draft.rateCard;
+    this.rateMicros[i] = draft.rateMicros;
+    this.amountMicros[i] = draft.amountMicros;
+    this.tiers[i] = draft.tier;
   }
 
   /** The `i`th unit, as the Rater's `toUnit` makes it of its draft. */
@@ -1127,7 +1179,8 @@ class PricedUnits {
     const rater = this.rater;
     const draft = this.scratch;
     const pair = this.unitPairs[i]!;
-    draft.id = this.unitIds[i]!;
+    const idText = rater.ids.text(this.messageIds[i]!);
+    draft.id = `u_${idText}`;
     draft.waba = rater.wabas.text(this.pairWaba[pair]!);
     draft.business = rater.businesses.text(this.pairBusiness[pair]!);
     draft.user = rater.users.text(this.pairUser[pair]!);
@@ -1136,7 +1189,7 @@ class PricedUnits {
     draft.category = this.categories[i]!;
     draft.type = this.types[i]!;
     draft.openedAtMs = this.openedAtMs[i]!;
-    draft.messages = [rater.ids.text(this.messageIds[i]!)];
+    draft.messages = [idText];
     draft.rateMicros = this.rateMicros[i] ?? null;
     draft.amountMicros = this.amountMicros[i] ?? null;
     draft.currency = this.currencies[i]!;
