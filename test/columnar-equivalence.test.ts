@@ -253,6 +253,17 @@ describe('columnar rater: hand-made corners of its class, as the Rater rates the
       ],
     ],
     [
+      'numbers placed by their calling code alone (MARKET_FROM_CALLING_CODE): units whose market is inferred',
+      [
+        outbound('m1', T0, 'marketing', { user: '1242555' }),
+        status('m1', 'delivered', T0 + 1000),
+        outbound('m2', T0 + HOUR, 'utility', { user: '77' }),
+        status('m2', 'delivered', T0 + HOUR + 1000),
+        outbound('m3', T0 + 2 * HOUR, 'marketing'),
+        status('m3', 'delivered', T0 + 2 * HOUR + 1000),
+      ],
+    ],
+    [
       'a WABA the accounts file does not list (ACCOUNT_NOT_LISTED), pending messages in order',
       [
         outbound('m1', T0, 'marketing', { waba: W2, business: '106540352242923' }),
@@ -283,7 +294,12 @@ describe('columnar rater: hand-made corners of its class, as the Rater rates the
     const codes = corners.flatMap(([, events]) =>
       rateBoth(events, setup).rater.summary.findings.map((finding) => finding.code),
     );
-    for (const code of ['NO_WINDOW_IN_INPUT', 'DELIVERED_AND_FAILED', 'DELIVERED_BEFORE_SENT'])
+    for (const code of [
+      'NO_WINDOW_IN_INPUT',
+      'DELIVERED_AND_FAILED',
+      'DELIVERED_BEFORE_SENT',
+      'MARKET_FROM_CALLING_CODE',
+    ])
       expect(codes).toContain(code);
   });
 });

@@ -1036,18 +1036,28 @@ class PricedUnits {
   private readonly messageIds: Int32Array;
   private readonly unitPairs: Int32Array;
   private readonly openedAtMs: Float64Array;
-  private readonly isMarketInferred: Uint8Array;
-  // Stored by index into arrays made at their full length (pushes grew and copied them: ≈ 20 % of a walk).
-  private readonly categories: UnitCategory[];
-  private readonly types: PricingType[];
-  private readonly rules: string[];
-  private readonly countries: (string | null)[];
-  private readonly markets: (string | null)[];
-  private readonly currencies: string[];
-  private readonly rateCards: (string | null)[];
-  private readonly rateMicros: (number | null)[];
-  private readonly amountMicros: (number | null)[];
-  private readonly tiers: (TierPosition | undefined)[];
+  private readonly rateMicros: Float64Array;
+  private readonly amountMicros: Float64Array;
+  /** NULL_RATE, NULL_AMOUNT, MARKET_INFERRED bits. */
+  private readonly flags: Uint8Array;
+  // The pricer's strings as codes (typed arrays made at full length cost nothing to fill; arrays of strings
+  // did: pushed, they grew and were copied; made at full length and filled, ≈ 10 ms each).
+  private readonly categoryCodes = new Codes<UnitCategory>();
+  private readonly typeCodes = new Codes<PricingType>();
+  private readonly ruleCodes = new Codes<string>();
+  private readonly countryCodes = new Codes<string | null>();
+  private readonly marketCodes = new Codes<string | null>();
+  private readonly currencyCodes = new Codes<string>();
+  private readonly rateCardCodes = new Codes<string | null>();
+  private readonly categories: Int32Array;
+  private readonly types: Int32Array;
+  private readonly rules: Int32Array;
+  private readonly countries: Int32Array;
+  private readonly markets: Int32Array;
+  private readonly currencies: Int32Array;
+  private readonly rateCards: Int32Array;
+  /** The few units a volume tier priced, by index. */
+  private readonly tiers = new Map<number, TierPosition>();
 
   constructor(
     private readonly rater: ColumnarRater,
@@ -1068,17 +1078,16 @@ class PricedUnits {
     this.messageIds = new Int32Array(capacity);
     this.unitPairs = new Int32Array(capacity);
     this.openedAtMs = new Float64Array(capacity);
-    this.isMarketInferred = new Uint8Array(capacity);
-    this.categories = new Array<UnitCategory>(capacity).fill('service');
-    this.types = new Array<PricingType>(capacity).fill('regular');
-    this.rules = new Array<string>(capacity).fill('');
-    this.countries = new Array<string | null>(capacity).fill(null);
-    this.markets = new Array<string | null>(capacity).fill(null);
-    this.currencies = new Array<string>(capacity).fill('');
-    this.rateCards = new Array<string | null>(capacity).fill(null);
-    this.rateMicros = new Array<number | null>(capacity).fill(null);
-    this.amountMicros = new Array<number | null>(capacity).fill(null);
-    this.tiers = new Array<TierPosition | undefined>(capacity).fill(undefined);
+    this.rateMicros = new Float64Array(capacity);
+    this.amountMicros = new Float64Array(capacity);
+    this.flags = new Uint8Array(capacity);
+    this.categories = new Int32Array(capacity);
+    this.types = new Int32Array(capacity);
+    this.rules = new Int32Array(capacity);
+    this.countries = new Int32Array(capacity);
+    this.markets = new Int32Array(capacity);
+    this.currencies = new Int32Array(capacity);
+    this.rateCards = new Int32Array(capacity);
     this.scratch = {
       id: '',
       unit: 'message',
@@ -1161,17 +1170,20 @@ class PricedUnits {
     if (word !== undefined) addMetaDisagrees(this.findings, draft, this.messageText, word, draft.openedAtMs);
     const i = this.count++;
     this.openedAtMs[i] = draft.openedAtMs;
-    this.isMarketInferred[i] = draft.isMarketInferred ? 1 : 0;
-    this.categories[i] = draft.category;
-    this.types[i] = draft.type;
-    this.rules[i] = draft.rule;
-    this.countries[i] = draft.country;
-    this.markets[i] = draft.market;
-    this.currencies[i] = draft.currency;
-    this.rateCards[i] = draft.rateCard;
-    this.rateMicros[i] = draft.rateMicros;
-    this.amountMicros[i] = draft.amountMicros;
-    this.tiers[i] = draft.tier;
+    this.categories[i] = this.categoryCodes.code(draft.category);
+    this.types[i] = this.typeCodes.code(draft.type);
+    this.rules[i] = this.ruleCodes.code(draft.rule);
+    this.countries[i] = this.countryCodes.code(draft.country);
+    this.markets[i] = this.marketCodes.code(draft.market);
+    this.currencies[i] = this.currencyCodes.code(draft.currency);
+    this.rateCards[i] = this.rateCardCodes.code(draft.rateCard);
+    let flags = draft.isMarketInferred ? MARKET_INFERRED : 0;
+    if (draft.rateMicros === null) flags |= NULL_RATE;
+    else this.rateMicros[i] = draft.rateMicros;
+    if (draft.amountMicros === null) flags |= NULL_AMOUNT;
+    else this.amountMicros[i] = draft.amountMicros;
+    this.flags[i] = flags;
+    if (draft.tier !== undefined) this.tiers.set(i, draft.tier);
   }
 
   /** The `i`th unit, as the Rater's `toUnit` makes it of its draft. */
@@ -1184,20 +1196,41 @@ class PricedUnits {
     draft.waba = rater.wabas.text(this.pairWaba[pair]!);
     draft.business = rater.businesses.text(this.pairBusiness[pair]!);
     draft.user = rater.users.text(this.pairUser[pair]!);
-    draft.country = this.countries[i] ?? null;
-    draft.market = this.markets[i] ?? null;
-    draft.category = this.categories[i]!;
-    draft.type = this.types[i]!;
+    const flags = this.flags[i]!;
+    draft.country = this.countryCodes.values[this.countries[i]!]!;
+    draft.market = this.marketCodes.values[this.markets[i]!]!;
+    draft.category = this.categoryCodes.values[this.categories[i]!]!;
+    draft.type = this.typeCodes.values[this.types[i]!]!;
     draft.openedAtMs = this.openedAtMs[i]!;
     draft.messages = [idText];
-    draft.rateMicros = this.rateMicros[i] ?? null;
-    draft.amountMicros = this.amountMicros[i] ?? null;
-    draft.currency = this.currencies[i]!;
-    draft.rateCard = this.rateCards[i] ?? null;
-    draft.rule = this.rules[i]!;
-    draft.tier = this.tiers[i];
-    draft.isMarketInferred = this.isMarketInferred[i] === 1 ? true : undefined;
+    draft.rateMicros = (flags & NULL_RATE) !== 0 ? null : this.rateMicros[i]!;
+    draft.amountMicros = (flags & NULL_AMOUNT) !== 0 ? null : this.amountMicros[i]!;
+    draft.currency = this.currencyCodes.values[this.currencies[i]!]!;
+    draft.rateCard = this.rateCardCodes.values[this.rateCards[i]!]!;
+    draft.rule = this.ruleCodes.values[this.rules[i]!]!;
+    draft.tier = this.tiers.get(i);
+    draft.isMarketInferred = (flags & MARKET_INFERRED) !== 0 ? true : undefined;
     return toUnit(draft);
+  }
+}
+
+const NULL_RATE = 1;
+const NULL_AMOUNT = 2;
+const MARKET_INFERRED = 4;
+
+/** Values (a unit's category, rule, market…) as small integers: each distinct value once, in `values`. */
+class Codes<T> {
+  readonly values: T[] = [];
+  private readonly byValue = new Map<T, number>();
+
+  code(value: T): number {
+    let code = this.byValue.get(value);
+    if (code === undefined) {
+      code = this.values.length;
+      this.values.push(value);
+      this.byValue.set(value, code);
+    }
+    return code;
   }
 }
 
