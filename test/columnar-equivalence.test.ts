@@ -15,6 +15,7 @@ import {
   TEMPLATE_CODES,
 } from '../src/core/columnar/columnar-rater.js';
 import type { CoreEvent, MetaPricingEvidence, OutboundEvent, StatusEvent } from '../src/core/events.js';
+import { createMarketResolver, parseMarketTable } from '../src/core/market.js';
 import { Rater, type RaterSummary } from '../src/core/rate-events.js';
 import { readEventSources } from '../src/ingest/read-events.js';
 import { loadRatingSetup, type RatingSetup } from '../src/use-cases/load-rating-setup.js';
@@ -301,6 +302,34 @@ describe('columnar rater: hand-made corners of its class, as the Rater rates the
       'MARKET_FROM_CALLING_CODE',
     ])
       expect(codes).toContain(code);
+  });
+});
+
+describe('columnar rater: a user placed once per local day, as the market table is versioned by day', () => {
+  it("a country that changes market overnight: each unit has its day's market, as the Rater's", async () => {
+    const table = parseMarketTable(
+      'country,calling_code,area_codes,market,valid_from,valid_to,source\n' +
+        'IN,91,,India,,2025-10-07,meta\nIN,91,,Rest of Asia Pacific,2025-10-07,,meta\nUS,1,,North America,,,meta\n',
+    );
+    if (!table.ok) throw new Error(table.error.message);
+    const setup = {
+      ...(await setupOf()),
+      markets: createMarketResolver(table.value, { isReportedRulesEnabled: true }),
+    };
+    const events = [
+      outbound('m1', T0, 'marketing'),
+      status('m1', 'delivered', T0 + 1000),
+      outbound('m2', T0 + 2 * HOUR, 'utility'),
+      status('m2', 'delivered', T0 + 2 * HOUR + 1000),
+      outbound('m3', T0 + 24 * HOUR, 'marketing'),
+      status('m3', 'delivered', T0 + 24 * HOUR + 1000),
+      outbound('m4', T0 + 25 * HOUR, 'marketing', { user: '14155550123' }),
+      status('m4', 'delivered', T0 + 25 * HOUR + 1000),
+    ];
+    const both = rateBoth(events, setup);
+    expect(expectEquivalent(both)).toBeUndefined();
+    const markets = both.rater.calls.map(([, unit]) => (unit as { market: string }).market);
+    expect(markets).toEqual(['India', 'India', 'Rest of Asia Pacific', 'North America']);
   });
 });
 

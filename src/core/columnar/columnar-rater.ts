@@ -18,6 +18,7 @@ import type {
   TemplateCategory,
 } from '../events.js';
 import type { UnitDraft } from '../pair-machine.js';
+import type { MarketResolution } from '../pricing-context.js';
 import { exemplarAt, FindingCollector, TierStatements, UnitPricer } from '../price-unit.js';
 import {
   accountNotListedFinding,
@@ -1032,6 +1033,11 @@ class PricedUnits {
   /** The one draft priced: every field set by `draft` (one shape), the pricer's results read by `price`. */
   private readonly scratch: UnitDraft;
   private readonly pricedMessage: string[] = [''];
+  /** The draft's user, by index and as text, and per user the place kept and its local day. */
+  private user = NO_KEY;
+  private userText = '';
+  private readonly placeDates: string[];
+  private readonly places: (MarketResolution | undefined)[];
   private messageText = '';
   private readonly messageIds: Int32Array;
   private readonly unitPairs: Int32Array;
@@ -1068,10 +1074,28 @@ class PricedUnits {
     capacity: number,
   ) {
     const options = rater.ratingOptions;
+    const markets = options.markets;
+    this.placeDates = new Array<string>(rater.users.size).fill('');
+    this.places = new Array<MarketResolution | undefined>(rater.users.size).fill(undefined);
     this.pricer = new UnitPricer({
       accountFor: (waba) => rater.accountFor(waba),
       rateBook: options.rateBook,
-      markets: options.markets,
+      // The draft's user placed once per local day: its place on the day of its last unit is kept (a pure
+      // function of the number and the day, the market table being versioned by day).
+      markets: {
+        ...markets,
+        resolve: (waId, localDate, countryHint) => {
+          const user = this.user;
+          if (countryHint !== undefined || waId !== this.userText) {
+            return markets.resolve(waId, localDate, countryHint);
+          }
+          if (this.placeDates[user] === localDate) return this.places[user]!;
+          const place = markets.resolve(waId, localDate);
+          this.placeDates[user] = localDate;
+          this.places[user] = place;
+          return place;
+        },
+      },
       findings,
       tierStatements: new TierStatements(),
     });
@@ -1143,7 +1167,9 @@ class PricedUnits {
     draft.id = `u_${idText}`;
     draft.waba = waba;
     draft.business = rater.businesses.text(this.pairBusiness[pair]!);
-    draft.user = rater.users.text(this.pairUser[pair]!);
+    this.user = this.pairUser[pair]!;
+    this.userText = rater.users.text(this.user);
+    draft.user = this.userText;
     draft.country = null;
     draft.market = null;
     draft.category = category;
