@@ -171,8 +171,25 @@ export class UnitPricer {
   private readonly allowanceCounts = new Map<string, number>();
   /** portfolio × market × category × month → charged messages so far (volume tiers). */
   private readonly tierCounts = new Map<string, number>();
+  /**
+   * Each counter's tierKey, by portfolio, market, category and month: made once, then found in maps whose
+   * keys keep their hashes, not built and hashed anew for every charged unit.
+   */
+  private readonly tierKeys = new Map<string, Map<string, Map<string, Map<string, string>>>>();
 
   constructor(private readonly context: PricingContext) {}
+
+  private tierKeyOf(portfolio: string, market: string, category: string, month: string): string {
+    let byMarket = this.tierKeys.get(portfolio);
+    if (byMarket === undefined) this.tierKeys.set(portfolio, (byMarket = new Map()));
+    let byCategory = byMarket.get(market);
+    if (byCategory === undefined) byMarket.set(market, (byCategory = new Map()));
+    let byMonth = byCategory.get(category);
+    if (byMonth === undefined) byCategory.set(category, (byMonth = new Map()));
+    let key = byMonth.get(month);
+    if (key === undefined) byMonth.set(month, (key = tierKey(portfolio, market, category, month)));
+    return key;
+  }
 
   /** The markets this pricer places recipients in (an --as-of-rules era's, in a what-if). */
   get markets(): MarketResolver {
@@ -324,7 +341,7 @@ export class UnitPricer {
     if (draft.isTiered && draft.market) {
       const countCategory =
         draft.category === 'authentication_international' ? 'authentication' : draft.category;
-      const key = tierKey(account.portfolio, draft.market, countCategory, month);
+      const key = this.tierKeyOf(account.portfolio, draft.market, countCategory, month);
       let count = (this.tierCounts.get(key) ?? 0) + 1;
       // (The bundled cards have no bands: no key is made for them.)
       const bands =
