@@ -179,6 +179,19 @@ export class UnitPricer {
 
   constructor(private readonly context: PricingContext) {}
 
+  /** The last card asked of, and whether it lists rates per message: the same card for most units in turn. */
+  private kindCard: RateCard | undefined;
+  private isKindCardPerMessage = false;
+
+  /** Whether `card` lists rates per message: the kind of the era in force on its effective date. */
+  private isPerMessage(card: RateCard): boolean {
+    if (card !== this.kindCard) {
+      this.kindCard = card;
+      this.isKindCardPerMessage = !isConversationEra(eraOn(card.effectiveDate, true));
+    }
+    return this.isKindCardPerMessage;
+  }
+
   private tierKeyOf(portfolio: string, market: string, category: string, month: string): string {
     let byMarket = this.tierKeys.get(portfolio);
     if (byMarket === undefined) this.tierKeys.set(portfolio, (byMarket = new Map()));
@@ -420,7 +433,7 @@ export class UnitPricer {
     // the card's effective date. A charge priced from a card of the other kind (no card of its own kind is in
     // force on its date: a card missing from the bundled set, or a what-if under another era's rules) is
     // said, so that its amount is not taken for Meta's.
-    const isCardPerMessage = !isConversationEra(eraOn(card.effectiveDate, true));
+    const isCardPerMessage = this.isPerMessage(card);
     if (isCardPerMessage !== (draft.unit === 'message')) {
       const per = (isPerMessage: boolean) => (isPerMessage ? 'per delivered message' : 'per conversation');
       findings.add(

@@ -1176,6 +1176,27 @@ describe('era boundaries follow the WABA time zone', () => {
   });
 });
 
+describe('RATE_CARD_OF_OTHER_MODEL is said of the units priced from a card of the other kind only', () => {
+  it('a card of conversation rates (2024-11-01) on 2025-09-30, then one of message rates (2025-10-01)', async () => {
+    const events = [
+      ...send(hours('2025-09-30T08:00:00Z', 0), 'a', 'marketing'),
+      ...send(hours('2025-09-30T08:00:00Z', 1), 'b', 'marketing'),
+      ...send(hours('2025-10-01T08:00:00Z', 0), 'c', 'marketing'),
+      ...send(hours('2025-10-01T08:00:00Z', 1), 'd', 'utility'),
+    ];
+    const { units, findings } = await rate(events);
+    expect(units.map((u) => u.rateCard)).toEqual([
+      'usd-2024-11-01',
+      'usd-2024-11-01',
+      'usd-2025-10-01',
+      'usd-2025-10-01',
+    ]);
+    // The pricer keeps the kind of the last card it asked about: a card's own, never the one before.
+    const other = findings.filter((f) => f.code === 'RATE_CARD_OF_OTHER_MODEL');
+    expect(other.map((f) => [f.rate_card, f.count])).toEqual([['usd-2024-11-01', 2]]);
+  });
+});
+
 describe("--as-of-rules applies the era's markets too", () => {
   const BANGLADESH = '8801712345678';
   it('an earlier era places numbers without the reported 2026 splits; PMP-2026-10 follows the date', async () => {
