@@ -216,6 +216,28 @@ describe('placeRecipient', () => {
 });
 
 describe('createMarketResolver', () => {
+  it("placerOf(number)(day) is resolve(number, day): every kind of number, days across the table's changes", () => {
+    const numbers = [
+      '919876543210',
+      '8801712345678',
+      '1242555',
+      '77',
+      '99912345',
+      '+14155550123',
+      'US.123',
+      '',
+    ];
+    const days = ['2025-01-15', '2026-09-30', '2026-10-01', '2027-03-01'];
+    for (const isReportedRulesEnabled of [true, false]) {
+      const markets = createMarketResolver(bundledTable(), { isReportedRulesEnabled });
+      for (const number of numbers) {
+        const placer = markets.placerOf?.(number);
+        if (placer === undefined) throw new Error('the resolver has no placerOf');
+        for (const day of days) expect(placer(day)).toEqual(markets.resolve(number, day));
+      }
+    }
+  });
+
   const resolver = () => createMarketResolver(bundledTable(), { isReportedRulesEnabled: true });
 
   it.each([

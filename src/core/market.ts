@@ -318,14 +318,22 @@ export function createMarketResolver(
         : resolver,
     resolve(waId: string, localDate: string, countryHint?: string): MarketResolution {
       if (!isDigits(waId)) return resolveByHint(waId, localDate, countryHint, activeTable);
+      return resolutionOf(place(waId), localDate);
+    },
+    placerOf(waId: string): (localDate: string) => MarketResolution {
+      if (!isDigits(waId)) return (localDate) => resolveByHint(waId, localDate, undefined, activeTable);
       const placed = place(waId);
-      if (placed.country === null) return { country: null, market: null, finding: placed.finding };
-      const market = activeTable.marketOf(placed.country, localDate);
-      return placed.finding
-        ? { country: placed.country, market, finding: placed.finding }
-        : { country: placed.country, market };
+      return (localDate) => resolutionOf(placed, localDate);
     },
   };
+
+  function resolutionOf(placed: Placed, localDate: string): MarketResolution {
+    if (placed.country === null) return { country: null, market: null, finding: placed.finding };
+    const market = activeTable.marketOf(placed.country, localDate);
+    return placed.finding
+      ? { country: placed.country, market, finding: placed.finding }
+      : { country: placed.country, market };
+  }
   return resolver;
 }
 

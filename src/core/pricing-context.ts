@@ -19,6 +19,11 @@ export interface MarketResolver {
    * `contacts[].profile.country_code`) is used and the resolution carries a MARKET_INFERRED finding.
    */
   resolve(waId: string, localDate: string, countryHint?: string): MarketResolution;
+  /**
+   * `resolve` of one recipient (no country hint) on any local date, the number placed once: a batch keeps it
+   * per user and does not look the number up again for each of its units.
+   */
+  placerOf?(waId: string): (localDate: string) => MarketResolution;
   /** Every market a unit can be placed in, whatever the date (the table's, and `Other`). */
   readonly names?: readonly string[];
   /** The same table with its reported rows off (the market splits of PMP-2026-10), for a what-if of another era. */

@@ -1038,6 +1038,8 @@ class PricedUnits {
   private userText = '';
   private readonly placeDates: string[];
   private readonly places: (MarketResolution | undefined)[];
+  /** Per user, its number placed (the resolver's `placerOf`), for the days its place is not kept. */
+  private readonly placers: (((localDate: string) => MarketResolution) | undefined)[];
   private messageText = '';
   private readonly messageIds: Int32Array;
   private readonly unitPairs: Int32Array;
@@ -1076,7 +1078,8 @@ class PricedUnits {
     const options = rater.ratingOptions;
     const markets = options.markets;
     this.placeDates = new Array<string>(rater.users.size).fill('');
-    this.places = new Array<MarketResolution | undefined>(rater.users.size).fill(undefined);
+    this.places = new Array<MarketResolution | undefined>(rater.users.size);
+    this.placers = new Array<((localDate: string) => MarketResolution) | undefined>(rater.users.size);
     this.pricer = new UnitPricer({
       accountFor: (waba) => rater.accountFor(waba),
       rateBook: options.rateBook,
@@ -1090,7 +1093,12 @@ class PricedUnits {
             return markets.resolve(waId, localDate, countryHint);
           }
           if (this.placeDates[user] === localDate) return this.places[user]!;
-          const place = markets.resolve(waId, localDate);
+          let placer = this.placers[user];
+          if (placer === undefined && markets.placerOf !== undefined) {
+            placer = markets.placerOf(waId);
+            this.placers[user] = placer;
+          }
+          const place = placer !== undefined ? placer(localDate) : markets.resolve(waId, localDate);
           this.placeDates[user] = localDate;
           this.places[user] = place;
           return place;
