@@ -164,7 +164,7 @@ export interface ColumnarSizeHint {
  * twice from the hint's size, instead of nine times).
  */
 export const BYTES_PER_ID = 384;
-/** The most ids a hint reserves room for (≈ 83 MB of columns, 48 MB of the ids' table): 2^20. */
+/** The most ids a hint reserves room for (83 MiB of columns, 72 MiB of the ids' table: 2^21 slots): 2^20. */
 export const MAX_PRESIZED_IDS = 1 << 20;
 
 /** How many ids a hint presizes for: 0 (no presizing) without a size. */
@@ -224,7 +224,7 @@ export class ColumnarRater {
   ) {
     const expected = presizedIds(hint);
     // The table doubles when half full: room for `expected` keys without growing.
-    this.ids = new ByteKeyTable(expected > 512 ? { initialSlots: nextPowerOfTwo(expected * 2 + 2) } : {});
+    this.ids = new ByteKeyTable(expected > 512 ? { initialSlots: nextPowerOfTwo(expected * 2) } : {});
     if (expected > 1024) this.ensureId(expected - 1);
     if (
       options.asOfRules !== undefined ||
