@@ -330,6 +330,12 @@ describe('columnar rater: a user placed once per local day, as the market table 
     expect(expectEquivalent(both)).toBeUndefined();
     const markets = both.rater.calls.map(([, unit]) => (unit as { market: string }).market);
     expect(markets).toEqual(['India', 'India', 'Rest of Asia Pacific', 'North America']);
+    // A resolver without `placerOf` (any MarketResolver may lack it): asked `resolve` on each new day.
+    const resolver = setup.markets;
+    const bare = { ...setup, markets: { resolve: resolver.resolve.bind(resolver) } };
+    const bareBoth = rateBoth(events, bare);
+    expect(expectEquivalent(bareBoth)).toBeUndefined();
+    expect(bareBoth.columnar.calls).toEqual(both.columnar.calls);
   });
 });
 
