@@ -80,6 +80,15 @@ const HAS_STATUS = 2;
 /** A status named its WABA, business number and user (`statusWaba`…). */
 const HAS_STATUS_NAMES = 4;
 const HAS_INBOUND = 8;
+/**
+ * A delivery, a read (or played) and a failure were told of (`deliveredAtMs`, `readAtMs`, `failedAtMs` hold
+ * the earliest): bits, not an Infinity in columns made for them, so that columns made at full length need no
+ * filling (a typed array's zeros are the OS's; filling 445k ids' columns touched ≈ 40 MB first). Every other
+ * column of ids is read only where its line's bit (HAS_OUTBOUND…) is set.
+ */
+const HAS_DELIVERED = 16;
+const HAS_READ = 32;
+const HAS_FAILED = 64;
 
 /** The only era this rater decides (pair-machine.ts's per-message rules as in force from 2025-07-01). */
 const ERA = 'PMP-2025';
@@ -191,7 +200,8 @@ export class ColumnarRater {
   private events = 0;
   private duplicates = 0;
 
-  // Per id (messages and inbound messages share the table; their columns are apart), grown by doubling.
+  // Per id (messages and inbound messages share the table; their columns are apart), grown by doubling; an
+  // entry is read only where its bit of `idFlags` says it was written (its zero means nothing).
   private capacity = 0;
   private idFlags = new Uint8Array(0);
   private outboundWaba = new Int32Array(0);
@@ -200,7 +210,7 @@ export class ColumnarRater {
   private template = new Int8Array(0);
   private templateName = new Int32Array(0);
   private sentAtMs = new Float64Array(0);
-  /** The earliest `delivered` (or a send log's delivery), and the earliest `read` / `played`. */
+  /** The earliest `delivered` (or a send log's delivery), `read` / `played` and `failed`: HAS_DELIVERED… */
   private deliveredAtMs = new Float64Array(0);
   private readAtMs = new Float64Array(0);
   private failedAtMs = new Float64Array(0);
@@ -434,8 +444,17 @@ export class ColumnarRater {
       this.templateName[id] = templateName;
       this.sentAtMs[id] = atMs;
     }
-    if (isFailed && atMs < this.failedAtMs[id]!) this.failedAtMs[id] = atMs;
-    if (deliveredAtMs < this.deliveredAtMs[id]!) this.deliveredAtMs[id] = deliveredAtMs;
+    if (isFailed) this.keepEarliest(this.failedAtMs, id, HAS_FAILED, atMs);
+    if (deliveredAtMs !== Infinity) this.keepEarliest(this.deliveredAtMs, id, HAS_DELIVERED, deliveredAtMs);
+  }
+
+  /** `column[id]` the earliest of the instants told with the bit `told` (`atMs` the first: the bit unset). */
+  private keepEarliest(column: Float64Array, id: number, told: number, atMs: number): void {
+    const flags = this.idFlags[id]!;
+    if ((flags & told) === 0) {
+      this.idFlags[id] = flags | told;
+      column[id] = atMs;
+    } else if (atMs < column[id]!) column[id] = atMs;
   }
 
   /** A user's message (contract §1 `inbound`), its keys interned as `addOutbound`'s. */
@@ -519,13 +538,9 @@ export class ColumnarRater {
       }
     } else this.idFlags[id] = flags | HAS_STATUS;
     if (pricing !== undefined) this.evidence.keep(id, EVIDENCE_RANK_OF_WORD[word]!, pricing);
-    if (word === DELIVERED) {
-      if (atMs < this.deliveredAtMs[id]!) this.deliveredAtMs[id] = atMs;
-    } else if (word === READ || word === PLAYED) {
-      if (atMs < this.readAtMs[id]!) this.readAtMs[id] = atMs;
-    } else if (word === FAILED) {
-      if (atMs < this.failedAtMs[id]!) this.failedAtMs[id] = atMs;
-    }
+    if (word === DELIVERED) this.keepEarliest(this.deliveredAtMs, id, HAS_DELIVERED, atMs);
+    else if (word === READ || word === PLAYED) this.keepEarliest(this.readAtMs, id, HAS_READ, atMs);
+    else if (word === FAILED) this.keepEarliest(this.failedAtMs, id, HAS_FAILED, atMs);
   }
 
   /**
@@ -608,32 +623,32 @@ export class ColumnarRater {
   private ensureId(id: number): void {
     if (id < this.capacity) return;
     const capacity = Math.max(1024, this.capacity * 2, id + 1);
-    this.idFlags = grown(this.idFlags, capacity, 0);
-    this.outboundWaba = grown(this.outboundWaba, capacity, NO_KEY);
-    this.outboundBusiness = grown(this.outboundBusiness, capacity, NO_KEY);
-    this.outboundUser = grown(this.outboundUser, capacity, NO_KEY);
-    this.template = grown(this.template, capacity, NO_KEY);
-    this.templateName = grown(this.templateName, capacity, NO_KEY);
-    this.sentAtMs = grown(this.sentAtMs, capacity, Infinity);
-    this.deliveredAtMs = grown(this.deliveredAtMs, capacity, Infinity);
-    this.readAtMs = grown(this.readAtMs, capacity, Infinity);
-    this.failedAtMs = grown(this.failedAtMs, capacity, Infinity);
-    this.statusWaba = grown(this.statusWaba, capacity, NO_KEY);
-    this.statusBusiness = grown(this.statusBusiness, capacity, NO_KEY);
-    this.statusUser = grown(this.statusUser, capacity, NO_KEY);
-    this.inboundWaba = grown(this.inboundWaba, capacity, NO_KEY);
-    this.inboundBusiness = grown(this.inboundBusiness, capacity, NO_KEY);
-    this.inboundUser = grown(this.inboundUser, capacity, NO_KEY);
-    this.inboundAtMs = grown(this.inboundAtMs, capacity, Infinity);
-    this.inboundReferral = grown(this.inboundReferral, capacity, 0);
+    this.idFlags = grown(this.idFlags, capacity);
+    this.outboundWaba = grown(this.outboundWaba, capacity);
+    this.outboundBusiness = grown(this.outboundBusiness, capacity);
+    this.outboundUser = grown(this.outboundUser, capacity);
+    this.template = grown(this.template, capacity);
+    this.templateName = grown(this.templateName, capacity);
+    this.sentAtMs = grown(this.sentAtMs, capacity);
+    this.deliveredAtMs = grown(this.deliveredAtMs, capacity);
+    this.readAtMs = grown(this.readAtMs, capacity);
+    this.failedAtMs = grown(this.failedAtMs, capacity);
+    this.statusWaba = grown(this.statusWaba, capacity);
+    this.statusBusiness = grown(this.statusBusiness, capacity);
+    this.statusUser = grown(this.statusUser, capacity);
+    this.inboundWaba = grown(this.inboundWaba, capacity);
+    this.inboundBusiness = grown(this.inboundBusiness, capacity);
+    this.inboundUser = grown(this.inboundUser, capacity);
+    this.inboundAtMs = grown(this.inboundAtMs, capacity);
+    this.inboundReferral = grown(this.inboundReferral, capacity);
     this.capacity = capacity;
   }
 }
 
 type Typed = Uint8Array | Int8Array | Int32Array | Float64Array;
 
-/** `array` copied into one of `capacity` entries, the new ones `fill`. */
-function grown<T extends Typed>(array: T, capacity: number, fill: number): T {
+/** `array` copied into one of `capacity` entries, the new ones `fill` (0: as made, untouched). */
+function grown<T extends Typed>(array: T, capacity: number, fill = 0): T {
   const copy = new (array.constructor as new (length: number) => T)(capacity);
   copy.set(array as never);
   if (fill !== 0) copy.fill(fill, array.length);
@@ -751,13 +766,12 @@ class ColumnarWalk {
         const pair = this.pairOf(waba, business, user);
         if (pair === NO_KEY) return { bail: 'business number of two WABAs' };
         messagePair[id] = pair;
-        const deliveredAtMs = c.deliveredAtMs[id]! !== Infinity ? c.deliveredAtMs[id]! : c.readAtMs[id]!;
-        if (deliveredAtMs !== Infinity) {
+        if ((flags & (HAS_DELIVERED | HAS_READ)) !== 0) {
           itemId[items] = id;
-          itemAtMs[items] = deliveredAtMs;
+          itemAtMs[items] = (flags & HAS_DELIVERED) !== 0 ? c.deliveredAtMs[id]! : c.readAtMs[id]!;
           itemKind[items] = 1;
           items += 1;
-        } else if (c.failedAtMs[id] === Infinity) pendingIds.push(id);
+        } else if ((flags & HAS_FAILED) === 0) pendingIds.push(id);
       }
       if ((flags & HAS_INBOUND) !== 0) {
         const pair = this.pairOf(c.inboundWaba[id]!, c.inboundBusiness[id]!, c.inboundUser[id]!);
@@ -956,7 +970,7 @@ class ColumnarWalk {
       draft.isFreeEntryPoint = isFreeEntryPoint;
       units.price(hasEvidence ? metaCategoryWord(c.evidence.of(id)) : undefined);
       // The Rater's findings of a delivered message (advancePair), in any order: each keeps its earliest case.
-      if (c.failedAtMs[id] !== Infinity) {
+      if ((c.idFlags[id]! & HAS_FAILED) !== 0) {
         this.findings.add(
           `DELIVERED_AND_FAILED:${wabaText}`,
           () => deliveredAndFailedFinding(wabaText, idText),
