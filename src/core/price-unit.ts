@@ -172,10 +172,14 @@ export class UnitPricer {
   /** portfolio × market × category × month → charged messages so far (volume tiers). */
   private readonly tierCounts = new Map<string, number>();
   /**
-   * Each counter's tierKey, by portfolio, market, category and month: made once, then found in maps whose
-   * keys keep their hashes, not built and hashed anew for every charged unit.
+   * Each counter's tierKey, by portfolio, market and category, for the last local day asked about (the key
+   * names the day's month): made once a month, then found in maps whose keys keep their hashes, not built and
+   * hashed anew for every charged unit, nor its month cut from its day. One entry per counter of any month.
    */
-  private readonly tierKeys = new Map<string, Map<string, Map<string, Map<string, string>>>>();
+  private readonly tierKeys = new Map<
+    string,
+    Map<string, Map<string, { date: string; month: string; key: string }>>
+  >();
 
   constructor(private readonly context: PricingContext) {}
 
@@ -192,16 +196,23 @@ export class UnitPricer {
     return this.isKindCardPerMessage;
   }
 
-  private tierKeyOf(portfolio: string, market: string, category: string, month: string): string {
+  /** The tierKey of the counter of `date`'s month ("YYYY-MM-DD": its month is its first seven characters). */
+  private tierKeyOf(portfolio: string, market: string, category: string, date: string): string {
     let byMarket = this.tierKeys.get(portfolio);
     if (byMarket === undefined) this.tierKeys.set(portfolio, (byMarket = new Map()));
     let byCategory = byMarket.get(market);
     if (byCategory === undefined) byMarket.set(market, (byCategory = new Map()));
-    let byMonth = byCategory.get(category);
-    if (byMonth === undefined) byCategory.set(category, (byMonth = new Map()));
-    let key = byMonth.get(month);
-    if (key === undefined) byMonth.set(month, (key = tierKey(portfolio, market, category, month)));
-    return key;
+    let day = byCategory.get(category);
+    if (day === undefined) byCategory.set(category, (day = { date: '', month: '', key: '' }));
+    if (day.date !== date) {
+      const month = date.slice(0, 7);
+      if (month !== day.month) {
+        day.month = month;
+        day.key = tierKey(portfolio, market, category, month);
+      }
+      day.date = date;
+    }
+    return day.key;
   }
 
   /** The markets this pricer places recipients in (an --as-of-rules era's, in a what-if). */
@@ -264,7 +275,6 @@ export class UnitPricer {
         exemplarAt(draft.openedAtMs, draft.id),
       );
     }
-    const month = date.slice(0, 7);
 
     // A business-scoped id is priced at its number's market: still its own pair (a stream's id placed before
     // its number was known), or joined to the number's pair, then the unit's user is the number and the draft
@@ -327,7 +337,7 @@ export class UnitPricer {
       // to one WABA, and another WABA's events naming it (a wrong send log, another client's key) never use
       // its allowance.
       const scope = draft.allowance === 'free-conversations' ? draft.waba : `${draft.waba}|${draft.business}`;
-      const key = `${draft.allowance}|${scope}|${month}`;
+      const key = `${draft.allowance}|${scope}|${date.slice(0, 7)}`;
       const used = (this.allowanceCounts.get(key) ?? 0) + 1;
       this.allowanceCounts.set(key, used);
       const limit =
@@ -354,7 +364,7 @@ export class UnitPricer {
     if (draft.isTiered && draft.market) {
       const countCategory =
         draft.category === 'authentication_international' ? 'authentication' : draft.category;
-      const key = this.tierKeyOf(account.portfolio, draft.market, countCategory, month);
+      const key = this.tierKeyOf(account.portfolio, draft.market, countCategory, date);
       let count = (this.tierCounts.get(key) ?? 0) + 1;
       // (The bundled cards have no bands: no key is made for them.)
       const bands =
@@ -364,6 +374,7 @@ export class UnitPricer {
       const stated = this.context.tierStatements?.floorAt(key, draft.openedAtMs);
       if (stated && stated.fromCount > count) {
         const counted = count;
+        const month = date.slice(0, 7);
         // Without bands (the bundled cards have none) nothing is priced from a tier: the words say so.
         const priced = bands
           ? "later messages are priced from Meta's tier"
@@ -384,7 +395,7 @@ export class UnitPricer {
       const band = bands ? bandFor(bands, count) : undefined;
       if (band) {
         draft.rateMicros = band.rateMicros;
-        draft.tier = { count, band: `${band.fromCount}:${band.toCount ?? ''}`, month };
+        draft.tier = { count, band: `${band.fromCount}:${band.toCount ?? ''}`, month: date.slice(0, 7) };
       }
     }
 
@@ -398,7 +409,7 @@ export class UnitPricer {
       findings.addOverDays(
         // Per WABA, as every finding a unit can be told by: the key of one WABA sees why its unit has no
         // price, and the count is that WABA's. One a month, naming its first and last day.
-        `NO_RATE_CARD:${waba}:${account.currency}:${month}`,
+        `NO_RATE_CARD:${waba}:${account.currency}:${date.slice(0, 7)}`,
         (lastDate) => ({
           code: 'NO_RATE_CARD',
           message:
