@@ -16,6 +16,8 @@ import {
 } from '../src/core/columnar/columnar-rater.js';
 import type { CoreEvent, MetaPricingEvidence, OutboundEvent, StatusEvent } from '../src/core/events.js';
 import { createMarketResolver, parseMarketTable } from '../src/core/market.js';
+import type { RateCard } from '../src/core/pricing-context.js';
+import { createRateBook } from '../src/core/rate-card.js';
 import { Rater, type RaterSummary } from '../src/core/rate-events.js';
 import { readEventSources } from '../src/ingest/read-events.js';
 import { loadRatingSetup, type RatingSetup } from '../src/use-cases/load-rating-setup.js';
@@ -336,6 +338,64 @@ describe('columnar rater: a user placed once per local day, as the market table 
     const bareBoth = rateBoth(events, bare);
     expect(expectEquivalent(bareBoth)).toBeUndefined();
     expect(bareBoth.columnar.calls).toEqual(both.columnar.calls);
+  });
+});
+
+describe("columnar rater: each WABA's account and card, as the Rater's", () => {
+  it('two WABAs of two currencies, units of one day in turn, across a change of card', async () => {
+    const setup = await setupOf();
+    const usd = setup.cards.find((card) => card.id === 'usd-2025-10-01')!;
+    // A card of another currency, in force on every day here, its rates twice the USD card's.
+    const eur: RateCard = {
+      ...usd,
+      id: 'eur-2025-07-01',
+      currency: 'EUR',
+      effectiveDate: '2025-07-01',
+      rates: new Map(
+        [...usd.rates].map(([market, rates]) => [
+          market,
+          Object.fromEntries(Object.entries(rates).map(([category, micros]) => [category, micros * 2])),
+        ]),
+      ),
+    };
+    const book = createRateBook([...setup.cards, eur]);
+    if (!book.ok) throw new Error(book.error.message);
+    const twoCurrencies = {
+      ...setup,
+      cards: [...setup.cards, eur],
+      rateBook: book.value,
+      accounts: [
+        { waba: W, timeZone: 'Asia/Kolkata', currency: 'USD', portfolio: 'p' },
+        { waba: W2, timeZone: 'Asia/Kolkata', currency: 'EUR', portfolio: 'p' },
+      ],
+    };
+    const other = { waba: W2, business: '106540352242923' };
+    const events: CoreEvent[] = [];
+    // 2025-09-30 and 2025-10-01 in Kolkata: the USD card changes overnight, the EUR card does not.
+    for (const [n, atMs] of [T0 - 6 * 24 * HOUR, T0 - 5 * 24 * HOUR].entries()) {
+      events.push(
+        outbound(`a${n}`, atMs, 'marketing'),
+        status(`a${n}`, 'delivered', atMs + 1000),
+        outbound(`b${n}`, atMs + 2000, 'marketing', other),
+        status(`b${n}`, 'delivered', atMs + 3000),
+        outbound(`c${n}`, atMs + 4000, 'marketing'),
+        status(`c${n}`, 'delivered', atMs + 5000),
+      );
+    }
+    const both = rateBoth(events, twoCurrencies);
+    expect(expectEquivalent(both)).toBeUndefined();
+    const priced = both.rater.calls.map(([, unit]) => {
+      const { currency, rateCard } = unit as { currency: string; rateCard: string };
+      return `${currency} ${rateCard}`;
+    });
+    expect(priced).toEqual([
+      'USD usd-2024-11-01',
+      'EUR eur-2025-07-01',
+      'USD usd-2024-11-01',
+      'USD usd-2025-10-01',
+      'EUR eur-2025-07-01',
+      'USD usd-2025-10-01',
+    ]);
   });
 });
 

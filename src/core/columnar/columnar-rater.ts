@@ -18,7 +18,7 @@ import type {
   TemplateCategory,
 } from '../events.js';
 import type { UnitDraft } from '../pair-machine.js';
-import type { MarketResolution } from '../pricing-context.js';
+import type { MarketResolution, RateCard } from '../pricing-context.js';
 import { exemplarAt, FindingCollector, TierStatements, UnitPricer } from '../price-unit.js';
 import {
   accountNotListedFinding,
@@ -1055,6 +1055,14 @@ class PricedUnits {
   /** Per user, its number placed (the resolver's `placerOf`), for the days its place is not kept. */
   private readonly placers: (((localDate: string) => MarketResolution) | undefined)[];
   private messageText = '';
+  /** The draft's WABA as text and its account; per WABA index, its account once asked for. */
+  private wabaText = '';
+  private account: Account | undefined;
+  private readonly accounts: (Account | undefined)[];
+  /** The last card asked for, and its currency and local day. */
+  private card: RateCard | undefined;
+  private cardCurrency: string | undefined;
+  private cardDate = '';
   private readonly messageIds: Int32Array;
   private readonly unitPairs: Int32Array;
   private readonly openedAtMs: Float64Array;
@@ -1094,9 +1102,25 @@ class PricedUnits {
     this.placeDates = new Array<string>(rater.users.size).fill('');
     this.places = new Array<MarketResolution | undefined>(rater.users.size);
     this.placers = new Array<((localDate: string) => MarketResolution) | undefined>(rater.users.size);
+    this.accounts = new Array<Account | undefined>(rater.wabas.size);
+    const rateBook = options.rateBook;
     this.pricer = new UnitPricer({
-      accountFor: (waba) => rater.accountFor(waba),
-      rateBook: options.rateBook,
+      // The draft's WABA's account, kept by its index (the pricer asks for the draft's WABA; the account of a
+      // WABA is fixed in this class of input: no account update).
+      accountFor: (waba) => (waba === this.wabaText ? this.account! : rater.accountFor(waba)),
+      // The card in force for the last currency and local day asked about, kept: a pure function of both (the
+      // book is fixed), asked again for most units in turn.
+      rateBook: {
+        cards: rateBook.cards,
+        cardInForce: (currency, localDate) => {
+          if (currency !== this.cardCurrency || localDate !== this.cardDate) {
+            this.card = rateBook.cardInForce(currency, localDate);
+            this.cardCurrency = currency;
+            this.cardDate = localDate;
+          }
+          return this.card;
+        },
+      },
       // The draft's user placed once per local day: its place on the day of its last unit is kept (a pure
       // function of the number and the day, the market table being versioned by day).
       markets: {
@@ -1188,6 +1212,9 @@ class PricedUnits {
     this.pricedMessage[0] = idText;
     draft.id = `u_${idText}`;
     draft.waba = waba;
+    const wabaIndex = this.pairWaba[pair]!;
+    this.wabaText = waba;
+    this.account = this.accounts[wabaIndex] ??= rater.accountFor(waba);
     draft.business = rater.businesses.text(this.pairBusiness[pair]!);
     this.user = this.pairUser[pair]!;
     this.userText = rater.users.text(this.user);
@@ -1270,14 +1297,20 @@ const MARKET_INFERRED = 4;
 class Codes<T> {
   readonly values: T[] = [];
   private readonly byValue = new Map<T, number>();
+  /** The last value coded and its code: most units' value is the previous unit's (a currency, a card). */
+  private lastValue: T | undefined;
+  private lastCode = -1;
 
   code(value: T): number {
+    if (value === this.lastValue && this.lastCode >= 0) return this.lastCode;
     let code = this.byValue.get(value);
     if (code === undefined) {
       code = this.values.length;
       this.values.push(value);
       this.byValue.set(value, code);
     }
+    this.lastValue = value;
+    this.lastCode = code;
     return code;
   }
 }
