@@ -312,7 +312,7 @@ async function parseOnly(path: string): Promise<ParseOnlyRun> {
 
 interface EngineRun {
   seconds: number;
-  /** CPU time of the process during the run, every thread counted (the byte reader's reading thread too). */
+  /** CPU time of the process during the run, every thread counted (the ratio is on wall time). */
   cpuSeconds: number;
   eventsRead: number;
   /** Which engine rated (`RateSourcesResult.engine`, and its `reader`), and why the columnar rater gave the file up, if it did. */
