@@ -483,7 +483,7 @@ async function benchEngine(args: BenchArgs): Promise<EngineResult> {
       `file: ${path.replace(ROOT + '/', '')} (${formatInt(lines)} lines; events read by the engine: ${formatInt(last?.eventsRead ?? 0)})`,
       `engine output: ${formatInt(result.units)} units, ${formatInt(result.pending)} pending, ${result.findings} findings, ${result.sourceErrors} unreadable lines`,
       `the engine time includes loading accounts, rate cards and market table; units go to a counting sink (no JSON output)`,
-      `median s is wall time (the ratio's, events/s); CPU s the process's CPU time (user + system, every thread: the columnar byte reader reads on a thread of its own), its median`,
+      `median s is wall time (the ratio's, events/s); CPU s the process's CPU time (user + system, every thread: V8's collector runs partly on helper threads), its median`,
     ],
   );
   return result;
