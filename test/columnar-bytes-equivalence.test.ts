@@ -10,6 +10,7 @@ import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import { fixtureJsonFiles } from './support/fixture-files.js';
 import { generateAccounts, generateTraffic, type TrafficOptions } from '../bench/generate-traffic.js';
+import { ScannedBody, scanWebhookBody } from '../src/ingest/columnar/scan-webhook-body.js';
 import { loadRatingSetup } from '../src/use-cases/load-rating-setup.js';
 import { rateSources, type RateSourcesOptions } from '../src/use-cases/rate-sources.js';
 
@@ -296,6 +297,65 @@ describe('rateSources over files: the golden scenarios, examples/ and the webhoo
       expect(await expectSameAllWays([join(folder, 'events.ndjson')], setup)).toBe(WAY_OF_GOLDEN[name]);
     });
   }
+
+  it("Meta's status bodies (pricing, conversation, several statuses, spaces): scanned, rated by bytes", async () => {
+    const user = '919876543210';
+    const statusOf = (id: string, word: string, atMs: number, category: string) => ({
+      id,
+      status: word,
+      timestamp: String(atMs / 1000),
+      recipient_id: user,
+      ...(word === 'failed'
+        ? { errors: [{ code: 131026, title: 'Message undeliverable' }] }
+        : {
+            conversation: { id: `c-${id}`, origin: { type: category } },
+            pricing: { billable: true, pricing_model: 'PMP', type: 'regular', category },
+          }),
+    });
+    const statusBody = (...statuses: ReturnType<typeof statusOf>[]) =>
+      JSON.stringify({
+        object: 'whatsapp_business_account',
+        entry: [
+          {
+            id: W,
+            changes: [
+              {
+                value: {
+                  messaging_product: 'whatsapp',
+                  metadata: { display_phone_number: '15550783881', phone_number_id: B },
+                  statuses,
+                },
+                field: 'messages',
+              },
+            ],
+          },
+        ],
+      });
+    const lines = [
+      outboundLine('wamid.m1', T0, user, 'marketing'),
+      outboundLine('wamid.m2', T0 + MIN, user, 'marketing'),
+      outboundLine('wamid.u1', T0 + 2 * MIN, user, 'utility'),
+      outboundLine('wamid.f1', T0 + 3 * MIN, user, 'marketing'),
+      statusBody(
+        statusOf('wamid.m1', 'sent', T0 + MIN, 'marketing'),
+        statusOf('wamid.m1', 'delivered', T0 + 2 * MIN, 'marketing'),
+        statusOf('wamid.m2', 'read', T0 + 3 * MIN, 'marketing'),
+      ),
+      statusBody(statusOf('wamid.u1', 'delivered', T0 + 4 * MIN, 'utility')).replaceAll(',', ' ,\t'),
+      statusBody(statusOf('wamid.f1', 'failed', T0 + 4 * MIN, 'marketing')),
+    ];
+    // Each body is one the byte scanner takes (not left to JSON.parse).
+    const scanned = new ScannedBody();
+    for (const body of lines.slice(4)) {
+      const bytes = Buffer.from(body, 'utf8');
+      expect(scanWebhookBody(bytes, 0, bytes.length, scanned), body).toBe(true);
+    }
+    const file = written('meta-statuses.ndjson', lines.join('\n') + '\n');
+    expect(await expectSameAllWays([file])).toBe('bytes');
+    const { summary } = await rateFiles([file], {});
+    // Three delivered templates (a read counts as delivered), the failed one never charged.
+    expect(summary.stats.units).toBe(3);
+  });
 
   it('examples/month: rated by bytes', async () => {
     const folder = join(import.meta.dirname, '..', 'examples', 'month');

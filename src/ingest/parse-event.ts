@@ -860,9 +860,7 @@ function readEvidence(
     if (!isRecord(pricing))
       return bad(`${where} "pricing" must be an object (Meta's pricing, verbatim), not ${describe(pricing)}`);
     if (!isTextPlain && holdsNul(pricing)) return evidenceNulError(where, 'pricing', pricing);
-    event.pricing = isWellTypedPricing(pricing)
-      ? (pricing as MetaPricingEvidence)
-      : wellTypedPricing(pricing);
+    event.pricing = pricingEvidence(pricing);
   }
   const conversation = source.conversation;
   if (conversation !== undefined && conversation !== null) {
@@ -871,11 +869,24 @@ function readEvidence(
         `${where} "conversation" must be an object (Meta's conversation, verbatim), not ${describe(conversation)}`,
       );
     if (!isTextPlain && holdsNul(conversation)) return evidenceNulError(where, 'conversation', conversation);
-    event.conversation = isWellTypedConversation(conversation)
-      ? (conversation as MetaConversationEvidence)
-      : wellTypedConversation(conversation);
+    event.conversation = conversationEvidence(conversation);
   }
   return undefined;
+}
+
+/**
+ * Meta's `pricing` object (free of NUL) as a status keeps it: itself when its known fields are well typed,
+ * else a copy without them (`readEvidence`). The columnar byte reader makes its evidence here too.
+ */
+export function pricingEvidence(pricing: Record<string, unknown>): MetaPricingEvidence {
+  return isWellTypedPricing(pricing) ? (pricing as MetaPricingEvidence) : wellTypedPricing(pricing);
+}
+
+/** Meta's `conversation` object (free of NUL) as a status keeps it (as `pricingEvidence`). */
+export function conversationEvidence(conversation: Record<string, unknown>): MetaConversationEvidence {
+  return isWellTypedConversation(conversation)
+    ? (conversation as MetaConversationEvidence)
+    : wellTypedConversation(conversation);
 }
 
 /**

@@ -1,6 +1,7 @@
 // The columnar byte reader (stage 2 of the columnar design): reads files of NDJSON through `LineSplitter`
 // into a `ColumnarRater`. A contract line `scanContractLine` accepts goes to the rater's integer API, its
-// keys interned from the bytes (no string, no `CoreEvent`); any other line is decoded and read as
+// keys interned from the bytes (no string, no `CoreEvent`), and so does a webhook body of statuses
+// `scanWebhookBody` accepts; any other line is decoded and read as
 // `readEventSources` reads such a line alone (`eventsOfQuietValue`), each of its events given to `add`. It
 // reads a source only while it is sure the reader reads it the same way and says nothing of it — no error, no
 // note; otherwise it stops and says why (`needsReader`), and the caller has the reader read all the sources
@@ -17,6 +18,7 @@ import {
 import { isPlainJsonText } from '../parse-event.js';
 import { eventsOfQuietValue, READ_CHUNK_BYTES, type ReadSummary } from '../read-events.js';
 import { LineSplitter } from './line-splitter.js';
+import { pricingOf, ScannedBody, scanWebhookBody } from './scan-webhook-body.js';
 import {
   LINE_INBOUND,
   LINE_OUTBOUND,
@@ -115,6 +117,7 @@ class FileLines {
   readerSays = false;
   private blankBytes = 0;
   private readonly scanned = new ScannedLine();
+  private readonly body = new ScannedBody();
   private readonly decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
   constructor(
@@ -134,6 +137,11 @@ class FileLines {
       this.addScanned(bytes, s);
       this.events += 1;
       this.onEvent();
+      return;
+    }
+    const body = this.body;
+    if (scanWebhookBody(bytes, start, end, body)) {
+      this.addBody(bytes, body);
       return;
     }
     const lineBytes = bytes.subarray(start, end);
@@ -156,6 +164,27 @@ class FileLines {
       this.onEvent();
     }
     this.events += events.length;
+  }
+
+  /**
+   * As `ColumnarRater.add` adds each event `toStatusEvents` makes of the body, in turn: the same keys, same
+   * order (the conversation is not read: `add` does not read it either).
+   */
+  private addBody(bytes: Buffer, b: ScannedBody): void {
+    const rater = this.rater;
+    for (let k = 0; k < b.count; k++) {
+      rater.addStatus(
+        rater.ids.intern(bytes, b.idStart[k]!, b.idEnd[k]!),
+        WORD_OF_SCANNED[b.status[k]!]!,
+        b.atMs[k]!,
+        rater.wabas.intern(bytes, b.wabaStart, b.wabaEnd),
+        rater.businesses.intern(bytes, b.businessStart, b.businessEnd),
+        rater.userOfBytes(bytes, b.userStart[k]!, b.userEnd[k]!),
+        pricingOf(bytes, b, k),
+      );
+      this.onEvent();
+    }
+    this.events += b.count;
   }
 
   /** As `ColumnarRater.add` adds the event `toCoreEvent` makes of the line: the same keys, same order. */

@@ -133,34 +133,34 @@ const KEYS: readonly (readonly [string, number])[] = [
 ];
 const KEY_BYTES = KEYS.map(([name, bit]) => ({ bytes: Buffer.from(name, 'latin1'), bit }));
 
-const QUOTE = 0x22;
+export const QUOTE = 0x22;
 const BACKSLASH = 0x5c;
-const COMMA = 0x2c;
-const COLON = 0x3a;
-const OPEN_BRACE = 0x7b;
-const CLOSE_BRACE = 0x7d;
-const OPEN_BRACKET = 0x5b;
-const CLOSE_BRACKET = 0x5d;
+export const COMMA = 0x2c;
+export const COLON = 0x3a;
+export const OPEN_BRACE = 0x7b;
+export const CLOSE_BRACE = 0x7d;
+export const OPEN_BRACKET = 0x5b;
+export const CLOSE_BRACKET = 0x5d;
 const SPACE = 0x20;
 const TAB = 0x09;
 
-const WORD_NULL = Buffer.from('null', 'latin1');
+export const WORD_NULL = Buffer.from('null', 'latin1');
 const WORD_TRUE = Buffer.from('true', 'latin1');
 const WORD_FALSE = Buffer.from('false', 'latin1');
 const KIND_WORDS = ['', 'inbound', 'outbound', 'status'].map((word) => Buffer.from(word, 'latin1'));
 const TEMPLATE_WORDS = ['', 'marketing', 'utility', 'authentication'].map((word) =>
   Buffer.from(word, 'latin1'),
 );
-const STATUS_WORDS = STATUSES.map((word) => Buffer.from(word, 'latin1'));
+export const STATUS_WORDS = STATUSES.map((word) => Buffer.from(word, 'latin1'));
 
 /**
  * Where the value read last ends (`stringEnd` for a string: the offset of its closing quote), shared by the
  * small readers below instead of returning pairs.
  */
-let valueEnd = 0;
+export let valueEnd = 0;
 
 /** Skips spaces and tabs from `at`. */
-function skipSpace(bytes: Uint8Array, at: number, end: number): number {
+export function skipSpace(bytes: Uint8Array, at: number, end: number): number {
   while (at < end && (bytes[at] === SPACE || bytes[at] === TAB)) at++;
   return at;
 }
@@ -169,7 +169,7 @@ function skipSpace(bytes: Uint8Array, at: number, end: number): number {
  * A plain string starting at its opening quote `at`: its content's end (the closing quote's offset), with
  * `valueEnd` after the quote; -1 when it holds anything but printable ASCII without a backslash, or never ends.
  */
-function plainString(bytes: Uint8Array, at: number, end: number): number {
+export function plainString(bytes: Uint8Array, at: number, end: number): number {
   for (let i = at + 1; i < end; i++) {
     const c = bytes[i]!;
     if (c === QUOTE) {
@@ -182,7 +182,7 @@ function plainString(bytes: Uint8Array, at: number, end: number): number {
 }
 
 /** Whether `word` is written at `at` (the byte after it is looked at by the caller). */
-function isWordAt(bytes: Uint8Array, at: number, end: number, word: Uint8Array): boolean {
+export function isWordAt(bytes: Uint8Array, at: number, end: number, word: Uint8Array): boolean {
   if (at + word.length > end) return false;
   for (let i = 0; i < word.length; i++) if (bytes[at + i] !== word[i]) return false;
   return true;
@@ -192,7 +192,7 @@ function isWordAt(bytes: Uint8Array, at: number, end: number, word: Uint8Array):
  * The index in `words` (from 1) of the word written at `at` and ended there by a quote, with `valueEnd` after
  * the quote; 0 when none is.
  */
-function wordAt(bytes: Uint8Array, at: number, end: number, words: readonly Uint8Array[]): number {
+export function wordAt(bytes: Uint8Array, at: number, end: number, words: readonly Uint8Array[]): number {
   for (let k = 1; k < words.length; k++) {
     const word = words[k]!;
     const stop = at + word.length;
@@ -261,7 +261,7 @@ function isDigit(c: number): boolean {
  * Where the JSON value starting at `at` ends, having checked it is valid JSON of the accepted kind (strings
  * plain, white space spaces and tabs), or -1. Iterative: nesting deeper than `maxDepth` is refused.
  */
-function jsonValueEnd(bytes: Uint8Array, at: number, end: number, maxDepth: number): number {
+export function jsonValueEnd(bytes: Uint8Array, at: number, end: number, maxDepth: number): number {
   // Each open container: true for an object. Its state: a value expected next (after `[`, `:` or `,`).
   const isObject: boolean[] = [];
   let i = at;
@@ -444,6 +444,29 @@ export function instantMsOfStringBytes(bytes: Uint8Array, start: number, stop: n
   return ms >= 0 && ms <= MAX_INSTANT_MS ? ms : -1;
 }
 
+/**
+ * The instant of the JSON value at `at` (its first byte), as calendar's `instantMs` reads it, with `valueEnd`
+ * after it: a string (`instantMsOfStringBytes`; every byte up to the next quote is read as part of the instant,
+ * so none needs a look of its own) or Unix seconds as a JSON integer (no sign, no leading zero, no fraction or
+ * exponent); -1 for anything else.
+ */
+export function instantAt(bytes: Uint8Array, at: number, end: number): number {
+  if (bytes[at] === QUOTE) {
+    let stop = at + 1;
+    while (stop < end && bytes[stop] !== QUOTE) stop++;
+    if (stop === end) return -1;
+    valueEnd = stop + 1;
+    return instantMsOfStringBytes(bytes, at + 1, stop);
+  }
+  let stop = at;
+  while (stop < end && isDigit(bytes[stop]!)) stop++;
+  if (stop === at || (bytes[at] === 0x30 && stop - at > 1)) return -1;
+  const seconds = digitsValue(bytes, at, stop, MAX_UNIX_SECONDS);
+  if (seconds === -1) return -1;
+  valueEnd = stop;
+  return seconds * 1000;
+}
+
 /** `+ - . ( )` and space: what parse-event's `waIdOf` reads as the writing of a phone number besides digits. */
 function isPhonePunctuation(c: number): boolean {
   return c === 0x2b || c === 0x2d || c === 0x2e || c === 0x28 || c === 0x29 || c === SPACE;
@@ -453,7 +476,7 @@ function isPhonePunctuation(c: number): boolean {
  * Whether parse-event's `waIdOf` keeps the (plain ASCII) user `bytes[start, stop)` as written: digits not
  * starting with 0, or holding a character that is neither a digit nor phone punctuation.
  */
-function isUserKeptAsWritten(bytes: Uint8Array, start: number, stop: number): boolean {
+export function isUserKeptAsWritten(bytes: Uint8Array, start: number, stop: number): boolean {
   let isDigitsOnly = true;
   for (let i = start; i < stop; i++) {
     const c = bytes[i]!;
@@ -515,15 +538,11 @@ export function scanContractLine(bytes: Uint8Array, start: number, end: number, 
         else out.template = word;
         i = valueEnd;
       } else if (bit === F_AT || bit === F_DELIVERED_AT) {
-        // Every byte up to the next quote is read as part of the instant, so none needs a look of its own.
-        let stop = valueStart;
-        while (stop < end && bytes[stop] !== QUOTE) stop++;
-        if (stop === end) return false;
-        const ms = instantMsOfStringBytes(bytes, valueStart, stop);
+        const ms = instantAt(bytes, i, end);
         if (ms === -1) return false;
         if (bit === F_AT) out.atMs = ms;
         else out.deliveredAtMs = ms;
-        i = stop + 1;
+        i = valueEnd;
       } else if (bit === F_WABA || bit === F_BUSINESS || bit === F_USER || bit === F_ID) {
         const stop = plainString(bytes, i, end);
         if (stop === -1) return false;
@@ -551,15 +570,11 @@ export function scanContractLine(bytes: Uint8Array, start: number, end: number, 
         out.templateNameEnd = stop;
       } else return false; // failed, referral, pricing, conversation: never a string
     } else if (bit === F_AT || bit === F_DELIVERED_AT) {
-      // Unix seconds as a JSON integer: no sign, no leading zero, no fraction or exponent.
-      let stop = i;
-      while (stop < end && isDigit(bytes[stop]!)) stop++;
-      if (stop === i || (bytes[i] === 0x30 && stop - i > 1)) return false;
-      const seconds = digitsValue(bytes, i, stop, MAX_UNIX_SECONDS);
-      if (seconds === -1) return false;
-      if (bit === F_AT) out.atMs = seconds * 1000;
-      else out.deliveredAtMs = seconds * 1000;
-      i = stop;
+      const ms = instantAt(bytes, i, end);
+      if (ms === -1) return false;
+      if (bit === F_AT) out.atMs = ms;
+      else out.deliveredAtMs = ms;
+      i = valueEnd;
     } else if (bit === F_FAILED) {
       if (isWordAt(bytes, i, end, WORD_TRUE)) {
         out.isFailed = true;
