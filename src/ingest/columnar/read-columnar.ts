@@ -7,7 +7,8 @@
 // note; otherwise it stops and says why (`needsReader`), and the caller has the reader read all the sources
 // instead.
 
-import { open, stat, type FileHandle } from 'node:fs/promises';
+import { closeSync, openSync, readSync } from 'node:fs';
+import { stat } from 'node:fs/promises';
 import {
   NO_KEY,
   STATUS_WORD_CODES,
@@ -71,7 +72,10 @@ export async function readFilesColumnar(
   const read: ReadSummary = { lines: 0, events: 0, errors: 0, ignored: 0, files: [] };
   // One buffer read into again and again (the splitter copies what it keeps of a chunk): a new Buffer per
   // chunk, as a read stream gives, is memory outside V8's heap, whose growth set off a full collection every
-  // few megabytes read (≈ 25 in a warm run over the bench's 1M-line file).
+  // few megabytes read (≈ 25 in a warm run over the bench's 1M-line file). Read synchronously: each read
+  // of the thread pool's cost a round trip between threads, and on a busy machine a wait for a core (warm runs
+  // over that file 2.3–3.7 s with it, 1.8–2.2 s without, in turns, a core taken by another process). Rating a
+  // chunk blocks the event loop longer than reading it does; `wameter rate` and `explain` run nothing beside.
   const chunk = Buffer.allocUnsafe(READ_CHUNK_BYTES);
   for (const source of sources) {
     try {
@@ -82,11 +86,11 @@ export async function readFilesColumnar(
     const file = new FileLines(rater, onEvent);
     const splitter = new LineSplitter((bytes, start, end) => file.line(bytes, start, end));
     let lastByte = -1;
-    let handle: FileHandle | undefined;
+    let fd = -1;
     try {
-      handle = await open(source, 'r');
+      fd = openSync(source, 'r');
       for (;;) {
-        const { bytesRead } = await handle.read(chunk, 0, chunk.length, null);
+        const bytesRead = readSync(fd, chunk, 0, chunk.length, null);
         if (bytesRead === 0) break;
         const bytes = bytesRead === chunk.length ? chunk : chunk.subarray(0, bytesRead);
         lastByte = bytes[bytesRead - 1]!;
@@ -97,7 +101,7 @@ export async function readFilesColumnar(
     } catch {
       return { needsReader: 'a read error' };
     } finally {
-      await handle?.close().catch(() => undefined);
+      if (fd !== -1) closeSync(fd);
     }
     splitter.end();
     const needsReader =
