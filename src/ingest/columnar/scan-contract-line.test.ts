@@ -157,6 +157,36 @@ describe('instantMsOfStringBytes reads `at` as calendar.instantMs does (fast-che
   });
 });
 
+describe('instantMsOfStringBytes of `YYYY-MM-DDTHH:MM:SSZ` (its own path, keeping the last day read)', () => {
+  it('answers each in a run of days, back and forth, as instantMs does; refuses what it refuses', () => {
+    const texts = [
+      '2025-10-01T00:00:09Z',
+      '2025-10-01T23:59:59Z',
+      '2025-10-02T00:00:00Z',
+      '2025-10-01T12:00:00Z',
+      '2024-02-29T10:00:00Z',
+      '2023-02-29T10:00:00Z',
+      '2023-02-28T10:00:00Z',
+      '2023-02-28T24:00:00Z',
+      '2023-02-28T10:60:00Z',
+      '2023-02-28T10:00:60Z',
+      '2023-02-28t10:00:00Z',
+      '2023-02-28T10:00:0xZ',
+      '2023-13-01T10:00:00Z',
+      '1969-12-31T23:59:59Z',
+      '1970-01-01T00:00:00Z',
+      '9999-12-31T23:59:59Z',
+      '2023-02-28T10:00:00+Z',
+      '2023-02-28T10:00:00Z',
+    ];
+    for (const text of texts) {
+      const bytes = Buffer.from(`"${text}"`, 'latin1');
+      const ms = instantMsOfStringBytes(bytes, 1, bytes.length - 1);
+      expect(ms === -1 ? undefined : ms, text).toBe(instantMs(text));
+    }
+  });
+});
+
 /** Lines of generated traffic of each shape the bench generator makes. */
 const SHAPES: [string, TrafficOptions][] = [
   ['the default shape', { seed: 1, eventsTarget: 6000 }],

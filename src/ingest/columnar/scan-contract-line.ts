@@ -429,13 +429,53 @@ function isoMs(bytes: Uint8Array, start: number, stop: number): number {
   return localMs + milliseconds - offsetMinutes * 60_000;
 }
 
+/** The day `utcSecondMs` read last (year × 10,000 + month × 100 + day, -1 for none), and its epoch ms. */
+let lastDay = -1;
+let lastDayMs = 0;
+
+/**
+ * `isoMs` of the one form most lines write, `YYYY-MM-DDTHH:MM:SSZ` (20 bytes, the last a `Z`), with the epoch
+ * ms of the last day read kept: consecutive lines mostly share their day, whose check and count from 1970
+ * `isoMs` would make anew. Any other text of 20 bytes ending in `Z` is `isoMs`'s.
+ */
+function utcSecondMs(bytes: Uint8Array, start: number, stop: number): number {
+  if (
+    bytes[start + 4] !== 45 ||
+    bytes[start + 7] !== 45 ||
+    bytes[start + 10] !== 84 ||
+    bytes[start + 13] !== 58 ||
+    bytes[start + 16] !== 58
+  )
+    return isoMs(bytes, start, stop);
+  const century = twoDigits(bytes, start);
+  const yearOfCentury = twoDigits(bytes, start + 2);
+  const month = twoDigits(bytes, start + 5);
+  const day = twoDigits(bytes, start + 8);
+  const hour = twoDigits(bytes, start + 11);
+  const minute = twoDigits(bytes, start + 14);
+  const second = twoDigits(bytes, start + 17);
+  if ((century | yearOfCentury | month | day | hour | minute | second) < 0) return -1;
+  if (!(hour <= 23 && minute <= 59 && second <= 59)) return -1;
+  const year = century * 100 + yearOfCentury;
+  const dayKey = year * 10_000 + month * 100 + day;
+  if (dayKey !== lastDay) {
+    const isLeap = year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0);
+    const monthDays = month === 2 && isLeap ? 29 : DAYS_IN_MONTH[month - 1];
+    if (!(month >= 1 && month <= 12 && day >= 1 && monthDays !== undefined && day <= monthDays)) return -1;
+    lastDayMs = daysFromCivil(year, month, day) * DAY_MS;
+    lastDay = dayKey;
+  }
+  return lastDayMs + ((hour * 60 + minute) * 60 + second) * 1000;
+}
+
 /**
  * calendar's `instantMs` of a JSON string whose content is `bytes[start, stop)`: ISO-8601, or Unix seconds as
  * digits; -1 for anything it refuses, and for Unix seconds with a fraction (left to the reader's path).
  */
 export function instantMsOfStringBytes(bytes: Uint8Array, start: number, stop: number): number {
   let ms: number;
-  if (stop - start > 4 && bytes[start + 4] === 45) ms = isoMs(bytes, start, stop);
+  if (stop - start === 20 && bytes[start + 19] === 0x5a) ms = utcSecondMs(bytes, start, stop);
+  else if (stop - start > 4 && bytes[start + 4] === 45) ms = isoMs(bytes, start, stop);
   else {
     // Digits only (calendar also reads one dot: refused here); never 1e11 seconds or more (out of range).
     const seconds = digitsValue(bytes, start, stop, MAX_UNIX_SECONDS);
