@@ -111,9 +111,23 @@ export class ScannedBody {
   }
 }
 
-/** Each object's keys, in bytes, after an unused first (`wordAt`'s numbering): a key's number is its index. */
-const keysOf = (...names: string[]): readonly Uint8Array[] =>
-  ['', ...names].map((name) => Buffer.from(name, 'latin1'));
+/**
+ * An object's keys, in bytes, after an unused first (`wordAt`'s numbering: a key's number is its index), and
+ * by first byte the number of the one key starting with it (0: none; -1: several, looked for in turn).
+ */
+interface Keys {
+  words: readonly Uint8Array[];
+  byFirstByte: Int8Array;
+}
+function keysOf(...names: string[]): Keys {
+  const words = ['', ...names].map((name) => Buffer.from(name, 'latin1'));
+  const byFirstByte = new Int8Array(256);
+  for (let k = 1; k < words.length; k++) {
+    const first = words[k]![0]!;
+    byFirstByte[first] = byFirstByte[first] === 0 ? k : -1;
+  }
+  return { words, byFirstByte };
+}
 const BODY_KEYS = keysOf('object', 'entry');
 const ENTRY_KEYS = keysOf('id', 'changes');
 const CHANGE_KEYS = keysOf('field', 'value');
@@ -148,11 +162,23 @@ let isClosed = false;
  * The number of the key of the member written at `at` (its opening quote) among `keys`, with `valueAt`
  * where its value starts; 0 for any other key, or for no member there.
  */
-function keyOfMember(bytes: Uint8Array, at: number, end: number, keys: readonly Uint8Array[]): number {
+function keyOfMember(bytes: Uint8Array, at: number, end: number, keys: Keys): number {
   if (bytes[at] !== QUOTE) return 0;
-  const key = wordAt(bytes, at + 1, end, keys);
+  const candidate = keys.byFirstByte[bytes[at + 1]!]!;
+  let key = 0;
+  if (candidate > 0) {
+    const word = keys.words[candidate]!;
+    const stop = at + 1 + word.length;
+    if (stop < end && bytes[stop] === QUOTE && isWordAt(bytes, at + 1, end, word)) {
+      key = candidate;
+      valueAt = stop + 1;
+    }
+  } else if (candidate < 0) {
+    key = wordAt(bytes, at + 1, end, keys.words);
+    valueAt = valueEnd;
+  }
   if (key === 0) return 0;
-  const colon = skipSpace(bytes, valueEnd, end);
+  const colon = skipSpace(bytes, valueAt, end);
   if (bytes[colon] !== COLON) return 0;
   valueAt = skipSpace(bytes, colon + 1, end);
   return key;
