@@ -108,6 +108,21 @@ describe('ByteKeyTable gives the integers a Map<string, number> gives (fast-chec
     checkAgainstMap(new ByteKeyTable({ initialSlots: 2 }), asks);
   });
 
+  it('a table grown from 2 slots finds every key again by its slot alone (hashes cut to 1 bit)', () => {
+    // 600 keys of 39 bytes (a message id's length) into 8-byte slots that grow nine times: each key asked
+    // again, first as bytes then as a string, after a key that evicts it from the one-slot recent table.
+    const asks: Ask[] = [];
+    const id = (i: number): string => `wamid.HBgM${String(i).padStart(6, '0')}AAAAAAAAAAAAAAAAAAAAAAA=`;
+    for (let i = 0; i < 600; i++)
+      asks.push({ key: id(i), asBytes: i % 3 !== 0, before: 2, after: 3, noise: 0x30 });
+    for (let i = 599; i >= 0; i--) {
+      asks.push({ key: id((i + 7) % 600), asBytes: true, before: 0, after: 0, noise: 0 });
+      asks.push({ key: id(i), asBytes: true, before: 1, after: 1, noise: 0x41 });
+      asks.push({ key: id(i), asBytes: false, before: 0, after: 0, noise: 0 });
+    }
+    checkAgainstMap(new ByteKeyTable({ initialSlots: 2, recentSlots: 1, hashMask: 1 }), asks);
+  });
+
   it('a key as bytes and the same key as a string are one key; bytes are compared whole', () => {
     const table = new ByteKeyTable();
     const bytes = encoder.encode('xx919876543210yy');

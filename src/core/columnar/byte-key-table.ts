@@ -3,8 +3,14 @@
 // by the byte reader (ingest/columnar) and strings by `add`. Pure. It must never give two different keys one
 // integer, nor one key two.
 
-/** Int32 entries of a slot (the table's, the recent table's): hash, index + 1, arena offset, byte length. */
-const SLOT_WIDTH = 4;
+/**
+ * Int32 entries of a slot of the hash table: hash, index + 1. A key's bytes are found from `starts` (read only
+ * when the hashes are equal): 8-byte slots are half the memory of 16-byte ones, so that the ids' table of a
+ * large file (2^20 slots) is touched on half the pages and holds twice the slots per cache line.
+ */
+const SLOT_WIDTH = 2;
+/** Int32 entries of a slot of the recent table: hash, index + 1, arena offset, byte length (small: kept whole). */
+const RECENT_WIDTH = 4;
 const DEFAULT_SLOTS = 1 << 10;
 const DEFAULT_RECENT_SLOTS = 1 << 12;
 /** The arena's offsets are kept as 32-bit unsigned integers: the keys of one table hold less than 4 GiB. */
@@ -24,10 +30,11 @@ export interface ByteKeyTableOptions {
 
 /**
  * A hash table over the keys' bytes: open addressing (linear probing) over a hash of every byte of the key, four
- * at a time; each slot `[hash, index + 1, offset, length]` in one Int32Array, so that a probe touches one cache
- * line; the keys copied once into one byte arena and compared whole. In front of it a direct-mapped table of
- * recently looked-up keys (a message's statuses come close together in a file). A key given as bytes and the
- * same key given as a string (UTF-8) are one key.
+ * at a time; each slot `[hash, index + 1]` in one Int32Array, the key's place in the arena read from `starts` by
+ * its index only when the hashes are equal; the keys copied once into one byte arena and compared whole. In
+ * front of it a direct-mapped table of recently looked-up keys `[hash, index + 1, offset, length]` (a message's
+ * statuses come close together in a file). A key given as bytes and the same key given as a string (UTF-8) are
+ * one key.
  */
 export class ByteKeyTable {
   /** Whether the last `intern` / `internString` added its key (false: the key was there). */
@@ -38,8 +45,11 @@ export class ByteKeyTable {
   private readonly recentMask: number;
   private readonly hashMask: number;
   private count = 0;
-  /** Where each key's bytes start in the arena, by index; `starts[count]` is where the next key goes. */
-  private starts: Float64Array;
+  /**
+   * Where each key's bytes start in the arena, by index; `starts[count]` is where the next key goes (offsets
+   * below 4 GiB, so 32 bits: half the pages of a Float64Array for the ids of a large file).
+   */
+  private starts: Uint32Array;
   private arena: Uint8Array;
   private arenaView: DataView;
   private used = 0;
@@ -64,10 +74,10 @@ export class ByteKeyTable {
     if (!isPowerOfTwo(recent)) throw new RangeError(`recentSlots ${recent}: a power of two`);
     this.slots = new Int32Array(slots * SLOT_WIDTH);
     this.mask = slots - 1;
-    this.recent = new Int32Array(recent * SLOT_WIDTH);
+    this.recent = new Int32Array(recent * RECENT_WIDTH);
     this.recentMask = recent - 1;
     this.hashMask = options.hashMask ?? -1;
-    this.starts = new Float64Array(slots / 2 + 1);
+    this.starts = new Uint32Array(slots / 2 + 1);
     this.arena = new Uint8Array(slots * 16);
     this.arenaView = new DataView(this.arena.buffer);
   }
@@ -86,7 +96,7 @@ export class ByteKeyTable {
     const length = end - start;
     const hash = this.hashOf(bytes, view, start, end);
     const recent = this.recent;
-    const r = (hash & this.recentMask) * SLOT_WIDTH;
+    const r = (hash & this.recentMask) * RECENT_WIDTH;
     if (
       recent[r + 1] !== 0 &&
       recent[r] === hash &&
@@ -97,22 +107,22 @@ export class ByteKeyTable {
       return recent[r + 1]! - 1;
     }
     const slots = this.slots;
+    const starts = this.starts;
     let slot = mix(hash) & this.mask;
     for (;;) {
       const q = slot * SLOT_WIDTH;
       const indexPlusOne = slots[q + 1]!;
       if (indexPlusOne === 0) break;
-      if (
-        slots[q] === hash &&
-        slots[q + 3] === length &&
-        this.isKeyAt(slots[q + 2]! >>> 0, bytes, view, start, end)
-      ) {
-        recent[r] = hash;
-        recent[r + 1] = indexPlusOne;
-        recent[r + 2] = slots[q + 2]!;
-        recent[r + 3] = length;
-        this.isNew = false;
-        return indexPlusOne - 1;
+      if (slots[q] === hash) {
+        const offset = starts[indexPlusOne - 1]!;
+        if (starts[indexPlusOne]! - offset === length && this.isKeyAt(offset, bytes, view, start, end)) {
+          recent[r] = hash;
+          recent[r + 1] = indexPlusOne;
+          recent[r + 2] = offset | 0;
+          recent[r + 3] = length;
+          this.isNew = false;
+          return indexPlusOne - 1;
+        }
       }
       slot = (slot + 1) & this.mask;
     }
@@ -205,7 +215,7 @@ export class ByteKeyTable {
     const length = end - start;
     if (this.used + length > this.arena.length) this.growArena(this.used + length);
     if (this.count + 2 > this.starts.length) {
-      const starts = new Float64Array(this.starts.length * 2);
+      const starts = new Uint32Array(this.starts.length * 2);
       starts.set(this.starts);
       this.starts = starts;
     }
@@ -218,8 +228,6 @@ export class ByteKeyTable {
     const q = slot * SLOT_WIDTH;
     this.slots[q] = hash;
     this.slots[q + 1] = index + 1;
-    this.slots[q + 2] = offset | 0;
-    this.slots[q + 3] = length;
     const recent = this.recent;
     recent[r] = hash;
     recent[r + 1] = index + 1;
@@ -252,8 +260,6 @@ export class ByteKeyTable {
       const to = slot * SLOT_WIDTH;
       slots[to] = old[q]!;
       slots[to + 1] = old[q + 1]!;
-      slots[to + 2] = old[q + 2]!;
-      slots[to + 3] = old[q + 3]!;
     }
     this.slots = slots;
     this.mask = mask;
