@@ -108,6 +108,27 @@ describe('ByteKeyTable gives the integers a Map<string, number> gives (fast-chec
     checkAgainstMap(new ByteKeyTable({ initialSlots: 2 }), asks);
   });
 
+  it('keys of 0–13 bytes that differ only in their last 1–3 bytes, every hash equal, in a table that grows', () => {
+    // Every key has the hash 0 and one slot of the recent table: each look-up compares bytes, word by word and
+    // the last 1–3 bytes as the word ending the key; the 8-byte slots are moved by every growth from 2 slots.
+    const endings = ['a', 'b', 'aa', 'ab', 'ba', 'bb', 'aaa', 'aab', 'aba', 'baa', 'bbb', 'é'];
+    const keys = new Set<string>();
+    for (let length = 0; length <= 13; length++) {
+      for (const ending of endings) {
+        keys.add('k'.repeat(Math.max(0, length - ending.length)) + ending);
+      }
+    }
+    const asks: Ask[] = [...keys].map((key, i) => ({
+      key,
+      asBytes: i % 2 === 0,
+      before: i % 3,
+      after: 1,
+      noise: 0x61,
+    }));
+    for (const ask of [...asks].reverse()) asks.push({ ...ask, asBytes: !ask.asBytes, before: 5, after: 0 });
+    checkAgainstMap(new ByteKeyTable({ initialSlots: 2, recentSlots: 1, hashMask: 0 }), asks);
+  });
+
   it('a table grown from 2 slots finds every key again by its slot alone (hashes cut to 1 bit)', () => {
     // 600 keys of 39 bytes (a message id's length) into 8-byte slots that grow nine times: each key asked
     // again, first as bytes then as a string, after a key that evicts it from the one-slot recent table.

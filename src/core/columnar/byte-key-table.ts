@@ -189,17 +189,27 @@ export class ByteKeyTable {
     this.texts = texts;
   }
 
-  /** Hash of every byte of the key: four at a time (little-endian words), then the last 0–3. */
+  /**
+   * Hash of every byte of the key: four at a time (little-endian words); the last 1–3 bytes of a key of 4 bytes
+   * or more as the word that ends it (overlapping the one before: one read, not up to three), those of a
+   * shorter key one by one.
+   */
   private hashOf(bytes: Uint8Array, view: DataView, start: number, end: number): number {
     let hash = Math.imul(end - start, 0x9e3779b1);
     let i = start;
     for (; i + 4 <= end; i += 4) hash = Math.imul(hash ^ view.getInt32(i, true), 0x85ebca6b) ^ (hash >>> 15);
-    for (; i < end; i++) hash = Math.imul(hash ^ bytes[i]!, 0x01000193);
+    if (i < end) {
+      if (end - start >= 4) hash = Math.imul(hash ^ view.getInt32(end - 4, true), 0x85ebca6b) ^ (hash >>> 15);
+      else for (; i < end; i++) hash = Math.imul(hash ^ bytes[i]!, 0x01000193);
+    }
     hash ^= hash >>> 16;
     return hash & this.hashMask;
   }
 
-  /** Whether the arena's bytes from `offset` are those of `bytes[start, end)` (lengths already equal). */
+  /**
+   * Whether the arena's bytes from `offset` are those of `bytes[start, end)` (lengths already equal): word by
+   * word, the last 1–3 bytes as the word that ends the key, as `hashOf` reads them.
+   */
   private isKeyAt(offset: number, bytes: Uint8Array, view: DataView, start: number, end: number): boolean {
     const arena = this.arena;
     const arenaView = this.arenaView;
@@ -207,6 +217,8 @@ export class ByteKeyTable {
     let i = start;
     for (; i + 4 <= end; i += 4)
       if (arenaView.getInt32(shift + i, true) !== view.getInt32(i, true)) return false;
+    if (i === end) return true;
+    if (end - start >= 4) return arenaView.getInt32(shift + end - 4, true) === view.getInt32(end - 4, true);
     for (; i < end; i++) if (arena[shift + i] !== bytes[i]) return false;
     return true;
   }
