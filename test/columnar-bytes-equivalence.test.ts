@@ -117,8 +117,8 @@ const inboundLine = (id: string, atMs: number, user: string) =>
   line({ kind: 'inbound', at: iso(atMs), waba: W, business: B, user, id });
 const statusLine = (id: string, word: string, atMs: number) =>
   line({ kind: 'status', at: iso(atMs), id, status: word });
-/** Meta's webhook body of one user's text message. */
-const inboundBody = (id: string, atMs: number, user: string) =>
+/** Meta's webhook body (WABA W, number B) of one change of `messages` whose value holds `fields`. */
+const messagesBody = (fields: Record<string, unknown>) =>
   JSON.stringify({
     object: 'whatsapp_business_account',
     entry: [
@@ -129,16 +129,19 @@ const inboundBody = (id: string, atMs: number, user: string) =>
             value: {
               messaging_product: 'whatsapp',
               metadata: { display_phone_number: '15550783881', phone_number_id: B },
-              contacts: [{ profile: { name: 'A' }, wa_id: user }],
-              messages: [
-                { from: user, id, timestamp: String(atMs / 1000), type: 'text', text: { body: 'hi' } },
-              ],
+              ...fields,
             },
             field: 'messages',
           },
         ],
       },
     ],
+  });
+/** Meta's webhook body of one user's text message. */
+const inboundBody = (id: string, atMs: number, user: string) =>
+  messagesBody({
+    contacts: [{ profile: { name: 'A' }, wa_id: user }],
+    messages: [{ from: user, id, timestamp: String(atMs / 1000), type: 'text', text: { body: 'hi' } }],
   });
 
 /** A user's message, then a service answer and a utility template in its window, each delivered. */
@@ -312,25 +315,7 @@ describe('rateSources over files: the golden scenarios, examples/ and the webhoo
             pricing: { billable: true, pricing_model: 'PMP', type: 'regular', category },
           }),
     });
-    const statusBody = (...statuses: ReturnType<typeof statusOf>[]) =>
-      JSON.stringify({
-        object: 'whatsapp_business_account',
-        entry: [
-          {
-            id: W,
-            changes: [
-              {
-                value: {
-                  messaging_product: 'whatsapp',
-                  metadata: { display_phone_number: '15550783881', phone_number_id: B },
-                  statuses,
-                },
-                field: 'messages',
-              },
-            ],
-          },
-        ],
-      });
+    const statusBody = (...statuses: ReturnType<typeof statusOf>[]) => messagesBody({ statuses });
     const lines = [
       outboundLine('wamid.m1', T0, user, 'marketing'),
       outboundLine('wamid.m2', T0 + MIN, user, 'marketing'),

@@ -1,40 +1,18 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { readText } from '../../../test/support/read-text.js';
 import { generateTraffic, type TrafficOptions } from '../../../bench/generate-traffic.js';
 import { instantMs } from '../../core/calendar.js';
 import type { CoreEvent } from '../../core/events.js';
 import { parseContractLine, parseEventValue } from '../parse-event.js';
-import { readEventSources, type IgnoredNote, type SourceError } from '../read-events.js';
 import { LineSplitter } from './line-splitter.js';
 import { instantMsOfStringBytes, scanContractLine, ScannedLine, toCoreEvent } from './scan-contract-line.js';
 
 const SEED = 20261206;
 const REPOSITORY = fileURLToPath(new URL('../../../', import.meta.url));
-
-interface Read {
-  events: CoreEvent[];
-  errors: SourceError[];
-  ignored: IgnoredNote[];
-}
-
-/** What `readEventSources` makes of `text` read as a file (from a stream of bytes, as a file is read). */
-async function readText(text: string | Buffer): Promise<Read> {
-  const read: Read = { events: [], errors: [], ignored: [] };
-  await readEventSources(
-    ['-'],
-    {
-      onEvents: (events) => read.events.push(...events),
-      onError: (error) => read.errors.push(error),
-      onIgnored: (note) => read.ignored.push(note),
-    },
-    { stdin: Readable.from([typeof text === 'string' ? Buffer.from(text, 'utf8') : text]) },
-  );
-  return read;
-}
 
 /** The scanner's answer for `line` (a string, written as UTF-8), or undefined when it refuses the line. */
 function scan(line: string): CoreEvent | undefined {

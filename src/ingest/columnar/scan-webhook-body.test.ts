@@ -1,11 +1,10 @@
 import { readFileSync } from 'node:fs';
-import { Readable } from 'node:stream';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { readText } from '../../../test/support/read-text.js';
 import { fixtureJsonFiles } from '../../../test/support/fixture-files.js';
 import { generateTraffic, type TrafficOptions } from '../../../bench/generate-traffic.js';
 import type { CoreEvent } from '../../core/events.js';
-import { readEventSources, type IgnoredNote, type SourceError } from '../read-events.js';
 import { LineSplitter } from './line-splitter.js';
 import {
   MAX_SCANNED_BODY_BYTES,
@@ -16,27 +15,6 @@ import {
 } from './scan-webhook-body.js';
 
 const SEED = 20261207;
-
-interface Read {
-  events: CoreEvent[];
-  errors: SourceError[];
-  ignored: IgnoredNote[];
-}
-
-/** What `readEventSources` makes of `text` read as a file (from a stream of bytes, as a file is read). */
-async function readText(text: string): Promise<Read> {
-  const read: Read = { events: [], errors: [], ignored: [] };
-  await readEventSources(
-    ['-'],
-    {
-      onEvents: (events) => read.events.push(...events),
-      onError: (error) => read.errors.push(error),
-      onIgnored: (note) => read.ignored.push(note),
-    },
-    { stdin: Readable.from([Buffer.from(text, 'utf8')]) },
-  );
-  return read;
-}
 
 /** The scanner's events for `line` (written as UTF-8), or undefined when it refuses the line. */
 function scan(line: string): CoreEvent[] | undefined {
