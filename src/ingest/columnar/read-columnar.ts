@@ -72,10 +72,11 @@ export async function readFilesColumnar(
   const read: ReadSummary = { lines: 0, events: 0, errors: 0, ignored: 0, files: [] };
   // One buffer read into again and again (the splitter copies what it keeps of a chunk): a new Buffer per
   // chunk, as a read stream gives, is memory outside V8's heap, whose growth set off a full collection every
-  // few megabytes read (≈ 25 in a warm run over the bench's 1M-line file). Read synchronously: each read
-  // of the thread pool's cost a round trip between threads, and on a busy machine a wait for a core (warm runs
-  // over that file 2.3–3.7 s with it, 1.8–2.2 s without, in turns, a core taken by another process). Rating a
-  // chunk blocks the event loop longer than reading it does; `wameter rate` and `explain` run nothing beside.
+  // few megabytes read (26 in two warm runs over the bench's 1M-line file, 11 without). Read synchronously:
+  // each read of the thread pool's cost a round trip between threads, and on a busy machine a wait for a core
+  // (warm runs over that file 2.3–3.7 s with it, 1.8–2.2 s without, in turns, a core taken by another
+  // process). Rating a chunk blocks the event loop longer than reading it does; `wameter rate` and `explain`
+  // run nothing beside.
   const chunk = Buffer.allocUnsafe(READ_CHUNK_BYTES);
   for (const source of sources) {
     try {
