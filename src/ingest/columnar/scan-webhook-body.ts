@@ -1,11 +1,11 @@
-// A strict byte scanner of one Meta webhook body of message statuses, written on one line of NDJSON, for the
-// columnar byte reader (read-columnar.ts), beside `scanContractLine`. Webhook bodies were the one kind of line
-// the byte reader still gave to JSON.parse and parse-event, ≈ 4 µs a body with `ColumnarRater.add`: 13 % of
-// the bench file's lines, a third of its reading time (≈ 1 µs here). As `scanContractLine` does, it ACCEPTS a
-// body only when it is certain that `readEventSources` reads that line, alone in NDJSON, as the status events
-// `toStatusEvents` makes of it, in that order, with no error and no note; anything else it REFUSES (returns
-// false), and the caller reads the line the reader's way. Accepting a body the reader reads otherwise would be
-// a money bug; refusing one costs only speed.
+// A strict byte scanner of one Meta webhook body of message statuses, written on one line of NDJSON, for
+// the columnar byte reader (read-columnar.ts), beside `scanContractLine`. Webhook bodies were the one kind of
+// line the byte reader still gave to JSON.parse and parse-event, ≈ 4 µs a body with `ColumnarRater.add`:
+// 13 % of the bench file's lines, a third of its reading time (≈ 1 µs here). As `scanContractLine` does, it
+// ACCEPTS a body only when it is certain that `readEventSources` reads that line, alone in NDJSON, as the
+// status events `toStatusEvents` makes of it, in that order, with no error and no note; anything else it
+// REFUSES (returns false), and the caller reads the line the reader's way. Accepting a body the reader reads
+// otherwise would be a money bug; refusing one costs only speed.
 //
 // What it accepts, exactly (anything else is refused), in the shape Meta posts (webhooks.md):
 //   {"object":"whatsapp_business_account","entry":[{"id":WABA,"changes":[{"field":"messages","value":
@@ -184,7 +184,10 @@ function keyOfMember(bytes: Uint8Array, at: number, end: number, keys: Keys): nu
   return key;
 }
 
-/** After a value ending at `at`: past a comma and white space (`isClosed` false), or past `close` (true); -1. */
+/**
+ * After a value ending at `at`: past a comma and white space (`isClosed` false), or past `close` (true); else
+ * -1.
+ */
 function afterMember(bytes: Uint8Array, at: number, end: number, close: number): number {
   const i = skipSpace(bytes, at, end);
   if (bytes[i] === COMMA) {
@@ -441,7 +444,10 @@ export function conversationOf(
   );
 }
 
-/** The events the reader makes of a body `scanWebhookBody` accepted into `out`, with their fields in its order. */
+/**
+ * The events the reader makes of a body `scanWebhookBody` accepted into `out`, with their fields in its
+ * order.
+ */
 export function toStatusEvents(bytes: Buffer, out: ScannedBody): StatusEvent[] {
   const text = (start: number, end: number) => bytes.toString('latin1', start, end);
   const events: StatusEvent[] = [];
