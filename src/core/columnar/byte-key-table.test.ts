@@ -158,6 +158,25 @@ describe('ByteKeyTable gives the integers a Map<string, number> gives (fast-chec
     expect(table.text(3)).toBe('');
   });
 
+  it('decodes ASCII keys by their bytes until a key of other bytes arrives, then every new key as UTF-8', () => {
+    const table = new ByteKeyTable({ initialSlots: 2 });
+    const ascii = ['wamid.HBgLMTU1NTAxMDAwMDEVAgARGBI1', '15550100001', '', '~\u007f'];
+    for (const key of ascii) table.internString(key);
+    expect(ascii.map((_, i) => table.text(i))).toEqual(ascii);
+    // 'é' is two bytes of 0x80 or more: read one per character they would make 'Ã©'.
+    const e = table.internString('é');
+    const euro = table.intern(encoder.encode('x€x'), 1, 4);
+    const late = table.internString('wamid.late');
+    expect([table.text(e), table.text(euro), table.text(late)]).toEqual(['é', '€', 'wamid.late']);
+    expect(ascii.map((_, i) => table.text(i))).toEqual(ascii);
+    // A byte of 0x80 or more that is not UTF-8 is refused, not read as Latin-1, in a table of ASCII keys.
+    const bytesOnly = new ByteKeyTable();
+    bytesOnly.internString('15550100001');
+    expect(bytesOnly.text(0)).toBe('15550100001');
+    bytesOnly.intern(Uint8Array.of(0x31, 0xe9), 0, 2);
+    expect(() => bytesOnly.text(1)).toThrow(/not UTF-8/);
+  });
+
   it('refuses a string with a lone surrogate, an index it does not hold and bytes outside the buffer', () => {
     const table = new ByteKeyTable();
     expect(() => table.internString('a\ud800')).toThrow(RangeError);

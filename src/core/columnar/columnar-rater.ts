@@ -1046,6 +1046,7 @@ class PricedUnits {
   private readonly pricer: UnitPricer;
   /** The one draft priced: every field set by `draft` (one shape), the pricer's results read by `price`. */
   private readonly scratch: UnitDraft;
+  /** The draft's `messages`: its one message id, set by `draft`. */
   private readonly pricedMessage: string[] = [''];
   /** The draft's user, by index and as text, and per user the place kept and its local day. */
   private user = NO_KEY;
@@ -1054,7 +1055,6 @@ class PricedUnits {
   private readonly places: (MarketResolution | undefined)[];
   /** Per user, its number placed (the resolver's `placerOf`), for the days its place is not kept. */
   private readonly placers: (((localDate: string) => MarketResolution) | undefined)[];
-  private messageText = '';
   /** The draft's WABA as text and its account; per WABA index, its account once asked for. */
   private wabaText = '';
   private account: Account | undefined;
@@ -1208,7 +1208,6 @@ class PricedUnits {
     const i = this.count;
     this.messageIds[i] = id;
     this.unitPairs[i] = pair;
-    this.messageText = idText;
     this.pricedMessage[0] = idText;
     draft.id = `u_${idText}`;
     draft.waba = waba;
@@ -1242,7 +1241,8 @@ class PricedUnits {
   price(word: MetaCategoryWord | undefined): void {
     const draft = this.scratch;
     this.pricer.price(draft);
-    if (word !== undefined) addMetaDisagrees(this.findings, draft, this.messageText, word, draft.openedAtMs);
+    if (word !== undefined)
+      addMetaDisagrees(this.findings, draft, this.pricedMessage[0]!, word, draft.openedAtMs);
     const i = this.count++;
     this.openedAtMs[i] = draft.openedAtMs;
     this.categories[i] = this.categoryCodes.code(draft.category);
