@@ -180,6 +180,29 @@ describe('rateSources over files: lines the scanner refuses, mixed with accepted
     expect(calls.filter(([, unit]) => (unit as { rule?: string }).rule === 'PMP_CHARGED')).toEqual([]);
   });
 
+  it('a Mexican user written with and without the 1 after 52, on scanned lines and in a webhook body, is one user', async () => {
+    // 52 1 55 1234 5678 as Mexico wrote mobiles until 2019; 52 55 1234 5678 without it (phone.ts canonicalUser).
+    const lines = [
+      ...conversation(1, T0, inboundBody('wamid.i1', T0, '525512345678'), (id, at, t) =>
+        outboundLine(id, at, '5215512345678', t),
+      ),
+      ...conversation(
+        2,
+        T0 + 60 * MIN,
+        inboundLine('wamid.i2', T0 + 60 * MIN, '5215512340000'),
+        (id, at, t) => outboundLine(id, at, '525512340000', t),
+      ),
+    ];
+    const file = written('mexico.ndjson', lines.join('\n') + '\n');
+    expect(await expectSameAllWays([file])).toBe('bytes');
+    const { calls, summary } = await rateFiles([file], {});
+    expect(summary.stats.units).toBe(4);
+    expect(calls.filter(([, unit]) => (unit as { rule?: string }).rule === 'PMP_CHARGED')).toEqual([]);
+    expect(new Set(calls.map(([, unit]) => (unit as { user?: string }).user))).toEqual(
+      new Set(['525512345678', '525512340000']),
+    );
+  });
+
   it('escapes, keys in another order, white space: read by JSON.parse, rated by bytes', async () => {
     const lines = [
       ...conversation(1, T0, inboundLine('wamid.i1', T0, '919876543210'), (id, at, t) =>

@@ -261,6 +261,16 @@ export class ColumnarRater {
    * form's, as `add` interns it (each way of writing a user is made canonical once, at its first sight).
    */
   userOfBytes(bytes: Uint8Array, start: number, end: number): number {
+    const length = end - start;
+    // Only a user of 12 bytes starting 55 or of 13 starting 521 may be written otherwise than canonically
+    // (`canonicalUser`'s two patterns); any other is its own canonical form, and its bytes are its key in
+    // `users`: no text decoded, no second table asked.
+    if (
+      !(length === 12 && bytes[start] === 0x35 && bytes[start + 1] === 0x35) &&
+      !(length === 13 && bytes[start] === 0x35 && bytes[start + 1] === 0x32 && bytes[start + 2] === 0x31)
+    ) {
+      return this.users.intern(bytes, start, end);
+    }
     const written = this.writtenUsers.intern(bytes, start, end);
     if (written >= this.canonicalOfWritten.length) {
       this.canonicalOfWritten = grown(this.canonicalOfWritten, Math.max(1024, written * 2), NO_KEY);
