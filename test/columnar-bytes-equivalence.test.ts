@@ -181,7 +181,7 @@ describe('rateSources over files: lines the scanner refuses, mixed with accepted
   });
 
   it('a Mexican user written with and without the 1 after 52, on scanned lines and in a webhook body, is one user', async () => {
-    // 52 1 55 1234 5678 as Mexico wrote mobiles until 2019; 52 55 1234 5678 without it (phone.ts canonicalUser).
+    // 52 1 55 1234 5678 as Mexico wrote mobiles until 2019, 52 55 1234 5678 without it (canonicalUser).
     const lines = [
       ...conversation(1, T0, inboundBody('wamid.i1', T0, '525512345678'), (id, at, t) =>
         outboundLine(id, at, '5215512345678', t),

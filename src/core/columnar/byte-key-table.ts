@@ -55,7 +55,7 @@ export class ByteKeyTable {
   /** The arena as a Buffer (the same memory), which makes a string of ASCII bytes at once (`toString`). */
   private arenaBuffer: Buffer;
   private used = 0;
-  /** Whether every byte of every key so far is below 0x80: then a key's text is its bytes, one per character. */
+  /** Whether every byte of every key so far is below 0x80: then a key's text is its bytes as characters. */
   private isAscii = true;
   /**
    * A DataView over the last caller's buffer looked up in (one per chunk of a file, not one per key; the
