@@ -972,8 +972,14 @@ class SqliteStore implements Store {
    * written in chunks) must never take in another caller's statements.
    */
   private readonly writes = new WriteLock();
-  /** Concurrent ingests share one transaction, so one fsync (group commit). */
-  private readonly ingests = new GroupCommitQueue((items) => this.writes.run(() => this.ingestGroup(items)));
+  /**
+   * Concurrent ingests share one transaction, so one fsync (group commit). A commit runs in the server's thread
+   * here, so no request is read while it runs: a group waits up to 4 turns of the event loop for requests still
+   * arriving (`gatherTurns`, group-commit.ts).
+   */
+  private readonly ingests = new GroupCommitQueue((items) => this.writes.run(() => this.ingestGroup(items)), {
+    gatherTurns: 4,
+  });
   /** `writeGroup`'s transaction, made at its first group. */
   private groupTransaction:
     Database.Transaction<(items: readonly IngestItem[]) => IngestItemOutcome[]> | undefined;
