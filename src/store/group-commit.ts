@@ -109,14 +109,15 @@ export class GroupCommitQueue {
 
   /**
    * Lets the requests arriving now join the group before it commits. Each turn of the event loop
-   * (setImmediate) reads every request whose bytes came in meanwhile; while a turn adds items — a burst still
-   * coming in, clients answered by the last commit sending their next request — the group waits one more, up to
-   * `gatherTurns` turns, so that a steady stream never holds a group back for long. A lone request waits one
-   * turn, as before.
+   * (setImmediate) reads every request whose bytes came in meanwhile. While a turn adds items (a burst still
+   * coming in, or clients answered by the last commit sending their next request), the group waits one more
+   * turn, up to `gatherTurns` in all, so a steady stream never holds a group back for long. A lone request
+   * waits one turn, as before.
    *
-   * On SQLite a commit runs in the server's thread, so no request is read while it runs, and a group took only
-   * those read in one turn; much of a commit's cost is the group's, not its items' (docs/benchmarks.md §3,
-   * forty-fourth session). On PostgreSQL requests are read while a group commits, and waiting measured slower.
+   * On SQLite a commit runs in the server's thread, so no request is read while it runs, and a group took
+   * only those read in one turn; much of a commit's cost is the group's, not its items' (docs/benchmarks.md
+   * §3, forty-fourth session). On PostgreSQL requests are read while a group commits, and waiting measured
+   * no gain.
    */
   private async gather(): Promise<void> {
     for (let turn = 0; turn < this.gatherTurns; turn++) {

@@ -973,9 +973,9 @@ class SqliteStore implements Store {
    */
   private readonly writes = new WriteLock();
   /**
-   * Concurrent ingests share one transaction, so one fsync (group commit). A commit runs in the server's thread
-   * here, so no request is read while it runs: a group waits up to 4 turns of the event loop for requests still
-   * arriving (`gatherTurns`, group-commit.ts).
+   * Concurrent ingests share one transaction, so one fsync (group commit). A commit runs in the server's
+   * thread here, so no request is read while it runs: a group waits up to 4 turns of the event loop for
+   * requests still arriving (`gatherTurns`, group-commit.ts).
    */
   private readonly ingests = new GroupCommitQueue((items) => this.writes.run(() => this.ingestGroup(items)), {
     gatherTurns: 4,
