@@ -476,6 +476,16 @@ export function createApp(deps: AppDeps): Hono<Env> {
   metrics.gauge('rating_lag_seconds', 'Seconds the oldest stored but not yet rated arrival has waited.', () =>
     rating.lagSeconds(),
   );
+  metrics.counterRead(
+    'store_ingest_groups_total',
+    'Group commits of webhooks and POST /v1/events batches: each one transaction (one fsync on SQLite).',
+    () => store.ingestGroups().groups,
+  );
+  metrics.counterRead(
+    'store_ingest_group_items_total',
+    'Webhooks and POST /v1/events batches committed in those groups: divided by store_ingest_groups_total, how many share a commit.',
+    () => store.ingestGroups().items,
+  );
   metrics.gauge(
     'on_demand_ratings_waiting',
     'Explain, re-rate, reconciliation and estimate requests waiting for their turn to rate (the one running not counted).',

@@ -231,4 +231,32 @@ describe('GET /metrics after real ingests', () => {
     }
     expect(families.get('http_request_duration_seconds')!.samples.length).toBeGreaterThan(0);
   });
+
+  it("counts the store's group commits and the ingests they held", async () => {
+    service = await createTestService();
+    const counters = async () => {
+      const families = parseExposition(await (await service.get('/metrics')).text());
+      const read = (name: string) => {
+        const family = families.get(name);
+        expect(family?.type, name).toBe('counter');
+        expect(family?.help, name).toBeTruthy();
+        return family!.samples[0]!.value;
+      };
+      return { groups: read('store_ingest_groups_total'), items: read('store_ingest_group_items_total') };
+    };
+    expect(await counters()).toEqual({ groups: 0, items: 0 });
+    // Six webhooks posted at once reach the store's queue together; a bad signature never reaches it.
+    // (each body twice: the second with a line end after it, another body carrying the same events)
+    const bodies = ['sent', 'delivered', 'read'].flatMap((status) => [
+      fixture(`pywa/status_${status}.json`),
+      Buffer.concat([fixture(`pywa/status_${status}.json`), Buffer.from('\n')]),
+    ]);
+    const answers = await Promise.all(bodies.map((body) => service.postWebhook(body)));
+    expect(answers.map((answer) => answer.status)).toEqual([200, 200, 200, 200, 200, 200]);
+    expect((await service.postWebhook(bodies[0]!, { signature: 'sha256=00' })).status).toBe(401);
+    const after = await counters();
+    expect(after.items).toBe(6);
+    expect(after.groups).toBeGreaterThanOrEqual(1);
+    expect(after.groups).toBeLessThan(6);
+  });
 });

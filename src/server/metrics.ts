@@ -69,7 +69,11 @@ function renderHistogram(lines: string[], name: string, family: HistogramFamily)
 
 export class Metrics {
   private readonly series = new Map<string, Series>();
-  private readonly gauges = new Map<string, { help: string; read: () => number }>();
+  /** Series read when /metrics is scraped: gauges, and counters kept by another part (the store). */
+  private readonly readAtScrape = new Map<
+    string,
+    { help: string; type: 'gauge' | 'counter'; read: () => number }
+  >();
   private readonly durations: HistogramFamily = {
     help: 'HTTP request durations by route and status.',
     buckets: DURATION_BUCKETS,
@@ -134,7 +138,12 @@ export class Metrics {
 
   /** A gauge read when /metrics is scraped. */
   gauge(name: string, help: string, read: () => number): void {
-    this.gauges.set(name, { help, read });
+    this.readAtScrape.set(name, { help, type: 'gauge', read });
+  }
+
+  /** A counter that another part keeps (it only grows), read when /metrics is scraped. */
+  counterRead(name: string, help: string, read: () => number): void {
+    this.readAtScrape.set(name, { help, type: 'counter', read });
   }
 
   private defineHistogram(name: string, help: string, buckets: readonly number[]): void {
@@ -176,8 +185,12 @@ export class Metrics {
       lines.push(`# HELP ${name} ${series.help}`, `# TYPE ${name} ${series.type}`);
       for (const [key, value] of series.values) lines.push(`${name}${key} ${value}`);
     }
-    for (const [name, gauge] of this.gauges) {
-      lines.push(`# HELP ${name} ${gauge.help}`, `# TYPE ${name} gauge`, `${name} ${gauge.read()}`);
+    for (const [name, series] of this.readAtScrape) {
+      lines.push(
+        `# HELP ${name} ${series.help}`,
+        `# TYPE ${name} ${series.type}`,
+        `${name} ${series.read()}`,
+      );
     }
     renderHistogram(lines, 'http_request_duration_seconds', this.durations);
     for (const [name, family] of this.histograms) renderHistogram(lines, name, family);

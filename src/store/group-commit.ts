@@ -45,7 +45,7 @@ export class GroupCommitQueue {
   private readonly maxItems: number;
   private readonly maxEvents: number;
   private readonly gatherTurns: number;
-  /** Groups committed and items in them (tests, metrics). */
+  /** Groups committed and items in them (`Store.ingestGroups`: tests, metrics). */
   readonly stats = { groups: 0, items: 0 };
 
   constructor(

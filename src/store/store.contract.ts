@@ -279,6 +279,23 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
         expect(retry.inserted).toEqual([inbound('wamid.i1')]);
       });
 
+      it('counts its group commits and the ingests they held (ingestGroups: /metrics)', async () => {
+        const store = await fresh();
+        expect(store.ingestGroups()).toEqual({ groups: 0, items: 0 });
+        // Submitted together: one group. Then one more ingest alone.
+        await Promise.all([
+          store.ingestWebhook(raw('{"n":1}'), [input(inbound('wamid.g1'))]),
+          store.ingestWebhook(raw('{"n":2}'), []),
+          store.ingestEvents([input(inbound('wamid.g2'))]),
+        ]);
+        expect(store.ingestGroups()).toEqual({ groups: 1, items: 3 });
+        await store.ingestEvents([input(inbound('wamid.g3'))]);
+        expect(store.ingestGroups()).toEqual({ groups: 2, items: 4 });
+        // A copy of what a call returned: the store's own count is not the caller's to change.
+        store.ingestGroups().items = 0;
+        expect(store.ingestGroups().items).toBe(4);
+      });
+
       it('recognises an identical body and stores nothing new', async () => {
         const store = await fresh();
         const events = [input(inbound('wamid.i1'))];

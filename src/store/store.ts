@@ -634,6 +634,12 @@ export interface Store {
   /** Cheap round trip to check the store is reachable (/healthz). */
   ping(): Promise<void>;
   close(): Promise<void>;
+  /**
+   * The group commits of `ingestWebhook` and `ingestEvents` since the store opened, and the calls they held
+   * (the service's /metrics: items ÷ groups is how well commits batch). A group retried item by item after
+   * it failed is not counted, nor are `ingestBatch`'s own transactions.
+   */
+  ingestGroups(): { groups: number; items: number };
 
   /**
    * Stores a webhook body and the events read from it in ONE transaction, durable when the promise

@@ -270,6 +270,7 @@ class StoreHoldingWriterLock implements Store {
   // (`listRatings`' WABA filter once was, and a limited key saw every client's rating history).
   migrate: Store['migrate'] = (...args) => this.store.migrate(...args);
   ping: Store['ping'] = (...args) => this.store.ping(...args);
+  ingestGroups: Store['ingestGroups'] = () => this.store.ingestGroups();
   ingestWebhook: Store['ingestWebhook'] = (...args) => this.store.ingestWebhook(...args);
   ingestEvents: Store['ingestEvents'] = (...args) => this.store.ingestEvents(...args);
   ingestBatch: Store['ingestBatch'] = (...args) => this.store.ingestBatch(...args);

@@ -1183,6 +1183,10 @@ class PostgresStore implements Store {
     });
   }
 
+  ingestGroups(): { groups: number; items: number } {
+    return { ...this.ingests.stats };
+  }
+
   async ping(): Promise<void> {
     // The wait for a connection counts too (a partition makes the pool open a new one, which would wait the
     // pool's 10 s). A query timed out is released as broken: the pool ends that connection, never reuses it.

@@ -1057,6 +1057,10 @@ class SqliteStore implements Store {
       .immediate();
   }
 
+  ingestGroups(): { groups: number; items: number } {
+    return { ...this.ingests.stats };
+  }
+
   async ping(): Promise<void> {
     this.statement('SELECT 1').get();
   }
