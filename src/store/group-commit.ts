@@ -8,6 +8,7 @@ import {
   StoreTimeoutError,
   type EventInput,
   type IngestEventsOptions,
+  type IngestGroupCounts,
   type IngestItem,
   type IngestItemOutcome,
   type IngestOutcome,
@@ -46,7 +47,7 @@ export class GroupCommitQueue {
   private readonly maxEvents: number;
   private readonly gatherTurns: number;
   /** Groups committed and items in them (`Store.ingestGroups`: tests, metrics). */
-  readonly stats = { groups: 0, items: 0 };
+  readonly stats: IngestGroupCounts = { groups: 0, items: 0 };
 
   constructor(
     private readonly commit: (items: readonly IngestItem[]) => Promise<IngestItemOutcome[]>,

@@ -628,6 +628,12 @@ export interface RatingChangesPage {
 /** The tables `Store.refreshStatistics` analyses: `events`, or the rating's (units, pending messages, findings). */
 export type StatisticsOf = 'events' | 'bill';
 
+/** `Store.ingestGroups`: group commits and the ingest calls they held. */
+export interface IngestGroupCounts {
+  groups: number;
+  items: number;
+}
+
 export interface Store {
   /** Creates or upgrades the schema. Runs at start; safe to run again. */
   migrate(): Promise<void>;
@@ -639,7 +645,7 @@ export interface Store {
    * (the service's /metrics: items ÷ groups is how well commits batch). A group retried item by item after
    * it failed is not counted, nor are `ingestBatch`'s own transactions.
    */
-  ingestGroups(): { groups: number; items: number };
+  ingestGroups(): IngestGroupCounts;
 
   /**
    * Stores a webhook body and the events read from it in ONE transaction, durable when the promise

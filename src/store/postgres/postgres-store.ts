@@ -71,6 +71,7 @@ import {
   type CurrencyTotals,
   type EventInput,
   type IngestEventsOptions,
+  type IngestGroupCounts,
   type IngestItem,
   type IngestItemOutcome,
   type IngestOutcome,
@@ -1183,7 +1184,7 @@ class PostgresStore implements Store {
     });
   }
 
-  ingestGroups(): { groups: number; items: number } {
+  ingestGroups(): IngestGroupCounts {
     return { ...this.ingests.stats };
   }
 

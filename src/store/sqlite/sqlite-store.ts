@@ -72,6 +72,7 @@ import {
   type CurrencyTotals,
   type EventInput,
   type IngestEventsOptions,
+  type IngestGroupCounts,
   type IngestItem,
   type IngestItemOutcome,
   type IngestOutcome,
@@ -1057,7 +1058,7 @@ class SqliteStore implements Store {
       .immediate();
   }
 
-  ingestGroups(): { groups: number; items: number } {
+  ingestGroups(): IngestGroupCounts {
     return { ...this.ingests.stats };
   }
 
