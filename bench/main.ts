@@ -25,6 +25,7 @@ import {
   type Ceiling,
   type StorageAloneRun,
 } from './service-ceiling.js';
+import { runFloorChild } from './http-floor.js';
 import { benchLive, LIVE_TABLE_HEADERS, liveTableRows, type LiveResult } from './live-lag.js';
 import { BODY_SHAPES, WebhookBodies, type BodyShape, type SignedBody } from './webhook-bodies.js';
 import { parseEveryLine } from './parse-only.js';
@@ -688,6 +689,20 @@ interface ServerResult {
   rows: LoadRow[];
   notes: string[];
   ceilings: { store: LoadRow['store']; ceiling: Ceiling }[];
+  floor: FloorRow[];
+}
+
+/** Table 3c: the least webhook server (bench/http-floor.ts) under the same load. */
+interface FloorRow {
+  processes: number;
+  /** Signed webhooks, or the least server's own no-op (GET). */
+  kind: 'webhook' | 'noop';
+  requestsPerSecond: number;
+  p50Ms: number;
+  p99Ms: number;
+  non2xx: number;
+  errors: number;
+  benchCpuPercent: number;
 }
 
 const BENCH_APP_SECRET = 'wameter-bench-app-secret';
@@ -843,11 +858,19 @@ async function startServeChild(
   nodeFlags: readonly string[],
   logFd: number | 'ignore',
 ): Promise<ChildProcess> {
-  const child = spawn(
-    process.execPath,
-    [...nodeFlags, fileURLToPath(import.meta.url), '--serve-child', configPath],
-    { stdio: ['ignore', logFd, 'pipe'] },
-  );
+  return startBenchChild(['--serve-child', configPath], port, nodeFlags, logFd);
+}
+
+/** This file run as a child in one of its child modes (`childArgs`), once GET /healthz on `port` answers. */
+async function startBenchChild(
+  childArgs: readonly string[],
+  port: number,
+  nodeFlags: readonly string[],
+  logFd: number | 'ignore',
+): Promise<ChildProcess> {
+  const child = spawn(process.execPath, [...nodeFlags, fileURLToPath(import.meta.url), ...childArgs], {
+    stdio: ['ignore', logFd, 'pipe'],
+  });
   if (typeof logFd === 'number') closeSync(logFd);
   const stderr = { head: '', tail: '', length: 0 };
   child.stderr?.setEncoding('utf8');
@@ -1057,10 +1080,11 @@ async function benchServer(args: BenchArgs): Promise<ServerResult> {
   const lags: string[] = [];
   const rows: LoadRow[] = [];
   const ceilings: ServerResult['ceilings'] = [];
+  const floor: FloorRow[] = [];
   if (!existsSync(join(COMPILED_SRC, 'server', 'main.js'))) {
     notes.push('src/server/main.ts (startServer) is not built yet: the load test did not run');
     printTable('3. Service under load', ['store', 'route'], [], notes);
-    return { rows, notes, ceilings };
+    return { rows, notes, ceilings, floor: [] };
   }
   const workDir = await mkdtemp(join(os.tmpdir(), 'wameter-bench-'));
   try {
@@ -1123,12 +1147,142 @@ async function benchServer(args: BenchArgs): Promise<ServerResult> {
         await cleanup?.();
       }
     }
+    if (rows.some((row) => row.kind === 'noop')) floor.push(...(await measureFloor(args, workDir)));
   } finally {
     await rm(workDir, { recursive: true, force: true });
   }
   printLoadTable(args, rows, [...lags, ...notes]);
   printCeilingTable(args, ceilings);
-  return { rows, notes, ceilings };
+  if (floor.length > 0) printFloorTable(args, rows, floor);
+  return { rows, notes, ceilings, floor };
+}
+
+/**
+ * Table 3c: the least webhook server (bench/http-floor.ts: a body durable before its 200 and nothing else)
+ * in one process and in two, loaded as the service was, then its own no-op.
+ */
+async function measureFloor(args: BenchArgs, workDir: string): Promise<FloorRow[]> {
+  const autocannon = loadAutocannon();
+  const { signMetaBody } = await importProject<{ signMetaBody(body: string, secret: string): string }>(
+    'ingest/signature.js',
+  );
+  const bodies = new WebhookBodies(args.seed, `floor${Date.now().toString(36)}`, 'one');
+  // The least server keeps no index, so a body sent twice costs what a new one does: the pool may repeat.
+  const pool = Array.from({ length: args.serverSeconds * BODIES_PER_SECOND }, () =>
+    bodies.nextSigned(signMetaBody, BENCH_APP_SECRET),
+  );
+  const floorRow = (
+    processes: number,
+    kind: FloorRow['kind'],
+    { result, benchCpuPercent }: Awaited<ReturnType<typeof measured>>,
+  ): FloorRow => ({
+    processes,
+    kind,
+    requestsPerSecond: result.requests.average,
+    p50Ms: result.latency.p50,
+    p99Ms: result.latency.p99,
+    non2xx: result.non2xx,
+    errors: result.errors + result.timeouts,
+    benchCpuPercent,
+  });
+  const rows: FloorRow[] = [];
+  for (const processes of [1, 2]) {
+    const port = await freePort();
+    const child = await startBenchChild(
+      ['--floor-child', String(port), workDir, String(processes), BENCH_APP_SECRET],
+      port,
+      [],
+      'ignore',
+    );
+    const url = `http://127.0.0.1:${port}`;
+    try {
+      let sent = 0;
+      progress(
+        `floor: POST signed webhooks to the least server, ${processes} process(es), for ${args.serverSeconds} s`,
+      );
+      const webhooks = await measured(
+        autocannon,
+        {
+          url,
+          connections: args.connections,
+          duration: args.serverSeconds,
+          requests: [
+            {
+              method: 'POST',
+              path: '/webhooks/whatsapp',
+              setupRequest: (request: Record<string, unknown>) => {
+                const item = pool[sent++ % pool.length]!;
+                return {
+                  ...request,
+                  body: item.body,
+                  headers: { 'content-type': 'application/json', 'x-hub-signature-256': item.signature },
+                };
+              },
+            },
+          ],
+        },
+        undefined,
+      );
+      rows.push(floorRow(processes, 'webhook', webhooks));
+      if (processes === 1) {
+        progress(`floor: GET (the least server's no-op) for ${args.serverSeconds} s`);
+        const noop = await measured(
+          autocannon,
+          { url: `${url}/`, connections: args.connections, duration: args.serverSeconds },
+          undefined,
+        );
+        rows.push(floorRow(processes, 'noop', noop));
+      }
+    } finally {
+      await stopChild(child);
+    }
+  }
+  return rows;
+}
+
+function printFloorTable(args: BenchArgs, serviceRows: readonly LoadRow[], floor: readonly FloorRow[]): void {
+  const noops = serviceRows.filter((row) => row.kind === 'noop');
+  const verdicts: string[] = [];
+  const best = Math.max(...floor.filter((row) => row.kind === 'webhook').map((row) => row.requestsPerSecond));
+  for (const noop of noops) {
+    const target = noop.requestsPerSecond / 2;
+    verdicts.push(
+      best < target
+        ? `${noop.store}: the least server's best, ${formatInt(best)} webhooks/s, is below the ${formatInt(target)} asked (½ of the service's no-op): in this run not even the least server answering after a durable write reached the target, at ${args.connections} connections with this client`
+        : `${noop.store}: the least server's best, ${formatInt(best)} webhooks/s, reaches the ${formatInt(target)} asked (½ of the service's no-op): the target is not excluded by this floor`,
+    );
+  }
+  printTable(
+    `3c. The least webhook server — a body durable before its 200 and nothing else, ${args.connections} connections, ${args.serverSeconds} s per run`,
+    [
+      'server',
+      'route',
+      'req/s',
+      'p50 ms',
+      'p99 ms',
+      'non-2xx/errors',
+      'CPU % bench',
+      "ratio to the service's no-op",
+    ],
+    floor.map((row) => [
+      `least server, ${row.processes} process${row.processes === 1 ? '' : 'es'}`,
+      row.kind === 'webhook' ? 'POST signed webhook (one status per body)' : 'GET (its own no-op)',
+      formatInt(row.requestsPerSecond),
+      String(row.p50Ms),
+      String(row.p99Ms),
+      `${row.non2xx}/${row.errors}`,
+      row.benchCpuPercent.toFixed(0),
+      noops
+        .map((noop) => `${noop.store} ${(row.requestsPerSecond / noop.requestsPerSecond).toFixed(2)}`)
+        .join(', '),
+    ]),
+    [
+      "least server (bench/http-floor.ts): node:http without a framework; the body's signature checked (the service's verifyMetaSignature), JSON.parse, the body appended to a log file written in place (made to its full size first) with one fdatasync a group, groups gathered by the service's GroupCommitQueue (4 turns, as SQLite's); no duplicate index, no events, no request log, no metrics, no rating",
+      "2 processes: node's cluster, each worker with its own log; the connections spread over them",
+      "ratio to the service's no-op: against table 3's GET /healthz/live of each store's server, the target's baseline",
+      ...verdicts,
+    ],
+  );
 }
 
 function printLoadTable(args: BenchArgs, rows: LoadRow[], notes: string[]): void {
@@ -1675,6 +1829,10 @@ async function main(argv: string[]): Promise<number> {
   if (argv[0] === '--serve-child') {
     await serveChild(argv[1] ?? '');
     return -1; // keep running: the server holds the event loop
+  }
+  if (argv[0] === '--floor-child') {
+    await runFloorChild(Number(argv[1]), argv[2] ?? '', Number(argv[3]), argv[4] ?? '');
+    return -1; // keep running, as above
   }
   let args: BenchArgs;
   try {
