@@ -127,7 +127,7 @@ function answer(response: ServerResponse, status: number, body?: string): void {
 /**
  * The least webhook server on `port` (0: any free one), its log in `logPath`. GET and HEAD answer 204
  * (its own no-op); POST answers 200 once its body is in the log, 401 for a bad or missing signature (nothing
- * kept), 400 for a signed body that is not JSON (kept), 413 past `FLOOR_BODY_LIMIT`.
+ * kept), 400 for a signed body that is not JSON (kept; an empty one is not), 413 past `FLOOR_BODY_LIMIT`.
  */
 export async function startFloorServer(options: {
   port: number;
@@ -154,6 +154,11 @@ export async function startFloorServer(options: {
       !verifyMetaSignature(body, typeof signature === 'string' ? signature : undefined, options.secrets).ok
     ) {
       answer(response, 401, '{"error":"bad signature"}');
+      return;
+    }
+    if (body.length === 0) {
+      // Nothing to keep (and a record's zero length marks the log's end).
+      answer(response, 400, '{"error":"empty body"}');
       return;
     }
     let isJson = true;

@@ -105,12 +105,14 @@ describe('startFloorServer', () => {
     expect(floor!.log.readRecords()).toEqual([]);
   });
 
-  it('keeps a signed body that is not JSON and answers it 400; refuses one past the limit 413', async () => {
+  it('keeps a signed body that is not JSON and answers it 400; an empty one 400 unkept; one past the limit 413', async () => {
     const url = await start();
     const broken = Buffer.from('{"object":"whatsapp_business_account",');
     const response = await post(url, broken, signMetaBody(broken, SECRET));
     expect(response.status).toBe(400);
     expect(floor!.log.readRecords()).toEqual([broken]);
+    const empty = Buffer.alloc(0);
+    expect((await post(url, empty, signMetaBody(empty, SECRET))).status).toBe(400);
     const huge = Buffer.alloc(FLOOR_BODY_LIMIT + 1, ' ');
     expect((await post(url, huge, signMetaBody(huge, SECRET))).status).toBe(413);
     expect(floor!.log.readRecords()).toEqual([broken]);
