@@ -101,8 +101,8 @@ const USAGE = `usage: npm run bench -- [options]      (or: node --expose-gc dist
   --only LIST           comma-separated sections: ${SECTIONS.join(',')} (default all)
   --pg / --no-pg        require PostgreSQL / SQLite only (default: PostgreSQL too when reachable)
   --pg-url URL          PostgreSQL server (default postgres://postgres@127.0.0.1:5432/test; a fresh schema is used)
-  --server-seconds N    duration of each load run (default 10)
-  --connections N       concurrent connections of the load runs, and the group size of table 3b (default 10)
+  --server-seconds N    duration of each load run, tables 3 and 3c (default 10)
+  --connections N       concurrent connections of the load runs (tables 3 and 3c), and the group size of table 3b (default 10)
   --server-cpu-prof DIR write the load-test server's CPU profiles (node --cpu-prof), one per thread, into DIR/server-STORE
   --server-log FILE     write each load-test server's JSON log at level debug (rating timings) to FILE.sqlite / FILE.postgres
   --live-events N       events imported into the store of the live-lag section (default 300000; 50000 with --quick)
