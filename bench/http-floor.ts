@@ -17,9 +17,13 @@ import cluster from 'node:cluster';
 import { closeSync, fdatasync, fdatasyncSync, openSync, readSync, writeSync, writev } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { join } from 'node:path';
+import { eventKey } from '../src/core/events.js';
+import { parseEventValue } from '../src/ingest/parse-event.js';
 import { verifyMetaSignature } from '../src/ingest/signature.js';
+import { businessNumbersOf } from '../src/server/analytics-query.js';
 import { GroupCommitQueue } from '../src/store/group-commit.js';
-import type { IngestItem, IngestItemOutcome } from '../src/store/store.js';
+import { openSqliteStore } from '../src/store/sqlite/sqlite-store.js';
+import type { IngestItem, IngestItemOutcome, Store } from '../src/store/store.js';
 
 /** The most a body may be (the service's default `bodyLimitBytes` is larger; the bench's bodies are < 1 KiB). */
 export const FLOOR_BODY_LIMIT = 1 << 20;
@@ -111,9 +115,51 @@ export class RingLog {
 
 export interface FloorServer {
   server: Server;
-  log: RingLog;
-  queue: GroupCommitQueue;
+  /** The log and its queue, when the server keeps bodies in a log (no `keep` given). */
+  log: RingLog | undefined;
+  queue: GroupCommitQueue | undefined;
   close(): Promise<void>;
+}
+
+/**
+ * What the server does with a signed body before its answer, resolving once the body is durable: `value` is
+ * the parsed body, undefined when it is not JSON.
+ */
+export type KeepBody = (body: Buffer, value: unknown) => Promise<void>;
+
+/**
+ * Where a least server keeps bodies: its own log, or the service's SQLite store (the bodies alone, or with
+ * their events).
+ */
+export type FloorKeep = 'log' | 'sqlite-bodies' | 'sqlite-events';
+export const FLOOR_KEEPS: readonly FloorKeep[] = ['log', 'sqlite-bodies', 'sqlite-events'];
+
+/**
+ * `KeepBody` into the service's store as its webhook route stores a body (`ingestWebhook`): with the body's
+ * events (`withEvents`) or without, with its display numbers. A body that is not JSON is kept unreadable.
+ */
+export function keepInStore(store: Pick<Store, 'ingestWebhook'>, withEvents: boolean): KeepBody {
+  return async (body, value) => {
+    const receivedAtMs = Date.now();
+    if (value === undefined) {
+      await store.ingestWebhook({ receivedAtMs, body, parseError: 'not JSON' }, []);
+      return;
+    }
+    const parsed = withEvents ? parseEventValue(value) : null;
+    const events =
+      parsed?.ok === true
+        ? parsed.value.events.map((event) => ({
+            key: eventKey(event),
+            event,
+            receivedAtMs,
+            source: 'webhook' as const,
+          }))
+        : [];
+    await store.ingestWebhook(
+      { receivedAtMs, body, parseError: null, businessNumbers: businessNumbersOf(value) },
+      events,
+    );
+  };
 }
 
 function answer(response: ServerResponse, status: number, body?: string): void {
@@ -125,29 +171,43 @@ function answer(response: ServerResponse, status: number, body?: string): void {
 }
 
 /**
- * The least webhook server on `port` (0: any free one), its log in `logPath`. GET and HEAD answer 204
- * (its own no-op); POST answers 200 once its body is in the log, 401 for a bad or missing signature (nothing
- * kept), 400 for a signed body that is not JSON (kept; an empty one is not), 413 past `FLOOR_BODY_LIMIT`.
+ * The least webhook server on `port` (0: any free one), its bodies in a log at `logPath` of `logBytes`, or
+ * kept by `keep`. GET and HEAD answer 204 (its own no-op); POST answers 200 once its body is kept, 401 for a
+ * bad or missing signature (nothing kept), 400 for a signed body that is not JSON (kept; an empty one is
+ * not), 413 past `FLOOR_BODY_LIMIT`, 503 when keeping it failed.
  */
-export async function startFloorServer(options: {
-  port: number;
-  host?: string;
-  logPath: string;
-  logBytes: number;
-  secrets: readonly string[];
-  /** GET /healthz answers 204 once this is true, 503 before (the workers of a cluster: until all listen). */
-  isReady?: () => boolean;
-}): Promise<FloorServer> {
-  const log = new RingLog(options.logPath, options.logBytes);
-  const queue = new GroupCommitQueue(
-    async (items: readonly IngestItem[]) => {
-      await log.append(items.map((item) => item.raw!.body));
-      return items.map(() => OUTCOME);
-    },
-    { gatherTurns: 4 },
-  );
-  const store = (body: Buffer): Promise<IngestItemOutcome> =>
-    queue.submit({ raw: { receivedAtMs: Date.now(), body, sha256: '', parseError: null }, events: [] });
+export async function startFloorServer(
+  options: {
+    port: number;
+    host?: string;
+    secrets: readonly string[];
+    /** GET /healthz answers 204 once this is true, 503 before (the workers of a cluster: until all listen). */
+    isReady?: () => boolean;
+  } & ({ logPath: string; logBytes: number } | { keep: KeepBody }),
+): Promise<FloorServer> {
+  let log: RingLog | undefined;
+  let queue: GroupCommitQueue | undefined;
+  let keep: KeepBody;
+  if ('keep' in options) {
+    keep = options.keep;
+  } else {
+    const ring = new RingLog(options.logPath, options.logBytes);
+    const ringQueue = new GroupCommitQueue(
+      async (items: readonly IngestItem[]) => {
+        await ring.append(items.map((item) => item.raw!.body));
+        return items.map(() => OUTCOME);
+      },
+      { gatherTurns: 4 },
+    );
+    log = ring;
+    queue = ringQueue;
+    keep = async (body) => {
+      await ringQueue.submit({
+        raw: { receivedAtMs: Date.now(), body, sha256: '', parseError: null },
+        events: [],
+      });
+    };
+  }
   const handle = (request: IncomingMessage, response: ServerResponse, body: Buffer): void => {
     const signature = request.headers['x-hub-signature-256'];
     if (
@@ -161,13 +221,14 @@ export async function startFloorServer(options: {
       answer(response, 400, '{"error":"empty body"}');
       return;
     }
-    let isJson = true;
+    let value: unknown;
     try {
-      JSON.parse(UTF8.decode(body));
+      value = JSON.parse(UTF8.decode(body));
     } catch {
-      isJson = false;
+      value = undefined;
     }
-    store(body).then(
+    const isJson = value !== undefined;
+    keep(body, value).then(
       () => answer(response, isJson ? 200 : 400, isJson ? '{"received":true}' : '{"error":"not JSON"}'),
       () => answer(response, 503, '{"error":"not stored"}'),
     );
@@ -203,23 +264,29 @@ export async function startFloorServer(options: {
     queue,
     close: async () => {
       await new Promise<void>((resolveClose) => server.close(() => resolveClose()));
-      await queue.idle();
-      log.close();
+      await queue?.idle();
+      log?.close();
     },
   };
 }
 
 /**
- * Child mode (`main.js --floor-child PORT DIR PROCESSES SECRET`): the least server on PORT until SIGTERM, in
- * one process or, with PROCESSES > 1, in that many workers of node's cluster sharing the port, each with its
- * own log of 64 MiB in DIR.
+ * Child mode (`main.js --floor-child PORT DIR PROCESSES SECRET KEEP`): the least server on PORT until
+ * SIGTERM, in one process or, with PROCESSES > 1, in that many workers of node's cluster sharing the port,
+ * each keeping bodies as KEEP says (`FloorKeep`) in DIR: its own log of 64 MiB, or its own SQLite store.
  */
 export async function runFloorChild(
   port: number,
   dir: string,
   processes: number,
   secret: string,
+  keep: FloorKeep,
 ): Promise<void> {
+  if (!FLOOR_KEEPS.includes(keep)) {
+    throw new Error(
+      `--floor-child: KEEP must be one of ${FLOOR_KEEPS.join(', ')}, not ${JSON.stringify(keep)}`,
+    );
+  }
   if (processes > 1 && cluster.isPrimary) {
     let listening = 0;
     cluster.on('listening', () => {
@@ -237,17 +304,22 @@ export async function runFloorChild(
   process.on('message', (message) => {
     if (message === 'ready') isReady = true;
   });
+  const store = keep === 'log' ? null : await openSqliteStore(join(dir, `floor-${process.pid}.db`));
   const floor = await startFloorServer({
     port,
-    logPath: join(dir, `floor-${process.pid}.log`),
-    logBytes: 64 << 20,
     secrets: [secret],
     isReady: () => isReady,
+    ...(store === null
+      ? { logPath: join(dir, `floor-${process.pid}.log`), logBytes: 64 << 20 }
+      : { keep: keepInStore(store, keep === 'sqlite-events') }),
   });
   process.once('SIGTERM', () => {
-    floor.close().then(
-      () => process.exit(0),
-      () => process.exit(1),
-    );
+    floor
+      .close()
+      .then(() => store?.close())
+      .then(
+        () => process.exit(0),
+        () => process.exit(1),
+      );
   });
 }

@@ -5,8 +5,17 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { FLOOR_BODY_LIMIT, RingLog, startFloorServer, type FloorServer } from '../bench/http-floor.js';
+import {
+  FLOOR_BODY_LIMIT,
+  keepInStore,
+  RingLog,
+  runFloorChild,
+  startFloorServer,
+  type FloorKeep,
+  type FloorServer,
+} from '../bench/http-floor.js';
 import { signMetaBody } from '../src/ingest/signature.js';
+import { openSqliteStore } from '../src/store/sqlite/sqlite-store.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'wameter-floor-test-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -87,13 +96,13 @@ describe('startFloorServer', () => {
     const response = await post(url, STATUS_BODY, signMetaBody(STATUS_BODY, SECRET));
     expect(response.status).toBe(200);
     expect(await response.json()).toEqual({ received: true });
-    expect(floor!.log.readRecords()).toEqual([STATUS_BODY]);
+    expect(floor!.log!.readRecords()).toEqual([STATUS_BODY]);
     const more = Array.from({ length: 8 }, (_, index) => Buffer.from(JSON.stringify({ index })));
     const answers = await Promise.all(more.map((body) => post(url, body, signMetaBody(body, SECRET))));
     expect(answers.map((answer) => answer.status)).toEqual(more.map(() => 200));
-    expect(floor!.log.readRecords().slice(1).map(String).sort()).toEqual(more.map(String).sort());
-    expect(floor!.queue.stats.items).toBe(9);
-    expect(floor!.queue.stats.groups).toBeLessThan(9);
+    expect(floor!.log!.readRecords().slice(1).map(String).sort()).toEqual(more.map(String).sort());
+    expect(floor!.queue!.stats.items).toBe(9);
+    expect(floor!.queue!.stats.groups).toBeLessThan(9);
   });
 
   it('refuses a bad or missing signature 401 and keeps nothing', async () => {
@@ -102,7 +111,7 @@ describe('startFloorServer', () => {
     expect(wrong.status).toBe(401);
     const missing = await post(url, STATUS_BODY);
     expect(missing.status).toBe(401);
-    expect(floor!.log.readRecords()).toEqual([]);
+    expect(floor!.log!.readRecords()).toEqual([]);
   });
 
   it('keeps a signed body that is not JSON and answers it 400; an empty one 400 unkept; one past the limit 413', async () => {
@@ -110,12 +119,12 @@ describe('startFloorServer', () => {
     const broken = Buffer.from('{"object":"whatsapp_business_account",');
     const response = await post(url, broken, signMetaBody(broken, SECRET));
     expect(response.status).toBe(400);
-    expect(floor!.log.readRecords()).toEqual([broken]);
+    expect(floor!.log!.readRecords()).toEqual([broken]);
     const empty = Buffer.alloc(0);
     expect((await post(url, empty, signMetaBody(empty, SECRET))).status).toBe(400);
     const huge = Buffer.alloc(FLOOR_BODY_LIMIT + 1, ' ');
     expect((await post(url, huge, signMetaBody(huge, SECRET))).status).toBe(413);
-    expect(floor!.log.readRecords()).toEqual([broken]);
+    expect(floor!.log!.readRecords()).toEqual([broken]);
   });
 
   it('answers GET 204 (its no-op), GET /healthz 503 until ready, and another method 405', async () => {
@@ -126,5 +135,71 @@ describe('startFloorServer', () => {
     isReady = true;
     expect((await fetch(`${url}/healthz`)).status).toBe(204);
     expect((await fetch(`${url}/`, { method: 'PUT', body: 'x' })).status).toBe(405);
+  });
+});
+
+describe("startFloorServer in front of the service's SQLite store (keepInStore)", () => {
+  async function serve(withEvents: boolean) {
+    const store = await openSqliteStore(join(dir, `store-${withEvents}-${Date.now()}.db`));
+    const floor = await startFloorServer({
+      port: 0,
+      secrets: [SECRET],
+      keep: keepInStore(store, withEvents),
+    });
+    const address = floor.server.address();
+    if (typeof address !== 'object' || address === null) throw new Error('not listening');
+    const post = (body: Buffer) =>
+      fetch(`http://127.0.0.1:${address.port}/webhooks/whatsapp`, {
+        method: 'POST',
+        body: new Uint8Array(body),
+        headers: { 'x-hub-signature-256': signMetaBody(body, SECRET) },
+      });
+    return {
+      store,
+      floor,
+      post,
+      close: async () => {
+        await floor.close();
+        await store.close();
+      },
+    };
+  }
+
+  it('stores the body and its events before the 200, a second delivery changing nothing', async () => {
+    const { store, floor, post, close } = await serve(true);
+    try {
+      expect(floor.log).toBeUndefined();
+      expect((await post(STATUS_BODY)).status).toBe(200);
+      const events = await store.listEvents();
+      expect(events.map((event) => event.kind)).toEqual(['status']);
+      expect((await post(STATUS_BODY)).status).toBe(200);
+      expect(await store.listEvents()).toEqual(events);
+      expect(store.ingestGroups().items).toBe(2);
+    } finally {
+      await close();
+    }
+  });
+
+  it('stores the body alone without its events, and keeps a body that is not JSON unreadable (400)', async () => {
+    const { store, post, close } = await serve(false);
+    try {
+      expect((await post(STATUS_BODY)).status).toBe(200);
+      expect(await store.listEvents()).toEqual([]);
+      expect(Buffer.from((await store.getRawWebhook(1))!.body)).toEqual(STATUS_BODY);
+      const broken = Buffer.from('{"entry": [');
+      expect((await post(broken)).status).toBe(400);
+      const unreadable = await store.listUnreadableWebhooks(10);
+      expect(unreadable.map((row) => Buffer.from(row.body))).toEqual([broken]);
+    } finally {
+      await close();
+    }
+  });
+});
+
+describe('runFloorChild', () => {
+  it('refuses a way of keeping bodies it does not know, naming those it does', async () => {
+    await expect(runFloorChild(0, dir, 1, SECRET, 'redis' as FloorKeep)).rejects.toThrow(
+      'KEEP must be one of log, sqlite-bodies, sqlite-events, not "redis"',
+    );
   });
 });
