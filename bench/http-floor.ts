@@ -11,6 +11,10 @@
 // (duplicates found, events stored, requests logged and counted) has all of this to do and more: where this
 // one falls short of the target, so does any such server, at those connections with that client.
 //
+// The same server can keep bodies in the service's own SQLite store instead (`keepInStore`: the bodies alone,
+// or with their events, as the webhook route stores them): a webhook path without the framework, in front of
+// the store as it is.
+//
 //   node dist/bench/main.js --only server   (the table is printed after table 3b)
 
 import cluster from 'node:cluster';
