@@ -26,7 +26,7 @@ import { parseEventValue } from '../src/ingest/parse-event.js';
 import { verifyMetaSignature } from '../src/ingest/signature.js';
 import { businessNumbersOf } from '../src/server/analytics-query.js';
 import { GroupCommitQueue } from '../src/store/group-commit.js';
-import { openSqliteStore } from '../src/store/sqlite/sqlite-store.js';
+import { openSqliteStore, SQLITE_GATHER_TURNS } from '../src/store/sqlite/sqlite-store.js';
 import type { IngestItem, IngestItemOutcome, Store } from '../src/store/store.js';
 
 /** The most a body may be (the service's default `bodyLimitBytes` is larger; the bench's bodies are < 1 KiB). */
@@ -201,7 +201,7 @@ export async function startFloorServer(
         await ring.append(items.map((item) => item.raw!.body));
         return items.map(() => OUTCOME);
       },
-      { gatherTurns: 4 },
+      { gatherTurns: SQLITE_GATHER_TURNS },
     );
     log = ring;
     queue = ringQueue;

@@ -32,6 +32,7 @@ import { parseEveryLine } from './parse-only.js';
 import { accountsPathFor, trafficFileName, writeTraffic } from './write-traffic.js';
 import type { CoreEvent } from '../src/core/events.js';
 import type { IngestItem } from '../src/store/store.js';
+import { SQLITE_GATHER_TURNS } from '../src/store/sqlite/sqlite-store.js';
 import { readEventSources } from '../src/ingest/read-events.js';
 import { EstimateSession, parseRecipientsCsv } from '../src/use-cases/estimate.js';
 import { loadRatingSetup } from '../src/use-cases/load-rating-setup.js';
@@ -1320,7 +1321,7 @@ function printFloorTable(args: BenchArgs, serviceRows: readonly LoadRow[], floor
     ]),
     [
       "least server (bench/http-floor.ts): node:http without a framework; the body's signature checked (the service's verifyMetaSignature), JSON.parse, the body kept before the 200 and nothing else: no request log, no metrics, no rating",
-      "its own log: appended to a file written in place (made to its full size first) with one fdatasync a group, groups gathered by the service's GroupCommitQueue (4 turns, as SQLite's); no duplicate index, no events",
+      `its own log: appended to a file written in place (made to its full size first) with one fdatasync a group, groups gathered by the service's GroupCommitQueue (${SQLITE_GATHER_TURNS} turns, as SQLite's); no duplicate index, no events`,
       "2 processes: node's cluster, each worker with its own log; the connections spread over them",
       "the service's SQLite store: ingestWebhook, as the webhook route calls it (duplicates found, display numbers kept), with the body's events or without them; nothing rated",
       "ratio to the service's no-op: against table 3's GET /healthz/live of each store's server, the target's baseline",
