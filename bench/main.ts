@@ -29,6 +29,13 @@ import { runFloorChild, type FloorKeep } from './http-floor.js';
 import { benchLive, LIVE_TABLE_HEADERS, liveTableRows, type LiveResult } from './live-lag.js';
 import { BODY_SHAPES, WebhookBodies, type BodyShape, type SignedBody } from './webhook-bodies.js';
 import { parseEveryLine } from './parse-only.js';
+import {
+  KEPT_RATE_SHARE,
+  parseSizingMps,
+  SIZING_CONNECTIONS,
+  sizingVerdict,
+  WEBHOOKS_PER_MESSAGE,
+} from './sizing.js';
 import { accountsPathFor, trafficFileName, writeTraffic } from './write-traffic.js';
 import type { CoreEvent } from '../src/core/events.js';
 import type { IngestItem } from '../src/store/store.js';
@@ -91,6 +98,8 @@ export interface BenchArgs {
   liveEvents: number;
   /** Table 9: probes posted to each of the two portfolios. */
   livePosts: number;
+  /** Table 3d: messages sent a second, each level run at three webhooks a message (empty: no sizing runs). */
+  sizingMps: number[];
 }
 
 const USAGE = `usage: npm run bench -- [options]      (or: node --expose-gc dist/bench/main.js [options])
@@ -107,7 +116,9 @@ const USAGE = `usage: npm run bench -- [options]      (or: node --expose-gc dist
   --server-cpu-prof DIR write the load-test server's CPU profiles (node --cpu-prof), one per thread, into DIR/server-STORE
   --server-log FILE     write each load-test server's JSON log at level debug (rating timings) to FILE.sqlite / FILE.postgres
   --live-events N       events imported into the store of the live-lag section (default 300000; 50000 with --quick)
-  --live-posts N        probes posted to each of its two portfolios, each timed until the lag is 0 (default 5)`;
+  --live-posts N        probes posted to each of its two portfolios, each timed until the lag is 0 (default 5)
+  --sizing-mps LIST     table 3d: messages sent a second, each run at 3 webhooks a message against Meta's latency
+                        standard (default 80,1000: Meta's default and upgraded throughput; none: no such runs)`;
 
 export function parseBenchArgs(argv: string[]): BenchArgs {
   const { values } = parseArgs({
@@ -128,6 +139,7 @@ export function parseBenchArgs(argv: string[]): BenchArgs {
       'server-log': { type: 'string' },
       'live-events': { type: 'string' },
       'live-posts': { type: 'string' },
+      'sizing-mps': { type: 'string' },
       help: { type: 'boolean' },
     },
     strict: true,
@@ -167,6 +179,7 @@ export function parseBenchArgs(argv: string[]): BenchArgs {
     serverLogPath: values['server-log'] ?? null,
     liveEvents: int('live-events', values['live-events'], isQuick ? 50_000 : 300_000),
     livePosts: int('live-posts', values['live-posts'], 5),
+    sizingMps: parseSizingMps(values['sizing-mps']),
   };
 }
 
@@ -686,11 +699,29 @@ interface LoadRow {
   benchCpuPercent: number;
 }
 
+/** Table 3d: one level of Meta's sizing rule, signed one-status webhooks at a fixed rate. */
+interface SizingRow {
+  store: LoadRow['store'];
+  messagesPerSecond: number;
+  askedPerSecond: number;
+  takenPerSecond: number;
+  p50Ms: number;
+  p99Ms: number;
+  maxMs: number;
+  non2xx: number;
+  errors: number;
+  serverCpuPercent: number | null;
+  benchCpuPercent: number;
+  /** Seconds from the run's end until the live rating had caught up; null when still behind after 120 s. */
+  ratingCaughtUpSeconds: number | null;
+}
+
 interface ServerResult {
   rows: LoadRow[];
   notes: string[];
   ceilings: { store: LoadRow['store']; ceiling: Ceiling }[];
   floor: FloorRow[];
+  sizing: SizingRow[];
 }
 
 /** Table 3c: the least webhook server (bench/http-floor.ts) under the same load. */
@@ -751,7 +782,11 @@ async function measured(
   };
 }
 
-/** autocannon POSTing signed bodies to `path` for the run's duration, `next()` giving each request's. */
+/**
+ * autocannon POSTing signed bodies to `path` for the run's duration, `next()` giving each request's: as fast
+ * as the run's connections are answered, or at `pace.perSecond` requests a second spread over
+ * `pace.connections` (table 3d).
+ */
 function postSigned(
   autocannon: Autocannon,
   args: BenchArgs,
@@ -759,13 +794,17 @@ function postSigned(
   path: string,
   next: () => SignedBody,
   serverPid: number | undefined,
+  pace?: { perSecond: number; connections: number },
 ): ReturnType<typeof measured> {
   return measured(
     autocannon,
     {
       url: baseUrl,
-      connections: args.connections,
+      connections: pace?.connections ?? args.connections,
       duration: args.serverSeconds,
+      // Paced: each latency as measured. autocannon would otherwise add made-up ones for requests it deems
+      // held back (an expected interval of 1 ms, rounded up from 1 ÷ rate), which are no answer's.
+      ...(pace === undefined ? {} : { overallRate: pace.perSecond, ignoreCoordinatedOmission: true }),
       requests: [
         {
           method: 'POST',
@@ -802,7 +841,7 @@ const BODIES_PER_SECOND = 15_000;
 
 interface AutocannonResult {
   requests: { average: number; total: number };
-  latency: { p50: number; p99: number };
+  latency: { p50: number; p99: number; max: number };
   non2xx: number;
   errors: number;
   timeouts: number;
@@ -936,6 +975,7 @@ async function loadOneStore(
   db: string,
   workDir: string,
   lags: string[],
+  sizing: SizingRow[],
 ): Promise<LoadRow[]> {
   const port = await freePort();
   const configPath = join(workDir, `config-${store}.json`);
@@ -974,38 +1014,57 @@ async function loadOneStore(
   /** autocannon POSTing signed bodies to `path` for the run's duration, `next()` giving each request's. */
   const postLoad = (path: string, next: () => SignedBody) =>
     postSigned(autocannon, args, baseUrl, path, next, child.pid);
-  /** One run of signed webhooks of one shape, then the wait until the live rating has caught up. */
-  const webhookRun = async (shape: BodyShape): Promise<void> => {
-    const bodies = new WebhookBodies(args.seed, `${store}${shape}${Date.now().toString(36)}`, shape);
-    // Bodies are made and signed before the run: the client shares the machine with the server, and making
-    // a body costs it more than sending one. Should the run outlast the pool, the rest are made during it.
-    const poolSize = args.serverSeconds * BODIES_PER_SECOND;
+  /**
+   * Distinct signed bodies of one shape for one run, each handed out once. They are made and signed before
+   * the run: the client shares the machine with the server, and making a body costs it more than sending
+   * one. Should the run outlast the pool, the rest are made during it (`madeDuringRun` counts them).
+   */
+  const bodySource = (shape: BodyShape, poolSize: number, label: string) => {
+    const bodies = new WebhookBodies(args.seed, `${store}${label}${Date.now().toString(36)}`, shape);
     const poolStartedMs = performance.now();
     const pool: (SignedBody | undefined)[] = [];
     for (let i = 0; i < poolSize; i++) pool.push(bodies.nextSigned(signMetaBody, BENCH_APP_SECRET));
     progress(
       `load ${store}: ${formatInt(poolSize)} distinct signed bodies (${BODY_SHAPES[shape]}) made in ${((performance.now() - poolStartedMs) / 1000).toFixed(1)} s`,
     );
-    let sent = 0;
-    let statusesSent = 0;
-    let madeDuringRun = 0;
+    const source = {
+      sent: 0,
+      statusesSent: 0,
+      madeDuringRun: 0,
+      next: (): SignedBody => {
+        let item = pool[source.sent];
+        if (item === undefined) {
+          item = bodies.nextSigned(signMetaBody, BENCH_APP_SECRET);
+          source.madeDuringRun++;
+        } else {
+          pool[source.sent] = undefined; // sent once: let it be collected
+        }
+        source.sent++;
+        source.statusesSent += item.statuses;
+        return item;
+      },
+      /** Lets the bodies not sent be collected. */
+      drop: () => {
+        pool.length = 0;
+      },
+    };
+    return source;
+  };
+  /**
+   * Waits until the live rating has caught up with the run just made, and says how long that took (ms; null
+   * past 120 s). What follows a run must not run beside the re-rating it left behind, and the wait is itself
+   * a figure: how far live rating lagged behind ingestion.
+   */
+  const ratingCatchUpMs = () => waitForRating(baseUrl, 120_000);
+  /** One run of signed webhooks of one shape, then the wait until the live rating has caught up. */
+  const webhookRun = async (shape: BodyShape): Promise<void> => {
+    const source = bodySource(shape, args.serverSeconds * BODIES_PER_SECOND, shape);
     progress(`load ${store}: POST /webhooks/whatsapp (${BODY_SHAPES[shape]}) for ${args.serverSeconds} s`);
-    const webhooks = await postLoad('/webhooks/whatsapp', () => {
-      let item = pool[sent];
-      if (item === undefined) {
-        item = bodies.nextSigned(signMetaBody, BENCH_APP_SECRET);
-        madeDuringRun++;
-      } else {
-        pool[sent] = undefined; // sent once: let it be collected
-      }
-      sent++;
-      statusesSent += item.statuses;
-      return item;
-    });
-    pool.length = 0;
-    if (madeDuringRun > 0) {
+    const webhooks = await postLoad('/webhooks/whatsapp', source.next);
+    source.drop();
+    if (source.madeDuringRun > 0) {
       lags.push(
-        `${store}, ${shape}: the pool of signed bodies ran out; ${formatInt(madeDuringRun)} were made during the run`,
+        `${store}, ${shape}: the pool of signed bodies ran out; ${formatInt(source.madeDuringRun)} were made during the run`,
       );
     }
     rows.push(
@@ -1014,15 +1073,42 @@ async function loadOneStore(
         shape,
         `POST /webhooks/whatsapp (signed, ${BODY_SHAPES[shape]})`,
         webhooks,
-        statusesSent,
+        source.statusesSent,
       ),
     );
-    // What follows must not run beside the live re-rating these webhooks left behind: wait until the bill is
-    // current (that wait is itself a figure: how far live rating lagged behind ingestion).
-    const catchUpMs = await waitForRating(baseUrl, 120_000);
+    const catchUpMs = await ratingCatchUpMs();
     lags.push(
       `${store}, ${shape}: the live rating was ${catchUpMs === null ? 'still behind after 120' : (catchUpMs / 1000).toFixed(1)} s behind at the end of the webhook run`,
     );
+  };
+  /** Table 3d: one status webhook after another at three a message sent, `messagesPerSecond` messages a second. */
+  const sizingRun = async (messagesPerSecond: number): Promise<void> => {
+    const asked = WEBHOOKS_PER_MESSAGE * messagesPerSecond;
+    const source = bodySource('one', asked * args.serverSeconds + SIZING_CONNECTIONS, `sizing${asked}`);
+    progress(
+      `sizing ${store}: ${formatInt(messagesPerSecond)} messages sent a second → ${formatInt(asked)} webhooks/s for ${args.serverSeconds} s over ${SIZING_CONNECTIONS} connections`,
+    );
+    const run = await postSigned(autocannon, args, baseUrl, '/webhooks/whatsapp', source.next, child.pid, {
+      perSecond: asked,
+      connections: SIZING_CONNECTIONS,
+    });
+    source.drop();
+    const catchUpMs = await ratingCatchUpMs();
+    const { result } = run;
+    sizing.push({
+      store,
+      messagesPerSecond,
+      askedPerSecond: asked,
+      takenPerSecond: result['2xx'] / result.duration,
+      p50Ms: result.latency.p50,
+      p99Ms: result.latency.p99,
+      maxMs: result.latency.max,
+      non2xx: result.non2xx,
+      errors: result.errors + result.timeouts,
+      serverCpuPercent: run.serverCpuPercent,
+      benchCpuPercent: run.benchCpuPercent,
+      ratingCaughtUpSeconds: catchUpMs === null ? null : catchUpMs / 1000,
+    });
   };
   const echoRun = async (): Promise<void> => {
     const bodies = new WebhookBodies(args.seed, `${store}echo`, 'one');
@@ -1049,6 +1135,7 @@ async function loadOneStore(
       );
       rows.push(loadRow(store, kind, route, result, null));
     }
+    for (const messagesPerSecond of args.sizingMps) await sizingRun(messagesPerSecond);
   } finally {
     await stopChild(child);
   }
@@ -1098,10 +1185,11 @@ async function benchServer(args: BenchArgs): Promise<ServerResult> {
   const rows: LoadRow[] = [];
   const ceilings: ServerResult['ceilings'] = [];
   const floor: FloorRow[] = [];
+  const sizing: SizingRow[] = [];
   if (!existsSync(join(COMPILED_SRC, 'server', 'main.js'))) {
     notes.push('src/server/main.ts (startServer) is not built yet: the load test did not run');
     printTable('3. Service under load', ['store', 'route'], [], notes);
-    return { rows, notes, ceilings, floor };
+    return { rows, notes, ceilings, floor, sizing };
   }
   const workDir = await mkdtemp(join(os.tmpdir(), 'wameter-bench-'));
   try {
@@ -1144,7 +1232,7 @@ async function benchServer(args: BenchArgs): Promise<ServerResult> {
     for (const benchStore of stores) {
       const { store, db, cleanup } = benchStore;
       try {
-        const storeRows = await loadOneStore(args, store, db, workDir, lags);
+        const storeRows = await loadOneStore(args, store, db, workDir, lags, sizing);
         rows.push(...storeRows);
         const noop = storeRows.find((row) => row.kind === 'noop');
         const echo = storeRows.find((row) => row.kind === 'echo');
@@ -1177,7 +1265,8 @@ async function benchServer(args: BenchArgs): Promise<ServerResult> {
   printLoadTable(args, rows, [...lags, ...notes]);
   printCeilingTable(args, ceilings);
   if (floor.length > 0) printFloorTable(args, rows, floor);
-  return { rows, notes, ceilings, floor };
+  if (sizing.length > 0) printSizingTable(args, sizing);
+  return { rows, notes, ceilings, floor, sizing };
 }
 
 /**
@@ -1332,6 +1421,56 @@ function printFloorTable(args: BenchArgs, serviceRows: readonly LoadRow[], floor
             `${floorServerName(row)}: ${formatInt(row.repeatedBodies)} bodies were sent a second time (the pool of ${formatInt(args.serverSeconds * BODIES_PER_SECOND)} ran out), duplicates to the store: its rate is too high by that much`,
         ),
       ...verdicts,
+    ],
+  );
+}
+
+function printSizingTable(args: BenchArgs, sizing: readonly SizingRow[]): void {
+  const table = sizing.map((row) => {
+    const verdict = sizingVerdict({
+      askedPerSecond: row.askedPerSecond,
+      takenPerSecond: row.takenPerSecond,
+      p50Ms: row.p50Ms,
+      p99Ms: row.p99Ms,
+      failed: row.non2xx + row.errors,
+    });
+    return [
+      row.store,
+      formatInt(row.messagesPerSecond),
+      formatInt(row.askedPerSecond),
+      formatInt(row.takenPerSecond),
+      String(row.p50Ms),
+      String(row.p99Ms),
+      String(row.maxMs),
+      `${row.non2xx}/${row.errors}`,
+      `${row.serverCpuPercent === null ? '—' : row.serverCpuPercent.toFixed(0)} / ${row.benchCpuPercent.toFixed(0)}`,
+      row.ratingCaughtUpSeconds === null
+        ? 'still behind after 120 s'
+        : `${row.ratingCaughtUpSeconds.toFixed(1)} s`,
+      verdict.meets ? '✓' : `✗ (${verdict.misses.join('; ')})`,
+    ];
+  });
+  printTable(
+    `3d. Meta's sizing rule — ${WEBHOOKS_PER_MESSAGE} status webhooks a message sent, ${SIZING_CONNECTIONS} connections, ${args.serverSeconds} s per level`,
+    [
+      'store',
+      'messages sent/s',
+      'webhooks/s asked',
+      'answered 2xx/s',
+      'p50 ms',
+      'p99 ms',
+      'max ms',
+      'non-2xx/errors',
+      'CPU % server / bench',
+      'live rating caught up after',
+      "Meta's standard",
+    ],
+    table,
+    [
+      "Meta's rule for a webhook endpoint: 3 status webhooks a second (sent, delivered, read) for each message sent a second; a median answer under 250 ms and fewer than 1 % over 1 s (p99 under 1 s); the levels: 80 messages a second, a business number's default throughput, and 1,000, its upgraded one (--sizing-mps)",
+      "the same server as table 3, after its runs; signed one-status bodies, each distinct; autocannon's rate: each connection sends its share of a second's requests back to back, then waits for the next second — bursts at each second's start, harsher than an even flow",
+      `kept: at least ${Math.round(KEPT_RATE_SHARE * 100)} % of the asked rate answered 2xx (autocannon paces by the second, so a run's edges may fall short)`,
+      'live rating caught up after: from the end of the run until the bill was current (GET /healthz rating_lag_seconds 0)',
     ],
   );
 }
