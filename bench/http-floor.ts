@@ -21,13 +21,12 @@ import cluster from 'node:cluster';
 import { closeSync, fdatasync, fdatasyncSync, openSync, readSync, writeSync, writev } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { join } from 'node:path';
-import { eventKey } from '../src/core/events.js';
-import { parseEventValue } from '../src/ingest/parse-event.js';
 import { verifyMetaSignature } from '../src/ingest/signature.js';
 import { businessNumbersOf } from '../src/server/analytics-query.js';
 import { GroupCommitQueue } from '../src/store/group-commit.js';
 import { openSqliteStore, SQLITE_GATHER_TURNS } from '../src/store/sqlite/sqlite-store.js';
 import type { IngestItem, IngestItemOutcome, Store } from '../src/store/store.js';
+import { webhookEventInputs } from './service-ceiling.js';
 
 /** The most a body may be (the service's default `bodyLimitBytes` is larger; the bench's bodies are < 1 KiB). */
 export const FLOOR_BODY_LIMIT = 1 << 20;
@@ -149,16 +148,8 @@ export function keepInStore(store: Pick<Store, 'ingestWebhook'>, withEvents: boo
       await store.ingestWebhook({ receivedAtMs, body, parseError: 'not JSON' }, []);
       return;
     }
-    const parsed = withEvents ? parseEventValue(value) : null;
-    const events =
-      parsed?.ok === true
-        ? parsed.value.events.map((event) => ({
-            key: eventKey(event),
-            event,
-            receivedAtMs,
-            source: 'webhook' as const,
-          }))
-        : [];
+    const parsed = withEvents ? webhookEventInputs(value, receivedAtMs) : null;
+    const events = parsed?.ok === true ? parsed.inputs : [];
     await store.ingestWebhook(
       { receivedAtMs, body, parseError: null, businessNumbers: businessNumbersOf(value) },
       events,

@@ -18,7 +18,7 @@
 
 import { createHash } from 'node:crypto';
 import { closeSync, fdatasyncSync, openSync, readFileSync, writeSync } from 'node:fs';
-import type { IngestItem } from '../src/store/store.js';
+import type { EventInput, IngestItem } from '../src/store/store.js';
 import { eventKey } from '../src/core/events.js';
 import {
   MAX_JSON_DEPTH,
@@ -50,12 +50,33 @@ export function machineBusySeconds(): number | null {
 }
 
 /** What the server stores for each body (src/server/app.ts, POST /webhooks/whatsapp), made the same way. */
+/**
+ * A parsed webhook body's events as the webhook route stores them (`source` webhook, each under its key);
+ * the reader's error message when the value is no webhook.
+ */
+export function webhookEventInputs(
+  value: unknown,
+  receivedAtMs: number,
+): { ok: true; inputs: EventInput[] } | { ok: false; message: string } {
+  const parsed = parseEventValue(value);
+  if (!parsed.ok) return { ok: false, message: parsed.error.message };
+  return {
+    ok: true,
+    inputs: parsed.value.events.map((event) => ({
+      key: eventKey(event),
+      event,
+      receivedAtMs,
+      source: 'webhook',
+    })),
+  };
+}
+
 export function ingestItemsFor(bodies: readonly string[], receivedAtMs: number): IngestItem[] {
   return bodies.map((text) => {
     const body = Buffer.from(text);
     const value: unknown = JSON.parse(text);
-    const parsed = parseEventValue(value);
-    if (!parsed.ok) throw new Error(`bench webhook body unreadable: ${parsed.error.message}`);
+    const events = webhookEventInputs(value, receivedAtMs);
+    if (!events.ok) throw new Error(`bench webhook body unreadable: ${events.message}`);
     return {
       // With its display numbers, as the webhook route stores a body (one more upsert a body).
       raw: {
@@ -65,12 +86,7 @@ export function ingestItemsFor(bodies: readonly string[], receivedAtMs: number):
         parseError: null,
         businessNumbers: businessNumbersOf(value),
       },
-      events: parsed.value.events.map((event) => ({
-        key: eventKey(event),
-        event,
-        receivedAtMs,
-        source: 'webhook',
-      })),
+      events: events.inputs,
     };
   });
 }
